@@ -1,0 +1,88 @@
+/**
+ * Every error code that can cross the wire, in one table. Codes are stable: clients in any
+ * language may branch on them. `docs/protocol.md` explains each one.
+ */
+export const ErrorCode = {
+  // Decoding: the packet itself is wrong.
+  INVALID_PACKET: 'PARLEY_INVALID_PACKET',
+  INVALID_JSON: 'PARLEY_INVALID_JSON',
+  UNKNOWN_PACKET_TYPE: 'PARLEY_UNKNOWN_PACKET_TYPE',
+  INVALID_EVENT_NAME: 'PARLEY_INVALID_EVENT_NAME',
+  RESERVED_EVENT_NAME: 'PARLEY_RESERVED_EVENT_NAME',
+  INVALID_ACK_ID: 'PARLEY_INVALID_ACK_ID',
+  INVALID_SEQ: 'PARLEY_INVALID_SEQ',
+  FORBIDDEN_KEY: 'PARLEY_FORBIDDEN_KEY',
+  INVALID_BINARY: 'PARLEY_INVALID_BINARY',
+  TOO_DEEP: 'PARLEY_TOO_DEEP',
+  PAYLOAD_TOO_LARGE: 'PARLEY_PAYLOAD_TOO_LARGE',
+  // Encoding: the application handed over something that cannot travel.
+  UNSERIALIZABLE: 'PARLEY_UNSERIALIZABLE',
+  // Handshake and HTTP requests.
+  UNSUPPORTED_VERSION: 'PARLEY_UNSUPPORTED_VERSION',
+  UNKNOWN_SESSION: 'PARLEY_UNKNOWN_SESSION',
+  UNKNOWN_TRANSPORT: 'PARLEY_UNKNOWN_TRANSPORT',
+  TRANSPORT_DISABLED: 'PARLEY_TRANSPORT_DISABLED',
+  TRANSPORT_MISMATCH: 'PARLEY_TRANSPORT_MISMATCH',
+  ORIGIN_FORBIDDEN: 'PARLEY_ORIGIN_FORBIDDEN',
+  METHOD_NOT_ALLOWED: 'PARLEY_METHOD_NOT_ALLOWED',
+  UNEXPECTED_UPGRADE: 'PARLEY_UNEXPECTED_UPGRADE',
+  REQUEST_IN_PROGRESS: 'PARLEY_REQUEST_IN_PROGRESS',
+  HANDSHAKE_TIMEOUT: 'PARLEY_HANDSHAKE_TIMEOUT',
+  BAD_REQUEST: 'PARLEY_BAD_REQUEST',
+  REFUSED: 'PARLEY_REFUSED',
+  SERVER_SHUTTING_DOWN: 'PARLEY_SERVER_SHUTTING_DOWN',
+  // Acknowledgements and delivery.
+  ACK_TIMEOUT: 'PARLEY_ACK_TIMEOUT',
+  TOO_MANY_PENDING_ACKS: 'PARLEY_TOO_MANY_PENDING_ACKS',
+  DISCONNECTED: 'PARLEY_DISCONNECTED',
+  HANDLER_ERROR: 'PARLEY_HANDLER_ERROR',
+} as const
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** An error with a stable `code`; what every Parley package throws or rejects with. */
+export class ParleyError extends Error {
+  override readonly name = 'ParleyError'
+  readonly code: ErrorCode
+  /** Extra facts for the caller: the HTTP status, the limit that was passed, ... */
+  readonly details: Readonly<Record<string, unknown>> | undefined
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.details = options?.details
+  }
+}
+
+/**
+ * Why a session ended. A closed union: the CLOSE packet carries one of these, the server's and
+ * the client's `disconnect` events report one of these, and nothing else.
+ */
+export const CloseReason = {
+  /** The client called `disconnect()`. */
+  CLIENT_DISCONNECT: 'client disconnect',
+  /** The server called `socket.disconnect()`. */
+  SERVER_DISCONNECT: 'server disconnect',
+  /** The server is shutting down; the client should reconnect (to it or another node). */
+  SERVER_SHUTDOWN: 'server shutdown',
+  /** No packet arrived within the heartbeat window. */
+  PING_TIMEOUT: 'ping timeout',
+  /** The transport closed and no other took over within the recovery window. */
+  TRANSPORT_CLOSE: 'transport close',
+  /** The peer sent a packet that does not decode. */
+  INVALID_PACKET: 'invalid packet',
+  /** The peer sent a packet larger than `maxPayload`. */
+  PAYLOAD_TOO_LARGE: 'payload too large',
+  /** The peer does not read fast enough and its outgoing buffer passed the hard limit. */
+  SLOW_CONSUMER: 'slow consumer',
+  /** The client asked to resume a session the server no longer has. */
+  SESSION_EXPIRED: 'session expired',
+} as const
+
+export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason]
+
+const closeReasons: ReadonlySet<string> = new Set(Object.values(CloseReason))
+
+export function isCloseReason(value: unknown): value is CloseReason {
+  return typeof value === 'string' && closeReasons.has(value)
+}

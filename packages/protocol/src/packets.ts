@@ -1,0 +1,183 @@
+import type { CloseReason } from './errors.js'
+
+/** The protocol version this package speaks. Every handshake carries it. */
+export const PROTOCOL_VERSION = 1
+/** The WebSocket subprotocol for this version. */
+export const WS_SUBPROTOCOL = `parley.v${PROTOCOL_VERSION}`
+
+export const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+export type TransportName = (typeof TRANSPORTS)[number]
+
+export function isTransportName(value: unknown): value is TransportName {
+  return value === 'websocket' || value === 'sse' || value === 'polling'
+}
+
+/**
+ * Packet types, as they appear in the first element of every packet on the wire.
+ * The numbers are part of the protocol; never renumber.
+ */
+export const PacketType = {
+  OPEN: 0,
+  CLOSE: 1,
+  PING: 2,
+  PONG: 3,
+  ACK: 4,
+  EVENT: 5,
+  REPLY: 6,
+  ERROR: 7,
+  HELLO: 8,
+  MOVED: 9,
+} as const
+
+export type PacketType = (typeof PacketType)[keyof typeof PacketType]
+
+/** Any value that JSON can carry, plus binary leaves anywhere in it. */
+export type WireValue =
+  | string
+  | number
+  | boolean
+  | null
+  | Uint8Array
+  | ArrayBuffer
+  | WireValue[]
+  | { [key: string]: WireValue }
+
+/** A value that JSON carries as it is: what `auth` and the OPEN fields are made of. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+
+/** Client → server, first packet of every transport attach: who I am and what I have seen. */
+export interface HelloPacket {
+  type: typeof PacketType.HELLO
+  /** The application's credentials, checked by the server's middleware. */
+  auth?: JsonValue
+  /** Set to resume an existing session. */
+  sid?: string
+  /** With `sid`: the highest server sequence number the client has received. */
+  ack?: number
+}
+
+/** Server → client: the session is open (or resumed) on this transport. */
+export interface OpenPacket {
+  type: typeof PacketType.OPEN
+  sid: string
+  /** Milliseconds between server pings. */
+  pingInterval: number
+  /** Milliseconds the server waits for any packet after a ping before it gives up. */
+  pingTimeout: number
+  /** Largest packet (and HTTP body) either side may send, in bytes. */
+  maxPayload: number
+  /** Transports the server allows, in its order of preference. */
+  transports: TransportName[]
+  /** True when an existing session was resumed with nothing lost. */
+  recovered: boolean
+  /** The highest client sequence number the server has received (0 for a new session). */
+  ack: number
+}
+
+export interface ClosePacket {
+  type: typeof PacketType.CLOSE
+  reason: CloseReason
+  message: string
+  /** A hint, in milliseconds, for when the client should try to reconnect. */
+  retryAfter?: number
+}
+
+export interface PingPacket {
+  type: typeof PacketType.PING
+}
+export interface PongPacket {
+  type: typeof PacketType.PONG
+}
+
+/** Cumulative acknowledgement: every numbered message up to and including `ack` arrived. */
+export interface AckPacket {
+  type: typeof PacketType.ACK
+  ack: number
+}
+
+/** An application event. `seq` 0 marks a volatile event (not numbered, never replayed). */
+export interface EventPacket {
+  type: typeof PacketType.EVENT
+  seq: number
+  name: string
+  args: WireValue[]
+  /** Positive when the sender wants a reply; 0 otherwise. */
+  ackId: number
+}
+
+/** The reply to an event that asked for one. */
+export interface ReplyPacket {
+  type: typeof PacketType.REPLY
+  seq: number
+  ackId: number
+  args: WireValue[]
+}
+
+/**
+ * An application-level error: the reply to an event that failed (`ackId` > 0), or a notice
+ * about an event that asked for no reply (`ackId` 0), such as a failed validation.
+ * With `seq` 0 (unnumbered) it answers a HELLO that the server refused.
+ */
+export interface ErrorPacket {
+  type: typeof PacketType.ERROR
+  seq: number
+  ackId: number
+  code: string
+  message: string
+}
+
+/** Server → client on a transport that another transport of the same session replaced. */
+export interface MovedPacket {
+  type: typeof PacketType.MOVED
+}
+
+export type Packet =
+  | HelloPacket
+  | OpenPacket
+  | ClosePacket
+  | PingPacket
+  | PongPacket
+  | AckPacket
+  | EventPacket
+  | ReplyPacket
+  | ErrorPacket
+  | MovedPacket
+
+/** Packets that carry a sequence number and so take part in ordered, exactly-once delivery. */
+export type NumberedPacket = EventPacket | ReplyPacket | ErrorPacket
+
+/** True for packets that take part in ordered, exactly-once delivery (a positive `seq`). */
+export function isNumbered(packet: Packet): packet is NumberedPacket {
+  return (
+    (packet.type === PacketType.EVENT || packet.type === PacketType.REPLY || packet.type === PacketType.ERROR) &&
+    packet.seq > 0
+  )
+}
+
+/**
+ * Event names the application may not send: they name lifecycle events on the sockets, and an
+ * incoming event of that name must never be mistaken for one.
+ */
+export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
+  'connect',
+  'connect_error',
+  'disconnect',
+  'disconnecting',
+  'error',
+  'transport',
+  'reconnect',
+  'reconnect_attempt',
+  'reconnect_failed',
+  'newListener',
+  'removeListener',
+])
+
+/** Limits of the wire format itself, the same for every peer. */
+export const WireLimits = {
+  /** Longest event name, in UTF-16 units. */
+  maxEventNameLength: 256,
+  /** Deepest nesting of arrays and objects the codec walks. */
+  maxDepth: 64,
+  /** Default largest packet, in bytes. */
+  defaultMaxPayload: 1_000_000,
+} as const
