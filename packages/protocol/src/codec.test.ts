@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest'
+import { decodeBatch, decodeFrame, decodeText } from './decode.js'
+import { encodeFrame, encodeText } from './encode.js'
+import { type Packet, PacketType } from './packets.js'
+
+const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+const fromHex = (text: string) => new Uint8Array(text.match(/../g)!.map((h) => Number.parseInt(h, 16)))
+
+function decoded(text: string): Packet {
+  const result = decodeText(text)
+  if (!result.ok) throw result.error
+  return result.packet
+}
+
+// The literal examples of docs/protocol.md, each with the packet it stands for.
+const fixtures: Array<[string, Packet]> = [
+  [
+    '[0,{"sid":"V1StGXR8_Z5jdHi6B-myT","pingInterval":20000,"pingTimeout":15000,"maxPayload":1000000,"transports":["websocket","sse","polling"],"recovered":false,"ack":0}]',
+    {
+      type: PacketType.OPEN,
+      sid: 'V1StGXR8_Z5jdHi6B-myT',
+      pingInterval: 20000,
+      pingTimeout: 15000,
+      maxPayload: 1000000,
+      transports: ['websocket', 'sse', 'polling'],
+      recovered: false,
+      ack: 0,
+    },
+  ],
+  ['[8,{"auth":{"token":"abc"}}]', { type: PacketType.HELLO, auth: { token: 'abc' } }],
+  [
+    '[8,{"auth":{"token":"abc"},"sid":"V1StGXR8_Z5jdHi6B-myT","ack":41}]',
+    { type: PacketType.HELLO, auth: { token: 'abc' }, sid: 'V1StGXR8_Z5jdHi6B-myT', ack: 41 },
+  ],
+  ['[5,1,"chat",[{"text":"hello"}],0]', { type: PacketType.EVENT, seq: 1, name: 'chat', args: [{ text: 'hello' }], ackId: 0 }],
+  ['[5,2,"chat",[{"text":"hello"}],7]', { type: PacketType.EVENT, seq: 2, name: 'chat', args: [{ text: 'hello' }], ackId: 7 }],
+  ['[6,3,7,[{"ok":true}]]', { type: PacketType.REPLY, seq: 3, ackId: 7, args: [{ ok: true }] }],
+  [
+    '[7,4,7,"PARLEY_HANDLER_ERROR","the handler failed"]',
+    { type: PacketType.ERROR, seq: 4, ackId: 7, code: 'PARLEY_HANDLER_ERROR', message: 'the handler failed' },
+  ],
+  ['[7,0,0,"AUTH_EXPIRED","token expired"]', { type: PacketType.ERROR, seq: 0, ackId: 0, code: 'AUTH_EXPIRED', message: 'token expired' }],
+  ['[5,0,"cursor",[10,20],0]', { type: PacketType.EVENT, seq: 0, name: 'cursor', args: [10, 20], ackId: 0 }],
+  ['[4,41]', { type: PacketType.ACK, ack: 41 }],
+  ['[2]', { type: PacketType.PING }],
+  ['[3]', { type: PacketType.PONG }],
+  ['[9]', { type: PacketType.MOVED }],
+  [
+    '[1,"server shutdown","the server is restarting",1000]',
+    { type: PacketType.CLOSE, reason: 'server shutdown', message: 'the server is restarting', retryAfter: 1000 },
+  ],
+  ['[1,"client disconnect","bye"]', { type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' }],
+]
+
+describe('text packets', () => {
+  it.each(fixtures)('decodes %s', (text, packet) => {
+    expect(decoded(text)).toEqual(packet)
+  })
+
+  it.each(fixtures)('encodes %s byte for byte', (text, packet) => {
+    expect(encodeText(packet)).toBe(text)
+    // Without binary, a WebSocket frame is the same text.
+    expect(encodeFrame(packet)).toBe(text)
+  })
+})
+
+describe('binary payloads', () => {
+  const file: Packet = {
+    type: PacketType.EVENT,
+    seq: 9,
+    name: 'file',
+    args: [{ name: 'a.bin', body: new Uint8Array([1, 2, 3]) }],
+    ackId: 0,
+  }
+
+  it('travels as base64 on text transports, as in the protocol doc', () => {
+    expect(encodeText(file)).toBe('[5,9,"file",[{"name":"a.bin","body":null}],0,[[[0,"body"],0,"AQID"]]]')
+    expect(decoded('[5,9,"file",[{"name":"a.bin","body":null}],0,[[[0,"body"],0,"AQID"]]]')).toEqual(file)
+  })
+
+  it('travels as one binary WebSocket frame, as in the protocol doc', () => {
+    const frame =
+      '00000040' +
+      '5b352c392c2266696c65222c5b7b226e616d65223a22612e62696e222c22626f6479223a6e756c6c7d5d2c302c5b5b5b302c22626f6479225d2c302c305d5d5d' +
+      '00000003010203'
+    expect(hex(encodeFrame(file) as Uint8Array)).toBe(frame)
+    const result = decodeFrame(fromHex(frame))
+    expect(result.ok && result.packet).toEqual(file)
+  })
+
+  it('keeps ArrayBuffer and Uint8Array apart, anywhere in the arguments, on both forms', () => {
+    const buffer = new Uint8Array([255, 0, 7]).buffer
+    const packet: Packet = {
+      type: PacketType.REPLY,
+      seq: 5,
+      ackId: 2,
+      args: [new Uint8Array([]), { deep: [[{ buffer }]], n: 1 }, 'text', new Uint8Array(70_000).fill(42)],
+    }
+    for (const wire of [encodeText(packet), encodeFrame(packet)]) {
+      const result = typeof wire === 'string' ? decodeText(wire) : decodeFrame(wire)
+      expect(result.ok).toBe(true)
+      if (!result.ok || result.packet.type !== PacketType.REPLY) continue
+      const [empty, nested, text, big] = result.packet.args as [Uint8Array, { deep: [[{ buffer: ArrayBuffer }]] }, string, Uint8Array]
+      expect(empty).toBeInstanceOf(Uint8Array)
+      expect(empty.length).toBe(0)
+      expect(nested.deep[0][0].buffer).toBeInstanceOf(ArrayBuffer)
+      expect([...new Uint8Array(nested.deep[0][0].buffer)]).toEqual([255, 0, 7])
+      expect(text).toBe('text')
+      expect(big.length).toBe(70_000)
+      expect(big.every((b) => b === 42)).toBe(true)
+    }
+  })
+
+  it('sends other typed arrays as their bytes', () => {
+    const floats = new Float32Array([1.5])
+    const result = decodeText(encodeText({ type: PacketType.EVENT, seq: 1, name: 'f', args: [floats as unknown as Uint8Array], ackId: 0 }))
+    expect(result.ok && result.packet.type === PacketType.EVENT && [...(result.packet.args[0] as Uint8Array)]).toEqual([
+      ...new Uint8Array(floats.buffer),
+    ])
+  })
+
+  it('does not touch the caller’s arguments', () => {
+    const args = [{ body: new Uint8Array([1]) }]
+    encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args, ackId: 0 })
+    expect(args[0]!.body).toBeInstanceOf(Uint8Array)
+  })
+})
+
+describe('batches (HTTP bodies)', () => {
+  it('decodes one packet per line and ignores a trailing newline', () => {
+    const result = decodeBatch('[2]\n[4,3]\n[5,1,"a",[],0]\n')
+    expect(result.ok && result.packets.map((p) => p.type)).toEqual([PacketType.PING, PacketType.ACK, PacketType.EVENT])
+  })
+
+  it('refuses the whole body when one line is bad', () => {
+    const result = decodeBatch('[2]\n[4,-1]')
+    expect(!result.ok && result.error.code).toBe('PARLEY_INVALID_SEQ')
+  })
+
+  it('refuses an empty body', () => {
+    expect(decodeBatch('\n').ok).toBe(false)
+  })
+})
+
+describe('encoding errors', () => {
+  it('throws a coded error for values JSON cannot carry', () => {
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    expect(() => encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args: [cyclic as never], ackId: 0 })).toThrow(
+      expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' }),
+    )
+    expect(() => encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args: [10n as never], ackId: 0 })).toThrow(
+      expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' }),
+    )
+  })
+})
