@@ -1,5 +1,5 @@
 import { ErrorCode, ParleyError } from './errors.js'
-import { WireLimits, type WireValue } from './packets.js'
+import { WireLimits } from './packets.js'
 
 /** How a binary leaf came in, so that it comes out the same type on the other side. */
 export const BinaryKind = { BYTES: 0, ARRAY_BUFFER: 1 } as const
@@ -33,7 +33,8 @@ export function hasBinary(value: unknown, depth = 0): boolean {
   // Objects that serialise themselves (Date, ...) are left to JSON.stringify.
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false
   for (const key in value) {
-    if (Object.hasOwn(value, key) && hasBinary((value as Record<string, unknown>)[key], depth + 1)) return true
+    if (Object.hasOwn(value, key) && hasBinary((value as Record<string, unknown>)[key], depth + 1))
+      return true
   }
   return false
 }
@@ -84,14 +85,19 @@ function bytesOf(value: ArrayBuffer | ArrayBufferView): { kind: BinaryKind; byte
  * Puts binary leaves back into a decoded value. Every path must lead, through existing own
  * containers, to a `null` placeholder; anything else is a crafted packet and is refused.
  */
-export function insertBinary(root: unknown[], path: readonly unknown[], leaf: Uint8Array | ArrayBuffer): boolean {
+export function insertBinary(
+  root: unknown[],
+  path: readonly unknown[],
+  leaf: Uint8Array | ArrayBuffer,
+): boolean {
   if (path.length === 0 || path.length > WireLimits.maxDepth) return false
   let container: unknown = root
   for (let i = 0; i < path.length; i++) {
     const step = path[i]
     const isLast = i === path.length - 1
     if (Array.isArray(container)) {
-      if (typeof step !== 'number' || !Number.isInteger(step) || step < 0 || step >= container.length) return false
+      if (typeof step !== 'number' || !Number.isInteger(step) || step < 0 || step >= container.length)
+        return false
       if (isLast) {
         if (container[step] !== null) return false
         container[step] = leaf
@@ -115,5 +121,8 @@ export function insertBinary(root: unknown[], path: readonly unknown[], leaf: Ui
 }
 
 function tooDeep(): ParleyError {
-  return new ParleyError(ErrorCode.UNSERIALIZABLE, `payload is nested deeper than ${WireLimits.maxDepth} levels (or is cyclic)`)
+  return new ParleyError(
+    ErrorCode.UNSERIALIZABLE,
+    `payload is nested deeper than ${WireLimits.maxDepth} levels (or is cyclic)`,
+  )
 }

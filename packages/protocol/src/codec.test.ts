@@ -32,14 +32,23 @@ const fixtures: Array<[string, Packet]> = [
     '[8,{"auth":{"token":"abc"},"sid":"V1StGXR8_Z5jdHi6B-myT","ack":41}]',
     { type: PacketType.HELLO, auth: { token: 'abc' }, sid: 'V1StGXR8_Z5jdHi6B-myT', ack: 41 },
   ],
-  ['[5,1,"chat",[{"text":"hello"}],0]', { type: PacketType.EVENT, seq: 1, name: 'chat', args: [{ text: 'hello' }], ackId: 0 }],
-  ['[5,2,"chat",[{"text":"hello"}],7]', { type: PacketType.EVENT, seq: 2, name: 'chat', args: [{ text: 'hello' }], ackId: 7 }],
+  [
+    '[5,1,"chat",[{"text":"hello"}],0]',
+    { type: PacketType.EVENT, seq: 1, name: 'chat', args: [{ text: 'hello' }], ackId: 0 },
+  ],
+  [
+    '[5,2,"chat",[{"text":"hello"}],7]',
+    { type: PacketType.EVENT, seq: 2, name: 'chat', args: [{ text: 'hello' }], ackId: 7 },
+  ],
   ['[6,3,7,[{"ok":true}]]', { type: PacketType.REPLY, seq: 3, ackId: 7, args: [{ ok: true }] }],
   [
     '[7,4,7,"PARLEY_HANDLER_ERROR","the handler failed"]',
     { type: PacketType.ERROR, seq: 4, ackId: 7, code: 'PARLEY_HANDLER_ERROR', message: 'the handler failed' },
   ],
-  ['[7,0,0,"AUTH_EXPIRED","token expired"]', { type: PacketType.ERROR, seq: 0, ackId: 0, code: 'AUTH_EXPIRED', message: 'token expired' }],
+  [
+    '[7,0,0,"AUTH_EXPIRED","token expired"]',
+    { type: PacketType.ERROR, seq: 0, ackId: 0, code: 'AUTH_EXPIRED', message: 'token expired' },
+  ],
   ['[5,0,"cursor",[10,20],0]', { type: PacketType.EVENT, seq: 0, name: 'cursor', args: [10, 20], ackId: 0 }],
   ['[4,41]', { type: PacketType.ACK, ack: 41 }],
   ['[2]', { type: PacketType.PING }],
@@ -47,7 +56,12 @@ const fixtures: Array<[string, Packet]> = [
   ['[9]', { type: PacketType.MOVED }],
   [
     '[1,"server shutdown","the server is restarting",1000]',
-    { type: PacketType.CLOSE, reason: 'server shutdown', message: 'the server is restarting', retryAfter: 1000 },
+    {
+      type: PacketType.CLOSE,
+      reason: 'server shutdown',
+      message: 'the server is restarting',
+      retryAfter: 1000,
+    },
   ],
   ['[1,"client disconnect","bye"]', { type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' }],
 ]
@@ -100,7 +114,12 @@ describe('binary payloads', () => {
       const result = typeof wire === 'string' ? decodeText(wire) : decodeFrame(wire)
       expect(result.ok).toBe(true)
       if (!result.ok || result.packet.type !== PacketType.REPLY) continue
-      const [empty, nested, text, big] = result.packet.args as [Uint8Array, { deep: [[{ buffer: ArrayBuffer }]] }, string, Uint8Array]
+      const [empty, nested, text, big] = result.packet.args as [
+        Uint8Array,
+        { deep: [[{ buffer: ArrayBuffer }]] },
+        string,
+        Uint8Array,
+      ]
       expect(empty).toBeInstanceOf(Uint8Array)
       expect(empty.length).toBe(0)
       expect(nested.deep[0][0].buffer).toBeInstanceOf(ArrayBuffer)
@@ -113,10 +132,18 @@ describe('binary payloads', () => {
 
   it('sends other typed arrays as their bytes', () => {
     const floats = new Float32Array([1.5])
-    const result = decodeText(encodeText({ type: PacketType.EVENT, seq: 1, name: 'f', args: [floats as unknown as Uint8Array], ackId: 0 }))
-    expect(result.ok && result.packet.type === PacketType.EVENT && [...(result.packet.args[0] as Uint8Array)]).toEqual([
-      ...new Uint8Array(floats.buffer),
-    ])
+    const result = decodeText(
+      encodeText({
+        type: PacketType.EVENT,
+        seq: 1,
+        name: 'f',
+        args: [floats as unknown as Uint8Array],
+        ackId: 0,
+      }),
+    )
+    expect(
+      result.ok && result.packet.type === PacketType.EVENT && [...(result.packet.args[0] as Uint8Array)],
+    ).toEqual([...new Uint8Array(floats.buffer)])
   })
 
   it('does not touch the caller’s arguments', () => {
@@ -129,7 +156,11 @@ describe('binary payloads', () => {
 describe('batches (HTTP bodies)', () => {
   it('decodes one packet per line and ignores a trailing newline', () => {
     const result = decodeBatch('[2]\n[4,3]\n[5,1,"a",[],0]\n')
-    expect(result.ok && result.packets.map((p) => p.type)).toEqual([PacketType.PING, PacketType.ACK, PacketType.EVENT])
+    expect(result.ok && result.packets.map((p) => p.type)).toEqual([
+      PacketType.PING,
+      PacketType.ACK,
+      PacketType.EVENT,
+    ])
   })
 
   it('refuses the whole body when one line is bad', () => {
@@ -146,11 +177,11 @@ describe('encoding errors', () => {
   it('throws a coded error for values JSON cannot carry', () => {
     const cyclic: Record<string, unknown> = {}
     cyclic.self = cyclic
-    expect(() => encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args: [cyclic as never], ackId: 0 })).toThrow(
-      expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' }),
-    )
-    expect(() => encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args: [10n as never], ackId: 0 })).toThrow(
-      expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' }),
-    )
+    expect(() =>
+      encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args: [cyclic as never], ackId: 0 }),
+    ).toThrow(expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' }))
+    expect(() =>
+      encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args: [10n as never], ackId: 0 }),
+    ).toThrow(expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' }))
   })
 })

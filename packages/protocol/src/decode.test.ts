@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { decodeFrame, decodeText } from './decode.js'
 
 function codeOf(input: string | Uint8Array, maxPayload?: number): string | undefined {
-  const result = typeof input === 'string' ? decodeText(input, { maxPayload }) : decodeFrame(input, { maxPayload })
+  const result =
+    typeof input === 'string' ? decodeText(input, { maxPayload }) : decodeFrame(input, { maxPayload })
   return result.ok ? undefined : result.error.code
 }
 
@@ -77,7 +78,8 @@ describe('decoder refuses malformed packets with a coded error', () => {
 describe('decoder refuses malformed binary frames', () => {
   const frame = (...parts: Array<string | number[]>) => {
     const bytes: number[] = []
-    for (const part of parts) bytes.push(...(typeof part === 'string' ? new TextEncoder().encode(part) : part))
+    for (const part of parts)
+      bytes.push(...(typeof part === 'string' ? new TextEncoder().encode(part) : part))
     return new Uint8Array(bytes)
   }
   const header = '[5,1,"f",[null],0,[[[0],0,0]]]'
@@ -94,7 +96,10 @@ describe('decoder refuses malformed binary frames', () => {
     ['truncated attachment length', frame(length, header, [0, 0])],
     ['missing attachment', frame(length, header)],
     ['extra attachment', frame(length, header, [0, 0, 0, 1, 7], [0, 0, 0, 1, 8])],
-    ['attachment index out of order', frame([0, 0, 0, header.length], header.replace(',0]]]', ',1]]]'), [0, 0, 0, 1, 7])],
+    [
+      'attachment index out of order',
+      frame([0, 0, 0, header.length], header.replace(',0]]]', ',1]]]'), [0, 0, 0, 1, 7]),
+    ],
     ['header that is not UTF-8', frame([0, 0, 0, 2], [0xff, 0xfe])],
   ])('%s', (_name, bytes) => {
     const result = decodeFrame(bytes)

@@ -1,16 +1,16 @@
-import { BinaryKind, insertBinary } from './binary.js'
 import { fromBase64 } from './base64.js'
-import { ErrorCode, ParleyError, isCloseReason } from './errors.js'
+import { BinaryKind, insertBinary } from './binary.js'
+import { ErrorCode, isCloseReason, ParleyError } from './errors.js'
 import {
+  isTransportName,
   type JsonValue,
   type Packet,
   PacketType,
   RESERVED_EVENTS,
   TRANSPORTS,
   type TransportName,
-  type WireValue,
   WireLimits,
-  isTransportName,
+  type WireValue,
 } from './packets.js'
 
 export type DecodeResult = { ok: true; packet: Packet } | { ok: false; error: ParleyError }
@@ -43,7 +43,8 @@ export function decodeFrame(data: string | Uint8Array | ArrayBuffer, options?: D
   try {
     if (typeof data === 'string') return decodeText(data, options)
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data
-    if (!(bytes instanceof Uint8Array)) return fail(ErrorCode.INVALID_PACKET, 'frame is neither text nor bytes')
+    if (!(bytes instanceof Uint8Array))
+      return fail(ErrorCode.INVALID_PACKET, 'frame is neither text nor bytes')
     const limit = options?.maxPayload ?? WireLimits.defaultMaxPayload
     if (bytes.length > limit) return fail(ErrorCode.PAYLOAD_TOO_LARGE, `frame is longer than ${limit}`)
     const split = splitFrame(bytes)
@@ -103,7 +104,10 @@ function parseJson(text: string): { ok: true; value: unknown } | Fail {
   }
   // JSON.parse keeps "__proto__" as a plain own key, but an application that later merges the
   // payload into an object would be polluted. Walk only when the text could hold such a key.
-  if ((text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')) && hasForbiddenKey(value)) {
+  if (
+    (text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')) &&
+    hasForbiddenKey(value)
+  ) {
     return fail(ErrorCode.FORBIDDEN_KEY, 'packet holds a "__proto__" or "constructor" key')
   }
   return { ok: true, value }
@@ -137,10 +141,12 @@ function hasForbiddenKey(value: unknown): boolean {
 }
 
 function splitFrame(bytes: Uint8Array): { ok: true; header: string; attachments: Uint8Array[] } | Fail {
-  if (bytes.length < 4) return fail(ErrorCode.INVALID_BINARY, 'binary frame is shorter than its header length')
+  if (bytes.length < 4)
+    return fail(ErrorCode.INVALID_BINARY, 'binary frame is shorter than its header length')
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const headerLength = view.getUint32(0)
-  if (headerLength > bytes.length - 4) return fail(ErrorCode.INVALID_BINARY, 'binary frame header is truncated')
+  if (headerLength > bytes.length - 4)
+    return fail(ErrorCode.INVALID_BINARY, 'binary frame header is truncated')
   let header: string
   try {
     header = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(4, 4 + headerLength))
@@ -165,7 +171,8 @@ function splitFrame(bytes: Uint8Array): { ok: true; header: string; attachments:
 type ResolveLeaf = (data: unknown) => Uint8Array | undefined
 
 function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
-  if (!Array.isArray(value) || value.length === 0) return fail(ErrorCode.INVALID_PACKET, 'packet is not a non-empty array')
+  if (!Array.isArray(value) || value.length === 0)
+    return fail(ErrorCode.INVALID_PACKET, 'packet is not a non-empty array')
   const type = value[0]
   switch (type) {
     case PacketType.OPEN:
@@ -177,9 +184,12 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
     case PacketType.PING:
     case PacketType.PONG:
     case PacketType.MOVED:
-      return value.length === 1 ? ok({ type }) : fail(ErrorCode.INVALID_PACKET, `packet type ${type} takes no fields`)
+      return value.length === 1
+        ? ok({ type })
+        : fail(ErrorCode.INVALID_PACKET, `packet type ${type} takes no fields`)
     case PacketType.ACK:
-      if (value.length !== 2 || !isCount(value[1])) return fail(ErrorCode.INVALID_SEQ, 'ACK needs one sequence number')
+      if (value.length !== 2 || !isCount(value[1]))
+        return fail(ErrorCode.INVALID_SEQ, 'ACK needs one sequence number')
       return ok({ type, ack: value[1] })
     case PacketType.EVENT:
       return decodeEvent(value, resolveLeaf)
@@ -206,13 +216,18 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function decodeEvent(value: unknown[], resolveLeaf: ResolveLeaf): DecodeResult {
-  if (value.length !== 5 && value.length !== 6) return fail(ErrorCode.INVALID_PACKET, 'EVENT has 5 or 6 fields')
+  if (value.length !== 5 && value.length !== 6)
+    return fail(ErrorCode.INVALID_PACKET, 'EVENT has 5 or 6 fields')
   const [, seq, name, args, ackId, bins] = value
   if (!isCount(seq)) return fail(ErrorCode.INVALID_SEQ, 'EVENT sequence number is not a safe integer')
   if (typeof name !== 'string' || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
-    return fail(ErrorCode.INVALID_EVENT_NAME, `event name must be a string of 1 to ${WireLimits.maxEventNameLength} characters`)
+    return fail(
+      ErrorCode.INVALID_EVENT_NAME,
+      `event name must be a string of 1 to ${WireLimits.maxEventNameLength} characters`,
+    )
   }
-  if (RESERVED_EVENTS.has(name)) return fail(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
+  if (RESERVED_EVENTS.has(name))
+    return fail(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
   if (!Array.isArray(args)) return fail(ErrorCode.INVALID_PACKET, 'EVENT arguments are not an array')
   if (!isCount(ackId)) return fail(ErrorCode.INVALID_ACK_ID, 'EVENT ack id is not a safe integer')
   const filled = fillBinary(args, bins, resolveLeaf)
@@ -221,10 +236,13 @@ function decodeEvent(value: unknown[], resolveLeaf: ResolveLeaf): DecodeResult {
 }
 
 function decodeReply(value: unknown[], resolveLeaf: ResolveLeaf): DecodeResult {
-  if (value.length !== 4 && value.length !== 5) return fail(ErrorCode.INVALID_PACKET, 'REPLY has 4 or 5 fields')
+  if (value.length !== 4 && value.length !== 5)
+    return fail(ErrorCode.INVALID_PACKET, 'REPLY has 4 or 5 fields')
   const [, seq, ackId, args, bins] = value
-  if (!isCount(seq) || seq === 0) return fail(ErrorCode.INVALID_SEQ, 'REPLY sequence number must be a positive safe integer')
-  if (!isCount(ackId) || ackId === 0) return fail(ErrorCode.INVALID_ACK_ID, 'REPLY ack id must be a positive safe integer')
+  if (!isCount(seq) || seq === 0)
+    return fail(ErrorCode.INVALID_SEQ, 'REPLY sequence number must be a positive safe integer')
+  if (!isCount(ackId) || ackId === 0)
+    return fail(ErrorCode.INVALID_ACK_ID, 'REPLY ack id must be a positive safe integer')
   if (!Array.isArray(args)) return fail(ErrorCode.INVALID_PACKET, 'REPLY arguments are not an array')
   const filled = fillBinary(args, bins, resolveLeaf)
   if (filled) return filled
@@ -245,33 +263,38 @@ function decodeError(value: unknown[]): DecodeResult {
 }
 
 function decodeClose(value: unknown[]): DecodeResult {
-  if (value.length !== 3 && value.length !== 4) return fail(ErrorCode.INVALID_PACKET, 'CLOSE has 3 or 4 fields')
+  if (value.length !== 3 && value.length !== 4)
+    return fail(ErrorCode.INVALID_PACKET, 'CLOSE has 3 or 4 fields')
   const [, reason, message, retryAfter] = value
   if (!isCloseReason(reason)) return fail(ErrorCode.INVALID_PACKET, 'CLOSE reason is not a known reason')
   if (typeof message !== 'string') return fail(ErrorCode.INVALID_PACKET, 'CLOSE message is not a string')
   if (value.length === 4) {
-    if (!isCount(retryAfter)) return fail(ErrorCode.INVALID_PACKET, 'CLOSE retryAfter is not a count of milliseconds')
+    if (!isCount(retryAfter))
+      return fail(ErrorCode.INVALID_PACKET, 'CLOSE retryAfter is not a count of milliseconds')
     return ok({ type: PacketType.CLOSE, reason, message, retryAfter })
   }
   return ok({ type: PacketType.CLOSE, reason, message })
 }
 
 function decodeHello(value: unknown[]): DecodeResult {
-  if (value.length !== 2 || !isRecord(value[1])) return fail(ErrorCode.INVALID_PACKET, 'HELLO is [8, {fields}]')
+  if (value.length !== 2 || !isRecord(value[1]))
+    return fail(ErrorCode.INVALID_PACKET, 'HELLO is [8, {fields}]')
   const { auth, sid, ack } = value[1]
   const packet: Packet = { type: PacketType.HELLO }
   if (auth !== undefined) packet.auth = auth as JsonValue
   if (sid !== undefined) {
     if (!isSid(sid)) return fail(ErrorCode.INVALID_PACKET, 'HELLO sid is not a session id')
     packet.sid = sid
-    if (ack !== undefined && !isCount(ack)) return fail(ErrorCode.INVALID_SEQ, 'HELLO ack is not a safe integer')
+    if (ack !== undefined && !isCount(ack))
+      return fail(ErrorCode.INVALID_SEQ, 'HELLO ack is not a safe integer')
     packet.ack = ack ?? 0
   }
   return ok(packet)
 }
 
 function decodeOpen(value: unknown[]): DecodeResult {
-  if (value.length !== 2 || !isRecord(value[1])) return fail(ErrorCode.INVALID_PACKET, 'OPEN is [0, {fields}]')
+  if (value.length !== 2 || !isRecord(value[1]))
+    return fail(ErrorCode.INVALID_PACKET, 'OPEN is [0, {fields}]')
   const f = value[1]
   const positive = (v: unknown): v is number => isCount(v) && v > 0
   if (!isSid(f.sid)) return fail(ErrorCode.INVALID_PACKET, 'OPEN sid is not a session id')
@@ -305,17 +328,20 @@ export function isSid(value: unknown): value is string {
 /** Puts the packet's binary leaves back into `args`; returns a failure or undefined. */
 function fillBinary(args: unknown[], bins: unknown, resolveLeaf: ResolveLeaf): Fail | undefined {
   if (bins === undefined) return undefined
-  if (!Array.isArray(bins) || bins.length === 0) return fail(ErrorCode.INVALID_BINARY, 'binary list is not a non-empty array')
+  if (!Array.isArray(bins) || bins.length === 0)
+    return fail(ErrorCode.INVALID_BINARY, 'binary list is not a non-empty array')
   for (const entry of bins) {
     if (!Array.isArray(entry) || entry.length !== 3 || !Array.isArray(entry[0])) {
       return fail(ErrorCode.INVALID_BINARY, 'binary entry is not [path, kind, data]')
     }
     const [path, kind, data] = entry as [unknown[], unknown, unknown]
-    if (kind !== BinaryKind.BYTES && kind !== BinaryKind.ARRAY_BUFFER) return fail(ErrorCode.INVALID_BINARY, 'unknown binary kind')
+    if (kind !== BinaryKind.BYTES && kind !== BinaryKind.ARRAY_BUFFER)
+      return fail(ErrorCode.INVALID_BINARY, 'unknown binary kind')
     const bytes = resolveLeaf(data)
     if (bytes === undefined) return fail(ErrorCode.INVALID_BINARY, 'binary data is missing or not base64')
     const leaf = kind === BinaryKind.ARRAY_BUFFER ? copyToArrayBuffer(bytes) : bytes
-    if (!insertBinary(args, path, leaf)) return fail(ErrorCode.INVALID_BINARY, 'binary path does not lead to a placeholder')
+    if (!insertBinary(args, path, leaf))
+      return fail(ErrorCode.INVALID_BINARY, 'binary path does not lead to a placeholder')
   }
   return undefined
 }

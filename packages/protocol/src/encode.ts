@@ -1,5 +1,5 @@
-import { type BinaryLeaf, extractBinary, hasBinary } from './binary.js'
 import { toBase64 } from './base64.js'
+import { type BinaryLeaf, extractBinary, hasBinary } from './binary.js'
 import { ErrorCode, ParleyError } from './errors.js'
 import { type Packet, PacketType } from './packets.js'
 

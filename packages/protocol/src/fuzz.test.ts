@@ -14,7 +14,13 @@ function neverThrows(run: () => { ok: boolean; error?: { code: string } }) {
 }
 
 const valid: Packet[] = [
-  { type: PacketType.EVENT, seq: 12, name: 'chat', args: [{ text: 'hi', list: [1, 2, { x: null }] }, new Uint8Array([1, 2])], ackId: 3 },
+  {
+    type: PacketType.EVENT,
+    seq: 12,
+    name: 'chat',
+    args: [{ text: 'hi', list: [1, 2, { x: null }] }, new Uint8Array([1, 2])],
+    ackId: 3,
+  },
   { type: PacketType.REPLY, seq: 4, ackId: 3, args: [{ ok: true, blob: new Uint8Array([9, 8, 7]).buffer }] },
   { type: PacketType.HELLO, auth: { token: 't' }, sid: 'abcDEF_-123', ack: 2 },
   { type: PacketType.CLOSE, reason: 'ping timeout', message: 'gone', retryAfter: 5 },
@@ -29,7 +35,12 @@ const mutatedText = fc
   })
 
 const mutatedFrame = fc
-  .tuple(fc.constantFrom(...valid.map((p) => encodeFrame(p)).filter((f) => f instanceof Uint8Array)), fc.nat(), fc.nat({ max: 255 }), fc.nat({ max: 16 }))
+  .tuple(
+    fc.constantFrom(...valid.map((p) => encodeFrame(p)).filter((f) => f instanceof Uint8Array)),
+    fc.nat(),
+    fc.nat({ max: 255 }),
+    fc.nat({ max: 16 }),
+  )
   .map(([frame, at, byte, cut]) => {
     const copy = Array.from(frame as Uint8Array)
     const i = at % copy.length
@@ -39,45 +50,71 @@ const mutatedFrame = fc
 
 describe('decoder under fuzzing', () => {
   it('never throws on random strings', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 300 }), (s) => neverThrows(() => decodeText(s))), { numRuns: 3000 })
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (s) => neverThrows(() => decodeText(s))),
+      { numRuns: 3000 },
+    )
   })
 
   it('never throws on random JSON values', () => {
     fc.assert(
-      fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => neverThrows(() => decodeText(JSON.stringify(v) ?? 'null'))),
+      fc.property(fc.jsonValue({ maxDepth: 6 }), (v) =>
+        neverThrows(() => decodeText(JSON.stringify(v) ?? 'null')),
+      ),
       { numRuns: 3000 },
     )
   })
 
   it('never throws on random arrays that start with a packet type', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -1, max: 10 }), fc.array(fc.jsonValue({ maxDepth: 4 }), { maxLength: 7 }), (type, rest) =>
-        neverThrows(() => decodeText(JSON.stringify([type, ...rest]))),
+      fc.property(
+        fc.integer({ min: -1, max: 10 }),
+        fc.array(fc.jsonValue({ maxDepth: 4 }), { maxLength: 7 }),
+        (type, rest) => neverThrows(() => decodeText(JSON.stringify([type, ...rest]))),
       ),
       { numRuns: 5000 },
     )
   })
 
   it('never throws on mutated valid packets', () => {
-    fc.assert(fc.property(mutatedText, (s) => neverThrows(() => decodeText(s))), { numRuns: 5000 })
-    fc.assert(fc.property(mutatedText, (s) => neverThrows(() => decodeBatch(`${s}\n[2]`))), { numRuns: 1000 })
+    fc.assert(
+      fc.property(mutatedText, (s) => neverThrows(() => decodeText(s))),
+      { numRuns: 5000 },
+    )
+    fc.assert(
+      fc.property(mutatedText, (s) => neverThrows(() => decodeBatch(`${s}\n[2]`))),
+      { numRuns: 1000 },
+    )
   })
 
   it('never throws on random and mutated binary frames', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => neverThrows(() => decodeFrame(b))), { numRuns: 3000 })
-    fc.assert(fc.property(mutatedFrame, (b) => neverThrows(() => decodeFrame(b))), { numRuns: 5000 })
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => neverThrows(() => decodeFrame(b))),
+      { numRuns: 3000 },
+    )
+    fc.assert(
+      fc.property(mutatedFrame, (b) => neverThrows(() => decodeFrame(b))),
+      { numRuns: 5000 },
+    )
   })
 
   it('round-trips any JSON arguments with binary leaves on both forms', () => {
     const leaf = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.uint8Array({ maxLength: 16 }))
-    const args = fc.array(fc.oneof(leaf, fc.array(leaf, { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), leaf)), {
-      maxLength: 4,
-    })
+    const args = fc.array(
+      fc.oneof(leaf, fc.array(leaf, { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), leaf)),
+      {
+        maxLength: 4,
+      },
+    )
     fc.assert(
       fc.property(args, fc.string({ minLength: 1, maxLength: 10 }), (a, name) => {
         fc.pre(!['connect', 'disconnect', 'error', 'transport'].includes(name))
         // Keys that the decoder refuses on purpose are not round-trip material.
-        fc.pre(!/__proto__|constructor|connect_error|disconnecting|reconnect|newListener|removeListener/.test(JSON.stringify(Object.keys(a)) + name))
+        fc.pre(
+          !/__proto__|constructor|connect_error|disconnecting|reconnect|newListener|removeListener/.test(
+            JSON.stringify(Object.keys(a)) + name,
+          ),
+        )
         const packet = { type: PacketType.EVENT, seq: 1, name, args: a, ackId: 0 } as Packet
         for (const wire of [encodeText(packet), encodeFrame(packet)]) {
           const result = typeof wire === 'string' ? decodeText(wire) : decodeFrame(wire)

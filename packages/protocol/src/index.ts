@@ -1,19 +1,9 @@
-export { toBase64, fromBase64 } from './base64.js'
+export { fromBase64, toBase64 } from './base64.js'
 export { BinaryKind, hasBinary, isBinary } from './binary.js'
-export { decodeBatch, decodeFrame, decodeText, isSid } from './decode.js'
 export type { DecodeBatchResult, DecodeOptions, DecodeResult } from './decode.js'
+export { decodeBatch, decodeFrame, decodeText, isSid } from './decode.js'
 export { encodeFrame, encodeText } from './encode.js'
-export { CloseReason, ErrorCode, ParleyError, isCloseReason } from './errors.js'
-export {
-  PROTOCOL_VERSION,
-  PacketType,
-  RESERVED_EVENTS,
-  TRANSPORTS,
-  WS_SUBPROTOCOL,
-  WireLimits,
-  isNumbered,
-  isTransportName,
-} from './packets.js'
+export { CloseReason, ErrorCode, isCloseReason, ParleyError } from './errors.js'
 export type {
   AckPacket,
   ClosePacket,
@@ -30,4 +20,14 @@ export type {
   ReplyPacket,
   TransportName,
   WireValue,
+} from './packets.js'
+export {
+  isNumbered,
+  isTransportName,
+  PacketType,
+  PROTOCOL_VERSION,
+  RESERVED_EVENTS,
+  TRANSPORTS,
+  WireLimits,
+  WS_SUBPROTOCOL,
 } from './packets.js'

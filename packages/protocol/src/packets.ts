@@ -149,7 +149,9 @@ export type NumberedPacket = EventPacket | ReplyPacket | ErrorPacket
 /** True for packets that take part in ordered, exactly-once delivery (a positive `seq`). */
 export function isNumbered(packet: Packet): packet is NumberedPacket {
   return (
-    (packet.type === PacketType.EVENT || packet.type === PacketType.REPLY || packet.type === PacketType.ERROR) &&
+    (packet.type === PacketType.EVENT ||
+      packet.type === PacketType.REPLY ||
+      packet.type === PacketType.ERROR) &&
     packet.seq > 0
   )
 }
