@@ -36,19 +36,26 @@ export const ErrorCode = {
   TOO_MANY_PENDING_ACKS: 'PARLEY_TOO_MANY_PENDING_ACKS',
   DISCONNECTED: 'PARLEY_DISCONNECTED',
   HANDLER_ERROR: 'PARLEY_HANDLER_ERROR',
+  // Local to a client: the transport could not be opened or broke; the offline queue is full.
+  TRANSPORT_ERROR: 'PARLEY_TRANSPORT_ERROR',
+  QUEUE_FULL: 'PARLEY_QUEUE_FULL',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
-/** An error with a stable `code`; what every Parley package throws or rejects with. */
-export class ParleyError extends Error {
+/**
+ * An error with a stable `code`; what every Parley package throws or rejects with.
+ * `C` is widened to `string` where the code comes from an application (a middleware's refusal,
+ * an ERROR packet with the application's own code).
+ */
+export class ParleyError<C extends string = ErrorCode> extends Error {
   override readonly name = 'ParleyError'
-  readonly code: ErrorCode
+  readonly code: C
   /** Extra facts for the caller: the HTTP status, the limit that was passed, ... */
   readonly details: Readonly<Record<string, unknown>> | undefined
 
   constructor(
-    code: ErrorCode,
+    code: C,
     message: string,
     options?: { cause?: unknown; details?: Record<string, unknown> },
   ) {
