@@ -1,0 +1,158 @@
+import {
+  decodeText,
+  ErrorCode,
+  encodeText,
+  type HelloPacket,
+  type OpenPacket,
+  ParleyError,
+} from '@parley/protocol'
+import { handshakeResult, timeoutError, transportError } from './transports/transport.js'
+
+export type Fetch = typeof fetch
+
+/** Builds the ParleyError an HTTP error answer stands for, from its `{code, message}` body. */
+export async function httpError(res: Response): Promise<ParleyError<string>> {
+  let code: string = ErrorCode.TRANSPORT_ERROR
+  let message = `HTTP ${res.status}`
+  try {
+    const body: unknown = await res.json()
+    if (body && typeof body === 'object') {
+      const b = body as { code?: unknown; message?: unknown }
+      if (typeof b.code === 'string') code = b.code
+      if (typeof b.message === 'string') message = b.message
+    }
+  } catch {}
+  // 403 is the middleware or the origin check; a version refusal would be the same anywhere.
+  const refused = res.status === 403 || code === ErrorCode.UNSUPPORTED_VERSION
+  return new ParleyError<string>(code, message, { details: { status: res.status, refused } })
+}
+
+/** The SSE and polling handshake: POST one HELLO line, get one OPEN line, within `timeout`. */
+export async function postHello(
+  fetchFn: Fetch,
+  url: string,
+  hello: HelloPacket,
+  timeout: number,
+  /** The transport's controller: a timeout aborts it, which ends the whole attempt. */
+  ctl: AbortController,
+): Promise<OpenPacket> {
+  const { signal } = ctl
+  const timer = setTimeout(() => ctl.abort(), timeout)
+  try {
+    const res = await fetchFn(url, { method: 'POST', body: encodeText(hello), headers: TEXT, signal })
+    if (res.status !== 200) throw await httpError(res)
+    const decoded = decodeText((await res.text()).trim())
+    if (!decoded.ok) throw decoded.error
+    const result = handshakeResult(decoded.packet)
+    if (result instanceof ParleyError) throw result
+    return result
+  } catch (err) {
+    if (err instanceof ParleyError) throw err
+    throw signal.aborted ? timeoutError('no OPEN', timeout) : transportError('handshake request failed', err)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Headers of a "simple" request: browsers send no CORS preflight for it. */
+const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }
+
+/** How long to wait before sending again a body the server answered 409 (a POST overlapped). */
+const RETRY_409_MS = 25
+
+/**
+ * The upstream of the HTTP transports: packet lines go out in POST bodies, one POST at a time
+ * (the server refuses overlapping ones), each body under `maxPayload` bytes.
+ */
+export class Upstream {
+  #lines: { text: string; bytes: number }[] = []
+  #busy = false
+  #closed = false
+  #afterBusy: (() => void) | undefined
+
+  constructor(
+    private readonly fetchFn: Fetch,
+    private readonly url: string,
+    private readonly maxPayload: number,
+    private readonly onFail: (error: ParleyError<string>) => void,
+  ) {}
+
+  send(lines: readonly { text: string; bytes: number }[]): void {
+    if (this.#closed) return
+    for (const l of lines) this.#lines.push(l)
+    this.#flush()
+  }
+
+  /**
+   * Takes no more lines, but sends those already queued (at most one more POST, failures
+   * ignored): a CLOSE queued just before should still reach the server. In-flight POSTs are never
+   * aborted, since the server decides, by the session's state, what to do with them.
+   */
+  finish(): void {
+    if (this.#closed) return
+    this.#closed = true
+    const rest = this.#lines
+    this.#lines = []
+    if (rest.length === 0) return
+    const body = rest.map((l) => l.text).join('\n')
+    const send = () => {
+      this.fetchFn(this.url, { method: 'POST', body, headers: TEXT }).then(
+        (res) => res.body?.cancel(),
+        () => {},
+      )
+    }
+    if (!this.#busy) send()
+    else this.#afterBusy = send
+  }
+
+  #flush(): void {
+    if (this.#busy || this.#closed || this.#lines.length === 0) return
+    // Take lines while the body (lines joined by "\n") stays under maxPayload; at least one,
+    // which the session already checked against the limit.
+    let size = this.#lines[0]!.bytes
+    let n = 1
+    while (n < this.#lines.length && size + 1 + this.#lines[n]!.bytes <= this.maxPayload) {
+      size += 1 + this.#lines[n]!.bytes
+      n++
+    }
+    const batch = this.#lines.splice(0, n)
+    this.#busy = true
+    void this.#post(batch)
+  }
+
+  async #post(batch: { text: string; bytes: number }[]): Promise<void> {
+    const body = batch.map((l) => l.text).join('\n')
+    try {
+      const res = await this.fetchFn(this.url, { method: 'POST', body, headers: TEXT })
+      if (this.#closed) {
+        this.#busy = false
+        this.#afterBusy?.()
+        this.#afterBusy = undefined
+        await res.body?.cancel()
+        return
+      }
+      if (res.status === 409) {
+        // Another POST of ours is still being read: send the same lines again shortly.
+        this.#lines.unshift(...batch)
+        await res.body?.cancel()
+        setTimeout(() => {
+          this.#busy = false
+          this.#flush()
+        }, RETRY_409_MS)
+        return
+      }
+      if (res.status >= 300) {
+        this.#closed = true
+        this.onFail(await httpError(res))
+        return
+      }
+      await res.body?.cancel()
+      this.#busy = false
+      this.#flush()
+    } catch (err) {
+      if (this.#closed) return
+      this.#closed = true
+      this.onFail(transportError('upstream POST failed', err))
+    }
+  }
+}

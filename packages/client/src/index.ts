@@ -1,0 +1,28 @@
+import type { ClientOptions } from './options.js'
+import { type DefaultEvents, Socket } from './socket.js'
+
+/**
+ * Opens a socket to a Parley server. `url` is the server (`https://example.com`, path from
+ * `options.path`) or the full mount point (`https://example.com/parley`); in a browser it
+ * defaults to the page's origin.
+ */
+export function connect<
+  ListenEvents extends object = DefaultEvents,
+  EmitEvents extends object = DefaultEvents,
+>(url?: string, options?: ClientOptions): Socket<ListenEvents, EmitEvents> {
+  return new Socket<ListenEvents, EmitEvents>(url, options)
+}
+
+export type { TransportName } from '@parley/protocol'
+export { CloseReason, ErrorCode, ParleyError } from '@parley/protocol'
+export type { SwitchReason } from './fallback.js'
+export type { StorageLike } from './memory.js'
+export { type ClientOptions, DEFAULTS } from './options.js'
+export {
+  type AckReply,
+  type DefaultEvents,
+  type FlaggedEmitter,
+  type ReservedEvents,
+  Socket,
+} from './socket.js'
+export type { WebSocketConstructor } from './transports/websocket.js'

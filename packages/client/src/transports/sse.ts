@@ -1,0 +1,108 @@
+import { decodeText, type HelloPacket, type OpenPacket, ParleyError } from '@parley/protocol'
+import { type Fetch, httpError, postHello, Upstream } from '../http.js'
+import type { Outgoing } from '../session.js'
+import { BaseTransport, timeoutError, transportError } from './transport.js'
+
+/**
+ * Server-Sent Events read with fetch streaming (browsers and Node alike), POST upstream.
+ * Reading the stream ourselves, rather than with EventSource, is what lets us see a proxy that
+ * buffers the body: the server's 2 KiB prelude must arrive within the connect timeout.
+ */
+export class SseTransport extends BaseTransport {
+  readonly name = 'sse'
+  readonly #ctl = new AbortController()
+  #upstream: Upstream | undefined
+
+  constructor(
+    private readonly base: string,
+    private readonly fetchFn: Fetch,
+    private readonly maxPayload: number,
+  ) {
+    super()
+  }
+
+  async open(hello: HelloPacket, timeout: number): Promise<OpenPacket> {
+    const started = Date.now()
+    try {
+      const open = await postHello(this.fetchFn, `${this.base}/sse?v=1`, hello, timeout, this.#ctl)
+      const url = `${this.base}/sse?v=1&sid=${encodeURIComponent(open.sid)}`
+      this.#upstream = new Upstream(this.fetchFn, url, open.maxPayload, (e) => this.fail(e))
+      await this.#stream(url, Math.max(0, timeout - (Date.now() - started)))
+      return open
+    } catch (err) {
+      this.close()
+      throw err
+    }
+  }
+
+  /** Opens the stream; resolves once its first bytes came, then keeps reading in the background. */
+  async #stream(url: string, timeout: number): Promise<void> {
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      this.#ctl.abort()
+    }, timeout)
+    try {
+      const res = await this.fetchFn(url, {
+        headers: { accept: 'text/event-stream' },
+        signal: this.#ctl.signal,
+      })
+      if (res.status !== 200) throw await httpError(res)
+      if (!res.body) throw transportError('event stream has no body')
+      const reader = res.body.getReader()
+      const first = await reader.read()
+      if (first.done) throw transportError('event stream ended at once')
+      clearTimeout(timer)
+      void this.#read(reader, first.value)
+    } catch (err) {
+      if (timedOut) throw timeoutError('no event stream data', timeout)
+      throw err instanceof ParleyError ? err : transportError('event stream failed', err)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async #read(reader: ReadableStreamDefaultReader<Uint8Array>, first: Uint8Array): Promise<void> {
+    const text = new TextDecoder()
+    let buffer = ''
+    let data: string[] = []
+    let chunk: Uint8Array | undefined = first
+    try {
+      while (chunk && !this.closed) {
+        buffer += text.decode(chunk, { stream: true })
+        let nl = buffer.indexOf('\n')
+        while (nl >= 0 && !this.closed) {
+          const line = buffer.slice(0, nl).replace(/\r$/, '')
+          buffer = buffer.slice(nl + 1)
+          nl = buffer.indexOf('\n')
+          if (line === '') {
+            // A blank line ends an event; the data lines of one event join with "\n".
+            if (data.length > 0) this.#packet(data.join('\n'))
+            data = []
+          } else if (line.startsWith('data:')) data.push(line.slice(line[5] === ' ' ? 6 : 5))
+          // Comments (the prelude) and other fields carry nothing for us.
+        }
+        const next = await reader.read()
+        chunk = next.done ? undefined : next.value
+      }
+      this.fail(transportError('event stream ended'))
+    } catch (err) {
+      this.fail(transportError('event stream broke', err))
+    }
+  }
+
+  #packet(line: string): void {
+    const decoded = decodeText(line, { maxPayload: this.maxPayload })
+    if (decoded.ok) this.deliver(decoded.packet)
+    else this.fail(decoded.error)
+  }
+
+  send(items: readonly Outgoing[]): void {
+    this.#upstream?.send(items)
+  }
+
+  protected teardown(): void {
+    this.#upstream?.finish()
+    this.#ctl.abort()
+  }
+}

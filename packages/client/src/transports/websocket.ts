@@ -1,0 +1,164 @@
+import {
+  decodeFrame,
+  ErrorCode,
+  encodeFrame,
+  encodeText,
+  type HelloPacket,
+  type OpenPacket,
+  ParleyError,
+  WS_SUBPROTOCOL,
+} from '@parley/protocol'
+import type { Outgoing } from '../session.js'
+import { BaseTransport, handshakeResult, timeoutError, transportError } from './transport.js'
+
+/**
+ * Any WebSocket constructor: the browser's, `ws`'s, undici's. Typed loosely on purpose: their
+ * handler types differ, and only the members of `WebSocketLike` are used.
+ */
+export type WebSocketConstructor = abstract new (url: string, protocols?: string | string[]) => unknown
+
+/** The members of a WebSocket the client uses. */
+interface WebSocketLike {
+  readonly protocol: string
+  binaryType: string
+  onopen: (() => void) | null
+  onmessage: ((ev: { data: unknown }) => void) | null
+  onclose: ((ev: { code: number; reason: string }) => void) | null
+  onerror: (() => void) | null
+  send(data: string | Uint8Array): void
+  close(code?: number, reason?: string): void
+}
+
+let nodeWebSocket: Promise<WebSocketConstructor> | undefined
+
+/** The WebSocket to use: the given one, the platform's, else the `ws` package (Node). */
+export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocketConstructor> {
+  if (given) return Promise.resolve(given)
+  const native = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+  if (native) return Promise.resolve(native)
+  // A variable specifier keeps bundlers from pulling `ws` into the browser build.
+  const specifier = 'ws'
+  nodeWebSocket ??= import(specifier).then(
+    (mod: { default?: WebSocketConstructor; WebSocket?: WebSocketConstructor }) => {
+      const ctor = mod.WebSocket ?? mod.default
+      if (!ctor) throw new Error('the "ws" module has no WebSocket export')
+      return ctor
+    },
+    (cause: unknown) => {
+      nodeWebSocket = undefined
+      throw new ParleyError(
+        ErrorCode.TRANSPORT_ERROR,
+        'no WebSocket here: install the "ws" package or pass the WebSocket option',
+        { cause },
+      )
+    },
+  )
+  return nodeWebSocket
+}
+
+/** WebSocket: one packet per message, text or (with binary) a binary frame. */
+export class WebSocketTransport extends BaseTransport {
+  readonly name = 'websocket'
+  #ws: WebSocketLike | undefined
+
+  constructor(
+    private readonly url: string,
+    private readonly ctor: WebSocketConstructor | undefined,
+    private readonly maxPayload: number,
+  ) {
+    super()
+  }
+
+  async open(hello: HelloPacket, timeout: number): Promise<OpenPacket> {
+    const started = Date.now()
+    const Ctor = await resolveWebSocket(this.ctor)
+    if (this.closed) throw transportError('closed before it opened')
+    return new Promise<OpenPacket>((resolve, reject) => {
+      let opened = false
+      const settle = (error: ParleyError<string> | undefined, open?: OpenPacket) => {
+        clearTimeout(timer)
+        if (opened) return
+        opened = true
+        if (error) {
+          this.close()
+          reject(error)
+        } else resolve(open!)
+      }
+      // The bound covers the whole attempt: a server that accepts the upgrade and then says
+      // nothing is as useless as one that never answers.
+      const timer = setTimeout(
+        () => settle(timeoutError('no OPEN over WebSocket', timeout)),
+        Math.max(0, timeout - (Date.now() - started)),
+      )
+      let ws: WebSocketLike
+      try {
+        ws = new (Ctor as unknown as new (url: string, protocols: string) => WebSocketLike)(
+          this.url,
+          WS_SUBPROTOCOL,
+        )
+      } catch (err) {
+        settle(transportError('WebSocket could not be created', err))
+        return
+      }
+      this.#ws = ws
+      ws.binaryType = 'arraybuffer'
+      ws.onopen = () => {
+        if (this.closed) return
+        if (ws.protocol !== WS_SUBPROTOCOL) {
+          settle(new ParleyError(ErrorCode.UNSUPPORTED_VERSION, `server chose subprotocol "${ws.protocol}"`))
+          return
+        }
+        ws.send(encodeText(hello))
+      }
+      ws.onmessage = (ev) => {
+        if (this.closed) return
+        const data = ev.data
+        const decoded =
+          typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array
+            ? decodeFrame(data, { maxPayload: this.maxPayload })
+            : {
+                ok: false as const,
+                error: new ParleyError(ErrorCode.INVALID_PACKET, 'unexpected frame data'),
+              }
+        if (!decoded.ok) {
+          if (opened) this.fail(decoded.error)
+          else settle(decoded.error)
+          return
+        }
+        if (opened) {
+          this.deliver(decoded.packet)
+          return
+        }
+        const result = handshakeResult(decoded.packet)
+        if (result instanceof ParleyError) settle(result)
+        else settle(undefined, result)
+      }
+      ws.onclose = (ev) => {
+        const error = transportError(`WebSocket closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`)
+        if (opened) this.fail(error)
+        else settle(error)
+      }
+      // Errors are followed by close; a listener must stay, since `ws` throws on unheard errors.
+      ws.onerror = () => {}
+    })
+  }
+
+  send(items: readonly Outgoing[]): void {
+    const ws = this.#ws
+    if (!ws || this.closed) return
+    try {
+      for (const item of items) ws.send(item.binary ? encodeFrame(item.packet) : item.text)
+    } catch (err) {
+      this.fail(transportError('WebSocket send failed', err))
+    }
+  }
+
+  protected teardown(): void {
+    const ws = this.#ws
+    if (!ws) return
+    ws.onopen = ws.onmessage = ws.onclose = null
+    try {
+      ws.close(1000)
+    } catch {}
+  }
+}

@@ -1,0 +1,187 @@
+import { ErrorCode, type EventPacket, PacketType, ParleyError } from '@parley/protocol'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { AckManager } from '../src/acks.js'
+import { Backoff } from '../src/backoff.js'
+import { Emitter } from '../src/emitter.js'
+import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
+import { Session, utf8Length } from '../src/session.js'
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+const event = (seq: number, name = 'e', args: EventPacket['args'] = []): EventPacket => ({
+  type: PacketType.EVENT,
+  seq,
+  name,
+  args,
+  ackId: 0,
+})
+
+const open = (sid: string, recovered: boolean, ack: number) => ({
+  type: PacketType.OPEN,
+  sid,
+  pingInterval: 1000,
+  pingTimeout: 1000,
+  maxPayload: 1000,
+  transports: ['websocket' as const],
+  recovered,
+  ack,
+})
+
+describe('Session', () => {
+  const limits = { maxQueuedMessages: 3, maxQueuedBytes: 200 }
+
+  it('numbers packets from 1 and keeps them until acknowledged', () => {
+    const s = new Session(limits, () => {})
+    s.keep((seq) => event(seq))
+    s.keep((seq) => event(seq))
+    expect(s.kept.map((k) => k.text)).toEqual(['[5,1,"e",[],0]', '[5,2,"e",[],0]'])
+    s.acked(1)
+    expect(s.kept.map((k) => (k.packet as EventPacket).seq)).toEqual([2])
+  })
+
+  it('keeps only what a resumed session lacks after OPEN', () => {
+    const s = new Session(limits, () => {})
+    s.opened(open('A', false, 0))
+    for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
+    expect(s.opened(open('A', true, 2))).toBe(false)
+    expect(s.kept.map((k) => k.text)).toEqual(['[5,3,"e",[],0]'])
+  })
+
+  it('renumbers kept packets into a new session when the old one is gone', () => {
+    const s = new Session(limits, () => {})
+    s.opened(open('A', false, 0))
+    s.keep((seq) => event(seq, 'a'))
+    s.keep((seq) => event(seq, 'b'))
+    s.acked(1)
+    s.receive(1)
+    expect(s.opened(open('B', false, 0))).toBe(true)
+    expect(s.inSeq).toBe(0)
+    expect(s.kept.map((k) => k.text)).toEqual(['[5,1,"b",[],0]'])
+    expect(s.outSeq).toBe(1)
+  })
+
+  it('refuses past maxQueuedMessages with PARLEY_QUEUE_FULL, and past maxPayload', () => {
+    const s = new Session(limits, () => {})
+    for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
+    expect(() => s.keep((seq) => event(seq))).toThrow(expect.objectContaining({ code: ErrorCode.QUEUE_FULL }))
+    expect(s.outSeq).toBe(3)
+    const t = new Session({ maxQueuedMessages: 100, maxQueuedBytes: 100 }, () => {})
+    expect(() => t.keep((seq) => event(seq, 'e', ['x'.repeat(100)]))).toThrow(
+      expect.objectContaining({ code: ErrorCode.QUEUE_FULL }),
+    )
+    t.opened(open('A', false, 0))
+    expect(() => t.keep((seq) => event(seq, 'e', ['x'.repeat(2000)]))).toThrow(
+      expect.objectContaining({ code: ErrorCode.PAYLOAD_TOO_LARGE }),
+    )
+  })
+
+  it('delivers in order, drops duplicates, reports gaps', () => {
+    const s = new Session(limits, () => {})
+    expect(s.receive(1)).toBe('deliver')
+    expect(s.receive(1)).toBe('duplicate')
+    expect(s.receive(3)).toBe('gap')
+    expect(s.receive(2)).toBe('deliver')
+    expect(s.inSeq).toBe(2)
+  })
+
+  it('acknowledges within 200 ms, or at once at 32 packets', () => {
+    vi.useFakeTimers()
+    const acks: number[] = []
+    const s = new Session(limits, (n) => acks.push(n))
+    s.receive(1)
+    s.receive(2)
+    expect(acks).toEqual([])
+    vi.advanceTimersByTime(200)
+    expect(acks).toEqual([2])
+    for (let i = 3; i < 35; i++) s.receive(i)
+    expect(acks).toEqual([2, 34])
+  })
+
+  it('counts UTF-8 bytes', () => {
+    expect(utf8Length('aé€😀')).toBe(1 + 2 + 3 + 4)
+  })
+})
+
+describe('Backoff', () => {
+  it('doubles up to the cap, with full jitter by default', () => {
+    const b = new Backoff(500, 4000, 0)
+    expect([b.next(), b.next(), b.next(), b.next(), b.next()]).toEqual([500, 1000, 2000, 4000, 4000])
+    const full = new Backoff(500, 4000, 1, () => 0.5)
+    expect(full.next()).toBe(250)
+    const top = new Backoff(500, 4000, 1, () => 0.999)
+    for (let i = 0; i < 40; i++) expect(top.next()).toBeLessThanOrEqual(4000)
+  })
+})
+
+describe('AckManager', () => {
+  it('settles once, times out with PARLEY_ACK_TIMEOUT, limits pending', () => {
+    vi.useFakeTimers()
+    const acks = new AckManager(2)
+    const calls: unknown[] = []
+    const a = acks.register((err, args) => calls.push(err?.code ?? args))
+    acks.register((err) => calls.push(err?.code), 100)
+    expect(() => acks.register(() => {})).toThrow(ParleyError)
+    expect(acks.settle(a, null, [1])).toBe(true)
+    expect(acks.settle(a, null, [2])).toBe(false)
+    vi.advanceTimersByTime(100)
+    expect(calls).toEqual([[1], ErrorCode.ACK_TIMEOUT])
+    expect(acks.size).toBe(0)
+  })
+})
+
+describe('TransportMemory', () => {
+  it('remembers per server and forgets after the TTL', () => {
+    const map = new Map<string, string>()
+    const storage: StorageLike = {
+      getItem: (k) => map.get(k) ?? null,
+      setItem: (k, v) => void map.set(k, v),
+      removeItem: (k) => void map.delete(k),
+    }
+    let now = 1000
+    const m = new TransportMemory(storage, 'http://a', () => now)
+    expect(m.get()).toBeUndefined()
+    m.set('sse')
+    expect(m.get()).toBe('sse')
+    expect(new TransportMemory(storage, 'http://b', () => now).get()).toBeUndefined()
+    now += MEMORY_TTL
+    expect(m.get()).toBeUndefined()
+  })
+
+  it('survives a storage that throws', () => {
+    const broken: StorageLike = {
+      getItem: () => {
+        throw new Error('no')
+      },
+      setItem: () => {
+        throw new Error('no')
+      },
+      removeItem: () => {},
+    }
+    const m = new TransportMemory(broken, 'x')
+    m.set('polling')
+    expect(m.get()).toBeUndefined()
+  })
+})
+
+describe('Emitter', () => {
+  class E extends Emitter<{ a: (n: number) => void }> {
+    go(n: number) {
+      return this.fire('a', n)
+    }
+  }
+
+  it('calls on and once listeners, and off removes them', () => {
+    const e = new E()
+    const seen: string[] = []
+    const on = (n: number) => seen.push(`on${n}`)
+    e.on('a', on)
+    e.once('a', (n) => seen.push(`once${n}`))
+    e.go(1)
+    e.go(2)
+    e.off('a', on)
+    expect(e.go(3)).toBe(false)
+    expect(seen).toEqual(['on1', 'once1', 'on2'])
+  })
+})
