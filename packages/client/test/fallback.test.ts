@@ -1,0 +1,184 @@
+// Fallback, upgrade, resume and restart, through a loopback proxy that breaks things on demand.
+import { afterEach, describe, expect, it } from 'vitest'
+import { type FaultProxy, startFaultProxy, type WsMode } from './fault-proxy.js'
+import { client, closeClients, memoryStorage, next, startServer, type TestServer, until } from './helpers.js'
+
+type ServerSocket = {
+  on(event: string, fn: (...args: any[]) => void): void
+  emit(event: string, ...args: unknown[]): void
+}
+
+let server: TestServer | undefined
+let proxy: FaultProxy | undefined
+const timers = new Set<ReturnType<typeof setInterval>>()
+
+afterEach(async () => {
+  for (const t of timers) clearInterval(t)
+  timers.clear()
+  closeClients()
+  await proxy?.close()
+  await server?.close()
+  server = undefined
+  proxy = undefined
+})
+
+/** A server that records `count` events and hands out its sockets; a proxy in front of it. */
+async function setup(options: Record<string, unknown> = {}, port = 0) {
+  const sockets: ServerSocket[] = []
+  const received: number[] = []
+  server = await startServer(
+    (app) => {
+      ;(app as any).parley.on('connection', (socket: ServerSocket) => {
+        sockets.push(socket)
+        socket.on('count', (n: number) => received.push(n))
+      })
+    },
+    options,
+    port,
+  )
+  proxy = await startFaultProxy(server.port)
+  return { sockets, received }
+}
+
+const TIMEOUT = 800
+
+describe('fallback within one connect attempt', () => {
+  const cases: [WsMode, number][] = [
+    ['reject', 600],
+    ['destroy', 600],
+    ['hang', TIMEOUT + 600],
+    ['mute', TIMEOUT + 600],
+  ]
+  it.each(cases)('ends on SSE when the WebSocket upgrade is %s, within %i ms', async (mode, bound) => {
+    await setup()
+    proxy!.ws = mode
+    const started = Date.now()
+    const socket = client(proxy!.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    expect(Date.now() - started).toBeLessThan(bound)
+  })
+
+  it('ends on polling when WebSocket is refused and the event stream is buffered', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    proxy!.sse = 'buffer'
+    const started = Date.now()
+    const socket = client(proxy!.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('polling')
+    expect(Date.now() - started).toBeLessThan(TIMEOUT + 800)
+  })
+
+  it('starts on the remembered transport next time', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    const storage = memoryStorage()
+    const first = client(proxy!.url, { storage, upgradeDelay: 60_000 })
+    await next(first, 'connect')
+    expect(first.transport).toBe('sse')
+    first.disconnect()
+    const upgrades = proxy!.upgrades
+    const second = client(proxy!.url, { storage, upgradeDelay: 60_000 })
+    await next(second, 'connect')
+    expect(second.transport).toBe('sse')
+    expect(proxy!.upgrades).toBe(upgrades)
+  })
+})
+
+/** Both sides send numbered messages every few ms until `count` each; resolves when all came. */
+async function conversation(
+  socket: ReturnType<typeof client>,
+  peer: ServerSocket,
+  received: number[],
+  count: number,
+  during: () => void | Promise<void>,
+) {
+  const got: number[] = []
+  socket.on('n', (n: number) => got.push(n))
+  let i = 0
+  let j = 0
+  const tick = setInterval(() => {
+    if (i < count) socket.emit('count', i++)
+    if (j < count) peer.emit('n', j++)
+  }, 5)
+  timers.add(tick)
+  await until(() => i > count / 4, 3000, 'conversation started')
+  await during()
+  await until(() => got.length >= count && received.length >= count, 10_000, 'every message')
+  await new Promise((r) => setTimeout(r, 100))
+  expect(got).toEqual([...Array(count).keys()])
+  expect(received).toEqual([...Array(count).keys()])
+}
+
+describe('moving between transports mid-session', () => {
+  it('steps down to SSE when the WebSocket breaks, losing nothing', async () => {
+    const { sockets, received } = await setup()
+    const socket = client(proxy!.url, { upgradeDelay: 60_000 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('websocket')
+    const switches: unknown[] = []
+    let disconnects = 0
+    socket.on('transport', (...args) => switches.push(args))
+    socket.on('disconnect', () => disconnects++)
+    await conversation(socket, sockets[0]!, received, 200, () => {
+      proxy!.ws = 'destroy'
+      proxy!.cut('websocket')
+    })
+    expect(switches).toEqual([['sse', 'websocket', 'downgrade']])
+    expect(disconnects).toBe(0)
+    expect(socket.recovered).toBe(true)
+  })
+
+  it('climbs back to WebSocket when it works again, losing nothing', async () => {
+    const { sockets, received } = await setup()
+    proxy!.ws = 'reject'
+    const socket = client(proxy!.url, { upgradeDelay: 150 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    const upgraded = next(socket, 'transport', 5000)
+    await conversation(socket, sockets[0]!, received, 200, async () => {
+      proxy!.ws = 'pass'
+      expect(await upgraded).toEqual(['websocket', 'sse', 'upgrade'])
+    })
+    expect(socket.transport).toBe('websocket')
+  })
+
+  it('resumes after a network cut and gets what the server sent meanwhile, once, in order', async () => {
+    const { sockets } = await setup()
+    const socket = client(proxy!.url, { transports: ['websocket'] })
+    const got: number[] = []
+    socket.on('n', (n: number) => got.push(n))
+    await next(socket, 'connect')
+    proxy!.ws = 'destroy'
+    const down = next(socket, 'disconnect')
+    proxy!.cut('websocket')
+    expect(await down).toEqual(['transport close'])
+    for (let n = 0; n < 5; n++) sockets[0]!.emit('n', n)
+    proxy!.ws = 'pass'
+    await next(socket, 'connect', 5000)
+    expect(socket.recovered).toBe(true)
+    await until(() => got.length >= 5, 2000, 'missed messages')
+    expect(got).toEqual([0, 1, 2, 3, 4])
+  })
+})
+
+describe('server restart', () => {
+  it('comes back to the new server and says the session was not recovered', async () => {
+    await setup()
+    const port = server!.port
+    const socket = client(server!.url, { reconnectionDelayMax: 100 })
+    await next(socket, 'connect')
+    const firstId = socket.id
+    const down = next(socket, 'disconnect')
+    await server!.close()
+    const [reason] = await down
+    expect(['server shutdown', 'transport close']).toContain(reason)
+    const { received } = await setup({}, port)
+    socket.emit('count', 1)
+    await next(socket, 'connect', 5000)
+    expect(socket.recovered).toBe(false)
+    expect(socket.id).not.toBe(firstId)
+    await until(() => received.length === 1, 2000, 'message after restart')
+  })
+})

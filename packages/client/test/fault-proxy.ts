@@ -1,0 +1,127 @@
+// A loopback proxy in front of a test server that misbehaves on demand, the way networks do:
+// it refuses or drops WebSocket upgrades, swallows them, buffers event streams, or cuts
+// connections. Everything listens on 127.0.0.1 only.
+import http from 'node:http'
+import net from 'node:net'
+
+/**
+ * pass: proxy the WebSocket; reject: answer the upgrade 400; destroy: reset the connection;
+ * hang: accept the TCP connection and never answer; mute: let the upgrade through (101) but
+ * drop everything the server sends after it (a WebSocket that opens and then says nothing).
+ */
+export type WsMode = 'pass' | 'reject' | 'destroy' | 'hang' | 'mute'
+export type SseMode = 'pass' | 'buffer'
+
+export interface FaultProxy {
+  /** The proxy's base URL, `http://127.0.0.1:<port>`. */
+  url: string
+  /** What happens to WebSocket upgrades from now on. */
+  ws: WsMode
+  /** What happens to event-stream responses from now on. */
+  sse: SseMode
+  /** Destroys the open connections of one kind (a network cut). */
+  cut(kind: 'websocket' | 'http' | 'all'): void
+  /** Number of upgrade requests seen. */
+  upgrades: number
+  close(): Promise<void>
+}
+
+export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
+  const wsSockets = new Set<net.Socket>()
+  const httpSockets = new Set<net.Socket>()
+  const agent = new http.Agent({ keepAlive: false })
+
+  const server = http.createServer((req, res) => {
+    const upstream = http.request(
+      { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent },
+      (answer) => {
+        const isStream = String(answer.headers['content-type'] ?? '').startsWith('text/event-stream')
+        if (isStream && proxy.sse === 'buffer') {
+          // A buffering proxy: nothing reaches the client until the whole body is there.
+          const chunks: Buffer[] = []
+          answer.on('data', (c: Buffer) => chunks.push(c))
+          answer.on('end', () => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers)
+            res.end(Buffer.concat(chunks))
+          })
+          return
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      },
+    )
+    upstream.on('error', () => res.destroy())
+    res.on('close', () => upstream.destroy())
+    req.pipe(upstream)
+  })
+  server.on('connection', (socket) => {
+    httpSockets.add(socket)
+    socket.on('close', () => httpSockets.delete(socket))
+  })
+
+  server.on('upgrade', (req, socket: net.Socket, head) => {
+    proxy.upgrades++
+    httpSockets.delete(socket)
+    wsSockets.add(socket)
+    socket.on('close', () => wsSockets.delete(socket))
+    socket.on('error', () => {})
+    switch (proxy.ws) {
+      case 'reject':
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+        return
+      case 'destroy':
+        socket.destroy()
+        return
+      case 'hang':
+        return
+      case 'pass':
+      case 'mute': {
+        const mute = proxy.ws === 'mute'
+        const target = net.connect(targetPort, '127.0.0.1', () => {
+          const lines = [`${req.method} ${req.url} HTTP/1.1`]
+          for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
+          target.write(`${lines.join('\r\n')}\r\n\r\n`)
+          if (head.length > 0) target.write(head)
+          socket.pipe(target)
+          let headersDone = false
+          target.on('data', (chunk: Buffer) => {
+            if (!mute) {
+              socket.write(chunk)
+              return
+            }
+            if (headersDone) return
+            const end = chunk.indexOf('\r\n\r\n')
+            if (end >= 0) {
+              headersDone = true
+              socket.write(chunk.subarray(0, end + 4))
+            } else socket.write(chunk)
+          })
+        })
+        target.on('error', () => socket.destroy())
+        target.on('close', () => socket.destroy())
+        socket.on('close', () => target.destroy())
+        return
+      }
+    }
+  })
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+
+  const proxy: FaultProxy = {
+    url: `http://127.0.0.1:${port}`,
+    ws: 'pass',
+    sse: 'pass',
+    upgrades: 0,
+    cut(kind) {
+      if (kind !== 'http') for (const s of wsSockets) s.destroy()
+      if (kind !== 'websocket') for (const s of httpSockets) s.destroy()
+    },
+    close() {
+      proxy.cut('all')
+      agent.destroy()
+      return new Promise((resolve) => server.close(() => resolve()))
+    },
+  }
+  return proxy
+}

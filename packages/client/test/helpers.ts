@@ -1,0 +1,84 @@
+import parley from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { connect } from '../src/index.js'
+import type { ClientOptions } from '../src/options.js'
+import type { Socket } from '../src/socket.js'
+
+export type ServerOptions = Record<string, unknown>
+
+export interface TestServer {
+  app: FastifyInstance
+  port: number
+  url: string
+  close(): Promise<void>
+}
+
+/** A Fastify app with Parley on 127.0.0.1, on `port` (0: any free one). */
+export async function startServer(
+  setup: (app: FastifyInstance) => void = () => {},
+  options: ServerOptions = {},
+  port = 0,
+): Promise<TestServer> {
+  const app = Fastify()
+  await app.register(parley, { pingInterval: 1000, pingTimeout: 1000, ...options })
+  setup(app)
+  await app.listen({ port, host: '127.0.0.1' })
+  const address = app.server.address()
+  const actual = typeof address === 'object' && address ? address.port : port
+  return { app, port: actual, url: `http://127.0.0.1:${actual}`, close: () => app.close() }
+}
+
+const sockets = new Set<Socket>()
+
+/** A client with short test timings; closed by `closeClients()`. */
+export function client(url: string, options: ClientOptions = {}): Socket {
+  const s = connect(url, {
+    connectTimeout: 800,
+    reconnectionDelay: 50,
+    reconnectionDelayMax: 200,
+    ackTimeout: 2000,
+    upgradeDelay: 200,
+    storage: memoryStorage(),
+    ...options,
+  })
+  sockets.add(s)
+  return s
+}
+
+export function closeClients(): void {
+  for (const s of sockets) s.disconnect()
+  sockets.clear()
+}
+
+export function memoryStorage() {
+  const map = new Map<string, string>()
+  return {
+    getItem: (k: string) => map.get(k) ?? null,
+    setItem: (k: string, v: string) => void map.set(k, v),
+    removeItem: (k: string) => void map.delete(k),
+  }
+}
+
+/** Resolves with the arguments of the next `event` on `target`, or rejects after `ms`. */
+export function next<T extends unknown[] = unknown[]>(
+  target: { once(event: string, fn: (...args: never[]) => void): unknown },
+  event: string,
+  ms = 3000,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${event}" within ${ms} ms`)), ms)
+    target.once(event, ((...args: unknown[]) => {
+      clearTimeout(timer)
+      resolve(args as T)
+    }) as (...args: never[]) => void)
+  })
+}
+
+/** Waits until `check` is true, polling every 10 ms, at most `ms`. */
+export async function until(check: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
