@@ -79,7 +79,8 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         const mute = proxy.ws === 'mute'
         const target = net.connect(targetPort, '127.0.0.1', () => {
           const lines = [`${req.method} ${req.url} HTTP/1.1`]
-          for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
+          for (let i = 0; i < req.rawHeaders.length; i += 2)
+            lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
           target.write(`${lines.join('\r\n')}\r\n\r\n`)
           if (head.length > 0) target.write(head)
           socket.pipe(target)

@@ -1,0 +1,184 @@
+// Client behaviours against a scripted WebSocket peer: ordering, acks, heartbeat, replay.
+import { ErrorCode, type EventPacket, type HelloPacket, PacketType, type ParleyError } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type FakeServer, openPacket, startFakeWs } from './fake-ws.js'
+import { client, closeClients, next, until } from './helpers.js'
+
+let fake: FakeServer | undefined
+
+afterEach(async () => {
+  closeClients()
+  await fake?.close()
+  fake = undefined
+})
+
+const SID = 'AAAAAAAAAAAAAAAAAAAAA'
+const SID2 = 'BBBBBBBBBBBBBBBBBBBBB'
+const isType = (type: number) => (p: { type: number }) => p.type === type
+const ev = (seq: number, name: string, args: EventPacket['args'] = [], ackId = 0): EventPacket => ({
+  type: PacketType.EVENT,
+  seq,
+  name,
+  args,
+  ackId,
+})
+
+async function opened(options = {}) {
+  fake = await startFakeWs()
+  const conn = fake.nextConn()
+  const socket = client(fake.url, { transports: ['websocket'], ...options })
+  const c = await conn
+  const hello = (await c.next(isType(PacketType.HELLO))) as HelloPacket
+  c.send(openPacket(SID))
+  await next(socket, 'connect')
+  return { socket, c, hello }
+}
+
+describe('client against a scripted server', () => {
+  it('says HELLO with auth first and nothing else', async () => {
+    const { hello } = await opened({ auth: { token: 't' } })
+    expect(hello).toEqual({ type: PacketType.HELLO, auth: { token: 't' } })
+  })
+
+  it('answers PING with PONG at once', async () => {
+    const { c } = await opened()
+    c.send({ type: PacketType.PING })
+    await c.next(isType(PacketType.PONG), 200)
+  })
+
+  it('drops duplicates, acknowledges within 200 ms', async () => {
+    const { socket, c } = await opened()
+    const got: unknown[] = []
+    socket.on('e', (n: unknown) => got.push(n))
+    c.send(ev(1, 'e', [1]))
+    c.send(ev(1, 'e', [1]))
+    c.send(ev(2, 'e', [2]))
+    const ack = await c.next(isType(PacketType.ACK), 400)
+    expect(ack).toEqual({ type: PacketType.ACK, ack: 2 })
+    expect(got).toEqual([1, 2])
+  })
+
+  it('resumes on a gap, with its sid and ack, and gets the rest replayed', async () => {
+    const { socket, c } = await opened()
+    const got: unknown[] = []
+    socket.on('e', (n: unknown) => got.push(n))
+    c.send(ev(1, 'e', [1]))
+    const second = fake!.nextConn()
+    c.send(ev(3, 'e', [3]))
+    const c2 = await second
+    const hello = (await c2.next(isType(PacketType.HELLO))) as HelloPacket
+    expect(hello).toMatchObject({ sid: SID, ack: 1 })
+    c2.send(openPacket(SID, { recovered: true, ack: 0 }))
+    c2.send(ev(2, 'e', [2]))
+    c2.send(ev(3, 'e', [3]))
+    await until(() => got.length === 3, 2000, 'replay')
+    expect(got).toEqual([1, 2, 3])
+    expect(socket.recovered).toBe(true)
+  })
+
+  it('resends what the server did not acknowledge after OPEN, in order', async () => {
+    const { socket, c } = await opened()
+    socket.emit('a', 1)
+    socket.emit('a', 2)
+    socket.emit('a', 3)
+    await c.next((p) => p.type === PacketType.EVENT && p.seq === 3)
+    c.send({ type: PacketType.ACK, ack: 1 })
+    await new Promise((r) => setTimeout(r, 20))
+    const second = fake!.nextConn()
+    c.ws.terminate()
+    const c2 = await second
+    expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID, ack: 0 })
+    c2.send(openPacket(SID, { recovered: true, ack: 2 }))
+    const resent = (await c2.next(isType(PacketType.EVENT))) as EventPacket
+    expect(resent).toMatchObject({ seq: 3, args: [3] })
+  })
+
+  it('renumbers unacknowledged messages into a new session when the old one is gone', async () => {
+    const { socket, c } = await opened()
+    const connects: boolean[] = []
+    socket.on('connect', () => connects.push(socket.recovered))
+    socket.emit('a', 'x')
+    await c.next(isType(PacketType.EVENT))
+    const second = fake!.nextConn()
+    c.ws.terminate()
+    const c2 = await second
+    await c2.next(isType(PacketType.HELLO))
+    const down = next(socket, 'disconnect')
+    c2.send(openPacket(SID2, { recovered: false, ack: 0 }))
+    expect(await down).toEqual(['session expired'])
+    expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: ['x'] })
+    expect(connects).toEqual([false])
+    expect(socket.id).toBe(SID2)
+  })
+
+  it('declares the transport dead after pingInterval + pingTimeout of silence', async () => {
+    fake = await startFakeWs()
+    const conn = fake.nextConn()
+    const socket = client(fake.url, { transports: ['websocket'] })
+    const c = await conn
+    await c.next(isType(PacketType.HELLO))
+    c.send(openPacket(SID, { pingInterval: 100, pingTimeout: 100 }))
+    await next(socket, 'connect')
+    const started = Date.now()
+    const second = await fake.nextConn(2000)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(180)
+    expect(await second.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID })
+  })
+
+  it('fails an attempt whose WebSocket never answers HELLO, within connectTimeout', async () => {
+    fake = await startFakeWs()
+    const socket = client(fake.url, { transports: ['websocket'], connectTimeout: 300, reconnection: false })
+    const started = Date.now()
+    const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
+    expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
+    expect(Date.now() - started).toBeLessThan(1000)
+  })
+
+  it('reports a refusal (ERROR on HELLO) and does not retry', async () => {
+    fake = await startFakeWs()
+    const conn = fake.nextConn()
+    const socket = client(fake.url, { transports: ['websocket'] })
+    const c = await conn
+    await c.next(isType(PacketType.HELLO))
+    c.send({ type: PacketType.ERROR, seq: 0, ackId: 0, code: 'AUTH_EXPIRED', message: 'token expired' })
+    const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
+    expect(error).toMatchObject({ code: 'AUTH_EXPIRED', message: 'token expired' })
+    expect(socket.active).toBe(false)
+  })
+
+  it('waits retryAfter after CLOSE "server shutdown", then starts a new session', async () => {
+    const { socket, c } = await opened()
+    const down = next(socket, 'disconnect')
+    const started = Date.now()
+    c.send({ type: PacketType.CLOSE, reason: 'server shutdown', message: 'bye', retryAfter: 300 })
+    expect(await down).toEqual(['server shutdown', { message: 'bye' }])
+    const c2 = await fake!.nextConn()
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290)
+    const hello = await c2.next(isType(PacketType.HELLO))
+    expect(hello).toEqual({ type: PacketType.HELLO })
+  })
+
+  it('answers a server request with a numbered REPLY', async () => {
+    const { socket, c } = await opened()
+    socket.on('q', (n: number, ack: (r: number) => void) => {
+      ack(n + 1)
+      ack(n + 2)
+    })
+    c.send(ev(1, 'q', [1], 5))
+    expect(await c.next(isType(PacketType.REPLY))).toEqual({
+      type: PacketType.REPLY,
+      seq: 1,
+      ackId: 5,
+      args: [2],
+    })
+    await expect(c.next(isType(PacketType.REPLY), 100)).rejects.toThrow()
+  })
+
+  it('rejects emitWithAck with the code of an ERROR answer', async () => {
+    const { socket, c } = await opened()
+    const pending = socket.emitWithAck('x')
+    const sent = (await c.next(isType(PacketType.EVENT))) as EventPacket
+    c.send({ type: PacketType.ERROR, seq: 1, ackId: sent.ackId, code: 'NOPE', message: 'no' })
+    await expect(pending).rejects.toMatchObject({ code: 'NOPE', message: 'no' })
+  })
+})
