@@ -15,6 +15,8 @@ const result = await build({
   target: 'es2022',
   // Only Node reaches for `ws` (browsers have WebSocket); the import is never bundled.
   external: ['ws'],
+  // Bundle the protocol from its sources, so the bundle never lags behind an unbuilt dist.
+  alias: { '@parley/protocol': '../protocol/src/index.ts' },
   write: false,
   outfile: 'dist/parley.min.js',
   metafile: sizeOnly,
