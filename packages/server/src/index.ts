@@ -1,0 +1,21 @@
+import { parleyPlugin } from './plugin.js'
+
+export type { Settle } from './acks.js'
+export type { AllowedOrigins, ParleyServerOptions, ResolvedOptions } from './options.js'
+export { defaults, ParleyOptionError } from './options.js'
+export type { HandshakeRequest, Middleware, Refusal } from './server.js'
+export { ParleyServer } from './server.js'
+export type { SocketEmitter, TimeoutEmitter } from './socket.js'
+export { ServerSocket } from './socket.js'
+export type {
+  AckReply,
+  ArgsWithoutAck,
+  DefaultEventsMap,
+  EventNames,
+  EventsMap,
+  Handshake,
+  SocketReservedEvents,
+  TimeoutAckCallback,
+} from './types.js'
+export { parleyPlugin }
+export default parleyPlugin

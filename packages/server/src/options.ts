@@ -1,0 +1,234 @@
+import { TRANSPORTS, type TransportName, WireLimits } from '@parley/protocol'
+
+/** Which cross-origin pages may talk to the server. */
+export type AllowedOrigins = string[] | '*' | ((origin: string) => boolean)
+
+/** Options of the `@parley/server` plugin. Every one is checked when the plugin registers. */
+export interface ParleyServerOptions {
+  /** Where the endpoints are mounted. Starts with '/'. Default '/parley'. */
+  path?: string
+  /** Transports offered, in order of preference. Default all three. */
+  transports?: TransportName[]
+  /** Milliseconds between server pings. Default 20000. */
+  pingInterval?: number
+  /** Milliseconds to wait for any packet after a ping before the transport is dead. Default 15000. */
+  pingTimeout?: number
+  /** Largest packet, WebSocket message or HTTP body accepted, in bytes. Default 1000000. */
+  maxPayload?: number
+  /**
+   * Hard limit, per socket, of outgoing bytes kept for replay or queued in the transport.
+   * Past it the socket is disconnected with 'slow consumer'. Default 8 MiB.
+   */
+  maxBufferedBytes?: number
+  /** Largest number of replies a socket may await at once. Default 1000. */
+  maxPendingAcks?: number
+  /**
+   * Cross-origin pages allowed to connect. By default only requests without `Origin`, or whose
+   * `Origin` is the server's own, are accepted.
+   */
+  allowedOrigins?: AllowedOrigins
+  /** How long a session waits for a new transport after losing one; `false` ends it at once. */
+  recovery?: { window?: number } | false
+  /** Milliseconds a fresh WebSocket has to send its HELLO. Default 10000. */
+  handshakeTimeout?: number
+  /** permessage-deflate on WebSocket: off by default; `true` compresses messages of 1 KiB or more. */
+  perMessageDeflate?: boolean | { threshold?: number }
+}
+
+/** Options after validation, every default filled in. */
+export interface ResolvedOptions {
+  path: string
+  transports: TransportName[]
+  pingInterval: number
+  pingTimeout: number
+  maxPayload: number
+  maxBufferedBytes: number
+  maxPendingAcks: number
+  allowedOrigins: AllowedOrigins | undefined
+  /** Recovery window in ms; 0 when recovery is disabled. */
+  recoveryWindow: number
+  handshakeTimeout: number
+  perMessageDeflate: false | { threshold: number }
+}
+
+export const defaults = {
+  path: '/parley',
+  pingInterval: 20_000,
+  pingTimeout: 15_000,
+  maxPayload: WireLimits.defaultMaxPayload,
+  maxBufferedBytes: 8 * 1024 * 1024,
+  maxPendingAcks: 1000,
+  recoveryWindow: 120_000,
+  handshakeTimeout: 10_000,
+  deflateThreshold: 1024,
+} as const
+
+const known = new Set([
+  'path',
+  'transports',
+  'pingInterval',
+  'pingTimeout',
+  'maxPayload',
+  'maxBufferedBytes',
+  'maxPendingAcks',
+  'allowedOrigins',
+  'recovery',
+  'handshakeTimeout',
+  'perMessageDeflate',
+])
+
+/** Thrown by registration when an option is wrong; the message names the option. */
+export class ParleyOptionError extends TypeError {
+  override readonly name = 'ParleyOptionError'
+  readonly code = 'PARLEY_INVALID_OPTION'
+  /** The option at fault. */
+  readonly option: string
+
+  constructor(option: string, message: string) {
+    super(`@parley/server: option "${option}" ${message}`)
+    this.option = option
+  }
+}
+
+// Timers above this overflow setTimeout's 32-bit delay and would fire at once.
+const MAX_DELAY = 2 ** 31 - 1
+
+function integer(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number) {
+  const value = options[key]
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ParleyOptionError(key, `must be an integer from ${min} to ${max}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  return String(value)
+}
+
+/** Checks every option and fills in the defaults. Throws ParleyOptionError naming the bad one. */
+export function resolveOptions(input: unknown): ResolvedOptions {
+  if (input === undefined || input === null) input = {}
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new ParleyOptionError('options', 'must be an object')
+  }
+  const options = input as Record<string, unknown>
+  for (const key of Object.keys(options)) {
+    // Fastify passes its own plugin options (prefix, logLevel, ...) through to plugins.
+    if (!known.has(key) && !['prefix', 'logLevel', 'logSerializers'].includes(key)) {
+      throw new ParleyOptionError(key, 'is not a known option')
+    }
+  }
+
+  const path = options.path ?? defaults.path
+  if (typeof path !== 'string' || !/^\/[A-Za-z0-9_\-./~]*$/.test(path) || path.includes('//')) {
+    throw new ParleyOptionError('path', `must be a URL path starting with "/", got ${describe(path)}`)
+  }
+
+  let transports: TransportName[] = [...TRANSPORTS]
+  if (options.transports !== undefined) {
+    const list = options.transports
+    if (
+      !Array.isArray(list) ||
+      list.length === 0 ||
+      !list.every((t) => (TRANSPORTS as readonly unknown[]).includes(t)) ||
+      new Set(list).size !== list.length
+    ) {
+      throw new ParleyOptionError(
+        'transports',
+        `must be a non-empty list of distinct names among ${TRANSPORTS.join(', ')}`,
+      )
+    }
+    transports = list as TransportName[]
+  }
+
+  const pingInterval = integer(options, 'pingInterval', defaults.pingInterval, 1, MAX_DELAY)
+  const pingTimeout = integer(options, 'pingTimeout', defaults.pingTimeout, 1, MAX_DELAY)
+  // Below a few hundred bytes not even a HELLO with credentials fits.
+  const maxPayload = integer(options, 'maxPayload', defaults.maxPayload, 256, 2 ** 30)
+  const maxBufferedBytes = integer(options, 'maxBufferedBytes', defaults.maxBufferedBytes, 1024, 2 ** 40)
+  const maxPendingAcks = integer(options, 'maxPendingAcks', defaults.maxPendingAcks, 1, 2 ** 31 - 1)
+  const handshakeTimeout = integer(options, 'handshakeTimeout', defaults.handshakeTimeout, 1, MAX_DELAY)
+
+  const origins = options.allowedOrigins
+  if (
+    origins !== undefined &&
+    origins !== '*' &&
+    typeof origins !== 'function' &&
+    !(Array.isArray(origins) && origins.every((o) => typeof o === 'string'))
+  ) {
+    throw new ParleyOptionError('allowedOrigins', "must be '*', a list of origins or a function")
+  }
+  const allowedOrigins = Array.isArray(origins)
+    ? origins.map((o: string) => normaliseOrigin(o))
+    : (origins as AllowedOrigins | undefined)
+
+  let recoveryWindow: number = defaults.recoveryWindow
+  const recovery = options.recovery
+  if (recovery === false) recoveryWindow = 0
+  else if (recovery !== undefined) {
+    if (recovery === null || typeof recovery !== 'object' || Array.isArray(recovery)) {
+      throw new ParleyOptionError('recovery', 'must be false or { window: milliseconds }')
+    }
+    const extra = Object.keys(recovery).filter((k) => k !== 'window')
+    if (extra.length > 0) throw new ParleyOptionError('recovery', `has an unknown key "${extra[0]}"`)
+    recoveryWindow = integer(
+      { 'recovery.window': (recovery as { window?: unknown }).window },
+      'recovery.window',
+      defaults.recoveryWindow,
+      1,
+      MAX_DELAY,
+    )
+  }
+
+  let perMessageDeflate: ResolvedOptions['perMessageDeflate'] = false
+  const deflate = options.perMessageDeflate
+  if (deflate === true) perMessageDeflate = { threshold: defaults.deflateThreshold }
+  else if (deflate !== undefined && deflate !== false) {
+    if (deflate === null || typeof deflate !== 'object' || Array.isArray(deflate)) {
+      throw new ParleyOptionError('perMessageDeflate', 'must be a boolean or { threshold: bytes }')
+    }
+    const threshold = integer(
+      { 'perMessageDeflate.threshold': (deflate as { threshold?: unknown }).threshold },
+      'perMessageDeflate.threshold',
+      defaults.deflateThreshold,
+      0,
+      2 ** 30,
+    )
+    perMessageDeflate = { threshold }
+  }
+
+  return {
+    path: path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path,
+    transports,
+    pingInterval,
+    pingTimeout,
+    maxPayload,
+    maxBufferedBytes,
+    maxPendingAcks,
+    allowedOrigins,
+    recoveryWindow,
+    handshakeTimeout,
+    perMessageDeflate,
+  }
+}
+
+/** 'HTTPS://Example.com:443' -> 'https://example.com'; throws for anything that is not an origin. */
+function normaliseOrigin(origin: string): string {
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    throw new ParleyOptionError('allowedOrigins', `holds ${JSON.stringify(origin)}, which is not an origin`)
+  }
+  if (url.origin === 'null' || url.pathname !== '/' || url.search || url.hash || origin.endsWith('/')) {
+    throw new ParleyOptionError(
+      'allowedOrigins',
+      `holds ${JSON.stringify(origin)}: write scheme://host[:port] without a path`,
+    )
+  }
+  return url.origin
+}

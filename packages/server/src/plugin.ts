@@ -1,0 +1,58 @@
+import websocket from '@fastify/websocket'
+import { WS_SUBPROTOCOL } from '@parley/protocol'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { parleyRoutes } from './http/routes.js'
+import { type ParleyServerOptions, resolveOptions } from './options.js'
+import { ParleyServer } from './server.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The Parley server: middleware, `connection` events, sockets. */
+    parley: ParleyServer
+  }
+}
+
+async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Promise<void> {
+  // Validate before touching the instance: a bad option leaves nothing half-registered.
+  const options = resolveOptions(rawOptions)
+  const server = new ParleyServer(options, app.log)
+  app.decorate('parley', server)
+
+  // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
+  // packet before the socket closes under them; SSE streams and held polls end here too, which
+  // lets the HTTP server close.
+  app.addHook('preClose', (done) => {
+    server.close()
+    done()
+  })
+  app.addHook('onClose', (_instance, done) => {
+    server.close()
+    done()
+  })
+
+  if (!app.hasDecorator('websocketServer')) {
+    await app.register(websocket, {
+      options: {
+        maxPayload: options.maxPayload,
+        perMessageDeflate: options.perMessageDeflate,
+        // Select Parley's subprotocol when offered; otherwise do what ws does by default, so
+        // the application's other WebSocket routes are not affected.
+        handleProtocols: (protocols: Set<string>) =>
+          protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : (protocols.values().next().value ?? false),
+      },
+      // ws closes the socket itself after a protocol error (1009 for a too large message);
+      // the default handler would destroy it before the close frame leaves.
+      errorHandler: (error, _socket, request) => request.log.debug({ err: error }, 'parley: websocket error'),
+    })
+  } else {
+    app.log.debug("parley: using the application's @fastify/websocket registration")
+  }
+
+  await app.register(parleyRoutes, { server, options })
+}
+
+/**
+ * The Parley plugin: `await app.register(parley, { path: '/parley' })`, then use `app.parley`.
+ */
+export const parleyPlugin = fp(parley, { fastify: '5.x', name: '@parley/server' })

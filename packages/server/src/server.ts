@@ -1,0 +1,218 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { CloseReason, ErrorCode, type HelloPacket } from '@parley/protocol'
+import type { FastifyBaseLogger } from 'fastify'
+import type { ResolvedOptions } from './options.js'
+import { Session } from './session.js'
+import { ServerSocket } from './socket.js'
+import type { Transport } from './transports/transport.js'
+import type { DefaultEventsMap, EventsMap, Handshake } from './types.js'
+
+/** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
+export type Middleware<S> = (socket: S) => void | Promise<void>
+
+/** Why a handshake was refused: the HTTP status and the `{code, message}` the client gets. */
+export interface Refusal {
+  status: number
+  code: string
+  message: string
+}
+
+/** The request that carried a HELLO. */
+export interface HandshakeRequest {
+  headers: IncomingHttpHeaders
+  query: Record<string, string>
+  address: string
+}
+
+/** How long a client should wait before it reconnects after a shutdown. */
+const SHUTDOWN_RETRY_AFTER = 1000
+const APP_CODE = /^[A-Z0-9_]{1,64}$/
+const MAX_REFUSAL_MESSAGE = 1024
+
+/**
+ * The server side of Parley, reached as `app.parley`: middleware, the `connection` event, and
+ * every connected socket.
+ *
+ * - `L`: events clients may send; `E`: events the server may send; `D`: `socket.data`'s type.
+ */
+export class ParleyServer<
+  L extends EventsMap = DefaultEventsMap,
+  E extends EventsMap = DefaultEventsMap,
+  D = Record<string, unknown>,
+> {
+  /** The options in force, defaults filled in. */
+  readonly options: Readonly<ResolvedOptions>
+  readonly #log: FastifyBaseLogger
+  readonly #middleware: Middleware<ServerSocket<L, E, D>>[] = []
+  readonly #onConnection = new Set<(socket: ServerSocket<L, E, D>) => void>()
+  /** By session id: what a HELLO resumes. Private: the sid is a secret. */
+  readonly #bySid = new Map<string, ServerSocket<L, E, D>>()
+  /** By public socket id. */
+  readonly #byId = new Map<string, ServerSocket<L, E, D>>()
+  /** WebSockets that have not sent their HELLO yet. */
+  readonly #pending = new Set<Transport>()
+  #closing = false
+
+  /** @internal Made by the plugin. */
+  constructor(options: ResolvedOptions, log: FastifyBaseLogger) {
+    this.options = options
+    this.#log = log
+  }
+
+  /** Adds a middleware. They run in order at every handshake and resume; a throw refuses. */
+  use(middleware: Middleware<ServerSocket<L, E, D>>): this {
+    if (typeof middleware !== 'function') throw new TypeError('middleware must be a function')
+    this.#middleware.push(middleware)
+    return this
+  }
+
+  /** `connection`: a new session is open (after OPEN; not on resumes). */
+  on(event: 'connection', listener: (socket: ServerSocket<L, E, D>) => void): this {
+    if (event !== 'connection') throw new TypeError(`unknown server event "${String(event)}"`)
+    this.#onConnection.add(listener)
+    return this
+  }
+
+  /** Removes a `connection` listener. */
+  off(event: 'connection', listener: (socket: ServerSocket<L, E, D>) => void): this {
+    if (event === 'connection') this.#onConnection.delete(listener)
+    return this
+  }
+
+  /** Every socket whose session is alive (attached or waiting for a resume), by public id. */
+  get sockets(): ReadonlyMap<string, ServerSocket<L, E, D>> {
+    return this.#byId
+  }
+
+  /** How many sessions are alive. */
+  get socketsCount(): number {
+    return this.#byId.size
+  }
+
+  /** True once `close()` has begun: new handshakes are refused. */
+  get closing(): boolean {
+    return this.#closing
+  }
+
+  /**
+   * Ends every session with CLOSE 'server shutdown' (and a `retryAfter` hint) and closes every
+   * transport. The plugin calls this when Fastify closes.
+   */
+  close(): void {
+    this.#closing = true
+    for (const socket of [...this.#bySid.values()]) {
+      socket.session.end(CloseReason.SERVER_SHUTDOWN, { retryAfter: SHUTDOWN_RETRY_AFTER, kind: 'shutdown' })
+    }
+    for (const transport of this.#pending) transport.close('shutdown')
+    this.#pending.clear()
+  }
+
+  /** @internal The session that `sid` names, if it is alive. */
+  sessionFor(sid: string): Session | undefined {
+    return this.#bySid.get(sid)?.session
+  }
+
+  /** @internal A WebSocket is open and its HELLO is awaited; `close()` must reach it too. */
+  trackPending(transport: Transport, pending: boolean): void {
+    if (pending) this.#pending.add(transport)
+    else this.#pending.delete(transport)
+  }
+
+  /**
+   * @internal Handles a HELLO that arrived on `transport`: runs the middleware, then resumes the
+   * session it names or opens a new one, and attaches the transport (which sends OPEN). Returns
+   * the refusal, or null when the transport is attached (or died meanwhile).
+   */
+  async handshake(
+    transport: Transport,
+    hello: HelloPacket,
+    request: HandshakeRequest,
+  ): Promise<Refusal | null> {
+    if (this.#closing) return shuttingDown()
+    const handshake: Handshake = {
+      headers: request.headers,
+      query: request.query,
+      auth: hello.auth,
+      address: request.address,
+      time: new Date().toISOString(),
+      issued: Date.now(),
+      transport: transport.name,
+    }
+
+    const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
+    if (existing) {
+      const previous = existing.handshake
+      existing.handshake = handshake
+      const refusal = await this.#runMiddleware(existing)
+      if (refusal) {
+        existing.handshake = previous
+        return refusal
+      }
+      if (this.#closing) return shuttingDown()
+      if (!transport.open) return null
+      // The session may have ended while the middleware ran: then it is a new session after all.
+      if (existing.session.state !== 'closed') {
+        existing.recovered = true
+        existing.session.attach(transport, hello.ack ?? 0, true)
+        return null
+      }
+    }
+
+    const session = new Session({
+      pingInterval: this.options.pingInterval,
+      pingTimeout: this.options.pingTimeout,
+      maxPayload: this.options.maxPayload,
+      maxBufferedBytes: this.options.maxBufferedBytes,
+      recoveryWindow: this.options.recoveryWindow,
+      transports: this.options.transports,
+      warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
+    })
+    const socket = new ServerSocket<L, E, D>(session, handshake, {
+      log: this.#log,
+      maxPendingAcks: this.options.maxPendingAcks,
+      ended: () => {
+        this.#bySid.delete(session.sid)
+        this.#byId.delete(socket.id)
+      },
+    })
+    const refusal = await this.#runMiddleware(socket)
+    if (refusal) return refusal
+    if (this.#closing) return shuttingDown()
+    if (!transport.open) return null
+    this.#bySid.set(session.sid, socket)
+    this.#byId.set(socket.id, socket)
+    session.attach(transport, 0, false)
+    for (const listener of [...this.#onConnection]) {
+      // The session may end inside a listener (disconnect(), slow consumer): stop there.
+      if (!socket.connected) break
+      try {
+        listener(socket)
+      } catch (err) {
+        this.#log.error({ err }, 'parley: connection listener failed')
+      }
+    }
+    return null
+  }
+
+  async #runMiddleware(socket: ServerSocket<L, E, D>): Promise<Refusal | null> {
+    for (const middleware of this.#middleware) {
+      try {
+        await middleware(socket)
+      } catch (error) {
+        const code = (error as { code?: unknown } | null)?.code
+        const message = error instanceof Error ? error.message : typeof error === 'string' ? error : 'refused'
+        this.#log.debug({ err: error }, 'parley: middleware refused a handshake')
+        return {
+          status: 403,
+          code: typeof code === 'string' && APP_CODE.test(code) ? code : ErrorCode.REFUSED,
+          message: message.slice(0, MAX_REFUSAL_MESSAGE),
+        }
+      }
+    }
+    return null
+  }
+}
+
+function shuttingDown(): Refusal {
+  return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message: 'the server is shutting down' }
+}

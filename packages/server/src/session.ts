@@ -1,0 +1,357 @@
+import {
+  CloseReason,
+  ErrorCode,
+  type ErrorPacket,
+  type EventPacket,
+  type NumberedPacket,
+  type Packet,
+  PacketType,
+  ParleyError,
+  type ReplyPacket,
+  type TransportName,
+} from '@parley/protocol'
+import { nanoid } from 'nanoid'
+import {
+  type CloseKind,
+  type Outgoing,
+  outgoing,
+  type Transport,
+  type TransportCloseReason,
+} from './transports/transport.js'
+
+/** Where a session stands. */
+export type SessionState = 'attached' | 'detached' | 'closed'
+
+/** An application packet from the client, delivered in order and once. */
+export type IncomingMessage = EventPacket | ReplyPacket | ErrorPacket
+
+/** What a session tells the layer above it (the application's socket). */
+export interface SessionOwner {
+  message(packet: IncomingMessage): void
+  transportChanged(now: TransportName | null, before: TransportName | null): void
+  ended(reason: CloseReason): void
+}
+
+/** The part of the server options a session runs on. */
+export interface SessionConfig {
+  pingInterval: number
+  pingTimeout: number
+  maxPayload: number
+  maxBufferedBytes: number
+  /** 0 disables recovery: a lost transport ends the session. */
+  recoveryWindow: number
+  transports: TransportName[]
+  /** Called for packets a client may not send, and other oddities worth a log line. */
+  warn(message: string, error?: unknown): void
+}
+
+/** Options of `Session.end`. */
+export interface EndOptions {
+  message?: string
+  retryAfter?: number
+  /** Whether to send a CLOSE packet first (not when the client itself said goodbye). */
+  notify?: boolean
+  kind?: CloseKind
+}
+
+/** ACK at once when this many packets wait for one, else within ACK_DELAY ms. */
+const ACK_BATCH = 32
+const ACK_DELAY = 200
+/** Bytes counted per kept packet on top of its size, so that the count is bounded too. */
+const KEPT_OVERHEAD = 64
+
+const defaultMessages: Record<CloseReason, string> = {
+  'client disconnect': 'the client disconnected',
+  'server disconnect': 'the server disconnected the socket',
+  'server shutdown': 'the server is shutting down',
+  'ping timeout': 'no transport came back within the recovery window',
+  'transport close': 'no transport came back within the recovery window',
+  'invalid packet': 'the client sent a packet that does not decode',
+  'payload too large': 'the client sent more than maxPayload',
+  'slow consumer': 'the client reads too slowly: its buffer passed the limit',
+  'session expired': 'the session expired',
+}
+
+const PING = outgoing({ type: PacketType.PING })
+const MOVED = outgoing({ type: PacketType.MOVED })
+
+interface Kept {
+  seq: number
+  out: Outgoing
+  size: number
+}
+
+/**
+ * The durable half of a connection: id, sequence numbers, the replay buffer, acks, heartbeat and
+ * the recovery window. It outlives transports and swaps them without the application noticing
+ * anything but a `transport` event. It never looks at which kind of transport it holds.
+ *
+ * ```
+ *            attach              transport lost / ping timeout
+ *   (new) ───────────▶ attached ─────────────────────────────▶ detached
+ *                        ▲  │ attach (resume, upgrade:                │
+ *                        │  │ old one gets MOVED)                     │ window passes
+ *                        │  ▼                                         ▼
+ *                        attached ◀──────── attach (resume) ──────  closed
+ * ```
+ */
+export class Session {
+  /** The session id: a bearer secret, never shown to other clients. */
+  readonly sid: string = nanoid()
+  readonly #config: SessionConfig
+  #owner: SessionOwner | null = null
+  #state: SessionState = 'detached'
+  #transport: Transport | null = null
+  #attachedOnce = false
+
+  #outSeq = 0
+  #inSeq = 0
+  #kept: Kept[] = []
+  #keptBytes = 0
+
+  #unacked = 0
+  #ackTimer: NodeJS.Timeout | undefined
+  #beat: NodeJS.Timeout | undefined
+  #pingSentAt = 0
+  #lastSeen = 0
+  #recoveryTimer: NodeJS.Timeout | undefined
+
+  constructor(config: SessionConfig) {
+    this.#config = config
+  }
+
+  /** Sets who hears about messages, transport changes and the end. */
+  setOwner(owner: SessionOwner): void {
+    this.#owner = owner
+  }
+
+  get state(): SessionState {
+    return this.#state
+  }
+
+  /** The attached transport, or null while detached (and after the end). */
+  get transport(): Transport | null {
+    return this.#transport
+  }
+
+  /** Outgoing bytes kept for replay (not yet acknowledged by the client). */
+  get keptBytes(): number {
+    return this.#keptBytes
+  }
+
+  /**
+   * Attaches a transport: a new session's first, a resume, or a switch. The previous transport
+   * (if any) gets MOVED and is closed; the client's `ack` trims the replay buffer; OPEN goes out,
+   * then every packet the client has not acknowledged, in order.
+   */
+  attach(transport: Transport, clientAck: number, recovered: boolean): void {
+    if (this.#state === 'closed') throw new ParleyError(ErrorCode.UNKNOWN_SESSION, 'the session has ended')
+    const before = this.#transport
+    if (before) {
+      before.bind(null)
+      before.send(MOVED)
+      before.close('normal')
+    }
+    clearTimeout(this.#recoveryTimer)
+    this.#transport = transport
+    this.#state = 'attached'
+    transport.bind({
+      packet: (packet) => this.#receive(transport, packet),
+      invalid: (error) => this.#invalid(transport, error),
+      close: (reason) => this.#lost(transport, reason),
+    })
+    this.#trim(clientAck)
+    const open = outgoing({
+      type: PacketType.OPEN,
+      sid: this.sid,
+      pingInterval: this.#config.pingInterval,
+      pingTimeout: this.#config.pingTimeout,
+      maxPayload: this.#config.maxPayload,
+      transports: this.#config.transports,
+      recovered,
+      ack: this.#inSeq,
+    })
+    transport.handshake(open)
+    // OPEN carried our ack.
+    this.#unacked = 0
+    clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
+    for (const kept of this.#kept) transport.send(kept.out)
+    this.#lastSeen = performance.now()
+    this.#startHeartbeat()
+    if (this.#attachedOnce) this.#owner?.transportChanged(transport.name, before?.name ?? null)
+    this.#attachedOnce = true
+    this.#checkBuffers()
+  }
+
+  /**
+   * Sends a numbered packet: kept until the client acknowledges it, replayed after every attach.
+   * `make` gets the sequence number. Throws PARLEY_UNSERIALIZABLE (and uses no number) when the
+   * payload cannot be encoded. Returns false once the session has ended.
+   */
+  sendNumbered(make: (seq: number) => NumberedPacket): boolean {
+    if (this.#state === 'closed') return false
+    const seq = this.#outSeq + 1
+    const out = outgoing(make(seq))
+    this.#outSeq = seq
+    const size = out.text.length + KEPT_OVERHEAD
+    this.#kept.push({ seq, out, size })
+    this.#keptBytes += size
+    this.#transport?.send(out)
+    this.#checkBuffers()
+    return true
+  }
+
+  /** Sends an unnumbered event now, or drops it when the transport cannot take it. */
+  sendVolatile(packet: EventPacket): boolean {
+    const transport = this.#transport
+    if (this.#state !== 'attached' || !transport?.writable) return false
+    transport.send(outgoing({ ...packet, seq: 0 }))
+    this.#checkBuffers()
+    return true
+  }
+
+  /** Ends the session: CLOSE to the client (when possible), transport closed, owner told. */
+  end(reason: CloseReason, options: EndOptions = {}): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    clearTimeout(this.#ackTimer)
+    clearTimeout(this.#beat)
+    clearTimeout(this.#recoveryTimer)
+    const transport = this.#transport
+    this.#transport = null
+    if (transport) {
+      transport.bind(null)
+      if (options.notify !== false) {
+        const message = options.message ?? defaultMessages[reason]
+        transport.send(
+          outgoing(
+            options.retryAfter === undefined
+              ? { type: PacketType.CLOSE, reason, message }
+              : { type: PacketType.CLOSE, reason, message, retryAfter: options.retryAfter },
+          ),
+        )
+      }
+      transport.close(options.kind ?? 'normal')
+    }
+    this.#kept = []
+    this.#keptBytes = 0
+    this.#owner?.ended(reason)
+  }
+
+  #receive(transport: Transport, packet: Packet): void {
+    if (transport !== this.#transport) return
+    this.#lastSeen = performance.now()
+    switch (packet.type) {
+      case PacketType.PONG:
+        return
+      case PacketType.ACK:
+        this.#trim(packet.ack)
+        return
+      case PacketType.CLOSE:
+        this.end(CloseReason.CLIENT_DISCONNECT, { notify: false })
+        return
+      case PacketType.EVENT:
+      case PacketType.REPLY:
+      case PacketType.ERROR:
+        if (packet.seq > 0) {
+          // Duplicates come from replays after a switch; a gap means the client lost something
+          // and will resume, resending from our ack. Either way: not now.
+          if (packet.seq !== this.#inSeq + 1) return
+          this.#inSeq = packet.seq
+          this.#scheduleAck()
+        }
+        this.#owner?.message(packet)
+        return
+      default:
+        this.#invalid(
+          transport,
+          new ParleyError(ErrorCode.INVALID_PACKET, `a client may not send packets of type ${packet.type}`),
+        )
+    }
+  }
+
+  #invalid(transport: Transport, error: ParleyError): void {
+    if (transport !== this.#transport) return
+    this.#config.warn(`closing session: ${error.code}: ${error.message}`)
+    this.end(CloseReason.INVALID_PACKET, { message: `${error.code}: ${error.message}` })
+  }
+
+  #lost(transport: Transport, reason: TransportCloseReason): void {
+    if (transport !== this.#transport) return
+    if (reason === CloseReason.TRANSPORT_CLOSE) this.#detach(reason)
+    else this.end(reason, { notify: false })
+  }
+
+  /** The transport is gone; wait for a resume within the recovery window. */
+  #detach(reason: typeof CloseReason.PING_TIMEOUT | typeof CloseReason.TRANSPORT_CLOSE): void {
+    if (this.#config.recoveryWindow === 0) {
+      this.end(reason)
+      return
+    }
+    const transport = this.#transport
+    this.#transport = null
+    this.#state = 'detached'
+    clearTimeout(this.#beat)
+    clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
+    if (transport) {
+      transport.bind(null)
+      transport.close('normal')
+    }
+    this.#recoveryTimer = setTimeout(() => this.end(reason), this.#config.recoveryWindow)
+    this.#owner?.transportChanged(null, transport?.name ?? null)
+  }
+
+  #trim(ack: number): void {
+    let count = 0
+    while (count < this.#kept.length && this.#kept[count]!.seq <= ack) {
+      this.#keptBytes -= this.#kept[count]!.size
+      count++
+    }
+    if (count > 0) this.#kept.splice(0, count)
+  }
+
+  #scheduleAck(): void {
+    this.#unacked++
+    if (this.#unacked >= ACK_BATCH) this.#sendAck()
+    else this.#ackTimer ??= setTimeout(() => this.#sendAck(), ACK_DELAY)
+  }
+
+  #sendAck(): void {
+    clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
+    this.#unacked = 0
+    this.#transport?.send(outgoing({ type: PacketType.ACK, ack: this.#inSeq }))
+  }
+
+  // One timer per session: PING after pingInterval, then a check after pingTimeout.
+  #startHeartbeat(): void {
+    clearTimeout(this.#beat)
+    this.#beat = setTimeout(() => this.#ping(), this.#config.pingInterval)
+  }
+
+  #ping(): void {
+    const transport = this.#transport
+    if (!transport) return
+    this.#pingSentAt = performance.now()
+    transport.send(PING)
+    this.#beat = setTimeout(() => this.#checkPong(), this.#config.pingTimeout)
+  }
+
+  #checkPong(): void {
+    if (this.#lastSeen >= this.#pingSentAt) {
+      const rest = Math.max(0, this.#config.pingInterval - this.#config.pingTimeout)
+      this.#beat = setTimeout(() => this.#ping(), rest)
+    } else {
+      this.#detach(CloseReason.PING_TIMEOUT)
+    }
+  }
+
+  #checkBuffers(): void {
+    const queued = this.#transport?.bufferedAmount ?? 0
+    if (Math.max(this.#keptBytes, queued) > this.#config.maxBufferedBytes) {
+      this.end(CloseReason.SLOW_CONSUMER)
+    }
+  }
+}

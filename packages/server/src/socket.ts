@@ -1,0 +1,351 @@
+import {
+  CloseReason,
+  ErrorCode,
+  type NumberedPacket,
+  PacketType,
+  ParleyError,
+  RESERVED_EVENTS,
+  type TransportName,
+  WireLimits,
+  type WireValue,
+} from '@parley/protocol'
+import type { FastifyBaseLogger } from 'fastify'
+import { nanoid } from 'nanoid'
+import { AckRegistry, type Settle } from './acks.js'
+import { type Listener, Listeners } from './emitter.js'
+import type { IncomingMessage, Session, SessionOwner } from './session.js'
+import type {
+  AckReply,
+  ArgsWithoutAck,
+  DefaultEventsMap,
+  EventNames,
+  EventsMap,
+  Handshake,
+  SocketReservedEvents,
+  TimeoutAckCallback,
+} from './types.js'
+
+/** The message an ERROR packet carries when a handler fails: never the error's own text. */
+const HANDLER_FAILED = 'the handler failed'
+
+interface EmitFlags {
+  volatile?: boolean
+  timeout?: number
+}
+
+/**
+ * `socket.timeout(ms)` and `socket.volatile`: the same emit methods, with a flag set.
+ */
+export interface SocketEmitter<E extends EventsMap> {
+  /** Sends an event; with a trailing callback, waits for the reply. */
+  emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): boolean
+  /** Sends an event and resolves with the first argument of the client's reply. */
+  emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>>
+}
+
+/** `socket.timeout(ms)`: acks time out with PARLEY_ACK_TIMEOUT; callbacks are error-first. */
+export interface TimeoutEmitter<E extends EventsMap> {
+  emit<K extends EventNames<E>>(event: K, ...args: [...ArgsWithoutAck<E[K]>, TimeoutAckCallback]): boolean
+  emit<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): boolean
+  emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>>
+}
+
+/** What a socket needs from its server. */
+export interface SocketContext {
+  log: FastifyBaseLogger
+  maxPendingAcks: number
+  /** The socket's session ended. */
+  ended(): void
+}
+
+/**
+ * The application's view of one client: events in and out, acks, and the session's life.
+ *
+ * - `L`: events the client may send (what `on` listens to)
+ * - `E`: events the server may send (what `emit` takes)
+ * - `D`: the type of `socket.data`, the application's own per-socket state
+ */
+export class ServerSocket<
+  L extends EventsMap = DefaultEventsMap,
+  E extends EventsMap = DefaultEventsMap,
+  D = Record<string, unknown>,
+> {
+  /**
+   * A public id for this socket, safe to show to other clients. It is not the session id: that
+   * one is a bearer secret that the server never hands to the application.
+   */
+  readonly id: string = nanoid()
+  /** The application's own state for this socket. */
+  data: D = {} as D
+  /** What the client said at its latest handshake (updated on every resume). */
+  handshake: Handshake
+  /** True when the latest attach resumed the session with nothing lost. */
+  recovered = false
+
+  readonly #session: Session
+  readonly #context: SocketContext
+  readonly #acks: AckRegistry
+  readonly #listeners = new Listeners()
+
+  /** @internal Sockets are made by the server, one per session. */
+  constructor(session: Session, handshake: Handshake, context: SocketContext) {
+    this.#session = session
+    this.handshake = handshake
+    this.#context = context
+    this.#acks = new AckRegistry(context.maxPendingAcks)
+    const owner: SessionOwner = {
+      message: (packet) => this.#onMessage(packet),
+      transportChanged: (now, before) => this.#fire('transport', [now, before]),
+      ended: (reason) => this.#onEnded(reason),
+    }
+    session.setOwner(owner)
+  }
+
+  /** @internal */
+  get session(): Session {
+    return this.#session
+  }
+
+  /** The current transport, or null while the session waits for a resume (or has ended). */
+  get transport(): TransportName | null {
+    return this.#session.transport?.name ?? null
+  }
+
+  /** True until the session ends (also while it waits, detached, for a resume). */
+  get connected(): boolean {
+    return this.#session.state !== 'closed'
+  }
+
+  /** Listens to an event from the client, or to `disconnect` / `transport`. */
+  on<K extends keyof SocketReservedEvents>(event: K, listener: SocketReservedEvents[K]): this
+  on<K extends EventNames<L>>(event: K, listener: L[K]): this
+  on(event: string, listener: Listener): this {
+    this.#listeners.add(event, listener)
+    return this
+  }
+
+  /** Like `on`, for one call only. */
+  once<K extends keyof SocketReservedEvents>(event: K, listener: SocketReservedEvents[K]): this
+  once<K extends EventNames<L>>(event: K, listener: L[K]): this
+  once(event: string, listener: Listener): this {
+    this.#listeners.add(event, listener, true)
+    return this
+  }
+
+  /** Removes one listener, every listener of an event, or every listener. */
+  off<K extends keyof SocketReservedEvents>(event?: K, listener?: SocketReservedEvents[K]): this
+  off<K extends EventNames<L>>(event?: K, listener?: L[K]): this
+  off(event?: string, listener?: Listener): this {
+    this.#listeners.remove(event, listener)
+    return this
+  }
+
+  /**
+   * Sends an event. Numbered: kept until the client acknowledges it and resent after a resume,
+   * so it arrives once and in order even across transport changes. A trailing function is an
+   * ack callback, called with the reply's arguments (never on failure: use `timeout(ms)` or
+   * `emitWithAck` to hear about failures). Returns false when the socket has disconnected.
+   * Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry, PARLEY_RESERVED_EVENT_NAME /
+   * PARLEY_INVALID_EVENT_NAME for a bad name, PARLEY_TOO_MANY_PENDING_ACKS past `maxPendingAcks`.
+   */
+  emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): boolean {
+    return this.#emit({}, event, args as unknown[])
+  }
+
+  /**
+   * Sends an event and resolves with the first argument of the client's reply. Rejects with a
+   * ParleyError: the client's ERROR (e.g. PARLEY_HANDLER_ERROR), PARLEY_DISCONNECTED when the
+   * session ends first, PARLEY_ACK_TIMEOUT under `timeout(ms)`.
+   */
+  emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>> {
+    return this.#emitWithAck({}, event, args as unknown[]) as Promise<AckReply<E[K]>>
+  }
+
+  /** Emits whose reply must come within `ms`; their callbacks are error-first. */
+  timeout(ms: number): TimeoutEmitter<E> {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError('timeout must be a non-negative number of ms')
+    const flags: EmitFlags = { timeout: ms }
+    return {
+      emit: (event: string, ...args: unknown[]) => this.#emit(flags, event, args),
+      emitWithAck: (event: string, ...args: unknown[]) => this.#emitWithAck(flags, event, args),
+    } as TimeoutEmitter<E>
+  }
+
+  /**
+   * Emits that may be dropped: not numbered, not kept, never resent; dropped while the
+   * transport is missing or its buffer is past the high-water mark (64 KiB).
+   */
+  get volatile(): SocketEmitter<E> {
+    const flags: EmitFlags = { volatile: true }
+    return {
+      emit: (event: string, ...args: unknown[]) => this.#emit(flags, event, args),
+      emitWithAck: (event: string, ...args: unknown[]) => this.#emitWithAck(flags, event, args),
+    } as SocketEmitter<E>
+  }
+
+  /** Ends the session: the client gets CLOSE 'server disconnect' and must not resume. */
+  disconnect(): this {
+    this.#session.end(CloseReason.SERVER_DISCONNECT)
+    return this
+  }
+
+  #emitWithAck(flags: EmitFlags, event: string, args: unknown[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const settle: Settle = (error, reply) => (error ? reject(error) : resolve(reply[0]))
+      this.#send(flags, event, args as WireValue[], settle)
+    })
+  }
+
+  #emit(flags: EmitFlags, event: string, args: unknown[]): boolean {
+    let settle: Settle | undefined
+    const last = args[args.length - 1]
+    if (typeof last === 'function') {
+      args = args.slice(0, -1)
+      const callback = last as (...reply: unknown[]) => void
+      settle =
+        flags.timeout === undefined
+          ? (error, reply) => {
+              if (!error) callback(...reply)
+            }
+          : (error, reply) => callback(error, ...reply)
+    }
+    return this.#send(flags, event, args as WireValue[], settle)
+  }
+
+  #send(flags: EmitFlags, event: string, args: WireValue[], settle: Settle | undefined): boolean {
+    checkEventName(event)
+    if (!this.connected) {
+      if (settle) {
+        const error = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
+        queueMicrotask(() => settle(error, []))
+      }
+      return false
+    }
+    const ackId = settle ? this.#acks.register(settle, flags.timeout) : 0
+    try {
+      if (flags.volatile) {
+        return this.#session.sendVolatile({ type: PacketType.EVENT, seq: 0, name: event, args, ackId })
+      }
+      return this.#session.sendNumbered((seq) => ({ type: PacketType.EVENT, seq, name: event, args, ackId }))
+    } catch (error) {
+      if (ackId) this.#acks.forget(ackId)
+      throw error
+    }
+  }
+
+  #onMessage(packet: IncomingMessage): void {
+    switch (packet.type) {
+      case PacketType.EVENT:
+        this.#onEvent(packet.name, packet.args, packet.ackId)
+        return
+      case PacketType.REPLY:
+        this.#acks.settle(packet.ackId, null, packet.args)
+        return
+      case PacketType.ERROR:
+        if (packet.ackId > 0)
+          this.#acks.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
+        else this.#context.log.debug({ code: packet.code }, `parley: client error notice: ${packet.message}`)
+        return
+    }
+  }
+
+  #onEvent(name: string, args: WireValue[], ackId: number): void {
+    const listeners = this.#listeners.get(name)
+    let answered = false
+    const answer = (make: (seq: number) => NumberedPacket) => {
+      if (answered) return
+      answered = true
+      try {
+        this.#session.sendNumbered(make)
+      } catch (error) {
+        // The reply could not be encoded: the client still gets an answer.
+        this.#context.log.error({ err: error, event: name }, 'parley: reply could not be sent')
+        this.#session.sendNumbered((seq) => ({
+          type: PacketType.ERROR,
+          seq,
+          ackId,
+          code: ErrorCode.HANDLER_ERROR,
+          message: HANDLER_FAILED,
+        }))
+      }
+    }
+    const fail = (error: unknown) => {
+      this.#context.log.error({ err: error, event: name }, 'parley: event handler failed')
+      if (ackId > 0) {
+        answer((seq) => ({
+          type: PacketType.ERROR,
+          seq,
+          ackId,
+          code: ErrorCode.HANDLER_ERROR,
+          message: HANDLER_FAILED,
+        }))
+      }
+    }
+    if (ackId > 0 && listeners.length === 0) {
+      // Without this the client would wait for its whole timeout.
+      answer((seq) => ({
+        type: PacketType.ERROR,
+        seq,
+        ackId,
+        code: ErrorCode.HANDLER_ERROR,
+        message: `no handler for "${name}"`,
+      }))
+      return
+    }
+    const callArgs: unknown[] = [...args]
+    if (ackId > 0) {
+      callArgs.push((...reply: unknown[]) =>
+        answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),
+      )
+    }
+    for (const listener of listeners) {
+      try {
+        const result = (listener as (...a: unknown[]) => unknown)(...callArgs)
+        if (isThenable(result)) result.then(undefined, fail)
+      } catch (error) {
+        fail(error)
+      }
+    }
+  }
+
+  #onEnded(reason: CloseReason): void {
+    this.#acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
+    this.#context.ended()
+    this.#fire('disconnect', [reason])
+  }
+
+  #fire(event: keyof SocketReservedEvents, args: unknown[]): void {
+    for (const listener of this.#listeners.get(event)) {
+      try {
+        const result = (listener as (...a: unknown[]) => unknown)(...args)
+        if (isThenable(result)) {
+          result.then(undefined, (err: unknown) =>
+            this.#context.log.error({ err }, `parley: "${event}" listener failed`),
+          )
+        }
+      } catch (err) {
+        this.#context.log.error({ err }, `parley: "${event}" listener failed`)
+      }
+    }
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  )
+}
+
+function checkEventName(name: string): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
+    throw new ParleyError(
+      ErrorCode.INVALID_EVENT_NAME,
+      `event name must be a string of 1 to ${WireLimits.maxEventNameLength} characters`,
+    )
+  }
+  if (RESERVED_EVENTS.has(name)) {
+    throw new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
+  }
+}

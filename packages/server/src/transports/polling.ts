@@ -1,0 +1,93 @@
+import type { ServerResponse } from 'node:http'
+import { type HeaderBag, HttpTransport } from './http.js'
+import type { CloseKind, Outgoing } from './transport.js'
+
+/**
+ * Long-polling downstream: the client keeps one GET waiting; it is answered with every queued
+ * packet (one per line) as soon as there is one. A newer GET answers the older one empty.
+ */
+export class PollingTransport extends HttpTransport {
+  readonly name = 'polling'
+  readonly #maxBody: number
+  #held: { res: ServerResponse; headers: HeaderBag } | null = null
+  #queue: string[] = []
+  #queuedBytes = 0
+  #flushScheduled = false
+
+  /** @param maxBody answers stop adding packets past this many bytes (one packet always goes). */
+  constructor(maxBody: number) {
+    super()
+    this.#maxBody = maxBody
+  }
+
+  get bufferedAmount(): number {
+    return this.#queuedBytes
+  }
+
+  /** Holds a GET until there is something to say. */
+  hold(res: ServerResponse, headers: HeaderBag): void {
+    const previous = this.#held
+    this.#held = { res, headers }
+    if (previous) answer(previous.res, previous.headers, '')
+    res.on('close', () => {
+      if (this.#held?.res === res) this.#held = null
+    })
+    this.#flush()
+  }
+
+  send(out: Outgoing): void {
+    if (!this.open) return
+    this.#queue.push(out.text)
+    this.#queuedBytes += out.text.length + 1
+    // Wait for the current tick to finish so that a burst of sends goes out in one answer.
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      setImmediate(() => {
+        this.#flushScheduled = false
+        this.#flush()
+      })
+    }
+  }
+
+  protected end(_kind: CloseKind): void {
+    // Last words (MOVED, CLOSE) go out if a GET is waiting; otherwise they are dropped.
+    this.#flush()
+    if (this.#held) answer(this.#held.res, this.#held.headers, '')
+    this.#held = null
+    this.#queue = []
+    this.#queuedBytes = 0
+  }
+
+  #flush(): void {
+    const held = this.#held
+    if (!held || this.#queue.length === 0) return
+    if (held.res.destroyed || held.res.writableEnded) {
+      // The client gave up on this GET; keep the packets for its next one.
+      this.#held = null
+      return
+    }
+    let count = 0
+    let bytes = 0
+    while (count < this.#queue.length) {
+      const size = this.#queue[count]!.length + 1
+      if (count > 0 && bytes + size > this.#maxBody) break
+      bytes += size
+      count++
+    }
+    const lines = this.#queue.splice(0, count)
+    this.#queuedBytes -= bytes
+    this.#held = null
+    answer(held.res, held.headers, lines.join('\n'))
+  }
+}
+
+function answer(res: ServerResponse, headers: HeaderBag, body: string): void {
+  if (res.writableEnded || res.destroyed) return
+  res.writeHead(200, {
+    ...headers,
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': String(Buffer.byteLength(body)),
+  })
+  res.end(body)
+}

@@ -1,0 +1,123 @@
+import {
+  type CloseReason,
+  encodeText,
+  hasBinary,
+  type OpenPacket,
+  type Packet,
+  PacketType,
+  type ParleyError,
+  type TransportName,
+} from '@parley/protocol'
+
+/** A packet ready to go out: encoded once, so its size is known before any transport sees it. */
+export interface Outgoing<P extends Packet = Packet> {
+  packet: P
+  /** The packet as one line of JSON (binary as base64). */
+  text: string
+  /** True when the packet carries binary leaves (WebSocket then sends a binary frame). */
+  binary: boolean
+}
+
+/** Encodes a packet for sending. Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry. */
+export function outgoing<P extends Packet>(packet: P): Outgoing<P> {
+  const binary =
+    (packet.type === PacketType.EVENT || packet.type === PacketType.REPLY) && hasBinary(packet.args)
+  return { packet, text: encodeText(packet), binary }
+}
+
+/** Why a transport stopped, as far as its medium can tell. */
+export type TransportCloseReason =
+  | typeof CloseReason.TRANSPORT_CLOSE
+  | typeof CloseReason.CLIENT_DISCONNECT
+  | typeof CloseReason.PAYLOAD_TOO_LARGE
+
+/** How the server ends a transport; each medium maps it to what it can say (WebSocket codes). */
+export type CloseKind = 'normal' | 'shutdown' | 'refused'
+
+/** What a transport reports to whoever owns it (the session). */
+export interface TransportHandlers {
+  /** A packet that decoded cleanly. */
+  packet(packet: Packet): void
+  /** Input that does not decode; the transport stays open, the owner decides. */
+  invalid(error: ParleyError): void
+  /** The medium is gone. Reported at most once, and never after `close()` was called. */
+  close(reason: TransportCloseReason): void
+}
+
+/**
+ * One medium between a client and the server: WebSocket, SSE (+ POST) or long-polling (+ POST).
+ * A transport frames packets and knows when it is writable and how it closes; it knows nothing
+ * of sessions, sequence numbers or acks.
+ */
+export interface Transport {
+  readonly name: TransportName
+  /** False once closed by either side. */
+  readonly open: boolean
+  /** True when a volatile packet sent now would go out soon rather than pile up. */
+  readonly writable: boolean
+  /** Bytes accepted by `send` and not yet handed to the operating system. */
+  readonly bufferedAmount: number
+  /** Delivers the handshake answer (on HTTP transports: the body of the handshake POST). */
+  handshake(open: Outgoing<OpenPacket>): void
+  /** Queues one packet. Never throws; dropped silently once closed. */
+  send(out: Outgoing): void
+  /** Ends the medium after what was already sent. No `close` handler call follows. */
+  close(kind: CloseKind): void
+  /** Sets the one owner of this transport's events; `null` detaches it (stale callbacks are ignored). */
+  bind(handlers: TransportHandlers | null): void
+}
+
+/** Volatile packets are dropped once this many bytes wait in a transport. */
+export const VOLATILE_HIGH_WATER = 64 * 1024
+
+/** The bookkeeping every transport shares: its owner, and reporting close exactly once. */
+export abstract class BaseTransport implements Transport {
+  abstract readonly name: TransportName
+  abstract readonly bufferedAmount: number
+  abstract handshake(open: Outgoing<OpenPacket>): void
+  abstract send(out: Outgoing): void
+  protected abstract end(kind: CloseKind): void
+
+  #handlers: TransportHandlers | null = null
+  #open = true
+
+  get open(): boolean {
+    return this.#open
+  }
+
+  get writable(): boolean {
+    return this.#open && this.bufferedAmount < VOLATILE_HIGH_WATER
+  }
+
+  bind(handlers: TransportHandlers | null): void {
+    this.#handlers = handlers
+  }
+
+  close(kind: CloseKind): void {
+    if (!this.#open) return
+    this.#open = false
+    this.#handlers = null
+    this.end(kind)
+  }
+
+  protected emitPackets(packets: Packet[]): void {
+    for (const packet of packets) {
+      // A handler may end the session (and unbind us) in the middle of a batch.
+      if (!this.#open || !this.#handlers) return
+      this.#handlers.packet(packet)
+    }
+  }
+
+  protected emitInvalid(error: ParleyError): void {
+    if (this.#open) this.#handlers?.invalid(error)
+  }
+
+  /** The medium went away by itself (peer closed, network error, ...). */
+  protected lost(reason: TransportCloseReason): void {
+    if (!this.#open) return
+    this.#open = false
+    const handlers = this.#handlers
+    this.#handlers = null
+    handlers?.close(reason)
+  }
+}

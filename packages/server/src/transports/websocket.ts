@@ -1,0 +1,79 @@
+import { decodeFrame, encodeFrame, type OpenPacket } from '@parley/protocol'
+import type { RawData, WebSocket } from 'ws'
+import { BaseTransport, type CloseKind, type Outgoing } from './transport.js'
+
+/** WebSocket close codes this transport uses or reads. */
+const Status = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+} as const
+
+const closeCodes: Record<CloseKind, number> = {
+  normal: Status.NORMAL,
+  shutdown: Status.GOING_AWAY,
+  refused: Status.POLICY_VIOLATION,
+}
+
+/** One WebSocket: each packet is one message, a text frame or (with binary) a binary frame. */
+export class WebSocketTransport extends BaseTransport {
+  readonly name = 'websocket'
+  readonly #ws: WebSocket
+  readonly #maxPayload: number
+  #tooLarge = false
+
+  constructor(ws: WebSocket, maxPayload: number) {
+    super()
+    this.#ws = ws
+    this.#maxPayload = maxPayload
+    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
+    ws.on('error', (error: Error & { code?: string }) => {
+      // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#tooLarge = true
+    })
+    ws.on('close', (code) => {
+      if (this.#tooLarge || code === Status.MESSAGE_TOO_BIG) this.lost('payload too large')
+      else if (code === Status.NORMAL || code === Status.GOING_AWAY) this.lost('client disconnect')
+      else this.lost('transport close')
+    })
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount
+  }
+
+  handshake(open: Outgoing<OpenPacket>): void {
+    this.send(open)
+  }
+
+  send(out: Outgoing): void {
+    if (!this.open || this.#ws.readyState !== this.#ws.OPEN) return
+    this.#ws.send(out.binary ? encodeFrame(out.packet) : out.text)
+  }
+
+  protected end(kind: CloseKind): void {
+    this.#ws.close(closeCodes[kind])
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
+    if (size > this.#maxPayload) {
+      // ws enforces this too when Parley configured it; an application-registered
+      // @fastify/websocket may allow more, so the limit is checked here as well.
+      this.#ws.close(Status.MESSAGE_TOO_BIG)
+      this.lost('payload too large')
+      return
+    }
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+    // A plain Uint8Array view: the application gets Uint8Array leaves, not Node Buffers.
+    const frame = isBinary
+      ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      : bytes.toString()
+    const result = decodeFrame(frame, {
+      maxPayload: this.#maxPayload,
+    })
+    if (result.ok) this.emitPackets([result.packet])
+    else this.emitInvalid(result.error)
+  }
+}

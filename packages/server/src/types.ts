@@ -1,0 +1,61 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { CloseReason, JsonValue, ParleyError, TransportName } from '@parley/protocol'
+
+/**
+ * An event map: event name -> the listener's signature. When the sender wants a reply, the
+ * listener's last parameter is the ack function, e.g.
+ * `{ chat: (msg: { text: string }, ack: (reply: { ok: boolean }) => void) => void }`.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the untyped default accepts any listener, as in socket.io; typed maps narrow it.
+export type EventsMap = { [event: string]: (...args: any[]) => void }
+
+/** The map used when none is given: any event, any arguments. */
+export interface DefaultEventsMap {
+  // biome-ignore lint/suspicious/noExplicitAny: see EventsMap.
+  [event: string]: (...args: any[]) => void
+}
+
+/** The names of a map's events. */
+export type EventNames<M extends EventsMap> = keyof M & string
+
+type Last<T extends unknown[]> = T extends [...unknown[], infer L] ? L : never
+
+/** The arguments of an event without its trailing ack callback. */
+export type ArgsWithoutAck<F extends (...args: never[]) => void> =
+  Parameters<F> extends [...infer Head, (...reply: never[]) => void] ? Head : Parameters<F>
+
+/** What `emitWithAck` resolves with: the first argument of the event's ack callback. */
+export type AckReply<F extends (...args: never[]) => void> =
+  Last<Parameters<F>> extends (reply: infer R, ...rest: never[]) => void ? R : unknown
+
+/** Lifecycle events of a server-side socket. These names can never arrive from a client. */
+export interface SocketReservedEvents {
+  /** The session ended, with the reason; the socket is dead. */
+  disconnect: (reason: CloseReason) => void
+  /**
+   * The session's transport changed: a resume, an upgrade or a step down (`now` is the new one),
+   * or the transport was lost and the session waits for a resume (`now` is null).
+   */
+  transport: (now: TransportName | null, before: TransportName | null) => void
+}
+
+/** The error-first callback of `socket.timeout(ms).emit(...)`. */
+export type TimeoutAckCallback = (error: ParleyError<string> | null, ...reply: unknown[]) => void
+
+/** What the server knew about the client when it last attached (every resume updates it). */
+export interface Handshake {
+  /** Headers of the HTTP request that carried the HELLO (the upgrade or the POST). */
+  headers: IncomingHttpHeaders
+  /** Query parameters of that request. */
+  query: Record<string, string>
+  /** The `auth` value of the HELLO packet. */
+  auth: JsonValue | undefined
+  /** The client's IP address, as Fastify sees it (honours `trustProxy`). */
+  address: string
+  /** When the handshake happened, as an ISO date. */
+  time: string
+  /** When the handshake happened, in ms since the epoch. */
+  issued: number
+  /** The transport that carried the HELLO. */
+  transport: TransportName
+}

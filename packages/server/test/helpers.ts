@@ -1,0 +1,34 @@
+import parley, { type ParleyServerOptions } from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+
+export interface Started {
+  app: FastifyInstance
+  /** http://127.0.0.1:PORT/parley */
+  base: string
+}
+
+/** A Fastify app with Parley, listening on 127.0.0.1 and a free port. */
+export async function startServer(
+  options: ParleyServerOptions = {},
+  setup?: (app: FastifyInstance) => void | Promise<void>,
+): Promise<Started> {
+  const app = Fastify()
+  await app.register(parley, options)
+  await setup?.(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (!address || typeof address === 'string') throw new Error('no port')
+  return { app, base: `http://127.0.0.1:${address.port}${options.path ?? '/parley'}` }
+}
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits until `check` is true, polling every 5 ms, at most `timeoutMs`. */
+export async function until(check: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(5)
+  }
+}
