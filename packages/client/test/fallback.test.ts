@@ -6,6 +6,8 @@ import {
   closeClients,
   memoryStorage,
   next,
+  parleyOf,
+  type ServerSocket,
   serverAvailable,
   startServer,
   type TestServer,
