@@ -54,11 +54,7 @@ export class ParleyError<C extends string = ErrorCode> extends Error {
   /** Extra facts for the caller: the HTTP status, the limit that was passed, ... */
   readonly details: Readonly<Record<string, unknown>> | undefined
 
-  constructor(
-    code: C,
-    message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
-  ) {
+  constructor(code: C, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.details = options?.details
