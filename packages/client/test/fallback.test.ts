@@ -8,7 +8,6 @@ import {
   next,
   parleyOf,
   type ServerSocket,
-  serverAvailable,
   startServer,
   type TestServer,
   until,
@@ -48,7 +47,7 @@ async function setup(options: Record<string, unknown> = {}, port = 0) {
 
 const TIMEOUT = 800
 
-describe.skipIf(!serverAvailable)('fallback within one connect attempt', () => {
+describe('fallback within one connect attempt', () => {
   const cases: [WsMode, number][] = [
     ['reject', 600],
     ['destroy', 600],
@@ -117,7 +116,7 @@ async function conversation(
   expect(received).toEqual([...Array(count).keys()])
 }
 
-describe.skipIf(!serverAvailable)('moving between transports mid-session', () => {
+describe('moving between transports mid-session', () => {
   it('steps down to SSE when the WebSocket breaks, losing nothing', async () => {
     const { sockets, received } = await setup()
     const socket = client(proxy!.url, { upgradeDelay: 60_000 })
@@ -169,7 +168,7 @@ describe.skipIf(!serverAvailable)('moving between transports mid-session', () =>
   })
 })
 
-describe.skipIf(!serverAvailable)('server restart', () => {
+describe('server restart', () => {
   it('comes back to the new server and says the session was not recovered', async () => {
     await setup()
     const port = server!.port

@@ -1,17 +1,10 @@
+import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { connect } from '../src/index.js'
 import type { ClientOptions } from '../src/options.js'
 import type { Socket } from '../src/socket.js'
 
 export type ServerOptions = Record<string, unknown>
-
-type Plugin = Parameters<FastifyInstance['register']>[0]
-// The server package may be missing from a partial checkout: then the suites that need it skip.
-const serverModule = (await import('@parley/server').catch(() => undefined)) as
-  | { default: Plugin }
-  | undefined
-/** True when @parley/server can be loaded. */
-export const serverAvailable = serverModule !== undefined
 
 export interface TestServer {
   app: FastifyInstance
@@ -27,7 +20,7 @@ export async function startServer(
   port = 0,
 ): Promise<TestServer> {
   const app = Fastify()
-  await app.register(serverModule!.default, { pingInterval: 1000, pingTimeout: 1000, ...options })
+  await app.register(parley, { pingInterval: 1000, pingTimeout: 1000, ...options })
   setup(app)
   await app.listen({ port, host: '127.0.0.1' })
   const address = app.server.address()
