@@ -1,6 +1,6 @@
 // Client behaviours against a scripted WebSocket peer: ordering, acks, heartbeat, replay.
 import { ErrorCode, type EventPacket, type HelloPacket, PacketType, type ParleyError } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type FakeServer, openPacket, startFakeWs } from './fake-ws.js'
 import { client, closeClients, next, until } from './helpers.js'
 
@@ -180,5 +180,52 @@ describe('client against a scripted server', () => {
     const sent = (await c.next(isType(PacketType.EVENT))) as EventPacket
     c.send({ type: PacketType.ERROR, seq: 1, ackId: sent.ackId, code: 'NOPE', message: 'no' })
     await expect(pending).rejects.toMatchObject({ code: 'NOPE', message: 'no' })
+  })
+})
+
+describe('browser network hints', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals()
+  })
+
+  it('waits while offline and hurries when the browser says it is online again', async () => {
+    const win = new EventTarget()
+    const doc = Object.assign(new EventTarget(), { visibilityState: 'visible' })
+    const nav = { onLine: true }
+    vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
+    vi.stubGlobal('removeEventListener', win.removeEventListener.bind(win))
+    vi.stubGlobal('document', doc)
+    vi.stubGlobal('navigator', nav)
+    const { socket, c } = await opened({ reconnectionDelay: 50, reconnectionDelayMax: 50 })
+    nav.onLine = false
+    const down = next(socket, 'disconnect')
+    c.send({ type: PacketType.CLOSE, reason: 'server shutdown', message: 'bye' })
+    await down
+    // Offline: no attempt, however long the backoff has passed.
+    await new Promise((r) => setTimeout(r, 300))
+    expect(fake!.conns.length).toBe(1)
+    nav.onLine = true
+    const again = fake!.nextConn(200)
+    win.dispatchEvent(new Event('online'))
+    await again
+  })
+
+  it('hurries when the page becomes visible', async () => {
+    const win = new EventTarget()
+    const doc = Object.assign(new EventTarget(), { visibilityState: 'visible' })
+    vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
+    vi.stubGlobal('removeEventListener', win.removeEventListener.bind(win))
+    vi.stubGlobal('document', doc)
+    const { socket, c } = await opened({
+      reconnectionDelay: 60_000,
+      reconnectionDelayMax: 60_000,
+      randomization: 0,
+    })
+    const down = next(socket, 'disconnect')
+    c.send({ type: PacketType.CLOSE, reason: 'server shutdown', message: 'bye' })
+    await down
+    const again = fake!.nextConn(500)
+    doc.dispatchEvent(new Event('visibilitychange'))
+    await again
   })
 })
