@@ -28,6 +28,20 @@ if (sizeOnly) {
   const inputs = Object.entries(
     result.metafile.outputs[out.path.replace(`${process.cwd()}/`, '')]?.inputs ?? {},
   )
+  // The protocol codec on its own, for scale: what the client adds is the difference.
+  const codec = await build({
+    entryPoints: ['../protocol/src/index.ts'],
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+  })
+  console.log(
+    `  of which @parley/protocol alone: ${gzipSync(codec.outputFiles[0].contents, { level: 9 }).length} bytes min+gzip`,
+  )
+  console.log('minified bytes by input:')
   for (const [file, info] of inputs.sort((a, b) => b[1].bytesInOutput - a[1].bytesInOutput)) {
     console.log(`  ${String(info.bytesInOutput).padStart(6)}  ${file}`)
   }
