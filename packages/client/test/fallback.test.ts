@@ -135,6 +135,20 @@ describe('moving between transports mid-session', () => {
     expect(socket.recovered).toBe(true)
   })
 
+  it('steps down from SSE to polling when the stream is cut, losing nothing', async () => {
+    const { sockets, received } = await setup()
+    proxy!.ws = 'reject'
+    const socket = client(proxy!.url, { upgradeDelay: 60_000 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    const switched = next(socket, 'transport', 5000)
+    await conversation(socket, sockets[0]!, received, 200, async () => {
+      proxy!.sse = 'buffer'
+      proxy!.cut('http')
+      expect(await switched).toEqual(['polling', 'sse', 'downgrade'])
+    })
+  })
+
   it('climbs back to WebSocket when it works again, losing nothing', async () => {
     const { sockets, received } = await setup()
     proxy!.ws = 'reject'
