@@ -49,6 +49,8 @@ export class ParleyServer<
   readonly #bySid = new Map<string, ServerSocket<L, E, D>>()
   /** By public socket id. */
   readonly #byId = new Map<string, ServerSocket<L, E, D>>()
+  /** Closed HTTP transports whose last words wait for one more GET, by sid. */
+  readonly #lingering = new Map<string, { transport: Transport; timer: NodeJS.Timeout }>()
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   #closing = false
@@ -105,6 +107,20 @@ export class ParleyServer<
     }
     for (const transport of this.#pending) transport.close('shutdown')
     this.#pending.clear()
+    for (const { timer } of this.#lingering.values()) clearTimeout(timer)
+    this.#lingering.clear()
+  }
+
+  /**
+   * @internal The closed transport of kind `name` that still holds last words for `sid`, taken
+   * out of the store. A client between two GETs learns this way that it was closed or moved.
+   */
+  takeLingering(sid: string, name: string): Transport | undefined {
+    const entry = this.#lingering.get(sid)
+    if (!entry || entry.transport.name !== name) return undefined
+    clearTimeout(entry.timer)
+    this.#lingering.delete(sid)
+    return entry.transport
   }
 
   /** @internal The session that `sid` names, if it is alive. */
@@ -166,6 +182,7 @@ export class ParleyServer<
       recoveryWindow: this.options.recoveryWindow,
       transports: this.options.transports,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
+      linger: (sid, transport) => this.#linger(sid, transport),
     })
     const socket = new ServerSocket<L, E, D>(session, handshake, {
       log: this.#log,
@@ -192,6 +209,19 @@ export class ParleyServer<
       }
     }
     return null
+  }
+
+  #linger(sid: string, transport: Transport): void {
+    if (this.#closing) return
+    const previous = this.#lingering.get(sid)
+    if (previous) clearTimeout(previous.timer)
+    // A client polls again at once, and reads a stream within its ping timeout at the latest.
+    const timer = setTimeout(
+      () => this.#lingering.delete(sid),
+      this.options.pingInterval + this.options.pingTimeout,
+    )
+    timer.unref()
+    this.#lingering.set(sid, { transport, timer })
   }
 
   async #runMiddleware(socket: ServerSocket<L, E, D>): Promise<Refusal | null> {

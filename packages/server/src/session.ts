@@ -43,6 +43,8 @@ export interface SessionConfig {
   transports: TransportName[]
   /** Called for packets a client may not send, and other oddities worth a log line. */
   warn(message: string, error?: unknown): void
+  /** A closed transport still holds last words (CLOSE, MOVED) for a downstream yet to come. */
+  linger(sid: string, transport: Transport): void
 }
 
 /** Options of `Session.end`. */
@@ -151,6 +153,7 @@ export class Session {
       before.bind(null)
       before.send(MOVED)
       before.close('normal')
+      if (before.lingering) this.#config.linger(this.sid, before)
     }
     clearTimeout(this.#recoveryTimer)
     this.#transport = transport
@@ -233,6 +236,7 @@ export class Session {
         )
       }
       transport.close(options.kind ?? 'normal')
+      if (transport.lingering) this.#config.linger(this.sid, transport)
     }
     this.#kept = []
     this.#keptBytes = 0

@@ -12,7 +12,9 @@ export async function startServer(
   options: ParleyServerOptions = {},
   setup?: (app: FastifyInstance) => void | Promise<void>,
 ): Promise<Started> {
-  const app = Fastify()
+  // Tests drop client connections on purpose; fetch may keep a spare socket open that would
+  // hold app.close() for its keep-alive time.
+  const app = Fastify({ forceCloseConnections: true })
   await app.register(parley, options)
   await setup?.(app)
   await app.listen({ port: 0, host: '127.0.0.1' })

@@ -264,7 +264,9 @@ export async function rawConnect(
     const client = new WsClient(ws, autoPong)
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
-      ws.once('unexpected-response', (_req, res) => reject(new Refused('HTTP', 'upgrade refused', res.statusCode)))
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Refused('HTTP', 'upgrade refused', res.statusCode)),
+      )
       ws.once('error', reject)
     })
     ws.send(helloPacket)

@@ -200,6 +200,15 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
     if (server.closing)
       return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
     const session = server.sessionFor(sid)
+    if (method === 'GET' && session?.transport?.name !== kind) {
+      // The session ended, or moved on, between two GETs: hand over its last words first.
+      const last = server.takeLingering(sid, kind) as HttpTransport | undefined
+      if (last) {
+        reply.hijack()
+        last.serveLast(reply.raw, cors)
+        return reply
+      }
+    }
     if (!session) return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
     const transport = session.transport
     if (!transport || transport.name !== kind) {

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import type { OpenPacket, Packet, ParleyError } from '@parley/protocol'
 import { BaseTransport, type Outgoing } from './transport.js'
 
@@ -19,6 +20,9 @@ export abstract class HttpTransport extends BaseTransport {
   get openLine(): string | undefined {
     return this.#openLine
   }
+
+  /** Answers a GET that came after the close with the packets that were left. */
+  abstract serveLast(res: ServerResponse, headers: HeaderBag): void
 
   /** Packets from an upstream POST body, decoded. */
   receive(packets: Packet[]): void {

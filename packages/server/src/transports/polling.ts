@@ -49,13 +49,21 @@ export class PollingTransport extends HttpTransport {
     }
   }
 
+  override get lingering(): boolean {
+    return !this.open && this.#queue.length > 0
+  }
+
+  serveLast(res: ServerResponse, headers: HeaderBag): void {
+    answer(res, headers, this.#queue.join('\n'))
+    this.#queue = []
+    this.#queuedBytes = 0
+  }
+
   protected end(_kind: CloseKind): void {
-    // Last words (MOVED, CLOSE) go out if a GET is waiting; otherwise they are dropped.
+    // Last words (MOVED, CLOSE) go to the waiting GET; without one they linger for the next.
     this.#flush()
     if (this.#held) answer(this.#held.res, this.#held.headers, '')
     this.#held = null
-    this.#queue = []
-    this.#queuedBytes = 0
   }
 
   #flush(): void {

@@ -28,14 +28,26 @@ export class SseTransport extends HttpTransport {
       // The client went away or reconnects; packets wait for the next GET (or a resume).
       if (this.#stream === res) this.#stream = null
     })
+    this.#start(res, headers)
+  }
+
+  override get lingering(): boolean {
+    return !this.open && this.#queue.length > 0
+  }
+
+  serveLast(res: ServerResponse, headers: HeaderBag): void {
+    this.#start(res, headers)
+    res.end()
+  }
+
+  /** Status, headers, prelude, then whatever waited. */
+  #start(res: ServerResponse, headers: HeaderBag): void {
     res.writeHead(200, {
       ...headers,
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-store, no-transform',
       'X-Accel-Buffering': 'no',
-      Connection: 'keep-alive',
     })
-    res.flushHeaders()
     res.write(PRELUDE)
     const queued = this.#queue
     this.#queue = []
@@ -57,9 +69,8 @@ export class SseTransport extends HttpTransport {
   }
 
   protected end(_kind: CloseKind): void {
+    // Without a stream, the last words (MOVED, CLOSE) linger for the next GET.
     this.#stream?.end()
     this.#stream = null
-    this.#queue = []
-    this.#queuedBytes = 0
   }
 }

@@ -57,6 +57,11 @@ export interface Transport {
   readonly writable: boolean
   /** Bytes accepted by `send` and not yet handed to the operating system. */
   readonly bufferedAmount: number
+  /**
+   * True when closed with packets still waiting for a downstream that may yet come (an HTTP
+   * GET); the server keeps such a transport for a short while to hand them over.
+   */
+  readonly lingering: boolean
   /** Delivers the handshake answer (on HTTP transports: the body of the handshake POST). */
   handshake(open: Outgoing<OpenPacket>): void
   /** Queues one packet. Never throws; dropped silently once closed. */
@@ -83,6 +88,10 @@ export abstract class BaseTransport implements Transport {
 
   get open(): boolean {
     return this.#open
+  }
+
+  get lingering(): boolean {
+    return false
   }
 
   get writable(): boolean {
