@@ -153,11 +153,14 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
       method: ['GET', ...OTHER_METHODS],
       url: `${base}/${segment}`,
       exposeHeadRoute: false,
+      // In a hook, so that it also runs for upgrade requests, which never reach a handler here.
+      onRequest: async (request, reply) => screenHttp(kind, request, reply),
       handler: (request, reply) => handleHttp(kind, request, reply),
     })
   }
 
-  async function handleHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  /** Checks every SSE/polling request must pass; answers preflights. */
+  async function screenHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     if (!enabled(kind))
       return fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, `the ${kind} transport is disabled`)
     const method = request.method
@@ -168,16 +171,21 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
       return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
     const origin = checkOrigin(request, options.allowedOrigins)
     if (!origin.allowed) return fail(reply, 403, ErrorCode.ORIGIN_FORBIDDEN, 'this origin is not allowed')
-    const cors = origin.cors
+    if (request.headers.upgrade !== undefined) {
+      return fail(reply, 400, ErrorCode.UNEXPECTED_UPGRADE, `no upgrade on the ${kind} endpoint`, origin.cors)
+    }
     if (method === 'OPTIONS') {
       return reply
         .code(204)
-        .headers({ ...cors, ...preflightHeaders(request) })
+        .headers({ ...origin.cors, ...preflightHeaders(request) })
         .send()
     }
-    if (request.headers.upgrade !== undefined) {
-      return fail(reply, 400, ErrorCode.UNEXPECTED_UPGRADE, `no upgrade on the ${kind} endpoint`, cors)
-    }
+    return undefined
+  }
+
+  async function handleHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const method = request.method
+    const cors = checkOrigin(request, options.allowedOrigins).cors
 
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)

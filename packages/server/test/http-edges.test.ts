@@ -1,0 +1,305 @@
+import { request as httpRequest } from 'node:http'
+import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import parley from '@parley/server'
+import Fastify from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { type Started, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await started?.app.close()
+  started = undefined
+})
+
+async function serve(options: Parameters<typeof startServer>[0] = {}) {
+  started = await startServer(options)
+  return started
+}
+
+async function json(res: Response) {
+  return { status: res.status, body: (await res.json()) as { code: string; message: string } }
+}
+
+/** Opens a WebSocket and reports the HTTP status of a refused upgrade (or 101). */
+function upgradeStatus(
+  url: string,
+  protocols: string[] = [WS_SUBPROTOCOL],
+  headers: Record<string, string> = {},
+) {
+  return new Promise<number>((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, { headers })
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0)
+      ws.terminate()
+    })
+    ws.once('open', () => {
+      resolve(101)
+      ws.terminate()
+    })
+    ws.once('error', reject)
+  })
+}
+
+describe('HTTP endpoints', () => {
+  it('refuse an unknown sid with 400 PARLEY_UNKNOWN_SESSION', async () => {
+    const { base } = await serve()
+    for (const path of ['sse', 'poll']) {
+      const get = await json(await fetch(`${base}/${path}?v=1&sid=nosuchsession`))
+      expect(get).toMatchObject({ status: 400, body: { code: 'PARLEY_UNKNOWN_SESSION' } })
+      const post = await json(
+        await fetch(`${base}/${path}?v=1&sid=nosuchsession`, { method: 'POST', body: '[3]' }),
+      )
+      expect(post).toMatchObject({ status: 400, body: { code: 'PARLEY_UNKNOWN_SESSION' } })
+    }
+  })
+
+  it('refuse other methods with 405', async () => {
+    const { base } = await serve()
+    for (const [path, method] of [
+      ['sse', 'PUT'],
+      ['poll', 'DELETE'],
+      ['ws', 'POST'],
+      ['poll', 'PATCH'],
+    ] as const) {
+      const res = await fetch(`${base}/${path}?v=1`, { method })
+      expect(await json(res)).toMatchObject({ status: 405, body: { code: 'PARLEY_METHOD_NOT_ALLOWED' } })
+    }
+  })
+
+  it('refuse a missing or other protocol version with 400', async () => {
+    const { base } = await serve()
+    for (const url of [`${base}/sse`, `${base}/poll?v=2`]) {
+      const res = await fetch(url, { method: 'POST', body: '[8,{}]' })
+      expect(await json(res)).toMatchObject({ status: 400, body: { code: 'PARLEY_UNSUPPORTED_VERSION' } })
+    }
+    const ws = base.replace('http', 'ws')
+    expect(await upgradeStatus(`${ws}/ws?v=2`)).toBe(400)
+    expect(await upgradeStatus(`${ws}/ws?v=1`, ['parley.v2'])).toBe(400)
+    expect(await upgradeStatus(`${ws}/ws?v=1`)).toBe(101)
+  })
+
+  it('refuse requests for a session attached to another transport', async () => {
+    const { base } = await serve()
+    const c = await rawConnect('websocket', base)
+    clients.push(c)
+    const get = await json(await fetch(`${base}/sse?v=1&sid=${c.sid}`))
+    expect(get).toMatchObject({ status: 400, body: { code: 'PARLEY_TRANSPORT_MISMATCH' } })
+    const p = await rawConnect('polling', base)
+    clients.push(p)
+    const post = await json(await fetch(`${base}/sse?v=1&sid=${p.sid}`, { method: 'POST', body: '[3]' }))
+    expect(post).toMatchObject({ status: 400, body: { code: 'PARLEY_TRANSPORT_MISMATCH' } })
+  })
+
+  it('refuse an Upgrade header on the SSE and polling endpoints', async () => {
+    const { base } = await serve()
+    const res = await fetch(`${base}/poll?v=1`, {
+      method: 'POST',
+      body: '[8,{}]',
+      headers: { upgrade: 'h2c' },
+    }).catch(() => undefined)
+    // fetch may refuse to send the header itself; the WebSocket client sends it for sure.
+    if (res)
+      expect(await json(res)).toMatchObject({ status: 400, body: { code: 'PARLEY_UNEXPECTED_UPGRADE' } })
+    expect(await upgradeStatus(`${base.replace('http', 'ws')}/sse?v=1`)).toBe(400)
+  })
+
+  it('answer 409 to a second POST while one is in progress', async () => {
+    const { base } = await serve()
+    const c = await rawConnect('polling', base)
+    clients.push(c)
+    const url = new URL(`${base}/poll?v=1&sid=${c.sid}`)
+    // A POST whose body is not finished yet.
+    const first = httpRequest(url, { method: 'POST', headers: { 'content-type': 'text/plain' } })
+    const firstStatus = new Promise<number>((resolve) =>
+      first.on('response', (res) => resolve(res.statusCode!)),
+    )
+    first.write('[3]\n')
+    await new Promise((r) => setTimeout(r, 50))
+    const second = await json(await fetch(url, { method: 'POST', body: '[3]' }))
+    expect(second).toMatchObject({ status: 409, body: { code: 'PARLEY_REQUEST_IN_PROGRESS' } })
+    first.end('[4,0]')
+    expect(await firstStatus).toBe(204)
+  })
+
+  it('answer 413 before reading a body larger than maxPayload, also when chunked', async () => {
+    const { base } = await serve({ maxPayload: 1000 })
+    const big = `[8,{"auth":"${'x'.repeat(2000)}"}]`
+    const res = await fetch(`${base}/sse?v=1`, { method: 'POST', body: big })
+    expect(await json(res)).toMatchObject({ status: 413, body: { code: 'PARLEY_PAYLOAD_TOO_LARGE' } })
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(new URL(`${base}/poll?v=1`), { method: 'POST' }, (r) => {
+        r.resume()
+        resolve(r.statusCode!)
+      })
+      req.on('error', reject)
+      for (let i = 0; i < 5; i++) req.write('x'.repeat(500))
+      req.end()
+    })
+    expect(chunked).toBe(413)
+  })
+
+  it('answer a body that does not decode with 400 and its code', async () => {
+    const { base } = await serve()
+    const res = await fetch(`${base}/sse?v=1`, { method: 'POST', body: 'hello' })
+    expect(await json(res)).toMatchObject({ status: 400, body: { code: 'PARLEY_INVALID_JSON' } })
+    const notHello = await fetch(`${base}/sse?v=1`, { method: 'POST', body: '[3]' })
+    expect(await json(notHello)).toMatchObject({ status: 400, body: { code: 'PARLEY_INVALID_PACKET' } })
+    const get = await fetch(`${base}/ws?v=1`)
+    expect(await json(get)).toMatchObject({ status: 400, body: { code: 'PARLEY_BAD_REQUEST' } })
+  })
+
+  it('answer 404 for a disabled transport', async () => {
+    const { base } = await serve({ transports: ['websocket'] })
+    const res = await fetch(`${base}/sse?v=1`, { method: 'POST', body: '[8,{}]' })
+    expect(await json(res)).toMatchObject({ status: 404, body: { code: 'PARLEY_TRANSPORT_DISABLED' } })
+    const c = await rawConnect('websocket', base)
+    clients.push(c)
+    expect(c.open.transports).toEqual(['websocket'])
+  })
+})
+
+describe('origins', () => {
+  it('refuse a foreign origin by default, on HTTP and on the WebSocket upgrade', async () => {
+    const { base } = await serve()
+    const headers = { origin: 'http://evil.example' }
+    const res = await fetch(`${base}/sse?v=1`, { method: 'POST', body: '[8,{}]', headers })
+    expect(await json(res)).toMatchObject({ status: 403, body: { code: 'PARLEY_ORIGIN_FORBIDDEN' } })
+    expect(res.headers.get('access-control-allow-origin')).toBe(null)
+    expect(await upgradeStatus(`${base.replace('http', 'ws')}/ws?v=1`, [WS_SUBPROTOCOL], headers)).toBe(403)
+    // The page's own origin is fine, and needs no CORS headers.
+    const own = new URL(base).origin
+    const same = await fetch(`${base}/sse?v=1`, { method: 'POST', body: '[8,{}]', headers: { origin: own } })
+    expect(same.status).toBe(200)
+    expect(same.headers.get('access-control-allow-origin')).toBe(null)
+    expect(
+      await upgradeStatus(`${base.replace('http', 'ws')}/ws?v=1`, [WS_SUBPROTOCOL], { origin: own }),
+    ).toBe(101)
+  })
+
+  it('echo an allowed origin with credentials, and answer preflights', async () => {
+    const { base } = await serve({ allowedOrigins: ['https://app.example'] })
+    const headers = { origin: 'https://app.example' }
+    const res = await fetch(`${base}/poll?v=1`, { method: 'POST', body: '[8,{}]', headers })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(res.headers.get('access-control-allow-credentials')).toBe('true')
+    expect(res.headers.get('vary')).toBe('Origin')
+    const sid = JSON.parse(await res.text())[1].sid as string
+    const poll = await fetch(`${base}/poll?v=1&sid=${sid}`, { method: 'POST', body: '[3]', headers })
+    expect(poll.status).toBe(204)
+    expect(poll.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    const preflight = await fetch(`${base}/sse?v=1`, {
+      method: 'OPTIONS',
+      headers: {
+        ...headers,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
+    })
+    expect(preflight.status).toBe(204)
+    expect(preflight.headers.get('access-control-allow-methods')).toBe('GET, POST')
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    const other = await fetch(`${base}/sse?v=1`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://other.example' },
+    })
+    expect(other.status).toBe(403)
+  })
+
+  it("answer '*' without credentials, and ask a function", async () => {
+    const { base } = await serve({ allowedOrigins: '*' })
+    const res = await fetch(`${base}/sse?v=1`, {
+      method: 'POST',
+      body: '[8,{}]',
+      headers: { origin: 'https://x.example' },
+    })
+    expect(res.headers.get('access-control-allow-origin')).toBe('*')
+    expect(res.headers.get('access-control-allow-credentials')).toBe(null)
+    await started!.app.close()
+    const fn = await serve({ allowedOrigins: (origin) => origin.endsWith('.trusted.example') })
+    const ok = await fetch(`${fn.base}/sse?v=1`, {
+      method: 'POST',
+      body: '[8,{}]',
+      headers: { origin: 'https://a.trusted.example' },
+    })
+    expect(ok.status).toBe(200)
+    const no = await fetch(`${fn.base}/sse?v=1`, {
+      method: 'POST',
+      body: '[8,{}]',
+      headers: { origin: 'https://a.example' },
+    })
+    expect(no.status).toBe(403)
+  })
+})
+
+describe('WebSocket handshake', () => {
+  it('refuses a first packet that is not HELLO, and a silent client, with ERROR then 1008', async () => {
+    const { base } = await serve({ handshakeTimeout: 50 })
+    const url = `${base.replace('http', 'ws')}/ws?v=1`
+    for (const first of ['[3]', undefined]) {
+      const ws = new WebSocket(url, WS_SUBPROTOCOL)
+      const messages: string[] = []
+      ws.on('message', (d) => messages.push(d.toString()))
+      await new Promise((r) => ws.once('open', r))
+      if (first) ws.send(first)
+      const code = await new Promise<number>((r) => ws.once('close', r))
+      expect(code).toBe(1008)
+      expect(JSON.parse(messages[0]!)).toEqual([
+        PacketType.ERROR,
+        0,
+        0,
+        first ? 'PARLEY_INVALID_PACKET' : 'PARLEY_HANDSHAKE_TIMEOUT',
+        expect.any(String),
+      ])
+    }
+  })
+})
+
+describe('the Fastify application', () => {
+  it('runs its onRequest hooks for every transport request', async () => {
+    const seen: string[] = []
+    started = await startServer({}, (app) => {
+      app.addHook('onRequest', async (request) => {
+        seen.push(`${request.method} ${request.url.split('?')[0]}`)
+      })
+    })
+    for (const t of ['websocket', 'sse', 'polling'] as const) {
+      const c = await rawConnect(t, started.base)
+      clients.push(c)
+      await c.send({ type: PacketType.PONG })
+    }
+    await until(() => seen.includes('GET /parley/poll') && seen.includes('GET /parley/sse'))
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        'GET /parley/ws',
+        'POST /parley/sse',
+        'GET /parley/sse',
+        'POST /parley/poll',
+        'GET /parley/poll',
+      ]),
+    )
+  })
+
+  it('closes promptly with a live stream and a held poll (default Fastify options)', async () => {
+    const app = Fastify()
+    await app.register(parley, { path: '/rt' })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (app.server.address() as { port: number }).port
+    const base = `http://127.0.0.1:${port}/rt`
+    const a = await rawConnect('sse', base)
+    const b = await rawConnect('polling', base)
+    const w = await rawConnect('websocket', base)
+    await new Promise((r) => setTimeout(r, 50))
+    const t0 = Date.now()
+    await app.close()
+    expect(Date.now() - t0).toBeLessThan(1000)
+    for (const c of [a, b, w]) {
+      expect(c.received.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server shutdown' })
+      c.close()
+    }
+  })
+})

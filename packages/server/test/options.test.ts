@@ -1,0 +1,78 @@
+import parley, { defaults, type ParleyServerOptions } from '@parley/server'
+import Fastify from 'fastify'
+import { describe, expect, it } from 'vitest'
+
+async function register(options: unknown) {
+  const app = Fastify()
+  try {
+    await app.register(parley, options as ParleyServerOptions)
+    await app.ready()
+    return app.parley.options
+  } finally {
+    await app.close()
+  }
+}
+
+describe('options', () => {
+  it('fill in the defaults', async () => {
+    const resolved = await register({})
+    expect(resolved).toMatchObject({
+      path: '/parley',
+      transports: ['websocket', 'sse', 'polling'],
+      pingInterval: defaults.pingInterval,
+      pingTimeout: defaults.pingTimeout,
+      maxPayload: 1_000_000,
+      maxBufferedBytes: 8 * 1024 * 1024,
+      maxPendingAcks: 1000,
+      recoveryWindow: 120_000,
+      handshakeTimeout: 10_000,
+      perMessageDeflate: false,
+    })
+  })
+
+  it('accept every valid form', async () => {
+    const resolved = await register({
+      path: '/rt/',
+      transports: ['polling', 'sse'],
+      recovery: false,
+      perMessageDeflate: { threshold: 64 },
+      allowedOrigins: ['https://App.Example:443'],
+    })
+    expect(resolved).toMatchObject({
+      path: '/rt',
+      transports: ['polling', 'sse'],
+      recoveryWindow: 0,
+      perMessageDeflate: { threshold: 64 },
+      allowedOrigins: ['https://app.example'],
+    })
+    expect((await register({ perMessageDeflate: true })).perMessageDeflate).toEqual({ threshold: 1024 })
+  })
+
+  it.each([
+    [{ path: 'parley' }, 'path'],
+    [{ path: 42 }, 'path'],
+    [{ transports: [] }, 'transports'],
+    [{ transports: ['websocket', 'carrier-pigeon'] }, 'transports'],
+    [{ transports: ['sse', 'sse'] }, 'transports'],
+    [{ pingInterval: 0 }, 'pingInterval'],
+    [{ pingTimeout: 1.5 }, 'pingTimeout'],
+    [{ maxPayload: '1MB' }, 'maxPayload'],
+    [{ maxBufferedBytes: -1 }, 'maxBufferedBytes'],
+    [{ maxPendingAcks: 0 }, 'maxPendingAcks'],
+    [{ allowedOrigins: 5 }, 'allowedOrigins'],
+    [{ allowedOrigins: ['app.example'] }, 'allowedOrigins'],
+    [{ allowedOrigins: ['https://app.example/path'] }, 'allowedOrigins'],
+    [{ recovery: true }, 'recovery'],
+    [{ recovery: { window: 0 } }, 'recovery.window'],
+    [{ recovery: { windw: 10 } }, 'recovery'],
+    [{ handshakeTimeout: 2 ** 40 }, 'handshakeTimeout'],
+    [{ perMessageDeflate: 'yes' }, 'perMessageDeflate'],
+    [{ perMessageDeflate: { threshold: -5 } }, 'perMessageDeflate.threshold'],
+    [{ pingIntervall: 10 }, 'pingIntervall'],
+  ])('refuse %j naming %s', async (options, name) => {
+    const error = await register(options).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(TypeError)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: name })
+    expect((error as Error).message).toContain(`"${name}"`)
+  })
+})
