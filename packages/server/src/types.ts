@@ -6,8 +6,10 @@ import type { CloseReason, JsonValue, ParleyError, TransportName } from '@parley
  * listener's last parameter is the ack function, e.g.
  * `{ chat: (msg: { text: string }, ack: (reply: { ok: boolean }) => void) => void }`.
  */
-// biome-ignore lint/suspicious/noExplicitAny: the untyped default accepts any listener, as in socket.io; typed maps narrow it.
-export type EventsMap = { [event: string]: (...args: any[]) => void }
+// `any` (not a function type) so that plain interfaces satisfy it: interfaces have no implicit
+// index signature, except against `any`.
+// biome-ignore lint/suspicious/noExplicitAny: the constraint of user event maps, as in socket.io.
+export type EventsMap = { [event: string]: any }
 
 /** The map used when none is given: any event, any arguments. */
 export interface DefaultEventsMap {

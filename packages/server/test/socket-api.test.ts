@@ -1,0 +1,157 @@
+import { type EventPacket, type Packet, PacketType } from '@parley/protocol'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { type Started, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await started?.app.close()
+  started = undefined
+})
+
+async function one(
+  options: ParleyServerOptions = {},
+  transport: 'websocket' | 'sse' | 'polling' = 'websocket',
+) {
+  const sockets: ServerSocket[] = []
+  started = await startServer(options, (app) => {
+    app.parley.on('connection', (s) => {
+      sockets.push(s)
+    })
+  })
+  const client = await rawConnect(transport, started.base)
+  clients.push(client)
+  await until(() => sockets.length === 1)
+  return { socket: sockets[0]!, client }
+}
+
+const isEvent = (name: string) => (p: Packet) => p.type === PacketType.EVENT && p.name === name
+
+describe('the server socket', () => {
+  it('sends volatile events unnumbered, and drops them while detached', async () => {
+    const { socket, client } = await one()
+    expect(socket.volatile.emit('cursor', 10, 20)).toBe(true)
+    expect(await client.next(isEvent('cursor'))).toMatchObject({ seq: 0, args: [10, 20] })
+    socket.emit('numbered', 1)
+    expect(await client.next(isEvent('numbered'))).toMatchObject({ seq: 1 })
+    client.close()
+    await until(() => socket.transport === null)
+    expect(socket.volatile.emit('cursor', 1, 1)).toBe(false)
+  })
+
+  it('disconnects a consumer whose kept packets pass maxBufferedBytes', async () => {
+    const { socket } = await one({ maxBufferedBytes: 4096 })
+    const reasons: string[] = []
+    socket.on('disconnect', (r) => reasons.push(r))
+    // The client never acknowledges, so everything stays kept.
+    for (let i = 0; i < 100 && socket.connected; i++) socket.emit('fill', 'x'.repeat(100))
+    expect(reasons).toEqual(['slow consumer'])
+    expect(socket.emit('after', 1)).toBe(false)
+  })
+
+  it('limits pending acks, and rejects them all when the session ends', async () => {
+    const { socket } = await one({ maxPendingAcks: 2 })
+    const first = socket.emitWithAck('q', 1).catch((e: unknown) => e)
+    const second = socket.emitWithAck('q', 2).catch((e: unknown) => e)
+    await expect(socket.emitWithAck('q', 3)).rejects.toMatchObject({ code: 'PARLEY_TOO_MANY_PENDING_ACKS' })
+    expect(() => socket.emit('q', 4, () => {})).toThrow(
+      expect.objectContaining({ code: 'PARLEY_TOO_MANY_PENDING_ACKS' }),
+    )
+    socket.disconnect()
+    expect(await first).toMatchObject({ code: 'PARLEY_DISCONNECTED' })
+    expect(await second).toMatchObject({ code: 'PARLEY_DISCONNECTED' })
+    await expect(socket.emitWithAck('q', 5)).rejects.toMatchObject({ code: 'PARLEY_DISCONNECTED' })
+  })
+
+  it('refuses what cannot travel without using a sequence number', async () => {
+    const { socket, client } = await one()
+    expect(() => socket.emit('big', 10n as unknown as number)).toThrow(
+      expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' }),
+    )
+    expect(() => socket.emit('disconnect' as string)).toThrow(
+      expect.objectContaining({ code: 'PARLEY_RESERVED_EVENT_NAME' }),
+    )
+    expect(() => socket.emit('')).toThrow(expect.objectContaining({ code: 'PARLEY_INVALID_EVENT_NAME' }))
+    socket.emit('ok', 1)
+    expect(await client.next(isEvent('ok'))).toMatchObject({ seq: 1 })
+  })
+
+  it('ends at once on a client CLOSE, with "client disconnect"', async () => {
+    const { socket, client } = await one({}, 'sse')
+    const reasons: string[] = []
+    socket.on('disconnect', (r) => reasons.push(r))
+    await client.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    await until(() => reasons.length === 1)
+    expect(reasons).toEqual(['client disconnect'])
+    expect(started!.app.parley.socketsCount).toBe(0)
+  })
+
+  it('treats a WebSocket closed with 1000 as a goodbye, and another code as a loss', async () => {
+    const { socket, client } = await one()
+    const reasons: string[] = []
+    socket.on('disconnect', (r) => reasons.push(r))
+    ;(client as unknown as { ws: WebSocket }).ws.close(4000)
+    await until(() => socket.transport === null)
+    expect(socket.connected).toBe(true)
+    const again = await rawConnect('websocket', started!.base, { sid: client.sid })
+    clients.push(again)
+    expect(again.open.recovered).toBe(true)
+    ;(again as unknown as { ws: WebSocket }).ws.close(1000)
+    await until(() => reasons.length === 1)
+    expect(reasons).toEqual(['client disconnect'])
+  })
+
+  it('keeps middleware state across resumes, and refuses a resume it does not like', async () => {
+    started = await startServer({}, (app) => {
+      app.parley.use((socket) => {
+        const token = (socket.handshake.auth as { token?: string } | null)?.token
+        if (token === 'revoked') throw Object.assign(new Error('token revoked'), { code: 'AUTH_REVOKED' })
+        socket.data.token = token
+      })
+    })
+    const c = await rawConnect('websocket', started.base, { auth: { token: 'a' } })
+    clients.push(c)
+    const [socket] = [...started.app.parley.sockets.values()]
+    expect(socket!.data.token).toBe('a')
+    const refused = await rawConnect('sse', started.base, { sid: c.sid, auth: { token: 'revoked' } }).catch(
+      (e) => e,
+    )
+    expect(refused).toMatchObject({ code: 'AUTH_REVOKED', status: 403 })
+    expect(socket!.transport).toBe('websocket')
+    expect(socket!.handshake.auth).toEqual({ token: 'a' })
+    const moved = await rawConnect('sse', started.base, { sid: c.sid, auth: { token: 'b' } })
+    clients.push(moved)
+    expect(socket!.data.token).toBe('b')
+    expect(socket!.handshake.transport).toBe('sse')
+  })
+
+  it('negotiates permessage-deflate when asked to', async () => {
+    started = await startServer({ perMessageDeflate: true })
+    const ws = new WebSocket(`${started.base.replace('http', 'ws')}/ws?v=1`, 'parley.v1')
+    await new Promise((r) => ws.once('open', r))
+    expect(ws.extensions).toContain('permessage-deflate')
+    ws.close()
+  })
+
+  it('types event maps', async () => {
+    interface FromClient {
+      chat: (msg: { text: string }, ack: (reply: { ok: boolean }) => void) => void
+    }
+    interface FromServer {
+      news: (item: { title: string }) => void
+      ask: (q: string, ack: (answer: number) => void) => void
+    }
+    const { socket, client } = await one()
+    const typed = socket as unknown as ServerSocket<FromClient, FromServer>
+    typed.on('chat', (msg, ack) => ack({ ok: msg.text.length > 0 }))
+    typed.emit('news', { title: 'hi' })
+    const answer: Promise<number> = typed.emitWithAck('ask', 'six times seven?')
+    const asked = (await client.next(isEvent('ask'))) as EventPacket
+    await client.send({ type: PacketType.REPLY, seq: 1, ackId: asked.ackId, args: [42] })
+    expect(await answer).toBe(42)
+  })
+})
