@@ -148,6 +148,8 @@ describe('HTTP endpoints', () => {
     expect(await json(res)).toMatchObject({ status: 400, body: { code: 'PARLEY_INVALID_JSON' } })
     const notHello = await fetch(`${base}/sse?v=1`, { method: 'POST', body: '[3]' })
     expect(await json(notHello)).toMatchObject({ status: 400, body: { code: 'PARLEY_INVALID_PACKET' } })
+    const empty = await fetch(`${base}/poll?v=1`, { method: 'POST' })
+    expect(await json(empty)).toMatchObject({ status: 400, body: { code: 'PARLEY_INVALID_PACKET' } })
     const get = await fetch(`${base}/ws?v=1`)
     expect(await json(get)).toMatchObject({ status: 400, body: { code: 'PARLEY_BAD_REQUEST' } })
   })

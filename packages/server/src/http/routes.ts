@@ -236,7 +236,7 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
     }
     posting.add(session)
     try {
-      const body = await readBody(request.body as Readable, options.maxPayload)
+      const body = await readRequestBody(request)
       if (!body.ok) {
         if (body.reason === 'aborted') return reply
         reply.header('Connection', 'close')
@@ -275,7 +275,7 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
   ): Promise<unknown> {
     if (server.closing)
       return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
-    const body = await readBody(request.body as Readable, options.maxPayload)
+    const body = await readRequestBody(request)
     if (!body.ok) {
       if (body.reason === 'aborted') return reply
       reply.header('Connection', 'close')
@@ -306,10 +306,21 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
       .send(line)
   }
 
+  function readRequestBody(request: FastifyRequest) {
+    const stream = bodyStream(request)
+    return stream ? readBody(stream, options.maxPayload) : Promise.resolve({ ok: true as const, text: '' })
+  }
+
   function tooLarge(request: FastifyRequest): boolean {
     const length = Number(request.headers['content-length'])
     return Number.isFinite(length) && length > options.maxPayload
   }
+}
+
+/** A body-less POST (no content type, length 0) never reaches the parser: it reads as ''. */
+function bodyStream(request: FastifyRequest): Readable | undefined {
+  const body = request.body as { pipe?: unknown } | undefined
+  return body && typeof body.pipe === 'function' ? (body as Readable) : undefined
 }
 
 function handshakeRequest(request: FastifyRequest): HandshakeRequest {
