@@ -1,6 +1,6 @@
 // Fallback, upgrade, resume and restart, through a loopback proxy that breaks things on demand.
 import { afterEach, describe, expect, it } from 'vitest'
-import { type FaultProxy, startFaultProxy, type WsMode } from './fault-proxy.js'
+import { type FaultProxy, startFaultProxy, type WsMode } from '../../../test/support/fault-proxy.js'
 import {
   client,
   closeClients,
