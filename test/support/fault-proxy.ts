@@ -1,6 +1,7 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do:
-// it refuses or drops WebSocket upgrades, swallows them, buffers event streams, or cuts
-// connections. Everything listens on 127.0.0.1 only.
+// it refuses or drops WebSocket upgrades, swallows them, buffers or blocks event streams, cuts
+// connections, or goes offline. Every mode can be changed at any time, and takes effect for the
+// next connection or response. Everything listens on 127.0.0.1 only.
 import http from 'node:http'
 import net from 'node:net'
 
@@ -10,7 +11,12 @@ import net from 'node:net'
  * drop everything the server sends after it (a WebSocket that opens and then says nothing).
  */
 export type WsMode = 'pass' | 'reject' | 'destroy' | 'hang' | 'mute'
-export type SseMode = 'pass' | 'buffer'
+/**
+ * pass: proxy event streams; buffer: hold the stream's body until it ends (a buffering proxy);
+ * block: reset the connection as soon as the server answers with an event stream (a filter
+ * that bans them).
+ */
+export type SseMode = 'pass' | 'buffer' | 'block'
 
 export interface FaultProxy {
   /** The proxy's base URL, `http://127.0.0.1:<port>`. */
@@ -19,10 +25,14 @@ export interface FaultProxy {
   ws: WsMode
   /** What happens to event-stream responses from now on. */
   sse: SseMode
+  /** While true, every new connection is reset at once (with `cut('all')`: a network outage). */
+  offline: boolean
   /** Destroys the open connections of one kind (a network cut). */
   cut(kind: 'websocket' | 'http' | 'all'): void
   /** Number of upgrade requests seen. */
   upgrades: number
+  /** Number of event-stream answers seen (passed, buffered or blocked). */
+  streams: number
   close(): Promise<void>
 }
 
@@ -36,6 +46,12 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent },
       (answer) => {
         const isStream = String(answer.headers['content-type'] ?? '').startsWith('text/event-stream')
+        if (isStream) proxy.streams++
+        if (isStream && proxy.sse === 'block') {
+          answer.destroy()
+          res.destroy()
+          return
+        }
         if (isStream && proxy.sse === 'buffer') {
           // A buffering proxy: nothing reaches the client until the whole body is there.
           const chunks: Buffer[] = []
@@ -55,6 +71,10 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     req.pipe(upstream)
   })
   server.on('connection', (socket) => {
+    if (proxy.offline) {
+      socket.destroy()
+      return
+    }
     httpSockets.add(socket)
     socket.on('close', () => httpSockets.delete(socket))
   })
@@ -113,7 +133,9 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     url: `http://127.0.0.1:${port}`,
     ws: 'pass',
     sse: 'pass',
+    offline: false,
     upgrades: 0,
+    streams: 0,
     cut(kind) {
       if (kind !== 'http') for (const s of wsSockets) s.destroy()
       if (kind !== 'websocket') for (const s of httpSockets) s.destroy()
