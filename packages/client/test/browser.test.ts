@@ -1,0 +1,475 @@
+// The browser bundle in headless Chromium, loaded with a plain <script> tag, through networks
+// that break WebSocket, then event streams too, then come back, cut out, or restart the server.
+// Each page is one BrowserContext (its own connections and storage): one simulated user.
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import net from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import {
+  type FaultProxy,
+  type SseMode,
+  startFaultProxy,
+  type WsMode,
+} from '../../../test/support/fault-proxy.js'
+import { parleyOf, type ServerSocket, startServer, type TestServer, until } from './helpers.js'
+
+const clientDir = fileURLToPath(new URL('..', import.meta.url))
+const bundlePath = join(clientDir, 'dist', 'parley.min.js')
+
+/** Newest modification time of the files under `dir`. */
+function newest(dir: string): number {
+  let time = 0
+  for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+    time = Math.max(time, statSync(join(dir, file)).mtimeMs)
+  }
+  return time
+}
+
+/** Builds the bundle when it is missing or older than the sources it is made of. */
+function ensureBundle(): string {
+  const sources = Math.max(newest(join(clientDir, 'src')), newest(join(clientDir, '..', 'protocol', 'src')))
+  if (!existsSync(bundlePath) || statSync(bundlePath).mtimeMs < sources) {
+    execFileSync(process.execPath, ['build.mjs'], { cwd: clientDir, stdio: 'inherit' })
+  }
+  return readFileSync(bundlePath, 'utf8')
+}
+
+// What a user would write: the script tag, then `Parley.connect()` to the page's own origin.
+// The options come from the query string; everything the page sees is kept in `parley`.
+const PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>parley</title></head><body>
+<script src="/parley.min.js"></script>
+<script>
+  const options = JSON.parse(new URLSearchParams(location.search).get('o') || '{}')
+  const started = performance.now()
+  const at = () => Math.round(performance.now() - started)
+  const log = []
+  const got = { n: [], chat: [], news: [] }
+  const socket = Parley.connect(undefined, options)
+  socket.on('connect', () =>
+    log.push({ event: 'connect', transport: socket.transport, recovered: socket.recovered, id: socket.id, at: at() }))
+  socket.on('disconnect', (reason) => log.push({ event: 'disconnect', reason, at: at() }))
+  socket.on('transport', (now, before, why) => log.push({ event: 'transport', now, before, why, at: at() }))
+  for (const name of Object.keys(got)) socket.on(name, (value) => got[name].push(value))
+
+  // Emits event(0), event(1), ... one every few ms; resolves once all are emitted.
+  function talk(event, count, every) {
+    let i = 0
+    return new Promise((resolve) => {
+      const timer = setInterval(() => {
+        if (i < count) socket.emit(event, i++)
+        else {
+          clearInterval(timer)
+          resolve(i)
+        }
+      }, every)
+    })
+  }
+
+  // Sends size bytes; the server answers with them reversed, and an ArrayBuffer of its own.
+  async function binary(size) {
+    const body = new Uint8Array(size)
+    for (let i = 0; i < size; i++) body[i] = (i * 7) % 256
+    const reply = await socket.emitWithAck('bin', { name: 'a.bin', body })
+    const back = reply.body
+    return {
+      name: reply.name,
+      serverSawBytes: reply.isBytes,
+      size: reply.size,
+      isBytes: back instanceof Uint8Array,
+      reversed: back.length === size && back.every((b, i) => b === body[size - 1 - i]),
+      isBuffer: reply.tail instanceof ArrayBuffer,
+      tail: Array.from(new Uint8Array(reply.tail)),
+    }
+  }
+
+  window.parley = { socket, log, got, talk, binary }
+</script>
+</body></html>
+`
+
+/** What the page logs about its connection. */
+interface PageEvent {
+  event: 'connect' | 'disconnect' | 'transport'
+  at: number
+  transport?: string
+  recovered?: boolean
+  id?: string
+  reason?: string
+  now?: string
+  before?: string
+  why?: string
+}
+
+type PeerSocket = ServerSocket & { transport: string | null }
+
+/** A server: the page, the bundle, and Parley with a chat, counters, echo and binary echo. */
+interface Backend {
+  server: TestServer
+  /** The latest server socket of each page, by the name the page gave in `auth`. */
+  sockets: Map<string, PeerSocket>
+  /** The numbers each page sent with `count`, in arrival order. */
+  received: Map<string, number[]>
+}
+
+let bundle = ''
+let browser: Browser
+const servers = new Set<TestServer>()
+const contexts: BrowserContext[] = []
+const browsers: Browser[] = []
+const timers = new Set<ReturnType<typeof setInterval>>()
+let pageErrors: string[] = []
+let proxy: FaultProxy | undefined
+
+async function backend(port = 0): Promise<Backend> {
+  const sockets = new Map<string, PeerSocket>()
+  const received = new Map<string, number[]>()
+  const server = await startServer(
+    (app) => {
+      app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
+      app.get('/parley.min.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').send(bundle))
+      parleyOf(app).on('connection', (s) => {
+        const socket = s as PeerSocket
+        const name = String((socket.handshake.auth as { name?: unknown } | null)?.name)
+        sockets.set(name, socket)
+        const counts: number[] = []
+        received.set(name, counts)
+        socket.on('count', (n: number) => counts.push(n))
+        socket.on('chat', (n: number) => {
+          for (const [other, peer] of sockets) if (other !== name) peer.emit('chat', n)
+        })
+        socket.on('echo', (value: unknown, ack: (reply: unknown) => void) =>
+          ack({ echoed: value, transport: socket.transport }),
+        )
+        socket.on('bin', (file: { name: string; body: Uint8Array }, ack: (reply: unknown) => void) =>
+          ack({
+            name: file.name,
+            isBytes: file.body instanceof Uint8Array,
+            size: file.body.length,
+            body: Uint8Array.from(file.body).reverse(),
+            tail: new Uint8Array([1, 2, 255]).buffer,
+          }),
+        )
+        socket.emit('news', { text: 'welcome' })
+      })
+    },
+    {},
+    port,
+  )
+  servers.add(server)
+  return { server, sockets, received }
+}
+
+/** A backend with the fault proxy in front of it. */
+async function setup(): Promise<Backend & { proxy: FaultProxy }> {
+  const b = await backend()
+  proxy = await startFaultProxy(b.server.port)
+  return { ...b, proxy }
+}
+
+async function stop(server: TestServer): Promise<void> {
+  servers.delete(server)
+  await server.close()
+}
+
+/** Opens the page at `origin` in a fresh context of `on`; `name` identifies it to the server. */
+async function open(
+  origin: string,
+  name: string,
+  options: object = {},
+  on: Browser = browser,
+): Promise<Page> {
+  const context = await on.newContext()
+  contexts.push(context)
+  const page = await context.newPage()
+  page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`))
+  const o = encodeURIComponent(JSON.stringify({ auth: { name }, ...options }))
+  await page.goto(`${origin}/?o=${o}`)
+  return page
+}
+
+const events = (page: Page) => page.evaluate<PageEvent[]>('parley.log')
+
+/** Waits until the page has logged `count` events named `event`; returns the last of them. */
+async function nth(page: Page, event: PageEvent['event'], count = 1, ms = 5000): Promise<PageEvent> {
+  await page.waitForFunction(
+    `parley.log.filter((e) => e.event === '${event}').length >= ${count}`,
+    undefined,
+    {
+      timeout: ms,
+    },
+  )
+  const all = (await events(page)).filter((e) => e.event === event)
+  return all[count - 1]!
+}
+
+const range = (n: number) => [...Array(n).keys()]
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Two pages chat: each sends chat(0..count-1); each must get the other's, in order, once. */
+async function chat(a: Page, b: Page, count = 100): Promise<void> {
+  const talk = `parley.talk('chat', ${count}, 5)`
+  await Promise.all([a.evaluate(talk), b.evaluate(talk)])
+  const all = `parley.got.chat.length >= ${count}`
+  await Promise.all([
+    a.waitForFunction(all, undefined, { timeout: 10_000 }),
+    b.waitForFunction(all, undefined, { timeout: 10_000 }),
+  ])
+  await sleep(100)
+  expect(await a.evaluate('parley.got.chat')).toEqual(range(count))
+  expect(await b.evaluate('parley.got.chat')).toEqual(range(count))
+}
+
+/** The server emits n(0..count-1) to `socket`, one every `every` ms. */
+function serverTalk(socket: PeerSocket, count: number, every: number): Promise<void> {
+  let i = 0
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (i < count) socket.emit('n', i++)
+      else {
+        clearInterval(timer)
+        timers.delete(timer)
+        resolve()
+      }
+    }, every)
+    timers.add(timer)
+  })
+}
+
+/**
+ * A numbered conversation with the page `name` in both directions while `during` runs: it must
+ * end with every number received once, in order, on both sides.
+ */
+async function conversation(page: Page, peers: Backend, name: string, during: () => Promise<void>) {
+  const count = 200
+  const received = peers.received.get(name)!
+  const fromPage = page.evaluate(`parley.talk('count', ${count}, 10)`)
+  const fromServer = serverTalk(peers.sockets.get(name)!, count, 10)
+  await until(() => received.length >= 30, 5000, 'conversation started')
+  await during()
+  // The network changed while both sides were still talking.
+  expect(await page.evaluate(`parley.got.n.length < ${count}`)).toBe(true)
+  await Promise.all([fromPage, fromServer])
+  await page.waitForFunction(`parley.got.n.length >= ${count}`, undefined, { timeout: 10_000 })
+  await until(() => received.length >= count, 10_000, 'every message at the server')
+  await sleep(100)
+  expect(await page.evaluate('parley.got.n')).toEqual(range(count))
+  expect(received).toEqual(range(count))
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
+  beforeAll(async () => {
+    bundle = ensureBundle()
+    browser = await launchChromium()
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+  })
+
+  afterEach(async () => {
+    for (const t of timers) clearInterval(t)
+    timers.clear()
+    await Promise.all(contexts.splice(0).map((c) => c.close()))
+    await Promise.all(browsers.splice(0).map((b) => b.close()))
+    await proxy?.close()
+    proxy = undefined
+    await Promise.all([...servers].map(stop))
+    const errors = pageErrors
+    pageErrors = []
+    expect(errors).toEqual([])
+  })
+
+  it('connects on WebSocket, hears the server, and gets replies to text and binary emits', async () => {
+    const { proxy, sockets } = await setup()
+    const page = await open(proxy.url, 'a')
+    const first = await nth(page, 'connect')
+    expect(first).toMatchObject({ transport: 'websocket', recovered: false })
+    expect(sockets.get('a')!.transport).toBe('websocket')
+    await page.waitForFunction('parley.got.news.length > 0', undefined, { timeout: 3000 })
+    expect(await page.evaluate('parley.got.news')).toEqual([{ text: 'welcome' }])
+    expect(
+      await page.evaluate(`parley.socket.emitWithAck('echo', { text: 'héllo ✓', list: [1, null, true] })`),
+    ).toEqual({
+      echoed: { text: 'héllo ✓', list: [1, null, true] },
+      transport: 'websocket',
+    })
+    expect(await page.evaluate('parley.binary(70000)')).toEqual({
+      name: 'a.bin',
+      serverSawBytes: true,
+      size: 70000,
+      isBytes: true,
+      reversed: true,
+      isBuffer: true,
+      tail: [1, 2, 255],
+    })
+    expect(proxy.upgrades).toBe(1)
+    expect(await events(page)).toHaveLength(1)
+  })
+
+  const blockedWs: WsMode[] = ['reject', 'destroy']
+  it.each(blockedWs)(
+    'lands on SSE at once when the proxy answers the WebSocket upgrade with %s, and chats with a WebSocket user',
+    async (mode) => {
+      const { proxy, server, sockets } = await setup()
+      proxy.ws = mode
+      const a = await open(proxy.url, 'a', { upgradeDelay: 60_000 })
+      const b = await open(server.url, 'b')
+      const first = await nth(a, 'connect')
+      expect(first.transport).toBe('sse')
+      expect(first.at).toBeLessThan(1500)
+      expect(proxy.upgrades).toBeGreaterThan(0)
+      expect(sockets.get('a')!.transport).toBe('sse')
+      expect((await nth(b, 'connect')).transport).toBe('websocket')
+      await chat(a, b)
+      expect((await a.evaluate<{ reversed: boolean }>('parley.binary(5000)')).reversed).toBe(true)
+      expect(await events(a)).toHaveLength(1)
+    },
+  )
+
+  it('lands on SSE when the browser cannot reach its proxy for WebSockets, and chats', async () => {
+    const { server } = await setup()
+    // ws:// goes through the https proxy, which does not exist; plain http goes direct.
+    const port = await closedPort()
+    const blocked = await launchChromium([
+      `--proxy-server=https=127.0.0.1:${port}`,
+      '--proxy-bypass-list=<-loopback>',
+    ])
+    browsers.push(blocked)
+    const a = await open(server.url, 'a', { upgradeDelay: 60_000 }, blocked)
+    const b = await open(server.url, 'b')
+    const first = await nth(a, 'connect')
+    expect(first.transport).toBe('sse')
+    expect(first.at).toBeLessThan(1500)
+    expect((await nth(b, 'connect')).transport).toBe('websocket')
+    await chat(a, b)
+  })
+
+  const blockedStreams: [SseMode, number][] = [
+    ['block', 1500],
+    ['buffer', 1000 + 1500],
+  ]
+  it.each(blockedStreams)(
+    'lands on polling when WebSocket is refused and the event stream is %s, within %i ms, and chats',
+    async (mode, bound) => {
+      const { proxy, server, sockets } = await setup()
+      proxy.ws = 'reject'
+      proxy.sse = mode
+      const a = await open(proxy.url, 'a', { upgradeDelay: 60_000, connectTimeout: 1000 })
+      const b = await open(server.url, 'b')
+      const first = await nth(a, 'connect')
+      expect(first.transport).toBe('polling')
+      expect(first.at).toBeLessThan(bound)
+      expect(proxy.streams).toBeGreaterThan(0)
+      expect(sockets.get('a')!.transport).toBe('polling')
+      expect((await nth(b, 'connect')).transport).toBe('websocket')
+      await chat(a, b)
+      expect((await a.evaluate<{ reversed: boolean }>('parley.binary(5000)')).reversed).toBe(true)
+      expect(await events(a)).toHaveLength(1)
+    },
+  )
+
+  it.each(['sse', 'polling'])(
+    'climbs from %s back to WebSocket once it is unblocked, losing and repeating nothing',
+    async (start) => {
+      const peers = await setup()
+      const { proxy } = peers
+      proxy.ws = 'reject'
+      if (start === 'polling') proxy.sse = 'block'
+      const page = await open(proxy.url, 'a', { upgradeDelay: 300, upgradeDelayMax: 500 })
+      expect((await nth(page, 'connect')).transport).toBe(start)
+      await conversation(page, peers, 'a', async () => {
+        proxy.ws = 'pass'
+        proxy.sse = 'pass'
+        await nth(page, 'transport', 1, 5000)
+      })
+      expect((await events(page)).map(({ at: _, ...e }) => e)).toEqual([
+        expect.objectContaining({ event: 'connect', transport: start }),
+        { event: 'transport', now: 'websocket', before: start, why: 'upgrade' },
+      ])
+      expect(peers.sockets.get('a')!.transport).toBe('websocket')
+      expect(await page.evaluate('parley.socket.transport')).toBe('websocket')
+    },
+  )
+
+  it('reconnects after a network outage and recovers the session, losing and repeating nothing', async () => {
+    const peers = await setup()
+    const { proxy } = peers
+    const page = await open(proxy.url, 'a', { reconnectionDelay: 100, reconnectionDelayMax: 300 })
+    const first = await nth(page, 'connect')
+    expect(first.transport).toBe('websocket')
+    await conversation(page, peers, 'a', async () => {
+      proxy.offline = true
+      proxy.cut('all')
+      expect((await nth(page, 'disconnect')).reason).toBe('transport close')
+      await sleep(300)
+      proxy.offline = false
+      const again = await nth(page, 'connect', 2)
+      expect(again).toMatchObject({ recovered: true, id: first.id })
+    })
+    expect(await page.evaluate('parley.socket.recovered')).toBe(true)
+  })
+
+  it('waits while the browser is offline and reconnects as soon as it is online again', async () => {
+    const peers = await setup()
+    const { proxy } = peers
+    // A backoff far longer than the test: only the browser's `online` event can bring it back.
+    const page = await open(proxy.url, 'a', {
+      reconnectionDelay: 30_000,
+      reconnectionDelayMax: 30_000,
+      randomization: 0,
+    })
+    const first = await nth(page, 'connect')
+    await conversation(page, peers, 'a', async () => {
+      const context = page.context()
+      await context.setOffline(true)
+      proxy.cut('all')
+      await nth(page, 'disconnect')
+      await sleep(300)
+      const back = Date.now()
+      await context.setOffline(false)
+      const again = await nth(page, 'connect', 2, 3000)
+      expect(again).toMatchObject({ recovered: true, id: first.id })
+      expect(Date.now() - back).toBeLessThan(2000)
+    })
+  })
+
+  it('comes back after a server restart and says the session was not recovered', async () => {
+    const before = await setup()
+    const { proxy } = before
+    const page = await open(proxy.url, 'a', { reconnectionDelayMax: 300 })
+    const first = await nth(page, 'connect')
+    expect(first.transport).toBe('websocket')
+    await page.evaluate(`parley.talk('count', 3, 5)`)
+    await until(() => before.received.get('a')!.length === 3, 3000, 'messages before the restart')
+    await sleep(400) // the server acknowledges within 200 ms: these are settled
+    const port = before.server.port
+    await stop(before.server)
+    expect((await nth(page, 'disconnect')).reason).toBe('server shutdown')
+    // Sent while the server is away: kept, and sent to the new server.
+    await page.evaluate(`parley.talk('count', 3, 5)`)
+    const after = await backend(port)
+    const again = await nth(page, 'connect', 2)
+    expect(again.recovered).toBe(false)
+    expect(again.id).not.toBe(first.id)
+    await until(() => (after.received.get('a')?.length ?? 0) >= 3, 3000, 'messages after the restart')
+    expect(after.received.get('a')).toEqual([0, 1, 2])
+    expect(await page.evaluate(`parley.socket.emitWithAck('echo', 'again')`)).toEqual({
+      echoed: 'again',
+      transport: 'websocket',
+    })
+  })
+})
