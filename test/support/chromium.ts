@@ -2,7 +2,7 @@
 // tests use the system's Chromium (`/usr/bin/chromium`, or PARLEY_CHROMIUM). Where none is
 // found the browser suites skip, unless PARLEY_REQUIRE_BROWSER=1 (CI), where that is a failure.
 import { existsSync } from 'node:fs'
-import { type Browser, type LaunchOptions, chromium } from 'playwright-core'
+import { type Browser, chromium, type LaunchOptions } from 'playwright-core'
 
 const candidates = [process.env.PARLEY_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(
   (p): p is string => typeof p === 'string' && p !== '',
@@ -18,7 +18,9 @@ export const browserRequired = process.env.PARLEY_REQUIRE_BROWSER === '1'
 export function skipBrowserSuites(): boolean {
   if (chromiumPath) return false
   if (browserRequired) {
-    throw new Error('PARLEY_REQUIRE_BROWSER=1 but no Chromium was found (install Debian chromium or set PARLEY_CHROMIUM)')
+    throw new Error(
+      'PARLEY_REQUIRE_BROWSER=1 but no Chromium was found (install Debian chromium or set PARLEY_CHROMIUM)',
+    )
   }
   console.warn('skipped: no chromium (browser tests need /usr/bin/chromium or PARLEY_CHROMIUM)')
   return true
@@ -38,5 +40,10 @@ const baseArgs = [
 /** Launches headless Chromium with the flags a closed, loopback-only machine needs. */
 export function launchChromium(extraArgs: string[] = [], options: LaunchOptions = {}): Promise<Browser> {
   if (!chromiumPath) throw new Error('no chromium')
-  return chromium.launch({ executablePath: chromiumPath, headless: true, args: [...baseArgs, ...extraArgs], ...options })
+  return chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [...baseArgs, ...extraArgs],
+    ...options,
+  })
 }
