@@ -77,6 +77,8 @@ export interface ConnectionHost {
   down(reason: CloseReason): void
   /** A connection attempt failed; `retry` says whether another is planned. */
   error(error: ParleyError<string>, retry: boolean): void
+  /** One transport could not be opened; the attempt goes on with the next one, if any. */
+  failed(transport: TransportName, error: ParleyError<string>): void
   /** A reconnection attempt starts. */
   attempt(n: number): void
   /** reconnectionAttempts ran out. */
@@ -193,6 +195,7 @@ export class Connection {
         t.close()
         if (run !== this.#run) return
         last = asParleyError(err)
+        this.host.failed(name, last)
         if (isRefusal(err)) {
           refused = true
           break

@@ -34,6 +34,11 @@ export interface ReservedEvents {
   disconnect: (reason: CloseReason, details?: { message: string }) => void
   /** A connection attempt failed; `error.code` may be the server's refusal code. */
   connect_error: (error: ParleyError<string>) => void
+  /**
+   * One transport could not be opened (refused, reset, timed out, or opened but silent); the
+   * client goes on with the next one. Says why a session ended up on SSE or polling.
+   */
+  transport_error: (transport: TransportName, error: ParleyError<string>) => void
   /** The session moved to another transport without the application losing anything. */
   transport: (now: TransportName, before: TransportName, why: SwitchReason) => void
   /** A reconnection attempt (1, 2, ...) starts. */
@@ -273,6 +278,8 @@ export class Socket<
         this.#fireAny('disconnect', [reason])
       },
       error: (error: ParleyError<string>) => this.#fireAny('connect_error', [error]),
+      failed: (transport: TransportName, error: ParleyError<string>) =>
+        this.#fireAny('transport_error', [transport, error]),
       attempt: (n: number) => this.#fireAny('reconnect_attempt', [n]),
       giveUp: () => this.#fireAny('reconnect_failed', []),
     }

@@ -70,9 +70,13 @@ describe('fallback within one connect attempt', () => {
     proxy!.sse = 'buffer'
     const started = Date.now()
     const socket = client(proxy!.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
+    const failures: string[] = []
+    socket.on('transport_error', (transport, error) => failures.push(`${transport}:${error.code}`))
     await next(socket, 'connect')
     expect(socket.transport).toBe('polling')
     expect(Date.now() - started).toBeLessThan(TIMEOUT + 800)
+    // Each transport that was given up on said so, in order, before the one that worked.
+    expect(failures).toEqual(['websocket:PARLEY_TRANSPORT_ERROR', 'sse:PARLEY_HANDSHAKE_TIMEOUT'])
   })
 
   it('starts on the remembered transport next time', async () => {

@@ -167,6 +167,7 @@ export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
   'disconnecting',
   'error',
   'transport',
+  'transport_error',
   'reconnect',
   'reconnect_attempt',
   'reconnect_failed',
