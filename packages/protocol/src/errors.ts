@@ -36,6 +36,8 @@ export const ErrorCode = {
   TOO_MANY_PENDING_ACKS: 'PARLEY_TOO_MANY_PENDING_ACKS',
   DISCONNECTED: 'PARLEY_DISCONNECTED',
   HANDLER_ERROR: 'PARLEY_HANDLER_ERROR',
+  /** An event's arguments did not match the schema the server declared for it. */
+  VALIDATION_FAILED: 'PARLEY_VALIDATION_FAILED',
   // Local to a client: the transport could not be opened or broke; the offline queue is full.
   TRANSPORT_ERROR: 'PARLEY_TRANSPORT_ERROR',
   QUEUE_FULL: 'PARLEY_QUEUE_FULL',
