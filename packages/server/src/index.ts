@@ -1,6 +1,12 @@
 import { parleyPlugin } from './plugin.js'
 
 export type { Settle } from './acks.js'
+export type {
+  EventMiddleware,
+  EventRefusal,
+  IncomingEvent,
+  NextFunction,
+} from './incoming.js'
 export type { AllowedOrigins, ParleyServerOptions, ResolvedOptions } from './options.js'
 export { defaults, ParleyOptionError } from './options.js'
 export type { HandshakeRequest, Middleware, Refusal } from './server.js'
@@ -17,5 +23,6 @@ export type {
   SocketReservedEvents,
   TimeoutAckCallback,
 } from './types.js'
+export type { EventSchema, EventSchemas } from './validation.js'
 export { parleyPlugin }
 export default parleyPlugin

@@ -5,7 +5,8 @@ import type { ResolvedOptions } from './options.js'
 import { Session } from './session.js'
 import { ServerSocket } from './socket.js'
 import type { Transport } from './transports/transport.js'
-import type { DefaultEventsMap, EventsMap, Handshake } from './types.js'
+import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
+import { type EventSchemas, EventValidators } from './validation.js'
 
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
 export type Middleware<S> = (socket: S) => void | Promise<void>
@@ -53,6 +54,7 @@ export class ParleyServer<
   readonly #lingering = new Map<string, { transport: Transport; timer: NodeJS.Timeout }>()
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
+  readonly #validators = new EventValidators()
   #closing = false
 
   /** @internal Made by the plugin. */
@@ -65,6 +67,21 @@ export class ParleyServer<
   use(middleware: Middleware<ServerSocket<L, E, D>>): this {
     if (typeof middleware !== 'function') throw new TypeError('middleware must be a function')
     this.#middleware.push(middleware)
+    return this
+  }
+
+  /**
+   * Declares JSON Schemas (draft-07) for the arguments of client events, one per event name:
+   * `app.parley.schemas({ chat: { type: 'array', items: [{ type: 'object' }], minItems: 1 } })`.
+   * A schema describes the **arguments array** (without the ack function). Each is compiled
+   * once, here; a schema that does not compile throws a TypeError naming its event. Every
+   * socket checks incoming events against them before its middleware and handlers: an event
+   * that fails never reaches them, and the client gets ERROR PARLEY_VALIDATION_FAILED with
+   * what is wrong (as the reply to its request, or as an `error` event). Calling it again adds
+   * schemas; a new schema for an event replaces the old one.
+   */
+  schemas(schemas: EventSchemas<EventNames<L>>): this {
+    this.#validators.add(schemas)
     return this
   }
 
@@ -187,6 +204,7 @@ export class ParleyServer<
     const socket = new ServerSocket<L, E, D>(session, handshake, {
       log: this.#log,
       maxPendingAcks: this.options.maxPendingAcks,
+      validate: (event, args) => this.#validators.check(event, args),
       ended: () => {
         this.#bySid.delete(session.sid)
         this.#byId.delete(socket.id)

@@ -13,6 +13,15 @@ import type { FastifyBaseLogger } from 'fastify'
 import { nanoid } from 'nanoid'
 import { AckRegistry, type Settle } from './acks.js'
 import { type Listener, Listeners } from './emitter.js'
+import {
+  type EventMiddleware,
+  EventPipeline,
+  type EventRefusal,
+  hasAppCode,
+  type IncomingEvent,
+  isThenable,
+  refusalOf,
+} from './incoming.js'
 import type { IncomingMessage, Session, SessionOwner } from './session.js'
 import type {
   AckReply,
@@ -25,7 +34,10 @@ import type {
   TimeoutAckCallback,
 } from './types.js'
 
-/** The message an ERROR packet carries when a handler fails: never the error's own text. */
+/**
+ * The message an ERROR packet carries when a handler fails: never the error's own text, unless the
+ * error carries a code of the application's (then it is a refusal meant for the client).
+ */
 const HANDLER_FAILED = 'the handler failed'
 
 interface EmitFlags {
@@ -54,6 +66,8 @@ export interface TimeoutEmitter<E extends EventsMap> {
 export interface SocketContext {
   log: FastifyBaseLogger
   maxPendingAcks: number
+  /** Null when an event's arguments pass the server's schema for it (or it has none). */
+  validate(event: string, args: unknown[]): string | null
   /** The socket's session ended. */
   ended(): void
 }
@@ -86,6 +100,7 @@ export class ServerSocket<
   readonly #context: SocketContext
   readonly #acks: AckRegistry
   readonly #listeners = new Listeners()
+  readonly #pipeline: EventPipeline
 
   /** @internal Sockets are made by the server, one per session. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -93,6 +108,11 @@ export class ServerSocket<
     this.handshake = handshake
     this.#context = context
     this.#acks = new AckRegistry(context.maxPendingAcks)
+    this.#pipeline = new EventPipeline({
+      validate: (event, args) => context.validate(event, args),
+      deliver: (event, args, ackId) => this.#dispatch(event, args as WireValue[], ackId),
+      refuse: (ackId, refusal, cause) => this.#refuseEvent(ackId, refusal, cause),
+    })
     const owner: SessionOwner = {
       message: (packet) => this.#onMessage(packet),
       transportChanged: (now, before) => this.#fire('transport', [now, before]),
@@ -114,6 +134,21 @@ export class ServerSocket<
   /** True until the session ends (also while it waits, detached, for a resume). */
   get connected(): boolean {
     return this.#session.state !== 'closed'
+  }
+
+  /**
+   * Adds a middleware for incoming events: `socket.use(([event, ...args], next) => next())`.
+   * Middleware run in the order they were added, after the event's schema check (if the server
+   * declared one) and before its handlers; events pass one at a time, in arrival order.
+   * `next(error)`, a throw or a rejection refuses the event: a sender that wants a reply gets
+   * ERROR with the error's `code` (when it is `A-Z 0-9 _`, at most 64) or PARLEY_HANDLER_ERROR,
+   * and the error's message; otherwise the client gets the same as an `error` event.
+   * An async middleware of one parameter lets the event through when it resolves; one that
+   * declares `next` must call it (until then, later events wait).
+   */
+  use(middleware: EventMiddleware<IncomingEvent<L>>): this {
+    this.#pipeline.use(middleware as unknown as EventMiddleware)
+    return this
   }
 
   /** Listens to an event from the client, or to `disconnect` / `transport`. */
@@ -236,7 +271,7 @@ export class ServerSocket<
   #onMessage(packet: IncomingMessage): void {
     switch (packet.type) {
       case PacketType.EVENT:
-        this.#onEvent(packet.name, packet.args, packet.ackId)
+        this.#pipeline.push(packet.name, packet.args, packet.ackId)
         return
       case PacketType.REPLY:
         this.#acks.settle(packet.ackId, null, packet.args)
@@ -249,7 +284,19 @@ export class ServerSocket<
     }
   }
 
-  #onEvent(name: string, args: WireValue[], ackId: number): void {
+  /** Answers an event that did not reach its handlers (schema, middleware). */
+  #refuseEvent(ackId: number, refusal: EventRefusal, cause: unknown): void {
+    this.#context.log.debug({ err: cause, code: refusal.code }, `parley: event refused: ${refusal.message}`)
+    this.#session.sendNumbered((seq) => ({
+      type: PacketType.ERROR,
+      seq,
+      ackId,
+      code: refusal.code,
+      message: refusal.message,
+    }))
+  }
+
+  #dispatch(name: string, args: WireValue[], ackId: number): void {
     const listeners = this.#listeners.get(name)
     let answered = false
     const answer = (make: (seq: number) => NumberedPacket) => {
@@ -270,15 +317,16 @@ export class ServerSocket<
       }
     }
     const fail = (error: unknown) => {
-      this.#context.log.error({ err: error, event: name }, 'parley: event handler failed')
+      // An error with the application's own code is a deliberate refusal: its code and message
+      // go to the client. Anything else is a bug, logged, and told only as 'the handler failed'.
+      const coded = hasAppCode(error)
+      if (coded) this.#context.log.debug({ err: error, event: name }, 'parley: event handler refused')
+      else this.#context.log.error({ err: error, event: name }, 'parley: event handler failed')
       if (ackId > 0) {
-        answer((seq) => ({
-          type: PacketType.ERROR,
-          seq,
-          ackId,
-          code: ErrorCode.HANDLER_ERROR,
-          message: HANDLER_FAILED,
-        }))
+        const { code, message } = coded
+          ? refusalOf(error, ErrorCode.HANDLER_ERROR, HANDLER_FAILED)
+          : { code: ErrorCode.HANDLER_ERROR, message: HANDLER_FAILED }
+        answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
       }
     }
     if (ackId > 0 && listeners.length === 0) {
@@ -309,6 +357,7 @@ export class ServerSocket<
   }
 
   #onEnded(reason: CloseReason): void {
+    this.#pipeline.close()
     this.#acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#context.ended()
     this.#fire('disconnect', [reason])
@@ -328,14 +377,6 @@ export class ServerSocket<
       }
     }
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  )
 }
 
 function checkEventName(name: string): void {

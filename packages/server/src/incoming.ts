@@ -1,0 +1,196 @@
+import { ErrorCode } from '@parley/protocol'
+import type { ArgsWithoutAck, EventNames, EventsMap } from './types.js'
+
+/**
+ * An incoming event as socket middleware sees it: `[name, ...args]`, without the ack function.
+ * Typed by the socket's map of events the client may send.
+ */
+export type IncomingEvent<L extends EventsMap> = {
+  [K in EventNames<L>]: [event: K, ...args: ArgsWithoutAck<L[K]>]
+}[EventNames<L>]
+
+/** Call with nothing to let the event through, with an error to refuse it. */
+export type NextFunction = (error?: unknown) => void
+
+/**
+ * A per-socket middleware for incoming events (`socket.use`). Call `next()` to let the event go
+ * on, `next(error)` to refuse it; or be an async function of one parameter (the event), which
+ * lets it through when it resolves. A throw or a rejection refuses the event. The arguments
+ * may be changed in place; the handlers get them as the middleware left them.
+ */
+export type EventMiddleware<P extends unknown[] = [event: string, ...args: unknown[]]> = (
+  event: P,
+  next: NextFunction,
+) => void | Promise<void>
+
+/** Why an event did not reach its handlers, as the client will read it in an ERROR packet. */
+export interface EventRefusal {
+  code: string
+  message: string
+}
+
+/** What the pipeline needs from its socket. */
+export interface PipelineHooks {
+  /** Null when the arguments are valid (or the event has no schema), else what is wrong. */
+  validate(event: string, args: unknown[]): string | null
+  /** Hands an event that passed to the handlers. */
+  deliver(event: string, args: unknown[], ackId: number): void
+  /** Answers a refused event (with ERROR: on its ack id, or as a notice when 0). */
+  refuse(ackId: number, refusal: EventRefusal, cause: unknown): void
+}
+
+interface Pending {
+  packet: [string, ...unknown[]]
+  ackId: number
+}
+
+/** A code an application may put on the wire: the same rule as for handshake refusals. */
+const APP_CODE = /^[A-Z0-9_]{1,64}$/
+const MAX_MESSAGE = 1024
+
+/** The code and message an ERROR packet carries for `error`, or `fallback` when it has no code. */
+export function refusalOf(error: unknown, fallbackCode: string, fallbackMessage: string): EventRefusal {
+  const code = (error as { code?: unknown } | null | undefined)?.code
+  const message = error instanceof Error ? error.message : typeof error === 'string' ? error : fallbackMessage
+  return {
+    code: typeof code === 'string' && APP_CODE.test(code) ? code : fallbackCode,
+    message: (message || fallbackMessage).slice(0, MAX_MESSAGE),
+  }
+}
+
+/** True when `error` carries a code the application chose (see `refusalOf`). */
+export function hasAppCode(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null | undefined)?.code
+  return typeof code === 'string' && APP_CODE.test(code)
+}
+
+/**
+ * The way from a decoded EVENT to its handlers: schema check, then the socket's middleware in
+ * the order they were added, then the handlers. Events go through **one at a time, in the
+ * order they arrived**, so that a slow (async) middleware cannot let a later event overtake an
+ * earlier one: the delivery promise holds up to the handlers. When every middleware calls
+ * `next` synchronously, nothing waits and nothing is queued.
+ */
+export class EventPipeline {
+  readonly #hooks: PipelineHooks
+  readonly #middleware: EventMiddleware[] = []
+  readonly #queue: Pending[] = []
+  #busy = false
+  #closed = false
+
+  constructor(hooks: PipelineHooks) {
+    this.#hooks = hooks
+  }
+
+  /** Events waiting behind an unfinished middleware. */
+  get waiting(): number {
+    return this.#queue.length
+  }
+
+  use(middleware: EventMiddleware): void {
+    if (typeof middleware !== 'function') throw new TypeError('middleware must be a function')
+    this.#middleware.push(middleware)
+  }
+
+  /** An event arrived (in order, once). */
+  push(event: string, args: unknown[], ackId: number): void {
+    if (this.#closed) return
+    this.#queue.push({ packet: [event, ...args], ackId })
+    if (!this.#busy) this.#drain()
+  }
+
+  /** The session ended: events still waiting are dropped, middleware still running is ignored. */
+  close(): void {
+    this.#closed = true
+    this.#queue.length = 0
+  }
+
+  #drain(): void {
+    this.#busy = true
+    while (this.#queue.length > 0 && !this.#closed) {
+      const first = this.#queue[0]!
+      const problem = this.#hooks.validate(first.packet[0], first.packet.slice(1))
+      if (problem !== null) {
+        this.#queue.shift()
+        this.#hooks.refuse(
+          first.ackId,
+          { code: ErrorCode.VALIDATION_FAILED, message: `"${first.packet[0]}": ${problem}` },
+          undefined,
+        )
+        continue
+      }
+      if (!this.#run(first, 0)) return // an async middleware will call #finished
+      this.#queue.shift()
+    }
+    this.#busy = false
+  }
+
+  /** The head event finished asynchronously: take the next one. */
+  #finished(): void {
+    if (this.#closed) return
+    this.#queue.shift()
+    this.#drain()
+  }
+
+  /**
+   * Runs middleware from `index`, then delivers or refuses the event. Returns true when that
+   * happened synchronously; false when a middleware is still working (it resumes later).
+   */
+  #run(item: Pending, index: number): boolean {
+    while (index < this.#middleware.length) {
+      const middleware = this.#middleware[index]!
+      let sync = true
+      let settled = false
+      let outcome: { error: unknown } | undefined
+      const finish = (error: unknown) => {
+        if (settled) return
+        settled = true
+        if (sync) {
+          outcome = { error }
+          return
+        }
+        if (this.#closed) return
+        if (error !== undefined && error !== null) this.#refuse(item, error)
+        else if (!this.#run(item, index + 1)) return
+        this.#finished()
+      }
+      try {
+        const result = middleware(item.packet, finish)
+        if (isThenable(result)) {
+          // An async function that does not declare `next` is done when it resolves.
+          const declaresNext = middleware.length >= 2
+          result.then(
+            () => {
+              if (!declaresNext) finish(undefined)
+            },
+            (error: unknown) => finish(error ?? new Error('the middleware rejected')),
+          )
+        }
+      } catch (error) {
+        finish(error ?? new Error('the middleware threw'))
+      }
+      sync = false
+      if (!outcome) return false
+      if (outcome.error !== undefined && outcome.error !== null) {
+        this.#refuse(item, outcome.error)
+        return true
+      }
+      index++
+    }
+    const [event, ...args] = item.packet
+    this.#hooks.deliver(event, args, item.ackId)
+    return true
+  }
+
+  #refuse(item: Pending, error: unknown): void {
+    this.#hooks.refuse(item.ackId, refusalOf(error, ErrorCode.HANDLER_ERROR, 'refused by middleware'), error)
+  }
+}
+
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  )
+}

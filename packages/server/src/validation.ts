@@ -1,0 +1,94 @@
+import { RESERVED_EVENTS, WireLimits } from '@parley/protocol'
+import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv'
+import formatsModule from 'ajv-formats'
+
+// Both packages are CommonJS with an ES-style `default` export; this reaches it the same way
+// under Node's ESM loader and under bundlers.
+const Ajv = AjvModule.default
+const addFormats = formatsModule.default
+
+/**
+ * A JSON Schema (draft-07, the dialect of Fastify's validator) for the **arguments array** of
+ * one event, without the trailing ack function. For an event sent as `emit('chat', msg)`:
+ * `{ type: 'array', items: [msgSchema], minItems: 1, maxItems: 1 }`.
+ */
+export type EventSchema = boolean | { readonly [keyword: string]: unknown }
+
+/** Event name -> schema of its arguments. */
+export type EventSchemas<Names extends string = string> = { readonly [K in Names]?: EventSchema }
+
+/** Messages are cut to this length: Ajv quotes schema values, which an application may not mind. */
+const MAX_MESSAGE = 1024
+
+/**
+ * The compiled schemas of a server's events. Each schema is compiled once, when it is added;
+ * checking an event is one call of the compiled function. One private Ajv instance (Ajv 8, as
+ * Fastify 5 uses, with `ajv-formats`) and its defaults: no type coercion, no defaults filled
+ * in, no properties removed, stop at the first error. A payload that passes is exactly what
+ * the client sent.
+ */
+export class EventValidators {
+  #ajv: InstanceType<typeof Ajv> | undefined
+  readonly #byEvent = new Map<string, ValidateFunction>()
+
+  /** How many events have a schema. */
+  get size(): number {
+    return this.#byEvent.size
+  }
+
+  /**
+   * Compiles and adds schemas (an event's new schema replaces its old one). Throws a TypeError
+   * naming the event when a name is reserved or a schema does not compile; then none of the
+   * given schemas is added.
+   */
+  add(schemas: EventSchemas): void {
+    if (schemas === null || typeof schemas !== 'object' || Array.isArray(schemas)) {
+      throw new TypeError('schemas must be an object: event name -> JSON Schema of its arguments')
+    }
+    const compiled: [string, ValidateFunction][] = []
+    for (const [event, schema] of Object.entries(schemas)) {
+      if (schema === undefined) continue
+      if (event.length === 0 || event.length > WireLimits.maxEventNameLength || RESERVED_EVENTS.has(event)) {
+        throw new TypeError(`schemas: "${event}" is not an event name a client can send`)
+      }
+      if (typeof schema !== 'boolean' && (schema === null || typeof schema !== 'object')) {
+        throw new TypeError(`schemas: the schema of "${event}" must be a JSON Schema object or a boolean`)
+      }
+      try {
+        compiled.push([event, this.#compiler().compile(schema)])
+      } catch (error) {
+        throw new TypeError(
+          `schemas: the schema of "${event}" does not compile: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        )
+      }
+    }
+    for (const [event, validate] of compiled) this.#byEvent.set(event, validate)
+  }
+
+  /** Null when the arguments pass (or the event has no schema), else what is wrong with them. */
+  check(event: string, args: readonly unknown[]): string | null {
+    const validate = this.#byEvent.get(event)
+    if (!validate || validate(args)) return null
+    return describe(validate.errors).slice(0, MAX_MESSAGE)
+  }
+
+  #compiler(): InstanceType<typeof Ajv> {
+    if (!this.#ajv) {
+      // allErrors stays off: collecting every error of a hostile payload costs unbounded time.
+      // Unknown keywords still throw (a typo must not silently accept everything); tuples
+      // without maxItems are the normal way to describe optional trailing arguments.
+      this.#ajv = new Ajv({ allErrors: false, strictTuples: false })
+      addFormats(this.#ajv)
+    }
+    return this.#ajv
+  }
+}
+
+/** Ajv's errors as one line, paths rooted at `args`: `args/0/text must be string`. */
+function describe(errors: ErrorObject[] | null | undefined): string {
+  if (!errors || errors.length === 0) return 'the arguments do not match the schema'
+  return errors.map((e) => `args${e.instancePath} ${e.message ?? 'is invalid'}`).join('; ')
+}

@@ -1,0 +1,245 @@
+// Incoming events on their way to the handlers: schemas, per-socket middleware, and refusals
+// with the application's own codes.
+import { type EventPacket, type Packet, PacketType, ParleyError } from '@parley/protocol'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import Fastify from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import parley from '../src/index.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await started?.app.close()
+  started = undefined
+})
+
+async function one(setup: (socket: ServerSocket) => void, options: ParleyServerOptions = {}) {
+  const sockets: ServerSocket[] = []
+  started = await startServer(options, (app) => {
+    app.parley.schemas({
+      chat: {
+        type: 'array',
+        items: [
+          {
+            type: 'object',
+            properties: { text: { type: 'string', maxLength: 10 } },
+            required: ['text'],
+            additionalProperties: false,
+          },
+        ],
+        minItems: 1,
+        maxItems: 1,
+      },
+      mail: { type: 'array', items: [{ type: 'string', format: 'email' }], minItems: 1 },
+    })
+    app.parley.on('connection', (s) => {
+      setup(s)
+      sockets.push(s)
+    })
+  })
+  const client = await rawConnect('websocket', started.base)
+  clients.push(client)
+  await until(() => sockets.length === 1)
+  return { socket: sockets[0]!, client }
+}
+
+const event = (seq: number, name: string, args: unknown[], ackId = 0): EventPacket =>
+  ({ type: PacketType.EVENT, seq, name, args, ackId }) as EventPacket
+const answerTo = (ackId: number) => (p: Packet) =>
+  (p.type === PacketType.REPLY || p.type === PacketType.ERROR) && p.ackId === ackId
+const notice = (p: Packet) => p.type === PacketType.ERROR && p.ackId === 0
+
+describe('event schemas', () => {
+  it('keep invalid arguments from the handler and answer PARLEY_VALIDATION_FAILED', async () => {
+    const got: unknown[] = []
+    const { client } = await one((s) => {
+      s.on('chat', (msg: unknown, ack?: (r: string) => void) => {
+        got.push(msg)
+        ack?.('ok')
+      })
+    })
+    await client.send(
+      event(1, 'chat', [{ text: 'hi' }], 1),
+      event(2, 'chat', [{ text: 5 }], 2),
+      event(3, 'chat', [{ text: 'a very long text' }]),
+      event(4, 'chat', [{ text: 'hi', extra: true }], 3),
+      event(5, 'chat', [], 4),
+    )
+    expect(await client.next(answerTo(1))).toMatchObject({ type: PacketType.REPLY, args: ['ok'] })
+    expect(await client.next(answerTo(2))).toMatchObject({
+      type: PacketType.ERROR,
+      code: 'PARLEY_VALIDATION_FAILED',
+      message: '"chat": args/0/text must be string',
+    })
+    // Without an ack id, the refusal is a notice (the client's 'error' event).
+    expect(await client.next(notice)).toMatchObject({
+      code: 'PARLEY_VALIDATION_FAILED',
+      message: '"chat": args/0/text must NOT have more than 10 characters',
+    })
+    expect(await client.next(answerTo(3))).toMatchObject({ code: 'PARLEY_VALIDATION_FAILED' })
+    expect(await client.next(answerTo(4))).toMatchObject({
+      message: '"chat": args must NOT have fewer than 1 items',
+    })
+    expect(got).toEqual([{ text: 'hi' }])
+  })
+
+  it('know formats, and leave events without a schema alone', async () => {
+    const got: unknown[] = []
+    const { client } = await one((s) => {
+      s.on('mail', (to: string, ack: (r: string) => void) => ack(to))
+      s.on('free', (...args: unknown[]) => got.push(args))
+    })
+    await client.send(
+      event(1, 'mail', ['someone@example.com'], 1),
+      event(2, 'mail', ['not an address'], 2),
+      event(3, 'free', [1, 'two', { three: 3 }]),
+    )
+    expect(await client.next(answerTo(1))).toMatchObject({ args: ['someone@example.com'] })
+    expect(await client.next(answerTo(2))).toMatchObject({
+      message: '"mail": args/0 must match format "email"',
+    })
+    await until(() => got.length === 1)
+    expect(got).toEqual([[1, 'two', { three: 3 }]])
+  })
+
+  it('are compiled when declared: a bad schema or a reserved name throws at once', async () => {
+    const app = Fastify()
+    await app.register(parley)
+    expect(() => app.parley.schemas({ x: { type: 'array', itemz: [] } })).toThrow(
+      /schema of "x" does not compile: strict mode: unknown keyword: "itemz"/,
+    )
+    expect(() => app.parley.schemas({ connect: { type: 'array' } })).toThrow(/not an event name/)
+    expect(() => app.parley.schemas({ y: 'array' as never })).toThrow(/must be a JSON Schema/)
+    await app.close()
+  })
+})
+
+describe('socket middleware', () => {
+  it('run in order before the handlers, and may change the arguments', async () => {
+    const seen: string[] = []
+    const got: unknown[] = []
+    const { client } = await one((s) => {
+      s.use(([event], next) => {
+        seen.push(`first ${event}`)
+        next()
+      })
+      s.use(async (packet) => {
+        await sleep(5)
+        seen.push(`second ${packet[0]}`)
+        packet[1] = { text: `${(packet[1] as { text: string }).text}!` }
+      })
+      s.on('chat', (msg: unknown) => got.push(msg))
+    })
+    await client.send(event(1, 'chat', [{ text: 'a' }]), event(2, 'chat', [{ text: 'b' }]))
+    await until(() => got.length === 2)
+    expect(got).toEqual([{ text: 'a!' }, { text: 'b!' }])
+    expect(seen).toEqual(['first chat', 'second chat', 'first chat', 'second chat'])
+  })
+
+  it('refuse with next(err), a throw or a rejection: code and message reach the client', async () => {
+    const got: unknown[] = []
+    const { client } = await one((s) => {
+      s.use((packet, next) => {
+        if (packet[0] === 'next') next(new ParleyError('FORBIDDEN', 'not in this room'))
+        else if (packet[0] === 'throw') throw new Error('plain failure')
+        else next()
+      })
+      s.use(async ([event]) => {
+        if (event === 'reject') throw Object.assign(new Error('too fast'), { code: 'RATE_LIMITED' })
+        if (event === 'badcode') throw Object.assign(new Error('lower case code'), { code: 'nope' })
+      })
+      for (const name of ['next', 'throw', 'reject', 'badcode', 'ok']) {
+        s.on(name, (ack?: (r: string) => void) => {
+          got.push(name)
+          ack?.('ok')
+        })
+      }
+    })
+    await client.send(
+      event(1, 'next', [], 1),
+      event(2, 'throw', [], 2),
+      event(3, 'reject', [], 3),
+      event(4, 'badcode', [], 4),
+      event(5, 'next', []),
+      event(6, 'ok', [], 5),
+    )
+    expect(await client.next(answerTo(1))).toMatchObject({ code: 'FORBIDDEN', message: 'not in this room' })
+    expect(await client.next(answerTo(2))).toMatchObject({
+      code: 'PARLEY_HANDLER_ERROR',
+      message: 'plain failure',
+    })
+    expect(await client.next(answerTo(3))).toMatchObject({ code: 'RATE_LIMITED', message: 'too fast' })
+    expect(await client.next(answerTo(4))).toMatchObject({
+      code: 'PARLEY_HANDLER_ERROR',
+      message: 'lower case code',
+    })
+    expect(await client.next(notice)).toMatchObject({ code: 'FORBIDDEN' })
+    expect(await client.next(answerTo(5))).toMatchObject({ type: PacketType.REPLY, args: ['ok'] })
+    expect(got).toEqual(['ok'])
+  })
+
+  it('keep arrival order behind a slow middleware, and ignore a second next()', async () => {
+    const got: number[] = []
+    const { client } = await one((s) => {
+      s.use((packet, next) => {
+        const n = packet[1] as number
+        // Earlier events wait longer: without the queue they would arrive last.
+        setTimeout(
+          () => {
+            next()
+            next(new Error('too late to refuse'))
+          },
+          20 - n * 4,
+        )
+      })
+      s.on('n', (n: number) => got.push(n))
+    })
+    await client.send(...[1, 2, 3, 4].map((n) => event(n, 'n', [n])))
+    await until(() => got.length === 4)
+    expect(got).toEqual([1, 2, 3, 4])
+    expect(client.inbox.filter(notice)).toEqual([])
+  })
+
+  it('drop the events still waiting when the session ends', async () => {
+    const got: number[] = []
+    let release: (() => void) | undefined
+    const { socket, client } = await one((s) => {
+      s.use((_packet, next) => {
+        release = next
+      })
+      s.on('n', (n: number) => got.push(n))
+    })
+    await client.send(event(1, 'n', [1]), event(2, 'n', [2]))
+    await until(() => release !== undefined)
+    socket.disconnect()
+    release!()
+    await sleep(20)
+    expect(got).toEqual([])
+  })
+})
+
+describe('handler refusals', () => {
+  it('send the code and message of an error with an application code, and hide the rest', async () => {
+    const { client } = await one((s) => {
+      s.on('coded', () => {
+        throw new ParleyError('NOT_ALLOWED', 'you may not')
+      })
+      s.on('async', async () => {
+        throw Object.assign(new Error('no such room'), { code: 'NO_SUCH_ROOM' })
+      })
+      s.on('bug', () => {
+        throw new TypeError('x is undefined at line 3')
+      })
+    })
+    await client.send(event(1, 'coded', [], 1), event(2, 'async', [], 2), event(3, 'bug', [], 3))
+    expect(await client.next(answerTo(1))).toMatchObject({ code: 'NOT_ALLOWED', message: 'you may not' })
+    expect(await client.next(answerTo(2))).toMatchObject({ code: 'NO_SUCH_ROOM', message: 'no such room' })
+    expect(await client.next(answerTo(3))).toMatchObject({
+      code: 'PARLEY_HANDLER_ERROR',
+      message: 'the handler failed',
+    })
+  })
+})
