@@ -20,6 +20,12 @@ export interface ParleyServerOptions {
    * Past it the socket is disconnected with 'slow consumer'. Default 8 MiB.
    */
   maxBufferedBytes?: number
+  /**
+   * Soft limit, per socket, of outgoing bytes not yet acknowledged or not yet written (see
+   * `socket.bufferedAmount`): past it, volatile emits are dropped. At most `maxBufferedBytes`.
+   * Default 1 MiB (or `maxBufferedBytes`, when that is lower).
+   */
+  highWaterMark?: number
   /** Largest number of replies a socket may await at once. Default 1000. */
   maxPendingAcks?: number
   /**
@@ -43,6 +49,7 @@ export interface ResolvedOptions {
   pingTimeout: number
   maxPayload: number
   maxBufferedBytes: number
+  highWaterMark: number
   maxPendingAcks: number
   allowedOrigins: AllowedOrigins | undefined
   /** Recovery window in ms; 0 when recovery is disabled. */
@@ -57,6 +64,7 @@ export const defaults = {
   pingTimeout: 15_000,
   maxPayload: WireLimits.defaultMaxPayload,
   maxBufferedBytes: 8 * 1024 * 1024,
+  highWaterMark: 1024 * 1024,
   maxPendingAcks: 1000,
   recoveryWindow: 120_000,
   handshakeTimeout: 10_000,
@@ -70,6 +78,7 @@ const known = new Set([
   'pingTimeout',
   'maxPayload',
   'maxBufferedBytes',
+  'highWaterMark',
   'maxPendingAcks',
   'allowedOrigins',
   'recovery',
@@ -150,6 +159,13 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   // Below a few hundred bytes not even a HELLO with credentials fits.
   const maxPayload = integer(options, 'maxPayload', defaults.maxPayload, 256, 2 ** 30)
   const maxBufferedBytes = integer(options, 'maxBufferedBytes', defaults.maxBufferedBytes, 1024, 2 ** 40)
+  const highWaterMark = integer(
+    options,
+    'highWaterMark',
+    Math.min(defaults.highWaterMark, maxBufferedBytes),
+    0,
+    maxBufferedBytes,
+  )
   const maxPendingAcks = integer(options, 'maxPendingAcks', defaults.maxPendingAcks, 1, 2 ** 31 - 1)
   const handshakeTimeout = integer(options, 'handshakeTimeout', defaults.handshakeTimeout, 1, MAX_DELAY)
 
@@ -208,6 +224,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     pingTimeout,
     maxPayload,
     maxBufferedBytes,
+    highWaterMark,
     maxPendingAcks,
     allowedOrigins,
     recoveryWindow,

@@ -196,6 +196,7 @@ export class ParleyServer<
       pingTimeout: this.options.pingTimeout,
       maxPayload: this.options.maxPayload,
       maxBufferedBytes: this.options.maxBufferedBytes,
+      highWaterMark: this.options.highWaterMark,
       recoveryWindow: this.options.recoveryWindow,
       transports: this.options.transports,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),

@@ -38,6 +38,8 @@ export interface SessionConfig {
   pingTimeout: number
   maxPayload: number
   maxBufferedBytes: number
+  /** Volatile packets are dropped while `bufferedAmount` is at or past this many bytes. */
+  highWaterMark: number
   /** 0 disables recovery: a lost transport ends the session. */
   recoveryWindow: number
   transports: TransportName[]
@@ -142,6 +144,15 @@ export class Session {
   }
 
   /**
+   * What this session holds for its client: the larger of the bytes kept for replay and the
+   * bytes queued in the transport. The soft (`highWaterMark`) and hard (`maxBufferedBytes`)
+   * limits are both checked against it.
+   */
+  get bufferedAmount(): number {
+    return Math.max(this.#keptBytes, this.#transport?.bufferedAmount ?? 0)
+  }
+
+  /**
    * Attaches a transport: a new session's first, a resume, or a switch. The previous transport
    * (if any) gets MOVED and is closed; the client's `ack` trims the replay buffer; OPEN goes out,
    * then every packet the client has not acknowledged, in order.
@@ -208,7 +219,8 @@ export class Session {
   /** Sends an unnumbered event now, or drops it when the transport cannot take it. */
   sendVolatile(packet: EventPacket): boolean {
     const transport = this.#transport
-    if (this.#state !== 'attached' || !transport?.writable) return false
+    if (this.#state !== 'attached' || !transport?.open) return false
+    if (this.bufferedAmount >= this.#config.highWaterMark) return false
     transport.send(outgoing({ ...packet, seq: 0 }))
     this.#checkBuffers()
     return true
@@ -353,9 +365,10 @@ export class Session {
   }
 
   #checkBuffers(): void {
-    const queued = this.#transport?.bufferedAmount ?? 0
-    if (Math.max(this.#keptBytes, queued) > this.#config.maxBufferedBytes) {
-      this.end(CloseReason.SLOW_CONSUMER)
+    if (this.bufferedAmount > this.#config.maxBufferedBytes) {
+      // The transport drops what it holds at once: a client that does not read would not read
+      // a graceful goodbye either.
+      this.end(CloseReason.SLOW_CONSUMER, { kind: 'overflow' })
     }
   }
 }

@@ -131,6 +131,16 @@ export class ServerSocket<
     return this.#session.transport?.name ?? null
   }
 
+  /**
+   * Outgoing bytes this socket holds for its client: the larger of what the client has not
+   * acknowledged yet (kept for replay) and what the transport has not written yet. Past the
+   * `highWaterMark` option volatile emits are dropped; past `maxBufferedBytes` the socket is
+   * disconnected with 'slow consumer'. 0 once disconnected.
+   */
+  get bufferedAmount(): number {
+    return this.#session.bufferedAmount
+  }
+
   /** True until the session ends (also while it waits, detached, for a resume). */
   get connected(): boolean {
     return this.#session.state !== 'closed'
@@ -207,8 +217,8 @@ export class ServerSocket<
   }
 
   /**
-   * Emits that may be dropped: not numbered, not kept, never resent; dropped while the
-   * transport is missing or its buffer is past the high-water mark (64 KiB).
+   * Emits that may be dropped: not numbered, not kept, never resent; dropped (emit returns
+   * false) while the transport is missing or `bufferedAmount` is past the `highWaterMark`.
    */
   get volatile(): SocketEmitter<E> {
     const flags: EmitFlags = { volatile: true }

@@ -23,6 +23,7 @@ describe('options', () => {
       pingTimeout: defaults.pingTimeout,
       maxPayload: 1_000_000,
       maxBufferedBytes: 8 * 1024 * 1024,
+      highWaterMark: 1024 * 1024,
       maxPendingAcks: 1000,
       recoveryWindow: 120_000,
       handshakeTimeout: 10_000,
@@ -48,6 +49,13 @@ describe('options', () => {
     expect((await register({ perMessageDeflate: true })).perMessageDeflate).toEqual({ threshold: 1024 })
   })
 
+  it('keep highWaterMark at or below maxBufferedBytes', async () => {
+    expect((await register({ maxBufferedBytes: 4096 })).highWaterMark).toBe(4096)
+    expect((await register({ highWaterMark: 0 })).highWaterMark).toBe(0)
+    const error = await register({ maxBufferedBytes: 4096, highWaterMark: 8192 }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'highWaterMark' })
+  })
+
   it.each([
     [{ path: 'parley' }, 'path'],
     [{ path: 42 }, 'path'],
@@ -58,6 +66,7 @@ describe('options', () => {
     [{ pingTimeout: 1.5 }, 'pingTimeout'],
     [{ maxPayload: '1MB' }, 'maxPayload'],
     [{ maxBufferedBytes: -1 }, 'maxBufferedBytes'],
+    [{ highWaterMark: 1.5 }, 'highWaterMark'],
     [{ maxPendingAcks: 0 }, 'maxPendingAcks'],
     [{ allowedOrigins: 5 }, 'allowedOrigins'],
     [{ allowedOrigins: ['app.example'] }, 'allowedOrigins'],

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { PacketType } from '@parley/protocol'
 import { type HeaderBag, HttpTransport } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
@@ -10,8 +11,11 @@ export class PollingTransport extends HttpTransport {
   readonly name = 'polling'
   readonly #maxBody: number
   #held: { res: ServerResponse; headers: HeaderBag } | null = null
-  #queue: string[] = []
+  /** Packet lines waiting for a GET, with their size in bytes (UTF-8, plus the newline). */
+  #queue: { line: string; bytes: number }[] = []
   #queuedBytes = 0
+  /** The CLOSE line, once sent: the only thing kept when the client stopped polling. */
+  #lastWords: { line: string; bytes: number } | undefined
   #flushScheduled = false
 
   /** @param maxBody answers stop adding packets past this many bytes (one packet always goes). */
@@ -37,8 +41,10 @@ export class PollingTransport extends HttpTransport {
 
   send(out: Outgoing): void {
     if (!this.open) return
-    this.#queue.push(out.text)
-    this.#queuedBytes += out.text.length + 1
+    const entry = { line: out.text, bytes: Buffer.byteLength(out.text) + 1 }
+    if (out.packet.type === PacketType.CLOSE) this.#lastWords = entry
+    this.#queue.push(entry)
+    this.#queuedBytes += entry.bytes
     // Wait for the current tick to finish so that a burst of sends goes out in one answer.
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
@@ -54,12 +60,17 @@ export class PollingTransport extends HttpTransport {
   }
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {
-    answer(res, headers, this.#queue.join('\n'))
+    answer(res, headers, this.#queue.map((e) => e.line).join('\n'))
     this.#queue = []
     this.#queuedBytes = 0
   }
 
-  protected end(_kind: CloseKind): void {
+  protected end(kind: CloseKind): void {
+    if (kind === 'overflow') {
+      // The client does not poll: drop what waits for it, except the CLOSE.
+      this.#queue = this.#lastWords ? [this.#lastWords] : []
+      this.#queuedBytes = this.#lastWords?.bytes ?? 0
+    }
     // Last words (MOVED, CLOSE) go to the waiting GET; without one they linger for the next.
     this.#flush()
     if (this.#held) answer(this.#held.res, this.#held.headers, '')
@@ -77,7 +88,7 @@ export class PollingTransport extends HttpTransport {
     let count = 0
     let bytes = 0
     while (count < this.#queue.length) {
-      const size = this.#queue[count]!.length + 1
+      const size = this.#queue[count]!.bytes
       if (count > 0 && bytes + size > this.#maxBody) break
       bytes += size
       count++
@@ -85,7 +96,7 @@ export class PollingTransport extends HttpTransport {
     const lines = this.#queue.splice(0, count)
     this.#queuedBytes -= bytes
     this.#held = null
-    answer(held.res, held.headers, lines.join('\n'))
+    answer(held.res, held.headers, lines.map((e) => e.line).join('\n'))
   }
 }
 

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { PacketType } from '@parley/protocol'
 import { type HeaderBag, HttpTransport } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
@@ -7,13 +8,17 @@ const PRELUDE = `:${' '.repeat(2048)}\n\n`
 
 /**
  * Server-Sent Events downstream: one long response, one `data:` event per packet. Until the
- * client's GET arrives (or between two GETs) packets wait in memory.
+ * client's GET arrives (or between two GETs) packets wait in memory. Events are written as
+ * bytes, so that the stream's `writableLength` (what Node holds because the client reads
+ * slower than we write) counts real bytes.
  */
 export class SseTransport extends HttpTransport {
   readonly name = 'sse'
   #stream: ServerResponse | null = null
-  #queue: string[] = []
+  #queue: Buffer[] = []
   #queuedBytes = 0
+  /** The CLOSE event, once sent: the only thing kept when the client stopped reading. */
+  #lastWords: Buffer | undefined
 
   get bufferedAmount(): number {
     return this.#queuedBytes + (this.#stream?.writableLength ?? 0)
@@ -23,7 +28,10 @@ export class SseTransport extends HttpTransport {
   attachStream(res: ServerResponse, headers: HeaderBag): void {
     const previous = this.#stream
     this.#stream = res
-    previous?.end()
+    // An older stream with unread bytes would hold them, uncounted, for as long as its client
+    // likes: drop it. Nothing is lost that matters: numbered packets are replayed on resume.
+    if (previous && previous.writableLength > 0) previous.destroy()
+    else previous?.end()
     res.on('close', () => {
       // The client went away or reconnects; packets wait for the next GET (or a resume).
       if (this.#stream === res) this.#stream = null
@@ -52,12 +60,13 @@ export class SseTransport extends HttpTransport {
     const queued = this.#queue
     this.#queue = []
     this.#queuedBytes = 0
-    if (queued.length > 0) res.write(queued.join(''))
+    if (queued.length > 0) res.write(Buffer.concat(queued))
   }
 
   send(out: Outgoing): void {
     if (!this.open) return
-    const event = `data: ${out.text}\n\n`
+    const event = Buffer.from(`data: ${out.text}\n\n`)
+    if (out.packet.type === PacketType.CLOSE) this.#lastWords = event
     if (this.#stream) {
       // Past the high-water mark write() returns false and Node keeps the bytes: that is what
       // bufferedAmount reports, and what the session's slow-consumer limit watches.
@@ -68,7 +77,16 @@ export class SseTransport extends HttpTransport {
     }
   }
 
-  protected end(_kind: CloseKind): void {
+  protected end(kind: CloseKind): void {
+    if (kind === 'overflow') {
+      // The client does not read: drop what waits for it, in the stream and here. Only the
+      // CLOSE is kept, for a next GET.
+      this.#stream?.destroy()
+      this.#stream = null
+      this.#queue = this.#lastWords ? [this.#lastWords] : []
+      this.#queuedBytes = this.#lastWords?.length ?? 0
+      return
+    }
     // Without a stream, the last words (MOVED, CLOSE) linger for the next GET.
     this.#stream?.end()
     this.#stream = null

@@ -31,8 +31,12 @@ export type TransportCloseReason =
   | typeof CloseReason.CLIENT_DISCONNECT
   | typeof CloseReason.PAYLOAD_TOO_LARGE
 
-/** How the server ends a transport; each medium maps it to what it can say (WebSocket codes). */
-export type CloseKind = 'normal' | 'shutdown' | 'refused'
+/**
+ * How the server ends a transport; each medium maps it to what it can say (WebSocket codes).
+ * `overflow`: the client stopped reading; drop whatever waits for it at once (keeping at most
+ * the CLOSE for a later request) rather than hold it for a graceful close that cannot happen.
+ */
+export type CloseKind = 'normal' | 'shutdown' | 'refused' | 'overflow'
 
 /** What a transport reports to whoever owns it (the session). */
 export interface TransportHandlers {
@@ -46,16 +50,14 @@ export interface TransportHandlers {
 
 /**
  * One medium between a client and the server: WebSocket, SSE (+ POST) or long-polling (+ POST).
- * A transport frames packets and knows when it is writable and how it closes; it knows nothing
- * of sessions, sequence numbers or acks.
+ * A transport frames packets and knows how many bytes wait in it and how it closes; it knows
+ * nothing of sessions, sequence numbers or acks.
  */
 export interface Transport {
   readonly name: TransportName
   /** False once closed by either side. */
   readonly open: boolean
-  /** True when a volatile packet sent now would go out soon rather than pile up. */
-  readonly writable: boolean
-  /** Bytes accepted by `send` and not yet handed to the operating system. */
+  /** Bytes accepted by `send` and not yet handed to the operating system (real bytes). */
   readonly bufferedAmount: number
   /**
    * True when closed with packets still waiting for a downstream that may yet come (an HTTP
@@ -71,9 +73,6 @@ export interface Transport {
   /** Sets the one owner of this transport's events; `null` detaches it (stale callbacks are ignored). */
   bind(handlers: TransportHandlers | null): void
 }
-
-/** Volatile packets are dropped once this many bytes wait in a transport. */
-export const VOLATILE_HIGH_WATER = 64 * 1024
 
 /** The bookkeeping every transport shares: its owner, and reporting close exactly once. */
 export abstract class BaseTransport implements Transport {
@@ -92,10 +91,6 @@ export abstract class BaseTransport implements Transport {
 
   get lingering(): boolean {
     return false
-  }
-
-  get writable(): boolean {
-    return this.#open && this.bufferedAmount < VOLATILE_HIGH_WATER
   }
 
   bind(handlers: TransportHandlers | null): void {

@@ -10,7 +10,7 @@ const Status = {
   MESSAGE_TOO_BIG: 1009,
 } as const
 
-const closeCodes: Record<CloseKind, number> = {
+const closeCodes: Record<Exclude<CloseKind, 'overflow'>, number> = {
   normal: Status.NORMAL,
   shutdown: Status.GOING_AWAY,
   refused: Status.POLICY_VIOLATION,
@@ -39,6 +39,7 @@ export class WebSocketTransport extends BaseTransport {
     })
   }
 
+  /** Bytes ws queued and the socket has not handed to the kernel: real bytes of frames. */
   get bufferedAmount(): number {
     return this.#ws.bufferedAmount
   }
@@ -53,7 +54,10 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   protected end(kind: CloseKind): void {
-    this.#ws.close(closeCodes[kind])
+    // A client that does not read would not read a close frame either, and the closing
+    // handshake would hold every queued byte for ws's close timeout: cut it now.
+    if (kind === 'overflow') this.#ws.terminate()
+    else this.#ws.close(closeCodes[kind])
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {

@@ -1,0 +1,189 @@
+// Backpressure: a client that stops reading costs the server a bounded number of bytes on every
+// transport. Measured with socket.bufferedAmount (bytes held for the client), not RSS.
+import http from 'node:http'
+import { setImmediate as tick } from 'node:timers/promises'
+import { decodeText, type OpenPacket, PacketType, type TransportName, WS_SUBPROTOCOL } from '@parley/protocol'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { type Started, startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
+
+const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+const KiB = 1024
+
+let started: Started | undefined
+const cleanups: (() => void)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) c()
+  await started?.app.close()
+  started = undefined
+})
+
+/** A client that completed its handshake and then stopped reading (or polling). */
+interface Stalled {
+  sid: string
+  /** Acknowledges numbered packets without having read them (a client that lies). */
+  ack(n: number): Promise<void>
+  /** Sends a GET for the session and resolves with the body (SSE: read until it ends). */
+  get(): Promise<string>
+}
+
+async function stalled(transport: TransportName, base: string): Promise<Stalled> {
+  const endpoint = `${base}/${transport === 'sse' ? 'sse' : 'poll'}`
+  if (transport === 'websocket') {
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    ws.on('error', () => {})
+    cleanups.push(() => ws.terminate())
+    await new Promise((resolve) => ws.once('open', resolve))
+    const open = new Promise<OpenPacket>((resolve) =>
+      ws.once('message', (data) => {
+        const decoded = decodeText(String(data))
+        if (decoded.ok && decoded.packet.type === PacketType.OPEN) resolve(decoded.packet)
+      }),
+    )
+    ws.send('[8,{}]')
+    const { sid } = await open
+    // From here on nothing is read from the socket: the kernel buffers fill, then ws's queue.
+    ws.pause()
+    return {
+      sid,
+      ack: async (n) => void ws.send(`[4,${n}]`),
+      get: () => Promise.reject(new Error('no GET on a WebSocket')),
+    }
+  }
+  const res = await fetch(`${endpoint}?v=1`, { method: 'POST', body: '[8,{}]' })
+  const decoded = decodeText(await res.text())
+  if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+  const sid = decoded.packet.sid
+  const url = `${endpoint}?v=1&sid=${sid}`
+  if (transport === 'sse') {
+    // Open the event stream and never read it.
+    await new Promise<void>((resolve) => {
+      const req = http.get(url, (response) => {
+        response.pause()
+        cleanups.push(() => response.destroy())
+        resolve()
+      })
+      req.on('error', () => {})
+    })
+  }
+  // polling: no GET at all.
+  return {
+    sid,
+    ack: async (n) => {
+      await fetch(url, { method: 'POST', body: `[4,${n}]` }).then((r) => r.arrayBuffer())
+    },
+    get: async () => (await fetch(url)).text(),
+  }
+}
+
+/** A server with small limits, and a stalled client of `transport`. */
+async function setup(transport: TransportName, options: ParleyServerOptions) {
+  const sockets: ServerSocket[] = []
+  started = await startServer({ pingInterval: 60_000, pingTimeout: 60_000, ...options }, (app) => {
+    app.parley.on('connection', (s) => {
+      sockets.push(s)
+    })
+  })
+  const client = await stalled(transport, started.base)
+  await until(() => sockets.length === 1)
+  const socket = sockets[0]!
+  const reasons: string[] = []
+  socket.on('disconnect', (r) => reasons.push(r))
+  return { socket, client, reasons }
+}
+
+interface Flood {
+  volatile?: boolean
+  /** Acknowledge every numbered packet as it goes (the client lies: it read nothing). */
+  lyingAcks?: Stalled
+  size: number
+  /** Stop after this many bytes in total. */
+  budget: number
+}
+
+/** Emits until the socket is cut or the budget is spent; returns what it saw. */
+async function flood(socket: ServerSocket, { volatile, lyingAcks, size, budget }: Flood) {
+  const payload = 'x'.repeat(size)
+  let max = 0
+  let sent = 0
+  let dropped = 0
+  let numbered = 0
+  for (let i = 0; i * size < budget && socket.connected; i++) {
+    const ok = volatile ? socket.volatile.emit('v', payload) : socket.emit('n', payload)
+    if (ok && !volatile) numbered++
+    if (ok) sent++
+    else dropped++
+    if (socket.connected) max = Math.max(max, socket.bufferedAmount)
+    if (i % 16 === 15) {
+      if (lyingAcks) await lyingAcks.ack(numbered)
+      // Let the sockets move bytes, so that the kernel's buffers fill and ours are what is left.
+      await tick()
+    }
+  }
+  return { max, sent, dropped }
+}
+
+describe('socket.bufferedAmount', () => {
+  it('counts bytes kept until the client acknowledges them', async () => {
+    started = await startServer()
+    const sockets: ServerSocket[] = []
+    started.app.parley.on('connection', (s) => {
+      sockets.push(s)
+    })
+    const client = await rawConnect('websocket', started.base)
+    cleanups.push(() => client.close())
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    expect(socket.bufferedAmount).toBe(0)
+    socket.emit('n', 'x'.repeat(1000))
+    socket.emit('n', 'é'.repeat(10))
+    expect(socket.bufferedAmount).toBeGreaterThan(1000)
+    await client.next((p) => p.type === PacketType.EVENT && p.seq === 2)
+    await client.send({ type: PacketType.ACK, ack: 2 })
+    await until(() => socket.bufferedAmount === 0, 2000, 'the ACK to trim the buffer')
+  })
+})
+
+describe.each(TRANSPORTS)('a client that stops reading, over %s', (transport) => {
+  it('gets volatile emits dropped past highWaterMark, and stays connected', async () => {
+    const highWaterMark = 64 * KiB
+    const { socket, reasons } = await setup(transport, { highWaterMark, maxBufferedBytes: 256 * KiB })
+    const result = await flood(socket, { volatile: true, size: 4 * KiB, budget: 48 * 1024 * KiB })
+    expect(result.dropped).toBeGreaterThan(0)
+    // One packet may pass the mark (the check comes before the send).
+    expect(result.max).toBeLessThan(highWaterMark + 5 * KiB)
+    expect(reasons).toEqual([])
+    expect(socket.connected).toBe(true)
+  })
+
+  it("is cut with 'slow consumer' when what it has not acknowledged passes maxBufferedBytes", async () => {
+    const maxBufferedBytes = 256 * KiB
+    const { socket, reasons } = await setup(transport, { maxBufferedBytes })
+    const result = await flood(socket, { size: 4 * KiB, budget: 4 * maxBufferedBytes })
+    expect(reasons).toEqual(['slow consumer'])
+    expect(result.max).toBeLessThanOrEqual(maxBufferedBytes)
+    expect(result.sent).toBeLessThan(4 * maxBufferedBytes)
+  })
+
+  it("is cut with 'slow consumer' when the transport's own queue passes the limit, even with acks", async () => {
+    const maxBufferedBytes = 256 * KiB
+    const { socket, client, reasons } = await setup(transport, { maxBufferedBytes })
+    // The client acknowledges what it never read: only the transport's queue can tell.
+    const result = await flood(socket, {
+      size: 4 * KiB,
+      budget: 48 * 1024 * KiB,
+      lyingAcks: client,
+    })
+    expect(reasons).toEqual(['slow consumer'])
+    // Bounded by the limit plus the packets sent between two checks.
+    expect(result.max).toBeLessThanOrEqual(maxBufferedBytes + 5 * KiB)
+    if (transport !== 'websocket') {
+      // What waited is dropped; only the CLOSE is left, for the next GET.
+      const body = await client.get()
+      const lines = body.split('\n').filter((l) => l.includes('['))
+      expect(lines).toEqual([expect.stringContaining('[1,"slow consumer"')])
+    }
+  })
+})
