@@ -234,7 +234,8 @@ class HttpClient extends Base {
       const res = await fetch(this.url, {
         method: 'POST',
         headers: { 'content-type': 'text/plain', ...this.#headers },
-        body,
+        // Tests hand over plain byte arrays; fetch's types want an ArrayBuffer-backed view.
+        body: body as string | Uint8Array<ArrayBuffer>,
       })
       await res.arrayBuffer()
       return res.status

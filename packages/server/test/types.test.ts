@@ -1,0 +1,119 @@
+// The typed event maps of the server, checked by the compiler (`pnpm typecheck` runs
+// tsconfig.test.json): a regression here fails the build, not just a test.
+import type { CloseReason, ParleyError, TransportName } from '@parley/protocol'
+import parley, { type ParleyServer, type ServerSocket } from '@parley/server'
+import Fastify from 'fastify'
+import { describe, expectTypeOf, it } from 'vitest'
+
+/** Events a client may send. */
+interface FromClient {
+  chat: (msg: { text: string }, ack: (reply: { ok: boolean }) => void) => void
+  typing: (on: boolean) => void
+}
+/** Events the server may send. */
+interface FromServer {
+  news: (item: { title: string }) => void
+  ask: (question: string, ack: (answer: number) => void) => void
+}
+interface Data {
+  user: string
+}
+
+async function typedServer() {
+  const app = Fastify()
+  await app.register(parley)
+  return { app, io: app.parley as unknown as ParleyServer<FromClient, FromServer, Data> }
+}
+
+describe('typed event maps (server)', () => {
+  it('type listeners, acks, socket.data and middleware', async () => {
+    const { app, io } = await typedServer()
+    io.on('connection', (socket) => {
+      expectTypeOf(socket).toEqualTypeOf<ServerSocket<FromClient, FromServer, Data>>()
+      expectTypeOf(socket.data).toEqualTypeOf<Data>()
+      expectTypeOf(socket.id).toEqualTypeOf<string>()
+      expectTypeOf(socket.transport).toEqualTypeOf<TransportName | null>()
+      expectTypeOf(socket.bufferedAmount).toEqualTypeOf<number>()
+
+      socket.on('chat', (msg, ack) => {
+        expectTypeOf(msg).toEqualTypeOf<{ text: string }>()
+        expectTypeOf(ack).toEqualTypeOf<(reply: { ok: boolean }) => void>()
+        ack({ ok: true })
+        // @ts-expect-error: the reply is { ok: boolean }
+        ack('yes')
+      })
+      socket.on('typing', (on) => expectTypeOf(on).toEqualTypeOf<boolean>())
+      socket.on('disconnect', (reason) => expectTypeOf(reason).toEqualTypeOf<CloseReason>())
+      socket.on('transport', (now, before) => {
+        expectTypeOf(now).toEqualTypeOf<TransportName | null>()
+        expectTypeOf(before).toEqualTypeOf<TransportName | null>()
+      })
+      // @ts-expect-error: clients do not send 'nope'
+      socket.on('nope', () => {})
+      // @ts-expect-error: 'typing' carries a boolean
+      socket.on('typing', (on: string) => on)
+
+      socket.use((packet, next) => {
+        expectTypeOf(packet).toEqualTypeOf<
+          [event: 'chat', msg: { text: string }] | [event: 'typing', on: boolean]
+        >()
+        if (packet[0] === 'chat') expectTypeOf(packet[1]).toEqualTypeOf<{ text: string }>()
+        next()
+      })
+      socket.use(async ([event]) => {
+        expectTypeOf(event).toEqualTypeOf<'chat' | 'typing'>()
+      })
+    })
+    await app.close()
+  })
+
+  it('type emits and the replies they wait for', async () => {
+    const { app, io } = await typedServer()
+    io.on('connection', async (socket) => {
+      socket.emit('news', { title: 'hi' })
+      socket.volatile.emit('news', { title: 'hi' })
+      // @ts-expect-error: the client does not listen to 'nope'
+      socket.emit('nope')
+      // @ts-expect-error: a title is a string
+      socket.emit('news', { title: 1 })
+      // @ts-expect-error: 'news' takes one argument
+      socket.emit('news')
+
+      expectTypeOf(socket.emitWithAck('ask', 'six times seven?')).toEqualTypeOf<Promise<number>>()
+      expectTypeOf(socket.timeout(100).emitWithAck('ask', 'why?')).toEqualTypeOf<Promise<number>>()
+      socket.emit('ask', 'why?', (answer) => expectTypeOf(answer).toEqualTypeOf<number>())
+      socket.timeout(100).emit('ask', 'why?', (err) => {
+        expectTypeOf(err).toEqualTypeOf<ParleyError<string> | null>()
+      })
+      // @ts-expect-error: the question is a string
+      await socket.emitWithAck('ask', 42)
+    })
+    await app.close()
+  })
+
+  it('key schemas by the events a client may send', async () => {
+    const { app, io } = await typedServer()
+    io.schemas({ chat: { type: 'array', items: [{ type: 'object' }], minItems: 1 } })
+    // @ts-expect-error: clients do not send 'nope'
+    io.schemas({ nope: { type: 'array' } })
+    await app.close()
+  })
+
+  it('take anything without maps', async () => {
+    const app = Fastify()
+    await app.register(parley)
+    app.parley.on('connection', (socket) => {
+      expectTypeOf(socket.data).toEqualTypeOf<Record<string, unknown>>()
+      socket.on('anything', (a: number, b: string) => [a, b])
+      socket.emit('anything', 1, { x: [1] })
+      socket.use(([event, ...args], next) => {
+        expectTypeOf(event).toEqualTypeOf<string>()
+        expectTypeOf(args).toBeArray()
+        next()
+      })
+      expectTypeOf(socket.emitWithAck('x')).toEqualTypeOf<Promise<unknown>>()
+    })
+    app.parley.schemas({ anything: true })
+    await app.close()
+  })
+})
