@@ -1,7 +1,7 @@
 import { toBase64 } from './base64.js'
 import { type BinaryLeaf, extractBinary, hasBinary } from './binary.js'
 import { ErrorCode, ParleyError } from './errors.js'
-import { type Packet, PacketType } from './packets.js'
+import { type Packet, PacketType, type WireValue } from './packets.js'
 
 /**
  * Encodes a packet for a text transport (SSE, long-polling): one line of JSON, binary leaves
@@ -89,4 +89,31 @@ function assembleFrame(header: string, attachments: Uint8Array[]): Uint8Array {
     offset += 4 + a.length
   }
   return frame
+}
+
+/**
+ * An EVENT encoded once for many receivers (a broadcast). Each session numbers its messages,
+ * so only `seq` and `ackId` differ between copies: `text(seq, ackId)` splices them into the
+ * shared encoding, byte for byte what `encodeText` would give.
+ */
+export interface PreparedEvent {
+  readonly name: string
+  readonly args: WireValue[]
+  /** True when the arguments hold binary (WebSocket then sends a binary frame). */
+  readonly binary: boolean
+  text(seq: number, ackId: number): string
+}
+
+/** Encodes an event's name and arguments once. Throws UNSERIALIZABLE like `encodeText`. */
+export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
+  const wire = toWire({ type: PacketType.EVENT, seq: 0, name, args, ackId: 0 }, (leaf) => toBase64(leaf.bytes))
+  // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
+  const middle = stringify([wire[2], wire[3]]).slice(1, -1)
+  const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''
+  return {
+    name,
+    args,
+    binary: bins !== '',
+    text: (seq, ackId) => `[${PacketType.EVENT},${seq},${middle},${ackId}${bins}]`,
+  }
 }

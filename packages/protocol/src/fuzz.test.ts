@@ -1,8 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decodeBatch, decodeFrame, decodeText } from './decode.js'
-import { encodeFrame, encodeText } from './encode.js'
-import { type Packet, PacketType } from './packets.js'
+import { encodeFrame, encodeText, prepareEvent } from './encode.js'
+import { type Packet, PacketType, type WireValue } from './packets.js'
 
 // The decoder faces the open internet: whatever it is fed, it must answer, never throw.
 function neverThrows(run: () => { ok: boolean; error?: { code: string } }) {
@@ -131,3 +131,22 @@ describe('decoder under fuzzing', () => {
 function normalise(packet: Packet): unknown {
   return JSON.parse(JSON.stringify(packet, (_k, v) => (v instanceof Uint8Array ? { bytes: [...v] } : v)))
 }
+
+describe('prepared events (broadcast encode-once)', () => {
+  it('splice seq and ackId into exactly what encodeText gives', () => {
+    const leaf = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.uint8Array({ maxLength: 8 }))
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(leaf, fc.array(leaf, { maxLength: 3 })), { maxLength: 4 }),
+        fc.nat(),
+        fc.nat(),
+        (args, seq, ackId) => {
+          const prepared = prepareEvent('news', args as WireValue[])
+          const packet = { type: PacketType.EVENT, seq, name: 'news', args, ackId } as Packet
+          expect(prepared.text(seq, ackId)).toBe(encodeText(packet))
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+})

@@ -204,9 +204,17 @@ export class Session {
    * payload cannot be encoded. Returns false once the session has ended.
    */
   sendNumbered(make: (seq: number) => NumberedPacket): boolean {
+    return this.sendEncoded((seq) => outgoing(make(seq)))
+  }
+
+  /**
+   * Like `sendNumbered`, for a packet already encoded (a broadcast prepares its encoding once
+   * and splices each session's sequence number in).
+   */
+  sendEncoded(encode: (seq: number) => Outgoing): boolean {
     if (this.#state === 'closed') return false
     const seq = this.#outSeq + 1
-    const out = outgoing(make(seq))
+    const out = encode(seq)
     this.#outSeq = seq
     const size = out.text.length + KEPT_OVERHEAD
     this.#kept.push({ seq, out, size })
@@ -217,11 +225,11 @@ export class Session {
   }
 
   /** Sends an unnumbered event now, or drops it when the transport cannot take it. */
-  sendVolatile(packet: EventPacket): boolean {
+  sendVolatile(packet: EventPacket | (() => Outgoing)): boolean {
     const transport = this.#transport
     if (this.#state !== 'attached' || !transport?.open) return false
     if (this.bufferedAmount >= this.#config.highWaterMark) return false
-    transport.send(outgoing({ ...packet, seq: 0 }))
+    transport.send(typeof packet === 'function' ? packet() : outgoing({ ...packet, seq: 0 }))
     this.#checkBuffers()
     return true
   }

@@ -1,11 +1,13 @@
 import {
   type CloseReason,
+  type EventPacket,
   encodeText,
   hasBinary,
   type OpenPacket,
   type Packet,
   PacketType,
   type ParleyError,
+  type PreparedEvent,
   type TransportName,
 } from '@parley/protocol'
 
@@ -23,6 +25,15 @@ export function outgoing<P extends Packet>(packet: P): Outgoing<P> {
   const binary =
     (packet.type === PacketType.EVENT || packet.type === PacketType.REPLY) && hasBinary(packet.args)
   return { packet, text: encodeText(packet), binary }
+}
+
+/** A copy of a prepared (broadcast) event for one session: its own `seq` and `ackId`. */
+export function preparedOutgoing(prepared: PreparedEvent, seq: number, ackId: number): Outgoing<EventPacket> {
+  return {
+    packet: { type: PacketType.EVENT, seq, name: prepared.name, args: prepared.args, ackId },
+    text: prepared.text(seq, ackId),
+    binary: prepared.binary,
+  }
 }
 
 /** Why a transport stopped, as far as its medium can tell. */
