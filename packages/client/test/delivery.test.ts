@@ -1,0 +1,130 @@
+// The delivery promise, end to end: the Parley client and server hold a long numbered
+// conversation while a loopback proxy cuts connections and forces the session from one
+// transport to another and back. Every message must arrive exactly once, in order, both ways.
+import { afterEach, describe, expect, it } from 'vitest'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import type { Socket } from '../src/socket.js'
+import {
+  client,
+  closeClients,
+  next,
+  parleyOf,
+  type ServerSocket,
+  startServer,
+  type TestServer,
+  until,
+} from './helpers.js'
+
+const N = 3000
+
+let server: TestServer | undefined
+let proxy: FaultProxy | undefined
+afterEach(async () => {
+  closeClients()
+  await proxy?.close()
+  await server?.close()
+  server = undefined
+  proxy = undefined
+})
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
+
+describe('the delivery promise', () => {
+  it(`carries ${N} numbered messages each way exactly once and in order, across cuts and transport switches`, async () => {
+    const sockets: ServerSocket[] = []
+    const atServer: number[] = []
+    server = await startServer(
+      (app) => {
+        parleyOf(app).on('connection', (socket) => {
+          sockets.push(socket)
+          socket.on('up', (n: number) => atServer.push(n))
+        })
+      },
+      { pingInterval: 500, pingTimeout: 500 },
+    )
+    proxy = await startFaultProxy(server.port)
+    const socket: Socket = client(proxy.url, { upgradeDelay: 100, upgradeDelayMax: 200, connectTimeout: 600 })
+    const atClient: number[] = []
+    socket.on('down', (n: number) => atClient.push(n))
+    const seen: string[] = []
+    socket.on('transport', (now) => seen.push(String(now)))
+    const disconnects: string[] = []
+    socket.on('disconnect', (reason) => disconnects.push(reason))
+    await next(socket, 'connect')
+    await until(() => sockets.length === 1)
+    const peer = sockets[0]!
+
+    // Both sides talk in small bursts for as long as the chaos below lasts (and then finish).
+    let sent = 0
+    let chaosDone = false
+    const talk = (async () => {
+      while (sent < N) {
+        const burst = chaosDone ? 200 : 12
+        for (let i = 0; i < burst && sent < N; i++) {
+          sent++
+          socket.emit('up', sent)
+          peer.emit('down', sent)
+        }
+        await sleep(chaosDone ? 1 : 10)
+      }
+    })()
+
+    const p = proxy
+    const on = (names: string[], ms = 5000) =>
+      until(
+        () => socket.connected && names.includes(String(socket.transport)),
+        ms,
+        `the session on ${names.join(' or ')}`,
+      )
+    // 1. A network cut under the WebSocket: the client resumes, on WebSocket again.
+    await sleep(150)
+    p.cut('all')
+    await on(['websocket'])
+    await sleep(100)
+    // 2. WebSocket becomes impossible: the client steps down to SSE.
+    p.ws = 'reject'
+    p.cut('websocket')
+    await on(['sse'])
+    await sleep(150)
+    // 3. The event stream breaks: the client steps down again, to long-polling.
+    p.cut('http')
+    await on(['polling'])
+    await sleep(150)
+    // 4. A cut while polling: it resumes over HTTP.
+    p.cut('http')
+    await sleep(50)
+    await on(['sse', 'polling'])
+    await sleep(150)
+    // 5. The network heals: the client climbs back to WebSocket by itself.
+    p.ws = 'pass'
+    await on(['websocket'])
+    await sleep(100)
+    // 6. One more cut, and a short outage (every connection refused), well inside the
+    // recovery window; then let the conversation finish.
+    p.cut('all')
+    await on(['websocket'])
+    await sleep(100)
+    p.offline = true
+    p.cut('all')
+    await sleep(400)
+    p.offline = false
+    await on(['websocket', 'sse', 'polling'])
+    // A good part of the conversation happened during the chaos, not after it.
+    expect(sent).toBeGreaterThan(N / 4)
+    chaosDone = true
+    await talk
+
+    await until(() => atServer.length >= N && atClient.length >= N, 15_000, 'every message')
+    // Allow any duplicate to show up before judging.
+    await sleep(100)
+    expect(atServer).toEqual(range(N))
+    expect(atClient).toEqual(range(N))
+    // The session itself survived everything: one server socket, resumed every time. Only the
+    // outage was long enough for the client to say 'disconnect' (and then reconnect).
+    expect(sockets).toHaveLength(1)
+    expect(disconnects.every((reason) => reason === 'transport close')).toBe(true)
+    expect(socket.recovered).toBe(true)
+    expect(seen).toEqual(expect.arrayContaining(['websocket', 'sse', 'polling']))
+  }, 30_000)
+})

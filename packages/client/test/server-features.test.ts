@@ -1,0 +1,104 @@
+// What the client sees of the server's checks: Fastify hooks on every transport request, event
+// schemas, socket middleware and coded handler refusals. Each over every transport.
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { client, closeClients, next, startServer, type TestServer } from './helpers.js'
+
+let server: TestServer | undefined
+afterEach(async () => {
+  closeClients()
+  await server?.close()
+  server = undefined
+})
+
+describe('Fastify hooks', () => {
+  it('refuse every transport alike: the client tries each, then shows the 401 in connect_error', async () => {
+    const seen: string[] = []
+    server = await startServer((app) => {
+      app.addHook('onRequest', async (request, reply) => {
+        seen.push(`${request.method} ${request.url.split('?')[0]}`)
+        return reply.code(401).send({ code: 'AUTH_REQUIRED', message: 'log in first' })
+      })
+    })
+    const socket = client(server.url, { reconnection: false })
+    const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
+    expect(error).toMatchObject({ code: 'AUTH_REQUIRED', message: 'log in first', details: { status: 401 } })
+    expect(seen).toEqual(['GET /parley/ws', 'POST /parley/sse', 'POST /parley/poll'])
+  })
+})
+
+describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
+  const opts = { transports: [transport], reconnection: false }
+
+  it("shows a Fastify onRequest hook's 401 in connect_error", async () => {
+    server = await startServer((app) => {
+      app.addHook('onRequest', async (request, reply) => {
+        if (request.headers.authorization !== 'Bearer good') {
+          return reply.code(401).send({ code: 'AUTH_REQUIRED', message: 'log in first' })
+        }
+      })
+    })
+    const socket = client(server.url, opts)
+    const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
+    if (transport === 'websocket') {
+      // A refused upgrade shows no body to a WebSocket client (browsers do not even show the
+      // status): only that the transport could not be opened.
+      expect(error.code).toBe(ErrorCode.TRANSPORT_ERROR)
+    } else {
+      expect(error).toMatchObject({ code: 'AUTH_REQUIRED', message: 'log in first' })
+      expect(error.details).toMatchObject({ status: 401 })
+    }
+    expect(socket.connected).toBe(false)
+  })
+
+  it('rejects a request that fails its schema, a middleware or a coded handler, with their codes', async () => {
+    const handled: unknown[] = []
+    server = await startServer((app) => {
+      app.parley.schemas({
+        say: {
+          type: 'array',
+          items: [{ type: 'object', properties: { text: { type: 'string' } }, required: ['text'] }],
+          minItems: 1,
+        },
+      })
+      app.parley.on('connection', (socket) => {
+        socket.use(([event], next) => {
+          if (event === 'admin') next(new ParleyError('FORBIDDEN', 'admins only'))
+          else next()
+        })
+        socket.on('say', (msg: unknown, ack?: (r: string) => void) => {
+          handled.push(msg)
+          ack?.('said')
+        })
+        socket.on('admin', () => handled.push('admin'))
+        socket.on('room', () => {
+          throw new ParleyError('NO_SUCH_ROOM', 'no room "x"')
+        })
+      })
+    })
+    const socket = client(server.url, opts)
+    await next(socket, 'connect')
+    expect(await socket.emitWithAck('say', { text: 'hi' })).toBe('said')
+    await expect(socket.emitWithAck('say', { text: 42 })).rejects.toMatchObject({
+      code: ErrorCode.VALIDATION_FAILED,
+      message: '"say": args/0/text must be string',
+    })
+    await expect(socket.emitWithAck('admin')).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+      message: 'admins only',
+    })
+    await expect(socket.emitWithAck('room', 'x')).rejects.toMatchObject({
+      code: 'NO_SUCH_ROOM',
+      message: 'no room "x"',
+    })
+    // Without an ack, a refusal arrives as the socket's 'error' event.
+    const refused = next(socket, 'error')
+    socket.emit('say', {})
+    const [error] = (await refused) as [ParleyError<string>]
+    expect(error).toMatchObject({
+      code: ErrorCode.VALIDATION_FAILED,
+      message: '"say": args/0 must have required property \'text\'',
+    })
+    expect(handled).toEqual([{ text: 'hi' }])
+  })
+})
