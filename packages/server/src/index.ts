@@ -2,6 +2,19 @@ import { parleyPlugin } from './plugin.js'
 
 export type { Settle } from './acks.js'
 export type {
+  Adapter,
+  AdapterFactory,
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSocket,
+  LocalSockets,
+  Room,
+  SocketDescription,
+} from './adapter/adapter.js'
+export { MemoryAdapter } from './adapter/memory.js'
+export { type BroadcastAckCallback, BroadcastOperator } from './broadcast.js'
+export type {
   EventMiddleware,
   EventRefusal,
   IncomingEvent,

@@ -1,4 +1,5 @@
 import { TRANSPORTS, type TransportName, WireLimits } from '@parley/protocol'
+import type { AdapterFactory } from './adapter/adapter.js'
 
 /** Which cross-origin pages may talk to the server. */
 export type AllowedOrigins = string[] | '*' | ((origin: string) => boolean)
@@ -39,6 +40,11 @@ export interface ParleyServerOptions {
   handshakeTimeout?: number
   /** permessage-deflate on WebSocket: off by default; `true` compresses messages of 1 KiB or more. */
   perMessageDeflate?: boolean | { threshold?: number }
+  /**
+   * Makes the adapter that carries rooms and broadcasts (see docs/adapter.md). Default: one
+   * node, in memory.
+   */
+  adapter?: AdapterFactory
 }
 
 /** Options after validation, every default filled in. */
@@ -56,6 +62,7 @@ export interface ResolvedOptions {
   recoveryWindow: number
   handshakeTimeout: number
   perMessageDeflate: false | { threshold: number }
+  adapter: AdapterFactory | undefined
 }
 
 export const defaults = {
@@ -84,6 +91,7 @@ const known = new Set([
   'recovery',
   'handshakeTimeout',
   'perMessageDeflate',
+  'adapter',
 ])
 
 /** Thrown by registration when an option is wrong; the message names the option. */
@@ -217,6 +225,11 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     perMessageDeflate = { threshold }
   }
 
+  const adapter = options.adapter
+  if (adapter !== undefined && typeof adapter !== 'function') {
+    throw new ParleyOptionError('adapter', 'must be a function (sockets) => Adapter')
+  }
+
   return {
     path: path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path,
     transports,
@@ -230,6 +243,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     recoveryWindow,
     handshakeTimeout,
     perMessageDeflate,
+    adapter: adapter as AdapterFactory | undefined,
   }
 }
 

@@ -1,6 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { CloseReason, ErrorCode, type HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Adapter, Room, SocketDescription } from './adapter/adapter.js'
+import { MemoryAdapter } from './adapter/memory.js'
+import { BroadcastOperator } from './broadcast.js'
 import type { ResolvedOptions } from './options.js'
 import { Session } from './session.js'
 import { ServerSocket } from './socket.js'
@@ -56,11 +59,16 @@ export class ParleyServer<
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
   #closing = false
+  /** Rooms and broadcast: how the server reaches its sockets (and, multi-node, everyone's). */
+  readonly adapter: Adapter
 
   /** @internal Made by the plugin. */
   constructor(options: ResolvedOptions, log: FastifyBaseLogger) {
     this.options = options
     this.#log = log
+    this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
+      get: (id) => this.#byId.get(id),
+    })
   }
 
   /** Adds a middleware. They run in order at every handshake and resume; a throw refuses. */
@@ -106,6 +114,61 @@ export class ParleyServer<
   /** How many sessions are alive. */
   get socketsCount(): number {
     return this.#byId.size
+  }
+
+  /** A broadcast to every socket in `rooms`: `app.parley.to('lobby').emit('news', data)`. */
+  to(rooms: Room | readonly Room[]): BroadcastOperator<E> {
+    return new BroadcastOperator<E>(this.adapter).to(rooms)
+  }
+
+  /** The same as `to`. */
+  in(rooms: Room | readonly Room[]): BroadcastOperator<E> {
+    return this.to(rooms)
+  }
+
+  /** A broadcast to every socket but those in `rooms`. */
+  except(rooms: Room | readonly Room[]): BroadcastOperator<E> {
+    return new BroadcastOperator<E>(this.adapter).except(rooms)
+  }
+
+  /** A volatile broadcast to every socket. */
+  get volatile(): BroadcastOperator<E> {
+    return new BroadcastOperator<E>(this.adapter).volatile
+  }
+
+  /** A broadcast to this node's sockets only. */
+  get local(): BroadcastOperator<E> {
+    return new BroadcastOperator<E>(this.adapter).local
+  }
+
+  /** A broadcast that collects every socket's reply within `ms`. */
+  timeout(ms: number): BroadcastOperator<E> {
+    return new BroadcastOperator<E>(this.adapter).timeout(ms)
+  }
+
+  /** Sends an event to every socket, encoded once. */
+  emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): true {
+    return new BroadcastOperator<E>(this.adapter).emit(event, ...args)
+  }
+
+  /** Describes every socket (id, handshake, rooms, data). */
+  fetchSockets(): Promise<SocketDescription[]> {
+    return new BroadcastOperator<E>(this.adapter).fetchSockets()
+  }
+
+  /** Makes every socket join `rooms`. */
+  socketsJoin(rooms: Room | readonly Room[]): Promise<void> {
+    return new BroadcastOperator<E>(this.adapter).socketsJoin(rooms)
+  }
+
+  /** Makes every socket leave `rooms`. */
+  socketsLeave(rooms: Room | readonly Room[]): Promise<void> {
+    return new BroadcastOperator<E>(this.adapter).socketsLeave(rooms)
+  }
+
+  /** Ends every socket's session ('server disconnect'). */
+  disconnectSockets(): Promise<void> {
+    return new BroadcastOperator<E>(this.adapter).disconnectSockets()
   }
 
   /** True once `close()` has begun: new handshakes are refused. */
@@ -205,6 +268,7 @@ export class ParleyServer<
     const socket = new ServerSocket<L, E, D>(session, handshake, {
       log: this.#log,
       maxPendingAcks: this.options.maxPendingAcks,
+      adapter: this.adapter,
       validate: (event, args) => this.#validators.check(event, args),
       ended: () => {
         this.#bySid.delete(session.sid)
@@ -217,6 +281,7 @@ export class ParleyServer<
     if (!transport.open) return null
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
+    await this.adapter.addAll(socket.id, [socket.id])
     session.attach(transport, 0, false)
     for (const listener of [...this.#onConnection]) {
       // The session may end inside a listener (disconnect(), slow consumer): stop there.

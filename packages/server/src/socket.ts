@@ -4,6 +4,7 @@ import {
   type NumberedPacket,
   PacketType,
   ParleyError,
+  type PreparedEvent,
   RESERVED_EVENTS,
   type TransportName,
   WireLimits,
@@ -12,6 +13,8 @@ import {
 import type { FastifyBaseLogger } from 'fastify'
 import { nanoid } from 'nanoid'
 import { AckRegistry, type Settle } from './acks.js'
+import type { Adapter, BroadcastReply, LocalSocket, Room, SocketDescription } from './adapter/adapter.js'
+import { BroadcastOperator } from './broadcast.js'
 import { type Listener, Listeners } from './emitter.js'
 import {
   type EventMiddleware,
@@ -23,6 +26,7 @@ import {
   refusalOf,
 } from './incoming.js'
 import type { IncomingMessage, Session, SessionOwner } from './session.js'
+import { preparedOutgoing } from './transports/transport.js'
 import type {
   AckReply,
   ArgsWithoutAck,
@@ -70,6 +74,8 @@ export interface SocketContext {
   validate(event: string, args: unknown[]): string | null
   /** The socket's session ended. */
   ended(): void
+  /** Rooms and broadcast: the only way a socket reaches other sockets. */
+  adapter: Adapter
 }
 
 /**
@@ -83,7 +89,8 @@ export class ServerSocket<
   L extends EventsMap = DefaultEventsMap,
   E extends EventsMap = DefaultEventsMap,
   D = Record<string, unknown>,
-> {
+> implements LocalSocket
+{
   /**
    * A public id for this socket, safe to show to other clients. It is not the session id: that
    * one is a bearer secret that the server never hands to the application.
@@ -229,6 +236,75 @@ export class ServerSocket<
   }
 
   /** Ends the session: the client gets CLOSE 'server disconnect' and must not resume. */
+  /** The rooms this socket is in, its own (named by its id) included. */
+  get rooms(): ReadonlySet<Room> {
+    return this.#context.adapter.socketRooms(this.id) ?? new Set()
+  }
+
+  /**
+   * Joins one room or several. Rooms stay across transport changes and resumes, and are left
+   * when the session ends. With a multi-node adapter, await the result before relying on it.
+   */
+  join(rooms: Room | readonly Room[]): void | Promise<void> {
+    return this.#context.adapter.addAll(this.id, typeof rooms === 'string' ? [rooms] : rooms)
+  }
+
+  /** Leaves a room. */
+  leave(room: Room): void | Promise<void> {
+    return this.#context.adapter.del(this.id, room)
+  }
+
+  /** A broadcast to `rooms`, leaving this socket out: `socket.to('lobby').emit(...)`. */
+  to(rooms: Room | readonly Room[]): BroadcastOperator<E> {
+    return this.broadcast.to(rooms)
+  }
+
+  /** The same as `to`. */
+  in(rooms: Room | readonly Room[]): BroadcastOperator<E> {
+    return this.to(rooms)
+  }
+
+  /** A broadcast to everyone but this socket and the sockets in `rooms`. */
+  except(rooms: Room | readonly Room[]): BroadcastOperator<E> {
+    return this.broadcast.except(rooms)
+  }
+
+  /** A broadcast to every socket but this one. */
+  get broadcast(): BroadcastOperator<E> {
+    return new BroadcastOperator<E>(this.#context.adapter, new Set(), new Set([this.id]))
+  }
+
+  /** @internal A broadcast's prepared event for this socket (see Adapter). */
+  deliver(event: PreparedEvent, volatile: boolean): void {
+    if (!this.connected) return
+    if (volatile) this.#session.sendVolatile(() => preparedOutgoing(event, 0, 0))
+    else this.#session.sendEncoded((seq) => preparedOutgoing(event, seq, 0))
+  }
+
+  /** @internal The same, asking for a reply within `timeout` ms. */
+  deliverWithAck(event: PreparedEvent, timeout: number, settle: (reply: BroadcastReply) => void): void {
+    if (!this.connected) {
+      settle({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected') })
+      return
+    }
+    let ackId = 0
+    try {
+      ackId = this.#acks.register(
+        (error, reply) => settle(error ? { ok: false, error } : { ok: true, value: reply[0] }),
+        timeout,
+      )
+    } catch (error) {
+      settle({ ok: false, error: error as ParleyError<string> })
+      return
+    }
+    this.#session.sendEncoded((seq) => preparedOutgoing(event, seq, ackId))
+  }
+
+  /** @internal A plain description for `fetchSockets()`. */
+  describe(): SocketDescription {
+    return { id: this.id, handshake: this.handshake, rooms: new Set(this.rooms), data: this.data }
+  }
+
   disconnect(): this {
     this.#session.end(CloseReason.SERVER_DISCONNECT)
     return this
@@ -369,6 +445,8 @@ export class ServerSocket<
   #onEnded(reason: CloseReason): void {
     this.#pipeline.close()
     this.#acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
+    this.#fire('disconnecting', [reason])
+    this.#context.adapter.delAll(this.id)
     this.#context.ended()
     this.#fire('disconnect', [reason])
   }

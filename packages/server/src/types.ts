@@ -32,7 +32,9 @@ export type AckReply<F extends (...args: never[]) => void> =
 
 /** Lifecycle events of a server-side socket. These names can never arrive from a client. */
 export interface SocketReservedEvents {
-  /** The session ended, with the reason; the socket is dead. */
+  /** The session is ending; `socket.rooms` still holds its rooms (they are left right after). */
+  disconnecting: (reason: CloseReason) => void
+  /** The session ended, with the reason; the socket is dead and has left every room. */
   disconnect: (reason: CloseReason) => void
   /**
    * The session's transport changed: a resume, an upgrade or a step down (`now` is the new one),

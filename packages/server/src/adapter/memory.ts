@@ -1,0 +1,118 @@
+import type {
+  Adapter,
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSocket,
+  LocalSockets,
+  Room,
+  SocketDescription,
+} from './adapter.js'
+
+/** Rooms and broadcast for a single node, in memory. The default adapter. */
+export class MemoryAdapter implements Adapter {
+  readonly #rooms = new Map<Room, Set<string>>()
+  readonly #socketRooms = new Map<string, Set<Room>>()
+
+  constructor(private readonly sockets: LocalSockets) {}
+
+  addAll(id: string, rooms: Iterable<Room>): void {
+    let mine = this.#socketRooms.get(id)
+    if (!mine) {
+      mine = new Set()
+      this.#socketRooms.set(id, mine)
+    }
+    for (const room of rooms) {
+      mine.add(room)
+      let members = this.#rooms.get(room)
+      if (!members) {
+        members = new Set()
+        this.#rooms.set(room, members)
+      }
+      members.add(id)
+    }
+  }
+
+  del(id: string, room: Room): void {
+    this.#socketRooms.get(id)?.delete(room)
+    this.#leave(id, room)
+  }
+
+  delAll(id: string): void {
+    const mine = this.#socketRooms.get(id)
+    if (!mine) return
+    for (const room of mine) this.#leave(id, room)
+    this.#socketRooms.delete(id)
+  }
+
+  socketRooms(id: string): ReadonlySet<Room> | undefined {
+    return this.#socketRooms.get(id)
+  }
+
+  broadcast(message: BroadcastMessage, options: BroadcastOptions): void {
+    const targets = this.#match(options)
+    if (targets.length === 0) return
+    const event = message.prepared()
+    for (const socket of targets) socket.deliver(event, options.volatile)
+  }
+
+  broadcastWithAck(
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    timeout: number,
+    expect: (count: number) => void,
+    reply: (reply: BroadcastReply) => void,
+  ): void {
+    const targets = this.#match(options)
+    expect(targets.length)
+    if (targets.length === 0) return
+    const event = message.prepared()
+    for (const socket of targets) socket.deliverWithAck(event, timeout, reply)
+  }
+
+  async fetchSockets(options: BroadcastOptions): Promise<SocketDescription[]> {
+    return this.#match(options).map((socket) => socket.describe())
+  }
+
+  addSockets(options: BroadcastOptions, rooms: Room[]): void {
+    for (const socket of this.#match(options)) this.addAll(socket.id, rooms)
+  }
+
+  delSockets(options: BroadcastOptions, rooms: Room[]): void {
+    for (const socket of this.#match(options)) for (const room of rooms) this.del(socket.id, room)
+  }
+
+  disconnectSockets(options: BroadcastOptions): void {
+    for (const socket of this.#match(options)) socket.disconnect()
+  }
+
+  sessionOwner(): 'local' {
+    return 'local'
+  }
+
+  /** The local sockets an operation reaches: in any of `rooms` (all when none), in none of `except`. */
+  #match(options: BroadcastOptions): LocalSocket[] {
+    const excluded = new Set<string>()
+    for (const room of options.except) for (const id of this.#rooms.get(room) ?? []) excluded.add(id)
+    const ids = new Set<string>()
+    if (options.rooms.size === 0) {
+      for (const id of this.#socketRooms.keys()) if (!excluded.has(id)) ids.add(id)
+    } else {
+      for (const room of options.rooms)
+        for (const id of this.#rooms.get(room) ?? []) if (!excluded.has(id)) ids.add(id)
+    }
+    const found: LocalSocket[] = []
+    for (const id of ids) {
+      const socket = this.sockets.get(id)
+      if (socket) found.push(socket)
+    }
+    return found
+  }
+
+  #leave(id: string, room: Room): void {
+    const members = this.#rooms.get(room)
+    if (!members) return
+    members.delete(id)
+    if (members.size === 0) this.#rooms.delete(room)
+  }
+}

@@ -1,0 +1,229 @@
+import {
+  ErrorCode,
+  ParleyError,
+  type PreparedEvent,
+  prepareEvent,
+  RESERVED_EVENTS,
+  type WireValue,
+} from '@parley/protocol'
+import type {
+  Adapter,
+  BroadcastMessage,
+  BroadcastOptions,
+  Room,
+  SocketDescription,
+} from './adapter/adapter.js'
+import type { EventNames, EventsMap } from './types.js'
+
+type Rooms = Room | readonly Room[]
+
+interface Flags {
+  volatile: boolean
+  local: boolean
+  timeout: number | undefined
+}
+
+/** The error-first callback of a broadcast that asked for replies: every reply, in arrival order. */
+export type BroadcastAckCallback = (error: ParleyError<string> | null, replies: unknown[]) => void
+
+/**
+ * Who a broadcast reaches and how: rooms, exceptions and flags, chained in any order, then
+ * `emit`. Each call returns a new operator, so a shared one (`app.parley.to('lobby')`) can be
+ * kept and reused.
+ *
+ * ```ts
+ * app.parley.to('lobby').except('muted').emit('news', { text: 'hi' })
+ * socket.to('lobby').emit('chat', msg)                 // everyone in lobby but the sender
+ * const replies = await app.parley.timeout(2000).to('voters').emitWithAck('vote?')
+ * ```
+ */
+export class BroadcastOperator<E extends EventsMap> {
+  readonly #adapter: Adapter
+  readonly #rooms: ReadonlySet<Room>
+  readonly #except: ReadonlySet<Room>
+  readonly #flags: Flags
+
+  /** @internal Made by the server and by sockets. */
+  constructor(
+    adapter: Adapter,
+    rooms: ReadonlySet<Room> = new Set(),
+    except: ReadonlySet<Room> = new Set(),
+    flags: Flags = { volatile: false, local: false, timeout: undefined },
+  ) {
+    this.#adapter = adapter
+    this.#rooms = rooms
+    this.#except = except
+    this.#flags = flags
+  }
+
+  /** Targets sockets in `rooms` as well (a union). */
+  to(rooms: Rooms): BroadcastOperator<E> {
+    return new BroadcastOperator(this.#adapter, union(this.#rooms, rooms), this.#except, this.#flags)
+  }
+
+  /** The same as `to`. */
+  in(rooms: Rooms): BroadcastOperator<E> {
+    return this.to(rooms)
+  }
+
+  /** Leaves out sockets in `rooms`. */
+  except(rooms: Rooms): BroadcastOperator<E> {
+    return new BroadcastOperator(this.#adapter, this.#rooms, union(this.#except, rooms), this.#flags)
+  }
+
+  /** Drops the event for sockets that cannot take it now; never kept or replayed. */
+  get volatile(): BroadcastOperator<E> {
+    return new BroadcastOperator(this.#adapter, this.#rooms, this.#except, { ...this.#flags, volatile: true })
+  }
+
+  /** Only this node's sockets, even with a multi-node adapter. */
+  get local(): BroadcastOperator<E> {
+    return new BroadcastOperator(this.#adapter, this.#rooms, this.#except, { ...this.#flags, local: true })
+  }
+
+  /** Asks every socket for a reply within `ms` (see `emit` with a callback, and `emitWithAck`). */
+  timeout(ms: number): BroadcastOperator<E> {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError('timeout must be a non-negative number of ms')
+    return new BroadcastOperator(this.#adapter, this.#rooms, this.#except, { ...this.#flags, timeout: ms })
+  }
+
+  /**
+   * Sends the event to every targeted socket, encoded once. With `timeout(ms)`, a trailing
+   * function gets `(error, replies)`: `error` is PARLEY_ACK_TIMEOUT when some socket did not
+   * reply in time (the replies that came are still given).
+   */
+  emit<K extends EventNames<E>>(
+    event: K,
+    ...args: Parameters<E[K]> | [...Parameters<E[K]>, BroadcastAckCallback]
+  ): true {
+    checkName(event)
+    const last = args[args.length - 1]
+    if (typeof last === 'function') {
+      this.#emitWithReplies(event, args.slice(0, -1) as WireValue[], last as BroadcastAckCallback)
+      return true
+    }
+    this.#adapter.broadcast(message(event, args as WireValue[]), this.#options())
+    return true
+  }
+
+  /** Sends the event and resolves with every socket's reply; rejects with PARLEY_ACK_TIMEOUT. */
+  emitWithAck<K extends EventNames<E>>(event: K, ...args: unknown[]): Promise<unknown[]> {
+    return new Promise((resolve, reject) => {
+      this.#emitWithReplies(event, args as WireValue[], (error, replies) =>
+        error ? reject(error) : resolve(replies),
+      )
+    })
+  }
+
+  /** Describes every targeted socket (id, handshake, rooms, data). */
+  fetchSockets(): Promise<SocketDescription[]> {
+    return this.#adapter.fetchSockets(this.#options())
+  }
+
+  /** Makes every targeted socket join `rooms`. */
+  async socketsJoin(rooms: Rooms): Promise<void> {
+    await this.#adapter.addSockets(this.#options(), toList(rooms))
+  }
+
+  /** Makes every targeted socket leave `rooms`. */
+  async socketsLeave(rooms: Rooms): Promise<void> {
+    await this.#adapter.delSockets(this.#options(), toList(rooms))
+  }
+
+  /** Ends the session of every targeted socket ('server disconnect'). */
+  async disconnectSockets(): Promise<void> {
+    await this.#adapter.disconnectSockets(this.#options())
+  }
+
+  #options(): BroadcastOptions {
+    return {
+      rooms: this.#rooms,
+      except: this.#except,
+      volatile: this.#flags.volatile,
+      local: this.#flags.local,
+    }
+  }
+
+  #emitWithReplies(event: string, args: WireValue[], done: BroadcastAckCallback): void {
+    checkName(event)
+    const timeout = this.#flags.timeout ?? DEFAULT_BROADCAST_TIMEOUT
+    const replies: unknown[] = []
+    let expected: number | undefined
+    let failed = 0
+    let received = 0
+    let finished = false
+    const finish = (error: ParleyError | null) => {
+      if (finished) return
+      finished = true
+      clearTimeout(timer)
+      done(error, replies)
+    }
+    const timer = setTimeout(() => {
+      const missing = (expected ?? 0) - received + failed
+      finish(
+        new ParleyError(ErrorCode.ACK_TIMEOUT, `${missing} socket(s) did not reply within ${timeout} ms`, {
+          details: { replies },
+        }),
+      )
+    }, timeout)
+    const check = () => {
+      if (expected === undefined || received < expected) return
+      finish(
+        failed === 0
+          ? null
+          : new ParleyError(ErrorCode.ACK_TIMEOUT, `${failed} socket(s) did not reply`, {
+              details: { replies },
+            }),
+      )
+    }
+    this.#adapter.broadcastWithAck(
+      message(event, args),
+      this.#options(),
+      timeout,
+      (count) => {
+        expected = (expected ?? 0) + count
+        check()
+      },
+      (reply) => {
+        received++
+        if (reply.ok) replies.push(reply.value)
+        else failed++
+        check()
+      },
+    )
+  }
+}
+
+/** How long a broadcast waits for replies when no `timeout(ms)` was given. */
+const DEFAULT_BROADCAST_TIMEOUT = 10_000
+
+function message(name: string, args: WireValue[]): BroadcastMessage {
+  let prepared: PreparedEvent | undefined
+  return {
+    name,
+    args,
+    prepared: () => {
+      prepared ??= prepareEvent(name, args)
+      return prepared
+    },
+  }
+}
+
+function union(set: ReadonlySet<Room>, rooms: Rooms): ReadonlySet<Room> {
+  const next = new Set(set)
+  for (const room of toList(rooms)) next.add(room)
+  return next
+}
+
+function toList(rooms: Rooms): Room[] {
+  const list = typeof rooms === 'string' ? [rooms] : [...rooms]
+  for (const room of list) {
+    if (typeof room !== 'string' || room.length === 0) throw new TypeError('a room is a non-empty string')
+  }
+  return list
+}
+
+function checkName(name: string): void {
+  if (RESERVED_EVENTS.has(name))
+    throw new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
+}

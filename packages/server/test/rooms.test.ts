@@ -1,0 +1,182 @@
+// Rooms and broadcasting, driven by the Parley client over each transport.
+import { connect, type Socket } from '@parley/client'
+import type { ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import type * as protocol from '../../protocol/src/index.js'
+import { type Started, startServer, until } from './helpers.js'
+
+const transports = ['websocket', 'sse', 'polling'] as const
+
+let started: Started | undefined
+const clients: Socket[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect()
+  await started?.app.close()
+  started = undefined
+  vi.restoreAllMocks()
+})
+
+/** A server whose sockets are collected in arrival order, and `n` clients connected to it. */
+async function setup(n: number, transport: (typeof transports)[number]) {
+  const sockets: ServerSocket[] = []
+  started = await startServer({}, (app) => {
+    app.parley.on('connection', (socket) => {
+      sockets.push(socket)
+    })
+  })
+  const list: Socket[] = []
+  for (let i = 0; i < n; i++) {
+    const c = connect(started.base, { transports: [transport], reconnection: false })
+    clients.push(c)
+    list.push(c)
+    await until(() => sockets.length === i + 1, 3000, `client ${i}`)
+  }
+  return { parley: started.app.parley, sockets, clients: list }
+}
+
+/** Records the `news` events a client gets. */
+function inbox(c: Socket): unknown[] {
+  const got: unknown[] = []
+  c.on('news', (value: unknown) => got.push(value))
+  return got
+}
+
+describe.each(transports)('rooms over %s', (transport) => {
+  it('puts every socket in its own room, joins and leaves rooms, and leaves all at the end', async () => {
+    const { parley, sockets } = await setup(2, transport)
+    const [s0, s1] = sockets as [ServerSocket, ServerSocket]
+    expect([...s0.rooms]).toEqual([s0.id])
+    s0.join(['lobby', 'help'])
+    s1.join('lobby')
+    expect([...s0.rooms].sort()).toEqual([s0.id, 'help', 'lobby'].sort())
+    s0.leave('help')
+    expect(s0.rooms.has('help')).toBe(false)
+    expect((await parley.in('lobby').fetchSockets()).map((s) => s.id).sort()).toEqual([s0.id, s1.id].sort())
+
+    let roomsWhileLeaving: ReadonlySet<string> | undefined
+    s0.on('disconnecting', () => {
+      roomsWhileLeaving = new Set(s0.rooms)
+    })
+    s0.disconnect()
+    await until(() => !s0.connected)
+    expect(roomsWhileLeaving?.has('lobby')).toBe(true)
+    expect(s0.rooms.size).toBe(0)
+    expect((await parley.in('lobby').fetchSockets()).map((s) => s.id)).toEqual([s1.id])
+  })
+
+  it('broadcasts to rooms, except rooms, and to everyone but the sender', async () => {
+    const { parley, sockets, clients: list } = await setup(3, transport)
+    const [s0, s1, s2] = sockets as [ServerSocket, ServerSocket, ServerSocket]
+    const [in0, in1, in2] = list.map(inbox) as [unknown[], unknown[], unknown[]]
+    s0.join('lobby')
+    s1.join(['lobby', 'muted'])
+    s2.join('other')
+
+    parley.to('lobby').emit('news', 'to lobby')
+    parley.to('lobby').except('muted').emit('news', 'lobby but muted')
+    parley.to(['lobby', 'other']).emit('news', 'union')
+    s0.to('lobby').emit('news', 'from s0')
+    s2.broadcast.emit('news', 'all but s2')
+    parley.emit('news', 'everyone')
+
+    await until(() => in0.length === 5 && in1.length === 5 && in2.length === 2, 3000, 'deliveries')
+    expect(in0).toEqual(['to lobby', 'lobby but muted', 'union', 'all but s2', 'everyone'])
+    expect(in1).toEqual(['to lobby', 'union', 'from s0', 'all but s2', 'everyone'])
+    expect(in2).toEqual(['union', 'everyone'])
+  })
+
+  it('gathers replies of a broadcast, and says when some did not reply in time', async () => {
+    const { parley, sockets, clients: list } = await setup(3, transport)
+    for (const s of sockets) s.join('voters')
+    list[0]!.on('vote', (ack: (v: string) => void) => ack('yes'))
+    list[1]!.on('vote', (ack: (v: string) => void) => ack('no'))
+    list[2]!.on('vote', (ack: (v: string) => void) => ack('yes'))
+    const replies = await parley.timeout(3000).to('voters').emitWithAck('vote')
+    expect(replies.sort()).toEqual(['no', 'yes', 'yes'])
+
+    list[2]!.off('vote')
+    list[2]!.on('vote', () => undefined) // never answers
+    const error = await parley
+      .timeout(300)
+      .to('voters')
+      .emitWithAck('vote')
+      .catch((e: protocol.ParleyError) => e)
+    expect(error).toMatchObject({ code: 'PARLEY_ACK_TIMEOUT' })
+    const partial = (error as protocol.ParleyError).details?.replies as string[] | undefined
+    expect(partial?.slice().sort()).toEqual(['no', 'yes'])
+  })
+
+  it('runs socket operations on rooms: socketsJoin, socketsLeave, disconnectSockets', async () => {
+    const { parley, sockets } = await setup(3, transport)
+    const [s0, s1, s2] = sockets as [ServerSocket, ServerSocket, ServerSocket]
+    s0.join('a')
+    s1.join('a')
+    await parley.in('a').socketsJoin('b')
+    expect(s0.rooms.has('b') && s1.rooms.has('b') && !s2.rooms.has('b')).toBe(true)
+    await parley.in('a').socketsLeave('a')
+    expect(s0.rooms.has('a') || s1.rooms.has('a')).toBe(false)
+    const ended: string[] = []
+    for (const s of sockets) s.on('disconnect', (reason) => ended.push(`${s.id}:${reason}`))
+    await parley.in('b').disconnectSockets()
+    await until(() => ended.length === 2)
+    expect(ended.sort()).toEqual([`${s0.id}:server disconnect`, `${s1.id}:server disconnect`].sort())
+    expect(s2.connected).toBe(true)
+  })
+})
+
+describe('rooms and broadcast semantics', () => {
+  it('keeps rooms and socket.data across a transport switch and a resume', async () => {
+    const sockets: ServerSocket[] = []
+    started = await startServer({}, (app) => {
+      app.parley.on('connection', (socket) => {
+        sockets.push(socket)
+        socket.join('kept')
+        socket.data.name = 'ada'
+      })
+    })
+    const c = connect(started.base, {
+      transports: ['sse', 'websocket'],
+      upgradeDelay: 50,
+      reconnection: true,
+    })
+    clients.push(c)
+    const got = inbox(c)
+    await until(() => c.transport === 'websocket', 5000, 'upgrade to websocket')
+    const s = sockets[0]!
+    expect(s.rooms.has('kept')).toBe(true)
+    expect(s.data.name).toBe('ada')
+    started.app.parley.to('kept').emit('news', 1)
+    await until(() => got.length === 1)
+    expect(sockets).toHaveLength(1)
+  })
+
+  it('encodes a broadcast once for a hundred sockets', async () => {
+    const { parley, sockets, clients: list } = await setup(1, 'websocket')
+    // 99 more, on one transport each is not needed: the encoding does not depend on it.
+    for (let i = 0; i < 99; i++) {
+      const c = connect(started!.base, { transports: ['websocket'], reconnection: false })
+      clients.push(c)
+      list.push(c)
+    }
+    await until(() => sockets.length === 100, 10_000, '100 sockets')
+    for (const s of sockets) s.join('crowd')
+    const boxes = list.map(inbox)
+    const stringify = vi.spyOn(JSON, 'stringify')
+    parley.to('crowd').emit('news', { text: 'hello everyone', n: [1, 2, 3] })
+    const calls = stringify.mock.calls.filter((call) => Array.isArray(call[0]))
+    stringify.mockRestore()
+    await until(() => boxes.every((b) => b.length === 1), 5000, 'every socket got it')
+    // One encoding of [name, args] for the whole room, not one per socket.
+    expect(calls.length).toBe(1)
+  })
+
+  it('refuses reserved event names in a broadcast', () => {
+    return startServer().then((s) => {
+      started = s
+      expect(() => s.app.parley.emit('disconnect' as never)).toThrow(
+        expect.objectContaining({ code: 'PARLEY_RESERVED_EVENT_NAME' }),
+      )
+    })
+  })
+})
