@@ -1,10 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import parley, { type ServerSocket } from '@parley/server'
+import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { type ChatMessage, type ClientEvents, Limits, type ServerEvents } from './shared.js'
-
-type ChatSocket = ServerSocket<ClientEvents, ServerEvents>
+import { setUpChat } from './chat.js'
 
 const publicDir = new URL('../public/', import.meta.url)
 const clientBundle = createRequire(import.meta.url).resolve('@parley/client/parley.min.js')
@@ -30,7 +28,13 @@ const assets: Record<string, { file: URL | string; type: string }> = {
 }
 
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */
-export async function buildChatApp(options: { logger?: boolean } = {}): Promise<FastifyInstance> {
+export interface ChatAppOptions {
+  logger?: boolean
+  /** How long a session that lost its connection stays (and shows in presence), in ms. */
+  recoveryWindow?: number
+}
+
+export async function buildChatApp(options: ChatAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? false })
 
   app.addHook('onSend', async (_request, reply) => {
@@ -43,33 +47,9 @@ export async function buildChatApp(options: { logger?: boolean } = {}): Promise<
     app.get(url, async (_request, reply) => reply.type(asset.type).send(await readFile(asset.file)))
   }
 
-  await app.register(parley, { path: '/parley' })
-  const chat = app.parley
-
-  chat.use(async (socket) => {
-    const auth = socket.handshake.auth
-    const nickname =
-      typeof auth === 'object' && auth !== null && !Array.isArray(auth) ? auth.nickname : undefined
-    if (typeof nickname !== 'string' || nickname.trim() === '' || nickname.length > Limits.nickname) {
-      throw Object.assign(new Error(`pick a nickname of 1 to ${Limits.nickname} characters`), {
-        code: 'BAD_NICKNAME',
-      })
-    }
-    socket.data.nickname = nickname.trim()
-  })
-
-  chat.on('connection', (socket: ChatSocket) => {
-    socket.on('chat', (message, ack) => {
-      const text = typeof message?.text === 'string' ? message.text.trim() : ''
-      if (text === '' || text.length > Limits.message) {
-        ack({ ok: false, error: `messages are 1 to ${Limits.message} characters` })
-        return
-      }
-      const out: ChatMessage = { from: String(socket.data.nickname), text, at: Date.now() }
-      for (const other of chat.sockets.values()) if (other !== socket) other.emit('chat', out)
-      ack({ ok: true })
-    })
-  })
+  await app.register(parley, { path: '/parley', recovery: { window: options.recoveryWindow ?? 30_000 } })
+  // The app.parley decoration is untyped; the chat narrows it to its own event maps.
+  setUpChat(app.parley as unknown as Parameters<typeof setUpChat>[0])
 
   return app
 }

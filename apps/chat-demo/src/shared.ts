@@ -1,25 +1,51 @@
 /** What the chat's server and page say to each other; typed on both ends. */
+
 export interface ChatMessage {
+  /** Unique per server run; lets a page drop a message it already shows. */
+  id: string
+  room: string
   from: string
   text: string
+  /** Server time, ms since the epoch. */
   at: number
 }
 
-/** The server's answer to a message: delivered, or refused with a reason a person can read. */
-export type ChatReply = { ok: true } | { ok: false; error: string }
+/** The answer to a message: delivered, or refused with a reason a person can read. */
+export type ChatReply = { ok: true; id: string } | { ok: false; error: string }
+
+/** The answer to joining a room: what the page needs to draw it. */
+export type JoinReply =
+  | { ok: true; room: string; history: ChatMessage[]; people: string[]; rooms: string[] }
+  | { ok: false; error: string }
 
 /** Events the page sends. */
 export interface ClientEvents {
-  chat: (message: { text: string }, ack: (reply: ChatReply) => void) => void
+  join: (request: { room: string }, ack: (reply: JoinReply) => void) => void
+  chat: (message: { room: string; text: string }, ack: (reply: ChatReply) => void) => void
+  typing: (state: { room: string; typing: boolean }) => void
 }
 
 /** Events the server sends. */
 export interface ServerEvents {
   chat: (message: ChatMessage) => void
+  presence: (update: { room: string; people: string[] }) => void
+  typing: (state: { room: string; who: string; typing: boolean }) => void
+  rooms: (rooms: string[]) => void
 }
 
 /** Limits the server enforces (the page's maxlength attributes match them). */
 export const Limits = {
   nickname: 24,
   message: 500,
+  roomName: 32,
+  rooms: 50,
+  history: 100,
+  /** Messages a socket may send per `ratePeriod` ms. */
+  rate: 5,
+  ratePeriod: 5000,
 } as const
+
+export const DEFAULT_ROOMS = ['lobby', 'random', 'help'] as const
+
+/** Room names: lower-case letters, digits and dashes, so they read well and need no escaping. */
+export const ROOM_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/

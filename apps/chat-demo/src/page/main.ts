@@ -1,25 +1,25 @@
 // The chat page. It talks to the server only through the Parley client loaded by
 // <script src="/parley.min.js"> (the package's own browser bundle), and renders every piece of
 // text with textContent: nothing a user types is ever parsed as HTML.
-import type { Socket, TransportName } from '@parley/client'
+import type { Socket } from '@parley/client'
 import type { ChatMessage, ClientEvents, ServerEvents } from '../shared.js'
+import { createView } from './view.js'
 
 declare const Parley: typeof import('@parley/client')
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
-
+const view = createView()
 const params = new URLSearchParams(location.search)
-const forced = params.get('transports')?.split(',').filter(Boolean) as TransportName[] | undefined
+const forced = params.get('transports')?.split(',').filter(Boolean) as
+  | Array<'websocket' | 'sse' | 'polling'>
+  | undefined
 
 let socket: Socket<ServerEvents, ClientEvents> | undefined
 let nickname = ''
+let room = params.get('room') ?? 'lobby'
+const shown = new Set<string>()
 
-$('join').addEventListener('submit', (event) => {
-  event.preventDefault()
-  nickname = $<HTMLInputElement>('nickname').value.trim()
-  if (nickname === '') return
-  $('join').hidden = true
-  $('chat').hidden = false
+view.onJoin((name) => {
+  nickname = name
   start()
 })
 
@@ -30,103 +30,81 @@ function start(): void {
   })
   socket = s
   s.on('connect', () => {
-    setBanner(undefined)
-    showTransport(s.transport, s.recovered ? 'resumed' : 'connected')
-    if (!s.recovered) notice('You are in the chat.')
+    view.transport(s.transport, view.lastFailure() ?? 'connected')
+    if (s.recovered) {
+      view.banner('Reconnected: nothing was lost.', 3000)
+      return
+    }
+    view.banner(shown.size > 0 ? 'Reconnected with a new session.' : undefined, 3000)
+    void enter(room)
   })
-  s.on('transport', (now, before, why) => showTransport(now, `${before} → ${now}: ${why}`))
+  s.on('transport_error', (transport, error) => view.failure(`${transport} ${describe(error)}`))
+  s.on('transport', (now, before, why) => view.transport(now, `${why} from ${before}`))
   s.on('disconnect', (reason) => {
-    setBanner(`Connection lost (${reason}). Reconnecting…`)
-    showTransport(null, reason)
+    view.transport(null, reason)
+    view.banner(`Connection lost (${reason}). Reconnecting…`)
   })
-  s.on('reconnect_attempt', (n) => setBanner(`Reconnecting (attempt ${n})…`))
-  s.on('connect_error', (error) => setBanner(`Cannot connect: ${error.message} (${error.code})`))
-  s.on('chat', (message) => addMessage(message))
-  s.on('error', (error) => showError(`${error.message}`))
+  s.on('reconnect_attempt', (n) => view.banner(`Reconnecting (attempt ${n})…`))
+  s.on('connect_error', (error) => view.banner(`Cannot connect: ${error.message}`))
+  s.on('chat', (message) => {
+    if (message.room === room) show(message)
+  })
+  s.on('presence', (update) => {
+    if (update.room === room) view.people(update.people)
+  })
+  s.on('typing', (state) => {
+    if (state.room === room && state.who !== nickname) view.typing(state.who, state.typing)
+  })
+  s.on('rooms', (rooms) => view.rooms(rooms, room))
 }
 
-$('composer').addEventListener('submit', (event) => {
-  event.preventDefault()
-  const input = $<HTMLInputElement>('text')
-  const text = input.value.trim()
-  if (text === '' || !socket) return
-  input.value = ''
-  const tick = addMessage({ from: nickname, text, at: Date.now() }, true)
-  socket
+async function enter(next: string): Promise<void> {
+  if (!socket) return
+  const reply = await socket
     .timeout(10_000)
-    .emitWithAck('chat', { text })
+    .emitWithAck('join', { room: next })
+    .catch((error: Error) => ({
+      ok: false as const,
+      error: error.message,
+    }))
+  if (!reply.ok) return view.error(reply.error)
+  room = reply.room
+  shown.clear()
+  view.clearMessages()
+  view.rooms(reply.rooms, room)
+  view.people(reply.people)
+  for (const message of reply.history) show(message)
+}
+
+function show(message: ChatMessage): void {
+  if (shown.has(message.id)) return
+  shown.add(message.id)
+  view.message(message, message.from === nickname)
+}
+
+view.onRoom((next) => void enter(next))
+
+view.onSend((text) => {
+  if (!socket) return
+  const tick = view.pending(nickname, text)
+  socket.emit('typing', { room, typing: false })
+  socket
+    .timeout(15_000)
+    .emitWithAck('chat', { room, text })
     .then(
       (reply) => {
-        if (reply.ok) return setTick(tick, 'delivered', '✓✓')
-        setTick(tick, 'failed', '!')
-        showError(reply.error)
+        if (!reply.ok) return tick.failed(reply.error)
+        shown.add(reply.id)
+        tick.delivered()
       },
-      (error: Error & { code?: string }) => {
-        setTick(tick, 'failed', '!')
-        showError(error.message)
-      },
+      (error: Error) => tick.failed(error.message),
     )
 })
 
-function addMessage(message: ChatMessage, mine = false): HTMLElement | undefined {
-  const item = document.createElement('li')
-  if (mine) item.className = 'mine'
-  const who = document.createElement('span')
-  who.className = 'who'
-  who.textContent = message.from
-  const text = document.createElement('span')
-  text.textContent = message.text
-  item.append(who, text)
-  let tick: HTMLElement | undefined
-  if (mine) {
-    tick = document.createElement('span')
-    tick.className = 'tick'
-    tick.dataset.state = 'sending'
-    tick.textContent = '✓'
-    tick.title = 'sent'
-    item.append(tick)
-  }
-  append(item)
-  return tick
-}
+view.onTyping(() => {
+  if (socket?.connected) socket.volatile.emit('typing', { room, typing: true })
+})
 
-function setTick(tick: HTMLElement | undefined, state: 'delivered' | 'failed', symbol: string): void {
-  if (!tick) return
-  tick.dataset.state = state
-  tick.textContent = symbol
-  tick.title = state
-}
-
-function notice(text: string): void {
-  const item = document.createElement('li')
-  item.className = 'notice'
-  item.textContent = text
-  append(item)
-}
-
-function append(item: HTMLElement): void {
-  const list = $('messages')
-  list.append(item)
-  list.scrollTop = list.scrollHeight
-}
-
-function showTransport(now: TransportName | null, why: string): void {
-  const badge = $('transport')
-  badge.dataset.transport = now ?? ''
-  badge.textContent = now ? `${now}: ${why}` : `offline: ${why}`
-}
-
-function setBanner(text: string | undefined): void {
-  const banner = $('banner')
-  banner.hidden = text === undefined
-  banner.textContent = text ?? ''
-}
-
-function showError(text: string): void {
-  const box = $('error')
-  box.hidden = false
-  box.textContent = text
-  setTimeout(() => {
-    box.hidden = true
-  }, 4000)
+function describe(error: Error & { code?: string }): string {
+  return error.message.replace(/^the /, '')
 }

@@ -1,0 +1,205 @@
+// Everything the page draws. Text goes in with textContent only.
+import type { ChatMessage } from '../shared.js'
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
+
+export interface Tick {
+  delivered(): void
+  failed(reason: string): void
+}
+
+export function createView() {
+  const messages = $<HTMLOListElement>('messages')
+  const typers = new Map<string, ReturnType<typeof setTimeout>>()
+  let failure: string | undefined
+  let bannerTimer: ReturnType<typeof setTimeout> | undefined
+  let lastTyping = 0
+
+  function append(item: HTMLElement): void {
+    const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40
+    messages.append(item)
+    if (atBottom) messages.scrollTop = messages.scrollHeight
+  }
+
+  function line(from: string, text: string, mine: boolean): HTMLLIElement {
+    const item = document.createElement('li')
+    if (mine) item.className = 'mine'
+    const who = document.createElement('span')
+    who.className = 'who'
+    who.textContent = from
+    const body = document.createElement('span')
+    body.className = 'text'
+    body.textContent = text
+    item.append(who, body)
+    return item
+  }
+
+  function drawTyping(): void {
+    const names = [...typers.keys()]
+    $('typing').textContent =
+      names.length === 0
+        ? ''
+        : names.length === 1
+          ? `${names[0]} is typing…`
+          : `${names.join(', ')} are typing…`
+  }
+
+  return {
+    onJoin(handler: (nickname: string) => void): void {
+      $('join').addEventListener('submit', (event) => {
+        event.preventDefault()
+        const name = $<HTMLInputElement>('nickname').value.trim()
+        if (name === '') return
+        $('join').hidden = true
+        $('chat').hidden = false
+        $('text').focus()
+        handler(name)
+      })
+    },
+
+    onSend(handler: (text: string) => void): void {
+      $('composer').addEventListener('submit', (event) => {
+        event.preventDefault()
+        const input = $<HTMLInputElement>('text')
+        const text = input.value.trim()
+        if (text === '') return
+        input.value = ''
+        handler(text)
+      })
+    },
+
+    /** Calls `handler` at most once a second while the person types. */
+    onTyping(handler: () => void): void {
+      $('text').addEventListener('input', () => {
+        const now = Date.now()
+        if (now - lastTyping < 1000) return
+        lastTyping = now
+        handler()
+      })
+    },
+
+    onRoom(handler: (room: string) => void): void {
+      $('rooms').addEventListener('click', (event) => {
+        const button = (event.target as HTMLElement).closest('button')
+        if (button?.dataset.room) handler(button.dataset.room)
+      })
+      $('new-room').addEventListener('submit', (event) => {
+        event.preventDefault()
+        const input = $<HTMLInputElement>('room-name')
+        const name = input.value.trim().toLowerCase()
+        input.value = ''
+        if (name !== '') handler(name)
+      })
+    },
+
+    message(message: ChatMessage, mine: boolean): void {
+      const item = line(message.from, message.text, mine)
+      item.dataset.id = message.id
+      append(item)
+    },
+
+    /** A message of ours on its way: ✓ sent, ✓✓ when the server acknowledged it. */
+    pending(from: string, text: string): Tick {
+      const item = line(from, text, true)
+      const tick = document.createElement('span')
+      tick.className = 'tick'
+      tick.dataset.state = 'sent'
+      tick.textContent = '✓'
+      tick.title = 'sent'
+      item.append(tick)
+      append(item)
+      return {
+        delivered() {
+          tick.dataset.state = 'delivered'
+          tick.textContent = '✓✓'
+          tick.title = 'delivered'
+        },
+        failed: (reason) => {
+          tick.dataset.state = 'failed'
+          tick.textContent = '!'
+          tick.title = reason
+          this.error(reason)
+        },
+      }
+    },
+
+    clearMessages(): void {
+      messages.replaceChildren()
+      for (const timer of typers.values()) clearTimeout(timer)
+      typers.clear()
+      drawTyping()
+    },
+
+    rooms(rooms: string[], current: string): void {
+      const list = $('rooms')
+      list.replaceChildren(
+        ...rooms.map((name) => {
+          const item = document.createElement('li')
+          const button = document.createElement('button')
+          button.type = 'button'
+          button.dataset.room = name
+          button.textContent = `# ${name}`
+          if (name === current) button.setAttribute('aria-current', 'true')
+          item.append(button)
+          return item
+        }),
+      )
+    },
+
+    people(names: string[]): void {
+      $('people').replaceChildren(
+        ...names.map((name) => {
+          const item = document.createElement('li')
+          item.textContent = name
+          return item
+        }),
+      )
+    },
+
+    typing(who: string, typing: boolean): void {
+      clearTimeout(typers.get(who))
+      if (typing)
+        typers.set(
+          who,
+          setTimeout(() => this.typing(who, false), 3000),
+        )
+      else typers.delete(who)
+      drawTyping()
+    },
+
+    /** Remembers why a transport failed, for the badge of the one that worked. */
+    failure(text: string): void {
+      failure = text
+    },
+
+    lastFailure(): string | undefined {
+      const text = failure
+      failure = undefined
+      return text
+    },
+
+    transport(now: string | null, why: string): void {
+      const badge = $('transport')
+      badge.dataset.transport = now ?? ''
+      badge.textContent = now ? `${now}: ${why}` : `offline: ${why}`
+    },
+
+    banner(text: string | undefined, hideAfterMs?: number): void {
+      clearTimeout(bannerTimer)
+      const banner = $('banner')
+      banner.hidden = text === undefined
+      banner.textContent = text ?? ''
+      if (text !== undefined && hideAfterMs)
+        bannerTimer = setTimeout(() => this.banner(undefined), hideAfterMs)
+    },
+
+    error(text: string): void {
+      const box = $('error')
+      box.hidden = false
+      box.textContent = text
+      setTimeout(() => {
+        box.hidden = true
+      }, 5000)
+    },
+  }
+}
