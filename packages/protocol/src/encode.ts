@@ -106,7 +106,9 @@ export interface PreparedEvent {
 
 /** Encodes an event's name and arguments once. Throws UNSERIALIZABLE like `encodeText`. */
 export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
-  const wire = toWire({ type: PacketType.EVENT, seq: 0, name, args, ackId: 0 }, (leaf) => toBase64(leaf.bytes))
+  const wire = toWire({ type: PacketType.EVENT, seq: 0, name, args, ackId: 0 }, (leaf) =>
+    toBase64(leaf.bytes),
+  )
   // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
   const middle = stringify([wire[2], wire[3]]).slice(1, -1)
   const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''

@@ -2,8 +2,8 @@ export { fromBase64, toBase64 } from './base64.js'
 export { BinaryKind, hasBinary, isBinary } from './binary.js'
 export type { DecodeBatchResult, DecodeOptions, DecodeResult } from './decode.js'
 export { decodeBatch, decodeFrame, decodeText, isSid } from './decode.js'
-export { encodeFrame, encodeText, prepareEvent } from './encode.js'
 export type { PreparedEvent } from './encode.js'
+export { encodeFrame, encodeText, prepareEvent } from './encode.js'
 export { CloseReason, ErrorCode, isCloseReason, ParleyError } from './errors.js'
 export type {
   AckPacket,
