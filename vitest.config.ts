@@ -18,6 +18,7 @@ export default defineConfig({
       'packages/*/test/**/*.test.ts',
       'apps/*/test/**/*.test.ts',
       'test/**/*.test.ts',
+      'bench/test/**/*.test.ts',
     ],
     testTimeout: 20_000,
     hookTimeout: 30_000,

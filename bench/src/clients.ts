@@ -1,0 +1,152 @@
+// The load generator's view of a connection: the same five operations over the Parley client,
+// socket.io-client and a bare `ws` WebSocket, so that every scenario is written once.
+import { connect, type TransportName, type WebSocketConstructor } from '@parley/client'
+import { io as socketIo } from 'socket.io-client'
+import WebSocket from 'ws'
+
+/** A server and the way clients reach it. `parley` and `socketio` alone use default clients. */
+export type Target =
+  | 'ws'
+  | 'parley-websocket'
+  | 'parley-sse'
+  | 'parley-polling'
+  | 'socketio-websocket'
+  | 'socketio-polling'
+
+export type ClientKind = Target | 'parley' | 'socketio'
+
+export const serverKindOf = (target: ClientKind): 'parley' | 'socketio' | 'ws' =>
+  target.startsWith('parley') ? 'parley' : target.startsWith('socketio') ? 'socketio' : 'ws'
+
+export interface Msg {
+  id: number
+  t: number
+  text?: string
+  n?: number
+}
+
+export interface BenchClient {
+  /** Settles when the client is connected (rejects on failure or after `timeoutMs`). */
+  ready: Promise<void>
+  /** The transport in use once connected (`websocket` for raw ws). */
+  transport(): string | null
+  on(event: 'echo' | 'tick', fn: (m: Msg) => void): void
+  emit(event: 'echo', m: Msg): void
+  /** Sends `ack` and resolves with the server's reply. */
+  request(m: Msg): Promise<Msg>
+  close(): void
+}
+
+export interface ClientSettings {
+  /** Server base URL, `http://127.0.0.1:<port>`. */
+  url: string
+  timeoutMs: number
+}
+
+const memoryStorage = () => {
+  const map = new Map<string, string>()
+  return {
+    getItem: (k: string) => map.get(k) ?? null,
+    setItem: (k: string, v: string) => void map.set(k, v),
+    removeItem: (k: string) => void map.delete(k),
+  }
+}
+
+function withTimeout(p: Promise<void>, ms: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not connected after ${ms} ms`)), ms)
+  })
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer))
+}
+
+const HOUR = 3_600_000
+
+function parleyClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): BenchClient {
+  const only = kind.slice('parley-'.length) as TransportName
+  const socket = connect(`${url}/parley`, {
+    // `parley` alone: the default client (WebSocket first, then SSE, then polling).
+    ...(kind === 'parley' ? {} : { transports: [only], upgradeDelay: HOUR, upgradeDelayMax: HOUR }),
+    reconnection: false,
+    ackTimeout: 30_000,
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    storage: memoryStorage(),
+  })
+  const ready = new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve())
+    socket.once('connect_error', (err) => reject(err))
+    socket.once('disconnect', (reason) => reject(new Error(`disconnected: ${reason}`)))
+  })
+  return {
+    ready: withTimeout(ready, timeoutMs, kind),
+    transport: () => socket.transport,
+    on: (event, fn) => void socket.on(event, fn as (...args: unknown[]) => void),
+    emit: (event, m) => void socket.emit(event, m),
+    request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
+    close: () => socket.disconnect(),
+  }
+}
+
+function socketIoClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): BenchClient {
+  const socket = socketIo(url, {
+    // `socketio` alone: the default client (polling first, then an upgrade to WebSocket).
+    ...(kind === 'socketio' ? {} : { transports: [kind.slice('socketio-'.length)] }),
+    forceNew: true,
+    reconnection: false,
+    timeout: timeoutMs,
+  })
+  const ready = new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve())
+    socket.once('connect_error', (err) => reject(err))
+  })
+  return {
+    ready: withTimeout(ready, timeoutMs, kind),
+    transport: () => (socket.connected ? socket.io.engine.transport.name : null),
+    on: (event, fn) => void socket.on(event, fn),
+    emit: (event, m) => void socket.emit(event, m),
+    request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
+    close: () => void socket.disconnect(),
+  }
+}
+
+function wsClient({ url, timeoutMs }: ClientSettings): BenchClient {
+  const ws = new WebSocket(url.replace(/^http/, 'ws'))
+  const handlers = new Map<string, (m: Msg) => void>()
+  const pending = new Map<number, (m: Msg) => void>()
+  ws.on('error', () => {})
+  ws.on('message', (data) => {
+    const [event, m] = JSON.parse(String(data)) as [string, Msg]
+    if (event === 'ack') {
+      const resolve = pending.get(m.id)
+      pending.delete(m.id)
+      resolve?.(m)
+    } else handlers.get(event)?.(m)
+  })
+  const ready = new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+  })
+  return {
+    ready: withTimeout(ready, timeoutMs, 'ws'),
+    transport: () => (ws.readyState === WebSocket.OPEN ? 'websocket' : null),
+    on: (event, fn) => void handlers.set(event, fn),
+    emit: (event, m) => ws.send(JSON.stringify([event, m])),
+    request: (m) =>
+      new Promise<Msg>((resolve) => {
+        pending.set(m.id, resolve)
+        ws.send(JSON.stringify(['ack', m]))
+      }),
+    close: () => ws.terminate(),
+  }
+}
+
+export function createClient(kind: ClientKind, settings: ClientSettings): BenchClient {
+  const client =
+    kind === 'ws'
+      ? wsClient(settings)
+      : kind.startsWith('parley')
+        ? parleyClient(kind, settings)
+        : socketIoClient(kind, settings)
+  client.ready.catch(() => {})
+  return client
+}

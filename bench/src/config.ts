@@ -1,0 +1,127 @@
+// What a run measures, and how much of it: the default run (under five minutes on two cores)
+// and `--quick` (tiny counts, one repetition, seconds: for the test that keeps the harness alive).
+import type { ClientKind, Target } from './clients.ts'
+
+export type ScenarioName = 'echo' | 'acks' | 'broadcast' | 'memory' | 'setup' | 'fallback'
+
+export const TARGETS: readonly Target[] = [
+  'ws',
+  'parley-websocket',
+  'parley-sse',
+  'parley-polling',
+  'socketio-websocket',
+  'socketio-polling',
+]
+
+export interface MetricDef {
+  key: string
+  label: string
+  /** Digits after the point in tables. */
+  digits: number
+  /** Shows a ratio to raw ws of the same repetition. */
+  ratio: boolean
+}
+
+export interface ScenarioDef {
+  name: ScenarioName
+  title: string
+  /** Clients used, in order; `ws` (when present) is the reference of the ratios. */
+  targets: readonly ClientKind[]
+  metrics: readonly MetricDef[]
+  /** Repetitions of this scenario (memory and fallback times hardly depend on noise). */
+  reps: number
+  params: Record<string, number>
+}
+
+const m = (key: string, label: string, digits: number, ratio = true): MetricDef => ({
+  key,
+  label,
+  digits,
+  ratio,
+})
+
+export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
+  const q = <T>(full: T, small: T) => (quick ? small : full)
+  const roundTrip = q(
+    { clients: 50, inFlight: 10, warmupMs: 500, durationMs: 2000 },
+    { clients: 4, inFlight: 2, warmupMs: 100, durationMs: 300 },
+  )
+  const rtMetrics = [
+    m('msgsPerSec', 'msgs/s', 0),
+    m('rttP50Ms', 'RTT p50 ms', 2),
+    m('rttP99Ms', 'RTT p99 ms', 2),
+    m('cpuUsPerMsg', 'server CPU µs/msg', 1),
+  ]
+  return [
+    {
+      name: 'echo',
+      title: `Echo: ${roundTrip.clients} clients, ${roundTrip.inFlight} messages in flight each`,
+      targets: TARGETS,
+      metrics: rtMetrics,
+      reps,
+      params: roundTrip,
+    },
+    {
+      name: 'acks',
+      title: `Acks (emitWithAck answered by the server): ${roundTrip.clients} clients, ${roundTrip.inFlight} in flight each`,
+      targets: TARGETS,
+      metrics: rtMetrics,
+      reps,
+      params: roundTrip,
+    },
+    {
+      name: 'broadcast',
+      title: q(
+        'Broadcast to 1000 clients in a room, 25 000 deliveries/s',
+        'Broadcast to 10 clients in a room, 250 deliveries/s',
+      ),
+      targets: TARGETS,
+      metrics: [
+        m('latencyP50Ms', 'delivery p50 ms', 2),
+        m('latencyP99Ms', 'delivery p99 ms', 2),
+        m('cpuUsPerDelivery', 'server CPU µs/delivery', 2),
+        m('eventLoopDelayP99Ms', 'event-loop delay p99 ms', 2),
+        m('deliveredShare', 'delivered', 3, false),
+      ],
+      reps,
+      params: q(
+        { clients: 1000, rate: 25_000, durationMs: 2000 },
+        { clients: 10, rate: 250, durationMs: 400 },
+      ),
+    },
+    {
+      name: 'memory',
+      title: q(
+        'Server memory per idle connection, 2000 connections (after GC)',
+        'Server memory per idle connection, 20 connections (after GC)',
+      ),
+      targets: TARGETS,
+      metrics: [m('rssKBPerConn', 'RSS KB/conn', 1, false), m('heapKBPerConn', 'heap KB/conn', 1, false)],
+      reps: Math.min(reps, 2),
+      params: q({ clients: 2000, warmup: 100, settleMs: 1000 }, { clients: 20, warmup: 2, settleMs: 200 }),
+    },
+    {
+      name: 'setup',
+      title: q(
+        'Connection setup: 300 clients, 25 connecting at a time',
+        'Connection setup: 10 clients, 5 at a time',
+      ),
+      targets: TARGETS,
+      metrics: [m('connectsPerSec', 'connections/s', 0)],
+      reps,
+      params: q({ connections: 300, parallel: 25 }, { connections: 10, parallel: 5 }),
+    },
+    {
+      name: 'fallback',
+      title: 'Time to connected with the default client, WebSocket passing, refused (400) or hanging',
+      targets: ['parley', 'socketio'],
+      metrics: [
+        m('passMs', 'ws passes, ms', 0, false),
+        m('rejectMs', 'ws refused, ms', 0, false),
+        m('hangMs', 'ws hangs, ms', 0, false),
+      ],
+      reps: 1,
+      params: q({ samples: 3 }, { samples: 1 }),
+    },
+  ]
+}

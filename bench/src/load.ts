@@ -1,0 +1,276 @@
+// The load generator: a process of its own that opens the clients of one scenario against one
+// server, drives them, and reports what it measured. The server's own readings (CPU time,
+// memory, event-loop delay) come through the runner (`server(...)`).
+
+import { startFaultProxy, type WsMode } from '../../test/support/fault-proxy.ts'
+import { type BenchClient, type ClientKind, createClient, type Msg } from './clients.ts'
+import { peer } from './rpc.ts'
+import type { BroadcastResult, MemoryReading } from './server.ts'
+import { now, quantile, sleep } from './stats.ts'
+
+export interface ScenarioArgs {
+  kind: ClientKind
+  url: string
+  [param: string]: unknown
+}
+
+/** Metric name -> value; every scenario returns flat numbers (and a few notes). */
+export interface Measurement {
+  values: Record<string, number>
+  notes?: string[]
+}
+
+const runner = peer(process, (cmd, args) => run(cmd, args as ScenarioArgs))
+const server = <T>(cmd: string, args?: unknown, timeoutMs?: number) =>
+  runner.call<T>('server', { cmd, args }, timeoutMs)
+
+/** A numeric parameter of the scenario. */
+function num(a: ScenarioArgs, key: string): number {
+  const v = a[key]
+  if (typeof v !== 'number') throw new TypeError(`parameter ${key} missing`)
+  return v
+}
+
+const CONNECT_TIMEOUT = 20_000
+
+/** Opens `n` clients, at most `parallel` connecting at once; fails if any does not connect. */
+async function openClients(
+  kind: ClientKind,
+  url: string,
+  n: number,
+  parallel: number,
+): Promise<BenchClient[]> {
+  const clients: BenchClient[] = []
+  let next = 0
+  const worker = async () => {
+    while (next < n) {
+      next++
+      const c = createClient(kind, { url, timeoutMs: CONNECT_TIMEOUT })
+      clients.push(c)
+      await c.ready
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: Math.min(parallel, n) }, worker))
+  } catch (err) {
+    closeAll(clients)
+    throw err
+  }
+  return clients
+}
+
+function closeAll(clients: readonly BenchClient[]) {
+  for (const c of clients) c.close()
+}
+
+/** Waits until `done()` or `limitMs` passed. */
+async function until(done: () => boolean, limitMs: number) {
+  const end = now() + limitMs
+  while (!done() && now() < end) await sleep(10)
+}
+
+/**
+ * Round trips at a fixed concurrency: every client keeps `inFlight` messages out, sending the
+ * next one as each reply arrives. `mode` echo: an event answered by an event; acks: a request
+ * answered by the server's reply (raw ws: the same echo, matched by id).
+ */
+async function roundTrips(a: ScenarioArgs, mode: 'echo' | 'acks'): Promise<Measurement> {
+  const [n, inFlight, warmupMs, durationMs] = ['clients', 'inFlight', 'warmupMs', 'durationMs'].map((k) =>
+    num(a, k),
+  ) as [number, number, number, number]
+  const clients = await openClients(a.kind, a.url, n, 25)
+  const rtts: number[] = []
+  let measuring = false
+  let running = true
+  let outstanding = 0
+  let count = 0
+  let nextId = 1
+  const received = (m: Msg) => {
+    outstanding--
+    if (measuring) {
+      count++
+      rtts.push(now() - m.t)
+    }
+  }
+  const send = (c: BenchClient) => {
+    if (!running) return
+    outstanding++
+    const m: Msg = { id: nextId++, t: now(), text: 'hello, round trip' }
+    if (mode === 'echo') c.emit('echo', m)
+    else
+      c.request(m).then(
+        (reply) => {
+          received(reply)
+          send(c)
+        },
+        () => outstanding--,
+      )
+  }
+  try {
+    for (const c of clients) {
+      if (mode === 'echo')
+        c.on('echo', (m) => {
+          received(m)
+          send(c)
+        })
+      for (let i = 0; i < inFlight; i++) send(c)
+    }
+    await sleep(warmupMs)
+    const cpu0 = await server<number>('cpu')
+    const t0 = now()
+    measuring = true
+    await sleep(durationMs)
+    measuring = false
+    const t1 = now()
+    const cpu1 = await server<number>('cpu')
+    running = false
+    await until(() => outstanding <= 0, 3000)
+    return {
+      values: {
+        msgsPerSec: (count / (t1 - t0)) * 1000,
+        rttP50Ms: quantile(rtts, 0.5),
+        rttP99Ms: quantile(rtts, 0.99),
+        cpuUsPerMsg: (cpu1 - cpu0) / count,
+      },
+    }
+  } finally {
+    running = false
+    closeAll(clients)
+  }
+}
+
+/** `clients` clients in one room; the server broadcasts `rate` deliveries per second in all. */
+async function broadcast(a: ScenarioArgs): Promise<Measurement> {
+  const [n, rate, durationMs] = [num(a, 'clients'), num(a, 'rate'), num(a, 'durationMs')]
+  const clients = await openClients(a.kind, a.url, n, 50)
+  const latencies: number[] = []
+  let recording = false
+  let delivered = 0
+  try {
+    for (const c of clients)
+      c.on('tick', (m) => {
+        if (!recording) return
+        delivered++
+        latencies.push(now() - m.t)
+      })
+    const joined = await server<number>('count')
+    if (joined < n) throw new Error(`only ${joined} of ${n} clients reached the server`)
+    await sleep(300)
+    recording = true
+    const b = await server<BroadcastResult>(
+      'broadcast',
+      { ticksPerSecond: rate / n, durationMs },
+      durationMs + 30_000,
+    )
+    const expected = b.sent * b.recipients
+    await until(() => delivered >= expected, 5000)
+    recording = false
+    return {
+      values: {
+        latencyP50Ms: quantile(latencies, 0.5),
+        latencyP99Ms: quantile(latencies, 0.99),
+        cpuUsPerDelivery: b.cpuUs / (b.sent * b.recipients),
+        eventLoopDelayP50Ms: b.eldP50Ms,
+        eventLoopDelayP99Ms: b.eldP99Ms,
+        deliveredShare: delivered / expected,
+        deliveriesPerSec: (expected / durationMs) * 1000,
+      },
+      notes: [`broadcast: ${b.mode}`],
+    }
+  } finally {
+    closeAll(clients)
+  }
+}
+
+/** Server memory per idle connection: `clients` connections opened after a warm-up batch. */
+async function memory(a: ScenarioArgs): Promise<Measurement> {
+  const [n, warmup, settleMs] = [num(a, 'clients'), num(a, 'warmup'), num(a, 'settleMs')]
+  const clients = await openClients(a.kind, a.url, warmup, 50)
+  try {
+    await sleep(300)
+    const before = await server<MemoryReading>('memory')
+    clients.push(...(await openClients(a.kind, a.url, n, 50)))
+    await sleep(settleMs)
+    const count = await server<number>('count')
+    const after = await server<MemoryReading>('memory')
+    if (count < n + warmup) throw new Error(`only ${count} of ${n + warmup} clients reached the server`)
+    return {
+      values: {
+        rssKBPerConn: (after.rss - before.rss) / n / 1024,
+        heapKBPerConn: (after.heapUsed - before.heapUsed) / n / 1024,
+      },
+      notes: after.gc ? [] : ['memory read without a forced GC (no --expose-gc)'],
+    }
+  } finally {
+    closeAll(clients)
+  }
+}
+
+/** Connections per second: `connections` clients, `parallel` connecting at a time. */
+async function setup(a: ScenarioArgs): Promise<Measurement> {
+  const [n, parallel] = [num(a, 'connections'), num(a, 'parallel')]
+  const t0 = now()
+  const clients = await openClients(a.kind, a.url, n, parallel)
+  const t1 = now()
+  closeAll(clients)
+  return { values: { connectsPerSec: (n / (t1 - t0)) * 1000 } }
+}
+
+/**
+ * Time to connected with the default client through a fault proxy whose WebSocket upgrades
+ * pass, are refused (400), or hang (TCP accepted, never answered). `samples` clients at once,
+ * each with an empty memory of what worked before.
+ */
+async function fallback(a: ScenarioArgs): Promise<Measurement> {
+  const samples = num(a, 'samples')
+  const port = Number(new URL(a.url).port)
+  const values: Record<string, number> = {}
+  const notes: string[] = []
+  for (const mode of ['pass', 'reject', 'hang'] as WsMode[]) {
+    const proxy = await startFaultProxy(port)
+    proxy.ws = mode
+    const clients: BenchClient[] = []
+    try {
+      const times = await Promise.all(
+        Array.from({ length: samples }, async () => {
+          const t0 = now()
+          const c = createClient(a.kind, { url: proxy.url, timeoutMs: CONNECT_TIMEOUT })
+          clients.push(c)
+          await c.ready
+          return { ms: now() - t0, transport: c.transport() }
+        }),
+      )
+      values[`${mode}Ms`] = quantile(
+        times.map((t) => t.ms),
+        0.5,
+      )
+      notes.push(`ws ${mode}: connected over ${[...new Set(times.map((t) => t.transport))].join(', ')}`)
+    } finally {
+      closeAll(clients)
+      await proxy.close()
+    }
+  }
+  return { values, notes }
+}
+
+function run(cmd: string, args: ScenarioArgs): Promise<Measurement> {
+  switch (cmd) {
+    case 'echo':
+      return roundTrips(args, 'echo')
+    case 'acks':
+      return roundTrips(args, 'acks')
+    case 'broadcast':
+      return broadcast(args)
+    case 'memory':
+      return memory(args)
+    case 'setup':
+      return setup(args)
+    case 'fallback':
+      return fallback(args)
+  }
+  return Promise.reject(new Error(`unknown scenario ${cmd}`))
+}
+
+// Never outlive the runner.
+process.on('disconnect', () => process.exit(0))
+process.send?.({ ready: true })

@@ -1,0 +1,303 @@
+// The report of a run: its data (also written as JSON), the issue's targets checked against it,
+// and its Markdown and text renderings.
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { BundleSize } from './bundle.ts'
+import type { ClientKind } from './clients.ts'
+import type { MetricDef, ScenarioName } from './config.ts'
+import { type Spread, spread } from './stats.ts'
+
+/** One client kind in one scenario: per metric, one value per repetition (NaN: failed). */
+export interface Row {
+  kind: ClientKind
+  values: Record<string, number[]>
+  /** Per metric, value / raw ws value of the same repetition. */
+  ratios: Record<string, number[]>
+  notes: string[]
+  errors: string[]
+}
+
+export interface ScenarioResult {
+  name: ScenarioName
+  title: string
+  params: Record<string, number>
+  reps: number
+  metrics: MetricDef[]
+  rows: Row[]
+}
+
+export interface Goal {
+  goal: string
+  /** The limit, as written in the issue. */
+  limit: string
+  parley: number
+  socketio: number
+  met: boolean
+}
+
+export interface Report {
+  quick: boolean
+  date: string
+  seconds: number
+  machine: Record<string, string | number>
+  versions: Record<string, string>
+  scenarios: ScenarioResult[]
+  bundle: Record<'parley' | 'socketio', BundleSize> | undefined
+  goals: Goal[]
+}
+
+export function machine(): Record<string, string | number> {
+  const cpus = os.cpus()
+  return {
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: os.availableParallelism(),
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+  }
+}
+
+function version(file: string): string {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
+  } catch {
+    return 'unknown'
+  }
+}
+
+export function versions(benchDir: string, repoDir: string): Record<string, string> {
+  const dep = (name: string, from = benchDir) =>
+    version(path.join(from, 'node_modules', name, 'package.json'))
+  let commit = 'unknown'
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: repoDir, encoding: 'utf8' }).trim()
+    const dirty = git('status', '--porcelain', '--', 'packages').length > 0
+    commit = `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' (with uncommitted changes in packages/)' : ''}`
+  } catch {}
+  return {
+    parley: `${version(path.join(repoDir, 'packages', 'server', 'package.json'))}, commit ${commit}`,
+    fastify: dep('fastify'),
+    '@fastify/websocket': dep('@fastify/websocket', path.join(repoDir, 'packages', 'server')),
+    'socket.io': dep('socket.io'),
+    'socket.io-client': dep('socket.io-client'),
+    ws: dep('ws'),
+    esbuild: dep('esbuild'),
+  }
+}
+
+const row = (r: Report, scenario: ScenarioName, kind: ClientKind) =>
+  r.scenarios.find((s) => s.name === scenario)?.rows.find((x) => x.kind === kind)
+
+const median = (values: number[] | undefined) => spread(values ?? []).median
+
+/** The issue's targets, each with Parley's and socket.io's medians. */
+export function checkGoals(r: Report): Goal[] {
+  const goals: Goal[] = []
+  const ratioGoal = (
+    goal: string,
+    scenario: ScenarioName,
+    metric: string,
+    parley: ClientKind,
+    socketio: ClientKind,
+    op: '>=' | '<=',
+    limit: number,
+  ) => {
+    const p = median(row(r, scenario, parley)?.ratios[metric])
+    if (Number.isNaN(p) && !row(r, scenario, parley)) return
+    goals.push({
+      goal,
+      limit: `${op === '>=' ? '≥' : '≤'} ${limit}× ws`,
+      parley: p,
+      socketio: median(row(r, scenario, socketio)?.ratios[metric]),
+      met: op === '>=' ? p >= limit : p <= limit,
+    })
+  }
+  ratioGoal(
+    'Echo throughput, WebSocket',
+    'echo',
+    'msgsPerSec',
+    'parley-websocket',
+    'socketio-websocket',
+    '>=',
+    0.9,
+  )
+  ratioGoal('Echo throughput, SSE', 'echo', 'msgsPerSec', 'parley-sse', 'socketio-polling', '>=', 0.75)
+  ratioGoal('Echo throughput, polling', 'echo', 'msgsPerSec', 'parley-polling', 'socketio-polling', '>=', 0.7)
+  ratioGoal(
+    'Server CPU per echoed message, WebSocket',
+    'echo',
+    'cpuUsPerMsg',
+    'parley-websocket',
+    'socketio-websocket',
+    '<=',
+    1.15,
+  )
+  ratioGoal(
+    'Broadcast p99, WebSocket',
+    'broadcast',
+    'latencyP99Ms',
+    'parley-websocket',
+    'socketio-websocket',
+    '<=',
+    1.2,
+  )
+  ratioGoal('Broadcast p99, SSE', 'broadcast', 'latencyP99Ms', 'parley-sse', 'socketio-polling', '<=', 1.5)
+  ratioGoal(
+    'Broadcast p99, polling',
+    'broadcast',
+    'latencyP99Ms',
+    'parley-polling',
+    'socketio-polling',
+    '<=',
+    3,
+  )
+  const memoryGoal = (goal: string, parley: ClientKind, socketio: ClientKind, limit: number) => {
+    if (!row(r, 'memory', parley)) return
+    const p = median(row(r, 'memory', parley)?.values.rssKBPerConn)
+    goals.push({
+      goal,
+      limit: `≤ ${limit} KB RSS`,
+      parley: p,
+      socketio: median(row(r, 'memory', socketio)?.values.rssKBPerConn),
+      met: p <= limit,
+    })
+  }
+  memoryGoal('Idle memory per connection, WebSocket', 'parley-websocket', 'socketio-websocket', 12)
+  memoryGoal('Idle memory per connection, SSE', 'parley-sse', 'socketio-polling', 15)
+  memoryGoal('Idle memory per connection, polling', 'parley-polling', 'socketio-polling', 15)
+  if (r.bundle) {
+    const p = r.bundle.parley.gzipBytes / 1024
+    goals.push({
+      goal: 'Client bundle, min+gzip, all three transports',
+      limit: '≤ 6 KB',
+      parley: p,
+      socketio: r.bundle.socketio.gzipBytes / 1024,
+      met: p <= 6,
+    })
+  }
+  return goals
+}
+
+const fmt = (v: number, digits: number) => (Number.isFinite(v) ? v.toFixed(digits) : '–')
+const fmtSpread = (s: Spread, digits: number, single: boolean) =>
+  single || s.min === s.max || !Number.isFinite(s.min)
+    ? fmt(s.median, digits)
+    : `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
+
+const LABELS: Record<ClientKind, string> = {
+  ws: 'raw ws (ceiling)',
+  'parley-websocket': 'Parley, WebSocket',
+  'parley-sse': 'Parley, SSE',
+  'parley-polling': 'Parley, polling',
+  'socketio-websocket': 'socket.io, WebSocket',
+  'socketio-polling': 'socket.io, polling',
+  parley: 'Parley, default client',
+  socketio: 'socket.io, default client (polling first)',
+}
+
+/** A Markdown table of one scenario: median (min–max) and the ratio to raw ws. */
+function scenarioTable(s: ScenarioResult): string {
+  const head = ['']
+  for (const m of s.metrics) head.push(m.label, ...(m.ratio ? ['× ws'] : []))
+  const lines = [
+    `| ${head.join(' | ')} |`,
+    `|${head.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+  ]
+  for (const r of s.rows) {
+    const cells = [LABELS[r.kind]]
+    for (const m of s.metrics) {
+      cells.push(fmtSpread(spread(r.values[m.key] ?? []), m.digits, s.reps === 1))
+      if (m.ratio)
+        cells.push(r.kind === 'ws' ? '1' : fmtSpread(spread(r.ratios[m.key] ?? []), 2, s.reps === 1))
+    }
+    lines.push(`| ${cells.join(' | ')} |`)
+  }
+  const notes = s.rows.flatMap((r) => [
+    ...r.notes.map((n) => `${LABELS[r.kind]}: ${n}`),
+    ...r.errors.map((e) => `${LABELS[r.kind]}: **failed** ${e}`),
+  ])
+  return [lines.join('\n'), ...(notes.length ? [notes.map((n) => `- ${n}`).join('\n')] : [])].join('\n\n')
+}
+
+export function renderMarkdown(r: Report): string {
+  const out: string[] = []
+  out.push(
+    `Run of ${r.date.slice(0, 10)}, ${Math.round(r.seconds)} s${r.quick ? ' (quick mode: tiny counts, not a measurement)' : ''}. ` +
+      'Each cell: the median over repetitions, with min–max in brackets; `× ws` is the ratio to raw ws ' +
+      'measured in the same repetition, then its median (min–max) over repetitions.',
+  )
+  out.push(
+    '**Machine**: ' +
+      `${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}, Node ${r.machine.node}.`,
+  )
+  out.push(
+    `**Versions**: ${Object.entries(r.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join('; ')}.`,
+  )
+  if (r.goals.length) {
+    out.push('### Targets (from the issue)')
+    const lines = ['| target | limit | Parley | socket.io | |', '| --- | --- | ---: | ---: | --- |']
+    for (const g of r.goals)
+      lines.push(
+        `| ${g.goal} | ${g.limit} | ${fmt(g.parley, 2)} | ${fmt(g.socketio, 2)} | ${g.met ? 'met' : '**missed**'} |`,
+      )
+    out.push(lines.join('\n'))
+    out.push(
+      "socket.io's column is the comparable socket.io row (polling where Parley uses SSE, as socket.io has no SSE).",
+    )
+  }
+  for (const s of r.scenarios) {
+    out.push(`### ${s.title}`)
+    out.push(
+      `${s.reps} repetition${s.reps === 1 ? '' : 's'}; ${Object.entries(s.params)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}.`,
+    )
+    out.push(scenarioTable(s))
+  }
+  if (r.bundle) {
+    out.push('### Client bundle')
+    out.push(
+      [
+        '| | minified bytes | min+gzip bytes | min+gzip KB |',
+        '| --- | ---: | ---: | ---: |',
+        ...(['parley', 'socketio'] as const).map(
+          (k) =>
+            `| ${k === 'parley' ? '@parley/client (WebSocket, SSE, polling)' : 'socket.io-client'} | ${r.bundle![k].minBytes} | ${r.bundle![k].gzipBytes} | ${fmt(r.bundle![k].gzipBytes / 1024, 1)} |`,
+        ),
+      ].join('\n'),
+    )
+  }
+  return out.join('\n\n')
+}
+
+/** The same, shorter, for the terminal. */
+export function renderText(r: Report): string {
+  const lines = [`${r.quick ? 'quick run' : 'run'}: ${Math.round(r.seconds)} s`]
+  for (const g of r.goals)
+    lines.push(
+      `${g.met ? 'met   ' : 'MISSED'} ${g.goal} ${g.limit}: Parley ${fmt(g.parley, 2)}, socket.io ${fmt(g.socketio, 2)}`,
+    )
+  return lines.join('\n')
+}
+
+const BEGIN = '<!-- bench:begin (written by `pnpm bench`; edit outside these markers) -->'
+const END = '<!-- bench:end -->'
+
+/** Replaces the generated part of `file`, keeping what people wrote around it. */
+export function writeDocs(file: string, generated: string) {
+  const block = `${BEGIN}\n\n${generated}\n\n${END}`
+  if (existsSync(file)) {
+    const text = readFileSync(file, 'utf8')
+    const a = text.indexOf(BEGIN)
+    const b = text.indexOf(END)
+    if (a >= 0 && b > a) {
+      writeFileSync(file, `${text.slice(0, a)}${block}${text.slice(b + END.length)}`)
+      return
+    }
+  }
+  writeFileSync(file, `# Benchmarks\n\n${block}\n`)
+}

@@ -1,0 +1,206 @@
+// One benchmark server, in a process of its own: `parley`, `socketio` or `ws` (argv[2]).
+// It echoes `echo` events, answers `ack` requests, and on the runner's command broadcasts to
+// every client at a steady rate, reads its own CPU time, or collects garbage and reads its
+// memory. It listens on 127.0.0.1 only and tells the runner its port.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import parley from '@parley/server'
+import Fastify from 'fastify'
+import { Server as SocketIoServer } from 'socket.io'
+import { WebSocketServer } from 'ws'
+import { peer } from './rpc.ts'
+import { now, sleep } from './stats.ts'
+
+export type ServerKind = 'parley' | 'socketio' | 'ws'
+
+/** What each kind of server must offer the runner. */
+interface BenchServer {
+  port: number
+  /** Connected clients. */
+  count(): number
+  /** Sends `payload` as event `tick` to every client; says how it did so. */
+  broadcast(payload: Tick): void
+  broadcastMode: string
+  close(): Promise<void>
+}
+
+export interface Tick {
+  t: number
+  n: number
+  text: string
+}
+
+export interface BroadcastResult {
+  sent: number
+  recipients: number
+  cpuUs: number
+  eldP50Ms: number
+  eldP99Ms: number
+  mode: string
+}
+
+export interface MemoryReading {
+  rss: number
+  heapUsed: number
+  gc: boolean
+}
+
+// The parts of the Parley server the benchmark uses, loosely typed so that it runs (and
+// typechecks) with or without rooms: `to()` and `join()` are used when they exist.
+interface LooseSocket {
+  on(event: string, fn: (...args: never[]) => void): unknown
+  emit(event: string, ...args: unknown[]): unknown
+  join?: (room: string) => unknown
+}
+interface LooseParley {
+  on(event: 'connection', fn: (socket: LooseSocket) => void): unknown
+  sockets: ReadonlyMap<string, LooseSocket>
+  socketsCount: number
+  to?: (room: string) => { emit(event: string, ...args: unknown[]): unknown }
+}
+
+async function startParley(): Promise<BenchServer> {
+  const app = Fastify()
+  await app.register(parley, { path: '/parley' })
+  const io = (app as unknown as { parley: LooseParley }).parley
+  io.on('connection', (socket) => {
+    if (typeof socket.join === 'function') socket.join('bench')
+    socket.on('echo', (m: never) => socket.emit('echo', m))
+    socket.on('ack', (m: never, ack?: (reply: unknown) => void) => ack?.(m))
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const rooms = typeof io.to === 'function'
+  return {
+    port: (app.server.address() as AddressInfo).port,
+    count: () => io.socketsCount,
+    broadcast: rooms
+      ? (payload) => io.to!('bench').emit('tick', payload)
+      : (payload) => {
+          for (const socket of io.sockets.values()) socket.emit('tick', payload)
+        },
+    broadcastMode: rooms ? 'app.parley.to(room).emit' : 'loop over app.parley.sockets (no rooms yet)',
+    close: () => app.close(),
+  }
+}
+
+async function startSocketIo(): Promise<BenchServer> {
+  const server = http.createServer()
+  const io = new SocketIoServer(server, { serveClient: false })
+  io.on('connection', (socket) => {
+    socket.join('bench')
+    socket.on('echo', (m) => socket.emit('echo', m))
+    socket.on('ack', (m, ack) => ack(m))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    count: () => io.engine.clientsCount,
+    broadcast: (payload) => io.to('bench').emit('tick', payload),
+    broadcastMode: 'io.to(room).emit',
+    close: () => new Promise((resolve) => io.close(() => resolve())),
+  }
+}
+
+// The ceiling: sends back every message as it came, unparsed. Clients frame their messages as
+// JSON `[event, data]`, which is also what a broadcast sends (stringified once).
+async function startWs(): Promise<BenchServer> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  wss.on('connection', (ws) => {
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+  })
+  await new Promise<void>((resolve) => wss.once('listening', resolve))
+  return {
+    port: (wss.address() as AddressInfo).port,
+    count: () => wss.clients.size,
+    broadcast: (payload) => {
+      const text = JSON.stringify(['tick', payload])
+      for (const ws of wss.clients) ws.send(text)
+    },
+    broadcastMode: 'loop over clients, one JSON.stringify',
+    close: () =>
+      new Promise((resolve) => {
+        for (const ws of wss.clients) ws.terminate()
+        wss.close(() => resolve())
+      }),
+  }
+}
+
+const cpuUs = () => {
+  const { user, system } = process.cpuUsage()
+  return user + system
+}
+
+/** Broadcasts `ticksPerSecond` for `durationMs`, on a schedule that does not drift. */
+async function broadcastFor(
+  server: BenchServer,
+  ticksPerSecond: number,
+  durationMs: number,
+): Promise<BroadcastResult> {
+  const eld = monitorEventLoopDelay({ resolution: 2 })
+  const interval = 1000 / ticksPerSecond
+  const total = Math.max(1, Math.round((durationMs / 1000) * ticksPerSecond))
+  const recipients = server.count()
+  const text = 'the quick brown fox jumps over the lazy dog'
+  eld.enable()
+  const cpu0 = cpuUs()
+  const start = now()
+  for (let n = 0; n < total; n++) {
+    const wait = start + n * interval - now()
+    if (wait > 0) await sleep(wait)
+    server.broadcast({ t: now(), n, text })
+  }
+  // Let the last writes leave before reading the CPU clock.
+  await sleep(Math.min(200, interval))
+  const cpu = cpuUs() - cpu0
+  eld.disable()
+  return {
+    sent: total,
+    recipients,
+    cpuUs: cpu,
+    eldP50Ms: eld.percentile(50) / 1e6,
+    eldP99Ms: eld.percentile(99) / 1e6,
+    mode: server.broadcastMode,
+  }
+}
+
+async function memory(): Promise<MemoryReading> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  for (let i = 0; i < 3 && gc; i++) {
+    gc()
+    await sleep(50)
+  }
+  const { rss, heapUsed } = process.memoryUsage()
+  return { rss, heapUsed, gc: gc !== undefined }
+}
+
+async function main() {
+  const kind = process.argv[2] as ServerKind
+  const server =
+    kind === 'parley' ? await startParley() : kind === 'socketio' ? await startSocketIo() : await startWs()
+  peer(process, async (cmd, args) => {
+    switch (cmd) {
+      case 'cpu':
+        return cpuUs()
+      case 'count':
+        return server.count()
+      case 'memory':
+        return memory()
+      case 'broadcast': {
+        const { ticksPerSecond, durationMs } = args as { ticksPerSecond: number; durationMs: number }
+        return broadcastFor(server, ticksPerSecond, durationMs)
+      }
+    }
+    throw new Error(`unknown command ${cmd}`)
+  })
+  // Never outlive the runner, which ends this process with SIGTERM when it is done with it
+  // (an exit, not a kill, so that --cpu-prof writes its profile).
+  process.on('disconnect', () => process.exit(0))
+  process.on('SIGTERM', () => process.exit(0))
+  process.send?.({ ready: server.port })
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,85 @@
+// Runs `pnpm bench --quick` (tiny counts, one repetition) so that the harness cannot rot: every
+// scenario must report every client with numbers that make sense. Never a speed target: the
+// machine running the tests is busy with other tests.
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { Report } from '../src/report.ts'
+
+const benchDir = fileURLToPath(new URL('..', import.meta.url))
+const dir = mkdtempSync(path.join(tmpdir(), 'parley-bench-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function quickRun(): Promise<Report> {
+  const json = path.join(dir, 'report.json')
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/main.ts', '--quick', '--no-docs', '--json', json],
+      { cwd: benchDir, timeout: 170_000, killSignal: 'SIGTERM', maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${err.message}\n${stdout}\n${stderr}`))
+        else resolve(JSON.parse(readFileSync(json, 'utf8')) as Report)
+      },
+    )
+  })
+}
+
+describe('pnpm bench --quick', () => {
+  it('reports every scenario, for every client, with sane numbers', { timeout: 180_000 }, async () => {
+    const report = await quickRun()
+    expect(report.quick).toBe(true)
+    expect(report.scenarios.map((s) => s.name)).toEqual([
+      'echo',
+      'acks',
+      'broadcast',
+      'memory',
+      'setup',
+      'fallback',
+    ])
+    for (const s of report.scenarios) {
+      for (const row of s.rows) {
+        const where = `${s.name} ${row.kind}`
+        expect(row.errors, where).toEqual([])
+        for (const metric of s.metrics) {
+          const [value] = row.values[metric.key] ?? []
+          expect(Number.isFinite(value), `${where} ${metric.key}`).toBe(true)
+          // Memory deltas of a few connections may round to zero or below; the rest is positive.
+          if (s.name !== 'memory') expect(value, `${where} ${metric.key}`).toBeGreaterThanOrEqual(0)
+          const reference = s.rows.find((r) => r.kind === 'ws')?.values[metric.key]?.[0] ?? 0
+          if (metric.ratio && reference > 0)
+            expect(Number.isFinite(row.ratios[metric.key]?.[0]), `${where} ratio`).toBe(true)
+        }
+      }
+    }
+    const value = (scenario: string, kind: string, key: string) =>
+      report.scenarios.find((s) => s.name === scenario)?.rows.find((r) => r.kind === kind)?.values[
+        key
+      ]?.[0] ?? -1
+    for (const kind of [
+      'ws',
+      'parley-websocket',
+      'parley-sse',
+      'parley-polling',
+      'socketio-websocket',
+      'socketio-polling',
+    ]) {
+      expect(value('echo', kind, 'msgsPerSec'), kind).toBeGreaterThan(0)
+      expect(value('acks', kind, 'msgsPerSec'), kind).toBeGreaterThan(0)
+      expect(value('setup', kind, 'connectsPerSec'), kind).toBeGreaterThan(0)
+      expect(value('broadcast', kind, 'deliveredShare'), kind).toBeGreaterThan(0.5)
+      expect(value('broadcast', kind, 'deliveredShare'), kind).toBeLessThanOrEqual(1)
+      expect(value('echo', kind, 'rttP99Ms'), kind).toBeGreaterThanOrEqual(value('echo', kind, 'rttP50Ms'))
+    }
+    // A hanging WebSocket costs the default client its connect timeout, then it falls back.
+    expect(value('fallback', 'parley', 'hangMs')).toBeGreaterThan(value('fallback', 'parley', 'passMs'))
+    expect(report.bundle?.parley.gzipBytes).toBeGreaterThan(1000)
+    expect(report.bundle?.parley.gzipBytes).toBeLessThan(report.bundle?.parley.minBytes ?? 0)
+    expect(report.bundle?.socketio.gzipBytes).toBeGreaterThan(1000)
+    expect(report.goals.map((g) => g.goal)).toHaveLength(11)
+    expect(report.machine.node).toBe(process.version)
+  })
+})
