@@ -80,7 +80,11 @@ export class Socket<
   ListenEvents extends object = DefaultEvents,
   EmitEvents extends object = DefaultEvents,
 > extends Emitter<ReservedEvents & ListenEvents> {
-  /** The session id while connected (a bearer secret: do not log or share it). */
+  /**
+   * The socket's public id while connected: the same as the server's `socket.id`, safe to show
+   * (other clients see it in rooms and presence). A resumed session keeps it; a new session gets
+   * a new one. The session id, a bearer secret, stays inside the client.
+   */
   id: string | undefined
   /** True when the last OPEN resumed the previous session with nothing lost. */
   recovered = false
@@ -293,7 +297,7 @@ export class Socket<
     attempt: number,
   ) {
     const fresh = this.#session.opened(open)
-    this.id = open.sid
+    this.id = open.id
     this.recovered = !fresh
     // Everything the server lacks, in order, before anything new.
     if (this.#session.kept.length > 0) this.#connection.send(this.#session.kept)

@@ -108,7 +108,7 @@ describe('client against a scripted server', () => {
     expect(await down).toEqual(['session expired'])
     expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: ['x'] })
     expect(connects).toEqual([false])
-    expect(socket.id).toBe(SID2)
+    expect(socket.id).toBe(openPacket(SID2).id)
   })
 
   it('declares the transport dead after pingInterval + pingTimeout of silence', async () => {

@@ -30,6 +30,7 @@ export function openPacket(sid: string, fields: Partial<OpenPacket> = {}): OpenP
   return {
     type: PacketType.OPEN,
     sid,
+    id: `id_${sid}`.slice(0, 64),
     pingInterval: 1000,
     pingTimeout: 1000,
     maxPayload: 1_000_000,

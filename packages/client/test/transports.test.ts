@@ -43,12 +43,15 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
   const opts = { transports: [transport] }
 
   it('connects and reports the session and transport', async () => {
-    await echoServer()
+    const { sockets } = await echoServer()
     const socket = client(server!.url, opts)
     await next(socket, 'connect')
     expect(socket.connected).toBe(true)
     expect(socket.transport).toBe(transport)
+    // The public id, the same on both sides (the sid stays inside the session).
     expect(socket.id).toMatch(/^[A-Za-z0-9_-]{21}$/)
+    await until(() => sockets.length === 1)
+    expect(socket.id).toBe(sockets[0]!.id)
     expect(socket.recovered).toBe(false)
   })
 

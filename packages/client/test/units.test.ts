@@ -21,6 +21,7 @@ const event = (seq: number, name = 'e', args: EventPacket['args'] = []): EventPa
 const open = (sid: string, recovered: boolean, ack: number) => ({
   type: PacketType.OPEN,
   sid,
+  id: `id_${sid}`,
   pingInterval: 1000,
   pingTimeout: 1000,
   maxPayload: 1000,

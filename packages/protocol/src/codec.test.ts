@@ -15,10 +15,11 @@ function decoded(text: string): Packet {
 // The literal examples of docs/protocol.md, each with the packet it stands for.
 const fixtures: Array<[string, Packet]> = [
   [
-    '[0,{"sid":"V1StGXR8_Z5jdHi6B-myT","pingInterval":20000,"pingTimeout":15000,"maxPayload":1000000,"transports":["websocket","sse","polling"],"recovered":false,"ack":0}]',
+    '[0,{"sid":"V1StGXR8_Z5jdHi6B-myT","id":"Uakgb_J5m9g-0JDMbcJqL","pingInterval":20000,"pingTimeout":15000,"maxPayload":1000000,"transports":["websocket","sse","polling"],"recovered":false,"ack":0}]',
     {
       type: PacketType.OPEN,
       sid: 'V1StGXR8_Z5jdHi6B-myT',
+      id: 'Uakgb_J5m9g-0JDMbcJqL',
       pingInterval: 20000,
       pingTimeout: 15000,
       maxPayload: 1000000,

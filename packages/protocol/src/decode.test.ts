@@ -46,6 +46,14 @@ describe('decoder refuses malformed packets with a coded error', () => {
     ['[8,{"sid":"../../etc"}]', 'PARLEY_INVALID_PACKET'],
     ['[8,{"sid":"abc","ack":-1}]', 'PARLEY_INVALID_SEQ'],
     ['[0,{"sid":"abc"}]', 'PARLEY_INVALID_PACKET'],
+    [
+      '[0,{"sid":"abc","pingInterval":1,"pingTimeout":1,"maxPayload":1,"transports":[],"recovered":false,"ack":0}]',
+      'PARLEY_INVALID_PACKET',
+    ],
+    [
+      '[0,{"sid":"abc","id":"a b","pingInterval":1,"pingTimeout":1,"maxPayload":1,"transports":[],"recovered":false,"ack":0}]',
+      'PARLEY_INVALID_PACKET',
+    ],
     ['[5,1,"chat",[{"__proto__":{"admin":true}}],0]', 'PARLEY_FORBIDDEN_KEY'],
     ['[5,1,"chat",[{"a":[{"constructor":{"prototype":{}}}]}],0]', 'PARLEY_FORBIDDEN_KEY'],
     ['[5,1,"chat",[{"\\u005f_proto__":1}],0]', 'PARLEY_FORBIDDEN_KEY'],

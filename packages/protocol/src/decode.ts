@@ -298,6 +298,7 @@ function decodeOpen(value: unknown[]): DecodeResult {
   const f = value[1]
   const positive = (v: unknown): v is number => isCount(v) && v > 0
   if (!isSid(f.sid)) return fail(ErrorCode.INVALID_PACKET, 'OPEN sid is not a session id')
+  if (!isSid(f.id)) return fail(ErrorCode.INVALID_PACKET, 'OPEN id is not a socket id')
   if (!positive(f.pingInterval) || !positive(f.pingTimeout) || !positive(f.maxPayload)) {
     return fail(ErrorCode.INVALID_PACKET, 'OPEN timings and maxPayload must be positive integers')
   }
@@ -310,6 +311,7 @@ function decodeOpen(value: unknown[]): DecodeResult {
   return ok({
     type: PacketType.OPEN,
     sid: f.sid,
+    id: f.id,
     pingInterval: f.pingInterval,
     pingTimeout: f.pingTimeout,
     maxPayload: f.maxPayload,
@@ -321,6 +323,7 @@ function decodeOpen(value: unknown[]): DecodeResult {
 
 const SID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 
+/** True for a session id or a socket id: 1 to 64 URL-safe characters (`A-Z a-z 0-9 _ -`). */
 export function isSid(value: unknown): value is string {
   return typeof value === 'string' && SID_PATTERN.test(value)
 }

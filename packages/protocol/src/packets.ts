@@ -59,7 +59,17 @@ export interface HelloPacket {
 /** Server → client: the session is open (or resumed) on this transport. */
 export interface OpenPacket {
   type: typeof PacketType.OPEN
+  /**
+   * The session id: a bearer secret (whoever holds it can resume the session). The client keeps
+   * it to itself and sends it back only in HELLO.
+   */
   sid: string
+  /**
+   * The socket's public id: the name other clients and the server's application know this
+   * socket by (and the room every socket is in). Safe to show; it resumes nothing. A resumed
+   * session keeps it; a new session gets a new one.
+   */
+  id: string
   /** Milliseconds between server pings. */
   pingInterval: number
   /** Milliseconds the server waits for any packet after a ping before it gives up. */

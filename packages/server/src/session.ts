@@ -102,6 +102,8 @@ interface Kept {
 export class Session {
   /** The session id: a bearer secret, never shown to other clients. */
   readonly sid: string = nanoid()
+  /** The public socket id, sent in OPEN next to the sid; a resume keeps it. */
+  readonly id: string = nanoid()
   readonly #config: SessionConfig
   #owner: SessionOwner | null = null
   #state: SessionState = 'detached'
@@ -178,6 +180,7 @@ export class Session {
     const open = outgoing({
       type: PacketType.OPEN,
       sid: this.sid,
+      id: this.id,
       pingInterval: this.#config.pingInterval,
       pingTimeout: this.#config.pingTimeout,
       maxPayload: this.#config.maxPayload,

@@ -11,7 +11,6 @@ import {
   type WireValue,
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
-import { nanoid } from 'nanoid'
 import { AckRegistry, type Settle } from './acks.js'
 import type { Adapter, BroadcastReply, LocalSocket, Room, SocketDescription } from './adapter/adapter.js'
 import { BroadcastOperator } from './broadcast.js'
@@ -92,10 +91,11 @@ export class ServerSocket<
 > implements LocalSocket
 {
   /**
-   * A public id for this socket, safe to show to other clients. It is not the session id: that
-   * one is a bearer secret that the server never hands to the application.
+   * A public id for this socket, safe to show to other clients; the client knows it too (it
+   * comes in OPEN, as the client's `socket.id`). It is not the session id: that one is a bearer
+   * secret that the server never hands to the application. A resumed session keeps its id.
    */
-  readonly id: string = nanoid()
+  readonly id: string
   /** The application's own state for this socket. */
   data: D = {} as D
   /** What the client said at its latest handshake (updated on every resume). */
@@ -112,6 +112,7 @@ export class ServerSocket<
   /** @internal Sockets are made by the server, one per session. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
     this.#session = session
+    this.id = session.id
     this.handshake = handshake
     this.#context = context
     this.#acks = new AckRegistry(context.maxPendingAcks)

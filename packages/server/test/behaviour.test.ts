@@ -49,7 +49,7 @@ const event = (seq: number, name: string, args: unknown[], ackId = 0): EventPack
   ({ type: PacketType.EVENT, seq, name, args, ackId }) as EventPacket
 
 describe.each(TRANSPORTS)('over %s', (transport) => {
-  it('answers HELLO with OPEN and fires connection with the handshake', async () => {
+  it('answers HELLO with OPEN (secret sid, public id) and fires connection with the handshake', async () => {
     const { base, sockets } = await serve({ pingInterval: 5000, pingTimeout: 4000 })
     const c = await connect(transport, base, { auth: { token: 'abc' } })
     expect(c.open).toMatchObject({
@@ -68,6 +68,9 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(socket.connected).toBe(true)
     expect(socket.handshake.auth).toEqual({ token: 'abc' })
     expect(socket.handshake.address).toBe('127.0.0.1')
+    // The public id in OPEN is the server socket's id; the sid is another, secret, value.
+    expect(c.open.id).toBe(socket.id)
+    expect(c.open.id).toMatch(/^[A-Za-z0-9_-]{21}$/)
     expect(socket.id).not.toBe(c.sid)
   })
 
@@ -296,7 +299,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     for (let i = 3; i <= 6; i++) socket.emit('n', i)
 
     const again = await connect(transport, base, { sid: c.sid, ack: 2 })
-    expect(again.open).toMatchObject({ sid: c.sid, recovered: true, ack: 1 })
+    expect(again.open).toMatchObject({ sid: c.sid, id: socket.id, recovered: true, ack: 1 })
     expect(socket.recovered).toBe(true)
     expect(socket.transport).toBe(transport)
     // The client resends its unacknowledged packet 1 (a duplicate) and goes on with 2.
@@ -325,6 +328,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(c.open).toMatchObject({ recovered: false, ack: 0 })
     expect(c.open.sid).not.toBe('V1StGXR8_Z5jdHi6B-myT')
     await until(() => sockets.length === 1)
+    expect(c.open.id).toBe(sockets[0]!.id)
   })
 
   for (const target of TRANSPORTS.filter((t) => t !== transport)) {
@@ -343,7 +347,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       await until(() => c.received.filter(isEvent('down')).length === 5)
       // The client has seen 1..3 "in order" so far (pretend 4 and 5 are still in flight).
       const moved = await connect(target, base, { sid: c.sid, ack: 3 })
-      expect(moved.open).toMatchObject({ sid: c.sid, recovered: true, ack: 2 })
+      expect(moved.open).toMatchObject({ sid: c.sid, id: socket.id, recovered: true, ack: 2 })
       if (transport !== 'polling') expect(await c.next((p) => p.type === PacketType.MOVED)).toBeTruthy()
       expect(changes).toEqual([[target, transport]])
       for (let i = 6; i <= 8; i++) socket.emit('down', i)

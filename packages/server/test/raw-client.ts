@@ -44,6 +44,8 @@ export interface RawClient {
   readonly transport: TransportName
   readonly open: OpenPacket
   readonly sid: string
+  /** The public socket id from OPEN. */
+  readonly id: string
   /** Every packet received and not yet taken by `next`. */
   readonly inbox: Packet[]
   /** Every packet received, in order. */
@@ -75,6 +77,10 @@ abstract class Base {
 
   get sid(): string {
     return this.open.sid
+  }
+
+  get id(): string {
+    return this.open.id
   }
 
   abstract send(...packets: Packet[]): Promise<number>
