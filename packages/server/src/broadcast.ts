@@ -180,8 +180,8 @@ export class BroadcastOperator<E extends EventsMap> {
       message(event, args),
       this.#options(),
       timeout,
-      (count) => {
-        expected = (expected ?? 0) + count
+      (total) => {
+        expected ??= total
         check()
       },
       (reply) => {

@@ -10,6 +10,9 @@ export type {
   LocalSocket,
   LocalSockets,
   Room,
+  RoutedRequest,
+  RoutedResponse,
+  SessionOwnerAnswer,
   SocketDescription,
 } from './adapter/adapter.js'
 export { MemoryAdapter } from './adapter/memory.js'

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { CloseReason, ErrorCode, type HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Adapter, Room, SocketDescription } from './adapter/adapter.js'
+import type { Adapter, Room, RoutedRequest, RoutedResponse, SocketDescription } from './adapter/adapter.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
 import type { ResolvedOptions } from './options.js'
@@ -59,6 +59,8 @@ export class ParleyServer<
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
   #closing = false
+  /** Answers requests routed here from another node; set when the routes are registered. */
+  #serve: ((request: RoutedRequest) => Promise<RoutedResponse>) | undefined
   /** Rooms and broadcast: how the server reaches its sockets (and, multi-node, everyone's). */
   readonly adapter: Adapter
 
@@ -68,7 +70,17 @@ export class ParleyServer<
     this.#log = log
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       get: (id) => this.#byId.get(id),
+      hasSession: (sid) => this.#bySid.has(sid),
+      serve: (request) => {
+        if (!this.#serve) return Promise.reject(new Error('parley: the endpoints are not registered yet'))
+        return this.#serve(request)
+      },
     })
+  }
+
+  /** @internal The endpoints answer requests that other nodes route here. */
+  serveRoutedWith(serve: (request: RoutedRequest) => Promise<RoutedResponse>): void {
+    this.#serve = serve
   }
 
   /** Adds a middleware. They run in order at every handshake and resume; a throw refuses. */

@@ -51,9 +51,48 @@ export interface SocketDescription {
   data: unknown
 }
 
+/**
+ * An SSE or polling request that reached a node which does not hold its session, as that node
+ * hands it to the node that does. Plain data: a multi-node adapter can ship it as it is.
+ */
+export interface RoutedRequest {
+  method: 'GET' | 'POST'
+  /** The path and query string, as the client sent them (`/parley/sse?v=1&sid=...`). */
+  url: string
+  /** The client's request headers, without hop-by-hop ones (`connection`, `content-length`, ...). */
+  headers: Record<string, string>
+  /** The POST body, already read under `maxPayload` ('' for a GET). */
+  body: string
+  /** The client's address. */
+  address: string
+}
+
+/**
+ * The owning node's answer to a routed request. The body streams: an SSE stream lasts as long
+ * as the transport, a poll is held until there is something to say.
+ */
+export interface RoutedResponse {
+  status: number
+  headers: Record<string, string>
+  body: AsyncIterable<Uint8Array | string>
+  /** The client went away: stop answering (the owner sees its request closed). */
+  abort(): void
+}
+
+/** Where a session lives, as `Adapter.sessionOwner` tells it. */
+export type SessionOwnerAnswer = 'local' | 'unknown' | { node: string }
+
 /** The server's side of the contract: how an adapter finds the sockets of this node. */
 export interface LocalSockets {
+  /** A socket of this node whose session is alive, by its public id. */
   get(id: string): LocalSocket | undefined
+  /** True when the session `sid` is alive on this node. */
+  hasSession(sid: string): boolean
+  /**
+   * Answers a request routed here from another node (see `Adapter.routeRequest`) through this
+   * node's own endpoints, hooks included, as if the client had sent it here.
+   */
+  serve(request: RoutedRequest): Promise<RoutedResponse>
 }
 
 /**
@@ -73,8 +112,11 @@ export interface Adapter {
   /** Delivers an event to every matching socket (on every node unless `local`). */
   broadcast(message: BroadcastMessage, options: BroadcastOptions): void
   /**
-   * Delivers an event that asks for replies: `expect(n)` is called (once per node) with how many
-   * sockets were reached, then `reply` once per socket.
+   * Delivers an event that asks for replies. `expect(total)` is called once, with how many
+   * sockets were reached on every node together (a multi-node adapter sums what each node
+   * reports; a node that does not report before the timeout counts as none); `reply` is called
+   * once per socket reached, with its reply or why there is none, before or after `expect`.
+   * The caller settles when it has `total` replies, or at `timeout`.
    */
   broadcastWithAck(
     message: BroadcastMessage,
@@ -92,13 +134,18 @@ export interface Adapter {
   /** Ends the session of every matching socket. */
   disconnectSockets(options: BroadcastOptions): void | Promise<void>
   /**
-   * Where the session `sid` lives, for an SSE or polling request that reached this node:
-   * 'local', 'unknown', or a node id that a multi-node adapter forwards the request to (so that
-   * no sticky sessions are needed). The in-memory adapter owns every session it knows.
+   * Where the session `sid` lives, asked for an SSE or polling request (or an HTTP resume) that
+   * names a session this node does not hold: 'local', 'unknown', or the node that holds it,
+   * which `routeRequest` then hands the request to (so that no sticky sessions are needed).
+   * Without it (the in-memory adapter) a session this node does not hold is unknown.
    */
-  sessionOwner?(
-    sid: string,
-  ): 'local' | 'unknown' | { node: string } | Promise<'local' | 'unknown' | { node: string }>
+  sessionOwner?(sid: string): SessionOwnerAnswer | Promise<SessionOwnerAnswer>
+  /**
+   * Hands a request to the node that holds its session, where `LocalSockets.serve` answers it,
+   * and streams that answer back. Rejects when the node cannot be reached (the client then gets
+   * 400 PARLEY_UNKNOWN_SESSION and starts a new session).
+   */
+  routeRequest?(node: string, request: RoutedRequest): Promise<RoutedResponse>
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }

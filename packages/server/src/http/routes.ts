@@ -21,6 +21,7 @@ import { outgoing } from '../transports/transport.js'
 import { WebSocketTransport } from '../transports/websocket.js'
 import { readBody } from './body.js'
 import { checkOrigin, preflightHeaders } from './origin.js'
+import { relayResponse, remoteOwner, routedRequest, serveRouted } from './routing.js'
 
 export interface RoutesOptions {
   server: ParleyServer
@@ -54,6 +55,27 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
       .send({ code, message })
 
   const versionOk = (request: FastifyRequest) => (request.query as Query).v === String(PROTOCOL_VERSION)
+
+  // Requests that another node routes here (see Adapter.routeRequest) go through these routes.
+  server.serveRoutedWith((routed) => serveRouted(app, routed))
+
+  /** Hands a request to the node that holds its session and relays the answer. */
+  const route = async (
+    node: string,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    body: string,
+    cors: HeaderBag,
+  ) => {
+    try {
+      const response = await server.adapter.routeRequest?.(node, routedRequest(request, body))
+      if (!response) throw new Error('the adapter cannot route requests')
+      return relayResponse(reply, response)
+    } catch (err) {
+      request.log.warn({ err, node }, 'parley: could not route a request to the node of its session')
+      return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
+    }
+  }
 
   // --- WebSocket -----------------------------------------------------------------------------
 
@@ -90,7 +112,7 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
   })
 
   function acceptWebSocket(ws: WebSocket, request: FastifyRequest): void {
-    const transport = new WebSocketTransport(ws, options.maxPayload)
+    const transport = new WebSocketTransport(ws, options.maxPayload, request.raw.socket)
     let settled = false
     const refuse = (code: string, message: string) => {
       transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))
@@ -217,7 +239,25 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
         return reply
       }
     }
-    if (!session) return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
+    if (!session) {
+      // It may live on another node: then that node answers (no sticky sessions needed).
+      const node = await remoteOwner(server.adapter, sid, request)
+      if (node === undefined) return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
+      if (method === 'GET') return route(node, request, reply, '', cors)
+      const body = await readRequestBody(request)
+      if (!body.ok) {
+        if (body.reason === 'aborted') return reply
+        reply.header('Connection', 'close')
+        return fail(
+          reply,
+          413,
+          ErrorCode.PAYLOAD_TOO_LARGE,
+          `the body is larger than ${options.maxPayload}`,
+          cors,
+        )
+      }
+      return route(node, request, reply, body.text, cors)
+    }
     const transport = session.transport
     if (!transport || transport.name !== kind) {
       return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
@@ -292,6 +332,11 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
     const [hello, ...rest] = decoded.packets
     if (hello?.type !== PacketType.HELLO || rest.length > 0) {
       return fail(reply, 400, ErrorCode.INVALID_PACKET, 'the handshake body is one HELLO packet', cors)
+    }
+    if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
+      // A resume of a session that lives on another node: that node resumes it.
+      const node = await remoteOwner(server.adapter, hello.sid, request)
+      if (node !== undefined) return route(node, request, reply, body.text, cors)
     }
     const transport = kind === 'sse' ? new SseTransport() : new PollingTransport(options.maxPayload)
     const refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))

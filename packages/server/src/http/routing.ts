@@ -1,0 +1,98 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import { pipeline } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Adapter, RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
+
+/**
+ * Marks a request that a node routed here from another one. The owner answers it itself, never
+ * routes it on: a session that vanished meanwhile is unknown, not a loop between two nodes.
+ */
+export const ROUTED_HEADER = 'x-parley-routed'
+
+/** Headers that describe one hop, not the request: never copied from one node to the next. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'upgrade',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'date',
+])
+
+/**
+ * The node that holds session `sid` when it is another one and the adapter can route there;
+ * undefined when the request is to be answered here (the session is then unknown).
+ */
+export async function remoteOwner(
+  adapter: Adapter,
+  sid: string,
+  request: FastifyRequest,
+): Promise<string | undefined> {
+  if (!adapter.sessionOwner || !adapter.routeRequest) return undefined
+  if (request.headers[ROUTED_HEADER] !== undefined) return undefined
+  try {
+    const owner = await adapter.sessionOwner(sid)
+    return typeof owner === 'object' ? owner.node : undefined
+  } catch (err) {
+    request.log.warn({ err }, 'parley: the adapter could not tell where a session lives')
+    return undefined
+  }
+}
+
+/** The plain form of a request, for `Adapter.routeRequest`. */
+export function routedRequest(request: FastifyRequest, body: string): RoutedRequest {
+  return {
+    method: request.method === 'POST' ? 'POST' : 'GET',
+    url: request.url,
+    headers: plainHeaders(request.headers),
+    body,
+    address: request.ip,
+  }
+}
+
+/** Streams the owner's answer to the client; a client that goes away aborts it on the owner. */
+export function relayResponse(reply: FastifyReply, response: RoutedResponse): FastifyReply {
+  reply.hijack()
+  const res = reply.raw
+  res.writeHead(response.status, response.headers)
+  pipeline(response.body, res, (err) => {
+    if (err) response.abort()
+  })
+  return reply
+}
+
+/**
+ * Answers a request routed here from another node through this node's own endpoints (hooks,
+ * origin checks and all), streaming the answer: an SSE stream or a held poll takes its time.
+ */
+export async function serveRouted(app: FastifyInstance, routed: RoutedRequest): Promise<RoutedResponse> {
+  const response = await app.inject({
+    method: routed.method,
+    url: routed.url,
+    headers: { ...routed.headers, [ROUTED_HEADER]: '1' },
+    payload: routed.method === 'POST' ? routed.body : undefined,
+    remoteAddress: routed.address,
+    payloadAsStream: true,
+  })
+  const raw = response.raw.res
+  return {
+    status: response.statusCode,
+    headers: plainHeaders(response.headers),
+    body: response.stream(),
+    // The endpoints see their response closed, as when a client hangs up.
+    abort: () => raw.destroy(),
+  }
+}
+
+function plainHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Record<string, string> {
+  const plain: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    const key = name.toLowerCase()
+    if (value === undefined || HOP_BY_HOP.has(key) || key === ROUTED_HEADER) continue
+    plain[key] = Array.isArray(value) ? value.join(', ') : String(value)
+  }
+  return plain
+}
