@@ -16,17 +16,28 @@ const closeCodes: Record<Exclude<CloseKind, 'overflow'>, number> = {
   refused: Status.POLICY_VIOLATION,
 }
 
+/** The TCP socket under a WebSocket, as far as this transport uses it. */
+export interface Corkable {
+  cork(): void
+  uncork(): void
+}
+
 /** One WebSocket: each packet is one message, a text frame or (with binary) a binary frame. */
 export class WebSocketTransport extends BaseTransport {
   readonly name = 'websocket'
   readonly #ws: WebSocket
   readonly #maxPayload: number
+  readonly #socket: Corkable | undefined
+  #corked = false
   #tooLarge = false
 
-  constructor(ws: WebSocket, maxPayload: number) {
+  /** `socket`: the connection under `ws` (the upgrade request's socket), corked per tick. */
+  constructor(ws: WebSocket, maxPayload: number, socket?: Corkable) {
     super()
     this.#ws = ws
     this.#maxPayload = maxPayload
+    this.#socket =
+      typeof socket?.cork === 'function' && typeof socket.uncork === 'function' ? socket : undefined
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('error', (error: Error & { code?: string }) => {
       // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
@@ -50,7 +61,22 @@ export class WebSocketTransport extends BaseTransport {
 
   send(out: Outgoing): void {
     if (!this.open || this.#ws.readyState !== this.#ws.OPEN) return
+    this.#cork()
     this.#ws.send(out.binary ? encodeFrame(out.packet) : out.text)
+  }
+
+  // The frames sent in one tick (replies to the messages of one TCP read, a broadcast's share)
+  // leave in one write, one system call, instead of one each: the profile of an echo load
+  // showed writev as the largest cost. Uncorked before any I/O, so nothing waits longer.
+  #cork(): void {
+    const socket = this.#socket
+    if (!socket || this.#corked) return
+    this.#corked = true
+    socket.cork()
+    process.nextTick(() => {
+      this.#corked = false
+      socket.uncork()
+    })
   }
 
   protected end(kind: CloseKind): void {
