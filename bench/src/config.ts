@@ -43,7 +43,7 @@ const m = (key: string, label: string, digits: number, ratio = true): MetricDef 
 export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
   const q = <T>(full: T, small: T) => (quick ? small : full)
   const roundTrip = q(
-    { clients: 50, inFlight: 10, warmupMs: 500, durationMs: 2000 },
+    { clients: 50, inFlight: 10, warmupMs: 500, durationMs: 1500 },
     { clients: 4, inFlight: 2, warmupMs: 100, durationMs: 300 },
   )
   const rtMetrics = [
@@ -97,7 +97,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       ),
       targets: TARGETS,
       metrics: [m('rssKBPerConn', 'RSS KB/conn', 1, false), m('heapKBPerConn', 'heap KB/conn', 1, false)],
-      reps: Math.min(reps, 2),
+      reps: 1,
       params: q({ clients: 2000, warmup: 100, settleMs: 1000 }, { clients: 20, warmup: 2, settleMs: 200 }),
     },
     {

@@ -3,7 +3,8 @@
 // to raw ws measured in the same repetition. Writes docs/benchmarks.md (default run) and, with
 // `--json <file>`, the whole report as JSON.
 //
-//   pnpm bench [--quick] [--reps N] [--only echo,acks,...] [--json file] [--out file] [--no-docs]
+//   pnpm bench [--quick] [--reps N] [--only echo,acks,...] [--targets ws,parley-websocket,...]
+//              [--json file] [--out file] [--no-docs]
 //              [--cpu-prof dir]   (Parley servers write V8 CPU profiles into dir)
 import { type ChildProcess, fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
@@ -33,6 +34,7 @@ interface Cli {
   quick: boolean
   reps: number
   only: ScenarioName[] | undefined
+  targets: string[] | undefined
   json: string | undefined
   out: string | undefined
   cpuProf: string | undefined
@@ -55,6 +57,7 @@ function parseArgs(argv: string[]): Cli {
     quick,
     reps,
     only: value('--only')?.split(',') as ScenarioName[] | undefined,
+    targets: value('--targets')?.split(','),
     json: resolve(value('--json')),
     out,
     cpuProf: resolve(value('--cpu-prof')),
@@ -164,7 +167,9 @@ async function main() {
       params: s.params,
       reps: s.reps,
       metrics: [...s.metrics],
-      rows: s.targets.map((kind): Row => ({ kind, values: {}, ratios: {}, notes: [], errors: [] })),
+      rows: s.targets
+        .filter((kind) => !cli.targets || cli.targets.includes(kind))
+        .map((kind): Row => ({ kind, values: {}, ratios: {}, notes: [], errors: [] })),
     })),
     bundle: undefined,
     goals: [],
