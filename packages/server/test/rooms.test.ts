@@ -4,14 +4,17 @@ import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type * as protocol from '../../protocol/src/index.js'
 import { type Started, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
 
 const transports = ['websocket', 'sse', 'polling'] as const
 
 let started: Started | undefined
 const clients: Socket[] = []
+const raws: RawClient[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
+  for (const c of raws.splice(0)) c.close()
   await started?.app.close()
   started = undefined
   vi.restoreAllMocks()
@@ -107,6 +110,53 @@ describe.each(transports)('rooms over %s', (transport) => {
     expect(partial?.slice().sort()).toEqual(['no', 'yes'])
   })
 
+  it('keeps rooms and socket.data through a cut and a resume; room broadcasts meanwhile arrive once', async () => {
+    const { parley, sockets } = await setup(0, transport)
+    const first = await rawConnect(transport, started!.base)
+    raws.push(first)
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    socket.join(['kept', 'also'])
+    socket.data.name = 'ada'
+    first.close()
+    // A WebSocket sees the cut at once; SSE and polling wait for another GET until their ping
+    // timeout. Rooms stay either way.
+    if (transport === 'websocket') await until(() => socket.transport === null, 2000, 'detach')
+    expect(socket.connected).toBe(true)
+    expect([...socket.rooms].sort()).toEqual([socket.id, 'also', 'kept'].sort())
+    parley.to('kept').emit('news', 'while away')
+    parley.to('also').volatile.emit('news', 'volatile while away')
+
+    const again = await rawConnect(transport, started!.base, { sid: first.sid, ack: 0 })
+    raws.push(again)
+    expect(again.open).toMatchObject({ sid: first.sid, id: socket.id, recovered: true })
+    expect(await again.next((p) => p.type === 5)).toMatchObject({ seq: 1, args: ['while away'] })
+    expect(socket.data).toEqual({ name: 'ada' })
+    expect([...socket.rooms].sort()).toEqual([socket.id, 'also', 'kept'].sort())
+    expect((await parley.in('kept').fetchSockets()).map((s) => s.id)).toEqual([socket.id])
+    parley.to('kept').emit('news', 'after')
+    expect(await again.next((p) => p.type === 5)).toMatchObject({ seq: 2, args: ['after'] })
+    // Volatile packets are never replayed (over WebSocket it was dropped at once: no transport).
+    expect(again.received.some((p) => p.type === 5 && p.seq === 0)).toBe(false)
+    expect(sockets).toHaveLength(1)
+  })
+
+  it('sends volatile broadcasts unnumbered, and numbered ones numbered per session', async () => {
+    const { parley, sockets } = await setup(0, transport)
+    const a = await rawConnect(transport, started!.base)
+    const b = await rawConnect(transport, started!.base)
+    raws.push(a, b)
+    await until(() => sockets.length === 2)
+    sockets[0]!.emit('warm', 1) // a's numbering is one ahead of b's
+    parley.volatile.emit('news', 'v')
+    parley.emit('news', 'n')
+    const isNews = (p: protocol.Packet) => p.type === 5 && p.name === 'news'
+    expect(await a.next(isNews)).toMatchObject({ seq: 0, args: ['v'] })
+    expect(await a.next(isNews)).toMatchObject({ seq: 2, args: ['n'] })
+    expect(await b.next(isNews)).toMatchObject({ seq: 0, args: ['v'] })
+    expect(await b.next(isNews)).toMatchObject({ seq: 1, args: ['n'] })
+  })
+
   it('runs socket operations on rooms: socketsJoin, socketsLeave, disconnectSockets', async () => {
     const { parley, sockets } = await setup(3, transport)
     const [s0, s1, s2] = sockets as [ServerSocket, ServerSocket, ServerSocket]
@@ -169,6 +219,54 @@ describe('rooms and broadcast semantics', () => {
     await until(() => boxes.every((b) => b.length === 1), 5000, 'every socket got it')
     // One encoding of [name, args] for the whole room, not one per socket.
     expect(calls.length).toBe(1)
+  })
+
+  it('leaves rooms when the session ends at the recovery window, not when its transport is lost', async () => {
+    const sockets: ServerSocket[] = []
+    started = await startServer({ recovery: { window: 300 } }, (app) => {
+      app.parley.on('connection', (socket) => {
+        sockets.push(socket)
+      })
+    })
+    const c = await rawConnect('websocket', started.base)
+    raws.push(c)
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    socket.join('room')
+    c.close()
+    await until(() => socket.transport === null, 2000, 'detach')
+    expect((await started.app.parley.in('room').fetchSockets()).map((s) => s.id)).toEqual([socket.id])
+    await until(() => !socket.connected, 2000, 'end of the recovery window')
+    expect(socket.rooms.size).toBe(0)
+    expect(await started.app.parley.in('room').fetchSockets()).toEqual([])
+    expect(await started.app.parley.fetchSockets()).toEqual([])
+  })
+
+  it('chains operators in any order, and calls back with every reply', async () => {
+    const { parley, sockets, clients: list } = await setup(3, 'websocket')
+    const [s0, s1, s2] = sockets as [ServerSocket, ServerSocket, ServerSocket]
+    const boxes = list.map((c) => inbox(c))
+    s0.join(['a', 'x'])
+    s1.join('a')
+    s2.join('b')
+    parley.except('x').volatile.to('a').emit('news', 1)
+    parley.to('a').except('x').volatile.emit('news', 2)
+    parley.volatile.except('x').in(['a', 'b']).local.emit('news', 3)
+    s1.except('b').emit('news', 4) // everyone but s1 and room b
+    await until(() => boxes[1]!.length === 3 && boxes[2]!.length === 1 && boxes[0]!.length === 1)
+    expect(boxes).toEqual([[4], [1, 2, 3], [3]])
+
+    for (const [i, c] of list.entries()) c.on('vote', (ack: (v: number) => void) => ack(i))
+    const [error, replies] = await new Promise<[unknown, unknown[]]>((resolve) => {
+      parley
+        .to('a')
+        .timeout(2000)
+        .emit('vote', (err: unknown, got: unknown[]) => resolve([err, got]))
+    })
+    expect(error).toBeNull()
+    expect(replies.sort()).toEqual([0, 1])
+    // A room with nobody in it answers at once, with no replies.
+    expect(await parley.timeout(5000).to('nobody').emitWithAck('vote')).toEqual([])
   })
 
   it('refuses reserved event names in a broadcast', () => {
