@@ -93,15 +93,21 @@ function assembleFrame(header: string, attachments: Uint8Array[]): Uint8Array {
 
 /**
  * An EVENT encoded once for many receivers (a broadcast). Each session numbers its messages,
- * so only `seq` and `ackId` differ between copies: `text(seq, ackId)` splices them into the
- * shared encoding, byte for byte what `encodeText` would give.
+ * so only `seq` and `ackId` differ between copies: `text(seq, ackId)` and `frame(seq, ackId)`
+ * splice them into the shared encoding, byte for byte what `encodeText` and `encodeFrame` give.
  */
 export interface PreparedEvent {
   readonly name: string
   readonly args: WireValue[]
   /** True when the arguments hold binary (WebSocket then sends a binary frame). */
   readonly binary: boolean
+  /** The text form (SSE, polling, WebSocket text frames), binary leaves as base64. */
   text(seq: number, ackId: number): string
+  /**
+   * The WebSocket form: the text when there is no binary, else a binary frame whose header and
+   * attachments were encoded once; each copy costs one allocation and a few byte copies.
+   */
+  frame(seq: number, ackId: number): string | Uint8Array
 }
 
 /** Encodes an event's name and arguments once. Throws UNSERIALIZABLE like `encodeText`. */
@@ -112,10 +118,67 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
   // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
   const middle = stringify([wire[2], wire[3]]).slice(1, -1)
   const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''
+  const text = (seq: number, ackId: number) => `[${PacketType.EVENT},${seq},${middle},${ackId}${bins}]`
+  let frame: ((seq: number, ackId: number) => Uint8Array) | undefined
   return {
     name,
     args,
     binary: bins !== '',
-    text: (seq, ackId) => `[${PacketType.EVENT},${seq},${middle},${ackId}${bins}]`,
+    text,
+    frame: (seq, ackId) => {
+      if (bins === '') return text(seq, ackId)
+      // Built on first use: a broadcast that reaches no WebSocket never pays for it.
+      frame ??= prepareFrame(middle, args)
+      return frame(seq, ackId)
+    },
   }
+}
+
+/**
+ * The binary frame of a prepared event, as `encodeFrame` lays it out: u32 header length, the
+ * header `[5,seq,name,args,ackId,bins]` (attachment indexes as data), then the attachments.
+ * Everything but the two numbers is UTF-8 encoded once.
+ */
+function prepareFrame(middle: string, args: WireValue[]): (seq: number, ackId: number) => Uint8Array {
+  const attachments: Uint8Array[] = []
+  const wire = toWire(
+    { type: PacketType.EVENT, seq: 0, name: '', args, ackId: 0 },
+    (leaf) => attachments.push(leaf.bytes) - 1,
+  )
+  const head = utf8.encode(`[${PacketType.EVENT},`)
+  const between = utf8.encode(`,${middle},`)
+  const tail = utf8.encode(`,${stringify(wire[5] as unknown[])}]`)
+  let blockSize = 0
+  for (const a of attachments) blockSize += 4 + a.length
+  const block = new Uint8Array(blockSize)
+  const blockView = new DataView(block.buffer)
+  let offset = 0
+  for (const a of attachments) {
+    blockView.setUint32(offset, a.length)
+    block.set(a, offset + 4)
+    offset += 4 + a.length
+  }
+  return (seq, ackId) => {
+    // Safe integers print as ASCII digits: one byte per character.
+    const seqText = String(seq)
+    const ackText = String(ackId)
+    const headerLength = head.length + seqText.length + between.length + ackText.length + tail.length
+    const frame = new Uint8Array(4 + headerLength + block.length)
+    new DataView(frame.buffer).setUint32(0, headerLength)
+    let at = 4
+    frame.set(head, at)
+    at += head.length
+    at = writeAscii(frame, at, seqText)
+    frame.set(between, at)
+    at += between.length
+    at = writeAscii(frame, at, ackText)
+    frame.set(tail, at)
+    frame.set(block, at + tail.length)
+    return frame
+  }
+}
+
+function writeAscii(target: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) target[at + i] = text.charCodeAt(i)
+  return at + text.length
 }

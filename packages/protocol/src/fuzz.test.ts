@@ -144,9 +144,28 @@ describe('prepared events (broadcast encode-once)', () => {
           const prepared = prepareEvent('news', args as WireValue[])
           const packet = { type: PacketType.EVENT, seq, name: 'news', args, ackId } as Packet
           expect(prepared.text(seq, ackId)).toBe(encodeText(packet))
+          expect(prepared.frame(seq, ackId)).toEqual(encodeFrame(packet))
+          expect(prepared.binary).toBe(typeof encodeFrame(packet) !== 'string')
         },
       ),
       { numRuns: 500 },
     )
+  })
+
+  it('gives each session its own frame, sharing nothing it could change', () => {
+    const prepared = prepareEvent('file', [{ body: new Uint8Array([1, 2, 3]) }])
+    const one = prepared.frame(1, 0) as Uint8Array
+    const two = prepared.frame(12345, 7) as Uint8Array
+    one.fill(0)
+    const packet = (seq: number, ackId: number) =>
+      ({
+        type: PacketType.EVENT,
+        seq,
+        name: 'file',
+        args: [{ body: new Uint8Array([1, 2, 3]) }],
+        ackId,
+      }) as Packet
+    expect(two).toEqual(encodeFrame(packet(12345, 7)))
+    expect(prepared.frame(1, 0)).toEqual(encodeFrame(packet(1, 0)))
   })
 })

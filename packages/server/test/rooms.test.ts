@@ -269,6 +269,26 @@ describe('rooms and broadcast semantics', () => {
     expect(await parley.timeout(5000).to('nobody').emitWithAck('vote')).toEqual([])
   })
 
+  it('encodes a binary broadcast once for a hundred WebSockets (text and frame)', async () => {
+    const { parley, sockets, clients: list } = await setup(1, 'websocket')
+    for (let i = 0; i < 99; i++) {
+      const c = connect(started!.base, { transports: ['websocket'], reconnection: false })
+      clients.push(c)
+      list.push(c)
+    }
+    await until(() => sockets.length === 100, 10_000, '100 sockets')
+    const got = list.map(() => [] as unknown[])
+    for (const [i, c] of list.entries()) c.on('file', (file: unknown) => got[i]!.push(file))
+    const stringify = vi.spyOn(JSON, 'stringify')
+    parley.emit('file', { name: 'a.bin', body: new Uint8Array([1, 2, 3]) })
+    const calls = stringify.mock.calls.filter((call) => Array.isArray(call[0]))
+    stringify.mockRestore()
+    await until(() => got.every((g) => g.length === 1), 5000, 'every socket got it')
+    expect(got[99]).toEqual([{ name: 'a.bin', body: new Uint8Array([1, 2, 3]) }])
+    // [name, args] once, the base64 list once, the frame's list once: not one per socket.
+    expect(calls.length).toBe(3)
+  })
+
   it('refuses reserved event names in a broadcast', () => {
     return startServer().then((s) => {
       started = s

@@ -18,6 +18,8 @@ export interface Outgoing<P extends Packet = Packet> {
   text: string
   /** True when the packet carries binary leaves (WebSocket then sends a binary frame). */
   binary: boolean
+  /** The WebSocket frame, when it was prepared once for many sessions (a binary broadcast). */
+  frame?: () => string | Uint8Array
 }
 
 /** Encodes a packet for sending. Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry. */
@@ -33,6 +35,7 @@ export function preparedOutgoing(prepared: PreparedEvent, seq: number, ackId: nu
     packet: { type: PacketType.EVENT, seq, name: prepared.name, args: prepared.args, ackId },
     text: prepared.text(seq, ackId),
     binary: prepared.binary,
+    frame: () => prepared.frame(seq, ackId),
   }
 }
 

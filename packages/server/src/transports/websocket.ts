@@ -62,7 +62,7 @@ export class WebSocketTransport extends BaseTransport {
   send(out: Outgoing): void {
     if (!this.open || this.#ws.readyState !== this.#ws.OPEN) return
     this.#cork()
-    this.#ws.send(out.binary ? encodeFrame(out.packet) : out.text)
+    this.#ws.send(out.binary ? (out.frame?.() ?? encodeFrame(out.packet)) : out.text)
   }
 
   // The frames sent in one tick (replies to the messages of one TCP read, a broadcast's share)
