@@ -1,11 +1,5 @@
-import {
-  decodeText,
-  ErrorCode,
-  encodeText,
-  type HelloPacket,
-  type OpenPacket,
-  ParleyError,
-} from '@parley/protocol'
+import { ErrorCode, type HelloPacket, type OpenPacket, ParleyError } from '@parley/protocol'
+import { decodeText, encodeText } from './codec.js'
 import { handshakeResult, timeoutError, transportError } from './transports/transport.js'
 
 export type Fetch = typeof fetch

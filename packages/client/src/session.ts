@@ -1,14 +1,12 @@
 import {
   ErrorCode,
-  encodeText,
-  hasBinary,
   type NumberedPacket,
   type OpenPacket,
   type Packet,
-  PacketType,
   ParleyError,
   WireLimits,
 } from '@parley/protocol'
+import { encode } from './codec.js'
 
 /** A packet ready for any transport: text transports send `text`, WebSocket may frame it. */
 export interface Outgoing {
@@ -22,9 +20,7 @@ export interface Outgoing {
 
 /** Encodes a packet once, for every transport; throws PARLEY_UNSERIALIZABLE. */
 export function outgoing(packet: Packet): Outgoing {
-  const text = encodeText(packet)
-  const binary =
-    (packet.type === PacketType.EVENT || packet.type === PacketType.REPLY) && hasBinary(packet.args)
+  const { text, binary } = encode(packet)
   return { packet, text, bytes: utf8Length(text), binary }
 }
 

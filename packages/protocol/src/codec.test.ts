@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { wireFixtures as fixtures } from '../test/fixtures.js'
 import { decodeBatch, decodeFrame, decodeText } from './decode.js'
 import { encodeFrame, encodeText } from './encode.js'
 import { type Packet, PacketType } from './packets.js'
@@ -11,61 +12,6 @@ function decoded(text: string): Packet {
   if (!result.ok) throw result.error
   return result.packet
 }
-
-// The literal examples of docs/protocol.md, each with the packet it stands for.
-const fixtures: Array<[string, Packet]> = [
-  [
-    '[0,{"sid":"V1StGXR8_Z5jdHi6B-myT","id":"Uakgb_J5m9g-0JDMbcJqL","pingInterval":20000,"pingTimeout":15000,"maxPayload":1000000,"transports":["websocket","sse","polling"],"recovered":false,"ack":0}]',
-    {
-      type: PacketType.OPEN,
-      sid: 'V1StGXR8_Z5jdHi6B-myT',
-      id: 'Uakgb_J5m9g-0JDMbcJqL',
-      pingInterval: 20000,
-      pingTimeout: 15000,
-      maxPayload: 1000000,
-      transports: ['websocket', 'sse', 'polling'],
-      recovered: false,
-      ack: 0,
-    },
-  ],
-  ['[8,{"auth":{"token":"abc"}}]', { type: PacketType.HELLO, auth: { token: 'abc' } }],
-  [
-    '[8,{"auth":{"token":"abc"},"sid":"V1StGXR8_Z5jdHi6B-myT","ack":41}]',
-    { type: PacketType.HELLO, auth: { token: 'abc' }, sid: 'V1StGXR8_Z5jdHi6B-myT', ack: 41 },
-  ],
-  [
-    '[5,1,"chat",[{"text":"hello"}],0]',
-    { type: PacketType.EVENT, seq: 1, name: 'chat', args: [{ text: 'hello' }], ackId: 0 },
-  ],
-  [
-    '[5,2,"chat",[{"text":"hello"}],7]',
-    { type: PacketType.EVENT, seq: 2, name: 'chat', args: [{ text: 'hello' }], ackId: 7 },
-  ],
-  ['[6,3,7,[{"ok":true}]]', { type: PacketType.REPLY, seq: 3, ackId: 7, args: [{ ok: true }] }],
-  [
-    '[7,4,7,"PARLEY_HANDLER_ERROR","the handler failed"]',
-    { type: PacketType.ERROR, seq: 4, ackId: 7, code: 'PARLEY_HANDLER_ERROR', message: 'the handler failed' },
-  ],
-  [
-    '[7,0,0,"AUTH_EXPIRED","token expired"]',
-    { type: PacketType.ERROR, seq: 0, ackId: 0, code: 'AUTH_EXPIRED', message: 'token expired' },
-  ],
-  ['[5,0,"cursor",[10,20],0]', { type: PacketType.EVENT, seq: 0, name: 'cursor', args: [10, 20], ackId: 0 }],
-  ['[4,41]', { type: PacketType.ACK, ack: 41 }],
-  ['[2]', { type: PacketType.PING }],
-  ['[3]', { type: PacketType.PONG }],
-  ['[9]', { type: PacketType.MOVED }],
-  [
-    '[1,"server shutdown","the server is restarting",1000]',
-    {
-      type: PacketType.CLOSE,
-      reason: 'server shutdown',
-      message: 'the server is restarting',
-      retryAfter: 1000,
-    },
-  ],
-  ['[1,"client disconnect","bye"]', { type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' }],
-]
 
 describe('text packets', () => {
   it.each(fixtures)('decodes %s', (text, packet) => {

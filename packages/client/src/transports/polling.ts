@@ -1,4 +1,5 @@
-import { decodeBatch, type HelloPacket, type OpenPacket } from '@parley/protocol'
+import type { HelloPacket, OpenPacket } from '@parley/protocol'
+import { decodeBatch } from '../codec.js'
 import { type Fetch, httpError, postHello, Upstream } from '../http.js'
 import type { Outgoing } from '../session.js'
 import { BaseTransport, transportError } from './transport.js'

@@ -1,4 +1,5 @@
-import { decodeText, type HelloPacket, type OpenPacket, ParleyError } from '@parley/protocol'
+import { type HelloPacket, type OpenPacket, ParleyError } from '@parley/protocol'
+import { decodeText } from '../codec.js'
 import { type Fetch, httpError, postHello, Upstream } from '../http.js'
 import type { Outgoing } from '../session.js'
 import { BaseTransport, timeoutError, transportError } from './transport.js'

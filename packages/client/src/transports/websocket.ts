@@ -1,13 +1,5 @@
-import {
-  decodeFrame,
-  ErrorCode,
-  encodeFrame,
-  encodeText,
-  type HelloPacket,
-  type OpenPacket,
-  ParleyError,
-  WS_SUBPROTOCOL,
-} from '@parley/protocol'
+import { ErrorCode, type HelloPacket, type OpenPacket, ParleyError, WS_SUBPROTOCOL } from '@parley/protocol'
+import { decodeFrame, encodeFrame, encodeText } from '../codec.js'
 import type { Outgoing } from '../session.js'
 import { BaseTransport, handshakeResult, timeoutError, transportError } from './transport.js'
 

@@ -1,0 +1,379 @@
+import {
+  ErrorCode,
+  isCloseReason,
+  isSid,
+  isTransportName,
+  type OpenPacket,
+  type Packet,
+  PacketType,
+  ParleyError,
+  RESERVED_EVENTS,
+  WireLimits,
+} from '@parley/protocol'
+
+/*
+ * The wire format as a client speaks it: it encodes what a client sends (HELLO, CLOSE, PONG,
+ * ACK, EVENT, REPLY) and decodes what a server sends (OPEN, CLOSE, PING, PONG, ACK, EVENT,
+ * REPLY, ERROR, MOVED). It writes byte for byte what `@parley/protocol` writes, and refuses what
+ * the protocol's decoder refuses, but it is a fraction of its size: one table of packet shapes
+ * serves both directions. The server keeps using `@parley/protocol`.
+ */
+
+const { INVALID_PACKET, INVALID_SEQ, INVALID_ACK_ID, INVALID_BINARY } = ErrorCode
+
+/** One array field of a packet: its name in the packet object, its check, the code if it fails. */
+type Field = readonly [name: string, check: (v: unknown) => boolean, code: ErrorCode]
+
+/** A non-negative safe integer: sequence numbers, acks and ack ids. */
+const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0
+const positive = (v: unknown) => count(v) && (v as number) > 0
+const isString = (v: unknown) => typeof v === 'string'
+const isArray = Array.isArray
+
+const seq: Field = ['seq', count, INVALID_SEQ]
+const ackId: Field = ['ackId', count, INVALID_ACK_ID]
+const args: Field = ['args', isArray, INVALID_PACKET]
+const message: Field = ['message', isString, INVALID_PACKET]
+
+/**
+ * The fields of every array-shaped packet after its type, in wire order. CLOSE's last field
+ * (retryAfter) is optional; EVENT and REPLY may be followed by a list of binary leaves.
+ * OPEN and HELLO are `[type, {fields}]` instead.
+ */
+const SHAPES: Readonly<Record<number, readonly Field[]>> = {
+  [PacketType.CLOSE]: [
+    ['reason', isCloseReason, INVALID_PACKET],
+    message,
+    ['retryAfter', count, INVALID_PACKET],
+  ],
+  [PacketType.PING]: [],
+  [PacketType.PONG]: [],
+  [PacketType.ACK]: [['ack', count, INVALID_SEQ]],
+  [PacketType.EVENT]: [
+    seq,
+    [
+      'name',
+      (v) => isString(v) && (v as string).length > 0 && (v as string).length <= WireLimits.maxEventNameLength,
+      ErrorCode.INVALID_EVENT_NAME,
+    ],
+    args,
+    ackId,
+  ],
+  [PacketType.REPLY]: [['seq', positive, INVALID_SEQ], ['ackId', positive, INVALID_ACK_ID], args],
+  [PacketType.ERROR]: [
+    seq,
+    ackId,
+    ['code', (v) => isString(v) && (v as string).length > 0 && (v as string).length <= 128, INVALID_PACKET],
+    message,
+  ],
+  [PacketType.MOVED]: [],
+}
+
+/** OPEN's fields, all required. */
+const OPEN_FIELDS: readonly (readonly [string, (v: unknown) => boolean])[] = [
+  ['sid', isSid],
+  ['id', isSid],
+  ['pingInterval', positive],
+  ['pingTimeout', positive],
+  ['maxPayload', positive],
+  ['transports', (v) => isArray(v) && v.every(isTransportName)],
+  ['recovered', (v) => typeof v === 'boolean'],
+  ['ack', count],
+]
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+type PathStep = string | number
+/** A binary leaf on the wire: where it was, 0 for a byte view or 1 for an ArrayBuffer, its bytes. */
+type Leaf = [path: PathStep[], kind: 0 | 1, bytes: Uint8Array]
+
+/**
+ * The packet as a wire array, binary leaves replaced by null and listed in `leaves`.
+ * Throws PARLEY_UNSERIALIZABLE past the depth limit (which also stops cycles).
+ */
+function toWire(packet: Packet, leaves: Leaf[]): unknown[] {
+  const { type, ...fields } = packet as Packet & Record<string, unknown>
+  const shape = SHAPES[type]
+  if (!shape) return [type, fields]
+  const wire: unknown[] = [type]
+  for (const [name] of shape) {
+    const value = fields[name]
+    if (value !== undefined) wire.push(name === 'args' ? strip(value, [], leaves) : value)
+  }
+  return wire
+}
+
+/** `value` with each binary leaf swapped for null: a copy where that changed something. */
+function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
+  if (value instanceof ArrayBuffer) {
+    leaves.push([[...path], 1, new Uint8Array(value)])
+    return null
+  }
+  if (ArrayBuffer.isView(value)) {
+    leaves.push([[...path], 0, new Uint8Array(value.buffer, value.byteOffset, value.byteLength)])
+    return null
+  }
+  if (value === null || typeof value !== 'object') return value
+  if (path.length >= WireLimits.maxDepth) {
+    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload is too deep (or cyclic)')
+  }
+  // Objects that serialise themselves (Date, ...) are left to JSON.stringify.
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value
+  const list = isArray(value)
+  let copy: unknown
+  for (const key of list ? value.keys() : Object.keys(value)) {
+    const item = (value as Record<PathStep, unknown>)[key]
+    path.push(key)
+    const stripped = strip(item, path, leaves)
+    path.pop()
+    if (stripped === item) continue
+    copy ??= list ? [...value] : { ...value }
+    // defineProperty, not assignment: a key named __proto__ must stay a plain key.
+    Object.defineProperty(copy, key, { value: stripped, enumerable: true, writable: true })
+  }
+  return copy ?? value
+}
+
+function stringify(wire: unknown[]): string {
+  try {
+    return JSON.stringify(wire)
+  } catch (cause) {
+    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload is not JSON', { cause })
+  }
+}
+
+/**
+ * One line of JSON for a text transport, binary leaves as base64; `binary` says whether there
+ * were any (WebSocket then sends a binary frame instead). Throws PARLEY_UNSERIALIZABLE.
+ */
+export function encode(packet: Packet): { text: string; binary: boolean } {
+  const leaves: Leaf[] = []
+  const wire = toWire(packet, leaves)
+  if (leaves.length > 0) wire.push(leaves.map(([path, kind, bytes]) => [path, kind, toBase64(bytes)]))
+  return { text: stringify(wire), binary: leaves.length > 0 }
+}
+
+/** `encode(packet).text`. */
+export function encodeText(packet: Packet): string {
+  return encode(packet).text
+}
+
+/**
+ * A WebSocket message: the text when there is no binary, otherwise a binary frame: u32 header
+ * length, the header JSON (attachment indexes instead of base64), then each attachment as u32
+ * length and bytes.
+ */
+export function encodeFrame(packet: Packet): string | Uint8Array {
+  const leaves: Leaf[] = []
+  const wire = toWire(packet, leaves)
+  if (leaves.length === 0) return stringify(wire)
+  wire.push(leaves.map(([path, kind], i) => [path, kind, i]))
+  const parts = [new TextEncoder().encode(stringify(wire)), ...leaves.map((leaf) => leaf[2])]
+  const frame = new Uint8Array(parts.reduce((size, part) => size + 4 + part.length, 0))
+  const view = new DataView(frame.buffer)
+  let at = 0
+  for (const part of parts) {
+    view.setUint32(at, part.length)
+    frame.set(part, at + 4)
+    at += 4 + part.length
+  }
+  return frame
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let text = ''
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
+  }
+  return btoa(text)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+export interface DecodeOptions {
+  /** Largest accepted input; longer input is refused before it is parsed. */
+  maxPayload?: number
+}
+
+export type DecodeResult = { ok: true; packet: Packet } | { ok: false; error: ParleyError }
+
+type Fail = { ok: false; error: ParleyError }
+
+function fail(code: ErrorCode, message: string, cause?: unknown): Fail {
+  return { ok: false, error: new ParleyError(code, message, cause === undefined ? undefined : { cause }) }
+}
+
+/** Finds the binary leaf that a leaf's data field stands for, or undefined. */
+type ResolveLeaf = (data: unknown) => Uint8Array | undefined
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+
+/** Canonical padded base64 only (atob alone would also take whitespace and missing padding). */
+function fromBase64(data: unknown): Uint8Array | undefined {
+  if (typeof data !== 'string' || !BASE64.test(data)) return undefined
+  const text = atob(data)
+  const bytes = new Uint8Array(text.length)
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i)
+  return bytes
+}
+
+/**
+ * Decodes one text packet from the server. Never throws: any input gives either a packet whose
+ * every field was checked, or a coded error. `maxPayload` bounds the input's length.
+ */
+export function decodeText(text: string, options?: DecodeOptions): DecodeResult {
+  const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
+  if (text.length > maxPayload) return fail(ErrorCode.PAYLOAD_TOO_LARGE, `packet passes ${maxPayload}`)
+  return decodeJson(text, fromBase64)
+}
+
+/** Decodes an HTTP body of packet lines; one bad line refuses the whole body. */
+export function decodeBatch(
+  body: string,
+  options?: DecodeOptions,
+): { ok: true; packets: Packet[] } | { ok: false; error: ParleyError } {
+  const packets: Packet[] = []
+  for (const line of body.split('\n')) {
+    if (line === '') continue
+    const result = decodeText(line, options)
+    if (!result.ok) return result
+    packets.push(result.packet)
+  }
+  return { ok: true, packets }
+}
+
+/** Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. */
+export function decodeFrame(data: string | ArrayBuffer | Uint8Array, options?: DecodeOptions): DecodeResult {
+  if (typeof data === 'string') return decodeText(data, options)
+  const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data)
+  if (bytes.length > maxPayload) return fail(ErrorCode.PAYLOAD_TOO_LARGE, `frame passes ${maxPayload}`)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const parts: Uint8Array[] = []
+  for (let at = 0; at < bytes.length; at += 4 + parts[parts.length - 1]!.length) {
+    const length = at + 4 <= bytes.length ? view.getUint32(at) : -1
+    if (length < 0 || length > bytes.length - at - 4) return fail(INVALID_BINARY, 'frame is truncated')
+    parts.push(bytes.subarray(at + 4, at + 4 + length))
+  }
+  const [header, ...attachments] = parts
+  if (!header) return fail(INVALID_BINARY, 'frame is empty')
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(header)
+  } catch (cause) {
+    return fail(INVALID_BINARY, 'frame header is not UTF-8', cause)
+  }
+  let used = 0
+  const result = decodeJson(text, (data) => (data === used ? attachments[used++] : undefined))
+  return result.ok && used !== attachments.length ? fail(INVALID_BINARY, 'unused attachment') : result
+}
+
+function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (cause) {
+    return fail(ErrorCode.INVALID_JSON, 'packet is not JSON', cause)
+  }
+  try {
+    const refusal = walk(value, 0)
+    return refusal
+      ? fail(refusal, 'packet is too deep or holds a forbidden key')
+      : toPacket(value, resolveLeaf)
+  } catch (cause) {
+    // The checks above leave nothing to throw; this is the promise that nothing ever does.
+    return fail(INVALID_PACKET, 'packet could not be decoded', cause)
+  }
+}
+
+/**
+ * Bounds the nesting (outer packet array + args array + the application's 64 levels) and
+ * refuses `__proto__` and `constructor` keys, which would pollute an application that merges
+ * the payload into an object.
+ */
+function walk(value: unknown, depth: number): ErrorCode | undefined {
+  if (!(value instanceof Object)) return undefined
+  if (depth > WireLimits.maxDepth + 1) return ErrorCode.TOO_DEEP
+  for (const key of Object.keys(value)) {
+    if (key === '__proto__' || key === 'constructor') return ErrorCode.FORBIDDEN_KEY
+    const refusal = walk((value as Record<string, unknown>)[key], depth + 1)
+    if (refusal) return refusal
+  }
+  return undefined
+}
+
+function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
+  if (!isArray(value) || value.length === 0) return fail(INVALID_PACKET, 'packet is not a non-empty array')
+  const [type, ...rest] = value
+  if (type === PacketType.OPEN) return decodeOpen(rest)
+  const shape = typeof type === 'number' ? SHAPES[type] : undefined
+  if (!shape) return fail(ErrorCode.UNKNOWN_PACKET_TYPE, 'unknown packet type')
+  const optional = type === PacketType.CLOSE ? -1 : shape.includes(args) ? 1 : 0
+  if (rest.length !== shape.length && rest.length !== shape.length + optional) {
+    return fail(INVALID_PACKET, `packet type ${type} has ${rest.length} fields`)
+  }
+  const packet: Record<string, unknown> = { type }
+  for (let i = 0; i < shape.length && i < rest.length; i++) {
+    const [name, check, code] = shape[i]!
+    if (!check(rest[i])) return fail(code, `packet type ${type}: bad ${name}`)
+    packet[name] = rest[i]
+  }
+  if (type === PacketType.EVENT && RESERVED_EVENTS.has(packet.name as string)) {
+    return fail(ErrorCode.RESERVED_EVENT_NAME, `"${packet.name}" is a reserved event name`)
+  }
+  if (optional > 0 && rest.length > shape.length) {
+    const refusal = fillBinary(packet.args as unknown[], rest[shape.length], resolveLeaf)
+    if (refusal) return fail(INVALID_BINARY, refusal)
+  }
+  return { ok: true, packet: packet as unknown as Packet }
+}
+
+function decodeOpen(rest: unknown[]): DecodeResult {
+  const fields = rest[0] as Record<string, unknown>
+  const packet: Record<string, unknown> = { type: PacketType.OPEN }
+  if (rest.length !== 1 || !(fields instanceof Object)) return fail(INVALID_PACKET, 'OPEN is [0, {fields}]')
+  for (const [name, check] of OPEN_FIELDS) {
+    if (!check(fields[name])) return fail(INVALID_PACKET, `OPEN: bad ${name}`)
+    packet[name] = fields[name]
+  }
+  return { ok: true, packet: packet as unknown as OpenPacket }
+}
+
+/** Puts the binary leaves `[path, kind, data]` back into `args`; returns what is wrong, if anything. */
+function fillBinary(args: unknown[], bins: unknown, resolveLeaf: ResolveLeaf): string | undefined {
+  if (!isArray(bins) || bins.length === 0) return 'binary list is empty'
+  for (const entry of bins) {
+    if (!isArray(entry) || entry.length !== 3) return 'binary entry is not [path, kind, data]'
+    const [path, kind, data] = entry
+    const bytes = kind === 0 || kind === 1 ? resolveLeaf(data) : undefined
+    if (!bytes) return 'binary kind or data is wrong'
+    if (!insert(args, path, kind === 1 ? bytes.slice().buffer : bytes)) return 'binary path leads nowhere'
+  }
+  return undefined
+}
+
+/**
+ * Puts a leaf where `path` leads: through own elements of arrays (number steps) and own keys of
+ * objects (string steps), to a null placeholder. Anything else is a crafted packet.
+ */
+function insert(root: unknown[], path: unknown, leaf: unknown): boolean {
+  if (!isArray(path) || path.length === 0 || path.length > WireLimits.maxDepth) return false
+  let container: unknown = root
+  for (let i = 0; i < path.length; i++) {
+    const step = path[i]
+    if (
+      !(container instanceof Object) ||
+      typeof step !== (isArray(container) ? 'number' : 'string') ||
+      !Object.hasOwn(container, step)
+    ) {
+      return false
+    }
+    const record = container as Record<PathStep, unknown>
+    if (i < path.length - 1) container = record[step]
+    else if (record[step] !== null) return false
+    else record[step] = leaf
+  }
+  return true
+}

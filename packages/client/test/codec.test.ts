@@ -1,0 +1,208 @@
+import * as protocol from '@parley/protocol'
+import { type Packet, PacketType } from '@parley/protocol'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { malformed, wireFixtures } from '../../protocol/test/fixtures.js'
+import { decodeBatch, decodeFrame, decodeText, encode, encodeFrame, encodeText } from '../src/codec.js'
+
+// The client's lean codec must write what @parley/protocol writes, read what it reads, and refuse
+// what it refuses: the server decodes with the protocol, and the protocol is the specification.
+
+const fromServer = (p: Packet) => p.type !== PacketType.HELLO
+const fromClient = (p: Packet) =>
+  [
+    PacketType.HELLO,
+    PacketType.CLOSE,
+    PacketType.PONG,
+    PacketType.ACK,
+    PacketType.EVENT,
+    PacketType.REPLY,
+  ].includes(p.type as never)
+
+type Result = { ok: boolean; error?: { code: string } }
+function neverThrows(run: () => Result): Result {
+  let result: Result | undefined
+  expect(() => {
+    result = run()
+  }).not.toThrow()
+  if (!result!.ok) expect(result!.error?.code).toMatch(/^PARLEY_[A-Z_]+$/)
+  return result!
+}
+
+/** Both decoders on one input: the client accepts exactly what the protocol accepts (HELLO aside). */
+function agree(input: string | Uint8Array): void {
+  const mine = neverThrows(() => (typeof input === 'string' ? decodeText(input) : decodeFrame(input)))
+  const theirs = typeof input === 'string' ? protocol.decodeText(input) : protocol.decodeFrame(input)
+  if (theirs.ok && theirs.packet.type === PacketType.HELLO) {
+    expect(mine.ok).toBe(false)
+    return
+  }
+  expect(mine).toEqual(theirs.ok ? theirs : { ok: false, error: expect.anything() })
+}
+
+describe('client codec, against the protocol fixtures', () => {
+  it.each(wireFixtures.filter(([, p]) => fromServer(p)))('decodes %s', (text, packet) => {
+    expect(decodeText(text)).toEqual({ ok: true, packet })
+  })
+
+  it.each(wireFixtures.filter(([, p]) => fromClient(p)))('encodes %s byte for byte', (text, packet) => {
+    expect(encodeText(packet)).toBe(text)
+    expect(encodeFrame(packet)).toBe(text)
+  })
+
+  it('refuses a HELLO: only a server receives one', () => {
+    expect(decodeText('[8,{"auth":{"token":"abc"}}]').ok).toBe(false)
+  })
+
+  it.each(malformed)('refuses %s, as the protocol does (%s)', (input) => {
+    const result = neverThrows(() => decodeText(input))
+    expect(result.ok).toBe(false)
+  })
+
+  it.each(malformed.filter(([input]) => !input.startsWith('[8,')))(
+    'refuses %s with code %s',
+    (input, code) => {
+      // Two codes differ, both refusals: an unterminated nesting is invalid JSON before it is too
+      // deep, and a packet of the wrong length is an invalid packet whatever field it lacks.
+      const differs: Record<string, string> = {
+        ['['.repeat(200_000)]: 'PARLEY_INVALID_JSON',
+        '[4]': 'PARLEY_INVALID_PACKET',
+      }
+      const expected = differs[input] ?? code
+      expect(decodeText(input)).toMatchObject({ ok: false, error: { code: expected } })
+    },
+  )
+
+  it('refuses oversized input before parsing it', () => {
+    expect(decodeText('[2]'.padEnd(2000), { maxPayload: 1000 })).toMatchObject({
+      error: { code: 'PARLEY_PAYLOAD_TOO_LARGE' },
+    })
+    expect(decodeFrame(new Uint8Array(2000), { maxPayload: 1000 })).toMatchObject({
+      error: { code: 'PARLEY_PAYLOAD_TOO_LARGE' },
+    })
+  })
+
+  it('reads the binary frame of the protocol doc', () => {
+    const file: Packet = {
+      type: PacketType.EVENT,
+      seq: 9,
+      name: 'file',
+      args: [{ name: 'a.bin', body: new Uint8Array([1, 2, 3]) }],
+      ackId: 0,
+    }
+    const frame = protocol.encodeFrame(file) as Uint8Array
+    expect(decodeFrame(frame)).toEqual({ ok: true, packet: file })
+    expect(encodeFrame(file)).toEqual(frame)
+    expect(encode(file)).toEqual({ text: protocol.encodeText(file), binary: true })
+  })
+
+  it('throws PARLEY_UNSERIALIZABLE for what JSON cannot carry, as the protocol does', () => {
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    for (const arg of [cyclic, 10n]) {
+      expect(() =>
+        encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args: [arg as never], ackId: 0 }),
+      ).toThrow(expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' }))
+    }
+  })
+
+  it('does not touch the caller’s arguments', () => {
+    const args = [{ body: new Uint8Array([1]), list: [new ArrayBuffer(2)] }]
+    encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args, ackId: 0 })
+    expect(args[0]!.body).toBeInstanceOf(Uint8Array)
+    expect(args[0]!.list[0]).toBeInstanceOf(ArrayBuffer)
+  })
+
+  it('decodes a batch of lines, all or nothing', () => {
+    const ok = decodeBatch('[2]\n[4,3]\n[5,1,"a",[],0]\n')
+    expect(ok.ok && ok.packets.map((p) => p.type)).toEqual([2, 4, 5])
+    expect(decodeBatch('[2]\n[4,-1]')).toMatchObject({ ok: false, error: { code: 'PARLEY_INVALID_SEQ' } })
+  })
+})
+
+// Server packets to mutate: what a client receives, binary included.
+const valid: Packet[] = [
+  ...wireFixtures.map(([, p]) => p).filter(fromServer),
+  {
+    type: PacketType.EVENT,
+    seq: 12,
+    name: 'chat',
+    args: [{ text: 'hi', list: [1, 2, { x: null }] }, new Uint8Array([1, 2])],
+    ackId: 3,
+  },
+  { type: PacketType.REPLY, seq: 4, ackId: 3, args: [{ ok: true, blob: new Uint8Array([9, 8, 7]).buffer }] },
+]
+
+const mutatedText = fc
+  .tuple(
+    fc.constantFrom(...valid.map(protocol.encodeText)),
+    fc.nat(),
+    fc.string({ maxLength: 8 }),
+    fc.nat({ max: 8 }),
+  )
+  .map(([text, at, insert, cut]) => {
+    const i = at % (text.length + 1)
+    return text.slice(0, i) + insert + text.slice(i + cut)
+  })
+
+const mutatedFrame = fc
+  .tuple(
+    fc.constantFrom(...valid.map((p) => protocol.encodeFrame(p)).filter((f) => f instanceof Uint8Array)),
+    fc.nat(),
+    fc.nat({ max: 255 }),
+    fc.nat({ max: 16 }),
+  )
+  .map(([frame, at, byte, cut]) => {
+    const copy = Array.from(frame as Uint8Array)
+    copy[at % copy.length] = byte
+    return new Uint8Array(copy.slice(0, copy.length - (cut % copy.length)))
+  })
+
+describe('client decoder under fuzzing: never throws, agrees with the protocol', () => {
+  it('on random strings and JSON values', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 300 }), agree), { numRuns: 2000 })
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => agree(JSON.stringify(v) ?? 'null')),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('on random arrays that start with a packet type', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -1, max: 10 }),
+        fc.array(fc.jsonValue({ maxDepth: 4 }), { maxLength: 7 }),
+        (type, rest) => agree(JSON.stringify([type, ...rest])),
+      ),
+      { numRuns: 5000 },
+    )
+  })
+
+  it('on mutated valid packets and frames', () => {
+    fc.assert(fc.property(mutatedText, agree), { numRuns: 5000 })
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), agree), { numRuns: 2000 })
+    fc.assert(fc.property(mutatedFrame, agree), { numRuns: 5000 })
+  })
+})
+
+describe('client encoder: byte for byte what the protocol writes', () => {
+  it('for any arguments with binary leaves, on both forms', () => {
+    const leaf = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.uint8Array({ maxLength: 16 }))
+    const args = fc.array(
+      fc.oneof(leaf, fc.array(leaf, { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), leaf)),
+      { maxLength: 4 },
+    )
+    fc.assert(
+      fc.property(args, fc.nat(), fc.nat(), fc.boolean(), (a, seq, ackId, reply) => {
+        const packet = (
+          reply
+            ? { type: PacketType.REPLY, seq, ackId, args: a }
+            : { type: PacketType.EVENT, seq, name: 'e', args: a, ackId }
+        ) as Packet
+        expect(encodeText(packet)).toBe(protocol.encodeText(packet))
+        expect(encodeFrame(packet)).toEqual(protocol.encodeFrame(packet))
+      }),
+      { numRuns: 1000 },
+    )
+  })
+})
