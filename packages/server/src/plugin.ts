@@ -31,7 +31,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     done()
   })
 
-  if (!app.hasDecorator('websocketServer')) {
+  const ownsWebSocketPlugin = !app.hasDecorator('websocketServer')
+  if (ownsWebSocketPlugin) {
     await app.register(websocket, {
       options: {
         maxPayload: options.maxPayload,
@@ -49,7 +50,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     app.log.debug("parley: using the application's @fastify/websocket registration")
   }
 
-  await app.register(parleyRoutes, { server, options })
+  await app.register(parleyRoutes, { server, options, ownsWebSocketPlugin })
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import {
   CloseReason,
@@ -9,7 +10,7 @@ import {
   type TransportName,
   WS_SUBPROTOCOL,
 } from '@parley/protocol'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { ResolvedOptions } from '../options.js'
 import type { HandshakeRequest, ParleyServer } from '../server.js'
@@ -26,6 +27,8 @@ import { relayResponse, remoteOwner, routedRequest, serveRouted } from './routin
 export interface RoutesOptions {
   server: ParleyServer
   options: ResolvedOptions
+  /** True when Parley registered @fastify/websocket itself (its error handler is Parley's). */
+  ownsWebSocketPlugin: boolean
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -37,7 +40,10 @@ const OTHER_METHODS = ['HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'POST'] as c
  * The three endpoints under `path`: `/ws`, `/sse`, `/poll`. Plain Fastify routes, so that the
  * application's own hooks (onRequest, ...) run for every transport request.
  */
-export async function parleyRoutes(app: FastifyInstance, { server, options }: RoutesOptions): Promise<void> {
+export async function parleyRoutes(
+  app: FastifyInstance,
+  { server, options, ownsWebSocketPlugin }: RoutesOptions,
+): Promise<void> {
   // Bodies are read by hand, under maxPayload and whatever their content type.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
@@ -100,6 +106,7 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
         if (!offered.includes(WS_SUBPROTOCOL)) {
           return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `offer the subprotocol ${WS_SUBPROTOCOL}`)
         }
+        upgrades.set(request.raw, reply.raw)
       }
     },
     handler: (_request, reply) => fail(reply, 400, ErrorCode.BAD_REQUEST, 'expected a WebSocket upgrade'),
@@ -111,8 +118,15 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
     handler: (_request, reply) => fail(reply, 405, ErrorCode.METHOD_NOT_ALLOWED, 'use GET with an upgrade'),
   })
 
+  /** The stand-in HTTP response of each upgrade request, released once the WebSocket is open. */
+  const upgrades = new WeakMap<IncomingMessage, ServerResponse>()
+
   function acceptWebSocket(ws: WebSocket, request: FastifyRequest): void {
-    const transport = new WebSocketTransport(ws, options.maxPayload, request.raw.socket)
+    const socket = request.raw.socket
+    const handshake = handshakeRequest(request)
+    const log = request.log
+    releaseUpgrade(ws, socket, upgrades.get(request.raw), ownsWebSocketPlugin ? log : undefined)
+    const transport = new WebSocketTransport(ws, options.maxPayload, socket)
     let settled = false
     const refuse = (code: string, message: string) => {
       transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))
@@ -140,14 +154,14 @@ export async function parleyRoutes(app: FastifyInstance, { server, options }: Ro
           refuse(ErrorCode.INVALID_PACKET, 'the first packet must be HELLO')
           return
         }
-        server.handshake(transport, packet, handshakeRequest(request)).then(
+        server.handshake(transport, packet, handshake).then(
           (refusal) => {
             server.trackPending(transport, false)
             if (refusal) refuse(refusal.code, refusal.message)
           },
           (err: unknown) => {
             server.trackPending(transport, false)
-            request.log.error({ err }, 'parley: handshake failed')
+            log.error({ err }, 'parley: handshake failed')
             refuse(ErrorCode.BAD_REQUEST, 'the handshake failed')
           },
         )
@@ -374,4 +388,24 @@ function handshakeRequest(request: FastifyRequest): HandshakeRequest {
     if (typeof value === 'string') query[key] = value
   }
   return { headers: request.headers, query, address: request.ip }
+}
+
+/**
+ * Lets the upgrade's request and its stand-in response go once the WebSocket is open; they
+ * would otherwise live as long as it does (about 2 KB per connection): the response stays
+ * assigned to the TCP socket, and @fastify/websocket's error listener holds both. With `log`
+ * (Parley registered @fastify/websocket, so that listener is Parley's), the listener is
+ * replaced by one that logs the same line without holding the request.
+ */
+function releaseUpgrade(
+  ws: WebSocket,
+  socket: IncomingMessage['socket'],
+  response: ServerResponse | undefined,
+  log: FastifyBaseLogger | undefined,
+): void {
+  if (response?.socket === socket) response.detachSocket(socket)
+  if (log) {
+    ws.removeAllListeners('error')
+    ws.on('error', (err) => log.debug({ err }, 'parley: websocket error'))
+  }
 }
