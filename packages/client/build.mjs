@@ -1,8 +1,12 @@
-// Builds the browser bundle (dist/parley.min.js: IIFE, global `Parley`) and, with --size,
-// prints its minified and gzipped size instead of writing it.
+// Builds the browser bundle (dist/parley.min.js: IIFE, global `Parley`). With --size it writes
+// nothing: it prints the bundle's minified and gzipped size, what each input file adds to it, and
+// exits with 1 when the bundle is over its budget (test/size.test.ts runs it).
 import { writeFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
+
+/** Most bytes of dist/parley.min.js after gzip -9. Raise it only with a reason in the commit. */
+const BUDGET = 10_600
 
 const sizeOnly = process.argv.includes('--size')
 const result = await build({
@@ -19,32 +23,74 @@ const result = await build({
   alias: { '@parley/protocol': '../protocol/src/index.ts' },
   write: false,
   outfile: 'dist/parley.min.js',
-  metafile: sizeOnly,
+  sourcemap: sizeOnly ? 'external' : false,
 })
-const [out] = result.outputFiles
-const gz = gzipSync(out.contents, { level: 9 }).length
-if (sizeOnly) {
-  console.log(`parley.min.js: ${out.contents.length} bytes minified, ${gz} bytes min+gzip`)
-  const inputs = Object.entries(
-    result.metafile.outputs[out.path.replace(`${process.cwd()}/`, '')]?.inputs ?? {},
-  )
-  // The protocol codec on its own, for scale: what the client adds is the difference.
-  const codec = await build({
-    entryPoints: ['../protocol/src/index.ts'],
-    bundle: true,
-    minify: true,
-    format: 'iife',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-  })
-  console.log(
-    `  of which @parley/protocol alone: ${gzipSync(codec.outputFiles[0].contents, { level: 9 }).length} bytes min+gzip`,
-  )
-  console.log('minified bytes by input:')
-  for (const [file, info] of inputs.sort((a, b) => b[1].bytesInOutput - a[1].bytesInOutput)) {
-    console.log(`  ${String(info.bytesInOutput).padStart(6)}  ${file}`)
-  }
-} else {
+const out = result.outputFiles.find((f) => f.path.endsWith('.js'))
+const gzipped = (text) => gzipSync(text, { level: 9 }).length
+
+if (!sizeOnly) {
   writeFileSync(out.path, out.contents)
+} else {
+  const gz = gzipped(out.contents)
+  console.log(`parley.min.js: ${out.contents.length} bytes minified, ${gz} bytes min+gzip`)
+  console.log(`budget: ${BUDGET} bytes min+gzip (${gz <= BUDGET ? 'within' : 'OVER'})`)
+  const map = JSON.parse(result.outputFiles.find((f) => f.path.endsWith('.map')).text)
+  console.log('what each input adds (gzip of the bundle without it; the parts sum to more than the whole):')
+  for (const [file, min, gzip] of byInput(out.text, map)) {
+    console.log(`  ${String(gzip).padStart(5)} gzip ${String(min).padStart(6)} min  ${file}`)
+  }
+  if (gz > BUDGET) process.exitCode = 1
+}
+
+/**
+ * [file, minified bytes, gzip bytes it adds] per input, largest first. Each output character is
+ * owned by the source its source-map segment points at; an input "adds" what the bundle's gzip
+ * size loses when its characters are cut out.
+ */
+function byInput(code, map) {
+  const owner = new Int32Array(code.length).fill(-1)
+  const digits = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+  let lineStart = 0
+  let source = 0
+  const lines = code.split('\n')
+  map.mappings.split(';').forEach((line, i) => {
+    const points = []
+    let column = 0
+    for (const segment of line ? line.split(',') : []) {
+      const fields = []
+      let value = 0
+      let shift = 0
+      for (const ch of segment) {
+        const d = digits.indexOf(ch)
+        value += (d & 31) << shift
+        shift += 5
+        if (d & 32) continue
+        fields.push(value & 1 ? -(value >> 1) : value >> 1)
+        value = 0
+        shift = 0
+      }
+      column += fields[0]
+      if (fields.length > 1) source += fields[1]
+      points.push([column, fields.length > 1 ? source : -1])
+    }
+    const length = lines[i]?.length ?? 0
+    points.forEach(([start, src], k) => {
+      owner.fill(src, lineStart + start, lineStart + (points[k + 1]?.[0] ?? length))
+    })
+    lineStart += length + 1
+  })
+  const whole = gzipped(code)
+  const rows = []
+  for (let s = -1; s < map.sources.length; s++) {
+    let rest = ''
+    let min = 0
+    for (let i = 0; i < code.length; i++) {
+      if (owner[i] === s) min++
+      else rest += code[i]
+    }
+    if (min === 0) continue
+    const file = s < 0 ? '(esbuild runtime, unmapped)' : map.sources[s].replace(/^(\.\.\/)+/, '')
+    rows.push([file, min, whole - gzipped(rest)])
+  }
+  return rows.sort((a, b) => b[2] - a[2])
 }

@@ -1,47 +1,53 @@
 /**
- * Every error code that can cross the wire, in one table. Codes are stable: clients in any
- * language may branch on them. `docs/protocol.md` explains each one.
+ * Every error code that can cross the wire, in one table: `ErrorCode.INVALID_PACKET` is
+ * `'PARLEY_INVALID_PACKET'`, and so on. Codes are stable: clients in any language may branch on
+ * them. `docs/protocol.md` explains each one. (Built from the list of names, which keeps the
+ * browser bundle small; the type spells out every code all the same.)
  */
-export const ErrorCode = {
+const CODE_NAMES = [
   // Decoding: the packet itself is wrong.
-  INVALID_PACKET: 'PARLEY_INVALID_PACKET',
-  INVALID_JSON: 'PARLEY_INVALID_JSON',
-  UNKNOWN_PACKET_TYPE: 'PARLEY_UNKNOWN_PACKET_TYPE',
-  INVALID_EVENT_NAME: 'PARLEY_INVALID_EVENT_NAME',
-  RESERVED_EVENT_NAME: 'PARLEY_RESERVED_EVENT_NAME',
-  INVALID_ACK_ID: 'PARLEY_INVALID_ACK_ID',
-  INVALID_SEQ: 'PARLEY_INVALID_SEQ',
-  FORBIDDEN_KEY: 'PARLEY_FORBIDDEN_KEY',
-  INVALID_BINARY: 'PARLEY_INVALID_BINARY',
-  TOO_DEEP: 'PARLEY_TOO_DEEP',
-  PAYLOAD_TOO_LARGE: 'PARLEY_PAYLOAD_TOO_LARGE',
+  'INVALID_PACKET',
+  'INVALID_JSON',
+  'UNKNOWN_PACKET_TYPE',
+  'INVALID_EVENT_NAME',
+  'RESERVED_EVENT_NAME',
+  'INVALID_ACK_ID',
+  'INVALID_SEQ',
+  'FORBIDDEN_KEY',
+  'INVALID_BINARY',
+  'TOO_DEEP',
+  'PAYLOAD_TOO_LARGE',
   // Encoding: the application handed over something that cannot travel.
-  UNSERIALIZABLE: 'PARLEY_UNSERIALIZABLE',
+  'UNSERIALIZABLE',
   // Handshake and HTTP requests.
-  UNSUPPORTED_VERSION: 'PARLEY_UNSUPPORTED_VERSION',
-  UNKNOWN_SESSION: 'PARLEY_UNKNOWN_SESSION',
-  UNKNOWN_TRANSPORT: 'PARLEY_UNKNOWN_TRANSPORT',
-  TRANSPORT_DISABLED: 'PARLEY_TRANSPORT_DISABLED',
-  TRANSPORT_MISMATCH: 'PARLEY_TRANSPORT_MISMATCH',
-  ORIGIN_FORBIDDEN: 'PARLEY_ORIGIN_FORBIDDEN',
-  METHOD_NOT_ALLOWED: 'PARLEY_METHOD_NOT_ALLOWED',
-  UNEXPECTED_UPGRADE: 'PARLEY_UNEXPECTED_UPGRADE',
-  REQUEST_IN_PROGRESS: 'PARLEY_REQUEST_IN_PROGRESS',
-  HANDSHAKE_TIMEOUT: 'PARLEY_HANDSHAKE_TIMEOUT',
-  BAD_REQUEST: 'PARLEY_BAD_REQUEST',
-  REFUSED: 'PARLEY_REFUSED',
-  SERVER_SHUTTING_DOWN: 'PARLEY_SERVER_SHUTTING_DOWN',
+  'UNSUPPORTED_VERSION',
+  'UNKNOWN_SESSION',
+  'UNKNOWN_TRANSPORT',
+  'TRANSPORT_DISABLED',
+  'TRANSPORT_MISMATCH',
+  'ORIGIN_FORBIDDEN',
+  'METHOD_NOT_ALLOWED',
+  'UNEXPECTED_UPGRADE',
+  'REQUEST_IN_PROGRESS',
+  'HANDSHAKE_TIMEOUT',
+  'BAD_REQUEST',
+  'REFUSED',
+  'SERVER_SHUTTING_DOWN',
   // Acknowledgements and delivery.
-  ACK_TIMEOUT: 'PARLEY_ACK_TIMEOUT',
-  TOO_MANY_PENDING_ACKS: 'PARLEY_TOO_MANY_PENDING_ACKS',
-  DISCONNECTED: 'PARLEY_DISCONNECTED',
-  HANDLER_ERROR: 'PARLEY_HANDLER_ERROR',
-  /** An event's arguments did not match the schema the server declared for it. */
-  VALIDATION_FAILED: 'PARLEY_VALIDATION_FAILED',
+  'ACK_TIMEOUT',
+  'TOO_MANY_PENDING_ACKS',
+  'DISCONNECTED',
+  'HANDLER_ERROR',
+  // An event's arguments did not match the schema the server declared for it.
+  'VALIDATION_FAILED',
   // Local to a client: the transport could not be opened or broke; the offline queue is full.
-  TRANSPORT_ERROR: 'PARLEY_TRANSPORT_ERROR',
-  QUEUE_FULL: 'PARLEY_QUEUE_FULL',
-} as const
+  'TRANSPORT_ERROR',
+  'QUEUE_FULL',
+] as const
+
+export const ErrorCode = Object.freeze(
+  Object.fromEntries(CODE_NAMES.map((name) => [name, `PARLEY_${name}`])),
+) as { readonly [N in (typeof CODE_NAMES)[number]]: `PARLEY_${N}` }
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
