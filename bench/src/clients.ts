@@ -2,6 +2,7 @@
 // socket.io-client and a bare `ws` WebSocket, so that every scenario is written once.
 import { connect, type TransportName, type WebSocketConstructor } from '@parley/client'
 import { io as socketIo } from 'socket.io-client'
+import { Agent, fetch as undiciFetch } from 'undici'
 import WebSocket from 'ws'
 
 /** A server and the way clients reach it. `parley` and `socketio` alone use default clients. */
@@ -62,14 +63,32 @@ function withTimeout(p: Promise<void>, ms: number, what: string): Promise<void> 
 
 const HOUR = 3_600_000
 
+/**
+ * Node's fetch (undici, the same version Node 20 bundles) with connections of its own, as each
+ * browser tab has: with one shared pool, every request of a thousand clients would scan the
+ * pool's thousand busy connections (held polls, event streams) for a free one, and that search
+ * alone would saturate the load generator.
+ */
+function ownFetch(): { fetch: typeof fetch; close(): void } {
+  const dispatcher = new Agent()
+  const own = (input: string | URL | Request, init?: RequestInit) =>
+    undiciFetch(input as string, { ...(init as object), dispatcher })
+  return {
+    fetch: own as unknown as typeof fetch,
+    close: () => void dispatcher.close().catch(() => {}),
+  }
+}
+
 function parleyClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): BenchClient {
   const only = kind.slice('parley-'.length) as TransportName
+  const http = ownFetch()
   const socket = connect(`${url}/parley`, {
     // `parley` alone: the default client (WebSocket first, then SSE, then polling).
     ...(kind === 'parley' ? {} : { transports: [only], upgradeDelay: HOUR, upgradeDelayMax: HOUR }),
     reconnection: false,
     ackTimeout: 30_000,
     WebSocket: WebSocket as unknown as WebSocketConstructor,
+    fetch: http.fetch,
     storage: memoryStorage(),
   })
   const ready = new Promise<void>((resolve, reject) => {
@@ -83,7 +102,10 @@ function parleyClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): Ben
     on: (event, fn) => void socket.on(event, fn as (...args: unknown[]) => void),
     emit: (event, m) => void socket.emit(event, m),
     request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
-    close: () => socket.disconnect(),
+    close: () => {
+      socket.disconnect()
+      http.close()
+    },
   }
 }
 

@@ -51,6 +51,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
     m('rttP50Ms', 'RTT p50 ms', 2),
     m('rttP99Ms', 'RTT p99 ms', 2),
     m('cpuUsPerMsg', 'server CPU µs/msg', 1),
+    m('loadCpuPct', 'load generator CPU %', 0, false),
   ]
   return [
     {
@@ -82,6 +83,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
         m('cpuUsPerDelivery', 'server CPU µs/delivery', 2),
         m('eventLoopDelayP99Ms', 'event-loop delay p99 ms', 2),
         m('deliveredShare', 'delivered', 3, false),
+        m('loadCpuPct', 'load generator CPU %', 0, false),
       ],
       reps,
       params: q(

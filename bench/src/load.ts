@@ -33,6 +33,19 @@ function num(a: ScenarioArgs, key: string): number {
 
 const CONNECT_TIMEOUT = 20_000
 
+/** This process's CPU time in µs (user + system). */
+const ownCpuUs = () => {
+  const { user, system } = process.cpuUsage()
+  return user + system
+}
+
+/**
+ * The load generator's CPU use over a window, in % of one core. Near 100 it is the bottleneck
+ * (it runs on one core), and the throughput it reports says more about the clients than about
+ * the server.
+ */
+const cpuPercent = (cpuUs: number, ms: number) => (cpuUs / 1000 / ms) * 100
+
 /** Opens `n` clients, at most `parallel` connecting at once; fails if any does not connect. */
 async function openClients(
   kind: ClientKind,
@@ -117,11 +130,13 @@ async function roundTrips(a: ScenarioArgs, mode: 'echo' | 'acks'): Promise<Measu
     }
     await sleep(warmupMs)
     const cpu0 = await server<number>('cpu')
+    const load0 = ownCpuUs()
     const t0 = now()
     measuring = true
     await sleep(durationMs)
     measuring = false
     const t1 = now()
+    const load1 = ownCpuUs()
     const cpu1 = await server<number>('cpu')
     running = false
     await until(() => outstanding <= 0, 3000)
@@ -131,6 +146,7 @@ async function roundTrips(a: ScenarioArgs, mode: 'echo' | 'acks'): Promise<Measu
         rttP50Ms: quantile(rtts, 0.5),
         rttP99Ms: quantile(rtts, 0.99),
         cpuUsPerMsg: (cpu1 - cpu0) / count,
+        loadCpuPct: cpuPercent(load1 - load0, t1 - t0),
       },
     }
   } finally {
@@ -157,11 +173,14 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
     if (joined < n) throw new Error(`only ${joined} of ${n} clients reached the server`)
     await sleep(300)
     recording = true
+    const load0 = ownCpuUs()
+    const t0 = now()
     const b = await server<BroadcastResult>(
       'broadcast',
       { ticksPerSecond: rate / n, durationMs },
       durationMs + 30_000,
     )
+    const loadCpu = cpuPercent(ownCpuUs() - load0, now() - t0)
     const expected = b.sent * b.recipients
     await until(() => delivered >= expected, 5000)
     recording = false
@@ -174,6 +193,7 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
         eventLoopDelayP99Ms: b.eldP99Ms,
         deliveredShare: delivered / expected,
         deliveriesPerSec: (expected / durationMs) * 1000,
+        loadCpuPct: loadCpu,
       },
       notes: [`broadcast: ${b.mode}`],
     }
@@ -271,6 +291,8 @@ function run(cmd: string, args: ScenarioArgs): Promise<Measurement> {
   return Promise.reject(new Error(`unknown scenario ${cmd}`))
 }
 
-// Never outlive the runner.
+// Never outlive the runner, which ends this process with SIGTERM when it is done with it (an
+// exit, not a kill, so that --cpu-prof writes its profile).
 process.on('disconnect', () => process.exit(0))
+process.on('SIGTERM', () => process.exit(0))
 process.send?.({ ready: true })

@@ -5,7 +5,8 @@
 //
 //   pnpm bench [--quick] [--reps N] [--only echo,acks,...] [--targets ws,parley-websocket,...]
 //              [--json file] [--out file] [--no-docs]
-//              [--cpu-prof dir]   (Parley servers write V8 CPU profiles into dir)
+//              [--cpu-prof dir]   (V8 CPU profiles: Parley servers into dir/<scenario>.<target>,
+//                                  load generators into dir/load/<scenario>.<target>)
 import { type ChildProcess, fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -124,11 +125,14 @@ function stop(child: ChildProcess): Promise<void> {
 
 /** One scenario against one server: a fresh server process and a fresh load generator. */
 async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promise<Measurement> {
-  const profile =
-    cli.cpuProf && serverKindOf(kind) === 'parley' ? ['--cpu-prof', `--cpu-prof-dir=${cli.cpuProf}`] : []
+  // One directory per measurement (V8 writes a profile per thread, named by pid and thread).
+  const where = (...parts: string[]) => `--cpu-prof-dir=${path.join(...parts, `${scenario.name}.${kind}`)}`
+  const profile = cli.cpuProf && serverKindOf(kind) === 'parley' ? ['--cpu-prof', where(cli.cpuProf)] : []
+  // The load generator is profiled for every target: a saturated one caps what it measures.
+  const loadProfile = cli.cpuProf ? ['--cpu-prof', where(cli.cpuProf, 'load')] : []
   const started = await Promise.allSettled([
     start('server.ts', [serverKindOf(kind)], ['--expose-gc', ...profile]),
-    start('load.ts', [], []),
+    start('load.ts', [], loadProfile),
   ])
   const [server, load] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined))
   try {
