@@ -2,16 +2,16 @@
 export type Listener = (...args: never[]) => unknown
 
 /**
- * A small listener registry. Unlike Node's EventEmitter it has no special 'error' event and
- * hands every call to `invoke`, so that the socket can catch what each listener throws.
+ * A small listener registry. Unlike Node's EventEmitter it has no special 'error' event, so
+ * that the socket can catch what each listener throws. Lists are copied on change, never
+ * mutated, so that `get` can hand out the current list without a copy per event.
  */
 export class Listeners {
   readonly #map = new Map<string, Listener[]>()
 
   add(event: string, listener: Listener, once = false): void {
     const list = this.#map.get(event) ?? []
-    list.push(once ? onceWrapper(this, event, listener) : listener)
-    this.#map.set(event, list)
+    this.#map.set(event, [...list, once ? onceWrapper(this, event, listener) : listener])
   }
 
   remove(event?: string, listener?: Listener): void {
@@ -26,19 +26,26 @@ export class Listeners {
     const list = this.#map.get(event)
     if (!list) return
     const index = list.findIndex((l) => l === listener || (l as OnceListener).original === listener)
-    if (index >= 0) list.splice(index, 1)
-    if (list.length === 0) this.#map.delete(event)
+    if (index < 0) return
+    if (list.length === 1) this.#map.delete(event)
+    else
+      this.#map.set(
+        event,
+        list.filter((_, i) => i !== index),
+      )
   }
 
-  /** A copy, so that listeners added or removed during a call do not disturb it. */
-  get(event: string): Listener[] {
-    return this.#map.get(event)?.slice() ?? []
+  /** The listeners now; listeners added or removed during a call do not change this list. */
+  get(event: string): readonly Listener[] {
+    return this.#map.get(event) ?? NONE
   }
 
   count(event: string): number {
     return this.#map.get(event)?.length ?? 0
   }
 }
+
+const NONE: readonly Listener[] = []
 
 interface OnceListener extends Listener {
   original: Listener

@@ -5,8 +5,8 @@ import type { Adapter, Room, RoutedRequest, RoutedResponse, SocketDescription } 
 import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
 import type { ResolvedOptions } from './options.js'
-import { Session } from './session.js'
-import { ServerSocket } from './socket.js'
+import { Session, type SessionConfig } from './session.js'
+import { ServerSocket, type SocketContext } from './socket.js'
 import type { Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { type EventSchemas, EventValidators } from './validation.js'
@@ -58,6 +58,9 @@ export class ParleyServer<
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
+  /** What every session and every socket runs on: one object each, shared, not one per client. */
+  readonly #sessionConfig: SessionConfig
+  readonly #socketContext: SocketContext
   #closing = false
   /** Answers requests routed here from another node; set when the routes are registered. */
   #serve: ((request: RoutedRequest) => Promise<RoutedResponse>) | undefined
@@ -76,6 +79,27 @@ export class ParleyServer<
         return this.#serve(request)
       },
     })
+    this.#sessionConfig = {
+      pingInterval: options.pingInterval,
+      pingTimeout: options.pingTimeout,
+      maxPayload: options.maxPayload,
+      maxBufferedBytes: options.maxBufferedBytes,
+      highWaterMark: options.highWaterMark,
+      recoveryWindow: options.recoveryWindow,
+      transports: options.transports,
+      warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
+      linger: (sid, transport) => this.#linger(sid, transport),
+    }
+    this.#socketContext = {
+      log,
+      maxPendingAcks: options.maxPendingAcks,
+      adapter: this.adapter,
+      validate: (event, args) => this.#validators.check(event, args),
+      ended: (sid, id) => {
+        this.#bySid.delete(sid)
+        this.#byId.delete(id)
+      },
+    }
   }
 
   /** @internal The endpoints answer requests that other nodes route here. */
@@ -266,27 +290,8 @@ export class ParleyServer<
       }
     }
 
-    const session = new Session({
-      pingInterval: this.options.pingInterval,
-      pingTimeout: this.options.pingTimeout,
-      maxPayload: this.options.maxPayload,
-      maxBufferedBytes: this.options.maxBufferedBytes,
-      highWaterMark: this.options.highWaterMark,
-      recoveryWindow: this.options.recoveryWindow,
-      transports: this.options.transports,
-      warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
-      linger: (sid, transport) => this.#linger(sid, transport),
-    })
-    const socket = new ServerSocket<L, E, D>(session, handshake, {
-      log: this.#log,
-      maxPendingAcks: this.options.maxPendingAcks,
-      adapter: this.adapter,
-      validate: (event, args) => this.#validators.check(event, args),
-      ended: () => {
-        this.#bySid.delete(session.sid)
-        this.#byId.delete(socket.id)
-      },
-    })
+    const session = new Session(this.#sessionConfig)
+    const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
     const refusal = await this.#runMiddleware(socket)
     if (refusal) return refusal
     if (this.#closing) return shuttingDown()

@@ -207,7 +207,10 @@ export class Session {
    * payload cannot be encoded. Returns false once the session has ended.
    */
   sendNumbered(make: (seq: number) => NumberedPacket): boolean {
-    return this.sendEncoded((seq) => outgoing(make(seq)))
+    if (this.#state === 'closed') return false
+    const seq = this.#outSeq + 1
+    this.#keep(seq, outgoing(make(seq)))
+    return true
   }
 
   /**
@@ -217,14 +220,18 @@ export class Session {
   sendEncoded(encode: (seq: number) => Outgoing): boolean {
     if (this.#state === 'closed') return false
     const seq = this.#outSeq + 1
-    const out = encode(seq)
+    this.#keep(seq, encode(seq))
+    return true
+  }
+
+  /** Numbers, keeps and sends one encoded packet (`seq` is used only once it encoded). */
+  #keep(seq: number, out: Outgoing): void {
     this.#outSeq = seq
     const size = out.text.length + KEPT_OVERHEAD
     this.#kept.push({ seq, out, size })
     this.#keptBytes += size
     this.#transport?.send(out)
     this.#checkBuffers()
-    return true
   }
 
   /** Sends an unnumbered event now, or drops it when the transport cannot take it. */

@@ -71,8 +71,8 @@ export interface SocketContext {
   maxPendingAcks: number
   /** Null when an event's arguments pass the server's schema for it (or it has none). */
   validate(event: string, args: unknown[]): string | null
-  /** The socket's session ended. */
-  ended(): void
+  /** The session `sid` of socket `id` ended. */
+  ended(sid: string, id: string): void
   /** Rooms and broadcast: the only way a socket reaches other sockets. */
   adapter: Adapter
 }
@@ -105,9 +105,11 @@ export class ServerSocket<
 
   readonly #session: Session
   readonly #context: SocketContext
-  readonly #acks: AckRegistry
+  // Made on first use: most sockets never await a reply or add a middleware, and an idle
+  // connection should cost as little memory as possible.
+  #ackRegistry: AckRegistry | undefined
+  #pipeline: EventPipeline | undefined
   readonly #listeners = new Listeners()
-  readonly #pipeline: EventPipeline
 
   /** @internal Sockets are made by the server, one per session. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -115,12 +117,6 @@ export class ServerSocket<
     this.id = session.id
     this.handshake = handshake
     this.#context = context
-    this.#acks = new AckRegistry(context.maxPendingAcks)
-    this.#pipeline = new EventPipeline({
-      validate: (event, args) => context.validate(event, args),
-      deliver: (event, args, ackId) => this.#dispatch(event, args as WireValue[], ackId),
-      refuse: (ackId, refusal, cause) => this.#refuseEvent(ackId, refusal, cause),
-    })
     const owner: SessionOwner = {
       message: (packet) => this.#onMessage(packet),
       transportChanged: (now, before) => this.#fire('transport', [now, before]),
@@ -165,8 +161,19 @@ export class ServerSocket<
    * declares `next` must call it (until then, later events wait).
    */
   use(middleware: EventMiddleware<IncomingEvent<L>>): this {
+    // No event is in a pipeline yet: without one, events are checked and delivered at once.
+    this.#pipeline ??= new EventPipeline({
+      validate: (event, args) => this.#context.validate(event, args),
+      deliver: (event, args, ackId) => this.#dispatch(event, args as WireValue[], ackId),
+      refuse: (ackId, refusal, cause) => this.#refuseEvent(ackId, refusal, cause),
+    })
     this.#pipeline.use(middleware as unknown as EventMiddleware)
     return this
+  }
+
+  get #acks(): AckRegistry {
+    this.#ackRegistry ??= new AckRegistry(this.#context.maxPendingAcks)
+    return this.#ackRegistry
   }
 
   /** Listens to an event from the client, or to `disconnect` / `transport`. */
@@ -358,17 +365,30 @@ export class ServerSocket<
   #onMessage(packet: IncomingMessage): void {
     switch (packet.type) {
       case PacketType.EVENT:
-        this.#pipeline.push(packet.name, packet.args, packet.ackId)
+        if (this.#pipeline) this.#pipeline.push(packet.name, packet.args, packet.ackId)
+        else this.#receiveEvent(packet.name, packet.args, packet.ackId)
         return
       case PacketType.REPLY:
-        this.#acks.settle(packet.ackId, null, packet.args)
+        this.#ackRegistry?.settle(packet.ackId, null, packet.args)
         return
       case PacketType.ERROR:
         if (packet.ackId > 0)
-          this.#acks.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
+          this.#ackRegistry?.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
         else this.#context.log.debug({ code: packet.code }, `parley: client error notice: ${packet.message}`)
         return
     }
+  }
+
+  /** An event on a socket without middleware: the pipeline's schema check, then the handlers. */
+  #receiveEvent(name: string, args: WireValue[], ackId: number): void {
+    const problem = this.#context.validate(name, args)
+    if (problem === null) this.#dispatch(name, args, ackId)
+    else
+      this.#refuseEvent(
+        ackId,
+        { code: ErrorCode.VALIDATION_FAILED, message: `"${name}": ${problem}` },
+        undefined,
+      )
   }
 
   /** Answers an event that did not reach its handlers (schema, middleware). */
@@ -385,6 +405,18 @@ export class ServerSocket<
 
   #dispatch(name: string, args: WireValue[], ackId: number): void {
     const listeners = this.#listeners.get(name)
+    if (ackId === 0) {
+      // No reply wanted: nothing to answer, so no per-event closures on this hot path.
+      for (const listener of listeners) {
+        try {
+          const result = (listener as (...a: unknown[]) => unknown)(...args)
+          if (isThenable(result)) result.then(undefined, (error: unknown) => this.#handlerFailed(name, error))
+        } catch (error) {
+          this.#handlerFailed(name, error)
+        }
+      }
+      return
+    }
     let answered = false
     const answer = (make: (seq: number) => NumberedPacket) => {
       if (answered) return
@@ -404,19 +436,13 @@ export class ServerSocket<
       }
     }
     const fail = (error: unknown) => {
-      // An error with the application's own code is a deliberate refusal: its code and message
-      // go to the client. Anything else is a bug, logged, and told only as 'the handler failed'.
-      const coded = hasAppCode(error)
-      if (coded) this.#context.log.debug({ err: error, event: name }, 'parley: event handler refused')
-      else this.#context.log.error({ err: error, event: name }, 'parley: event handler failed')
-      if (ackId > 0) {
-        const { code, message } = coded
-          ? refusalOf(error, ErrorCode.HANDLER_ERROR, HANDLER_FAILED)
-          : { code: ErrorCode.HANDLER_ERROR, message: HANDLER_FAILED }
-        answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
-      }
+      const coded = this.#handlerFailed(name, error)
+      const { code, message } = coded
+        ? refusalOf(error, ErrorCode.HANDLER_ERROR, HANDLER_FAILED)
+        : { code: ErrorCode.HANDLER_ERROR, message: HANDLER_FAILED }
+      answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
     }
-    if (ackId > 0 && listeners.length === 0) {
+    if (listeners.length === 0) {
       // Without this the client would wait for its whole timeout.
       answer((seq) => ({
         type: PacketType.ERROR,
@@ -428,11 +454,9 @@ export class ServerSocket<
       return
     }
     const callArgs: unknown[] = [...args]
-    if (ackId > 0) {
-      callArgs.push((...reply: unknown[]) =>
-        answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),
-      )
-    }
+    callArgs.push((...reply: unknown[]) =>
+      answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),
+    )
     for (const listener of listeners) {
       try {
         const result = (listener as (...a: unknown[]) => unknown)(...callArgs)
@@ -443,12 +467,25 @@ export class ServerSocket<
     }
   }
 
+  /**
+   * Logs a handler's failure. An error with the application's own code is a deliberate refusal
+   * (its code and message go to the client, and it is logged at debug); anything else is a
+   * bug, logged as an error and told to the client only as 'the handler failed'. Returns
+   * whether the error was coded.
+   */
+  #handlerFailed(name: string, error: unknown): boolean {
+    const coded = hasAppCode(error)
+    if (coded) this.#context.log.debug({ err: error, event: name }, 'parley: event handler refused')
+    else this.#context.log.error({ err: error, event: name }, 'parley: event handler failed')
+    return coded
+  }
+
   #onEnded(reason: CloseReason): void {
-    this.#pipeline.close()
-    this.#acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
+    this.#pipeline?.close()
+    this.#ackRegistry?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#fire('disconnecting', [reason])
     this.#context.adapter.delAll(this.id)
-    this.#context.ended()
+    this.#context.ended(this.#session.sid, this.id)
     this.#fire('disconnect', [reason])
   }
 

@@ -35,7 +35,8 @@ export function preparedOutgoing(prepared: PreparedEvent, seq: number, ackId: nu
     packet: { type: PacketType.EVENT, seq, name: prepared.name, args: prepared.args, ackId },
     text: prepared.text(seq, ackId),
     binary: prepared.binary,
-    frame: () => prepared.frame(seq, ackId),
+    // Only a binary frame differs from the text; a text broadcast needs no closure per copy.
+    frame: prepared.binary ? () => prepared.frame(seq, ackId) : undefined,
   }
 }
 
@@ -116,6 +117,11 @@ export abstract class BaseTransport implements Transport {
     this.#open = false
     this.#handlers = null
     this.end(kind)
+  }
+
+  /** One packet (a WebSocket message). */
+  protected emitPacket(packet: Packet): void {
+    if (this.#open) this.#handlers?.packet(packet)
   }
 
   protected emitPackets(packets: Packet[]): void {

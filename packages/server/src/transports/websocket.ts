@@ -20,6 +20,21 @@ const closeCodes: Record<Exclude<CloseKind, 'overflow'>, number> = {
 export interface Corkable {
   cork(): void
   uncork(): void
+  /** How many times it was corked and not yet uncorked (Node's `writable.writableCorked`). */
+  readonly writableCorked: number
+}
+
+/**
+ * Sockets corked in this tick, uncorked together in one `process.nextTick`: a broadcast to a
+ * thousand WebSockets schedules one callback, not a thousand.
+ */
+const corked: Corkable[] = []
+
+function uncorkAll(): void {
+  // Uncorking writes; a write cannot cork again in this loop (sends come from application
+  // code, not from writes), but take the list first so that one that did would start a new one.
+  const list = corked.splice(0, corked.length)
+  for (const socket of list) socket.uncork()
 }
 
 /** One WebSocket: each packet is one message, a text frame or (with binary) a binary frame. */
@@ -28,7 +43,6 @@ export class WebSocketTransport extends BaseTransport {
   readonly #ws: WebSocket
   readonly #maxPayload: number
   readonly #socket: Corkable | undefined
-  #corked = false
   #tooLarge = false
 
   /** `socket`: the connection under `ws` (the upgrade request's socket), corked per tick. */
@@ -37,7 +51,11 @@ export class WebSocketTransport extends BaseTransport {
     this.#ws = ws
     this.#maxPayload = maxPayload
     this.#socket =
-      typeof socket?.cork === 'function' && typeof socket.uncork === 'function' ? socket : undefined
+      typeof socket?.cork === 'function' &&
+      typeof socket.uncork === 'function' &&
+      typeof socket.writableCorked === 'number'
+        ? socket
+        : undefined
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('error', (error: Error & { code?: string }) => {
       // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
@@ -70,13 +88,9 @@ export class WebSocketTransport extends BaseTransport {
   // showed writev as the largest cost. Uncorked before any I/O, so nothing waits longer.
   #cork(): void {
     const socket = this.#socket
-    if (!socket || this.#corked) return
-    this.#corked = true
+    if (!socket || socket.writableCorked > 0) return
     socket.cork()
-    process.nextTick(() => {
-      this.#corked = false
-      socket.uncork()
-    })
+    if (corked.push(socket) === 1) process.nextTick(uncorkAll)
   }
 
   protected end(kind: CloseKind): void {
@@ -103,7 +117,7 @@ export class WebSocketTransport extends BaseTransport {
     const result = decodeFrame(frame, {
       maxPayload: this.#maxPayload,
     })
-    if (result.ok) this.emitPackets([result.packet])
+    if (result.ok) this.emitPacket(result.packet)
     else this.emitInvalid(result.error)
   }
 }

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest'
+import { type Listener, Listeners } from './emitter.js'
+
+const call = (list: readonly Listener[], ...args: unknown[]) => {
+  for (const l of list) (l as (...a: unknown[]) => unknown)(...args)
+}
+
+describe('Listeners', () => {
+  it('hands out the list as it was when the event started', () => {
+    const listeners = new Listeners()
+    const seen: string[] = []
+    const late = () => seen.push('late')
+    const second = () => seen.push('second')
+    listeners.add('e', () => {
+      seen.push('first')
+      listeners.add('e', late)
+      listeners.remove('e', second)
+    })
+    listeners.add('e', second)
+    call(listeners.get('e'))
+    expect(seen).toEqual(['first', 'second'])
+    seen.length = 0
+    call(listeners.get('e'))
+    expect(seen).toEqual(['first', 'late'])
+  })
+
+  it('removes a once listener after its first call, by itself or by the original function', () => {
+    const listeners = new Listeners()
+    let count = 0
+    const once = () => count++
+    listeners.add('e', once, true)
+    call(listeners.get('e'))
+    call(listeners.get('e'))
+    expect(count).toBe(1)
+    expect(listeners.count('e')).toBe(0)
+    listeners.add('e', once, true)
+    listeners.remove('e', once)
+    expect(listeners.get('e')).toEqual([])
+  })
+
+  it('removes one listener, an event, or everything', () => {
+    const listeners = new Listeners()
+    const a = () => 1
+    const b = () => 2
+    listeners.add('x', a)
+    listeners.add('x', b)
+    listeners.add('y', a)
+    listeners.remove('x', a)
+    expect(listeners.get('x')).toEqual([b])
+    listeners.remove('x')
+    expect(listeners.count('x')).toBe(0)
+    listeners.remove()
+    expect(listeners.count('y')).toBe(0)
+  })
+})
