@@ -45,18 +45,21 @@ export class PollingTransport extends HttpTransport {
     if (out.packet.type === PacketType.CLOSE) this.#lastWords = entry
     this.#queue.push(entry)
     this.#queuedBytes += entry.bytes
-    // Wait for the current tick to finish so that a burst of sends goes out in one answer.
-    if (!this.#flushScheduled) {
+    // Wait for the current tick to finish so that a burst of sends goes out in one answer, but
+    // no longer: the client cannot poll again before it has this answer.
+    if (!this.#flushScheduled && this.#held) {
       this.#flushScheduled = true
-      setImmediate(() => {
-        this.#flushScheduled = false
-        this.#flush()
-      })
+      process.nextTick(this.#flushLater)
     }
   }
 
   override get lingering(): boolean {
     return !this.open && this.#queue.length > 0
+  }
+
+  readonly #flushLater = (): void => {
+    this.#flushScheduled = false
+    this.#flush()
   }
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {

@@ -8,17 +8,21 @@ const PRELUDE = `:${' '.repeat(2048)}\n\n`
 
 /**
  * Server-Sent Events downstream: one long response, one `data:` event per packet. Until the
- * client's GET arrives (or between two GETs) packets wait in memory. Events are written as
- * bytes, so that the stream's `writableLength` (what Node holds because the client reads
+ * client's GET arrives (or between two GETs) packets wait in memory. The events of one tick
+ * leave in one write (one HTTP chunk, one system call) in `process.nextTick`; they are written
+ * as bytes, so that the stream's `writableLength` (what Node holds because the client reads
  * slower than we write) counts real bytes.
  */
 export class SseTransport extends HttpTransport {
   readonly name = 'sse'
   #stream: ServerResponse | null = null
-  #queue: Buffer[] = []
+  /** Events not yet written: waiting for this tick's flush, or for a stream. */
+  #queue: string[] = []
+  /** Their size in bytes (UTF-8). */
   #queuedBytes = 0
+  #flushScheduled = false
   /** The CLOSE event, once sent: the only thing kept when the client stopped reading. */
-  #lastWords: Buffer | undefined
+  #lastWords: string | undefined
 
   get bufferedAmount(): number {
     return this.#queuedBytes + (this.#stream?.writableLength ?? 0)
@@ -57,24 +61,35 @@ export class SseTransport extends HttpTransport {
       'X-Accel-Buffering': 'no',
     })
     res.write(PRELUDE)
-    const queued = this.#queue
-    this.#queue = []
-    this.#queuedBytes = 0
-    if (queued.length > 0) res.write(Buffer.concat(queued))
+    this.#writeQueue(res)
   }
 
   send(out: Outgoing): void {
     if (!this.open) return
-    const event = Buffer.from(`data: ${out.text}\n\n`)
+    const event = `data: ${out.text}\n\n`
     if (out.packet.type === PacketType.CLOSE) this.#lastWords = event
-    if (this.#stream) {
-      // Past the high-water mark write() returns false and Node keeps the bytes: that is what
-      // bufferedAmount reports, and what the session's slow-consumer limit watches.
-      this.#stream.write(event)
-    } else {
-      this.#queue.push(event)
-      this.#queuedBytes += event.length
+    this.#queue.push(event)
+    this.#queuedBytes += Buffer.byteLength(event)
+    if (this.#stream && !this.#flushScheduled) {
+      this.#flushScheduled = true
+      process.nextTick(this.#flush)
     }
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    if (this.#stream) this.#writeQueue(this.#stream)
+  }
+
+  /** Writes every waiting event in one chunk. */
+  #writeQueue(res: ServerResponse): void {
+    if (this.#queue.length === 0) return
+    const chunk = Buffer.from(this.#queue.length === 1 ? this.#queue[0]! : this.#queue.join(''))
+    this.#queue = []
+    this.#queuedBytes = 0
+    // Past the high-water mark write() returns false and Node keeps the bytes: that is what
+    // bufferedAmount reports, and what the session's slow-consumer limit watches.
+    res.write(chunk)
   }
 
   protected end(kind: CloseKind): void {
@@ -84,11 +99,14 @@ export class SseTransport extends HttpTransport {
       this.#stream?.destroy()
       this.#stream = null
       this.#queue = this.#lastWords ? [this.#lastWords] : []
-      this.#queuedBytes = this.#lastWords?.length ?? 0
+      this.#queuedBytes = this.#lastWords ? Buffer.byteLength(this.#lastWords) : 0
       return
     }
-    // Without a stream, the last words (MOVED, CLOSE) linger for the next GET.
-    this.#stream?.end()
+    // The last words (MOVED, CLOSE) go out now; without a stream they linger for the next GET.
+    if (this.#stream) {
+      this.#writeQueue(this.#stream)
+      this.#stream.end()
+    }
     this.#stream = null
   }
 }
