@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 
 /** Most bytes of dist/parley.min.js after gzip -9. Raise it only with a reason in the commit. */
-const BUDGET = 10_600
+const BUDGET = 10_300
 
 const sizeOnly = process.argv.includes('--size')
 const result = await build({

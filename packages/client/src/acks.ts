@@ -17,7 +17,11 @@ export class AckManager {
   #nextId = 1
   readonly #pending = new Map<number, Pending>()
 
-  constructor(private readonly maxPending: number) {}
+  readonly #maxPending: number
+
+  constructor(maxPending: number) {
+    this.#maxPending = maxPending
+  }
 
   /** Number of replies awaited. */
   get size(): number {
@@ -29,10 +33,14 @@ export class AckManager {
    * undefined or Infinity waits for as long as the session lives.
    */
   register(settle: Settle, timeout?: number): number {
-    if (this.#pending.size >= this.maxPending) {
-      throw new ParleyError(ErrorCode.TOO_MANY_PENDING_ACKS, `more than ${this.maxPending} replies awaited`, {
-        details: { limit: this.maxPending },
-      })
+    if (this.#pending.size >= this.#maxPending) {
+      throw new ParleyError(
+        ErrorCode.TOO_MANY_PENDING_ACKS,
+        `more than ${this.#maxPending} replies awaited`,
+        {
+          details: { limit: this.#maxPending },
+        },
+      )
     }
     const id = this.#nextId
     // Ids only need to be unique among pending requests; wrap long before unsafe integers.

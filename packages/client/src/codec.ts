@@ -51,11 +51,8 @@ const SHAPES: Readonly<Record<number, readonly Field[]>> = {
   [PacketType.ACK]: [['ack', count, INVALID_SEQ]],
   [PacketType.EVENT]: [
     seq,
-    [
-      'name',
-      (v) => isString(v) && (v as string).length > 0 && (v as string).length <= WireLimits.maxEventNameLength,
-      ErrorCode.INVALID_EVENT_NAME,
-    ],
+    // Its length and reserved names are checked by badName.
+    ['name', isString, ErrorCode.INVALID_EVENT_NAME],
     args,
     ackId,
   ],
@@ -80,6 +77,17 @@ const OPEN_FIELDS: readonly (readonly [string, (v: unknown) => boolean])[] = [
   ['recovered', (v) => typeof v === 'boolean'],
   ['ack', count],
 ]
+
+/** Why an event name cannot travel (either way), or undefined. */
+export function badName(name: unknown): ParleyError | undefined {
+  if (!isString(name) || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
+    return new ParleyError(ErrorCode.INVALID_EVENT_NAME, 'event name must be 1 to 256 characters')
+  }
+  if (RESERVED_EVENTS.has(name)) {
+    return new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
+  }
+  return undefined
+}
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -320,9 +328,8 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
     if (!check(rest[i])) return fail(code, `packet type ${type}: bad ${name}`)
     packet[name] = rest[i]
   }
-  if (type === PacketType.EVENT && RESERVED_EVENTS.has(packet.name as string)) {
-    return fail(ErrorCode.RESERVED_EVENT_NAME, `"${packet.name}" is a reserved event name`)
-  }
+  const error = type === PacketType.EVENT ? badName(packet.name) : undefined
+  if (error) return { ok: false, error }
   if (optional > 0 && rest.length > shape.length) {
     const refusal = fillBinary(packet.args as unknown[], rest[shape.length], resolveLeaf)
     if (refusal) return fail(INVALID_BINARY, refusal)

@@ -108,13 +108,24 @@ export class Connection {
   #probeFailures = 0
   #unlisten: (() => void) | undefined
 
+  readonly #opts: ConnectionOptions
+  readonly #factory: TransportFactory
+  readonly #memory: TransportMemory
+  readonly #host: ConnectionHost
+  readonly #maxPayload: () => number
+
   constructor(
-    private readonly opts: ConnectionOptions,
-    private readonly factory: TransportFactory,
-    private readonly memory: TransportMemory,
-    private readonly host: ConnectionHost,
-    private readonly maxPayload: () => number,
+    opts: ConnectionOptions,
+    factory: TransportFactory,
+    memory: TransportMemory,
+    host: ConnectionHost,
+    maxPayload: () => number,
   ) {
+    this.#opts = opts
+    this.#factory = factory
+    this.#memory = memory
+    this.#host = host
+    this.#maxPayload = maxPayload
     this.#backoff = new Backoff(opts.reconnectionDelay, opts.reconnectionDelayMax, opts.randomization)
   }
 
@@ -173,9 +184,9 @@ export class Connection {
   /** The transports to try, in order: options ∩ server's, starting after `after` or at memory. */
   #order(after?: TransportName): TransportName[] {
     const server = this.#serverTransports
-    const base = this.opts.transports.filter((t) => !server || server.includes(t))
-    const list = base.length > 0 ? base : [...this.opts.transports]
-    const i = after ? list.indexOf(after) + 1 : Math.max(0, list.indexOf(this.memory.get() as TransportName))
+    const base = this.#opts.transports.filter((t) => !server || server.includes(t))
+    const list = base.length > 0 ? base : [...this.#opts.transports]
+    const i = after ? list.indexOf(after) + 1 : Math.max(0, list.indexOf(this.#memory.get() as TransportName))
     return [...list.slice(i), ...list.slice(0, i)]
   }
 
@@ -185,17 +196,17 @@ export class Connection {
     let last: ParleyError<string> | undefined
     let refused = false
     for (const name of this.#order(after)) {
-      const t = this.factory(name, this.maxPayload())
+      const t = this.#factory(name, this.#maxPayload())
       let open: OpenPacket
       try {
-        const hello = await this.host.hello()
+        const hello = await this.#host.hello()
         if (run !== this.#run) return t.close()
-        open = await t.open(hello, this.opts.connectTimeout)
+        open = await t.open(hello, this.#opts.connectTimeout)
       } catch (err) {
         t.close()
         if (run !== this.#run) return
         last = asParleyError(err)
-        this.host.failed(name, last)
+        this.#host.failed(name, last)
         if (isRefusal(err)) {
           refused = true
           break
@@ -209,18 +220,18 @@ export class Connection {
     }
     if (why === 'resume') {
       this.#last = null
-      this.host.down(this.#lostReason)
+      this.#host.down(this.#lostReason)
     }
     const error = last ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'no transport to try')
-    const retry = !refused && this.opts.reconnection
-    this.host.error(error, retry)
+    const retry = !refused && this.#opts.reconnection
+    this.#host.error(error, retry)
     if (run !== this.#run) return
     if (retry) this.#schedule()
     else this.close()
   }
 
   #rank(name: TransportName): number {
-    return this.opts.transports.indexOf(name)
+    return this.#opts.transports.indexOf(name)
   }
 
   #adopt(t: Transport, open: OpenPacket, why: SwitchReason): void {
@@ -236,11 +247,11 @@ export class Connection {
     this.#retryAfter = 0
     this.#backoff.reset()
     if (old && old !== t) old.close()
-    this.memory.set(t.name)
+    this.#memory.set(t.name)
     this.#alive()
     // The socket applies OPEN (and resends what the server lacks) before any packet that came
     // after OPEN on this transport is delivered.
-    this.host.opened(open, t.name, before, why, attempt)
+    this.#host.opened(open, t.name, before, why, attempt)
     if (this.#current !== t) return
     t.attach({
       packet: (p) => {
@@ -265,7 +276,7 @@ export class Connection {
         this.#stopAlive()
         t.close()
       } else this.#lose(t, 'transport close')
-    } else this.host.packet(p)
+    } else this.#host.packet(p)
   }
 
   #lose(t: Transport, reason: CloseReason): void {
@@ -294,10 +305,10 @@ export class Connection {
   #scheduleProbe(): void {
     const t = this.#current
     if (!t || t.name === 'websocket' || this.#probeTimer !== undefined) return
-    if (!this.opts.transports.includes('websocket') || !this.#serverTransports?.includes('websocket')) return
+    if (!this.#opts.transports.includes('websocket') || !this.#serverTransports?.includes('websocket')) return
     const delay = Math.min(
-      this.opts.upgradeDelayMax,
-      this.opts.upgradeDelay * 2 ** Math.min(this.#probeFailures, 20),
+      this.#opts.upgradeDelayMax,
+      this.#opts.upgradeDelay * 2 ** Math.min(this.#probeFailures, 20),
     )
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined
@@ -308,12 +319,12 @@ export class Connection {
   async #tryProbe(): Promise<void> {
     if (this.#state !== 'open') return
     const run = this.#run
-    const t = this.factory('websocket', this.maxPayload())
+    const t = this.#factory('websocket', this.#maxPayload())
     this.#probe = t
     try {
-      const hello = await this.host.hello()
+      const hello = await this.#host.hello()
       if (run !== this.#run || this.#probe !== t) return t.close()
-      const open = await t.open(hello, this.opts.connectTimeout)
+      const open = await t.open(hello, this.#opts.connectTimeout)
       if (run !== this.#run || this.#probe !== t) return t.close()
       this.#probe = undefined
       this.#probeFailures = 0
@@ -348,9 +359,9 @@ export class Connection {
   }
 
   #schedule(): void {
-    if (this.#backoff.attempts >= this.opts.reconnectionAttempts) {
+    if (this.#backoff.attempts >= this.#opts.reconnectionAttempts) {
       this.close()
-      this.host.giveUp()
+      this.#host.giveUp()
       return
     }
     this.#state = 'waiting'
@@ -365,7 +376,7 @@ export class Connection {
     this.#timer = undefined
     const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator
     if (nav?.onLine === false) return
-    this.host.attempt(this.#backoff.attempts)
+    this.#host.attempt(this.#backoff.attempts)
     void this.#connect('connect')
   }
 

@@ -36,21 +36,22 @@ export function pickStorage(given?: StorageLike): StorageLike {
 export class TransportMemory {
   readonly #key: string
 
-  constructor(
-    private readonly storage: StorageLike,
-    server: string,
-    private readonly now: () => number = Date.now,
-  ) {
+  readonly #storage: StorageLike
+  readonly #now: () => number
+
+  constructor(storage: StorageLike, server: string, now: () => number = Date.now) {
+    this.#storage = storage
+    this.#now = now
     this.#key = `parley:transport:${server}`
   }
 
   /** The remembered transport, if fresh. Never throws: a broken storage only costs speed. */
   get(): TransportName | undefined {
     try {
-      const raw = this.storage.getItem(this.#key)
+      const raw = this.#storage.getItem(this.#key)
       if (!raw) return undefined
       const [name, at] = raw.split('|')
-      if (!isTransportName(name) || !(this.now() - Number(at) < MEMORY_TTL)) return undefined
+      if (!isTransportName(name) || !(this.#now() - Number(at) < MEMORY_TTL)) return undefined
       return name
     } catch {
       return undefined
@@ -59,13 +60,7 @@ export class TransportMemory {
 
   set(name: TransportName): void {
     try {
-      this.storage.setItem(this.#key, `${name}|${this.now()}`)
-    } catch {}
-  }
-
-  clear(): void {
-    try {
-      this.storage.removeItem(this.#key)
+      this.#storage.setItem(this.#key, `${name}|${this.#now()}`)
     } catch {}
   }
 }

@@ -1,5 +1,5 @@
 import type { JsonValue, TransportName } from '@parley/protocol'
-import { TRANSPORTS } from '@parley/protocol'
+import { isTransportName } from '@parley/protocol'
 import type { Fetch } from './http.js'
 import type { StorageLike } from './memory.js'
 import type { WebSocketConstructor } from './transports/websocket.js'
@@ -67,37 +67,21 @@ export const DEFAULTS = {
   maxPendingAcks: 1000,
 } as const
 
-const NUMBERS = [
-  'connectTimeout',
-  'ackTimeout',
-  'reconnectionAttempts',
-  'reconnectionDelay',
-  'reconnectionDelayMax',
-  'upgradeDelay',
-  'upgradeDelayMax',
-  'maxQueuedMessages',
-  'maxQueuedBytes',
-  'maxPendingAcks',
-] as const
-
-/** Fills in defaults and checks every option; a bad one throws a TypeError that names it. */
+/**
+ * Fills in defaults and checks every option; a bad one throws a TypeError that names it. Every
+ * option with a default must have its default's type; numbers are >= 0 (randomization <= 1 too).
+ */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
   const o = { ...DEFAULTS, ...options } as ResolvedOptions
-  for (const key of NUMBERS) {
-    const v = o[key]
-    if (typeof v !== 'number' || !(v >= 0)) throw new TypeError(`option ${key} must be a number >= 0`)
+  for (const [key, fallback] of Object.entries(DEFAULTS)) {
+    const v: unknown = o[key as keyof typeof DEFAULTS]
+    const ok =
+      typeof v === typeof fallback &&
+      (typeof v !== 'number' || (v >= 0 && (key !== 'randomization' || v <= 1))) &&
+      (key !== 'transports' || (Array.isArray(v) && v.length > 0 && v.every(isTransportName))) &&
+      (key !== 'path' || (v as string).startsWith('/'))
+    if (!ok) throw new TypeError(`option ${key} is not valid (default: ${fallback})`)
   }
-  if (!(o.randomization >= 0 && o.randomization <= 1))
-    throw new TypeError('option randomization must be in [0, 1]')
-  if (
-    !Array.isArray(o.transports) ||
-    o.transports.length === 0 ||
-    !o.transports.every((t) => (TRANSPORTS as readonly string[]).includes(t))
-  ) {
-    throw new TypeError(`option transports must be a non-empty list of ${TRANSPORTS.join(', ')}`)
-  }
-  if (typeof o.path !== 'string' || !o.path.startsWith('/'))
-    throw new TypeError('option path must start with "/"')
   return o
 }
 

@@ -66,11 +66,14 @@ export class Session {
   #owed = 0
   #ackTimer: ReturnType<typeof setTimeout> | undefined
 
-  constructor(
-    private readonly limits: SessionLimits,
-    /** Sends ACK [4, inSeq] if a transport is there; called at most every 200 ms or 32 packets. */
-    private readonly sendAck: (ack: number) => void,
-  ) {}
+  readonly #limits: SessionLimits
+  readonly #sendAck: (ack: number) => void
+
+  /** `sendAck` sends ACK [4, inSeq] if a transport is there; at most every 200 ms or 32 packets. */
+  constructor(limits: SessionLimits, sendAck: (ack: number) => void) {
+    this.#limits = limits
+    this.#sendAck = sendAck
+  }
 
   /** Numbered packets kept for (re)sending. */
   get kept(): readonly Outgoing[] {
@@ -88,7 +91,7 @@ export class Session {
         details: { limit: this.maxPayload, size: item.bytes },
       })
     }
-    const { maxQueuedMessages, maxQueuedBytes } = this.limits
+    const { maxQueuedMessages, maxQueuedBytes } = this.#limits
     if (this.#kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
       throw new ParleyError(ErrorCode.QUEUE_FULL, 'too many messages wait for the server', {
         details: {
@@ -156,7 +159,7 @@ export class Session {
   /** Sends the ACK owed now. */
   flushAck(): void {
     this.#cancelAck()
-    this.sendAck(this.inSeq)
+    this.#sendAck(this.inSeq)
   }
 
   /** Forgets the session id (the server ended it); kept packets stay for the next session. */

@@ -6,12 +6,11 @@ import {
   type Packet,
   PacketType,
   ParleyError,
-  RESERVED_EVENTS,
   type TransportName,
-  WireLimits,
   type WireValue,
 } from '@parley/protocol'
 import { AckManager, type Settle } from './acks.js'
+import { badName } from './codec.js'
 import { type Args, Emitter } from './emitter.js'
 import { Connection, type SwitchReason } from './fallback.js'
 import { pickStorage, TransportMemory } from './memory.js'
@@ -205,7 +204,8 @@ export class Socket<
   }
 
   #emit(flags: Flags, event: string, input: unknown[]): void {
-    checkName(event)
+    const bad = badName(event)
+    if (bad) throw bad
     const args = [...input]
     let settle: Settle | undefined
     const last = args[args.length - 1]
@@ -376,14 +376,5 @@ export class Socket<
       }))
       this.#connection.send([item])
     }
-  }
-}
-
-function checkName(event: unknown): void {
-  if (typeof event !== 'string' || event.length === 0 || event.length > WireLimits.maxEventNameLength) {
-    throw new ParleyError(ErrorCode.INVALID_EVENT_NAME, 'event name must be a string of 1 to 256 characters')
-  }
-  if (RESERVED_EVENTS.has(event)) {
-    throw new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${event}" is a reserved event name`)
   }
 }

@@ -4,6 +4,7 @@ import { AckManager } from '../src/acks.js'
 import { Backoff } from '../src/backoff.js'
 import { Emitter } from '../src/emitter.js'
 import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
+import { type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
 import { Session, utf8Length } from '../src/session.js'
 
 afterEach(() => {
@@ -184,5 +185,32 @@ describe('Emitter', () => {
     e.off('a', on)
     expect(e.go(3)).toBe(false)
     expect(seen).toEqual(['on1', 'once1', 'on2'])
+  })
+})
+
+describe('resolveOptions', () => {
+  it('fills in the defaults', () => {
+    expect(resolveOptions()).toEqual(DEFAULTS)
+    expect(resolveOptions({ transports: ['sse'], randomization: 0.5 })).toMatchObject({
+      transports: ['sse'],
+      randomization: 0.5,
+      path: '/parley',
+    })
+  })
+
+  it.each([
+    ['connectTimeout', -1],
+    ['ackTimeout', Number.NaN],
+    ['maxQueuedBytes', '100'],
+    ['randomization', 1.5],
+    ['reconnection', 'yes'],
+    ['transports', []],
+    ['transports', ['websocket', 'carrier pigeon']],
+    ['transports', 'websocket'],
+    ['path', 'parley'],
+  ])('refuses %s = %j with a TypeError that names it', (key, value) => {
+    expect(() => resolveOptions({ [key]: value } as ClientOptions)).toThrow(
+      expect.objectContaining({ name: 'TypeError', message: expect.stringContaining(`option ${key} `) }),
+    )
   })
 })

@@ -53,17 +53,20 @@ export class WebSocketTransport extends BaseTransport {
   readonly name = 'websocket'
   #ws: WebSocketLike | undefined
 
-  constructor(
-    private readonly url: string,
-    private readonly ctor: WebSocketConstructor | undefined,
-    private readonly maxPayload: number,
-  ) {
+  readonly #url: string
+  readonly #ctor: WebSocketConstructor | undefined
+  readonly #maxPayload: number
+
+  constructor(url: string, ctor: WebSocketConstructor | undefined, maxPayload: number) {
     super()
+    this.#url = url
+    this.#ctor = ctor
+    this.#maxPayload = maxPayload
   }
 
   async open(hello: HelloPacket, timeout: number): Promise<OpenPacket> {
     const started = Date.now()
-    const Ctor = await resolveWebSocket(this.ctor)
+    const Ctor = await resolveWebSocket(this.#ctor)
     if (this.closed) throw transportError('closed before it opened')
     return new Promise<OpenPacket>((resolve, reject) => {
       let opened = false
@@ -85,7 +88,7 @@ export class WebSocketTransport extends BaseTransport {
       let ws: WebSocketLike
       try {
         ws = new (Ctor as unknown as new (url: string, protocols: string) => WebSocketLike)(
-          this.url,
+          this.#url,
           WS_SUBPROTOCOL,
         )
       } catch (err) {
@@ -107,7 +110,7 @@ export class WebSocketTransport extends BaseTransport {
         const data = ev.data
         const decoded =
           typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array
-            ? decodeFrame(data, { maxPayload: this.maxPayload })
+            ? decodeFrame(data, { maxPayload: this.#maxPayload })
             : {
                 ok: false as const,
                 error: new ParleyError(ErrorCode.INVALID_PACKET, 'unexpected frame data'),
