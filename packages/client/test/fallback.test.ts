@@ -47,36 +47,46 @@ async function setup(options: Record<string, unknown> = {}, port = 0) {
 
 const TIMEOUT = 800
 
+/** Counts the reconnect attempts a socket makes: a fallback must not need one. */
+function attempts(socket: ReturnType<typeof client>): number[] {
+  const seen: number[] = []
+  socket.on('reconnect_attempt', (n: number) => seen.push(n))
+  return seen
+}
+
+// Fallback happens inside the first connect attempt: no backoff, no second attempt, each
+// transport tried once. (How long that takes is measured by `pnpm bench`, not here.)
 describe('fallback within one connect attempt', () => {
-  const cases: [WsMode, number][] = [
-    ['reject', 600],
-    ['destroy', 600],
-    ['hang', TIMEOUT + 600],
-    ['mute', TIMEOUT + 600],
-  ]
-  it.each(cases)('ends on SSE when the WebSocket upgrade is %s, within %i ms', async (mode, bound) => {
+  const modes: WsMode[] = ['reject', 'destroy', 'hang', 'mute']
+  it.each(modes)('ends on SSE when the WebSocket upgrade is %s', async (mode) => {
     await setup()
     proxy!.ws = mode
-    const started = Date.now()
     const socket = client(proxy!.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
+    const retries = attempts(socket)
+    const failures: string[] = []
+    socket.on('transport_error', (transport) => failures.push(transport))
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
-    expect(Date.now() - started).toBeLessThan(bound)
+    expect(retries).toEqual([])
+    expect(failures).toEqual(['websocket'])
+    expect(proxy!.upgrades).toBe(1)
   })
 
   it('ends on polling when WebSocket is refused and the event stream is buffered', async () => {
     await setup()
     proxy!.ws = 'reject'
     proxy!.sse = 'buffer'
-    const started = Date.now()
     const socket = client(proxy!.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
+    const retries = attempts(socket)
     const failures: string[] = []
     socket.on('transport_error', (transport, error) => failures.push(`${transport}:${error.code}`))
     await next(socket, 'connect')
     expect(socket.transport).toBe('polling')
-    expect(Date.now() - started).toBeLessThan(TIMEOUT + 800)
+    expect(retries).toEqual([])
     // Each transport that was given up on said so, in order, before the one that worked.
     expect(failures).toEqual(['websocket:PARLEY_TRANSPORT_ERROR', 'sse:PARLEY_HANDSHAKE_TIMEOUT'])
+    expect(proxy!.upgrades).toBe(1)
+    expect(proxy!.streams).toBe(1)
   })
 
   it('starts on the remembered transport next time', async () => {
@@ -142,10 +152,12 @@ describe('moving between transports mid-session', () => {
   it('steps down from SSE to polling when the stream is cut, losing nothing', async () => {
     const { sockets, received } = await setup()
     proxy!.ws = 'reject'
-    const socket = client(proxy!.url, { upgradeDelay: 60_000 })
+    const socket = client(proxy!.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
-    const switched = next(socket, 'transport', 5000)
+    // Generous: a resume tries SSE again first (the cut may be a blip), waits out its first
+    // bytes, then steps down; a loaded machine stretches that.
+    const switched = next(socket, 'transport', 10_000)
     await conversation(socket, sockets[0]!, received, 200, async () => {
       proxy!.sse = 'buffer'
       proxy!.cut('http')
