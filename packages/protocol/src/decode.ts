@@ -93,15 +93,18 @@ function fail(code: ErrorCode, message: string, cause?: unknown): Fail {
 
 function parseJson(text: string): { ok: true; value: unknown } | Fail {
   // Outer packet array + args array + the application's own nesting.
-  if (exceedsDepth(text, WireLimits.maxDepth + 2)) {
-    return fail(ErrorCode.TOO_DEEP, `packet is nested deeper than ${WireLimits.maxDepth} levels`)
-  }
+  const maxNesting = WireLimits.maxDepth + 2
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (cause) {
+    if (exceedsDepth(text, maxNesting)) return tooDeep()
     return fail(ErrorCode.INVALID_JSON, 'packet is not valid JSON', cause)
   }
+  // Valid JSON nested deeper than the limit opens and closes at least maxNesting + 1
+  // containers, so shorter text needs no scan: most packets are short, and the scan costs
+  // about half as much as JSON.parse itself. Nothing has walked the value yet.
+  if (text.length >= 2 * (maxNesting + 1) && exceedsDepth(text, maxNesting)) return tooDeep()
   // JSON.parse keeps "__proto__" as a plain own key, but an application that later merges the
   // payload into an object would be polluted. Walk only when the text could hold such a key.
   if (
@@ -111,6 +114,10 @@ function parseJson(text: string): { ok: true; value: unknown } | Fail {
     return fail(ErrorCode.FORBIDDEN_KEY, 'packet holds a "__proto__" or "constructor" key')
   }
   return { ok: true, value }
+}
+
+function tooDeep(): Fail {
+  return fail(ErrorCode.TOO_DEEP, `packet is nested deeper than ${WireLimits.maxDepth} levels`)
 }
 
 /** A linear scan of the JSON text, so that nesting is bounded before anything walks it. */

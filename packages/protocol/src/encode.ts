@@ -56,7 +56,11 @@ function toWire(packet: Packet, ref: LeafRef): unknown[] {
 
 /** `[...head, args, ...tail]`, plus a trailing list of binary leaves when there are any. */
 function withArgs(head: unknown[], args: unknown[], tail: unknown[], ref: LeafRef): unknown[] {
-  if (!hasBinary(args)) return [...head, args, ...tail]
+  if (!hasBinary(args)) {
+    // `head` is always a fresh literal: extend it rather than copy it (this runs per message).
+    head.push(args, ...tail)
+    return head
+  }
   const leaves: BinaryLeaf[] = []
   const copy = extractBinary(args, leaves)
   const bins = leaves.map((leaf) => [leaf.path, leaf.kind, ref(leaf)])

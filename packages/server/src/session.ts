@@ -118,8 +118,8 @@ export class Session {
   #unacked = 0
   #ackTimer: NodeJS.Timeout | undefined
   #beat: NodeJS.Timeout | undefined
-  #pingSentAt = 0
-  #lastSeen = 0
+  /** Something came from the client since the last PING (a flag: no clock read per packet). */
+  #heard = false
   #recoveryTimer: NodeJS.Timeout | undefined
 
   constructor(config: SessionConfig) {
@@ -194,7 +194,7 @@ export class Session {
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     for (const kept of this.#kept) transport.send(kept.out)
-    this.#lastSeen = performance.now()
+    this.#heard = true
     this.#startHeartbeat()
     if (this.#attachedOnce) this.#owner?.transportChanged(transport.name, before?.name ?? null)
     this.#attachedOnce = true
@@ -275,7 +275,7 @@ export class Session {
 
   #receive(transport: Transport, packet: Packet): void {
     if (transport !== this.#transport) return
-    this.#lastSeen = performance.now()
+    this.#heard = true
     switch (packet.type) {
       case PacketType.PONG:
         return
@@ -368,13 +368,13 @@ export class Session {
   #ping(): void {
     const transport = this.#transport
     if (!transport) return
-    this.#pingSentAt = performance.now()
+    this.#heard = false
     transport.send(PING)
     this.#beat = setTimeout(() => this.#checkPong(), this.#config.pingTimeout)
   }
 
   #checkPong(): void {
-    if (this.#lastSeen >= this.#pingSentAt) {
+    if (this.#heard) {
       const rest = Math.max(0, this.#config.pingInterval - this.#config.pingTimeout)
       this.#beat = setTimeout(() => this.#ping(), rest)
     } else {

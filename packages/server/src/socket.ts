@@ -48,6 +48,8 @@ interface EmitFlags {
   timeout?: number
 }
 
+const NO_FLAGS: EmitFlags = Object.freeze({})
+
 /**
  * `socket.timeout(ms)` and `socket.volatile`: the same emit methods, with a flag set.
  */
@@ -209,7 +211,7 @@ export class ServerSocket<
    * PARLEY_INVALID_EVENT_NAME for a bad name, PARLEY_TOO_MANY_PENDING_ACKS past `maxPendingAcks`.
    */
   emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): boolean {
-    return this.#emit({}, event, args as unknown[])
+    return this.#emit(NO_FLAGS, event, args as unknown[])
   }
 
   /**
@@ -218,7 +220,7 @@ export class ServerSocket<
    * session ends first, PARLEY_ACK_TIMEOUT under `timeout(ms)`.
    */
   emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>> {
-    return this.#emitWithAck({}, event, args as unknown[]) as Promise<AckReply<E[K]>>
+    return this.#emitWithAck(NO_FLAGS, event, args as unknown[]) as Promise<AckReply<E[K]>>
   }
 
   /** Emits whose reply must come within `ms`; their callbacks are error-first. */

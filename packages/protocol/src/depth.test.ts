@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest'
+import { decodeFrame, decodeText } from './decode.js'
+import { WireLimits } from './packets.js'
+
+// Application nesting allowed inside `[5, seq, name, args, ackId]`: args is level 1.
+const nested = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`
+const event = (argsLevels: number) => `[5,1,"deep",${nested(argsLevels)},0]`
+
+describe('nesting limit', () => {
+  it('accepts a packet nested exactly to the limit', () => {
+    const result = decodeText(event(WireLimits.maxDepth + 1))
+    expect(result.ok).toBe(true)
+  })
+
+  it('refuses the shortest valid packet one level deeper, as text and as a binary frame header', () => {
+    const text = event(WireLimits.maxDepth + 2)
+    const result = decodeText(text)
+    expect(result.ok).toBe(false)
+    if (!result.ok) expect(result.error.code).toBe('PARLEY_TOO_DEEP')
+    const header = new TextEncoder().encode(text)
+    const frame = new Uint8Array(4 + header.length)
+    new DataView(frame.buffer).setUint32(0, header.length)
+    frame.set(header, 4)
+    const fromFrame = decodeFrame(frame)
+    expect(fromFrame.ok).toBe(false)
+    if (!fromFrame.ok) expect(fromFrame.error.code).toBe('PARLEY_TOO_DEEP')
+  })
+
+  it('calls unclosed nesting past the limit too deep, and short broken JSON invalid', () => {
+    const deep = decodeText('['.repeat(WireLimits.maxDepth + 3))
+    expect(deep.ok ? null : deep.error.code).toBe('PARLEY_TOO_DEEP')
+    const broken = decodeText('[5,1,"x",[[[')
+    expect(broken.ok ? null : broken.error.code).toBe('PARLEY_INVALID_JSON')
+  })
+})
