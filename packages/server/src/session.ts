@@ -76,14 +76,11 @@ const defaultMessages: Record<CloseReason, string> = {
   'session expired': 'the session expired',
 }
 
+/** What a kept packet counts for against the buffer limits. */
+const keptSize = (out: Outgoing) => out.text.length + KEPT_OVERHEAD
+
 const PING = outgoing({ type: PacketType.PING })
 const MOVED = outgoing({ type: PacketType.MOVED })
-
-interface Kept {
-  seq: number
-  out: Outgoing
-  size: number
-}
 
 /**
  * The durable half of a connection: id, sequence numbers, the replay buffer, acks, heartbeat and
@@ -112,7 +109,14 @@ export class Session {
 
   #outSeq = 0
   #inSeq = 0
-  #kept: Kept[] = []
+  /**
+   * Numbered packets the client has not acknowledged, in order. Their numbers are consecutive,
+   * so only the first is stored: no wrapper object per message, which matters for the garbage
+   * collector, since every kept packet lives until the client's next ACK.
+   */
+  #kept: Outgoing[] = []
+  /** The `seq` of `#kept[0]` (when there is one). */
+  #keptFrom = 1
   #keptBytes = 0
 
   #unacked = 0
@@ -193,7 +197,7 @@ export class Session {
     this.#unacked = 0
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
-    for (const kept of this.#kept) transport.send(kept.out)
+    for (const kept of this.#kept) transport.send(kept)
     this.#heard = true
     this.#startHeartbeat()
     if (this.#attachedOnce) this.#owner?.transportChanged(transport.name, before?.name ?? null)
@@ -227,9 +231,9 @@ export class Session {
   /** Numbers, keeps and sends one encoded packet (`seq` is used only once it encoded). */
   #keep(seq: number, out: Outgoing): void {
     this.#outSeq = seq
-    const size = out.text.length + KEPT_OVERHEAD
-    this.#kept.push({ seq, out, size })
-    this.#keptBytes += size
+    if (this.#kept.length === 0) this.#keptFrom = seq
+    this.#kept.push(out)
+    this.#keptBytes += keptSize(out)
     this.#transport?.send(out)
     this.#checkBuffers()
   }
@@ -338,12 +342,11 @@ export class Session {
   }
 
   #trim(ack: number): void {
-    let count = 0
-    while (count < this.#kept.length && this.#kept[count]!.seq <= ack) {
-      this.#keptBytes -= this.#kept[count]!.size
-      count++
-    }
-    if (count > 0) this.#kept.splice(0, count)
+    const count = Math.min(this.#kept.length, ack - this.#keptFrom + 1)
+    if (count <= 0) return
+    for (let i = 0; i < count; i++) this.#keptBytes -= keptSize(this.#kept[i]!)
+    this.#kept.splice(0, count)
+    this.#keptFrom += count
   }
 
   #scheduleAck(): void {
