@@ -3,6 +3,7 @@ import { createRequire } from 'node:module'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { setUpChat } from './chat.js'
+import { ChatStore } from './store.js'
 
 const publicDir = new URL('../public/', import.meta.url)
 const clientBundle = createRequire(import.meta.url).resolve('@parley/client/parley.min.js')
@@ -27,13 +28,18 @@ const assets: Record<string, { file: URL | string; type: string }> = {
   '/parley.min.js': { file: clientBundle, type: 'text/javascript; charset=utf-8' },
 }
 
-/** Builds the chat server (not listening yet), so that tests can start it on port 0. */
 export interface ChatAppOptions {
   logger?: boolean
   /** How long a session that lost its connection stays (and shows in presence), in ms. */
   recoveryWindow?: number
+  /**
+   * Rooms and history. Defaults to a new, empty one in memory; pass the store of the app this
+   * one replaces to keep them across a restart.
+   */
+  store?: ChatStore
 }
 
+/** Builds the chat server (not listening yet), so that tests can start it on port 0. */
 export async function buildChatApp(options: ChatAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? false })
 
@@ -49,7 +55,7 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
 
   await app.register(parley, { path: '/parley', recovery: { window: options.recoveryWindow ?? 30_000 } })
   // The app.parley decoration is untyped; the chat narrows it to its own event maps.
-  setUpChat(app.parley as unknown as Parameters<typeof setUpChat>[0])
+  setUpChat(app.parley as unknown as Parameters<typeof setUpChat>[0], options.store ?? new ChatStore())
 
   return app
 }

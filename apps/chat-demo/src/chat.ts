@@ -1,14 +1,7 @@
 import type { ParleyServer, ServerSocket } from '@parley/server'
-import { History } from './history.js'
 import { RateLimit } from './rate-limit.js'
-import {
-  type ChatMessage,
-  type ClientEvents,
-  DEFAULT_ROOMS,
-  Limits,
-  ROOM_PATTERN,
-  type ServerEvents,
-} from './shared.js'
+import { type ClientEvents, Limits, ROOM_PATTERN, type ServerEvents } from './shared.js'
+import type { ChatStore } from './store.js'
 
 interface ChatData {
   nickname: string
@@ -25,11 +18,7 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * and presence, typing indicators, and a rate limit per socket. Every input is checked here;
  * the page is never trusted.
  */
-export function setUpChat(chat: Chat): void {
-  const rooms = new Set<string>(DEFAULT_ROOMS)
-  const history = new History(Limits.history)
-  let nextId = 0
-
+export function setUpChat(chat: Chat, store: ChatStore): void {
   chat.use(async (socket) => {
     const nickname = nicknameOf(socket.handshake.auth)
     if (nickname === undefined) {
@@ -54,35 +43,48 @@ export function setUpChat(chat: Chat): void {
   /** Puts the socket in `room` (and out of any other chat room); answers what the page needs. */
   async function enter(socket: ChatSocket, room: string): Promise<void> {
     if (socket.rooms.has(room)) return
-    const left = [...socket.rooms].filter((r) => rooms.has(r))
+    const left = [...socket.rooms].filter((r) => store.hasRoom(r))
     for (const r of left) await socket.leave(r)
     await socket.join(room)
     socket.data.room = room
     await Promise.all([...left, room].map(announce))
   }
 
+  /** Opens the room if it is new; the reason it cannot be, or undefined. */
+  function open(room: string): string | undefined {
+    if (!ROOM_PATTERN.test(room)) return 'room names are 1 to 32 lower-case letters, digits or dashes'
+    if (store.hasRoom(room)) return undefined
+    if (!store.addRoom(room)) return 'there are too many rooms already'
+    chat.emit('rooms', store.rooms)
+    return undefined
+  }
+
   chat.on('connection', (socket: ChatSocket) => {
     socket.on('join', async (request, ack) => {
       const room = typeof request?.room === 'string' ? request.room.trim().toLowerCase() : ''
-      if (!ROOM_PATTERN.test(room)) {
-        return ack({ ok: false, error: 'room names are 1 to 32 lower-case letters, digits or dashes' })
-      }
-      if (!rooms.has(room)) {
-        if (rooms.size >= Limits.rooms) return ack({ ok: false, error: 'there are too many rooms already' })
-        rooms.add(room)
-        chat.emit('rooms', [...rooms])
-      }
+      const refused = open(room)
+      if (refused) return ack({ ok: false, error: refused })
       await enter(socket, room)
-      ack({ ok: true, room, history: history.of(room), people: await people(room), rooms: [...rooms] })
+      ack({ ok: true, room, history: store.history(room), people: await people(room), rooms: store.rooms })
     })
 
+    // Nothing is awaited before the ack, so that messages are stored in the order they arrived
+    // and a `join` that follows them answers with all of them.
     socket.on('chat', async (message, ack) => {
       const room = typeof message?.room === 'string' ? message.room : ''
       const text = typeof message?.text === 'string' ? message.text.trim() : ''
-      if (!rooms.has(room)) return ack({ ok: false, error: 'no such room' })
+      const key = typeof message?.key === 'string' && message.key.length <= 64 ? message.key : undefined
+      // A message queued while offline may reach a restarted server that forgot a room the
+      // page had created: open it again rather than lose the message.
+      const refused = open(room)
+      if (refused) return ack({ ok: false, error: refused })
       if (text === '' || text.length > Limits.message) {
         return ack({ ok: false, error: `messages are 1 to ${Limits.message} characters` })
       }
+      // After a server restart the client sends again what the old server never acknowledged
+      // (at least once): the page's key keeps such a message from being stored twice.
+      const twin = key === undefined ? undefined : store.find(room, socket.data.nickname, key)
+      if (twin) return ack({ ok: true, id: twin.id })
       if (!socket.data.limit.take()) {
         const wait = Math.ceil(socket.data.limit.retryIn() / 1000)
         return ack({
@@ -90,12 +92,11 @@ export function setUpChat(chat: Chat): void {
           error: `slow down: at most ${Limits.rate} messages in ${Limits.ratePeriod / 1000} s (wait ${wait} s)`,
         })
       }
-      // A message queued while offline may arrive before the page re-joined its room.
-      await enter(socket, room)
-      const out: ChatMessage = { id: `m${++nextId}`, room, from: socket.data.nickname, text, at: Date.now() }
-      history.add(out)
+      const out = store.add({ room, from: socket.data.nickname, text, at: Date.now() }, key)
       socket.to(room).emit('chat', out)
       ack({ ok: true, id: out.id })
+      // A message queued while offline may arrive before the page joined its room again.
+      if (!socket.rooms.has(room)) await enter(socket, room)
     })
 
     socket.on('typing', (state) => {

@@ -21,7 +21,8 @@ export type JoinReply =
 /** Events the page sends. */
 export interface ClientEvents {
   join: (request: { room: string }, ack: (reply: JoinReply) => void) => void
-  chat: (message: { room: string; text: string }, ack: (reply: ChatReply) => void) => void
+  /** `key`: the page's own id for the message (up to 64 characters), so a resend is not stored twice. */
+  chat: (message: { room: string; text: string; key?: string }, ack: (reply: ChatReply) => void) => void
   typing: (state: { room: string; typing: boolean }) => void
 }
 
