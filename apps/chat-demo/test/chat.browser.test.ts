@@ -1,39 +1,72 @@
-// The chat demo in headless Chromium: three people in one room, each on a different transport.
+// The chat demo in headless Chromium: three people in one room, each on a different transport,
+// through a server restart, and through the browser going offline.
+import { execFile } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
+import { ChatStore } from '../src/store.js'
 
 describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
-  let app: FastifyInstance
   let port: number
   let browser: Browser
   const proxies: FaultProxy[] = []
+  const servers = new Set<FastifyInstance>()
 
   beforeAll(async () => {
-    app = await buildChatApp()
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    port = (app.server.address() as AddressInfo).port
+    // The page script the server hands out is built from this checkout's sources.
+    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    port = (await startChat(new ChatStore())).port
     browser = await launchChromium()
   })
 
   afterAll(async () => {
     await browser?.close()
     for (const p of proxies) await p.close()
-    await app?.close()
+    for (const s of servers) await s.close()
   })
 
-  /** Opens the chat as `name`, through `base`, and waits until it is connected. */
-  async function join(base: string, name: string): Promise<Page> {
-    const context = await browser.newContext()
+  /** Starts a chat server on 127.0.0.1, on `at` or else a free port. */
+  async function startChat(store: ChatStore, at = 0): Promise<{ app: FastifyInstance; port: number }> {
+    const server = await buildChatApp({ store })
+    servers.add(server)
+    await server.listen({ port: at, host: '127.0.0.1' })
+    return { app: server, port: (server.server.address() as AddressInfo).port }
+  }
+
+  async function stopChat(server: FastifyInstance): Promise<void> {
+    servers.delete(server)
+    await server.close()
+  }
+
+  /** A proxy that refuses WebSocket (the page lands on SSE), and one that also bans SSE (polling). */
+  async function blockingProxies(target: number): Promise<[FaultProxy, FaultProxy]> {
+    const noWs = await startFaultProxy(target)
+    noWs.ws = 'reject'
+    const noWsNoSse = await startFaultProxy(target)
+    noWsNoSse.ws = 'reject'
+    noWsNoSse.sse = 'block'
+    proxies.push(noWs, noWsNoSse)
+    return [noWs, noWsNoSse]
+  }
+
+  /** Opens the chat as `name`, through `base` (with `query`), and waits until it is connected. */
+  async function join(
+    base: string,
+    name: string,
+    { query = '', ...options }: BrowserContextOptions & { query?: string } = {},
+  ): Promise<Page> {
+    const context = await browser.newContext(options)
     const page = await context.newPage()
     page.on('pageerror', (error) => {
       throw error
     })
-    await page.goto(`${base}/`)
+    await page.goto(`${base}/${query}`)
     await page.fill('#nickname', name)
     await page.click('#join button')
     await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
@@ -42,18 +75,50 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     return page
   }
 
+  async function send(page: Page, text: string): Promise<void> {
+    await page.fill('#text', text)
+    await page.click('#composer button')
+  }
+
   const badge = (page: Page) => page.textContent('#transport')
   const texts = (page: Page) =>
     page.$$eval('#messages li:not(.notice) .text', (items) => items.map((i) => i.textContent ?? ''))
+  const waitForPeople = (page: Page, n: number) =>
+    page.waitForFunction((n) => document.querySelectorAll('#people li').length === n, n, { timeout: 10_000 })
+  const waitForMessages = (page: Page, n: number) =>
+    page.waitForFunction((n) => document.querySelectorAll('#messages li:not(.notice)').length === n, n, {
+      timeout: 10_000,
+    })
+  const waitForDelivered = (page: Page, n: number) =>
+    page.waitForFunction(
+      (n) => document.querySelectorAll('#messages .tick[data-state="delivered"]').length === n,
+      n,
+      { timeout: 10_000 },
+    )
+  /** Waits until the banner shows and matches; on timeout, says what it showed instead. */
+  async function waitForBanner(page: Page, pattern: RegExp): Promise<void> {
+    try {
+      await page.waitForFunction(
+        (source) => {
+          const banner = document.querySelector<HTMLElement>('#banner')
+          return banner !== null && !banner.hidden && new RegExp(source).test(banner.textContent ?? '')
+        },
+        pattern.source,
+        { timeout: 10_000 },
+      )
+    } catch (error) {
+      const shown = await page.$eval(
+        '#banner',
+        (b) => `${(b as HTMLElement).hidden ? 'hidden' : 'shown'}: ${b.textContent}`,
+      )
+      const badge = await page.textContent('#transport')
+      throw new Error(`banner never matched ${pattern} (${shown}; badge ${badge})`, { cause: error })
+    }
+  }
 
   it('lets people on websocket, sse and polling chat, with presence, typing, ticks and safe text', async () => {
     const direct = `http://127.0.0.1:${port}`
-    const noWs = await startFaultProxy(port)
-    noWs.ws = 'reject'
-    const noWsNoSse = await startFaultProxy(port)
-    noWsNoSse.ws = 'reject'
-    noWsNoSse.sse = 'block'
-    proxies.push(noWs, noWsNoSse)
+    const [noWs, noWsNoSse] = await blockingProxies(port)
 
     const ada = await join(direct, 'ada')
     const bob = await join(noWs.url, 'bob')
@@ -63,11 +128,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await badge(cy)).toMatch(/^polling: sse/)
 
     // Presence: everyone sees all three.
-    for (const page of [ada, bob, cy]) {
-      await page.waitForFunction(() => document.querySelectorAll('#people li').length === 3, null, {
-        timeout: 5000,
-      })
-    }
+    for (const page of [ada, bob, cy]) await waitForPeople(page, 3)
 
     // Typing shows on the other transports.
     await bob.type('#text', 'hel')
@@ -83,18 +144,11 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
         [bob, 'bob'],
         [cy, 'cy'],
       ] as const) {
-        await page.fill('#text', `${name} ${i}${i === 1 ? ` ${hostile}` : ''}`)
-        await page.click('#composer button')
+        await send(page, `${name} ${i}${i === 1 ? ` ${hostile}` : ''}`)
       }
     }
     for (const page of [ada, bob, cy]) {
-      await page.waitForFunction(
-        () => document.querySelectorAll('#messages li:not(.notice)').length === 12,
-        null,
-        {
-          timeout: 10_000,
-        },
-      )
+      await waitForMessages(page, 12)
       const seen = await texts(page)
       for (const name of ['ada', 'bob', 'cy']) {
         expect(seen.filter((t) => t.startsWith(`${name} `)).map((t) => t.split(' ')[1])).toEqual([
@@ -109,11 +163,109 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       expect(await page.$$('#messages img')).toHaveLength(0)
       expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined()
       // Ticks: each own message acknowledged.
-      await page.waitForFunction(
-        () => document.querySelectorAll('#messages .tick[data-state="delivered"]').length === 4,
-        null,
-        { timeout: 10_000 },
-      )
+      await waitForDelivered(page, 4)
     }
+    for (const page of [ada, bob, cy]) await page.context().close()
+  })
+
+  it('carries three people through a server restart: they say so, reconnect, and what they wrote meanwhile arrives', async () => {
+    // Sessions die with the server; rooms and history live in the store, as in a database.
+    const store = new ChatStore()
+    let chat = await startChat(store)
+    const [noWs, noWsNoSse] = await blockingProxies(chat.port)
+    const [ada, bob, cy] = await Promise.all([
+      join(`http://127.0.0.1:${chat.port}`, 'ada'),
+      join(noWs.url, 'bob'),
+      join(noWsNoSse.url, 'cy'),
+    ])
+    const people = [
+      { name: 'ada', page: ada, transport: /^websocket/ },
+      { name: 'bob', page: bob, transport: /^sse: websocket/ },
+      { name: 'cy', page: cy, transport: /^polling: sse/ },
+    ]
+    const each = (fn: (p: (typeof people)[number]) => Promise<unknown>) => Promise.all(people.map(fn))
+
+    await each(({ page }) => waitForPeople(page, 3))
+    for (const { name, page } of people) await send(page, `${name} before`)
+    await each(({ page }) => waitForMessages(page, 3))
+    await each(({ page }) => waitForDelivered(page, 1))
+
+    await stopChat(chat.app)
+    // While the server is away, each page says so and counts its attempts.
+    await each(({ page }) =>
+      waitForBanner(page, /^Connection lost \(server shutdown\)\. Reconnecting… \(attempt \d+/),
+    )
+    await each(async ({ page }) => expect(await badge(page)).toMatch(/^offline/))
+    // Written during the gap: kept by the client, shown as waiting.
+    for (const { name, page } of people) await send(page, `${name} during`)
+    await each(async ({ page }) => {
+      expect(
+        await page.$$eval('#messages .tick', (ticks) => ticks.map((t) => t.getAttribute('data-state'))),
+      ).toEqual(['delivered', 'queued'])
+      await waitForBanner(page, /1 message will be sent once connected/)
+    })
+
+    chat = await startChat(store, chat.port)
+    await each(async ({ page, transport }) => {
+      await waitForBanner(page, /^Reconnected with a new session/)
+      expect(await badge(page)).toMatch(transport)
+      await waitForPeople(page, 3)
+      await waitForMessages(page, 6)
+      await waitForDelivered(page, 2)
+    })
+    for (const { page } of people) {
+      const seen = await texts(page)
+      expect(new Set(seen).size).toBe(6)
+      for (const { name } of people) {
+        expect(seen.filter((t) => t.startsWith(`${name} `))).toEqual([`${name} before`, `${name} during`])
+      }
+    }
+    // The server stored each message once.
+    expect(
+      store
+        .history('lobby')
+        .map((m) => m.text)
+        .sort(),
+    ).toEqual(people.flatMap(({ name }) => [`${name} before`, `${name} during`]).sort())
+    // The banner goes once the chat is back.
+    await each(({ page }) =>
+      page.waitForFunction(() => document.querySelector<HTMLElement>('#banner')?.hidden === true, null, {
+        timeout: 10_000,
+      }),
+    )
+    for (const { page } of people) await page.context().close()
+    await stopChat(chat.app)
+  }, 30_000)
+
+  it('keeps what is written while the browser is offline, and resumes the session when the network is back', async () => {
+    // Eve's network goes through a proxy: when it goes down, the browser knows it is offline
+    // and the connections it had are gone, as when a laptop loses its Wi-Fi.
+    const network = await startFaultProxy(port)
+    proxies.push(network)
+    // A room of their own, so that the other tests' messages do not count here.
+    const [dee, eve] = await Promise.all([
+      join(`http://127.0.0.1:${port}`, 'dee'),
+      join(network.url, 'eve', { query: '?transports=sse,polling' }),
+    ])
+    for (const page of [dee, eve]) {
+      await page.fill('#room-name', 'offline-test')
+      await page.click('#new-room button')
+    }
+    for (const page of [dee, eve]) await waitForPeople(page, 2)
+    await eve.context().setOffline(true)
+    network.cut('all')
+    await waitForBanner(eve, /^Connection lost \(.+\)\. The browser is offline: waiting for the network…$/)
+    await send(eve, 'eve offline')
+    expect(await eve.getAttribute('#messages .tick', 'data-state')).toBe('queued')
+    await eve.context().setOffline(false)
+    await waitForBanner(eve, /^Reconnected: nothing was lost\.$/)
+    await waitForDelivered(eve, 1)
+    await dee.waitForFunction(
+      () => document.querySelector('#messages li .text')?.textContent === 'eve offline',
+      null,
+      { timeout: 10_000 },
+    )
+    expect(await eve.textContent('#transport')).toMatch(/^sse/)
+    for (const page of [dee, eve]) await page.context().close()
   })
 })

@@ -1,22 +1,37 @@
 // The chat page. It talks to the server only through the Parley client loaded by
-// <script src="/parley.min.js"> (the package's own browser bundle), and renders every piece of
+// <script src="/parley.min.js"> (the package's own browser build), and renders every piece of
 // text with textContent: nothing a user types is ever parsed as HTML.
 import type { Socket } from '@parley/client'
-import type { ChatMessage, ClientEvents, ServerEvents } from '../shared.js'
-import { createView } from './view.js'
+import type { ChatMessage, ChatReply, ClientEvents, JoinReply, ServerEvents } from '../shared.js'
+import { createView, type Tick } from './view.js'
 
 declare const Parley: typeof import('@parley/client')
 
+type TransportName = 'websocket' | 'sse' | 'polling'
+
 const view = createView()
 const params = new URLSearchParams(location.search)
-const forced = params.get('transports')?.split(',').filter(Boolean) as
-  | Array<'websocket' | 'sse' | 'polling'>
-  | undefined
+const TRANSPORTS: readonly string[] = ['websocket', 'sse', 'polling']
+/** `?transports=sse,polling`: the order to try, to see fallback by hand. Unknown names are left out. */
+const forced = (params.get('transports') ?? '')
+  .split(',')
+  .map((name) => name.trim())
+  .filter((name): name is TransportName => TRANSPORTS.includes(name))
 
 let socket: Socket<ServerEvents, ClientEvents> | undefined
 let nickname = ''
 let room = params.get('room') ?? 'lobby'
+/** The room the message list shows: joining it again adds what is missing, keeping the rest. */
+let drawn: string | undefined
+/** Ids of the messages in the list, so that none shows twice. */
 const shown = new Set<string>()
+/** Ticks of messages written while offline: the client keeps them and sends them on connect. */
+const waiting = new Set<Tick>()
+/** Why each transport is the one in use, kept for a reconnect that goes straight back to it. */
+const reasons = new Map<TransportName, string>()
+let everConnected = false
+/** What the banner says while there is no connection. */
+const outage = { reason: '', attempt: 0, error: '' }
 
 view.onJoin((name) => {
   nickname = name
@@ -25,29 +40,54 @@ view.onJoin((name) => {
 
 function start(): void {
   const s = Parley.connect<ServerEvents, ClientEvents>(location.origin, {
-    ...(forced && forced.length > 0 ? { transports: forced } : {}),
+    ...(forced.length > 0 ? { transports: forced } : {}),
     auth: () => ({ nickname }),
   })
   socket = s
   s.on('connect', () => {
-    view.transport(s.transport, view.lastFailure() ?? 'connected')
-    if (s.recovered) {
-      view.banner('Reconnected: nothing was lost.', 3000)
-      return
-    }
-    view.banner(shown.size > 0 ? 'Reconnected with a new session.' : undefined, 3000)
-    void enter(room)
+    const transport = s.transport as TransportName
+    const failure = view.lastFailure()
+    if (failure) reasons.set(transport, failure)
+    view.transport(transport, reasons.get(transport) ?? 'connected')
+    for (const tick of waiting) tick.sent()
+    waiting.clear()
+    if (!everConnected) view.banner(undefined)
+    else if (s.recovered) view.banner('Reconnected: nothing was lost.', 3000)
+    else view.banner('Reconnected with a new session: the room is joined again.', 3000)
+    everConnected = true
+    Object.assign(outage, { reason: '', attempt: 0, error: '' })
+    // A resumed session is still in its room; a new one must join again.
+    if (!s.recovered) enter(room)
   })
   s.on('transport_error', (transport, error) => view.failure(`${transport} ${describe(error)}`))
-  s.on('transport', (now, before, why) => view.transport(now, `${why} from ${before}`))
+  s.on('transport', (now, before, why) => {
+    reasons.set(now, `${why} from ${before}`)
+    view.transport(now, `${why} from ${before}`)
+  })
   s.on('disconnect', (reason) => {
     view.transport(null, reason)
-    view.banner(`Connection lost (${reason}). Reconnecting…`)
+    Object.assign(outage, { reason, attempt: 0, error: '' })
+    showOutage()
   })
-  s.on('reconnect_attempt', (n) => view.banner(`Reconnecting (attempt ${n})…`))
-  s.on('connect_error', (error) => view.banner(`Cannot connect: ${error.message}`))
+  s.on('reconnect_attempt', (n) => {
+    // Failures of earlier attempts say nothing about the transport the next one lands on.
+    view.lastFailure()
+    Object.assign(outage, { attempt: n, error: '' })
+    showOutage()
+  })
+  s.on('connect_error', (error) => {
+    outage.error = describe(error)
+    // The client gives up (no retry) when the server refused us, not the network; by the
+    // next microtask it says so through `active`.
+    queueMicrotask(() => {
+      if (s.active) showOutage()
+      else view.banner(`Cannot connect: ${error.message}. Reload the page to try again.`)
+    })
+  })
   s.on('chat', (message) => {
-    if (message.room === room) show(message)
+    if (message.room !== room) return
+    view.typing(message.from, false)
+    show(message)
   })
   s.on('presence', (update) => {
     if (update.room === room) view.people(update.people)
@@ -58,22 +98,73 @@ function start(): void {
   s.on('rooms', (rooms) => view.rooms(rooms, room))
 }
 
-async function enter(next: string): Promise<void> {
+/** The banner while offline: what happened, which attempt this is, and what waits to be sent. */
+function showOutage(): void {
+  const lost = everConnected
+    ? `Connection lost (${outage.reason || 'transport close'}).`
+    : 'Cannot reach the server.'
+  const attempt =
+    outage.attempt > 0 ? ` (attempt ${outage.attempt}${outage.error ? ` failed: ${outage.error}` : ''})` : ''
+  const queued =
+    waiting.size === 0
+      ? ''
+      : ` ${waiting.size} message${waiting.size === 1 ? '' : 's'} will be sent once connected.`
+  // The client makes no attempt while the browser knows it is offline; `online` wakes it.
+  const trying = navigator.onLine
+    ? `Reconnecting…${attempt}`
+    : 'The browser is offline: waiting for the network…'
+  view.banner(`${lost} ${trying}${queued && !trying.endsWith('…') ? '.' : ''}${queued}`)
+}
+
+/** The requests the page makes, and their replies. */
+interface Replies {
+  join: JoinReply
+  chat: ChatReply
+}
+type Refusal = { ok: false; error: string }
+
+/**
+ * Sends a request; `done` gets the reply the moment the client reads it, in order with the
+ * events around it. (A promise runs its continuation only after the events that came in the
+ * same batch as the reply: a newer presence list would be drawn, then overwritten by the older
+ * one in the reply.) No time limit: through an outage the client keeps the request and sends it
+ * after reconnecting, so a late reply is not a failure.
+ */
+function request<K extends keyof Replies>(
+  event: K,
+  payload: Parameters<ClientEvents[K]>[0],
+  done: (reply: Replies[K] | Refusal) => void,
+): void {
   if (!socket) return
-  const reply = await socket
-    .timeout(10_000)
-    .emitWithAck('join', { room: next })
-    .catch((error: Error) => ({
-      ok: false as const,
-      error: error.message,
-    }))
-  if (!reply.ok) return view.error(reply.error)
-  room = reply.room
-  shown.clear()
-  view.clearMessages()
-  view.rooms(reply.rooms, room)
-  view.people(reply.people)
-  for (const message of reply.history) show(message)
+  const settle = (error: Error | null, reply?: Replies[K]) =>
+    done(reply && !error ? reply : { ok: false, error: error?.message ?? 'no answer' })
+  // With timeout(), the client calls back error first; the socket's types know only the reply.
+  const emit = socket.timeout(Number.POSITIVE_INFINITY).emit as (
+    event: K,
+    payload: Parameters<ClientEvents[K]>[0],
+    ack: typeof settle,
+  ) => void
+  try {
+    emit(event, payload, settle)
+  } catch (error) {
+    // Thrown at once when the client cannot keep it (PARLEY_QUEUE_FULL, ...).
+    settle(error as Error)
+  }
+}
+
+function enter(next: string): void {
+  request('join', { room: next }, (reply) => {
+    if (!reply.ok) return view.error(reply.error)
+    room = reply.room
+    if (drawn !== room) {
+      drawn = room
+      shown.clear()
+      view.clearMessages()
+    }
+    view.rooms(reply.rooms, room)
+    view.people(reply.people)
+    for (const message of reply.history) show(message)
+  })
 }
 
 function show(message: ChatMessage): void {
@@ -82,23 +173,29 @@ function show(message: ChatMessage): void {
   view.message(message, message.from === nickname)
 }
 
-view.onRoom((next) => void enter(next))
+for (const change of ['online', 'offline']) {
+  addEventListener(change, () => {
+    if (everConnected && socket?.connected === false) showOutage()
+  })
+}
+
+view.onRoom(enter)
 
 view.onSend((text) => {
   if (!socket) return
-  const tick = view.pending(nickname, text)
-  socket.emit('typing', { room, typing: false })
-  socket
-    .timeout(15_000)
-    .emitWithAck('chat', { room, text })
-    .then(
-      (reply) => {
-        if (!reply.ok) return tick.failed(reply.error)
-        shown.add(reply.id)
-        tick.delivered()
-      },
-      (error: Error) => tick.failed(error.message),
-    )
+  const offline = !socket.connected
+  const tick = view.pending(nickname, text, offline ? 'queued' : 'sent')
+  if (offline) {
+    waiting.add(tick)
+    showOutage()
+  }
+  socket.volatile.emit('typing', { room, typing: false })
+  request('chat', { room, text, key: randomKey() }, (reply) => {
+    waiting.delete(tick)
+    if (!reply.ok) return tick.failed(reply.error)
+    shown.add(reply.id)
+    tick.delivered(reply.id)
+  })
 })
 
 view.onTyping(() => {
@@ -107,4 +204,10 @@ view.onTyping(() => {
 
 function describe(error: Error & { code?: string }): string {
   return error.message.replace(/^the /, '')
+}
+
+/** A message's own id, for the server to spot a resend. crypto.randomUUID needs HTTPS; this does not. */
+function randomKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12))
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }

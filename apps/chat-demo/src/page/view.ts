@@ -3,16 +3,25 @@ import type { ChatMessage } from '../shared.js'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 
+/** The state of a message of ours: queued (offline), sent, delivered (acknowledged) or failed. */
 export interface Tick {
-  delivered(): void
+  sent(): void
+  delivered(id: string): void
   failed(reason: string): void
 }
+
+const TICKS = {
+  queued: { text: '◷', title: 'waiting for the connection' },
+  sent: { text: '✓', title: 'sent' },
+  delivered: { text: '✓✓', title: 'delivered' },
+} as const
 
 export function createView() {
   const messages = $<HTMLOListElement>('messages')
   const typers = new Map<string, ReturnType<typeof setTimeout>>()
   let failure: string | undefined
   let bannerTimer: ReturnType<typeof setTimeout> | undefined
+  let errorTimer: ReturnType<typeof setTimeout> | undefined
   let lastTyping = 0
 
   function append(item: HTMLElement): void {
@@ -64,6 +73,8 @@ export function createView() {
         const text = input.value.trim()
         if (text === '') return
         input.value = ''
+        // Sending says "stopped typing": the next keystroke must say "typing" again at once.
+        lastTyping = 0
         handler(text)
       })
     },
@@ -98,21 +109,24 @@ export function createView() {
       append(item)
     },
 
-    /** A message of ours on its way: ✓ sent, ✓✓ when the server acknowledged it. */
-    pending(from: string, text: string): Tick {
+    /** A message of ours on its way: ◷ while offline, ✓ sent, ✓✓ when the server has it. */
+    pending(from: string, text: string, state: 'queued' | 'sent'): Tick {
       const item = line(from, text, true)
       const tick = document.createElement('span')
       tick.className = 'tick'
-      tick.dataset.state = 'sent'
-      tick.textContent = '✓'
-      tick.title = 'sent'
+      const mark = (next: keyof typeof TICKS) => {
+        tick.dataset.state = next
+        tick.textContent = TICKS[next].text
+        tick.title = TICKS[next].title
+      }
+      mark(state)
       item.append(tick)
       append(item)
       return {
-        delivered() {
-          tick.dataset.state = 'delivered'
-          tick.textContent = '✓✓'
-          tick.title = 'delivered'
+        sent: () => mark('sent'),
+        delivered(id) {
+          item.dataset.id = id
+          mark('delivered')
         },
         failed: (reason) => {
           tick.dataset.state = 'failed'
@@ -197,7 +211,8 @@ export function createView() {
       const box = $('error')
       box.hidden = false
       box.textContent = text
-      setTimeout(() => {
+      clearTimeout(errorTimer)
+      errorTimer = setTimeout(() => {
         box.hidden = true
       }, 5000)
     },
