@@ -31,12 +31,38 @@ export function outgoing<P extends Packet>(packet: P): Outgoing<P> {
 
 /** A copy of a prepared (broadcast) event for one session: its own `seq` and `ackId`. */
 export function preparedOutgoing(prepared: PreparedEvent, seq: number, ackId: number): Outgoing<EventPacket> {
-  return {
-    packet: { type: PacketType.EVENT, seq, name: prepared.name, args: prepared.args, ackId },
-    text: prepared.text(seq, ackId),
-    binary: prepared.binary,
-    // Only a binary frame differs from the text; a text broadcast needs no closure per copy.
-    frame: prepared.binary ? () => prepared.frame(seq, ackId) : undefined,
+  return new PreparedCopy(prepared, seq, ackId)
+}
+
+/**
+ * One session's copy of a broadcast: its text, and the rest built only if asked for. A
+ * broadcast makes one per recipient, and each lives in the replay buffer until the client's
+ * ACK, so it is kept small: no packet object and no closure per copy.
+ */
+class PreparedCopy implements Outgoing<EventPacket> {
+  readonly text: string
+  readonly #prepared: PreparedEvent
+  readonly #seq: number
+  readonly #ackId: number
+
+  constructor(prepared: PreparedEvent, seq: number, ackId: number) {
+    this.#prepared = prepared
+    this.#seq = seq
+    this.#ackId = ackId
+    this.text = prepared.text(seq, ackId)
+  }
+
+  get binary(): boolean {
+    return this.#prepared.binary
+  }
+
+  get packet(): EventPacket {
+    const { name, args } = this.#prepared
+    return { type: PacketType.EVENT, seq: this.#seq, name, args, ackId: this.#ackId }
+  }
+
+  frame(): string | Uint8Array {
+    return this.#prepared.frame(this.#seq, this.#ackId)
   }
 }
 
