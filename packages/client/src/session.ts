@@ -68,11 +68,16 @@ export class Session {
 
   readonly #limits: SessionLimits
   readonly #sendAck: (ack: number) => void
+  readonly #ackDelay: () => number
 
-  /** `sendAck` sends ACK [4, inSeq] if a transport is there; at most every 200 ms or 32 packets. */
-  constructor(limits: SessionLimits, sendAck: (ack: number) => void) {
+  /**
+   * `sendAck` sends ACK [4, inSeq] if a transport is there; at most every `ackDelay()` ms (200 on
+   * WebSocket) or 32 packets.
+   */
+  constructor(limits: SessionLimits, sendAck: (ack: number) => void, ackDelay = () => 200) {
     this.#limits = limits
     this.#sendAck = sendAck
+    this.#ackDelay = ackDelay
   }
 
   /** Numbered packets kept for (re)sending. */
@@ -152,7 +157,7 @@ export class Session {
     if (fresh) this.inSeq = seq
     // Acknowledge duplicates too: a replay means the server missed our last ACK.
     if (++this.#owed >= 32) this.flushAck()
-    else this.#ackTimer ??= setTimeout(() => this.flushAck(), 200)
+    else this.#ackTimer ??= setTimeout(() => this.flushAck(), this.#ackDelay())
     return fresh ? 'deliver' : 'duplicate'
   }
 

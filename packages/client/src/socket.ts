@@ -107,9 +107,12 @@ export class Socket<
         ? new SseTransport(base, fetchFn, maxPayload)
         : new PollingTransport(base, fetchFn, maxPayload)
     }
-    this.#session = new Session(opts, (ack) => {
-      this.#connection.send([outgoing({ type: PacketType.ACK, ack })])
-    })
+    this.#session = new Session(
+      opts,
+      (ack) => this.#connection.send([outgoing({ type: PacketType.ACK, ack })]),
+      // Over SSE and polling an ACK alone is a whole POST: it waits longer for company.
+      () => (this.transport === 'websocket' ? 200 : 1000),
+    )
     this.#acks = new AckManager(opts.maxPendingAcks)
     const memory = new TransportMemory(pickStorage(opts.storage), base)
     this.#connection = new Connection(opts, factory, memory, this.#host(), () => this.#session.maxPayload)

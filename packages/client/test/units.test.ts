@@ -101,6 +101,23 @@ describe('Session', () => {
     expect(acks).toEqual([2, 34])
   })
 
+  it('lets its owner stretch the ACK delay (an ACK alone is a POST over SSE and polling), never the 32', () => {
+    vi.useFakeTimers()
+    const acks: number[] = []
+    const s = new Session(
+      limits,
+      (n) => acks.push(n),
+      () => 1000,
+    )
+    s.receive(1)
+    vi.advanceTimersByTime(999)
+    expect(acks).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(acks).toEqual([1])
+    for (let i = 2; i < 34; i++) s.receive(i)
+    expect(acks).toEqual([1, 33])
+  })
+
   it('counts UTF-8 bytes', () => {
     expect(utf8Length('aé€😀')).toBe(1 + 2 + 3 + 4)
   })
