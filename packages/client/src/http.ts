@@ -114,14 +114,23 @@ export class Upstream {
     void this.#post(batch)
   }
 
+  /**
+   * No POST in flight any more. After `finish()`, the last lines go now, whatever became of the
+   * POST before them (answered, refused with 409, or failed): the CLOSE among them must not be
+   * lost, or the server would keep the session for its whole recovery window.
+   */
+  #idle(): void {
+    this.#busy = false
+    this.#afterBusy?.()
+    this.#afterBusy = undefined
+  }
+
   async #post(batch: { text: string; bytes: number }[]): Promise<void> {
     const body = batch.map((l) => l.text).join('\n')
     try {
       const res = await this.fetchFn(this.url, { method: 'POST', body, headers: TEXT })
       if (this.#closed) {
-        this.#busy = false
-        this.#afterBusy?.()
-        this.#afterBusy = undefined
+        this.#idle()
         await res.body?.cancel()
         return
       }
@@ -130,7 +139,7 @@ export class Upstream {
         this.#lines.unshift(...batch)
         await res.body?.cancel()
         setTimeout(() => {
-          this.#busy = false
+          this.#idle()
           this.#flush()
         }, RETRY_409_MS)
         return
@@ -144,7 +153,7 @@ export class Upstream {
       this.#busy = false
       this.#flush()
     } catch (err) {
-      if (this.#closed) return
+      if (this.#closed) return this.#idle()
       this.#closed = true
       this.onFail(transportError('upstream POST failed', err))
     }

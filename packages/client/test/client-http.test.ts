@@ -19,6 +19,10 @@ const SID = 'CCCCCCCCCCCCCCCCCCCCC'
 interface Peer {
   url: string
   posts: { body: string; overlapping: boolean }[]
+  /** POSTs answered 409 so far. */
+  refused: number
+  /** True while the POST of `failFirstPost` hangs. */
+  failing: boolean
   /** Writes to the open event stream (SSE) or answers the held GET (polling). */
   push(packets: Packet[]): void
   close(): Promise<void>
@@ -32,7 +36,14 @@ afterEach(async () => {
 })
 
 async function startPeer(
-  options: { maxPayload?: number; answer409?: number; prelude?: boolean; split?: boolean } = {},
+  options: {
+    maxPayload?: number
+    answer409?: number
+    prelude?: boolean
+    split?: boolean
+    /** The first upstream POST hangs until the client drops its downstream, then breaks. */
+    failFirstPost?: boolean
+  } = {},
 ): Promise<Peer> {
   const posts: Peer['posts'] = []
   let stream: http.ServerResponse | undefined
@@ -40,6 +51,9 @@ async function startPeer(
   const queued: string[] = []
   let inFlight = 0
   let refusals = options.answer409 ?? 0
+  let refused = 0
+  let failNext = options.failFirstPost ?? false
+  let failing: http.ServerResponse | undefined
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
     const sid = url.searchParams.get('sid')
@@ -55,8 +69,15 @@ async function startPeer(
           res.writeHead(200).end(encodeText(openPacket(SID, { maxPayload: options.maxPayload ?? 1_000_000 })))
           return
         }
+        if (failNext) {
+          failNext = false
+          inFlight--
+          failing = res
+          return
+        }
         if (refusals > 0) {
           refusals--
+          refused++
           inFlight--
           res
             .writeHead(409, { 'content-type': 'application/json' })
@@ -72,6 +93,11 @@ async function startPeer(
       })
       return
     }
+    // A client that drops its downstream is going away: the hanging POST breaks then.
+    res.on('close', () => {
+      failing?.socket?.destroy()
+      failing = undefined
+    })
     if (url.pathname.endsWith('/sse')) {
       res.writeHead(200, { 'content-type': 'text/event-stream' })
       if (options.prelude !== false) res.write(`:${' '.repeat(2048)}\n\n`)
@@ -86,6 +112,12 @@ async function startPeer(
   return {
     url: `http://127.0.0.1:${port}/parley`,
     posts,
+    get refused() {
+      return refused
+    },
+    get failing() {
+      return failing !== undefined
+    },
     push(packets) {
       const lines = packets.map((p) => encodeText(p))
       if (stream) {
@@ -156,6 +188,27 @@ describe.each(['sse', 'polling'] as const)('%s against a scripted peer', (transp
     socket.emit('count', 1)
     await until(() => peer!.posts.length === 1, 2000, 'the POST')
     expect(peer.posts[0]!.body).toBe('[5,1,"count",[1],0]')
+  })
+
+  it('still says CLOSE when disconnect() comes while a POST waits to be sent again after a 409', async () => {
+    peer = await startPeer({ answer409: 1 })
+    const socket = client(peer.url, { transports: [transport] })
+    await next(socket, 'connect')
+    socket.emit('count', 1)
+    // The 409 answer arrives, the lines wait to be sent again: the session ends meanwhile.
+    await until(() => peer!.refused === 1, 2000, 'the 409')
+    socket.disconnect()
+    await until(() => peer!.posts.some((p) => p.body.includes('"client disconnect"')), 2000, 'the CLOSE')
+  })
+
+  it('still says CLOSE when the POST in flight at disconnect() fails', async () => {
+    peer = await startPeer({ failFirstPost: true })
+    const socket = client(peer.url, { transports: [transport], reconnection: false })
+    await next(socket, 'connect')
+    socket.emit('count', 1)
+    await until(() => peer!.failing, 2000, 'the POST in flight')
+    socket.disconnect()
+    await until(() => peer!.posts.some((p) => p.body.includes('"client disconnect"')), 2000, 'the CLOSE')
   })
 })
 
