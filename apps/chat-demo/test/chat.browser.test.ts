@@ -1,5 +1,5 @@
 // The chat demo in headless Chromium: three people in one room, each on a different transport,
-// through a server restart, and through the browser going offline.
+// through a server restart, and the page's layout on a phone and a desktop.
 import { execFile } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -267,5 +267,39 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     )
     expect(await eve.textContent('#transport')).toMatch(/^sse/)
     for (const page of [dee, eve]) await page.context().close()
+  })
+
+  it('fits a phone and a desktop: no sideways scroll, rooms, people and the input in view', async () => {
+    const layouts: Array<[string, BrowserContextOptions]> = [
+      ['phone', { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true }],
+      ['desktop', { viewport: { width: 1280, height: 800 } }],
+    ]
+    for (const [, options] of layouts) {
+      const page = await join(`http://127.0.0.1:${port}`, 'a-rather-long-nickname-x', options)
+      // Long words and many messages must neither widen the page nor push the input away.
+      for (let i = 0; i < 4; i++) await send(page, `${i} ${'w'.repeat(120)} ${'and more words '.repeat(12)}`)
+      await waitForDelivered(page, 4)
+      const fit = await page.evaluate(() => {
+        const inView = (selector: string) => {
+          const box = document.querySelector(selector)?.getBoundingClientRect()
+          return box !== undefined && box.width > 0 && box.top >= 0 && box.bottom <= innerHeight
+        }
+        return {
+          scrollWidth: document.documentElement.scrollWidth,
+          innerWidth,
+          scrollHeight: document.documentElement.scrollHeight,
+          innerHeight,
+          input: inView('#text'),
+          send: inView('#composer button'),
+          room: inView('#rooms [aria-current="true"]'),
+          people: inView('#people li'),
+          newRoom: inView('#room-name'),
+        }
+      })
+      expect(fit.scrollWidth).toBeLessThanOrEqual(fit.innerWidth)
+      expect(fit.scrollHeight).toBeLessThanOrEqual(fit.innerHeight)
+      expect(fit).toMatchObject({ input: true, send: true, room: true, people: true, newRoom: true })
+      await page.context().close()
+    }
   })
 })
