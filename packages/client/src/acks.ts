@@ -3,6 +3,9 @@ import { ErrorCode, ParleyError, type WireValue } from '@parley/protocol'
 /** Called once with the reply's arguments, or with the error that ended the wait. */
 export type Settle = (error: ParleyError<string> | null, args: WireValue[]) => void
 
+/** setTimeout fires at once for delays past a signed 32-bit number of ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 interface Pending {
   settle: Settle
   timer: ReturnType<typeof setTimeout> | undefined
@@ -30,7 +33,8 @@ export class AckManager {
 
   /**
    * Registers a wait and returns its ack id. `timeout` (ms) ends it with PARLEY_ACK_TIMEOUT;
-   * undefined or Infinity waits for as long as the session lives.
+   * undefined, Infinity or more than a timer can hold (about 24.8 days) waits for as long as
+   * the session lives.
    */
   register(settle: Settle, timeout?: number): number {
     if (this.#pending.size >= this.#maxPending) {
@@ -46,7 +50,7 @@ export class AckManager {
     // Ids only need to be unique among pending requests; wrap long before unsafe integers.
     this.#nextId = id >= 2 ** 31 ? 1 : id + 1
     const timer =
-      timeout === undefined || timeout === Number.POSITIVE_INFINITY
+      timeout === undefined || timeout > MAX_TIMER_MS
         ? undefined
         : setTimeout(() => {
             this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `no reply within ${timeout} ms`), [])

@@ -24,5 +24,8 @@ export {
   type FlaggedEmitter,
   type ReservedEvents,
   Socket,
+  type TimedAck,
+  type TimedArgs,
+  type TimedEmitter,
 } from './socket.js'
 export type { WebSocketConstructor } from './transports/websocket.js'

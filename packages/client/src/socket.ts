@@ -61,9 +61,31 @@ interface Flags {
   timeout?: number
 }
 
-/** `socket.volatile` / `socket.timeout(ms)`: the same emits, with a flag set. */
+/** `socket.volatile`: the same emits, with a flag set. */
 export interface FlaggedEmitter<EmitEvents extends object> {
   emit<K extends keyof EmitEvents & string>(event: K, ...args: Args<EmitEvents[K]>): void
+  emitWithAck<K extends keyof EmitEvents & string>(
+    event: K,
+    ...args: Init<Args<EmitEvents[K]>>
+  ): Promise<AckReply<EmitEvents[K]>>
+}
+
+/**
+ * An event's arguments as `timeout(ms).emit` takes them: a trailing ack callback becomes
+ * error-first, called either with the error alone or with `null` and the reply's arguments
+ * (checking `error` narrows the reply).
+ */
+export type TimedArgs<F> =
+  Last<Args<F>> extends (...reply: infer R) => void ? [...Init<Args<F>>, TimedAck<R>] : Args<F>
+
+/** The error-first callback `timeout(ms).emit` calls: `(error)` or `(null, ...reply)`. */
+export type TimedAck<R extends unknown[]> = (
+  ...result: [error: ParleyError<string>, reply: undefined] | [error: null, ...reply: R]
+) => void
+
+/** `socket.timeout(ms)`: emits whose reply must come in time; ack callbacks are error-first. */
+export interface TimedEmitter<EmitEvents extends object> {
+  emit<K extends keyof EmitEvents & string>(event: K, ...args: TimedArgs<EmitEvents[K]>): void
   emitWithAck<K extends keyof EmitEvents & string>(
     event: K,
     ...args: Init<Args<EmitEvents[K]>>
@@ -188,13 +210,14 @@ export class Socket<
    * Emits whose reply must come within `ms`; their ack callback is error-first
    * (`(err, reply) => ...`), with PARLEY_ACK_TIMEOUT, PARLEY_DISCONNECTED or the server's code.
    */
-  timeout(ms: number): FlaggedEmitter<EmitEvents> {
+  timeout(ms: number): TimedEmitter<EmitEvents> {
+    if (!(ms >= 0)) throw new RangeError('timeout must be a non-negative number of ms')
     return this.#flagged({ timeout: ms })
   }
 
-  #flagged(flags: Flags): FlaggedEmitter<EmitEvents> {
+  #flagged(flags: Flags): FlaggedEmitter<EmitEvents> & TimedEmitter<EmitEvents> {
     return {
-      emit: (event, ...args) => this.#emit(flags, event, args as unknown[]),
+      emit: (event: string, ...args: unknown[]) => this.#emit(flags, event, args),
       emitWithAck: (event, ...args) => this.#withAck(flags, event, args as unknown[]),
     }
   }

@@ -133,7 +133,7 @@ async function conversation(
 describe('moving between transports mid-session', () => {
   it('steps down to SSE when the WebSocket breaks, losing nothing', async () => {
     const { sockets, received } = await setup()
-    const socket = client(proxy!.url, { upgradeDelay: 60_000 })
+    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('websocket')
     const switches: unknown[] = []
@@ -152,7 +152,7 @@ describe('moving between transports mid-session', () => {
   it('steps down from SSE to polling when the stream is cut, losing nothing', async () => {
     const { sockets, received } = await setup()
     proxy!.ws = 'reject'
-    const socket = client(proxy!.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
+    const socket = client(proxy!.url, { connectTimeout: 1500, upgradeDelay: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
     // Generous: a resume tries SSE again first (the cut may be a blip), waits out its first
@@ -168,7 +168,8 @@ describe('moving between transports mid-session', () => {
   it('climbs back to WebSocket when it works again, losing nothing', async () => {
     const { sockets, received } = await setup()
     proxy!.ws = 'reject'
-    const socket = client(proxy!.url, { upgradeDelay: 150 })
+    // A connect timeout a loaded machine cannot miss: the test is about the climb, not speed.
+    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 150 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
     const upgraded = next(socket, 'transport', 5000)

@@ -1,5 +1,5 @@
 // The typed event maps: what compiles and what a listener or reply is typed as.
-import { describe, expectTypeOf, it } from 'vitest'
+import { describe, expect, expectTypeOf, it } from 'vitest'
 import { connect, type ParleyError, type TransportName } from '../src/index.js'
 
 interface ServerEvents {
@@ -28,6 +28,26 @@ describe('typed event maps', () => {
     expectTypeOf(socket.emit<'ping'>).parameters.toEqualTypeOf<['ping']>()
     // @ts-expect-error: the server does not listen to 'nope'
     socket.emit('nope')
+    socket.disconnect()
+  })
+
+  it('types the error-first callback of timeout(ms).emit', () => {
+    const socket = connect<ServerEvents, ClientEvents>('http://127.0.0.1:1', { autoConnect: false })
+    socket.timeout(1000).emit('chat', { text: 'hi' }, (error, reply) => {
+      if (error) {
+        expectTypeOf(error).toEqualTypeOf<ParleyError<string>>()
+        expectTypeOf(reply).toEqualTypeOf<undefined>()
+      } else {
+        expectTypeOf(error).toEqualTypeOf<null>()
+        expectTypeOf(reply).toEqualTypeOf<{ ok: boolean }>()
+      }
+    })
+    // Events without an ack keep their arguments as they are.
+    socket.timeout(1000).emit('ping')
+    // @ts-expect-error: the callback is error-first, its first parameter is not the reply
+    socket.timeout(1000).emit('chat', { text: 'hi' }, (reply: { ok: boolean }) => reply)
+    expect(() => socket.timeout(-1)).toThrow(RangeError)
+    expect(() => socket.timeout(Number.NaN)).toThrow(RangeError)
     socket.disconnect()
   })
 

@@ -148,6 +148,20 @@ describe('AckManager', () => {
     expect(calls).toEqual([[1], ErrorCode.ACK_TIMEOUT])
     expect(acks.size).toBe(0)
   })
+
+  it('waits without a timer past what setTimeout can hold (it would fire at once)', () => {
+    const timers = vi.spyOn(globalThis, 'setTimeout')
+    const acks = new AckManager(4)
+    const calls: unknown[] = []
+    acks.register((err) => calls.push(err?.code), 2 ** 32)
+    acks.register((err) => calls.push(err?.code), Number.POSITIVE_INFINITY)
+    const longest = acks.register((err) => calls.push(err?.code), 2 ** 31 - 1)
+    expect(timers).toHaveBeenCalledTimes(1)
+    timers.mockRestore()
+    expect(acks.size).toBe(3)
+    expect(calls).toEqual([])
+    acks.settle(longest, null, []) // clears its timer
+  })
 })
 
 describe('TransportMemory', () => {

@@ -138,7 +138,8 @@ function request<K extends keyof Replies>(
   if (!socket) return
   const settle = (error: Error | null, reply?: Replies[K]) =>
     done(reply && !error ? reply : { ok: false, error: error?.message ?? 'no answer' })
-  // With timeout(), the client calls back error first; the socket's types know only the reply.
+  // With timeout(), the client calls back error first. (K is generic here, so its argument list
+  // is spelled out: TypeScript cannot resolve the map's entry for a K it does not know yet.)
   const emit = socket.timeout(Number.POSITIVE_INFINITY).emit as (
     event: K,
     payload: Parameters<ClientEvents[K]>[0],
