@@ -1,5 +1,6 @@
 // The HTTP transports against a scripted loopback peer: event-stream parsing, upstream batching
 // under maxPayload, one POST at a time, 409 retries, buffered streams.
+import { getEventListeners } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
@@ -210,6 +211,25 @@ describe.each(['sse', 'polling'] as const)('%s against a scripted peer', (transp
     socket.disconnect()
     await until(() => peer!.posts.some((p) => p.body.includes('"client disconnect"')), 2000, 'the CLOSE')
   })
+})
+
+it('does not gather abort listeners on one signal as polls go by (a long session would leak)', async () => {
+  peer = await startPeer()
+  const signals: AbortSignal[] = []
+  const fetchFn: typeof fetch = (input, init) => {
+    if (init?.signal) signals.push(init.signal)
+    return fetch(input, init)
+  }
+  const socket = client(peer.url, { transports: ['polling'], fetch: fetchFn })
+  const got: number[] = []
+  socket.on('n', (n: number) => got.push(n))
+  await next(socket, 'connect')
+  for (let i = 1; i <= 30; i++) {
+    peer.push([ev(i, i)])
+    await until(() => got.length === i, 2000, `packet ${i}`)
+  }
+  const most = Math.max(...signals.map((s) => getEventListeners(s, 'abort').length))
+  expect(most).toBeLessThanOrEqual(2)
 })
 
 it('gives up on an event stream whose first bytes do not come in time', async () => {

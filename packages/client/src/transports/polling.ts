@@ -7,7 +7,8 @@ import { BaseTransport, transportError } from './transport.js'
 /** Long-polling: one GET always outstanding for the downstream, POST upstream. */
 export class PollingTransport extends BaseTransport {
   readonly name = 'polling'
-  readonly #ctl = new AbortController()
+  /** Aborts the request in flight (the handshake, then the current poll). */
+  #ctl = new AbortController()
   #upstream: Upstream | undefined
 
   constructor(
@@ -35,6 +36,9 @@ export class PollingTransport extends BaseTransport {
     while (!this.closed) {
       let body: string
       try {
+        // A signal per poll: every fetch adds an abort listener to its signal and does not take
+        // it off, so one signal for the whole session would gather one per poll.
+        this.#ctl = new AbortController()
         const res = await this.fetchFn(url, { signal: this.#ctl.signal })
         if (res.status !== 200) {
           this.fail(await httpError(res))
