@@ -16,8 +16,9 @@ export async function httpError(res: Response): Promise<ParleyError<string>> {
       if (typeof b.message === 'string') message = b.message
     }
   } catch {}
-  // 403 is the middleware or the origin check; a version refusal would be the same anywhere.
-  const refused = res.status === 403 || code === ErrorCode.UNSUPPORTED_VERSION
+  // 403 is the middleware or the origin check, 401 the application's own auth hook: the server
+  // refuses the client, not the transport. A version refusal would be the same anywhere.
+  const refused = res.status === 401 || res.status === 403 || code === ErrorCode.UNSUPPORTED_VERSION
   return new ParleyError<string>(code, message, { details: { status: res.status, refused } })
 }
 

@@ -12,7 +12,7 @@ afterEach(async () => {
 })
 
 describe('Fastify hooks', () => {
-  it('refuse every transport alike: the client tries each, then shows the 401 in connect_error', async () => {
+  it('refuse the client: a 401 ends the attempt with connect_error and no automatic retry', async () => {
     const seen: string[] = []
     server = await startServer((app) => {
       app.addHook('onRequest', async (request, reply) => {
@@ -20,10 +20,18 @@ describe('Fastify hooks', () => {
         return reply.code(401).send({ code: 'AUTH_REQUIRED', message: 'log in first' })
       })
     })
-    const socket = client(server.url, { reconnection: false })
+    const socket = client(server.url, { reconnectionDelay: 10, reconnectionDelayMax: 20 })
+    const retries: number[] = []
+    socket.on('reconnect_attempt', (n: number) => retries.push(n))
     const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
     expect(error).toMatchObject({ code: 'AUTH_REQUIRED', message: 'log in first', details: { status: 401 } })
-    expect(seen).toEqual(['GET /parley/ws', 'POST /parley/sse', 'POST /parley/poll'])
+    // A refused upgrade shows no status (browsers hide it), so SSE is tried; its 401 is the
+    // server refusing this client, not a transport failing: polling is not tried, nothing retries.
+    expect(seen).toEqual(['GET /parley/ws', 'POST /parley/sse'])
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(retries).toEqual([])
+    expect(seen).toHaveLength(2)
+    expect(socket.active).toBe(false)
   })
 })
 
