@@ -10,11 +10,10 @@ const BUDGET = 10_300
 
 const sizeOnly = process.argv.includes('--size')
 const result = await build({
-  entryPoints: ['src/index.ts'],
+  entryPoints: ['src/browser.ts'],
   bundle: true,
   minify: true,
   format: 'iife',
-  globalName: 'Parley',
   platform: 'browser',
   target: 'es2022',
   // Only Node reaches for `ws` (browsers have WebSocket); the import is never bundled.
