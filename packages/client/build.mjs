@@ -16,8 +16,8 @@ const result = await build({
   format: 'iife',
   platform: 'browser',
   target: 'es2022',
-  // Only Node reaches for `ws` (browsers have WebSocket); the import is never bundled.
-  external: ['ws'],
+  // Cuts Node-only code (the lookup of the `ws` package) out of the browser bundle.
+  define: { 'globalThis.PARLEY_BROWSER_BUNDLE': 'true' },
   // Bundle the protocol from its sources, so the bundle never lags behind an unbuilt dist.
   alias: { '@parley/protocol': '../protocol/src/index.ts' },
   write: false,

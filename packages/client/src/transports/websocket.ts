@@ -28,6 +28,11 @@ export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocke
   if (given) return Promise.resolve(given)
   const native = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
   if (native) return Promise.resolve(native)
+  // The browser bundle's build defines this true: no browser has `ws`, and the bundle is spared
+  // the Node-only lookup below.
+  if ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+    return Promise.reject(transportError('no WebSocket here: pass the WebSocket option'))
+  }
   // A variable specifier keeps bundlers from pulling `ws` into the browser build.
   const specifier = 'ws'
   nodeWebSocket ??= import(specifier).then(
