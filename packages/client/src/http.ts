@@ -1,6 +1,7 @@
 import { ErrorCode, type HelloPacket, type OpenPacket, ParleyError } from '@parley/protocol'
 import { decodeText, encodeText } from './codec.js'
-import { handshakeResult, timeoutError, transportError } from './transports/transport.js'
+import type { Outgoing } from './session.js'
+import { BaseTransport, handshakeResult, timeoutError, transportError } from './transports/transport.js'
 
 export type Fetch = typeof fetch
 
@@ -22,30 +23,72 @@ export async function httpError(res: Response): Promise<ParleyError<string>> {
   return new ParleyError<string>(code, message, { details: { status: res.status, refused } })
 }
 
-/** The SSE and polling handshake: POST one HELLO line, get one OPEN line, within `timeout`. */
-export async function postHello(
-  fetchFn: Fetch,
-  url: string,
-  hello: HelloPacket,
-  timeout: number,
-  /** The transport's controller: a timeout aborts it, which ends the whole attempt. */
-  ctl: AbortController,
-): Promise<OpenPacket> {
-  const { signal } = ctl
-  const timer = setTimeout(() => ctl.abort(), timeout)
-  try {
-    const res = await fetchFn(url, { method: 'POST', body: encodeText(hello), headers: TEXT, signal })
-    if (res.status !== 200) throw await httpError(res)
-    const decoded = decodeText((await res.text()).trim())
-    if (!decoded.ok) throw decoded.error
-    const result = handshakeResult(decoded.packet)
-    if (result instanceof ParleyError) throw result
-    return result
-  } catch (err) {
-    if (err instanceof ParleyError) throw err
-    throw signal.aborted ? timeoutError('no OPEN', timeout) : transportError('handshake request failed', err)
-  } finally {
-    clearTimeout(timer)
+/**
+ * What SSE and polling share: the handshake (POST one HELLO line, get one OPEN line), the
+ * upstream of POSTs, and the teardown. A subclass opens the downstream once the handshake gave
+ * the session's URL.
+ */
+export abstract class HttpTransport extends BaseTransport {
+  /** Aborts the request in flight: the handshake, then the downstream's. */
+  protected ctl = new AbortController()
+  #upstream: Upstream | undefined
+
+  constructor(
+    /** The endpoint: the base URL and `/sse` or `/poll`. */
+    readonly url: string,
+    readonly fetchFn: Fetch,
+    readonly maxPayload: number,
+  ) {
+    super()
+  }
+
+  /** Opens the downstream at `url`; resolves once it works, within `timeout` ms. */
+  protected abstract downstream(url: string, timeout: number): Promise<void> | void
+
+  async open(hello: HelloPacket, timeout: number): Promise<OpenPacket> {
+    const started = Date.now()
+    const ctl = this.ctl
+    // A timeout aborts the transport's controller, which ends the whole attempt.
+    const timer = setTimeout(() => ctl.abort(), timeout)
+    try {
+      let open: OpenPacket | ParleyError<string>
+      try {
+        const res = await this.fetchFn(`${this.url}?v=1`, {
+          method: 'POST',
+          body: encodeText(hello),
+          headers: TEXT,
+          signal: ctl.signal,
+        })
+        if (res.status !== 200) throw await httpError(res)
+        const decoded = decodeText((await res.text()).trim())
+        if (!decoded.ok) throw decoded.error
+        open = handshakeResult(decoded.packet)
+      } catch (err) {
+        if (err instanceof ParleyError) throw err
+        throw ctl.signal.aborted
+          ? timeoutError('no OPEN', timeout)
+          : transportError('handshake request failed', err)
+      } finally {
+        clearTimeout(timer)
+      }
+      if (open instanceof ParleyError) throw open
+      const url = `${this.url}?v=1&sid=${encodeURIComponent(open.sid)}`
+      this.#upstream = new Upstream(this.fetchFn, url, open.maxPayload, (e) => this.fail(e))
+      await this.downstream(url, Math.max(0, timeout - (Date.now() - started)))
+      return open
+    } catch (err) {
+      this.close()
+      throw err
+    }
+  }
+
+  send(items: readonly Outgoing[]): void {
+    this.#upstream?.send(items)
+  }
+
+  protected teardown(): void {
+    this.#upstream?.finish()
+    this.ctl.abort()
   }
 }
 

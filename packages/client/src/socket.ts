@@ -126,8 +126,8 @@ export class Socket<
       if (name === 'websocket')
         return new WebSocketTransport(`${base.replace(/^http/, 'ws')}/ws?v=1`, opts.WebSocket, maxPayload)
       return name === 'sse'
-        ? new SseTransport(base, fetchFn, maxPayload)
-        : new PollingTransport(base, fetchFn, maxPayload)
+        ? new SseTransport(`${base}/sse`, fetchFn, maxPayload)
+        : new PollingTransport(`${base}/poll`, fetchFn, maxPayload)
     }
     this.#session = new Session(
       opts,

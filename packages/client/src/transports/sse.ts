@@ -1,52 +1,27 @@
-import { type HelloPacket, type OpenPacket, ParleyError } from '@parley/protocol'
+import { ParleyError } from '@parley/protocol'
 import { decodeText } from '../codec.js'
-import { type Fetch, httpError, postHello, Upstream } from '../http.js'
-import type { Outgoing } from '../session.js'
-import { BaseTransport, timeoutError, transportError } from './transport.js'
+import { HttpTransport, httpError } from '../http.js'
+import { timeoutError, transportError } from './transport.js'
 
 /**
  * Server-Sent Events read with fetch streaming (browsers and Node alike), POST upstream.
  * Reading the stream ourselves, rather than with EventSource, is what lets us see a proxy that
  * buffers the body: the server's 2 KiB prelude must arrive within the connect timeout.
  */
-export class SseTransport extends BaseTransport {
+export class SseTransport extends HttpTransport {
   readonly name = 'sse'
-  readonly #ctl = new AbortController()
-  #upstream: Upstream | undefined
-
-  constructor(
-    private readonly base: string,
-    private readonly fetchFn: Fetch,
-    private readonly maxPayload: number,
-  ) {
-    super()
-  }
-
-  async open(hello: HelloPacket, timeout: number): Promise<OpenPacket> {
-    const started = Date.now()
-    try {
-      const open = await postHello(this.fetchFn, `${this.base}/sse?v=1`, hello, timeout, this.#ctl)
-      const url = `${this.base}/sse?v=1&sid=${encodeURIComponent(open.sid)}`
-      this.#upstream = new Upstream(this.fetchFn, url, open.maxPayload, (e) => this.fail(e))
-      await this.#stream(url, Math.max(0, timeout - (Date.now() - started)))
-      return open
-    } catch (err) {
-      this.close()
-      throw err
-    }
-  }
 
   /** Opens the stream; resolves once its first bytes came, then keeps reading in the background. */
-  async #stream(url: string, timeout: number): Promise<void> {
+  protected async downstream(url: string, timeout: number): Promise<void> {
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true
-      this.#ctl.abort()
+      this.ctl.abort()
     }, timeout)
     try {
       const res = await this.fetchFn(url, {
         headers: { accept: 'text/event-stream' },
-        signal: this.#ctl.signal,
+        signal: this.ctl.signal,
       })
       if (res.status !== 200) throw await httpError(res)
       if (!res.body) throw transportError('event stream has no body')
@@ -96,14 +71,5 @@ export class SseTransport extends BaseTransport {
     const decoded = decodeText(line, { maxPayload: this.maxPayload })
     if (decoded.ok) this.deliver(decoded.packet)
     else this.fail(decoded.error)
-  }
-
-  send(items: readonly Outgoing[]): void {
-    this.#upstream?.send(items)
-  }
-
-  protected teardown(): void {
-    this.#upstream?.finish()
-    this.#ctl.abort()
   }
 }
