@@ -11,6 +11,7 @@ import {
 import { Backoff } from './backoff.js'
 import type { TransportMemory } from './memory.js'
 import { type Outgoing, outgoing } from './session.js'
+import type { ReservedEvents } from './socket.js'
 import { isRefusal, type Transport, type TransportFactory } from './transports/transport.js'
 
 /*
@@ -75,15 +76,16 @@ export interface ConnectionHost {
   packet(packet: Packet): void
   /** The transport was lost and no other took over at once. */
   down(reason: CloseReason): void
-  /** A connection attempt failed; `retry` says whether another is planned. */
-  error(error: ParleyError<string>, retry: boolean): void
-  /** One transport could not be opened; the attempt goes on with the next one, if any. */
-  failed(transport: TransportName, error: ParleyError<string>): void
-  /** A reconnection attempt starts. */
-  attempt(n: number): void
-  /** reconnectionAttempts ran out. */
-  giveUp(): void
+  /**
+   * Tells the application: an attempt failed (`connect_error`), one transport could not be
+   * opened and the attempt goes on with the next (`transport_error`), a reconnection attempt
+   * starts (`reconnect_attempt`), reconnectionAttempts ran out (`reconnect_failed`).
+   */
+  notify<K extends ConnectionEvent>(event: K, ...args: Parameters<ReservedEvents[K]>): void
 }
+
+/** The socket events the connection fires. */
+export type ConnectionEvent = 'connect_error' | 'transport_error' | 'reconnect_attempt' | 'reconnect_failed'
 
 const PONG = outgoing({ type: PacketType.PONG })
 
@@ -206,7 +208,7 @@ export class Connection {
         t.close()
         if (run !== this.#run) return
         last = asParleyError(err)
-        this.#host.failed(name, last)
+        this.#host.notify('transport_error', name, last)
         if (isRefusal(err)) {
           refused = true
           break
@@ -224,7 +226,7 @@ export class Connection {
     }
     const error = last ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'no transport to try')
     const retry = !refused && this.#opts.reconnection
-    this.#host.error(error, retry)
+    this.#host.notify('connect_error', error)
     if (run !== this.#run) return
     if (retry) this.#schedule()
     else this.close()
@@ -361,7 +363,7 @@ export class Connection {
   #schedule(): void {
     if (this.#backoff.attempts >= this.#opts.reconnectionAttempts) {
       this.close()
-      this.#host.giveUp()
+      this.#host.notify('reconnect_failed')
       return
     }
     this.#state = 'waiting'
@@ -376,7 +378,7 @@ export class Connection {
     this.#timer = undefined
     const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator
     if (nav?.onLine === false) return
-    this.#host.attempt(this.#backoff.attempts)
+    this.#host.notify('reconnect_attempt', this.#backoff.attempts)
     void this.#connect('connect')
   }
 

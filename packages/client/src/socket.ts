@@ -2,7 +2,6 @@ import {
   type CloseReason,
   ErrorCode,
   type HelloPacket,
-  type OpenPacket,
   type Packet,
   PacketType,
   ParleyError,
@@ -12,7 +11,7 @@ import {
 import { AckManager, type Settle } from './acks.js'
 import { badName } from './codec.js'
 import { type Args, Emitter } from './emitter.js'
-import { Connection, type SwitchReason } from './fallback.js'
+import { Connection, type ConnectionHost, type SwitchReason } from './fallback.js'
 import { pickStorage, TransportMemory } from './memory.js'
 import { baseUrl, type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js'
 import { outgoing, Session } from './session.js'
@@ -281,9 +280,10 @@ export class Socket<
     this.id = undefined
   }
 
-  #host() {
+  /** What the connection calls: the socket's side of every attach, packet and loss. */
+  #host(): ConnectionHost {
     return {
-      hello: async (): Promise<HelloPacket> => {
+      hello: async () => {
         const a = this.#opts.auth
         const auth = typeof a === 'function' ? await a() : a
         const hello: HelloPacket = { type: PacketType.HELLO }
@@ -294,49 +294,31 @@ export class Socket<
         }
         return hello
       },
-      opened: (
-        open: OpenPacket,
-        now: TransportName,
-        before: TransportName | null,
-        why: SwitchReason,
-        attempt: number,
-      ) => this.#opened(open, now, before, why, attempt),
-      packet: (p: Packet) => this.#packet(p),
-      down: (reason: CloseReason) => {
+      opened: (open, now, before, why, attempt) => {
+        const fresh = this.#session.opened(open)
+        this.id = open.id
+        this.recovered = !fresh
+        // Everything the server lacks, in order, before anything new.
+        if (this.#session.kept.length > 0) this.#connection.send(this.#session.kept)
+        if (this.#up && fresh) {
+          // A silent resume found the session gone: the application must hear it was cut.
+          this.#up = false
+          this.#fireAny('disconnect', ['session expired'])
+        }
+        if (!this.#up) {
+          this.#up = true
+          this.#fireAny('connect', [])
+          if (attempt > 0) this.#fireAny('reconnect', [attempt])
+        } else if (before !== null) this.#fireAny('transport', [now, before, why])
+      },
+      packet: (p) => this.#packet(p),
+      down: (reason) => {
         if (!this.#up) return
         this.#up = false
         this.#fireAny('disconnect', [reason])
       },
-      error: (error: ParleyError<string>) => this.#fireAny('connect_error', [error]),
-      failed: (transport: TransportName, error: ParleyError<string>) =>
-        this.#fireAny('transport_error', [transport, error]),
-      attempt: (n: number) => this.#fireAny('reconnect_attempt', [n]),
-      giveUp: () => this.#fireAny('reconnect_failed', []),
+      notify: (event, ...args) => this.#fireAny(event, args),
     }
-  }
-
-  #opened(
-    open: OpenPacket,
-    now: TransportName,
-    before: TransportName | null,
-    why: SwitchReason,
-    attempt: number,
-  ) {
-    const fresh = this.#session.opened(open)
-    this.id = open.id
-    this.recovered = !fresh
-    // Everything the server lacks, in order, before anything new.
-    if (this.#session.kept.length > 0) this.#connection.send(this.#session.kept)
-    if (this.#up && fresh) {
-      // A silent resume found the session gone: the application must hear it was cut.
-      this.#up = false
-      this.#fireAny('disconnect', ['session expired'])
-    }
-    if (!this.#up) {
-      this.#up = true
-      this.#fireAny('connect', [])
-      if (attempt > 0) this.#fireAny('reconnect', [attempt])
-    } else if (before !== null) this.#fireAny('transport', [now, before, why])
   }
 
   #packet(p: Packet): void {
