@@ -19,7 +19,6 @@ const INTERNAL_PROPS = [
   'fail',
   'fetchFn',
   'finish',
-  'onFail',
   'teardown',
   'url',
   // packets ready to send, the session, acks

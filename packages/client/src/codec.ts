@@ -350,13 +350,13 @@ function decodeOpen(rest: unknown[]): DecodeResult {
 
 /** Puts the binary leaves `[path, kind, data]` back into `args`; returns what is wrong, if anything. */
 function fillBinary(args: unknown[], bins: unknown, resolveLeaf: ResolveLeaf): string | undefined {
-  if (!isArray(bins) || bins.length === 0) return 'binary list is empty'
+  if (!isArray(bins) || bins.length === 0) return 'bad binary list'
   for (const entry of bins) {
-    if (!isArray(entry) || entry.length !== 3) return 'binary entry is not [path, kind, data]'
+    if (!isArray(entry) || entry.length !== 3) return 'bad binary entry'
     const [path, kind, data] = entry
     const bytes = kind === 0 || kind === 1 ? resolveLeaf(data) : undefined
-    if (!bytes) return 'binary kind or data is wrong'
-    if (!insert(args, path, kind === 1 ? bytes.slice().buffer : bytes)) return 'binary path leads nowhere'
+    if (!bytes) return 'bad binary kind or data'
+    if (!insert(args, path, kind === 1 ? bytes.slice().buffer : bytes)) return 'bad binary path'
   }
   return undefined
 }

@@ -108,12 +108,17 @@ export class Upstream {
   #closed = false
   #afterBusy: (() => void) | undefined
 
-  constructor(
-    private readonly fetchFn: Fetch,
-    private readonly url: string,
-    private readonly maxPayload: number,
-    private readonly onFail: (error: ParleyError<string>) => void,
-  ) {}
+  readonly #fetch: Fetch
+  readonly #url: string
+  readonly #maxPayload: number
+  readonly #onFail: (error: ParleyError<string>) => void
+
+  constructor(fetchFn: Fetch, url: string, maxPayload: number, onFail: (error: ParleyError<string>) => void) {
+    this.#fetch = fetchFn
+    this.#url = url
+    this.#maxPayload = maxPayload
+    this.#onFail = onFail
+  }
 
   send(lines: readonly { text: string; bytes: number }[]): void {
     if (this.#closed) return
@@ -134,7 +139,7 @@ export class Upstream {
     if (rest.length === 0) return
     const body = rest.map((l) => l.text).join('\n')
     const send = () => {
-      this.fetchFn(this.url, { method: 'POST', body, headers: TEXT }).then(
+      this.#fetch(this.#url, { method: 'POST', body, headers: TEXT }).then(
         (res) => res.body?.cancel(),
         () => {},
       )
@@ -149,7 +154,7 @@ export class Upstream {
     // which the session already checked against the limit.
     let size = this.#lines[0]!.bytes
     let n = 1
-    while (n < this.#lines.length && size + 1 + this.#lines[n]!.bytes <= this.maxPayload) {
+    while (n < this.#lines.length && size + 1 + this.#lines[n]!.bytes <= this.#maxPayload) {
       size += 1 + this.#lines[n]!.bytes
       n++
     }
@@ -172,7 +177,7 @@ export class Upstream {
   async #post(batch: { text: string; bytes: number }[]): Promise<void> {
     const body = batch.map((l) => l.text).join('\n')
     try {
-      const res = await this.fetchFn(this.url, { method: 'POST', body, headers: TEXT })
+      const res = await this.#fetch(this.#url, { method: 'POST', body, headers: TEXT })
       if (this.#closed) {
         this.#idle()
         await res.body?.cancel()
@@ -190,7 +195,7 @@ export class Upstream {
       }
       if (res.status >= 300) {
         this.#closed = true
-        this.onFail(await httpError(res))
+        this.#onFail(await httpError(res))
         return
       }
       await res.body?.cancel()
@@ -199,7 +204,7 @@ export class Upstream {
     } catch (err) {
       if (this.#closed) return this.#idle()
       this.#closed = true
-      this.onFail(transportError('upstream POST failed', err))
+      this.#onFail(transportError('upstream POST failed', err))
     }
   }
 }
