@@ -5,11 +5,11 @@ import {
   isTransportName,
   type OpenPacket,
   type Packet,
-  PacketType,
   ParleyError,
   RESERVED_EVENTS,
   WireLimits,
 } from '@parley/protocol'
+import * as PacketType from './packet-type.js'
 
 /*
  * The wire format as a client speaks it: it encodes what a client sends (HELLO, CLOSE, PONG,

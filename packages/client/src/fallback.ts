@@ -4,12 +4,12 @@ import {
   type HelloPacket,
   type OpenPacket,
   type Packet,
-  PacketType,
   ParleyError,
   type TransportName,
 } from '@parley/protocol'
 import { Backoff } from './backoff.js'
 import type { TransportMemory } from './memory.js'
+import * as PacketType from './packet-type.js'
 import { type Outgoing, outgoing } from './session.js'
 import type { ReservedEvents } from './socket.js'
 import { isRefusal, type Transport, type TransportFactory } from './transports/transport.js'

@@ -3,7 +3,6 @@ import {
   ErrorCode,
   type HelloPacket,
   type Packet,
-  PacketType,
   ParleyError,
   type TransportName,
   type WireValue,
@@ -14,6 +13,7 @@ import { type Args, Emitter } from './emitter.js'
 import { Connection, type ConnectionHost, type SwitchReason } from './fallback.js'
 import { pickStorage, TransportMemory } from './memory.js'
 import { baseUrl, type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js'
+import * as PacketType from './packet-type.js'
 import { outgoing, Session } from './session.js'
 import { PollingTransport } from './transports/polling.js'
 import { SseTransport } from './transports/sse.js'

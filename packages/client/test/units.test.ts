@@ -5,6 +5,7 @@ import { Backoff } from '../src/backoff.js'
 import { Emitter } from '../src/emitter.js'
 import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
 import { type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
+import * as clientPacketType from '../src/packet-type.js'
 import { Session, utf8Length } from '../src/session.js'
 
 afterEach(() => {
@@ -243,5 +244,11 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ [key]: value } as ClientOptions)).toThrow(
       expect.objectContaining({ name: 'TypeError', message: expect.stringContaining(`option ${key} `) }),
     )
+  })
+})
+
+describe('packet types', () => {
+  it("are the protocol's numbers, every one of them", () => {
+    expect({ ...clientPacketType }).toEqual({ ...PacketType })
   })
 })

@@ -3,10 +3,10 @@ import {
   type HelloPacket,
   type OpenPacket,
   type Packet,
-  PacketType,
   ParleyError,
   type TransportName,
 } from '@parley/protocol'
+import * as PacketType from '../packet-type.js'
 import type { Outgoing } from '../session.js'
 
 /** What a transport tells its owner once attached. */
