@@ -7,9 +7,9 @@ import {
   type Packet,
   ParleyError,
   RESERVED_EVENTS,
-  WireLimits,
 } from '@parley/protocol'
 import * as PacketType from './packet-type.js'
+import * as WireLimits from './wire-limits.js'
 
 /*
  * The wire format as a client speaks it: it encodes what a client sends (HELLO, CLOSE, PONG,

@@ -1,12 +1,6 @@
-import {
-  ErrorCode,
-  type NumberedPacket,
-  type OpenPacket,
-  type Packet,
-  ParleyError,
-  WireLimits,
-} from '@parley/protocol'
+import { ErrorCode, type NumberedPacket, type OpenPacket, type Packet, ParleyError } from '@parley/protocol'
 import { encode } from './codec.js'
+import * as WireLimits from './wire-limits.js'
 
 /** A packet ready for any transport: text transports send `text`, WebSocket may frame it. */
 export interface Outgoing {

@@ -1,4 +1,4 @@
-import { ErrorCode, type EventPacket, PacketType, ParleyError } from '@parley/protocol'
+import { ErrorCode, type EventPacket, PacketType, ParleyError, WireLimits } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { AckManager } from '../src/acks.js'
 import { Backoff } from '../src/backoff.js'
@@ -7,6 +7,7 @@ import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
 import { type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
 import * as clientPacketType from '../src/packet-type.js'
 import { Session, utf8Length } from '../src/session.js'
+import * as clientWireLimits from '../src/wire-limits.js'
 
 afterEach(() => {
   vi.useRealTimers()
@@ -247,8 +248,12 @@ describe('resolveOptions', () => {
   })
 })
 
-describe('packet types', () => {
-  it("are the protocol's numbers, every one of them", () => {
+describe("the client's copies of protocol constants", () => {
+  it("are the protocol's packet types, every one of them", () => {
     expect({ ...clientPacketType }).toEqual({ ...PacketType })
+  })
+
+  it("are the protocol's wire limits, every one of them", () => {
+    expect({ ...clientWireLimits }).toEqual({ ...WireLimits })
   })
 })
