@@ -64,7 +64,7 @@ export class AckManager {
     const pending = this.#pending.get(id)
     if (!pending) return false
     this.#pending.delete(id)
-    if (pending.timer !== undefined) clearTimeout(pending.timer)
+    clearTimeout(pending.timer)
     pending.settle(error, args)
     return true
   }
@@ -72,7 +72,7 @@ export class AckManager {
   /** Forgets a wait without settling it (the request never left: its emit threw). */
   cancel(id: number): void {
     const pending = this.#pending.get(id)
-    if (pending?.timer !== undefined) clearTimeout(pending.timer)
+    clearTimeout(pending?.timer)
     this.#pending.delete(id)
   }
 

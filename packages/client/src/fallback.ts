@@ -300,7 +300,7 @@ export class Connection {
   }
 
   #stopAlive(): void {
-    if (this.#liveTimer !== undefined) clearTimeout(this.#liveTimer)
+    clearTimeout(this.#liveTimer)
     this.#liveTimer = undefined
   }
 
@@ -344,7 +344,7 @@ export class Connection {
   }
 
   #cancelProbe(): void {
-    if (this.#probeTimer !== undefined) clearTimeout(this.#probeTimer)
+    clearTimeout(this.#probeTimer)
     this.#probeTimer = undefined
     this.#probe?.close()
     this.#probe = undefined
@@ -352,7 +352,7 @@ export class Connection {
   }
 
   #drop(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    clearTimeout(this.#timer)
     this.#timer = undefined
     this.#stopAlive()
     this.#cancelProbe()
@@ -374,7 +374,7 @@ export class Connection {
   /** Starts the next attempt, unless the browser says it is offline (then `online` wakes us). */
   #wake(): void {
     if (this.#state !== 'waiting') return
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    clearTimeout(this.#timer)
     this.#timer = undefined
     const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator
     if (nav?.onLine === false) return

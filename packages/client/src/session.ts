@@ -177,7 +177,7 @@ export class Session {
   }
 
   #cancelAck(): void {
-    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer)
+    clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     this.#owed = 0
   }
