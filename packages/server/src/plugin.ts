@@ -2,6 +2,7 @@ import websocket from '@fastify/websocket'
 import { WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { IdleConnections } from './http/idle-connections.js'
 import { parleyRoutes } from './http/routes.js'
 import { type ParleyServerOptions, resolveOptions } from './options.js'
 import { ParleyServer } from './server.js'
@@ -22,8 +23,10 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
   // packet before the socket closes under them; SSE streams and held polls end here too, which
   // lets the HTTP server close.
+  const idle = new IdleConnections(app.server)
   app.addHook('preClose', (done) => {
     server.close()
+    idle.startClosing()
     done()
   })
   app.addHook('onClose', (_instance, done) => {

@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http'
+import { connect as connectTcp } from 'node:net'
 import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify from 'fastify'
@@ -284,6 +285,34 @@ describe('the Fastify application', () => {
         'GET /parley/poll',
       ]),
     )
+  })
+
+  it('closes without waiting for spare or keep-alive connections, and lets a request in flight finish', async () => {
+    const app = Fastify()
+    await app.register(parley, { path: '/rt' })
+    let slowStarted = false
+    app.get('/slow', async () => {
+      slowStarted = true
+      await new Promise((r) => setTimeout(r, 300))
+      return { done: true }
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (app.server.address() as { port: number }).port
+    // A spare connection, as browsers and undici open them, and one carrying a slow request.
+    const spare = connectTcp(port)
+    await new Promise((r) => spare.once('connect', r))
+    const spareClosed = new Promise((r) => spare.once('close', r))
+    // A keep-alive request still running when the server closes: Node alone would then keep
+    // its connection open for keep-alive, like the spare one, until its timeouts.
+    const slow = fetch(`http://127.0.0.1:${port}/slow`).then((res) => res.json())
+    await until(() => slowStarted, 2000, 'the slow request reached its handler')
+    const closed = await Promise.race([
+      app.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('still open after 10 s'), 10_000)),
+    ])
+    expect(closed).toBe('closed')
+    await spareClosed
+    expect(await slow).toEqual({ done: true })
   })
 
   it('closes promptly with a live stream and a held poll (default Fastify options)', async () => {

@@ -1,0 +1,56 @@
+import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { Server as HttpsServer } from 'node:https'
+import type { Socket } from 'node:net'
+
+/**
+ * Lets a closing server let go of HTTP connections that no request needs any more.
+ *
+ * Node's `server.close()` (which Fastify calls) ends the keep-alive connections idle at that
+ * moment, but not a connection that was opened and never used, nor one whose request was still
+ * running (it stays open for keep-alive after its response). HTTP clients open spare connections
+ * all the time: browsers preconnect, and undici opens one when a request queues behind a busy
+ * one, which SSE and polling clients do on every disconnect. Each would hold `app.close()` open
+ * until Node's timeouts (about 70 s). From `startClosing()` on, connections without a request
+ * are destroyed, the others are ended as soon as their last response is done, and new ones are
+ * refused. Upgraded connections (WebSocket) are left to their own shutdown.
+ */
+export class IdleConnections {
+  /** Open plain-HTTP connections, with the number of requests each is serving. */
+  readonly #active = new Map<Socket, number>()
+  #closing = false
+
+  /** Does nothing for servers other than HTTP/1.1 ones (HTTP/2 sessions close differently). */
+  constructor(server: unknown) {
+    if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
+    // Over TLS a request's socket is the TLS socket, which 'secureConnection' hands out.
+    const accepted = server instanceof HttpsServer ? 'secureConnection' : 'connection'
+    server.on(accepted, (socket: Socket) => {
+      if (this.#closing) {
+        socket.destroy()
+        return
+      }
+      this.#active.set(socket, 0)
+      socket.once('close', () => this.#active.delete(socket))
+    })
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#serving(req.socket, res))
+    server.on('upgrade', (req: IncomingMessage) => this.#active.delete(req.socket))
+  }
+
+  #serving(socket: Socket, res: ServerResponse): void {
+    const count = this.#active.get(socket)
+    if (count === undefined) return
+    this.#active.set(socket, count + 1)
+    res.once('close', () => {
+      const before = this.#active.get(socket)
+      if (before === undefined) return // the connection itself closed first
+      this.#active.set(socket, before - 1)
+      if (before === 1 && this.#closing) socket.end()
+    })
+  }
+
+  /** Destroys every connection without a request now; ends the others after their response. */
+  startClosing(): void {
+    this.#closing = true
+    for (const [socket, count] of this.#active) if (count === 0) socket.destroy()
+  }
+}
