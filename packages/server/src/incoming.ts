@@ -73,12 +73,15 @@ export function hasAppCode(error: unknown): boolean {
  */
 export class EventPipeline {
   readonly #hooks: PipelineHooks
+  readonly #maxWaiting: number
   readonly #middleware: EventMiddleware[] = []
   readonly #queue: Pending[] = []
   #busy = false
   #closed = false
 
-  constructor(hooks: PipelineHooks) {
+  /** @param maxWaiting events that may wait behind the one a middleware is working on. */
+  constructor(maxWaiting: number, hooks: PipelineHooks) {
+    this.#maxWaiting = maxWaiting
     this.#hooks = hooks
   }
 
@@ -95,6 +98,16 @@ export class EventPipeline {
   /** An event arrived (in order, once). */
   push(event: string, args: unknown[], ackId: number): void {
     if (this.#closed) return
+    // The head of the queue is the event being worked on; the rest wait. A client that sends
+    // faster than its middleware answers is told so, event by event, rather than filling memory.
+    if (this.#queue.length > this.#maxWaiting) {
+      const refusal = {
+        code: ErrorCode.QUEUE_FULL,
+        message: `"${event}": more than ${this.#maxWaiting} events wait for the middleware`,
+      }
+      this.#hooks.refuse(ackId, refusal, undefined)
+      return
+    }
     this.#queue.push({ packet: [event, ...args], ackId })
     if (!this.#busy) this.#drain()
   }

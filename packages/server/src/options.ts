@@ -30,6 +30,12 @@ export interface ParleyServerOptions {
   /** Largest number of replies a socket may await at once. Default 1000. */
   maxPendingAcks?: number
   /**
+   * Largest number of a socket's incoming events waiting behind an unfinished async middleware
+   * (`socket.use`). Past it, each new event is refused with PARLEY_QUEUE_FULL (ERROR on its ack
+   * id, or an error notice) instead of piling up in memory. Default 1000.
+   */
+  maxWaitingEvents?: number
+  /**
    * Cross-origin pages allowed to connect. By default only requests without `Origin`, or whose
    * `Origin` is the server's own, are accepted.
    */
@@ -41,8 +47,8 @@ export interface ParleyServerOptions {
   /** permessage-deflate on WebSocket: off by default; `true` compresses messages of 1 KiB or more. */
   perMessageDeflate?: boolean | { threshold?: number }
   /**
-   * Makes the adapter that carries rooms and broadcasts (see docs/adapter.md). Default: one
-   * node, in memory.
+   * Makes the adapter that carries rooms and broadcasts (see "The adapter" in the package
+   * README). Default: one node, in memory.
    */
   adapter?: AdapterFactory
 }
@@ -57,6 +63,7 @@ export interface ResolvedOptions {
   maxBufferedBytes: number
   highWaterMark: number
   maxPendingAcks: number
+  maxWaitingEvents: number
   allowedOrigins: AllowedOrigins | undefined
   /** Recovery window in ms; 0 when recovery is disabled. */
   recoveryWindow: number
@@ -73,6 +80,7 @@ export const defaults = {
   maxBufferedBytes: 8 * 1024 * 1024,
   highWaterMark: 1024 * 1024,
   maxPendingAcks: 1000,
+  maxWaitingEvents: 1000,
   recoveryWindow: 120_000,
   handshakeTimeout: 10_000,
   deflateThreshold: 1024,
@@ -87,6 +95,7 @@ const known = new Set([
   'maxBufferedBytes',
   'highWaterMark',
   'maxPendingAcks',
+  'maxWaitingEvents',
   'allowedOrigins',
   'recovery',
   'handshakeTimeout',
@@ -175,6 +184,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     maxBufferedBytes,
   )
   const maxPendingAcks = integer(options, 'maxPendingAcks', defaults.maxPendingAcks, 1, 2 ** 31 - 1)
+  const maxWaitingEvents = integer(options, 'maxWaitingEvents', defaults.maxWaitingEvents, 1, 2 ** 31 - 1)
   const handshakeTimeout = integer(options, 'handshakeTimeout', defaults.handshakeTimeout, 1, MAX_DELAY)
 
   const origins = options.allowedOrigins
@@ -239,6 +249,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     maxBufferedBytes,
     highWaterMark,
     maxPendingAcks,
+    maxWaitingEvents,
     allowedOrigins,
     recoveryWindow,
     handshakeTimeout,

@@ -93,6 +93,7 @@ export class ParleyServer<
     this.#socketContext = {
       log,
       maxPendingAcks: options.maxPendingAcks,
+      maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
       validate: (event, args) => this.#validators.check(event, args),
       ended: (sid, id) => {

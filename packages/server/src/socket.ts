@@ -71,6 +71,8 @@ export interface TimeoutEmitter<E extends EventsMap> {
 export interface SocketContext {
   log: FastifyBaseLogger
   maxPendingAcks: number
+  /** Incoming events that may wait behind an unfinished middleware (see EventPipeline). */
+  maxWaitingEvents: number
   /** Null when an event's arguments pass the server's schema for it (or it has none). */
   validate(event: string, args: unknown[]): string | null
   /** The session `sid` of socket `id` ended. */
@@ -164,7 +166,7 @@ export class ServerSocket<
    */
   use(middleware: EventMiddleware<IncomingEvent<L>>): this {
     // No event is in a pipeline yet: without one, events are checked and delivered at once.
-    this.#pipeline ??= new EventPipeline({
+    this.#pipeline ??= new EventPipeline(this.#context.maxWaitingEvents, {
       validate: (event, args) => this.#context.validate(event, args),
       deliver: (event, args, ackId) => this.#dispatch(event, args as WireValue[], ackId),
       refuse: (ackId, refusal, cause) => this.#refuseEvent(ackId, refusal, cause),

@@ -203,6 +203,44 @@ describe('socket middleware', () => {
     expect(client.inbox.filter(notice)).toEqual([])
   })
 
+  it('refuse events past maxWaitingEvents with PARLEY_QUEUE_FULL, and deliver the rest in order', async () => {
+    const got: number[] = []
+    const releases: (() => void)[] = []
+    const { client } = await one(
+      (s) => {
+        s.use((_packet, next) => {
+          releases.push(() => next())
+        })
+        s.on('n', (n: number, ack?: (r: number) => void) => {
+          got.push(n)
+          ack?.(n)
+        })
+      },
+      { maxWaitingEvents: 2 },
+    )
+    // One event in the middleware, two waiting, then two more that find no room.
+    await client.send(...[1, 2, 3, 4, 5].map((n) => event(n, 'n', [n], n === 5 ? 9 : 0)))
+    await until(() => client.inbox.some(answerTo(9)) && client.inbox.filter(notice).length === 1)
+    expect(client.inbox.find(answerTo(9))).toMatchObject({
+      type: PacketType.ERROR,
+      code: 'PARLEY_QUEUE_FULL',
+    })
+    expect(client.inbox.find(notice)).toMatchObject({ code: 'PARLEY_QUEUE_FULL' })
+    // The middleware catches up: the events it had taken arrive, once and in order.
+    for (let i = 0; i < 3; i++) {
+      await until(() => releases.length > i)
+      releases[i]!()
+    }
+    await until(() => got.length === 3)
+    expect(got).toEqual([1, 2, 3])
+    // With room again, events are taken again.
+    await client.send(event(6, 'n', [6]))
+    await until(() => releases.length === 4)
+    releases[3]!()
+    await until(() => got.length === 4)
+    expect(got).toEqual([1, 2, 3, 6])
+  })
+
   it('drop the events still waiting when the session ends', async () => {
     const got: number[] = []
     let release: (() => void) | undefined

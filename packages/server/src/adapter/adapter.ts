@@ -98,7 +98,8 @@ export interface LocalSockets {
 /**
  * Rooms and broadcast, and every way the server reaches sockets other than the one at hand.
  * The in-memory adapter serves one node; a multi-node adapter (Redis, ...) implements the same
- * calls across nodes: see docs/adapter.md. Methods that may cross the network return promises.
+ * calls across nodes: see "The adapter" in the package README. Methods that may cross the
+ * network return promises.
  */
 export interface Adapter {
   /** Puts a socket of this node into rooms. */
