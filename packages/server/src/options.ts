@@ -47,6 +47,12 @@ export interface ParleyServerOptions {
   /** permessage-deflate on WebSocket: off by default; `true` compresses messages of 1 KiB or more. */
   perMessageDeflate?: boolean | { threshold?: number }
   /**
+   * gzip for long-polling answers of `threshold` bytes or more (default 1 KiB), when the request
+   * accepts it: on by default (one-shot, no memory kept per connection); `false` turns it off.
+   * SSE streams are not compressed: a compressor per open stream costs too much memory.
+   */
+  pollingCompression?: boolean | { threshold?: number }
+  /**
    * Makes the adapter that carries rooms and broadcasts (see "The adapter" in the package
    * README). Default: one node, in memory.
    */
@@ -69,6 +75,7 @@ export interface ResolvedOptions {
   recoveryWindow: number
   handshakeTimeout: number
   perMessageDeflate: false | { threshold: number }
+  pollingCompression: false | { threshold: number }
   adapter: AdapterFactory | undefined
 }
 
@@ -83,7 +90,7 @@ export const defaults = {
   maxWaitingEvents: 1000,
   recoveryWindow: 120_000,
   handshakeTimeout: 10_000,
-  deflateThreshold: 1024,
+  compressionThreshold: 1024,
 } as const
 
 const known = new Set([
@@ -100,6 +107,7 @@ const known = new Set([
   'recovery',
   'handshakeTimeout',
   'perMessageDeflate',
+  'pollingCompression',
   'adapter',
 ])
 
@@ -218,22 +226,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     )
   }
 
-  let perMessageDeflate: ResolvedOptions['perMessageDeflate'] = false
-  const deflate = options.perMessageDeflate
-  if (deflate === true) perMessageDeflate = { threshold: defaults.deflateThreshold }
-  else if (deflate !== undefined && deflate !== false) {
-    if (deflate === null || typeof deflate !== 'object' || Array.isArray(deflate)) {
-      throw new ParleyOptionError('perMessageDeflate', 'must be a boolean or { threshold: bytes }')
-    }
-    const threshold = integer(
-      { 'perMessageDeflate.threshold': (deflate as { threshold?: unknown }).threshold },
-      'perMessageDeflate.threshold',
-      defaults.deflateThreshold,
-      0,
-      2 ** 30,
-    )
-    perMessageDeflate = { threshold }
-  }
+  const perMessageDeflate = compression(options, 'perMessageDeflate', false)
+  const pollingCompression = compression(options, 'pollingCompression', true)
 
   const adapter = options.adapter
   if (adapter !== undefined && typeof adapter !== 'function') {
@@ -254,6 +248,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     recoveryWindow,
     handshakeTimeout,
     perMessageDeflate,
+    pollingCompression,
     adapter: adapter as AdapterFactory | undefined,
   }
 }
@@ -273,4 +268,23 @@ function normaliseOrigin(origin: string): string {
     )
   }
   return url.origin
+}
+
+/** A `boolean | { threshold }` compression option, resolved (threshold in bytes). */
+function compression(
+  options: ParleyServerOptions,
+  key: 'perMessageDeflate' | 'pollingCompression',
+  byDefault: boolean,
+): false | { threshold: number } {
+  const value = options[key] ?? byDefault
+  if (value === false) return false
+  if (value === true) return { threshold: defaults.compressionThreshold }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ParleyOptionError(key, 'must be a boolean or { threshold: bytes }')
+  }
+  const extra = Object.keys(value).filter((k) => k !== 'threshold')
+  if (extra.length > 0) throw new ParleyOptionError(key, `has an unknown key "${extra[0]}"`)
+  const name = `${key}.threshold`
+  const threshold = integer({ [name]: value.threshold }, name, defaults.compressionThreshold, 0, 2 ** 30)
+  return { threshold }
 }

@@ -29,6 +29,7 @@ describe('options', () => {
       recoveryWindow: 120_000,
       handshakeTimeout: 10_000,
       perMessageDeflate: false,
+      pollingCompression: { threshold: 1024 },
     })
   })
 
@@ -48,6 +49,10 @@ describe('options', () => {
       allowedOrigins: ['https://app.example'],
     })
     expect((await register({ perMessageDeflate: true })).perMessageDeflate).toEqual({ threshold: 1024 })
+    expect((await register({ pollingCompression: false })).pollingCompression).toBe(false)
+    expect((await register({ pollingCompression: { threshold: 0 } })).pollingCompression).toEqual({
+      threshold: 0,
+    })
   })
 
   it('keep highWaterMark at or below maxBufferedBytes', async () => {
@@ -79,6 +84,9 @@ describe('options', () => {
     [{ handshakeTimeout: 2 ** 40 }, 'handshakeTimeout'],
     [{ perMessageDeflate: 'yes' }, 'perMessageDeflate'],
     [{ perMessageDeflate: { threshold: -5 } }, 'perMessageDeflate.threshold'],
+    [{ pollingCompression: 'gzip' }, 'pollingCompression'],
+    [{ pollingCompression: { level: 9 } }, 'pollingCompression'],
+    [{ pollingCompression: { threshold: 1.5 } }, 'pollingCompression.threshold'],
     [{ pingIntervall: 10 }, 'pingIntervall'],
   ])('refuse %j naming %s', async (options, name) => {
     const error = await register(options).catch((e: unknown) => e)

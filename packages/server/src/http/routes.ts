@@ -352,7 +352,13 @@ export async function parleyRoutes(
       const node = await remoteOwner(server.adapter, hello.sid, request)
       if (node !== undefined) return route(node, request, reply, body.text, cors)
     }
-    const transport = kind === 'sse' ? new SseTransport() : new PollingTransport(options.maxPayload)
+    const transport =
+      kind === 'sse'
+        ? new SseTransport()
+        : new PollingTransport(
+            options.maxPayload,
+            options.pollingCompression ? options.pollingCompression.threshold : false,
+          )
     const refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
     const line = transport.openLine

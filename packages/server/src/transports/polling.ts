@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { gzip } from 'node:zlib'
 import { PacketType } from '@parley/protocol'
 import { type HeaderBag, HttpTransport } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
@@ -10,6 +11,7 @@ import type { CloseKind, Outgoing } from './transport.js'
 export class PollingTransport extends HttpTransport {
   readonly name = 'polling'
   readonly #maxBody: number
+  readonly #gzipAbove: number | false
   #held: { res: ServerResponse; headers: HeaderBag } | null = null
   /** Packet lines waiting for a GET, with their size in bytes (UTF-8, plus the newline). */
   #queue: { line: string; bytes: number }[] = []
@@ -18,10 +20,18 @@ export class PollingTransport extends HttpTransport {
   #lastWords: { line: string; bytes: number } | undefined
   #flushScheduled = false
 
-  /** @param maxBody answers stop adding packets past this many bytes (one packet always goes). */
-  constructor(maxBody: number) {
+  /**
+   * @param maxBody answers stop adding packets past this many bytes (one packet always goes).
+   * @param gzipAbove answers of this many bytes or more are gzipped for clients that accept it.
+   */
+  constructor(maxBody: number, gzipAbove: number | false = false) {
     super()
     this.#maxBody = maxBody
+    this.#gzipAbove = gzipAbove
+  }
+
+  #answer(res: ServerResponse, headers: HeaderBag, body: string): void {
+    answer(res, headers, body, this.#gzipAbove)
   }
 
   get bufferedAmount(): number {
@@ -32,7 +42,7 @@ export class PollingTransport extends HttpTransport {
   hold(res: ServerResponse, headers: HeaderBag): void {
     const previous = this.#held
     this.#held = { res, headers }
-    if (previous) answer(previous.res, previous.headers, '')
+    if (previous) this.#answer(previous.res, previous.headers, '')
     res.on('close', () => {
       if (this.#held?.res === res) this.#held = null
     })
@@ -63,7 +73,7 @@ export class PollingTransport extends HttpTransport {
   }
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {
-    answer(res, headers, this.#queue.map((e) => e.line).join('\n'))
+    this.#answer(res, headers, this.#queue.map((e) => e.line).join('\n'))
     this.#queue = []
     this.#queuedBytes = 0
   }
@@ -76,7 +86,7 @@ export class PollingTransport extends HttpTransport {
     }
     // Last words (MOVED, CLOSE) go to the waiting GET; without one they linger for the next.
     this.#flush()
-    if (this.#held) answer(this.#held.res, this.#held.headers, '')
+    if (this.#held) this.#answer(this.#held.res, this.#held.headers, '')
     this.#held = null
   }
 
@@ -99,17 +109,49 @@ export class PollingTransport extends HttpTransport {
     const lines = this.#queue.splice(0, count)
     this.#queuedBytes -= bytes
     this.#held = null
-    answer(held.res, held.headers, lines.map((e) => e.line).join('\n'))
+    this.#answer(held.res, held.headers, lines.map((e) => e.line).join('\n'))
   }
 }
 
-function answer(res: ServerResponse, headers: HeaderBag, body: string): void {
+/**
+ * Answers a poll. A long answer is gzipped (off the event loop) when the client accepts it; the
+ * packets are already out of the queue, so a client that goes away meanwhile gets them again
+ * from the replay buffer when it resumes, as with any answer lost on the way.
+ */
+function answer(res: ServerResponse, headers: HeaderBag, body: string, gzipAbove: number | false): void {
   if (res.writableEnded || res.destroyed) return
-  res.writeHead(200, {
+  const head = {
     ...headers,
     'Content-Type': 'text/plain; charset=utf-8',
     'Cache-Control': 'no-store',
-    'Content-Length': String(Buffer.byteLength(body)),
+    Vary: 'Accept-Encoding',
+  }
+  const bytes = Buffer.byteLength(body)
+  if (gzipAbove === false || bytes < gzipAbove || !acceptsGzip(res.req?.headers['accept-encoding'])) {
+    res.writeHead(200, { ...head, 'Content-Length': String(bytes) })
+    res.end(body)
+    return
+  }
+  gzip(body, (error, zipped) => {
+    if (res.writableEnded || res.destroyed) return
+    if (error) {
+      res.writeHead(200, { ...head, 'Content-Length': String(bytes) })
+      res.end(body)
+      return
+    }
+    res.writeHead(200, { ...head, 'Content-Encoding': 'gzip', 'Content-Length': String(zipped.length) })
+    res.end(zipped)
   })
-  res.end(body)
+}
+
+/** True when an Accept-Encoding header allows gzip (listed, or `*`, without `q=0`). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false
+  for (const part of header.split(',')) {
+    const [coding = '', ...params] = part.trim().toLowerCase().split(';')
+    if (coding.trim() !== 'gzip' && coding.trim() !== '*') continue
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='))
+    if (q === undefined || Number(q.slice(2)) > 0) return true
+  }
+  return false
 }
