@@ -4,6 +4,7 @@ import { connect, type TransportName, type WebSocketConstructor } from '@parley/
 import { io as socketIo } from 'socket.io-client'
 import { Agent, fetch as undiciFetch } from 'undici'
 import WebSocket from 'ws'
+import { httpFetch, type OwnFetch } from './http-fetch.ts'
 
 /** A server and the way clients reach it. `parley` and `socketio` alone use default clients. */
 export type Target =
@@ -38,10 +39,19 @@ export interface BenchClient {
   close(): void
 }
 
+/**
+ * The HTTP client under the Parley client's SSE and polling: `http` (node:http, as
+ * socket.io-client uses in Node) or `undici` (Node's own fetch).
+ */
+export type FetchKind = 'http' | 'undici'
+
+export const FETCH_KINDS: readonly FetchKind[] = ['http', 'undici']
+
 export interface ClientSettings {
   /** Server base URL, `http://127.0.0.1:<port>`. */
   url: string
   timeoutMs: number
+  fetch: FetchKind
 }
 
 const memoryStorage = () => {
@@ -69,7 +79,7 @@ const HOUR = 3_600_000
  * pool's thousand busy connections (held polls, event streams) for a free one, and that search
  * alone would saturate the load generator.
  */
-function ownFetch(): { fetch: typeof fetch; close(): void } {
+function undiciOwnFetch(): OwnFetch {
   const dispatcher = new Agent()
   const own = (input: string | URL | Request, init?: RequestInit) =>
     undiciFetch(input as string, { ...(init as object), dispatcher })
@@ -79,9 +89,9 @@ function ownFetch(): { fetch: typeof fetch; close(): void } {
   }
 }
 
-function parleyClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): BenchClient {
+function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSettings): BenchClient {
   const only = kind.slice('parley-'.length) as TransportName
-  const http = ownFetch()
+  const http = fetch === 'undici' ? undiciOwnFetch() : httpFetch()
   const socket = connect(`${url}/parley`, {
     // `parley` alone: the default client (WebSocket first, then SSE, then polling).
     ...(kind === 'parley' ? {} : { transports: [only], upgradeDelay: HOUR, upgradeDelayMax: HOUR }),

@@ -3,7 +3,14 @@
 // memory, event-loop delay) come through the runner (`server(...)`).
 
 import { startFaultProxy, type WsMode } from '../../test/support/fault-proxy.ts'
-import { type BenchClient, type ClientKind, createClient, type Msg } from './clients.ts'
+import {
+  type BenchClient,
+  type ClientKind,
+  type ClientSettings,
+  createClient,
+  type FetchKind,
+  type Msg,
+} from './clients.ts'
 import { peer } from './rpc.ts'
 import type { BroadcastResult, MemoryReading } from './server.ts'
 import { now, quantile, sleep } from './stats.ts'
@@ -11,6 +18,7 @@ import { now, quantile, sleep } from './stats.ts'
 export interface ScenarioArgs {
   kind: ClientKind
   url: string
+  fetch: FetchKind
   [param: string]: unknown
 }
 
@@ -33,6 +41,13 @@ function num(a: ScenarioArgs, key: string): number {
 
 const CONNECT_TIMEOUT = 20_000
 
+/** How the scenario's clients reach the server (at `url`, the server's own unless a proxy's). */
+const settings = (a: ScenarioArgs, url = a.url): ClientSettings => ({
+  url,
+  timeoutMs: CONNECT_TIMEOUT,
+  fetch: a.fetch,
+})
+
 /** This process's CPU time in µs (user + system). */
 const ownCpuUs = () => {
   const { user, system } = process.cpuUsage()
@@ -47,18 +62,13 @@ const ownCpuUs = () => {
 const cpuPercent = (cpuUs: number, ms: number) => (cpuUs / 1000 / ms) * 100
 
 /** Opens `n` clients, at most `parallel` connecting at once; fails if any does not connect. */
-async function openClients(
-  kind: ClientKind,
-  url: string,
-  n: number,
-  parallel: number,
-): Promise<BenchClient[]> {
+async function openClients(a: ScenarioArgs, n: number, parallel: number): Promise<BenchClient[]> {
   const clients: BenchClient[] = []
   let next = 0
   const worker = async () => {
     while (next < n) {
       next++
-      const c = createClient(kind, { url, timeoutMs: CONNECT_TIMEOUT })
+      const c = createClient(a.kind, settings(a))
       clients.push(c)
       await c.ready
     }
@@ -91,7 +101,7 @@ async function roundTrips(a: ScenarioArgs, mode: 'echo' | 'acks'): Promise<Measu
   const [n, inFlight, warmupMs, durationMs] = ['clients', 'inFlight', 'warmupMs', 'durationMs'].map((k) =>
     num(a, k),
   ) as [number, number, number, number]
-  const clients = await openClients(a.kind, a.url, n, 25)
+  const clients = await openClients(a, n, 25)
   const rtts: number[] = []
   let measuring = false
   let running = true
@@ -158,7 +168,7 @@ async function roundTrips(a: ScenarioArgs, mode: 'echo' | 'acks'): Promise<Measu
 /** `clients` clients in one room; the server broadcasts `rate` deliveries per second in all. */
 async function broadcast(a: ScenarioArgs): Promise<Measurement> {
   const [n, rate, durationMs] = [num(a, 'clients'), num(a, 'rate'), num(a, 'durationMs')]
-  const clients = await openClients(a.kind, a.url, n, 50)
+  const clients = await openClients(a, n, 50)
   const latencies: number[] = []
   let recording = false
   let delivered = 0
@@ -205,11 +215,11 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
 /** Server memory per idle connection: `clients` connections opened after a warm-up batch. */
 async function memory(a: ScenarioArgs): Promise<Measurement> {
   const [n, warmup, settleMs] = [num(a, 'clients'), num(a, 'warmup'), num(a, 'settleMs')]
-  const clients = await openClients(a.kind, a.url, warmup, 50)
+  const clients = await openClients(a, warmup, 50)
   try {
     await sleep(300)
     const before = await server<MemoryReading>('memory')
-    clients.push(...(await openClients(a.kind, a.url, n, 50)))
+    clients.push(...(await openClients(a, n, 50)))
     await sleep(settleMs)
     const count = await server<number>('count')
     const after = await server<MemoryReading>('memory')
@@ -230,7 +240,7 @@ async function memory(a: ScenarioArgs): Promise<Measurement> {
 async function setup(a: ScenarioArgs): Promise<Measurement> {
   const [n, parallel] = [num(a, 'connections'), num(a, 'parallel')]
   const t0 = now()
-  const clients = await openClients(a.kind, a.url, n, parallel)
+  const clients = await openClients(a, n, parallel)
   const t1 = now()
   closeAll(clients)
   return { values: { connectsPerSec: (n / (t1 - t0)) * 1000 } }
@@ -254,7 +264,7 @@ async function fallback(a: ScenarioArgs): Promise<Measurement> {
       const times = await Promise.all(
         Array.from({ length: samples }, async () => {
           const t0 = now()
-          const c = createClient(a.kind, { url: proxy.url, timeoutMs: CONNECT_TIMEOUT })
+          const c = createClient(a.kind, settings(a, proxy.url))
           clients.push(c)
           await c.ready
           return { ms: now() - t0, transport: c.transport() }

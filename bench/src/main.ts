@@ -5,6 +5,8 @@
 //
 //   pnpm bench [--quick] [--reps N] [--only echo,acks,...] [--targets ws,parley-websocket,...]
 //              [--json file] [--out file] [--no-docs]
+//              [--fetch http|undici]  (the HTTP client under Parley's SSE and polling clients:
+//                                      node:http, the default, or Node's fetch)
 //              [--cpu-prof dir]   (V8 CPU profiles: Parley servers into dir/<scenario>.<target>,
 //                                  load generators into dir/load/<scenario>.<target>)
 import { type ChildProcess, fork } from 'node:child_process'
@@ -12,7 +14,7 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { bundleSizes } from './bundle.ts'
-import { type ClientKind, serverKindOf } from './clients.ts'
+import { type ClientKind, FETCH_KINDS, type FetchKind, serverKindOf } from './clients.ts'
 import { type ScenarioDef, type ScenarioName, scenarios } from './config.ts'
 import type { Measurement } from './load.ts'
 import {
@@ -39,6 +41,7 @@ interface Cli {
   json: string | undefined
   out: string | undefined
   cpuProf: string | undefined
+  fetch: FetchKind
 }
 
 function parseArgs(argv: string[]): Cli {
@@ -49,6 +52,9 @@ function parseArgs(argv: string[]): Cli {
   const quick = argv.includes('--quick')
   const reps = Number(value('--reps') ?? (quick ? 1 : 3))
   if (!(Number.isInteger(reps) && reps >= 1 && reps <= 10)) throw new TypeError('--reps must be 1 to 10')
+  const fetch = value('--fetch') ?? 'http'
+  if (!FETCH_KINDS.includes(fetch as FetchKind))
+    throw new TypeError(`--fetch must be one of ${FETCH_KINDS.join(', ')}`)
   const resolve = (p: string | undefined) =>
     p === undefined ? undefined : path.resolve(process.env.INIT_CWD ?? process.cwd(), p)
   const out = argv.includes('--no-docs')
@@ -62,6 +68,7 @@ function parseArgs(argv: string[]): Cli {
     json: resolve(value('--json')),
     out,
     cpuProf: resolve(value('--cpu-prof')),
+    fetch: fetch as FetchKind,
   }
 }
 
@@ -131,7 +138,7 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
   // The load generator is profiled for every target: a saturated one caps what it measures.
   const loadProfile = cli.cpuProf ? ['--cpu-prof', where(cli.cpuProf, 'load')] : []
   const started = await Promise.allSettled([
-    start('server.ts', [serverKindOf(kind)], ['--expose-gc', ...profile]),
+    start('server.ts', [serverKindOf(kind)], ['--expose-gc', ...scenario.serverFlags, ...profile]),
     start('load.ts', [], loadProfile),
   ])
   const [server, load] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined))
@@ -145,7 +152,8 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
     })
     try {
       const url = `http://127.0.0.1:${server!.ready as number}`
-      return await toLoad.call<Measurement>(scenario.name, { kind, url, ...scenario.params }, 120_000)
+      const args = { kind, url, fetch: cli.fetch, ...scenario.params }
+      return await toLoad.call<Measurement>(scenario.name, args, 120_000)
     } finally {
       toLoad.detach()
       toServer.detach()
@@ -165,6 +173,7 @@ async function main() {
     seconds: 0,
     machine: machine(),
     versions: versions(benchDir, repoDir),
+    fetch: cli.fetch,
     scenarios: plan.map((s) => ({
       name: s.name,
       title: s.title,

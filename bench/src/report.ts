@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { BundleSize } from './bundle.ts'
-import type { ClientKind } from './clients.ts'
+import type { ClientKind, FetchKind } from './clients.ts'
 import type { MetricDef, ScenarioName } from './config.ts'
 import { type Spread, spread } from './stats.ts'
 
@@ -43,6 +43,8 @@ export interface Report {
   seconds: number
   machine: Record<string, string | number>
   versions: Record<string, string>
+  /** The HTTP client under the Parley client's SSE and polling in the load generator. */
+  fetch: FetchKind
   scenarios: ScenarioResult[]
   bundle: Record<'parley' | 'socketio', BundleSize> | undefined
   goals: Goal[]
@@ -197,6 +199,12 @@ const LABELS: Record<ClientKind, string> = {
   socketio: 'socket.io, default client (polling first)',
 }
 
+const FETCH_LABELS: Record<FetchKind, string> = {
+  http: 'the Parley client fetches through `node:http` (one keep-alive Agent per client), as socket.io-client does in Node',
+  undici:
+    "the Parley client fetches through Node's fetch (undici, one pool per client); socket.io-client uses `node:http`",
+}
+
 /** A Markdown table of one scenario: median (min–max) and the ratio to raw ws. */
 function scenarioTable(s: ScenarioResult): string {
   const head = ['']
@@ -237,6 +245,7 @@ export function renderMarkdown(r: Report): string {
       .map(([k, v]) => `${k} ${v}`)
       .join('; ')}.`,
   )
+  out.push(`**HTTP client of the load generator**: ${FETCH_LABELS[r.fetch]}.`)
   if (r.goals.length) {
     out.push('### Targets (from the issue)')
     const lines = ['| target | limit | Parley | socket.io | |', '| --- | --- | ---: | ---: | --- |']
@@ -276,7 +285,7 @@ export function renderMarkdown(r: Report): string {
 
 /** The same, shorter, for the terminal. */
 export function renderText(r: Report): string {
-  const lines = [`${r.quick ? 'quick run' : 'run'}: ${Math.round(r.seconds)} s`]
+  const lines = [`${r.quick ? 'quick run' : 'run'}: ${Math.round(r.seconds)} s, Parley over ${r.fetch} fetch`]
   for (const g of r.goals)
     lines.push(
       `${g.met ? 'met   ' : 'MISSED'} ${g.goal} ${g.limit}: Parley ${fmt(g.parley, 2)}, socket.io ${fmt(g.socketio, 2)}`,

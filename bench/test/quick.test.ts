@@ -81,5 +81,6 @@ describe('pnpm bench --quick', () => {
     expect(report.bundle?.socketio.gzipBytes).toBeGreaterThan(1000)
     expect(report.goals.map((g) => g.goal)).toHaveLength(11)
     expect(report.machine.node).toBe(process.version)
+    expect(report.fetch).toBe('http')
   })
 })

@@ -1,0 +1,144 @@
+// A `fetch` for the load generator built on `node:http`, the HTTP client socket.io-client uses
+// in Node. Node's own fetch (undici) costs about four times more client CPU per request, which
+// made the load generator, not the server, the limit of the SSE and polling scenarios. It does
+// what the Parley client asks of fetch and no more: a URL string, method, headers, a string or
+// byte body, `signal`, and a WHATWG Response whose body streams (SSE reads it as it arrives).
+import http from 'node:http'
+
+export interface OwnFetch {
+  fetch: typeof fetch
+  /** Closes the client's connections, idle or not. */
+  close(): void
+}
+
+/** Statuses whose Response must have a null body (the WHATWG constructor refuses one). */
+const NULL_BODY = new Set([101, 204, 205, 304])
+
+/** fetch rejects with a TypeError when the network fails; so does this one. */
+const networkError = (cause: unknown) => new TypeError('fetch failed', { cause })
+
+function bodyBytes(body: BodyInit | null | undefined): string | Uint8Array | undefined {
+  if (body === undefined || body === null) return undefined
+  if (typeof body === 'string') return body
+  if (body instanceof ArrayBuffer) return new Uint8Array(body)
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
+  throw new TypeError('this fetch sends only string or byte bodies')
+}
+
+/** The response's headers, repeated ones (set-cookie) kept apart as fetch keeps them. */
+function responseHeaders(raw: readonly string[]): Headers {
+  const headers = new Headers()
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!)
+  return headers
+}
+
+/**
+ * The response body as a WHATWG stream, read as it arrives (`Readable.toWeb` would do, but its
+ * `cancel()` destroys the connection even when the whole body has come: the Parley client
+ * cancels the body of every POST's answer, and each POST would then open a new connection).
+ * Cancelled, a body of known length is drained, which keeps its connection for the next
+ * request, as browsers and undici do; an open-ended one (an event stream) ends its connection.
+ */
+function webBody(incoming: http.IncomingMessage): ReadableStream<Uint8Array> {
+  let settled = false
+  const stop = () => {
+    settled = true
+    incoming.removeAllListeners('data')
+  }
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      incoming.on('data', (chunk: Buffer) => {
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+        if ((controller.desiredSize ?? 0) <= 0) incoming.pause()
+      })
+      incoming.once('end', () => {
+        if (settled) return
+        stop()
+        controller.close()
+      })
+      incoming.on('error', (err) => {
+        if (settled) return
+        stop()
+        controller.error(err)
+      })
+      // Closed before its end without an error (the connection went away): not a whole body.
+      incoming.once('close', () => {
+        if (settled) return
+        stop()
+        controller.error(networkError(new Error('connection closed before the end of the body')))
+      })
+    },
+    pull() {
+      incoming.resume()
+    },
+    cancel() {
+      stop()
+      if (incoming.complete || incoming.headers['content-length'] !== undefined) incoming.resume()
+      else incoming.destroy()
+    },
+  })
+}
+
+/**
+ * A fetch with a keep-alive connection pool of its own, as a browser tab has: one per simulated
+ * client, so that no client's request waits for, or searches through, another's connections.
+ */
+export function httpFetch(): OwnFetch {
+  const agent = new http.Agent({ keepAlive: true })
+  const request = (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> =>
+    new Promise((resolve, reject) => {
+      if (typeof input !== 'string' && !(input instanceof URL))
+        throw new TypeError('this fetch takes a URL, not a Request')
+      const url = new URL(input)
+      if (url.protocol !== 'http:') throw new TypeError(`this fetch speaks http: only, not ${url.protocol}`)
+      const { signal } = init
+      signal?.throwIfAborted()
+      const body = bodyBytes(init.body)
+      const headers: Record<string, string> = {}
+      new Headers(init.headers).forEach((value, name) => {
+        headers[name] = value
+      })
+      if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body))
+
+      const req = http.request(url, { method: init.method ?? 'GET', headers, agent })
+      let res: http.IncomingMessage | undefined
+      // Aborting ends the exchange at any stage, as fetch does: before the answer the promise
+      // rejects, after it the body stream errors, both with the signal's reason.
+      const onAbort = () => {
+        const reason: unknown = signal?.reason
+        res?.destroy(reason as Error)
+        req.destroy(reason as Error)
+        reject(reason)
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      // 'close' comes once the exchange is over (body read or connection gone): the listener
+      // must not outlive it, or a long-lived signal would collect one per request.
+      req.once('close', () => signal?.removeEventListener('abort', onAbort))
+      req.on('error', (err) => reject(signal?.aborted ? signal.reason : networkError(err)))
+      req.once('response', (incoming) => {
+        res = incoming
+        const status = incoming.statusCode ?? 0
+        const nullBody = NULL_BODY.has(status) || init.method === 'HEAD'
+        // A body nobody will read is drained, which gives the connection back to the pool.
+        if (nullBody) incoming.resume()
+        try {
+          resolve(
+            new Response(nullBody ? null : webBody(incoming), {
+              status,
+              statusText: incoming.statusMessage ?? '',
+              headers: responseHeaders(incoming.rawHeaders),
+            }),
+          )
+        } catch (err) {
+          // A status or header that a WHATWG Response cannot hold: the answer is unusable.
+          req.destroy()
+          reject(networkError(err))
+        }
+      })
+      req.end(body)
+    })
+  return {
+    fetch: request as typeof fetch,
+    close: () => agent.destroy(),
+  }
+}
