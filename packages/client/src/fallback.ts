@@ -225,10 +225,12 @@ export class Connection {
       this.#host.down(this.#lostReason)
     }
     const error = last ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'no transport to try')
-    const retry = !refused && this.#opts.reconnection
-    this.#host.notify('connect_error', error)
+    const reconnects = !refused && this.#opts.reconnection
+    const willRetry = reconnects && this.#backoff.attempts < this.#opts.reconnectionAttempts
+    this.#host.notify('connect_error', error, willRetry)
     if (run !== this.#run) return
-    if (retry) this.#schedule()
+    // With attempts used up, #schedule says reconnect_failed.
+    if (reconnects) this.#schedule()
     else this.close()
   }
 

@@ -30,8 +30,12 @@ export interface ReservedEvents {
   connect: () => void
   /** The connection ended (the session may still resume: then `connect` comes with `recovered`). */
   disconnect: (reason: CloseReason, details?: { message: string }) => void
-  /** A connection attempt failed; `error.code` may be the server's refusal code. */
-  connect_error: (error: ParleyError<string>) => void
+  /**
+   * A connection attempt failed; `error.code` may be the server's refusal code. `willRetry`
+   * says whether the client goes on by itself (false after a refusal, with `reconnection:
+   * false`, or when `reconnectionAttempts` ran out: then call `connect()` to try again).
+   */
+  connect_error: (error: ParleyError<string>, willRetry: boolean) => void
   /**
    * One transport could not be opened (refused, reset, timed out, or opened but silent); the
    * client goes on with the next one. Says why a session ended up on SSE or polling.

@@ -12,6 +12,25 @@ afterEach(async () => {
 })
 
 describe('Fastify hooks', () => {
+  it('say in connect_error whether the client will retry, until reconnectionAttempts run out', async () => {
+    // Unavailable, not refusing: worth trying again.
+    server = await startServer((app) => {
+      app.addHook('onRequest', async (_request, reply) =>
+        reply.code(503).send({ code: 'BUSY', message: 'later' }),
+      )
+    })
+    const socket = client(server.url, {
+      reconnectionAttempts: 2,
+      reconnectionDelay: 10,
+      reconnectionDelayMax: 20,
+    })
+    const said: boolean[] = []
+    socket.on('connect_error', (_error, willRetry) => said.push(willRetry))
+    await next(socket, 'reconnect_failed', 10_000)
+    expect(said).toEqual([true, true, false])
+    expect(socket.active).toBe(false)
+  })
+
   it('refuse the client: a 401 ends the attempt with connect_error and no automatic retry', async () => {
     const seen: string[] = []
     server = await startServer((app) => {
@@ -23,8 +42,9 @@ describe('Fastify hooks', () => {
     const socket = client(server.url, { reconnectionDelay: 10, reconnectionDelayMax: 20 })
     const retries: number[] = []
     socket.on('reconnect_attempt', (n: number) => retries.push(n))
-    const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
+    const [error, willRetry] = (await next(socket, 'connect_error')) as [ParleyError<string>, boolean]
     expect(error).toMatchObject({ code: 'AUTH_REQUIRED', message: 'log in first', details: { status: 401 } })
+    expect(willRetry).toBe(false)
     // A refused upgrade shows no status (browsers hide it), so SSE is tried; its 401 is the
     // server refusing this client, not a transport failing: polling is not tried, nothing retries.
     expect(seen).toEqual(['GET /parley/ws', 'POST /parley/sse'])

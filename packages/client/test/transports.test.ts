@@ -157,9 +157,10 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
       })
     })
     const socket = client(server.url, { ...opts, auth: { token: 'bad' } })
-    const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
+    const [error, willRetry] = (await next(socket, 'connect_error')) as [ParleyError<string>, boolean]
     expect(error.code).toBe('AUTH_FAILED')
     expect(error.message).toBe('bad token')
+    expect(willRetry).toBe(false)
     expect(socket.active).toBe(false)
   })
 

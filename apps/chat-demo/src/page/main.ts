@@ -75,14 +75,11 @@ function start(): void {
     Object.assign(outage, { attempt: n, error: '' })
     showOutage()
   })
-  s.on('connect_error', (error) => {
+  s.on('connect_error', (error, willRetry) => {
     outage.error = describe(error)
-    // The client gives up (no retry) when the server refused us, not the network; by the
-    // next microtask it says so through `active`.
-    queueMicrotask(() => {
-      if (s.active) showOutage()
-      else view.banner(`Cannot connect: ${error.message}. Reload the page to try again.`)
-    })
+    // The client gives up when the server refused us (not the network) or attempts ran out.
+    if (willRetry) showOutage()
+    else view.banner(`Cannot connect: ${error.message}. Reload the page to try again.`)
   })
   s.on('chat', (message) => {
     if (message.room !== room) return
