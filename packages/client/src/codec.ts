@@ -101,12 +101,16 @@ type Leaf = [path: PathStep[], kind: 0 | 1, bytes: Uint8Array]
  * Throws PARLEY_UNSERIALIZABLE past the depth limit (which also stops cycles).
  */
 function toWire(packet: Packet, leaves: Leaf[]): unknown[] {
-  const { type, ...fields } = packet as Packet & Record<string, unknown>
+  const type = packet.type
   const shape = SHAPES[type]
-  if (!shape) return [type, fields]
+  if (!shape) {
+    const { type: _, ...fields } = packet
+    return [type, fields]
+  }
   const wire: unknown[] = [type]
-  for (const [name] of shape) {
-    const value = fields[name]
+  for (let i = 0; i < shape.length; i++) {
+    const name = shape[i]![0]
+    const value = (packet as unknown as Record<string, unknown>)[name]
     if (value !== undefined) wire.push(name === 'args' ? strip(value, [], leaves) : value)
   }
   return wire
@@ -114,6 +118,8 @@ function toWire(packet: Packet, leaves: Leaf[]): unknown[] {
 
 /** `value` with each binary leaf swapped for null: a copy where that changed something. */
 function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
+  // Most of a payload is numbers and strings: they leave first.
+  if (value === null || typeof value !== 'object') return value
   if (value instanceof ArrayBuffer) {
     leaves.push([[...path], 1, new Uint8Array(value)])
     return null
@@ -122,7 +128,6 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
     leaves.push([[...path], 0, new Uint8Array(value.buffer, value.byteOffset, value.byteLength)])
     return null
   }
-  if (value === null || typeof value !== 'object') return value
   if (path.length >= WireLimits.maxDepth) {
     throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload is too deep (or cyclic)')
   }
@@ -286,7 +291,8 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
     return fail(ErrorCode.INVALID_JSON, 'packet is not JSON', cause)
   }
   try {
-    const refusal = walk(value, 0)
+    // Most packets: text too short to nest too deep, with no refused key in it. No walk then.
+    const refusal = text.length >= DEEP_TEXT || REFUSED_KEY.test(text) ? walk(value, 0) : undefined
     return refusal
       ? fail(refusal, 'packet is too deep or holds a forbidden key')
       : toPacket(value, resolveLeaf)
@@ -295,6 +301,17 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
     return fail(INVALID_PACKET, 'packet could not be decoded', cause)
   }
 }
+
+/**
+ * Shortest text that can nest past `walk`'s bound: a bracket pair per level it passes.
+ * Shorter text, with no key `walk` refuses in it, needs no walk.
+ */
+const DEEP_TEXT = 2 * (WireLimits.maxDepth + 3)
+/**
+ * The keys `walk` refuses, as they appear in JSON text: spelled out, or with a `\u` escape
+ * somewhere in them (no other escape can write a letter or `_`).
+ */
+const REFUSED_KEY = /__proto__|constructor|\\u/
 
 /**
  * Bounds the nesting (outer packet array + args array + the application's 64 levels) and
@@ -312,35 +329,37 @@ function walk(value: unknown, depth: number): ErrorCode | undefined {
   return undefined
 }
 
+// The packet's fields are read in place, `value[1 + i]`: no copy of the array per packet.
 function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
   if (!isArray(value) || value.length === 0) return fail(INVALID_PACKET, 'packet is not a non-empty array')
-  const [type, ...rest] = value
-  if (type === PacketType.OPEN) return decodeOpen(rest)
+  const type: unknown = value[0]
+  const fields = value.length - 1
+  if (type === PacketType.OPEN) return decodeOpen(value)
   const shape = typeof type === 'number' ? SHAPES[type] : undefined
   if (!shape) return fail(ErrorCode.UNKNOWN_PACKET_TYPE, 'unknown packet type')
   const optional = type === PacketType.CLOSE ? -1 : shape.includes(args) ? 1 : 0
-  if (rest.length !== shape.length && rest.length !== shape.length + optional) {
-    return fail(INVALID_PACKET, `packet type ${type} has ${rest.length} fields`)
+  if (fields !== shape.length && fields !== shape.length + optional) {
+    return fail(INVALID_PACKET, `packet type ${type} has ${fields} fields`)
   }
   const packet: Record<string, unknown> = { type }
-  for (let i = 0; i < shape.length && i < rest.length; i++) {
+  for (let i = 0; i < shape.length && i < fields; i++) {
     const [name, check, code] = shape[i]!
-    if (!check(rest[i])) return fail(code, `packet type ${type}: bad ${name}`)
-    packet[name] = rest[i]
+    if (!check(value[1 + i])) return fail(code, `packet type ${type}: bad ${name}`)
+    packet[name] = value[1 + i]
   }
   const error = type === PacketType.EVENT ? badName(packet.name) : undefined
   if (error) return { ok: false, error }
-  if (optional > 0 && rest.length > shape.length) {
-    const refusal = fillBinary(packet.args as unknown[], rest[shape.length], resolveLeaf)
+  if (optional > 0 && fields > shape.length) {
+    const refusal = fillBinary(packet.args as unknown[], value[1 + shape.length], resolveLeaf)
     if (refusal) return fail(INVALID_BINARY, refusal)
   }
   return { ok: true, packet: packet as unknown as Packet }
 }
 
-function decodeOpen(rest: unknown[]): DecodeResult {
-  const fields = rest[0] as Record<string, unknown>
+function decodeOpen(value: unknown[]): DecodeResult {
+  const fields = value[1] as Record<string, unknown>
   const packet: Record<string, unknown> = { type: PacketType.OPEN }
-  if (rest.length !== 1 || !(fields instanceof Object)) return fail(INVALID_PACKET, 'OPEN is [0, {fields}]')
+  if (value.length !== 2 || !(fields instanceof Object)) return fail(INVALID_PACKET, 'OPEN is [0, {fields}]')
   for (const [name, check] of OPEN_FIELDS) {
     if (!check(fields[name])) return fail(INVALID_PACKET, `OPEN: bad ${name}`)
     packet[name] = fields[name]

@@ -7,24 +7,22 @@ type Entry = { fn: unknown; once: boolean }
  * A tiny typed event emitter. A listener that throws does not stop the others, and cannot
  * break the caller (the transport code that delivered the packet): the error is reported
  * asynchronously, as an uncaught error would be.
+ *
+ * Lists are copied on change, never in place: a call goes over the list as it was when the event
+ * fired (a listener may add or remove listeners meanwhile), and firing, which happens once per
+ * message, copies nothing.
  */
 export class Emitter<E extends object> {
   #listeners = new Map<keyof E, Entry[]>()
 
   /** Adds a listener. */
   on<K extends keyof E>(event: K, fn: E[K]): this {
-    const list = this.#listeners.get(event)
-    if (list) list.push({ fn, once: false })
-    else this.#listeners.set(event, [{ fn, once: false }])
-    return this
+    return this.#add(event, { fn, once: false })
   }
 
   /** Adds a listener that is removed after its first call. */
   once<K extends keyof E>(event: K, fn: E[K]): this {
-    this.on(event, fn)
-    const list = this.#listeners.get(event)!
-    list[list.length - 1]!.once = true
-    return this
+    return this.#add(event, { fn, once: true })
   }
 
   /** Removes one listener, every listener of an event, or every listener. */
@@ -34,7 +32,11 @@ export class Emitter<E extends object> {
     else {
       const list = this.#listeners.get(event)
       const i = list ? list.findIndex((e) => e.fn === fn) : -1
-      if (i >= 0) list!.splice(i, 1)
+      if (i >= 0)
+        this.#listeners.set(
+          event,
+          list!.filter((_, j) => j !== i),
+        )
     }
     return this
   }
@@ -44,13 +46,15 @@ export class Emitter<E extends object> {
     return this.#listeners.get(event)?.length ?? 0
   }
 
-  /** Calls the listeners of `event`; returns false when there were none. */
-  protected fire<K extends keyof E>(event: K, ...args: Args<E[K]>): boolean {
+  /**
+   * Calls the listeners of `event` with `args`; returns false when there were none. An array,
+   * not a rest parameter: events from the wire arrive with theirs.
+   */
+  protected fire(event: keyof E, args: readonly unknown[]): boolean {
     const list = this.#listeners.get(event)
     if (!list || list.length === 0) return false
-    // Copy: a listener may add or remove listeners while we iterate.
-    for (const entry of [...list]) {
-      if (entry.once) this.off(event, entry.fn as E[K])
+    for (const entry of list) {
+      if (entry.once) this.off(event, entry.fn as E[keyof E])
       try {
         ;(entry.fn as (...a: unknown[]) => void)(...args)
       } catch (err) {
@@ -60,5 +64,11 @@ export class Emitter<E extends object> {
       }
     }
     return true
+  }
+
+  #add(event: keyof E, entry: Entry): this {
+    const list = this.#listeners.get(event)
+    this.#listeners.set(event, list ? [...list, entry] : [entry])
+    return this
   }
 }

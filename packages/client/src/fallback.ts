@@ -103,6 +103,8 @@ export class Connection {
   #probeTimer: ReturnType<typeof setTimeout> | undefined
   #liveTimer: ReturnType<typeof setTimeout> | undefined
   #liveMs = 0
+  /** When the current transport last brought anything (`performance.now()`). */
+  #heardAt = 0
   #serverTransports: readonly TransportName[] | undefined
   #retryAfter = 0
   #lostReason: CloseReason = 'transport close'
@@ -269,7 +271,7 @@ export class Connection {
   }
 
   #packet(t: Transport, p: Packet): void {
-    this.#alive()
+    this.#heardAt = performance.now()
     if (p.type === PacketType.PING) t.send([PONG])
     else if (p.type === PacketType.MOVED) {
       if (this.#probe) {
@@ -292,13 +294,24 @@ export class Connection {
     void this.#connect('resume', t.name)
   }
 
-  /** Resets the "transport is dead" timer: anything from the server proves it alive. */
+  /**
+   * Starts the "transport is dead" timer: anything from the server proves it alive. A packet
+   * only notes the time (a timer cleared and set again per packet showed in profiles); the
+   * timer, when it fires, waits again for whatever is left of the window since the last one.
+   */
   #alive(): void {
     this.#stopAlive()
     const t = this.#current
-    this.#liveTimer = setTimeout(() => {
-      if (t && this.#current === t) this.#lose(t, 'ping timeout')
-    }, this.#liveMs)
+    this.#heardAt = performance.now()
+    const check = (wait: number) => {
+      this.#liveTimer = setTimeout(() => {
+        if (!t || this.#current !== t) return
+        const left = this.#heardAt + this.#liveMs - performance.now()
+        if (left > 0) check(left)
+        else this.#lose(t, 'ping timeout')
+      }, wait)
+    }
+    check(this.#liveMs)
   }
 
   #stopAlive(): void {

@@ -64,6 +64,9 @@ interface Flags {
   timeout?: number
 }
 
+/** The flags of a plain emit, shared: an emit allocates none. */
+const NO_FLAGS: Flags = {}
+
 /** `socket.volatile`: the same emits, with a flag set. */
 export interface FlaggedEmitter<EmitEvents extends object> {
   emit<K extends keyof EmitEvents & string>(event: K, ...args: Args<EmitEvents[K]>): void
@@ -192,7 +195,7 @@ export class Socket<
    * PARLEY_PAYLOAD_TOO_LARGE, PARLEY_UNSERIALIZABLE, PARLEY_RESERVED_EVENT_NAME, ...
    */
   emit<K extends keyof EmitEvents & string>(event: K, ...args: Args<EmitEvents[K]>): this {
-    this.#emit({}, event, args as unknown[])
+    this.#emit(NO_FLAGS, event, args as unknown[])
     return this
   }
 
@@ -201,7 +204,7 @@ export class Socket<
     event: K,
     ...args: Init<Args<EmitEvents[K]>>
   ): Promise<AckReply<EmitEvents[K]>> {
-    return this.#withAck({}, event, args as unknown[])
+    return this.#withAck(NO_FLAGS, event, args as unknown[])
   }
 
   /** Volatile emits: no sequence number, never kept or replayed, dropped when not connected. */
@@ -225,17 +228,17 @@ export class Socket<
     }
   }
 
+  // `args` here and below is always the caller's rest array, fresh per call: it is the packet's
+  // own from now on (no copy).
   #withAck<R>(flags: Flags, event: string, args: unknown[]): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      const done = (err: ParleyError<string> | null, reply: R) => (err ? reject(err) : resolve(reply))
-      this.#emit({ ...flags, timeout: flags.timeout ?? this.#opts.ackTimeout }, event, [...args, done])
+      this.#send(flags.volatile, flags.timeout ?? this.#opts.ackTimeout, event, args, (err, reply) =>
+        err ? reject(err) : resolve(reply[0] as R),
+      )
     })
   }
 
-  #emit(flags: Flags, event: string, input: unknown[]): void {
-    const bad = badName(event)
-    if (bad) throw bad
-    const args = [...input]
+  #emit(flags: Flags, event: string, args: unknown[]): void {
     let settle: Settle | undefined
     const last = args[args.length - 1]
     if (typeof last === 'function') {
@@ -248,22 +251,42 @@ export class Socket<
               if (!err) cb(...reply)
             }
     }
-    const wire = args as WireValue[]
-    if (flags.volatile) {
+    this.#send(flags.volatile, flags.timeout, event, args, settle)
+  }
+
+  /** Sends an event; `settle`, if any, hears its reply (within `timeout` ms, if any). */
+  #send(
+    volatile: boolean | undefined,
+    timeout: number | undefined,
+    event: string,
+    args: unknown[],
+    settle?: Settle,
+  ): void {
+    const bad = badName(event)
+    if (bad) throw bad
+    if (volatile) {
       if (!this.connected) return
-      const ackId = settle ? this.#acks.register(settle, flags.timeout) : 0
+      const ackId = settle ? this.#acks.register(settle, timeout) : 0
       try {
-        this.#connection.send([outgoing({ type: PacketType.EVENT, seq: 0, name: event, args: wire, ackId })])
+        this.#connection.send([
+          outgoing({ type: PacketType.EVENT, seq: 0, name: event, args: args as WireValue[], ackId }),
+        ])
       } catch (err) {
         if (ackId) this.#acks.cancel(ackId)
         throw err
       }
       return
     }
-    const ackId = settle ? this.#acks.register(settle, flags.timeout) : 0
+    const ackId = settle ? this.#acks.register(settle, timeout) : 0
     let item: ReturnType<Session['keep']>
     try {
-      item = this.#session.keep((seq) => ({ type: PacketType.EVENT, seq, name: event, args: wire, ackId }))
+      item = this.#session.keep((seq) => ({
+        type: PacketType.EVENT,
+        seq,
+        name: event,
+        args: args as WireValue[],
+        ackId,
+      }))
     } catch (err) {
       if (ackId) this.#acks.cancel(ackId)
       throw err
@@ -274,7 +297,7 @@ export class Socket<
 
   /** Fires an event of the application's map with data from the wire. */
   #fireAny(event: string, args: unknown[]): void {
-    ;(this.fire as (e: string, ...a: unknown[]) => boolean)(event, ...args)
+    this.fire(event as keyof (ReservedEvents & ListenEvents), args)
   }
 
   /** Drops the session for good: the application disconnected, or reconnecting stopped. */
@@ -329,7 +352,8 @@ export class Socket<
     switch (p.type) {
       case PacketType.EVENT: {
         if (p.seq > 0 && !this.#accept(p.seq)) return
-        const args: unknown[] = [...p.args]
+        // The decoder made this array for this packet alone: the handler's arguments, as they are.
+        const args: unknown[] = p.args
         if (p.ackId > 0) args.push(this.#replier(p.ackId))
         this.#fireAny(p.name, args)
         return

@@ -73,6 +73,21 @@ describe('client codec, against the protocol fixtures', () => {
     },
   )
 
+  it('finds nesting and refused keys in short text too (short packets skip the full scan)', () => {
+    // 67 brackets deep is the shallowest too-deep value, and its text is the shortest one.
+    const nested = (levels: number) => '['.repeat(levels) + ']'.repeat(levels)
+    expect(decodeText(nested(67))).toMatchObject({ error: { code: 'PARLEY_TOO_DEEP' } })
+    expect(decodeText(nested(66))).toMatchObject({ error: { code: 'PARLEY_UNKNOWN_PACKET_TYPE' } })
+    for (const text of [nested(67), nested(66)]) {
+      expect(decodeText(text).ok).toBe(protocol.decodeText(text).ok)
+    }
+    for (const key of ['constructor', 'constr\\u0075ctor', '\\u005F\\u005Fproto__']) {
+      expect(decodeText(`[5,1,"a",[{"${key}":1}],0]`)).toMatchObject({
+        error: { code: 'PARLEY_FORBIDDEN_KEY' },
+      })
+    }
+  })
+
   it('refuses oversized input before parsing it', () => {
     expect(decodeText('[2]'.padEnd(2000), { maxPayload: 1000 })).toMatchObject({
       error: { code: 'PARLEY_PAYLOAD_TOO_LARGE' },

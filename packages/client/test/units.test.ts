@@ -203,7 +203,7 @@ describe('TransportMemory', () => {
 describe('Emitter', () => {
   class E extends Emitter<{ a: (n: number) => void }> {
     go(n: number) {
-      return this.fire('a', n)
+      return this.fire('a', [n])
     }
   }
 
@@ -218,6 +218,24 @@ describe('Emitter', () => {
     e.off('a', on)
     expect(e.go(3)).toBe(false)
     expect(seen).toEqual(['on1', 'once1', 'on2'])
+  })
+
+  it('calls the listeners there were when the event fired, whatever a listener adds or removes', () => {
+    const e = new E()
+    const seen: string[] = []
+    const second = () => seen.push('second')
+    e.on('a', () => {
+      seen.push('first')
+      e.off('a', second)
+      e.on('a', () => seen.push('added'))
+    })
+    e.on('a', second)
+    e.go(1)
+    expect(seen).toEqual(['first', 'second'])
+    seen.length = 0
+    e.go(2)
+    expect(seen).toEqual(['first', 'added'])
+    expect(e.listenerCount('a')).toBe(3)
   })
 })
 

@@ -60,13 +60,14 @@ export class WebSocketTransport extends BaseTransport {
 
   readonly #url: string
   readonly #ctor: WebSocketConstructor | undefined
-  readonly #maxPayload: number
+  /** The decoder's options, made once: every message uses them. */
+  readonly #limits: { maxPayload: number }
 
   constructor(url: string, ctor: WebSocketConstructor | undefined, maxPayload: number) {
     super()
     this.#url = url
     this.#ctor = ctor
-    this.#maxPayload = maxPayload
+    this.#limits = { maxPayload }
   }
 
   async open(hello: HelloPacket, timeout: number): Promise<OpenPacket> {
@@ -115,7 +116,7 @@ export class WebSocketTransport extends BaseTransport {
         const data = ev.data
         const decoded =
           typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array
-            ? decodeFrame(data, { maxPayload: this.#maxPayload })
+            ? decodeFrame(data, this.#limits)
             : {
                 ok: false as const,
                 error: new ParleyError(ErrorCode.INVALID_PACKET, 'unexpected frame data'),
