@@ -38,6 +38,18 @@ async function setup(n: number, transport: (typeof transports)[number]) {
   return { parley: started.app.parley, sockets, clients: list }
 }
 
+/** A hundred WebSocket clients, the last 99 connecting at once (setup() goes one by one). */
+async function hundredWebSockets() {
+  const crowd = await setup(1, 'websocket')
+  for (let i = 0; i < 99; i++) {
+    const c = connect(started!.base, { transports: ['websocket'], reconnection: false })
+    clients.push(c)
+    crowd.clients.push(c)
+  }
+  await until(() => crowd.sockets.length === 100, 10_000, '100 sockets')
+  return crowd
+}
+
 /** Records the `news` events a client gets. */
 function inbox(c: Socket): unknown[] {
   const got: unknown[] = []
@@ -202,14 +214,8 @@ describe('rooms and broadcast semantics', () => {
   })
 
   it('encodes a broadcast once for a hundred sockets', async () => {
-    const { parley, sockets, clients: list } = await setup(1, 'websocket')
-    // 99 more, on one transport each is not needed: the encoding does not depend on it.
-    for (let i = 0; i < 99; i++) {
-      const c = connect(started!.base, { transports: ['websocket'], reconnection: false })
-      clients.push(c)
-      list.push(c)
-    }
-    await until(() => sockets.length === 100, 10_000, '100 sockets')
+    // The encoding does not depend on the transport: WebSocket alone is enough.
+    const { parley, sockets, clients: list } = await hundredWebSockets()
     for (const s of sockets) s.join('crowd')
     const boxes = list.map(inbox)
     const stringify = vi.spyOn(JSON, 'stringify')
@@ -270,13 +276,7 @@ describe('rooms and broadcast semantics', () => {
   })
 
   it('encodes a binary broadcast once for a hundred WebSockets (text and frame)', async () => {
-    const { parley, sockets, clients: list } = await setup(1, 'websocket')
-    for (let i = 0; i < 99; i++) {
-      const c = connect(started!.base, { transports: ['websocket'], reconnection: false })
-      clients.push(c)
-      list.push(c)
-    }
-    await until(() => sockets.length === 100, 10_000, '100 sockets')
+    const { parley, clients: list } = await hundredWebSockets()
     const got = list.map(() => [] as unknown[])
     for (const [i, c] of list.entries()) c.on('file', (file: unknown) => got[i]!.push(file))
     const stringify = vi.spyOn(JSON, 'stringify')

@@ -226,15 +226,8 @@ export async function parleyRoutes(
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
     if (method === 'POST' && tooLarge(request)) {
-      reply.header('Connection', 'close')
       if (sid !== undefined) server.sessionFor(sid)?.end(CloseReason.PAYLOAD_TOO_LARGE)
-      return fail(
-        reply,
-        413,
-        ErrorCode.PAYLOAD_TOO_LARGE,
-        `the body is larger than ${options.maxPayload}`,
-        cors,
-      )
+      return bodyTooLarge(reply, cors)
     }
     if (sid === undefined) {
       if (method === 'GET') return fail(reply, 400, ErrorCode.BAD_REQUEST, 'a GET needs a sid', cors)
@@ -261,14 +254,7 @@ export async function parleyRoutes(
       const body = await readRequestBody(request)
       if (!body.ok) {
         if (body.reason === 'aborted') return reply
-        reply.header('Connection', 'close')
-        return fail(
-          reply,
-          413,
-          ErrorCode.PAYLOAD_TOO_LARGE,
-          `the body is larger than ${options.maxPayload}`,
-          cors,
-        )
+        return bodyTooLarge(reply, cors)
       }
       return route(node, request, reply, body.text, cors)
     }
@@ -293,15 +279,8 @@ export async function parleyRoutes(
       const body = await readRequestBody(request)
       if (!body.ok) {
         if (body.reason === 'aborted') return reply
-        reply.header('Connection', 'close')
         session.end(CloseReason.PAYLOAD_TOO_LARGE)
-        return fail(
-          reply,
-          413,
-          ErrorCode.PAYLOAD_TOO_LARGE,
-          `the body is larger than ${options.maxPayload}`,
-          cors,
-        )
+        return bodyTooLarge(reply, cors)
       }
       if (session.transport !== transport) {
         return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
@@ -332,14 +311,7 @@ export async function parleyRoutes(
     const body = await readRequestBody(request)
     if (!body.ok) {
       if (body.reason === 'aborted') return reply
-      reply.header('Connection', 'close')
-      return fail(
-        reply,
-        413,
-        ErrorCode.PAYLOAD_TOO_LARGE,
-        `the body is larger than ${options.maxPayload}`,
-        cors,
-      )
+      return bodyTooLarge(reply, cors)
     }
     const decoded = decodeBatch(body.text, { maxPayload: options.maxPayload })
     if (!decoded.ok) return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
@@ -369,6 +341,21 @@ export async function parleyRoutes(
       .headers({ ...cors, 'Cache-Control': 'no-store' })
       .type('text/plain; charset=utf-8')
       .send(line)
+  }
+
+  /**
+   * 413 for a POST body past `maxPayload`. The connection closes after it: the rest of the body
+   * may still be on its way, and reading it only to throw it away is not worth it.
+   */
+  function bodyTooLarge(reply: FastifyReply, cors: HeaderBag): FastifyReply {
+    reply.header('Connection', 'close')
+    return fail(
+      reply,
+      413,
+      ErrorCode.PAYLOAD_TOO_LARGE,
+      `the body is larger than ${options.maxPayload}`,
+      cors,
+    )
   }
 
   function readRequestBody(request: FastifyRequest) {
