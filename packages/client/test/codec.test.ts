@@ -2,7 +2,7 @@ import * as protocol from '@parley/protocol'
 import { type Packet, PacketType } from '@parley/protocol'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { malformed, wireFixtures } from '../../protocol/test/fixtures.js'
+import { docFileEvent, malformed, wireFixtures } from '../../protocol/test/fixtures.js'
 import { decodeBatch, decodeFrame, decodeText, encode, encodeFrame, encodeText } from '../src/codec.js'
 
 // The client's lean codec must write what @parley/protocol writes, read what it reads, and refuse
@@ -98,13 +98,7 @@ describe('client codec, against the protocol fixtures', () => {
   })
 
   it('reads the binary frame of the protocol doc', () => {
-    const file: Packet = {
-      type: PacketType.EVENT,
-      seq: 9,
-      name: 'file',
-      args: [{ name: 'a.bin', body: new Uint8Array([1, 2, 3]) }],
-      ackId: 0,
-    }
+    const file = docFileEvent
     const frame = protocol.encodeFrame(file) as Uint8Array
     expect(decodeFrame(frame)).toEqual({ ok: true, packet: file })
     expect(encodeFrame(file)).toEqual(frame)

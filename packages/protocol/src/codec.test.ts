@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { wireFixtures as fixtures } from '../test/fixtures.js'
+import { docFileEvent, wireFixtures as fixtures } from '../test/fixtures.js'
 import { decodeBatch, decodeFrame, decodeText } from './decode.js'
 import { encodeFrame, encodeText } from './encode.js'
 import { type Packet, PacketType } from './packets.js'
@@ -26,13 +26,7 @@ describe('text packets', () => {
 })
 
 describe('binary payloads', () => {
-  const file: Packet = {
-    type: PacketType.EVENT,
-    seq: 9,
-    name: 'file',
-    args: [{ name: 'a.bin', body: new Uint8Array([1, 2, 3]) }],
-    ackId: 0,
-  }
+  const file = docFileEvent
 
   it('travels as base64 on text transports, as in the protocol doc', () => {
     expect(encodeText(file)).toBe('[5,9,"file",[{"name":"a.bin","body":null}],0,[[[0,"body"],0,"AQID"]]]')

@@ -2,6 +2,15 @@
 // (such as the client's lean codec), which must agree with them.
 import { type Packet, PacketType } from '../src/packets.js'
 
+// The binary example of docs/protocol.md: the event `file` with `{name: "a.bin", body: <01 02 03>}`.
+export const docFileEvent: Packet = {
+  type: PacketType.EVENT,
+  seq: 9,
+  name: 'file',
+  args: [{ name: 'a.bin', body: new Uint8Array([1, 2, 3]) }],
+  ackId: 0,
+}
+
 // The literal examples of docs/protocol.md, each with the packet it stands for.
 export const wireFixtures: Array<[string, Packet]> = [
   [

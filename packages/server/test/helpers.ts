@@ -12,8 +12,8 @@ export async function startServer(
   options: ParleyServerOptions = {},
   setup?: (app: FastifyInstance) => void | Promise<void>,
 ): Promise<Started> {
-  // Tests drop client connections on purpose; fetch may keep a spare socket open that would
-  // hold app.close() for its keep-alive time.
+  // Tests drop client connections on purpose: close everything at app.close(), requests a test
+  // abandoned mid-way included (the plugin itself only ends unused and idle connections).
   const app = Fastify({ forceCloseConnections: true })
   await app.register(parley, options)
   await setup?.(app)
