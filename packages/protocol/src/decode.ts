@@ -1,12 +1,12 @@
 import { fromBase64 } from './base64.js'
 import { BinaryKind, insertBinary } from './binary.js'
 import { ErrorCode, isCloseReason, ParleyError } from './errors.js'
+import { checkEventName } from './event-name.js'
 import {
   isTransportName,
   type JsonValue,
   type Packet,
   PacketType,
-  RESERVED_EVENTS,
   TRANSPORTS,
   type TransportName,
   WireLimits,
@@ -82,6 +82,40 @@ export function decodeBatch(body: string, options?: DecodeOptions): DecodeBatchR
   if (packets.length === 0) return fail(ErrorCode.INVALID_PACKET, 'body holds no packet')
   return { ok: true, packets }
 }
+
+/**
+ * What a conforming peer would refuse in a packet this side encoded, or undefined: longer than
+ * `maxPayload`, nested deeper than the wire allows, or holding a `__proto__` / `constructor`
+ * key. A sender checks before it sends, so that a packet the receiver must refuse is refused at
+ * the call site, with a coded error, instead of on the wire. Cheap for the common packet: a
+ * length test and one regular expression; the walks run only when those cannot rule it out.
+ */
+export function checkEncoded(text: string, maxPayload: number): ParleyError | undefined {
+  if (text.length > maxPayload) {
+    return new ParleyError(
+      ErrorCode.PAYLOAD_TOO_LARGE,
+      `the packet is ${text.length} long, past maxPayload`,
+      {
+        details: { limit: maxPayload, size: text.length },
+      },
+    )
+  }
+  const maxNesting = WireLimits.maxDepth + 2
+  if (text.length >= 2 * (maxNesting + 1) && exceedsDepth(text, maxNesting)) {
+    return new ParleyError(
+      ErrorCode.TOO_DEEP,
+      `the payload is nested deeper than ${WireLimits.maxDepth} levels`,
+    )
+  }
+  if (MAYBE_FORBIDDEN.test(text)) {
+    const parsed = parseJson(text)
+    if (!parsed.ok) return parsed.error
+  }
+  return undefined
+}
+
+/** Text that may hold a refused key: spelled out, or with a `\u` escape somewhere in it. */
+const MAYBE_FORBIDDEN = /__proto__|constructor|\\u/
 
 // ---------------------------------------------------------------------------------------------
 
@@ -225,16 +259,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function decodeEvent(value: unknown[], resolveLeaf: ResolveLeaf): DecodeResult {
   if (value.length !== 5 && value.length !== 6)
     return fail(ErrorCode.INVALID_PACKET, 'EVENT has 5 or 6 fields')
-  const [, seq, name, args, ackId, bins] = value
+  const [, seq, name, args, ackId, bins] = value as [unknown, unknown, string, unknown, unknown, unknown]
   if (!isCount(seq)) return fail(ErrorCode.INVALID_SEQ, 'EVENT sequence number is not a safe integer')
-  if (typeof name !== 'string' || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
-    return fail(
-      ErrorCode.INVALID_EVENT_NAME,
-      `event name must be a string of 1 to ${WireLimits.maxEventNameLength} characters`,
-    )
-  }
-  if (RESERVED_EVENTS.has(name))
-    return fail(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
+  const badName = checkEventName(name)
+  if (badName) return { ok: false, error: badName }
   if (!Array.isArray(args)) return fail(ErrorCode.INVALID_PACKET, 'EVENT arguments are not an array')
   if (!isCount(ackId)) return fail(ErrorCode.INVALID_ACK_ID, 'EVENT ack id is not a safe integer')
   const filled = fillBinary(args, bins, resolveLeaf)

@@ -7,3 +7,6 @@ declare class TextDecoder {
   constructor(label?: string, options?: { fatal?: boolean })
   decode(input?: Uint8Array): string
 }
+// Timers, for the ack table's timeouts: both runtimes have them. The handle is opaque here.
+declare function setTimeout(callback: () => void, ms: number): unknown
+declare function clearTimeout(handle: unknown): void

@@ -38,6 +38,8 @@ const CODE_NAMES = [
   'TOO_MANY_PENDING_ACKS',
   'DISCONNECTED',
   'HANDLER_ERROR',
+  // An event that wants a reply reached a side with no handler for it.
+  'NO_HANDLER',
   // An event's arguments did not match the schema the server declared for it.
   'VALIDATION_FAILED',
   // Local to a client: the transport could not be opened or broke; the offline queue is full.

@@ -1,10 +1,14 @@
+export type { Settle } from './acks.js'
+export { AckTable, MAX_TIMER_MS } from './acks.js'
 export { fromBase64, toBase64 } from './base64.js'
 export { BinaryKind, hasBinary, isBinary } from './binary.js'
+export { WsCloseCode } from './close-codes.js'
 export type { DecodeBatchResult, DecodeOptions, DecodeResult } from './decode.js'
-export { decodeBatch, decodeFrame, decodeText, isSid } from './decode.js'
+export { checkEncoded, decodeBatch, decodeFrame, decodeText, isSid } from './decode.js'
 export type { PreparedEvent } from './encode.js'
 export { encodeFrame, encodeText, prepareEvent } from './encode.js'
 export { CloseReason, ErrorCode, isCloseReason, ParleyError } from './errors.js'
+export { checkEventName } from './event-name.js'
 export type {
   AckPacket,
   ClosePacket,

@@ -1,0 +1,94 @@
+import { ErrorCode, ParleyError } from './errors.js'
+import type { WireValue } from './packets.js'
+
+/**
+ * The longest delay a timer can hold: `setTimeout` fires at once for anything past a signed
+ * 32-bit number of milliseconds (about 24.8 days). Longer ack timeouts wait without a timer.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Ack ids wrap here, long before unsafe integers; they need only be unique while pending. */
+const MAX_ACK_ID = 2 ** 31
+
+/** Called once: with the reply's arguments, or with the error that ended the wait. */
+export type Settle = (error: ParleyError<string> | null, args: WireValue[]) => void
+
+interface Pending {
+  settle: Settle
+  timer: ReturnType<typeof setTimeout> | undefined
+}
+
+/**
+ * Replies one side awaits from the other, by ack id: the same table on the server and the
+ * client. A wait ends on a REPLY, an ERROR, its timeout or the end of the session, whichever
+ * comes first; the rest are ignored. Waits survive transport switches and resumes: the request
+ * is replayed with its ack id.
+ *
+ * ```ts
+ * const acks = new AckTable(1000)
+ * const ackId = acks.register((err, args) => console.log(err ?? args), 5000)
+ * acks.settle(ackId, null, ['ok'])   // a REPLY came
+ * ```
+ */
+export class AckTable {
+  readonly #max: number
+  readonly #pending = new Map<number, Pending>()
+  #nextId = 1
+
+  /** `maxPending`: waits allowed at once; `register` refuses past it. */
+  constructor(maxPending: number) {
+    this.#max = maxPending
+  }
+
+  /** Replies awaited now. */
+  get size(): number {
+    return this.#pending.size
+  }
+
+  /**
+   * Registers a wait and returns its ack id (1 to 2^31). `timeout` (ms) ends it with
+   * PARLEY_ACK_TIMEOUT; undefined, Infinity or more than `MAX_TIMER_MS` waits as long as the
+   * session lives. Throws PARLEY_TOO_MANY_PENDING_ACKS past the limit.
+   */
+  register(settle: Settle, timeout?: number): number {
+    if (this.#pending.size >= this.#max) {
+      throw new ParleyError(ErrorCode.TOO_MANY_PENDING_ACKS, `more than ${this.#max} replies awaited`, {
+        details: { limit: this.#max },
+      })
+    }
+    let id = this.#nextId
+    while (this.#pending.has(id)) id = id >= MAX_ACK_ID ? 1 : id + 1
+    this.#nextId = id >= MAX_ACK_ID ? 1 : id + 1
+    const timer =
+      timeout === undefined || !(timeout <= MAX_TIMER_MS)
+        ? undefined
+        : setTimeout(() => {
+            this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `no reply within ${timeout} ms`), [])
+          }, timeout)
+    this.#pending.set(id, { settle, timer })
+    return id
+  }
+
+  /** Ends one wait. False when nobody waits for this id (a late or unknown reply). */
+  settle(id: number, error: ParleyError<string> | null, args: WireValue[]): boolean {
+    const pending = this.#pending.get(id)
+    if (!pending) return false
+    this.#pending.delete(id)
+    clearTimeout(pending.timer)
+    pending.settle(error, args)
+    return true
+  }
+
+  /** Ends a wait without settling it (the request could not be sent). */
+  forget(id: number): void {
+    const pending = this.#pending.get(id)
+    if (!pending) return
+    this.#pending.delete(id)
+    clearTimeout(pending.timer)
+  }
+
+  /** Ends every wait with the same error (the session ended). */
+  rejectAll(error: ParleyError<string>): void {
+    for (const id of [...this.#pending.keys()]) this.settle(id, error, [])
+  }
+}

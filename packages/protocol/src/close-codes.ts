@@ -1,0 +1,27 @@
+/**
+ * WebSocket close codes, and what each means to a Parley session.
+ *
+ * The rule: **a close code never ends a session.** Only a CLOSE packet does (sent before the
+ * close frame when the sender can, or answering a later resume when it could not). A WebSocket
+ * that closes with any code, or breaks without one, only detaches its transport: the session
+ * waits for a resume within its recovery window, on any transport.
+ *
+ * The codes say why the transport went, for logs and for the peer's choice of what to do next.
+ */
+export const WsCloseCode = {
+  /** This transport is done: after a CLOSE packet, or replaced by another transport (MOVED). */
+  NORMAL: 1000,
+  /** The server is going away (shutdown; a CLOSE 'server shutdown' precedes it). */
+  GOING_AWAY: 1001,
+  /** The handshake was refused; an unnumbered ERROR packet before it says why. */
+  POLICY_VIOLATION: 1008,
+  /** A message passed `maxPayload`; the session ends with 'payload too large'. */
+  MESSAGE_TOO_BIG: 1009,
+  /**
+   * The client dropped a transport it can no longer trust (a gap in sequence numbers, no sign of
+   * life within pingInterval + pingTimeout, a frame that is not a packet) and resumes elsewhere.
+   */
+  TRANSPORT_DROPPED: 4000,
+} as const
+
+export type WsCloseCode = (typeof WsCloseCode)[keyof typeof WsCloseCode]

@@ -1,0 +1,27 @@
+import { ErrorCode, ParleyError } from './errors.js'
+import { RESERVED_EVENTS, WireLimits } from './packets.js'
+
+/**
+ * The one rule for event names, on every path: what an application emits (server or client),
+ * what a broadcast sends, what a schema is declared for, and what either decoder accepts.
+ * A name is a string of 1 to `WireLimits.maxEventNameLength` UTF-16 units that does not name a
+ * lifecycle event (`RESERVED_EVENTS`). Returns the coded error, or undefined when the name is
+ * fine; never throws.
+ *
+ * ```ts
+ * const bad = checkEventName(name)
+ * if (bad) throw bad   // PARLEY_INVALID_EVENT_NAME or PARLEY_RESERVED_EVENT_NAME
+ * ```
+ */
+export function checkEventName(name: unknown): ParleyError | undefined {
+  if (typeof name !== 'string' || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
+    return new ParleyError(
+      ErrorCode.INVALID_EVENT_NAME,
+      `event name must be a string of 1 to ${WireLimits.maxEventNameLength} characters`,
+    )
+  }
+  if (RESERVED_EVENTS.has(name)) {
+    return new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
+  }
+  return undefined
+}
