@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 
 /** Most bytes of dist/parley.min.js after gzip -9. Raise it only with a reason in the commit. */
-const BUDGET = 9_650
+const BUDGET = 10_400
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [
@@ -37,7 +37,14 @@ const INTERNAL_PROPS = [
   'rejectAll',
   'settle',
   'timer',
-  // the connection and its host
+  // the connection, the session and their hosts
+  'ackDelay',
+  'current',
+  'moved',
+  'pooled',
+  'refused',
+  'sendNumbered',
+  'sendVolatile',
   'attempts',
   'down',
   'ended',

@@ -1,12 +1,13 @@
 import {
+  checkEventName,
   ErrorCode,
   isCloseReason,
+  isForbiddenKey,
   isSid,
   isTransportName,
   type OpenPacket,
   type Packet,
   ParleyError,
-  RESERVED_EVENTS,
 } from '@parley/protocol'
 import * as PacketType from './packet-type.js'
 import * as WireLimits from './wire-limits.js'
@@ -51,7 +52,7 @@ const SHAPES: Readonly<Record<number, readonly Field[]>> = {
   [PacketType.ACK]: [['ack', count, INVALID_SEQ]],
   [PacketType.EVENT]: [
     seq,
-    // Its length and reserved names are checked by badName.
+    // Its length and reserved names are checked by checkEventName.
     ['name', isString, ErrorCode.INVALID_EVENT_NAME],
     args,
     ackId,
@@ -77,17 +78,6 @@ const OPEN_FIELDS: readonly (readonly [string, (v: unknown) => boolean])[] = [
   ['recovered', (v) => typeof v === 'boolean'],
   ['ack', count],
 ]
-
-/** Why an event name cannot travel (either way), or undefined. */
-export function badName(name: unknown): ParleyError | undefined {
-  if (!isString(name) || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
-    return new ParleyError(ErrorCode.INVALID_EVENT_NAME, 'event name must be 1 to 256 characters')
-  }
-  if (RESERVED_EVENTS.has(name)) {
-    return new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
-  }
-  return undefined
-}
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -136,6 +126,10 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
   const list = isArray(value)
   let copy: unknown
   for (const key of list ? value.keys() : Object.keys(value)) {
+    // The server refuses a packet with such a key (and would end the session): refuse it here.
+    if (!list && isForbiddenKey(key as string)) {
+      throw new ParleyError(ErrorCode.FORBIDDEN_KEY, `payload holds a "${key as string}" key`)
+    }
     const item = (value as Record<PathStep, unknown>)[key]
     path.push(key)
     const stripped = strip(item, path, leaves)
@@ -210,12 +204,38 @@ export interface DecodeOptions {
   maxPayload?: number
 }
 
-export type DecodeResult = { ok: true; packet: Packet } | { ok: false; error: ParleyError }
+/**
+ * A decoded packet, or why it was refused. A refused packet whose sequence number could still be
+ * read (it was JSON, or its text starts like a numbered packet) carries it as `seq`: the session
+ * then acknowledges and drops it, so that a resume never sends it again. Without `seq` the
+ * stream itself is broken.
+ */
+export type DecodeResult = { ok: true; packet: Packet } | Fail
 
-type Fail = { ok: false; error: ParleyError }
+type Fail = { ok: false; error: ParleyError; seq?: number }
 
 function fail(code: ErrorCode, message: string, cause?: unknown): Fail {
   return { ok: false, error: new ParleyError(code, message, cause === undefined ? undefined : { cause }) }
+}
+
+/** An application packet's start as every encoder writes it: `[5,N,`, `[6,N,` or `[7,N,`. */
+const NUMBERED_START = /^\[[567],(\d{1,16}),/
+
+/**
+ * `failure` with the refused packet's number: from its parsed `value` (0 when it is not a
+ * numbered packet), else from the start of its `text`. Neither: the stream is broken.
+ */
+function numbered(failure: Fail, text: string, value?: unknown): Fail {
+  const seq =
+    value === undefined
+      ? NUMBERED_START.exec(text)?.[1]
+      : isArray(value) && (value[0] as number) >= 5 && (value[0] as number) <= 7 && count(value[1])
+        ? value[1]
+        : 0
+  if (seq === undefined) return failure
+  const n = Number(seq)
+  const { code, message, cause } = failure.error
+  return { ok: false, error: new ParleyError(code, message, { cause, details: { seq: n } }), seq: n }
 }
 
 /** Finds the binary leaf that a leaf's data field stands for, or undefined. */
@@ -238,23 +258,10 @@ function fromBase64(data: unknown): Uint8Array | undefined {
  */
 export function decodeText(text: string, options?: DecodeOptions): DecodeResult {
   const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
-  if (text.length > maxPayload) return fail(ErrorCode.PAYLOAD_TOO_LARGE, `packet passes ${maxPayload}`)
-  return decodeJson(text, fromBase64)
-}
-
-/** Decodes an HTTP body of packet lines; one bad line refuses the whole body. */
-export function decodeBatch(
-  body: string,
-  options?: DecodeOptions,
-): { ok: true; packets: Packet[] } | { ok: false; error: ParleyError } {
-  const packets: Packet[] = []
-  for (const line of body.split('\n')) {
-    if (line === '') continue
-    const result = decodeText(line, options)
-    if (!result.ok) return result
-    packets.push(result.packet)
+  if (text.length > maxPayload) {
+    return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `packet passes ${maxPayload}`), text)
   }
-  return { ok: true, packets }
+  return decodeJson(text, fromBase64)
 }
 
 /** Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. */
@@ -262,7 +269,10 @@ export function decodeFrame(data: string | ArrayBuffer | Uint8Array, options?: D
   if (typeof data === 'string') return decodeText(data, options)
   const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data)
-  if (bytes.length > maxPayload) return fail(ErrorCode.PAYLOAD_TOO_LARGE, `frame passes ${maxPayload}`)
+  if (bytes.length > maxPayload) {
+    const start = new TextDecoder().decode(bytes.subarray(4, 40))
+    return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `frame passes ${maxPayload}`), start)
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const parts: Uint8Array[] = []
   for (let at = 0; at < bytes.length; at += 4 + parts[parts.length - 1]!.length) {
@@ -280,7 +290,9 @@ export function decodeFrame(data: string | ArrayBuffer | Uint8Array, options?: D
   }
   let used = 0
   const result = decodeJson(text, (data) => (data === used ? attachments[used++] : undefined))
-  return result.ok && used !== attachments.length ? fail(INVALID_BINARY, 'unused attachment') : result
+  return result.ok && used !== attachments.length
+    ? numbered(fail(INVALID_BINARY, 'unused attachment'), text)
+    : result
 }
 
 function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
@@ -293,9 +305,10 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
   try {
     // Most packets: text too short to nest too deep, with no refused key in it. No walk then.
     const refusal = text.length >= DEEP_TEXT || REFUSED_KEY.test(text) ? walk(value, 0) : undefined
-    return refusal
+    const result = refusal
       ? fail(refusal, 'packet is too deep or holds a forbidden key')
       : toPacket(value, resolveLeaf)
+    return result.ok ? result : numbered(result, text, value)
   } catch (cause) {
     // The checks above leave nothing to throw; this is the promise that nothing ever does.
     return fail(INVALID_PACKET, 'packet could not be decoded', cause)
@@ -322,7 +335,7 @@ function walk(value: unknown, depth: number): ErrorCode | undefined {
   if (!(value instanceof Object)) return undefined
   if (depth > WireLimits.maxDepth + 1) return ErrorCode.TOO_DEEP
   for (const key of Object.keys(value)) {
-    if (key === '__proto__' || key === 'constructor') return ErrorCode.FORBIDDEN_KEY
+    if (isForbiddenKey(key)) return ErrorCode.FORBIDDEN_KEY
     const refusal = walk((value as Record<string, unknown>)[key], depth + 1)
     if (refusal) return refusal
   }
@@ -347,7 +360,7 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
     if (!check(value[1 + i])) return fail(code, `packet type ${type}: bad ${name}`)
     packet[name] = value[1 + i]
   }
-  const error = type === PacketType.EVENT ? badName(packet.name) : undefined
+  const error = type === PacketType.EVENT ? checkEventName(packet.name) : undefined
   if (error) return { ok: false, error }
   if (optional > 0 && fields > shape.length) {
     const refusal = fillBinary(packet.args as unknown[], value[1 + shape.length], resolveLeaf)

@@ -8,10 +8,10 @@ import {
   type TransportName,
 } from '@parley/protocol'
 import { Backoff } from './backoff.js'
+import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
+import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
-import { type Outgoing, outgoing } from './session.js'
-import type { ReservedEvents } from './socket.js'
 import { isRefusal, type Transport, type TransportFactory } from './transports/transport.js'
 
 /*
@@ -21,30 +21,35 @@ import { isRefusal, type Transport, type TransportFactory } from './transports/t
  *    ┌──────┐  ─────────────────────────►  ┌────────────┐  every transport failed  ┌─────────┐
  *    │ idle │                              │ connecting │ ───────────────────────► │ waiting │
  *    └──────┘  ◄───────────────────────────└────────────┘ ◄─────────────────────── └─────────┘
- *       ▲       refused (403, ERROR on HELLO)     │   ▲     backoff, retryAfter, online
- *       │       or reconnection off / exhausted   │   │     (waits while offline)
- *       │                                         │   │
- *       │                     OPEN on transport T │   │ T lost: closed, silent for
- *       │                                         ▼   │ pingInterval + pingTimeout,
- *       │    close(): disconnect(),             ┌──────┴─┐  a seq gap, MOVED
- *       └────────────────────────────────────── │ open T │  → resume at once on the
- *            CLOSE "server disconnect"          └────────┘    transports after T, then T
- *            (other CLOSE → waiting)              │    ▲
- *                        T ≠ websocket, after     │    │ OPEN on the probe: it becomes T;
- *                        upgradeDelay (doubling   ▼    │ the server sends MOVED on the old T
- *                        on failure)          ┌─────────┐
- *                                             │ probing │  failure: stay on T, probe later
- *                                             └─────────┘
+ *       ▲       refused (401/403, ERROR on HELLO)  │   ▲     backoff, retryAfter, online
+ *       │       or reconnection off / exhausted    │   │     (waits while offline)
+ *       │                                          │   │
+ *       │                      OPEN on transport T │   │ T lost (the session says why: closed,
+ *       │                                          ▼   │ silent, a seq gap, MOVED) → resume on
+ *       │    close(): disconnect(),              ┌──────┴─┐ the transports after T, then T: at
+ *       └─────────────────────────────────────── │ open T │ once if T had been up for STABLE_MS,
+ *            CLOSE "server disconnect"           └────────┘ else after the backoff
+ *            (other CLOSE → waiting)               │    ▲
+ *                        T is not the preferred    │    │ OPEN on the probe: it becomes T;
+ *                        transport: after          ▼    │ the server sends MOVED on the old T
+ *                        upgradeDelay (doubling ┌─────────┐
+ *                        on failure)            │ probing │  failure: stay on T, probe later
+ *                                               └─────────┘
  *
  * "connecting" tries the transports in order (the remembered one first), each within
  * connectTimeout; a refusal of the transport itself (400 on the upgrade, a reset) fails over at
- * once, a refusal of the client (middleware, origin, version) ends the attempt. Every transport
- * callback first checks that its transport is still the current one, so a replaced transport
- * can never touch the session.
+ * once, a refusal of the client (middleware, origin, version) ends the attempt. A HELLO that
+ * asked to resume an ended session may be answered with that session's CLOSE: the session
+ * handles it as any CLOSE. Every transport callback first checks that its transport is still the
+ * current one, so a replaced transport can never touch the session.
+ *
+ * Backoff (exponential, full jitter by default) paces every way back into "connecting": failed
+ * attempts, CLOSE, and a transport lost again before it was up for STABLE_MS. So no packet,
+ * close code or server answer can make the client reconnect faster than its backoff.
  */
 
-/** Why a transport was attached: first or new connection, climbing to WebSocket, or resuming. */
-export type SwitchReason = 'connect' | 'upgrade' | 'downgrade' | 'resume'
+/** A transport up this long is stable: the next loss resumes at once, and backoff starts over. */
+export const STABLE_MS = 2000
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting'
 
@@ -60,7 +65,7 @@ export interface ConnectionOptions {
   upgradeDelayMax: number
 }
 
-/** What the connection tells the socket. */
+/** What the connection tells the session. */
 export interface ConnectionHost {
   /** The HELLO for the next attach (asks for auth again, carries sid and ack). */
   hello(): Promise<HelloPacket>
@@ -72,8 +77,10 @@ export interface ConnectionHost {
     why: SwitchReason,
     attempt: number,
   ): void
-  /** A packet from the current transport (PING and MOVED are handled here). */
+  /** A packet from the current transport (or a CLOSE answering a resume's HELLO). */
   packet(packet: Packet): void
+  /** A packet from the current transport that this client must refuse (see TransportHandlers). */
+  refused(seq: number, error: ParleyError<string>): void
   /** The transport was lost and no other took over at once. */
   down(reason: CloseReason): void
   /**
@@ -87,9 +94,7 @@ export interface ConnectionHost {
 /** The socket events the connection fires. */
 export type ConnectionEvent = 'connect_error' | 'transport_error' | 'reconnect_attempt' | 'reconnect_failed'
 
-const PONG = outgoing({ type: PacketType.PONG })
-
-/** The transport life of one client: fallback, upgrade probes, heartbeat, reconnection. */
+/** The transport life of one client: fallback, upgrade probes, reconnection and its pace. */
 export class Connection {
   #state: ConnectionState = 'idle'
   #current: Transport | undefined
@@ -101,11 +106,12 @@ export class Connection {
   #run = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #probeTimer: ReturnType<typeof setTimeout> | undefined
-  #liveTimer: ReturnType<typeof setTimeout> | undefined
-  #liveMs = 0
-  /** When the current transport last brought anything (`performance.now()`). */
-  #heardAt = 0
+  #stableTimer: ReturnType<typeof setTimeout> | undefined
+  /** The current transport has been up for STABLE_MS. */
+  #stable = false
   #serverTransports: readonly TransportName[] | undefined
+  /** The server's pingTimeout: how long a live server may take to answer. */
+  #pingTimeout = 0
   #retryAfter = 0
   #lostReason: CloseReason = 'transport close'
   readonly #backoff: Backoff
@@ -137,9 +143,9 @@ export class Connection {
     return this.#state
   }
 
-  /** The attached transport's name, or null. */
-  get transport(): TransportName | null {
-    return this.#state === 'open' && this.#current ? this.#current.name : null
+  /** The attached transport, or undefined. */
+  get current(): Transport | undefined {
+    return this.#state === 'open' ? this.#current : undefined
   }
 
   /** Starts connecting, unless already active. */
@@ -178,18 +184,38 @@ export class Connection {
     } else this.close()
   }
 
-  /** The current transport is unusable (the socket saw a gap): resume on another. */
-  lost(reason: CloseReason): void {
-    if (this.#current) this.#lose(this.#current, reason)
+  /** The current transport is unusable (a gap, no sign of life): resume on another. */
+  lost(reason: CloseReason, error?: ParleyError<string>): void {
+    if (this.#current) this.#lose(this.#current, reason, error)
+  }
+
+  /** The server attached another transport of ours (MOVED on the current one). */
+  moved(): void {
+    const t = this.#current
+    if (!t) return
+    if (!this.#probe) {
+      this.#lose(t, 'transport close')
+      return
+    }
+    // The server attached our probe, whose OPEN is still on its way: wait for it.
+    this.#moved = true
+    this.#current = undefined
+    this.#state = 'connecting'
+    t.close(true)
   }
 
   // -------------------------------------------------------------------------------------------
 
-  /** The transports to try, in order: options ∩ server's, starting after `after` or at memory. */
-  #order(after?: TransportName): TransportName[] {
+  /** Transports both sides allow, in the client's order of preference. */
+  #allowed(): TransportName[] {
     const server = this.#serverTransports
-    const base = this.#opts.transports.filter((t) => !server || server.includes(t))
-    const list = base.length > 0 ? base : [...this.#opts.transports]
+    const both = this.#opts.transports.filter((t) => !server || server.includes(t))
+    return both.length > 0 ? both : [...this.#opts.transports]
+  }
+
+  /** The transports to try, in order: starting after `after`, or at the remembered one. */
+  #order(after?: TransportName): TransportName[] {
+    const list = this.#allowed()
     const i = after ? list.indexOf(after) + 1 : Math.max(0, list.indexOf(this.#memory.get() as TransportName))
     return [...list.slice(i), ...list.slice(0, i)]
   }
@@ -199,13 +225,22 @@ export class Connection {
     this.#state = 'connecting'
     let last: ParleyError<string> | undefined
     let refused = false
-    for (const name of this.#order(after)) {
+    // After the link froze, a pooled transport's first request may go out on a dead pooled
+    // connection. A live server answers HELLO within its pingTimeout; the attempt that times out
+    // takes that dead connection with it, and the same transport is tried once more.
+    const frozen = why === 'resume' && this.#lostReason === 'ping timeout' && this.#pingTimeout > 0
+    const timeout = frozen
+      ? Math.min(this.#opts.connectTimeout, this.#pingTimeout)
+      : this.#opts.connectTimeout
+    const queue = this.#order(after)
+    const retried = new Set<TransportName>()
+    for (let name = queue.shift(); name; name = queue.shift()) {
       const t = this.#factory(name, this.#maxPayload())
-      let open: OpenPacket
+      let answer: Awaited<ReturnType<Transport['open']>>
       try {
         const hello = await this.#host.hello()
         if (run !== this.#run) return t.close()
-        open = await t.open(hello, this.#opts.connectTimeout)
+        answer = await t.open(hello, timeout)
       } catch (err) {
         t.close()
         if (run !== this.#run) return
@@ -215,11 +250,21 @@ export class Connection {
           refused = true
           break
         }
+        if (frozen && t.pooled && last.code === ErrorCode.HANDSHAKE_TIMEOUT && !retried.has(name)) {
+          retried.add(name)
+          queue.unshift(name)
+        }
         continue
       }
       if (run !== this.#run) return t.close()
+      if (answer.type === PacketType.CLOSE) {
+        // The session we asked to resume has ended; the session hears why and decides.
+        t.close(true)
+        this.#host.packet(answer)
+        return
+      }
       const moved = why === 'resume' && after && this.#rank(name) > this.#rank(after)
-      this.#adopt(t, open, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
+      this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return
     }
     if (why === 'resume') {
@@ -227,7 +272,12 @@ export class Connection {
       this.#host.down(this.#lostReason)
     }
     const error = last ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'no transport to try')
-    const reconnects = !refused && this.#opts.reconnection
+    if (run === this.#run) this.#fail(error, !refused && this.#opts.reconnection)
+  }
+
+  /** An attempt failed: says so, then waits for the backoff (or stops). */
+  #fail(error: ParleyError<string>, reconnects: boolean): void {
+    const run = this.#run
     const willRetry = reconnects && this.#backoff.attempts < this.#opts.reconnectionAttempts
     this.#host.notify('connect_error', error, willRetry)
     if (run !== this.#run) return
@@ -249,103 +299,101 @@ export class Connection {
     this.#state = 'open'
     this.#moved = false
     this.#serverTransports = open.transports
-    this.#liveMs = open.pingInterval + open.pingTimeout
+    this.#pingTimeout = open.pingTimeout
     this.#retryAfter = 0
-    this.#backoff.reset()
-    if (old && old !== t) old.close()
+    this.#watchStability()
+    if (old && old !== t) old.close(true)
     this.#memory.set(t.name)
-    this.#alive()
-    // The socket applies OPEN (and resends what the server lacks) before any packet that came
+    // The session applies OPEN (and resends what the server lacks) before any packet that came
     // after OPEN on this transport is delivered.
     this.#host.opened(open, t.name, before, why, attempt)
     if (this.#current !== t) return
     t.attach({
       packet: (p) => {
-        if (this.#current === t) this.#packet(t, p)
+        if (this.#current === t) this.#host.packet(p)
       },
-      close: () => {
-        if (this.#current === t) this.#lose(t, 'transport close')
+      refused: (seq, error) => {
+        if (this.#current === t) this.#host.refused(seq, error)
+      },
+      close: (error) => {
+        if (this.#current === t) this.#lose(t, 'transport close', error)
       },
     })
     if (this.#current === t) this.#scheduleProbe()
   }
 
-  #packet(t: Transport, p: Packet): void {
-    this.#heardAt = performance.now()
-    if (p.type === PacketType.PING) t.send([PONG])
-    else if (p.type === PacketType.MOVED) {
-      if (this.#probe) {
-        // The server attached our probe, whose OPEN is still on its way: wait for it.
-        this.#moved = true
-        this.#current = undefined
-        this.#state = 'connecting'
-        this.#stopAlive()
-        t.close()
-      } else this.#lose(t, 'transport close')
-    } else this.#host.packet(p)
+  /** Backoff starts over only once a transport has stayed up for STABLE_MS. */
+  #watchStability(): void {
+    clearTimeout(this.#stableTimer)
+    this.#stable = false
+    this.#stableTimer = setTimeout(() => {
+      this.#stable = true
+      this.#backoff.reset()
+    }, STABLE_MS)
   }
 
-  #lose(t: Transport, reason: CloseReason): void {
+  #lose(t: Transport, reason: CloseReason, error?: ParleyError<string>): void {
     this.#current = undefined
     t.close()
-    this.#stopAlive()
     this.#cancelProbe()
+    clearTimeout(this.#stableTimer)
     this.#lostReason = reason
-    void this.#connect('resume', t.name)
-  }
-
-  /**
-   * Starts the "transport is dead" timer: anything from the server proves it alive. A packet
-   * only notes the time (a timer cleared and set again per packet showed in profiles); the
-   * timer, when it fires, waits again for whatever is left of the window since the last one.
-   */
-  #alive(): void {
-    this.#stopAlive()
-    const t = this.#current
-    this.#heardAt = performance.now()
-    const check = (wait: number) => {
-      this.#liveTimer = setTimeout(() => {
-        if (!t || this.#current !== t) return
-        const left = this.#heardAt + this.#liveMs - performance.now()
-        if (left > 0) check(left)
-        else this.#lose(t, 'ping timeout')
-      }, wait)
+    const after = t.name
+    const run = ++this.#run
+    if (offline()) {
+      // No attempt can work: the session is down until the browser is online again.
+      this.#last = null
+      this.#host.down(reason)
+      this.#fail(error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'the browser is offline'), true)
+    } else if (this.#stable) {
+      void this.#connect('resume', after)
+    } else {
+      // Lost again soon after it opened: something keeps failing (a server that does not know
+      // the session, a stream that breaks). Resume all the same, but only once the backoff
+      // allows it, and say why when the server said.
+      this.#state = 'connecting'
+      if (error) this.#host.notify('connect_error', error, true)
+      this.#timer = setTimeout(() => {
+        if (run === this.#run) void this.#connect('resume', after)
+      }, this.#backoff.next())
     }
-    check(this.#liveMs)
+    this.#stable = false
   }
 
-  #stopAlive(): void {
-    clearTimeout(this.#liveTimer)
-    this.#liveTimer = undefined
-  }
-
+  /** Climbs back to the preferred transport, when the session is on another one. */
   #scheduleProbe(): void {
     const t = this.#current
-    if (!t || t.name === 'websocket' || this.#probeTimer !== undefined) return
-    if (!this.#opts.transports.includes('websocket') || !this.#serverTransports?.includes('websocket')) return
+    const best = this.#allowed()[0]
+    if (!t || !best || t.name === best || this.#probeTimer !== undefined) return
+    if (!this.#serverTransports?.includes(best)) return
     const delay = Math.min(
       this.#opts.upgradeDelayMax,
       this.#opts.upgradeDelay * 2 ** Math.min(this.#probeFailures, 20),
     )
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined
-      void this.#tryProbe()
+      void this.#tryProbe(best)
     }, delay)
   }
 
-  async #tryProbe(): Promise<void> {
+  async #tryProbe(name: TransportName): Promise<void> {
     if (this.#state !== 'open') return
     const run = this.#run
-    const t = this.#factory('websocket', this.#maxPayload())
+    const t = this.#factory(name, this.#maxPayload())
     this.#probe = t
     try {
       const hello = await this.#host.hello()
       if (run !== this.#run || this.#probe !== t) return t.close()
-      const open = await t.open(hello, this.#opts.connectTimeout)
+      const answer = await t.open(hello, this.#opts.connectTimeout)
       if (run !== this.#run || this.#probe !== t) return t.close()
       this.#probe = undefined
+      if (answer.type === PacketType.CLOSE) {
+        t.close(true)
+        this.#host.packet(answer)
+        return
+      }
       this.#probeFailures = 0
-      this.#adopt(t, open, 'upgrade')
+      this.#adopt(t, answer, 'upgrade')
     } catch {
       t.close()
       if (this.#probe !== t) return
@@ -366,12 +414,13 @@ export class Connection {
     this.#moved = false
   }
 
+  /** Ends the current transport: the session is over (CLOSE, disconnect, refusal). */
   #drop(): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
-    this.#stopAlive()
+    clearTimeout(this.#stableTimer)
     this.#cancelProbe()
-    this.#current?.close()
+    this.#current?.close(true)
     this.#current = undefined
   }
 
@@ -391,8 +440,7 @@ export class Connection {
     if (this.#state !== 'waiting') return
     clearTimeout(this.#timer)
     this.#timer = undefined
-    const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator
-    if (nav?.onLine === false) return
+    if (offline()) return
     this.#host.notify('reconnect_attempt', this.#backoff.attempts)
     void this.#connect('connect')
   }
@@ -417,6 +465,11 @@ export class Connection {
       doc.removeEventListener?.('visibilitychange', visible)
     }
   }
+}
+
+/** True when a browser says it has no network. */
+function offline(): boolean {
+  return (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false
 }
 
 function asParleyError(err: unknown): ParleyError<string> {

@@ -1,7 +1,14 @@
-import { ErrorCode, type HelloPacket, type OpenPacket, ParleyError } from '@parley/protocol'
+import { ErrorCode, type HelloPacket, ParleyError } from '@parley/protocol'
 import { decodeText, encodeText } from './codec.js'
-import type { Outgoing } from './session.js'
-import { BaseTransport, handshakeResult, timeoutError, transportError } from './transports/transport.js'
+import type { Outgoing } from './outgoing.js'
+import * as PacketType from './packet-type.js'
+import {
+  BaseTransport,
+  handshakeResult,
+  timeoutError,
+  transportError,
+  type Welcome,
+} from './transports/transport.js'
 
 export type Fetch = typeof fetch
 
@@ -29,6 +36,9 @@ export async function httpError(res: Response): Promise<ParleyError<string>> {
  * the session's URL.
  */
 export abstract class HttpTransport extends BaseTransport {
+  // An ACK alone is a whole POST: it waits longer for company.
+  readonly ackDelay = 1000
+  readonly pooled = true
   /** Aborts the request in flight: the handshake, then the downstream's. */
   protected ctl = new AbortController()
   #upstream: Upstream | undefined
@@ -45,13 +55,13 @@ export abstract class HttpTransport extends BaseTransport {
   /** Opens the downstream at `url`; resolves once it works, within `timeout` ms. */
   protected abstract downstream(url: string, timeout: number): Promise<void> | void
 
-  async open(hello: HelloPacket, timeout: number): Promise<OpenPacket> {
+  async open(hello: HelloPacket, timeout: number): Promise<Welcome> {
     const started = Date.now()
     const ctl = this.ctl
     // A timeout aborts the transport's controller, which ends the whole attempt.
     const timer = setTimeout(() => ctl.abort(), timeout)
     try {
-      let open: OpenPacket | ParleyError<string>
+      let open: Welcome | ParleyError<string>
       try {
         const res = await this.fetchFn(`${this.url}?v=1`, {
           method: 'POST',
@@ -72,6 +82,8 @@ export abstract class HttpTransport extends BaseTransport {
         clearTimeout(timer)
       }
       if (open instanceof ParleyError) throw open
+      // The session we asked to resume has ended: nothing to open.
+      if (open.type === PacketType.CLOSE) return open
       const url = `${this.url}?v=1&sid=${encodeURIComponent(open.sid)}`
       this.#upstream = new Upstream(this.fetchFn, url, open.maxPayload, (e) => this.fail(e))
       await this.downstream(url, Math.max(0, timeout - (Date.now() - started)))

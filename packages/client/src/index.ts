@@ -15,14 +15,13 @@ export function connect<
 
 export type { TransportName } from '@parley/protocol'
 export { CloseReason, ErrorCode, ParleyError } from '@parley/protocol'
-export type { SwitchReason } from './fallback.js'
+export type { ReservedEvents, SwitchReason } from './events.js'
 export type { StorageLike } from './memory.js'
 export { type ClientOptions, DEFAULTS } from './options.js'
 export {
   type AckReply,
   type DefaultEvents,
   type FlaggedEmitter,
-  type ReservedEvents,
   Socket,
   type TimedAck,
   type TimedArgs,

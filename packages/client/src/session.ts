@@ -1,184 +1,254 @@
-import { ErrorCode, type NumberedPacket, type OpenPacket, type Packet, ParleyError } from '@parley/protocol'
-import { encode } from './codec.js'
-import * as WireLimits from './wire-limits.js'
+import {
+  type ClosePacket,
+  type CloseReason,
+  type EventPacket,
+  type HelloPacket,
+  type JsonValue,
+  type NumberedPacket,
+  type Packet,
+  ParleyError,
+  type TransportName,
+  type WireValue,
+} from '@parley/protocol'
+import type { ReservedEvents } from './events.js'
+import { Connection, type ConnectionHost } from './fallback.js'
+import { Ledger } from './ledger.js'
+import { pickStorage, TransportMemory } from './memory.js'
+import type { ResolvedOptions } from './options.js'
+import { outgoing } from './outgoing.js'
+import * as PacketType from './packet-type.js'
+import { TRANSPORT_FACTORIES } from './transports/registry.js'
 
-/** A packet ready for any transport: text transports send `text`, WebSocket may frame it. */
-export interface Outgoing {
-  readonly packet: Packet
-  readonly text: string
-  /** UTF-8 length of `text`: what a text transport puts on the wire. */
-  readonly bytes: number
-  /** True when the packet carries binary leaves (WebSocket then sends a binary frame). */
-  readonly binary: boolean
+/** What the session tells the socket above it. */
+export interface SessionHost {
+  /** The application's credentials for the next HELLO. */
+  auth(): Promise<JsonValue | undefined>
+  /** An EVENT from the server: numbered ones in order and once. */
+  event(packet: EventPacket): void
+  /** A REPLY (`error` null) or an ERROR answering our request `ackId`. */
+  settle(ackId: number, error: ParleyError<string> | null, args: WireValue[]): void
+  /** Fires one of the socket's own events. */
+  fire<K extends keyof ReservedEvents>(event: K, ...args: Parameters<ReservedEvents[K]>): void
+  /** The session is over for good (no reconnection follows): pending replies fail. */
+  ended(): void
 }
 
-/** Encodes a packet once, for every transport; throws PARLEY_UNSERIALIZABLE. */
-export function outgoing(packet: Packet): Outgoing {
-  const { text, binary } = encode(packet)
-  return { packet, text, bytes: utf8Length(text), binary }
-}
-
-/** Bytes of a string in UTF-8, without encoding it. */
-export function utf8Length(text: string): number {
-  let n = text.length
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c >= 0xd800 && c < 0xdc00) {
-      // A surrogate pair is 2 units and 4 bytes.
-      n += 2
-      i++
-    } else if (c >= 0x800) n += 2
-    else if (c >= 0x80) n += 1
-  }
-  return n
-}
-
-/** What `receive` decided about an incoming numbered packet. */
-export type Receipt = 'deliver' | 'duplicate' | 'gap'
-
-export interface SessionLimits {
-  maxQueuedMessages: number
-  maxQueuedBytes: number
-}
+const PONG = outgoing({ type: PacketType.PONG })
 
 /**
- * The durable half of a connection: sequence numbers both ways, the numbered packets the server
- * has not acknowledged yet (sent or still waiting for a transport), and the ACKs we owe.
- * It knows no transport; whoever owns it decides where packets go.
+ * One session with the server, whatever carries it: the sequence numbers and replay (its
+ * Ledger), ordering and the ACKs owed, the heartbeat, MOVED, CLOSE, and what to do with a packet
+ * this client must refuse. It tells the application when the session comes and goes; the
+ * connection below it decides which transport carries it.
+ *
+ * A packet the client cannot use never loops: when its number can be read it counts as
+ * received (acknowledged with the rest, never delivered, never asked for again) and the
+ * application hears an `error` with the decoder's code; when it cannot, the stream is broken and
+ * the transport is dropped (the connection resumes elsewhere, within its backoff).
  */
 export class Session {
-  /** The session id, once the server gave one. */
-  sid: string | undefined
-  /** Highest server seq received in order. */
-  inSeq = 0
-  /** Last seq given to an outgoing numbered packet. */
-  outSeq = 0
-  /** Largest packet the server accepts, from the last OPEN. */
-  maxPayload: number = WireLimits.defaultMaxPayload
-  #kept: Outgoing[] = []
-  #keptBytes = 0
-  #owed = 0
-  #ackTimer: ReturnType<typeof setTimeout> | undefined
+  /** The socket's public id while a session is open (the server's `socket.id`). */
+  id: string | undefined
+  /** True when the last OPEN resumed the previous session with nothing lost. */
+  recovered = false
+  readonly #ledger: Ledger
+  readonly #connection: Connection
+  readonly #host: SessionHost
+  readonly #reconnection: boolean
+  /** True between `connect` and `disconnect` as the application saw them. */
+  #up = false
+  #liveTimer: ReturnType<typeof setTimeout> | undefined
+  /** When the current transport last brought anything (`performance.now()`). */
+  #heardAt = 0
 
-  readonly #limits: SessionLimits
-  readonly #sendAck: (ack: number) => void
-  readonly #ackDelay: () => number
-
-  /**
-   * `sendAck` sends ACK [4, inSeq] if a transport is there; at most every `ackDelay()` ms (200 on
-   * WebSocket) or 32 packets.
-   */
-  constructor(limits: SessionLimits, sendAck: (ack: number) => void, ackDelay = () => 200) {
-    this.#limits = limits
-    this.#sendAck = sendAck
-    this.#ackDelay = ackDelay
+  constructor(opts: ResolvedOptions, base: string, host: SessionHost) {
+    this.#host = host
+    this.#reconnection = opts.reconnection
+    this.#ledger = new Ledger(
+      opts,
+      (ack) => this.#connection.send([outgoing({ type: PacketType.ACK, ack })]),
+      () => this.#connection.current?.ackDelay ?? 200,
+    )
+    const setup = { WebSocket: opts.WebSocket, fetch: opts.fetch ?? globalThis.fetch?.bind(globalThis) }
+    this.#connection = new Connection(
+      opts,
+      (name, maxPayload) => TRANSPORT_FACTORIES[name](base, setup, maxPayload),
+      new TransportMemory(pickStorage(opts.storage), base),
+      this.#connectionHost(),
+      () => this.#ledger.maxPayload,
+    )
   }
 
-  /** Numbered packets kept for (re)sending. */
-  get kept(): readonly Outgoing[] {
-    return this.#kept
+  /** True while a transport is attached: packets go out at once. */
+  get connected(): boolean {
+    return this.#connection.state === 'open'
+  }
+
+  /** True while connected or trying to (reconnection included). */
+  get active(): boolean {
+    return this.#connection.state !== 'idle'
+  }
+
+  /** The attached transport, or null. */
+  get transport(): TransportName | null {
+    return this.#connection.current?.name ?? null
+  }
+
+  /** Starts connecting (a new session, or a resume of the current one). */
+  connect(): void {
+    this.#connection.open()
   }
 
   /**
-   * Numbers a packet and keeps it until the server acknowledges it. Throws PARLEY_QUEUE_FULL or
-   * PARLEY_PAYLOAD_TOO_LARGE (nothing is kept then) or PARLEY_UNSERIALIZABLE.
+   * Ends the session: CLOSE to the server when a transport is there, no more reconnection,
+   * and what the server has not acknowledged is dropped.
    */
-  keep(build: (seq: number) => NumberedPacket): Outgoing {
-    const item = outgoing(build(this.outSeq + 1))
-    if (item.bytes > this.maxPayload) {
-      throw new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `packet of ${item.bytes} bytes passes maxPayload`, {
-        details: { limit: this.maxPayload, size: item.bytes },
-      })
+  disconnect(): void {
+    this.#connection.send([
+      outgoing({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'the client disconnected' }),
+    ])
+    this.#connection.close()
+    this.#end()
+    this.#down('client disconnect')
+  }
+
+  /**
+   * Numbers a packet, keeps it until the server acknowledges it, and sends it now when a
+   * transport is attached (else after the next OPEN). Throws what `Ledger.keep` throws.
+   */
+  sendNumbered(build: (seq: number) => NumberedPacket): void {
+    this.#connection.send([this.#ledger.keep(build)])
+  }
+
+  /** Sends an unnumbered event now; false (nothing sent) without a transport. */
+  sendVolatile(packet: EventPacket): boolean {
+    return this.connected && this.#connection.send([this.#ledger.encode(packet)])
+  }
+
+  #connectionHost(): ConnectionHost {
+    return {
+      hello: async () => {
+        const hello: HelloPacket = { type: PacketType.HELLO }
+        const auth = await this.#host.auth()
+        if (auth !== undefined) hello.auth = auth
+        if (this.#ledger.sid) {
+          hello.sid = this.#ledger.sid
+          hello.ack = this.#ledger.inSeq
+        }
+        return hello
+      },
+      opened: (open, now, before, why, attempt) => {
+        const fresh = this.#ledger.opened(open)
+        this.id = open.id
+        this.recovered = !fresh
+        // Everything the server lacks, in order, before anything new.
+        if (this.#ledger.kept.length > 0) this.#connection.send(this.#ledger.kept)
+        this.#alive(open.pingInterval + open.pingTimeout)
+        // A silent resume found the session gone: the application must hear it was cut.
+        if (fresh) this.#down('session expired')
+        if (!this.#up) {
+          this.#up = true
+          this.#host.fire('connect')
+          if (attempt > 0) this.#host.fire('reconnect', attempt)
+        } else if (before !== null) this.#host.fire('transport', now, before, why)
+      },
+      packet: (p) => this.#packet(p),
+      refused: (seq, error) => {
+        this.#heardAt = performance.now()
+        // Numbered: it takes its place in the order (a duplicate or a gap is no news).
+        if (seq > 0 && !this.#accept(seq)) return
+        this.#host.fire('error', error)
+      },
+      down: (reason) => {
+        clearTimeout(this.#liveTimer)
+        this.#down(reason)
+      },
+      notify: (event, ...args) => this.#host.fire(event, ...args),
     }
-    const { maxQueuedMessages, maxQueuedBytes } = this.#limits
-    if (this.#kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
-      throw new ParleyError(ErrorCode.QUEUE_FULL, 'too many messages wait for the server', {
-        details: {
-          maxQueuedMessages,
-          maxQueuedBytes,
-          queued: this.#kept.length,
-          queuedBytes: this.#keptBytes,
-        },
-      })
-    }
-    this.outSeq++
-    this.#kept.push(item)
-    this.#keptBytes += item.bytes
-    return item
   }
 
-  /**
-   * Applies an OPEN. Returns true when it began a new session (not a resume): sequence numbers
-   * restart and the packets kept from the old session are renumbered into the new one, so that
-   * nothing the application sent is dropped (they may then arrive twice: at-least-once there).
-   * Afterwards `kept` holds exactly what must be sent again on the new transport, in order.
-   */
-  opened(open: OpenPacket): boolean {
-    this.maxPayload = open.maxPayload
-    const fresh = !open.recovered || open.sid !== this.sid
-    this.sid = open.sid
-    this.#cancelAck()
-    if (fresh) {
-      this.inSeq = 0
-      this.outSeq = 0
-      const old = this.#kept
-      this.#kept = []
-      this.#keptBytes = 0
-      for (const item of old) {
-        const p = item.packet as NumberedPacket
-        const renumbered = outgoing({ ...p, seq: ++this.outSeq })
-        this.#kept.push(renumbered)
-        this.#keptBytes += renumbered.bytes
+  #packet(p: Packet): void {
+    this.#heardAt = performance.now()
+    switch (p.type) {
+      case PacketType.PING:
+        this.#connection.send([PONG])
+        return
+      case PacketType.MOVED:
+        this.#connection.moved()
+        return
+      case PacketType.ACK:
+        this.#ledger.acked(p.ack)
+        return
+      case PacketType.EVENT:
+        if (p.seq === 0 || this.#accept(p.seq)) this.#host.event(p)
+        return
+      case PacketType.REPLY:
+        if (this.#accept(p.seq)) this.#host.settle(p.ackId, null, p.args)
+        return
+      case PacketType.ERROR: {
+        if (p.seq > 0 && !this.#accept(p.seq)) return
+        const error = new ParleyError<string>(p.code, p.message)
+        if (p.ackId > 0) this.#host.settle(p.ackId, error, [])
+        else this.#host.fire('error', error)
+        return
       }
-    } else this.acked(open.ack)
-    return fresh
-  }
-
-  /** The server has everything up to `ack`: forget it. */
-  acked(ack: number): void {
-    let n = 0
-    while (n < this.#kept.length && (this.#kept[n]!.packet as NumberedPacket).seq <= ack) {
-      this.#keptBytes -= this.#kept[n]!.bytes
-      n++
+      case PacketType.CLOSE:
+        this.#closed(p)
+        return
+      default:
+      // OPEN, HELLO, PONG outside a handshake mean nothing to a client.
     }
-    if (n > 0) this.#kept.splice(0, n)
   }
 
-  /** Orders an incoming numbered packet, and schedules the ACK for it. */
-  receive(seq: number): Receipt {
-    if (seq > this.inSeq + 1) return 'gap'
-    const fresh = seq === this.inSeq + 1
-    if (fresh) this.inSeq = seq
-    // Acknowledge duplicates too: a replay means the server missed our last ACK.
-    if (++this.#owed >= 32) this.flushAck()
-    else this.#ackTimer ??= setTimeout(() => this.flushAck(), this.#ackDelay())
-    return fresh ? 'deliver' : 'duplicate'
+  /** The ordering rule: true to deliver; duplicates are dropped, a gap means resume. */
+  #accept(seq: number): boolean {
+    const receipt = this.#ledger.receive(seq)
+    if (receipt === 'gap') this.#connection.lost('transport close')
+    return receipt === 'deliver'
   }
 
-  /** Sends the ACK owed now. */
-  flushAck(): void {
-    this.#cancelAck()
-    this.#sendAck(this.inSeq)
+  /** The server ended the session. Reconnect (to a new session) unless a person ended it. */
+  #closed(p: ClosePacket): void {
+    const again = this.#reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
+    clearTimeout(this.#liveTimer)
+    this.#ledger.forget()
+    this.id = undefined
+    if (!again) this.#end()
+    this.#connection.ended(again, p.retryAfter)
+    this.#down(p.reason, p.message)
   }
 
-  /** Forgets the session id (the server ended it); kept packets stay for the next session. */
-  forget(): void {
-    this.sid = undefined
-    this.#cancelAck()
+  /** Tells the application the session is down (once). */
+  #down(reason: CloseReason, message?: string): void {
+    if (!this.#up) return
+    this.#up = false
+    if (message === undefined) this.#host.fire('disconnect', reason)
+    else this.#host.fire('disconnect', reason, { message })
   }
 
-  /** Drops everything: the application ended the session. Returns what was never acknowledged. */
-  clear(): Outgoing[] {
-    const dropped = this.#kept
-    this.#kept = []
-    this.#keptBytes = 0
-    this.forget()
-    return dropped
+  /** Drops the session for good: the application disconnected, or reconnecting stopped. */
+  #end(): void {
+    clearTimeout(this.#liveTimer)
+    this.#ledger.clear()
+    this.id = undefined
+    this.#host.ended()
   }
 
-  #cancelAck(): void {
-    clearTimeout(this.#ackTimer)
-    this.#ackTimer = undefined
-    this.#owed = 0
+  /**
+   * Watches the transport for life: anything from the server proves it alive. A packet only
+   * notes the time (a timer cleared and set again per packet showed in profiles); the timer,
+   * when it fires, waits again for whatever is left of the window since the last one.
+   */
+  #alive(windowMs: number): void {
+    clearTimeout(this.#liveTimer)
+    this.#heardAt = performance.now()
+    const check = (wait: number) => {
+      this.#liveTimer = setTimeout(() => {
+        const left = this.#heardAt + windowMs - performance.now()
+        if (left > 0) check(left)
+        else this.#connection.lost('ping timeout')
+      }, wait)
+    }
+    check(windowMs)
   }
 }

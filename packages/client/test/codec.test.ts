@@ -1,9 +1,9 @@
 import * as protocol from '@parley/protocol'
-import { type Packet, PacketType } from '@parley/protocol'
+import { ErrorCode, type Packet, PacketType } from '@parley/protocol'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { docFileEvent, malformed, wireFixtures } from '../../protocol/test/fixtures.js'
-import { decodeBatch, decodeFrame, decodeText, encode, encodeFrame, encodeText } from '../src/codec.js'
+import { decodeFrame, decodeText, encode, encodeFrame, encodeText } from '../src/codec.js'
 
 // The client's lean codec must write what @parley/protocol writes, read what it reads, and refuse
 // what it refuses: the server decodes with the protocol, and the protocol is the specification.
@@ -37,7 +37,7 @@ function agree(input: string | Uint8Array): void {
     expect(mine.ok).toBe(false)
     return
   }
-  expect(mine).toEqual(theirs.ok ? theirs : { ok: false, error: expect.anything() })
+  expect(mine).toEqual(theirs.ok ? theirs : expect.objectContaining({ ok: false, error: expect.anything() }))
 }
 
 describe('client codec, against the protocol fixtures', () => {
@@ -122,10 +122,46 @@ describe('client codec, against the protocol fixtures', () => {
     expect(args[0]!.list[0]).toBeInstanceOf(ArrayBuffer)
   })
 
-  it('decodes a batch of lines, all or nothing', () => {
-    const ok = decodeBatch('[2]\n[4,3]\n[5,1,"a",[],0]\n')
-    expect(ok.ok && ok.packets.map((p) => p.type)).toEqual([2, 4, 5])
-    expect(decodeBatch('[2]\n[4,-1]')).toMatchObject({ ok: false, error: { code: 'PARLEY_INVALID_SEQ' } })
+  it('refuses to encode a payload with a key the server refuses', () => {
+    for (const key of ['constructor', '__proto__']) {
+      const payload = JSON.parse(`{"${key}":1}`) as Record<string, number>
+      expect(() =>
+        encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args: [payload], ackId: 0 }),
+      ).toThrow(expect.objectContaining({ code: ErrorCode.FORBIDDEN_KEY }))
+    }
+  })
+})
+
+describe('the number of a refused packet', () => {
+  it.each([
+    ['a reserved event name', '[5,7,"connect",[],0]', 7, ErrorCode.RESERVED_EVENT_NAME],
+    ['a name too long', `[5,8,"${'x'.repeat(300)}",[1],0]`, 8, ErrorCode.INVALID_EVENT_NAME],
+    ['a forbidden key', '[5,9,"e",[{"constructor":1}],0]', 9, ErrorCode.FORBIDDEN_KEY],
+    ['a bad binary list', '[5,3,"e",[null],0,[[[0],0,"!"]]]', 3, ErrorCode.INVALID_BINARY],
+    ['a bad REPLY ack id', '[6,4,0,[]]', 4, ErrorCode.INVALID_ACK_ID],
+    ['an unnumbered event', '[5,0,"connect",[],0]', 0, ErrorCode.RESERVED_EVENT_NAME],
+    ['a control packet of a bad shape', '[4,"x"]', 0, ErrorCode.INVALID_SEQ],
+  ])('is read from %s', (_, text, seq, code) => {
+    const result = decodeText(text)
+    expect(result).toMatchObject({ ok: false, seq, error: { code, details: { seq } } })
+  })
+
+  it('is read from the start of a packet past maxPayload, text or binary frame', () => {
+    const text = `[5,12,"e",["${'a'.repeat(200)}"],0]`
+    expect(decodeText(text, { maxPayload: 100 })).toMatchObject({ ok: false, seq: 12 })
+    const frame = encodeFrame({
+      type: PacketType.EVENT,
+      seq: 13,
+      name: 'e',
+      args: [new Uint8Array(300)],
+      ackId: 0,
+    })
+    expect(decodeFrame(frame, { maxPayload: 100 })).toMatchObject({ ok: false, seq: 13 })
+  })
+
+  it('is not guessed when the text is not a packet at all (a broken stream)', () => {
+    expect(decodeText('[5,3,"e",[1')).not.toHaveProperty('seq')
+    expect(decodeText('garbage')).not.toHaveProperty('seq')
   })
 })
 

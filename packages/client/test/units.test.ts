@@ -1,12 +1,12 @@
-import { ErrorCode, type EventPacket, PacketType, ParleyError, WireLimits } from '@parley/protocol'
+import { ErrorCode, type EventPacket, PacketType, WireLimits } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { AckManager } from '../src/acks.js'
 import { Backoff } from '../src/backoff.js'
 import { Emitter } from '../src/emitter.js'
+import { Ledger } from '../src/ledger.js'
 import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
 import { type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
+import { utf8Length } from '../src/outgoing.js'
 import * as clientPacketType from '../src/packet-type.js'
-import { Session, utf8Length } from '../src/session.js'
 import * as clientWireLimits from '../src/wire-limits.js'
 
 afterEach(() => {
@@ -33,11 +33,11 @@ const open = (sid: string, recovered: boolean, ack: number) => ({
   ack,
 })
 
-describe('Session', () => {
+describe('Ledger', () => {
   const limits = { maxQueuedMessages: 3, maxQueuedBytes: 200 }
 
   it('numbers packets from 1 and keeps them until acknowledged', () => {
-    const s = new Session(limits, () => {})
+    const s = new Ledger(limits, () => {})
     s.keep((seq) => event(seq))
     s.keep((seq) => event(seq))
     expect(s.kept.map((k) => k.text)).toEqual(['[5,1,"e",[],0]', '[5,2,"e",[],0]'])
@@ -46,7 +46,7 @@ describe('Session', () => {
   })
 
   it('keeps only what a resumed session lacks after OPEN', () => {
-    const s = new Session(limits, () => {})
+    const s = new Ledger(limits, () => {})
     s.opened(open('A', false, 0))
     for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
     expect(s.opened(open('A', true, 2))).toBe(false)
@@ -54,7 +54,7 @@ describe('Session', () => {
   })
 
   it('renumbers kept packets into a new session when the old one is gone', () => {
-    const s = new Session(limits, () => {})
+    const s = new Ledger(limits, () => {})
     s.opened(open('A', false, 0))
     s.keep((seq) => event(seq, 'a'))
     s.keep((seq) => event(seq, 'b'))
@@ -67,11 +67,11 @@ describe('Session', () => {
   })
 
   it('refuses past maxQueuedMessages with PARLEY_QUEUE_FULL, and past maxPayload', () => {
-    const s = new Session(limits, () => {})
+    const s = new Ledger(limits, () => {})
     for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
     expect(() => s.keep((seq) => event(seq))).toThrow(expect.objectContaining({ code: ErrorCode.QUEUE_FULL }))
     expect(s.outSeq).toBe(3)
-    const t = new Session({ maxQueuedMessages: 100, maxQueuedBytes: 100 }, () => {})
+    const t = new Ledger({ maxQueuedMessages: 100, maxQueuedBytes: 100 }, () => {})
     expect(() => t.keep((seq) => event(seq, 'e', ['x'.repeat(100)]))).toThrow(
       expect.objectContaining({ code: ErrorCode.QUEUE_FULL }),
     )
@@ -82,7 +82,7 @@ describe('Session', () => {
   })
 
   it('delivers in order, drops duplicates, reports gaps', () => {
-    const s = new Session(limits, () => {})
+    const s = new Ledger(limits, () => {})
     expect(s.receive(1)).toBe('deliver')
     expect(s.receive(1)).toBe('duplicate')
     expect(s.receive(3)).toBe('gap')
@@ -93,7 +93,7 @@ describe('Session', () => {
   it('acknowledges within 200 ms, or at once at 32 packets', () => {
     vi.useFakeTimers()
     const acks: number[] = []
-    const s = new Session(limits, (n) => acks.push(n))
+    const s = new Ledger(limits, (n) => acks.push(n))
     s.receive(1)
     s.receive(2)
     expect(acks).toEqual([])
@@ -106,7 +106,7 @@ describe('Session', () => {
   it('lets its owner stretch the ACK delay (an ACK alone is a POST over SSE and polling), never the 32', () => {
     vi.useFakeTimers()
     const acks: number[] = []
-    const s = new Session(
+    const s = new Ledger(
       limits,
       (n) => acks.push(n),
       () => 1000,
@@ -133,36 +133,6 @@ describe('Backoff', () => {
     expect(full.next()).toBe(250)
     const top = new Backoff(500, 4000, 1, () => 0.999)
     for (let i = 0; i < 40; i++) expect(top.next()).toBeLessThanOrEqual(4000)
-  })
-})
-
-describe('AckManager', () => {
-  it('settles once, times out with PARLEY_ACK_TIMEOUT, limits pending', () => {
-    vi.useFakeTimers()
-    const acks = new AckManager(2)
-    const calls: unknown[] = []
-    const a = acks.register((err, args) => calls.push(err?.code ?? args))
-    acks.register((err) => calls.push(err?.code), 100)
-    expect(() => acks.register(() => {})).toThrow(ParleyError)
-    expect(acks.settle(a, null, [1])).toBe(true)
-    expect(acks.settle(a, null, [2])).toBe(false)
-    vi.advanceTimersByTime(100)
-    expect(calls).toEqual([[1], ErrorCode.ACK_TIMEOUT])
-    expect(acks.size).toBe(0)
-  })
-
-  it('waits without a timer past what setTimeout can hold (it would fire at once)', () => {
-    const timers = vi.spyOn(globalThis, 'setTimeout')
-    const acks = new AckManager(4)
-    const calls: unknown[] = []
-    acks.register((err) => calls.push(err?.code), 2 ** 32)
-    acks.register((err) => calls.push(err?.code), Number.POSITIVE_INFINITY)
-    const longest = acks.register((err) => calls.push(err?.code), 2 ** 31 - 1)
-    expect(timers).toHaveBeenCalledTimes(1)
-    timers.mockRestore()
-    expect(acks.size).toBe(3)
-    expect(calls).toEqual([])
-    acks.settle(longest, null, []) // clears its timer
   })
 })
 

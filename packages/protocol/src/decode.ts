@@ -1,7 +1,7 @@
 import { fromBase64 } from './base64.js'
 import { BinaryKind, insertBinary } from './binary.js'
 import { ErrorCode, isCloseReason, ParleyError } from './errors.js'
-import { checkEventName } from './event-name.js'
+import { checkEventName, isForbiddenKey } from './event-name.js'
 import {
   isTransportName,
   type JsonValue,
@@ -175,7 +175,7 @@ function hasForbiddenKey(value: unknown): boolean {
   if (value === null || typeof value !== 'object') return false
   if (Array.isArray(value)) return value.some(hasForbiddenKey)
   for (const key of Object.keys(value)) {
-    if (key === '__proto__' || key === 'constructor') return true
+    if (isForbiddenKey(key)) return true
     if (hasForbiddenKey((value as Record<string, unknown>)[key])) return true
   }
   return false

@@ -25,3 +25,11 @@ export function checkEventName(name: unknown): ParleyError | undefined {
   }
   return undefined
 }
+
+/**
+ * Keys no payload may hold, either way: JSON.parse keeps them as plain keys, but an application
+ * that later merges the payload into an object would be polluted through them.
+ */
+export function isForbiddenKey(key: string): boolean {
+  return key === '__proto__' || key === 'constructor'
+}

@@ -8,7 +8,7 @@ export { checkEncoded, decodeBatch, decodeFrame, decodeText, isSid } from './dec
 export type { PreparedEvent } from './encode.js'
 export { encodeFrame, encodeText, prepareEvent } from './encode.js'
 export { CloseReason, ErrorCode, isCloseReason, ParleyError } from './errors.js'
-export { checkEventName } from './event-name.js'
+export { checkEventName, isForbiddenKey } from './event-name.js'
 export type {
   AckPacket,
   ClosePacket,

@@ -1,4 +1,4 @@
-import { decodeBatch } from '../codec.js'
+import { decodeText } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
 import { transportError } from './transport.js'
 
@@ -28,14 +28,12 @@ export class PollingTransport extends HttpTransport {
         return
       }
       if (this.closed) return
-      // An empty answer: the server released the GET (a newer one replaced it, or a timeout).
-      if (body.trim() === '') continue
-      const decoded = decodeBatch(body, { maxPayload: this.maxPayload })
-      if (!decoded.ok) {
-        this.fail(decoded.error)
-        return
+      // One packet a line; an empty answer: the server released the GET (a newer one replaced
+      // it, or a timeout). A line this client refuses goes up alone: the others still count.
+      for (const line of body.split('\n')) {
+        if (this.closed) return
+        if (line.trim() !== '') this.deliver(decodeText(line, { maxPayload: this.maxPayload }))
       }
-      for (const p of decoded.packets) this.deliver(p)
     }
   }
 }

@@ -68,8 +68,6 @@ export class SseTransport extends HttpTransport {
   }
 
   #packet(line: string): void {
-    const decoded = decodeText(line, { maxPayload: this.maxPayload })
-    if (decoded.ok) this.deliver(decoded.packet)
-    else this.fail(decoded.error)
+    this.deliver(decodeText(line, { maxPayload: this.maxPayload }))
   }
 }

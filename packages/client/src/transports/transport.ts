@@ -1,34 +1,57 @@
 import {
+  type ClosePacket,
   ErrorCode,
   type HelloPacket,
   type OpenPacket,
   type Packet,
   ParleyError,
   type TransportName,
+  WsCloseCode,
 } from '@parley/protocol'
+import type { DecodeResult } from '../codec.js'
+import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
-import type { Outgoing } from '../session.js'
 
 /** What a transport tells its owner once attached. */
 export interface TransportHandlers {
   /** A decoded packet from the server, in arrival order. */
   packet(packet: Packet): void
+  /**
+   * A packet this client must refuse, whose sequence number could still be read (`seq`, 0 for
+   * an unnumbered one): the medium is fine, the packet is not. The session decides.
+   */
+  refused(seq: number, error: ParleyError<string>): void
   /** The transport is gone (called once, never after `close()`). */
   close(error: ParleyError<string>): void
 }
 
+/** What the server answered a HELLO with: OPEN, or the CLOSE of a session that already ended. */
+export type Welcome = OpenPacket | ClosePacket
+
 /**
  * One medium, nothing else: it opens, says HELLO, hands back the OPEN, then carries packets.
- * It knows nothing of sequence numbers, acks, or the other transports.
+ * It knows nothing of sequence numbers, acks, or the other transports; what differs between
+ * media is declared here, never asked of a name.
  */
 export interface Transport {
   readonly name: TransportName
   /**
-   * Opens the medium and sends HELLO; resolves with the server's OPEN within `timeout` ms.
-   * Rejects with a ParleyError; `details.refused` is true when the server refused the client
-   * itself (middleware, origin, version): trying another transport would not help.
+   * How long an ACK may wait for other packets to travel with, in ms: an ACK alone costs a
+   * WebSocket frame, but a whole POST over HTTP.
    */
-  open(hello: HelloPacket, timeout: number): Promise<OpenPacket>
+  readonly ackDelay: number
+  /**
+   * True when requests share pooled connections (HTTP): after the link froze, a new request may
+   * be sent on a dead pooled connection, so a resume tries such a transport twice.
+   */
+  readonly pooled: boolean
+  /**
+   * Opens the medium and sends HELLO; resolves with the server's OPEN (or the CLOSE of the
+   * session the HELLO asked to resume) within `timeout` ms. Rejects with a ParleyError;
+   * `details.refused` is true when the server refused the client itself (middleware, origin,
+   * version): trying another transport would not help.
+   */
+  open(hello: HelloPacket, timeout: number): Promise<Welcome>
   /**
    * Starts delivering packets. Packets that arrived between OPEN and this call were held, so
    * the owner can apply the OPEN first; they are delivered now.
@@ -36,8 +59,11 @@ export interface Transport {
   attach(handlers: TransportHandlers): void
   /** Queues packets for the server. Packets sent before `attach` are fine. */
   send(items: readonly Outgoing[]): void
-  /** Closes the medium at once, without a `close` callback. */
-  close(): void
+  /**
+   * Closes the medium at once, without a `close` callback. `done`: the session is over (after
+   * a CLOSE), rather than this transport dropped.
+   */
+  close(done?: boolean): void
 }
 
 /** Creates a transport for one attempt; transports are never reused. */
@@ -49,16 +75,18 @@ export type TransportFactory = (name: TransportName, maxPayload: number) => Tran
  */
 export abstract class BaseTransport implements Transport {
   abstract readonly name: TransportName
+  abstract readonly ackDelay: number
+  abstract readonly pooled: boolean
   #handlers: TransportHandlers | undefined
-  #held: Packet[] = []
+  #held: (Packet | [number, ParleyError<string>])[] = []
   #closeError: ParleyError<string> | undefined
   /** True once closed, by either side: every callback of the medium checks it. */
   protected closed = false
 
-  abstract open(hello: HelloPacket, timeout: number): Promise<OpenPacket>
+  abstract open(hello: HelloPacket, timeout: number): Promise<Welcome>
   abstract send(items: readonly Outgoing[]): void
-  /** Releases the medium's resources. */
-  protected abstract teardown(): void
+  /** Releases the medium's resources; `code` says why, where the medium can say it. */
+  protected abstract teardown(code: WsCloseCode): void
 
   attach(handlers: TransportHandlers): void {
     this.#handlers = handlers
@@ -66,30 +94,41 @@ export abstract class BaseTransport implements Transport {
     this.#held = []
     for (const p of held) {
       if (this.#handlers !== handlers) return
-      handlers.packet(p)
+      if (Array.isArray(p)) handlers.refused(p[0], p[1])
+      else handlers.packet(p)
     }
     if (this.#closeError) handlers.close(this.#closeError)
   }
 
-  close(): void {
+  close(done?: boolean): void {
     if (this.closed) return
     this.closed = true
     this.#handlers = undefined
-    this.teardown()
+    this.teardown(done ? WsCloseCode.NORMAL : WsCloseCode.TRANSPORT_DROPPED)
   }
 
-  /** Passes a packet from the medium up (or holds it until attach). */
-  protected deliver(packet: Packet): void {
+  /**
+   * Passes a decoded packet up (or holds it until attach). A refused one goes up as refused
+   * when its number could be read; otherwise the stream is broken and the transport fails.
+   */
+  protected deliver(decoded: DecodeResult): void {
     if (this.closed) return
-    if (this.#handlers) this.#handlers.packet(packet)
-    else this.#held.push(packet)
+    if (!decoded.ok) {
+      const refusal: [number, ParleyError<string>] = [decoded.seq ?? -1, decoded.error]
+      if (decoded.seq === undefined) this.fail(decoded.error)
+      else if (this.#handlers) this.#handlers.refused(...refusal)
+      else this.#held.push(refusal)
+      return
+    }
+    if (this.#handlers) this.#handlers.packet(decoded.packet)
+    else this.#held.push(decoded.packet)
   }
 
   /** The medium failed or ended on its own. */
   protected fail(error: ParleyError<string>): void {
     if (this.closed) return
     this.closed = true
-    this.teardown()
+    this.teardown(WsCloseCode.TRANSPORT_DROPPED)
     const handlers = this.#handlers
     this.#handlers = undefined
     if (handlers) handlers.close(error)
@@ -108,11 +147,12 @@ export function timeoutError(what: string, ms: number): ParleyError {
 }
 
 /**
- * What a handshake answer means: OPEN, or a refusal by the server (an unnumbered ERROR), or
- * nonsense. A refusal carries the server's (possibly application-defined) code.
+ * What a handshake answer means: OPEN, the CLOSE of the session we asked to resume, a refusal
+ * by the server (an unnumbered ERROR), or nonsense. A refusal carries the server's (possibly
+ * application-defined) code.
  */
-export function handshakeResult(packet: Packet): OpenPacket | ParleyError<string> {
-  if (packet.type === PacketType.OPEN) return packet
+export function handshakeResult(packet: Packet): Welcome | ParleyError<string> {
+  if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
   if (packet.type === PacketType.ERROR) {
     return new ParleyError<string>(packet.code, packet.message, { details: { refused: true } })
   }

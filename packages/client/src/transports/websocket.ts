@@ -1,7 +1,7 @@
-import { ErrorCode, type HelloPacket, type OpenPacket, ParleyError, WS_SUBPROTOCOL } from '@parley/protocol'
+import { ErrorCode, type HelloPacket, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
 import { decodeFrame, encodeFrame, encodeText } from '../codec.js'
-import type { Outgoing } from '../session.js'
-import { BaseTransport, handshakeResult, timeoutError, transportError } from './transport.js'
+import type { Outgoing } from '../outgoing.js'
+import { BaseTransport, handshakeResult, timeoutError, transportError, type Welcome } from './transport.js'
 
 /**
  * Any WebSocket constructor: the browser's, `ws`'s, undici's. Typed loosely on purpose: their
@@ -56,6 +56,8 @@ export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocke
 /** WebSocket: one packet per message, text or (with binary) a binary frame. */
 export class WebSocketTransport extends BaseTransport {
   readonly name = 'websocket'
+  readonly ackDelay = 200
+  readonly pooled = false
   #ws: WebSocketLike | undefined
 
   readonly #url: string
@@ -70,13 +72,13 @@ export class WebSocketTransport extends BaseTransport {
     this.#limits = { maxPayload }
   }
 
-  async open(hello: HelloPacket, timeout: number): Promise<OpenPacket> {
+  async open(hello: HelloPacket, timeout: number): Promise<Welcome> {
     const started = Date.now()
     const Ctor = await resolveWebSocket(this.#ctor)
     if (this.closed) throw transportError('closed before it opened')
-    return new Promise<OpenPacket>((resolve, reject) => {
+    return new Promise<Welcome>((resolve, reject) => {
       let opened = false
-      const settle = (error: ParleyError<string> | undefined, open?: OpenPacket) => {
+      const settle = (error: ParleyError<string> | undefined, open?: Welcome) => {
         clearTimeout(timer)
         if (opened) return
         opened = true
@@ -121,13 +123,12 @@ export class WebSocketTransport extends BaseTransport {
                 ok: false as const,
                 error: new ParleyError(ErrorCode.INVALID_PACKET, 'unexpected frame data'),
               }
-        if (!decoded.ok) {
-          if (opened) this.fail(decoded.error)
-          else settle(decoded.error)
+        if (opened) {
+          this.deliver(decoded)
           return
         }
-        if (opened) {
-          this.deliver(decoded.packet)
+        if (!decoded.ok) {
+          settle(decoded.error)
           return
         }
         const result = handshakeResult(decoded.packet)
@@ -154,12 +155,12 @@ export class WebSocketTransport extends BaseTransport {
     }
   }
 
-  protected teardown(): void {
+  protected teardown(code: WsCloseCode): void {
     const ws = this.#ws
     if (!ws) return
     ws.onopen = ws.onmessage = ws.onclose = null
     try {
-      ws.close(1000)
+      ws.close(code)
     } catch {}
   }
 }

@@ -1,0 +1,39 @@
+import type { CloseReason, ParleyError, TransportName } from '@parley/protocol'
+
+/** Why a transport was attached: first or new connection, climbing back, stepping down, resuming. */
+export type SwitchReason = 'connect' | 'upgrade' | 'downgrade' | 'resume'
+
+/** Events of the socket itself; they can never come from the server (their names are reserved). */
+export interface ReservedEvents {
+  /** Connected: first time, or again after a `disconnect`. Check `socket.recovered`. */
+  connect: () => void
+  /** The connection ended (the session may still resume: then `connect` comes with `recovered`). */
+  disconnect: (reason: CloseReason, details?: { message: string }) => void
+  /**
+   * A connection attempt failed, or a transport was lost in a way that makes the client wait
+   * before it tries again (the server did not know the session, ...); `error.code` says why, and
+   * may be the server's refusal code. `willRetry` says whether the client goes on by itself
+   * (false after a refusal, with `reconnection: false`, or when `reconnectionAttempts` ran out:
+   * then call `connect()` to try again).
+   */
+  connect_error: (error: ParleyError<string>, willRetry: boolean) => void
+  /**
+   * One transport could not be opened (refused, reset, timed out, or opened but silent); the
+   * client goes on with the next one. Says why a session ended up on SSE or polling.
+   */
+  transport_error: (transport: TransportName, error: ParleyError<string>) => void
+  /** The session moved to another transport without the application losing anything. */
+  transport: (now: TransportName, before: TransportName, why: SwitchReason) => void
+  /** A reconnection attempt (1, 2, ...) starts. */
+  reconnect_attempt: (attempt: number) => void
+  /** Connected again after `attempt` failed attempts. */
+  reconnect: (attempt: number) => void
+  /** `reconnectionAttempts` ran out; call `connect()` to try again. */
+  reconnect_failed: () => void
+  /**
+   * An error that answers no request of ours: an ERROR from the server with ackId 0, or a packet
+   * from the server that this client refused (its code says why; `details.seq` is its number).
+   * A refused numbered packet is acknowledged and dropped, never delivered, never asked for again.
+   */
+  error: (error: ParleyError<string>) => void
+}

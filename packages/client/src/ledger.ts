@@ -1,0 +1,162 @@
+import { ErrorCode, type NumberedPacket, type OpenPacket, ParleyError } from '@parley/protocol'
+import { type Outgoing, outgoing } from './outgoing.js'
+import * as WireLimits from './wire-limits.js'
+
+/** What `receive` decided about an incoming numbered packet. */
+export type Receipt = 'deliver' | 'duplicate' | 'gap'
+
+export interface SessionLimits {
+  maxQueuedMessages: number
+  maxQueuedBytes: number
+}
+
+/**
+ * The session's books: sequence numbers both ways, the numbered packets the server has not
+ * acknowledged yet (sent or still waiting for a transport), and the ACKs we owe. It knows no
+ * transport; the session decides where packets go.
+ */
+export class Ledger {
+  /** The session id, once the server gave one. */
+  sid: string | undefined
+  /** Highest server seq received in order. */
+  inSeq = 0
+  /** Last seq given to an outgoing numbered packet. */
+  outSeq = 0
+  /** Largest packet the server accepts, from the last OPEN. */
+  maxPayload: number = WireLimits.defaultMaxPayload
+  #kept: Outgoing[] = []
+  #keptBytes = 0
+  #owed = 0
+  #ackTimer: ReturnType<typeof setTimeout> | undefined
+
+  readonly #limits: SessionLimits
+  readonly #sendAck: (ack: number) => void
+  readonly #ackDelay: () => number
+
+  /**
+   * `sendAck` sends ACK [4, inSeq] if a transport is there; at most every `ackDelay()` ms (the
+   * transport's own delay) or 32 packets.
+   */
+  constructor(limits: SessionLimits, sendAck: (ack: number) => void, ackDelay = () => 200) {
+    this.#limits = limits
+    this.#sendAck = sendAck
+    this.#ackDelay = ackDelay
+  }
+
+  /** Numbered packets kept for (re)sending. */
+  get kept(): readonly Outgoing[] {
+    return this.#kept
+  }
+
+  /**
+   * Numbers a packet and keeps it until the server acknowledges it. Throws PARLEY_QUEUE_FULL or
+   * PARLEY_PAYLOAD_TOO_LARGE (nothing is kept then) or PARLEY_UNSERIALIZABLE.
+   */
+  keep(build: (seq: number) => NumberedPacket): Outgoing {
+    const item = this.encode(build(this.outSeq + 1))
+    const { maxQueuedMessages, maxQueuedBytes } = this.#limits
+    if (this.#kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
+      throw new ParleyError(ErrorCode.QUEUE_FULL, 'too many messages wait for the server', {
+        details: {
+          maxQueuedMessages,
+          maxQueuedBytes,
+          queued: this.#kept.length,
+          queuedBytes: this.#keptBytes,
+        },
+      })
+    }
+    this.outSeq++
+    this.#kept.push(item)
+    this.#keptBytes += item.bytes
+    return item
+  }
+
+  /**
+   * Encodes an application packet the server will take: throws PARLEY_PAYLOAD_TOO_LARGE past the
+   * server's maxPayload, and what `outgoing` throws.
+   */
+  encode(packet: NumberedPacket): Outgoing {
+    const item = outgoing(packet)
+    if (item.bytes > this.maxPayload) {
+      throw new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `packet of ${item.bytes} bytes passes maxPayload`, {
+        details: { limit: this.maxPayload, size: item.bytes },
+      })
+    }
+    return item
+  }
+
+  /**
+   * Applies an OPEN. Returns true when it began a new session (not a resume): sequence numbers
+   * restart and the packets kept from the old session are renumbered into the new one, so that
+   * nothing the application sent is dropped (they may then arrive twice: at-least-once there).
+   * Afterwards `kept` holds exactly what must be sent again on the new transport, in order.
+   */
+  opened(open: OpenPacket): boolean {
+    this.maxPayload = open.maxPayload
+    const fresh = !open.recovered || open.sid !== this.sid
+    this.sid = open.sid
+    this.#cancelAck()
+    if (fresh) {
+      this.inSeq = 0
+      this.outSeq = 0
+      const old = this.#kept
+      this.#kept = []
+      this.#keptBytes = 0
+      for (const item of old) {
+        const p = item.packet as NumberedPacket
+        const renumbered = outgoing({ ...p, seq: ++this.outSeq })
+        this.#kept.push(renumbered)
+        this.#keptBytes += renumbered.bytes
+      }
+    } else this.acked(open.ack)
+    return fresh
+  }
+
+  /** The server has everything up to `ack`: forget it. */
+  acked(ack: number): void {
+    let n = 0
+    while (n < this.#kept.length && (this.#kept[n]!.packet as NumberedPacket).seq <= ack) {
+      this.#keptBytes -= this.#kept[n]!.bytes
+      n++
+    }
+    if (n > 0) this.#kept.splice(0, n)
+  }
+
+  /** Orders an incoming numbered packet, and schedules the ACK for it. */
+  receive(seq: number): Receipt {
+    if (seq > this.inSeq + 1) return 'gap'
+    const fresh = seq === this.inSeq + 1
+    if (fresh) this.inSeq = seq
+    // Acknowledge duplicates too: a replay means the server missed our last ACK.
+    if (++this.#owed >= 32) this.flushAck()
+    else this.#ackTimer ??= setTimeout(() => this.flushAck(), this.#ackDelay())
+    return fresh ? 'deliver' : 'duplicate'
+  }
+
+  /** Sends the ACK owed now. */
+  flushAck(): void {
+    this.#cancelAck()
+    this.#sendAck(this.inSeq)
+  }
+
+  /** Forgets the session id (the server ended it); kept packets stay for the next session. */
+  forget(): void {
+    this.sid = undefined
+    this.#cancelAck()
+  }
+
+  /** Drops everything: the application ended the session. Returns what was never acknowledged. */
+  clear(): Outgoing[] {
+    const dropped = this.#kept
+    this.#kept = []
+    this.#keptBytes = 0
+    this.forget()
+    return dropped
+  }
+
+  #cancelAck(): void {
+    clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
+    this.#owed = 0
+  }
+}
