@@ -688,6 +688,9 @@ describe('Session: buffers', () => {
     const { session, owner } = setup({ maxBufferedBytes: 1000, highWaterMark: 5000 })
     const transport = new FakeTransport()
     session.attach(transport, 0, false)
+    transport.bufferedAmount = 1000
+    session.sendVolatile(event(0))
+    expect(owner.ends).toEqual([])
     transport.bufferedAmount = 1001
     expect(session.bufferedAmount).toBe(1001)
     session.sendVolatile(event(0))
@@ -727,6 +730,18 @@ describe('Session: buffers', () => {
     expect(session.sendVolatile(event(0, 'behind kept'))).toBe(false)
     const names = transport.sent.flatMap((packet) => (packet.type === PacketType.EVENT ? [packet.name] : []))
     expect(names).toEqual(['under', 'kept'])
+  })
+
+  it('encodes a volatile event given as a function only when it goes out', () => {
+    const { session } = setup({ highWaterMark: 1000 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    const encode = vi.fn(() => outgoing(event(0, 'lazy')))
+    expect(session.sendVolatile(encode)).toBe(true)
+    expect(encode).toHaveBeenCalledOnce()
+    transport.bufferedAmount = 1000
+    expect(session.sendVolatile(encode)).toBe(false)
+    expect(encode).toHaveBeenCalledOnce()
   })
 
   it('drops volatile events while detached and does not replay them', () => {
