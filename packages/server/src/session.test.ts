@@ -1,0 +1,765 @@
+import {
+  type CloseReason,
+  ErrorCode,
+  type EventPacket,
+  type OpenPacket,
+  type Packet,
+  PacketType,
+  ParleyError,
+  type TransportName,
+} from '@parley/protocol'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { type IncomingMessage, Session, type SessionConfig, type SessionOwner } from './session.js'
+import {
+  type CloseKind,
+  type Outgoing,
+  outgoing,
+  type Transport,
+  type TransportCloseReason,
+  type TransportHandlers,
+} from './transports/transport.js'
+
+/**
+ * A transport with no medium: it records what the session sends and lets the test play the
+ * client (packets, undecodable input, loss of the medium).
+ */
+class FakeTransport implements Transport {
+  open = true
+  bufferedAmount = 0
+  lingering = false
+  /** Every packet handed over, the handshake's OPEN included, in order. */
+  readonly sent: Packet[] = []
+  closedWith: CloseKind | undefined
+  /** Every handler set the session bound, even after it unbound them (a late medium event). */
+  readonly everBound: TransportHandlers[] = []
+  #handlers: TransportHandlers | null = null
+
+  constructor(readonly name: TransportName = 'websocket') {}
+
+  handshake(open: Outgoing<OpenPacket>): void {
+    if (this.open) this.sent.push(open.packet)
+  }
+
+  send(out: Outgoing): void {
+    if (this.open) this.sent.push(out.packet)
+  }
+
+  close(kind: CloseKind): void {
+    if (!this.open) return
+    this.open = false
+    this.closedWith = kind
+    this.#handlers = null
+  }
+
+  bind(handlers: TransportHandlers | null): void {
+    this.#handlers = handlers
+    if (handlers) this.everBound.push(handlers)
+  }
+
+  /** The client sends a packet that decoded cleanly. */
+  receive(packet: Packet): void {
+    if (this.open) this.#handlers?.packet(packet)
+  }
+
+  /** The client sends something that does not decode. */
+  garbage(error: ParleyError): void {
+    if (this.open) this.#handlers?.invalid(error)
+  }
+
+  /** The medium goes away by itself. */
+  lose(reason: TransportCloseReason): void {
+    if (!this.open) return
+    this.open = false
+    const handlers = this.#handlers
+    this.#handlers = null
+    handlers?.close(reason)
+  }
+
+  types(): number[] {
+    return this.sent.map((packet) => packet.type)
+  }
+
+  /** The `seq` of every numbered event sent, in order. */
+  eventSeqs(): number[] {
+    return this.sent.flatMap((packet) => (packet.type === PacketType.EVENT ? [packet.seq] : []))
+  }
+
+  last(): Packet | undefined {
+    return this.sent.at(-1)
+  }
+}
+
+class FakeOwner implements SessionOwner {
+  readonly messages: IncomingMessage[] = []
+  readonly changes: [TransportName | null, TransportName | null][] = []
+  readonly ends: CloseReason[] = []
+
+  message(packet: IncomingMessage): void {
+    this.messages.push(packet)
+  }
+
+  transportChanged(now: TransportName | null, before: TransportName | null): void {
+    this.changes.push([now, before])
+  }
+
+  ended(reason: CloseReason): void {
+    this.ends.push(reason)
+  }
+}
+
+const PING_INTERVAL = 1000
+const PING_TIMEOUT = 500
+const RECOVERY_WINDOW = 5000
+
+function setup(overrides: Partial<SessionConfig> = {}) {
+  const config: SessionConfig = {
+    pingInterval: PING_INTERVAL,
+    pingTimeout: PING_TIMEOUT,
+    maxPayload: 100_000,
+    maxBufferedBytes: 100_000,
+    highWaterMark: 10_000,
+    recoveryWindow: RECOVERY_WINDOW,
+    transports: ['websocket', 'sse', 'polling'],
+    warn: vi.fn(),
+    linger: vi.fn(),
+    ...overrides,
+  }
+  const session = new Session(config)
+  const owner = new FakeOwner()
+  session.setOwner(owner)
+  return { session, owner, config }
+}
+
+const event = (seq: number, name = 'chat', args: string[] = []): EventPacket => ({
+  type: PacketType.EVENT,
+  seq,
+  name,
+  args,
+  ackId: 0,
+})
+
+/** Sends `count` numbered events named m1, m2, ... */
+function sendEvents(session: Session, count: number): void {
+  for (let i = 0; i < count; i++) session.sendNumbered((seq) => event(seq, `m${seq}`))
+}
+
+function openOf(transport: FakeTransport): OpenPacket {
+  const open = transport.sent.find((packet) => packet.type === PacketType.OPEN)
+  if (!open) throw new Error('no OPEN was sent')
+  return open as OpenPacket
+}
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('Session: attach and replay', () => {
+  it('sends OPEN first, with the sid, the public id, the limits and recovered', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    expect(session.state).toBe('attached')
+    expect(session.transport).toBe(transport)
+    expect(transport.sent).toEqual([
+      {
+        type: PacketType.OPEN,
+        sid: session.sid,
+        id: session.id,
+        pingInterval: PING_INTERVAL,
+        pingTimeout: PING_TIMEOUT,
+        maxPayload: 100_000,
+        transports: ['websocket', 'sse', 'polling'],
+        recovered: false,
+        ack: 0,
+      },
+    ])
+    expect(session.sid).not.toBe(session.id)
+  })
+
+  it('sends numbered packets at once while attached and keeps them until acknowledged', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    expect(session.keptBytes).toBe(0)
+    sendEvents(session, 3)
+    expect(transport.eventSeqs()).toEqual([1, 2, 3])
+    expect(session.keptBytes).toBeGreaterThan(0)
+  })
+
+  it('uses no sequence number for a packet that cannot be encoded', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    expect(() =>
+      session.sendNumbered((seq) => ({ ...event(seq), args: [10n as unknown as string] })),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.UNSERIALIZABLE }))
+    expect(session.keptBytes).toBe(0)
+    sendEvents(session, 1)
+    expect(transport.eventSeqs()).toEqual([1])
+  })
+
+  it('numbers packets encoded ahead (broadcasts) in the same sequence as the others', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    sendEvents(session, 1)
+    expect(session.sendEncoded((seq) => outgoing(event(seq, 'broadcast')))).toBe(true)
+    sendEvents(session, 1)
+    expect(transport.eventSeqs()).toEqual([1, 2, 3])
+    session.end('server disconnect')
+    expect(session.sendEncoded((seq) => outgoing(event(seq)))).toBe(false)
+  })
+
+  it('replays unacknowledged packets in order after a resume', () => {
+    const { session, owner } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    sendEvents(session, 3)
+    first.lose('transport close')
+    sendEvents(session, 2) // kept while detached
+
+    const second = new FakeTransport('sse')
+    session.attach(second, 0, true)
+    expect(second.types()[0]).toBe(PacketType.OPEN)
+    expect(openOf(second)).toMatchObject({ sid: session.sid, id: session.id, recovered: true })
+    expect(second.eventSeqs()).toEqual([1, 2, 3, 4, 5])
+    expect(second.sent.slice(1).map((packet) => (packet as EventPacket).name)).toEqual([
+      'm1',
+      'm2',
+      'm3',
+      'm4',
+      'm5',
+    ])
+    expect(owner.changes).toEqual([
+      [null, 'websocket'],
+      ['sse', null],
+    ])
+  })
+
+  it('replays only what the ack of the resuming client does not cover', () => {
+    const { session } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    sendEvents(session, 4)
+    first.lose('transport close')
+    const second = new FakeTransport()
+    session.attach(second, 2, true)
+    expect(second.eventSeqs()).toEqual([3, 4])
+  })
+
+  it('trims the replay buffer when the client acknowledges', () => {
+    const { session } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    sendEvents(session, 4)
+    const full = session.keptBytes
+
+    first.receive({ type: PacketType.ACK, ack: 2 })
+    const half = session.keptBytes
+    expect(half).toBeLessThan(full)
+    expect(half).toBeGreaterThan(0)
+
+    // An old ack again trims nothing more.
+    first.receive({ type: PacketType.ACK, ack: 1 })
+    expect(session.keptBytes).toBe(half)
+
+    first.receive({ type: PacketType.ACK, ack: 4 })
+    expect(session.keptBytes).toBe(0)
+
+    first.lose('transport close')
+    const second = new FakeTransport()
+    session.attach(second, 0, true)
+    expect(second.eventSeqs()).toEqual([])
+  })
+
+  it('keeps numbering after a full ack: the next packets replay from where the ack left off', () => {
+    const { session } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    sendEvents(session, 2)
+    first.receive({ type: PacketType.ACK, ack: 2 })
+    sendEvents(session, 2)
+    first.lose('transport close')
+    const second = new FakeTransport()
+    session.attach(second, 2, true)
+    expect(second.eventSeqs()).toEqual([3, 4])
+  })
+
+  it('sends MOVED to the replaced transport, closes it and replays on the new one', () => {
+    const { session, owner } = setup()
+    const first = new FakeTransport('polling')
+    session.attach(first, 0, false)
+    sendEvents(session, 2)
+
+    const second = new FakeTransport('websocket')
+    session.attach(second, 0, true)
+    expect(first.last()).toEqual({ type: PacketType.MOVED })
+    expect(first.open).toBe(false)
+    expect(first.closedWith).toBe('normal')
+    expect(second.types()).toEqual([PacketType.OPEN, PacketType.EVENT, PacketType.EVENT])
+    expect(second.eventSeqs()).toEqual([1, 2])
+    expect(session.transport).toBe(second)
+    expect(owner.changes).toEqual([['websocket', 'polling']])
+
+    sendEvents(session, 1)
+    expect(second.eventSeqs()).toEqual([1, 2, 3])
+    expect(first.eventSeqs()).toEqual([1, 2])
+  })
+
+  it('hands a replaced transport that still holds packets to linger', () => {
+    const { session, config } = setup()
+    const first = new FakeTransport('polling')
+    first.lingering = true
+    session.attach(first, 0, false)
+    session.attach(new FakeTransport('websocket'), 0, true)
+    expect(config.linger).toHaveBeenCalledWith(session.sid, first)
+  })
+
+  it('ignores what a replaced transport still reports', () => {
+    const { session, owner } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    const stale = first.everBound[0]!
+    const second = new FakeTransport('sse')
+    session.attach(second, 0, true)
+
+    stale.packet(event(1))
+    stale.packet({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    stale.invalid(new ParleyError(ErrorCode.INVALID_JSON, 'not JSON'))
+    stale.close('transport close')
+
+    expect(owner.messages).toEqual([])
+    expect(owner.ends).toEqual([])
+    expect(session.state).toBe('attached')
+    expect(session.transport).toBe(second)
+  })
+
+  it('refuses to attach once ended', () => {
+    const { session } = setup()
+    session.attach(new FakeTransport(), 0, false)
+    session.end('server disconnect')
+    expect(() => session.attach(new FakeTransport(), 0, true)).toThrow(
+      expect.objectContaining({ code: ErrorCode.UNKNOWN_SESSION }),
+    )
+  })
+})
+
+describe('Session: incoming packets', () => {
+  it('delivers numbered packets once and in order, never duplicates or packets after a gap', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'a'))
+    transport.receive(event(1, 'a again')) // duplicate
+    transport.receive(event(3, 'c')) // gap: 2 is missing
+    transport.receive(event(2, 'b'))
+    transport.receive(event(2, 'b again')) // duplicate
+    transport.receive(event(3, 'c'))
+    expect(owner.messages.map((packet) => (packet as EventPacket).name)).toEqual(['a', 'b', 'c'])
+  })
+
+  it('delivers replies and errors under the same numbering as events', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive({ type: PacketType.REPLY, seq: 1, ackId: 7, args: ['ok'] })
+    transport.receive({ type: PacketType.ERROR, seq: 2, ackId: 8, code: 'NOPE', message: 'no' })
+    transport.receive({ type: PacketType.REPLY, seq: 2, ackId: 9, args: [] }) // duplicate number
+    expect(owner.messages.map((packet) => packet.type)).toEqual([PacketType.REPLY, PacketType.ERROR])
+  })
+
+  it('delivers volatile (seq 0) events without numbering or acknowledging them', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(event(0, 'v1'))
+    transport.receive(event(0, 'v2'))
+    transport.receive(event(1, 'n1'))
+    expect(owner.messages.map((packet) => (packet as EventPacket).name)).toEqual(['v1', 'v2', 'n1'])
+    vi.advanceTimersByTime(1000)
+    expect(transport.sent.filter((packet) => packet.type === PacketType.ACK)).toEqual([
+      { type: PacketType.ACK, ack: 1 },
+    ])
+  })
+
+  it('acknowledges at once when 32 packets wait for an ack', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    for (let seq = 1; seq <= 31; seq++) transport.receive(event(seq))
+    expect(transport.types()).not.toContain(PacketType.ACK)
+    transport.receive(event(32))
+    expect(transport.last()).toEqual({ type: PacketType.ACK, ack: 32 })
+    // Nothing is left to acknowledge: the delayed ack does not follow.
+    vi.advanceTimersByTime(1000)
+    expect(transport.types().filter((type) => type === PacketType.ACK)).toHaveLength(1)
+  })
+
+  it('acknowledges fewer packets once the ack delay passes', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(event(1))
+    vi.advanceTimersByTime(100)
+    transport.receive(event(2))
+    expect(transport.types()).not.toContain(PacketType.ACK)
+    // The delay counts from the first packet that waits, not the last.
+    vi.advanceTimersByTime(100)
+    expect(transport.last()).toEqual({ type: PacketType.ACK, ack: 2 })
+    vi.advanceTimersByTime(1000)
+    expect(transport.types().filter((type) => type === PacketType.ACK)).toHaveLength(1)
+  })
+
+  it('carries its ack in OPEN on a resume instead of a separate ACK', () => {
+    const { session } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    first.receive(event(1))
+    first.receive(event(2))
+    const second = new FakeTransport()
+    session.attach(second, 0, true)
+    expect(openOf(second).ack).toBe(2)
+    vi.advanceTimersByTime(1000)
+    expect(first.types()).not.toContain(PacketType.ACK)
+    expect(second.types()).not.toContain(PacketType.ACK)
+  })
+})
+
+describe('Session: the end', () => {
+  it('ends with client disconnect on a CLOSE from the client, and sends no CLOSE back', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    expect(owner.ends).toEqual(['client disconnect'])
+    expect(session.state).toBe('closed')
+    expect(session.transport).toBeNull()
+    expect(transport.types()).not.toContain(PacketType.CLOSE)
+    expect(transport.open).toBe(false)
+  })
+
+  it('ends with invalid packet, and tells the client why, on input that does not decode', () => {
+    const { session, owner, config } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.garbage(new ParleyError(ErrorCode.INVALID_JSON, 'not JSON'))
+    expect(owner.ends).toEqual(['invalid packet'])
+    expect(transport.last()).toEqual({
+      type: PacketType.CLOSE,
+      reason: 'invalid packet',
+      message: `${ErrorCode.INVALID_JSON}: not JSON`,
+    })
+    expect(transport.closedWith).toBe('normal')
+    expect(config.warn).toHaveBeenCalledOnce()
+  })
+
+  it.each([
+    [
+      'OPEN',
+      {
+        type: PacketType.OPEN,
+        sid: 's',
+        id: 'i',
+        pingInterval: 1,
+        pingTimeout: 1,
+        maxPayload: 1,
+        transports: [],
+        recovered: false,
+        ack: 0,
+      },
+    ],
+    ['PING', { type: PacketType.PING }],
+    ['MOVED', { type: PacketType.MOVED }],
+    ['HELLO', { type: PacketType.HELLO }],
+  ] as [string, Packet][])('ends with invalid packet when the client sends %s', (_, packet) => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(packet)
+    expect(owner.ends).toEqual(['invalid packet'])
+    expect(transport.last()).toMatchObject({ type: PacketType.CLOSE, reason: 'invalid packet' })
+  })
+
+  it('detaches on transport loss and ends with transport close when the recovery window passes', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport('sse')
+    session.attach(transport, 0, false)
+    transport.lose('transport close')
+    expect(session.state).toBe('detached')
+    expect(session.transport).toBeNull()
+    expect(owner.changes).toEqual([[null, 'sse']])
+    vi.advanceTimersByTime(RECOVERY_WINDOW - 1)
+    expect(owner.ends).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(owner.ends).toEqual(['transport close'])
+    expect(session.state).toBe('closed')
+  })
+
+  it('lives on when a transport comes back within the recovery window', () => {
+    const { session, owner } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    first.lose('transport close')
+    vi.advanceTimersByTime(RECOVERY_WINDOW - 1)
+    const second = new FakeTransport()
+    session.attach(second, 0, true)
+    // Past the moment the window would have closed (and short of the next PING).
+    vi.advanceTimersByTime(2)
+    expect(owner.ends).toEqual([])
+    expect(session.state).toBe('attached')
+  })
+
+  it('ends at once on transport loss when recovery is disabled', () => {
+    const { session, owner } = setup({ recoveryWindow: 0 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.lose('transport close')
+    expect(owner.ends).toEqual(['transport close'])
+    expect(session.state).toBe('closed')
+  })
+
+  it.each(['client disconnect', 'payload too large'] as const)(
+    'ends at once, without recovery, when the medium reports %s',
+    (reason) => {
+      const { session, owner } = setup()
+      const transport = new FakeTransport()
+      session.attach(transport, 0, false)
+      transport.lose(reason)
+      expect(owner.ends).toEqual([reason])
+      expect(owner.changes).toEqual([])
+      expect(session.state).toBe('closed')
+    },
+  )
+
+  it('sends CLOSE with the reason, message and retryAfter, then closes the transport as asked', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    session.end('server shutdown', { message: 'maintenance', retryAfter: 3000, kind: 'shutdown' })
+    expect(transport.last()).toEqual({
+      type: PacketType.CLOSE,
+      reason: 'server shutdown',
+      message: 'maintenance',
+      retryAfter: 3000,
+    })
+    expect(transport.closedWith).toBe('shutdown')
+    expect(owner.ends).toEqual(['server shutdown'])
+  })
+
+  it('hands a transport that still holds its CLOSE to linger', () => {
+    const { session, config } = setup()
+    const transport = new FakeTransport('polling')
+    transport.lingering = true
+    session.attach(transport, 0, false)
+    session.end('server disconnect')
+    expect(config.linger).toHaveBeenCalledWith(session.sid, transport)
+  })
+
+  it('ends once: a second end() sends nothing and tells the owner nothing', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    sendEvents(session, 2)
+    session.end('server disconnect')
+    session.end('server shutdown')
+    expect(owner.ends).toEqual(['server disconnect'])
+    expect(transport.types().filter((type) => type === PacketType.CLOSE)).toHaveLength(1)
+    expect(session.keptBytes).toBe(0)
+    expect(session.sendNumbered((seq) => event(seq))).toBe(false)
+    expect(session.sendVolatile(event(0))).toBe(false)
+    // No timer of the session outlives it.
+    vi.advanceTimersByTime(RECOVERY_WINDOW * 2)
+    expect(owner.ends).toEqual(['server disconnect'])
+    expect(transport.types().filter((type) => type === PacketType.PING)).toEqual([])
+  })
+
+  it('ends a detached session without a transport to tell', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.lose('transport close')
+    session.end('server disconnect')
+    expect(owner.ends).toEqual(['server disconnect'])
+    vi.advanceTimersByTime(RECOVERY_WINDOW)
+    expect(owner.ends).toEqual(['server disconnect'])
+  })
+})
+
+describe('Session: heartbeat', () => {
+  const pings = (transport: FakeTransport) =>
+    transport.types().filter((type) => type === PacketType.PING).length
+
+  it('sends PING after pingInterval', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    vi.advanceTimersByTime(PING_INTERVAL - 1)
+    expect(pings(transport)).toBe(0)
+    vi.advanceTimersByTime(1)
+    expect(pings(transport)).toBe(1)
+    expect(transport.last()).toEqual({ type: PacketType.PING })
+  })
+
+  it('detaches with ping timeout when nothing is heard within pingTimeout', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT - 1)
+    expect(session.state).toBe('attached')
+    vi.advanceTimersByTime(1)
+    expect(session.state).toBe('detached')
+    expect(transport.open).toBe(false)
+    expect(owner.changes).toEqual([[null, 'websocket']])
+    vi.advanceTimersByTime(RECOVERY_WINDOW)
+    expect(owner.ends).toEqual(['ping timeout'])
+  })
+
+  it('ends with ping timeout at once when recovery is disabled', () => {
+    const { session, owner } = setup({ recoveryWindow: 0 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+    expect(owner.ends).toEqual(['ping timeout'])
+    expect(transport.last()).toMatchObject({ type: PacketType.CLOSE, reason: 'ping timeout' })
+  })
+
+  it('stays attached and pings again one pingInterval later when a PONG came', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    vi.advanceTimersByTime(PING_INTERVAL)
+    transport.receive({ type: PacketType.PONG })
+    vi.advanceTimersByTime(PING_TIMEOUT)
+    expect(session.state).toBe('attached')
+    vi.advanceTimersByTime(PING_INTERVAL - PING_TIMEOUT - 1)
+    expect(pings(transport)).toBe(1)
+    vi.advanceTimersByTime(1)
+    expect(pings(transport)).toBe(2)
+    // No answer this time.
+    vi.advanceTimersByTime(PING_TIMEOUT)
+    expect(session.state).toBe('detached')
+    expect(owner.ends).toEqual([])
+  })
+
+  it('counts any packet from the client as a sign of life', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    vi.advanceTimersByTime(PING_INTERVAL)
+    transport.receive(event(1))
+    vi.advanceTimersByTime(PING_TIMEOUT)
+    expect(session.state).toBe('attached')
+  })
+
+  it('stops pinging while detached and starts again on the next transport', () => {
+    const { session } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    first.lose('transport close')
+    vi.advanceTimersByTime(PING_INTERVAL * 3)
+    expect(pings(first)).toBe(0)
+    const second = new FakeTransport()
+    session.attach(second, 0, true)
+    vi.advanceTimersByTime(PING_INTERVAL)
+    expect(pings(second)).toBe(1)
+  })
+})
+
+describe('Session: buffers', () => {
+  it('ends with slow consumer, dropping the transport, when kept bytes pass maxBufferedBytes', () => {
+    const { session, owner } = setup({ maxBufferedBytes: 1000 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    const big = 'x'.repeat(400)
+    session.sendNumbered((seq) => event(seq, 'big', [big]))
+    session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(owner.ends).toEqual([])
+    session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(owner.ends).toEqual(['slow consumer'])
+    expect(transport.last()).toMatchObject({ type: PacketType.CLOSE, reason: 'slow consumer' })
+    expect(transport.closedWith).toBe('overflow')
+  })
+
+  it('ends with slow consumer when the transport queue passes maxBufferedBytes', () => {
+    const { session, owner } = setup({ maxBufferedBytes: 1000, highWaterMark: 5000 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.bufferedAmount = 1000
+    session.sendVolatile(event(0))
+    expect(owner.ends).toEqual([])
+    transport.bufferedAmount = 1001
+    expect(session.bufferedAmount).toBe(1001)
+    session.sendVolatile(event(0))
+    expect(owner.ends).toEqual(['slow consumer'])
+  })
+
+  it('counts what it keeps for a detached client against maxBufferedBytes', () => {
+    const { session, owner } = setup({ maxBufferedBytes: 1000 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.lose('transport close')
+    const big = 'x'.repeat(400)
+    for (let i = 0; i < 3; i++) session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(owner.ends).toEqual(['slow consumer'])
+  })
+
+  it('sends volatile events unnumbered and keeps nothing of them', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    expect(session.sendVolatile(event(5, 'v'))).toBe(true)
+    expect(transport.last()).toMatchObject({ type: PacketType.EVENT, seq: 0, name: 'v' })
+    expect(session.keptBytes).toBe(0)
+  })
+
+  it('drops volatile events while the buffer is at or past highWaterMark', () => {
+    const { session } = setup({ highWaterMark: 1000 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.bufferedAmount = 999
+    expect(session.sendVolatile(event(0, 'under'))).toBe(true)
+    transport.bufferedAmount = 1000
+    expect(session.sendVolatile(event(0, 'at'))).toBe(false)
+    transport.bufferedAmount = 0
+    session.sendNumbered((seq) => event(seq, 'kept', ['x'.repeat(1000)]))
+    expect(session.bufferedAmount).toBeGreaterThanOrEqual(1000)
+    expect(session.sendVolatile(event(0, 'behind kept'))).toBe(false)
+    const names = transport.sent.flatMap((packet) => (packet.type === PacketType.EVENT ? [packet.name] : []))
+    expect(names).toEqual(['under', 'kept'])
+  })
+
+  it('encodes a volatile event given as a function only when it goes out', () => {
+    const { session } = setup({ highWaterMark: 1000 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    const encode = vi.fn(() => outgoing(event(0, 'lazy')))
+    expect(session.sendVolatile(encode)).toBe(true)
+    expect(encode).toHaveBeenCalledOnce()
+    transport.bufferedAmount = 1000
+    expect(session.sendVolatile(encode)).toBe(false)
+    expect(encode).toHaveBeenCalledOnce()
+  })
+
+  it('drops volatile events while detached and does not replay them', () => {
+    const { session } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    first.lose('transport close')
+    expect(session.sendVolatile(event(0, 'lost'))).toBe(false)
+    const second = new FakeTransport()
+    session.attach(second, 0, true)
+    expect(second.types()).toEqual([PacketType.OPEN])
+  })
+
+  it('drops volatile events when the transport has already closed', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.open = false
+    expect(session.sendVolatile(event(0))).toBe(false)
+  })
+})
