@@ -240,8 +240,18 @@ export class Socket<
       event: (p) => {
         // The decoder made this array for this packet alone: the handler's arguments, as they are.
         const args: unknown[] = p.args
-        if (p.ackId > 0) args.push(this.#replier(p.ackId))
-        this.#fireAny(p.name, args)
+        const ackId = p.ackId
+        if (ackId > 0) args.push(this.#replier(ackId))
+        // Nobody listens: the server would wait for its whole timeout.
+        if (!this.fire(p.name as keyof (ReservedEvents & ListenEvents), args) && ackId > 0) {
+          this.#session.sendNumbered((seq) => ({
+            type: PacketType.ERROR,
+            seq,
+            ackId,
+            code: ErrorCode.NO_HANDLER,
+            message: `no handler for "${p.name}"`,
+          }))
+        }
       },
       settle: (ackId, error, args) => this.#acks.settle(ackId, error, args),
       fire: (event, ...args) => this.#fireAny(event, args),

@@ -1,6 +1,9 @@
 // The delivery promise, end to end: the Parley client and server hold a long numbered
 // conversation while a loopback proxy cuts connections and forces the session from one
-// transport to another and back. Every message must arrive exactly once, in order, both ways.
+// transport to another and back. Every message must arrive exactly once, in order, both ways;
+// a packet the client must refuse, dropped in the middle of it, costs nothing but an 'error'.
+import { ErrorCode, prepareEvent } from '@parley/protocol'
+import type { ParleyServer } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import type { Socket } from '../src/socket.js'
@@ -51,6 +54,18 @@ describe('the delivery promise', () => {
     socket.on('transport', (now) => seen.push(String(now)))
     const disconnects: string[] = []
     socket.on('disconnect', (reason) => disconnects.push(reason))
+    const refusals: string[] = []
+    socket.on('error', (error) => refusals.push(error.code))
+    // A broadcast no client may take (its name is too long), put on the wire the one way the
+    // server's own checks leave: the adapter, as a misbehaving node would.
+    const { adapter } = (server.app as unknown as { parley: ParleyServer }).parley
+    const poison = () => {
+      const name = 'x'.repeat(300)
+      adapter.broadcast(
+        { name, args: [0], prepared: () => prepareEvent(name, [0]) },
+        { rooms: new Set(), except: new Set(), volatile: false, local: false },
+      )
+    }
     await next(socket, 'connect')
     await until(() => sockets.length === 1)
     const peer = sockets[0]!
@@ -81,6 +96,7 @@ describe('the delivery promise', () => {
     await sleep(150)
     p.cut('all')
     await on(['websocket'])
+    poison()
     await sleep(100)
     // 2. WebSocket becomes impossible: the client steps down to SSE.
     p.ws = 'reject'
@@ -93,7 +109,8 @@ describe('the delivery promise', () => {
     p.cut('http')
     await on(['polling', 'sse'], 8000)
     await sleep(150)
-    // 4. A cut while polling: it resumes over HTTP.
+    // 4. A cut while polling (right behind a refused packet): it resumes over HTTP.
+    poison()
     p.cut('http')
     await sleep(50)
     await on(['sse', 'polling'])
@@ -127,6 +144,8 @@ describe('the delivery promise', () => {
     expect(sockets).toHaveLength(1)
     expect(disconnects.every((reason) => reason === 'transport close')).toBe(true)
     expect(socket.recovered).toBe(true)
+    // Each refused packet was reported once: never again after a resume replayed the stream.
+    expect(refusals).toEqual([ErrorCode.INVALID_EVENT_NAME, ErrorCode.INVALID_EVENT_NAME])
     expect(seen).toEqual(expect.arrayContaining(['websocket', 'sse', 'polling']))
   }, 30_000)
 })

@@ -7,8 +7,8 @@ import type { WireValue } from './packets.js'
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** Ack ids wrap here, long before unsafe integers; they need only be unique while pending. */
-const MAX_ACK_ID = 2 ** 31
+/** Ack ids stay below 2^31, long before unsafe integers; they need only be unique while pending. */
+const MAX_ACK_ID = 2 ** 31 - 1
 
 /** Called once: with the reply's arguments, or with the error that ended the wait. */
 export type Settle = (error: ParleyError<string> | null, args: WireValue[]) => void
@@ -46,7 +46,7 @@ export class AckTable {
   }
 
   /**
-   * Registers a wait and returns its ack id (1 to 2^31). `timeout` (ms) ends it with
+   * Registers a wait and returns its ack id (1 to 2^31 - 1). `timeout` (ms) ends it with
    * PARLEY_ACK_TIMEOUT; undefined, Infinity or more than `MAX_TIMER_MS` waits as long as the
    * session lives. Throws PARLEY_TOO_MANY_PENDING_ACKS past the limit.
    */

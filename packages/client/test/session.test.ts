@@ -1,0 +1,167 @@
+// The client's session against the real server, over each transport: a packet the client must
+// refuse, a link that freezes without closing, a server that does not know the session, and
+// a server request nobody listens to.
+import { ErrorCode, type ParleyError, prepareEvent, type TransportName } from '@parley/protocol'
+import type { ParleyServer } from '@parley/server'
+import type { FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { startRoundRobin } from '../../../test/support/round-robin.js'
+import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { STABLE_MS } from '../src/fallback.js'
+import type { Socket } from '../src/socket.js'
+import { client, closeClients, next, startServer, type TestServer, until } from './helpers.js'
+
+const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const servers: TestServer[] = []
+const cleanups: (() => Promise<void>)[] = []
+
+afterEach(async () => {
+  closeClients()
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+  for (const server of servers.splice(0)) await server.close()
+})
+
+type Parley = ParleyServer
+type ServerSocket = Parameters<Parameters<Parley['on']>[1]>[0]
+const parleyOf = (app: FastifyInstance) => (app as unknown as { parley: Parley }).parley
+
+/** A server that records its sockets, their resumes and their ends. */
+async function serve(options: Record<string, unknown> = {}, port = 0) {
+  const sockets: ServerSocket[] = []
+  const resumes: (TransportName | null)[] = []
+  const ends: string[] = []
+  const server = await startServer(
+    (app) => {
+      parleyOf(app).on('connection', (socket) => {
+        sockets.push(socket)
+        socket.on('transport', (now) => resumes.push(now))
+        socket.on('disconnect', (reason) => ends.push(reason))
+        socket.on('echo', (value: unknown) => socket.emit('echo', value))
+      })
+    },
+    options,
+    port,
+  )
+  servers.push(server)
+  return { server, parley: parleyOf(server.app), sockets, resumes, ends }
+}
+
+/** What the application of one client saw. */
+function watch(socket: Socket) {
+  const seen = { errors: [] as ParleyError<string>[], moves: [] as string[], downs: [] as string[] }
+  socket.on('error', (error) => seen.errors.push(error))
+  socket.on('transport', (now, _before, why) => seen.moves.push(`${why}:${now}`))
+  socket.on('disconnect', (reason) => seen.downs.push(reason))
+  return seen
+}
+
+describe.each(TRANSPORTS)('over %s', (transport) => {
+  it('acknowledges a packet it must refuse, tells the application, and never resumes for it', async () => {
+    const { server, parley, sockets, resumes, ends } = await serve()
+    const socket = client(server.url, { transports: [transport] })
+    const seen = watch(socket)
+    await next(socket, 'connect')
+    const echoes: unknown[] = []
+    socket.on('echo', (value) => echoes.push(value))
+    // Another node that skipped the server's own checks: the adapter is the only way left to
+    // put a name no client may take on the wire.
+    const name = 'x'.repeat(300)
+    parley.adapter.broadcast(
+      { name, args: [1], prepared: () => prepareEvent(name, [1]) },
+      { rooms: new Set(), except: new Set(), volatile: false, local: false },
+    )
+    sockets[0]!.emit('echo', 'after')
+    await until(() => echoes.length === 1, 3000, 'the event after the refused one')
+    expect(echoes).toEqual(['after'])
+    expect(seen.errors.map((e) => [e.code, e.details?.seq])).toEqual([[ErrorCode.INVALID_EVENT_NAME, 1]])
+    // Acknowledged with the rest: the server keeps nothing for a replay.
+    await until(() => sockets[0]!.bufferedAmount === 0, 3000, 'the ACK of both packets')
+    // Nothing was resumed or ended for it; nothing comes back later either.
+    await sleep(300)
+    expect({ moves: seen.moves, downs: seen.downs, resumes, ends }).toEqual({
+      moves: [],
+      downs: [],
+      resumes: [],
+      ends: [],
+    })
+    expect(seen.errors).toHaveLength(1)
+  })
+
+  it('drops an unnumbered packet it must refuse, and tells the application', async () => {
+    const { server, parley, sockets } = await serve()
+    const socket = client(server.url, { transports: [transport] })
+    const seen = watch(socket)
+    await next(socket, 'connect')
+    parley.adapter.broadcast(
+      { name: 'connect', args: [], prepared: () => prepareEvent('connect', []) },
+      { rooms: new Set(), except: new Set(), volatile: true, local: false },
+    )
+    const echoed = next(socket, 'echo')
+    sockets[0]!.emit('echo', 'after')
+    expect(await echoed).toEqual(['after'])
+    expect(seen.errors.map((e) => [e.code, e.details?.seq])).toEqual([[ErrorCode.RESERVED_EVENT_NAME, 0]])
+    expect(seen.moves).toEqual([])
+  })
+
+  it('comes back from a link that froze without closing, with only a transport event', async () => {
+    const { server, sockets, ends } = await serve({ pingInterval: 1000, pingTimeout: 1000 })
+    const proxy = await startTcpProxy(server.port)
+    cleanups.push(() => proxy.close())
+    const socket = client(proxy.url, { transports: [transport], connectTimeout: 3000 })
+    const seen = watch(socket)
+    await next(socket, 'connect')
+    const id = socket.id
+    // Up long enough to count as stable: the next loss resumes at once.
+    await sleep(STABLE_MS + 200)
+    proxy.freeze()
+    await until(() => seen.moves.length > 0, 10_000, 'the resume after the freeze')
+    expect(seen.moves).toEqual([`resume:${transport}`])
+    expect(seen.downs).toEqual([])
+    expect(socket.id).toBe(id)
+    expect(socket.recovered).toBe(true)
+    const echoed = next(socket, 'echo')
+    socket.emit('echo', 'still here')
+    expect(await echoed).toEqual(['still here'])
+    expect(ends).toEqual([])
+    expect(sockets).toHaveLength(1)
+  })
+
+  it('answers a server request nobody listens to with PARLEY_NO_HANDLER, at once', async () => {
+    const { server, sockets } = await serve()
+    const socket = client(server.url, { transports: [transport] })
+    await next(socket, 'connect')
+    await until(() => sockets.length === 1)
+    await expect(sockets[0]!.timeout(5000).emitWithAck('nobody')).rejects.toMatchObject({
+      code: ErrorCode.NO_HANDLER,
+    })
+  })
+})
+
+describe.each(['sse', 'polling'] as const)(
+  'behind a balancer without session routing, over %s',
+  (transport) => {
+    it('backs off, and says PARLEY_UNKNOWN_SESSION, instead of looping', async () => {
+      const a = await serve()
+      const b = await serve()
+      const balancer = await startRoundRobin([a.server.port, b.server.port])
+      cleanups.push(() => balancer.close())
+      const socket = client(balancer.url, {
+        transports: [transport],
+        reconnectionDelay: 200,
+        reconnectionDelayMax: 5000,
+      })
+      const codes: string[] = []
+      socket.on('connect_error', (error) => codes.push(error.code))
+      await sleep(3000)
+      expect(codes).toContain(ErrorCode.UNKNOWN_SESSION)
+      // Every handshake, poll and POST lands on the next node. Paced by the backoff (doubling
+      // from 200 ms) that is a few dozen requests in these seconds; without it, hundreds.
+      const requests = balancer.forwarded.reduce((sum, n) => sum + n, 0)
+      expect(requests).toBeGreaterThan(0)
+      expect(requests).toBeLessThan(60)
+      expect(a.sockets.length + b.sockets.length).toBeLessThan(15)
+    })
+  },
+)

@@ -1,0 +1,60 @@
+// A loopback TCP proxy whose live connections can be frozen: bytes stop in both directions but
+// nothing is closed, as when a link goes half-open (a NAT forgets the flow, a laptop sleeps).
+// Connections opened after a freeze pass as usual. Listens on 127.0.0.1 only.
+import net from 'node:net'
+
+export interface TcpProxy {
+  /** `http://127.0.0.1:<port>` */
+  url: string
+  /** Stops every open connection without closing it; later connections work. */
+  freeze(): void
+  /** Connections accepted so far. */
+  readonly accepted: number
+  close(): Promise<void>
+}
+
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  const pairs = new Set<[net.Socket, net.Socket]>()
+  let accepted = 0
+  const server = net.createServer((client) => {
+    accepted++
+    const upstream = net.connect(targetPort, '127.0.0.1')
+    const pair: [net.Socket, net.Socket] = [client, upstream]
+    pairs.add(pair)
+    client.pipe(upstream)
+    upstream.pipe(client)
+    const end = () => {
+      pairs.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', end)
+    upstream.on('error', end)
+    client.on('close', end)
+    upstream.on('close', end)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get accepted() {
+      return accepted
+    },
+    freeze() {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream)
+        upstream.unpipe(client)
+        client.pause()
+        upstream.pause()
+      }
+      // Frozen for good: the test ends them at close().
+    },
+    async close() {
+      for (const [client, upstream] of pairs) {
+        client.destroy()
+        upstream.destroy()
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
