@@ -1,6 +1,7 @@
-import { ErrorCode, type EventPacket, PacketType, WireLimits } from '@parley/protocol'
+import { ErrorCode, type EventPacket, PacketType, WireLimits, WsCloseCode } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Backoff } from '../src/backoff.js'
+import * as clientCloseCode from '../src/close-code.js'
 import { Emitter } from '../src/emitter.js'
 import { Ledger } from '../src/ledger.js'
 import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
@@ -243,5 +244,11 @@ describe("the client's copies of protocol constants", () => {
 
   it("are the protocol's wire limits, every one of them", () => {
     expect({ ...clientWireLimits }).toEqual({ ...WireLimits })
+  })
+
+  it("are the protocol's close codes, for the ones a client sends", () => {
+    for (const [name, code] of Object.entries(clientCloseCode)) {
+      expect(code).toBe(WsCloseCode[name as keyof typeof WsCloseCode])
+    }
   })
 })

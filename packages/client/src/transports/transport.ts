@@ -6,8 +6,9 @@ import {
   type Packet,
   ParleyError,
   type TransportName,
-  WsCloseCode,
+  type WsCloseCode,
 } from '@parley/protocol'
+import * as CloseCode from '../close-code.js'
 import type { DecodeResult } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
@@ -104,7 +105,7 @@ export abstract class BaseTransport implements Transport {
     if (this.closed) return
     this.closed = true
     this.#handlers = undefined
-    this.teardown(done ? WsCloseCode.NORMAL : WsCloseCode.TRANSPORT_DROPPED)
+    this.teardown(done ? CloseCode.NORMAL : CloseCode.TRANSPORT_DROPPED)
   }
 
   /**
@@ -128,7 +129,7 @@ export abstract class BaseTransport implements Transport {
   protected fail(error: ParleyError<string>): void {
     if (this.closed) return
     this.closed = true
-    this.teardown(WsCloseCode.TRANSPORT_DROPPED)
+    this.teardown(CloseCode.TRANSPORT_DROPPED)
     const handlers = this.#handlers
     this.#handlers = undefined
     if (handlers) handlers.close(error)
