@@ -85,9 +85,9 @@ export class EventPipeline {
     this.#hooks = hooks
   }
 
-  /** Events waiting behind an unfinished middleware. */
+  /** Events waiting behind an unfinished middleware (the head of the queue is being worked on). */
   get waiting(): number {
-    return this.#queue.length
+    return Math.max(0, this.#queue.length - 1)
   }
 
   use(middleware: EventMiddleware): void {

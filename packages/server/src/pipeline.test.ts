@@ -190,10 +190,7 @@ describe('EventPipeline: order', () => {
     expect(() => pipeline.use('nope' as unknown as EventMiddleware)).toThrow(TypeError)
   })
 
-  // BUG: `waiting` is documented as "events waiting behind an unfinished middleware", and
-  // maxWaiting as the events that may wait behind the one a middleware works on; but `waiting`
-  // also counts the event inside the middleware (1 while nothing waits, maxWaiting + 1 when full).
-  it.skip('counts as waiting only the events behind the one in the middleware', () => {
+  it('counts as waiting only the events behind the one in the middleware', () => {
     const { pipeline } = setup(2)
     pipeline.use(holding().middleware)
     pipeline.push('head', [], 0)
