@@ -1,4 +1,8 @@
-// Client behaviours against a scripted WebSocket peer: ordering, acks, heartbeat, replay.
+// Client behaviours against a scripted WebSocket peer, for what the real server cannot be made to
+// do on cue: send a duplicate or skip a number, acknowledge part of a burst, go silent on an
+// open socket, never answer HELLO, hand a specific retryAfter, answer a request twice. Resumes,
+// refusals and replies against the real server, over every transport, are in session.test.ts,
+// transports.test.ts and server-features.test.ts.
 import { ErrorCode, type EventPacket, type HelloPacket, PacketType, type ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type FakeServer, openPacket, startFakeWs } from './fake-ws.js'
@@ -34,7 +38,7 @@ async function opened(options = {}) {
   return { socket, c, hello }
 }
 
-describe('client against a scripted server', () => {
+describe('client against a scripted server: what a real one never does on cue', () => {
   it('says HELLO with auth first and nothing else', async () => {
     const { hello } = await opened({ auth: { token: 't' } })
     expect(hello).toEqual({ type: PacketType.HELLO, auth: { token: 't' } })
@@ -134,18 +138,6 @@ describe('client against a scripted server', () => {
     expect(Date.now() - started).toBeLessThan(1000)
   })
 
-  it('reports a refusal (ERROR on HELLO) and does not retry', async () => {
-    fake = await startFakeWs()
-    const conn = fake.nextConn()
-    const socket = client(fake.url, { transports: ['websocket'] })
-    const c = await conn
-    await c.next(isType(PacketType.HELLO))
-    c.send({ type: PacketType.ERROR, seq: 0, ackId: 0, code: 'AUTH_EXPIRED', message: 'token expired' })
-    const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
-    expect(error).toMatchObject({ code: 'AUTH_EXPIRED', message: 'token expired' })
-    expect(socket.active).toBe(false)
-  })
-
   it('waits retryAfter after CLOSE "server shutdown", then starts a new session', async () => {
     const { socket, c } = await opened()
     const down = next(socket, 'disconnect')
@@ -172,14 +164,6 @@ describe('client against a scripted server', () => {
       args: [2],
     })
     await expect(c.next(isType(PacketType.REPLY), 100)).rejects.toThrow()
-  })
-
-  it('rejects emitWithAck with the code of an ERROR answer', async () => {
-    const { socket, c } = await opened()
-    const pending = socket.emitWithAck('x')
-    const sent = (await c.next(isType(PacketType.EVENT))) as EventPacket
-    c.send({ type: PacketType.ERROR, seq: 1, ackId: sent.ackId, code: 'NOPE', message: 'no' })
-    await expect(pending).rejects.toMatchObject({ code: 'NOPE', message: 'no' })
   })
 })
 

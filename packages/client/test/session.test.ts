@@ -5,6 +5,7 @@ import { ErrorCode, type ParleyError, prepareEvent, type TransportName } from '@
 import type { ParleyServer } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { STABLE_MS } from '../src/fallback.js'
@@ -124,6 +125,39 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     const echoed = next(socket, 'echo')
     socket.emit('echo', 'still here')
     expect(await echoed).toEqual(['still here'])
+    expect(ends).toEqual([])
+    expect(sockets).toHaveLength(1)
+  })
+
+  it('resumes after a cut with its sid and ack: what each side sent meanwhile arrives once, in order', async () => {
+    const { server, sockets, ends } = await serve()
+    const proxy = await startFaultProxy(server.port)
+    cleanups.push(() => proxy.close())
+    const socket = client(proxy.url, { transports: [transport] })
+    const seen = watch(socket)
+    await next(socket, 'connect')
+    await until(() => sockets.length === 1)
+    const peer = sockets[0]!
+    const atClient: number[] = []
+    const atServer: number[] = []
+    socket.on('n', (n: number) => atClient.push(n))
+    peer.on('n', (n: number) => atServer.push(n))
+    peer.emit('n', 0)
+    socket.emit('n', 0)
+    await until(() => atClient.length === 1 && atServer.length === 1, 3000, 'the first messages')
+    proxy.offline = true
+    proxy.cut('all')
+    await until(() => seen.downs.length === 1, 8000, 'the disconnect')
+    for (let n = 1; n <= 5; n++) {
+      peer.emit('n', n)
+      socket.emit('n', n)
+    }
+    proxy.offline = false
+    await next(socket, 'connect', 8000)
+    expect(socket.recovered).toBe(true)
+    await until(() => atClient.length === 6 && atServer.length === 6, 3000, 'what was sent meanwhile')
+    expect(atClient).toEqual([0, 1, 2, 3, 4, 5])
+    expect(atServer).toEqual([0, 1, 2, 3, 4, 5])
     expect(ends).toEqual([])
     expect(sockets).toHaveLength(1)
   })
