@@ -30,8 +30,8 @@ import { isRefusal, type Transport, type TransportFactory } from './transports/t
  *       └─────────────────────────────────────── │ open T │ once if T had been up for STABLE_MS,
  *            CLOSE "server disconnect"           └────────┘ else after the backoff
  *            (other CLOSE → waiting)               │    ▲
- *                        T is not the preferred    │    │ OPEN on the probe: it becomes T;
- *                        transport: after          ▼    │ the server sends MOVED on the old T
+ *                        T is not duplex (not      │    │ OPEN on the probe: it becomes T;
+ *                        WebSocket): after         ▼    │ the server sends MOVED on the old T
  *                        upgradeDelay (doubling ┌─────────┐
  *                        on failure)            │ probing │  failure: stay on T, probe later
  *                                               └─────────┘
@@ -120,6 +120,7 @@ export class Connection {
 
   readonly #opts: ConnectionOptions
   readonly #factory: TransportFactory
+  readonly #duplex: (name: TransportName) => boolean
   readonly #memory: TransportMemory
   readonly #host: ConnectionHost
   readonly #maxPayload: () => number
@@ -127,12 +128,14 @@ export class Connection {
   constructor(
     opts: ConnectionOptions,
     factory: TransportFactory,
+    duplex: (name: TransportName) => boolean,
     memory: TransportMemory,
     host: ConnectionHost,
     maxPayload: () => number,
   ) {
     this.#opts = opts
     this.#factory = factory
+    this.#duplex = duplex
     this.#memory = memory
     this.#host = host
     this.#maxPayload = maxPayload
@@ -360,11 +363,11 @@ export class Connection {
     this.#stable = false
   }
 
-  /** Climbs back to the preferred transport, when the session is on another one. */
+  /** Climbs back to a duplex transport (WebSocket), when the session is on another one. */
   #scheduleProbe(): void {
     const t = this.#current
-    const best = this.#allowed()[0]
-    if (!t || !best || t.name === best || this.#probeTimer !== undefined) return
+    const best = this.#allowed().find(this.#duplex)
+    if (!t || !best || this.#duplex(t.name) || this.#probeTimer !== undefined) return
     if (!this.#serverTransports?.includes(best)) return
     const delay = Math.min(
       this.#opts.upgradeDelayMax,

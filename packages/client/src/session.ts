@@ -17,7 +17,7 @@ import { pickStorage, TransportMemory } from './memory.js'
 import type { ResolvedOptions } from './options.js'
 import { outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
-import { TRANSPORT_FACTORIES } from './transports/registry.js'
+import { TRANSPORTS } from './transports/registry.js'
 
 /** What the session tells the socket above it. */
 export interface SessionHost {
@@ -72,7 +72,8 @@ export class Session {
     const setup = { WebSocket: opts.WebSocket, fetch: opts.fetch ?? globalThis.fetch?.bind(globalThis) }
     this.#connection = new Connection(
       opts,
-      (name, maxPayload) => TRANSPORT_FACTORIES[name](base, setup, maxPayload),
+      (name, maxPayload) => TRANSPORTS[name].create(base, setup, maxPayload),
+      (name) => TRANSPORTS[name].duplex,
       new TransportMemory(pickStorage(opts.storage), base),
       this.#connectionHost(),
       () => this.#ledger.maxPayload,

@@ -11,16 +11,33 @@ export interface TransportSetup {
   fetch: Fetch
 }
 
+/** How to make one transport, and what it is. */
+export interface TransportEntry {
+  /** A new transport for one attempt, at its endpoint under the mount point (`base`). */
+  create(base: string, setup: TransportSetup, maxPayload: number): Transport
+  /**
+   * True for a transport that carries both directions on one connection (WebSocket): from any
+   * other one the client climbs back to it when it works again.
+   */
+  readonly duplex: boolean
+}
+
 /**
- * Every transport by name, and its endpoint under the mount point (`base`, http or https). The
- * one place where a name picks a class: the rest of the client asks a transport what it is.
+ * Every transport by name. The one place where a name picks a class: the rest of the client
+ * asks an entry or a transport what it is.
  */
-export const TRANSPORT_FACTORIES: Record<
-  TransportName,
-  (base: string, setup: TransportSetup, maxPayload: number) => Transport
-> = {
-  websocket: (base, setup, maxPayload) =>
-    new WebSocketTransport(`${base.replace(/^http/, 'ws')}/ws?v=1`, setup.WebSocket, maxPayload),
-  sse: (base, setup, maxPayload) => new SseTransport(`${base}/sse`, setup.fetch, maxPayload),
-  polling: (base, setup, maxPayload) => new PollingTransport(`${base}/poll`, setup.fetch, maxPayload),
+export const TRANSPORTS: Record<TransportName, TransportEntry> = {
+  websocket: {
+    create: (base, setup, maxPayload) =>
+      new WebSocketTransport(`${base.replace(/^http/, 'ws')}/ws?v=1`, setup.WebSocket, maxPayload),
+    duplex: true,
+  },
+  sse: {
+    create: (base, setup, maxPayload) => new SseTransport(`${base}/sse`, setup.fetch, maxPayload),
+    duplex: false,
+  },
+  polling: {
+    create: (base, setup, maxPayload) => new PollingTransport(`${base}/poll`, setup.fetch, maxPayload),
+    duplex: false,
+  },
 }
