@@ -1,4 +1,5 @@
 import {
+  AckTable,
   CloseReason,
   ErrorCode,
   type NumberedPacket,
@@ -6,12 +7,12 @@ import {
   ParleyError,
   type PreparedEvent,
   RESERVED_EVENTS,
+  type Settle,
   type TransportName,
   WireLimits,
   type WireValue,
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
-import { AckRegistry, type Settle } from './acks.js'
 import type { Adapter, BroadcastReply, LocalSocket, Room, SocketDescription } from './adapter/adapter.js'
 import { BroadcastOperator } from './broadcast.js'
 import { type Listener, Listeners } from './emitter.js'
@@ -111,7 +112,7 @@ export class ServerSocket<
   readonly #context: SocketContext
   // Made on first use: most sockets never await a reply or add a middleware, and an idle
   // connection should cost as little memory as possible.
-  #ackRegistry: AckRegistry | undefined
+  #ackTable: AckTable | undefined
   #pipeline: EventPipeline | undefined
   readonly #listeners = new Listeners()
 
@@ -175,9 +176,9 @@ export class ServerSocket<
     return this
   }
 
-  get #acks(): AckRegistry {
-    this.#ackRegistry ??= new AckRegistry(this.#context.maxPendingAcks)
-    return this.#ackRegistry
+  get #acks(): AckTable {
+    this.#ackTable ??= new AckTable(this.#context.maxPendingAcks)
+    return this.#ackTable
   }
 
   /** Listens to an event from the client, or to `disconnect` / `transport`. */
@@ -373,11 +374,11 @@ export class ServerSocket<
         else this.#receiveEvent(packet.name, packet.args, packet.ackId)
         return
       case PacketType.REPLY:
-        this.#ackRegistry?.settle(packet.ackId, null, packet.args)
+        this.#ackTable?.settle(packet.ackId, null, packet.args)
         return
       case PacketType.ERROR:
         if (packet.ackId > 0)
-          this.#ackRegistry?.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
+          this.#ackTable?.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
         else this.#context.log.debug({ code: packet.code }, `parley: client error notice: ${packet.message}`)
         return
     }
@@ -486,7 +487,7 @@ export class ServerSocket<
 
   #onEnded(reason: CloseReason): void {
     this.#pipeline?.close()
-    this.#ackRegistry?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
+    this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#fire('disconnecting', [reason])
     this.#context.adapter.delAll(this.id)
     this.#context.ended(this.#session.sid, this.id)

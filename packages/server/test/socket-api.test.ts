@@ -80,6 +80,22 @@ describe('the server socket', () => {
     expect(await client.next(isEvent('ok'))).toMatchObject({ seq: 1 })
   })
 
+  it('waits for a reply past 2^31-1 ms instead of timing out at once', async () => {
+    const { socket, client } = await one()
+    let settled = false
+    const reply = socket.timeout(3e9).emitWithAck('slow', 1)
+    reply.then(
+      () => (settled = true),
+      () => (settled = true),
+    )
+    const asked = (await client.next(isEvent('slow'))) as EventPacket
+    // A timer past 2^31-1 ms fires at once; the wait must still be pending well after that.
+    await new Promise((r) => setTimeout(r, 300))
+    expect(settled).toBe(false)
+    await client.send({ type: PacketType.REPLY, seq: 1, ackId: asked.ackId, args: ['late'] })
+    await expect(reply).resolves.toBe('late')
+  })
+
   it('ends at once on a client CLOSE, with "client disconnect"', async () => {
     const { socket, client } = await one({}, 'sse')
     const reasons: string[] = []
