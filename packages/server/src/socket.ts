@@ -453,7 +453,7 @@ export class ServerSocket<
         type: PacketType.ERROR,
         seq,
         ackId,
-        code: ErrorCode.HANDLER_ERROR,
+        code: ErrorCode.NO_HANDLER,
         message: `no handler for "${name}"`,
       }))
       return
