@@ -60,6 +60,8 @@ export interface RawClient {
   readonly ended: Promise<number>
   /** Drops the transport without a word (like a network cut). */
   close(): void
+  /** WebSocket only: a closing handshake with `code`, and no CLOSE packet before it. */
+  closeWith(code: number): void
 }
 
 abstract class Base {
@@ -152,6 +154,11 @@ class WsClient extends Base {
   close(): void {
     this.closed = true
     this.ws.terminate()
+  }
+
+  closeWith(code: number): void {
+    this.closed = true
+    this.ws.close(code)
   }
 }
 
@@ -253,6 +260,10 @@ class HttpClient extends Base {
   close(): void {
     this.closed = true
     this.#abort.abort()
+  }
+
+  closeWith(): void {
+    throw new Error(`no close codes over ${this.transport}`)
   }
 }
 

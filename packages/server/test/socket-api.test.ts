@@ -106,21 +106,6 @@ describe('the server socket', () => {
     expect(started!.app.parley.socketsCount).toBe(0)
   })
 
-  it('treats a WebSocket closed with 1000 as a goodbye, and another code as a loss', async () => {
-    const { socket, client } = await one()
-    const reasons: string[] = []
-    socket.on('disconnect', (r) => reasons.push(r))
-    ;(client as unknown as { ws: WebSocket }).ws.close(4000)
-    await until(() => socket.transport === null)
-    expect(socket.connected).toBe(true)
-    const again = await rawConnect('websocket', started!.base, { sid: client.sid })
-    clients.push(again)
-    expect(again.open.recovered).toBe(true)
-    ;(again as unknown as { ws: WebSocket }).ws.close(1000)
-    await until(() => reasons.length === 1)
-    expect(reasons).toEqual(['client disconnect'])
-  })
-
   it('keeps middleware state across resumes, and refuses a resume it does not like', async () => {
     started = await startServer({}, (app) => {
       app.parley.use((socket) => {

@@ -333,7 +333,7 @@ export async function parleyRoutes(
           )
     const refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
-    const line = transport.openLine
+    const line = transport.answerLine
     if (line === undefined)
       return fail(reply, 503, ErrorCode.BAD_REQUEST, 'the handshake did not complete', cors)
     return reply

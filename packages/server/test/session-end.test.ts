@@ -1,0 +1,80 @@
+// What ends a session and what only detaches its transport: only a CLOSE packet ends it.
+import { type EventPacket, type Packet, PacketType, type TransportName } from '@parley/protocol'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+
+let started: Started | undefined
+const clients: RawClient[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await started?.app.close()
+  started = undefined
+})
+
+async function serve(options: ParleyServerOptions = {}) {
+  const sockets: ServerSocket[] = []
+  started = await startServer(options, (app) => {
+    app.parley.on('connection', (socket) => {
+      sockets.push(socket)
+    })
+  })
+  return { base: started.base, app: started.app, sockets }
+}
+
+async function connect(transport: TransportName, base: string, hello?: { sid?: string; ack?: number }) {
+  const client = await rawConnect(transport, base, hello)
+  clients.push(client)
+  return client
+}
+
+const isEvent = (name: string) => (p: Packet) => p.type === PacketType.EVENT && p.name === name
+
+describe('a WebSocket closed without a CLOSE packet', () => {
+  it.each([1000, 1001, 4000])(
+    'only detaches on close code %i, and a resume replays what was not acknowledged',
+    async (code) => {
+      const { base, sockets } = await serve()
+      const c = await connect('websocket', base)
+      await until(() => sockets.length === 1)
+      const socket = sockets[0]!
+      const reasons: string[] = []
+      socket.on('disconnect', (r) => reasons.push(r))
+      socket.emit('n', 1)
+      socket.emit('n', 2)
+      await until(() => c.received.filter(isEvent('n')).length === 2)
+      c.closeWith(code)
+      await until(() => socket.transport === null, 3000, 'detach')
+      expect(socket.connected).toBe(true)
+      socket.emit('n', 3)
+
+      const again = await connect('websocket', base, { sid: c.sid, ack: 1 })
+      expect(again.open).toMatchObject({ sid: c.sid, recovered: true })
+      const replayed = [await again.next(isEvent('n')), await again.next(isEvent('n'))] as EventPacket[]
+      expect(replayed.map((p) => [p.seq, p.args[0]])).toEqual([
+        [2, 2],
+        [3, 3],
+      ])
+      expect(reasons).toEqual([])
+    },
+  )
+})
+
+describe.each(TRANSPORTS)('over %s', (transport) => {
+  it('ends the session at once on a CLOSE packet, whatever the transport does next', async () => {
+    const { base, app, sockets } = await serve()
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    const reasons: string[] = []
+    sockets[0]!.on('disconnect', (r) => reasons.push(r))
+    await c.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    if (transport === 'websocket') c.closeWith(1000)
+    else c.close()
+    await until(() => reasons.length === 1)
+    expect(reasons).toEqual(['client disconnect'])
+    expect(app.parley.socketsCount).toBe(0)
+  })
+})
