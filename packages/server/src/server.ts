@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, Room, RoutedRequest, RoutedResponse, SocketDescription } from './adapter/adapter.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
+import { EndedSessions } from './ended-sessions.js'
 import type { ResolvedOptions } from './options.js'
 import { Session, type SessionConfig } from './session.js'
 import { ServerSocket, type SocketContext } from './socket.js'
@@ -30,6 +31,8 @@ export interface HandshakeRequest {
 
 /** How long a client should wait before it reconnects after a shutdown. */
 const SHUTDOWN_RETRY_AFTER = 1000
+/** Ended sessions whose CLOSE is kept for a resume; past it the oldest is forgotten. */
+const MAX_ENDED_SESSIONS = 10_000
 const APP_CODE = /^[A-Z0-9_]{1,64}$/
 const MAX_REFUSAL_MESSAGE = 1024
 
@@ -55,6 +58,8 @@ export class ParleyServer<
   readonly #byId = new Map<string, ServerSocket<L, E, D>>()
   /** Closed HTTP transports whose last words wait for one more GET, by sid. */
   readonly #lingering = new Map<string, { transport: Transport; timer: NodeJS.Timeout }>()
+  /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
+  readonly #ended: EndedSessions
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
@@ -79,6 +84,12 @@ export class ParleyServer<
         return this.#serve(request)
       },
     })
+    // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
+    // at once: with recovery off, that is how long the CLOSE is worth keeping.
+    this.#ended = new EndedSessions(
+      options.recoveryWindow || options.pingInterval + options.pingTimeout,
+      MAX_ENDED_SESSIONS,
+    )
     this.#sessionConfig = {
       pingInterval: options.pingInterval,
       pingTimeout: options.pingTimeout,
@@ -89,6 +100,7 @@ export class ParleyServer<
       transports: options.transports,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
       linger: (sid, transport) => this.#linger(sid, transport),
+      ended: (sid, close) => this.#ended.add(sid, close),
     }
     this.#socketContext = {
       log,
@@ -253,8 +265,9 @@ export class ParleyServer<
 
   /**
    * @internal Handles a HELLO that arrived on `transport`: runs the middleware, then resumes the
-   * session it names or opens a new one, and attaches the transport (which sends OPEN). Returns
-   * the refusal, or null when the transport is attached (or died meanwhile).
+   * session it names or opens a new one, and attaches the transport (which sends OPEN). A resume
+   * of a session that ended lately is answered with its CLOSE instead. Returns the refusal, or
+   * null when the transport got its answer (or died meanwhile).
    */
   async handshake(
     transport: Transport,
@@ -273,6 +286,7 @@ export class ParleyServer<
     }
 
     const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
+    if (hello.sid !== undefined && !existing && this.#answerEnded(transport, hello.sid)) return null
     if (existing) {
       const previous = existing.handshake
       existing.handshake = handshake
@@ -283,12 +297,14 @@ export class ParleyServer<
       }
       if (this.#closing) return shuttingDown()
       if (!transport.open) return null
-      // The session may have ended while the middleware ran: then it is a new session after all.
       if (existing.session.state !== 'closed') {
         existing.recovered = true
         existing.session.attach(transport, hello.ack ?? 0, true)
         return null
       }
+      // It ended while the middleware ran: the client hears why, or (it said goodbye itself)
+      // gets a new session after all.
+      if (this.#answerEnded(transport, existing.session.sid)) return null
     }
 
     const session = new Session(this.#sessionConfig)
@@ -311,6 +327,21 @@ export class ParleyServer<
       }
     }
     return null
+  }
+
+  /**
+   * Answers a resume of a session that ended with that session's CLOSE, instead of OPEN, and
+   * closes the transport: no new session is made (the client starts one with a HELLO without
+   * sid). False when no ended session of that sid is remembered.
+   */
+  #answerEnded(transport: Transport, sid: string): boolean {
+    const close = this.#ended.get(sid)
+    if (!close) return false
+    if (transport.open) {
+      transport.handshake(close)
+      transport.close('normal')
+    }
+    return true
   }
 
   #linger(sid: string, transport: Transport): void {

@@ -1,4 +1,5 @@
 import {
+  type ClosePacket,
   CloseReason,
   ErrorCode,
   type ErrorPacket,
@@ -47,6 +48,11 @@ export interface SessionConfig {
   warn(message: string, error?: unknown): void
   /** A closed transport still holds last words (CLOSE, MOVED) for a downstream yet to come. */
   linger(sid: string, transport: Transport): void
+  /**
+   * The session ended with `close` (sent or not): a later resume of it is answered with it.
+   * Not called for 'client disconnect': the client knows.
+   */
+  ended(sid: string, close: Outgoing<ClosePacket>): void
 }
 
 /** Options of `Session.end`. */
@@ -257,23 +263,21 @@ export class Session {
     clearTimeout(this.#recoveryTimer)
     const transport = this.#transport
     this.#transport = null
+    const message = options.message ?? defaultMessages[reason]
+    const close = outgoing<ClosePacket>(
+      options.retryAfter === undefined
+        ? { type: PacketType.CLOSE, reason, message }
+        : { type: PacketType.CLOSE, reason, message, retryAfter: options.retryAfter },
+    )
     if (transport) {
       transport.bind(null)
-      if (options.notify !== false) {
-        const message = options.message ?? defaultMessages[reason]
-        transport.send(
-          outgoing(
-            options.retryAfter === undefined
-              ? { type: PacketType.CLOSE, reason, message }
-              : { type: PacketType.CLOSE, reason, message, retryAfter: options.retryAfter },
-          ),
-        )
-      }
+      if (options.notify !== false) transport.send(close)
       transport.close(options.kind ?? 'normal')
       if (transport.lingering) this.#config.linger(this.sid, transport)
     }
     this.#kept = []
     this.#keptBytes = 0
+    if (reason !== CloseReason.CLIENT_DISCONNECT) this.#config.ended(this.sid, close)
     this.#owner?.ended(reason)
   }
 

@@ -2,6 +2,7 @@
 // and nothing of the server. It does no replay, no acks and no reconnection of its own: tests
 // drive every packet, so that they can also misbehave on purpose.
 import {
+  type ClosePacket,
   decodeFrame,
   decodeText,
   encodeFrame,
@@ -35,6 +36,13 @@ export class Refused extends Error {
     readonly status?: number,
   ) {
     super(`${code}: ${message}`)
+  }
+}
+
+/** Thrown when the server answers a resume with the CLOSE of a session that ended. */
+export class Closed extends Error {
+  constructor(readonly packet: ClosePacket) {
+    super(`closed: ${packet.reason}: ${packet.message}`)
   }
 }
 
@@ -267,7 +275,10 @@ class HttpClient extends Base {
   }
 }
 
-/** Opens a transport, sends HELLO and waits for OPEN. Rejects with `Refused` on a refusal. */
+/**
+ * Opens a transport, sends HELLO and waits for OPEN. Rejects with `Refused` on a refusal, and
+ * with `Closed` when a resume is answered with the CLOSE of a session that ended.
+ */
 export async function rawConnect(
   transport: TransportName,
   base: string,
@@ -288,8 +299,11 @@ export async function rawConnect(
       ws.once('error', reject)
     })
     ws.send(helloPacket)
-    const first = await client.next((p) => p.type === PacketType.OPEN || p.type === PacketType.ERROR)
+    const first = await client.next(
+      (p) => p.type === PacketType.OPEN || p.type === PacketType.ERROR || p.type === PacketType.CLOSE,
+    )
     if (first.type === PacketType.ERROR) throw new Refused(first.code, first.message)
+    if (first.type === PacketType.CLOSE) throw new Closed(first)
     client.open = first as OpenPacket
     return client
   }
@@ -305,6 +319,7 @@ export async function rawConnect(
     throw new Refused(body.code, body.message, res.status)
   }
   const decoded = decodeText(text)
+  if (decoded.ok && decoded.packet.type === PacketType.CLOSE) throw new Closed(decoded.packet)
   if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error(`bad OPEN: ${text}`)
   const client = new HttpClient(transport, endpoint, headers, autoPong)
   client.open = decoded.packet

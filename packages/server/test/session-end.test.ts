@@ -3,7 +3,7 @@ import { type EventPacket, type Packet, PacketType, type TransportName } from '@
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Started, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 
@@ -76,5 +76,63 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     await until(() => reasons.length === 1)
     expect(reasons).toEqual(['client disconnect'])
     expect(app.parley.socketsCount).toBe(0)
+    // The client said goodbye itself: nothing is kept for it, a resume is a new session.
+    const again = await connect(transport, base, { sid: c.sid, ack: 0 })
+    expect(again.open.recovered).toBe(false)
+    expect(again.open.sid).not.toBe(c.sid)
+  })
+
+  it('answers a resume of a session the server ended with its CLOSE, on any transport, and makes no session', async () => {
+    const { base, app, sockets } = await serve()
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    c.close()
+    if (transport === 'websocket') await until(() => sockets[0]!.transport === null, 3000, 'detach')
+    sockets[0]!.disconnect()
+    for (const via of TRANSPORTS) {
+      const answer = await rawConnect(via, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+      expect(answer).toBeInstanceOf(Closed)
+      expect((answer as Closed).packet).toMatchObject({
+        type: PacketType.CLOSE,
+        reason: 'server disconnect',
+        message: 'the server disconnected the socket',
+      })
+    }
+    expect(sockets.length).toBe(1)
+    expect(app.parley.socketsCount).toBe(0)
+    // A session the server never knew still gets a fresh one.
+    const fresh = await connect(transport, base, { sid: 'V1StGXR8_Z5jdHi6B-myT', ack: 2 })
+    expect(fresh.open.recovered).toBe(false)
+  })
+
+  it('tells a resume that its session ended as a slow consumer', async () => {
+    const { base, sockets } = await serve({ maxBufferedBytes: 4096 })
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    const reasons: string[] = []
+    socket.on('disconnect', (r) => reasons.push(r))
+    c.close()
+    if (transport === 'websocket') await until(() => socket.transport === null, 3000, 'detach')
+    // The client is gone and acknowledges nothing: what is kept for it passes the limit.
+    for (let i = 0; i < 100 && socket.connected; i++) socket.emit('fill', 'x'.repeat(100))
+    expect(reasons).toEqual(['slow consumer'])
+    const answer = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+    expect(answer).toBeInstanceOf(Closed)
+    expect((answer as Closed).packet).toMatchObject({ reason: 'slow consumer' })
+  })
+
+  it('tells a resume that its session ended for a packet past maxPayload', async () => {
+    const { base, sockets } = await serve({ maxPayload: 1000 })
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    const reasons: string[] = []
+    sockets[0]!.on('disconnect', (r) => reasons.push(r))
+    await c.sendRaw(JSON.stringify([5, 1, 'x', ['y'.repeat(2000)], 0]))
+    await until(() => reasons.length === 1)
+    expect(reasons).toEqual(['payload too large'])
+    const answer = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+    expect(answer).toBeInstanceOf(Closed)
+    expect((answer as Closed).packet).toMatchObject({ reason: 'payload too large' })
   })
 })
