@@ -104,6 +104,7 @@ export class ParleyServer<
     }
     this.#socketContext = {
       log,
+      maxPayload: options.maxPayload,
       maxPendingAcks: options.maxPendingAcks,
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
@@ -167,7 +168,7 @@ export class ParleyServer<
 
   /** A broadcast to every socket in `rooms`: `app.parley.to('lobby').emit('news', data)`. */
   to(rooms: Room | readonly Room[]): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).to(rooms)
+    return this.#everyone().to(rooms)
   }
 
   /** The same as `to`. */
@@ -177,47 +178,52 @@ export class ParleyServer<
 
   /** A broadcast to every socket but those in `rooms`. */
   except(rooms: Room | readonly Room[]): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).except(rooms)
+    return this.#everyone().except(rooms)
   }
 
   /** A volatile broadcast to every socket. */
   get volatile(): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).volatile
+    return this.#everyone().volatile
   }
 
   /** A broadcast to this node's sockets only. */
   get local(): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).local
+    return this.#everyone().local
   }
 
   /** A broadcast that collects every socket's reply within `ms`. */
   timeout(ms: number): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).timeout(ms)
+    return this.#everyone().timeout(ms)
   }
 
   /** Sends an event to every socket, encoded once. */
   emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): true {
-    return new BroadcastOperator<E>(this.adapter).emit(event, ...args)
+    return this.#everyone().emit(event, ...args)
   }
 
   /** Describes every socket (id, handshake, rooms, data). */
   fetchSockets(): Promise<SocketDescription[]> {
-    return new BroadcastOperator<E>(this.adapter).fetchSockets()
+    return this.#everyone().fetchSockets()
   }
 
   /** Makes every socket join `rooms`. */
   socketsJoin(rooms: Room | readonly Room[]): Promise<void> {
-    return new BroadcastOperator<E>(this.adapter).socketsJoin(rooms)
+    return this.#everyone().socketsJoin(rooms)
   }
 
   /** Makes every socket leave `rooms`. */
   socketsLeave(rooms: Room | readonly Room[]): Promise<void> {
-    return new BroadcastOperator<E>(this.adapter).socketsLeave(rooms)
+    return this.#everyone().socketsLeave(rooms)
   }
 
   /** Ends every socket's session ('server disconnect'). */
   disconnectSockets(): Promise<void> {
-    return new BroadcastOperator<E>(this.adapter).disconnectSockets()
+    return this.#everyone().disconnectSockets()
+  }
+
+  /** A broadcast to every socket, to narrow down. */
+  #everyone(): BroadcastOperator<E> {
+    return new BroadcastOperator<E>(this.adapter, this.options.maxPayload)
   }
 
   /** True once `close()` has begun: new handshakes are refused. */

@@ -1,6 +1,7 @@
 import {
   type ClosePacket,
   CloseReason,
+  checkEncoded,
   ErrorCode,
   type ErrorPacket,
   type EventPacket,
@@ -213,13 +214,15 @@ export class Session {
 
   /**
    * Sends a numbered packet: kept until the client acknowledges it, replayed after every attach.
-   * `make` gets the sequence number. Throws PARLEY_UNSERIALIZABLE (and uses no number) when the
-   * payload cannot be encoded. Returns false once the session has ended.
+   * `make` gets the sequence number. Throws, and uses no number, when the packet cannot be
+   * encoded (PARLEY_UNSERIALIZABLE) or is one the client must refuse (PARLEY_PAYLOAD_TOO_LARGE,
+   * PARLEY_TOO_DEEP, PARLEY_FORBIDDEN_KEY): kept, it would be replayed, and refused, on every
+   * resume. Returns false once the session has ended.
    */
   sendNumbered(make: (seq: number) => NumberedPacket): boolean {
     if (this.#state === 'closed') return false
     const seq = this.#outSeq + 1
-    this.#keep(seq, outgoing(make(seq)))
+    this.#keep(seq, this.#checked(outgoing(make(seq))))
     return true
   }
 
@@ -244,14 +247,27 @@ export class Session {
     this.#checkBuffers()
   }
 
-  /** Sends an unnumbered event now, or drops it when the transport cannot take it. */
+  /**
+   * Sends an unnumbered event now, or drops it when the transport cannot take it. An event
+   * packet is checked as in `sendNumbered` (and throws) before anything else, so that an emit
+   * fails the same way whether or not it would have been dropped; a prepared one (a broadcast)
+   * was checked where it was made.
+   */
   sendVolatile(packet: EventPacket | (() => Outgoing)): boolean {
+    const out = typeof packet === 'function' ? undefined : this.#checked(outgoing({ ...packet, seq: 0 }))
     const transport = this.#transport
     if (this.#state !== 'attached' || !transport?.open) return false
     if (this.bufferedAmount >= this.#config.highWaterMark) return false
-    transport.send(typeof packet === 'function' ? packet() : outgoing({ ...packet, seq: 0 }))
+    transport.send(out ?? (packet as () => Outgoing)())
     this.#checkBuffers()
     return true
+  }
+
+  /** The packet, when a conforming client would accept it; else throws why not. */
+  #checked<P extends Packet>(out: Outgoing<P>): Outgoing<P> {
+    const problem = checkEncoded(out.text, this.#config.maxPayload)
+    if (problem) throw problem
+    return out
   }
 
   /** Ends the session: CLOSE to the client (when possible), transport closed, owner told. */

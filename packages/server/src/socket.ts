@@ -1,15 +1,14 @@
 import {
   AckTable,
   CloseReason,
+  checkEventName,
   ErrorCode,
   type NumberedPacket,
   PacketType,
   ParleyError,
   type PreparedEvent,
-  RESERVED_EVENTS,
   type Settle,
   type TransportName,
-  WireLimits,
   type WireValue,
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
@@ -71,6 +70,8 @@ export interface TimeoutEmitter<E extends EventsMap> {
 /** What a socket needs from its server. */
 export interface SocketContext {
   log: FastifyBaseLogger
+  /** The largest packet a client accepts (what broadcasts are checked against). */
+  maxPayload: number
   maxPendingAcks: number
   /** Incoming events that may wait behind an unfinished middleware (see EventPipeline). */
   maxWaitingEvents: number
@@ -284,10 +285,19 @@ export class ServerSocket<
 
   /** A broadcast to every socket but this one. */
   get broadcast(): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.#context.adapter, new Set(), new Set([this.id]))
+    return new BroadcastOperator<E>(
+      this.#context.adapter,
+      this.#context.maxPayload,
+      new Set(),
+      new Set([this.id]),
+    )
   }
 
-  /** @internal A broadcast's prepared event for this socket (see Adapter). */
+  /**
+   * @internal A broadcast's prepared event for this socket (see Adapter). The node-to-node
+   * boundary: the event is sent as it is, unchecked. `BroadcastOperator` checked it once where
+   * it was emitted; an adapter that builds one elsewhere answers for it.
+   */
   deliver(event: PreparedEvent, volatile: boolean): void {
     if (!this.connected) return
     if (volatile) this.#session.sendVolatile(() => preparedOutgoing(event, 0, 0))
@@ -347,7 +357,8 @@ export class ServerSocket<
   }
 
   #send(flags: EmitFlags, event: string, args: WireValue[], settle: Settle | undefined): boolean {
-    checkEventName(event)
+    const bad = checkEventName(event)
+    if (bad) throw bad
     if (!this.connected) {
       if (settle) {
         const error = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
@@ -507,17 +518,5 @@ export class ServerSocket<
         this.#context.log.error({ err }, `parley: "${event}" listener failed`)
       }
     }
-  }
-}
-
-function checkEventName(name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
-    throw new ParleyError(
-      ErrorCode.INVALID_EVENT_NAME,
-      `event name must be a string of 1 to ${WireLimits.maxEventNameLength} characters`,
-    )
-  }
-  if (RESERVED_EVENTS.has(name)) {
-    throw new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
   }
 }
