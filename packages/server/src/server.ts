@@ -10,6 +10,7 @@ import { Session, type SessionConfig } from './session.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import type { Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
+import { UnknownSessions } from './unknown-sessions.js'
 import { type EventSchemas, EventValidators } from './validation.js'
 
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
@@ -60,6 +61,8 @@ export class ParleyServer<
   readonly #lingering = new Map<string, { transport: Transport; timer: NodeJS.Timeout }>()
   /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
   readonly #ended: EndedSessions
+  /** Requests and resumes naming sessions this node does not know: counted, and logged. */
+  readonly #unknown: UnknownSessions
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
@@ -76,6 +79,7 @@ export class ParleyServer<
   constructor(options: ResolvedOptions, log: FastifyBaseLogger) {
     this.options = options
     this.#log = log
+    this.#unknown = new UnknownSessions(log)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       get: (id) => this.#byId.get(id),
       hasSession: (sid) => this.#bySid.has(sid),
@@ -226,6 +230,24 @@ export class ParleyServer<
     return new BroadcastOperator<E>(this.adapter, this.options.maxPayload)
   }
 
+  /**
+   * How many SSE/polling requests and resumes named a session this node does not know (neither
+   * alive nor lately ended), since the server started. A steady rise usually means a load
+   * balancer without session affinity in front of nodes that cannot route to each other; the
+   * server also logs it at warn, at most once per 10 s.
+   */
+  get unknownSessionCount(): number {
+    return this.#unknown.total
+  }
+
+  /**
+   * @internal An HTTP request named `sid`, which no node holds: counted unless it is a session
+   * that ended lately (a client may still be finishing a request of it).
+   */
+  unknownSession(sid: string): void {
+    if (!this.#ended.get(sid)) this.#unknown.record(sid, 'request')
+  }
+
   /** True once `close()` has begun: new handshakes are refused. */
   get closing(): boolean {
     return this.#closing
@@ -292,7 +314,10 @@ export class ParleyServer<
     }
 
     const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
-    if (hello.sid !== undefined && !existing && this.#answerEnded(transport, hello.sid)) return null
+    if (hello.sid !== undefined && !existing) {
+      if (this.#answerEnded(transport, hello.sid)) return null
+      this.#unknown.record(hello.sid, 'resume')
+    }
     if (existing) {
       const previous = existing.handshake
       existing.handshake = handshake

@@ -249,7 +249,10 @@ export async function parleyRoutes(
     if (!session) {
       // It may live on another node: then that node answers (no sticky sessions needed).
       const node = await remoteOwner(server.adapter, sid, request)
-      if (node === undefined) return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
+      if (node === undefined) {
+        server.unknownSession(sid)
+        return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
+      }
       if (method === 'GET') return route(node, request, reply, '', cors)
       const body = await readRequestBody(request)
       if (!body.ok) {
