@@ -50,8 +50,8 @@ export interface SessionConfig {
   /** A closed transport still holds last words (CLOSE, MOVED) for a downstream yet to come. */
   linger(sid: string, transport: Transport): void
   /**
-   * The session ended with `close` (sent or not): a later resume of it is answered with it.
-   * Not called for 'client disconnect': the client knows.
+   * The session ended with `close` (sent or not; for 'client disconnect', the client's own
+   * goodbye): a later resume of it is answered with it.
    */
   ended(sid: string, close: Outgoing<ClosePacket>): void
 }
@@ -293,7 +293,7 @@ export class Session {
     }
     this.#kept = []
     this.#keptBytes = 0
-    if (reason !== CloseReason.CLIENT_DISCONNECT) this.#config.ended(this.sid, close)
+    this.#config.ended(this.sid, close)
     this.#owner?.ended(reason)
   }
 

@@ -76,10 +76,10 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     await until(() => reasons.length === 1)
     expect(reasons).toEqual(['client disconnect'])
     expect(app.parley.socketsCount).toBe(0)
-    // The client said goodbye itself: nothing is kept for it, a resume is a new session.
-    const again = await connect(transport, base, { sid: c.sid, ack: 0 })
-    expect(again.open.recovered).toBe(false)
-    expect(again.open.sid).not.toBe(c.sid)
+    // Ended is ended: a resume gets the CLOSE back, not the session, nor a new one.
+    const again = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+    expect(again).toBeInstanceOf(Closed)
+    expect((again as Closed).packet).toMatchObject({ reason: 'client disconnect' })
   })
 
   it('answers a resume of a session the server ended with its CLOSE, on any transport, and makes no session', async () => {
