@@ -41,7 +41,11 @@ export class Refused extends Error {
 
 /** Thrown when the server answers a resume with the CLOSE of a session that ended. */
 export class Closed extends Error {
-  constructor(readonly packet: ClosePacket) {
+  constructor(
+    readonly packet: ClosePacket,
+    /** WebSocket: the close code that followed the CLOSE. */
+    readonly code?: number,
+  ) {
     super(`closed: ${packet.reason}: ${packet.message}`)
   }
 }
@@ -303,7 +307,7 @@ export async function rawConnect(
       (p) => p.type === PacketType.OPEN || p.type === PacketType.ERROR || p.type === PacketType.CLOSE,
     )
     if (first.type === PacketType.ERROR) throw new Refused(first.code, first.message)
-    if (first.type === PacketType.CLOSE) throw new Closed(first)
+    if (first.type === PacketType.CLOSE) throw new Closed(first, await client.ended)
     client.open = first as OpenPacket
     return client
   }
