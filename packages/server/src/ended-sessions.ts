@@ -51,9 +51,4 @@ export class EndedSessions {
     this.#entries.delete(sid)
     return undefined
   }
-
-  /** Forgets everything. */
-  clear(): void {
-    this.#entries.clear()
-  }
 }

@@ -333,8 +333,8 @@ export class ParleyServer<
         existing.session.attach(transport, hello.ack ?? 0, true)
         return null
       }
-      // It ended while the middleware ran: the client hears why, or (it said goodbye itself)
-      // gets a new session after all.
+      // It ended while the middleware ran: the client hears why (or, should the end be
+      // forgotten already, gets a new session after all).
       if (this.#answerEnded(transport, existing.session.sid)) return null
     }
 
