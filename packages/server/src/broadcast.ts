@@ -1,9 +1,9 @@
 import {
+  checkEncoded,
+  checkEventName,
   ErrorCode,
   ParleyError,
-  type PreparedEvent,
   prepareEvent,
-  RESERVED_EVENTS,
   type WireValue,
 } from '@parley/protocol'
 import type {
@@ -39,6 +39,7 @@ export type BroadcastAckCallback = (error: ParleyError<string> | null, replies: 
  */
 export class BroadcastOperator<E extends EventsMap> {
   readonly #adapter: Adapter
+  readonly #maxPayload: number
   readonly #rooms: ReadonlySet<Room>
   readonly #except: ReadonlySet<Room>
   readonly #flags: Flags
@@ -46,11 +47,13 @@ export class BroadcastOperator<E extends EventsMap> {
   /** @internal Made by the server and by sockets. */
   constructor(
     adapter: Adapter,
+    maxPayload: number,
     rooms: ReadonlySet<Room> = new Set(),
     except: ReadonlySet<Room> = new Set(),
     flags: Flags = { volatile: false, local: false, timeout: undefined },
   ) {
     this.#adapter = adapter
+    this.#maxPayload = maxPayload
     this.#rooms = rooms
     this.#except = except
     this.#flags = flags
@@ -58,7 +61,13 @@ export class BroadcastOperator<E extends EventsMap> {
 
   /** Targets sockets in `rooms` as well (a union). */
   to(rooms: Rooms): BroadcastOperator<E> {
-    return new BroadcastOperator(this.#adapter, union(this.#rooms, rooms), this.#except, this.#flags)
+    return new BroadcastOperator(
+      this.#adapter,
+      this.#maxPayload,
+      union(this.#rooms, rooms),
+      this.#except,
+      this.#flags,
+    )
   }
 
   /** The same as `to`. */
@@ -68,51 +77,86 @@ export class BroadcastOperator<E extends EventsMap> {
 
   /** Leaves out sockets in `rooms`. */
   except(rooms: Rooms): BroadcastOperator<E> {
-    return new BroadcastOperator(this.#adapter, this.#rooms, union(this.#except, rooms), this.#flags)
+    return new BroadcastOperator(
+      this.#adapter,
+      this.#maxPayload,
+      this.#rooms,
+      union(this.#except, rooms),
+      this.#flags,
+    )
   }
 
   /** Drops the event for sockets that cannot take it now; never kept or replayed. */
   get volatile(): BroadcastOperator<E> {
-    return new BroadcastOperator(this.#adapter, this.#rooms, this.#except, { ...this.#flags, volatile: true })
+    return new BroadcastOperator(this.#adapter, this.#maxPayload, this.#rooms, this.#except, {
+      ...this.#flags,
+      volatile: true,
+    })
   }
 
   /** Only this node's sockets, even with a multi-node adapter. */
   get local(): BroadcastOperator<E> {
-    return new BroadcastOperator(this.#adapter, this.#rooms, this.#except, { ...this.#flags, local: true })
+    return new BroadcastOperator(this.#adapter, this.#maxPayload, this.#rooms, this.#except, {
+      ...this.#flags,
+      local: true,
+    })
   }
 
   /** Asks every socket for a reply within `ms` (see `emit` with a callback, and `emitWithAck`). */
   timeout(ms: number): BroadcastOperator<E> {
     if (!Number.isFinite(ms) || ms < 0) throw new RangeError('timeout must be a non-negative number of ms')
-    return new BroadcastOperator(this.#adapter, this.#rooms, this.#except, { ...this.#flags, timeout: ms })
+    return new BroadcastOperator(this.#adapter, this.#maxPayload, this.#rooms, this.#except, {
+      ...this.#flags,
+      timeout: ms,
+    })
   }
 
   /**
    * Sends the event to every targeted socket, encoded once. With `timeout(ms)`, a trailing
    * function gets `(error, replies)`: `error` is PARLEY_ACK_TIMEOUT when some socket did not
    * reply in time (the replies that came are still given).
+   *
+   * Throws, and sends nothing, what a client would have to refuse: PARLEY_INVALID_EVENT_NAME /
+   * PARLEY_RESERVED_EVENT_NAME for the name, PARLEY_UNSERIALIZABLE, PARLEY_PAYLOAD_TOO_LARGE
+   * (past `maxPayload`), PARLEY_TOO_DEEP or PARLEY_FORBIDDEN_KEY for the arguments.
    */
   emit<K extends EventNames<E>>(
     event: K,
     ...args: Parameters<E[K]> | [...Parameters<E[K]>, BroadcastAckCallback]
   ): true {
-    checkName(event)
     const last = args[args.length - 1]
     if (typeof last === 'function') {
       this.#emitWithReplies(event, args.slice(0, -1) as WireValue[], last as BroadcastAckCallback)
       return true
     }
-    this.#adapter.broadcast(message(event, args as WireValue[]), this.#options())
+    this.#adapter.broadcast(this.#message(event, args as WireValue[]), this.#options())
     return true
   }
 
-  /** Sends the event and resolves with every socket's reply; rejects with PARLEY_ACK_TIMEOUT. */
+  /**
+   * Sends the event and resolves with every socket's reply; rejects with PARLEY_ACK_TIMEOUT, or
+   * with what `emit` would throw.
+   */
   emitWithAck<K extends EventNames<E>>(event: K, ...args: unknown[]): Promise<unknown[]> {
     return new Promise((resolve, reject) => {
       this.#emitWithReplies(event, args as WireValue[], (error, replies) =>
         error ? reject(error) : resolve(replies),
       )
     })
+  }
+
+  /**
+   * The broadcast, encoded once and checked once, here at the call site: the adapter hands the
+   * same encoding to every local socket, and `LocalSocket.deliver` does not check it again.
+   */
+  #message(name: string, args: WireValue[]): BroadcastMessage {
+    const bad = checkEventName(name)
+    if (bad) throw bad
+    const prepared = prepareEvent(name, args)
+    // The longest copy any socket can get: the largest sequence number and ack id.
+    const problem = checkEncoded(prepared.text(Number.MAX_SAFE_INTEGER, MAX_ACK_ID), this.#maxPayload)
+    if (problem) throw problem
+    return { name, args, prepared: () => prepared }
   }
 
   /** Describes every targeted socket (id, handshake, rooms, data). */
@@ -145,7 +189,7 @@ export class BroadcastOperator<E extends EventsMap> {
   }
 
   #emitWithReplies(event: string, args: WireValue[], done: BroadcastAckCallback): void {
-    checkName(event)
+    const message = this.#message(event, args)
     const timeout = this.#flags.timeout ?? DEFAULT_BROADCAST_TIMEOUT
     const replies: unknown[] = []
     let expected: number | undefined
@@ -177,7 +221,7 @@ export class BroadcastOperator<E extends EventsMap> {
       )
     }
     this.#adapter.broadcastWithAck(
-      message(event, args),
+      message,
       this.#options(),
       timeout,
       (total) => {
@@ -196,18 +240,8 @@ export class BroadcastOperator<E extends EventsMap> {
 
 /** How long a broadcast waits for replies when no `timeout(ms)` was given. */
 const DEFAULT_BROADCAST_TIMEOUT = 10_000
-
-function message(name: string, args: WireValue[]): BroadcastMessage {
-  let prepared: PreparedEvent | undefined
-  return {
-    name,
-    args,
-    prepared: () => {
-      prepared ??= prepareEvent(name, args)
-      return prepared
-    },
-  }
-}
+/** The largest ack id a socket hands out (see AckTable). */
+const MAX_ACK_ID = 2 ** 31
 
 function union(set: ReadonlySet<Room>, rooms: Rooms): ReadonlySet<Room> {
   const next = new Set(set)
@@ -221,9 +255,4 @@ function toList(rooms: Rooms): Room[] {
     if (typeof room !== 'string' || room.length === 0) throw new TypeError('a room is a non-empty string')
   }
   return list
-}
-
-function checkName(name: string): void {
-  if (RESERVED_EVENTS.has(name))
-    throw new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
 }

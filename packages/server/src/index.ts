@@ -1,6 +1,6 @@
 import { parleyPlugin } from './plugin.js'
 
-export type { Settle } from './acks.js'
+export type { Settle } from '@parley/protocol'
 export type {
   Adapter,
   AdapterFactory,

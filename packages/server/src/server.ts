@@ -4,11 +4,13 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, Room, RoutedRequest, RoutedResponse, SocketDescription } from './adapter/adapter.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
+import { EndedSessions } from './ended-sessions.js'
 import type { ResolvedOptions } from './options.js'
 import { Session, type SessionConfig } from './session.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import type { Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
+import { UnknownSessions } from './unknown-sessions.js'
 import { type EventSchemas, EventValidators } from './validation.js'
 
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
@@ -30,6 +32,8 @@ export interface HandshakeRequest {
 
 /** How long a client should wait before it reconnects after a shutdown. */
 const SHUTDOWN_RETRY_AFTER = 1000
+/** Ended sessions whose CLOSE is kept for a resume; past it the oldest is forgotten. */
+const MAX_ENDED_SESSIONS = 10_000
 const APP_CODE = /^[A-Z0-9_]{1,64}$/
 const MAX_REFUSAL_MESSAGE = 1024
 
@@ -55,6 +59,10 @@ export class ParleyServer<
   readonly #byId = new Map<string, ServerSocket<L, E, D>>()
   /** Closed HTTP transports whose last words wait for one more GET, by sid. */
   readonly #lingering = new Map<string, { transport: Transport; timer: NodeJS.Timeout }>()
+  /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
+  readonly #ended: EndedSessions
+  /** Requests and resumes naming sessions this node does not know: counted, and logged. */
+  readonly #unknown: UnknownSessions
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
@@ -71,6 +79,7 @@ export class ParleyServer<
   constructor(options: ResolvedOptions, log: FastifyBaseLogger) {
     this.options = options
     this.#log = log
+    this.#unknown = new UnknownSessions(log)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       get: (id) => this.#byId.get(id),
       hasSession: (sid) => this.#bySid.has(sid),
@@ -79,6 +88,12 @@ export class ParleyServer<
         return this.#serve(request)
       },
     })
+    // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
+    // at once: with recovery off, that is how long the CLOSE is worth keeping.
+    this.#ended = new EndedSessions(
+      options.recoveryWindow || options.pingInterval + options.pingTimeout,
+      MAX_ENDED_SESSIONS,
+    )
     this.#sessionConfig = {
       pingInterval: options.pingInterval,
       pingTimeout: options.pingTimeout,
@@ -89,9 +104,11 @@ export class ParleyServer<
       transports: options.transports,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
       linger: (sid, transport) => this.#linger(sid, transport),
+      ended: (sid, close) => this.#ended.add(sid, close),
     }
     this.#socketContext = {
       log,
+      maxPayload: options.maxPayload,
       maxPendingAcks: options.maxPendingAcks,
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
@@ -155,7 +172,7 @@ export class ParleyServer<
 
   /** A broadcast to every socket in `rooms`: `app.parley.to('lobby').emit('news', data)`. */
   to(rooms: Room | readonly Room[]): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).to(rooms)
+    return this.#everyone().to(rooms)
   }
 
   /** The same as `to`. */
@@ -165,47 +182,70 @@ export class ParleyServer<
 
   /** A broadcast to every socket but those in `rooms`. */
   except(rooms: Room | readonly Room[]): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).except(rooms)
+    return this.#everyone().except(rooms)
   }
 
   /** A volatile broadcast to every socket. */
   get volatile(): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).volatile
+    return this.#everyone().volatile
   }
 
   /** A broadcast to this node's sockets only. */
   get local(): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).local
+    return this.#everyone().local
   }
 
   /** A broadcast that collects every socket's reply within `ms`. */
   timeout(ms: number): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter).timeout(ms)
+    return this.#everyone().timeout(ms)
   }
 
   /** Sends an event to every socket, encoded once. */
   emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): true {
-    return new BroadcastOperator<E>(this.adapter).emit(event, ...args)
+    return this.#everyone().emit(event, ...args)
   }
 
   /** Describes every socket (id, handshake, rooms, data). */
   fetchSockets(): Promise<SocketDescription[]> {
-    return new BroadcastOperator<E>(this.adapter).fetchSockets()
+    return this.#everyone().fetchSockets()
   }
 
   /** Makes every socket join `rooms`. */
   socketsJoin(rooms: Room | readonly Room[]): Promise<void> {
-    return new BroadcastOperator<E>(this.adapter).socketsJoin(rooms)
+    return this.#everyone().socketsJoin(rooms)
   }
 
   /** Makes every socket leave `rooms`. */
   socketsLeave(rooms: Room | readonly Room[]): Promise<void> {
-    return new BroadcastOperator<E>(this.adapter).socketsLeave(rooms)
+    return this.#everyone().socketsLeave(rooms)
   }
 
   /** Ends every socket's session ('server disconnect'). */
   disconnectSockets(): Promise<void> {
-    return new BroadcastOperator<E>(this.adapter).disconnectSockets()
+    return this.#everyone().disconnectSockets()
+  }
+
+  /** A broadcast to every socket, to narrow down. */
+  #everyone(): BroadcastOperator<E> {
+    return new BroadcastOperator<E>(this.adapter, this.options.maxPayload)
+  }
+
+  /**
+   * How many SSE/polling requests and resumes named a session this node does not know (neither
+   * alive nor lately ended), since the server started. A steady rise usually means a load
+   * balancer without session affinity in front of nodes that cannot route to each other; the
+   * server also logs it at warn, at most once per 10 s.
+   */
+  get unknownSessionCount(): number {
+    return this.#unknown.total
+  }
+
+  /**
+   * @internal An HTTP request named `sid`, which no node holds: counted unless it is a session
+   * that ended lately (a client may still be finishing a request of it).
+   */
+  unknownSession(sid: string): void {
+    if (!this.#ended.get(sid)) this.#unknown.record(sid, 'request')
   }
 
   /** True once `close()` has begun: new handshakes are refused. */
@@ -253,8 +293,9 @@ export class ParleyServer<
 
   /**
    * @internal Handles a HELLO that arrived on `transport`: runs the middleware, then resumes the
-   * session it names or opens a new one, and attaches the transport (which sends OPEN). Returns
-   * the refusal, or null when the transport is attached (or died meanwhile).
+   * session it names or opens a new one, and attaches the transport (which sends OPEN). A resume
+   * of a session that ended lately is answered with its CLOSE instead. Returns the refusal, or
+   * null when the transport got its answer (or died meanwhile).
    */
   async handshake(
     transport: Transport,
@@ -273,6 +314,10 @@ export class ParleyServer<
     }
 
     const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
+    if (hello.sid !== undefined && !existing) {
+      if (this.#answerEnded(transport, hello.sid)) return null
+      this.#unknown.record(hello.sid, 'resume')
+    }
     if (existing) {
       const previous = existing.handshake
       existing.handshake = handshake
@@ -283,12 +328,14 @@ export class ParleyServer<
       }
       if (this.#closing) return shuttingDown()
       if (!transport.open) return null
-      // The session may have ended while the middleware ran: then it is a new session after all.
       if (existing.session.state !== 'closed') {
         existing.recovered = true
         existing.session.attach(transport, hello.ack ?? 0, true)
         return null
       }
+      // It ended while the middleware ran: the client hears why (or, should the end be
+      // forgotten already, gets a new session after all).
+      if (this.#answerEnded(transport, existing.session.sid)) return null
     }
 
     const session = new Session(this.#sessionConfig)
@@ -311,6 +358,21 @@ export class ParleyServer<
       }
     }
     return null
+  }
+
+  /**
+   * Answers a resume of a session that ended with that session's CLOSE, instead of OPEN, and
+   * closes the transport: no new session is made (the client starts one with a HELLO without
+   * sid). False when no ended session of that sid is remembered.
+   */
+  #answerEnded(transport: Transport, sid: string): boolean {
+    const close = this.#ended.get(sid)
+    if (!close) return false
+    if (transport.open) {
+      transport.handshake(close)
+      transport.close('normal')
+    }
+    return true
   }
 
   #linger(sid: string, transport: Transport): void {

@@ -1,5 +1,7 @@
 import {
+  type ClosePacket,
   CloseReason,
+  checkEncoded,
   ErrorCode,
   type ErrorPacket,
   type EventPacket,
@@ -47,6 +49,11 @@ export interface SessionConfig {
   warn(message: string, error?: unknown): void
   /** A closed transport still holds last words (CLOSE, MOVED) for a downstream yet to come. */
   linger(sid: string, transport: Transport): void
+  /**
+   * The session ended with `close` (sent or not; for 'client disconnect', the client's own
+   * goodbye): a later resume of it is answered with it.
+   */
+  ended(sid: string, close: Outgoing<ClosePacket>): void
 }
 
 /** Options of `Session.end`. */
@@ -207,13 +214,15 @@ export class Session {
 
   /**
    * Sends a numbered packet: kept until the client acknowledges it, replayed after every attach.
-   * `make` gets the sequence number. Throws PARLEY_UNSERIALIZABLE (and uses no number) when the
-   * payload cannot be encoded. Returns false once the session has ended.
+   * `make` gets the sequence number. Throws, and uses no number, when the packet cannot be
+   * encoded (PARLEY_UNSERIALIZABLE) or is one the client must refuse (PARLEY_PAYLOAD_TOO_LARGE,
+   * PARLEY_TOO_DEEP, PARLEY_FORBIDDEN_KEY): kept, it would be replayed, and refused, on every
+   * resume. Returns false once the session has ended.
    */
   sendNumbered(make: (seq: number) => NumberedPacket): boolean {
     if (this.#state === 'closed') return false
     const seq = this.#outSeq + 1
-    this.#keep(seq, outgoing(make(seq)))
+    this.#keep(seq, this.#checked(outgoing(make(seq))))
     return true
   }
 
@@ -238,14 +247,27 @@ export class Session {
     this.#checkBuffers()
   }
 
-  /** Sends an unnumbered event now, or drops it when the transport cannot take it. */
+  /**
+   * Sends an unnumbered event now, or drops it when the transport cannot take it. An event
+   * packet is checked as in `sendNumbered` (and throws) before anything else, so that an emit
+   * fails the same way whether or not it would have been dropped; a prepared one (a broadcast)
+   * was checked where it was made.
+   */
   sendVolatile(packet: EventPacket | (() => Outgoing)): boolean {
+    const out = typeof packet === 'function' ? undefined : this.#checked(outgoing({ ...packet, seq: 0 }))
     const transport = this.#transport
     if (this.#state !== 'attached' || !transport?.open) return false
     if (this.bufferedAmount >= this.#config.highWaterMark) return false
-    transport.send(typeof packet === 'function' ? packet() : outgoing({ ...packet, seq: 0 }))
+    transport.send(out ?? (packet as () => Outgoing)())
     this.#checkBuffers()
     return true
+  }
+
+  /** The packet, when a conforming client would accept it; else throws why not. */
+  #checked<P extends Packet>(out: Outgoing<P>): Outgoing<P> {
+    const problem = checkEncoded(out.text, this.#config.maxPayload)
+    if (problem) throw problem
+    return out
   }
 
   /** Ends the session: CLOSE to the client (when possible), transport closed, owner told. */
@@ -257,23 +279,21 @@ export class Session {
     clearTimeout(this.#recoveryTimer)
     const transport = this.#transport
     this.#transport = null
+    const message = options.message ?? defaultMessages[reason]
+    const close = outgoing<ClosePacket>(
+      options.retryAfter === undefined
+        ? { type: PacketType.CLOSE, reason, message }
+        : { type: PacketType.CLOSE, reason, message, retryAfter: options.retryAfter },
+    )
     if (transport) {
       transport.bind(null)
-      if (options.notify !== false) {
-        const message = options.message ?? defaultMessages[reason]
-        transport.send(
-          outgoing(
-            options.retryAfter === undefined
-              ? { type: PacketType.CLOSE, reason, message }
-              : { type: PacketType.CLOSE, reason, message, retryAfter: options.retryAfter },
-          ),
-        )
-      }
+      if (options.notify !== false) transport.send(close)
       transport.close(options.kind ?? 'normal')
       if (transport.lingering) this.#config.linger(this.sid, transport)
     }
     this.#kept = []
     this.#keptBytes = 0
+    this.#config.ended(this.sid, close)
     this.#owner?.ended(reason)
   }
 

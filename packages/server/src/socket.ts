@@ -1,17 +1,17 @@
 import {
+  AckTable,
   CloseReason,
+  checkEventName,
   ErrorCode,
   type NumberedPacket,
   PacketType,
   ParleyError,
   type PreparedEvent,
-  RESERVED_EVENTS,
+  type Settle,
   type TransportName,
-  WireLimits,
   type WireValue,
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
-import { AckRegistry, type Settle } from './acks.js'
 import type { Adapter, BroadcastReply, LocalSocket, Room, SocketDescription } from './adapter/adapter.js'
 import { BroadcastOperator } from './broadcast.js'
 import { type Listener, Listeners } from './emitter.js'
@@ -70,6 +70,8 @@ export interface TimeoutEmitter<E extends EventsMap> {
 /** What a socket needs from its server. */
 export interface SocketContext {
   log: FastifyBaseLogger
+  /** The largest packet a client accepts (what broadcasts are checked against). */
+  maxPayload: number
   maxPendingAcks: number
   /** Incoming events that may wait behind an unfinished middleware (see EventPipeline). */
   maxWaitingEvents: number
@@ -111,7 +113,7 @@ export class ServerSocket<
   readonly #context: SocketContext
   // Made on first use: most sockets never await a reply or add a middleware, and an idle
   // connection should cost as little memory as possible.
-  #ackRegistry: AckRegistry | undefined
+  #ackTable: AckTable | undefined
   #pipeline: EventPipeline | undefined
   readonly #listeners = new Listeners()
 
@@ -175,9 +177,9 @@ export class ServerSocket<
     return this
   }
 
-  get #acks(): AckRegistry {
-    this.#ackRegistry ??= new AckRegistry(this.#context.maxPendingAcks)
-    return this.#ackRegistry
+  get #acks(): AckTable {
+    this.#ackTable ??= new AckTable(this.#context.maxPendingAcks)
+    return this.#ackTable
   }
 
   /** Listens to an event from the client, or to `disconnect` / `transport`. */
@@ -209,8 +211,10 @@ export class ServerSocket<
    * so it arrives once and in order even across transport changes. A trailing function is an
    * ack callback, called with the reply's arguments (never on failure: use `timeout(ms)` or
    * `emitWithAck` to hear about failures). Returns false when the socket has disconnected.
-   * Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry, PARLEY_RESERVED_EVENT_NAME /
-   * PARLEY_INVALID_EVENT_NAME for a bad name, PARLEY_TOO_MANY_PENDING_ACKS past `maxPendingAcks`.
+   * Throws, and sends nothing, PARLEY_UNSERIALIZABLE for values JSON cannot carry,
+   * PARLEY_RESERVED_EVENT_NAME / PARLEY_INVALID_EVENT_NAME for a bad name, what the client would
+   * refuse (PARLEY_PAYLOAD_TOO_LARGE past `maxPayload`, PARLEY_TOO_DEEP, PARLEY_FORBIDDEN_KEY),
+   * PARLEY_TOO_MANY_PENDING_ACKS past `maxPendingAcks`.
    */
   emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): boolean {
     return this.#emit(NO_FLAGS, event, args as unknown[])
@@ -283,10 +287,19 @@ export class ServerSocket<
 
   /** A broadcast to every socket but this one. */
   get broadcast(): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.#context.adapter, new Set(), new Set([this.id]))
+    return new BroadcastOperator<E>(
+      this.#context.adapter,
+      this.#context.maxPayload,
+      new Set(),
+      new Set([this.id]),
+    )
   }
 
-  /** @internal A broadcast's prepared event for this socket (see Adapter). */
+  /**
+   * @internal A broadcast's prepared event for this socket (see Adapter). The node-to-node
+   * boundary: the event is sent as it is, unchecked. `BroadcastOperator` checked it once where
+   * it was emitted; an adapter that builds one elsewhere answers for it.
+   */
   deliver(event: PreparedEvent, volatile: boolean): void {
     if (!this.connected) return
     if (volatile) this.#session.sendVolatile(() => preparedOutgoing(event, 0, 0))
@@ -346,7 +359,8 @@ export class ServerSocket<
   }
 
   #send(flags: EmitFlags, event: string, args: WireValue[], settle: Settle | undefined): boolean {
-    checkEventName(event)
+    const bad = checkEventName(event)
+    if (bad) throw bad
     if (!this.connected) {
       if (settle) {
         const error = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
@@ -373,11 +387,11 @@ export class ServerSocket<
         else this.#receiveEvent(packet.name, packet.args, packet.ackId)
         return
       case PacketType.REPLY:
-        this.#ackRegistry?.settle(packet.ackId, null, packet.args)
+        this.#ackTable?.settle(packet.ackId, null, packet.args)
         return
       case PacketType.ERROR:
         if (packet.ackId > 0)
-          this.#ackRegistry?.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
+          this.#ackTable?.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
         else this.#context.log.debug({ code: packet.code }, `parley: client error notice: ${packet.message}`)
         return
     }
@@ -452,7 +466,7 @@ export class ServerSocket<
         type: PacketType.ERROR,
         seq,
         ackId,
-        code: ErrorCode.HANDLER_ERROR,
+        code: ErrorCode.NO_HANDLER,
         message: `no handler for "${name}"`,
       }))
       return
@@ -486,7 +500,7 @@ export class ServerSocket<
 
   #onEnded(reason: CloseReason): void {
     this.#pipeline?.close()
-    this.#ackRegistry?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
+    this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#fire('disconnecting', [reason])
     this.#context.adapter.delAll(this.id)
     this.#context.ended(this.#session.sid, this.id)
@@ -506,17 +520,5 @@ export class ServerSocket<
         this.#context.log.error({ err }, `parley: "${event}" listener failed`)
       }
     }
-  }
-}
-
-function checkEventName(name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
-    throw new ParleyError(
-      ErrorCode.INVALID_EVENT_NAME,
-      `event name must be a string of 1 to ${WireLimits.maxEventNameLength} characters`,
-    )
-  }
-  if (RESERVED_EVENTS.has(name)) {
-    throw new ParleyError(ErrorCode.RESERVED_EVENT_NAME, `"${name}" is a reserved event name`)
   }
 }

@@ -1,4 +1,4 @@
-import { RESERVED_EVENTS, WireLimits } from '@parley/protocol'
+import { checkEventName } from '@parley/protocol'
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv'
 import formatsModule from 'ajv-formats'
 
@@ -48,7 +48,7 @@ export class EventValidators {
     const compiled: [string, ValidateFunction][] = []
     for (const [event, schema] of Object.entries(schemas)) {
       if (schema === undefined) continue
-      if (event.length === 0 || event.length > WireLimits.maxEventNameLength || RESERVED_EVENTS.has(event)) {
+      if (checkEventName(event)) {
         throw new TypeError(`schemas: "${event}" is not an event name a client can send`)
       }
       if (typeof schema !== 'boolean' && (schema === null || typeof schema !== 'object')) {

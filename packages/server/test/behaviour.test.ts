@@ -87,7 +87,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(await c.next(isEvent('news'))).toEqual(event(1, 'news', [{ text: 'hi' }, 2]))
   })
 
-  it('acks client events with REPLY, and handler failures with ERROR', async () => {
+  it('acks client events with REPLY, handler failures with ERROR, and events without a handler with PARLEY_NO_HANDLER', async () => {
     const { base, sockets } = await serve()
     const c = await connect(transport, base)
     await until(() => sockets.length === 1)
@@ -114,7 +114,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       args: ['done'],
     })
     const none = await c.next((p) => p.type === PacketType.ERROR && p.ackId === 10)
-    expect(none).toMatchObject({ code: 'PARLEY_HANDLER_ERROR' })
+    expect(none).toMatchObject({ code: 'PARLEY_NO_HANDLER', message: 'no handler for "nobody"' })
     // Every reply is numbered, in order, once.
     const seqs = c.received
       .filter((p) => p.type === PacketType.REPLY || p.type === PacketType.ERROR)

@@ -2,6 +2,7 @@
 // and nothing of the server. It does no replay, no acks and no reconnection of its own: tests
 // drive every packet, so that they can also misbehave on purpose.
 import {
+  type ClosePacket,
   decodeFrame,
   decodeText,
   encodeFrame,
@@ -38,6 +39,17 @@ export class Refused extends Error {
   }
 }
 
+/** Thrown when the server answers a resume with the CLOSE of a session that ended. */
+export class Closed extends Error {
+  constructor(
+    readonly packet: ClosePacket,
+    /** WebSocket: the close code that followed the CLOSE. */
+    readonly code?: number,
+  ) {
+    super(`closed: ${packet.reason}: ${packet.message}`)
+  }
+}
+
 type Waiter = { predicate: (p: Packet) => boolean; resolve: (p: Packet) => void }
 
 export interface RawClient {
@@ -60,6 +72,8 @@ export interface RawClient {
   readonly ended: Promise<number>
   /** Drops the transport without a word (like a network cut). */
   close(): void
+  /** WebSocket only: a closing handshake with `code`, and no CLOSE packet before it. */
+  closeWith(code: number): void
 }
 
 abstract class Base {
@@ -152,6 +166,11 @@ class WsClient extends Base {
   close(): void {
     this.closed = true
     this.ws.terminate()
+  }
+
+  closeWith(code: number): void {
+    this.closed = true
+    this.ws.close(code)
   }
 }
 
@@ -254,9 +273,16 @@ class HttpClient extends Base {
     this.closed = true
     this.#abort.abort()
   }
+
+  closeWith(): void {
+    throw new Error(`no close codes over ${this.transport}`)
+  }
 }
 
-/** Opens a transport, sends HELLO and waits for OPEN. Rejects with `Refused` on a refusal. */
+/**
+ * Opens a transport, sends HELLO and waits for OPEN. Rejects with `Refused` on a refusal, and
+ * with `Closed` when a resume is answered with the CLOSE of a session that ended.
+ */
 export async function rawConnect(
   transport: TransportName,
   base: string,
@@ -277,8 +303,11 @@ export async function rawConnect(
       ws.once('error', reject)
     })
     ws.send(helloPacket)
-    const first = await client.next((p) => p.type === PacketType.OPEN || p.type === PacketType.ERROR)
+    const first = await client.next(
+      (p) => p.type === PacketType.OPEN || p.type === PacketType.ERROR || p.type === PacketType.CLOSE,
+    )
     if (first.type === PacketType.ERROR) throw new Refused(first.code, first.message)
+    if (first.type === PacketType.CLOSE) throw new Closed(first, await client.ended)
     client.open = first as OpenPacket
     return client
   }
@@ -294,6 +323,7 @@ export async function rawConnect(
     throw new Refused(body.code, body.message, res.status)
   }
   const decoded = decodeText(text)
+  if (decoded.ok && decoded.packet.type === PacketType.CLOSE) throw new Closed(decoded.packet)
   if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error(`bad OPEN: ${text}`)
   const client = new HttpClient(transport, endpoint, headers, autoPong)
   client.open = decoded.packet

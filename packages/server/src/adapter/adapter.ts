@@ -33,7 +33,11 @@ export type BroadcastReply = { ok: true; value: unknown } | { ok: false; error: 
 /** The adapter's view of a socket on this node. */
 export interface LocalSocket {
   readonly id: string
-  /** Sends a prepared event to this socket (numbered unless volatile). */
+  /**
+   * Sends a prepared event to this socket (numbered unless volatile). This is the boundary
+   * between nodes, and the event goes out as it is: the node that emitted it checked it once
+   * (`BroadcastOperator`: name, size, depth, forbidden keys); nothing is checked per socket.
+   */
   deliver(event: PreparedEvent, volatile: boolean): void
   /** Same, asking for a reply within `timeout` ms. */
   deliverWithAck(event: PreparedEvent, timeout: number, settle: (reply: BroadcastReply) => void): void

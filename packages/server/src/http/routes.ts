@@ -249,7 +249,10 @@ export async function parleyRoutes(
     if (!session) {
       // It may live on another node: then that node answers (no sticky sessions needed).
       const node = await remoteOwner(server.adapter, sid, request)
-      if (node === undefined) return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
+      if (node === undefined) {
+        server.unknownSession(sid)
+        return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
+      }
       if (method === 'GET') return route(node, request, reply, '', cors)
       const body = await readRequestBody(request)
       if (!body.ok) {
@@ -333,7 +336,7 @@ export async function parleyRoutes(
           )
     const refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
-    const line = transport.openLine
+    const line = transport.answerLine
     if (line === undefined)
       return fail(reply, 503, ErrorCode.BAD_REQUEST, 'the handshake did not complete', cors)
     return reply

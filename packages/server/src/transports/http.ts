@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { OpenPacket, Packet, ParleyError } from '@parley/protocol'
+import type { ClosePacket, OpenPacket, Packet, ParleyError } from '@parley/protocol'
 import { BaseTransport, type Outgoing } from './transport.js'
 
 /** Extra response headers a route wants on every answer (CORS). */
@@ -10,15 +10,18 @@ export type HeaderBag = Record<string, string>
  * and upstream packets arrive in POST bodies that the HTTP routes decode and hand over here.
  */
 export abstract class HttpTransport extends BaseTransport {
-  #openLine: string | undefined
+  #answerLine: string | undefined
 
-  handshake(open: Outgoing<OpenPacket>): void {
-    this.#openLine = open.text
+  handshake(answer: Outgoing<OpenPacket | ClosePacket>): void {
+    this.#answerLine = answer.text
   }
 
-  /** The OPEN line for the handshake POST's answer, once the session has attached us. */
-  get openLine(): string | undefined {
-    return this.#openLine
+  /**
+   * The body of the handshake POST's answer: the OPEN line once a session has attached us, or
+   * the CLOSE line of the ended session a resume named. Undefined until then.
+   */
+  get answerLine(): string | undefined {
+    return this.#answerLine
   }
 
   /** Answers a GET that came after the close with the packets that were left. */

@@ -1,4 +1,5 @@
 import {
+  type ClosePacket,
   type CloseReason,
   type EventPacket,
   encodeText,
@@ -66,11 +67,11 @@ class PreparedCopy implements Outgoing<EventPacket> {
   }
 }
 
-/** Why a transport stopped, as far as its medium can tell. */
-export type TransportCloseReason =
-  | typeof CloseReason.TRANSPORT_CLOSE
-  | typeof CloseReason.CLIENT_DISCONNECT
-  | typeof CloseReason.PAYLOAD_TOO_LARGE
+/**
+ * Why a transport stopped, as far as its medium can tell. Never 'client disconnect': only a
+ * CLOSE packet says that, whatever the medium did.
+ */
+export type TransportCloseReason = typeof CloseReason.TRANSPORT_CLOSE | typeof CloseReason.PAYLOAD_TOO_LARGE
 
 /**
  * How the server ends a transport; each medium maps it to what it can say (WebSocket codes).
@@ -105,8 +106,11 @@ export interface Transport {
    * GET); the server keeps such a transport for a short while to hand them over.
    */
   readonly lingering: boolean
-  /** Delivers the handshake answer (on HTTP transports: the body of the handshake POST). */
-  handshake(open: Outgoing<OpenPacket>): void
+  /**
+   * Delivers the handshake answer (on HTTP transports: the body of the handshake POST): OPEN,
+   * or the CLOSE of the session that a resume named when that session has ended.
+   */
+  handshake(answer: Outgoing<OpenPacket | ClosePacket>): void
   /** Queues one packet. Never throws; dropped silently once closed. */
   send(out: Outgoing): void
   /** Ends the medium after what was already sent. No `close` handler call follows. */
@@ -119,7 +123,7 @@ export interface Transport {
 export abstract class BaseTransport implements Transport {
   abstract readonly name: TransportName
   abstract readonly bufferedAmount: number
-  abstract handshake(open: Outgoing<OpenPacket>): void
+  abstract handshake(answer: Outgoing<OpenPacket | ClosePacket>): void
   abstract send(out: Outgoing): void
   protected abstract end(kind: CloseKind): void
 

@@ -1,19 +1,11 @@
-import { decodeFrame, encodeFrame, type OpenPacket } from '@parley/protocol'
+import { type ClosePacket, decodeFrame, encodeFrame, type OpenPacket, WsCloseCode } from '@parley/protocol'
 import type { RawData, WebSocket } from 'ws'
 import { BaseTransport, type CloseKind, type Outgoing } from './transport.js'
 
-/** WebSocket close codes this transport uses or reads. */
-const Status = {
-  NORMAL: 1000,
-  GOING_AWAY: 1001,
-  POLICY_VIOLATION: 1008,
-  MESSAGE_TOO_BIG: 1009,
-} as const
-
-const closeCodes: Record<Exclude<CloseKind, 'overflow'>, number> = {
-  normal: Status.NORMAL,
-  shutdown: Status.GOING_AWAY,
-  refused: Status.POLICY_VIOLATION,
+const closeCodes: Record<Exclude<CloseKind, 'overflow'>, WsCloseCode> = {
+  normal: WsCloseCode.NORMAL,
+  shutdown: WsCloseCode.GOING_AWAY,
+  refused: WsCloseCode.POLICY_VIOLATION,
 }
 
 /** The TCP socket under a WebSocket, as far as this transport uses it. */
@@ -61,11 +53,11 @@ export class WebSocketTransport extends BaseTransport {
       // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
       if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#tooLarge = true
     })
-    ws.on('close', (code) => {
-      if (this.#tooLarge || code === Status.MESSAGE_TOO_BIG) this.lost('payload too large')
-      else if (code === Status.NORMAL || code === Status.GOING_AWAY) this.lost('client disconnect')
-      else this.lost('transport close')
-    })
+    // No close code from the client ends the session, whatever it says (see WsCloseCode): a
+    // client says goodbye with a CLOSE packet, and a close without one may be a browser tab
+    // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
+    // own 1009 ends it, since the client would send the same message again on every resume.
+    ws.on('close', () => this.lost(this.#tooLarge ? 'payload too large' : 'transport close'))
   }
 
   /** Bytes ws queued and the socket has not handed to the kernel: real bytes of frames. */
@@ -73,8 +65,8 @@ export class WebSocketTransport extends BaseTransport {
     return this.#ws.bufferedAmount
   }
 
-  handshake(open: Outgoing<OpenPacket>): void {
-    this.send(open)
+  handshake(answer: Outgoing<OpenPacket | ClosePacket>): void {
+    this.send(answer)
   }
 
   send(out: Outgoing): void {
@@ -105,7 +97,7 @@ export class WebSocketTransport extends BaseTransport {
     if (size > this.#maxPayload) {
       // ws enforces this too when Parley configured it; an application-registered
       // @fastify/websocket may allow more, so the limit is checked here as well.
-      this.#ws.close(Status.MESSAGE_TOO_BIG)
+      this.#ws.close(WsCloseCode.MESSAGE_TOO_BIG)
       this.lost('payload too large')
       return
     }

@@ -1,0 +1,140 @@
+// What ends a session and what only detaches its transport: only a CLOSE packet ends it.
+import { type EventPacket, type Packet, PacketType, type TransportName } from '@parley/protocol'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer, until } from './helpers.js'
+import { Closed, type RawClient, rawConnect } from './raw-client.js'
+
+const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+
+let started: Started | undefined
+const clients: RawClient[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await started?.app.close()
+  started = undefined
+})
+
+async function serve(options: ParleyServerOptions = {}) {
+  const sockets: ServerSocket[] = []
+  started = await startServer(options, (app) => {
+    app.parley.on('connection', (socket) => {
+      sockets.push(socket)
+    })
+  })
+  return { base: started.base, app: started.app, sockets }
+}
+
+async function connect(transport: TransportName, base: string, hello?: { sid?: string; ack?: number }) {
+  const client = await rawConnect(transport, base, hello)
+  clients.push(client)
+  return client
+}
+
+const isEvent = (name: string) => (p: Packet) => p.type === PacketType.EVENT && p.name === name
+
+describe('a WebSocket closed without a CLOSE packet', () => {
+  it.each([1000, 1001, 4000])(
+    'only detaches on close code %i, and a resume replays what was not acknowledged',
+    async (code) => {
+      const { base, sockets } = await serve()
+      const c = await connect('websocket', base)
+      await until(() => sockets.length === 1)
+      const socket = sockets[0]!
+      const reasons: string[] = []
+      socket.on('disconnect', (r) => reasons.push(r))
+      socket.emit('n', 1)
+      socket.emit('n', 2)
+      await until(() => c.received.filter(isEvent('n')).length === 2)
+      c.closeWith(code)
+      await until(() => socket.transport === null, 3000, 'detach')
+      expect(socket.connected).toBe(true)
+      socket.emit('n', 3)
+
+      const again = await connect('websocket', base, { sid: c.sid, ack: 1 })
+      expect(again.open).toMatchObject({ sid: c.sid, recovered: true })
+      const replayed = [await again.next(isEvent('n')), await again.next(isEvent('n'))] as EventPacket[]
+      expect(replayed.map((p) => [p.seq, p.args[0]])).toEqual([
+        [2, 2],
+        [3, 3],
+      ])
+      expect(reasons).toEqual([])
+    },
+  )
+})
+
+describe.each(TRANSPORTS)('over %s', (transport) => {
+  it('ends the session at once on a CLOSE packet, whatever the transport does next', async () => {
+    const { base, app, sockets } = await serve()
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    const reasons: string[] = []
+    sockets[0]!.on('disconnect', (r) => reasons.push(r))
+    await c.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    if (transport === 'websocket') c.closeWith(1000)
+    else c.close()
+    await until(() => reasons.length === 1)
+    expect(reasons).toEqual(['client disconnect'])
+    expect(app.parley.socketsCount).toBe(0)
+    // Ended is ended: a resume gets the CLOSE back, not the session, nor a new one.
+    const again = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+    expect(again).toBeInstanceOf(Closed)
+    expect((again as Closed).packet).toMatchObject({ reason: 'client disconnect' })
+  })
+
+  it('answers a resume of a session the server ended with its CLOSE, on any transport, and makes no session', async () => {
+    const { base, app, sockets } = await serve()
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    c.close()
+    if (transport === 'websocket') await until(() => sockets[0]!.transport === null, 3000, 'detach')
+    sockets[0]!.disconnect()
+    for (const via of TRANSPORTS) {
+      const answer = await rawConnect(via, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+      expect(answer).toBeInstanceOf(Closed)
+      expect((answer as Closed).packet).toMatchObject({
+        type: PacketType.CLOSE,
+        reason: 'server disconnect',
+        message: 'the server disconnected the socket',
+      })
+      // Over HTTP it is the handshake POST's 200 answer; a WebSocket is then closed as done.
+      if (via === 'websocket') expect((answer as Closed).code).toBe(1000)
+    }
+    expect(sockets.length).toBe(1)
+    expect(app.parley.socketsCount).toBe(0)
+    // A session the server never knew still gets a fresh one.
+    const fresh = await connect(transport, base, { sid: 'V1StGXR8_Z5jdHi6B-myT', ack: 2 })
+    expect(fresh.open.recovered).toBe(false)
+  })
+
+  it('tells a resume that its session ended as a slow consumer', async () => {
+    const { base, sockets } = await serve({ maxBufferedBytes: 4096 })
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    const reasons: string[] = []
+    socket.on('disconnect', (r) => reasons.push(r))
+    c.close()
+    if (transport === 'websocket') await until(() => socket.transport === null, 3000, 'detach')
+    // The client is gone and acknowledges nothing: what is kept for it passes the limit.
+    for (let i = 0; i < 100 && socket.connected; i++) socket.emit('fill', 'x'.repeat(100))
+    expect(reasons).toEqual(['slow consumer'])
+    const answer = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+    expect(answer).toBeInstanceOf(Closed)
+    expect((answer as Closed).packet).toMatchObject({ reason: 'slow consumer' })
+  })
+
+  it('tells a resume that its session ended for a packet past maxPayload', async () => {
+    const { base, sockets } = await serve({ maxPayload: 1000 })
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    const reasons: string[] = []
+    sockets[0]!.on('disconnect', (r) => reasons.push(r))
+    await c.sendRaw(JSON.stringify([5, 1, 'x', ['y'.repeat(2000)], 0]))
+    await until(() => reasons.length === 1)
+    expect(reasons).toEqual(['payload too large'])
+    const answer = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+    expect(answer).toBeInstanceOf(Closed)
+    expect((answer as Closed).packet).toMatchObject({ reason: 'payload too large' })
+  })
+})
