@@ -1,6 +1,7 @@
 import {
   type ClosePacket,
   type CloseReason,
+  ErrorCode,
   type EventPacket,
   type HelloPacket,
   type JsonValue,
@@ -216,7 +217,14 @@ export class Session {
     this.id = undefined
     if (!again) this.#end()
     this.#connection.ended(again, p.retryAfter)
-    this.#down(p.reason, p.message)
+    if (this.#up) this.#down(p.reason, p.message)
+    else {
+      // Already down (a resume found the session ended): the application still hears why.
+      const error = new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${p.reason}: ${p.message}`, {
+        details: { reason: p.reason },
+      })
+      this.#host.fire('connect_error', error, again)
+    }
   }
 
   /** Tells the application the session is down (once). */

@@ -162,6 +162,41 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(sockets).toHaveLength(1)
   })
 
+  it('hears why its session ended while it was away, and does not start another after a server disconnect', async () => {
+    const { server, sockets } = await serve()
+    const proxy = await startFaultProxy(server.port)
+    cleanups.push(() => proxy.close())
+    const socket = client(proxy.url, { transports: [transport] })
+    const seen = watch(socket)
+    const errors: ParleyError<string>[] = []
+    socket.on('connect_error', (error) => errors.push(error))
+    await next(socket, 'connect')
+    await until(() => sockets.length === 1)
+    proxy.offline = true
+    proxy.cut('all')
+    await until(() => seen.downs.length === 1, 8000, 'the disconnect')
+    // The server ends the session while the client cannot hear it.
+    sockets[0]!.disconnect()
+    proxy.offline = false
+    await until(() => errors.some((e) => e.details?.reason === 'server disconnect'), 8000, 'the reason')
+    expect(errors.at(-1)).toMatchObject({ code: ErrorCode.DISCONNECTED })
+    await until(() => !socket.active, 3000, 'the client to stop')
+    expect(sockets).toHaveLength(1)
+  })
+
+  it('learns the reason its session ended from the answer to its resume (slow consumer)', async () => {
+    const { server, sockets } = await serve({ maxBufferedBytes: 200_000, highWaterMark: 100_000 })
+    const socket = client(server.url, { transports: [transport] })
+    const seen = watch(socket)
+    await next(socket, 'connect')
+    await until(() => sockets.length === 1)
+    // More than the limit in one go: the server cuts the session as a slow consumer.
+    const big = 'x'.repeat(50_000)
+    for (let i = 0; i < 5; i++) sockets[0]!.emit('echo', big)
+    await until(() => seen.downs.length > 0, 8000, 'the disconnect')
+    expect(seen.downs[0]).toBe('slow consumer')
+  })
+
   it('answers a server request nobody listens to with PARLEY_NO_HANDLER, at once', async () => {
     const { server, sockets } = await serve()
     const socket = client(server.url, { transports: [transport] })

@@ -122,6 +122,7 @@ function setup(overrides: Partial<SessionConfig> = {}) {
     transports: ['websocket', 'sse', 'polling'],
     warn: vi.fn(),
     linger: vi.fn(),
+    ended: vi.fn(),
     ...overrides,
   }
   const session = new Session(config)
@@ -522,7 +523,7 @@ describe('Session: the end', () => {
     expect(session.state).toBe('closed')
   })
 
-  it.each(['client disconnect', 'payload too large'] as const)(
+  it.each(['payload too large'] as const)(
     'ends at once, without recovery, when the medium reports %s',
     (reason) => {
       const { session, owner } = setup()
