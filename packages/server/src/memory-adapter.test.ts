@@ -58,6 +58,7 @@ function setup(ids: string[] = ['a', 'b', 'c', 'd']) {
     get: (id) => sockets.get(id),
     hasSession: () => false,
     serve: () => Promise.reject(new Error('no routing in these tests')),
+    url: () => undefined,
   }
   const adapter = new MemoryAdapter(local)
   for (const id of ids) adapter.addAll(id, [id])

@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net'
 import websocket from '@fastify/websocket'
 import { WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
@@ -33,6 +34,12 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     server.close()
     done()
   })
+  // Other nodes forward requests for this node's sessions to the address it listens on.
+  app.addHook('onListen', (done) => {
+    const url = listenUrl(app.server.address())
+    if (url) server.listening(url)
+    done()
+  })
 
   const ownsWebSocketPlugin = !app.hasDecorator('websocketServer')
   if (ownsWebSocketPlugin) {
@@ -54,6 +61,14 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   }
 
   await app.register(parleyRoutes, { server, options, ownsWebSocketPlugin })
+}
+
+/** `http://host:port` for a listening address; a wildcard host reads as 127.0.0.1. */
+function listenUrl(address: AddressInfo | string | null): string | undefined {
+  if (!address || typeof address === 'string') return undefined
+  const wildcard = address.address === '::' || address.address === '0.0.0.0'
+  const host = wildcard ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${host}:${address.port}`
 }
 
 /**

@@ -70,6 +70,8 @@ export class ParleyServer<
   readonly #sessionConfig: SessionConfig
   readonly #socketContext: SocketContext
   #closing = false
+  /** This node's origin for forwarded requests, once it listens. */
+  #url: string | undefined
   /** Answers requests routed here from another node; set when the routes are registered. */
   #serve: ((request: RoutedRequest) => Promise<RoutedResponse>) | undefined
   /** Rooms and broadcast: how the server reaches its sockets (and, multi-node, everyone's). */
@@ -87,6 +89,7 @@ export class ParleyServer<
         if (!this.#serve) return Promise.reject(new Error('parley: the endpoints are not registered yet'))
         return this.#serve(request)
       },
+      url: () => this.#url,
     })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
@@ -116,8 +119,14 @@ export class ParleyServer<
       ended: (sid, id) => {
         this.#bySid.delete(sid)
         this.#byId.delete(id)
+        this.adapter.sessionClosed?.(sid)
       },
     }
+  }
+
+  /** @internal The server listens at `url` (its origin): what other nodes forward requests to. */
+  listening(url: string): void {
+    this.#url = url
   }
 
   /** @internal The endpoints answer requests that other nodes route here. */
@@ -331,6 +340,7 @@ export class ParleyServer<
       if (existing.session.state !== 'closed') {
         existing.recovered = true
         existing.session.attach(transport, hello.ack ?? 0, true)
+        this.adapter.sessionOpened?.(existing.session.sid)
         return null
       }
       // It ended while the middleware ran: the client hears why (or, should the end be
@@ -346,6 +356,7 @@ export class ParleyServer<
     if (!transport.open) return null
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
+    this.adapter.sessionOpened?.(session.sid)
     await this.adapter.addAll(socket.id, [socket.id])
     session.attach(transport, 0, false)
     for (const listener of [...this.#onConnection]) {

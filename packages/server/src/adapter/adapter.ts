@@ -83,8 +83,13 @@ export interface RoutedResponse {
   abort(): void
 }
 
-/** Where a session lives, as `Adapter.sessionOwner` tells it. */
-export type SessionOwnerAnswer = 'local' | 'unknown' | { node: string }
+/**
+ * Where a session lives, as `Adapter.sessionOwner` tells it: on this node, nowhere known, or on
+ * another node. With that node's `url` (its `LocalSockets.url()`, as its adapter published it)
+ * this node forwards the request there itself, over the network; without one it hands the
+ * request to `Adapter.routeRequest`.
+ */
+export type SessionOwnerAnswer = 'local' | 'unknown' | { node: string; url?: string }
 
 /** The server's side of the contract: how an adapter finds the sockets of this node. */
 export interface LocalSockets {
@@ -97,6 +102,12 @@ export interface LocalSockets {
    * node's own endpoints, hooks included, as if the client had sent it here.
    */
   serve(request: RoutedRequest): Promise<RoutedResponse>
+  /**
+   * This node's base URL for the requests other nodes forward to it (`http://127.0.0.1:3001`):
+   * the address the server listens on (a wildcard address reads as 127.0.0.1), known once it
+   * listens; undefined before. A multi-node adapter may publish another (its own option).
+   */
+  url(): string | undefined
 }
 
 /**
@@ -151,6 +162,13 @@ export interface Adapter {
    * 400 PARLEY_UNKNOWN_SESSION and starts a new session).
    */
   routeRequest?(node: string, request: RoutedRequest): Promise<RoutedResponse>
+  /**
+   * A session began on this node, or was resumed here: a multi-node adapter records that this
+   * node owns it (what `sessionOwner` answers on the other nodes).
+   */
+  sessionOpened?(sid: string): void
+  /** A session of this node ended: no node owns it any more. */
+  sessionClosed?(sid: string): void
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }

@@ -1,0 +1,60 @@
+// What the server tells its adapter about the sessions of this node and where the node listens:
+// the facts a multi-node adapter publishes so that other nodes can forward requests here.
+import { PacketType } from '@parley/protocol'
+import type { AdapterFactory, LocalSockets } from '@parley/server'
+import { MemoryAdapter } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await started?.app.close()
+  started = undefined
+})
+
+/** A memory adapter that records the session hooks, and the node's own sockets view. */
+function recording() {
+  const calls: string[] = []
+  let local: LocalSockets | undefined
+  const factory: AdapterFactory = (sockets) => {
+    local = sockets
+    const adapter = new MemoryAdapter(sockets)
+    return Object.assign(adapter, {
+      sessionOpened: (sid: string) => calls.push(`opened:${sid}`),
+      sessionClosed: (sid: string) => calls.push(`closed:${sid}`),
+    })
+  }
+  return { calls, factory, local: () => local! }
+}
+
+describe('the adapter hears', () => {
+  it("this node's URL once the server listens", async () => {
+    const { factory, local } = recording()
+    started = await startServer({ adapter: factory })
+    const { port } = started.app.server.address() as { port: number }
+    expect(local().url()).toBe(`http://127.0.0.1:${port}`)
+  })
+
+  it.each(['websocket', 'sse', 'polling'] as const)(
+    'when a session opens, resumes and ends on this node, over %s',
+    async (transport) => {
+      const { calls, factory } = recording()
+      started = await startServer({ adapter: factory })
+      const first = await rawConnect(transport, started.base)
+      clients.push(first)
+      expect(calls).toEqual([`opened:${first.sid}`])
+      first.close()
+      const again = await rawConnect(transport, started.base, { sid: first.sid, ack: 0 })
+      clients.push(again)
+      expect(again.open.recovered).toBe(true)
+      expect(calls).toEqual([`opened:${first.sid}`, `opened:${first.sid}`])
+      await again.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await until(() => calls.length === 3, 3000, 'the end')
+      expect(calls[2]).toBe(`closed:${first.sid}`)
+    },
+  )
+})
