@@ -7,8 +7,8 @@ import type { WireValue } from './packets.js'
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** Ack ids stay below 2^31, long before unsafe integers; they need only be unique while pending. */
-const MAX_ACK_ID = 2 ** 31 - 1
+/** The largest ack id: ids stay below 2^31, long before unsafe integers (unique while pending). */
+export const MAX_ACK_ID = 2 ** 31 - 1
 
 /** Called once: with the reply's arguments, or with the error that ended the wait. */
 export type Settle = (error: ParleyError<string> | null, args: WireValue[]) => void

@@ -2,6 +2,7 @@ import {
   checkEncoded,
   checkEventName,
   ErrorCode,
+  MAX_ACK_ID,
   ParleyError,
   prepareEvent,
   type WireValue,
@@ -240,8 +241,6 @@ export class BroadcastOperator<E extends EventsMap> {
 
 /** How long a broadcast waits for replies when no `timeout(ms)` was given. */
 const DEFAULT_BROADCAST_TIMEOUT = 10_000
-/** The largest ack id a socket hands out (see AckTable). */
-const MAX_ACK_ID = 2 ** 31
 
 function union(set: ReadonlySet<Room>, rooms: Rooms): ReadonlySet<Room> {
   const next = new Set(set)

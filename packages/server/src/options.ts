@@ -1,4 +1,4 @@
-import { TRANSPORTS, type TransportName, WireLimits } from '@parley/protocol'
+import { MAX_TIMER_MS, TRANSPORTS, type TransportName, WireLimits } from '@parley/protocol'
 import type { AdapterFactory } from './adapter/adapter.js'
 
 /** Which cross-origin pages may talk to the server. */
@@ -124,8 +124,8 @@ export class ParleyOptionError extends TypeError {
   }
 }
 
-// Timers above this overflow setTimeout's 32-bit delay and would fire at once.
-const MAX_DELAY = 2 ** 31 - 1
+// Timers above MAX_TIMER_MS overflow setTimeout's 32-bit delay and would fire at once.
+const MAX_DELAY = MAX_TIMER_MS
 
 function integer(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number) {
   const value = options[key]
