@@ -5,6 +5,8 @@ import * as PacketType from './packet-type.js'
 import {
   BaseTransport,
   handshakeResult,
+  notFound,
+  shown,
   timeoutError,
   transportError,
   type Welcome,
@@ -12,22 +14,31 @@ import {
 
 export type Fetch = typeof fetch
 
-/** Builds the ParleyError an HTTP error answer stands for, from its `{code, message}` body. */
-export async function httpError(res: Response): Promise<ParleyError<string>> {
-  let code: string = ErrorCode.TRANSPORT_ERROR
-  let message = `HTTP ${res.status}`
+/**
+ * Builds the ParleyError an HTTP error answer to `url` stands for, from its `{code, message}`
+ * body. A 404 without a code of Parley's means nothing is there: a wrong URL or path, which no
+ * retry will fix (PARLEY_NOT_FOUND, a refusal).
+ */
+export async function httpError(res: Response, url: string): Promise<ParleyError<string>> {
+  const status = res.status
+  let b: { code?: unknown; message?: unknown } = {}
   try {
-    const body: unknown = await res.json()
-    if (body && typeof body === 'object') {
-      const b = body as { code?: unknown; message?: unknown }
-      if (typeof b.code === 'string') code = b.code
-      if (typeof b.message === 'string') message = b.message
-    }
+    b = (await res.json()) ?? {}
   } catch {}
+  const code = typeof b.code === 'string' ? b.code : undefined
+  if (!code && status === 404) return notFound(url)
   // 403 is the middleware or the origin check, 401 the application's own auth hook: the server
   // refuses the client, not the transport. A version refusal would be the same anywhere.
-  const refused = res.status === 401 || res.status === 403 || code === ErrorCode.UNSUPPORTED_VERSION
-  return new ParleyError<string>(code, message, { details: { status: res.status, refused } })
+  return new ParleyError<string>(
+    code ?? ErrorCode.TRANSPORT_ERROR,
+    typeof b.message === 'string' ? b.message : `HTTP ${status} from ${shown(url)}`,
+    {
+      details: {
+        status,
+        refused: status === 401 || status === 403 || code === ErrorCode.UNSUPPORTED_VERSION,
+      },
+    },
+  )
 }
 
 /**
@@ -44,7 +55,7 @@ export abstract class HttpTransport extends BaseTransport {
   #upstream: Upstream | undefined
 
   constructor(
-    /** The endpoint: the base URL and `/sse` or `/poll`. */
+    /** The endpoint: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
     readonly url: string,
     readonly fetchFn: Fetch,
     readonly maxPayload: number,
@@ -63,13 +74,13 @@ export abstract class HttpTransport extends BaseTransport {
     try {
       let open: Welcome | ParleyError<string>
       try {
-        const res = await this.fetchFn(`${this.url}?v=1`, {
+        const res = await this.fetchFn(this.url, {
           method: 'POST',
           body: encodeText(hello),
           headers: TEXT,
           signal: ctl.signal,
         })
-        if (res.status !== 200) throw await httpError(res)
+        if (res.status !== 200) throw await httpError(res, this.url)
         const decoded = decodeText((await res.text()).trim())
         if (!decoded.ok) throw decoded.error
         open = handshakeResult(decoded.packet)
@@ -77,14 +88,14 @@ export abstract class HttpTransport extends BaseTransport {
         if (err instanceof ParleyError) throw err
         throw ctl.signal.aborted
           ? timeoutError('no OPEN', timeout)
-          : transportError('handshake request failed', err)
+          : transportError(`handshake POST to ${shown(this.url)} failed`, err)
       } finally {
         clearTimeout(timer)
       }
       if (open instanceof ParleyError) throw open
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
-      const url = `${this.url}?v=1&sid=${encodeURIComponent(open.sid)}`
+      const url = `${this.url}&sid=${encodeURIComponent(open.sid)}`
       this.#upstream = new Upstream(this.fetchFn, url, open.maxPayload, (e) => this.fail(e))
       await this.downstream(url, Math.max(0, timeout - (Date.now() - started)))
       return open
@@ -207,7 +218,7 @@ export class Upstream {
       }
       if (res.status >= 300) {
         this.#closed = true
-        this.#onFail(await httpError(res))
+        this.#onFail(await httpError(res, this.#url))
         return
       }
       await res.body?.cancel()
@@ -216,7 +227,7 @@ export class Upstream {
     } catch (err) {
       if (this.#closed) return this.#idle()
       this.#closed = true
-      this.#onFail(transportError('upstream POST failed', err))
+      this.#onFail(transportError(`POST to ${shown(this.#url)} failed`, err))
     }
   }
 }

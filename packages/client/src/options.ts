@@ -72,6 +72,12 @@ export const DEFAULTS = {
  * option with a default must have its default's type; numbers are >= 0 (randomization <= 1 too).
  */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
+  for (const key in options) {
+    // Options without a default are taken as they are; anything else is a mistake.
+    if (!(key in DEFAULTS) && !/^(auth|WebSocket|fetch|storage)$/.test(key)) {
+      throw new TypeError(`unknown option ${key} (query parameters go in the URL)`)
+    }
+  }
   const o = { ...DEFAULTS, ...options } as ResolvedOptions
   for (const [key, fallback] of Object.entries(DEFAULTS)) {
     const v: unknown = o[key as keyof typeof DEFAULTS]
@@ -85,12 +91,18 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
   return o
 }
 
-/** The server's base URL for HTTP (`http[s]://host/path`) from the URL and path given. */
-export function baseUrl(url: string | undefined, path: string): string {
+/**
+ * The server's base URL for HTTP (`http[s]://host/path`) from the URL and path given, and the
+ * URL's own query parameters as `&key=value...`: every request of every transport carries them
+ * (the server's `socket.handshake.query`). `v` and `sid` are the protocol's own.
+ */
+export function baseUrl(url: string | undefined, path: string): [base: string, query: string] {
   const here = (globalThis as { location?: { href: string } }).location?.href
   if (url === undefined && here === undefined) throw new TypeError('connect() needs a URL outside browsers')
   const u = new URL(url ?? here!, here)
   const protocol = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : u.protocol
   const p = url !== undefined && u.pathname !== '/' ? u.pathname : path
-  return `${protocol}//${u.host}${p.replace(/\/+$/, '')}`
+  const query = url === undefined ? '' : u.search.slice(1)
+  if (/(^|&)(v|sid)=/.test(query)) throw new TypeError('the URL may not set the query parameters v or sid')
+  return [`${protocol}//${u.host}${p.replace(/\/+$/, '')}`, query && `&${query}`]
 }

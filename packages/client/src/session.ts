@@ -62,7 +62,8 @@ export class Session {
   /** When the current transport last brought anything (`performance.now()`). */
   #heardAt = 0
 
-  constructor(opts: ResolvedOptions, base: string, host: SessionHost) {
+  /** `base`: the mount point's URL; `query`: the URL's own parameters (`&key=value...`). */
+  constructor(opts: ResolvedOptions, base: string, query: string, host: SessionHost) {
     this.#host = host
     this.#reconnection = opts.reconnection
     this.#ledger = new Ledger(
@@ -70,7 +71,11 @@ export class Session {
       (ack) => this.#connection.send([outgoing({ type: PacketType.ACK, ack })]),
       () => this.#connection.current?.ackDelay ?? 200,
     )
-    const setup = { WebSocket: opts.WebSocket, fetch: opts.fetch ?? globalThis.fetch?.bind(globalThis) }
+    const setup = {
+      WebSocket: opts.WebSocket,
+      fetch: opts.fetch ?? globalThis.fetch?.bind(globalThis),
+      query,
+    }
     this.#connection = new Connection(
       opts,
       (name, maxPayload) => TRANSPORTS[name].create(base, setup, maxPayload),

@@ -82,7 +82,7 @@ export class Socket<
     const opts = resolveOptions(options)
     this.#opts = opts
     this.#acks = new AckTable(opts.maxPendingAcks)
-    this.#session = new Session(opts, baseUrl(url, opts.path), this.#host())
+    this.#session = new Session(opts, ...baseUrl(url, opts.path), this.#host())
     if (opts.autoConnect) this.connect()
   }
 

@@ -232,7 +232,9 @@ describe('client decoder under fuzzing: never throws, agrees with the protocol',
 
 describe('client encoder: byte for byte what the protocol writes', () => {
   it('for any arguments with binary leaves, on both forms', () => {
-    const leaf = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.uint8Array({ maxLength: 16 }))
+    // Keys the client refuses to send (the server would refuse them) are left out here.
+    const allowed = (v: unknown) => !/"(__proto__|constructor)":/.test(JSON.stringify(v))
+    const leaf = fc.oneof(fc.jsonValue({ maxDepth: 2 }).filter(allowed), fc.uint8Array({ maxLength: 16 }))
     const args = fc.array(
       fc.oneof(leaf, fc.array(leaf, { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), leaf)),
       { maxLength: 4 },

@@ -42,9 +42,11 @@ const CODE_NAMES = [
   'NO_HANDLER',
   // An event's arguments did not match the schema the server declared for it.
   'VALIDATION_FAILED',
-  // Local to a client: the transport could not be opened or broke; the offline queue is full.
+  // Local to a client: the transport could not be opened or broke; the offline queue is full;
+  // nothing answers at the URL (HTTP 404 without a code of Parley's: a wrong URL or path).
   'TRANSPORT_ERROR',
   'QUEUE_FULL',
+  'NOT_FOUND',
 ] as const
 
 export const ErrorCode = Object.freeze(

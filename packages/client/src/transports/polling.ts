@@ -1,6 +1,6 @@
 import { decodeText } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
-import { transportError } from './transport.js'
+import { shown, transportError } from './transport.js'
 
 /** Long-polling: one GET always outstanding for the downstream, POST upstream. */
 export class PollingTransport extends HttpTransport {
@@ -19,12 +19,12 @@ export class PollingTransport extends HttpTransport {
         this.ctl = new AbortController()
         const res = await this.fetchFn(url, { signal: this.ctl.signal })
         if (res.status !== 200) {
-          this.fail(await httpError(res))
+          this.fail(await httpError(res, url))
           return
         }
         body = await res.text()
       } catch (err) {
-        this.fail(transportError('poll request failed', err))
+        this.fail(transportError(`poll of ${shown(url)} failed`, err))
         return
       }
       if (this.closed) return

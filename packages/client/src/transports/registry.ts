@@ -9,6 +9,8 @@ import { type WebSocketConstructor, WebSocketTransport } from './websocket.js'
 export interface TransportSetup {
   WebSocket?: WebSocketConstructor | undefined
   fetch: Fetch
+  /** The URL's own query parameters, `&key=value...`, for every request. */
+  query: string
 }
 
 /** How to make one transport, and what it is. */
@@ -29,15 +31,21 @@ export interface TransportEntry {
 export const TRANSPORTS: Record<TransportName, TransportEntry> = {
   websocket: {
     create: (base, setup, maxPayload) =>
-      new WebSocketTransport(`${base.replace(/^http/, 'ws')}/ws?v=1`, setup.WebSocket, maxPayload),
+      new WebSocketTransport(
+        `${base.replace(/^http/, 'ws')}/ws?v=1${setup.query}`,
+        setup.WebSocket,
+        maxPayload,
+      ),
     duplex: true,
   },
   sse: {
-    create: (base, setup, maxPayload) => new SseTransport(`${base}/sse`, setup.fetch, maxPayload),
+    create: (base, setup, maxPayload) =>
+      new SseTransport(`${base}/sse?v=1${setup.query}`, setup.fetch, maxPayload),
     duplex: false,
   },
   polling: {
-    create: (base, setup, maxPayload) => new PollingTransport(`${base}/poll`, setup.fetch, maxPayload),
+    create: (base, setup, maxPayload) =>
+      new PollingTransport(`${base}/poll?v=1${setup.query}`, setup.fetch, maxPayload),
     duplex: false,
   },
 }

@@ -1,7 +1,7 @@
 import { ParleyError } from '@parley/protocol'
 import { decodeText } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
-import { timeoutError, transportError } from './transport.js'
+import { shown, timeoutError, transportError } from './transport.js'
 
 /**
  * Server-Sent Events read with fetch streaming (browsers and Node alike), POST upstream.
@@ -23,7 +23,7 @@ export class SseTransport extends HttpTransport {
         headers: { accept: 'text/event-stream' },
         signal: this.ctl.signal,
       })
-      if (res.status !== 200) throw await httpError(res)
+      if (res.status !== 200) throw await httpError(res, url)
       if (!res.body) throw transportError('event stream has no body')
       const reader = res.body.getReader()
       const first = await reader.read()
@@ -32,7 +32,7 @@ export class SseTransport extends HttpTransport {
       void this.#read(reader, first.value)
     } catch (err) {
       if (timedOut) throw timeoutError('no event stream data', timeout)
-      throw err instanceof ParleyError ? err : transportError('event stream failed', err)
+      throw err instanceof ParleyError ? err : transportError(`event stream from ${shown(url)} failed`, err)
     } finally {
       clearTimeout(timer)
     }

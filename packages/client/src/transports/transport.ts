@@ -137,9 +137,34 @@ export abstract class BaseTransport implements Transport {
   }
 }
 
-/** A transport-level failure, with the cause when there is one. */
+/**
+ * A transport-level failure. Its message ends with what the platform said, when it said
+ * anything: the deepest code in the cause chain (`ECONNREFUSED`, `DEPTH_ZERO_SELF_SIGNED_CERT`)
+ * or else its message, so that the reason is not buried in `err.cause.cause`.
+ */
 export function transportError(message: string, cause?: unknown): ParleyError {
-  return new ParleyError(ErrorCode.TRANSPORT_ERROR, message, cause === undefined ? undefined : { cause })
+  type Cause = { code?: unknown; message?: unknown; cause?: Cause } | undefined
+  let why = (cause as Cause)?.message
+  // The deepest code wins over the top message ("fetch failed" says less than ECONNREFUSED).
+  for (let e = cause as Cause, n = 0; e && n < 4; e = e.cause, n++)
+    if (typeof e.code === 'string') why = e.code
+  return new ParleyError(
+    ErrorCode.TRANSPORT_ERROR,
+    why ? `${message}: ${why}` : message,
+    cause === undefined ? undefined : { cause },
+  )
+}
+
+/** The URL without its query (which may hold credentials), for messages. */
+export function shown(url: string): string {
+  return url.split('?')[0]!
+}
+
+/** Nothing is at `url` (HTTP 404 without a code of Parley's): a refusal, no retry would help. */
+export function notFound(url: string): ParleyError {
+  return new ParleyError(ErrorCode.NOT_FOUND, `nothing at ${shown(url)} (404): check the URL and path`, {
+    details: { status: 404, refused: true },
+  })
 }
 
 /** The error for "nothing came within the bound". */

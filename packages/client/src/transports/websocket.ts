@@ -1,7 +1,15 @@
 import { ErrorCode, type HelloPacket, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
 import { decodeFrame, encodeFrame, encodeText } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
-import { BaseTransport, handshakeResult, timeoutError, transportError, type Welcome } from './transport.js'
+import {
+  BaseTransport,
+  handshakeResult,
+  notFound,
+  shown,
+  timeoutError,
+  transportError,
+  type Welcome,
+} from './transport.js'
 
 /**
  * Any WebSocket constructor: the browser's, `ws`'s, undici's. Typed loosely on purpose: their
@@ -16,7 +24,7 @@ interface WebSocketLike {
   onopen: (() => void) | null
   onmessage: ((ev: { data: unknown }) => void) | null
   onclose: ((ev: { code: number; reason: string }) => void) | null
-  onerror: (() => void) | null
+  onerror: ((ev: unknown) => void) | null
   send(data: string | Uint8Array): void
   close(code?: number, reason?: string): void
 }
@@ -135,13 +143,20 @@ export class WebSocketTransport extends BaseTransport {
         if (result instanceof ParleyError) settle(result)
         else settle(undefined, result)
       }
+      // What the platform said before the close (`ws` in Node: ECONNREFUSED, "Unexpected server
+      // response: 404", a TLS error; browsers say nothing).
+      let said: unknown
       ws.onclose = (ev) => {
-        const error = transportError(`WebSocket closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`)
+        const error = /response: 404/.test(String((said as Error | undefined)?.message))
+          ? notFound(this.#url)
+          : transportError(`WebSocket ${shown(this.#url)} closed (${ev.code} ${ev.reason})`, said)
         if (opened) this.fail(error)
         else settle(error)
       }
       // Errors are followed by close; a listener must stay, since `ws` throws on unheard errors.
-      ws.onerror = () => {}
+      ws.onerror = (ev) => {
+        said = (ev as { error?: unknown }).error
+      }
     })
   }
 

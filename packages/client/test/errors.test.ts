@@ -1,0 +1,73 @@
+// Errors a user can act on: what the client says when the URL is wrong, the server is down or
+// an option does not exist, over each transport, against the real server.
+import net from 'node:net'
+import { ErrorCode, type ParleyError } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { connect } from '../src/index.js'
+import { client, closeClients, next, parleyOf, startServer, type TestServer, until } from './helpers.js'
+
+let server: TestServer | undefined
+
+afterEach(async () => {
+  closeClients()
+  await server?.close()
+  server = undefined
+})
+
+/** A loopback port nothing listens on. */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
+  it('stops at a wrong path, and says which URL it tried', async () => {
+    server = await startServer()
+    const socket = client(`${server.url}/wrong`, { transports: [transport] })
+    const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error')
+    expect(error.code).toBe(ErrorCode.NOT_FOUND)
+    expect(error.message).toContain(
+      `${server.url.replace(/^http/, transport === 'websocket' ? 'ws' : 'http')}/wrong/`,
+    )
+    expect(willRetry).toBe(false)
+    await until(() => !socket.active, 2000, 'the client to stop')
+  })
+
+  it('says why it cannot reach a server that is down, with the URL', async () => {
+    const port = await closedPort()
+    const socket = client(`http://127.0.0.1:${port}/parley`, { transports: [transport], reconnection: false })
+    const [error] = await next<[ParleyError<string>]>(socket, 'connect_error')
+    expect(error.code).toBe(ErrorCode.TRANSPORT_ERROR)
+    expect(error.message).toContain('ECONNREFUSED')
+    expect(error.message).toContain(`127.0.0.1:${port}/parley/`)
+  })
+
+  it("hands the URL's own query parameters to the server, on every request", async () => {
+    const queries: unknown[] = []
+    server = await startServer((app) => {
+      parleyOf(app).on('connection', (socket) => {
+        queries.push((socket as unknown as { handshake: { query: unknown } }).handshake.query)
+      })
+    })
+    const socket = client(`${server.url}/parley?room=lobby&lang=fr`, { transports: [transport] })
+    await next(socket, 'connect')
+    await until(() => queries.length === 1)
+    expect(queries[0]).toMatchObject({ room: 'lobby', lang: 'fr', v: '1' })
+  })
+})
+
+describe('options', () => {
+  it('refuses an option it does not know, and says where query parameters go', () => {
+    expect(() => connect('http://127.0.0.1:1', { query: { a: 1 }, autoConnect: false } as never)).toThrow(
+      /unknown option query.*URL/,
+    )
+  })
+
+  it('refuses a URL that sets the protocol’s own query parameters', () => {
+    expect(() => connect('http://127.0.0.1:1/parley?sid=x', { autoConnect: false })).toThrow(/v or sid/)
+  })
+})
