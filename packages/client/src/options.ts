@@ -44,6 +44,12 @@ export interface ClientOptions {
   fetch?: Fetch
   /** Where to remember the transport that worked; default `localStorage`, else memory. */
   storage?: StorageLike
+  /**
+   * Send cookies (and HTTP auth) with SSE and polling requests to another origin, as WebSocket
+   * always does: `fetch` with `credentials: 'include'`. The server must allow that origin
+   * (`allowedOrigins`). Default false.
+   */
+  withCredentials?: boolean
 }
 
 export type ResolvedOptions = Required<Omit<ClientOptions, 'auth' | 'WebSocket' | 'fetch' | 'storage'>> &
@@ -65,6 +71,7 @@ export const DEFAULTS = {
   maxQueuedMessages: 10_000,
   maxQueuedBytes: 8 * 1024 * 1024,
   maxPendingAcks: 1000,
+  withCredentials: false,
 } as const
 
 /**

@@ -71,9 +71,13 @@ export class Session {
       (ack) => this.#connection.send([outgoing({ type: PacketType.ACK, ack })]),
       () => this.#connection.current?.ackDelay ?? 200,
     )
+    const fetch = opts.fetch ?? globalThis.fetch?.bind(globalThis)
     const setup = {
       WebSocket: opts.WebSocket,
-      fetch: opts.fetch ?? globalThis.fetch?.bind(globalThis),
+      // Every HTTP request goes through here: one place to ask for cookies on all of them.
+      fetch: opts.withCredentials
+        ? (url: RequestInfo | URL, init?: RequestInit) => fetch(url, { ...init, credentials: 'include' })
+        : fetch,
       query,
     }
     this.#connection = new Connection(
