@@ -21,6 +21,7 @@ export { type ClientOptions, DEFAULTS } from './options.js'
 export {
   type AckReply,
   type DefaultEvents,
+  type EmitArgs,
   type FlaggedEmitter,
   Socket,
   type TimedAck,

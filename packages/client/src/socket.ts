@@ -33,9 +33,16 @@ interface Flags {
 /** The flags of a plain emit, shared: an emit allocates none. */
 const NO_FLAGS: Flags = {}
 
+/**
+ * An event's arguments as `emit` takes them: all of them, or all but a trailing ack callback
+ * (the runtime sends the event either way; without a callback nobody hears the reply).
+ */
+export type EmitArgs<F> =
+  Last<Args<F>> extends (...reply: never[]) => void ? Args<F> | Init<Args<F>> : Args<F>
+
 /** `socket.volatile`: the same emits, with a flag set. */
 export interface FlaggedEmitter<EmitEvents extends object> {
-  emit<K extends keyof EmitEvents & string>(event: K, ...args: Args<EmitEvents[K]>): void
+  emit<K extends keyof EmitEvents & string>(event: K, ...args: EmitArgs<EmitEvents[K]>): void
   emitWithAck<K extends keyof EmitEvents & string>(
     event: K,
     ...args: Init<Args<EmitEvents[K]>>
@@ -137,7 +144,7 @@ export class Socket<
    * Throws a ParleyError, synchronously, when the event cannot be sent: PARLEY_QUEUE_FULL,
    * PARLEY_PAYLOAD_TOO_LARGE, PARLEY_UNSERIALIZABLE, PARLEY_RESERVED_EVENT_NAME, ...
    */
-  emit<K extends keyof EmitEvents & string>(event: K, ...args: Args<EmitEvents[K]>): this {
+  emit<K extends keyof EmitEvents & string>(event: K, ...args: EmitArgs<EmitEvents[K]>): this {
     this.#emit(NO_FLAGS, event, args as unknown[])
     return this
   }

@@ -28,6 +28,13 @@ describe('typed event maps', () => {
     expectTypeOf(socket.emit<'ping'>).parameters.toEqualTypeOf<['ping']>()
     // @ts-expect-error: the server does not listen to 'nope'
     socket.emit('nope')
+    // An event declared with an ack may be sent without its callback (nobody hears the reply),
+    socket.emit('chat', { text: 'hello' })
+    socket.emit('chat', { text: 'hello' }, (reply) => expectTypeOf(reply).toEqualTypeOf<{ ok: boolean }>())
+    // but its payload is still checked.
+    // @ts-expect-error: 'txt' is not a field of the chat message
+    socket.emit('chat', { txt: 'hello' })
+    socket.volatile.emit('chat', { text: 'hello' })
     socket.disconnect()
   })
 

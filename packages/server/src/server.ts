@@ -134,6 +134,24 @@ export class ParleyServer<
     this.#serve = serve
   }
 
+  /**
+   * This server, typed with the application's event maps and socket data: the same object, for
+   * the compiler only. Works with interfaces, where a cast of `app.parley` fails (TS2352).
+   *
+   * ```ts
+   * interface SocketData { user: string }
+   * const io = app.parley.typed<ClientEvents, ServerEvents, SocketData>()
+   * io.on('connection', (socket) => socket.data.user)
+   * ```
+   */
+  typed<L2 extends EventsMap, E2 extends EventsMap, D2 = Record<string, unknown>>(): ParleyServer<
+    L2,
+    E2,
+    D2
+  > {
+    return this as unknown as ParleyServer<L2, E2, D2>
+  }
+
   /** Adds a middleware. They run in order at every handshake and resume; a throw refuses. */
   use(middleware: Middleware<ServerSocket<L, E, D>>): this {
     if (typeof middleware !== 'function') throw new TypeError('middleware must be a function')
