@@ -54,6 +54,13 @@ export class EventValidators {
       if (typeof schema !== 'boolean' && (schema === null || typeof schema !== 'object')) {
         throw new TypeError(`schemas: the schema of "${event}" must be a JSON Schema object or a boolean`)
       }
+      const notArguments = topLevelMistake(schema)
+      if (notArguments) {
+        throw new TypeError(
+          `schemas: the schema of "${event}" must describe its arguments array ` +
+            `({ type: 'array', items: [...] }), but ${notArguments}`,
+        )
+      }
       try {
         compiled.push([event, this.#compiler().compile(schema)])
       } catch (error) {
@@ -85,6 +92,21 @@ export class EventValidators {
     }
     return this.#ajv
   }
+}
+
+/**
+ * Why a schema cannot be one of an arguments array, or undefined: its top level names another
+ * type, or describes an object's properties (the schema of the first argument, given alone).
+ */
+function topLevelMistake(schema: EventSchema): string | undefined {
+  if (typeof schema === 'boolean') return undefined
+  const type = schema.type
+  const types = Array.isArray(type) ? type : type === undefined ? [] : [type]
+  if (types.length > 0 && !types.includes('array')) return `its top level is of type ${JSON.stringify(type)}`
+  if (types.length === 0 && ('properties' in schema || 'required' in schema)) {
+    return 'its top level describes an object (properties, required)'
+  }
+  return undefined
 }
 
 /** Ajv's errors as one line, paths rooted at `args`: `args/0/text must be string`. */

@@ -115,6 +115,29 @@ describe('event schemas', () => {
     expect(() => app.parley.schemas({ y: 'array' as never })).toThrow(/must be a JSON Schema/)
     await app.close()
   })
+
+  it('must describe the arguments array: the schema of one argument alone is refused at once', async () => {
+    const app = Fastify()
+    await app.register(parley)
+    expect(() =>
+      app.parley.schemas({ chat: { type: 'object', properties: { text: { type: 'string' } } } }),
+    ).toThrow(/schema of "chat" must describe its arguments array .* top level is of type "object"/)
+    expect(() => app.parley.schemas({ chat: { properties: { text: { type: 'string' } } } })).toThrow(
+      /top level describes an object/,
+    )
+    // What it should have been, and the forms that need no type at the top.
+    app.parley.schemas({
+      chat: { type: 'array', items: [{ type: 'object', properties: { text: { type: 'string' } } }] },
+      any: true,
+      either: {
+        anyOf: [
+          { type: 'array', maxItems: 0 },
+          { type: 'array', minItems: 2 },
+        ],
+      },
+    })
+    await app.close()
+  })
 })
 
 describe('socket middleware', () => {
