@@ -1,0 +1,123 @@
+// The packages as users get them: packed, installed with npm in a fresh folder outside the
+// workspace, then used as ESM (with their types) and through require(). Needs the npm
+// registry for fastify and ws, and the packages built (`pnpm test` builds them first).
+import { execFile } from 'node:child_process'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+const root = fileURLToPath(new URL('..', import.meta.url))
+const PACKAGES = ['protocol', 'server', 'client']
+
+/** pnpm as this run was started with it (`npx pnpm` or a global pnpm). */
+function pnpm(args: string[], cwd: string) {
+  const viaScript = process.env.npm_execpath
+  return viaScript && /pnpm/.test(viaScript)
+    ? run(process.execPath, [viaScript, ...args], { cwd })
+    : run('pnpm', args, { cwd })
+}
+
+// A server and a client in one script, over WebSocket and SSE: what a user tries first.
+const APP = `
+import Fastify from 'fastify'
+import parley from '@parley/server'
+import { connect, ErrorCode } from '@parley/client'
+const app = Fastify()
+await app.register(parley)
+app.parley.on('connection', (socket) => socket.on('echo', (v, ack) => ack(v)))
+await app.listen({ port: 0, host: '127.0.0.1' })
+const url = 'http://127.0.0.1:' + app.server.address().port
+for (const transport of ['websocket', 'sse']) {
+  const socket = connect(url, { transports: [transport], reconnection: false })
+  const reply = await socket.timeout(5000).emitWithAck('echo', transport)
+  if (reply !== transport || socket.transport !== transport) throw new Error('no echo over ' + transport)
+  socket.disconnect()
+}
+await app.close()
+console.log('ok', typeof ErrorCode.NOT_FOUND)
+`
+
+const TYPES = `
+import Fastify from 'fastify'
+import parley from '@parley/server'
+import { connect, type ParleyError } from '@parley/client'
+interface FromServer { news: (text: string) => void }
+interface FromClient { chat: (text: string, ack: (ok: boolean) => void) => void }
+const app = Fastify()
+await app.register(parley)
+app.parley.typed<FromClient, FromServer>().on('connection', (socket) => socket.on('chat', (text, ack) => ack(text.length > 0)))
+const socket = connect<FromServer, FromClient>('http://127.0.0.1:1', { autoConnect: false })
+socket.on('news', (text: string) => text.toUpperCase())
+socket.on('connect_error', (error: ParleyError<string>) => error.code)
+const ok: boolean = await socket.emitWithAck('chat', 'hi')
+export { ok }
+`
+
+const REQUIRE = `
+const { connect } = require('@parley/client')
+const { ErrorCode } = require('@parley/protocol')
+console.log(typeof connect, ErrorCode.NOT_FOUND)
+`
+
+let dir: string | undefined
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+describe('the packed packages', () => {
+  it('install with npm in a fresh folder, and work as ESM with types and through require()', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-pack-'))
+    for (const name of PACKAGES) await pnpm(['pack', '--pack-destination', dir], join(root, 'packages', name))
+    const tarballs = (await readdir(dir)).filter((f) => f.endsWith('.tgz'))
+    expect(tarballs).toHaveLength(PACKAGES.length)
+    const dependencies: Record<string, string> = { fastify: '^5.6.0', ws: '^8.18.0', '@types/node': '^20.19.0' }
+    for (const file of tarballs) {
+      const name = PACKAGES.find((p) => file.startsWith(`parley-${p}-`))
+      dependencies[`@parley/${name}`] = `file:./${file}`
+    }
+    await writeFile(
+      join(dir, 'package.json'),
+      JSON.stringify({ name: 'fresh', private: true, type: 'module', dependencies }),
+    )
+    await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
+      cwd: dir,
+      timeout: 150_000,
+    })
+
+    await writeFile(join(dir, 'app.mjs'), APP)
+    const app = await run(process.execPath, ['app.mjs'], { cwd: dir, timeout: 30_000 })
+    expect(app.stdout.trim()).toBe('ok string')
+
+    await writeFile(join(dir, 'app.cjs'), REQUIRE)
+    const required = await run(process.execPath, ['app.cjs'], { cwd: dir, timeout: 30_000 })
+    expect(required.stdout.trim()).toBe('function PARLEY_NOT_FOUND')
+
+    // The published types, as a strict TypeScript project of the user's would see them.
+    await writeFile(join(dir, 'check.ts'), TYPES)
+    const tsconfig = {
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        lib: ['esnext'],
+        skipLibCheck: false,
+        types: ['node'],
+      },
+      files: ['check.ts'],
+    }
+    await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(tsconfig))
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+    const typecheck = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir, timeout: 60_000 }).then(
+      () => '',
+      (error: { stdout?: string }) => error.stdout ?? String(error),
+    )
+    expect(typecheck).toBe('')
+  }, 240_000)
+})
