@@ -75,7 +75,11 @@ describe('the packed packages', () => {
     for (const name of PACKAGES) await pnpm(['pack', '--pack-destination', dir], join(root, 'packages', name))
     const tarballs = (await readdir(dir)).filter((f) => f.endsWith('.tgz'))
     expect(tarballs).toHaveLength(PACKAGES.length)
-    const dependencies: Record<string, string> = { fastify: '^5.6.0', ws: '^8.18.0', '@types/node': '^20.19.0' }
+    const dependencies: Record<string, string> = {
+      fastify: '^5.6.0',
+      ws: '^8.18.0',
+      '@types/node': '^20.19.0',
+    }
     for (const file of tarballs) {
       const name = PACKAGES.find((p) => file.startsWith(`parley-${p}-`))
       dependencies[`@parley/${name}`] = `file:./${file}`
@@ -114,7 +118,10 @@ describe('the packed packages', () => {
     }
     await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(tsconfig))
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-    const typecheck = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir, timeout: 60_000 }).then(
+    const typecheck = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], {
+      cwd: dir,
+      timeout: 60_000,
+    }).then(
       () => '',
       (error: { stdout?: string }) => error.stdout ?? String(error),
     )
