@@ -1,6 +1,8 @@
 import { parleyPlugin } from './plugin.js'
 
-export type { Settle } from '@parley/protocol'
+// What applications need of the wire, so that nobody depends on @parley/protocol directly.
+export type { JsonValue, Settle, TransportName, WireValue } from '@parley/protocol'
+export { CloseReason, ErrorCode, ParleyError, WsCloseCode } from '@parley/protocol'
 export type {
   Adapter,
   AdapterFactory,
