@@ -174,10 +174,11 @@ const NUMBERED_START = /^\[[567],(\d{1,16}),/
  * numbered packet), else from the start of its `text`. Neither: the stream is broken.
  */
 function numbered(failure: Fail, text: string, value?: unknown): Fail {
+  // `includes`, not `>=` and `<=`: a comparison would call the valueOf of an object in its place.
   const seq =
     value === undefined
       ? NUMBERED_START.exec(text)?.[1]
-      : isArray(value) && (value[0] as number) >= 5 && (value[0] as number) <= 7 && isCount(value[1])
+      : isArray(value) && [5, 6, 7].includes(value[0]) && isCount(value[1])
         ? value[1]
         : 0
   if (seq === undefined) return failure

@@ -29,7 +29,11 @@ function neverThrows(run: () => Result): Result {
   return result!
 }
 
-/** Both decoders on one input: the client accepts exactly what the protocol accepts (HELLO aside). */
+/**
+ * Both decoders on one input: the client accepts exactly what the protocol accepts, and refuses
+ * the rest with the same code (both walk the protocol's PACKET_SHAPES). HELLO aside: the client
+ * refuses every HELLO, as an unknown packet type.
+ */
 function agree(input: string | Uint8Array): void {
   const mine = neverThrows(() => (typeof input === 'string' ? decodeText(input) : decodeFrame(input)))
   const theirs = typeof input === 'string' ? protocol.decodeText(input) : protocol.decodeFrame(input)
@@ -38,6 +42,9 @@ function agree(input: string | Uint8Array): void {
     return
   }
   expect(mine).toEqual(theirs.ok ? theirs : expect.objectContaining({ ok: false, error: expect.anything() }))
+  const text = typeof input === 'string' ? input : new TextDecoder().decode(input.subarray(4, 16))
+  const hello = /^\s*\[\s*8(?!\d)/.test(text)
+  if (!theirs.ok && !hello) expect([input, mine.error?.code]).toEqual([input, theirs.error.code])
 }
 
 describe('client codec, against the protocol fixtures', () => {
@@ -140,6 +147,12 @@ describe('the number of a refused packet', () => {
     ['a bad REPLY ack id', '[6,4,0,[]]', 4, ErrorCode.INVALID_ACK_ID],
     ['an unnumbered event', '[5,0,"connect",[],0]', 0, ErrorCode.RESERVED_EVENT_NAME],
     ['a control packet of a bad shape', '[4,"x"]', 0, ErrorCode.INVALID_SEQ],
+    [
+      'a packet type that cannot be compared',
+      '[{"valueOf":1,"toString":2}]',
+      0,
+      ErrorCode.UNKNOWN_PACKET_TYPE,
+    ],
   ])('is read from %s', (_, text, seq, code) => {
     const result = decodeText(text)
     expect(result).toMatchObject({ ok: false, seq, error: { code, details: { seq } } })
