@@ -1,11 +1,14 @@
 import {
+  ARGS,
+  arityCode,
+  BINS,
   checkEventName,
   ErrorCode,
-  isCloseReason,
+  isCount,
   isForbiddenKey,
-  isSid,
-  isTransportName,
+  OPEN_FIELDS,
   type OpenPacket,
+  PACKET_SHAPES,
   type Packet,
   ParleyError,
 } from '@parley/protocol'
@@ -16,68 +19,13 @@ import * as WireLimits from './wire-limits.js'
  * The wire format as a client speaks it: it encodes what a client sends (HELLO, CLOSE, PONG,
  * ACK, EVENT, REPLY) and decodes what a server sends (OPEN, CLOSE, PING, PONG, ACK, EVENT,
  * REPLY, ERROR, MOVED). It writes byte for byte what `@parley/protocol` writes, and refuses what
- * the protocol's decoder refuses, but it is a fraction of its size: one table of packet shapes
- * serves both directions. The server keeps using `@parley/protocol`.
+ * the protocol's decoder refuses, but it is a fraction of its size: the protocol's table of packet
+ * shapes (`PACKET_SHAPES`, `OPEN_FIELDS`) serves both directions. The server keeps using
+ * `@parley/protocol`.
  */
 
-const { INVALID_PACKET, INVALID_SEQ, INVALID_ACK_ID, INVALID_BINARY } = ErrorCode
-
-/** One array field of a packet: its name in the packet object, its check, the code if it fails. */
-type Field = readonly [name: string, check: (v: unknown) => boolean, code: ErrorCode]
-
-/** A non-negative safe integer: sequence numbers, acks and ack ids. */
-const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0
-const positive = (v: unknown) => count(v) && (v as number) > 0
-const isString = (v: unknown) => typeof v === 'string'
+const { INVALID_PACKET, INVALID_BINARY } = ErrorCode
 const isArray = Array.isArray
-
-const seq: Field = ['seq', count, INVALID_SEQ]
-const ackId: Field = ['ackId', count, INVALID_ACK_ID]
-const args: Field = ['args', isArray, INVALID_PACKET]
-const message: Field = ['message', isString, INVALID_PACKET]
-
-/**
- * The fields of every array-shaped packet after its type, in wire order. CLOSE's last field
- * (retryAfter) is optional; EVENT and REPLY may be followed by a list of binary leaves.
- * OPEN and HELLO are `[type, {fields}]` instead.
- */
-const SHAPES: Readonly<Record<number, readonly Field[]>> = {
-  [PacketType.CLOSE]: [
-    ['reason', isCloseReason, INVALID_PACKET],
-    message,
-    ['retryAfter', count, INVALID_PACKET],
-  ],
-  [PacketType.PING]: [],
-  [PacketType.PONG]: [],
-  [PacketType.ACK]: [['ack', count, INVALID_SEQ]],
-  [PacketType.EVENT]: [
-    seq,
-    // Its length and reserved names are checked by checkEventName.
-    ['name', isString, ErrorCode.INVALID_EVENT_NAME],
-    args,
-    ackId,
-  ],
-  [PacketType.REPLY]: [['seq', positive, INVALID_SEQ], ['ackId', positive, INVALID_ACK_ID], args],
-  [PacketType.ERROR]: [
-    seq,
-    ackId,
-    ['code', (v) => isString(v) && (v as string).length > 0 && (v as string).length <= 128, INVALID_PACKET],
-    message,
-  ],
-  [PacketType.MOVED]: [],
-}
-
-/** OPEN's fields, all required. */
-const OPEN_FIELDS: readonly (readonly [string, (v: unknown) => boolean])[] = [
-  ['sid', isSid],
-  ['id', isSid],
-  ['pingInterval', positive],
-  ['pingTimeout', positive],
-  ['maxPayload', positive],
-  ['transports', (v) => isArray(v) && v.every(isTransportName)],
-  ['recovered', (v) => typeof v === 'boolean'],
-  ['ack', count],
-]
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -92,16 +40,17 @@ type Leaf = [path: PathStep[], kind: 0 | 1, bytes: Uint8Array]
  */
 function toWire(packet: Packet, leaves: Leaf[]): unknown[] {
   const type = packet.type
-  const shape = SHAPES[type]
+  const shape = PACKET_SHAPES[type]
   if (!shape) {
     const { type: _, ...fields } = packet
     return [type, fields]
   }
   const wire: unknown[] = [type]
-  for (let i = 0; i < shape.length; i++) {
-    const name = shape[i]![0]
-    const value = (packet as unknown as Record<string, unknown>)[name]
-    if (value !== undefined) wire.push(name === 'args' ? strip(value, [], leaves) : value)
+  // An optional field the packet leaves out is left out, and so is BINS, no member of a packet:
+  // `encode` and `encodeFrame` write the leaves found in args after the fields.
+  for (const field of shape) {
+    const value = (packet as unknown as Record<string, unknown>)[field[0]]
+    if (value !== undefined) wire.push(field === ARGS ? strip(value, [], leaves) : value)
   }
   return wire
 }
@@ -226,10 +175,11 @@ const NUMBERED_START = /^\[[567],(\d{1,16}),/
  * numbered packet), else from the start of its `text`. Neither: the stream is broken.
  */
 function numbered(failure: Fail, text: string, value?: unknown): Fail {
+  // `includes`, not `>=` and `<=`: a comparison would call the valueOf of an object in its place.
   const seq =
     value === undefined
       ? NUMBERED_START.exec(text)?.[1]
-      : isArray(value) && (value[0] as number) >= 5 && (value[0] as number) <= 7 && count(value[1])
+      : isArray(value) && [5, 6, 7].includes(value[0]) && isCount(value[1])
         ? value[1]
         : 0
   if (seq === undefined) return failure
@@ -348,23 +298,31 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
   const type: unknown = value[0]
   const fields = value.length - 1
   if (type === PacketType.OPEN) return decodeOpen(value)
-  const shape = typeof type === 'number' ? SHAPES[type] : undefined
+  // No HELLO among the shapes: only a server receives one.
+  const shape = typeof type === 'number' ? PACKET_SHAPES[type] : undefined
   if (!shape) return fail(ErrorCode.UNKNOWN_PACKET_TYPE, 'unknown packet type')
-  const optional = type === PacketType.CLOSE ? -1 : shape.includes(args) ? 1 : 0
-  if (fields !== shape.length && fields !== shape.length + optional) {
-    return fail(INVALID_PACKET, `packet type ${type} has ${fields} fields`)
+  // Only the last field may be left out.
+  if (fields !== shape.length && (fields !== shape.length - 1 || !shape[fields]?.[3])) {
+    return fail(arityCode(type as number), `packet type ${type} has ${fields} fields`)
   }
   const packet: Record<string, unknown> = { type }
-  for (let i = 0; i < shape.length && i < fields; i++) {
-    const [name, check, code] = shape[i]!
-    if (!check(value[1 + i])) return fail(code, `packet type ${type}: bad ${name}`)
-    packet[name] = value[1 + i]
-  }
-  const error = type === PacketType.EVENT ? checkEventName(packet.name) : undefined
-  if (error) return { ok: false, error }
-  if (optional > 0 && fields > shape.length) {
-    const refusal = fillBinary(packet.args as unknown[], value[1 + shape.length], resolveLeaf)
-    if (refusal) return fail(INVALID_BINARY, refusal)
+  for (let i = 0; i < fields; i++) {
+    const [name, check, code = INVALID_PACKET] = shape[i]!
+    const verdict = check(value[1 + i])
+    if (verdict !== true) {
+      // An event name keeps checkEventName's own words (which name, and why).
+      const badName = name === 'name' && checkEventName(value[1 + i])
+      return badName
+        ? { ok: false, error: badName }
+        : fail(verdict || code, `packet type ${type}: bad ${name}`)
+    }
+    if (shape[i] !== BINS) packet[name] = value[1 + i]
+    else {
+      // Every other field is checked by now, args among them.
+      if (!fillBinary(packet.args as unknown[], value[1 + i] as unknown[], resolveLeaf)) {
+        return fail(INVALID_BINARY, 'bad binary leaf')
+      }
+    }
   }
   return { ok: true, packet: packet as unknown as Packet }
 }
@@ -373,24 +331,21 @@ function decodeOpen(value: unknown[]): DecodeResult {
   const fields = value[1] as Record<string, unknown>
   const packet: Record<string, unknown> = { type: PacketType.OPEN }
   if (value.length !== 2 || !(fields instanceof Object)) return fail(INVALID_PACKET, 'OPEN is [0, {fields}]')
-  for (const [name, check] of OPEN_FIELDS) {
-    if (!check(fields[name])) return fail(INVALID_PACKET, `OPEN: bad ${name}`)
+  for (const [name, check, code = INVALID_PACKET] of OPEN_FIELDS) {
+    if (check(fields[name]) !== true) return fail(code, `OPEN: bad ${name}`)
     packet[name] = fields[name]
   }
   return { ok: true, packet: packet as unknown as OpenPacket }
 }
 
-/** Puts the binary leaves `[path, kind, data]` back into `args`; returns what is wrong, if anything. */
-function fillBinary(args: unknown[], bins: unknown, resolveLeaf: ResolveLeaf): string | undefined {
-  if (!isArray(bins) || bins.length === 0) return 'bad binary list'
+/** Puts the binary leaves `[path, kind, data]` back into `args`; false if one of them is bad. */
+function fillBinary(args: unknown[], bins: unknown[], resolveLeaf: ResolveLeaf): boolean {
   for (const entry of bins) {
-    if (!isArray(entry) || entry.length !== 3) return 'bad binary entry'
-    const [path, kind, data] = entry
+    const [path, kind, data] = isArray(entry) && entry.length === 3 ? entry : []
     const bytes = kind === 0 || kind === 1 ? resolveLeaf(data) : undefined
-    if (!bytes) return 'bad binary kind or data'
-    if (!insert(args, path, kind === 1 ? bytes.slice().buffer : bytes)) return 'bad binary path'
+    if (!bytes || !insert(args, path, kind === 1 ? bytes.slice().buffer : bytes)) return false
   }
-  return undefined
+  return true
 }
 
 /**

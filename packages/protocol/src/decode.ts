@@ -1,17 +1,21 @@
 import { fromBase64 } from './base64.js'
 import { BinaryKind, insertBinary } from './binary.js'
-import { ErrorCode, isCloseReason, ParleyError } from './errors.js'
+import { ErrorCode, ParleyError } from './errors.js'
 import { checkEventName, isForbiddenKey } from './event-name.js'
+import { type Packet, PacketType, WireLimits } from './packets.js'
 import {
-  isTransportName,
-  type JsonValue,
-  type Packet,
-  PacketType,
-  TRANSPORTS,
-  type TransportName,
-  WireLimits,
-  type WireValue,
-} from './packets.js'
+  ARGS,
+  arityCode,
+  BINS,
+  type CheckedFields,
+  type Field,
+  HELLO_FIELDS,
+  OPEN_FIELDS,
+  PACKET_BUILDERS,
+  PACKET_SHAPES,
+} from './shapes.js'
+
+export { isSid } from './shapes.js'
 
 export type DecodeResult = { ok: true; packet: Packet } | { ok: false; error: ParleyError }
 export type DecodeBatchResult = { ok: true; packets: Packet[] } | { ok: false; error: ParleyError }
@@ -207,167 +211,77 @@ function splitFrame(bytes: Uint8Array): { ok: true; header: string; attachments:
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shape checks, one per packet type.
+// Shapes: every packet is checked against its entry in ./shapes.ts.
 
 type ResolveLeaf = (data: unknown) => Uint8Array | undefined
 
 function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
   if (!Array.isArray(value) || value.length === 0)
     return fail(ErrorCode.INVALID_PACKET, 'packet is not a non-empty array')
-  const type = value[0]
-  switch (type) {
-    case PacketType.OPEN:
-      return decodeOpen(value)
-    case PacketType.HELLO:
-      return decodeHello(value)
-    case PacketType.CLOSE:
-      return decodeClose(value)
-    case PacketType.PING:
-    case PacketType.PONG:
-    case PacketType.MOVED:
-      return value.length === 1
-        ? ok({ type })
-        : fail(ErrorCode.INVALID_PACKET, `packet type ${type} takes no fields`)
-    case PacketType.ACK:
-      if (value.length !== 2 || !isCount(value[1]))
-        return fail(ErrorCode.INVALID_SEQ, 'ACK needs one sequence number')
-      return ok({ type, ack: value[1] })
-    case PacketType.EVENT:
-      return decodeEvent(value, resolveLeaf)
-    case PacketType.REPLY:
-      return decodeReply(value, resolveLeaf)
-    case PacketType.ERROR:
-      return decodeError(value)
-    default:
-      return fail(ErrorCode.UNKNOWN_PACKET_TYPE, `unknown packet type ${JSON.stringify(type)?.slice(0, 32)}`)
+  const type: unknown = value[0]
+  if (type === PacketType.OPEN || type === PacketType.HELLO) return decodeObject(type, value)
+  const shape = typeof type === 'number' ? PACKET_SHAPES[type] : undefined
+  if (shape === undefined) {
+    return fail(ErrorCode.UNKNOWN_PACKET_TYPE, `unknown packet type ${JSON.stringify(type)?.slice(0, 32)}`)
   }
+  // Only the last field may be optional; the fields are read in place, `value[i]`.
+  const last = shape.length
+  const fields = value.length - 1
+  if (fields !== last && (fields !== last - 1 || last === 0 || shape[last - 1]![3] !== true)) {
+    return fail(arityCode(type as number), `packet type ${type} has ${fields} fields`)
+  }
+  for (let i = 1; i <= fields; i++) {
+    const field = shape[i - 1]!
+    const verdict = field[1](value[i])
+    if (verdict !== true) return refuse(type, field, verdict, value[i])
+  }
+  // Checked: only the binary list's entries are left to check, as they go back into args.
+  if (fields === last && shape[last - 1] === BINS) {
+    const args = value[1 + shape.indexOf(ARGS)] as unknown[]
+    const refusal = fillBinary(args, value[last] as unknown[], resolveLeaf)
+    if (refusal) return refusal
+  }
+  return { ok: true, packet: PACKET_BUILDERS[type as number]!(value as unknown as CheckedFields) }
 }
 
-function ok(packet: Packet): DecodeResult {
-  return { ok: true, packet }
-}
-
-/** A non-negative safe integer: sequence numbers, acks and ack ids. */
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+/**
+ * A field that failed its check: with the code the check gave, else the field's own. An event
+ * name keeps checkEventName's own words (which name, and why).
+ */
+function refuse(type: unknown, field: Field, verdict: false | ErrorCode, value: unknown): Fail {
+  const badName = field[0] === 'name' ? checkEventName(value) : undefined
+  if (badName) return { ok: false, error: badName }
+  return fail(verdict || (field[2] ?? ErrorCode.INVALID_PACKET), `packet type ${type}: bad ${field[0]}`)
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
-function decodeEvent(value: unknown[], resolveLeaf: ResolveLeaf): DecodeResult {
-  if (value.length !== 5 && value.length !== 6)
-    return fail(ErrorCode.INVALID_PACKET, 'EVENT has 5 or 6 fields')
-  const [, seq, name, args, ackId, bins] = value as [unknown, unknown, string, unknown, unknown, unknown]
-  if (!isCount(seq)) return fail(ErrorCode.INVALID_SEQ, 'EVENT sequence number is not a safe integer')
-  const badName = checkEventName(name)
-  if (badName) return { ok: false, error: badName }
-  if (!Array.isArray(args)) return fail(ErrorCode.INVALID_PACKET, 'EVENT arguments are not an array')
-  if (!isCount(ackId)) return fail(ErrorCode.INVALID_ACK_ID, 'EVENT ack id is not a safe integer')
-  const filled = fillBinary(args, bins, resolveLeaf)
-  if (filled) return filled
-  return ok({ type: PacketType.EVENT, seq, name, args: args as WireValue[], ackId })
-}
-
-function decodeReply(value: unknown[], resolveLeaf: ResolveLeaf): DecodeResult {
-  if (value.length !== 4 && value.length !== 5)
-    return fail(ErrorCode.INVALID_PACKET, 'REPLY has 4 or 5 fields')
-  const [, seq, ackId, args, bins] = value
-  if (!isCount(seq) || seq === 0)
-    return fail(ErrorCode.INVALID_SEQ, 'REPLY sequence number must be a positive safe integer')
-  if (!isCount(ackId) || ackId === 0)
-    return fail(ErrorCode.INVALID_ACK_ID, 'REPLY ack id must be a positive safe integer')
-  if (!Array.isArray(args)) return fail(ErrorCode.INVALID_PACKET, 'REPLY arguments are not an array')
-  const filled = fillBinary(args, bins, resolveLeaf)
-  if (filled) return filled
-  return ok({ type: PacketType.REPLY, seq, ackId, args: args as WireValue[] })
-}
-
-function decodeError(value: unknown[]): DecodeResult {
-  if (value.length !== 5) return fail(ErrorCode.INVALID_PACKET, 'ERROR has 5 fields')
-  const [, seq, ackId, code, message] = value
-  // seq 0 is the one unnumbered ERROR: the answer to a refused HELLO.
-  if (!isCount(seq)) return fail(ErrorCode.INVALID_SEQ, 'ERROR sequence number is not a safe integer')
-  if (!isCount(ackId)) return fail(ErrorCode.INVALID_ACK_ID, 'ERROR ack id is not a safe integer')
-  if (typeof code !== 'string' || code.length === 0 || code.length > 128) {
-    return fail(ErrorCode.INVALID_PACKET, 'ERROR code must be a string of 1 to 128 characters')
+/** OPEN and HELLO: `[type, {fields}]`, by OPEN_FIELDS (all required) or HELLO_FIELDS (none). */
+function decodeObject(
+  type: typeof PacketType.OPEN | typeof PacketType.HELLO,
+  value: unknown[],
+): DecodeResult {
+  const fields = value[1]
+  if (value.length !== 2 || !isRecord(fields))
+    return fail(ErrorCode.INVALID_PACKET, `packet type ${type} is [${type}, {fields}]`)
+  const packet: Record<string, unknown> = { type }
+  for (const field of type === PacketType.OPEN ? OPEN_FIELDS : HELLO_FIELDS) {
+    const [name, check, , optional] = field
+    const item = fields[name]
+    // A HELLO's ack is about the session it resumes: without a sid there is none.
+    if (optional && (item === undefined || (name === 'ack' && packet.sid === undefined))) continue
+    const verdict = check(item)
+    if (verdict !== true) return refuse(type, field, verdict, item)
+    packet[name] = item
   }
-  if (typeof message !== 'string') return fail(ErrorCode.INVALID_PACKET, 'ERROR message is not a string')
-  return ok({ type: PacketType.ERROR, seq, ackId, code, message })
-}
-
-function decodeClose(value: unknown[]): DecodeResult {
-  if (value.length !== 3 && value.length !== 4)
-    return fail(ErrorCode.INVALID_PACKET, 'CLOSE has 3 or 4 fields')
-  const [, reason, message, retryAfter] = value
-  if (!isCloseReason(reason)) return fail(ErrorCode.INVALID_PACKET, 'CLOSE reason is not a known reason')
-  if (typeof message !== 'string') return fail(ErrorCode.INVALID_PACKET, 'CLOSE message is not a string')
-  if (value.length === 4) {
-    if (!isCount(retryAfter))
-      return fail(ErrorCode.INVALID_PACKET, 'CLOSE retryAfter is not a count of milliseconds')
-    return ok({ type: PacketType.CLOSE, reason, message, retryAfter })
-  }
-  return ok({ type: PacketType.CLOSE, reason, message })
-}
-
-function decodeHello(value: unknown[]): DecodeResult {
-  if (value.length !== 2 || !isRecord(value[1]))
-    return fail(ErrorCode.INVALID_PACKET, 'HELLO is [8, {fields}]')
-  const { auth, sid, ack } = value[1]
-  const packet: Packet = { type: PacketType.HELLO }
-  if (auth !== undefined) packet.auth = auth as JsonValue
-  if (sid !== undefined) {
-    if (!isSid(sid)) return fail(ErrorCode.INVALID_PACKET, 'HELLO sid is not a session id')
-    packet.sid = sid
-    if (ack !== undefined && !isCount(ack))
-      return fail(ErrorCode.INVALID_SEQ, 'HELLO ack is not a safe integer')
-    packet.ack = ack ?? 0
-  }
-  return ok(packet)
-}
-
-function decodeOpen(value: unknown[]): DecodeResult {
-  if (value.length !== 2 || !isRecord(value[1]))
-    return fail(ErrorCode.INVALID_PACKET, 'OPEN is [0, {fields}]')
-  const f = value[1]
-  const positive = (v: unknown): v is number => isCount(v) && v > 0
-  if (!isSid(f.sid)) return fail(ErrorCode.INVALID_PACKET, 'OPEN sid is not a session id')
-  if (!isSid(f.id)) return fail(ErrorCode.INVALID_PACKET, 'OPEN id is not a socket id')
-  if (!positive(f.pingInterval) || !positive(f.pingTimeout) || !positive(f.maxPayload)) {
-    return fail(ErrorCode.INVALID_PACKET, 'OPEN timings and maxPayload must be positive integers')
-  }
-  if (!Array.isArray(f.transports) || !f.transports.every(isTransportName)) {
-    return fail(ErrorCode.INVALID_PACKET, `OPEN transports must be a list of ${TRANSPORTS.join(', ')}`)
-  }
-  if (typeof f.recovered !== 'boolean' || !isCount(f.ack)) {
-    return fail(ErrorCode.INVALID_PACKET, 'OPEN needs recovered (boolean) and ack (integer)')
-  }
-  return ok({
-    type: PacketType.OPEN,
-    sid: f.sid,
-    id: f.id,
-    pingInterval: f.pingInterval,
-    pingTimeout: f.pingTimeout,
-    maxPayload: f.maxPayload,
-    transports: f.transports as TransportName[],
-    recovered: f.recovered,
-    ack: f.ack,
-  })
-}
-
-const SID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
-
-/** True for a session id or a socket id: 1 to 64 URL-safe characters (`A-Z a-z 0-9 _ -`). */
-export function isSid(value: unknown): value is string {
-  return typeof value === 'string' && SID_PATTERN.test(value)
+  if (type === PacketType.HELLO && packet.sid !== undefined) packet.ack ??= 0
+  return { ok: true, packet: packet as unknown as Packet }
 }
 
 /** Puts the packet's binary leaves back into `args`; returns a failure or undefined. */
-function fillBinary(args: unknown[], bins: unknown, resolveLeaf: ResolveLeaf): Fail | undefined {
-  if (bins === undefined) return undefined
-  if (!Array.isArray(bins) || bins.length === 0)
-    return fail(ErrorCode.INVALID_BINARY, 'binary list is not a non-empty array')
+function fillBinary(args: unknown[], bins: unknown[], resolveLeaf: ResolveLeaf): Fail | undefined {
   for (const entry of bins) {
     if (!Array.isArray(entry) || entry.length !== 3 || !Array.isArray(entry[0])) {
       return fail(ErrorCode.INVALID_BINARY, 'binary entry is not [path, kind, data]')

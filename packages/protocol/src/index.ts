@@ -36,3 +36,15 @@ export {
   WireLimits,
   WS_SUBPROTOCOL,
 } from './packets.js'
+export type { ArrayPacketType, CheckedFields, Field, FieldCheck } from './shapes.js'
+export {
+  ARGS,
+  arityCode,
+  BINS,
+  HELLO_FIELDS,
+  isCount,
+  isPositive,
+  OPEN_FIELDS,
+  PACKET_BUILDERS,
+  PACKET_SHAPES,
+} from './shapes.js'

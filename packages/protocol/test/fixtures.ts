@@ -127,4 +127,21 @@ export const malformed: Array<[string, string]> = [
   ['[5,1,"f",[{"a":null}],0,[[[0,"toString"],0,"AQ=="]]]', 'PARLEY_INVALID_BINARY'],
   ['[5,1,"f",[null],0,[]]', 'PARLEY_INVALID_BINARY'],
   ['[5,1,"f",[null],0,[[[],0,"AQ=="]]]', 'PARLEY_INVALID_BINARY'],
+  ['[5,1,"f",[null],0,{}]', 'PARLEY_INVALID_BINARY'],
+  ['[6,1,1,[],[]]', 'PARLEY_INVALID_BINARY'],
+  // A packet of the wrong length is an invalid packet, except an ACK (its one field is a number).
+  ['[3,null]', 'PARLEY_INVALID_PACKET'],
+  ['[9,0]', 'PARLEY_INVALID_PACKET'],
+  ['[7,1,1,"X"]', 'PARLEY_INVALID_PACKET'],
+  ['[1,"client disconnect","bye",1,2]', 'PARLEY_INVALID_PACKET'],
+  ['[4,1,2]', 'PARLEY_INVALID_SEQ'],
+  // Fields are checked in wire order: the first bad one names the code.
+  ['[5,1,"connect",{},-1]', 'PARLEY_RESERVED_EVENT_NAME'],
+  ['[5,-1,7,{},0]', 'PARLEY_INVALID_SEQ'],
+  ['[6,1,0,{}]', 'PARLEY_INVALID_ACK_ID'],
+  ['[6,1,1,{}]', 'PARLEY_INVALID_PACKET'],
+  [`[7,1,1,"${'C'.repeat(129)}","m"]`, 'PARLEY_INVALID_PACKET'],
+  ['[8,{"sid":"abc","ack":"1"}]', 'PARLEY_INVALID_SEQ'],
+  ['[8,[]]', 'PARLEY_INVALID_PACKET'],
+  ['[0,[]]', 'PARLEY_INVALID_PACKET'],
 ]
