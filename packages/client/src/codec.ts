@@ -67,7 +67,7 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
     leaves.push([[...path], 0, new Uint8Array(value.buffer, value.byteOffset, value.byteLength)])
     return null
   }
-  if (path.length >= WireLimits.maxDepth) {
+  if (path.length > WireLimits.maxDepth) {
     throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload is too deep (or cyclic)')
   }
   // Objects that serialise themselves (Date, ...) are left to JSON.stringify.
@@ -353,7 +353,7 @@ function fillBinary(args: unknown[], bins: unknown[], resolveLeaf: ResolveLeaf):
  * objects (string steps), to a null placeholder. Anything else is a crafted packet.
  */
 function insert(root: unknown[], path: unknown, leaf: unknown): boolean {
-  if (!isArray(path) || path.length === 0 || path.length > WireLimits.maxDepth) return false
+  if (!isArray(path) || path.length === 0 || path.length > WireLimits.maxDepth + 1) return false
   let container: unknown = root
   for (let i = 0; i < path.length; i++) {
     const step = path[i]

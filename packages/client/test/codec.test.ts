@@ -272,3 +272,33 @@ describe('client encoder: byte for byte what the protocol writes', () => {
     )
   })
 })
+
+describe('the encoders and the decoders agree on depth', () => {
+  /** `levels` arrays around `leaf`, as an application would nest its payload. */
+  const nest = (levels: number, leaf: unknown): unknown => (levels === 0 ? leaf : [nest(levels - 1, leaf)])
+  const packet = (arg: unknown) =>
+    ({ type: PacketType.EVENT, seq: 1, name: 'deep', args: [arg], ackId: 0 }) as Packet
+  const encoders = [protocol.encodeText, protocol.encodeFrame, encodeText, encodeFrame]
+
+  it.each([
+    ['a number', 1],
+    ['binary', new Uint8Array([1, 2, 3])],
+  ])(
+    'an argument nested to the limit with %s at the bottom travels; one level more is refused by every encoder',
+    (_, leaf) => {
+      const deepest = packet(nest(protocol.WireLimits.maxDepth, leaf))
+      for (const encode of encoders) {
+        const encoded = encode(deepest)
+        const theirs =
+          typeof encoded === 'string' ? protocol.decodeText(encoded) : protocol.decodeFrame(encoded)
+        const mine = typeof encoded === 'string' ? decodeText(encoded) : decodeFrame(encoded)
+        expect(theirs).toEqual({ ok: true, packet: deepest })
+        expect(mine).toEqual({ ok: true, packet: deepest })
+      }
+      const tooDeep = packet(nest(protocol.WireLimits.maxDepth + 1, leaf))
+      for (const encode of encoders) {
+        expect(() => encode(tooDeep)).toThrow(expect.objectContaining({ code: ErrorCode.UNSERIALIZABLE }))
+      }
+    },
+  )
+})

@@ -25,7 +25,7 @@ export function isBinary(value: unknown): value is Uint8Array | ArrayBuffer | Ar
 export function hasBinary(value: unknown, depth = 0): boolean {
   if (value === null || typeof value !== 'object') return false
   if (isBinary(value)) return true
-  if (depth >= WireLimits.maxDepth) throw tooDeep()
+  if (depth > WireLimits.maxDepth) throw tooDeep()
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) if (hasBinary(value[i], depth + 1)) return true
     return false
@@ -49,7 +49,7 @@ export function extractBinary(value: unknown, leaves: BinaryLeaf[], path: PathSt
     leaves.push({ path: path.slice(), ...bytesOf(value) })
     return null
   }
-  if (path.length >= WireLimits.maxDepth) throw tooDeep()
+  if (path.length > WireLimits.maxDepth) throw tooDeep()
   if (Array.isArray(value)) {
     const copy: unknown[] = new Array(value.length)
     for (let i = 0; i < value.length; i++) {
@@ -90,7 +90,8 @@ export function insertBinary(
   path: readonly unknown[],
   leaf: Uint8Array | ArrayBuffer,
 ): boolean {
-  if (path.length === 0 || path.length > WireLimits.maxDepth) return false
+  // A leaf sits one step below the deepest container an argument may have.
+  if (path.length === 0 || path.length > WireLimits.maxDepth + 1) return false
   let container: unknown = root
   for (let i = 0; i < path.length; i++) {
     const step = path[i]

@@ -36,11 +36,11 @@ const coded = (code: string) => expect.objectContaining({ code })
 /** Arguments a client must refuse, with the code the server throws for them. */
 const REFUSED: [string, unknown, string][] = [
   ['too large', 'x'.repeat(MAX_PAYLOAD), 'PARLEY_PAYLOAD_TOO_LARGE'],
-  // The encoder's own depth limit (counted from the arguments) is the stricter one, so a value
-  // too deep for the wire never reaches the wire's check: it does not encode.
+  // The encoder stops at the wire's depth limit itself (its walk also stops cycles), so a value
+  // too deep for the wire does not encode: the same limit, the encoder's code.
   [
     'too deep',
-    JSON.parse(`${'['.repeat(WireLimits.maxDepth + 1)}${']'.repeat(WireLimits.maxDepth + 1)}`),
+    JSON.parse(`${'['.repeat(WireLimits.maxDepth + 2)}${']'.repeat(WireLimits.maxDepth + 2)}`),
     'PARLEY_UNSERIALIZABLE',
   ],
   ['a __proto__ key', JSON.parse('{"__proto__":{"admin":true}}'), 'PARLEY_FORBIDDEN_KEY'],
