@@ -47,7 +47,13 @@ describe('the delivery promise', () => {
       { pingInterval: 500, pingTimeout: 500 },
     )
     proxy = await startFaultProxy(server.port)
-    const socket: Socket = client(proxy.url, { upgradeDelay: 100, upgradeDelayMax: 200, connectTimeout: 600 })
+    // Every failure here is a refusal or a reset, never a hang: a connect timeout a loaded machine
+    // cannot miss costs nothing.
+    const socket: Socket = client(proxy.url, {
+      upgradeDelay: 100,
+      upgradeDelayMax: 200,
+      connectTimeout: 3000,
+    })
     const atClient: number[] = []
     socket.on('down', (n: number) => atClient.push(n))
     const seen: string[] = []
