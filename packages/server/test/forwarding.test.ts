@@ -3,7 +3,7 @@
 // every request and every WebSocket upgrade to the next node. A node that gets a request for a
 // session of another node forwards it there itself (HTTP over node:http, WebSocket as a relay),
 // and the owner answers as if the client had come to it.
-import type { IncomingMessage } from 'node:http'
+import http, { type IncomingMessage } from 'node:http'
 import { connect, type Socket } from '@parley/client'
 import { type Packet, PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
@@ -298,6 +298,35 @@ describe('forwarding', () => {
     abort.abort()
     await closed(forwarded[0]!)
     // The session lives on: its client may come back with another GET.
+    expect(a.sockets[0]!.connected).toBe(true)
+  })
+
+  it("forwards a held poll with the client's end-to-end headers, and lets it go when the client does", async () => {
+    await startNodes(2)
+    const [a, b] = nodes as [Node, Node]
+    const first = await rawConnect('polling', a.base)
+    first.close()
+    const request = http.get(`${b.base}/poll?v=1&sid=${first.sid}`, {
+      headers: { Connection: 'keep-alive, x-hop', 'x-hop': 'one hop only', 'x-app': 'kept', Cookie: 'c=1' },
+    })
+    request.on('error', () => {})
+    await until(() => a.seen.some((s) => s.routed), 3000, 'the forwarded poll')
+    const forwarded = a.seen.find((s) => s.routed)!
+    expect(forwarded.url).toBe(`/parley/poll?v=1&sid=${first.sid}`)
+    const headers = forwarded.request.headers
+    expect(headers).toMatchObject({
+      host: `127.0.0.1:${b.port}`,
+      'x-app': 'kept',
+      cookie: 'c=1',
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': `127.0.0.1:${b.port}`,
+      [ROUTED]: '1',
+    })
+    expect(headers['x-hop']).toBeUndefined()
+
+    request.destroy()
+    await closed(forwarded)
     expect(a.sockets[0]!.connected).toBe(true)
   })
 
