@@ -4,10 +4,17 @@
 // session of another node forwards it there itself (HTTP over node:http, WebSocket as a relay),
 // and the owner answers as if the client had come to it.
 import http, { type IncomingMessage } from 'node:http'
+import { setImmediate } from 'node:timers/promises'
 import { connect, type Socket } from '@parley/client'
-import { type Packet, PacketType } from '@parley/protocol'
-import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
+import { type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import {
+  type AdapterFactory,
+  MemoryAdapter,
+  type ParleyServerOptions,
+  type ServerSocket,
+} from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Directory } from './directory-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
@@ -58,28 +65,35 @@ afterEach(async () => {
 const range = (n: number, from = 1) => Array.from({ length: n }, (_, i) => i + from)
 
 /** `count` nodes, a, b, c..., with one directory (or the adapters given). */
-async function startNodes(count: number, adapter?: (index: number) => AdapterFactory) {
+async function startNodes(
+  count: number,
+  adapter?: (index: number) => AdapterFactory,
+  options: ParleyServerOptions = {},
+) {
   const directory = new Directory()
   for (let i = 0; i < count; i++) {
     const name = 'abcd'[i]!
     const node = { name, sockets: [], up: [], seen: [], closed: false } as unknown as Node
-    const started = await startServer({ adapter: adapter?.(i) ?? directory.adapter(name) }, (app) => {
-      app.parley.on('connection', (socket) => {
-        node.sockets.push(socket)
-        socket.on('up', (n: number) => node.up.push(n))
-        socket.on('echo', (text: string, ack: (reply: string) => void) => ack(`echo ${text}`))
-      })
-      const record = (request: IncomingMessage) => {
-        node.seen.push({
-          method: request.method ?? '',
-          url: request.url ?? '',
-          routed: request.headers[ROUTED] !== undefined,
-          request,
+    const started = await startServer(
+      { ...options, adapter: adapter?.(i) ?? directory.adapter(name) },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          node.sockets.push(socket)
+          socket.on('up', (n: number) => node.up.push(n))
+          socket.on('echo', (text: string, ack: (reply: string) => void) => ack(`echo ${text}`))
         })
-      }
-      app.server.prependListener('request', record)
-      app.server.prependListener('upgrade', record)
-    })
+        const record = (request: IncomingMessage) => {
+          node.seen.push({
+            method: request.method ?? '',
+            url: request.url ?? '',
+            routed: request.headers[ROUTED] !== undefined,
+            request,
+          })
+        }
+        app.server.prependListener('request', record)
+        app.server.prependListener('upgrade', record)
+      },
+    )
     Object.assign(node, started, { port: Number(new URL(started.base).port) })
     nodes.push(node)
   }
@@ -299,6 +313,34 @@ describe('forwarding', () => {
     await closed(forwarded[0]!)
     // The session lives on: its client may come back with another GET.
     expect(a.sockets[0]!.connected).toBe(true)
+  })
+
+  it('pushes back through a WebSocket relay: a client that stops reading gets volatile emits dropped on the owner', async () => {
+    const highWaterMark = 64 * 1024
+    await startNodes(2, undefined, { highWaterMark, maxBufferedBytes: 256 * 1024, pingInterval: 60_000 })
+    const [a, b] = nodes as [Node, Node]
+    const first = await rawConnect('websocket', a.base)
+    first.close()
+    const peer = a.sockets[0]!
+    // A resume through b, then nothing more is read.
+    const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    ws.on('error', () => {})
+    await new Promise((resolve) => ws.once('open', resolve))
+    const opened = new Promise((resolve) => ws.once('message', resolve))
+    ws.send(JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }]))
+    expect(String(await opened)).toContain('"recovered":true')
+    ws.pause()
+
+    const payload = 'x'.repeat(4 * 1024)
+    let dropped = 0
+    // Far more than the socket buffers of two loopback hops hold: the relay must stop reading.
+    for (let i = 0; i < 12_000 && dropped === 0; i++) {
+      if (!peer.volatile.emit('v', payload)) dropped++
+      if (i % 16 === 15) await setImmediate()
+    }
+    ws.terminate()
+    expect(dropped).toBeGreaterThan(0)
+    expect(peer.connected).toBe(true)
   })
 
   it("forwards a held poll with the client's end-to-end headers, and lets it go when the client does", async () => {
