@@ -15,9 +15,8 @@ import type { WebSocket } from 'ws'
 import type { ResolvedOptions } from '../options.js'
 import type { HandshakeRequest, ParleyServer } from '../server.js'
 import type { Session } from '../session.js'
-import type { HeaderBag, HttpTransport } from '../transports/http.js'
-import { PollingTransport } from '../transports/polling.js'
-import { SseTransport } from '../transports/sse.js'
+import type { HeaderBag } from '../transports/http.js'
+import { type HttpTransportName, httpTransports } from '../transports/registry.js'
 import { outgoing } from '../transports/transport.js'
 import { WebSocketTransport } from '../transports/websocket.js'
 import { readBody } from './body.js'
@@ -33,7 +32,7 @@ export interface RoutesOptions {
 }
 
 type Query = Record<string, string | string[] | undefined>
-type HttpKind = 'sse' | 'polling'
+type HttpKind = HttpTransportName
 
 const OTHER_METHODS = ['HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'POST'] as const
 
@@ -250,7 +249,7 @@ export async function parleyRoutes(
     const session = server.sessionFor(sid)
     if (method === 'GET' && session?.transport?.name !== kind) {
       // The session ended, or moved on, between two GETs: hand over its last words first.
-      const last = server.takeLingering(sid, kind) as HttpTransport | undefined
+      const last = server.takeLingering(sid, kind)?.http
       if (last) {
         reply.hijack()
         last.serveLast(reply.raw, cors)
@@ -277,14 +276,14 @@ export async function parleyRoutes(
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
     }
     const transport = session.transport
-    if (!transport || transport.name !== kind) {
+    const http = transport?.name === kind ? transport.http : undefined
+    if (!http) {
       return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
     }
 
     if (method === 'GET') {
       reply.hijack()
-      if (transport instanceof SseTransport) transport.attachStream(reply.raw, cors)
-      else if (transport instanceof PollingTransport) transport.hold(reply.raw, cors)
+      http.downstream(reply.raw, cors)
       return reply
     }
 
@@ -305,10 +304,10 @@ export async function parleyRoutes(
       }
       const decoded = decodeBatch(body.text, { maxPayload: options.maxPayload })
       if (!decoded.ok) {
-        ;(transport as HttpTransport).reject(decoded.error)
+        http.reject(decoded.error)
         return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
       }
-      ;(transport as HttpTransport).receive(decoded.packets)
+      http.receive(decoded.packets)
       return reply
         .code(204)
         .headers({ ...cors, 'Cache-Control': 'no-store' })
@@ -344,13 +343,7 @@ export async function parleyRoutes(
       if (owner && (await forwarder.handOver(owner, request, reply, body.text)) !== 'unreachable')
         return reply
     }
-    const transport =
-      kind === 'sse'
-        ? new SseTransport()
-        : new PollingTransport(
-            options.maxPayload,
-            options.pollingCompression ? options.pollingCompression.threshold : false,
-          )
+    const transport = httpTransports[kind](options)
     const refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
     const line = transport.answerLine
