@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import {
   CloseReason,
@@ -10,19 +9,18 @@ import {
   type TransportName,
   WS_SUBPROTOCOL,
 } from '@parley/protocol'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { ResolvedOptions } from '../options.js'
-import type { HandshakeRequest, ParleyServer } from '../server.js'
+import type { ParleyServer } from '../server.js'
 import type { Session } from '../session.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpTransports } from '../transports/registry.js'
-import { outgoing } from '../transports/transport.js'
-import { WebSocketTransport } from '../transports/websocket.js'
 import { readBody } from './body.js'
 import { Forwarder } from './forward.js'
 import { checkOrigin, preflightHeaders } from './origin.js'
 import { serveRouted } from './routing.js'
+import { handshakeRequest, WebSocketHandshakes } from './websocket-handshake.js'
 
 export interface RoutesOptions {
   server: ParleyServer
@@ -78,6 +76,7 @@ export async function parleyRoutes(
     forwarder.close()
     done()
   })
+  const websockets = new WebSocketHandshakes({ server, options, forwarder, ownsWebSocketPlugin })
 
   // --- WebSocket -----------------------------------------------------------------------------
 
@@ -102,92 +101,17 @@ export async function parleyRoutes(
         if (!offered.includes(WS_SUBPROTOCOL)) {
           return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `offer the subprotocol ${WS_SUBPROTOCOL}`)
         }
-        upgrades.set(request.raw, reply.raw)
+        websockets.upgrading(request.raw, reply.raw)
       }
     },
     handler: (_request, reply) => fail(reply, 400, ErrorCode.BAD_REQUEST, 'expected a WebSocket upgrade'),
-    wsHandler: (socket: WebSocket, request: FastifyRequest) => acceptWebSocket(socket, request),
+    wsHandler: (socket: WebSocket, request: FastifyRequest) => websockets.accept(socket, request),
   })
   app.route({
     method: [...OTHER_METHODS],
     url: `${base}/ws`,
     handler: (_request, reply) => fail(reply, 405, ErrorCode.METHOD_NOT_ALLOWED, 'use GET with an upgrade'),
   })
-
-  /** The stand-in HTTP response of each upgrade request, released once the WebSocket is open. */
-  const upgrades = new WeakMap<IncomingMessage, ServerResponse>()
-
-  function acceptWebSocket(ws: WebSocket, request: FastifyRequest): void {
-    const socket = request.raw.socket
-    const handshake = handshakeRequest(request)
-    const log = request.log
-    releaseUpgrade(ws, socket, upgrades.get(request.raw), ownsWebSocketPlugin ? log : undefined)
-    const transport = new WebSocketTransport(ws, options.maxPayload, socket)
-    let settled = false
-    const refuse = (code: string, message: string) => {
-      transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))
-      transport.close('refused')
-    }
-    const timer = setTimeout(() => {
-      settled = true
-      server.trackPending(transport, false)
-      refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
-    }, options.handshakeTimeout)
-    server.trackPending(transport, true)
-    const settle = () => {
-      settled = true
-      clearTimeout(timer)
-      // Until the session binds it, nothing more is read: packets a client pipelines after its
-      // HELLO are numbered, and it resends them after OPEN.
-      transport.bind(null)
-    }
-    transport.bind({
-      packet: (packet) => {
-        if (settled) return
-        settle()
-        if (packet.type !== PacketType.HELLO) {
-          server.trackPending(transport, false)
-          refuse(ErrorCode.INVALID_PACKET, 'the first packet must be HELLO')
-          return
-        }
-        handOverOrHandshake(packet).then(
-          (refusal) => {
-            server.trackPending(transport, false)
-            if (refusal) refuse(refusal.code, refusal.message)
-          },
-          (err: unknown) => {
-            server.trackPending(transport, false)
-            log.error({ err }, 'parley: handshake failed')
-            refuse(ErrorCode.BAD_REQUEST, 'the handshake failed')
-          },
-        )
-      },
-      invalid: (error) => {
-        if (settled) return
-        settle()
-        server.trackPending(transport, false)
-        refuse(error.code, error.message)
-      },
-      close: () => {
-        clearTimeout(timer)
-        server.trackPending(transport, false)
-      },
-    })
-
-    /** A resume of a session that another node holds goes there; anything else is ours. */
-    async function handOverOrHandshake(hello: HelloPacket) {
-      if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
-        const owner = await forwarder.ownerOf(hello.sid, request, 'websocket')
-        if (owner && transport.open) {
-          const take = () => transport.release()
-          const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)
-          // Unreachable: a resume of a session this node does not know (a new one, as always).
-          if (outcome !== 'unreachable') return null
-        }
-      }
-      return server.handshake(transport, hello, handshake)
-    }
-  }
 
   // --- SSE and long-polling ------------------------------------------------------------------
 
@@ -386,32 +310,4 @@ export async function parleyRoutes(
 function bodyStream(request: FastifyRequest): Readable | undefined {
   const body = request.body as { pipe?: unknown } | undefined
   return body && typeof body.pipe === 'function' ? (body as Readable) : undefined
-}
-
-function handshakeRequest(request: FastifyRequest): HandshakeRequest {
-  const query: Record<string, string> = {}
-  for (const [key, value] of Object.entries(request.query as Query)) {
-    if (typeof value === 'string') query[key] = value
-  }
-  return { headers: request.headers, query, address: request.ip }
-}
-
-/**
- * Lets the upgrade's request and its stand-in response go once the WebSocket is open; they
- * would otherwise live as long as it does (about 2 KB per connection): the response stays
- * assigned to the TCP socket, and @fastify/websocket's error listener holds both. With `log`
- * (Parley registered @fastify/websocket, so that listener is Parley's), the listener is
- * replaced by one that logs the same line without holding the request.
- */
-function releaseUpgrade(
-  ws: WebSocket,
-  socket: IncomingMessage['socket'],
-  response: ServerResponse | undefined,
-  log: FastifyBaseLogger | undefined,
-): void {
-  if (response?.socket === socket) response.detachSocket(socket)
-  if (log) {
-    ws.removeAllListeners('error')
-    ws.on('error', (err) => log.debug({ err }, 'parley: websocket error'))
-  }
 }
