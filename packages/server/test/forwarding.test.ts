@@ -343,6 +343,29 @@ describe('forwarding', () => {
     expect(peer.connected).toBe(true)
   })
 
+  it('lets go of what it forwards when it closes: its clients are cut, the owner keeps their sessions', async () => {
+    await startNodes(2)
+    const [a, b] = nodes as [Node, Node]
+    const viaWs = await rawConnect('websocket', a.base)
+    viaWs.close()
+    const relayed = await rawConnect('websocket', b.base, { sid: viaWs.sid, ack: 0 })
+    raws.push(relayed)
+    expect(relayed.open.recovered).toBe(true)
+    const viaSse = await rawConnect('sse', a.base)
+    raws.push(viaSse)
+    const stream = await fetch(`${b.base}/sse?v=1&sid=${viaSse.sid}`)
+    expect(stream.status).toBe(200)
+    await until(() => a.seen.filter((s) => s.routed).length === 2, 3000, 'both forwarded')
+    const forwarded = a.seen.filter((s) => s.routed)
+
+    b.closed = true
+    await b.app.close()
+    expect(await relayed.ended).toBe(1001)
+    await Promise.all(forwarded.map(closed))
+    await expect(stream.text()).rejects.toThrow()
+    expect(a.sockets.map((s) => s.connected)).toEqual([true, true])
+  })
+
   it("forwards a held poll with the client's end-to-end headers, and lets it go when the client does", async () => {
     await startNodes(2)
     const [a, b] = nodes as [Node, Node]

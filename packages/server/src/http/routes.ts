@@ -72,10 +72,8 @@ export async function parleyRoutes(
     maxPayload: options.maxPayload,
     unreachable: (node, err) => server.ownerUnreachable(node, err),
   })
-  app.addHook('preClose', (done) => {
-    forwarder.close()
-    done()
-  })
+  // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
+  server.atClose(() => forwarder.close())
   const websockets = new WebSocketHandshakes({ server, options, forwarder, ownsWebSocketPlugin })
 
   // --- WebSocket -----------------------------------------------------------------------------
