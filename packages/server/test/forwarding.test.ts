@@ -4,6 +4,7 @@
 // session of another node forwards it there itself (HTTP over node:http, WebSocket as a relay),
 // and the owner answers as if the client had come to it.
 import http, { type IncomingMessage } from 'node:http'
+import net from 'node:net'
 import { setImmediate } from 'node:timers/promises'
 import { connect, type Socket } from '@parley/client'
 import { type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
@@ -364,6 +365,30 @@ describe('forwarding', () => {
     await Promise.all(forwarded.map(closed))
     await expect(stream.text()).rejects.toThrow()
     expect(a.sockets.map((s) => s.connected)).toEqual([true, true])
+  })
+
+  it('gives up on an owner that accepts but never answers the upgrade, within handshakeTimeout', async () => {
+    // A "node" that takes connections and says nothing.
+    const silent = net.createServer(() => {})
+    const held: net.Socket[] = []
+    silent.on('connection', (socket) => held.push(socket))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const { port } = silent.address() as net.AddressInfo
+    try {
+      const { directory } = await startNodes(1, undefined, { handshakeTimeout: 300 })
+      const [b] = nodes as [Node]
+      directory.owners.set('heldBySilentNode0001', { node: 'silent', url: `http://127.0.0.1:${port}` })
+      const started = Date.now()
+      const again = await rawConnect('websocket', b.base, { sid: 'heldBySilentNode0001', ack: 0 })
+      raws.push(again)
+      expect(again.open.recovered).toBe(false)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250)
+      expect(held.length).toBe(1)
+      expect(b.app.parley.unreachableOwnerCount).toBe(1)
+    } finally {
+      for (const socket of held) socket.destroy()
+      await new Promise<void>((resolve) => silent.close(() => resolve()))
+    }
   })
 
   it("forwards a held poll with the client's end-to-end headers, and lets it go when the client does", async () => {
