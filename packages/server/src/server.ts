@@ -5,6 +5,7 @@ import type { Adapter, Room, RoutedRequest, RoutedResponse, SocketDescription } 
 import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
 import { EndedSessions } from './ended-sessions.js'
+import { UnreachableOwners } from './http/unreachable-owners.js'
 import type { ResolvedOptions } from './options.js'
 import { Session, type SessionConfig } from './session.js'
 import { ServerSocket, type SocketContext } from './socket.js'
@@ -63,6 +64,8 @@ export class ParleyServer<
   readonly #ended: EndedSessions
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
   readonly #unknown: UnknownSessions
+  /** Requests and resumes that could not be handed to the node owning their session. */
+  readonly #unreachable: UnreachableOwners
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
@@ -72,6 +75,8 @@ export class ParleyServer<
   #closing = false
   /** This node's origin for forwarded requests, once it listens. */
   #url: string | undefined
+  /** What else ends with the server (requests and relays forwarded to other nodes). */
+  readonly #closers: (() => void)[] = []
   /** Answers requests routed here from another node; set when the routes are registered. */
   #serve: ((request: RoutedRequest) => Promise<RoutedResponse>) | undefined
   /** Rooms and broadcast: how the server reaches its sockets (and, multi-node, everyone's). */
@@ -82,6 +87,7 @@ export class ParleyServer<
     this.options = options
     this.#log = log
     this.#unknown = new UnknownSessions(log)
+    this.#unreachable = new UnreachableOwners(log)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       get: (id) => this.#byId.get(id),
       hasSession: (sid) => this.#bySid.has(sid),
@@ -127,6 +133,11 @@ export class ParleyServer<
   /** @internal The server listens at `url` (its origin): what other nodes forward requests to. */
   listening(url: string): void {
     this.#url = url
+  }
+
+  /** @internal `close` runs `closer` too, first (before WebSocket clients are closed under it). */
+  atClose(closer: () => void): void {
+    this.#closers.push(closer)
   }
 
   /** @internal The endpoints answer requests that other nodes route here. */
@@ -268,6 +279,21 @@ export class ParleyServer<
   }
 
   /**
+   * How many requests and resumes this node could not forward to the node that owns their
+   * session (that node refused the connection, did not answer in time, or refused the
+   * upgrade), since the server started. Each was answered as for an unknown session: a client
+   * then starts a new session. The server also logs it at warn, at most once per 10 s.
+   */
+  get unreachableOwnerCount(): number {
+    return this.#unreachable.total
+  }
+
+  /** @internal A request or resume for a session of `node` could not be forwarded there. */
+  ownerUnreachable(node: string, err: unknown): void {
+    this.#unreachable.record(node, err)
+  }
+
+  /**
    * @internal An HTTP request named `sid`, which no node holds: counted unless it is a session
    * that ended lately (a client may still be finishing a request of it).
    */
@@ -286,6 +312,7 @@ export class ParleyServer<
    */
   close(): void {
     this.#closing = true
+    for (const closer of this.#closers) closer()
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, { retryAfter: SHUTDOWN_RETRY_AFTER, kind: 'shutdown' })
     }
