@@ -1,7 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { CloseReason, ErrorCode, type HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Adapter, Room, RoutedRequest, RoutedResponse, SocketDescription } from './adapter/adapter.js'
+import {
+  type Adapter,
+  OWNER_RECORD_WAIT_MS,
+  type Room,
+  type RoutedRequest,
+  type RoutedResponse,
+  type SocketDescription,
+} from './adapter/adapter.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
 import { EndedSessions } from './ended-sessions.js'
@@ -382,11 +389,17 @@ export class ParleyServer<
       }
       if (this.#closing) return shuttingDown()
       if (!transport.open) return null
-      if (existing.session.state !== 'closed') {
-        existing.recovered = true
-        existing.session.attach(transport, hello.ack ?? 0, true)
-        this.adapter.sessionOpened?.(existing.session.sid)
-        return null
+      // Read again after every await: the session may end meanwhile.
+      const alive = () => existing.session.state !== 'closed'
+      if (alive()) {
+        await this.#recordOwner(existing.session.sid)
+        if (this.#closing) return shuttingDown()
+        if (!transport.open) return null
+        if (alive()) {
+          existing.recovered = true
+          existing.session.attach(transport, hello.ack ?? 0, true)
+          return null
+        }
       }
       // It ended while the middleware ran: the client hears why (or, should the end be
       // forgotten already, gets a new session after all).
@@ -401,7 +414,7 @@ export class ParleyServer<
     if (!transport.open) return null
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
-    this.adapter.sessionOpened?.(session.sid)
+    await this.#recordOwner(session.sid)
     await this.adapter.addAll(socket.id, [socket.id])
     session.attach(transport, 0, false)
     for (const listener of [...this.#onConnection]) {
@@ -429,6 +442,28 @@ export class ParleyServer<
       transport.close('normal')
     }
     return true
+  }
+
+  /**
+   * Tells the adapter this node owns `sid`, and waits (bounded) for its record, so that the
+   * client's next request finds it on any node. A failure is the adapter's to report.
+   */
+  async #recordOwner(sid: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const recorded = this.adapter.sessionOpened?.(sid)
+      if (!recorded) return
+      await Promise.race([
+        recorded,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, OWNER_RECORD_WAIT_MS)
+        }),
+      ])
+    } catch (err) {
+      this.#log.warn({ err }, 'parley: the adapter could not record the owner of a session')
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   #linger(sid: string, transport: Transport): void {

@@ -24,8 +24,12 @@ function recording() {
     local = sockets
     const adapter = new MemoryAdapter(sockets)
     return Object.assign(adapter, {
-      sessionOpened: (sid: string) => calls.push(`opened:${sid}`),
-      sessionClosed: (sid: string) => calls.push(`closed:${sid}`),
+      sessionOpened: (sid: string) => {
+        calls.push(`opened:${sid}`)
+      },
+      sessionClosed: (sid: string) => {
+        calls.push(`closed:${sid}`)
+      },
     })
   }
   return { calls, factory, local: () => local! }
@@ -57,4 +61,37 @@ describe('the adapter hears', () => {
       expect(calls[2]).toBe(`closed:${first.sid}`)
     },
   )
+})
+
+describe('the handshake', () => {
+  it.each(['websocket', 'sse', 'polling'] as const)(
+    "waits for the adapter's owner record before it answers, over %s",
+    async (transport) => {
+      const events: string[] = []
+      const factory: AdapterFactory = (sockets) =>
+        Object.assign(new MemoryAdapter(sockets), {
+          sessionOpened: () =>
+            new Promise<void>((resolve) =>
+              setTimeout(() => {
+                events.push('recorded')
+                resolve()
+              }, 150),
+            ),
+        })
+      started = await startServer({ adapter: factory })
+      const client = await rawConnect(transport, started.base)
+      clients.push(client)
+      events.push('open')
+      expect(events).toEqual(['recorded', 'open'])
+    },
+  )
+
+  it('does not wait for a record that never comes longer than OWNER_RECORD_WAIT_MS', async () => {
+    const factory: AdapterFactory = (sockets) =>
+      Object.assign(new MemoryAdapter(sockets), { sessionOpened: () => new Promise<void>(() => {}) })
+    started = await startServer({ adapter: factory })
+    const client = await rawConnect('sse', started.base)
+    clients.push(client)
+    expect(client.open.recovered).toBe(false)
+  })
 })

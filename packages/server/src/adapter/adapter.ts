@@ -164,14 +164,23 @@ export interface Adapter {
   routeRequest?(node: string, request: RoutedRequest): Promise<RoutedResponse>
   /**
    * A session began on this node, or was resumed here: a multi-node adapter records that this
-   * node owns it (what `sessionOwner` answers on the other nodes).
+   * node owns it (what `sessionOwner` answers on the other nodes). The server waits for the
+   * returned promise (at most `OWNER_RECORD_WAIT_MS`) before it answers the HELLO, so that the
+   * client's next request, wherever the balancer sends it, finds the record.
    */
-  sessionOpened?(sid: string): void
+  sessionOpened?(sid: string): void | Promise<void>
   /** A session of this node ended: no node owns it any more. */
   sessionClosed?(sid: string): void
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }
+
+/**
+ * The longest a handshake waits for `Adapter.sessionOpened`: a store that is slower (or away)
+ * must not hold clients; its record then comes later, and a request that reaches another node
+ * first meets an unknown session (the client resumes, within its backoff).
+ */
+export const OWNER_RECORD_WAIT_MS = 1000
 
 /** Makes the adapter for a server; the plugin option `adapter`. */
 export type AdapterFactory = (sockets: LocalSockets) => Adapter
