@@ -110,7 +110,7 @@ export class RedisAdapter implements Adapter {
       gone: (nodes) => {
         for (const pending of [...this.#pending.values()]) for (const node of nodes) pending.gone(node)
       },
-      recordLost: () => void this.#sessions.restore(true),
+      beaten: (recordLost) => void this.#sessions.restore(recordLost),
     })
     this.#subscriber = client.duplicate()
     // Without a listener, an 'error' event (Redis went away) would crash the process.

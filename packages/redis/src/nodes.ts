@@ -37,8 +37,11 @@ export interface NodesConfig {
   warnings: Warnings
   /** Nodes that left the live set (their record expired or was removed). */
   gone: (ids: string[]) => void
-  /** This node's record was missing though it had been written: Redis lost its data (a restart). */
-  recordLost: () => void
+  /**
+   * A heartbeat went through; `recordLost` when this node's record was missing though it had
+   * been written: Redis lost its data (a restart).
+   */
+  beaten: (recordLost: boolean) => void
 }
 
 /**
@@ -151,7 +154,7 @@ export class Nodes {
     for (const node of gone) this.#live.delete(node)
     for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
     if (gone.length > 0) this.#config.gone(gone)
-    if (lost) this.#config.recordLost()
+    this.#config.beaten(lost)
   }
 
   /** Stops beating and removes this node's record, so that the others drop it at their next beat. */
