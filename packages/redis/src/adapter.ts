@@ -119,7 +119,8 @@ export class RedisAdapter implements Adapter {
     })
     this.#started = this.#start()
     this.#started.catch((err: unknown) => {
-      this.#warnings.warn('start', 'could not subscribe; other nodes are out of reach', { err })
+      if (!this.#closed)
+        this.#warnings.warn('start', 'could not subscribe; other nodes are out of reach', { err })
     })
   }
 
