@@ -391,8 +391,12 @@ export class RedisAdapter implements Adapter {
 
   #onBroadcast(text: string): void {
     const packet = parseBroadcast(text)
+    if (!packet) {
+      this.#malformed()
+      return
+    }
     // This node's own broadcasts come back too: its sockets already have them.
-    if (!packet || packet.n === this.node || this.#closed) return
+    if (packet.n === this.node || this.#closed) return
     const event = decodeEvent(packet.e)
     if (!event) {
       this.#malformed()
@@ -403,7 +407,11 @@ export class RedisAdapter implements Adapter {
 
   #onRequest(text: string): void {
     const request = parseRequest(text)
-    if (!request || request.n === this.node || this.#closed) return
+    if (!request) {
+      this.#malformed()
+      return
+    }
+    if (request.n === this.node || this.#closed) return
     const channel = `${this.#options.prefix}:response:${request.n}`
     const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) =>
       this.#publish(channel, { ...answer, n: this.node, id: request.id } as ResponsePacket)
