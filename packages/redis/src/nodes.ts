@@ -1,5 +1,5 @@
 import type { RedisClient } from './options.js'
-import { send } from './send.js'
+import { asText, send } from './send.js'
 import type { Warnings } from './warnings.js'
 
 /** A node whose record was not refreshed for this many heartbeats is gone. */
@@ -142,8 +142,8 @@ export class Nodes {
     this.#published = address
     const seen = new Map<string, string>()
     for (let i = 0; i + 1 < flat.length; i += 2) {
-      const [node, nodeAddress] = [flat[i], flat[i + 1]]
-      if (typeof node === 'string' && node !== id) seen.set(node, String(nodeAddress ?? ''))
+      const node = asText(flat[i])
+      if (node !== undefined && node !== id) seen.set(node, asText(flat[i + 1]) ?? '')
     }
     // This node's own record was gone though it wrote it: Redis lost its data (a restart), and
     // the other nodes' records with it. They write theirs again at their next beat: keep them

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { RedisClient } from './options.js'
-import { send } from './send.js'
+import { asText, send } from './send.js'
 import type { Warnings } from './warnings.js'
 
 /** How long an owner record lives without an open or a resume to refresh it: 24 h. */
@@ -62,8 +62,7 @@ export class SessionOwners {
   async owner(sid: string): Promise<string | null> {
     // Not queued while Redis is away: the request that asks is waiting.
     if (!this.client.isReady) throw new Error('@parley/redis: Redis is not reachable')
-    const owner = await send(this.client, ['GET', this.key(sid)])
-    return typeof owner === 'string' ? owner : null
+    return asText(await send(this.client, ['GET', this.key(sid)])) ?? null
   }
 
   /**

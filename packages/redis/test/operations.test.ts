@@ -122,6 +122,20 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     await onA.ended
   })
 
+  it('works with a client that reads bulk strings as Buffers', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(redis.url, {}, true)
+    const b = await nodes.start(redis.url)
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const raw = await rawConnect('polling', b.base)
+    raws.push(raw)
+    await eventually(async () => typeof (await a.adapter.sessionOwner(raw.sid)) === 'object', 5000, 'owner')
+    expect(await a.adapter.sessionOwner(raw.sid)).toEqual({
+      node: b.adapter.node,
+      url: new URL(b.base).origin,
+    })
+  })
+
   it('answers unknown for a session whose owner stopped heartbeating', async () => {
     nodes = new Nodes()
     const [a, b] = (await nodes.cluster(redis.url, 2)) as [TestNode, TestNode]
