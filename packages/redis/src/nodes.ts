@@ -54,6 +54,8 @@ export class Nodes {
   /** The heartbeat in flight: one at a time. */
   #beating: Promise<void> | undefined
   #published: string | undefined
+  /** Until then, nodes missing from Redis are kept (see `#beat`). */
+  #graceUntil = 0
   #stopped = false
 
   constructor(config: NodesConfig) {
@@ -140,11 +142,16 @@ export class Nodes {
       const [node, nodeAddress] = [flat[i], flat[i + 1]]
       if (typeof node === 'string' && node !== id) seen.set(node, String(nodeAddress ?? ''))
     }
-    const gone = [...this.#live.keys()].filter((node) => !seen.has(node))
-    this.#live.clear()
+    // This node's own record was gone though it wrote it: Redis lost its data (a restart), and
+    // the other nodes' records with it. They write theirs again at their next beat: keep them
+    // for one record lifetime rather than call live nodes gone.
+    const lost = previous === 0 && wasPublished
+    if (lost) this.#graceUntil = now + ttl
+    const gone = [...this.#live.keys()].filter((node) => !seen.has(node) && now >= this.#graceUntil)
+    for (const node of gone) this.#live.delete(node)
     for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
     if (gone.length > 0) this.#config.gone(gone)
-    if (previous === 0 && wasPublished) this.#config.recordLost()
+    if (lost) this.#config.recordLost()
   }
 
   /** Stops beating and removes this node's record, so that the others drop it at their next beat. */

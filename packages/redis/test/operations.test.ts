@@ -1,0 +1,117 @@
+// Socket operations and session owners across three nodes joined by a real Redis.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { until } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { Nodes, type TestNode } from './nodes.js'
+
+/** Waits until an async `check` holds, polling every 20 ms, at most `timeoutMs`. */
+async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
+  let redis: RedisServer
+  let nodes: Nodes
+  const raws: RawClient[] = []
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    for (const raw of raws.splice(0)) raw.close()
+    await nodes.closeAll()
+  })
+
+  it('fetches plain socket views from every node, and joins, leaves and disconnects across nodes', async () => {
+    nodes = new Nodes()
+    const [a, b, c] = await nodes.cluster(redis.url)
+    const a0 = await nodes.client(a!)
+    const b0 = await nodes.client(b!)
+    const c0 = await nodes.client(c!)
+    const c1 = await nodes.client(c!)
+    a0.socket.data.name = 'ada'
+    b0.socket.data.name = 'bob'
+    c0.socket.data = { name: 'cy', key: new Uint8Array([7, 8]) }
+    for (const { socket } of [a0, b0, c0]) socket.join('team')
+
+    const team = await a!.app.parley.in('team').fetchSockets()
+    expect(team.map((s) => s.id).sort()).toEqual([a0.socket.id, b0.socket.id, c0.socket.id].sort())
+    const bob = team.find((s) => s.id === b0.socket.id)!
+    expect(bob.data).toEqual({ name: 'bob' })
+    expect(bob.rooms).toEqual(new Set([b0.socket.id, 'team']))
+    expect(bob.handshake).toMatchObject({ transport: 'websocket', address: '127.0.0.1' })
+    const cy = team.find((s) => s.id === c0.socket.id)!
+    expect(new Uint8Array((cy.data as { key: Uint8Array }).key)).toEqual(new Uint8Array([7, 8]))
+    expect((await a!.app.parley.local.fetchSockets()).map((s) => s.id)).toEqual([a0.socket.id])
+    expect(await b!.app.parley.fetchSockets()).toHaveLength(4)
+
+    await a!.app.parley.in('team').socketsJoin('moved')
+    expect([a0, b0, c0].every(({ socket }) => socket.rooms.has('moved'))).toBe(true)
+    expect(c1.socket.rooms.has('moved')).toBe(false)
+    await b!.app.parley.in('moved').except(c0.socket.id).socketsLeave('team')
+    expect([a0, b0, c0].map(({ socket }) => socket.rooms.has('team'))).toEqual([false, false, true])
+
+    await c!.app.parley.in('moved').except('team').disconnectSockets()
+    await until(() => !a0.socket.connected && !b0.socket.connected, 5000, 'disconnects')
+    expect(c0.socket.connected && c1.socket.connected).toBe(true)
+    expect(a!.adapter.stats.incompleteRequests).toBe(0)
+  })
+
+  it('tells where a session lives: here, on another live node with its address, or unknown', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const c = await nodes.start(redis.url, { address: 'http://10.1.2.3:8080/' })
+    await until(() => a!.adapter.liveNodes.length === 2 && b!.adapter.liveNodes.length === 2, 5000, 'c live')
+    const onA = await rawConnect('polling', a!.base)
+    const onC = await rawConnect('sse', c.base)
+    raws.push(onA, onC)
+    const aUrl = new URL(a!.base).origin
+
+    expect(await a!.adapter.sessionOwner(onA.sid)).toBe('local')
+    await eventually(async () => typeof (await b!.adapter.sessionOwner(onA.sid)) === 'object', 5000, 'owner')
+    expect(await b!.adapter.sessionOwner(onA.sid)).toEqual({ node: a!.adapter.node, url: aUrl })
+    await eventually(async () => typeof (await b!.adapter.sessionOwner(onC.sid)) === 'object', 5000, 'owner')
+    expect(await b!.adapter.sessionOwner(onC.sid)).toEqual({
+      node: c.adapter.node,
+      url: 'http://10.1.2.3:8080',
+    })
+    expect(await b!.adapter.sessionOwner('nobodyHasThisSession1')).toBe('unknown')
+
+    // A session that ended is no one's.
+    a!.sockets.find((s) => s.id === onA.id)!.disconnect()
+    await eventually(
+      async () => (await b!.adapter.sessionOwner(onA.sid)) === 'unknown',
+      5000,
+      'record removed',
+    )
+    await onA.ended
+  })
+
+  it('answers unknown for a session whose owner stopped heartbeating', async () => {
+    nodes = new Nodes()
+    const [a, b] = (await nodes.cluster(redis.url, 2)) as [TestNode, TestNode]
+    const raw = await rawConnect('websocket', a.base)
+    raws.push(raw)
+    await eventually(async () => typeof (await b.adapter.sessionOwner(raw.sid)) === 'object', 5000, 'owner')
+
+    // a loses its Redis connection as in a crash: no goodbye, its record expires.
+    a.redis.destroy()
+    await until(() => b.adapter.liveNodes.length === 0, 5000, 'a drops out')
+    expect(await b.adapter.sessionOwner(raw.sid)).toBe('unknown')
+    // a's adapter goes on without its client, and says so without throwing.
+    a.app.parley.emit('news', 'still local')
+    expect(a.adapter.stats.lostBroadcasts).toBe(1)
+  })
+})

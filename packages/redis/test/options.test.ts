@@ -1,0 +1,73 @@
+// redisAdapter() checks its options when it is called, before anything touches Redis.
+import { RedisAdapterOptionError, type RedisClient, redisAdapter } from '@parley/redis'
+import { createClient } from 'redis'
+import { describe, expect, it, vi } from 'vitest'
+
+/** Enough of a connected client for option checks: nothing is sent before the server registers. */
+function fakeClient(): RedisClient {
+  return {
+    isOpen: true,
+    isReady: true,
+    sendCommand: vi.fn(async () => null),
+    duplicate: vi.fn(() => {
+      throw new Error('not here')
+    }),
+  }
+}
+
+function refusal(options: unknown): RedisAdapterOptionError {
+  try {
+    redisAdapter(options as Parameters<typeof redisAdapter>[0])
+  } catch (err) {
+    expect(err).toBeInstanceOf(TypeError)
+    expect(err).toBeInstanceOf(RedisAdapterOptionError)
+    return err as RedisAdapterOptionError
+  }
+  throw new Error('no refusal')
+}
+
+describe('redisAdapter() options', () => {
+  it('accepts a connected client alone, and every option in range, without touching the client', () => {
+    const client = fakeClient()
+    expect(typeof redisAdapter({ client })).toBe('function')
+    const all = {
+      client,
+      prefix: 'chat:eu',
+      address: 'https://node-1.internal:8443/',
+      requestTimeout: 1,
+      heartbeatInterval: 500,
+      log: { warn: () => {} },
+    }
+    expect(typeof redisAdapter(all)).toBe('function')
+    expect(client.sendCommand).not.toHaveBeenCalled()
+    expect(client.duplicate).not.toHaveBeenCalled()
+  })
+
+  it.each([
+    [undefined, 'options', /must be an object/],
+    [{}, 'client', /node-redis client/],
+    [{ client: { publish() {} } }, 'client', /node-redis client/],
+    [{ client: createClient() }, 'client', /connected first/],
+    [{ client: 'redis://localhost' }, 'client', /got "redis:\/\/localhost"/],
+    [{ client: fakeClient(), pubClient: {} }, 'pubClient', /is not an option/],
+    [{ client: fakeClient(), prefix: '' }, 'prefix', /1 to 100 characters/],
+    [{ client: fakeClient(), prefix: 'a b' }, 'prefix', /without spaces/],
+    [{ client: fakeClient(), prefix: 'p*' }, 'prefix', /got "p\*"/],
+    [{ client: fakeClient(), prefix: 7 }, 'prefix', /got 7/],
+    [{ client: fakeClient(), address: 'node-1:3000' }, 'address', /http:\/\/ or https:\/\//],
+    [{ client: fakeClient(), address: 'ftp://node-1' }, 'address', /got "ftp:\/\/node-1"/],
+    [{ client: fakeClient(), address: 'http://node-1/?x=1' }, 'address', /URL/],
+    [{ client: fakeClient(), requestTimeout: 0 }, 'requestTimeout', /integer from 1/],
+    [{ client: fakeClient(), requestTimeout: 1.5 }, 'requestTimeout', /got 1.5/],
+    [{ client: fakeClient(), requestTimeout: 2 ** 31 }, 'requestTimeout', /to 2147483647/],
+    [{ client: fakeClient(), heartbeatInterval: 5 }, 'heartbeatInterval', /integer from 10 to 60000/],
+    [{ client: fakeClient(), log: console.warn }, 'log', /warn\(details, message\)/],
+    [{ client: fakeClient(), log: {} }, 'log', /got an object/],
+  ])('refuses %o, naming "%s"', (options, option, message) => {
+    const error = refusal(options)
+    expect(error.option).toBe(option)
+    expect(error.code).toBe('PARLEY_INVALID_OPTION')
+    expect(error.message).toContain(`option "${option}"`)
+    expect(error.message).toMatch(message)
+  })
+})

@@ -1,0 +1,101 @@
+// Redis goes away under steady cross-node traffic and comes back empty: nothing crashes, local
+// delivery goes on, what could not cross is counted, and cross-node delivery resumes.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { until } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { inbox, Nodes } from './nodes.js'
+
+describe.skipIf(skipRedisSuites())('a Redis outage', () => {
+  let redis: RedisServer
+  let nodes: Nodes
+  const raws: RawClient[] = []
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    for (const raw of raws.splice(0)) raw.close()
+    await nodes.closeAll()
+  })
+
+  it('counts what could not cross, keeps local delivery, and delivers across nodes again once Redis is back', async () => {
+    const rejections: unknown[] = []
+    const onRejection = (reason: unknown) => rejections.push(reason)
+    process.on('unhandledRejection', onRejection)
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const a0 = await nodes.client(a!)
+    const b0 = await nodes.client(b!)
+    const raw = await rawConnect('polling', b!.base)
+    raws.push(raw)
+    a0.socket.join('room')
+    b0.socket.join('room')
+    const [inA0, inB0] = [inbox(a0.client), inbox(b0.client)]
+
+    // Steady traffic from a: one broadcast every 20 ms, each numbered, for at most 30 s.
+    let sent = 0
+    const sentAt: number[] = []
+    const traffic = setInterval(() => {
+      if (sent >= 1500) return clearInterval(traffic)
+      sentAt.push(Date.now())
+      a!.app.parley.to('room').emit('news', sent++)
+    }, 20)
+    try {
+      await until(() => inB0.length >= 5, 5000, 'traffic across nodes')
+
+      await redis.stop()
+      await until(() => !a!.redis.isReady, 5000, 'a sees Redis gone')
+      const lostBefore = a!.adapter.stats.lostBroadcasts
+      await until(
+        () => a!.adapter.stats.lostBroadcasts >= lostBefore + 50,
+        5000,
+        'broadcasts counted as lost',
+      )
+      await redis.restart()
+      const back = Date.now()
+      const resumed = () => inB0.some((n) => typeof n === 'number' && sentAt[n]! >= back)
+      await until(resumed, 5000, 'cross-node delivery within 5 s of Redis returning')
+
+      // And from b to a (each node's subscriber reconnects on its own).
+      const probes = inbox(a0.client, 'probe')
+      await until(
+        () => {
+          b!.app.parley.to('room').emit('probe', 1)
+          return probes.length > 0
+        },
+        5000,
+        'delivery from b to a',
+      )
+
+      // The live sets and the session records come back too: queries reach b again, and b's
+      // sessions are found from a (Redis lost every key).
+      await until(() => a!.adapter.liveNodes.length === 1 && b!.adapter.liveNodes.length === 1, 5000, 'live')
+      expect((await a!.app.parley.in('room').fetchSockets()).map((s) => s.id).sort()).toEqual(
+        [a0.socket.id, b0.socket.id].sort(),
+      )
+      let owner: unknown
+      const deadline = Date.now() + 5000
+      while (Date.now() < deadline) {
+        owner = await a!.adapter.sessionOwner(raw.sid)
+        if (typeof owner === 'object') break
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(owner).toMatchObject({ node: b!.adapter.node })
+    } finally {
+      clearInterval(traffic)
+      process.off('unhandledRejection', onRejection)
+    }
+    // Local delivery never stopped: a0 got every broadcast, in order; b0 got none twice.
+    await until(() => inA0.length === sent, 3000, 'local deliveries')
+    expect(inA0).toEqual([...Array(sent).keys()])
+    expect(new Set(inB0).size).toBe(inB0.length)
+    expect(inB0.length).toBeLessThan(sent)
+    expect(a!.adapter.stats.lostBroadcasts).toBeGreaterThan(0)
+    expect(a!.warnings.some((w) => w.includes('could not reach the other nodes'))).toBe(true)
+    expect(rejections).toEqual([])
+  })
+})
