@@ -7,7 +7,7 @@
 // session of the socket that sent it, and acts from there on the whole cluster.
 import { parseArgs } from 'node:util'
 import { redisAdapter } from '@parley/redis'
-import parley, { type ParleyServer, type ServerSocket } from '@parley/server'
+import parley, { type Adapter, type ParleyServer, type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { createClient } from 'redis'
 
@@ -41,12 +41,17 @@ redis.on('ready', () => {
 await redis.connect()
 
 const app = Fastify()
+// Kept to close its subscriber connection before the Redis client, on SIGTERM.
+let adapter: Adapter | undefined
 const ping = Number(values.ping)
 await app.register(parley, {
   pingInterval: ping,
   pingTimeout: ping,
   recovery: { window: 30_000 },
-  adapter: redisAdapter({ client: redis, requestTimeout: 2000 }),
+  adapter: (sockets) => {
+    adapter = redisAdapter({ client: redis, requestTimeout: 2000 })(sockets)
+    return adapter
+  },
 })
 const io = (app as unknown as { parley: ParleyServer }).parley
 
@@ -141,6 +146,7 @@ console.log(`listening ${name} ${port}`)
 process.once('SIGTERM', () => {
   void app
     .close()
+    .then(() => adapter?.close?.())
     .then(() => redis.close())
     .then(
       () => process.exit(0),
