@@ -29,6 +29,7 @@ export async function startCluster(names = ['n1', 'n2', 'n3'], options: NodeOpti
   let nodes: ClusterNode[] = []
   try {
     nodes = await startNodes(names, redis.url, options)
+    await allSeeEachOther(nodes)
     const nginx = await startNginx(nodes.map((n) => n.port))
     return {
       redis,
@@ -46,6 +47,23 @@ export async function startCluster(names = ['n1', 'n2', 'n3'], options: NodeOpti
     await Promise.all(nodes.map((n) => n.kill()))
     await redis.stop()
     throw error
+  }
+}
+
+/**
+ * Waits until every node sees every other one alive (their heartbeats, with their addresses,
+ * went through Redis): before that, a node could not forward a request to another yet.
+ */
+async function allSeeEachOther(nodes: ClusterNode[]): Promise<void> {
+  const end = Date.now() + 10_000
+  for (const node of nodes) {
+    for (;;) {
+      const state = (await (await fetch(`${node.url}/cluster`)).json()) as { live: number }
+      if (state.live === nodes.length - 1) break
+      if (Date.now() > end)
+        throw new Error(`${node.name} sees ${state.live} other nodes, not ${nodes.length - 1}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
   }
 }
 
@@ -75,6 +93,16 @@ export function recordingFetch(): { fetch: typeof fetch; sids: Set<string> } {
       return fetch(input, init)
     },
   }
+}
+
+/**
+ * Moves nginx's round-robin on by one request (a GET that any node answers 404). A client
+ * makes the same number of requests each time it connects, so without this the next one's
+ * handshake could land on the same node every time.
+ */
+export async function nudge(cluster: Cluster): Promise<void> {
+  const res = await fetch(`${cluster.url}/round-robin-nudge`)
+  await res.arrayBuffer()
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

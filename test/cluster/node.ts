@@ -6,8 +6,8 @@
 // The events below are the tests' remote control: each runs on the node that owns the
 // session of the socket that sent it, and acts from there on the whole cluster.
 import { parseArgs } from 'node:util'
-import { redisAdapter } from '@parley/redis'
-import parley, { type Adapter, type ParleyServer, type ServerSocket } from '@parley/server'
+import { type RedisAdapter, redisAdapter } from '@parley/redis'
+import parley, { type ParleyServer, type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { createClient } from 'redis'
 
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
     redis: { type: 'string' },
     ping: { type: 'string', default: '1000' },
+    heartbeat: { type: 'string', default: '500' },
   },
 })
 const name = values.name ?? `node-${process.pid}`
@@ -40,20 +41,34 @@ redis.on('ready', () => {
 })
 await redis.connect()
 
+const port = Number(values.port)
 const app = Fastify()
 // Kept to close its subscriber connection before the Redis client, on SIGTERM.
-let adapter: Adapter | undefined
+let adapter: RedisAdapter | undefined
 const ping = Number(values.ping)
 await app.register(parley, {
   pingInterval: ping,
   pingTimeout: ping,
   recovery: { window: 30_000 },
   adapter: (sockets) => {
-    adapter = redisAdapter({ client: redis, requestTimeout: 2000 })(sockets)
+    adapter = redisAdapter({
+      client: redis,
+      requestTimeout: 2000,
+      heartbeatInterval: Number(values.heartbeat),
+      // Known before listening, so that the first heartbeat publishes it: others can forward
+      // here from the start.
+      ...(port !== 0 ? { address: `http://127.0.0.1:${port}` } : {}),
+    })(sockets)
     return adapter
   },
 })
 const io = (app as unknown as { parley: ParleyServer }).parley
+
+// How many other nodes this one sees alive: the cluster is ready when each sees all others.
+app.get('/cluster', async () => ({
+  node: name,
+  live: adapter?.liveNodes.length ?? 0,
+}))
 
 /** What a socket sent with `up`, checked as it arrives: numbers 1, 2, 3... once each. */
 const received = new Map<string, { count: number; last: number; faults: string[] }>()
@@ -135,18 +150,18 @@ io.on('connection', (socket: Socket) => {
 })
 
 try {
-  await app.listen({ port: Number(values.port), host: '127.0.0.1' })
+  await app.listen({ port, host: '127.0.0.1' })
 } catch (error) {
   console.error(`${name}: cannot listen: ${(error as Error).message}`)
   process.exit(1)
 }
-const { port } = app.server.address() as { port: number }
-console.log(`listening ${name} ${port}`)
+const { port: bound } = app.server.address() as { port: number }
+console.log(`listening ${name} ${bound}`)
 
 process.once('SIGTERM', () => {
   void app
     .close()
-    .then(() => adapter?.close?.())
+    .then(() => adapter?.close())
     .then(() => redis.close())
     .then(
       () => process.exit(0),

@@ -3,6 +3,7 @@
 // TypeScript sources (test/tsconfig.json maps @parley/* to packages/*/src), like the tests.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../support/redis-server.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const script = fileURLToPath(new URL('./node.ts', import.meta.url))
@@ -45,10 +46,22 @@ export async function startNodes(
   return nodes
 }
 
-export function startNode(name: string, redisUrl: string, options: NodeOptions = {}): Promise<ClusterNode> {
+export async function startNode(
+  name: string,
+  redisUrl: string,
+  options: NodeOptions = {},
+): Promise<ClusterNode> {
+  // A port chosen here, so that the node knows the address it publishes before it listens.
+  const port = await freePort()
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', script, '--name', name, '--redis', redisUrl, '--ping', String(options.ping ?? 1000)],
+    [
+      '--import',
+      'tsx',
+      script,
+      ...['--name', name, '--port', String(port), '--redis', redisUrl],
+      ...['--ping', String(options.ping ?? 1000)],
+    ],
     { cwd: root, env: { ...process.env, TSX_TSCONFIG_PATH: tsconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let stderr = ''
