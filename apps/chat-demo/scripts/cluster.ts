@@ -6,7 +6,12 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { type Nginx, nginxPath, startNginx } from '../../../test/support/nginx.js'
-import { type RedisServer, redisServerPath, startRedis } from '../../../test/support/redis-server.js'
+import {
+  freePort,
+  type RedisServer,
+  redisServerPath,
+  startRedis,
+} from '../../../test/support/redis-server.js'
 
 const { values } = parseArgs({
   options: { port: { type: 'string' }, host: { type: 'string' }, nodes: { type: 'string' } },

@@ -1,5 +1,5 @@
-import { redisAdapter } from '@parley/redis'
-import type { Adapter, AdapterFactory } from '@parley/server'
+import { type RedisAdapter, redisAdapter } from '@parley/redis'
+import type { AdapterFactory } from '@parley/server'
 import { createClient } from 'redis'
 
 export interface ChatCluster {
@@ -39,14 +39,14 @@ export async function connectRedis(
   connected = true
   const factory = redisAdapter({ client, ...(options.address ? { address: options.address } : {}) })
   // Kept so that close() can end the adapter's own subscriber connection before the client.
-  let adapter: Adapter | undefined
+  let adapter: RedisAdapter | undefined
   return {
     adapter: (sockets) => {
       adapter = factory(sockets)
       return adapter
     },
     close: async () => {
-      await adapter?.close?.()
+      await adapter?.close()
       if (client.isOpen) await client.close()
     },
   }
