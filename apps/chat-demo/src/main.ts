@@ -28,10 +28,12 @@ let adapter: AdapterFactory | undefined
 let closeRedis = async () => {}
 if (redisUrl) {
   try {
-    const cluster = await connectRedis(redisUrl, {
-      label,
-      address: values.address ?? process.env.PARLEY_ADDRESS,
-    })
+    // Known before listening (unless the port is 0), so that the other nodes can forward
+    // requests here as soon as the first heartbeat went out.
+    const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+    const address =
+      values.address ?? process.env.PARLEY_ADDRESS ?? (port !== 0 ? `http://${local}:${port}` : undefined)
+    const cluster = await connectRedis(redisUrl, { label, ...(address ? { address } : {}) })
     adapter = cluster.adapter
     closeRedis = cluster.close
   } catch (error) {
