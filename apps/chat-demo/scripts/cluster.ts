@@ -62,27 +62,17 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 /** Starts one chat server on a free loopback port; resolves with its port once it listens. */
-function startNode(
+async function startNode(
   name: string,
   redisUrl: string,
 ): Promise<{ name: string; child: ChildProcess; port: number }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/main.ts',
-      '--name',
-      name,
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--redis',
-      redisUrl,
-    ],
-    { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
+  // A port chosen here, so that the node publishes its address from its first heartbeat.
+  const free = await freePort()
+  const args = ['--name', name, '--port', String(free), '--host', '127.0.0.1', '--redis', redisUrl]
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+    cwd: app,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const prefix = (chunk: Buffer, to: NodeJS.WriteStream) => {
     for (const line of chunk.toString().split('\n')) if (line !== '') to.write(`[${name}] ${line}\n`)
   }
