@@ -17,7 +17,7 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
     redis: { type: 'string' },
     ping: { type: 'string', default: '1000' },
-    heartbeat: { type: 'string', default: '500' },
+    heartbeat: { type: 'string', default: '1000' },
   },
 })
 const name = values.name ?? `node-${process.pid}`

@@ -77,6 +77,24 @@ describe.skipIf(skipClusterSuites())('three nodes behind nginx round-robin', () 
     }, 60_000)
   })
 
+  // Skipped while it fails under load: a node records itself as a new session's owner in Redis
+  // without waiting for the write, and answers the handshake; the client's next request can
+  // reach another node first, which finds no owner and answers PARLEY_UNKNOWN_SESSION (an SSE
+  // client then starts a second session while the first waits out its recovery window; a
+  // polling client retries). Under load, a few sessions in 30 hit it.
+  it.skip('finds a new SSE or polling session on every node from its first request', async () => {
+    const errors: string[] = []
+    for (let i = 0; i < 30; i++) {
+      const transport = i % 2 === 0 ? 'sse' : 'polling'
+      const socket = client(cluster.url, { ...options, transports: [transport] })
+      socket.on('connect_error', (error) => errors.push(`${transport}: ${error.code}`))
+      await next(socket, 'connect', 10_000)
+      await ask(socket, 'whoami')
+      await ask(socket, 'whoami')
+    }
+    expect(errors).toEqual([])
+  }, 60_000)
+
   it('keeps one session across transport switches whose requests land on different nodes', async () => {
     // A proxy before nginx refuses WebSocket, then lets it through, then cuts it: the client
     // steps down to SSE, climbs back to WebSocket and steps down again, and each new transport
