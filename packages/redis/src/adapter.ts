@@ -110,7 +110,7 @@ export class RedisAdapter implements Adapter {
       gone: (nodes) => {
         for (const pending of [...this.#pending.values()]) for (const node of nodes) pending.gone(node)
       },
-      recordLost: () => void this.#sessions.restore(true),
+      beaten: (recordLost) => void this.#sessions.restore(recordLost),
     })
     this.#subscriber = client.duplicate()
     // Without a listener, an 'error' event (Redis went away) would crash the process.
@@ -119,7 +119,8 @@ export class RedisAdapter implements Adapter {
     })
     this.#started = this.#start()
     this.#started.catch((err: unknown) => {
-      this.#warnings.warn('start', 'could not subscribe; other nodes are out of reach', { err })
+      if (!this.#closed)
+        this.#warnings.warn('start', 'could not subscribe; other nodes are out of reach', { err })
     })
   }
 
@@ -390,8 +391,12 @@ export class RedisAdapter implements Adapter {
 
   #onBroadcast(text: string): void {
     const packet = parseBroadcast(text)
+    if (!packet) {
+      this.#malformed()
+      return
+    }
     // This node's own broadcasts come back too: its sockets already have them.
-    if (!packet || packet.n === this.node || this.#closed) return
+    if (packet.n === this.node || this.#closed) return
     const event = decodeEvent(packet.e)
     if (!event) {
       this.#malformed()
@@ -402,7 +407,11 @@ export class RedisAdapter implements Adapter {
 
   #onRequest(text: string): void {
     const request = parseRequest(text)
-    if (!request || request.n === this.node || this.#closed) return
+    if (!request) {
+      this.#malformed()
+      return
+    }
+    if (request.n === this.node || this.#closed) return
     const channel = `${this.#options.prefix}:response:${request.n}`
     const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) =>
       this.#publish(channel, { ...answer, n: this.node, id: request.id } as ResponsePacket)

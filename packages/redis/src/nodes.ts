@@ -1,5 +1,5 @@
 import type { RedisClient } from './options.js'
-import { send } from './send.js'
+import { asText, send } from './send.js'
 import type { Warnings } from './warnings.js'
 
 /** A node whose record was not refreshed for this many heartbeats is gone. */
@@ -37,8 +37,11 @@ export interface NodesConfig {
   warnings: Warnings
   /** Nodes that left the live set (their record expired or was removed). */
   gone: (ids: string[]) => void
-  /** This node's record was missing though it had been written: Redis lost its data (a restart). */
-  recordLost: () => void
+  /**
+   * A heartbeat went through; `recordLost` when this node's record was missing though it had
+   * been written: Redis lost its data (a restart).
+   */
+  beaten: (recordLost: boolean) => void
 }
 
 /**
@@ -139,8 +142,8 @@ export class Nodes {
     this.#published = address
     const seen = new Map<string, string>()
     for (let i = 0; i + 1 < flat.length; i += 2) {
-      const [node, nodeAddress] = [flat[i], flat[i + 1]]
-      if (typeof node === 'string' && node !== id) seen.set(node, String(nodeAddress ?? ''))
+      const node = asText(flat[i])
+      if (node !== undefined && node !== id) seen.set(node, asText(flat[i + 1]) ?? '')
     }
     // This node's own record was gone though it wrote it: Redis lost its data (a restart), and
     // the other nodes' records with it. They write theirs again at their next beat: keep them
@@ -151,7 +154,7 @@ export class Nodes {
     for (const node of gone) this.#live.delete(node)
     for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
     if (gone.length > 0) this.#config.gone(gone)
-    if (lost) this.#config.recordLost()
+    this.#config.beaten(lost)
   }
 
   /** Stops beating and removes this node's record, so that the others drop it at their next beat. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { RedisClient } from './options.js'
-import { send } from './send.js'
+import { asText, send } from './send.js'
 import type { Warnings } from './warnings.js'
 
 /** How long an owner record lives without an open or a resume to refresh it: 24 h. */
@@ -26,6 +26,8 @@ const RESTORE_BATCH = 500
  */
 export class SessionOwners {
   readonly #owned = new Set<string>()
+  /** Keys of sessions that ended while their record could not be removed. */
+  readonly #ended = new Set<string>()
   /** A write was skipped or failed while Redis was away: write every record again when it is back. */
   #stale = false
   #restoring: Promise<void> | undefined
@@ -45,30 +47,31 @@ export class SessionOwners {
   opened(sid: string): void {
     const key = this.key(sid)
     this.#owned.add(key)
-    this.#send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS)])
+    this.#ended.delete(key)
+    this.#send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS)], key)
   }
 
   /** Removes the record of `sid` if it still names this node. */
   closed(sid: string): void {
     const key = this.key(sid)
     this.#owned.delete(key)
-    this.#send(['EVAL', DELETE_IF_OWNER, '1', key, this.node])
+    this.#send(['EVAL', DELETE_IF_OWNER, '1', key, this.node], key)
   }
 
   /** The node id recorded as the owner of `sid`, or null: one GET. */
   async owner(sid: string): Promise<string | null> {
     // Not queued while Redis is away: the request that asks is waiting.
     if (!this.client.isReady) throw new Error('@parley/redis: Redis is not reachable')
-    const owner = await send(this.client, ['GET', this.key(sid)])
-    return typeof owner === 'string' ? owner : null
+    return asText(await send(this.client, ['GET', this.key(sid)])) ?? null
   }
 
   /**
-   * Redis is back, possibly empty: writes again the records of this node's live sessions,
-   * unless another node owns one now (NX).
+   * A heartbeat went through, so Redis is there: writes again the records of this node's live
+   * sessions (every one when Redis lost its data, `lost`; else only after writes were missed),
+   * unless another node owns one now (NX), and removes those of sessions that ended meanwhile.
    */
-  restore(force: boolean): Promise<void> {
-    if (!force && !this.#stale) return Promise.resolve()
+  restore(lost: boolean): Promise<void> {
+    if (!lost && !this.#stale) return Promise.resolve()
     this.#restoring ??= this.#restore().finally(() => {
       this.#restoring = undefined
     })
@@ -77,31 +80,39 @@ export class SessionOwners {
 
   async #restore(): Promise<void> {
     this.#stale = false
-    const keys = [...this.#owned]
+    const keys = [...this.#owned, ...this.#ended]
     for (let i = 0; i < keys.length; i += RESTORE_BATCH) {
       if (!this.client.isReady) {
         this.#stale = true
         return
       }
-      const batch = keys.slice(i, i + RESTORE_BATCH).filter((key) => this.#owned.has(key))
-      const writes = batch.map((key) =>
-        send(this.client, ['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS), 'NX']),
-      )
+      const writes = keys.slice(i, i + RESTORE_BATCH).map((key) => {
+        if (this.#owned.has(key)) {
+          return send(this.client, ['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS), 'NX'])
+        }
+        if (!this.#ended.delete(key)) return Promise.resolve()
+        return send(this.client, ['EVAL', DELETE_IF_OWNER, '1', key, this.node])
+      })
       const results = await Promise.allSettled(writes)
       if (results.some((result) => result.status === 'rejected')) this.#stale = true
     }
   }
 
-  #send(command: string[]): void {
+  #send(command: string[], key: string): void {
     // While Redis is away, commands would pile up in the client's offline queue: skip, and
-    // write every record again once it is back.
+    // catch up once it is back.
     if (!this.client.isReady) {
-      this.#stale = true
+      this.#missed(key)
       return
     }
     send(this.client, command).catch((err: unknown) => {
-      this.#stale = true
+      this.#missed(key)
       this.warnings.warn('session-record', 'could not write a session owner record', { err })
     })
+  }
+
+  #missed(key: string): void {
+    this.#stale = true
+    if (!this.#owned.has(key)) this.#ended.add(key)
   }
 }

@@ -104,6 +104,47 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     }
   })
 
+  it('encodes a broadcast once per node, and publishes it once', async () => {
+    nodes = new Nodes()
+    const [a, b, c] = await nodes.cluster(redis.url)
+    const list = [
+      await nodes.client(a!),
+      await nodes.client(a!),
+      await nodes.client(b!),
+      await nodes.client(b!),
+      await nodes.client(c!),
+    ]
+    const boxes = list.map(({ client }) => inbox(client))
+    const stringify = vi.spyOn(JSON, 'stringify')
+    const sent = vi.spyOn(a!.redis, 'sendCommand')
+    a!.app.parley.emit('news', { text: 'hi' })
+    await until(() => boxes.every((box) => box.length === 1), 5000, 'deliveries')
+    // prepareEvent encodes [name, args] once; count those encodings of this event.
+    const encodings = stringify.mock.calls.filter(([value]) => Array.isArray(value) && value[0] === 'news')
+    const publishes = sent.mock.calls.filter(([args]) => args[0] === 'PUBLISH')
+    stringify.mockRestore()
+    sent.mockRestore()
+    expect(encodings).toHaveLength(3)
+    expect(publishes).toHaveLength(1)
+  })
+
+  it('drops malformed messages on its channels and goes on', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const b0 = await nodes.client(b!)
+    const got = inbox(b0.client)
+    const channels = ['parley:broadcast', 'parley:request', `parley:response:${b!.adapter.node}`]
+    for (const channel of channels) {
+      for (const junk of ['', 'nope', '{"n":"x","e":"[5,0,1,[],0]","o":{"r":[],"x":[],"v":false}}']) {
+        await a!.redis.sendCommand(['PUBLISH', channel, junk])
+      }
+    }
+    a!.app.parley.emit('news', 'after the junk')
+    await until(() => got.length === 1, 5000, 'delivery')
+    expect(got).toEqual(['after the junk'])
+    expect(b!.warnings.some((w) => w.includes('malformed'))).toBe(true)
+  })
+
   it('counts replies over every node, and stops waiting for a node that left the live set', async () => {
     nodes = new Nodes()
     const [a, b, c] = await nodes.cluster(redis.url)

@@ -4,7 +4,7 @@
 import { connect, type Socket } from '@parley/client'
 import { type RedisAdapter, type RedisAdapterOptions, redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
-import { createClient } from 'redis'
+import { createClient, RESP_TYPES } from 'redis'
 import { type Started, startServer, until } from '../../server/test/helpers.js'
 
 const redisClient = (url: string) => createClient({ url })
@@ -29,17 +29,23 @@ export class Nodes {
   readonly #clients: Socket[] = []
 
   /** Starts a node whose adapter talks to the Redis at `url`; resolves once it is subscribed. */
-  async start(url: string, options: Partial<RedisAdapterOptions> = {}): Promise<TestNode> {
+  async start(
+    url: string,
+    options: Partial<RedisAdapterOptions> = {},
+    /** Hand the adapter a view of the client that reads bulk strings as Buffers. */
+    buffers = false,
+  ): Promise<TestNode> {
     const redis = redisClient(url)
     const clientErrors: Error[] = []
     redis.on('error', (err: Error) => clientErrors.push(err))
     await redis.connect()
+    const client = buffers ? redis.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) : redis
     const warnings: string[] = []
     const sockets: ServerSocket[] = []
     const started = await startServer(
       {
         adapter: redisAdapter({
-          client: redis,
+          client,
           heartbeatInterval: HEARTBEAT,
           log: { warn: (_details, message) => warnings.push(message) },
           ...options,

@@ -69,6 +69,29 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     expect(a!.adapter.stats.incompleteRequests).toBe(0)
   })
 
+  it('gathers answers until requestTimeout when a live node stays silent, and stops waiting for a node that drops out', async () => {
+    nodes = new Nodes()
+    // A prefix of its own: the ghost below haunts no other test.
+    const [a, b] = await nodes.cluster(redis.url, 2, { requestTimeout: 300, prefix: 'haunted' })
+    const b0 = await nodes.client(b!)
+    // A ghost: its record says it is live, but nothing answers for it.
+    await a!.redis.sendCommand(['SET', 'haunted:node:ghost', 'http://127.0.0.1:9', 'PX', '60000'])
+    await a!.redis.sendCommand(['ZADD', 'haunted:nodes', String(Date.now()), 'ghost'])
+    await until(() => a!.adapter.liveNodes.includes('ghost'), 5000, 'ghost live')
+
+    expect((await a!.app.parley.fetchSockets()).map((s) => s.id)).toEqual([b0.socket.id])
+    expect(a!.adapter.stats.incompleteRequests).toBe(1)
+    expect(a!.warnings.some((w) => w.includes('1 did not answer within 300 ms'))).toBe(true)
+
+    // A longer query: the ghost's record goes, and the query ends at a's next heartbeat.
+    const slow = await nodes.start(redis.url, { requestTimeout: 60_000, prefix: 'haunted' })
+    await until(() => slow.adapter.liveNodes.length === 3, 5000, 'three others live')
+    const fetching = slow.app.parley.in(b0.socket.id).fetchSockets()
+    await a!.redis.sendCommand(['DEL', 'haunted:node:ghost'])
+    expect((await fetching).map((s) => s.id)).toEqual([b0.socket.id])
+    expect(slow.adapter.stats.incompleteRequests).toBe(0)
+  })
+
   it('tells where a session lives: here, on another live node with its address, or unknown', async () => {
     nodes = new Nodes()
     const [a, b] = await nodes.cluster(redis.url, 2)
@@ -97,6 +120,20 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
       'record removed',
     )
     await onA.ended
+  })
+
+  it('works with a client that reads bulk strings as Buffers', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(redis.url, {}, true)
+    const b = await nodes.start(redis.url)
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const raw = await rawConnect('polling', b.base)
+    raws.push(raw)
+    await eventually(async () => typeof (await a.adapter.sessionOwner(raw.sid)) === 'object', 5000, 'owner')
+    expect(await a.adapter.sessionOwner(raw.sid)).toEqual({
+      node: b.adapter.node,
+      url: new URL(b.base).origin,
+    })
   })
 
   it('answers unknown for a session whose owner stopped heartbeating', async () => {

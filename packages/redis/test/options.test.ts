@@ -1,5 +1,6 @@
 // redisAdapter() checks its options when it is called, before anything touches Redis.
 import { RedisAdapterOptionError, type RedisClient, redisAdapter } from '@parley/redis'
+import Fastify from 'fastify'
 import { createClient } from 'redis'
 import { describe, expect, it, vi } from 'vitest'
 
@@ -39,6 +40,8 @@ describe('redisAdapter() options', () => {
       log: { warn: () => {} },
     }
     expect(typeof redisAdapter(all)).toBe('function')
+    // Fastify's logger fits `log`.
+    expect(typeof redisAdapter({ client, log: Fastify().log })).toBe('function')
     expect(client.sendCommand).not.toHaveBeenCalled()
     expect(client.duplicate).not.toHaveBeenCalled()
   })

@@ -1,0 +1,70 @@
+// What crosses Redis is read back as untrusted input: anything malformed is refused, never thrown on.
+import { prepareEvent } from '@parley/protocol'
+import { describe, expect, it } from 'vitest'
+import {
+  decodeEvent,
+  packSocket,
+  packValue,
+  parseBroadcast,
+  parseRequest,
+  parseResponse,
+  unpackSocket,
+  unpackValue,
+} from '../src/wire.js'
+
+const junk = [
+  '',
+  'not json',
+  'null',
+  '[]',
+  '42',
+  '{"n":1}',
+  '{"__proto__":{"polluted":true}}',
+  '{"n":"a","e":"x","o":{"r":"lobby","x":[],"v":false}}',
+  '{"n":"a","id":"1","k":"join","o":{"r":[],"x":[],"v":false}}',
+  '{"n":"a","id":"1","k":"count","c":-1}',
+  '{"n":"a","id":"1","k":"reply","ok":true}',
+  '{"n":"a","id":"1","k":"nope"}',
+]
+
+describe('the messages between nodes', () => {
+  it('refuses malformed messages without throwing', () => {
+    for (const text of junk) {
+      expect(parseBroadcast(text)).toBeUndefined()
+      expect(parseRequest(text)).toBeUndefined()
+      expect(parseResponse(text)).toBeUndefined()
+      expect(decodeEvent(text)).toBeUndefined()
+      expect(unpackValue(text)).toEqual({ ok: false })
+      expect(unpackSocket(text)).toBeUndefined()
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    const ack = { n: 'a', id: '1', k: 'ack', o: { r: [], x: [], v: false }, e: '[5,0,"x",[],0]', t: 10 }
+    expect(parseRequest(JSON.stringify(ack))).toEqual(ack)
+    expect(parseRequest(JSON.stringify({ ...ack, t: -1 }))).toBeUndefined()
+    expect(parseRequest(JSON.stringify({ ...ack, e: undefined }))).toBeUndefined()
+    // A packet of another kind is not an event, nor a value.
+    expect(decodeEvent(packValue(1))).toBeUndefined()
+    expect(unpackValue(prepareEvent('x', []).text(0, 0))).toEqual({ ok: false })
+  })
+
+  it('reads back events and values as they left, binary included', () => {
+    const bytes = new Uint8Array([0, 255, 7])
+    const event = decodeEvent(prepareEvent('file', ['a', { deep: [bytes] }]).text(0, 0))
+    expect(event!.name).toBe('file')
+    expect(event!.args[0]).toBe('a')
+    expect(new Uint8Array((event!.args[1] as { deep: Uint8Array[] }).deep[0]!)).toEqual(bytes)
+    const value = unpackValue(packValue({ n: 1, b: bytes }))
+    expect(value.ok && new Uint8Array((value.value as { b: Uint8Array }).b)).toEqual(bytes)
+  })
+
+  it('describes a socket whose data JSON cannot carry, without that data', () => {
+    const handshake = { headers: {}, query: {}, auth: undefined, address: '127.0.0.1', time: '', issued: 0 }
+    const text = packSocket({
+      id: 's1',
+      handshake: { ...handshake, transport: 'sse' },
+      rooms: new Set(['s1', 'r']),
+      data: { big: 1n },
+    })
+    expect(unpackSocket(text)).toMatchObject({ id: 's1', rooms: new Set(['s1', 'r']), data: undefined })
+  })
+})
