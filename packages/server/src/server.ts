@@ -75,6 +75,8 @@ export class ParleyServer<
   #closing = false
   /** This node's origin for forwarded requests, once it listens. */
   #url: string | undefined
+  /** What else ends with the server (requests and relays forwarded to other nodes). */
+  readonly #closers: (() => void)[] = []
   /** Answers requests routed here from another node; set when the routes are registered. */
   #serve: ((request: RoutedRequest) => Promise<RoutedResponse>) | undefined
   /** Rooms and broadcast: how the server reaches its sockets (and, multi-node, everyone's). */
@@ -131,6 +133,11 @@ export class ParleyServer<
   /** @internal The server listens at `url` (its origin): what other nodes forward requests to. */
   listening(url: string): void {
     this.#url = url
+  }
+
+  /** @internal `close` runs `closer` too, first (before WebSocket clients are closed under it). */
+  atClose(closer: () => void): void {
+    this.#closers.push(closer)
   }
 
   /** @internal The endpoints answer requests that other nodes route here. */
@@ -287,6 +294,7 @@ export class ParleyServer<
    */
   close(): void {
     this.#closing = true
+    for (const closer of this.#closers) closer()
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, { retryAfter: SHUTDOWN_RETRY_AFTER, kind: 'shutdown' })
     }

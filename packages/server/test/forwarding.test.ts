@@ -3,11 +3,19 @@
 // every request and every WebSocket upgrade to the next node. A node that gets a request for a
 // session of another node forwards it there itself (HTTP over node:http, WebSocket as a relay),
 // and the owner answers as if the client had come to it.
-import type { IncomingMessage } from 'node:http'
+import http, { type IncomingMessage } from 'node:http'
+import net from 'node:net'
+import { setImmediate } from 'node:timers/promises'
 import { connect, type Socket } from '@parley/client'
-import { type Packet, PacketType } from '@parley/protocol'
-import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
+import { type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import {
+  type AdapterFactory,
+  MemoryAdapter,
+  type ParleyServerOptions,
+  type ServerSocket,
+} from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Directory } from './directory-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
@@ -58,28 +66,35 @@ afterEach(async () => {
 const range = (n: number, from = 1) => Array.from({ length: n }, (_, i) => i + from)
 
 /** `count` nodes, a, b, c..., with one directory (or the adapters given). */
-async function startNodes(count: number, adapter?: (index: number) => AdapterFactory) {
+async function startNodes(
+  count: number,
+  adapter?: (index: number) => AdapterFactory,
+  options: ParleyServerOptions = {},
+) {
   const directory = new Directory()
   for (let i = 0; i < count; i++) {
     const name = 'abcd'[i]!
     const node = { name, sockets: [], up: [], seen: [], closed: false } as unknown as Node
-    const started = await startServer({ adapter: adapter?.(i) ?? directory.adapter(name) }, (app) => {
-      app.parley.on('connection', (socket) => {
-        node.sockets.push(socket)
-        socket.on('up', (n: number) => node.up.push(n))
-        socket.on('echo', (text: string, ack: (reply: string) => void) => ack(`echo ${text}`))
-      })
-      const record = (request: IncomingMessage) => {
-        node.seen.push({
-          method: request.method ?? '',
-          url: request.url ?? '',
-          routed: request.headers[ROUTED] !== undefined,
-          request,
+    const started = await startServer(
+      { ...options, adapter: adapter?.(i) ?? directory.adapter(name) },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          node.sockets.push(socket)
+          socket.on('up', (n: number) => node.up.push(n))
+          socket.on('echo', (text: string, ack: (reply: string) => void) => ack(`echo ${text}`))
         })
-      }
-      app.server.prependListener('request', record)
-      app.server.prependListener('upgrade', record)
-    })
+        const record = (request: IncomingMessage) => {
+          node.seen.push({
+            method: request.method ?? '',
+            url: request.url ?? '',
+            routed: request.headers[ROUTED] !== undefined,
+            request,
+          })
+        }
+        app.server.prependListener('request', record)
+        app.server.prependListener('upgrade', record)
+      },
+    )
     Object.assign(node, started, { port: Number(new URL(started.base).port) })
     nodes.push(node)
   }
@@ -298,6 +313,110 @@ describe('forwarding', () => {
     abort.abort()
     await closed(forwarded[0]!)
     // The session lives on: its client may come back with another GET.
+    expect(a.sockets[0]!.connected).toBe(true)
+  })
+
+  it('pushes back through a WebSocket relay: a client that stops reading gets volatile emits dropped on the owner', async () => {
+    const highWaterMark = 64 * 1024
+    await startNodes(2, undefined, { highWaterMark, maxBufferedBytes: 256 * 1024, pingInterval: 60_000 })
+    const [a, b] = nodes as [Node, Node]
+    const first = await rawConnect('websocket', a.base)
+    first.close()
+    const peer = a.sockets[0]!
+    // A resume through b, then nothing more is read.
+    const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    ws.on('error', () => {})
+    await new Promise((resolve) => ws.once('open', resolve))
+    const opened = new Promise((resolve) => ws.once('message', resolve))
+    ws.send(JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }]))
+    expect(String(await opened)).toContain('"recovered":true')
+    ws.pause()
+
+    const payload = 'x'.repeat(4 * 1024)
+    let dropped = 0
+    // Far more than the socket buffers of two loopback hops hold: the relay must stop reading.
+    for (let i = 0; i < 12_000 && dropped === 0; i++) {
+      if (!peer.volatile.emit('v', payload)) dropped++
+      if (i % 16 === 15) await setImmediate()
+    }
+    ws.terminate()
+    expect(dropped).toBeGreaterThan(0)
+    expect(peer.connected).toBe(true)
+  })
+
+  it('lets go of what it forwards when it closes: its clients are cut, the owner keeps their sessions', async () => {
+    await startNodes(2)
+    const [a, b] = nodes as [Node, Node]
+    const viaWs = await rawConnect('websocket', a.base)
+    viaWs.close()
+    const relayed = await rawConnect('websocket', b.base, { sid: viaWs.sid, ack: 0 })
+    raws.push(relayed)
+    expect(relayed.open.recovered).toBe(true)
+    const viaSse = await rawConnect('sse', a.base)
+    raws.push(viaSse)
+    const stream = await fetch(`${b.base}/sse?v=1&sid=${viaSse.sid}`)
+    expect(stream.status).toBe(200)
+    await until(() => a.seen.filter((s) => s.routed).length === 2, 3000, 'both forwarded')
+    const forwarded = a.seen.filter((s) => s.routed)
+
+    b.closed = true
+    await b.app.close()
+    expect(await relayed.ended).toBe(1001)
+    await Promise.all(forwarded.map(closed))
+    await expect(stream.text()).rejects.toThrow()
+    expect(a.sockets.map((s) => s.connected)).toEqual([true, true])
+  })
+
+  it('gives up on an owner that accepts but never answers the upgrade, within handshakeTimeout', async () => {
+    // A "node" that takes connections and says nothing.
+    const silent = net.createServer(() => {})
+    const held: net.Socket[] = []
+    silent.on('connection', (socket) => held.push(socket))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const { port } = silent.address() as net.AddressInfo
+    try {
+      const { directory } = await startNodes(1, undefined, { handshakeTimeout: 300 })
+      const [b] = nodes as [Node]
+      directory.owners.set('heldBySilentNode0001', { node: 'silent', url: `http://127.0.0.1:${port}` })
+      const started = Date.now()
+      const again = await rawConnect('websocket', b.base, { sid: 'heldBySilentNode0001', ack: 0 })
+      raws.push(again)
+      expect(again.open.recovered).toBe(false)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250)
+      expect(held.length).toBe(1)
+      expect(b.app.parley.unreachableOwnerCount).toBe(1)
+    } finally {
+      for (const socket of held) socket.destroy()
+      await new Promise<void>((resolve) => silent.close(() => resolve()))
+    }
+  })
+
+  it("forwards a held poll with the client's end-to-end headers, and lets it go when the client does", async () => {
+    await startNodes(2)
+    const [a, b] = nodes as [Node, Node]
+    const first = await rawConnect('polling', a.base)
+    first.close()
+    const request = http.get(`${b.base}/poll?v=1&sid=${first.sid}`, {
+      headers: { Connection: 'keep-alive, x-hop', 'x-hop': 'one hop only', 'x-app': 'kept', Cookie: 'c=1' },
+    })
+    request.on('error', () => {})
+    await until(() => a.seen.some((s) => s.routed), 3000, 'the forwarded poll')
+    const forwarded = a.seen.find((s) => s.routed)!
+    expect(forwarded.url).toBe(`/parley/poll?v=1&sid=${first.sid}`)
+    const headers = forwarded.request.headers
+    expect(headers).toMatchObject({
+      host: `127.0.0.1:${b.port}`,
+      'x-app': 'kept',
+      cookie: 'c=1',
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': `127.0.0.1:${b.port}`,
+      [ROUTED]: '1',
+    })
+    expect(headers['x-hop']).toBeUndefined()
+
+    request.destroy()
+    await closed(forwarded)
     expect(a.sockets[0]!.connected).toBe(true)
   })
 

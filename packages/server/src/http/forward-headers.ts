@@ -35,7 +35,8 @@ export function forwardedHeaders(request: FastifyRequest, websocket = false): Ou
     if (websocket && WEBSOCKET_HANDSHAKE.test(name)) continue
     headers[name] = value
   }
-  headers['x-forwarded-for'] ??= request.ip
+  // A client already gone has no address left to tell.
+  if (typeof request.ip === 'string') headers['x-forwarded-for'] ??= request.ip
   headers['x-forwarded-proto'] ??= request.protocol
   if (received.host !== undefined) headers['x-forwarded-host'] ??= received.host
   headers[ROUTED_HEADER] = '1'

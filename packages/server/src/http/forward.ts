@@ -236,7 +236,8 @@ export class Forwarder {
         })
         resolve('answered')
       })
-      upstream.once('error', (err: Error & { code?: string }) => {
+      // Not once: a socket may report more than one error, and none may go unhandled.
+      upstream.on('error', (err: Error & { code?: string }) => {
         if (answered) return
         answered = true
         if (res.destroyed) resolve('gone')

@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import {
   CloseReason,
@@ -10,20 +9,18 @@ import {
   type TransportName,
   WS_SUBPROTOCOL,
 } from '@parley/protocol'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { ResolvedOptions } from '../options.js'
-import type { HandshakeRequest, ParleyServer } from '../server.js'
+import type { ParleyServer } from '../server.js'
 import type { Session } from '../session.js'
-import type { HeaderBag, HttpTransport } from '../transports/http.js'
-import { PollingTransport } from '../transports/polling.js'
-import { SseTransport } from '../transports/sse.js'
-import { outgoing } from '../transports/transport.js'
-import { WebSocketTransport } from '../transports/websocket.js'
+import type { HeaderBag } from '../transports/http.js'
+import { type HttpTransportName, httpTransports } from '../transports/registry.js'
 import { readBody } from './body.js'
 import { Forwarder } from './forward.js'
 import { checkOrigin, preflightHeaders } from './origin.js'
 import { serveRouted } from './routing.js'
+import { handshakeRequest, WebSocketHandshakes } from './websocket-handshake.js'
 
 export interface RoutesOptions {
   server: ParleyServer
@@ -33,7 +30,7 @@ export interface RoutesOptions {
 }
 
 type Query = Record<string, string | string[] | undefined>
-type HttpKind = 'sse' | 'polling'
+type HttpKind = HttpTransportName
 
 const OTHER_METHODS = ['HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'POST'] as const
 
@@ -75,10 +72,9 @@ export async function parleyRoutes(
     maxPayload: options.maxPayload,
     unreachable: (node, err) => server.ownerUnreachable(node, err),
   })
-  app.addHook('preClose', (done) => {
-    forwarder.close()
-    done()
-  })
+  // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
+  server.atClose(() => forwarder.close())
+  const websockets = new WebSocketHandshakes({ server, options, forwarder, ownsWebSocketPlugin })
 
   // --- WebSocket -----------------------------------------------------------------------------
 
@@ -103,92 +99,17 @@ export async function parleyRoutes(
         if (!offered.includes(WS_SUBPROTOCOL)) {
           return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `offer the subprotocol ${WS_SUBPROTOCOL}`)
         }
-        upgrades.set(request.raw, reply.raw)
+        websockets.upgrading(request.raw, reply.raw)
       }
     },
     handler: (_request, reply) => fail(reply, 400, ErrorCode.BAD_REQUEST, 'expected a WebSocket upgrade'),
-    wsHandler: (socket: WebSocket, request: FastifyRequest) => acceptWebSocket(socket, request),
+    wsHandler: (socket: WebSocket, request: FastifyRequest) => websockets.accept(socket, request),
   })
   app.route({
     method: [...OTHER_METHODS],
     url: `${base}/ws`,
     handler: (_request, reply) => fail(reply, 405, ErrorCode.METHOD_NOT_ALLOWED, 'use GET with an upgrade'),
   })
-
-  /** The stand-in HTTP response of each upgrade request, released once the WebSocket is open. */
-  const upgrades = new WeakMap<IncomingMessage, ServerResponse>()
-
-  function acceptWebSocket(ws: WebSocket, request: FastifyRequest): void {
-    const socket = request.raw.socket
-    const handshake = handshakeRequest(request)
-    const log = request.log
-    releaseUpgrade(ws, socket, upgrades.get(request.raw), ownsWebSocketPlugin ? log : undefined)
-    const transport = new WebSocketTransport(ws, options.maxPayload, socket)
-    let settled = false
-    const refuse = (code: string, message: string) => {
-      transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))
-      transport.close('refused')
-    }
-    const timer = setTimeout(() => {
-      settled = true
-      server.trackPending(transport, false)
-      refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
-    }, options.handshakeTimeout)
-    server.trackPending(transport, true)
-    const settle = () => {
-      settled = true
-      clearTimeout(timer)
-      // Until the session binds it, nothing more is read: packets a client pipelines after its
-      // HELLO are numbered, and it resends them after OPEN.
-      transport.bind(null)
-    }
-    transport.bind({
-      packet: (packet) => {
-        if (settled) return
-        settle()
-        if (packet.type !== PacketType.HELLO) {
-          server.trackPending(transport, false)
-          refuse(ErrorCode.INVALID_PACKET, 'the first packet must be HELLO')
-          return
-        }
-        handOverOrHandshake(packet).then(
-          (refusal) => {
-            server.trackPending(transport, false)
-            if (refusal) refuse(refusal.code, refusal.message)
-          },
-          (err: unknown) => {
-            server.trackPending(transport, false)
-            log.error({ err }, 'parley: handshake failed')
-            refuse(ErrorCode.BAD_REQUEST, 'the handshake failed')
-          },
-        )
-      },
-      invalid: (error) => {
-        if (settled) return
-        settle()
-        server.trackPending(transport, false)
-        refuse(error.code, error.message)
-      },
-      close: () => {
-        clearTimeout(timer)
-        server.trackPending(transport, false)
-      },
-    })
-
-    /** A resume of a session that another node holds goes there; anything else is ours. */
-    async function handOverOrHandshake(hello: HelloPacket) {
-      if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
-        const owner = await forwarder.ownerOf(hello.sid, request, 'websocket')
-        if (owner && transport.open) {
-          const take = () => transport.release()
-          const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)
-          // Unreachable: a resume of a session this node does not know (a new one, as always).
-          if (outcome !== 'unreachable') return null
-        }
-      }
-      return server.handshake(transport, hello, handshake)
-    }
-  }
 
   // --- SSE and long-polling ------------------------------------------------------------------
 
@@ -250,7 +171,7 @@ export async function parleyRoutes(
     const session = server.sessionFor(sid)
     if (method === 'GET' && session?.transport?.name !== kind) {
       // The session ended, or moved on, between two GETs: hand over its last words first.
-      const last = server.takeLingering(sid, kind) as HttpTransport | undefined
+      const last = server.takeLingering(sid, kind)?.http
       if (last) {
         reply.hijack()
         last.serveLast(reply.raw, cors)
@@ -277,14 +198,14 @@ export async function parleyRoutes(
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
     }
     const transport = session.transport
-    if (!transport || transport.name !== kind) {
+    const http = transport?.name === kind ? transport.http : undefined
+    if (!http) {
       return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
     }
 
     if (method === 'GET') {
       reply.hijack()
-      if (transport instanceof SseTransport) transport.attachStream(reply.raw, cors)
-      else if (transport instanceof PollingTransport) transport.hold(reply.raw, cors)
+      http.downstream(reply.raw, cors)
       return reply
     }
 
@@ -305,10 +226,10 @@ export async function parleyRoutes(
       }
       const decoded = decodeBatch(body.text, { maxPayload: options.maxPayload })
       if (!decoded.ok) {
-        ;(transport as HttpTransport).reject(decoded.error)
+        http.reject(decoded.error)
         return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
       }
-      ;(transport as HttpTransport).receive(decoded.packets)
+      http.receive(decoded.packets)
       return reply
         .code(204)
         .headers({ ...cors, 'Cache-Control': 'no-store' })
@@ -344,13 +265,7 @@ export async function parleyRoutes(
       if (owner && (await forwarder.handOver(owner, request, reply, body.text)) !== 'unreachable')
         return reply
     }
-    const transport =
-      kind === 'sse'
-        ? new SseTransport()
-        : new PollingTransport(
-            options.maxPayload,
-            options.pollingCompression ? options.pollingCompression.threshold : false,
-          )
+    const transport = httpTransports[kind](options)
     const refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
     const line = transport.answerLine
@@ -393,32 +308,4 @@ export async function parleyRoutes(
 function bodyStream(request: FastifyRequest): Readable | undefined {
   const body = request.body as { pipe?: unknown } | undefined
   return body && typeof body.pipe === 'function' ? (body as Readable) : undefined
-}
-
-function handshakeRequest(request: FastifyRequest): HandshakeRequest {
-  const query: Record<string, string> = {}
-  for (const [key, value] of Object.entries(request.query as Query)) {
-    if (typeof value === 'string') query[key] = value
-  }
-  return { headers: request.headers, query, address: request.ip }
-}
-
-/**
- * Lets the upgrade's request and its stand-in response go once the WebSocket is open; they
- * would otherwise live as long as it does (about 2 KB per connection): the response stays
- * assigned to the TCP socket, and @fastify/websocket's error listener holds both. With `log`
- * (Parley registered @fastify/websocket, so that listener is Parley's), the listener is
- * replaced by one that logs the same line without holding the request.
- */
-function releaseUpgrade(
-  ws: WebSocket,
-  socket: IncomingMessage['socket'],
-  response: ServerResponse | undefined,
-  log: FastifyBaseLogger | undefined,
-): void {
-  if (response?.socket === socket) response.detachSocket(socket)
-  if (log) {
-    ws.removeAllListeners('error')
-    ws.on('error', (err) => log.debug({ err }, 'parley: websocket error'))
-  }
 }

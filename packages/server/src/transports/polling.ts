@@ -49,6 +49,10 @@ export class PollingTransport extends HttpTransport {
     this.#flush()
   }
 
+  downstream(res: ServerResponse, headers: HeaderBag): void {
+    this.hold(res, headers)
+  }
+
   send(out: Outgoing): void {
     if (!this.open) return
     const entry = { line: out.text, bytes: Buffer.byteLength(out.text) + 1 }

@@ -43,6 +43,10 @@ export class SseTransport extends HttpTransport {
     this.#start(res, headers)
   }
 
+  downstream(res: ServerResponse, headers: HeaderBag): void {
+    this.attachStream(res, headers)
+  }
+
   override get lingering(): boolean {
     return !this.open && this.#queue.length > 0
   }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import {
   type ClosePacket,
   type CloseReason,
@@ -117,6 +118,28 @@ export interface Transport {
   close(kind: CloseKind): void
   /** Sets the one owner of this transport's events; `null` detaches it (stale callbacks are ignored). */
   bind(handlers: TransportHandlers | null): void
+  /**
+   * The HTTP side of SSE and long-polling: how the endpoints hand it the client's requests.
+   * Absent on WebSocket, which has one connection for both ways.
+   */
+  readonly http?: HttpSide
+}
+
+/** What the HTTP endpoints hand an SSE or polling transport. */
+export interface HttpSide {
+  /**
+   * The body of the handshake POST's answer: the OPEN line once a session has attached the
+   * transport, or the CLOSE line of the ended session a resume named. Undefined until then.
+   */
+  readonly answerLine: string | undefined
+  /** A GET for the downstream: SSE streams on it, polling holds it until there is something. */
+  downstream(res: ServerResponse, headers: Record<string, string>): void
+  /** Answers a GET that came after the close with the packets that were left. */
+  serveLast(res: ServerResponse, headers: Record<string, string>): void
+  /** Packets from an upstream POST body, decoded. */
+  receive(packets: Packet[]): void
+  /** An upstream POST body that did not decode. */
+  reject(error: ParleyError): void
 }
 
 /** The bookkeeping every transport shares: its owner, and reporting close exactly once. */
@@ -136,6 +159,10 @@ export abstract class BaseTransport implements Transport {
 
   get lingering(): boolean {
     return false
+  }
+
+  get http(): HttpSide | undefined {
+    return undefined
   }
 
   bind(handlers: TransportHandlers | null): void {

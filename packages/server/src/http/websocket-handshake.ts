@@ -1,0 +1,140 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ErrorCode, type HelloPacket, PacketType } from '@parley/protocol'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { ResolvedOptions } from '../options.js'
+import type { HandshakeRequest, ParleyServer } from '../server.js'
+import { outgoing } from '../transports/transport.js'
+import { WebSocketTransport } from '../transports/websocket.js'
+import type { Forwarder } from './forward.js'
+
+export interface WebSocketHandshakeDeps {
+  server: ParleyServer
+  options: ResolvedOptions
+  forwarder: Forwarder
+  /** True when Parley registered @fastify/websocket itself (its error handler is Parley's). */
+  ownsWebSocketPlugin: boolean
+}
+
+/** The first moments of every WebSocket on the `/ws` endpoint, up to its HELLO's answer. */
+export class WebSocketHandshakes {
+  readonly #deps: WebSocketHandshakeDeps
+  /** The stand-in HTTP response of each upgrade request, released once the WebSocket is open. */
+  readonly #upgrades = new WeakMap<IncomingMessage, ServerResponse>()
+
+  constructor(deps: WebSocketHandshakeDeps) {
+    this.#deps = deps
+  }
+
+  /** An upgrade request passed the route's checks; `response` is its stand-in answer. */
+  upgrading(request: IncomingMessage, response: ServerResponse): void {
+    this.#upgrades.set(request, response)
+  }
+
+  /**
+   * A WebSocket is open: waits for its HELLO (within `handshakeTimeout`), then hands a resume
+   * of a session held on another node to that node, or handshakes here. Refusals are an ERROR
+   * packet, then a close with 1008.
+   */
+  accept(ws: WebSocket, request: FastifyRequest): void {
+    const { server, options, forwarder, ownsWebSocketPlugin } = this.#deps
+    const socket = request.raw.socket
+    const handshake = handshakeRequest(request)
+    const log = request.log
+    releaseUpgrade(ws, socket, this.#upgrades.get(request.raw), ownsWebSocketPlugin ? log : undefined)
+    const transport = new WebSocketTransport(ws, options.maxPayload, socket)
+    let settled = false
+    const refuse = (code: string, message: string) => {
+      transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))
+      transport.close('refused')
+    }
+    const timer = setTimeout(() => {
+      settled = true
+      server.trackPending(transport, false)
+      refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
+    }, options.handshakeTimeout)
+    server.trackPending(transport, true)
+    const settle = () => {
+      settled = true
+      clearTimeout(timer)
+      // Until the session binds it, nothing more is read: packets a client pipelines after its
+      // HELLO are numbered, and it resends them after OPEN.
+      transport.bind(null)
+    }
+    transport.bind({
+      packet: (packet) => {
+        if (settled) return
+        settle()
+        if (packet.type !== PacketType.HELLO) {
+          server.trackPending(transport, false)
+          refuse(ErrorCode.INVALID_PACKET, 'the first packet must be HELLO')
+          return
+        }
+        handOverOrHandshake(packet).then(
+          (refusal) => {
+            server.trackPending(transport, false)
+            if (refusal) refuse(refusal.code, refusal.message)
+          },
+          (err: unknown) => {
+            server.trackPending(transport, false)
+            log.error({ err }, 'parley: handshake failed')
+            refuse(ErrorCode.BAD_REQUEST, 'the handshake failed')
+          },
+        )
+      },
+      invalid: (error) => {
+        if (settled) return
+        settle()
+        server.trackPending(transport, false)
+        refuse(error.code, error.message)
+      },
+      close: () => {
+        clearTimeout(timer)
+        server.trackPending(transport, false)
+      },
+    })
+
+    /** A resume of a session that another node holds goes there; anything else is ours. */
+    async function handOverOrHandshake(hello: HelloPacket) {
+      if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
+        const owner = await forwarder.ownerOf(hello.sid, request, 'websocket')
+        if (owner && transport.open) {
+          const take = () => transport.release()
+          const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)
+          // Unreachable: a resume of a session this node does not know (a new one, as always).
+          if (outcome !== 'unreachable') return null
+        }
+      }
+      return server.handshake(transport, hello, handshake)
+    }
+  }
+}
+
+/** What the handshake keeps of the request that carried a HELLO. */
+export function handshakeRequest(request: FastifyRequest): HandshakeRequest {
+  const query: Record<string, string> = {}
+  for (const [key, value] of Object.entries(request.query as Record<string, unknown>)) {
+    if (typeof value === 'string') query[key] = value
+  }
+  return { headers: request.headers, query, address: request.ip }
+}
+
+/**
+ * Lets the upgrade's request and its stand-in response go once the WebSocket is open; they
+ * would otherwise live as long as it does (about 2 KB per connection): the response stays
+ * assigned to the TCP socket, and @fastify/websocket's error listener holds both. With `log`
+ * (Parley registered @fastify/websocket, so that listener is Parley's), the listener is
+ * replaced by one that logs the same line without holding the request.
+ */
+function releaseUpgrade(
+  ws: WebSocket,
+  socket: IncomingMessage['socket'],
+  response: ServerResponse | undefined,
+  log: FastifyBaseLogger | undefined,
+): void {
+  if (response?.socket === socket) response.detachSocket(socket)
+  if (log) {
+    ws.removeAllListeners('error')
+    ws.on('error', (err) => log.debug({ err }, 'parley: websocket error'))
+  }
+}
