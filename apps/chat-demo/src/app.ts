@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import parley from '@parley/server'
+import parley, { type AdapterFactory } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { setUpChat } from './chat.js'
 import { ChatStore } from './store.js'
@@ -37,6 +37,11 @@ export interface ChatAppOptions {
    * one replaces to keep them across a restart.
    */
   store?: ChatStore
+  /**
+   * Carries rooms, broadcasts and presence across several nodes (`redisAdapter` from
+   * `@parley/redis`). Default: this node alone, in memory. Each node keeps its own `store`.
+   */
+  adapter?: AdapterFactory
 }
 
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */
@@ -53,7 +58,11 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     app.get(url, async (_request, reply) => reply.type(asset.type).send(await readFile(asset.file)))
   }
 
-  await app.register(parley, { path: '/parley', recovery: { window: options.recoveryWindow ?? 30_000 } })
+  await app.register(parley, {
+    path: '/parley',
+    recovery: { window: options.recoveryWindow ?? 30_000 },
+    ...(options.adapter ? { adapter: options.adapter } : {}),
+  })
   // The app.parley decoration is untyped; the chat narrows it to its own event maps.
   setUpChat(app.parley as unknown as Parameters<typeof setUpChat>[0], options.store ?? new ChatStore())
 

@@ -1,33 +1,71 @@
 import { parseArgs } from 'node:util'
+import type { AdapterFactory } from '@parley/server'
 import { buildChatApp } from './app.js'
+import { connectRedis } from './cluster.js'
 
 // `pnpm demo --port 3001` or `PORT=3001 pnpm demo`; HOST=127.0.0.1 keeps it off the network.
-const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } } })
+// `--redis redis://127.0.0.1:6379` (or REDIS_URL) makes this server one node of several.
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    redis: { type: 'string' },
+    address: { type: 'string' },
+    name: { type: 'string' },
+  },
+})
 const portText = values.port ?? process.env.PORT ?? '3000'
 const port = Number(portText)
 const host = values.host ?? process.env.HOST ?? '0.0.0.0'
+const redisUrl = values.redis ?? process.env.REDIS_URL
+const label = values.name ? `Parley chat (${values.name})` : 'Parley chat'
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`Parley chat: the port must be a number from 0 to 65535, not "${portText}".`)
+  console.error(`${label}: the port must be a number from 0 to 65535, not "${portText}".`)
   process.exit(1)
 }
 
-const app = await buildChatApp({ logger: process.env.LOG === '1' })
+let adapter: AdapterFactory | undefined
+let closeRedis = async () => {}
+if (redisUrl) {
+  try {
+    // Known before listening (unless the port is 0), so that the other nodes can forward
+    // requests here as soon as the first heartbeat went out.
+    const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+    const address =
+      values.address ?? process.env.PARLEY_ADDRESS ?? (port !== 0 ? `http://${local}:${port}` : undefined)
+    const cluster = await connectRedis(redisUrl, { label, ...(address ? { address } : {}) })
+    adapter = cluster.adapter
+    closeRedis = cluster.close
+  } catch (error) {
+    console.error(`${label}: cannot reach Redis at ${redisUrl}: ${(error as Error).message}`)
+    process.exit(1)
+  }
+}
+
+const app = await buildChatApp({ logger: process.env.LOG === '1', ...(adapter ? { adapter } : {}) })
 try {
   await app.listen({ port, host })
 } catch (error) {
   const code = (error as { code?: string }).code
   console.error(
     code === 'EADDRINUSE'
-      ? `Parley chat: port ${port} is taken; start it on another one: pnpm demo --port ${port + 1}`
-      : `Parley chat: cannot listen on ${host}:${port}: ${(error as Error).message}`,
+      ? `${label}: port ${port} is taken; start it on another one: pnpm demo --port ${port + 1}`
+      : `${label}: cannot listen on ${host}:${port}: ${(error as Error).message}`,
   )
   process.exit(1)
 }
 const { port: bound } = app.server.address() as { port: number }
-console.log(`Parley chat: open http://localhost:${bound} in two tabs (Ctrl+C stops it).`)
+console.log(
+  redisUrl
+    ? `${label}: node listening on ${host}:${bound}, with the other nodes through Redis at ${redisUrl}.`
+    : `${label}: open http://localhost:${bound} in two tabs (Ctrl+C stops it).`,
+)
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    void app.close().then(() => process.exit(0))
+    void app
+      .close()
+      .then(closeRedis)
+      .then(() => process.exit(0))
   })
 }

@@ -1,0 +1,149 @@
+// The chat demo on three nodes (one Redis) behind nginx round-robin, in headless Chromium:
+// three people on three transports, each page on whichever node the balancer picks for each
+// request. They see each other, and each other's messages once and in order.
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { RedisAdapter } from '@parley/redis'
+import type { FastifyInstance } from 'fastify'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
+import {
+  freePort,
+  type RedisServer,
+  skipRedisSuites,
+  startRedis,
+} from '../../../test/support/redis-server.js'
+import { buildChatApp } from '../src/app.js'
+import { type ChatCluster, connectRedis } from '../src/cluster.js'
+
+// Every check runs, so that a required one fails even when another is missing too.
+const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
+
+describe.skipIf(skips.some(Boolean))('chat demo on three nodes behind nginx, in Chromium', () => {
+  let browser: Browser
+  let redis: RedisServer
+  let nginx: Nginx
+  const nodes: { app: FastifyInstance; cluster: ChatCluster; port: number }[] = []
+
+  beforeAll(async () => {
+    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    redis = await startRedis()
+    for (let i = 0; i < 3; i++) {
+      // The address is known before listening, so that the first heartbeat publishes it.
+      const port = await freePort()
+      const cluster = await connectRedis(redis.url, {
+        label: `node ${i + 1}`,
+        address: `http://127.0.0.1:${port}`,
+      })
+      const app = await buildChatApp({ adapter: cluster.adapter })
+      await app.listen({ port, host: '127.0.0.1' })
+      nodes.push({ app, cluster, port })
+    }
+    // Every node sees the two others (with their addresses) before the pages come.
+    const end = Date.now() + 10_000
+    while (!nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 2)) {
+      if (Date.now() > end) throw new Error('the nodes did not see each other within 10 s')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    nginx = await startNginx(nodes.map((n) => n.port))
+    browser = await launchChromium()
+  }, 60_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await nginx?.stop()
+    for (const { app, cluster } of nodes) {
+      await app.close()
+      await cluster.close()
+    }
+    await redis?.stop()
+  })
+
+  /** Opens the chat through nginx as `name` over `transport` alone; waits until it is in. */
+  async function join(name: string, transport: string): Promise<Page> {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    page.on('pageerror', (error) => {
+      throw error
+    })
+    await page.goto(`${nginx.url}/?transports=${transport}`)
+    await page.fill('#nickname', name)
+    await page.click('#join button')
+    await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
+      timeout: 10_000,
+    })
+    return page
+  }
+
+  const texts = (page: Page) =>
+    page.$$eval('#messages li:not(.notice) .text', (items) => items.map((i) => i.textContent ?? ''))
+  const people = (page: Page) => page.$$eval('#people li', (items) => items.map((i) => i.textContent ?? ''))
+
+  it('lets three people on three transports, spread over the nodes, chat once and in order', async () => {
+    const everyone = [
+      { name: 'ada', transport: 'websocket' },
+      { name: 'bob', transport: 'sse' },
+      { name: 'cy', transport: 'polling' },
+    ] as const
+    const pages: Page[] = []
+    for (const { name, transport } of everyone) pages.push(await join(name, transport))
+    for (const [i, page] of pages.entries()) {
+      expect(await page.textContent('#transport')).toMatch(new RegExp(`^${everyone[i]!.transport}`))
+    }
+
+    // Presence comes from fetchSockets over every node: each page lists all three.
+    for (const page of pages) {
+      await page.waitForFunction(() => document.querySelectorAll('#people li').length === 3, null, {
+        timeout: 10_000,
+      })
+      expect((await people(page)).join(' ')).toMatch(/ada.*bob.*cy/)
+    }
+
+    // Four rounds: each person sends, the next round starts when everyone has the last one.
+    for (let round = 1; round <= 4; round++) {
+      for (const [i, page] of pages.entries()) {
+        await page.fill('#text', `${everyone[i]!.name} ${round}`)
+        await page.click('#composer button')
+      }
+    }
+    for (const page of pages) {
+      await page.waitForFunction(
+        () => document.querySelectorAll('#messages li:not(.notice)').length >= 12,
+        null,
+        {
+          timeout: 15_000,
+        },
+      )
+    }
+    for (const page of pages) {
+      const seen = await texts(page)
+      expect(seen).toHaveLength(12)
+      for (const { name } of everyone) {
+        expect(seen.filter((t) => t.startsWith(`${name} `))).toEqual([1, 2, 3, 4].map((n) => `${name} ${n}`))
+      }
+      // Every own message acknowledged (✓✓).
+      await page.waitForFunction(
+        () => document.querySelectorAll('#messages .tick[data-state="delivered"]').length === 4,
+        null,
+        { timeout: 10_000 },
+      )
+    }
+
+    for (const page of pages) await page.context().close()
+    // Nothing sticky: the Parley requests went to every node (nginx logs a request, a stream or
+    // a WebSocket once it ended).
+    const served = () =>
+      new Set(
+        nginx
+          .requests()
+          .filter((r) => r.url.startsWith('/parley/'))
+          .map((r) => r.upstream),
+      )
+    const end = Date.now() + 5000
+    while (served().size < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 100))
+    expect(served().size).toBe(3)
+  }, 60_000)
+})

@@ -1,0 +1,108 @@
+// A whole test cluster: a throwaway Redis, three node processes on it (./node.ts) and nginx
+// round-robin in front of them, as docs/scaling.md describes. Plus the client-side helpers
+// the cluster suites share.
+import type { Socket } from '@parley/client'
+import { type Nginx, skipNginxSuites, startNginx } from '../support/nginx.js'
+import { type RedisServer, skipRedisSuites, startRedis } from '../support/redis-server.js'
+import { type ClusterNode, type NodeOptions, startNodes } from './nodes.js'
+
+/** Whether to skip the cluster suites: both checks run, so a required one always fails loudly. */
+export function skipClusterSuites(): boolean {
+  const noRedis = skipRedisSuites()
+  const noNginx = skipNginxSuites()
+  return noRedis || noNginx
+}
+
+export interface Cluster {
+  redis: RedisServer
+  nodes: ClusterNode[]
+  nginx: Nginx
+  /** nginx's URL: where clients connect. */
+  url: string
+  /** The node listening on `127.0.0.1:<port>` (as nginx's log names it), by name. */
+  nodeAt(address: string): string | undefined
+  stop(): Promise<void>
+}
+
+export async function startCluster(names = ['n1', 'n2', 'n3'], options: NodeOptions = {}): Promise<Cluster> {
+  const redis = await startRedis()
+  let nodes: ClusterNode[] = []
+  try {
+    nodes = await startNodes(names, redis.url, options)
+    await allSeeEachOther(nodes)
+    const nginx = await startNginx(nodes.map((n) => n.port))
+    return {
+      redis,
+      nodes,
+      nginx,
+      url: nginx.url,
+      nodeAt: (address) => nodes.find((n) => address === `127.0.0.1:${n.port}`)?.name,
+      async stop() {
+        await nginx.stop()
+        await Promise.all(nodes.map((n) => n.stop()))
+        await redis.stop()
+      },
+    }
+  } catch (error) {
+    await Promise.all(nodes.map((n) => n.kill()))
+    await redis.stop()
+    throw error
+  }
+}
+
+/**
+ * Waits until every node sees every other one alive (their heartbeats, with their addresses,
+ * went through Redis): before that, a node could not forward a request to another yet.
+ */
+async function allSeeEachOther(nodes: ClusterNode[]): Promise<void> {
+  const end = Date.now() + 10_000
+  for (const node of nodes) {
+    for (;;) {
+      const state = (await (await fetch(`${node.url}/cluster`)).json()) as { live: number }
+      if (state.live === nodes.length - 1) break
+      if (Date.now() > end)
+        throw new Error(`${node.name} sees ${state.live} other nodes, not ${nodes.length - 1}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+}
+
+/** Asks the node that owns the socket's session (the node's remote control, see node.ts). */
+export function ask<T = unknown>(socket: Socket, event: string, ...args: unknown[]): Promise<T> {
+  return (
+    socket.timeout(8000) as unknown as { emitWithAck(e: string, ...a: unknown[]): Promise<T> }
+  ).emitWithAck(event, ...args)
+}
+
+/** The node that owns the socket's session. */
+export async function nodeOf(socket: Socket): Promise<string> {
+  return (await ask<{ node: string }>(socket, 'whoami')).node
+}
+
+/**
+ * A fetch that remembers the session id of each request it sends, so that a test can find
+ * the session's requests in nginx's log (the client keeps its session id to itself).
+ */
+export function recordingFetch(): { fetch: typeof fetch; sids: Set<string> } {
+  const sids = new Set<string>()
+  return {
+    sids,
+    fetch: (input, init) => {
+      const sid = new URL(String(input instanceof Request ? input.url : input)).searchParams.get('sid')
+      if (sid) sids.add(sid)
+      return fetch(input, init)
+    },
+  }
+}
+
+/**
+ * Moves nginx's round-robin on by one request (a GET that any node answers 404). A client
+ * makes the same number of requests each time it connects, so without this the next one's
+ * handshake could land on the same node every time.
+ */
+export async function nudge(cluster: Cluster): Promise<void> {
+  const res = await fetch(`${cluster.url}/round-robin-nudge`)
+  await res.arrayBuffer()
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -1,0 +1,115 @@
+// Starts cluster nodes (./node.ts) as processes of their own, on free loopback ports, and
+// stops them: SIGTERM for a clean shutdown, SIGKILL for a crash. Each runs from the
+// TypeScript sources (test/tsconfig.json maps @parley/* to packages/*/src), like the tests.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { freePort } from '../support/redis-server.js'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const script = fileURLToPath(new URL('./node.ts', import.meta.url))
+const tsconfig = fileURLToPath(new URL('../tsconfig.json', import.meta.url))
+
+export interface ClusterNode {
+  readonly name: string
+  readonly port: number
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string
+  readonly pid: number
+  /** What the process wrote to stderr so far. */
+  errors(): string
+  /** True until the process exited. */
+  alive(): boolean
+  /** SIGTERM (the node closes cleanly), SIGKILL after 5 s; resolves once it exited. */
+  stop(): Promise<void>
+  /** SIGKILL: the node dies at once, as in a crash; resolves once it exited. */
+  kill(): Promise<void>
+}
+
+export interface NodeOptions {
+  /** Ping interval (and timeout) of the node, in ms. Default 1000. */
+  ping?: number
+}
+
+/** Starts `names.length` nodes on Redis at `redisUrl`, in parallel; resolves once all listen. */
+export async function startNodes(
+  names: readonly string[],
+  redisUrl: string,
+  options: NodeOptions = {},
+): Promise<ClusterNode[]> {
+  const started = await Promise.allSettled(names.map((name) => startNode(name, redisUrl, options)))
+  const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (failed) {
+    await Promise.all(nodes.map((n) => n.kill()))
+    throw failed.reason
+  }
+  return nodes
+}
+
+export async function startNode(
+  name: string,
+  redisUrl: string,
+  options: NodeOptions = {},
+): Promise<ClusterNode> {
+  // A port chosen here, so that the node knows the address it publishes before it listens.
+  const port = await freePort()
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      script,
+      ...['--name', name, '--port', String(port), '--redis', redisUrl],
+      ...['--ping', String(options.ping ?? 1000)],
+    ],
+    { cwd: root, env: { ...process.env, TSX_TSCONFIG_PATH: tsconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  return new Promise((resolve, reject) => {
+    let stdout = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`node ${name} did not listen within 20 s: ${stderr.trim()}`))
+    }, 20_000)
+    const onExit = (code: number | null) => {
+      clearTimeout(timer)
+      reject(new Error(`node ${name} exited (${code}) before listening: ${stderr.trim()}`))
+    }
+    child.once('exit', onExit)
+    child.stdout?.on('data', (d: Buffer) => {
+      stdout += d.toString()
+      const match = /^listening \S+ (\d+)$/m.exec(stdout)
+      if (!match) return
+      clearTimeout(timer)
+      child.off('exit', onExit)
+      child.stdout?.removeAllListeners('data')
+      child.stdout?.resume()
+      const port = Number(match[1])
+      resolve({
+        name,
+        port,
+        url: `http://127.0.0.1:${port}`,
+        pid: child.pid!,
+        errors: () => stderr,
+        alive: () => child.exitCode === null && child.signalCode === null,
+        stop: () => end(child, 'SIGTERM'),
+        kill: () => end(child, 'SIGKILL'),
+      })
+    })
+  })
+}
+
+function end(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill(signal)
+  })
+}

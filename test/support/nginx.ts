@@ -1,0 +1,246 @@
+// Starts a throwaway nginx in front of several Parley nodes: plain round-robin, no ip_hash, no
+// sticky sessions, so that consecutive requests of one client land on different nodes. The
+// configuration is generated into a fresh temporary directory (pid, logs and every temp path
+// inside it) and is the one docs/scaling.md shows. Where nginx is missing the suites that need
+// it skip, unless PARLEY_REQUIRE_NGINX=1 (CI), where that is a failure.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort } from './redis-server.js'
+
+const candidates = [
+  process.env.PARLEY_NGINX,
+  '/usr/sbin/nginx',
+  '/usr/bin/nginx',
+  '/usr/local/sbin/nginx',
+].filter((p): p is string => typeof p === 'string' && p !== '')
+
+/** The nginx executable, or undefined when there is none. */
+export const nginxPath: string | undefined = candidates.find((p) => existsSync(p))
+
+/** True when nginx suites must run (CI): a missing nginx then fails the suite. */
+export const nginxRequired = process.env.PARLEY_REQUIRE_NGINX === '1'
+
+/** Whether to skip the nginx suites here; throws when they are required but cannot run. */
+export function skipNginxSuites(): boolean {
+  if (nginxPath) return false
+  if (nginxRequired) {
+    throw new Error(
+      'PARLEY_REQUIRE_NGINX=1 but no nginx was found (install Debian nginx-light or set PARLEY_NGINX)',
+    )
+  }
+  console.warn('skipped: no nginx (the cluster tests need /usr/sbin/nginx, or PARLEY_NGINX)')
+  return true
+}
+
+export interface NginxConfigOptions {
+  /** Directory for the pid file, the logs and the temp paths. */
+  dir: string
+  /** Address nginx listens on. */
+  host: string
+  port: number
+  /** Ports of the Parley nodes on 127.0.0.1. */
+  upstreamPorts: readonly number[]
+}
+
+/**
+ * The configuration: round-robin over the nodes, WebSocket upgrades passed through, nothing
+ * buffered in either direction (an SSE stream or a held poll must reach the client as it is
+ * written), timeouts well above the ping interval (20 s) and the poll hold (at most one ping
+ * interval), so that nginx never cuts a quiet but healthy transport.
+ */
+export function nginxConfig({ dir, host, port, upstreamPorts }: NginxConfigOptions): string {
+  const servers = upstreamPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')
+  return `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+
+events {
+  worker_connections 1024;
+}
+
+http {
+  # Which node served each request ($upstream_addr: more than one when nginx had to try another).
+  log_format parley '$remote_addr [$time_local] "$request" $status $upstream_addr';
+  access_log ${dir}/access.log parley;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+
+  # WebSocket upgrades: pass Upgrade on, and Connection: upgrade only when asked.
+  map $http_upgrade $connection_upgrade {
+    default upgrade;
+    '' close;
+  }
+
+  # Round-robin: no ip_hash, no sticky cookie. Any node serves any request of any session.
+  upstream parley {
+${servers}
+  }
+
+  server {
+    listen ${host}:${port};
+
+    location / {
+      proxy_pass http://parley;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      # SSE streams and held polls go out as they are written; uploads go in as they come.
+      proxy_buffering off;
+      proxy_request_buffering off;
+      # Above the ping interval and the poll hold: a quiet transport is not a dead one.
+      proxy_read_timeout 75s;
+      proxy_send_timeout 75s;
+    }
+  }
+}
+`
+}
+
+export interface Nginx {
+  readonly port: number
+  /** `http://127.0.0.1:<port>` (or the host it listens on). */
+  readonly url: string
+  /** The generated configuration's directory. */
+  readonly dir: string
+  /** What nginx logged so far (error log), for a failing test's message. */
+  errors(): string
+  /** The requests nginx finished so far (a WebSocket or an SSE stream once it closed). */
+  requests(): NginxRequest[]
+  /** Stops nginx by its PID (SIGTERM, then SIGKILL after 2 s) and removes its directory. */
+  stop(): Promise<void>
+}
+
+/** A line of the access log. */
+export interface NginxRequest {
+  method: string
+  /** The path and query string. */
+  url: string
+  status: number
+  /** The node that answered last (`127.0.0.1:3001`); nginx tried the others first, if any. */
+  upstream: string
+  /** Every node nginx tried for it, in order. */
+  tried: string[]
+}
+
+export interface StartNginxOptions {
+  /** Port to listen on; a free one by default. */
+  port?: number
+  /** Address to listen on; 127.0.0.1 by default. */
+  host?: string
+}
+
+/** Starts nginx round-robin over `upstreamPorts` and waits until it answers. */
+export async function startNginx(
+  upstreamPorts: readonly number[],
+  options: StartNginxOptions = {},
+): Promise<Nginx> {
+  if (!nginxPath) throw new Error('no nginx')
+  if (upstreamPorts.length === 0) throw new Error('startNginx needs at least one upstream port')
+  const host = options.host ?? '127.0.0.1'
+  const port = options.port ?? (await freePort())
+  const dir = mkdtempSync(join(tmpdir(), 'parley-nginx-'))
+  // nginx's workers run as another user when the master is root: they must reach the directory.
+  chmodSync(dir, 0o755)
+  const conf = join(dir, 'nginx.conf')
+  writeFileSync(conf, nginxConfig({ dir, host, port, upstreamPorts }))
+
+  let output = ''
+  const child = spawn(nginxPath, ['-p', dir, '-c', conf, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so that a master that must be killed takes its worker along.
+    detached: true,
+  })
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString()
+  })
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString()
+  })
+  const errors = () => {
+    const log = join(dir, 'error.log')
+    return output + (existsSync(log) ? readFileSync(log, 'utf8') : '')
+  }
+  const requests = () => {
+    const log = join(dir, 'access.log')
+    if (!existsSync(log)) return []
+    return readFileSync(log, 'utf8').split('\n').flatMap(parseLine)
+  }
+  const stop = async () => {
+    await kill(child)
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  const deadline = Date.now() + 10_000
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      const why = errors()
+      rmSync(dir, { recursive: true, force: true })
+      throw new Error(`nginx exited with ${child.exitCode}: ${why.trim()}`)
+    }
+    if (await answers(url)) return { port, url, dir, errors, requests, stop }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const why = errors()
+  await stop()
+  throw new Error(`nginx did not answer on ${url} within 10 s: ${why.trim()}`)
+}
+
+const LINE = /"(\S+) (\S+) [^"]*" (\d{3}) (.*)$/
+
+function parseLine(line: string): NginxRequest[] {
+  const match = LINE.exec(line)
+  if (!match) return []
+  // "127.0.0.1:3001, 127.0.0.1:3002": nginx tried the first, then the second answered.
+  const tried = match[4]!.split(/\s*,\s*|\s+:\s+/).filter((a) => a !== '' && a !== '-')
+  return [
+    {
+      method: match[1]!,
+      url: match[2]!,
+      status: Number(match[3]),
+      upstream: tried[tried.length - 1] ?? '-',
+      tried,
+    },
+  ]
+}
+
+/** True when something answers HTTP at `url` (any status: nginx answers 502 without nodes). */
+function answers(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(`${url}/`, { timeout: 500, agent: false }, (res) => {
+      res.resume()
+      resolve(true)
+    })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(false))
+  })
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
+    }, 2000)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill('SIGTERM')
+  })
+}
+
+/** The installed nginx's version line, for test logs. */
+export function nginxVersion(): string | undefined {
+  if (!nginxPath) return undefined
+  return spawnSync(nginxPath, ['-v'], { encoding: 'utf8' }).stderr.trim()
+}
