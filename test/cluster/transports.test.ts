@@ -77,12 +77,9 @@ describe.skipIf(skipClusterSuites())('three nodes behind nginx round-robin', () 
     }, 60_000)
   })
 
-  // Skipped while it fails under load: a node records itself as a new session's owner in Redis
-  // without waiting for the write, and answers the handshake; the client's next request can
-  // reach another node first, which finds no owner and answers PARLEY_UNKNOWN_SESSION (an SSE
-  // client then starts a second session while the first waits out its recovery window; a
-  // polling client retries). Under load, a few sessions in 30 hit it.
-  it.skip('finds a new SSE or polling session on every node from its first request', async () => {
+  // A node waits for its owner record in Redis before it answers a handshake: the client's
+  // next request finds the session on whichever node nginx picks.
+  it('finds a new SSE or polling session on every node from its first request', async () => {
     const errors: string[] = []
     for (let i = 0; i < 30; i++) {
       const transport = i % 2 === 0 ? 'sse' : 'polling'

@@ -307,17 +307,20 @@ export class RedisAdapter implements Adapter {
     const owner = await this.#sessions.owner(sid)
     if (owner === null) return 'unknown'
     if (owner === this.node) return 'local'
+    // A node that joined since the last heartbeat: read the live set again before calling the
+    // owner gone (one more round trip, only for this case).
+    if (!this.#nodes.has(owner) || this.#nodes.address(owner) === undefined) await this.#nodes.beat()
     if (!this.#nodes.has(owner)) return 'unknown'
     const url = this.#nodes.address(owner)
     return url === undefined ? { node: owner } : { node: owner, url }
   }
 
-  sessionOpened(sid: string): void {
-    if (this.#closed) return
-    this.#sessions.opened(sid)
+  sessionOpened(sid: string): Promise<void> {
+    if (this.#closed) return Promise.resolve()
     // The first session comes once the server listens: publish its address without waiting
     // for the next heartbeat, so that others can forward to it at once.
-    if (this.#nodes.addressChanged()) void this.#nodes.beat()
+    const published = this.#nodes.addressChanged() ? this.#nodes.beat() : undefined
+    return Promise.all([this.#sessions.opened(sid), published]).then(() => undefined)
   }
 
   sessionClosed(sid: string): void {

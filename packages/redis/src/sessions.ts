@@ -43,12 +43,16 @@ export class SessionOwners {
     return `${this.prefix}:session:${createHash('sha256').update(sid).digest('base64url')}`
   }
 
-  /** Records this node as the owner of `sid` (or refreshes the record). */
-  opened(sid: string): void {
+  /**
+   * Records this node as the owner of `sid` (or refreshes the record). Resolves once Redis has
+   * it (or the write was given up: it is caught up later), never rejects: the server waits for
+   * it before answering the handshake, so that the next request finds the record anywhere.
+   */
+  opened(sid: string): Promise<void> {
     const key = this.key(sid)
     this.#owned.add(key)
     this.#ended.delete(key)
-    this.#send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS)], key)
+    return this.#send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS)], key)
   }
 
   /** Removes the record of `sid` if it still names this node. */
@@ -98,17 +102,20 @@ export class SessionOwners {
     }
   }
 
-  #send(command: string[], key: string): void {
+  #send(command: string[], key: string): Promise<void> {
     // While Redis is away, commands would pile up in the client's offline queue: skip, and
     // catch up once it is back.
     if (!this.client.isReady) {
       this.#missed(key)
-      return
+      return Promise.resolve()
     }
-    send(this.client, command).catch((err: unknown) => {
-      this.#missed(key)
-      this.warnings.warn('session-record', 'could not write a session owner record', { err })
-    })
+    return send(this.client, command).then(
+      () => undefined,
+      (err: unknown) => {
+        this.#missed(key)
+        this.warnings.warn('session-record', 'could not write a session owner record', { err })
+      },
+    )
   }
 
   #missed(key: string): void {

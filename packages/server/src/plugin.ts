@@ -30,9 +30,15 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     idle.startClosing()
     done()
   })
-  app.addHook('onClose', (_instance, done) => {
+  app.addHook('onClose', async () => {
     server.close()
-    done()
+    // Its timers and connections (a multi-node adapter's subscriber) go with the server; an
+    // adapter closed already by the application ignores the second call.
+    try {
+      await server.adapter.close?.()
+    } catch (err) {
+      app.log.warn({ err }, 'parley: the adapter did not close cleanly')
+    }
   })
   // Other nodes forward requests for this node's sessions to the address it listens on.
   app.addHook('onListen', (done) => {
