@@ -32,6 +32,8 @@ export interface BenchClient {
   ready: Promise<void>
   /** The transport in use once connected (`websocket` for raw ws). */
   transport(): string | null
+  /** Connected now (false once the connection is lost; no client here reconnects). */
+  connected(): boolean
   on(event: 'echo' | 'tick', fn: (m: Msg) => void): void
   emit(event: 'echo', m: Msg): void
   /** Sends `ack` and resolves with the server's reply. */
@@ -109,6 +111,7 @@ function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSetting
   return {
     ready: withTimeout(ready, timeoutMs, kind),
     transport: () => socket.transport,
+    connected: () => socket.connected,
     on: (event, fn) => void socket.on(event, fn as (...args: unknown[]) => void),
     emit: (event, m) => void socket.emit(event, m),
     request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
@@ -134,6 +137,7 @@ function socketIoClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): B
   return {
     ready: withTimeout(ready, timeoutMs, kind),
     transport: () => (socket.connected ? socket.io.engine.transport.name : null),
+    connected: () => socket.connected,
     on: (event, fn) => void socket.on(event, fn),
     emit: (event, m) => void socket.emit(event, m),
     request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
@@ -161,6 +165,7 @@ function wsClient({ url, timeoutMs }: ClientSettings): BenchClient {
   return {
     ready: withTimeout(ready, timeoutMs, 'ws'),
     transport: () => (ws.readyState === WebSocket.OPEN ? 'websocket' : null),
+    connected: () => ws.readyState === WebSocket.OPEN,
     on: (event, fn) => void handlers.set(event, fn),
     emit: (event, m) => ws.send(JSON.stringify([event, m])),
     request: (m) =>

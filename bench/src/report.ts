@@ -17,6 +17,8 @@ export interface Row {
   ratios: Record<string, number[]>
   notes: string[]
   errors: string[]
+  /** Why this row was not measured here (a multi-node scenario without Redis, nginx, ...). */
+  skipped?: string | undefined
 }
 
 export interface ScenarioResult {
@@ -166,6 +168,17 @@ export function checkGoals(r: Report): Goal[] {
       met: p <= limit,
     })
   }
+  // Several nodes: Parley against socket.io itself, both with their Redis adapters.
+  const clusterGoal = (goal: string, metric: string) => {
+    const p = row(r, 'cluster', 'parley-websocket')
+    const s = row(r, 'cluster', 'socketio-websocket')
+    if (!p || !s || p.skipped || s.skipped) return
+    const pv = median(p.values[metric])
+    const sv = median(s.values[metric])
+    goals.push({ goal, limit: '≤ socket.io', parley: pv, socketio: sv, met: pv <= sv })
+  }
+  clusterGoal('Three nodes on Redis: broadcast p99, WebSocket (ms)', 'latencyP99Ms')
+  clusterGoal('Three nodes on Redis: server CPU per delivery, WebSocket (µs)', 'cpuUsPerDelivery')
   memoryGoal('Idle memory per connection, WebSocket', 'parley-websocket', 'socketio-websocket', 12)
   memoryGoal('Idle memory per connection, SSE', 'parley-sse', 'socketio-polling', 15)
   memoryGoal('Idle memory per connection, polling', 'parley-polling', 'socketio-polling', 15)
@@ -223,13 +236,17 @@ function scenarioTable(s: ScenarioResult): string {
     lines.push(`| ${cells.join(' | ')} |`)
   }
   const notes = s.rows.flatMap((r) => [
+    ...(r.skipped ? [`${LABELS[r.kind]}: skipped: ${r.skipped}`] : []),
     ...r.notes.map((n) => `${LABELS[r.kind]}: ${n}`),
     ...r.errors.map((e) => `${LABELS[r.kind]}: **failed** ${e}`),
   ])
   return [lines.join('\n'), ...(notes.length ? [notes.map((n) => `- ${n}`).join('\n')] : [])].join('\n\n')
 }
 
-export function renderMarkdown(r: Report): string {
+/** Multi-node scenarios have a section of their own in the docs (`writeDocs(..., 'cluster')`). */
+const isCluster = (s: ScenarioResult) => s.params.nodes !== undefined
+
+function header(r: Report): string[] {
   const out: string[] = []
   out.push(
     `Run of ${r.date.slice(0, 10)}, ${Math.round(r.seconds)} s${r.quick ? ' (quick mode: tiny counts, not a measurement)' : ''}. ` +
@@ -246,27 +263,42 @@ export function renderMarkdown(r: Report): string {
       .join('; ')}.`,
   )
   out.push(`**HTTP client of the load generator**: ${FETCH_LABELS[r.fetch]}.`)
-  if (r.goals.length) {
+  return out
+}
+
+function goalsTable(goals: readonly Goal[]): string {
+  const lines = ['| target | limit | Parley | socket.io | |', '| --- | --- | ---: | ---: | --- |']
+  for (const g of goals)
+    lines.push(
+      `| ${g.goal} | ${g.limit} | ${fmt(g.parley, 2)} | ${fmt(g.socketio, 2)} | ${g.met ? 'met' : '**missed**'} |`,
+    )
+  return lines.join('\n')
+}
+
+function scenarioSection(s: ScenarioResult): string[] {
+  return [
+    `### ${s.title}`,
+    `${s.reps} repetition${s.reps === 1 ? '' : 's'}; ${Object.entries(s.params)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.`,
+    scenarioTable(s),
+  ]
+}
+
+const CLUSTER_GOAL = /^Three nodes/
+
+/** The generated part for the single-node scenarios and the bundle. */
+export function renderMarkdown(r: Report): string {
+  const out = header(r)
+  const goals = r.goals.filter((g) => !CLUSTER_GOAL.test(g.goal))
+  if (goals.length) {
     out.push('### Targets (from the issue)')
-    const lines = ['| target | limit | Parley | socket.io | |', '| --- | --- | ---: | ---: | --- |']
-    for (const g of r.goals)
-      lines.push(
-        `| ${g.goal} | ${g.limit} | ${fmt(g.parley, 2)} | ${fmt(g.socketio, 2)} | ${g.met ? 'met' : '**missed**'} |`,
-      )
-    out.push(lines.join('\n'))
+    out.push(goalsTable(goals))
     out.push(
       "socket.io's column is the comparable socket.io row (polling where Parley uses SSE, as socket.io has no SSE).",
     )
   }
-  for (const s of r.scenarios) {
-    out.push(`### ${s.title}`)
-    out.push(
-      `${s.reps} repetition${s.reps === 1 ? '' : 's'}; ${Object.entries(s.params)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ')}.`,
-    )
-    out.push(scenarioTable(s))
-  }
+  for (const s of r.scenarios) if (!isCluster(s)) out.push(...scenarioSection(s))
   if (r.bundle) {
     out.push('### Client bundle')
     out.push(
@@ -283,6 +315,18 @@ export function renderMarkdown(r: Report): string {
   return out.join('\n\n')
 }
 
+/** The generated part for the multi-node scenarios (a section of the docs of its own). */
+export function renderClusterMarkdown(r: Report): string {
+  const out = header(r)
+  const goals = r.goals.filter((g) => CLUSTER_GOAL.test(g.goal))
+  if (goals.length) {
+    out.push('### Targets: Parley against socket.io, both on Redis')
+    out.push(goalsTable(goals))
+  }
+  for (const s of r.scenarios) if (isCluster(s)) out.push(...scenarioSection(s))
+  return out.join('\n\n')
+}
+
 /** The same, shorter, for the terminal. */
 export function renderText(r: Report): string {
   const lines = [`${r.quick ? 'quick run' : 'run'}: ${Math.round(r.seconds)} s, Parley over ${r.fetch} fetch`]
@@ -293,11 +337,14 @@ export function renderText(r: Report): string {
   return lines.join('\n')
 }
 
-const BEGIN = '<!-- bench:begin (written by `pnpm bench`; edit outside these markers) -->'
-const END = '<!-- bench:end -->'
-
-/** Replaces the generated part of `file`, keeping what people wrote around it. */
-export function writeDocs(file: string, generated: string) {
+/**
+ * Replaces a generated part of `file` (the main one, or a named one such as `cluster`), keeping
+ * what people wrote around it. A named part missing from the file is added at its end.
+ */
+export function writeDocs(file: string, generated: string, part?: string) {
+  const tag = part ? `bench:${part}` : 'bench'
+  const BEGIN = `<!-- ${tag}:begin (written by \`pnpm bench\`; edit outside these markers) -->`
+  const END = `<!-- ${tag}:end -->`
   const block = `${BEGIN}\n\n${generated}\n\n${END}`
   if (existsSync(file)) {
     const text = readFileSync(file, 'utf8')
@@ -305,6 +352,10 @@ export function writeDocs(file: string, generated: string) {
     const b = text.indexOf(END)
     if (a >= 0 && b > a) {
       writeFileSync(file, `${text.slice(0, a)}${block}${text.slice(b + END.length)}`)
+      return
+    }
+    if (part) {
+      writeFileSync(file, `${text.trimEnd()}\n\n${block}\n`)
       return
     }
   }
