@@ -156,14 +156,16 @@ function clusterMissing(kind: ClientKind): string | undefined {
   return undefined
 }
 
-/** The PID of the redis-server listening on `port` (its command line names the port). */
+/**
+ * The PID of the redis-server listening on `port`: redis-server rewrites its command line to
+ * `redis-server 127.0.0.1:<port>`.
+ */
 function redisPid(port: number): number | undefined {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0')
-      const i = args.indexOf('--port')
-      if (args[0]?.endsWith('redis-server') && args[i + 1] === String(port)) return Number(entry)
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      if (cmdline.includes('redis-server') && cmdline.includes(`:${port}`)) return Number(entry)
     } catch {}
   }
   return undefined
