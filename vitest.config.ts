@@ -10,6 +10,7 @@ export default defineConfig({
       '@parley/protocol': src('protocol'),
       '@parley/server': src('server'),
       '@parley/client': src('client'),
+      '@parley/redis': src('redis'),
     },
   },
   test: {

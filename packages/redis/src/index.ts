@@ -1,0 +1,29 @@
+import type { LocalSockets } from '@parley/server'
+import { RedisAdapter } from './adapter.js'
+import { type RedisAdapterOptions, resolveRedisOptions } from './options.js'
+
+export { RedisAdapter, type RedisAdapterStats } from './adapter.js'
+export {
+  defaults,
+  type RedisAdapterLog,
+  RedisAdapterOptionError,
+  type RedisAdapterOptions,
+  type RedisClient,
+  type RedisSubscriber,
+} from './options.js'
+
+/**
+ * The `adapter` option of `@parley/server` for several nodes joined by Redis. Checks every
+ * option now (a bad one throws `RedisAdapterOptionError`, a TypeError that names it); the
+ * server makes the adapter when it registers, reachable then as `app.parley.adapter`.
+ *
+ * ```ts
+ * const redis = createClient({ url: process.env.REDIS_URL })
+ * await redis.connect()
+ * await app.register(parley, { path: '/parley', adapter: redisAdapter({ client: redis }) })
+ * ```
+ */
+export function redisAdapter(options: RedisAdapterOptions): (sockets: LocalSockets) => RedisAdapter {
+  const resolved = resolveRedisOptions(options)
+  return (sockets) => new RedisAdapter(sockets, resolved)
+}

@@ -1,0 +1,163 @@
+import type { RedisClient } from './options.js'
+import { send } from './send.js'
+import type { Warnings } from './warnings.js'
+
+/** A node whose record was not refreshed for this many heartbeats is gone. */
+export const MISSED_HEARTBEATS = 3
+
+// One round trip per heartbeat: refresh this node's record (its address, with a TTL), index it
+// in the sorted set, forget index entries long dead, and read back every node whose record is
+// still there. Liveness is the record's TTL, kept by Redis' clock: nodes' clocks only serve to
+// tidy the index. Returns { 1 if this node's record was still there, { id, address, ... } }.
+// The records are read by names built here: a single Redis (or a primary with replicas), not
+// Redis Cluster.
+const HEARTBEAT = `
+local previous = redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4], 'GET')
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
+local live = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local address = redis.call('GET', ARGV[6] .. id)
+  if address then
+    live[#live + 1] = id
+    live[#live + 1] = address
+  end
+end
+return { previous and 1 or 0, live }
+`
+
+export interface NodesConfig {
+  client: RedisClient
+  prefix: string
+  /** This node's id. */
+  id: string
+  interval: number
+  /** This node's address for forwarded requests, when known ('' before it listens). */
+  address: () => string
+  warnings: Warnings
+  /** Nodes that left the live set (their record expired or was removed). */
+  gone: (ids: string[]) => void
+  /** This node's record was missing though it had been written: Redis lost its data (a restart). */
+  recordLost: () => void
+}
+
+/**
+ * This node's heartbeat, and the set of live nodes it reads back: a local cache, so that no
+ * lookup waits for Redis. Keys: `<prefix>:nodes` (sorted set of ids by last heartbeat) and
+ * `<prefix>:node:<id>` (the node's address, expiring after `MISSED_HEARTBEATS` heartbeats).
+ */
+export class Nodes {
+  /** Other live nodes and their addresses ('' when a node does not know its own yet). */
+  readonly #live = new Map<string, string>()
+  readonly #config: NodesConfig
+  #timer: NodeJS.Timeout | undefined
+  /** The heartbeat in flight: one at a time. */
+  #beating: Promise<void> | undefined
+  #published: string | undefined
+  #stopped = false
+
+  constructor(config: NodesConfig) {
+    this.#config = config
+  }
+
+  get #indexKey(): string {
+    return `${this.#config.prefix}:nodes`
+  }
+
+  #recordKey(id: string): string {
+    return `${this.#config.prefix}:node:${id}`
+  }
+
+  /** Beats now, then every `interval` ms until `stop()`. */
+  start(): Promise<void> {
+    this.#timer = setInterval(() => void this.beat(), this.#config.interval)
+    this.#timer.unref()
+    return this.beat()
+  }
+
+  /** The other live nodes' ids, as of the last heartbeat. */
+  others(): string[] {
+    return [...this.#live.keys()]
+  }
+
+  has(id: string): boolean {
+    return this.#live.has(id)
+  }
+
+  /** A live node's address, undefined when it published none yet. */
+  address(id: string): string | undefined {
+    return this.#live.get(id) || undefined
+  }
+
+  /** True when the address this node would publish now differs from the one it published. */
+  addressChanged(): boolean {
+    return this.#published !== this.#config.address()
+  }
+
+  /** One heartbeat; never rejects (a failure is logged and the cache kept as it was). */
+  beat(): Promise<void> {
+    this.#beating ??= this.#beat().finally(() => {
+      this.#beating = undefined
+    })
+    return this.#beating
+  }
+
+  async #beat(): Promise<void> {
+    const { client, id, interval, prefix } = this.#config
+    // While Redis is away, commands would pile up in the client's offline queue: skip the beat.
+    if (this.#stopped || !client.isReady) return
+    const address = this.#config.address()
+    const ttl = interval * MISSED_HEARTBEATS
+    const now = Date.now()
+    let reply: unknown
+    try {
+      reply = await send(client, [
+        'EVAL',
+        HEARTBEAT,
+        '2',
+        this.#indexKey,
+        this.#recordKey(id),
+        id,
+        address,
+        String(now),
+        String(ttl),
+        String(now - 100 * ttl),
+        `${prefix}:node:`,
+      ])
+    } catch (err) {
+      this.#config.warnings.warn('heartbeat', 'heartbeat failed; the live-node set is kept as it was', {
+        err,
+      })
+      return
+    }
+    if (this.#stopped) return
+    const [previous, flat] = Array.isArray(reply) ? reply : []
+    if (!Array.isArray(flat)) return
+    const wasPublished = this.#published !== undefined
+    this.#published = address
+    const seen = new Map<string, string>()
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const [node, nodeAddress] = [flat[i], flat[i + 1]]
+      if (typeof node === 'string' && node !== id) seen.set(node, String(nodeAddress ?? ''))
+    }
+    const gone = [...this.#live.keys()].filter((node) => !seen.has(node))
+    this.#live.clear()
+    for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
+    if (gone.length > 0) this.#config.gone(gone)
+    if (previous === 0 && wasPublished) this.#config.recordLost()
+  }
+
+  /** Stops beating and removes this node's record, so that the others drop it at their next beat. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearInterval(this.#timer)
+    // A beat in flight would write the record again after it is removed.
+    await this.#beating
+    const { client, id } = this.#config
+    if (!client.isReady) return
+    await Promise.all([
+      send(client, ['DEL', this.#recordKey(id)]),
+      send(client, ['ZREM', this.#indexKey, id]),
+    ])
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The few calls of a node-redis client (`redis` 6) that the adapter makes. Any client made by
+ * `createClient()` fits; the adapter only needs this much of it, so the shape is spelled out
+ * here rather than tied to the client's generics (modules, scripts, RESP version).
+ */
+export interface RedisClient {
+  /** True while connected or reconnecting; false once closed. */
+  readonly isOpen: boolean
+  /** True while a command can be sent at once (connected, not reconnecting). */
+  readonly isReady: boolean
+  sendCommand(args: string[]): Promise<unknown>
+  /** A new client with the same options, not connected yet: the adapter's subscriber. */
+  duplicate(): RedisSubscriber
+}
+
+/** The connection the adapter makes for itself (`client.duplicate()`), in subscriber mode. */
+export interface RedisSubscriber {
+  connect(): Promise<unknown>
+  subscribe(channels: string[], listener: (message: string, channel: string) => unknown): Promise<void>
+  on(event: 'error', listener: (error: Error) => void): unknown
+  /** Closes the connection at once, pending commands rejected. */
+  destroy(): void
+  readonly isOpen: boolean
+}
+
+/** Where the adapter writes warnings: `app.log` fits, and so does the default. */
+export interface RedisAdapterLog {
+  warn(details: Record<string, unknown>, message: string): void
+}
+
+/** Options of `redisAdapter()`. Every one is checked when it is called. */
+export interface RedisAdapterOptions {
+  /**
+   * A connected node-redis client (`await client.connect()` first). The adapter sends its
+   * commands and PUBLISHes on it and makes one more connection, `client.duplicate()`, to
+   * subscribe. It never closes this client: the application does.
+   */
+  client: RedisClient
+  /** Every key and channel starts with this. Default 'parley'. */
+  prefix?: string
+  /**
+   * This node's base URL for the requests other nodes forward to it (`http://10.0.0.7:3000`).
+   * Default: the address the server listens on (`LocalSockets.url()`), which other nodes may
+   * not reach behind NAT or in containers.
+   */
+  address?: string
+  /** Milliseconds to wait for the other nodes' answers to a cluster query. Default 5000. */
+  requestTimeout?: number
+  /**
+   * Milliseconds between heartbeats. A node that misses three drops out of the live set (its
+   * record expires), which the others notice at their next heartbeat. Default 2000.
+   */
+  heartbeatInterval?: number
+  /** Where warnings go (`app.log` fits). Default: `console.warn`. */
+  log?: RedisAdapterLog
+}
+
+/** Options after validation, every default filled in. */
+export interface ResolvedRedisOptions {
+  client: RedisClient
+  prefix: string
+  address: string | undefined
+  requestTimeout: number
+  heartbeatInterval: number
+  log: RedisAdapterLog
+}
+
+export const defaults = {
+  prefix: 'parley',
+  requestTimeout: 5000,
+  heartbeatInterval: 2000,
+} as const
+
+/** Thrown by `redisAdapter()` when an option is wrong; the message names the option. */
+export class RedisAdapterOptionError extends TypeError {
+  override readonly name = 'RedisAdapterOptionError'
+  readonly code = 'PARLEY_INVALID_OPTION'
+  /** The option at fault. */
+  readonly option: string
+
+  constructor(option: string, message: string) {
+    super(`@parley/redis: option "${option}" ${message}`)
+    this.option = option
+  }
+}
+
+const known = new Set(['client', 'prefix', 'address', 'requestTimeout', 'heartbeatInterval', 'log'])
+
+// Timers above this overflow setTimeout's 32-bit delay and would fire at once.
+const MAX_DELAY = 2 ** 31 - 1
+
+const consoleLog: RedisAdapterLog = {
+  warn: (details, message) => console.warn(message, details),
+}
+
+/** Checks every option and fills in the defaults. Throws RedisAdapterOptionError naming the bad one. */
+export function resolveRedisOptions(input: unknown): ResolvedRedisOptions {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new RedisAdapterOptionError('options', 'must be an object with at least `client`')
+  }
+  const options = input as Record<string, unknown>
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new RedisAdapterOptionError(key, 'is not an option of redisAdapter()')
+  }
+  return {
+    client: client(options.client),
+    prefix: prefix(options.prefix),
+    address: address(options.address),
+    requestTimeout: integer(options, 'requestTimeout', defaults.requestTimeout, 1, MAX_DELAY),
+    heartbeatInterval: integer(options, 'heartbeatInterval', defaults.heartbeatInterval, 10, 60_000),
+    log: log(options.log),
+  }
+}
+
+function client(value: unknown): RedisClient {
+  const candidate = value as Partial<Record<keyof RedisClient, unknown>> | null | undefined
+  if (
+    candidate === null ||
+    typeof candidate !== 'object' ||
+    typeof candidate.sendCommand !== 'function' ||
+    typeof candidate.duplicate !== 'function'
+  ) {
+    throw new RedisAdapterOptionError(
+      'client',
+      `must be a node-redis client (createClient()), got ${describe(value)}`,
+    )
+  }
+  if (candidate.isOpen !== true) {
+    throw new RedisAdapterOptionError('client', 'must be connected first (await client.connect())')
+  }
+  return value as RedisClient
+}
+
+function prefix(value: unknown): string {
+  if (value === undefined) return defaults.prefix
+  // Keys and channels are `<prefix>:...`: whitespace or a wildcard in it would surprise.
+  if (typeof value !== 'string' || !/^[^\s*?[\]]{1,100}$/.test(value)) {
+    throw new RedisAdapterOptionError(
+      'prefix',
+      `must be 1 to 100 characters without spaces or * ? [ ], got ${describe(value)}`,
+    )
+  }
+  return value
+}
+
+function address(value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  let url: URL | undefined
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined
+  } catch {
+    url = undefined
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash) {
+    throw new RedisAdapterOptionError(
+      'address',
+      `must be an http:// or https:// URL such as "http://10.0.0.7:3000", got ${describe(value)}`,
+    )
+  }
+  return (value as string).replace(/\/+$/, '')
+}
+
+function log(value: unknown): RedisAdapterLog {
+  if (value === undefined) return consoleLog
+  if (value === null || typeof value !== 'object' || typeof (value as RedisAdapterLog).warn !== 'function') {
+    throw new RedisAdapterOptionError(
+      'log',
+      `must have a warn(details, message) method, got ${describe(value)}`,
+    )
+  }
+  return value as RedisAdapterLog
+}
+
+function integer(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number) {
+  const value = options[key]
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new RedisAdapterOptionError(key, `must be an integer from ${min} to ${max}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (value !== null && typeof value === 'object') return 'an object'
+  return String(value)
+}

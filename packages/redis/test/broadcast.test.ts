@@ -1,0 +1,141 @@
+// Broadcasts across three nodes joined by a real Redis: rooms, except, volatile, local, binary
+// arguments, and broadcasts that count replies over every live node.
+import { PacketType, type ParleyError } from '@parley/protocol'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { until } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { inbox, Nodes } from './nodes.js'
+
+describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
+  let redis: RedisServer
+  let nodes: Nodes
+  const raws: RawClient[] = []
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    for (const raw of raws.splice(0)) raw.close()
+    await nodes.closeAll()
+  })
+
+  it('reaches a room spanning three nodes once each, leaving out the except rooms and the sender', async () => {
+    nodes = new Nodes()
+    const [a, b, c] = await nodes.cluster(redis.url)
+    const a0 = await nodes.client(a!)
+    const b0 = await nodes.client(b!)
+    const b1 = await nodes.client(b!)
+    const c0 = await nodes.client(c!)
+    const boxes = [a0, b0, b1, c0].map(({ client }) => inbox(client))
+    for (const { socket } of [a0, b0, b1, c0]) socket.join('lobby')
+    b1.socket.join('muted')
+
+    a!.app.parley.to('lobby').emit('news', 'to lobby')
+    c!.app.parley.to('lobby').except('muted').emit('news', 'not muted')
+    b0.socket.to('lobby').emit('news', 'from b0')
+    await until(
+      () => boxes[0]!.length === 3 && boxes[2]!.length === 2 && boxes[3]!.length === 3,
+      5000,
+      'deliveries',
+    )
+    // A marker sent after everything: once it is in, any duplicate would be in too.
+    a!.app.parley.emit('news', 'end')
+    await until(() => boxes.every((box) => box.includes('end')), 5000, 'marker')
+    const [inA0, inB0, inB1, inC0] = boxes.map((box) => [...box].sort())
+    expect(inA0).toEqual(['end', 'from b0', 'not muted', 'to lobby'])
+    expect(inB0).toEqual(['end', 'not muted', 'to lobby'])
+    expect(inB1).toEqual(['end', 'from b0', 'to lobby'])
+    expect(inC0).toEqual(['end', 'from b0', 'not muted', 'to lobby'])
+  })
+
+  it('keeps local broadcasts on their node, without a PUBLISH', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const a0 = await nodes.client(a!)
+    const b0 = await nodes.client(b!)
+    const [inA0, inB0] = [inbox(a0.client), inbox(b0.client)]
+    const sent = vi.spyOn(a!.redis, 'sendCommand')
+    a!.app.parley.local.emit('news', 'a only')
+    a!.app.parley.local.to(b0.socket.id).emit('news', 'never')
+    await until(() => inA0.length === 1, 3000, 'local delivery')
+    const publishes = () => sent.mock.calls.filter(([args]) => args[0] === 'PUBLISH').length
+    expect(publishes()).toBe(0)
+    // Anything that was to reach b0 would have arrived before this one, which is published.
+    a!.app.parley.emit('news', 'end')
+    expect(publishes()).toBe(1)
+    sent.mockRestore()
+    await until(() => inB0.length === 1, 5000, 'marker')
+    expect(inA0).toEqual(['a only', 'end'])
+    expect(inB0).toEqual(['end'])
+  })
+
+  it('sends volatile broadcasts unnumbered on the other nodes', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const raw = await rawConnect('websocket', b!.base)
+    raws.push(raw)
+    await until(() => b!.sockets.length === 1)
+    a!.app.parley.volatile.emit('news', 'volatile')
+    a!.app.parley.emit('news', 'numbered')
+    const first = await raw.next((p) => p.type === PacketType.EVENT, 5000)
+    const second = await raw.next((p) => p.type === PacketType.EVENT, 5000)
+    expect(first).toMatchObject({ name: 'news', args: ['volatile'], seq: 0 })
+    expect(second).toMatchObject({ name: 'news', args: ['numbered'], seq: 1 })
+  })
+
+  it('carries binary arguments to the other nodes byte for byte', async () => {
+    nodes = new Nodes()
+    const [a, b, c] = await nodes.cluster(redis.url)
+    const b0 = await nodes.client(b!)
+    const c0 = await nodes.client(c!)
+    const got: unknown[] = []
+    for (const { client } of [b0, c0])
+      client.on('file', (meta: unknown, bytes: unknown) => got.push([meta, bytes]))
+    const bytes = new Uint8Array([0, 1, 2, 253, 254, 255])
+    a!.app.parley.emit('file', { name: 'f.bin', nested: { raw: bytes } }, bytes)
+    await until(() => got.length === 2, 5000, 'binary deliveries')
+    for (const [meta, received] of got as [{ nested: { raw: Uint8Array } }, Uint8Array][]) {
+      expect(new Uint8Array(received)).toEqual(bytes)
+      expect(new Uint8Array(meta.nested.raw)).toEqual(bytes)
+    }
+  })
+
+  it('counts replies over every node, and stops waiting for a node that left the live set', async () => {
+    nodes = new Nodes()
+    const [a, b, c] = await nodes.cluster(redis.url)
+    const voters = [
+      await nodes.client(a!),
+      await nodes.client(b!),
+      await nodes.client(b!),
+      await nodes.client(c!),
+    ]
+    for (const [i, { client, socket }] of voters.entries()) {
+      socket.join('voters')
+      client.on('vote', (ack: (value: unknown) => void) => ack(i === 3 ? new Uint8Array([i]) : `v${i}`))
+    }
+    const replies = await a!.app.parley.timeout(5000).to('voters').emitWithAck('vote')
+    expect(replies.filter((r) => typeof r === 'string').sort()).toEqual(['v0', 'v1', 'v2'])
+    expect(replies.filter((r) => r instanceof Uint8Array).map((r) => [...(r as Uint8Array)])).toEqual([[3]])
+
+    // Node c's adapter closes: it answers nothing, and leaves the live set, which a notices at
+    // its next heartbeat. The broadcast then ends with what the other nodes counted, well
+    // before its timeout (reached, it would be an error).
+    await c!.adapter.close()
+    const [error, partial] = await new Promise<[ParleyError | null, unknown[]]>((resolve) => {
+      a!.app.parley
+        .to('voters')
+        .timeout(15_000)
+        .emit('vote', (err: ParleyError | null, got: unknown[]) => resolve([err, got]))
+    })
+    expect(error).toBeNull()
+    expect(partial.sort()).toEqual(['v0', 'v1', 'v2'])
+    expect(a!.adapter.liveNodes).not.toContain(c!.adapter.node)
+
+    // With `local`, only a's own sockets, without a word to the others.
+    expect(await a!.app.parley.local.timeout(5000).to('voters').emitWithAck('vote')).toEqual(['v0'])
+  })
+})

@@ -1,0 +1,98 @@
+// Several Parley nodes in one process, each a Fastify app on 127.0.0.1 with its own node-redis
+// client and a Redis adapter, all joined by one throwaway Redis. A test owns its nodes and
+// closes them (`closeAll`).
+import { connect, type Socket } from '@parley/client'
+import { type RedisAdapter, type RedisAdapterOptions, redisAdapter } from '@parley/redis'
+import type { ServerSocket } from '@parley/server'
+import { createClient } from 'redis'
+import { type Started, startServer, until } from '../../server/test/helpers.js'
+
+const redisClient = (url: string) => createClient({ url })
+export type RedisClientType = ReturnType<typeof redisClient>
+
+export interface TestNode extends Started {
+  adapter: RedisAdapter
+  redis: RedisClientType
+  /** Every socket that connected to this node, in order. */
+  sockets: ServerSocket[]
+  /** What the adapter logged at warn. */
+  warnings: string[]
+  /** Errors the node's own Redis client reported (Redis went away). */
+  clientErrors: Error[]
+}
+
+/** Heartbeats in tests: fast enough that a dead node drops out within a couple of seconds. */
+export const HEARTBEAT = 300
+
+export class Nodes {
+  readonly list: TestNode[] = []
+  readonly #clients: Socket[] = []
+
+  /** Starts a node whose adapter talks to the Redis at `url`; resolves once it is subscribed. */
+  async start(url: string, options: Partial<RedisAdapterOptions> = {}): Promise<TestNode> {
+    const redis = redisClient(url)
+    const clientErrors: Error[] = []
+    redis.on('error', (err: Error) => clientErrors.push(err))
+    await redis.connect()
+    const warnings: string[] = []
+    const sockets: ServerSocket[] = []
+    const started = await startServer(
+      {
+        adapter: redisAdapter({
+          client: redis,
+          heartbeatInterval: HEARTBEAT,
+          log: { warn: (_details, message) => warnings.push(message) },
+          ...options,
+        }),
+      },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          sockets.push(socket)
+        })
+      },
+    )
+    const adapter = started.app.parley.adapter as RedisAdapter
+    await adapter.ready()
+    const node = { ...started, adapter, redis, sockets, warnings, clientErrors }
+    this.list.push(node)
+    return node
+  }
+
+  /** `count` nodes that all see each other live. */
+  async cluster(url: string, count = 3, options: Partial<RedisAdapterOptions> = {}): Promise<TestNode[]> {
+    const nodes: TestNode[] = []
+    for (let i = 0; i < count; i++) nodes.push(await this.start(url, options))
+    await until(() => nodes.every((n) => n.adapter.liveNodes.length === count - 1), 5000, 'live nodes')
+    return nodes
+  }
+
+  /** A client of `node` on WebSocket; resolves once the node has its socket. */
+  async client(node: TestNode): Promise<{ client: Socket; socket: ServerSocket }> {
+    const before = node.sockets.length
+    const client = connect(node.base, { transports: ['websocket'], reconnection: false })
+    this.#clients.push(client)
+    await until(() => node.sockets.length === before + 1 && client.connected, 3000, 'client')
+    return { client, socket: node.sockets[before]! }
+  }
+
+  /** Closes a node: its server, its adapter, then its Redis client. */
+  async stop(node: TestNode): Promise<void> {
+    const index = this.list.indexOf(node)
+    if (index >= 0) this.list.splice(index, 1)
+    await node.app.close()
+    await node.adapter.close()
+    if (node.redis.isOpen) node.redis.destroy()
+  }
+
+  async closeAll(): Promise<void> {
+    for (const client of this.#clients.splice(0)) client.disconnect()
+    await Promise.all([...this.list].map((node) => this.stop(node)))
+  }
+}
+
+/** Collects the values of `event` that `client` receives. */
+export function inbox(client: Socket, event = 'news'): unknown[] {
+  const got: unknown[] = []
+  client.on(event, (value: unknown) => got.push(value))
+  return got
+}
