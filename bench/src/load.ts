@@ -375,6 +375,7 @@ async function clusterHttp(a: ScenarioArgs): Promise<Measurement> {
   ) as [number, number, number, number]
   const clients: BenchClient[] = []
   const connected: BenchClient[] = []
+  const transports = new Map<string, number>()
   const failures = new Map<string, number>()
   let next = 0
   const worker = async () => {
@@ -385,6 +386,8 @@ async function clusterHttp(a: ScenarioArgs): Promise<Measurement> {
       try {
         await c.ready
         connected.push(c)
+        const transport = c.transport() ?? 'unknown'
+        transports.set(transport, (transports.get(transport) ?? 0) + 1)
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err)
         failures.set(message, (failures.get(message) ?? 0) + 1)
@@ -411,7 +414,6 @@ async function clusterHttp(a: ScenarioArgs): Promise<Measurement> {
     const connectedAtEnd = clients.filter((c) => c.connected()).length
     await sleep(150) // nginx flushes its access log every 100 ms
     const { statuses } = await cluster()
-    const transports = new Set(connected.map((c) => c.transport() ?? 'lost'))
     return {
       values: {
         connected: connected.length,
@@ -422,8 +424,8 @@ async function clusterHttp(a: ScenarioArgs): Promise<Measurement> {
         connectedAtEnd,
       },
       notes: [
-        ...[...failures].map(([message, count]) => `${count}× ${message}`),
-        ...(connected.length ? [`connected over ${[...transports].join(', ')}`] : []),
+        ...[...failures].map(([message, count]) => `failed ${count}×: ${message}`),
+        ...[...transports].map(([transport, count]) => `connected ${count}× over ${transport}`),
       ],
     }
   } finally {

@@ -73,14 +73,11 @@ async function redisClient(url: string) {
 }
 
 /**
- * The adapter of a Parley node on Redis. Imported by name at run time: @parley/redis is built in
- * the same workspace, and a checkout without it runs every single-node scenario still.
+ * The adapter of a Parley node on Redis. Imported when used: a checkout whose @parley/redis is
+ * not built runs every single-node scenario still.
  */
 async function parleyRedisAdapter(url: string): Promise<AdapterFactory> {
-  const name = '@parley/redis'
-  const { redisAdapter } = (await import(name)) as {
-    redisAdapter: (options: { client: unknown }) => AdapterFactory
-  }
+  const { redisAdapter } = await import('@parley/redis')
   return redisAdapter({ client: await redisClient(url) })
 }
 
