@@ -23,6 +23,7 @@ import type { ClusterReading, Measurement } from './load.ts'
 import { type Balancer, nginxPath, procCpuUs, startBalancer } from './nginx.ts'
 import {
   checkGoals,
+  clusterVersions,
   machine,
   type Report,
   type Row,
@@ -343,6 +344,8 @@ async function main() {
     }
   }
   if (selected(cli, 'bundle' as ScenarioName)) report.bundle = await bundleSizes()
+  if (plan.some((s) => nodesOf(s) > 1))
+    report.clusterVersions = clusterVersions(benchDir, { 'redis-server': redisServerPath, nginx: nginxPath })
   report.goals = checkGoals(report)
   report.seconds = (now() - t0) / 1000
   console.log(`\n${renderText(report)}`)

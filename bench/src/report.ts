@@ -1,6 +1,6 @@
 // The report of a run: its data (also written as JSON), the issue's targets checked against it,
 // and its Markdown and text renderings.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -50,6 +50,8 @@ export interface Report {
   scenarios: ScenarioResult[]
   bundle: Record<'parley' | 'socketio', BundleSize> | undefined
   goals: Goal[]
+  /** Redis, nginx and the adapters, when a multi-node scenario ran. */
+  clusterVersions?: Record<string, string>
 }
 
 export function machine(): Record<string, string | number> {
@@ -60,6 +62,11 @@ export function machine(): Record<string, string | number> {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
+    /** Load average over 1, 5 and 15 minutes when the run started: how busy the machine was. */
+    load: os
+      .loadavg()
+      .map((v) => v.toFixed(1))
+      .join(' / '),
   }
 }
 
@@ -89,6 +96,24 @@ export function versions(benchDir: string, repoDir: string): Record<string, stri
     ws: dep('ws'),
     esbuild: dep('esbuild'),
   }
+}
+
+/** What the multi-node scenarios run besides the servers. */
+export function clusterVersions(benchDir: string, tools: Record<string, string | undefined>) {
+  const dep = (name: string) => version(path.join(benchDir, 'node_modules', name, 'package.json'))
+  const out: Record<string, string> = {
+    '@parley/redis': dep('@parley/redis'),
+    '@socket.io/redis-adapter': dep('@socket.io/redis-adapter'),
+    redis: dep('redis'),
+  }
+  for (const [name, file] of Object.entries(tools)) {
+    if (!file) continue
+    // nginx prints its version on stderr, redis-server on stdout.
+    const run = spawnSync(file, [name === 'nginx' ? '-v' : '--version'], { encoding: 'utf8' })
+    const text = `${run.stdout ?? ''}${run.stderr ?? ''}`
+    out[name] = /(?:v=|nginx\/)([\d.]+)/.exec(text)?.[1] ?? 'unknown'
+  }
+  return out
 }
 
 const row = (r: Report, scenario: ScenarioName, kind: ClientKind) =>
@@ -255,7 +280,8 @@ function header(r: Report): string[] {
   )
   out.push(
     '**Machine**: ' +
-      `${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}, Node ${r.machine.node}.`,
+      `${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}, Node ${r.machine.node}` +
+      `${r.machine.load ? `; load average ${r.machine.load} (1 / 5 / 15 min) at the start` : ''}.`,
   )
   out.push(
     `**Versions**: ${Object.entries(r.versions)
@@ -318,6 +344,12 @@ export function renderMarkdown(r: Report): string {
 /** The generated part for the multi-node scenarios (a section of the docs of its own). */
 export function renderClusterMarkdown(r: Report): string {
   const out = header(r)
+  if (r.clusterVersions)
+    out.push(
+      `**Around the nodes**: ${Object.entries(r.clusterVersions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('; ')}.`,
+    )
   const goals = r.goals.filter((g) => CLUSTER_GOAL.test(g.goal))
   if (goals.length) {
     out.push('### Targets: Parley against socket.io, both on Redis')
