@@ -85,8 +85,14 @@ const selected = (cli: Cli, name: ScenarioName) =>
 // Every process this run starts, so that all of them end with it, whatever happens. nginx gets
 // SIGTERM, on which its master ends its workers (SIGKILL would leave them running).
 const children = new Set<ChildProcess>()
+/** Processes started by helpers that keep their ChildProcess (redis-server): by PID. */
+const pids = new Set<number>()
 const killAll = () => {
   for (const child of children) child.kill(child.spawnfile.endsWith('nginx') ? 'SIGTERM' : 'SIGKILL')
+  for (const pid of pids)
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
 }
 const track = (child: ChildProcess) => {
   children.add(child)
@@ -223,6 +229,7 @@ async function measureCluster(scenario: ScenarioDef, kind: ClientKind, cli: Cli)
   try {
     redis = await startRedis()
     const redisProcess = redisPid(redis.port)
+    if (redisProcess) pids.add(redisProcess)
     started = await Promise.allSettled([
       start('load.ts', [], loadProfile),
       ...Array.from({ length: nodesOf(scenario) }, () =>
@@ -266,6 +273,7 @@ async function measureCluster(scenario: ScenarioDef, kind: ClientKind, cli: Cli)
     await Promise.all(started.map((s) => (s.status === 'fulfilled' ? stop(s.value.child) : undefined)))
     await balancer?.stop()
     await redis?.stop()
+    pids.clear()
   }
 }
 
