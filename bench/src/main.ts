@@ -7,7 +7,8 @@
 //              [--json file] [--out file] [--no-docs]
 //              [--fetch http|undici]  (the HTTP client under Parley's SSE and polling clients:
 //                                      node:http, the default, or Node's fetch)
-//              [--cpu-prof dir]   (V8 CPU profiles: Parley servers into dir/<scenario>.<target>,
+//              [--cpu-prof dir]   (V8 CPU profiles: Parley servers, and every node of the
+//                                  multi-node scenarios, into dir/<scenario>.<target>,
 //                                  load generators into dir/load/<scenario>.<target>)
 // `--only cluster` runs both multi-node scenarios (three nodes, Redis, nginx; skipped where
 // redis-server, nginx or a built @parley/redis is missing) and rewrites only their section.
@@ -220,7 +221,9 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
  */
 async function measureCluster(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promise<Measurement> {
   const where = (...parts: string[]) => `--cpu-prof-dir=${path.join(...parts, `${scenario.name}.${kind}`)}`
-  const profile = cli.cpuProf && serverKindOf(kind) === 'parley' ? ['--cpu-prof', where(cli.cpuProf)] : []
+  // Every node is profiled, socket.io's too: the target compares the two, and a profiled
+  // process spends more CPU than one that is not.
+  const profile = cli.cpuProf ? ['--cpu-prof', where(cli.cpuProf)] : []
   const loadProfile = cli.cpuProf ? ['--cpu-prof', where(cli.cpuProf, 'load')] : []
   let redis: RedisServer | undefined
   let balancer: Balancer | undefined
