@@ -122,6 +122,18 @@ function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSetting
   }
 }
 
+/**
+ * socket.io-client's connect_error with what the server answered, when it says: a transport
+ * error carries the HTTP status (`description`) and the request (`context`) whose body says why
+ * (`{"code":1,"message":"Session ID unknown"}` from a node that does not hold the session).
+ */
+function socketIoError(err: Error & { description?: unknown; context?: unknown }): Error {
+  const status = typeof err.description === 'number' ? ` ${err.description}` : ''
+  const body = (err.context as { responseText?: unknown } | undefined)?.responseText
+  const why = typeof body === 'string' && body.length > 0 && body.length < 200 ? ` ${body}` : ''
+  return status || why ? new Error(`${err.message}:${status}${why}`) : err
+}
+
 function socketIoClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): BenchClient {
   const socket = socketIo(url, {
     // `socketio` alone: the default client (polling first, then an upgrade to WebSocket).
@@ -132,7 +144,7 @@ function socketIoClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): B
   })
   const ready = new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve())
-    socket.once('connect_error', (err) => reject(err))
+    socket.once('connect_error', (err) => reject(socketIoError(err)))
   })
   return {
     ready: withTimeout(ready, timeoutMs, kind),
