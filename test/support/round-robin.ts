@@ -1,24 +1,46 @@
 // A loopback HTTP proxy that sends each request to the next of several backends in turn, as a
-// load balancer without session affinity does. WebSocket upgrades are not proxied. Listens on
-// 127.0.0.1 only.
+// load balancer without session affinity does. WebSocket upgrades take turns too: each one is
+// piped, raw bytes both ways, to the next backend. Listens on 127.0.0.1 only, and connects only
+// to 127.0.0.1.
 import http from 'node:http'
-import type net from 'node:net'
+import net from 'node:net'
 
 export interface RoundRobinProxy {
   /** `http://127.0.0.1:<port>` */
   url: string
-  /** Requests forwarded to each backend, by index. */
+  /** Requests (upgrades included) forwarded to each backend, by index. */
   readonly forwarded: number[]
+  /** WebSocket upgrades forwarded to each backend, by index. */
+  readonly upgrades: number[]
+  /** Backends skipped in turn, by index (say, the node that owns a session). */
+  readonly avoid: Set<number>
+  /** While true, every new connection is dropped at once: the network is down. */
+  offline: boolean
+  /** Destroys every live connection, both sides, as a network cut would. */
+  cut(): void
   close(): Promise<void>
 }
 
 export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy> {
   const forwarded = ports.map(() => 0)
+  const upgrades = ports.map(() => 0)
+  const avoid = new Set<number>()
   const agent = new http.Agent({ keepAlive: false })
   const sockets = new Set<net.Socket>()
+  const track = (socket: net.Socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  }
   let turn = 0
+  const nextBackend = () => {
+    for (let tries = 0; tries < ports.length; tries++) {
+      const i = turn++ % ports.length
+      if (!avoid.has(i)) return i
+    }
+    return turn++ % ports.length
+  }
   const server = http.createServer((req, res) => {
-    const i = turn++ % ports.length
+    const i = nextBackend()
     forwarded[i]!++
     const upstream = http.request(
       { host: '127.0.0.1', port: ports[i], method: req.method, path: req.url, headers: req.headers, agent },
@@ -27,22 +49,51 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
         answer.pipe(res)
       },
     )
+    upstream.on('socket', track)
     upstream.on('error', () => res.destroy())
     res.on('close', () => upstream.destroy())
     req.pipe(upstream)
   })
-  server.on('connection', (socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
+  server.on('upgrade', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    const i = nextBackend()
+    forwarded[i]!++
+    upgrades[i]!++
+    const upstream = net.connect(ports[i]!, '127.0.0.1')
+    track(upstream)
+    upstream.on('error', () => client.destroy())
+    client.on('error', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+    client.on('close', () => upstream.destroy())
+    upstream.once('connect', () => {
+      // The upgrade request as it came, then whatever followed it, then both ways as they are.
+      const lines = [`${req.method} ${req.url} HTTP/1.1`]
+      for (let k = 0; k < req.rawHeaders.length; k += 2)
+        lines.push(`${req.rawHeaders[k]}: ${req.rawHeaders[k + 1]}`)
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`)
+      if (head.length > 0) upstream.write(head)
+      client.pipe(upstream)
+      upstream.pipe(client)
+    })
+  })
+  server.on('connection', (socket: net.Socket) => {
+    if (proxy.offline) socket.destroy()
+    else track(socket)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as net.AddressInfo
-  return {
+  const proxy: RoundRobinProxy = {
     url: `http://127.0.0.1:${port}`,
     forwarded,
+    upgrades,
+    avoid,
+    offline: false,
+    cut() {
+      for (const socket of sockets) socket.destroy()
+    },
     async close() {
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+  return proxy
 }

@@ -5,6 +5,7 @@ import type { Adapter, Room, RoutedRequest, RoutedResponse, SocketDescription } 
 import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
 import { EndedSessions } from './ended-sessions.js'
+import { UnreachableOwners } from './http/unreachable-owners.js'
 import type { ResolvedOptions } from './options.js'
 import { Session, type SessionConfig } from './session.js'
 import { ServerSocket, type SocketContext } from './socket.js'
@@ -63,6 +64,8 @@ export class ParleyServer<
   readonly #ended: EndedSessions
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
   readonly #unknown: UnknownSessions
+  /** Requests and resumes that could not be handed to the node owning their session. */
+  readonly #unreachable: UnreachableOwners
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
@@ -82,6 +85,7 @@ export class ParleyServer<
     this.options = options
     this.#log = log
     this.#unknown = new UnknownSessions(log)
+    this.#unreachable = new UnreachableOwners(log)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       get: (id) => this.#byId.get(id),
       hasSession: (sid) => this.#bySid.has(sid),
@@ -247,6 +251,21 @@ export class ParleyServer<
    */
   get unknownSessionCount(): number {
     return this.#unknown.total
+  }
+
+  /**
+   * How many requests and resumes this node could not forward to the node that owns their
+   * session (that node refused the connection, did not answer in time, or refused the
+   * upgrade), since the server started. Each was answered as for an unknown session: a client
+   * then starts a new session. The server also logs it at warn, at most once per 10 s.
+   */
+  get unreachableOwnerCount(): number {
+    return this.#unreachable.total
+  }
+
+  /** @internal A request or resume for a session of `node` could not be forwarded there. */
+  ownerUnreachable(node: string, err: unknown): void {
+    this.#unreachable.record(node, err)
   }
 
   /**

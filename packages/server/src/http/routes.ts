@@ -21,8 +21,9 @@ import { SseTransport } from '../transports/sse.js'
 import { outgoing } from '../transports/transport.js'
 import { WebSocketTransport } from '../transports/websocket.js'
 import { readBody } from './body.js'
+import { Forwarder } from './forward.js'
 import { checkOrigin, preflightHeaders } from './origin.js'
-import { relayResponse, remoteOwner, routedRequest, serveRouted } from './routing.js'
+import { serveRouted } from './routing.js'
 
 export interface RoutesOptions {
   server: ParleyServer
@@ -65,23 +66,19 @@ export async function parleyRoutes(
   // Requests that another node routes here (see Adapter.routeRequest) go through these routes.
   server.serveRoutedWith((routed) => serveRouted(app, routed))
 
-  /** Hands a request to the node that holds its session and relays the answer. */
-  const route = async (
-    node: string,
-    request: FastifyRequest,
-    reply: FastifyReply,
-    body: string,
-    cors: HeaderBag,
-  ) => {
-    try {
-      const response = await server.adapter.routeRequest?.(node, routedRequest(request, body))
-      if (!response) throw new Error('the adapter cannot route requests')
-      return relayResponse(reply, response)
-    } catch (err) {
-      request.log.warn({ err, node }, 'parley: could not route a request to the node of its session')
-      return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
-    }
-  }
+  // Requests for sessions that another node holds are handed to that node (no sticky sessions).
+  const forwarder = new Forwarder({
+    adapter: server.adapter,
+    log: app.log,
+    connectTimeout: options.handshakeTimeout,
+    highWaterMark: options.highWaterMark,
+    maxPayload: options.maxPayload,
+    unreachable: (node, err) => server.ownerUnreachable(node, err),
+  })
+  app.addHook('preClose', (done) => {
+    forwarder.close()
+    done()
+  })
 
   // --- WebSocket -----------------------------------------------------------------------------
 
@@ -154,7 +151,7 @@ export async function parleyRoutes(
           refuse(ErrorCode.INVALID_PACKET, 'the first packet must be HELLO')
           return
         }
-        server.handshake(transport, packet, handshake).then(
+        handOverOrHandshake(packet).then(
           (refusal) => {
             server.trackPending(transport, false)
             if (refusal) refuse(refusal.code, refusal.message)
@@ -177,6 +174,20 @@ export async function parleyRoutes(
         server.trackPending(transport, false)
       },
     })
+
+    /** A resume of a session that another node holds goes there; anything else is ours. */
+    async function handOverOrHandshake(hello: HelloPacket) {
+      if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
+        const owner = await forwarder.ownerOf(hello.sid, request, 'websocket')
+        if (owner && transport.open) {
+          const take = () => transport.release()
+          const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)
+          // Unreachable: a resume of a session this node does not know (a new one, as always).
+          if (outcome !== 'unreachable') return null
+        }
+      }
+      return server.handshake(transport, hello, handshake)
+    }
   }
 
   // --- SSE and long-polling ------------------------------------------------------------------
@@ -248,18 +259,22 @@ export async function parleyRoutes(
     }
     if (!session) {
       // It may live on another node: then that node answers (no sticky sessions needed).
-      const node = await remoteOwner(server.adapter, sid, request)
-      if (node === undefined) {
+      const owner = await forwarder.ownerOf(sid, request, 'http')
+      if (owner === undefined) {
         server.unknownSession(sid)
         return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
       }
-      if (method === 'GET') return route(node, request, reply, '', cors)
-      const body = await readRequestBody(request)
-      if (!body.ok) {
-        if (body.reason === 'aborted') return reply
-        return bodyTooLarge(reply, cors)
+      let text = ''
+      if (method === 'POST') {
+        const body = await readRequestBody(request)
+        if (!body.ok) {
+          if (body.reason === 'aborted') return reply
+          return bodyTooLarge(reply, cors)
+        }
+        text = body.text
       }
-      return route(node, request, reply, body.text, cors)
+      if ((await forwarder.handOver(owner, request, reply, text)) !== 'unreachable') return reply
+      return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
     }
     const transport = session.transport
     if (!transport || transport.name !== kind) {
@@ -323,9 +338,11 @@ export async function parleyRoutes(
       return fail(reply, 400, ErrorCode.INVALID_PACKET, 'the handshake body is one HELLO packet', cors)
     }
     if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
-      // A resume of a session that lives on another node: that node resumes it.
-      const node = await remoteOwner(server.adapter, hello.sid, request)
-      if (node !== undefined) return route(node, request, reply, body.text, cors)
+      // A resume of a session that lives on another node: that node resumes it. When it cannot
+      // be reached, the resume is ours: a session this node does not know (a new one).
+      const owner = await forwarder.ownerOf(hello.sid, request, 'http')
+      if (owner && (await forwarder.handOver(owner, request, reply, body.text)) !== 'unreachable')
+        return reply
     }
     const transport =
       kind === 'sse'

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import { pipeline } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Adapter, RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
+import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
 
 /**
  * Marks a request that a node routed here from another one. The owner answers it itself, never
@@ -21,26 +21,6 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'date',
 ])
-
-/**
- * The node that holds session `sid` when it is another one and the adapter can route there;
- * undefined when the request is to be answered here (the session is then unknown).
- */
-export async function remoteOwner(
-  adapter: Adapter,
-  sid: string,
-  request: FastifyRequest,
-): Promise<string | undefined> {
-  if (!adapter.sessionOwner || !adapter.routeRequest) return undefined
-  if (request.headers[ROUTED_HEADER] !== undefined) return undefined
-  try {
-    const owner = await adapter.sessionOwner(sid)
-    return typeof owner === 'object' ? owner.node : undefined
-  } catch (err) {
-    request.log.warn({ err }, 'parley: the adapter could not tell where a session lives')
-    return undefined
-  }
-}
 
 /** The plain form of a request, for `Adapter.routeRequest`. */
 export function routedRequest(request: FastifyRequest, body: string): RoutedRequest {

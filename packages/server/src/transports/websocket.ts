@@ -36,6 +36,7 @@ export class WebSocketTransport extends BaseTransport {
   readonly #maxPayload: number
   readonly #socket: Corkable | undefined
   #tooLarge = false
+  #released = false
 
   /** `socket`: the connection under `ws` (the upgrade request's socket), corked per tick. */
   constructor(ws: WebSocket, maxPayload: number, socket?: Corkable) {
@@ -48,17 +49,35 @@ export class WebSocketTransport extends BaseTransport {
       typeof socket.writableCorked === 'number'
         ? socket
         : undefined
-    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
-    ws.on('error', (error: Error & { code?: string }) => {
-      // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
-      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#tooLarge = true
-    })
-    // No close code from the client ends the session, whatever it says (see WsCloseCode): a
-    // client says goodbye with a CLOSE packet, and a close without one may be a browser tab
-    // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
-    // own 1009 ends it, since the client would send the same message again on every resume.
-    ws.on('close', () => this.lost(this.#tooLarge ? 'payload too large' : 'transport close'))
+    ws.on('message', this.#onMessage)
+    ws.on('error', this.#onError)
+    ws.on('close', this.#onClose)
   }
+
+  /**
+   * Lets go of the WebSocket without a word on it, for another owner to take it over (a relay
+   * to the node that holds the session the HELLO named). The transport is closed from then on,
+   * and nothing of the socket reaches it any more.
+   */
+  release(): WebSocket {
+    this.#released = true
+    this.#ws.off('message', this.#onMessage)
+    this.#ws.off('error', this.#onError)
+    this.#ws.off('close', this.#onClose)
+    this.close('normal')
+    return this.#ws
+  }
+
+  readonly #onError = (error: Error & { code?: string }): void => {
+    // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#tooLarge = true
+  }
+
+  // No close code from the client ends the session, whatever it says (see WsCloseCode): a
+  // client says goodbye with a CLOSE packet, and a close without one may be a browser tab
+  // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
+  // own 1009 ends it, since the client would send the same message again on every resume.
+  readonly #onClose = (): void => this.lost(this.#tooLarge ? 'payload too large' : 'transport close')
 
   /** Bytes ws queued and the socket has not handed to the kernel: real bytes of frames. */
   get bufferedAmount(): number {
@@ -86,13 +105,14 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   protected end(kind: CloseKind): void {
+    if (this.#released) return
     // A client that does not read would not read a close frame either, and the closing
     // handshake would hold every queued byte for ws's close timeout: cut it now.
     if (kind === 'overflow') this.#ws.terminate()
     else this.#ws.close(closeCodes[kind])
   }
 
-  #onMessage(data: RawData, isBinary: boolean): void {
+  readonly #onMessage = (data: RawData, isBinary: boolean): void => {
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
     if (size > this.#maxPayload) {
       // ws enforces this too when Parley configured it; an application-registered

@@ -1,0 +1,138 @@
+import type { OutgoingHttpHeaders } from 'node:http'
+import { encodeText, type HelloPacket, WS_SUBPROTOCOL } from '@parley/protocol'
+import { type RawData, WebSocket } from 'ws'
+
+export interface WebSocketForward {
+  /** The client's WebSocket, still owned by its transport while the owner is being reached. */
+  ws: WebSocket
+  /** Takes the WebSocket from its transport, once the owner's side is open. */
+  take: () => WebSocket
+  /** The owner's endpoint: `ws://host:port/parley/ws?v=1`. */
+  url: string
+  headers: OutgoingHttpHeaders
+  hello: HelloPacket
+  connectTimeout: number
+  highWaterMark: number
+  maxPayload: number
+}
+
+/** A WebSocket relayed to the node that owns its session. */
+export interface Relay {
+  /** Closes both sides with 1001 (this node is going away; the client resumes elsewhere). */
+  close(): void
+  /** Settles once both sides are closed. */
+  readonly closed: Promise<void>
+}
+
+/**
+ * Connects to the owner (bounded by `connectTimeout`), sends it the HELLO, and relays every
+ * message both ways. Resolves with the relay; with an Error when the owner cannot be reached
+ * (the client's WebSocket is then untouched); or `gone` when the client left meanwhile.
+ *
+ * ```
+ * client ──ws──▶ this node ──ws (x-parley-routed)──▶ owner
+ *        ◀──────  messages as they are, both ways  ──────▶
+ * one side closes (code)  → the other is closed with the same code
+ * one side breaks (1006)  → the other is terminated
+ * ```
+ */
+export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Error | 'gone'> {
+  const { ws } = forward
+  return new Promise((resolve) => {
+    const upstream = new WebSocket(forward.url, WS_SUBPROTOCOL, {
+      headers: forward.headers as Record<string, string>,
+      handshakeTimeout: forward.connectTimeout,
+      maxPayload: forward.maxPayload,
+      // Compressing between two nodes costs CPU on both for little gain.
+      perMessageDeflate: false,
+    })
+    let settled = false
+    const settle = (result: Relay | Error | 'gone') => {
+      if (settled) return
+      settled = true
+      ws.off('close', onClientGone)
+      resolve(result)
+    }
+    const onClientGone = () => {
+      upstream.terminate()
+      settle('gone')
+    }
+    ws.once('close', onClientGone)
+    upstream.once('unexpected-response', (_request, response) => {
+      upstream.terminate()
+      settle(new Error(`the owner answered the upgrade with ${response.statusCode}`))
+    })
+    upstream.on('error', (err) => settle(err))
+    upstream.once('open', () => {
+      if (settled) return
+      if (ws.readyState !== WebSocket.OPEN) {
+        upstream.terminate()
+        settle('gone')
+        return
+      }
+      const client = forward.take()
+      upstream.send(encodeText(forward.hello))
+      settle(relay(client, upstream, forward.highWaterMark))
+    })
+  })
+}
+
+/** Relays messages between two open WebSockets, closes and breaks included. */
+function relay(client: WebSocket, upstream: WebSocket, highWaterMark: number): Relay {
+  const closed = Promise.all([closeOf(client), closeOf(upstream)]).then(() => undefined)
+  pipe(client, upstream, highWaterMark)
+  pipe(upstream, client, highWaterMark)
+  return {
+    closed,
+    close() {
+      closeWith(client, 1001)
+      closeWith(upstream, 1001)
+    },
+  }
+}
+
+/**
+ * Messages from `from` go to `to` as they are (text as text, binary as binary). While `to`
+ * holds more than `highWaterMark` unsent bytes, `from` is not read (TCP pushes back on its
+ * sender); it is read again once `to` has written what it held.
+ */
+function pipe(from: WebSocket, to: WebSocket, highWaterMark: number): void {
+  const drained = () => {
+    if (from.isPaused && to.bufferedAmount <= highWaterMark) from.resume()
+  }
+  from.on('message', (data: RawData, isBinary: boolean) => {
+    if (to.readyState !== WebSocket.OPEN) return
+    to.send(data, { binary: isBinary }, drained)
+    if (to.bufferedAmount > highWaterMark && !from.isPaused) from.pause()
+  })
+  from.on('close', (code: number, reason: Buffer) => {
+    // 1005 (no code) and 1006 (no close frame) cannot be sent: the first closes without a
+    // code, the second is a break, passed on as one.
+    if (code === 1006) to.terminate()
+    else closeWith(to, code === 1005 ? undefined : code, reason)
+  })
+  from.on('error', () => to.terminate())
+}
+
+function closeWith(ws: WebSocket, code?: number, reason?: Buffer): void {
+  if (ws.readyState === WebSocket.CLOSED) return
+  if (ws.readyState === WebSocket.CLOSING) return
+  try {
+    ws.close(code !== undefined && sendable(code) ? code : undefined, reason)
+  } catch {
+    ws.terminate()
+  }
+}
+
+/** Close codes that may appear in a close frame (RFC 6455 7.4, as ws checks them). */
+function sendable(code: number): boolean {
+  return (
+    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999)
+  )
+}
+
+function closeOf(ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve()
+  return new Promise((resolve) => ws.once('close', () => resolve()))
+}

@@ -1,0 +1,249 @@
+import http from 'node:http'
+import { pipeline } from 'node:stream'
+import type { HelloPacket } from '@parley/protocol'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { Adapter } from '../adapter/adapter.js'
+import { answerHeaders, forwardedHeaders } from './forward-headers.js'
+import { forwardWebSocket, type Relay } from './forward-ws.js'
+import { ROUTED_HEADER, relayResponse, routedRequest } from './routing.js'
+
+/** The node that owns a session, as far as forwarding to it goes. */
+export interface Owner {
+  node: string
+  /** Its base URL: requests go there over the network. Without one, `Adapter.routeRequest`. */
+  url?: string
+}
+
+/**
+ * What became of a request handed over: `answered` (the owner's answer went, or goes, to the
+ * client), `gone` (the client went away first), or `unreachable` (nothing reached the owner and
+ * nothing was sent to the client: the caller answers as for an unknown session).
+ */
+export type HandOver = 'answered' | 'gone' | 'unreachable'
+
+export interface ForwarderOptions {
+  adapter: Adapter
+  log: FastifyBaseLogger
+  /** The longest wait for a connection to the owner (and for its WebSocket upgrade). */
+  connectTimeout: number
+  /** A relayed WebSocket stops reading a side whose peer holds more unsent bytes than this. */
+  highWaterMark: number
+  /** The largest WebSocket message the relay takes from the owner. */
+  maxPayload: number
+  /** Called when the owner could not be reached (counted and logged by the server). */
+  unreachable(node: string, err: unknown): void
+}
+
+/**
+ * Hands requests for sessions held by another node to that node, so that no sticky sessions
+ * are needed: HTTP requests over `node:http` on one keep-alive agent, WebSockets as a relay of
+ * messages both ways (see forward-ws.ts). The owner answers as if the client had come to it;
+ * the routed mark keeps it from forwarding again.
+ */
+export class Forwarder {
+  readonly #options: ForwarderOptions
+  readonly #agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
+  /** Requests on their way to, or streaming from, an owner: cut when this node closes. */
+  readonly #requests = new Set<http.ClientRequest>()
+  readonly #relays = new Set<Relay>()
+  #closed = false
+
+  constructor(options: ForwarderOptions) {
+    this.#options = options
+  }
+
+  /**
+   * The node that holds session `sid`, when it is another one this node can hand `request` to
+   * (over the network, or through the adapter for HTTP); undefined when the request is to be
+   * answered here. A request forwarded once is always answered here: never a loop.
+   */
+  async ownerOf(
+    sid: string,
+    request: FastifyRequest,
+    medium: 'http' | 'websocket',
+  ): Promise<Owner | undefined> {
+    const adapter = this.#options.adapter
+    if (this.#closed || !adapter.sessionOwner || request.headers[ROUTED_HEADER] !== undefined)
+      return undefined
+    try {
+      const owner = await adapter.sessionOwner(sid)
+      if (typeof owner !== 'object') return undefined
+      if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
+      return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
+    } catch (err) {
+      request.log.warn({ err }, 'parley: the adapter could not tell where a session lives')
+      return undefined
+    }
+  }
+
+  /**
+   * Hands an SSE or polling request (GET, POST, or a handshake POST that resumes) to the node
+   * that owns its session, and streams that node's answer back: status, headers and body, for
+   * as long as it lasts. `body`: the POST body, already read under maxPayload ('' for a GET).
+   */
+  async handOver(
+    owner: Owner,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    body: string,
+  ): Promise<HandOver> {
+    if (owner.url === undefined) return this.#route(owner.node, request, reply, body)
+    let outcome = await this.#send(owner.url, request, reply, body)
+    // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
+    // sent twice is harmless, since the owner drops packets it already has (by `seq`).
+    if (outcome === 'stale') outcome = await this.#send(owner.url, request, reply, body)
+    if (outcome === 'stale' || outcome instanceof Error) {
+      this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
+      return 'unreachable'
+    }
+    if (outcome === 'gone' && !reply.sent) {
+      // Nobody to answer (the client left, or this node is closing): let its connection go.
+      reply.hijack()
+      reply.raw.destroy()
+    }
+    return outcome
+  }
+
+  /**
+   * Hands a WebSocket whose HELLO resumes a session of another node to that node: connects
+   * there (within the connect timeout), sends it the HELLO, then relays every message both ways
+   * until either side closes. Resolves once that is settled; on `unreachable` the WebSocket is
+   * untouched and the caller handles the HELLO itself.
+   */
+  async handOverWebSocket(
+    owner: Owner,
+    ws: WebSocket,
+    hello: HelloPacket,
+    request: FastifyRequest,
+    take: () => WebSocket,
+  ): Promise<HandOver> {
+    if (this.#closed || owner.url === undefined) return 'unreachable'
+    const { connectTimeout, highWaterMark, maxPayload } = this.#options
+    const result = await forwardWebSocket({
+      ws,
+      take,
+      url: `${owner.url.replace(/^http/, 'ws')}${request.url}`,
+      headers: forwardedHeaders(request, true),
+      hello,
+      connectTimeout,
+      highWaterMark,
+      maxPayload,
+    })
+    if (result instanceof Error) {
+      this.#options.unreachable(owner.node, result)
+      return 'unreachable'
+    }
+    if (result === 'gone') return 'gone'
+    if (this.#closed) {
+      result.close()
+      return 'answered'
+    }
+    this.#relays.add(result)
+    void result.closed.then(() => this.#relays.delete(result))
+    return 'answered'
+  }
+
+  /**
+   * Cuts every forwarded request and relay (their clients resume on another node, where the
+   * owner still holds their sessions) and lets the agent's idle connections go.
+   */
+  close(): void {
+    this.#closed = true
+    for (const request of this.#requests) request.destroy()
+    this.#requests.clear()
+    for (const relay of this.#relays) relay.close()
+    this.#relays.clear()
+    this.#agent.destroy()
+  }
+
+  /** Through the adapter, for in-process adapters whose owners have no URL. */
+  async #route(node: string, request: FastifyRequest, reply: FastifyReply, body: string): Promise<HandOver> {
+    try {
+      const response = await this.#options.adapter.routeRequest?.(node, routedRequest(request, body))
+      if (!response) throw new Error('the adapter cannot route requests')
+      relayResponse(reply, response)
+      return 'answered'
+    } catch (err) {
+      this.#options.unreachable(node, err)
+      return 'unreachable'
+    }
+  }
+
+  /**
+   * One attempt. `stale`: a reused keep-alive connection failed before any answer (try again);
+   * an Error: the owner could not be reached; nothing went to the client in either case.
+   */
+  #send(
+    base: string,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    body: string,
+  ): Promise<'answered' | 'gone' | 'stale' | Error> {
+    const res = reply.raw
+    if (res.destroyed || this.#closed) return Promise.resolve('gone')
+    const target = new URL(base)
+    const headers = forwardedHeaders(request)
+    if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
+    return new Promise((resolve) => {
+      const upstream = http.request({
+        protocol: target.protocol,
+        hostname: target.hostname.replace(/^\[|\]$/g, ''),
+        port: target.port,
+        method: request.method,
+        path: request.url,
+        headers,
+        agent: this.#agent,
+      })
+      this.#requests.add(upstream)
+      upstream.setNoDelay(true)
+      let answered = false
+      let timer: NodeJS.Timeout | undefined
+      // The client went away: the owner sees its request closed (an SSE stream detaches, a
+      // held poll is let go), as if that client had hung up on it directly.
+      const onClientGone = () => {
+        if (!res.writableFinished) upstream.destroy()
+      }
+      res.once('close', onClientGone)
+      upstream.once('close', () => {
+        clearTimeout(timer)
+        this.#requests.delete(upstream)
+        res.off('close', onClientGone)
+        if (!answered) resolve('gone')
+      })
+      // Bounded while connecting; once connected, an answer may take its time (a held poll).
+      upstream.once('socket', (socket) => {
+        if (!socket.connecting) return
+        timer = setTimeout(
+          () => upstream.destroy(new Error(`no connection within ${this.#options.connectTimeout} ms`)),
+          this.#options.connectTimeout,
+        )
+        socket.once('connect', () => clearTimeout(timer))
+      })
+      upstream.once('response', (answer) => {
+        answered = true
+        reply.hijack()
+        res.writeHead(answer.statusCode ?? 502, answerHeaders(answer.headers))
+        // An SSE stream streams: each chunk the owner writes goes on at once.
+        res.flushHeaders()
+        pipeline(answer, res, (err) => {
+          // The owner broke off (or the client did): cut the other side, as a direct
+          // connection to the owner would have been cut.
+          if (err) {
+            upstream.destroy()
+            res.destroy()
+          }
+        })
+        resolve('answered')
+      })
+      upstream.once('error', (err: Error & { code?: string }) => {
+        if (answered) return
+        answered = true
+        if (res.destroyed) resolve('gone')
+        else if (upstream.reusedSocket && err.code === 'ECONNRESET') resolve('stale')
+        else resolve(err)
+      })
+      upstream.end(request.method === 'POST' ? body : undefined)
+    })
+  }
+}
