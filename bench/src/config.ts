@@ -42,7 +42,10 @@ export interface ScenarioDef {
   reps: number
   /** Node flags of every server process of this scenario (besides --expose-gc). */
   serverFlags: readonly string[]
-  /** With `nodes` (2 and up): that many server nodes over one Redis, behind nginx. */
+  /**
+   * With `nodes` (2 and up): that many server nodes over one Redis, behind nginx, given
+   * `settleMs` to find each other before the load generator starts.
+   */
   params: Record<string, number>
 }
 
@@ -172,8 +175,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       reps: Math.min(reps, 2),
       serverFlags: [],
       params: q(
-        { nodes: 3, clients: 1000, rate: 5000, durationMs: 3000 },
-        { nodes: 3, clients: 12, rate: 120, durationMs: 300 },
+        { nodes: 3, settleMs: 3000, clients: 1000, rate: 5000, durationMs: 3000 },
+        { nodes: 3, settleMs: 3000, clients: 12, rate: 120, durationMs: 300 },
       ),
     },
     {
@@ -194,8 +197,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       reps: 1,
       serverFlags: [],
       params: q(
-        { nodes: 3, clients: 60, connectTimeoutMs: 10_000, ticks: 5, tickMs: 200 },
-        { nodes: 3, clients: 6, connectTimeoutMs: 5000, ticks: 2, tickMs: 100 },
+        { nodes: 3, settleMs: 3000, clients: 60, connectTimeoutMs: 10_000, ticks: 5, tickMs: 200 },
+        { nodes: 3, settleMs: 3000, clients: 6, connectTimeoutMs: 5000, ticks: 2, tickMs: 100 },
       ),
     },
   ]

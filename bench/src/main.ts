@@ -35,7 +35,7 @@ import {
   writeDocs,
 } from './report.ts'
 import { type Peer, peer } from './rpc.ts'
-import { now } from './stats.ts'
+import { now, sleep } from './stats.ts'
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url))
 const repoDir = path.resolve(benchDir, '..')
@@ -251,6 +251,9 @@ async function measureCluster(scenario: ScenarioDef, kind: ClientKind, cli: Cli)
       servers.map((s) => s.ready as number),
       track,
     )
+    // A Parley node forwards only to nodes whose heartbeat it has read (every 2 s by default):
+    // give every node time to hear the others before clients come (docs/benchmarks.md).
+    await sleep(scenario.params.settleMs ?? 0)
     const toServers = servers.map((s) => peer(s.child))
     peers.push(...toServers)
     const b = balancer
