@@ -271,12 +271,15 @@ function scenarioTable(s: ScenarioResult): string {
 /** Multi-node scenarios have a section of their own in the docs (`writeDocs(..., 'cluster')`). */
 const isCluster = (s: ScenarioResult) => s.params.nodes !== undefined
 
-function header(r: Report): string[] {
+/** The run, the machine and the versions; `ratios` when the tables have `× ws` columns. */
+function header(r: Report, ratios = true): string[] {
   const out: string[] = []
   out.push(
     `Run of ${r.date.slice(0, 10)}, ${Math.round(r.seconds)} s${r.quick ? ' (quick mode: tiny counts, not a measurement)' : ''}. ` +
-      'Each cell: the median over repetitions, with min–max in brackets; `× ws` is the ratio to raw ws ' +
-      'measured in the same repetition, then its median (min–max) over repetitions.',
+      'Each cell: the median over repetitions, with min–max in brackets' +
+      (ratios
+        ? '; `× ws` is the ratio to raw ws measured in the same repetition, then its median (min–max) over repetitions.'
+        : ' (no raw ws here: it has no adapter).'),
   )
   out.push(
     '**Machine**: ' +
@@ -343,7 +346,7 @@ export function renderMarkdown(r: Report): string {
 
 /** The generated part for the multi-node scenarios (a section of the docs of its own). */
 export function renderClusterMarkdown(r: Report): string {
-  const out = header(r)
+  const out = header(r, false)
   if (r.clusterVersions)
     out.push(
       `**Around the nodes**: ${Object.entries(r.clusterVersions)
