@@ -32,6 +32,8 @@ export interface BenchClient {
   ready: Promise<void>
   /** The transport in use once connected (`websocket` for raw ws). */
   transport(): string | null
+  /** Connected now (false once the connection is lost; no client here reconnects). */
+  connected(): boolean
   on(event: 'echo' | 'tick', fn: (m: Msg) => void): void
   emit(event: 'echo', m: Msg): void
   /** Sends `ack` and resolves with the server's reply. */
@@ -109,6 +111,7 @@ function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSetting
   return {
     ready: withTimeout(ready, timeoutMs, kind),
     transport: () => socket.transport,
+    connected: () => socket.connected,
     on: (event, fn) => void socket.on(event, fn as (...args: unknown[]) => void),
     emit: (event, m) => void socket.emit(event, m),
     request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
@@ -117,6 +120,18 @@ function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSetting
       http.close()
     },
   }
+}
+
+/**
+ * socket.io-client's connect_error with what the server answered, when it says: a transport
+ * error carries the HTTP status (`description`) and the request (`context`) whose body says why
+ * (`{"code":1,"message":"Session ID unknown"}` from a node that does not hold the session).
+ */
+function socketIoError(err: Error & { description?: unknown; context?: unknown }): Error {
+  const status = typeof err.description === 'number' ? ` ${err.description}` : ''
+  const body = (err.context as { responseText?: unknown } | undefined)?.responseText
+  const why = typeof body === 'string' && body.length > 0 && body.length < 200 ? ` ${body}` : ''
+  return status || why ? new Error(`${err.message}:${status}${why}`) : err
 }
 
 function socketIoClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): BenchClient {
@@ -129,11 +144,12 @@ function socketIoClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): B
   })
   const ready = new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve())
-    socket.once('connect_error', (err) => reject(err))
+    socket.once('connect_error', (err) => reject(socketIoError(err)))
   })
   return {
     ready: withTimeout(ready, timeoutMs, kind),
     transport: () => (socket.connected ? socket.io.engine.transport.name : null),
+    connected: () => socket.connected,
     on: (event, fn) => void socket.on(event, fn),
     emit: (event, m) => void socket.emit(event, m),
     request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
@@ -161,6 +177,7 @@ function wsClient({ url, timeoutMs }: ClientSettings): BenchClient {
   return {
     ready: withTimeout(ready, timeoutMs, 'ws'),
     transport: () => (ws.readyState === WebSocket.OPEN ? 'websocket' : null),
+    connected: () => ws.readyState === WebSocket.OPEN,
     on: (event, fn) => void handlers.set(event, fn),
     emit: (event, m) => ws.send(JSON.stringify([event, m])),
     request: (m) =>

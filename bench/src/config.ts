@@ -1,8 +1,18 @@
 // What a run measures, and how much of it: the default run (under five minutes on two cores)
 // and `--quick` (tiny counts, one repetition, seconds: for the test that keeps the harness alive).
+// The multi-node scenarios (`cluster`, `cluster-http`) run three server processes over one
+// Redis behind nginx; `--only cluster` selects both.
 import type { ClientKind, Target } from './clients.ts'
 
-export type ScenarioName = 'echo' | 'acks' | 'broadcast' | 'memory' | 'setup' | 'fallback'
+export type ScenarioName =
+  | 'echo'
+  | 'acks'
+  | 'broadcast'
+  | 'memory'
+  | 'setup'
+  | 'fallback'
+  | 'cluster'
+  | 'cluster-http'
 
 export const TARGETS: readonly Target[] = [
   'ws',
@@ -32,8 +42,15 @@ export interface ScenarioDef {
   reps: number
   /** Node flags of every server process of this scenario (besides --expose-gc). */
   serverFlags: readonly string[]
+  /**
+   * With `nodes` (2 and up): that many server nodes over one Redis, behind nginx, given
+   * `settleMs` to find each other before the load generator starts.
+   */
   params: Record<string, number>
 }
+
+/** Server nodes of a scenario: 1, or `params.nodes` for the multi-node ones. */
+export const nodesOf = (s: ScenarioDef): number => s.params.nodes ?? 1
 
 const m = (key: string, label: string, digits: number, ratio = true): MetricDef => ({
   key,
@@ -136,6 +153,53 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       reps: 1,
       serverFlags: [],
       params: q({ samples: 3 }, { samples: 1 }),
+    },
+    {
+      name: 'cluster',
+      title: q(
+        'Three nodes over Redis behind nginx (round-robin): broadcast from one node to 1000 clients, 5000 deliveries/s',
+        'Three nodes over Redis behind nginx (round-robin): broadcast from one node to 12 clients, 120 deliveries/s',
+      ),
+      targets: ['parley-websocket', 'socketio-websocket'],
+      metrics: [
+        m('deliveriesPerSec', 'deliveries/s', 0, false),
+        m('latencyP50Ms', 'delivery p50 ms', 2, false),
+        m('latencyP99Ms', 'delivery p99 ms', 2, false),
+        m('cpuUsPerDelivery', 'server CPU µs/delivery (3 nodes)', 2, false),
+        m('redisUsPerDelivery', 'Redis CPU µs/delivery', 2, false),
+        m('nginxUsPerDelivery', 'nginx CPU µs/delivery', 2, false),
+        m('deliveredShare', 'delivered', 3, false),
+        m('loadCpuPct', 'load generator CPU %', 0, false),
+      ],
+      // Each repetition starts five processes and opens a thousand connections through nginx.
+      reps: Math.min(reps, 2),
+      serverFlags: [],
+      params: q(
+        { nodes: 3, settleMs: 3000, clients: 1000, rate: 5000, durationMs: 3000 },
+        { nodes: 3, settleMs: 3000, clients: 12, rate: 120, durationMs: 300 },
+      ),
+    },
+    {
+      name: 'cluster-http',
+      title: q(
+        'Three nodes behind nginx without sticky sessions: 60 clients over HTTP transports (correctness, not speed)',
+        'Three nodes behind nginx without sticky sessions: 6 clients over HTTP transports (correctness, not speed)',
+      ),
+      targets: ['socketio', 'socketio-polling', 'parley-sse', 'parley-polling'],
+      metrics: [
+        m('connected', 'connected', 0, false),
+        m('failed', 'failed to connect', 0, false),
+        m('http400', '400 answers (nginx log)', 0, false),
+        m('receivedShare', 'broadcasts received', 3, false),
+        m('ackedShare', 'acks answered', 3, false),
+        m('connectedAtEnd', 'still connected at the end', 0, false),
+      ],
+      reps: 1,
+      serverFlags: [],
+      params: q(
+        { nodes: 3, settleMs: 3000, clients: 60, connectTimeoutMs: 10_000, ticks: 5, tickMs: 200 },
+        { nodes: 3, settleMs: 3000, clients: 6, connectTimeoutMs: 5000, ticks: 2, tickMs: 100 },
+      ),
     },
   ]
 }

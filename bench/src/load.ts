@@ -29,8 +29,21 @@ export interface Measurement {
 }
 
 const runner = peer(process, (cmd, args) => run(cmd, args as ScenarioArgs))
+/** A call to the server (with several nodes: the first, where broadcasts start). */
 const server = <T>(cmd: string, args?: unknown, timeoutMs?: number) =>
   runner.call<T>('server', { cmd, args }, timeoutMs)
+/** The same call to every node, answers in node order. */
+const nodes = <T>(cmd: string, args?: unknown) => runner.call<T[]>('server', { cmd, args, node: 'all' })
+
+/** What the runner reads of the processes in front of and behind the nodes. */
+export interface ClusterReading {
+  /** Requests nginx logged, by status. */
+  statuses: Record<string, number>
+  nginxCpuUs: number
+  redisCpuUs: number
+}
+const cluster = () => runner.call<ClusterReading>('cluster')
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0)
 
 /** A numeric parameter of the scenario. */
 function num(a: ScenarioArgs, key: string): number {
@@ -283,6 +296,143 @@ async function fallback(a: ScenarioArgs): Promise<Measurement> {
   return { values, notes }
 }
 
+/**
+ * Several nodes over Redis, clients through nginx round-robin (`a.url` is nginx): the first node
+ * broadcasts to every client in the room, on every node. Server CPU is summed over the nodes;
+ * Redis and nginx are read from /proc.
+ */
+async function clusterBroadcast(a: ScenarioArgs): Promise<Measurement> {
+  const [n, rate, durationMs] = [num(a, 'clients'), num(a, 'rate'), num(a, 'durationMs')]
+  const clients = await openClients(a, n, 50)
+  const latencies: number[] = []
+  let recording = false
+  let delivered = 0
+  let last = 0
+  try {
+    for (const c of clients)
+      c.on('tick', (m) => {
+        if (!recording) return
+        delivered++
+        last = now()
+        latencies.push(now() - m.t)
+      })
+    const counts = await nodes<number>('count')
+    const joined = sum(counts)
+    if (joined < n) throw new Error(`only ${joined} of ${n} clients reached the nodes (${counts.join('/')})`)
+    await sleep(300)
+    recording = true
+    const cpu0 = await nodes<number>('cpu')
+    const ext0 = await cluster()
+    const load0 = ownCpuUs()
+    const t0 = now()
+    const b = await server<BroadcastResult>(
+      'broadcast',
+      { ticksPerSecond: rate / n, durationMs },
+      durationMs + 30_000,
+    )
+    const expected = b.sent * joined
+    await until(() => delivered >= expected, 5000)
+    const loadCpu = cpuPercent(ownCpuUs() - load0, now() - t0)
+    const cpu1 = await nodes<number>('cpu')
+    const ext1 = await cluster()
+    recording = false
+    const per = (us: number) => (delivered > 0 ? us / delivered : Number.NaN)
+    return {
+      values: {
+        deliveriesPerSec: last > t0 ? (delivered / (last - t0)) * 1000 : 0,
+        latencyP50Ms: quantile(latencies, 0.5),
+        latencyP99Ms: quantile(latencies, 0.99),
+        cpuUsPerDelivery: per(sum(cpu1) - sum(cpu0)),
+        redisUsPerDelivery: per(ext1.redisCpuUs - ext0.redisCpuUs),
+        nginxUsPerDelivery: per(ext1.nginxCpuUs - ext0.nginxCpuUs),
+        deliveredShare: delivered / expected,
+        loadCpuPct: loadCpu,
+      },
+      notes: [`broadcast from node 1: ${b.mode}; clients per node ${counts.join('/')}`],
+    }
+  } finally {
+    closeAll(clients)
+  }
+}
+
+/** Rejects after `ms` unless `p` settled. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)
+  })
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Correctness through a balancer without session affinity: `clients` clients connect through
+ * nginx round-robin, at most 10 at once; the first node broadcasts `ticks` times; every connected
+ * client sends one request for an ack. Failures are counted, not thrown.
+ */
+async function clusterHttp(a: ScenarioArgs): Promise<Measurement> {
+  const [n, connectTimeoutMs, ticks, tickMs] = ['clients', 'connectTimeoutMs', 'ticks', 'tickMs'].map((k) =>
+    num(a, k),
+  ) as [number, number, number, number]
+  const clients: BenchClient[] = []
+  const connected: BenchClient[] = []
+  const transports = new Map<string, number>()
+  const failures = new Map<string, number>()
+  let next = 0
+  const worker = async () => {
+    while (next < n) {
+      next++
+      const c = createClient(a.kind, { ...settings(a), timeoutMs: connectTimeoutMs })
+      clients.push(c)
+      try {
+        await c.ready
+        connected.push(c)
+        const transport = c.transport() ?? 'unknown'
+        transports.set(transport, (transports.get(transport) ?? 0) + 1)
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err)
+        failures.set(message, (failures.get(message) ?? 0) + 1)
+        c.close()
+      }
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: Math.min(10, n) }, worker))
+    let received = 0
+    for (const c of connected) c.on('tick', () => received++)
+    await sleep(300)
+    await server<BroadcastResult>('broadcast', { ticksPerSecond: 1000 / tickMs, durationMs: ticks * tickMs })
+    await until(() => received >= ticks * connected.length, 3000)
+    let acked = 0
+    await Promise.all(
+      connected.map((c, i) =>
+        within(c.request({ id: i + 1, t: now() }), 5000).then(
+          () => acked++,
+          () => {},
+        ),
+      ),
+    )
+    const connectedAtEnd = clients.filter((c) => c.connected()).length
+    await sleep(150) // nginx flushes its access log every 100 ms
+    const { statuses } = await cluster()
+    return {
+      values: {
+        connected: connected.length,
+        failed: n - connected.length,
+        http400: statuses['400'] ?? 0,
+        receivedShare: received / (ticks * n),
+        ackedShare: acked / n,
+        connectedAtEnd,
+      },
+      notes: [
+        ...[...failures].map(([message, count]) => `failed ${count}×: ${message}`),
+        ...[...transports].map(([transport, count]) => `connected ${count}× over ${transport}`),
+      ],
+    }
+  } finally {
+    closeAll(clients)
+  }
+}
+
 function run(cmd: string, args: ScenarioArgs): Promise<Measurement> {
   switch (cmd) {
     case 'echo':
@@ -297,6 +447,10 @@ function run(cmd: string, args: ScenarioArgs): Promise<Measurement> {
       return setup(args)
     case 'fallback':
       return fallback(args)
+    case 'cluster':
+      return clusterBroadcast(args)
+    case 'cluster-http':
+      return clusterHttp(args)
   }
   return Promise.reject(new Error(`unknown scenario ${cmd}`))
 }

@@ -7,28 +7,35 @@
 //              [--json file] [--out file] [--no-docs]
 //              [--fetch http|undici]  (the HTTP client under Parley's SSE and polling clients:
 //                                      node:http, the default, or Node's fetch)
-//              [--cpu-prof dir]   (V8 CPU profiles: Parley servers into dir/<scenario>.<target>,
+//              [--cpu-prof dir]   (V8 CPU profiles: Parley servers, and every node of the
+//                                  multi-node scenarios, into dir/<scenario>.<target>,
 //                                  load generators into dir/load/<scenario>.<target>)
+// `--only cluster` runs both multi-node scenarios (three nodes, Redis, nginx; skipped where
+// redis-server, nginx or a built @parley/redis is missing) and rewrites only their section.
 import { type ChildProcess, fork } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { type RedisServer, redisServerPath, startRedis } from '../../test/support/redis-server.ts'
 import { bundleSizes } from './bundle.ts'
 import { type ClientKind, FETCH_KINDS, type FetchKind, serverKindOf } from './clients.ts'
-import { type ScenarioDef, type ScenarioName, scenarios } from './config.ts'
-import type { Measurement } from './load.ts'
+import { nodesOf, type ScenarioDef, type ScenarioName, scenarios } from './config.ts'
+import type { ClusterReading, Measurement } from './load.ts'
+import { type Balancer, nginxPath, procCpuUs, startBalancer } from './nginx.ts'
 import {
   checkGoals,
+  clusterVersions,
   machine,
   type Report,
   type Row,
+  renderClusterMarkdown,
   renderMarkdown,
   renderText,
   versions,
   writeDocs,
 } from './report.ts'
-import { peer } from './rpc.ts'
-import { now } from './stats.ts'
+import { type Peer, peer } from './rpc.ts'
+import { now, sleep } from './stats.ts'
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url))
 const repoDir = path.resolve(benchDir, '..')
@@ -72,10 +79,25 @@ function parseArgs(argv: string[]): Cli {
   }
 }
 
-// Every process this run starts, so that all of them end with it, whatever happens.
+/** `--only` names a scenario, or the group before its dash (`cluster`: cluster, cluster-http). */
+const selected = (cli: Cli, name: ScenarioName) =>
+  !cli.only || cli.only.includes(name) || cli.only.includes(name.split('-')[0] as ScenarioName)
+
+// Every process this run starts, so that all of them end with it, whatever happens. nginx gets
+// SIGTERM, on which its master ends its workers (SIGKILL would leave them running).
 const children = new Set<ChildProcess>()
+/** Processes started by helpers that keep their ChildProcess (redis-server): by PID. */
+const pids = new Set<number>()
 const killAll = () => {
-  for (const child of children) child.kill('SIGKILL')
+  for (const child of children) child.kill(child.spawnfile.endsWith('nginx') ? 'SIGTERM' : 'SIGKILL')
+  for (const pid of pids)
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
+}
+const track = (child: ChildProcess) => {
+  children.add(child)
+  child.once('exit', () => children.delete(child))
 }
 process.on('exit', killAll)
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
@@ -130,8 +152,36 @@ function stop(child: ChildProcess): Promise<void> {
   })
 }
 
+/** Why a multi-node scenario cannot run here for `kind`, or undefined when it can. */
+function clusterMissing(kind: ClientKind): string | undefined {
+  if (!redisServerPath) return 'no redis-server (install it or set PARLEY_REDIS_SERVER)'
+  if (!nginxPath) return 'no nginx (install it or set PARLEY_NGINX)'
+  if (
+    serverKindOf(kind) === 'parley' &&
+    !existsSync(path.join(benchDir, 'node_modules', '@parley', 'redis', 'dist', 'index.js'))
+  )
+    return 'no built @parley/redis in this checkout'
+  return undefined
+}
+
+/**
+ * The PID of the redis-server listening on `port`: redis-server rewrites its command line to
+ * `redis-server 127.0.0.1:<port>`.
+ */
+function redisPid(port: number): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      if (cmdline.includes('redis-server') && cmdline.includes(`:${port}`)) return Number(entry)
+    } catch {}
+  }
+  return undefined
+}
+
 /** One scenario against one server: a fresh server process and a fresh load generator. */
 async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promise<Measurement> {
+  if (nodesOf(scenario) > 1) return measureCluster(scenario, kind, cli)
   // One directory per measurement (V8 writes a profile per thread, named by pid and thread).
   const where = (...parts: string[]) => `--cpu-prof-dir=${path.join(...parts, `${scenario.name}.${kind}`)}`
   const profile = cli.cpuProf && serverKindOf(kind) === 'parley' ? ['--cpu-prof', where(cli.cpuProf)] : []
@@ -163,10 +213,84 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
   }
 }
 
+/**
+ * A multi-node scenario: a fresh Redis, `nodes` fresh server processes on it, nginx round-robin
+ * over them and a fresh load generator whose clients go through nginx. The load generator
+ * reaches the first node with `server(...)`, every node with `node: 'all'`, and reads nginx and
+ * Redis through `cluster`.
+ */
+async function measureCluster(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promise<Measurement> {
+  const where = (...parts: string[]) => `--cpu-prof-dir=${path.join(...parts, `${scenario.name}.${kind}`)}`
+  // Every node is profiled, socket.io's too: the target compares the two, and a profiled
+  // process spends more CPU than one that is not.
+  const profile = cli.cpuProf ? ['--cpu-prof', where(cli.cpuProf)] : []
+  const loadProfile = cli.cpuProf ? ['--cpu-prof', where(cli.cpuProf, 'load')] : []
+  let redis: RedisServer | undefined
+  let balancer: Balancer | undefined
+  let started: PromiseSettledResult<{ child: ChildProcess; ready: unknown }>[] = []
+  const peers: Peer[] = []
+  try {
+    redis = await startRedis()
+    const redisProcess = redisPid(redis.port)
+    if (redisProcess) pids.add(redisProcess)
+    started = await Promise.allSettled([
+      start('load.ts', [], loadProfile),
+      ...Array.from({ length: nodesOf(scenario) }, () =>
+        start(
+          'server.ts',
+          [serverKindOf(kind), redis!.url],
+          ['--expose-gc', ...scenario.serverFlags, ...profile],
+        ),
+      ),
+    ])
+    for (const s of started) if (s.status === 'rejected') throw s.reason
+    const [load, ...servers] = started.map(
+      (s) => (s as PromiseFulfilledResult<{ child: ChildProcess; ready: unknown }>).value,
+    )
+    balancer = await startBalancer(
+      servers.map((s) => s.ready as number),
+      track,
+    )
+    // A Parley node forwards only to nodes whose heartbeat it has read (every 2 s by default):
+    // give every node time to hear the others before clients come (docs/benchmarks.md).
+    await sleep(scenario.params.settleMs ?? 0)
+    const toServers = servers.map((s) => peer(s.child))
+    peers.push(...toServers)
+    const b = balancer
+    const toLoad = peer(load!.child, (cmd, args) => {
+      if (cmd === 'cluster') {
+        const reading: ClusterReading = {
+          statuses: b.statuses(),
+          nginxCpuUs: procCpuUs(b.pid),
+          redisCpuUs: redisProcess ? procCpuUs(redisProcess) : Number.NaN,
+        }
+        return reading
+      }
+      if (cmd !== 'server') throw new Error(`unknown command ${cmd}`)
+      const call = args as { cmd: string; args: unknown; node?: 'all' }
+      if (call.node === 'all') return Promise.all(toServers.map((s) => s.call(call.cmd, call.args, 90_000)))
+      return toServers[0]!.call(call.cmd, call.args, 90_000)
+    })
+    peers.push(toLoad)
+    const args = { kind, url: balancer.url, fetch: cli.fetch, ...scenario.params }
+    return await toLoad.call<Measurement>(scenario.name, args, 120_000)
+  } finally {
+    for (const p of peers) p.detach()
+    await Promise.all(started.map((s) => (s.status === 'fulfilled' ? stop(s.value.child) : undefined)))
+    await balancer?.stop()
+    await redis?.stop()
+    pids.clear()
+  }
+}
+
 async function main() {
   const cli = parseArgs(process.argv.slice(2))
   const t0 = now()
-  const plan = scenarios(cli.quick, cli.reps).filter((s) => !cli.only || cli.only.includes(s.name))
+  // --quick (run by `pnpm test`) leaves out the multi-node scenarios, which start five
+  // processes per row, unless `--only` names them.
+  const plan = scenarios(cli.quick, cli.reps).filter(
+    (s) => selected(cli, s.name) && !(cli.quick && !cli.only && nodesOf(s) > 1),
+  )
   const report: Report = {
     quick: cli.quick,
     date: new Date().toISOString(),
@@ -182,7 +306,16 @@ async function main() {
       metrics: [...s.metrics],
       rows: s.targets
         .filter((kind) => !cli.targets || cli.targets.includes(kind))
-        .map((kind): Row => ({ kind, values: {}, ratios: {}, notes: [], errors: [] })),
+        .map(
+          (kind): Row => ({
+            kind,
+            values: {},
+            ratios: {},
+            notes: [],
+            errors: [],
+            skipped: nodesOf(s) > 1 ? clusterMissing(kind) : undefined,
+          }),
+        ),
     })),
     bundle: undefined,
     goals: [],
@@ -195,6 +328,10 @@ async function main() {
       const reference: Record<string, number> = {}
       for (const row of result.rows) {
         const label = `[rep ${rep + 1}/${scenario.reps}] ${scenario.name} ${row.kind}`
+        if (row.skipped) {
+          if (rep === 0) console.log(`${label}: skipped: ${row.skipped}`)
+          continue
+        }
         let measured: Measurement | undefined
         const started = now()
         try {
@@ -220,13 +357,19 @@ async function main() {
       }
     }
   }
-  if (!cli.only || cli.only.includes('bundle' as ScenarioName)) report.bundle = await bundleSizes()
+  if (selected(cli, 'bundle' as ScenarioName)) report.bundle = await bundleSizes()
+  if (plan.some((s) => nodesOf(s) > 1))
+    report.clusterVersions = clusterVersions(benchDir, { 'redis-server': redisServerPath, nginx: nginxPath })
   report.goals = checkGoals(report)
   report.seconds = (now() - t0) / 1000
   console.log(`\n${renderText(report)}`)
   if (cli.json) writeFileSync(cli.json, `${JSON.stringify(report, null, 2)}\n`)
   if (cli.out) {
-    writeDocs(cli.out, renderMarkdown(report))
+    // Each section of the file is rewritten only by a run that measured it.
+    const single = plan.some((s) => nodesOf(s) === 1) || report.bundle !== undefined
+    const cluster = plan.some((s) => nodesOf(s) > 1)
+    if (single) writeDocs(cli.out, renderMarkdown(report))
+    if (cluster) writeDocs(cli.out, renderClusterMarkdown(report), 'cluster')
     console.log(`wrote ${path.relative(process.cwd(), cli.out)}`)
   }
 }

@@ -1,6 +1,6 @@
 // The report of a run: its data (also written as JSON), the issue's targets checked against it,
 // and its Markdown and text renderings.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -17,6 +17,8 @@ export interface Row {
   ratios: Record<string, number[]>
   notes: string[]
   errors: string[]
+  /** Why this row was not measured here (a multi-node scenario without Redis, nginx, ...). */
+  skipped?: string | undefined
 }
 
 export interface ScenarioResult {
@@ -48,6 +50,8 @@ export interface Report {
   scenarios: ScenarioResult[]
   bundle: Record<'parley' | 'socketio', BundleSize> | undefined
   goals: Goal[]
+  /** Redis, nginx and the adapters, when a multi-node scenario ran. */
+  clusterVersions?: Record<string, string>
 }
 
 export function machine(): Record<string, string | number> {
@@ -58,6 +62,11 @@ export function machine(): Record<string, string | number> {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
+    /** Load average over 1, 5 and 15 minutes when the run started: how busy the machine was. */
+    load: os
+      .loadavg()
+      .map((v) => v.toFixed(1))
+      .join(' / '),
   }
 }
 
@@ -87,6 +96,24 @@ export function versions(benchDir: string, repoDir: string): Record<string, stri
     ws: dep('ws'),
     esbuild: dep('esbuild'),
   }
+}
+
+/** What the multi-node scenarios run besides the servers. */
+export function clusterVersions(benchDir: string, tools: Record<string, string | undefined>) {
+  const dep = (name: string) => version(path.join(benchDir, 'node_modules', name, 'package.json'))
+  const out: Record<string, string> = {
+    '@parley/redis': dep('@parley/redis'),
+    '@socket.io/redis-adapter': dep('@socket.io/redis-adapter'),
+    redis: dep('redis'),
+  }
+  for (const [name, file] of Object.entries(tools)) {
+    if (!file) continue
+    // nginx prints its version on stderr, redis-server on stdout.
+    const run = spawnSync(file, [name === 'nginx' ? '-v' : '--version'], { encoding: 'utf8' })
+    const text = `${run.stdout ?? ''}${run.stderr ?? ''}`
+    out[name] = /(?:v=|nginx\/)([\d.]+)/.exec(text)?.[1] ?? 'unknown'
+  }
+  return out
 }
 
 const row = (r: Report, scenario: ScenarioName, kind: ClientKind) =>
@@ -166,6 +193,17 @@ export function checkGoals(r: Report): Goal[] {
       met: p <= limit,
     })
   }
+  // Several nodes: Parley against socket.io itself, both with their Redis adapters.
+  const clusterGoal = (goal: string, metric: string) => {
+    const p = row(r, 'cluster', 'parley-websocket')
+    const s = row(r, 'cluster', 'socketio-websocket')
+    if (!p || !s || p.skipped || s.skipped) return
+    const pv = median(p.values[metric])
+    const sv = median(s.values[metric])
+    goals.push({ goal, limit: '≤ socket.io', parley: pv, socketio: sv, met: pv <= sv })
+  }
+  clusterGoal('Three nodes on Redis: broadcast p99, WebSocket (ms)', 'latencyP99Ms')
+  clusterGoal('Three nodes on Redis: server CPU per delivery, WebSocket (µs)', 'cpuUsPerDelivery')
   memoryGoal('Idle memory per connection, WebSocket', 'parley-websocket', 'socketio-websocket', 12)
   memoryGoal('Idle memory per connection, SSE', 'parley-sse', 'socketio-polling', 15)
   memoryGoal('Idle memory per connection, polling', 'parley-polling', 'socketio-polling', 15)
@@ -223,22 +261,30 @@ function scenarioTable(s: ScenarioResult): string {
     lines.push(`| ${cells.join(' | ')} |`)
   }
   const notes = s.rows.flatMap((r) => [
+    ...(r.skipped ? [`${LABELS[r.kind]}: skipped: ${r.skipped}`] : []),
     ...r.notes.map((n) => `${LABELS[r.kind]}: ${n}`),
     ...r.errors.map((e) => `${LABELS[r.kind]}: **failed** ${e}`),
   ])
   return [lines.join('\n'), ...(notes.length ? [notes.map((n) => `- ${n}`).join('\n')] : [])].join('\n\n')
 }
 
-export function renderMarkdown(r: Report): string {
+/** Multi-node scenarios have a section of their own in the docs (`writeDocs(..., 'cluster')`). */
+const isCluster = (s: ScenarioResult) => s.params.nodes !== undefined
+
+/** The run, the machine and the versions; `ratios` when the tables have `× ws` columns. */
+function header(r: Report, ratios = true): string[] {
   const out: string[] = []
   out.push(
     `Run of ${r.date.slice(0, 10)}, ${Math.round(r.seconds)} s${r.quick ? ' (quick mode: tiny counts, not a measurement)' : ''}. ` +
-      'Each cell: the median over repetitions, with min–max in brackets; `× ws` is the ratio to raw ws ' +
-      'measured in the same repetition, then its median (min–max) over repetitions.',
+      'Each cell: the median over repetitions, with min–max in brackets' +
+      (ratios
+        ? '; `× ws` is the ratio to raw ws measured in the same repetition, then its median (min–max) over repetitions.'
+        : ' (no raw ws here: it has no adapter).'),
   )
   out.push(
     '**Machine**: ' +
-      `${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}, Node ${r.machine.node}.`,
+      `${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}, Node ${r.machine.node}` +
+      `${r.machine.load ? `; load average ${r.machine.load} (1 / 5 / 15 min) at the start` : ''}.`,
   )
   out.push(
     `**Versions**: ${Object.entries(r.versions)
@@ -246,27 +292,42 @@ export function renderMarkdown(r: Report): string {
       .join('; ')}.`,
   )
   out.push(`**HTTP client of the load generator**: ${FETCH_LABELS[r.fetch]}.`)
-  if (r.goals.length) {
+  return out
+}
+
+function goalsTable(goals: readonly Goal[]): string {
+  const lines = ['| target | limit | Parley | socket.io | |', '| --- | --- | ---: | ---: | --- |']
+  for (const g of goals)
+    lines.push(
+      `| ${g.goal} | ${g.limit} | ${fmt(g.parley, 2)} | ${fmt(g.socketio, 2)} | ${g.met ? 'met' : '**missed**'} |`,
+    )
+  return lines.join('\n')
+}
+
+function scenarioSection(s: ScenarioResult): string[] {
+  return [
+    `### ${s.title}`,
+    `${s.reps} repetition${s.reps === 1 ? '' : 's'}; ${Object.entries(s.params)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.`,
+    scenarioTable(s),
+  ]
+}
+
+const CLUSTER_GOAL = /^Three nodes/
+
+/** The generated part for the single-node scenarios and the bundle. */
+export function renderMarkdown(r: Report): string {
+  const out = header(r)
+  const goals = r.goals.filter((g) => !CLUSTER_GOAL.test(g.goal))
+  if (goals.length) {
     out.push('### Targets (from the issue)')
-    const lines = ['| target | limit | Parley | socket.io | |', '| --- | --- | ---: | ---: | --- |']
-    for (const g of r.goals)
-      lines.push(
-        `| ${g.goal} | ${g.limit} | ${fmt(g.parley, 2)} | ${fmt(g.socketio, 2)} | ${g.met ? 'met' : '**missed**'} |`,
-      )
-    out.push(lines.join('\n'))
+    out.push(goalsTable(goals))
     out.push(
       "socket.io's column is the comparable socket.io row (polling where Parley uses SSE, as socket.io has no SSE).",
     )
   }
-  for (const s of r.scenarios) {
-    out.push(`### ${s.title}`)
-    out.push(
-      `${s.reps} repetition${s.reps === 1 ? '' : 's'}; ${Object.entries(s.params)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ')}.`,
-    )
-    out.push(scenarioTable(s))
-  }
+  for (const s of r.scenarios) if (!isCluster(s)) out.push(...scenarioSection(s))
   if (r.bundle) {
     out.push('### Client bundle')
     out.push(
@@ -283,6 +344,24 @@ export function renderMarkdown(r: Report): string {
   return out.join('\n\n')
 }
 
+/** The generated part for the multi-node scenarios (a section of the docs of its own). */
+export function renderClusterMarkdown(r: Report): string {
+  const out = header(r, false)
+  if (r.clusterVersions)
+    out.push(
+      `**Around the nodes**: ${Object.entries(r.clusterVersions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('; ')}.`,
+    )
+  const goals = r.goals.filter((g) => CLUSTER_GOAL.test(g.goal))
+  if (goals.length) {
+    out.push('### Targets: Parley against socket.io, both on Redis')
+    out.push(goalsTable(goals))
+  }
+  for (const s of r.scenarios) if (isCluster(s)) out.push(...scenarioSection(s))
+  return out.join('\n\n')
+}
+
 /** The same, shorter, for the terminal. */
 export function renderText(r: Report): string {
   const lines = [`${r.quick ? 'quick run' : 'run'}: ${Math.round(r.seconds)} s, Parley over ${r.fetch} fetch`]
@@ -293,11 +372,14 @@ export function renderText(r: Report): string {
   return lines.join('\n')
 }
 
-const BEGIN = '<!-- bench:begin (written by `pnpm bench`; edit outside these markers) -->'
-const END = '<!-- bench:end -->'
-
-/** Replaces the generated part of `file`, keeping what people wrote around it. */
-export function writeDocs(file: string, generated: string) {
+/**
+ * Replaces a generated part of `file` (the main one, or a named one such as `cluster`), keeping
+ * what people wrote around it. A named part missing from the file is added at its end.
+ */
+export function writeDocs(file: string, generated: string, part?: string) {
+  const tag = part ? `bench:${part}` : 'bench'
+  const BEGIN = `<!-- ${tag}:begin (written by \`pnpm bench\`; edit outside these markers) -->`
+  const END = `<!-- ${tag}:end -->`
   const block = `${BEGIN}\n\n${generated}\n\n${END}`
   if (existsSync(file)) {
     const text = readFileSync(file, 'utf8')
@@ -305,6 +387,10 @@ export function writeDocs(file: string, generated: string) {
     const b = text.indexOf(END)
     if (a >= 0 && b > a) {
       writeFileSync(file, `${text.slice(0, a)}${block}${text.slice(b + END.length)}`)
+      return
+    }
+    if (part) {
+      writeFileSync(file, `${text.trimEnd()}\n\n${block}\n`)
       return
     }
   }

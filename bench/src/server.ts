@@ -1,12 +1,16 @@
 // One benchmark server, in a process of its own: `parley`, `socketio` or `ws` (argv[2]).
 // It echoes `echo` events, answers `ack` requests, and on the runner's command broadcasts to
 // every client at a steady rate, reads its own CPU time, or collects garbage and reads its
-// memory. It listens on 127.0.0.1 only and tells the runner its port.
+// memory. It listens on 127.0.0.1 only and tells the runner its port. With a Redis URL
+// (argv[3]) it is one node of several: Parley with @parley/redis, socket.io with
+// @socket.io/redis-adapter, each over clients of the `redis` package.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import parley from '@parley/server'
+import parley, { type AdapterFactory } from '@parley/server'
+import { createAdapter } from '@socket.io/redis-adapter'
 import Fastify from 'fastify'
+import { createClient } from 'redis'
 import { Server as SocketIoServer } from 'socket.io'
 import { WebSocketServer } from 'ws'
 import { peer } from './rpc.ts'
@@ -60,9 +64,27 @@ interface LooseParley {
   to?: (room: string) => { emit(event: string, ...args: unknown[]): unknown }
 }
 
-async function startParley(): Promise<BenchServer> {
+/** A connected client of the `redis` package; ended with the process. */
+async function redisClient(url: string) {
+  const client = createClient({ url })
+  client.on('error', (err: unknown) => console.error('redis:', err))
+  await client.connect()
+  return client
+}
+
+/**
+ * The adapter of a Parley node on Redis. Imported when used: a checkout whose @parley/redis is
+ * not built runs every single-node scenario still.
+ */
+async function parleyRedisAdapter(url: string): Promise<AdapterFactory> {
+  const { redisAdapter } = await import('@parley/redis')
+  return redisAdapter({ client: await redisClient(url) })
+}
+
+async function startParley(redisUrl?: string): Promise<BenchServer> {
   const app = Fastify()
-  await app.register(parley, { path: '/parley' })
+  const adapter = redisUrl ? { adapter: await parleyRedisAdapter(redisUrl) } : {}
+  await app.register(parley, { path: '/parley', ...adapter })
   const io = (app as unknown as { parley: LooseParley }).parley
   io.on('connection', (socket) => {
     if (typeof socket.join === 'function') socket.join('bench')
@@ -84,9 +106,17 @@ async function startParley(): Promise<BenchServer> {
   }
 }
 
-async function startSocketIo(): Promise<BenchServer> {
+async function startSocketIo(redisUrl?: string): Promise<BenchServer> {
   const server = http.createServer()
-  const io = new SocketIoServer(server, { serveClient: false })
+  let adapter = {}
+  if (redisUrl) {
+    const pub = await redisClient(redisUrl)
+    const sub = pub.duplicate()
+    sub.on('error', (err: unknown) => console.error('redis:', err))
+    await sub.connect()
+    adapter = { adapter: createAdapter(pub, sub) }
+  }
+  const io = new SocketIoServer(server, { serveClient: false, ...adapter })
   io.on('connection', (socket) => {
     socket.join('bench')
     socket.on('echo', (m) => socket.emit('echo', m))
@@ -176,8 +206,13 @@ async function memory(): Promise<MemoryReading> {
 
 async function main() {
   const kind = process.argv[2] as ServerKind
+  const redisUrl = process.argv[3]
   const server =
-    kind === 'parley' ? await startParley() : kind === 'socketio' ? await startSocketIo() : await startWs()
+    kind === 'parley'
+      ? await startParley(redisUrl)
+      : kind === 'socketio'
+        ? await startSocketIo(redisUrl)
+        : await startWs()
   peer(process, async (cmd, args) => {
     switch (cmd) {
       case 'cpu':
