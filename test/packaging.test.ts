@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('..', import.meta.url))
-const PACKAGES = ['protocol', 'server', 'client']
+const PACKAGES = ['protocol', 'server', 'client', 'redis']
 
 /** pnpm as this run was started with it (`npx pnpm` or a global pnpm). */
 function pnpm(args: string[], cwd: string) {
@@ -21,11 +21,14 @@ function pnpm(args: string[], cwd: string) {
     : run('pnpm', args, { cwd })
 }
 
-// A server and a client in one script, over WebSocket and SSE: what a user tries first.
+// A server and a client in one script, over WebSocket and SSE: what a user tries first (the
+// Redis adapter is only imported: no Redis here).
 const APP = `
 import Fastify from 'fastify'
 import parley from '@parley/server'
 import { connect, ErrorCode } from '@parley/client'
+import { redisAdapter } from '@parley/redis'
+if (typeof redisAdapter !== 'function') throw new Error('no redisAdapter')
 const app = Fastify()
 await app.register(parley)
 app.parley.on('connection', (socket) => socket.on('echo', (v, ack) => ack(v)))
@@ -78,6 +81,7 @@ describe('the packed packages', () => {
     const dependencies: Record<string, string> = {
       fastify: '^5.6.0',
       ws: '^8.18.0',
+      redis: '^6.3.1',
       '@types/node': '^20.19.0',
     }
     for (const file of tarballs) {
