@@ -108,4 +108,10 @@ describe.skipIf(skip)('cookies from a page of another origin', () => {
     expect(outcome).toEqual({ refused: 'NOT_LOGGED_IN' })
     expect(cookies).toEqual([undefined])
   })
+
+  it('a page of an origin the server refuses learns PARLEY_ORIGIN_FORBIDDEN and stops', async () => {
+    server = await startServer(() => {}, { allowedOrigins: ['https://someone-else.example'] })
+    const outcome = await connectFromPage(`${server.url}/parley`, {})
+    expect(outcome).toEqual({ refused: 'PARLEY_ORIGIN_FORBIDDEN' })
+  })
 })

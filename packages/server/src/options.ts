@@ -5,9 +5,18 @@ import type { AdapterFactory } from './adapter/adapter.js'
 export type AllowedOrigins = string[] | '*' | ((origin: string) => boolean)
 
 /** Options of the `@parley/server` plugin. Every one is checked when the plugin registers. */
+/** Fastify's (pino's) log levels. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
 export interface ParleyServerOptions {
   /** Where the endpoints are mounted. Starts with '/'. Default '/parley'. */
   path?: string
+  /**
+   * The log level of Parley's own routes: Fastify writes two info lines per request, and SSE
+   * and polling clients make thousands a minute. Default 'warn' (quiet); 'info' shows them.
+   */
+  logLevel?: LogLevel
   /** Transports offered, in order of preference. Default all three. */
   transports?: TransportName[]
   /** Milliseconds between server pings. Default 20000. */
@@ -62,6 +71,7 @@ export interface ParleyServerOptions {
 /** Options after validation, every default filled in. */
 export interface ResolvedOptions {
   path: string
+  logLevel: LogLevel
   transports: TransportName[]
   pingInterval: number
   pingTimeout: number
@@ -81,6 +91,7 @@ export interface ResolvedOptions {
 
 export const defaults = {
   path: '/parley',
+  logLevel: 'warn' as LogLevel,
   pingInterval: 20_000,
   pingTimeout: 15_000,
   maxPayload: WireLimits.defaultMaxPayload,
@@ -95,6 +106,7 @@ export const defaults = {
 
 const known = new Set([
   'path',
+  'logLevel',
   'transports',
   'pingInterval',
   'pingTimeout',
@@ -151,8 +163,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   }
   const options = input as Record<string, unknown>
   for (const key of Object.keys(options)) {
-    // Fastify passes its own plugin options (prefix, logLevel, ...) through to plugins.
-    if (!known.has(key) && !['prefix', 'logLevel', 'logSerializers'].includes(key)) {
+    // Fastify passes its own plugin options (prefix, logSerializers) through to plugins.
+    if (!known.has(key) && !['prefix', 'logSerializers'].includes(key)) {
       throw new ParleyOptionError(key, 'is not a known option')
     }
   }
@@ -234,8 +246,17 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     throw new ParleyOptionError('adapter', 'must be a function (sockets) => Adapter')
   }
 
+  const logLevel = options.logLevel ?? defaults.logLevel
+  if (typeof logLevel !== 'string' || !LOG_LEVELS.includes(logLevel as LogLevel)) {
+    throw new ParleyOptionError(
+      'logLevel',
+      `must be one of ${LOG_LEVELS.join(', ')}, got ${describe(logLevel)}`,
+    )
+  }
+
   return {
     path: path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path,
+    logLevel: logLevel as LogLevel,
     transports,
     pingInterval,
     pingTimeout,

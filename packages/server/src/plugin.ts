@@ -66,7 +66,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     app.log.debug("parley: using the application's @fastify/websocket registration")
   }
 
-  await app.register(parleyRoutes, { server, options, ownsWebSocketPlugin })
+  // The routes live in a context of their own: its log level keeps their request lines quiet.
+  await app.register(parleyRoutes, { server, options, ownsWebSocketPlugin, logLevel: options.logLevel })
 }
 
 /** `http://host:port` for a listening address; a wildcard host reads as 127.0.0.1. */

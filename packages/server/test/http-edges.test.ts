@@ -170,8 +170,13 @@ describe('origins', () => {
     const { base } = await serve()
     const headers = { origin: 'http://evil.example' }
     const res = await fetch(`${base}/sse?v=1`, { method: 'POST', body: '[8,{}]', headers })
-    expect(await json(res)).toMatchObject({ status: 403, body: { code: 'PARLEY_ORIGIN_FORBIDDEN' } })
-    expect(res.headers.get('access-control-allow-origin')).toBe(null)
+    expect(await json(res)).toMatchObject({
+      status: 403,
+      body: { code: 'PARLEY_ORIGIN_FORBIDDEN', message: expect.stringContaining('http://evil.example') },
+    })
+    // Readable by the refused page (it must learn why and stop), never with credentials.
+    expect(res.headers.get('access-control-allow-origin')).toBe('http://evil.example')
+    expect(res.headers.get('access-control-allow-credentials')).toBe(null)
     expect(await upgradeStatus(`${base.replace('http', 'ws')}/ws?v=1`, [WS_SUBPROTOCOL], headers)).toBe(403)
     // The page's own origin is fine, and needs no CORS headers.
     const own = new URL(base).origin

@@ -6,10 +6,26 @@ import type { HeaderBag } from '../transports/http.js'
 export interface OriginVerdict {
   allowed: boolean
   cors: HeaderBag
+  /** For a refusal: the origin the request came from, and the one this server computed. */
+  seen?: string
+  own?: string | undefined
 }
 
 const SAME_ORIGIN: OriginVerdict = { allowed: true, cors: {} }
-const FORBIDDEN: OriginVerdict = { allowed: false, cors: {} }
+
+/**
+ * A refusal a browser page can read: without CORS headers on the 403 a page sees only a failed
+ * request, retries forever and never learns PARLEY_ORIGIN_FORBIDDEN. The body says no more
+ * than its code and message.
+ */
+function forbidden(origin: string, own: string | undefined): OriginVerdict {
+  return {
+    allowed: false,
+    cors: { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' },
+    seen: origin,
+    own,
+  }
+}
 
 /**
  * Requests without `Origin` (not from a browser page) and same-origin requests always pass.
@@ -20,7 +36,8 @@ export function checkOrigin(request: FastifyRequest, allowed: AllowedOrigins | u
   const origin = request.headers.origin
   if (origin === undefined) return SAME_ORIGIN
   const normalised = toOrigin(origin)
-  if (normalised !== undefined && normalised === ownOrigin(request)) return SAME_ORIGIN
+  const own = ownOrigin(request)
+  if (normalised !== undefined && normalised === own) return SAME_ORIGIN
   if (allowed === '*') return { allowed: true, cors: { 'Access-Control-Allow-Origin': '*' } }
   let ok = false
   if (Array.isArray(allowed)) ok = normalised !== undefined && allowed.includes(normalised)
@@ -31,7 +48,7 @@ export function checkOrigin(request: FastifyRequest, allowed: AllowedOrigins | u
       request.log.warn({ err }, 'parley: allowedOrigins function threw; origin refused')
     }
   }
-  if (!ok) return FORBIDDEN
+  if (!ok) return forbidden(origin, own)
   return {
     allowed: true,
     cors: {
@@ -52,8 +69,12 @@ export function preflightHeaders(request: FastifyRequest): HeaderBag {
   }
 }
 
+/**
+ * This server's origin as the request shows it: the protocol and Host, or, with Fastify's
+ * `trustProxy`, X-Forwarded-Proto and X-Forwarded-Host (behind a proxy that rewrites Host).
+ */
 function ownOrigin(request: FastifyRequest): string | undefined {
-  const host = request.headers.host
+  const host = request.host
   if (!host) return undefined
   return toOrigin(`${request.protocol}://${host}`)
 }
@@ -64,5 +85,27 @@ function toOrigin(value: string): string | undefined {
     return origin === 'null' ? undefined : origin
   } catch {
     return undefined
+  }
+}
+
+/** Logs refused origins at warn, at most once per `everyMs`, with what a user needs to act. */
+export class OriginRefusals {
+  #count = 0
+  #lastLog = 0
+
+  constructor(private readonly everyMs = 10_000) {}
+
+  record(request: FastifyRequest, verdict: OriginVerdict): void {
+    this.#count++
+    const now = Date.now()
+    if (now - this.#lastLog < this.everyMs) return
+    this.#lastLog = now
+    request.log.warn(
+      { origin: verdict.seen, ownOrigin: verdict.own, refused: this.#count },
+      `parley: refused a request from origin ${verdict.seen}: not this server's own origin ` +
+        `(${verdict.own ?? 'unknown: no Host'}) and not in allowedOrigins. Behind a proxy that ` +
+        'changes Host, set trustProxy and forward X-Forwarded-Host and X-Forwarded-Proto',
+    )
+    this.#count = 0
   }
 }

@@ -18,7 +18,7 @@ import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpTransports } from '../transports/registry.js'
 import { readBody } from './body.js'
 import { Forwarder } from './forward.js'
-import { checkOrigin, preflightHeaders } from './origin.js'
+import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { serveRouted } from './routing.js'
 import { handshakeRequest, WebSocketHandshakes } from './websocket-handshake.js'
 
@@ -60,6 +60,14 @@ export async function parleyRoutes(
 
   const versionOk = (request: FastifyRequest) => (request.query as Query).v === String(PROTOCOL_VERSION)
 
+  const originRefusals = new OriginRefusals()
+  /** 403 for a refused origin, readable by the page that was refused, and a log line. */
+  const refuseOrigin = (request: FastifyRequest, reply: FastifyReply, origin: OriginVerdict) => {
+    originRefusals.record(request, origin)
+    const message = `the origin ${origin.seen} is not allowed here (the server's allowedOrigins)`
+    return fail(reply, 403, ErrorCode.ORIGIN_FORBIDDEN, message, origin.cors)
+  }
+
   // Requests that another node routes here (see Adapter.routeRequest) go through these routes.
   server.serveRoutedWith((routed) => serveRouted(app, routed))
 
@@ -88,8 +96,8 @@ export async function parleyRoutes(
         return fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, 'the websocket transport is disabled')
       if (!versionOk(request))
         return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
-      if (!checkOrigin(request, options.allowedOrigins).allowed)
-        return fail(reply, 403, ErrorCode.ORIGIN_FORBIDDEN, 'this origin is not allowed')
+      const origin = checkOrigin(request, options.allowedOrigins)
+      if (!origin.allowed) return refuseOrigin(request, reply, origin)
       if (server.closing)
         return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
       if (request.ws) {
@@ -138,7 +146,7 @@ export async function parleyRoutes(
     if (!versionOk(request))
       return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
     const origin = checkOrigin(request, options.allowedOrigins)
-    if (!origin.allowed) return fail(reply, 403, ErrorCode.ORIGIN_FORBIDDEN, 'this origin is not allowed')
+    if (!origin.allowed) return refuseOrigin(request, reply, origin)
     if (request.headers.upgrade !== undefined) {
       return fail(reply, 400, ErrorCode.UNEXPECTED_UPGRADE, `no upgrade on the ${kind} endpoint`, origin.cors)
     }

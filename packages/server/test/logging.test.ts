@@ -1,0 +1,99 @@
+// What Parley writes to the application's log: its routes are quiet by default (SSE and polling
+// clients make thousands of requests a minute), at the level the application chooses.
+import { Writable } from 'node:stream'
+import parley, { type ParleyServerOptions } from '@parley/server'
+import Fastify from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+const clients: RawClient[] = []
+let close: (() => Promise<void>) | undefined
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await close?.()
+  close = undefined
+})
+
+/** A server whose log lines are kept, with one route of the application's own. */
+async function logged(options: ParleyServerOptions) {
+  const lines: { msg: string; url?: string; req?: { url?: string } }[] = []
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
+      done()
+    },
+  })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  await app.register(parley, options)
+  app.get('/mine', async () => 'ok')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  close = () => app.close()
+  const { port } = app.server.address() as { port: number }
+  return { app, base: `http://127.0.0.1:${port}/parley`, lines, port }
+}
+
+const requestLines = (lines: { msg: string; req?: { url?: string } }[], path: string) =>
+  lines.filter((l) => l.msg === 'incoming request' && l.req?.url?.startsWith(path))
+
+describe("Parley's routes", () => {
+  it('write no request lines by default, while the application’s own routes still do', async () => {
+    const { app, base, lines } = await logged({})
+    clients.push(await rawConnect('polling', base))
+    await app.inject({ url: '/mine' })
+    expect(requestLines(lines, '/parley')).toEqual([])
+    expect(requestLines(lines, '/mine')).toHaveLength(1)
+  })
+
+  it('log at the level the application chose', async () => {
+    const { base, lines } = await logged({ logLevel: 'info' })
+    clients.push(await rawConnect('polling', base))
+    expect(requestLines(lines, '/parley/poll').length).toBeGreaterThan(0)
+  })
+
+  it('refuse a level that is not one', async () => {
+    const app = Fastify()
+    await expect(app.register(parley, { logLevel: 'loud' as never })).rejects.toThrow(
+      /logLevel.*must be one of/,
+    )
+  })
+})
+
+describe('a refused origin', () => {
+  it('is logged at warn with the origin seen and the own origin computed, once per burst', async () => {
+    const { base, lines, port } = await logged({})
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base}/sse?v=1`, {
+        method: 'POST',
+        body: '[8,{}]',
+        headers: { origin: 'https://app.example' },
+      })
+      expect(res.status).toBe(403)
+    }
+    const refusals = lines.filter((l) => l.msg.includes('refused a request from origin'))
+    expect(refusals).toHaveLength(1)
+    expect(refusals[0]).toMatchObject({
+      origin: 'https://app.example',
+      ownOrigin: `http://127.0.0.1:${port}`,
+    })
+  })
+
+  it('is computed behind a proxy from X-Forwarded-Host and -Proto when Fastify trusts the proxy', async () => {
+    const app = Fastify({ trustProxy: true })
+    await app.register(parley)
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    close = () => app.close()
+    const { port } = app.server.address() as { port: number }
+    // nginx with `proxy_set_header Host $host` drops the port: the forwarded headers keep it.
+    const res = await fetch(`http://127.0.0.1:${port}/parley/sse?v=1`, {
+      method: 'POST',
+      body: '[8,{}]',
+      headers: {
+        origin: 'https://chat.example:8443',
+        'x-forwarded-host': 'chat.example:8443',
+        'x-forwarded-proto': 'https',
+      },
+    })
+    expect(res.status).toBe(200)
+  })
+})
