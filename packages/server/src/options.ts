@@ -13,6 +13,12 @@ export interface ParleyServerOptions {
   /** Where the endpoints are mounted. Starts with '/'. Default '/parley'. */
   path?: string
   /**
+   * Serve the browser client at `<path>/parley.min.js` (with an ETag, revalidated by the
+   * browser), so that a page needs no build step: `<script src="/parley/parley.min.js">`.
+   * Needs `@parley/client` installed beside the server. Default true.
+   */
+  serveClient?: boolean
+  /**
    * The log level of Parley's own routes: Fastify writes two info lines per request, and SSE
    * and polling clients make thousands a minute. Default 'warn' (quiet); 'info' shows them.
    */
@@ -72,6 +78,7 @@ export interface ParleyServerOptions {
 export interface ResolvedOptions {
   path: string
   logLevel: LogLevel
+  serveClient: boolean
   transports: TransportName[]
   pingInterval: number
   pingTimeout: number
@@ -92,6 +99,7 @@ export interface ResolvedOptions {
 export const defaults = {
   path: '/parley',
   logLevel: 'warn' as LogLevel,
+  serveClient: true,
   pingInterval: 20_000,
   pingTimeout: 15_000,
   maxPayload: WireLimits.defaultMaxPayload,
@@ -107,6 +115,7 @@ export const defaults = {
 const known = new Set([
   'path',
   'logLevel',
+  'serveClient',
   'transports',
   'pingInterval',
   'pingTimeout',
@@ -254,9 +263,15 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     )
   }
 
+  const serveClient = options.serveClient ?? defaults.serveClient
+  if (typeof serveClient !== 'boolean') {
+    throw new ParleyOptionError('serveClient', `must be a boolean, got ${describe(serveClient)}`)
+  }
+
   return {
     path: path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path,
     logLevel: logLevel as LogLevel,
+    serveClient,
     transports,
     pingInterval,
     pingTimeout,

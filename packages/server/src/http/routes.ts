@@ -17,6 +17,7 @@ import type { Session } from '../session.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpTransports } from '../transports/registry.js'
 import { readBody } from './body.js'
+import { serveClientScript } from './client-script.js'
 import { Forwarder } from './forward.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { serveRouted } from './routing.js'
@@ -59,6 +60,8 @@ export async function parleyRoutes(
       .send({ code, message })
 
   const versionOk = (request: FastifyRequest) => (request.query as Query).v === String(PROTOCOL_VERSION)
+
+  if (options.serveClient) serveClientScript(app, base)
 
   const originRefusals = new OriginRefusals()
   /** 403 for a refused origin, readable by the page that was refused, and a log line. */

@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import type { FastifyInstance } from 'fastify'
+
+/**
+ * Serves the browser client (`@parley/client`'s `parley.min.js`) at `<base>/parley.min.js`, as
+ * socket.io serves its own: a page includes it with a script tag and needs no build step. The
+ * file is read once, on the first request; an ETag lets browsers revalidate it cheaply after
+ * an upgrade. Without `@parley/client` installed the route is not there (logged at debug).
+ */
+export function serveClientScript(app: FastifyInstance, base: string): void {
+  let path: string
+  try {
+    path = createRequire(import.meta.url).resolve('@parley/client/parley.min.js')
+  } catch (err) {
+    app.log.debug({ err }, 'parley: @parley/client is not installed; not serving parley.min.js')
+    return
+  }
+  let script: Promise<{ body: Buffer; etag: string }> | undefined
+  const load = () => {
+    script ??= readFile(path).then((body) => ({
+      body,
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`,
+    }))
+    script.catch(() => {
+      script = undefined
+    })
+    return script
+  }
+  app.get(`${base}/parley.min.js`, async (request, reply) => {
+    const { body, etag } = await load()
+    reply.headers({
+      'Content-Type': 'text/javascript; charset=utf-8',
+      'Cache-Control': 'public, max-age=0, must-revalidate',
+      ETag: etag,
+    })
+    if (request.headers['if-none-match'] === etag) return reply.code(304).send()
+    return reply.send(body)
+  })
+}
