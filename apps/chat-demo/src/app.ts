@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import parley, { type AdapterFactory } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { setUpChat } from './chat.js'
+import { type ChatData, setUpChat } from './chat.js'
+import type { ClientEvents, ServerEvents } from './shared.js'
 import { ChatStore } from './store.js'
 
 const publicDir = new URL('../public/', import.meta.url)
@@ -64,7 +65,7 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     ...(options.adapter ? { adapter: options.adapter } : {}),
   })
   // The app.parley decoration is untyped; the chat narrows it to its own event maps.
-  setUpChat(app.parley as unknown as Parameters<typeof setUpChat>[0], options.store ?? new ChatStore())
+  setUpChat(app.parley.typed<ClientEvents, ServerEvents, ChatData>(), options.store ?? new ChatStore())
 
   return app
 }

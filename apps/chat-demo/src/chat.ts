@@ -3,7 +3,7 @@ import { RateLimit } from './rate-limit.js'
 import { type ClientEvents, Limits, ROOM_PATTERN, type ServerEvents } from './shared.js'
 import type { ChatStore } from './store.js'
 
-interface ChatData {
+export interface ChatData {
   nickname: string
   limit: RateLimit
   /** The chat room the socket is in, for presence when it leaves. */
