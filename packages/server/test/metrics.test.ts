@@ -126,6 +126,21 @@ describe('metrics', () => {
     expect(await value(registry, 'parley_slow_consumer_total')).toBe(0)
   })
 
+  it('count a client cut for reading too slowly, as a slow consumer and as a disconnect', async () => {
+    const registry = new Registry()
+    const sockets: ServerSocket[] = []
+    started = await startServer({ metrics: { registry }, maxBufferedBytes: 1024 }, (app) => {
+      app.parley.on('connection', (socket) => sockets.push(socket))
+    })
+    await connect('websocket', started.base)
+    await until(() => sockets.length === 1)
+    // The raw client never acknowledges: what it was sent stays kept until the limit is passed.
+    for (let i = 0; i < 10; i++) sockets[0]!.emit('news', 'x'.repeat(200))
+    expect(sockets[0]!.connected).toBe(false)
+    expect(await value(registry, 'parley_slow_consumer_total')).toBe(1)
+    expect(await value(registry, 'parley_disconnects_total', { reason: 'slow consumer' })).toBe(1)
+  })
+
   it('register nothing, in the global registry or elsewhere, without the option', async () => {
     started = await startServer({}, (app) => {
       app.parley.on('connection', (socket) => socket.on('hi', () => socket.emit('hello')))
