@@ -4,11 +4,21 @@ import type { AdapterFactory } from './adapter/adapter.js'
 /** Which cross-origin pages may talk to the server. */
 export type AllowedOrigins = string[] | '*' | ((origin: string) => boolean)
 
-/** Options of the `@parley/server` plugin. Every one is checked when the plugin registers. */
+/**
+ * A prom-client (v15) `Registry`, seen through the methods Parley checks for: typed this way so
+ * that applications without prom-client installed still compile.
+ */
+export interface MetricsRegistry {
+  registerMetric(metric: unknown): void
+  getSingleMetric(name: string): unknown
+  metrics(): Promise<string>
+}
+
 /** Fastify's (pino's) log levels. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
+/** Options of the `@parley/server` plugin. Every one is checked when the plugin registers. */
 export interface ParleyServerOptions {
   /** Where the endpoints are mounted. Starts with '/'. Default '/parley'. */
   path?: string
@@ -72,6 +82,12 @@ export interface ParleyServerOptions {
    * README). Default: one node, in memory.
    */
   adapter?: AdapterFactory
+  /**
+   * Prometheus metrics (`parley_*`, see "Metrics" in the package README), created in this
+   * prom-client `Registry` (never in the global one). Needs `prom-client` installed; without
+   * this option it is not loaded and nothing is counted.
+   */
+  metrics?: { registry: MetricsRegistry }
 }
 
 /** Options after validation, every default filled in. */
@@ -94,6 +110,8 @@ export interface ResolvedOptions {
   perMessageDeflate: false | { threshold: number }
   pollingCompression: false | { threshold: number }
   adapter: AdapterFactory | undefined
+  /** The registry of the `metrics` option, or undefined: no metrics. */
+  metricsRegistry: MetricsRegistry | undefined
 }
 
 export const defaults = {
@@ -130,6 +148,7 @@ const known = new Set([
   'perMessageDeflate',
   'pollingCompression',
   'adapter',
+  'metrics',
 ])
 
 /** Thrown by registration when an option is wrong; the message names the option. */
@@ -255,6 +274,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     throw new ParleyOptionError('adapter', 'must be a function (sockets) => Adapter')
   }
 
+  const metricsRegistry = metricsOption(options.metrics)
+
   const logLevel = options.logLevel ?? defaults.logLevel
   if (typeof logLevel !== 'string' || !LOG_LEVELS.includes(logLevel as LogLevel)) {
     throw new ParleyOptionError(
@@ -286,7 +307,29 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     perMessageDeflate,
     pollingCompression,
     adapter: adapter as AdapterFactory | undefined,
+    metricsRegistry,
   }
+}
+
+/** The registry of a `metrics` option: `{ registry }`, a prom-client Registry. */
+function metricsOption(value: unknown): MetricsRegistry | undefined {
+  if (value === undefined) return undefined
+  const expected = 'must be { registry } with a prom-client Registry'
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ParleyOptionError('metrics', `${expected}, got ${describe(value)}`)
+  }
+  const extra = Object.keys(value).filter((k) => k !== 'registry')
+  if (extra.length > 0) throw new ParleyOptionError('metrics', `has an unknown key "${extra[0]}"`)
+  const registry = (value as { registry?: unknown }).registry
+  const methods = ['registerMetric', 'getSingleMetric', 'metrics'] as const
+  if (
+    registry === null ||
+    typeof registry !== 'object' ||
+    !methods.every((m) => typeof (registry as Record<string, unknown>)[m] === 'function')
+  ) {
+    throw new ParleyOptionError('metrics.registry', `${expected}, got ${describe(registry)}`)
+  }
+  return registry as MetricsRegistry
 }
 
 /** 'HTTPS://Example.com:443' -> 'https://example.com'; throws for anything that is not an origin. */

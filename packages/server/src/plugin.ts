@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { IdleConnections } from './http/idle-connections.js'
 import { parleyRoutes } from './http/routes.js'
+import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { type ParleyServerOptions, resolveOptions } from './options.js'
 import { ParleyServer } from './server.js'
 
@@ -18,7 +19,15 @@ declare module 'fastify' {
 async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Promise<void> {
   // Validate before touching the instance: a bad option leaves nothing half-registered.
   const options = resolveOptions(rawOptions)
-  const server = new ParleyServer(options, app.log)
+  let metrics: Metrics = noMetrics
+  if (options.metricsRegistry) {
+    // Read at scrape time, by which point `server` is set.
+    metrics = await createMetrics(options.metricsRegistry, {
+      transports: () => [...server.sockets.values()].map((socket) => socket.session.transport?.name ?? null),
+      unknownSessions: () => server.unknownSessionCount,
+    })
+  }
+  const server: ParleyServer = new ParleyServer(options, app.log, metrics)
   app.decorate('parley', server)
 
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE

@@ -13,6 +13,7 @@ import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
 import { EndedSessions } from './ended-sessions.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
+import { type Metrics, noMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { Session, type SessionConfig } from './session.js'
 import { ServerSocket, type SocketContext } from './socket.js'
@@ -88,10 +89,13 @@ export class ParleyServer<
   #serve: ((request: RoutedRequest) => Promise<RoutedResponse>) | undefined
   /** Rooms and broadcast: how the server reaches its sockets (and, multi-node, everyone's). */
   readonly adapter: Adapter
+  /** @internal What is counted for Prometheus; `noMetrics` without the `metrics` option. */
+  readonly metrics: Metrics
 
   /** @internal Made by the plugin. */
-  constructor(options: ResolvedOptions, log: FastifyBaseLogger) {
+  constructor(options: ResolvedOptions, log: FastifyBaseLogger, metrics: Metrics = noMetrics) {
     this.options = options
+    this.metrics = metrics
     this.#log = log
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
@@ -118,6 +122,7 @@ export class ParleyServer<
       highWaterMark: options.highWaterMark,
       recoveryWindow: options.recoveryWindow,
       transports: options.transports,
+      metrics,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
       linger: (sid, transport) => this.#linger(sid, transport),
       ended: (sid, close) => this.#ended.add(sid, close),
@@ -128,6 +133,7 @@ export class ParleyServer<
       maxPendingAcks: options.maxPendingAcks,
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
+      metrics,
       validate: (event, args) => this.#validators.check(event, args),
       ended: (sid, id) => {
         this.#bySid.delete(sid)
@@ -376,6 +382,7 @@ export class ParleyServer<
 
     const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
     if (hello.sid !== undefined && !existing) {
+      this.metrics.resume(false)
       if (this.#answerEnded(transport, hello.sid)) return null
       this.#unknown.record(hello.sid, 'resume')
     }
@@ -396,6 +403,7 @@ export class ParleyServer<
         if (this.#closing) return shuttingDown()
         if (!transport.open) return null
         if (alive()) {
+          this.metrics.resume(true)
           existing.recovered = true
           existing.session.attach(transport, hello.ack ?? 0, true)
           return null
@@ -403,6 +411,7 @@ export class ParleyServer<
       }
       // It ended while the middleware ran: the client hears why (or, should the end be
       // forgotten already, gets a new session after all).
+      this.metrics.resume(false)
       if (this.#answerEnded(transport, existing.session.sid)) return null
     }
 
@@ -417,6 +426,7 @@ export class ParleyServer<
     await this.#recordOwner(session.sid)
     await this.adapter.addAll(socket.id, [socket.id])
     session.attach(transport, 0, false)
+    this.metrics.handshake()
     for (const listener of [...this.#onConnection]) {
       // The session may end inside a listener (disconnect(), slow consumer): stop there.
       if (!socket.connected) break

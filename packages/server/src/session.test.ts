@@ -9,6 +9,7 @@ import {
   type TransportName,
 } from '@parley/protocol'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { noMetrics } from './metrics.js'
 import { type IncomingMessage, Session, type SessionConfig, type SessionOwner } from './session.js'
 import {
   type CloseKind,
@@ -58,7 +59,7 @@ class FakeTransport implements Transport {
 
   /** The client sends a packet that decoded cleanly. */
   receive(packet: Packet): void {
-    if (this.open) this.#handlers?.packet(packet)
+    if (this.open) this.#handlers?.packet(packet, 0)
   }
 
   /** The client sends something that does not decode. */
@@ -118,6 +119,7 @@ function setup(overrides: Partial<SessionConfig> = {}) {
     maxPayload: 100_000,
     maxBufferedBytes: 100_000,
     highWaterMark: 10_000,
+    metrics: noMetrics,
     recoveryWindow: RECOVERY_WINDOW,
     transports: ['websocket', 'sse', 'polling'],
     warn: vi.fn(),
@@ -328,8 +330,8 @@ describe('Session: attach and replay', () => {
     const second = new FakeTransport('sse')
     session.attach(second, 0, true)
 
-    stale.packet(event(1))
-    stale.packet({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    stale.packet(event(1), 0)
+    stale.packet({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' }, 0)
     stale.invalid(new ParleyError(ErrorCode.INVALID_JSON, 'not JSON'))
     stale.close('transport close')
 

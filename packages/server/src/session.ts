@@ -13,6 +13,7 @@ import {
   type TransportName,
 } from '@parley/protocol'
 import { nanoid } from 'nanoid'
+import type { Metrics } from './metrics.js'
 import {
   type CloseKind,
   type Outgoing,
@@ -45,6 +46,8 @@ export interface SessionConfig {
   /** 0 disables recovery: a lost transport ends the session. */
   recoveryWindow: number
   transports: TransportName[]
+  /** Counts messages, switches and ends (`noMetrics` without the `metrics` option). */
+  metrics: Metrics
   /** Called for packets a client may not send, and other oddities worth a log line. */
   warn(message: string, error?: unknown): void
   /** A closed transport still holds last words (CLOSE, MOVED) for a downstream yet to come. */
@@ -113,6 +116,8 @@ export class Session {
   #state: SessionState = 'detached'
   #transport: Transport | null = null
   #attachedOnce = false
+  /** The kind of the last transport attached: a switch is counted against it. */
+  #lastTransport: TransportName | null = null
 
   #outSeq = 0
   #inSeq = 0
@@ -183,7 +188,7 @@ export class Session {
     this.#transport = transport
     this.#state = 'attached'
     transport.bind({
-      packet: (packet) => this.#receive(transport, packet),
+      packet: (packet, size) => this.#receive(transport, packet, size),
       invalid: (error) => this.#invalid(transport, error),
       close: (reason) => this.#lost(transport, reason),
     })
@@ -204,9 +209,13 @@ export class Session {
     this.#unacked = 0
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
-    for (const kept of this.#kept) transport.send(kept)
+    for (const kept of this.#kept) this.#write(transport, kept)
     this.#heard = true
     this.#startHeartbeat()
+    if (this.#lastTransport !== null && this.#lastTransport !== transport.name) {
+      this.#config.metrics.transportSwitch(this.#lastTransport, transport.name)
+    }
+    this.#lastTransport = transport.name
     if (this.#attachedOnce) this.#owner?.transportChanged(transport.name, before?.name ?? null)
     this.#attachedOnce = true
     this.#checkBuffers()
@@ -243,8 +252,14 @@ export class Session {
     if (this.#kept.length === 0) this.#keptFrom = seq
     this.#kept.push(out)
     this.#keptBytes += keptSize(out)
-    this.#transport?.send(out)
+    if (this.#transport) this.#write(this.#transport, out)
     this.#checkBuffers()
+  }
+
+  /** Hands an application packet (EVENT, REPLY, ERROR) to `transport`, counted. */
+  #write(transport: Transport, out: Outgoing): void {
+    this.#config.metrics.message('out', transport.name, out.text.length)
+    transport.send(out)
   }
 
   /**
@@ -258,7 +273,7 @@ export class Session {
     const transport = this.#transport
     if (this.#state !== 'attached' || !transport?.open) return false
     if (this.bufferedAmount >= this.#config.highWaterMark) return false
-    transport.send(out ?? (packet as () => Outgoing)())
+    this.#write(transport, out ?? (packet as () => Outgoing)())
     this.#checkBuffers()
     return true
   }
@@ -294,10 +309,11 @@ export class Session {
     this.#kept = []
     this.#keptBytes = 0
     this.#config.ended(this.sid, close)
+    this.#config.metrics.disconnect(reason)
     this.#owner?.ended(reason)
   }
 
-  #receive(transport: Transport, packet: Packet): void {
+  #receive(transport: Transport, packet: Packet, size: number): void {
     if (transport !== this.#transport) return
     this.#heard = true
     switch (packet.type) {
@@ -319,6 +335,7 @@ export class Session {
           this.#inSeq = packet.seq
           this.#scheduleAck()
         }
+        this.#config.metrics.message('in', transport.name, size)
         this.#owner?.message(packet)
         return
       default:

@@ -24,6 +24,7 @@ import {
   isThenable,
   refusalOf,
 } from './incoming.js'
+import { type Metrics, noMetrics } from './metrics.js'
 import type { IncomingMessage, Session, SessionOwner } from './session.js'
 import { preparedOutgoing } from './transports/transport.js'
 import type {
@@ -81,6 +82,8 @@ export interface SocketContext {
   ended(sid: string, id: string): void
   /** Rooms and broadcast: the only way a socket reaches other sockets. */
   adapter: Adapter
+  /** Where ack timeouts are counted (`noMetrics` without the `metrics` option). */
+  metrics: Metrics
 }
 
 /**
@@ -314,7 +317,7 @@ export class ServerSocket<
     }
     let ackId = 0
     try {
-      ackId = this.#acks.register(
+      ackId = this.#register(
         (error, reply) => settle(error ? { ok: false, error } : { ok: true, value: reply[0] }),
         timeout,
       )
@@ -333,6 +336,16 @@ export class ServerSocket<
   disconnect(): this {
     this.#session.end(CloseReason.SERVER_DISCONNECT)
     return this
+  }
+
+  /** Awaits a reply; with metrics, a timeout is counted on the way to `settle`. */
+  #register(settle: Settle, timeout: number | undefined): number {
+    const metrics = this.#context.metrics
+    if (timeout === undefined || metrics === noMetrics) return this.#acks.register(settle, timeout)
+    return this.#acks.register((error, reply) => {
+      if (error?.code === ErrorCode.ACK_TIMEOUT) metrics.ackTimeout()
+      settle(error, reply)
+    }, timeout)
   }
 
   #emitWithAck(flags: EmitFlags, event: string, args: unknown[]): Promise<unknown> {
@@ -368,7 +381,7 @@ export class ServerSocket<
       }
       return false
     }
-    const ackId = settle ? this.#acks.register(settle, flags.timeout) : 0
+    const ackId = settle ? this.#register(settle, flags.timeout) : 0
     try {
       if (flags.volatile) {
         return this.#session.sendVolatile({ type: PacketType.EVENT, seq: 0, name: event, args, ackId })

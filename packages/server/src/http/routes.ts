@@ -11,6 +11,7 @@ import {
 } from '@parley/protocol'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
+import { noMetrics } from '../metrics.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ParleyServer } from '../server.js'
 import type { Session } from '../session.js'
@@ -240,7 +241,8 @@ export async function parleyRoutes(
         http.reject(decoded.error)
         return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
       }
-      http.receive(decoded.packets)
+      // Line lengths are worked out only when they are counted (the `metrics` option).
+      http.receive(decoded.packets, server.metrics === noMetrics ? NO_SIZES : lineLengths(body.text))
       return reply
         .code(204)
         .headers({ ...cors, 'Cache-Control': 'no-store' })
@@ -319,4 +321,11 @@ export async function parleyRoutes(
 function bodyStream(request: FastifyRequest): Readable | undefined {
   const body = request.body as { pipe?: unknown } | undefined
   return body && typeof body.pipe === 'function' ? (body as Readable) : undefined
+}
+
+const NO_SIZES: readonly number[] = []
+
+/** The length of each non-empty line of a POST body: one per packet, as decodeBatch reads it. */
+function lineLengths(body: string): number[] {
+  return body.split('\n').flatMap((line) => (line === '' ? [] : [line.length]))
 }

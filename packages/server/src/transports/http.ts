@@ -36,8 +36,8 @@ export abstract class HttpTransport extends BaseTransport implements HttpSide {
   abstract downstream(res: ServerResponse, headers: HeaderBag): void
 
   /** Packets from an upstream POST body, decoded. */
-  receive(packets: Packet[]): void {
-    this.emitPackets(packets)
+  receive(packets: Packet[], sizes: readonly number[]): void {
+    this.emitPackets(packets, sizes)
   }
 
   /** An upstream POST body that did not decode. */

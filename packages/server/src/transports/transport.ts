@@ -83,8 +83,8 @@ export type CloseKind = 'normal' | 'shutdown' | 'refused' | 'overflow'
 
 /** What a transport reports to whoever owns it (the session). */
 export interface TransportHandlers {
-  /** A packet that decoded cleanly. */
-  packet(packet: Packet): void
+  /** A packet that decoded cleanly, from `size` characters (bytes, for a binary frame). */
+  packet(packet: Packet, size: number): void
   /** Input that does not decode; the transport stays open, the owner decides. */
   invalid(error: ParleyError): void
   /** The medium is gone. Reported at most once, and never after `close()` was called. */
@@ -136,8 +136,8 @@ export interface HttpSide {
   downstream(res: ServerResponse, headers: Record<string, string>): void
   /** Answers a GET that came after the close with the packets that were left. */
   serveLast(res: ServerResponse, headers: Record<string, string>): void
-  /** Packets from an upstream POST body, decoded. */
-  receive(packets: Packet[]): void
+  /** Packets from an upstream POST body, decoded, and the length of the line each came from. */
+  receive(packets: Packet[], sizes: readonly number[]): void
   /** An upstream POST body that did not decode. */
   reject(error: ParleyError): void
 }
@@ -177,15 +177,15 @@ export abstract class BaseTransport implements Transport {
   }
 
   /** One packet (a WebSocket message). */
-  protected emitPacket(packet: Packet): void {
-    if (this.#open) this.#handlers?.packet(packet)
+  protected emitPacket(packet: Packet, size: number): void {
+    if (this.#open) this.#handlers?.packet(packet, size)
   }
 
-  protected emitPackets(packets: Packet[]): void {
-    for (const packet of packets) {
+  protected emitPackets(packets: Packet[], sizes: readonly number[]): void {
+    for (let i = 0; i < packets.length; i++) {
       // A handler may end the session (and unbind us) in the middle of a batch.
       if (!this.#open || !this.#handlers) return
-      this.#handlers.packet(packet)
+      this.#handlers.packet(packets[i]!, sizes[i] ?? 0)
     }
   }
 

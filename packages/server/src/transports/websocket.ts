@@ -129,7 +129,7 @@ export class WebSocketTransport extends BaseTransport {
     const result = decodeFrame(frame, {
       maxPayload: this.#maxPayload,
     })
-    if (result.ok) this.emitPacket(result.packet)
+    if (result.ok) this.emitPacket(result.packet, frame.length)
     else this.emitInvalid(result.error)
   }
 }

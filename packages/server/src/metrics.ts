@@ -1,0 +1,137 @@
+import type { CloseReason, TransportName } from '@parley/protocol'
+import type { Registry } from 'prom-client'
+import type { MetricsRegistry } from './options.js'
+
+/** Which way an application packet went. */
+export type Direction = 'in' | 'out'
+
+/**
+ * What the server reports to Prometheus. Without the `metrics` option every session runs on
+ * `noMetrics`, whose methods do nothing: the hot paths pay one empty call, and prom-client is
+ * never loaded.
+ */
+export interface Metrics {
+  /** A new session opened (not a resume). */
+  handshake(): void
+  /** A HELLO named a session: `recovered` when it was still alive and took the transport. */
+  resume(recovered: boolean): void
+  /** A session moved from one kind of transport to another. */
+  transportSwitch(from: TransportName, to: TransportName): void
+  /** A session ended. */
+  disconnect(reason: CloseReason): void
+  /** One application packet (EVENT, REPLY, ERROR) of `size` characters. */
+  message(direction: Direction, transport: TransportName, size: number): void
+  /** A reply awaited with `timeout(ms)` did not come in time. */
+  ackTimeout(): void
+}
+
+/** Does nothing: the metrics of a server that was given no registry. */
+export const noMetrics: Metrics = {
+  handshake() {},
+  resume() {},
+  transportSwitch() {},
+  disconnect() {},
+  message() {},
+  ackTimeout() {},
+}
+
+/** What the metrics read at scrape time rather than count on the way. */
+export interface MetricSources {
+  /** The transport of every live session, null while it waits for a resume. */
+  transports(): Iterable<TransportName | null>
+  /** `unknownSessionCount`. */
+  unknownSessions(): number
+}
+
+/**
+ * Creates Parley's metrics in `registry` (never in prom-client's global one). prom-client is
+ * imported here, so that it loads only for applications that ask for metrics.
+ */
+export async function createMetrics(registry: MetricsRegistry, sources: MetricSources): Promise<Metrics> {
+  const { Counter, Gauge } = await import('prom-client')
+  // Checked at registration to be one (by its methods): the option is typed loosely on purpose.
+  const registers = [registry as Registry]
+
+  // Read when scraped: nothing to keep in step as sessions come, move and go.
+  new Gauge({
+    name: 'parley_sessions',
+    help: 'Live sessions, by transport (detached: waiting for a resume).',
+    labelNames: ['transport'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const name of sources.transports()) this.inc({ transport: name ?? 'detached' })
+    },
+  })
+  let unknownSeen = 0
+  new Counter({
+    name: 'parley_unknown_session_requests_total',
+    help: 'Requests and resumes naming a session this node does not know.',
+    registers,
+    collect() {
+      const total = sources.unknownSessions()
+      this.inc(total - unknownSeen)
+      unknownSeen = total
+    },
+  })
+  const handshakes = new Counter({
+    name: 'parley_handshakes_total',
+    help: 'New sessions opened.',
+    registers,
+  })
+  const resumes = new Counter({
+    name: 'parley_resumes_total',
+    help: 'Resumes (HELLO naming a session), by whether the session was recovered.',
+    labelNames: ['recovered'] as const,
+    registers,
+  })
+  const switches = new Counter({
+    name: 'parley_transport_switches_total',
+    help: 'Sessions moving from one kind of transport to another.',
+    labelNames: ['from', 'to'] as const,
+    registers,
+  })
+  const disconnects = new Counter({
+    name: 'parley_disconnects_total',
+    help: 'Sessions ended, by close reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  })
+  const messages = new Counter({
+    name: 'parley_messages_total',
+    help: 'Application packets (EVENT, REPLY, ERROR), by direction and transport.',
+    labelNames: ['direction', 'transport'] as const,
+    registers,
+  })
+  const bytes = new Counter({
+    name: 'parley_bytes_total',
+    help: 'Encoded length of application packets, by direction and transport.',
+    labelNames: ['direction', 'transport'] as const,
+    registers,
+  })
+  const ackTimeouts = new Counter({
+    name: 'parley_ack_timeouts_total',
+    help: 'Replies awaited with timeout(ms) that did not come in time.',
+    registers,
+  })
+  const slowConsumers = new Counter({
+    name: 'parley_slow_consumer_total',
+    help: 'Sessions ended because the client read too slowly (past maxBufferedBytes).',
+    registers,
+  })
+
+  return {
+    handshake: () => handshakes.inc(),
+    resume: (recovered) => resumes.inc({ recovered: String(recovered) }),
+    transportSwitch: (from, to) => switches.inc({ from, to }),
+    disconnect(reason) {
+      disconnects.inc({ reason })
+      if (reason === 'slow consumer') slowConsumers.inc()
+    },
+    message(direction, transport, size) {
+      messages.inc({ direction, transport })
+      bytes.inc({ direction, transport }, size)
+    },
+    ackTimeout: () => ackTimeouts.inc(),
+  }
+}

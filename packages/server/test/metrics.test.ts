@@ -1,0 +1,172 @@
+// Prometheus metrics: counted in the registry the application gives, and nowhere without one.
+import { type EventPacket, encodeText, type Packet, PacketType } from '@parley/protocol'
+import { ParleyOptionError, type ServerSocket } from '@parley/server'
+import Fastify from 'fastify'
+import { register as globalRegistry, Registry } from 'prom-client'
+import { afterEach, describe, expect, it } from 'vitest'
+import parley from '../src/index.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await started?.app.close()
+  started = undefined
+})
+
+const event = (seq: number, name: string, args: unknown[], ackId = 0): EventPacket =>
+  ({ type: PacketType.EVENT, seq, name, args, ackId }) as EventPacket
+const isEvent = (name: string) => (p: Packet) => p.type === PacketType.EVENT && p.name === name
+
+/** The value of `name`'s sample with exactly `labels` (0 when there is none). */
+async function value(registry: Registry, name: string, labels: Record<string, string> = {}) {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name)
+  if (!metric) throw new Error(`no metric ${name}`)
+  const sample = metric.values.find(
+    (v) =>
+      Object.keys(v.labels).length === Object.keys(labels).length &&
+      Object.entries(labels).every(([k, l]) => v.labels[k] === l),
+  )
+  return sample?.value ?? 0
+}
+
+async function connect(...args: Parameters<typeof rawConnect>) {
+  const client = await rawConnect(...args)
+  clients.push(client)
+  return client
+}
+
+describe('metrics', () => {
+  it('count sessions, handshakes, messages, resumes, switches and disconnects', async () => {
+    const registry = new Registry()
+    const sockets: ServerSocket[] = []
+    started = await startServer({ metrics: { registry } }, (app) => {
+      app.parley.on('connection', (socket) => {
+        sockets.push(socket)
+        socket.on('hi', (text: string) => socket.emit('hello', text))
+      })
+    })
+    const { base, app } = started
+    const ws = await connect('websocket', base)
+    const sse = await connect('sse', base)
+    expect(await value(registry, 'parley_handshakes_total')).toBe(2)
+    expect(await value(registry, 'parley_sessions', { transport: 'websocket' })).toBe(1)
+    expect(await value(registry, 'parley_sessions', { transport: 'sse' })).toBe(1)
+
+    const sent = event(1, 'hi', ['there'])
+    await ws.send(sent)
+    await ws.next(isEvent('hello'))
+    await sse.send(event(1, 'hi', ['you']), event(2, 'hi', ['again']))
+    await sse.next(isEvent('hello'))
+    await sse.next(isEvent('hello'))
+    expect(await value(registry, 'parley_messages_total', { direction: 'in', transport: 'websocket' })).toBe(
+      1,
+    )
+    expect(await value(registry, 'parley_messages_total', { direction: 'out', transport: 'websocket' })).toBe(
+      1,
+    )
+    expect(await value(registry, 'parley_messages_total', { direction: 'in', transport: 'sse' })).toBe(2)
+    expect(await value(registry, 'parley_messages_total', { direction: 'out', transport: 'sse' })).toBe(2)
+    expect(await value(registry, 'parley_bytes_total', { direction: 'in', transport: 'websocket' })).toBe(
+      encodeText(sent).length,
+    )
+    expect(await value(registry, 'parley_bytes_total', { direction: 'out', transport: 'websocket' })).toBe(
+      encodeText(event(1, 'hello', ['there'])).length,
+    )
+    expect(await value(registry, 'parley_bytes_total', { direction: 'in', transport: 'sse' })).toBe(
+      encodeText(event(1, 'hi', ['you'])).length + encodeText(event(2, 'hi', ['again'])).length,
+    )
+
+    // The WebSocket drops; its session waits, then resumes over long-polling.
+    ws.close()
+    await until(() => sockets[0]?.session.transport === null, 3000, 'the session to detach')
+    expect(await value(registry, 'parley_sessions', { transport: 'detached' })).toBe(1)
+    expect(await value(registry, 'parley_sessions', { transport: 'websocket' })).toBe(0)
+    const resumed = await connect('polling', base, { sid: ws.sid, ack: 1 })
+    expect(resumed.open.recovered).toBe(true)
+    expect(await value(registry, 'parley_resumes_total', { recovered: 'true' })).toBe(1)
+    expect(
+      await value(registry, 'parley_transport_switches_total', { from: 'websocket', to: 'polling' }),
+    ).toBe(1)
+    expect(await value(registry, 'parley_sessions', { transport: 'polling' })).toBe(1)
+    expect(await value(registry, 'parley_handshakes_total')).toBe(2)
+
+    // The SSE client says goodbye.
+    await sse.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    await until(() => app.parley.socketsCount === 1, 3000, 'the session to end')
+    expect(await value(registry, 'parley_disconnects_total', { reason: 'client disconnect' })).toBe(1)
+    expect(await value(registry, 'parley_sessions', { transport: 'sse' })).toBe(0)
+
+    // A resume of a session nobody knows: not recovered, counted as unknown, a new session.
+    const stranger = await connect('websocket', base, { sid: 'V1StGXR8_Z5jdHi6B-myT', ack: 0 })
+    expect(stranger.open.recovered).toBe(false)
+    expect(await value(registry, 'parley_resumes_total', { recovered: 'false' })).toBe(1)
+    expect(await value(registry, 'parley_unknown_session_requests_total')).toBe(1)
+    expect(await value(registry, 'parley_handshakes_total')).toBe(3)
+
+    const text = await registry.getSingleMetricAsString('parley_sessions')
+    expect(text).toContain('parley_sessions{transport="polling"} 1')
+    expect(text).toContain('parley_sessions{transport="websocket"} 1')
+    expect(globalRegistry.getSingleMetric('parley_sessions')).toBeUndefined()
+  })
+
+  it('count replies that did not come in time', async () => {
+    const registry = new Registry()
+    started = await startServer({ metrics: { registry } }, (app) => {
+      app.parley.on('connection', (socket) => {
+        socket.timeout(20).emit('question', () => {})
+      })
+    })
+    const client = await connect('websocket', started.base)
+    await client.next(isEvent('question'))
+    await sleep(100)
+    expect(await value(registry, 'parley_ack_timeouts_total')).toBe(1)
+    expect(await value(registry, 'parley_slow_consumer_total')).toBe(0)
+  })
+
+  it('count a client cut for reading too slowly, as a slow consumer and as a disconnect', async () => {
+    const registry = new Registry()
+    const sockets: ServerSocket[] = []
+    started = await startServer({ metrics: { registry }, maxBufferedBytes: 1024 }, (app) => {
+      app.parley.on('connection', (socket) => sockets.push(socket))
+    })
+    await connect('websocket', started.base)
+    await until(() => sockets.length === 1)
+    // The raw client never acknowledges: what it was sent stays kept until the limit is passed.
+    for (let i = 0; i < 10; i++) sockets[0]!.emit('news', 'x'.repeat(200))
+    expect(sockets[0]!.connected).toBe(false)
+    expect(await value(registry, 'parley_slow_consumer_total')).toBe(1)
+    expect(await value(registry, 'parley_disconnects_total', { reason: 'slow consumer' })).toBe(1)
+  })
+
+  it('register nothing, in the global registry or elsewhere, without the option', async () => {
+    started = await startServer({}, (app) => {
+      app.parley.on('connection', (socket) => socket.on('hi', () => socket.emit('hello')))
+    })
+    const client = await connect('websocket', started.base)
+    await client.send(event(1, 'hi', []))
+    await client.next(isEvent('hello'))
+    const names = (await globalRegistry.getMetricsAsJSON()).map((m) => m.name)
+    expect(names.filter((n) => n.startsWith('parley_'))).toEqual([])
+  })
+
+  it.each([
+    [{ metrics: null }, 'metrics'],
+    [{ metrics: new Registry() }, 'metrics'],
+    [{ metrics: {} }, 'metrics.registry'],
+    [{ metrics: { registry: {} } }, 'metrics.registry'],
+    [{ metrics: { registry: new Registry(), extra: 1 } }, 'metrics'],
+  ])('refuse a bad metrics option (%#)', async (options, option) => {
+    const app = Fastify()
+    app.register(parley, options as never)
+    const error = await app.ready().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(ParleyOptionError)
+    expect((error as ParleyOptionError).option).toBe(option)
+    await app.close().catch(() => {})
+  })
+})
