@@ -93,6 +93,8 @@ writeFileSync(
         '@parley/server': ['packages/server/src/index.ts'],
         '@parley/client': ['packages/client/src/index.ts'],
         '@parley/redis': ['packages/redis/src/index.ts'],
+        // A dependency of one package only, which an example of its README imports.
+        'prom-client': ['packages/server/node_modules/prom-client/index.d.ts'],
       },
     },
     files,
