@@ -1,7 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { WarningRate } from './rate-limit.js'
 
-/** At most one log line per this many ms. */
-const LOG_INTERVAL = 10_000
 /** How much of a sid a log line shows: enough to match two lines, far too little to resume. */
 const SID_PREFIX = 6
 
@@ -14,9 +13,7 @@ const SID_PREFIX = 6
  */
 export class UnknownSessions {
   readonly #log: FastifyBaseLogger
-  #total = 0
-  #sinceLine = 0
-  #lastLine = Number.NEGATIVE_INFINITY
+  readonly #rate = new WarningRate()
 
   constructor(log: FastifyBaseLogger) {
     this.#log = log
@@ -24,21 +21,17 @@ export class UnknownSessions {
 
   /** How many have been counted since the server started. */
   get total(): number {
-    return this.#total
+    return this.#rate.total
   }
 
   /** Counts one; logs when the last line is 10 s old (no timer: a quiet server logs nothing). */
   record(sid: string, what: 'request' | 'resume', now = Date.now()): void {
-    this.#total++
-    this.#sinceLine++
-    if (now - this.#lastLine < LOG_INTERVAL) return
-    const count = this.#sinceLine
-    this.#sinceLine = 0
-    this.#lastLine = now
+    const count = this.#rate.count(now)
+    if (count === 0) return
     // The sid came from the client: only characters a sid may hold reach the log.
     const example = sid.slice(0, SID_PREFIX).replace(/[^A-Za-z0-9_-]/g, '?')
     this.#log.warn(
-      { count, total: this.#total, example: `${example}…`, latest: what },
+      { count, total: this.#rate.total, example: `${example}…`, latest: what },
       `parley: ${count} request(s) or resume(s) named a session this node does not know, since the last such line. Many of them: is a load balancer spreading sessions over nodes without affinity (or without an adapter that routes them)?`,
     )
   }

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { AllowedOrigins } from '../options.js'
+import { WarningRate } from '../rate-limit.js'
 import type { HeaderBag } from '../transports/http.js'
 
 /** The verdict on a request's `Origin`, with the CORS headers its answers need. */
@@ -90,22 +91,16 @@ function toOrigin(value: string): string | undefined {
 
 /** Logs refused origins at warn, at most once per `everyMs`, with what a user needs to act. */
 export class OriginRefusals {
-  #count = 0
-  #lastLog = 0
-
-  constructor(private readonly everyMs = 10_000) {}
+  readonly #rate = new WarningRate()
 
   record(request: FastifyRequest, verdict: OriginVerdict): void {
-    this.#count++
-    const now = Date.now()
-    if (now - this.#lastLog < this.everyMs) return
-    this.#lastLog = now
+    const refused = this.#rate.count()
+    if (refused === 0) return
     request.log.warn(
-      { origin: verdict.seen, ownOrigin: verdict.own, refused: this.#count },
+      { origin: verdict.seen, ownOrigin: verdict.own, refused },
       `parley: refused a request from origin ${verdict.seen}: not this server's own origin ` +
         `(${verdict.own ?? 'unknown: no Host'}) and not in allowedOrigins. Behind a proxy that ` +
         'changes Host, set trustProxy and forward X-Forwarded-Host and X-Forwarded-Proto',
     )
-    this.#count = 0
   }
 }

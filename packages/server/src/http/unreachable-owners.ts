@@ -1,7 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-
-/** At most one log line per this many ms. */
-const LOG_INTERVAL = 10_000
+import { WarningRate } from '../rate-limit.js'
 
 /**
  * Counts requests and resumes that this node could not hand to the node owning their session
@@ -12,9 +10,7 @@ const LOG_INTERVAL = 10_000
  */
 export class UnreachableOwners {
   readonly #log: FastifyBaseLogger
-  #total = 0
-  #sinceLine = 0
-  #lastLine = Number.NEGATIVE_INFINITY
+  readonly #rate = new WarningRate()
 
   constructor(log: FastifyBaseLogger) {
     this.#log = log
@@ -22,19 +18,15 @@ export class UnreachableOwners {
 
   /** How many have been counted since the server started. */
   get total(): number {
-    return this.#total
+    return this.#rate.total
   }
 
   /** Counts one; logs when the last line is 10 s old (no timer: a quiet server logs nothing). */
   record(node: string, err: unknown, now = Date.now()): void {
-    this.#total++
-    this.#sinceLine++
-    if (now - this.#lastLine < LOG_INTERVAL) return
-    const count = this.#sinceLine
-    this.#sinceLine = 0
-    this.#lastLine = now
+    const count = this.#rate.count(now)
+    if (count === 0) return
     this.#log.warn(
-      { err, count, total: this.#total, node },
+      { err, count, total: this.#rate.total, node },
       `parley: ${count} request(s) or resume(s) could not be forwarded to the node that owns their session, since the last such line; answered as for an unknown session`,
     )
   }
