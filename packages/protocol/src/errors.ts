@@ -38,6 +38,8 @@ const CODE_NAMES = [
   'TOO_MANY_PENDING_ACKS',
   'DISCONNECTED',
   'HANDLER_ERROR',
+  // The session moved to another node (a drain with handoff) before a reply could be made.
+  'SESSION_MOVED',
   // An event that wants a reply reached a side with no handler for it.
   'NO_HANDLER',
   // An event's arguments did not match the schema the server declared for it.
@@ -84,6 +86,11 @@ export const CloseReason = {
   SERVER_DISCONNECT: 'server disconnect',
   /** The server is shutting down; the client should reconnect (to it or another node). */
   SERVER_SHUTDOWN: 'server shutdown',
+  /**
+   * The server is draining and handed the session to the cluster: it did not end. The client
+   * keeps it and resumes (HELLO with its sid) after `retryAfter`, through any node.
+   */
+  SERVER_HANDOFF: 'server handoff',
   /** No packet arrived within the heartbeat window. */
   PING_TIMEOUT: 'ping timeout',
   /** The transport closed and no other took over within the recovery window. */

@@ -17,6 +17,7 @@ export type {
   SessionOwnerAnswer,
   SocketDescription,
 } from './adapter/adapter.js'
+export type { HandOffTail, SessionClaim, SessionSnapshot } from './adapter/handoff.js'
 export { MemoryAdapter } from './adapter/memory.js'
 export { type BroadcastAckCallback, BroadcastOperator } from './broadcast.js'
 export type {

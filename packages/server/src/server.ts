@@ -107,6 +107,7 @@ export class ParleyServer<
         return this.#serve(request)
       },
       url: () => this.#url,
+      claimed: () => [],
     })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.

@@ -78,6 +78,7 @@ const defaultMessages: Record<CloseReason, string> = {
   'client disconnect': 'the client disconnected',
   'server disconnect': 'the server disconnected the socket',
   'server shutdown': 'the server is shutting down',
+  'server handoff': 'the server is draining: resume the session on another node',
   'ping timeout': 'no transport came back within the recovery window',
   'transport close': 'no transport came back within the recovery window',
   'invalid packet': 'the client sent a packet that does not decode',

@@ -1,5 +1,6 @@
 import type { JsonValue, ParleyError, PreparedEvent } from '@parley/protocol'
 import type { Handshake } from '../types.js'
+import type { SessionClaim, SessionSnapshot } from './handoff.js'
 
 /** A room's name. Every socket is also in the room named by its own id. */
 export type Room = string
@@ -89,7 +90,19 @@ export interface RoutedResponse {
  * this node forwards the request there itself, over the network; without one it hands the
  * request to `Adapter.routeRequest`.
  */
-export type SessionOwnerAnswer = 'local' | 'unknown' | { node: string; url?: string }
+export type SessionOwnerAnswer =
+  | 'local'
+  | 'unknown'
+  | {
+      node: string
+      url?: string
+      /**
+       * The node is draining and has handed the session off (`Adapter.handOff`): requests of
+       * the old transport still go to it, but a resume (HELLO) is answered here, where
+       * `claimSession` takes the session over.
+       */
+      handingOff?: boolean
+    }
 
 /** The server's side of the contract: how an adapter finds the sockets of this node. */
 export interface LocalSockets {
@@ -108,6 +121,14 @@ export interface LocalSockets {
    * listens; undefined before. A multi-node adapter may publish another (its own option).
    */
   url(): string | undefined
+  /**
+   * Another node claimed `sid`, a session this node handed off (`Adapter.handOff`), and passed
+   * the cut point: this node adds nothing more to its tail and forgets the session. Returns the
+   * last packets for it (ERROR PARLEY_SESSION_MOVED for each client request it will never
+   * answer), which the adapter appends before it seals the tail. Empty for a session this node
+   * does not hand off.
+   */
+  claimed(sid: string): string[]
 }
 
 /**
@@ -171,6 +192,34 @@ export interface Adapter {
   sessionOpened?(sid: string): void | Promise<void>
   /** A session of this node ended: no node owns it any more. */
   sessionClosed?(sid: string): void
+  /**
+   * Drain with handoff (a multi-node adapter with a shared store; see docs/scaling.md). Stores
+   * the snapshot of a session of this node so that another node can claim it, for `ttl` ms.
+   * Resolves true once it is stored (the server then tells the client to resume elsewhere);
+   * false when it could not be (the session then ends as without handoff, and the snapshot must
+   * never be claimable). From then on `sessionOwner` answers `handingOff` for it, and the
+   * adapter calls `LocalSockets.claimed` when another node takes it over.
+   */
+  handOff?(snapshot: SessionSnapshot, ttl: number): Promise<boolean>
+  /**
+   * A packet this node numbered for a handed-off session after its snapshot (its wire text), in
+   * order: appended to the session's tail until the tail is sealed. Never throws; a write that
+   * fails leaves the tail incomplete, and the claiming node finds it so.
+   */
+  appendHandOff?(sid: string, text: string): void
+  /**
+   * The drain ends with `sid` unclaimed: appends `last` and seals its tail, so that a claim that
+   * comes later needs not wait for this node. Resolves once written (or given up).
+   */
+  sealHandOff?(sid: string, last: string[]): Promise<void>
+  /**
+   * A resume named `sid`, which no node holds but one handed off: claims it for this node,
+   * atomically (a compare-and-set on the owner record's epoch: two nodes never both win, and a
+   * node that lost a race learns it). Resolves null when there is nothing to claim (no handoff,
+   * claimed already, expired, or the store is unreachable). The winner then calls
+   * `SessionClaim.takeOver`.
+   */
+  claimSession?(sid: string): Promise<SessionClaim | null>
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }

@@ -1,0 +1,83 @@
+import type { JsonValue } from '@parley/protocol'
+
+/**
+ * A live session as a draining node hands it to another node: plain JSON, written once to the
+ * adapter's store (see `Adapter.handOff`). Everything the session needs to go on where it
+ * stopped: nothing more is read from the node that wrote it, except the tail (below).
+ *
+ * The snapshot is taken at the instant the old node stops reading from the client: every
+ * packet the client sent up to `inSeq` was handled there (or waits in `waiting`), everything
+ * after it the client sends again to the new node, which it learns from OPEN's `ack`.
+ * Outgoing packets numbered after the snapshot (broadcasts, replies of handlers still running on
+ * the old node) go to the session's **tail**, in order, until the new node takes over.
+ */
+export interface SessionSnapshot {
+  /** The format of this object; a node refuses (ignores) a version it does not know. */
+  v: 1
+  /** The session id (the bearer secret): what the client's HELLO names. */
+  sid: string
+  /** The public socket id; it stays the same on the new node. */
+  id: string
+  /** The last numbered packet received from the client, in order. */
+  inSeq: number
+  /** The last sequence number given to a packet for the client. */
+  outSeq: number
+  /**
+   * The numbered packets the client has not acknowledged, as their wire text, in order: the
+   * last one is `outSeq`, so the first is `outSeq - kept.length + 1`.
+   */
+  kept: string[]
+  /** The rooms the socket is in, without its own (named by its id). */
+  rooms: string[]
+  /**
+   * `socket.data` as JSON, or null with `dataLost` true when it could not be copied (a cycle,
+   * a function, a class instance that does not survive `JSON.stringify`): the new node then
+   * starts from `{}`, and the old one logged why.
+   */
+  data: JsonValue | null
+  dataLost: boolean
+  /**
+   * Events the client sent that the old node acknowledged but had not handed to a handler yet
+   * (they waited behind an async middleware), as `[name, args, ackId]`: the new node runs them
+   * first, through its own middleware and handlers.
+   */
+  waiting: [name: string, args: JsonValue[], ackId: number][]
+  /**
+   * Ack ids of the client's requests whose handler ran on the old node and had not replied by
+   * the snapshot. A reply made there before the tail is sealed travels in the tail; for each
+   * one still open at the seal, the old node appends ERROR PARLEY_SESSION_MOVED.
+   */
+  openRequests: number[]
+  /**
+   * Ack ids the old node was waiting on (its emits with a callback). Their callbacks were
+   * rejected there with PARLEY_SESSION_MOVED; the new node drops the client's replies to them.
+   */
+  pendingAcks: number[]
+  /** When the session began (ms since the epoch), for the application's own bookkeeping. */
+  created: number
+}
+
+/** What `SessionClaim.takeOver` resolves with. */
+export interface HandOffTail {
+  /** Packets (wire text) the old node numbered after the snapshot, in order. */
+  tail: string[]
+  /**
+   * True when the old node sealed the tail (nothing can follow). False when it was found gone,
+   * or did not seal within the wait: whatever it produced after `tail` is lost.
+   */
+  complete: boolean
+}
+
+/** A session this node won from another node's handoff (see `Adapter.claimSession`). */
+export interface SessionClaim {
+  readonly snapshot: SessionSnapshot
+  /**
+   * Takes the session over. Calls `join` once, synchronously, at the point of the broadcast
+   * order from which this node delivers broadcasts to the socket (the old node delivered every
+   * earlier one into the tail, and no later one): the server then joins the socket to its rooms
+   * and starts numbering deliveries after the tail. Resolves with the tail once the old node
+   * sealed it, or once it is known gone, or after a bounded wait (`complete: false`).
+   * Never rejects.
+   */
+  takeOver(join: () => void): Promise<HandOffTail>
+}
