@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 
 /** Most bytes of dist/parley.min.js after gzip -9. Raise it only with a reason in the commit. */
-const BUDGET = 10_850
+const BUDGET = 11_000
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [

@@ -50,6 +50,11 @@ import { isRefusal, type Transport, type TransportFactory } from './transports/t
 
 /** A transport up this long is stable: the next loss resumes at once, and backoff starts over. */
 export const STABLE_MS = 2000
+/**
+ * After a handoff, resume rounds that may fail (every node tried was draining, or refused)
+ * before the application hears the session is down: a rolling restart stays out of sight.
+ */
+const QUIET_HANDOFF_ROUNDS = 3
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting'
 
@@ -113,6 +118,8 @@ export class Connection {
   /** The server's pingTimeout: how long a live server may take to answer. */
   #pingTimeout = 0
   #retryAfter = 0
+  /** Failed resume rounds still allowed without a word to the application (see handedOff). */
+  #quietRounds = 0
   #lostReason: CloseReason = 'transport close'
   readonly #backoff: Backoff
   #probeFailures = 0
@@ -187,6 +194,26 @@ export class Connection {
     } else this.close()
   }
 
+  /**
+   * The server handed the session to another node (CLOSE 'server handoff'): resume it, on the
+   * same kind of transport, after `retryAfter` ms (the server spreads its clients over time).
+   */
+  handedOff(retryAfter = 0): void {
+    this.#drop()
+    this.#lostReason = 'transport close'
+    this.#quietRounds = QUIET_HANDOFF_ROUNDS
+    // Without `after`, the attempt starts on the transport in use (the remembered one).
+    this.#resumeLater(++this.#run, retryAfter)
+  }
+
+  /** Resumes after `delay` ms, unless another attempt (`run`) began meanwhile. */
+  #resumeLater(run: number, delay: number, after?: TransportName): void {
+    this.#state = 'connecting'
+    this.#timer = setTimeout(() => {
+      if (run === this.#run) void this.#connect('resume', after)
+    }, delay)
+  }
+
   /** The current transport is unusable (a gap, no sign of life): resume on another. */
   lost(reason: CloseReason, error?: ParleyError<string>): void {
     if (this.#current) this.#lose(this.#current, reason, error)
@@ -253,7 +280,12 @@ export class Connection {
           refused = true
           break
         }
-        if (frozen && t.pooled && last.code === ErrorCode.HANDSHAKE_TIMEOUT && !retried.has(name)) {
+        // A frozen link: see above. A node shutting down: the balancer sends the next
+        // attempt to another node, so the same transport is worth one more try.
+        const again =
+          (frozen && t.pooled && last.code === ErrorCode.HANDSHAKE_TIMEOUT) ||
+          last.code === ErrorCode.SERVER_SHUTTING_DOWN
+        if (again && !retried.has(name)) {
           retried.add(name)
           queue.unshift(name)
         }
@@ -271,6 +303,13 @@ export class Connection {
       return
     }
     if (why === 'resume') {
+      if (this.#quietRounds > 0 && run === this.#run) {
+        // Handed off: the first nodes tried may be draining too. Try again, within the
+        // backoff, before the application hears the session is down.
+        this.#quietRounds--
+        this.#resumeLater(run, this.#backoff.next())
+        return
+      }
       this.#last = null
       this.#host.down(this.#lostReason)
     }
@@ -304,6 +343,7 @@ export class Connection {
     this.#serverTransports = open.transports
     this.#pingTimeout = open.pingTimeout
     this.#retryAfter = 0
+    this.#quietRounds = 0
     this.#watchStability()
     if (old && old !== t) old.close(true)
     this.#memory.set(t.name)
@@ -354,11 +394,8 @@ export class Connection {
       // Lost again soon after it opened: something keeps failing (a server that does not know
       // the session, a stream that breaks). Resume all the same, but only once the backoff
       // allows it, and say why when the server said.
-      this.#state = 'connecting'
       if (error) this.#host.notify('connect_error', error, true)
-      this.#timer = setTimeout(() => {
-        if (run === this.#run) void this.#connect('resume', after)
-      }, this.#backoff.next())
+      this.#resumeLater(run, this.#backoff.next(), after)
     }
     this.#stable = false
   }

@@ -218,8 +218,16 @@ export class Session {
     return receipt === 'deliver'
   }
 
-  /** The server ended the session. Reconnect (to a new session) unless a person ended it. */
+  /**
+   * The server ended the session. Reconnect (to a new session) unless a person ended it. A
+   * handoff did not end it: the session resumes elsewhere with everything it holds.
+   */
   #closed(p: ClosePacket): void {
+    if (p.reason === 'server handoff' && this.#reconnection) {
+      clearTimeout(this.#liveTimer)
+      this.#connection.handedOff(p.retryAfter)
+      return
+    }
     const again = this.#reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
     clearTimeout(this.#liveTimer)
     this.#ledger.forget()

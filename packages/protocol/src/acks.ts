@@ -69,6 +69,11 @@ export class AckTable {
     return id
   }
 
+  /** The ack ids awaited now. */
+  ids(): number[] {
+    return [...this.#pending.keys()]
+  }
+
   /** Ends one wait. False when nobody waits for this id (a late or unknown reply). */
   settle(id: number, error: ParleyError<string> | null, args: WireValue[]): boolean {
     const pending = this.#pending.get(id)

@@ -118,6 +118,21 @@ export class EventPipeline {
     this.#queue.length = 0
   }
 
+  /**
+   * The session moves to another node: closes the pipeline as `close` does, and returns the
+   * events that had not reached the handlers yet (the one a middleware was working on first),
+   * for that node to run.
+   */
+  takeWaiting(): [name: string, args: unknown[], ackId: number][] {
+    const waiting = this.#queue.map(({ packet: [name, ...args], ackId }): [string, unknown[], number] => [
+      name,
+      args,
+      ackId,
+    ])
+    this.close()
+    return waiting
+  }
+
   #drain(): void {
     this.#busy = true
     while (this.#queue.length > 0 && !this.#closed) {

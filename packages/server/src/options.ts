@@ -67,6 +67,18 @@ export interface ParleyServerOptions {
   allowedOrigins?: AllowedOrigins
   /** How long a session waits for a new transport after losing one; `false` ends it at once. */
   recovery?: { window?: number } | false
+  /**
+   * Drain with handoff, when the adapter can store sessions (`@parley/redis`): on close, each
+   * live session is written to the store and its client told to resume on another node, which
+   * takes it over with nothing lost (see docs/scaling.md). `timeout`: the longest the drain
+   * waits, in ms (default 5000; with 2 s more for the store, it must fit in Fastify's
+   * `pluginTimeout`, which bounds close hooks); sessions not handed off by then end as
+   * without it.
+   * `batchSize`: sessions written at once (default 500). `retrySpread`: clients are told to
+   * come back after a random delay up to this many ms (default 1000), so that the other nodes
+   * are not stormed. `false` ends every session at close ('server shutdown').
+   */
+  handoff?: { timeout?: number; batchSize?: number; retrySpread?: number } | false
   /** Milliseconds a fresh WebSocket has to send its HELLO. Default 10000. */
   handshakeTimeout?: number
   /** permessage-deflate on WebSocket: off by default; `true` compresses messages of 1 KiB or more. */
@@ -106,6 +118,8 @@ export interface ResolvedOptions {
   allowedOrigins: AllowedOrigins | undefined
   /** Recovery window in ms; 0 when recovery is disabled. */
   recoveryWindow: number
+  /** Drain with handoff, or false (also when recovery is off: there is nothing to resume). */
+  handoff: false | { timeout: number; batchSize: number; retrySpread: number }
   handshakeTimeout: number
   perMessageDeflate: false | { threshold: number }
   pollingCompression: false | { threshold: number }
@@ -128,6 +142,7 @@ export const defaults = {
   recoveryWindow: 120_000,
   handshakeTimeout: 10_000,
   compressionThreshold: 1024,
+  handoff: { timeout: 5000, batchSize: 500, retrySpread: 1000 },
 } as const
 
 const known = new Set([
@@ -144,6 +159,7 @@ const known = new Set([
   'maxWaitingEvents',
   'allowedOrigins',
   'recovery',
+  'handoff',
   'handshakeTimeout',
   'perMessageDeflate',
   'pollingCompression',
@@ -174,6 +190,24 @@ function integer(options: Record<string, unknown>, key: string, fallback: number
     throw new ParleyOptionError(key, `must be an integer from ${min} to ${max}, got ${describe(value)}`)
   }
   return value
+}
+
+function handoffOption(value: unknown): ResolvedOptions['handoff'] {
+  if (value === false) return false
+  if (value === undefined) return { ...defaults.handoff }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ParleyOptionError('handoff', 'must be false or { timeout, batchSize, retrySpread }')
+  }
+  const given = value as Record<string, unknown>
+  const extra = Object.keys(given).filter((k) => !(k in defaults.handoff))
+  if (extra.length > 0) throw new ParleyOptionError('handoff', `has an unknown key "${extra[0]}"`)
+  const field = (key: keyof typeof defaults.handoff, min: number) =>
+    integer({ [`handoff.${key}`]: given[key] }, `handoff.${key}`, defaults.handoff[key], min, MAX_DELAY)
+  return {
+    timeout: field('timeout', 1),
+    batchSize: field('batchSize', 1),
+    retrySpread: field('retrySpread', 0),
+  }
 }
 
 function describe(value: unknown): string {
@@ -266,6 +300,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     )
   }
 
+  const handoff = recoveryWindow === 0 ? false : handoffOption(options.handoff)
+
   const perMessageDeflate = compression(options, 'perMessageDeflate', false)
   const pollingCompression = compression(options, 'pollingCompression', true)
 
@@ -303,6 +339,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     maxWaitingEvents,
     allowedOrigins,
     recoveryWindow,
+    handoff,
     handshakeTimeout,
     perMessageDeflate,
     pollingCompression,

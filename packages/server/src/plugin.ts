@@ -3,10 +3,11 @@ import websocket from '@fastify/websocket'
 import { WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { SEAL_WAIT_MS } from './drain.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { parleyRoutes } from './http/routes.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
-import { type ParleyServerOptions, resolveOptions } from './options.js'
+import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
 import { ParleyServer } from './server.js'
 
 declare module 'fastify' {
@@ -19,6 +20,15 @@ declare module 'fastify' {
 async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Promise<void> {
   // Validate before touching the instance: a bad option leaves nothing half-registered.
   const options = resolveOptions(rawOptions)
+  // Fastify gives a close hook at most `pluginTimeout` ms; a drain cut short by it would end
+  // sessions half-way through their handoff.
+  const hookLimit = app.initialConfig.pluginTimeout ?? 0
+  if (options.handoff && hookLimit > 0 && options.handoff.timeout + SEAL_WAIT_MS >= hookLimit) {
+    throw new ParleyOptionError(
+      'handoff',
+      `timeout ${options.handoff.timeout} ms plus ${SEAL_WAIT_MS} ms must stay below Fastify's pluginTimeout (${hookLimit} ms): raise pluginTimeout or lower handoff.timeout`,
+    )
+  }
   let metrics: Metrics = noMetrics
   if (options.metricsRegistry) {
     // Read at scrape time, by which point `server` is set.
@@ -32,12 +42,14 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
 
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
   // packet before the socket closes under them; SSE streams and held polls end here too, which
-  // lets the HTTP server close.
+  // lets the HTTP server close. The drain (handoff to other nodes) comes first: until it is
+  // over, the transports must stay open to carry each session's CLOSE 'server handoff'.
   const idle = new IdleConnections(app.server)
-  app.addHook('preClose', (done) => {
+  app.addHook('preClose', async () => {
+    idle.startDraining()
+    await server.drain()
     server.close()
     idle.startClosing()
-    done()
   })
   app.addHook('onClose', async () => {
     server.close()

@@ -9,8 +9,10 @@ import {
   type RoutedResponse,
   type SocketDescription,
 } from './adapter/adapter.js'
+import type { SessionClaim } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
+import { answeredIn, Drain } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
 import { type Metrics, noMetrics } from './metrics.js'
@@ -62,6 +64,7 @@ export class ParleyServer<
   readonly #log: FastifyBaseLogger
   readonly #middleware: Middleware<ServerSocket<L, E, D>>[] = []
   readonly #onConnection = new Set<(socket: ServerSocket<L, E, D>) => void>()
+  readonly #onRestored = new Set<(socket: ServerSocket<L, E, D>) => void>()
   /** By session id: what a HELLO resumes. Private: the sid is a secret. */
   readonly #bySid = new Map<string, ServerSocket<L, E, D>>()
   /** By public socket id. */
@@ -81,6 +84,10 @@ export class ParleyServer<
   readonly #sessionConfig: SessionConfig
   readonly #socketContext: SocketContext
   #closing = false
+  /** True once `close` has run: nothing is kept for later requests. */
+  #closed = false
+  /** The drain under way (see `drain`), once `close` has begun. */
+  #drain: Drain | undefined
   /** This node's origin for forwarded requests, once it listens. */
   #url: string | undefined
   /** What else ends with the server (requests and relays forwarded to other nodes). */
@@ -107,7 +114,7 @@ export class ParleyServer<
         return this.#serve(request)
       },
       url: () => this.#url,
-      claimed: () => [],
+      claimed: (sid) => this.#drain?.claimed(sid) ?? [],
     })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
@@ -199,17 +206,34 @@ export class ParleyServer<
     return this
   }
 
-  /** `connection`: a new session is open (after OPEN; not on resumes). */
-  on(event: 'connection', listener: (socket: ServerSocket<L, E, D>) => void): this {
-    if (event !== 'connection') throw new TypeError(`unknown server event "${String(event)}"`)
-    this.#onConnection.add(listener)
+  /**
+   * `connection`: a new session is open (after OPEN; not on resumes). `restored`: a session
+   * another node handed off while it drained is taken over here (after OPEN, `recovered` true),
+   * with its `data` and rooms; it fired `connection` on the node where it began, never again.
+   * Per-socket handlers are registered in both:
+   *
+   * ```ts
+   * const setup = (socket: ServerSocket) => {
+   *   socket.on('chat', (text) => socket.to('lobby').emit('chat', text))
+   * }
+   * app.parley.on('connection', setup).on('restored', setup)
+   * ```
+   */
+  on(event: 'connection' | 'restored', listener: (socket: ServerSocket<L, E, D>) => void): this {
+    this.#listenersOf(event).add(listener)
     return this
   }
 
-  /** Removes a `connection` listener. */
-  off(event: 'connection', listener: (socket: ServerSocket<L, E, D>) => void): this {
-    if (event === 'connection') this.#onConnection.delete(listener)
+  /** Removes a `connection` or `restored` listener. */
+  off(event: 'connection' | 'restored', listener: (socket: ServerSocket<L, E, D>) => void): this {
+    this.#listenersOf(event).delete(listener)
     return this
+  }
+
+  #listenersOf(event: string): Set<(socket: ServerSocket<L, E, D>) => void> {
+    if (event === 'connection') return this.#onConnection
+    if (event === 'restored') return this.#onRestored
+    throw new TypeError(`unknown server event "${String(event)}"`)
   }
 
   /** Every socket whose session is alive (attached or waiting for a resume), by public id. */
@@ -315,17 +339,47 @@ export class ParleyServer<
     if (!this.#ended.get(sid)) this.#unknown.record(sid, 'request')
   }
 
-  /** True once `close()` has begun: new handshakes are refused. */
+  /** True once `drain()` or `close()` has begun: new handshakes are refused. */
   get closing(): boolean {
     return this.#closing
   }
 
+  /** True once `close()` has run: every session has ended here. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Drains the node, when the adapter can store sessions and the `handoff` option allows: new
+   * handshakes are refused (503, the client tries again elsewhere), then every live session is
+   * handed off (see `Drain`), within the `handoff.timeout`. Resolves when that is done; the
+   * plugin calls it when Fastify closes, before `close`. Calling it again returns the same
+   * promise.
+   */
+  drain(): Promise<void> {
+    if (this.#drain) return this.#drain.done
+    this.#closing = true
+    const handoff = this.options.handoff
+    const adapter = this.adapter
+    const canHandOff = handoff !== false && !!adapter.handOff && !!adapter.claimSession
+    this.#drain = new Drain({
+      adapter,
+      options: handoff || { timeout: 0, batchSize: 1, retrySpread: 0 },
+      ttl: this.options.recoveryWindow,
+      log: this.#log,
+      shutdownRetryAfter: SHUTDOWN_RETRY_AFTER,
+    })
+    const sockets = canHandOff ? [...this.#bySid.values()] : []
+    return this.#drain.run(sockets)
+  }
+
   /**
    * Ends every session with CLOSE 'server shutdown' (and a `retryAfter` hint) and closes every
-   * transport. The plugin calls this when Fastify closes.
+   * transport. The plugin calls this when Fastify closes (after `drain`).
    */
   close(): void {
     this.#closing = true
+    this.#closed = true
     for (const closer of this.#closers) closer()
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, { retryAfter: SHUTDOWN_RETRY_AFTER, kind: 'shutdown' })
@@ -383,6 +437,12 @@ export class ParleyServer<
 
     const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
     if (hello.sid !== undefined && !existing) {
+      if (!this.#ended.get(hello.sid)) {
+        const claim = await this.#claim(hello.sid)
+        if (claim) return this.#takeOver(claim, transport, hello, handshake)
+        if (this.#closing) return shuttingDown()
+        if (!transport.open) return null
+      }
       this.metrics.resume(false)
       if (this.#answerEnded(transport, hello.sid)) return null
       this.#unknown.record(hello.sid, 'resume')
@@ -428,16 +488,105 @@ export class ParleyServer<
     await this.adapter.addAll(socket.id, [socket.id])
     session.attach(transport, 0, false)
     this.metrics.handshake()
-    for (const listener of [...this.#onConnection]) {
-      // The session may end inside a listener (disconnect(), slow consumer): stop there.
+    // The session may end inside a listener (disconnect(), slow consumer): #fire stops there.
+    this.#fire(this.#onConnection, socket, 'connection')
+    return null
+  }
+
+  /** Claims `sid` from a node's handoff, when the adapter can; null when there is none. */
+  async #claim(sid: string): Promise<SessionClaim | null> {
+    if (!this.adapter.claimSession || this.#bySid.has(sid)) return null
+    try {
+      return await this.adapter.claimSession(sid)
+    } catch (err) {
+      this.#log.warn({ err }, 'parley: the adapter could not claim a handed-off session')
+      return null
+    }
+  }
+
+  /**
+   * Takes over a session that another node handed off, claimed for this node: restores it,
+   * runs the middleware, joins its rooms at the adapter's cut point, waits for the old node's
+   * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. What the old
+   * node left undone follows: events it had not handled yet, and an error for each request it
+   * left unanswered when its tail is incomplete.
+   */
+  async #takeOver(
+    claim: SessionClaim,
+    transport: Transport,
+    hello: HelloPacket,
+    handshake: Handshake,
+  ): Promise<Refusal | null> {
+    const snapshot = claim.snapshot
+    let session: Session
+    try {
+      session = new Session(this.#sessionConfig, snapshot)
+    } catch (err) {
+      this.#log.warn({ err }, 'parley: a handed-off session could not be restored; the client starts anew')
+      void claim.takeOver(() => {})
+      return this.#refuseResume(transport, snapshot.sid)
+    }
+    const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
+    socket.restore(snapshot)
+    const refusal = await this.#runMiddleware(socket)
+    if (refusal) {
+      void claim.takeOver(() => {})
+      session.end(CloseReason.SERVER_DISCONNECT, { notify: false })
+      return refusal
+    }
+    this.#bySid.set(session.sid, socket)
+    this.#byId.set(socket.id, socket)
+    const rooms = [socket.id, ...snapshot.rooms]
+    const { tail, complete } = await claim.takeOver(() => {
+      void this.adapter.addAll(socket.id, rooms)
+    })
+    if (!session.release(tail)) {
+      this.#log.warn('parley: the tail of a handed-off session is out of order; the client starts anew')
+      session.end(CloseReason.SESSION_EXPIRED, { notify: false })
+      return this.#refuseResume(transport, snapshot.sid)
+    }
+    if (!complete) {
+      this.#log.warn(
+        { socket: socket.id },
+        'parley: the node that handed this session off did not seal its tail; what it sent last may be lost',
+      )
+    }
+    await this.#recordOwner(session.sid)
+    if (session.state === 'closed') return this.#refuseResume(transport, snapshot.sid)
+    if (!transport.open) session.awaitResume()
+    else {
+      this.metrics.resume(true)
+      session.attach(transport, hello.ack ?? 0, true)
+    }
+    this.#fire(this.#onRestored, socket, 'restored')
+    if (socket.connected) {
+      const open = complete ? [] : snapshot.openRequests.filter((ackId) => !answeredIn(tail, ackId))
+      socket.resumeWork(snapshot.waiting, open)
+    }
+    return null
+  }
+
+  /** A resume that cannot go on after all: the client hears the session is over. */
+  #refuseResume(transport: Transport, sid: string): null {
+    this.metrics.resume(false)
+    if (!this.#answerEnded(transport, sid) && transport.open) transport.close('normal')
+    return null
+  }
+
+  /** Runs `connection` or `restored` listeners; stops if the session ends inside one. */
+  #fire(
+    listeners: Set<(socket: ServerSocket<L, E, D>) => void>,
+    socket: ServerSocket<L, E, D>,
+    event: string,
+  ) {
+    for (const listener of [...listeners]) {
       if (!socket.connected) break
       try {
         listener(socket)
       } catch (err) {
-        this.#log.error({ err }, 'parley: connection listener failed')
+        this.#log.error({ err }, `parley: ${event} listener failed`)
       }
     }
-    return null
   }
 
   /**
@@ -478,7 +627,8 @@ export class ParleyServer<
   }
 
   #linger(sid: string, transport: Transport): void {
-    if (this.#closing) return
+    // A drain leaves CLOSE 'server handoff' for the next GET; a close keeps nothing.
+    if (this.#closed) return
     const previous = this.#lingering.get(sid)
     if (previous) clearTimeout(previous.timer)
     // A client polls again at once, and reads a stream within its ping timeout at the latest.

@@ -2,6 +2,7 @@ import {
   type ClosePacket,
   CloseReason,
   checkEncoded,
+  decodeText,
   ErrorCode,
   type ErrorPacket,
   type EventPacket,
@@ -13,6 +14,7 @@ import {
   type TransportName,
 } from '@parley/protocol'
 import { nanoid } from 'nanoid'
+import type { SessionSnapshot } from './adapter/handoff.js'
 import type { Metrics } from './metrics.js'
 import {
   type CloseKind,
@@ -22,8 +24,14 @@ import {
   type TransportCloseReason,
 } from './transports/transport.js'
 
-/** Where a session stands. */
-export type SessionState = 'attached' | 'detached' | 'closed'
+/**
+ * Where a session stands. `frozen`: its node is draining and hands it off; it reads nothing
+ * more from the client and numbers what is still sent to it into a tail (see `freeze`).
+ */
+export type SessionState = 'attached' | 'detached' | 'frozen' | 'closed'
+
+/** The session's own part of a `SessionSnapshot`: what `freeze` gives and a restore takes. */
+export type SessionBooks = Pick<SessionSnapshot, 'sid' | 'id' | 'inSeq' | 'outSeq' | 'kept'>
 
 /** An application packet from the client, delivered in order and once. */
 export type IncomingMessage = EventPacket | ReplyPacket | ErrorPacket
@@ -87,6 +95,20 @@ const defaultMessages: Record<CloseReason, string> = {
   'session expired': 'the session expired',
 }
 
+/**
+ * A numbered packet from a snapshot or a tail, as its wire text, ready to send again; undefined
+ * when it does not decode as a numbered packet with sequence number `seq`.
+ */
+function restored(text: string, seq: number): Outgoing | undefined {
+  const decoded = decodeText(text, { maxPayload: Number.MAX_SAFE_INTEGER })
+  if (!decoded.ok) return undefined
+  const packet = decoded.packet
+  const numbered =
+    packet.type === PacketType.EVENT || packet.type === PacketType.REPLY || packet.type === PacketType.ERROR
+  if (!numbered || packet.seq !== seq) return undefined
+  return outgoing(packet)
+}
+
 /** What a kept packet counts for against the buffer limits. */
 const keptSize = (out: Outgoing) => out.text.length + KEPT_OVERHEAD
 
@@ -109,9 +131,9 @@ const MOVED = outgoing({ type: PacketType.MOVED })
  */
 export class Session {
   /** The session id: a bearer secret, never shown to other clients. */
-  readonly sid: string = nanoid()
+  readonly sid: string
   /** The public socket id, sent in OPEN next to the sid; a resume keeps it. */
-  readonly id: string = nanoid()
+  readonly id: string
   readonly #config: SessionConfig
   #owner: SessionOwner | null = null
   #state: SessionState = 'detached'
@@ -138,9 +160,37 @@ export class Session {
   /** Something came from the client since the last PING (a flag: no clock read per packet). */
   #heard = false
   #recoveryTimer: NodeJS.Timeout | undefined
+  /** Frozen (handed off): where packets numbered after the snapshot go. */
+  #tail: ((text: string) => void) | undefined
+  /**
+   * Restored, before the old node's tail is in: sends waiting for their numbers (which follow
+   * the tail's). Undefined otherwise.
+   */
+  #held: ((seq: number) => Outgoing)[] | undefined
 
-  constructor(config: SessionConfig) {
+  /**
+   * A new session; or, with `books`, one another node handed off, taken over here: same ids,
+   * same numbers, the same packets kept for the client. A restored session holds what is sent
+   * to it until `release` brings the old node's tail.
+   */
+  constructor(config: SessionConfig, books?: SessionBooks) {
     this.#config = config
+    if (!books) {
+      this.sid = nanoid()
+      this.id = nanoid()
+      return
+    }
+    this.sid = books.sid
+    this.id = books.id
+    this.#inSeq = books.inSeq
+    this.#outSeq = books.outSeq - books.kept.length
+    this.#held = []
+    for (const text of books.kept) {
+      const out = restored(text, this.#outSeq + 1)
+      if (!out)
+        throw new ParleyError(ErrorCode.INVALID_PACKET, 'a packet of the snapshot does not follow in order')
+      this.#keep(this.#outSeq + 1, out)
+    }
   }
 
   /** Sets who hears about messages, transport changes and the end. */
@@ -178,6 +228,8 @@ export class Session {
    */
   attach(transport: Transport, clientAck: number, recovered: boolean): void {
     if (this.#state === 'closed') throw new ParleyError(ErrorCode.UNKNOWN_SESSION, 'the session has ended')
+    if (this.#state === 'frozen')
+      throw new ParleyError(ErrorCode.SERVER_SHUTTING_DOWN, 'the session is handed off')
     const before = this.#transport
     if (before) {
       before.bind(null)
@@ -232,7 +284,9 @@ export class Session {
   sendNumbered(make: (seq: number) => NumberedPacket): boolean {
     if (this.#state === 'closed') return false
     const seq = this.#outSeq + 1
-    this.#keep(seq, this.#checked(outgoing(make(seq))))
+    const out = this.#checked(outgoing(make(seq)))
+    if (this.#held) this.#held.push((later) => this.#checked(outgoing(make(later))))
+    else this.#keep(seq, out)
     return true
   }
 
@@ -242,18 +296,22 @@ export class Session {
    */
   sendEncoded(encode: (seq: number) => Outgoing): boolean {
     if (this.#state === 'closed') return false
-    const seq = this.#outSeq + 1
-    this.#keep(seq, encode(seq))
+    if (this.#held) this.#held.push(encode)
+    else this.#keep(this.#outSeq + 1, encode(this.#outSeq + 1))
     return true
   }
 
-  /** Numbers, keeps and sends one encoded packet (`seq` is used only once it encoded). */
+  /**
+   * Numbers, keeps and sends one encoded packet (`seq` is used only once it encoded). Frozen,
+   * it goes to the tail instead of the transport.
+   */
   #keep(seq: number, out: Outgoing): void {
     this.#outSeq = seq
     if (this.#kept.length === 0) this.#keptFrom = seq
     this.#kept.push(out)
     this.#keptBytes += keptSize(out)
-    if (this.#transport) this.#write(this.#transport, out)
+    if (this.#tail) this.#tail(out.text)
+    else if (this.#transport) this.#write(this.#transport, out)
     this.#checkBuffers()
   }
 
@@ -286,10 +344,111 @@ export class Session {
     return out
   }
 
+  /**
+   * Stops reading from the client, at once, and returns the session's books as they stand: the
+   * first half of a handoff. What the client sends from now on is not processed here (it is
+   * not acknowledged either, so the client sends it again to the node that takes over). What
+   * is still sent to the client is numbered as before and goes to `tail`, not to the transport.
+   * The transport stays open for `handOff`'s CLOSE; `end` still works (the handoff failed).
+   */
+  freeze(tail: (text: string) => void): SessionBooks {
+    if (this.#state === 'closed' || this.#state === 'frozen')
+      throw new Error('parley: the session cannot freeze now')
+    this.#transport?.bind(null)
+    this.#state = 'frozen'
+    this.#tail = tail
+    clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
+    clearTimeout(this.#beat)
+    clearTimeout(this.#recoveryTimer)
+    return {
+      sid: this.sid,
+      id: this.id,
+      inSeq: this.#inSeq,
+      outSeq: this.#outSeq,
+      kept: this.#kept.map((out) => out.text),
+    }
+  }
+
+  /**
+   * The snapshot is stored: tells the client to resume elsewhere (CLOSE 'server handoff', with
+   * `retryAfter`) and closes the transport. The session stays frozen, feeding its tail, until
+   * another node takes it over (`moved`) or the drain ends.
+   */
+  handOff(retryAfter: number): void {
+    const transport = this.#transport
+    if (this.#state !== 'frozen' || !transport) return
+    this.#transport = null
+    transport.send(
+      outgoing<ClosePacket>({
+        type: PacketType.CLOSE,
+        reason: CloseReason.SERVER_HANDOFF,
+        message: defaultMessages[CloseReason.SERVER_HANDOFF],
+        retryAfter,
+      }),
+    )
+    transport.close('normal')
+    if (transport.lingering) this.#config.linger(this.sid, transport)
+  }
+
+  /**
+   * Another node took the session over: it ends here without a word to the client (who is
+   * with that node now); the owner hears 'server handoff'.
+   */
+  moved(): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    this.#tail = undefined
+    const transport = this.#transport
+    this.#transport = null
+    if (transport) transport.close('normal')
+    this.#kept = []
+    this.#keptBytes = 0
+    this.#config.metrics.disconnect(CloseReason.SERVER_HANDOFF)
+    this.#owner?.ended(CloseReason.SERVER_HANDOFF)
+  }
+
+  /**
+   * Restored: the old node's tail is in. Its packets (numbered after the snapshot, consecutive)
+   * are kept, then what was sent here meanwhile is numbered after them. Returns false, keeping
+   * nothing of it, when the tail does not follow the snapshot's numbers: it is then dropped
+   * rather than risk a gap or a duplicate, and the caller gives the session up.
+   */
+  release(tail: readonly string[]): boolean {
+    const held = this.#held
+    if (!held) return true
+    this.#held = undefined
+    for (const text of tail) {
+      const out = restored(text, this.#outSeq + 1)
+      if (!out) return false
+      this.#keep(this.#outSeq + 1, out)
+    }
+    for (const make of held) {
+      try {
+        this.#keep(this.#outSeq + 1, make(this.#outSeq + 1))
+      } catch (err) {
+        this.#config.warn('a send held for a restored session could not be encoded', err)
+      }
+    }
+    return true
+  }
+
+  /**
+   * Restored, but the client went away while it was: the session waits for a resume within the
+   * recovery window, as after a lost transport.
+   */
+  awaitResume(): void {
+    if (this.#state !== 'detached' || this.#transport) return
+    clearTimeout(this.#recoveryTimer)
+    this.#recoveryTimer = setTimeout(() => this.end(CloseReason.TRANSPORT_CLOSE), this.#config.recoveryWindow)
+  }
+
   /** Ends the session: CLOSE to the client (when possible), transport closed, owner told. */
   end(reason: CloseReason, options: EndOptions = {}): void {
     if (this.#state === 'closed') return
     this.#state = 'closed'
+    this.#tail = undefined
+    this.#held = undefined
     clearTimeout(this.#ackTimer)
     clearTimeout(this.#beat)
     clearTimeout(this.#recoveryTimer)

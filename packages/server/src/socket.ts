@@ -3,6 +3,7 @@ import {
   CloseReason,
   checkEventName,
   ErrorCode,
+  type JsonValue,
   type NumberedPacket,
   PacketType,
   ParleyError,
@@ -13,6 +14,7 @@ import {
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, BroadcastReply, LocalSocket, Room, SocketDescription } from './adapter/adapter.js'
+import type { SessionSnapshot } from './adapter/handoff.js'
 import { BroadcastOperator } from './broadcast.js'
 import { type Listener, Listeners } from './emitter.js'
 import {
@@ -24,6 +26,7 @@ import {
   isThenable,
   refusalOf,
 } from './incoming.js'
+import { jsonCopy } from './json-copy.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { IncomingMessage, Session, SessionOwner } from './session.js'
 import { preparedOutgoing } from './transports/transport.js'
@@ -119,6 +122,15 @@ export class ServerSocket<
   #ackTable: AckTable | undefined
   #pipeline: EventPipeline | undefined
   readonly #listeners = new Listeners()
+  /** Ack ids of the client's requests that reached a handler and have no answer yet. */
+  #openRequests: Set<number> | undefined
+  /**
+   * Handed over from another node: ack ids that node awaited. The client's replies to them
+   * are dropped here (their callbacks were rejected there), and this node does not reuse them.
+   */
+  #movedAcks: Set<number> | undefined
+  /** Frozen (handed off): where the session's numbered packets go, in order. */
+  #tailSink: ((text: string) => void) | undefined
 
   /** @internal Sockets are made by the server, one per session. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -338,14 +350,115 @@ export class ServerSocket<
     return this
   }
 
+  /**
+   * @internal The node drains: freezes the session (nothing more is read from the client) and
+   * describes it for the node that will take it over (see `handOff`).
+   */
+  freeze(): SessionSnapshot {
+    const books = this.#session.freeze((text) => this.#tailSink?.(text))
+    this.#tailSink = (text) => this.#context.adapter.appendHandOff?.(books.sid, text)
+    const waiting = (this.#pipeline?.takeWaiting() ?? []) as [string, JsonValue[], number][]
+    const pendingAcks = this.#ackTable?.ids() ?? []
+    const data = jsonCopy(this.data)
+    if (data === undefined) {
+      this.#context.log.warn(
+        { socket: this.id },
+        'parley: socket.data is not plain JSON; the node that takes the session over starts from {}',
+      )
+    }
+    return {
+      v: 1,
+      ...books,
+      rooms: [...this.rooms].filter((room) => room !== this.id),
+      data: data ?? null,
+      dataLost: data === undefined,
+      waiting,
+      openRequests: [...(this.#openRequests ?? [])],
+      pendingAcks,
+      created: this.handshake.issued,
+    }
+  }
+
+  /**
+   * @internal The snapshot is stored: callbacks awaiting the client's replies are rejected with
+   * PARLEY_SESSION_MOVED (the replies will reach the other node), and the client is told to
+   * resume elsewhere after `retryAfter` ms.
+   */
+  handOff(retryAfter: number): void {
+    this.#ackTable?.rejectAll(
+      new ParleyError(ErrorCode.SESSION_MOVED, 'the session moved to another node before the client replied'),
+    )
+    this.#session.handOff(retryAfter)
+  }
+
+  /**
+   * @internal Another node took the session over: answers each client request still open
+   * here with ERROR PARLEY_SESSION_MOVED, and returns those last packets (their wire text) for
+   * the tail instead of sending them. The socket then ends here ('server handoff').
+   */
+  claimed(): string[] {
+    const last: string[] = []
+    this.#tailSink = (text) => last.push(text)
+    for (const ackId of this.#openRequests ?? []) {
+      this.#session.sendNumbered((seq) => ({
+        type: PacketType.ERROR,
+        seq,
+        ackId,
+        code: ErrorCode.SESSION_MOVED,
+        message: 'the node handling this request shut down before it replied',
+      }))
+    }
+    this.#openRequests = undefined
+    this.#tailSink = undefined
+    this.#session.moved()
+    return last
+  }
+
+  /**
+   * @internal A socket taken over from another node: its data, and the replies owed to that
+   * node's emits (dropped here).
+   */
+  restore(snapshot: SessionSnapshot): void {
+    if (!snapshot.dataLost) this.data = snapshot.data as D
+    if (snapshot.pendingAcks.length > 0) this.#movedAcks = new Set(snapshot.pendingAcks)
+    this.recovered = true
+  }
+
+  /**
+   * @internal Runs the events the old node acknowledged but did not hand to a handler, and
+   * answers the client requests it left open when its tail is incomplete (`open`).
+   */
+  resumeWork(waiting: SessionSnapshot['waiting'], open: readonly number[]): void {
+    for (const ackId of open) {
+      this.#session.sendNumbered((seq) => ({
+        type: PacketType.ERROR,
+        seq,
+        ackId,
+        code: ErrorCode.SESSION_MOVED,
+        message: 'the node handling this request shut down before it replied',
+      }))
+    }
+    for (const [name, args, ackId] of waiting)
+      this.#onMessage({ type: PacketType.EVENT, seq: 0, name, args, ackId })
+  }
+
   /** Awaits a reply; with metrics, a timeout is counted on the way to `settle`. */
   #register(settle: Settle, timeout: number | undefined): number {
     const metrics = this.#context.metrics
-    if (timeout === undefined || metrics === noMetrics) return this.#acks.register(settle, timeout)
-    return this.#acks.register((error, reply) => {
-      if (error?.code === ErrorCode.ACK_TIMEOUT) metrics.ackTimeout()
-      settle(error, reply)
-    }, timeout)
+    const counted: Settle =
+      timeout === undefined || metrics === noMetrics
+        ? settle
+        : (error, reply) => {
+            if (error?.code === ErrorCode.ACK_TIMEOUT) metrics.ackTimeout()
+            settle(error, reply)
+          }
+    let id = this.#acks.register(counted, timeout)
+    // An id the previous node awaits a reply on would catch that reply: take the next one.
+    while (this.#movedAcks?.has(id)) {
+      this.#acks.forget(id)
+      id = this.#acks.register(counted, timeout)
+    }
+    return id
   }
 
   #emitWithAck(flags: EmitFlags, event: string, args: unknown[]): Promise<unknown> {
@@ -400,9 +513,11 @@ export class ServerSocket<
         else this.#receiveEvent(packet.name, packet.args, packet.ackId)
         return
       case PacketType.REPLY:
+        if (this.#movedAcks?.delete(packet.ackId)) return
         this.#ackTable?.settle(packet.ackId, null, packet.args)
         return
       case PacketType.ERROR:
+        if (packet.ackId > 0 && this.#movedAcks?.delete(packet.ackId)) return
         if (packet.ackId > 0)
           this.#ackTable?.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
         else this.#context.log.debug({ code: packet.code }, `parley: client error notice: ${packet.message}`)
@@ -449,9 +564,13 @@ export class ServerSocket<
       return
     }
     let answered = false
+    this.#openRequests ??= new Set()
+    const open = this.#openRequests
+    open.add(ackId)
     const answer = (make: (seq: number) => NumberedPacket) => {
       if (answered) return
       answered = true
+      open.delete(ackId)
       try {
         this.#session.sendNumbered(make)
       } catch (error) {

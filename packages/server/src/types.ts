@@ -34,7 +34,11 @@ export type AckReply<F extends (...args: never[]) => void> =
 export interface SocketReservedEvents {
   /** The session is ending; `socket.rooms` still holds its rooms (they are left right after). */
   disconnecting: (reason: CloseReason) => void
-  /** The session ended, with the reason; the socket is dead and has left every room. */
+  /**
+   * The session ended here, with the reason; the socket is dead and has left every room. With
+   * 'server handoff' the session did not end for the client: this node drained and another one
+   * took it over (where `app.parley` fires `restored` for it).
+   */
   disconnect: (reason: CloseReason) => void
   /**
    * The session's transport changed: a resume, an upgrade or a step down (`now` is the new one),

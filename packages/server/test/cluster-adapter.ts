@@ -14,22 +14,45 @@ import {
   type Room,
   type RoutedRequest,
   type RoutedResponse,
+  type SessionClaim,
   type SessionOwnerAnswer,
+  type SessionSnapshot,
   type SocketDescription,
 } from '@parley/server'
 
 /** A later turn of the event loop: what a message to another node costs at least. */
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
+/** A session a draining node handed off, as the shared store holds it. */
+interface StoredHandOff {
+  snapshot: SessionSnapshot
+  owner: string
+  tail: string[]
+  sealed: boolean
+  claimedBy?: string
+}
+
 export class Cluster {
   readonly nodes = new Map<string, ClusterAdapter>()
   /** Broadcasts shipped to another node, for tests that count them. */
   shipped = 0
+  /** The store of handed-off sessions (what Redis holds for `@parley/redis`), by sid. */
+  readonly handoffs = new Map<string, StoredHandOff>()
+  /** When false, `handOff` fails: the store is unreachable. */
+  storeUp = true
+
+  /**
+   * `handoff`: the adapter stores sessions for a drain with handoff (off by default, so that
+   * tests of other things close their nodes at once, as without it).
+   */
+  constructor(readonly options: { handoff?: boolean } = {}) {}
 
   /** The `adapter` option of the server that is node `name`. */
   adapter(name: string): AdapterFactory {
     return (sockets) => {
-      const adapter = new ClusterAdapter(this, name, sockets)
+      const adapter = this.options.handoff
+        ? new HandOffClusterAdapter(this, name, sockets)
+        : new ClusterAdapter(this, name, sockets)
       this.nodes.set(name, adapter)
       return adapter
     }
@@ -41,7 +64,7 @@ export class ClusterAdapter implements Adapter {
   readonly memory: MemoryAdapter
 
   constructor(
-    private readonly cluster: Cluster,
+    protected readonly cluster: Cluster,
     readonly node: string,
     readonly sockets: LocalSockets,
   ) {
@@ -120,6 +143,9 @@ export class ClusterAdapter implements Adapter {
   }
 
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
+    const handoff = this.cluster.handoffs.get(sid)
+    if (handoff && !handoff.claimedBy && handoff.owner !== this.node)
+      return { node: handoff.owner, handingOff: true }
     if (this.sockets.hasSession(sid)) return 'local'
     await hop()
     for (const other of this.#others()) if (other.sockets.hasSession(sid)) return { node: other.node }
@@ -168,6 +194,56 @@ export class ClusterAdapter implements Adapter {
         },
       } satisfies BroadcastMessage,
       options: structuredClone(options),
+    }
+  }
+}
+
+/** The same, with a shared store of handed-off sessions (what Redis holds for `@parley/redis`). */
+class HandOffClusterAdapter extends ClusterAdapter {
+  async handOff(snapshot: SessionSnapshot): Promise<boolean> {
+    await hop()
+    if (!this.cluster.storeUp) return false
+    this.cluster.handoffs.set(snapshot.sid, {
+      snapshot: structuredClone(snapshot),
+      owner: this.node,
+      tail: [],
+      sealed: false,
+    })
+    return true
+  }
+
+  appendHandOff(sid: string, text: string): void {
+    const handoff = this.cluster.handoffs.get(sid)
+    if (handoff && !handoff.sealed && handoff.owner === this.node) handoff.tail.push(text)
+  }
+
+  async sealHandOff(sid: string, last: string[]): Promise<void> {
+    const handoff = this.cluster.handoffs.get(sid)
+    if (!handoff || handoff.sealed || handoff.owner !== this.node) return
+    handoff.tail.push(...last)
+    handoff.sealed = true
+  }
+
+  async claimSession(sid: string): Promise<SessionClaim | null> {
+    await hop()
+    const handoff = this.cluster.handoffs.get(sid)
+    if (!this.cluster.storeUp || !handoff || handoff.claimedBy) return null
+    handoff.claimedBy = this.node
+    return {
+      snapshot: structuredClone(handoff.snapshot),
+      takeOver: async (join) => {
+        await hop()
+        // The cut point: the old node seals, this one joins, in the same turn; broadcasts in
+        // flight reach every node's rooms on a later turn, so each lands once.
+        const old = this.cluster.nodes.get(handoff.owner)
+        if (old && !handoff.sealed) {
+          handoff.tail.push(...old.sockets.claimed(sid))
+          handoff.sealed = true
+        }
+        join()
+        this.cluster.handoffs.delete(sid)
+        return { tail: [...handoff.tail], complete: handoff.sealed }
+      },
     }
   }
 }

@@ -1,5 +1,5 @@
 import parley, { type ParleyServerOptions } from '@parley/server'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 
 export interface Started {
   app: FastifyInstance
@@ -11,10 +11,11 @@ export interface Started {
 export async function startServer(
   options: ParleyServerOptions = {},
   setup?: (app: FastifyInstance) => void | Promise<void>,
+  fastify: FastifyServerOptions = {},
 ): Promise<Started> {
   // Tests drop client connections on purpose: close everything at app.close(), requests a test
   // abandoned mid-way included (the plugin itself only ends unused and idle connections).
-  const app = Fastify({ forceCloseConnections: true })
+  const app = Fastify({ forceCloseConnections: true, ...fastify })
   await app.register(parley, options)
   await setup?.(app)
   await app.listen({ port: 0, host: '127.0.0.1' })

@@ -180,7 +180,9 @@ export function timeoutError(what: string, ms: number): ParleyError {
 export function handshakeResult(packet: Packet): Welcome | ParleyError<string> {
   if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
   if (packet.type === PacketType.ERROR) {
-    return new ParleyError<string>(packet.code, packet.message, { details: { refused: true } })
+    // A node shutting down refuses the handshake, not this client: another node will take it.
+    const refused = packet.code !== ErrorCode.SERVER_SHUTTING_DOWN
+    return new ParleyError<string>(packet.code, packet.message, { details: { refused } })
   }
   return new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got packet type ${packet.type}`)
 }

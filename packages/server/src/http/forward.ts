@@ -56,19 +56,21 @@ export class Forwarder {
   /**
    * The node that holds session `sid`, when it is another one this node can hand `request` to
    * (over the network, or through the adapter for HTTP); undefined when the request is to be
-   * answered here. A request forwarded once is always answered here: never a loop.
+   * answered here. A request forwarded once is always answered here: never a loop. A resume
+   * (`resume`) of a session its node is handing off is answered here too: this node claims it.
    */
   async ownerOf(
     sid: string,
     request: FastifyRequest,
     medium: 'http' | 'websocket',
+    resume = false,
   ): Promise<Owner | undefined> {
     const adapter = this.#options.adapter
     if (this.#closed || !adapter.sessionOwner || request.headers[ROUTED_HEADER] !== undefined)
       return undefined
     try {
       const owner = await adapter.sessionOwner(sid)
-      if (typeof owner !== 'object') return undefined
+      if (typeof owner !== 'object' || (resume && owner.handingOff)) return undefined
       if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
       return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
     } catch (err) {

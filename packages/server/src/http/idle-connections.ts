@@ -17,6 +17,12 @@ import type { Socket } from 'node:net'
 export class IdleConnections {
   /** Open plain-HTTP connections, with the number of requests each is serving. */
   readonly #active = new Map<Socket, number>()
+  /**
+   * Upgrade requests that came while the node drained. Fastify answers them 503 itself (its
+   * `return503OnClosing`) on a socket it then leaves open; they end with the drain.
+   */
+  readonly #lateUpgrades = new Set<Socket>()
+  #draining = false
   #closing = false
 
   /** Does nothing for servers other than HTTP/1.1 ones (HTTP/2 sessions close differently). */
@@ -33,7 +39,18 @@ export class IdleConnections {
       socket.once('close', () => this.#active.delete(socket))
     })
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#serving(req.socket, res))
-    server.on('upgrade', (req: IncomingMessage) => this.#active.delete(req.socket))
+    server.on('upgrade', (req: IncomingMessage) => {
+      const socket = req.socket
+      this.#active.delete(socket)
+      if (!this.#draining) return
+      this.#lateUpgrades.add(socket)
+      socket.once('close', () => this.#lateUpgrades.delete(socket))
+    })
+  }
+
+  /** The node drains: upgrades from now on are refused, and their sockets ended at close. */
+  startDraining(): void {
+    this.#draining = true
   }
 
   #serving(socket: Socket, res: ServerResponse): void {
@@ -52,5 +69,6 @@ export class IdleConnections {
   startClosing(): void {
     this.#closing = true
     for (const [socket, count] of this.#active) if (count === 0) socket.destroy()
+    for (const socket of this.#lateUpgrades) socket.end()
   }
 }

@@ -102,7 +102,10 @@ export async function parleyRoutes(
         return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
       const origin = checkOrigin(request, options.allowedOrigins)
       if (!origin.allowed) return refuseOrigin(request, reply, origin)
-      if (server.closing)
+      // While the node drains, an upgrade goes through: its HELLO is then refused with ERROR
+      // PARLEY_SERVER_SHUTTING_DOWN, a code the client reads (and tries another node), where a
+      // refused upgrade tells a browser nothing.
+      if (server.closed)
         return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
       if (request.ws) {
         const offered = String(request.headers['sec-websocket-protocol'] ?? '')
@@ -178,7 +181,9 @@ export async function parleyRoutes(
       return handshakePost(kind, request, reply, cors)
     }
 
-    if (server.closing)
+    // A draining node still serves requests: its sessions' (the CLOSE 'server handoff' of one
+    // waits for its next GET), and those it forwards to other nodes.
+    if (server.closed)
       return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
     const session = server.sessionFor(sid)
     if (method === 'GET' && session?.transport?.name !== kind) {
@@ -258,7 +263,9 @@ export async function parleyRoutes(
     reply: FastifyReply,
     cors: HeaderBag,
   ): Promise<unknown> {
-    if (server.closing)
+    // While draining, a resume may still go to the node that holds its session; the handshake
+    // refuses the rest (503 PARLEY_SERVER_SHUTTING_DOWN).
+    if (server.closed)
       return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
     const body = await readRequestBody(request)
     if (!body.ok) {
@@ -274,7 +281,7 @@ export async function parleyRoutes(
     if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
       // A resume of a session that lives on another node: that node resumes it. When it cannot
       // be reached, the resume is ours: a session this node does not know (a new one).
-      const owner = await forwarder.ownerOf(hello.sid, request, 'http')
+      const owner = await forwarder.ownerOf(hello.sid, request, 'http', true)
       if (owner && (await forwarder.handOver(owner, request, reply, body.text)) !== 'unreachable')
         return reply
     }

@@ -97,7 +97,7 @@ export class WebSocketHandshakes {
     /** A resume of a session that another node holds goes there; anything else is ours. */
     async function handOverOrHandshake(hello: HelloPacket) {
       if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
-        const owner = await forwarder.ownerOf(hello.sid, request, 'websocket')
+        const owner = await forwarder.ownerOf(hello.sid, request, 'websocket', true)
         if (owner && transport.open) {
           const take = () => transport.release()
           const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)

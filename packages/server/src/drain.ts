@@ -1,0 +1,159 @@
+import { CloseReason, decodeText, PacketType } from '@parley/protocol'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Adapter } from './adapter/adapter.js'
+import type { ServerSocket } from './socket.js'
+
+/** The longest the drain waits for the store to seal the tails nobody claimed. */
+export const SEAL_WAIT_MS = 2000
+
+/** What a drain runs on. */
+export interface DrainContext {
+  adapter: Adapter
+  options: { timeout: number; batchSize: number; retrySpread: number }
+  /** How long a stored session may wait to be claimed: the recovery window, in ms. */
+  ttl: number
+  log: FastifyBaseLogger
+  /** The `retryAfter` of a CLOSE 'server shutdown', for sessions that could not be handed off. */
+  shutdownRetryAfter: number
+}
+
+// A socket of any event maps: the drain only freezes, hands off and ends.
+// biome-ignore lint/suspicious/noExplicitAny: the event maps do not matter here.
+type AnySocket = ServerSocket<any, any, any>
+
+/**
+ * A node's drain with handoff. In batches of `batchSize`, each live session is frozen (nothing
+ * more is read from its client), its snapshot stored through the adapter, and only then its
+ * client told to resume elsewhere (CLOSE 'server handoff', `retryAfter` spread over
+ * `retrySpread`); a session whose snapshot could not be stored in time ends as without handoff
+ * ('server shutdown'). Handed-off sessions stay here, feeding their tails, until another node
+ * claims them (`claimed`) or the timeout passes; the tails of those nobody claimed are sealed.
+ * Sessions the timeout leaves untouched are ended by the server's `close`, as before.
+ */
+export class Drain {
+  readonly #context: DrainContext
+  /** Handed off and not claimed yet, by sid. */
+  readonly #handedOff = new Map<string, AnySocket>()
+  #allClaimed: (() => void) | undefined
+  #done: Promise<void> = Promise.resolve()
+
+  constructor(context: DrainContext) {
+    this.#context = context
+  }
+
+  /** Resolves when the drain is over. */
+  get done(): Promise<void> {
+    return this.#done
+  }
+
+  /** Starts the drain of `sockets` (none: nothing to hand off). */
+  run(sockets: readonly AnySocket[]): Promise<void> {
+    this.#done = sockets.length === 0 ? Promise.resolve() : this.#run(sockets)
+    return this.#done
+  }
+
+  /**
+   * Another node claimed `sid`: the socket answers its open requests into the tail and ends
+   * here. Returns those last packets (for `LocalSockets.claimed`); empty for a sid this drain
+   * does not hold.
+   */
+  claimed(sid: string): string[] {
+    const socket = this.#handedOff.get(sid)
+    if (!socket) return []
+    this.#handedOff.delete(sid)
+    const last = socket.claimed()
+    if (this.#handedOff.size === 0) this.#allClaimed?.()
+    return last
+  }
+
+  async #run(sockets: readonly AnySocket[]): Promise<void> {
+    const { adapter, options, ttl, log } = this.#context
+    const deadline = performance.now() + options.timeout
+    let handedOff = 0
+    let failed = 0
+    for (let i = 0; i < sockets.length; i += options.batchSize) {
+      const left = deadline - performance.now()
+      if (left <= 0) break
+      const batch = sockets
+        .slice(i, i + options.batchSize)
+        .filter((socket) => socket.session.state === 'attached' || socket.session.state === 'detached')
+      const snapshots = batch.map((socket) => socket.freeze())
+      const stored = await Promise.all(
+        snapshots.map((snapshot) =>
+          within(
+            safely(() => adapter.handOff?.(snapshot, ttl)),
+            left,
+            false,
+          ),
+        ),
+      )
+      batch.forEach((socket, k) => {
+        // It may have ended meanwhile (a tail past maxBufferedBytes).
+        if (socket.session.state !== 'frozen') return
+        if (stored[k]) {
+          this.#handedOff.set(socket.session.sid, socket)
+          socket.handOff(Math.floor(Math.random() * (options.retrySpread + 1)))
+          handedOff++
+        } else {
+          failed++
+          socket.session.end(CloseReason.SERVER_SHUTDOWN, {
+            retryAfter: this.#context.shutdownRetryAfter,
+            kind: 'shutdown',
+          })
+        }
+      })
+    }
+    if (failed > 0) {
+      log.warn({ failed }, 'parley: drain: sessions could not be stored for handoff and ended')
+    }
+    if (this.#handedOff.size > 0) {
+      const claimed = new Promise<void>((resolve) => {
+        this.#allClaimed = resolve
+      })
+      await within(claimed, deadline - performance.now(), undefined)
+    }
+    const unclaimed = [...this.#handedOff]
+    this.#handedOff.clear()
+    if (unclaimed.length > 0) {
+      log.warn(
+        { unclaimed: unclaimed.length, handedOff },
+        'parley: drain: sessions were not claimed before the timeout; their tails are sealed',
+      )
+      const seals = unclaimed.map(([sid, socket]) =>
+        safely(() => adapter.sealHandOff?.(sid, socket.claimed())),
+      )
+      await within(Promise.all(seals), SEAL_WAIT_MS, undefined)
+    }
+  }
+}
+
+/**
+ * True when one of the tail's packets answers the client's request `ackId` (a REPLY, or an
+ * ERROR with that ack id).
+ */
+export function answeredIn(tail: readonly string[], ackId: number): boolean {
+  return tail.some((text) => {
+    const decoded = decodeText(text, { maxPayload: Number.MAX_SAFE_INTEGER })
+    if (!decoded.ok) return false
+    const packet = decoded.packet
+    return (packet.type === PacketType.REPLY || packet.type === PacketType.ERROR) && packet.ackId === ackId
+  })
+}
+
+/** `work()`'s promise, with a throw or a rejection turned into undefined. */
+async function safely<T>(work: () => T | Promise<T>): Promise<T | undefined> {
+  try {
+    return await work()
+  } catch {
+    return undefined
+  }
+}
+
+/** `promise`, or `fallback` after `ms` (at least 0). */
+function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<F>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), Math.max(0, ms))
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}

@@ -1,0 +1,36 @@
+import { isForbiddenKey, type JsonValue } from '@parley/protocol'
+
+/** Deeper than this, a value is not copied: `socket.data` is state, not a document. */
+const MAX_DEPTH = 64
+
+/**
+ * A deep copy of `value` when it is plain JSON (null, booleans, finite numbers, strings,
+ * arrays, plain objects, nothing else at any depth); undefined otherwise. Stricter than a
+ * `JSON.stringify` round trip, which silently turns a Date into a string and drops functions,
+ * `undefined` and Map contents: a value that would not come back the same is not copied.
+ */
+export function jsonCopy(value: unknown, depth = 0): JsonValue | undefined {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined
+  if (typeof value !== 'object' || depth >= MAX_DEPTH) return undefined
+  if (Array.isArray(value)) {
+    const copy: JsonValue[] = []
+    for (const item of value) {
+      const inner = jsonCopy(item, depth + 1)
+      if (inner === undefined) return undefined
+      copy.push(inner)
+    }
+    return copy
+  }
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return undefined
+  const copy: { [key: string]: JsonValue } = {}
+  for (const [key, item] of Object.entries(value)) {
+    // `__proto__` as an own key (JSON.parse makes those) would set the copy's prototype.
+    if (isForbiddenKey(key)) return undefined
+    const inner = jsonCopy(item, depth + 1)
+    if (inner === undefined) return undefined
+    copy[key] = inner
+  }
+  return copy
+}

@@ -1,0 +1,167 @@
+// Drain with handoff, on the Adapter contract: three Parley servers joined by the in-process
+// test adapter (cluster-adapter.ts, whose store stands in for Redis) behind a round-robin proxy.
+// A node closes while its clients send and receive numbered messages; they resume on the other
+// nodes with nothing lost or repeated. The same runs on Redis in packages/redis and test/cluster.
+import { connect, type Socket } from '@parley/client'
+import type { TransportName } from '@parley/protocol'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { Cluster } from './cluster-adapter.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+
+let nodes: Started[] = []
+let proxy: RoundRobinProxy | undefined
+const clients: Socket[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect()
+  // Their goodbyes reach the nodes before the nodes close (else each would be handed off).
+  await sleep(50)
+  await proxy?.close()
+  proxy = undefined
+  await Promise.all(nodes.map((n) => n.app.close()))
+  nodes = []
+})
+
+interface Node {
+  started: Started
+  connections: ServerSocket[]
+  restored: ServerSocket[]
+  /** What each socket id received, in order, on this node. */
+  received: Map<string, number[]>
+}
+
+/** Per-socket handlers: record numbered `up` messages, answer `ask` requests, join a room. */
+function setup(node: Node) {
+  return (socket: ServerSocket) => {
+    socket.on('up', (n: number) => {
+      const list = node.received.get(socket.id) ?? []
+      list.push(n)
+      node.received.set(socket.id, list)
+    })
+    socket.on('ask', (n: number, reply: (v: number) => void) => reply(n * 2))
+  }
+}
+
+async function threeNodes(
+  cluster = new Cluster({ handoff: true }),
+  options: ParleyServerOptions = { handoff: { timeout: 2000, retrySpread: 300 } },
+) {
+  const list: Node[] = []
+  for (const name of ['a', 'b', 'c']) {
+    const node: Node = {
+      started: undefined as unknown as Started,
+      connections: [],
+      restored: [],
+      received: new Map(),
+    }
+    node.started = await startServer(
+      { adapter: cluster.adapter(name), ...options },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          node.connections.push(socket)
+          socket.data = { name: `user-${node.connections.length}` }
+          void socket.join('everyone')
+          setup(node)(socket)
+        })
+        app.parley.on('restored', (socket) => {
+          node.restored.push(socket)
+          setup(node)(socket)
+        })
+      },
+      { return503OnClosing: false },
+    )
+    nodes.push(node.started)
+    list.push(node)
+  }
+  const ports = list.map((n) => Number(new URL(n.started.base).port))
+  proxy = await startRoundRobin(ports)
+  return { cluster, list, proxy, base: `${proxy.url}/parley` }
+}
+
+describe('drain with handoff', () => {
+  for (const transport of ['websocket', 'sse', 'polling'] as TransportName[]) {
+    it(`hands every session of a closing node to the others, nothing lost or repeated (${transport})`, async () => {
+      const { list, base } = await threeNodes()
+      const got: number[][] = []
+      const events: string[][] = []
+      for (let i = 0; i < 6; i++) {
+        const c = connect(base, { transports: [transport] })
+        clients.push(c)
+        const mine: number[] = []
+        const seen: string[] = []
+        got.push(mine)
+        events.push(seen)
+        c.on('down', (n: number) => mine.push(n))
+        c.on('disconnect', (reason: string) => seen.push(`disconnect ${reason}`))
+        c.on('connect', () => seen.push('connect'))
+        await until(() => c.connected, 3000, 'connect')
+      }
+      const victim = list.find((n) => n.connections.length > 0)!
+      const others = list.filter((n) => n !== victim)
+      const movedIds = new Set(victim.connections.map((s) => s.id))
+      // Steady traffic both ways while the victim drains.
+      let up = 0
+      let down = 0
+      const app = victim.started.app
+      const traffic = setInterval(() => {
+        up++
+        for (const c of clients) c.emit('up', up)
+        down++
+        for (const n of list) if (!n.started.app.parley.closing) n.started.app.parley.local.emit('down', down)
+      }, 5)
+      await sleep(100)
+      await app.close()
+      // The balancer's health check takes the stopped node out.
+      proxy!.avoid.add(list.indexOf(victim))
+      nodes = nodes.filter((n) => n !== victim.started)
+      await until(() => others.reduce((k, n) => k + n.restored.length, 0) === movedIds.size, 5000, 'restored')
+      await sleep(100)
+      clearInterval(traffic)
+      await until(() => clients.every((c) => c.connected), 3000, 'all connected')
+      // Everything each client sent arrived once, in order, across the nodes it lived on.
+      await sleep(400)
+      for (const [k, c] of clients.entries()) {
+        const id = c.id!
+        const seen = list.flatMap((n) => n.received.get(id) ?? [])
+        expect(seen, `client ${k}`).toEqual(Array.from({ length: up }, (_, i) => i + 1))
+        expect(events[k]).toEqual(['connect'])
+        expect(c.recovered || !movedIds.has(id)).toBe(true)
+      }
+      // Restored sockets kept their data and rooms.
+      for (const n of others) {
+        for (const s of n.restored) {
+          expect(movedIds.has(s.id)).toBe(true)
+          expect((s.data as { name: string }).name).toMatch(/^user-/)
+          expect(s.rooms.has('everyone')).toBe(true)
+        }
+      }
+      // Broadcasts reached every client once, in order (each node's local emit has its own
+      // counter value, so each client sees increasing numbers without repeats).
+      for (const mine of got) {
+        expect(mine.length).toBeGreaterThan(0)
+        expect(new Set(mine).size).toBe(mine.length)
+      }
+    })
+  }
+
+  it('ends sessions as before when the store is unreachable during the drain', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, base } = await threeNodes(cluster)
+    const c = connect(base, { transports: ['websocket'] })
+    clients.push(c)
+    const reasons: string[] = []
+    c.on('disconnect', (reason: string) => reasons.push(reason))
+    await until(() => c.connected)
+    const owner = list.find((n) => n.connections.length > 0)!
+    cluster.storeUp = false
+    await owner.started.app.close()
+    proxy!.avoid.add(list.indexOf(owner))
+    nodes = nodes.filter((n) => n !== owner.started)
+    await until(() => reasons.length > 0)
+    expect(reasons).toEqual(['server shutdown'])
+    await until(() => c.connected, 5000)
+    expect(c.recovered).toBe(false)
+  })
+})
