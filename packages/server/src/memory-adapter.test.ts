@@ -59,6 +59,7 @@ function setup(ids: string[] = ['a', 'b', 'c', 'd']) {
     hasSession: () => false,
     serve: () => Promise.reject(new Error('no routing in these tests')),
     url: () => undefined,
+    claimed: () => [],
   }
   const adapter = new MemoryAdapter(local)
   for (const id of ids) adapter.addAll(id, [id])
