@@ -28,6 +28,12 @@ export type {
 } from './incoming.js'
 export type { AllowedOrigins, ParleyServerOptions, ResolvedOptions } from './options.js'
 export { defaults, ParleyOptionError } from './options.js'
+export type {
+  EventsFromSchemas,
+  SchemaType,
+  TypedArgumentsSchema,
+  TypedSchema,
+} from './schema-events.js'
 export type { HandshakeRequest, Middleware, Refusal } from './server.js'
 export { ParleyServer } from './server.js'
 export type { SocketEmitter, TimeoutEmitter } from './socket.js'
