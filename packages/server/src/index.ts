@@ -1,7 +1,16 @@
 import { parleyPlugin } from './plugin.js'
 
 // What applications need of the wire, so that nobody depends on @parley/protocol directly.
-export type { JsonValue, Settle, TransportName, WireValue } from '@parley/protocol'
+export type {
+  EventsFromSchemas,
+  JsonValue,
+  SchemaType,
+  Settle,
+  TransportName,
+  TypedArgumentsSchema,
+  TypedSchema,
+  WireValue,
+} from '@parley/protocol'
 export { CloseReason, ErrorCode, ParleyError, WsCloseCode } from '@parley/protocol'
 export type {
   Adapter,
@@ -28,12 +37,6 @@ export type {
 } from './incoming.js'
 export type { AllowedOrigins, ParleyServerOptions, ResolvedOptions } from './options.js'
 export { defaults, ParleyOptionError } from './options.js'
-export type {
-  EventsFromSchemas,
-  SchemaType,
-  TypedArgumentsSchema,
-  TypedSchema,
-} from './schema-events.js'
 export type { HandshakeRequest, Middleware, Refusal } from './server.js'
 export { ParleyServer } from './server.js'
 export type { SocketEmitter, TimeoutEmitter } from './socket.js'

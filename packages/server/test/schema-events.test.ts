@@ -1,7 +1,12 @@
 // The schema-first path: one TypeBox declaration is both the schema the server checks and the
 // event map both ends compile against. The types are checked by `pnpm typecheck`
 // (tsconfig.test.json); the run-time half uses a real server and the real client.
-import { connect, type ParleyError, type Socket } from '@parley/client'
+import {
+  type EventsFromSchemas as ClientEventsFromSchemas,
+  connect,
+  type ParleyError,
+  type Socket,
+} from '@parley/client'
 import type { EventsFromSchemas, SchemaType, ServerSocket } from '@parley/server'
 import { type Static, Type } from '@sinclair/typebox'
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
@@ -40,6 +45,8 @@ describe('events declared by TypeBox schemas (types)', () => {
       tags: (...tags: string[]) => void
     }>()
     expectTypeOf<FromServer>().toEqualTypeOf<{ news: (text: string) => void }>()
+    // The client reads the same schemas the same way.
+    expectTypeOf<ClientEventsFromSchemas<typeof fromClient, typeof replies>>().toEqualTypeOf<FromClient>()
   })
 
   it('refuse a schema that is not of an arguments array, and a reply for no event', () => {

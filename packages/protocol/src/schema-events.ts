@@ -1,5 +1,6 @@
-// The schema-first path: one TypeBox declaration of a client event's arguments is both the JSON
-// Schema that `app.parley.schemas()` checks at run time and the event map the compiler checks.
+// The schema-first path: one TypeBox declaration of an event's arguments is both the JSON Schema
+// that the server's `app.parley.schemas()` checks at run time and the event map that both ends
+// compile against (re-exported by @parley/server and @parley/client).
 //
 // Types only: nothing here runs, and nothing here imports @sinclair/typebox. A TypeBox schema
 // carries its TypeScript type in a member that exists only for the compiler (`static`); reading
