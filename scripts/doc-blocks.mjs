@@ -93,8 +93,9 @@ writeFileSync(
         '@parley/server': ['packages/server/src/index.ts'],
         '@parley/client': ['packages/client/src/index.ts'],
         '@parley/redis': ['packages/redis/src/index.ts'],
-        // A dependency of one package only, which an example of its README imports.
+        // Dependencies of one package only, which examples of its README import.
         'prom-client': ['packages/server/node_modules/prom-client/index.d.ts'],
+        '@sinclair/typebox': ['packages/server/node_modules/@sinclair/typebox/build/esm/index.d.mts'],
       },
     },
     files,

@@ -15,7 +15,11 @@ export type Target =
   | 'socketio-websocket'
   | 'socketio-polling'
 
-export type ClientKind = Target | 'parley' | 'socketio'
+/**
+ * `parley` and `socketio` alone: the default clients. `parley-metrics`: the Parley client over
+ * WebSocket, to a server given a prom-client registry (`metrics` option).
+ */
+export type ClientKind = Target | 'parley' | 'socketio' | 'parley-metrics'
 
 export const serverKindOf = (target: ClientKind): 'parley' | 'socketio' | 'ws' =>
   target.startsWith('parley') ? 'parley' : target.startsWith('socketio') ? 'socketio' : 'ws'
@@ -92,7 +96,7 @@ function undiciOwnFetch(): OwnFetch {
 }
 
 function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSettings): BenchClient {
-  const only = kind.slice('parley-'.length) as TransportName
+  const only = (kind === 'parley-metrics' ? 'websocket' : kind.slice('parley-'.length)) as TransportName
   const http = fetch === 'undici' ? undiciOwnFetch() : httpFetch()
   const socket = connect(`${url}/parley`, {
     // `parley` alone: the default client (WebSocket first, then SSE, then polling).

@@ -1,7 +1,8 @@
 // What a run measures, and how much of it: the default run (under five minutes on two cores)
 // and `--quick` (tiny counts, one repetition, seconds: for the test that keeps the harness alive).
 // The multi-node scenarios (`cluster`, `cluster-http`) run three server processes over one
-// Redis behind nginx; `--only cluster` selects both.
+// Redis behind nginx; `--only cluster` selects both. `metrics` runs the echo workload on Parley
+// without the metrics option and with a prom-client registry: what counting costs.
 import type { ClientKind, Target } from './clients.ts'
 
 export type ScenarioName =
@@ -13,6 +14,7 @@ export type ScenarioName =
   | 'fallback'
   | 'cluster'
   | 'cluster-http'
+  | 'metrics'
 
 export const TARGETS: readonly Target[] = [
   'ws',
@@ -153,6 +155,31 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       reps: 1,
       serverFlags: [],
       params: q({ samples: 3 }, { samples: 1 }),
+    },
+    {
+      name: 'metrics',
+      title: q(
+        'Metrics: echo over WebSocket at a steady 10 000 messages/s (50 clients), without the metrics option and with a prom-client registry',
+        'Metrics: echo over WebSocket at a steady 500 messages/s (4 clients), without the metrics option and with a prom-client registry',
+      ),
+      // A server process of its own for each: a process that never counts keeps the no-op
+      // object alone at every call site, as an application without the option does.
+      targets: ['parley-websocket', 'parley-metrics'],
+      metrics: [
+        m('cpuUsPerMsg', 'server CPU µs/msg', 2, false),
+        m('msgsPerSec', 'msgs/s', 0, false),
+        m('echoedShare', 'echoed', 3, false),
+        m('rttP50Ms', 'RTT p50 ms', 2, false),
+        m('rttP99Ms', 'RTT p99 ms', 2, false),
+        m('loadCpuPct', 'load generator CPU %', 0, false),
+      ],
+      // What is reported is a difference of two noisy readings: at least five pairs of them.
+      reps: q(Math.max(reps, 5), reps),
+      serverFlags: [],
+      params: q(
+        { clients: 50, rate: 10_000, warmupMs: 1000, durationMs: 2000 },
+        { clients: 4, rate: 500, warmupMs: 100, durationMs: 300 },
+      ),
     },
     {
       name: 'cluster',

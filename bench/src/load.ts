@@ -178,6 +178,72 @@ async function roundTrips(a: ScenarioArgs, mode: 'echo' | 'acks'): Promise<Measu
   }
 }
 
+/**
+ * Echo at a steady `rate` (messages per second, all clients together, spread round-robin, on a
+ * schedule that does not drift) rather than as fast as possible: every server then gets the same
+ * arrivals, so that its CPU per message compares servers and not how busy the machine was (a
+ * saturated echo's CPU per message moves with how many messages each read batches).
+ */
+async function steadyEcho(a: ScenarioArgs): Promise<Measurement> {
+  const [n, rate, warmupMs, durationMs] = ['clients', 'rate', 'warmupMs', 'durationMs'].map((k) =>
+    num(a, k),
+  ) as [number, number, number, number]
+  const clients = await openClients(a, n, 25)
+  const TICK_MS = 5
+  const perTick = (rate * TICK_MS) / 1000
+  const rtts: number[] = []
+  let measuring = false
+  let sent = 0
+  let echoed = 0
+  let nextId = 1
+  for (const c of clients)
+    c.on('echo', (m) => {
+      if (!measuring || m.n !== 1) return
+      echoed++
+      rtts.push(now() - m.t)
+    })
+  /** Sends at `rate` for `ms`; messages sent while measuring carry n = 1. */
+  const pace = async (ms: number) => {
+    const start = now()
+    let due = 0
+    for (let tick = 1; now() - start < ms; tick++) {
+      for (; due < Math.round(tick * perTick); due++) {
+        const c = clients[nextId % n]!
+        c.emit('echo', { id: nextId++, t: now(), n: measuring ? 1 : 0, text: 'hello, round trip' })
+        if (measuring) sent++
+      }
+      const wait = start + tick * TICK_MS - now()
+      if (wait > 0) await sleep(wait)
+    }
+  }
+  try {
+    await pace(warmupMs)
+    const cpu0 = await server<number>('cpu')
+    const load0 = ownCpuUs()
+    const t0 = now()
+    measuring = true
+    await pace(durationMs)
+    // The last echoes of the window still count, and the CPU they cost with them.
+    await until(() => echoed >= sent, 3000)
+    const t1 = now()
+    const cpu1 = await server<number>('cpu')
+    measuring = false
+    return {
+      values: {
+        msgsPerSec: (echoed / (t1 - t0)) * 1000,
+        rttP50Ms: quantile(rtts, 0.5),
+        rttP99Ms: quantile(rtts, 0.99),
+        cpuUsPerMsg: (cpu1 - cpu0) / echoed,
+        echoedShare: sent > 0 ? echoed / sent : 0,
+        loadCpuPct: cpuPercent(ownCpuUs() - load0, t1 - t0),
+      },
+    }
+  } finally {
+    measuring = false
+    closeAll(clients)
+  }
+}
+
 /** `clients` clients in one room; the server broadcasts `rate` deliveries per second in all. */
 async function broadcast(a: ScenarioArgs): Promise<Measurement> {
   const [n, rate, durationMs] = [num(a, 'clients'), num(a, 'rate'), num(a, 'durationMs')]
@@ -451,6 +517,9 @@ function run(cmd: string, args: ScenarioArgs): Promise<Measurement> {
       return clusterBroadcast(args)
     case 'cluster-http':
       return clusterHttp(args)
+    case 'metrics':
+      // What differs is the server (`parley-metrics`: with a registry), not the load.
+      return steadyEcho(args)
   }
   return Promise.reject(new Error(`unknown scenario ${cmd}`))
 }

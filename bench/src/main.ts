@@ -3,7 +3,7 @@
 // to raw ws measured in the same repetition. Writes docs/benchmarks.md (default run) and, with
 // `--json <file>`, the whole report as JSON.
 //
-//   pnpm bench [--quick] [--reps N] [--only echo,acks,...] [--targets ws,parley-websocket,...]
+//   pnpm bench [--quick] [--reps N] [--only echo,acks,...,metrics] [--targets ws,parley-websocket,...]
 //              [--json file] [--out file] [--no-docs]
 //              [--fetch http|undici]  (the HTTP client under Parley's SSE and polling clients:
 //                                      node:http, the default, or Node's fetch)
@@ -11,7 +11,8 @@
 //                                  multi-node scenarios, into dir/<scenario>.<target>,
 //                                  load generators into dir/load/<scenario>.<target>)
 // `--only cluster` runs both multi-node scenarios (three nodes, Redis, nginx; skipped where
-// redis-server, nginx or a built @parley/redis is missing) and rewrites only their section.
+// redis-server, nginx or a built @parley/redis is missing) and rewrites only their section;
+// `--only metrics` (Parley without and with a prom-client registry) likewise.
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -25,11 +26,13 @@ import { type Balancer, nginxPath, procCpuUs, startBalancer } from './nginx.ts'
 import {
   checkGoals,
   clusterVersions,
+  isMetrics,
   machine,
   type Report,
   type Row,
   renderClusterMarkdown,
   renderMarkdown,
+  renderMetricsMarkdown,
   renderText,
   versions,
   writeDocs,
@@ -188,7 +191,11 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
   // The load generator is profiled for every target: a saturated one caps what it measures.
   const loadProfile = cli.cpuProf ? ['--cpu-prof', where(cli.cpuProf, 'load')] : []
   const started = await Promise.allSettled([
-    start('server.ts', [serverKindOf(kind)], ['--expose-gc', ...scenario.serverFlags, ...profile]),
+    start(
+      'server.ts',
+      [serverKindOf(kind), ...(kind === 'parley-metrics' ? ['--metrics'] : [])],
+      ['--expose-gc', ...scenario.serverFlags, ...profile],
+    ),
     start('load.ts', [], loadProfile),
   ])
   const [server, load] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined))
@@ -287,9 +294,10 @@ async function main() {
   const cli = parseArgs(process.argv.slice(2))
   const t0 = now()
   // --quick (run by `pnpm test`) leaves out the multi-node scenarios, which start five
-  // processes per row, unless `--only` names them.
+  // processes per row, and metrics (a second echo pass: seconds that test has not to spare),
+  // unless `--only` names them.
   const plan = scenarios(cli.quick, cli.reps).filter(
-    (s) => selected(cli, s.name) && !(cli.quick && !cli.only && nodesOf(s) > 1),
+    (s) => selected(cli, s.name) && !(cli.quick && !cli.only && (nodesOf(s) > 1 || isMetrics(s))),
   )
   const report: Report = {
     quick: cli.quick,
@@ -366,10 +374,11 @@ async function main() {
   if (cli.json) writeFileSync(cli.json, `${JSON.stringify(report, null, 2)}\n`)
   if (cli.out) {
     // Each section of the file is rewritten only by a run that measured it.
-    const single = plan.some((s) => nodesOf(s) === 1) || report.bundle !== undefined
+    const single = plan.some((s) => nodesOf(s) === 1 && !isMetrics(s)) || report.bundle !== undefined
     const cluster = plan.some((s) => nodesOf(s) > 1)
     if (single) writeDocs(cli.out, renderMarkdown(report))
     if (cluster) writeDocs(cli.out, renderClusterMarkdown(report), 'cluster')
+    if (plan.some(isMetrics)) writeDocs(cli.out, renderMetricsMarkdown(report), 'metrics')
     console.log(`wrote ${path.relative(process.cwd(), cli.out)}`)
   }
 }

@@ -234,6 +234,7 @@ const LABELS: Record<ClientKind, string> = {
   'socketio-websocket': 'socket.io, WebSocket',
   'socketio-polling': 'socket.io, polling',
   parley: 'Parley, default client',
+  'parley-metrics': 'Parley, WebSocket, with a prom-client registry',
   socketio: 'socket.io, default client (polling first)',
 }
 
@@ -270,16 +271,19 @@ function scenarioTable(s: ScenarioResult): string {
 
 /** Multi-node scenarios have a section of their own in the docs (`writeDocs(..., 'cluster')`). */
 const isCluster = (s: ScenarioResult) => s.params.nodes !== undefined
+/** So has the cost of metrics (`writeDocs(..., 'metrics')`): Parley against itself, no ws. */
+export const isMetrics = (s: { name: ScenarioName }) => s.name === 'metrics'
 
-/** The run, the machine and the versions; `ratios` when the tables have `× ws` columns. */
-function header(r: Report, ratios = true): string[] {
+/** The run, the machine and the versions; `noRatios` says why the tables have no `× ws`. */
+function header(r: Report, noRatios?: string): string[] {
+  const ratios = noRatios === undefined
   const out: string[] = []
   out.push(
     `Run of ${r.date.slice(0, 10)}, ${Math.round(r.seconds)} s${r.quick ? ' (quick mode: tiny counts, not a measurement)' : ''}. ` +
       'Each cell: the median over repetitions, with min–max in brackets' +
       (ratios
         ? '; `× ws` is the ratio to raw ws measured in the same repetition, then its median (min–max) over repetitions.'
-        : ' (no raw ws here: it has no adapter).'),
+        : ` (no raw ws here: ${noRatios}).`),
   )
   out.push(
     '**Machine**: ' +
@@ -327,7 +331,7 @@ export function renderMarkdown(r: Report): string {
       "socket.io's column is the comparable socket.io row (polling where Parley uses SSE, as socket.io has no SSE).",
     )
   }
-  for (const s of r.scenarios) if (!isCluster(s)) out.push(...scenarioSection(s))
+  for (const s of r.scenarios) if (!isCluster(s) && !isMetrics(s)) out.push(...scenarioSection(s))
   if (r.bundle) {
     out.push('### Client bundle')
     out.push(
@@ -346,7 +350,7 @@ export function renderMarkdown(r: Report): string {
 
 /** The generated part for the multi-node scenarios (a section of the docs of its own). */
 export function renderClusterMarkdown(r: Report): string {
-  const out = header(r, false)
+  const out = header(r, 'it has no adapter')
   if (r.clusterVersions)
     out.push(
       `**Around the nodes**: ${Object.entries(r.clusterVersions)
@@ -362,9 +366,49 @@ export function renderClusterMarkdown(r: Report): string {
   return out.join('\n\n')
 }
 
+/**
+ * What a prom-client registry costs the server per message, from the `metrics` scenario: per
+ * repetition, the CPU per message with the registry minus (and over) the CPU without it, both
+ * measured in that repetition; then median (min–max) over repetitions.
+ */
+export function metricsCost(r: Report): { usPerMsg: Spread; share: Spread } | undefined {
+  const s = r.scenarios.find(isMetrics)
+  const cpu = (kind: ClientKind) => s?.rows.find((x) => x.kind === kind)?.values.cpuUsPerMsg ?? []
+  const without = cpu('parley-websocket')
+  const withRegistry = cpu('parley-metrics')
+  if (without.length === 0 || withRegistry.length === 0) return undefined
+  const pairs = without.map((off, i) => [off, withRegistry[i] ?? Number.NaN] as const)
+  return {
+    usPerMsg: spread(pairs.map(([off, on]) => on - off)),
+    share: spread(pairs.map(([off, on]) => on / off - 1)),
+  }
+}
+
+/** The generated part for the cost of metrics (a section of the docs of its own). */
+export function renderMetricsMarkdown(r: Report): string {
+  const out = header(r, 'both rows are Parley, without and with a registry')
+  for (const s of r.scenarios) if (isMetrics(s)) out.push(...scenarioSection(s))
+  const cost = metricsCost(r)
+  if (cost) {
+    const single = cost.usPerMsg.min === cost.usPerMsg.max
+    const pct = (v: Spread) => ({ median: v.median * 100, min: v.min * 100, max: v.max * 100 })
+    out.push(
+      `**What the registry costs**: ${fmtSpread(cost.usPerMsg, 2, single)} µs of server CPU per ` +
+        `message, ${fmtSpread(pct(cost.share), 1, single)} % of the server CPU per message without ` +
+        'it (with minus without, in the same repetition; median and min–max over repetitions).',
+    )
+  }
+  return out.join('\n\n')
+}
+
 /** The same, shorter, for the terminal. */
 export function renderText(r: Report): string {
   const lines = [`${r.quick ? 'quick run' : 'run'}: ${Math.round(r.seconds)} s, Parley over ${r.fetch} fetch`]
+  const cost = metricsCost(r)
+  if (cost)
+    lines.push(
+      `metrics: a prom-client registry costs ${fmt(cost.usPerMsg.median, 2)} µs/msg of server CPU (${fmt(cost.share.median * 100, 1)} %)`,
+    )
   for (const g of r.goals)
     lines.push(
       `${g.met ? 'met   ' : 'MISSED'} ${g.goal} ${g.limit}: Parley ${fmt(g.parley, 2)}, socket.io ${fmt(g.socketio, 2)}`,

@@ -3,7 +3,8 @@
 // every client at a steady rate, reads its own CPU time, or collects garbage and reads its
 // memory. It listens on 127.0.0.1 only and tells the runner its port. With a Redis URL
 // (argv[3]) it is one node of several: Parley with @parley/redis, socket.io with
-// @socket.io/redis-adapter, each over clients of the `redis` package.
+// @socket.io/redis-adapter, each over clients of the `redis` package. With `--metrics`, Parley
+// counts into a prom-client registry (the `metrics` option).
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -81,10 +82,16 @@ async function parleyRedisAdapter(url: string): Promise<AdapterFactory> {
   return redisAdapter({ client: await redisClient(url) })
 }
 
-async function startParley(redisUrl?: string): Promise<BenchServer> {
+/** The `metrics` option with a fresh registry; prom-client is imported only then. */
+async function promMetrics() {
+  const { Registry } = await import('prom-client')
+  return { metrics: { registry: new Registry() } }
+}
+
+async function startParley(redisUrl?: string, metrics = false): Promise<BenchServer> {
   const app = Fastify()
   const adapter = redisUrl ? { adapter: await parleyRedisAdapter(redisUrl) } : {}
-  await app.register(parley, { path: '/parley', ...adapter })
+  await app.register(parley, { path: '/parley', ...adapter, ...(metrics ? await promMetrics() : {}) })
   const io = (app as unknown as { parley: LooseParley }).parley
   io.on('connection', (socket) => {
     if (typeof socket.join === 'function') socket.join('bench')
@@ -205,11 +212,11 @@ async function memory(): Promise<MemoryReading> {
 }
 
 async function main() {
-  const kind = process.argv[2] as ServerKind
-  const redisUrl = process.argv[3]
+  const [kind, ...rest] = process.argv.slice(2) as [ServerKind, ...string[]]
+  const redisUrl = rest.find((arg) => !arg.startsWith('--'))
   const server =
     kind === 'parley'
-      ? await startParley(redisUrl)
+      ? await startParley(redisUrl, rest.includes('--metrics'))
       : kind === 'socketio'
         ? await startSocketIo(redisUrl)
         : await startWs()

@@ -36,6 +36,12 @@ export {
   WireLimits,
   WS_SUBPROTOCOL,
 } from './packets.js'
+export type {
+  EventsFromSchemas,
+  SchemaType,
+  TypedArgumentsSchema,
+  TypedSchema,
+} from './schema-events.js'
 export type { ArrayPacketType, CheckedFields, Field, FieldCheck } from './shapes.js'
 export {
   ARGS,

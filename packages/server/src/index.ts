@@ -1,7 +1,16 @@
 import { parleyPlugin } from './plugin.js'
 
 // What applications need of the wire, so that nobody depends on @parley/protocol directly.
-export type { JsonValue, Settle, TransportName, WireValue } from '@parley/protocol'
+export type {
+  EventsFromSchemas,
+  JsonValue,
+  SchemaType,
+  Settle,
+  TransportName,
+  TypedArgumentsSchema,
+  TypedSchema,
+  WireValue,
+} from '@parley/protocol'
 export { CloseReason, ErrorCode, ParleyError, WsCloseCode } from '@parley/protocol'
 export type {
   Adapter,
