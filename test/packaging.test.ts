@@ -57,6 +57,15 @@ const socket = connect<FromServer, FromClient>('http://127.0.0.1:1', { autoConne
 socket.on('news', (text: string) => text.toUpperCase())
 socket.on('connect_error', (error: ParleyError<string>) => error.code)
 const ok: boolean = await socket.emitWithAck('chat', 'hi')
+// The plugin's and the adapter's wiring (@internal) is not in the published types.
+app.parley.on('connection', (s) => {
+  // @ts-expect-error: internal
+  void s.deliver
+  // @ts-expect-error: internal
+  void s.session
+})
+// @ts-expect-error: internal
+void app.parley.takeLingering
 export { ok }
 `
 

@@ -45,7 +45,7 @@ export class BroadcastOperator<E extends EventsMap> {
   readonly #except: ReadonlySet<Room>
   readonly #flags: Flags
 
-  /** @internal Made by the server and by sockets. */
+  /** Made by the server and by sockets (`app.parley.to(...)`, `socket.broadcast`). */
   constructor(
     adapter: Adapter,
     maxPayload: number,

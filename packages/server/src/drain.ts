@@ -76,7 +76,12 @@ export class Drain {
       if (left <= 0) break
       const batch = sockets
         .slice(i, i + options.batchSize)
-        .filter((socket) => socket.session.state === 'attached' || socket.session.state === 'detached')
+        // A session still being taken over here has no complete books to hand on: it ends at
+        // close, as without handoff.
+        .filter(
+          ({ session }) =>
+            (session.state === 'attached' || session.state === 'detached') && !session.restoring,
+        )
       const snapshots = batch.map((socket) => socket.freeze())
       const stored = await Promise.all(
         snapshots.map((snapshot) =>

@@ -99,7 +99,7 @@ export class ParleyServer<
   /** @internal What is counted for Prometheus; `noMetrics` without the `metrics` option. */
   readonly metrics: Metrics
 
-  /** @internal Made by the plugin. */
+  /** Made by the plugin (`app.parley`); applications do not construct it. */
   constructor(options: ResolvedOptions, log: FastifyBaseLogger, metrics: Metrics = noMetrics) {
     this.options = options
     this.metrics = metrics
@@ -107,6 +107,7 @@ export class ParleyServer<
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
+      // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
       get: (id) => this.#byId.get(id),
       hasSession: (sid) => this.#bySid.has(sid),
       serve: (request) => {

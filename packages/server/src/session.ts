@@ -207,6 +207,11 @@ export class Session {
     return this.#transport
   }
 
+  /** True while a restored session waits for the old node's tail (see `release`). */
+  get restoring(): boolean {
+    return this.#held !== undefined
+  }
+
   /** Outgoing bytes kept for replay (not yet acknowledged by the client). */
   get keptBytes(): number {
     return this.#keptBytes

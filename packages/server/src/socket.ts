@@ -13,7 +13,7 @@ import {
   type WireValue,
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Adapter, BroadcastReply, LocalSocket, Room, SocketDescription } from './adapter/adapter.js'
+import type { Adapter, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import { BroadcastOperator } from './broadcast.js'
 import { type Listener, Listeners } from './emitter.js'
@@ -100,8 +100,7 @@ export class ServerSocket<
   L extends EventsMap = DefaultEventsMap,
   E extends EventsMap = DefaultEventsMap,
   D = Record<string, unknown>,
-> implements LocalSocket
-{
+> {
   /**
    * A public id for this socket, safe to show to other clients; the client knows it too (it
    * comes in OPEN, as the client's `socket.id`). It is not the session id: that one is a bearer
@@ -132,7 +131,7 @@ export class ServerSocket<
   /** Frozen (handed off): where the session's numbered packets go, in order. */
   #tailSink: ((text: string) => void) | undefined
 
-  /** @internal Sockets are made by the server, one per session. */
+  /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
     this.#session = session
     this.id = session.id
