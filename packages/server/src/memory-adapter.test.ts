@@ -59,6 +59,7 @@ function setup(ids: string[] = ['a', 'b', 'c', 'd']) {
     hasSession: () => false,
     serve: () => Promise.reject(new Error('no routing in these tests')),
     url: () => undefined,
+    claimed: () => [],
   }
   const adapter = new MemoryAdapter(local)
   for (const id of ids) adapter.addAll(id, [id])
@@ -221,6 +222,17 @@ describe('MemoryAdapter: broadcast', () => {
     adapter.broadcast(message().msg, target({ rooms: ['red'] }))
     expect(reached()).toEqual(['b'])
     expect(gone.delivered).toEqual([])
+  })
+})
+
+describe('MemoryAdapter: broadcast to some of the matching sockets', () => {
+  it('leaves out the sockets that `only` refuses, rooms and except still applied', () => {
+    const { adapter, reached } = setup()
+    adapter.addAll('a', ['red'])
+    adapter.addAll('b', ['red'])
+    adapter.addAll('c', ['red', 'muted'])
+    adapter.broadcast(message().msg, target({ rooms: ['red'], except: ['muted'] }), (id) => id !== 'a')
+    expect(reached()).toEqual(['b'])
   })
 })
 
