@@ -75,7 +75,11 @@ interface Pending {
  *  query ────── PUBLISH <p>:request ────────────────────────────────▶ runs it locally
  *        ◀───────────────────────────────── PUBLISH <p>:response:<this node> ◀┘
  *  heartbeat ── <p>:node:<id> (TTL), <p>:nodes      sessionOpened ── <p>:session:<sha256(sid)>
+ *  handOff / claimSession ── <p>:handoff:<sha256(sid)> (+ :tail), claim marker on <p>:broadcast
  * ```
+ *
+ * Drain with handoff is described in handoff.ts (the store), cut.ts (the cut point) and
+ * takeover.ts (the claimer's side).
  */
 export class RedisAdapter implements Adapter {
   /** This node's id: random, new each time the adapter is made. */
