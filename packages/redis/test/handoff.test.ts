@@ -1,6 +1,7 @@
 // Drain with handoff over a real Redis: a node stores a session's snapshot, another claims it
 // (exactly one of several), takes it over at the cut point of the broadcast channel and reads
 // the tail back. The nodes are real adapters over fake sockets (see handoff-support.ts).
+import { createHash } from 'node:crypto'
 import type { HandOffTail, SessionClaim } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
@@ -172,6 +173,40 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // The old node sealed at the end of its drain: claimed() is not asked again.
     await sleep(50)
     expect(a!.sockets.claims).toEqual([])
+  })
+
+  it('costs k + 6 commands for a session with k packets in its tail, one more per losing claim', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const socket = await open(a!, 'sid-count', 's1')
+    a!.sockets.last = () => ['last']
+    const hash = createHash('sha256').update('sid-count').digest('base64url')
+    const handoffCommands = () =>
+      [a!, b!, c!].flatMap((node) =>
+        node.commands.filter((args) =>
+          args.some((arg) => arg.includes(hash) || arg.includes(`"k":"sealed"`)),
+        ),
+      )
+    const before = handoffCommands().length
+    expect(await handOff(a!, socket, 'sid-count')).toBe(true)
+    for (let i = 0; i < 5; i++) a!.adapter.appendHandOff('sid-count', `[5,${13 + i},"news",[${i}],0]`)
+    const [won, lost] = await Promise.all([
+      b!.adapter.claimSession('sid-count'),
+      c!.adapter.claimSession('sid-count'),
+    ])
+    const claim = won ?? lost
+    const claimer = won ? b! : c!
+    const result = await takeOver(claimer, claim!).done
+    expect(result.tail).toHaveLength(6)
+    expect(result.complete).toBe(true)
+    const sent = handoffCommands().slice(before)
+    // write, 5 appends, 2 claims, the marker, the seal, 'sealed', the read-back.
+    expect(sent).toHaveLength(5 + 6 + 1)
+    const publishes = sent.filter((args) => args[0] === 'PUBLISH')
+    expect(publishes.map((args) => JSON.parse(args[2]!).k).sort()).toEqual(['claim', 'sealed'])
+    // The sid itself never crosses: neither in a key nor on a channel.
+    expect(sent.some((args) => args.slice(0, 4).some((arg) => arg.includes('sid-count')))).toBe(false)
+    expect(publishes.some((args) => args[2]!.includes('sid-count'))).toBe(false)
   })
 
   it('takes over from a live old node: its last packets close the tail, complete', async () => {
