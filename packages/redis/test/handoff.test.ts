@@ -138,6 +138,23 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       url: 'http://127.0.0.1:1',
     })
 
+    // The socket stays a's, and gets each of a's broadcasts once, those emitted while the
+    // refused handoff was in flight included.
+    socket.handedOff = undefined
+    a!.adapter.addAll('s1', ['r'])
+    const emit = (n: number) => a!.adapter.broadcast(message('news', [n]), to(['r']))
+    emit(0)
+    const refused = a!.adapter.handOff(snapshotOf('sid-moved', 's1'), TTL)
+    emit(1)
+    emit(2)
+    expect(await refused).toBe(false)
+    emit(3)
+    await until(() => socket.got.length >= 4, 3000, 'deliveries')
+    emit(4)
+    await until(() => socket.got.length >= 5, 3000, 'deliveries')
+    await sleep(100)
+    expect(socket.got).toEqual([0, 1, 2, 3, 4])
+
     const orphan = a!.sockets.add('s2', 'sid-orphan')
     expect(await handOff(a!, orphan, 'sid-orphan')).toBe(false)
     expect(await c!.adapter.claimSession('sid-orphan')).toBeNull()
