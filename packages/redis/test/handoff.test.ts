@@ -2,7 +2,7 @@
 // (exactly one of several), takes it over at the cut point of the broadcast channel and reads
 // the tail back. The nodes are real adapters over fake sockets (see handoff-support.ts).
 import { createHash } from 'node:crypto'
-import type { HandOffTail, SessionClaim } from '@parley/server'
+import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { sleep, until } from '../../server/test/helpers.js'
@@ -124,6 +124,26 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.adapter.claimSession('sid-short')).toBeNull()
     // The owner record went with it: the session is gone.
     expect(await b!.adapter.sessionOwner('sid-short')).toBe('unknown')
+  })
+
+  it('refuses a snapshot of another version or shape (null, logged), and leaves nothing behind', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const cases: [string, unknown][] = [
+      ['sid-v2', { ...snapshotOf('sid-v2', 's1'), v: 2 }],
+      ['sid-shape', { ...snapshotOf('sid-shape', 's2'), kept: 'not a list' }],
+    ]
+    for (const [sid, snapshot] of cases) {
+      a!.sockets.add(`socket-${sid}`, sid)
+      await a!.adapter.sessionOpened(sid)
+      expect(await a!.adapter.handOff(snapshot as SessionSnapshot, TTL)).toBe(true)
+      expect(await b!.adapter.claimSession(sid)).toBeNull()
+      await until(() => b!.warnings.some((w) => w.includes('snapshot was refused')), 3000, 'the warning')
+      await sleep(50)
+      a!.sockets.sessions.delete(sid)
+      expect(await a!.adapter.sessionOwner(sid)).toBe('unknown')
+    }
+    expect(await a!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
   })
 
   it('refuses to hand off a session whose owner record names another node, or none', async () => {
