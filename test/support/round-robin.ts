@@ -47,6 +47,11 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
         answer.pipe(res)
+        // A backend that breaks off mid-answer (a stream it cut) breaks the client's too, as a
+        // real balancer does; `pipe` alone would leave the client waiting on a dead stream.
+        answer.on('close', () => {
+          if (!answer.complete) res.destroy()
+        })
       },
     )
     upstream.on('socket', track)

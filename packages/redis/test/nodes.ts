@@ -3,7 +3,7 @@
 // closes them (`closeAll`).
 import { connect, type Socket } from '@parley/client'
 import { type RedisAdapter, type RedisAdapterOptions, redisAdapter } from '@parley/redis'
-import type { ServerSocket } from '@parley/server'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { createClient, RESP_TYPES } from 'redis'
 import { type Started, startServer, until } from '../../server/test/helpers.js'
 
@@ -34,6 +34,11 @@ export class Nodes {
     options: Partial<RedisAdapterOptions> = {},
     /** Hand the adapter a view of the client that reads bulk strings as Buffers. */
     buffers = false,
+    /**
+     * The server's own options. No drain with handoff by default: these tests close nodes with
+     * clients still on them, which a drain would wait for (test/cluster tests the handoff).
+     */
+    server: ParleyServerOptions = { handoff: false },
   ): Promise<TestNode> {
     const redis = redisClient(url)
     const clientErrors: Error[] = []
@@ -44,6 +49,7 @@ export class Nodes {
     const sockets: ServerSocket[] = []
     const started = await startServer(
       {
+        ...server,
         adapter: redisAdapter({
           client,
           heartbeatInterval: HEARTBEAT,
