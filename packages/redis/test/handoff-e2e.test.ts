@@ -11,10 +11,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
+import type { RedisClientType } from './nodes.js'
 
 interface Node {
   started: Started
-  redis: ReturnType<typeof createClient>
+  redis: RedisClientType
   connections: number
   restored: ServerSocket[]
   /** Numbered `up` messages received, by socket id, on this node. */
