@@ -200,6 +200,18 @@ export class ClusterAdapter implements Adapter {
 
 /** The same, with a shared store of handed-off sessions (what Redis holds for `@parley/redis`). */
 class HandOffClusterAdapter extends ClusterAdapter {
+  /**
+   * With the owner's URL, as @parley/redis answers: a draining node's Fastify refuses
+   * `inject` (FST_ERR_REOPENED_CLOSE_SERVER), so `routeRequest` could not reach it while its
+   * sessions' requests (the GET that carries CLOSE 'server handoff') must still get there.
+   */
+  override async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
+    const answer = await super.sessionOwner(sid)
+    if (typeof answer !== 'object') return answer
+    const url = this.cluster.nodes.get(answer.node)?.sockets.url()
+    return url === undefined ? answer : { ...answer, url }
+  }
+
   async handOff(snapshot: SessionSnapshot): Promise<boolean> {
     await hop()
     if (!this.cluster.storeUp) return false
