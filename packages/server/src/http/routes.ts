@@ -220,7 +220,10 @@ export async function parleyRoutes(
       // instead fail its transport before it reads the CLOSE 'server handoff' its next GET gets.
       const body = await readRequestBody(request)
       if (!body.ok && body.reason === 'aborted') return reply
-      return reply.code(204).headers({ ...cors, 'Cache-Control': 'no-store' }).send()
+      return reply
+        .code(204)
+        .headers({ ...cors, 'Cache-Control': 'no-store' })
+        .send()
     }
     const transport = session.transport
     const http = transport?.name === kind ? transport.http : undefined
