@@ -277,7 +277,8 @@ class HandOffClusterAdapter extends ClusterAdapter {
           handoff.sealed = true
         }
         join()
-        this.cluster.handoffs.delete(sid)
+        // Only this handoff: the node that claimed it may be draining and handing it on.
+        if (this.cluster.handoffs.get(sid) === handoff) this.cluster.handoffs.delete(sid)
         return { tail: [...handoff.tail], complete: handoff.sealed }
       },
     }

@@ -7,7 +7,7 @@
 // src/json-copy.test.ts).
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
-import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import type { Adapter, ParleyServerOptions, ServerSocket } from '@parley/server'
 import type { FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
@@ -157,7 +157,13 @@ describe('drain with handoff: two drains at once', () => {
       await sleep(50)
       clearInterval(traffic)
       await until(() => all.every(({ c }) => c.connected), 3000, 'all connected')
-      await sleep(300)
+      // What the clients sent while they moved goes again to the third node.
+      await until(
+        () => all.every(({ c }) => received.get(c.id!)?.length === up),
+        5000,
+        'every message',
+      ).catch(() => {})
+      await sleep(100)
       // Every session ends on c, restored once, never a second `connection`.
       expect(total(list, (n) => n.connections)).toBe(6)
       expect(new Set(third.restored.map((s) => s.id)).size).toBe(4)
@@ -168,6 +174,40 @@ describe('drain with handoff: two drains at once', () => {
       }
     })
   }
+  it('hands on a session the node was still taking over when its own drain began', async () => {
+    const received: number[] = []
+    const { store, list, base } = await cluster((socket) => {
+      socket.on('up', (n: number) => received.push(n))
+    })
+    const [a, b, third] = list as [Node, Node, Node]
+    const { c, events } = client(base, 'polling')
+    await connectTo(c, 0)
+    // The resume goes to b, which starts draining as soon as it has won the claim.
+    proxy!.avoid.add(0).add(2)
+    const adapter: Adapter = store.nodes.get('b')!
+    const claim = adapter.claimSession!.bind(adapter)
+    let closingB: Promise<void> | undefined
+    adapter.claimSession = async (sid: string) => {
+      const won = await claim(sid)
+      if (won && !closingB) {
+        proxy!.avoid.delete(2)
+        closingB = close(b)
+      }
+      return won
+    }
+    let up = 0
+    const traffic = setInterval(() => c.emit('up', ++up), 5)
+    await sleep(30)
+    await close(a)
+    await until(() => closingB !== undefined, 3000, 'b claims')
+    await closingB
+    await until(() => third.restored.length === 1, 5000, 'restored on c')
+    clearInterval(traffic)
+    await until(() => received.length === up, 5000, 'every message').catch(() => {})
+    expect(received).toEqual(Array.from({ length: up }, (_, i) => i + 1))
+    expect(b.restored).toHaveLength(1)
+    expect(events).toEqual(['connect'])
+  })
 })
 
 describe('drain with handoff: a client that comes back to the draining node', () => {
@@ -253,9 +293,9 @@ describe('drain with handoff: acks and requests across it', () => {
       open = resolve
     })
     for (const name of ['b', 'c']) {
-      const adapter = store.nodes.get(name)!
+      const adapter: Adapter = store.nodes.get(name)!
       const claim = adapter.claimSession!.bind(adapter)
-      adapter.claimSession = async (sid) => {
+      adapter.claimSession = async (sid: string) => {
         await gate
         return claim(sid)
       }
@@ -310,7 +350,8 @@ describe('drain with handoff: socket.data and rooms', () => {
     const roomHits = new Map<string, number>()
     const { list, base } = await cluster((socket, _node, fresh) => {
       if (!fresh) return
-      socket.data = datas[k++ % datas.length]
+      // Whatever the application puts there; only plain JSON travels.
+      socket.data = datas[k++ % datas.length] as Record<string, unknown>
       void socket.join('room')
     })
     const users = datas.map(() => client(base, 'websocket'))
