@@ -46,9 +46,14 @@ export class Drain {
     return this.#done
   }
 
-  /** Starts the drain of `sockets` (none: nothing to hand off). */
-  run(sockets: readonly AnySocket[]): Promise<void> {
-    this.#done = sockets.length === 0 ? Promise.resolve() : this.#run(sockets)
+  /**
+   * Starts the drain of the sockets `sockets()` lists once `settled` has (sessions this node
+   * was still taking over from another node's drain: frozen half-way, before their rooms are
+   * joined and their tail is in, they would be handed on without them). The wait counts
+   * against the timeout.
+   */
+  run(sockets: () => readonly AnySocket[], settled: Promise<unknown> = Promise.resolve()): Promise<void> {
+    this.#done = this.#run(sockets, settled)
     return this.#done
   }
 
@@ -66,9 +71,12 @@ export class Drain {
     return last
   }
 
-  async #run(sockets: readonly AnySocket[]): Promise<void> {
+  async #run(list: () => readonly AnySocket[], settled: Promise<unknown>): Promise<void> {
     const { adapter, options, ttl, log } = this.#context
     const deadline = performance.now() + options.timeout
+    await within(settled, options.timeout, undefined)
+    const sockets = list()
+    if (sockets.length === 0) return
     let handedOff = 0
     let failed = 0
     for (let i = 0; i < sockets.length; i += options.batchSize) {

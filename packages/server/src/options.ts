@@ -199,7 +199,8 @@ function handoffOption(value: unknown): ResolvedOptions['handoff'] {
     throw new ParleyOptionError('handoff', 'must be false or { timeout, batchSize, retrySpread }')
   }
   const given = value as Record<string, unknown>
-  const extra = Object.keys(given).filter((k) => !(k in defaults.handoff))
+  // Own keys only: `constructor` or `toString` is not an option.
+  const extra = Object.keys(given).filter((k) => !Object.hasOwn(defaults.handoff, k))
   if (extra.length > 0) throw new ParleyOptionError('handoff', `has an unknown key "${extra[0]}"`)
   const field = (key: keyof typeof defaults.handoff, min: number) =>
     integer({ [`handoff.${key}`]: given[key] }, `handoff.${key}`, defaults.handoff[key], min, MAX_DELAY)
@@ -300,7 +301,9 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     )
   }
 
-  const handoff = recoveryWindow === 0 ? false : handoffOption(options.handoff)
+  // Checked even when recovery is off (which rules the handoff out): a typo fails everywhere.
+  const checkedHandoff = handoffOption(options.handoff)
+  const handoff = recoveryWindow === 0 ? false : checkedHandoff
 
   const perMessageDeflate = compression(options, 'perMessageDeflate', false)
   const pollingCompression = compression(options, 'pollingCompression', true)

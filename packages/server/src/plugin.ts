@@ -20,15 +20,6 @@ declare module 'fastify' {
 async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Promise<void> {
   // Validate before touching the instance: a bad option leaves nothing half-registered.
   const options = resolveOptions(rawOptions)
-  // Fastify gives a close hook at most `pluginTimeout` ms; a drain cut short by it would end
-  // sessions half-way through their handoff.
-  const hookLimit = app.initialConfig.pluginTimeout ?? 0
-  if (options.handoff && hookLimit > 0 && options.handoff.timeout + SEAL_WAIT_MS >= hookLimit) {
-    throw new ParleyOptionError(
-      'handoff',
-      `timeout ${options.handoff.timeout} ms plus ${SEAL_WAIT_MS} ms must stay below Fastify's pluginTimeout (${hookLimit} ms): raise pluginTimeout or lower handoff.timeout`,
-    )
-  }
   let metrics: Metrics = noMetrics
   if (options.metricsRegistry) {
     // Read at scrape time, by which point `server` is set.
@@ -38,6 +29,18 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     })
   }
   const server: ParleyServer = new ParleyServer(options, app.log, metrics)
+  // Fastify gives a close hook at most `pluginTimeout` ms; a drain cut short by it would end
+  // sessions half-way through their handoff. Only an adapter that stores sessions drains: the
+  // default one, on a single node, closes at once whatever pluginTimeout is.
+  const hookLimit = app.initialConfig.pluginTimeout ?? 0
+  const drains = !!options.handoff && !!server.adapter.handOff && !!server.adapter.claimSession
+  if (options.handoff && drains && hookLimit > 0 && options.handoff.timeout + SEAL_WAIT_MS >= hookLimit) {
+    await server.adapter.close?.()
+    throw new ParleyOptionError(
+      'handoff',
+      `timeout ${options.handoff.timeout} ms plus ${SEAL_WAIT_MS} ms must stay below Fastify's pluginTimeout (${hookLimit} ms): raise pluginTimeout or lower handoff.timeout`,
+    )
+  }
   app.decorate('parley', server)
 
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE

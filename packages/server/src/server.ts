@@ -86,6 +86,8 @@ export class ParleyServer<
   #closing = false
   /** True once `close` has run: nothing is kept for later requests. */
   #closed = false
+  /** Takeovers of sessions another node handed off, under way (see `drain`). */
+  readonly #takingOver = new Set<Promise<Refusal | null>>()
   /** The drain under way (see `drain`), once `close` has begun. */
   #drain: Drain | undefined
   /** This node's origin for forwarded requests, once it listens. */
@@ -370,8 +372,11 @@ export class ParleyServer<
       log: this.#log,
       shutdownRetryAfter: SHUTDOWN_RETRY_AFTER,
     })
-    const sockets = canHandOff ? [...this.#bySid.values()] : []
-    return this.#drain.run(sockets)
+    // A session this node is still taking over joins the drain once it is live here.
+    return this.#drain.run(
+      () => (canHandOff ? [...this.#bySid.values()] : []),
+      canHandOff ? Promise.allSettled([...this.#takingOver]) : undefined,
+    )
   }
 
   /**
@@ -440,7 +445,12 @@ export class ParleyServer<
     if (hello.sid !== undefined && !existing) {
       if (!this.#ended.get(hello.sid)) {
         const claim = await this.#claim(hello.sid)
-        if (claim) return this.#takeOver(claim, transport, hello, handshake)
+        if (claim) {
+          const takeOver = this.#takeOver(claim, transport, hello, handshake)
+          this.#takingOver.add(takeOver)
+          void takeOver.finally(() => this.#takingOver.delete(takeOver)).catch(() => {})
+          return takeOver
+        }
         if (this.#closing) return shuttingDown()
         if (!transport.open) return null
       }

@@ -766,3 +766,97 @@ describe('Session: buffers', () => {
     expect(session.sendVolatile(event(0))).toBe(false)
   })
 })
+
+describe('Session: freeze, hand off, restore', () => {
+  /** A session with three events sent, the first acknowledged, frozen into `tail`. */
+  function frozen() {
+    const { session, owner, config } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'in'))
+    sendEvents(session, 3)
+    transport.receive({ type: PacketType.ACK, ack: 1 })
+    const tail: string[] = []
+    const books = session.freeze((text) => tail.push(text))
+    return { session, owner, config, transport, tail, books }
+  }
+
+  it('stops reading at the freeze and describes the books as they stand', () => {
+    const { session, owner, transport, books } = frozen()
+    expect(session.state).toBe('frozen')
+    expect(books).toMatchObject({ sid: session.sid, id: session.id, inSeq: 1, outSeq: 3 })
+    expect(books.kept.map((text) => JSON.parse(text)[1])).toEqual([2, 3])
+    transport.receive(event(2, 'late'))
+    expect(owner.messages.map((m) => (m.type === PacketType.EVENT ? m.name : m.type))).toEqual(['in'])
+    expect(() => session.freeze(() => {})).toThrow()
+  })
+
+  it('numbers what is sent after the freeze into the tail, in order, not to the transport', () => {
+    const { session, transport, tail } = frozen()
+    const before = transport.sent.length
+    sendEvents(session, 2)
+    expect(transport.sent.length).toBe(before)
+    expect(tail.map((text) => JSON.parse(text)[1])).toEqual([4, 5])
+  })
+
+  it('tells the client to resume elsewhere with retryAfter, and refuses to attach again', () => {
+    const { session, transport } = frozen()
+    session.handOff(120)
+    expect(transport.last()).toMatchObject({
+      type: PacketType.CLOSE,
+      reason: 'server handoff',
+      retryAfter: 120,
+    })
+    expect(transport.open).toBe(false)
+    expect(session.state).toBe('frozen')
+    expect(() => session.attach(new FakeTransport(), 0, true)).toThrow(/handed off/)
+  })
+
+  it('ends without a word to the client when another node took it over', () => {
+    const { session, owner, transport } = frozen()
+    session.handOff(0)
+    const sent = transport.sent.length
+    session.moved()
+    expect(session.state).toBe('closed')
+    expect(owner.ends).toEqual(['server handoff'])
+    expect(transport.sent.length).toBe(sent)
+  })
+
+  it('restores on another node: the kept packets, then the tail, then what was sent meanwhile', () => {
+    const { session, books, tail } = frozen()
+    sendEvents(session, 2)
+    const { config } = setup()
+    const restored = new Session(config, books)
+    restored.setOwner(new FakeOwner())
+    // Sent on the new node before the tail is in: held, numbered after it.
+    restored.sendNumbered((seq) => event(seq, 'new'))
+    expect(restored.release(tail)).toBe(true)
+    const transport = new FakeTransport()
+    restored.attach(transport, 1, true)
+    expect(openOf(transport).recovered).toBe(true)
+    const events = transport.sent.flatMap((p) => (p.type === PacketType.EVENT ? [[p.seq, p.name]] : []))
+    expect(events).toEqual([
+      [2, 'm2'],
+      [3, 'm3'],
+      [4, 'm4'],
+      [5, 'm5'],
+      [6, 'new'],
+    ])
+  })
+
+  it('refuses a tail that does not follow the snapshot, keeping none of it', () => {
+    const { session, books, tail } = frozen()
+    sendEvents(session, 2)
+    const { config } = setup()
+    const restored = new Session(config, books)
+    expect(restored.release([tail[1]!, tail[0]!])).toBe(false)
+    const gap = new Session(config, books)
+    expect(gap.release([tail[1]!])).toBe(false)
+  })
+
+  it('refuses a snapshot whose kept packets are out of order', () => {
+    const { books } = frozen()
+    const { config } = setup()
+    expect(() => new Session(config, { ...books, kept: [...books.kept].reverse() })).toThrow(ParleyError)
+  })
+})

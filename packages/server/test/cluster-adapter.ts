@@ -29,6 +29,8 @@ interface StoredHandOff {
   owner: string
   tail: string[]
   sealed: boolean
+  /** Until `handOff` resolves, nobody can claim it. */
+  stored: boolean
   claimedBy?: string
 }
 
@@ -88,6 +90,20 @@ export class ClusterAdapter implements Adapter {
   }
 
   broadcast(message: BroadcastMessage, options: BroadcastOptions): void {
+    if (this.cluster.options.handoff && !options.local) {
+      // Every node, this one included, in one later turn: a handoff's cut point (a turn of its
+      // own, see claimSession) then falls before all of them or after all of them. Delivered
+      // here at once and elsewhere a hop later, a broadcast of the old or the new node could
+      // reach the socket on both (twice) or on neither (lost).
+      const shipped = [
+        [this, { message, options }] as const,
+        ...this.#others().map((node) => [node, this.#ship(message, options)] as const),
+      ]
+      void hop().then(() => {
+        for (const [node, copy] of shipped) node.memory.broadcast(copy.message, copy.options)
+      })
+      return
+    }
     this.memory.broadcast(message, options)
     if (options.local) return
     for (const other of this.#others()) {
@@ -144,7 +160,7 @@ export class ClusterAdapter implements Adapter {
 
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     const handoff = this.cluster.handoffs.get(sid)
-    if (handoff && !handoff.claimedBy && handoff.owner !== this.node)
+    if (handoff?.stored && !handoff.claimedBy && handoff.owner !== this.node)
       return { node: handoff.owner, handingOff: true }
     if (this.sockets.hasSession(sid)) return 'local'
     await hop()
@@ -200,15 +216,35 @@ export class ClusterAdapter implements Adapter {
 
 /** The same, with a shared store of handed-off sessions (what Redis holds for `@parley/redis`). */
 class HandOffClusterAdapter extends ClusterAdapter {
+  /**
+   * With the owner's URL, as @parley/redis answers: a draining node's Fastify refuses
+   * `inject` (FST_ERR_REOPENED_CLOSE_SERVER), so `routeRequest` could not reach it while its
+   * sessions' requests (the GET that carries CLOSE 'server handoff') must still get there.
+   */
+  override async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
+    const answer = await super.sessionOwner(sid)
+    if (typeof answer !== 'object') return answer
+    const url = this.cluster.nodes.get(answer.node)?.sockets.url()
+    return url === undefined ? answer : { ...answer, url }
+  }
+
   async handOff(snapshot: SessionSnapshot): Promise<boolean> {
-    await hop()
-    if (!this.cluster.storeUp) return false
-    this.cluster.handoffs.set(snapshot.sid, {
+    if (!this.cluster.storeUp) {
+      await hop()
+      return false
+    }
+    // Written at once, as a store that keeps one connection's writes in order: the packets the
+    // server appends before this resolves (broadcasts to the frozen session) follow it.
+    const stored: StoredHandOff = {
       snapshot: structuredClone(snapshot),
       owner: this.node,
       tail: [],
       sealed: false,
-    })
+      stored: false,
+    }
+    this.cluster.handoffs.set(snapshot.sid, stored)
+    await hop()
+    stored.stored = true
     return true
   }
 
@@ -227,7 +263,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
   async claimSession(sid: string): Promise<SessionClaim | null> {
     await hop()
     const handoff = this.cluster.handoffs.get(sid)
-    if (!this.cluster.storeUp || !handoff || handoff.claimedBy) return null
+    if (!this.cluster.storeUp || !handoff?.stored || handoff.claimedBy) return null
     handoff.claimedBy = this.node
     return {
       snapshot: structuredClone(handoff.snapshot),
@@ -241,7 +277,8 @@ class HandOffClusterAdapter extends ClusterAdapter {
           handoff.sealed = true
         }
         join()
-        this.cluster.handoffs.delete(sid)
+        // Only this handoff: the node that claimed it may be draining and handing it on.
+        if (this.cluster.handoffs.get(sid) === handoff) this.cluster.handoffs.delete(sid)
         return { tail: [...handoff.tail], complete: handoff.sealed }
       },
     }

@@ -214,6 +214,17 @@ export async function parleyRoutes(
       if ((await forwarder.handOver(owner, request, reply, text)) !== 'unreachable') return reply
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
     }
+    if (method === 'POST' && session.state === 'frozen') {
+      // Handed off (or about to be): nothing more is read here, and nothing of it was
+      // acknowledged, so the client sends it again to the node that takes over. A refusal would
+      // instead fail its transport before it reads the CLOSE 'server handoff' its next GET gets.
+      const body = await readRequestBody(request)
+      if (!body.ok && body.reason === 'aborted') return reply
+      return reply
+        .code(204)
+        .headers({ ...cors, 'Cache-Control': 'no-store' })
+        .send()
+    }
     const transport = session.transport
     const http = transport?.name === kind ? transport.http : undefined
     if (!http) {

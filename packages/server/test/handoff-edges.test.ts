@@ -1,0 +1,415 @@
+// Drain with handoff at its edges, on the Adapter contract: real servers joined by the
+// in-process test adapter (its store stands in for Redis) behind a round-robin proxy, and the
+// real client. Two drains at once, a client that comes back to the draining node, acks and
+// requests that straddle the handoff, events held by middleware, socket.data that is not JSON,
+// rooms and broadcasts during the drain. The option checks and the unit tests are elsewhere
+// (options in handoff-options.test.ts; Session in src/session.test.ts; jsonCopy in
+// src/json-copy.test.ts).
+import { connect, type Socket } from '@parley/client'
+import type { TransportName } from '@parley/protocol'
+import type { Adapter, ParleyServerOptions, ServerSocket } from '@parley/server'
+import type { FastifyServerOptions } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { Cluster } from './cluster-adapter.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+
+let nodes: Started[] = []
+let proxy: RoundRobinProxy | undefined
+const clients: Socket[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect()
+  // Their goodbyes reach the nodes before the nodes close (else each would be handed off).
+  await sleep(50)
+  await proxy?.close()
+  proxy = undefined
+  await Promise.all(nodes.map((n) => n.app.close()))
+  nodes = []
+})
+
+const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
+/** Short, so that a test that leaves sessions unclaimed still closes fast. */
+const HANDOFF: ParleyServerOptions = { handoff: { timeout: 2000, retrySpread: 300 } }
+
+interface Node {
+  name: string
+  index: number
+  started: Started
+  connections: ServerSocket[]
+  restored: ServerSocket[]
+  /** Warnings the node logged (their messages). */
+  warnings: string[]
+}
+
+/**
+ * `setup` runs for every socket, on `connection` and on `restored` alike (`fresh` tells which),
+ * as an application registers its handlers.
+ */
+type Setup = (socket: ServerSocket, node: Node, fresh: boolean) => void
+
+async function cluster(
+  setup: Setup,
+  {
+    count = 3,
+    options = HANDOFF,
+    store = new Cluster({ handoff: true }),
+  }: { count?: number; options?: ParleyServerOptions; store?: Cluster } = {},
+) {
+  const list: Node[] = []
+  for (let index = 0; index < count; index++) {
+    const name = 'abcdef'[index]!
+    const node: Node = {
+      name,
+      index,
+      started: undefined as unknown as Started,
+      connections: [],
+      restored: [],
+      warnings: [],
+    }
+    const logger: FastifyServerOptions['logger'] = {
+      level: 'warn',
+      stream: {
+        write(line: string) {
+          node.warnings.push(String((JSON.parse(line) as { msg?: unknown }).msg))
+        },
+      },
+    }
+    node.started = await startServer(
+      { adapter: store.adapter(name), ...options },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          node.connections.push(socket)
+          setup(socket, node, true)
+        })
+        app.parley.on('restored', (socket) => {
+          node.restored.push(socket)
+          setup(socket, node, false)
+        })
+      },
+      // A draining node must keep answering its sessions' requests (see handoff.test.ts).
+      { return503OnClosing: false, logger },
+    )
+    nodes.push(node.started)
+    list.push(node)
+  }
+  const ports = list.map((n) => Number(new URL(n.started.base).port))
+  proxy = await startRoundRobin(ports)
+  return { store, list, proxy, base: `${proxy.url}/parley` }
+}
+
+/** A client whose `connect` and `disconnect` events are recorded. */
+function client(base: string, transport: TransportName) {
+  const c = connect(base, { transports: [transport], autoConnect: false })
+  clients.push(c)
+  const events: string[] = []
+  c.on('connect', () => events.push('connect'))
+  c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
+  return { c, events }
+}
+
+/** Connects `c` to node `index` (the proxy skips the others meanwhile). */
+async function connectTo(c: Socket, index: number, count = 3) {
+  proxy!.avoid.clear()
+  for (let k = 0; k < count; k++) if (k !== index) proxy!.avoid.add(k)
+  c.connect()
+  await until(() => c.connected, 3000, 'connect')
+  proxy!.avoid.clear()
+}
+
+/**
+ * Closes `node`. The balancer's health check takes it out as it starts draining, as an
+ * orchestrator takes a terminating node out of service: the round-robin proxy, unlike nginx,
+ * does not try the next node when one refuses the connection, and the requests the node still
+ * forwards for other nodes' clients are cut when it closes (those clients resume at once, which
+ * must not land on a closed port). The requests already on their way still reach it.
+ */
+async function close(node: Node) {
+  proxy!.avoid.add(node.index)
+  await node.started.app.close()
+  nodes = nodes.filter((n) => n !== node.started)
+}
+
+const total = (list: Node[], pick: (n: Node) => unknown[]) => list.reduce((k, n) => k + pick(n).length, 0)
+
+describe('drain with handoff: two drains at once', () => {
+  for (const transport of TRANSPORTS) {
+    it(`moves every session of two closing nodes to the third, each claimed once (${transport})`, async () => {
+      const received = new Map<string, number[]>()
+      const { list, base } = await cluster((socket) => {
+        socket.on('up', (n: number) => {
+          const seen = received.get(socket.id) ?? []
+          seen.push(n)
+          received.set(socket.id, seen)
+        })
+      })
+      const all = [0, 1, 2, 0, 1, 2].map((index) => ({ index, ...client(base, transport) }))
+      for (const { c, index } of all) await connectTo(c, index)
+      let up = 0
+      const traffic = setInterval(() => {
+        up++
+        for (const { c } of all) c.emit('up', up)
+      }, 5)
+      await sleep(50)
+      const [a, b, third] = list as [Node, Node, Node]
+      await Promise.all([close(a), close(b)])
+      await until(() => third.restored.length === 4, 8000, 'four sessions restored on c')
+      await sleep(50)
+      clearInterval(traffic)
+      await until(() => all.every(({ c }) => c.connected), 3000, 'all connected')
+      // What the clients sent while they moved goes again to the third node.
+      await until(
+        () => all.every(({ c }) => received.get(c.id!)?.length === up),
+        5000,
+        'every message',
+      ).catch(() => {})
+      await sleep(100)
+      // Every session ends on c, restored once, never a second `connection`.
+      expect(total(list, (n) => n.connections)).toBe(6)
+      expect(new Set(third.restored.map((s) => s.id)).size).toBe(4)
+      expect([...third.started.app.parley.sockets.keys()].sort()).toEqual(all.map(({ c }) => c.id!).sort())
+      for (const [k, { c: socket, events }] of all.entries()) {
+        expect(events, `client ${k}`).toEqual(['connect'])
+        expect(received.get(socket.id!), `client ${k}`).toEqual(Array.from({ length: up }, (_, i) => i + 1))
+      }
+    })
+  }
+  it('hands on a session the node was still taking over when its own drain began', async () => {
+    const received: number[] = []
+    const { store, list, base } = await cluster((socket) => {
+      socket.on('up', (n: number) => received.push(n))
+    })
+    const [a, b, third] = list as [Node, Node, Node]
+    const { c, events } = client(base, 'polling')
+    await connectTo(c, 0)
+    // The resume goes to b, which starts draining as soon as it has won the claim.
+    proxy!.avoid.add(0).add(2)
+    const adapter: Adapter = store.nodes.get('b')!
+    const claim = adapter.claimSession!.bind(adapter)
+    let closingB: Promise<void> | undefined
+    adapter.claimSession = async (sid: string) => {
+      const won = await claim(sid)
+      if (won && !closingB) {
+        proxy!.avoid.delete(2)
+        closingB = close(b)
+      }
+      return won
+    }
+    let up = 0
+    const traffic = setInterval(() => c.emit('up', ++up), 5)
+    await sleep(30)
+    await close(a)
+    await until(() => closingB !== undefined, 3000, 'b claims')
+    await closingB
+    await until(() => third.restored.length === 1, 5000, 'restored on c')
+    clearInterval(traffic)
+    await until(() => received.length === up, 5000, 'every message').catch(() => {})
+    expect(received).toEqual(Array.from({ length: up }, (_, i) => i + 1))
+    expect(b.restored).toHaveLength(1)
+    expect(events).toEqual(['connect'])
+  })
+})
+
+describe('drain with handoff: a client that comes back to the draining node', () => {
+  for (const transport of TRANSPORTS) {
+    it(`is turned away there and resumes elsewhere, the application none the wiser (${transport})`, async () => {
+      const { list, base } = await cluster(() => {})
+      const { c, events } = client(base, transport)
+      const refusals: string[] = []
+      c.on('transport_error', (_name: string, error: { code: string }) => refusals.push(error.code))
+      await connectTo(c, 0)
+      const [a, ...others] = list as [Node, Node, Node]
+      // The balancer has not noticed yet: the first resumes go back to the draining node.
+      proxy!.avoid.add(1).add(2)
+      const closing = a.started.app.close()
+      await until(() => refusals.length > 0, 5000, 'a refused resume')
+      proxy!.avoid.clear()
+      proxy!.avoid.add(0)
+      await until(() => total(others, (n) => n.restored) === 1, 8000, 'restored elsewhere')
+      await closing
+      nodes = nodes.filter((n) => n !== a.started)
+      await until(() => c.connected, 3000, 'connected')
+      expect(refusals[0]).toBe('PARLEY_SERVER_SHUTTING_DOWN')
+      expect(events).toEqual(['connect'])
+      expect(c.recovered).toBe(true)
+      expect(total(list, (n) => n.connections)).toBe(1)
+    })
+  }
+})
+
+describe('drain with handoff: acks and requests across it', () => {
+  it('rejects the old node’s pending acks with PARLEY_SESSION_MOVED; the late reply settles nothing new', async () => {
+    const outcomes: string[] = []
+    const { list, base } = await cluster((socket, _node, fresh) => {
+      const ask = (n: number) =>
+        socket.emitWithAck('q', n).then(
+          (answer) => outcomes.push(`${n}: ${String(answer)}`),
+          (error: { code: string }) => outcomes.push(`${n}: ${error.code}`),
+        )
+      // The old node asks once; the new one asks right after the restore.
+      void ask(fresh ? 1 : 2)
+    })
+    const { c, events } = client(base, 'websocket')
+    const held: (() => void)[] = []
+    c.on('q', (n: number, reply: (answer: string) => void) => held.push(() => reply(`reply to ${n}`)))
+    await connectTo(c, 0)
+    await until(() => held.length === 1, 3000, 'the first question')
+    const [a, ...others] = list as [Node, Node, Node]
+    await close(a)
+    await until(() => outcomes.length === 1, 3000, 'the old ack settled')
+    expect(outcomes).toEqual(['1: PARLEY_SESSION_MOVED'])
+    await until(() => total(others, (n) => n.restored) === 1 && held.length === 2, 5000, 'asked again')
+    // The reply to the old question comes first, with the ack id the new node must not reuse.
+    for (const reply of held) reply()
+    await until(() => outcomes.length === 2, 3000, 'the new ack settled')
+    await sleep(100)
+    expect(outcomes).toEqual(['1: PARLEY_SESSION_MOVED', '2: reply to 2'])
+    expect(events).toEqual(['connect'])
+  })
+
+  it('brings a slow handler’s reply through the tail; a request never answered gets PARLEY_SESSION_MOVED', async () => {
+    let replyNow: (() => void) | undefined
+    let neverSeen = false
+    const { store, list, base } = await cluster((socket, _node, fresh) => {
+      if (!fresh) return
+      socket.on('slow', (n: number, reply: (v: number) => void) => {
+        replyNow = () => reply(n * 2)
+      })
+      socket.on('never', (_n: number, _reply: () => void) => {
+        neverSeen = true
+      })
+    })
+    const { c, events } = client(base, 'sse')
+    await connectTo(c, 0)
+    const slow = c.emitWithAck('slow', 21)
+    const never = c.emitWithAck('never', 1).then(
+      () => 'answered',
+      (error: { code: string }) => error.code,
+    )
+    await until(() => replyNow !== undefined && neverSeen, 3000, 'both handlers')
+    // Hold the claims until the old node replied: that reply must travel in the tail.
+    let open: () => void = () => {}
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    for (const name of ['b', 'c']) {
+      const adapter: Adapter = store.nodes.get(name)!
+      const claim = adapter.claimSession!.bind(adapter)
+      adapter.claimSession = async (sid: string) => {
+        await gate
+        return claim(sid)
+      }
+    }
+    const [a, ...others] = list as [Node, Node, Node]
+    const closing = close(a)
+    await until(() => a.started.app.parley.closing, 3000, 'draining')
+    await sleep(20)
+    replyNow!()
+    open()
+    await closing
+    await until(() => total(others, (n) => n.restored) === 1, 5000, 'restored')
+    expect(await slow).toBe(42)
+    expect(await never).toBe('PARLEY_SESSION_MOVED')
+    expect(events).toEqual(['connect'])
+  })
+
+  it('runs events held by an async middleware at the drain on the new node, in order, once', async () => {
+    const handled: string[] = []
+    const { list, base } = await cluster((socket, node, fresh) => {
+      // On the old node the middleware never lets anything through.
+      if (fresh) socket.use(() => new Promise<void>(() => {}))
+      else socket.use(async () => {})
+      socket.on('e', (n: number) => handled.push(`${node.name}:${n}`))
+    })
+    const { c, events } = client(base, 'polling')
+    await connectTo(c, 0)
+    for (let n = 1; n <= 5; n++) c.emit('e', n)
+    // Received (and acknowledged) by the old node, held there behind the middleware.
+    await sleep(300)
+    const [a, ...others] = list as [Node, Node, Node]
+    await close(a)
+    await until(() => handled.length === 5, 5000, 'the held events')
+    await sleep(200)
+    const on = others.find((n) => n.restored.length === 1)!
+    expect(handled).toEqual([1, 2, 3, 4, 5].map((n) => `${on.name}:${n}`))
+    expect(events).toEqual(['connect'])
+  })
+})
+
+describe('drain with handoff: socket.data and rooms', () => {
+  it('starts from {} where socket.data is not plain JSON (with a warning), keeps JSON data and rooms', async () => {
+    const cycle: Record<string, unknown> = { name: 'cycle' }
+    cycle.self = cycle
+    const datas: unknown[] = [
+      new Map([['a', 1]]),
+      new Date(0),
+      cycle,
+      { name: 'plain', tags: ['x', 1, null] },
+    ]
+    let k = 0
+    const roomHits = new Map<string, number>()
+    const { list, base } = await cluster((socket, _node, fresh) => {
+      if (!fresh) return
+      // Whatever the application puts there; only plain JSON travels.
+      socket.data = datas[k++ % datas.length] as Record<string, unknown>
+      void socket.join('room')
+    })
+    const users = datas.map(() => client(base, 'websocket'))
+    for (const { c } of users) {
+      await connectTo(c, 0)
+      c.on('news', () => roomHits.set(c.id!, (roomHits.get(c.id!) ?? 0) + 1))
+    }
+    const [a, ...others] = list as [Node, Node, Node]
+    await close(a)
+    await until(() => total(others, (n) => n.restored) === users.length, 5000, 'restored')
+    const restored = new Map(others.flatMap((n) => n.restored).map((s) => [s.id, s]))
+    const ids = users.map(({ c }) => c.id!)
+    expect(ids.slice(0, 3).map((id) => restored.get(id)!.data)).toEqual([{}, {}, {}])
+    expect(restored.get(ids[3]!)!.data).toEqual({ name: 'plain', tags: ['x', 1, null] })
+    expect(a.warnings.filter((w) => w.includes('socket.data is not plain JSON'))).toHaveLength(3)
+    for (const s of restored.values()) expect(s.rooms.has('room')).toBe(true)
+    // A broadcast to the room after the handoff reaches each restored socket once.
+    others[0]!.started.app.parley.to('room').emit('news', 1)
+    await until(() => roomHits.size === users.length, 3000, 'the broadcast')
+    await sleep(100)
+    expect([...roomHits.values()]).toEqual(users.map(() => 1))
+  })
+
+  for (const transport of TRANSPORTS) {
+    it(`delivers room broadcasts sent during the drain once and in order, from a node that stays and from the draining one (${transport})`, async () => {
+      const { list, base } = await cluster((socket, _node, fresh) => {
+        if (fresh) void socket.join('room')
+      })
+      const got = new Map<Socket, { stays: number[]; drains: number[] }>()
+      for (const index of [0, 0, 1, 2]) {
+        const { c } = client(base, transport)
+        const mine = { stays: [] as number[], drains: [] as number[] }
+        got.set(c, mine)
+        c.on('bc', (from: 'stays' | 'drains', n: number) => mine[from].push(n))
+        await connectTo(c, index)
+      }
+      const [a, stays] = list as [Node, Node, Node]
+      let fromStays = 0
+      let fromDrains = 0
+      const traffic = setInterval(() => {
+        stays.started.app.parley.to('room').emit('bc', 'stays', ++fromStays)
+        if (!a.started.app.parley.closed) a.started.app.parley.to('room').emit('bc', 'drains', ++fromDrains)
+      }, 5)
+      await sleep(50)
+      await close(a)
+      await until(() => total(list.slice(1), (n) => n.restored) === 2, 5000, 'restored')
+      await sleep(50)
+      clearInterval(traffic)
+      await until(
+        () => [...got.values()].every((mine) => mine.stays.at(-1) === fromStays),
+        5000,
+        'every broadcast',
+      )
+      await sleep(100)
+      for (const [k, mine] of [...got.values()].entries()) {
+        expect(mine.stays, `client ${k}`).toEqual(Array.from({ length: fromStays }, (_, i) => i + 1))
+        expect(mine.drains, `client ${k}`).toEqual(Array.from({ length: fromDrains }, (_, i) => i + 1))
+      }
+    })
+  }
+})
