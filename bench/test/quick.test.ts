@@ -19,7 +19,7 @@ function quickRun(): Promise<Report> {
     execFile(
       process.execPath,
       ['--import', 'tsx', 'src/main.ts', '--quick', '--no-docs', '--json', json],
-      { cwd: benchDir, timeout: 170_000, killSignal: 'SIGTERM', maxBuffer: 16 * 1024 * 1024 },
+      { cwd: benchDir, timeout: 280_000, killSignal: 'SIGTERM', maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err) reject(new Error(`${err.message}\n${stdout}\n${stderr}`))
         else resolve(JSON.parse(readFileSync(json, 'utf8')) as Report)
@@ -29,7 +29,7 @@ function quickRun(): Promise<Report> {
 }
 
 describe('pnpm bench --quick', () => {
-  it('reports every scenario, for every client, with sane numbers', { timeout: 180_000 }, async () => {
+  it('reports every scenario, for every client, with sane numbers', { timeout: 290_000 }, async () => {
     const report = await quickRun()
     expect(report.quick).toBe(true)
     expect(report.scenarios.map((s) => s.name)).toEqual([
