@@ -1,6 +1,7 @@
 import { CloseReason, decodeText, PacketType } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter } from './adapter/adapter.js'
+import type { Metrics } from './metrics.js'
 import type { ServerSocket } from './socket.js'
 
 /** The longest the drain waits for the store to seal the tails nobody claimed. */
@@ -15,6 +16,8 @@ export interface DrainContext {
   log: FastifyBaseLogger
   /** The `retryAfter` of a CLOSE 'server shutdown', for sessions that could not be handed off. */
   shutdownRetryAfter: number
+  /** Counts each session's outcome. */
+  metrics: Metrics
 }
 
 // A socket of any event maps: the drain only freezes, hands off and ends.
@@ -107,8 +110,10 @@ export class Drain {
           this.#handedOff.set(socket.session.sid, socket)
           socket.handOff(Math.floor(Math.random() * (options.retrySpread + 1)))
           handedOff++
+          this.#context.metrics.handoff('stored')
         } else {
           failed++
+          this.#context.metrics.handoff('failed')
           socket.session.end(CloseReason.SERVER_SHUTDOWN, {
             retryAfter: this.#context.shutdownRetryAfter,
             kind: 'shutdown',
@@ -132,9 +137,10 @@ export class Drain {
         { unclaimed: unclaimed.length, handedOff },
         'parley: drain: sessions were not claimed before the timeout; their tails are sealed',
       )
-      const seals = unclaimed.map(([sid, socket]) =>
-        safely(() => adapter.sealHandOff?.(sid, socket.claimed())),
-      )
+      const seals = unclaimed.map(([sid, socket]) => {
+        this.#context.metrics.handoff('unclaimed')
+        return safely(() => adapter.sealHandOff?.(sid, socket.claimed()))
+      })
       await within(Promise.all(seals), SEAL_WAIT_MS, undefined)
     }
   }

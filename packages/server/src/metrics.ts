@@ -23,7 +23,16 @@ export interface Metrics {
   message(direction: Direction, transport: TransportName, size: number): void
   /** A reply awaited with `timeout(ms)` did not come in time. */
   ackTimeout(): void
+  /**
+   * A drain with handoff: a session of this node was stored for another one ('stored'), could
+   * not be ('failed'), or was not claimed before the drain ended ('unclaimed'); or this node
+   * took one over with the old node's whole tail ('taken') or without it ('incomplete').
+   */
+  handoff(outcome: HandOffOutcome): void
 }
+
+/** See `Metrics.handoff`. */
+export type HandOffOutcome = 'stored' | 'failed' | 'unclaimed' | 'taken' | 'incomplete'
 
 /** Does nothing: the metrics of a server that was given no registry. */
 export const noMetrics: Metrics = {
@@ -33,6 +42,7 @@ export const noMetrics: Metrics = {
   disconnect() {},
   message() {},
   ackTimeout() {},
+  handoff() {},
 }
 
 /** What the metrics read at scrape time rather than count on the way. */
@@ -114,6 +124,12 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     help: 'Replies awaited with timeout(ms) that did not come in time.',
     registers,
   })
+  const handoffs = new Counter({
+    name: 'parley_handoffs_total',
+    help: 'Sessions handed off by a draining node, or taken over here, by outcome.',
+    labelNames: ['outcome'] as const,
+    registers,
+  })
   const slowConsumers = new Counter({
     name: 'parley_slow_consumer_total',
     help: 'Sessions ended because the client read too slowly (past maxBufferedBytes).',
@@ -133,5 +149,6 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
       bytes.inc({ direction, transport }, size)
     },
     ackTimeout: () => ackTimeouts.inc(),
+    handoff: (outcome) => handoffs.inc({ outcome }),
   }
 }

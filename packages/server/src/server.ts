@@ -371,6 +371,7 @@ export class ParleyServer<
       ttl: this.options.recoveryWindow,
       log: this.#log,
       shutdownRetryAfter: SHUTDOWN_RETRY_AFTER,
+      metrics: this.metrics,
     })
     // A session this node is still taking over joins the drain once it is live here.
     return this.#drain.run(
@@ -556,6 +557,7 @@ export class ParleyServer<
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }
+    this.metrics.handoff(complete ? 'taken' : 'incomplete')
     if (!complete) {
       this.#log.warn(
         { socket: socket.id },

@@ -1,10 +1,13 @@
 // Prometheus metrics: counted in the registry the application gives, and nowhere without one.
+import { connect as connectClient } from '@parley/client'
 import { type EventPacket, encodeText, type Packet, PacketType } from '@parley/protocol'
 import { ParleyOptionError, type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { register as globalRegistry, Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { startRoundRobin } from '../../../test/support/round-robin.js'
 import parley from '../src/index.js'
+import { Cluster } from './cluster-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -168,5 +171,44 @@ describe('metrics', () => {
     expect(error).toBeInstanceOf(ParleyOptionError)
     expect((error as ParleyOptionError).option).toBe(option)
     await app.close().catch(() => {})
+  })
+})
+
+describe('handoff metrics', () => {
+  it('count sessions stored by a draining node and taken over by another', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const registries = [new Registry(), new Registry()]
+    const nodes: Started[] = []
+    for (const [i, registry] of registries.entries()) {
+      nodes.push(
+        await startServer(
+          {
+            adapter: cluster.adapter(`n${i}`),
+            metrics: { registry },
+            handoff: { timeout: 2000, retrySpread: 0 },
+          },
+          undefined,
+          { return503OnClosing: false },
+        ),
+      )
+    }
+    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
+    proxy.avoid.add(1)
+    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
+    try {
+      await until(() => client.connected)
+      proxy.avoid.clear()
+      proxy.avoid.add(0)
+      await nodes.shift()!.app.close()
+      await until(() => client.connected && client.recovered)
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(1)
+      expect(await value(registries[0]!, 'parley_disconnects_total', { reason: 'server handoff' })).toBe(1)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(1)
+    } finally {
+      client.disconnect()
+      await sleep(50)
+      await proxy.close()
+      await Promise.all(nodes.map((n) => n.app.close()))
+    }
   })
 })
