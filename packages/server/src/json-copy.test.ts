@@ -17,7 +17,7 @@ describe('jsonCopy', () => {
     ['a Date', new Date(0)],
     ['a function', () => 1],
     ['undefined', undefined],
-    ['a nested undefined', { a: undefined }],
+    ['an undefined in an array', [1, undefined]],
     ['NaN', { n: Number.NaN }],
     ['Infinity', [Number.POSITIVE_INFINITY]],
     ['a bigint', { n: 1n }],
@@ -35,6 +35,13 @@ describe('jsonCopy', () => {
     let deep: unknown = 1
     for (let i = 0; i < 100_000; i++) deep = [deep]
     expect(jsonCopy(deep)).toBeUndefined()
+  })
+
+  it('leaves out keys set to undefined, as JSON does', () => {
+    expect(jsonCopy({ nick: 'ada', token: undefined, nested: { gone: undefined, kept: 1 } })).toEqual({
+      nick: 'ada',
+      nested: { kept: 1 },
+    })
   })
 
   it('copies a value shared twice (no cycle) twice', () => {

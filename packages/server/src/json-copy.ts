@@ -5,9 +5,10 @@ const MAX_DEPTH = 64
 
 /**
  * A deep copy of `value` when it is plain JSON (null, booleans, finite numbers, strings,
- * arrays, plain objects, nothing else at any depth); undefined otherwise. Stricter than a
- * `JSON.stringify` round trip, which silently turns a Date into a string and drops functions,
- * `undefined` and Map contents: a value that would not come back the same is not copied.
+ * arrays, plain objects, nothing else at any depth; an object's keys set to `undefined` are left
+ * out, as JSON has it); undefined otherwise. Stricter than a `JSON.stringify` round trip, which
+ * silently turns a Date into a string and drops functions and Map contents: a value that would
+ * not come back the same is not copied.
  */
 export function jsonCopy(value: unknown, depth = 0): JsonValue | undefined {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value
@@ -28,6 +29,8 @@ export function jsonCopy(value: unknown, depth = 0): JsonValue | undefined {
   for (const [key, item] of Object.entries(value)) {
     // `__proto__` as an own key (JSON.parse makes those) would set the copy's prototype.
     if (isForbiddenKey(key)) return undefined
+    // A key set to undefined is a key not set, as JSON.stringify has it (`data.token = undefined`).
+    if (item === undefined) continue
     const inner = jsonCopy(item, depth + 1)
     if (inner === undefined) return undefined
     copy[key] = inner
