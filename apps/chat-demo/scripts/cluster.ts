@@ -155,6 +155,9 @@ async function rollingRestart(): Promise<void> {
       const until = Date.now() + 30_000
       while (!stopping && nodes.includes(node) && Date.now() < until)
         await new Promise((r) => setTimeout(r, 100))
+      // The others read the live set on their heartbeat (2 s): until then they leave the new
+      // node out of cluster queries, such as the fetchSockets behind the people list.
+      await new Promise((r) => setTimeout(r, 3000))
     }
     if (!stopping) say('rolling restart done.')
   } finally {

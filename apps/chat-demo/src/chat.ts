@@ -127,13 +127,10 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     })
   }
 
-  chat.on('connection', setUp)
-  chat.on('restored', (socket) => {
-    setUp(socket)
-    // Someone who left while this session was between nodes got a list without it: say again
-    // who is here.
-    if (socket.data.room) void announce(socket.data.room)
-  })
+  // No presence is announced on `restored`: the people list did not change. (An announce here
+  // would also run while the other sessions of the same drain are still between nodes, and
+  // fetchSockets does not list those: the room would show without them for a moment.)
+  chat.on('connection', setUp).on('restored', setUp)
 }
 
 function nicknameOf(auth: unknown): string | undefined {
