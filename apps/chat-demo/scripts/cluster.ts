@@ -1,7 +1,10 @@
 // `pnpm demo:cluster`: the chat on three nodes behind nginx round-robin, as in production but
 // on one machine: a throwaway Redis on a loopback port, three chat servers (src/main.ts with
 // --redis) on loopback ports, and nginx on port 3000 (--port to change) sending each request to
-// the next node in turn, with no sticky sessions. Ctrl+C stops everything.
+// the next node in turn, with no sticky sessions. A node that exits is started again on its
+// port, so that `kill -TERM <node pid>` shows a deploy: the node hands its sessions to the
+// others and a new process takes its place; `r` and Enter restarts every node in turn (a
+// rolling restart). Ctrl+C stops everything.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -41,10 +44,20 @@ if (missing.length > 0) {
 }
 
 const app = fileURLToPath(new URL('..', import.meta.url))
-const nodes: { name: string; child: ChildProcess; port: number }[] = []
+
+/** A chat server: its port stays the same across restarts (nginx knows the nodes by port). */
+interface Node {
+  name: string
+  port: number
+  child: ChildProcess
+  /** Resolves when this process exited. */
+  exited: Promise<void>
+}
+const nodes: Node[] = []
 let redis: RedisServer | undefined
 let nginx: Nginx | undefined
 let stopping = false
+let rolling = false
 
 async function stopAll(code: number): Promise<never> {
   stopping = true
@@ -61,14 +74,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-/** Starts one chat server on a free loopback port; resolves with its port once it listens. */
-async function startNode(
-  name: string,
-  redisUrl: string,
-): Promise<{ name: string; child: ChildProcess; port: number }> {
-  // A port chosen here, so that the node publishes its address from its first heartbeat.
-  const free = await freePort()
-  const args = ['--name', name, '--port', String(free), '--host', '127.0.0.1', '--redis', redisUrl]
+/** Starts one chat server on `port` (loopback); resolves once it listens. */
+async function startNode(name: string, port: number, redisUrl: string): Promise<Node> {
+  const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
     cwd: app,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -77,26 +85,47 @@ async function startNode(
     for (const line of chunk.toString().split('\n')) if (line !== '') to.write(`[${name}] ${line}\n`)
   }
   child.stderr?.on('data', (d: Buffer) => prefix(d, process.stderr))
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   return new Promise((resolve, reject) => {
     let out = ''
     let listening = false
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s`)), 30_000)
     child.once('exit', (code, signal) => {
       clearTimeout(timer)
-      if (stopping) return
-      reject(new Error(`${name} exited (${signal ?? code})`))
-      if (nginx) say(`${name} stopped (${signal ?? code}); the others serve its clients now.`)
+      if (!listening) reject(new Error(`${name} exited (${signal ?? code})`))
     })
     child.stdout?.on('data', (d: Buffer) => {
       if (listening) return prefix(d, process.stdout)
       out += d.toString()
-      const match = /listening on \S+:(\d+)/.exec(out)
-      if (!match) return
+      if (!/listening on \S+:\d+/.test(out)) return
       listening = true
       clearTimeout(timer)
-      resolve({ name, child, port: Number(match[1]) })
+      resolve({ name, port, child, exited })
     })
   })
+}
+
+/**
+ * Starts the node again on its port whenever it exits, until everything stops: after
+ * `kill -TERM` it drained (its pages moved to the other nodes without noticing), after
+ * `kill -9` its pages came back on the others with new sessions. Resolves once the new process
+ * listens.
+ */
+async function keep(node: Node, redisUrl: string): Promise<void> {
+  await node.exited
+  if (stopping) return
+  const { exitCode, signalCode } = node.child
+  say(`${node.name} exited (${signalCode ?? exitCode}); starting it again on port ${node.port}.`)
+  try {
+    const next = await startNode(node.name, node.port, redisUrl)
+    if (stopping) return void end(next.child)
+    nodes[nodes.indexOf(node)] = next
+    say(`${node.name} is back on 127.0.0.1:${node.port}, pid ${next.child.pid}`)
+    void keep(next, redisUrl)
+  } catch (error) {
+    // Not started again (the port is taken, ...): the others carry on without it.
+    if (!stopping) say(`${node.name} could not start again: ${(error as Error).message}`)
+  }
 }
 
 function end(child: ChildProcess): Promise<void> {
@@ -111,15 +140,47 @@ function end(child: ChildProcess): Promise<void> {
   })
 }
 
+/** A rolling restart: each node in turn drains (SIGTERM) and is replaced before the next. */
+async function rollingRestart(): Promise<void> {
+  if (rolling) return say('a rolling restart is already under way.')
+  rolling = true
+  say('rolling restart: each node drains, hands its sessions over, and starts again.')
+  try {
+    for (const name of nodes.map((n) => n.name)) {
+      const node = nodes.find((n) => n.name === name)
+      if (!node || stopping) return
+      node.child.kill('SIGTERM')
+      await node.exited
+      // The replacement listens (or could not start) before the next node drains.
+      const until = Date.now() + 30_000
+      while (!stopping && nodes.includes(node) && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 100))
+      // The others read the live set on their heartbeat (2 s): until then they leave the new
+      // node out of cluster queries, such as the fetchSockets behind the people list.
+      await new Promise((r) => setTimeout(r, 3000))
+    }
+    if (!stopping) say('rolling restart done.')
+  } finally {
+    rolling = false
+  }
+}
+
 try {
   redis = await startRedis()
   say(`Redis on ${redis.url} (in memory, gone when this stops).`)
   const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`)
-  const started = await Promise.allSettled(names.map((name) => startNode(name, redis!.url)))
+  // Ports chosen here, so that each node publishes its address from its first heartbeat, and
+  // keeps it when it is started again.
+  const ports: number[] = []
+  for (const _ of names) ports.push(await freePort())
+  const started = await Promise.allSettled(names.map((name, i) => startNode(name, ports[i]!, redis!.url)))
   for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value)
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected')
   if (failed) throw failed.reason
-  for (const n of nodes) say(`${n.name} on 127.0.0.1:${n.port}, pid ${n.child.pid}`)
+  for (const n of nodes) {
+    say(`${n.name} on 127.0.0.1:${n.port}, pid ${n.child.pid}`)
+    void keep(n, redis.url)
+  }
   try {
     nginx = await startNginx(
       nodes.map((n) => n.port),
@@ -138,11 +199,14 @@ try {
   console.log(
     `  Open http://localhost:${port} in two or three tabs (add ?transports=sse or ?transports=polling).`,
   )
-  console.log(
-    `  Each request goes to the next node; a node kill shows failover: kill -9 ${nodes[0]!.child.pid}`,
-  )
-  console.log('  Ctrl+C stops everything.')
+  console.log(`  Each request goes to the next node. A deploy of one node: kill -TERM ${nodes[0]!.child.pid}`)
+  console.log('  (it hands its sessions to the others, and a new process takes its port); a crash: kill -9.')
+  console.log('  Type r and Enter for a rolling restart of every node. Ctrl+C stops everything.')
   console.log('')
+  process.stdin.setEncoding('utf8')
+  process.stdin.on('data', (text: string) => {
+    if (text.trim() === 'r') void rollingRestart()
+  })
 } catch (error) {
   console.error(`Parley chat cluster: ${(error as Error).message}`)
   await stopAll(1)

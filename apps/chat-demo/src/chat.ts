@@ -1,11 +1,16 @@
-import type { ParleyServer, ServerSocket } from '@parley/server'
-import { RateLimit } from './rate-limit.js'
+import { CloseReason, type ParleyServer, type ServerSocket } from '@parley/server'
+import { RateLimit, type RateWindow } from './rate-limit.js'
 import { type ClientEvents, Limits, ROOM_PATTERN, type ServerEvents } from './shared.js'
 import type { ChatStore } from './store.js'
 
+/**
+ * What the chat keeps on each socket. Plain JSON only: a draining node hands the session, with
+ * this, to another node (`restored` there); anything else would not make the trip.
+ */
 export interface ChatData {
   nickname: string
-  limit: RateLimit
+  /** The socket's rate-limit window (see `RateLimit`). */
+  rate: RateWindow
   /** The chat room the socket is in, for presence when it leaves. */
   room?: string
 }
@@ -27,8 +32,11 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       })
     }
     socket.data.nickname = nickname
-    socket.data.limit ??= new RateLimit(Limits.rate, Limits.ratePeriod)
+    // A session taken over from a draining node comes with its window (middleware runs again).
+    socket.data.rate ??= RateLimit.empty()
   })
+
+  const limit = new RateLimit(Limits.rate, Limits.ratePeriod)
 
   /** Who is in a room, by nickname, sorted; one name per person even with two tabs. */
   async function people(room: string): Promise<string[]> {
@@ -59,7 +67,11 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     return undefined
   }
 
-  chat.on('connection', (socket: ChatSocket) => {
+  /**
+   * A socket's handlers: for a new session (`connection`) and for one another node handed over
+   * while it drained (`restored`, with its data and rooms), which never fires `connection` here.
+   */
+  function setUp(socket: ChatSocket): void {
     socket.on('join', async (request, ack) => {
       const room = typeof request?.room === 'string' ? request.room.trim().toLowerCase() : ''
       const refused = open(room)
@@ -85,8 +97,8 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       // (at least once): the page's key keeps such a message from being stored twice.
       const twin = key === undefined ? undefined : store.find(room, socket.data.nickname, key)
       if (twin) return ack({ ok: true, id: twin.id })
-      if (!socket.data.limit.take()) {
-        const wait = Math.ceil(socket.data.limit.retryIn() / 1000)
+      if (!limit.take(socket.data.rate)) {
+        const wait = Math.ceil(limit.retryIn(socket.data.rate) / 1000)
         return ack({
           ok: false,
           error: `slow down: at most ${Limits.rate} messages in ${Limits.ratePeriod / 1000} s (wait ${wait} s)`,
@@ -107,10 +119,18 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
         .volatile.emit('typing', { room, who: socket.data.nickname, typing: state.typing === true })
     })
 
-    socket.on('disconnect', () => {
+    socket.on('disconnect', (reason) => {
+      // Handed off: the person is still here, on another node; announcing now could list the
+      // room without them (fetchSockets may catch the moment between the two nodes).
+      if (reason === CloseReason.SERVER_HANDOFF) return
       if (socket.data.room) void announce(socket.data.room)
     })
-  })
+  }
+
+  // No presence is announced on `restored`: the people list did not change. (An announce here
+  // would also run while the other sessions of the same drain are still between nodes, and
+  // fetchSockets does not list those: the room would show without them for a moment.)
+  chat.on('connection', setUp).on('restored', setUp)
 }
 
 function nicknameOf(auth: unknown): string | undefined {

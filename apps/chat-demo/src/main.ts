@@ -61,11 +61,23 @@ console.log(
     : `${label}: open http://localhost:${bound} in two tabs (Ctrl+C stops it).`,
 )
 
+// SIGTERM (a deploy, a rolling restart) or Ctrl+C: drain first. On a cluster node each session
+// is handed to another node through Redis and its page resumes there, losing nothing; alone,
+// the sessions end and the pages reconnect later. The drain comes before app.close() because
+// from close() on Fastify answers every new request 503 itself, and the requests of sessions
+// being handed off must still reach Parley.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    void app
-      .close()
+    void app.parley
+      .drain()
+      .then(() => app.close())
       .then(closeRedis)
-      .then(() => process.exit(0))
+      .then(
+        () => process.exit(0),
+        (error: Error) => {
+          console.error(`${label}: ${error.message}`)
+          process.exit(1)
+        },
+      )
   })
 }

@@ -1,32 +1,43 @@
 /**
- * A fixed-window counter per socket: at most `limit` actions per `periodMs`. Small and exact
- * enough for a chat; it keeps one number pair per socket and no timers.
+ * A fixed-window counter: at most `limit` actions per `periodMs`. Its state is two plain
+ * numbers (`RateWindow`) that the caller keeps, in `socket.data` for the chat: plain JSON goes
+ * with a session that a draining node hands to another one, so a rolling restart neither
+ * forgets nor resets anyone's count. No timers.
  */
-export class RateLimit {
-  #windowStart = 0
-  #count = 0
+export interface RateWindow {
+  /** When the current window began, ms since the epoch. */
+  start: number
+  /** Actions counted in it. */
+  count: number
+}
 
+export class RateLimit {
   constructor(
     private readonly limit: number,
     private readonly periodMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Counts one action; false when it is over the limit (and is not counted). */
-  take(): boolean {
+  /** A window with nothing counted yet. */
+  static empty(): RateWindow {
+    return { start: 0, count: 0 }
+  }
+
+  /** Counts one action in `window`; false when it is over the limit (and is not counted). */
+  take(window: RateWindow): boolean {
     const now = this.now()
-    if (now - this.#windowStart >= this.periodMs) {
-      this.#windowStart = now
-      this.#count = 0
+    if (now - window.start >= this.periodMs) {
+      window.start = now
+      window.count = 0
     }
-    if (this.#count >= this.limit) return false
-    this.#count++
+    if (window.count >= this.limit) return false
+    window.count++
     return true
   }
 
-  /** Milliseconds until the next action is allowed (0 when it is). */
-  retryIn(): number {
-    if (this.#count < this.limit) return 0
-    return Math.max(0, this.#windowStart + this.periodMs - this.now())
+  /** Milliseconds until `window` allows the next action (0 when it does). */
+  retryIn(window: RateWindow): number {
+    if (window.count < this.limit) return 0
+    return Math.max(0, window.start + this.periodMs - this.now())
   }
 }

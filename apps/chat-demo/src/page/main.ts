@@ -30,6 +30,13 @@ const waiting = new Set<Tick>()
 /** Why each transport is the one in use, kept for a reconnect that goes straight back to it. */
 const reasons = new Map<TransportName, string>()
 let everConnected = false
+/**
+ * True from `disconnect` to the next `connect`: the application was told the connection is
+ * down. Not the same as `socket.connected` being false: while a node hands the session to
+ * another one (a deploy), the client is between transports without a word to the application,
+ * and the page says nothing either.
+ */
+let down = false
 /** What the banner says while there is no connection. */
 const outage = { reason: '', attempt: 0, error: '' }
 
@@ -55,6 +62,7 @@ function start(): void {
     else if (s.recovered) view.banner('Reconnected: nothing was lost.', 3000)
     else view.banner('Reconnected with a new session: the room is joined again.', 3000)
     everConnected = true
+    down = false
     Object.assign(outage, { reason: '', attempt: 0, error: '' })
     // A resumed session is still in its room; a new one must join again.
     if (!s.recovered) enter(room)
@@ -63,8 +71,12 @@ function start(): void {
   s.on('transport', (now, before, why) => {
     reasons.set(now, `${why} from ${before}`)
     view.transport(now, `${why} from ${before}`)
+    // Written while the session moved (a resume without a disconnect): on its way now.
+    for (const tick of waiting) tick.sent()
+    waiting.clear()
   })
   s.on('disconnect', (reason) => {
+    down = true
     view.transport(null, reason)
     Object.assign(outage, { reason, attempt: 0, error: '' })
     showOutage()
@@ -73,13 +85,15 @@ function start(): void {
     // Failures of earlier attempts say nothing about the transport the next one lands on.
     view.lastFailure()
     Object.assign(outage, { attempt: n, error: '' })
-    showOutage()
+    // Also heard while a session moves between nodes: nothing to say then.
+    if (down) showOutage()
   })
   s.on('connect_error', (error, willRetry) => {
     outage.error = describe(error)
     // The client gives up when the server refused us (not the network) or attempts ran out.
-    if (willRetry) showOutage()
-    else view.banner(`Cannot connect: ${error.message}. Reload the page to try again.`)
+    if (!willRetry) view.banner(`Cannot connect: ${error.message}. Reload the page to try again.`)
+    // Also heard while a session moves between nodes: nothing to say then.
+    else if (down || !everConnected) showOutage()
   })
   s.on('chat', (message) => {
     if (message.room !== room) return
@@ -173,7 +187,7 @@ function show(message: ChatMessage): void {
 
 for (const change of ['online', 'offline']) {
   addEventListener(change, () => {
-    if (everConnected && socket?.connected === false) showOutage()
+    if (down) showOutage()
   })
 }
 
@@ -185,7 +199,7 @@ view.onSend((text) => {
   const tick = view.pending(nickname, text, offline ? 'queued' : 'sent')
   if (offline) {
     waiting.add(tick)
-    showOutage()
+    if (down || !everConnected) showOutage()
   }
   socket.volatile.emit('typing', { room, typing: false })
   request('chat', { room, text, key: randomKey() }, (reply) => {
