@@ -8,16 +8,22 @@ import {
   type LocalSockets,
   MemoryAdapter,
   type Room,
+  type SessionClaim,
   type SessionOwnerAnswer,
+  type SessionSnapshot,
   type SocketDescription,
 } from '@parley/server'
+import { Cut } from './cut.js'
+import { HandOffStore } from './handoff.js'
 import { Nodes } from './nodes.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
-import { send } from './send.js'
-import { SessionOwners } from './sessions.js'
+import { send, within } from './send.js'
+import { SessionOwners, sidHash } from './sessions.js'
+import { Takeover } from './takeover.js'
 import { Warnings } from './warnings.js'
 import {
   type BroadcastPacket,
+  type ClaimMarker,
   decodeEvent,
   fromWireOptions,
   packSocket,
@@ -25,6 +31,7 @@ import {
   parseBroadcast,
   parseRequest,
   parseResponse,
+  parseSnapshot,
   type RequestPacket,
   type ResponsePacket,
   toWireOptions,
@@ -68,7 +75,11 @@ interface Pending {
  *  query ────── PUBLISH <p>:request ────────────────────────────────▶ runs it locally
  *        ◀───────────────────────────────── PUBLISH <p>:response:<this node> ◀┘
  *  heartbeat ── <p>:node:<id> (TTL), <p>:nodes      sessionOpened ── <p>:session:<sha256(sid)>
+ *  handOff / claimSession ── <p>:handoff:<sha256(sid)> (+ :tail), claim marker on <p>:broadcast
  * ```
+ *
+ * Drain with handoff is described in handoff.ts (the store), cut.ts (the cut point) and
+ * takeover.ts (the claimer's side).
  */
 export class RedisAdapter implements Adapter {
   /** This node's id: random, new each time the adapter is made. */
@@ -80,6 +91,10 @@ export class RedisAdapter implements Adapter {
   readonly #warnings: Warnings
   readonly #nodes: Nodes
   readonly #sessions: SessionOwners
+  readonly #handoffs: HandOffStore
+  readonly #cut = new Cut()
+  /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
+  readonly #claims = new Map<string, Takeover>()
   readonly #pending = new Map<string, Pending>()
   readonly #channels: { broadcast: string; request: string; response: string }
   readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0 }
@@ -100,6 +115,7 @@ export class RedisAdapter implements Adapter {
       response: `${prefix}:response:${this.node}`,
     }
     this.#sessions = new SessionOwners(client, prefix, this.node, this.#warnings)
+    this.#handoffs = new HandOffStore(client, prefix, this.node)
     this.#nodes = new Nodes({
       client,
       prefix,
@@ -171,15 +187,28 @@ export class RedisAdapter implements Adapter {
     return this.#memory.socketRooms(id)
   }
 
+  /**
+   * Delivers to this node's matching sockets now, then PUBLISHes once for the other nodes. A
+   * socket being handed over (see cut.ts) takes this node's broadcasts when they come back over
+   * the channel instead, at their place in the order every node sees; a `local` broadcast never
+   * crosses nodes and reaches it now, like any other (it has no place in that order).
+   */
   broadcast(message: BroadcastMessage, options: BroadcastOptions): void {
-    this.#memory.broadcast(message, options)
+    const cut = this.#cut
+    if (options.local || cut.empty) this.#memory.broadcast(message, options)
+    else this.#memory.broadcast(message, options, cut.atEmit)
     if (options.local || this.#closed) return
     const packet: BroadcastPacket = {
       n: this.node,
       e: message.prepared().text(0, 0),
       o: toWireOptions(options),
+      q: cut.sent(),
     }
-    this.#publish(this.#channels.broadcast, packet, () => this.#lostBroadcast())
+    this.#publish(this.#channels.broadcast, packet, () => {
+      this.#lostBroadcast()
+      // It will not come back: the positioned sockets of this node take it now.
+      if (!cut.empty) this.#memory.broadcast(message, options, cut.atReturn(packet.q ?? 0))
+    })
   }
 
   broadcastWithAck(
@@ -304,14 +333,18 @@ export class RedisAdapter implements Adapter {
    */
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     if (this.#sockets.hasSession(sid)) return 'local'
-    const owner = await this.#sessions.owner(sid)
-    if (owner === null) return 'unknown'
-    if (owner === this.node) return 'local'
+    const record = await this.#sessions.owner(sid)
+    if (record === null) return 'unknown'
+    const owner = record.node
+    if (owner === this.node && !record.handingOff) return 'local'
     // A node that joined since the last heartbeat: read the live set again before calling the
     // owner gone (one more round trip, only for this case).
     if (!this.#nodes.has(owner) || this.#nodes.address(owner) === undefined) await this.#nodes.beat()
-    if (!this.#nodes.has(owner)) return 'unknown'
     const url = this.#nodes.address(owner)
+    // A handed-off session can be claimed whether or not its old node is still there.
+    if (record.handingOff)
+      return url === undefined ? { node: owner, handingOff: true } : { node: owner, url, handingOff: true }
+    if (!this.#nodes.has(owner)) return 'unknown'
     return url === undefined ? { node: owner } : { node: owner, url }
   }
 
@@ -326,6 +359,138 @@ export class RedisAdapter implements Adapter {
   sessionClosed(sid: string): void {
     if (this.#closed) return
     this.#sessions.closed(sid)
+  }
+
+  /**
+   * Stores the snapshot of a session of this node for another node to claim, for `ttl` ms: one
+   * script that writes it only while the owner record names this node, and marks the record as
+   * handed off. From the call on, the socket takes this node's broadcasts at their place in the
+   * channel's order (see cut.ts). Resolves false, the session left as it was, when Redis is
+   * away, the write fails or takes longer than `requestTimeout` (it is then undone, unless
+   * claimed meanwhile), or the record names another node or none.
+   */
+  async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
+    if (this.#closed || !this.#options.client.isReady) return false
+    const { sid, id } = snapshot
+    this.#sessions.handingOff(sid)
+    const entry = this.#handoffs.begin(snapshot)
+    this.#cut.position(id)
+    const written = this.#handoffs.write(entry, snapshot, ttl).catch((err: unknown) => {
+      this.#warnings.warn('handoff', 'could not store a session snapshot', { err })
+      return 0
+    })
+    const epoch = await within(written, this.#options.requestTimeout, -1)
+    if (epoch > 0 && this.#handoffs.byHash(entry.hash) === entry) {
+      entry.epoch = epoch
+      entry.timer = setTimeout(() => this.#handoffs.forget(sid), ttl)
+      entry.timer.unref()
+      return true
+    }
+    if (epoch === -1) {
+      this.#warnings.warn('handoff', `a snapshot was not stored within ${this.#options.requestTimeout} ms`)
+      void this.#handoffs.undo(entry).catch(() => undefined)
+    }
+    this.#handoffs.forget(sid)
+    this.#cut.unposition(id)
+    this.#sessions.keptBack(sid)
+    return false
+  }
+
+  /**
+   * Appends a packet to the tail of a session this node handed off, in call order; nothing once
+   * its tail is sealed (by a claim or by `sealHandOff`), or for a session this node does not
+   * hand off. Skipped (never queued) while Redis is away: the claimer then finds the tail
+   * incomplete. Never throws.
+   */
+  appendHandOff(sid: string, text: string): void {
+    try {
+      this.#handoffs.append(sid, text, (err) =>
+        this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
+      )
+    } catch (err) {
+      this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err })
+    }
+  }
+
+  /**
+   * The drain ends with `sid` unclaimed: appends `last` and seals the tail (one script), so that
+   * a claim that comes later finds it complete at once. Resolves once written, or given up
+   * (Redis away, or `requestTimeout`); never rejects.
+   */
+  async sealHandOff(sid: string, last: string[]): Promise<void> {
+    const entry = this.#handoffs.bySid(sid)
+    if (!entry) return
+    this.#cut.unposition(entry.id)
+    const sealing = this.#handoffs.seal(entry, last).catch((err: unknown) => {
+      this.#warnings.warn('handoff-seal', 'could not seal the tail of a handed-off session', { err })
+    })
+    await within(sealing, this.#options.requestTimeout, undefined)
+  }
+
+  /**
+   * Claims a handed-off session for this node: one compare-and-set script (a stored, unclaimed
+   * handoff: bump its epoch, mark it claimed by this node, make this node the owner). Exactly
+   * one of several claimers wins. Null when there is nothing to claim, Redis is away or slower
+   * than `requestTimeout`, or the snapshot is not one this node can read (logged).
+   */
+  async claimSession(sid: string): Promise<SessionClaim | null> {
+    if (this.#closed || !this.#options.client.isReady) return null
+    const claim = this.#handoffs.claim(sid).catch((err: unknown) => {
+      this.#warnings.warn('claim', 'could not claim a handed-off session', { err })
+      return null
+    })
+    const won = await within(claim, this.#options.requestTimeout, null)
+    if (!won) return null
+    const hash = sidHash(sid)
+    this.#sessions.claimed(sid)
+    const parsed = parseSnapshot(won.snapshotText, sid)
+    if (!parsed.ok) {
+      this.#warnings.warn('claim', `a handed-off session's snapshot was refused: ${parsed.why}`)
+      // Nobody can take this session over: leave no record or keys behind.
+      this.#sessions.closed(sid)
+      void this.#handoffs.finish(hash).catch(() => undefined)
+      return null
+    }
+    const id = this.#requestId()
+    return new Takeover(parsed.snapshot, {
+      node: this.node,
+      id,
+      hash,
+      oldNode: won.oldNode,
+      epoch: won.epoch,
+      sealed: won.sealed,
+      isLive: async (node) => {
+        if (node === this.node) return !this.#closed
+        if (!this.#nodes.has(node)) await this.#nodes.beat()
+        return this.#nodes.has(node)
+      },
+      publish: (marker, takeover) => {
+        if (this.#closed || !this.#options.client.isReady) return false
+        this.#claims.set(id, takeover)
+        this.#pending.set(id, {
+          answer: (node, packet) => {
+            if (packet.k === 'sealed' && node === won.oldNode) takeover.sealed()
+          },
+          gone: (node) => takeover.gone(node),
+          cancel: () => takeover.cancel(),
+        })
+        this.#publish(this.#channels.broadcast, marker, () => takeover.cancel())
+        return true
+      },
+      unregister: () => {
+        this.#claims.delete(id)
+        this.#pending.delete(id)
+      },
+      position: (socket) => this.#cut.positionUntilBack(socket),
+      finish: () => {
+        const read = this.#handoffs.finish(hash).catch((err: unknown) => {
+          this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
+          return { tail: [], sealed: false, whole: false }
+        })
+        return within(read, this.#options.requestTimeout, { tail: [], sealed: false, whole: false })
+      },
+      failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
+    })
   }
 
   /**
@@ -398,14 +563,69 @@ export class RedisAdapter implements Adapter {
       this.#malformed()
       return
     }
-    // This node's own broadcasts come back too: its sockets already have them.
-    if (packet.n === this.node || this.#closed) return
+    if (this.#closed) return
+    if ('k' in packet) {
+      this.#onClaimMarker(packet)
+      return
+    }
+    // This node's own broadcasts come back too: its sockets already have them, all but those
+    // positioned for a handover, which take them now, in the channel's order.
+    const own = packet.n === this.node
+    if (own && this.#cut.empty) {
+      this.#cut.back(packet.q)
+      return
+    }
     const event = decodeEvent(packet.e)
     if (!event) {
       this.#malformed()
       return
     }
-    this.#memory.broadcast(remoteMessage(event.name, event.args), fromWireOptions(packet.o))
+    const message = remoteMessage(event.name, event.args)
+    if (own) {
+      this.#memory.broadcast(message, fromWireOptions(packet.o), this.#cut.atReturn(packet.q ?? 0))
+      this.#cut.back(packet.q)
+    } else {
+      this.#memory.broadcast(message, fromWireOptions(packet.o))
+    }
+  }
+
+  /**
+   * A claim marker, at its place among the broadcasts. On the claimer, it is the moment to join
+   * the socket to its rooms; on the node that handed the session off, the moment to stop: the
+   * server gives its last packets (`LocalSockets.claimed`), the tail is sealed after them and
+   * the claimer told. Both happen before the next broadcast is read.
+   */
+  #onClaimMarker(marker: ClaimMarker): void {
+    const entry = this.#handoffs.byHash(marker.h)
+    if (entry && (entry.epoch === 0 || marker.ep === entry.epoch + 1)) {
+      if (entry.state === 'open') {
+        let last: string[] = []
+        try {
+          last = this.#sockets.claimed(entry.sid)
+        } catch (err) {
+          this.#warnings.warn('handoff-seal', 'the server failed to give the last packets of a session', {
+            err,
+          })
+        }
+        this.#cut.unposition(entry.id)
+        // Whatever the server still holds of the socket, no broadcast reaches it here now.
+        this.#memory.delAll(entry.id)
+        this.#handoffs.seal(entry, last).catch(() => undefined)
+      }
+      const sealed = () => {
+        this.#handoffs.forget(entry.sid)
+        this.#publish(`${this.#options.prefix}:response:${marker.n}`, {
+          n: this.node,
+          id: marker.id,
+          k: 'sealed',
+        })
+      }
+      entry.sealing?.then(sealed, (err: unknown) => {
+        this.#handoffs.forget(entry.sid)
+        this.#warnings.warn('handoff-seal', 'could not seal the tail of a claimed session', { err })
+      })
+    }
+    if (marker.n === this.node) this.#claims.get(marker.id)?.marked()
   }
 
   #onRequest(text: string): void {

@@ -3,6 +3,7 @@ import { RedisAdapter } from './adapter.js'
 import { type RedisAdapterOptions, resolveRedisOptions } from './options.js'
 
 export { RedisAdapter, type RedisAdapterStats } from './adapter.js'
+export { CLAIM_KEEP_MS } from './handoff.js'
 export {
   defaults,
   type RedisAdapterLog,
@@ -11,6 +12,7 @@ export {
   type RedisClient,
   type RedisSubscriber,
 } from './options.js'
+export { SEAL_WAIT_MS } from './takeover.js'
 
 /**
  * The `adapter` option of `@parley/server` for several nodes joined by Redis. Checks every

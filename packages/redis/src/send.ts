@@ -19,3 +19,23 @@ export function asText(reply: unknown): string | undefined {
     return Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength).toString()
   return undefined
 }
+
+/**
+ * `promise`'s value, or `fallback` once `ms` passed (the command itself may still run: a caller
+ * that must not leave its effect behind undoes it). A rejection becomes `fallback` too.
+ */
+export function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(fallback), ms)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      () => {
+        clearTimeout(timer)
+        resolve(fallback)
+      },
+    )
+  })
+}

@@ -15,19 +15,39 @@ end
 return 0
 `
 
+/** What follows the node id in the owner record of a session its node handed off. */
+export const HANDING_OFF = ' handoff'
+
 /** Owner records written at once after Redis lost its data; more wait for the next batch. */
 const RESTORE_BATCH = 500
 
 /**
- * Which node owns each session: `<prefix>:session:<sha256(sid)>` holds the owner's node id. The
- * key is a hash because a sid is a bearer secret: whoever can list the keys must not be able to
- * resume a session. This node remembers the keys it wrote (not the sids), to write them again
- * should Redis lose them.
+ * What names a session in key names: SHA-256 of the sid, base64url. A sid is a bearer secret:
+ * whoever can list the keys must not be able to resume a session.
+ */
+export function sidHash(sid: string): string {
+  return createHash('sha256').update(sid).digest('base64url')
+}
+
+/** An owner record as read: the node, and whether that node handed the session off. */
+export interface OwnerRecord {
+  node: string
+  handingOff: boolean
+}
+
+/**
+ * Which node owns each session: `<prefix>:session:<sha256(sid)>` holds the owner's node id,
+ * followed by `HANDING_OFF` once that node handed the session off (see handoff.ts). This node
+ * remembers the keys it wrote (not the sids), to write them again should Redis lose them; a
+ * session it handed off leaves that bookkeeping, so that nothing it does later (a restore after
+ * an outage, the session's end) touches a record that another node may own by then.
  */
 export class SessionOwners {
   readonly #owned = new Set<string>()
   /** Keys of sessions that ended while their record could not be removed. */
   readonly #ended = new Set<string>()
+  /** Keys of sessions this node handed off: no longer its to write or to remove. */
+  readonly #handedOff = new Set<string>()
   /** A write was skipped or failed while Redis was away: write every record again when it is back. */
   #stale = false
   #restoring: Promise<void> | undefined
@@ -40,7 +60,7 @@ export class SessionOwners {
   ) {}
 
   key(sid: string): string {
-    return `${this.prefix}:session:${createHash('sha256').update(sid).digest('base64url')}`
+    return `${this.prefix}:session:${sidHash(sid)}`
   }
 
   /**
@@ -52,21 +72,55 @@ export class SessionOwners {
     const key = this.key(sid)
     this.#owned.add(key)
     this.#ended.delete(key)
+    this.#handedOff.delete(key)
     return this.#send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS)], key)
   }
 
-  /** Removes the record of `sid` if it still names this node. */
+  /**
+   * Removes the record of `sid` if it still names this node. Nothing for a session this node
+   * handed off: its record belongs to the handoff (and then to the node that claims it).
+   */
   closed(sid: string): void {
     const key = this.key(sid)
     this.#owned.delete(key)
+    if (this.#handedOff.delete(key)) return
     this.#send(['EVAL', DELETE_IF_OWNER, '1', key, this.node], key)
   }
 
-  /** The node id recorded as the owner of `sid`, or null: one GET. */
-  async owner(sid: string): Promise<string | null> {
+  /**
+   * This node is handing `sid` off (the handoff script rewrites the record): from now on the
+   * record is not this node's to write again or to remove.
+   */
+  handingOff(sid: string): void {
+    const key = this.key(sid)
+    this.#owned.delete(key)
+    this.#ended.delete(key)
+    this.#handedOff.add(key)
+  }
+
+  /** The handoff of `sid` was not stored: the session stays this node's, as before. */
+  keptBack(sid: string): void {
+    const key = this.key(sid)
+    if (this.#handedOff.delete(key)) this.#owned.add(key)
+  }
+
+  /** This node claimed `sid` (the claim script wrote the record): it owns the session now. */
+  claimed(sid: string): void {
+    const key = this.key(sid)
+    this.#owned.add(key)
+    this.#ended.delete(key)
+    this.#handedOff.delete(key)
+  }
+
+  /** The owner record of `sid`, or null when there is none: one GET. */
+  async owner(sid: string): Promise<OwnerRecord | null> {
     // Not queued while Redis is away: the request that asks is waiting.
     if (!this.client.isReady) throw new Error('@parley/redis: Redis is not reachable')
-    return asText(await send(this.client, ['GET', this.key(sid)])) ?? null
+    const value = asText(await send(this.client, ['GET', this.key(sid)]))
+    if (value === undefined || value === '') return null
+    return value.endsWith(HANDING_OFF)
+      ? { node: value.slice(0, -HANDING_OFF.length), handingOff: true }
+      : { node: value, handingOff: false }
   }
 
   /**
@@ -120,6 +174,6 @@ export class SessionOwners {
 
   #missed(key: string): void {
     this.#stale = true
-    if (!this.#owned.has(key)) this.#ended.add(key)
+    if (!this.#owned.has(key) && !this.#handedOff.has(key)) this.#ended.add(key)
   }
 }

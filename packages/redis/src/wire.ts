@@ -3,7 +3,7 @@
 // as base64), so that what a client sent arrives on another node as it left, bytes included.
 // Input is read as untrusted: a malformed message is dropped, never thrown on.
 import { decodeText, encodeText, PacketType, type WireValue } from '@parley/protocol'
-import type { BroadcastOptions, Room, SocketDescription } from '@parley/server'
+import type { BroadcastOptions, JsonValue, Room, SessionSnapshot, SocketDescription } from '@parley/server'
 
 /** Which sockets, as shipped (`local` never crosses: a local operation stays on its node). */
 export interface WireOptions {
@@ -22,6 +22,28 @@ export interface BroadcastPacket {
   /** The event, as `PreparedEvent.text(0, 0)`. */
   e: string
   o: WireOptions
+  /**
+   * The sender's own count of its broadcasts: when one comes back, the sender knows which of
+   * its own are still on their way (see cut.ts). Other nodes ignore it.
+   */
+  q?: number
+}
+
+/**
+ * Also on `<prefix>:broadcast`, in the same order as the broadcasts: the cut point of a claimed
+ * session (see handoff.ts). Every broadcast before it is the old node's to deliver (into the
+ * session's tail), every one after it the claimer's.
+ */
+export interface ClaimMarker {
+  k: 'claim'
+  /** The claiming node. */
+  n: string
+  /** The claim's id: the old node answers 'sealed' on the claimer's response channel with it. */
+  id: string
+  /** The session, as `sidHash(sid)` (never the sid: every node reads this channel). */
+  h: string
+  /** The epoch the claim wrote. */
+  ep: number
 }
 
 export type RequestKind = 'fetch' | 'join' | 'leave' | 'disconnect' | 'ack'
@@ -47,6 +69,8 @@ export type ResponsePacket =
   | { n: string; id: string; k: 'count'; c: number }
   | { n: string; id: string; k: 'reply'; ok: true; v: string }
   | { n: string; id: string; k: 'reply'; ok: false; code: string; message: string }
+  /** The old node sealed the tail of the session claimed as `id` (a `ClaimMarker`'s id). */
+  | { n: string; id: string; k: 'sealed' }
 
 // Decoding limits are for hostile clients; these texts come from nodes of the same cluster, whose
 // senders already checked them against their own maxPayload.
@@ -102,11 +126,44 @@ export function unpackSocket(text: string): SocketDescription | undefined {
   }
 }
 
-/** A broadcast packet, or undefined for anything else. */
-export function parseBroadcast(text: string): BroadcastPacket | undefined {
+/** A broadcast packet or a claim marker, or undefined for anything else. */
+export function parseBroadcast(text: string): BroadcastPacket | ClaimMarker | undefined {
   const value = parseJson(text)
-  if (!isRecord(value) || typeof value.n !== 'string' || typeof value.e !== 'string') return undefined
+  if (!isRecord(value) || typeof value.n !== 'string') return undefined
+  if (value.k === 'claim') {
+    const fits = typeof value.id === 'string' && typeof value.h === 'string' && isCount(value.ep)
+    return fits ? (value as unknown as ClaimMarker) : undefined
+  }
+  if (typeof value.e !== 'string' || (value.q !== undefined && !isCount(value.q))) return undefined
   return isWireOptions(value.o) ? (value as unknown as BroadcastPacket) : undefined
+}
+
+/**
+ * A session snapshot as a handoff stored it, or a reason why it is not one: a version this node
+ * does not know, a shape that does not fit, or another session's.
+ */
+export function parseSnapshot(
+  text: string,
+  sid: string,
+): { ok: true; snapshot: SessionSnapshot } | { ok: false; why: string } {
+  const value = parseJson(text)
+  if (!isRecord(value)) return { ok: false, why: 'not a JSON object' }
+  if (value.v !== 1) return { ok: false, why: `version ${JSON.stringify(value.v)} is not known here` }
+  const fits =
+    value.sid === sid &&
+    typeof value.id === 'string' &&
+    isCount(value.inSeq) &&
+    isCount(value.outSeq) &&
+    isStrings(value.kept) &&
+    isStrings(value.rooms) &&
+    'data' in value &&
+    typeof value.dataLost === 'boolean' &&
+    Array.isArray(value.waiting) &&
+    value.waiting.every(isWaiting) &&
+    isCounts(value.openRequests) &&
+    isCounts(value.pendingAcks) &&
+    typeof value.created === 'number'
+  return fits ? { ok: true, snapshot: value as unknown as SessionSnapshot } : { ok: false, why: 'bad shape' }
 }
 
 export function parseRequest(text: string): RequestPacket | undefined {
@@ -136,7 +193,8 @@ export function parseResponse(text: string): ResponsePacket | undefined {
   const fits =
     (value.k === 'sockets' && isStrings(value.s)) ||
     value.k === 'done' ||
-    (value.k === 'count' && typeof value.c === 'number' && Number.isSafeInteger(value.c) && value.c >= 0) ||
+    (value.k === 'count' && isCount(value.c)) ||
+    value.k === 'sealed' ||
     (value.k === 'reply' && value.ok === true && typeof value.v === 'string') ||
     (value.k === 'reply' &&
       value.ok === false &&
@@ -163,6 +221,24 @@ function isStrings(value: unknown): value is string[] {
 
 function isWireOptions(value: unknown): value is WireOptions {
   return isRecord(value) && isStrings(value.r) && isStrings(value.x) && typeof value.v === 'boolean'
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function isCounts(value: unknown): value is number[] {
+  return Array.isArray(value) && value.every(isCount)
+}
+
+function isWaiting(value: unknown): value is [string, JsonValue[], number] {
+  return (
+    Array.isArray(value) &&
+    value.length === 3 &&
+    typeof value[0] === 'string' &&
+    Array.isArray(value[1]) &&
+    isCount(value[2])
+  )
 }
 
 function isTimeout(value: unknown): value is number {

@@ -225,6 +225,17 @@ describe('MemoryAdapter: broadcast', () => {
   })
 })
 
+describe('MemoryAdapter: broadcast to some of the matching sockets', () => {
+  it('leaves out the sockets that `only` refuses, rooms and except still applied', () => {
+    const { adapter, reached } = setup()
+    adapter.addAll('a', ['red'])
+    adapter.addAll('b', ['red'])
+    adapter.addAll('c', ['red', 'muted'])
+    adapter.broadcast(message().msg, target({ rooms: ['red'], except: ['muted'] }), (id) => id !== 'a')
+    expect(reached()).toEqual(['b'])
+  })
+})
+
 describe('MemoryAdapter: broadcast with acks', () => {
   it('tells how many sockets it reached and hands on each reply', () => {
     const { adapter, socket } = setup()

@@ -49,8 +49,13 @@ export class MemoryAdapter implements Adapter {
     return this.#socketRooms.get(id)
   }
 
-  broadcast(message: BroadcastMessage, options: BroadcastOptions): void {
-    const targets = this.#match(options)
+  /**
+   * `only`, when given, narrows the matching sockets further: a multi-node adapter delivers to
+   * some of its sockets at another moment than to the rest (a session being handed over takes
+   * its broadcasts in the order they cross nodes, not when they are emitted here).
+   */
+  broadcast(message: BroadcastMessage, options: BroadcastOptions, only?: (id: string) => boolean): void {
+    const targets = this.#match(options, only)
     if (targets.length === 0) return
     const event = message.prepared()
     for (const socket of targets) socket.deliver(event, options.volatile)
@@ -90,8 +95,11 @@ export class MemoryAdapter implements Adapter {
     return 'local'
   }
 
-  /** The local sockets an operation reaches: in any of `rooms` (all when none), in none of `except`. */
-  #match(options: BroadcastOptions): LocalSocket[] {
+  /**
+   * The local sockets an operation reaches: in any of `rooms` (all when none), in none of
+   * `except`, and passing `only` when given.
+   */
+  #match(options: BroadcastOptions, only?: (id: string) => boolean): LocalSocket[] {
     const excluded = new Set<string>()
     for (const room of options.except) for (const id of this.#rooms.get(room) ?? []) excluded.add(id)
     const ids = new Set<string>()
@@ -103,6 +111,7 @@ export class MemoryAdapter implements Adapter {
     }
     const found: LocalSocket[] = []
     for (const id of ids) {
+      if (only && !only(id)) continue
       const socket = this.sockets.get(id)
       if (socket) found.push(socket)
     }

@@ -1,0 +1,94 @@
+/**
+ * The sockets of this node that take broadcasts by their position on `<prefix>:broadcast`
+ * rather than when they are emitted: a session being handed over.
+ *
+ * Every node reads the broadcast channel in one order, and a claim marker on it is the cut
+ * point: the old node delivers what comes before it, the claimer what comes after. Other nodes'
+ * broadcasts already arrive in that order. A node's own broadcasts do not: they reach its
+ * sockets when emitted (before any PUBLISH), and are skipped when they come back. For a
+ * positioned socket that would be wrong on both sides of the cut, so those sockets are left out
+ * when the broadcast is emitted and served when it comes back (only those emitted after it was
+ * positioned: the old node's socket got the earlier ones when they were emitted, before its
+ * snapshot):
+ *
+ * ```
+ *  old node:  handOff ─ positioned ──────────── marker seen: claimed(), sealed, forgotten
+ *  claimer:                  claim ─ PUBLISH marker ─ marker seen: join() ─ positioned ─ released
+ *                                                                              (own ones back)
+ * ```
+ *
+ * The claimer releases its socket once none of its own broadcasts is on its way (its own messages
+ * come back in the order they were sent, each with its count `q`): from then on, delivery when
+ * emitted keeps their order. Under a steady stream of its own broadcasts that may take a while;
+ * the socket meanwhile gets them one Redis round trip later, in order.
+ */
+export class Cut {
+  /** Positioned sockets, each with the count of own broadcasts sent before it was positioned. */
+  readonly #positioned = new Map<string, number>()
+  /** Sockets to release once none of this node's own broadcasts is on its way. */
+  readonly #releases = new Set<string>()
+  /** The count of this node's own PUBLISHed broadcasts. */
+  #sent = 0
+  /** The highest count of its own broadcasts seen back on the channel. */
+  #back = 0
+
+  /** True when no socket is positioned (the usual case: nothing to filter). */
+  get empty(): boolean {
+    return this.#positioned.size === 0
+  }
+
+  has(id: string): boolean {
+    return this.#positioned.has(id)
+  }
+
+  /** Is not positioned: delivered when a broadcast is emitted here. */
+  readonly atEmit = (id: string): boolean => !this.#positioned.has(id)
+
+  /** The sockets that take this node's own broadcast `q` now that it came back. */
+  atReturn(q: number): (id: string) => boolean {
+    return (id) => {
+      const from = this.#positioned.get(id)
+      return from !== undefined && q > from
+    }
+  }
+
+  /** Positions `id` for the own broadcasts sent from now on (the old node, from `handOff`). */
+  position(id: string): void {
+    this.#releases.delete(id)
+    this.#positioned.set(id, this.#sent)
+  }
+
+  unposition(id: string): void {
+    this.#releases.delete(id)
+    this.#positioned.delete(id)
+  }
+
+  /**
+   * Positions `id` until none of this node's own broadcasts is on its way: those sent so far
+   * reach it when they come back (it was in no room when they were emitted), and so do those
+   * sent until then; later ones when emitted (the claimer, from `join`). Releasing it earlier
+   * would lose the broadcasts emitted while it was positioned that are still on their way.
+   */
+  positionUntilBack(id: string): void {
+    if (this.#back >= this.#sent) {
+      this.unposition(id)
+      return
+    }
+    this.#positioned.set(id, 0)
+    this.#releases.add(id)
+  }
+
+  /** Counts an own broadcast about to be PUBLISHed; its `q`. */
+  sent(): number {
+    return ++this.#sent
+  }
+
+  /** An own broadcast came back (after it was delivered to the positioned sockets). */
+  back(q: number | undefined): void {
+    if (q === undefined || q <= this.#back) return
+    this.#back = q
+    if (this.#back < this.#sent) return
+    for (const id of this.#releases) this.#positioned.delete(id)
+    this.#releases.clear()
+  }
+}

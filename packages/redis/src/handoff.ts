@@ -1,0 +1,289 @@
+// The store of drain with handoff: a draining node writes a session's snapshot, appends what it
+// numbers for the session afterwards (the tail) and seals the tail; another node claims the
+// snapshot, once, and reads the tail back. Keys, all named by sidHash(sid), never by the sid:
+//
+//   <prefix>:session:<h>        the owner record: "<node> handoff" while handed off (sessions.ts)
+//   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, claimed, sealed, complete
+//   <prefix>:handoff:<h>:tail   list: the tail, in order (absent while empty)
+//
+// Every step is one Lua script, so that a step sees and changes the keys as one: a claim and a
+// seal cannot interleave with an append, and two claims cannot both win.
+import type { SessionSnapshot } from '@parley/server'
+import type { RedisClient } from './options.js'
+import { asText, send } from './send.js'
+import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
+
+/**
+ * How long the handoff keys live after a claim, at least: the old node may still seal, and the
+ * claimer reads the tail within `SEAL_WAIT_MS`. Longer than that wait, with room to spare.
+ */
+export const CLAIM_KEEP_MS = 30_000
+
+// KEYS: owner record, hash, tail. ARGV: node, snapshot JSON, ttl (ms), suffix of a handed-off
+// owner record. Only while the record names this node (as owner, or as handing off already).
+// Returns the epoch written, or 0 when the record names another node or none.
+const WRITE = `
+local owner = redis.call('GET', KEYS[1])
+if owner ~= ARGV[1] and owner ~= ARGV[1] .. ARGV[4] then return 0 end
+local epoch = tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0') + 1
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[2], 'snapshot', ARGV[2], 'node', ARGV[1], 'epoch', epoch)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. ARGV[4], 'PX', ARGV[3])
+return epoch
+`
+
+// KEYS: owner record, hash, tail. ARGV: node, suffix, owner record TTL (s). Takes back a
+// handoff whose write came too late (the server was told it failed): unless it was claimed
+// meanwhile, the snapshot goes and the owner record names this node as before.
+const UNDO = `
+if redis.call('HGET', KEYS[2], 'node') == ARGV[1] and not redis.call('HGET', KEYS[2], 'claimed') then
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] .. ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+end
+return 1
+`
+
+// KEYS: hash, tail. ARGV: '1' when appends were skipped before this one, then the texts; the
+// last call (a seal) also marks the tail sealed: ARGV[2] = '1'. Refused (0) once sealed, or
+// when the handoff is gone (expired, read back): a late packet must not make a list without TTL.
+const APPEND = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'sealed') == 1 then
+  return 0
+end
+if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'complete', '0') end
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'sealed', '1') end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 and #ARGV > 2 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+`
+
+// KEYS: hash, tail, owner record. ARGV: node, owner record TTL (s), CLAIM_KEEP_MS.
+// Compare-and-set: only a stored, unclaimed handoff. Bumps the epoch, names the claimer in the
+// hash and as the session's owner, keeps the keys long enough for the takeover.
+// Returns { snapshot, old node, epoch, sealed (0|1) }, or nil.
+const CLAIM = `
+local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed')
+if not state[1] or state[3] then return nil end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'claimed', ARGV[1])
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return { state[1], state[2], epoch, state[4] and 1 or 0 }
+`
+
+// KEYS: hash, tail. Reads the tail and whether it was sealed and whole, then deletes both keys
+// (an append that comes later is refused: the hash is gone). Returns { sealed, whole, tail }.
+const FINISH = `
+local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete')
+local tail = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[1], KEYS[2])
+return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail }
+`
+
+/** A session this node handed off, until it is claimed or the drain sealed it. */
+export interface HandedOff {
+  readonly sid: string
+  /** The socket's public id. */
+  readonly id: string
+  readonly hash: string
+  /** The epoch the handoff wrote (0 until written); a claim bumps it by one. */
+  epoch: number
+  /** 'open': appends go to Redis; 'sealed': the tail is closed here, appends are refused. */
+  state: 'open' | 'sealed'
+  /** An append was skipped (Redis away) or failed: the tail has a hole. */
+  gap: boolean
+  /** The seal's write, once sent. */
+  sealing?: Promise<void>
+  /** Forgets the entry once its handoff has expired in Redis. */
+  timer?: NodeJS.Timeout
+}
+
+/** What a claim won. */
+export interface Won {
+  snapshotText: string
+  /** The node that handed the session off. */
+  oldNode: string
+  epoch: number
+  /** The tail was sealed already (the old node's drain ended): nothing can follow. */
+  sealed: boolean
+}
+
+/** The tail as the claimer reads it back. */
+export interface ReadTail {
+  tail: string[]
+  sealed: boolean
+  /** False when the old node skipped an append (Redis away): the tail has a hole. */
+  whole: boolean
+}
+
+/**
+ * The Redis side of handoffs, for one node: the scripts above, and the entries of the sessions
+ * this node handed off. Sends nothing while Redis is away (no offline queue pile-up): the caller
+ * learns it at once.
+ */
+export class HandOffStore {
+  /** Sessions this node handed off, by sid and by hash (claim markers name the hash). */
+  readonly #bySid = new Map<string, HandedOff>()
+  readonly #byHash = new Map<string, HandedOff>()
+
+  constructor(
+    private readonly client: RedisClient,
+    private readonly prefix: string,
+    private readonly node: string,
+  ) {}
+
+  keys(hash: string): { owner: string; hash: string; tail: string } {
+    const handoff = `${this.prefix}:handoff:${hash}`
+    return { owner: `${this.prefix}:session:${hash}`, hash: handoff, tail: `${handoff}:tail` }
+  }
+
+  /** The entry of a session this node handed off. */
+  bySid(sid: string): HandedOff | undefined {
+    return this.#bySid.get(sid)
+  }
+
+  /** The entry of a session this node handed off, by the hash a claim marker names. */
+  byHash(hash: string): HandedOff | undefined {
+    return this.#byHash.get(hash)
+  }
+
+  /** Starts the entry of a handoff (before its write, so that appends made meanwhile count). */
+  begin(snapshot: SessionSnapshot): HandedOff {
+    this.forget(snapshot.sid)
+    const entry: HandedOff = {
+      sid: snapshot.sid,
+      id: snapshot.id,
+      hash: sidHash(snapshot.sid),
+      epoch: 0,
+      state: 'open',
+      gap: false,
+    }
+    this.#bySid.set(entry.sid, entry)
+    this.#byHash.set(entry.hash, entry)
+    return entry
+  }
+
+  /** Drops the entry of `sid` (claimed and sealed, expired, or its handoff failed). */
+  forget(sid: string): void {
+    const entry = this.#bySid.get(sid)
+    if (!entry) return
+    clearTimeout(entry.timer)
+    this.#bySid.delete(sid)
+    this.#byHash.delete(entry.hash)
+  }
+
+  /** Writes the snapshot: the epoch, or 0 when the owner record names another node or none. */
+  async write(entry: HandedOff, snapshot: SessionSnapshot, ttl: number): Promise<number> {
+    const keys = this.keys(entry.hash)
+    const reply = await send(this.client, [
+      'EVAL',
+      WRITE,
+      '3',
+      keys.owner,
+      keys.hash,
+      keys.tail,
+      this.node,
+      JSON.stringify(snapshot),
+      String(ttl),
+      HANDING_OFF,
+    ])
+    return typeof reply === 'number' ? reply : 0
+  }
+
+  /** Takes back a handoff that was given up on (see UNDO); nothing while Redis is away. */
+  async undo(entry: HandedOff): Promise<void> {
+    if (!this.client.isReady) return
+    const keys = this.keys(entry.hash)
+    await send(this.client, [
+      'EVAL',
+      UNDO,
+      '3',
+      keys.owner,
+      keys.hash,
+      keys.tail,
+      this.node,
+      HANDING_OFF,
+      String(SESSION_TTL_SECONDS),
+    ])
+  }
+
+  /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */
+  append(sid: string, text: string, failed: (err: unknown) => void): void {
+    const entry = this.#bySid.get(sid)
+    if (entry?.state !== 'open') return
+    // Skipped rather than queued: the claimer learns of the hole from the next write that goes.
+    if (!this.client.isReady) {
+      entry.gap = true
+      return
+    }
+    this.#append(entry, [text], false).catch((err: unknown) => {
+      entry.gap = true
+      failed(err)
+    })
+  }
+
+  /**
+   * Closes the tail after `last`: nothing more is appended here. Resolves once written, or given
+   * up (Redis away: the claimer then finds the tail unsealed, complete: false).
+   */
+  seal(entry: HandedOff, last: string[]): Promise<void> {
+    if (entry.sealing) return entry.sealing
+    entry.state = 'sealed'
+    entry.sealing = this.client.isReady
+      ? this.#append(entry, last, true).then(() => undefined)
+      : Promise.reject(new Error('@parley/redis: Redis is not reachable'))
+    return entry.sealing
+  }
+
+  /** The compare-and-set of a claim; null when there is nothing to claim. */
+  async claim(sid: string): Promise<Won | null> {
+    const keys = this.keys(sidHash(sid))
+    const reply = await send(this.client, [
+      'EVAL',
+      CLAIM,
+      '3',
+      keys.hash,
+      keys.tail,
+      keys.owner,
+      this.node,
+      String(SESSION_TTL_SECONDS),
+      String(CLAIM_KEEP_MS),
+    ])
+    if (!Array.isArray(reply)) return null
+    const [snapshot, oldNode, epoch, sealed] = reply as unknown[]
+    const snapshotText = asText(snapshot)
+    const old = asText(oldNode)
+    if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
+    return { snapshotText, oldNode: old, epoch, sealed: sealed === 1 }
+  }
+
+  /** Reads the tail back and deletes the handoff's keys. */
+  async finish(hash: string): Promise<ReadTail> {
+    const keys = this.keys(hash)
+    const reply = await send(this.client, ['EVAL', FINISH, '2', keys.hash, keys.tail])
+    const [sealed, whole, tail] = Array.isArray(reply) ? (reply as unknown[]) : []
+    const texts = Array.isArray(tail) ? tail.map(asText).filter((t): t is string => t !== undefined) : []
+    return { tail: texts, sealed: sealed === 1, whole: whole === 1 }
+  }
+
+  #append(entry: HandedOff, texts: string[], seal: boolean): Promise<unknown> {
+    const keys = this.keys(entry.hash)
+    return send(this.client, [
+      'EVAL',
+      APPEND,
+      '2',
+      keys.hash,
+      keys.tail,
+      entry.gap ? '1' : '0',
+      seal ? '1' : '0',
+      ...texts,
+    ])
+  }
+}

@@ -1,0 +1,144 @@
+import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
+import type { ClaimMarker } from './wire.js'
+
+/**
+ * The longest a claimer waits for the old node to seal the tail after it published its claim
+ * marker. Past it (or as soon as the old node leaves the live set) the claimer reads whatever
+ * the tail holds and calls it incomplete: a client waits for its OPEN meanwhile.
+ */
+export const SEAL_WAIT_MS = 3000
+
+/** What a takeover needs of its adapter. */
+export interface TakeoverContext {
+  /** This node's id. */
+  node: string
+  /** The claim's id, which the marker and the old node's 'sealed' answer carry. */
+  id: string
+  /** The session, as `sidHash(sid)`. */
+  hash: string
+  /** The node that handed the session off. */
+  oldNode: string
+  /** The epoch the claim wrote. */
+  epoch: number
+  /** The tail was already sealed when the claim won. */
+  sealed: boolean
+  /** True when `node` is in the live set (read again from Redis when the cache says no). */
+  isLive(node: string): Promise<boolean>
+  /**
+   * Registers the takeover for its marker and the old node's answer (see `Takeover.marked`,
+   * `sealed`, `gone`) and PUBLISHes the marker; false when it could not be sent.
+   */
+  publish(marker: ClaimMarker, takeover: Takeover): boolean
+  /** Forgets what `publish` registered. */
+  unregister(): void
+  /** Positions the socket for the cut (see cut.ts) right before `join`. */
+  position(id: string): void
+  /** Reads the tail back and deletes the handoff's keys; never rejects (bounded). */
+  finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean }>
+  /** A callback of the server threw. */
+  failed(err: unknown): void
+}
+
+/**
+ * A session this node won (see `RedisAdapter.claimSession`), until it took it over:
+ *
+ * ```
+ *  claimer                              Redis <p>:broadcast             old node
+ *  takeOver ── PUBLISH marker ───────▶  … B1 B2 [marker] B3 …  ──────▶  B1 B2 into the tail
+ *  marker back: join() (B3 on: here)                                     marker: claimed(sid),
+ *  'sealed' ◀──────────────── PUBLISH <p>:response:<claimer> ◀───────── seal (EVAL)
+ *  read the tail, delete the keys: { tail, complete: true }
+ * ```
+ *
+ * Without the old node (not live, or leaves the live set), with a tail sealed already, or after
+ * `SEAL_WAIT_MS`, `join` is called then and there and the tail is read as it is.
+ */
+export class Takeover implements SessionClaim {
+  #running: Promise<HandOffTail> | undefined
+  #join: (() => void) | undefined
+  #joined = false
+  #wake: (() => void) | undefined
+
+  constructor(
+    readonly snapshot: SessionSnapshot,
+    private readonly context: TakeoverContext,
+  ) {}
+
+  takeOver(join: () => void): Promise<HandOffTail> {
+    this.#running ??= this.#run(join)
+    return this.#running
+  }
+
+  /** This node's own marker came back: the cut point. Called by the subscriber, in order. */
+  marked(): void {
+    this.#joinNow()
+  }
+
+  /** The old node sealed the tail. */
+  sealed(): void {
+    this.#joinNow()
+    this.#wake?.()
+  }
+
+  /** `node` left the live set: if it is the old node, nothing more comes from it. */
+  gone(node: string): void {
+    if (node !== this.context.oldNode) return
+    this.#joinNow()
+    this.#wake?.()
+  }
+
+  /** The adapter closes: stop waiting. */
+  cancel(): void {
+    this.#joinNow()
+    this.#wake?.()
+  }
+
+  async #run(join: () => void): Promise<HandOffTail> {
+    const context = this.context
+    this.#join = join
+    try {
+      if (!context.sealed && (await context.isLive(context.oldNode))) await this.#awaitSeal()
+    } catch (err) {
+      context.failed(err)
+    }
+    this.#joinNow()
+    const read = await context.finish()
+    return { tail: read.tail, complete: read.sealed && read.whole }
+  }
+
+  async #awaitSeal(): Promise<void> {
+    const context = this.context
+    const woken = new Promise<void>((resolve) => {
+      this.#wake = resolve
+    })
+    const marker: ClaimMarker = {
+      k: 'claim',
+      n: context.node,
+      id: context.id,
+      h: context.hash,
+      ep: context.epoch,
+    }
+    if (!context.publish(marker, this)) {
+      context.unregister()
+      return
+    }
+    const timer = setTimeout(() => this.#wake?.(), SEAL_WAIT_MS)
+    try {
+      await woken
+    } finally {
+      clearTimeout(timer)
+      context.unregister()
+    }
+  }
+
+  #joinNow(): void {
+    if (this.#joined || !this.#join) return
+    this.#joined = true
+    this.context.position(this.snapshot.id)
+    try {
+      this.#join()
+    } catch (err) {
+      this.context.failed(err)
+    }
+  }
+}

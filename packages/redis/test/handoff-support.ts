@@ -1,0 +1,194 @@
+// Redis adapters without servers, for the handoff tests: each node is a real RedisAdapter with
+// its own node-redis client, over a LocalSockets of fake sockets that record what reaches them.
+// A handed-off socket appends what it is given to its tail, as the server's drained session does.
+import { type PreparedEvent, prepareEvent, type WireValue } from '@parley/protocol'
+import { type RedisAdapter, redisAdapter } from '@parley/redis'
+import type {
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSocket,
+  LocalSockets,
+  RoutedResponse,
+  SessionSnapshot,
+  SocketDescription,
+} from '@parley/server'
+import { createClient } from 'redis'
+import { until } from '../../server/test/helpers.js'
+
+export const HEARTBEAT = 300
+
+/** A socket of a fake node: records the first argument of every event it gets. */
+export class FakeSocket implements LocalSocket {
+  readonly got: unknown[] = []
+  /** Set while its session is handed off: what it gets goes to the tail instead. */
+  handedOff: ((text: string) => void) | undefined
+
+  constructor(readonly id: string) {}
+
+  deliver(event: PreparedEvent): void {
+    if (this.handedOff) this.handedOff(event.text(0, 0))
+    else this.got.push(event.args[0])
+  }
+
+  deliverWithAck(event: PreparedEvent, _timeout: number, settle: (reply: BroadcastReply) => void): void {
+    this.deliver(event)
+    settle({ ok: true, value: null })
+  }
+
+  describe(): SocketDescription {
+    return {
+      id: this.id,
+      handshake: {
+        headers: {},
+        query: {},
+        auth: undefined,
+        address: '127.0.0.1',
+        time: new Date(0).toISOString(),
+        issued: 0,
+        transport: 'websocket',
+      },
+      rooms: new Set([this.id]),
+      data: null,
+    }
+  }
+
+  disconnect(): void {}
+}
+
+/** The server's side as the adapter sees it: sockets by id, sessions by sid. */
+export class FakeSockets implements LocalSockets {
+  readonly sockets = new Map<string, FakeSocket>()
+  readonly sessions = new Map<string, FakeSocket>()
+  /** The sids `claimed` was called with, in order. */
+  readonly claims: string[] = []
+  /** What `claimed` returns for a session (its last packets). */
+  last: (sid: string) => string[] = () => []
+
+  get(id: string): FakeSocket | undefined {
+    return this.sockets.get(id)
+  }
+
+  hasSession(sid: string): boolean {
+    return this.sessions.has(sid)
+  }
+
+  serve(): Promise<RoutedResponse> {
+    return Promise.reject(new Error('no routing in these tests'))
+  }
+
+  url(): string {
+    return 'http://127.0.0.1:1'
+  }
+
+  claimed(sid: string): string[] {
+    this.claims.push(sid)
+    const socket = this.sessions.get(sid)
+    if (!socket) return []
+    // The server forgets the session: nothing reaches it here any more.
+    this.sessions.delete(sid)
+    this.sockets.delete(socket.id)
+    return this.last(sid)
+  }
+
+  add(id: string, sid?: string): FakeSocket {
+    const socket = new FakeSocket(id)
+    this.sockets.set(id, socket)
+    if (sid !== undefined) this.sessions.set(sid, socket)
+    return socket
+  }
+}
+
+const redisClient = (url: string) => createClient({ url })
+export type Client = ReturnType<typeof redisClient>
+
+export interface FakeNode {
+  adapter: RedisAdapter
+  sockets: FakeSockets
+  redis: Client
+  warnings: string[]
+}
+
+/** Fake nodes on one Redis and one prefix (each test its own, so that tests never meet). */
+export class FakeCluster {
+  readonly nodes: FakeNode[] = []
+  static #count = 0
+  readonly prefix = `handoff${FakeCluster.#count++}`
+
+  constructor(
+    private readonly url: string,
+    private readonly options: { requestTimeout?: number } = {},
+  ) {}
+
+  async node(): Promise<FakeNode> {
+    const redis = redisClient(this.url)
+    redis.on('error', () => {})
+    await redis.connect()
+    const sockets = new FakeSockets()
+    const warnings: string[] = []
+    const adapter = redisAdapter({
+      client: redis,
+      prefix: this.prefix,
+      heartbeatInterval: HEARTBEAT,
+      log: { warn: (_details, message) => warnings.push(message) },
+      ...this.options,
+    })(sockets)
+    const node = { adapter, sockets, redis, warnings }
+    this.nodes.push(node)
+    await adapter.ready()
+    return node
+  }
+
+  /** `count` nodes that all see each other live. */
+  async start(count: number): Promise<FakeNode[]> {
+    const nodes: FakeNode[] = []
+    for (let i = 0; i < count; i++) nodes.push(await this.node())
+    await until(() => nodes.every((n) => n.adapter.liveNodes.length >= count - 1), 5000, 'live nodes')
+    return nodes
+  }
+
+  async stop(node: FakeNode): Promise<void> {
+    const index = this.nodes.indexOf(node)
+    if (index >= 0) this.nodes.splice(index, 1)
+    await node.adapter.close()
+    if (node.redis.isOpen) node.redis.destroy()
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.nodes].map((node) => this.stop(node)))
+  }
+}
+
+/** A snapshot as a draining server would write it. */
+export function snapshotOf(sid: string, id: string, rooms: string[] = []): SessionSnapshot {
+  return {
+    v: 1,
+    sid,
+    id,
+    inSeq: 7,
+    outSeq: 12,
+    kept: ['[5,11,"news",["a"],0]', '[5,12,"news",["b"],0]'],
+    rooms,
+    data: { name: 'ada', tags: ['x'] },
+    dataLost: false,
+    waiting: [['chat', ['hi'], 3]],
+    openRequests: [2],
+    pendingAcks: [4],
+    created: 1_700_000_000_000,
+  }
+}
+
+export function message(name: string, args: WireValue[]): BroadcastMessage {
+  let prepared: PreparedEvent | undefined
+  return { name, args, prepared: () => (prepared ??= prepareEvent(name, args)) }
+}
+
+export function to(rooms: string[] = [], local = false): BroadcastOptions {
+  return { rooms: new Set(rooms), except: new Set(), volatile: false, local }
+}
+
+/** The first argument of an event's wire text, as the tail holds it. */
+export function argOf(text: string): unknown {
+  const packet: unknown = JSON.parse(text)
+  return Array.isArray(packet) && Array.isArray(packet[3]) ? packet[3][0] : text
+}

@@ -1,0 +1,389 @@
+// Drain with handoff over a real Redis: a node stores a session's snapshot, another claims it
+// (exactly one of several), takes it over at the cut point of the broadcast channel and reads
+// the tail back. The nodes are real adapters over fake sockets (see handoff-support.ts).
+import type { HandOffTail, SessionClaim } from '@parley/server'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { sleep, until } from '../../server/test/helpers.js'
+import { SEAL_WAIT_MS } from '../src/takeover.js'
+import {
+  argOf,
+  FakeCluster,
+  type FakeNode,
+  type FakeSocket,
+  HEARTBEAT,
+  message,
+  snapshotOf,
+  to,
+} from './handoff-support.js'
+
+const TTL = 60_000
+
+/** A session `sid` with socket `id` on `node`, in `rooms`, its owner record written. */
+async function open(node: FakeNode, sid: string, id: string, rooms: string[] = []): Promise<FakeSocket> {
+  const socket = node.sockets.add(id, sid)
+  node.adapter.addAll(id, [id, ...rooms])
+  await node.adapter.sessionOpened(sid)
+  return socket
+}
+
+/** Hands `sid` off as the server does: from the snapshot on, what the socket gets goes to the tail. */
+async function handOff(node: FakeNode, socket: FakeSocket, sid: string, rooms: string[] = [], ttl = TTL) {
+  socket.handedOff = (text) => node.adapter.appendHandOff(sid, text)
+  return node.adapter.handOff(snapshotOf(sid, socket.id, rooms), ttl)
+}
+
+/** Takes `claim` over on `node` as the server does: the socket exists, `join` puts it in its rooms. */
+function takeOver(node: FakeNode, claim: SessionClaim) {
+  const { sid, id, rooms } = claim.snapshot
+  const socket = node.sockets.add(id, sid)
+  let joins = 0
+  const done = claim.takeOver(() => {
+    joins++
+    node.adapter.addAll(id, [id, ...rooms])
+  })
+  return { socket, done, joins: () => joins }
+}
+
+describe.skipIf(skipRedisSuites())('drain with handoff', () => {
+  let redis: RedisServer
+  let cluster: FakeCluster
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    await cluster?.close()
+  })
+
+  it('stores a snapshot that another node claims as it was written, and answers handingOff meanwhile', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const socket = await open(a!, 'sid-1', 's1', ['r'])
+    expect(await c!.adapter.sessionOwner('sid-1')).toMatchObject({ node: a!.adapter.node })
+
+    expect(await handOff(a!, socket, 'sid-1', ['r'])).toBe(true)
+    expect(await c!.adapter.sessionOwner('sid-1')).toEqual({
+      node: a!.adapter.node,
+      url: 'http://127.0.0.1:1',
+      handingOff: true,
+    })
+    // The old node still holds the session: requests of its transport are served there.
+    expect(await a!.adapter.sessionOwner('sid-1')).toBe('local')
+    // No key names the sid.
+    const keys = await a!.redis.keys(`${cluster.prefix}:*`)
+    expect(keys.some((key) => key.includes('sid-1'))).toBe(false)
+
+    const claim = await b!.adapter.claimSession('sid-1')
+    expect(claim?.snapshot).toEqual(snapshotOf('sid-1', 's1', ['r']))
+    expect(await c!.adapter.sessionOwner('sid-1')).toEqual({
+      node: b!.adapter.node,
+      url: 'http://127.0.0.1:1',
+    })
+    const taken = takeOver(b!, claim!)
+    expect(await taken.done).toEqual({ tail: [], complete: true })
+    expect(taken.joins()).toBe(1)
+    expect(a!.sockets.claims).toEqual(['sid-1'])
+    // The handoff's keys are gone; the owner record stays, naming the claimer.
+    expect(await a!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+    // The old node's session ends later: the record of the new owner stays.
+    a!.adapter.sessionClosed('sid-1')
+    await sleep(50)
+    expect(await c!.adapter.sessionOwner('sid-1')).toMatchObject({ node: b!.adapter.node })
+  })
+
+  it('lets exactly one of two racing claims win', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    for (let round = 0; round < 10; round++) {
+      const sid = `race-${round}`
+      const socket = await open(a!, sid, `s${round}`)
+      expect(await handOff(a!, socket, sid)).toBe(true)
+      const claims = await Promise.all([b!.adapter.claimSession(sid), c!.adapter.claimSession(sid)])
+      const won = claims.filter((claim) => claim !== null)
+      expect(won).toHaveLength(1)
+      const winner = claims[0] ? b! : c!
+      await takeOver(winner, won[0]!).done
+      expect(await a!.adapter.sessionOwner(sid)).toMatchObject({ node: winner.adapter.node })
+      // And a claim after the takeover finds nothing.
+      expect(await a!.adapter.claimSession(sid)).toBeNull()
+    }
+  })
+
+  it('finds nothing to claim for an unknown session, nor once the handoff expired', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    expect(await b!.adapter.claimSession('never-seen')).toBeNull()
+    const socket = await open(a!, 'sid-short', 's1')
+    expect(await handOff(a!, socket, 'sid-short', [], 200)).toBe(true)
+    await sleep(400)
+    expect(await b!.adapter.claimSession('sid-short')).toBeNull()
+    // The owner record went with it: the session is gone.
+    expect(await b!.adapter.sessionOwner('sid-short')).toBe('unknown')
+  })
+
+  it('refuses to hand off a session whose owner record names another node, or none', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const socket = await open(a!, 'sid-moved', 's1')
+    await b!.adapter.sessionOpened('sid-moved')
+    expect(await handOff(a!, socket, 'sid-moved')).toBe(false)
+    expect(await c!.adapter.claimSession('sid-moved')).toBeNull()
+    expect(await c!.adapter.sessionOwner('sid-moved')).toEqual({
+      node: b!.adapter.node,
+      url: 'http://127.0.0.1:1',
+    })
+
+    const orphan = a!.sockets.add('s2', 'sid-orphan')
+    expect(await handOff(a!, orphan, 'sid-orphan')).toBe(false)
+    expect(await c!.adapter.claimSession('sid-orphan')).toBeNull()
+  })
+
+  it('appends in order, seals with the last packets, and refuses what comes after', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-tail', 's1')
+    expect(await handOff(a!, socket, 'sid-tail')).toBe(true)
+    const texts = Array.from({ length: 50 }, (_, i) => `[5,${13 + i},"news",[${i}],0]`)
+    for (const text of texts) a!.adapter.appendHandOff('sid-tail', text)
+    await a!.adapter.sealHandOff('sid-tail', ['[6,63,"PARLEY_SESSION_MOVED",2]'])
+    a!.adapter.appendHandOff('sid-tail', 'late')
+    // Another session's appends never land in this tail.
+    a!.adapter.appendHandOff('sid-other', 'stray')
+
+    const claim = await b!.adapter.claimSession('sid-tail')
+    let joins = 0
+    const started = Date.now()
+    const taking = claim!.takeOver(() => {
+      joins++
+      throw new Error('a join that fails')
+    })
+    // A second call is the same takeover: join is called once.
+    expect(claim!.takeOver(() => joins++)).toBe(taking)
+    // The failing join is logged; the takeover still resolves.
+    expect(await taking).toEqual({ tail: [...texts, '[6,63,"PARLEY_SESSION_MOVED",2]'], complete: true })
+    expect(joins).toBe(1)
+    expect(b!.warnings.some((w) => w.includes('taking over a claimed session failed'))).toBe(true)
+    // Sealed already: nothing to wait for.
+    expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
+    // The old node sealed at the end of its drain: claimed() is not asked again.
+    await sleep(50)
+    expect(a!.sockets.claims).toEqual([])
+  })
+
+  it('takes over from a live old node: its last packets close the tail, complete', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-live', 's1', ['r'])
+    a!.sockets.last = () => ['[6,20,"PARLEY_SESSION_MOVED",5]']
+    expect(await handOff(a!, socket, 'sid-live', ['r'])).toBe(true)
+    const append = socket.handedOff!
+    let appended = 0
+    socket.handedOff = (text) => {
+      appended++
+      append(text)
+    }
+    a!.adapter.broadcast(message('news', ['before']), to(['r']))
+    b!.adapter.broadcast(message('news', ['from b, before']), to(['r']))
+    // Both reached the old node (its own one when it came back over the channel) before the claim.
+    await until(() => appended === 2, 3000, 'appends')
+    expect(socket.got).toEqual([])
+
+    const claim = await b!.adapter.claimSession('sid-live')
+    const taken = takeOver(b!, claim!)
+    const result = await taken.done
+    expect(result.complete).toBe(true)
+    expect(result.tail.map(argOf)).toEqual(
+      expect.arrayContaining(['before', 'from b, before', '[6,20,"PARLEY_SESSION_MOVED",5]']),
+    )
+    expect(result.tail.at(-1)).toBe('[6,20,"PARLEY_SESSION_MOVED",5]')
+    expect(a!.sockets.claims).toEqual(['sid-live'])
+    // From now on the claimer delivers, once.
+    a!.adapter.broadcast(message('news', ['after']), to(['r']))
+    await until(() => taken.socket.got.includes('after'), 3000, 'after the takeover')
+    await sleep(100)
+    expect(taken.socket.got).toEqual(['after'])
+  })
+
+  it('gives up on an old node that is gone, or never seals, within the bound (complete: false)', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const s1 = await open(a!, 'sid-gone', 's1')
+    const s2 = await open(a!, 'sid-silent', 's2')
+    const s3 = await open(a!, 'sid-leaves', 's3')
+    for (const [socket, sid] of [
+      [s1, 'sid-gone'],
+      [s2, 'sid-silent'],
+      [s3, 'sid-leaves'],
+    ] as const)
+      expect(await handOff(a!, socket, sid)).toBe(true)
+    a!.adapter.appendHandOff('sid-gone', 'kept')
+    await sleep(50)
+    const oldNode = a!.adapter.node
+    await cluster.stop(a!)
+    await until(() => b!.adapter.liveNodes.length === 0, 3000, 'a leaves the live set')
+
+    // Gone: taken over at once, with what the tail holds.
+    let started = Date.now()
+    const gone = takeOver(b!, (await b!.adapter.claimSession('sid-gone'))!)
+    expect(await gone.done).toEqual({ tail: ['kept'], complete: false })
+    expect(gone.joins()).toBe(1)
+    expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
+
+    // Live by its record, but nobody answers: the bounded wait.
+    const nodeKey = `${cluster.prefix}:node:${oldNode}`
+    await b!.redis.set(nodeKey, 'http://127.0.0.1:1', { PX: 60_000 })
+    await b!.redis.zAdd(`${cluster.prefix}:nodes`, { score: Date.now(), value: oldNode })
+    await until(() => b!.adapter.liveNodes.includes(oldNode), 3000, 'a live again by its record')
+    started = Date.now()
+    const silent = takeOver(b!, (await b!.adapter.claimSession('sid-silent'))!)
+    const result: HandOffTail = await silent.done
+    const waited = Date.now() - started
+    expect(result).toEqual({ tail: [], complete: false })
+    expect(waited).toBeGreaterThanOrEqual(SEAL_WAIT_MS - 50)
+    expect(waited).toBeLessThan(SEAL_WAIT_MS + 2000)
+    expect(silent.joins()).toBe(1)
+
+    // Leaves the live set while the claimer waits: given up at the next heartbeat.
+    started = Date.now()
+    const leaves = takeOver(b!, (await b!.adapter.claimSession('sid-leaves'))!)
+    await sleep(50)
+    await b!.redis.del(nodeKey)
+    expect(await leaves.done).toEqual({ tail: [], complete: false })
+    expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
+  })
+
+  it('returns false at once while Redis is unreachable, and false within requestTimeout when it is slow (nothing claimable after)', async () => {
+    const own = await startRedis()
+    const slow = new FakeCluster(own.url, { requestTimeout: 200 })
+    try {
+      const [a, b] = await slow.start(2)
+      const socket = await open(a!, 'sid-slow', 's1')
+      await a!.redis.sendCommand(['CLIENT', 'PAUSE', '600', 'ALL'])
+      let started = Date.now()
+      expect(await handOff(a!, socket, 'sid-slow')).toBe(false)
+      expect(Date.now() - started).toBeLessThan(500)
+      await sleep(700)
+      // The write went through once Redis woke up, and was taken back.
+      expect(await b!.adapter.claimSession('sid-slow')).toBeNull()
+      expect(await b!.adapter.sessionOwner('sid-slow')).toMatchObject({ node: a!.adapter.node })
+      expect((await b!.adapter.sessionOwner('sid-slow')) as object).not.toHaveProperty('handingOff')
+
+      await own.stop()
+      await until(() => !a!.redis.isReady, 5000, 'a sees Redis gone')
+      const other = await open(a!, 'sid-away', 's2')
+      started = Date.now()
+      expect(await handOff(a!, other, 'sid-away')).toBe(false)
+      expect(await b!.adapter.claimSession('sid-away')).toBeNull()
+      expect(Date.now() - started).toBeLessThan(100)
+      // Appends to nothing never throw.
+      a!.adapter.appendHandOff('sid-away', 'text')
+      await a!.adapter.sealHandOff('sid-away', [])
+    } finally {
+      await slow.close()
+      await own.stop()
+    }
+  })
+
+  it('does not write the record of a handed-off session again after Redis restarted empty', async () => {
+    const own = await startRedis()
+    const restarting = new FakeCluster(own.url)
+    try {
+      const [a, b] = await restarting.start(2)
+      await open(a!, 'sid-kept', 's1')
+      const given = await open(a!, 'sid-given', 's2')
+      expect(await handOff(a!, given, 'sid-given')).toBe(true)
+      await own.restart()
+      // a's heartbeat finds its record lost and writes its sessions' records again.
+      const deadline = Date.now() + 8000
+      let owner: unknown
+      while (Date.now() < deadline) {
+        owner = await b!.adapter.sessionOwner('sid-kept').catch(() => 'unknown')
+        if (typeof owner === 'object') break
+        await sleep(50)
+      }
+      expect(owner).toMatchObject({ node: a!.adapter.node })
+      await sleep(2 * HEARTBEAT)
+      expect(await b!.adapter.sessionOwner('sid-given')).toBe('unknown')
+    } finally {
+      await restarting.close()
+      await own.stop()
+    }
+  })
+
+  it('delivers every broadcast exactly once across the cut, from the old node, the claimer and a third one', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const watchers = [a!, b!, c!].map((node, i) => {
+      const watcher = node.sockets.add(`w${i}`)
+      node.adapter.addAll(`w${i}`, [`w${i}`, 'r'])
+      return watcher
+    })
+    const socket = await open(a!, 'sid-cut', 's1', ['r'])
+    a!.sockets.last = () => ['last']
+
+    // Each node emits PER broadcasts to the room, one each per turn of the event loop, so that
+    // they interleave with every step of the handoff, the claim and the takeover.
+    const PER = 200
+    const senders = [a!, b!, c!]
+    let turns = 0
+    const emitTurn = () => {
+      senders.forEach((node, i) => {
+        node.adapter.broadcast(message('news', [`${'abc'[i]}${turns}`]), to(['r']))
+      })
+      turns++
+    }
+    let running = true
+    const loop = () => {
+      if (!running || turns >= PER) return
+      emitTurn()
+      setImmediate(loop)
+    }
+    for (let i = 0; i < 10; i++) emitTurn()
+    loop()
+    const before = socket.got
+    const tailAppends: string[] = []
+    socket.handedOff = (text) => {
+      tailAppends.push(text)
+      a!.adapter.appendHandOff('sid-cut', text)
+    }
+    let result: HandOffTail
+    let taken: ReturnType<typeof takeOver>
+    try {
+      expect(await a!.adapter.handOff(snapshotOf('sid-cut', 's1', ['r']), TTL)).toBe(true)
+      const claim = await b!.adapter.claimSession('sid-cut')
+      expect(claim).not.toBeNull()
+      taken = takeOver(b!, claim!)
+      result = await taken.done
+      await until(() => turns >= PER, 10_000, 'every broadcast emitted')
+    } finally {
+      running = false
+    }
+    for (const watcher of watchers) await until(() => watcher.got.length === 3 * PER, 5000, 'watchers')
+    // Then one more from each node, which the claimer's socket must get: nothing is in flight.
+    for (const node of senders) node.adapter.broadcast(message('news', ['end']), to(['r']))
+    await until(() => taken.socket.got.filter((v) => v === 'end').length === 3, 5000, 'the end markers')
+
+    expect(result.complete).toBe(true)
+    expect(result.tail.at(-1)).toBe('last')
+    const fromTail = result.tail.slice(0, -1).map(argOf)
+    const after = taken.socket.got.filter((v) => v !== 'end')
+    // What the socket got before its snapshot, in its tail, and on the claimer after the join:
+    // every broadcast once, as the watchers got them.
+    const all = [...before, ...fromTail, ...after]
+    expect(new Set(all).size).toBe(all.length)
+    expect([...all].sort()).toEqual(watchers[2]!.got.filter((v) => v !== 'end').sort())
+    // The cut fell inside the traffic, and each sender's order holds across it.
+    expect(fromTail.length).toBeGreaterThan(0)
+    expect(after.length).toBeGreaterThan(0)
+    for (const prefix of ['a', 'b', 'c']) {
+      const numbers = all.filter((v) => String(v).startsWith(prefix)).map((v) => Number(String(v).slice(1)))
+      expect(numbers).toEqual([...numbers].sort((x, y) => x - y))
+    }
+    // Nothing was appended to the tail after the seal was written.
+    expect(tailAppends.length).toBe(fromTail.length)
+  })
+})
