@@ -4,7 +4,7 @@
 import type { Socket } from '@parley/client'
 import { type Nginx, skipNginxSuites, startNginx } from '../support/nginx.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../support/redis-server.js'
-import { type ClusterNode, type NodeOptions, startNodes } from './nodes.js'
+import { type ClusterNode, type NodeOptions, startNode, startNodes } from './nodes.js'
 
 /** Whether to skip the cluster suites: both checks run, so a required one always fails loudly. */
 export function skipClusterSuites(): boolean {
@@ -21,12 +21,46 @@ export interface Cluster {
   url: string
   /** The node listening on `127.0.0.1:<port>` (as nginx's log names it), by name. */
   nodeAt(address: string): string | undefined
+  /**
+   * Restarts `nodes[index]` as a deploy does: a new process with the same name starts, then
+   * the old one gets SIGTERM (it drains, then closes) and the new one takes its port. Resolves
+   * with the old process (its output stays readable) once every node sees every other one.
+   */
+  restart(index: number): Promise<ClusterNode>
+  /** Starts the process that `restart(index)` will use ahead, so that it has loaded by then. */
+  prepare(index: number): void
   stop(): Promise<void>
+}
+
+/** A node process started ahead of a restart. */
+interface Standby {
+  /** Resolves once it loaded (it then waits for its port); rejects if it failed before. */
+  ready: Promise<void>
+  started: Promise<ClusterNode>
 }
 
 export async function startCluster(names = ['n1', 'n2', 'n3'], options: NodeOptions = {}): Promise<Cluster> {
   const redis = await startRedis()
   let nodes: ClusterNode[] = []
+  // Ends node processes still starting when the cluster stops (standbys, a restart cut short).
+  const starts = new AbortController()
+  const standbys = new Map<number, Standby>()
+  /** A process that will take over `node`'s name and port once it exits. */
+  const standby = (node: ClusterNode): Standby => {
+    let ready: () => void = () => {}
+    const isReady = new Promise<void>((resolve) => {
+      ready = resolve
+    })
+    const started = startNode(node.name, redis.url, {
+      ...options,
+      port: node.port,
+      onReady: ready,
+      signal: starts.signal,
+    })
+    // A standby nobody waits for yet must not be an unhandled rejection.
+    started.catch(() => {})
+    return { ready: Promise.race([isReady, started.then(() => {})]), started }
+  }
   try {
     nodes = await startNodes(names, redis.url, options)
     await allSeeEachOther(nodes)
@@ -37,7 +71,29 @@ export async function startCluster(names = ['n1', 'n2', 'n3'], options: NodeOpti
       nginx,
       url: nginx.url,
       nodeAt: (address) => nodes.find((n) => address === `127.0.0.1:${n.port}`)?.name,
+      prepare(index) {
+        const node = nodes[index]
+        if (node && !standbys.has(index)) standbys.set(index, standby(node))
+      },
+      async restart(index) {
+        const old = nodes[index]
+        if (!old) throw new Error(`no node ${index}`)
+        // The new process is started ahead (a standby, as a deploy's new instance starts before
+        // the old one stops): it loads, then waits for the port.
+        const next = standbys.get(index) ?? standby(old)
+        standbys.delete(index)
+        await next.ready
+        await old.stop()
+        nodes[index] = await next.started
+        await allSeeEachOther(nodes)
+        // The other nodes' standbys load while the cluster runs on (this one's, next time).
+        for (const [i, node] of nodes.entries()) {
+          if (i !== index && !standbys.has(i)) standbys.set(i, standby(node))
+        }
+        return old
+      },
       async stop() {
+        starts.abort()
         await nginx.stop()
         await Promise.all(nodes.map((n) => n.stop()))
         await redis.stop()
