@@ -52,7 +52,9 @@ export interface NginxConfigOptions {
  * interval), so that nginx never cuts a quiet but healthy transport.
  */
 export function nginxConfig({ dir, host, port, upstreamPorts }: NginxConfigOptions): string {
-  const servers = upstreamPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')
+  const servers = upstreamPorts
+    .map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`)
+    .join('\n')
   return `worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -78,6 +80,8 @@ http {
   }
 
   # Round-robin: no ip_hash, no sticky cookie. Any node serves any request of any session.
+  # A node that refused (restarting) or answered 503 (draining) is skipped for 1 s, not the
+  # default 10 s: in a rolling restart, every node in turn would be left out while the next drains.
   upstream parley {
 ${servers}
   }
@@ -96,6 +100,9 @@ ${servers}
       # SSE streams and held polls go out as they are written; uploads go in as they come.
       proxy_buffering off;
       proxy_request_buffering off;
+      # A draining node refuses new sessions with 503 (and a node that is down, the connection):
+      # try the next node, for POSTs too (Parley drops a packet it already has, by its number).
+      proxy_next_upstream error timeout http_503 non_idempotent;
       # Above the ping interval and the poll hold: a quiet transport is not a dead one.
       proxy_read_timeout 75s;
       proxy_send_timeout 75s;
