@@ -1,8 +1,10 @@
 // A whole test cluster: a throwaway Redis, three node processes on it (./node.ts) and nginx
 // round-robin in front of them, as docs/scaling.md describes. Plus the client-side helpers
 // the cluster suites share.
-import type { Socket } from '@parley/client'
-import { type Nginx, skipNginxSuites, startNginx } from '../support/nginx.js'
+// By path, not by name: the bench (bench/src/rolling.ts) runs this file too, and resolves
+// @parley/client to its build.
+import type { Socket } from '../../packages/client/src/index.js'
+import { type Nginx, type StartNginxOptions, skipNginxSuites, startNginx } from '../support/nginx.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../support/redis-server.js'
 import { type ClusterNode, type NodeOptions, startNode, startNodes } from './nodes.js'
 
@@ -39,7 +41,11 @@ interface Standby {
   started: Promise<ClusterNode>
 }
 
-export async function startCluster(names = ['n1', 'n2', 'n3'], options: NodeOptions = {}): Promise<Cluster> {
+export async function startCluster(
+  names = ['n1', 'n2', 'n3'],
+  options: NodeOptions = {},
+  nginxOptions: StartNginxOptions = {},
+): Promise<Cluster> {
   const redis = await startRedis()
   let nodes: ClusterNode[] = []
   // Ends node processes still starting when the cluster stops (standbys, a restart cut short).
@@ -64,7 +70,10 @@ export async function startCluster(names = ['n1', 'n2', 'n3'], options: NodeOpti
   try {
     nodes = await startNodes(names, redis.url, options)
     await allSeeEachOther(nodes)
-    const nginx = await startNginx(nodes.map((n) => n.port))
+    const nginx = await startNginx(
+      nodes.map((n) => n.port),
+      nginxOptions,
+    )
     return {
       redis,
       nodes,

@@ -2,7 +2,8 @@
 // application never hears it (the session resumes quietly), yet the time from that CLOSE to
 // the OPEN on another node is what a rolling restart costs each client.
 import { createRequire } from 'node:module'
-import type { ClientOptions } from '@parley/client'
+// By path, not by name: the bench (bench/src/rolling.ts) runs this file too.
+import type { ClientOptions } from '../../packages/client/src/index.js'
 
 // The client's own `ws` (the package the client loads in Node), wrapped to watch messages.
 const require = createRequire(new URL('../../packages/client/package.json', import.meta.url))

@@ -36,6 +36,8 @@ export function skipNginxSuites(): boolean {
 }
 
 export interface NginxConfigOptions {
+  /** nginx's worker_connections: two per proxied connection. Default 1024. */
+  workerConnections?: number
   /** Directory for the pid file, the logs and the temp paths. */
   dir: string
   /** Address nginx listens on. */
@@ -51,7 +53,13 @@ export interface NginxConfigOptions {
  * written), timeouts well above the ping interval (20 s) and the poll hold (at most one ping
  * interval), so that nginx never cuts a quiet but healthy transport.
  */
-export function nginxConfig({ dir, host, port, upstreamPorts }: NginxConfigOptions): string {
+export function nginxConfig({
+  dir,
+  host,
+  port,
+  upstreamPorts,
+  workerConnections = 1024,
+}: NginxConfigOptions): string {
   const servers = upstreamPorts
     .map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`)
     .join('\n')
@@ -60,7 +68,7 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 
 events {
-  worker_connections 1024;
+  worker_connections ${workerConnections};
 }
 
 http {
@@ -139,6 +147,8 @@ export interface NginxRequest {
 }
 
 export interface StartNginxOptions {
+  /** worker_connections (default 1024: enough for 500 proxied connections). */
+  workerConnections?: number
   /** Port to listen on; a free one by default. */
   port?: number
   /** Address to listen on; 127.0.0.1 by default. */
@@ -158,7 +168,11 @@ export async function startNginx(
   // nginx's workers run as another user when the master is root: they must reach the directory.
   chmodSync(dir, 0o755)
   const conf = join(dir, 'nginx.conf')
-  writeFileSync(conf, nginxConfig({ dir, host, port, upstreamPorts }))
+  const { workerConnections } = options
+  writeFileSync(
+    conf,
+    nginxConfig({ dir, host, port, upstreamPorts, ...(workerConnections ? { workerConnections } : {}) }),
+  )
 
   let output = ''
   const child = spawn(nginxPath, ['-p', dir, '-c', conf, '-g', 'daemon off;'], {
