@@ -63,9 +63,12 @@ export async function startCluster(
       onReady: ready,
       signal: starts.signal,
     })
-    // A standby nobody waits for yet must not be an unhandled rejection.
+    const loaded = Promise.race([isReady, started.then(() => {})])
+    // A standby nobody waits for (the cluster stopped first, and killed it) must not be an
+    // unhandled rejection.
     started.catch(() => {})
-    return { ready: Promise.race([isReady, started.then(() => {})]), started }
+    loaded.catch(() => {})
+    return { ready: loaded, started }
   }
   try {
     nodes = await startNodes(names, redis.url, options)
