@@ -382,7 +382,7 @@ export class RedisAdapter implements Adapter {
     const epoch = await within(written, this.#options.requestTimeout, -1)
     if (epoch > 0 && this.#handoffs.byHash(entry.hash) === entry) {
       entry.epoch = epoch
-      entry.timer = setTimeout(() => this.#handoffs.forget(sid), ttl)
+      entry.timer = setTimeout(() => this.#handoffs.forget(entry), ttl)
       entry.timer.unref()
       return true
     }
@@ -390,8 +390,10 @@ export class RedisAdapter implements Adapter {
       this.#warnings.warn('handoff', `a snapshot was not stored within ${this.#options.requestTimeout} ms`)
       void this.#handoffs.undo(entry).catch(() => undefined)
     }
-    this.#handoffs.forget(sid)
-    this.#cut.unposition(id)
+    this.#handoffs.forget(entry)
+    // The socket stays this node's: broadcasts it was left out of meanwhile reach it as they
+    // come back, later ones when emitted again.
+    this.#cut.release(id)
     this.#sessions.keptBack(sid)
     return false
   }
@@ -613,7 +615,7 @@ export class RedisAdapter implements Adapter {
         this.#handoffs.seal(entry, last).catch(() => undefined)
       }
       const sealed = () => {
-        this.#handoffs.forget(entry.sid)
+        this.#handoffs.forget(entry)
         this.#publish(`${this.#options.prefix}:response:${marker.n}`, {
           n: this.node,
           id: marker.id,
@@ -621,7 +623,7 @@ export class RedisAdapter implements Adapter {
         })
       }
       entry.sealing?.then(sealed, (err: unknown) => {
-        this.#handoffs.forget(entry.sid)
+        this.#handoffs.forget(entry)
         this.#warnings.warn('handoff-seal', 'could not seal the tail of a claimed session', { err })
       })
     }

@@ -70,12 +70,18 @@ export class Cut {
    * would lose the broadcasts emitted while it was positioned that are still on their way.
    */
   positionUntilBack(id: string): void {
-    if (this.#back >= this.#sent) {
-      this.unposition(id)
-      return
-    }
     this.#positioned.set(id, 0)
-    this.#releases.add(id)
+    this.release(id)
+  }
+
+  /**
+   * Ends the positioning of `id` once none of this node's own broadcasts is on its way (at once
+   * when none is): those it was left out of when emitted still reach it when they come back.
+   */
+  release(id: string): void {
+    if (!this.#positioned.has(id)) return
+    if (this.#back >= this.#sent) this.unposition(id)
+    else this.#releases.add(id)
   }
 
   /** Counts an own broadcast about to be PUBLISHed; its `q`. */

@@ -156,7 +156,8 @@ export class HandOffStore {
 
   /** Starts the entry of a handoff (before its write, so that appends made meanwhile count). */
   begin(snapshot: SessionSnapshot): HandedOff {
-    this.forget(snapshot.sid)
+    const previous = this.#bySid.get(snapshot.sid)
+    if (previous) this.forget(previous)
     const entry: HandedOff = {
       sid: snapshot.sid,
       id: snapshot.id,
@@ -170,12 +171,14 @@ export class HandOffStore {
     return entry
   }
 
-  /** Drops the entry of `sid` (claimed and sealed, expired, or its handoff failed). */
-  forget(sid: string): void {
-    const entry = this.#bySid.get(sid)
-    if (!entry) return
+  /**
+   * Drops an entry (claimed and sealed, expired, or its handoff failed); nothing when a newer
+   * handoff of the same session replaced it.
+   */
+  forget(entry: HandedOff): void {
     clearTimeout(entry.timer)
-    this.#bySid.delete(sid)
+    if (this.#bySid.get(entry.sid) !== entry) return
+    this.#bySid.delete(entry.sid)
     this.#byHash.delete(entry.hash)
   }
 

@@ -2,7 +2,7 @@
 // its own node-redis client, over a LocalSockets of fake sockets that record what reaches them.
 // A handed-off socket appends what it is given to its tail, as the server's drained session does.
 import { type PreparedEvent, prepareEvent, type WireValue } from '@parley/protocol'
-import { type RedisAdapter, redisAdapter } from '@parley/redis'
+import { type RedisAdapter, type RedisClient, redisAdapter } from '@parley/redis'
 import type {
   BroadcastMessage,
   BroadcastOptions,
@@ -107,6 +107,25 @@ export interface FakeNode {
   sockets: FakeSockets
   redis: Client
   warnings: string[]
+  /** Every command the adapter sent on its client, in order. */
+  commands: string[][]
+}
+
+/** The node's client as the adapter gets it: the same connection, each command recorded. */
+function recording(redis: Client, commands: string[][]): RedisClient {
+  return {
+    get isOpen() {
+      return redis.isOpen
+    },
+    get isReady() {
+      return redis.isReady
+    },
+    sendCommand: (args) => {
+      commands.push(args)
+      return redis.sendCommand(args)
+    },
+    duplicate: () => redis.duplicate(),
+  }
 }
 
 /** Fake nodes on one Redis and one prefix (each test its own, so that tests never meet). */
@@ -126,14 +145,15 @@ export class FakeCluster {
     await redis.connect()
     const sockets = new FakeSockets()
     const warnings: string[] = []
+    const commands: string[][] = []
     const adapter = redisAdapter({
-      client: redis,
+      client: recording(redis, commands),
       prefix: this.prefix,
       heartbeatInterval: HEARTBEAT,
       log: { warn: (_details, message) => warnings.push(message) },
       ...this.options,
     })(sockets)
-    const node = { adapter, sockets, redis, warnings }
+    const node = { adapter, sockets, redis, warnings, commands }
     this.nodes.push(node)
     await adapter.ready()
     return node

@@ -1,7 +1,8 @@
 // Drain with handoff over a real Redis: a node stores a session's snapshot, another claims it
 // (exactly one of several), takes it over at the cut point of the broadcast channel and reads
 // the tail back. The nodes are real adapters over fake sockets (see handoff-support.ts).
-import type { HandOffTail, SessionClaim } from '@parley/server'
+import { createHash } from 'node:crypto'
+import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { sleep, until } from '../../server/test/helpers.js'
@@ -125,6 +126,26 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.adapter.sessionOwner('sid-short')).toBe('unknown')
   })
 
+  it('refuses a snapshot of another version or shape (null, logged), and leaves nothing behind', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const cases: [string, unknown][] = [
+      ['sid-v2', { ...snapshotOf('sid-v2', 's1'), v: 2 }],
+      ['sid-shape', { ...snapshotOf('sid-shape', 's2'), kept: 'not a list' }],
+    ]
+    for (const [sid, snapshot] of cases) {
+      a!.sockets.add(`socket-${sid}`, sid)
+      await a!.adapter.sessionOpened(sid)
+      expect(await a!.adapter.handOff(snapshot as SessionSnapshot, TTL)).toBe(true)
+      expect(await b!.adapter.claimSession(sid)).toBeNull()
+      await until(() => b!.warnings.some((w) => w.includes('snapshot was refused')), 3000, 'the warning')
+      await sleep(50)
+      a!.sockets.sessions.delete(sid)
+      expect(await a!.adapter.sessionOwner(sid)).toBe('unknown')
+    }
+    expect(await a!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+  })
+
   it('refuses to hand off a session whose owner record names another node, or none', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)
@@ -136,6 +157,23 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       node: b!.adapter.node,
       url: 'http://127.0.0.1:1',
     })
+
+    // The socket stays a's, and gets each of a's broadcasts once, those emitted while the
+    // refused handoff was in flight included.
+    socket.handedOff = undefined
+    a!.adapter.addAll('s1', ['r'])
+    const emit = (n: number) => a!.adapter.broadcast(message('news', [n]), to(['r']))
+    emit(0)
+    const refused = a!.adapter.handOff(snapshotOf('sid-moved', 's1'), TTL)
+    emit(1)
+    emit(2)
+    expect(await refused).toBe(false)
+    emit(3)
+    await until(() => socket.got.length >= 4, 3000, 'deliveries')
+    emit(4)
+    await until(() => socket.got.length >= 5, 3000, 'deliveries')
+    await sleep(100)
+    expect(socket.got).toEqual([0, 1, 2, 3, 4])
 
     const orphan = a!.sockets.add('s2', 'sid-orphan')
     expect(await handOff(a!, orphan, 'sid-orphan')).toBe(false)
@@ -172,6 +210,42 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // The old node sealed at the end of its drain: claimed() is not asked again.
     await sleep(50)
     expect(a!.sockets.claims).toEqual([])
+  })
+
+  it('costs k + 6 commands for a session with k packets in its tail, one more per losing claim', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const socket = await open(a!, 'sid-count', 's1')
+    a!.sockets.last = () => ['last']
+    const hash = createHash('sha256').update('sid-count').digest('base64url')
+    const handoffCommands = () =>
+      [a!, b!, c!].flatMap((node) =>
+        node.commands.filter((args) =>
+          args.some((arg) => arg.includes(hash) || arg.includes(`"k":"sealed"`)),
+        ),
+      )
+    const before = handoffCommands().length
+    expect(await handOff(a!, socket, 'sid-count')).toBe(true)
+    for (let i = 0; i < 5; i++) a!.adapter.appendHandOff('sid-count', `[5,${13 + i},"news",[${i}],0]`)
+    const [won, lost] = await Promise.all([
+      b!.adapter.claimSession('sid-count'),
+      c!.adapter.claimSession('sid-count'),
+    ])
+    const claim = won ?? lost
+    const claimer = won ? b! : c!
+    const result = await takeOver(claimer, claim!).done
+    expect(result.tail).toHaveLength(6)
+    expect(result.complete).toBe(true)
+    const sent = handoffCommands().slice(before)
+    // write, 5 appends, 2 claims, the marker, the seal, 'sealed', the read-back.
+    expect(sent).toHaveLength(5 + 6 + 1)
+    const publishes = sent.filter((args) => args[0] === 'PUBLISH')
+    expect(publishes.map((args) => JSON.parse(args[2]!).k).sort()).toEqual(['claim', 'sealed'])
+    // The sid itself never crosses: neither in a key nor on a channel.
+    const keys = sent.flatMap((args) => (args[0] === 'EVAL' ? args.slice(3, 3 + Number(args[2])) : []))
+    expect(keys.length).toBeGreaterThan(sent.length)
+    expect(keys.some((key) => key.includes('sid-count'))).toBe(false)
+    expect(publishes.some((args) => args[2]!.includes('sid-count'))).toBe(false)
   })
 
   it('takes over from a live old node: its last packets close the tail, complete', async () => {
