@@ -1,10 +1,12 @@
 // A whole test cluster: a throwaway Redis, three node processes on it (./node.ts) and nginx
 // round-robin in front of them, as docs/scaling.md describes. Plus the client-side helpers
 // the cluster suites share.
-import type { Socket } from '@parley/client'
-import { type Nginx, skipNginxSuites, startNginx } from '../support/nginx.js'
+// By path, not by name: the bench (bench/src/rolling.ts) runs this file too, and resolves
+// @parley/client to its build.
+import type { Socket } from '../../packages/client/src/index.js'
+import { type Nginx, type StartNginxOptions, skipNginxSuites, startNginx } from '../support/nginx.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../support/redis-server.js'
-import { type ClusterNode, type NodeOptions, startNodes } from './nodes.js'
+import { type ClusterNode, type NodeOptions, startNode, startNodes } from './nodes.js'
 
 /** Whether to skip the cluster suites: both checks run, so a required one always fails loudly. */
 export function skipClusterSuites(): boolean {
@@ -21,23 +23,89 @@ export interface Cluster {
   url: string
   /** The node listening on `127.0.0.1:<port>` (as nginx's log names it), by name. */
   nodeAt(address: string): string | undefined
+  /**
+   * Restarts `nodes[index]` as a deploy does: a new process with the same name starts, then
+   * the old one gets SIGTERM (it drains, then closes) and the new one takes its port. Resolves
+   * with the old process (its output stays readable) once every node sees every other one.
+   */
+  restart(index: number): Promise<ClusterNode>
+  /** Starts the process that `restart(index)` will use ahead, so that it has loaded by then. */
+  prepare(index: number): void
   stop(): Promise<void>
 }
 
-export async function startCluster(names = ['n1', 'n2', 'n3'], options: NodeOptions = {}): Promise<Cluster> {
+/** A node process started ahead of a restart. */
+interface Standby {
+  /** Resolves once it loaded (it then waits for its port); rejects if it failed before. */
+  ready: Promise<void>
+  started: Promise<ClusterNode>
+}
+
+export async function startCluster(
+  names = ['n1', 'n2', 'n3'],
+  options: NodeOptions = {},
+  nginxOptions: StartNginxOptions = {},
+): Promise<Cluster> {
   const redis = await startRedis()
   let nodes: ClusterNode[] = []
+  // Ends node processes still starting when the cluster stops (standbys, a restart cut short).
+  const starts = new AbortController()
+  const standbys = new Map<number, Standby>()
+  /** A process that will take over `node`'s name and port once it exits. */
+  const standby = (node: ClusterNode): Standby => {
+    let ready: () => void = () => {}
+    const isReady = new Promise<void>((resolve) => {
+      ready = resolve
+    })
+    const started = startNode(node.name, redis.url, {
+      ...options,
+      port: node.port,
+      onReady: ready,
+      signal: starts.signal,
+    })
+    const loaded = Promise.race([isReady, started.then(() => {})])
+    // A standby nobody waits for (the cluster stopped first, and killed it) must not be an
+    // unhandled rejection.
+    started.catch(() => {})
+    loaded.catch(() => {})
+    return { ready: loaded, started }
+  }
   try {
     nodes = await startNodes(names, redis.url, options)
     await allSeeEachOther(nodes)
-    const nginx = await startNginx(nodes.map((n) => n.port))
+    const nginx = await startNginx(
+      nodes.map((n) => n.port),
+      nginxOptions,
+    )
     return {
       redis,
       nodes,
       nginx,
       url: nginx.url,
       nodeAt: (address) => nodes.find((n) => address === `127.0.0.1:${n.port}`)?.name,
+      prepare(index) {
+        const node = nodes[index]
+        if (node && !standbys.has(index)) standbys.set(index, standby(node))
+      },
+      async restart(index) {
+        const old = nodes[index]
+        if (!old) throw new Error(`no node ${index}`)
+        // The new process is started ahead (a standby, as a deploy's new instance starts before
+        // the old one stops): it loads, then waits for the port.
+        const next = standbys.get(index) ?? standby(old)
+        standbys.delete(index)
+        await next.ready
+        await old.stop()
+        nodes[index] = await next.started
+        await allSeeEachOther(nodes)
+        // The other nodes' standbys load while the cluster runs on (this one's, next time).
+        for (const [i, node] of nodes.entries()) {
+          if (i !== index && !standbys.has(i)) standbys.set(i, standby(node))
+        }
+        return old
+      },
       async stop() {
+        starts.abort()
         await nginx.stop()
         await Promise.all(nodes.map((n) => n.stop()))
         await redis.stop()

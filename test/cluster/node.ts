@@ -1,10 +1,14 @@
 // One Parley node of a test cluster, in a process of its own so that a test can SIGKILL it:
 // Fastify on 127.0.0.1 with Parley on /parley and the Redis adapter. Started by
 // `startNodes()` (./nodes.ts) as `node --import tsx test/cluster/node.ts --name n1 --redis URL`.
-// Prints `listening <name> <port>` once it listens; SIGTERM closes it cleanly.
+// Prints `listening <name> <port>` once it listens. SIGTERM drains (hands every session to the
+// other nodes through Redis), then closes: the shape docs/scaling.md recommends for deploys.
+// It also prints `event <connection|restored|disconnect> <socket id> [reason]` for each
+// socket, so that a test can count them across every process a node name ever ran in.
 //
 // The events below are the tests' remote control: each runs on the node that owns the
 // session of the socket that sent it, and acts from there on the whole cluster.
+import { createServer } from 'node:net'
 import { parseArgs } from 'node:util'
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import parley, { type ParleyServer, type ServerSocket } from '@parley/server'
@@ -18,6 +22,10 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     ping: { type: 'string', default: '1000' },
     heartbeat: { type: 'string', default: '1000' },
+    // handoff.timeout: the longest the drain waits for the other nodes to claim the sessions.
+    'handoff-timeout': { type: 'string', default: '4000' },
+    // Every this many ms, a broadcast `tick` to the room `ticks`, numbered per process (0: none).
+    tick: { type: 'string', default: '0' },
   },
 })
 const name = values.name ?? `node-${process.pid}`
@@ -39,9 +47,29 @@ redis.on('error', (error: Error) => {
 redis.on('ready', () => {
   lastError = ''
 })
-await redis.connect()
-
 const port = Number(values.port)
+/**
+ * Waits (at most 5 minutes) until `port` is free: a node restarting on the port of one that still
+ * runs starts (and compiles) meanwhile, and takes over as soon as the old one has closed.
+ */
+async function portFree(port: number): Promise<void> {
+  const end = Date.now() + 300_000
+  for (;;) {
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer()
+      probe.once('error', () => resolve(false))
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
+    })
+    if (free || Date.now() > end) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+// Loaded and compiled, the slow part of a start: a restart stops the old process from here on.
+// Nothing touches Redis before the port is free, so that a standby is no node of the cluster.
+console.log(`ready ${name}`)
+if (port !== 0) await portFree(port)
+await redis.connect()
 const app = Fastify()
 // Kept to close its subscriber connection before the Redis client, on SIGTERM.
 let adapter: RedisAdapter | undefined
@@ -50,6 +78,7 @@ await app.register(parley, {
   pingInterval: ping,
   pingTimeout: ping,
   recovery: { window: 30_000 },
+  handoff: { timeout: Number(values['handoff-timeout']), retrySpread: 300 },
   adapter: (sockets) => {
     adapter = redisAdapter({
       client: redis,
@@ -83,9 +112,55 @@ function target({ rooms = [], except = [] }: Target) {
   return io.to(rooms).except(except)
 }
 
+/** A socket's lifecycle on stdout, one line each: the test counts them across processes. */
+function tell(event: string, socket: Socket, reason?: string): void {
+  console.log(`event ${event} ${socket.id}${reason === undefined ? '' : ` ${reason}`}`)
+}
+
 io.on('connection', (socket: Socket) => {
   socket.data = { node: name }
   received.set(socket.id, { count: 0, last: 0, faults: [] })
+  tell('connection', socket)
+  handlers(socket)
+})
+// A session another node handed off: the same per-socket handlers as a new one, with its
+// socket.data and rooms as they were (the handoff carries them).
+io.on('restored', (socket: Socket) => {
+  tell('restored', socket)
+  // `up`'s count stays with the node it ran on (`seq` is the one that travels).
+  received.set(socket.id, { count: 0, last: 0, faults: [] })
+  handlers(socket)
+})
+
+/**
+ * What `seq` checks, kept in socket.data so that it travels with the session when the node
+ * hands it off: each number must follow the last one, wherever the session lives.
+ */
+interface SeqState {
+  last: number
+  count: number
+  faults: string[]
+}
+
+function handlers(socket: Socket): void {
+  // Numbered messages, some with an ack: checked in order across every node the session
+  // lives on (see SeqState). `down` asks for numbered messages back, from whichever node owns
+  // the session when it arrives; `shout` broadcasts the sender's numbers to a room.
+  socket.on('seq', (n: number, reply?: Reply) => {
+    const data = socket.data as { seq?: SeqState }
+    data.seq ??= { last: 0, count: 0, faults: [] }
+    if (n !== data.seq.last + 1) data.seq.faults.push(`${data.seq.last} then ${n}`)
+    data.seq.last = n
+    data.seq.count++
+    if (typeof reply === 'function') reply({ n })
+  })
+  socket.on('seqReport', (reply: Reply) => reply({ node: name, ...(socket.data as { seq?: SeqState }).seq }))
+  socket.on('downs', (request: { from: number; count: number }) => {
+    for (let i = 0; i < request.count; i++) socket.emit('down', request.from + i)
+  })
+  socket.on('shout', (request: { room: string; from: number; n: number }) => {
+    io.to(request.room).emit('shouted', { from: request.from, n: request.n })
+  })
 
   socket.on('whoami', (reply: Reply) => reply({ node: name, id: socket.id }))
   socket.on('echo', (value: unknown, reply: Reply) => reply({ node: name, value }))
@@ -144,10 +219,11 @@ io.on('connection', (socket: Socket) => {
     reply({ node: name })
   })
 
-  socket.on('disconnect', () => {
+  socket.on('disconnect', (reason: string) => {
     received.delete(socket.id)
+    tell('disconnect', socket, reason)
   })
-})
+}
 
 try {
   await app.listen({ port, host: '127.0.0.1' })
@@ -158,9 +234,28 @@ try {
 const { port: bound } = app.server.address() as { port: number }
 console.log(`listening ${name} ${bound}`)
 
+// The ticks this process broadcast: printed at exit, so that a test knows how many each
+// client should have heard from it.
+let ticks = 0
+const ticker =
+  Number(values.tick) > 0
+    ? setInterval(
+        () => io.to('ticks').emit('tick', { source: `${name}.${process.pid}`, n: ++ticks }),
+        Number(values.tick),
+      )
+    : undefined
+
 process.once('SIGTERM', () => {
-  void app
-    .close()
+  // Drain first, while Fastify still serves requests: the node goes on answering its own
+  // sessions' requests (their CLOSE 'server handoff') and forwarding the others', where
+  // app.close() would have Fastify answer 503 to every new request at once.
+  void io
+    .drain()
+    .then(() => {
+      clearInterval(ticker)
+      console.log(`ticks ${name}.${process.pid} ${ticks}`)
+      return app.close()
+    })
     .then(() => adapter?.close())
     .then(() => redis.close())
     .then(

@@ -17,9 +17,17 @@ export interface ClusterNode {
   readonly pid: number
   /** What the process wrote to stderr so far. */
   errors(): string
+  /**
+   * The lines the process wrote to stdout after `listening`: `event <name> <socket id>
+   * [reason]` for each socket's connection, restore and disconnect, `ticks <source> <count>`.
+   */
+  lines(): readonly string[]
   /** True until the process exited. */
   alive(): boolean
-  /** SIGTERM (the node closes cleanly), SIGKILL after 5 s; resolves once it exited. */
+  /**
+   * SIGTERM (the node drains, handing its sessions to the others, then closes), SIGKILL after
+   * 10 s (above the drain's timeout); resolves once it exited.
+   */
   stop(): Promise<void>
   /** SIGKILL: the node dies at once, as in a crash; resolves once it exited. */
   kill(): Promise<void>
@@ -28,6 +36,17 @@ export interface ClusterNode {
 export interface NodeOptions {
   /** Ping interval (and timeout) of the node, in ms. Default 1000. */
   ping?: number
+  /** The port to listen on (a node restarting where another was). Default: a free one. */
+  port?: number
+  /** Every this many ms, a numbered broadcast `tick` to the room `ticks`. Default: none. */
+  tick?: number
+  /**
+   * Called once the process is up and about to listen (it waits for its port to be free
+   * first): a restart stops the old process then, not before the new one compiled.
+   */
+  onReady?: () => void
+  /** Aborted: the process is killed, if it is still starting (a test that gave up on it). */
+  signal?: AbortSignal
 }
 
 /** Starts `names.length` nodes on Redis at `redisUrl`, in parallel; resolves once all listen. */
@@ -52,7 +71,7 @@ export async function startNode(
   options: NodeOptions = {},
 ): Promise<ClusterNode> {
   // A port chosen here, so that the node knows the address it publishes before it listens.
-  const port = await freePort()
+  const port = options.port ?? (await freePort())
   const child = spawn(
     process.execPath,
     [
@@ -61,6 +80,7 @@ export async function startNode(
       script,
       ...['--name', name, '--port', String(port), '--redis', redisUrl],
       ...['--ping', String(options.ping ?? 1000)],
+      ...['--tick', String(options.tick ?? 0)],
     ],
     { cwd: root, env: { ...process.env, TSX_TSCONFIG_PATH: tsconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
@@ -70,23 +90,47 @@ export async function startNode(
   })
   return new Promise((resolve, reject) => {
     let stdout = ''
-    const timer = setTimeout(() => {
+    // Loading takes the time; once ready, a standby may wait for its port for minutes.
+    let timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`node ${name} did not listen within 20 s: ${stderr.trim()}`))
-    }, 20_000)
+      reject(new Error(`node ${name} was not ready within 40 s: ${stderr.trim()} ${stdout.trim()}`))
+    }, 40_000)
     const onExit = (code: number | null) => {
       clearTimeout(timer)
       reject(new Error(`node ${name} exited (${code}) before listening: ${stderr.trim()}`))
     }
     child.once('exit', onExit)
+    const abort = () => child.kill('SIGKILL')
+    options.signal?.addEventListener('abort', abort, { once: true })
+    let ready = false
     child.stdout?.on('data', (d: Buffer) => {
       stdout += d.toString()
+      if (!ready && /^ready \S+$/m.test(stdout)) {
+        ready = true
+        clearTimeout(timer)
+        timer = setTimeout(() => {
+          child.kill('SIGKILL')
+          reject(new Error(`node ${name} did not listen within 5 minutes of ready: ${stderr.trim()}`))
+        }, 320_000)
+        options.onReady?.()
+      }
       const match = /^listening \S+ (\d+)$/m.exec(stdout)
       if (!match) return
       clearTimeout(timer)
       child.off('exit', onExit)
+      options.signal?.removeEventListener('abort', abort)
       child.stdout?.removeAllListeners('data')
-      child.stdout?.resume()
+      // The rest of stdout, line by line (the first chunk may already hold some).
+      const lines: string[] = []
+      let partial = stdout.slice(match.index + match[0].length)
+      const take = (chunk: string) => {
+        partial += chunk
+        const parts = partial.split('\n')
+        partial = parts.pop() ?? ''
+        for (const line of parts) if (line.trim() !== '') lines.push(line.trim())
+      }
+      take('')
+      child.stdout?.on('data', (d: Buffer) => take(d.toString()))
       const port = Number(match[1])
       resolve({
         name,
@@ -94,6 +138,7 @@ export async function startNode(
         url: `http://127.0.0.1:${port}`,
         pid: child.pid!,
         errors: () => stderr,
+        lines: () => lines,
         alive: () => child.exitCode === null && child.signalCode === null,
         stop: () => end(child, 'SIGTERM'),
         kill: () => end(child, 'SIGKILL'),
@@ -105,7 +150,7 @@ export async function startNode(
 function end(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
     child.once('exit', () => {
       clearTimeout(timer)
       resolve()

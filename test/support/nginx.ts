@@ -36,6 +36,8 @@ export function skipNginxSuites(): boolean {
 }
 
 export interface NginxConfigOptions {
+  /** nginx's worker_connections: two per proxied connection. Default 1024. */
+  workerConnections?: number
   /** Directory for the pid file, the logs and the temp paths. */
   dir: string
   /** Address nginx listens on. */
@@ -51,14 +53,22 @@ export interface NginxConfigOptions {
  * written), timeouts well above the ping interval (20 s) and the poll hold (at most one ping
  * interval), so that nginx never cuts a quiet but healthy transport.
  */
-export function nginxConfig({ dir, host, port, upstreamPorts }: NginxConfigOptions): string {
-  const servers = upstreamPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')
+export function nginxConfig({
+  dir,
+  host,
+  port,
+  upstreamPorts,
+  workerConnections = 1024,
+}: NginxConfigOptions): string {
+  const servers = upstreamPorts
+    .map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`)
+    .join('\n')
   return `worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 
 events {
-  worker_connections 1024;
+  worker_connections ${workerConnections};
 }
 
 http {
@@ -78,6 +88,8 @@ http {
   }
 
   # Round-robin: no ip_hash, no sticky cookie. Any node serves any request of any session.
+  # A node that refused (restarting) or answered 503 (draining) is skipped for 1 s, not the
+  # default 10 s: in a rolling restart, every node in turn would be left out while the next drains.
   upstream parley {
 ${servers}
   }
@@ -96,6 +108,9 @@ ${servers}
       # SSE streams and held polls go out as they are written; uploads go in as they come.
       proxy_buffering off;
       proxy_request_buffering off;
+      # A draining node refuses new sessions with 503 (and a node that is down, the connection):
+      # try the next node, for POSTs too (Parley drops a packet it already has, by its number).
+      proxy_next_upstream error timeout http_503 non_idempotent;
       # Above the ping interval and the poll hold: a quiet transport is not a dead one.
       proxy_read_timeout 75s;
       proxy_send_timeout 75s;
@@ -132,6 +147,8 @@ export interface NginxRequest {
 }
 
 export interface StartNginxOptions {
+  /** worker_connections (default 1024: enough for 500 proxied connections). */
+  workerConnections?: number
   /** Port to listen on; a free one by default. */
   port?: number
   /** Address to listen on; 127.0.0.1 by default. */
@@ -151,7 +168,11 @@ export async function startNginx(
   // nginx's workers run as another user when the master is root: they must reach the directory.
   chmodSync(dir, 0o755)
   const conf = join(dir, 'nginx.conf')
-  writeFileSync(conf, nginxConfig({ dir, host, port, upstreamPorts }))
+  const { workerConnections } = options
+  writeFileSync(
+    conf,
+    nginxConfig({ dir, host, port, upstreamPorts, ...(workerConnections ? { workerConnections } : {}) }),
+  )
 
   let output = ''
   const child = spawn(nginxPath, ['-p', dir, '-c', conf, '-g', 'daemon off;'], {

@@ -1,0 +1,54 @@
+// Sees, on the client's side of the wire, the moment a CLOSE 'server handoff' arrives: the
+// application never hears it (the session resumes quietly), yet the time from that CLOSE to
+// the OPEN on another node is what a rolling restart costs each client.
+import { createRequire } from 'node:module'
+// By path, not by name: the bench (bench/src/rolling.ts) runs this file too.
+import type { ClientOptions } from '../../packages/client/src/index.js'
+
+// The client's own `ws` (the package the client loads in Node), wrapped to watch messages.
+const require = createRequire(new URL('../../packages/client/package.json', import.meta.url))
+const WS = require('ws') as typeof import('ws')
+
+/** How a CLOSE 'server handoff' starts on the wire (docs/protocol.md: `[1, reason, ...]`). */
+const HANDOFF = '[1,"server handoff"'
+
+/** A client's `WebSocket` and `fetch` options that call `seen()` when a handoff CLOSE arrives. */
+export function handoffSniffer(seen: () => void): Pick<ClientOptions, 'WebSocket' | 'fetch'> {
+  class Watched extends WS.WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols)
+      this.on('message', (data: Buffer, binary: boolean) => {
+        if (!binary && data.toString('utf8').includes(HANDOFF)) seen()
+      })
+    }
+  }
+  const watchedFetch: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init)
+    if (!response.body) return response
+    // Read a copy of the body as it streams (an SSE stream, a poll's batch), line by line.
+    const [mine, theirs] = response.body.tee()
+    void (async () => {
+      const decoder = new TextDecoder()
+      let text = ''
+      try {
+        for await (const chunk of mine as unknown as AsyncIterable<Uint8Array>) {
+          text += decoder.decode(chunk, { stream: true })
+          if (text.includes(HANDOFF)) {
+            seen()
+            text = ''
+          }
+          // Only the last line can still be part of a CLOSE.
+          text = text.slice(text.lastIndexOf('\n') + 1)
+        }
+      } catch {
+        // The client aborted its request: the copy ends with it.
+      }
+    })()
+    return new Response(theirs, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    })
+  }
+  return { WebSocket: Watched, fetch: watchedFetch }
+}
