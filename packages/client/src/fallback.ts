@@ -51,10 +51,12 @@ import { isRefusal, type Transport, type TransportFactory } from './transports/t
 /** A transport up this long is stable: the next loss resumes at once, and backoff starts over. */
 export const STABLE_MS = 2000
 /**
- * After a handoff, resume rounds that may fail (every node tried was draining, or refused)
- * before the application hears the session is down: a rolling restart stays out of sight.
+ * After a handoff, how long (ms) resume attempts may keep failing (every node tried was
+ * draining, restarting, or slow) before the application hears the session is down: a rolling
+ * restart stays out of sight. A time, not a count of attempts: a fast backoff would use up a
+ * count in well under a second. Above a drain's default timeout (5 s).
  */
-const QUIET_HANDOFF_ROUNDS = 3
+const QUIET_HANDOFF_MS = 10_000
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting'
 
@@ -118,8 +120,8 @@ export class Connection {
   /** The server's pingTimeout: how long a live server may take to answer. */
   #pingTimeout = 0
   #retryAfter = 0
-  /** Failed resume rounds still allowed without a word to the application (see handedOff). */
-  #quietRounds = 0
+  /** Until when (performance.now()) failed resumes go unannounced (see handedOff). */
+  #quietUntil = 0
   #lostReason: CloseReason = 'transport close'
   readonly #backoff: Backoff
   #probeFailures = 0
@@ -201,7 +203,7 @@ export class Connection {
   handedOff(retryAfter = 0): void {
     this.#drop()
     this.#lostReason = 'transport close'
-    this.#quietRounds = QUIET_HANDOFF_ROUNDS
+    this.#quietUntil = performance.now() + QUIET_HANDOFF_MS
     // Without `after`, the attempt starts on the transport in use (the remembered one).
     this.#resumeLater(++this.#run, retryAfter)
   }
@@ -303,10 +305,9 @@ export class Connection {
       return
     }
     if (why === 'resume') {
-      if (this.#quietRounds > 0 && run === this.#run) {
+      if (performance.now() < this.#quietUntil && run === this.#run) {
         // Handed off: the first nodes tried may be draining too. Try again, within the
         // backoff, before the application hears the session is down.
-        this.#quietRounds--
         this.#resumeLater(run, this.#backoff.next())
         return
       }
@@ -343,7 +344,7 @@ export class Connection {
     this.#serverTransports = open.transports
     this.#pingTimeout = open.pingTimeout
     this.#retryAfter = 0
-    this.#quietRounds = 0
+    this.#quietUntil = 0
     this.#watchStability()
     if (old && old !== t) old.close(true)
     this.#memory.set(t.name)
