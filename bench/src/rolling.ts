@@ -58,6 +58,12 @@ async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   return true
 }
 
+/** What the client applications heard besides messages, by kind: what to look at when a run goes wrong. */
+const heard: Record<string, number> = {}
+const count = (tally: Record<string, number>, key: string) => {
+  tally[key] = (tally[key] ?? 0) + 1
+}
+
 async function main(): Promise<void> {
   const started = Date.now()
   // Two nginx connections per client (to the client, to a node), and room for the resumes.
@@ -86,7 +92,13 @@ async function main(): Promise<void> {
         }),
       })
       thin.socket.on('down', (n: number) => thin.downs.push(n))
-      thin.socket.on('disconnect', () => thin.disconnects++)
+      thin.socket.on('disconnect', (reason: string) => {
+        thin.disconnects++
+        count(heard, `disconnect ${reason}`)
+      })
+      thin.socket.on('connect_error', (error: { code: string }) =>
+        count(heard, `connect_error ${error.code}`),
+      )
       thin.socket.on('transport', (_now, _before, why) => {
         if (why !== 'resume' || thin.closedAt === undefined) return
         thin.resumeMs.push(performance.now() - thin.closedAt)
@@ -182,6 +194,9 @@ async function main(): Promise<void> {
       roundSeconds: Math.round(roundMs / 100) / 10,
     }
     console.log(JSON.stringify(row))
+    console.log(
+      `heard: ${JSON.stringify(heard)}; still reconnecting at the end: ${thins.filter((t) => !t.socket.connected && t.socket.active).length}`,
+    )
     console.log(
       [
         '| clients | messages each way | lost (up / down) | duplicated (up / down) | disconnects | sessions handed off | CLOSE to OPEN p50 / p99 | extra Redis commands per handed-off session | round |',
