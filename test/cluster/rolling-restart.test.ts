@@ -182,7 +182,11 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
     const old = victim
     await old.stop()
     await until(() => reasons.every((r) => r.length > 0), 10_000, 'every client told')
-    for (const r of reasons) expect(r).toEqual(['server shutdown'])
+    // Told at once ('server shutdown'); or, over SSE and polling when the CLOSE found no GET
+    // before the node closed, on the client's next resume ('session expired'). Never a handoff.
+    // (Later ones may follow: without Redis a new session's requests that land on another node
+    // find no owner.)
+    for (const r of reasons) expect(['server shutdown', 'session expired']).toContain(r[0])
     expect(eventsOf([old], 'disconnect').sort()).toEqual([...before].sort())
 
     // Back with Redis: each client starts a new session elsewhere, and is told so.
