@@ -398,7 +398,16 @@ export class ServerSocket<
   claimed(): string[] {
     const last: string[] = []
     this.#tailSink = (text) => last.push(text)
-    for (const ackId of this.#openRequests ?? []) {
+    this.#answerMoved(this.#openRequests ?? [])
+    this.#openRequests = undefined
+    this.#tailSink = undefined
+    this.#session.moved()
+    return last
+  }
+
+  /** Answers client requests that no handler will answer: the session moved on without them. */
+  #answerMoved(ackIds: Iterable<number>): void {
+    for (const ackId of ackIds) {
       this.#session.sendNumbered((seq) => ({
         type: PacketType.ERROR,
         seq,
@@ -407,10 +416,6 @@ export class ServerSocket<
         message: 'the node handling this request shut down before it replied',
       }))
     }
-    this.#openRequests = undefined
-    this.#tailSink = undefined
-    this.#session.moved()
-    return last
   }
 
   /**
@@ -428,15 +433,7 @@ export class ServerSocket<
    * answers the client requests it left open when its tail is incomplete (`open`).
    */
   resumeWork(waiting: SessionSnapshot['waiting'], open: readonly number[]): void {
-    for (const ackId of open) {
-      this.#session.sendNumbered((seq) => ({
-        type: PacketType.ERROR,
-        seq,
-        ackId,
-        code: ErrorCode.SESSION_MOVED,
-        message: 'the node handling this request shut down before it replied',
-      }))
-    }
+    this.#answerMoved(open)
     for (const [name, args, ackId] of waiting)
       this.#onMessage({ type: PacketType.EVENT, seq: 0, name, args, ackId })
   }
