@@ -96,8 +96,9 @@ async function main(): Promise<void> {
         thin.disconnects++
         count(heard, `disconnect ${reason}`)
       })
-      thin.socket.on('connect_error', (error: { code: string }) =>
-        count(heard, `connect_error ${error.code}`),
+      // The end of the message names the platform's reason (ECONNREFUSED, an HTTP status).
+      thin.socket.on('connect_error', (error: { code: string; message: string }) =>
+        count(heard, `connect_error ${error.code} ${error.message.slice(-48)}`),
       )
       thin.socket.on('transport', (_now, _before, why) => {
         if (why !== 'resume' || thin.closedAt === undefined) return
