@@ -146,17 +146,16 @@ export class Drain {
   }
 }
 
-/**
- * True when one of the tail's packets answers the client's request `ackId` (a REPLY, or an
- * ERROR with that ack id).
- */
-export function answeredIn(tail: readonly string[], ackId: number): boolean {
-  return tail.some((text) => {
+/** The ack ids of the client requests the tail's packets answer (REPLY, or ERROR with an ack id). */
+export function answeredIn(tail: readonly string[]): Set<number> {
+  const answered = new Set<number>()
+  for (const text of tail) {
     const decoded = decodeText(text, { maxPayload: Number.MAX_SAFE_INTEGER })
-    if (!decoded.ok) return false
+    if (!decoded.ok) continue
     const packet = decoded.packet
-    return (packet.type === PacketType.REPLY || packet.type === PacketType.ERROR) && packet.ackId === ackId
-  })
+    if (packet.type === PacketType.REPLY || packet.type === PacketType.ERROR) answered.add(packet.ackId)
+  }
+  return answered
 }
 
 /** `work()`'s promise, with a throw or a rejection turned into undefined. */

@@ -573,7 +573,9 @@ export class ParleyServer<
     }
     this.#fire(this.#onRestored, socket, 'restored')
     if (socket.connected) {
-      const open = complete ? [] : snapshot.openRequests.filter((ackId) => !answeredIn(tail, ackId))
+      // The tail is decoded once, not once per open request.
+      const answered = complete ? undefined : answeredIn(tail)
+      const open = answered ? snapshot.openRequests.filter((ackId) => !answered.has(ackId)) : []
       socket.resumeWork(snapshot.waiting, open)
     }
     return null
