@@ -7,11 +7,12 @@
 // length of steady traffic measured just before). Prints a Markdown table for
 // docs/benchmarks.md.
 //
-//   pnpm bench:rolling [--clients 1000] [--every 500]
+//   pnpm bench:rolling [--clients 1000] [--every 500] [--ping 15000]
 import { parseArgs } from 'node:util'
 import { connect, type Socket } from '@parley/client'
 import { createClient } from 'redis'
 import { type Cluster, startCluster } from '../../test/cluster/cluster.ts'
+import type { ClusterNode } from '../../test/cluster/nodes.ts'
 import { handoffSniffer } from '../../test/cluster/sniff.ts'
 import { quantile, sleep } from './stats.ts'
 
@@ -19,11 +20,14 @@ const { values } = parseArgs({
   options: {
     clients: { type: 'string', default: '1000' },
     every: { type: 'string', default: '500' },
+    ping: { type: 'string', default: '15000' },
   },
 })
 const clients = Number(values.clients)
 const every = Number(values.every)
-if (!(clients >= 1 && clients <= 5000 && every >= 20)) throw new TypeError('--clients 1..5000, --every >= 20')
+const ping = Number(values.ping)
+if (!(clients >= 1 && clients <= 5000 && every >= 20 && ping >= 100))
+  throw new TypeError('--clients 1..5000, --every >= 20, --ping >= 100')
 
 interface Thin {
   socket: Socket
@@ -34,19 +38,28 @@ interface Thin {
   disconnects: number
 }
 
-/** Every Redis command's call count (INFO commandstats), summed. */
-async function redisCalls(url: string): Promise<number> {
+/** Each Redis command's call count (INFO commandstats), by command. */
+async function redisCalls(url: string): Promise<Record<string, number>> {
   const redis = createClient({ url })
   await redis.connect()
   try {
     const info = await redis.info('commandstats')
-    let calls = 0
-    for (const match of info.matchAll(/calls=(\d+)/g)) calls += Number(match[1])
+    const calls: Record<string, number> = {}
+    for (const match of info.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)) calls[match[1]!] = Number(match[2])
     return calls
   } finally {
     await redis.close()
   }
 }
+
+/** `after - before`, by command. */
+function callsBetween(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const delta: Record<string, number> = {}
+  for (const [command, n] of Object.entries(after)) delta[command] = n - (before[command] ?? 0)
+  return delta
+}
+
+const total = (calls: Record<string, number>) => Object.values(calls).reduce((a, b) => a + b, 0)
 
 /** Waits for `check`, at most `ms`; false if it never held. */
 async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
@@ -64,12 +77,37 @@ const count = (tally: Record<string, number>, key: string) => {
   tally[key] = (tally[key] ?? 0) + 1
 }
 
+/**
+ * How every node process ended (or that it still runs) with the end of its stderr, and nginx's
+ * error log by kind of message: what says whether a node died, was killed mid-drain or never
+ * took its port when clients end up without a node.
+ */
+function printProcesses(nodes: readonly ClusterNode[], nginxErrors: string): void {
+  for (const node of nodes) {
+    const errors = node.errors().trim()
+    console.log(
+      `node ${node.name} pid ${node.pid} port ${node.port}: ${node.exit() ?? 'running'}${errors ? `; stderr: ${errors.slice(-600)}` : ''}`,
+    )
+  }
+  const kinds: Record<string, number> = {}
+  for (const line of nginxErrors.split('\n')) {
+    // "2026/11/30 03:10:00 [error] 123#123: *456 connect() failed (111: ...) while connecting
+    // to upstream, client: ..., upstream: ...": the kind is the level and the message.
+    const match = /\[(\w+)\] \d+#\d+: (?:\*\d+ )?([^,]*)/.exec(line)
+    if (match) count(kinds, `${match[1]} ${match[2]}`)
+  }
+  console.log(`nginx error log: ${JSON.stringify(kinds)}`)
+}
+
 async function main(): Promise<void> {
   const started = Date.now()
   // Two nginx connections per client (to the client, to a node), and room for the resumes.
+  // A heartbeat near the server's default (a ping every 15 s, 15 s to answer, against 20 s and
+  // 15 s) and the default retry spread (1 s), as a deploy runs them: the cluster tests' 1 s ping would turn every event-loop stall of a
+  // node busy with claims into a round of ping timeouts, which a deploy would not see.
   const cluster: Cluster = await startCluster(
     ['n1', 'n2', 'n3'],
-    {},
+    { ping, retrySpread: 1000 },
     { workerConnections: 4 * clients + 1024 },
   )
   const thins: Thin[] = []
@@ -135,10 +173,10 @@ async function main(): Promise<void> {
       console.log(`restarted ${cluster.nodes[i]!.name}`)
     }
     const roundMs = performance.now() - roundStart
-    const during = (await redisCalls(cluster.redis.url)) - before
+    const during = callsBetween(before, await redisCalls(cluster.redis.url))
     const baseStart = await redisCalls(cluster.redis.url)
     await sleep(roundMs)
-    const baseline = (await redisCalls(cluster.redis.url)) - baseStart
+    const baseline = callsBetween(baseStart, await redisCalls(cluster.redis.url))
 
     running = false
     await Promise.all(traffic)
@@ -191,7 +229,7 @@ async function main(): Promise<void> {
       resumeP50Ms: Math.round(quantile(resumeMs, 0.5)),
       resumeP99Ms: Math.round(quantile(resumeMs, 0.99)),
       redisCommandsPerSession:
-        restored > 0 ? Math.round(((during - baseline) / restored) * 10) / 10 : Number.NaN,
+        restored > 0 ? Math.round(((total(during) - total(baseline)) / restored) * 10) / 10 : Number.NaN,
       roundSeconds: Math.round(roundMs / 100) / 10,
     }
     console.log(JSON.stringify(row))
@@ -206,6 +244,14 @@ async function main(): Promise<void> {
       ].join('\n'),
     )
     console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s in all)`)
+    // Which commands the handoffs added: the round's calls less the baseline's, per handed-off session.
+    const extra = Object.entries(during)
+      .map(([command, n]) => [command, (n - (baseline[command] ?? 0)) / Math.max(1, restored)] as const)
+      .filter(([, n]) => Math.abs(n) >= 0.05)
+      .sort((a, b) => b[1] - a[1])
+      .map(([command, n]) => `${command} ${n.toFixed(1)}`)
+    console.log(`extra Redis commands per handed-off session, by command: ${extra.join(', ')}`)
+    printProcesses(stopped.concat(cluster.nodes), cluster.nginx.errors())
   } finally {
     running = false
     for (const t of thins) t.socket.disconnect()

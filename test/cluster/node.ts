@@ -24,6 +24,8 @@ const { values } = parseArgs({
     heartbeat: { type: 'string', default: '1000' },
     // handoff.timeout: the longest the drain waits for the other nodes to claim the sessions.
     'handoff-timeout': { type: 'string', default: '4000' },
+    // handoff.retrySpread: the window the drained clients' retries are spread over.
+    'retry-spread': { type: 'string', default: '300' },
     // Every this many ms, a broadcast `tick` to the room `ticks`, numbered per process (0: none).
     tick: { type: 'string', default: '0' },
   },
@@ -78,7 +80,10 @@ await app.register(parley, {
   pingInterval: ping,
   pingTimeout: ping,
   recovery: { window: 30_000 },
-  handoff: { timeout: Number(values['handoff-timeout']), retrySpread: 300 },
+  handoff: {
+    timeout: Number(values['handoff-timeout']),
+    retrySpread: Number(values['retry-spread']),
+  },
   adapter: (sockets) => {
     adapter = redisAdapter({
       client: redis,

@@ -24,6 +24,8 @@ export interface ClusterNode {
   lines(): readonly string[]
   /** True until the process exited. */
   alive(): boolean
+  /** How the process ended (`code 0`, `signal SIGKILL`, with `after 10 s` when stop() had to kill it), or undefined while it runs. */
+  exit(): string | undefined
   /**
    * SIGTERM (the node drains, handing its sessions to the others, then closes), SIGKILL after
    * 10 s (above the drain's timeout); resolves once it exited.
@@ -36,6 +38,8 @@ export interface ClusterNode {
 export interface NodeOptions {
   /** Ping interval (and timeout) of the node, in ms. Default 1000. */
   ping?: number
+  /** handoff.retrySpread of the node, in ms. Default 300 (the tests' clients come back fast). */
+  retrySpread?: number
   /** The port to listen on (a node restarting where another was). Default: a free one. */
   port?: number
   /** Every this many ms, a numbered broadcast `tick` to the room `ticks`. Default: none. */
@@ -81,10 +85,13 @@ export async function startNode(
       ...['--name', name, '--port', String(port), '--redis', redisUrl],
       ...['--ping', String(options.ping ?? 1000)],
       ...['--tick', String(options.tick ?? 0)],
+      ...['--retry-spread', String(options.retrySpread ?? 300)],
     ],
     { cwd: root, env: { ...process.env, TSX_TSCONFIG_PATH: tsconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let stderr = ''
+  /** stop() killed it: it had not exited 10 s after SIGTERM. */
+  let forced = false
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString()
   })
@@ -140,17 +147,28 @@ export async function startNode(
         errors: () => stderr,
         lines: () => lines,
         alive: () => child.exitCode === null && child.signalCode === null,
-        stop: () => end(child, 'SIGTERM'),
+        exit: () => {
+          if (child.exitCode !== null) return `code ${child.exitCode}${forced ? ' after 10 s' : ''}`
+          if (child.signalCode !== null) return `signal ${child.signalCode}${forced ? ' after 10 s' : ''}`
+          return undefined
+        },
+        stop: () =>
+          end(child, 'SIGTERM', () => {
+            forced = true
+          }),
         kill: () => end(child, 'SIGKILL'),
       })
     })
   })
 }
 
-function end(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+function end(child: ChildProcess, signal: NodeJS.Signals, onForced?: () => void): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    const timer = setTimeout(() => {
+      onForced?.()
+      child.kill('SIGKILL')
+    }, 10_000)
     child.once('exit', () => {
       clearTimeout(timer)
       resolve()

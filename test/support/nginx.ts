@@ -61,7 +61,7 @@ export function nginxConfig({
   workerConnections = 1024,
 }: NginxConfigOptions): string {
   const servers = upstreamPorts
-    .map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`)
+    .map((p) => `    server 127.0.0.1:${p} max_fails=0;`)
     .join('\n')
   return `worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -88,8 +88,11 @@ http {
   }
 
   # Round-robin: no ip_hash, no sticky cookie. Any node serves any request of any session.
-  # A node that refused (restarting) or answered 503 (draining) is skipped for 1 s, not the
-  # default 10 s: in a rolling restart, every node in turn would be left out while the next drains.
+  # max_fails=0: a node that refused a connection (restarting) or answered 503 (draining) is
+  # never marked failed; that one request goes on to the next node (proxy_next_upstream below).
+  # nginx clears a failed mark only when a request sent after it has ended, and WebSockets and
+  # SSE streams end late: once every node had failed once, nginx would answer 502 to nearly
+  # every new client for as long as the streams it passed stay open.
   upstream parley {
 ${servers}
   }
@@ -111,6 +114,9 @@ ${servers}
       # A draining node refuses new sessions with 503 (and a node that is down, the connection):
       # try the next node, for POSTs too (Parley drops a packet it already has, by its number).
       proxy_next_upstream error timeout http_503 non_idempotent;
+      # A node whose host does not answer at all is given up for the next one after 2 s (nginx
+      # never leaves a node out by itself here: health checks of the orchestrator do that).
+      proxy_connect_timeout 2s;
       # Above the ping interval and the poll hold: a quiet transport is not a dead one.
       proxy_read_timeout 75s;
       proxy_send_timeout 75s;
