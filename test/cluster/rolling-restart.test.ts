@@ -176,6 +176,12 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
     const before = sockets.map((s) => s.id)
     const reasons = sockets.map(() => [] as string[])
     for (const [k, s] of sockets.entries()) s.on('disconnect', (reason: string) => reasons[k]!.push(reason))
+    const firstBack: (boolean | undefined)[] = sockets.map(() => undefined)
+    for (const [k, s] of sockets.entries()) {
+      s.on('connect', () => {
+        if (reasons[k]!.length > 0) firstBack[k] ??= s.recovered
+      })
+    }
 
     await cluster.redis.stop()
     // Redis is gone: no snapshot can be stored, so the drain ends each session as before.
@@ -189,11 +195,13 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
     for (const r of reasons) expect(['server shutdown', 'session expired', 'transport close']).toContain(r[0])
     expect(eventsOf([old], 'disconnect').sort()).toEqual([...before].sort())
 
-    // Back with Redis: each client starts a new session elsewhere, and is told so.
+    // Back with Redis: each client starts a new session elsewhere, and is told so by its first
+    // `connect` after the loss (a later resume of that new session may recover it).
     await cluster.redis.restart()
     await until(() => sockets.every((s) => s.connected), 15_000, 'every client connected again')
+    await until(() => firstBack.every((r) => r !== undefined), 15_000, 'every client told')
     for (const [k, s] of sockets.entries()) {
-      expect(s.recovered, `client ${k}`).toBe(false)
+      expect(firstBack[k], `client ${k}`).toBe(false)
       expect(s.id).not.toBe(before[k])
       // Not a partial restore anywhere: no node restored any of the old sessions.
       for (const n of cluster.nodes) expect(eventsOf([n], 'restored')).toEqual([])

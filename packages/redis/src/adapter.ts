@@ -26,6 +26,7 @@ import {
   type ClaimMarker,
   decodeEvent,
   fromWireOptions,
+  type HandOffRequest,
   packSocket,
   packValue,
   parseBroadcast,
@@ -517,6 +518,35 @@ export class RedisAdapter implements Adapter {
     }
   }
 
+  /**
+   * Asks `node`, alive, to hand off `sid` (its client resumed here over WebSocket): see
+   * `Adapter.requestHandOff`. False when `node` is not a live node, says no, or does not answer
+   * within twice `requestTimeout` (its own store of the snapshot may take one).
+   */
+  requestHandOff(node: string, sid: string): Promise<boolean> {
+    if (this.#closed || !this.#nodes.others().includes(node)) return Promise.resolve(false)
+    const id = this.#requestId()
+    return new Promise((resolve) => {
+      const finish = (ok: boolean) => {
+        clearTimeout(timer)
+        this.#pending.delete(id)
+        resolve(ok)
+      }
+      const timer = setTimeout(() => finish(false), 2 * this.#options.requestTimeout)
+      this.#pending.set(id, {
+        answer: (from, packet) => {
+          if (from === node && packet.k === 'handoff') finish(packet.ok)
+        },
+        gone: (from) => {
+          if (from === node) finish(false)
+        },
+        cancel: () => finish(false),
+      })
+      const request: HandOffRequest = { n: this.node, id, k: 'handoff', to: node, sid }
+      this.#publish(this.#channels.request, request, () => finish(false))
+    })
+  }
+
   /** Runs a query on every other live node; resolves with the answers that came in time. */
   #query(request: Omit<RequestPacket, 'n' | 'id'>): Promise<ResponsePacket[]> {
     const others = this.#closed ? [] : this.#nodes.others()
@@ -640,6 +670,19 @@ export class RedisAdapter implements Adapter {
     const channel = `${this.#options.prefix}:response:${request.n}`
     const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) =>
       this.#publish(channel, { ...answer, n: this.node, id: request.id } as ResponsePacket)
+    if (request.k === 'handoff') {
+      if (request.to !== this.node) return
+      this.#sockets.handOff(request.sid).then(
+        (ok) => respond({ k: 'handoff', ok }),
+        (err: unknown) => {
+          this.#warnings.warn('handoff', 'the server failed to hand off a session another node asked for', {
+            err,
+          })
+          respond({ k: 'handoff', ok: false })
+        },
+      )
+      return
+    }
     const options = fromWireOptions(request.o)
     switch (request.k) {
       case 'fetch':

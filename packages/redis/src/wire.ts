@@ -62,6 +62,18 @@ export interface RequestPacket {
   t?: number
 }
 
+/**
+ * On `<prefix>:request`: node `n` asks node `to` to hand off session `sid`, whose client
+ * resumed on `n` over WebSocket. Only `to` answers ('handoff'); the others ignore it.
+ */
+export interface HandOffRequest {
+  n: string
+  id: string
+  k: 'handoff'
+  to: string
+  sid: string
+}
+
 /** On `<prefix>:response:<node>`: one node's answer to a request of that node. */
 export type ResponsePacket =
   | { n: string; id: string; k: 'sockets'; s: string[] }
@@ -71,6 +83,8 @@ export type ResponsePacket =
   | { n: string; id: string; k: 'reply'; ok: false; code: string; message: string }
   /** The old node sealed the tail of the session claimed as `id` (a `ClaimMarker`'s id). */
   | { n: string; id: string; k: 'sealed' }
+  /** The answer to a `HandOffRequest`: true once the snapshot is stored. */
+  | { n: string; id: string; k: 'handoff'; ok: boolean }
 
 // Decoding limits are for hostile clients; these texts come from nodes of the same cluster, whose
 // senders already checked them against their own maxPayload.
@@ -166,9 +180,13 @@ export function parseSnapshot(
   return fits ? { ok: true, snapshot: value as unknown as SessionSnapshot } : { ok: false, why: 'bad shape' }
 }
 
-export function parseRequest(text: string): RequestPacket | undefined {
+export function parseRequest(text: string): RequestPacket | HandOffRequest | undefined {
   const value = parseJson(text)
   if (!isRecord(value) || typeof value.n !== 'string' || typeof value.id !== 'string') return undefined
+  if (value.k === 'handoff') {
+    const fits = typeof value.to === 'string' && typeof value.sid === 'string' && value.sid !== ''
+    return fits ? (value as unknown as HandOffRequest) : undefined
+  }
   if (!isWireOptions(value.o)) return undefined
   switch (value.k) {
     case 'fetch':
@@ -195,6 +213,7 @@ export function parseResponse(text: string): ResponsePacket | undefined {
     value.k === 'done' ||
     (value.k === 'count' && isCount(value.c)) ||
     value.k === 'sealed' ||
+    (value.k === 'handoff' && typeof value.ok === 'boolean') ||
     (value.k === 'reply' && value.ok === true && typeof value.v === 'string') ||
     (value.k === 'reply' &&
       value.ok === false &&

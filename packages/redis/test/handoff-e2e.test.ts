@@ -153,4 +153,54 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
       }
     })
   }
+
+  it('moves a live session to the node its WebSocket resume reached, nothing lost either way', async () => {
+    const list = [await startNode(), await startNode()]
+    proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
+    clients.push(c)
+    const got: number[] = []
+    const events: string[] = []
+    c.on('room', (n: number) => got.push(n))
+    c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
+    await until(() => c.connected, 3000, 'connect')
+    const owner = list.find((n) => n.connections > 0)!
+    const other = list.find((n) => n !== owner)!
+    const ended: string[] = []
+    owner.started.app.parley.sockets.get(c.id!)!.on('disconnect', (reason: string) => ended.push(reason))
+    let up = 0
+    let down = 0
+    const traffic = setInterval(() => {
+      up++
+      c.emit('up', up)
+      down++
+      owner.started.app.parley.to('room').emit('room', down)
+    }, 5)
+    await sleep(150)
+    // The network drops the WebSocket; the resume reaches the other node, the owner alive.
+    proxy.avoid.add(list.indexOf(owner))
+    proxy.cut()
+    await until(() => other.restored.length === 1, 8000, 'restored on the other node')
+    await sleep(150)
+    clearInterval(traffic)
+    await until(() => c.connected && got.length >= down, 5000, 'every broadcast')
+    await until(
+      () => list.reduce((k, n) => k + (n.received.get(c.id!)?.length ?? 0), 0) >= up,
+      5000,
+      'every up',
+    )
+    await sleep(200)
+    const numbers = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
+    expect(list.flatMap((n) => n.received.get(c.id!) ?? [])).toEqual(numbers(up))
+    expect(got).toEqual(numbers(down))
+    expect(events).toEqual([])
+    expect(c.recovered).toBe(true)
+    expect(ended).toEqual(['server handoff'])
+    expect(list.reduce((k, n) => k + n.connections, 0)).toBe(1)
+    const moved = other.restored[0]!
+    expect(moved.id).toBe(c.id)
+    expect(moved.data).toEqual({ nick: 'n1' })
+    expect(moved.rooms.has('room')).toBe(true)
+    expect(owner.started.app.parley.sockets.size).toBe(0)
+  })
 })

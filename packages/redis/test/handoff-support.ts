@@ -64,6 +64,10 @@ export class FakeSockets implements LocalSockets {
   readonly claims: string[] = []
   /** What `claimed` returns for a session (its last packets). */
   last: (sid: string) => string[] = () => []
+  /** The sids another node asked this one to hand off, in order. */
+  readonly asked: string[] = []
+  /** What `handOff` answers (the server's move: store the snapshot, true once stored). */
+  move: (sid: string) => Promise<boolean> = async () => false
 
   get(id: string): FakeSocket | undefined {
     return this.sockets.get(id)
@@ -89,6 +93,11 @@ export class FakeSockets implements LocalSockets {
     this.sessions.delete(sid)
     this.sockets.delete(socket.id)
     return this.last(sid)
+  }
+
+  handOff(sid: string): Promise<boolean> {
+    this.asked.push(sid)
+    return this.move(sid)
   }
 
   add(id: string, sid?: string): FakeSocket {

@@ -96,6 +96,30 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await c!.adapter.sessionOwner('sid-1')).toMatchObject({ node: b!.adapter.node })
   })
 
+  it('asks the owner, and only it, to hand a session off; false when it says no, is not live, or does not answer', async () => {
+    cluster = new FakeCluster(redis.url, { requestTimeout: 300 })
+    const [a, b, c] = await cluster.start(3)
+    const socket = await open(a!, 'sid-m', 'sm', ['r'])
+    // The server's move: store the snapshot (the session then reads as handing off).
+    a!.sockets.move = (sid) => handOff(a!, socket, sid, ['r'])
+    expect(await b!.adapter.requestHandOff(a!.adapter.node, 'sid-m')).toBe(true)
+    expect(a!.sockets.asked).toEqual(['sid-m'])
+    expect(c!.sockets.asked).toEqual([])
+    expect(await b!.adapter.sessionOwner('sid-m')).toMatchObject({ node: a!.adapter.node, handingOff: true })
+    expect(await b!.adapter.claimSession('sid-m')).not.toBeNull()
+
+    a!.sockets.move = async () => false
+    expect(await b!.adapter.requestHandOff(a!.adapter.node, 'sid-other')).toBe(false)
+    // A node that is not live is not asked.
+    expect(await b!.adapter.requestHandOff('no-such-node', 'sid-m')).toBe(false)
+    expect(a!.sockets.asked).toEqual(['sid-m', 'sid-other'])
+    // Alive but silent: no answer within twice requestTimeout reads as a no.
+    a!.sockets.move = () => new Promise(() => {})
+    const started = Date.now()
+    expect(await b!.adapter.requestHandOff(a!.adapter.node, 'sid-late')).toBe(false)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(550)
+  })
+
   it('lets exactly one of two racing claims win', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)

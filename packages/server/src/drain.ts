@@ -159,7 +159,7 @@ export function answeredIn(tail: readonly string[]): Set<number> {
 }
 
 /** `work()`'s promise, with a throw or a rejection turned into undefined. */
-async function safely<T>(work: () => T | Promise<T>): Promise<T | undefined> {
+export async function safely<T>(work: () => T | Promise<T>): Promise<T | undefined> {
   try {
     return await work()
   } catch {
@@ -168,7 +168,7 @@ async function safely<T>(work: () => T | Promise<T>): Promise<T | undefined> {
 }
 
 /** `promise`, or `fallback` after `ms` (at least 0). */
-function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+export function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<F>((resolve) => {
     timer = setTimeout(() => resolve(fallback), Math.max(0, ms))

@@ -60,6 +60,7 @@ function setup(ids: string[] = ['a', 'b', 'c', 'd']) {
     serve: () => Promise.reject(new Error('no routing in these tests')),
     url: () => undefined,
     claimed: () => [],
+    handOff: async () => false,
   }
   const adapter = new MemoryAdapter(local)
   for (const id of ids) adapter.addAll(id, [id])

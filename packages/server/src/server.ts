@@ -16,6 +16,7 @@ import { answeredIn, Drain } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
 import { type Metrics, noMetrics } from './metrics.js'
+import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
 import { Session, type SessionConfig } from './session.js'
 import { ServerSocket, type SocketContext } from './socket.js'
@@ -90,6 +91,10 @@ export class ParleyServer<
   readonly #takingOver = new Set<Promise<Refusal | null>>()
   /** The drain under way (see `drain`), once `close` has begun. */
   #drain: Drain | undefined
+  /** The drain and the moves under way when it began, both over. */
+  #drained: Promise<void> | undefined
+  /** Sessions handed off one at a time, on another node's request; none with `handoff: false`. */
+  readonly #moves: Moves | undefined
   /** This node's origin for forwarded requests, once it listens. */
   #url: string | undefined
   /** What else ends with the server (requests and relays forwarded to other nodes). */
@@ -117,8 +122,14 @@ export class ParleyServer<
         return this.#serve(request)
       },
       url: () => this.#url,
-      claimed: (sid) => this.#drain?.claimed(sid) ?? [],
+      claimed: (sid) => this.#moves?.claimed(sid) ?? this.#drain?.claimed(sid) ?? [],
+      handOff: (sid) => this.#moveOut(sid),
     })
+    const handoff = options.handoff
+    this.#moves =
+      handoff === false
+        ? undefined
+        : new Moves({ adapter: this.adapter, timeout: handoff.timeout, ttl: options.recoveryWindow, metrics })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
     this.#ended = new EndedSessions(
@@ -360,7 +371,7 @@ export class ParleyServer<
    * promise.
    */
   drain(): Promise<void> {
-    if (this.#drain) return this.#drain.done
+    if (this.#drained) return this.#drained
     this.#closing = true
     const handoff = this.options.handoff
     const adapter = this.adapter
@@ -374,10 +385,39 @@ export class ParleyServer<
       metrics: this.metrics,
     })
     // A session this node is still taking over joins the drain once it is live here.
-    return this.#drain.run(
+    const drained = this.#drain.run(
       () => (canHandOff ? [...this.#bySid.values()] : []),
       canHandOff ? Promise.allSettled([...this.#takingOver]) : undefined,
     )
+    // Sessions another node asked for just before are claimed there, or sealed, before close.
+    this.#drained = Promise.all([drained, this.#moves?.settled()]).then(() => {})
+    return this.#drained
+  }
+
+  /**
+   * Another node asks for `sid` (see `LocalSockets.handOff`): false unless this node holds the
+   * session, is not closing, and can hand off.
+   */
+  async #moveOut(sid: string): Promise<boolean> {
+    const socket = this.#bySid.get(sid)
+    if (!socket || !this.#moves || this.#closing || !this.adapter.claimSession) return false
+    return this.#moves.start(socket)
+  }
+
+  /**
+   * @internal A WebSocket resume of `sid` came here while `node` holds the session: asks that
+   * node to hand it off (`Adapter.requestHandOff`). True when it did: the handshake then claims
+   * the session here. False when this node cannot claim, or `node` would not or did not answer.
+   */
+  async requestHandOff(node: string, sid: string): Promise<boolean> {
+    const adapter = this.adapter
+    if (!this.#moves || this.#closing || !adapter.requestHandOff || !adapter.claimSession) return false
+    try {
+      return await adapter.requestHandOff(node, sid)
+    } catch (err) {
+      this.#log.warn({ err }, 'parley: the adapter could not ask for a session')
+      return false
+    }
   }
 
   /**
@@ -459,6 +499,7 @@ export class ParleyServer<
       if (this.#answerEnded(transport, hello.sid)) return null
       this.#unknown.record(hello.sid, 'resume')
     }
+    if (existing?.session.state === 'frozen') return moving()
     if (existing) {
       const previous = existing.handshake
       existing.handshake = handshake
@@ -469,12 +510,14 @@ export class ParleyServer<
       }
       if (this.#closing) return shuttingDown()
       if (!transport.open) return null
-      // Read again after every await: the session may end meanwhile.
+      if (frozen(existing.session)) return moving()
+      // Read again after every await: the session may end (or begin to move) meanwhile.
       const alive = () => existing.session.state !== 'closed'
       if (alive()) {
         await this.#recordOwner(existing.session.sid)
         if (this.#closing) return shuttingDown()
         if (!transport.open) return null
+        if (frozen(existing.session)) return moving()
         if (alive()) {
           this.metrics.resume(true)
           existing.recovered = true
@@ -676,4 +719,19 @@ export class ParleyServer<
 
 function shuttingDown(): Refusal {
   return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message: 'the server is shutting down' }
+}
+
+/** Read through a call: TypeScript would keep a state narrowed before an await. */
+const frozen = (session: Session): boolean => session.state === 'frozen'
+
+/**
+ * A resume of a session this node is handing to another node (whose claim is on its way): the
+ * client tries again, as after a node's shutdown, and finds it there.
+ */
+function moving(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session is moving to another node: try again',
+  }
 }

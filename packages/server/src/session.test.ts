@@ -812,6 +812,33 @@ describe('Session: freeze, hand off, restore', () => {
     expect(() => session.attach(new FakeTransport(), 0, true)).toThrow(/handed off/)
   })
 
+  it('sends MOVED, not CLOSE, when the client already resumed on another node', () => {
+    const { session, transport } = frozen()
+    session.handOff(0, true)
+    expect(transport.last()).toEqual({ type: PacketType.MOVED })
+    expect(transport.open).toBe(false)
+    expect(session.state).toBe('frozen')
+  })
+
+  it('thaws when the snapshot was not stored: waits for a resume, which replays everything kept', () => {
+    const { session, transport } = frozen()
+    sendEvents(session, 2)
+    session.thaw()
+    expect(session.state).toBe('detached')
+    expect(transport.open).toBe(false)
+    const next = new FakeTransport()
+    session.attach(next, 1, true)
+    expect(next.last()).toMatchObject({ type: PacketType.EVENT, seq: 5 })
+    const numbered = next.sent
+      .filter((p) => p.type === PacketType.EVENT)
+      .map((p) => (p as { seq: number }).seq)
+    expect(numbered).toEqual([2, 3, 4, 5])
+    // Read again: a message from the client is taken.
+    next.receive(event(2, 'after'))
+    sendEvents(session, 1)
+    expect(next.last()).toMatchObject({ type: PacketType.EVENT, seq: 6 })
+  })
+
   it('ends without a word to the client when another node took it over', () => {
     const { session, owner, transport } = frozen()
     session.handOff(0)

@@ -377,23 +377,47 @@ export class Session {
 
   /**
    * The snapshot is stored: tells the client to resume elsewhere (CLOSE 'server handoff', with
-   * `retryAfter`) and closes the transport. The session stays frozen, feeding its tail, until
+   * `retryAfter`; MOVED when `switched`) and closes the transport. The session stays frozen, feeding its tail, until
    * another node takes it over (`moved`) or the drain ends.
    */
-  handOff(retryAfter: number): void {
+  handOff(retryAfter: number, switched = false): void {
     const transport = this.#transport
     if (this.#state !== 'frozen' || !transport) return
     this.#transport = null
+    // Switched: the client already resumed on another node (which takes the session over), so
+    // this transport is an old one: MOVED, as for a transport switch, not a resume elsewhere.
     transport.send(
-      outgoing<ClosePacket>({
-        type: PacketType.CLOSE,
-        reason: CloseReason.SERVER_HANDOFF,
-        message: defaultMessages[CloseReason.SERVER_HANDOFF],
-        retryAfter,
-      }),
+      switched
+        ? MOVED
+        : outgoing<ClosePacket>({
+            type: PacketType.CLOSE,
+            reason: CloseReason.SERVER_HANDOFF,
+            message: defaultMessages[CloseReason.SERVER_HANDOFF],
+            retryAfter,
+          }),
     )
     transport.close('normal')
     if (transport.lingering) this.#config.linger(this.sid, transport)
+  }
+
+  /**
+   * The snapshot could not be stored (before `handOff`): the session goes on here. What was
+   * numbered since the freeze is kept for the client like everything else (frozen sends are
+   * kept too, see `#keep`); the transport, read no more since the freeze, is closed, and the
+   * session waits for the client's resume, which replays all of it.
+   */
+  thaw(): void {
+    if (this.#state !== 'frozen') return
+    this.#tail = undefined
+    const transport = this.#transport
+    this.#transport = null
+    this.#state = 'detached'
+    if (transport) {
+      transport.close('normal')
+      if (transport.lingering) this.#config.linger(this.sid, transport)
+      this.#owner?.transportChanged(null, transport.name)
+    }
+    this.#recoveryTimer = setTimeout(() => this.end(CloseReason.TRANSPORT_CLOSE), this.#config.recoveryWindow)
   }
 
   /**

@@ -381,13 +381,23 @@ export class ServerSocket<
   /**
    * @internal The snapshot is stored: callbacks awaiting the client's replies are rejected with
    * PARLEY_SESSION_MOVED (the replies will reach the other node), and the client is told to
-   * resume elsewhere after `retryAfter` ms.
+   * resume elsewhere after `retryAfter` ms (or, `switched`, that it already did: MOVED).
    */
-  handOff(retryAfter: number): void {
+  handOff(retryAfter: number, switched = false): void {
     this.#ackTable?.rejectAll(
       new ParleyError(ErrorCode.SESSION_MOVED, 'the session moved to another node before the client replied'),
     )
-    this.#session.handOff(retryAfter)
+    this.#session.handOff(retryAfter, switched)
+  }
+
+  /**
+   * @internal The snapshot `freeze` made could not be stored: the session goes on here, and
+   * the events the freeze took from the middleware's queue run after all.
+   */
+  thaw(snapshot: SessionSnapshot): void {
+    this.#tailSink = undefined
+    this.#session.thaw()
+    this.resumeWork(snapshot.waiting, [])
   }
 
   /**

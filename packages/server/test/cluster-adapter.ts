@@ -42,6 +42,10 @@ export class Cluster {
   readonly handoffs = new Map<string, StoredHandOff>()
   /** When false, `handOff` fails: the store is unreachable. */
   storeUp = true
+  /** Nodes that are alive but that no other node reaches (their requests are lost). */
+  readonly unreachable = new Set<string>()
+  /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
+  handOffRequests = 0
 
   /**
    * `handoff`: the adapter stores sessions for a drain with handoff (off by default, so that
@@ -258,6 +262,17 @@ class HandOffClusterAdapter extends ClusterAdapter {
     if (!handoff || handoff.sealed || handoff.owner !== this.node) return
     handoff.tail.push(...last)
     handoff.sealed = true
+  }
+
+  async requestHandOff(node: string, sid: string): Promise<boolean> {
+    this.cluster.handOffRequests++
+    await hop()
+    const owner = this.cluster.nodes.get(node)
+    // Alive but cut off: the request goes unanswered, which the caller sees as a no.
+    if (!owner || this.cluster.unreachable.has(node)) return false
+    const stored = await owner.sockets.handOff(sid)
+    await hop()
+    return stored
   }
 
   async claimSession(sid: string): Promise<SessionClaim | null> {

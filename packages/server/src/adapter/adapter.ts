@@ -129,6 +129,15 @@ export interface LocalSockets {
    * does not hand off.
    */
   claimed(sid: string): string[]
+  /**
+   * Another node asks for `sid`, a live session of this node, because its client resumed there
+   * over WebSocket (`Adapter.requestHandOff`): hands it off now, as a drain does for each of
+   * its sessions (freeze, store the snapshot, tell the old transport to go). Resolves true once
+   * the snapshot is stored (that node then claims it); false when this node does not hold it,
+   * is closing, has handoff off, or could not store it (the session then goes on here,
+   * nothing lost, and the asking node relays the WebSocket here instead).
+   */
+  handOff(sid: string): Promise<boolean>
 }
 
 /**
@@ -220,6 +229,15 @@ export interface Adapter {
    * `SessionClaim.takeOver`.
    */
   claimSession?(sid: string): Promise<SessionClaim | null>
+  /**
+   * A WebSocket resume of `sid` reached this node while `node`, alive, holds the session: asks
+   * that node to hand it off (`LocalSockets.handOff` there), so that this node claims it and
+   * the session lives where its client's WebSocket ends, not behind a relay. Resolves true once
+   * `node` stored it; false when it would not, or did not answer in time (a node alive but
+   * unreachable is never claimed from: the owner record is only ever given up by its owner).
+   * Without it, such a resume is relayed to `node`.
+   */
+  requestHandOff?(node: string, sid: string): Promise<boolean>
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }

@@ -94,10 +94,17 @@ export class WebSocketHandshakes {
       },
     })
 
-    /** A resume of a session that another node holds goes there; anything else is ours. */
+    /**
+     * A resume of a session that another node holds: that node hands the session over, and it
+     * is claimed here, where the client's WebSocket ends; or, when it will not (or cannot be
+     * asked), the WebSocket is relayed there. Anything else is ours.
+     */
     async function handOverOrHandshake(hello: HelloPacket) {
       if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
         const owner = await forwarder.ownerOf(hello.sid, request, 'websocket', true)
+        if (owner && transport.open && (await server.requestHandOff(owner.node, hello.sid))) {
+          return server.handshake(transport, hello, handshake)
+        }
         if (owner && transport.open) {
           const take = () => transport.release()
           const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)

@@ -1,0 +1,192 @@
+// A WebSocket resume that lands on a node other than the session's owner, the owner alive: the
+// owner hands that one session off (as a drain does for all of them) and the node the client
+// reached claims it, so that the session lives where its WebSocket ends, not behind a relay.
+// Two Parley servers on the in-process test adapter (cluster-adapter.ts, whose store stands in
+// for Redis) behind a round-robin proxy; the proxy cuts the client's connection and sends its
+// resume to the other node. The same runs on Redis in packages/redis/test/handoff-move.test.ts.
+import { connect, type Socket } from '@parley/client'
+import type { ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { Cluster } from './cluster-adapter.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+
+let nodes: Started[] = []
+let proxy: RoundRobinProxy | undefined
+const clients: Socket[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect()
+  await sleep(50)
+  await proxy?.close()
+  proxy = undefined
+  await Promise.all(nodes.map((n) => n.app.close()))
+  nodes = []
+})
+
+interface Node {
+  started: Started
+  connections: ServerSocket[]
+  restored: ServerSocket[]
+  /** Each socket's `disconnect` reason on this node. */
+  ended: string[]
+  /** What each socket id sent, in order, as this node received it. */
+  received: Map<string, number[]>
+}
+
+function setup(node: Node, socket: ServerSocket) {
+  socket.on('up', (n: number) => {
+    const list = node.received.get(socket.id) ?? []
+    list.push(n)
+    node.received.set(socket.id, list)
+  })
+  socket.on('disconnect', (reason: string) => node.ended.push(reason))
+}
+
+async function twoNodes(cluster: Cluster) {
+  const list: Node[] = []
+  for (const name of ['a', 'b']) {
+    const node: Node = {
+      started: undefined as unknown as Started,
+      connections: [],
+      restored: [],
+      ended: [],
+      received: new Map(),
+    }
+    node.started = await startServer(
+      { adapter: cluster.adapter(name), handoff: { timeout: 2000, retrySpread: 0 } },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          node.connections.push(socket)
+          socket.data = { name: 'ada' }
+          void socket.join('everyone')
+          setup(node, socket)
+        })
+        app.parley.on('restored', (socket) => {
+          node.restored.push(socket)
+          setup(node, socket)
+        })
+      },
+    )
+    nodes.push(node.started)
+    list.push(node)
+  }
+  proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+  return { list, proxy, base: `${proxy.url}/parley` }
+}
+
+/**
+ * A WebSocket client with steady traffic both ways (numbered `up` from the client, numbered
+ * `down` broadcasts to the room from the owner's node) while `move` runs; returns what each end
+ * got once the traffic stopped and everything arrived.
+ */
+async function trafficAcross(list: Node[], c: Socket, move: () => Promise<void>) {
+  const got: number[] = []
+  c.on('down', (n: number) => got.push(n))
+  let up = 0
+  let down = 0
+  const traffic = setInterval(() => {
+    up++
+    c.emit('up', up)
+    down++
+    list[0]!.started.app.parley.to('everyone').emit('down', down)
+  }, 5)
+  await sleep(100)
+  await move()
+  await sleep(150)
+  clearInterval(traffic)
+  await until(() => c.connected && got.length >= down, 5000, 'every broadcast')
+  const id = c.id!
+  await until(() => list.reduce((k, n) => k + (n.received.get(id)?.length ?? 0), 0) >= up, 5000, 'every up')
+  await sleep(100)
+  return {
+    up: list.flatMap((n) => n.received.get(id) ?? []),
+    upSent: up,
+    down: got,
+    downSent: down,
+  }
+}
+
+const numbers = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
+
+describe('a WebSocket resume on another node', () => {
+  it('moves the session there: nothing lost or repeated, no new connection, data and rooms kept', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, proxy } = await twoNodes(cluster)
+    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
+    clients.push(c)
+    await until(() => c.connected, 3000, 'connect')
+    const owner = list.findIndex((n) => n.connections.length === 1)
+    const other = list[1 - owner]!
+    const result = await trafficAcross(list, c, async () => {
+      // The network drops the connection; the resume reaches the other node.
+      proxy.avoid.add(owner)
+      proxy.cut()
+      await until(() => other.restored.length === 1, 5000, 'restored on the other node')
+    })
+    expect(result.up).toEqual(numbers(result.upSent))
+    expect(result.down).toEqual(numbers(result.downSent))
+    expect(cluster.handOffRequests).toBe(1)
+    expect(c.recovered).toBe(true)
+    // One `connection` in all; the old node heard 'server handoff', the new one 'restored'.
+    expect(list.reduce((k, n) => k + n.connections.length, 0)).toBe(1)
+    expect(list[owner]!.ended).toEqual(['server handoff'])
+    const moved = other.restored[0]!
+    expect(moved.id).toBe(c.id)
+    expect(moved.data).toEqual({ name: 'ada' })
+    expect(moved.rooms.has('everyone')).toBe(true)
+    // It lives on the other node now: the old one no longer holds it.
+    expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
+    expect(other.started.app.parley.sockets.get(c.id!)).toBe(moved)
+  })
+
+  it('is relayed to the owner, which keeps the session, when the owner does not answer', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, proxy } = await twoNodes(cluster)
+    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
+    clients.push(c)
+    await until(() => c.connected, 3000, 'connect')
+    const owner = list.findIndex((n) => n.connections.length === 1)
+    // Alive and serving its clients, but the other node's requests do not reach it.
+    cluster.unreachable.add(owner === 0 ? 'a' : 'b')
+    const before = proxy.upgrades[1 - owner]
+    const result = await trafficAcross(list, c, async () => {
+      proxy.avoid.add(owner)
+      proxy.cut()
+      await until(() => proxy.upgrades[1 - owner]! > before! && c.connected, 5000, 'resumed')
+    })
+    expect(result.up).toEqual(numbers(result.upSent))
+    expect(result.down).toEqual(numbers(result.downSent))
+    expect(cluster.handOffRequests).toBe(1)
+    // Never claimed: the owner still holds it, the other node restored nothing.
+    expect(list[1 - owner]!.restored).toEqual([])
+    expect(cluster.handoffs.size).toBe(0)
+    expect(list[owner]!.ended).toEqual([])
+    expect(list[owner]!.started.app.parley.sockets.get(c.id!)?.connected).toBe(true)
+  })
+
+  it('leaves the session with its owner, nothing lost, when its snapshot cannot be stored', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, proxy } = await twoNodes(cluster)
+    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
+    clients.push(c)
+    await until(() => c.connected, 3000, 'connect')
+    const owner = list.findIndex((n) => n.connections.length === 1)
+    cluster.storeUp = false
+    const before = proxy.upgrades[1 - owner]
+    const result = await trafficAcross(list, c, async () => {
+      proxy.avoid.add(owner)
+      proxy.cut()
+      await until(() => proxy.upgrades[1 - owner]! > before! && c.connected, 5000, 'resumed')
+    })
+    expect(result.up).toEqual(numbers(result.upSent))
+    expect(result.down).toEqual(numbers(result.downSent))
+    expect(cluster.handOffRequests).toBeGreaterThanOrEqual(1)
+    expect(c.recovered).toBe(true)
+    expect(list[1 - owner]!.restored).toEqual([])
+    expect(list[owner]!.ended).toEqual([])
+    const socket = list[owner]!.started.app.parley.sockets.get(c.id!)
+    expect(socket?.connected).toBe(true)
+    expect(socket?.rooms.has('everyone')).toBe(true)
+  })
+})
