@@ -7,7 +7,6 @@ import {
   isCount,
   isForbiddenKey,
   OPEN_FIELDS,
-  type OpenPacket,
   PACKET_SHAPES,
   type Packet,
   ParleyError,
@@ -290,15 +289,21 @@ function walk(value: unknown, depth: number): ErrorCode | undefined {
   return undefined
 }
 
-// The packet's fields are read in place, `value[1 + i]`: no copy of the array per packet.
+/**
+ * Checks a parsed packet against its shape. OPEN is `[0, {fields}]`, checked against OPEN_FIELDS,
+ * all required; every other packet is `[type, ...fields]`, read in place (`value[1 + i]`: no copy
+ * of the array per packet).
+ */
 function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
   if (!isArray(value) || value.length === 0) return fail(INVALID_PACKET, 'not a packet')
   const type: unknown = value[0]
-  const fields = value.length - 1
-  if (type === PacketType.OPEN) return decodeOpen(value)
+  const isOpen = type === PacketType.OPEN
+  const open = value[1] as Record<string, unknown>
+  if (isOpen && (value.length !== 2 || !(open instanceof Object))) return fail(INVALID_PACKET, 'bad OPEN')
   // No HELLO among the shapes: only a server receives one.
-  const shape = typeof type === 'number' ? PACKET_SHAPES[type] : undefined
+  const shape = isOpen ? OPEN_FIELDS : typeof type === 'number' ? PACKET_SHAPES[type] : undefined
   if (!shape) return fail(ErrorCode.UNKNOWN_PACKET_TYPE, 'unknown type')
+  const fields = isOpen ? shape.length : value.length - 1
   // Only the last field may be left out.
   if (fields !== shape.length && (fields !== shape.length - 1 || !shape[fields]?.[3])) {
     return fail(arityCode(type as number), `type ${type}: ${fields} fields`)
@@ -306,32 +311,22 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
   const packet: Record<string, unknown> = { type }
   for (let i = 0; i < fields; i++) {
     const [name, check, code = INVALID_PACKET] = shape[i]!
-    const verdict = check(value[1 + i])
+    const field = isOpen ? open[name] : value[1 + i]
+    const verdict = check(field)
     if (verdict !== true) {
       // An event name keeps checkEventName's own words (which name, and why).
-      const badName = name === 'name' && checkEventName(value[1 + i])
+      const badName = name === 'name' && checkEventName(field)
       return badName ? { ok: false, error: badName } : fail(verdict || code, `type ${type}: bad ${name}`)
     }
-    if (shape[i] !== BINS) packet[name] = value[1 + i]
+    if (shape[i] !== BINS) packet[name] = field
     else {
       // Every other field is checked by now, args among them.
-      if (!fillBinary(packet.args as unknown[], value[1 + i] as unknown[], resolveLeaf)) {
+      if (!fillBinary(packet.args as unknown[], field as unknown[], resolveLeaf)) {
         return fail(INVALID_BINARY, 'bad binary leaf')
       }
     }
   }
   return { ok: true, packet: packet as unknown as Packet }
-}
-
-function decodeOpen(value: unknown[]): DecodeResult {
-  const fields = value[1] as Record<string, unknown>
-  const packet: Record<string, unknown> = { type: PacketType.OPEN }
-  if (value.length !== 2 || !(fields instanceof Object)) return fail(INVALID_PACKET, 'bad OPEN')
-  for (const [name, check, code = INVALID_PACKET] of OPEN_FIELDS) {
-    if (check(fields[name]) !== true) return fail(code, `bad OPEN ${name}`)
-    packet[name] = fields[name]
-  }
-  return { ok: true, packet: packet as unknown as OpenPacket }
 }
 
 /** Puts the binary leaves `[path, kind, data]` back into `args`; false if one of them is bad. */
