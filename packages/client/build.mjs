@@ -11,12 +11,13 @@ import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 
 /** Most bytes of dist/parley.min.js after gzip -9. Raise it only with a reason in the commit. */
-const BUDGET = 11_000
+const BUDGET = 10_750
 /**
  * Most bytes, after gzip -9, of what esbuild (bundle, minify, platform browser, format ESM) makes
- * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit.
+ * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
+ * aim is 8192; docs/client-size.md says what stands in the way.
  */
-const BUNDLED_BUDGET = 10_900
+const BUNDLED_BUDGET = 10_600
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [
