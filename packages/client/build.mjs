@@ -98,10 +98,12 @@ const [result, esm] = await Promise.all([
 const out = result.outputFiles.find((f) => f.path.endsWith('.js'))
 const gzipped = (text) => gzipSync(text, { level: 9 }).length
 
-// Written whole or not at all (write, then rename): tests running meanwhile load these files.
+// Written whole or not at all (write, then rename): tests running meanwhile load these files,
+// and may be building them too (hence a temporary name of this process's own).
 for (const file of [out, esm.outputFiles[0]]) {
-  writeFileSync(`${file.path}.tmp`, file.contents)
-  renameSync(`${file.path}.tmp`, file.path)
+  const temporary = `${file.path}.${process.pid}.tmp`
+  writeFileSync(temporary, file.contents)
+  renameSync(temporary, file.path)
 }
 
 if (sizeOnly) {
