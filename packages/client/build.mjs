@@ -1,12 +1,23 @@
-// Builds the browser bundle (dist/parley.min.js: IIFE, global `Parley`). With --size it writes
-// nothing: it prints the bundle's minified and gzipped size, what each input file adds to it, and
-// exits with 1 when the bundle is over its budget (test/size.test.ts runs it).
-import { writeFileSync } from 'node:fs'
+// Builds the two browser files, both minified, with all three transports:
+// - dist/parley.min.js: IIFE for a script tag, defines the global `Parley`;
+// - dist/parley.browser.js: ESM, what the package's `browser` export condition gives a user's
+//   bundler (`import { connect } from '@parley/client'`), so that it bundles the same small code.
+// With --size it also prints, for each, its min+gzip size against its budget, what each input file
+// adds to the script-tag bundle, and exits with 1 when either is over (test/size.test.ts runs it).
+// The ESM file is measured the way a user's build sees it: esbuild bundling the package's entry
+// through its `exports`, platform browser.
+import { renameSync, writeFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 
 /** Most bytes of dist/parley.min.js after gzip -9. Raise it only with a reason in the commit. */
-const BUDGET = 11_000
+const BUDGET = 10_750
+/**
+ * Most bytes, after gzip -9, of what esbuild (bundle, minify, platform browser, format ESM) makes
+ * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
+ * aim is 8192; docs/client-size.md says what stands in the way.
+ */
+const BUNDLED_BUDGET = 10_600
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [
@@ -58,14 +69,13 @@ const INTERNAL_PROPS = [
 ]
 
 const sizeOnly = process.argv.includes('--size')
-const result = await build({
-  entryPoints: ['src/browser.ts'],
+/** What both browser files share. */
+const browser = {
   bundle: true,
   minify: true,
-  format: 'iife',
   platform: 'browser',
   target: 'es2022',
-  // Cuts Node-only code (the lookup of the `ws` package) out of the browser bundle.
+  // Cuts Node-only code (the lookup of the `ws` package) out of the browser files.
   define: { 'globalThis.PARLEY_BROWSER_BUNDLE': 'true' },
   // Shortens property names that live only inside the client: never a wire field, an option, a
   // public member, or a member of a platform object (fetch, streams, WebSocket, DOM). A name
@@ -74,24 +84,65 @@ const result = await build({
   // Bundle the protocol from its sources, so the bundle never lags behind an unbuilt dist.
   alias: { '@parley/protocol': '../protocol/src/index.ts' },
   write: false,
-  outfile: 'dist/parley.min.js',
-  sourcemap: sizeOnly ? 'external' : false,
-})
+}
+const [result, esm] = await Promise.all([
+  build({
+    ...browser,
+    entryPoints: ['src/browser.ts'],
+    format: 'iife',
+    outfile: 'dist/parley.min.js',
+    sourcemap: sizeOnly ? 'external' : false,
+  }),
+  build({ ...browser, entryPoints: ['src/index.ts'], format: 'esm', outfile: 'dist/parley.browser.js' }),
+])
 const out = result.outputFiles.find((f) => f.path.endsWith('.js'))
 const gzipped = (text) => gzipSync(text, { level: 9 }).length
 
-if (!sizeOnly) {
-  writeFileSync(out.path, out.contents)
-} else {
+// Written whole or not at all (write, then rename): tests running meanwhile load these files,
+// and may be building them too (hence a temporary name of this process's own).
+for (const file of [out, esm.outputFiles[0]]) {
+  const temporary = `${file.path}.${process.pid}.tmp`
+  writeFileSync(temporary, file.contents)
+  renameSync(temporary, file.path)
+}
+
+if (sizeOnly) {
   const gz = gzipped(out.contents)
   console.log(`parley.min.js: ${out.contents.length} bytes minified, ${gz} bytes min+gzip`)
   console.log(`budget: ${BUDGET} bytes min+gzip (${gz <= BUDGET ? 'within' : 'OVER'})`)
+  const bundled = await userBundle()
+  const bundledGz = gzipped(bundled)
+  console.log(
+    `import { connect } from '@parley/client', bundled for browsers: ${bundled.length} bytes minified, ${bundledGz} bytes min+gzip`,
+  )
+  console.log(
+    `bundled budget: ${BUNDLED_BUDGET} bytes min+gzip (${bundledGz <= BUNDLED_BUDGET ? 'within' : 'OVER'})`,
+  )
   const map = JSON.parse(result.outputFiles.find((f) => f.path.endsWith('.map')).text)
-  console.log('what each input adds (gzip of the bundle without it; the parts sum to more than the whole):')
+  console.log(
+    'what each input adds to parley.min.js (gzip of the bundle without it; the parts sum to more than the whole):',
+  )
   for (const [file, min, gzip] of byInput(out.text, map)) {
     console.log(`  ${String(gzip).padStart(5)} gzip ${String(min).padStart(6)} min  ${file}`)
   }
-  if (gz > BUDGET) process.exitCode = 1
+  if (gz > BUDGET || bundledGz > BUNDLED_BUDGET) process.exitCode = 1
+}
+
+/**
+ * What a user's build makes of a page that connects: esbuild resolves `@parley/client` through
+ * the package's `exports` (the package refers to itself by name), with the conditions of a
+ * browser build.
+ */
+async function userBundle() {
+  const user = await build({
+    stdin: { contents: "import { connect } from '@parley/client'\nconnect()\n", resolveDir: '.' },
+    bundle: true,
+    minify: true,
+    platform: 'browser',
+    format: 'esm',
+    write: false,
+  })
+  return user.outputFiles[0].contents
 }
 
 /**

@@ -7,7 +7,6 @@ import {
   isCount,
   isForbiddenKey,
   OPEN_FIELDS,
-  type OpenPacket,
   PACKET_SHAPES,
   type Packet,
   ParleyError,
@@ -68,7 +67,7 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
     return null
   }
   if (path.length > WireLimits.maxDepth) {
-    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload is too deep (or cyclic)')
+    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'too deep or cyclic')
   }
   // Objects that serialise themselves (Date, ...) are left to JSON.stringify.
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value
@@ -95,7 +94,7 @@ function stringify(wire: unknown[]): string {
   try {
     return JSON.stringify(wire)
   } catch (cause) {
-    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload is not JSON', { cause })
+    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'not JSON', { cause })
   }
 }
 
@@ -209,7 +208,7 @@ function fromBase64(data: unknown): Uint8Array | undefined {
 export function decodeText(text: string, options?: DecodeOptions): DecodeResult {
   const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
   if (text.length > maxPayload) {
-    return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `packet passes ${maxPayload}`), text)
+    return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`), text)
   }
   return decodeJson(text, fromBase64)
 }
@@ -221,22 +220,22 @@ export function decodeFrame(data: string | ArrayBuffer | Uint8Array, options?: D
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data)
   if (bytes.length > maxPayload) {
     const start = new TextDecoder().decode(bytes.subarray(4, 40))
-    return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `frame passes ${maxPayload}`), start)
+    return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`), start)
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const parts: Uint8Array[] = []
   for (let at = 0; at < bytes.length; at += 4 + parts[parts.length - 1]!.length) {
     const length = at + 4 <= bytes.length ? view.getUint32(at) : -1
-    if (length < 0 || length > bytes.length - at - 4) return fail(INVALID_BINARY, 'frame is truncated')
+    if (length < 0 || length > bytes.length - at - 4) return fail(INVALID_BINARY, 'bad frame')
     parts.push(bytes.subarray(at + 4, at + 4 + length))
   }
   const [header, ...attachments] = parts
-  if (!header) return fail(INVALID_BINARY, 'frame is empty')
+  if (!header) return fail(INVALID_BINARY, 'bad frame')
   let text: string
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(header)
   } catch (cause) {
-    return fail(INVALID_BINARY, 'frame header is not UTF-8', cause)
+    return fail(INVALID_BINARY, 'frame not UTF-8', cause)
   }
   let used = 0
   const result = decodeJson(text, (data) => (data === used ? attachments[used++] : undefined))
@@ -250,18 +249,16 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
   try {
     value = JSON.parse(text)
   } catch (cause) {
-    return fail(ErrorCode.INVALID_JSON, 'packet is not JSON', cause)
+    return fail(ErrorCode.INVALID_JSON, 'not JSON', cause)
   }
   try {
     // Most packets: text too short to nest too deep, with no refused key in it. No walk then.
     const refusal = text.length >= DEEP_TEXT || REFUSED_KEY.test(text) ? walk(value, 0) : undefined
-    const result = refusal
-      ? fail(refusal, 'packet is too deep or holds a forbidden key')
-      : toPacket(value, resolveLeaf)
+    const result = refusal ? fail(refusal, 'too deep or forbidden key') : toPacket(value, resolveLeaf)
     return result.ok ? result : numbered(result, text, value)
   } catch (cause) {
     // The checks above leave nothing to throw; this is the promise that nothing ever does.
-    return fail(INVALID_PACKET, 'packet could not be decoded', cause)
+    return fail(INVALID_PACKET, 'undecodable', cause)
   }
 }
 
@@ -292,50 +289,44 @@ function walk(value: unknown, depth: number): ErrorCode | undefined {
   return undefined
 }
 
-// The packet's fields are read in place, `value[1 + i]`: no copy of the array per packet.
+/**
+ * Checks a parsed packet against its shape. OPEN is `[0, {fields}]`, checked against OPEN_FIELDS,
+ * all required; every other packet is `[type, ...fields]`, read in place (`value[1 + i]`: no copy
+ * of the array per packet).
+ */
 function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
-  if (!isArray(value) || value.length === 0) return fail(INVALID_PACKET, 'packet is not a non-empty array')
+  if (!isArray(value) || value.length === 0) return fail(INVALID_PACKET, 'not a packet')
   const type: unknown = value[0]
-  const fields = value.length - 1
-  if (type === PacketType.OPEN) return decodeOpen(value)
+  const isOpen = type === PacketType.OPEN
+  const open = value[1] as Record<string, unknown>
+  if (isOpen && (value.length !== 2 || !(open instanceof Object))) return fail(INVALID_PACKET, 'bad OPEN')
   // No HELLO among the shapes: only a server receives one.
-  const shape = typeof type === 'number' ? PACKET_SHAPES[type] : undefined
-  if (!shape) return fail(ErrorCode.UNKNOWN_PACKET_TYPE, 'unknown packet type')
+  const shape = isOpen ? OPEN_FIELDS : typeof type === 'number' ? PACKET_SHAPES[type] : undefined
+  if (!shape) return fail(ErrorCode.UNKNOWN_PACKET_TYPE, 'unknown type')
+  const fields = isOpen ? shape.length : value.length - 1
   // Only the last field may be left out.
   if (fields !== shape.length && (fields !== shape.length - 1 || !shape[fields]?.[3])) {
-    return fail(arityCode(type as number), `packet type ${type} has ${fields} fields`)
+    return fail(arityCode(type as number), `type ${type}: ${fields} fields`)
   }
   const packet: Record<string, unknown> = { type }
   for (let i = 0; i < fields; i++) {
     const [name, check, code = INVALID_PACKET] = shape[i]!
-    const verdict = check(value[1 + i])
+    const field = isOpen ? open[name] : value[1 + i]
+    const verdict = check(field)
     if (verdict !== true) {
       // An event name keeps checkEventName's own words (which name, and why).
-      const badName = name === 'name' && checkEventName(value[1 + i])
-      return badName
-        ? { ok: false, error: badName }
-        : fail(verdict || code, `packet type ${type}: bad ${name}`)
+      const badName = name === 'name' && checkEventName(field)
+      return badName ? { ok: false, error: badName } : fail(verdict || code, `type ${type}: bad ${name}`)
     }
-    if (shape[i] !== BINS) packet[name] = value[1 + i]
+    if (shape[i] !== BINS) packet[name] = field
     else {
       // Every other field is checked by now, args among them.
-      if (!fillBinary(packet.args as unknown[], value[1 + i] as unknown[], resolveLeaf)) {
+      if (!fillBinary(packet.args as unknown[], field as unknown[], resolveLeaf)) {
         return fail(INVALID_BINARY, 'bad binary leaf')
       }
     }
   }
   return { ok: true, packet: packet as unknown as Packet }
-}
-
-function decodeOpen(value: unknown[]): DecodeResult {
-  const fields = value[1] as Record<string, unknown>
-  const packet: Record<string, unknown> = { type: PacketType.OPEN }
-  if (value.length !== 2 || !(fields instanceof Object)) return fail(INVALID_PACKET, 'OPEN is [0, {fields}]')
-  for (const [name, check, code = INVALID_PACKET] of OPEN_FIELDS) {
-    if (check(fields[name]) !== true) return fail(code, `OPEN: bad ${name}`)
-    packet[name] = fields[name]
-  }
-  return { ok: true, packet: packet as unknown as OpenPacket }
 }
 
 /** Puts the binary leaves `[path, kind, data]` back into `args`; false if one of them is bad. */

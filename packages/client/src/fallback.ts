@@ -388,7 +388,7 @@ export class Connection {
       // No attempt can work: the session is down until the browser is online again.
       this.#last = null
       this.#host.down(reason)
-      this.#fail(error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'the browser is offline'), true)
+      this.#fail(error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'offline'), true)
     } else if (this.#stable) {
       void this.#connect('resume', after)
     } else {

@@ -88,7 +88,7 @@ export abstract class HttpTransport extends BaseTransport {
         if (err instanceof ParleyError) throw err
         throw ctl.signal.aborted
           ? timeoutError('no OPEN', timeout)
-          : transportError(`handshake POST to ${shown(this.url)} failed`, err)
+          : transportError(`POST ${shown(this.url)} failed`, err)
       } finally {
         clearTimeout(timer)
       }
@@ -227,7 +227,7 @@ export class Upstream {
     } catch (err) {
       if (this.#closed) return this.#idle()
       this.#closed = true
-      this.#onFail(transportError(`POST to ${shown(this.#url)} failed`, err))
+      this.#onFail(transportError(`POST ${shown(this.#url)} failed`, err))
     }
   }
 }

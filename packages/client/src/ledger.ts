@@ -56,7 +56,7 @@ export class Ledger {
     const item = this.encode(build(this.outSeq + 1))
     const { maxQueuedMessages, maxQueuedBytes } = this.#limits
     if (this.#kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
-      throw new ParleyError(ErrorCode.QUEUE_FULL, 'too many messages wait for the server', {
+      throw new ParleyError(ErrorCode.QUEUE_FULL, 'too many messages queued', {
         details: {
           maxQueuedMessages,
           maxQueuedBytes,
@@ -78,7 +78,7 @@ export class Ledger {
   encode(packet: NumberedPacket): Outgoing {
     const item = outgoing(packet)
     if (item.bytes > this.maxPayload) {
-      throw new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `packet of ${item.bytes} bytes passes maxPayload`, {
+      throw new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${item.bytes} bytes > maxPayload`, {
         details: { limit: this.maxPayload, size: item.bytes },
       })
     }

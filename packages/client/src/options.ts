@@ -93,7 +93,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
       (typeof v !== 'number' || (v >= 0 && (key !== 'randomization' || v <= 1))) &&
       (key !== 'transports' || (Array.isArray(v) && v.length > 0 && v.every(isTransportName))) &&
       (key !== 'path' || (v as string).startsWith('/'))
-    if (!ok) throw new TypeError(`option ${key} is not valid (default: ${fallback})`)
+    if (!ok) throw new TypeError(`option ${key} is not valid`)
   }
   return o
 }
@@ -110,6 +110,6 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
   const protocol = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : u.protocol
   const p = url !== undefined && u.pathname !== '/' ? u.pathname : path
   const query = url === undefined ? '' : u.search.slice(1)
-  if (/(^|&)(v|sid)=/.test(query)) throw new TypeError('the URL may not set the query parameters v or sid')
+  if (/(^|&)(v|sid)=/.test(query)) throw new TypeError('the URL may not set v or sid')
   return [`${protocol}//${u.host}${p.replace(/\/+$/, '')}`, query && `&${query}`]
 }

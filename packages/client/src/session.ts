@@ -237,7 +237,7 @@ export class Session {
     if (this.#up) this.#down(p.reason, p.message)
     else {
       // Already down (a resume found the session ended): the application still hears why.
-      const error = new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${p.reason}: ${p.message}`, {
+      const error = new ParleyError(ErrorCode.DISCONNECTED, `session ended: ${p.reason}: ${p.message}`, {
         details: { reason: p.reason },
       })
       this.#host.fire('connect_error', error, again)

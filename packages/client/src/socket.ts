@@ -167,7 +167,7 @@ export class Socket<
    * (`(err, reply) => ...`), with PARLEY_ACK_TIMEOUT, PARLEY_DISCONNECTED or the server's code.
    */
   timeout(ms: number): TimedEmitter<EmitEvents> {
-    if (!(ms >= 0)) throw new RangeError('timeout must be a non-negative number of ms')
+    if (!(ms >= 0)) throw new RangeError('timeout must be >= 0 ms')
     return this.#flagged({ timeout: ms })
   }
 
@@ -263,9 +263,7 @@ export class Socket<
       settle: (ackId, error, args) => this.#acks.settle(ackId, error, args),
       fire: (event, ...args) => this.#fireAny(event, args),
       ended: () =>
-        this.#acks.rejectAll(
-          new ParleyError(ErrorCode.DISCONNECTED, 'the session ended before the reply came'),
-        ),
+        this.#acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'session ended before the reply')),
     }
   }
 

@@ -1,11 +1,13 @@
 // The browser bundle in headless Chromium, loaded with a plain <script> tag, through networks
-// that break WebSocket, then event streams too, then come back, cut out, or restart the server.
+// that break WebSocket, then event streams too, then come back, cut out, or restart the server;
+// and, on each transport, the package as a user's bundler builds it for a browser.
 // Each page is one BrowserContext (its own connections and storage): one simulated user.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
@@ -482,3 +484,63 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
     })
   })
 })
+
+// What a user's bundler makes of `import ... from '@parley/client'` for a browser: the package's
+// `browser` condition gives it dist/parley.browser.js (the ESM build of the same sources). The
+// page above loads it in place of the script-tag file.
+describe.skipIf(skipBrowserSuites())(
+  "the package, bundled for the browser by a user's esbuild, in Chromium",
+  () => {
+    beforeAll(async () => {
+      ensureBundle()
+      const built = await build({
+        stdin: {
+          contents: "import * as Parley from '@parley/client'\nglobalThis.Parley = Parley\n",
+          resolveDir: clientDir,
+        },
+        bundle: true,
+        minify: true,
+        platform: 'browser',
+        format: 'iife',
+        write: false,
+        metafile: true,
+      })
+      expect(Object.keys(built.metafile.inputs)).toContainEqual(
+        expect.stringMatching(/dist\/parley\.browser\.js$/),
+      )
+      bundle = built.outputFiles[0]!.text
+      browser = await launchChromium()
+    })
+
+    afterAll(async () => {
+      await browser?.close()
+    })
+
+    afterEach(async () => {
+      await Promise.all(contexts.splice(0).map((c) => c.close()))
+      await Promise.all([...servers].map(stop))
+      const errors = pageErrors
+      pageErrors = []
+      expect(errors).toEqual([])
+    })
+
+    it.each(['websocket', 'sse', 'polling'])(
+      'connects over %s and gets replies to text and binary emits',
+      async (transport) => {
+        const { server, sockets } = await backend()
+        const page = await open(server.url, 'a', { transports: [transport] })
+        expect(await nth(page, 'connect')).toMatchObject({ transport, recovered: false })
+        expect(sockets.get('a')!.transport).toBe(transport)
+        expect(await page.evaluate(`parley.socket.emitWithAck('echo', 'hi')`)).toEqual({
+          echoed: 'hi',
+          transport,
+        })
+        expect(await page.evaluate('parley.binary(1000)')).toMatchObject({
+          size: 1000,
+          reversed: true,
+          tail: [1, 2, 255],
+        })
+      },
+    )
+  },
+)

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import * as index from '../src/index.js'
@@ -10,18 +10,26 @@ const clientDir = fileURLToPath(new URL('..', import.meta.url))
 // Bundle size is deterministic (same sources, same esbuild, same gzip level): a budget can be a
 // test. `pnpm size` prints the same numbers, with what each input file adds.
 describe('browser bundle', () => {
-  it('stays within its min+gzip budget', () => {
-    let out: string
+  /** `build.mjs --size`'s report; it exits with 1 when a file is over its budget. */
+  function sizeReport(): string {
     try {
-      out = execFileSync(process.execPath, ['build.mjs', '--size'], { cwd: clientDir, encoding: 'utf8' })
+      return execFileSync(process.execPath, ['build.mjs', '--size'], { cwd: clientDir, encoding: 'utf8' })
     } catch (err) {
       // Exit code 1: over budget. Show the report, which says by how much and where.
-      out = (err as { stdout?: string }).stdout ?? String(err)
+      return (err as { stdout?: string }).stdout ?? String(err)
     }
-    const gzip = Number(/(\d+) bytes min\+gzip/.exec(out)?.[1])
-    const budget = Number(/budget: (\d+)/.exec(out)?.[1])
+  }
+
+  it("stays within its min+gzip budgets: the script-tag file, and what a user's bundler makes", () => {
+    const out = sizeReport()
+    const gzip = Number(/parley\.min\.js: \d+ bytes minified, (\d+) bytes min\+gzip/.exec(out)?.[1])
+    const budget = Number(/^budget: (\d+)/m.exec(out)?.[1])
     expect(budget, out).toBeGreaterThan(0)
     expect(gzip, out).toBeLessThanOrEqual(budget)
+    const bundled = Number(/bundled for browsers: \d+ bytes minified, (\d+) bytes min\+gzip/.exec(out)?.[1])
+    const bundledBudget = Number(/^bundled budget: (\d+)/m.exec(out)?.[1])
+    expect(bundledBudget, out).toBeGreaterThan(0)
+    expect(bundled, out).toBeLessThanOrEqual(bundledBudget)
   })
 
   it('defines the global Parley with every value the module exports', () => {
@@ -33,5 +41,17 @@ describe('browser bundle', () => {
     expect(typeof Parley.connect).toBe('function')
     expect((Parley.ErrorCode as Record<string, string>).QUEUE_FULL).toBe('PARLEY_QUEUE_FULL')
     expect((Parley.CloseReason as Record<string, string>).PING_TIMEOUT).toBe('ping timeout')
+  })
+  it('gives browser bundlers an ESM module with every value the module exports', async () => {
+    execFileSync(process.execPath, ['build.mjs'], { cwd: clientDir })
+    const pkg = JSON.parse(readFileSync(`${clientDir}/package.json`, 'utf8')) as {
+      exports: { '.': { browser: string } }
+    }
+    const mod = (await import(pathToFileURL(`${clientDir}/${pkg.exports['.'].browser}`).href)) as Record<
+      string,
+      unknown
+    >
+    expect(Object.keys(mod).sort()).toEqual(Object.keys(index).sort())
+    expect((mod.ErrorCode as Record<string, string>).QUEUE_FULL).toBe('PARLEY_QUEUE_FULL')
   })
 })

@@ -24,7 +24,7 @@ export class PollingTransport extends HttpTransport {
         }
         body = await res.text()
       } catch (err) {
-        this.fail(transportError(`poll of ${shown(url)} failed`, err))
+        this.fail(transportError(`GET ${shown(url)} failed`, err))
         return
       }
       if (this.closed) return

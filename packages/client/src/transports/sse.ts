@@ -24,15 +24,15 @@ export class SseTransport extends HttpTransport {
         signal: this.ctl.signal,
       })
       if (res.status !== 200) throw await httpError(res, url)
-      if (!res.body) throw transportError('event stream has no body')
+      if (!res.body) throw transportError('stream ended')
       const reader = res.body.getReader()
       const first = await reader.read()
-      if (first.done) throw transportError('event stream ended at once')
+      if (first.done) throw transportError('stream ended')
       clearTimeout(timer)
       void this.#read(reader, first.value)
     } catch (err) {
-      if (timedOut) throw timeoutError('no event stream data', timeout)
-      throw err instanceof ParleyError ? err : transportError(`event stream from ${shown(url)} failed`, err)
+      if (timedOut) throw timeoutError('no stream data', timeout)
+      throw err instanceof ParleyError ? err : transportError(`GET ${shown(url)} failed`, err)
     } finally {
       clearTimeout(timer)
     }
@@ -61,9 +61,9 @@ export class SseTransport extends HttpTransport {
         const next = await reader.read()
         chunk = next.done ? undefined : next.value
       }
-      this.fail(transportError('event stream ended'))
+      this.fail(transportError('stream ended'))
     } catch (err) {
-      this.fail(transportError('event stream broke', err))
+      this.fail(transportError('stream broke', err))
     }
   }
 

@@ -146,8 +146,12 @@ export function transportError(message: string, cause?: unknown): ParleyError {
   type Cause = { code?: unknown; message?: unknown; cause?: Cause } | undefined
   let why = (cause as Cause)?.message
   // The deepest code wins over the top message ("fetch failed" says less than ECONNREFUSED).
-  for (let e = cause as Cause, n = 0; e && n < 4; e = e.cause, n++)
-    if (typeof e.code === 'string') why = e.code
+  // Browsers give neither codes nor causes (a TypeError "Failed to fetch"): the browser build
+  // (which defines PARLEY_BROWSER_BUNDLE true) leaves this out.
+  if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+    for (let e = cause as Cause, n = 0; e && n < 4; e = e.cause, n++)
+      if (typeof e.code === 'string') why = e.code
+  }
   return new ParleyError(
     ErrorCode.TRANSPORT_ERROR,
     why ? `${message}: ${why}` : message,
@@ -162,7 +166,7 @@ export function shown(url: string): string {
 
 /** Nothing is at `url` (HTTP 404 without a code of Parley's): a refusal, no retry would help. */
 export function notFound(url: string): ParleyError {
-  return new ParleyError(ErrorCode.NOT_FOUND, `nothing at ${shown(url)} (404): check the URL and path`, {
+  return new ParleyError(ErrorCode.NOT_FOUND, `404 at ${shown(url)}: check URL and path`, {
     details: { status: 404, refused: true },
   })
 }
@@ -184,7 +188,7 @@ export function handshakeResult(packet: Packet): Welcome | ParleyError<string> {
     const refused = packet.code !== ErrorCode.SERVER_SHUTTING_DOWN
     return new ParleyError<string>(packet.code, packet.message, { details: { refused } })
   }
-  return new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got packet type ${packet.type}`)
+  return new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
 }
 
 /** True when an error means the server refused this client, whatever the transport. */

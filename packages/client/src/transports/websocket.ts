@@ -98,7 +98,7 @@ export class WebSocketTransport extends BaseTransport {
       // The bound covers the whole attempt: a server that accepts the upgrade and then says
       // nothing is as useless as one that never answers.
       const timer = setTimeout(
-        () => settle(timeoutError('no OPEN over WebSocket', timeout)),
+        () => settle(timeoutError('no OPEN', timeout)),
         Math.max(0, timeout - (Date.now() - started)),
       )
       let ws: WebSocketLike
@@ -108,7 +108,7 @@ export class WebSocketTransport extends BaseTransport {
           WS_SUBPROTOCOL,
         )
       } catch (err) {
-        settle(transportError('WebSocket could not be created', err))
+        settle(transportError('WebSocket failed', err))
         return
       }
       this.#ws = ws
@@ -129,7 +129,7 @@ export class WebSocketTransport extends BaseTransport {
             ? decodeFrame(data, this.#limits)
             : {
                 ok: false as const,
-                error: new ParleyError(ErrorCode.INVALID_PACKET, 'unexpected frame data'),
+                error: new ParleyError(ErrorCode.INVALID_PACKET, 'bad frame'),
               }
         if (opened) {
           this.deliver(decoded)
@@ -147,9 +147,12 @@ export class WebSocketTransport extends BaseTransport {
       // response: 404", a TLS error; browsers say nothing).
       let said: unknown
       ws.onclose = (ev) => {
-        const error = /response: 404/.test(String((said as Error | undefined)?.message))
-          ? notFound(this.#url)
-          : transportError(`WebSocket ${shown(this.#url)} closed (${ev.code} ${ev.reason})`, said)
+        // Browsers say nothing (their bundle skips the test).
+        const error =
+          !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
+          /response: 404/.test(String((said as Error | undefined)?.message))
+            ? notFound(this.#url)
+            : transportError(`WebSocket ${shown(this.#url)} closed (${ev.code} ${ev.reason})`, said)
         if (opened) this.fail(error)
         else settle(error)
       }
@@ -166,7 +169,7 @@ export class WebSocketTransport extends BaseTransport {
     try {
       for (const item of items) ws.send(item.binary ? encodeFrame(item.packet) : item.text)
     } catch (err) {
-      this.fail(transportError('WebSocket send failed', err))
+      this.fail(transportError('send failed', err))
     }
   }
 
