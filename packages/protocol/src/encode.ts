@@ -124,7 +124,11 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
   // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
   const middle = stringify([wire[2], wire[3]]).slice(1, -1)
   const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''
-  const text = (seq: number, ackId: number) => `[${PacketType.EVENT},${seq},${middle},${ackId}${bins}]`
+  const head = `[${PacketType.EVENT},`
+  // Most copies ask for no reply (ackId 0): everything after their seq is the same text.
+  const tailNoReply = `,${middle},0${bins}]`
+  const text = (seq: number, ackId: number) =>
+    ackId === 0 ? head + seq + tailNoReply : `${head}${seq},${middle},${ackId}${bins}]`
   // `[5,` + `,` + middle + `,` + bins + `]`: everything but the two numbers.
   const fixedLength = 6 + middle.length + bins.length
   let frame: ((seq: number, ackId: number) => Uint8Array) | undefined

@@ -182,29 +182,35 @@ export class PollingTransport extends HttpTransport {
  */
 function answer(res: ServerResponse, headers: HeaderBag, body: string, gzipAbove: number | false): void {
   if (res.writableEnded || res.destroyed) return
-  const head = {
-    ...headers,
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Cache-Control': 'no-store',
-    Vary: 'Accept-Encoding',
-  }
   const bytes = Buffer.byteLength(body)
   if (gzipAbove === false || bytes < gzipAbove || !acceptsGzip(res.req?.headers['accept-encoding'])) {
-    res.writeHead(200, { ...head, 'Content-Length': String(bytes) })
+    // The common answer: one header object, built once.
+    res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
     res.end(body)
     return
   }
   gzip(body, (error, zipped) => {
     if (res.writableEnded || res.destroyed) return
     if (error) {
-      res.writeHead(200, { ...head, 'Content-Length': String(bytes) })
+      res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
       res.end(body)
       return
     }
-    res.writeHead(200, { ...head, 'Content-Encoding': 'gzip', 'Content-Length': String(zipped.length) })
+    res.writeHead(200, {
+      ...headers,
+      ...ANSWER_HEADERS,
+      'Content-Encoding': 'gzip',
+      'Content-Length': String(zipped.length),
+    })
     res.end(zipped)
   })
 }
+
+const ANSWER_HEADERS = {
+  'Content-Type': 'text/plain; charset=utf-8',
+  'Cache-Control': 'no-store',
+  Vary: 'Accept-Encoding',
+} as const
 
 /** True when an Accept-Encoding header allows gzip (listed, or `*`, without `q=0`). */
 export function acceptsGzip(header: string | undefined): boolean {
