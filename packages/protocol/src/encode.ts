@@ -107,6 +107,8 @@ export interface PreparedEvent {
   readonly binary: boolean
   /** The text form (SSE, polling, WebSocket text frames), binary leaves as base64. */
   text(seq: number, ackId: number): string
+  /** `text(seq, ackId).length`, without making the text. */
+  textLength(seq: number, ackId: number): number
   /**
    * The WebSocket form: the text when there is no binary, else a binary frame whose header and
    * attachments were encoded once; each copy costs one allocation and a few byte copies.
@@ -122,13 +124,20 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
   // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
   const middle = stringify([wire[2], wire[3]]).slice(1, -1)
   const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''
-  const text = (seq: number, ackId: number) => `[${PacketType.EVENT},${seq},${middle},${ackId}${bins}]`
+  const head = `[${PacketType.EVENT},`
+  // Most copies ask for no reply (ackId 0): everything after their seq is the same text.
+  const tailNoReply = `,${middle},0${bins}]`
+  const text = (seq: number, ackId: number) =>
+    ackId === 0 ? head + seq + tailNoReply : `${head}${seq},${middle},${ackId}${bins}]`
+  // `[5,` + `,` + middle + `,` + bins + `]`: everything but the two numbers.
+  const fixedLength = 6 + middle.length + bins.length
   let frame: ((seq: number, ackId: number) => Uint8Array) | undefined
   return {
     name,
     args,
     binary: bins !== '',
     text,
+    textLength: (seq, ackId) => fixedLength + digits(seq) + digits(ackId),
     frame: (seq, ackId) => {
       if (bins === '') return text(seq, ackId)
       // Built on first use: a broadcast that reaches no WebSocket never pays for it.
@@ -180,6 +189,16 @@ function prepareFrame(middle: string, args: WireValue[]): (seq: number, ackId: n
     frame.set(block, at + tail.length)
     return frame
   }
+}
+
+/** How many characters a non-negative safe integer prints as. */
+function digits(n: number): number {
+  let count = 1
+  while (n >= 10) {
+    n = Math.floor(n / 10)
+    count++
+  }
+  return count
 }
 
 function writeAscii(target: Uint8Array, at: number, text: string): number {

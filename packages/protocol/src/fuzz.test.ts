@@ -144,12 +144,20 @@ describe('prepared events (broadcast encode-once)', () => {
           const prepared = prepareEvent('news', args as WireValue[])
           const packet = { type: PacketType.EVENT, seq, name: 'news', args, ackId } as Packet
           expect(prepared.text(seq, ackId)).toBe(encodeText(packet))
+          expect(prepared.textLength(seq, ackId)).toBe(encodeText(packet).length)
           expect(prepared.frame(seq, ackId)).toEqual(encodeFrame(packet))
           expect(prepared.binary).toBe(typeof encodeFrame(packet) !== 'string')
         },
       ),
       { numRuns: 500 },
     )
+  })
+
+  it('knows the length of every copy, up to the largest sequence number', () => {
+    const prepared = prepareEvent('news', [{ text: 'héllo' }])
+    for (const seq of [0, 9, 10, 99, 100, 123456789, Number.MAX_SAFE_INTEGER]) {
+      expect(prepared.textLength(seq, seq)).toBe(prepared.text(seq, seq).length)
+    }
   })
 
   it('gives each session its own frame, sharing nothing it could change', () => {

@@ -6,6 +6,7 @@ import {
   type Packet,
   PacketType,
   ParleyError,
+  prepareEvent,
   type TransportName,
 } from '@parley/protocol'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
@@ -215,6 +216,45 @@ describe('Session: attach and replay', () => {
     expect(transport.eventSeqs()).toEqual([1, 2, 3])
     session.end('server disconnect')
     expect(session.sendEncoded((seq) => outgoing(event(seq)))).toBe(false)
+  })
+
+  it('keeps a broadcast copy as the shared encoding and counts, replays and hands it off as its own text', () => {
+    // Two sessions, one sending each copy on its own, one sending the shared encoding: what
+    // the client gets and what the buffers count must not tell them apart.
+    const prepared = prepareEvent('news', [{ text: 'hé' }])
+    const own = setup().session
+    const shared = setup().session
+    const ownWire = new FakeTransport()
+    const sharedWire = new FakeTransport()
+    own.attach(ownWire, 0, false)
+    shared.attach(sharedWire, 0, false)
+    for (let i = 0; i < 12; i++) {
+      sendEvents(own, 1)
+      sendEvents(shared, 1)
+      own.sendEncoded((seq) =>
+        outgoing({ type: PacketType.EVENT, seq, name: 'news', args: [{ text: 'hé' }], ackId: 0 }),
+      )
+      expect(shared.sendPrepared(prepared, 0)).toBe(true)
+    }
+    expect(shared.sendPrepared(prepared, 7)).toBe(true)
+    own.sendEncoded((seq) =>
+      outgoing({ type: PacketType.EVENT, seq, name: 'news', args: [{ text: 'hé' }], ackId: 7 }),
+    )
+    expect(sharedWire.sent.slice(1)).toEqual(ownWire.sent.slice(1))
+    expect(shared.keptBytes).toBe(own.keptBytes)
+
+    ownWire.receive({ type: PacketType.ACK, ack: 9 })
+    sharedWire.receive({ type: PacketType.ACK, ack: 9 })
+    expect(shared.keptBytes).toBe(own.keptBytes)
+    ownWire.lose('transport close')
+    sharedWire.lose('transport close')
+    const ownAgain = new FakeTransport('polling')
+    const sharedAgain = new FakeTransport('polling')
+    own.attach(ownAgain, 10, true)
+    shared.attach(sharedAgain, 10, true)
+    expect(sharedAgain.eventSeqs()).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25])
+    expect(sharedAgain.sent.slice(1)).toEqual(ownAgain.sent.slice(1))
+    expect(shared.freeze(() => {}).kept).toEqual(own.freeze(() => {}).kept)
   })
 
   it('replays unacknowledged packets in order after a resume', () => {

@@ -10,6 +10,7 @@ import {
   type Packet,
   PacketType,
   ParleyError,
+  type PreparedEvent,
   type ReplyPacket,
   type TransportName,
 } from '@parley/protocol'
@@ -20,6 +21,7 @@ import {
   type CloseKind,
   type Outgoing,
   outgoing,
+  preparedOutgoing,
   type Transport,
   type TransportCloseReason,
 } from './transports/transport.js'
@@ -109,8 +111,25 @@ function restored(text: string, seq: number): Outgoing | undefined {
   return outgoing(packet)
 }
 
-/** What a kept packet counts for against the buffer limits. */
-const keptSize = (out: Outgoing) => out.text.length + KEPT_OVERHEAD
+/**
+ * A packet kept for replay: its encoding, or, for a broadcast copy with no reply asked (ackId 0),
+ * the broadcast's shared encoding itself. A broadcast to a thousand sessions then keeps a
+ * thousand references to one object, not a thousand copies that each live until an ACK (and
+ * cost the garbage collector a copy or two on the way); the copy's `seq` is its place in the
+ * buffer, and its text is made again only when it is sent.
+ */
+type Kept = Outgoing | PreparedEvent
+
+/** True for a broadcast's shared encoding, false for a packet's own (whose text is a string). */
+const isShared = (kept: Kept): kept is PreparedEvent => typeof kept.text === 'function'
+
+/** What a kept packet counts for against the buffer limits: its text's length, and a bit more. */
+const keptSize = (kept: Kept, seq: number) =>
+  (isShared(kept) ? kept.textLength(seq, 0) : kept.text.length) + KEPT_OVERHEAD
+
+/** A kept packet as it goes out (again) with sequence number `seq`. */
+const keptOutgoing = (kept: Kept, seq: number): Outgoing =>
+  isShared(kept) ? preparedOutgoing(kept, seq, 0) : kept
 
 const PING = outgoing({ type: PacketType.PING })
 const MOVED = outgoing({ type: PacketType.MOVED })
@@ -149,7 +168,7 @@ export class Session {
    * so only the first is stored: no wrapper object per message, which matters for the garbage
    * collector, since every kept packet lives until the client's next ACK.
    */
-  #kept: Outgoing[] = []
+  #kept: Kept[] = []
   /** The `seq` of `#kept[0]` (when there is one). */
   #keptFrom = 1
   #keptBytes = 0
@@ -267,7 +286,9 @@ export class Session {
     this.#unacked = 0
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
-    for (const kept of this.#kept) this.#write(transport, kept)
+    for (let i = 0; i < this.#kept.length; i++) {
+      this.#write(transport, keptOutgoing(this.#kept[i]!, this.#keptFrom + i))
+    }
     this.#heard = true
     this.#startHeartbeat()
     if (this.#lastTransport !== null && this.#lastTransport !== transport.name) {
@@ -307,16 +328,29 @@ export class Session {
   }
 
   /**
+   * Sends a broadcast's copy: the prepared event with this session's next sequence number and
+   * `ackId`. The common case (no reply asked) keeps a reference to the shared encoding only;
+   * a copy with an ack id is kept as its own text.
+   */
+  sendPrepared(prepared: PreparedEvent, ackId: number): boolean {
+    if (this.#state === 'closed') return false
+    if (this.#held) this.#held.push((seq) => preparedOutgoing(prepared, seq, ackId))
+    else if (ackId !== 0) this.#keep(this.#outSeq + 1, preparedOutgoing(prepared, this.#outSeq + 1, ackId))
+    else this.#keep(this.#outSeq + 1, prepared)
+    return true
+  }
+
+  /**
    * Numbers, keeps and sends one encoded packet (`seq` is used only once it encoded). Frozen,
    * it goes to the tail instead of the transport.
    */
-  #keep(seq: number, out: Outgoing): void {
+  #keep(seq: number, kept: Kept): void {
     this.#outSeq = seq
     if (this.#kept.length === 0) this.#keptFrom = seq
-    this.#kept.push(out)
-    this.#keptBytes += keptSize(out)
-    if (this.#tail) this.#tail(out.text)
-    else if (this.#transport) this.#write(this.#transport, out)
+    this.#kept.push(kept)
+    this.#keptBytes += keptSize(kept, seq)
+    if (this.#tail) this.#tail(isShared(kept) ? kept.text(seq, 0) : kept.text)
+    else if (this.#transport) this.#write(this.#transport, keptOutgoing(kept, seq))
     this.#checkBuffers()
   }
 
@@ -371,7 +405,7 @@ export class Session {
       id: this.id,
       inSeq: this.#inSeq,
       outSeq: this.#outSeq,
-      kept: this.#kept.map((out) => out.text),
+      kept: this.#kept.map((kept, i) => (isShared(kept) ? kept.text(this.#keptFrom + i, 0) : kept.text)),
     }
   }
 
@@ -570,7 +604,7 @@ export class Session {
   #trim(ack: number): void {
     const count = Math.min(this.#kept.length, ack - this.#keptFrom + 1)
     if (count <= 0) return
-    for (let i = 0; i < count; i++) this.#keptBytes -= keptSize(this.#kept[i]!)
+    for (let i = 0; i < count; i++) this.#keptBytes -= keptSize(this.#kept[i]!, this.#keptFrom + i)
     this.#kept.splice(0, count)
     this.#keptFrom += count
   }

@@ -317,7 +317,7 @@ export class ServerSocket<
   deliver(event: PreparedEvent, volatile: boolean): void {
     if (!this.connected) return
     if (volatile) this.#session.sendVolatile(() => preparedOutgoing(event, 0, 0))
-    else this.#session.sendEncoded((seq) => preparedOutgoing(event, seq, 0))
+    else this.#session.sendPrepared(event, 0)
   }
 
   /** @internal The same, asking for a reply within `timeout` ms. */
@@ -336,7 +336,7 @@ export class ServerSocket<
       settle({ ok: false, error: error as ParleyError<string> })
       return
     }
-    this.#session.sendEncoded((seq) => preparedOutgoing(event, seq, ackId))
+    this.#session.sendPrepared(event, ackId)
   }
 
   /** @internal A plain description for `fetchSockets()`. */

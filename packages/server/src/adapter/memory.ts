@@ -100,20 +100,28 @@ export class MemoryAdapter implements Adapter {
    * `except`, and passing `only` when given.
    */
   #match(options: BroadcastOptions, only?: (id: string) => boolean): LocalSocket[] {
-    const excluded = new Set<string>()
-    for (const room of options.except) for (const id of this.#rooms.get(room) ?? []) excluded.add(id)
-    const ids = new Set<string>()
-    if (options.rooms.size === 0) {
-      for (const id of this.#socketRooms.keys()) if (!excluded.has(id)) ids.add(id)
-    } else {
-      for (const room of options.rooms)
-        for (const id of this.#rooms.get(room) ?? []) if (!excluded.has(id)) ids.add(id)
+    let excluded: Set<string> | undefined
+    for (const room of options.except) {
+      const members = this.#rooms.get(room)
+      if (!members) continue
+      excluded ??= new Set()
+      for (const id of members) excluded.add(id)
     }
     const found: LocalSocket[] = []
-    for (const id of ids) {
-      if (only && !only(id)) continue
+    const add = (id: string) => {
+      if (excluded?.has(id) || (only && !only(id))) return
       const socket = this.sockets.get(id)
       if (socket) found.push(socket)
+    }
+    if (options.rooms.size === 0) {
+      for (const id of this.#socketRooms.keys()) add(id)
+    } else if (options.rooms.size === 1) {
+      // The usual broadcast, to one room: its members are already unique, no set to build.
+      for (const room of options.rooms) for (const id of this.#rooms.get(room) ?? []) add(id)
+    } else {
+      const ids = new Set<string>()
+      for (const room of options.rooms) for (const id of this.#rooms.get(room) ?? []) ids.add(id)
+      for (const id of ids) add(id)
     }
     return found
   }

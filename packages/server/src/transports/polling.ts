@@ -5,6 +5,40 @@ import { type HeaderBag, HttpTransport } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
 /**
+ * Polls to answer once the current tick is over. A broadcast to a thousand polling clients
+ * answers a thousand held GETs: one `process.nextTick` starts them all, and they go out
+ * `ANSWERS_PER_TURN` at a time, each batch in its own turn of the event loop (`setImmediate`),
+ * so that timers and incoming requests are not held up behind all of them at once.
+ */
+const pending: PollingTransport[] = []
+let pendingFrom = 0
+let answering = false
+const ANSWERS_PER_TURN = 64
+
+function schedule(transport: PollingTransport): void {
+  pending.push(transport)
+  if (!answering) {
+    answering = true
+    process.nextTick(answerSome)
+  }
+}
+
+function answerSome(): void {
+  const stop = Math.min(pending.length, pendingFrom + ANSWERS_PER_TURN)
+  try {
+    while (pendingFrom < stop) pending[pendingFrom++]!.flushScheduled()
+  } finally {
+    // Whatever happened to one answer, the others still go.
+    if (pendingFrom < pending.length) setImmediate(answerSome)
+    else {
+      pending.length = 0
+      pendingFrom = 0
+      answering = false
+    }
+  }
+}
+
+/**
  * Long-polling downstream: the client keeps one GET waiting; it is answered with every queued
  * packet (one per line) as soon as there is one. A newer GET answers the older one empty.
  */
@@ -12,12 +46,14 @@ export class PollingTransport extends HttpTransport {
   readonly name = 'polling'
   readonly #maxBody: number
   readonly #gzipAbove: number | false
-  #held: { res: ServerResponse; headers: HeaderBag } | null = null
-  /** Packet lines waiting for a GET, with their size in bytes (UTF-8, plus the newline). */
-  #queue: { line: string; bytes: number }[] = []
+  #held: ServerResponse | null = null
+  #heldHeaders: HeaderBag = {}
+  /** Packet lines waiting for a GET, and the size of each in bytes (UTF-8, plus the newline). */
+  #lines: string[] = []
+  #sizes: number[] = []
   #queuedBytes = 0
   /** The CLOSE line, once sent: the only thing kept when the client stopped polling. */
-  #lastWords: { line: string; bytes: number } | undefined
+  #lastWords: string | undefined
   #flushScheduled = false
 
   /**
@@ -41,12 +77,19 @@ export class PollingTransport extends HttpTransport {
   /** Holds a GET until there is something to say. */
   hold(res: ServerResponse, headers: HeaderBag): void {
     const previous = this.#held
-    this.#held = { res, headers }
-    if (previous) this.#answer(previous.res, previous.headers, '')
-    res.on('close', () => {
-      if (this.#held?.res === res) this.#held = null
-    })
+    const previousHeaders = this.#heldHeaders
+    this.#held = res
+    this.#heldHeaders = headers
+    if (previous) this.#answer(previous, previousHeaders, '')
+    res.once('close', this.#heldClosed)
     this.#flush()
+  }
+
+  // One function for every GET's 'close' (no closure per poll): it only forgets a held GET
+  // that is gone; `#flush` checks again before it answers one.
+  readonly #heldClosed = (): void => {
+    const held = this.#held
+    if (held && (held.destroyed || held.writableEnded)) this.#held = null
   }
 
   downstream(res: ServerResponse, headers: HeaderBag): void {
@@ -55,65 +98,80 @@ export class PollingTransport extends HttpTransport {
 
   send(out: Outgoing): void {
     if (!this.open) return
-    const entry = { line: out.text, bytes: Buffer.byteLength(out.text) + 1 }
-    if (out.packet.type === PacketType.CLOSE) this.#lastWords = entry
-    this.#queue.push(entry)
-    this.#queuedBytes += entry.bytes
+    const bytes = Buffer.byteLength(out.text) + 1
+    if (out.packet.type === PacketType.CLOSE) this.#lastWords = out.text
+    this.#lines.push(out.text)
+    this.#sizes.push(bytes)
+    this.#queuedBytes += bytes
     // Wait for the current tick to finish so that a burst of sends goes out in one answer, but
     // no longer: the client cannot poll again before it has this answer.
     if (!this.#flushScheduled && this.#held) {
       this.#flushScheduled = true
-      process.nextTick(this.#flushLater)
+      schedule(this)
     }
   }
 
   override get lingering(): boolean {
-    return !this.open && this.#queue.length > 0
+    return !this.open && this.#lines.length > 0
   }
 
-  readonly #flushLater = (): void => {
+  /** Answers the held GET, if it is still there (see `pending`). */
+  flushScheduled(): void {
     this.#flushScheduled = false
     this.#flush()
   }
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {
-    this.#answer(res, headers, this.#queue.map((e) => e.line).join('\n'))
-    this.#queue = []
+    this.#answer(res, headers, this.#lines.join('\n'))
+    this.#lines = []
+    this.#sizes = []
     this.#queuedBytes = 0
   }
 
   protected end(kind: CloseKind): void {
     if (kind === 'overflow') {
       // The client does not poll: drop what waits for it, except the CLOSE.
-      this.#queue = this.#lastWords ? [this.#lastWords] : []
-      this.#queuedBytes = this.#lastWords?.bytes ?? 0
+      const last = this.#lastWords
+      this.#lines = last === undefined ? [] : [last]
+      this.#sizes = last === undefined ? [] : [Buffer.byteLength(last) + 1]
+      this.#queuedBytes = this.#sizes[0] ?? 0
     }
     // Last words (MOVED, CLOSE) go to the waiting GET; without one they linger for the next.
     this.#flush()
-    if (this.#held) this.#answer(this.#held.res, this.#held.headers, '')
+    if (this.#held) this.#answer(this.#held, this.#heldHeaders, '')
     this.#held = null
   }
 
   #flush(): void {
     const held = this.#held
-    if (!held || this.#queue.length === 0) return
-    if (held.res.destroyed || held.res.writableEnded) {
+    if (!held || this.#lines.length === 0) return
+    if (held.destroyed || held.writableEnded) {
       // The client gave up on this GET; keep the packets for its next one.
       this.#held = null
       return
     }
+    const sizes = this.#sizes
     let count = 0
     let bytes = 0
-    while (count < this.#queue.length) {
-      const size = this.#queue[count]!.bytes
+    while (count < sizes.length) {
+      const size = sizes[count]!
       if (count > 0 && bytes + size > this.#maxBody) break
       bytes += size
       count++
     }
-    const lines = this.#queue.splice(0, count)
+    let body: string
+    if (count === this.#lines.length) {
+      // The usual answer: everything that waited, in one join.
+      body = count === 1 ? this.#lines[0]! : this.#lines.join('\n')
+      this.#lines = []
+      this.#sizes = []
+    } else {
+      body = this.#lines.splice(0, count).join('\n')
+      sizes.splice(0, count)
+    }
     this.#queuedBytes -= bytes
     this.#held = null
-    this.#answer(held.res, held.headers, lines.map((e) => e.line).join('\n'))
+    this.#answer(held, this.#heldHeaders, body)
   }
 }
 
@@ -124,29 +182,35 @@ export class PollingTransport extends HttpTransport {
  */
 function answer(res: ServerResponse, headers: HeaderBag, body: string, gzipAbove: number | false): void {
   if (res.writableEnded || res.destroyed) return
-  const head = {
-    ...headers,
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Cache-Control': 'no-store',
-    Vary: 'Accept-Encoding',
-  }
   const bytes = Buffer.byteLength(body)
   if (gzipAbove === false || bytes < gzipAbove || !acceptsGzip(res.req?.headers['accept-encoding'])) {
-    res.writeHead(200, { ...head, 'Content-Length': String(bytes) })
+    // The common answer: one header object, built once.
+    res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
     res.end(body)
     return
   }
   gzip(body, (error, zipped) => {
     if (res.writableEnded || res.destroyed) return
     if (error) {
-      res.writeHead(200, { ...head, 'Content-Length': String(bytes) })
+      res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
       res.end(body)
       return
     }
-    res.writeHead(200, { ...head, 'Content-Encoding': 'gzip', 'Content-Length': String(zipped.length) })
+    res.writeHead(200, {
+      ...headers,
+      ...ANSWER_HEADERS,
+      'Content-Encoding': 'gzip',
+      'Content-Length': String(zipped.length),
+    })
     res.end(zipped)
   })
 }
+
+const ANSWER_HEADERS = {
+  'Content-Type': 'text/plain; charset=utf-8',
+  'Cache-Control': 'no-store',
+  Vary: 'Accept-Encoding',
+} as const
 
 /** True when an Accept-Encoding header allows gzip (listed, or `*`, without `q=0`). */
 export function acceptsGzip(header: string | undefined): boolean {

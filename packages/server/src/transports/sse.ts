@@ -7,6 +7,19 @@ import type { CloseKind, Outgoing } from './transport.js'
 const PRELUDE = `:${' '.repeat(2048)}\n\n`
 
 /**
+ * Streams with events to write at the end of this tick, written together in one
+ * `process.nextTick`: a broadcast to a thousand SSE clients schedules one callback, not a
+ * thousand.
+ */
+const pending: SseTransport[] = []
+
+function flushAll(): void {
+  // Take the list first: a write that queued again (it cannot, today) would start a new one.
+  const list = pending.splice(0, pending.length)
+  for (const transport of list) transport.flush()
+}
+
+/**
  * Server-Sent Events downstream: one long response, one `data:` event per packet. Until the
  * client's GET arrives (or between two GETs) packets wait in memory. The events of one tick
  * leave in one write (one HTTP chunk, one system call) in `process.nextTick`; they are written
@@ -76,11 +89,12 @@ export class SseTransport extends HttpTransport {
     this.#queuedBytes += Buffer.byteLength(event)
     if (this.#stream && !this.#flushScheduled) {
       this.#flushScheduled = true
-      process.nextTick(this.#flush)
+      if (pending.push(this) === 1) process.nextTick(flushAll)
     }
   }
 
-  readonly #flush = (): void => {
+  /** Writes what this tick queued (called once per tick for all streams, see `pending`). */
+  flush(): void {
     this.#flushScheduled = false
     if (this.#stream) this.#writeQueue(this.#stream)
   }
@@ -92,8 +106,15 @@ export class SseTransport extends HttpTransport {
     this.#queue = []
     this.#queuedBytes = 0
     // Past the high-water mark write() returns false and Node keeps the bytes: that is what
-    // bufferedAmount reports, and what the session's slow-consumer limit watches.
-    res.write(chunk)
+    // bufferedAmount reports, and what the session's slow-consumer limit watches. Corked around
+    // the write, the chunk's pieces (size line, data, CRLF) leave at once in one system call;
+    // uncorked, Node would cork the socket itself and schedule one more callback per write.
+    const socket = res.socket
+    if (socket && !socket.writableCorked) {
+      socket.cork()
+      res.write(chunk)
+      socket.uncork()
+    } else res.write(chunk)
   }
 
   protected end(kind: CloseKind): void {
