@@ -22,6 +22,7 @@ import {
   outgoing,
   type Transport,
   type TransportCloseReason,
+  type TransportHandlers,
 } from './transports/transport.js'
 
 /**
@@ -115,6 +116,40 @@ const keptSize = (out: Outgoing) => out.text.length + KEPT_OVERHEAD
 const PING = outgoing({ type: PacketType.PING })
 const MOVED = outgoing({ type: PacketType.MOVED })
 
+/** Set by `Session` (its static block): how a `Binding` reaches the session's private side. */
+let fromTransport: {
+  packet(session: Session, transport: Transport, packet: Packet, size: number): void
+  invalid(session: Session, transport: Transport, error: ParleyError): void
+  lost(session: Session, transport: Transport, reason: TransportCloseReason): void
+}
+
+/**
+ * What an attached transport reports to its session, naming itself, so that a stale one is
+ * ignored. A small object per attach rather than three closures: it lives as long as the
+ * connection, and idle connections should cost little.
+ */
+class Binding implements TransportHandlers {
+  readonly #session: Session
+  readonly #transport: Transport
+
+  constructor(session: Session, transport: Transport) {
+    this.#session = session
+    this.#transport = transport
+  }
+
+  packet(packet: Packet, size: number): void {
+    fromTransport.packet(this.#session, this.#transport, packet, size)
+  }
+
+  invalid(error: ParleyError): void {
+    fromTransport.invalid(this.#session, this.#transport, error)
+  }
+
+  close(reason: TransportCloseReason): void {
+    fromTransport.lost(this.#session, this.#transport, reason)
+  }
+}
+
 /**
  * The durable half of a connection: id, sequence numbers, the replay buffer, acks, heartbeat and
  * the recovery window. It outlives transports and swaps them without the application noticing
@@ -130,6 +165,14 @@ const MOVED = outgoing({ type: PacketType.MOVED })
  * ```
  */
 export class Session {
+  static {
+    fromTransport = {
+      packet: (session, transport, packet, size) => session.#receive(transport, packet, size),
+      invalid: (session, transport, error) => session.#invalid(transport, error),
+      lost: (session, transport, reason) => session.#lost(transport, reason),
+    }
+  }
+
   /** The session id: a bearer secret, never shown to other clients. */
   readonly sid: string
   /** The public socket id, sent in OPEN next to the sid; a resume keeps it. */
@@ -245,11 +288,7 @@ export class Session {
     clearTimeout(this.#recoveryTimer)
     this.#transport = transport
     this.#state = 'attached'
-    transport.bind({
-      packet: (packet, size) => this.#receive(transport, packet, size),
-      invalid: (error) => this.#invalid(transport, error),
-      close: (reason) => this.#lost(transport, reason),
-    })
+    transport.bind(new Binding(this, transport))
     this.#trim(clientAck)
     const open = outgoing({
       type: PacketType.OPEN,

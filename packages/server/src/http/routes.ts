@@ -86,7 +86,13 @@ export async function parleyRoutes(
   })
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
   server.atClose(() => forwarder.close())
-  const websockets = new WebSocketHandshakes({ server, options, forwarder, ownsWebSocketPlugin })
+  const websockets = new WebSocketHandshakes({
+    server,
+    log: app.log,
+    options,
+    forwarder,
+    ownsWebSocketPlugin,
+  })
 
   // --- WebSocket -----------------------------------------------------------------------------
 
