@@ -4,6 +4,9 @@ import { PacketType } from '@parley/protocol'
 import { type HeaderBag, HttpTransport } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
+/** Set by `PollingTransport` (its static block): answers the held GET, in `process.nextTick`. */
+let flushLater: (transport: PollingTransport) => void
+
 /**
  * Long-polling downstream: the client keeps one GET waiting; it is answered with every queued
  * packet (one per line) as soon as there is one. A newer GET answers the older one empty.
@@ -63,7 +66,7 @@ export class PollingTransport extends HttpTransport {
     // no longer: the client cannot poll again before it has this answer.
     if (!this.#flushScheduled && this.#held) {
       this.#flushScheduled = true
-      process.nextTick(this.#flushLater)
+      process.nextTick(flushLater, this)
     }
   }
 
@@ -71,9 +74,12 @@ export class PollingTransport extends HttpTransport {
     return !this.open && this.#queue.length > 0
   }
 
-  readonly #flushLater = (): void => {
-    this.#flushScheduled = false
-    this.#flush()
+  static {
+    // One function for every transport (not a closure each, kept for the session's life).
+    flushLater = (transport) => {
+      transport.#flushScheduled = false
+      transport.#flush()
+    }
   }
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {

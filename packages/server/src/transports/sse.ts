@@ -6,6 +6,9 @@ import type { CloseKind, Outgoing } from './transport.js'
 // A comment line of 2 KiB: buffering proxies flush once they hold this much.
 const PRELUDE = `:${' '.repeat(2048)}\n\n`
 
+/** Set by `SseTransport` (its static block): writes what waited, in `process.nextTick`. */
+let flush: (transport: SseTransport) => void
+
 /**
  * Server-Sent Events downstream: one long response, one `data:` event per packet. Until the
  * client's GET arrives (or between two GETs) packets wait in memory. The events of one tick
@@ -76,13 +79,16 @@ export class SseTransport extends HttpTransport {
     this.#queuedBytes += Buffer.byteLength(event)
     if (this.#stream && !this.#flushScheduled) {
       this.#flushScheduled = true
-      process.nextTick(this.#flush)
+      process.nextTick(flush, this)
     }
   }
 
-  readonly #flush = (): void => {
-    this.#flushScheduled = false
-    if (this.#stream) this.#writeQueue(this.#stream)
+  static {
+    // One function for every transport (not a closure each, kept for the session's life).
+    flush = (transport) => {
+      transport.#flushScheduled = false
+      if (transport.#stream) transport.#writeQueue(transport.#stream)
+    }
   }
 
   /** Writes every waiting event in one chunk. */
