@@ -17,6 +17,7 @@ import {
 import { nanoid } from 'nanoid'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import type { Metrics } from './metrics.js'
+import { Timed, TimerQueue } from './timer-queue.js'
 import {
   type CloseKind,
   type Outgoing,
@@ -24,6 +25,7 @@ import {
   preparedOutgoing,
   type Transport,
   type TransportCloseReason,
+  type TransportHandlers,
 } from './transports/transport.js'
 
 /**
@@ -134,6 +136,70 @@ const keptOutgoing = (kept: Kept, seq: number): Outgoing =>
 const PING = outgoing({ type: PacketType.PING })
 const MOVED = outgoing({ type: PacketType.MOVED })
 
+/** Set by `Session` (its static block): how its heartbeat's timers reach the session. */
+let heartbeat: { ping(session: Session): void; checkPong(session: Session): void }
+
+/** The heartbeat's three delays, one `TimerQueue` each. */
+interface HeartbeatQueues {
+  /** pingInterval after an attach: PING. */
+  first: TimerQueue<Session>
+  /** pingTimeout after a PING: heard anything since? */
+  check: TimerQueue<Session>
+  /** The rest of pingInterval after a check: PING again. */
+  again: TimerQueue<Session>
+}
+
+/** The heartbeat queues of the sessions of one config (one server), made on first use. */
+const heartbeatQueues = new WeakMap<SessionConfig, HeartbeatQueues>()
+
+function heartbeatQueuesOf(config: SessionConfig): HeartbeatQueues {
+  let queues = heartbeatQueues.get(config)
+  if (!queues) {
+    const ping = (session: Session) => heartbeat.ping(session)
+    queues = {
+      first: new TimerQueue(config.pingInterval, ping),
+      check: new TimerQueue(config.pingTimeout, (session) => heartbeat.checkPong(session)),
+      again: new TimerQueue(Math.max(0, config.pingInterval - config.pingTimeout), ping),
+    }
+    heartbeatQueues.set(config, queues)
+  }
+  return queues
+}
+
+/** Set by `Session` (its static block): how a `Binding` reaches the session's private side. */
+let fromTransport: {
+  packet(session: Session, transport: Transport, packet: Packet, size: number): void
+  invalid(session: Session, transport: Transport, error: ParleyError): void
+  lost(session: Session, transport: Transport, reason: TransportCloseReason): void
+}
+
+/**
+ * What an attached transport reports to its session, naming itself, so that a stale one is
+ * ignored. A small object per attach rather than three closures: it lives as long as the
+ * connection, and idle connections should cost little.
+ */
+class Binding implements TransportHandlers {
+  readonly #session: Session
+  readonly #transport: Transport
+
+  constructor(session: Session, transport: Transport) {
+    this.#session = session
+    this.#transport = transport
+  }
+
+  packet(packet: Packet, size: number): void {
+    fromTransport.packet(this.#session, this.#transport, packet, size)
+  }
+
+  invalid(error: ParleyError): void {
+    fromTransport.invalid(this.#session, this.#transport, error)
+  }
+
+  close(reason: TransportCloseReason): void {
+    fromTransport.lost(this.#session, this.#transport, reason)
+  }
+}
+
 /**
  * The durable half of a connection: id, sequence numbers, the replay buffer, acks, heartbeat and
  * the recovery window. It outlives transports and swaps them without the application noticing
@@ -149,6 +215,18 @@ const MOVED = outgoing({ type: PacketType.MOVED })
  * ```
  */
 export class Session {
+  static {
+    fromTransport = {
+      packet: (session, transport, packet, size) => session.#receive(transport, packet, size),
+      invalid: (session, transport, error) => session.#invalid(transport, error),
+      lost: (session, transport, reason) => session.#lost(transport, reason),
+    }
+    heartbeat = {
+      ping: (session) => session.#ping(),
+      checkPong: (session) => session.#checkPong(),
+    }
+  }
+
   /** The session id: a bearer secret, never shown to other clients. */
   readonly sid: string
   /** The public socket id, sent in OPEN next to the sid; a resume keeps it. */
@@ -175,7 +253,8 @@ export class Session {
 
   #unacked = 0
   #ackTimer: NodeJS.Timeout | undefined
-  #beat: NodeJS.Timeout | undefined
+  /** The heartbeat's place in its server's timer queues (see `TimerQueue`), once attached. */
+  #beat: Timed<Session> | undefined
   /** Something came from the client since the last PING (a flag: no clock read per packet). */
   #heard = false
   #recoveryTimer: NodeJS.Timeout | undefined
@@ -264,11 +343,7 @@ export class Session {
     clearTimeout(this.#recoveryTimer)
     this.#transport = transport
     this.#state = 'attached'
-    transport.bind({
-      packet: (packet, size) => this.#receive(transport, packet, size),
-      invalid: (error) => this.#invalid(transport, error),
-      close: (reason) => this.#lost(transport, reason),
-    })
+    transport.bind(new Binding(this, transport))
     this.#trim(clientAck)
     const open = outgoing({
       type: PacketType.OPEN,
@@ -398,7 +473,7 @@ export class Session {
     this.#tail = tail
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
-    clearTimeout(this.#beat)
+    this.#beat?.cancel()
     clearTimeout(this.#recoveryTimer)
     return {
       sid: this.sid,
@@ -513,7 +588,7 @@ export class Session {
     this.#tail = undefined
     this.#held = undefined
     clearTimeout(this.#ackTimer)
-    clearTimeout(this.#beat)
+    this.#beat?.cancel()
     clearTimeout(this.#recoveryTimer)
     const transport = this.#transport
     this.#transport = null
@@ -590,7 +665,7 @@ export class Session {
     const transport = this.#transport
     this.#transport = null
     this.#state = 'detached'
-    clearTimeout(this.#beat)
+    this.#beat?.cancel()
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     if (transport) {
@@ -622,27 +697,25 @@ export class Session {
     this.#transport?.send(outgoing({ type: PacketType.ACK, ack: this.#inSeq }))
   }
 
-  // One timer per session: PING after pingInterval, then a check after pingTimeout.
+  // PING after pingInterval, then a check after pingTimeout, then PING again once the rest of
+  // pingInterval has passed. The timers are the server's, shared by every session.
   #startHeartbeat(): void {
-    clearTimeout(this.#beat)
-    this.#beat = setTimeout(() => this.#ping(), this.#config.pingInterval)
+    this.#beat ??= new Timed<Session>(this)
+    heartbeatQueuesOf(this.#config).first.add(this.#beat)
   }
 
   #ping(): void {
     const transport = this.#transport
-    if (!transport) return
+    if (!transport || !this.#beat) return
     this.#heard = false
     transport.send(PING)
-    this.#beat = setTimeout(() => this.#checkPong(), this.#config.pingTimeout)
+    heartbeatQueuesOf(this.#config).check.add(this.#beat)
   }
 
   #checkPong(): void {
-    if (this.#heard) {
-      const rest = Math.max(0, this.#config.pingInterval - this.#config.pingTimeout)
-      this.#beat = setTimeout(() => this.#ping(), rest)
-    } else {
-      this.#detach(CloseReason.PING_TIMEOUT)
-    }
+    if (!this.#beat) return
+    if (this.#heard) heartbeatQueuesOf(this.#config).again.add(this.#beat)
+    else this.#detach(CloseReason.PING_TIMEOUT)
   }
 
   #checkBuffers(): void {

@@ -89,6 +89,39 @@ export interface SocketContext {
   metrics: Metrics
 }
 
+type AnySocket = ServerSocket<EventsMap, EventsMap, unknown>
+
+/** Set by `ServerSocket` (its static block): how a `SocketOwner` reaches the socket's private side. */
+let fromSession: {
+  message(socket: AnySocket, packet: IncomingMessage): void
+  transportChanged(socket: AnySocket, now: TransportName | null, before: TransportName | null): void
+  ended(socket: AnySocket, reason: CloseReason): void
+}
+
+/**
+ * What a session tells its socket. A small object rather than three closures: it lives as long
+ * as the session, and idle connections should cost little.
+ */
+class SocketOwner implements SessionOwner {
+  readonly #socket: AnySocket
+
+  constructor(socket: AnySocket) {
+    this.#socket = socket
+  }
+
+  message(packet: IncomingMessage): void {
+    fromSession.message(this.#socket, packet)
+  }
+
+  transportChanged(now: TransportName | null, before: TransportName | null): void {
+    fromSession.transportChanged(this.#socket, now, before)
+  }
+
+  ended(reason: CloseReason): void {
+    fromSession.ended(this.#socket, reason)
+  }
+}
+
 /**
  * The application's view of one client: events in and out, acks, and the session's life.
  *
@@ -137,12 +170,15 @@ export class ServerSocket<
     this.id = session.id
     this.handshake = handshake
     this.#context = context
-    const owner: SessionOwner = {
-      message: (packet) => this.#onMessage(packet),
-      transportChanged: (now, before) => this.#fire('transport', [now, before]),
-      ended: (reason) => this.#onEnded(reason),
+    session.setOwner(new SocketOwner(this))
+  }
+
+  static {
+    fromSession = {
+      message: (socket, packet) => socket.#onMessage(packet),
+      transportChanged: (socket, now, before) => socket.#fire('transport', [now, before]),
+      ended: (socket, reason) => socket.#onEnded(reason),
     }
-    session.setOwner(owner)
   }
 
   /** @internal */

@@ -30,18 +30,26 @@ export class IdleConnections {
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     // Over TLS a request's socket is the TLS socket, which 'secureConnection' hands out.
     const accepted = server instanceof HttpsServer ? 'secureConnection' : 'connection'
+    // One listener for every connection (an emitter calls it with the socket as `this`), and
+    // taken off at an upgrade: a WebSocket would otherwise carry it, and a `once` wrapper
+    // around a closure, for as long as it lives (about 400 bytes per connection).
+    const active = this.#active
+    const forget = function (this: Socket) {
+      active.delete(this)
+    }
     server.on(accepted, (socket: Socket) => {
       if (this.#closing) {
         socket.destroy()
         return
       }
-      this.#active.set(socket, 0)
-      socket.once('close', () => this.#active.delete(socket))
+      active.set(socket, 0)
+      socket.on('close', forget)
     })
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#serving(req.socket, res))
     server.on('upgrade', (req: IncomingMessage) => {
       const socket = req.socket
-      this.#active.delete(socket)
+      active.delete(socket)
+      socket.off('close', forget)
       if (!this.#draining) return
       this.#lateUpgrades.add(socket)
       socket.once('close', () => this.#lateUpgrades.delete(socket))

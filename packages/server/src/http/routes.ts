@@ -86,7 +86,13 @@ export async function parleyRoutes(
   })
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
   server.atClose(() => forwarder.close())
-  const websockets = new WebSocketHandshakes({ server, options, forwarder, ownsWebSocketPlugin })
+  const websockets = new WebSocketHandshakes({
+    server,
+    log: app.log,
+    options,
+    forwarder,
+    ownsWebSocketPlugin,
+  })
 
   // --- WebSocket -----------------------------------------------------------------------------
 
@@ -299,7 +305,7 @@ export async function parleyRoutes(
     const transport = httpTransports[kind](options)
     const refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
-    const line = transport.answerLine
+    const line = transport.takeAnswerLine()
     if (line === undefined)
       return fail(reply, 503, ErrorCode.BAD_REQUEST, 'the handshake did not complete', cors)
     return reply

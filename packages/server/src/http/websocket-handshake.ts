@@ -10,6 +10,8 @@ import type { Forwarder } from './forward.js'
 
 export interface WebSocketHandshakeDeps {
   server: ParleyServer
+  /** The endpoints' logger: where errors of open WebSockets are logged (at debug). */
+  log: FastifyBaseLogger
   options: ResolvedOptions
   forwarder: Forwarder
   /** True when Parley registered @fastify/websocket itself (its error handler is Parley's). */
@@ -21,9 +23,12 @@ export class WebSocketHandshakes {
   readonly #deps: WebSocketHandshakeDeps
   /** The stand-in HTTP response of each upgrade request, released once the WebSocket is open. */
   readonly #upgrades = new WeakMap<IncomingMessage, ServerResponse>()
+  /** One error listener for every WebSocket (not a closure each, holding its request's logger). */
+  readonly #logError: (err: Error) => void
 
   constructor(deps: WebSocketHandshakeDeps) {
     this.#deps = deps
+    this.#logError = (err) => deps.log.debug({ err }, 'parley: websocket error')
   }
 
   /** An upgrade request passed the route's checks; `response` is its stand-in answer. */
@@ -41,7 +46,12 @@ export class WebSocketHandshakes {
     const socket = request.raw.socket
     const handshake = handshakeRequest(request)
     const log = request.log
-    releaseUpgrade(ws, socket, this.#upgrades.get(request.raw), ownsWebSocketPlugin ? log : undefined)
+    releaseUpgrade(
+      ws,
+      socket,
+      this.#upgrades.get(request.raw),
+      ownsWebSocketPlugin ? this.#logError : undefined,
+    )
     const transport = new WebSocketTransport(ws, options.maxPayload, socket)
     let settled = false
     const refuse = (code: string, message: string) => {
@@ -129,19 +139,19 @@ export function handshakeRequest(request: FastifyRequest): HandshakeRequest {
 /**
  * Lets the upgrade's request and its stand-in response go once the WebSocket is open; they
  * would otherwise live as long as it does (about 2 KB per connection): the response stays
- * assigned to the TCP socket, and @fastify/websocket's error listener holds both. With `log`
- * (Parley registered @fastify/websocket, so that listener is Parley's), the listener is
- * replaced by one that logs the same line without holding the request.
+ * assigned to the TCP socket, and @fastify/websocket's error listener holds both. With
+ * `logError` (Parley registered @fastify/websocket, so that listener is Parley's), the listener
+ * is replaced by that one, shared, which logs the same line without holding the request.
  */
 function releaseUpgrade(
   ws: WebSocket,
   socket: IncomingMessage['socket'],
   response: ServerResponse | undefined,
-  log: FastifyBaseLogger | undefined,
+  logError: ((err: Error) => void) | undefined,
 ): void {
   if (response?.socket === socket) response.detachSocket(socket)
-  if (log) {
+  if (logError) {
     ws.removeAllListeners('error')
-    ws.on('error', (err) => log.debug({ err }, 'parley: websocket error'))
+    ws.on('error', logError)
   }
 }

@@ -23,10 +23,12 @@ export abstract class HttpTransport extends BaseTransport implements HttpSide {
 
   /**
    * The body of the handshake POST's answer: the OPEN line once a session has attached us, or
-   * the CLOSE line of the ended session a resume named. Undefined until then.
+   * the CLOSE line of the ended session a resume named. Undefined until then. Given once.
    */
-  get answerLine(): string | undefined {
-    return this.#answerLine
+  takeAnswerLine(): string | undefined {
+    const line = this.#answerLine
+    this.#answerLine = undefined
+    return line
   }
 
   /** Answers a GET that came after the close with the packets that were left. */

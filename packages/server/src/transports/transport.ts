@@ -130,8 +130,9 @@ export interface HttpSide {
   /**
    * The body of the handshake POST's answer: the OPEN line once a session has attached the
    * transport, or the CLOSE line of the ended session a resume named. Undefined until then.
+   * Given once: the transport lets go of it (it would otherwise live as long as the session).
    */
-  readonly answerLine: string | undefined
+  takeAnswerLine(): string | undefined
   /** A GET for the downstream: SSE streams on it, polling holds it until there is something. */
   downstream(res: ServerResponse, headers: Record<string, string>): void
   /** Answers a GET that came after the close with the packets that were left. */

@@ -29,6 +29,15 @@ function uncorkAll(): void {
   for (const socket of list) socket.uncork()
 }
 
+/**
+ * The transport of each WebSocket. Its listeners are shared by every socket (an emitter calls
+ * them with the socket as `this`) rather than three closures per connection.
+ */
+const owners = new WeakMap<WebSocket, WebSocketTransport>()
+let onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
+let onError: (this: WebSocket, error: Error & { code?: string }) => void
+let onClose: (this: WebSocket) => void
+
 /** One WebSocket: each packet is one message, a text frame or (with binary) a binary frame. */
 export class WebSocketTransport extends BaseTransport {
   readonly name = 'websocket'
@@ -49,9 +58,25 @@ export class WebSocketTransport extends BaseTransport {
       typeof socket.writableCorked === 'number'
         ? socket
         : undefined
-    ws.on('message', this.#onMessage)
-    ws.on('error', this.#onError)
-    ws.on('close', this.#onClose)
+    owners.set(ws, this)
+    ws.on('message', onMessage)
+    ws.on('error', onError)
+    ws.on('close', onClose)
+  }
+
+  static {
+    onMessage = function (data, isBinary) {
+      const transport = owners.get(this)
+      if (transport) transport.#message(data, isBinary)
+    }
+    onError = function (error) {
+      const transport = owners.get(this)
+      if (transport) transport.#error(error)
+    }
+    onClose = function () {
+      const transport = owners.get(this)
+      if (transport) transport.#closed()
+    }
   }
 
   /**
@@ -61,14 +86,15 @@ export class WebSocketTransport extends BaseTransport {
    */
   release(): WebSocket {
     this.#released = true
-    this.#ws.off('message', this.#onMessage)
-    this.#ws.off('error', this.#onError)
-    this.#ws.off('close', this.#onClose)
+    this.#ws.off('message', onMessage)
+    this.#ws.off('error', onError)
+    this.#ws.off('close', onClose)
+    owners.delete(this.#ws)
     this.close('normal')
     return this.#ws
   }
 
-  readonly #onError = (error: Error & { code?: string }): void => {
+  #error(error: Error & { code?: string }): void {
     // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
     if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#tooLarge = true
   }
@@ -77,7 +103,9 @@ export class WebSocketTransport extends BaseTransport {
   // client says goodbye with a CLOSE packet, and a close without one may be a browser tab
   // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
   // own 1009 ends it, since the client would send the same message again on every resume.
-  readonly #onClose = (): void => this.lost(this.#tooLarge ? 'payload too large' : 'transport close')
+  #closed(): void {
+    this.lost(this.#tooLarge ? 'payload too large' : 'transport close')
+  }
 
   /** Bytes ws queued and the socket has not handed to the kernel: real bytes of frames. */
   get bufferedAmount(): number {
@@ -112,7 +140,7 @@ export class WebSocketTransport extends BaseTransport {
     else this.#ws.close(closeCodes[kind])
   }
 
-  readonly #onMessage = (data: RawData, isBinary: boolean): void => {
+  #message(data: RawData, isBinary: boolean): void {
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
     if (size > this.#maxPayload) {
       // ws enforces this too when Parley configured it; an application-registered

@@ -1,0 +1,80 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { Timed, TimerQueue } from './timer-queue.js'
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('TimerQueue', () => {
+  it('fires each entry delay ms after it was added, in order, under one timer', () => {
+    const fired: string[] = []
+    const queue = new TimerQueue<string>(100, (owner) => fired.push(owner))
+    queue.add(new Timed('a'))
+    vi.advanceTimersByTime(30)
+    queue.add(new Timed('b'))
+    queue.add(new Timed('c'))
+    expect(vi.getTimerCount()).toBe(1)
+    vi.advanceTimersByTime(69)
+    expect(fired).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(fired).toEqual(['a'])
+    vi.advanceTimersByTime(29)
+    expect(fired).toEqual(['a'])
+    vi.advanceTimersByTime(1)
+    expect(fired).toEqual(['a', 'b', 'c'])
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('forgets a cancelled entry, and lets its timer go when nothing is left', () => {
+    const fired: string[] = []
+    const queue = new TimerQueue<string>(100, (owner) => fired.push(owner))
+    const a = new Timed('a')
+    const b = new Timed('b')
+    queue.add(a)
+    queue.add(b)
+    a.cancel()
+    vi.advanceTimersByTime(100)
+    expect(fired).toEqual(['b'])
+    queue.add(a)
+    a.cancel()
+    expect(vi.getTimerCount()).toBe(0)
+    vi.advanceTimersByTime(1000)
+    expect(fired).toEqual(['b'])
+  })
+
+  it('moves an entry added again, or added to another queue, to its new deadline', () => {
+    const fired: string[] = []
+    const short = new TimerQueue<string>(50, (owner) => fired.push(`short ${owner}`))
+    const long = new TimerQueue<string>(100, (owner) => fired.push(`long ${owner}`))
+    const a = new Timed('a')
+    long.add(a)
+    vi.advanceTimersByTime(60)
+    long.add(a)
+    vi.advanceTimersByTime(60)
+    expect(fired).toEqual([])
+    short.add(a)
+    vi.advanceTimersByTime(50)
+    expect(fired).toEqual(['short a'])
+    vi.advanceTimersByTime(1000)
+    expect(fired).toEqual(['short a'])
+  })
+
+  it('lets an entry added again while the queue fires wait for its next run, even with a delay of 0', () => {
+    let runs = 0
+    const entry = new Timed('a')
+    const queue = new TimerQueue<string>(0, () => {
+      runs++
+      queue.add(entry)
+    })
+    queue.add(entry)
+    vi.advanceTimersByTime(1)
+    expect(runs).toBeGreaterThanOrEqual(1)
+    expect(runs).toBeLessThanOrEqual(2)
+    entry.cancel()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})

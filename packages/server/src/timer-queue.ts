@@ -1,0 +1,93 @@
+/**
+ * A place in a `TimerQueue`: one per owner (a session's heartbeat), reused from one deadline to
+ * the next, so that a deadline costs no new object and no closure.
+ */
+export class Timed<T> {
+  readonly owner: T
+  /** When it falls due, on the `performance.now()` clock. */
+  due = 0
+  prev: Timed<T> | null = null
+  next: Timed<T> | null = null
+  queue: TimerQueue<T> | null = null
+
+  constructor(owner: T) {
+    this.owner = owner
+  }
+
+  /** Takes it out of its queue, if it is in one. */
+  cancel(): void {
+    this.queue?.remove(this)
+  }
+}
+
+/**
+ * Deadlines that all share one delay, under one Node timer. Since the delay is the same for
+ * all, the order in which they are set is the order in which they fall due: the queue is a
+ * linked list, adding and removing cost O(1), and the timer is set for the first one only.
+ * A server with 20 000 idle sessions holds three of these for their heartbeats instead of
+ * 20 000 `Timeout` objects (and their closures), renewed at every PING.
+ */
+export class TimerQueue<T> {
+  readonly delay: number
+  readonly #fire: (owner: T) => void
+  #head: Timed<T> | null = null
+  #tail: Timed<T> | null = null
+  #timer: NodeJS.Timeout | undefined
+
+  /** `fire` is called with the owner of each entry when it falls due, `delay` ms after `add`. */
+  constructor(delay: number, fire: (owner: T) => void) {
+    this.delay = delay
+    this.#fire = fire
+  }
+
+  /** Sets `entry` to fall due `delay` ms from now, taking it out of any queue it was in. */
+  add(entry: Timed<T>): void {
+    entry.cancel()
+    entry.due = performance.now() + this.delay
+    entry.queue = this
+    entry.prev = this.#tail
+    entry.next = null
+    if (this.#tail) this.#tail.next = entry
+    else this.#head = entry
+    this.#tail = entry
+    this.#timer ??= setTimeout(this.#run, this.delay)
+  }
+
+  /** Takes `entry` out; the timer goes when nothing is left. */
+  remove(entry: Timed<T>): void {
+    if (entry.queue !== this) return
+    if (entry.prev) entry.prev.next = entry.next
+    else this.#head = entry.next
+    if (entry.next) entry.next.prev = entry.prev
+    else this.#tail = entry.prev
+    entry.prev = null
+    entry.next = null
+    entry.queue = null
+    if (!this.#head && this.#timer) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+  }
+
+  readonly #run = (): void => {
+    this.#timer = undefined
+    const now = performance.now()
+    // Entries added while these fire (with a delay of 0, they would be due at once) wait for
+    // the next run.
+    const last = this.#tail
+    try {
+      let entry = this.#head
+      // Node's timers count whole milliseconds: one may run a fraction of a millisecond before
+      // the deadline it was set for.
+      while (entry && entry.due - now < 1) {
+        this.remove(entry)
+        this.#fire(entry.owner)
+        if (entry === last) break
+        entry = this.#head
+      }
+    } finally {
+      const head = this.#head
+      if (head && !this.#timer) this.#timer = setTimeout(this.#run, Math.max(0, Math.ceil(head.due - now)))
+    }
+  }
+}
