@@ -118,7 +118,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
     {
       name: 'echo',
       title: `Echo: ${roundTrip.clients} clients, ${roundTrip.inFlight} messages in flight each`,
-      targets: [...TARGETS, ...THIN_TARGETS],
+      // --quick: the thin clients are exercised by bench/test/growth.test.ts (idle, fanout, size).
+      targets: q([...TARGETS, ...THIN_TARGETS], TARGETS),
       metrics: rtMetrics,
       reps,
       serverFlags: [],
@@ -140,7 +141,6 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
         'Broadcast to 1000 clients in a room, 25 000 deliveries/s',
         'Broadcast to 10 clients in a room, 250 deliveries/s',
       ),
-      // --quick: the thin clients are exercised by echo and by broadcast-heavy.
       targets: q([...TARGETS, ...THIN_TARGETS], TARGETS),
       metrics: [
         m('latencyP50Ms', 'delivery p50 ms', 2),
