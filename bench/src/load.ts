@@ -294,7 +294,12 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
         achievedPerSec: last > t0 ? (delivered / (last - t0)) * 1000 : 0,
         loadCpuPct: loadCpu,
       },
-      notes: [`broadcast: ${b.mode}`],
+      notes: [
+        `broadcast: ${b.mode}`,
+        ...(b.sent < b.offered
+          ? [`sent ${b.sent} of ${b.offered} broadcasts: sending stops at twice the window`]
+          : []),
+      ],
     }
   } finally {
     closeAll(clients)
