@@ -404,11 +404,15 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
       await growClients(a, clients, warmup + n, parallel, source)
       values[`connectsPerSec@${n}`] = ((clients.length - had) / (now() - t0)) * 1000
       await sleep(settleMs)
+      // On a busy machine some clients may miss a heartbeat and be gone: the readings are then
+      // per connection still there, and a note says so.
       const count = await server<number>('count')
-      if (count < warmup + n) throw new Error(`only ${count} of ${warmup + n} clients reached the server`)
+      const live = count - warmup
+      if (live < n / 2) throw new Error(`only ${count} of ${warmup + n} clients still connected`)
+      if (count < warmup + n) notes.push(`${n} connections: ${count - warmup} still connected when read`)
       const after = await server<MemoryReading>('memory')
-      values[`rssKBPerConn@${n}`] = (after.rss - before.rss) / n / 1024
-      values[`heapKBPerConn@${n}`] = (after.heapUsed - before.heapUsed) / n / 1024
+      values[`rssKBPerConn@${n}`] = (after.rss - before.rss) / live / 1024
+      values[`heapKBPerConn@${n}`] = (after.heapUsed - before.heapUsed) / live / 1024
       const cpu0 = await server<number>('cpu')
       const load0 = ownCpuUs()
       const w0 = now()
