@@ -1,4 +1,4 @@
-// What a run measures, and how much of it: the default run (about ten minutes on two cores)
+// What a run measures, and how much of it: the default run (about twelve minutes on two cores)
 // and `--quick` (tiny counts, one repetition, seconds: for the test that keeps the harness alive).
 // The multi-node scenarios (`cluster`, `cluster-http`) run three server processes over one
 // Redis behind nginx; `--only cluster` selects both. `metrics` runs the echo workload on Parley
