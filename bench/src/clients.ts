@@ -5,15 +5,26 @@ import { io as socketIo } from 'socket.io-client'
 import { Agent, fetch as undiciFetch } from 'undici'
 import WebSocket from 'ws'
 import { httpFetch, type OwnFetch } from './http-fetch.ts'
+import { type ThinTransport, thinParleyClient } from './thin-parley.ts'
+import { type ThinSocketIoTransport, thinSocketIoClient } from './thin-socketio.ts'
 
-/** A server and the way clients reach it. `parley` and `socketio` alone use default clients. */
+/**
+ * A server and the way clients reach it. `parley` and `socketio` alone use default clients;
+ * `-thin-` targets use the thin clients (thin-parley.ts, thin-socketio.ts), which speak the wire
+ * format directly, so that a reader can tell the server's cost from the client's.
+ */
 export type Target =
   | 'ws'
   | 'parley-websocket'
   | 'parley-sse'
   | 'parley-polling'
+  | 'parley-thin-websocket'
+  | 'parley-thin-sse'
+  | 'parley-thin-polling'
   | 'socketio-websocket'
   | 'socketio-polling'
+  | 'socketio-thin-websocket'
+  | 'socketio-thin-polling'
 
 /**
  * `parley` and `socketio` alone: the default clients. `parley-metrics`: the Parley client over
@@ -58,6 +69,11 @@ export interface ClientSettings {
   url: string
   timeoutMs: number
   fetch: FetchKind
+  /**
+   * The source address of the client's connections (127.0.0.x on Linux): past about 28 000
+   * connections to one server port, one source address runs out of ephemeral ports.
+   */
+  localAddress?: string | undefined
 }
 
 const memoryStorage = () => {
@@ -161,8 +177,8 @@ function socketIoClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): B
   }
 }
 
-function wsClient({ url, timeoutMs }: ClientSettings): BenchClient {
-  const ws = new WebSocket(url.replace(/^http/, 'ws'))
+function wsClient({ url, timeoutMs, localAddress }: ClientSettings): BenchClient {
+  const ws = new WebSocket(url.replace(/^http/, 'ws'), { localAddress })
   const handlers = new Map<string, (m: Msg) => void>()
   const pending = new Map<number, (m: Msg) => void>()
   ws.on('error', () => {})
@@ -197,9 +213,13 @@ export function createClient(kind: ClientKind, settings: ClientSettings): BenchC
   const client =
     kind === 'ws'
       ? wsClient(settings)
-      : kind.startsWith('parley')
-        ? parleyClient(kind, settings)
-        : socketIoClient(kind, settings)
+      : kind.startsWith('parley-thin-')
+        ? thinParleyClient(kind.slice('parley-thin-'.length) as ThinTransport, settings)
+        : kind.startsWith('socketio-thin-')
+          ? thinSocketIoClient(kind.slice('socketio-thin-'.length) as ThinSocketIoTransport, settings)
+          : kind.startsWith('parley')
+            ? parleyClient(kind, settings)
+            : socketIoClient(kind, settings)
   client.ready.catch(() => {})
   return client
 }

@@ -1,4 +1,4 @@
-// What a run measures, and how much of it: the default run (under five minutes on two cores)
+// What a run measures, and how much of it: the default run (about twelve minutes on two cores)
 // and `--quick` (tiny counts, one repetition, seconds: for the test that keeps the harness alive).
 // The multi-node scenarios (`cluster`, `cluster-http`) run three server processes over one
 // Redis behind nginx; `--only cluster` selects both. `metrics` runs the echo workload on Parley
@@ -15,6 +15,10 @@ export type ScenarioName =
   | 'cluster'
   | 'cluster-http'
   | 'metrics'
+  | 'idle'
+  | 'fanout'
+  | 'size'
+  | 'broadcast-heavy'
 
 export const TARGETS: readonly Target[] = [
   'ws',
@@ -23,6 +27,14 @@ export const TARGETS: readonly Target[] = [
   'parley-polling',
   'socketio-websocket',
   'socketio-polling',
+]
+
+/** The thin clients beside the libraries' own (echo and broadcast). */
+export const THIN_TARGETS: readonly Target[] = [
+  'parley-thin-websocket',
+  'parley-thin-sse',
+  'parley-thin-polling',
+  'socketio-thin-polling',
 ]
 
 export interface MetricDef {
@@ -49,7 +61,35 @@ export interface ScenarioDef {
    * `settleMs` to find each other before the load generator starts.
    */
   params: Record<string, number>
+  /**
+   * A scenario of steps (connections, recipients, message bytes) measured one after the other
+   * on the same server process and clients: one table line per step, metrics keyed
+   * `<metric>@<step>`.
+   */
+  steps?: readonly number[]
+  /** What a step counts: `connections`, `recipients`, `bytes`. */
+  stepUnit?: string
+  /** Options of every server process of this scenario (server.ts: `--ping-interval=5000`, ...). */
+  serverArgs?: readonly string[]
 }
+
+/** The metric keys a scenario reports: `key`, or `key@step` for each step. */
+export const metricKeys = (s: ScenarioDef, key: string): string[] =>
+  s.steps ? s.steps.map((step) => `${key}@${step}`) : [key]
+
+/** The clients of the scenarios that open many connections: thin ones, to keep the generator light. */
+const THIN_ONLY: readonly ClientKind[] = [
+  'ws',
+  'parley-thin-websocket',
+  'parley-thin-sse',
+  'parley-thin-polling',
+  'socketio-thin-websocket',
+  'socketio-thin-polling',
+]
+
+/** The scenarios of how cost grows with work (connections, recipients, bytes, rate). */
+export const isGrowth = (s: { name: ScenarioName }): boolean =>
+  s.name === 'idle' || s.name === 'fanout' || s.name === 'size' || s.name === 'broadcast-heavy'
 
 /** Server nodes of a scenario: 1, or `params.nodes` for the multi-node ones. */
 export const nodesOf = (s: ScenarioDef): number => s.params.nodes ?? 1
@@ -78,7 +118,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
     {
       name: 'echo',
       title: `Echo: ${roundTrip.clients} clients, ${roundTrip.inFlight} messages in flight each`,
-      targets: TARGETS,
+      // --quick: the thin clients are exercised by bench/test/growth.test.ts (idle, fanout, size).
+      targets: q([...TARGETS, ...THIN_TARGETS], TARGETS),
       metrics: rtMetrics,
       reps,
       serverFlags: [],
@@ -89,7 +130,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       title: `Acks (emitWithAck answered by the server): ${roundTrip.clients} clients, ${roundTrip.inFlight} in flight each`,
       targets: TARGETS,
       metrics: rtMetrics,
-      reps,
+      // No target reads it, and it moves with echo: two repetitions keep the run short.
+      reps: Math.min(reps, 2),
       serverFlags: [],
       params: roundTrip,
     },
@@ -99,7 +141,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
         'Broadcast to 1000 clients in a room, 25 000 deliveries/s',
         'Broadcast to 10 clients in a room, 250 deliveries/s',
       ),
-      targets: TARGETS,
+      targets: q([...TARGETS, ...THIN_TARGETS], TARGETS),
       metrics: [
         m('latencyP50Ms', 'delivery p50 ms', 2),
         m('latencyP99Ms', 'delivery p99 ms', 2),
@@ -113,6 +155,114 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       params: q(
         { clients: 1000, rate: 25_000, durationMs: 2000 },
         { clients: 10, rate: 250, durationMs: 400 },
+      ),
+    },
+    {
+      name: 'broadcast-heavy',
+      title: q(
+        'Heavy broadcast to 1000 clients in a room, 100 000 deliveries/s offered',
+        'Heavy broadcast to 10 clients in a room, 1000 deliveries/s offered',
+      ),
+      targets: [...TARGETS, ...THIN_TARGETS],
+      metrics: [
+        m('achievedPerSec', 'deliveries/s achieved', 0),
+        m('deliveredShare', 'delivered', 3, false),
+        m('latencyP50Ms', 'delivery p50 ms', 2),
+        m('latencyP99Ms', 'delivery p99 ms', 2),
+        m('cpuUsPerDelivery', 'server CPU µs/delivery', 2),
+        m('eventLoopDelayP99Ms', 'event-loop delay p99 ms', 2),
+        m('loadCpuPct', 'load generator CPU %', 0, false),
+      ],
+      // Which server keeps up shows in one repetition; `--reps` does not change it.
+      reps: 1,
+      serverFlags: [],
+      params: q(
+        { clients: 1000, rate: 100_000, durationMs: 2000 },
+        { clients: 10, rate: 1000, durationMs: 300 },
+      ),
+    },
+    {
+      name: 'idle',
+      title: q(
+        'Idle connections on one node: 1k, 5k and 20k (V8 defaults; heartbeat every 5 s)',
+        'Idle connections on one node: 20 and 50 (V8 defaults; heartbeat every 5 s)',
+      ),
+      targets: THIN_ONLY,
+      steps: q([1000, 5000, 20_000], [20, 50]),
+      stepUnit: 'connections',
+      metrics: [
+        m('rssKBPerConn', 'RSS KB/conn', 1, false),
+        m('heapKBPerConn', 'heap KB/conn', 1, false),
+        m('connectsPerSec', 'connections/s', 0, false),
+        m('idleCpuPct', 'server CPU % idle', 1, false),
+        m('loadCpuPct', 'load generator CPU % idle', 0, false),
+      ],
+      reps: 1,
+      // V8's defaults, as users run; the `memory` scenario is the fixed-young-generation reading.
+      serverFlags: [],
+      // Both heartbeats every 5 s (defaults: Parley 20 s, socket.io 25 s): a window of one period
+      // sees every connection's PING and PONG once.
+      serverArgs: ['--ping-interval=5000'],
+      params: q(
+        { warmup: 100, parallel: 100, settleMs: 1000, idleMs: 5000 },
+        { warmup: 2, parallel: 10, settleMs: 200, idleMs: 500 },
+      ),
+    },
+    {
+      name: 'fanout',
+      title: q(
+        'One broadcast to 100, 1k and 10k sockets in a room',
+        'One broadcast to 5 and 10 sockets in a room',
+      ),
+      targets: THIN_ONLY,
+      steps: q([100, 1000, 10_000], [5, 10]),
+      stepUnit: 'recipients',
+      metrics: [
+        m('emitUs', 'emit call µs', 0),
+        m('flushUs', 'emit + writes µs', 0),
+        m('usPerDelivery', 'server µs/delivery', 2),
+        m('allReceivedMs', 'until all got it ms', 1),
+        m('loadCpuPct', 'load generator CPU %', 0, false),
+      ],
+      reps: 1,
+      serverFlags: [],
+      // Each step: `broadcasts` broadcasts, one at a time, each once the last one reached everyone.
+      params: q({ broadcasts: 10, parallel: 100 }, { broadcasts: 3, parallel: 10 }),
+    },
+    {
+      name: 'size',
+      title: q(
+        'Echo of 64 B, 64 KB and 1 MB messages (10 clients; 10, 2 and 1 in flight each)',
+        'Echo of 64 B, 64 KB and 1 MB messages (2 clients)',
+      ),
+      // Parley's own client is left out: it refuses packets past 1 000 000 bytes on its first
+      // transport whatever maxPayload the server's OPEN states (docs/benchmarks.md, Method).
+      targets: [
+        'ws',
+        'parley-thin-websocket',
+        'socketio-websocket',
+        'parley-thin-sse',
+        'parley-thin-polling',
+      ],
+      steps: [64, 65_536, 1_048_576],
+      stepUnit: 'bytes',
+      metrics: [
+        m('msgsPerSec', 'msgs/s', 0),
+        m('mbPerSec', 'MB/s', 1),
+        m('cpuNsPerByte', 'server CPU ns/byte', 2),
+        m('rttP50Ms', 'RTT p50 ms', 2),
+        m('loadCpuPct', 'load generator CPU %', 0, false),
+      ],
+      reps: 1,
+      serverFlags: [],
+      // 1 MB passes every server's default limit (Parley 1 000 000 bytes, socket.io's
+      // maxHttpBufferSize 1e6): all three get 2 MiB. Parley's slow-consumer limit (8 MiB of
+      // unacknowledged packets) is raised too: a client acknowledging after 200 ms or 32
+      // packets holds more than 8 MiB of 1 MB echoes.
+      serverArgs: ['--max-payload=2097152', '--max-buffered-bytes=67108864'],
+      params: q(
+        { clients: 10, warmupMs: 300, durationMs: 1500 },
+        { clients: 2, warmupMs: 50, durationMs: 200 },
       ),
     },
     {
@@ -139,7 +289,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       ),
       targets: TARGETS,
       metrics: [m('connectsPerSec', 'connections/s', 0)],
-      reps,
+      // The idle scenario measures connect rates too, by thousands.
+      reps: 1,
       serverFlags: [],
       params: q({ connections: 300, parallel: 25 }, { connections: 10, parallel: 5 }),
     },

@@ -2,6 +2,7 @@
 // server, drives them, and reports what it measured. The server's own readings (CPU time,
 // memory, event-loop delay) come through the runner (`server(...)`).
 
+import { readFileSync } from 'node:fs'
 import { startFaultProxy, type WsMode } from '../../test/support/fault-proxy.ts'
 import {
   type BenchClient,
@@ -12,7 +13,7 @@ import {
   type Msg,
 } from './clients.ts'
 import { peer } from './rpc.ts'
-import type { BroadcastResult, MemoryReading } from './server.ts'
+import type { BroadcastResult, FanoutResult, MemoryReading } from './server.ts'
 import { now, quantile, sleep } from './stats.ts'
 
 export interface ScenarioArgs {
@@ -251,17 +252,20 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
   const latencies: number[] = []
   let recording = false
   let delivered = 0
+  let last = 0
   try {
     for (const c of clients)
       c.on('tick', (m) => {
         if (!recording) return
         delivered++
-        latencies.push(now() - m.t)
+        last = now()
+        latencies.push(last - m.t)
       })
     const joined = await server<number>('count')
     if (joined < n) throw new Error(`only ${joined} of ${n} clients reached the server`)
     await sleep(300)
     recording = true
+    const cpu0 = await server<number>('cpu')
     const load0 = ownCpuUs()
     const t0 = now()
     const b = await server<BroadcastResult>(
@@ -272,21 +276,281 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
     const loadCpu = cpuPercent(ownCpuUs() - load0, now() - t0)
     const expected = b.sent * b.recipients
     await until(() => delivered >= expected, 5000)
+    // The server's CPU until every delivery arrived: a server that fell behind still writes
+    // (and reads the clients' ACKs) after its last broadcast.
+    const cpu1 = await server<number>('cpu')
     recording = false
     return {
       values: {
         latencyP50Ms: quantile(latencies, 0.5),
         latencyP99Ms: quantile(latencies, 0.99),
-        cpuUsPerDelivery: b.cpuUs / (b.sent * b.recipients),
+        cpuUsPerDelivery: (cpu1 - cpu0) / expected,
         eventLoopDelayP50Ms: b.eldP50Ms,
         eventLoopDelayP99Ms: b.eldP99Ms,
         deliveredShare: delivered / expected,
         deliveriesPerSec: (expected / durationMs) * 1000,
+        // Offered is `rate`; a server that keeps up delivers as fast (the window is the
+        // server's schedule, from the first send to the last delivery).
+        achievedPerSec: last > t0 ? (delivered / (last - t0)) * 1000 : 0,
         loadCpuPct: loadCpu,
       },
-      notes: [`broadcast: ${b.mode}`],
+      notes: [
+        `broadcast: ${b.mode}`,
+        ...(b.sent < b.offered
+          ? [`sent ${b.sent} of ${b.offered} broadcasts: sending stops at twice the window`]
+          : []),
+      ],
     }
   } finally {
+    closeAll(clients)
+  }
+}
+
+/** The steps of a scenario of steps (config.ts `steps`). */
+function stepsOf(a: ScenarioArgs): number[] {
+  const steps = a.steps
+  if (!Array.isArray(steps) || steps.length === 0) throw new TypeError('parameter steps missing')
+  return steps as number[]
+}
+
+/** The soft limit on open files of this process (Linux), or Infinity where unknown. */
+function openFilesLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'))
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0]
+    return soft === undefined || soft === 'unlimited' ? Number.POSITIVE_INFINITY : Number(soft)
+  } catch {
+    return Number.POSITIVE_INFINITY
+  }
+}
+
+/** Connections one client holds: two over HTTP (a held GET or event stream, and its POSTs). */
+const socketsPerClient = (kind: string) => (kind.endsWith('sse') || kind.endsWith('polling') ? 2 : 1)
+
+/**
+ * Source addresses for `sockets` connections to one server port: one address has about 28 000
+ * ephemeral ports (Linux's default range), so past 14 000 connections the clients spread over
+ * 127.0.0.1, 127.0.0.2, ... (all of 127/8 is the loopback on Linux; elsewhere, one address).
+ */
+function sourcesFor(sockets: number): (i: number) => string | undefined {
+  const count = process.platform === 'linux' ? Math.min(8, Math.ceil(sockets / 14_000)) : 1
+  return count <= 1 ? () => undefined : (i) => `127.0.0.${1 + (i % count)}`
+}
+
+/**
+ * Why `n` clients of `kind` cannot be opened here, or undefined: the server needs a file per
+ * connection, the load generator one per socket, both under the same limit (the runner's,
+ * which its children inherit; Node raises the soft limit to the hard one).
+ */
+function tooManyFiles(kind: string, n: number): string | undefined {
+  const limit = openFilesLimit()
+  const server = n + 200
+  const generator = n * socketsPerClient(kind) + 200
+  if (server <= limit && generator <= limit) return undefined
+  return (
+    `needs about ${server} open files in the server and ${generator} in the load generator, ` +
+    `and the limit here is ${limit} (raise the hard limit, \`ulimit -Hn\`, before \`pnpm bench\`)`
+  )
+}
+
+/** Opens clients until there are `target`, at most `parallel` connecting at once. */
+async function growClients(
+  a: ScenarioArgs,
+  clients: BenchClient[],
+  target: number,
+  parallel: number,
+  source: (i: number) => string | undefined,
+) {
+  let next = clients.length
+  const worker = async () => {
+    while (next < target) {
+      const i = next++
+      const c = createClient(a.kind, { ...settings(a), localAddress: source(i) })
+      clients.push(c)
+      await c.ready
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(parallel, target - next) }, worker))
+}
+
+/**
+ * Idle connections, step by step on one server (1k, then up to 5k, then up to 20k): per step,
+ * the connect rate of the clients added, memory per connection after GC over a reading taken
+ * with the warm-up batch open, and the server's CPU over `idleMs` with nothing but heartbeats.
+ */
+async function idle(a: ScenarioArgs): Promise<Measurement> {
+  const steps = stepsOf(a)
+  const [warmup, parallel, settleMs, idleMs] = ['warmup', 'parallel', 'settleMs', 'idleMs'].map((k) =>
+    num(a, k),
+  ) as [number, number, number, number]
+  const values: Record<string, number> = {}
+  const notes: string[] = []
+  const clients: BenchClient[] = []
+  const source = sourcesFor((warmup + Math.max(...steps)) * socketsPerClient(a.kind))
+  try {
+    await growClients(a, clients, warmup, parallel, source)
+    await sleep(300)
+    const before = await server<MemoryReading>('memory')
+    for (const n of steps) {
+      const why = tooManyFiles(a.kind, warmup + n)
+      if (why) {
+        notes.push(`${n} connections not measured: ${why}`)
+        continue
+      }
+      const had = clients.length
+      const t0 = now()
+      await growClients(a, clients, warmup + n, parallel, source)
+      values[`connectsPerSec@${n}`] = ((clients.length - had) / (now() - t0)) * 1000
+      await sleep(settleMs)
+      // On a busy machine some clients may miss a heartbeat and be gone: the readings are then
+      // per connection still there, and a note says so.
+      const count = await server<number>('count')
+      const live = count - warmup
+      if (live < n / 2) throw new Error(`only ${count} of ${warmup + n} clients still connected`)
+      if (count < warmup + n) notes.push(`${n} connections: ${count - warmup} still connected when read`)
+      const after = await server<MemoryReading>('memory')
+      values[`rssKBPerConn@${n}`] = (after.rss - before.rss) / live / 1024
+      values[`heapKBPerConn@${n}`] = (after.heapUsed - before.heapUsed) / live / 1024
+      const cpu0 = await server<number>('cpu')
+      const load0 = ownCpuUs()
+      const w0 = now()
+      await sleep(idleMs)
+      const cpu1 = await server<number>('cpu')
+      const ms = now() - w0
+      values[`idleCpuPct@${n}`] = cpuPercent(cpu1 - cpu0, ms)
+      values[`loadCpuPct@${n}`] = cpuPercent(ownCpuUs() - load0, ms)
+    }
+    return { values, notes }
+  } finally {
+    closeAll(clients)
+  }
+}
+
+/**
+ * One broadcast at a time to a room of 100, then 1k, then 10k clients: the server times its
+ * emit call and the turn of the event loop that hands the writes on (FanoutResult); the load
+ * generator, when the last client got it. `broadcasts` per step, medians reported.
+ */
+async function fanout(a: ScenarioArgs): Promise<Measurement> {
+  const steps = stepsOf(a)
+  const [broadcasts, parallel] = [num(a, 'broadcasts'), num(a, 'parallel')]
+  const values: Record<string, number> = {}
+  const notes: string[] = []
+  const clients: BenchClient[] = []
+  const source = sourcesFor(Math.max(...steps) * socketsPerClient(a.kind))
+  let current = -1
+  let got = 0
+  let lastAt = 0
+  const onTick = (m: Msg) => {
+    if (m.n !== current) return
+    got++
+    lastAt = now()
+  }
+  try {
+    for (const n of steps) {
+      const why = tooManyFiles(a.kind, n)
+      if (why) {
+        notes.push(`${n} recipients not measured: ${why}`)
+        continue
+      }
+      const had = clients.length
+      await growClients(a, clients, n, parallel, source)
+      for (const c of clients.slice(had)) c.on('tick', onTick)
+      const count = await server<number>('count')
+      if (count < n) throw new Error(`only ${count} of ${n} clients reached the server`)
+      await sleep(300)
+      const emit: number[] = []
+      const flush: number[] = []
+      const all: number[] = []
+      const load0 = ownCpuUs()
+      const w0 = now()
+      for (let i = 0; i < broadcasts; i++) {
+        current++
+        got = 0
+        const r = await server<FanoutResult>('fanout', { n: current })
+        await until(() => got >= r.recipients, 10_000)
+        if (got < r.recipients)
+          throw new Error(`a broadcast reached ${got} of ${r.recipients} clients in 10 s`)
+        emit.push(r.emitUs)
+        flush.push(r.flushUs)
+        all.push(lastAt - r.t)
+        await sleep(20)
+      }
+      values[`loadCpuPct@${n}`] = cpuPercent(ownCpuUs() - load0, now() - w0)
+      values[`emitUs@${n}`] = quantile(emit, 0.5)
+      values[`flushUs@${n}`] = quantile(flush, 0.5)
+      values[`usPerDelivery@${n}`] = quantile(flush, 0.5) / n
+      values[`allReceivedMs@${n}`] = quantile(all, 0.5)
+    }
+    return { values, notes }
+  } finally {
+    closeAll(clients)
+  }
+}
+
+/**
+ * Echo of messages whose text is 64 B, 64 KB, 1 MB (the steps), on the same clients: closed
+ * loop, 10, 2 and 1 in flight per client (128 KB each at most, 10 at most). Server CPU per byte
+ * is per byte of text echoed (received once and sent back once).
+ */
+async function sizeEcho(a: ScenarioArgs): Promise<Measurement> {
+  const steps = stepsOf(a)
+  const [n, warmupMs, durationMs] = [num(a, 'clients'), num(a, 'warmupMs'), num(a, 'durationMs')]
+  const clients = await openClients(a, n, 25)
+  const values: Record<string, number> = {}
+  let text = ''
+  let running = false
+  let measuring = false
+  let outstanding = 0
+  let count = 0
+  let nextId = 1
+  let rtts: number[] = []
+  const send = (c: BenchClient) => {
+    if (!running) return
+    outstanding++
+    c.emit('echo', { id: nextId++, t: now(), text })
+  }
+  try {
+    for (const c of clients)
+      c.on('echo', (m) => {
+        outstanding--
+        if (measuring) {
+          count++
+          rtts.push(now() - m.t)
+        }
+        send(c)
+      })
+    for (const size of steps) {
+      text = 'x'.repeat(size)
+      const inFlight = Math.max(1, Math.min(10, Math.floor(131_072 / size)))
+      running = true
+      for (const c of clients) for (let i = 0; i < inFlight; i++) send(c)
+      await sleep(warmupMs)
+      const cpu0 = await server<number>('cpu')
+      const load0 = ownCpuUs()
+      const t0 = now()
+      count = 0
+      rtts = []
+      measuring = true
+      await sleep(durationMs)
+      measuring = false
+      const t1 = now()
+      const load1 = ownCpuUs()
+      const cpu1 = await server<number>('cpu')
+      running = false
+      await until(() => outstanding <= 0, 10_000)
+      if (outstanding > 0) throw new Error(`${outstanding} echoes of ${size} bytes still missing after 10 s`)
+      values[`msgsPerSec@${size}`] = (count / (t1 - t0)) * 1000
+      values[`mbPerSec@${size}`] = (count * size) / (t1 - t0) / 1000
+      values[`cpuNsPerByte@${size}`] = ((cpu1 - cpu0) * 1000) / (count * size)
+      values[`rttP50Ms@${size}`] = quantile(rtts, 0.5)
+      values[`loadCpuPct@${size}`] = cpuPercent(load1 - load0, t1 - t0)
+    }
+    return { values }
+  } finally {
+    running = false
     closeAll(clients)
   }
 }
@@ -506,7 +770,14 @@ function run(cmd: string, args: ScenarioArgs): Promise<Measurement> {
     case 'acks':
       return roundTrips(args, 'acks')
     case 'broadcast':
+    case 'broadcast-heavy':
       return broadcast(args)
+    case 'idle':
+      return idle(args)
+    case 'fanout':
+      return fanout(args)
+    case 'size':
+      return sizeEcho(args)
     case 'memory':
       return memory(args)
     case 'setup':

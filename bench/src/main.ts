@@ -3,7 +3,8 @@
 // to raw ws measured in the same repetition. Writes docs/benchmarks.md (default run) and, with
 // `--json <file>`, the whole report as JSON.
 //
-//   pnpm bench [--quick] [--reps N] [--only echo,acks,...,metrics] [--targets ws,parley-websocket,...]
+//   pnpm bench [--quick] [--reps N] [--only echo,acks,...,metrics,idle,fanout,size,broadcast-heavy]
+//              [--targets ws,parley-websocket,parley-thin-websocket,...]
 //              [--json file] [--out file] [--no-docs]
 //              [--fetch http|undici]  (the HTTP client under Parley's SSE and polling clients:
 //                                      node:http, the default, or Node's fetch)
@@ -12,7 +13,10 @@
 //                                  load generators into dir/load/<scenario>.<target>)
 // `--only cluster` runs both multi-node scenarios (three nodes, Redis, nginx; skipped where
 // redis-server, nginx or a built @parley/redis is missing) and rewrites only their section;
-// `--only metrics` (Parley without and with a prom-client registry) likewise.
+// `--only metrics` (Parley without and with a prom-client registry) likewise. How cost grows
+// with work: `idle` (1k, 5k, 20k idle connections), `fanout` (one broadcast to 100, 1k, 10k),
+// `size` (64 B, 64 KB, 1 MB echoes), `broadcast-heavy` (100 000 deliveries/s offered);
+// `--quick` leaves them out unless `--only` names them (bench/test/growth.test.ts does).
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -20,7 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { type RedisServer, redisServerPath, startRedis } from '../../test/support/redis-server.ts'
 import { bundleSizes } from './bundle.ts'
 import { type ClientKind, FETCH_KINDS, type FetchKind, serverKindOf } from './clients.ts'
-import { nodesOf, type ScenarioDef, type ScenarioName, scenarios } from './config.ts'
+import { isGrowth, metricKeys, nodesOf, type ScenarioDef, type ScenarioName, scenarios } from './config.ts'
 import type { ClusterReading, Measurement } from './load.ts'
 import { type Balancer, nginxPath, procCpuUs, startBalancer } from './nginx.ts'
 import {
@@ -193,7 +197,11 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
   const started = await Promise.allSettled([
     start(
       'server.ts',
-      [serverKindOf(kind), ...(kind === 'parley-metrics' ? ['--metrics'] : [])],
+      [
+        serverKindOf(kind),
+        ...(kind === 'parley-metrics' ? ['--metrics'] : []),
+        ...(scenario.serverArgs ?? []),
+      ],
       ['--expose-gc', ...scenario.serverFlags, ...profile],
     ),
     start('load.ts', [], loadProfile),
@@ -209,8 +217,9 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
     })
     try {
       const url = `http://127.0.0.1:${server!.ready as number}`
-      const args = { kind, url, fetch: cli.fetch, ...scenario.params }
-      return await toLoad.call<Measurement>(scenario.name, args, 120_000)
+      const args = { kind, url, fetch: cli.fetch, ...scenario.params, steps: scenario.steps }
+      // A scenario of steps opens up to 20 000 connections one after the other: more time.
+      return await toLoad.call<Measurement>(scenario.name, args, scenario.steps ? 600_000 : 120_000)
     } finally {
       toLoad.detach()
       toServer.detach()
@@ -294,10 +303,11 @@ async function main() {
   const cli = parseArgs(process.argv.slice(2))
   const t0 = now()
   // --quick (run by `pnpm test`) leaves out the multi-node scenarios, which start five
-  // processes per row, and metrics (a second echo pass: seconds that test has not to spare),
-  // unless `--only` names them.
+  // processes per row, metrics (a second echo pass: seconds that test has not to spare) and
+  // the scenarios of how cost grows (a test of their own runs them), unless `--only` names them.
   const plan = scenarios(cli.quick, cli.reps).filter(
-    (s) => selected(cli, s.name) && !(cli.quick && !cli.only && (nodesOf(s) > 1 || isMetrics(s))),
+    (s) =>
+      selected(cli, s.name) && !(cli.quick && !cli.only && (nodesOf(s) > 1 || isMetrics(s) || isGrowth(s))),
   )
   const report: Report = {
     quick: cli.quick,
@@ -312,6 +322,7 @@ async function main() {
       params: s.params,
       reps: s.reps,
       metrics: [...s.metrics],
+      ...(s.steps ? { steps: [...s.steps], stepUnit: s.stepUnit ?? '' } : {}),
       rows: s.targets
         .filter((kind) => !cli.targets || cli.targets.includes(kind))
         .map(
@@ -349,17 +360,21 @@ async function main() {
           row.errors.push(`rep ${rep + 1}: ${message}`)
           console.log(`${label}: failed: ${message}`)
         }
-        for (const metric of scenario.metrics) {
-          const v = measured?.values[metric.key] ?? Number.NaN
-          row.values[metric.key] = [...(row.values[metric.key] ?? []), v]
-          if (row.kind === 'ws') reference[metric.key] = v
-          const ref = reference[metric.key]
-          if (metric.ratio && ref !== undefined)
-            row.ratios[metric.key] = [...(row.ratios[metric.key] ?? []), v / ref]
-        }
+        for (const metric of scenario.metrics)
+          for (const key of metricKeys(scenario, metric.key)) {
+            const v = measured?.values[key] ?? Number.NaN
+            row.values[key] = [...(row.values[key] ?? []), v]
+            if (row.kind === 'ws') reference[key] = v
+            const ref = reference[key]
+            if (metric.ratio && ref !== undefined) row.ratios[key] = [...(row.ratios[key] ?? []), v / ref]
+          }
         for (const note of measured?.notes ?? []) if (!row.notes.includes(note)) row.notes.push(note)
         if (measured) {
-          const shown = scenario.metrics.map((m) => `${m.key}=${measured.values[m.key]?.toFixed(m.digits)}`)
+          const shown = scenario.metrics.flatMap((m) =>
+            metricKeys(scenario, m.key).map(
+              (key) => `${key}=${measured.values[key]?.toFixed(m.digits) ?? '–'}`,
+            ),
+          )
           console.log(`${label}: ${shown.join(' ')} (${((now() - started) / 1000).toFixed(1)} s)`)
         }
       }

@@ -4,7 +4,10 @@
 // memory. It listens on 127.0.0.1 only and tells the runner its port. With a Redis URL
 // (argv[3]) it is one node of several: Parley with @parley/redis, socket.io with
 // @socket.io/redis-adapter, each over clients of the `redis` package. With `--metrics`, Parley
-// counts into a prom-client registry (the `metrics` option).
+// counts into a prom-client registry (the `metrics` option). `--ping-interval=ms` (Parley and
+// socket.io: the heartbeat's period), `--max-payload=bytes` (every server's message and body
+// limit) and `--max-buffered-bytes=bytes` (Parley's slow-consumer limit) change what a
+// scenario needs changed, for every server alike.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -38,11 +41,30 @@ export interface Tick {
 
 export interface BroadcastResult {
   sent: number
+  /** Broadcasts the schedule asked for; more than `sent` when the server fell far behind. */
+  offered: number
   recipients: number
-  cpuUs: number
   eldP50Ms: number
   eldP99Ms: number
   mode: string
+}
+
+/** One broadcast, timed in the server: the emit call, then until the writes were handed on. */
+export interface FanoutResult {
+  /** The timestamp the broadcast carries (`Tick.t`). */
+  t: number
+  recipients: number
+  /** The synchronous emit call, µs. */
+  emitUs: number
+  /** Until the next turn of the event loop (deferred writes handed to the sockets too), µs. */
+  flushUs: number
+}
+
+/** Server options a scenario sets (argv `--name=value`), for every kind of server alike. */
+export interface ServerOptions {
+  pingInterval?: number
+  maxPayload?: number
+  maxBufferedBytes?: number
 }
 
 export interface MemoryReading {
@@ -88,10 +110,19 @@ async function promMetrics() {
   return { metrics: { registry: new Registry() } }
 }
 
-async function startParley(redisUrl?: string, metrics = false): Promise<BenchServer> {
+async function startParley(options: ServerOptions, redisUrl?: string, metrics = false): Promise<BenchServer> {
   const app = Fastify()
   const adapter = redisUrl ? { adapter: await parleyRedisAdapter(redisUrl) } : {}
-  await app.register(parley, { path: '/parley', ...adapter, ...(metrics ? await promMetrics() : {}) })
+  const { pingInterval, maxPayload, maxBufferedBytes } = options
+  await app.register(parley, {
+    path: '/parley',
+    ...adapter,
+    ...(metrics ? await promMetrics() : {}),
+    // The period of Parley's heartbeat is the longer of the two.
+    ...(pingInterval ? { pingInterval, pingTimeout: Math.min(pingInterval, 15_000) } : {}),
+    ...(maxPayload ? { maxPayload } : {}),
+    ...(maxBufferedBytes ? { maxBufferedBytes } : {}),
+  })
   const io = (app as unknown as { parley: LooseParley }).parley
   io.on('connection', (socket) => {
     if (typeof socket.join === 'function') socket.join('bench')
@@ -113,7 +144,7 @@ async function startParley(redisUrl?: string, metrics = false): Promise<BenchSer
   }
 }
 
-async function startSocketIo(redisUrl?: string): Promise<BenchServer> {
+async function startSocketIo(options: ServerOptions, redisUrl?: string): Promise<BenchServer> {
   const server = http.createServer()
   let adapter = {}
   if (redisUrl) {
@@ -123,7 +154,12 @@ async function startSocketIo(redisUrl?: string): Promise<BenchServer> {
     await sub.connect()
     adapter = { adapter: createAdapter(pub, sub) }
   }
-  const io = new SocketIoServer(server, { serveClient: false, ...adapter })
+  const io = new SocketIoServer(server, {
+    serveClient: false,
+    ...adapter,
+    ...(options.pingInterval ? { pingInterval: options.pingInterval } : {}),
+    ...(options.maxPayload ? { maxHttpBufferSize: options.maxPayload } : {}),
+  })
   io.on('connection', (socket) => {
     socket.join('bench')
     socket.on('echo', (m) => socket.emit('echo', m))
@@ -141,8 +177,12 @@ async function startSocketIo(redisUrl?: string): Promise<BenchServer> {
 
 // The ceiling: sends back every message as it came, unparsed. Clients frame their messages as
 // JSON `[event, data]`, which is also what a broadcast sends (stringified once).
-async function startWs(): Promise<BenchServer> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+async function startWs(options: ServerOptions): Promise<BenchServer> {
+  const wss = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    ...(options.maxPayload ? { maxPayload: options.maxPayload } : {}),
+  })
   wss.on('connection', (ws) => {
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
   })
@@ -180,25 +220,44 @@ async function broadcastFor(
   const recipients = server.count()
   const text = 'the quick brown fox jumps over the lazy dog'
   eld.enable()
-  const cpu0 = cpuUs()
   const start = now()
-  for (let n = 0; n < total; n++) {
+  // A server far behind schedule stops sending at twice the window: the load stays bounded in
+  // time, and `sent` says how many went out.
+  const deadline = start + 2 * durationMs
+  let sent = 0
+  for (let n = 0; n < total && now() < deadline; n++) {
     const wait = start + n * interval - now()
+    // Behind schedule (a heavy broadcast), it still gives the event loop a turn between
+    // broadcasts, as a timer-driven application does: a loop that never yields would hold every
+    // write and read back until its end, and the event-loop monitor would see no turn at all.
     if (wait > 0) await sleep(wait)
+    else await new Promise((resolve) => setImmediate(resolve))
     server.broadcast({ t: now(), n, text })
+    sent++
   }
-  // Let the last writes leave before reading the CPU clock.
+  // The event loop's delay while the last writes leave. (CPU time is read by the load generator
+  // around the whole broadcast, until every delivery arrived.)
   await sleep(Math.min(200, interval))
-  const cpu = cpuUs() - cpu0
   eld.disable()
   return {
-    sent: total,
+    sent,
+    offered: total,
     recipients,
-    cpuUs: cpu,
     eldP50Ms: eld.percentile(50) / 1e6,
     eldP99Ms: eld.percentile(99) / 1e6,
     mode: server.broadcastMode,
   }
+}
+
+/** One broadcast of a short message, timed; see FanoutResult. */
+async function fanout(server: BenchServer, n: number): Promise<FanoutResult> {
+  const recipients = server.count()
+  const t = now()
+  server.broadcast({ t, n, text: 'the quick brown fox jumps over the lazy dog' })
+  const emitted = now()
+  await new Promise((resolve) => setImmediate(resolve))
+  const flushed = now()
+  return { t, recipients, emitUs: (emitted - t) * 1000, flushUs: (flushed - t) * 1000 }
 }
 
 async function memory(): Promise<MemoryReading> {
@@ -214,12 +273,21 @@ async function memory(): Promise<MemoryReading> {
 async function main() {
   const [kind, ...rest] = process.argv.slice(2) as [ServerKind, ...string[]]
   const redisUrl = rest.find((arg) => !arg.startsWith('--'))
+  const option = (name: string) => {
+    const arg = rest.find((a) => a.startsWith(`--${name}=`))
+    return arg === undefined ? undefined : Number(arg.slice(name.length + 3))
+  }
+  const options: ServerOptions = {
+    pingInterval: option('ping-interval'),
+    maxPayload: option('max-payload'),
+    maxBufferedBytes: option('max-buffered-bytes'),
+  }
   const server =
     kind === 'parley'
-      ? await startParley(redisUrl, rest.includes('--metrics'))
+      ? await startParley(options, redisUrl, rest.includes('--metrics'))
       : kind === 'socketio'
-        ? await startSocketIo(redisUrl)
-        : await startWs()
+        ? await startSocketIo(options, redisUrl)
+        : await startWs(options)
   peer(process, async (cmd, args) => {
     switch (cmd) {
       case 'cpu':
@@ -228,6 +296,8 @@ async function main() {
         return server.count()
       case 'memory':
         return memory()
+      case 'fanout':
+        return fanout(server, (args as { n: number }).n)
       case 'broadcast': {
         const { ticksPerSecond, durationMs } = args as { ticksPerSecond: number; durationMs: number }
         return broadcastFor(server, ticksPerSecond, durationMs)

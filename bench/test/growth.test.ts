@@ -1,0 +1,71 @@
+// Runs `pnpm bench --quick --only idle,fanout,size` (tiny counts, one repetition): the scenarios
+// of how cost grows with work, which the plain quick run leaves out. Every step of every row
+// must come with numbers that make sense; never a speed target. broadcast-heavy is the
+// broadcast scenario at another rate, which quick.test.ts covers.
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { Report } from '../src/report.ts'
+
+const benchDir = fileURLToPath(new URL('..', import.meta.url))
+const dir = mkdtempSync(path.join(tmpdir(), 'parley-bench-growth-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function quickRun(): Promise<Report> {
+  const json = path.join(dir, 'report.json')
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/main.ts',
+        '--quick',
+        '--only',
+        'idle,fanout,size',
+        '--no-docs',
+        '--json',
+        json,
+      ],
+      { cwd: benchDir, timeout: 280_000, killSignal: 'SIGTERM', maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${err.message}\n${stdout}\n${stderr}`))
+        else resolve(JSON.parse(readFileSync(json, 'utf8')) as Report)
+      },
+    )
+  })
+}
+
+describe('pnpm bench --quick --only idle,fanout,size', () => {
+  it('reports every step of every scenario, for every client', { timeout: 290_000 }, async () => {
+    const report = await quickRun()
+    expect(report.scenarios.map((s) => s.name)).toEqual(['idle', 'fanout', 'size'])
+    for (const s of report.scenarios) {
+      expect(s.steps?.length, s.name).toBeGreaterThan(1)
+      for (const row of s.rows)
+        for (const step of s.steps ?? []) {
+          const where = `${s.name} ${row.kind} ${step}`
+          expect(row.errors, where).toEqual([])
+          for (const metric of s.metrics) {
+            const [value] = row.values[`${metric.key}@${step}`] ?? []
+            expect(Number.isFinite(value), `${where} ${metric.key}`).toBe(true)
+            // Memory deltas of a few connections may round to zero or below; the rest is positive.
+            if (s.name !== 'idle' || !metric.key.endsWith('PerConn'))
+              expect(value, `${where} ${metric.key}`).toBeGreaterThanOrEqual(0)
+          }
+        }
+    }
+    const value = (scenario: string, kind: string, key: string) =>
+      report.scenarios.find((s) => s.name === scenario)?.rows.find((r) => r.kind === kind)?.values[
+        key
+      ]?.[0] ?? -1
+    expect(value('idle', 'socketio-thin-polling', 'connectsPerSec@50')).toBeGreaterThan(0)
+    expect(value('fanout', 'parley-thin-polling', 'allReceivedMs@10')).toBeGreaterThan(0)
+    expect(value('size', 'parley-thin-websocket', 'msgsPerSec@1048576')).toBeGreaterThan(0)
+    // The idle targets are read even from a handful of connections (their numbers mean nothing then).
+    expect(report.goals.filter((g) => g.goal.startsWith('Idle')).length).toBe(4)
+  })
+})
