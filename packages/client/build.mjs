@@ -17,7 +17,7 @@ const BUDGET = 10_750
  * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
  * aim is 8192; docs/client-size.md says what stands in the way.
  */
-const BUNDLED_BUDGET = 10_600
+const BUNDLED_BUDGET = 10_650
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [

@@ -58,7 +58,8 @@ export abstract class HttpTransport extends BaseTransport {
     /** The endpoint: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
     readonly url: string,
     readonly fetchFn: Fetch,
-    readonly maxPayload: number,
+    /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
+    public maxPayload: number,
   ) {
     super()
   }
@@ -95,6 +96,7 @@ export abstract class HttpTransport extends BaseTransport {
       if (open instanceof ParleyError) throw open
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
+      this.maxPayload = open.maxPayload
       const url = `${this.url}&sid=${encodeURIComponent(open.sid)}`
       this.#upstream = new Upstream(this.fetchFn, url, open.maxPayload, (e) => this.fail(e))
       await this.downstream(url, Math.max(0, timeout - (Date.now() - started)))

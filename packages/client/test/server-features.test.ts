@@ -58,6 +58,21 @@ describe('Fastify hooks', () => {
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   const opts = { transports: [transport], reconnection: false }
 
+  it('takes messages up to the maxPayload the server states, above the default, on its first transport', async () => {
+    server = await startServer(
+      (app) => {
+        app.parley.on('connection', (socket) => socket.emit('big', 'x'.repeat(1_500_000)))
+      },
+      { maxPayload: 2_000_000 },
+    )
+    const socket = client(server.url, opts)
+    const errors: string[] = []
+    socket.on('error', (error: ParleyError<string>) => errors.push(error.code))
+    const [big] = (await next(socket, 'big', 10_000)) as [string]
+    expect(big.length).toBe(1_500_000)
+    expect(errors).toEqual([])
+  })
+
   it("shows a Fastify onRequest hook's 401 in connect_error", async () => {
     server = await startServer((app) => {
       app.addHook('onRequest', async (request, reply) => {

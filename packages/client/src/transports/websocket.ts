@@ -1,6 +1,7 @@
 import { ErrorCode, type HelloPacket, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
 import { decodeFrame, encodeFrame, encodeText } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
+import * as PacketType from '../packet-type.js'
 import {
   BaseTransport,
   handshakeResult,
@@ -141,7 +142,11 @@ export class WebSocketTransport extends BaseTransport {
         }
         const result = handshakeResult(decoded.packet)
         if (result instanceof ParleyError) settle(result)
-        else settle(undefined, result)
+        else {
+          // From now on the server's limit, which it may have raised above the default.
+          if (result.type !== PacketType.CLOSE) this.#limits.maxPayload = result.maxPayload
+          settle(undefined, result)
+        }
       }
       // What the platform said before the close (`ws` in Node: ECONNREFUSED, "Unexpected server
       // response: 404", a TLS error; browsers say nothing).
