@@ -3,7 +3,7 @@
 // to raw ws measured in the same repetition. Writes docs/benchmarks.md (default run) and, with
 // `--json <file>`, the whole report as JSON.
 //
-//   pnpm bench [--quick] [--reps N] [--only echo,acks,...,metrics,idle,fanout,size,broadcast-heavy]
+//   pnpm bench [--quick] [--reps N] [--only echo,acks,...,metrics,idle,fanout,size,broadcast-heavy,rolling]
 //              [--targets ws,parley-websocket,parley-thin-websocket,...]
 //              [--json file] [--out file] [--no-docs]
 //              [--fetch http|undici]  (the HTTP client under Parley's SSE and polling clients:
@@ -184,6 +184,22 @@ function redisPid(port: number): number | undefined {
     } catch {}
   }
   return undefined
+}
+
+/** Runs src/rolling.ts to its end; a failure is reported, not thrown (the rest of the run stands). */
+function runRolling(out: string | undefined): Promise<void> {
+  const child = fork(path.join(benchDir, 'src', 'rolling.ts'), out ? ['--out', out] : [], {
+    cwd: benchDir,
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  track(child)
+  return new Promise((resolve) => {
+    child.once('exit', (code) => {
+      if (code !== 0) console.log(`rolling: failed (exit ${code})`)
+      resolve()
+    })
+  })
 }
 
 /** One scenario against one server: a fresh server process and a fresh load generator. */
@@ -379,6 +395,15 @@ async function main() {
         }
       }
     }
+  }
+  // The rolling restart (three nodes, Redis, nginx, 1000 WebSocket clients, one round): a
+  // script of its own, which `pnpm bench:rolling` also runs alone. In the default run, and with
+  // `--only rolling`; it writes its own section of the docs.
+  const rolling = 'rolling' as ScenarioName
+  if (selected(cli, rolling) && (!cli.quick || cli.only?.includes(rolling))) {
+    const missing = clusterMissing('parley-websocket')
+    if (missing) console.log(`rolling: skipped: ${missing}`)
+    else await runRolling(cli.out)
   }
   if (selected(cli, 'bundle' as ScenarioName)) report.bundle = await bundleSizes()
   if (plan.some((s) => nodesOf(s) > 1))

@@ -14,6 +14,7 @@ import { createClient } from 'redis'
 import { type Cluster, startCluster } from '../../test/cluster/cluster.ts'
 import type { ClusterNode } from '../../test/cluster/nodes.ts'
 import { handoffSniffer } from '../../test/cluster/sniff.ts'
+import { machine, writeDocs } from './report.ts'
 import { quantile, sleep } from './stats.ts'
 
 const { values } = parseArgs({
@@ -21,6 +22,8 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '1000' },
     every: { type: 'string', default: '500' },
     ping: { type: 'string', default: '15000' },
+    // Also writes the result into this file's rolling section (docs/benchmarks.md, by `pnpm bench`).
+    out: { type: 'string' },
   },
 })
 const clients = Number(values.clients)
@@ -236,13 +239,12 @@ async function main(): Promise<void> {
     console.log(
       `heard: ${JSON.stringify(heard)}; still reconnecting at the end: ${thins.filter((t) => !t.socket.connected && t.socket.active).length}`,
     )
-    console.log(
-      [
-        '| clients | messages each way | lost (up / down) | duplicated (up / down) | disconnects | sessions handed off | CLOSE to OPEN p50 / p99 | extra Redis commands per handed-off session | round |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-        `| ${row.clients} | ${row.messagesEachWay} | ${row.upLost} / ${row.downLost} | ${row.upDuplicated} / ${row.downDuplicated} | ${row.disconnects} | ${row.handedOff} | ${row.resumeP50Ms} ms / ${row.resumeP99Ms} ms | ${row.redisCommandsPerSession} | ${row.roundSeconds} s |`,
-      ].join('\n'),
-    )
+    const table = [
+      '| clients | messages each way | lost (up / down) | duplicated (up / down) | disconnects | sessions handed off | CLOSE to OPEN p50 / p99 | extra Redis commands per handed-off session | round |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      `| ${row.clients} | ${row.messagesEachWay} | ${row.upLost} / ${row.downLost} | ${row.upDuplicated} / ${row.downDuplicated} | ${row.disconnects} | ${row.handedOff} | ${row.resumeP50Ms} ms / ${row.resumeP99Ms} ms | ${row.redisCommandsPerSession} | ${row.roundSeconds} s |`,
+    ].join('\n')
+    console.log(table)
     console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s in all)`)
     // Which commands the handoffs added: the round's calls less the baseline's, per handed-off session.
     const extra = Object.entries(during)
@@ -252,6 +254,24 @@ async function main(): Promise<void> {
       .map(([command, n]) => `${command} ${n.toFixed(1)}`)
     console.log(`extra Redis commands per handed-off session, by command: ${extra.join(', ')}`)
     printProcesses(stopped.concat(cluster.nodes), cluster.nginx.errors())
+    if (values.out) {
+      const m = machine()
+      const heardLine = Object.entries(heard)
+        .map(([what, n]) => `${what} (${n})`)
+        .join('; ')
+      writeDocs(
+        values.out,
+        [
+          `Run of ${new Date().toISOString().slice(0, 10)}: ${m.cpu}, ${m.cores} cores, Node ${process.version}, load average ${m.load} at the start; ${clients} WebSocket clients, a message each way every ${every} ms, heartbeat ${ping} ms.`,
+          '',
+          table,
+          '',
+          `- Extra Redis commands per handed-off session, by command: ${extra.join(', ') || 'none'}.`,
+          `- What the client applications heard besides messages: ${heardLine || 'nothing'}.`,
+        ].join('\n'),
+        'rolling',
+      )
+    }
   } finally {
     running = false
     for (const t of thins) t.socket.disconnect()
