@@ -107,16 +107,30 @@ async function trafficAcross(list: Node[], c: Socket, move: () => Promise<void>)
   }
 }
 
+/** Two nodes, a WebSocket client connected through the proxy, and the index of its node. */
+async function clientOnTwoNodes(cluster: Cluster) {
+  const { list, proxy } = await twoNodes(cluster)
+  const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
+  clients.push(c)
+  await until(() => c.connected, 3000, 'connect')
+  const owner = list.findIndex((n) => n.connections.length === 1)
+  return { list, proxy, c, owner }
+}
+
+/** Cuts the client's connection and sends its resume to the other node; waits until it is back. */
+async function resumeOnTheOther(proxy: RoundRobinProxy, c: Socket, owner: number): Promise<void> {
+  const before = proxy.upgrades[1 - owner]!
+  proxy.avoid.add(owner)
+  proxy.cut()
+  await until(() => proxy.upgrades[1 - owner]! > before && c.connected, 5000, 'resumed')
+}
+
 const numbers = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 
 describe('a WebSocket resume on another node', () => {
   it('moves the session there: nothing lost or repeated, no new connection, data and rooms kept', async () => {
     const cluster = new Cluster({ handoff: true })
-    const { list, proxy } = await twoNodes(cluster)
-    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
-    clients.push(c)
-    await until(() => c.connected, 3000, 'connect')
-    const owner = list.findIndex((n) => n.connections.length === 1)
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
     const other = list[1 - owner]!
     const result = await trafficAcross(list, c, async () => {
       // The network drops the connection; the resume reaches the other node.
@@ -142,19 +156,10 @@ describe('a WebSocket resume on another node', () => {
 
   it('is relayed to the owner, which keeps the session, when the owner does not answer', async () => {
     const cluster = new Cluster({ handoff: true })
-    const { list, proxy } = await twoNodes(cluster)
-    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
-    clients.push(c)
-    await until(() => c.connected, 3000, 'connect')
-    const owner = list.findIndex((n) => n.connections.length === 1)
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
     // Alive and serving its clients, but the other node's requests do not reach it.
     cluster.unreachable.add(owner === 0 ? 'a' : 'b')
-    const before = proxy.upgrades[1 - owner]
-    const result = await trafficAcross(list, c, async () => {
-      proxy.avoid.add(owner)
-      proxy.cut()
-      await until(() => proxy.upgrades[1 - owner]! > before! && c.connected, 5000, 'resumed')
-    })
+    const result = await trafficAcross(list, c, () => resumeOnTheOther(proxy, c, owner))
     expect(result.up).toEqual(numbers(result.upSent))
     expect(result.down).toEqual(numbers(result.downSent))
     expect(cluster.handOffRequests).toBe(1)
@@ -167,18 +172,9 @@ describe('a WebSocket resume on another node', () => {
 
   it('leaves the session with its owner, nothing lost, when its snapshot cannot be stored', async () => {
     const cluster = new Cluster({ handoff: true })
-    const { list, proxy } = await twoNodes(cluster)
-    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
-    clients.push(c)
-    await until(() => c.connected, 3000, 'connect')
-    const owner = list.findIndex((n) => n.connections.length === 1)
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
     cluster.storeUp = false
-    const before = proxy.upgrades[1 - owner]
-    const result = await trafficAcross(list, c, async () => {
-      proxy.avoid.add(owner)
-      proxy.cut()
-      await until(() => proxy.upgrades[1 - owner]! > before! && c.connected, 5000, 'resumed')
-    })
+    const result = await trafficAcross(list, c, () => resumeOnTheOther(proxy, c, owner))
     expect(result.up).toEqual(numbers(result.upSent))
     expect(result.down).toEqual(numbers(result.downSent))
     expect(cluster.handOffRequests).toBeGreaterThanOrEqual(1)
