@@ -50,16 +50,19 @@ describe('client against a scripted server: what a real one never does on cue', 
     await c.next(isType(PacketType.PONG), 200)
   })
 
-  it('drops duplicates, acknowledges within 200 ms', async () => {
+  it('drops duplicates, acknowledges within 1000 ms, and at once when 32 wait', async () => {
     const { socket, c } = await opened()
     const got: unknown[] = []
     socket.on('e', (n: unknown) => got.push(n))
     c.send(ev(1, 'e', [1]))
     c.send(ev(1, 'e', [1]))
     c.send(ev(2, 'e', [2]))
-    const ack = await c.next(isType(PacketType.ACK), 400)
+    const ack = await c.next(isType(PacketType.ACK), 1500)
     expect(ack).toEqual({ type: PacketType.ACK, ack: 2 })
     expect(got).toEqual([1, 2])
+    for (let n = 3; n <= 34; n++) c.send(ev(n, 'e', [n]))
+    // 32 waiting: no timer, the ACK comes well before the 1000 ms one would.
+    expect(await c.next(isType(PacketType.ACK), 500)).toEqual({ type: PacketType.ACK, ack: 34 })
   })
 
   it('resumes on a gap, with its sid and ack, and gets the rest replayed', async () => {
