@@ -60,9 +60,7 @@ export function nginxConfig({
   upstreamPorts,
   workerConnections = 1024,
 }: NginxConfigOptions): string {
-  const servers = upstreamPorts
-    .map((p) => `    server 127.0.0.1:${p} max_fails=0;`)
-    .join('\n')
+  const servers = upstreamPorts.map((p) => `    server 127.0.0.1:${p} max_fails=0;`).join('\n')
   return `worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
