@@ -2,42 +2,11 @@
 // of how cost grows with work, which the plain quick run leaves out. Every step of every row
 // must come with numbers that make sense; never a speed target. broadcast-heavy is the
 // broadcast scenario at another rate, which quick.test.ts covers.
-import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Report } from '../src/report.ts'
+import { runBench } from './run-bench.ts'
 
-const benchDir = fileURLToPath(new URL('..', import.meta.url))
-const dir = mkdtempSync(path.join(tmpdir(), 'parley-bench-growth-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-function quickRun(): Promise<Report> {
-  const json = path.join(dir, 'report.json')
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/main.ts',
-        '--quick',
-        '--only',
-        'idle,fanout,size',
-        '--no-docs',
-        '--json',
-        json,
-      ],
-      { cwd: benchDir, timeout: 280_000, killSignal: 'SIGTERM', maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`${err.message}\n${stdout}\n${stderr}`))
-        else resolve(JSON.parse(readFileSync(json, 'utf8')) as Report)
-      },
-    )
-  })
-}
+const quickRun = (): Promise<Report> => runBench(['--quick', '--only', 'idle,fanout,size'])
 
 describe('pnpm bench --quick --only idle,fanout,size', () => {
   it('reports every step of every scenario, for every client', { timeout: 290_000 }, async () => {

@@ -1,32 +1,11 @@
 // Runs `pnpm bench --quick` (tiny counts, one repetition) so that the harness cannot rot: every
 // scenario must report every client with numbers that make sense. Never a speed target: the
 // machine running the tests is busy with other tests.
-import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Report } from '../src/report.ts'
+import { runBench } from './run-bench.ts'
 
-const benchDir = fileURLToPath(new URL('..', import.meta.url))
-const dir = mkdtempSync(path.join(tmpdir(), 'parley-bench-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-function quickRun(): Promise<Report> {
-  const json = path.join(dir, 'report.json')
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/main.ts', '--quick', '--no-docs', '--json', json],
-      { cwd: benchDir, timeout: 280_000, killSignal: 'SIGTERM', maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`${err.message}\n${stdout}\n${stderr}`))
-        else resolve(JSON.parse(readFileSync(json, 'utf8')) as Report)
-      },
-    )
-  })
-}
+const quickRun = (): Promise<Report> => runBench(['--quick'])
 
 describe('pnpm bench --quick', () => {
   it('reports every scenario, for every client, with sane numbers', { timeout: 290_000 }, async () => {

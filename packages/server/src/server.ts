@@ -499,7 +499,7 @@ export class ParleyServer<
       if (this.#answerEnded(transport, hello.sid)) return null
       this.#unknown.record(hello.sid, 'resume')
     }
-    if (existing?.session.state === 'frozen') return moving()
+    if (existing && frozen(existing.session)) return moving()
     if (existing) {
       const previous = existing.handshake
       existing.handshake = handshake

@@ -518,15 +518,7 @@ export class Session {
   thaw(): void {
     if (this.#state !== 'frozen') return
     this.#tail = undefined
-    const transport = this.#transport
-    this.#transport = null
-    this.#state = 'detached'
-    if (transport) {
-      transport.close('normal')
-      if (transport.lingering) this.#config.linger(this.sid, transport)
-      this.#owner?.transportChanged(null, transport.name)
-    }
-    this.#recoveryTimer = setTimeout(() => this.end(CloseReason.TRANSPORT_CLOSE), this.#config.recoveryWindow)
+    this.#detach(CloseReason.TRANSPORT_CLOSE)
   }
 
   /**
@@ -656,7 +648,7 @@ export class Session {
     else this.end(reason, { notify: false })
   }
 
-  /** The transport is gone; wait for a resume within the recovery window. */
+  /** The transport is gone (or, thawing, let go); wait for a resume within the recovery window. */
   #detach(reason: typeof CloseReason.PING_TIMEOUT | typeof CloseReason.TRANSPORT_CLOSE): void {
     if (this.#config.recoveryWindow === 0) {
       this.end(reason)
@@ -673,7 +665,8 @@ export class Session {
       transport.close('normal')
     }
     this.#recoveryTimer = setTimeout(() => this.end(reason), this.#config.recoveryWindow)
-    this.#owner?.transportChanged(null, transport?.name ?? null)
+    // A session that thaws detached had no transport to lose: nothing changed for its owner.
+    if (transport) this.#owner?.transportChanged(null, transport.name)
   }
 
   #trim(ack: number): void {
