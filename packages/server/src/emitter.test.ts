@@ -52,4 +52,28 @@ describe('Listeners', () => {
     listeners.remove()
     expect(listeners.count('y')).toBe(0)
   })
+
+  it('keeps every event apart past the names it holds side by side', () => {
+    const listeners = new Listeners()
+    const fns = Array.from({ length: 12 }, (_, i) => () => i)
+    for (const [i, fn] of fns.entries()) listeners.add(`e${i}`, fn)
+    listeners.remove('e3', fns[3]!)
+    listeners.add('e0', fns[1]!)
+    expect(fns.map((_, i) => listeners.count(`e${i}`))).toEqual([2, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    expect(listeners.get('e11')).toEqual([fns[11]])
+    listeners.remove('e0')
+    expect(listeners.get('e0')).toEqual([])
+    expect(listeners.get('e1')).toEqual([fns[1]])
+  })
+
+  it('forgets an event whose last listener goes, and keeps the others in place', () => {
+    const listeners = new Listeners()
+    const a = () => 1
+    const b = () => 2
+    listeners.add('x', a)
+    listeners.add('y', b)
+    listeners.remove('x', a)
+    listeners.add('z', a)
+    expect([listeners.get('x'), listeners.get('y'), listeners.get('z')]).toEqual([[], [b], [a]])
+  })
 })

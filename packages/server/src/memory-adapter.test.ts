@@ -149,6 +149,36 @@ describe('MemoryAdapter: rooms', () => {
     adapter.broadcast(message().msg, target({ rooms: ['red'] }))
     expect(reached()).toEqual(['a'])
   })
+  it("lets another socket join a socket's own room, beside that socket, until either leaves", () => {
+    const { adapter, sockets } = setup()
+    adapter.addAll('b', ['a'])
+    const reachedBy = (options: { rooms?: Room[]; except?: Room[] }) => {
+      for (const s of sockets.values()) s.delivered.length = 0
+      adapter.broadcast(message().msg, target(options))
+      return [...sockets.values()].filter((s) => s.delivered.length > 0).map((s) => s.id)
+    }
+    expect(reachedBy({ rooms: ['a'] })).toEqual(['a', 'b'])
+    expect(reachedBy({ except: ['a'] })).toEqual(['c', 'd'])
+    adapter.del('a', 'a')
+    expect(reachedBy({ rooms: ['a'] })).toEqual(['b'])
+    expect(sorted(adapter.socketRooms('a'))).toEqual([])
+    adapter.del('b', 'a')
+    expect(reachedBy({ rooms: ['a'] })).toEqual([])
+    adapter.addAll('a', ['a'])
+    expect(reachedBy({ rooms: ['a'] })).toEqual(['a'])
+  })
+
+  it('keeps a socket in many rooms apart from the others, and lets it leave each', () => {
+    const { adapter } = setup()
+    const rooms = Array.from({ length: 40 }, (_, i) => `r${i}`)
+    adapter.addAll('a', rooms)
+    adapter.addAll('b', rooms.slice(0, 3))
+    for (const room of rooms.slice(0, 30)) adapter.del('a', room)
+    expect(sorted(adapter.socketRooms('a'))).toEqual(['a', ...rooms.slice(30)].sort())
+    expect(sorted(adapter.socketRooms('b'))).toEqual(['b', 'r0', 'r1', 'r2'])
+    adapter.delAll('a')
+    expect(adapter.socketRooms('a')).toBeUndefined()
+  })
 })
 
 describe('MemoryAdapter: broadcast', () => {

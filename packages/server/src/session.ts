@@ -129,6 +129,9 @@ const isShared = (kept: Kept): kept is PreparedEvent => typeof kept.text === 'fu
 const keptSize = (kept: Kept, seq: number) =>
   (isShared(kept) ? kept.textLength(seq, 0) : kept.text.length) + KEPT_OVERHEAD
 
+/** What an empty replay buffer holds; shared, so never written to (see `Session.#kept`). */
+const NOTHING_KEPT: Kept[] = []
+
 /** A kept packet as it goes out (again) with sequence number `seq`. */
 const keptOutgoing = (kept: Kept, seq: number): Outgoing =>
   isShared(kept) ? preparedOutgoing(kept, seq, 0) : kept
@@ -244,9 +247,11 @@ export class Session {
   /**
    * Numbered packets the client has not acknowledged, in order. Their numbers are consecutive,
    * so only the first is stored: no wrapper object per message, which matters for the garbage
-   * collector, since every kept packet lives until the client's next ACK.
+   * collector, since every kept packet lives until the client's next ACK. Empty, it is the
+   * shared `NOTHING_KEPT` (never written to): an idle session keeps no array, and an array grown
+   * by a burst is let go with the ACK that empties it.
    */
-  #kept: Kept[] = []
+  #kept: Kept[] = NOTHING_KEPT
   /** The `seq` of `#kept[0]` (when there is one). */
   #keptFrom = 1
   #keptBytes = 0
@@ -421,8 +426,12 @@ export class Session {
    */
   #keep(seq: number, kept: Kept): void {
     this.#outSeq = seq
-    if (this.#kept.length === 0) this.#keptFrom = seq
-    this.#kept.push(kept)
+    if (this.#kept === NOTHING_KEPT) {
+      this.#keptFrom = seq
+      this.#kept = [kept]
+    } else {
+      this.#kept.push(kept)
+    }
     this.#keptBytes += keptSize(kept, seq)
     if (this.#tail) this.#tail(isShared(kept) ? kept.text(seq, 0) : kept.text)
     else if (this.#transport) this.#write(this.#transport, keptOutgoing(kept, seq))
@@ -532,7 +541,7 @@ export class Session {
     const transport = this.#transport
     this.#transport = null
     if (transport) transport.close('normal')
-    this.#kept = []
+    this.#kept = NOTHING_KEPT
     this.#keptBytes = 0
     this.#config.metrics.disconnect(CloseReason.SERVER_HANDOFF)
     this.#owner?.ended(CloseReason.SERVER_HANDOFF)
@@ -596,7 +605,7 @@ export class Session {
       transport.close(options.kind ?? 'normal')
       if (transport.lingering) this.#config.linger(this.sid, transport)
     }
-    this.#kept = []
+    this.#kept = NOTHING_KEPT
     this.#keptBytes = 0
     this.#config.ended(this.sid, close)
     this.#config.metrics.disconnect(reason)
@@ -673,7 +682,8 @@ export class Session {
     const count = Math.min(this.#kept.length, ack - this.#keptFrom + 1)
     if (count <= 0) return
     for (let i = 0; i < count; i++) this.#keptBytes -= keptSize(this.#kept[i]!, this.#keptFrom + i)
-    this.#kept.splice(0, count)
+    if (count === this.#kept.length) this.#kept = NOTHING_KEPT
+    else this.#kept.splice(0, count)
     this.#keptFrom += count
   }
 

@@ -141,7 +141,15 @@ export class ServerSocket<
    */
   readonly id: string
   /** The application's own state for this socket. */
-  data: D = {} as D
+  get data(): D {
+    // Made when first read: a socket whose application never uses it keeps no object.
+    this.#data ??= {} as D
+    return this.#data
+  }
+  set data(value: D) {
+    this.#data = value
+  }
+  #data: D | undefined
   /** What the client said at its latest handshake (updated on every resume). */
   handshake: Handshake
   /** True when the latest attach resumed the session with nothing lost. */
@@ -301,8 +309,10 @@ export class ServerSocket<
     } as SocketEmitter<E>
   }
 
-  /** Ends the session: the client gets CLOSE 'server disconnect' and must not resume. */
-  /** The rooms this socket is in, its own (named by its id) included. */
+  /**
+   * The rooms this socket is in, its own (named by its id) included: a snapshot (read it again
+   * after a join or leave).
+   */
   get rooms(): ReadonlySet<Room> {
     return this.#context.adapter.socketRooms(this.id) ?? new Set()
   }
@@ -380,6 +390,7 @@ export class ServerSocket<
     return { id: this.id, handshake: this.handshake, rooms: new Set(this.rooms), data: this.data }
   }
 
+  /** Ends the session: the client gets CLOSE 'server disconnect' and must not resume. */
   disconnect(): this {
     this.#session.end(CloseReason.SERVER_DISCONNECT)
     return this

@@ -52,7 +52,11 @@ export type TimeoutAckCallback = (error: ParleyError<string> | null, ...reply: u
 
 /** What the server knew about the client when it last attached (every resume updates it). */
 export interface Handshake {
-  /** Headers of the HTTP request that carried the HELLO (the upgrade or the POST). */
+  /**
+   * Headers of the HTTP request that carried the HELLO (the upgrade or the POST); of an upgrade,
+   * without those of the upgrade itself (`connection`, `upgrade`, `sec-websocket-*`), which
+   * describe the transport and would otherwise be kept for the connection's life.
+   */
   headers: IncomingHttpHeaders
   /** Query parameters of that request. */
   query: Record<string, string>

@@ -68,6 +68,13 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(socket.connected).toBe(true)
     expect(socket.handshake.auth).toEqual({ token: 'abc' })
     expect(socket.handshake.address).toBe('127.0.0.1')
+    expect(socket.handshake.headers.host).toBe(new URL(base).host)
+    // A WebSocket's own upgrade headers describe the transport, and are not kept.
+    const upgradeHeaders = Object.keys(socket.handshake.headers).filter((name) =>
+      /^(upgrade|sec-websocket-.*)$/.test(name),
+    )
+    expect(upgradeHeaders).toEqual([])
+    if (transport === 'websocket') expect(socket.handshake.headers.connection).toBeUndefined()
     // The public id in OPEN is the server socket's id; the sid is another, secret, value.
     expect(c.open.id).toBe(socket.id)
     expect(c.open.id).toMatch(/^[A-Za-z0-9_-]{21}$/)

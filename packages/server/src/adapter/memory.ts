@@ -9,21 +9,26 @@ import type {
   SocketDescription,
 } from './adapter.js'
 
-/** Rooms and broadcast for a single node, in memory. The default adapter. */
+/**
+ * Rooms and broadcast for a single node, in memory. The default adapter.
+ *
+ * Memory per socket is kept small (idle memory per connection is one of Parley's benchmarks):
+ * a socket's rooms are an array of the exact length until it is in many, and a socket's own
+ * room (its id, which every socket joins) is not kept in the room index at all: its one member
+ * is known from the socket's own list.
+ */
 export class MemoryAdapter implements Adapter {
   readonly #rooms = new Map<Room, Set<string>>()
-  readonly #socketRooms = new Map<string, Set<Room>>()
+  readonly #socketRooms = new Map<string, RoomList>()
 
   constructor(private readonly sockets: LocalSockets) {}
 
   addAll(id: string, rooms: Iterable<Room>): void {
-    let mine = this.#socketRooms.get(id)
-    if (!mine) {
-      mine = new Set()
-      this.#socketRooms.set(id, mine)
-    }
+    let mine = this.#socketRooms.get(id) ?? NO_ROOMS
     for (const room of rooms) {
-      mine.add(room)
+      if (has(mine, room)) continue
+      mine = withRoom(mine, room)
+      if (room === id) continue
       let members = this.#rooms.get(room)
       if (!members) {
         members = new Set()
@@ -31,10 +36,12 @@ export class MemoryAdapter implements Adapter {
       }
       members.add(id)
     }
+    this.#socketRooms.set(id, mine)
   }
 
   del(id: string, room: Room): void {
-    this.#socketRooms.get(id)?.delete(room)
+    const mine = this.#socketRooms.get(id)
+    if (mine && has(mine, room)) this.#socketRooms.set(id, withoutRoom(mine, room))
     this.#leave(id, room)
   }
 
@@ -46,7 +53,8 @@ export class MemoryAdapter implements Adapter {
   }
 
   socketRooms(id: string): ReadonlySet<Room> | undefined {
-    return this.#socketRooms.get(id)
+    const mine = this.#socketRooms.get(id)
+    return mine === undefined || mine instanceof Set ? mine : new Set(mine)
   }
 
   /**
@@ -102,10 +110,10 @@ export class MemoryAdapter implements Adapter {
   #match(options: BroadcastOptions, only?: (id: string) => boolean): LocalSocket[] {
     let excluded: Set<string> | undefined
     for (const room of options.except) {
-      const members = this.#rooms.get(room)
-      if (!members) continue
-      excluded ??= new Set()
-      for (const id of members) excluded.add(id)
+      for (const id of this.#members(room)) {
+        excluded ??= new Set()
+        excluded.add(id)
+      }
     }
     const found: LocalSocket[] = []
     const add = (id: string) => {
@@ -117,13 +125,21 @@ export class MemoryAdapter implements Adapter {
       for (const id of this.#socketRooms.keys()) add(id)
     } else if (options.rooms.size === 1) {
       // The usual broadcast, to one room: its members are already unique, no set to build.
-      for (const room of options.rooms) for (const id of this.#rooms.get(room) ?? []) add(id)
+      for (const room of options.rooms) for (const id of this.#members(room)) add(id)
     } else {
       const ids = new Set<string>()
-      for (const room of options.rooms) for (const id of this.#rooms.get(room) ?? []) ids.add(id)
+      for (const room of options.rooms) for (const id of this.#members(room)) ids.add(id)
       for (const id of ids) add(id)
     }
     return found
+  }
+
+  /** The ids of the sockets in `room`: its index entry, and the socket whose own room it is. */
+  #members(room: Room): Iterable<string> {
+    const members = this.#rooms.get(room)
+    const own = this.#socketRooms.get(room)
+    if (!own || !has(own, room)) return members ?? NO_ROOMS
+    return members ? [room, ...members] : [room]
   }
 
   #leave(id: string, room: Room): void {
@@ -132,4 +148,28 @@ export class MemoryAdapter implements Adapter {
     members.delete(id)
     if (members.size === 0) this.#rooms.delete(room)
   }
+}
+
+/** A socket's rooms: an array of the exact length while short, a Set once long. */
+type RoomList = readonly Room[] | Set<Room>
+
+const NO_ROOMS: readonly Room[] = []
+
+/** Past this many rooms a socket's list becomes a Set (a linear scan per join gets slow). */
+const LIST_ROOMS = 16
+
+function has(list: RoomList, room: Room): boolean {
+  return list instanceof Set ? list.has(room) : list.includes(room)
+}
+
+function withRoom(list: RoomList, room: Room): RoomList {
+  if (list instanceof Set) return list.add(room)
+  // `concat` for the exact length (`push` reserves room for 16 more).
+  return list.length < LIST_ROOMS ? list.concat(room) : new Set(list).add(room)
+}
+
+function withoutRoom(list: RoomList, room: Room): RoomList {
+  if (!(list instanceof Set)) return list.filter((r) => r !== room)
+  list.delete(room)
+  return list
 }
