@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decodeFrame, decodeText } from './decode.js'
+import { checkEncoded, decodeFrame, decodeText } from './decode.js'
 import { WireLimits } from './packets.js'
 
 // Application nesting allowed inside `[5, seq, name, args, ackId]`: args is level 1.
@@ -31,5 +31,23 @@ describe('nesting limit', () => {
     expect(deep.ok ? null : deep.error.code).toBe('PARLEY_TOO_DEEP')
     const broken = decodeText('[5,1,"x",[[[')
     expect(broken.ok ? null : broken.error.code).toBe('PARLEY_INVALID_JSON')
+  })
+
+  it('counts objects and arrays alike, and ignores brackets inside strings', () => {
+    const levels = WireLimits.maxDepth + 2
+    const mixed = `[5,1,"deep",[${'{"a":['.repeat(levels / 2)}${']}'.repeat(levels / 2)}],0]`
+    const refused = decodeText(mixed)
+    expect(refused.ok ? null : refused.error.code).toBe('PARLEY_TOO_DEEP')
+    expect(checkEncoded(mixed, 1_000_000)?.code).toBe('PARLEY_TOO_DEEP')
+    // Many brackets, but in strings or side by side: shallow, accepted on both sides.
+    const wide = JSON.stringify([
+      5,
+      1,
+      'wide',
+      ['['.repeat(500), Array.from({ length: 200 }, () => ({ a: [] }))],
+      0,
+    ])
+    expect(decodeText(wide).ok).toBe(true)
+    expect(checkEncoded(wide, 1_000_000)).toBeUndefined()
   })
 })
