@@ -114,7 +114,17 @@ export interface PreparedEvent {
    * attachments were encoded once; each copy costs one allocation and a few byte copies.
    */
   frame(seq: number, ackId: number): string | Uint8Array
+  /**
+   * For a copy that asks no reply (ackId 0) and holds no binary: everything of its text after
+   * `seq`, as UTF-8, encoded once and shared by every copy. `text(seq, 0)` is `[5,` + seq +
+   * these bytes, so a transport that writes bytes sends a copy without encoding it again.
+   * Undefined when the event holds binary.
+   */
+  noReplyTail(): Uint8Array | undefined
 }
+
+/** What every prepared copy's text begins with, before its `seq` (see `noReplyTail`). */
+export const PREPARED_HEAD = `[${PacketType.EVENT},`
 
 /** Encodes an event's name and arguments once. Throws UNSERIALIZABLE like `encodeText`. */
 export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
@@ -124,9 +134,10 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
   // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
   const middle = stringify([wire[2], wire[3]]).slice(1, -1)
   const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''
-  const head = `[${PacketType.EVENT},`
+  const head = PREPARED_HEAD
   // Most copies ask for no reply (ackId 0): everything after their seq is the same text.
   const tailNoReply = `,${middle},0${bins}]`
+  let tailBytes: Uint8Array | undefined
   const text = (seq: number, ackId: number) =>
     ackId === 0 ? head + seq + tailNoReply : `${head}${seq},${middle},${ackId}${bins}]`
   // `[5,` + `,` + middle + `,` + bins + `]`: everything but the two numbers.
@@ -138,6 +149,12 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
     binary: bins !== '',
     text,
     textLength: (seq, ackId) => fixedLength + digits(seq) + digits(ackId),
+    noReplyTail: () => {
+      if (bins !== '') return undefined
+      // Encoded on first use: a broadcast that reaches no byte-writing transport never pays.
+      tailBytes ??= utf8.encode(tailNoReply)
+      return tailBytes
+    },
     frame: (seq, ackId) => {
       if (bins === '') return text(seq, ackId)
       // Built on first use: a broadcast that reaches no WebSocket never pays for it.

@@ -169,6 +169,20 @@ describe.each(transports)('rooms over %s', (transport) => {
     expect(await b.next(isNews)).toMatchObject({ seq: 1, args: ['n'] })
   })
 
+  it('delivers broadcasts of every size whole and in order, multi-byte text included', async () => {
+    const { parley, clients: list } = await setup(2, transport)
+    const got = list.map(inbox)
+    // Lengths that cross a WebSocket frame's length forms (7, 16 and 64 bits) once the packet
+    // around the text is counted, then text of two-, three- and four-byte characters.
+    const sent: string[] = []
+    for (let n = 90; n < 125; n++) sent.push('a'.repeat(n))
+    for (let n = 65_490; n < 65_540; n += 3) sent.push('b'.repeat(n))
+    sent.push('é'.repeat(70), '€'.repeat(50_000), '🎉 party '.repeat(100))
+    for (const text of sent) parley.emit('news', text)
+    await until(() => got.every((g) => g.length === sent.length), 10_000, 'every broadcast')
+    for (const g of got) expect(g).toEqual(sent)
+  })
+
   it('runs socket operations on rooms: socketsJoin, socketsLeave, disconnectSockets', async () => {
     const { parley, sockets } = await setup(3, transport)
     const [s0, s1, s2] = sockets as [ServerSocket, ServerSocket, ServerSocket]

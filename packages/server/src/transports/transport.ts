@@ -9,6 +9,7 @@ import {
   type Packet,
   PacketType,
   type ParleyError,
+  PREPARED_HEAD,
   type PreparedEvent,
   type TransportName,
 } from '@parley/protocol'
@@ -22,6 +23,17 @@ export interface Outgoing<P extends Packet = Packet> {
   binary: boolean
   /** The WebSocket frame, when it was prepared once for many sessions (a binary broadcast). */
   frame?: () => string | Uint8Array
+  /**
+   * A broadcast copy's text in two parts, when it has them (no binary, no reply asked): `text`
+   * is `head` (ASCII) followed by the UTF-8 bytes `tail`, which every copy of the broadcast
+   * shares. A transport that writes bytes sends `tail` as it is, once encoded for all.
+   */
+  split?: () => SplitText | undefined
+}
+
+export interface SplitText {
+  head: string
+  tail: Uint8Array
 }
 
 /** Encodes a packet for sending. Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry. */
@@ -42,16 +54,27 @@ export function preparedOutgoing(prepared: PreparedEvent, seq: number, ackId: nu
  * ACK, so it is kept small: no packet object and no closure per copy.
  */
 class PreparedCopy implements Outgoing<EventPacket> {
-  readonly text: string
   readonly #prepared: PreparedEvent
   readonly #seq: number
   readonly #ackId: number
+  #text: string | undefined
 
   constructor(prepared: PreparedEvent, seq: number, ackId: number) {
     this.#prepared = prepared
     this.#seq = seq
     this.#ackId = ackId
-    this.text = prepared.text(seq, ackId)
+  }
+
+  /** Made when asked for: a WebSocket sends the split form instead, and never needs it. */
+  get text(): string {
+    this.#text ??= this.#prepared.text(this.#seq, this.#ackId)
+    return this.#text
+  }
+
+  split(): SplitText | undefined {
+    if (this.#ackId !== 0) return undefined
+    const tail = this.#prepared.noReplyTail()
+    return tail && { head: PREPARED_HEAD + this.#seq, tail }
   }
 
   get binary(): boolean {

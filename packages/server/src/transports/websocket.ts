@@ -1,6 +1,9 @@
 import { type ClosePacket, decodeFrame, encodeFrame, type OpenPacket, WsCloseCode } from '@parley/protocol'
 import type { RawData, WebSocket } from 'ws'
-import { BaseTransport, type CloseKind, type Outgoing } from './transport.js'
+import { BaseTransport, type CloseKind, type Outgoing, type SplitText } from './transport.js'
+
+/** The first byte of an unfragmented text frame (RFC 6455 5.2: FIN, opcode 1). */
+const FIN_TEXT = 0x81
 
 const closeCodes: Record<Exclude<CloseKind, 'overflow'>, WsCloseCode> = {
   normal: WsCloseCode.NORMAL,
@@ -14,6 +17,7 @@ export interface Corkable {
   uncork(): void
   /** How many times it was corked and not yet uncorked (Node's `writable.writableCorked`). */
   readonly writableCorked: number
+  write?(chunk: Uint8Array): boolean
 }
 
 /**
@@ -44,6 +48,8 @@ export class WebSocketTransport extends BaseTransport {
   readonly #ws: WebSocket
   readonly #maxPayload: number
   readonly #socket: Corkable | undefined
+  /** Writes broadcast copies as frames of its own onto the socket (see `#sendSplit`). */
+  readonly #framesDirect: boolean
   #tooLarge = false
   #released = false
 
@@ -58,6 +64,9 @@ export class WebSocketTransport extends BaseTransport {
       typeof socket.writableCorked === 'number'
         ? socket
         : undefined
+    // Only where ws itself would write a text frame as it is: no extension (permessage-deflate
+    // would compress it) and a socket to write to.
+    this.#framesDirect = typeof this.#socket?.write === 'function' && ws.extensions === ''
     owners.set(ws, this)
     ws.on('message', onMessage)
     ws.on('error', onError)
@@ -119,7 +128,41 @@ export class WebSocketTransport extends BaseTransport {
   send(out: Outgoing): void {
     if (!this.open || this.#ws.readyState !== this.#ws.OPEN) return
     this.#cork()
-    this.#ws.send(out.binary ? (out.frame?.() ?? encodeFrame(out.packet)) : out.text)
+    if (out.binary) this.#ws.send(out.frame?.() ?? encodeFrame(out.packet))
+    else {
+      const split = this.#framesDirect ? out.split?.() : undefined
+      if (split) this.#sendSplit(split)
+      else this.#ws.send(out.text)
+    }
+  }
+
+  /**
+   * A broadcast copy, written as a text frame of our own: the frame's header and the copy's
+   * `head` in one small buffer, then the broadcast's shared `tail` as it is. ws would copy the
+   * whole text into a new buffer for every recipient; this copies a few dozen bytes. The
+   * socket is corked (`#cork`), so both pieces leave in the same write as everything else of
+   * this tick, in order with what ws writes itself (ws writes at once when it has no
+   * extension, so nothing of its own waits behind these).
+   */
+  #sendSplit(split: SplitText): void {
+    const { head, tail } = split
+    const length = head.length + tail.length
+    const lengthBytes = length < 126 ? 0 : length < 65_536 ? 2 : 8
+    const start = Buffer.allocUnsafe(2 + lengthBytes + head.length)
+    start[0] = FIN_TEXT
+    if (lengthBytes === 0) start[1] = length
+    else if (lengthBytes === 2) {
+      start[1] = 126
+      start.writeUInt16BE(length, 2)
+    } else {
+      start[1] = 127
+      start.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+      start.writeUInt32BE(length >>> 0, 6)
+    }
+    start.write(head, 2 + lengthBytes, 'latin1')
+    const socket = this.#socket!
+    socket.write!(start)
+    socket.write!(tail)
   }
 
   // The frames sent in one tick (replies to the messages of one TCP read, a broadcast's share)
