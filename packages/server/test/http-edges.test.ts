@@ -95,6 +95,41 @@ describe('HTTP endpoints', () => {
     expect(post).toMatchObject({ status: 400, body: { code: 'PARLEY_TRANSPORT_MISMATCH' } })
   })
 
+  it('stream SSE without chunked encoding: each event as written, the body ending with the connection', async () => {
+    let socket: { emit(event: string, ...args: unknown[]): boolean; disconnect(): unknown } | undefined
+    started = await startServer({}, (app) => {
+      app.parley.on('connection', (s) => {
+        socket = s
+      })
+    })
+    const hello = await fetch(`${started.base}/sse?v=1`, { method: 'POST', body: '[8,{}]' })
+    const sid = (JSON.parse(await hello.text()) as [number, { sid: string }])[1].sid
+    const stream = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      httpRequest(`${started!.base}/sse?v=1&sid=${sid}`, resolve).on('error', reject).end()
+    })
+    expect(stream.headers['transfer-encoding']).toBeUndefined()
+    expect(stream.headers['content-length']).toBeUndefined()
+    expect(stream.headers.connection).toBe('close')
+    let body = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (text: string) => {
+      body += text
+    })
+    const ended = new Promise((resolve) => stream.on('end', resolve))
+    await until(() => socket !== undefined && body.includes('\n\n'))
+    socket!.emit('news', 'één')
+    started.app.parley.emit('news', 'all')
+    await until(() => body.includes('"all"'))
+    socket!.disconnect()
+    await ended
+    const events = body.split('\n\n').filter((e) => e.startsWith('data: '))
+    expect(events).toEqual([
+      'data: [5,1,"news",["één"],0]',
+      'data: [5,2,"news",["all"],0]',
+      expect.stringMatching(/^data: \[1,"server disconnect"/),
+    ])
+  })
+
   it('refuse an Upgrade header on the SSE and polling endpoints', async () => {
     const { base } = await serve()
     const res = await fetch(`${base}/poll?v=1`, {

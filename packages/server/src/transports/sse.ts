@@ -19,18 +19,26 @@ function flushAll(): void {
   for (const transport of list) transport.flush()
 }
 
+/** What ends every event (and the stream's prelude). */
+const EVENT_END = Buffer.from('\n\n')
+
 /**
  * Server-Sent Events downstream: one long response, one `data:` event per packet. Until the
  * client's GET arrives (or between two GETs) packets wait in memory. The events of one tick
- * leave in one write (one HTTP chunk, one system call) in `process.nextTick`; they are written
- * as bytes, so that the stream's `writableLength` (what Node holds because the client reads
- * slower than we write) counts real bytes.
+ * leave in one system call in `process.nextTick` (the socket corked around their writes).
+ *
+ * The response has no length and is not chunked: its end is the connection's end (HTTP/1.1
+ * allows it for a response, RFC 9112 6.3). An event stream ends only when its connection may
+ * go anyway, and so every write goes to the socket as it is: a broadcast copy is its small
+ * `data: [5,<seq>` and the broadcast's shared tail, never copied per stream (chunked, each
+ * write would also carry a size line and two line ends). `bufferedAmount` counts real bytes:
+ * UTF-8 of what waits here, and what Node holds because the client reads slower than we write.
  */
 export class SseTransport extends HttpTransport {
   readonly name = 'sse'
   #stream: ServerResponse | null = null
-  /** Events not yet written: waiting for this tick's flush, or for a stream. */
-  #queue: string[] = []
+  /** Pieces of events not yet written: waiting for this tick's flush, or for a stream. */
+  #queue: (string | Uint8Array)[] = []
   /** Their size in bytes (UTF-8). */
   #queuedBytes = 0
   #flushScheduled = false
@@ -71,6 +79,8 @@ export class SseTransport extends HttpTransport {
 
   /** Status, headers, prelude, then whatever waited. */
   #start(res: ServerResponse, headers: HeaderBag): void {
+    // Delimited by the connection's end rather than chunked (see the class comment).
+    res.useChunkedEncodingByDefault = false
     res.writeHead(200, {
       ...headers,
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -83,10 +93,18 @@ export class SseTransport extends HttpTransport {
 
   send(out: Outgoing): void {
     if (!this.open) return
-    const event = `data: ${out.text}\n\n`
-    if (out.packet.type === PacketType.CLOSE) this.#lastWords = event
-    this.#queue.push(event)
-    this.#queuedBytes += Buffer.byteLength(event)
+    const split = out.split?.()
+    if (split) {
+      const start = `data: ${split.head}`
+      this.#queue.push(start, split.tail, EVENT_END)
+      // `start` is ASCII: one byte per character.
+      this.#queuedBytes += start.length + split.tail.length + EVENT_END.length
+    } else {
+      const event = `data: ${out.text}\n\n`
+      if (out.packet.type === PacketType.CLOSE) this.#lastWords = event
+      this.#queue.push(event)
+      this.#queuedBytes += Buffer.byteLength(event)
+    }
     if (this.#stream && !this.#flushScheduled) {
       this.#flushScheduled = true
       if (pending.push(this) === 1) process.nextTick(flushAll)
@@ -99,22 +117,20 @@ export class SseTransport extends HttpTransport {
     if (this.#stream) this.#writeQueue(this.#stream)
   }
 
-  /** Writes every waiting event in one chunk. */
+  /** Writes every waiting piece, corked: they leave in one system call. */
   #writeQueue(res: ServerResponse): void {
-    if (this.#queue.length === 0) return
-    const chunk = Buffer.from(this.#queue.length === 1 ? this.#queue[0]! : this.#queue.join(''))
+    const queue = this.#queue
+    if (queue.length === 0) return
     this.#queue = []
     this.#queuedBytes = 0
     // Past the high-water mark write() returns false and Node keeps the bytes: that is what
-    // bufferedAmount reports, and what the session's slow-consumer limit watches. Corked around
-    // the write, the chunk's pieces (size line, data, CRLF) leave at once in one system call;
-    // uncorked, Node would cork the socket itself and schedule one more callback per write.
+    // bufferedAmount reports, and what the session's slow-consumer limit watches. Uncorked,
+    // Node would cork the socket itself and schedule one more callback per write.
     const socket = res.socket
-    if (socket && !socket.writableCorked) {
-      socket.cork()
-      res.write(chunk)
-      socket.uncork()
-    } else res.write(chunk)
+    const cork = socket !== null && socket.writableCorked === 0
+    if (cork) socket.cork()
+    for (const piece of queue) res.write(piece)
+    if (cork) socket.uncork()
   }
 
   protected end(kind: CloseKind): void {
