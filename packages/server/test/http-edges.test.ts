@@ -130,6 +130,54 @@ describe('HTTP endpoints', () => {
     ])
   })
 
+  it('take an ACK in a poll: a client that acknowledges only there keeps its session', async () => {
+    const reasons: string[] = []
+    const sockets: { emit(event: string, ...args: unknown[]): boolean }[] = []
+    started = await startServer({ maxBufferedBytes: 8 * 1024 }, (app) => {
+      app.parley.on('connection', (s) => {
+        sockets.push(s)
+        s.on('disconnect', (reason) => reasons.push(reason))
+      })
+    })
+    /** Polls 20 events of 1 KB one by one, acknowledging in each next GET when `withAck`. */
+    const pollTwenty = async (withAck: boolean) => {
+      const hello = await fetch(`${started!.base}/poll?v=1`, { method: 'POST', body: '[8,{}]' })
+      const sid = (JSON.parse(await hello.text()) as [number, { sid: string }])[1].sid
+      const socket = sockets.at(-1)!
+      let seq = 0
+      for (let i = 0; i < 20; i++) {
+        socket.emit('news', 'x'.repeat(1000))
+        const ack = withAck ? `&ack=${seq}` : ''
+        const body = await (await fetch(`${started!.base}/poll?v=1&sid=${sid}${ack}`)).text()
+        for (const line of body.split('\n')) {
+          const packet = JSON.parse(line) as number[]
+          if (packet[0] === PacketType.EVENT) seq = packet[1]!
+          if (packet[0] === PacketType.CLOSE) return
+        }
+      }
+    }
+    await pollTwenty(true)
+    expect(reasons).toEqual([])
+    await pollTwenty(false)
+    expect(reasons).toEqual(['slow consumer'])
+  })
+
+  it('refuse a poll whose ack is not a sequence number, and end its session as for a bad packet', async () => {
+    const reasons: string[] = []
+    started = await startServer({}, (app) => {
+      app.parley.on('connection', (s) => s.on('disconnect', (reason) => reasons.push(reason)))
+    })
+    const bad = ['ack=-1', 'ack=01', 'ack=1e3', 'ack=x', 'ack=', 'ack=99999999999999999', 'ack=1&ack=2']
+    for (const query of bad) {
+      const c = await rawConnect('polling', started.base)
+      clients.push(c)
+      const res = await json(await fetch(`${started.base}/poll?v=1&sid=${c.sid}&${query}`))
+      expect(res, query).toMatchObject({ status: 400, body: { code: 'PARLEY_INVALID_PACKET' } })
+    }
+    await until(() => reasons.length === bad.length)
+    expect(new Set(reasons)).toEqual(new Set(['invalid packet']))
+  })
+
   it('refuse an Upgrade header on the SSE and polling endpoints', async () => {
     const { base } = await serve()
     const res = await fetch(`${base}/poll?v=1`, {

@@ -5,6 +5,7 @@ import {
   ErrorCode,
   type HelloPacket,
   PacketType,
+  ParleyError,
   PROTOCOL_VERSION,
   type TransportName,
   WS_SUBPROTOCOL,
@@ -238,6 +239,18 @@ export async function parleyRoutes(
     }
 
     if (method === 'GET') {
+      // A GET may acknowledge what the client got so far (`ack`, as an ACK packet would): a
+      // polling client then needs no POST for its ACKs, since it asks again at once.
+      const ack = (request.query as Query).ack
+      if (ack !== undefined) {
+        const value = typeof ack === 'string' && SEQ.test(ack) ? Number(ack) : Number.NaN
+        if (!Number.isSafeInteger(value)) {
+          const error = new ParleyError(ErrorCode.INVALID_PACKET, 'ack is a sequence number')
+          http.reject(error)
+          return fail(reply, 400, error.code, error.message, cors)
+        }
+        http.receive([{ type: PacketType.ACK, ack: value }], NO_SIZES)
+      }
       reply.hijack()
       http.downstream(reply.raw, cors)
       return reply
@@ -348,6 +361,9 @@ function bodyStream(request: FastifyRequest): Readable | undefined {
 }
 
 const NO_SIZES: readonly number[] = []
+
+/** A sequence number as a query parameter: digits, no leading zero (`Number.isSafeInteger` bounds it). */
+const SEQ = /^(?:0|[1-9][0-9]{0,15})$/
 
 /** The length of each non-empty line of a POST body: one per packet, as decodeBatch reads it. */
 function lineLengths(body: string): number[] {
