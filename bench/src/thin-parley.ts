@@ -27,8 +27,8 @@ const CLOSE_LINE = '[1,"client disconnect","the benchmark is done"]'
 
 /**
  * The delivery rule (docs/protocol.md, Ordered, exactly-once delivery): an ACK at most 200 ms
- * after the first unacknowledged packet, 1000 ms on SSE and polling (where it costs a POST), or
- * at once when 32 are waiting.
+ * after the first unacknowledged packet, 1000 ms on SSE (where it costs a POST), or at once when
+ * 32 are waiting. Polling acknowledges in every GET instead, as the protocol allows.
  */
 const ACK_AFTER = 32
 const ackDelayMs = (transport: ThinTransport) => (transport === 'websocket' ? 200 : 1000)
@@ -87,6 +87,8 @@ export function thinParleyClient(transport: ThinTransport, settings: ClientSetti
   }
   /** A numbered packet received (in order or a duplicate): the ACK it calls for. */
   const received = () => {
+    // Polling: the next GET, sent as soon as this answer is read, carries it (`ackInPoll`).
+    if (transport === 'polling') return
     if (++unacked >= ACK_AFTER) ackNow()
     else ackTimer ??= setTimeout(ackNow, ackDelayMs(transport))
   }
@@ -151,10 +153,17 @@ export function thinParleyClient(transport: ThinTransport, settings: ClientSetti
     }
   }
 
+  /** The ACK a poll carries (docs/protocol.md: an ACK may ride in a downstream GET), if owed. */
+  const ackInPoll = (): number | undefined => {
+    if (inSeq <= acked) return undefined
+    acked = inSeq
+    return inSeq
+  }
+
   const wire: Wire =
     transport === 'websocket'
       ? webSocketWire(base, settings, receive, fail)
-      : httpWire(transport, base, settings, receive, fail, () => maxPayload)
+      : httpWire(transport, base, settings, receive, fail, () => maxPayload, ackInPoll)
   const timer = setTimeout(
     () => fail(new Error(`thin ${transport}: not connected after ${settings.timeoutMs} ms`)),
     settings.timeoutMs,
@@ -237,6 +246,7 @@ function httpWire(
   receive: (text: string) => void,
   fail: (err: Error) => void,
   maxPayload: () => number,
+  ackInPoll: () => number | undefined,
 ): Wire {
   const origin: Origin = {
     agent: new http.Agent({ keepAlive: true, maxSockets: 2 }),
@@ -283,7 +293,9 @@ function httpWire(
   // Polling: a GET always outstanding; its answer is packet lines, or empty.
   const poll = () => {
     if (closed) return
-    exchange(origin, 'GET', `${endpoint}&sid=${sid}`).then((answer) => {
+    const ack = ackInPoll()
+    const url = `${endpoint}&sid=${sid}${ack === undefined ? '' : `&ack=${ack}`}`
+    exchange(origin, 'GET', url).then((answer) => {
       if (closed) return
       if (answer.status !== 200)
         return fail(new Error(`polling: GET answered ${answer.status} ${answer.body}`))
