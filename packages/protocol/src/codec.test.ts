@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { docFileEvent, wireFixtures as fixtures } from '../test/fixtures.js'
 import { decodeBatch, decodeFrame, decodeText } from './decode.js'
-import { encodeFrame, encodeText } from './encode.js'
+import { encodeFrame, encodeText, encodeTextTelling } from './encode.js'
 import { type Packet, PacketType } from './packets.js'
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
@@ -22,6 +22,7 @@ describe('text packets', () => {
     expect(encodeText(packet)).toBe(text)
     // Without binary, a WebSocket frame is the same text.
     expect(encodeFrame(packet)).toBe(text)
+    expect(encodeTextTelling(packet)).toEqual({ text, binary: false })
   })
 })
 
@@ -30,6 +31,7 @@ describe('binary payloads', () => {
 
   it('travels as base64 on text transports, as in the protocol doc', () => {
     expect(encodeText(file)).toBe('[5,9,"file",[{"name":"a.bin","body":null}],0,[[[0,"body"],0,"AQID"]]]')
+    expect(encodeTextTelling(file)).toEqual({ text: encodeText(file), binary: true })
     expect(decoded('[5,9,"file",[{"name":"a.bin","body":null}],0,[[[0,"body"],0,"AQID"]]]')).toEqual(file)
   })
 

@@ -12,6 +12,21 @@ export function encodeText(packet: Packet): string {
 }
 
 /**
+ * `encodeText(packet)`, and whether the packet holds binary leaves (a WebSocket then sends it as
+ * a binary frame), from one walk of its arguments instead of two.
+ */
+export function encodeTextTelling(packet: Packet): { text: string; binary: boolean } {
+  let binary = false
+  const text = stringify(
+    toWire(packet, (leaf) => {
+      binary = true
+      return toBase64(leaf.bytes)
+    }),
+  )
+  return { text, binary }
+}
+
+/**
  * Encodes a packet for WebSocket: a string (text frame) when it holds no binary, otherwise a
  * binary frame: u32 header length, header JSON, then each attachment as u32 length + bytes.
  */

@@ -6,7 +6,7 @@ export { WsCloseCode } from './close-codes.js'
 export type { DecodeBatchResult, DecodeOptions, DecodeResult } from './decode.js'
 export { checkEncoded, decodeBatch, decodeFrame, decodeText, isSid } from './decode.js'
 export type { PreparedEvent } from './encode.js'
-export { encodeFrame, encodeText, PREPARED_HEAD, prepareEvent } from './encode.js'
+export { encodeFrame, encodeText, encodeTextTelling, PREPARED_HEAD, prepareEvent } from './encode.js'
 export { CloseReason, ErrorCode, isCloseReason, ParleyError } from './errors.js'
 export { checkEventName, isForbiddenKey } from './event-name.js'
 export type {

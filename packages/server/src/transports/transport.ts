@@ -3,8 +3,7 @@ import {
   type ClosePacket,
   type CloseReason,
   type EventPacket,
-  encodeText,
-  hasBinary,
+  encodeTextTelling,
   type OpenPacket,
   type Packet,
   PacketType,
@@ -38,9 +37,8 @@ export interface SplitText {
 
 /** Encodes a packet for sending. Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry. */
 export function outgoing<P extends Packet>(packet: P): Outgoing<P> {
-  const binary =
-    (packet.type === PacketType.EVENT || packet.type === PacketType.REPLY) && hasBinary(packet.args)
-  return { packet, text: encodeText(packet), binary }
+  const { text, binary } = encodeTextTelling(packet)
+  return { packet, text, binary }
 }
 
 /** A copy of a prepared (broadcast) event for one session: its own `seq` and `ackId`. */
