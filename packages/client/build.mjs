@@ -9,9 +9,10 @@
 import { renameSync, writeFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
+import { minify } from 'terser'
 
 /** Most bytes of dist/parley.min.js after gzip -9. Raise it only with a reason in the commit. */
-const BUDGET = 10_750
+const BUDGET = 10_550
 /**
  * Most bytes, after gzip -9, of what esbuild (bundle, minify, platform browser, format ESM) makes
  * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
@@ -97,18 +98,25 @@ const [result, esm] = await Promise.all([
 ])
 const out = result.outputFiles.find((f) => f.path.endsWith('.js'))
 const gzipped = (text) => gzipSync(text, { level: 9 }).length
+// terser after esbuild, for the script-tag file only: it compresses and names a little better
+// (about 2% after gzip). The ESM file is left to the user's bundler, which minifies it again and
+// keeps almost none of terser's gain.
+const iife = (await minify(out.text, { ecma: 2022, compress: { passes: 2 } })).code
 
 // Written whole or not at all (write, then rename): tests running meanwhile load these files,
 // and may be building them too (hence a temporary name of this process's own).
-for (const file of [out, esm.outputFiles[0]]) {
-  const temporary = `${file.path}.${process.pid}.tmp`
-  writeFileSync(temporary, file.contents)
-  renameSync(temporary, file.path)
+for (const [path, contents] of [
+  [out.path, iife],
+  [esm.outputFiles[0].path, esm.outputFiles[0].contents],
+]) {
+  const temporary = `${path}.${process.pid}.tmp`
+  writeFileSync(temporary, contents)
+  renameSync(temporary, path)
 }
 
 if (sizeOnly) {
-  const gz = gzipped(out.contents)
-  console.log(`parley.min.js: ${out.contents.length} bytes minified, ${gz} bytes min+gzip`)
+  const gz = gzipped(iife)
+  console.log(`parley.min.js: ${Buffer.byteLength(iife)} bytes minified, ${gz} bytes min+gzip`)
   console.log(`budget: ${BUDGET} bytes min+gzip (${gz <= BUDGET ? 'within' : 'OVER'})`)
   const bundled = await userBundle()
   const bundledGz = gzipped(bundled)
@@ -120,7 +128,7 @@ if (sizeOnly) {
   )
   const map = JSON.parse(result.outputFiles.find((f) => f.path.endsWith('.map')).text)
   console.log(
-    'what each input adds to parley.min.js (gzip of the bundle without it; the parts sum to more than the whole):',
+    'what each input adds to parley.min.js as esbuild writes it, before terser (gzip of the bundle without it; the parts sum to more than the whole):',
   )
   for (const [file, min, gzip] of byInput(out.text, map)) {
     console.log(`  ${String(gzip).padStart(5)} gzip ${String(min).padStart(6)} min  ${file}`)
