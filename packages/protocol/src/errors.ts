@@ -69,7 +69,8 @@ export class ParleyError<C extends string = ErrorCode> extends Error {
   readonly details: Readonly<Record<string, unknown>> | undefined
 
   constructor(code: C, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    // Error reads `cause` from the options (only when the key is there) and ignores `details`.
+    super(message, options)
     this.code = code
     this.details = options?.details
   }
