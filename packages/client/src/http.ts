@@ -162,13 +162,8 @@ export class Upstream {
     const rest = this.#lines
     this.#lines = []
     if (rest.length === 0) return
-    const body = rest.map((l) => l.text).join('\n')
-    const send = () => {
-      this.#fetch(this.#url, { method: 'POST', body, headers: TEXT }).then(
-        (res) => res.body?.cancel(),
-        () => {},
-      )
-    }
+    // Once closed, #post only sends: whatever the answer, nothing more follows.
+    const send = () => void this.#post(rest)
     if (!this.#busy) send()
     else this.#afterBusy = send
   }
