@@ -4,12 +4,12 @@ import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
   BaseTransport,
-  handshakeResult,
   notFound,
   shown,
   timeoutError,
   transportError,
   type Welcome,
+  welcome,
 } from './transports/transport.js'
 
 export type Fetch = typeof fetch
@@ -73,7 +73,7 @@ export abstract class HttpTransport extends BaseTransport {
     // A timeout aborts the transport's controller, which ends the whole attempt.
     const timer = setTimeout(() => ctl.abort(), timeout)
     try {
-      let open: Welcome | ParleyError<string>
+      let open: Welcome
       try {
         const res = await this.fetchFn(this.url, {
           method: 'POST',
@@ -82,9 +82,7 @@ export abstract class HttpTransport extends BaseTransport {
           signal: ctl.signal,
         })
         if (res.status !== 200) throw await httpError(res, this.url)
-        const decoded = decodeText((await res.text()).trim())
-        if (!decoded.ok) throw decoded.error
-        open = handshakeResult(decoded.packet)
+        open = welcome(decodeText((await res.text()).trim()))
       } catch (err) {
         if (err instanceof ParleyError) throw err
         throw ctl.signal.aborted
@@ -93,7 +91,6 @@ export abstract class HttpTransport extends BaseTransport {
       } finally {
         clearTimeout(timer)
       }
-      if (open instanceof ParleyError) throw open
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
       this.maxPayload = open.maxPayload

@@ -177,18 +177,20 @@ export function timeoutError(what: string, ms: number): ParleyError {
 }
 
 /**
- * What a handshake answer means: OPEN, the CLOSE of the session we asked to resume, a refusal
- * by the server (an unnumbered ERROR), or nonsense. A refusal carries the server's (possibly
- * application-defined) code.
+ * What a decoded handshake answer means: OPEN, or the CLOSE of the session we asked to resume;
+ * otherwise it throws why not: the decoder's error, a refusal by the server (an unnumbered
+ * ERROR, with the server's possibly application-defined code), or nonsense.
  */
-export function handshakeResult(packet: Packet): Welcome | ParleyError<string> {
+export function welcome(decoded: DecodeResult): Welcome {
+  if (!decoded.ok) throw decoded.error
+  const packet = decoded.packet
   if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
-  if (packet.type === PacketType.ERROR) {
-    // A node shutting down refuses the handshake, not this client: another node will take it.
-    const refused = packet.code !== ErrorCode.SERVER_SHUTTING_DOWN
-    return new ParleyError<string>(packet.code, packet.message, { details: { refused } })
-  }
-  return new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
+  throw packet.type === PacketType.ERROR
+    ? // A node shutting down refuses the handshake, not this client: another node will take it.
+      new ParleyError<string>(packet.code, packet.message, {
+        details: { refused: packet.code !== ErrorCode.SERVER_SHUTTING_DOWN },
+      })
+    : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
 }
 
 /** True when an error means the server refused this client, whatever the transport. */

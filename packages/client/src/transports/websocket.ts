@@ -4,12 +4,12 @@ import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
 import {
   BaseTransport,
-  handshakeResult,
   notFound,
   shown,
   timeoutError,
   transportError,
   type Welcome,
+  welcome,
 } from './transport.js'
 
 /**
@@ -139,16 +139,13 @@ export class WebSocketTransport extends BaseTransport {
           this.deliver(decoded)
           return
         }
-        if (!decoded.ok) {
-          settle(decoded.error)
-          return
-        }
-        const result = handshakeResult(decoded.packet)
-        if (result instanceof ParleyError) settle(result)
-        else {
+        try {
+          const result = welcome(decoded)
           // From now on the server's limit, which it may have raised above the default.
           if (result.type !== PacketType.CLOSE) this.#limits.maxPayload = result.maxPayload
           settle(undefined, result)
+        } catch (err) {
+          settle(err as ParleyError<string>)
         }
       }
       // What the platform said before the close (`ws` in Node: ECONNREFUSED, "Unexpected server
