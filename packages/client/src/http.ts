@@ -64,43 +64,43 @@ export abstract class HttpTransport extends BaseTransport {
     super()
   }
 
-  /** Opens the downstream at `url`; resolves once it works, within `timeout` ms. */
-  protected abstract downstream(url: string, timeout: number): Promise<void> | void
+  /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
+  protected abstract downstream(url: string): Promise<void> | void
 
   async open(hello: HelloPacket, timeout: number): Promise<Welcome> {
-    const started = Date.now()
     const ctl = this.ctl
-    // A timeout aborts the transport's controller, which ends the whole attempt.
+    // One bound for the whole attempt: the timeout aborts the transport's controller, which ends
+    // the handshake or the downstream's first request, whichever is under way.
     const timer = setTimeout(() => ctl.abort(), timeout)
     try {
-      let open: Welcome
-      try {
-        const res = await this.fetchFn(this.url, {
-          method: 'POST',
-          body: encodeText(hello),
-          headers: TEXT,
-          signal: ctl.signal,
-        })
-        if (res.status !== 200) throw await httpError(res, this.url)
-        open = welcome(decodeText((await res.text()).trim()))
-      } catch (err) {
-        if (err instanceof ParleyError) throw err
-        throw ctl.signal.aborted
-          ? timeoutError('no OPEN', timeout)
-          : transportError(`POST ${shown(this.url)} failed`, err)
-      } finally {
-        clearTimeout(timer)
-      }
+      const res = await this.fetchFn(this.url, {
+        method: 'POST',
+        body: encodeText(hello),
+        headers: TEXT,
+        signal: ctl.signal,
+      })
+      if (res.status !== 200) throw await httpError(res, this.url)
+      const open = welcome(decodeText((await res.text()).trim()))
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
       this.maxPayload = open.maxPayload
       const url = `${this.url}&sid=${encodeURIComponent(open.sid)}`
       this.#upstream = new Upstream(this.fetchFn, url, open.maxPayload, (e) => this.fail(e))
-      await this.downstream(url, Math.max(0, timeout - (Date.now() - started)))
+      await this.downstream(url)
       return open
     } catch (err) {
+      // With an upstream, the handshake is done: the downstream failed.
+      const down = this.#upstream
+      const error =
+        err instanceof ParleyError
+          ? err
+          : ctl.signal.aborted
+            ? timeoutError(down ? 'no stream data' : 'no OPEN', timeout)
+            : transportError(`${down ? 'GET' : 'POST'} ${shown(this.url)} failed`, err)
       this.close()
-      throw err
+      throw error
+    } finally {
+      clearTimeout(timer)
     }
   }
 

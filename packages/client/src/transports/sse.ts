@@ -1,7 +1,6 @@
-import { ParleyError } from '@parley/protocol'
 import { decodeText } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
-import { shown, timeoutError, transportError } from './transport.js'
+import { transportError } from './transport.js'
 
 /**
  * Server-Sent Events read with fetch streaming (browsers and Node alike), POST upstream.
@@ -12,30 +11,17 @@ export class SseTransport extends HttpTransport {
   readonly name = 'sse'
 
   /** Opens the stream; resolves once its first bytes came, then keeps reading in the background. */
-  protected async downstream(url: string, timeout: number): Promise<void> {
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      this.ctl.abort()
-    }, timeout)
-    try {
-      const res = await this.fetchFn(url, {
-        headers: { accept: 'text/event-stream' },
-        signal: this.ctl.signal,
-      })
-      if (res.status !== 200) throw await httpError(res, url)
-      if (!res.body) throw transportError('stream ended')
-      const reader = res.body.getReader()
-      const first = await reader.read()
-      if (first.done) throw transportError('stream ended')
-      clearTimeout(timer)
-      void this.#read(reader, first.value)
-    } catch (err) {
-      if (timedOut) throw timeoutError('no stream data', timeout)
-      throw err instanceof ParleyError ? err : transportError(`GET ${shown(url)} failed`, err)
-    } finally {
-      clearTimeout(timer)
-    }
+  protected async downstream(url: string): Promise<void> {
+    const res = await this.fetchFn(url, {
+      headers: { accept: 'text/event-stream' },
+      signal: this.ctl.signal,
+    })
+    if (res.status !== 200) throw await httpError(res, url)
+    const reader = res.body?.getReader()
+    if (!reader) throw transportError('stream ended')
+    const first = await reader.read()
+    if (first.done) throw transportError('stream ended')
+    void this.#read(reader, first.value)
   }
 
   async #read(reader: ReadableStreamDefaultReader<Uint8Array>, first: Uint8Array): Promise<void> {
