@@ -35,6 +35,7 @@ const INTERNAL_PROPS = [
   'url',
   // packets ready to send, the session, acks
   'acked',
+  'acks',
   'binary',
   'bytes',
   'flushAck',

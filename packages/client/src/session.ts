@@ -1,15 +1,14 @@
 import {
+  AckTable,
   type ClosePacket,
   type CloseReason,
   ErrorCode,
   type EventPacket,
   type HelloPacket,
-  type JsonValue,
   type NumberedPacket,
   type Packet,
   ParleyError,
   type TransportName,
-  type WireValue,
 } from '@parley/protocol'
 import type { ReservedEvents } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
@@ -22,16 +21,10 @@ import { TRANSPORTS } from './transports/registry.js'
 
 /** What the session tells the socket above it. */
 export interface SessionHost {
-  /** The application's credentials for the next HELLO. */
-  auth(): Promise<JsonValue | undefined>
   /** An EVENT from the server: numbered ones in order and once. */
   event(packet: EventPacket): void
-  /** A REPLY (`error` null) or an ERROR answering our request `ackId`. */
-  settle(ackId: number, error: ParleyError<string> | null, args: WireValue[]): void
   /** Fires one of the socket's own events. */
   fire<K extends keyof ReservedEvents>(event: K, ...args: Parameters<ReservedEvents[K]>): void
-  /** The session is over for good (no reconnection follows): pending replies fail. */
-  ended(): void
 }
 
 const PONG = outgoing({ type: PacketType.PONG })
@@ -52,6 +45,12 @@ export class Session {
   id: string | undefined
   /** True when the last OPEN resumed the previous session with nothing lost. */
   recovered = false
+  /**
+   * Replies awaited from the server: REPLY and ERROR settle them, the end of the session rejects
+   * them all; they survive transport switches and resumes.
+   */
+  readonly acks: AckTable
+  readonly #opts: ResolvedOptions
   readonly #ledger: Ledger
   readonly #connection: Connection
   readonly #host: SessionHost
@@ -65,7 +64,9 @@ export class Session {
   /** `base`: the mount point's URL; `query`: the URL's own parameters (`&key=value...`). */
   constructor(opts: ResolvedOptions, base: string, query: string, host: SessionHost) {
     this.#host = host
+    this.#opts = opts
     this.#reconnection = opts.reconnection
+    this.acks = new AckTable(opts.maxPendingAcks)
     this.#ledger = new Ledger(
       opts,
       (ack) => this.#connection.send([outgoing({ type: PacketType.ACK, ack })]),
@@ -140,7 +141,8 @@ export class Session {
     return {
       hello: async () => {
         const hello: HelloPacket = { type: PacketType.HELLO }
-        const auth = await this.#host.auth()
+        const a = this.#opts.auth
+        const auth = typeof a === 'function' ? await a() : a
         if (auth !== undefined) hello.auth = auth
         if (this.#ledger.sid) {
           hello.sid = this.#ledger.sid
@@ -174,7 +176,7 @@ export class Session {
         clearTimeout(this.#liveTimer)
         this.#down(reason)
       },
-      notify: (event, ...args) => this.#host.fire(event, ...args),
+      notify: this.#host.fire,
     }
   }
 
@@ -194,12 +196,12 @@ export class Session {
         if (p.seq === 0 || this.#accept(p.seq)) this.#host.event(p)
         return
       case PacketType.REPLY:
-        if (this.#accept(p.seq)) this.#host.settle(p.ackId, null, p.args)
+        if (this.#accept(p.seq)) this.acks.settle(p.ackId, null, p.args)
         return
       case PacketType.ERROR: {
         if (p.seq > 0 && !this.#accept(p.seq)) return
         const error = new ParleyError<string>(p.code, p.message)
-        if (p.ackId > 0) this.#host.settle(p.ackId, error, [])
+        if (p.ackId > 0) this.acks.settle(p.ackId, error, [])
         else this.#host.fire('error', error)
         return
       }
@@ -257,7 +259,7 @@ export class Session {
     clearTimeout(this.#liveTimer)
     this.#ledger.clear()
     this.id = undefined
-    this.#host.ended()
+    this.acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'session ended before the reply'))
   }
 
   /**

@@ -1,8 +1,7 @@
 import {
-  AckTable,
   checkEventName,
   ErrorCode,
-  ParleyError,
+  type ParleyError,
   type Settle,
   type TransportName,
   type WireValue,
@@ -82,13 +81,11 @@ export class Socket<
 > extends Emitter<ReservedEvents & ListenEvents> {
   readonly #opts: ResolvedOptions
   readonly #session: Session
-  readonly #acks: AckTable
 
   constructor(url: string | undefined, options?: ClientOptions) {
     super()
     const opts = resolveOptions(options)
     this.#opts = opts
-    this.#acks = new AckTable(opts.maxPendingAcks)
     this.#session = new Session(opts, ...baseUrl(url, opts.path), this.#host())
     if (opts.autoConnect) this.connect()
   }
@@ -214,7 +211,7 @@ export class Socket<
   ): void {
     const bad = checkEventName(event)
     if (bad) throw bad
-    const ackId = settle ? this.#acks.register(settle, timeout) : 0
+    const ackId = settle ? this.#session.acks.register(settle, timeout) : 0
     const packet = (seq: number) => ({
       type: PacketType.EVENT,
       seq,
@@ -225,9 +222,9 @@ export class Socket<
     try {
       // Volatile: dropped when not connected (then no reply comes either).
       if (!volatile) this.#session.sendNumbered(packet)
-      else if (!this.#session.sendVolatile(packet(0)) && ackId) this.#acks.forget(ackId)
+      else if (!this.#session.sendVolatile(packet(0)) && ackId) this.#session.acks.forget(ackId)
     } catch (err) {
-      if (ackId) this.#acks.forget(ackId)
+      if (ackId) this.#session.acks.forget(ackId)
       throw err
     }
   }
@@ -240,10 +237,6 @@ export class Socket<
   /** What the session calls: events, replies and the socket's own events. */
   #host(): SessionHost {
     return {
-      auth: async () => {
-        const a = this.#opts.auth
-        return typeof a === 'function' ? await a() : a
-      },
       event: (p) => {
         // The decoder made this array for this packet alone: the handler's arguments, as they are.
         const args: unknown[] = p.args
@@ -260,10 +253,7 @@ export class Socket<
           }))
         }
       },
-      settle: (ackId, error, args) => this.#acks.settle(ackId, error, args),
       fire: (event, ...args) => this.#fireAny(event, args),
-      ended: () =>
-        this.#acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'session ended before the reply')),
     }
   }
 
