@@ -62,7 +62,7 @@ export const DEFAULTS = {
   connectTimeout: 3000,
   ackTimeout: 10_000,
   reconnection: true,
-  reconnectionAttempts: Number.POSITIVE_INFINITY,
+  reconnectionAttempts: Infinity,
   reconnectionDelay: 500,
   reconnectionDelayMax: 10_000,
   randomization: 1,
