@@ -54,14 +54,18 @@ export abstract class HttpTransport extends BaseTransport {
   protected ctl = new AbortController()
   #upstream: Upstream | undefined
 
-  constructor(
-    /** The endpoint: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
-    readonly url: string,
-    readonly fetchFn: Fetch,
-    /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
-    public maxPayload: number,
-  ) {
+  // `declare`: set by the constructor alone (no field of the same name declared beforehand).
+  /** The endpoint: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
+  declare readonly url: string
+  declare readonly fetchFn: Fetch
+  /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
+  declare maxPayload: number
+
+  constructor(url: string, fetchFn: Fetch, maxPayload: number) {
     super()
+    this.url = url
+    this.fetchFn = fetchFn
+    this.maxPayload = maxPayload
   }
 
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
