@@ -239,10 +239,10 @@ export class Connection {
   // -------------------------------------------------------------------------------------------
 
   /** Transports both sides allow, in the client's order of preference. */
-  #allowed(): TransportName[] {
+  #allowed(): readonly TransportName[] {
     const server = this.#serverTransports
     const both = this.#opts.transports.filter((t) => !server || server.includes(t))
-    return both.length > 0 ? both : [...this.#opts.transports]
+    return both.length > 0 ? both : this.#opts.transports
   }
 
   /** The transports to try, in order: starting after `after`, or at the remembered one. */

@@ -229,11 +229,6 @@ export class Socket<
     }
   }
 
-  /** Fires an event of the application's map with data from the wire. */
-  #fireAny(event: string, args: unknown[]): void {
-    this.fire(event as keyof (ReservedEvents & ListenEvents), args)
-  }
-
   /** What the session calls: events, replies and the socket's own events. */
   #host(): SessionHost {
     return {
@@ -253,7 +248,7 @@ export class Socket<
           }))
         }
       },
-      fire: (event, ...args) => this.#fireAny(event, args),
+      fire: (event, ...args) => this.fire(event, args),
     }
   }
 
