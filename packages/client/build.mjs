@@ -52,6 +52,7 @@ const INTERNAL_PROPS = [
   'timer',
   // the connection, the session and their hosts
   'ackDelay',
+  'connection',
   'current',
   'moved',
   'pooled',

@@ -8,7 +8,6 @@ import {
   type NumberedPacket,
   type Packet,
   ParleyError,
-  type TransportName,
 } from '@parley/protocol'
 import type { ReservedEvents } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
@@ -52,7 +51,8 @@ export class Session {
   readonly acks: AckTable
   readonly #opts: ResolvedOptions
   readonly #ledger: Ledger
-  readonly #connection: Connection
+  /** The transport life under the session: its state and transport are the socket's. */
+  readonly connection: Connection
   readonly #host: SessionHost
   readonly #reconnection: boolean
   /** True between `connect` and `disconnect` as the application saw them. */
@@ -69,8 +69,8 @@ export class Session {
     this.acks = new AckTable(opts.maxPendingAcks)
     this.#ledger = new Ledger(
       opts,
-      (ack) => this.#connection.send([outgoing({ type: PacketType.ACK, ack })]),
-      () => this.#connection.current?.ackDelay ?? 200,
+      (ack) => this.connection.send([outgoing({ type: PacketType.ACK, ack })]),
+      () => this.connection.current?.ackDelay ?? 200,
     )
     const fetch = opts.fetch ?? globalThis.fetch?.bind(globalThis)
     const setup = {
@@ -81,7 +81,7 @@ export class Session {
         : fetch,
       query,
     }
-    this.#connection = new Connection(
+    this.connection = new Connection(
       opts,
       (name, maxPayload) => TRANSPORTS[name].create(base, setup, maxPayload),
       (name) => TRANSPORTS[name].duplex,
@@ -91,24 +91,9 @@ export class Session {
     )
   }
 
-  /** True while a transport is attached: packets go out at once. */
-  get connected(): boolean {
-    return this.#connection.state === 'open'
-  }
-
-  /** True while connected or trying to (reconnection included). */
-  get active(): boolean {
-    return this.#connection.state !== 'idle'
-  }
-
-  /** The attached transport, or null. */
-  get transport(): TransportName | null {
-    return this.#connection.current?.name ?? null
-  }
-
   /** Starts connecting (a new session, or a resume of the current one). */
   connect(): void {
-    this.#connection.open()
+    this.connection.open()
   }
 
   /**
@@ -116,10 +101,10 @@ export class Session {
    * and what the server has not acknowledged is dropped.
    */
   disconnect(): void {
-    this.#connection.send([
+    this.connection.send([
       outgoing({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'the client disconnected' }),
     ])
-    this.#connection.close()
+    this.connection.close()
     this.#end()
     this.#down('client disconnect')
   }
@@ -129,12 +114,12 @@ export class Session {
    * transport is attached (else after the next OPEN). Throws what `Ledger.keep` throws.
    */
   sendNumbered(build: (seq: number) => NumberedPacket): void {
-    this.#connection.send([this.#ledger.keep(build)])
+    this.connection.send([this.#ledger.keep(build)])
   }
 
   /** Sends an unnumbered event now; false (nothing sent) without a transport. */
   sendVolatile(packet: EventPacket): boolean {
-    return this.connected && this.#connection.send([this.#ledger.encode(packet)])
+    return this.connection.state === 'open' && this.connection.send([this.#ledger.encode(packet)])
   }
 
   #connectionHost(): ConnectionHost {
@@ -155,7 +140,7 @@ export class Session {
         this.id = open.id
         this.recovered = !fresh
         // Everything the server lacks, in order, before anything new.
-        if (this.#ledger.kept.length > 0) this.#connection.send(this.#ledger.kept)
+        if (this.#ledger.kept.length > 0) this.connection.send(this.#ledger.kept)
         this.#alive(open.pingInterval + open.pingTimeout)
         // A silent resume found the session gone: the application must hear it was cut.
         if (fresh) this.#down('session expired')
@@ -184,10 +169,10 @@ export class Session {
     this.#heardAt = performance.now()
     switch (p.type) {
       case PacketType.PING:
-        this.#connection.send([PONG])
+        this.connection.send([PONG])
         return
       case PacketType.MOVED:
-        this.#connection.moved()
+        this.connection.moved()
         return
       case PacketType.ACK:
         this.#ledger.acked(p.ack)
@@ -216,7 +201,7 @@ export class Session {
   /** The ordering rule: true to deliver; duplicates are dropped, a gap means resume. */
   #accept(seq: number): boolean {
     const receipt = this.#ledger.receive(seq)
-    if (receipt === 'gap') this.#connection.lost('transport close')
+    if (receipt === 'gap') this.connection.lost('transport close')
     return receipt === 'deliver'
   }
 
@@ -227,7 +212,7 @@ export class Session {
   #closed(p: ClosePacket): void {
     if (p.reason === 'server handoff' && this.#reconnection) {
       clearTimeout(this.#liveTimer)
-      this.#connection.handedOff(p.retryAfter)
+      this.connection.handedOff(p.retryAfter)
       return
     }
     const again = this.#reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
@@ -235,7 +220,7 @@ export class Session {
     this.#ledger.forget()
     this.id = undefined
     if (!again) this.#end()
-    this.#connection.ended(again, p.retryAfter)
+    this.connection.ended(again, p.retryAfter)
     if (this.#up) this.#down(p.reason, p.message)
     else {
       // Already down (a resume found the session ended): the application still hears why.
@@ -274,7 +259,7 @@ export class Session {
       this.#liveTimer = setTimeout(() => {
         const left = this.#heardAt + windowMs - performance.now()
         if (left > 0) check(left)
-        else this.#connection.lost('ping timeout')
+        else this.connection.lost('ping timeout')
       }, wait)
     }
     check(windowMs)

@@ -106,17 +106,17 @@ export class Socket<
 
   /** True while a transport is attached: emits go out at once. */
   get connected(): boolean {
-    return this.#session.connected
+    return this.#session.connection.state === 'open'
   }
 
   /** True while connected or trying to (reconnection included). */
   get active(): boolean {
-    return this.#session.active
+    return this.#session.connection.state !== 'idle'
   }
 
   /** The attached transport, or null. */
   get transport(): TransportName | null {
-    return this.#session.transport
+    return this.#session.connection.current?.name ?? null
   }
 
   /** Starts connecting (only needed with `autoConnect: false`, or after `disconnect()`). */
