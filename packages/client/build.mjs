@@ -96,20 +96,40 @@ const [result, esm] = await Promise.all([
     outfile: 'dist/parley.min.js',
     sourcemap: sizeOnly ? 'external' : false,
   }),
-  build({ ...browser, entryPoints: ['src/index.ts'], format: 'esm', outfile: 'dist/parley.browser.js' }),
+  build({
+    ...browser,
+    // Everything but the whitespace, which terser takes out below: esbuild's own whitespace pass
+    // drops the `/* @__PURE__ */` marks that let the user's bundler leave out an export the page
+    // does not import (CloseReason).
+    minify: false,
+    minifySyntax: true,
+    minifyIdentifiers: true,
+    entryPoints: ['src/index.ts'],
+    format: 'esm',
+    outfile: 'dist/parley.browser.js',
+  }),
 ])
 const out = result.outputFiles.find((f) => f.path.endsWith('.js'))
 const gzipped = (text) => gzipSync(text, { level: 9 }).length
-// terser after esbuild, for the script-tag file only: it compresses and names a little better
-// (about 2% after gzip). The ESM file is left to the user's bundler, which minifies it again and
-// keeps almost none of terser's gain.
+// terser after esbuild for the script-tag file: it compresses and names a little better (about
+// 2% after gzip). Not for the ESM file, which the user's bundler minifies again, keeping almost
+// none of that gain: terser only takes its whitespace out there, and keeps its PURE marks.
 const iife = (await minify(out.text, { ecma: 2022, compress: { passes: 2 } })).code
+const esmText = (
+  await minify(esm.outputFiles[0].text, {
+    ecma: 2022,
+    module: true,
+    compress: false,
+    mangle: false,
+    format: { preserve_annotations: true },
+  })
+).code
 
 // Written whole or not at all (write, then rename): tests running meanwhile load these files,
 // and may be building them too (hence a temporary name of this process's own).
 for (const [path, contents] of [
   [out.path, iife],
-  [esm.outputFiles[0].path, esm.outputFiles[0].contents],
+  [esm.outputFiles[0].path, esmText],
 ]) {
   const temporary = `${path}.${process.pid}.tmp`
   writeFileSync(temporary, contents)

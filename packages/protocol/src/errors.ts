@@ -114,8 +114,11 @@ type ReasonKey<S extends string> = S extends `${infer Word} ${infer Rest}`
   ? `${Uppercase<Word>}_${ReasonKey<Rest>}`
   : Uppercase<S>
 
-export const CloseReason = Object.freeze(
-  Object.fromEntries(CLOSE_REASONS.map((reason) => [reason.toUpperCase().replaceAll(' ', '_'), reason])),
+// PURE: a bundle that never reads the table (the client's own code does not) can leave it out.
+export const CloseReason = /* @__PURE__ */ Object.freeze(
+  /* @__PURE__ */ Object.fromEntries(
+    /* @__PURE__ */ CLOSE_REASONS.map((reason) => [reason.toUpperCase().replaceAll(' ', '_'), reason]),
+  ),
 ) as { readonly [R in (typeof CLOSE_REASONS)[number] as ReasonKey<R>]: R }
 
 export type CloseReason = (typeof CLOSE_REASONS)[number]
