@@ -12,6 +12,7 @@ import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
 import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
+import { TRANSPORTS } from './transports/registry.js'
 import { isRefusal, type Transport, type TransportFactory } from './transports/transport.js'
 
 /*
@@ -129,25 +130,19 @@ export class Connection {
 
   readonly #opts: ConnectionOptions
   readonly #factory: TransportFactory
-  readonly #duplex: (name: TransportName) => boolean
   readonly #memory: TransportMemory
   readonly #host: ConnectionHost
-  readonly #maxPayload: () => number
 
   constructor(
     opts: ConnectionOptions,
     factory: TransportFactory,
-    duplex: (name: TransportName) => boolean,
     memory: TransportMemory,
     host: ConnectionHost,
-    maxPayload: () => number,
   ) {
     this.#opts = opts
     this.#factory = factory
-    this.#duplex = duplex
     this.#memory = memory
     this.#host = host
-    this.#maxPayload = maxPayload
     this.#backoff = new Backoff(opts.reconnectionDelay, opts.reconnectionDelayMax, opts.randomization)
   }
 
@@ -267,7 +262,7 @@ export class Connection {
     const queue = this.#order(after)
     const retried = new Set<TransportName>()
     for (let name = queue.shift(); name; name = queue.shift()) {
-      const t = this.#factory(name, this.#maxPayload())
+      const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
       try {
         const hello = await this.#host.hello()
@@ -404,8 +399,8 @@ export class Connection {
   /** Climbs back to a duplex transport (WebSocket), when the session is on another one. */
   #scheduleProbe(): void {
     const t = this.#current
-    const best = this.#allowed().find(this.#duplex)
-    if (!t || !best || this.#duplex(t.name) || this.#probeTimer !== undefined) return
+    const best = this.#allowed().find(duplex)
+    if (!t || !best || duplex(t.name) || this.#probeTimer !== undefined) return
     if (!this.#serverTransports?.includes(best)) return
     const delay = Math.min(
       this.#opts.upgradeDelayMax,
@@ -420,7 +415,7 @@ export class Connection {
   async #tryProbe(name: TransportName): Promise<void> {
     if (this.#state !== 'open') return
     const run = this.#run
-    const t = this.#factory(name, this.#maxPayload())
+    const t = this.#factory(name)
     this.#probe = t
     try {
       const hello = await this.#host.hello()
@@ -506,6 +501,11 @@ export class Connection {
       doc.removeEventListener?.('visibilitychange', visible)
     }
   }
+}
+
+/** True for a transport that carries both directions at once (WebSocket): the one to climb back to. */
+function duplex(name: TransportName): boolean {
+  return TRANSPORTS[name].duplex
 }
 
 /** True when a browser says it has no network. */

@@ -83,11 +83,10 @@ export class Session {
     }
     this.connection = new Connection(
       opts,
-      (name, maxPayload) => TRANSPORTS[name].create(base, setup, maxPayload),
-      (name) => TRANSPORTS[name].duplex,
+      // The largest packet taken from the server: the last OPEN's, until the next OPEN says.
+      (name) => TRANSPORTS[name].create(base, setup, this.#ledger.maxPayload),
       new TransportMemory(pickStorage(opts.storage), base),
       this.#connectionHost(),
-      () => this.#ledger.maxPayload,
     )
   }
 

@@ -68,7 +68,7 @@ export interface Transport {
 }
 
 /** Creates a transport for one attempt; transports are never reused. */
-export type TransportFactory = (name: TransportName, maxPayload: number) => Transport
+export type TransportFactory = (name: TransportName) => Transport
 
 /**
  * The part every transport shares: holding packets until `attach`, and making sure the owner
