@@ -48,11 +48,8 @@ export class TransportMemory {
   /** The remembered transport, if fresh. Never throws: a broken storage only costs speed. */
   get(): TransportName | undefined {
     try {
-      const raw = this.#storage.getItem(this.#key)
-      if (!raw) return undefined
-      const [name, at] = raw.split('|')
-      if (!isTransportName(name) || !(this.#now() - Number(at) < MEMORY_TTL)) return undefined
-      return name
+      const [name, at] = (this.#storage.getItem(this.#key) ?? '').split('|')
+      return isTransportName(name) && this.#now() - Number(at) < MEMORY_TTL ? name : undefined
     } catch {
       return undefined
     }
