@@ -54,7 +54,6 @@ export class Session {
   /** The transport life under the session: its state and transport are the socket's. */
   readonly connection: Connection
   readonly #host: SessionHost
-  readonly #reconnection: boolean
   /** True between `connect` and `disconnect` as the application saw them. */
   #up = false
   #liveTimer: ReturnType<typeof setTimeout> | undefined
@@ -65,7 +64,6 @@ export class Session {
   constructor(opts: ResolvedOptions, base: string, query: string, host: SessionHost) {
     this.#host = host
     this.#opts = opts
-    this.#reconnection = opts.reconnection
     this.acks = new AckTable(opts.maxPendingAcks)
     this.#ledger = new Ledger(
       opts,
@@ -209,12 +207,13 @@ export class Session {
    * handoff did not end it: the session resumes elsewhere with everything it holds.
    */
   #closed(p: ClosePacket): void {
-    if (p.reason === 'server handoff' && this.#reconnection) {
+    if (p.reason === 'server handoff' && this.#opts.reconnection) {
       clearTimeout(this.#liveTimer)
       this.connection.handedOff(p.retryAfter)
       return
     }
-    const again = this.#reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
+    const again =
+      this.#opts.reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
     clearTimeout(this.#liveTimer)
     this.#ledger.forget()
     this.id = undefined
