@@ -147,11 +147,6 @@ function toBase64(bytes: Uint8Array): string {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-export interface DecodeOptions {
-  /** Largest accepted input; longer input is refused before it is parsed. */
-  maxPayload?: number
-}
-
 /**
  * A decoded packet, or why it was refused. A refused packet whose sequence number could still be
  * read (it was JSON, or its text starts like a numbered packet) carries it as `seq`: the session
@@ -203,10 +198,10 @@ function fromBase64(data: unknown): Uint8Array | undefined {
 
 /**
  * Decodes one text packet from the server. Never throws: any input gives either a packet whose
- * every field was checked, or a coded error. `maxPayload` bounds the input's length.
+ * every field was checked, or a coded error. Longer input than `maxPayload` is refused before
+ * it is parsed.
  */
-export function decodeText(text: string, options?: DecodeOptions): DecodeResult {
-  const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
+export function decodeText(text: string, maxPayload: number = WireLimits.defaultMaxPayload): DecodeResult {
   if (text.length > maxPayload) {
     return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`), text)
   }
@@ -214,9 +209,11 @@ export function decodeText(text: string, options?: DecodeOptions): DecodeResult 
 }
 
 /** Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. */
-export function decodeFrame(data: string | ArrayBuffer | Uint8Array, options?: DecodeOptions): DecodeResult {
-  if (typeof data === 'string') return decodeText(data, options)
-  const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
+export function decodeFrame(
+  data: string | ArrayBuffer | Uint8Array,
+  maxPayload: number = WireLimits.defaultMaxPayload,
+): DecodeResult {
+  if (typeof data === 'string') return decodeText(data, maxPayload)
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data)
   if (bytes.length > maxPayload) {
     const start = new TextDecoder().decode(bytes.subarray(4, 40))

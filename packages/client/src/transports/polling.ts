@@ -32,7 +32,7 @@ export class PollingTransport extends HttpTransport {
       // it, or a timeout). A line this client refuses goes up alone: the others still count.
       for (const line of body.split('\n')) {
         if (this.closed) return
-        if (line.trim() !== '') this.deliver(decodeText(line, { maxPayload: this.maxPayload }))
+        if (line.trim() !== '') this.deliver(decodeText(line, this.maxPayload))
       }
     }
   }

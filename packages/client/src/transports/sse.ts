@@ -54,6 +54,6 @@ export class SseTransport extends HttpTransport {
   }
 
   #packet(line: string): void {
-    this.deliver(decodeText(line, { maxPayload: this.maxPayload }))
+    this.deliver(decodeText(line, this.maxPayload))
   }
 }

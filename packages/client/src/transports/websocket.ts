@@ -74,14 +74,14 @@ export class WebSocketTransport extends BaseTransport {
 
   readonly #url: string
   readonly #ctor: WebSocketConstructor | undefined
-  /** The decoder's options, made once: every message uses them. */
-  readonly #limits: { maxPayload: number }
+  /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
+  #maxPayload: number
 
   constructor(url: string, ctor: WebSocketConstructor | undefined, maxPayload: number) {
     super()
     this.#url = url
     this.#ctor = ctor
-    this.#limits = { maxPayload }
+    this.#maxPayload = maxPayload
   }
 
   open(hello: HelloPacket, timeout: number): Promise<Welcome> {
@@ -123,7 +123,7 @@ export class WebSocketTransport extends BaseTransport {
             const data = ev.data
             const decoded =
               typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array
-                ? decodeFrame(data, this.#limits)
+                ? decodeFrame(data, this.#maxPayload)
                 : {
                     ok: false as const,
                     error: new ParleyError(ErrorCode.INVALID_PACKET, 'bad frame'),
@@ -135,7 +135,7 @@ export class WebSocketTransport extends BaseTransport {
             try {
               const result = welcome(decoded)
               // From now on the server's limit, which it may have raised above the default.
-              if (result.type !== PacketType.CLOSE) this.#limits.maxPayload = result.maxPayload
+              if (result.type !== PacketType.CLOSE) this.#maxPayload = result.maxPayload
               settle(undefined, result)
             } catch (err) {
               settle(err as ParleyError<string>)
