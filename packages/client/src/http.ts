@@ -9,7 +9,6 @@ import {
   timeoutError,
   transportError,
   type Welcome,
-  welcome,
 } from './transports/transport.js'
 
 export type Fetch = typeof fetch
@@ -62,17 +61,12 @@ export abstract class HttpTransport extends BaseTransport {
   #afterBusy: (() => void) | undefined
 
   // `declare`: set by the constructor alone (no field of the same name declared beforehand).
-  /** The endpoint: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
-  declare readonly url: string
   declare readonly fetchFn: Fetch
-  /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
-  declare maxPayload: number
 
+  /** `url`: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
   constructor(url: string, fetchFn: Fetch, maxPayload: number) {
-    super()
-    this.url = url
+    super(url, maxPayload)
     this.fetchFn = fetchFn
-    this.maxPayload = maxPayload
   }
 
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
@@ -91,10 +85,9 @@ export abstract class HttpTransport extends BaseTransport {
         signal: ctl.signal,
       })
       if (res.status !== 200) throw await httpError(res, this.url)
-      const open = welcome(decodeText((await res.text()).trim()))
+      const open = this.welcome(decodeText((await res.text()).trim()))
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
-      this.maxPayload = open.maxPayload
       const url = `${this.url}&sid=${encodeURIComponent(open.sid)}`
       this.#session = url
       await this.downstream(url)

@@ -78,11 +78,21 @@ export abstract class BaseTransport implements Transport {
   abstract readonly name: TransportName
   abstract readonly ackDelay: number
   abstract readonly pooled: boolean
+  // `declare`: set by the constructor alone (no field of the same name declared beforehand).
+  /** The endpoint, with `?v=1` and the URL's own parameters. */
+  declare readonly url: string
+  /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
+  declare maxPayload: number
   #handlers: TransportHandlers | undefined
   #held: (Packet | [number, ParleyError<string>])[] = []
   #closeError: ParleyError<string> | undefined
   /** True once closed, by either side: every callback of the medium checks it. */
   protected closed = false
+
+  constructor(url: string, maxPayload: number) {
+    this.url = url
+    this.maxPayload = maxPayload
+  }
 
   abstract open(hello: HelloPacket, timeout: number): Promise<Welcome>
   abstract send(items: readonly Outgoing[]): void
@@ -123,6 +133,25 @@ export abstract class BaseTransport implements Transport {
     }
     if (this.#handlers) this.#handlers.packet(decoded.packet)
     else this.#held.push(decoded.packet)
+  }
+
+  /**
+   * What a decoded handshake answer means: OPEN (whose `maxPayload` holds from now on), or the
+   * CLOSE of the session we asked to resume; otherwise it throws why not: the decoder's error, a
+   * refusal by the server (an unnumbered ERROR, with the server's possibly application-defined
+   * code), or nonsense.
+   */
+  protected welcome(decoded: DecodeResult): Welcome {
+    if (!decoded.ok) throw decoded.error
+    const packet = decoded.packet
+    if (packet.type === PacketType.OPEN) this.maxPayload = packet.maxPayload
+    if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
+    throw packet.type === PacketType.ERROR
+      ? // A node shutting down refuses the handshake, not this client: another node will take it.
+        new ParleyError<string>(packet.code, packet.message, {
+          details: { refused: packet.code !== ErrorCode.SERVER_SHUTTING_DOWN },
+        })
+      : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
   }
 
   /** The medium failed or ended on its own. */
@@ -174,23 +203,6 @@ export function notFound(url: string): ParleyError {
 /** The error for "nothing came within the bound". */
 export function timeoutError(what: string, ms: number): ParleyError {
   return new ParleyError(ErrorCode.HANDSHAKE_TIMEOUT, `${what} within ${ms} ms`)
-}
-
-/**
- * What a decoded handshake answer means: OPEN, or the CLOSE of the session we asked to resume;
- * otherwise it throws why not: the decoder's error, a refusal by the server (an unnumbered
- * ERROR, with the server's possibly application-defined code), or nonsense.
- */
-export function welcome(decoded: DecodeResult): Welcome {
-  if (!decoded.ok) throw decoded.error
-  const packet = decoded.packet
-  if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
-  throw packet.type === PacketType.ERROR
-    ? // A node shutting down refuses the handshake, not this client: another node will take it.
-      new ParleyError<string>(packet.code, packet.message, {
-        details: { refused: packet.code !== ErrorCode.SERVER_SHUTTING_DOWN },
-      })
-    : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
 }
 
 /** True when an error means the server refused this client, whatever the transport. */

@@ -1,16 +1,7 @@
 import { ErrorCode, type HelloPacket, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
 import { decodeFrame, encodeFrame, encodeText } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
-import * as PacketType from '../packet-type.js'
-import {
-  BaseTransport,
-  notFound,
-  shown,
-  timeoutError,
-  transportError,
-  type Welcome,
-  welcome,
-} from './transport.js'
+import { BaseTransport, notFound, shown, timeoutError, transportError, type Welcome } from './transport.js'
 
 /**
  * Any WebSocket constructor: the browser's, `ws`'s, undici's. Typed loosely on purpose: their
@@ -72,16 +63,11 @@ export class WebSocketTransport extends BaseTransport {
   readonly pooled = false
   #ws: WebSocketLike | undefined
 
-  readonly #url: string
   readonly #ctor: WebSocketConstructor | undefined
-  /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
-  #maxPayload: number
 
   constructor(url: string, ctor: WebSocketConstructor | undefined, maxPayload: number) {
-    super()
-    this.#url = url
+    super(url, maxPayload)
     this.#ctor = ctor
-    this.#maxPayload = maxPayload
   }
 
   open(hello: HelloPacket, timeout: number): Promise<Welcome> {
@@ -103,7 +89,7 @@ export class WebSocketTransport extends BaseTransport {
         .then((Ctor) => {
           if (this.closed) throw transportError('closed before it opened')
           const ws = new (Ctor as unknown as new (url: string, protocols: string) => WebSocketLike)(
-            this.#url,
+            this.url,
             WS_SUBPROTOCOL,
           )
           this.#ws = ws
@@ -123,7 +109,7 @@ export class WebSocketTransport extends BaseTransport {
             const data = ev.data
             const decoded =
               typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array
-                ? decodeFrame(data, this.#maxPayload)
+                ? decodeFrame(data, this.maxPayload)
                 : {
                     ok: false as const,
                     error: new ParleyError(ErrorCode.INVALID_PACKET, 'bad frame'),
@@ -133,10 +119,7 @@ export class WebSocketTransport extends BaseTransport {
               return
             }
             try {
-              const result = welcome(decoded)
-              // From now on the server's limit, which it may have raised above the default.
-              if (result.type !== PacketType.CLOSE) this.#maxPayload = result.maxPayload
-              settle(undefined, result)
+              settle(undefined, this.welcome(decoded))
             } catch (err) {
               settle(err as ParleyError<string>)
             }
@@ -149,8 +132,8 @@ export class WebSocketTransport extends BaseTransport {
             const error =
               !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
               /response: 404/.test(String((said as Error | undefined)?.message))
-                ? notFound(this.#url)
-                : transportError(`WebSocket ${shown(this.#url)} closed (${ev.code} ${ev.reason})`, said)
+                ? notFound(this.url)
+                : transportError(`WebSocket ${shown(this.url)} closed (${ev.code} ${ev.reason})`, said)
             if (opened) this.fail(error)
             else settle(error)
           }
