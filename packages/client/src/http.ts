@@ -1,5 +1,5 @@
 import { ErrorCode, type HelloPacket, ParleyError } from '@parley/protocol'
-import { decodeText, encodeText } from './codec.js'
+import { decodeText, encode } from './codec.js'
 import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
@@ -80,7 +80,7 @@ export abstract class HttpTransport extends BaseTransport {
     try {
       const res = await this.fetchFn(this.url, {
         method: 'POST',
-        body: encodeText(hello),
+        body: encode(hello).text,
         headers: TEXT,
         signal: ctl.signal,
       })

@@ -1,5 +1,5 @@
 import { ErrorCode, type HelloPacket, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
-import { decodeFrame, encodeFrame, encodeText } from '../codec.js'
+import { decodeFrame, encode, encodeFrame } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
 import { BaseTransport, notFound, shown, timeoutError, transportError, type Welcome } from './transport.js'
 
@@ -102,7 +102,7 @@ export class WebSocketTransport extends BaseTransport {
               )
               return
             }
-            ws.send(encodeText(hello))
+            ws.send(encode(hello).text)
           }
           ws.onmessage = (ev) => {
             if (this.closed) return
