@@ -39,7 +39,7 @@ export class SseTransport extends HttpTransport {
           nl = buffer.indexOf('\n')
           if (line === '') {
             // A blank line ends an event; the data lines of one event join with "\n".
-            if (data.length > 0) this.#packet(data.join('\n'))
+            if (data.length > 0) this.deliver(decodeText(data.join('\n'), this.maxPayload))
             data = []
           } else if (line.startsWith('data:')) data.push(line.slice(line[5] === ' ' ? 6 : 5))
           // Comments (the prelude) and other fields carry nothing for us.
@@ -51,9 +51,5 @@ export class SseTransport extends HttpTransport {
     } catch (err) {
       this.fail(transportError('stream broke', err))
     }
-  }
-
-  #packet(line: string): void {
-    this.deliver(decodeText(line, this.maxPayload))
   }
 }
