@@ -13,7 +13,7 @@ import type { TransportMemory } from './memory.js'
 import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
-import { isRefusal, type Transport, type TransportFactory } from './transports/transport.js'
+import { isRefusal, type Transport, type TransportFactory, type Welcome } from './transports/transport.js'
 
 /*
  * The connection's states, and how it moves between transports. One session, many transports.
@@ -289,12 +289,6 @@ export class Connection {
         continue
       }
       if (run !== this.#run) return t.close()
-      if (answer.type === PacketType.CLOSE) {
-        // The session we asked to resume has ended; the session hears why and decides.
-        t.close(true)
-        this.#host.packet(answer)
-        return
-      }
       const moved = why === 'resume' && after && this.#rank(name) > this.#rank(after)
       this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return
@@ -328,7 +322,14 @@ export class Connection {
     return this.#opts.transports.indexOf(name)
   }
 
-  #adopt(t: Transport, open: OpenPacket, why: SwitchReason): void {
+  /** Attaches `t`, which said OPEN; or ends it, when it said CLOSE. */
+  #adopt(t: Transport, open: Welcome, why: SwitchReason): void {
+    if (open.type === PacketType.CLOSE) {
+      // The session we asked to resume has ended; the session hears why and decides.
+      t.close(true)
+      this.#host.packet(open)
+      return
+    }
     const old = this.#current
     const before = this.#last
     const attempt = this.#backoff.attempts
@@ -423,11 +424,6 @@ export class Connection {
       const answer = await t.open(hello, this.#opts.connectTimeout)
       if (run !== this.#run || this.#probe !== t) return t.close()
       this.#probe = undefined
-      if (answer.type === PacketType.CLOSE) {
-        t.close(true)
-        this.#host.packet(answer)
-        return
-      }
       this.#probeFailures = 0
       this.#adopt(t, answer, 'upgrade')
     } catch {
