@@ -126,7 +126,7 @@ export class Connection {
   #lostReason: CloseReason = 'transport close'
   readonly #backoff: Backoff
   #probeFailures = 0
-  #unlisten: (() => void) | undefined
+  #unlisten: AbortController | undefined
 
   readonly #opts: ConnectionOptions
   readonly #factory: TransportFactory
@@ -169,7 +169,7 @@ export class Connection {
     this.#state = 'idle'
     this.#last = null
     this.#drop()
-    this.#unlisten?.()
+    this.#unlisten?.abort()
     this.#unlisten = undefined
   }
 
@@ -480,22 +480,22 @@ export class Connection {
   /** In browsers: hurry when the network comes back or the page is shown again. */
   #listen(): void {
     type Target = {
-      addEventListener?: (type: string, fn: () => void) => void
-      removeEventListener?: (type: string, fn: () => void) => void
+      addEventListener?: (type: string, fn: () => void, options: { signal: AbortSignal }) => void
     }
     const win = globalThis as Target & { document?: Target & { visibilityState?: string } }
     const doc = win.document
     if (this.#unlisten || typeof win.addEventListener !== 'function' || !doc) return
-    const online = () => this.#wake()
-    const visible = () => {
-      if (doc.visibilityState === 'visible') this.#wake()
-    }
-    win.addEventListener('online', online)
-    doc.addEventListener?.('visibilitychange', visible)
-    this.#unlisten = () => {
-      win.removeEventListener?.('online', online)
-      doc.removeEventListener?.('visibilitychange', visible)
-    }
+    // Aborting it takes both listeners off (close()).
+    this.#unlisten = new AbortController()
+    const options = { signal: this.#unlisten.signal }
+    win.addEventListener('online', () => this.#wake(), options)
+    doc.addEventListener?.(
+      'visibilitychange',
+      () => {
+        if (doc.visibilityState === 'visible') this.#wake()
+      },
+      options,
+    )
   }
 }
 
