@@ -84,7 +84,8 @@ export abstract class BaseTransport implements Transport {
   /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
   declare maxPayload: number
   #handlers: TransportHandlers | undefined
-  #held: (Packet | [number, ParleyError<string>])[] = []
+  /** What came before `attach`, each a packet or a refusal with a number (never a broken stream). */
+  #held: DecodeResult[] = []
   #closeError: ParleyError<string> | undefined
   /** True once closed, by either side: every callback of the medium checks it. */
   protected closed = false
@@ -103,10 +104,9 @@ export abstract class BaseTransport implements Transport {
     this.#handlers = handlers
     const held = this.#held
     this.#held = []
-    for (const p of held) {
+    for (const decoded of held) {
       if (this.#handlers !== handlers) return
-      if (Array.isArray(p)) handlers.refused(p[0], p[1])
-      else handlers.packet(p)
+      hand(handlers, decoded)
     }
     if (this.#closeError) handlers.close(this.#closeError)
   }
@@ -124,15 +124,9 @@ export abstract class BaseTransport implements Transport {
    */
   protected deliver(decoded: DecodeResult): void {
     if (this.closed) return
-    if (!decoded.ok) {
-      const refusal: [number, ParleyError<string>] = [decoded.seq ?? -1, decoded.error]
-      if (decoded.seq === undefined) this.fail(decoded.error)
-      else if (this.#handlers) this.#handlers.refused(...refusal)
-      else this.#held.push(refusal)
-      return
-    }
-    if (this.#handlers) this.#handlers.packet(decoded.packet)
-    else this.#held.push(decoded.packet)
+    if (!decoded.ok && decoded.seq === undefined) this.fail(decoded.error)
+    else if (this.#handlers) hand(this.#handlers, decoded)
+    else this.#held.push(decoded)
   }
 
   /**
@@ -164,6 +158,12 @@ export abstract class BaseTransport implements Transport {
     if (handlers) handlers.close(error)
     else this.#closeError = error
   }
+}
+
+/** Hands a decoded packet, or a refusal with a number, to the transport's owner. */
+function hand(handlers: TransportHandlers, decoded: DecodeResult): void {
+  if (decoded.ok) handlers.packet(decoded.packet)
+  else handlers.refused(decoded.seq!, decoded.error)
 }
 
 /**
