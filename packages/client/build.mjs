@@ -69,6 +69,16 @@ const INTERNAL_PROPS = [
   'state',
   // the emitter
   'fire',
+  // methods and entries no platform object has
+  'create',
+  'duplex',
+  'event',
+  'handedOff',
+  'ids',
+  'open',
+  'query',
+  'reset',
+  'welcome',
 ]
 
 const sizeOnly = process.argv.includes('--size')
