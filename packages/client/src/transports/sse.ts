@@ -31,12 +31,12 @@ export class SseTransport extends HttpTransport {
     let chunk: Uint8Array | undefined = first
     try {
       while (chunk && !this.closed) {
-        buffer += text.decode(chunk, { stream: true })
-        let nl = buffer.indexOf('\n')
-        while (nl >= 0 && !this.closed) {
-          const line = buffer.slice(0, nl).replace(/\r$/, '')
-          buffer = buffer.slice(nl + 1)
-          nl = buffer.indexOf('\n')
+        // Whole lines now; the last, unfinished one waits for the next chunk.
+        const lines = (buffer + text.decode(chunk, { stream: true })).split('\n')
+        buffer = lines.pop()!
+        for (const raw of lines) {
+          if (this.closed) break
+          const line = raw.replace(/\r$/, '')
           if (line === '') {
             // A blank line ends an event; the data lines of one event join with "\n".
             if (data.length > 0) this.deliver(decodeText(data.join('\n'), this.maxPayload))
