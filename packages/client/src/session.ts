@@ -207,14 +207,13 @@ export class Session {
    * handoff did not end it: the session resumes elsewhere with everything it holds.
    */
   #closed(p: ClosePacket): void {
+    clearTimeout(this.#liveTimer)
     if (p.reason === 'server handoff' && this.#opts.reconnection) {
-      clearTimeout(this.#liveTimer)
       this.connection.handedOff(p.retryAfter)
       return
     }
     const again =
       this.#opts.reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
-    clearTimeout(this.#liveTimer)
     this.#ledger.forget()
     this.id = undefined
     if (!again) this.#end()
