@@ -175,9 +175,9 @@ export class Connection {
 
   /** Sends on the attached transport; false when there is none (the caller keeps or drops). */
   send(items: readonly Outgoing[]): boolean {
-    if (this.#state !== 'open' || !this.#current) return false
-    this.#current.send(items)
-    return true
+    const t = this.current
+    t?.send(items)
+    return !!t
   }
 
   /** The server ended the session (CLOSE): reconnect later unless `again` is false. */
