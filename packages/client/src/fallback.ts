@@ -112,6 +112,7 @@ export class Connection {
   #moved = false
   /** Bumped by every new attempt and by close(): older async work sees it and stops. */
   #run = 0
+  /** The next attempt, waiting; only ever cleared, never read (clearing a fired one does nothing). */
   #timer: ReturnType<typeof setTimeout> | undefined
   #probeTimer: ReturnType<typeof setTimeout> | undefined
   #stableTimer: ReturnType<typeof setTimeout> | undefined
@@ -449,7 +450,6 @@ export class Connection {
   /** Ends the current transport: the session is over (CLOSE, disconnect, refusal). */
   #drop(): void {
     clearTimeout(this.#timer)
-    this.#timer = undefined
     clearTimeout(this.#stableTimer)
     this.#cancelProbe()
     this.#current?.close(true)
@@ -471,7 +471,6 @@ export class Connection {
   #wake(): void {
     if (this.#state !== 'waiting') return
     clearTimeout(this.#timer)
-    this.#timer = undefined
     if (offline()) return
     this.#host.notify('reconnect_attempt', this.#backoff.attempts)
     void this.#connect('connect')
