@@ -150,11 +150,9 @@ export abstract class BaseTransport implements Transport {
 
   /** The medium failed or ended on its own. */
   protected fail(error: ParleyError<string>): void {
-    if (this.closed) return
-    this.closed = true
-    this.teardown(CloseCode.TRANSPORT_DROPPED)
     const handlers = this.#handlers
-    this.#handlers = undefined
+    if (this.closed) return
+    this.close()
     if (handlers) handlers.close(error)
     else this.#closeError = error
   }
