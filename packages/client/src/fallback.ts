@@ -374,10 +374,7 @@ export class Connection {
   }
 
   #lose(t: Transport, reason: CloseReason, error?: ParleyError<string>): void {
-    this.#current = undefined
-    t.close()
-    this.#cancelProbe()
-    clearTimeout(this.#stableTimer)
+    this.#drop(false)
     this.#lostReason = reason
     const after = t.name
     const run = ++this.#run
@@ -447,12 +444,15 @@ export class Connection {
     this.#moved = false
   }
 
-  /** Ends the current transport: the session is over (CLOSE, disconnect, refusal). */
-  #drop(): void {
+  /**
+   * Ends the current transport, its probe and timers. `done`: the session is over (CLOSE,
+   * disconnect, refusal); otherwise the transport was lost and is dropped.
+   */
+  #drop(done = true): void {
     clearTimeout(this.#timer)
     clearTimeout(this.#stableTimer)
     this.#cancelProbe()
-    this.#current?.close(true)
+    this.#current?.close(done)
     this.#current = undefined
   }
 
