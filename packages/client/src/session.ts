@@ -88,11 +88,6 @@ export class Session {
     )
   }
 
-  /** Starts connecting (a new session, or a resume of the current one). */
-  connect(): void {
-    this.connection.open()
-  }
-
   /**
    * Ends the session: CLOSE to the server when a transport is there, no more reconnection,
    * and what the server has not acknowledged is dropped.

@@ -121,7 +121,8 @@ export class Socket<
 
   /** Starts connecting (only needed with `autoConnect: false`, or after `disconnect()`). */
   connect(): this {
-    this.#session.connect()
+    // A new session, or a resume of the current one.
+    this.#session.connection.open()
     return this
   }
 
