@@ -179,7 +179,13 @@ function numbered(failure: Fail, text: string, value?: unknown): Fail {
   if (seq === undefined) return failure
   const n = Number(seq)
   const { code, message, cause } = failure.error
-  return { ok: false, error: new ParleyError(code, message, { cause, details: { seq: n } }), seq: n }
+  const details = { seq: n }
+  // No `cause` key where there was none (Error would make it an own property, undefined).
+  return {
+    ok: false,
+    error: new ParleyError(code, message, cause === undefined ? { details } : { cause, details }),
+    seq: n,
+  }
 }
 
 /** Finds the binary leaf that a leaf's data field stands for, or undefined. */

@@ -171,6 +171,15 @@ describe('the number of a refused packet', () => {
     expect(decodeFrame(frame, 100)).toMatchObject({ ok: false, seq: 13 })
   })
 
+  it('keeps the error as it was, with no cause where there was none', () => {
+    const refused = decodeText('[5,7,"connect",[],0]')
+    expect(refused.ok).toBe(false)
+    if (!refused.ok) expect(Object.hasOwn(refused.error, 'cause')).toBe(false)
+    const broken = decodeFrame(new Uint8Array([0, 0, 0, 2, 0xff, 0xfe]))
+    expect(broken.ok).toBe(false)
+    if (!broken.ok) expect(broken.error.cause).toBeInstanceOf(Error)
+  })
+
   it('is not guessed when the text is not a packet at all (a broken stream)', () => {
     expect(decodeText('[5,3,"e",[1')).not.toHaveProperty('seq')
     expect(decodeText('garbage')).not.toHaveProperty('seq')
