@@ -227,7 +227,7 @@ export function decodeFrame(
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const parts: Uint8Array[] = []
-  for (let at = 0; at < bytes.length; at += 4 + parts[parts.length - 1]!.length) {
+  for (let at = 0; at < bytes.length; at += 4 + parts.at(-1)!.length) {
     const length = at + 4 <= bytes.length ? view.getUint32(at) : -1
     if (length < 0 || length > bytes.length - at - 4) return fail(INVALID_BINARY, 'bad frame')
     parts.push(bytes.subarray(at + 4, at + 4 + length))

@@ -483,7 +483,7 @@ export class Connection {
     }
     const win = globalThis as Target & { document?: Target & { visibilityState?: string } }
     const doc = win.document
-    if (this.#unlisten || typeof win.addEventListener !== 'function' || !doc) return
+    if (this.#unlisten || !win.addEventListener || !doc) return
     // Aborting it takes both listeners off (close()).
     this.#unlisten = new AbortController()
     const options = { signal: this.#unlisten.signal }

@@ -188,7 +188,7 @@ export class Socket<
 
   #emit(flags: Flags, event: string, args: unknown[]): void {
     let settle: Settle | undefined
-    const last = args[args.length - 1]
+    const last = args.at(-1)
     if (typeof last === 'function') {
       args.pop()
       const cb = last as (...a: unknown[]) => void
