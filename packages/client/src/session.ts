@@ -132,7 +132,7 @@ export class Session {
         this.id = open.id
         this.recovered = !fresh
         // Everything the server lacks, in order, before anything new.
-        if (this.#ledger.kept.length > 0) this.connection.send(this.#ledger.kept)
+        this.connection.send(this.#ledger.kept)
         this.#alive(open.pingInterval + open.pingTimeout)
         // A silent resume found the session gone: the application must hear it was cut.
         if (fresh) this.#down('session expired')
