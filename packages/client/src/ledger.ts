@@ -119,7 +119,7 @@ export class Ledger {
       this.#keptBytes -= this.#kept[n]!.bytes
       n++
     }
-    if (n > 0) this.#kept.splice(0, n)
+    this.#kept.splice(0, n)
   }
 
   /** Orders an incoming numbered packet, and schedules the ACK for it. */
