@@ -220,12 +220,13 @@ export class Socket<
       args: args as WireValue[],
       ackId,
     })
+    // Forgetting ack id 0, which no wait has, does nothing.
     try {
       // Volatile: dropped when not connected (then no reply comes either).
       if (!volatile) this.#session.sendNumbered(packet)
-      else if (!this.#session.sendVolatile(packet(0)) && ackId) this.#session.acks.forget(ackId)
+      else if (!this.#session.sendVolatile(packet(0))) this.#session.acks.forget(ackId)
     } catch (err) {
-      if (ackId) this.#session.acks.forget(ackId)
+      this.#session.acks.forget(ackId)
       throw err
     }
   }
