@@ -51,7 +51,10 @@ export abstract class HttpTransport extends BaseTransport {
   readonly pooled = true
   /** Aborts the request in flight: the handshake, then the downstream's. */
   protected ctl = new AbortController()
-  /** The session's URL, once the handshake gave it: the downstream's and the upstream's. */
+  /**
+   * The session's URL, once the handshake gave it: the downstream's and the upstream's. Set
+   * before any line can be queued: the owner sends only on a transport whose open() resolved.
+   */
   #session: string | undefined
   /** Packet lines waiting for a POST. */
   #lines: { text: string; bytes: number }[] = []
@@ -126,7 +129,7 @@ export abstract class HttpTransport extends BaseTransport {
     this.ctl.abort()
     const rest = this.#lines
     this.#lines = []
-    if (rest.length === 0 || !this.#session) return
+    if (rest.length === 0) return
     // Once closed, #post only sends: whatever the answer, nothing more follows.
     const send = () => void this.#post(rest)
     if (!this.#busy) send()
@@ -135,7 +138,7 @@ export abstract class HttpTransport extends BaseTransport {
 
   #flush(): void {
     const lines = this.#lines
-    if (this.#busy || this.closed || lines.length === 0 || !this.#session) return
+    if (this.#busy || this.closed || lines.length === 0) return
     // Take lines while the body (lines joined by "\n") stays under maxPayload; at least one,
     // which the session already checked against the limit.
     let size = lines[0]!.bytes
