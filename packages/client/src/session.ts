@@ -4,7 +4,6 @@ import {
   type CloseReason,
   ErrorCode,
   type EventPacket,
-  type HelloPacket,
   type NumberedPacket,
   type Packet,
   ParleyError,
@@ -117,15 +116,15 @@ export class Session {
   #connectionHost(): ConnectionHost {
     return {
       hello: async () => {
-        const hello: HelloPacket = { type: PacketType.HELLO }
         const a = this.#opts.auth
-        const auth = typeof a === 'function' ? await a() : a
-        if (auth !== undefined) hello.auth = auth
-        if (this.#ledger.sid) {
-          hello.sid = this.#ledger.sid
-          hello.ack = this.#ledger.inSeq
+        const sid = this.#ledger.sid
+        // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
+        return {
+          type: PacketType.HELLO,
+          auth: typeof a === 'function' ? await a() : a,
+          sid,
+          ack: sid ? this.#ledger.inSeq : undefined,
         }
-        return hello
       },
       opened: (open, now, before, why, attempt) => {
         const fresh = this.#ledger.opened(open)
