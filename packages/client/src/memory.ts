@@ -22,12 +22,11 @@ const mapStorage: StorageLike = {
 export function pickStorage(given?: StorageLike): StorageLike {
   if (given) return given
   try {
-    const local = (globalThis as { localStorage?: StorageLike }).localStorage
-    if (local) {
-      // Safari's private mode and sandboxed frames throw on use, not on access.
-      local.getItem('parley')
-      return local
-    }
+    // Safari's private mode and sandboxed frames throw on use, not on access; where there is no
+    // localStorage (Node), the call throws as well.
+    const local = (globalThis as { localStorage: StorageLike }).localStorage
+    local.getItem('parley')
+    return local
   } catch {}
   return mapStorage
 }
