@@ -25,9 +25,8 @@ let nodeWebSocket: Promise<WebSocketConstructor> | undefined
 
 /** The WebSocket to use: the given one, the platform's, else the `ws` package (Node). */
 export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocketConstructor> {
-  if (given) return Promise.resolve(given)
-  const native = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-  if (native) return Promise.resolve(native)
+  const ctor = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+  if (ctor) return Promise.resolve(ctor)
   // The browser bundle's build defines this true: no browser has `ws`, and the bundle is spared
   // the Node-only lookup below.
   if ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
