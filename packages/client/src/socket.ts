@@ -180,9 +180,8 @@ export class Socket<
   // own from now on (no copy).
   #withAck<R>(flags: Flags, event: string, args: unknown[]): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#send(flags.volatile, flags.timeout ?? this.#opts.ackTimeout, event, args, (err, reply) =>
-        err ? reject(err) : resolve(reply[0] as R),
-      )
+      const settle: Settle = (err, reply) => (err ? reject(err) : resolve(reply[0] as R))
+      this.#send(flags, event, args, settle, flags.timeout ?? this.#opts.ackTimeout)
     })
   }
 
@@ -199,17 +198,11 @@ export class Socket<
               if (!err) cb(...reply)
             }
     }
-    this.#send(flags.volatile, flags.timeout, event, args, settle)
+    this.#send(flags, event, args, settle)
   }
 
   /** Sends an event; `settle`, if any, hears its reply (within `timeout` ms, if any). */
-  #send(
-    volatile: boolean | undefined,
-    timeout: number | undefined,
-    event: string,
-    args: unknown[],
-    settle?: Settle,
-  ): void {
+  #send(flags: Flags, event: string, args: unknown[], settle?: Settle, timeout = flags.timeout): void {
     const bad = checkEventName(event)
     if (bad) throw bad
     const ackId = settle ? this.#session.acks.register(settle, timeout) : 0
@@ -223,7 +216,7 @@ export class Socket<
     // Forgetting ack id 0, which no wait has, does nothing.
     try {
       // Volatile: dropped when not connected (then no reply comes either).
-      if (!volatile) this.#session.sendNumbered(packet)
+      if (!flags.volatile) this.#session.sendNumbered(packet)
       else if (!this.#session.sendVolatile(packet(0))) this.#session.acks.forget(ackId)
     } catch (err) {
       this.#session.acks.forget(ackId)
