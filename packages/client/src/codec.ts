@@ -147,11 +147,6 @@ function toBase64(bytes: Uint8Array): string {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-export interface DecodeOptions {
-  /** Largest accepted input; longer input is refused before it is parsed. */
-  maxPayload?: number
-}
-
 /**
  * A decoded packet, or why it was refused. A refused packet whose sequence number could still be
  * read (it was JSON, or its text starts like a numbered packet) carries it as `seq`: the session
@@ -184,7 +179,13 @@ function numbered(failure: Fail, text: string, value?: unknown): Fail {
   if (seq === undefined) return failure
   const n = Number(seq)
   const { code, message, cause } = failure.error
-  return { ok: false, error: new ParleyError(code, message, { cause, details: { seq: n } }), seq: n }
+  const details = { seq: n }
+  // No `cause` key where there was none (Error would make it an own property, undefined).
+  return {
+    ok: false,
+    error: new ParleyError(code, message, cause === undefined ? { details } : { cause, details }),
+    seq: n,
+  }
 }
 
 /** Finds the binary leaf that a leaf's data field stands for, or undefined. */
@@ -203,10 +204,10 @@ function fromBase64(data: unknown): Uint8Array | undefined {
 
 /**
  * Decodes one text packet from the server. Never throws: any input gives either a packet whose
- * every field was checked, or a coded error. `maxPayload` bounds the input's length.
+ * every field was checked, or a coded error. Longer input than `maxPayload` is refused before
+ * it is parsed.
  */
-export function decodeText(text: string, options?: DecodeOptions): DecodeResult {
-  const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
+export function decodeText(text: string, maxPayload: number = WireLimits.defaultMaxPayload): DecodeResult {
   if (text.length > maxPayload) {
     return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`), text)
   }
@@ -214,9 +215,11 @@ export function decodeText(text: string, options?: DecodeOptions): DecodeResult 
 }
 
 /** Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. */
-export function decodeFrame(data: string | ArrayBuffer | Uint8Array, options?: DecodeOptions): DecodeResult {
-  if (typeof data === 'string') return decodeText(data, options)
-  const maxPayload = options?.maxPayload ?? WireLimits.defaultMaxPayload
+export function decodeFrame(
+  data: string | ArrayBuffer | Uint8Array,
+  maxPayload: number = WireLimits.defaultMaxPayload,
+): DecodeResult {
+  if (typeof data === 'string') return decodeText(data, maxPayload)
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data)
   if (bytes.length > maxPayload) {
     const start = new TextDecoder().decode(bytes.subarray(4, 40))
@@ -224,7 +227,7 @@ export function decodeFrame(data: string | ArrayBuffer | Uint8Array, options?: D
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const parts: Uint8Array[] = []
-  for (let at = 0; at < bytes.length; at += 4 + parts[parts.length - 1]!.length) {
+  for (let at = 0; at < bytes.length; at += 4 + parts.at(-1)!.length) {
     const length = at + 4 <= bytes.length ? view.getUint32(at) : -1
     if (length < 0 || length > bytes.length - at - 4) return fail(INVALID_BINARY, 'bad frame')
     parts.push(bytes.subarray(at + 4, at + 4 + length))

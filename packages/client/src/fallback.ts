@@ -12,7 +12,8 @@ import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
 import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
-import { isRefusal, type Transport, type TransportFactory } from './transports/transport.js'
+import { TRANSPORTS } from './transports/registry.js'
+import { isRefusal, type Transport, type TransportFactory, type Welcome } from './transports/transport.js'
 
 /*
  * The connection's states, and how it moves between transports. One session, many transports.
@@ -111,6 +112,7 @@ export class Connection {
   #moved = false
   /** Bumped by every new attempt and by close(): older async work sees it and stops. */
   #run = 0
+  /** The next attempt, waiting; only ever cleared, never read (clearing a fired one does nothing). */
   #timer: ReturnType<typeof setTimeout> | undefined
   #probeTimer: ReturnType<typeof setTimeout> | undefined
   #stableTimer: ReturnType<typeof setTimeout> | undefined
@@ -125,29 +127,23 @@ export class Connection {
   #lostReason: CloseReason = 'transport close'
   readonly #backoff: Backoff
   #probeFailures = 0
-  #unlisten: (() => void) | undefined
+  #unlisten: AbortController | undefined
 
   readonly #opts: ConnectionOptions
   readonly #factory: TransportFactory
-  readonly #duplex: (name: TransportName) => boolean
   readonly #memory: TransportMemory
   readonly #host: ConnectionHost
-  readonly #maxPayload: () => number
 
   constructor(
     opts: ConnectionOptions,
     factory: TransportFactory,
-    duplex: (name: TransportName) => boolean,
     memory: TransportMemory,
     host: ConnectionHost,
-    maxPayload: () => number,
   ) {
     this.#opts = opts
     this.#factory = factory
-    this.#duplex = duplex
     this.#memory = memory
     this.#host = host
-    this.#maxPayload = maxPayload
     this.#backoff = new Backoff(opts.reconnectionDelay, opts.reconnectionDelayMax, opts.randomization)
   }
 
@@ -174,15 +170,15 @@ export class Connection {
     this.#state = 'idle'
     this.#last = null
     this.#drop()
-    this.#unlisten?.()
+    this.#unlisten?.abort()
     this.#unlisten = undefined
   }
 
   /** Sends on the attached transport; false when there is none (the caller keeps or drops). */
   send(items: readonly Outgoing[]): boolean {
-    if (this.#state !== 'open' || !this.#current) return false
-    this.#current.send(items)
-    return true
+    const t = this.current
+    t?.send(items)
+    return !!t
   }
 
   /** The server ended the session (CLOSE): reconnect later unless `again` is false. */
@@ -239,10 +235,10 @@ export class Connection {
   // -------------------------------------------------------------------------------------------
 
   /** Transports both sides allow, in the client's order of preference. */
-  #allowed(): TransportName[] {
+  #allowed(): readonly TransportName[] {
     const server = this.#serverTransports
     const both = this.#opts.transports.filter((t) => !server || server.includes(t))
-    return both.length > 0 ? both : [...this.#opts.transports]
+    return both.length > 0 ? both : this.#opts.transports
   }
 
   /** The transports to try, in order: starting after `after`, or at the remembered one. */
@@ -267,7 +263,7 @@ export class Connection {
     const queue = this.#order(after)
     const retried = new Set<TransportName>()
     for (let name = queue.shift(); name; name = queue.shift()) {
-      const t = this.#factory(name, this.#maxPayload())
+      const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
       try {
         const hello = await this.#host.hello()
@@ -294,12 +290,6 @@ export class Connection {
         continue
       }
       if (run !== this.#run) return t.close()
-      if (answer.type === PacketType.CLOSE) {
-        // The session we asked to resume has ended; the session hears why and decides.
-        t.close(true)
-        this.#host.packet(answer)
-        return
-      }
       const moved = why === 'resume' && after && this.#rank(name) > this.#rank(after)
       this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return
@@ -333,7 +323,14 @@ export class Connection {
     return this.#opts.transports.indexOf(name)
   }
 
-  #adopt(t: Transport, open: OpenPacket, why: SwitchReason): void {
+  /** Attaches `t`, which said OPEN; or ends it, when it said CLOSE. */
+  #adopt(t: Transport, open: Welcome, why: SwitchReason): void {
+    if (open.type === PacketType.CLOSE) {
+      // The session we asked to resume has ended; the session hears why and decides.
+      t.close(true)
+      this.#host.packet(open)
+      return
+    }
     const old = this.#current
     const before = this.#last
     const attempt = this.#backoff.attempts
@@ -377,10 +374,7 @@ export class Connection {
   }
 
   #lose(t: Transport, reason: CloseReason, error?: ParleyError<string>): void {
-    this.#current = undefined
-    t.close()
-    this.#cancelProbe()
-    clearTimeout(this.#stableTimer)
+    this.#drop(false)
     this.#lostReason = reason
     const after = t.name
     const run = ++this.#run
@@ -404,8 +398,8 @@ export class Connection {
   /** Climbs back to a duplex transport (WebSocket), when the session is on another one. */
   #scheduleProbe(): void {
     const t = this.#current
-    const best = this.#allowed().find(this.#duplex)
-    if (!t || !best || this.#duplex(t.name) || this.#probeTimer !== undefined) return
+    const best = this.#allowed().find(duplex)
+    if (!t || !best || duplex(t.name) || this.#probeTimer !== undefined) return
     if (!this.#serverTransports?.includes(best)) return
     const delay = Math.min(
       this.#opts.upgradeDelayMax,
@@ -420,7 +414,7 @@ export class Connection {
   async #tryProbe(name: TransportName): Promise<void> {
     if (this.#state !== 'open') return
     const run = this.#run
-    const t = this.#factory(name, this.#maxPayload())
+    const t = this.#factory(name)
     this.#probe = t
     try {
       const hello = await this.#host.hello()
@@ -428,11 +422,6 @@ export class Connection {
       const answer = await t.open(hello, this.#opts.connectTimeout)
       if (run !== this.#run || this.#probe !== t) return t.close()
       this.#probe = undefined
-      if (answer.type === PacketType.CLOSE) {
-        t.close(true)
-        this.#host.packet(answer)
-        return
-      }
       this.#probeFailures = 0
       this.#adopt(t, answer, 'upgrade')
     } catch {
@@ -455,13 +444,15 @@ export class Connection {
     this.#moved = false
   }
 
-  /** Ends the current transport: the session is over (CLOSE, disconnect, refusal). */
-  #drop(): void {
+  /**
+   * Ends the current transport, its probe and timers. `done`: the session is over (CLOSE,
+   * disconnect, refusal); otherwise the transport was lost and is dropped.
+   */
+  #drop(done = true): void {
     clearTimeout(this.#timer)
-    this.#timer = undefined
     clearTimeout(this.#stableTimer)
     this.#cancelProbe()
-    this.#current?.close(true)
+    this.#current?.close(done)
     this.#current = undefined
   }
 
@@ -480,7 +471,6 @@ export class Connection {
   #wake(): void {
     if (this.#state !== 'waiting') return
     clearTimeout(this.#timer)
-    this.#timer = undefined
     if (offline()) return
     this.#host.notify('reconnect_attempt', this.#backoff.attempts)
     void this.#connect('connect')
@@ -489,23 +479,28 @@ export class Connection {
   /** In browsers: hurry when the network comes back or the page is shown again. */
   #listen(): void {
     type Target = {
-      addEventListener?: (type: string, fn: () => void) => void
-      removeEventListener?: (type: string, fn: () => void) => void
+      addEventListener?: (type: string, fn: () => void, options: { signal: AbortSignal }) => void
     }
     const win = globalThis as Target & { document?: Target & { visibilityState?: string } }
     const doc = win.document
-    if (this.#unlisten || typeof win.addEventListener !== 'function' || !doc) return
-    const online = () => this.#wake()
-    const visible = () => {
-      if (doc.visibilityState === 'visible') this.#wake()
-    }
-    win.addEventListener('online', online)
-    doc.addEventListener?.('visibilitychange', visible)
-    this.#unlisten = () => {
-      win.removeEventListener?.('online', online)
-      doc.removeEventListener?.('visibilitychange', visible)
-    }
+    if (this.#unlisten || !win.addEventListener || !doc) return
+    // Aborting it takes both listeners off (close()).
+    this.#unlisten = new AbortController()
+    const options = { signal: this.#unlisten.signal }
+    win.addEventListener('online', () => this.#wake(), options)
+    doc.addEventListener?.(
+      'visibilitychange',
+      () => {
+        if (doc.visibilityState === 'visible') this.#wake()
+      },
+      options,
+    )
   }
+}
+
+/** True for a transport that carries both directions at once (WebSocket): the one to climb back to. */
+function duplex(name: TransportName): boolean {
+  return TRANSPORTS[name].duplex
 }
 
 /** True when a browser says it has no network. */

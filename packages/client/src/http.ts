@@ -1,10 +1,9 @@
 import { ErrorCode, type HelloPacket, ParleyError } from '@parley/protocol'
-import { decodeText, encodeText } from './codec.js'
+import { decodeText, encode } from './codec.js'
 import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
   BaseTransport,
-  handshakeResult,
   notFound,
   shown,
   timeoutError,
@@ -52,144 +51,108 @@ export abstract class HttpTransport extends BaseTransport {
   readonly pooled = true
   /** Aborts the request in flight: the handshake, then the downstream's. */
   protected ctl = new AbortController()
-  #upstream: Upstream | undefined
+  /**
+   * The session's URL, once the handshake gave it: the downstream's and the upstream's. Set
+   * before any line can be queued: the owner sends only on a transport whose open() resolved.
+   */
+  #session: string | undefined
+  /** Packet lines waiting for a POST. */
+  #lines: { text: string; bytes: number }[] = []
+  /** A POST is in flight: the server refuses overlapping ones. */
+  #busy = false
+  /** After teardown: the last POST, once the one in flight is done. */
+  #afterBusy: (() => void) | undefined
 
-  constructor(
-    /** The endpoint: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
-    readonly url: string,
-    readonly fetchFn: Fetch,
-    /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
-    public maxPayload: number,
-  ) {
-    super()
+  // `declare`: set by the constructor alone (no field of the same name declared beforehand).
+  declare readonly fetchFn: Fetch
+
+  /** `url`: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
+  constructor(url: string, fetchFn: Fetch, maxPayload: number) {
+    super(url, maxPayload)
+    this.fetchFn = fetchFn
   }
 
-  /** Opens the downstream at `url`; resolves once it works, within `timeout` ms. */
-  protected abstract downstream(url: string, timeout: number): Promise<void> | void
+  /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
+  protected abstract downstream(url: string): Promise<void> | void
 
   async open(hello: HelloPacket, timeout: number): Promise<Welcome> {
-    const started = Date.now()
     const ctl = this.ctl
-    // A timeout aborts the transport's controller, which ends the whole attempt.
+    // One bound for the whole attempt: the timeout aborts the transport's controller, which ends
+    // the handshake or the downstream's first request, whichever is under way.
     const timer = setTimeout(() => ctl.abort(), timeout)
     try {
-      let open: Welcome | ParleyError<string>
-      try {
-        const res = await this.fetchFn(this.url, {
-          method: 'POST',
-          body: encodeText(hello),
-          headers: TEXT,
-          signal: ctl.signal,
-        })
-        if (res.status !== 200) throw await httpError(res, this.url)
-        const decoded = decodeText((await res.text()).trim())
-        if (!decoded.ok) throw decoded.error
-        open = handshakeResult(decoded.packet)
-      } catch (err) {
-        if (err instanceof ParleyError) throw err
-        throw ctl.signal.aborted
-          ? timeoutError('no OPEN', timeout)
-          : transportError(`POST ${shown(this.url)} failed`, err)
-      } finally {
-        clearTimeout(timer)
-      }
-      if (open instanceof ParleyError) throw open
+      const res = await this.fetchFn(this.url, {
+        method: 'POST',
+        body: encode(hello).text,
+        headers: TEXT,
+        signal: ctl.signal,
+      })
+      if (res.status !== 200) throw await httpError(res, this.url)
+      const open = this.welcome(decodeText((await res.text()).trim()))
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
-      this.maxPayload = open.maxPayload
       const url = `${this.url}&sid=${encodeURIComponent(open.sid)}`
-      this.#upstream = new Upstream(this.fetchFn, url, open.maxPayload, (e) => this.fail(e))
-      await this.downstream(url, Math.max(0, timeout - (Date.now() - started)))
+      this.#session = url
+      await this.downstream(url)
       return open
     } catch (err) {
+      // With the session's URL, the handshake is done: the downstream failed.
+      const down = this.#session
+      const error =
+        err instanceof ParleyError
+          ? err
+          : ctl.signal.aborted
+            ? timeoutError(down ? 'no stream data' : 'no OPEN', timeout)
+            : transportError(`${down ? 'GET' : 'POST'} ${shown(this.url)} failed`, err)
       this.close()
-      throw err
+      throw error
+    } finally {
+      clearTimeout(timer)
     }
   }
 
+  // The upstream: packet lines go out in POST bodies, one POST at a time (the server refuses
+  // overlapping ones), each body under `maxPayload` bytes.
+
   send(items: readonly Outgoing[]): void {
-    this.#upstream?.send(items)
-  }
-
-  protected teardown(): void {
-    this.#upstream?.finish()
-    this.ctl.abort()
-  }
-}
-
-/** Headers of a "simple" request: browsers send no CORS preflight for it. */
-const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }
-
-/** How long to wait before sending again a body the server answered 409 (a POST overlapped). */
-const RETRY_409_MS = 25
-
-/**
- * The upstream of the HTTP transports: packet lines go out in POST bodies, one POST at a time
- * (the server refuses overlapping ones), each body under `maxPayload` bytes.
- */
-export class Upstream {
-  #lines: { text: string; bytes: number }[] = []
-  #busy = false
-  #closed = false
-  #afterBusy: (() => void) | undefined
-
-  readonly #fetch: Fetch
-  readonly #url: string
-  readonly #maxPayload: number
-  readonly #onFail: (error: ParleyError<string>) => void
-
-  constructor(fetchFn: Fetch, url: string, maxPayload: number, onFail: (error: ParleyError<string>) => void) {
-    this.#fetch = fetchFn
-    this.#url = url
-    this.#maxPayload = maxPayload
-    this.#onFail = onFail
-  }
-
-  send(lines: readonly { text: string; bytes: number }[]): void {
-    if (this.#closed) return
-    for (const l of lines) this.#lines.push(l)
+    if (this.closed) return
+    for (const item of items) this.#lines.push(item)
     this.#flush()
   }
 
   /**
-   * Takes no more lines, but sends those already queued (at most one more POST, failures
-   * ignored): a CLOSE queued just before should still reach the server. In-flight POSTs are never
-   * aborted, since the server decides, by the session's state, what to do with them.
+   * Sends the lines already queued (at most one more POST, failures ignored): a CLOSE queued
+   * just before should still reach the server. In-flight POSTs are never aborted, since the
+   * server decides, by the session's state, what to do with them.
    */
-  finish(): void {
-    if (this.#closed) return
-    this.#closed = true
+  protected teardown(): void {
+    this.ctl.abort()
     const rest = this.#lines
     this.#lines = []
     if (rest.length === 0) return
-    const body = rest.map((l) => l.text).join('\n')
-    const send = () => {
-      this.#fetch(this.#url, { method: 'POST', body, headers: TEXT }).then(
-        (res) => res.body?.cancel(),
-        () => {},
-      )
-    }
+    // Once closed, #post only sends: whatever the answer, nothing more follows.
+    const send = () => void this.#post(rest)
     if (!this.#busy) send()
     else this.#afterBusy = send
   }
 
   #flush(): void {
-    if (this.#busy || this.#closed || this.#lines.length === 0) return
+    const lines = this.#lines
+    if (this.#busy || this.closed || lines.length === 0) return
     // Take lines while the body (lines joined by "\n") stays under maxPayload; at least one,
     // which the session already checked against the limit.
-    let size = this.#lines[0]!.bytes
+    let size = lines[0]!.bytes
     let n = 1
-    while (n < this.#lines.length && size + 1 + this.#lines[n]!.bytes <= this.#maxPayload) {
-      size += 1 + this.#lines[n]!.bytes
+    while (n < lines.length && size + 1 + lines[n]!.bytes <= this.maxPayload) {
+      size += 1 + lines[n]!.bytes
       n++
     }
-    const batch = this.#lines.splice(0, n)
     this.#busy = true
-    void this.#post(batch)
+    void this.#post(lines.splice(0, n))
   }
 
   /**
-   * No POST in flight any more. After `finish()`, the last lines go now, whatever became of the
+   * No POST in flight any more. After teardown, the last lines go now, whatever became of the
    * POST before them (answered, refused with 409, or failed): the CLOSE among them must not be
    * lost, or the server would keep the session for its whole recovery window.
    */
@@ -200,10 +163,11 @@ export class Upstream {
   }
 
   async #post(batch: { text: string; bytes: number }[]): Promise<void> {
+    const url = this.#session!
     const body = batch.map((l) => l.text).join('\n')
     try {
-      const res = await this.#fetch(this.#url, { method: 'POST', body, headers: TEXT })
-      if (this.#closed) {
+      const res = await this.fetchFn(url, { method: 'POST', body, headers: TEXT })
+      if (this.closed) {
         this.#idle()
         await res.body?.cancel()
         return
@@ -219,17 +183,27 @@ export class Upstream {
         return
       }
       if (res.status >= 300) {
-        this.#closed = true
-        this.#onFail(await httpError(res, this.#url))
+        const error = await httpError(res, url)
+        // The transport is done: nothing queued goes after this.
+        this.#lines = []
+        this.fail(error)
         return
       }
       await res.body?.cancel()
-      this.#busy = false
+      // #idle, not only busy = false: a teardown meanwhile left its last POST for now.
+      this.#idle()
       this.#flush()
     } catch (err) {
-      if (this.#closed) return this.#idle()
-      this.#closed = true
-      this.#onFail(transportError(`POST ${shown(this.#url)} failed`, err))
+      if (this.closed) return this.#idle()
+      // The transport is done: nothing queued goes after this.
+      this.#lines = []
+      this.fail(transportError(`POST ${shown(url)} failed`, err))
     }
   }
 }
+
+/** Headers of a "simple" request: browsers send no CORS preflight for it. */
+const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }
+
+/** How long to wait before sending again a body the server answered 409 (a POST overlapped). */
+const RETRY_409_MS = 25

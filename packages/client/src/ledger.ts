@@ -119,7 +119,7 @@ export class Ledger {
       this.#keptBytes -= this.#kept[n]!.bytes
       n++
     }
-    if (n > 0) this.#kept.splice(0, n)
+    this.#kept.splice(0, n)
   }
 
   /** Orders an incoming numbered packet, and schedules the ACK for it. */
@@ -145,13 +145,11 @@ export class Ledger {
     this.#cancelAck()
   }
 
-  /** Drops everything: the application ended the session. Returns what was never acknowledged. */
-  clear(): Outgoing[] {
-    const dropped = this.#kept
+  /** Drops everything: the application ended the session. */
+  clear(): void {
     this.#kept = []
     this.#keptBytes = 0
     this.forget()
-    return dropped
   }
 
   #cancelAck(): void {

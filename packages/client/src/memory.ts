@@ -22,12 +22,11 @@ const mapStorage: StorageLike = {
 export function pickStorage(given?: StorageLike): StorageLike {
   if (given) return given
   try {
-    const local = (globalThis as { localStorage?: StorageLike }).localStorage
-    if (local) {
-      // Safari's private mode and sandboxed frames throw on use, not on access.
-      local.getItem('parley')
-      return local
-    }
+    // Safari's private mode and sandboxed frames throw on use, not on access; where there is no
+    // localStorage (Node), the call throws as well.
+    const local = (globalThis as { localStorage: StorageLike }).localStorage
+    local.getItem('parley')
+    return local
   } catch {}
   return mapStorage
 }
@@ -48,11 +47,8 @@ export class TransportMemory {
   /** The remembered transport, if fresh. Never throws: a broken storage only costs speed. */
   get(): TransportName | undefined {
     try {
-      const raw = this.#storage.getItem(this.#key)
-      if (!raw) return undefined
-      const [name, at] = raw.split('|')
-      if (!isTransportName(name) || !(this.#now() - Number(at) < MEMORY_TTL)) return undefined
-      return name
+      const [name, at] = (this.#storage.getItem(this.#key) ?? '').split('|')
+      return isTransportName(name) && this.#now() - Number(at) < MEMORY_TTL ? name : undefined
     } catch {
       return undefined
     }

@@ -62,7 +62,7 @@ export const DEFAULTS = {
   connectTimeout: 3000,
   ackTimeout: 10_000,
   reconnection: true,
-  reconnectionAttempts: Number.POSITIVE_INFINITY,
+  reconnectionAttempts: Infinity,
   reconnectionDelay: 500,
   reconnectionDelayMax: 10_000,
   randomization: 1,
@@ -107,7 +107,8 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
   const here = (globalThis as { location?: { href: string } }).location?.href
   if (url === undefined && here === undefined) throw new TypeError('connect() needs a URL outside browsers')
   const u = new URL(url ?? here!, here)
-  const protocol = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : u.protocol
+  // ws: and wss: name the same server as http: and https:.
+  const protocol = u.protocol.replace('ws', 'http')
   const p = url !== undefined && u.pathname !== '/' ? u.pathname : path
   const query = url === undefined ? '' : u.search.slice(1)
   if (/(^|&)(v|sid)=/.test(query)) throw new TypeError('the URL may not set v or sid')

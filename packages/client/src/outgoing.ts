@@ -17,17 +17,7 @@ export function outgoing(packet: Packet): Outgoing {
   return { packet, text, bytes: utf8Length(text), binary }
 }
 
-/** Bytes of a string in UTF-8, without encoding it. */
+/** Bytes of a string in UTF-8. */
 export function utf8Length(text: string): number {
-  let n = text.length
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c >= 0xd800 && c < 0xdc00) {
-      // A surrogate pair is 2 units and 4 bytes.
-      n += 2
-      i++
-    } else if (c >= 0x800) n += 2
-    else if (c >= 0x80) n += 1
-  }
-  return n
+  return new TextEncoder().encode(text).length
 }

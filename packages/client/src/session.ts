@@ -1,15 +1,12 @@
 import {
+  AckTable,
   type ClosePacket,
   type CloseReason,
   ErrorCode,
   type EventPacket,
-  type HelloPacket,
-  type JsonValue,
   type NumberedPacket,
   type Packet,
   ParleyError,
-  type TransportName,
-  type WireValue,
 } from '@parley/protocol'
 import type { ReservedEvents } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
@@ -22,16 +19,10 @@ import { TRANSPORTS } from './transports/registry.js'
 
 /** What the session tells the socket above it. */
 export interface SessionHost {
-  /** The application's credentials for the next HELLO. */
-  auth(): Promise<JsonValue | undefined>
   /** An EVENT from the server: numbered ones in order and once. */
   event(packet: EventPacket): void
-  /** A REPLY (`error` null) or an ERROR answering our request `ackId`. */
-  settle(ackId: number, error: ParleyError<string> | null, args: WireValue[]): void
   /** Fires one of the socket's own events. */
   fire<K extends keyof ReservedEvents>(event: K, ...args: Parameters<ReservedEvents[K]>): void
-  /** The session is over for good (no reconnection follows): pending replies fail. */
-  ended(): void
 }
 
 const PONG = outgoing({ type: PacketType.PONG })
@@ -52,10 +43,16 @@ export class Session {
   id: string | undefined
   /** True when the last OPEN resumed the previous session with nothing lost. */
   recovered = false
+  /**
+   * Replies awaited from the server: REPLY and ERROR settle them, the end of the session rejects
+   * them all; they survive transport switches and resumes.
+   */
+  readonly acks: AckTable
+  readonly #opts: ResolvedOptions
   readonly #ledger: Ledger
-  readonly #connection: Connection
+  /** The transport life under the session: its state and transport are the socket's. */
+  readonly connection: Connection
   readonly #host: SessionHost
-  readonly #reconnection: boolean
   /** True between `connect` and `disconnect` as the application saw them. */
   #up = false
   #liveTimer: ReturnType<typeof setTimeout> | undefined
@@ -65,11 +62,12 @@ export class Session {
   /** `base`: the mount point's URL; `query`: the URL's own parameters (`&key=value...`). */
   constructor(opts: ResolvedOptions, base: string, query: string, host: SessionHost) {
     this.#host = host
-    this.#reconnection = opts.reconnection
+    this.#opts = opts
+    this.acks = new AckTable(opts.maxPendingAcks)
     this.#ledger = new Ledger(
       opts,
-      (ack) => this.#connection.send([outgoing({ type: PacketType.ACK, ack })]),
-      () => this.#connection.current?.ackDelay ?? 200,
+      (ack) => this.connection.send([outgoing({ type: PacketType.ACK, ack })]),
+      () => this.connection.current?.ackDelay ?? 200,
     )
     const fetch = opts.fetch ?? globalThis.fetch?.bind(globalThis)
     const setup = {
@@ -80,34 +78,13 @@ export class Session {
         : fetch,
       query,
     }
-    this.#connection = new Connection(
+    this.connection = new Connection(
       opts,
-      (name, maxPayload) => TRANSPORTS[name].create(base, setup, maxPayload),
-      (name) => TRANSPORTS[name].duplex,
+      // The largest packet taken from the server: the last OPEN's, until the next OPEN says.
+      (name) => TRANSPORTS[name].create(base, setup, this.#ledger.maxPayload),
       new TransportMemory(pickStorage(opts.storage), base),
       this.#connectionHost(),
-      () => this.#ledger.maxPayload,
     )
-  }
-
-  /** True while a transport is attached: packets go out at once. */
-  get connected(): boolean {
-    return this.#connection.state === 'open'
-  }
-
-  /** True while connected or trying to (reconnection included). */
-  get active(): boolean {
-    return this.#connection.state !== 'idle'
-  }
-
-  /** The attached transport, or null. */
-  get transport(): TransportName | null {
-    return this.#connection.current?.name ?? null
-  }
-
-  /** Starts connecting (a new session, or a resume of the current one). */
-  connect(): void {
-    this.#connection.open()
   }
 
   /**
@@ -115,10 +92,10 @@ export class Session {
    * and what the server has not acknowledged is dropped.
    */
   disconnect(): void {
-    this.#connection.send([
+    this.connection.send([
       outgoing({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'the client disconnected' }),
     ])
-    this.#connection.close()
+    this.connection.close()
     this.#end()
     this.#down('client disconnect')
   }
@@ -128,32 +105,33 @@ export class Session {
    * transport is attached (else after the next OPEN). Throws what `Ledger.keep` throws.
    */
   sendNumbered(build: (seq: number) => NumberedPacket): void {
-    this.#connection.send([this.#ledger.keep(build)])
+    this.connection.send([this.#ledger.keep(build)])
   }
 
   /** Sends an unnumbered event now; false (nothing sent) without a transport. */
   sendVolatile(packet: EventPacket): boolean {
-    return this.connected && this.#connection.send([this.#ledger.encode(packet)])
+    return this.connection.state === 'open' && this.connection.send([this.#ledger.encode(packet)])
   }
 
   #connectionHost(): ConnectionHost {
     return {
       hello: async () => {
-        const hello: HelloPacket = { type: PacketType.HELLO }
-        const auth = await this.#host.auth()
-        if (auth !== undefined) hello.auth = auth
-        if (this.#ledger.sid) {
-          hello.sid = this.#ledger.sid
-          hello.ack = this.#ledger.inSeq
+        const a = this.#opts.auth
+        const sid = this.#ledger.sid
+        // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
+        return {
+          type: PacketType.HELLO,
+          auth: typeof a === 'function' ? await a() : a,
+          sid,
+          ack: sid ? this.#ledger.inSeq : undefined,
         }
-        return hello
       },
       opened: (open, now, before, why, attempt) => {
         const fresh = this.#ledger.opened(open)
         this.id = open.id
         this.recovered = !fresh
         // Everything the server lacks, in order, before anything new.
-        if (this.#ledger.kept.length > 0) this.#connection.send(this.#ledger.kept)
+        this.connection.send(this.#ledger.kept)
         this.#alive(open.pingInterval + open.pingTimeout)
         // A silent resume found the session gone: the application must hear it was cut.
         if (fresh) this.#down('session expired')
@@ -174,7 +152,7 @@ export class Session {
         clearTimeout(this.#liveTimer)
         this.#down(reason)
       },
-      notify: (event, ...args) => this.#host.fire(event, ...args),
+      notify: this.#host.fire,
     }
   }
 
@@ -182,10 +160,10 @@ export class Session {
     this.#heardAt = performance.now()
     switch (p.type) {
       case PacketType.PING:
-        this.#connection.send([PONG])
+        this.connection.send([PONG])
         return
       case PacketType.MOVED:
-        this.#connection.moved()
+        this.connection.moved()
         return
       case PacketType.ACK:
         this.#ledger.acked(p.ack)
@@ -194,12 +172,12 @@ export class Session {
         if (p.seq === 0 || this.#accept(p.seq)) this.#host.event(p)
         return
       case PacketType.REPLY:
-        if (this.#accept(p.seq)) this.#host.settle(p.ackId, null, p.args)
+        if (this.#accept(p.seq)) this.acks.settle(p.ackId, null, p.args)
         return
       case PacketType.ERROR: {
         if (p.seq > 0 && !this.#accept(p.seq)) return
         const error = new ParleyError<string>(p.code, p.message)
-        if (p.ackId > 0) this.#host.settle(p.ackId, error, [])
+        if (p.ackId > 0) this.acks.settle(p.ackId, error, [])
         else this.#host.fire('error', error)
         return
       }
@@ -214,7 +192,7 @@ export class Session {
   /** The ordering rule: true to deliver; duplicates are dropped, a gap means resume. */
   #accept(seq: number): boolean {
     const receipt = this.#ledger.receive(seq)
-    if (receipt === 'gap') this.#connection.lost('transport close')
+    if (receipt === 'gap') this.connection.lost('transport close')
     return receipt === 'deliver'
   }
 
@@ -223,17 +201,17 @@ export class Session {
    * handoff did not end it: the session resumes elsewhere with everything it holds.
    */
   #closed(p: ClosePacket): void {
-    if (p.reason === 'server handoff' && this.#reconnection) {
-      clearTimeout(this.#liveTimer)
-      this.#connection.handedOff(p.retryAfter)
+    clearTimeout(this.#liveTimer)
+    if (p.reason === 'server handoff' && this.#opts.reconnection) {
+      this.connection.handedOff(p.retryAfter)
       return
     }
-    const again = this.#reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
-    clearTimeout(this.#liveTimer)
+    const again =
+      this.#opts.reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
     this.#ledger.forget()
     this.id = undefined
     if (!again) this.#end()
-    this.#connection.ended(again, p.retryAfter)
+    this.connection.ended(again, p.retryAfter)
     if (this.#up) this.#down(p.reason, p.message)
     else {
       // Already down (a resume found the session ended): the application still hears why.
@@ -257,7 +235,7 @@ export class Session {
     clearTimeout(this.#liveTimer)
     this.#ledger.clear()
     this.id = undefined
-    this.#host.ended()
+    this.acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'session ended before the reply'))
   }
 
   /**
@@ -272,7 +250,7 @@ export class Session {
       this.#liveTimer = setTimeout(() => {
         const left = this.#heardAt + windowMs - performance.now()
         if (left > 0) check(left)
-        else this.#connection.lost('ping timeout')
+        else this.connection.lost('ping timeout')
       }, wait)
     }
     check(windowMs)

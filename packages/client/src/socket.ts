@@ -1,8 +1,7 @@
 import {
-  AckTable,
   checkEventName,
   ErrorCode,
-  ParleyError,
+  type ParleyError,
   type Settle,
   type TransportName,
   type WireValue,
@@ -82,13 +81,11 @@ export class Socket<
 > extends Emitter<ReservedEvents & ListenEvents> {
   readonly #opts: ResolvedOptions
   readonly #session: Session
-  readonly #acks: AckTable
 
   constructor(url: string | undefined, options?: ClientOptions) {
     super()
     const opts = resolveOptions(options)
     this.#opts = opts
-    this.#acks = new AckTable(opts.maxPendingAcks)
     this.#session = new Session(opts, ...baseUrl(url, opts.path), this.#host())
     if (opts.autoConnect) this.connect()
   }
@@ -109,22 +106,23 @@ export class Socket<
 
   /** True while a transport is attached: emits go out at once. */
   get connected(): boolean {
-    return this.#session.connected
+    return this.#session.connection.state === 'open'
   }
 
   /** True while connected or trying to (reconnection included). */
   get active(): boolean {
-    return this.#session.active
+    return this.#session.connection.state !== 'idle'
   }
 
   /** The attached transport, or null. */
   get transport(): TransportName | null {
-    return this.#session.transport
+    return this.#session.connection.current?.name ?? null
   }
 
   /** Starts connecting (only needed with `autoConnect: false`, or after `disconnect()`). */
   connect(): this {
-    this.#session.connect()
+    // A new session, or a resume of the current one.
+    this.#session.connection.open()
     return this
   }
 
@@ -182,15 +180,14 @@ export class Socket<
   // own from now on (no copy).
   #withAck<R>(flags: Flags, event: string, args: unknown[]): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#send(flags.volatile, flags.timeout ?? this.#opts.ackTimeout, event, args, (err, reply) =>
-        err ? reject(err) : resolve(reply[0] as R),
-      )
+      const settle: Settle = (err, reply) => (err ? reject(err) : resolve(reply[0] as R))
+      this.#send(flags, event, args, settle, flags.timeout ?? this.#opts.ackTimeout)
     })
   }
 
   #emit(flags: Flags, event: string, args: unknown[]): void {
     let settle: Settle | undefined
-    const last = args[args.length - 1]
+    const last = args.at(-1)
     if (typeof last === 'function') {
       args.pop()
       const cb = last as (...a: unknown[]) => void
@@ -201,20 +198,14 @@ export class Socket<
               if (!err) cb(...reply)
             }
     }
-    this.#send(flags.volatile, flags.timeout, event, args, settle)
+    this.#send(flags, event, args, settle)
   }
 
   /** Sends an event; `settle`, if any, hears its reply (within `timeout` ms, if any). */
-  #send(
-    volatile: boolean | undefined,
-    timeout: number | undefined,
-    event: string,
-    args: unknown[],
-    settle?: Settle,
-  ): void {
+  #send(flags: Flags, event: string, args: unknown[], settle?: Settle, timeout = flags.timeout): void {
     const bad = checkEventName(event)
     if (bad) throw bad
-    const ackId = settle ? this.#acks.register(settle, timeout) : 0
+    const ackId = settle ? this.#session.acks.register(settle, timeout) : 0
     const packet = (seq: number) => ({
       type: PacketType.EVENT,
       seq,
@@ -222,28 +213,20 @@ export class Socket<
       args: args as WireValue[],
       ackId,
     })
+    // Forgetting ack id 0, which no wait has, does nothing.
     try {
       // Volatile: dropped when not connected (then no reply comes either).
-      if (!volatile) this.#session.sendNumbered(packet)
-      else if (!this.#session.sendVolatile(packet(0)) && ackId) this.#acks.forget(ackId)
+      if (!flags.volatile) this.#session.sendNumbered(packet)
+      else if (!this.#session.sendVolatile(packet(0))) this.#session.acks.forget(ackId)
     } catch (err) {
-      if (ackId) this.#acks.forget(ackId)
+      this.#session.acks.forget(ackId)
       throw err
     }
-  }
-
-  /** Fires an event of the application's map with data from the wire. */
-  #fireAny(event: string, args: unknown[]): void {
-    this.fire(event as keyof (ReservedEvents & ListenEvents), args)
   }
 
   /** What the session calls: events, replies and the socket's own events. */
   #host(): SessionHost {
     return {
-      auth: async () => {
-        const a = this.#opts.auth
-        return typeof a === 'function' ? await a() : a
-      },
       event: (p) => {
         // The decoder made this array for this packet alone: the handler's arguments, as they are.
         const args: unknown[] = p.args
@@ -260,10 +243,7 @@ export class Socket<
           }))
         }
       },
-      settle: (ackId, error, args) => this.#acks.settle(ackId, error, args),
-      fire: (event, ...args) => this.#fireAny(event, args),
-      ended: () =>
-        this.#acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'session ended before the reply')),
+      fire: (event, ...args) => this.fire(event, args),
     }
   }
 

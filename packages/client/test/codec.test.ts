@@ -95,10 +95,10 @@ describe('client codec, against the protocol fixtures', () => {
   })
 
   it('refuses oversized input before parsing it', () => {
-    expect(decodeText('[2]'.padEnd(2000), { maxPayload: 1000 })).toMatchObject({
+    expect(decodeText('[2]'.padEnd(2000), 1000)).toMatchObject({
       error: { code: 'PARLEY_PAYLOAD_TOO_LARGE' },
     })
-    expect(decodeFrame(new Uint8Array(2000), { maxPayload: 1000 })).toMatchObject({
+    expect(decodeFrame(new Uint8Array(2000), 1000)).toMatchObject({
       error: { code: 'PARLEY_PAYLOAD_TOO_LARGE' },
     })
   })
@@ -160,7 +160,7 @@ describe('the number of a refused packet', () => {
 
   it('is read from the start of a packet past maxPayload, text or binary frame', () => {
     const text = `[5,12,"e",["${'a'.repeat(200)}"],0]`
-    expect(decodeText(text, { maxPayload: 100 })).toMatchObject({ ok: false, seq: 12 })
+    expect(decodeText(text, 100)).toMatchObject({ ok: false, seq: 12 })
     const frame = encodeFrame({
       type: PacketType.EVENT,
       seq: 13,
@@ -168,7 +168,16 @@ describe('the number of a refused packet', () => {
       args: [new Uint8Array(300)],
       ackId: 0,
     })
-    expect(decodeFrame(frame, { maxPayload: 100 })).toMatchObject({ ok: false, seq: 13 })
+    expect(decodeFrame(frame, 100)).toMatchObject({ ok: false, seq: 13 })
+  })
+
+  it('keeps the error as it was, with no cause where there was none', () => {
+    const refused = decodeText('[5,7,"connect",[],0]')
+    expect(refused.ok).toBe(false)
+    if (!refused.ok) expect(Object.hasOwn(refused.error, 'cause')).toBe(false)
+    const broken = decodeFrame(new Uint8Array([0, 0, 0, 2, 0xff, 0xfe]))
+    expect(broken.ok).toBe(false)
+    if (!broken.ok) expect(broken.error.cause).toBeInstanceOf(Error)
   })
 
   it('is not guessed when the text is not a packet at all (a broken stream)', () => {

@@ -1,5 +1,5 @@
 import { ErrorCode, ParleyError } from './errors.js'
-import { RESERVED_EVENTS, WireLimits } from './packets.js'
+import { MAX_EVENT_NAME_LENGTH, RESERVED_EVENTS } from './packets.js'
 
 /**
  * The one rule for event names, on every path: what an application emits (server or client),
@@ -14,10 +14,10 @@ import { RESERVED_EVENTS, WireLimits } from './packets.js'
  * ```
  */
 export function checkEventName(name: unknown): ParleyError | undefined {
-  if (typeof name !== 'string' || name.length === 0 || name.length > WireLimits.maxEventNameLength) {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_EVENT_NAME_LENGTH) {
     return new ParleyError(
       ErrorCode.INVALID_EVENT_NAME,
-      `event name must be a string of 1 to ${WireLimits.maxEventNameLength} characters`,
+      `event name must be a string of 1 to ${MAX_EVENT_NAME_LENGTH} characters`,
     )
   }
   if (RESERVED_EVENTS.has(name)) {

@@ -185,10 +185,16 @@ export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
   'removeListener',
 ])
 
+/**
+ * `WireLimits.maxEventNameLength`, on its own for checkEventName: a bundler writes a constant as
+ * its number, where reading it from the object would take the object into the client's bundle.
+ */
+export const MAX_EVENT_NAME_LENGTH = 256
+
 /** Limits of the wire format itself, the same for every peer. */
 export const WireLimits = {
   /** Longest event name, in UTF-16 units. */
-  maxEventNameLength: 256,
+  maxEventNameLength: MAX_EVENT_NAME_LENGTH,
   /** Deepest nesting of arrays and objects the codec walks. */
   maxDepth: 64,
   /** Default largest packet, in bytes. */

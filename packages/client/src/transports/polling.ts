@@ -27,12 +27,12 @@ export class PollingTransport extends HttpTransport {
         this.fail(transportError(`GET ${shown(url)} failed`, err))
         return
       }
-      if (this.closed) return
       // One packet a line; an empty answer: the server released the GET (a newer one replaced
       // it, or a timeout). A line this client refuses goes up alone: the others still count.
+      // Closed meanwhile: nothing more goes up, from the first line on.
       for (const line of body.split('\n')) {
         if (this.closed) return
-        if (line.trim() !== '') this.deliver(decodeText(line, { maxPayload: this.maxPayload }))
+        if (line.trim() !== '') this.deliver(decodeText(line, this.maxPayload))
       }
     }
   }

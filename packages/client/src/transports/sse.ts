@@ -1,7 +1,6 @@
-import { ParleyError } from '@parley/protocol'
 import { decodeText } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
-import { shown, timeoutError, transportError } from './transport.js'
+import { transportError } from './transport.js'
 
 /**
  * Server-Sent Events read with fetch streaming (browsers and Node alike), POST upstream.
@@ -12,30 +11,17 @@ export class SseTransport extends HttpTransport {
   readonly name = 'sse'
 
   /** Opens the stream; resolves once its first bytes came, then keeps reading in the background. */
-  protected async downstream(url: string, timeout: number): Promise<void> {
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      this.ctl.abort()
-    }, timeout)
-    try {
-      const res = await this.fetchFn(url, {
-        headers: { accept: 'text/event-stream' },
-        signal: this.ctl.signal,
-      })
-      if (res.status !== 200) throw await httpError(res, url)
-      if (!res.body) throw transportError('stream ended')
-      const reader = res.body.getReader()
-      const first = await reader.read()
-      if (first.done) throw transportError('stream ended')
-      clearTimeout(timer)
-      void this.#read(reader, first.value)
-    } catch (err) {
-      if (timedOut) throw timeoutError('no stream data', timeout)
-      throw err instanceof ParleyError ? err : transportError(`GET ${shown(url)} failed`, err)
-    } finally {
-      clearTimeout(timer)
-    }
+  protected async downstream(url: string): Promise<void> {
+    const res = await this.fetchFn(url, {
+      headers: { accept: 'text/event-stream' },
+      signal: this.ctl.signal,
+    })
+    if (res.status !== 200) throw await httpError(res, url)
+    const reader = res.body?.getReader()
+    if (!reader) throw transportError('stream ended')
+    const first = await reader.read()
+    if (first.done) throw transportError('stream ended')
+    void this.#read(reader, first.value)
   }
 
   async #read(reader: ReadableStreamDefaultReader<Uint8Array>, first: Uint8Array): Promise<void> {
@@ -45,15 +31,15 @@ export class SseTransport extends HttpTransport {
     let chunk: Uint8Array | undefined = first
     try {
       while (chunk && !this.closed) {
-        buffer += text.decode(chunk, { stream: true })
-        let nl = buffer.indexOf('\n')
-        while (nl >= 0 && !this.closed) {
-          const line = buffer.slice(0, nl).replace(/\r$/, '')
-          buffer = buffer.slice(nl + 1)
-          nl = buffer.indexOf('\n')
+        // Whole lines now; the last, unfinished one waits for the next chunk.
+        const lines = (buffer + text.decode(chunk, { stream: true })).split('\n')
+        buffer = lines.pop()!
+        for (const raw of lines) {
+          if (this.closed) break
+          const line = raw.replace(/\r$/, '')
           if (line === '') {
             // A blank line ends an event; the data lines of one event join with "\n".
-            if (data.length > 0) this.#packet(data.join('\n'))
+            if (data.length > 0) this.deliver(decodeText(data.join('\n'), this.maxPayload))
             data = []
           } else if (line.startsWith('data:')) data.push(line.slice(line[5] === ' ' ? 6 : 5))
           // Comments (the prelude) and other fields carry nothing for us.
@@ -65,9 +51,5 @@ export class SseTransport extends HttpTransport {
     } catch (err) {
       this.fail(transportError('stream broke', err))
     }
-  }
-
-  #packet(line: string): void {
-    this.deliver(decodeText(line, { maxPayload: this.maxPayload }))
   }
 }

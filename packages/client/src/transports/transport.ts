@@ -68,7 +68,7 @@ export interface Transport {
 }
 
 /** Creates a transport for one attempt; transports are never reused. */
-export type TransportFactory = (name: TransportName, maxPayload: number) => Transport
+export type TransportFactory = (name: TransportName) => Transport
 
 /**
  * The part every transport shares: holding packets until `attach`, and making sure the owner
@@ -78,11 +78,22 @@ export abstract class BaseTransport implements Transport {
   abstract readonly name: TransportName
   abstract readonly ackDelay: number
   abstract readonly pooled: boolean
+  // `declare`: set by the constructor alone (no field of the same name declared beforehand).
+  /** The endpoint, with `?v=1` and the URL's own parameters. */
+  declare readonly url: string
+  /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
+  declare maxPayload: number
   #handlers: TransportHandlers | undefined
-  #held: (Packet | [number, ParleyError<string>])[] = []
+  /** What came before `attach`, each a packet or a refusal with a number (never a broken stream). */
+  #held: DecodeResult[] = []
   #closeError: ParleyError<string> | undefined
   /** True once closed, by either side: every callback of the medium checks it. */
   protected closed = false
+
+  constructor(url: string, maxPayload: number) {
+    this.url = url
+    this.maxPayload = maxPayload
+  }
 
   abstract open(hello: HelloPacket, timeout: number): Promise<Welcome>
   abstract send(items: readonly Outgoing[]): void
@@ -93,10 +104,9 @@ export abstract class BaseTransport implements Transport {
     this.#handlers = handlers
     const held = this.#held
     this.#held = []
-    for (const p of held) {
+    for (const decoded of held) {
       if (this.#handlers !== handlers) return
-      if (Array.isArray(p)) handlers.refused(p[0], p[1])
-      else handlers.packet(p)
+      hand(handlers, decoded)
     }
     if (this.#closeError) handlers.close(this.#closeError)
   }
@@ -114,27 +124,44 @@ export abstract class BaseTransport implements Transport {
    */
   protected deliver(decoded: DecodeResult): void {
     if (this.closed) return
-    if (!decoded.ok) {
-      const refusal: [number, ParleyError<string>] = [decoded.seq ?? -1, decoded.error]
-      if (decoded.seq === undefined) this.fail(decoded.error)
-      else if (this.#handlers) this.#handlers.refused(...refusal)
-      else this.#held.push(refusal)
-      return
-    }
-    if (this.#handlers) this.#handlers.packet(decoded.packet)
-    else this.#held.push(decoded.packet)
+    if (!decoded.ok && decoded.seq === undefined) this.fail(decoded.error)
+    else if (this.#handlers) hand(this.#handlers, decoded)
+    else this.#held.push(decoded)
+  }
+
+  /**
+   * What a decoded handshake answer means: OPEN (whose `maxPayload` holds from now on), or the
+   * CLOSE of the session we asked to resume; otherwise it throws why not: the decoder's error, a
+   * refusal by the server (an unnumbered ERROR, with the server's possibly application-defined
+   * code), or nonsense.
+   */
+  protected welcome(decoded: DecodeResult): Welcome {
+    if (!decoded.ok) throw decoded.error
+    const packet = decoded.packet
+    if (packet.type === PacketType.OPEN) this.maxPayload = packet.maxPayload
+    if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
+    throw packet.type === PacketType.ERROR
+      ? // A node shutting down refuses the handshake, not this client: another node will take it.
+        new ParleyError<string>(packet.code, packet.message, {
+          details: { refused: packet.code !== ErrorCode.SERVER_SHUTTING_DOWN },
+        })
+      : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
   }
 
   /** The medium failed or ended on its own. */
   protected fail(error: ParleyError<string>): void {
-    if (this.closed) return
-    this.closed = true
-    this.teardown(CloseCode.TRANSPORT_DROPPED)
     const handlers = this.#handlers
-    this.#handlers = undefined
+    if (this.closed) return
+    this.close()
     if (handlers) handlers.close(error)
     else this.#closeError = error
   }
+}
+
+/** Hands a decoded packet, or a refusal with a number, to the transport's owner. */
+function hand(handlers: TransportHandlers, decoded: DecodeResult): void {
+  if (decoded.ok) handlers.packet(decoded.packet)
+  else handlers.refused(decoded.seq!, decoded.error)
 }
 
 /**
@@ -174,21 +201,6 @@ export function notFound(url: string): ParleyError {
 /** The error for "nothing came within the bound". */
 export function timeoutError(what: string, ms: number): ParleyError {
   return new ParleyError(ErrorCode.HANDSHAKE_TIMEOUT, `${what} within ${ms} ms`)
-}
-
-/**
- * What a handshake answer means: OPEN, the CLOSE of the session we asked to resume, a refusal
- * by the server (an unnumbered ERROR), or nonsense. A refusal carries the server's (possibly
- * application-defined) code.
- */
-export function handshakeResult(packet: Packet): Welcome | ParleyError<string> {
-  if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
-  if (packet.type === PacketType.ERROR) {
-    // A node shutting down refuses the handshake, not this client: another node will take it.
-    const refused = packet.code !== ErrorCode.SERVER_SHUTTING_DOWN
-    return new ParleyError<string>(packet.code, packet.message, { details: { refused } })
-  }
-  return new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
 }
 
 /** True when an error means the server refused this client, whatever the transport. */

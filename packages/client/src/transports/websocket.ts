@@ -1,16 +1,7 @@
 import { ErrorCode, type HelloPacket, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
-import { decodeFrame, encodeFrame, encodeText } from '../codec.js'
+import { decodeFrame, encode, encodeFrame } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
-import * as PacketType from '../packet-type.js'
-import {
-  BaseTransport,
-  handshakeResult,
-  notFound,
-  shown,
-  timeoutError,
-  transportError,
-  type Welcome,
-} from './transport.js'
+import { BaseTransport, notFound, shown, timeoutError, transportError, type Welcome } from './transport.js'
 
 /**
  * Any WebSocket constructor: the browser's, `ws`'s, undici's. Typed loosely on purpose: their
@@ -34,9 +25,8 @@ let nodeWebSocket: Promise<WebSocketConstructor> | undefined
 
 /** The WebSocket to use: the given one, the platform's, else the `ws` package (Node). */
 export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocketConstructor> {
-  if (given) return Promise.resolve(given)
-  const native = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-  if (native) return Promise.resolve(native)
+  const ctor = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+  if (ctor) return Promise.resolve(ctor)
   // The browser bundle's build defines this true: no browser has `ws`, and the bundle is spared
   // the Node-only lookup below.
   if ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
@@ -72,22 +62,14 @@ export class WebSocketTransport extends BaseTransport {
   readonly pooled = false
   #ws: WebSocketLike | undefined
 
-  readonly #url: string
   readonly #ctor: WebSocketConstructor | undefined
-  /** The decoder's options, made once: every message uses them. */
-  readonly #limits: { maxPayload: number }
 
   constructor(url: string, ctor: WebSocketConstructor | undefined, maxPayload: number) {
-    super()
-    this.#url = url
+    super(url, maxPayload)
     this.#ctor = ctor
-    this.#limits = { maxPayload }
   }
 
-  async open(hello: HelloPacket, timeout: number): Promise<Welcome> {
-    const started = Date.now()
-    const Ctor = await resolveWebSocket(this.#ctor)
-    if (this.closed) throw transportError('closed before it opened')
+  open(hello: HelloPacket, timeout: number): Promise<Welcome> {
     return new Promise<Welcome>((resolve, reject) => {
       let opened = false
       const settle = (error: ParleyError<string> | undefined, open?: Welcome) => {
@@ -101,73 +83,67 @@ export class WebSocketTransport extends BaseTransport {
       }
       // The bound covers the whole attempt: a server that accepts the upgrade and then says
       // nothing is as useless as one that never answers.
-      const timer = setTimeout(
-        () => settle(timeoutError('no OPEN', timeout)),
-        Math.max(0, timeout - (Date.now() - started)),
-      )
-      let ws: WebSocketLike
-      try {
-        ws = new (Ctor as unknown as new (url: string, protocols: string) => WebSocketLike)(
-          this.#url,
-          WS_SUBPROTOCOL,
+      const timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
+      resolveWebSocket(this.#ctor)
+        .then((Ctor) => {
+          if (this.closed) throw transportError('closed before it opened')
+          const ws = new (Ctor as unknown as new (url: string, protocols: string) => WebSocketLike)(
+            this.url,
+            WS_SUBPROTOCOL,
+          )
+          this.#ws = ws
+          ws.binaryType = 'arraybuffer'
+          ws.onopen = () => {
+            if (this.closed) return
+            if (ws.protocol !== WS_SUBPROTOCOL) {
+              settle(
+                new ParleyError(ErrorCode.UNSUPPORTED_VERSION, `server chose subprotocol "${ws.protocol}"`),
+              )
+              return
+            }
+            ws.send(encode(hello).text)
+          }
+          ws.onmessage = (ev) => {
+            if (this.closed) return
+            const data = ev.data
+            const decoded =
+              typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array
+                ? decodeFrame(data, this.maxPayload)
+                : {
+                    ok: false as const,
+                    error: new ParleyError(ErrorCode.INVALID_PACKET, 'bad frame'),
+                  }
+            if (opened) {
+              this.deliver(decoded)
+              return
+            }
+            try {
+              settle(undefined, this.welcome(decoded))
+            } catch (err) {
+              settle(err as ParleyError<string>)
+            }
+          }
+          // What the platform said before the close (`ws` in Node: ECONNREFUSED, "Unexpected server
+          // response: 404", a TLS error; browsers say nothing).
+          let said: unknown
+          ws.onclose = (ev) => {
+            // Browsers say nothing (their bundle skips the test).
+            const error =
+              !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
+              /response: 404/.test(String((said as Error | undefined)?.message))
+                ? notFound(this.url)
+                : transportError(`WebSocket ${shown(this.url)} closed (${ev.code} ${ev.reason})`, said)
+            if (opened) this.fail(error)
+            else settle(error)
+          }
+          // Errors are followed by close; a listener must stay, since `ws` throws on unheard errors.
+          ws.onerror = (ev) => {
+            said = (ev as { error?: unknown }).error
+          }
+        })
+        .catch((err: unknown) =>
+          settle(err instanceof ParleyError ? err : transportError('WebSocket failed', err)),
         )
-      } catch (err) {
-        settle(transportError('WebSocket failed', err))
-        return
-      }
-      this.#ws = ws
-      ws.binaryType = 'arraybuffer'
-      ws.onopen = () => {
-        if (this.closed) return
-        if (ws.protocol !== WS_SUBPROTOCOL) {
-          settle(new ParleyError(ErrorCode.UNSUPPORTED_VERSION, `server chose subprotocol "${ws.protocol}"`))
-          return
-        }
-        ws.send(encodeText(hello))
-      }
-      ws.onmessage = (ev) => {
-        if (this.closed) return
-        const data = ev.data
-        const decoded =
-          typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array
-            ? decodeFrame(data, this.#limits)
-            : {
-                ok: false as const,
-                error: new ParleyError(ErrorCode.INVALID_PACKET, 'bad frame'),
-              }
-        if (opened) {
-          this.deliver(decoded)
-          return
-        }
-        if (!decoded.ok) {
-          settle(decoded.error)
-          return
-        }
-        const result = handshakeResult(decoded.packet)
-        if (result instanceof ParleyError) settle(result)
-        else {
-          // From now on the server's limit, which it may have raised above the default.
-          if (result.type !== PacketType.CLOSE) this.#limits.maxPayload = result.maxPayload
-          settle(undefined, result)
-        }
-      }
-      // What the platform said before the close (`ws` in Node: ECONNREFUSED, "Unexpected server
-      // response: 404", a TLS error; browsers say nothing).
-      let said: unknown
-      ws.onclose = (ev) => {
-        // Browsers say nothing (their bundle skips the test).
-        const error =
-          !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
-          /response: 404/.test(String((said as Error | undefined)?.message))
-            ? notFound(this.#url)
-            : transportError(`WebSocket ${shown(this.#url)} closed (${ev.code} ${ev.reason})`, said)
-        if (opened) this.fail(error)
-        else settle(error)
-      }
-      // Errors are followed by close; a listener must stay, since `ws` throws on unheard errors.
-      ws.onerror = (ev) => {
-        said = (ev as { error?: unknown }).error
-      }
     })
   }
 
