@@ -2,6 +2,7 @@ import { ErrorCode, type HelloPacket, ParleyError } from '@parley/protocol'
 import { decodeText, encode } from './codec.js'
 import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
+import type { TransportSetup } from './transports/registry.js'
 import {
   BaseTransport,
   notFound,
@@ -64,12 +65,13 @@ export abstract class HttpTransport extends BaseTransport {
   #afterBusy: (() => void) | undefined
 
   // `declare`: set by the constructor alone (no field of the same name declared beforehand).
-  declare readonly fetchFn: Fetch
+  /** `fetch`, and the session's owed ACK for a transport that carries it (polling). */
+  declare readonly setup: TransportSetup
 
   /** `url`: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
-  constructor(url: string, fetchFn: Fetch, maxPayload: number) {
+  constructor(url: string, setup: TransportSetup, maxPayload: number) {
     super(url, maxPayload)
-    this.fetchFn = fetchFn
+    this.setup = setup
   }
 
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
@@ -81,7 +83,7 @@ export abstract class HttpTransport extends BaseTransport {
     // the handshake or the downstream's first request, whichever is under way.
     const timer = setTimeout(() => ctl.abort(), timeout)
     try {
-      const res = await this.fetchFn(this.url, {
+      const res = await this.setup.fetch(this.url, {
         method: 'POST',
         body: encode(hello).text,
         headers: TEXT,
@@ -166,7 +168,7 @@ export abstract class HttpTransport extends BaseTransport {
     const url = this.#session!
     const body = batch.map((l) => l.text).join('\n')
     try {
-      const res = await this.fetchFn(url, { method: 'POST', body, headers: TEXT })
+      const res = await this.setup.fetch(url, { method: 'POST', body, headers: TEXT })
       if (this.closed) {
         this.#idle()
         await res.body?.cancel()

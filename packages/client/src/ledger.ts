@@ -133,6 +133,16 @@ export class Ledger {
     return fresh ? 'deliver' : 'duplicate'
   }
 
+  /**
+   * The ACK owed now, taken (no ACK goes for it otherwise), or undefined when nothing is owed:
+   * for a transport that carries it itself (polling, in its next GET).
+   */
+  takeOwed(): number | undefined {
+    if (this.#owed === 0) return undefined
+    this.#cancelAck()
+    return this.inSeq
+  }
+
   /** Sends the ACK owed now. */
   flushAck(): void {
     this.#cancelAck()

@@ -77,6 +77,7 @@ export class Session {
         ? (url: RequestInfo | URL, init?: RequestInit) => fetch(url, { ...init, credentials: 'include' })
         : fetch,
       query,
+      owedAck: () => this.#ledger.takeOwed(),
     }
     this.connection = new Connection(
       opts,

@@ -2,7 +2,11 @@ import { decodeText } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
 import { shown, transportError } from './transport.js'
 
-/** Long-polling: one GET always outstanding for the downstream, POST upstream. */
+/**
+ * Long-polling: one GET always outstanding for the downstream, POST upstream. Each GET, sent as
+ * soon as the answer before it is read, carries the ACK owed (`ack=N`): ACKs need no POST (but
+ * for the one the session sends at once when a single answer brings 32 packets).
+ */
 export class PollingTransport extends HttpTransport {
   readonly name = 'polling'
 
@@ -17,7 +21,10 @@ export class PollingTransport extends HttpTransport {
         // A signal per poll: every fetch adds an abort listener to its signal and does not take
         // it off, so one signal for the whole session would gather one per poll.
         this.ctl = new AbortController()
-        const res = await this.fetchFn(url, { signal: this.ctl.signal })
+        const ack = this.setup.owedAck()
+        const res = await this.setup.fetch(ack ? `${url}&ack=${ack}` : url, {
+          signal: this.ctl.signal,
+        })
         if (res.status !== 200) {
           this.fail(await httpError(res, url))
           return

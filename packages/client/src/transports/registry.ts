@@ -11,6 +11,8 @@ export interface TransportSetup {
   fetch: Fetch
   /** The URL's own query parameters, `&key=value...`, for every request. */
   query: string
+  /** The ACK owed now, taken, or undefined (see `Ledger.takeOwed`): polling carries it in its GET. */
+  owedAck(): number | undefined
 }
 
 /** How to make one transport, and what it is. */
@@ -39,13 +41,12 @@ export const TRANSPORTS: Record<TransportName, TransportEntry> = {
     duplex: true,
   },
   sse: {
-    create: (base, setup, maxPayload) =>
-      new SseTransport(`${base}/sse?v=1${setup.query}`, setup.fetch, maxPayload),
+    create: (base, setup, maxPayload) => new SseTransport(`${base}/sse?v=1${setup.query}`, setup, maxPayload),
     duplex: false,
   },
   polling: {
     create: (base, setup, maxPayload) =>
-      new PollingTransport(`${base}/poll?v=1${setup.query}`, setup.fetch, maxPayload),
+      new PollingTransport(`${base}/poll?v=1${setup.query}`, setup, maxPayload),
     duplex: false,
   },
 }

@@ -12,7 +12,7 @@ export class SseTransport extends HttpTransport {
 
   /** Opens the stream; resolves once its first bytes came, then keeps reading in the background. */
   protected async downstream(url: string): Promise<void> {
-    const res = await this.fetchFn(url, {
+    const res = await this.setup.fetch(url, {
       headers: { accept: 'text/event-stream' },
       signal: this.ctl.signal,
     })

@@ -1,0 +1,64 @@
+// Over long-polling the client acknowledges in its GETs (`ack=N`), not in POSTs of their own:
+// checked against the real server, whose slow-consumer limit cuts a client that does not.
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  client,
+  closeClients,
+  next,
+  parleyOf,
+  type ServerSocket,
+  startServer,
+  type TestServer,
+  until,
+} from './helpers.js'
+
+let server: TestServer | undefined
+afterEach(async () => {
+  closeClients()
+  await server?.close()
+  server = undefined
+})
+
+describe('polling', () => {
+  it('acknowledges in its GETs: no POST for ACKs, and the server forgets what was delivered', async () => {
+    const requests: string[] = []
+    const reasons: string[] = []
+    let peer: ServerSocket | undefined
+    server = await startServer(
+      (app) => {
+        app.addHook('onRequest', async (request) => {
+          if (request.url.startsWith('/parley/poll')) requests.push(`${request.method} ${request.url}`)
+        })
+        parleyOf(app).on('connection', (socket) => {
+          peer = socket
+          socket.on('disconnect', (reason: string) => reasons.push(reason))
+        })
+      },
+      // No heartbeat within the test (its PONG would be a POST), and a replay buffer far
+      // smaller than what is sent: without ACKs the session is cut as a slow consumer.
+      { pingInterval: 30_000, pingTimeout: 30_000, maxBufferedBytes: 16 * 1024 },
+    )
+    const socket = client(server.url, { transports: ['polling'] })
+    const got: number[] = []
+    socket.on('news', (n: number) => got.push(n))
+    await next(socket, 'connect')
+    await until(() => peer !== undefined)
+    const text = 'x'.repeat(1000)
+    for (let n = 1; n <= 60; n++) {
+      peer!.emit('news', n, text)
+      // A few at a time, as a chat or a feed sends them; some answers hold several.
+      if (n % 3 === 0) await until(() => got.length === n)
+    }
+    await until(() => got.length === 60)
+    expect(got).toEqual(Array.from({ length: 60 }, (_, i) => i + 1))
+    expect(reasons).toEqual([])
+    const afterHandshake = requests.filter((r) => r.includes('sid='))
+    expect(afterHandshake.filter((r) => r.startsWith('POST'))).toEqual([])
+    const acks = afterHandshake.map((r) =>
+      Number(new URL(r.split(' ')[1]!, 'http://x').searchParams.get('ack')),
+    )
+    // Every ACK is cumulative and they only grow; the last GET acknowledged nearly everything.
+    expect(acks.filter((a) => a > 0)).toEqual([...acks.filter((a) => a > 0)].sort((a, b) => a - b))
+    expect(Math.max(...acks)).toBeGreaterThanOrEqual(57)
+  })
+})
