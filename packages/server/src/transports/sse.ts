@@ -22,6 +22,23 @@ function flushAll(): void {
 /** What ends every event (and the stream's prelude). */
 const EVENT_END = Buffer.from('\n\n')
 
+/** Up to this many bytes, a tick's events leave as one buffer (see `#writeQueue`). */
+const GATHER_BYTES = 16 * 1024
+
+/** `pieces` (UTF-8 text and bytes) one after the other in one buffer of `bytes` bytes. */
+function gather(pieces: readonly (string | Uint8Array)[], bytes: number): Buffer {
+  const out = Buffer.allocUnsafe(bytes)
+  let at = 0
+  for (const piece of pieces) {
+    if (typeof piece === 'string') at += out.write(piece, at)
+    else {
+      out.set(piece, at)
+      at += piece.length
+    }
+  }
+  return at === bytes ? out : out.subarray(0, at)
+}
+
 /**
  * Server-Sent Events downstream: one long response, one `data:` event per packet. Until the
  * client's GET arrives (or between two GETs) packets wait in memory. The events of one tick
@@ -121,15 +138,20 @@ export class SseTransport extends HttpTransport {
   #writeQueue(res: ServerResponse): void {
     const queue = this.#queue
     if (queue.length === 0) return
+    const bytes = this.#queuedBytes
     this.#queue = []
     this.#queuedBytes = 0
     // Past the high-water mark write() returns false and Node keeps the bytes: that is what
-    // bufferedAmount reports, and what the session's slow-consumer limit watches. Uncorked,
-    // Node would cork the socket itself and schedule one more callback per write.
+    // bufferedAmount reports, and what the session's slow-consumer limit watches.
+    // Uncorked, Node would cork the socket itself and schedule one more callback per write.
     const socket = res.socket
     const cork = socket !== null && socket.writableCorked === 0
     if (cork) socket.cork()
-    for (const piece of queue) res.write(piece)
+    // A tick's events, when small, are copied into one buffer: one write costs less than a few
+    // (each goes through the response and the socket), and the copy is cheap. Large ones are
+    // written piece by piece, the broadcasts' shared tails as they are.
+    if (bytes <= GATHER_BYTES) res.write(gather(queue, bytes))
+    else for (const piece of queue) res.write(piece)
     if (cork) socket.uncork()
   }
 

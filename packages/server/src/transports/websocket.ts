@@ -5,6 +5,9 @@ import { BaseTransport, type CloseKind, type Outgoing, type SplitText } from './
 /** The first byte of an unfragmented text frame (RFC 6455 5.2: FIN, opcode 1). */
 const FIN_TEXT = 0x81
 
+/** A broadcast's shared tail up to this long is copied into each copy's frame (see `#sendSplit`). */
+const COPY_TAIL_BYTES = 1024
+
 const closeCodes: Record<Exclude<CloseKind, 'overflow'>, WsCloseCode> = {
   normal: WsCloseCode.NORMAL,
   shutdown: WsCloseCode.GOING_AWAY,
@@ -138,17 +141,19 @@ export class WebSocketTransport extends BaseTransport {
 
   /**
    * A broadcast copy, written as a text frame of our own: the frame's header and the copy's
-   * `head` in one small buffer, then the broadcast's shared `tail` as it is. ws would copy the
-   * whole text into a new buffer for every recipient; this copies a few dozen bytes. The
-   * socket is corked (`#cork`), so both pieces leave in the same write as everything else of
-   * this tick, in order with what ws writes itself (ws writes at once when it has no
-   * extension, so nothing of its own waits behind these).
+   * `head` in one small buffer, then the broadcast's shared `tail` as it is (or copied in, when
+   * short). ws would encode the whole text into a new buffer for every recipient; a long tail
+   * is never copied. The socket is corked (`#cork`), so the pieces leave in the same write as
+   * everything else of this tick, in order with what ws writes itself (ws writes at once when
+   * it has no extension, so nothing of its own waits behind these).
    */
   #sendSplit(split: SplitText): void {
     const { head, tail } = split
     const length = head.length + tail.length
     const lengthBytes = length < 126 ? 0 : length < 65_536 ? 2 : 8
-    const start = Buffer.allocUnsafe(2 + lengthBytes + head.length)
+    // A short tail is copied in: one write of a few hundred bytes costs less than two.
+    const copyTail = tail.length <= COPY_TAIL_BYTES
+    const start = Buffer.allocUnsafe(2 + lengthBytes + head.length + (copyTail ? tail.length : 0))
     start[0] = FIN_TEXT
     if (lengthBytes === 0) start[1] = length
     else if (lengthBytes === 2) {
@@ -161,6 +166,11 @@ export class WebSocketTransport extends BaseTransport {
     }
     start.write(head, 2 + lengthBytes, 'latin1')
     const socket = this.#socket!
+    if (copyTail) {
+      start.set(tail, 2 + lengthBytes + head.length)
+      socket.write!(start)
+      return
+    }
     socket.write!(start)
     socket.write!(tail)
   }
