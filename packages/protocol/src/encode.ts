@@ -130,16 +130,19 @@ export interface PreparedEvent {
    */
   frame(seq: number, ackId: number): string | Uint8Array
   /**
-   * For a copy that asks no reply (ackId 0) and holds no binary: everything of its text after
-   * `seq`, as UTF-8, encoded once and shared by every copy. `text(seq, 0)` is `[5,` + seq +
-   * these bytes, so a transport that writes bytes sends a copy without encoding it again.
-   * Undefined when the event holds binary.
+   * `text(seq, 0)` in two parts, for a copy that asks no reply: `head` (ASCII, up to and with
+   * `seq`), then `tail`, the rest as UTF-8, encoded once and shared by every copy. A transport
+   * that writes bytes sends a copy without encoding it again. Undefined when the event holds
+   * binary.
    */
-  noReplyTail(): Uint8Array | undefined
+  split(seq: number): SplitText | undefined
 }
 
-/** What every prepared copy's text begins with, before its `seq` (see `noReplyTail`). */
-export const PREPARED_HEAD = `[${PacketType.EVENT},`
+/** A text in two parts: `head` (ASCII) followed by the UTF-8 bytes `tail`. */
+export interface SplitText {
+  head: string
+  tail: Uint8Array
+}
 
 /** Encodes an event's name and arguments once. Throws UNSERIALIZABLE like `encodeText`. */
 export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
@@ -149,7 +152,7 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
   // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
   const middle = stringify([wire[2], wire[3]]).slice(1, -1)
   const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''
-  const head = PREPARED_HEAD
+  const head = `[${PacketType.EVENT},`
   // Most copies ask for no reply (ackId 0): everything after their seq is the same text.
   const tailNoReply = `,${middle},0${bins}]`
   let tailBytes: Uint8Array | undefined
@@ -164,11 +167,11 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
     binary: bins !== '',
     text,
     textLength: (seq, ackId) => fixedLength + digits(seq) + digits(ackId),
-    noReplyTail: () => {
+    split: (seq) => {
       if (bins !== '') return undefined
       // Encoded on first use: a broadcast that reaches no byte-writing transport never pays.
       tailBytes ??= utf8.encode(tailNoReply)
-      return tailBytes
+      return { head: head + seq, tail: tailBytes }
     },
     frame: (seq, ackId) => {
       if (bins === '') return text(seq, ackId)

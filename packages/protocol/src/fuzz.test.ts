@@ -147,6 +147,10 @@ describe('prepared events (broadcast encode-once)', () => {
           expect(prepared.textLength(seq, ackId)).toBe(encodeText(packet).length)
           expect(prepared.frame(seq, ackId)).toEqual(encodeFrame(packet))
           expect(prepared.binary).toBe(typeof encodeFrame(packet) !== 'string')
+          // The two-part form of a copy with no reply is the same text, or absent with binary.
+          const split = prepared.split(seq)
+          if (prepared.binary) expect(split).toBeUndefined()
+          else expect(split!.head + new TextDecoder().decode(split!.tail)).toBe(prepared.text(seq, 0))
         },
       ),
       { numRuns: 500 },

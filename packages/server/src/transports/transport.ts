@@ -8,8 +8,8 @@ import {
   type Packet,
   PacketType,
   type ParleyError,
-  PREPARED_HEAD,
   type PreparedEvent,
+  type SplitText,
   type TransportName,
 } from '@parley/protocol'
 
@@ -28,11 +28,6 @@ export interface Outgoing<P extends Packet = Packet> {
    * shares. A transport that writes bytes sends `tail` as it is, once encoded for all.
    */
   split?: () => SplitText | undefined
-}
-
-export interface SplitText {
-  head: string
-  tail: Uint8Array
 }
 
 /** Encodes a packet for sending. Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry. */
@@ -70,9 +65,7 @@ class PreparedCopy implements Outgoing<EventPacket> {
   }
 
   split(): SplitText | undefined {
-    if (this.#ackId !== 0) return undefined
-    const tail = this.#prepared.noReplyTail()
-    return tail && { head: PREPARED_HEAD + this.#seq, tail }
+    return this.#ackId === 0 ? this.#prepared.split(this.#seq) : undefined
   }
 
   get binary(): boolean {

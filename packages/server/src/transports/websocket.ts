@@ -1,6 +1,13 @@
-import { type ClosePacket, decodeFrame, encodeFrame, type OpenPacket, WsCloseCode } from '@parley/protocol'
+import {
+  type ClosePacket,
+  decodeFrame,
+  encodeFrame,
+  type OpenPacket,
+  type SplitText,
+  WsCloseCode,
+} from '@parley/protocol'
 import type { RawData, WebSocket } from 'ws'
-import { BaseTransport, type CloseKind, type Outgoing, type SplitText } from './transport.js'
+import { BaseTransport, type CloseKind, type Outgoing } from './transport.js'
 
 /** The first byte of an unfragmented text frame (RFC 6455 5.2: FIN, opcode 1). */
 const FIN_TEXT = 0x81
