@@ -1,5 +1,5 @@
 import parley from '@parley/server'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { connect } from '../src/index.js'
 import type { ClientOptions } from '../src/options.js'
 import type { Socket } from '../src/socket.js'
@@ -18,8 +18,9 @@ export async function startServer(
   setup: (app: FastifyInstance) => void = () => {},
   options: ServerOptions = {},
   port = 0,
+  fastifyOptions: FastifyServerOptions = {},
 ): Promise<TestServer> {
-  const app = Fastify()
+  const app = Fastify(fastifyOptions)
   await app.register(parley, { pingInterval: 1000, pingTimeout: 1000, ...options })
   setup(app)
   await app.listen({ port, host: '127.0.0.1' })

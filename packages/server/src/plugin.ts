@@ -5,10 +5,19 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { SEAL_WAIT_MS } from './drain.js'
 import { IdleConnections } from './http/idle-connections.js'
+import { LastWordsAtClose } from './http/last-words.js'
 import { parleyRoutes } from './http/routes.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
 import { ParleyServer } from './server.js'
+
+/**
+ * How long a closing server waits for the clients whose CLOSE waits for their next GET: a
+ * polling client between two answers asks again within a round trip.
+ */
+const LAST_WORDS_MS = 2000
+/** What the wait for last words leaves of Fastify's `pluginTimeout` for the later close hooks. */
+const HOOK_MARGIN_MS = 1000
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -47,15 +56,29 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // packet before the socket closes under them; SSE streams and held polls end here too, which
   // lets the HTTP server close. The drain (handoff to other nodes) comes first: until it is
   // over, the transports must stay open to carry each session's CLOSE 'server handoff'.
+  // Made before any request listener of Parley's own: it finds Fastify's.
+  const base = options.path === '/' ? '' : options.path
+  const lastWords = new LastWordsAtClose(
+    app.server,
+    base,
+    (sid, kind) => server.takeLingering(sid, kind)?.http,
+    app.log,
+  )
   const idle = new IdleConnections(app.server)
   app.addHook('preClose', async () => {
+    // Within Fastify's bound on close hooks, with room to spare for the hooks after this one.
+    const deadline = hookLimit > 0 ? Date.now() + hookLimit - HOOK_MARGIN_MS : Number.POSITIVE_INFINITY
+    lastWords.takeOver()
     idle.startDraining()
     await server.drain()
     server.close()
+    await server.lastWordsTaken(Math.min(LAST_WORDS_MS, deadline - Date.now()))
+    server.forgetLastWords()
     idle.startClosing()
   })
   app.addHook('onClose', async () => {
     server.close()
+    server.forgetLastWords()
     // Its timers and connections (a multi-node adapter's subscriber) go with the server; an
     // adapter closed already by the application ignores the second call.
     try {

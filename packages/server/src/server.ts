@@ -85,8 +85,12 @@ export class ParleyServer<
   readonly #sessionConfig: SessionConfig
   readonly #socketContext: SocketContext
   #closing = false
-  /** True once `close` has run: nothing is kept for later requests. */
+  /** True once `close` has run: every session has ended here. */
   #closed = false
+  /** True once the last words kept at close are dropped: nothing is kept for later requests. */
+  #forgetting = false
+  /** Who waits for the last words to be taken (see `lastWordsTaken`). */
+  readonly #lastWordsWaiters = new Set<() => void>()
   /** Takeovers of sessions another node handed off, under way (see `drain`). */
   readonly #takingOver = new Set<Promise<Refusal | null>>()
   /** The drain under way (see `drain`), once `close` has begun. */
@@ -422,7 +426,9 @@ export class ParleyServer<
 
   /**
    * Ends every session with CLOSE 'server shutdown' (and a `retryAfter` hint) and closes every
-   * transport. The plugin calls this when Fastify closes (after `drain`).
+   * transport. The plugin calls this when Fastify closes (after `drain`). A CLOSE that finds no
+   * GET waiting is kept for the client's next one until `forgetLastWords` (see
+   * `lastWordsTaken`).
    */
   close(): void {
     this.#closing = true
@@ -433,8 +439,33 @@ export class ParleyServer<
     }
     for (const transport of this.#pending) transport.close('shutdown')
     this.#pending.clear()
+  }
+
+  /**
+   * Resolves once every client whose last words (a CLOSE, a MOVED) wait for its next GET has
+   * fetched them, or after `limitMs`. A polling client between two answers, or an SSE client
+   * reopening its stream, asks again within a round trip; a client that is gone never does,
+   * hence the limit.
+   */
+  lastWordsTaken(limitMs: number): Promise<void> {
+    if (this.#lingering.size === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#lastWordsWaiters.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, limitMs)
+      this.#lastWordsWaiters.add(done)
+    })
+  }
+
+  /** Drops the last words still kept: the server no longer answers requests. */
+  forgetLastWords(): void {
+    this.#forgetting = true
     for (const { timer } of this.#lingering.values()) clearTimeout(timer)
     this.#lingering.clear()
+    for (const done of [...this.#lastWordsWaiters]) done()
   }
 
   /**
@@ -444,9 +475,14 @@ export class ParleyServer<
   takeLingering(sid: string, name: string): Transport | undefined {
     const entry = this.#lingering.get(sid)
     if (!entry || entry.transport.name !== name) return undefined
-    clearTimeout(entry.timer)
-    this.#lingering.delete(sid)
+    this.#forgetLingering(sid, entry.timer)
     return entry.transport
+  }
+
+  #forgetLingering(sid: string, timer: NodeJS.Timeout): void {
+    clearTimeout(timer)
+    this.#lingering.delete(sid)
+    if (this.#lingering.size === 0) for (const done of [...this.#lastWordsWaiters]) done()
   }
 
   /** @internal The session that `sid` names, if it is alive. */
@@ -685,13 +721,14 @@ export class ParleyServer<
   }
 
   #linger(sid: string, transport: Transport): void {
-    // A drain leaves CLOSE 'server handoff' for the next GET; a close keeps nothing.
-    if (this.#closed) return
+    // A drain leaves CLOSE 'server handoff' for the next GET, a close CLOSE 'server shutdown';
+    // once the server stops answering, nothing is kept.
+    if (this.#forgetting) return
     const previous = this.#lingering.get(sid)
     if (previous) clearTimeout(previous.timer)
     // A client polls again at once, and reads a stream within its ping timeout at the latest.
     const timer = setTimeout(
-      () => this.#lingering.delete(sid),
+      () => this.#forgetLingering(sid, timer),
       this.options.pingInterval + this.options.pingTimeout,
     )
     timer.unref()

@@ -188,13 +188,10 @@ export async function parleyRoutes(
       return handshakePost(kind, request, reply, cors)
     }
 
-    // A draining node still serves requests: its sessions' (the CLOSE 'server handoff' of one
-    // waits for its next GET), and those it forwards to other nodes.
-    if (server.closed)
-      return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
     const session = server.sessionFor(sid)
     if (method === 'GET' && session?.transport?.name !== kind) {
-      // The session ended, or moved on, between two GETs: hand over its last words first.
+      // The session ended, or moved on, between two GETs: hand over its last words first
+      // (during a shutdown too: the CLOSE 'server shutdown' of one waits for its next GET).
       const last = server.takeLingering(sid, kind)?.http
       if (last) {
         reply.hijack()
@@ -202,6 +199,10 @@ export async function parleyRoutes(
         return reply
       }
     }
+    // A draining node still serves requests: its sessions' (the CLOSE 'server handoff' of one
+    // waits for its next GET), and those it forwards to other nodes.
+    if (server.closed)
+      return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
     if (!session) {
       // It may live on another node: then that node answers (no sticky sessions needed).
       const owner = await forwarder.ownerOf(sid, request, 'http')

@@ -1,0 +1,75 @@
+// A server's shutdown as an HTTP client between two requests sees it: the client and the real
+// server against each other, the client's next GET held back until the server is closing.
+import type { FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  client,
+  closeClients,
+  next,
+  parleyOf,
+  type ServerSocket,
+  startServer,
+  type TestServer,
+  until,
+} from './helpers.js'
+
+let server: TestServer | undefined
+afterEach(async () => {
+  closeClients()
+  await server?.close()
+  server = undefined
+})
+
+/** A fetch whose GETs wait while `held` is set: the client is then between two GETs. */
+function gatedFetch() {
+  const gate = { held: false, waiting: 0, release: () => {} }
+  let opened = Promise.resolve()
+  const fetchFn: typeof fetch = async (input, init) => {
+    if (gate.held && (init?.method ?? 'GET') === 'GET') {
+      gate.waiting++
+      await opened
+    }
+    return fetch(input, init)
+  }
+  const hold = () => {
+    gate.held = true
+    opened = new Promise((resolve) => {
+      gate.release = () => {
+        gate.held = false
+        resolve()
+      }
+    })
+  }
+  return { gate, hold, fetchFn }
+}
+
+const closed = (app: FastifyInstance) => (app as unknown as { parley: { closed: boolean } }).parley.closed
+
+describe.each([{}, { return503OnClosing: false }])('a shutdown (Fastify options %o)', (fastifyOptions) => {
+  it('reaches a polling client whose next GET comes after the server began to close', async () => {
+    const sockets: ServerSocket[] = []
+    server = await startServer(
+      (app) => parleyOf(app).on('connection', (socket) => sockets.push(socket)),
+      {},
+      0,
+      fastifyOptions,
+    )
+    const { gate, hold, fetchFn } = gatedFetch()
+    const socket = client(server.url, { transports: ['polling'], fetch: fetchFn, reconnection: false })
+    const got: string[] = []
+    socket.on('news', (text: string) => got.push(text))
+    await next(socket, 'connect')
+    hold()
+    // The held GET answers this; the client's next GET then waits at the gate.
+    sockets[0]!.emit('news', 'last before the shutdown')
+    await until(() => gate.waiting === 1, 2000, 'the next GET')
+    expect(got).toEqual(['last before the shutdown'])
+    const disconnected = next<[string]>(socket, 'disconnect', 5000)
+    const closing = server.app.close()
+    await until(() => closed(server!.app), 2000, 'the server closing')
+    gate.release()
+    const [reason] = await disconnected
+    expect(reason).toBe('server shutdown')
+    await closing
+  })
+})

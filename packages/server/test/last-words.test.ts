@@ -1,0 +1,89 @@
+// At close, a session whose client had no GET waiting keeps its CLOSE 'server shutdown' for
+// that client's next GET, whatever Fastify answers other requests while it closes.
+import { decodeText, type Packet, PacketType } from '@parley/protocol'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { startServer, until } from './helpers.js'
+
+const apps: FastifyInstance[] = []
+afterEach(async () => {
+  for (const app of apps.splice(0)) await app.close()
+})
+
+/** A session opened by its handshake POST alone: the client has not sent a GET yet. */
+async function handshake(endpoint: string): Promise<string> {
+  const res = await fetch(`${endpoint}?v=1`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain' },
+    body: JSON.stringify([8, {}]),
+  })
+  const decoded = decodeText(await res.text())
+  if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+  return decoded.packet.sid
+}
+
+/** The packets of a poll answer (lines) or of an event stream (`data:` lines). */
+function packetsOf(body: string): Packet[] {
+  return body
+    .split('\n')
+    .map((line) => (line.startsWith('data: ') ? line.slice(6) : line))
+    .filter((line) => line.startsWith('['))
+    .map((line) => {
+      const decoded = decodeText(line)
+      if (!decoded.ok) throw decoded.error
+      return decoded.packet
+    })
+}
+
+const closed = (app: FastifyInstance) => app.parley.closed
+
+describe.each([
+  ['default Fastify options', {}],
+  ['return503OnClosing: false', { return503OnClosing: false }],
+] satisfies [string, FastifyServerOptions][])(
+  'at close, with %s',
+  (_name, fastifyOptions: FastifyServerOptions) => {
+    it.each([
+      ['sse', 'sse'],
+      ['poll', 'polling'],
+    ])('hands the CLOSE to the next GET of a %s client that had none waiting', async (segment) => {
+      const { app, base } = await startServer({}, undefined, fastifyOptions)
+      apps.push(app)
+      const endpoint = `${base}/${segment}`
+      const sid = await handshake(endpoint)
+      const closing = app.close()
+      await until(() => closed(app), 2000, 'the server closing')
+
+      const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: 'http://page.test' } })
+      expect(res.status).toBe(200)
+      // The page that holds the session can read it, and the connection goes with the server.
+      expect(res.headers.get('access-control-allow-origin')).toBe('http://page.test')
+      expect(res.headers.get('connection')).toBe('close')
+      expect(packetsOf(await res.text())).toEqual([
+        expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown', retryAfter: 1000 }),
+      ])
+      await closing
+
+      // Handed out once: the sid is unknown from then on (the server no longer listens).
+      await expect(fetch(`${endpoint}?v=1&sid=${sid}`)).rejects.toThrow()
+    })
+
+    it('answers other requests as Fastify does while it closes, and closes without the late client', async () => {
+      const { app, base } = await startServer({}, undefined, fastifyOptions)
+      apps.push(app)
+      await handshake(`${base}/poll`)
+      const closing = app.close()
+      await until(() => closed(app), 2000, 'the server closing')
+      const res = await fetch(`${base}/poll?v=1&sid=nosuchsessionatall000`)
+      expect(res.status).toBe(503)
+      const body = (await res.json()) as { code?: string }
+      // Fastify's own refusal by default; Parley's when the routes still run.
+      expect(body.code).toBe(
+        fastifyOptions.return503OnClosing === false ? 'PARLEY_SERVER_SHUTTING_DOWN' : undefined,
+      )
+      // The session's own client never asks for its CLOSE: the close ends without it.
+      await closing
+      expect(app.server.listening).toBe(false)
+    })
+  },
+)
