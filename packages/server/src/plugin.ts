@@ -12,8 +12,9 @@ import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './o
 import { ParleyServer } from './server.js'
 
 /**
- * How long a closing server waits for the clients whose CLOSE waits for their next GET: a
- * polling client between two answers asks again within a round trip.
+ * The longest a closing server waits for the clients whose CLOSE waits for their next GET (a
+ * polling client between two answers asks again within its usual turnaround; see
+ * `ParleyServer.lastWordsTaken`).
  */
 const LAST_WORDS_MS = 2000
 /** What the wait for last words leaves of Fastify's `pluginTimeout` for the later close hooks. */

@@ -89,7 +89,11 @@ export class ParleyServer<
   #closed = false
   /** True once the last words kept at close are dropped: nothing is kept for later requests. */
   #forgetting = false
-  /** Who waits for the last words to be taken (see `lastWordsTaken`). */
+  /** Sids whose CLOSE 'server shutdown' waits for a GET their client is about to send. */
+  readonly #awaited = new Set<string>()
+  /** When the last of those GETs is due at the latest (`performance.now()`). */
+  #awaitedUntil = 0
+  /** Who waits for those last words to be taken (see `lastWordsTaken`). */
   readonly #lastWordsWaiters = new Set<() => void>()
   /** Takeovers of sessions another node handed off, under way (see `drain`). */
   readonly #takingOver = new Set<Promise<Refusal | null>>()
@@ -442,29 +446,31 @@ export class ParleyServer<
   }
 
   /**
-   * Resolves once every client whose last words (a CLOSE, a MOVED) wait for its next GET has
-   * fetched them, or after `limitMs`. A polling client between two answers, or an SSE client
-   * reopening its stream, asks again within a round trip; a client that is gone never does,
-   * hence the limit.
+   * @internal Resolves once every client that was about to send a GET when its session ended at close (a
+   * polling client between two answers: see `HttpSide.nextGetWithin`) has fetched its CLOSE, or
+   * once none of them can be expected any more (each is given a few times its usual turnaround),
+   * and after `limitMs` at the most. A client that dropped its GET is not waited for.
    */
   lastWordsTaken(limitMs: number): Promise<void> {
-    if (this.#lingering.size === 0) return Promise.resolve()
+    const wait = Math.min(limitMs, this.#awaitedUntil - performance.now())
+    if (this.#awaited.size === 0 || wait <= 0) return Promise.resolve()
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer)
         this.#lastWordsWaiters.delete(done)
         resolve()
       }
-      const timer = setTimeout(done, limitMs)
+      const timer = setTimeout(done, wait)
       this.#lastWordsWaiters.add(done)
     })
   }
 
-  /** Drops the last words still kept: the server no longer answers requests. */
+  /** @internal Drops the last words still kept: the server no longer answers requests. */
   forgetLastWords(): void {
     this.#forgetting = true
     for (const { timer } of this.#lingering.values()) clearTimeout(timer)
     this.#lingering.clear()
+    this.#awaited.clear()
     for (const done of [...this.#lastWordsWaiters]) done()
   }
 
@@ -482,7 +488,9 @@ export class ParleyServer<
   #forgetLingering(sid: string, timer: NodeJS.Timeout): void {
     clearTimeout(timer)
     this.#lingering.delete(sid)
-    if (this.#lingering.size === 0) for (const done of [...this.#lastWordsWaiters]) done()
+    if (this.#awaited.delete(sid) && this.#awaited.size === 0) {
+      for (const done of [...this.#lastWordsWaiters]) done()
+    }
   }
 
   /** @internal The session that `sid` names, if it is alive. */
@@ -733,6 +741,11 @@ export class ParleyServer<
     )
     timer.unref()
     this.#lingering.set(sid, { transport, timer })
+    const due = this.#closed ? transport.http?.nextGetWithin() : undefined
+    if (due !== undefined && due > 0) {
+      this.#awaited.add(sid)
+      this.#awaitedUntil = Math.max(this.#awaitedUntil, performance.now() + due)
+    }
   }
 
   async #runMiddleware(socket: ServerSocket<L, E, D>): Promise<Refusal | null> {

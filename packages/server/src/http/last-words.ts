@@ -16,7 +16,7 @@ export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide |
  * From the first moment of `app.close()`, Fastify answers every request itself with a bare 503
  * (its `return503OnClosing`, on by default), before any route or hook runs. A session whose
  * client had no GET waiting keeps its CLOSE 'server shutdown' (or a drain's MOVED) for that
- * client's next GET: a polling client between two answers, an SSE client reopening its stream.
+ * client's next GET: a polling client between two answers, a client that has not sent its first.
  * Fastify's 503 would reach that GET instead, and the client would report a lost transport
  * rather than the shutdown and its `retryAfter`.
  *

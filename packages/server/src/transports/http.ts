@@ -2,6 +2,21 @@ import type { ServerResponse } from 'node:http'
 import type { ClosePacket, OpenPacket, Packet, ParleyError } from '@parley/protocol'
 import { BaseTransport, type HttpSide, type Outgoing } from './transport.js'
 
+/** How long a client that was never measured may take to send the GET it is about to send. */
+export const NEXT_GET_UNMEASURED_MS = 1000
+
+/** The least a client between two polls is given, however fast it was so far. */
+const NEXT_GET_MIN_MS = 100
+
+/**
+ * The time a client with `turnaround` (its slowest recent time from an answer to its next
+ * GET, negative when unmeasured) has left for its next GET, `sinceAnswer` ms after the answer.
+ */
+export function nextGetWithin(turnaround: number, sinceAnswer: number): number {
+  const allowed = turnaround < 0 ? NEXT_GET_UNMEASURED_MS : Math.max(NEXT_GET_MIN_MS, 4 * turnaround)
+  return allowed - sinceAnswer
+}
+
 /** Extra response headers a route wants on every answer (CORS). */
 export type HeaderBag = Record<string, string>
 
@@ -33,6 +48,9 @@ export abstract class HttpTransport extends BaseTransport implements HttpSide {
 
   /** Answers a GET that came after the close with the packets that were left. */
   abstract serveLast(res: ServerResponse, headers: HeaderBag): void
+
+  /** See `HttpSide.nextGetWithin`. */
+  abstract nextGetWithin(): number | undefined
 
   /** A GET for the downstream: SSE streams on it, polling holds it until there is something. */
   abstract downstream(res: ServerResponse, headers: HeaderBag): void

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { gzip } from 'node:zlib'
 import { PacketType } from '@parley/protocol'
-import { type HeaderBag, HttpTransport } from './http.js'
+import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
 /**
@@ -48,6 +48,12 @@ export class PollingTransport extends HttpTransport {
   readonly #gzipAbove: number | false
   #held: ServerResponse | null = null
   #heldHeaders: HeaderBag = {}
+  /** True when the client dropped its last GET rather than got an answer (`nextGetWithin`). */
+  #dropped = false
+  /** When the handshake or the last GET was answered (`performance.now()`), 0 while one is held. */
+  #answeredAt = performance.now()
+  /** The client's slowest recent time from an answer to its next GET, in ms; -1 unmeasured. */
+  #turnaround = -1
   /** Packet lines waiting for a GET, and the size of each in bytes (UTF-8, plus the newline). */
   #lines: string[] = []
   #sizes: number[] = []
@@ -80,6 +86,13 @@ export class PollingTransport extends HttpTransport {
     const previousHeaders = this.#heldHeaders
     this.#held = res
     this.#heldHeaders = headers
+    this.#dropped = false
+    if (this.#answeredAt > 0) {
+      // Slow turns count at once, fast ones bring the measure down gradually.
+      const turn = performance.now() - this.#answeredAt
+      this.#turnaround = Math.max(turn, this.#turnaround * 0.8)
+      this.#answeredAt = 0
+    }
     if (previous) this.#answer(previous, previousHeaders, '')
     res.once('close', this.#heldClosed)
     this.#flush()
@@ -89,7 +102,18 @@ export class PollingTransport extends HttpTransport {
   // that is gone; `#flush` checks again before it answers one.
   readonly #heldClosed = (): void => {
     const held = this.#held
-    if (held && (held.destroyed || held.writableEnded)) this.#held = null
+    if (held && (held.destroyed || held.writableEnded)) this.#forgetHeld(held)
+  }
+
+  /** The held GET is over: answered by us, or dropped by the client. */
+  #forgetHeld(held: ServerResponse): void {
+    this.#held = null
+    if (!held.writableEnded) this.#dropped = true
+  }
+
+  nextGetWithin(): number | undefined {
+    if (this.#held !== null || this.#dropped || this.#answeredAt === 0) return undefined
+    return nextGetWithin(this.#turnaround, performance.now() - this.#answeredAt)
   }
 
   downstream(res: ServerResponse, headers: HeaderBag): void {
@@ -147,7 +171,7 @@ export class PollingTransport extends HttpTransport {
     if (!held || this.#lines.length === 0) return
     if (held.destroyed || held.writableEnded) {
       // The client gave up on this GET; keep the packets for its next one.
-      this.#held = null
+      this.#forgetHeld(held)
       return
     }
     const sizes = this.#sizes
@@ -171,6 +195,7 @@ export class PollingTransport extends HttpTransport {
     }
     this.#queuedBytes -= bytes
     this.#held = null
+    this.#answeredAt = performance.now()
     this.#answer(held, this.#heldHeaders, body)
   }
 }

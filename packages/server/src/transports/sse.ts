@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { PacketType } from '@parley/protocol'
-import { type HeaderBag, HttpTransport } from './http.js'
+import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
 // A comment line of 2 KiB: buffering proxies flush once they hold this much.
@@ -61,6 +61,13 @@ export class SseTransport extends HttpTransport {
   #flushScheduled = false
   /** The CLOSE event, once sent: the only thing kept when the client stopped reading. */
   #lastWords: string | undefined
+  /** When the handshake was answered (`performance.now()`); 0 once a GET opened a stream. */
+  #answeredAt = performance.now()
+
+  /** Only before the first stream: a client whose stream broke resumes on a new transport. */
+  nextGetWithin(): number | undefined {
+    return this.#answeredAt === 0 ? undefined : nextGetWithin(-1, performance.now() - this.#answeredAt)
+  }
 
   get bufferedAmount(): number {
     return this.#queuedBytes + (this.#stream?.writableLength ?? 0)
@@ -70,6 +77,7 @@ export class SseTransport extends HttpTransport {
   attachStream(res: ServerResponse, headers: HeaderBag): void {
     const previous = this.#stream
     this.#stream = res
+    this.#answeredAt = 0
     // An older stream with unread bytes would hold them, uncounted, for as long as its client
     // likes: drop it. Nothing is lost that matters: numbered packets are replayed on resume.
     if (previous && previous.writableLength > 0) previous.destroy()

@@ -151,6 +151,14 @@ export interface HttpSide {
   downstream(res: ServerResponse, headers: Record<string, string>): void
   /** Answers a GET that came after the close with the packets that were left. */
   serveLast(res: ServerResponse, headers: Record<string, string>): void
+  /**
+   * How long (ms from now) the client may take to send the GET it is about to send, or
+   * undefined when none is expected. A polling client whose last poll was answered asks again
+   * within its usual turnaround; an SSE client opens its stream once, right after the
+   * handshake (within `NEXT_GET_UNMEASURED_MS` of it, as a polling client's first GET). None is expected while a GET is
+   * held or streams, nor after the client dropped one: it left, or resumes on a new transport.
+   */
+  nextGetWithin(): number | undefined
   /** Packets from an upstream POST body, decoded, and the length of the line each came from. */
   receive(packets: Packet[], sizes: readonly number[]): void
   /** An upstream POST body that did not decode. */

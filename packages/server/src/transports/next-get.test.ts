@@ -1,0 +1,95 @@
+// How long a closing server may expect an HTTP client's next GET (`nextGetWithin`), which
+// decides whether its CLOSE 'server shutdown' is worth waiting for.
+import { EventEmitter } from 'node:events'
+import type { ServerResponse } from 'node:http'
+import { PacketType } from '@parley/protocol'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { NEXT_GET_UNMEASURED_MS } from './http.js'
+import { PollingTransport } from './polling.js'
+import { SseTransport } from './sse.js'
+import { outgoing } from './transport.js'
+
+/** A response that records its body; `drop()` is the client hanging up. */
+class FakeResponse extends EventEmitter {
+  destroyed = false
+  writableEnded = false
+  writableLength = 0
+  socket = null
+  useChunkedEncodingByDefault = true
+  req = { headers: {} }
+  body = ''
+  writeHead(): this {
+    return this
+  }
+  write(chunk: string | Uint8Array): boolean {
+    this.body += String(chunk)
+    return true
+  }
+  end(body = ''): void {
+    this.body += body
+    this.writableEnded = true
+    this.emit('close')
+  }
+  drop(): void {
+    this.destroyed = true
+    this.emit('close')
+  }
+}
+
+const response = () => new FakeResponse() as FakeResponse & ServerResponse
+let now = 0
+afterEach(() => vi.restoreAllMocks())
+
+function clock(): void {
+  now = 1000
+  vi.spyOn(performance, 'now').mockImplementation(() => now)
+}
+
+describe('a polling transport', () => {
+  it('expects the first GET within the unmeasured time of the handshake', () => {
+    clock()
+    const transport = new PollingTransport(1e6)
+    now += 300
+    expect(transport.nextGetWithin()).toBe(NEXT_GET_UNMEASURED_MS - 300)
+  })
+
+  it('expects none while a GET is held, and a few times its turnaround after an answer', async () => {
+    clock()
+    const transport = new PollingTransport(1e6)
+    now += 300 // the first GET came 300 ms after the handshake
+    const first = response()
+    transport.hold(first, {})
+    expect(transport.nextGetWithin()).toBeUndefined()
+    transport.send(outgoing({ type: PacketType.PING }))
+    await new Promise((resolve) => process.nextTick(resolve))
+    expect(first.body).toBe('[2]')
+    now += 90
+    expect(transport.nextGetWithin()).toBe(4 * 300 - 90)
+    // A faster turn brings the measure down gradually, never below 100 ms.
+    now += 10
+    transport.hold(response(), {})
+    transport.send(outgoing({ type: PacketType.PING }))
+    await new Promise((resolve) => process.nextTick(resolve))
+    expect(transport.nextGetWithin()).toBe(4 * 240)
+  })
+
+  it('expects none once the client dropped its GET', () => {
+    clock()
+    const transport = new PollingTransport(1e6)
+    const held = response()
+    transport.hold(held, {})
+    held.drop()
+    expect(transport.nextGetWithin()).toBeUndefined()
+  })
+})
+
+describe('an SSE transport', () => {
+  it('expects its stream after the handshake, and no GET once it streamed', () => {
+    clock()
+    const transport = new SseTransport()
+    now += 200
+    expect(transport.nextGetWithin()).toBe(NEXT_GET_UNMEASURED_MS - 200)
+    transport.attachStream(response(), {})
+    expect(transport.nextGetWithin()).toBeUndefined()
+  })
+})
