@@ -127,7 +127,8 @@ export function thinParleyClient(transport: ThinTransport, settings: ClientSetti
         return
       }
       case PING:
-        return wire.send(PONG_LINE)
+        // Over polling, the next GET (sent as soon as this answer is read) is the PONG.
+        return transport === 'polling' ? undefined : wire.send(PONG_LINE)
       case ACK:
         return // nothing kept to forget: this client never replays
       case EVENT:

@@ -1,5 +1,6 @@
-// Over long-polling the client acknowledges in its GETs (`ack=N`), not in POSTs of their own:
-// checked against the real server, whose slow-consumer limit cuts a client that does not.
+// Over long-polling the client acknowledges in its GETs (`ack=N`), and answers PINGs with them,
+// not with POSTs of their own: checked against the real server, whose slow-consumer limit cuts
+// a client that does not acknowledge, and whose heartbeat detaches one that does not answer.
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   client,
@@ -34,8 +35,8 @@ describe('polling', () => {
           socket.on('disconnect', (reason: string) => reasons.push(reason))
         })
       },
-      // No heartbeat within the test (its PONG would be a POST), and a replay buffer far
-      // smaller than what is sent: without ACKs the session is cut as a slow consumer.
+      // A replay buffer far smaller than what is sent: without ACKs the session is cut as a
+      // slow consumer.
       { pingInterval: 30_000, pingTimeout: 30_000, maxBufferedBytes: 16 * 1024 },
     )
     const socket = client(server.url, { transports: ['polling'] })
@@ -60,5 +61,29 @@ describe('polling', () => {
     // Every ACK is cumulative and they only grow; the last GET acknowledged nearly everything.
     expect(acks.filter((a) => a > 0)).toEqual([...acks.filter((a) => a > 0)].sort((a, b) => a - b))
     expect(Math.max(...acks)).toBeGreaterThanOrEqual(57)
+  })
+
+  it('answers PINGs with its GETs: no POST, and the server keeps the transport attached', async () => {
+    const requests: string[] = []
+    const changes: unknown[] = []
+    server = await startServer(
+      (app) => {
+        app.addHook('onRequest', async (request) => {
+          if (request.url.includes('sid=')) requests.push(request.method)
+        })
+        parleyOf(app).on('connection', (socket) => {
+          socket.on('transport', (now: unknown) => changes.push(now))
+          socket.on('disconnect', (reason: string) => changes.push(reason))
+        })
+      },
+      { pingInterval: 40, pingTimeout: 200 },
+    )
+    const socket = client(server.url, { transports: ['polling'] })
+    await next(socket, 'connect')
+    // Each PING answers the held GET; the GET that follows is the PONG.
+    await until(() => requests.length >= 12, 5000, 'a dozen polls')
+    expect(requests.filter((method) => method !== 'GET')).toEqual([])
+    expect(changes).toEqual([])
+    expect(socket.transport).toBe('polling')
   })
 })

@@ -252,7 +252,8 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
   })
 
   it('keeps a live transport attached while the client answers pings', async () => {
-    const { base, sockets } = await serve({ pingInterval: 30, pingTimeout: 30 })
+    // A short interval for many pings; a timeout that a busy machine's pauses stay under.
+    const { base, sockets } = await serve({ pingInterval: 30, pingTimeout: 150 })
     const c = await connect(transport, base)
     await until(() => sockets.length === 1)
     await until(() => c.received.filter((p) => p.type === PacketType.PING).length >= 4, 2000, 'pings')

@@ -22,7 +22,10 @@ export interface Hello {
 }
 
 export interface RawOptions {
-  /** Answer PING with PONG at once (default true). */
+  /**
+   * Answer PING with PONG at once (default true). Over polling, the next GET is the PONG: with
+   * false, the client stops polling after an answer that brought a PING.
+   */
   autoPong?: boolean
   /** Extra request headers (Origin, ...). */
   headers?: Record<string, string>
@@ -237,6 +240,8 @@ class HttpClient extends Base {
           return
         }
         for (const line of body.split('\n')) if (line) this.#take(line)
+        // Its next GET would answer the PING: a client that does not answer stops here.
+        if (!this.autoPong && this.received.some((p) => p.type === PacketType.PING)) return
       }
     } catch {
       this.endedResolve(0)

@@ -1,5 +1,7 @@
 import { decodeText } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
+import type { Outgoing } from '../outgoing.js'
+import * as PacketType from '../packet-type.js'
 import { shown, transportError } from './transport.js'
 
 /**
@@ -9,6 +11,11 @@ import { shown, transportError } from './transport.js'
  */
 export class PollingTransport extends HttpTransport {
   readonly name = 'polling'
+
+  // The GET that follows the answer bringing a PING answers it (docs/protocol.md, Heartbeat).
+  override send(items: readonly Outgoing[]): void {
+    super.send(items.filter((item) => item.packet.type !== PacketType.PONG))
+  }
 
   protected downstream(url: string): void {
     void this.#poll(url)

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { gzip } from 'node:zlib'
-import { PacketType } from '@parley/protocol'
+import { type Packet, PacketType } from '@parley/protocol'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
@@ -37,6 +37,10 @@ function answerSome(): void {
     }
   }
 }
+
+/** What a downstream GET tells the session, as if the client had sent it. */
+const A_POLL_IS_A_PONG: Packet[] = [{ type: PacketType.PONG }]
+const NO_SIZES: readonly number[] = []
 
 /**
  * Long-polling downstream: the client keeps one GET waiting; it is answered with every queued
@@ -117,6 +121,9 @@ export class PollingTransport extends HttpTransport {
   }
 
   downstream(res: ServerResponse, headers: HeaderBag): void {
+    // A GET is a sign of life: a client polls again as soon as it has read an answer, so the
+    // GET after the answer that brought a PING is its PONG (docs/protocol.md, Heartbeat).
+    this.emitPackets(A_POLL_IS_A_PONG, NO_SIZES)
     this.hold(res, headers)
   }
 
