@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { type RedisServer, redisServerPath, startRedis } from '../../test/support/redis-server.ts'
 import { bundleSizes } from './bundle.ts'
 import { type ClientKind, FETCH_KINDS, type FetchKind, serverKindOf } from './clients.ts'
+import { compileChildren } from './compiled-children.ts'
 import { isGrowth, metricKeys, nodesOf, type ScenarioDef, type ScenarioName, scenarios } from './config.ts'
 import type { ClusterReading, Measurement } from './load.ts'
 import { type Balancer, nginxPath, procCpuUs, startBalancer } from './nginx.ts'
@@ -113,15 +114,22 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     process.exit(130)
   })
 
+/** The scripts `start` runs, compiled once per run (see compiled-children.ts). */
+const CHILD_SCRIPTS = ['server.ts', 'load.ts']
+let childScripts: Promise<Map<string, string>> | undefined
+
 /** Starts `file` (in src/) in a process of its own and waits for its `ready` message. */
-function start(
+async function start(
   file: string,
   args: string[],
   execArgv: string[],
 ): Promise<{ child: ChildProcess; ready: unknown }> {
-  const child = fork(path.join(benchDir, 'src', file), args, {
+  childScripts ??= compileChildren(benchDir, CHILD_SCRIPTS)
+  const script = (await childScripts).get(file)
+  if (!script) throw new Error(`${file} is not one of the child scripts (${CHILD_SCRIPTS.join(', ')})`)
+  const child = fork(script, args, {
     cwd: benchDir,
-    execArgv: ['--import', 'tsx', ...execArgv],
+    execArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   children.add(child)
