@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http'
-import { PacketType } from '@parley/protocol'
+import { Socket } from 'node:net'
+import { PacketType, type SplitText } from '@parley/protocol'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
+import { corkForTick } from './tick-cork.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
 // A comment line of 2 KiB: buffering proxies flush once they hold this much.
@@ -19,11 +21,28 @@ function flushAll(): void {
   for (const transport of list) transport.flush()
 }
 
+/** What starts every event. */
+const EVENT_START = 'data: '
+
 /** What ends every event (and the stream's prelude). */
 const EVENT_END = Buffer.from('\n\n')
 
 /** Up to this many bytes, a tick's events leave as one buffer (see `#writeQueue`). */
 const GATHER_BYTES = 16 * 1024
+
+/** A broadcast's shared tail up to this long is copied into each copy's event (see `send`). */
+const COPY_TAIL_BYTES = 1024
+
+/**
+ * The connection of a plain HTTP/1.x response, which the stream's events may be written to
+ * directly once the headers went: the body is the bytes on the connection (see the class
+ * comment). Not an HTTP/2 stream, which frames its data, nor a response with no connection of
+ * its own (a request routed from another node through `inject`).
+ */
+function connectionOf(res: ServerResponse): Socket | null {
+  const socket = res.socket
+  return res.req?.httpVersionMajor === 1 && socket instanceof Socket ? socket : null
+}
 
 /** `pieces` (UTF-8 text and bytes) one after the other in one buffer of `bytes` bytes. */
 function gather(pieces: readonly (string | Uint8Array)[], bytes: number): Buffer {
@@ -41,19 +60,23 @@ function gather(pieces: readonly (string | Uint8Array)[], bytes: number): Buffer
 
 /**
  * Server-Sent Events downstream: one long response, one `data:` event per packet. Until the
- * client's GET arrives (or between two GETs) packets wait in memory. The events of one tick
- * leave in one system call in `process.nextTick` (the socket corked around their writes).
+ * client's GET arrives (or between two GETs) packets wait in memory.
  *
  * The response has no length and is not chunked: its end is the connection's end (HTTP/1.1
  * allows it for a response, RFC 9112 6.3). An event stream ends only when its connection may
- * go anyway, and so every write goes to the socket as it is: a broadcast copy is its small
- * `data: [5,<seq>` and the broadcast's shared tail, never copied per stream (chunked, each
- * write would also carry a size line and two line ends). `bufferedAmount` counts real bytes:
+ * go anyway, and so once the headers went, each event is written to the connection itself, as
+ * a WebSocket frame is: no pass through the response per write, the connection corked for the
+ * tick (`corkForTick`) so that a tick's events leave in one system call. A broadcast copy is its
+ * small `data: [5,<seq>` and the broadcast's shared tail (copied in when short), never encoded
+ * per stream. Where there is no such connection (HTTP/2, a routed request) the events of a
+ * tick go through the response in one `process.nextTick`. `bufferedAmount` counts real bytes:
  * UTF-8 of what waits here, and what Node holds because the client reads slower than we write.
  */
 export class SseTransport extends HttpTransport {
   readonly name = 'sse'
   #stream: ServerResponse | null = null
+  /** The stream's connection, written directly, once its headers went (see the class comment). */
+  #direct: Socket | null = null
   /** Pieces of events not yet written: waiting for this tick's flush, or for a stream. */
   #queue: (string | Uint8Array)[] = []
   /** Their size in bytes (UTF-8). */
@@ -70,21 +93,24 @@ export class SseTransport extends HttpTransport {
   }
 
   get bufferedAmount(): number {
-    return this.#queuedBytes + (this.#stream?.writableLength ?? 0)
+    return this.#queuedBytes + unsent(this.#stream)
   }
 
   /** Takes over the event stream from a GET (a newer GET ends the older stream). */
   attachStream(res: ServerResponse, headers: HeaderBag): void {
     const previous = this.#stream
     this.#stream = res
+    this.#direct = null
     this.#answeredAt = 0
     // An older stream with unread bytes would hold them, uncounted, for as long as its client
     // likes: drop it. Nothing is lost that matters: numbered packets are replayed on resume.
-    if (previous && previous.writableLength > 0) previous.destroy()
+    if (previous && unsent(previous) > 0) previous.destroy()
     else previous?.end()
     res.on('close', () => {
       // The client went away or reconnects; packets wait for the next GET (or a resume).
-      if (this.#stream === res) this.#stream = null
+      if (this.#stream !== res) return
+      this.#stream = null
+      this.#direct = null
     })
     this.#start(res, headers)
   }
@@ -112,21 +138,27 @@ export class SseTransport extends HttpTransport {
       'Cache-Control': 'no-cache, no-store, no-transform',
       'X-Accel-Buffering': 'no',
     })
+    // Headers and prelude go through the response; the body after them is the connection's.
     res.write(PRELUDE)
+    if (res === this.#stream) this.#direct = connectionOf(res)
     this.#writeQueue(res)
   }
 
   send(out: Outgoing): void {
     if (!this.open) return
     const split = out.split?.()
+    const direct = this.#direct
+    if (direct && this.#queue.length === 0) {
+      this.#writeDirect(direct, out, split)
+      return
+    }
     if (split) {
-      const start = `data: ${split.head}`
+      const start = `${EVENT_START}${split.head}`
       this.#queue.push(start, split.tail, EVENT_END)
       // `start` is ASCII: one byte per character.
       this.#queuedBytes += start.length + split.tail.length + EVENT_END.length
     } else {
-      const event = `data: ${out.text}\n\n`
-      if (out.packet.type === PacketType.CLOSE) this.#lastWords = event
+      const event = this.#event(out)
       this.#queue.push(event)
       this.#queuedBytes += Buffer.byteLength(event)
     }
@@ -134,6 +166,28 @@ export class SseTransport extends HttpTransport {
       this.#flushScheduled = true
       if (pending.push(this) === 1) process.nextTick(flushAll)
     }
+  }
+
+  /** One event onto the stream's connection, corked for the tick (see the class comment). */
+  #writeDirect(direct: Socket, out: Outgoing, split: SplitText | undefined): void {
+    corkForTick(direct)
+    if (!split) direct.write(this.#event(out))
+    else if (split.tail.length <= COPY_TAIL_BYTES) {
+      // One small buffer: a write of a few hundred bytes costs less than three.
+      const bytes = EVENT_START.length + split.head.length + split.tail.length + EVENT_END.length
+      direct.write(gather([EVENT_START, split.head, split.tail, EVENT_END], bytes))
+    } else {
+      direct.write(`${EVENT_START}${split.head}`)
+      direct.write(split.tail)
+      direct.write(EVENT_END)
+    }
+  }
+
+  /** The event of one packet; a CLOSE is also kept, for a client that comes back for it. */
+  #event(out: Outgoing): string {
+    const event = `${EVENT_START}${out.text}\n\n`
+    if (out.packet.type === PacketType.CLOSE) this.#lastWords = event
+    return event
   }
 
   /** Writes what this tick queued (called once per tick for all streams, see `pending`). */
@@ -151,15 +205,17 @@ export class SseTransport extends HttpTransport {
     this.#queuedBytes = 0
     // Past the high-water mark write() returns false and Node keeps the bytes: that is what
     // bufferedAmount reports, and what the session's slow-consumer limit watches.
-    // Uncorked, Node would cork the socket itself and schedule one more callback per write.
+    const direct = this.#direct
+    if (direct) corkForTick(direct)
     const socket = res.socket
-    const cork = socket !== null && socket.writableCorked === 0
+    // Uncorked, Node would cork the socket itself and schedule one more callback per write.
+    const cork = !direct && socket !== null && socket.writableCorked === 0
     if (cork) socket.cork()
-    // A tick's events, when small, are copied into one buffer: one write costs less than a few
-    // (each goes through the response and the socket), and the copy is cheap. Large ones are
-    // written piece by piece, the broadcasts' shared tails as they are.
-    if (bytes <= GATHER_BYTES) res.write(gather(queue, bytes))
-    else for (const piece of queue) res.write(piece)
+    const out = direct ?? res
+    // A tick's events, when small, are copied into one buffer: one write costs less than a few,
+    // and the copy is cheap. Large ones are written piece by piece, the shared tails as they are.
+    if (bytes <= GATHER_BYTES) out.write(gather(queue, bytes))
+    else for (const piece of queue) out.write(piece)
     if (cork) socket.uncork()
   }
 
@@ -169,6 +225,7 @@ export class SseTransport extends HttpTransport {
       // CLOSE is kept, for a next GET.
       this.#stream?.destroy()
       this.#stream = null
+      this.#direct = null
       this.#queue = this.#lastWords ? [this.#lastWords] : []
       this.#queuedBytes = this.#lastWords ? Buffer.byteLength(this.#lastWords) : 0
       return
@@ -179,5 +236,14 @@ export class SseTransport extends HttpTransport {
       this.#stream.end()
     }
     this.#stream = null
+    this.#direct = null
   }
+}
+
+/**
+ * Bytes written to `res` or to its connection that have not reached the kernel (a response's
+ * `writableLength` counts its connection's too).
+ */
+function unsent(res: ServerResponse | null): number {
+  return res?.writableLength ?? 0
 }

@@ -7,6 +7,7 @@ import {
   WsCloseCode,
 } from '@parley/protocol'
 import type { RawData, WebSocket } from 'ws'
+import { type Corkable, corkable, corkForTick } from './tick-cork.js'
 import { BaseTransport, type CloseKind, type Outgoing } from './transport.js'
 
 /** The first byte of an unfragmented text frame (RFC 6455 5.2: FIN, opcode 1). */
@@ -19,28 +20,6 @@ const closeCodes: Record<Exclude<CloseKind, 'overflow'>, WsCloseCode> = {
   normal: WsCloseCode.NORMAL,
   shutdown: WsCloseCode.GOING_AWAY,
   refused: WsCloseCode.POLICY_VIOLATION,
-}
-
-/** The TCP socket under a WebSocket, as far as this transport uses it. */
-export interface Corkable {
-  cork(): void
-  uncork(): void
-  /** How many times it was corked and not yet uncorked (Node's `writable.writableCorked`). */
-  readonly writableCorked: number
-  write?(chunk: Uint8Array): boolean
-}
-
-/**
- * Sockets corked in this tick, uncorked together in one `process.nextTick`: a broadcast to a
- * thousand WebSockets schedules one callback, not a thousand.
- */
-const corked: Corkable[] = []
-
-function uncorkAll(): void {
-  // Uncorking writes; a write cannot cork again in this loop (sends come from application
-  // code, not from writes), but take the list first so that one that did would start a new one.
-  const list = corked.splice(0, corked.length)
-  for (const socket of list) socket.uncork()
 }
 
 /**
@@ -68,12 +47,7 @@ export class WebSocketTransport extends BaseTransport {
     super()
     this.#ws = ws
     this.#maxPayload = maxPayload
-    this.#socket =
-      typeof socket?.cork === 'function' &&
-      typeof socket.uncork === 'function' &&
-      typeof socket.writableCorked === 'number'
-        ? socket
-        : undefined
+    this.#socket = corkable(socket)
     // Only where ws itself would write a text frame as it is: no extension (permessage-deflate
     // would compress it) and a socket to write to.
     this.#framesDirect = typeof this.#socket?.write === 'function' && ws.extensions === ''
@@ -182,14 +156,10 @@ export class WebSocketTransport extends BaseTransport {
     socket.write!(tail)
   }
 
-  // The frames sent in one tick (replies to the messages of one TCP read, a broadcast's share)
-  // leave in one write, one system call, instead of one each: the profile of an echo load
-  // showed writev as the largest cost. Uncorked before any I/O, so nothing waits longer.
+  // The frames sent in one tick leave in one write: the profile of an echo load showed writev
+  // as the largest cost.
   #cork(): void {
-    const socket = this.#socket
-    if (!socket || socket.writableCorked > 0) return
-    socket.cork()
-    if (corked.push(socket) === 1) process.nextTick(uncorkAll)
+    if (this.#socket) corkForTick(this.#socket)
   }
 
   protected end(kind: CloseKind): void {
