@@ -16,7 +16,16 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import { BroadcastOperator } from './broadcast.js'
-import { type Listener, Listeners } from './emitter.js'
+import {
+  addListener,
+  countOf,
+  type Listener,
+  type ListenerStore,
+  listenerAt,
+  listening,
+  onceWrapper,
+  removeListener,
+} from './emitter.js'
 import {
   type EventMiddleware,
   EventPipeline,
@@ -161,7 +170,7 @@ export class ServerSocket<
   // connection should cost as little memory as possible.
   #ackTable: AckTable | undefined
   #pipeline: EventPipeline | undefined
-  readonly #listeners = new Listeners()
+  #listeners: ListenerStore
   /** Ack ids of the client's requests that reached a handler and have no answer yet. */
   #openRequests: Set<number> | undefined
   /**
@@ -244,7 +253,7 @@ export class ServerSocket<
   on<K extends keyof SocketReservedEvents>(event: K, listener: SocketReservedEvents[K]): this
   on<K extends EventNames<L>>(event: K, listener: L[K]): this
   on(event: string, listener: Listener): this {
-    this.#listeners.add(event, listener)
+    this.#listeners = addListener(this.#listeners, event, listener)
     return this
   }
 
@@ -252,7 +261,10 @@ export class ServerSocket<
   once<K extends keyof SocketReservedEvents>(event: K, listener: SocketReservedEvents[K]): this
   once<K extends EventNames<L>>(event: K, listener: L[K]): this
   once(event: string, listener: Listener): this {
-    this.#listeners.add(event, listener, true)
+    const wrapper = onceWrapper(listener, (self) => {
+      this.#listeners = removeListener(this.#listeners, event, self)
+    })
+    this.#listeners = addListener(this.#listeners, event, wrapper)
     return this
   }
 
@@ -260,7 +272,7 @@ export class ServerSocket<
   off<K extends keyof SocketReservedEvents>(event?: K, listener?: SocketReservedEvents[K]): this
   off<K extends EventNames<L>>(event?: K, listener?: L[K]): this
   off(event?: string, listener?: Listener): this {
-    this.#listeners.remove(event, listener)
+    this.#listeners = removeListener(this.#listeners, event, listener)
     return this
   }
 
@@ -603,10 +615,12 @@ export class ServerSocket<
   }
 
   #dispatch(name: string, args: WireValue[], ackId: number): void {
-    const listeners = this.#listeners.get(name)
+    const listeners = listening(this.#listeners, name)
+    const count = countOf(listeners)
     if (ackId === 0) {
       // No reply wanted: nothing to answer, so no per-event closures on this hot path.
-      for (const listener of listeners) {
+      for (let i = 0; i < count; i++) {
+        const listener = listenerAt(listeners!, i)
         try {
           const result = (listener as (...a: unknown[]) => unknown)(...args)
           if (isThenable(result)) result.then(undefined, (error: unknown) => this.#handlerFailed(name, error))
@@ -645,7 +659,7 @@ export class ServerSocket<
         : { code: ErrorCode.HANDLER_ERROR, message: HANDLER_FAILED }
       answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
     }
-    if (listeners.length === 0) {
+    if (count === 0) {
       // Without this the client would wait for its whole timeout.
       answer((seq) => ({
         type: PacketType.ERROR,
@@ -660,9 +674,9 @@ export class ServerSocket<
     callArgs.push((...reply: unknown[]) =>
       answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),
     )
-    for (const listener of listeners) {
+    for (let i = 0; i < count; i++) {
       try {
-        const result = (listener as (...a: unknown[]) => unknown)(...callArgs)
+        const result = (listenerAt(listeners!, i) as (...a: unknown[]) => unknown)(...callArgs)
         if (isThenable(result)) result.then(undefined, fail)
       } catch (error) {
         fail(error)
@@ -693,7 +707,9 @@ export class ServerSocket<
   }
 
   #fire(event: keyof SocketReservedEvents, args: unknown[]): void {
-    for (const listener of this.#listeners.get(event)) {
+    const listeners = listening(this.#listeners, event)
+    for (let i = 0; i < countOf(listeners); i++) {
+      const listener = listenerAt(listeners!, i)
       try {
         const result = (listener as (...a: unknown[]) => unknown)(...args)
         if (isThenable(result)) {
