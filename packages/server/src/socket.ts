@@ -98,39 +98,6 @@ export interface SocketContext {
   metrics: Metrics
 }
 
-type AnySocket = ServerSocket<EventsMap, EventsMap, unknown>
-
-/** Set by `ServerSocket` (its static block): how a `SocketOwner` reaches the socket's private side. */
-let fromSession: {
-  message(socket: AnySocket, packet: IncomingMessage): void
-  transportChanged(socket: AnySocket, now: TransportName | null, before: TransportName | null): void
-  ended(socket: AnySocket, reason: CloseReason): void
-}
-
-/**
- * What a session tells its socket. A small object rather than three closures: it lives as long
- * as the session, and idle connections should cost little.
- */
-class SocketOwner implements SessionOwner {
-  readonly #socket: AnySocket
-
-  constructor(socket: AnySocket) {
-    this.#socket = socket
-  }
-
-  message(packet: IncomingMessage): void {
-    fromSession.message(this.#socket, packet)
-  }
-
-  transportChanged(now: TransportName | null, before: TransportName | null): void {
-    fromSession.transportChanged(this.#socket, now, before)
-  }
-
-  ended(reason: CloseReason): void {
-    fromSession.ended(this.#socket, reason)
-  }
-}
-
 /**
  * The application's view of one client: events in and out, acks, and the session's life.
  *
@@ -142,7 +109,8 @@ export class ServerSocket<
   L extends EventsMap = DefaultEventsMap,
   E extends EventsMap = DefaultEventsMap,
   D = Record<string, unknown>,
-> {
+> implements SessionOwner
+{
   /**
    * A public id for this socket, safe to show to other clients; the client knows it too (it
    * comes in OPEN, as the client's `socket.id`). It is not the session id: that one is a bearer
@@ -187,15 +155,22 @@ export class ServerSocket<
     this.id = session.id
     this.handshake = handshake
     this.#context = context
-    session.setOwner(new SocketOwner(this))
+    session.setOwner(this)
   }
 
-  static {
-    fromSession = {
-      message: (socket, packet) => socket.#onMessage(packet),
-      transportChanged: (socket, now, before) => socket.#fire('transport', [now, before]),
-      ended: (socket, reason) => socket.#onEnded(reason),
-    }
+  /** @internal The session's report: an application packet from the client, in order. */
+  sessionMessage(packet: IncomingMessage): void {
+    this.#onMessage(packet)
+  }
+
+  /** @internal The session's report: its transport changed (null: lost, awaiting a resume). */
+  sessionTransportChanged(now: TransportName | null, before: TransportName | null): void {
+    this.#fire('transport', [now, before])
+  }
+
+  /** @internal The session's report: it ended. */
+  sessionEnded(reason: CloseReason): void {
+    this.#onEnded(reason)
   }
 
   /** @internal */

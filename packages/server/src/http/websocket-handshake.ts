@@ -72,7 +72,7 @@ export class WebSocketHandshakes {
       transport.bind(null)
     }
     transport.bind({
-      packet: (packet) => {
+      transportPacket: (_, packet) => {
         if (settled) return
         settle()
         if (packet.type !== PacketType.HELLO) {
@@ -92,13 +92,13 @@ export class WebSocketHandshakes {
           },
         )
       },
-      invalid: (error) => {
+      transportInvalid: (_, error) => {
         if (settled) return
         settle()
         server.trackPending(transport, false)
         refuse(error.code, error.message)
       },
-      close: () => {
+      transportLost: () => {
         clearTimeout(timer)
         server.trackPending(transport, false)
       },
