@@ -43,6 +43,18 @@ function uncorkAll(): void {
   for (const socket of list) socket.uncork()
 }
 
+/** What every WebSocket transport of one server shares: one object, not fields of each. */
+export interface WebSocketSettings {
+  maxPayload: number
+  /**
+   * Set when Parley registered @fastify/websocket itself, whose `errorHandler` (Parley's) only
+   * logs: the transport's own error listener then takes the place of the one
+   * @fastify/websocket added to each WebSocket (which holds the upgrade request for as long as
+   * the connection lives), and logs the same line with this.
+   */
+  logError?: ((err: Error) => void) | undefined
+}
+
 /**
  * The transport of each WebSocket. Its listeners are shared by every socket (an emitter calls
  * them with the socket as `this`) rather than three closures per connection.
@@ -56,7 +68,7 @@ let onClose: (this: WebSocket) => void
 export class WebSocketTransport extends BaseTransport {
   readonly name = 'websocket'
   readonly #ws: WebSocket
-  readonly #maxPayload: number
+  readonly #settings: WebSocketSettings
   readonly #socket: Corkable | undefined
   /** Writes broadcast copies as frames of its own onto the socket (see `#sendSplit`). */
   readonly #framesDirect: boolean
@@ -64,10 +76,10 @@ export class WebSocketTransport extends BaseTransport {
   #released = false
 
   /** `socket`: the connection under `ws` (the upgrade request's socket), corked per tick. */
-  constructor(ws: WebSocket, maxPayload: number, socket?: Corkable) {
+  constructor(ws: WebSocket, settings: WebSocketSettings, socket?: Corkable) {
     super()
     this.#ws = ws
-    this.#maxPayload = maxPayload
+    this.#settings = settings
     this.#socket =
       typeof socket?.cork === 'function' &&
       typeof socket.uncork === 'function' &&
@@ -81,6 +93,14 @@ export class WebSocketTransport extends BaseTransport {
     ws.on('message', onMessage)
     ws.on('error', onError)
     ws.on('close', onClose)
+    if (settings.logError) {
+      // Ours was added first: removing an event's last listener deletes a property of the
+      // emitter's event table, which turns that table into a dictionary (about 130 bytes more
+      // per connection); removing one of two keeps it as it is.
+      for (const listener of ws.listeners('error')) {
+        if (listener !== onError) ws.removeListener('error', listener as (err: Error) => void)
+      }
+    }
   }
 
   static {
@@ -106,6 +126,8 @@ export class WebSocketTransport extends BaseTransport {
   release(): WebSocket {
     this.#released = true
     this.#ws.off('message', onMessage)
+    // The WebSocket's errors are still logged, as before the transport took it.
+    if (this.#settings.logError) this.#ws.on('error', this.#settings.logError)
     this.#ws.off('error', onError)
     this.#ws.off('close', onClose)
     owners.delete(this.#ws)
@@ -114,6 +136,7 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   #error(error: Error & { code?: string }): void {
+    this.#settings.logError?.(error)
     // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
     if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#tooLarge = true
   }
@@ -202,7 +225,7 @@ export class WebSocketTransport extends BaseTransport {
 
   #message(data: RawData, isBinary: boolean): void {
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
-    if (size > this.#maxPayload) {
+    if (size > this.#settings.maxPayload) {
       // ws enforces this too when Parley configured it; an application-registered
       // @fastify/websocket may allow more, so the limit is checked here as well.
       this.#ws.close(WsCloseCode.MESSAGE_TOO_BIG)
@@ -215,7 +238,7 @@ export class WebSocketTransport extends BaseTransport {
       ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       : bytes.toString()
     const result = decodeFrame(frame, {
-      maxPayload: this.#maxPayload,
+      maxPayload: this.#settings.maxPayload,
     })
     if (result.ok) this.emitPacket(result.packet, frame.length)
     else this.emitInvalid(result.error)
