@@ -7,6 +7,7 @@ import type { ResolvedOptions } from '../options.js'
 import type { ParleyServer } from '../server.js'
 import { outgoing } from '../transports/transport.js'
 import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
+import type { ClientTracking } from './client-tracking.js'
 import type { Forwarder } from './forward.js'
 
 export interface WebSocketHandshakeDeps {
@@ -17,6 +18,8 @@ export interface WebSocketHandshakeDeps {
   forwarder: Forwarder
   /** True when Parley registered @fastify/websocket itself (its error handler is Parley's). */
   ownsWebSocketPlugin: boolean
+  /** With Parley's own @fastify/websocket: takes Parley's WebSockets out of ws's tracking. */
+  tracking: ClientTracking | undefined
 }
 
 /** The first moments of every WebSocket on the `/ws` endpoint, up to its HELLO's answer. */
@@ -51,7 +54,8 @@ export class WebSocketHandshakes {
    * packet, then a close with 1008.
    */
   accept(ws: WebSocket, request: FastifyRequest): void {
-    const { server, options, forwarder } = this.#deps
+    const { server, options, forwarder, tracking } = this.#deps
+    tracking?.release(ws)
     const socket = request.raw.socket
     const handshake = handshakeRequest(request, true)
     const log = request.log
