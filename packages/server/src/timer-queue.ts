@@ -4,7 +4,11 @@
  * no new object and no closure, and an idle connection no object of its own for it.
  */
 export class Timed {
-  /** When it falls due, on the `performance.now()` clock. */
+  /**
+   * When it falls due, on the `performance.now()` clock, rounded up to a whole millisecond: a
+   * whole number stays a small integer in the entry itself, where a fraction would take an
+   * object of its own (16 bytes per session) for the process's first 24 days.
+   */
   due = 0
   prev: Timed | null = null
   next: Timed | null = null
@@ -40,7 +44,7 @@ export class TimerQueue<T extends Timed> {
   /** Sets `entry` to fall due `delay` ms from now, taking it out of any queue it was in. */
   add(entry: T): void {
     entry.leaveQueue()
-    entry.due = performance.now() + this.delay
+    entry.due = Math.ceil(performance.now() + this.delay)
     entry.queue = this
     entry.prev = this.#tail
     entry.next = null

@@ -52,7 +52,10 @@ function gather(pieces: readonly (string | Uint8Array)[], bytes: number): Buffer
  * UTF-8 of what waits here, and what Node holds because the client reads slower than we write.
  */
 export class SseTransport extends HttpTransport {
-  readonly name = 'sse'
+  // On the prototype, not a field of each transport (an idle connection should cost little).
+  get name(): 'sse' {
+    return 'sse'
+  }
   #stream: ServerResponse | null = null
   /** Pieces of events not yet written: waiting for this tick's flush, or for a stream. */
   #queue: (string | Uint8Array)[] = []

@@ -66,14 +66,20 @@ let onClose: (this: WebSocket) => void
 
 /** One WebSocket: each packet is one message, a text frame or (with binary) a binary frame. */
 export class WebSocketTransport extends BaseTransport {
-  readonly name = 'websocket'
+  // On the prototype, not a field of each transport (an idle connection should cost little).
+  get name(): 'websocket' {
+    return 'websocket'
+  }
   readonly #ws: WebSocket
   readonly #settings: WebSocketSettings
   readonly #socket: Corkable | undefined
   /** Writes broadcast copies as frames of its own onto the socket (see `#sendSplit`). */
   readonly #framesDirect: boolean
-  #tooLarge = false
-  #released = false
+  /**
+   * 'too large': ws refused a message past maxPayload (and closes with 1009 by itself);
+   * 'released': another owner took the WebSocket over (see `release`).
+   */
+  #fate: 'too large' | 'released' | undefined
 
   /** `socket`: the connection under `ws` (the upgrade request's socket), corked per tick. */
   constructor(ws: WebSocket, settings: WebSocketSettings, socket?: Corkable) {
@@ -124,7 +130,7 @@ export class WebSocketTransport extends BaseTransport {
    * and nothing of the socket reaches it any more.
    */
   release(): WebSocket {
-    this.#released = true
+    this.#fate = 'released'
     this.#ws.off('message', onMessage)
     // The WebSocket's errors are still logged, as before the transport took it.
     if (this.#settings.logError) this.#ws.on('error', this.#settings.logError)
@@ -138,7 +144,7 @@ export class WebSocketTransport extends BaseTransport {
   #error(error: Error & { code?: string }): void {
     this.#settings.logError?.(error)
     // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
-    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#tooLarge = true
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#fate = 'too large'
   }
 
   // No close code from the client ends the session, whatever it says (see WsCloseCode): a
@@ -146,7 +152,7 @@ export class WebSocketTransport extends BaseTransport {
   // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
   // own 1009 ends it, since the client would send the same message again on every resume.
   #closed(): void {
-    this.lost(this.#tooLarge ? 'payload too large' : 'transport close')
+    this.lost(this.#fate === 'too large' ? 'payload too large' : 'transport close')
   }
 
   /** Bytes ws queued and the socket has not handed to the kernel: real bytes of frames. */
@@ -216,7 +222,7 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   protected end(kind: CloseKind): void {
-    if (this.#released) return
+    if (this.#fate === 'released') return
     // A client that does not read would not read a close frame either, and the closing
     // handshake would hold every queued byte for ws's close timeout: cut it now.
     if (kind === 'overflow') this.#ws.terminate()
