@@ -55,12 +55,35 @@ describe('a socket handshake', () => {
     handshake.query = { v: '2' }
     handshake.time = 'then'
     handshake.address = '10.0.0.2'
+    handshake.issued = ISSUED + 1
     expect(handshake).toMatchObject({
       headers: { host: 'other' },
       query: { v: '2' },
       time: 'then',
       address: '10.0.0.2',
+      issued: ISSUED + 1,
     })
+    expect(Object.keys(handshake)).toEqual([
+      'headers',
+      'query',
+      'auth',
+      'address',
+      'time',
+      'issued',
+      'transport',
+    ])
+  })
+
+  it('keeps when it was issued to the millisecond, and writes it out as time', () => {
+    const now = Date.now()
+    const fresh = new SocketHandshake(request(), undefined, 'websocket')
+    expect(fresh.issued).toBeGreaterThanOrEqual(now)
+    expect(fresh.time).toBe(new Date(fresh.issued).toISOString())
+    for (const issued of [0, ISSUED, now + 30 * 86_400_000]) {
+      const handshake = new SocketHandshake(request(), undefined, 'websocket', issued)
+      expect(handshake.issued).toBe(issued)
+      expect(handshake.time).toBe(new Date(issued).toISOString())
+    }
   })
 
   it('keeps empty values and names, and headers or a query that are not plain strings, as given', () => {

@@ -21,6 +21,20 @@ const PART = '\u0001'
 const HEADERS: PropertyDescriptor = { enumerable: true, configurable: true }
 const QUERY: PropertyDescriptor = { enumerable: true, configurable: true }
 const TIME: PropertyDescriptor = { enumerable: true, configurable: true }
+const ISSUED: PropertyDescriptor = { enumerable: true, configurable: true }
+
+/**
+ * What `issued` is counted from in a handshake: a number of milliseconds since then stays a
+ * small integer in the handshake itself for 24 days, where a date in milliseconds takes an
+ * object of its own (16 bytes per connection).
+ */
+const EPOCH = Date.now()
+
+/**
+ * `issued - EPOCH`, made a small integer where it is one: V8 gives the result of a subtraction
+ * of two large numbers an object of its own even when it is small, `Math.round` does not.
+ */
+const sinceEpoch = (issued: number) => Math.round(issued - EPOCH)
 
 /**
  * `socket.handshake`: what the server knew about the client when it last attached.
@@ -30,9 +44,9 @@ const TIME: PropertyDescriptor = { enumerable: true, configurable: true }
  * saw. It is kept more compactly, though, since it lives as long as the connection (idle memory
  * per connection is one of Parley's benchmarks): the headers and the query as one string, made
  * into their objects when first read (then each read gives the same object, and changes to it
- * stay), and `time` written out from `issued` when read. `headers`, `query` and `time` are
- * accessors for that, the same pair of functions on every handshake, which V8 keeps once in
- * the shape the handshakes share rather than in each of them.
+ * stay), `issued` as a count from `EPOCH`, and `time` written out from `issued` when read. Those
+ * four are accessors for that, the same pair of functions on every handshake, which V8 keeps
+ * once in the shape the handshakes share rather than in each of them.
  */
 export class SocketHandshake implements Handshake {
   declare headers: IncomingHttpHeaders
@@ -47,8 +61,8 @@ export class SocketHandshake implements Handshake {
   #packed: string | undefined
   #headers: IncomingHttpHeaders | undefined
   #query: Record<string, string> | undefined
-  /** `time` as assigned, if it was. */
-  #time: string | undefined
+  /** `issued - EPOCH`. */
+  #issued: number
 
   constructor(
     request: HandshakeRequest,
@@ -70,7 +84,8 @@ export class SocketHandshake implements Handshake {
     this.auth = auth
     this.address = request.address
     Object.defineProperty(this, 'time', TIME)
-    this.issued = issued
+    this.#issued = sinceEpoch(issued)
+    Object.defineProperty(this, 'issued', ISSUED)
     this.transport = transport
   }
 
@@ -98,10 +113,17 @@ export class SocketHandshake implements Handshake {
       if (this.#headers !== undefined) this.#packed = undefined
     }
     TIME.get = function (this: SocketHandshake) {
-      return this.#time ?? new Date(this.issued).toISOString()
+      return new Date(this.issued).toISOString()
     }
+    // Assigned (who would?): from then on a plain member of this handshake.
     TIME.set = function (this: SocketHandshake, value: string) {
-      this.#time = value
+      Object.defineProperty(this, 'time', { value, writable: true, enumerable: true, configurable: true })
+    }
+    ISSUED.get = function (this: SocketHandshake) {
+      return EPOCH + this.#issued
+    }
+    ISSUED.set = function (this: SocketHandshake, value: number) {
+      this.#issued = sinceEpoch(value)
     }
   }
 }
