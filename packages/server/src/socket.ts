@@ -37,7 +37,7 @@ import {
 } from './incoming.js'
 import { jsonCopy } from './json-copy.js'
 import { type Metrics, noMetrics } from './metrics.js'
-import type { IncomingMessage, Session, SessionOwner } from './session.js'
+import type { IncomingMessage, Session } from './session.js'
 import { preparedOutgoing } from './transports/transport.js'
 import type {
   AckReply,
@@ -109,8 +109,7 @@ export class ServerSocket<
   L extends EventsMap = DefaultEventsMap,
   E extends EventsMap = DefaultEventsMap,
   D = Record<string, unknown>,
-> implements SessionOwner
-{
+> {
   /**
    * A public id for this socket, safe to show to other clients; the client knows it too (it
    * comes in OPEN, as the client's `socket.id`). It is not the session id: that one is a bearer
@@ -155,6 +154,8 @@ export class ServerSocket<
     this.id = session.id
     this.handshake = handshake
     this.#context = context
+    // The socket is its session's owner itself (its `session*` members; no `implements`
+    // clause, since the published types leave internal members out).
     session.setOwner(this)
   }
 
