@@ -29,6 +29,7 @@ export type {
 export type { HandOffTail, SessionClaim, SessionSnapshot } from './adapter/handoff.js'
 export { MemoryAdapter } from './adapter/memory.js'
 export { type BroadcastAckCallback, BroadcastOperator } from './broadcast.js'
+export type { HandshakeRequest } from './handshake.js'
 export type {
   EventMiddleware,
   EventRefusal,
@@ -37,7 +38,7 @@ export type {
 } from './incoming.js'
 export type { AllowedOrigins, ParleyServerOptions, ResolvedOptions } from './options.js'
 export { defaults, ParleyOptionError } from './options.js'
-export type { HandshakeRequest, Middleware, Refusal } from './server.js'
+export type { Middleware, Refusal } from './server.js'
 export { ParleyServer } from './server.js'
 export type { SocketEmitter, TimeoutEmitter } from './socket.js'
 export { ServerSocket } from './socket.js'

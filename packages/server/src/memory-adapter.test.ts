@@ -168,6 +168,27 @@ describe('MemoryAdapter: rooms', () => {
     expect(reachedBy({ rooms: ['a'] })).toEqual(['a'])
   })
 
+  it('keeps a socket in its own room and one more apart: leaving either keeps the other', () => {
+    const { adapter, reached } = setup()
+    adapter.addAll('a', ['red'])
+    expect([...adapter.socketRooms('a')!]).toEqual(['a', 'red'])
+    adapter.del('a', 'a')
+    expect([...adapter.socketRooms('a')!]).toEqual(['red'])
+    adapter.broadcast(message().msg, target({ rooms: ['a'] }))
+    expect(reached()).toEqual([])
+    adapter.broadcast(message().msg, target({ rooms: ['red'] }))
+    expect(reached()).toEqual(['a'])
+    adapter.addAll('a', ['a'])
+    adapter.del('a', 'red')
+    expect([...adapter.socketRooms('a')!]).toEqual(['a'])
+    adapter.addAll('b', ['blue', 'green'])
+    adapter.del('b', 'blue')
+    expect([...adapter.socketRooms('b')!]).toEqual(['b', 'green'])
+    adapter.del('b', 'green')
+    adapter.del('b', 'b')
+    expect([...adapter.socketRooms('b')!]).toEqual([])
+  })
+
   it('keeps a socket in many rooms apart from the others, and lets it leave each', () => {
     const { adapter } = setup()
     const rooms = Array.from({ length: 40 }, (_, i) => `r${i}`)

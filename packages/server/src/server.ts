@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http'
 import { CloseReason, ErrorCode, type HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import {
@@ -14,6 +13,7 @@ import { MemoryAdapter } from './adapter/memory.js'
 import { BroadcastOperator } from './broadcast.js'
 import { answeredIn, Drain } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
+import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
@@ -33,13 +33,6 @@ export interface Refusal {
   status: number
   code: string
   message: string
-}
-
-/** The request that carried a HELLO. */
-export interface HandshakeRequest {
-  headers: IncomingHttpHeaders
-  query: Record<string, string>
-  address: string
 }
 
 /** How long a client should wait before it reconnects after a shutdown. */
@@ -516,15 +509,7 @@ export class ParleyServer<
     request: HandshakeRequest,
   ): Promise<Refusal | null> {
     if (this.#closing) return shuttingDown()
-    const handshake: Handshake = {
-      headers: request.headers,
-      query: request.query,
-      auth: hello.auth,
-      address: request.address,
-      time: new Date().toISOString(),
-      issued: Date.now(),
-      transport: transport.name,
-    }
+    const handshake: Handshake = new SocketHandshake(request, hello.auth, transport.name)
 
     const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
     if (hello.sid !== undefined && !existing) {

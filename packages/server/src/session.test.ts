@@ -18,7 +18,7 @@ import {
   outgoing,
   type Transport,
   type TransportCloseReason,
-  type TransportHandlers,
+  type TransportOwner,
 } from './transports/transport.js'
 
 /**
@@ -32,9 +32,9 @@ class FakeTransport implements Transport {
   /** Every packet handed over, the handshake's OPEN included, in order. */
   readonly sent: Packet[] = []
   closedWith: CloseKind | undefined
-  /** Every handler set the session bound, even after it unbound them (a late medium event). */
-  readonly everBound: TransportHandlers[] = []
-  #handlers: TransportHandlers | null = null
+  /** Every owner the transport was bound to, even after it unbound (a late medium event). */
+  readonly everBound: TransportOwner[] = []
+  #owner: TransportOwner | null = null
 
   constructor(readonly name: TransportName = 'websocket') {}
 
@@ -50,31 +50,31 @@ class FakeTransport implements Transport {
     if (!this.open) return
     this.open = false
     this.closedWith = kind
-    this.#handlers = null
+    this.#owner = null
   }
 
-  bind(handlers: TransportHandlers | null): void {
-    this.#handlers = handlers
-    if (handlers) this.everBound.push(handlers)
+  bind(owner: TransportOwner | null): void {
+    this.#owner = owner
+    if (owner) this.everBound.push(owner)
   }
 
   /** The client sends a packet that decoded cleanly. */
   receive(packet: Packet): void {
-    if (this.open) this.#handlers?.packet(packet, 0)
+    if (this.open) this.#owner?.transportPacket(this, packet, 0)
   }
 
   /** The client sends something that does not decode. */
   garbage(error: ParleyError): void {
-    if (this.open) this.#handlers?.invalid(error)
+    if (this.open) this.#owner?.transportInvalid(this, error)
   }
 
   /** The medium goes away by itself. */
   lose(reason: TransportCloseReason): void {
     if (!this.open) return
     this.open = false
-    const handlers = this.#handlers
-    this.#handlers = null
-    handlers?.close(reason)
+    const owner = this.#owner
+    this.#owner = null
+    owner?.transportLost(this, reason)
   }
 
   types(): number[] {
@@ -96,15 +96,15 @@ class FakeOwner implements SessionOwner {
   readonly changes: [TransportName | null, TransportName | null][] = []
   readonly ends: CloseReason[] = []
 
-  message(packet: IncomingMessage): void {
+  sessionMessage(packet: IncomingMessage): void {
     this.messages.push(packet)
   }
 
-  transportChanged(now: TransportName | null, before: TransportName | null): void {
+  sessionTransportChanged(now: TransportName | null, before: TransportName | null): void {
     this.changes.push([now, before])
   }
 
-  ended(reason: CloseReason): void {
+  sessionEnded(reason: CloseReason): void {
     this.ends.push(reason)
   }
 }
@@ -370,10 +370,10 @@ describe('Session: attach and replay', () => {
     const second = new FakeTransport('sse')
     session.attach(second, 0, true)
 
-    stale.packet(event(1), 0)
-    stale.packet({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' }, 0)
-    stale.invalid(new ParleyError(ErrorCode.INVALID_JSON, 'not JSON'))
-    stale.close('transport close')
+    stale.transportPacket(first, event(1), 0)
+    stale.transportPacket(first, { type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' }, 0)
+    stale.transportInvalid(first, new ParleyError(ErrorCode.INVALID_JSON, 'not JSON'))
+    stale.transportLost(first, 'transport close')
 
     expect(owner.messages).toEqual([])
     expect(owner.ends).toEqual([])

@@ -25,7 +25,7 @@ import {
   preparedOutgoing,
   type Transport,
   type TransportCloseReason,
-  type TransportHandlers,
+  type TransportOwner,
 } from './transports/transport.js'
 
 /**
@@ -40,11 +40,14 @@ export type SessionBooks = Pick<SessionSnapshot, 'sid' | 'id' | 'inSeq' | 'outSe
 /** An application packet from the client, delivered in order and once. */
 export type IncomingMessage = EventPacket | ReplyPacket | ErrorPacket
 
-/** What a session tells the layer above it (the application's socket). */
+/**
+ * What a session tells the layer above it (the application's socket, which implements this
+ * itself: no object in between for each connection).
+ */
 export interface SessionOwner {
-  message(packet: IncomingMessage): void
-  transportChanged(now: TransportName | null, before: TransportName | null): void
-  ended(reason: CloseReason): void
+  sessionMessage(packet: IncomingMessage): void
+  sessionTransportChanged(now: TransportName | null, before: TransportName | null): void
+  sessionEnded(reason: CloseReason): void
 }
 
 /** The part of the server options a session runs on. */
@@ -169,40 +172,6 @@ function heartbeatQueuesOf(config: SessionConfig): HeartbeatQueues {
   return queues
 }
 
-/** Set by `Session` (its static block): how a `Binding` reaches the session's private side. */
-let fromTransport: {
-  packet(session: Session, transport: Transport, packet: Packet, size: number): void
-  invalid(session: Session, transport: Transport, error: ParleyError): void
-  lost(session: Session, transport: Transport, reason: TransportCloseReason): void
-}
-
-/**
- * What an attached transport reports to its session, naming itself, so that a stale one is
- * ignored. A small object per attach rather than three closures: it lives as long as the
- * connection, and idle connections should cost little.
- */
-class Binding implements TransportHandlers {
-  readonly #session: Session
-  readonly #transport: Transport
-
-  constructor(session: Session, transport: Transport) {
-    this.#session = session
-    this.#transport = transport
-  }
-
-  packet(packet: Packet, size: number): void {
-    fromTransport.packet(this.#session, this.#transport, packet, size)
-  }
-
-  invalid(error: ParleyError): void {
-    fromTransport.invalid(this.#session, this.#transport, error)
-  }
-
-  close(reason: TransportCloseReason): void {
-    fromTransport.lost(this.#session, this.#transport, reason)
-  }
-}
-
 /**
  * The durable half of a connection: id, sequence numbers, the replay buffer, acks, heartbeat and
  * the recovery window. It outlives transports and swaps them without the application noticing
@@ -216,14 +185,12 @@ class Binding implements TransportHandlers {
  *                        │  ▼                                         ▼
  *                        attached ◀──────── attach (resume) ──────  closed
  * ```
+ *
+ * A session is its own entry in the heartbeat's timer queues (`Timed`), and the owner its
+ * transports report to: no object of their own per connection.
  */
-export class Session {
+export class Session extends Timed implements TransportOwner {
   static {
-    fromTransport = {
-      packet: (session, transport, packet, size) => session.#receive(transport, packet, size),
-      invalid: (session, transport, error) => session.#invalid(transport, error),
-      lost: (session, transport, reason) => session.#lost(transport, reason),
-    }
     heartbeat = {
       ping: (session) => session.#ping(),
       checkPong: (session) => session.#checkPong(),
@@ -238,8 +205,10 @@ export class Session {
   #owner: SessionOwner | null = null
   #state: SessionState = 'detached'
   #transport: Transport | null = null
-  #attachedOnce = false
-  /** The kind of the last transport attached: a switch is counted against it. */
+  /**
+   * The kind of the last transport attached (null before the first): a switch is counted
+   * against it, and the owner hears of every attach after the first.
+   */
   #lastTransport: TransportName | null = null
 
   #outSeq = 0
@@ -258,8 +227,6 @@ export class Session {
 
   #unacked = 0
   #ackTimer: NodeJS.Timeout | undefined
-  /** The heartbeat's place in its server's timer queues (see `TimerQueue`), once attached. */
-  #beat: Timed<Session> | undefined
   /** Something came from the client since the last PING (a flag: no clock read per packet). */
   #heard = false
   #recoveryTimer: NodeJS.Timeout | undefined
@@ -277,6 +244,7 @@ export class Session {
    * to it until `release` brings the old node's tail.
    */
   constructor(config: SessionConfig, books?: SessionBooks) {
+    super()
     this.#config = config
     if (!books) {
       this.sid = nanoid()
@@ -348,7 +316,7 @@ export class Session {
     clearTimeout(this.#recoveryTimer)
     this.#transport = transport
     this.#state = 'attached'
-    transport.bind(new Binding(this, transport))
+    transport.bind(this)
     this.#trim(clientAck)
     const open = outgoing({
       type: PacketType.OPEN,
@@ -371,12 +339,10 @@ export class Session {
     }
     this.#heard = true
     this.#startHeartbeat()
-    if (this.#lastTransport !== null && this.#lastTransport !== transport.name) {
-      this.#config.metrics.transportSwitch(this.#lastTransport, transport.name)
-    }
+    const last = this.#lastTransport
+    if (last !== null && last !== transport.name) this.#config.metrics.transportSwitch(last, transport.name)
     this.#lastTransport = transport.name
-    if (this.#attachedOnce) this.#owner?.transportChanged(transport.name, before?.name ?? null)
-    this.#attachedOnce = true
+    if (last !== null) this.#owner?.sessionTransportChanged(transport.name, before?.name ?? null)
     this.#checkBuffers()
   }
 
@@ -482,7 +448,7 @@ export class Session {
     this.#tail = tail
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
-    this.#beat?.cancel()
+    this.leaveQueue()
     clearTimeout(this.#recoveryTimer)
     return {
       sid: this.sid,
@@ -544,7 +510,7 @@ export class Session {
     this.#kept = NOTHING_KEPT
     this.#keptBytes = 0
     this.#config.metrics.disconnect(CloseReason.SERVER_HANDOFF)
-    this.#owner?.ended(CloseReason.SERVER_HANDOFF)
+    this.#owner?.sessionEnded(CloseReason.SERVER_HANDOFF)
   }
 
   /**
@@ -589,7 +555,7 @@ export class Session {
     this.#tail = undefined
     this.#held = undefined
     clearTimeout(this.#ackTimer)
-    this.#beat?.cancel()
+    this.leaveQueue()
     clearTimeout(this.#recoveryTimer)
     const transport = this.#transport
     this.#transport = null
@@ -609,10 +575,11 @@ export class Session {
     this.#keptBytes = 0
     this.#config.ended(this.sid, close)
     this.#config.metrics.disconnect(reason)
-    this.#owner?.ended(reason)
+    this.#owner?.sessionEnded(reason)
   }
 
-  #receive(transport: Transport, packet: Packet, size: number): void {
+  /** A packet from `transport`; ignored unless it is the attached one. */
+  transportPacket(transport: Transport, packet: Packet, size: number): void {
     if (transport !== this.#transport) return
     this.#heard = true
     switch (packet.type) {
@@ -635,23 +602,25 @@ export class Session {
           this.#scheduleAck()
         }
         this.#config.metrics.message('in', transport.name, size)
-        this.#owner?.message(packet)
+        this.#owner?.sessionMessage(packet)
         return
       default:
-        this.#invalid(
+        this.transportInvalid(
           transport,
           new ParleyError(ErrorCode.INVALID_PACKET, `a client may not send packets of type ${packet.type}`),
         )
     }
   }
 
-  #invalid(transport: Transport, error: ParleyError): void {
+  /** Input from `transport` that does not decode: the session ends ('invalid packet'). */
+  transportInvalid(transport: Transport, error: ParleyError): void {
     if (transport !== this.#transport) return
     this.#config.warn(`closing session: ${error.code}: ${error.message}`)
     this.end(CloseReason.INVALID_PACKET, { message: `${error.code}: ${error.message}` })
   }
 
-  #lost(transport: Transport, reason: TransportCloseReason): void {
+  /** `transport` is gone: the session waits for a resume, or ends when it cannot. */
+  transportLost(transport: Transport, reason: TransportCloseReason): void {
     if (transport !== this.#transport) return
     if (reason === CloseReason.TRANSPORT_CLOSE) this.#detach(reason)
     else this.end(reason, { notify: false })
@@ -666,7 +635,7 @@ export class Session {
     const transport = this.#transport
     this.#transport = null
     this.#state = 'detached'
-    this.#beat?.cancel()
+    this.leaveQueue()
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     if (transport) {
@@ -675,7 +644,7 @@ export class Session {
     }
     this.#recoveryTimer = setTimeout(() => this.end(reason), this.#config.recoveryWindow)
     // A session that thaws detached had no transport to lose: nothing changed for its owner.
-    if (transport) this.#owner?.transportChanged(null, transport.name)
+    if (transport) this.#owner?.sessionTransportChanged(null, transport.name)
   }
 
   #trim(ack: number): void {
@@ -703,21 +672,19 @@ export class Session {
   // PING after pingInterval, then a check after pingTimeout, then PING again once the rest of
   // pingInterval has passed. The timers are the server's, shared by every session.
   #startHeartbeat(): void {
-    this.#beat ??= new Timed<Session>(this)
-    heartbeatQueuesOf(this.#config).first.add(this.#beat)
+    heartbeatQueuesOf(this.#config).first.add(this)
   }
 
   #ping(): void {
     const transport = this.#transport
-    if (!transport || !this.#beat) return
+    if (!transport) return
     this.#heard = false
     transport.send(PING)
-    heartbeatQueuesOf(this.#config).check.add(this.#beat)
+    heartbeatQueuesOf(this.#config).check.add(this)
   }
 
   #checkPong(): void {
-    if (!this.#beat) return
-    if (this.#heard) heartbeatQueuesOf(this.#config).again.add(this.#beat)
+    if (this.#heard) heartbeatQueuesOf(this.#config).again.add(this)
     else this.#detach(CloseReason.PING_TIMEOUT)
   }
 

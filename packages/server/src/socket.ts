@@ -16,7 +16,16 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import { BroadcastOperator } from './broadcast.js'
-import { type Listener, Listeners } from './emitter.js'
+import {
+  addListener,
+  countOf,
+  type Listener,
+  type ListenerStore,
+  listenerAt,
+  listening,
+  onceWrapper,
+  removeListener,
+} from './emitter.js'
 import {
   type EventMiddleware,
   EventPipeline,
@@ -28,7 +37,7 @@ import {
 } from './incoming.js'
 import { jsonCopy } from './json-copy.js'
 import { type Metrics, noMetrics } from './metrics.js'
-import type { IncomingMessage, Session, SessionOwner } from './session.js'
+import type { IncomingMessage, Session } from './session.js'
 import { preparedOutgoing } from './transports/transport.js'
 import type {
   AckReply,
@@ -89,39 +98,6 @@ export interface SocketContext {
   metrics: Metrics
 }
 
-type AnySocket = ServerSocket<EventsMap, EventsMap, unknown>
-
-/** Set by `ServerSocket` (its static block): how a `SocketOwner` reaches the socket's private side. */
-let fromSession: {
-  message(socket: AnySocket, packet: IncomingMessage): void
-  transportChanged(socket: AnySocket, now: TransportName | null, before: TransportName | null): void
-  ended(socket: AnySocket, reason: CloseReason): void
-}
-
-/**
- * What a session tells its socket. A small object rather than three closures: it lives as long
- * as the session, and idle connections should cost little.
- */
-class SocketOwner implements SessionOwner {
-  readonly #socket: AnySocket
-
-  constructor(socket: AnySocket) {
-    this.#socket = socket
-  }
-
-  message(packet: IncomingMessage): void {
-    fromSession.message(this.#socket, packet)
-  }
-
-  transportChanged(now: TransportName | null, before: TransportName | null): void {
-    fromSession.transportChanged(this.#socket, now, before)
-  }
-
-  ended(reason: CloseReason): void {
-    fromSession.ended(this.#socket, reason)
-  }
-}
-
 /**
  * The application's view of one client: events in and out, acks, and the session's life.
  *
@@ -161,7 +137,7 @@ export class ServerSocket<
   // connection should cost as little memory as possible.
   #ackTable: AckTable | undefined
   #pipeline: EventPipeline | undefined
-  readonly #listeners = new Listeners()
+  #listeners: ListenerStore
   /** Ack ids of the client's requests that reached a handler and have no answer yet. */
   #openRequests: Set<number> | undefined
   /**
@@ -178,15 +154,24 @@ export class ServerSocket<
     this.id = session.id
     this.handshake = handshake
     this.#context = context
-    session.setOwner(new SocketOwner(this))
+    // The socket is its session's owner itself (its `session*` members; no `implements`
+    // clause, since the published types leave internal members out).
+    session.setOwner(this)
   }
 
-  static {
-    fromSession = {
-      message: (socket, packet) => socket.#onMessage(packet),
-      transportChanged: (socket, now, before) => socket.#fire('transport', [now, before]),
-      ended: (socket, reason) => socket.#onEnded(reason),
-    }
+  /** @internal The session's report: an application packet from the client, in order. */
+  sessionMessage(packet: IncomingMessage): void {
+    this.#onMessage(packet)
+  }
+
+  /** @internal The session's report: its transport changed (null: lost, awaiting a resume). */
+  sessionTransportChanged(now: TransportName | null, before: TransportName | null): void {
+    this.#fire('transport', [now, before])
+  }
+
+  /** @internal The session's report: it ended. */
+  sessionEnded(reason: CloseReason): void {
+    this.#onEnded(reason)
   }
 
   /** @internal */
@@ -244,7 +229,7 @@ export class ServerSocket<
   on<K extends keyof SocketReservedEvents>(event: K, listener: SocketReservedEvents[K]): this
   on<K extends EventNames<L>>(event: K, listener: L[K]): this
   on(event: string, listener: Listener): this {
-    this.#listeners.add(event, listener)
+    this.#listeners = addListener(this.#listeners, event, listener)
     return this
   }
 
@@ -252,7 +237,10 @@ export class ServerSocket<
   once<K extends keyof SocketReservedEvents>(event: K, listener: SocketReservedEvents[K]): this
   once<K extends EventNames<L>>(event: K, listener: L[K]): this
   once(event: string, listener: Listener): this {
-    this.#listeners.add(event, listener, true)
+    const wrapper = onceWrapper(listener, (self) => {
+      this.#listeners = removeListener(this.#listeners, event, self)
+    })
+    this.#listeners = addListener(this.#listeners, event, wrapper)
     return this
   }
 
@@ -260,7 +248,7 @@ export class ServerSocket<
   off<K extends keyof SocketReservedEvents>(event?: K, listener?: SocketReservedEvents[K]): this
   off<K extends EventNames<L>>(event?: K, listener?: L[K]): this
   off(event?: string, listener?: Listener): this {
-    this.#listeners.remove(event, listener)
+    this.#listeners = removeListener(this.#listeners, event, listener)
     return this
   }
 
@@ -603,10 +591,12 @@ export class ServerSocket<
   }
 
   #dispatch(name: string, args: WireValue[], ackId: number): void {
-    const listeners = this.#listeners.get(name)
+    const listeners = listening(this.#listeners, name)
+    const count = countOf(listeners)
     if (ackId === 0) {
       // No reply wanted: nothing to answer, so no per-event closures on this hot path.
-      for (const listener of listeners) {
+      for (let i = 0; i < count; i++) {
+        const listener = listenerAt(listeners!, i)
         try {
           const result = (listener as (...a: unknown[]) => unknown)(...args)
           if (isThenable(result)) result.then(undefined, (error: unknown) => this.#handlerFailed(name, error))
@@ -645,7 +635,7 @@ export class ServerSocket<
         : { code: ErrorCode.HANDLER_ERROR, message: HANDLER_FAILED }
       answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
     }
-    if (listeners.length === 0) {
+    if (count === 0) {
       // Without this the client would wait for its whole timeout.
       answer((seq) => ({
         type: PacketType.ERROR,
@@ -660,9 +650,9 @@ export class ServerSocket<
     callArgs.push((...reply: unknown[]) =>
       answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),
     )
-    for (const listener of listeners) {
+    for (let i = 0; i < count; i++) {
       try {
-        const result = (listener as (...a: unknown[]) => unknown)(...callArgs)
+        const result = (listenerAt(listeners!, i) as (...a: unknown[]) => unknown)(...callArgs)
         if (isThenable(result)) result.then(undefined, fail)
       } catch (error) {
         fail(error)
@@ -693,7 +683,9 @@ export class ServerSocket<
   }
 
   #fire(event: keyof SocketReservedEvents, args: unknown[]): void {
-    for (const listener of this.#listeners.get(event)) {
+    const listeners = listening(this.#listeners, event)
+    for (let i = 0; i < countOf(listeners); i++) {
+      const listener = listenerAt(listeners!, i)
       try {
         const result = (listener as (...a: unknown[]) => unknown)(...args)
         if (isThenable(result)) {

@@ -9,14 +9,21 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
+/** An owner of deadlines, as a session is: its own entry in the queues. */
+class Named extends Timed {
+  constructor(readonly name: string) {
+    super()
+  }
+}
+
 describe('TimerQueue', () => {
   it('fires each entry delay ms after it was added, in order, under one timer', () => {
     const fired: string[] = []
-    const queue = new TimerQueue<string>(100, (owner) => fired.push(owner))
-    queue.add(new Timed('a'))
+    const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))
+    queue.add(new Named('a'))
     vi.advanceTimersByTime(30)
-    queue.add(new Timed('b'))
-    queue.add(new Timed('c'))
+    queue.add(new Named('b'))
+    queue.add(new Named('c'))
     expect(vi.getTimerCount()).toBe(1)
     vi.advanceTimersByTime(69)
     expect(fired).toEqual([])
@@ -31,16 +38,16 @@ describe('TimerQueue', () => {
 
   it('forgets a cancelled entry, and lets its timer go when nothing is left', () => {
     const fired: string[] = []
-    const queue = new TimerQueue<string>(100, (owner) => fired.push(owner))
-    const a = new Timed('a')
-    const b = new Timed('b')
+    const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))
+    const a = new Named('a')
+    const b = new Named('b')
     queue.add(a)
     queue.add(b)
-    a.cancel()
+    a.leaveQueue()
     vi.advanceTimersByTime(100)
     expect(fired).toEqual(['b'])
     queue.add(a)
-    a.cancel()
+    a.leaveQueue()
     expect(vi.getTimerCount()).toBe(0)
     vi.advanceTimersByTime(1000)
     expect(fired).toEqual(['b'])
@@ -48,9 +55,9 @@ describe('TimerQueue', () => {
 
   it('moves an entry added again, or added to another queue, to its new deadline', () => {
     const fired: string[] = []
-    const short = new TimerQueue<string>(50, (owner) => fired.push(`short ${owner}`))
-    const long = new TimerQueue<string>(100, (owner) => fired.push(`long ${owner}`))
-    const a = new Timed('a')
+    const short = new TimerQueue<Named>(50, (entry) => fired.push(`short ${entry.name}`))
+    const long = new TimerQueue<Named>(100, (entry) => fired.push(`long ${entry.name}`))
+    const a = new Named('a')
     long.add(a)
     vi.advanceTimersByTime(60)
     long.add(a)
@@ -65,8 +72,8 @@ describe('TimerQueue', () => {
 
   it('lets an entry added again while the queue fires wait for its next run, even with a delay of 0', () => {
     let runs = 0
-    const entry = new Timed('a')
-    const queue = new TimerQueue<string>(0, () => {
+    const entry = new Named('a')
+    const queue = new TimerQueue<Named>(0, () => {
       runs++
       queue.add(entry)
     })
@@ -74,7 +81,7 @@ describe('TimerQueue', () => {
     vi.advanceTimersByTime(1)
     expect(runs).toBeGreaterThanOrEqual(1)
     expect(runs).toBeLessThanOrEqual(2)
-    entry.cancel()
+    entry.leaveQueue()
     expect(vi.getTimerCount()).toBe(0)
   })
 })

@@ -50,7 +50,11 @@ export interface SocketReservedEvents {
 /** The error-first callback of `socket.timeout(ms).emit(...)`. */
 export type TimeoutAckCallback = (error: ParleyError<string> | null, ...reply: unknown[]) => void
 
-/** What the server knew about the client when it last attached (every resume updates it). */
+/**
+ * What the server knew about the client when it last attached (every resume updates it). It
+ * reads, spreads and serialises as a plain object; `headers` and `query` are made when first
+ * read (the same object on every read after), and `time` is `issued` written out.
+ */
 export interface Handshake {
   /**
    * Headers of the HTTP request that carried the HELLO (the upgrade or the POST); of an upgrade,

@@ -4,6 +4,7 @@ import { Writable } from 'node:stream'
 import parley, { type ParleyServerOptions } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 const clients: RawClient[] = []
@@ -16,7 +17,7 @@ afterEach(async () => {
 })
 
 /** A server whose log lines are kept, with one route of the application's own. */
-async function logged(options: ParleyServerOptions) {
+async function logged(options: ParleyServerOptions, level = 'info') {
   const lines: { msg: string; url?: string; req?: { url?: string } }[] = []
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -24,7 +25,7 @@ async function logged(options: ParleyServerOptions) {
       done()
     },
   })
-  const app = Fastify({ logger: { level: 'info', stream } })
+  const app = Fastify({ logger: { level, stream } })
   await app.register(parley, options)
   app.get('/mine', async () => 'ok')
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -56,6 +57,19 @@ describe("Parley's routes", () => {
     await expect(app.register(parley, { logLevel: 'loud' as never })).rejects.toThrow(
       /logLevel.*must be one of/,
     )
+  })
+})
+
+describe('an open WebSocket', () => {
+  it('has its errors logged once, at debug, by the endpoints’ logger', async () => {
+    const { base, lines } = await logged({ maxPayload: 1000 }, 'debug')
+    const client = await rawConnect('websocket', base)
+    clients.push(client)
+    // Past maxPayload, ws reports an error and closes with 1009 by itself.
+    await client.sendRaw(`[5,1,"chat",[${JSON.stringify('x'.repeat(2000))}],0]`)
+    expect(await client.ended).toBe(1009)
+    await until(() => lines.some((l) => l.msg === 'parley: websocket error'))
+    expect(lines.filter((l) => l.msg === 'parley: websocket error')).toHaveLength(1)
   })
 })
 

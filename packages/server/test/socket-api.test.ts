@@ -130,6 +130,37 @@ describe('the server socket', () => {
     expect(socket!.handshake.transport).toBe('sse')
   })
 
+  it('updates the handshake at every resume: headers, query, auth, transport and time', async () => {
+    started = await startServer({})
+    const c = await rawConnect(
+      'websocket',
+      started.base,
+      { auth: { n: 1 } },
+      { headers: { 'x-client': 'a' } },
+    )
+    clients.push(c)
+    const [socket] = [...started.app.parley.sockets.values()]
+    const first = socket!.handshake
+    expect(first.headers['x-client']).toBe('a')
+    expect(first.query).toEqual({ v: '1' })
+    expect(first.time).toBe(new Date(first.issued).toISOString())
+    const moved = await rawConnect(
+      'sse',
+      started.base,
+      { sid: c.sid, auth: { n: 2 } },
+      { headers: { 'x-client': 'b' } },
+    )
+    clients.push(moved)
+    const second = socket!.handshake
+    expect(second).not.toBe(first)
+    expect(second).toMatchObject({ auth: { n: 2 }, transport: 'sse', query: { v: '1' } })
+    expect(second.headers['x-client']).toBe('b')
+    expect(second.issued).toBeGreaterThanOrEqual(first.issued)
+    // The one before is left as it was.
+    expect(first).toMatchObject({ auth: { n: 1 }, transport: 'websocket' })
+    expect(first.headers['x-client']).toBe('a')
+  })
+
   it('negotiates permessage-deflate when asked to', async () => {
     started = await startServer({ perMessageDeflate: true })
     const ws = new WebSocket(`${started.base.replace('http', 'ws')}/ws?v=1`, 'parley.v1')

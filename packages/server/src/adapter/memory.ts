@@ -13,9 +13,9 @@ import type {
  * Rooms and broadcast for a single node, in memory. The default adapter.
  *
  * Memory per socket is kept small (idle memory per connection is one of Parley's benchmarks):
- * a socket's rooms are an array of the exact length until it is in many, and a socket's own
- * room (its id, which every socket joins) is not kept in the room index at all: its one member
- * is known from the socket's own list.
+ * a socket in its own room and at most one other keeps no list at all (see `RoomList`), then an
+ * array of the exact length until it is in many; and a socket's own room (its id, which every
+ * socket joins) is not kept in the room index: its one member is known from the socket's list.
  */
 export class MemoryAdapter implements Adapter {
   readonly #rooms = new Map<Room, Set<string>>()
@@ -26,8 +26,8 @@ export class MemoryAdapter implements Adapter {
   addAll(id: string, rooms: Iterable<Room>): void {
     let mine = this.#socketRooms.get(id) ?? NO_ROOMS
     for (const room of rooms) {
-      if (has(mine, room)) continue
-      mine = withRoom(mine, room)
+      if (has(id, mine, room)) continue
+      mine = withRoom(id, mine, room)
       if (room === id) continue
       let members = this.#rooms.get(room)
       if (!members) {
@@ -41,20 +41,20 @@ export class MemoryAdapter implements Adapter {
 
   del(id: string, room: Room): void {
     const mine = this.#socketRooms.get(id)
-    if (mine && has(mine, room)) this.#socketRooms.set(id, withoutRoom(mine, room))
+    if (mine !== undefined && has(id, mine, room)) this.#socketRooms.set(id, withoutRoom(id, mine, room))
     this.#leave(id, room)
   }
 
   delAll(id: string): void {
     const mine = this.#socketRooms.get(id)
-    if (!mine) return
-    for (const room of mine) this.#leave(id, room)
+    if (mine === undefined) return
+    for (const room of roomsOf(id, mine)) this.#leave(id, room)
     this.#socketRooms.delete(id)
   }
 
   socketRooms(id: string): ReadonlySet<Room> | undefined {
     const mine = this.#socketRooms.get(id)
-    return mine === undefined || mine instanceof Set ? mine : new Set(mine)
+    return mine === undefined || mine instanceof Set ? mine : new Set(roomsOf(id, mine))
   }
 
   /**
@@ -138,7 +138,7 @@ export class MemoryAdapter implements Adapter {
   #members(room: Room): Iterable<string> {
     const members = this.#rooms.get(room)
     const own = this.#socketRooms.get(room)
-    if (!own || !has(own, room)) return members ?? NO_ROOMS
+    if (own === undefined || !has(room, own, room)) return members ?? NO_ROOMS
     return members ? [room, ...members] : [room]
   }
 
@@ -150,25 +150,45 @@ export class MemoryAdapter implements Adapter {
   }
 }
 
-/** A socket's rooms: an array of the exact length while short, a Set once long. */
-type RoomList = readonly Room[] | Set<Room>
+/**
+ * A socket's rooms. Most sockets are in their own room (the one named by their id, which every
+ * socket joins) and in one room more, or none: a string stands for that, with no list of its
+ * own. The socket's id stands for its own room alone; another room's name, for its own room
+ * and that one. Past that, an array of the exact length, then a Set once long.
+ */
+type RoomList = Room | readonly Room[] | Set<Room>
 
 const NO_ROOMS: readonly Room[] = []
 
 /** Past this many rooms a socket's list becomes a Set (a linear scan per join gets slow). */
 const LIST_ROOMS = 16
 
-function has(list: RoomList, room: Room): boolean {
+/** The rooms of socket `id` that `list` stands for. */
+function roomsOf(id: string, list: RoomList): Iterable<Room> {
+  if (typeof list !== 'string') return list
+  return list === id ? [id] : [id, list]
+}
+
+function has(id: string, list: RoomList, room: Room): boolean {
+  if (typeof list === 'string') return room === id || room === list
   return list instanceof Set ? list.has(room) : list.includes(room)
 }
 
-function withRoom(list: RoomList, room: Room): RoomList {
+function withRoom(id: string, list: RoomList, room: Room): RoomList {
   if (list instanceof Set) return list.add(room)
+  if (typeof list === 'string') return list === id ? room : [id, list, room]
+  // Its own room, and one more: the name of that one stands for both.
+  if (list.length === 0 && room === id) return id
+  if (list.length === 1 && list[0] === id) return room
   // `concat` for the exact length (`push` reserves room for 16 more).
   return list.length < LIST_ROOMS ? list.concat(room) : new Set(list).add(room)
 }
 
-function withoutRoom(list: RoomList, room: Room): RoomList {
+function withoutRoom(id: string, list: RoomList, room: Room): RoomList {
+  if (typeof list === 'string') {
+    if (list === id) return NO_ROOMS
+    return room === id ? [list] : id
+  }
   if (!(list instanceof Set)) return list.filter((r) => r !== room)
   list.delete(room)
   return list

@@ -20,6 +20,7 @@ import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpTransports } from '../transports/registry.js'
 import { readBody } from './body.js'
 import { serveClientScript } from './client-script.js'
+import { ClientTracking } from './client-tracking.js'
 import { Forwarder } from './forward.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { serveRouted } from './routing.js'
@@ -93,6 +94,8 @@ export async function parleyRoutes(
     options,
     forwarder,
     ownsWebSocketPlugin,
+    // Registered right after @fastify/websocket: its listener comes before the application's.
+    tracking: ownsWebSocketPlugin ? new ClientTracking(app.websocketServer) : undefined,
   })
 
   // --- WebSocket -----------------------------------------------------------------------------

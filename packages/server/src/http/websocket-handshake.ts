@@ -2,10 +2,12 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { ErrorCode, type HelloPacket, PacketType } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
+import type { HandshakeRequest } from '../handshake.js'
 import type { ResolvedOptions } from '../options.js'
-import type { HandshakeRequest, ParleyServer } from '../server.js'
+import type { ParleyServer } from '../server.js'
 import { outgoing } from '../transports/transport.js'
-import { WebSocketTransport } from '../transports/websocket.js'
+import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
+import type { ClientTracking } from './client-tracking.js'
 import type { Forwarder } from './forward.js'
 
 export interface WebSocketHandshakeDeps {
@@ -16,6 +18,8 @@ export interface WebSocketHandshakeDeps {
   forwarder: Forwarder
   /** True when Parley registered @fastify/websocket itself (its error handler is Parley's). */
   ownsWebSocketPlugin: boolean
+  /** With Parley's own @fastify/websocket: takes Parley's WebSockets out of ws's tracking. */
+  tracking: ClientTracking | undefined
 }
 
 /** The first moments of every WebSocket on the `/ws` endpoint, up to its HELLO's answer. */
@@ -23,12 +27,20 @@ export class WebSocketHandshakes {
   readonly #deps: WebSocketHandshakeDeps
   /** The stand-in HTTP response of each upgrade request, released once the WebSocket is open. */
   readonly #upgrades = new WeakMap<IncomingMessage, ServerResponse>()
-  /** One error listener for every WebSocket (not a closure each, holding its request's logger). */
-  readonly #logError: (err: Error) => void
+  /**
+   * What every WebSocket transport shares; with Parley's own @fastify/websocket, one error
+   * logger for all (not a closure each, holding its request's logger).
+   */
+  readonly #settings: WebSocketSettings
 
   constructor(deps: WebSocketHandshakeDeps) {
     this.#deps = deps
-    this.#logError = (err) => deps.log.debug({ err }, 'parley: websocket error')
+    this.#settings = {
+      maxPayload: deps.options.maxPayload,
+      logError: deps.ownsWebSocketPlugin
+        ? (err) => deps.log.debug({ err }, 'parley: websocket error')
+        : undefined,
+    }
   }
 
   /** An upgrade request passed the route's checks; `response` is its stand-in answer. */
@@ -42,17 +54,15 @@ export class WebSocketHandshakes {
    * packet, then a close with 1008.
    */
   accept(ws: WebSocket, request: FastifyRequest): void {
-    const { server, options, forwarder, ownsWebSocketPlugin } = this.#deps
+    const { server, options, forwarder, tracking } = this.#deps
+    tracking?.release(ws)
     const socket = request.raw.socket
     const handshake = handshakeRequest(request, true)
     const log = request.log
-    releaseUpgrade(
-      ws,
-      socket,
-      this.#upgrades.get(request.raw),
-      ownsWebSocketPlugin ? this.#logError : undefined,
-    )
-    const transport = new WebSocketTransport(ws, options.maxPayload, socket)
+    releaseUpgrade(socket, this.#upgrades.get(request.raw))
+    // With Parley's own @fastify/websocket, the transport's error listener takes the place of
+    // the one @fastify/websocket added, which holds the request (see WebSocketSettings).
+    const transport = new WebSocketTransport(ws, this.#settings, socket)
     let settled = false
     const refuse = (code: string, message: string) => {
       transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))
@@ -72,7 +82,7 @@ export class WebSocketHandshakes {
       transport.bind(null)
     }
     transport.bind({
-      packet: (packet) => {
+      transportPacket: (_, packet) => {
         if (settled) return
         settle()
         if (packet.type !== PacketType.HELLO) {
@@ -92,13 +102,13 @@ export class WebSocketHandshakes {
           },
         )
       },
-      invalid: (error) => {
+      transportInvalid: (_, error) => {
         if (settled) return
         settle()
         server.trackPending(transport, false)
         refuse(error.code, error.message)
       },
-      close: () => {
+      transportLost: () => {
         clearTimeout(timer)
         server.trackPending(transport, false)
       },
@@ -154,26 +164,10 @@ function withoutUpgrade(received: IncomingHttpHeaders): IncomingHttpHeaders {
 }
 
 /**
- * Lets the upgrade's request and its stand-in response go once the WebSocket is open; they
- * would otherwise live as long as it does (about 2 KB per connection): the response stays
- * assigned to the TCP socket, and @fastify/websocket's error listener holds both. With
- * `logError` (Parley registered @fastify/websocket, so that listener is Parley's), the listener
- * is replaced by that one, shared, which logs the same line without holding the request.
+ * Lets the upgrade's stand-in response go once the WebSocket is open; it would otherwise live
+ * as long as the WebSocket does (about 2 KB per connection, with its request), assigned to the
+ * TCP socket. (@fastify/websocket's error listener holds both too: see WebSocketSettings.)
  */
-function releaseUpgrade(
-  ws: WebSocket,
-  socket: IncomingMessage['socket'],
-  response: ServerResponse | undefined,
-  logError: ((err: Error) => void) | undefined,
-): void {
+function releaseUpgrade(socket: IncomingMessage['socket'], response: ServerResponse | undefined): void {
   if (response?.socket === socket) response.detachSocket(socket)
-  if (logError) {
-    // Added before the old one goes: removing an event's last listener deletes a property of
-    // the emitter's event table, which turns that table into a dictionary (about 130 bytes
-    // more per connection); removing one of two keeps it as it is.
-    ws.on('error', logError)
-    for (const listener of ws.listeners('error')) {
-      if (listener !== logError) ws.removeListener('error', listener as (err: Error) => void)
-    }
-  }
 }

@@ -47,7 +47,10 @@ const NO_SIZES: readonly number[] = []
  * packet (one per line) as soon as there is one. A newer GET answers the older one empty.
  */
 export class PollingTransport extends HttpTransport {
-  readonly name = 'polling'
+  // On the prototype, not a field of each transport (an idle connection should cost little).
+  get name(): 'polling' {
+    return 'polling'
+  }
   readonly #maxBody: number
   readonly #gzipAbove: number | false
   #held: ServerResponse | null = null

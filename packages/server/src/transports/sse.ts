@@ -73,7 +73,10 @@ function gather(pieces: readonly (string | Uint8Array)[], bytes: number): Buffer
  * UTF-8 of what waits here, and what Node holds because the client reads slower than we write.
  */
 export class SseTransport extends HttpTransport {
-  readonly name = 'sse'
+  // On the prototype, not a field of each transport (an idle connection should cost little).
+  get name(): 'sse' {
+    return 'sse'
+  }
   #stream: ServerResponse | null = null
   /** The stream's connection, written directly, once its headers went (see the class comment). */
   #direct: Socket | null = null

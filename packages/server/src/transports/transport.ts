@@ -95,14 +95,19 @@ export type TransportCloseReason = typeof CloseReason.TRANSPORT_CLOSE | typeof C
  */
 export type CloseKind = 'normal' | 'shutdown' | 'refused' | 'overflow'
 
-/** What a transport reports to whoever owns it (the session). */
-export interface TransportHandlers {
+/**
+ * What a transport reports to whoever owns it (the session), naming itself: an owner that
+ * swapped transports tells a stale one by it. The session is its transport's owner itself, with
+ * no object in between: it lives as long as the connection, and idle connections should cost
+ * little.
+ */
+export interface TransportOwner {
   /** A packet that decoded cleanly, from `size` characters (bytes, for a binary frame). */
-  packet(packet: Packet, size: number): void
+  transportPacket(transport: Transport, packet: Packet, size: number): void
   /** Input that does not decode; the transport stays open, the owner decides. */
-  invalid(error: ParleyError): void
+  transportInvalid(transport: Transport, error: ParleyError): void
   /** The medium is gone. Reported at most once, and never after `close()` was called. */
-  close(reason: TransportCloseReason): void
+  transportLost(transport: Transport, reason: TransportCloseReason): void
 }
 
 /**
@@ -131,7 +136,7 @@ export interface Transport {
   /** Ends the medium after what was already sent. No `close` handler call follows. */
   close(kind: CloseKind): void
   /** Sets the one owner of this transport's events; `null` detaches it (stale callbacks are ignored). */
-  bind(handlers: TransportHandlers | null): void
+  bind(owner: TransportOwner | null): void
   /**
    * The HTTP side of SSE and long-polling: how the endpoints hand it the client's requests.
    * Absent on WebSocket, which has one connection for both ways.
@@ -173,7 +178,7 @@ export abstract class BaseTransport implements Transport {
   abstract send(out: Outgoing): void
   protected abstract end(kind: CloseKind): void
 
-  #handlers: TransportHandlers | null = null
+  #owner: TransportOwner | null = null
   #open = true
 
   get open(): boolean {
@@ -188,40 +193,40 @@ export abstract class BaseTransport implements Transport {
     return undefined
   }
 
-  bind(handlers: TransportHandlers | null): void {
-    this.#handlers = handlers
+  bind(owner: TransportOwner | null): void {
+    this.#owner = owner
   }
 
   close(kind: CloseKind): void {
     if (!this.#open) return
     this.#open = false
-    this.#handlers = null
+    this.#owner = null
     this.end(kind)
   }
 
   /** One packet (a WebSocket message). */
   protected emitPacket(packet: Packet, size: number): void {
-    if (this.#open) this.#handlers?.packet(packet, size)
+    if (this.#open) this.#owner?.transportPacket(this, packet, size)
   }
 
   protected emitPackets(packets: Packet[], sizes: readonly number[]): void {
     for (let i = 0; i < packets.length; i++) {
-      // A handler may end the session (and unbind us) in the middle of a batch.
-      if (!this.#open || !this.#handlers) return
-      this.#handlers.packet(packets[i]!, sizes[i] ?? 0)
+      // The owner may end the session (and unbind us) in the middle of a batch.
+      if (!this.#open || !this.#owner) return
+      this.#owner.transportPacket(this, packets[i]!, sizes[i] ?? 0)
     }
   }
 
   protected emitInvalid(error: ParleyError): void {
-    if (this.#open) this.#handlers?.invalid(error)
+    if (this.#open) this.#owner?.transportInvalid(this, error)
   }
 
   /** The medium went away by itself (peer closed, network error, ...). */
   protected lost(reason: TransportCloseReason): void {
     if (!this.#open) return
     this.#open = false
-    const handlers = this.#handlers
-    this.#handlers = null
-    handlers?.close(reason)
+    const owner = this.#owner
+    this.#owner = null
+    owner?.transportLost(this, reason)
   }
 }

@@ -22,6 +22,18 @@ const closeCodes: Record<Exclude<CloseKind, 'overflow'>, WsCloseCode> = {
   refused: WsCloseCode.POLICY_VIOLATION,
 }
 
+/** What every WebSocket transport of one server shares: one object, not fields of each. */
+export interface WebSocketSettings {
+  maxPayload: number
+  /**
+   * Set when Parley registered @fastify/websocket itself, whose `errorHandler` (Parley's) only
+   * logs: the transport's own error listener then takes the place of the one
+   * @fastify/websocket added to each WebSocket (which holds the upgrade request for as long as
+   * the connection lives), and logs the same line with this.
+   */
+  logError?: ((err: Error) => void) | undefined
+}
+
 /**
  * The transport of each WebSocket. Its listeners are shared by every socket (an emitter calls
  * them with the socket as `this`) rather than three closures per connection.
@@ -33,20 +45,26 @@ let onClose: (this: WebSocket) => void
 
 /** One WebSocket: each packet is one message, a text frame or (with binary) a binary frame. */
 export class WebSocketTransport extends BaseTransport {
-  readonly name = 'websocket'
+  // On the prototype, not a field of each transport (an idle connection should cost little).
+  get name(): 'websocket' {
+    return 'websocket'
+  }
   readonly #ws: WebSocket
-  readonly #maxPayload: number
+  readonly #settings: WebSocketSettings
   readonly #socket: Corkable | undefined
   /** Writes broadcast copies as frames of its own onto the socket (see `#sendSplit`). */
   readonly #framesDirect: boolean
-  #tooLarge = false
-  #released = false
+  /**
+   * 'too large': ws refused a message past maxPayload (and closes with 1009 by itself);
+   * 'released': another owner took the WebSocket over (see `release`).
+   */
+  #fate: 'too large' | 'released' | undefined
 
   /** `socket`: the connection under `ws` (the upgrade request's socket), corked per tick. */
-  constructor(ws: WebSocket, maxPayload: number, socket?: Corkable) {
+  constructor(ws: WebSocket, settings: WebSocketSettings, socket?: Corkable) {
     super()
     this.#ws = ws
-    this.#maxPayload = maxPayload
+    this.#settings = settings
     this.#socket = corkable(socket)
     // Only where ws itself would write a text frame as it is: no extension (permessage-deflate
     // would compress it) and a socket to write to.
@@ -55,6 +73,14 @@ export class WebSocketTransport extends BaseTransport {
     ws.on('message', onMessage)
     ws.on('error', onError)
     ws.on('close', onClose)
+    if (settings.logError) {
+      // Ours was added first: removing an event's last listener deletes a property of the
+      // emitter's event table, which turns that table into a dictionary (about 130 bytes more
+      // per connection); removing one of two keeps it as it is.
+      for (const listener of ws.listeners('error')) {
+        if (listener !== onError) ws.removeListener('error', listener as (err: Error) => void)
+      }
+    }
   }
 
   static {
@@ -78,8 +104,10 @@ export class WebSocketTransport extends BaseTransport {
    * and nothing of the socket reaches it any more.
    */
   release(): WebSocket {
-    this.#released = true
+    this.#fate = 'released'
     this.#ws.off('message', onMessage)
+    // The WebSocket's errors are still logged, as before the transport took it.
+    if (this.#settings.logError) this.#ws.on('error', this.#settings.logError)
     this.#ws.off('error', onError)
     this.#ws.off('close', onClose)
     owners.delete(this.#ws)
@@ -88,8 +116,9 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   #error(error: Error & { code?: string }): void {
+    this.#settings.logError?.(error)
     // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
-    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#tooLarge = true
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#fate = 'too large'
   }
 
   // No close code from the client ends the session, whatever it says (see WsCloseCode): a
@@ -97,7 +126,7 @@ export class WebSocketTransport extends BaseTransport {
   // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
   // own 1009 ends it, since the client would send the same message again on every resume.
   #closed(): void {
-    this.lost(this.#tooLarge ? 'payload too large' : 'transport close')
+    this.lost(this.#fate === 'too large' ? 'payload too large' : 'transport close')
   }
 
   /** Bytes ws queued and the socket has not handed to the kernel: real bytes of frames. */
@@ -163,7 +192,7 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   protected end(kind: CloseKind): void {
-    if (this.#released) return
+    if (this.#fate === 'released') return
     // A client that does not read would not read a close frame either, and the closing
     // handshake would hold every queued byte for ws's close timeout: cut it now.
     if (kind === 'overflow') this.#ws.terminate()
@@ -172,7 +201,7 @@ export class WebSocketTransport extends BaseTransport {
 
   #message(data: RawData, isBinary: boolean): void {
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
-    if (size > this.#maxPayload) {
+    if (size > this.#settings.maxPayload) {
       // ws enforces this too when Parley configured it; an application-registered
       // @fastify/websocket may allow more, so the limit is checked here as well.
       this.#ws.close(WsCloseCode.MESSAGE_TOO_BIG)
@@ -185,7 +214,7 @@ export class WebSocketTransport extends BaseTransport {
       ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       : bytes.toString()
     const result = decodeFrame(frame, {
-      maxPayload: this.#maxPayload,
+      maxPayload: this.#settings.maxPayload,
     })
     if (result.ok) this.emitPacket(result.packet, frame.length)
     else this.emitInvalid(result.error)
