@@ -58,12 +58,15 @@ function toWire(packet: Packet, leaves: Leaf[]): unknown[] {
 function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
   // Most of a payload is numbers and strings: they leave first.
   if (value === null || typeof value !== 'object') return value
-  if (value instanceof ArrayBuffer) {
-    leaves.push([[...path], 1, new Uint8Array(value)])
-    return null
-  }
-  if (ArrayBuffer.isView(value)) {
-    leaves.push([[...path], 0, new Uint8Array(value.buffer, value.byteOffset, value.byteLength)])
+  const kind = value instanceof ArrayBuffer ? 1 : ArrayBuffer.isView(value) ? 0 : -1
+  if (kind >= 0) {
+    // A view's own bytes; an ArrayBuffer has no `buffer` and no `byteOffset` (0).
+    const view = value as Partial<ArrayBufferView>
+    leaves.push([
+      [...path],
+      kind as 0 | 1,
+      new Uint8Array(view.buffer ?? (value as ArrayBuffer), view.byteOffset, view.byteLength),
+    ])
     return null
   }
   if (path.length > WireLimits.maxDepth) {
@@ -84,8 +87,8 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
     path.pop()
     if (stripped === item) continue
     copy ??= list ? [...value] : { ...value }
-    // defineProperty, not assignment: a key named __proto__ must stay a plain key.
-    Object.defineProperty(copy, key, { value: stripped, enumerable: true, writable: true })
+    // A plain store: a key named __proto__, which would set the prototype, was refused above.
+    ;(copy as Record<PathStep, unknown>)[key] = stripped
   }
   return copy ?? value
 }
@@ -336,36 +339,34 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): Packet | Refusal {
   return packet as unknown as Packet
 }
 
-/** Puts the binary leaves `[path, kind, data]` back into `args`; false if one of them is bad. */
+/**
+ * Puts the binary leaves `[path, kind, data]` back into `args`; false if one of them is bad. A
+ * path leads through own elements of arrays (number steps) and own keys of objects (string
+ * steps) to a null placeholder; anything else is a crafted packet. (No bound on a path's length:
+ * one longer than the nesting `walk` allows cannot reach a placeholder.)
+ */
 function fillBinary(args: unknown[], bins: unknown[], resolveLeaf: ResolveLeaf): boolean {
   for (const entry of bins) {
     const [path, kind, data] = isArray(entry) && entry.length === 3 ? entry : []
-    const bytes = kind === 0 || kind === 1 ? resolveLeaf(data) : undefined
-    if (!bytes || !insert(args, path, kind === 1 ? bytes.slice().buffer : bytes)) return false
-  }
-  return true
-}
-
-/**
- * Puts a leaf where `path` leads: through own elements of arrays (number steps) and own keys of
- * objects (string steps), to a null placeholder. Anything else is a crafted packet.
- */
-function insert(root: unknown[], path: unknown, leaf: unknown): boolean {
-  if (!isArray(path) || path.length === 0 || path.length > WireLimits.maxDepth + 1) return false
-  let container: unknown = root
-  for (let i = 0; i < path.length; i++) {
-    const step = path[i]
-    if (
-      !(container instanceof Object) ||
-      typeof step !== (isArray(container) ? 'number' : 'string') ||
-      !Object.hasOwn(container, step)
-    ) {
-      return false
+    const bytes = (kind === 0 || kind === 1) && resolveLeaf(data)
+    if (!bytes || !isArray(path)) return false
+    let parent!: Record<PathStep, unknown>
+    let node: unknown = args
+    let step: unknown
+    for (step of path) {
+      if (
+        !(node instanceof Object) ||
+        typeof step !== (isArray(node) ? 'number' : 'string') ||
+        !Object.hasOwn(node, step as PathStep)
+      ) {
+        return false
+      }
+      parent = node as Record<PathStep, unknown>
+      node = parent[step as PathStep]
     }
-    const record = container as Record<PathStep, unknown>
-    if (i < path.length - 1) container = record[step]
-    else if (record[step] !== null) return false
-    else record[step] = leaf
+    // An empty path ends at args itself, which is no placeholder.
+    if (node !== null) return false
+    parent[step as PathStep] = kind === 1 ? bytes.slice().buffer : bytes
   }
   return true
 }
