@@ -124,12 +124,18 @@ const gzipped = (text) => gzipSync(text, { level: 9 }).length
 // terser after esbuild for the script-tag file: it compresses and names a little better (about
 // 2% after gzip). Not for the ESM file, which the user's bundler minifies again, keeping almost
 // none of that gain: terser only takes its whitespace out there, and keeps its PURE marks.
-const iife = (await minify(out.text, { ecma: 2022, compress: { passes: 2 } })).code
+// `hoist_funs` for both: the function declarations of every module go to the top, together,
+// where gzip finds more of each in the others (about 1% of the script-tag file; the user's
+// bundler keeps the order, and with it a third of that). `sequences` off: statements joined by
+// commas repeat less from one function to the next.
+const iife = (
+  await minify(out.text, { ecma: 2022, compress: { passes: 2, hoist_funs: true, sequences: false } })
+).code
 const esmText = (
   await minify(esm.outputFiles[0].text, {
     ecma: 2022,
     module: true,
-    compress: false,
+    compress: { defaults: false, hoist_funs: true },
     mangle: false,
     format: { preserve_annotations: true },
   })
