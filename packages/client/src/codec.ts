@@ -213,13 +213,13 @@ export function decodeText(text: string, maxPayload: number = WireLimits.default
   return decodeJson(text, fromBase64)
 }
 
-/** Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. */
-export function decodeFrame(
-  data: string | ArrayBuffer | Uint8Array,
-  maxPayload: number = WireLimits.defaultMaxPayload,
-): DecodeResult {
+/**
+ * Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. Any
+ * other data (a Blob, where the platform ignored `binaryType`) is a frame with no parts.
+ */
+export function decodeFrame(data: unknown, maxPayload: number = WireLimits.defaultMaxPayload): DecodeResult {
   if (typeof data === 'string') return decodeText(data, maxPayload)
-  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data)
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data instanceof ArrayBuffer ? data : [])
   if (bytes.length > maxPayload) {
     const start = new TextDecoder().decode(bytes.subarray(4, 40))
     return fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`, start)
