@@ -109,10 +109,9 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
   const here = (globalThis as { location?: { href: string } }).location?.href
   if (url === undefined && here === undefined) throw new TypeError('connect() needs a URL outside browsers')
   const u = new URL(url ?? here!, here)
-  // ws: and wss: name the same server as http: and https:.
-  const protocol = u.protocol.replace('ws', 'http')
   const p = url !== undefined && u.pathname !== '/' ? u.pathname : path
   const query = url === undefined ? '' : u.search.slice(1)
   if (/(^|&)(v|sid)=/.test(query)) throw new TypeError('the URL may not set v or sid')
-  return [`${protocol}//${u.host}${p.replace(/\/+$/, '')}`, query && `&${query}`]
+  // ws: and wss: name the same server as http: and https:.
+  return [u.origin.replace(/^ws/, 'http') + p.replace(/\/+$/, ''), query && `&${query}`]
 }

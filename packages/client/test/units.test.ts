@@ -5,7 +5,7 @@ import * as clientCloseCode from '../src/close-code.js'
 import { Emitter } from '../src/emitter.js'
 import { Ledger } from '../src/ledger.js'
 import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
-import { type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
+import { baseUrl, type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
 import { utf8Length } from '../src/outgoing.js'
 import * as clientPacketType from '../src/packet-type.js'
 import * as clientWireLimits from '../src/wire-limits.js'
@@ -234,6 +234,23 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ [key]: value } as ClientOptions)).toThrow(
       expect.objectContaining({ name: 'TypeError', message: expect.stringContaining(`option ${key} `) }),
     )
+  })
+})
+
+describe('baseUrl', () => {
+  it.each([
+    ['http://example.com', 'http://example.com/parley', ''],
+    ['https://example.com:8443/', 'https://example.com:8443/parley', ''],
+    ['ws://example.com/rt/', 'http://example.com/rt', ''],
+    ['wss://ws.example.com/rt?room=lobby&x=1', 'https://ws.example.com/rt', '&room=lobby&x=1'],
+    ['http://[::1]:3000/a//', 'http://[::1]:3000/a', ''],
+  ])('reads %s as the mount point %s with the query %j', (url, base, query) => {
+    expect(baseUrl(url, '/parley')).toEqual([base, query])
+  })
+
+  it('refuses a URL that sets the protocol’s own parameters, and no URL outside browsers', () => {
+    expect(() => baseUrl('http://example.com/parley?sid=x', '/parley')).toThrow(TypeError)
+    expect(() => baseUrl(undefined, '/parley')).toThrow(TypeError)
   })
 })
 
