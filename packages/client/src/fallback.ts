@@ -145,7 +145,7 @@ export class Connection {
     this.#factory = factory
     this.#memory = memory
     this.#host = host
-    this.#backoff = new Backoff(opts.reconnectionDelay, opts.reconnectionDelayMax, opts.randomization)
+    this.#backoff = new Backoff(opts)
   }
 
   /** The attached transport, or undefined. */

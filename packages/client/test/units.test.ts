@@ -128,11 +128,16 @@ describe('Ledger', () => {
 
 describe('Backoff', () => {
   it('doubles up to the cap, with full jitter by default', () => {
-    const b = new Backoff(500, 4000, 0)
+    const pace = (randomization: number) => ({
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 4000,
+      randomization,
+    })
+    const b = new Backoff(pace(0))
     expect([b.next(), b.next(), b.next(), b.next(), b.next()]).toEqual([500, 1000, 2000, 4000, 4000])
-    const full = new Backoff(500, 4000, 1, () => 0.5)
+    const full = new Backoff(pace(1), () => 0.5)
     expect(full.next()).toBe(250)
-    const top = new Backoff(500, 4000, 1, () => 0.999)
+    const top = new Backoff(pace(1), () => 0.999)
     for (let i = 0; i < 40; i++) expect(top.next()).toBeLessThanOrEqual(4000)
   })
 })
