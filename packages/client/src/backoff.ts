@@ -1,30 +1,35 @@
+/** The options that pace a backoff (the client's own options fit). */
+export interface BackoffOptions {
+  reconnectionDelay: number
+  reconnectionDelayMax: number
+  randomization: number
+}
+
 /**
  * Exponential backoff with jitter. Attempt n (from 0) waits a random time in
- * `[cap·(1 − randomization), cap]`, where `cap = min(max, base · 2ⁿ)`; randomization 1 (the
- * default) is "full jitter", which spreads a crowd of clients that lost the same server.
+ * `[cap·(1 − randomization), cap]`, where
+ * `cap = min(reconnectionDelayMax, reconnectionDelay · 2ⁿ)`; randomization 1 (the default) is
+ * "full jitter", which spreads a crowd of clients that lost the same server.
  */
 export class Backoff {
   /** Attempts made since the last reset. */
   attempts = 0
 
-  readonly #base: number
-  readonly #max: number
-  readonly #randomization: number
+  readonly #opts: BackoffOptions
   readonly #random: () => number
 
-  constructor(base: number, max: number, randomization: number, random: () => number = Math.random) {
-    this.#base = base
-    this.#max = max
-    this.#randomization = randomization
+  constructor(opts: BackoffOptions, random: () => number = Math.random) {
+    this.#opts = opts
     this.#random = random
   }
 
   /** The delay before the next attempt, in ms; counts the attempt. */
   next(): number {
+    const { reconnectionDelay, reconnectionDelayMax, randomization } = this.#opts
     // 2^31 already passes any sane max; the cap on the exponent keeps the product finite.
-    const cap = Math.min(this.#max, this.#base * 2 ** Math.min(this.attempts, 31))
+    const cap = Math.min(reconnectionDelayMax, reconnectionDelay * 2 ** Math.min(this.attempts, 31))
     this.attempts++
-    return Math.floor(cap * (1 - this.#randomization * this.#random()))
+    return Math.floor(cap * (1 - randomization * this.#random()))
   }
 
   reset(): void {

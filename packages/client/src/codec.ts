@@ -58,12 +58,15 @@ function toWire(packet: Packet, leaves: Leaf[]): unknown[] {
 function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
   // Most of a payload is numbers and strings: they leave first.
   if (value === null || typeof value !== 'object') return value
-  if (value instanceof ArrayBuffer) {
-    leaves.push([[...path], 1, new Uint8Array(value)])
-    return null
-  }
-  if (ArrayBuffer.isView(value)) {
-    leaves.push([[...path], 0, new Uint8Array(value.buffer, value.byteOffset, value.byteLength)])
+  const kind = value instanceof ArrayBuffer ? 1 : ArrayBuffer.isView(value) ? 0 : -1
+  if (kind >= 0) {
+    // A view's own bytes; an ArrayBuffer has no `buffer` and no `byteOffset` (0).
+    const view = value as Partial<ArrayBufferView>
+    leaves.push([
+      [...path],
+      kind as 0 | 1,
+      new Uint8Array(view.buffer ?? (value as ArrayBuffer), view.byteOffset, view.byteLength),
+    ])
     return null
   }
   if (path.length > WireLimits.maxDepth) {
@@ -84,8 +87,8 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
     path.pop()
     if (stripped === item) continue
     copy ??= list ? [...value] : { ...value }
-    // defineProperty, not assignment: a key named __proto__ must stay a plain key.
-    Object.defineProperty(copy, key, { value: stripped, enumerable: true, writable: true })
+    // A plain store: a key named __proto__, which would set the prototype, was refused above.
+    ;(copy as Record<PathStep, unknown>)[key] = stripped
   }
   return copy ?? value
 }
@@ -157,35 +160,31 @@ export type DecodeResult = { ok: true; packet: Packet } | Fail
 
 type Fail = { ok: false; error: ParleyError; seq?: number }
 
-function fail(code: ErrorCode, message: string, cause?: unknown): Fail {
-  return { ok: false, error: new ParleyError(code, message, cause === undefined ? undefined : { cause }) }
-}
-
 /** An application packet's start as every encoder writes it: `[5,N,`, `[6,N,` or `[7,N,`. */
 const NUMBERED_START = /^\[[567],(\d{1,16}),/
 
 /**
- * `failure` with the refused packet's number: from its parsed `value` (0 when it is not a
- * numbered packet), else from the start of its `text`. Neither: the stream is broken.
+ * A refused packet. With `text`, the refusal carries the packet's number: from its parsed `value`
+ * (0 when it is not a numbered packet), else from the start of `text`; when neither gives one,
+ * or without `text`, the stream itself is broken. A `cause` comes only with a broken stream.
  */
-function numbered(failure: Fail, text: string, value?: unknown): Fail {
+function fail(code: ErrorCode, message: string, text?: string, value?: unknown, cause?: unknown): Fail {
   // `includes`, not `>=` and `<=`: a comparison would call the valueOf of an object in its place.
-  const seq =
-    value === undefined
-      ? NUMBERED_START.exec(text)?.[1]
-      : isArray(value) && [5, 6, 7].includes(value[0]) && isCount(value[1])
-        ? value[1]
-        : 0
-  if (seq === undefined) return failure
-  const n = Number(seq)
-  const { code, message, cause } = failure.error
-  const details = { seq: n }
-  // No `cause` key where there was none (Error would make it an own property, undefined).
-  return {
-    ok: false,
-    error: new ParleyError(code, message, cause === undefined ? { details } : { cause, details }),
-    seq: n,
+  const found =
+    text === undefined
+      ? undefined
+      : value === undefined
+        ? NUMBERED_START.exec(text)?.[1]
+        : isArray(value) && [5, 6, 7].includes(value[0]) && isCount(value[1])
+          ? value[1]
+          : 0
+  // No `cause` key where there was none (Error would make it an own property, undefined), and no
+  // `seq` key for a broken stream.
+  if (found === undefined) {
+    return { ok: false, error: new ParleyError(code, message, cause === undefined ? undefined : { cause }) }
   }
+  const seq = Number(found)
+  return { ok: false, error: new ParleyError(code, message, { details: { seq } }), seq }
 }
 
 /** Finds the binary leaf that a leaf's data field stands for, or undefined. */
@@ -209,42 +208,43 @@ function fromBase64(data: unknown): Uint8Array | undefined {
  */
 export function decodeText(text: string, maxPayload: number = WireLimits.defaultMaxPayload): DecodeResult {
   if (text.length > maxPayload) {
-    return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`), text)
+    return fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`, text)
   }
   return decodeJson(text, fromBase64)
 }
 
-/** Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. */
-export function decodeFrame(
-  data: string | ArrayBuffer | Uint8Array,
-  maxPayload: number = WireLimits.defaultMaxPayload,
-): DecodeResult {
+/**
+ * Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. Any
+ * other data (a Blob, where the platform ignored `binaryType`) is a frame with no parts.
+ */
+export function decodeFrame(data: unknown, maxPayload: number = WireLimits.defaultMaxPayload): DecodeResult {
   if (typeof data === 'string') return decodeText(data, maxPayload)
-  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data)
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data instanceof ArrayBuffer ? data : [])
   if (bytes.length > maxPayload) {
     const start = new TextDecoder().decode(bytes.subarray(4, 40))
-    return numbered(fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`), start)
+    return fail(ErrorCode.PAYLOAD_TOO_LARGE, `over ${maxPayload} bytes`, start)
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const parts: Uint8Array[] = []
-  for (let at = 0; at < bytes.length; at += 4 + parts.at(-1)!.length) {
-    const length = at + 4 <= bytes.length ? view.getUint32(at) : -1
-    if (length < 0 || length > bytes.length - at - 4) return fail(INVALID_BINARY, 'bad frame')
-    parts.push(bytes.subarray(at + 4, at + 4 + length))
-  }
-  const [header, ...attachments] = parts
-  if (!header) return fail(INVALID_BINARY, 'bad frame')
   let text: string
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(header)
+    // Each part is a u32 length and its bytes. No room for a length (an empty frame among them):
+    // getUint32 throws a RangeError; a length past the end: the RangeError below.
+    let at = 0
+    do {
+      const start = at + 4
+      at = start + view.getUint32(at)
+      if (at > bytes.length) throw new RangeError('part past the end')
+      parts.push(bytes.subarray(start, at))
+    } while (at < bytes.length)
+    // The header; the parts after it are the attachments.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(parts.shift())
   } catch (cause) {
-    return fail(INVALID_BINARY, 'frame not UTF-8', cause)
+    return fail(INVALID_BINARY, 'bad frame', undefined, undefined, cause)
   }
   let used = 0
-  const result = decodeJson(text, (data) => (data === used ? attachments[used++] : undefined))
-  return result.ok && used !== attachments.length
-    ? numbered(fail(INVALID_BINARY, 'unused attachment'), text)
-    : result
+  const result = decodeJson(text, (data) => (data === used ? parts[used++] : undefined))
+  return result.ok && used !== parts.length ? fail(INVALID_BINARY, 'unused attachment', text) : result
 }
 
 function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
@@ -252,16 +252,18 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
   try {
     value = JSON.parse(text)
   } catch (cause) {
-    return fail(ErrorCode.INVALID_JSON, 'not JSON', cause)
+    return fail(ErrorCode.INVALID_JSON, 'not JSON', undefined, undefined, cause)
   }
   try {
     // Most packets: text too short to nest too deep, with no refused key in it. No walk then.
     const refusal = text.length >= DEEP_TEXT || REFUSED_KEY.test(text) ? walk(value, 0) : undefined
-    const result = refusal ? fail(refusal, 'too deep or forbidden key') : toPacket(value, resolveLeaf)
-    return result.ok ? result : numbered(result, text, value)
+    const packet: Packet | Refusal = refusal
+      ? [refusal, 'too deep or forbidden key']
+      : toPacket(value, resolveLeaf)
+    return isArray(packet) ? fail(...packet, text, value) : { ok: true, packet }
   } catch (cause) {
     // The checks above leave nothing to throw; this is the promise that nothing ever does.
-    return fail(INVALID_PACKET, 'undecodable', cause)
+    return fail(INVALID_PACKET, 'undecodable', undefined, undefined, cause)
   }
 }
 
@@ -292,76 +294,79 @@ function walk(value: unknown, depth: number): ErrorCode | undefined {
   return undefined
 }
 
+/** Why a packet is refused: its code, and a message. */
+type Refusal = [code: ErrorCode, message: string]
+
 /**
  * Checks a parsed packet against its shape. OPEN is `[0, {fields}]`, checked against OPEN_FIELDS,
- * all required; every other packet is `[type, ...fields]`, read in place (`value[1 + i]`: no copy
- * of the array per packet).
+ * all required: its fields are read into an array first, as every other packet has them,
+ * `[type, ...fields]`, which is then read in place.
  */
-function toPacket(value: unknown, resolveLeaf: ResolveLeaf): DecodeResult {
-  if (!isArray(value) || value.length === 0) return fail(INVALID_PACKET, 'not a packet')
+function toPacket(value: unknown, resolveLeaf: ResolveLeaf): Packet | Refusal {
+  if (!isArray(value) || value.length === 0) return [INVALID_PACKET, 'not a packet']
+  let fields: unknown[] = value
   const type: unknown = value[0]
-  const isOpen = type === PacketType.OPEN
-  const open = value[1] as Record<string, unknown>
-  if (isOpen && (value.length !== 2 || !(open instanceof Object))) return fail(INVALID_PACKET, 'bad OPEN')
+  let shape = typeof type === 'number' ? PACKET_SHAPES[type] : undefined
+  if (type === PacketType.OPEN) {
+    const open = value[1] as Record<string, unknown>
+    if (value.length !== 2 || !(open instanceof Object)) return [INVALID_PACKET, 'bad OPEN']
+    shape = OPEN_FIELDS
+    fields = [type, ...shape.map(([name]) => open[name])]
+  }
   // No HELLO among the shapes: only a server receives one.
-  const shape = isOpen ? OPEN_FIELDS : typeof type === 'number' ? PACKET_SHAPES[type] : undefined
-  if (!shape) return fail(ErrorCode.UNKNOWN_PACKET_TYPE, 'unknown type')
-  const fields = isOpen ? shape.length : value.length - 1
+  if (!shape) return [ErrorCode.UNKNOWN_PACKET_TYPE, 'unknown type']
+  const count = fields.length - 1
   // Only the last field may be left out.
-  if (fields !== shape.length && (fields !== shape.length - 1 || !shape[fields]?.[3])) {
-    return fail(arityCode(type as number), `type ${type}: ${fields} fields`)
+  if (count !== shape.length && (count !== shape.length - 1 || !shape[count]?.[3])) {
+    return [arityCode(type as number), `type ${type}: ${count} fields`]
   }
   const packet: Record<string, unknown> = { type }
-  for (let i = 0; i < fields; i++) {
+  for (let i = 0; i < count; i++) {
     const [name, check, code = INVALID_PACKET] = shape[i]!
-    const field = isOpen ? open[name] : value[1 + i]
+    const field = fields[1 + i]
     const verdict = check(field)
     if (verdict !== true) {
       // An event name keeps checkEventName's own words (which name, and why).
       const badName = name === 'name' && checkEventName(field)
-      return badName ? { ok: false, error: badName } : fail(verdict || code, `type ${type}: bad ${name}`)
+      return badName ? [badName.code, badName.message] : [verdict || code, `type ${type}: bad ${name}`]
     }
     if (shape[i] !== BINS) packet[name] = field
-    else {
-      // Every other field is checked by now, args among them.
-      if (!fillBinary(packet.args as unknown[], field as unknown[], resolveLeaf)) {
-        return fail(INVALID_BINARY, 'bad binary leaf')
-      }
+    // Every other field is checked by now, args among them.
+    else if (!fillBinary(packet.args as unknown[], field as unknown[], resolveLeaf)) {
+      return [INVALID_BINARY, 'bad binary leaf']
     }
   }
-  return { ok: true, packet: packet as unknown as Packet }
-}
-
-/** Puts the binary leaves `[path, kind, data]` back into `args`; false if one of them is bad. */
-function fillBinary(args: unknown[], bins: unknown[], resolveLeaf: ResolveLeaf): boolean {
-  for (const entry of bins) {
-    const [path, kind, data] = isArray(entry) && entry.length === 3 ? entry : []
-    const bytes = kind === 0 || kind === 1 ? resolveLeaf(data) : undefined
-    if (!bytes || !insert(args, path, kind === 1 ? bytes.slice().buffer : bytes)) return false
-  }
-  return true
+  return packet as unknown as Packet
 }
 
 /**
- * Puts a leaf where `path` leads: through own elements of arrays (number steps) and own keys of
- * objects (string steps), to a null placeholder. Anything else is a crafted packet.
+ * Puts the binary leaves `[path, kind, data]` back into `args`; false if one of them is bad. A
+ * path leads through own elements of arrays (number steps) and own keys of objects (string
+ * steps) to a null placeholder; anything else is a crafted packet. (No bound on a path's length:
+ * one longer than the nesting `walk` allows cannot reach a placeholder.)
  */
-function insert(root: unknown[], path: unknown, leaf: unknown): boolean {
-  if (!isArray(path) || path.length === 0 || path.length > WireLimits.maxDepth + 1) return false
-  let container: unknown = root
-  for (let i = 0; i < path.length; i++) {
-    const step = path[i]
-    if (
-      !(container instanceof Object) ||
-      typeof step !== (isArray(container) ? 'number' : 'string') ||
-      !Object.hasOwn(container, step)
-    ) {
-      return false
+function fillBinary(args: unknown[], bins: unknown[], resolveLeaf: ResolveLeaf): boolean {
+  for (const entry of bins) {
+    const [path, kind, data] = isArray(entry) && entry.length === 3 ? entry : []
+    const bytes = (kind === 0 || kind === 1) && resolveLeaf(data)
+    if (!bytes || !isArray(path)) return false
+    let parent!: Record<PathStep, unknown>
+    let node: unknown = args
+    let step: unknown
+    for (step of path) {
+      if (
+        !(node instanceof Object) ||
+        typeof step !== (isArray(node) ? 'number' : 'string') ||
+        !Object.hasOwn(node, step as PathStep)
+      ) {
+        return false
+      }
+      parent = node as Record<PathStep, unknown>
+      node = parent[step as PathStep]
     }
-    const record = container as Record<PathStep, unknown>
-    if (i < path.length - 1) container = record[step]
-    else if (record[step] !== null) return false
-    else record[step] = leaf
+    // An empty path ends at args itself, which is no placeholder.
+    if (node !== null) return false
+    parent[step as PathStep] = kind === 1 ? bytes.slice().buffer : bytes
   }
   return true
 }

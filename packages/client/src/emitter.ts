@@ -30,12 +30,12 @@ export class Emitter<E extends object> {
     if (event === undefined) this.#listeners.clear()
     else if (fn === undefined) this.#listeners.delete(event)
     else {
-      const list = this.#listeners.get(event)
-      const i = list ? list.findIndex((e) => e.fn === fn) : -1
+      const list = this.#listeners.get(event) ?? []
+      const i = list.findIndex((e) => e.fn === fn)
       if (i >= 0)
         this.#listeners.set(
           event,
-          list!.filter((_, j) => j !== i),
+          list.filter((_, j) => j !== i),
         )
     }
     return this

@@ -104,7 +104,8 @@ export type ConnectionEvent = 'connect_error' | 'transport_error' | 'reconnect_a
 
 /** The transport life of one client: fallback, upgrade probes, reconnection and its pace. */
 export class Connection {
-  #state: ConnectionState = 'idle'
+  /** Where the connection is (see the diagram). Only the connection changes it. */
+  state: ConnectionState = 'idle'
   #current: Transport | undefined
   #last: TransportName | null = null
   #probe: Transport | undefined
@@ -144,21 +145,17 @@ export class Connection {
     this.#factory = factory
     this.#memory = memory
     this.#host = host
-    this.#backoff = new Backoff(opts.reconnectionDelay, opts.reconnectionDelayMax, opts.randomization)
-  }
-
-  get state(): ConnectionState {
-    return this.#state
+    this.#backoff = new Backoff(opts)
   }
 
   /** The attached transport, or undefined. */
   get current(): Transport | undefined {
-    return this.#state === 'open' ? this.#current : undefined
+    return this.state === 'open' ? this.#current : undefined
   }
 
   /** Starts connecting, unless already active. */
   open(): void {
-    if (this.#state !== 'idle') return
+    if (this.state !== 'idle') return
     this.#backoff.reset()
     this.#listen()
     void this.#connect('connect')
@@ -167,7 +164,7 @@ export class Connection {
   /** Stops everything: transports, probe, timers. */
   close(): void {
     this.#run++
-    this.#state = 'idle'
+    this.state = 'idle'
     this.#last = null
     this.#drop()
     this.#unlisten?.abort()
@@ -206,7 +203,7 @@ export class Connection {
 
   /** Resumes after `delay` ms, unless another attempt (`run`) began meanwhile. */
   #resumeLater(run: number, delay: number, after?: TransportName): void {
-    this.#state = 'connecting'
+    this.state = 'connecting'
     this.#timer = setTimeout(() => {
       if (run === this.#run) void this.#connect('resume', after)
     }, delay)
@@ -228,7 +225,7 @@ export class Connection {
     // The server attached our probe, whose OPEN is still on its way: wait for it.
     this.#moved = true
     this.#current = undefined
-    this.#state = 'connecting'
+    this.state = 'connecting'
     t.close(true)
   }
 
@@ -250,7 +247,7 @@ export class Connection {
 
   async #connect(why: 'connect' | 'resume', after?: TransportName): Promise<void> {
     const run = ++this.#run
-    this.#state = 'connecting'
+    this.state = 'connecting'
     let last: ParleyError<string> | undefined
     let refused = false
     // After the link froze, a pooled transport's first request may go out on a dead pooled
@@ -336,7 +333,7 @@ export class Connection {
     const attempt = this.#backoff.attempts
     this.#current = t
     this.#last = t.name
-    this.#state = 'open'
+    this.state = 'open'
     this.#moved = false
     this.#serverTransports = open.transports
     this.#pingTimeout = open.pingTimeout
@@ -412,7 +409,7 @@ export class Connection {
   }
 
   async #tryProbe(name: TransportName): Promise<void> {
-    if (this.#state !== 'open') return
+    if (this.state !== 'open') return
     const run = this.#run
     const t = this.#factory(name)
     this.#probe = t
@@ -462,14 +459,14 @@ export class Connection {
       this.#host.notify('reconnect_failed')
       return
     }
-    this.#state = 'waiting'
+    this.state = 'waiting'
     const delay = Math.max(this.#backoff.next(), this.#retryAfter)
     this.#timer = setTimeout(() => this.#wake(), delay)
   }
 
   /** Starts the next attempt, unless the browser says it is offline (then `online` wakes us). */
   #wake(): void {
-    if (this.#state !== 'waiting') return
+    if (this.state !== 'waiting') return
     clearTimeout(this.#timer)
     if (offline()) return
     this.#host.notify('reconnect_attempt', this.#backoff.attempts)

@@ -93,7 +93,8 @@ export abstract class HttpTransport extends BaseTransport {
       const open = this.welcome(decodeText((await res.text()).trim()))
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
-      const url = `${this.url}&sid=${encodeURIComponent(open.sid)}`
+      // The decoder took the sid only as URL-safe characters: it needs no escaping.
+      const url = `${this.url}&sid=${open.sid}`
       this.#session = url
       await this.downstream(url)
       return open

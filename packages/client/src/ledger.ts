@@ -24,7 +24,8 @@ export class Ledger {
   outSeq = 0
   /** Largest packet the server accepts, from the last OPEN. */
   maxPayload: number = WireLimits.defaultMaxPayload
-  #kept: Outgoing[] = []
+  /** Numbered packets kept for (re)sending, oldest first. Only the ledger changes it. */
+  kept: Outgoing[] = []
   #keptBytes = 0
   #owed = 0
   #ackTimer: ReturnType<typeof setTimeout> | undefined
@@ -43,11 +44,6 @@ export class Ledger {
     this.#ackDelay = ackDelay
   }
 
-  /** Numbered packets kept for (re)sending. */
-  get kept(): readonly Outgoing[] {
-    return this.#kept
-  }
-
   /**
    * Numbers a packet and keeps it until the server acknowledges it. Throws PARLEY_QUEUE_FULL or
    * PARLEY_PAYLOAD_TOO_LARGE (nothing is kept then) or PARLEY_UNSERIALIZABLE.
@@ -55,18 +51,18 @@ export class Ledger {
   keep(build: (seq: number) => NumberedPacket): Outgoing {
     const item = this.encode(build(this.outSeq + 1))
     const { maxQueuedMessages, maxQueuedBytes } = this.#limits
-    if (this.#kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
+    if (this.kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
       throw new ParleyError(ErrorCode.QUEUE_FULL, 'too many messages queued', {
         details: {
           maxQueuedMessages,
           maxQueuedBytes,
-          queued: this.#kept.length,
+          queued: this.kept.length,
           queuedBytes: this.#keptBytes,
         },
       })
     }
     this.outSeq++
-    this.#kept.push(item)
+    this.kept.push(item)
     this.#keptBytes += item.bytes
     return item
   }
@@ -99,13 +95,13 @@ export class Ledger {
     if (fresh) {
       this.inSeq = 0
       this.outSeq = 0
-      const old = this.#kept
-      this.#kept = []
+      const old = this.kept
+      this.kept = []
       this.#keptBytes = 0
       for (const item of old) {
         const p = item.packet as NumberedPacket
         const renumbered = outgoing({ ...p, seq: ++this.outSeq })
-        this.#kept.push(renumbered)
+        this.kept.push(renumbered)
         this.#keptBytes += renumbered.bytes
       }
     } else this.acked(open.ack)
@@ -115,11 +111,11 @@ export class Ledger {
   /** The server has everything up to `ack`: forget it. */
   acked(ack: number): void {
     let n = 0
-    while (n < this.#kept.length && (this.#kept[n]!.packet as NumberedPacket).seq <= ack) {
-      this.#keptBytes -= this.#kept[n]!.bytes
+    while (n < this.kept.length && (this.kept[n]!.packet as NumberedPacket).seq <= ack) {
+      this.#keptBytes -= this.kept[n]!.bytes
       n++
     }
-    this.#kept.splice(0, n)
+    this.kept.splice(0, n)
   }
 
   /** Orders an incoming numbered packet, and schedules the ACK for it. */
@@ -157,7 +153,7 @@ export class Ledger {
 
   /** Drops everything: the application ended the session. */
   clear(): void {
-    this.#kept = []
+    this.kept = []
     this.#keptBytes = 0
     this.forget()
   }

@@ -79,23 +79,25 @@ export const DEFAULTS = {
  * option with a default must have its default's type; numbers are >= 0 (randomization <= 1 too).
  */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
+  // The defaults are valid: only what was given is checked.
   for (const key in options) {
-    // Options without a default are taken as they are; anything else is a mistake.
-    if (!(key in DEFAULTS) && !/^(auth|WebSocket|fetch|storage)$/.test(key)) {
-      throw new TypeError(`unknown option ${key} (query parameters go in the URL)`)
+    const v: unknown = options[key as keyof ClientOptions]
+    const fallback: unknown = DEFAULTS[key as keyof typeof DEFAULTS]
+    if (!(key in DEFAULTS)) {
+      // Options without a default are taken as they are; anything else is a mistake.
+      if (!/^(auth|WebSocket|fetch|storage)$/.test(key)) {
+        throw new TypeError(`unknown option ${key} (query parameters go in the URL)`)
+      }
+    } else if (
+      typeof v !== typeof fallback ||
+      (typeof v === 'number' && !(v >= 0 && (key !== 'randomization' || v <= 1))) ||
+      (key === 'transports' && !(Array.isArray(v) && v.length > 0 && v.every(isTransportName))) ||
+      (key === 'path' && !(v as string).startsWith('/'))
+    ) {
+      throw new TypeError(`option ${key} is not valid`)
     }
   }
-  const o = { ...DEFAULTS, ...options } as ResolvedOptions
-  for (const [key, fallback] of Object.entries(DEFAULTS)) {
-    const v: unknown = o[key as keyof typeof DEFAULTS]
-    const ok =
-      typeof v === typeof fallback &&
-      (typeof v !== 'number' || (v >= 0 && (key !== 'randomization' || v <= 1))) &&
-      (key !== 'transports' || (Array.isArray(v) && v.length > 0 && v.every(isTransportName))) &&
-      (key !== 'path' || (v as string).startsWith('/'))
-    if (!ok) throw new TypeError(`option ${key} is not valid`)
-  }
-  return o
+  return { ...DEFAULTS, ...options } as ResolvedOptions
 }
 
 /**
@@ -107,10 +109,9 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
   const here = (globalThis as { location?: { href: string } }).location?.href
   if (url === undefined && here === undefined) throw new TypeError('connect() needs a URL outside browsers')
   const u = new URL(url ?? here!, here)
-  // ws: and wss: name the same server as http: and https:.
-  const protocol = u.protocol.replace('ws', 'http')
   const p = url !== undefined && u.pathname !== '/' ? u.pathname : path
   const query = url === undefined ? '' : u.search.slice(1)
   if (/(^|&)(v|sid)=/.test(query)) throw new TypeError('the URL may not set v or sid')
-  return [`${protocol}//${u.host}${p.replace(/\/+$/, '')}`, query && `&${query}`]
+  // ws: and wss: name the same server as http: and https:.
+  return [u.origin.replace(/^ws/, 'http') + p.replace(/\/+$/, ''), query && `&${query}`]
 }

@@ -4,12 +4,15 @@ import {
   type CloseReason,
   ErrorCode,
   type EventPacket,
+  type HelloPacket,
   type NumberedPacket,
+  type OpenPacket,
   type Packet,
   ParleyError,
+  type TransportName,
 } from '@parley/protocol'
-import type { ReservedEvents } from './events.js'
-import { Connection, type ConnectionHost } from './fallback.js'
+import type { ReservedEvents, SwitchReason } from './events.js'
+import { Connection, type ConnectionEvent, type ConnectionHost } from './fallback.js'
 import { Ledger } from './ledger.js'
 import { pickStorage, TransportMemory } from './memory.js'
 import type { ResolvedOptions } from './options.js'
@@ -38,7 +41,7 @@ const PONG = outgoing({ type: PacketType.PONG })
  * application hears an `error` with the decoder's code; when it cannot, the stream is broken and
  * the transport is dropped (the connection resumes elsewhere, within its backoff).
  */
-export class Session {
+export class Session implements ConnectionHost {
   /** The socket's public id while a session is open (the server's `socket.id`). */
   id: string | undefined
   /** True when the last OPEN resumed the previous session with nothing lost. */
@@ -84,7 +87,7 @@ export class Session {
       // The largest packet taken from the server: the last OPEN's, until the next OPEN says.
       (name) => TRANSPORTS[name].create(base, setup, this.#ledger.maxPayload),
       new TransportMemory(pickStorage(opts.storage), base),
-      this.#connectionHost(),
+      this,
     )
   }
 
@@ -114,50 +117,59 @@ export class Session {
     return this.connection.state === 'open' && this.connection.send([this.#ledger.encode(packet)])
   }
 
-  #connectionHost(): ConnectionHost {
+  // What the connection tells the session (`ConnectionHost`): the session is its host.
+
+  async hello(): Promise<HelloPacket> {
+    const a = this.#opts.auth
+    const sid = this.#ledger.sid
+    // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
     return {
-      hello: async () => {
-        const a = this.#opts.auth
-        const sid = this.#ledger.sid
-        // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
-        return {
-          type: PacketType.HELLO,
-          auth: typeof a === 'function' ? await a() : a,
-          sid,
-          ack: sid ? this.#ledger.inSeq : undefined,
-        }
-      },
-      opened: (open, now, before, why, attempt) => {
-        const fresh = this.#ledger.opened(open)
-        this.id = open.id
-        this.recovered = !fresh
-        // Everything the server lacks, in order, before anything new.
-        this.connection.send(this.#ledger.kept)
-        this.#alive(open.pingInterval + open.pingTimeout)
-        // A silent resume found the session gone: the application must hear it was cut.
-        if (fresh) this.#down('session expired')
-        if (!this.#up) {
-          this.#up = true
-          this.#host.fire('connect')
-          if (attempt > 0) this.#host.fire('reconnect', attempt)
-        } else if (before !== null) this.#host.fire('transport', now, before, why)
-      },
-      packet: (p) => this.#packet(p),
-      refused: (seq, error) => {
-        this.#heardAt = performance.now()
-        // Numbered: it takes its place in the order (a duplicate or a gap is no news).
-        if (seq > 0 && !this.#accept(seq)) return
-        this.#host.fire('error', error)
-      },
-      down: (reason) => {
-        clearTimeout(this.#liveTimer)
-        this.#down(reason)
-      },
-      notify: this.#host.fire,
+      type: PacketType.HELLO,
+      auth: typeof a === 'function' ? await a() : a,
+      sid,
+      ack: sid ? this.#ledger.inSeq : undefined,
     }
   }
 
-  #packet(p: Packet): void {
+  opened(
+    open: OpenPacket,
+    now: TransportName,
+    before: TransportName | null,
+    why: SwitchReason,
+    attempt: number,
+  ): void {
+    const fresh = this.#ledger.opened(open)
+    this.id = open.id
+    this.recovered = !fresh
+    // Everything the server lacks, in order, before anything new.
+    this.connection.send(this.#ledger.kept)
+    this.#alive(open.pingInterval + open.pingTimeout)
+    // A silent resume found the session gone: the application must hear it was cut.
+    if (fresh) this.#down('session expired')
+    if (!this.#up) {
+      this.#up = true
+      this.#host.fire('connect')
+      if (attempt > 0) this.#host.fire('reconnect', attempt)
+    } else if (before !== null) this.#host.fire('transport', now, before, why)
+  }
+
+  refused(seq: number, error: ParleyError<string>): void {
+    this.#heardAt = performance.now()
+    // Numbered: it takes its place in the order (a duplicate or a gap is no news).
+    if (seq > 0 && !this.#accept(seq)) return
+    this.#host.fire('error', error)
+  }
+
+  down(reason: CloseReason): void {
+    clearTimeout(this.#liveTimer)
+    this.#down(reason)
+  }
+
+  notify<K extends ConnectionEvent>(event: K, ...args: Parameters<ReservedEvents[K]>): void {
+    this.#host.fire(event, ...args)
+  }
+
+  packet(p: Packet): void {
     this.#heardAt = performance.now()
     switch (p.type) {
       case PacketType.PING:

@@ -103,6 +103,14 @@ describe('client codec, against the protocol fixtures', () => {
     })
   })
 
+  it('refuses a message that is neither text nor bytes (a Blob) as a broken stream', () => {
+    for (const data of [new Blob([new Uint8Array([0, 0, 0, 3])]), 5, null, {}]) {
+      const result = decodeFrame(data)
+      expect(result).toMatchObject({ ok: false, error: { code: ErrorCode.INVALID_BINARY } })
+      expect(result).not.toHaveProperty('seq')
+    }
+  })
+
   it('reads the binary frame of the protocol doc', () => {
     const file = docFileEvent
     const frame = protocol.encodeFrame(file) as Uint8Array

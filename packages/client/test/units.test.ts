@@ -5,7 +5,7 @@ import * as clientCloseCode from '../src/close-code.js'
 import { Emitter } from '../src/emitter.js'
 import { Ledger } from '../src/ledger.js'
 import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
-import { type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
+import { baseUrl, type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
 import { utf8Length } from '../src/outgoing.js'
 import * as clientPacketType from '../src/packet-type.js'
 import * as clientWireLimits from '../src/wire-limits.js'
@@ -128,11 +128,16 @@ describe('Ledger', () => {
 
 describe('Backoff', () => {
   it('doubles up to the cap, with full jitter by default', () => {
-    const b = new Backoff(500, 4000, 0)
+    const pace = (randomization: number) => ({
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 4000,
+      randomization,
+    })
+    const b = new Backoff(pace(0))
     expect([b.next(), b.next(), b.next(), b.next(), b.next()]).toEqual([500, 1000, 2000, 4000, 4000])
-    const full = new Backoff(500, 4000, 1, () => 0.5)
+    const full = new Backoff(pace(1), () => 0.5)
     expect(full.next()).toBe(250)
-    const top = new Backoff(500, 4000, 1, () => 0.999)
+    const top = new Backoff(pace(1), () => 0.999)
     for (let i = 0; i < 40; i++) expect(top.next()).toBeLessThanOrEqual(4000)
   })
 })
@@ -234,6 +239,23 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ [key]: value } as ClientOptions)).toThrow(
       expect.objectContaining({ name: 'TypeError', message: expect.stringContaining(`option ${key} `) }),
     )
+  })
+})
+
+describe('baseUrl', () => {
+  it.each([
+    ['http://example.com', 'http://example.com/parley', ''],
+    ['https://example.com:8443/', 'https://example.com:8443/parley', ''],
+    ['ws://example.com/rt/', 'http://example.com/rt', ''],
+    ['wss://ws.example.com/rt?room=lobby&x=1', 'https://ws.example.com/rt', '&room=lobby&x=1'],
+    ['http://[::1]:3000/a//', 'http://[::1]:3000/a', ''],
+  ])('reads %s as the mount point %s with the query %j', (url, base, query) => {
+    expect(baseUrl(url, '/parley')).toEqual([base, query])
+  })
+
+  it('refuses a URL that sets the protocol’s own parameters, and no URL outside browsers', () => {
+    expect(() => baseUrl('http://example.com/parley?sid=x', '/parley')).toThrow(TypeError)
+    expect(() => baseUrl(undefined, '/parley')).toThrow(TypeError)
   })
 })
 

@@ -17,8 +17,8 @@ export class SseTransport extends HttpTransport {
       signal: this.ctl.signal,
     })
     if (res.status !== 200) throw await httpError(res, url)
-    const reader = res.body?.getReader()
-    if (!reader) throw transportError('stream ended')
+    // A 200 always has a body (a null one would throw here, a failed GET all the same).
+    const reader = res.body!.getReader()
     const first = await reader.read()
     if (first.done) throw transportError('stream ended')
     void this.#read(reader, first.value)
@@ -31,12 +31,12 @@ export class SseTransport extends HttpTransport {
     let chunk: Uint8Array | undefined = first
     try {
       while (chunk && !this.closed) {
-        // Whole lines now; the last, unfinished one waits for the next chunk.
-        const lines = (buffer + text.decode(chunk, { stream: true })).split('\n')
+        // Whole lines now (ended by LF or CRLF); the last, unfinished one waits for the next
+        // chunk, a CR at its end too.
+        const lines = (buffer + text.decode(chunk, { stream: true })).split(/\r?\n/)
         buffer = lines.pop()!
-        for (const raw of lines) {
+        for (const line of lines) {
           if (this.closed) break
-          const line = raw.replace(/\r$/, '')
           if (line === '') {
             // A blank line ends an event; the data lines of one event join with "\n".
             if (data.length > 0) this.deliver(decodeText(data.join('\n'), this.maxPayload))

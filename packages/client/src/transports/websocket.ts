@@ -105,14 +105,7 @@ export class WebSocketTransport extends BaseTransport {
           }
           ws.onmessage = (ev) => {
             if (this.closed) return
-            const data = ev.data
-            const decoded =
-              typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array
-                ? decodeFrame(data, this.maxPayload)
-                : {
-                    ok: false as const,
-                    error: new ParleyError(ErrorCode.INVALID_PACKET, 'bad frame'),
-                  }
+            const decoded = decodeFrame(ev.data, this.maxPayload)
             if (opened) {
               this.deliver(decoded)
               return
