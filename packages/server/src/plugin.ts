@@ -10,6 +10,7 @@ import { parleyRoutes } from './http/routes.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
 import { ParleyServer } from './server.js'
+import { mountBase } from './transports/registry.js'
 
 /**
  * The longest a closing server waits for the clients whose CLOSE waits for their next GET (a
@@ -53,19 +54,18 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   }
   app.decorate('parley', server)
 
-  // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
-  // packet before the socket closes under them; SSE streams and held polls end here too, which
-  // lets the HTTP server close. The drain (handoff to other nodes) comes first: until it is
-  // over, the transports must stay open to carry each session's CLOSE 'server handoff'.
   // Made before any request listener of Parley's own: it finds Fastify's.
-  const base = options.path === '/' ? '' : options.path
   const lastWords = new LastWordsAtClose(
     app.server,
-    base,
+    mountBase(options.path),
     (sid, kind) => server.takeLingering(sid, kind)?.http,
     app.log,
   )
   const idle = new IdleConnections(app.server)
+  // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
+  // packet before the socket closes under them; SSE streams and held polls end here too, which
+  // lets the HTTP server close. The drain (handoff to other nodes) comes first: until it is
+  // over, the transports must stay open to carry each session's CLOSE 'server handoff'.
   app.addHook('preClose', async () => {
     // Within Fastify's bound on close hooks, with room to spare for the hooks after this one.
     const deadline = hookLimit > 0 ? Date.now() + hookLimit - HOOK_MARGIN_MS : Number.POSITIVE_INFINITY

@@ -439,10 +439,11 @@ export class ParleyServer<
   }
 
   /**
-   * @internal Resolves once every client that was about to send a GET when its session ended at close (a
-   * polling client between two answers: see `HttpSide.nextGetWithin`) has fetched its CLOSE, or
-   * once none of them can be expected any more (each is given a few times its usual turnaround),
-   * and after `limitMs` at the most. A client that dropped its GET is not waited for.
+   * @internal Resolves once every client that was about to send a GET when its session ended at
+   * close (a polling client between two answers: see `HttpSide.nextGetWithin`) has fetched its
+   * CLOSE, or once none of them can be expected any more (each is given a few times its usual
+   * turnaround), and after `limitMs` at the most. A client that dropped its GET is not waited
+   * for.
    */
   lastWordsTaken(limitMs: number): Promise<void> {
     const wait = Math.min(limitMs, this.#awaitedUntil - performance.now())
@@ -464,6 +465,10 @@ export class ParleyServer<
     for (const { timer } of this.#lingering.values()) clearTimeout(timer)
     this.#lingering.clear()
     this.#awaited.clear()
+    this.#lastWordsGone()
+  }
+
+  #lastWordsGone(): void {
     for (const done of [...this.#lastWordsWaiters]) done()
   }
 
@@ -481,9 +486,7 @@ export class ParleyServer<
   #forgetLingering(sid: string, timer: NodeJS.Timeout): void {
     clearTimeout(timer)
     this.#lingering.delete(sid)
-    if (this.#awaited.delete(sid) && this.#awaited.size === 0) {
-      for (const done of [...this.#lastWordsWaiters]) done()
-    }
+    if (this.#awaited.delete(sid) && this.#awaited.size === 0) this.#lastWordsGone()
   }
 
   /** @internal The session that `sid` names, if it is alive. */

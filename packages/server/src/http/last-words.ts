@@ -2,7 +2,7 @@ import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 
 import { Server as HttpsServer } from 'node:https'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HeaderBag } from '../transports/http.js'
-import type { HttpTransportName } from '../transports/registry.js'
+import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
 
 type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse) => void
@@ -36,10 +36,12 @@ export class LastWordsAtClose {
 
   /** Call before Parley adds request listeners of its own: the ones found now are Fastify's. */
   constructor(server: unknown, base: string, take: TakeLastWords, log: FastifyBaseLogger) {
-    this.#paths = new Map([
-      [`${base}/sse`, 'sse'],
-      [`${base}/poll`, 'polling'],
-    ])
+    this.#paths = new Map(
+      (Object.entries(httpSegments) as [HttpTransportName, string][]).map(([kind, segment]) => [
+        `${base}/${segment}`,
+        kind,
+      ]),
+    )
     this.#take = take
     this.#log = log
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return

@@ -17,7 +17,7 @@ import type { ResolvedOptions } from '../options.js'
 import type { ParleyServer } from '../server.js'
 import type { Session } from '../session.js'
 import type { HeaderBag } from '../transports/http.js'
-import { type HttpTransportName, httpTransports } from '../transports/registry.js'
+import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
 import { readBody } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
@@ -50,7 +50,7 @@ export async function parleyRoutes(
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
 
-  const base = options.path === '/' ? '' : options.path
+  const base = mountBase(options.path)
   const enabled = (name: TransportName) => options.transports.includes(name)
   /** POSTs in progress, per session, across both HTTP transports. */
   const posting = new WeakSet<Session>()
@@ -138,10 +138,7 @@ export async function parleyRoutes(
 
   // --- SSE and long-polling ------------------------------------------------------------------
 
-  for (const [segment, kind] of [
-    ['sse', 'sse'],
-    ['poll', 'polling'],
-  ] as const) {
+  for (const [kind, segment] of Object.entries(httpSegments) as [HttpKind, string][]) {
     app.route({
       method: ['GET', ...OTHER_METHODS],
       url: `${base}/${segment}`,

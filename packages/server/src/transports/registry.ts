@@ -6,6 +6,12 @@ import { SseTransport } from './sse.js'
 /** The transports a handshake POST can open, by name: the endpoints pick none by class. */
 export type HttpTransportName = 'sse' | 'polling'
 
+/** The path segment of each HTTP transport's endpoint, under the mount path (docs/protocol.md). */
+export const httpSegments: Record<HttpTransportName, string> = { sse: 'sse', polling: 'poll' }
+
+/** What Parley's endpoints are mounted under: the `path` option, '' for '/'. */
+export const mountBase = (path: string): string => (path === '/' ? '' : path)
+
 /** Makes the transport of a handshake POST to the endpoint of `name`. */
 export const httpTransports: Record<HttpTransportName, (options: ResolvedOptions) => HttpTransport> = {
   sse: () => new SseTransport(),

@@ -95,8 +95,9 @@ export class SseTransport extends HttpTransport {
     return this.#answeredAt === 0 ? undefined : nextGetWithin(-1, performance.now() - this.#answeredAt)
   }
 
+  // A response's writableLength counts its connection's too: the events written there directly.
   get bufferedAmount(): number {
-    return this.#queuedBytes + unsent(this.#stream)
+    return this.#queuedBytes + (this.#stream?.writableLength ?? 0)
   }
 
   /** Takes over the event stream from a GET (a newer GET ends the older stream). */
@@ -107,7 +108,7 @@ export class SseTransport extends HttpTransport {
     this.#answeredAt = 0
     // An older stream with unread bytes would hold them, uncounted, for as long as its client
     // likes: drop it. Nothing is lost that matters: numbered packets are replayed on resume.
-    if (previous && unsent(previous) > 0) previous.destroy()
+    if (previous && previous.writableLength > 0) previous.destroy()
     else previous?.end()
     res.on('close', () => {
       // The client went away or reconnects; packets wait for the next GET (or a resume).
@@ -241,12 +242,4 @@ export class SseTransport extends HttpTransport {
     this.#stream = null
     this.#direct = null
   }
-}
-
-/**
- * Bytes written to `res` or to its connection that have not reached the kernel (a response's
- * `writableLength` counts its connection's too).
- */
-function unsent(res: ServerResponse | null): number {
-  return res?.writableLength ?? 0
 }

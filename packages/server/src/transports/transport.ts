@@ -160,8 +160,9 @@ export interface HttpSide {
    * How long (ms from now) the client may take to send the GET it is about to send, or
    * undefined when none is expected. A polling client whose last poll was answered asks again
    * within its usual turnaround; an SSE client opens its stream once, right after the
-   * handshake (within `NEXT_GET_UNMEASURED_MS` of it, as a polling client's first GET). None is expected while a GET is
-   * held or streams, nor after the client dropped one: it left, or resumes on a new transport.
+   * handshake (within `NEXT_GET_UNMEASURED_MS` of it, as a polling client's first GET). None is
+   * expected while a GET is held or streams, nor after the client dropped one: it left, or
+   * resumes on a new transport.
    */
   nextGetWithin(): number | undefined
   /** Packets from an upstream POST body, decoded, and the length of the line each came from. */
