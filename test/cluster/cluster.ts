@@ -166,11 +166,15 @@ export function recordingFetch(): { fetch: typeof fetch; sids: Set<string> } {
 /**
  * Moves nginx's round-robin on by one request (a GET that any node answers 404). A client
  * makes the same number of requests each time it connects, so without this the next one's
- * handshake could land on the same node every time.
+ * handshake could land on the same node every time. Before try `attempt` (from 0) of landing a
+ * client on a given node, 1, 2, ... up to the node count of them, in turn: a fixed number could
+ * add up with the client's to a multiple of the node count, and miss that node every time.
  */
-export async function nudge(cluster: Cluster): Promise<void> {
-  const res = await fetch(`${cluster.url}/round-robin-nudge`)
-  await res.arrayBuffer()
+export async function nudge(cluster: Cluster, attempt = 0): Promise<void> {
+  for (let n = 0; n <= attempt % cluster.nodes.length; n++) {
+    const res = await fetch(`${cluster.url}/round-robin-nudge`)
+    await res.arrayBuffer()
+  }
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

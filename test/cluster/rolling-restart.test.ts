@@ -169,7 +169,7 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
           break
         }
         socket.disconnect()
-        await nudge(cluster)
+        await nudge(cluster, i)
       }
     }
     expect(sockets.map((s) => s.transport)).toEqual(transports)
