@@ -47,8 +47,6 @@ export async function httpError(res: Response, url: string): Promise<ParleyError
  * the session's URL.
  */
 export abstract class HttpTransport extends BaseTransport {
-  // An ACK alone is a whole POST: it waits longer for company.
-  readonly ackDelay = 1000
   readonly pooled = true
   /** Aborts the request in flight: the handshake, then the downstream's. */
   protected ctl = new AbortController()

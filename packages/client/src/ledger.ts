@@ -5,6 +5,12 @@ import * as WireLimits from './wire-limits.js'
 /** What `receive` decided about an incoming numbered packet. */
 export type Receipt = 'deliver' | 'duplicate' | 'gap'
 
+/** How long, and for how many packets, an ACK may wait (see `Transport.ackDelay`). */
+export interface AckPace {
+  ackDelay: number
+  ackAfter: number
+}
+
 export interface SessionLimits {
   maxQueuedMessages: number
   maxQueuedBytes: number
@@ -32,16 +38,16 @@ export class Ledger {
 
   readonly #limits: SessionLimits
   readonly #sendAck: (ack: number) => void
-  readonly #ackDelay: () => number
+  readonly #pace: () => AckPace
 
   /**
-   * `sendAck` sends ACK [4, inSeq] if a transport is there; at most every `ackDelay()` ms (the
-   * transport's own delay) or 32 packets.
+   * `sendAck` sends ACK [4, inSeq] if a transport is there; `pace` says how long and for how many
+   * packets an ACK may wait: the transport's own (packets come only from a transport).
    */
-  constructor(limits: SessionLimits, sendAck: (ack: number) => void, ackDelay = () => 200) {
+  constructor(limits: SessionLimits, sendAck: (ack: number) => void, pace: () => AckPace) {
     this.#limits = limits
     this.#sendAck = sendAck
-    this.#ackDelay = ackDelay
+    this.#pace = pace
   }
 
   /**
@@ -124,8 +130,9 @@ export class Ledger {
     const fresh = seq === this.inSeq + 1
     if (fresh) this.inSeq = seq
     // Acknowledge duplicates too: a replay means the server missed our last ACK.
-    if (++this.#owed >= 32) this.flushAck()
-    else this.#ackTimer ??= setTimeout(() => this.flushAck(), this.#ackDelay())
+    const pace = this.#pace()
+    if (++this.#owed >= pace.ackAfter) this.flushAck()
+    else this.#ackTimer ??= setTimeout(() => this.flushAck(), pace.ackDelay)
     return fresh ? 'deliver' : 'duplicate'
   }
 

@@ -29,6 +29,7 @@ export interface SessionHost {
 }
 
 const PONG = outgoing({ type: PacketType.PONG })
+const ackPacket = (ack: number) => outgoing({ type: PacketType.ACK, ack })
 
 /**
  * One session with the server, whatever carries it: the sequence numbers and replay (its
@@ -69,8 +70,9 @@ export class Session implements ConnectionHost {
     this.acks = new AckTable(opts.maxPendingAcks)
     this.#ledger = new Ledger(
       opts,
-      (ack) => this.connection.send([outgoing({ type: PacketType.ACK, ack })]),
-      () => this.connection.current?.ackDelay ?? 200,
+      (ack) => this.connection.send([ackPacket(ack)]),
+      // Packets come only from the current transport: there is one whenever the ledger asks.
+      () => this.connection.current!,
     )
     const fetch = opts.fetch ?? globalThis.fetch?.bind(globalThis)
     const setup = {
@@ -172,9 +174,12 @@ export class Session implements ConnectionHost {
   packet(p: Packet): void {
     this.#heardAt = performance.now()
     switch (p.type) {
-      case PacketType.PING:
-        this.connection.send([PONG])
+      case PacketType.PING: {
+        // A PING asks for the ACK owed too, in the same write; polling's next GET carries it.
+        const ack = this.connection.current?.ackAfter !== Infinity && this.#ledger.takeOwed()
+        this.connection.send(ack ? [ackPacket(ack), PONG] : [PONG])
         return
+      }
       case PacketType.MOVED:
         this.connection.moved()
         return

@@ -37,6 +37,8 @@ export interface ServerSocket {
   emit(event: string, ...args: unknown[]): void
   emitWithAck(event: string, ...args: unknown[]): Promise<unknown>
   disconnect(): void
+  /** Bytes kept for replay (until the client's ACK) or not yet written. */
+  readonly bufferedAmount: number
 }
 
 /** The part of `app.parley` the tests use. */

@@ -36,9 +36,11 @@ const open = (sid: string, recovered: boolean, ack: number) => ({
 
 describe('Ledger', () => {
   const limits = { maxQueuedMessages: 3, maxQueuedBytes: 200 }
+  // What a WebSocket transport gives.
+  const pace = () => ({ ackDelay: 1000, ackAfter: 32 })
 
   it('numbers packets from 1 and keeps them until acknowledged', () => {
-    const s = new Ledger(limits, () => {})
+    const s = new Ledger(limits, () => {}, pace)
     s.keep((seq) => event(seq))
     s.keep((seq) => event(seq))
     expect(s.kept.map((k) => k.text)).toEqual(['[5,1,"e",[],0]', '[5,2,"e",[],0]'])
@@ -47,7 +49,7 @@ describe('Ledger', () => {
   })
 
   it('keeps only what a resumed session lacks after OPEN', () => {
-    const s = new Ledger(limits, () => {})
+    const s = new Ledger(limits, () => {}, pace)
     s.opened(open('A', false, 0))
     for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
     expect(s.opened(open('A', true, 2))).toBe(false)
@@ -55,7 +57,7 @@ describe('Ledger', () => {
   })
 
   it('renumbers kept packets into a new session when the old one is gone', () => {
-    const s = new Ledger(limits, () => {})
+    const s = new Ledger(limits, () => {}, pace)
     s.opened(open('A', false, 0))
     s.keep((seq) => event(seq, 'a'))
     s.keep((seq) => event(seq, 'b'))
@@ -68,11 +70,11 @@ describe('Ledger', () => {
   })
 
   it('refuses past maxQueuedMessages with PARLEY_QUEUE_FULL, and past maxPayload', () => {
-    const s = new Ledger(limits, () => {})
+    const s = new Ledger(limits, () => {}, pace)
     for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
     expect(() => s.keep((seq) => event(seq))).toThrow(expect.objectContaining({ code: ErrorCode.QUEUE_FULL }))
     expect(s.outSeq).toBe(3)
-    const t = new Ledger({ maxQueuedMessages: 100, maxQueuedBytes: 100 }, () => {})
+    const t = new Ledger({ maxQueuedMessages: 100, maxQueuedBytes: 100 }, () => {}, pace)
     expect(() => t.keep((seq) => event(seq, 'e', ['x'.repeat(100)]))).toThrow(
       expect.objectContaining({ code: ErrorCode.QUEUE_FULL }),
     )
@@ -83,7 +85,7 @@ describe('Ledger', () => {
   })
 
   it('delivers in order, drops duplicates, reports gaps', () => {
-    const s = new Ledger(limits, () => {})
+    const s = new Ledger(limits, () => {}, pace)
     expect(s.receive(1)).toBe('deliver')
     expect(s.receive(1)).toBe('duplicate')
     expect(s.receive(3)).toBe('gap')
@@ -91,34 +93,40 @@ describe('Ledger', () => {
     expect(s.inSeq).toBe(2)
   })
 
-  it('acknowledges within 200 ms, or at once at 32 packets', () => {
+  it("acknowledges within its transport's delay, or at once after its transport's count", () => {
     vi.useFakeTimers()
     const acks: number[] = []
-    const s = new Ledger(limits, (n) => acks.push(n))
+    const s = new Ledger(limits, (n) => acks.push(n), pace)
     s.receive(1)
     s.receive(2)
+    vi.advanceTimersByTime(999)
     expect(acks).toEqual([])
-    vi.advanceTimersByTime(200)
+    vi.advanceTimersByTime(1)
     expect(acks).toEqual([2])
     for (let i = 3; i < 35; i++) s.receive(i)
     expect(acks).toEqual([2, 34])
   })
 
-  it('lets its owner stretch the ACK delay (an ACK alone is a POST over SSE and polling), never the 32', () => {
+  it('reads the pace of the transport at hand: SSE waits longer, polling never sends for a count', () => {
     vi.useFakeTimers()
     const acks: number[] = []
+    let now = { ackDelay: 5000, ackAfter: 256 }
     const s = new Ledger(
       limits,
       (n) => acks.push(n),
-      () => 1000,
+      () => now,
     )
-    s.receive(1)
-    vi.advanceTimersByTime(999)
+    for (let i = 1; i <= 255; i++) s.receive(i)
+    vi.advanceTimersByTime(4999)
     expect(acks).toEqual([])
-    vi.advanceTimersByTime(1)
-    expect(acks).toEqual([1])
-    for (let i = 2; i < 34; i++) s.receive(i)
-    expect(acks).toEqual([1, 33])
+    s.receive(256)
+    expect(acks).toEqual([256])
+    now = { ackDelay: 1000, ackAfter: Number.POSITIVE_INFINITY }
+    for (let i = 257; i <= 1256; i++) s.receive(i)
+    expect(acks).toEqual([256])
+    expect(s.takeOwed()).toBe(1256)
+    vi.advanceTimersByTime(1000)
+    expect(acks).toEqual([256])
   })
 
   it('counts UTF-8 bytes', () => {

@@ -49,7 +49,8 @@ export interface ParleyServerOptions {
   /**
    * Soft limit, per socket, of outgoing bytes not yet acknowledged or not yet written (see
    * `socket.bufferedAmount`): past it, volatile emits are dropped. At most `maxBufferedBytes`.
-   * Default 1 MiB (or `maxBufferedBytes`, when that is lower).
+   * Default 1 MiB (or `maxBufferedBytes`, when that is lower). When what a socket keeps for
+   * replay reaches a quarter of it, the server asks the client for its ACK with a PING.
    */
   highWaterMark?: number
   /** Largest number of replies a socket may await at once. Default 1000. */

@@ -713,6 +713,43 @@ describe('Session: heartbeat', () => {
 })
 
 describe('Session: buffers', () => {
+  it('asks for the ACK with one PING once kept bytes pass a quarter of highWaterMark, again after an ACK', () => {
+    const { session } = setup({ highWaterMark: 4000 })
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    const pings = () => transport.types().filter((type) => type === PacketType.PING).length
+    const big = 'x'.repeat(200)
+    // Each kept packet counts its text and 64: the fourth passes 1000 bytes.
+    for (let i = 0; i < 3; i++) session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(session.keptBytes).toBeLessThan(1000)
+    expect(pings()).toBe(0)
+    session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(session.keptBytes).toBeGreaterThanOrEqual(1000)
+    // After the packet that crossed, so that the ACK it asks for covers it.
+    expect(transport.types().slice(-2)).toEqual([PacketType.EVENT, PacketType.PING])
+    for (let i = 0; i < 5; i++) session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(pings()).toBe(1)
+    transport.receive({ type: PacketType.ACK, ack: 9 })
+    expect(session.keptBytes).toBe(0)
+    for (let i = 0; i < 4; i++) session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(pings()).toBe(2)
+  })
+
+  it('asks again on a new transport: the PING before may have been lost with the old one', () => {
+    const { session } = setup({ highWaterMark: 4000 })
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    const big = 'x'.repeat(200)
+    for (let i = 0; i < 4; i++) session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(first.types()).toContain(PacketType.PING)
+    first.lose('transport close')
+    const second = new FakeTransport()
+    session.attach(second, 0, true)
+    expect(second.types()).not.toContain(PacketType.PING)
+    session.sendNumbered((seq) => event(seq, 'big', [big]))
+    expect(second.types().filter((type) => type === PacketType.PING)).toHaveLength(1)
+  })
+
   it('ends with slow consumer, dropping the transport, when kept bytes pass maxBufferedBytes', () => {
     const { session, owner } = setup({ maxBufferedBytes: 1000 })
     const transport = new FakeTransport()

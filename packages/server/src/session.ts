@@ -224,6 +224,8 @@ export class Session extends Timed implements TransportOwner {
   /** The `seq` of `#kept[0]` (when there is one). */
   #keptFrom = 1
   #keptBytes = 0
+  /** A PING went to ask for the ACK (kept bytes passed a quarter of highWaterMark); none came yet. */
+  #ackAsked = false
 
   #unacked = 0
   #ackTimer: NodeJS.Timeout | undefined
@@ -317,6 +319,8 @@ export class Session extends Timed implements TransportOwner {
     this.#transport = transport
     this.#state = 'attached'
     transport.bind(this)
+    // A PING that asked for the ACK went on the transport before, if any: ask afresh.
+    this.#ackAsked = false
     this.#trim(clientAck)
     const open = outgoing({
       type: PacketType.OPEN,
@@ -400,7 +404,16 @@ export class Session extends Timed implements TransportOwner {
     }
     this.#keptBytes += keptSize(kept, seq)
     if (this.#tail) this.#tail(isShared(kept) ? kept.text(seq, 0) : kept.text)
-    else if (this.#transport) this.#write(this.#transport, keptOutgoing(kept, seq))
+    else if (this.#transport) {
+      this.#write(this.#transport, keptOutgoing(kept, seq))
+      // A client may hold its ACK for seconds (five over SSE, where an ACK is a POST): past a
+      // quarter of highWaterMark, where volatile events would start to drop, a PING asks for it
+      // now (docs/protocol.md, delivery). One until an ACK comes.
+      if (this.#keptBytes >= this.#config.highWaterMark / 4 && !this.#ackAsked) {
+        this.#ackAsked = true
+        this.#transport.send(PING)
+      }
+    }
     this.#checkBuffers()
   }
 
@@ -650,6 +663,7 @@ export class Session extends Timed implements TransportOwner {
   #trim(ack: number): void {
     const count = Math.min(this.#kept.length, ack - this.#keptFrom + 1)
     if (count <= 0) return
+    this.#ackAsked = false
     for (let i = 0; i < count; i++) this.#keptBytes -= keptSize(this.#kept[i]!, this.#keptFrom + i)
     if (count === this.#kept.length) this.#kept = NOTHING_KEPT
     else this.#kept.splice(0, count)

@@ -6,11 +6,13 @@ import { shown, transportError } from './transport.js'
 
 /**
  * Long-polling: one GET always outstanding for the downstream, POST upstream. Each GET, sent as
- * soon as the answer before it is read, carries the ACK owed (`ack=N`): ACKs need no POST (but
- * for the one the session sends at once when a single answer brings 32 packets).
+ * soon as the answer before it is read, carries the ACK owed (`ack=N`): ACKs need no POST, however
+ * many packets an answer brought (the timer's POST only goes when no GET took the ACK in time).
  */
 export class PollingTransport extends HttpTransport {
   readonly name = 'polling'
+  readonly ackDelay = 1000
+  readonly ackAfter = Infinity
 
   // The GET that follows the answer bringing a PING answers it (docs/protocol.md, Heartbeat).
   override send(items: readonly Outgoing[]): void {

@@ -9,6 +9,11 @@ import { transportError } from './transport.js'
  */
 export class SseTransport extends HttpTransport {
   readonly name = 'sse'
+  // An ACK alone is a whole POST, for the server too: a receiving client sends one every five
+  // seconds at most (or after 256 packets), a fifth of what one a second cost a broadcasting
+  // server. What it keeps for replay meanwhile is bounded by its PING (see Transport).
+  readonly ackDelay = 5000
+  readonly ackAfter = 256
 
   /** Opens the stream; resolves once its first bytes came, then keeps reading in the background. */
   protected async downstream(url: string): Promise<void> {

@@ -37,10 +37,13 @@ export type Welcome = OpenPacket | ClosePacket
 export interface Transport {
   readonly name: TransportName
   /**
-   * How long an ACK may wait for other packets to travel with, in ms: an ACK alone costs a
-   * WebSocket frame, but a whole POST over HTTP.
+   * How long an ACK may wait for other packets to travel with, in ms, and how many packets it
+   * may wait for: an ACK alone costs a WebSocket frame, but a whole POST over SSE. Infinity: the
+   * transport carries ACKs itself (polling, in its GETs). The server asks for an ACK sooner (a
+   * PING) when what it keeps for the client grows large.
    */
   readonly ackDelay: number
+  readonly ackAfter: number
   /**
    * True when requests share pooled connections (HTTP): after the link froze, a new request may
    * be sent on a dead pooled connection, so a resume tries such a transport twice.
@@ -77,6 +80,7 @@ export type TransportFactory = (name: TransportName) => Transport
 export abstract class BaseTransport implements Transport {
   abstract readonly name: TransportName
   abstract readonly ackDelay: number
+  abstract readonly ackAfter: number
   abstract readonly pooled: boolean
   // `declare`: set by the constructor alone (no field of the same name declared beforehand).
   /** The endpoint, with `?v=1` and the URL's own parameters. */

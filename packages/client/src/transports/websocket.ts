@@ -59,6 +59,7 @@ export class WebSocketTransport extends BaseTransport {
   // 200 ms was 7 to 10% of a broadcasting server's busy time, more than keeping one second of
   // broadcasts for replay costs it.
   readonly ackDelay = 1000
+  readonly ackAfter = 32
   readonly pooled = false
   #ws: WebSocketLike | undefined
 
