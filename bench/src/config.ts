@@ -153,8 +153,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       reps,
       serverFlags: [],
       params: q(
-        { clients: 1000, rate: 25_000, durationMs: 2000 },
-        { clients: 10, rate: 250, durationMs: 400 },
+        { clients: 1000, rate: 25_000, warmupMs: 5500, durationMs: 5000 },
+        { clients: 10, rate: 250, warmupMs: 200, durationMs: 400 },
       ),
     },
     {
@@ -177,8 +177,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       reps: 1,
       serverFlags: [],
       params: q(
-        { clients: 1000, rate: 100_000, durationMs: 2000 },
-        { clients: 10, rate: 1000, durationMs: 300 },
+        { clients: 1000, rate: 100_000, warmupMs: 1000, durationMs: 2000 },
+        { clients: 10, rate: 1000, warmupMs: 150, durationMs: 300 },
       ),
     },
     {
