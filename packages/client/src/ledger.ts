@@ -132,7 +132,9 @@ export class Ledger {
     // Acknowledge duplicates too: a replay means the server missed our last ACK.
     const pace = this.#pace()
     if (++this.#owed >= pace.ackAfter) this.flushAck()
-    else this.#ackTimer ??= setTimeout(() => this.flushAck(), pace.ackDelay)
+    // Between 80 and 100% of the delay: the clients of one broadcast, whose timers all start with
+    // its packet, do not send their ACKs to the server in the same instant.
+    else this.#ackTimer ??= setTimeout(() => this.flushAck(), pace.ackDelay * (1 - Math.random() / 5))
     return fresh ? 'deliver' : 'duplicate'
   }
 
