@@ -26,13 +26,14 @@ const PONG_LINE = '[3]'
 const CLOSE_LINE = '[1,"client disconnect","the benchmark is done"]'
 
 /**
- * The delivery rule (docs/protocol.md, Ordered, exactly-once delivery): an ACK at most 200 ms
- * after the first unacknowledged packet or at once when 32 are waiting; on SSE, where an ACK
- * costs a POST, 5000 ms or 256 packets, and with the PONG of every PING. Polling acknowledges in
- * every GET instead, as the protocol allows.
+ * The delivery rule (docs/protocol.md, Ordered, exactly-once delivery), paced as the protocol
+ * lets a client pace it and as the Parley client does: on WebSocket an ACK at most 1000 ms after
+ * the first unacknowledged packet or at once when 32 are waiting; on SSE, where an ACK costs a
+ * POST, 5000 ms or 256 packets; with the PONG of every PING. Polling acknowledges in every GET
+ * instead.
  */
 const ackAfter = (transport: ThinTransport) => (transport === 'sse' ? 256 : 32)
-const ackDelayMs = (transport: ThinTransport) => (transport === 'sse' ? 5000 : 200)
+const ackDelayMs = (transport: ThinTransport) => (transport === 'sse' ? 5000 : 1000)
 
 /** How a transport carries packets; the session above it never asks which one it is. */
 interface Wire {
