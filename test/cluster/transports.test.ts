@@ -117,9 +117,11 @@ describe.skipIf(skipClusterSuites())('three nodes behind nginx round-robin', () 
       expect(socket.transport).toBe('sse')
       const id = socket.id
 
+      // `seq`, whose count travels with the session: a WebSocket that reaches another node takes
+      // the session over there (handoff), so a count kept per node would start again.
       let sent = 0
       const burst = async (n: number) => {
-        for (let i = 0; i < n; i++) socket.emit('up', ++sent)
+        for (let i = 0; i < n; i++) socket.emit('seq', ++sent)
         await ask(socket, 'pump', n)
       }
       await burst(100)
@@ -135,7 +137,7 @@ describe.skipIf(skipClusterSuites())('three nodes behind nginx round-robin', () 
 
       await until(() => down.length >= 300, 20_000, `300 messages down (got ${down.length})`)
       expect(down).toEqual(Array.from({ length: 300 }, (_, i) => (i % 100) + 1))
-      const report = await ask<{ count: number; last: number; faults: string[] }>(socket, 'report')
+      const report = await ask<{ count: number; last: number; faults: string[] }>(socket, 'seqReport')
       expect(report).toMatchObject({ count: 300, last: 300, faults: [] })
       // One session all along: same socket id, nothing the application had to notice.
       expect(socket.id).toBe(id)
