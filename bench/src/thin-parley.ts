@@ -92,7 +92,7 @@ export function thinParleyClient(transport: ThinTransport, settings: ClientSetti
     // Polling: the next GET, sent as soon as this answer is read, carries it (`ackInPoll`).
     if (transport === 'polling') return
     if (++unacked >= ackAfter(transport)) ackNow()
-    else ackTimer ??= setTimeout(ackNow, ackDelayMs(transport) * (1 - Math.random() / 5))
+    else ackTimer ??= setTimeout(ackNow, ackDelayMs(transport))
   }
 
   const deliver = (p: unknown[]) => {
