@@ -10,8 +10,8 @@ import { transportError } from './transport.js'
 export class SseTransport extends HttpTransport {
   readonly name = 'sse'
   // An ACK alone is a whole POST, for the server too: a receiving client sends one every five
-  // seconds at most (or after 256 packets), a fifth of what one a second cost a broadcasting
-  // server. What it keeps for replay meanwhile is bounded by its PING (see Transport).
+  // seconds (or after 256 packets), a fifth of the POSTs of one a second. What the server keeps
+  // for replay meanwhile is bounded by the PING it sends to ask for the ACK (see Transport).
   readonly ackDelay = 5000
   readonly ackAfter = 256
 
