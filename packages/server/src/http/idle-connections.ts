@@ -34,6 +34,7 @@ export class IdleConnections {
     // taken off at an upgrade: a WebSocket would otherwise carry it, and a `once` wrapper
     // around a closure, for as long as it lives (about 400 bytes per connection).
     const active = this.#active
+    const idle = this
     const forget = function (this: Socket) {
       active.delete(this)
     }
@@ -45,7 +46,17 @@ export class IdleConnections {
       active.set(socket, 0)
       socket.on('close', forget)
     })
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#serving(req.socket, res))
+    // Likewise one listener for every response (`this` is the response): a closure per request
+    // would stay on each open response, an SSE stream or a held poll, for as long as it lasts.
+    const responseClosed = function (this: ServerResponse) {
+      idle.#responseClosed(this.req.socket)
+    }
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const count = active.get(req.socket)
+      if (count === undefined) return
+      active.set(req.socket, count + 1)
+      res.on('close', responseClosed)
+    })
     server.on('upgrade', (req: IncomingMessage) => {
       const socket = req.socket
       active.delete(socket)
@@ -61,16 +72,12 @@ export class IdleConnections {
     this.#draining = true
   }
 
-  #serving(socket: Socket, res: ServerResponse): void {
-    const count = this.#active.get(socket)
-    if (count === undefined) return
-    this.#active.set(socket, count + 1)
-    res.once('close', () => {
-      const before = this.#active.get(socket)
-      if (before === undefined) return // the connection itself closed first
-      this.#active.set(socket, before - 1)
-      if (before === 1 && this.#closing) socket.end()
-    })
+  /** A response on `socket` is done (sent, or its connection went). */
+  #responseClosed(socket: Socket): void {
+    const before = this.#active.get(socket)
+    if (before === undefined) return // the connection itself closed first
+    this.#active.set(socket, before - 1)
+    if (before === 1 && this.#closing) socket.end()
   }
 
   /** Destroys every connection without a request now; ends the others after their response. */
