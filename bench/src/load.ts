@@ -406,7 +406,8 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
   const source = sourcesFor((warmup + Math.max(...steps)) * socketsPerClient(a.kind))
   try {
     await growClients(a, clients, warmup, parallel, source)
-    await sleep(300)
+    // The warm-up batch in its steady state too (see `settleMs` in the scenario's config).
+    await sleep(settleMs)
     const before = await server<MemoryReading>('memory')
     for (const n of steps) {
       const why = tooManyFiles(a.kind, warmup + n)
