@@ -190,10 +190,10 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
     await until(() => reasons.every((r) => r.length > 0), 10_000, 'every client told')
     // Told at once ('server shutdown'); or, over SSE and polling when the CLOSE found no GET
     // before the node closed, on a later resume ('session expired'), or after a resume round
-    // failed on nodes that cannot reach Redis ('transport close'), or when its transport went
-    // silent rather than closed on a busy machine ('ping timeout'). Never a handoff: the checks
-    // that matter come below (a new session, nothing restored anywhere).
-    const lost = ['server shutdown', 'session expired', 'transport close', 'ping timeout']
+    // failed on nodes that cannot reach Redis ('transport close'). Never a handoff, and never
+    // 'ping timeout': the drain keeps PINGing a session it holds frozen while the store does not
+    // answer. The checks that matter come below (a new session, nothing restored anywhere).
+    const lost = ['server shutdown', 'session expired', 'transport close']
     for (const r of reasons) expect(lost).toContain(r[0])
     expect(eventsOf([old], 'disconnect').sort()).toEqual([...before].sort())
 

@@ -868,6 +868,38 @@ describe('Session: freeze, hand off, restore', () => {
     expect(() => session.freeze(() => {})).toThrow()
   })
 
+  it('keeps pinging while frozen, a pingInterval apart, and checks no PONG (it reads none)', () => {
+    const { session, transport } = frozen()
+    const pings = () => transport.types().filter((type) => type === PacketType.PING).length
+    // Frozen for longer than a client's patience (pingInterval + pingTimeout) several times over.
+    vi.advanceTimersByTime(PING_INTERVAL)
+    expect(pings()).toBe(1)
+    vi.advanceTimersByTime(PING_INTERVAL * 3)
+    expect(pings()).toBe(4)
+    expect(session.state).toBe('frozen')
+    expect(transport.open).toBe(true)
+    // Handed off: the transport is closed, and the PINGs stop with it.
+    session.handOff(0)
+    vi.advanceTimersByTime(PING_INTERVAL * 3)
+    expect(pings()).toBe(4)
+    session.moved()
+    vi.advanceTimersByTime(PING_INTERVAL * 3)
+    expect(session.state).toBe('closed')
+  })
+
+  it('does not time out a PING sent just before the freeze', () => {
+    const { session } = setup()
+    const live = new FakeTransport()
+    session.attach(live, 0, false)
+    vi.advanceTimersByTime(PING_INTERVAL)
+    expect(live.last()).toEqual({ type: PacketType.PING })
+    session.freeze(() => {})
+    vi.advanceTimersByTime(PING_TIMEOUT + PING_INTERVAL)
+    expect(session.state).toBe('frozen')
+    expect(live.open).toBe(true)
+    expect(live.types().filter((type) => type === PacketType.PING).length).toBe(2)
+  })
+
   it('numbers what is sent after the freeze into the tail, in order, not to the transport', () => {
     const { session, transport, tail } = frozen()
     const before = transport.sent.length

@@ -461,7 +461,8 @@ export class Session extends Timed implements TransportOwner {
     this.#tail = tail
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
-    this.leaveQueue()
+    // The heartbeat goes on (see `#ping`): a store slower than the client's patience would
+    // otherwise have the client give up on a session that is about to be handed off.
     clearTimeout(this.#recoveryTimer)
     return {
       sid: this.sid,
@@ -517,6 +518,8 @@ export class Session extends Timed implements TransportOwner {
     if (this.#state === 'closed') return
     this.#state = 'closed'
     this.#tail = undefined
+    // Its heartbeat ran on while it was frozen.
+    this.leaveQueue()
     const transport = this.#transport
     this.#transport = null
     if (transport) transport.close('normal')
@@ -694,11 +697,16 @@ export class Session extends Timed implements TransportOwner {
     if (!transport) return
     this.#heard = false
     transport.send(PING)
-    heartbeatQueuesOf(this.#config).check.add(this)
+    // Frozen, nothing the client sends is read, its PONG neither: PINGs keep it patient until
+    // the handoff's CLOSE, a pingInterval apart, and nothing is checked.
+    const queues = heartbeatQueuesOf(this.#config)
+    if (this.#state === 'frozen') queues.first.add(this)
+    else queues.check.add(this)
   }
 
   #checkPong(): void {
-    if (this.#heard) heartbeatQueuesOf(this.#config).again.add(this)
+    // A check that was pending at the freeze: the PONG could not be read, and is not asked for.
+    if (this.#heard || this.#state === 'frozen') heartbeatQueuesOf(this.#config).again.add(this)
     else this.#detach(CloseReason.PING_TIMEOUT)
   }
 

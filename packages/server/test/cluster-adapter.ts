@@ -42,6 +42,8 @@ export class Cluster {
   readonly handoffs = new Map<string, StoredHandOff>()
   /** When false, `handOff` fails: the store is unreachable. */
   storeUp = true
+  /** How long `handOff` takes to store a session (a slow store), in ms. */
+  storeDelayMs = 0
   /** Nodes that are alive but that no other node reaches (their requests are lost). */
   readonly unreachable = new Set<string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
@@ -248,6 +250,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
     }
     this.cluster.handoffs.set(snapshot.sid, stored)
     await hop()
+    if (this.cluster.storeDelayMs > 0) await new Promise((r) => setTimeout(r, this.cluster.storeDelayMs))
     stored.stored = true
     return true
   }

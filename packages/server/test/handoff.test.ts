@@ -146,6 +146,37 @@ describe('drain with handoff', () => {
     })
   }
 
+  for (const transport of ['websocket', 'sse', 'polling'] as TransportName[]) {
+    it(`keeps a client patient while a slow store takes its session, then hands it off unseen (${transport})`, async () => {
+      const cluster = new Cluster({ handoff: true })
+      // The client gives up after pingInterval + pingTimeout (600 ms) without a PING; the store
+      // takes three times that, during which the session is frozen and reads nothing.
+      cluster.storeDelayMs = 1800
+      const { list, base } = await threeNodes(cluster, {
+        pingInterval: 300,
+        pingTimeout: 300,
+        handoff: { timeout: 4000, retrySpread: 100 },
+      })
+      const c = connect(base, { transports: [transport] })
+      clients.push(c)
+      const events: string[] = []
+      c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
+      c.on('connect', () => events.push('connect'))
+      await until(() => c.connected, 3000, 'connect')
+      const id = c.id
+      const owner = list.find((n) => n.connections.some((s) => s.id === id))!
+      await owner.started.app.close()
+      proxy!.avoid.add(list.indexOf(owner))
+      nodes = nodes.filter((n) => n !== owner.started)
+      await until(() => list.some((n) => n.restored.some((s) => s.id === id)), 5000, 'restored')
+      await until(() => c.connected, 3000, 'connected again')
+      expect(events).toEqual(['connect'])
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
+      expect(await c.timeout(2000).emitWithAck('ask', 21)).toBe(42)
+    })
+  }
+
   it('ends sessions as before when the store is unreachable during the drain', async () => {
     const cluster = new Cluster({ handoff: true })
     const { list, base } = await threeNodes(cluster)
