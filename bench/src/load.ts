@@ -409,6 +409,7 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
     // The warm-up batch in its steady state too (see `settleMs` in the scenario's config).
     await sleep(settleMs)
     const before = await server<MemoryReading>('memory')
+    const connectionsBefore = await server<number>('connections')
     for (const n of steps) {
       const why = tooManyFiles(a.kind, warmup + n)
       if (why) {
@@ -429,6 +430,7 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
       const after = await server<MemoryReading>('memory')
       values[`rssKBPerConn@${n}`] = (after.rss - before.rss) / live / 1024
       values[`heapKBPerConn@${n}`] = (after.heapUsed - before.heapUsed) / live / 1024
+      values[`connectionsPerClient@${n}`] = ((await server<number>('connections')) - connectionsBefore) / live
       const cpu0 = await server<number>('cpu')
       const load0 = ownCpuUs()
       const w0 = now()

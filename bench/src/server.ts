@@ -27,6 +27,8 @@ interface BenchServer {
   port: number
   /** Connected clients. */
   count(): number
+  /** Open TCP connections of the server (an HTTP client may hold more than one). */
+  connections(): Promise<number>
   /** Sends `payload` as event `tick` to every client; says how it did so. */
   broadcast(payload: Tick): void
   broadcastMode: string
@@ -134,6 +136,7 @@ async function startParley(options: ServerOptions, redisUrl?: string, metrics = 
   return {
     port: (app.server.address() as AddressInfo).port,
     count: () => io.socketsCount,
+    connections: () => connectionsOf(app.server),
     broadcast: rooms
       ? (payload) => io.to!('bench').emit('tick', payload)
       : (payload) => {
@@ -169,6 +172,7 @@ async function startSocketIo(options: ServerOptions, redisUrl?: string): Promise
   return {
     port: (server.address() as AddressInfo).port,
     count: () => io.engine.clientsCount,
+    connections: () => connectionsOf(server),
     broadcast: (payload) => io.to('bench').emit('tick', payload),
     broadcastMode: 'io.to(room).emit',
     close: () => new Promise((resolve) => io.close(() => resolve())),
@@ -190,6 +194,8 @@ async function startWs(options: ServerOptions): Promise<BenchServer> {
   return {
     port: (wss.address() as AddressInfo).port,
     count: () => wss.clients.size,
+    // Its clients' WebSockets are all it has: one connection each.
+    connections: async () => wss.clients.size,
     broadcast: (payload) => {
       const text = JSON.stringify(['tick', payload])
       for (const ws of wss.clients) ws.send(text)
@@ -201,6 +207,13 @@ async function startWs(options: ServerOptions): Promise<BenchServer> {
         wss.close(() => resolve())
       }),
   }
+}
+
+/** Connections the server holds open, upgraded ones included. */
+function connectionsOf(server: http.Server): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
+  )
 }
 
 const cpuUs = () => {
@@ -294,6 +307,8 @@ async function main() {
         return cpuUs()
       case 'count':
         return server.count()
+      case 'connections':
+        return server.connections()
       case 'memory':
         return memory()
       case 'fanout':

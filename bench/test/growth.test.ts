@@ -32,6 +32,8 @@ describe('pnpm bench --quick --only idle,fanout,size', () => {
         key
       ]?.[0] ?? -1
     expect(value('idle', 'socketio-thin-polling', 'connectsPerSec@50')).toBeGreaterThan(0)
+    // A WebSocket client holds one connection on the server, and the count says so.
+    expect(value('idle', 'parley-thin-websocket', 'connectionsPerClient@50')).toBeCloseTo(1, 1)
     expect(value('fanout', 'parley-thin-polling', 'allReceivedMs@10')).toBeGreaterThan(0)
     expect(value('size', 'parley-thin-websocket', 'msgsPerSec@1048576')).toBeGreaterThan(0)
     // The idle targets are read even from a handful of connections (their numbers mean nothing then).
