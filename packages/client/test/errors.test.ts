@@ -4,15 +4,11 @@ import net from 'node:net'
 import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect } from '../src/index.js'
-import { client, closeClients, next, parleyOf, startServer, type TestServer, until } from './helpers.js'
+import { client, closeAll, next, parleyOf, startServer, type TestServer, until } from './helpers.js'
 
 let server: TestServer | undefined
 
-afterEach(async () => {
-  closeClients()
-  await server?.close()
-  server = undefined
-})
+afterEach(closeAll)
 
 /** A loopback port nothing listens on. */
 function closedPort(): Promise<number> {

@@ -26,8 +26,13 @@ export async function startServer(
   await app.listen({ port, host: '127.0.0.1' })
   const address = app.server.address()
   const actual = typeof address === 'object' && address ? address.port : port
-  return { app, port: actual, url: `http://127.0.0.1:${actual}`, close: () => app.close() }
+  const server = { app, port: actual, url: `http://127.0.0.1:${actual}`, close: () => app.close() }
+  servers.add(server)
+  return server
 }
+
+/** Servers `startServer` made that `closeAll` has not closed yet. */
+const servers = new Set<TestServer>()
 
 /** The part of the server's socket the tests use. */
 export interface ServerSocket {
@@ -70,6 +75,14 @@ export function client(url: string, options: ClientOptions = {}): Socket {
 export function closeClients(): void {
   for (const s of sockets) s.disconnect()
   sockets.clear()
+}
+
+/** Disconnects the clients, then closes every server `startServer` made: for `afterEach`. */
+export async function closeAll(): Promise<void> {
+  closeClients()
+  const open = [...servers]
+  servers.clear()
+  for (const server of open) await server.close()
 }
 
 export function memoryStorage() {

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   client,
-  closeClients,
+  closeAll,
   next,
   parleyOf,
   type ServerSocket,
@@ -14,11 +14,7 @@ import {
 } from './helpers.js'
 
 let server: TestServer | undefined
-afterEach(async () => {
-  closeClients()
-  await server?.close()
-  server = undefined
-})
+afterEach(closeAll)
 
 describe('polling', () => {
   it('acknowledges in its GETs: no POST for ACKs, and the server forgets what was delivered', async () => {

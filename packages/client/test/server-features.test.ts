@@ -2,14 +2,10 @@
 // schemas, socket middleware and coded handler refusals. Each over every transport.
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { client, closeClients, next, startServer, type TestServer } from './helpers.js'
+import { client, closeAll, next, startServer, type TestServer } from './helpers.js'
 
 let server: TestServer | undefined
-afterEach(async () => {
-  closeClients()
-  await server?.close()
-  server = undefined
-})
+afterEach(closeAll)
 
 describe('Fastify hooks', () => {
   it('say in connect_error whether the client will retry, until reconnectionAttempts run out', async () => {

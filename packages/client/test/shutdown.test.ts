@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   client,
-  closeClients,
+  closeAll,
   next,
   parleyOf,
   type ServerSocket,
@@ -14,11 +14,7 @@ import {
 } from './helpers.js'
 
 let server: TestServer | undefined
-afterEach(async () => {
-  closeClients()
-  await server?.close()
-  server = undefined
-})
+afterEach(closeAll)
 
 /** A fetch whose GETs wait while `held` is set: the client is then between two GETs. */
 function gatedFetch() {

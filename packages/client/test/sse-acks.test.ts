@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   client,
-  closeClients,
+  closeAll,
   next,
   parleyOf,
   type ServerSocket,
@@ -15,11 +15,7 @@ import {
 } from './helpers.js'
 
 let server: TestServer | undefined
-afterEach(async () => {
-  closeClients()
-  await server?.close()
-  server = undefined
-})
+afterEach(closeAll)
 
 /** A server that counts the upstream POSTs of SSE sessions, and its one socket. */
 async function sseServer(options: Record<string, unknown>) {

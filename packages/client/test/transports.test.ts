@@ -3,7 +3,7 @@ import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   client,
-  closeClients,
+  closeAll,
   next,
   parleyOf,
   type ServerSocket,
@@ -14,11 +14,7 @@ import {
 
 let server: TestServer | undefined
 
-afterEach(async () => {
-  closeClients()
-  await server?.close()
-  server = undefined
-})
+afterEach(closeAll)
 
 /** A server that echoes `echo`, answers `ask`, fails `fail`, and hands out its sockets. */
 async function echoServer(options: Record<string, unknown> = {}) {
