@@ -193,6 +193,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       metrics: [
         m('rssKBPerConn', 'RSS KB/conn', 1, false),
         m('heapKBPerConn', 'heap KB/conn', 1, false),
+        m('youngKBPerConn', 'V8 young generation KB/conn', 1, false),
         m('connectionsPerClient', 'server connections/client', 2, false),
         m('connectsPerSec', 'connections/s', 0, false),
         m('idleCpuPct', 'server CPU % idle', 1, false),

@@ -430,6 +430,7 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
       const after = await server<MemoryReading>('memory')
       values[`rssKBPerConn@${n}`] = (after.rss - before.rss) / live / 1024
       values[`heapKBPerConn@${n}`] = (after.heapUsed - before.heapUsed) / live / 1024
+      values[`youngKBPerConn@${n}`] = (after.youngBytes - before.youngBytes) / live / 1024
       values[`connectionsPerClient@${n}`] = ((await server<number>('connections')) - connectionsBefore) / live
       const cpu0 = await server<number>('cpu')
       const load0 = ownCpuUs()

@@ -11,6 +11,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import v8 from 'node:v8'
 import parley, { type AdapterFactory } from '@parley/server'
 import { createAdapter } from '@socket.io/redis-adapter'
 import Fastify from 'fastify'
@@ -72,6 +73,12 @@ export interface ServerOptions {
 export interface MemoryReading {
   rss: number
   heapUsed: number
+  /**
+   * Bytes V8 holds for its young generation (new space, both semi-spaces), used or not. It grows
+   * while many objects survive scavenges and shrinks only once the process allocates little, so
+   * it is part of RSS that no connection keeps (docs/benchmarks.md, Findings).
+   */
+  youngBytes: number
   gc: boolean
 }
 
@@ -280,7 +287,8 @@ async function memory(): Promise<MemoryReading> {
     await sleep(50)
   }
   const { rss, heapUsed } = process.memoryUsage()
-  return { rss, heapUsed, gc: gc !== undefined }
+  const young = v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')
+  return { rss, heapUsed, youngBytes: young?.space_size ?? 0, gc: gc !== undefined }
 }
 
 async function main() {
