@@ -164,17 +164,25 @@ export function recordingFetch(): { fetch: typeof fetch; sids: Set<string> } {
 }
 
 /**
- * Moves nginx's round-robin on by one request (a GET that any node answers 404). A client
- * makes the same number of requests each time it connects, so without this the next one's
- * handshake could land on the same node every time. Before try `attempt` (from 0) of landing a
- * client on a given node, 1, 2, ... up to the node count of them, in turn: a fixed number could
- * add up with the client's to a multiple of the node count, and miss that node every time.
+ * Moves nginx's round-robin on by one request (a GET that any node answers 404): the next
+ * handshake lands on the next node, which spreads clients that connect one after the other.
  */
-export async function nudge(cluster: Cluster, attempt = 0): Promise<void> {
-  for (let n = 0; n <= attempt % cluster.nodes.length; n++) {
+export async function nudge(cluster: Cluster, requests = 1): Promise<void> {
+  for (let n = 0; n < requests; n++) {
     const res = await fetch(`${cluster.url}/round-robin-nudge`)
     await res.arrayBuffer()
   }
+}
+
+/**
+ * Before another try at landing a client on a given node: moves the round-robin on by 0 to
+ * (node count - 1) requests, drawn at random, so that the next handshake lands on any node
+ * alike. A client makes about the same number of requests each try, and any fixed pattern of
+ * nudges adds up with it to the same few positions: 1, 2, 3 nudges in turn over three nodes
+ * reach only two of them, and a test that waited for the third failed after 30 tries.
+ */
+export async function redraw(cluster: Cluster): Promise<void> {
+  await nudge(cluster, Math.floor(Math.random() * cluster.nodes.length))
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
