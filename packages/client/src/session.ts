@@ -5,6 +5,7 @@ import {
   ErrorCode,
   type EventPacket,
   type HelloPacket,
+  MAX_TIMER_MS,
   type NumberedPacket,
   type OpenPacket,
   type Packet,
@@ -220,8 +221,10 @@ export class Session implements ConnectionHost {
    */
   #closed(p: ClosePacket): void {
     clearTimeout(this.#liveTimer)
+    // No timer waits longer than MAX_TIMER_MS (a longer one fires at once): so long, then.
+    const retryAfter = Math.min(p.retryAfter ?? 0, MAX_TIMER_MS)
     if (p.reason === 'server handoff' && this.#opts.reconnection) {
-      this.connection.handedOff(p.retryAfter)
+      this.connection.handedOff(retryAfter)
       return
     }
     const again =
@@ -229,7 +232,7 @@ export class Session implements ConnectionHost {
     this.#ledger.forget()
     this.id = undefined
     if (!again) this.#end()
-    this.connection.ended(again, p.retryAfter)
+    this.connection.ended(again, retryAfter)
     if (this.#up) this.#down(p.reason, p.message)
     else {
       // Already down (a resume found the session ended): the application still hears why.
