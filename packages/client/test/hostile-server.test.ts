@@ -1,0 +1,200 @@
+// Whatever a server sends, the client stays whole: it throws nothing into the page, tells the
+// application through 'error' events that carry a code, and comes back to a working session
+// unless the server ended it for good. The real server never sends a bad packet, so this is a
+// stand-in server over WebSocket (the one case where a fake is the point): it opens the
+// session, sends one packet, mutated or random, and then drops the connection. The client's
+// resume is answered with a new session, on which a marker event must arrive.
+import type { AddressInfo } from 'node:net'
+import {
+  CloseReason,
+  decodeFrame,
+  decodeText,
+  encodeFrame,
+  encodeText,
+  type Packet,
+  PacketType,
+  WS_SUBPROTOCOL,
+} from '@parley/protocol'
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocketServer } from 'ws'
+import { client, closeClients, until } from './helpers.js'
+
+/** What a server sends: every type a client meets, with the fields it checks. */
+const seeds: Packet[] = [
+  { type: PacketType.EVENT, seq: 1, name: 'news', args: [{ text: 'hi', list: [1, { x: null }] }], ackId: 0 },
+  { type: PacketType.EVENT, seq: 1, name: 'ask', args: ['bytes', new Uint8Array([1, 2, 3])], ackId: 5 },
+  { type: PacketType.EVENT, seq: 0, name: 'news', args: [], ackId: 0 },
+  { type: PacketType.REPLY, seq: 1, ackId: 1, args: [{ ok: true }] },
+  { type: PacketType.ERROR, seq: 1, ackId: 1, code: 'APP_FAILED', message: 'no' },
+  { type: PacketType.ERROR, seq: 0, ackId: 0, code: 'PARLEY_HANDLER_ERROR', message: 'oops' },
+  { type: PacketType.ACK, ack: 3 },
+  { type: PacketType.PING },
+  { type: PacketType.PONG },
+  { type: PacketType.MOVED },
+  { type: PacketType.CLOSE, reason: 'server shutdown', message: 'bye', retryAfter: 20 },
+  { type: PacketType.CLOSE, reason: 'server handoff', message: 'moving', retryAfter: 0 },
+  { type: PacketType.CLOSE, reason: 'server disconnect', message: 'kicked' },
+]
+const seedLines = seeds.map((packet) => encodeText(packet))
+const seedFrames = seeds.map((packet) => encodeFrame(packet)).filter((f) => f instanceof Uint8Array)
+
+const mutatedLine = fc
+  .tuple(fc.constantFrom(...seedLines), fc.nat(), fc.string({ maxLength: 6 }), fc.nat({ max: 6 }))
+  .map(([text, at, insert, cut]) => {
+    const i = at % (text.length + 1)
+    return text.slice(0, i) + insert + text.slice(i + cut)
+  })
+
+const mutatedFrame = fc
+  .tuple(fc.constantFrom(...seedFrames), fc.nat(), fc.nat({ max: 255 }), fc.nat({ max: 8 }))
+  .map(([frame, at, byte, cut]) => {
+    const copy = Uint8Array.from(frame as Uint8Array)
+    copy[at % copy.length] = byte
+    return copy.subarray(0, copy.length - (cut % copy.length))
+  })
+
+/** One WebSocket message from the server. */
+const message = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom<string | Uint8Array>(...seedLines) },
+  { weight: 5, arbitrary: mutatedLine },
+  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? 'null') },
+  { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
+  { weight: 2, arbitrary: mutatedFrame },
+)
+
+/**
+ * What the client does after `data`, by the protocol: after a CLOSE `server disconnect` or
+ * `client disconnect` it stays away for good; after a CLOSE with a `retryAfter` longer than a
+ * run waits, it waits; after anything else it is back within the run.
+ */
+function after(data: string | Uint8Array): 'gone' | 'waits' | 'back' {
+  const decoded = typeof data === 'string' ? decodeText(data) : decodeFrame(data)
+  if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return 'back'
+  const { reason, retryAfter = 0 } = decoded.packet
+  if (reason === CloseReason.SERVER_DISCONNECT || reason === CloseReason.CLIENT_DISCONNECT) return 'gone'
+  return retryAfter > 1000 ? 'waits' : 'back'
+}
+
+/**
+ * Answers each client's first HELLO with OPEN and then `hostile`, and drops the connection;
+ * answers every later HELLO (a resume, or a new session) with OPEN of a new session and the
+ * marker EVENT.
+ */
+function standInServer() {
+  const wss = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    path: '/parley/ws',
+    handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
+  })
+  let sessions = 0
+  let hostile: string | Uint8Array = '[2]'
+  /** Each client's first connection gets the hostile message; the test sets it per run. */
+  let firstOfRun = true
+  wss.on('connection', (ws) => {
+    ws.once('message', () => {
+      const sid = `s${++sessions}`.padEnd(21, 'x')
+      const open = [
+        0,
+        {
+          sid,
+          id: `i${sessions}`.padEnd(21, 'y'),
+          pingInterval: 20_000,
+          pingTimeout: 20_000,
+          maxPayload: 1_000_000,
+          transports: ['websocket'],
+          recovered: false,
+          ack: 0,
+        },
+      ]
+      ws.send(JSON.stringify(open))
+      if (firstOfRun) {
+        firstOfRun = false
+        ws.send(hostile)
+        setTimeout(() => ws.terminate(), 20)
+      } else {
+        ws.send(encodeText({ type: PacketType.EVENT, seq: 1, name: 'marker', args: [sessions], ackId: 0 }))
+      }
+    })
+    ws.on('error', () => {})
+  })
+  return {
+    wss,
+    url: () => `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    next(data: string | Uint8Array) {
+      hostile = data
+      firstOfRun = true
+    },
+  }
+}
+
+describe('a hostile server', () => {
+  let server: ReturnType<typeof standInServer>
+  beforeAll(async () => {
+    server = standInServer()
+    await new Promise((resolve) => server.wss.once('listening', resolve))
+  })
+  afterAll(async () => {
+    closeClients()
+    await new Promise((resolve) => server.wss.close(resolve))
+  })
+
+  it('leaves the client whole: coded errors, and a working session again unless it was ended for good', async () => {
+    await fc.assert(
+      fc.asyncProperty(message, async (data) => {
+        server.next(data)
+        const socket = client(server.url(), { transports: ['websocket'], reconnectionDelay: 10 })
+        const errors: unknown[] = []
+        const downs: string[] = []
+        const markers: unknown[] = []
+        let connects = 0
+        socket.on('connect', () => connects++)
+        socket.on('error', (error) => errors.push(error))
+        socket.on('connect_error', (error) => errors.push(error))
+        socket.on('disconnect', (reason) => downs.push(reason))
+        socket.on('marker', (n) => markers.push(n))
+        const seen = () =>
+          JSON.stringify({ data: typeof data === 'string' ? data : [...data], downs, markers })
+        try {
+          const expected = after(data)
+          if (expected === 'gone') {
+            await until(() => !socket.active, 3000, `the end: ${seen()}`)
+            expect(markers, seen()).toEqual([])
+          } else if (expected === 'waits') {
+            // (A handoff ends no session: no 'disconnect', only the wait before the resume.)
+            await until(() => connects > 0 && !socket.connected, 3000, `the CLOSE: ${seen()}`)
+            await new Promise((resolve) => setTimeout(resolve, 100))
+            expect({ active: socket.active, connected: socket.connected }, seen()).toEqual({
+              active: true,
+              connected: false,
+            })
+          } else {
+            await until(() => markers.length > 0, 3000, `the marker: ${seen()}`)
+            expect(socket.connected, seen()).toBe(true)
+          }
+          for (const error of errors) {
+            expect(error, seen()).toBeInstanceOf(Error)
+            expect((error as { code?: unknown }).code, seen()).toEqual(expect.any(String))
+          }
+        } finally {
+          socket.disconnect()
+        }
+      }),
+      {
+        numRuns: 150,
+        // Each way a session can go, every run: a wait before a resume (handoff) or before a
+        // new session (shutdown), an end for good, a stream that is not JSON, a broken frame.
+        examples: [
+          ['[1,"server handoff","moving",50000]'],
+          ['[1,"server shutdown","bye",50000]'],
+          ['[1,"server disconnect","kicked"]'],
+          ['[1,"server shutdown","later",3000000000]'],
+          ['[1,"server handoff","later",3000000000]'],
+          ['not json'],
+          [new Uint8Array([0, 0, 0, 9, 91])],
+        ],
+      },
+    )
+  }, 60_000)
+})
