@@ -12,13 +12,13 @@ import { build } from 'esbuild'
 import { minify } from 'terser'
 
 /** Most bytes of dist/parley.min.js after gzip -9. Raise it only with a reason in the commit. */
-const BUDGET = 9_785
+const BUDGET = 9_790
 /**
  * Most bytes, after gzip -9, of what esbuild (bundle, minify, platform browser, format ESM) makes
  * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
  * aim is 8192; docs/client-size.md says what stands in the way.
  */
-const BUNDLED_BUDGET = 9_830
+const BUNDLED_BUDGET = 9_835
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [

@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from '@parley/protocol'
+
 /** The options that pace a backoff (the client's own options fit). */
 export interface BackoffOptions {
   reconnectionDelay: number
@@ -26,8 +28,13 @@ export class Backoff {
   /** The delay before the next attempt, in ms; counts the attempt. */
   next(): number {
     const { reconnectionDelay, reconnectionDelayMax, randomization } = this.#opts
-    // 2^31 already passes any sane max; the cap on the exponent keeps the product finite.
-    const cap = Math.min(reconnectionDelayMax, reconnectionDelay * 2 ** Math.min(this.attempts, 31))
+    // The cap on the exponent keeps the product finite; MAX_TIMER_MS, the longest a timer waits
+    // (longer fires at once), bounds a max of Infinity.
+    const cap = Math.min(
+      reconnectionDelayMax,
+      MAX_TIMER_MS,
+      reconnectionDelay * 2 ** Math.min(this.attempts, 31),
+    )
     this.attempts++
     return Math.floor(cap * (1 - randomization * this.#random()))
   }

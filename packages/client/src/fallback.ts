@@ -2,6 +2,7 @@ import {
   type CloseReason,
   ErrorCode,
   type HelloPacket,
+  MAX_TIMER_MS,
   type OpenPacket,
   type Packet,
   ParleyError,
@@ -254,9 +255,8 @@ export class Connection {
     // connection. A live server answers HELLO within its pingTimeout; the attempt that times out
     // takes that dead connection with it, and the same transport is tried once more.
     const frozen = why === 'resume' && this.#lostReason === 'ping timeout' && this.#pingTimeout > 0
-    const timeout = frozen
-      ? Math.min(this.#opts.connectTimeout, this.#pingTimeout)
-      : this.#opts.connectTimeout
+    // (A timer given more than MAX_TIMER_MS fires at once: connectTimeout Infinity waits that long.)
+    const timeout = Math.min(this.#opts.connectTimeout, frozen ? this.#pingTimeout : MAX_TIMER_MS)
     const queue = this.#order(after)
     const retried = new Set<TransportName>()
     for (let name = queue.shift(); name; name = queue.shift()) {
@@ -400,6 +400,7 @@ export class Connection {
     if (!this.#serverTransports?.includes(best)) return
     const delay = Math.min(
       this.#opts.upgradeDelayMax,
+      MAX_TIMER_MS,
       this.#opts.upgradeDelay * 2 ** Math.min(this.#probeFailures, 20),
     )
     this.#probeTimer = setTimeout(() => {
@@ -416,7 +417,7 @@ export class Connection {
     try {
       const hello = await this.#host.hello()
       if (run !== this.#run || this.#probe !== t) return t.close()
-      const answer = await t.open(hello, this.#opts.connectTimeout)
+      const answer = await t.open(hello, Math.min(this.#opts.connectTimeout, MAX_TIMER_MS))
       if (run !== this.#run || this.#probe !== t) return t.close()
       this.#probe = undefined
       this.#probeFailures = 0

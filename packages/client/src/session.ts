@@ -146,7 +146,8 @@ export class Session implements ConnectionHost {
     this.recovered = !fresh
     // Everything the server lacks, in order, before anything new.
     this.connection.send(this.#ledger.kept)
-    this.#alive(open.pingInterval + open.pingTimeout)
+    // At most MAX_TIMER_MS: a timer set for longer fires at once, and would again and again.
+    this.#alive(Math.min(open.pingInterval + open.pingTimeout, MAX_TIMER_MS))
     // A silent resume found the session gone: the application must hear it was cut.
     if (fresh) this.#down('session expired')
     if (!this.#up) {

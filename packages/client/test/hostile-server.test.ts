@@ -18,6 +18,7 @@ import {
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
+import { mutatedFrame, mutatedLine } from '../../../test/support/mutations.js'
 import { client, closeClients, until } from './helpers.js'
 
 /** What a server sends: every type a client meets, with the fields it checks. */
@@ -37,30 +38,17 @@ const seeds: Packet[] = [
   { type: PacketType.CLOSE, reason: 'server disconnect', message: 'kicked' },
 ]
 const seedLines = seeds.map((packet) => encodeText(packet))
-const seedFrames = seeds.map((packet) => encodeFrame(packet)).filter((f) => f instanceof Uint8Array)
-
-const mutatedLine = fc
-  .tuple(fc.constantFrom(...seedLines), fc.nat(), fc.string({ maxLength: 6 }), fc.nat({ max: 6 }))
-  .map(([text, at, insert, cut]) => {
-    const i = at % (text.length + 1)
-    return text.slice(0, i) + insert + text.slice(i + cut)
-  })
-
-const mutatedFrame = fc
-  .tuple(fc.constantFrom(...seedFrames), fc.nat(), fc.nat({ max: 255 }), fc.nat({ max: 8 }))
-  .map(([frame, at, byte, cut]) => {
-    const copy = Uint8Array.from(frame as Uint8Array)
-    copy[at % copy.length] = byte
-    return copy.subarray(0, copy.length - (cut % copy.length))
-  })
+const seedFrames = seeds
+  .map((packet) => encodeFrame(packet))
+  .filter((f): f is Uint8Array => f instanceof Uint8Array)
 
 /** One WebSocket message from the server. */
 const message = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom<string | Uint8Array>(...seedLines) },
-  { weight: 5, arbitrary: mutatedLine },
+  { weight: 5, arbitrary: mutatedLine(seedLines) },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? 'null') },
   { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
-  { weight: 2, arbitrary: mutatedFrame },
+  { weight: 2, arbitrary: mutatedFrame(seedFrames) },
 )
 
 /**
@@ -90,6 +78,8 @@ function standInServer() {
   })
   let sessions = 0
   let hostile: string | Uint8Array = '[2]'
+  /** Fields of the next run's first OPEN in place of the usual ones. */
+  let openFields: Record<string, unknown> = {}
   /** Each client's first connection gets the hostile message; the test sets it per run. */
   let firstOfRun = true
   wss.on('connection', (ws) => {
@@ -106,6 +96,7 @@ function standInServer() {
           transports: ['websocket'],
           recovered: false,
           ack: 0,
+          ...(firstOfRun ? openFields : {}),
         },
       ]
       ws.send(JSON.stringify(open))
@@ -122,8 +113,9 @@ function standInServer() {
   return {
     wss,
     url: () => `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
-    next(data: string | Uint8Array) {
+    next(data: string | Uint8Array, open: Record<string, unknown> = {}) {
       hostile = data
+      openFields = open
       firstOfRun = true
     },
   }
@@ -197,4 +189,44 @@ describe('a hostile server', () => {
       },
     )
   }, 60_000)
+
+  it('sets no timer past what a timer can wait, whatever the server asks (longer ones fire at once)', async () => {
+    const overflows: string[] = []
+    const onWarning = (warning: Error) => {
+      if (warning.name === 'TimeoutOverflowWarning') overflows.push(warning.message)
+    }
+    process.on('warning', onWarning)
+    try {
+      // A heartbeat window of 35 years, then a wait of 35 days before the next session.
+      server.next('[1,"server shutdown","later",3000000000]', { pingInterval: 2 ** 40, pingTimeout: 2 ** 40 })
+      const socket = client(server.url(), { transports: ['websocket'] })
+      const downs: string[] = []
+      socket.on('disconnect', (reason) => downs.push(reason))
+      await until(() => downs.length > 0, 3000, 'the CLOSE')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect({ downs, active: socket.active, connected: socket.connected }).toEqual({
+        downs: ['server shutdown'],
+        active: true,
+        connected: false,
+      })
+      socket.disconnect()
+      // And options of no bound: they wait as long as a timer can, too.
+      server.next('[2]')
+      const patient = client(server.url(), {
+        transports: ['websocket'],
+        connectTimeout: Infinity,
+        reconnectionDelayMax: Infinity,
+        upgradeDelayMax: Infinity,
+      })
+      const markers: unknown[] = []
+      patient.on('marker', (n) => markers.push(n))
+      await until(() => markers.length > 0, 3000, 'the marker after the resume')
+      patient.disconnect()
+      // Node warns each time a timer is set past its limit; none was.
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(overflows).toEqual([])
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
 })

@@ -1,4 +1,11 @@
-import { ErrorCode, type EventPacket, PacketType, WireLimits, WsCloseCode } from '@parley/protocol'
+import {
+  ErrorCode,
+  type EventPacket,
+  MAX_TIMER_MS,
+  PacketType,
+  WireLimits,
+  WsCloseCode,
+} from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Backoff } from '../src/backoff.js'
 import * as clientCloseCode from '../src/close-code.js'
@@ -147,6 +154,13 @@ describe('Backoff', () => {
     expect(full.next()).toBe(250)
     const top = new Backoff(pace(1), () => 0.999)
     for (let i = 0; i < 40; i++) expect(top.next()).toBeLessThanOrEqual(4000)
+  })
+
+  it('waits at most what a timer can wait, with no max (a longer timer fires at once)', () => {
+    const b = new Backoff({ reconnectionDelay: 500, reconnectionDelayMax: Infinity, randomization: 0 })
+    const delays = Array.from({ length: 40 }, () => b.next())
+    expect(delays[3]).toBe(4000)
+    expect(Math.max(...delays)).toBe(MAX_TIMER_MS)
   })
 })
 

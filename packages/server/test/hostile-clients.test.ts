@@ -20,6 +20,7 @@ import {
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { mutatedFrame, mutatedLine } from '../../../test/support/mutations.js'
 import { type Started, startServer } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -50,37 +51,22 @@ const seeds: Packet[] = [
   { type: PacketType.PING },
 ]
 const seedLines = seeds.map((packet) => encodeText(packet))
-const seedFrames = seeds.map((packet) => encodeFrame(packet)).filter((f) => f instanceof Uint8Array)
-
-/** A seed line with a random edit: text inserted somewhere, and some characters cut. */
-const mutatedLine = fc
-  .tuple(fc.constantFrom(...seedLines), fc.nat(), fc.string({ maxLength: 6 }), fc.nat({ max: 6 }))
-  .map(([text, at, insert, cut]) => {
-    const i = at % (text.length + 1)
-    return text.slice(0, i) + insert + text.slice(i + cut)
-  })
+const seedFrames = seeds
+  .map((packet) => encodeFrame(packet))
+  .filter((f): f is Uint8Array => f instanceof Uint8Array)
 
 /** Anything a line can be: a seed, a mutated seed, a random JSON value, random text. */
 const line = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...seedLines) },
-  { weight: 4, arbitrary: mutatedLine },
+  { weight: 4, arbitrary: mutatedLine(seedLines) },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? 'null') },
   { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
 )
 
-/** A binary WebSocket frame: a seed's, with one byte changed and maybe its end cut. */
-const mutatedFrame = fc
-  .tuple(fc.constantFrom(...seedFrames), fc.nat(), fc.nat({ max: 255 }), fc.nat({ max: 8 }))
-  .map(([frame, at, byte, cut]) => {
-    const copy = Uint8Array.from(frame as Uint8Array)
-    copy[at % copy.length] = byte
-    return copy.subarray(0, copy.length - (cut % copy.length))
-  })
-
 /** One WebSocket message, or one POST body of one to three lines. */
 function inputFor(transport: Transport): fc.Arbitrary<string | Uint8Array> {
   if (transport === 'websocket')
-    return fc.oneof({ weight: 4, arbitrary: line }, { weight: 1, arbitrary: mutatedFrame })
+    return fc.oneof({ weight: 4, arbitrary: line }, { weight: 1, arbitrary: mutatedFrame(seedFrames) })
   return fc.array(line, { minLength: 1, maxLength: 3 }).map((lines) => lines.join('\n'))
 }
 
@@ -159,15 +145,7 @@ const helloLines = [
 /** A first message or handshake body: a HELLO, a mutated one, or any line above. */
 const handshakeLine = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom(...helloLines) },
-  {
-    weight: 5,
-    arbitrary: fc
-      .tuple(fc.constantFrom(...helloLines), fc.nat(), fc.string({ maxLength: 6 }), fc.nat({ max: 6 }))
-      .map(([text, at, insert, cut]) => {
-        const i = at % (text.length + 1)
-        return text.slice(0, i) + insert + text.slice(i + cut)
-      }),
-  },
+  { weight: 5, arbitrary: mutatedLine(helloLines) },
   { weight: 2, arbitrary: line },
 )
 
