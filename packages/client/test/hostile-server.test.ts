@@ -1,9 +1,10 @@
 // Whatever a server sends, the client stays whole: it throws nothing into the page, tells the
 // application through 'error' events that carry a code, and comes back to a working session
 // unless the server ended it for good. The real server never sends a bad packet, so this is a
-// stand-in server over WebSocket (the one case where a fake is the point): it opens the
-// session, sends one packet, mutated or random, and then drops the connection. The client's
+// stand-in server over each transport (the one case where a fake is the point): it opens the
+// session, sends one packet, mutated or random, and then drops the transport. The client's
 // resume is answered with a new session, on which a marker event must arrive.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
   CloseReason,
@@ -13,6 +14,7 @@ import {
   encodeText,
   type Packet,
   PacketType,
+  type TransportName,
   WS_SUBPROTOCOL,
 } from '@parley/protocol'
 import fc from 'fast-check'
@@ -42,14 +44,20 @@ const seedFrames = seeds
   .map((packet) => encodeFrame(packet))
   .filter((f): f is Uint8Array => f instanceof Uint8Array)
 
-/** One WebSocket message from the server. */
-const message = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom<string | Uint8Array>(...seedLines) },
-  { weight: 5, arbitrary: mutatedLine(seedLines) },
-  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? 'null') },
-  { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
-  { weight: 2, arbitrary: mutatedFrame(seedFrames) },
-)
+/** What a server sends: over WebSocket one message, text or binary; over SSE and polling one line. */
+function messageFor(transport: TransportName): fc.Arbitrary<string | Uint8Array> {
+  const line = fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(...seedLines) },
+    { weight: 5, arbitrary: mutatedLine(seedLines) },
+    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) ?? 'null') },
+    { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
+  )
+  if (transport === 'websocket') {
+    return fc.oneof({ weight: 5, arbitrary: line }, { weight: 1, arbitrary: mutatedFrame(seedFrames) })
+  }
+  // A line break would make two lines (or break the event's framing): one line at a time here.
+  return line.filter((text) => !/[\r\n]/.test(text))
+}
 
 /**
  * What the client does after `data`, by the protocol: after a CLOSE `server disconnect` or
@@ -65,14 +73,15 @@ function after(data: string | Uint8Array): 'gone' | 'waits' | 'back' {
 }
 
 /**
- * Answers each client's first HELLO with OPEN and then `hostile`, and drops the connection;
- * answers every later HELLO (a resume, or a new session) with OPEN of a new session and the
- * marker EVENT.
+ * Serves all three transports. The first session of each run gets OPEN, then `hostile`, and
+ * then its transport drops (the WebSocket is cut, the SSE stream ends, the next poll is told
+ * the session is unknown); every later session (the client's resume, or its new session) gets
+ * OPEN and the marker EVENT.
  */
 function standInServer() {
+  const http = createServer((req, res) => serveHttp(req, res))
   const wss = new WebSocketServer({
-    host: '127.0.0.1',
-    port: 0,
+    server: http,
     path: '/parley/ws',
     handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
   })
@@ -80,39 +89,87 @@ function standInServer() {
   let hostile: string | Uint8Array = '[2]'
   /** Fields of the next run's first OPEN in place of the usual ones. */
   let openFields: Record<string, unknown> = {}
-  /** Each client's first connection gets the hostile message; the test sets it per run. */
   let firstOfRun = true
+  /** Sessions whose downstream has the hostile packet to send, and those that sent it. */
+  const pending = new Set<string>()
+  const spent = new Set<string>()
+
+  function openSession(transport: TransportName): { text: string; sid: string; hostile: boolean } {
+    const sid = `s${++sessions}`.padEnd(21, 'x')
+    const isHostile = firstOfRun
+    firstOfRun = false
+    if (isHostile) pending.add(sid)
+    const open = {
+      sid,
+      id: `i${sessions}`.padEnd(21, 'y'),
+      pingInterval: 20_000,
+      pingTimeout: 20_000,
+      maxPayload: 1_000_000,
+      transports: [transport],
+      recovered: false,
+      ack: 0,
+      ...(isHostile ? openFields : {}),
+    }
+    return { text: JSON.stringify([0, open]), sid, hostile: isHostile }
+  }
+  const marker = () =>
+    encodeText({ type: PacketType.EVENT, seq: 1, name: 'marker', args: [sessions], ackId: 0 })
+
   wss.on('connection', (ws) => {
     ws.once('message', () => {
-      const sid = `s${++sessions}`.padEnd(21, 'x')
-      const open = [
-        0,
-        {
-          sid,
-          id: `i${sessions}`.padEnd(21, 'y'),
-          pingInterval: 20_000,
-          pingTimeout: 20_000,
-          maxPayload: 1_000_000,
-          transports: ['websocket'],
-          recovered: false,
-          ack: 0,
-          ...(firstOfRun ? openFields : {}),
-        },
-      ]
-      ws.send(JSON.stringify(open))
-      if (firstOfRun) {
-        firstOfRun = false
+      const session = openSession('websocket')
+      ws.send(session.text)
+      if (session.hostile) {
         ws.send(hostile)
         setTimeout(() => ws.terminate(), 20)
-      } else {
-        ws.send(encodeText({ type: PacketType.EVENT, seq: 1, name: 'marker', args: [sessions], ackId: 0 }))
-      }
+      } else ws.send(marker())
     })
     ws.on('error', () => {})
   })
+
+  function serveHttp(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://stand-in')
+    const kind = { '/parley/sse': 'sse', '/parley/poll': 'polling' }[url.pathname] as
+      | TransportName
+      | undefined
+    const sid = url.searchParams.get('sid')
+    if (!kind) {
+      res.writeHead(404).end()
+      return
+    }
+    if (req.method === 'POST') {
+      req.resume()
+      req.on('end', () => {
+        // With a sid: upstream packets (ACKs, PONGs), taken. Without: a HELLO.
+        if (sid) res.writeHead(204).end()
+        else res.writeHead(200, { 'content-type': 'text/plain' }).end(openSession(kind).text)
+      })
+      return
+    }
+    if (!sid || spent.has(sid)) {
+      res.writeHead(400, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ code: 'PARLEY_UNKNOWN_SESSION', message: 'no such session' }))
+      return
+    }
+    const isHostile = pending.delete(sid)
+    if (isHostile) spent.add(sid)
+    const text = isHostile ? String(hostile) : marker()
+    if (kind === 'sse') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
+      res.write(`data: ${text}\n\n`)
+      if (isHostile) setTimeout(() => res.destroy(), 20)
+      return
+    }
+    // Polling: one answer, then (marker sessions) a poll held until the client lets it go.
+    if (isHostile || !spent.has(`${sid}:marker`)) {
+      if (!isHostile) spent.add(`${sid}:marker`)
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(text)
+    }
+  }
+
   return {
-    wss,
-    url: () => `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    http,
+    url: () => `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
     next(data: string | Uint8Array, open: Record<string, unknown> = {}) {
       hostile = data
       openFields = open
@@ -121,22 +178,23 @@ function standInServer() {
   }
 }
 
-describe('a hostile server', () => {
+describe.each(['websocket', 'sse', 'polling'] as const)('a hostile server over %s', (transport) => {
   let server: ReturnType<typeof standInServer>
   beforeAll(async () => {
     server = standInServer()
-    await new Promise((resolve) => server.wss.once('listening', resolve))
+    await new Promise<void>((resolve) => server.http.listen(0, '127.0.0.1', resolve))
   })
   afterAll(async () => {
     closeClients()
-    await new Promise((resolve) => server.wss.close(resolve))
+    server.http.closeAllConnections()
+    await new Promise((resolve) => server.http.close(resolve))
   })
 
   it('leaves the client whole: coded errors, and a working session again unless it was ended for good', async () => {
     await fc.assert(
-      fc.asyncProperty(message, async (data) => {
+      fc.asyncProperty(messageFor(transport), async (data) => {
         server.next(data)
-        const socket = client(server.url(), { transports: ['websocket'], reconnectionDelay: 10 })
+        const socket = client(server.url(), { transports: [transport], reconnectionDelay: 10 })
         const errors: unknown[] = []
         const downs: string[] = []
         const markers: unknown[] = []
@@ -184,7 +242,7 @@ describe('a hostile server', () => {
           ['[1,"server shutdown","later",3000000000]'],
           ['[1,"server handoff","later",3000000000]'],
           ['not json'],
-          [new Uint8Array([0, 0, 0, 9, 91])],
+          ...(transport === 'websocket' ? [[new Uint8Array([0, 0, 0, 9, 91])] as [Uint8Array]] : []),
         ],
       },
     )
@@ -199,7 +257,7 @@ describe('a hostile server', () => {
     try {
       // A heartbeat window of 35 years, then a wait of 35 days before the next session.
       server.next('[1,"server shutdown","later",3000000000]', { pingInterval: 2 ** 40, pingTimeout: 2 ** 40 })
-      const socket = client(server.url(), { transports: ['websocket'] })
+      const socket = client(server.url(), { transports: [transport] })
       const downs: string[] = []
       socket.on('disconnect', (reason) => downs.push(reason))
       await until(() => downs.length > 0, 3000, 'the CLOSE')
@@ -213,7 +271,7 @@ describe('a hostile server', () => {
       // And options of no bound: they wait as long as a timer can, too.
       server.next('[2]')
       const patient = client(server.url(), {
-        transports: ['websocket'],
+        transports: [transport],
         connectTimeout: Infinity,
         reconnectionDelayMax: Infinity,
         upgradeDelayMax: Infinity,
