@@ -281,6 +281,46 @@ describe.each(TRANSPORTS)('a hostile client over %s', (transport) => {
     )
   }, 60_000)
 
+  it('answers any request on its endpoints with a coded refusal or a real answer, never a 500', async () => {
+    // Query values as a crafted URL could carry them: the protocol's own keys, or others.
+    const query = fc.dictionary(
+      fc.constantFrom('v', 'sid', 'ack', 'EIO', 'transport', 'v[]', 'sid[]'),
+      fc.oneof(
+        fc.constantFrom('1', '2', '', '0', '-1', '1e3', 'abcDEF_-123', 'V1StGXR8_Z5jdHi6B-myT'),
+        fc.string(),
+      ),
+      { maxKeys: 4 },
+    )
+    const request = fc.record({
+      method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'),
+      query,
+      body: fc.oneof(fc.constant(undefined), line),
+    })
+    const endpoint = `${started.base}/${transport === 'websocket' ? 'ws' : transport === 'sse' ? 'sse' : 'poll'}`
+    await fc.assert(
+      fc.asyncProperty(request, async ({ method, query, body }) => {
+        const url = `${endpoint}?${new URLSearchParams(query)}`
+        const res = await fetch(url, {
+          method,
+          headers: { 'content-type': 'text/plain' },
+          body: method === 'GET' || method === 'OPTIONS' ? undefined : body,
+          signal: AbortSignal.timeout(2000),
+        })
+        const seen = JSON.stringify({ method, query, body, status: res.status })
+        if (res.status === 200 && res.headers.get('content-type')?.startsWith('text/event-stream')) {
+          // A stream was opened (a session this request made or found): it is the real answer.
+          await res.body?.cancel()
+          return
+        }
+        const text = await res.text()
+        expect(res.status, seen).toBeLessThan(500)
+        if (res.status >= 400)
+          expect(JSON.parse(text), seen).toMatchObject({ code: expect.stringMatching(/^PARLEY_[A-Z_]+$/) })
+      }),
+      { numRuns: 150 },
+    )
+  }, 60_000)
+
   it('keeps serving: a well-behaved client gets its answer, and nothing was logged as an error', async () => {
     const client = await rawConnect(transport, started.base)
     try {
