@@ -255,8 +255,13 @@ export class Connection {
     // connection. A live server answers HELLO within its pingTimeout; the attempt that times out
     // takes that dead connection with it, and the same transport is tried once more.
     const frozen = why === 'resume' && this.#lostReason === 'ping timeout' && this.#pingTimeout > 0
-    // (A timer given more than MAX_TIMER_MS fires at once: connectTimeout Infinity waits that long.)
-    const timeout = Math.min(this.#opts.connectTimeout, frozen ? this.#pingTimeout : MAX_TIMER_MS)
+    // (A timer given more than MAX_TIMER_MS fires at once: connectTimeout Infinity, or a server's
+    // pingTimeout past it, waits that long.)
+    const timeout = Math.min(
+      this.#opts.connectTimeout,
+      MAX_TIMER_MS,
+      frozen ? this.#pingTimeout : MAX_TIMER_MS,
+    )
     const queue = this.#order(after)
     const retried = new Set<TransportName>()
     for (let name = queue.shift(); name; name = queue.shift()) {
