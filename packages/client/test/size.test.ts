@@ -30,6 +30,28 @@ describe('browser bundle', () => {
     const bundledBudget = Number(/^bundled budget: (\d+)/m.exec(out)?.[1])
     expect(bundledBudget, out).toBeGreaterThan(0)
     expect(bundled, out).toBeLessThanOrEqual(bundledBudget)
+    // The README's table says the same (it once read sizes two passes old).
+    const readme = readFileSync(`${clientDir}/README.md`, 'utf8')
+    const row = (path: string) => {
+      const cells =
+        readme
+          .split('\n')
+          .find((line) => line.startsWith(`| ${path}`))
+          ?.split('|') ?? []
+      return cells.slice(2, 4).map((cell) => Number(/[\d ]+/.exec(cell)?.[0]?.replaceAll(' ', '')))
+    }
+    expect(row('`dist/parley.min.js`'), 'packages/client/README.md, Bundle size').toEqual([gzip, budget])
+    expect(
+      row("`import { connect } from '@parley/client'`"),
+      'packages/client/README.md, Bundle size',
+    ).toEqual([bundled, bundledBudget])
+    // And so does docs/client-size.md, whose first table ends each row with the size.
+    const doc = readFileSync(`${clientDir}/../../docs/client-size.md`, 'utf8').split('\n')
+    const size = (first: string) => {
+      const line = doc.find((l) => l.startsWith(`| ${first} |`)) ?? ''
+      return Number(/([\d ]+) \|$/.exec(line)?.[1]?.replaceAll(' ', ''))
+    }
+    expect([size('script tag'), size("a user's bundler")], 'docs/client-size.md').toEqual([gzip, bundled])
   })
 
   it('defines the global Parley with every value the module exports', () => {
