@@ -93,6 +93,8 @@ function standInServer() {
   /** Sessions whose downstream has the hostile packet to send, and those that sent it. */
   const pending = new Set<string>()
   const spent = new Set<string>()
+  /** Polling sessions whose marker went out: their later polls are held. */
+  const markerSent = new Set<string>()
 
   function openSession(transport: TransportName): { text: string; sid: string; hostile: boolean } {
     const sid = `s${++sessions}`.padEnd(21, 'x')
@@ -161,8 +163,8 @@ function standInServer() {
       return
     }
     // Polling: one answer, then (marker sessions) a poll held until the client lets it go.
-    if (isHostile || !spent.has(`${sid}:marker`)) {
-      if (!isHostile) spent.add(`${sid}:marker`)
+    if (isHostile || !markerSent.has(sid)) {
+      if (!isHostile) markerSent.add(sid)
       res.writeHead(200, { 'content-type': 'text/plain' }).end(text)
     }
   }
