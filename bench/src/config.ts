@@ -7,6 +7,7 @@ import type { ClientKind, Target } from './clients.ts'
 
 export type ScenarioName =
   | 'echo'
+  | 'echo-steady'
   | 'acks'
   | 'broadcast'
   | 'memory'
@@ -27,6 +28,14 @@ export const TARGETS: readonly Target[] = [
   'parley-polling',
   'socketio-websocket',
   'socketio-polling',
+]
+
+/** The WebSocket rows of the steady echo: each server at the same arrivals, whatever its client costs. */
+const STEADY_TARGETS: readonly Target[] = [
+  'ws',
+  'parley-websocket',
+  'parley-thin-websocket',
+  'socketio-websocket',
 ]
 
 /** The thin clients beside the libraries' own (echo and broadcast). */
@@ -124,6 +133,27 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       reps,
       serverFlags: [],
       params: roundTrip,
+    },
+    {
+      name: 'echo-steady',
+      title: q(
+        'Echo at a steady 15 000 messages/s (50 clients): server CPU at the same offered load',
+        'Echo at a steady 500 messages/s (4 clients): server CPU at the same offered load',
+      ),
+      targets: q(STEADY_TARGETS, ['ws', 'parley-websocket', 'socketio-websocket']),
+      metrics: [
+        m('cpuUsPerMsg', 'server CPU µs/msg', 2),
+        m('echoedShare', 'echoed', 3, false),
+        m('rttP50Ms', 'RTT p50 ms', 2),
+        m('rttP99Ms', 'RTT p99 ms', 2),
+        m('loadCpuPct', 'load generator CPU %', 0, false),
+      ],
+      reps,
+      serverFlags: [],
+      params: q(
+        { clients: 50, rate: 15_000, warmupMs: 1000, durationMs: 2000 },
+        { clients: 4, rate: 500, warmupMs: 100, durationMs: 300 },
+      ),
     },
     {
       name: 'acks',

@@ -807,6 +807,7 @@ function run(cmd: string, args: ScenarioArgs): Promise<Measurement> {
       return clusterBroadcast(args)
     case 'cluster-http':
       return clusterHttp(args)
+    case 'echo-steady':
     case 'metrics':
       // What differs is the server (`parley-metrics`: with a registry), not the load.
       return steadyEcho(args)

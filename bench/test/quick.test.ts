@@ -13,6 +13,7 @@ describe('pnpm bench --quick', () => {
     expect(report.quick).toBe(true)
     expect(report.scenarios.map((s) => s.name)).toEqual([
       'echo',
+      'echo-steady',
       'acks',
       'broadcast',
       'memory',
@@ -53,6 +54,9 @@ describe('pnpm bench --quick', () => {
       expect(value('broadcast', kind, 'deliveredShare'), kind).toBeLessThanOrEqual(1)
       expect(value('echo', kind, 'rttP99Ms'), kind).toBeGreaterThanOrEqual(value('echo', kind, 'rttP50Ms'))
     }
+    // The steady echo offers every server the same messages: each one answers all of them.
+    for (const kind of ['ws', 'parley-websocket', 'socketio-websocket'])
+      expect(value('echo-steady', kind, 'echoedShare'), kind).toBe(1)
     // A hanging WebSocket costs the default client its connect timeout, then it falls back.
     expect(value('fallback', 'parley', 'hangMs')).toBeGreaterThan(value('fallback', 'parley', 'passMs'))
     expect(report.bundle?.parley.gzipBytes).toBeGreaterThan(1000)
@@ -61,7 +65,7 @@ describe('pnpm bench --quick', () => {
     expect(report.bundle?.parleyEsm?.gzipBytes).toBeGreaterThan(1000)
     // Issue 14's targets that a quick run measures (no idle connections, no thin clients:
     // growth.test.ts runs those).
-    expect(report.goals.map((g) => g.goal)).toHaveLength(10)
+    expect(report.goals.map((g) => g.goal)).toHaveLength(11)
     for (const g of report.goals) expect(Number.isFinite(g.parley), g.goal).toBe(true)
     expect(report.machine.node).toBe(process.version)
     expect(report.fetch).toBe('http')
