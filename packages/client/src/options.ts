@@ -14,7 +14,10 @@ export interface ClientOptions {
   auth?: JsonValue | (() => JsonValue | Promise<JsonValue>)
   /** Connect automatically on creation. Default true. */
   autoConnect?: boolean
-  /** Longest wait for one transport to open and answer HELLO, in ms. Default 3000. */
+  /**
+   * Longest wait for one transport to open and answer HELLO, in ms. Default 3000. A WebSocket
+   * upgrade that gets no answer fails over after a third of it (at least 1000).
+   */
   connectTimeout?: number
   /** Default reply timeout of `emitWithAck`, in ms (`Infinity`: none). Default 10000. */
   ackTimeout?: number

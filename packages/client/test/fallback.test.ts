@@ -89,6 +89,29 @@ describe('fallback within one connect attempt', () => {
     expect(proxy!.streams).toBe(1)
   })
 
+  // A proxy that swallows the upgrade costs a third of connectTimeout (at least a second), not
+  // all of it; one that lets the upgrade through and then relays nothing, the whole bound.
+  it.each([
+    ['hang', 3000, 'no upgrade within 1000 ms'],
+    ['hang', 6000, 'no upgrade within 2000 ms'],
+    ['hang', 800, 'no upgrade within 800 ms'],
+    ['mute', 800, 'no OPEN within 800 ms'],
+  ] as const)(
+    'gives up on a WebSocket that is %s with connectTimeout %i: %s',
+    async (mode, connectTimeout, says) => {
+      await setup()
+      proxy!.ws = mode
+      const socket = client(proxy!.url, { connectTimeout, upgradeDelay: 60_000 })
+      const failures: string[] = []
+      socket.on('transport_error', (transport, error) =>
+        failures.push(`${transport} ${error.code} ${error.message}`),
+      )
+      await next(socket, 'connect', connectTimeout + 5000)
+      expect(socket.transport).toBe('sse')
+      expect(failures).toEqual([`websocket PARLEY_HANDSHAKE_TIMEOUT ${says}`])
+    },
+  )
+
   it('starts on the remembered transport next time', async () => {
     await setup()
     proxy!.ws = 'reject'

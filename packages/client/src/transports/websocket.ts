@@ -82,9 +82,12 @@ export class WebSocketTransport extends BaseTransport {
           reject(error)
         } else resolve(open!)
       }
-      // The bound covers the whole attempt: a server that accepts the upgrade and then says
-      // nothing is as useless as one that never answers.
-      const timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
+      // An upgrade that gets no answer within a third of the bound (at least a second) is most
+      // often a proxy that swallows WebSockets: the next transport is tried then, not after the
+      // whole bound. Once upgraded, the WebSocket has the bound again for its OPEN: a server
+      // that accepts the upgrade and then says nothing is as useless as one that never answers.
+      const wait = Math.min(timeout, Math.max(1000, timeout / 3))
+      let timer = setTimeout(() => settle(timeoutError('no upgrade', wait)), wait)
       resolveWebSocket(this.#ctor)
         .then((Ctor) => {
           if (this.closed) throw transportError('closed before it opened')
@@ -95,6 +98,8 @@ export class WebSocketTransport extends BaseTransport {
           this.#ws = ws
           ws.binaryType = 'arraybuffer'
           ws.onopen = () => {
+            clearTimeout(timer)
+            timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
             if (this.closed) return
             if (ws.protocol !== WS_SUBPROTOCOL) {
               settle(
