@@ -149,6 +149,18 @@ export class WebSocketTransport extends BaseTransport {
   send(items: readonly Outgoing[]): void {
     const ws = this.#ws
     if (!ws || this.closed) return
+    // In Node, `ws`'s socket is corked until the end of this tick: what the application sends
+    // meanwhile (the answers to one read, a loop of emits) leaves in one write, one system call,
+    // instead of one each, and the server reads it in one go. Browsers send as they see fit;
+    // the browser bundle leaves this out, and a WebSocket without `_socket` (undici's) is left be.
+    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+      const socket = (ws as { _socket?: { cork?(): void; uncork(): void; writableCorked?: number } | null })
+        ._socket
+      if (socket?.cork && socket.writableCorked === 0) {
+        socket.cork()
+        queueMicrotask(() => socket.uncork())
+      }
+    }
     try {
       for (const item of items) ws.send(item.binary ? encodeFrame(item.packet) : item.text)
     } catch (err) {
