@@ -111,15 +111,21 @@ export function checkEncoded(text: string, maxPayload: number): ParleyError | un
       `the payload is nested deeper than ${WireLimits.maxDepth} levels`,
     )
   }
-  if (MAYBE_FORBIDDEN.test(text)) {
+  if (mayHoldForbiddenKey(text)) {
     const parsed = parseJson(text)
     if (!parsed.ok) return parsed.error
   }
   return undefined
 }
 
-/** Text that may hold a refused key: spelled out, or with a `\u` escape somewhere in it. */
-const MAYBE_FORBIDDEN = /__proto__|constructor|\\u/
+/**
+ * Text that may hold a refused key: spelled out, or with a `\u` escape somewhere in it. Three
+ * native searches: one regular expression with the three as alternatives scanned a megabyte
+ * about ten times slower, nearly a `JSON.parse` of it.
+ */
+function mayHoldForbiddenKey(text: string): boolean {
+  return text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -145,10 +151,7 @@ function parseJson(text: string): { ok: true; value: unknown } | Fail {
   if (text.length >= 2 * (maxNesting + 1) && exceedsDepth(text, maxNesting)) return tooDeep()
   // JSON.parse keeps "__proto__" as a plain own key, but an application that later merges the
   // payload into an object would be polluted. Walk only when the text could hold such a key.
-  if (
-    (text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')) &&
-    hasForbiddenKey(value)
-  ) {
+  if (mayHoldForbiddenKey(text) && hasForbiddenKey(value)) {
     return fail(ErrorCode.FORBIDDEN_KEY, 'packet holds a "__proto__" or "constructor" key')
   }
   return { ok: true, value }
