@@ -172,6 +172,30 @@ describe('moving between transports mid-session', () => {
     expect(socket.recovered).toBe(true)
   })
 
+  it('steps down to SSE with long messages in flight, each delivered once and byte for byte', async () => {
+    const { sockets } = await setup()
+    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 60_000 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('websocket')
+    // Long enough that the server keeps them for replay as UTF-8 bytes, in several alphabets.
+    const long = (n: number) => `${n}:${'é€😀x'.repeat(5000)}`
+    const got: string[] = []
+    socket.on('long', (text: string) => got.push(text))
+    const peer = sockets[0]!
+    for (let n = 0; n < 10; n++) peer.emit('long', long(n))
+    await until(() => got.length === 10, 5000, 'the first ten')
+    // Ten more go out on the WebSocket as it is cut (in the same tick): the server keeps them,
+    // as UTF-8 bytes, until the client resumes on SSE and they come again as text.
+    proxy!.ws = 'destroy'
+    for (let n = 10; n < 20; n++) peer.emit('long', long(n))
+    proxy!.cut('websocket')
+    await until(() => got.length >= 20, 10_000, 'all twenty')
+    await new Promise((r) => setTimeout(r, 100))
+    expect(socket.transport).toBe('sse')
+    expect(got.length).toBe(20)
+    for (let n = 0; n < 20; n++) expect(got[n] === long(n), `message ${n}`).toBe(true)
+  })
+
   it('steps down from SSE to polling when the stream is cut, losing nothing', async () => {
     const { sockets, received } = await setup()
     proxy!.ws = 'reject'

@@ -996,3 +996,70 @@ describe('Session: freeze, hand off, restore', () => {
     expect(() => new Session(config, { ...books, kept: [...books.kept].reverse() })).toThrow(ParleyError)
   })
 })
+
+describe('Session: long packets kept as UTF-8', () => {
+  /** Records what each packet looked like on its way out: its text, and its bytes if it had them. */
+  class RecordingTransport extends FakeTransport {
+    readonly outs: { text: string; utf8: string | undefined }[] = []
+    override send(out: Outgoing): void {
+      super.send(out)
+      if (out.packet.type === PacketType.EVENT)
+        this.outs.push({ text: out.text, utf8: out.utf8?.().toString('utf8') })
+    }
+  }
+  // Two-, three- and four-byte characters, past KEEP_AS_UTF8_FROM.
+  const long = 'é€😀x'.repeat(5000)
+  const limits = { maxPayload: 1_000_000, maxBufferedBytes: 1_000_000, highWaterMark: 1_000_000 }
+
+  it('sends a long text over WebSocket as its bytes, and replays it byte for byte over SSE', () => {
+    const { session } = setup(limits)
+    const ws = new RecordingTransport('websocket')
+    session.attach(ws, 0, false)
+    session.sendNumbered((seq) => event(seq, 'big', [long]))
+    session.sendNumbered((seq) => event(seq, 'big', [long]))
+    session.sendNumbered((seq) => event(seq, 'small', ['hi']))
+    const wire = (seq: number, name: string, arg: string) =>
+      JSON.stringify([PacketType.EVENT, seq, name, [arg], 0])
+    expect(ws.outs).toEqual([
+      { text: wire(1, 'big', long), utf8: wire(1, 'big', long) },
+      { text: wire(2, 'big', long), utf8: wire(2, 'big', long) },
+      // Short texts stay strings.
+      { text: wire(3, 'small', 'hi'), utf8: undefined },
+    ])
+    const kept = session.keptBytes
+    expect(kept).toBeGreaterThan(2 * wire(1, 'big', long).length)
+
+    ws.lose('transport close')
+    const sse = new RecordingTransport('sse')
+    session.attach(sse, 1, true)
+    // 2 and 3 again, as text (what SSE writes), with the packets they encode.
+    expect(sse.outs.map((o) => o.text)).toEqual([wire(2, 'big', long), wire(3, 'small', 'hi')])
+    expect(sse.eventSeqs()).toEqual([2, 3])
+    expect(sse.sent.filter((p) => p.type === PacketType.EVENT)).toEqual([
+      event(2, 'big', [long]),
+      event(3, 'small', ['hi']),
+    ])
+    // Counted as their text's length, going in and out of the buffer alike.
+    sse.receive({ type: PacketType.ACK, ack: 3 })
+    expect(session.keptBytes).toBe(0)
+  })
+
+  it('keeps a long text as text over SSE, which writes text', () => {
+    const { session } = setup(limits)
+    const sse = new RecordingTransport('sse')
+    session.attach(sse, 0, false)
+    session.sendNumbered((seq) => event(seq, 'big', [long]))
+    expect(sse.outs).toEqual([
+      { text: JSON.stringify([PacketType.EVENT, 1, 'big', [long], 0]), utf8: undefined },
+    ])
+  })
+
+  it('hands a long packet kept as UTF-8 to another node as its text', () => {
+    const { session } = setup(limits)
+    const ws = new RecordingTransport('websocket')
+    session.attach(ws, 0, false)
+    session.sendNumbered((seq) => event(seq, 'big', [long]))
+    const books = session.freeze(() => {})
+    expect(books.kept).toEqual([JSON.stringify([PacketType.EVENT, 1, 'big', [long], 0])])
+  })
+})

@@ -20,6 +20,8 @@ import type { Metrics } from './metrics.js'
 import { Timed, TimerQueue } from './timer-queue.js'
 import {
   type CloseKind,
+  KEEP_AS_UTF8_FROM,
+  keptAsUtf8,
   type Outgoing,
   outgoing,
   preparedOutgoing,
@@ -125,12 +127,12 @@ function restored(text: string, seq: number): Outgoing | undefined {
  */
 type Kept = Outgoing | PreparedEvent
 
-/** True for a broadcast's shared encoding, false for a packet's own (whose text is a string). */
-const isShared = (kept: Kept): kept is PreparedEvent => typeof kept.text === 'function'
+/** True for a broadcast's shared encoding, false for a packet's own (its text, or its UTF-8 bytes). */
+const isShared = (kept: Kept): kept is PreparedEvent => typeof kept.textLength === 'function'
 
 /** What a kept packet counts for against the buffer limits: its text's length, and a bit more. */
 const keptSize = (kept: Kept, seq: number) =>
-  (isShared(kept) ? kept.textLength(seq, 0) : kept.text.length) + KEPT_OVERHEAD
+  (isShared(kept) ? kept.textLength(seq, 0) : (kept.textLength ?? kept.text.length)) + KEPT_OVERHEAD
 
 /** What an empty replay buffer holds; shared, so never written to (see `Session.#kept`). */
 const NOTHING_KEPT: Kept[] = []
@@ -395,6 +397,18 @@ export class Session extends Timed implements TransportOwner {
    * it goes to the tail instead of the transport.
    */
   #keep(seq: number, kept: Kept): void {
+    // A long text of this session's own, on its way out over a WebSocket, is kept as its UTF-8
+    // bytes (see `keptAsUtf8`); over SSE and polling, which write text, it stays as it is.
+    if (
+      !isShared(kept) &&
+      !kept.binary &&
+      kept.split === undefined &&
+      kept.text.length >= KEEP_AS_UTF8_FROM &&
+      this.#transport?.name === 'websocket' &&
+      !this.#tail
+    ) {
+      kept = keptAsUtf8(kept.text)
+    }
     this.#outSeq = seq
     if (this.#kept === NOTHING_KEPT) {
       this.#keptFrom = seq
@@ -419,7 +433,7 @@ export class Session extends Timed implements TransportOwner {
 
   /** Hands an application packet (EVENT, REPLY, ERROR) to `transport`, counted. */
   #write(transport: Transport, out: Outgoing): void {
-    this.#config.metrics.message('out', transport.name, out.text.length)
+    this.#config.metrics.message('out', transport.name, out.textLength ?? out.text.length)
     transport.send(out)
   }
 

@@ -132,9 +132,11 @@ export class PollingTransport extends HttpTransport {
 
   send(out: Outgoing): void {
     if (!this.open) return
-    const bytes = Buffer.byteLength(out.text) + 1
-    if (out.packet.type === PacketType.CLOSE) this.#lastWords = out.text
-    this.#lines.push(out.text)
+    // Read once: a packet kept as UTF-8 decodes its text when asked (see `keptAsUtf8`).
+    const text = out.text
+    const bytes = Buffer.byteLength(text) + 1
+    if (out.packet.type === PacketType.CLOSE) this.#lastWords = text
+    this.#lines.push(text)
     this.#sizes.push(bytes)
     this.#queuedBytes += bytes
     // Wait for the current tick to finish so that a burst of sends goes out in one answer, but

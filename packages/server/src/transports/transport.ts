@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http'
 import {
   type ClosePacket,
   type CloseReason,
+  decodeText,
   type EventPacket,
   encodeTextTelling,
   type OpenPacket,
@@ -28,6 +29,10 @@ export interface Outgoing<P extends Packet = Packet> {
    * shares. A transport that writes bytes sends `tail` as it is, once encoded for all.
    */
   split?: () => SplitText | undefined
+  /** The text as UTF-8, when it is kept that way (see `keptAsUtf8`): a WebSocket sends these bytes. */
+  utf8?: () => Buffer
+  /** `text.length`, given where reading `text` would decode it (a packet kept as UTF-8). */
+  readonly textLength?: number
 }
 
 /** Encodes a packet for sending. Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry. */
@@ -79,6 +84,52 @@ class PreparedCopy implements Outgoing<EventPacket> {
 
   frame(): string | Uint8Array {
     return this.#prepared.frame(this.#seq, this.#ackId)
+  }
+}
+
+/**
+ * Texts at least this long are kept for replay as UTF-8 bytes (see `keptAsUtf8`). Well above
+ * the 4 KiB under which `Buffer.from` takes a slice of a shared 8 KiB pool, which a kept slice
+ * would pin.
+ */
+export const KEEP_AS_UTF8_FROM = 16 * 1024
+
+/**
+ * A long packet kept for replay as the UTF-8 bytes a WebSocket sends, instead of its text and
+ * its packet object. A string lives in V8's heap: kept until the client's ACK (up to a second or
+ * more), each long one is copied by the garbage collector out of the young generation into the
+ * old one, which was most of what a 64 KB echo cost Parley over socket.io. A Buffer's bytes live
+ * outside the heap and are never copied; the WebSocket writes them as a text frame, so the
+ * text is encoded once, as `ws` would have done anyway. The text and the packet are made again
+ * only when asked for: a resume over SSE or polling, a handoff's snapshot.
+ */
+export function keptAsUtf8(text: string): Outgoing {
+  return new KeptUtf8(text)
+}
+
+class KeptUtf8 implements Outgoing {
+  readonly #bytes: Buffer
+  readonly binary = false
+  readonly textLength: number
+
+  constructor(text: string) {
+    this.#bytes = Buffer.from(text, 'utf8')
+    this.textLength = text.length
+  }
+
+  /** Decoded anew each time: keeping the string would keep what this object saves. */
+  get text(): string {
+    return this.#bytes.toString('utf8')
+  }
+
+  get packet(): Packet {
+    const decoded = decodeText(this.text, { maxPayload: Number.MAX_SAFE_INTEGER })
+    if (!decoded.ok) throw decoded.error
+    return decoded.packet
+  }
+
+  utf8(): Buffer {
+    return this.#bytes
   }
 }
 

@@ -144,7 +144,9 @@ export class WebSocketTransport extends BaseTransport {
     if (out.binary) this.#ws.send(out.frame?.() ?? encodeFrame(out.packet))
     else {
       const split = this.#framesDirect ? out.split?.() : undefined
+      const utf8 = split ? undefined : out.utf8?.()
       if (split) this.#sendSplit(split)
+      else if (utf8) this.#ws.send(utf8, { binary: false })
       else this.#ws.send(out.text)
     }
   }
