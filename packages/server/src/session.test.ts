@@ -16,6 +16,7 @@ import {
   type CloseKind,
   type Outgoing,
   outgoing,
+  preparedOutgoing,
   type Transport,
   type TransportCloseReason,
   type TransportOwner,
@@ -1061,5 +1062,24 @@ describe('Session: long packets kept as UTF-8', () => {
     session.sendNumbered((seq) => event(seq, 'big', [long]))
     const books = session.freeze(() => {})
     expect(books.kept).toEqual([JSON.stringify([PacketType.EVENT, 1, 'big', [long], 0])])
+  })
+})
+
+describe("a broadcast's copy for one session", () => {
+  it('tells its text length without making the text, and it is the text that comes', () => {
+    const prepared = prepareEvent('news', ['é€😀 hello', { n: 1 }])
+    for (const [seq, ackId] of [
+      [1, 0],
+      [9, 0],
+      [10, 7],
+      [123_456, 99],
+    ] as const) {
+      const copy = preparedOutgoing(prepared, seq, ackId)
+      const length = copy.textLength
+      expect(length).toBe(
+        JSON.stringify([PacketType.EVENT, seq, 'news', ['é€😀 hello', { n: 1 }], ackId]).length,
+      )
+      expect(copy.text.length).toBe(length)
+    }
   })
 })

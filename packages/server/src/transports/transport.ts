@@ -69,6 +69,11 @@ class PreparedCopy implements Outgoing<EventPacket> {
     return this.#text
   }
 
+  /** Without making the text: the session counts every copy it sends, and most never need it. */
+  get textLength(): number {
+    return this.#prepared.textLength(this.#seq, this.#ackId)
+  }
+
   split(): SplitText | undefined {
     return this.#ackId === 0 ? this.#prepared.split(this.#seq) : undefined
   }
