@@ -1012,7 +1012,7 @@ describe('Session: long packets kept as UTF-8', () => {
   const long = 'é€😀x'.repeat(5000)
   const limits = { maxPayload: 1_000_000, maxBufferedBytes: 1_000_000, highWaterMark: 1_000_000 }
 
-  it('sends a long text over WebSocket as its bytes, and replays it byte for byte over SSE', () => {
+  it('sends a long text over WebSocket as its bytes, and replays it byte for byte over polling', () => {
     const { session } = setup(limits)
     const ws = new RecordingTransport('websocket')
     session.attach(ws, 0, false)
@@ -1031,28 +1031,32 @@ describe('Session: long packets kept as UTF-8', () => {
     expect(kept).toBeGreaterThan(2 * wire(1, 'big', long).length)
 
     ws.lose('transport close')
-    const sse = new RecordingTransport('sse')
-    session.attach(sse, 1, true)
-    // 2 and 3 again, as text (what SSE writes), with the packets they encode.
-    expect(sse.outs.map((o) => o.text)).toEqual([wire(2, 'big', long), wire(3, 'small', 'hi')])
-    expect(sse.eventSeqs()).toEqual([2, 3])
-    expect(sse.sent.filter((p) => p.type === PacketType.EVENT)).toEqual([
+    const polling = new RecordingTransport('polling')
+    session.attach(polling, 1, true)
+    // 2 and 3 again, as text (what polling writes), with the packets they encode.
+    expect(polling.outs.map((o) => o.text)).toEqual([wire(2, 'big', long), wire(3, 'small', 'hi')])
+    expect(polling.eventSeqs()).toEqual([2, 3])
+    expect(polling.sent.filter((p) => p.type === PacketType.EVENT)).toEqual([
       event(2, 'big', [long]),
       event(3, 'small', ['hi']),
     ])
     // Counted as their text's length, going in and out of the buffer alike.
-    sse.receive({ type: PacketType.ACK, ack: 3 })
+    polling.receive({ type: PacketType.ACK, ack: 3 })
     expect(session.keptBytes).toBe(0)
   })
 
-  it('keeps a long text as text over SSE, which writes text', () => {
-    const { session } = setup(limits)
-    const sse = new RecordingTransport('sse')
-    session.attach(sse, 0, false)
-    session.sendNumbered((seq) => event(seq, 'big', [long]))
-    expect(sse.outs).toEqual([
-      { text: JSON.stringify([PacketType.EVENT, 1, 'big', [long], 0]), utf8: undefined },
-    ])
+  it('keeps a long text as bytes over SSE too, and as text over polling, which joins texts', () => {
+    const text = JSON.stringify([PacketType.EVENT, 1, 'big', [long], 0])
+    for (const [name, utf8] of [
+      ['sse', text],
+      ['polling', undefined],
+    ] as const) {
+      const { session } = setup(limits)
+      const transport = new RecordingTransport(name)
+      session.attach(transport, 0, false)
+      session.sendNumbered((seq) => event(seq, 'big', [long]))
+      expect(transport.outs, name).toEqual([{ text, utf8 }])
+    }
   })
 
   it('hands a long packet kept as UTF-8 to another node as its text', () => {

@@ -397,14 +397,15 @@ export class Session extends Timed implements TransportOwner {
    * it goes to the tail instead of the transport.
    */
   #keep(seq: number, kept: Kept): void {
-    // A long text of this session's own, on its way out over a WebSocket, is kept as its UTF-8
-    // bytes (see `keptAsUtf8`); over SSE and polling, which write text, it stays as it is.
+    // A long text of this session's own, on its way out over a WebSocket or an event stream, is
+    // kept as its UTF-8 bytes (see `keptAsUtf8`), which those write as they are; over polling,
+    // which joins texts into its answers, it stays as it is.
     if (
       !isShared(kept) &&
       !kept.binary &&
       kept.split === undefined &&
       kept.text.length >= KEEP_AS_UTF8_FROM &&
-      this.#transport?.name === 'websocket' &&
+      (this.#transport?.name === 'websocket' || this.#transport?.name === 'sse') &&
       !this.#tail
     ) {
       kept = keptAsUtf8(kept.text)

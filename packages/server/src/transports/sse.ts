@@ -150,7 +150,10 @@ export class SseTransport extends HttpTransport {
 
   send(out: Outgoing): void {
     if (!this.open) return
-    const split = out.split?.()
+    // A packet kept as UTF-8 (see `keptAsUtf8`) goes out as its bytes, framed as a broadcast's
+    // split form is: no `head`, the bytes as the tail.
+    const utf8 = out.utf8?.()
+    const split = utf8 ? { head: '', tail: utf8 } : out.split?.()
     const direct = this.#direct
     if (direct && this.#queue.length === 0) {
       this.#writeDirect(direct, out, split)

@@ -100,13 +100,14 @@ class PreparedCopy implements Outgoing<EventPacket> {
 export const KEEP_AS_UTF8_FROM = 16 * 1024
 
 /**
- * A long packet kept for replay as the UTF-8 bytes a WebSocket sends, instead of its text and
+ * A long packet kept for replay as the UTF-8 bytes a WebSocket or an event stream sends, instead of its text and
  * its packet object. A string lives in V8's heap: kept until the client's ACK (up to a second or
  * more), each long one is copied by the garbage collector out of the young generation into the
  * old one, which was most of what a 64 KB echo cost Parley over socket.io. A Buffer's bytes live
- * outside the heap and are never copied; the WebSocket writes them as a text frame, so the
- * text is encoded once, as `ws` would have done anyway. The text and the packet are made again
- * only when asked for: a resume over SSE or polling, a handoff's snapshot.
+ * outside the heap and are never copied; the WebSocket writes them as a text frame, and the
+ * event stream as an event's data, so the text is encoded once, as the socket would have done
+ * anyway. The text and the packet are made again only when asked for: a resume over polling,
+ * a handoff's snapshot.
  */
 export function keptAsUtf8(text: string): Outgoing {
   return new KeptUtf8(text)
