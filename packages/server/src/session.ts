@@ -397,16 +397,15 @@ export class Session extends Timed implements TransportOwner {
    * it goes to the tail instead of the transport.
    */
   #keep(seq: number, kept: Kept): void {
-    // A long text of this session's own, on its way out over a WebSocket or an event stream, is
-    // kept as its UTF-8 bytes (see `keptAsUtf8`), which those write as they are; over polling,
-    // which joins texts into its answers, it stays as it is.
+    // A long text of this session's own, on its way to a transport that writes bytes, is kept as
+    // its UTF-8 bytes (see `keptAsUtf8`); for one that writes text (polling) it stays as it is.
     if (
+      this.#transport?.writesBytes &&
+      !this.#tail &&
       !isShared(kept) &&
       !kept.binary &&
       kept.split === undefined &&
-      kept.text.length >= KEEP_AS_UTF8_FROM &&
-      (this.#transport?.name === 'websocket' || this.#transport?.name === 'sse') &&
-      !this.#tail
+      kept.text.length >= KEEP_AS_UTF8_FROM
     ) {
       kept = keptAsUtf8(kept.text)
     }

@@ -77,6 +77,11 @@ export class SseTransport extends HttpTransport {
   get name(): 'sse' {
     return 'sse'
   }
+
+  /** Split forms go out as bytes, on the connection or in the queue alike (see `send`). */
+  override get writesBytes(): boolean {
+    return true
+  }
   #stream: ServerResponse | null = null
   /** The stream's connection, written directly, once its headers went (see the class comment). */
   #direct: Socket | null = null
@@ -150,10 +155,7 @@ export class SseTransport extends HttpTransport {
 
   send(out: Outgoing): void {
     if (!this.open) return
-    // A packet kept as UTF-8 (see `keptAsUtf8`) goes out as its bytes, framed as a broadcast's
-    // split form is: no `head`, the bytes as the tail.
-    const utf8 = out.utf8?.()
-    const split = utf8 ? { head: '', tail: utf8 } : out.split?.()
+    const split = out.split?.()
     const direct = this.#direct
     if (direct && this.#queue.length === 0) {
       this.#writeDirect(direct, out, split)

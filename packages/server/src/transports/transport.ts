@@ -24,13 +24,12 @@ export interface Outgoing<P extends Packet = Packet> {
   /** The WebSocket frame, when it was prepared once for many sessions (a binary broadcast). */
   frame?: () => string | Uint8Array
   /**
-   * A broadcast copy's text in two parts, when it has them (no binary, no reply asked): `text`
-   * is `head` (ASCII) followed by the UTF-8 bytes `tail`, which every copy of the broadcast
-   * shares. A transport that writes bytes sends `tail` as it is, once encoded for all.
+   * The text in two parts, when it has them: `text` is `head` (ASCII) followed by the UTF-8
+   * bytes `tail`. A broadcast copy (no binary, no reply asked) shares its `tail` with every
+   * copy; a long packet kept as UTF-8 (see `keptAsUtf8`) is all `tail`. A transport that writes
+   * bytes sends `tail` as it is, encoded once.
    */
   split?: () => SplitText | undefined
-  /** The text as UTF-8, when it is kept that way (see `keptAsUtf8`): a WebSocket sends these bytes. */
-  utf8?: () => Buffer
   /** `text.length`, given where reading `text` would decode it (a packet kept as UTF-8). */
   readonly textLength?: number
 }
@@ -100,14 +99,14 @@ class PreparedCopy implements Outgoing<EventPacket> {
 export const KEEP_AS_UTF8_FROM = 16 * 1024
 
 /**
- * A long packet kept for replay as the UTF-8 bytes a WebSocket or an event stream sends, instead of its text and
- * its packet object. A string lives in V8's heap: kept until the client's ACK (up to a second or
- * more), each long one is copied by the garbage collector out of the young generation into the
- * old one, which was most of what a 64 KB echo cost Parley over socket.io. A Buffer's bytes live
- * outside the heap and are never copied; the WebSocket writes them as a text frame, and the
- * event stream as an event's data, so the text is encoded once, as the socket would have done
- * anyway. The text and the packet are made again only when asked for: a resume over polling,
- * a handoff's snapshot.
+ * A long packet kept for replay as its UTF-8 bytes, instead of its text and its packet object,
+ * for a transport that writes bytes (`Transport.writesBytes`). A string lives in V8's heap:
+ * kept until the client's ACK (up to a second or more), each long one is copied by the garbage
+ * collector out of the young generation into the old one, which was most of what a 64 KB echo
+ * cost Parley over socket.io. A Buffer's bytes live outside the heap and are never copied. The
+ * bytes go out as the split form with an empty head, as a broadcast's shared tail does, so the
+ * text is encoded once, as the socket would have done anyway. The text and the packet are made
+ * again only when asked for: a resume over polling, a handoff's snapshot.
  */
 export function keptAsUtf8(text: string): Outgoing {
   return new KeptUtf8(text)
@@ -134,8 +133,8 @@ class KeptUtf8 implements Outgoing {
     return decoded.packet
   }
 
-  utf8(): Buffer {
-    return this.#bytes
+  split(): SplitText {
+    return { head: '', tail: this.#bytes }
   }
 }
 
@@ -183,6 +182,11 @@ export interface Transport {
    * GET); the server keeps such a transport for a short while to hand them over.
    */
   readonly lingering: boolean
+  /**
+   * True when the transport writes a packet's split form (`Outgoing.split`) as bytes, without
+   * making its text: the session then keeps long packets as bytes (see `keptAsUtf8`).
+   */
+  readonly writesBytes: boolean
   /**
    * Delivers the handshake answer (on HTTP transports: the body of the handshake POST): OPEN,
    * or the CLOSE of the session that a resume named when that session has ended.
@@ -244,6 +248,10 @@ export abstract class BaseTransport implements Transport {
   }
 
   get lingering(): boolean {
+    return false
+  }
+
+  get writesBytes(): boolean {
     return false
   }
 

@@ -49,6 +49,11 @@ export class WebSocketTransport extends BaseTransport {
   get name(): 'websocket' {
     return 'websocket'
   }
+
+  /** Where it writes split forms as frames of its own (see `#sendSplit`): no extension. */
+  override get writesBytes(): boolean {
+    return this.#framesDirect
+  }
   readonly #ws: WebSocket
   readonly #settings: WebSocketSettings
   readonly #socket: Corkable | undefined
@@ -144,9 +149,7 @@ export class WebSocketTransport extends BaseTransport {
     if (out.binary) this.#ws.send(out.frame?.() ?? encodeFrame(out.packet))
     else {
       const split = this.#framesDirect ? out.split?.() : undefined
-      const utf8 = split ? undefined : out.utf8?.()
       if (split) this.#sendSplit(split)
-      else if (utf8) this.#ws.send(utf8, { binary: false })
       else this.#ws.send(out.text)
     }
   }
