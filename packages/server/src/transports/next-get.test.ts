@@ -1,42 +1,13 @@
 // How long a closing server may expect an HTTP client's next GET (`nextGetWithin`), which
 // decides whether its CLOSE 'server shutdown' is worth waiting for.
-import { EventEmitter } from 'node:events'
-import type { ServerResponse } from 'node:http'
 import { PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { response } from '../../test/fake-response.js'
 import { NEXT_GET_UNMEASURED_MS } from './http.js'
 import { PollingTransport } from './polling.js'
 import { SseTransport } from './sse.js'
 import { outgoing } from './transport.js'
 
-/** A response that records its body; `drop()` is the client hanging up. */
-class FakeResponse extends EventEmitter {
-  destroyed = false
-  writableEnded = false
-  writableLength = 0
-  socket = null
-  useChunkedEncodingByDefault = true
-  req = { headers: {} }
-  body = ''
-  writeHead(): this {
-    return this
-  }
-  write(chunk: string | Uint8Array): boolean {
-    this.body += String(chunk)
-    return true
-  }
-  end(body = ''): void {
-    this.body += body
-    this.writableEnded = true
-    this.emit('close')
-  }
-  drop(): void {
-    this.destroyed = true
-    this.emit('close')
-  }
-}
-
-const response = () => new FakeResponse() as FakeResponse & ServerResponse
 let now = 0
 afterEach(() => vi.restoreAllMocks())
 

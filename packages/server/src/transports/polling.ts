@@ -61,8 +61,11 @@ export class PollingTransport extends HttpTransport {
   #answeredAt = performance.now()
   /** The client's slowest recent time from an answer to its next GET, in ms; -1 unmeasured. */
   #turnaround = -1
-  /** Packet lines waiting for a GET, and the size of each in bytes (UTF-8, plus the newline). */
-  #lines: string[] = []
+  /**
+   * Packets waiting for a GET, and the size of each in bytes (UTF-8, plus the newline). A packet
+   * with a split form waits as it is and is made into its line when its answer goes (see `send`).
+   */
+  #lines: Line[] = []
   #sizes: number[] = []
   #queuedBytes = 0
   /** The CLOSE line, once sent: the only thing kept when the client stopped polling. */
@@ -132,11 +135,23 @@ export class PollingTransport extends HttpTransport {
 
   send(out: Outgoing): void {
     if (!this.open) return
-    // Read once: a packet kept as UTF-8 decodes its text when asked (see `keptAsUtf8`).
-    const text = out.text
-    const bytes = Buffer.byteLength(text) + 1
-    if (out.packet.type === PacketType.CLOSE) this.#lastWords = text
-    this.#lines.push(text)
+    // A broadcast's copy (or a long packet kept as UTF-8) has a split form, which gives its size
+    // without its text. It waits as it is: its text, made now, would wait too, for as long as the
+    // client takes to poll again (hundreds of ms under load), long enough for the garbage
+    // collector to copy every copy's text into the old generation. Made when the answer goes, it
+    // dies young. Such a packet is an application packet, never the CLOSE.
+    const split = out.split?.()
+    let line: Line
+    let bytes: number
+    if (split) {
+      line = out
+      bytes = split.head.length + split.tail.length + 1
+    } else {
+      line = out.text
+      bytes = Buffer.byteLength(line) + 1
+      if (out.packet.type === PacketType.CLOSE) this.#lastWords = line
+    }
+    this.#lines.push(line)
     this.#sizes.push(bytes)
     this.#queuedBytes += bytes
     // Wait for the current tick to finish so that a burst of sends goes out in one answer, but
@@ -158,7 +173,7 @@ export class PollingTransport extends HttpTransport {
   }
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {
-    this.#answer(res, headers, this.#lines.join('\n'))
+    this.#answer(res, headers, joinLines(this.#lines, this.#lines.length))
     this.#lines = []
     this.#sizes = []
     this.#queuedBytes = 0
@@ -195,14 +210,13 @@ export class PollingTransport extends HttpTransport {
       bytes += size
       count++
     }
-    let body: string
+    const body = joinLines(this.#lines, count)
     if (count === this.#lines.length) {
-      // The usual answer: everything that waited, in one join.
-      body = count === 1 ? this.#lines[0]! : this.#lines.join('\n')
+      // The usual answer: everything that waited.
       this.#lines = []
       this.#sizes = []
     } else {
-      body = this.#lines.splice(0, count).join('\n')
+      this.#lines.splice(0, count)
       sizes.splice(0, count)
     }
     this.#queuedBytes -= bytes
@@ -211,6 +225,19 @@ export class PollingTransport extends HttpTransport {
     this.#answer(held, this.#heldHeaders, body)
   }
 }
+
+/** A packet waiting for a GET: its line, or the packet whose line is made when the answer goes. */
+type Line = string | Outgoing
+
+/** The first `count` lines, one packet a line. */
+function joinLines(lines: readonly Line[], count: number): string {
+  if (count === 1) return lineOf(lines[0]!)
+  const texts = new Array<string>(count)
+  for (let i = 0; i < count; i++) texts[i] = lineOf(lines[i]!)
+  return texts.join('\n')
+}
+
+const lineOf = (line: Line): string => (typeof line === 'string' ? line : line.text)
 
 /**
  * Answers a poll. A long answer is gzipped (off the event loop) when the client accepts it; the

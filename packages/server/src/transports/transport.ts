@@ -27,7 +27,7 @@ export interface Outgoing<P extends Packet = Packet> {
    * The text in two parts, when it has them: `text` is `head` (ASCII) followed by the UTF-8
    * bytes `tail`. A broadcast copy (no binary, no reply asked) shares its `tail` with every
    * copy; a long packet kept as UTF-8 (see `keptAsUtf8`) is all `tail`. A transport that writes
-   * bytes sends `tail` as it is, encoded once.
+   * bytes sends `tail` as it is, encoded once. Only application packets have one (never a CLOSE).
    */
   split?: () => SplitText | undefined
   /** `text.length`, given where reading `text` would decode it (a packet kept as UTF-8). */

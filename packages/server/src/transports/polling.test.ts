@@ -1,0 +1,74 @@
+// What a polling answer carries when broadcast copies wait beside packets of the session's own:
+// the copies wait as they are and become their lines only when an answer goes.
+import { CloseReason, PacketType, prepareEvent } from '@parley/protocol'
+import { describe, expect, it } from 'vitest'
+import { response } from '../../test/fake-response.js'
+import { PollingTransport } from './polling.js'
+import { keptAsUtf8, outgoing, preparedOutgoing } from './transport.js'
+
+const utf8Bytes = (text: string) => Buffer.byteLength(text)
+
+describe('a polling transport with broadcast copies waiting', () => {
+  const news = prepareEvent('news', ['é€😀 hello', { n: 1 }])
+  const own = outgoing({ type: PacketType.EVENT, seq: 3, name: 'own', args: ['ü'], ackId: 0 })
+  const copies = [preparedOutgoing(news, 1, 0), preparedOutgoing(news, 2, 0)]
+  const withReply = preparedOutgoing(news, 4, 7)
+  const lines = [copies[0]!.text, copies[1]!.text, own.text, withReply.text]
+
+  it('answers the next GET with every line, in order, and counts their UTF-8 bytes', () => {
+    const transport = new PollingTransport(1e6)
+    for (const out of [...copies, own, withReply]) transport.send(out)
+    expect(transport.bufferedAmount).toBe(lines.reduce((sum, line) => sum + utf8Bytes(line) + 1, 0))
+
+    const get = response()
+    transport.http.downstream(get, {})
+    expect(get.body).toBe(lines.join('\n'))
+    expect(transport.bufferedAmount).toBe(0)
+  })
+
+  it('stops an answer at maxBody by the copies’ UTF-8 size, not their length in characters', () => {
+    const euros = prepareEvent('news', ['€'.repeat(30)])
+    // Room for two copies in bytes; in characters (three bytes each) a third would fit as well.
+    const copy = euros.text(1, 0)
+    const maxBody = 2 * (utf8Bytes(copy) + 1) + 2
+    expect(3 * (copy.length + 1)).toBeLessThanOrEqual(maxBody)
+    const transport = new PollingTransport(maxBody)
+    for (let seq = 1; seq <= 3; seq++) transport.send(preparedOutgoing(euros, seq, 0))
+
+    const first = response()
+    transport.http.downstream(first, {})
+    expect(first.body).toBe([euros.text(1, 0), euros.text(2, 0)].join('\n'))
+    const second = response()
+    transport.http.downstream(second, {})
+    expect(second.body).toBe(euros.text(3, 0))
+  })
+
+  it('writes a long packet kept as UTF-8 as its text', () => {
+    const text = outgoing({
+      type: PacketType.EVENT,
+      seq: 1,
+      name: 'big',
+      args: ['ß'.repeat(20_000)],
+      ackId: 0,
+    }).text
+    const transport = new PollingTransport(1e6)
+    transport.send(keptAsUtf8(text))
+    expect(transport.bufferedAmount).toBe(utf8Bytes(text) + 1)
+    const get = response()
+    transport.http.downstream(get, {})
+    expect(get.body).toBe(text)
+  })
+
+  it('keeps only the CLOSE for the next GET when the client stopped polling', () => {
+    const transport = new PollingTransport(1e6)
+    for (const out of copies) transport.send(out)
+    const close = outgoing({ type: PacketType.CLOSE, reason: CloseReason.SERVER_SHUTDOWN, message: 'bye' })
+    transport.send(close)
+    transport.close('overflow')
+    expect(transport.lingering).toBe(true)
+
+    const late = response()
+    transport.http.serveLast(late, {})
+    expect(late.body).toBe(close.text)
+  })
+})

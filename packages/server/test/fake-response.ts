@@ -1,0 +1,32 @@
+// A stand-in for the `ServerResponse` of a GET, for tests of one HTTP transport alone.
+import { EventEmitter } from 'node:events'
+import type { ServerResponse } from 'node:http'
+
+/** A response that records its body; `drop()` is the client hanging up. */
+export class FakeResponse extends EventEmitter {
+  destroyed = false
+  writableEnded = false
+  writableLength = 0
+  socket = null
+  useChunkedEncodingByDefault = true
+  req = { headers: {} }
+  body = ''
+  writeHead(): this {
+    return this
+  }
+  write(chunk: string | Uint8Array): boolean {
+    this.body += String(chunk)
+    return true
+  }
+  end(body = ''): void {
+    this.body += body
+    this.writableEnded = true
+    this.emit('close')
+  }
+  drop(): void {
+    this.destroyed = true
+    this.emit('close')
+  }
+}
+
+export const response = () => new FakeResponse() as FakeResponse & ServerResponse
