@@ -92,7 +92,7 @@ export function decodeBatch(body: string, options?: DecodeOptions): DecodeBatchR
  * `maxPayload`, nested deeper than the wire allows, or holding a `__proto__` / `constructor`
  * key. A sender checks before it sends, so that a packet the receiver must refuse is refused at
  * the call site, with a coded error, instead of on the wire. Cheap for the common packet: a
- * length test and one regular expression; the walks run only when those cannot rule it out.
+ * length test and three searches for text; the walks run only when those cannot rule it out.
  */
 export function checkEncoded(text: string, maxPayload: number): ParleyError | undefined {
   if (text.length > maxPayload) {
