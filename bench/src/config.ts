@@ -178,6 +178,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
         m('cpuUsPerDelivery', 'server CPU µs/delivery', 2),
         m('eventLoopDelayP99Ms', 'event-loop delay p99 ms', 2),
         m('deliveredShare', 'delivered', 3, false),
+        m('deliveriesPerRequest', 'deliveries per HTTP request', 1, false),
         m('loadCpuPct', 'load generator CPU %', 0, false),
       ],
       reps,
@@ -201,6 +202,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
         m('latencyP99Ms', 'delivery p99 ms', 2),
         m('cpuUsPerDelivery', 'server CPU µs/delivery', 2),
         m('eventLoopDelayP99Ms', 'event-loop delay p99 ms', 2),
+        m('deliveriesPerRequest', 'deliveries per HTTP request', 1, false),
         m('loadCpuPct', 'load generator CPU %', 0, false),
       ],
       // Which server keeps up shows in one repetition; `--reps` does not change it.

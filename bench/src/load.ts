@@ -281,6 +281,7 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
     await sleep(300)
     recording = true
     const cpu0 = await server<number>('cpu')
+    const requests0 = await server<number>('requests')
     const load0 = ownCpuUs()
     const t0 = now()
     const b = await server<BroadcastResult>(
@@ -294,12 +295,16 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
     // The server's CPU until every delivery arrived: a server that fell behind still writes
     // (and reads the clients' ACKs) after its last broadcast.
     const cpu1 = await server<number>('cpu')
+    const requests = (await server<number>('requests')) - requests0
     recording = false
     return {
       values: {
         latencyP50Ms: quantile(latencies, 0.5),
         latencyP99Ms: quantile(latencies, 0.99),
         cpuUsPerDelivery: (cpu1 - cpu0) / expected,
+        // Over HTTP, what an answer carries: a server that answers polls sooner answers more of
+        // them, each with fewer deliveries, and pays per answer. None over WebSocket (shown –).
+        deliveriesPerRequest: requests > 0 ? expected / requests : Number.NaN,
         eventLoopDelayP50Ms: b.eldP50Ms,
         eventLoopDelayP99Ms: b.eldP99Ms,
         deliveredShare: delivered / expected,

@@ -30,6 +30,8 @@ interface BenchServer {
   count(): number
   /** Open TCP connections of the server (an HTTP client may hold more than one). */
   connections(): Promise<number>
+  /** HTTP requests the server has had so far (WebSocket upgrades not counted). */
+  requests(): number
   /** Sends `payload` as event `tick` to every client; says how it did so. */
   broadcast(payload: Tick): void
   broadcastMode: string
@@ -144,6 +146,7 @@ async function startParley(options: ServerOptions, redisUrl?: string, metrics = 
     port: (app.server.address() as AddressInfo).port,
     count: () => io.socketsCount,
     connections: () => connectionsOf(app.server),
+    requests: countRequests(app.server),
     broadcast: rooms
       ? (payload) => io.to!('bench').emit('tick', payload)
       : (payload) => {
@@ -180,6 +183,8 @@ async function startSocketIo(options: ServerOptions, redisUrl?: string): Promise
     port: (server.address() as AddressInfo).port,
     count: () => io.engine.clientsCount,
     connections: () => connectionsOf(server),
+    // Counted after socket.io attached: engine.io takes the 'request' listeners it finds.
+    requests: countRequests(server),
     broadcast: (payload) => io.to('bench').emit('tick', payload),
     broadcastMode: 'io.to(room).emit',
     close: () => new Promise((resolve) => io.close(() => resolve())),
@@ -203,6 +208,7 @@ async function startWs(options: ServerOptions): Promise<BenchServer> {
     count: () => wss.clients.size,
     // Its clients' WebSockets are all it has: one connection each.
     connections: async () => wss.clients.size,
+    requests: () => 0,
     broadcast: (payload) => {
       const text = JSON.stringify(['tick', payload])
       for (const ws of wss.clients) ws.send(text)
@@ -221,6 +227,15 @@ function connectionsOf(server: http.Server): Promise<number> {
   return new Promise((resolve, reject) =>
     server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
   )
+}
+
+/** A count of the HTTP requests `server` gets from now on. */
+function countRequests(server: http.Server): () => number {
+  let requests = 0
+  server.on('request', () => {
+    requests++
+  })
+  return () => requests
 }
 
 const cpuUs = () => {
@@ -317,6 +332,8 @@ async function main() {
         return server.count()
       case 'connections':
         return server.connections()
+      case 'requests':
+        return server.requests()
       case 'memory':
         return memory()
       case 'fanout':
