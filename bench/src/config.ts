@@ -223,6 +223,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       steps: q([1000, 5000, 20_000], [20, 50]),
       stepUnit: 'connections',
       metrics: [
+        // The step's count, or fewer where the open-files limit allows no more (a note says so).
+        m('held', 'connections held', 0, false),
         m('rssKBPerConn', 'RSS KB/conn', 1, false),
         m('heapKBPerConn', 'heap KB/conn', 1, false),
         m('youngKBPerConn', 'V8 young generation KB/conn', 1, false),
@@ -254,6 +256,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       steps: q([100, 1000, 10_000], [5, 10]),
       stepUnit: 'recipients',
       metrics: [
+        // The step's count, or fewer where the open-files limit allows no more (a note says so).
+        m('recipients', 'recipients', 0, false),
         m('emitUs', 'emit call µs', 0),
         m('flushUs', 'emit + writes µs', 0),
         m('usPerDelivery', 'server µs/delivery', 2),

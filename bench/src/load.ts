@@ -2,7 +2,6 @@
 // server, drives them, and reports what it measured. The server's own readings (CPU time,
 // memory, event-loop delay) come through the runner (`server(...)`).
 
-import { readFileSync } from 'node:fs'
 import { startFaultProxy, type WsMode } from '../../test/support/fault-proxy.ts'
 import {
   type BenchClient,
@@ -12,6 +11,7 @@ import {
   type FetchKind,
   type Msg,
 } from './clients.ts'
+import { clientsForStep, openFilesLimit, socketsPerClient } from './open-files.ts'
 import { peer } from './rpc.ts'
 import type { BroadcastResult, FanoutResult, MemoryReading } from './server.ts'
 import { now, quantile, sleep } from './stats.ts'
@@ -333,22 +333,6 @@ function stepsOf(a: ScenarioArgs): number[] {
   return steps as number[]
 }
 
-/** The soft limit on open files of this process (Linux), or Infinity where unknown. */
-function openFilesLimit(): number {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('Max open files'))
-    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0]
-    return soft === undefined || soft === 'unlimited' ? Number.POSITIVE_INFINITY : Number(soft)
-  } catch {
-    return Number.POSITIVE_INFINITY
-  }
-}
-
-/** Connections one client holds: two over HTTP (a held GET or event stream, and its POSTs). */
-const socketsPerClient = (kind: string) => (kind.endsWith('sse') || kind.endsWith('polling') ? 2 : 1)
-
 /**
  * Source addresses for `sockets` connections to one server port: one address has about 28 000
  * ephemeral ports (Linux's default range), so past 14 000 connections the clients spread over
@@ -357,22 +341,6 @@ const socketsPerClient = (kind: string) => (kind.endsWith('sse') || kind.endsWit
 function sourcesFor(sockets: number): (i: number) => string | undefined {
   const count = process.platform === 'linux' ? Math.min(8, Math.ceil(sockets / 14_000)) : 1
   return count <= 1 ? () => undefined : (i) => `127.0.0.${1 + (i % count)}`
-}
-
-/**
- * Why `n` clients of `kind` cannot be opened here, or undefined: the server needs a file per
- * connection, the load generator one per socket, both under the same limit (the runner's,
- * which its children inherit; Node raises the soft limit to the hard one).
- */
-function tooManyFiles(kind: string, n: number): string | undefined {
-  const limit = openFilesLimit()
-  const server = n + 200
-  const generator = n * socketsPerClient(kind) + 200
-  if (server <= limit && generator <= limit) return undefined
-  return (
-    `needs about ${server} open files in the server and ${generator} in the load generator, ` +
-    `and the limit here is ${limit} (raise the hard limit, \`ulimit -Hn\`, before \`pnpm bench\`)`
-  )
 }
 
 /** Opens clients until there are `target`, at most `parallel` connecting at once. */
@@ -415,24 +383,24 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
     await sleep(settleMs)
     const before = await server<MemoryReading>('memory')
     const connectionsBefore = await server<number>('connections')
+    let previous = 0
     for (const n of steps) {
-      const why = tooManyFiles(a.kind, warmup + n)
-      if (why) {
-        notes.push(`${n} connections not measured: ${why}`)
-        continue
-      }
+      const opened = clientsForStep(a.kind, n, warmup, previous, 'connections', notes, openFilesLimit())
+      if (opened === 0) continue
+      previous = opened
       const had = clients.length
       const t0 = now()
-      await growClients(a, clients, warmup + n, parallel, source)
+      await growClients(a, clients, warmup + opened, parallel, source)
       values[`connectsPerSec@${n}`] = ((clients.length - had) / (now() - t0)) * 1000
       await sleep(settleMs)
       // On a busy machine some clients may miss a heartbeat and be gone: the readings are then
       // per connection still there, and a note says so.
       const count = await server<number>('count')
       const live = count - warmup
-      if (live < n / 2) throw new Error(`only ${count} of ${warmup + n} clients still connected`)
-      if (count < warmup + n) notes.push(`${n} connections: ${count - warmup} still connected when read`)
+      if (live < opened / 2) throw new Error(`only ${count} of ${warmup + opened} clients still connected`)
+      if (count < warmup + opened) notes.push(`${n} connections: ${live} still connected when read`)
       const after = await server<MemoryReading>('memory')
+      values[`held@${n}`] = live
       values[`rssKBPerConn@${n}`] = (after.rss - before.rss) / live / 1024
       values[`heapKBPerConn@${n}`] = (after.heapUsed - before.heapUsed) / live / 1024
       values[`youngKBPerConn@${n}`] = (after.youngBytes - before.youngBytes) / live / 1024
@@ -473,17 +441,16 @@ async function fanout(a: ScenarioArgs): Promise<Measurement> {
     lastAt = now()
   }
   try {
+    let previous = 0
     for (const n of steps) {
-      const why = tooManyFiles(a.kind, n)
-      if (why) {
-        notes.push(`${n} recipients not measured: ${why}`)
-        continue
-      }
+      const opened = clientsForStep(a.kind, n, 0, previous, 'recipients', notes, openFilesLimit())
+      if (opened === 0) continue
+      previous = opened
       const had = clients.length
-      await growClients(a, clients, n, parallel, source)
+      await growClients(a, clients, opened, parallel, source)
       for (const c of clients.slice(had)) c.on('tick', onTick)
       const count = await server<number>('count')
-      if (count < n) throw new Error(`only ${count} of ${n} clients reached the server`)
+      if (count < opened) throw new Error(`only ${count} of ${opened} clients reached the server`)
       await sleep(300)
       const emit: number[] = []
       const flush: number[] = []
@@ -503,9 +470,10 @@ async function fanout(a: ScenarioArgs): Promise<Measurement> {
         await sleep(20)
       }
       values[`loadCpuPct@${n}`] = cpuPercent(ownCpuUs() - load0, now() - w0)
+      values[`recipients@${n}`] = opened
       values[`emitUs@${n}`] = quantile(emit, 0.5)
       values[`flushUs@${n}`] = quantile(flush, 0.5)
-      values[`usPerDelivery@${n}`] = quantile(flush, 0.5) / n
+      values[`usPerDelivery@${n}`] = quantile(flush, 0.5) / opened
       values[`allReceivedMs@${n}`] = quantile(all, 0.5)
     }
     return { values, notes }

@@ -247,8 +247,11 @@ export function checkGoals(r: Report): Goal[] {
       .find((n) => Number.isFinite(median(x?.values[`${metric}@${n}`])))
     if (!x || step === undefined) return
     const v = median(x.values[`${metric}@${step}`])
+    // Where the open-files limit allowed fewer than the step's count, the label says how many.
+    const held = median(x.values[`held@${step}`])
+    const fewer = held < step ? ` (${Math.round(held)} held)` : ''
     goals.push({
-      goal: `Idle: ${what} KB/conn at ${stepLabel(step, 'connections')}`,
+      goal: `Idle: ${what} KB/conn at ${stepLabel(step, 'connections')}${fewer}`,
       limit: `≤ ${limit} KB`,
       parley: v,
       reference: median(measured('idle', reference)?.values[`${metric}@${step}`]),
