@@ -11,6 +11,8 @@ export class FakeResponse extends EventEmitter {
   useChunkedEncodingByDefault = true
   req = { headers: {} }
   body = ''
+  /** What `end` was given, as it was given (a string, or bytes). */
+  ended: string | Uint8Array | undefined
   writeHead(): this {
     return this
   }
@@ -18,8 +20,9 @@ export class FakeResponse extends EventEmitter {
     this.body += String(chunk)
     return true
   }
-  end(body = ''): void {
-    this.body += body
+  end(body: string | Uint8Array = ''): void {
+    this.ended = body
+    this.body += String(body)
     this.writableEnded = true
     this.emit('close')
   }

@@ -59,6 +59,36 @@ describe('a polling transport with broadcast copies waiting', () => {
     expect(get.body).toBe(text)
   })
 
+  it('builds a long answer as bytes: copies, kept-as-UTF-8 and own packets, in order', () => {
+    const big = outgoing({
+      type: PacketType.EVENT,
+      seq: 5,
+      name: 'big',
+      args: ['€'.repeat(12_000)],
+      ackId: 0,
+    })
+    const long = [copies[0]!, big, own, keptAsUtf8(big.text), copies[1]!, withReply]
+    const transport = new PollingTransport(1e6)
+    for (const out of long) transport.send(out)
+    const bytes = transport.bufferedAmount
+    expect(bytes).toBeGreaterThan(64 * 1024)
+
+    const get = response()
+    transport.http.downstream(get, {})
+    expect(get.ended).toBeInstanceOf(Buffer)
+    // Every packet's bytes, a newline between each two: the sizes counted, less the last newline.
+    expect((get.ended as Buffer).length).toBe(bytes - 1)
+    expect(get.body).toBe(long.map((out) => out.text).join('\n'))
+  })
+
+  it('answers a short poll as one string', () => {
+    const transport = new PollingTransport(1e6)
+    for (const out of [...copies, own]) transport.send(out)
+    const get = response()
+    transport.http.downstream(get, {})
+    expect(get.ended).toBe([copies[0]!.text, copies[1]!.text, own.text].join('\n'))
+  })
+
   it('keeps only the CLOSE for the next GET when the client stopped polling', () => {
     const transport = new PollingTransport(1e6)
     for (const out of copies) transport.send(out)
