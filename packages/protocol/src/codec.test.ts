@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { docFileEvent, wireFixtures as fixtures } from '../test/fixtures.js'
-import { decodeBatch, decodeFrame, decodeText } from './decode.js'
+import { decodeBatch, decodeFrame, decodeLines, decodeText } from './decode.js'
 import { encodeFrame, encodeText, encodeTextTelling } from './encode.js'
 import { type Packet, PacketType } from './packets.js'
 
@@ -113,6 +113,16 @@ describe('batches (HTTP bodies)', () => {
 
   it('refuses an empty body', () => {
     expect(decodeBatch('\n').ok).toBe(false)
+  })
+
+  it('decodes a body cut into its lines as it decodes the body, empty lines skipped', () => {
+    const body = '[2]\n\n[4,3]\n[5,1,"a",[],0]\n'
+    expect(decodeLines(body.split('\n'))).toEqual(decodeBatch(body))
+    expect(decodeLines(['[2]', '[4,-1]'])).toEqual(decodeBatch('[2]\n[4,-1]'))
+    const empty = decodeLines(['', ''])
+    expect(!empty.ok && empty.error.code).toBe('PARLEY_INVALID_PACKET')
+    const long = decodeLines(['[2]', `[5,1,"a",["${'x'.repeat(100)}"],0]`], { maxPayload: 50 })
+    expect(!long.ok && long.error.code).toBe('PARLEY_PAYLOAD_TOO_LARGE')
   })
 })
 

@@ -76,8 +76,17 @@ export function decodeFrame(data: string | Uint8Array | ArrayBuffer, options?: D
  */
 export function decodeBatch(body: string, options?: DecodeOptions): DecodeBatchResult {
   if (typeof body !== 'string') return fail(ErrorCode.INVALID_PACKET, 'body is not text')
+  return decodeLines(body.split('\n'), options)
+}
+
+/**
+ * `decodeBatch` for a body already cut into its lines (empty ones are skipped), as a server
+ * that reads a long body line by line has it: one string per packet, never the whole body as
+ * one.
+ */
+export function decodeLines(lines: readonly string[], options?: DecodeOptions): DecodeBatchResult {
   const packets: Packet[] = []
-  for (const line of body.split('\n')) {
+  for (const line of lines) {
     if (line === '') continue
     const result = decodeText(line, options)
     if (!result.ok) return result

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import {
   CloseReason,
-  decodeBatch,
+  decodeLines,
   ErrorCode,
   type HelloPacket,
   PacketType,
@@ -18,7 +18,7 @@ import type { ParleyServer } from '../server.js'
 import type { Session } from '../session.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
-import { readBody } from './body.js'
+import { EMPTY_BODY, readBody } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import { Forwarder } from './forward.js'
@@ -217,7 +217,7 @@ export async function parleyRoutes(
           if (body.reason === 'aborted') return reply
           return bodyTooLarge(reply, cors)
         }
-        text = body.text
+        text = body.text()
       }
       if ((await forwarder.handOver(owner, request, reply, text)) !== 'unreachable') return reply
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
@@ -272,13 +272,13 @@ export async function parleyRoutes(
       if (session.transport !== transport) {
         return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
       }
-      const decoded = decodeBatch(body.text, { maxPayload: options.maxPayload })
+      const decoded = decodeLines(body.lines, { maxPayload: options.maxPayload })
       if (!decoded.ok) {
         http.reject(decoded.error)
         return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
       }
       // Line lengths are worked out only when they are counted (the `metrics` option).
-      http.receive(decoded.packets, server.metrics === noMetrics ? NO_SIZES : lineLengths(body.text))
+      http.receive(decoded.packets, server.metrics === noMetrics ? NO_SIZES : lineLengths(body.lines))
       return reply
         .code(204)
         .headers({ ...cors, 'Cache-Control': 'no-store' })
@@ -303,7 +303,7 @@ export async function parleyRoutes(
       if (body.reason === 'aborted') return reply
       return bodyTooLarge(reply, cors)
     }
-    const decoded = decodeBatch(body.text, { maxPayload: options.maxPayload })
+    const decoded = decodeLines(body.lines, { maxPayload: options.maxPayload })
     if (!decoded.ok) return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
     const [hello, ...rest] = decoded.packets
     if (hello?.type !== PacketType.HELLO || rest.length > 0) {
@@ -313,7 +313,7 @@ export async function parleyRoutes(
       // A resume of a session that lives on another node: that node resumes it. When it cannot
       // be reached, the resume is ours: a session this node does not know (a new one).
       const owner = await forwarder.ownerOf(hello.sid, request, 'http', true)
-      if (owner && (await forwarder.handOver(owner, request, reply, body.text)) !== 'unreachable')
+      if (owner && (await forwarder.handOver(owner, request, reply, body.text())) !== 'unreachable')
         return reply
     }
     const transport = httpTransports[kind](options)
@@ -346,7 +346,7 @@ export async function parleyRoutes(
 
   function readRequestBody(request: FastifyRequest) {
     const stream = bodyStream(request)
-    return stream ? readBody(stream, options.maxPayload) : Promise.resolve({ ok: true as const, text: '' })
+    return stream ? readBody(stream, options.maxPayload) : Promise.resolve(EMPTY_BODY)
   }
 
   function tooLarge(request: FastifyRequest): boolean {
@@ -366,7 +366,7 @@ const NO_SIZES: readonly number[] = []
 /** A sequence number as a query parameter: digits, no leading zero (`Number.isSafeInteger` bounds it). */
 const SEQ = /^(?:0|[1-9][0-9]{0,15})$/
 
-/** The length of each non-empty line of a POST body: one per packet, as decodeBatch reads it. */
-function lineLengths(body: string): number[] {
-  return body.split('\n').flatMap((line) => (line === '' ? [] : [line.length]))
+/** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
+function lineLengths(lines: readonly string[]): number[] {
+  return lines.flatMap((line) => (line === '' ? [] : [line.length]))
 }
