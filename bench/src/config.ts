@@ -283,6 +283,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
         'socketio-websocket',
         'parley-thin-sse',
         'parley-thin-polling',
+        // What Parley's SSE and polling rows compare with: socket.io has no SSE.
+        'socketio-thin-polling',
       ],
       steps: [64, 65_536, 1_048_576],
       stepUnit: 'bytes',
