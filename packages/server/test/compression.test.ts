@@ -37,6 +37,7 @@ async function pollingPair(options: ParleyServerOptions) {
 
 describe('polling answers', () => {
   const long = 'x'.repeat(5000)
+  const longer = 'é€'.repeat(12_000)
 
   it('are gzipped from the threshold on, and arrive intact', async () => {
     const { socket, client, encodings } = await pollingPair({})
@@ -46,7 +47,11 @@ describe('polling answers', () => {
     await until(() => got.length === 1)
     socket.emit('text', long)
     await until(() => got.length === 2)
-    expect(got).toEqual(['short', long])
+    // Answers of 32 KiB and more are built as bytes before they are gzipped.
+    socket.emit('text', longer)
+    socket.emit('text', 'after')
+    await until(() => got.length === 4)
+    expect(got).toEqual(['short', long, longer, 'after'])
     expect(encodings).toContain('gzip')
     // The short answer went as it was.
     expect(encodings.filter((e) => e === 'identity').length).toBeGreaterThan(0)
@@ -58,7 +63,9 @@ describe('polling answers', () => {
     client.on('text', (t: string) => got.push(t))
     socket.emit('text', long)
     await until(() => got.length === 1)
-    expect(got).toEqual([long])
+    socket.emit('text', longer)
+    await until(() => got.length === 2)
+    expect(got).toEqual([long, longer])
     expect(encodings.length).toBeGreaterThan(0)
     expect(encodings.every((e) => e === 'identity')).toBe(true)
   })
