@@ -404,7 +404,13 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
       values[`rssKBPerConn@${n}`] = (after.rss - before.rss) / live / 1024
       values[`heapKBPerConn@${n}`] = (after.heapUsed - before.heapUsed) / live / 1024
       values[`youngKBPerConn@${n}`] = (after.youngBytes - before.youngBytes) / live / 1024
-      values[`connectionsPerClient@${n}`] = ((await server<number>('connections')) - connectionsBefore) / live
+      const perClient = ((await server<number>('connections')) - connectionsBefore) / live
+      // Sessions outlive their connections (a resume may come): a count of sessions alone would
+      // read the memory of clients whose connections are gone (missed heartbeats on a loaded
+      // machine) as theirs. Every client holds one at least (a second, for POSTs, comes with
+      // the first PONG).
+      if (perClient < 0.9) throw new Error(`${n} connections: ${perClient.toFixed(2)} open per client`)
+      values[`connectionsPerClient@${n}`] = perClient
       const cpu0 = await server<number>('cpu')
       const load0 = ownCpuUs()
       const w0 = now()
