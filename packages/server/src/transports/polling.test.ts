@@ -7,6 +7,8 @@ import { PollingTransport } from './polling.js'
 import { keptAsUtf8, outgoing, preparedOutgoing } from './transport.js'
 
 const utf8Bytes = (text: string) => Buffer.byteLength(text)
+const bigEvent = (seq: number, text: string) =>
+  outgoing({ type: PacketType.EVENT, seq, name: 'big', args: [text], ackId: 0 })
 
 describe('a polling transport with broadcast copies waiting', () => {
   const news = prepareEvent('news', ['é€😀 hello', { n: 1 }])
@@ -44,13 +46,7 @@ describe('a polling transport with broadcast copies waiting', () => {
   })
 
   it('writes a long packet kept as UTF-8 as its text', () => {
-    const text = outgoing({
-      type: PacketType.EVENT,
-      seq: 1,
-      name: 'big',
-      args: ['ß'.repeat(20_000)],
-      ackId: 0,
-    }).text
+    const text = bigEvent(1, 'ß'.repeat(20_000)).text
     const transport = new PollingTransport(1e6)
     transport.send(keptAsUtf8(text))
     expect(transport.bufferedAmount).toBe(utf8Bytes(text) + 1)
@@ -60,13 +56,7 @@ describe('a polling transport with broadcast copies waiting', () => {
   })
 
   it('builds a long answer as bytes: copies, kept-as-UTF-8 and own packets, in order', () => {
-    const big = outgoing({
-      type: PacketType.EVENT,
-      seq: 5,
-      name: 'big',
-      args: ['€'.repeat(12_000)],
-      ackId: 0,
-    })
+    const big = bigEvent(5, '€'.repeat(12_000))
     const long = [copies[0]!, big, own, keptAsUtf8(big.text), copies[1]!, withReply]
     const transport = new PollingTransport(1e6)
     for (const out of long) transport.send(out)
