@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream'
  * another node), its text.
  */
 export type BodyResult =
-  | { ok: true; lines: string[]; text(): string }
+  | { ok: true; lines: readonly string[]; text(): string }
   | { ok: false; reason: 'too large' | 'aborted' }
 
 /** The body of a request that has none. */

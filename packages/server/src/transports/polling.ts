@@ -266,7 +266,9 @@ function linesAsBytes(lines: readonly Line[], count: number, sized: number): Buf
       at += split.tail.length
     } else at += body.write(lineOf(line), at, 'utf8')
   }
-  return body
+  // The sizes were counted from the same packets, so `at` is the whole buffer; were it short,
+  // the bytes past it are whatever memory held before, and must not go out.
+  return at === body.length ? body : body.subarray(0, at)
 }
 
 /**
@@ -281,7 +283,7 @@ function answer(
   gzipAbove: number | false,
 ): void {
   if (res.writableEnded || res.destroyed) return
-  const bytes = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+  const bytes = Buffer.byteLength(body)
   if (gzipAbove === false || bytes < gzipAbove || !acceptsGzip(res.req?.headers['accept-encoding'])) {
     // The common answer: one header object, built once.
     res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
