@@ -46,6 +46,18 @@ export const THIN_TARGETS: readonly Target[] = [
   'socketio-thin-polling',
 ]
 
+/**
+ * V8 flags of every load generator (never of a server, which runs with V8's defaults). A thousand
+ * clients in one process, each idle between connecting and the first broadcast, make V8 pretenure
+ * the array that `ws` allocates after every message it reads (nearly all of them outlived a
+ * scavenge then); from that point each message's buffers stay reachable from that array's dead
+ * copies in old space until a full GC, so every scavenge copies and promotes them (2.2 MB per
+ * scavenge instead of 0.2 here). Whether a run falls into that depends on how many frames a
+ * client gets before going quiet (one for Parley, two for socket.io), not on the client's cost,
+ * and it moved the broadcast's p99 by 10 to 20 ms from run to run (docs/benchmarks.md, Findings).
+ */
+export const LOAD_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring']
+
 export interface MetricDef {
   key: string
   label: string

@@ -25,7 +25,15 @@ import { type RedisServer, redisServerPath, startRedis } from '../../test/suppor
 import { bundleSizes } from './bundle.ts'
 import { type ClientKind, FETCH_KINDS, type FetchKind, serverKindOf } from './clients.ts'
 import { compileChildren } from './compiled-children.ts'
-import { isGrowth, metricKeys, nodesOf, type ScenarioDef, type ScenarioName, scenarios } from './config.ts'
+import {
+  isGrowth,
+  LOAD_FLAGS,
+  metricKeys,
+  nodesOf,
+  type ScenarioDef,
+  type ScenarioName,
+  scenarios,
+} from './config.ts'
 import type { ClusterReading, Measurement } from './load.ts'
 import { type Balancer, nginxPath, procCpuUs, startBalancer } from './nginx.ts'
 import {
@@ -228,7 +236,7 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
       ],
       ['--expose-gc', ...scenario.serverFlags, ...profile],
     ),
-    start('load.ts', [], loadProfile),
+    start('load.ts', [], [...LOAD_FLAGS, ...loadProfile]),
   ])
   const [server, load] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined))
   try {
@@ -274,7 +282,7 @@ async function measureCluster(scenario: ScenarioDef, kind: ClientKind, cli: Cli)
     const redisProcess = redisPid(redis.port)
     if (redisProcess) pids.add(redisProcess)
     started = await Promise.allSettled([
-      start('load.ts', [], loadProfile),
+      start('load.ts', [], [...LOAD_FLAGS, ...loadProfile]),
       ...Array.from({ length: nodesOf(scenario) }, () =>
         start(
           'server.ts',

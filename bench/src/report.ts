@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import type { BundleSizes } from './bundle.ts'
 import type { ClientKind, FetchKind } from './clients.ts'
-import type { MetricDef, ScenarioName } from './config.ts'
+import { LOAD_FLAGS, type MetricDef, type ScenarioName } from './config.ts'
 import { type Spread, spread } from './stats.ts'
 
 /** One client kind in one scenario: per metric, one value per repetition (NaN: failed). */
@@ -398,6 +398,9 @@ function header(r: Report, noRatios?: string): string[] {
       .join('; ')}.`,
   )
   out.push(`**HTTP client of the load generator**: ${FETCH_LABELS[r.fetch]}.`)
+  out.push(
+    `**V8 flags of the load generator** (servers run with V8's defaults): ${LOAD_FLAGS.map((f) => `\`${f}\``).join(' ')}; why: \`LOAD_FLAGS\` in bench/src/config.ts.`,
+  )
   return out
 }
 
