@@ -77,7 +77,7 @@ describe('reading a body', () => {
     stream.write('[2]\n[5,1,"a"')
     stream.end(',[],0]\n')
     const body = await reading
-    expect(body.ok && body.lines).toEqual(['[2]', '[5,1,"a",[],0]', ''])
+    expect(body.ok && body.lines()).toEqual(['[2]', '[5,1,"a",[],0]', ''])
     expect(body.ok && body.text()).toBe('[2]\n[5,1,"a",[],0]\n')
   })
 

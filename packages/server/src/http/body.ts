@@ -2,15 +2,15 @@ import type { Readable } from 'node:stream'
 
 /**
  * A request body read under a byte limit: its lines (one packet each, as splitting its text at
- * each newline gives them), and, for the rare caller that wants it whole (a request forwarded to
- * another node), its text.
+ * each newline gives them), or its whole text (a request forwarded to another node). Each is
+ * made when asked for: a forwarded POST needs only the text, a frozen session's neither.
  */
 export type BodyResult =
-  | { ok: true; lines: readonly string[]; text(): string }
+  | { ok: true; lines(): readonly string[]; text(): string }
   | { ok: false; reason: 'too large' | 'aborted' }
 
 /** The body of a request that has none. */
-export const EMPTY_BODY: BodyResult = { ok: true, lines: [''], text: () => '' }
+export const EMPTY_BODY: BodyResult = { ok: true, lines: () => [''], text: () => '' }
 
 /**
  * Reads a body up to `limit` bytes. Past the limit it stops reading at once (the caller answers
@@ -37,7 +37,7 @@ export function readBody(stream: Readable, limit: number): Promise<BodyResult> {
     const onEnd = () =>
       finish({
         ok: true,
-        lines: linesOf(chunks, size),
+        lines: () => linesOf(chunks, size),
         text: () => Buffer.concat(chunks, size).toString('utf8'),
       })
     const onAbort = () => finish({ ok: false, reason: 'aborted' })

@@ -272,13 +272,14 @@ export async function parleyRoutes(
       if (session.transport !== transport) {
         return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
       }
-      const decoded = decodeLines(body.lines, { maxPayload: options.maxPayload })
+      const lines = body.lines()
+      const decoded = decodeLines(lines, { maxPayload: options.maxPayload })
       if (!decoded.ok) {
         http.reject(decoded.error)
         return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
       }
       // Line lengths are worked out only when they are counted (the `metrics` option).
-      http.receive(decoded.packets, server.metrics === noMetrics ? NO_SIZES : lineLengths(body.lines))
+      http.receive(decoded.packets, server.metrics === noMetrics ? NO_SIZES : lineLengths(lines))
       return reply
         .code(204)
         .headers({ ...cors, 'Cache-Control': 'no-store' })
@@ -303,7 +304,7 @@ export async function parleyRoutes(
       if (body.reason === 'aborted') return reply
       return bodyTooLarge(reply, cors)
     }
-    const decoded = decodeLines(body.lines, { maxPayload: options.maxPayload })
+    const decoded = decodeLines(body.lines(), { maxPayload: options.maxPayload })
     if (!decoded.ok) return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
     const [hello, ...rest] = decoded.packets
     if (hello?.type !== PacketType.HELLO || rest.length > 0) {
