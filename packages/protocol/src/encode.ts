@@ -124,6 +124,8 @@ export interface PreparedEvent {
   text(seq: number, ackId: number): string
   /** `text(seq, ackId).length`, without making the text. */
   textLength(seq: number, ackId: number): number
+  /** The UTF-8 bytes of `text(seq, 0)`, without making the text (the shared part is encoded once). */
+  byteLength(seq: number): number
   /**
    * The WebSocket form: the text when there is no binary, else a binary frame whose header and
    * attachments were encoded once; each copy costs one allocation and a few byte copies.
@@ -156,6 +158,11 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
   // Most copies ask for no reply (ackId 0): everything after their seq is the same text.
   const tailNoReply = `,${middle},0${bins}]`
   let tailBytes: Uint8Array | undefined
+  // Encoded on first use: a broadcast that reaches no byte-writing transport never pays.
+  const sharedTail = () => {
+    tailBytes ??= utf8.encode(tailNoReply)
+    return tailBytes
+  }
   const text = (seq: number, ackId: number) =>
     ackId === 0 ? head + seq + tailNoReply : `${head}${seq},${middle},${ackId}${bins}]`
   // `[5,` + `,` + middle + `,` + bins + `]`: everything but the two numbers.
@@ -167,12 +174,9 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
     binary: bins !== '',
     text,
     textLength: (seq, ackId) => fixedLength + digits(seq) + digits(ackId),
-    split: (seq) => {
-      if (bins !== '') return undefined
-      // Encoded on first use: a broadcast that reaches no byte-writing transport never pays.
-      tailBytes ??= utf8.encode(tailNoReply)
-      return { head: head + seq, tail: tailBytes }
-    },
+    // The head and the digits are ASCII: one byte each.
+    byteLength: (seq) => head.length + digits(seq) + sharedTail().length,
+    split: (seq) => (bins === '' ? { head: head + seq, tail: sharedTail() } : undefined),
     frame: (seq, ackId) => {
       if (bins === '') return text(seq, ackId)
       // Built on first use: a broadcast that reaches no WebSocket never pays for it.
