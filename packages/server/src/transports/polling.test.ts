@@ -45,6 +45,34 @@ describe('a polling transport with broadcast copies waiting', () => {
     expect(second.body).toBe(euros.text(3, 0))
   })
 
+  it('splits a mixed queue at maxBody without losing or reordering a packet', () => {
+    const file = prepareEvent('file', [new Uint8Array([1, 2, 3])])
+    const mixed = [
+      copies[0]!,
+      own,
+      preparedOutgoing(file, 5, 0),
+      keptAsUtf8(bigEvent(6, 'ß'.repeat(300)).text),
+      withReply,
+      copies[1]!,
+    ]
+    const sizes = mixed.map((out) => utf8Bytes(out.text) + 1)
+    // Each answer has room for any one packet and for no two of the larger ones.
+    const transport = new PollingTransport(Math.max(...sizes) + 10)
+    for (const out of mixed) transport.send(out)
+    expect(transport.bufferedAmount).toBe(sizes.reduce((a, b) => a + b, 0))
+
+    const answered: string[] = []
+    let gets = 0
+    for (; gets < mixed.length && transport.bufferedAmount > 0; gets++) {
+      const get = response()
+      transport.http.downstream(get, {})
+      answered.push(...String(get.body).split('\n'))
+    }
+    expect(gets).toBeGreaterThan(2)
+    expect(answered).toEqual(mixed.map((out) => out.text))
+    expect(transport.bufferedAmount).toBe(0)
+  })
+
   it('writes a long packet kept as UTF-8 as its text', () => {
     const text = bigEvent(1, 'ß'.repeat(20_000)).text
     const transport = new PollingTransport(1e6)

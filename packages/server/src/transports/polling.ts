@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { gzip } from 'node:zlib'
-import { type Packet, PacketType } from '@parley/protocol'
+import { type Packet, PacketType, type PreparedEvent } from '@parley/protocol'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import type { CloseKind, Outgoing } from './transport.js'
 
@@ -61,12 +61,8 @@ export class PollingTransport extends HttpTransport {
   #answeredAt = performance.now()
   /** The client's slowest recent time from an answer to its next GET, in ms; -1 unmeasured. */
   #turnaround = -1
-  /**
-   * Packets waiting for a GET, and the size of each in bytes (UTF-8, plus the newline). A packet
-   * with a split form waits as it is and is made into its line when its answer goes (see `send`).
-   */
-  #lines: Line[] = []
-  #sizes: number[] = []
+  /** Packets waiting for a GET, in order (see `Entry`), and their bytes (UTF-8, plus a newline each). */
+  #waiting: Entry[] = []
   #queuedBytes = 0
   /** The CLOSE line, once sent: the only thing kept when the client stopped polling. */
   #lastWords: string | undefined
@@ -104,7 +100,8 @@ export class PollingTransport extends HttpTransport {
       this.#answeredAt = 0
     }
     if (previous) this.#answer(previous, previousHeaders, '')
-    res.once('close', this.#heldClosed)
+    // `on`, not `once`: a response closes once, and `once` would wrap the listener anew per GET.
+    res.on('close', this.#heldClosed)
     this.#flush()
   }
 
@@ -135,24 +132,27 @@ export class PollingTransport extends HttpTransport {
 
   send(out: Outgoing): void {
     if (!this.open) return
-    // A broadcast's copy (or a long packet kept as UTF-8) has a split form, which gives its size
-    // without its text. It waits as it is: its text, made now, would wait too, for as long as the
-    // client takes to poll again (hundreds of ms under load), long enough for the garbage
-    // collector to copy every copy's text into the old generation. Made when the answer goes, it
-    // dies young. Such a packet is an application packet, never the CLOSE.
-    const split = out.split?.()
-    let line: Line
+    // Nothing made for this delivery waits with it: the client may take hundreds of ms to poll
+    // again under load, long enough for the garbage collector to copy whatever waits out of the
+    // young generation, once per delivery. A broadcast's copy waits as the shared encoding and
+    // its seq; a long packet kept as UTF-8 waits as the session keeps it. Their text is made
+    // when the answer goes, and dies young. Neither is ever the CLOSE.
+    const shared = out.shared
+    const split = shared === undefined ? out.split?.() : undefined
     let bytes: number
-    if (split) {
-      line = out
+    if (shared !== undefined) {
+      const seq = out.seq!
+      bytes = shared.byteLength(seq) + 1
+      this.#waiting.push(shared, seq)
+    } else if (split !== undefined) {
       bytes = split.head.length + split.tail.length + 1
+      this.#waiting.push(out)
     } else {
-      line = out.text
+      const line = out.text
       bytes = Buffer.byteLength(line) + 1
       if (out.packet.type === PacketType.CLOSE) this.#lastWords = line
+      this.#waiting.push(line)
     }
-    this.#lines.push(line)
-    this.#sizes.push(bytes)
     this.#queuedBytes += bytes
     // Wait for the current tick to finish so that a burst of sends goes out in one answer, but
     // no longer: the client cannot poll again before it has this answer.
@@ -163,7 +163,7 @@ export class PollingTransport extends HttpTransport {
   }
 
   override get lingering(): boolean {
-    return !this.open && this.#lines.length > 0
+    return !this.open && this.#waiting.length > 0
   }
 
   /** Answers the held GET, if it is still there (see `pending`). */
@@ -173,9 +173,8 @@ export class PollingTransport extends HttpTransport {
   }
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {
-    this.#answer(res, headers, joinLines(this.#lines, this.#lines.length))
-    this.#lines = []
-    this.#sizes = []
+    this.#answer(res, headers, joinLines(this.#waiting, this.#waiting.length))
+    this.#waiting = []
     this.#queuedBytes = 0
   }
 
@@ -183,9 +182,8 @@ export class PollingTransport extends HttpTransport {
     if (kind === 'overflow') {
       // The client does not poll: drop what waits for it, except the CLOSE.
       const last = this.#lastWords
-      this.#lines = last === undefined ? [] : [last]
-      this.#sizes = last === undefined ? [] : [Buffer.byteLength(last) + 1]
-      this.#queuedBytes = this.#sizes[0] ?? 0
+      this.#waiting = last === undefined ? [] : [last]
+      this.#queuedBytes = last === undefined ? 0 : Buffer.byteLength(last) + 1
     }
     // Last words (MOVED, CLOSE) go to the waiting GET; without one they linger for the next.
     this.#flush()
@@ -195,30 +193,29 @@ export class PollingTransport extends HttpTransport {
 
   #flush(): void {
     const held = this.#held
-    if (!held || this.#lines.length === 0) return
+    const waiting = this.#waiting
+    if (!held || waiting.length === 0) return
     if (held.destroyed || held.writableEnded) {
       // The client gave up on this GET; keep the packets for its next one.
       this.#forgetHeld(held)
       return
     }
-    const sizes = this.#sizes
-    let count = 0
-    let bytes = 0
-    while (count < sizes.length) {
-      const size = sizes[count]!
-      if (count > 0 && bytes + size > this.#maxBody) break
-      bytes += size
-      count++
+    // Usually everything goes; past maxBody, as many packets as fit (one always goes).
+    let end = waiting.length
+    let bytes = this.#queuedBytes
+    if (bytes > this.#maxBody) {
+      end = 0
+      bytes = 0
+      while (end < waiting.length) {
+        const size = entryBytes(waiting[end]!, waiting[end + 1])
+        if (end > 0 && bytes + size > this.#maxBody) break
+        bytes += size
+        end += entryLength(waiting[end]!)
+      }
     }
-    const body = bytes < BYTES_FROM ? joinLines(this.#lines, count) : linesAsBytes(this.#lines, count, bytes)
-    if (count === this.#lines.length) {
-      // The usual answer: everything that waited.
-      this.#lines = []
-      this.#sizes = []
-    } else {
-      this.#lines.splice(0, count)
-      sizes.splice(0, count)
-    }
+    const body = bytes < BYTES_FROM ? joinLines(waiting, end) : linesAsBytes(waiting, end, bytes)
+    if (end === waiting.length) this.#waiting = []
+    else waiting.splice(0, end)
     this.#queuedBytes -= bytes
     this.#held = null
     this.#answeredAt = performance.now()
@@ -226,18 +223,43 @@ export class PollingTransport extends HttpTransport {
   }
 }
 
-/** A packet waiting for a GET: its line, or the packet whose line is made when the answer goes. */
-type Line = string | Outgoing
+/**
+ * One packet waiting for a GET: its line; a packet whose line is made when the answer goes (it
+ * has a split form); or a broadcast's shared encoding, followed by the copy's seq (two entries).
+ */
+type Entry = string | Outgoing | PreparedEvent | number
 
-/** The first `count` lines, one packet a line. */
-function joinLines(lines: readonly Line[], count: number): string {
-  if (count === 1) return lineOf(lines[0]!)
-  const texts = new Array<string>(count)
-  for (let i = 0; i < count; i++) texts[i] = lineOf(lines[i]!)
-  return texts.join('\n')
+const isShared = (entry: Entry): entry is PreparedEvent =>
+  typeof entry === 'object' && typeof (entry as PreparedEvent).byteLength === 'function'
+
+/** How many entries the packet at `entry` takes. */
+const entryLength = (entry: Entry): number => (isShared(entry) ? 2 : 1)
+
+/** The packet's bytes in an answer (UTF-8, and its newline); `next` is the entry after it. */
+function entryBytes(entry: Entry, next?: Entry): number {
+  if (typeof entry === 'string') return Buffer.byteLength(entry) + 1
+  if (isShared(entry)) return entry.byteLength(next as number) + 1
+  if (typeof entry === 'number') throw new Error('a seq is not a packet')
+  const split = entry.split!()!
+  return split.head.length + split.tail.length + 1
 }
 
-const lineOf = (line: Line): string => (typeof line === 'string' ? line : line.text)
+/** The packet's line. */
+function lineAt(entries: readonly Entry[], at: number): string {
+  const entry = entries[at]!
+  if (typeof entry === 'string') return entry
+  if (isShared(entry)) return entry.text(entries[at + 1] as number, 0)
+  return (entry as Outgoing).text
+}
+
+/** The packets of `entries` before index `end`, one a line. */
+function joinLines(entries: readonly Entry[], end: number): string {
+  if (end === 0) return ''
+  if (end === entryLength(entries[0]!)) return lineAt(entries, 0)
+  const texts: string[] = []
+  for (let at = 0; at < end; at += entryLength(entries[at]!)) texts.push(lineAt(entries, at))
+  return texts.join('\n')
+}
 
 /**
  * Answers of at least this many bytes are built as bytes (`linesAsBytes`) instead of one joined
@@ -248,23 +270,28 @@ const lineOf = (line: Line): string => (typeof line === 'string' ? line : line.t
 const BYTES_FROM = 32 * 1024
 
 /**
- * The first `count` lines, one packet a line, as UTF-8 bytes; `sized` is their sizes' sum (each
- * packet's bytes and a newline). A split packet goes in as its head and its shared tail, so a
- * broadcast copy's text is never made.
+ * The packets of `entries` before index `end`, one a line, as UTF-8 bytes; `sized` is their
+ * sizes' sum (each packet's bytes and a newline). A broadcast's copy goes in as its head and its
+ * shared tail, so its text is never made.
  */
-function linesAsBytes(lines: readonly Line[], count: number, sized: number): Buffer {
+function linesAsBytes(entries: readonly Entry[], end: number, sized: number): Buffer {
   // One newline fewer than the sizes count: none after the last line.
   const body = Buffer.allocUnsafe(sized - 1)
   let at = 0
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < end; i += entryLength(entries[i]!)) {
     if (i > 0) body[at++] = 0x0a
-    const line = lines[i]!
-    const split = typeof line === 'string' ? undefined : line.split?.()
+    const entry = entries[i]!
+    const split =
+      typeof entry === 'string'
+        ? undefined
+        : isShared(entry)
+          ? entry.split(entries[i + 1] as number)
+          : (entry as Outgoing).split?.()
     if (split) {
       at += body.write(split.head, at, 'latin1')
       body.set(split.tail, at)
       at += split.tail.length
-    } else at += body.write(lineOf(line), at, 'utf8')
+    } else at += body.write(lineAt(entries, i), at, 'utf8')
   }
   // The sizes were counted from the same packets, so `at` is the whole buffer; were it short,
   // the bytes past it are whatever memory held before, and must not go out.

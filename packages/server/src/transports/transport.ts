@@ -32,6 +32,13 @@ export interface Outgoing<P extends Packet = Packet> {
   split?: () => SplitText | undefined
   /** `text.length`, given where reading `text` would decode it (a packet kept as UTF-8). */
   readonly textLength?: number
+  /**
+   * A broadcast's copy that asks no reply: the encoding it shares with every other copy, `seq`
+   * being its own. A transport that holds packets until the client asks for them (polling)
+   * keeps these two instead of the copy, so that nothing made for one delivery waits with it.
+   */
+  readonly shared?: PreparedEvent
+  readonly seq?: number
 }
 
 /** Encodes a packet for sending. Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry. */
@@ -54,7 +61,6 @@ class PreparedCopy implements Outgoing<EventPacket> {
   readonly #prepared: PreparedEvent
   readonly #seq: number
   readonly #ackId: number
-  #text: string | undefined
 
   constructor(prepared: PreparedEvent, seq: number, ackId: number) {
     this.#prepared = prepared
@@ -62,10 +68,21 @@ class PreparedCopy implements Outgoing<EventPacket> {
     this.#ackId = ackId
   }
 
-  /** Made when asked for: a WebSocket sends the split form instead, and never needs it. */
+  /**
+   * Made when asked for (a WebSocket sends the split form instead, and never needs it), and not
+   * kept: each transport reads it once, and a copy that outlived a young collection would keep
+   * its text out of the young generation too.
+   */
   get text(): string {
-    this.#text ??= this.#prepared.text(this.#seq, this.#ackId)
-    return this.#text
+    return this.#prepared.text(this.#seq, this.#ackId)
+  }
+
+  get shared(): PreparedEvent | undefined {
+    return this.#ackId === 0 ? this.#prepared : undefined
+  }
+
+  get seq(): number {
+    return this.#seq
   }
 
   /** Without making the text: the session counts every copy it sends, and most never need it. */
