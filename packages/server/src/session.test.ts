@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import {
   type CloseReason,
   ErrorCode,
@@ -141,7 +143,7 @@ function setup(overrides: Partial<SessionConfig> = {}) {
   return { session, owner, config }
 }
 
-const event = (seq: number, name = 'chat', args: string[] = []): EventPacket => ({
+const event = (seq: number, name = 'chat', args: EventPacket['args'] = []): EventPacket => ({
   type: PacketType.EVENT,
   seq,
   name,
@@ -740,6 +742,41 @@ describe('Session: buffers', () => {
     expect(session.keptBytes).toBe(0)
     for (let i = 0; i < 4; i++) session.sendNumbered((seq) => event(seq, 'big', [big]))
     expect(pings()).toBe(2)
+  })
+
+  it("keeps a packet of its own as its text: the application's values in it are free before the ACK", async () => {
+    // A full collection on demand, as `--expose-gc` would give.
+    setFlagsFromString('--expose-gc')
+    const collect = runInNewContext('gc') as () => void
+    class TextOnly extends FakeTransport {
+      readonly texts: string[] = []
+      override send(out: Outgoing): void {
+        this.texts.push(out.text)
+      }
+    }
+    const { session } = setup()
+    const first = new TextOnly()
+    session.attach(first, 0, false)
+    let sent: WeakRef<object> | undefined
+    ;(() => {
+      const value = { note: 'the application made this', list: [1, 2, 3] }
+      sent = new WeakRef(value)
+      session.sendNumbered((seq) => event(seq, 'news', [value]))
+    })()
+    // A WeakRef keeps its target for the rest of the job that made it: collect in the next one.
+    await vi.waitFor(() => {
+      collect()
+      if (sent!.deref() !== undefined) throw new Error('still held')
+    })
+    expect(session.keptBytes).toBeGreaterThan(0)
+
+    // Not acknowledged: the next transport gets it again, the same text, and its packet.
+    first.lose('transport close')
+    const second = new FakeTransport()
+    session.attach(second, 0, true)
+    expect(second.sent.filter((p) => p.type === PacketType.EVENT)).toEqual([
+      event(1, 'news', [{ note: 'the application made this', list: [1, 2, 3] }]),
+    ])
   })
 
   it('asks again on a new transport: the PING before may have been lost with the old one', () => {

@@ -25,6 +25,7 @@ import {
   type Outgoing,
   outgoing,
   preparedOutgoing,
+  replayedText,
   type Transport,
   type TransportCloseReason,
   type TransportOwner,
@@ -119,27 +120,39 @@ function restored(text: string, seq: number): Outgoing | undefined {
 }
 
 /**
- * A packet kept for replay: its encoding, or, for a broadcast copy with no reply asked (ackId 0),
- * the broadcast's shared encoding itself. A broadcast to a thousand sessions then keeps a
- * thousand references to one object, not a thousand copies that each live until an ACK (and
- * cost the garbage collector a copy or two on the way); the copy's `seq` is its place in the
- * buffer, and its text is made again only when it is sent.
+ * A packet kept for replay until the client's ACK: for a broadcast copy with no reply asked
+ * (ackId 0), the broadcast's shared encoding itself; for a text packet of the session's own, its
+ * text alone; else its encoding as it went out (binary, a long text kept as UTF-8, a copy that
+ * asks a reply). A broadcast to a thousand sessions then keeps a thousand references to one
+ * object, not a thousand copies; a packet of the session's own does not keep its packet object,
+ * nor the application's values in it, alive until the ACK: kept past a young collection or two,
+ * they would all be copied into the old generation. A shared copy's `seq` is its place in the
+ * buffer; its text, or a text's Outgoing, is made again only when it is sent again.
  */
-type Kept = Outgoing | PreparedEvent
+type Kept = Outgoing | PreparedEvent | string
 
-/** True for a broadcast's shared encoding, false for a packet's own (its text, or its UTF-8 bytes). */
-const isShared = (kept: Kept): kept is PreparedEvent => typeof kept.textLength === 'function'
+/** True for a broadcast's shared encoding. */
+const isShared = (kept: Kept): kept is PreparedEvent =>
+  typeof kept === 'object' && typeof kept.textLength === 'function'
 
 /** What a kept packet counts for against the buffer limits: its text's length, and a bit more. */
 const keptSize = (kept: Kept, seq: number) =>
-  (isShared(kept) ? kept.textLength(seq, 0) : (kept.textLength ?? kept.text.length)) + KEPT_OVERHEAD
+  (typeof kept === 'string'
+    ? kept.length
+    : isShared(kept)
+      ? kept.textLength(seq, 0)
+      : (kept.textLength ?? kept.text.length)) + KEPT_OVERHEAD
+
+/** A kept packet's wire text, `seq` being its sequence number. */
+const keptText = (kept: Kept, seq: number): string =>
+  typeof kept === 'string' ? kept : isShared(kept) ? kept.text(seq, 0) : kept.text
 
 /** What an empty replay buffer holds; shared, so never written to (see `Session.#kept`). */
 const NOTHING_KEPT: Kept[] = []
 
-/** A kept packet as it goes out (again) with sequence number `seq`. */
+/** A packet to send, or a kept one as it goes out again, with sequence number `seq`. */
 const keptOutgoing = (kept: Kept, seq: number): Outgoing =>
-  isShared(kept) ? preparedOutgoing(kept, seq, 0) : kept
+  typeof kept === 'string' ? replayedText(kept) : isShared(kept) ? preparedOutgoing(kept, seq, 0) : kept
 
 const PING = outgoing({ type: PacketType.PING })
 const MOVED = outgoing({ type: PacketType.MOVED })
@@ -396,18 +409,15 @@ export class Session extends Timed implements TransportOwner {
    * Numbers, keeps and sends one encoded packet (`seq` is used only once it encoded). Frozen,
    * it goes to the tail instead of the transport.
    */
-  #keep(seq: number, kept: Kept): void {
-    // A long text of this session's own, on its way to a transport that writes bytes, is kept as
-    // its UTF-8 bytes (see `keptAsUtf8`); for one that writes text (polling) it stays as it is.
-    if (
-      this.#transport?.writesBytes &&
-      !this.#tail &&
-      !isShared(kept) &&
-      !kept.binary &&
-      kept.split === undefined &&
-      kept.text.length >= KEEP_AS_UTF8_FROM
-    ) {
-      kept = keptAsUtf8(kept.text)
+  #keep(seq: number, out: Outgoing | PreparedEvent): void {
+    let kept: Kept = out
+    if (!isShared(out) && !out.binary && out.split === undefined) {
+      // A long text of this session's own, on its way to a transport that writes bytes, is kept
+      // and sent as its UTF-8 bytes (see `keptAsUtf8`); any other is kept as its text.
+      if (this.#transport?.writesBytes && !this.#tail && out.text.length >= KEEP_AS_UTF8_FROM) {
+        out = keptAsUtf8(out.text)
+        kept = out
+      } else kept = out.text
     }
     this.#outSeq = seq
     if (this.#kept === NOTHING_KEPT) {
@@ -417,9 +427,10 @@ export class Session extends Timed implements TransportOwner {
       this.#kept.push(kept)
     }
     this.#keptBytes += keptSize(kept, seq)
-    if (this.#tail) this.#tail(isShared(kept) ? kept.text(seq, 0) : kept.text)
+    if (this.#tail) this.#tail(keptText(kept, seq))
     else if (this.#transport) {
-      this.#write(this.#transport, keptOutgoing(kept, seq))
+      // What goes now is the packet as it came: only what is kept is pared down.
+      this.#write(this.#transport, keptOutgoing(out, seq))
       // A client may hold its ACK for seconds (five over SSE, where an ACK is a POST): past a
       // quarter of highWaterMark, where volatile events would start to drop, a PING asks for it
       // now (docs/protocol.md, delivery). One until an ACK comes.
@@ -483,7 +494,7 @@ export class Session extends Timed implements TransportOwner {
       id: this.id,
       inSeq: this.#inSeq,
       outSeq: this.#outSeq,
-      kept: this.#kept.map((kept, i) => (isShared(kept) ? kept.text(this.#keptFrom + i, 0) : kept.text)),
+      kept: this.#kept.map((kept, i) => keptText(kept, this.#keptFrom + i)),
     }
   }
 

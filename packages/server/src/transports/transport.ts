@@ -156,6 +156,29 @@ class KeptUtf8 implements Outgoing {
 }
 
 /**
+ * A packet of a session's own, kept for replay as its text alone, going out again (a resume):
+ * its packet object is decoded anew only if a transport asks for it.
+ */
+export function replayedText(text: string): Outgoing {
+  return new ReplayedText(text)
+}
+
+class ReplayedText implements Outgoing {
+  readonly binary = false
+  readonly text: string
+
+  constructor(text: string) {
+    this.text = text
+  }
+
+  get packet(): Packet {
+    const decoded = decodeText(this.text, { maxPayload: Number.MAX_SAFE_INTEGER })
+    if (!decoded.ok) throw decoded.error
+    return decoded.packet
+  }
+}
+
+/**
  * Why a transport stopped, as far as its medium can tell. Never 'client disconnect': only a
  * CLOSE packet says that, whatever the medium did.
  */
