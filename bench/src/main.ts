@@ -17,6 +17,9 @@
 // with work: `idle` (1k, 5k, 20k idle connections), `fanout` (one broadcast to 100, 1k, 10k),
 // `size` (64 B, 64 KB, 1 MB echoes), `broadcast-heavy` (100 000 deliveries/s offered);
 // `--quick` leaves them out unless `--only` names them (bench/test/growth.test.ts does).
+// To look into a figure (never for the published ones): `PARLEY_BENCH_SERVER_FLAGS` adds V8
+// flags to every single-node server (`--trace-gc-nvp`, say); `PARLEY_BENCH_SURVIVORS=<dir>`
+// has each server sample the allocations that outlive a young collection (survivors.ts).
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -218,6 +221,15 @@ function runRolling(out: string | undefined): Promise<void> {
   })
 }
 
+/**
+ * V8 flags for every single-node server from `PARLEY_BENCH_SERVER_FLAGS` (space-separated), for
+ * looking into a figure (`--trace-gc-nvp`, `--trace-pretenuring-statistics`); published figures
+ * use none.
+ */
+function extraServerFlags(): string[] {
+  return process.env.PARLEY_BENCH_SERVER_FLAGS?.trim().split(/\s+/).filter(Boolean) ?? []
+}
+
 /** One scenario against one server: a fresh server process and a fresh load generator. */
 async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promise<Measurement> {
   if (nodesOf(scenario) > 1) return measureCluster(scenario, kind, cli)
@@ -234,7 +246,7 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
         ...(kind === 'parley-metrics' ? ['--metrics'] : []),
         ...(scenario.serverArgs ?? []),
       ],
-      ['--expose-gc', ...scenario.serverFlags, ...profile],
+      ['--expose-gc', ...scenario.serverFlags, ...extraServerFlags(), ...profile],
     ),
     start('load.ts', [], [...LOAD_FLAGS, ...loadProfile]),
   ])

@@ -20,6 +20,7 @@ import { Server as SocketIoServer } from 'socket.io'
 import { WebSocketServer } from 'ws'
 import { peer } from './rpc.ts'
 import { now, sleep } from './stats.ts'
+import { sampleSurvivors } from './survivors.ts'
 
 export type ServerKind = 'parley' | 'socketio' | 'ws'
 
@@ -324,9 +325,13 @@ async function main() {
       : kind === 'socketio'
         ? await startSocketIo(options, redisUrl)
         : await startWs(options)
+  // See survivors.ts: from the first CPU reading (where a measurement starts) to the exit.
+  const survivorsDir = process.env.PARLEY_BENCH_SURVIVORS
+  let stopSampling: (() => void) | undefined
   peer(process, async (cmd, args) => {
     switch (cmd) {
       case 'cpu':
+        if (survivorsDir && !stopSampling) stopSampling = sampleSurvivors(survivorsDir, kind)
         return cpuUs()
       case 'count':
         return server.count()
@@ -347,8 +352,12 @@ async function main() {
   })
   // Never outlive the runner, which ends this process with SIGTERM when it is done with it
   // (an exit, not a kill, so that --cpu-prof writes its profile).
-  process.on('disconnect', () => process.exit(0))
-  process.on('SIGTERM', () => process.exit(0))
+  const exit = () => {
+    stopSampling?.()
+    process.exit(0)
+  }
+  process.on('disconnect', exit)
+  process.on('SIGTERM', exit)
   process.send?.({ ready: server.port })
 }
 
