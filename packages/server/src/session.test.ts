@@ -171,6 +171,38 @@ afterEach(() => {
 })
 
 describe('Session: attach and replay', () => {
+  it('replays what is unacknowledged, in order, after ACKs and bursts of every size', () => {
+    const { session } = setup()
+    const first = new FakeTransport()
+    session.attach(first, 0, false)
+    const send = (count: number) => {
+      for (let i = 0; i < count; i++) session.sendNumbered((seq) => event(seq, 'n', [`#${seq}`]))
+    }
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    send(6)
+    first.receive({ type: PacketType.ACK, ack: 4 })
+    // Past the first ring's eight while its start has moved on, then acknowledged in part.
+    send(9)
+    first.receive({ type: PacketType.ACK, ack: 9 })
+    send(3)
+    first.lose('transport close')
+
+    const second = new FakeTransport()
+    session.attach(second, 9, true)
+    expect(second.eventSeqs()).toEqual(range(10, 18))
+    expect(
+      second.sent.filter((p) => p.type === PacketType.EVENT).map((p) => (p as EventPacket).args),
+    ).toEqual(range(10, 18).map((seq) => [`#${seq}`]))
+    // An ACK in the middle of a resume: the rest stays, and comes again on the next transport.
+    second.receive({ type: PacketType.ACK, ack: 16 })
+    second.lose('transport close')
+    const third = new FakeTransport()
+    session.attach(third, 16, true)
+    expect(third.eventSeqs()).toEqual([17, 18])
+    third.receive({ type: PacketType.ACK, ack: 18 })
+    expect(session.keptBytes).toBe(0)
+  })
+
   it('sends OPEN first, with the sid, the public id, the limits and recovered', () => {
     const { session } = setup()
     const transport = new FakeTransport()

@@ -148,7 +148,10 @@ const keptText = (kept: Kept, seq: number): string =>
   typeof kept === 'string' ? kept : isShared(kept) ? kept.text(seq, 0) : kept.text
 
 /** What an empty replay buffer holds; shared, so never written to (see `Session.#kept`). */
-const NOTHING_KEPT: Kept[] = []
+const NOTHING_KEPT: (Kept | undefined)[] = []
+
+/** The smallest ring of kept packets; it doubles when full. */
+const FIRST_RING = 8
 
 /** A packet to send, or a kept one as it goes out again, with sequence number `seq`. */
 const keptOutgoing = (kept: Kept, seq: number): Outgoing =>
@@ -229,14 +232,17 @@ export class Session extends Timed implements TransportOwner {
   #outSeq = 0
   #inSeq = 0
   /**
-   * Numbered packets the client has not acknowledged, in order. Their numbers are consecutive,
-   * so only the first is stored: no wrapper object per message, which matters for the garbage
-   * collector, since every kept packet lives until the client's next ACK. Empty, it is the
-   * shared `NOTHING_KEPT` (never written to): an idle session keeps no array, and an array grown
-   * by a burst is let go with the ACK that empties it.
+   * Numbered packets the client has not acknowledged, in order: `#keptCount` of them from
+   * `#keptHead` on, in a ring (its length a power of two). Their numbers are consecutive, so
+   * only the first is stored: no wrapper object per message. The ring stays from one ACK to the
+   * next, so that a session in a stream of broadcasts makes no array per ACK (each would live
+   * until the ACK, past a young collection); it is let go at the heartbeat's PING when empty,
+   * so that an idle session keeps none. Without one it is the shared `NOTHING_KEPT`.
    */
-  #kept: Kept[] = NOTHING_KEPT
-  /** The `seq` of `#kept[0]` (when there is one). */
+  #kept: (Kept | undefined)[] = NOTHING_KEPT
+  #keptHead = 0
+  #keptCount = 0
+  /** The `seq` of the first kept packet (when there is one). */
   #keptFrom = 1
   #keptBytes = 0
   /** A PING went to ask for the ACK (kept bytes passed a quarter of highWaterMark); none came yet. */
@@ -353,8 +359,8 @@ export class Session extends Timed implements TransportOwner {
     this.#unacked = 0
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
-    for (let i = 0; i < this.#kept.length; i++) {
-      this.#write(transport, keptOutgoing(this.#kept[i]!, this.#keptFrom + i))
+    for (let i = 0; i < this.#keptCount; i++) {
+      this.#write(transport, keptOutgoing(this.#keptAt(i), this.#keptFrom + i))
     }
     this.#heard = true
     this.#startHeartbeat()
@@ -420,12 +426,10 @@ export class Session extends Timed implements TransportOwner {
       } else kept = out.text
     }
     this.#outSeq = seq
-    if (this.#kept === NOTHING_KEPT) {
-      this.#keptFrom = seq
-      this.#kept = [kept]
-    } else {
-      this.#kept.push(kept)
-    }
+    if (this.#keptCount === 0) this.#keptFrom = seq
+    if (this.#keptCount === this.#kept.length) this.#growKept()
+    this.#kept[(this.#keptHead + this.#keptCount) & (this.#kept.length - 1)] = kept
+    this.#keptCount++
     this.#keptBytes += keptSize(kept, seq)
     if (this.#tail) this.#tail(keptText(kept, seq))
     else if (this.#transport) {
@@ -494,7 +498,7 @@ export class Session extends Timed implements TransportOwner {
       id: this.id,
       inSeq: this.#inSeq,
       outSeq: this.#outSeq,
-      kept: this.#kept.map((kept, i) => keptText(kept, this.#keptFrom + i)),
+      kept: Array.from({ length: this.#keptCount }, (_, i) => keptText(this.#keptAt(i), this.#keptFrom + i)),
     }
   }
 
@@ -548,7 +552,7 @@ export class Session extends Timed implements TransportOwner {
     const transport = this.#transport
     this.#transport = null
     if (transport) transport.close('normal')
-    this.#kept = NOTHING_KEPT
+    this.#dropKept()
     this.#keptBytes = 0
     this.#config.metrics.disconnect(CloseReason.SERVER_HANDOFF)
     this.#owner?.sessionEnded(CloseReason.SERVER_HANDOFF)
@@ -612,7 +616,7 @@ export class Session extends Timed implements TransportOwner {
       transport.close(options.kind ?? 'normal')
       if (transport.lingering) this.#config.linger(this.sid, transport)
     }
-    this.#kept = NOTHING_KEPT
+    this.#dropKept()
     this.#keptBytes = 0
     this.#config.ended(this.sid, close)
     this.#config.metrics.disconnect(reason)
@@ -689,13 +693,38 @@ export class Session extends Timed implements TransportOwner {
   }
 
   #trim(ack: number): void {
-    const count = Math.min(this.#kept.length, ack - this.#keptFrom + 1)
+    const count = Math.min(this.#keptCount, ack - this.#keptFrom + 1)
     if (count <= 0) return
     this.#ackAsked = false
-    for (let i = 0; i < count; i++) this.#keptBytes -= keptSize(this.#kept[i]!, this.#keptFrom + i)
-    if (count === this.#kept.length) this.#kept = NOTHING_KEPT
-    else this.#kept.splice(0, count)
+    const mask = this.#kept.length - 1
+    for (let i = 0; i < count; i++) {
+      const at = (this.#keptHead + i) & mask
+      this.#keptBytes -= keptSize(this.#kept[at]!, this.#keptFrom + i)
+      this.#kept[at] = undefined
+    }
+    this.#keptHead = (this.#keptHead + count) & mask
+    this.#keptCount -= count
     this.#keptFrom += count
+    if (this.#keptCount === 0) this.#keptHead = 0
+  }
+
+  /** The `i`th kept packet from the oldest. */
+  #keptAt(i: number): Kept {
+    return this.#kept[(this.#keptHead + i) & (this.#kept.length - 1)]!
+  }
+
+  /** A ring twice as long (or the first), the kept packets moved to its start in order. */
+  #growKept(): void {
+    const ring = new Array<Kept | undefined>(Math.max(FIRST_RING, this.#kept.length * 2))
+    for (let i = 0; i < this.#keptCount; i++) ring[i] = this.#keptAt(i)
+    this.#kept = ring
+    this.#keptHead = 0
+  }
+
+  #dropKept(): void {
+    this.#kept = NOTHING_KEPT
+    this.#keptHead = 0
+    this.#keptCount = 0
   }
 
   #scheduleAck(): void {
@@ -720,6 +749,8 @@ export class Session extends Timed implements TransportOwner {
   #ping(): void {
     const transport = this.#transport
     if (!transport) return
+    // Quiet since the last ACK: the ring goes (see `#kept`).
+    if (this.#keptCount === 0) this.#kept = NOTHING_KEPT
     this.#heard = false
     transport.send(PING)
     // Frozen, nothing the client sends is read, its PONG neither: PINGs keep it patient until
