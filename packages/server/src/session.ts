@@ -20,6 +20,7 @@ import type { Metrics } from './metrics.js'
 import { Timed, TimerQueue } from './timer-queue.js'
 import {
   type CloseKind,
+  isPreparedEvent,
   KEEP_AS_UTF8_FROM,
   keptAsUtf8,
   type Outgoing,
@@ -131,21 +132,17 @@ function restored(text: string, seq: number): Outgoing | undefined {
  */
 type Kept = Outgoing | PreparedEvent | string
 
-/** True for a broadcast's shared encoding. */
-const isShared = (kept: Kept): kept is PreparedEvent =>
-  typeof kept === 'object' && typeof kept.textLength === 'function'
-
 /** What a kept packet counts for against the buffer limits: its text's length, and a bit more. */
 const keptSize = (kept: Kept, seq: number) =>
   (typeof kept === 'string'
     ? kept.length
-    : isShared(kept)
+    : isPreparedEvent(kept)
       ? kept.textLength(seq, 0)
       : (kept.textLength ?? kept.text.length)) + KEPT_OVERHEAD
 
 /** A kept packet's wire text, `seq` being its sequence number. */
 const keptText = (kept: Kept, seq: number): string =>
-  typeof kept === 'string' ? kept : isShared(kept) ? kept.text(seq, 0) : kept.text
+  typeof kept === 'string' ? kept : isPreparedEvent(kept) ? kept.text(seq, 0) : kept.text
 
 /** What an empty replay buffer holds; shared, so never written to (see `Session.#kept`). */
 const NOTHING_KEPT: (Kept | undefined)[] = []
@@ -155,7 +152,11 @@ const FIRST_RING = 8
 
 /** A packet to send, or a kept one as it goes out again, with sequence number `seq`. */
 const keptOutgoing = (kept: Kept, seq: number): Outgoing =>
-  typeof kept === 'string' ? replayedText(kept) : isShared(kept) ? preparedOutgoing(kept, seq, 0) : kept
+  typeof kept === 'string'
+    ? replayedText(kept)
+    : isPreparedEvent(kept)
+      ? preparedOutgoing(kept, seq, 0)
+      : kept
 
 const PING = outgoing({ type: PacketType.PING })
 const MOVED = outgoing({ type: PacketType.MOVED })
@@ -417,7 +418,7 @@ export class Session extends Timed implements TransportOwner {
    */
   #keep(seq: number, out: Outgoing | PreparedEvent): void {
     let kept: Kept = out
-    if (!isShared(out) && !out.binary && out.split === undefined) {
+    if (!isPreparedEvent(out) && !out.binary && out.split === undefined) {
       // A long text of this session's own, on its way to a transport that writes bytes, is kept
       // and sent as its UTF-8 bytes (see `keptAsUtf8`); any other is kept as its text.
       if (this.#transport?.writesBytes && !this.#tail && out.text.length >= KEEP_AS_UTF8_FROM) {

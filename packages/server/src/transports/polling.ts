@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import { gzip } from 'node:zlib'
 import { type Packet, PacketType, type PreparedEvent } from '@parley/protocol'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
-import type { CloseKind, Outgoing } from './transport.js'
+import { type CloseKind, isClose, isPreparedEvent, type Outgoing } from './transport.js'
 
 /**
  * Polls to answer once the current tick is over. A broadcast to a thousand polling clients
@@ -150,7 +150,7 @@ export class PollingTransport extends HttpTransport {
     } else {
       const line = out.text
       bytes = Buffer.byteLength(line) + 1
-      if (out.packet.type === PacketType.CLOSE) this.#lastWords = line
+      if (isClose(out)) this.#lastWords = line
       this.#waiting.push(line)
     }
     this.#queuedBytes += bytes
@@ -229,18 +229,14 @@ export class PollingTransport extends HttpTransport {
  */
 type Entry = string | Outgoing | PreparedEvent | number
 
-const isShared = (entry: Entry): entry is PreparedEvent =>
-  typeof entry === 'object' && typeof (entry as PreparedEvent).byteLength === 'function'
-
 /** How many entries the packet at `entry` takes. */
-const entryLength = (entry: Entry): number => (isShared(entry) ? 2 : 1)
+const entryLength = (entry: Entry): number => (isPreparedEvent(entry) ? 2 : 1)
 
 /** The packet's bytes in an answer (UTF-8, and its newline); `next` is the entry after it. */
 function entryBytes(entry: Entry, next?: Entry): number {
   if (typeof entry === 'string') return Buffer.byteLength(entry) + 1
-  if (isShared(entry)) return entry.byteLength(next as number) + 1
-  if (typeof entry === 'number') throw new Error('a seq is not a packet')
-  const split = entry.split!()!
+  if (isPreparedEvent(entry)) return entry.byteLength(next as number) + 1
+  const split = (entry as Outgoing).split!()!
   return split.head.length + split.tail.length + 1
 }
 
@@ -248,7 +244,7 @@ function entryBytes(entry: Entry, next?: Entry): number {
 function lineAt(entries: readonly Entry[], at: number): string {
   const entry = entries[at]!
   if (typeof entry === 'string') return entry
-  if (isShared(entry)) return entry.text(entries[at + 1] as number, 0)
+  if (isPreparedEvent(entry)) return entry.text(entries[at + 1] as number, 0)
   return (entry as Outgoing).text
 }
 
@@ -284,7 +280,7 @@ function linesAsBytes(entries: readonly Entry[], end: number, sized: number): Bu
     const split =
       typeof entry === 'string'
         ? undefined
-        : isShared(entry)
+        : isPreparedEvent(entry)
           ? entry.split(entries[i + 1] as number)
           : (entry as Outgoing).split?.()
     if (split) {

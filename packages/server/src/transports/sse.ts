@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
-import { PacketType, type SplitText } from '@parley/protocol'
+import type { SplitText } from '@parley/protocol'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import { corkForTick } from './tick-cork.js'
-import type { CloseKind, Outgoing } from './transport.js'
+import { type CloseKind, isClose, type Outgoing } from './transport.js'
 
 // A comment line of 2 KiB: buffering proxies flush once they hold this much.
 const PRELUDE = `:${' '.repeat(2048)}\n\n`
@@ -195,7 +195,7 @@ export class SseTransport extends HttpTransport {
   /** The event of one packet; a CLOSE is also kept, for a client that comes back for it. */
   #event(out: Outgoing): string {
     const event = `${EVENT_START}${out.text}\n\n`
-    if (out.packet.type === PacketType.CLOSE) this.#lastWords = event
+    if (isClose(out)) this.#lastWords = event
     return event
   }
 

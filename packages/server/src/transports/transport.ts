@@ -39,6 +39,34 @@ export interface Outgoing<P extends Packet = Packet> {
    */
   readonly shared?: PreparedEvent
   readonly seq?: number
+  /**
+   * True for a packet known to be numbered (EVENT, REPLY or ERROR) without making its packet
+   * object: a broadcast's copy, or one kept for replay. See `isClose`.
+   */
+  readonly numbered?: boolean
+}
+
+/**
+ * True when `out` is a CLOSE (a transport keeps it for a client that comes back for it). A
+ * numbered packet is not one, and its packet is not made to ask: a replayed one's would be
+ * decoded from its text.
+ */
+export function isClose(out: Outgoing): boolean {
+  return out.numbered !== true && out.packet.type === PacketType.CLOSE
+}
+
+/** True for a broadcast's shared encoding, beside the other things that wait for a client. */
+export function isPreparedEvent(value: unknown): value is PreparedEvent {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as PreparedEvent).byteLength === 'function'
+  )
+}
+
+/** The packet of a text the session kept for replay (it encoded the text itself). */
+function decodeKept(text: string): Packet {
+  const decoded = decodeText(text, { maxPayload: Number.MAX_SAFE_INTEGER })
+  if (!decoded.ok) throw decoded.error
+  return decoded.packet
 }
 
 /** Encodes a packet for sending. Throws PARLEY_UNSERIALIZABLE for values JSON cannot carry. */
@@ -83,6 +111,10 @@ class PreparedCopy implements Outgoing<EventPacket> {
 
   get seq(): number {
     return this.#seq
+  }
+
+  get numbered(): true {
+    return true
   }
 
   /** Without making the text: the session counts every copy it sends, and most never need it. */
@@ -145,9 +177,11 @@ class KeptUtf8 implements Outgoing {
   }
 
   get packet(): Packet {
-    const decoded = decodeText(this.text, { maxPayload: Number.MAX_SAFE_INTEGER })
-    if (!decoded.ok) throw decoded.error
-    return decoded.packet
+    return decodeKept(this.text)
+  }
+
+  get numbered(): true {
+    return true
   }
 
   split(): SplitText {
@@ -172,9 +206,11 @@ class ReplayedText implements Outgoing {
   }
 
   get packet(): Packet {
-    const decoded = decodeText(this.text, { maxPayload: Number.MAX_SAFE_INTEGER })
-    if (!decoded.ok) throw decoded.error
-    return decoded.packet
+    return decodeKept(this.text)
+  }
+
+  get numbered(): true {
+    return true
   }
 }
 
