@@ -30,6 +30,7 @@ describe('options', () => {
       handshakeTimeout: 10_000,
       perMessageDeflate: false,
       pollingCompression: { threshold: 1024 },
+      closeIdleSseUpstream: false,
     })
   })
 
@@ -50,6 +51,8 @@ describe('options', () => {
     })
     expect((await register({ perMessageDeflate: true })).perMessageDeflate).toEqual({ threshold: 1024 })
     expect((await register({ pollingCompression: false })).pollingCompression).toBe(false)
+    expect((await register({ sseUpstream: 'close-when-idle' })).closeIdleSseUpstream).toBe(true)
+    expect((await register({ sseUpstream: 'keep-alive' })).closeIdleSseUpstream).toBe(false)
     expect((await register({ pollingCompression: { threshold: 0 } })).pollingCompression).toEqual({
       threshold: 0,
     })
@@ -87,6 +90,8 @@ describe('options', () => {
     [{ pollingCompression: 'gzip' }, 'pollingCompression'],
     [{ pollingCompression: { level: 9 } }, 'pollingCompression'],
     [{ pollingCompression: { threshold: 1.5 } }, 'pollingCompression.threshold'],
+    [{ sseUpstream: 'close' }, 'sseUpstream'],
+    [{ sseUpstream: true }, 'sseUpstream'],
     [{ pingIntervall: 10 }, 'pingIntervall'],
   ])('refuse %j naming %s', async (options, name) => {
     const error = await register(options).catch((e: unknown) => e)

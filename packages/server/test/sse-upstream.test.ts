@@ -1,0 +1,89 @@
+// The `sseUpstream` option seen from the wire: which POST answers say `Connection: close`.
+// (The client's side, that an SSE session carries on over new connections, is in the client's
+// tests: packages/client/test/sse-upstream.test.ts.)
+import http from 'node:http'
+import { encodeText, PacketType } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+let started: Started | undefined
+let client: RawClient | undefined
+afterEach(async () => {
+  client?.close()
+  await started?.app.close()
+  started = client = undefined
+})
+
+/** One POST on a connection of its own; what the answer's `Connection` header says. */
+function post(
+  url: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const agent = new http.Agent({ keepAlive: true })
+    const req = http.request(
+      url,
+      { method: 'POST', agent, headers: { 'content-type': 'text/plain', ...headers } },
+      (res) => {
+        res.resume()
+        res.on('end', () => {
+          agent.destroy()
+          resolve({ status: res.statusCode ?? 0, connection: res.headers.connection })
+        })
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+async function sseSession(options: Parameters<typeof startServer>[0]) {
+  started = await startServer(options)
+  client = await rawConnect('sse', started.base, {}, { autoPong: false })
+  return `${started.base}/sse?v=1&sid=${client.sid}`
+}
+
+describe("the server's sseUpstream option", () => {
+  it("'close-when-idle': closes after a heartbeat's POST when nothing else was POSTed since the last one", async () => {
+    const url = await sseSession({ sseUpstream: 'close-when-idle' })
+    const pong = encodeText({ type: PacketType.PONG })
+    const ack = encodeText({ type: PacketType.ACK, ack: 0 })
+    const event = (seq: number) =>
+      encodeText({ type: PacketType.EVENT, seq, name: 'hello', args: [], ackId: 0 })
+    // Heartbeats alone (with the ACK a PING asks for): each closes its connection.
+    expect(await post(url, pong)).toEqual({ status: 204, connection: 'close' })
+    expect(await post(url, `${ack}\n${pong}`)).toEqual({ status: 204, connection: 'close' })
+    // A client that talks keeps its connection, through the next heartbeat too.
+    expect(await post(url, event(1))).toEqual({ status: 204, connection: 'keep-alive' })
+    expect(await post(url, pong)).toEqual({ status: 204, connection: 'keep-alive' })
+    // ...but not through one more, quiet, heartbeat.
+    expect(await post(url, pong)).toEqual({ status: 204, connection: 'close' })
+    // An ACK alone counts as talking (a receiving client), and so does an event beside the PONG.
+    expect(await post(url, ack)).toEqual({ status: 204, connection: 'keep-alive' })
+    expect(await post(url, pong)).toEqual({ status: 204, connection: 'keep-alive' })
+    expect(await post(url, `${event(2)}\n${pong}`)).toEqual({ status: 204, connection: 'keep-alive' })
+    expect(await post(url, pong)).toEqual({ status: 204, connection: 'close' })
+  })
+
+  it('keeps a connection that another node routed here: it carries other clients too', async () => {
+    const url = await sseSession({ sseUpstream: 'close-when-idle' })
+    expect(await post(url, '[3]', { 'x-parley-routed': '1' })).toEqual({
+      status: 204,
+      connection: 'keep-alive',
+    })
+  })
+
+  it("'keep-alive' (the default) keeps every POST's connection", async () => {
+    const url = await sseSession({})
+    expect(await post(url, '[3]')).toEqual({ status: 204, connection: 'keep-alive' })
+  })
+
+  it('leaves polling alone: its PONG comes in a GET, and its POSTs keep their connection', async () => {
+    started = await startServer({ sseUpstream: 'close-when-idle' })
+    client = await rawConnect('polling', started.base, {}, { autoPong: false })
+    const url = `${started.base}/poll?v=1&sid=${client.sid}`
+    expect(await post(url, '[3]')).toEqual({ status: 204, connection: 'keep-alive' })
+  })
+})
