@@ -19,7 +19,9 @@
 // `--quick` leaves them out unless `--only` names them (bench/test/growth.test.ts does).
 // To look into a figure (never for the published ones): `PARLEY_BENCH_SERVER_FLAGS` adds V8
 // flags to every single-node server (`--trace-gc-nvp`, say); `PARLEY_BENCH_SURVIVORS=<dir>`
-// has each server sample the allocations that outlive a young collection (survivors.ts).
+// has each server sample the allocations that outlive a young collection (survivors.ts);
+// `PARLEY_BENCH_PARLEY_OPTIONS='{"sseUpstream":"close-when-idle"}'` adds options to every
+// Parley server (server.ts).
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'

@@ -122,6 +122,20 @@ async function promMetrics() {
   return { metrics: { registry: new Registry() } }
 }
 
+/**
+ * Parley options from `PARLEY_BENCH_PARLEY_OPTIONS` (a JSON object), for looking into what an
+ * option changes (`{"sseUpstream":"close-when-idle"}`, say); never for the published figures.
+ */
+function parleyOptionsFromEnv(): Record<string, unknown> {
+  const json = process.env.PARLEY_BENCH_PARLEY_OPTIONS
+  if (!json) return {}
+  const value: unknown = JSON.parse(json)
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new Error('PARLEY_BENCH_PARLEY_OPTIONS must be a JSON object')
+  }
+  return value as Record<string, unknown>
+}
+
 async function startParley(options: ServerOptions, redisUrl?: string, metrics = false): Promise<BenchServer> {
   const app = Fastify()
   const adapter = redisUrl ? { adapter: await parleyRedisAdapter(redisUrl) } : {}
@@ -134,6 +148,7 @@ async function startParley(options: ServerOptions, redisUrl?: string, metrics = 
     ...(pingInterval ? { pingInterval, pingTimeout: Math.min(pingInterval, 15_000) } : {}),
     ...(maxPayload ? { maxPayload } : {}),
     ...(maxBufferedBytes ? { maxBufferedBytes } : {}),
+    ...parleyOptionsFromEnv(),
   })
   const io = (app as unknown as { parley: LooseParley }).parley
   io.on('connection', (socket) => {
