@@ -4,7 +4,6 @@ import {
   decodeLines,
   ErrorCode,
   type HelloPacket,
-  type Packet,
   PacketType,
   ParleyError,
   PROTOCOL_VERSION,
@@ -24,7 +23,8 @@ import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import { Forwarder } from './forward.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
-import { ROUTED_HEADER, serveRouted } from './routing.js'
+import { serveRouted } from './routing.js'
+import { IdleSseUpstream } from './sse-upstream.js'
 import { handshakeRequest, WebSocketHandshakes } from './websocket-handshake.js'
 
 export interface RoutesOptions {
@@ -55,6 +55,7 @@ export async function parleyRoutes(
   const enabled = (name: TransportName) => options.transports.includes(name)
   /** POSTs in progress, per session, across both HTTP transports. */
   const posting = new WeakSet<Session>()
+  const idleSseUpstream = options.closeIdleSseUpstream ? new IdleSseUpstream() : undefined
 
   const fail = (reply: FastifyReply, status: number, code: string, message: string, cors: HeaderBag = {}) =>
     reply
@@ -282,45 +283,12 @@ export async function parleyRoutes(
       // Line lengths are worked out only when they are counted (the `metrics` option).
       http.receive(decoded.packets, server.metrics === noMetrics ? NO_SIZES : lineLengths(lines))
       reply.code(204).headers({ ...cors, 'Cache-Control': 'no-store' })
-      if (closesAfter(kind, request, session, decoded.packets)) reply.header('Connection', 'close')
+      if (kind === 'sse' && idleSseUpstream?.closesAfter(request, session, decoded.packets))
+        reply.header('Connection', 'close')
       return reply.send()
     } finally {
       posting.delete(session)
     }
-  }
-
-  /** SSE sessions that POSTed since their last heartbeat's POST (the `sseUpstream` option). */
-  const postedSinceHeartbeat = new WeakSet<Session>()
-
-  /**
-   * Whether this POST's connection closes after its answer (`sseUpstream: 'close-when-idle'`):
-   * the POST that answers a heartbeat (it carries a PONG) of an SSE client over HTTP/1.1 that
-   * POSTed nothing else since the heartbeat before, so that a client that only answers
-   * heartbeats holds its stream alone, and one that talks (or acknowledges) keeps its POST
-   * connection. The header tells the client before it could reuse the connection (no keep-alive
-   * race). Not for a POST another node routed here: that connection carries other clients too.
-   */
-  function closesAfter(
-    kind: HttpKind,
-    request: FastifyRequest,
-    session: Session,
-    packets: readonly Packet[],
-  ) {
-    if (kind !== 'sse' || !options.closeIdleSseUpstream) return false
-    if (request.raw.httpVersionMajor !== 1 || request.headers[ROUTED_HEADER] !== undefined) return false
-    let heartbeat = false
-    let other = false
-    for (const packet of packets) {
-      if (packet.type === PacketType.PONG) heartbeat = true
-      else if (packet.type !== PacketType.ACK) other = true
-    }
-    if (!heartbeat) {
-      postedSinceHeartbeat.add(session)
-      return false
-    }
-    const talked = other || postedSinceHeartbeat.has(session)
-    postedSinceHeartbeat.delete(session)
-    return !talked
   }
 
   async function handshakePost(
