@@ -3,6 +3,16 @@ import { defineConfig } from 'vitest/config'
 
 const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url))
 
+/**
+ * Files that must run one at a time, with nothing beside them: they drive Chromium and time what
+ * a browser does (a fallback within 1.5 s, a resume across a rolling restart). Beside another
+ * test on two cores their clocks would measure the machine, not the code. `pnpm test` runs the
+ * `together` project on every core (the cluster, packaging and bench tests too: they check what
+ * happens, never how fast), then this one with `--no-file-parallelism` (Vitest 3 does not honour
+ * `fileParallelism` set on a project: the flag on the command line is what holds).
+ */
+const alone = ['packages/client/test/browser.test.ts', '**/*.browser.test.ts']
+
 // Tests run against the TypeScript sources, so `pnpm test` needs no build first.
 export default defineConfig({
   resolve: {
@@ -14,15 +24,35 @@ export default defineConfig({
     },
   },
   test: {
-    include: [
-      'packages/*/src/**/*.test.ts',
-      'packages/*/test/**/*.test.ts',
-      'apps/*/test/**/*.test.ts',
-      'test/**/*.test.ts',
-      'bench/test/**/*.test.ts',
-    ],
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'together',
+          include: [
+            'packages/*/src/**/*.test.ts',
+            'packages/*/test/**/*.test.ts',
+            'apps/*/test/**/*.test.ts',
+            'test/**/*.test.ts',
+            'bench/test/**/*.test.ts',
+          ],
+          exclude: ['**/node_modules/**', ...alone],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'alone',
+          include: alone,
+          exclude: ['**/node_modules/**'],
+          // After the others, in a plain `vitest run` too.
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 })
