@@ -5,13 +5,19 @@ const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.
 
 /**
  * Files that must run one at a time, with nothing beside them: they drive Chromium and time what
- * a browser does (a fallback within 1.5 s, a resume across a rolling restart). Beside another
+ * a browser does (a fallback within 1.5 s, a resume across a rolling restart), or wait a few
+ * seconds for a whole handoff under load. Beside another
  * test on two cores their clocks would measure the machine, not the code. `pnpm test` runs the
  * `together` project on every core (the cluster, packaging and bench tests too: they check what
  * happens, never how fast), then this one with `--no-file-parallelism` (Vitest 3 does not honour
  * `fileParallelism` set on a project: the flag on the command line is what holds).
  */
-const alone = ['packages/client/test/browser.test.ts', '**/*.browser.test.ts']
+const alone = [
+  'packages/client/test/browser.test.ts',
+  '**/*.browser.test.ts',
+  // Nodes handing sessions off over Redis under a steady broadcast, waited for within seconds.
+  'packages/redis/test/handoff-e2e.test.ts',
+]
 
 // Tests run against the TypeScript sources, so `pnpm test` needs no build first.
 export default defineConfig({

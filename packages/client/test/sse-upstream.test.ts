@@ -10,7 +10,7 @@ import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until
 
 afterEach(closeAll)
 
-/** An SSE client on a server with a PING every 600 ms; the server's connections, counted. */
+/** An SSE client on a server with a PING every second; the server's connections, counted. */
 async function sseSession(options: Record<string, unknown>) {
   const open = new Set<TcpSocket>()
   let opened = 0
@@ -32,7 +32,7 @@ async function sseSession(options: Record<string, unknown>) {
         socket.on('echo', (text: string, ack: (reply: string) => void) => ack(text.toUpperCase()))
       })
     },
-    { pingInterval: 600, pingTimeout: 500, ...options },
+    { pingInterval: 1000, pingTimeout: 900, ...options },
   )
   const socket = client(server.url, { transports: ['sse'] })
   await next(socket, 'connect')

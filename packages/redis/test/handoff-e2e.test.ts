@@ -130,8 +130,14 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
         for (const [k, mine] of got.entries()) {
           const missing = Array.from({ length: down }, (_, i) => i + 1).filter((n) => !mine.includes(n))
           const id = clients[k]!.id!
+          // Late or lost: a client still catching up misses a tail; one that lost packets has
+          // later ones past a gap (and repeats or disorder break the promise too).
+          const repeated = mine.length - new Set(mine).size
+          const ordered = mine.every((n, i) => i === 0 || n > mine[i - 1]!)
           console.log(
-            `client ${k} (${moved.includes(id) ? 'moved' : 'stayed'}): ${mine.length}/${down}, missing ${missing.slice(0, 20)}`,
+            `client ${k} (${moved.includes(id) ? 'moved' : 'stayed'}): ${mine.length}/${down}, last ${mine.at(-1)}, ` +
+              `${missing.length} missing (${missing.slice(0, 5)}...${missing.slice(-5)}), ${repeated} repeated, ` +
+              `${ordered ? 'in order' : 'out of order'}`,
           )
         }
         throw err
