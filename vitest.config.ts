@@ -1,16 +1,16 @@
 import { fileURLToPath } from 'node:url'
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
 
 const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url))
 
 /**
  * Files that must run one at a time, with nothing beside them: they drive Chromium and time what
  * a browser does (a fallback within 1.5 s, a resume across a rolling restart), or wait a few
- * seconds for a whole handoff under load. Beside another
- * test on two cores their clocks would measure the machine, not the code. `pnpm test` runs the
- * `together` project on every core (the cluster, packaging and bench tests too: they check what
- * happens, never how fast), then this one with `--no-file-parallelism` (Vitest 3 does not honour
- * `fileParallelism` set on a project: the flag on the command line is what holds).
+ * seconds for a whole handoff under load. Beside another test on two cores their clocks would
+ * measure the machine, not the code. `pnpm test` runs the `together` project on every core (the
+ * cluster, packaging and bench tests too: they check what happens, never how fast), then this
+ * one with `--no-file-parallelism` (Vitest 3 does not honour `fileParallelism` set on a project:
+ * the flag on the command line is what holds).
  */
 const alone = [
   'packages/client/test/browser.test.ts',
@@ -45,7 +45,7 @@ export default defineConfig({
             'test/**/*.test.ts',
             'bench/test/**/*.test.ts',
           ],
-          exclude: ['**/node_modules/**', ...alone],
+          exclude: [...configDefaults.exclude, ...alone],
           sequence: { groupOrder: 0 },
         },
       },
@@ -54,7 +54,6 @@ export default defineConfig({
         test: {
           name: 'alone',
           include: alone,
-          exclude: ['**/node_modules/**'],
           // After the others, in a plain `vitest run` too.
           sequence: { groupOrder: 1 },
         },
