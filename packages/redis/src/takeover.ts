@@ -103,7 +103,8 @@ export class Takeover implements SessionClaim {
     }
     this.#joinNow()
     const read = await context.finish()
-    return { tail: read.tail, complete: read.sealed && read.whole }
+    // Sealed before the claim: by the end of the old node's drain, nobody having claimed it.
+    return { tail: read.tail, complete: read.sealed && read.whole, late: context.sealed }
   }
 
   async #awaitSeal(): Promise<void> {

@@ -85,7 +85,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       url: 'http://127.0.0.1:1',
     })
     const taken = takeOver(b!, claim!)
-    expect(await taken.done).toEqual({ tail: [], complete: true })
+    expect(await taken.done).toEqual({ tail: [], complete: true, late: false })
     expect(taken.joins()).toBe(1)
     expect(a!.sockets.claims).toEqual(['sid-1'])
     // The handoff's keys are gone; the owner record stays, naming the claimer.
@@ -226,7 +226,12 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // A second call is the same takeover: join is called once.
     expect(claim!.takeOver(() => joins++)).toBe(taking)
     // The failing join is logged; the takeover still resolves.
-    expect(await taking).toEqual({ tail: [...texts, '[6,63,"PARLEY_SESSION_MOVED",2]'], complete: true })
+    // Sealed before the claim (the drain ended without one): late, what came after is lost.
+    expect(await taking).toEqual({
+      tail: [...texts, '[6,63,"PARLEY_SESSION_MOVED",2]'],
+      complete: true,
+      late: true,
+    })
     expect(joins).toBe(1)
     expect(b!.warnings.some((w) => w.includes('taking over a claimed session failed'))).toBe(true)
     // Sealed already: nothing to wait for.
@@ -327,7 +332,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // Gone: taken over at once, with what the tail holds.
     let started = Date.now()
     const gone = takeOver(b!, (await b!.adapter.claimSession('sid-gone'))!)
-    expect(await gone.done).toEqual({ tail: ['kept'], complete: false })
+    expect(await gone.done).toEqual({ tail: ['kept'], complete: false, late: false })
     expect(gone.joins()).toBe(1)
     expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
 
@@ -340,7 +345,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const silent = takeOver(b!, (await b!.adapter.claimSession('sid-silent'))!)
     const result: HandOffTail = await silent.done
     const waited = Date.now() - started
-    expect(result).toEqual({ tail: [], complete: false })
+    expect(result).toEqual({ tail: [], complete: false, late: false })
     expect(waited).toBeGreaterThanOrEqual(SEAL_WAIT_MS - 50)
     expect(waited).toBeLessThan(SEAL_WAIT_MS + 2000)
     expect(silent.joins()).toBe(1)
@@ -350,7 +355,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const leaves = takeOver(b!, (await b!.adapter.claimSession('sid-leaves'))!)
     await sleep(50)
     await b!.redis.del(nodeKey)
-    expect(await leaves.done).toEqual({ tail: [], complete: false })
+    expect(await leaves.done).toEqual({ tail: [], complete: false, late: false })
     expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
   })
 

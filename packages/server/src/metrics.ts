@@ -26,13 +26,14 @@ export interface Metrics {
   /**
    * A drain with handoff: a session of this node was stored for another one ('stored'), could
    * not be ('failed'), or was not claimed before the drain ended ('unclaimed'); or this node
-   * took one over with the old node's whole tail ('taken') or without it ('incomplete').
+   * took one over with the old node's whole tail ('taken'), without it ('incomplete'), or after
+   * the old node had stopped waiting for a claim ('late': what was sent in between is lost).
    */
   handoff(outcome: HandOffOutcome): void
 }
 
 /** See `Metrics.handoff`. */
-export type HandOffOutcome = 'stored' | 'failed' | 'unclaimed' | 'taken' | 'incomplete'
+export type HandOffOutcome = 'stored' | 'failed' | 'unclaimed' | 'taken' | 'incomplete' | 'late'
 
 /** Does nothing: the metrics of a server that was given no registry. */
 export const noMetrics: Metrics = {

@@ -624,7 +624,11 @@ export class ParleyServer<
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
     const rooms = [socket.id, ...snapshot.rooms]
-    const { tail, complete } = await claim.takeOver(() => {
+    const {
+      tail,
+      complete,
+      late = false,
+    } = await claim.takeOver(() => {
       void this.adapter.addAll(socket.id, rooms)
     })
     if (!session.release(tail)) {
@@ -632,11 +636,19 @@ export class ParleyServer<
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }
-    this.metrics.handoff(complete ? 'taken' : 'incomplete')
+    this.metrics.handoff(!complete ? 'incomplete' : late ? 'late' : 'taken')
     if (!complete) {
       this.#log.warn(
         { socket: socket.id },
         'parley: the node that handed this session off did not seal its tail; what it sent last may be lost',
+      )
+    }
+    if (late) {
+      // The client came back after handoff.timeout: the old node had given up on a claim and
+      // stopped taking the session's packets. Raising handoff.timeout is what helps.
+      this.#log.warn(
+        { socket: socket.id },
+        'parley: this session was claimed after the node that handed it off stopped waiting (handoff.timeout); what was sent to it in between is lost',
       )
     }
     await this.#recordOwner(session.sid)

@@ -44,6 +44,8 @@ export class Cluster {
   storeUp = true
   /** How long `handOff` takes to store a session (a slow store), in ms. */
   storeDelayMs = 0
+  /** How long `claimSession` takes to claim one (a client that comes back late), in ms. */
+  claimDelayMs = 0
   /** Nodes that are alive but that no other node reaches (their requests are lost). */
   readonly unreachable = new Set<string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
@@ -280,9 +282,12 @@ class HandOffClusterAdapter extends ClusterAdapter {
 
   async claimSession(sid: string): Promise<SessionClaim | null> {
     await hop()
+    if (this.cluster.claimDelayMs > 0) await new Promise((r) => setTimeout(r, this.cluster.claimDelayMs))
     const handoff = this.cluster.handoffs.get(sid)
     if (!this.cluster.storeUp || !handoff?.stored || handoff.claimedBy) return null
     handoff.claimedBy = this.node
+    // Sealed before its claim: the old node's drain ended without one.
+    const late = handoff.sealed
     return {
       snapshot: structuredClone(handoff.snapshot),
       takeOver: async (join) => {
@@ -297,7 +302,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
         join()
         // Only this handoff: the node that claimed it may be draining and handing it on.
         if (this.cluster.handoffs.get(sid) === handoff) this.cluster.handoffs.delete(sid)
-        return { tail: [...handoff.tail], complete: handoff.sealed }
+        return { tail: [...handoff.tail], complete: handoff.sealed, late }
       },
     }
   }

@@ -211,4 +211,48 @@ describe('handoff metrics', () => {
       await Promise.all(nodes.map((n) => n.app.close()))
     }
   })
+
+  it('count, and warn of, a session claimed after its old node stopped waiting for a claim', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // The client comes back (its claim lands) after the old node's drain gave up on one.
+    cluster.claimDelayMs = 600
+    const registries = [new Registry(), new Registry()]
+    const warnings: string[] = []
+    const nodes: Started[] = []
+    for (const [i, registry] of registries.entries()) {
+      nodes.push(
+        await startServer(
+          {
+            adapter: cluster.adapter(`n${i}`),
+            metrics: { registry },
+            handoff: { timeout: 200, retrySpread: 0 },
+          },
+          undefined,
+          {
+            return503OnClosing: false,
+            logger: { level: 'warn', stream: { write: (line: string) => void warnings.push(line) } },
+          },
+        ),
+      )
+    }
+    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
+    proxy.avoid.add(1)
+    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
+    try {
+      await until(() => client.connected)
+      proxy.avoid.clear()
+      proxy.avoid.add(0)
+      await nodes.shift()!.app.close()
+      await until(() => client.connected && client.recovered, 3000, 'resumed on the other node')
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'late' })).toBe(1)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
+      expect(warnings.filter((line) => line.includes('stopped waiting (handoff.timeout)'))).toHaveLength(1)
+    } finally {
+      client.disconnect()
+      await sleep(50)
+      await proxy.close()
+      await Promise.all(nodes.map((n) => n.app.close()))
+    }
+  })
 })

@@ -66,6 +66,13 @@ export interface HandOffTail {
    * or did not seal within the wait: whatever it produced after `tail` is lost.
    */
   complete: boolean
+  /**
+   * True when the old node had sealed the tail before this claim: its drain (or move) ended with
+   * the session unclaimed, the client having come back after `handoff.timeout`. From that seal
+   * until this takeover nobody took the session's packets, so what was sent to it meanwhile
+   * (broadcasts, emits from other nodes) is lost. Absent means false.
+   */
+  late?: boolean
 }
 
 /** A session this node won from another node's handoff (see `Adapter.claimSession`). */
