@@ -2,7 +2,7 @@
 import { connect as connectClient } from '@parley/client'
 import { type EventPacket, encodeText, type Packet, PacketType } from '@parley/protocol'
 import { ParleyOptionError, type ServerSocket } from '@parley/server'
-import Fastify from 'fastify'
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import { register as globalRegistry, Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startRoundRobin } from '../../../test/support/round-robin.js'
@@ -175,66 +175,24 @@ describe('metrics', () => {
 })
 
 describe('handoff metrics', () => {
-  it('count sessions stored by a draining node and taken over by another', async () => {
-    const cluster = new Cluster({ handoff: true })
+  /** Two nodes of `cluster`, each with its own registry, draining with `timeout`. */
+  async function twoNodes(cluster: Cluster, timeout: number, fastify: FastifyServerOptions = {}) {
     const registries = [new Registry(), new Registry()]
     const nodes: Started[] = []
     for (const [i, registry] of registries.entries()) {
       nodes.push(
         await startServer(
-          {
-            adapter: cluster.adapter(`n${i}`),
-            metrics: { registry },
-            handoff: { timeout: 2000, retrySpread: 0 },
-          },
+          { adapter: cluster.adapter(`n${i}`), metrics: { registry }, handoff: { timeout, retrySpread: 0 } },
           undefined,
-          { return503OnClosing: false },
+          { return503OnClosing: false, ...fastify },
         ),
       )
     }
-    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
-    proxy.avoid.add(1)
-    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
-    try {
-      await until(() => client.connected)
-      proxy.avoid.clear()
-      proxy.avoid.add(0)
-      await nodes.shift()!.app.close()
-      await until(() => client.connected && client.recovered)
-      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(1)
-      expect(await value(registries[0]!, 'parley_disconnects_total', { reason: 'server handoff' })).toBe(1)
-      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(1)
-    } finally {
-      client.disconnect()
-      await sleep(50)
-      await proxy.close()
-      await Promise.all(nodes.map((n) => n.app.close()))
-    }
-  })
+    return { registries, nodes }
+  }
 
-  it('count, and warn of, a session claimed after its old node stopped waiting for a claim', async () => {
-    const cluster = new Cluster({ handoff: true })
-    // The client comes back (its claim lands) after the old node's drain gave up on one.
-    cluster.claimDelayMs = 600
-    const registries = [new Registry(), new Registry()]
-    const warnings: string[] = []
-    const nodes: Started[] = []
-    for (const [i, registry] of registries.entries()) {
-      nodes.push(
-        await startServer(
-          {
-            adapter: cluster.adapter(`n${i}`),
-            metrics: { registry },
-            handoff: { timeout: 200, retrySpread: 0 },
-          },
-          undefined,
-          {
-            return503OnClosing: false,
-            logger: { level: 'warn', stream: { write: (line: string) => void warnings.push(line) } },
-          },
-        ),
-      )
-    }
+  /** A client of node 0 resumes on node 1 as node 0 drains; `check` reads the metrics then. */
+  async function drainOnce(nodes: Started[], check: () => Promise<void>) {
     const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
     proxy.avoid.add(1)
     const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
@@ -244,15 +202,37 @@ describe('handoff metrics', () => {
       proxy.avoid.add(0)
       await nodes.shift()!.app.close()
       await until(() => client.connected && client.recovered, 3000, 'resumed on the other node')
-      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
-      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'late' })).toBe(1)
-      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
-      expect(warnings.filter((line) => line.includes('stopped waiting (handoff.timeout)'))).toHaveLength(1)
+      await check()
     } finally {
       client.disconnect()
       await sleep(50)
       await proxy.close()
       await Promise.all(nodes.map((n) => n.app.close()))
     }
+  }
+
+  it('count sessions stored by a draining node and taken over by another', async () => {
+    const { registries, nodes } = await twoNodes(new Cluster({ handoff: true }), 2000)
+    await drainOnce(nodes, async () => {
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(1)
+      expect(await value(registries[0]!, 'parley_disconnects_total', { reason: 'server handoff' })).toBe(1)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(1)
+    })
+  })
+
+  it('count, and warn of, a session claimed after its old node stopped waiting for a claim', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // The client comes back (its claim lands) after the old node's drain gave up on one.
+    cluster.claimDelayMs = 600
+    const warnings: string[] = []
+    const { registries, nodes } = await twoNodes(cluster, 200, {
+      logger: { level: 'warn', stream: { write: (line: string) => void warnings.push(line) } },
+    })
+    await drainOnce(nodes, async () => {
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'late' })).toBe(1)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
+      expect(warnings.filter((line) => line.includes('stopped waiting (handoff.timeout)'))).toHaveLength(1)
+    })
   })
 })
