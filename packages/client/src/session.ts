@@ -83,7 +83,10 @@ export class Session implements ConnectionHost {
         ? (url: RequestInfo | URL, init?: RequestInit) => fetch(url, { ...init, credentials: 'include' })
         : fetch,
       query,
-      owedAck: () => this.#ledger.takeOwed(),
+      takeAck: () => {
+        this.#ledger.takeOwed()
+        return this.#ledger.inSeq
+      },
     }
     this.connection = new Connection(
       opts,

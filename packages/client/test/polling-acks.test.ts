@@ -86,3 +86,70 @@ describe('polling', () => {
     expect(socket.transport).toBe('polling')
   })
 })
+
+describe('polling, an answer lost to a GET the client had given up on', () => {
+  it('gets the packets again on its next GET, whose ack says it never read them', async () => {
+    let peer: ServerSocket | undefined
+    const reasons: string[] = []
+    server = await startServer(
+      (app) => {
+        parleyOf(app).on('connection', (socket) => {
+          peer = socket
+          socket.on('disconnect', (reason: string) => reasons.push(reason))
+        })
+      },
+      // No heartbeat within the test: a PING would end the stall by itself only with a
+      // later numbered packet, and this test sends none.
+      { pingInterval: 30_000, pingTimeout: 30_000 },
+    )
+    // The network between client and server, as a proxy makes it: `loseNextAnswer` breaks the
+    // connection of the next GET answer that carries packets; the resume that follows then
+    // finds a GET of the session, sent earlier and given up on, arriving at the server before
+    // the client's own first GET (the stale GET takes whatever waits for the client).
+    let loseNextAnswer = false
+    let staleGetOf: string | undefined
+    const stolen: string[] = []
+    const network: typeof fetch = async (input, init) => {
+      const url = String(input)
+      const res = await fetch(input, init)
+      if (init?.method !== 'POST' && loseNextAnswer) {
+        const body = await res.text()
+        if (body === '') return new Response('', { status: res.status, headers: res.headers })
+        loseNextAnswer = false
+        staleGetOf = url.replace(/&ack=\d+$/, '')
+        throw new TypeError('fetch failed: the connection broke')
+      }
+      if (init?.method === 'POST' && staleGetOf !== undefined && !url.includes('sid=')) {
+        const stale = staleGetOf
+        staleGetOf = undefined
+        // The late GET: its ack is the client's from before it gave up, and nobody reads it.
+        stolen.push(await (await fetch(`${stale}&ack=3`)).text())
+      }
+      return res
+    }
+    const socket = client(server.url, { transports: ['polling'], fetch: network })
+    const got: number[] = []
+    const switches: string[] = []
+    socket.on('news', (n: number) => got.push(n))
+    socket.on('transport', (now: string, before: string, why: string) =>
+      switches.push(`${before} ${why} ${now}`),
+    )
+    await next(socket, 'connect')
+    await until(() => peer !== undefined)
+    for (let n = 1; n <= 3; n++) peer!.emit('news', n)
+    await until(() => got.length === 3)
+    loseNextAnswer = true
+    for (let n = 4; n <= 6; n++) peer!.emit('news', n)
+    await until(() => switches.length === 1, 3000, 'the resume')
+    // The replay went to the stale GET; without a second sending the client would wait for
+    // the next message to show it a gap.
+    expect(stolen.join('\n')).toContain('"news",[4]')
+    await until(() => got.length === 6, 3000, 'the packets the stale GET took')
+    expect(got).toEqual([1, 2, 3, 4, 5, 6])
+    expect(switches).toEqual(['polling resume polling'])
+    expect(socket.recovered).toBe(true)
+    expect(reasons).toEqual([])
+    peer!.emit('news', 7)
+    await until(() => got.length === 7)
+  })
+})

@@ -361,7 +361,7 @@ export class Session extends Timed implements TransportOwner {
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     for (let i = 0; i < this.#keptCount; i++) {
-      this.#write(transport, keptOutgoing(this.#keptAt(i), this.#keptFrom + i))
+      this.#write(transport, keptOutgoing(this.#keptAt(i), this.#keptFrom + i), this.#keptFrom + i)
     }
     this.#heard = true
     this.#startHeartbeat()
@@ -435,7 +435,7 @@ export class Session extends Timed implements TransportOwner {
     if (this.#tail) this.#tail(keptText(kept, seq))
     else if (this.#transport) {
       // What goes now is the packet as it came: only what is kept is pared down.
-      this.#write(this.#transport, keptOutgoing(out, seq))
+      this.#write(this.#transport, keptOutgoing(out, seq), seq)
       // A client may hold its ACK for seconds (five over SSE, where an ACK is a POST): past a
       // quarter of highWaterMark, where volatile events would start to drop, a PING asks for it
       // now (docs/protocol.md, delivery). One until an ACK comes.
@@ -447,10 +447,10 @@ export class Session extends Timed implements TransportOwner {
     this.#checkBuffers()
   }
 
-  /** Hands an application packet (EVENT, REPLY, ERROR) to `transport`, counted. */
-  #write(transport: Transport, out: Outgoing): void {
+  /** Hands an application packet (EVENT, REPLY, ERROR) to `transport`, counted; `seq` 0 when volatile. */
+  #write(transport: Transport, out: Outgoing, seq = 0): void {
     this.#config.metrics.message('out', transport.name, out.textLength ?? out.text.length)
-    transport.send(out)
+    transport.send(out, seq)
   }
 
   /**
@@ -663,6 +663,18 @@ export class Session extends Timed implements TransportOwner {
     if (transport !== this.#transport) return
     this.#config.warn(`closing session: ${error.code}: ${error.message}`)
     this.end(CloseReason.INVALID_PACKET, { message: `${error.code}: ${error.message}` })
+  }
+
+  /**
+   * `transport` gave the client packets it never got (a polling answer that went to a GET the
+   * client had given up on): those still kept, from `after + 1` to `through`, go again, in order.
+   */
+  transportMissed(transport: Transport, after: number, through: number): void {
+    if (transport !== this.#transport) return
+    const last = Math.min(through, this.#keptFrom + this.#keptCount - 1)
+    for (let seq = Math.max(after + 1, this.#keptFrom); seq <= last; seq++) {
+      this.#write(transport, keptOutgoing(this.#keptAt(seq - this.#keptFrom), seq), seq)
+    }
   }
 
   /** `transport` is gone: the session waits for a resume, or ends when it cannot. */

@@ -6,8 +6,10 @@ import { shown, transportError } from './transport.js'
 
 /**
  * Long-polling: one GET always outstanding for the downstream, POST upstream. Each GET, sent as
- * soon as the answer before it is read, carries the ACK owed (`ack=N`): ACKs need no POST, however
+ * soon as the answer before it is read, carries the ACK (`ack=N`): ACKs need no POST, however
  * many packets an answer brought (the timer's POST only goes when no GET took the ACK in time).
+ * It carries one even when none is owed: an `ack` lower than an earlier answer reached tells the
+ * server that answer went to a GET this client had given up on, and it sends the packets again.
  */
 export class PollingTransport extends HttpTransport {
   readonly name = 'polling'
@@ -30,8 +32,7 @@ export class PollingTransport extends HttpTransport {
         // A signal per poll: every fetch adds an abort listener to its signal and does not take
         // it off, so one signal for the whole session would gather one per poll.
         this.ctl = new AbortController()
-        const ack = this.setup.owedAck()
-        const res = await this.setup.fetch(ack ? `${url}&ack=${ack}` : url, {
+        const res = await this.setup.fetch(`${url}&ack=${this.setup.takeAck()}`, {
           signal: this.ctl.signal,
         })
         if (res.status !== 200) {

@@ -11,8 +11,11 @@ export interface TransportSetup {
   fetch: Fetch
   /** The URL's own query parameters, `&key=value...`, for every request. */
   query: string
-  /** The ACK owed now, taken, or undefined (see `Ledger.takeOwed`): polling carries it in its GET. */
-  owedAck(): number | undefined
+  /**
+   * Every packet received in order so far, taking the ACK owed (see `Ledger.takeOwed`): polling
+   * carries it in each GET, owed or not, so that the server sees an answer that never came.
+   */
+  takeAck(): number
 }
 
 /** How to make one transport, and what it is. */

@@ -244,18 +244,19 @@ export async function parleyRoutes(
     if (method === 'GET') {
       // A GET may acknowledge what the client got so far (`ack`, as an ACK packet would): a
       // polling client then needs no POST for its ACKs, since it asks again at once.
-      const ack = (request.query as Query).ack
-      if (ack !== undefined) {
-        const value = typeof ack === 'string' && SEQ.test(ack) ? Number(ack) : Number.NaN
-        if (!Number.isSafeInteger(value)) {
+      const query = (request.query as Query).ack
+      let ack: number | undefined
+      if (query !== undefined) {
+        ack = typeof query === 'string' && SEQ.test(query) ? Number(query) : Number.NaN
+        if (!Number.isSafeInteger(ack)) {
           const error = new ParleyError(ErrorCode.INVALID_PACKET, 'ack is a sequence number')
           http.reject(error)
           return fail(reply, 400, error.code, error.message, cors)
         }
-        http.receive([{ type: PacketType.ACK, ack: value }], NO_SIZES)
+        http.receive([{ type: PacketType.ACK, ack }], NO_SIZES)
       }
       reply.hijack()
-      http.downstream(reply.raw, cors)
+      http.downstream(reply.raw, cors, ack)
       return reply
     }
 

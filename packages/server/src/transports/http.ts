@@ -52,8 +52,8 @@ export abstract class HttpTransport extends BaseTransport implements HttpSide {
   /** See `HttpSide.nextGetWithin`. */
   abstract nextGetWithin(): number | undefined
 
-  /** A GET for the downstream: SSE streams on it, polling holds it until there is something. */
-  abstract downstream(res: ServerResponse, headers: HeaderBag): void
+  /** A GET for the downstream (see `HttpSide.downstream`). */
+  abstract downstream(res: ServerResponse, headers: HeaderBag, ack?: number): void
 
   /** Packets from an upstream POST body, decoded. */
   receive(packets: Packet[], sizes: readonly number[]): void {

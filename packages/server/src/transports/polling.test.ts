@@ -119,4 +119,41 @@ describe('a polling transport with broadcast copies waiting', () => {
     transport.http.serveLast(late, {})
     expect(late.body).toBe(close.text)
   })
+
+  it('tells its owner what an answer the client never read carried, up to where it stopped', () => {
+    const event = (seq: number, text = 'x') =>
+      outgoing({ type: PacketType.EVENT, seq, name: 'e', args: [text], ackId: 0 })
+    const volatile = event(0, 'v')
+    const numbered = [1, 2, 3].map((seq) => event(seq, 'y'.repeat(100)))
+    // Room for two of the numbered ones (and the volatile one between them), not three.
+    const transport = new PollingTransport(2 * (numbered[0]!.text.length + 1) + volatile.text.length + 1)
+    const missed: [number, number][] = []
+    transport.bind({
+      transportPacket: () => {},
+      transportInvalid: () => {},
+      transportLost: () => {},
+      transportMissed: (_, after, through) => {
+        missed.push([after, through])
+        for (let seq = after + 1; seq <= through; seq++) transport.send(numbered[seq - 1]!, seq)
+      },
+    })
+    transport.send(numbered[0]!, 1)
+    transport.send(volatile)
+    transport.send(numbered[1]!, 2)
+    transport.send(numbered[2]!, 3)
+    const lost = response()
+    transport.http.downstream(lost, {}, 0)
+    expect(lost.body).toBe([numbered[0]!.text, volatile.text, numbered[1]!.text].join('\n'))
+    // The next GET says the client has nothing: what the lost answer carried goes again, first.
+    const again = response()
+    transport.http.downstream(again, {}, 0)
+    expect(missed).toEqual([[0, 2]])
+    expect(again.body).toBe([numbered[0]!.text, numbered[1]!.text].join('\n'))
+    const rest = response()
+    transport.http.downstream(rest, {}, 2)
+    expect(rest.body).toBe(numbered[2]!.text)
+    // Read: an ack that covers the answers asks for nothing.
+    transport.http.downstream(response(), {}, 3)
+    expect(missed).toEqual([[0, 2]])
+  })
 })

@@ -64,6 +64,11 @@ export class PollingTransport extends HttpTransport {
   /** Packets waiting for a GET, in order (see `Entry`), and their bytes (UTF-8, plus a newline each). */
   #waiting: Entry[] = []
   #queuedBytes = 0
+  /**
+   * The highest sequence number an answer has carried (0 before any): a GET whose `ack` is
+   * lower says the client never read that answer (see `downstream`).
+   */
+  #answeredThrough = 0
   /** The CLOSE line, once sent: the only thing kept when the client stopped polling. */
   #lastWords: string | undefined
   #flushScheduled = false
@@ -123,20 +128,41 @@ export class PollingTransport extends HttpTransport {
     return nextGetWithin(this.#turnaround, performance.now() - this.#answeredAt)
   }
 
-  downstream(res: ServerResponse, headers: HeaderBag): void {
+  downstream(res: ServerResponse, headers: HeaderBag, ack?: number): void {
     // A GET is a sign of life: a client polls again as soon as it has read an answer, so the
     // GET after the answer that brought a PING is its PONG (docs/protocol.md, Heartbeat).
     this.emitPackets(A_POLL_IS_A_PONG, NO_SIZES)
+    if (ack !== undefined && ack < this.#answeredThrough) this.#answerAgain(ack)
     this.hold(res, headers)
   }
 
-  send(out: Outgoing): void {
+  /**
+   * The client acknowledges, in a GET it sent after reading every answer it got, less than an
+   * answer carried: that answer went to a GET it had given up on (aborted, and delivered late
+   * by a proxy or another node, after the client resumed). Nothing else would send those
+   * packets again: the client sees no gap until a newer one comes. They go first, then what
+   * was already waiting.
+   */
+  #answerAgain(ack: number): void {
+    const waiting = this.#waiting
+    const waitingBytes = this.#queuedBytes
+    const through = this.#answeredThrough
+    this.#waiting = []
+    this.#queuedBytes = 0
+    this.#answeredThrough = ack
+    this.missed(ack, through)
+    for (const entry of waiting) this.#waiting.push(entry)
+    this.#queuedBytes += waitingBytes
+  }
+
+  send(out: Outgoing, seq = 0): void {
     if (!this.open) return
     // Nothing made for this delivery waits with it: the client may take hundreds of ms to poll
     // again under load, long enough for the garbage collector to copy whatever waits out of the
     // young generation, once per delivery. A broadcast's copy waits as the shared encoding and
     // its seq; a long packet kept as UTF-8 waits as the session keeps it. Their text is made
-    // when the answer goes, and dies young. Neither is ever the CLOSE.
+    // when the answer goes, and dies young. Neither is ever the CLOSE. A numbered packet's seq
+    // follows it (see `Entry`).
     const shared = out.shared
     const split = shared === undefined ? out.split?.() : undefined
     let bytes: number
@@ -147,11 +173,13 @@ export class PollingTransport extends HttpTransport {
     } else if (split !== undefined) {
       bytes = split.head.length + split.tail.length + 1
       this.#waiting.push(out)
+      if (seq > 0) this.#waiting.push(seq)
     } else {
       const line = out.text
       bytes = Buffer.byteLength(line) + 1
       if (isClose(out)) this.#lastWords = line
       this.#waiting.push(line)
+      if (seq > 0) this.#waiting.push(seq)
     }
     this.#queuedBytes += bytes
     // Wait for the current tick to finish so that a burst of sends goes out in one answer, but
@@ -210,7 +238,15 @@ export class PollingTransport extends HttpTransport {
         const size = entryBytes(waiting[end]!, waiting[end + 1])
         if (end > 0 && bytes + size > this.#maxBody) break
         bytes += size
-        end += entryLength(waiting[end]!)
+        end += entryLength(waiting, end)
+      }
+    }
+    // The last number before `end` is the seq of the last numbered packet that goes.
+    for (let at = end - 1; at > 0; at--) {
+      const entry = waiting[at]
+      if (typeof entry === 'number' && entry > 0) {
+        this.#answeredThrough = entry
+        break
       }
     }
     const body = bytes < BYTES_FROM ? joinLines(waiting, end) : linesAsBytes(waiting, end, bytes)
@@ -225,12 +261,14 @@ export class PollingTransport extends HttpTransport {
 
 /**
  * One packet waiting for a GET: its line; a packet whose line is made when the answer goes (it
- * has a split form); or a broadcast's shared encoding, followed by the copy's seq (two entries).
+ * has a split form); or a broadcast's shared encoding. A number after one of them is its seq:
+ * always after a shared encoding (the copy's), after the others when they are numbered.
  */
 type Entry = string | Outgoing | PreparedEvent | number
 
-/** How many entries the packet at `entry` takes. */
-const entryLength = (entry: Entry): number => (isPreparedEvent(entry) ? 2 : 1)
+/** How many entries the packet at `at` takes: two when a seq follows it. */
+const entryLength = (entries: readonly Entry[], at: number): number =>
+  typeof entries[at + 1] === 'number' ? 2 : 1
 
 /** The packet's bytes in an answer (UTF-8, and its newline); `next` is the entry after it. */
 function entryBytes(entry: Entry, next?: Entry): number {
@@ -251,9 +289,9 @@ function lineAt(entries: readonly Entry[], at: number): string {
 /** The packets of `entries` before index `end`, one a line. */
 function joinLines(entries: readonly Entry[], end: number): string {
   if (end === 0) return ''
-  if (end === entryLength(entries[0]!)) return lineAt(entries, 0)
+  if (end === entryLength(entries, 0)) return lineAt(entries, 0)
   const texts: string[] = []
-  for (let at = 0; at < end; at += entryLength(entries[at]!)) texts.push(lineAt(entries, at))
+  for (let at = 0; at < end; at += entryLength(entries, at)) texts.push(lineAt(entries, at))
   return texts.join('\n')
 }
 
@@ -274,7 +312,7 @@ function linesAsBytes(entries: readonly Entry[], end: number, sized: number): Bu
   // One newline fewer than the sizes count: none after the last line.
   const body = Buffer.allocUnsafe(sized - 1)
   let at = 0
-  for (let i = 0; i < end; i += entryLength(entries[i]!)) {
+  for (let i = 0; i < end; i += entryLength(entries, i)) {
     if (i > 0) body[at++] = 0x0a
     const entry = entries[i]!
     const split =

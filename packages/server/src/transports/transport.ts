@@ -240,6 +240,12 @@ export interface TransportOwner {
   transportInvalid(transport: Transport, error: ParleyError): void
   /** The medium is gone. Reported at most once, and never after `close()` was called. */
   transportLost(transport: Transport, reason: TransportCloseReason): void
+  /**
+   * The client never got the numbered packets after `after` up to `through`, though the
+   * transport gave them to an earlier request (see `HttpSide.downstream`): send them again.
+   * Only polling reports it.
+   */
+  transportMissed?(transport: Transport, after: number, through: number): void
 }
 
 /**
@@ -268,8 +274,12 @@ export interface Transport {
    * or the CLOSE of the session that a resume named when that session has ended.
    */
   handshake(answer: Outgoing<OpenPacket | ClosePacket>): void
-  /** Queues one packet. Never throws; dropped silently once closed. */
-  send(out: Outgoing): void
+  /**
+   * Queues one packet. Never throws; dropped silently once closed. `seq` is the packet's
+   * sequence number when it is numbered (0 or absent otherwise): a transport that can tell which
+   * packets its client missed (polling) reads it.
+   */
+  send(out: Outgoing, seq?: number): void
   /** Ends the medium after what was already sent. No `close` handler call follows. */
   close(kind: CloseKind): void
   /** Sets the one owner of this transport's events; `null` detaches it (stale callbacks are ignored). */
@@ -289,8 +299,12 @@ export interface HttpSide {
    * Given once: the transport lets go of it (it would otherwise live as long as the session).
    */
   takeAnswerLine(): string | undefined
-  /** A GET for the downstream: SSE streams on it, polling holds it until there is something. */
-  downstream(res: ServerResponse, headers: Record<string, string>): void
+  /**
+   * A GET for the downstream: SSE streams on it, polling holds it until there is something.
+   * `ack` is the GET's `ack` parameter, already handed to the session as an ACK: over polling
+   * it also says which earlier answer the client never read (docs/protocol.md, Delivery).
+   */
+  downstream(res: ServerResponse, headers: Record<string, string>, ack?: number): void
   /** Answers a GET that came after the close with the packets that were left. */
   serveLast(res: ServerResponse, headers: Record<string, string>): void
   /**
@@ -313,7 +327,7 @@ export abstract class BaseTransport implements Transport {
   abstract readonly name: TransportName
   abstract readonly bufferedAmount: number
   abstract handshake(answer: Outgoing<OpenPacket | ClosePacket>): void
-  abstract send(out: Outgoing): void
+  abstract send(out: Outgoing, seq?: number): void
   protected abstract end(kind: CloseKind): void
 
   #owner: TransportOwner | null = null
@@ -361,6 +375,11 @@ export abstract class BaseTransport implements Transport {
 
   protected emitInvalid(error: ParleyError): void {
     if (this.#open) this.#owner?.transportInvalid(this, error)
+  }
+
+  /** The client never got the numbered packets after `after` up to `through` (see `TransportOwner`). */
+  protected missed(after: number, through: number): void {
+    if (this.#open) this.#owner?.transportMissed?.(this, after, through)
   }
 
   /** The medium went away by itself (peer closed, network error, ...). */

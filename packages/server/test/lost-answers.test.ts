@@ -1,0 +1,122 @@
+// Over long-polling an answer can go to a GET the client no longer reads: one it gave up on
+// (aborted when its transport failed), delayed in a proxy or a forwarding node, that reaches
+// the server after the client resumed. A GET's `ack` written after reading every answer tells
+// the server which answer never arrived (docs/protocol.md, Delivery): these tests speak the
+// wire directly, so that they can lose answers on purpose.
+import { PacketType } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer, until } from './helpers.js'
+
+let started: Started | undefined
+afterEach(async () => {
+  await started?.app.close()
+  started = undefined
+})
+
+type Emitter = { emit(event: string, ...args: unknown[]): boolean }
+
+/** A server, and a polling session opened on it by hand (no GET yet). */
+async function session() {
+  const sockets: Emitter[] = []
+  const reasons: string[] = []
+  started = await startServer({ pingInterval: 30_000, pingTimeout: 30_000 }, (app) => {
+    app.parley.on('connection', (socket) => {
+      sockets.push(socket)
+      socket.on('disconnect', (reason) => reasons.push(reason))
+    })
+  })
+  const base = started.base
+  const hello = await fetch(`${base}/poll?v=1`, { method: 'POST', body: '[8,{}]' })
+  const sid = (JSON.parse(await hello.text()) as [number, { sid: string }])[1].sid
+  await until(() => sockets.length === 1)
+  const url = `${base}/poll?v=1&sid=${sid}`
+  return {
+    socket: sockets[0]!,
+    reasons,
+    /** One GET (`ack` as given, none when undefined): the numbered events' [seq, first arg]. */
+    async poll(ack?: number): Promise<[number, unknown][]> {
+      // Bounded: a GET that finds nothing to answer is held for the heartbeat (30 s here).
+      const res = await fetch(ack === undefined ? url : `${url}&ack=${ack}`, {
+        signal: AbortSignal.timeout(3000),
+      })
+      const body = await res.text()
+      return body
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as unknown[])
+        .filter((packet) => packet[0] === PacketType.EVENT)
+        .map((packet) => [packet[1] as number, (packet[3] as unknown[])[0]])
+    },
+    /** POSTs packet lines. */
+    async post(...lines: string[]): Promise<number> {
+      return (await fetch(url, { method: 'POST', body: lines.join('\n') })).status
+    },
+  }
+}
+
+describe('a polling answer the client never read', () => {
+  it('goes again to the next GET whose ack is lower than what it carried', async () => {
+    const { socket, poll, reasons } = await session()
+    for (let n = 1; n <= 3; n++) socket.emit('news', n)
+    // This answer is lost: the GET that took it was one the client had given up on.
+    expect(await poll(0)).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ])
+    expect(await poll(0)).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ])
+    // Read this time: the next GET acknowledges all three, and waits for something new.
+    const waiting = poll(3)
+    socket.emit('news', 4)
+    expect(await waiting).toEqual([[4, 4]])
+    expect(reasons).toEqual([])
+  })
+
+  it('goes before what was waiting for the next GET, in order', async () => {
+    const { socket, poll } = await session()
+    socket.emit('news', 1)
+    socket.emit('news', 2)
+    expect(await poll(0)).toEqual([
+      [1, 1],
+      [2, 2],
+    ])
+    socket.emit('news', 3)
+    expect(await poll(0)).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ])
+    expect(await poll(1)).toEqual([
+      [2, 2],
+      [3, 3],
+    ])
+  })
+
+  it('leaves out what the client acknowledged meanwhile in a POST', async () => {
+    const { socket, poll, post } = await session()
+    for (let n = 1; n <= 3; n++) socket.emit('news', n)
+    expect((await poll(0)).length).toBe(3)
+    // The client's ACK for two of them came by POST; the GET's ack is older than that.
+    expect(await post('[4,2]')).toBe(204)
+    expect(await poll(0)).toEqual([[3, 3]])
+  })
+
+  it('is not sent again to a client that acknowledges by POST only (its GETs carry no ack)', async () => {
+    const { socket, poll, post } = await session()
+    socket.emit('news', 1)
+    socket.emit('news', 2)
+    expect(await poll()).toEqual([
+      [1, 1],
+      [2, 2],
+    ])
+    // Its next GET comes before its POSTed ACK: that is no sign of a lost answer.
+    const waiting = poll()
+    expect(await post('[4,2]')).toBe(204)
+    socket.emit('news', 3)
+    expect(await waiting).toEqual([[3, 3]])
+  })
+})
