@@ -22,7 +22,7 @@ const BUDGET = 9_825
  * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
  * aim is 8192; docs/client-size.md says what stands in the way.
  */
-const BUNDLED_BUDGET = 9_870
+const BUNDLED_BUDGET = 9_866
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [

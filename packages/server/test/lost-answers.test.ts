@@ -1,8 +1,8 @@
-// Over long-polling an answer can go to a GET the client no longer reads: one it gave up on
-// (aborted when its transport failed), delayed in a proxy or a forwarding node, that reaches
-// the server after the client resumed. A GET's `ack` written after reading every answer tells
-// the server which answer never arrived (docs/protocol.md, Delivery): these tests speak the
-// wire directly, so that they can lose answers on purpose.
+// Over SSE and long-polling, packets can go to a GET the client no longer reads: one it gave up
+// on (aborted when its transport failed), delayed in a proxy or a forwarding node, that reaches
+// the server after the client resumed. A GET's `ack`, written after reading every answer (the
+// stream before it), tells the server what never arrived (docs/protocol.md, Delivery): these
+// tests speak the wire directly, so that they can lose answers on purpose.
 import { PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Started, startServer, until } from './helpers.js'
@@ -15,8 +15,8 @@ afterEach(async () => {
 
 type Emitter = { emit(event: string, ...args: unknown[]): boolean }
 
-/** A server, and a polling session opened on it by hand (no GET yet). */
-async function session() {
+/** A server, and a session opened on it by hand over `kind` (no GET yet). */
+async function session(kind: 'poll' | 'sse' = 'poll') {
   const sockets: Emitter[] = []
   const reasons: string[] = []
   started = await startServer({ pingInterval: 30_000, pingTimeout: 30_000 }, (app) => {
@@ -26,10 +26,10 @@ async function session() {
     })
   })
   const base = started.base
-  const hello = await fetch(`${base}/poll?v=1`, { method: 'POST', body: '[8,{}]' })
+  const hello = await fetch(`${base}/${kind}?v=1`, { method: 'POST', body: '[8,{}]' })
   const sid = (JSON.parse(await hello.text()) as [number, { sid: string }])[1].sid
   await until(() => sockets.length === 1)
-  const url = `${base}/poll?v=1&sid=${sid}`
+  const url = `${base}/${kind}?v=1&sid=${sid}`
   return {
     socket: sockets[0]!,
     reasons,
@@ -46,6 +46,35 @@ async function session() {
         .map((line) => JSON.parse(line) as unknown[])
         .filter((packet) => packet[0] === PacketType.EVENT)
         .map((packet) => [packet[1] as number, (packet[3] as unknown[])[0]])
+    },
+    /** Opens an event stream (`ack` as given); its events' [seq, first arg] gather as they come. */
+    async stream(ack?: number) {
+      const abort = new AbortController()
+      const res = await fetch(ack === undefined ? url : `${url}&ack=${ack}`, { signal: abort.signal })
+      const events: [number, unknown][] = []
+      let ended = false
+      void (async () => {
+        const decoder = new TextDecoder()
+        let text = ''
+        try {
+          for await (const chunk of res.body!) {
+            text += decoder.decode(chunk as Uint8Array, { stream: true })
+            const blocks = text.split('\n\n')
+            text = blocks.pop()!
+            for (const block of blocks) {
+              const data = block.split('\n').find((line) => line.startsWith('data: '))
+              if (data === undefined) continue
+              const packet = JSON.parse(data.slice(6)) as unknown[]
+              if (packet[0] === PacketType.EVENT)
+                events.push([packet[1] as number, (packet[3] as unknown[])[0]])
+            }
+          }
+        } catch {
+          // Aborted by the test.
+        }
+        ended = true
+      })()
+      return { events, ended: () => ended, drop: () => abort.abort() }
     },
     /** POSTs packet lines. */
     async post(...lines: string[]): Promise<number> {
@@ -118,5 +147,52 @@ describe('a polling answer the client never read', () => {
     expect(await post('[4,2]')).toBe(204)
     socket.emit('news', 3)
     expect(await waiting).toEqual([[3, 3]])
+  })
+})
+
+describe('events written to an SSE stream the client never read', () => {
+  it('are written again to the stream of a later GET whose ack is lower', async () => {
+    const { socket, stream, reasons } = await session('sse')
+    // The first stream: a GET the client had given up on, which took the stream first.
+    const stale = await stream(0)
+    for (let n = 1; n <= 3; n++) socket.emit('news', n)
+    await until(() => stale.events.length === 3)
+    const own = await stream(0)
+    await until(() => stale.ended(), 3000, 'the older stream ended')
+    await until(() => own.events.length === 3, 3000, 'the events again')
+    socket.emit('news', 4)
+    await until(() => own.events.length === 4)
+    expect(own.events).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
+    ])
+    expect(reasons).toEqual([])
+    own.drop()
+  })
+
+  it('go before what waited for a stream, and not when the ack covers them', async () => {
+    const { socket, stream } = await session('sse')
+    const first = await stream(0)
+    socket.emit('news', 1)
+    socket.emit('news', 2)
+    await until(() => first.events.length === 2)
+    first.drop()
+    // Nobody reads: what comes now waits for the next stream.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    socket.emit('news', 3)
+    const second = await stream(1)
+    await until(() => second.events.length === 2)
+    expect(second.events).toEqual([
+      [2, 2],
+      [3, 3],
+    ])
+    // This one read everything: a stream after it gets nothing again.
+    const third = await stream(3)
+    socket.emit('news', 4)
+    await until(() => third.events.length === 1)
+    expect(third.events).toEqual([[4, 4]])
+    third.drop()
   })
 })

@@ -12,8 +12,8 @@ export interface TransportSetup {
   /** The URL's own query parameters, `&key=value...`, for every request. */
   query: string
   /**
-   * Every packet received in order so far, taking the ACK owed (see `Ledger.takeOwed`): polling
-   * carries it in each GET, owed or not, so that the server sees an answer that never came.
+   * Every packet received in order so far, taking the ACK owed (see `Ledger.takeOwed`): SSE and
+   * polling carry it in each GET, owed or not, so that the server sees what never came.
    */
   takeAck(): number
 }

@@ -15,9 +15,13 @@ export class SseTransport extends HttpTransport {
   readonly ackDelay = 5000
   readonly ackAfter = 256
 
-  /** Opens the stream; resolves once its first bytes came, then keeps reading in the background. */
+  /**
+   * Opens the stream; resolves once its first bytes came, then keeps reading in the background.
+   * The GET carries the ACK (as polling's do): a GET this client gave up on that reached the
+   * server first took the stream, and the server then writes what it wrote there again.
+   */
   protected async downstream(url: string): Promise<void> {
-    const res = await this.setup.fetch(url, {
+    const res = await this.setup.fetch(`${url}&ack=${this.setup.takeAck()}`, {
       headers: { accept: 'text/event-stream' },
       signal: this.ctl.signal,
     })

@@ -92,6 +92,12 @@ export class SseTransport extends HttpTransport {
   #flushScheduled = false
   /** The CLOSE event, once sent: the only thing kept when the client stopped reading. */
   #lastWords: string | undefined
+  /**
+   * The highest sequence number written to a stream, and queued (0 before any): a GET whose
+   * `ack` is lower took the stream over from one its client never read (see `attachStream`).
+   */
+  #writtenThrough = 0
+  #queuedThrough = 0
   /** When the handshake was answered (`performance.now()`); 0 once a GET opened a stream. */
   #answeredAt = performance.now()
 
@@ -105,8 +111,13 @@ export class SseTransport extends HttpTransport {
     return this.#queuedBytes + (this.#stream?.writableLength ?? 0)
   }
 
-  /** Takes over the event stream from a GET (a newer GET ends the older stream). */
-  attachStream(res: ServerResponse, headers: HeaderBag): void {
+  /**
+   * Takes over the event stream from a GET (a newer GET ends the older stream). `ack` is the
+   * GET's, if it has one: what was written to earlier streams after it never reached this
+   * client (a GET it had given up on, arriving late, took the stream before this one), and is
+   * written again first, as polling does (see `PollingTransport.downstream`).
+   */
+  attachStream(res: ServerResponse, headers: HeaderBag, ack?: number): void {
     const previous = this.#stream
     this.#stream = res
     this.#direct = null
@@ -115,6 +126,7 @@ export class SseTransport extends HttpTransport {
     // likes: drop it. Nothing is lost that matters: numbered packets are replayed on resume.
     if (previous && previous.writableLength > 0) previous.destroy()
     else previous?.end()
+    if (ack !== undefined && ack < this.#writtenThrough) this.#writeAgain(ack)
     res.on('close', () => {
       // The client went away or reconnects; packets wait for the next GET (or a resume).
       if (this.#stream !== res) return
@@ -124,8 +136,23 @@ export class SseTransport extends HttpTransport {
     this.#start(res, headers)
   }
 
-  downstream(res: ServerResponse, headers: HeaderBag): void {
-    this.attachStream(res, headers)
+  downstream(res: ServerResponse, headers: HeaderBag, ack?: number): void {
+    this.attachStream(res, headers, ack)
+  }
+
+  /** Queues the numbered packets after `ack` that earlier streams carried, before what waits. */
+  #writeAgain(ack: number): void {
+    const waiting = this.#queue
+    const waitingBytes = this.#queuedBytes
+    const waitingThrough = this.#queuedThrough
+    const through = this.#writtenThrough
+    this.#queue = []
+    this.#queuedBytes = 0
+    this.#writtenThrough = ack
+    this.missed(ack, through)
+    for (const piece of waiting) this.#queue.push(piece)
+    this.#queuedBytes += waitingBytes
+    this.#queuedThrough = Math.max(this.#queuedThrough, waitingThrough)
   }
 
   override get lingering(): boolean {
@@ -153,14 +180,16 @@ export class SseTransport extends HttpTransport {
     this.#writeQueue(res)
   }
 
-  send(out: Outgoing): void {
+  send(out: Outgoing, seq = 0): void {
     if (!this.open) return
     const split = out.split?.()
     const direct = this.#direct
     if (direct && this.#queue.length === 0) {
       this.#writeDirect(direct, out, split)
+      if (seq > 0) this.#writtenThrough = seq
       return
     }
+    if (seq > 0) this.#queuedThrough = seq
     if (split) {
       const start = `${EVENT_START}${split.head}`
       this.#queue.push(start, split.tail, EVENT_END)
@@ -212,6 +241,7 @@ export class SseTransport extends HttpTransport {
     const bytes = this.#queuedBytes
     this.#queue = []
     this.#queuedBytes = 0
+    if (this.#queuedThrough > this.#writtenThrough) this.#writtenThrough = this.#queuedThrough
     // Past the high-water mark write() returns false and Node keeps the bytes: that is what
     // bufferedAmount reports, and what the session's slow-consumer limit watches.
     const direct = this.#direct
