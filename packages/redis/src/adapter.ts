@@ -7,6 +7,7 @@ import {
   type BroadcastReply,
   type LocalSockets,
   MemoryAdapter,
+  type NodeAddress,
   type Room,
   type SessionClaim,
   type SessionOwnerAnswer,
@@ -347,6 +348,19 @@ export class RedisAdapter implements Adapter {
       return url === undefined ? { node: owner, handingOff: true } : { node: owner, url, handingOff: true }
     if (!this.#nodes.has(owner)) return 'unknown'
     return url === undefined ? { node: owner } : { node: owner, url }
+  }
+
+  /**
+   * Another live node with its address, picked at random among those that published one (so
+   * that a draining node's resumes spread over the others); undefined when there is none. No
+   * round trip: the live set of the last heartbeat. A node that drains too may be picked; it
+   * turns the resume away, and the client tries again.
+   */
+  anotherNode(): NodeAddress | undefined {
+    if (this.#closed) return undefined
+    const reachable = this.#nodes.others().filter((id) => this.#nodes.address(id) !== undefined)
+    const node = reachable[Math.floor(Math.random() * reachable.length)]
+    return node === undefined ? undefined : { node, url: this.#nodes.address(node)! }
   }
 
   sessionOpened(sid: string): Promise<void> {

@@ -120,6 +120,23 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(550)
   })
 
+  it('names another live node with its address for a draining node’s resumes, none once alone', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const named = new Set<string>()
+    for (let i = 0; i < 40; i++) {
+      const other = a!.adapter.anotherNode()
+      expect(other?.url).toBe(a!.sockets.url())
+      named.add(other!.node)
+    }
+    // At random: both others, over forty picks (a chance of 2^-39 to miss one).
+    expect(named).toEqual(new Set([b!.adapter.node, c!.adapter.node]))
+    await cluster.stop(b!)
+    await cluster.stop(c!)
+    await until(() => a!.adapter.liveNodes.length === 0, 3000, 'a alone')
+    expect(a!.adapter.anotherNode()).toBeUndefined()
+  })
+
   it('lets exactly one of two racing claims win', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)

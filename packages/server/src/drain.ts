@@ -37,6 +37,8 @@ export class Drain {
   readonly #context: DrainContext
   /** Handed off and not claimed yet, by sid. */
   readonly #handedOff = new Map<string, AnySocket>()
+  /** Resumes of those sent on to a live node, until their answers went (see `sendingOn`). */
+  readonly #sentOn = new Set<Promise<unknown>>()
   #allClaimed: (() => void) | undefined
   #done: Promise<void> = Promise.resolve()
 
@@ -58,6 +60,22 @@ export class Drain {
   run(sockets: () => readonly AnySocket[], settled: Promise<unknown> = Promise.resolve()): Promise<void> {
     this.#done = this.#run(sockets, settled)
     return this.#done
+  }
+
+  /** True while `sid` is handed off (stored for another node to claim) and not claimed yet. */
+  holds(sid: string): boolean {
+    return this.#handedOff.has(sid)
+  }
+
+  /**
+   * A resume of a session handed off here, sent on to a live node (which claims it): the drain
+   * ends only once `answered` settles (the answer went back to the client), within the
+   * timeout. The claim ends the wait for claims at once; without this one, the node would
+   * close under the answer on its way back, and the client would have to resume once more.
+   */
+  sendingOn(answered: Promise<unknown>): void {
+    this.#sentOn.add(answered)
+    void answered.finally(() => this.#sentOn.delete(answered)).catch(() => {})
   }
 
   /**
@@ -130,6 +148,8 @@ export class Drain {
       })
       await within(claimed, deadline - performance.now(), undefined)
     }
+    if (this.#sentOn.size > 0)
+      await within(Promise.allSettled([...this.#sentOn]), deadline - performance.now(), undefined)
     const unclaimed = [...this.#handedOff]
     this.#handedOff.clear()
     if (unclaimed.length > 0) {

@@ -20,6 +20,7 @@ export type {
   BroadcastReply,
   LocalSocket,
   LocalSockets,
+  NodeAddress,
   Room,
   RoutedRequest,
   RoutedResponse,

@@ -341,6 +341,22 @@ export class ParleyServer<
     return this.#unreachable.total
   }
 
+  /**
+   * @internal True while this draining node has handed `sid` off and no node has claimed it:
+   * a resume of it that comes here goes on to a live node, which claims it (see routes).
+   */
+  handedOff(sid: string): boolean {
+    return this.#drain?.holds(sid) ?? false
+  }
+
+  /**
+   * @internal A resume of a session handed off here went on to a live node: the drain lasts
+   * until `answered` settles (see `Drain.sendingOn`).
+   */
+  sendingOn(answered: Promise<unknown>): void {
+    this.#drain?.sendingOn(answered)
+  }
+
   /** @internal A request or resume for a session of `node` could not be forwarded there. */
   ownerUnreachable(node: string, err: unknown): void {
     this.#unreachable.record(node, err)

@@ -11,6 +11,7 @@ import {
   type BroadcastReply,
   type LocalSockets,
   MemoryAdapter,
+  type NodeAddress,
   type Room,
   type RoutedRequest,
   type RoutedResponse,
@@ -53,9 +54,11 @@ export class Cluster {
 
   /**
    * `handoff`: the adapter stores sessions for a drain with handoff (off by default, so that
-   * tests of other things close their nodes at once, as without it).
+   * tests of other things close their nodes at once, as without it). `anotherNode`: with
+   * handoff, the adapter names a live node for resumes that reach a draining one (true by
+   * default; false for an adapter without `Adapter.anotherNode`).
    */
-  constructor(readonly options: { handoff?: boolean } = {}) {}
+  constructor(readonly options: { handoff?: boolean; anotherNode?: boolean } = {}) {}
 
   /** The `adapter` option of the server that is node `name`. */
   adapter(name: string): AdapterFactory {
@@ -72,6 +75,8 @@ export class Cluster {
 export class ClusterAdapter implements Adapter {
   /** This node's own rooms: a multi-node adapter keeps local membership locally. */
   readonly memory: MemoryAdapter
+  /** True once the server closed (its `close` released the adapter). */
+  closed = false
 
   constructor(
     protected readonly cluster: Cluster,
@@ -166,6 +171,10 @@ export class ClusterAdapter implements Adapter {
     await this.#everywhere(options, (node, o) => node.memory.disconnectSockets(o))
   }
 
+  close(): void {
+    this.closed = true
+  }
+
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     const handoff = this.cluster.handoffs.get(sid)
     if (handoff?.stored && !handoff.claimedBy && handoff.owner !== this.node)
@@ -255,6 +264,16 @@ class HandOffClusterAdapter extends ClusterAdapter {
     if (this.cluster.storeDelayMs > 0) await new Promise((r) => setTimeout(r, this.cluster.storeDelayMs))
     stored.stored = true
     return true
+  }
+
+  /** The first other node that is open and listens, in the order the nodes started. */
+  anotherNode(): NodeAddress | undefined {
+    if (this.cluster.options.anotherNode === false) return undefined
+    for (const other of this.cluster.nodes.values()) {
+      const url = other.sockets.url()
+      if (other !== this && !other.closed && url !== undefined) return { node: other.node, url }
+    }
+    return undefined
   }
 
   appendHandOff(sid: string, text: string): void {

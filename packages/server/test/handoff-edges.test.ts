@@ -212,8 +212,37 @@ describe('drain with handoff: two drains at once', () => {
 
 describe('drain with handoff: a client that comes back to the draining node', () => {
   for (const transport of TRANSPORTS) {
-    it(`is turned away there and resumes elsewhere, the application none the wiser (${transport})`, async () => {
+    it(`is sent on to a live node, which claims the session at once (${transport})`, async () => {
       const { list, base } = await cluster(() => {})
+      const { c, events } = client(base, transport)
+      const errors: string[] = []
+      c.on('transport_error', (_name: string, error: { code: string }) => errors.push(error.code))
+      await connectTo(c, 0)
+      const [a, ...others] = list as [Node, Node, Node]
+      // The balancer has not noticed: every request still goes to the draining node, so only
+      // the draining node can have sent the resume on.
+      proxy!.avoid.add(1).add(2)
+      const closing = a.started.app.close()
+      await until(() => total(others, (n) => n.restored) === 1, 5000, 'restored elsewhere')
+      proxy!.avoid.clear()
+      proxy!.avoid.add(0)
+      await closing
+      nodes = nodes.filter((n) => n !== a.started)
+      // What went through the draining node ends with it; the client resumes once more.
+      await until(() => c.connected, 3000, 'connected')
+      // Never turned away: the draining node took the first resume, and sent it on.
+      expect(errors).not.toContain('PARLEY_SERVER_SHUTTING_DOWN')
+      expect(events).toEqual(['connect'])
+      expect(c.recovered).toBe(true)
+      expect(total(list, (n) => n.connections)).toBe(1)
+    })
+  }
+
+  for (const transport of TRANSPORTS) {
+    it(`is turned away there when the adapter names no other node, and resumes elsewhere (${transport})`, async () => {
+      const { list, base } = await cluster(() => {}, {
+        store: new Cluster({ handoff: true, anotherNode: false }),
+      })
       const { c, events } = client(base, transport)
       const refusals: string[] = []
       c.on('transport_error', (_name: string, error: { code: string }) => refusals.push(error.code))

@@ -116,7 +116,8 @@ describe('drain with handoff', () => {
       // The balancer's health check takes the stopped node out.
       proxy!.avoid.add(list.indexOf(victim))
       nodes = nodes.filter((n) => n !== victim.started)
-      await until(() => others.reduce((k, n) => k + n.restored.length, 0) === movedIds.size, 5000, 'restored')
+      const restored = (id: string) => others.some((n) => n.restored.some((s) => s.id === id))
+      await until(() => [...movedIds].every(restored), 5000, 'restored')
       await sleep(100)
       clearInterval(traffic)
       await until(() => clients.every((c) => c.connected), 3000, 'all connected')
@@ -129,9 +130,12 @@ describe('drain with handoff', () => {
         expect(events[k]).toEqual(['connect'])
         expect(c.recovered || !movedIds.has(id)).toBe(true)
       }
-      // Restored sockets kept their data and rooms.
+      // Restored sockets kept their data and rooms. (A WebSocket resume that reached the draining
+      // node was relayed to a live node, which claimed its session; when the relay ended with the
+      // node, the client resumed on the node the balancer chose, which may have moved the session
+      // once more: only the last of its sockets is connected.)
       for (const n of others) {
-        for (const s of n.restored) {
+        for (const s of n.restored.filter((restored) => restored.connected)) {
           expect(movedIds.has(s.id)).toBe(true)
           expect((s.data as { name: string }).name).toMatch(/^user-/)
           expect(s.rooms.has('everyone')).toBe(true)

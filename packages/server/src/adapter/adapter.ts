@@ -84,6 +84,12 @@ export interface RoutedResponse {
   abort(): void
 }
 
+/** A node of the cluster: its id, and the base URL other nodes forward requests to, if known. */
+export interface NodeAddress {
+  node: string
+  url?: string
+}
+
 /**
  * Where a session lives, as `Adapter.sessionOwner` tells it: on this node, nowhere known, or on
  * another node. With that node's `url` (its `LocalSockets.url()`, as its adapter published it)
@@ -238,6 +244,15 @@ export interface Adapter {
    * Without it, such a resume is relayed to `node`.
    */
   requestHandOff?(node: string, sid: string): Promise<boolean>
+  /**
+   * A live node other than this one (with its URL, for an adapter whose nodes publish one), or
+   * undefined when there is none. Asked while this node drains, for a resume that reached it
+   * for a session it handed off and nobody has claimed yet (a balancer that still sends it
+   * requests): the resume goes on to that node, which claims the session, instead of being
+   * refused (503 PARLEY_SERVER_SHUTTING_DOWN) and tried again after a backoff, perhaps after
+   * `handoff.timeout`. Any live node will do; a random one spreads the resumes.
+   */
+  anotherNode?(): NodeAddress | undefined | Promise<NodeAddress | undefined>
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }

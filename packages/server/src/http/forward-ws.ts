@@ -22,6 +22,8 @@ export interface Relay {
   close(): void
   /** Settles once both sides are closed. */
   readonly closed: Promise<void>
+  /** Settles once the owner's first message (the HELLO's answer) went on to the client, or at the close. */
+  readonly answered: Promise<void>
 }
 
 /**
@@ -82,8 +84,15 @@ function relay(client: WebSocket, upstream: WebSocket, highWaterMark: number): R
   const closed = Promise.all([closeOf(client), closeOf(upstream)]).then(() => undefined)
   pipe(client, upstream, highWaterMark)
   pipe(upstream, client, highWaterMark)
+  // After the pipe's listener: the message is on its way to the client (queued in order, ahead
+  // of any close frame).
+  const answered = Promise.race([
+    new Promise<void>((resolve) => upstream.once('message', () => resolve())),
+    closed,
+  ])
   return {
     closed,
+    answered,
     close() {
       closeWith(client, 1001)
       closeWith(upstream, 1001)

@@ -80,6 +80,25 @@ export class Forwarder {
   }
 
   /**
+   * A live node to hand a resume to while this node drains (see `Adapter.anotherNode`), when
+   * there is one this node can reach: with a URL, or (HTTP only) through the adapter. Never for
+   * a request forwarded here already.
+   */
+  async anotherNode(request: FastifyRequest, medium: 'http' | 'websocket'): Promise<Owner | undefined> {
+    const adapter = this.#options.adapter
+    if (this.#closed || !adapter.anotherNode || request.headers[ROUTED_HEADER] !== undefined) return undefined
+    try {
+      const other = await adapter.anotherNode()
+      if (other === undefined) return undefined
+      if (typeof other.url === 'string') return { node: other.node, url: other.url }
+      return medium === 'http' && adapter.routeRequest ? { node: other.node } : undefined
+    } catch (err) {
+      request.log.warn({ err }, 'parley: the adapter could not name another node')
+      return undefined
+    }
+  }
+
+  /**
    * Hands an SSE or polling request (GET, POST, or a handshake POST that resumes) to the node
    * that owns its session, and streams that node's answer back: status, headers and body, for
    * as long as it lasts. `body`: the POST body, already read under maxPayload ('' for a GET).
@@ -111,7 +130,8 @@ export class Forwarder {
    * Hands a WebSocket whose HELLO resumes a session of another node to that node: connects
    * there (within the connect timeout), sends it the HELLO, then relays every message both ways
    * until either side closes. Resolves once that is settled; on `unreachable` the WebSocket is
-   * untouched and the caller handles the HELLO itself.
+   * untouched and the caller handles the HELLO itself. `relayed` hears when the relay began,
+   * with a promise of the HELLO's answer passed on (see `Relay.answered`).
    */
   async handOverWebSocket(
     owner: Owner,
@@ -119,6 +139,7 @@ export class Forwarder {
     hello: HelloPacket,
     request: FastifyRequest,
     take: () => WebSocket,
+    relayed?: (answered: Promise<void>) => void,
   ): Promise<HandOver> {
     if (this.#closed || owner.url === undefined) return 'unreachable'
     const { connectTimeout, highWaterMark, maxPayload } = this.#options
@@ -143,6 +164,7 @@ export class Forwarder {
     }
     this.#relays.add(result)
     void result.closed.then(() => this.#relays.delete(result))
+    relayed?.(result.answered)
     return 'answered'
   }
 

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import {
   CloseReason,
@@ -313,7 +314,17 @@ export async function parleyRoutes(
     if (hello?.type !== PacketType.HELLO || rest.length > 0) {
       return fail(reply, 400, ErrorCode.INVALID_PACKET, 'the handshake body is one HELLO packet', cors)
     }
-    if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
+    if (hello.sid !== undefined && server.handedOff(hello.sid)) {
+      // This node drains and handed the session off: a live node claims it now, rather than
+      // the client after a refusal and a backoff (perhaps too late: see Adapter.anotherNode).
+      const other = await forwarder.anotherNode(request, 'http')
+      if (other) {
+        const sent = forwarder.handOver(other, request, reply, body.text())
+        // The node closes only once the answer went back (see Drain.sendingOn).
+        server.sendingOn(sent.then(() => responseDone(reply.raw)))
+        if ((await sent) !== 'unreachable') return reply
+      }
+    } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
       // A resume of a session that lives on another node: that node resumes it. When it cannot
       // be reached, the resume is ours: a session this node does not know (a new one).
       const owner = await forwarder.ownerOf(hello.sid, request, 'http', true)
@@ -373,4 +384,13 @@ const SEQ = /^(?:0|[1-9][0-9]{0,15})$/
 /** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
 function lineLengths(lines: readonly string[]): number[] {
   return lines.flatMap((line) => (line === '' ? [] : [line.length]))
+}
+
+/** Resolves once `res` is over: sent whole, or cut. */
+function responseDone(res: ServerResponse): Promise<void> {
+  if (res.writableFinished || res.destroyed) return Promise.resolve()
+  return new Promise((resolve) => {
+    res.once('finish', resolve)
+    res.once('close', resolve)
+  })
 }

@@ -117,10 +117,22 @@ export class WebSocketHandshakes {
     /**
      * A resume of a session that another node holds: that node hands the session over, and it
      * is claimed here, where the client's WebSocket ends; or, when it will not (or cannot be
-     * asked), the WebSocket is relayed there. Anything else is ours.
+     * asked), the WebSocket is relayed there. A resume of a session this draining node handed
+     * off is relayed to a live node, which claims it. Anything else is ours.
      */
     async function handOverOrHandshake(hello: HelloPacket) {
-      if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
+      if (hello.sid !== undefined && server.handedOff(hello.sid)) {
+        // This node drains and handed the session off: relayed to a live node, which claims
+        // it now (the relay ends when this node closes, and the client resumes once more).
+        const other = await forwarder.anotherNode(request, 'websocket')
+        if (other && transport.open) {
+          const take = () => transport.release()
+          // The node closes only once the answer went back (see Drain.sendingOn).
+          const relayed = (answered: Promise<void>) => server.sendingOn(answered)
+          const outcome = await forwarder.handOverWebSocket(other, ws, hello, request, take, relayed)
+          if (outcome !== 'unreachable') return null
+        }
+      } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
         const owner = await forwarder.ownerOf(hello.sid, request, 'websocket', true)
         if (owner && transport.open && (await server.requestHandOff(owner.node, hello.sid))) {
           return server.handshake(transport, hello, handshake)
