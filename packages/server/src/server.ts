@@ -548,6 +548,10 @@ export class ParleyServer<
       this.#unknown.record(hello.sid, 'resume')
     }
     if (existing && frozen(existing.session)) return moving()
+    // Still being taken over here (a resume the client gave up on is waiting for the old
+    // node's tail): attached now, the transport would carry events to the socket before its
+    // `restored` listeners are there. The client tries again in a moment.
+    if (existing?.session.restoring) return arriving()
     if (existing) {
       const previous = existing.handshake
       existing.handshake = handshake
@@ -799,5 +803,14 @@ function moving(): Refusal {
     status: 503,
     code: ErrorCode.SERVER_SHUTTING_DOWN,
     message: 'the session is moving to another node: try again',
+  }
+}
+
+/** A resume of a session this node is still taking over from another: the client tries again. */
+function arriving(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session is still arriving from another node: try again',
   }
 }

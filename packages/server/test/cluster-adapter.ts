@@ -47,6 +47,8 @@ export class Cluster {
   storeDelayMs = 0
   /** How long `claimSession` takes to claim one (a client that comes back late), in ms. */
   claimDelayMs = 0
+  /** How long `takeOver` takes before the old node seals the tail (a slow cut), in ms. */
+  takeOverDelayMs = 0
   /** Nodes that are alive but that no other node reaches (their requests are lost). */
   readonly unreachable = new Set<string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
@@ -266,7 +268,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
     return true
   }
 
-  /** The first other node that is open and listens, in the order the nodes started. */
+  /** The first other node that is open and listens, in the order the nodes started (whatever the sid). */
   anotherNode(): NodeAddress | undefined {
     if (this.cluster.options.anotherNode === false) return undefined
     for (const other of this.cluster.nodes.values()) {
@@ -311,6 +313,8 @@ class HandOffClusterAdapter extends ClusterAdapter {
       snapshot: structuredClone(handoff.snapshot),
       takeOver: async (join) => {
         await hop()
+        if (this.cluster.takeOverDelayMs > 0)
+          await new Promise((r) => setTimeout(r, this.cluster.takeOverDelayMs))
         // The cut point: the old node seals, this one joins, in the same turn; broadcasts in
         // flight reach every node's rooms on a later turn, so each lands once.
         const old = this.cluster.nodes.get(handoff.owner)

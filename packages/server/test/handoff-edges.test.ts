@@ -266,6 +266,37 @@ describe('drain with handoff: a client that comes back to the draining node', ()
   }
 })
 
+describe('drain with handoff: a second resume while the first is taken over', () => {
+  it('is told to try again (the session is still arriving), and the first goes on', async () => {
+    const store = new Cluster({ handoff: true })
+    store.takeOverDelayMs = 800
+    const { list, base } = await cluster(() => {}, { store })
+    const { c, events } = client(base, 'polling')
+    await connectTo(c, 0)
+    const [a, b] = list as [Node, Node, Node]
+    const sid = a.connections[0]!.session.sid
+    // The client's resume goes to b, where the take-over waits for the old node's tail.
+    proxy!.avoid.add(0).add(2)
+    const closing = a.started.app.close()
+    await until(() => b.started.app.parley.sessionFor(sid)?.restoring === true, 3000, 'taking over on b')
+    const again = await fetch(`${b.started.base}/poll?v=1`, {
+      method: 'POST',
+      body: JSON.stringify([8, { sid, ack: 0 }]),
+    })
+    expect(again.status).toBe(503)
+    expect(await again.json()).toEqual({
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+      message: 'the session is still arriving from another node: try again',
+    })
+    await closing
+    nodes = nodes.filter((n) => n !== a.started)
+    await until(() => c.connected, 3000, 'connected')
+    expect(c.recovered).toBe(true)
+    expect(events).toEqual(['connect'])
+    expect(b.restored.map((s) => s.id)).toEqual([c.id])
+  })
+})
+
 describe('drain with handoff: acks and requests across it', () => {
   it('rejects the old node’s pending acks with PARLEY_SESSION_MOVED; the late reply settles nothing new', async () => {
     const outcomes: string[] = []
