@@ -351,16 +351,23 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * Another live node with its address, picked at random among those that published one (so
-   * that a draining node's resumes spread over the others); undefined when there is none. No
+   * Another live node with its address, among those that published one: picked by a hash of
+   * `sid`, so that a draining node's resumes spread over the others and every resume of one
+   * session goes to the same node while the live set stays; undefined when there is none. No
    * round trip: the live set of the last heartbeat. A node that drains too may be picked; it
    * turns the resume away, and the client tries again.
    */
-  anotherNode(): NodeAddress | undefined {
+  anotherNode(sid: string): NodeAddress | undefined {
     if (this.#closed) return undefined
-    const reachable = this.#nodes.others().filter((id) => this.#nodes.address(id) !== undefined)
-    const node = reachable[Math.floor(Math.random() * reachable.length)]
-    return node === undefined ? undefined : { node, url: this.#nodes.address(node)! }
+    const reachable = this.#nodes
+      .others()
+      .filter((id) => this.#nodes.address(id) !== undefined)
+      .sort()
+    if (reachable.length === 0) return undefined
+    let hash = 0
+    for (let i = 0; i < sid.length; i++) hash = (hash * 31 + sid.charCodeAt(i)) >>> 0
+    const node = reachable[hash % reachable.length]!
+    return { node, url: this.#nodes.address(node)! }
   }
 
   sessionOpened(sid: string): Promise<void> {

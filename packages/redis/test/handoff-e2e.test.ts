@@ -132,7 +132,11 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
       await victim.started.app.close()
       proxy.avoid.add(list.indexOf(victim))
       const others = list.filter((n) => n !== victim)
-      await until(() => others.reduce((k, n) => k + n.restored.length, 0) === moved.length, 8000, 'restored')
+      // A session may move twice: a resume that came back to the draining node is relayed (or
+      // forwarded) to a live node, and when that ends with the node, the client resumes once more,
+      // perhaps on the third node. Each moved session is restored somewhere.
+      const restored = (id: string) => others.some((n) => n.restored.some((s) => s.id === id))
+      await until(() => moved.every(restored), 8000, 'restored')
       await sleep(150)
       clearInterval(traffic)
       await until(() => clients.every((c) => c.connected), 5000, 'connected')
@@ -156,13 +160,18 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
       })
       await sleep(300)
       for (const [k, c] of clients.entries()) {
-        const seen = list.flatMap((n) => n.received.get(c.id!) ?? [])
+        // In order on each node, and every one on exactly one node (whatever the nodes' order).
+        const perNode = list.map((n) => n.received.get(c.id!) ?? [])
+        for (const mine of perNode)
+          expect(mine, `client ${k} up, in order`).toEqual([...mine].sort((a, b) => a - b))
+        const seen = perNode.flat().sort((a, b) => a - b)
         expect(seen, `client ${k} up`).toEqual(Array.from({ length: up }, (_, i) => i + 1))
         expect(got[k], `client ${k} room`).toEqual(Array.from({ length: down }, (_, i) => i + 1))
         expect(events[k], `client ${k} events`).toEqual(['connect'])
       }
       for (const n of others) {
-        for (const s of n.restored) {
+        // The last socket of each session (one moved twice left a first one behind).
+        for (const s of n.restored.filter((r) => r.connected)) {
           expect(moved).toContain(s.id)
           expect(s.recovered).toBe(true)
           expect((s.data as { nick: string }).nick).toMatch(/^n\d$/)

@@ -120,21 +120,24 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(550)
   })
 
-  it('names another live node with its address for a draining node’s resumes, none once alone', async () => {
+  it('names another live node with its address for a draining node’s resumes, the same for a sid, none once alone', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)
     const named = new Set<string>()
     for (let i = 0; i < 40; i++) {
-      const other = a!.adapter.anotherNode()
+      const sid = `sid-${i}`
+      const other = a!.adapter.anotherNode(sid)
       expect(other?.url).toBe(a!.sockets.url())
+      // A client that tries again reaches the node that claimed its session.
+      expect(a!.adapter.anotherNode(sid)).toEqual(other)
       named.add(other!.node)
     }
-    // At random: both others, over forty picks (a chance of 2^-39 to miss one).
+    // Spread by the sid: both others, over forty sessions.
     expect(named).toEqual(new Set([b!.adapter.node, c!.adapter.node]))
     await cluster.stop(b!)
     await cluster.stop(c!)
     await until(() => a!.adapter.liveNodes.length === 0, 3000, 'a alone')
-    expect(a!.adapter.anotherNode()).toBeUndefined()
+    expect(a!.adapter.anotherNode('sid-0')).toBeUndefined()
   })
 
   it('lets exactly one of two racing claims win', async () => {

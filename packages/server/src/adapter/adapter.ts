@@ -245,14 +245,17 @@ export interface Adapter {
    */
   requestHandOff?(node: string, sid: string): Promise<boolean>
   /**
-   * A live node other than this one (with its URL, for an adapter whose nodes publish one), or
-   * undefined when there is none. Asked while this node drains, for a resume that reached it
-   * for a session it handed off and nobody has claimed yet (a balancer that still sends it
-   * requests): the resume goes on to that node, which claims the session, instead of being
-   * refused (503 PARLEY_SERVER_SHUTTING_DOWN) and tried again after a backoff, perhaps after
-   * `handoff.timeout`. Any live node will do; a random one spreads the resumes.
+   * A live node other than this one for session `sid` (with its URL, for an adapter whose nodes
+   * publish one), or undefined when there is none. Asked while this node drains, for a resume
+   * that reached it for a session it handed off and nobody has claimed yet (a balancer that
+   * still sends it requests): the resume goes on to that node, which claims the session,
+   * instead of being refused (503 PARLEY_SERVER_SHUTTING_DOWN) and tried again after a backoff,
+   * perhaps after `handoff.timeout`. Any live node will do, but the same one for the same `sid`
+   * while the live nodes stay the same: a client that tried again (its first answer was slow)
+   * must reach the node that claimed the session, where its resume goes on; on another node the
+   * claim would find the session taken, and the client would get a new one.
    */
-  anotherNode?(): NodeAddress | undefined | Promise<NodeAddress | undefined>
+  anotherNode?(sid: string): NodeAddress | undefined | Promise<NodeAddress | undefined>
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }

@@ -80,15 +80,19 @@ export class Forwarder {
   }
 
   /**
-   * A live node to hand a resume to while this node drains (see `Adapter.anotherNode`), when
+   * A live node to hand a resume of `sid` to while this node drains (see `Adapter.anotherNode`), when
    * there is one this node can reach: with a URL, or (HTTP only) through the adapter. Never for
    * a request forwarded here already.
    */
-  async anotherNode(request: FastifyRequest, medium: 'http' | 'websocket'): Promise<Owner | undefined> {
+  async anotherNode(
+    sid: string,
+    request: FastifyRequest,
+    medium: 'http' | 'websocket',
+  ): Promise<Owner | undefined> {
     const adapter = this.#options.adapter
     if (this.#closed || !adapter.anotherNode || request.headers[ROUTED_HEADER] !== undefined) return undefined
     try {
-      const other = await adapter.anotherNode()
+      const other = await adapter.anotherNode(sid)
       if (other === undefined) return undefined
       if (typeof other.url === 'string') return { node: other.node, url: other.url }
       return medium === 'http' && adapter.routeRequest ? { node: other.node } : undefined

@@ -317,7 +317,7 @@ export async function parleyRoutes(
     if (hello.sid !== undefined && server.handedOff(hello.sid)) {
       // This node drains and handed the session off: a live node claims it now, rather than
       // the client after a refusal and a backoff (perhaps too late: see Adapter.anotherNode).
-      const other = await forwarder.anotherNode(request, 'http')
+      const other = await forwarder.anotherNode(hello.sid, request, 'http')
       if (other) {
         const sent = forwarder.handOver(other, request, reply, body.text())
         // The node closes only once the answer went back (see Drain.sendingOn).

@@ -124,7 +124,7 @@ export class WebSocketHandshakes {
       if (hello.sid !== undefined && server.handedOff(hello.sid)) {
         // This node drains and handed the session off: relayed to a live node, which claims
         // it now (the relay ends when this node closes, and the client resumes once more).
-        const other = await forwarder.anotherNode(request, 'websocket')
+        const other = await forwarder.anotherNode(hello.sid, request, 'websocket')
         if (other && transport.open) {
           const take = () => transport.release()
           // The node closes only once the answer went back (see Drain.sendingOn).
