@@ -14,6 +14,7 @@ import { BroadcastOperator } from './broadcast.js'
 import { answeredIn, Drain } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
+import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
@@ -542,6 +543,10 @@ export class ParleyServer<
         }
         if (this.#closing) return shuttingDown()
         if (!transport.open) return null
+        // Sent on by a draining node, but another node claimed the session first (a retry that
+        // reached this node after the live nodes changed): a new session here would leave that
+        // one behind. The client tries again, and the draining node sends it to the claimer.
+        if (request.headers[ROUTED_HEADER] === SENT_ON) return claimedElsewhere()
       }
       this.metrics.resume(false)
       if (this.#answerEnded(transport, hello.sid)) return null
@@ -803,6 +808,15 @@ function moving(): Refusal {
     status: 503,
     code: ErrorCode.SERVER_SHUTTING_DOWN,
     message: 'the session is moving to another node: try again',
+  }
+}
+
+/** A resume sent on by a draining node that another node claimed first: the client tries again. */
+function claimedElsewhere(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session was taken over by another node: try again',
   }
 }
 

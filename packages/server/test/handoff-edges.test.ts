@@ -213,7 +213,11 @@ describe('drain with handoff: two drains at once', () => {
 describe('drain with handoff: a client that comes back to the draining node', () => {
   for (const transport of TRANSPORTS) {
     it(`is sent on to a live node, which claims the session at once (${transport})`, async () => {
-      const { list, base } = await cluster(() => {})
+      // How the resume reached each node that restored the session (the routed mark).
+      const marks: unknown[] = []
+      const { list, base } = await cluster((socket, _node, fresh) => {
+        if (!fresh) marks.push(socket.handshake.headers['x-parley-routed'])
+      })
       const { c, events } = client(base, transport)
       const errors: string[] = []
       c.on('transport_error', (_name: string, error: { code: string }) => errors.push(error.code))
@@ -224,6 +228,8 @@ describe('drain with handoff: a client that comes back to the draining node', ()
       proxy!.avoid.add(1).add(2)
       const closing = a.started.app.close()
       await until(() => total(others, (n) => n.restored) === 1, 5000, 'restored elsewhere')
+      // Marked as sent on: should that node's claim fail, it would not start a new session.
+      expect(marks[0]).toBe('sent-on')
       proxy!.avoid.clear()
       proxy!.avoid.add(0)
       await closing
@@ -267,13 +273,13 @@ describe('drain with handoff: a client that comes back to the draining node', ()
 })
 
 describe('drain with handoff: a second resume while the first is taken over', () => {
-  it('is told to try again (the session is still arriving), and the first goes on', async () => {
+  it('is told to try again where the session is arriving and where it was sent on, and the first goes on', async () => {
     const store = new Cluster({ handoff: true })
     store.takeOverDelayMs = 800
     const { list, base } = await cluster(() => {}, { store })
     const { c, events } = client(base, 'polling')
     await connectTo(c, 0)
-    const [a, b] = list as [Node, Node, Node]
+    const [a, b, c3] = list as [Node, Node, Node]
     const sid = a.connections[0]!.session.sid
     // The client's resume goes to b, where the take-over waits for the old node's tail.
     proxy!.avoid.add(0).add(2)
@@ -288,6 +294,19 @@ describe('drain with handoff: a second resume while the first is taken over', ()
       code: 'PARLEY_SERVER_SHUTTING_DOWN',
       message: 'the session is still arriving from another node: try again',
     })
+    // The draining node sent a retry on to another node (the live nodes changed meanwhile):
+    // its claim finds the session taken, and it starts no new session.
+    const elsewhere = await fetch(`${c3.started.base}/poll?v=1`, {
+      method: 'POST',
+      body: JSON.stringify([8, { sid, ack: 0 }]),
+      headers: { 'x-parley-routed': 'sent-on' },
+    })
+    expect(elsewhere.status).toBe(503)
+    expect(await elsewhere.json()).toEqual({
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+      message: 'the session was taken over by another node: try again',
+    })
+    expect(c3.connections).toEqual([])
     await closing
     nodes = nodes.filter((n) => n !== a.started)
     await until(() => c.connected, 3000, 'connected')

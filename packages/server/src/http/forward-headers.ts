@@ -23,9 +23,13 @@ const WEBSOCKET_HANDSHAKE = /^sec-websocket-/
  * and Origin included, so that the owner's origin check sees what this node saw), without the
  * hop-by-hop ones, `content-length` (the body is sent again), or the WebSocket handshake's own;
  * `x-forwarded-for`, `-proto` and `-host` when the client's request had none; and the routed
- * mark, so that the owner answers it itself.
+ * mark (`mark`, see `SENT_ON`), so that the owner answers it itself.
  */
-export function forwardedHeaders(request: FastifyRequest, websocket = false): OutgoingHttpHeaders {
+export function forwardedHeaders(
+  request: FastifyRequest,
+  websocket = false,
+  mark = '1',
+): OutgoingHttpHeaders {
   const received = request.headers
   const named = connectionTokens(received.connection)
   const headers: OutgoingHttpHeaders = {}
@@ -39,7 +43,7 @@ export function forwardedHeaders(request: FastifyRequest, websocket = false): Ou
   if (typeof request.ip === 'string') headers['x-forwarded-for'] ??= request.ip
   headers['x-forwarded-proto'] ??= request.protocol
   if (received.host !== undefined) headers['x-forwarded-host'] ??= received.host
-  headers[ROUTED_HEADER] = '1'
+  headers[ROUTED_HEADER] = mark
   return headers
 }
 

@@ -6,13 +6,15 @@ import type { WebSocket } from 'ws'
 import type { Adapter } from '../adapter/adapter.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay } from './forward-ws.js'
-import { ROUTED_HEADER, relayResponse, routedRequest } from './routing.js'
+import { ROUTED_HEADER, relayResponse, routedRequest, SENT_ON } from './routing.js'
 
 /** The node that owns a session, as far as forwarding to it goes. */
 export interface Owner {
   node: string
   /** Its base URL: requests go there over the network. Without one, `Adapter.routeRequest`. */
   url?: string
+  /** A resume this draining node sends on to a live node (`anotherNode`), marked `SENT_ON`. */
+  sentOn?: true
 }
 
 /**
@@ -94,8 +96,8 @@ export class Forwarder {
     try {
       const other = await adapter.anotherNode(sid)
       if (other === undefined) return undefined
-      if (typeof other.url === 'string') return { node: other.node, url: other.url }
-      return medium === 'http' && adapter.routeRequest ? { node: other.node } : undefined
+      if (typeof other.url === 'string') return { node: other.node, url: other.url, sentOn: true }
+      return medium === 'http' && adapter.routeRequest ? { node: other.node, sentOn: true } : undefined
     } catch (err) {
       request.log.warn({ err }, 'parley: the adapter could not name another node')
       return undefined
@@ -114,10 +116,11 @@ export class Forwarder {
     body: string,
   ): Promise<HandOver> {
     if (owner.url === undefined) return this.#route(owner.node, request, reply, body)
-    let outcome = await this.#send(owner.url, request, reply, body)
+    const mark = owner.sentOn ? SENT_ON : '1'
+    let outcome = await this.#send(owner.url, request, reply, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
     // sent twice is harmless, since the owner drops packets it already has (by `seq`).
-    if (outcome === 'stale') outcome = await this.#send(owner.url, request, reply, body)
+    if (outcome === 'stale') outcome = await this.#send(owner.url, request, reply, body, mark)
     if (outcome === 'stale' || outcome instanceof Error) {
       this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
       return 'unreachable'
@@ -151,7 +154,7 @@ export class Forwarder {
       ws,
       take,
       url: `${owner.url.replace(/^http/, 'ws')}${request.url}`,
-      headers: forwardedHeaders(request, true),
+      headers: forwardedHeaders(request, true, owner.sentOn ? SENT_ON : '1'),
       hello,
       connectTimeout,
       highWaterMark,
@@ -207,11 +210,12 @@ export class Forwarder {
     request: FastifyRequest,
     reply: FastifyReply,
     body: string,
+    mark: string,
   ): Promise<'answered' | 'gone' | 'stale' | Error> {
     const res = reply.raw
     if (res.destroyed || this.#closed) return Promise.resolve('gone')
     const target = new URL(base)
-    const headers = forwardedHeaders(request)
+    const headers = forwardedHeaders(request, false, mark)
     if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
     return new Promise((resolve) => {
       const upstream = http.request({

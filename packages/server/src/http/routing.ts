@@ -9,6 +9,12 @@ import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
  */
 export const ROUTED_HEADER = 'x-parley-routed'
 
+/**
+ * The routed mark's value on a resume a draining node sent on (see `Adapter.anotherNode`): a
+ * node whose claim of it fails tells the client to try again rather than start a new session.
+ */
+export const SENT_ON = 'sent-on'
+
 /** Headers that describe one hop, not the request: never copied from one node to the next. */
 const HOP_BY_HOP = new Set([
   'connection',
