@@ -666,8 +666,9 @@ export class Session extends Timed implements TransportOwner {
   }
 
   /**
-   * `transport` gave the client packets it never got (a polling answer that went to a GET the
-   * client had given up on): those still kept, from `after + 1` to `through`, go again, in order.
+   * `transport` gave the client packets it never got (a polling answer or an SSE stream that went
+   * to a GET the client had given up on): those still kept, from `after + 1` to `through`, go
+   * again, in order.
    */
   transportMissed(transport: Transport, after: number, through: number): void {
     if (transport !== this.#transport) return

@@ -1,5 +1,5 @@
-import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
+import { finished } from 'node:stream/promises'
 import {
   CloseReason,
   decodeLines,
@@ -245,10 +245,10 @@ export async function parleyRoutes(
     if (method === 'GET') {
       // A GET may acknowledge what the client got so far (`ack`, as an ACK packet would): a
       // polling client then needs no POST for its ACKs, since it asks again at once.
-      const query = (request.query as Query).ack
+      const given = (request.query as Query).ack
       let ack: number | undefined
-      if (query !== undefined) {
-        ack = typeof query === 'string' && SEQ.test(query) ? Number(query) : Number.NaN
+      if (given !== undefined) {
+        ack = typeof given === 'string' && SEQ.test(given) ? Number(given) : Number.NaN
         if (!Number.isSafeInteger(ack)) {
           const error = new ParleyError(ErrorCode.INVALID_PACKET, 'ack is a sequence number')
           http.reject(error)
@@ -320,8 +320,8 @@ export async function parleyRoutes(
       const other = await forwarder.anotherNode(hello.sid, request, 'http')
       if (other) {
         const sent = forwarder.handOver(other, request, reply, body.text())
-        // The node closes only once the answer went back (see Drain.sendingOn).
-        server.sendingOn(sent.then(() => responseDone(reply.raw)))
+        // The node closes only once the answer went back, or was cut (see Drain.sendingOn).
+        server.sendingOn(sent.then(() => finished(reply.raw)))
         if ((await sent) !== 'unreachable') return reply
       }
     } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
@@ -384,13 +384,4 @@ const SEQ = /^(?:0|[1-9][0-9]{0,15})$/
 /** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
 function lineLengths(lines: readonly string[]): number[] {
   return lines.flatMap((line) => (line === '' ? [] : [line.length]))
-}
-
-/** Resolves once `res` is over: sent whole, or cut. */
-function responseDone(res: ServerResponse): Promise<void> {
-  if (res.writableFinished || res.destroyed) return Promise.resolve()
-  return new Promise((resolve) => {
-    res.once('finish', resolve)
-    res.once('close', resolve)
-  })
 }

@@ -144,15 +144,12 @@ export class PollingTransport extends HttpTransport {
    * was already waiting.
    */
   #answerAgain(ack: number): void {
-    const waiting = this.#waiting
-    const waitingBytes = this.#queuedBytes
+    const waiting = this.#waiting.length
     const through = this.#answeredThrough
-    this.#waiting = []
-    this.#queuedBytes = 0
     this.#answeredThrough = ack
+    // The session sends them through `send`, behind what was waiting: they move to the front.
     this.missed(ack, through)
-    for (const entry of waiting) this.#waiting.push(entry)
-    this.#queuedBytes += waitingBytes
+    this.#waiting = this.#waiting.slice(waiting).concat(this.#waiting.slice(0, waiting))
   }
 
   send(out: Outgoing, seq = 0): void {

@@ -142,17 +142,15 @@ export class SseTransport extends HttpTransport {
 
   /** Queues the numbered packets after `ack` that earlier streams carried, before what waits. */
   #writeAgain(ack: number): void {
-    const waiting = this.#queue
-    const waitingBytes = this.#queuedBytes
-    const waitingThrough = this.#queuedThrough
+    const waiting = this.#queue.length
+    const queuedThrough = this.#queuedThrough
     const through = this.#writtenThrough
-    this.#queue = []
-    this.#queuedBytes = 0
     this.#writtenThrough = ack
+    // The session sends them through `send` (queued: no stream is written directly yet), behind
+    // what was waiting: they move to the front; the highest seq queued is still the waiting one.
     this.missed(ack, through)
-    for (const piece of waiting) this.#queue.push(piece)
-    this.#queuedBytes += waitingBytes
-    this.#queuedThrough = Math.max(this.#queuedThrough, waitingThrough)
+    this.#queue = this.#queue.slice(waiting).concat(this.#queue.slice(0, waiting))
+    this.#queuedThrough = Math.max(this.#queuedThrough, queuedThrough)
   }
 
   override get lingering(): boolean {

@@ -243,7 +243,7 @@ export interface TransportOwner {
   /**
    * The client never got the numbered packets after `after` up to `through`, though the
    * transport gave them to an earlier request (see `HttpSide.downstream`): send them again.
-   * Only polling reports it.
+   * Only SSE and polling report it.
    */
   transportMissed?(transport: Transport, after: number, through: number): void
 }
@@ -277,7 +277,7 @@ export interface Transport {
   /**
    * Queues one packet. Never throws; dropped silently once closed. `seq` is the packet's
    * sequence number when it is numbered (0 or absent otherwise): a transport that can tell which
-   * packets its client missed (polling) reads it.
+   * packets its client missed (SSE, polling) reads it.
    */
   send(out: Outgoing, seq?: number): void
   /** Ends the medium after what was already sent. No `close` handler call follows. */
@@ -301,8 +301,9 @@ export interface HttpSide {
   takeAnswerLine(): string | undefined
   /**
    * A GET for the downstream: SSE streams on it, polling holds it until there is something.
-   * `ack` is the GET's `ack` parameter, already handed to the session as an ACK: over polling
-   * it also says which earlier answer the client never read (docs/protocol.md, Delivery).
+   * `ack` is the GET's `ack` parameter, already handed to the session as an ACK: it also says
+   * what an earlier GET (an answer, a stream) carried that the client never read
+   * (docs/protocol.md, Delivery).
    */
   downstream(res: ServerResponse, headers: Record<string, string>, ack?: number): void
   /** Answers a GET that came after the close with the packets that were left. */
