@@ -33,6 +33,8 @@ const CODE_NAMES = [
   'BAD_REQUEST',
   'REFUSED',
   'SERVER_SHUTTING_DOWN',
+  // The server holds as many sessions as it may (its maxSessions): a new one is refused for now.
+  'SERVER_FULL',
   // Acknowledgements and delivery.
   'ACK_TIMEOUT',
   'TOO_MANY_PENDING_ACKS',

@@ -13,6 +13,8 @@ export type Direction = 'in' | 'out'
 export interface Metrics {
   /** A new session opened (not a resume). */
   handshake(): void
+  /** A handshake for a new session was refused: this node held `maxSessions`. */
+  full(): void
   /** A HELLO named a session: `recovered` when it was still alive and took the transport. */
   resume(recovered: boolean): void
   /** A session moved from one kind of transport to another. */
@@ -38,6 +40,7 @@ export type HandOffOutcome = 'stored' | 'failed' | 'unclaimed' | 'taken' | 'inco
 /** Does nothing: the metrics of a server that was given no registry. */
 export const noMetrics: Metrics = {
   handshake() {},
+  full() {},
   resume() {},
   transportSwitch() {},
   disconnect() {},
@@ -90,6 +93,11 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     help: 'New sessions opened.',
     registers,
   })
+  const refusedFull = new Counter({
+    name: 'parley_sessions_refused_total',
+    help: 'Handshakes for a new session refused because this node held maxSessions.',
+    registers,
+  })
   const resumes = new Counter({
     name: 'parley_resumes_total',
     help: 'Resumes (HELLO naming a session), by whether the session was recovered.',
@@ -139,6 +147,7 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
 
   return {
     handshake: () => handshakes.inc(),
+    full: () => refusedFull.inc(),
     resume: (recovered) => resumes.inc({ recovered: String(recovered) }),
     transportSwitch: (from, to) => switches.inc({ from, to }),
     disconnect(reason) {

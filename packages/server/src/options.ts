@@ -82,6 +82,16 @@ export interface ParleyServerOptions {
   handoff?: { timeout?: number; batchSize?: number; retrySpread?: number } | false
   /** Milliseconds a fresh WebSocket has to send its HELLO. Default 10000. */
   handshakeTimeout?: number
+  /**
+   * Most sessions this node holds at once: connected ones and those waiting in their recovery
+   * window. Past it, a handshake for a new session is refused with PARLEY_SERVER_FULL (503 over
+   * HTTP; ERROR, then close 1008, over WebSocket) before the middleware runs, and the client
+   * tries again after its backoff (behind a balancer, perhaps on another node). Resumes of
+   * sessions this node holds are never refused, nor sessions taken over from a draining node:
+   * a deploy may take a node past the limit for a while. Bounds the memory a flood of
+   * handshakes can take. Default: no limit (`Infinity`).
+   */
+  maxSessions?: number
   /** permessage-deflate on WebSocket: off by default; `true` compresses messages of 1 KiB or more. */
   perMessageDeflate?: boolean | { threshold?: number }
   /**
@@ -135,6 +145,8 @@ export interface ResolvedOptions {
   /** Drain with handoff, or false (also when recovery is off: there is nothing to resume). */
   handoff: false | { timeout: number; batchSize: number; retrySpread: number }
   handshakeTimeout: number
+  /** `Infinity` when there is no limit. */
+  maxSessions: number
   perMessageDeflate: false | { threshold: number }
   pollingCompression: false | { threshold: number }
   /** `sseUpstream: 'close-when-idle'`: an idle SSE client's heartbeat POST closes its connection. */
@@ -177,6 +189,7 @@ const known = new Set([
   'recovery',
   'handoff',
   'handshakeTimeout',
+  'maxSessions',
   'perMessageDeflate',
   'pollingCompression',
   'sseUpstream',
@@ -286,6 +299,11 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const maxPendingAcks = integer(options, 'maxPendingAcks', defaults.maxPendingAcks, 1, 2 ** 31 - 1)
   const maxWaitingEvents = integer(options, 'maxWaitingEvents', defaults.maxWaitingEvents, 1, 2 ** 31 - 1)
   const handshakeTimeout = integer(options, 'handshakeTimeout', defaults.handshakeTimeout, 1, MAX_DELAY)
+  // `Infinity` says "no limit" as plainly as leaving the option out.
+  const maxSessions =
+    options.maxSessions === Number.POSITIVE_INFINITY
+      ? Number.POSITIVE_INFINITY
+      : integer(options, 'maxSessions', Number.POSITIVE_INFINITY, 1, 2 ** 31 - 1)
 
   const origins = options.allowedOrigins
   if (
@@ -369,6 +387,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     recoveryWindow,
     handoff,
     handshakeTimeout,
+    maxSessions,
     perMessageDeflate,
     pollingCompression,
     closeIdleSseUpstream: sseUpstream === 'close-when-idle',

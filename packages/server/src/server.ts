@@ -20,6 +20,7 @@ import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
 import { Session, type SessionConfig } from './session.js'
+import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import type { Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
@@ -75,6 +76,8 @@ export class ParleyServer<
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
+  /** `maxSessions`: new sessions past it are refused. */
+  readonly #limit: SessionLimit
   /** What every session and every socket runs on: one object each, shared, not one per client. */
   readonly #sessionConfig: SessionConfig
   readonly #socketContext: SocketContext
@@ -115,6 +118,7 @@ export class ParleyServer<
     this.#log = log
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
+    this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
       get: (id) => this.#byId.get(id),
@@ -588,12 +592,18 @@ export class ParleyServer<
       if (this.#answerEnded(transport, existing.session.sid)) return null
     }
 
+    // Before the middleware, so that a flood does not run it; again after, since other
+    // handshakes may have filled the node while it ran.
+    const full = this.#limit.refuse(this.#bySid.size)
+    if (full) return full
     const session = new Session(this.#sessionConfig)
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
     const refusal = await this.#runMiddleware(socket)
     if (refusal) return refusal
     if (this.#closing) return shuttingDown()
     if (!transport.open) return null
+    const filled = this.#limit.refuse(this.#bySid.size)
+    if (filled) return filled
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
     await this.#recordOwner(session.sid)

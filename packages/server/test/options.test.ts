@@ -28,6 +28,7 @@ describe('options', () => {
       maxWaitingEvents: 1000,
       recoveryWindow: 120_000,
       handshakeTimeout: 10_000,
+      maxSessions: Number.POSITIVE_INFINITY,
       perMessageDeflate: false,
       pollingCompression: { threshold: 1024 },
       closeIdleSseUpstream: false,
@@ -51,6 +52,10 @@ describe('options', () => {
     })
     expect((await register({ perMessageDeflate: true })).perMessageDeflate).toEqual({ threshold: 1024 })
     expect((await register({ pollingCompression: false })).pollingCompression).toBe(false)
+    expect((await register({ maxSessions: 50_000 })).maxSessions).toBe(50_000)
+    expect((await register({ maxSessions: Number.POSITIVE_INFINITY })).maxSessions).toBe(
+      Number.POSITIVE_INFINITY,
+    )
     expect((await register({ sseUpstream: 'close-when-idle' })).closeIdleSseUpstream).toBe(true)
     expect((await register({ sseUpstream: 'keep-alive' })).closeIdleSseUpstream).toBe(false)
     expect((await register({ pollingCompression: { threshold: 0 } })).pollingCompression).toEqual({
@@ -85,6 +90,9 @@ describe('options', () => {
     [{ recovery: { window: 0 } }, 'recovery.window'],
     [{ recovery: { windw: 10 } }, 'recovery'],
     [{ handshakeTimeout: 2 ** 40 }, 'handshakeTimeout'],
+    [{ maxSessions: 0 }, 'maxSessions'],
+    [{ maxSessions: 2.5 }, 'maxSessions'],
+    [{ maxSessions: '1000' }, 'maxSessions'],
     [{ perMessageDeflate: 'yes' }, 'perMessageDeflate'],
     [{ perMessageDeflate: { threshold: -5 } }, 'perMessageDeflate.threshold'],
     [{ pollingCompression: 'gzip' }, 'pollingCompression'],

@@ -145,9 +145,12 @@ export abstract class BaseTransport implements Transport {
     if (packet.type === PacketType.OPEN) this.maxPayload = packet.maxPayload
     if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
     throw packet.type === PacketType.ERROR
-      ? // A node shutting down refuses the handshake, not this client: another node will take it.
+      ? // A node shutting down, or full, refuses the handshake, not this client: another node,
+        // or the same one after a backoff, will take it.
         new ParleyError<string>(packet.code, packet.message, {
-          details: { refused: packet.code !== ErrorCode.SERVER_SHUTTING_DOWN },
+          details: {
+            refused: packet.code !== ErrorCode.SERVER_SHUTTING_DOWN && packet.code !== ErrorCode.SERVER_FULL,
+          },
         })
       : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
   }
