@@ -8,6 +8,7 @@ import {
   notFound,
   shown,
   timeoutError,
+  tooLarge,
   transportError,
   type Welcome,
 } from './transports/transport.js'
@@ -88,7 +89,15 @@ export abstract class HttpTransport extends BaseTransport {
         signal: ctl.signal,
       })
       if (res.status !== 200) throw await httpError(res, this.url)
-      const open = this.welcome(decodeText((await res.text()).trim()))
+      const open = this.welcome(
+        decodeText(
+          (
+            await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
+              ? res.text()
+              : boundedBody(res, this.maxPayload))
+          ).trim(),
+        ),
+      )
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
       // The decoder took the sid only as URL-safe characters: it needs no escaping.
@@ -208,3 +217,25 @@ const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }
 
 /** How long to wait before sending again a body the server answered 409 (a POST overlapped). */
 const RETRY_409_MS = 25
+
+/**
+ * Node only: the body of an answer, read up to `maxPayload` UTF-16 units (what one answer may
+ * hold); past it PARLEY_PAYLOAD_TOO_LARGE, and the rest is not read, since a body with no end (a
+ * broken proxy, a hostile server) would take the memory of the whole process. A page gets its
+ * Parley server from its own origin, which could harm it anyway: the browser build
+ * (PARLEY_BROWSER_BUNDLE) reads the body whole (`res.text()`) and leaves this out.
+ */
+export async function boundedBody(res: Response, maxPayload: number): Promise<string> {
+  // A 200 always has a body (a null one would throw here, a failed GET all the same).
+  const reader = res.body!.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    text += decoder.decode(read.value, { stream: true })
+    if (text.length > maxPayload) {
+      reader.cancel().catch(() => {})
+      throw tooLarge('answer', maxPayload)
+    }
+  }
+  return text + decoder.decode()
+}

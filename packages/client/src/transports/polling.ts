@@ -1,5 +1,5 @@
 import { decodeText } from '../codec.js'
-import { HttpTransport, httpError } from '../http.js'
+import { boundedBody, HttpTransport, httpError } from '../http.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
 import { shown, transportError } from './transport.js'
@@ -39,7 +39,9 @@ export class PollingTransport extends HttpTransport {
           this.fail(await httpError(res, url))
           return
         }
-        body = await res.text()
+        body = await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
+          ? res.text()
+          : boundedBody(res, this.maxPayload))
       } catch (err) {
         this.fail(transportError(`GET ${shown(url)} failed`, err))
         return

@@ -1,6 +1,6 @@
 import { decodeText } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
-import { transportError } from './transport.js'
+import { tooLarge, transportError } from './transport.js'
 
 /**
  * Server-Sent Events read with fetch streaming (browsers and Node alike), POST upstream.
@@ -52,6 +52,17 @@ export class SseTransport extends HttpTransport {
             data = []
           } else if (line.startsWith('data:')) data.push(line.slice(line[5] === ' ' ? 6 : 5))
           // Comments (the prelude) and other fields carry nothing for us.
+        }
+        // In Node, an event or a line that outgrows any packet (the slack covers the field
+        // name and the 2 KiB prelude) ends the stream before it takes the memory of the whole
+        // process; see `boundedBody` (http.ts) for why browsers are left out.
+        if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+          let held = buffer.length
+          for (const part of data) held += part.length
+          if (held > this.maxPayload + 4096) {
+            this.fail(tooLarge('event', this.maxPayload))
+            return
+          }
         }
         const next = await reader.read()
         chunk = next.done ? undefined : next.value

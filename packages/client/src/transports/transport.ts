@@ -176,13 +176,15 @@ function hand(handlers: TransportHandlers, decoded: DecodeResult): void {
  * anything: the deepest code in the cause chain (`ECONNREFUSED`, `DEPTH_ZERO_SELF_SIGNED_CERT`)
  * or else its message, so that the reason is not buried in `err.cause.cause`.
  */
-export function transportError(message: string, cause?: unknown): ParleyError {
+export function transportError(message: string, cause?: unknown): ParleyError<string> {
   type Cause = { code?: unknown; message?: unknown; cause?: Cause } | undefined
   let why = (cause as Cause)?.message
   // The deepest code wins over the top message ("fetch failed" says less than ECONNREFUSED).
   // Browsers give neither codes nor causes (a TypeError "Failed to fetch"): the browser build
   // (which defines PARLEY_BROWSER_BUNDLE true) leaves this out.
   if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+    // A coded failure of our own (an answer past maxPayload, Node only) says it best as it is.
+    if (cause instanceof ParleyError) return cause
     for (let e = cause as Cause, n = 0; e && n < 4; e = e.cause, n++)
       if (typeof e.code === 'string') why = e.code
   }
@@ -203,6 +205,11 @@ export function notFound(url: string): ParleyError {
   return new ParleyError(ErrorCode.NOT_FOUND, `404 at ${shown(url)}: check URL and path`, {
     details: { status: 404, refused: true },
   })
+}
+
+/** Node only: an answer or an SSE event longer than any packet may be. */
+export function tooLarge(what: string, maxPayload: number): ParleyError {
+  return new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${what} over ${maxPayload} characters`)
 }
 
 /** The error for "nothing came within the bound". */

@@ -1,0 +1,103 @@
+// In Node a body with no end (a broken proxy, a hostile server) must not take the memory of the
+// whole process: the client reads an HTTP answer or an SSE event only up to the maxPayload the
+// server stated, then gives up on the transport with PARLEY_PAYLOAD_TOO_LARGE. The real server
+// never sends such a body, so a stand-in pours one; it stops at CAP should the client keep
+// reading, and counts what it wrote.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { ErrorCode, type ParleyError } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { client, closeClients, next } from './helpers.js'
+
+/** Where the stand-in stops pouring, whatever the client does. */
+const CAP = 64 * 1024 * 1024
+/** What the OPEN states: an answer or an event may hold this many characters. */
+const MAX_PAYLOAD = 1000
+/** What the stand-in may have written before the client's close reached it (socket buffers). */
+const WRITTEN_AT_MOST = 16 * 1024 * 1024
+
+type Mode = 'handshake' | 'poll' | 'sse line' | 'sse lines'
+
+let server: Server | undefined
+afterEach(async () => {
+  closeClients()
+  server?.closeAllConnections()
+  await new Promise((resolve) => server?.close(resolve))
+  server = undefined
+})
+
+/** Writes `head`, then `piece` over and over until the client goes or CAP is reached. */
+function pour(res: ServerResponse, head: string, piece: string, written: { bytes: number }): void {
+  const chunk = piece.repeat(Math.ceil(16_384 / piece.length))
+  res.write(head)
+  const more = () => {
+    while (!res.destroyed && written.bytes < CAP) {
+      written.bytes += chunk.length
+      if (!res.write(chunk)) {
+        res.once('drain', more)
+        return
+      }
+    }
+    if (!res.destroyed) res.end()
+  }
+  more()
+}
+
+async function standIn(mode: Mode) {
+  const written = { bytes: 0 }
+  const open = JSON.stringify([
+    0,
+    {
+      sid: 'endless-session-00001',
+      id: 'endless-socket-000001',
+      pingInterval: 20_000,
+      pingTimeout: 20_000,
+      maxPayload: MAX_PAYLOAD,
+      transports: ['sse', 'polling'],
+      recovered: false,
+      ack: 0,
+    },
+  ])
+  server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume()
+    res.on('error', () => {})
+    const handshake = req.method === 'POST' && !req.url?.includes('sid=')
+    if (req.method === 'POST' && !handshake) {
+      res.writeHead(204).end()
+    } else if (handshake && mode !== 'handshake') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(open)
+    } else if (handshake) {
+      // Before OPEN the client knows no maxPayload but the protocol's default.
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      pour(res, '[0,{"sid":"', 'x', written)
+    } else if (mode === 'poll') {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      pour(res, '[2,1,"news",[', '"x",', written)
+    } else {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      const prelude = `:${' '.repeat(2048)}\n\n`
+      if (mode === 'sse line') pour(res, `${prelude}data: [2,1,"news",[`, '"x",', written)
+      else pour(res, prelude, 'data: [2]\n', written)
+    }
+  })
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, written }
+}
+
+describe.each([
+  ['the handshake answer', 'handshake', 'polling'],
+  ['a poll answer', 'poll', 'polling'],
+  ['an SSE line', 'sse line', 'sse'],
+  ['an SSE event of endless data lines', 'sse lines', 'sse'],
+] as const)('%s with no end', (_name, mode, transport) => {
+  it('is read up to maxPayload, then the transport gives up with PARLEY_PAYLOAD_TOO_LARGE', async () => {
+    const { url, written } = await standIn(mode)
+    const socket = client(url, { transports: [transport], connectTimeout: 10_000 })
+    const [error, willRetry] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>, boolean]
+    socket.disconnect()
+    expect(error.code).toBe(ErrorCode.PAYLOAD_TOO_LARGE)
+    expect(willRetry).toBe(true)
+    expect(written.bytes).toBeGreaterThan(0)
+    expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
+  })
+})
