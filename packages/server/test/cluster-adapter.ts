@@ -58,9 +58,10 @@ export class Cluster {
    * `handoff`: the adapter stores sessions for a drain with handoff (off by default, so that
    * tests of other things close their nodes at once, as without it). `anotherNode`: with
    * handoff, the adapter names a live node for resumes that reach a draining one (true by
-   * default; false for an adapter without `Adapter.anotherNode`).
+   * default; false for an adapter without `Adapter.anotherNode`; 'routed' names it without a
+   * URL, so that the resume goes through `routeRequest`).
    */
-  constructor(readonly options: { handoff?: boolean; anotherNode?: boolean } = {}) {}
+  constructor(readonly options: { handoff?: boolean; anotherNode?: boolean | 'routed' } = {}) {}
 
   /** The `adapter` option of the server that is node `name`. */
   adapter(name: string): AdapterFactory {
@@ -273,7 +274,8 @@ class HandOffClusterAdapter extends ClusterAdapter {
     if (this.cluster.options.anotherNode === false) return undefined
     for (const other of this.cluster.nodes.values()) {
       const url = other.sockets.url()
-      if (other !== this && !other.closed && url !== undefined) return { node: other.node, url }
+      if (other === this || other.closed || url === undefined) continue
+      return this.cluster.options.anotherNode === 'routed' ? { node: other.node } : { node: other.node, url }
     }
     return undefined
   }

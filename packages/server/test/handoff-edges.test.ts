@@ -211,13 +211,24 @@ describe('drain with handoff: two drains at once', () => {
 })
 
 describe('drain with handoff: a client that comes back to the draining node', () => {
-  for (const transport of TRANSPORTS) {
-    it(`is sent on to a live node, which claims the session at once (${transport})`, async () => {
+  // By the live node's URL (as @parley/redis names it), or through the adapter's `routeRequest`
+  // (an adapter whose nodes have no URL; HTTP only, as a WebSocket cannot be routed that way).
+  const ways = [
+    ...TRANSPORTS.map((transport) => [transport, 'by URL'] as const),
+    ['sse', 'through routeRequest'] as const,
+    ['polling', 'through routeRequest'] as const,
+  ]
+  for (const [transport, way] of ways) {
+    it(`is sent on to a live node, which claims the session at once (${transport}, ${way})`, async () => {
       // How the resume reached each node that restored the session (the routed mark).
       const marks: unknown[] = []
-      const { list, base } = await cluster((socket, _node, fresh) => {
-        if (!fresh) marks.push(socket.handshake.headers['x-parley-routed'])
-      })
+      const anotherNode = way === 'by URL' ? true : 'routed'
+      const { list, base } = await cluster(
+        (socket, _node, fresh) => {
+          if (!fresh) marks.push(socket.handshake.headers['x-parley-routed'])
+        },
+        { store: new Cluster({ handoff: true, anotherNode }) },
+      )
       const { c, events } = client(base, transport)
       const errors: string[] = []
       c.on('transport_error', (_name: string, error: { code: string }) => errors.push(error.code))

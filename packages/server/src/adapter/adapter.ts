@@ -70,6 +70,12 @@ export interface RoutedRequest {
   body: string
   /** The client's address. */
   address: string
+  /**
+   * A resume that a draining node sends on to a live node (see `anotherNode`). An adapter that
+   * carries requests to another process carries this too: should the receiving node's claim
+   * of the session fail, it tells the client to try again instead of starting a new session.
+   */
+  sentOn?: true
 }
 
 /**

@@ -115,7 +115,7 @@ export class Forwarder {
     reply: FastifyReply,
     body: string,
   ): Promise<HandOver> {
-    if (owner.url === undefined) return this.#route(owner.node, request, reply, body)
+    if (owner.url === undefined) return this.#route(owner, request, reply, body)
     const mark = owner.sentOn ? SENT_ON : '1'
     let outcome = await this.#send(owner.url, request, reply, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
@@ -189,9 +189,11 @@ export class Forwarder {
   }
 
   /** Through the adapter, for in-process adapters whose owners have no URL. */
-  async #route(node: string, request: FastifyRequest, reply: FastifyReply, body: string): Promise<HandOver> {
+  async #route(owner: Owner, request: FastifyRequest, reply: FastifyReply, body: string): Promise<HandOver> {
+    const node = owner.node
     try {
-      const response = await this.#options.adapter.routeRequest?.(node, routedRequest(request, body))
+      const routed = routedRequest(request, body, owner.sentOn)
+      const response = await this.#options.adapter.routeRequest?.(node, routed)
       if (!response) throw new Error('the adapter cannot route requests')
       relayResponse(reply, response)
       return 'answered'

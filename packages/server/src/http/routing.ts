@@ -29,14 +29,16 @@ const HOP_BY_HOP = new Set([
 ])
 
 /** The plain form of a request, for `Adapter.routeRequest`. */
-export function routedRequest(request: FastifyRequest, body: string): RoutedRequest {
-  return {
+export function routedRequest(request: FastifyRequest, body: string, sentOn?: true): RoutedRequest {
+  const routed: RoutedRequest = {
     method: request.method === 'POST' ? 'POST' : 'GET',
     url: request.url,
     headers: plainHeaders(request.headers),
     body,
     address: request.ip,
   }
+  if (sentOn) routed.sentOn = true
+  return routed
 }
 
 /** Streams the owner's answer to the client; a client that goes away aborts it on the owner. */
@@ -58,7 +60,7 @@ export async function serveRouted(app: FastifyInstance, routed: RoutedRequest): 
   const response = await app.inject({
     method: routed.method,
     url: routed.url,
-    headers: { ...routed.headers, [ROUTED_HEADER]: '1' },
+    headers: { ...routed.headers, [ROUTED_HEADER]: routed.sentOn === true ? SENT_ON : '1' },
     payload: routed.method === 'POST' ? routed.body : undefined,
     remoteAddress: routed.address,
     payloadAsStream: true,
