@@ -4,6 +4,8 @@
 import http from 'node:http'
 import { encodeText, PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
+import { Directory } from './directory-adapter.js'
 import { type Started, startServer } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -20,7 +22,7 @@ function post(
   url: string,
   body: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; connection: string | undefined }> {
+): Promise<{ status: number; connection: string | undefined; closeClient?: string }> {
   return new Promise((resolve, reject) => {
     const agent = new http.Agent({ keepAlive: true })
     const req = http.request(
@@ -30,7 +32,12 @@ function post(
         res.resume()
         res.on('end', () => {
           agent.destroy()
-          resolve({ status: res.statusCode ?? 0, connection: res.headers.connection })
+          const closeClient = res.headers['x-parley-close-client'] as string | undefined
+          resolve({
+            status: res.statusCode ?? 0,
+            connection: res.headers.connection,
+            ...(closeClient === undefined ? {} : { closeClient }),
+          })
         })
       },
     )
@@ -67,12 +74,46 @@ describe("the server's sseUpstream option", () => {
     expect(await post(url, pong)).toEqual({ status: 204, connection: 'close' })
   })
 
-  it('keeps a connection that another node routed here: it carries other clients too', async () => {
+  it('keeps a connection that another node routed here (it carries other clients too), and asks that node to close its own', async () => {
     const url = await sseSession({ sseUpstream: 'close-when-idle' })
     expect(await post(url, '[3]', { 'x-parley-routed': '1' })).toEqual({
       status: 204,
       connection: 'keep-alive',
+      closeClient: '1',
     })
+    expect(
+      await post(url, encodeText({ type: PacketType.EVENT, seq: 1, name: 'hello', args: [], ackId: 0 }), {
+        'x-parley-routed': '1',
+      }),
+    ).toEqual({
+      status: 204,
+      connection: 'keep-alive',
+    })
+  })
+
+  // By the owner's URL (as @parley/redis), or through the adapter's `routeRequest`.
+  it.each([
+    ['by URL', () => new Directory()],
+    ['through routeRequest', () => new Cluster()],
+  ])("is applied by the node that forwards a POST to the session's owner (%s)", async (_way, nodes) => {
+    const cluster = nodes()
+    const options = { sseUpstream: 'close-when-idle' } as const
+    started = await startServer({ ...options, adapter: cluster.adapter('a') })
+    const other = await startServer({ ...options, adapter: cluster.adapter('b') })
+    try {
+      client = await rawConnect('sse', started.base, {}, { autoPong: false })
+      // Sent to b, which forwards it to a, the owner.
+      const url = `${other.base}/sse?v=1&sid=${client.sid}`
+      const pong = encodeText({ type: PacketType.PONG })
+      expect(await post(url, pong)).toEqual({ status: 204, connection: 'close' })
+      expect(
+        await post(url, encodeText({ type: PacketType.EVENT, seq: 1, name: 'hello', args: [], ackId: 0 })),
+      ).toEqual({ status: 204, connection: 'keep-alive' })
+      expect(await post(url, pong)).toEqual({ status: 204, connection: 'keep-alive' })
+      expect(await post(url, pong)).toEqual({ status: 204, connection: 'close' })
+    } finally {
+      await other.app.close()
+    }
   })
 
   it("'keep-alive' (the default) keeps every POST's connection", async () => {

@@ -6,7 +6,7 @@ import type { WebSocket } from 'ws'
 import type { Adapter } from '../adapter/adapter.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay } from './forward-ws.js'
-import { ROUTED_HEADER, relayResponse, routedRequest, SENT_ON } from './routing.js'
+import { closingClient, ROUTED_HEADER, relayResponse, routedRequest, SENT_ON } from './routing.js'
 
 /** The node that owns a session, as far as forwarding to it goes. */
 export interface Owner {
@@ -257,7 +257,7 @@ export class Forwarder {
       upstream.once('response', (answer) => {
         answered = true
         reply.hijack()
-        res.writeHead(answer.statusCode ?? 502, answerHeaders(answer.headers))
+        res.writeHead(answer.statusCode ?? 502, closingClient(request, answerHeaders(answer.headers)))
         // An SSE stream streams: each chunk the owner writes goes on at once.
         res.flushHeaders()
         pipeline(answer, res, (err) => {

@@ -285,8 +285,7 @@ export async function parleyRoutes(
       // Line lengths are worked out only when they are counted (the `metrics` option).
       http.receive(decoded.packets, server.metrics === noMetrics ? NO_SIZES : lineLengths(lines))
       reply.code(204).headers({ ...cors, 'Cache-Control': 'no-store' })
-      if (kind === 'sse' && idleSseUpstream?.closesAfter(request, session, decoded.packets))
-        reply.header('Connection', 'close')
+      if (kind === 'sse') idleSseUpstream?.answer(request, reply, session, decoded.packets)
       return reply.send()
     } finally {
       posting.delete(session)

@@ -15,6 +15,14 @@ export const ROUTED_HEADER = 'x-parley-routed'
  */
 export const SENT_ON = 'sent-on'
 
+/**
+ * On the owner's answer to a routed POST: "close the client's connection after this answer"
+ * (`sseUpstream: 'close-when-idle'`). The owner cannot say `Connection: close` itself, which
+ * would close the connection between the nodes, which carries other clients too; the node that
+ * forwarded the POST takes the mark off and closes its own connection to the client.
+ */
+export const CLOSE_CLIENT_HEADER = 'x-parley-close-client'
+
 /** Headers that describe one hop, not the request: never copied from one node to the next. */
 const HOP_BY_HOP = new Set([
   'connection',
@@ -45,7 +53,7 @@ export function routedRequest(request: FastifyRequest, body: string, sentOn?: tr
 export function relayResponse(reply: FastifyReply, response: RoutedResponse): FastifyReply {
   reply.hijack()
   const res = reply.raw
-  res.writeHead(response.status, response.headers)
+  res.writeHead(response.status, closingClient(reply.request, { ...response.headers }))
   pipeline(response.body, res, (err) => {
     if (err) response.abort()
   })
@@ -83,4 +91,15 @@ function plainHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Recor
     plain[key] = Array.isArray(value) ? value.join(', ') : String(value)
   }
   return plain
+}
+
+/**
+ * The owner's answer headers for the client, the CLOSE_CLIENT_HEADER mark taken off and turned
+ * into `Connection: close` (over HTTP/1.1; HTTP/2 has no such header). Changes `headers`.
+ */
+export function closingClient<H extends Record<string, unknown>>(request: FastifyRequest, headers: H): H {
+  if (headers[CLOSE_CLIENT_HEADER] === undefined) return headers
+  delete headers[CLOSE_CLIENT_HEADER]
+  if (request.raw.httpVersionMajor === 1) (headers as Record<string, unknown>).connection = 'close'
+  return headers
 }
