@@ -167,12 +167,12 @@ export class BroadcastOperator<E extends EventsMap> {
 
   /** Makes every targeted socket join `rooms`. */
   async socketsJoin(rooms: Rooms): Promise<void> {
-    await this.#adapter.addSockets(this.#options(), toList(rooms))
+    await this.#adapter.addSockets(this.#options(), roomList(rooms))
   }
 
   /** Makes every targeted socket leave `rooms`. */
   async socketsLeave(rooms: Rooms): Promise<void> {
-    await this.#adapter.delSockets(this.#options(), toList(rooms))
+    await this.#adapter.delSockets(this.#options(), roomList(rooms))
   }
 
   /** Ends the session of every targeted socket ('server disconnect'). */
@@ -244,14 +244,41 @@ const DEFAULT_BROADCAST_TIMEOUT = 10_000
 
 function union(set: ReadonlySet<Room>, rooms: Rooms): ReadonlySet<Room> {
   const next = new Set(set)
-  for (const room of toList(rooms)) next.add(room)
+  for (const room of roomList(rooms)) next.add(room)
   return next
 }
 
-function toList(rooms: Rooms): Room[] {
-  const list = typeof rooms === 'string' ? [rooms] : [...rooms]
-  for (const room of list) {
-    if (typeof room !== 'string' || room.length === 0) throw new TypeError('a room is a non-empty string')
-  }
-  return list
+/**
+ * The rooms `rooms` names, each checked by `checkRoom`: all of them, before anything uses one,
+ * so that a refused list changes nothing. Plain JavaScript may hand over anything here.
+ */
+export function roomList(rooms: Rooms): Room[] {
+  const list: unknown[] =
+    typeof rooms === 'string' ? [rooms] : isIterable(rooms) ? [...(rooms as Iterable<unknown>)] : [rooms]
+  for (const room of list) checkRoom(room)
+  return list as Room[]
+}
+
+/**
+ * The one rule for a room's name, the same for `join`, `leave` and every operator: a non-empty
+ * string. Anything else would be kept as it is and matched by `===`, so a numeric user id
+ * (`42`) would be a room apart from `'42'`, and the adapter's lists are typed for strings.
+ */
+export function checkRoom(room: unknown): asserts room is Room {
+  if (typeof room === 'string' && room.length > 0) return
+  const what =
+    typeof room === 'string'
+      ? 'an empty string'
+      : typeof room === 'number'
+        ? `the number ${room}`
+        : `a value of type ${room === null ? 'null' : typeof room}`
+  throw new TypeError(`a room is a non-empty string, not ${what}`)
+}
+
+function isIterable(value: unknown): value is Iterable<unknown> {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function'
+  )
 }

@@ -15,7 +15,7 @@ import {
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
-import { BroadcastOperator } from './broadcast.js'
+import { BroadcastOperator, checkRoom, roomList } from './broadcast.js'
 import {
   addListener,
   countOf,
@@ -308,13 +308,15 @@ export class ServerSocket<
   /**
    * Joins one room or several. Rooms stay across transport changes and resumes, and are left
    * when the session ends. With a multi-node adapter, await the result before relying on it.
+   * A room is a non-empty string: anything else throws a TypeError, and no room is joined.
    */
   join(rooms: Room | readonly Room[]): void | Promise<void> {
-    return this.#context.adapter.addAll(this.id, typeof rooms === 'string' ? [rooms] : rooms)
+    return this.#context.adapter.addAll(this.id, roomList(rooms))
   }
 
-  /** Leaves a room. */
+  /** Leaves a room (a non-empty string, as for `join`). */
   leave(room: Room): void | Promise<void> {
+    checkRoom(room)
     return this.#context.adapter.del(this.id, room)
   }
 

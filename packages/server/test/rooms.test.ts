@@ -312,3 +312,41 @@ describe('rooms and broadcast semantics', () => {
     })
   })
 })
+
+describe('room names', () => {
+  it('are non-empty strings: join, leave and the operators refuse anything else alike, and change nothing', async () => {
+    const { parley, sockets } = await setup(1, 'websocket')
+    const socket = sockets[0]!
+    const ended: string[] = []
+    socket.on('disconnect', (reason) => ended.push(reason))
+    const refused = /^a room is a non-empty string, not /
+    // A numeric user id from plain JavaScript, an empty name, and lists holding either.
+    for (const rooms of [42, [42], '', [''], ['ok', 42], [null], {}]) {
+      const given = rooms as never
+      for (const call of [
+        () => socket.join(given),
+        () => socket.to(given),
+        () => socket.except(given),
+        () => parley.to(given),
+        () => parley.in(given),
+        () => parley.except(given),
+      ]) {
+        expect(call).toThrow(TypeError)
+        expect(call).toThrow(refused)
+      }
+      await expect(parley.socketsJoin(given)).rejects.toThrow(refused)
+      await expect(parley.socketsLeave(given)).rejects.toThrow(refused)
+    }
+    expect(() => socket.leave(42 as never)).toThrow(refused)
+    expect(() => socket.leave('')).toThrow(refused)
+    // Nothing was joined, not even the good name of a refused list, and the socket goes on.
+    expect([...socket.rooms]).toEqual([socket.id])
+    socket.join('b')
+    expect([...socket.rooms].sort()).toEqual([socket.id, 'b'].sort())
+    expect((await parley.fetchSockets()).map((s) => s.id)).toEqual([socket.id])
+    expect((await parley.in('b').fetchSockets()).map((s) => s.id)).toEqual([socket.id])
+    socket.disconnect()
+    expect(ended).toEqual(['server disconnect'])
+    expect(parley.socketsCount).toBe(0)
+  })
+})
