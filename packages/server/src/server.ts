@@ -598,7 +598,7 @@ export class ParleyServer<
     if (full) return full
     const session = new Session(this.#sessionConfig)
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
-    const refusal = await this.#runMiddleware(socket)
+    const refusal = (await this.#runMiddleware(socket)) ?? disconnectedEarly(session)
     if (refusal) return refusal
     if (this.#closing) return shuttingDown()
     if (!transport.open) return null
@@ -650,7 +650,7 @@ export class ParleyServer<
     }
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
     socket.restore(snapshot)
-    const refusal = await this.#runMiddleware(socket)
+    const refusal = (await this.#runMiddleware(socket)) ?? disconnectedEarly(session)
     if (refusal) {
       void claim.takeOver(() => {})
       session.end(CloseReason.SERVER_DISCONNECT, { notify: false })
@@ -783,8 +783,13 @@ export class ParleyServer<
     }
   }
 
+  /**
+   * Runs the middleware in order; the first that throws refuses the client. One that
+   * disconnects the socket ends the run too: the caller reads the session's state.
+   */
   async #runMiddleware(socket: ServerSocket<L, E, D>): Promise<Refusal | null> {
     for (const middleware of this.#middleware) {
+      if (!socket.connected) break
       try {
         await middleware(socket)
       } catch (error) {
@@ -800,6 +805,15 @@ export class ParleyServer<
     }
     return null
   }
+}
+
+/**
+ * A new session whose middleware called `socket.disconnect()`: the client is refused as if the
+ * middleware had thrown, since a session that ended before it opened has nothing to attach.
+ */
+function disconnectedEarly(session: Session): Refusal | null {
+  if (session.state !== 'closed') return null
+  return { status: 403, code: ErrorCode.REFUSED, message: 'the server disconnected the socket' }
 }
 
 function shuttingDown(): Refusal {

@@ -3,7 +3,7 @@ import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { type Started, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
@@ -185,5 +185,49 @@ describe('the server socket', () => {
     const asked = (await client.next(isEvent('ask'))) as EventPacket
     await client.send({ type: PacketType.REPLY, seq: 1, ackId: asked.ackId, args: [42] })
     expect(await answer).toBe(42)
+  })
+})
+
+describe.each(['websocket', 'sse', 'polling'] as const)('a handshake middleware over %s', (transport) => {
+  it('that disconnects the socket refuses the client, and leaves no socket behind', async () => {
+    const connections: ServerSocket[] = []
+    const ended: string[] = []
+    let ranAfterDisconnect = false
+    started = await startServer({ maxSessions: 1 }, (app) => {
+      app.parley.use((socket) => {
+        if ((socket.handshake.auth as { stay?: boolean } | null)?.stay) return
+        socket.on('disconnect', (reason) => ended.push(reason))
+        socket.disconnect()
+      })
+      app.parley.use((socket) => {
+        if (!socket.connected) ranAfterDisconnect = true
+      })
+      app.parley.on('connection', (socket) => {
+        connections.push(socket)
+      })
+    })
+    const parley = started.app.parley
+    for (let i = 0; i < 2; i++) {
+      const refused = await rawConnect(transport, started.base).catch((e: unknown) => e)
+      expect(refused).toMatchObject({
+        code: 'PARLEY_REFUSED',
+        message: 'PARLEY_REFUSED: the server disconnected the socket',
+        status: transport === 'websocket' ? undefined : 403,
+      })
+      expect(parley.socketsCount).toBe(0)
+    }
+    expect(ended).toEqual(['server disconnect', 'server disconnect'])
+    expect(ranAfterDisconnect).toBe(false)
+    expect(connections).toEqual([])
+    // Refused handshakes hold no place: the one session maxSessions allows is still free.
+    const client = await rawConnect(transport, started.base, { auth: { stay: true } })
+    clients.push(client)
+    expect(connections.map((s) => s.id)).toEqual([client.id])
+    expect(parley.socketsCount).toBe(1)
+    // On a resume it ends the session: the client hears so from its CLOSE.
+    const resumed = await rawConnect(transport, started.base, { sid: client.sid }).catch((e: unknown) => e)
+    expect(resumed).toBeInstanceOf(Closed)
+    expect((resumed as Closed).packet.reason).toBe('server disconnect')
+    expect(parley.socketsCount).toBe(0)
   })
 })
