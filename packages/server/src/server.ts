@@ -598,12 +598,14 @@ export class ParleyServer<
     if (full) return full
     const session = new Session(this.#sessionConfig)
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
-    const refusal = (await this.#runMiddleware(socket)) ?? disconnectedEarly(session)
-    if (refusal) return refusal
-    if (this.#closing) return shuttingDown()
-    if (!transport.open) return null
-    const filled = this.#limit.refuse(this.#bySid.size)
-    if (filled) return filled
+    const refusal = await this.#runMiddleware(socket)
+    // From here to the registration, no await: the node's count stays as #turnedAway read it.
+    const turnedAway = refusal ?? this.#turnedAway(socket, transport)
+    if (turnedAway !== undefined) {
+      // Not registered: rooms its middleware joined must not outlive it in the adapter.
+      this.adapter.delAll(socket.id)
+      return turnedAway
+    }
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
     await this.#recordOwner(session.sid)
@@ -613,6 +615,19 @@ export class ParleyServer<
     // The session may end inside a listener (disconnect(), slow consumer): #fire stops there.
     this.#fire(this.#onConnection, socket, 'connection')
     return null
+  }
+
+  /**
+   * After a new socket's middleware passed, what may have changed while it ran. Undefined: open
+   * the session; else the refusal, or null when the transport went away.
+   */
+  #turnedAway(socket: ServerSocket<L, E, D>, transport: Transport): Refusal | null | undefined {
+    const disconnected = disconnectedEarly(socket.session)
+    if (disconnected) return disconnected
+    if (this.#closing) return shuttingDown()
+    if (!transport.open) return null
+    // Other handshakes may have filled the node while the middleware ran.
+    return this.#limit.refuse(this.#bySid.size) ?? undefined
   }
 
   /** Claims `sid` from a node's handoff, when the adapter can; null when there is none. */

@@ -309,9 +309,12 @@ export class ServerSocket<
    * Joins one room or several. Rooms stay across transport changes and resumes, and are left
    * when the session ends. With a multi-node adapter, await the result before relying on it.
    * A room is a non-empty string: anything else throws a TypeError, and no room is joined.
+   * Once disconnected, it does nothing: the socket left every room when its session ended.
    */
   join(rooms: Room | readonly Room[]): void | Promise<void> {
-    return this.#context.adapter.addAll(this.id, roomList(rooms))
+    const list = roomList(rooms)
+    if (!this.connected) return
+    return this.#context.adapter.addAll(this.id, list)
   }
 
   /** Leaves a room (a non-empty string, as for `join`). */

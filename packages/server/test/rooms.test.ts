@@ -350,3 +350,48 @@ describe('room names', () => {
     expect(parley.socketsCount).toBe(0)
   })
 })
+
+describe('room membership', () => {
+  it('ends with its socket: a join after the end does nothing', async () => {
+    const { parley, sockets } = await setup(1, 'websocket')
+    const socket = sockets[0]!
+    socket.join('before')
+    socket.disconnect()
+    socket.join(['late', 'later'])
+    expect(socket.rooms.size).toBe(0)
+    expect(parley.adapter.socketRooms(socket.id)).toBeUndefined()
+  })
+
+  it.each(transports)(
+    'is not kept for a handshake its middleware refused after joining (%s)',
+    async (transport) => {
+      const turnedAway: ServerSocket[] = []
+      started = await startServer({}, (app) => {
+        app.parley.use(async (socket) => {
+          await socket.join(['vip', 'lobby'])
+          const how = (socket.handshake.auth as { how?: string } | null)?.how
+          if (how === undefined) return
+          turnedAway.push(socket)
+          if (how === 'throw') throw Object.assign(new Error('not today'), { code: 'NOT_TODAY' })
+          socket.disconnect()
+        })
+      })
+      const parley = started.app.parley
+      for (const how of ['throw', 'disconnect']) {
+        const refused = await rawConnect(transport, started.base, { auth: { how } }).catch((e: unknown) => e)
+        expect(refused).toMatchObject({ code: how === 'throw' ? 'NOT_TODAY' : 'PARLEY_REFUSED' })
+      }
+      expect(turnedAway).toHaveLength(2)
+      for (const socket of turnedAway) {
+        expect(parley.adapter.socketRooms(socket.id)).toBeUndefined()
+        expect(socket.rooms.size).toBe(0)
+      }
+      // A welcome client is in the rooms alone.
+      const welcome = await rawConnect(transport, started.base)
+      raws.push(welcome)
+      await until(() => parley.socketsCount === 1)
+      expect(parley.adapter.socketRooms(welcome.id)).toEqual(new Set([welcome.id, 'vip', 'lobby']))
+      expect((await parley.in('vip').fetchSockets()).map((s) => s.id)).toEqual([welcome.id])
+    },
+  )
+})
