@@ -13,10 +13,11 @@ export type IncomingEvent<L extends EventsMap> = {
 export type NextFunction = (error?: unknown) => void
 
 /**
- * A per-socket middleware for incoming events (`socket.use`). Call `next()` to let the event go
- * on, `next(error)` to refuse it; or be an async function of one parameter (the event), which
- * lets it through when it resolves. A throw or a rejection refuses the event. The arguments
- * may be changed in place; the handlers get them as the middleware left them.
+ * A per-socket middleware for incoming events (`socket.use`). One that declares `next` calls
+ * `next()` to let the event go on, `next(error)` to refuse it. One of a single parameter (the
+ * event) lets it through when it returns, or, async, when its promise resolves. A throw or a
+ * rejection refuses the event. The arguments may be changed in place; the handlers get them as
+ * the middleware left them.
  */
 export type EventMiddleware<P extends unknown[] = [event: string, ...args: unknown[]]> = (
   event: P,
@@ -68,8 +69,9 @@ export function hasAppCode(error: unknown): boolean {
  * The way from a decoded EVENT to its handlers: schema check, then the socket's middleware in
  * the order they were added, then the handlers. Events go through **one at a time, in the
  * order they arrived**, so that a slow (async) middleware cannot let a later event overtake an
- * earlier one: the delivery promise holds up to the handlers. When every middleware calls
- * `next` synchronously, nothing waits and nothing is queued.
+ * earlier one: the delivery promise holds up to the handlers. When every middleware is done
+ * synchronously (calls `next`, or returns without declaring it), nothing waits and nothing is
+ * queued.
  */
 export class EventPipeline {
   readonly #hooks: PipelineHooks
@@ -184,16 +186,17 @@ export class EventPipeline {
       }
       try {
         const result = middleware(item.packet, finish)
+        // One that does not declare `next` cannot call it: it is done when it returns, or when
+        // the promise it returns resolves. (Read from its length: `([event]) => log(event)`.)
+        const declaresNext = middleware.length >= 2
         if (isThenable(result)) {
-          // An async function that does not declare `next` is done when it resolves.
-          const declaresNext = middleware.length >= 2
           result.then(
             () => {
               if (!declaresNext) finish(undefined)
             },
             (error: unknown) => finish(error ?? new Error('the middleware rejected')),
           )
-        }
+        } else if (!declaresNext) finish(undefined)
       } catch (error) {
         finish(error ?? new Error('the middleware threw'))
       }

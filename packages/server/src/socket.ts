@@ -206,8 +206,8 @@ export class ServerSocket<
    * `next(error)`, a throw or a rejection refuses the event: a sender that wants a reply gets
    * ERROR with the error's `code` (when it is `A-Z 0-9 _`, at most 64) or PARLEY_HANDLER_ERROR,
    * and the error's message; otherwise the client gets the same as an `error` event.
-   * An async middleware of one parameter lets the event through when it resolves; one that
-   * declares `next` must call it (until then, later events wait).
+   * A middleware of one parameter lets the event through when it returns (async: when it
+   * resolves); one that declares `next` must call it (until then, later events wait).
    */
   use(middleware: EventMiddleware<IncomingEvent<L>>): this {
     // No event is in a pipeline yet: without one, events are checked and delivered at once.

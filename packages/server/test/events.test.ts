@@ -204,6 +204,30 @@ describe('socket middleware', () => {
     expect(got).toEqual(['ok'])
   })
 
+  it('let the event through when one without next returns, and refuse it when one throws', async () => {
+    const seen: string[] = []
+    const got: string[] = []
+    const { client } = await one((s) => {
+      s.use(([event]) => {
+        seen.push(event)
+      })
+      s.use(([event]) => {
+        if (event === 'secret') throw new ParleyError('FORBIDDEN', 'not for you')
+      })
+      for (const name of ['a', 'b', 'secret']) {
+        s.on(name, (ack?: (r: string) => void) => {
+          got.push(name)
+          ack?.(name)
+        })
+      }
+    })
+    await client.send(event(1, 'a', []), event(2, 'secret', [], 1), event(3, 'b', [], 2))
+    expect(await client.next(answerTo(1))).toMatchObject({ code: 'FORBIDDEN', message: 'not for you' })
+    expect(await client.next(answerTo(2))).toMatchObject({ type: PacketType.REPLY, args: ['b'] })
+    expect(seen).toEqual(['a', 'secret', 'b'])
+    expect(got).toEqual(['a', 'b'])
+  })
+
   it('keep arrival order behind a slow middleware, and ignore a second next()', async () => {
     const got: number[] = []
     const { client } = await one((s) => {
