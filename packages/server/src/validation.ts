@@ -38,8 +38,8 @@ export class EventValidators {
 
   /**
    * Compiles and adds schemas (an event's new schema replaces its old one). Throws a TypeError
-   * naming the event when a name is reserved or a schema does not compile; then none of the
-   * given schemas is added.
+   * naming the event when a name is reserved, or a schema does not compile or is asynchronous
+   * (`$async`); then none of the given schemas is added.
    */
   add(schemas: EventSchemas): void {
     if (schemas === null || typeof schemas !== 'object' || Array.isArray(schemas)) {
@@ -61,8 +61,9 @@ export class EventValidators {
             `({ type: 'array', items: [...] }), but ${notArguments}`,
         )
       }
+      let validate: ValidateFunction
       try {
-        compiled.push([event, this.#compiler().compile(schema)])
+        validate = this.#compiler().compile(schema)
       } catch (error) {
         throw new TypeError(
           `schemas: the schema of "${event}" does not compile: ${(error as Error).message}`,
@@ -71,6 +72,14 @@ export class EventValidators {
           },
         )
       }
+      // Ajv compiles `$async: true` into a function that returns a promise, always truthy to
+      // `check`, and whose rejection for an invalid event nobody would catch.
+      if ((validate as { $async?: unknown }).$async === true) {
+        throw new TypeError(
+          `schemas: the schema of "${event}" is asynchronous ($async); events are checked synchronously`,
+        )
+      }
+      compiled.push([event, validate])
     }
     for (const [event, validate] of compiled) this.#byEvent.set(event, validate)
   }

@@ -116,6 +116,33 @@ describe('event schemas', () => {
     await app.close()
   })
 
+  it('are synchronous: an $async schema is refused at once, and none of its batch is added', async () => {
+    const got: unknown[] = []
+    const { client } = await one((s) => {
+      s.on('move', (...args: unknown[]) => got.push(args))
+      s.on('mail', (...args: unknown[]) => got.push(args))
+    })
+    const schemas = {
+      mail: { type: 'array', maxItems: 0 },
+      move: { $async: true, type: 'array', items: [{ type: 'integer' }], minItems: 1 },
+    }
+    expect(() => started!.app.parley.schemas(schemas)).toThrow(TypeError)
+    expect(() => started!.app.parley.schemas(schemas)).toThrow(
+      'schemas: the schema of "move" is asynchronous ($async); events are checked synchronously',
+    )
+    // Nested in a synchronous schema, Ajv refuses it itself.
+    expect(() =>
+      started!.app.parley.schemas({ move: { type: 'array', items: [{ $async: true, type: 'integer' }] } }),
+    ).toThrow(/schema of "move" does not compile: async schema in sync schema/)
+    // The schemas declared before are in force, the refused ones are not.
+    await client.send(event(1, 'move', ['not an integer']), event(2, 'mail', ['nobody'], 1))
+    expect(await client.next(answerTo(1))).toMatchObject({
+      code: 'PARLEY_VALIDATION_FAILED',
+      message: '"mail": args/0 must match format "email"',
+    })
+    expect(got).toEqual([['not an integer']])
+  })
+
   it('must describe the arguments array: the schema of one argument alone is refused at once', async () => {
     const app = Fastify()
     await app.register(parley)
