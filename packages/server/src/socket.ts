@@ -288,6 +288,8 @@ export class ServerSocket<
   /**
    * Emits that may be dropped: not numbered, not kept, never resent; dropped (emit returns
    * false) while the transport is missing or `bufferedAmount` is past the `highWaterMark`.
+   * A dropped emit that awaits a reply ends its wait at once with PARLEY_ACK_TIMEOUT
+   * (`details.dropped` true).
    */
   get volatile(): SocketEmitter<E> {
     const flags: EmitFlags = { volatile: true }
@@ -543,7 +545,18 @@ export class ServerSocket<
     const ackId = settle ? this.#register(settle, flags.timeout) : 0
     try {
       if (flags.volatile) {
-        return this.#session.sendVolatile({ type: PacketType.EVENT, seq: 0, name: event, args, ackId })
+        const sent = this.#session.sendVolatile({ type: PacketType.EVENT, seq: 0, name: event, args, ackId })
+        if (!sent && settle) {
+          // Dropped: no reply can come, and nothing would end the wait before the session.
+          this.#acks.forget(ackId)
+          const error = new ParleyError(
+            ErrorCode.ACK_TIMEOUT,
+            `"${event}" was dropped (volatile: no transport, or past highWaterMark): no reply will come`,
+            { details: { dropped: true } },
+          )
+          queueMicrotask(() => settle(error, []))
+        }
+        return sent
       }
       return this.#session.sendNumbered((seq) => ({ type: PacketType.EVENT, seq, name: event, args, ackId }))
     } catch (error) {

@@ -43,6 +43,34 @@ describe('the server socket', () => {
     expect(socket.volatile.emit('cursor', 1, 1)).toBe(false)
   })
 
+  it('ends the wait of a dropped volatile emit at once, with PARLEY_ACK_TIMEOUT', async () => {
+    const { socket, client } = await one({ highWaterMark: 100 })
+    const outcomes: unknown[] = []
+    const watch = (reply: Promise<unknown>) =>
+      reply.then(
+        (value) => outcomes.push(value),
+        (e) => outcomes.push(e),
+      )
+    // Past highWaterMark: the raw client never acknowledges, so this stays kept.
+    socket.emit('fill', 'x'.repeat(200))
+    void watch(socket.volatile.emitWithAck('q', 1))
+    // A reply callback is called only with a reply: never, here.
+    let called = false
+    expect(socket.volatile.emit('q', 2, () => (called = true))).toBe(false)
+    // Detached.
+    client.close()
+    await until(() => socket.transport === null)
+    void watch(socket.volatile.emitWithAck('q', 3))
+    // Settled by the microtasks of the emit's own tick, long before any timer or the session's end.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(outcomes).toHaveLength(2)
+    for (const outcome of outcomes) {
+      expect(outcome).toMatchObject({ code: 'PARLEY_ACK_TIMEOUT', details: { dropped: true } })
+    }
+    expect(called).toBe(false)
+    expect(socket.connected).toBe(true)
+  })
+
   it('disconnects a consumer whose kept packets pass maxBufferedBytes', async () => {
     const { socket } = await one({ maxBufferedBytes: 4096 })
     const reasons: string[] = []
