@@ -3,6 +3,7 @@ import {
   checkEventName,
   ErrorCode,
   MAX_ACK_ID,
+  MAX_TIMER_MS,
   ParleyError,
   prepareEvent,
   type WireValue,
@@ -105,7 +106,7 @@ export class BroadcastOperator<E extends EventsMap> {
 
   /** Asks every socket for a reply within `ms` (see `emit` with a callback, and `emitWithAck`). */
   timeout(ms: number): BroadcastOperator<E> {
-    if (!Number.isFinite(ms) || ms < 0) throw new RangeError('timeout must be a non-negative number of ms')
+    checkTimeout(ms)
     return new BroadcastOperator(this.#adapter, this.#maxPayload, this.#rooms, this.#except, {
       ...this.#flags,
       timeout: ms,
@@ -203,14 +204,16 @@ export class BroadcastOperator<E extends EventsMap> {
       clearTimeout(timer)
       done(error, replies)
     }
-    const timer = setTimeout(() => {
+    const timedOut = () => {
       const missing = (expected ?? 0) - received + failed
       finish(
         new ParleyError(ErrorCode.ACK_TIMEOUT, `${missing} socket(s) did not reply within ${timeout} ms`, {
           details: { replies },
         }),
       )
-    }, timeout)
+    }
+    // A timer past MAX_TIMER_MS would fire at once: past it, the wait ends with the last answer.
+    const timer = timeout > MAX_TIMER_MS ? undefined : setTimeout(timedOut, timeout)
     const check = () => {
       if (expected === undefined || received < expected) return
       finish(
@@ -273,6 +276,18 @@ export function checkRoom(room: unknown): asserts room is Room {
         ? `the number ${room}`
         : `a value of type ${room === null ? 'null' : typeof room}`
   throw new TypeError(`a room is a non-empty string, not ${what}`)
+}
+
+/**
+ * The one rule for `timeout(ms)`, on a socket and on the operators: a number of ms, 0 or more.
+ * Past MAX_TIMER_MS (2^31-1), Infinity included, no timer is set: the wait lasts as long as the
+ * session (a broadcast's, until every socket replied or failed).
+ */
+export function checkTimeout(ms: unknown): asserts ms is number {
+  if (typeof ms === 'number' && ms >= 0) return
+  throw new RangeError(
+    `timeout must be a number of ms, 0 or more (Infinity: no timer), not ${typeof ms === 'number' ? ms : typeof ms}`,
+  )
 }
 
 function isIterable(value: unknown): value is Iterable<unknown> {

@@ -15,7 +15,7 @@ import {
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
-import { BroadcastOperator, checkRoom, roomList } from './broadcast.js'
+import { BroadcastOperator, checkRoom, checkTimeout, roomList } from './broadcast.js'
 import {
   addListener,
   countOf,
@@ -275,9 +275,13 @@ export class ServerSocket<
     return this.#emitWithAck(NO_FLAGS, event, args as unknown[]) as Promise<AckReply<E[K]>>
   }
 
-  /** Emits whose reply must come within `ms`; their callbacks are error-first. */
+  /**
+   * Emits whose reply must come within `ms`; their callbacks are error-first. Past 2^31-1 ms
+   * (Infinity included) no timer is set: the wait lasts as long as the session. Anything but a
+   * number of 0 or more throws a RangeError.
+   */
   timeout(ms: number): TimeoutEmitter<E> {
-    if (!Number.isFinite(ms) || ms < 0) throw new RangeError('timeout must be a non-negative number of ms')
+    checkTimeout(ms)
     const flags: EmitFlags = { timeout: ms }
     return {
       emit: (event: string, ...args: unknown[]) => this.#emit(flags, event, args),

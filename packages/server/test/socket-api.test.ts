@@ -124,6 +124,36 @@ describe('the server socket', () => {
     await expect(reply).resolves.toBe('late')
   })
 
+  it('takes timeouts by one rule: a number of ms from 0, past 2^31-1 (Infinity too) without a timer', async () => {
+    const { socket, client } = await one()
+    const parley = started!.app.parley
+    for (const ms of [Number.NaN, -1, '5', undefined]) {
+      const given = ms as number
+      for (const call of [
+        () => socket.timeout(given),
+        () => parley.timeout(given),
+        () => parley.to('r').timeout(given),
+      ]) {
+        expect(call).toThrow(RangeError)
+        expect(call).toThrow(/^timeout must be a number of ms, 0 or more \(Infinity: no timer\), not /)
+      }
+    }
+    let sent = 0
+    const answer = async (value: string) => {
+      const asked = (await client.next(isEvent('slow'))) as EventPacket
+      await client.send({ type: PacketType.REPLY, seq: ++sent, ackId: asked.ackId, args: [value] })
+    }
+    const forever = socket.timeout(Number.POSITIVE_INFINITY).emitWithAck('slow', 1)
+    await answer('socket')
+    await expect(forever).resolves.toBe('socket')
+    // A broadcast's own timer: one set past 2^31-1 ms would fire at once.
+    for (const ms of [3e9, Number.POSITIVE_INFINITY]) {
+      const replies = parley.timeout(ms).emitWithAck('slow')
+      await answer(String(ms))
+      await expect(replies).resolves.toEqual([String(ms)])
+    }
+  })
+
   it('ends at once on a client CLOSE, with "client disconnect"', async () => {
     const { socket, client } = await one({}, 'sse')
     const reasons: string[] = []
