@@ -15,6 +15,7 @@ import type {
   Room,
   SocketDescription,
 } from './adapter/adapter.js'
+import { argumentError } from './argument-error.js'
 import type { EventNames, EventsMap } from './types.js'
 
 type Rooms = Room | readonly Room[]
@@ -275,7 +276,7 @@ export function checkRoom(room: unknown): asserts room is Room {
       : typeof room === 'number'
         ? `the number ${room}`
         : `a value of type ${room === null ? 'null' : typeof room}`
-  throw new TypeError(`a room is a non-empty string, not ${what}`)
+  throw argumentError(`a room is a non-empty string, not ${what}`)
 }
 
 /**
@@ -285,8 +286,9 @@ export function checkRoom(room: unknown): asserts room is Room {
  */
 export function checkTimeout(ms: unknown): asserts ms is number {
   if (typeof ms === 'number' && ms >= 0) return
-  throw new RangeError(
+  throw argumentError(
     `timeout must be a number of ms, 0 or more (Infinity: no timer), not ${typeof ms === 'number' ? ms : typeof ms}`,
+    { range: typeof ms === 'number' },
   )
 }
 

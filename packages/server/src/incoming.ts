@@ -1,4 +1,5 @@
 import { ErrorCode } from '@parley/protocol'
+import { argumentError } from './argument-error.js'
 import type { ArgsWithoutAck, EventNames, EventsMap } from './types.js'
 
 /**
@@ -93,7 +94,7 @@ export class EventPipeline {
   }
 
   use(middleware: EventMiddleware): void {
-    if (typeof middleware !== 'function') throw new TypeError('middleware must be a function')
+    if (typeof middleware !== 'function') throw argumentError('middleware must be a function')
     this.#middleware.push(middleware)
   }
 

@@ -10,6 +10,7 @@ import {
 } from './adapter/adapter.js'
 import type { SessionClaim } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
+import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { answeredIn, Drain } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
@@ -206,7 +207,7 @@ export class ParleyServer<
 
   /** Adds a middleware. They run in order at every handshake and resume; a throw refuses. */
   use(middleware: Middleware<ServerSocket<L, E, D>>): this {
-    if (typeof middleware !== 'function') throw new TypeError('middleware must be a function')
+    if (typeof middleware !== 'function') throw argumentError('middleware must be a function')
     this.#middleware.push(middleware)
     return this
   }
@@ -253,7 +254,7 @@ export class ParleyServer<
   #listenersOf(event: string): Set<(socket: ServerSocket<L, E, D>) => void> {
     if (event === 'connection') return this.#onConnection
     if (event === 'restored') return this.#onRestored
-    throw new TypeError(`unknown server event "${String(event)}"`)
+    throw argumentError(`unknown server event "${String(event)}"`)
   }
 
   /** Every socket whose session is alive (attached or waiting for a resume), by public id. */

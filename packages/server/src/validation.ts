@@ -1,6 +1,7 @@
 import { checkEventName } from '@parley/protocol'
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv'
 import formatsModule from 'ajv-formats'
+import { argumentError } from './argument-error.js'
 
 // Both packages are CommonJS with an ES-style `default` export; this reaches it the same way
 // under Node's ESM loader and under bundlers.
@@ -43,20 +44,20 @@ export class EventValidators {
    */
   add(schemas: EventSchemas): void {
     if (schemas === null || typeof schemas !== 'object' || Array.isArray(schemas)) {
-      throw new TypeError('schemas must be an object: event name -> JSON Schema of its arguments')
+      throw argumentError('schemas must be an object: event name -> JSON Schema of its arguments')
     }
     const compiled: [string, ValidateFunction][] = []
     for (const [event, schema] of Object.entries(schemas)) {
       if (schema === undefined) continue
       if (checkEventName(event)) {
-        throw new TypeError(`schemas: "${event}" is not an event name a client can send`)
+        throw argumentError(`schemas: "${event}" is not an event name a client can send`)
       }
       if (typeof schema !== 'boolean' && (schema === null || typeof schema !== 'object')) {
-        throw new TypeError(`schemas: the schema of "${event}" must be a JSON Schema object or a boolean`)
+        throw argumentError(`schemas: the schema of "${event}" must be a JSON Schema object or a boolean`)
       }
       const notArguments = topLevelMistake(schema)
       if (notArguments) {
-        throw new TypeError(
+        throw argumentError(
           `schemas: the schema of "${event}" must describe its arguments array ` +
             `({ type: 'array', items: [...] }), but ${notArguments}`,
         )
@@ -65,7 +66,7 @@ export class EventValidators {
       try {
         validate = this.#compiler().compile(schema)
       } catch (error) {
-        throw new TypeError(
+        throw argumentError(
           `schemas: the schema of "${event}" does not compile: ${(error as Error).message}`,
           {
             cause: error,
@@ -75,7 +76,7 @@ export class EventValidators {
       // Ajv compiles `$async: true` into a function that returns a promise, always truthy to
       // `check`, and whose rejection for an invalid event nobody would catch.
       if ((validate as { $async?: unknown }).$async === true) {
-        throw new TypeError(
+        throw argumentError(
           `schemas: the schema of "${event}" is asynchronous ($async); events are checked synchronously`,
         )
       }

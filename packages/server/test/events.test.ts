@@ -128,6 +128,9 @@ describe('event schemas', () => {
     }
     expect(() => started!.app.parley.schemas(schemas)).toThrow(TypeError)
     expect(() => started!.app.parley.schemas(schemas)).toThrow(
+      expect.objectContaining({ code: 'PARLEY_INVALID_ARGUMENT' }),
+    )
+    expect(() => started!.app.parley.schemas(schemas)).toThrow(
       'schemas: the schema of "move" is asynchronous ($async); events are checked synchronously',
     )
     // Nested in a synchronous schema, Ajv refuses it itself.

@@ -332,6 +332,7 @@ describe('room names', () => {
         () => parley.except(given),
       ]) {
         expect(call).toThrow(TypeError)
+        expect(call).toThrow(expect.objectContaining({ code: 'PARLEY_INVALID_ARGUMENT' }))
         expect(call).toThrow(refused)
       }
       await expect(parley.socketsJoin(given)).rejects.toThrow(refused)

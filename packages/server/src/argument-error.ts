@@ -1,0 +1,17 @@
+/** The code of every error an API call throws for an argument it cannot take. */
+export const INVALID_ARGUMENT = 'PARLEY_INVALID_ARGUMENT' as const
+
+/**
+ * A programmer's error, thrown at once by the call that was given it (a room that is not a
+ * non-empty string, a timeout that is not a number of ms, a schema that does not compile, a
+ * middleware that is not a function): a `TypeError`, or a `RangeError` for a number out of
+ * range, as JavaScript's own are, with a stable `code` to branch on (as `ParleyOptionError` has
+ * for options). Never sent on the wire: the protocol's `ErrorCode` table does not hold it.
+ */
+export function argumentError(
+  message: string,
+  options?: { cause?: unknown; range?: boolean },
+): (TypeError | RangeError) & { code: typeof INVALID_ARGUMENT } {
+  const error = options?.range ? new RangeError(message, options) : new TypeError(message, options)
+  return Object.assign(error, { code: INVALID_ARGUMENT } as const)
+}
