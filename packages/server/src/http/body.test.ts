@@ -2,7 +2,7 @@
 // however the body was cut into chunks on its way in, and however long it is.
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { linesOf, readBody } from './body.js'
+import { BodyReader, linesOf, readBody } from './body.js'
 
 const expected = (text: string) => text.split('\n')
 
@@ -86,5 +86,32 @@ describe('reading a body', () => {
     const reading = readBody(stream, 5)
     stream.write('[2]\n[4,')
     expect(await reading).toEqual({ ok: false, reason: 'too large' })
+  })
+
+  it("gives up a body during which nothing arrives for the reader's time, not one that keeps coming", async () => {
+    const reader = new BodyReader(100, 200)
+    const steady = new PassThrough()
+    const stalled = new PassThrough()
+    const steadyReading = reader.read(steady)
+    const stalledReading = reader.read(stalled)
+    stalled.write('[2]\n')
+    for (let i = 0; i < 15; i++) {
+      steady.write('[2]\n')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    steady.end()
+    expect(await stalledReading).toEqual({ ok: false, reason: 'stalled' })
+    const body = await steadyReading
+    expect(body.ok && body.lines().length).toBe(16)
+  })
+
+  it('gives up every read at close, and any later one', async () => {
+    const reader = new BodyReader(100, 60_000)
+    const stream = new PassThrough()
+    const reading = reader.read(stream)
+    stream.write('[2]\n')
+    reader.close()
+    expect(await reading).toEqual({ ok: false, reason: 'closing' })
+    expect(await reader.read(new PassThrough())).toEqual({ ok: false, reason: 'closing' })
   })
 })

@@ -1,4 +1,16 @@
 import type { Readable } from 'node:stream'
+import { Timed, TimerQueue } from '../timer-queue.js'
+
+/** Why a body was not read to its end. */
+export type BodyFailure =
+  /** Longer than the limit: the caller answers 413 and closes the connection. */
+  | 'too large'
+  /** The connection went: there is nobody to answer. */
+  | 'aborted'
+  /** Nothing arrived for the time a reader waits (see `BodyReader`). */
+  | 'stalled'
+  /** The server is closing (see `BodyReader.close`). */
+  | 'closing'
 
 /**
  * A request body read under a byte limit: its lines (one packet each, as splitting its text at
@@ -7,24 +19,31 @@ import type { Readable } from 'node:stream'
  */
 export type BodyResult =
   | { ok: true; lines(): readonly string[]; text(): string }
-  | { ok: false; reason: 'too large' | 'aborted' }
+  | { ok: false; reason: BodyFailure }
 
 /** The body of a request that has none. */
 export const EMPTY_BODY: BodyResult = { ok: true, lines: () => [''], text: () => '' }
 
+const CLOSING: BodyResult = { ok: false, reason: 'closing' }
+
 /**
  * Reads a body up to `limit` bytes. Past the limit it stops reading at once (the caller answers
- * 413 and closes the connection) instead of buffering what the client keeps sending.
+ * 413 and closes the connection) instead of buffering what the client keeps sending. `watch`
+ * is told of each chunk and may stop the read (see `BodyReader`).
  */
-export function readBody(stream: Readable, limit: number): Promise<BodyResult> {
+export function readBody(stream: Readable, limit: number, watch?: BodyWatch): Promise<BodyResult> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
+    let done = false
     const finish = (result: BodyResult) => {
+      if (done) return
+      done = true
       stream.off('data', onData)
       stream.off('end', onEnd)
       stream.off('error', onAbort)
       stream.off('close', onAbort)
+      if (read) watch?.done(read)
       if (!result.ok) stream.pause()
       resolve(result)
     }
@@ -32,7 +51,10 @@ export function readBody(stream: Readable, limit: number): Promise<BodyResult> {
       const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
       size += buffer.length
       if (size > limit) finish({ ok: false, reason: 'too large' })
-      else chunks.push(buffer)
+      else {
+        chunks.push(buffer)
+        if (read) watch?.moved(read)
+      }
     }
     const onEnd = () =>
       finish({
@@ -41,11 +63,83 @@ export function readBody(stream: Readable, limit: number): Promise<BodyResult> {
         text: () => Buffer.concat(chunks, size).toString('utf8'),
       })
     const onAbort = () => finish({ ok: false, reason: 'aborted' })
+    const read = watch?.begin((reason) => finish({ ok: false, reason }))
     stream.on('data', onData)
     stream.on('end', onEnd)
     stream.on('error', onAbort)
     stream.on('close', onAbort)
   })
+}
+
+/** What `readBody` tells of a read in progress, and how it can be stopped. */
+export interface BodyWatch {
+  /** A read begins; `stop` gives it up. */
+  begin(stop: (reason: 'stalled' | 'closing') => void): BodyRead
+  /** A chunk of it arrived. */
+  moved(read: BodyRead): void
+  /** It ended, one way or another. */
+  done(read: BodyRead): void
+}
+
+/** A body being read, as its `BodyWatch` knows it: a place in the queue of deadlines. */
+export class BodyRead extends Timed {
+  constructor(readonly stop: (reason: 'stalled' | 'closing') => void) {
+    super()
+  }
+}
+
+/**
+ * Reads the endpoints' POST bodies, each under `limit` bytes, and gives up a body during which
+ * nothing arrives for `stallMs` ms. Over a connection left half-open (a phone that changed
+ * networks) or through a stalled proxy, a body may never end, and nothing else would end its
+ * read: Fastify puts no time limit on a request by default. A body that keeps coming, however
+ * slowly, is read to its end. One queue of deadlines serves every read (see `TimerQueue`), each
+ * put back at its end at every chunk.
+ *
+ * `close()` gives up every read in progress, and any begun later: a closing server would
+ * otherwise wait for each of them.
+ */
+export class BodyReader implements BodyWatch {
+  readonly limit: number
+  readonly stallMs: number
+  readonly #deadlines: TimerQueue<BodyRead>
+  /** The reads in progress, for `close()`. */
+  readonly #reading = new Set<BodyRead>()
+  #closed = false
+
+  constructor(limit: number, stallMs: number) {
+    this.limit = limit
+    this.stallMs = stallMs
+    this.#deadlines = new TimerQueue(stallMs, (read) => read.stop('stalled'))
+  }
+
+  /** Reads `stream` to its end, or until it passes the limit, stalls, goes or the server closes. */
+  read(stream: Readable): Promise<BodyResult> {
+    if (this.#closed) return Promise.resolve(CLOSING)
+    return readBody(stream, this.limit, this)
+  }
+
+  /** Gives up every read in progress (they end `'closing'`), and every later one. */
+  close(): void {
+    this.#closed = true
+    for (const read of [...this.#reading]) read.stop('closing')
+  }
+
+  begin(stop: (reason: 'stalled' | 'closing') => void): BodyRead {
+    const read = new BodyRead(stop)
+    this.#reading.add(read)
+    this.#deadlines.add(read)
+    return read
+  }
+
+  moved(read: BodyRead): void {
+    this.#deadlines.add(read)
+  }
+
+  done(read: BodyRead): void {
+    this.#reading.delete(read)
+    read.leaveQueue()
+  }
 }
 
 /** Bodies shorter than this are decoded whole, then split: one call for all their lines. */

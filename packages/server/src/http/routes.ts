@@ -16,10 +16,10 @@ import type { WebSocket } from 'ws'
 import { noMetrics } from '../metrics.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ParleyServer } from '../server.js'
-import type { Session } from '../session.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
-import { EMPTY_BODY, readBody } from './body.js'
+import type { HttpSide } from '../transports/transport.js'
+import { type BodyFailure, BodyReader, EMPTY_BODY } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import { Forwarder } from './forward.js'
@@ -54,8 +54,10 @@ export async function parleyRoutes(
 
   const base = mountBase(options.path)
   const enabled = (name: TransportName) => options.transports.includes(name)
-  /** POSTs in progress, per session, across both HTTP transports. */
-  const posting = new WeakSet<Session>()
+  /** Transports with an upstream POST in progress (see the upstream POST in `handleHttp`). */
+  const posting = new WeakSet<HttpSide>()
+  // A body that stops arriving is given up after the silence that ends a transport after a PING.
+  const bodies = new BodyReader(options.maxPayload, options.pingTimeout)
   const idleSseUpstream = options.closeIdleSseUpstream ? new IdleSseUpstream() : undefined
 
   const fail = (reply: FastifyReply, status: number, code: string, message: string, cors: HeaderBag = {}) =>
@@ -91,6 +93,8 @@ export async function parleyRoutes(
   })
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
   server.atClose(() => forwarder.close())
+  // Nothing a body still on its way could say matters once the sessions end.
+  server.atClose(() => bodies.close())
   const websockets = new WebSocketHandshakes({
     server,
     log: app.log,
@@ -216,10 +220,7 @@ export async function parleyRoutes(
       let text = ''
       if (method === 'POST') {
         const body = await readRequestBody(request)
-        if (!body.ok) {
-          if (body.reason === 'aborted') return reply
-          return bodyTooLarge(reply, cors)
-        }
+        if (!body.ok) return bodyNotRead(reply, body.reason, cors)
         text = body.text()
       }
       if ((await forwarder.handOver(owner, request, reply, text)) !== 'unreachable') return reply
@@ -230,7 +231,7 @@ export async function parleyRoutes(
       // acknowledged, so the client sends it again to the node that takes over. A refusal would
       // instead fail its transport before it reads the CLOSE 'server handoff' its next GET gets.
       const body = await readRequestBody(request)
-      if (!body.ok && body.reason === 'aborted') return reply
+      if (!body.ok && body.reason !== 'too large') return bodyNotRead(reply, body.reason, cors)
       return reply
         .code(204)
         .headers({ ...cors, 'Cache-Control': 'no-store' })
@@ -261,17 +262,19 @@ export async function parleyRoutes(
       return reply
     }
 
-    // Upstream POST: one at a time per session, so that packets cannot overtake each other.
-    if (posting.has(session)) {
+    // Upstream POST: one at a time per transport, so that packets cannot overtake each other.
+    // Per transport, not per session: a POST's packets are used only if its transport is still
+    // the session's once the body is in (below), so a POST on a transport that took over never
+    // waits for one on the transport it replaced, which may be stuck on a dead connection.
+    if (posting.has(http)) {
       return fail(reply, 409, ErrorCode.REQUEST_IN_PROGRESS, 'another POST is in progress', cors)
     }
-    posting.add(session)
+    posting.add(http)
     try {
       const body = await readRequestBody(request)
       if (!body.ok) {
-        if (body.reason === 'aborted') return reply
-        session.end(CloseReason.PAYLOAD_TOO_LARGE)
-        return bodyTooLarge(reply, cors)
+        if (body.reason === 'too large') session.end(CloseReason.PAYLOAD_TOO_LARGE)
+        return bodyNotRead(reply, body.reason, cors)
       }
       if (session.transport !== transport) {
         return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
@@ -288,7 +291,7 @@ export async function parleyRoutes(
       if (kind === 'sse') idleSseUpstream?.answer(request, reply, session, decoded.packets)
       return reply.send()
     } finally {
-      posting.delete(session)
+      posting.delete(http)
     }
   }
 
@@ -303,10 +306,7 @@ export async function parleyRoutes(
     if (server.closed)
       return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
     const body = await readRequestBody(request)
-    if (!body.ok) {
-      if (body.reason === 'aborted') return reply
-      return bodyTooLarge(reply, cors)
-    }
+    if (!body.ok) return bodyNotRead(reply, body.reason, cors)
     const decoded = decodeLines(body.lines(), { maxPayload: options.maxPayload })
     if (!decoded.ok) return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
     const [hello, ...rest] = decoded.packets
@@ -343,24 +343,34 @@ export async function parleyRoutes(
       .send(line)
   }
 
-  /**
-   * 413 for a POST body past `maxPayload`. The connection closes after it: the rest of the body
-   * may still be on its way, and reading it only to throw it away is not worth it.
-   */
+  /** 413 for a POST body past `maxPayload` (see `bodyNotRead`). */
   function bodyTooLarge(reply: FastifyReply, cors: HeaderBag): FastifyReply {
+    return bodyNotRead(reply, 'too large', cors)
+  }
+
+  /**
+   * The answer to a POST whose body was not read to its end: 413 past `maxPayload`, 408 when it
+   * stalled, 503 when the server closes; none when the client went. The connection closes
+   * after it: the rest of the body may still be on its way, and reading it only to throw it
+   * away is not worth it (a stalled one may never come, and the connection would wait for it).
+   */
+  function bodyNotRead(reply: FastifyReply, reason: BodyFailure, cors: HeaderBag): FastifyReply {
+    if (reason === 'aborted') return reply
     reply.header('Connection', 'close')
-    return fail(
-      reply,
-      413,
-      ErrorCode.PAYLOAD_TOO_LARGE,
-      `the body is larger than ${options.maxPayload}`,
-      cors,
-    )
+    if (reason === 'too large') {
+      const message = `the body is larger than ${options.maxPayload}`
+      return fail(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, message, cors)
+    }
+    if (reason === 'stalled') {
+      const message = `nothing of the body came for ${options.pingTimeout} ms`
+      return fail(reply, 408, ErrorCode.BAD_REQUEST, message, cors)
+    }
+    return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
   }
 
   function readRequestBody(request: FastifyRequest) {
     const stream = bodyStream(request)
-    return stream ? readBody(stream, options.maxPayload) : Promise.resolve(EMPTY_BODY)
+    return stream ? bodies.read(stream) : Promise.resolve(EMPTY_BODY)
   }
 
   function tooLarge(request: FastifyRequest): boolean {

@@ -1,0 +1,103 @@
+// HTTP/1.1 over a bare TCP connection: the bytes go out exactly as a test writes them, so that
+// it can send what no HTTP client would (a body cut short, an odd method, a broken upgrade) and
+// see every byte of the answer, and when the connection closes.
+import { connect, type Socket } from 'node:net'
+
+/** One answer as it came over the connection. */
+export interface RawAnswer {
+  status: number
+  /** Header names in lower case. */
+  headers: Record<string, string>
+  body: string
+}
+
+export class RawHttp {
+  readonly socket: Socket
+  /** Everything received so far, as latin1 text (one character per byte). */
+  received = ''
+  #isClosed = false
+  /** Resolves when the connection has closed, either way. */
+  readonly closed: Promise<void>
+
+  private constructor(socket: Socket) {
+    this.socket = socket
+    socket.setEncoding('latin1')
+    socket.on('data', (text: string) => {
+      this.received += text
+    })
+    socket.on('error', () => {})
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.#isClosed = true
+        resolve()
+      }),
+    )
+  }
+
+  /** Opens a connection to 127.0.0.1:`port`. */
+  static async open(port: number): Promise<RawHttp> {
+    const socket = connect(port, '127.0.0.1')
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve)
+      socket.once('error', reject)
+    })
+    return new RawHttp(socket)
+  }
+
+  /** True once the connection closed. */
+  get isClosed(): boolean {
+    return this.#isClosed
+  }
+
+  /** Writes raw bytes (header lines end with `\r\n`). */
+  write(text: string): void {
+    this.socket.write(text, 'latin1')
+  }
+
+  /** The first complete answer, once it is all there (within `timeoutMs`). */
+  async answer(timeoutMs = 5000): Promise<RawAnswer> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      const answer = parseAnswer(this.received)
+      if (answer) return answer
+      if (this.#isClosed || Date.now() > end) {
+        throw new Error(
+          `no complete answer (closed: ${this.#isClosed}); received: ${JSON.stringify(this.received)}`,
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+
+  /** Destroys the connection. */
+  destroy(): void {
+    this.socket.destroy()
+  }
+}
+
+/** A request's head: request line, headers, blank line. */
+export function head(method: string, path: string, headers: Record<string, string> = {}): string {
+  const lines = [`${method} ${path} HTTP/1.1`, 'Host: 127.0.0.1']
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`)
+  return `${lines.join('\r\n')}\r\n\r\n`
+}
+
+/** The answer at the start of `text`, once its head and its `Content-Length` bytes are there. */
+function parseAnswer(text: string): RawAnswer | undefined {
+  const headEnd = text.indexOf('\r\n\r\n')
+  if (headEnd < 0) return undefined
+  const [statusLine = '', ...lines] = text.slice(0, headEnd).split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
+  }
+  const length = Number(headers['content-length'] ?? 0)
+  const body = Buffer.from(text.slice(headEnd + 4), 'latin1')
+  if (body.length < length) return undefined
+  return {
+    status: Number(statusLine.split(' ')[1]),
+    headers,
+    body: body.subarray(0, length).toString('utf8'),
+  }
+}

@@ -1,0 +1,132 @@
+// POST bodies that stop arriving: a connection left half-open by a network change, a stalled
+// proxy. A session must not stay locked behind one, nor a closing server wait for it.
+import { PacketType } from '@parley/protocol'
+import parley from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+import { head, RawHttp } from './raw-http.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+const raws: RawHttp[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  for (const r of raws.splice(0)) r.destroy()
+  await started?.app.close()
+  started = undefined
+})
+
+const portOf = (app: FastifyInstance) => (app.server.address() as { port: number }).port
+
+/** A POST that announces 100 bytes and sends only `sent`, its connection left open. */
+async function stalledPost(port: number, path: string, sent = '[3]\n'): Promise<RawHttp> {
+  const raw = await RawHttp.open(port)
+  raws.push(raw)
+  raw.write(head('POST', path, { 'Content-Type': 'text/plain', 'Content-Length': '100' }))
+  raw.write(sent)
+  return raw
+}
+
+describe('a POST body that stops arriving', () => {
+  it.each([
+    ['polling', 'poll'],
+    ['sse', 'sse'],
+  ] as const)(
+    'over %s, is answered 408 once nothing came for pingTimeout, its connection closed and the session free to POST',
+    async (transport, segment) => {
+      // No PING comes within the test (pingInterval stays 20 s): pingTimeout only bounds the body.
+      started = await startServer({ pingTimeout: 300 })
+      const c = await rawConnect(transport, started.base)
+      clients.push(c)
+      const stalled = await stalledPost(portOf(started.app), `/parley/${segment}?v=1&sid=${c.sid}`)
+      const answer = await stalled.answer()
+      expect(answer.status).toBe(408)
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
+      expect(answer.headers['cache-control']).toBe('no-store')
+      await until(() => stalled.isClosed, 3000, 'the stalled connection closed')
+      expect(await c.send({ type: PacketType.PONG })).toBe(204)
+    },
+  )
+
+  it('is answered 408 on a handshake POST too, its connection closed', async () => {
+    started = await startServer({ pingTimeout: 300 })
+    const stalled = await stalledPost(portOf(started.app), '/parley/poll?v=1', '[8,{')
+    const answer = await stalled.answer()
+    expect(answer.status).toBe(408)
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
+    await until(() => stalled.isClosed, 3000, 'the stalled connection closed')
+  })
+
+  it('keeps a body that arrives slowly but steadily', async () => {
+    started = await startServer({ pingTimeout: 1000 })
+    const c = await rawConnect('polling', started.base)
+    clients.push(c)
+    const body = '[3]\n[4,0]\n[3]\n[4,0]\n'
+    const raw = await RawHttp.open(portOf(started.app))
+    raws.push(raw)
+    raw.write(
+      head('POST', `/parley/poll?v=1&sid=${c.sid}`, {
+        'Content-Type': 'text/plain',
+        'Content-Length': String(body.length),
+      }),
+    )
+    // Twice pingTimeout in all, never silent for a tenth as long.
+    for (const char of body) {
+      raw.write(char)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    expect((await raw.answer()).status).toBe(204)
+  })
+
+  it.each([
+    ['sse', 'polling'],
+    ['polling', 'sse'],
+  ] as const)(
+    'does not hold back the POSTs of a transport that took over its session (%s, then %s)',
+    async (first, second) => {
+      // A body that may take as long as it likes: what is tested is the lock, not the deadline.
+      started = await startServer({ pingTimeout: 60_000 })
+      const c = await rawConnect(first, started.base)
+      clients.push(c)
+      await stalledPost(portOf(started.app), `/parley/${first === 'sse' ? 'sse' : 'poll'}?v=1&sid=${c.sid}`)
+      // Give the stalled POST time to reach its handler (and take the lock, if it takes one).
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const resumed = await rawConnect(second, started.base, { sid: c.sid, ack: 0 })
+      clients.push(resumed)
+      expect(resumed.open.recovered).toBe(true)
+      expect(await resumed.send({ type: PacketType.PONG })).toBe(204)
+    },
+  )
+
+  it('does not hold app.close(): bodies in progress are answered 503 and their connections closed', async () => {
+    // Fastify's defaults: connections are not destroyed at close, and requests have no time limit.
+    const app = Fastify()
+    let reading = 0
+    await app.register(parley, { pingTimeout: 60_000 })
+    app.addHook('preHandler', async (request) => {
+      if (request.method === 'POST') reading++
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = portOf(app)
+    const c = await rawConnect('sse', `http://127.0.0.1:${port}/parley`)
+    clients.push(c)
+    const upstream = await stalledPost(port, `/parley/sse?v=1&sid=${c.sid}`)
+    const handshake = await stalledPost(port, '/parley/poll?v=1', '[8,{')
+    await until(() => reading === 3, 3000, 'both POSTs reached their handler')
+    // The handler runs right after the hook: let it begin reading.
+    await new Promise((resolve) => setImmediate(resolve))
+    const closed = await Promise.race([
+      app.close().then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('still open after 10 s'), 10_000)),
+    ])
+    expect(closed).toBe('closed')
+    for (const stalled of [upstream, handshake]) {
+      const answer = await stalled.answer()
+      expect(answer.status).toBe(503)
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_SERVER_SHUTTING_DOWN' })
+      await until(() => stalled.isClosed, 3000, 'the stalled connection closed')
+    }
+  })
+})
