@@ -7,11 +7,14 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
+import { head, RawHttp } from './raw-http.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
+const raws: RawHttp[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
+  for (const r of raws.splice(0)) r.destroy()
   await started?.app.close()
   started = undefined
 })
@@ -19,6 +22,15 @@ afterEach(async () => {
 async function serve(options: Parameters<typeof startServer>[0] = {}) {
   started = await startServer(options)
   return started
+}
+
+/** One request over a fresh TCP connection, sent exactly as given; its answer. */
+async function rawExchange(method: string, url: string, headers: Record<string, string>, body = '') {
+  const { port, pathname, search } = new URL(url)
+  const raw = await RawHttp.open(Number(port))
+  raws.push(raw)
+  raw.write(head(method, `${pathname}${search}`, headers) + body)
+  return raw.answer()
 }
 
 async function json(res: Response) {
@@ -236,6 +248,39 @@ describe('HTTP endpoints', () => {
     expect(await json(empty)).toMatchObject({ status: 400, body: { code: 'PARLEY_INVALID_PACKET' } })
     const get = await fetch(`${base}/ws?v=1`)
     expect(await json(get)).toMatchObject({ status: 400, body: { code: 'PARLEY_BAD_REQUEST' } })
+  })
+
+  it('read a POST body under any Content-Type, one that does not parse as a media type too', async () => {
+    const { base } = await serve()
+    const c = await rawConnect('polling', base)
+    clients.push(c)
+    for (const type of ['', ';;;', 'invalid', 'a/b/c', 'text /plain', 'text/plain; charset=utf-8']) {
+      const hello = '[8,{}]'
+      const handshake = await rawExchange(
+        'POST',
+        `${base}/sse?v=1`,
+        {
+          'Content-Type': type,
+          'Content-Length': String(hello.length),
+        },
+        hello,
+      )
+      expect(handshake.status, `Content-Type: ${type}`).toBe(200)
+      expect(JSON.parse(handshake.body)).toEqual([
+        PacketType.OPEN,
+        expect.objectContaining({ recovered: false }),
+      ])
+      const upstream = await rawExchange(
+        'POST',
+        `${base}/poll?v=1&sid=${c.sid}`,
+        {
+          'Content-Type': type,
+          'Content-Length': '3',
+        },
+        '[3]',
+      )
+      expect(upstream.status, `Content-Type: ${type}`).toBe(204)
+    }
   })
 
   it('answer 404 for a disabled transport', async () => {

@@ -177,6 +177,7 @@ export async function parleyRoutes(
         .headers({ ...origin.cors, ...preflightHeaders(request) })
         .send()
     }
+    if (method === 'POST') acceptAnyContentType(request)
     return undefined
   }
 
@@ -376,6 +377,24 @@ export async function parleyRoutes(
   function tooLarge(request: FastifyRequest): boolean {
     const length = Number(request.headers['content-length'])
     return Number.isFinite(length) && length > options.maxPayload
+  }
+}
+
+/** What Fastify takes for a media type: `type/subtype`, each a token, before any parameters. */
+const MEDIA_TYPE = /^[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+$/
+
+/**
+ * Bodies are read whatever their Content-Type (docs/protocol.md, HTTP bodies), but Fastify
+ * refuses a request whose Content-Type does not parse as a media type (`''`, `;;;`, `a/b/c`)
+ * with a 415 of its own, before any handler. Such a header is taken off the request, which then
+ * reads as a body without a type. Called from the route's `onRequest`, before Fastify looks.
+ */
+function acceptAnyContentType(request: FastifyRequest): void {
+  const type = request.headers['content-type']
+  if (type === undefined) return
+  const semicolon = type.indexOf(';')
+  if (!MEDIA_TYPE.test((semicolon < 0 ? type : type.slice(0, semicolon)).trim())) {
+    delete request.raw.headers['content-type']
   }
 }
 
