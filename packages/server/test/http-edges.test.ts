@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http'
+import { request as httpRequest, METHODS } from 'node:http'
 import { connect as connectTcp } from 'node:net'
 import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley from '@parley/server'
@@ -30,7 +30,7 @@ async function rawExchange(method: string, url: string, headers: Record<string, 
   const raw = await RawHttp.open(Number(port))
   raws.push(raw)
   raw.write(head(method, `${pathname}${search}`, headers) + body)
-  return raw.answer()
+  return raw.answer(5000, method === 'HEAD')
 }
 
 async function json(res: Response) {
@@ -80,6 +80,48 @@ describe('HTTP endpoints', () => {
     ] as const) {
       const res = await fetch(`${base}/${path}?v=1`, { method })
       expect(await json(res)).toMatchObject({ status: 405, body: { code: 'PARLEY_METHOD_NOT_ALLOWED' } })
+    }
+  })
+
+  it("refuse every other method Node's parser knows with 405, and say which are allowed", async () => {
+    const { base } = await serve()
+    // CONNECT never reaches a route: Node hands it to the server's 'connect' event.
+    const methods = METHODS.filter((method) => method !== 'CONNECT')
+    for (const [path, allowed] of [
+      ['sse', 'GET, POST, OPTIONS'],
+      ['poll', 'GET, POST, OPTIONS'],
+      ['ws', 'GET'],
+    ] as const) {
+      for (const method of methods.filter((m) => !allowed.split(', ').includes(m))) {
+        // A QUERY without a Content-Type, which Fastify would refuse with its own 400.
+        const answer = await rawExchange(method, `${base}/${path}?v=1`, { 'Content-Length': '0' })
+        expect(answer.status, `${method} /${path}`).toBe(405)
+        expect(answer.headers.allow, `${method} /${path}`).toBe(allowed)
+        if (method !== 'HEAD') {
+          expect(JSON.parse(answer.body), `${method} /${path}`).toMatchObject({
+            code: 'PARLEY_METHOD_NOT_ALLOWED',
+          })
+        }
+      }
+    }
+  })
+
+  it('refuse an upgrade by any method but GET with 405, before the upgrade', async () => {
+    const { base } = await serve()
+    for (const method of ['POST', 'HEAD', 'PUT', 'PROPFIND']) {
+      const answer = await rawExchange(method, `${base}/ws?v=1`, {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Protocol': WS_SUBPROTOCOL,
+        'Content-Length': '0',
+      })
+      expect(answer.status, method).toBe(405)
+      expect(answer.headers['content-type'], method).toBe('application/json; charset=utf-8')
+      if (method !== 'HEAD') {
+        expect(JSON.parse(answer.body), method).toMatchObject({ code: 'PARLEY_METHOD_NOT_ALLOWED' })
+      }
     }
   })
 

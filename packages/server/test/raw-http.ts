@@ -54,11 +54,14 @@ export class RawHttp {
     this.socket.write(text, 'latin1')
   }
 
-  /** The first complete answer, once it is all there (within `timeoutMs`). */
-  async answer(timeoutMs = 5000): Promise<RawAnswer> {
+  /**
+   * The first complete answer, once it is all there (within `timeoutMs`). `bodiless`: the
+   * answer to a HEAD, whose Content-Length announces a body it does not carry.
+   */
+  async answer(timeoutMs = 5000, bodiless = false): Promise<RawAnswer> {
     const end = Date.now() + timeoutMs
     for (;;) {
-      const answer = parseAnswer(this.received)
+      const answer = parseAnswer(this.received, bodiless)
       if (answer) return answer
       if (this.#isClosed || Date.now() > end) {
         throw new Error(
@@ -83,7 +86,7 @@ export function head(method: string, path: string, headers: Record<string, strin
 }
 
 /** The answer at the start of `text`, once its head and its `Content-Length` bytes are there. */
-function parseAnswer(text: string): RawAnswer | undefined {
+function parseAnswer(text: string, bodiless: boolean): RawAnswer | undefined {
   const headEnd = text.indexOf('\r\n\r\n')
   if (headEnd < 0) return undefined
   const [statusLine = '', ...lines] = text.slice(0, headEnd).split('\r\n')
@@ -92,7 +95,7 @@ function parseAnswer(text: string): RawAnswer | undefined {
     const colon = line.indexOf(':')
     headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
   }
-  const length = Number(headers['content-length'] ?? 0)
+  const length = bodiless ? 0 : Number(headers['content-length'] ?? 0)
   const body = Buffer.from(text.slice(headEnd + 4), 'latin1')
   if (body.length < length) return undefined
   return {

@@ -1,3 +1,4 @@
+import { METHODS } from 'node:http'
 import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import {
@@ -38,7 +39,14 @@ export interface RoutesOptions {
 type Query = Record<string, string | string[] | undefined>
 type HttpKind = HttpTransportName
 
-const OTHER_METHODS = ['HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'POST'] as const
+/**
+ * Every method Node's parser hands to a route (it hands CONNECT to the server's `connect` event
+ * instead): the endpoints answer each, those they do not serve with a coded 405.
+ */
+const ROUTED_METHODS = METHODS.filter((method) => method !== 'CONNECT')
+
+/** What the SSE and polling endpoints serve; the WebSocket endpoint serves GET alone. */
+const HTTP_METHODS = 'GET, POST, OPTIONS'
 
 /**
  * The three endpoints under `path`: `/ws`, `/sse`, `/poll`. Plain Fastify routes, so that the
@@ -51,6 +59,12 @@ export async function parleyRoutes(
   // Bodies are read by hand, under maxPayload and whatever their content type.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
+  // Fastify routes only the methods it knows: any other (PROPFIND, PURGE, ...) would get its
+  // plain 404 rather than the endpoints' 405. Adding them affects the whole instance (Fastify
+  // keeps one list), so only those it lacks are added, with a body as most of them may carry.
+  for (const method of ROUTED_METHODS) {
+    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true })
+  }
 
   const base = mountBase(options.path)
   const enabled = (name: TransportName) => options.transports.includes(name)
@@ -68,6 +82,10 @@ export async function parleyRoutes(
       .send({ code, message })
 
   const versionOk = (request: FastifyRequest) => (request.query as Query).v === String(PROTOCOL_VERSION)
+
+  /** 405, with the methods the endpoint serves. */
+  const notAllowed = (reply: FastifyReply, allowed: string, message: string) =>
+    fail(reply.header('Allow', allowed), 405, ErrorCode.METHOD_NOT_ALLOWED, message)
 
   if (options.serveClient) serveClientScript(app, base)
 
@@ -138,16 +156,18 @@ export async function parleyRoutes(
     wsHandler: (socket: WebSocket, request: FastifyRequest) => websockets.accept(socket, request),
   })
   app.route({
-    method: [...OTHER_METHODS],
+    method: ROUTED_METHODS.filter((method) => method !== 'GET'),
     url: `${base}/ws`,
-    handler: (_request, reply) => fail(reply, 405, ErrorCode.METHOD_NOT_ALLOWED, 'use GET with an upgrade'),
+    // In a hook, before Fastify looks at a body or @fastify/websocket hands an upgrade to ws.
+    onRequest: async (_request, reply) => notAllowed(reply, 'GET', 'use GET with an upgrade'),
+    handler: (_request, reply) => notAllowed(reply, 'GET', 'use GET with an upgrade'),
   })
 
   // --- SSE and long-polling ------------------------------------------------------------------
 
   for (const [kind, segment] of Object.entries(httpSegments) as [HttpKind, string][]) {
     app.route({
-      method: ['GET', ...OTHER_METHODS],
+      method: ROUTED_METHODS,
       url: `${base}/${segment}`,
       exposeHeadRoute: false,
       // In a hook, so that it also runs for upgrade requests, which never reach a handler here.
@@ -161,9 +181,8 @@ export async function parleyRoutes(
     if (!enabled(kind))
       return fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, `the ${kind} transport is disabled`)
     const method = request.method
-    if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS') {
-      return fail(reply, 405, ErrorCode.METHOD_NOT_ALLOWED, 'use GET or POST')
-    }
+    if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS')
+      return notAllowed(reply, HTTP_METHODS, 'use GET or POST')
     if (!versionOk(request))
       return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
     const origin = checkOrigin(request, options.allowedOrigins)
