@@ -415,6 +415,47 @@ describe('origins', () => {
 })
 
 describe('WebSocket handshake', () => {
+  it('refuses an upgrade that ws would refuse with a coded 400 of its own, before the upgrade', async () => {
+    const { base } = await serve()
+    const upgrade = {
+      Connection: 'Upgrade',
+      Upgrade: 'websocket',
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version': '13',
+      'Sec-WebSocket-Protocol': WS_SUBPROTOCOL,
+    }
+    const { 'Sec-WebSocket-Key': _key, ...withoutKey } = upgrade
+    for (const [headers, code] of [
+      [withoutKey, 'PARLEY_BAD_REQUEST'],
+      [{ ...upgrade, 'Sec-WebSocket-Key': 'not a key' }, 'PARLEY_BAD_REQUEST'],
+      [{ ...upgrade, 'Sec-WebSocket-Version': '99' }, 'PARLEY_BAD_REQUEST'],
+      [{ ...upgrade, 'Sec-WebSocket-Protocol': `${WS_SUBPROTOCOL}, ,x` }, 'PARLEY_BAD_REQUEST'],
+      [
+        { ...upgrade, 'Sec-WebSocket-Protocol': `${WS_SUBPROTOCOL}, ${WS_SUBPROTOCOL}` },
+        'PARLEY_BAD_REQUEST',
+      ],
+      [{ ...upgrade, 'Sec-WebSocket-Protocol': `${WS_SUBPROTOCOL} x` }, 'PARLEY_BAD_REQUEST'],
+      [{ ...upgrade, Upgrade: 'h2c' }, 'PARLEY_BAD_REQUEST'],
+      [{ ...upgrade, 'Sec-WebSocket-Protocol': 'parley.v2, other' }, 'PARLEY_UNSUPPORTED_VERSION'],
+    ] as const) {
+      const answer = await rawExchange('GET', `${base}/ws?v=1`, headers)
+      const what = JSON.stringify(headers)
+      expect(answer.status, what).toBe(400)
+      expect(answer.headers['content-type'], what).toBe('application/json; charset=utf-8')
+      expect(JSON.parse(answer.body), what).toMatchObject({ code })
+    }
+    const version = await rawExchange('GET', `${base}/ws?v=1`, { ...upgrade, 'Sec-WebSocket-Version': '8.5' })
+    expect(version.headers['sec-websocket-version']).toBe('13')
+    // What ws takes, Parley takes too: optional whitespace, other subprotocols beside its own.
+    const ok = await rawExchange('GET', `${base}/ws?v=1`, {
+      ...upgrade,
+      'Sec-WebSocket-Protocol': `x,\t${WS_SUBPROTOCOL} , y`,
+    })
+    expect(ok.status).toBe(101)
+    expect(ok.headers['sec-websocket-protocol']).toBe(WS_SUBPROTOCOL)
+    expect(await upgradeStatus(`${base.replace('http', 'ws')}/ws?v=1`, ['x', WS_SUBPROTOCOL, 'y'])).toBe(101)
+  })
+
   it('refuses a first packet that is not HELLO, and a silent client, with ERROR then 1008', async () => {
     const { base } = await serve({ handshakeTimeout: 50 })
     const url = `${base.replace('http', 'ws')}/ws?v=1`

@@ -10,7 +10,6 @@ import {
   ParleyError,
   PROTOCOL_VERSION,
   type TransportName,
-  WS_SUBPROTOCOL,
 } from '@parley/protocol'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
@@ -27,7 +26,7 @@ import { Forwarder } from './forward.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { serveRouted } from './routing.js'
 import { IdleSseUpstream } from './sse-upstream.js'
-import { handshakeRequest, WebSocketHandshakes } from './websocket-handshake.js'
+import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
 
 export interface RoutesOptions {
   server: ParleyServer
@@ -143,12 +142,8 @@ export async function parleyRoutes(
       if (server.closed)
         return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
       if (request.ws) {
-        const offered = String(request.headers['sec-websocket-protocol'] ?? '')
-          .split(',')
-          .map((p) => p.trim())
-        if (!offered.includes(WS_SUBPROTOCOL)) {
-          return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `offer the subprotocol ${WS_SUBPROTOCOL}`)
-        }
+        const refusal = upgradeRefusal(request.headers)
+        if (refusal) return fail(reply.headers(refusal.headers ?? {}), 400, refusal.code, refusal.message)
         websockets.upgrading(request.raw, reply.raw)
       }
     },
