@@ -7,7 +7,11 @@ export class FakeResponse extends EventEmitter {
   destroyed = false
   writableEnded = false
   writableLength = 0
-  socket = null
+  /**
+   * A stand-in for its connection: a response being served has one (an SSE transport takes one
+   * without for gone). Not a `net.Socket`, so the transport writes through the response.
+   */
+  socket: object | null = {}
   useChunkedEncodingByDefault = true
   req = { headers: {} }
   body = ''
@@ -29,6 +33,10 @@ export class FakeResponse extends EventEmitter {
   drop(): void {
     this.destroyed = true
     this.emit('close')
+  }
+  destroy(): void {
+    if (this.destroyed) return
+    this.drop()
   }
 }
 

@@ -63,4 +63,14 @@ describe('an SSE transport', () => {
     transport.attachStream(response(), {})
     expect(transport.nextGetWithin()).toBeUndefined()
   })
+
+  it('still expects its stream after a GET whose client had already gone', () => {
+    clock()
+    const transport = new SseTransport()
+    const gone = response()
+    gone.drop()
+    transport.attachStream(gone, {})
+    expect(transport.nextGetWithin()).toBe(NEXT_GET_UNMEASURED_MS)
+    expect(gone.body).toBe('')
+  })
 })

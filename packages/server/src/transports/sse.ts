@@ -44,6 +44,18 @@ function connectionOf(res: ServerResponse): Socket | null {
   return res.req?.httpVersionMajor === 1 && socket instanceof Socket ? socket : null
 }
 
+/**
+ * True when a GET's response can carry no stream: it was destroyed (its client left, for
+ * instance while an application's asynchronous hook ran: Fastify still calls the handler) or
+ * ended, or it has no connection. A plain HTTP/1.1 response has none while it waits behind
+ * another response on its connection (pipelining), and a stream would begin only once that one
+ * ended; behind the session's own stream, whose end closes the connection, never. A request
+ * routed from another node (`inject`) has a connection of its own kind.
+ */
+function responseGone(res: ServerResponse): boolean {
+  return res.destroyed || res.writableEnded || res.socket === null
+}
+
 /** `pieces` (UTF-8 text and bytes) one after the other in one buffer of `bytes` bytes. */
 function gather(pieces: readonly (string | Uint8Array)[], bytes: number): Buffer {
   const out = Buffer.allocUnsafe(bytes)
@@ -118,6 +130,13 @@ export class SseTransport extends HttpTransport {
    * written again first, as polling does (see `PollingTransport.downstream`).
    */
   attachStream(res: ServerResponse, headers: HeaderBag, ack?: number): void {
+    if (responseGone(res)) {
+      // As if this GET had never come: the client left, and the stream it had (if any) stays.
+      // Its 'close' has fired, or never will: a listener added now would never hear of it, and
+      // the session would write into it until the heartbeat gave up on the transport.
+      if (!res.writableEnded) res.destroy()
+      return
+    }
     const previous = this.#stream
     this.#stream = res
     this.#direct = null
