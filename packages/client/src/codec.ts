@@ -72,8 +72,13 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
   if (path.length > WireLimits.maxDepth) {
     throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'too deep or cyclic')
   }
-  // Objects that serialise themselves (Date, ...) are left to JSON.stringify.
-  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value
+  // Objects that serialise themselves (Date, ...) are left to JSON.stringify. What their toJSON
+  // gives the server refuses as it would any value (too deep, a forbidden key), and would end the
+  // session: it is checked here as JSON, where it stands (JSON holds no binary leaf to find).
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    strip((JSON.parse(stringify([value])) as unknown[])[0], path, leaves)
+    return value
+  }
   const list = isArray(value)
   let copy: unknown
   for (const key of list ? value.keys() : Object.keys(value)) {

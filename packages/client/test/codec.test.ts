@@ -144,6 +144,27 @@ describe('client codec, against the protocol fixtures', () => {
       ).toThrow(expect.objectContaining({ code: ErrorCode.FORBIDDEN_KEY }))
     }
   })
+
+  it('checks what a toJSON gives as it checks any other value', () => {
+    const event = (arg: unknown) => ({
+      type: PacketType.EVENT,
+      seq: 1,
+      name: 'x',
+      args: [arg as never],
+      ackId: 0,
+    })
+    const deep = (levels: number): unknown => (levels === 0 ? 1 : [deep(levels - 1)])
+    for (const [made, code] of [
+      [{ constructor: 1 }, ErrorCode.FORBIDDEN_KEY],
+      [JSON.parse('{"a":{"__proto__":1}}'), ErrorCode.FORBIDDEN_KEY],
+      [deep(100), ErrorCode.UNSERIALIZABLE],
+    ] as const) {
+      expect(() => encodeText(event({ toJSON: () => made }))).toThrow(expect.objectContaining({ code }))
+    }
+    // Within the limits, the text is JSON.stringify's, as the protocol writes it.
+    const fine = event({ at: new Date(0), n: { toJSON: () => deep(protocol.WireLimits.maxDepth - 1) } })
+    expect(encodeText(fine as Packet)).toBe(protocol.encodeText(fine as Packet))
+  })
 })
 
 describe('the number of a refused packet', () => {
