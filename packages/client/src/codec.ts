@@ -61,11 +61,13 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
   const kind = value instanceof ArrayBuffer ? 1 : ArrayBuffer.isView(value) ? 0 : -1
   if (kind >= 0) {
     // A view's own bytes; an ArrayBuffer has no `buffer` and no `byteOffset` (0).
+    // Copied: what is sent, sent again after a resume, is what the caller gave, whatever it
+    // writes into its bytes afterwards.
     const view = value as Partial<ArrayBufferView>
     leaves.push([
       [...path],
       kind as 0 | 1,
-      new Uint8Array(view.buffer ?? (value as ArrayBuffer), view.byteOffset, view.byteLength),
+      new Uint8Array(view.buffer ?? (value as ArrayBuffer), view.byteOffset, view.byteLength).slice(),
     ])
     return null
   }
@@ -107,14 +109,35 @@ function stringify(wire: unknown[]): string {
 }
 
 /**
- * One line of JSON for a text transport, binary leaves as base64; `binary` says whether there
- * were any (WebSocket then sends a binary frame instead). Throws PARLEY_UNSERIALIZABLE.
+ * A packet encoded once, when it is handed over: what the transports send, and send again after a
+ * resume, whatever the caller changes in its arguments afterwards.
  */
-export function encode(packet: Packet): { text: string; binary: boolean } {
+export interface Encoded {
+  /** One line of JSON, binary leaves as base64: what SSE and polling send, and WebSocket without binary. */
+  readonly text: string
+  /**
+   * With binary leaves, what WebSocket sends instead, as a binary frame (`frameOf`): its header
+   * (attachment indexes where the text has base64) and copies of the leaves' bytes.
+   */
+  readonly frame?: Frame
+}
+
+/** A binary frame's header JSON and its attachments. */
+export type Frame = readonly [header: string, attachments: readonly Uint8Array[]]
+
+/** Encodes a packet. Throws PARLEY_UNSERIALIZABLE, PARLEY_FORBIDDEN_KEY. */
+export function encode(packet: Packet): Encoded {
   const leaves: Leaf[] = []
-  const wire = toWire(packet, leaves)
-  if (leaves.length > 0) wire.push(leaves.map(([path, kind, bytes]) => [path, kind, toBase64(bytes)]))
-  return { text: stringify(wire), binary: leaves.length > 0 }
+  const text = stringify(toWire(packet, leaves))
+  if (leaves.length === 0) return { text }
+  // Both forms from one serialisation of the arguments: the list of leaves comes last, with the
+  // leaf's base64 in the text and its attachment's index in the frame's header.
+  const withLeaves = (data: (leaf: Leaf, i: number) => unknown) =>
+    `${text.slice(0, -1)},${JSON.stringify(leaves.map((leaf, i) => [leaf[0], leaf[1], data(leaf, i)]))}]`
+  return {
+    text: withLeaves((leaf) => toBase64(leaf[2])),
+    frame: [withLeaves((_, i) => i), leaves.map((leaf) => leaf[2])],
+  }
 }
 
 /** `encode(packet).text`. */
@@ -123,16 +146,11 @@ export function encodeText(packet: Packet): string {
 }
 
 /**
- * A WebSocket message: the text when there is no binary, otherwise a binary frame: u32 header
- * length, the header JSON (attachment indexes instead of base64), then each attachment as u32
- * length and bytes.
+ * A binary frame: u32 header length, the header JSON, then each attachment as u32 length and
+ * bytes.
  */
-export function encodeFrame(packet: Packet): string | Uint8Array {
-  const leaves: Leaf[] = []
-  const wire = toWire(packet, leaves)
-  if (leaves.length === 0) return stringify(wire)
-  wire.push(leaves.map(([path, kind], i) => [path, kind, i]))
-  const parts = [new TextEncoder().encode(stringify(wire)), ...leaves.map((leaf) => leaf[2])]
+export function frameOf([header, attachments]: Frame): Uint8Array {
+  const parts = [new TextEncoder().encode(header), ...attachments]
   const frame = new Uint8Array(parts.reduce((size, part) => size + 4 + part.length, 0))
   const view = new DataView(frame.buffer)
   let at = 0
@@ -142,6 +160,12 @@ export function encodeFrame(packet: Packet): string | Uint8Array {
     at += 4 + part.length
   }
   return frame
+}
+
+/** A WebSocket message: the text when there is no binary, otherwise a binary frame. */
+export function encodeFrame(packet: Packet): string | Uint8Array {
+  const { text, frame } = encode(packet)
+  return frame ? frameOf(frame) : text
 }
 
 function toBase64(bytes: Uint8Array): string {

@@ -34,6 +34,8 @@ export interface ReservedEvents {
    * An error that answers no request of ours: an ERROR from the server with ackId 0, or a packet
    * from the server that this client refused (its code says why; `details.seq` is its number).
    * A refused numbered packet is acknowledged and dropped, never delivered, never asked for again.
+   * Or a message emitted before the first OPEN turned out larger than the server's maxPayload
+   * and was not sent (PARLEY_PAYLOAD_TOO_LARGE; its reply, if it wanted one, rejects with it).
    */
   error: (error: ParleyError<string>) => void
 }

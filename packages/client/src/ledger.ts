@@ -1,4 +1,5 @@
 import { ErrorCode, type NumberedPacket, type OpenPacket, ParleyError } from '@parley/protocol'
+import { decodeText } from './codec.js'
 import { type Outgoing, outgoing } from './outgoing.js'
 import * as WireLimits from './wire-limits.js'
 
@@ -92,8 +93,12 @@ export class Ledger {
    * restart and the packets kept from the old session are renumbered into the new one, so that
    * nothing the application sent is dropped (they may then arrive twice: at-least-once there).
    * Afterwards `kept` holds exactly what must be sent again on the new transport, in order.
+   *
+   * A kept packet that the server would refuse is not sent: one larger than the `maxPayload` it
+   * states now, which an emit made before any OPEN could not know. The server would end the
+   * session for it, and every new session it was replayed into. `refuse` hears of each.
    */
-  opened(open: OpenPacket): boolean {
+  opened(open: OpenPacket, refuse: (packet: NumberedPacket, error: ParleyError) => void): boolean {
     this.maxPayload = open.maxPayload
     const fresh = !open.recovered || open.sid !== this.sid
     this.sid = open.sid
@@ -105,10 +110,16 @@ export class Ledger {
       this.kept = []
       this.#keptBytes = 0
       for (const item of old) {
-        const p = item.packet as NumberedPacket
-        const renumbered = outgoing({ ...p, seq: ++this.outSeq })
-        this.kept.push(renumbered)
-        this.#keptBytes += renumbered.bytes
+        // Its number is in its encoding. The packet is read back from that, not taken from the
+        // application's arguments, which it may have changed since (into something that does not
+        // encode, even): what goes out is what was handed over.
+        const decoded = decodeText(item.text, Infinity)
+        try {
+          if (!decoded.ok) throw decoded.error
+          this.keep((seq) => ({ ...(decoded.packet as NumberedPacket), seq }))
+        } catch (error) {
+          refuse(item.packet as NumberedPacket, error as ParleyError)
+        }
       }
     } else this.acked(open.ack)
     return fresh

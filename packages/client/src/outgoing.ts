@@ -1,20 +1,20 @@
 import type { Packet } from '@parley/protocol'
-import { encode } from './codec.js'
+import { type Encoded, encode } from './codec.js'
 
-/** A packet ready for any transport: text transports send `text`, WebSocket may frame it. */
-export interface Outgoing {
+/**
+ * A packet ready for any transport, encoded once when it was handed over: text transports send
+ * `text`, WebSocket sends `frame` when there is one (binary), else `text`.
+ */
+export interface Outgoing extends Encoded {
   readonly packet: Packet
-  readonly text: string
   /** UTF-8 length of `text`: what a text transport puts on the wire. */
   readonly bytes: number
-  /** True when the packet carries binary leaves (WebSocket then sends a binary frame). */
-  readonly binary: boolean
 }
 
 /** Encodes a packet once, for every transport; throws PARLEY_UNSERIALIZABLE, PARLEY_FORBIDDEN_KEY. */
 export function outgoing(packet: Packet): Outgoing {
-  const { text, binary } = encode(packet)
-  return { packet, text, bytes: utf8Length(text), binary }
+  const encoded = encode(packet)
+  return { ...encoded, packet, bytes: utf8Length(encoded.text) }
 }
 
 /** Bytes of a string in UTF-8. */

@@ -144,7 +144,13 @@ export class Session implements ConnectionHost {
     why: SwitchReason,
     attempt: number,
   ): void {
-    const fresh = this.#ledger.opened(open)
+    const fresh = this.#ledger.opened(open, (packet, error) =>
+      // Later, with the session in place: an application's callback may throw.
+      queueMicrotask(() => {
+        if (packet.type === PacketType.EVENT) this.acks.settle(packet.ackId, error, [])
+        this.#host.fire('error', error)
+      }),
+    )
     this.id = open.id
     this.recovered = !fresh
     // Everything the server lacks, in order, before anything new.

@@ -118,6 +118,28 @@ describe('client against a scripted server: what a real one never does on cue', 
     expect(socket.id).toBe(openPacket(SID2).id)
   })
 
+  it('renumbers from 1 what it kept, binary frames too, as it was encoded when emitted', async () => {
+    const { socket, c } = await opened()
+    const bytes = new Uint8Array([7, 8])
+    socket.emit('a', 1)
+    socket.emit('a', 2)
+    socket.emit('a', { bytes })
+    await c.next((p) => p.type === PacketType.EVENT && p.seq === 3)
+    c.send({ type: PacketType.ACK, ack: 1 })
+    await new Promise((r) => setTimeout(r, 20))
+    bytes[0] = 0
+    const second = fake!.nextConn()
+    c.ws.terminate()
+    const c2 = await second
+    await c2.next(isType(PacketType.HELLO))
+    c2.send(openPacket(SID2, { recovered: false, ack: 0 }))
+    expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: [2] })
+    expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({
+      seq: 2,
+      args: [{ bytes: new Uint8Array([7, 8]) }],
+    })
+  })
+
   it('declares the transport dead after pingInterval + pingTimeout of silence', async () => {
     fake = await startFakeWs()
     const conn = fake.nextConn()

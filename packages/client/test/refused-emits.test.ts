@@ -2,7 +2,7 @@
 // the server's OPEN can tell (its maxPayload), it is dropped unsent with a coded error. Each packet
 // the server refuses ends the session, and the client replays what the server has not
 // acknowledged into every new one: one such packet sent would end every session after it.
-import { ErrorCode } from '@parley/protocol'
+import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
 
@@ -10,6 +10,20 @@ afterEach(closeAll)
 
 /** `levels` objects around 1. */
 const nest = (levels: number): unknown => (levels === 0 ? 1 : { a: nest(levels - 1) })
+
+/** Rejections nobody handled while `body` ran (and a little after). */
+async function unhandled(body: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = []
+  const hear = (reason: unknown) => void seen.push(reason)
+  process.on('unhandledRejection', hear)
+  try {
+    await body()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  } finally {
+    process.off('unhandledRejection', hear)
+  }
+  return seen
+}
 
 /** A server that counts its sessions and records every `e` event. */
 async function recorder(options: Record<string, unknown> = {}) {
@@ -40,3 +54,47 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(socket.connected).toBe(true)
   })
 })
+
+describe.each(['websocket', 'sse', 'polling'] as const)(
+  'over %s, what was emitted before the first OPEN',
+  (transport) => {
+    it("is not sent when it is larger than the server's maxPayload: its ack rejects, an error says so", async () => {
+      const { server, got, sessions } = await recorder({ maxPayload: 2000 })
+      const socket = client(server.url, { transports: [transport] })
+      const errors: ParleyError<string>[] = []
+      socket.on('error', (error) => errors.push(error))
+      // Before OPEN the client knows no smaller limit than the protocol's default.
+      socket.emit('e', 'x'.repeat(5000))
+      const reply = socket.emitWithAck('e', 'y'.repeat(5000))
+      socket.emit('e', 'small')
+      await expect(reply).rejects.toMatchObject({ code: ErrorCode.PAYLOAD_TOO_LARGE })
+      await until(() => got.length > 0)
+      expect(errors.map((e) => e.code)).toEqual([ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE])
+      expect(errors[0]!.details).toMatchObject({ limit: 2000 })
+      // The session that took 'small' is the only one: nothing ended it.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      socket.emit('e', 'later')
+      await until(() => got.length === 2)
+      expect(got).toEqual(['small', 'later'])
+      expect(sessions()).toBe(1)
+    })
+
+    it('goes out as it was when emitted, whatever the application changed since', async () => {
+      const { server, got } = await recorder()
+      const socket = client(server.url, { transports: [transport] })
+      const seen = await unhandled(async () => {
+        const m: Record<string, unknown> = { a: 1 }
+        socket.emit('e', m)
+        m.b = 10n
+        const bytes = new Uint8Array([1, 2, 3])
+        socket.emit('e', { bytes })
+        bytes[0] = 9
+        await next(socket, 'connect')
+        await until(() => got.length === 2)
+      })
+      expect(seen).toEqual([])
+      expect(got).toEqual([{ a: 1 }, { bytes: new Uint8Array([1, 2, 3]) }])
+      expect(socket.connected).toBe(true)
+    })
+  },
+)

@@ -1,5 +1,5 @@
 import { ErrorCode, type HelloPacket, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
-import { decodeFrame, encode, encodeFrame } from '../codec.js'
+import { decodeFrame, encode, frameOf } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
 import { BaseTransport, notFound, shown, timeoutError, transportError, type Welcome } from './transport.js'
 
@@ -162,7 +162,7 @@ export class WebSocketTransport extends BaseTransport {
       }
     }
     try {
-      for (const item of items) ws.send(item.binary ? encodeFrame(item.packet) : item.text)
+      for (const item of items) ws.send(item.frame ? frameOf(item.frame) : item.text)
     } catch (err) {
       this.fail(transportError('send failed', err))
     }
