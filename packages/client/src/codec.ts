@@ -42,6 +42,9 @@ function toWire(packet: Packet, leaves: Leaf[]): unknown[] {
   const shape = PACKET_SHAPES[type]
   if (!shape) {
     const { type: _, ...fields } = packet
+    // HELLO: its auth is checked as arguments are (the server refuses the same keys and depth);
+    // binary in it is not taken out, JSON.stringify writes it as it always did.
+    strip(fields, [], [])
     return [type, fields]
   }
   const wire: unknown[] = [type]

@@ -1,7 +1,6 @@
 import {
   type CloseReason,
   ErrorCode,
-  type HelloPacket,
   MAX_TIMER_MS,
   type OpenPacket,
   type Packet,
@@ -76,8 +75,11 @@ export interface ConnectionOptions {
 
 /** What the connection tells the session. */
 export interface ConnectionHost {
-  /** The HELLO for the next attach (asks for auth again, carries sid and ack). */
-  hello(): Promise<HelloPacket>
+  /**
+   * The HELLO for the next attach, encoded (asks for auth again, carries sid and ack). Rejects
+   * as a refusal (`details.refused`) when the auth cannot be encoded.
+   */
+  hello(): Promise<string>
   /** A transport was attached; `attempt` counts the failed attempts before this one. */
   opened(
     open: OpenPacket,

@@ -1,5 +1,5 @@
-import { ErrorCode, type HelloPacket, ParleyError } from '@parley/protocol'
-import { decodeText, encode } from './codec.js'
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import { decodeText } from './codec.js'
 import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import type { TransportSetup } from './transports/registry.js'
@@ -76,7 +76,7 @@ export abstract class HttpTransport extends BaseTransport {
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
   protected abstract downstream(url: string): Promise<void> | void
 
-  async open(hello: HelloPacket, timeout: number): Promise<Welcome> {
+  async open(hello: string, timeout: number): Promise<Welcome> {
     const ctl = this.ctl
     // One bound for the whole attempt: the timeout aborts the transport's controller, which ends
     // the handshake or the downstream's first request, whichever is under way.
@@ -84,7 +84,7 @@ export abstract class HttpTransport extends BaseTransport {
     try {
       const res = await this.setup.fetch(this.url, {
         method: 'POST',
-        body: encode(hello).text,
+        body: hello,
         headers: TEXT,
         signal: ctl.signal,
       })

@@ -4,7 +4,6 @@ import {
   type CloseReason,
   ErrorCode,
   type EventPacket,
-  type HelloPacket,
   MAX_TIMER_MS,
   type NumberedPacket,
   type OpenPacket,
@@ -12,6 +11,7 @@ import {
   ParleyError,
   type TransportName,
 } from '@parley/protocol'
+import { encodeText } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionEvent, type ConnectionHost } from './fallback.js'
 import { Ledger } from './ledger.js'
@@ -125,15 +125,24 @@ export class Session implements ConnectionHost {
 
   // What the connection tells the session (`ConnectionHost`): the session is its host.
 
-  async hello(): Promise<HelloPacket> {
+  async hello(): Promise<string> {
     const a = this.#opts.auth
     const sid = this.#ledger.sid
-    // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
-    return {
-      type: PacketType.HELLO,
-      auth: typeof a === 'function' ? await a() : a,
-      sid,
-      ack: sid ? this.#ledger.inSeq : undefined,
+    const auth = typeof a === 'function' ? await a() : a
+    try {
+      // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
+      return encodeText({ type: PacketType.HELLO, auth, sid, ack: sid ? this.#ledger.inSeq : undefined })
+    } catch (cause) {
+      // Auth that cannot travel (a BigInt, a cycle, a forbidden key) fails the same way on every
+      // transport and every retry: a refusal of the client, as the server's own would be.
+      throw new ParleyError(
+        (cause as ParleyError).code ?? ErrorCode.UNSERIALIZABLE,
+        `auth: ${(cause as Error).message}`,
+        {
+          cause,
+          details: { refused: true },
+        },
+      )
     }
   }
 

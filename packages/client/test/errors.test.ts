@@ -42,6 +42,37 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(error.message).toContain(`127.0.0.1:${port}/parley/`)
   })
 
+  it.each([
+    ['a BigInt', { n: 1n }, ErrorCode.UNSERIALIZABLE],
+    [
+      'a cycle',
+      (() => {
+        const self: Record<string, unknown> = {}
+        self.self = self
+        return self
+      })(),
+      ErrorCode.UNSERIALIZABLE,
+    ],
+    ['a forbidden key', JSON.parse('{"__proto__":1}'), ErrorCode.FORBIDDEN_KEY],
+  ])('refuses auth holding %s: connect_error, no retry, nothing thrown', async (_, auth, code) => {
+    server = await startServer()
+    const thrown: unknown[] = []
+    const hear = (error: unknown) => void thrown.push(error)
+    process.on('uncaughtException', hear)
+    try {
+      const socket = client(server.url, { transports: [transport], auth: auth as never })
+      const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error')
+      expect(error.code).toBe(code)
+      expect(error.message).toMatch(/^auth: /)
+      expect(willRetry).toBe(false)
+      await until(() => !socket.active, 2000, 'the client to stop')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    } finally {
+      process.off('uncaughtException', hear)
+    }
+    expect(thrown).toEqual([])
+  })
+
   it("hands the URL's own query parameters to the server, on every request", async () => {
     const queries: unknown[] = []
     server = await startServer((app) => {

@@ -1,7 +1,6 @@
 import {
   type ClosePacket,
   ErrorCode,
-  type HelloPacket,
   type OpenPacket,
   type Packet,
   ParleyError,
@@ -50,12 +49,12 @@ export interface Transport {
    */
   readonly pooled: boolean
   /**
-   * Opens the medium and sends HELLO; resolves with the server's OPEN (or the CLOSE of the
+   * Opens the medium and sends `hello`, the HELLO packet encoded; resolves with the server's OPEN (or the CLOSE of the
    * session the HELLO asked to resume) within `timeout` ms. Rejects with a ParleyError;
    * `details.refused` is true when the server refused the client itself (middleware, origin,
    * version): trying another transport would not help.
    */
-  open(hello: HelloPacket, timeout: number): Promise<Welcome>
+  open(hello: string, timeout: number): Promise<Welcome>
   /**
    * Starts delivering packets. Packets that arrived between OPEN and this call were held, so
    * the owner can apply the OPEN first; they are delivered now.
@@ -99,7 +98,7 @@ export abstract class BaseTransport implements Transport {
     this.maxPayload = maxPayload
   }
 
-  abstract open(hello: HelloPacket, timeout: number): Promise<Welcome>
+  abstract open(hello: string, timeout: number): Promise<Welcome>
   abstract send(items: readonly Outgoing[]): void
   /** Releases the medium's resources; `code` says why, where the medium can say it. */
   protected abstract teardown(code: WsCloseCode): void

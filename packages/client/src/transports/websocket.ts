@@ -1,5 +1,5 @@
-import { ErrorCode, type HelloPacket, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
-import { decodeFrame, encode, frameOf } from '../codec.js'
+import { ErrorCode, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
+import { decodeFrame, frameOf } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
 import { BaseTransport, notFound, shown, timeoutError, transportError, type Welcome } from './transport.js'
 
@@ -70,7 +70,7 @@ export class WebSocketTransport extends BaseTransport {
     this.#ctor = ctor
   }
 
-  open(hello: HelloPacket, timeout: number): Promise<Welcome> {
+  open(hello: string, timeout: number): Promise<Welcome> {
     return new Promise<Welcome>((resolve, reject) => {
       let opened = false
       const settle = (error: ParleyError<string> | undefined, open?: Welcome) => {
@@ -107,7 +107,7 @@ export class WebSocketTransport extends BaseTransport {
               )
               return
             }
-            ws.send(encode(hello).text)
+            ws.send(hello)
           }
           ws.onmessage = (ev) => {
             if (this.closed) return
