@@ -1,7 +1,7 @@
 import {
   checkEventName,
   ErrorCode,
-  type ParleyError,
+  ParleyError,
   type Settle,
   type TransportName,
   type WireValue,
@@ -155,7 +155,10 @@ export class Socket<
     return this.#withAck(NO_FLAGS, event, args as unknown[])
   }
 
-  /** Volatile emits: no sequence number, never kept or replayed, dropped when not connected. */
+  /**
+   * Volatile emits: no sequence number, never kept or replayed, dropped when not connected (a
+   * reply awaited for a dropped one rejects at once with PARLEY_DISCONNECTED).
+   */
   get volatile(): FlaggedEmitter<EmitEvents> {
     return this.#flagged({ volatile: true })
   }
@@ -213,11 +216,13 @@ export class Socket<
       args: args as WireValue[],
       ackId,
     })
-    // Forgetting ack id 0, which no wait has, does nothing.
+    // Forgetting or settling ack id 0, which no wait has, does nothing.
     try {
-      // Volatile: dropped when not connected (then no reply comes either).
       if (!flags.volatile) this.#session.sendNumbered(packet)
-      else if (!this.#session.sendVolatile(packet(0))) this.#session.acks.forget(ackId)
+      // Volatile: dropped when not connected. No reply can come then: the wait ends now.
+      else if (!this.#session.sendVolatile(packet(0))) {
+        this.#session.acks.settle(ackId, new ParleyError(ErrorCode.DISCONNECTED, 'not connected'), [])
+      }
     } catch (err) {
       this.#session.acks.forget(ackId)
       throw err

@@ -208,4 +208,24 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
     await until(() => received.length === 1, 2000, 'volatile message')
     expect(received).toEqual([7])
   })
+
+  it('rejects at once, with PARLEY_DISCONNECTED, the reply of a volatile emit it dropped', async () => {
+    const { sockets } = await echoServer()
+    const socket = client(server!.url, { ...opts, ackTimeout: 300 })
+    await next(socket, 'connect')
+    sockets[0]!.disconnect()
+    await next(socket, 'disconnect')
+    const outcome = (reply: Promise<unknown>) =>
+      Promise.race([
+        reply.then(
+          () => 'resolved',
+          (error: ParleyError<string>) => error.code,
+        ),
+        // Well before ackTimeout: the reply is known never to come.
+        new Promise((resolve) => setTimeout(resolve, 150, 'pending')),
+      ])
+    expect(await outcome(socket.volatile.emitWithAck('ask', 1))).toBe(ErrorCode.DISCONNECTED)
+    const idle = client(server!.url, { ...opts, autoConnect: false, ackTimeout: 300 })
+    expect(await outcome(idle.volatile.emitWithAck('ask', 2))).toBe(ErrorCode.DISCONNECTED)
+  })
 })
