@@ -48,19 +48,27 @@ export class Emitter<E extends object> {
 
   /**
    * Calls the listeners of `event` with `args`; returns false when there were none. An array,
-   * not a rest parameter: events from the wire arrive with theirs.
+   * not a rest parameter: events from the wire arrive with theirs. `failed`, if given, hears of
+   * each listener that throws or whose promise rejects (the error is reported all the same).
    */
-  protected fire(event: keyof E, args: readonly unknown[]): boolean {
+  protected fire(event: keyof E, args: readonly unknown[], failed?: (err: unknown) => void): boolean {
     const list = this.#listeners.get(event)
     if (!list || list.length === 0) return false
     for (const entry of list) {
       if (entry.once) this.off(event, entry.fn as E[keyof E])
       try {
-        ;(entry.fn as (...a: unknown[]) => void)(...args)
+        const result: unknown = (entry.fn as (...a: unknown[]) => unknown)(...args)
+        // Still unhandled after `failed` heard it, as it would have been.
+        if (failed && result instanceof Promise)
+          result.catch((err: unknown) => {
+            failed(err)
+            throw err
+          })
       } catch (err) {
         queueMicrotask(() => {
           throw err
         })
+        failed?.(err)
       }
     }
     return true

@@ -1,6 +1,7 @@
 import {
   checkEventName,
   ErrorCode,
+  type NumberedPacket,
   ParleyError,
   type Settle,
   type TransportName,
@@ -233,32 +234,36 @@ export class Socket<
   #host(): SessionHost {
     return {
       event: (p) => {
+        const { name, ackId } = p
         // The decoder made this array for this packet alone: the handler's arguments, as they are.
         const args: unknown[] = p.args
-        const ackId = p.ackId
-        if (ackId > 0) args.push(this.#replier(ackId))
-        // Nobody listens: the server would wait for its whole timeout.
-        if (!this.fire(p.name as keyof (ReservedEvents & ListenEvents), args) && ackId > 0) {
-          this.#session.sendNumbered((seq) => ({
-            type: PacketType.ERROR,
-            seq,
-            ackId,
-            code: ErrorCode.NO_HANDLER,
-            message: `no handler for "${p.name}"`,
-          }))
+        if (!ackId) {
+          this.fire(name as keyof (ReservedEvents & ListenEvents), args)
+          return
+        }
+        // A request, answered once: by its listener's reply, or an ERROR when a listener failed
+        // or none listens (else the server would wait for its whole timeout), whichever comes
+        // first. An answer that cannot be sent (`ack(10n)` throws its coded error) uses nothing up.
+        let answered = false
+        const answer = (make: (seq: number) => NumberedPacket) => {
+          if (answered) return
+          this.#session.sendNumbered(make)
+          answered = true
+        }
+        const refuse = (code: ErrorCode, message: string) =>
+          answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
+        args.push((...reply: unknown[]) =>
+          answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),
+        )
+        if (
+          !this.fire(name as keyof (ReservedEvents & ListenEvents), args, () =>
+            refuse(ErrorCode.HANDLER_ERROR, 'the handler failed'),
+          )
+        ) {
+          refuse(ErrorCode.NO_HANDLER, `no handler for "${name}"`)
         }
       },
       fire: (event, ...args) => this.fire(event, args),
-    }
-  }
-
-  /** The ack function handed to a handler of a server event that wants a reply. */
-  #replier(ackId: number): (...args: unknown[]) => void {
-    let used = false
-    return (...args) => {
-      if (used) return
-      used = true
-      this.#session.sendNumbered((seq) => ({ type: PacketType.REPLY, seq, ackId, args: args as WireValue[] }))
     }
   }
 }

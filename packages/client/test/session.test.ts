@@ -206,6 +206,58 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       code: ErrorCode.NO_HANDLER,
     })
   })
+
+  it.each([
+    [
+      'throws',
+      () => {
+        throw new Error('boom')
+      },
+    ],
+    ['rejects', async () => Promise.reject(new Error('boom'))],
+    ['acks what cannot be sent', (ack: (reply: unknown) => void) => ack(10n)],
+  ])('answers a server request whose listener %s with PARLEY_HANDLER_ERROR, at once', async (_, listener) => {
+    const { server, sockets } = await serve()
+    const socket = client(server.url, { transports: [transport] })
+    socket.on('ask', listener)
+    await next(socket, 'connect')
+    await until(() => sockets.length === 1)
+    // The listener's error still reaches the process, as any listener's does.
+    const reported: unknown[] = []
+    const hear = (error: unknown) => void reported.push(error)
+    process.on('uncaughtException', hear)
+    process.on('unhandledRejection', hear)
+    try {
+      const start = performance.now()
+      await expect(sockets[0]!.timeout(1500).emitWithAck('ask')).rejects.toMatchObject({
+        code: ErrorCode.HANDLER_ERROR,
+      })
+      expect(performance.now() - start).toBeLessThan(1000)
+      await until(() => reported.length === 1, 1000, 'the error reported')
+    } finally {
+      process.off('uncaughtException', hear)
+      process.off('unhandledRejection', hear)
+    }
+    expect(reported[0]).toBeInstanceOf(Error)
+  })
+
+  it('lets a listener ack again after an ack that could not be sent', async () => {
+    const { server, sockets } = await serve()
+    const socket = client(server.url, { transports: [transport] })
+    const thrown: unknown[] = []
+    socket.on('ask', (ack: (reply: unknown) => void) => {
+      try {
+        ack(10n)
+      } catch (error) {
+        thrown.push(error)
+      }
+      ack('fine')
+    })
+    await next(socket, 'connect')
+    await until(() => sockets.length === 1)
+    await expect(sockets[0]!.timeout(1500).emitWithAck('ask')).resolves.toBe('fine')
+    expect(thrown).toMatchObject([{ code: ErrorCode.UNSERIALIZABLE }])
+  })
 })
 
 describe.each(['sse', 'polling'] as const)(
