@@ -167,6 +167,8 @@ export class Socket<
   /**
    * Emits whose reply must come within `ms`; their ack callback is error-first
    * (`(err, reply) => ...`), with PARLEY_ACK_TIMEOUT, PARLEY_DISCONNECTED or the server's code.
+   * Throws a RangeError when `ms` is not a number >= 0 (Infinity: no timeout), a mistake in the
+   * calling code rather than an outcome to handle, as the server's `timeout()` does.
    */
   timeout(ms: number): TimedEmitter<EmitEvents> {
     if (!(ms >= 0)) throw new RangeError('timeout must be >= 0 ms')
