@@ -87,9 +87,25 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
     const v: unknown = options[key as keyof ClientOptions]
     const fallback: unknown = DEFAULTS[key as keyof typeof DEFAULTS]
     if (!(key in DEFAULTS)) {
-      // Options without a default are taken as they are; anything else is a mistake.
+      // Options without a default: those four; anything else is a mistake.
       if (!/^(auth|WebSocket|fetch|storage)$/.test(key)) {
         throw new TypeError(`unknown option ${key} (query parameters go in the URL)`)
+      }
+      // What the client calls must be callable (undefined: the platform's). `auth` is checked
+      // when it is sent: a function's result is known only then. The browser build leaves this
+      // out: a page has its platform's WebSocket and fetch, and a wrong one given fails at its
+      // first use (a transport_error), and a wrong storage costs only the memory of the
+      // transport that worked.
+      if (
+        !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
+        key !== 'auth' &&
+        v !== undefined &&
+        (key === 'storage'
+          ? [(v as StorageLike | null)?.getItem, (v as StorageLike | null)?.setItem]
+          : [v]
+        ).some((f) => typeof f !== 'function')
+      ) {
+        throw new TypeError(`option ${key} is not valid`)
       }
     } else if (
       typeof v !== typeof fallback ||

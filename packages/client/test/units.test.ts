@@ -257,10 +257,26 @@ describe('resolveOptions', () => {
     ['transports', ['websocket', 'carrier pigeon']],
     ['transports', 'websocket'],
     ['path', 'parley'],
+    ['WebSocket', 42],
+    ['fetch', 'x'],
+    ['storage', {}],
+    ['storage', null],
+    ['storage', { getItem: () => null, setItem: 1 }],
   ])('refuses %s = %j with a TypeError that names it', (key, value) => {
     expect(() => resolveOptions({ [key]: value } as ClientOptions)).toThrow(
       expect.objectContaining({ name: 'TypeError', message: expect.stringContaining(`option ${key} `) }),
     )
+  })
+
+  it('takes a WebSocket, a fetch and a storage that have what the client calls, or none', () => {
+    const options = {
+      WebSocket: class {},
+      fetch: async () => new Response(),
+      storage: { getItem: () => null, setItem: () => {} } as unknown as StorageLike,
+      auth: { token: 't' },
+    }
+    expect(resolveOptions(options)).toMatchObject(options)
+    expect(() => resolveOptions({ WebSocket: undefined, fetch: undefined, storage: undefined })).not.toThrow()
   })
 })
 
