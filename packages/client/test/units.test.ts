@@ -29,13 +29,16 @@ const event = (seq: number, name = 'e', args: EventPacket['args'] = []): EventPa
   ackId: 0,
 })
 
-const open = (sid: string, recovered: boolean, ack: number) => ({
+/** For an OPEN after which every kept packet must still go out. */
+const noRefusal = () => expect.unreachable('a kept packet was refused')
+
+const open = (sid: string, recovered: boolean, ack: number, maxPayload = 1000) => ({
   type: PacketType.OPEN,
   sid,
   id: `id_${sid}`,
   pingInterval: 1000,
   pingTimeout: 1000,
-  maxPayload: 1000,
+  maxPayload,
   transports: ['websocket' as const],
   recovered,
   ack,
@@ -57,23 +60,35 @@ describe('Ledger', () => {
 
   it('keeps only what a resumed session lacks after OPEN', () => {
     const s = new Ledger(limits, () => {}, pace)
-    s.opened(open('A', false, 0))
+    s.opened(open('A', false, 0), noRefusal)
     for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
-    expect(s.opened(open('A', true, 2))).toBe(false)
+    expect(s.opened(open('A', true, 2), noRefusal)).toBe(false)
     expect(s.kept.map((k) => k.text)).toEqual(['[5,3,"e",[],0]'])
   })
 
   it('renumbers kept packets into a new session when the old one is gone', () => {
     const s = new Ledger(limits, () => {}, pace)
-    s.opened(open('A', false, 0))
+    s.opened(open('A', false, 0), noRefusal)
     s.keep((seq) => event(seq, 'a'))
     s.keep((seq) => event(seq, 'b'))
     s.acked(1)
     s.receive(1)
-    expect(s.opened(open('B', false, 0))).toBe(true)
+    expect(s.opened(open('B', false, 0), noRefusal)).toBe(true)
     expect(s.inSeq).toBe(0)
     expect(s.kept.map((k) => k.text)).toEqual(['[5,1,"b",[],0]'])
     expect(s.outSeq).toBe(1)
+  })
+
+  it("does not send what the OPEN's maxPayload shows too large, and says which it dropped", () => {
+    const s = new Ledger(limits, () => {}, pace)
+    s.keep((seq) => event(seq, 'a'))
+    s.keep((seq) => event(seq, 'b', ['x'.repeat(100)]))
+    s.keep((seq) => event(seq, 'c'))
+    const refused: [string, unknown][] = []
+    s.opened(open('A', false, 0, 50), (packet, error) => refused.push([(packet as EventPacket).name, error]))
+    expect(refused).toMatchObject([['b', { code: ErrorCode.PAYLOAD_TOO_LARGE, details: { limit: 50 } }]])
+    expect(s.kept.map((k) => k.text)).toEqual(['[5,1,"a",[],0]', '[5,2,"c",[],0]'])
+    expect(s.outSeq).toBe(2)
   })
 
   it('refuses past maxQueuedMessages with PARLEY_QUEUE_FULL, and past maxPayload', () => {
@@ -85,7 +100,7 @@ describe('Ledger', () => {
     expect(() => t.keep((seq) => event(seq, 'e', ['x'.repeat(100)]))).toThrow(
       expect.objectContaining({ code: ErrorCode.QUEUE_FULL }),
     )
-    t.opened(open('A', false, 0))
+    t.opened(open('A', false, 0), noRefusal)
     expect(() => t.keep((seq) => event(seq, 'e', ['x'.repeat(2000)]))).toThrow(
       expect.objectContaining({ code: ErrorCode.PAYLOAD_TOO_LARGE }),
     )
