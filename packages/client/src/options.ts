@@ -78,7 +78,8 @@ export const DEFAULTS = {
 } as const
 
 /**
- * Fills in defaults and checks every option; a bad one throws a TypeError that names it. Every
+ * Fills in defaults and checks every option; a bad one throws a TypeError that names it
+ * (PARLEY_INVALID_ARGUMENT). Every
  * option with a default must have its default's type; numbers are >= 0 (randomization <= 1 too).
  */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
@@ -89,7 +90,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
     if (!(key in DEFAULTS)) {
       // Options without a default: those four; anything else is a mistake.
       if (!/^(auth|WebSocket|fetch|storage)$/.test(key)) {
-        throw new TypeError(`unknown option ${key} (query parameters go in the URL)`)
+        throw misuse(`unknown option ${key} (query parameters go in the URL)`)
       }
       // What the client calls must be callable (undefined: the platform's). `auth` is checked
       // when it is sent: a function's result is known only then. The browser build leaves this
@@ -105,7 +106,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
           : [v]
         ).some((f) => typeof f !== 'function')
       ) {
-        throw new TypeError(`option ${key} is not valid`)
+        throw misuse(`option ${key} is not valid`)
       }
     } else if (
       typeof v !== typeof fallback ||
@@ -113,7 +114,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
       (key === 'transports' && !(Array.isArray(v) && v.length > 0 && v.every(isTransportName))) ||
       (key === 'path' && !(v as string).startsWith('/'))
     ) {
-      throw new TypeError(`option ${key} is not valid`)
+      throw misuse(`option ${key} is not valid`)
     }
   }
   return { ...DEFAULTS, ...options } as ResolvedOptions
@@ -126,11 +127,20 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
  */
 export function baseUrl(url: string | undefined, path: string): [base: string, query: string] {
   const here = (globalThis as { location?: { href: string } }).location?.href
-  if (url === undefined && here === undefined) throw new TypeError('connect() needs a URL outside browsers')
+  if (url === undefined && here === undefined) throw misuse('connect() needs a URL outside browsers')
   const u = new URL(url ?? here!, here)
   const p = url !== undefined && u.pathname !== '/' ? u.pathname : path
   const query = url === undefined ? '' : u.search.slice(1)
-  if (/(^|&)(v|sid)=/.test(query)) throw new TypeError('the URL may not set v or sid')
+  if (/(^|&)(v|sid)=/.test(query)) throw misuse('the URL may not set v or sid')
   // ws: and wss: name the same server as http: and https:.
   return [u.origin.replace(/^ws/, 'http') + p.replace(/\/+$/, ''), query && `&${query}`]
+}
+
+/**
+ * What a misuse of the API throws, at once (a bad or unknown option, a URL that cannot be used,
+ * a `timeout` that is not a number >= 0): a TypeError, as JavaScript's own, with the stable code
+ * PARLEY_INVALID_ARGUMENT. A mistake in the calling code, never sent on the wire.
+ */
+export function misuse(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: 'PARLEY_INVALID_ARGUMENT' })
 }

@@ -9,7 +9,7 @@ import {
 } from '@parley/protocol'
 import { type Args, Emitter } from './emitter.js'
 import type { ReservedEvents } from './events.js'
-import { baseUrl, type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js'
+import { baseUrl, type ClientOptions, misuse, type ResolvedOptions, resolveOptions } from './options.js'
 import * as PacketType from './packet-type.js'
 import { Session, type SessionHost } from './session.js'
 
@@ -167,11 +167,11 @@ export class Socket<
   /**
    * Emits whose reply must come within `ms`; their ack callback is error-first
    * (`(err, reply) => ...`), with PARLEY_ACK_TIMEOUT, PARLEY_DISCONNECTED or the server's code.
-   * Throws a RangeError when `ms` is not a number >= 0 (Infinity: no timeout), a mistake in the
-   * calling code rather than an outcome to handle, as the server's `timeout()` does.
+   * Throws a TypeError (PARLEY_INVALID_ARGUMENT) when `ms` is not a number >= 0 (Infinity: no
+   * timeout): a mistake in the calling code rather than an outcome to handle.
    */
   timeout(ms: number): TimedEmitter<EmitEvents> {
-    if (!(ms >= 0)) throw new RangeError('timeout must be >= 0 ms')
+    if (!(ms >= 0)) throw misuse('timeout must be >= 0 ms')
     return this.#flagged({ timeout: ms })
   }
 

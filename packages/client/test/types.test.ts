@@ -53,8 +53,9 @@ describe('typed event maps', () => {
     socket.timeout(1000).emit('ping')
     // @ts-expect-error: the callback is error-first, its first parameter is not the reply
     socket.timeout(1000).emit('chat', { text: 'hi' }, (reply: { ok: boolean }) => reply)
-    expect(() => socket.timeout(-1)).toThrow(RangeError)
-    expect(() => socket.timeout(Number.NaN)).toThrow(RangeError)
+    const coded = expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT' })
+    expect(() => socket.timeout(-1)).toThrow(coded)
+    expect(() => socket.timeout(Number.NaN)).toThrow(coded)
     socket.disconnect()
   })
 

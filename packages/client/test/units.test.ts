@@ -279,7 +279,11 @@ describe('resolveOptions', () => {
     ['storage', { getItem: () => null, setItem: 1 }],
   ])('refuses %s = %j with a TypeError that names it', (key, value) => {
     expect(() => resolveOptions({ [key]: value } as ClientOptions)).toThrow(
-      expect.objectContaining({ name: 'TypeError', message: expect.stringContaining(`option ${key} `) }),
+      expect.objectContaining({
+        name: 'TypeError',
+        code: 'PARLEY_INVALID_ARGUMENT',
+        message: expect.stringContaining(`option ${key} `),
+      }),
     )
   })
 
@@ -307,8 +311,9 @@ describe('baseUrl', () => {
   })
 
   it('refuses a URL that sets the protocol’s own parameters, and no URL outside browsers', () => {
-    expect(() => baseUrl('http://example.com/parley?sid=x', '/parley')).toThrow(TypeError)
-    expect(() => baseUrl(undefined, '/parley')).toThrow(TypeError)
+    const coded = expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT' })
+    expect(() => baseUrl('http://example.com/parley?sid=x', '/parley')).toThrow(coded)
+    expect(() => baseUrl(undefined, '/parley')).toThrow(coded)
   })
 })
 
