@@ -611,6 +611,14 @@ export class ParleyServer<
     this.#byId.set(socket.id, socket)
     await this.#recordOwner(session.sid)
     await this.adapter.addAll(socket.id, [socket.id])
+    // Read again after the awaits: the application may have ended the session meanwhile
+    // (`disconnectSockets()`), or a drain begun to hand it off; `attach` would throw.
+    if (session.state === 'closed') {
+      // The client gets the session's CLOSE instead of OPEN, as for a resume of one that ended.
+      if (!this.#answerEnded(transport, session.sid) && transport.open) transport.close('normal')
+      return null
+    }
+    if (frozen(session)) return moving()
     session.attach(transport, 0, false)
     this.metrics.handshake()
     // The session may end inside a listener (disconnect(), slow consumer): #fire stops there.

@@ -1,6 +1,6 @@
 // What ends a session and what only detaches its transport: only a CLOSE packet ends it.
 import { type EventPacket, type Packet, PacketType, type TransportName } from '@parley/protocol'
-import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { MemoryAdapter, type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Started, startServer, until } from './helpers.js'
 import { Closed, type RawClient, rawConnect } from './raw-client.js'
@@ -136,5 +136,37 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     const answer = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
     expect(answer).toBeInstanceOf(Closed)
     expect((answer as Closed).packet).toMatchObject({ reason: 'payload too large' })
+  })
+})
+
+describe.each(TRANSPORTS)('a new session the application ends before its OPEN (%s)', (transport) => {
+  it('answers the handshake with its CLOSE, and keeps nothing', async () => {
+    // The adapter takes its time recording the socket's own room, as a remote one may; the
+    // application disconnects every socket meanwhile.
+    let arrived = () => {}
+    const recording = new Promise<void>((resolve) => {
+      arrived = resolve
+    })
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    class SlowAdapter extends MemoryAdapter {
+      override async addAll(id: string, rooms: readonly string[]): Promise<void> {
+        arrived()
+        await gate
+        return super.addAll(id, rooms)
+      }
+    }
+    started = await startServer({ adapter: (sockets) => new SlowAdapter(sockets) })
+    const { app } = started
+    const answer = rawConnect(transport, started.base).catch((e: unknown) => e)
+    await recording
+    for (const socket of app.parley.sockets.values()) socket.disconnect()
+    release()
+    const closed = await answer
+    expect(closed).toBeInstanceOf(Closed)
+    expect((closed as Closed).packet).toMatchObject({ type: PacketType.CLOSE, reason: 'server disconnect' })
+    expect(app.parley.socketsCount).toBe(0)
   })
 })
