@@ -32,12 +32,19 @@ interface Pending {
  */
 export class AckTable {
   readonly #max: number
+  readonly #failed: (err: unknown) => void
   readonly #pending = new Map<number, Pending>()
   #nextId = 1
 
-  /** `maxPending`: waits allowed at once; `register` refuses past it. */
-  constructor(maxPending: number) {
+  /**
+   * `maxPending`: waits allowed at once; `register` refuses past it. `failed` hears of a `settle`
+   * callback (the application's) that throws: by default the error is thrown again from a
+   * timer of its own, uncaught as it would have been, but without breaking off the packet
+   * being handled or, in `rejectAll`, the waits after it.
+   */
+  constructor(maxPending: number, failed: (err: unknown) => void = rethrowLater) {
     this.#max = maxPending
+    this.#failed = failed
   }
 
   /** Replies awaited now. */
@@ -80,7 +87,11 @@ export class AckTable {
     if (!pending) return false
     this.#pending.delete(id)
     clearTimeout(pending.timer)
-    pending.settle(error, args)
+    try {
+      pending.settle(error, args)
+    } catch (err) {
+      this.#failed(err)
+    }
     return true
   }
 
@@ -96,4 +107,10 @@ export class AckTable {
   rejectAll(error: ParleyError<string>): void {
     for (const id of [...this.#pending.keys()]) this.settle(id, error, [])
   }
+}
+
+function rethrowLater(err: unknown): void {
+  setTimeout(() => {
+    throw err
+  }, 0)
 }

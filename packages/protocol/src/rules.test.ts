@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { AckTable, MAX_TIMER_MS } from './acks.js'
 import { checkEncoded } from './decode.js'
-import { ErrorCode } from './errors.js'
+import { ErrorCode, ParleyError } from './errors.js'
 import { checkEventName } from './event-name.js'
 import { WireLimits } from './packets.js'
 
@@ -100,6 +100,32 @@ describe('AckTable', () => {
       })() as never,
     )
     expect(errors).toEqual([ErrorCode.DISCONNECTED, ErrorCode.DISCONNECTED])
+  })
+
+  it('goes on past a callback that throws, and hands its error to `failed`', () => {
+    const failed: unknown[] = []
+    const table = new AckTable(3, (err) => failed.push(err))
+    const errors: (string | undefined)[] = []
+    const boom = new Error('boom')
+    table.register(() => {
+      throw boom
+    })
+    table.register((error) => errors.push(error?.code))
+    table.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'gone'))
+    expect(errors).toEqual([ErrorCode.DISCONNECTED])
+    expect(failed).toEqual([boom])
+    expect(table.size).toBe(0)
+  })
+
+  it("throws a failed callback's error again from a timer of its own, by default", () => {
+    vi.useFakeTimers()
+    const table = new AckTable(1)
+    const boom = new Error('boom')
+    const id = table.register(() => {
+      throw boom
+    })
+    expect(table.settle(id, null, [])).toBe(true)
+    expect(() => vi.runAllTimers()).toThrow(boom)
   })
 
   it('forget ends a wait without settling it', () => {

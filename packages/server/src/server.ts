@@ -160,6 +160,7 @@ export class ParleyServer<
       log,
       maxPayload: options.maxPayload,
       maxPendingAcks: options.maxPendingAcks,
+      ackFailed: (err) => log.error({ err }, 'parley: an ack callback failed'),
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
       metrics,

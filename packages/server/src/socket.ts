@@ -86,6 +86,8 @@ export interface SocketContext {
   /** The largest packet a client accepts (what broadcasts are checked against). */
   maxPayload: number
   maxPendingAcks: number
+  /** An application's ack callback threw (logged: the other waits and the packet go on). */
+  ackFailed(err: unknown): void
   /** Incoming events that may wait behind an unfinished middleware (see EventPipeline). */
   maxWaitingEvents: number
   /** Null when an event's arguments pass the server's schema for it (or it has none). */
@@ -221,7 +223,7 @@ export class ServerSocket<
   }
 
   get #acks(): AckTable {
-    this.#ackTable ??= new AckTable(this.#context.maxPendingAcks)
+    this.#ackTable ??= new AckTable(this.#context.maxPendingAcks, this.#context.ackFailed)
     return this.#ackTable
   }
 

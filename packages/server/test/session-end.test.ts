@@ -1,4 +1,5 @@
 // What ends a session and what only detaches its transport: only a CLOSE packet ends it.
+import { Writable } from 'node:stream'
 import { type EventPacket, type Packet, PacketType, type TransportName } from '@parley/protocol'
 import { MemoryAdapter, type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -168,5 +169,37 @@ describe.each(TRANSPORTS)('a new session the application ends before its OPEN (%
     expect(closed).toBeInstanceOf(Closed)
     expect((closed as Closed).packet).toMatchObject({ type: PacketType.CLOSE, reason: 'server disconnect' })
     expect(app.parley.socketsCount).toBe(0)
+  })
+})
+
+describe('ack callbacks at the end of a session', () => {
+  it('are all called, though one throws; the error is logged and the server goes on', async () => {
+    const lines: { level: number; msg: string }[] = []
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)))
+        done()
+      },
+    })
+    const heard: unknown[] = []
+    started = await startServer({}, undefined, { logger: { level: 'error', stream } })
+    const sockets: ServerSocket[] = []
+    started.app.parley.on('connection', (socket) => sockets.push(socket))
+    const client = await connect('websocket', started.base)
+    await until(() => sockets.length === 1)
+    sockets[0]!.timeout(10_000).emit('first', () => {
+      throw new Error('the application failed')
+    })
+    sockets[0]!.timeout(10_000).emit('second', (err: unknown) => heard.push(err))
+    // The client ends the session: every wait is rejected, in order.
+    await client.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    await until(() => heard.length === 1, 3000, 'the second callback')
+    expect(heard[0]).toMatchObject({ code: 'PARLEY_DISCONNECTED' })
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 50, msg: 'parley: an ack callback failed' }),
+    )
+    // And it still serves.
+    const next = await connect('polling', started.base)
+    expect(next.open.recovered).toBe(false)
   })
 })
