@@ -93,6 +93,11 @@ export class PollingTransport extends HttpTransport {
 
   /** Holds a GET until there is something to say. */
   hold(res: ServerResponse, headers: HeaderBag): void {
+    // A GET whose client already left (while an application's asynchronous hook ran, Fastify
+    // still calls the handler) takes nothing: the GET held before it, if any, is still read.
+    // (One waiting behind another response on its connection is not gone: it gets the
+    // connection next.)
+    if (res.destroyed || res.writableEnded) return
     const previous = this.#held
     const previousHeaders = this.#heldHeaders
     this.#held = res

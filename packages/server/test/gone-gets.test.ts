@@ -1,5 +1,6 @@
 // An SSE GET whose response is gone before its stream could begin must not become the session's
-// stream: events written to it would be lost until the heartbeat noticed (35 s by default).
+// stream: events written to it would be lost until the heartbeat noticed (35 s by default). Nor
+// may a polling GET that is gone take the place of the one held before it.
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import type { ServerSocket } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
@@ -49,7 +50,7 @@ async function openStream(url: string): Promise<() => string> {
   return () => text
 }
 
-describe('an SSE GET whose response is already gone', () => {
+describe('a GET whose response is already gone', () => {
   it('does not take the stream over when it waits behind the stream on the same connection (pipelined)', async () => {
     started = await startServer()
     const { sid, socket } = await sseSession(started.app, started.base)
@@ -90,5 +91,48 @@ describe('an SSE GET whose response is already gone', () => {
     socket.volatile.emit('news', 'while no stream is open')
     const read = await openStream(`${started.base}/sse?v=1&sid=${sid}`)
     await until(() => read().includes('while no stream is open'), 3000, 'the event on the next stream')
+  })
+
+  it('leaves the held poll in place when a later GET was gone before it was handled', async () => {
+    let hooked = false
+    let handled = false
+    started = await startServer({}, (app) => {
+      app.addHook('onRequest', async (request, reply) => {
+        if (request.method !== 'GET' || !request.url.includes('/poll?') || !request.url.includes('slow'))
+          return
+        hooked = true
+        await new Promise((resolve) => reply.raw.once('close', resolve))
+      })
+      app.addHook('preHandler', async (request) => {
+        if (request.url.includes('slow')) handled = true
+      })
+    })
+    const { app, base } = started
+    let socket: ServerSocket | undefined
+    app.parley.on('connection', (s) => {
+      socket = s
+    })
+    const answer = await fetch(`${base}/poll?v=1`, { method: 'POST', body: '[8,{}]' })
+    const sid = (JSON.parse(await answer.text()) as [number, { sid: string }])[1].sid
+    // The poll the client reads, held.
+    let held: string | undefined
+    void fetch(`${base}/poll?v=1&sid=${sid}&ack=0`)
+      .then((res) => res.text())
+      .then((text) => {
+        held = text
+      })
+    await until(() => socket?.transport === 'polling', 3000, 'the session')
+    // Another GET for the session, whose client leaves while a hook holds it up.
+    const raw = await RawHttp.open(portOf(app))
+    raw.write(head('GET', `/parley/poll?v=1&sid=${sid}&ack=0&slow=1`))
+    await until(() => hooked, 3000, 'the GET reached the hook')
+    raw.destroy()
+    await until(() => handled, 3000, 'the handler ran')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // The held poll was not let go for it: the next event goes there.
+    expect(held).toBeUndefined()
+    socket!.emit('news', 'to the poll that waits')
+    await until(() => held !== undefined, 3000, 'the answer')
+    expect(held).toContain('to the poll that waits')
   })
 })
