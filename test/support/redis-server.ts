@@ -37,6 +37,13 @@ export interface RedisServer {
   stop(): Promise<void>
   /** Starts it again on the same port, empty (as a Redis that restarted without persistence). */
   restart(): Promise<void>
+  /**
+   * Stops the process (SIGSTOP) without closing its connections: a Redis that is connected but
+   * answers nothing, as a blocked server or a partition without a reset.
+   */
+  freeze(): void
+  /** Lets a frozen server go on (SIGCONT); it then answers everything it was sent meanwhile. */
+  thaw(): void
 }
 
 /** A free TCP port on 127.0.0.1 (free when asked; the caller binds it right away). */
@@ -65,6 +72,12 @@ export async function startRedis(): Promise<RedisServer> {
     restart: async () => {
       await kill(child)
       child = await launch(redisServerPath, port)
+    },
+    freeze: () => {
+      child.kill('SIGSTOP')
+    },
+    thaw: () => {
+      child.kill('SIGCONT')
     },
   }
 }
@@ -112,6 +125,8 @@ function answersPing(port: number): Promise<boolean> {
 
 function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  // A frozen server would take a SIGTERM only once it goes on.
+  child.kill('SIGCONT')
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
     child.once('exit', () => {

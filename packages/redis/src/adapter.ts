@@ -56,6 +56,12 @@ export interface RedisAdapterStats {
   readonly incompleteRequests: number
 }
 
+/**
+ * The most PUBLISHes left unanswered at once: past that, Redis is connected but not answering,
+ * and more would only pile up in the connection (memory, then a late burst).
+ */
+export const MAX_UNANSWERED_PUBLISHES = 1000
+
 /** A request of this node that awaits the other nodes' answers. */
 interface Pending {
   answer(node: string, packet: ResponsePacket): void
@@ -100,6 +106,10 @@ export class RedisAdapter implements Adapter {
   readonly #pending = new Map<string, Pending>()
   readonly #channels: { broadcast: string; request: string; response: string }
   readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0 }
+  /** PUBLISHes sent and not answered yet, oldest first: when each was sent. */
+  readonly #unanswered = new Set<{ at: number }>()
+  /** This node's own broadcasts (by `q`) given up as lost while positioned sockets waited for them. */
+  readonly #givenUp = new Set<number>()
   readonly #started: Promise<void>
   #closed = false
 
@@ -116,13 +126,14 @@ export class RedisAdapter implements Adapter {
       request: `${prefix}:request`,
       response: `${prefix}:response:${this.node}`,
     }
-    this.#sessions = new SessionOwners(client, prefix, this.node, this.#warnings)
+    this.#sessions = new SessionOwners(client, prefix, this.node, this.#warnings, options.requestTimeout)
     this.#handoffs = new HandOffStore(client, prefix, this.node)
     this.#nodes = new Nodes({
       client,
       prefix,
       id: this.node,
       interval: options.heartbeatInterval,
+      timeout: options.requestTimeout,
       address: () => options.address ?? sockets.url() ?? '',
       warnings: this.#warnings,
       gone: (nodes) => {
@@ -206,10 +217,14 @@ export class RedisAdapter implements Adapter {
       o: toWireOptions(options),
       q: cut.sent(),
     }
-    this.#publish(this.#channels.broadcast, packet, () => {
-      this.#lostBroadcast()
-      // It will not come back: the positioned sockets of this node take it now.
-      if (!cut.empty) this.#memory.broadcast(message, options, cut.atReturn(packet.q ?? 0))
+    this.#publish(this.#channels.broadcast, packet, (why) => {
+      this.#lostBroadcast(why)
+      // It is not to come back (should a stalled Redis still send it, it is skipped then): the
+      // positioned sockets of this node take it now.
+      if (!cut.empty) {
+        this.#givenUp.add(packet.q ?? 0)
+        this.#memory.broadcast(message, options, cut.atReturn(packet.q ?? 0))
+      }
     })
   }
 
@@ -292,8 +307,8 @@ export class RedisAdapter implements Adapter {
       e: message.prepared().text(0, 0),
       t: timeout,
     }
-    this.#publish(this.#channels.request, request, () => {
-      this.#lostBroadcast()
+    this.#publish(this.#channels.request, request, (why) => {
+      this.#lostBroadcast(why)
       stopWaiting()
     })
   }
@@ -341,7 +356,8 @@ export class RedisAdapter implements Adapter {
     if (owner === this.node && !record.handingOff) return 'local'
     // A node that joined since the last heartbeat: read the live set again before calling the
     // owner gone (one more round trip, only for this case).
-    if (!this.#nodes.has(owner) || this.#nodes.address(owner) === undefined) await this.#nodes.beat()
+    if (!this.#nodes.has(owner) || this.#nodes.address(owner) === undefined)
+      await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
     const url = this.#nodes.address(owner)
     // A handed-off session can be claimed whether or not its old node is still there.
     if (record.handingOff)
@@ -582,6 +598,8 @@ export class RedisAdapter implements Adapter {
         resolve(answers)
       }
       const incomplete = (why: string) => {
+        // The PUBLISH may be given up after the query's own timer ended it: counted once.
+        if (!this.#pending.has(id)) return
         this.#stats.incompleteRequests++
         this.#warnings.warn('request', `a cluster query went unanswered by some nodes: ${why}`, {
           query: request.k,
@@ -589,8 +607,15 @@ export class RedisAdapter implements Adapter {
         })
         finish()
       }
+      // Until Redis took the PUBLISH, no node could answer: a timeout then is Redis's doing.
+      let sent = false
       const timer = setTimeout(
-        () => incomplete(`${waiting.size} did not answer within ${this.#options.requestTimeout} ms`),
+        () =>
+          incomplete(
+            sent
+              ? `${waiting.size} did not answer within ${this.#options.requestTimeout} ms`
+              : `Redis did not answer its PUBLISH within ${this.#options.requestTimeout} ms`,
+          ),
         this.#options.requestTimeout,
       )
       this.#pending.set(id, {
@@ -604,8 +629,13 @@ export class RedisAdapter implements Adapter {
         },
         cancel: finish,
       })
-      this.#publish(this.#channels.request, { ...request, n: this.node, id }, () =>
-        incomplete('Redis is unreachable'),
+      this.#publish(
+        this.#channels.request,
+        { ...request, n: this.node, id },
+        (why) => incomplete(why),
+        () => {
+          sent = true
+        },
       )
     })
   }
@@ -624,7 +654,7 @@ export class RedisAdapter implements Adapter {
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
     const own = packet.n === this.node
-    if (own && this.#cut.empty) {
+    if (own && (this.#cut.empty || this.#givenUp.delete(packet.q ?? 0))) {
       this.#cut.back(packet.q)
       return
     }
@@ -750,29 +780,63 @@ export class RedisAdapter implements Adapter {
     this.#pending.get(packet.id)?.answer(packet.n, packet)
   }
 
-  /** PUBLISHes `packet`; `failed` runs when it cannot go (never for a slow but live Redis). */
-  #publish(channel: string, packet: object, failed?: () => void): void {
+  /**
+   * PUBLISHes `packet`. `failed` runs at most once, with why, when it cannot go or is given up:
+   * Redis is away, refuses it, has left earlier PUBLISHes unanswered for `requestTimeout` (or
+   * `MAX_UNANSWERED_PUBLISHES` of them), or does not answer this one within `requestTimeout`.
+   * `answered` runs when Redis took it.
+   */
+  #publish(channel: string, packet: object, failed?: (why: string) => void, answered?: () => void): void {
+    const { client, requestTimeout } = this.#options
     // While Redis is away, a PUBLISH would wait in the client's offline queue and arrive late
     // (and subscribers may have missed it anyway): it is lost, and counted as such, now.
-    if (!this.#options.client.isReady) {
-      failed?.()
+    if (!client.isReady) {
+      failed?.('Redis is unreachable')
       return
     }
-    send(this.#options.client, ['PUBLISH', channel, JSON.stringify(packet)]).catch((err: unknown) => {
-      this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
-      failed?.()
-    })
-  }
-
-  #lostBroadcast(): void {
-    this.#stats.lostBroadcasts++
-    this.#warnings.warn(
-      'lost-broadcast',
-      'a broadcast could not reach the other nodes (Redis is unreachable)',
-      {
-        lostBroadcasts: this.#stats.lostBroadcasts,
+    // Connected but not answering (stopped, blocked, cut off without a reset): the connection
+    // would hold every PUBLISH and deliver them all in a burst once Redis answers again.
+    const now = Date.now()
+    const oldest = this.#unanswered.values().next().value
+    if (this.#unanswered.size >= MAX_UNANSWERED_PUBLISHES || (oldest && now - oldest.at >= requestTimeout)) {
+      failed?.(
+        `Redis has left ${this.#unanswered.size} PUBLISH(es) unanswered for up to ${now - (oldest?.at ?? now)} ms`,
+      )
+      return
+    }
+    const entry = { at: now }
+    this.#unanswered.add(entry)
+    let settled = false
+    const giveUp = (why: string) => {
+      if (settled) return
+      settled = true
+      failed?.(why)
+    }
+    const timer = setTimeout(
+      () => giveUp(`Redis did not answer a PUBLISH within ${requestTimeout} ms`),
+      requestTimeout,
+    )
+    timer.unref()
+    send(client, ['PUBLISH', channel, JSON.stringify(packet)]).then(
+      () => {
+        clearTimeout(timer)
+        this.#unanswered.delete(entry)
+        if (!settled) answered?.()
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        this.#unanswered.delete(entry)
+        this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
+        giveUp('Redis refused the PUBLISH')
       },
     )
+  }
+
+  #lostBroadcast(why: string): void {
+    this.#stats.lostBroadcasts++
+    this.#warnings.warn('lost-broadcast', `a broadcast could not reach the other nodes: ${why}`, {
+      lostBroadcasts: this.#stats.lostBroadcasts,
+    })
   }
 
   #malformed(): void {

@@ -2,8 +2,9 @@ import type { LocalSockets } from '@parley/server'
 import { RedisAdapter } from './adapter.js'
 import { type RedisAdapterOptions, resolveRedisOptions } from './options.js'
 
-export { RedisAdapter, type RedisAdapterStats } from './adapter.js'
+export { MAX_UNANSWERED_PUBLISHES, RedisAdapter, type RedisAdapterStats } from './adapter.js'
 export { CLAIM_KEEP_MS } from './handoff.js'
+export { GOODBYE_MS } from './nodes.js'
 export {
   defaults,
   type RedisAdapterLog,
@@ -12,6 +13,7 @@ export {
   type RedisClient,
   type RedisSubscriber,
 } from './options.js'
+export { RedisErrorCode, RedisUnreachableError } from './send.js'
 export { SEAL_WAIT_MS } from './takeover.js'
 
 /**

@@ -1,9 +1,16 @@
 import type { RedisClient } from './options.js'
-import { asText, send } from './send.js'
+import { asText, send, within } from './send.js'
 import type { Warnings } from './warnings.js'
 
 /** A node whose record was not refreshed for this many heartbeats is gone. */
 export const MISSED_HEARTBEATS = 3
+
+/**
+ * The longest `stop()` waits for Redis (capped by `requestTimeout`): a Redis that is connected
+ * but does not answer must not hold the app's close, which Fastify bounds by its
+ * `pluginTimeout`. A record left behind expires within `MISSED_HEARTBEATS` heartbeats.
+ */
+export const GOODBYE_MS = 1000
 
 // One round trip per heartbeat: refresh this node's record (its address, with a TTL), index it
 // in the sorted set, forget index entries long dead, and read back every node whose record is
@@ -32,6 +39,8 @@ export interface NodesConfig {
   /** This node's id. */
   id: string
   interval: number
+  /** `requestTimeout`: bounds how long `stop()` waits for Redis (with `GOODBYE_MS`). */
+  timeout: number
   /** This node's address for forwarded requests, when known ('' before it listens). */
   address: () => string
   warnings: Warnings
@@ -157,17 +166,26 @@ export class Nodes {
     this.#config.beaten(lost)
   }
 
-  /** Stops beating and removes this node's record, so that the others drop it at their next beat. */
+  /**
+   * Stops beating and removes this node's record, so that the others drop it at their next
+   * beat. Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all; rejects
+   * when the record could not be removed in that time (it then expires by itself).
+   */
   async stop(): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
+    const { client, id, timeout } = this.#config
+    const deadline = Date.now() + Math.min(GOODBYE_MS, timeout)
     // A beat in flight would write the record again after it is removed.
-    await this.#beating
-    const { client, id } = this.#config
+    const beaten = await within(this.#beating ?? Promise.resolve(), deadline - Date.now(), 'late')
+    if (beaten === 'late') throw new Error('@parley/redis: Redis did not answer the last heartbeat in time')
     if (!client.isReady) return
-    await Promise.all([
+    const removed = Promise.all([
       send(client, ['DEL', this.#recordKey(id)]),
       send(client, ['ZREM', this.#indexKey, id]),
     ])
+    const done = await within(removed, Math.max(0, deadline - Date.now()), 'late')
+    if (done === 'late')
+      throw new Error('@parley/redis: Redis did not remove the node record (DEL, ZREM) in time')
   }
 }

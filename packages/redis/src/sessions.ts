@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { RedisClient } from './options.js'
-import { asText, send } from './send.js'
+import { asText, RedisUnreachableError, send, sendWithin } from './send.js'
 import type { Warnings } from './warnings.js'
 
 /** How long an owner record lives without an open or a resume to refresh it: 24 h. */
@@ -57,6 +57,8 @@ export class SessionOwners {
     private readonly prefix: string,
     private readonly node: string,
     private readonly warnings: Warnings,
+    /** The longest wait for an owner lookup: a request waits on it. */
+    private readonly timeout: number,
   ) {}
 
   key(sid: string): string {
@@ -112,11 +114,14 @@ export class SessionOwners {
     this.#handedOff.delete(key)
   }
 
-  /** The owner record of `sid`, or null when there is none: one GET. */
+  /**
+   * The owner record of `sid`, or null when there is none: one GET. Rejects with
+   * `RedisUnreachableError` while Redis is away or when it does not answer within `timeout`
+   * (connected but stalled): the request that asks is waiting.
+   */
   async owner(sid: string): Promise<OwnerRecord | null> {
-    // Not queued while Redis is away: the request that asks is waiting.
-    if (!this.client.isReady) throw new Error('@parley/redis: Redis is not reachable')
-    const value = asText(await send(this.client, ['GET', this.key(sid)]))
+    if (!this.client.isReady) throw new RedisUnreachableError('not connected')
+    const value = asText(await sendWithin(this.client, ['GET', this.key(sid)], this.timeout))
     if (value === undefined || value === '') return null
     return value.endsWith(HANDING_OFF)
       ? { node: value.slice(0, -HANDING_OFF.length), handingOff: true }
