@@ -62,6 +62,14 @@ export interface RedisAdapterStats {
  */
 export const MAX_UNANSWERED_PUBLISHES = 1000
 
+/**
+ * The longest wait (capped by `requestTimeout`) for a node asked to hand a session off to say
+ * that it got the request. It answers from its subscriber at once, before any work: a node
+ * that does not was killed and has not left the live set yet, and its client, waiting on this
+ * node, should not wait for that.
+ */
+export const HANDOFF_ASKED_MS = 1000
+
 /** A request of this node that awaits the other nodes' answers. */
 interface Pending {
   answer(node: string, packet: ResponsePacket): void
@@ -557,29 +565,44 @@ export class RedisAdapter implements Adapter {
 
   /**
    * Asks `node`, alive, to hand off `sid` (its client resumed here over WebSocket): see
-   * `Adapter.requestHandOff`. False when `node` is not a live node, says no, or does not answer
-   * within twice `requestTimeout` (its own store of the snapshot may take one).
+   * `Adapter.requestHandOff`. False when `node` is not a live node, says no, does not say that
+   * it got the request within `HANDOFF_ASKED_MS` (or `requestTimeout`, when shorter: a node of
+   * an earlier version, which does not say so, is given twice `requestTimeout`), or does not
+   * answer within twice `requestTimeout` (its own store of the snapshot may take one).
    */
   requestHandOff(node: string, sid: string): Promise<boolean> {
     if (this.#closed || !this.#nodes.others().includes(node)) return Promise.resolve(false)
     const id = this.#requestId()
+    const { requestTimeout } = this.#options
+    const says = (this.#nodes.note(node)?.v ?? 0) >= 1
     return new Promise((resolve) => {
       const finish = (ok: boolean) => {
         clearTimeout(timer)
         this.#pending.delete(id)
         resolve(ok)
       }
-      const timer = setTimeout(() => finish(false), 2 * this.#options.requestTimeout)
+      const unanswered = () => finish(false)
+      let timer = setTimeout(
+        unanswered,
+        says ? Math.min(HANDOFF_ASKED_MS, requestTimeout) : 2 * requestTimeout,
+      )
       this.#pending.set(id, {
         answer: (from, packet) => {
-          if (from === node && packet.k === 'handoff') finish(packet.ok)
+          if (from !== node) return
+          if (packet.k === 'handoff') finish(packet.ok)
+          else if (packet.k === 'asked') {
+            clearTimeout(timer)
+            timer = setTimeout(unanswered, 2 * requestTimeout)
+          }
         },
         gone: (from) => {
           if (from === node) finish(false)
         },
         cancel: () => finish(false),
       })
-      const request: HandOffRequest = { n: this.node, id, k: 'handoff', to: node, sid }
+      const request: HandOffRequest = says
+        ? { n: this.node, id, k: 'handoff', to: node, sid, a: true }
+        : { n: this.node, id, k: 'handoff', to: node, sid }
       this.#publish(this.#channels.request, request, () => finish(false))
     })
   }
@@ -723,6 +746,8 @@ export class RedisAdapter implements Adapter {
       this.#publish(channel, { ...answer, n: this.node, id: request.id } as ResponsePacket)
     if (request.k === 'handoff') {
       if (request.to !== this.node) return
+      // Before any work: the asker learns that this node is there (see HANDOFF_ASKED_MS).
+      if (request.a === true) respond({ k: 'asked' })
       this.#sockets.handOff(request.sid).then(
         (ok) => respond({ k: 'handoff', ok }),
         (err: unknown) => {

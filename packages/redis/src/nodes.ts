@@ -12,26 +12,43 @@ export const MISSED_HEARTBEATS = 3
  */
 export const GOODBYE_MS = 1000
 
-// One round trip per heartbeat: refresh this node's record (its address, with a TTL), index it
-// in the sorted set, forget index entries long dead, and read back every node whose record is
-// still there. Liveness is the record's TTL, kept by Redis' clock: nodes' clocks only serve to
-// tidy the index. Returns { 1 if this node's record was still there, { id, address, ... } }.
-// The records are read by names built here: a single Redis (or a primary with replicas), not
-// Redis Cluster.
+// One round trip per heartbeat: refresh this node's record (its address, with a TTL) and its
+// note (what this node's version can do, same TTL), index it in the sorted set, forget index
+// entries long dead, and read back every node whose record is still there, with its note ('' for
+// a node of an earlier version, which writes none). Liveness is the record's TTL, kept by
+// Redis' clock: nodes' clocks only serve to tidy the index. Returns { 1 if this node's record
+// was still there, { id, address, note, ... } }. The records are read by names built here: a
+// single Redis (or a primary with replicas), not Redis Cluster.
 const HEARTBEAT = `
 local previous = redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4], 'GET')
+redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
 local live = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local address = redis.call('GET', ARGV[6] .. id)
   if address then
+    local note = redis.pcall('GET', ARGV[6] .. id .. ':note')
+    if type(note) ~= 'string' then note = '' end
     live[#live + 1] = id
     live[#live + 1] = address
+    live[#live + 1] = note
   end
 end
 return { previous and 1 or 0, live }
 `
+
+/**
+ * What a node of this version publishes beside its record (`<prefix>:node:<id>:note`, JSON),
+ * so that the others know what it can do. A node of an earlier version publishes none.
+ */
+export interface NodeNote {
+  /**
+   * 1: it answers a handoff request that asks so (`a: true`) at once with `asked`, before it
+   * hands the session off; a node that does not is not there.
+   */
+  v: number
+}
 
 export interface NodesConfig {
   client: RedisClient
@@ -61,6 +78,8 @@ export interface NodesConfig {
 export class Nodes {
   /** Other live nodes and their addresses ('' when a node does not know its own yet). */
   readonly #live = new Map<string, string>()
+  /** The notes of the live nodes that published one. */
+  readonly #notes = new Map<string, NodeNote>()
   readonly #config: NodesConfig
   #timer: NodeJS.Timeout | undefined
   /** The heartbeat in flight: one at a time. */
@@ -98,6 +117,11 @@ export class Nodes {
     return this.#live.has(id)
   }
 
+  /** A live node's note, undefined for a node of an earlier version. */
+  note(id: string): NodeNote | undefined {
+    return this.#notes.get(id)
+  }
+
   /** A live node's address, undefined when it published none yet. */
   address(id: string): string | undefined {
     return this.#live.get(id) || undefined
@@ -128,15 +152,17 @@ export class Nodes {
       reply = await send(client, [
         'EVAL',
         HEARTBEAT,
-        '2',
+        '3',
         this.#indexKey,
         this.#recordKey(id),
+        `${this.#recordKey(id)}:note`,
         id,
         address,
         String(now),
         String(ttl),
         String(now - 100 * ttl),
         `${prefix}:node:`,
+        JSON.stringify({ v: 1 } satisfies NodeNote),
       ])
     } catch (err) {
       this.#config.warnings.warn('heartbeat', 'heartbeat failed; the live-node set is kept as it was', {
@@ -150,9 +176,13 @@ export class Nodes {
     const wasPublished = this.#published !== undefined
     this.#published = address
     const seen = new Map<string, string>()
-    for (let i = 0; i + 1 < flat.length; i += 2) {
+    const notes = new Map<string, NodeNote>()
+    for (let i = 0; i + 2 < flat.length; i += 3) {
       const node = asText(flat[i])
-      if (node !== undefined && node !== id) seen.set(node, asText(flat[i + 1]) ?? '')
+      if (node === undefined || node === id) continue
+      seen.set(node, asText(flat[i + 1]) ?? '')
+      const note = parseNote(asText(flat[i + 2]))
+      if (note) notes.set(node, note)
     }
     // This node's own record was gone though it wrote it: Redis lost its data (a restart), and
     // the other nodes' records with it. They write theirs again at their next beat: keep them
@@ -162,6 +192,8 @@ export class Nodes {
     const gone = [...this.#live.keys()].filter((node) => !seen.has(node) && now >= this.#graceUntil)
     for (const node of gone) this.#live.delete(node)
     for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
+    for (const [node, note] of notes) this.#notes.set(node, note)
+    for (const node of this.#notes.keys()) if (!this.#live.has(node)) this.#notes.delete(node)
     if (gone.length > 0) this.#config.gone(gone)
     this.#config.beaten(lost)
   }
@@ -181,11 +213,24 @@ export class Nodes {
     if (beaten === 'late') throw new Error('@parley/redis: Redis did not answer the last heartbeat in time')
     if (!client.isReady) return
     const removed = Promise.all([
-      send(client, ['DEL', this.#recordKey(id)]),
+      send(client, ['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`]),
       send(client, ['ZREM', this.#indexKey, id]),
     ])
     const done = await within(removed, Math.max(0, deadline - Date.now()), 'late')
     if (done === 'late')
       throw new Error('@parley/redis: Redis did not remove the node record (DEL, ZREM) in time')
   }
+}
+
+/** A node's note as read back; undefined when there is none or it is not one. */
+function parseNote(text: string | undefined): NodeNote | undefined {
+  if (!text) return undefined
+  try {
+    const value: unknown = JSON.parse(text)
+    if (value !== null && typeof value === 'object' && typeof (value as NodeNote).v === 'number')
+      return value as NodeNote
+  } catch {
+    // Not one of ours: as a node that wrote none.
+  }
+  return undefined
 }

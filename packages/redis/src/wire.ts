@@ -72,6 +72,8 @@ export interface HandOffRequest {
   k: 'handoff'
   to: string
   sid: string
+  /** Answer `asked` at once, before handing off: only sent to nodes whose note says they do. */
+  a?: true
 }
 
 /** On `<prefix>:response:<node>`: one node's answer to a request of that node. */
@@ -83,6 +85,8 @@ export type ResponsePacket =
   | { n: string; id: string; k: 'reply'; ok: false; code: string; message: string }
   /** The old node sealed the tail of the session claimed as `id` (a `ClaimMarker`'s id). */
   | { n: string; id: string; k: 'sealed' }
+  /** A `HandOffRequest` with `a` reached its node, which is handing the session off now. */
+  | { n: string; id: string; k: 'asked' }
   /** The answer to a `HandOffRequest`: true once the snapshot is stored. */
   | { n: string; id: string; k: 'handoff'; ok: boolean }
 
@@ -213,6 +217,7 @@ export function parseResponse(text: string): ResponsePacket | undefined {
     value.k === 'done' ||
     (value.k === 'count' && isCount(value.c)) ||
     value.k === 'sealed' ||
+    value.k === 'asked' ||
     (value.k === 'handoff' && typeof value.ok === 'boolean') ||
     (value.k === 'reply' && value.ok === true && typeof value.v === 'string') ||
     (value.k === 'reply' &&

@@ -120,6 +120,25 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(550)
   })
 
+  it('gives up at once on a node that does not say it got the request (killed, still in the live set)', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    // A node of this version that was killed right after its heartbeat: its record and its
+    // note are there for three more heartbeats, and nothing reads its requests.
+    const dead = 'killed-node'
+    const record = `${cluster.prefix}:node:${dead}`
+    await a!.redis.sendCommand(['SET', record, 'http://127.0.0.1:9', 'PX', '60000'])
+    await a!.redis.sendCommand(['SET', `${record}:note`, JSON.stringify({ v: 1 }), 'PX', '60000'])
+    await a!.redis.sendCommand(['ZADD', `${cluster.prefix}:nodes`, String(Date.now()), dead])
+    await until(() => b!.adapter.liveNodes.includes(dead), 3000, 'the dead node read as live')
+    // Twice requestTimeout (10 s) before; HANDOFF_ASKED_MS now.
+    const asked = b!.adapter.requestHandOff(dead, 'sid-dead')
+    const outcome = await Promise.race([asked, sleep(3000).then(() => 'late')])
+    expect(outcome).toBe(false)
+    await a!.redis.sendCommand(['DEL', record, `${record}:note`])
+    await a!.redis.sendCommand(['ZREM', `${cluster.prefix}:nodes`, dead])
+  })
+
   it('names another live node with its address for a draining node’s resumes, the same for a sid, none once alone', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)
