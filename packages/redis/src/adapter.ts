@@ -28,6 +28,7 @@ import {
   decodeEvent,
   fromWireOptions,
   type HandOffRequest,
+  isClaimMarker,
   packSocket,
   packValue,
   parseBroadcast,
@@ -670,7 +671,7 @@ export class RedisAdapter implements Adapter {
       return
     }
     if (this.#closed) return
-    if ('k' in packet) {
+    if (isClaimMarker(packet)) {
       this.#onClaimMarker(packet)
       return
     }

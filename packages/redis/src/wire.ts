@@ -144,11 +144,20 @@ export function unpackSocket(text: string): SocketDescription | undefined {
   }
 }
 
+/**
+ * Whether a message of the broadcast channel is a claim marker: the one test both
+ * `parseBroadcast` and its reader use, so that a broadcast of a later version carrying a field
+ * named `k` is read as the broadcast it is.
+ */
+export function isClaimMarker(packet: object): packet is ClaimMarker {
+  return (packet as { k?: unknown }).k === 'claim'
+}
+
 /** A broadcast packet or a claim marker, or undefined for anything else. */
 export function parseBroadcast(text: string): BroadcastPacket | ClaimMarker | undefined {
   const value = parseJson(text)
   if (!isRecord(value) || typeof value.n !== 'string') return undefined
-  if (value.k === 'claim') {
+  if (isClaimMarker(value)) {
     const fits = typeof value.id === 'string' && typeof value.h === 'string' && isCount(value.ep)
     return fits ? (value as unknown as ClaimMarker) : undefined
   }

@@ -145,6 +145,23 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(b!.warnings.some((w) => w.includes('malformed'))).toBe(true)
   })
 
+  it('delivers a broadcast that carries a field it does not know, even one named k', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const b0 = await nodes.client(b!)
+    const got = inbox(b0.client)
+    // A broadcast as a's version sends it, then the same with a field of a later version.
+    const sent = vi.spyOn(a!.redis, 'sendCommand')
+    a!.app.parley.emit('news', 'known')
+    const publish = sent.mock.calls.find(([args]) => args[0] === 'PUBLISH')?.[0]
+    sent.mockRestore()
+    await until(() => got.length === 1, 5000, 'the broadcast')
+    const later = { ...JSON.parse(publish![2]!), n: 'a-later-node', k: 'something-new' }
+    await a!.redis.sendCommand(['PUBLISH', 'parley:broadcast', JSON.stringify(later)])
+    await until(() => got.length === 2, 5000, 'the later broadcast')
+    expect(got).toEqual(['known', 'known'])
+  })
+
   it('counts replies over every node, and stops waiting for a node that left the live set', async () => {
     nodes = new Nodes()
     const [a, b, c] = await nodes.cluster(redis.url)
