@@ -1,6 +1,6 @@
 // Redis goes away under steady cross-node traffic and comes back empty: nothing crashes, local
 // delivery goes on, what could not cross is counted, and cross-node delivery resumes.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
@@ -102,5 +102,27 @@ describe.skipIf(skipRedisSuites())('a Redis outage', () => {
     expect(a!.adapter.stats.lostBroadcasts).toBeGreaterThan(0)
     expect(a!.warnings.some((w) => w.includes('could not reach the other nodes'))).toBe(true)
     expect(rejections).toEqual([])
+  })
+
+  it('logs one line, with a coded error, for many requests it cannot locate while Redis is away', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const raw = await rawConnect('polling', a!.base)
+    raws.push(raw)
+    const warn = vi.spyOn(b!.app.log, 'warn')
+    try {
+      await redis.stop()
+      await until(() => !b!.redis.isReady, 5000, 'b sees Redis gone')
+      for (let i = 0; i < 20; i++) {
+        const res = await fetch(`${b!.base}/poll?v=1&sid=${raw.sid}`)
+        await res.text()
+      }
+      const lines = warn.mock.calls.filter(([, message]) => String(message).includes('where a session lives'))
+      expect(lines).toHaveLength(1)
+      expect(lines[0]![0]).toMatchObject({ err: { code: 'PARLEY_REDIS_UNREACHABLE' } })
+    } finally {
+      warn.mockRestore()
+      await redis.restart()
+    }
   })
 })

@@ -4,6 +4,7 @@ import type { HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Adapter } from '../adapter/adapter.js'
+import { WarningRate } from '../rate-limit.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay } from './forward-ws.js'
 import { closingClient, ROUTED_HEADER, relayResponse, routedRequest, SENT_ON } from './routing.js'
@@ -49,6 +50,8 @@ export class Forwarder {
   /** Requests on their way to, or streaming from, an owner: cut when this node closes. */
   readonly #requests = new Set<http.ClientRequest>()
   readonly #relays = new Set<Relay>()
+  /** Owner lookups the adapter failed (its store away): one line per 10 s, not one per request. */
+  readonly #lookupsFailed = new WarningRate()
   #closed = false
 
   constructor(options: ForwarderOptions) {
@@ -76,7 +79,12 @@ export class Forwarder {
       if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
       return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
     } catch (err) {
-      request.log.warn({ err }, 'parley: the adapter could not tell where a session lives')
+      const count = this.#lookupsFailed.count()
+      if (count > 0)
+        request.log.warn(
+          { err, count, total: this.#lookupsFailed.total },
+          `parley: the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered as for an unknown session`,
+        )
       return undefined
     }
   }
