@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { ErrorCode, ParleyError, type PreparedEvent, prepareEvent, type WireValue } from '@parley/protocol'
+import {
+  checkEncoded,
+  ErrorCode,
+  MAX_ACK_ID,
+  ParleyError,
+  type PreparedEvent,
+  prepareEvent,
+  type WireValue,
+} from '@parley/protocol'
 import {
   type Adapter,
   type BroadcastMessage,
@@ -688,6 +696,7 @@ export class RedisAdapter implements Adapter {
       return
     }
     const message = remoteMessage(event.name, event.args)
+    if (!own && !this.#fits(message, packet.n)) return
     if (own) {
       this.#memory.broadcast(message, fromWireOptions(packet.o), this.#cut.atReturn(packet.q ?? 0))
       this.#cut.back(packet.q)
@@ -786,8 +795,13 @@ export class RedisAdapter implements Adapter {
           this.#malformed()
           return
         }
+        const message = remoteMessage(event.name, event.args)
+        if (!this.#fits(message, request.n)) {
+          respond({ k: 'count', c: 0 })
+          return
+        }
         this.#memory.broadcastWithAck(
-          remoteMessage(event.name, event.args),
+          message,
           options,
           request.t ?? 0,
           (count) => respond({ k: 'count', c: count }),
@@ -863,6 +877,24 @@ export class RedisAdapter implements Adapter {
     this.#warnings.warn('lost-broadcast', `a broadcast could not reach the other nodes: ${why}`, {
       lostBroadcasts: this.#stats.lostBroadcasts,
     })
+  }
+
+  /**
+   * Whether an event from node `from` may go to this node's sockets: checked against this
+   * node's maxPayload as a local emit is (the sender checked it against its own, which may be
+   * larger). One that does not fit is dropped here, with a warning.
+   */
+  #fits(message: BroadcastMessage, from: string): boolean {
+    const limit = this.#sockets.maxPayload
+    if (limit === undefined) return true
+    const problem = checkEncoded(message.prepared().text(Number.MAX_SAFE_INTEGER, MAX_ACK_ID), limit)
+    if (!problem) return true
+    this.#warnings.warn(
+      'payload',
+      `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: ${problem.message}; the nodes' maxPayload differ, give every node the same`,
+      { node: from, code: problem.code, limit },
+    )
+    return false
   }
 
   #malformed(): void {

@@ -162,6 +162,21 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(got).toEqual(['known', 'known'])
   })
 
+  it('drops for its sockets, with a warning, a broadcast past its own maxPayload from a node with a larger one', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(redis.url)
+    const b = await nodes.start(redis.url, {}, false, { handoff: false, maxPayload: 1000 })
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const b0 = await nodes.client(b)
+    const got = inbox(b0.client)
+    a.app.parley.emit('news', 'x'.repeat(2000))
+    a.app.parley.emit('news', 'end')
+    await until(() => got.length > 0, 5000, 'the small broadcast')
+    expect(got).toEqual(['end'])
+    expect(b0.client.connected).toBe(true)
+    expect(b.warnings.some((w) => w.includes('maxPayload') && w.includes('differ'))).toBe(true)
+  })
+
   it('counts replies over every node, and stops waiting for a node that left the live set', async () => {
     nodes = new Nodes()
     const [a, b, c] = await nodes.cluster(redis.url)

@@ -124,6 +124,7 @@ export class ParleyServer<
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
       get: (id) => this.#byId.get(id),
       hasSession: (sid) => this.#bySid.has(sid),
+      maxPayload: options.maxPayload,
       serve: (request) => {
         if (!this.#serve) return Promise.reject(new Error('parley: the endpoints are not registered yet'))
         return this.#serve(request)

@@ -123,6 +123,12 @@ export interface LocalSockets {
   /** True when the session `sid` is alive on this node. */
   hasSession(sid: string): boolean
   /**
+   * This node's `maxPayload`. An event from another node is checked against it before it is
+   * delivered here, as a local emit is (nodes with different limits would otherwise send their
+   * clients packets those clients refuse).
+   */
+  readonly maxPayload?: number
+  /**
    * Answers a request routed here from another node (see `Adapter.routeRequest`) through this
    * node's own endpoints, hooks included, as if the client had sent it here.
    */
