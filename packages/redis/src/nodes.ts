@@ -17,7 +17,8 @@ export const GOODBYE_MS = 1000
 // entries long dead, and read back every node whose record is still there, with its note ('' for
 // a node of an earlier version, which writes none). Liveness is the record's TTL, kept by
 // Redis' clock: nodes' clocks only serve to tidy the index. Returns { 1 if this node's record
-// was still there, { id, address, note, ... } }. The records are read by names built here: a
+// was still there, { id, address, note, ... }, { keys of index entries removed: not a record } }.
+// A member whose record is not a string is skipped and its index entry removed. The records are read by names built here: a
 // single Redis (or a primary with replicas), not Redis Cluster.
 const HEARTBEAT = `
 local previous = redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4], 'GET')
@@ -25,9 +26,15 @@ redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
 local live = {}
+local skipped = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local address = redis.call('GET', ARGV[6] .. id)
-  if address then
+  local address = redis.pcall('GET', ARGV[6] .. id)
+  if type(address) == 'table' then
+    -- Not a string (WRONGTYPE): no node's record. Its index entry goes, so that one stray key
+    -- cannot stop every node's heartbeat; the key itself is left to whoever wrote it.
+    redis.call('ZREM', KEYS[1], id)
+    skipped[#skipped + 1] = ARGV[6] .. id
+  elseif address then
     local note = redis.pcall('GET', ARGV[6] .. id .. ':note')
     if type(note) ~= 'string' then note = '' end
     live[#live + 1] = id
@@ -35,7 +42,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     live[#live + 1] = note
   end
 end
-return { previous and 1 or 0, live }
+return { previous and 1 or 0, live, skipped }
 `
 
 /**
@@ -171,8 +178,14 @@ export class Nodes {
       return
     }
     if (this.#stopped) return
-    const [previous, flat] = Array.isArray(reply) ? reply : []
+    const [previous, flat, skipped] = Array.isArray(reply) ? reply : []
     if (!Array.isArray(flat)) return
+    if (Array.isArray(skipped) && skipped.length > 0) {
+      this.#config.warnings.warn(
+        'heartbeat-skipped',
+        `the live-node index named keys that are not node records, removed from it: ${skipped.map(asText).join(', ')}`,
+      )
+    }
     const wasPublished = this.#published !== undefined
     this.#published = address
     const seen = new Map<string, string>()

@@ -151,4 +151,27 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     a.app.parley.emit('news', 'still local')
     expect(a.adapter.stats.lostBroadcasts).toBe(1)
   })
+
+  it('keeps tracking live nodes when the index names a key that is not a node record', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    // A stray member, scored far in the future (never tidied), whose key is a hash.
+    await a!.redis.sendCommand(['ZADD', 'parley:nodes', String(Date.now() + 1e12), 'evil'])
+    await a!.redis.sendCommand(['HSET', 'parley:node:evil', 'x', 'y'])
+    try {
+      // A node that joins now is seen by both: their heartbeats go on.
+      const c = await nodes.start(redis.url)
+      await until(
+        () => a!.adapter.liveNodes.includes(c.adapter.node) && b!.adapter.liveNodes.includes(c.adapter.node),
+        5000,
+        'the new node seen live',
+      )
+      expect(await a!.redis.sendCommand(['ZSCORE', 'parley:nodes', 'evil'])).toBeNull()
+      expect([...a!.warnings, ...b!.warnings].some((w) => w.includes('parley:node:evil'))).toBe(true)
+      expect([...a!.warnings, ...b!.warnings].some((w) => w.includes('heartbeat failed'))).toBe(false)
+    } finally {
+      await a!.redis.sendCommand(['DEL', 'parley:node:evil'])
+      await a!.redis.sendCommand(['ZREM', 'parley:nodes', 'evil'])
+    }
+  })
 })
