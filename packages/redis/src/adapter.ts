@@ -151,6 +151,7 @@ export class RedisAdapter implements Adapter {
       id: this.node,
       interval: options.heartbeatInterval,
       timeout: options.requestTimeout,
+      path: sockets.path,
       address: () => options.address ?? sockets.url() ?? '',
       warnings: this.#warnings,
       gone: (nodes) => {

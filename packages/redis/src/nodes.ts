@@ -55,6 +55,11 @@ export interface NodeNote {
    * hands the session off; a node that does not is not there.
    */
   v: number
+  /**
+   * The Parley path the node serves (`'/parley'`), when known: nodes of one prefix serve one
+   * application, and one path.
+   */
+  p?: string
 }
 
 export interface NodesConfig {
@@ -63,6 +68,8 @@ export interface NodesConfig {
   /** This node's id. */
   id: string
   interval: number
+  /** The Parley path this node serves, published in its note; undefined when unknown. */
+  path: string | undefined
   /** `requestTimeout`: bounds how long `stop()` waits for Redis (with `GOODBYE_MS`). */
   timeout: number
   /** This node's address for forwarded requests, when known ('' before it listens). */
@@ -95,6 +102,8 @@ export class Nodes {
   /** Until then, nodes missing from Redis are kept (see `#beat`). */
   #graceUntil = 0
   #stopped = false
+  /** Paths of other nodes this node has warned about already: once each. */
+  readonly #otherPaths = new Set<string>()
 
   constructor(config: NodesConfig) {
     this.#config = config
@@ -169,7 +178,7 @@ export class Nodes {
         String(ttl),
         String(now - 100 * ttl),
         `${prefix}:node:`,
-        JSON.stringify({ v: 1 } satisfies NodeNote),
+        JSON.stringify({ v: 1, p: this.#config.path } satisfies NodeNote),
       ])
     } catch (err) {
       this.#config.warnings.warn('heartbeat', 'heartbeat failed; the live-node set is kept as it was', {
@@ -205,10 +214,29 @@ export class Nodes {
     const gone = [...this.#live.keys()].filter((node) => !seen.has(node) && now >= this.#graceUntil)
     for (const node of gone) this.#live.delete(node)
     for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
-    for (const [node, note] of notes) this.#notes.set(node, note)
+    for (const [node, note] of notes) {
+      this.#notes.set(node, note)
+      this.#checkPath(node, note)
+    }
     for (const node of this.#notes.keys()) if (!this.#live.has(node)) this.#notes.delete(node)
     if (gone.length > 0) this.#config.gone(gone)
     this.#config.beaten(lost)
+  }
+
+  /**
+   * Two applications on one Redis with the default prefix form one cluster and reach each
+   * other's sockets. Nodes of one prefix serve one path: another path tells that story (a
+   * rolling deploy that changes the path tells it too, and that is worth a line as well).
+   */
+  #checkPath(node: string, note: NodeNote): void {
+    const own = this.#config.path
+    if (own === undefined || typeof note.p !== 'string' || note.p === own) return
+    if (this.#otherPaths.has(note.p)) return
+    this.#otherPaths.add(note.p)
+    this.#config.warnings.warn(
+      `other-path:${note.p}`,
+      `node ${node} shares the prefix "${this.#config.prefix}" but serves Parley at ${JSON.stringify(note.p)}, this node at ${JSON.stringify(own)}: two applications on one Redis and one prefix reach each other's sockets (emit, fetchSockets, disconnectSockets); give each application its own \`prefix\``,
+    )
   }
 
   /**

@@ -174,4 +174,18 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
       await a!.redis.sendCommand(['ZREM', 'parley:nodes', 'evil'])
     }
   })
+
+  it('warns once when a node of the same prefix serves Parley at another path', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(redis.url)
+    const b = await nodes.start(redis.url, {}, false, { handoff: false, path: '/elsewhere' })
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const told = (node: TestNode) => node.warnings.filter((w) => w.includes('give each application its own'))
+    await until(() => told(a).length === 1 && told(b).length === 1, 5000, 'the warnings')
+    // Several heartbeats later, still once.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    expect(told(a)).toHaveLength(1)
+    expect(told(a)[0]).toContain('"/elsewhere"')
+    expect(told(b)).toHaveLength(1)
+  })
 })

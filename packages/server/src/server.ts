@@ -125,6 +125,7 @@ export class ParleyServer<
       get: (id) => this.#byId.get(id),
       hasSession: (sid) => this.#bySid.has(sid),
       maxPayload: options.maxPayload,
+      path: options.path,
       serve: (request) => {
         if (!this.#serve) return Promise.reject(new Error('parley: the endpoints are not registered yet'))
         return this.#serve(request)

@@ -129,6 +129,11 @@ export interface LocalSockets {
    */
   readonly maxPayload?: number
   /**
+   * The path the server is mounted at (`'/parley'`). A multi-node adapter may publish it, so
+   * that two applications sharing one store by mistake (same prefix, other paths) are told so.
+   */
+  readonly path?: string
+  /**
    * Answers a request routed here from another node (see `Adapter.routeRequest`) through this
    * node's own endpoints, hooks included, as if the client had sent it here.
    */
