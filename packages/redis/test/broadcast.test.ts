@@ -156,7 +156,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     const publish = sent.mock.calls.find(([args]) => args[0] === 'PUBLISH')?.[0]
     sent.mockRestore()
     await until(() => got.length === 1, 5000, 'the broadcast')
-    const later = { ...JSON.parse(publish![2]!), n: 'a-later-node', k: 'something-new' }
+    const later = { ...JSON.parse(String(publish![2])), n: 'a-later-node', k: 'something-new' }
     await a!.redis.sendCommand(['PUBLISH', 'parley:broadcast', JSON.stringify(later)])
     await until(() => got.length === 2, 5000, 'the later broadcast')
     expect(got).toEqual(['known', 'known'])
