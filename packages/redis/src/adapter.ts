@@ -364,7 +364,8 @@ export class RedisAdapter implements Adapter {
   /**
    * 'local' when this node holds the session (no round trip) or is recorded as its owner; the
    * owner and its address when another live node is; 'unknown' when there is no record or its
-   * node is gone. One GET at most; rejects while Redis is unreachable.
+   * node is gone. One GET at most; rejects with `RedisUnreachableError` while Redis is
+   * unreachable or does not answer within `requestTimeout`.
    */
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     if (this.#sockets.hasSession(sid)) return 'local'
