@@ -1,0 +1,69 @@
+// A node killed without a drain stays in the live set for up to three heartbeats: a WebSocket
+// resume of one of its sessions that reaches another node must not wait for it.
+import { createHash } from 'node:crypto'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import {
+  freePort,
+  type RedisServer,
+  skipRedisSuites,
+  startRedis,
+} from '../../../test/support/redis-server.js'
+import { until } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { Nodes } from './nodes.js'
+
+describe.skipIf(skipRedisSuites())('a node killed without a drain', () => {
+  let redis: RedisServer
+  let nodes: Nodes
+  const raws: RawClient[] = []
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    for (const raw of raws.splice(0)) raw.close()
+    await nodes.closeAll()
+  })
+
+  it('lets the WebSocket client of a killed node start over on another node within 3 s', async () => {
+    nodes = new Nodes()
+    // With handoff on: a WebSocket resume asks the owner to hand its session over.
+    const b = await nodes.start(redis.url, {}, false, {})
+    // The killed node as Redis still tells it: its record, note and index entry (alive for
+    // three more heartbeats), the owner record of its session, and nothing at its address.
+    const dead = 'killed-node'
+    const record = `parley:node:${dead}`
+    const sid = 'a-session-of-the-killed-node'
+    const owner = `parley:session:${createHash('sha256').update(sid).digest('base64url')}`
+    const port = await freePort()
+    await b.redis.sendCommand(['SET', record, `http://127.0.0.1:${port}`, 'PX', '60000'])
+    await b.redis.sendCommand([
+      'SET',
+      `${record}:note`,
+      JSON.stringify({ v: 1, p: '/parley' }),
+      'PX',
+      '60000',
+    ])
+    await b.redis.sendCommand(['ZADD', 'parley:nodes', String(Date.now()), dead])
+    await b.redis.sendCommand(['SET', owner, dead, 'EX', '60'])
+    try {
+      await until(() => b.adapter.liveNodes.includes(dead), 3000, 'the killed node read as live')
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), 3000)
+      })
+      const resumed = rawConnect('websocket', b.base, { sid })
+      resumed.then((raw) => raws.push(raw)).catch(() => undefined)
+      const outcome = await Promise.race([resumed, late]).finally(() => clearTimeout(timer))
+      expect(outcome).not.toBe('late')
+      const raw = outcome as RawClient
+      expect(raw.open?.sid).not.toBe(sid)
+    } finally {
+      await b.redis.sendCommand(['DEL', record, `${record}:note`, owner])
+      await b.redis.sendCommand(['ZREM', 'parley:nodes', dead])
+    }
+  })
+})
