@@ -688,7 +688,7 @@ export class RedisAdapter implements Adapter {
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
     const own = packet.n === this.node
-    if (own && (this.#cut.empty || this.#givenUp.delete(packet.q ?? 0))) {
+    if (own && (this.#wasGivenUp(packet.q ?? 0) || this.#cut.empty)) {
       this.#cut.back(packet.q)
       return
     }
@@ -705,6 +705,18 @@ export class RedisAdapter implements Adapter {
     } else {
       this.#memory.broadcast(message, fromWireOptions(packet.o))
     }
+  }
+
+  /**
+   * Whether this node's own broadcast `q`, back now, was given up as lost (its positioned
+   * sockets had it then). Own broadcasts come back in the order they were sent: a smaller one
+   * given up and not back by now never comes, and is forgotten too.
+   */
+  #wasGivenUp(q: number): boolean {
+    if (this.#givenUp.size === 0) return false
+    const was = this.#givenUp.has(q)
+    for (const given of this.#givenUp) if (given <= q) this.#givenUp.delete(given)
+    return was
   }
 
   /**
