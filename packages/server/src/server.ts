@@ -617,6 +617,8 @@ export class ParleyServer<
     // Read again after the awaits: the application may have ended the session meanwhile
     // (`disconnectSockets()`), or a drain begun to hand it off; `attach` would throw.
     if (session.state === 'closed') {
+      // Its end left the adapter before `addAll` put its own room back: take it out again.
+      this.adapter.delAll(socket.id)
       // The client gets the session's CLOSE instead of OPEN, as for a resume of one that ended.
       if (!this.#answerEnded(transport, session.sid) && transport.open) transport.close('normal')
       return null

@@ -159,16 +159,26 @@ describe.each(TRANSPORTS)('a new session the application ends before its OPEN (%
         return super.addAll(id, rooms)
       }
     }
-    started = await startServer({ adapter: (sockets) => new SlowAdapter(sockets) })
+    let adapter: SlowAdapter | undefined
+    started = await startServer({
+      adapter: (sockets) => {
+        adapter = new SlowAdapter(sockets)
+        return adapter
+      },
+    })
     const { app } = started
     const answer = rawConnect(transport, started.base).catch((e: unknown) => e)
     await recording
+    const ids = [...app.parley.sockets.values()].map((socket) => socket.id)
     for (const socket of app.parley.sockets.values()) socket.disconnect()
     release()
     const closed = await answer
     expect(closed).toBeInstanceOf(Closed)
     expect((closed as Closed).packet).toMatchObject({ type: PacketType.CLOSE, reason: 'server disconnect' })
     expect(app.parley.socketsCount).toBe(0)
+    // Nor does the adapter keep its own room, which it recorded after the session had ended.
+    expect(ids).toHaveLength(1)
+    expect(adapter!.socketRooms(ids[0]!)).toBeUndefined()
   })
 })
 
