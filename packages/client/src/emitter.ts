@@ -32,11 +32,13 @@ export class Emitter<E extends object> {
     else {
       const list = this.#listeners.get(event) ?? []
       const i = list.findIndex((e) => e.fn === fn)
-      if (i >= 0)
-        this.#listeners.set(
-          event,
-          list.filter((_, j) => j !== i),
-        )
+      // An event left without listeners leaves the table: one-off names (`once('result:42')`)
+      // would otherwise each keep an entry for the socket's whole life.
+      if (i >= 0) {
+        const rest = list.filter((_, j) => j !== i)
+        if (rest.length > 0) this.#listeners.set(event, rest)
+        else this.#listeners.delete(event)
+      }
     }
     return this
   }
