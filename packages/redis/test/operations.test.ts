@@ -167,8 +167,10 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
         'the new node seen live',
       )
       expect(await a!.redis.sendCommand(['ZSCORE', 'parley:nodes', 'evil'])).toBeNull()
-      expect([...a!.warnings, ...b!.warnings].some((w) => w.includes('parley:node:evil'))).toBe(true)
-      expect([...a!.warnings, ...b!.warnings].some((w) => w.includes('heartbeat failed'))).toBe(false)
+      // Whichever node's heartbeat met the stray member first took it out, and said so.
+      const warnings = [...a!.warnings, ...b!.warnings, ...c.warnings]
+      expect(warnings.some((w) => w.includes('parley:node:evil'))).toBe(true)
+      expect(warnings.some((w) => w.includes('heartbeat failed'))).toBe(false)
     } finally {
       await a!.redis.sendCommand(['DEL', 'parley:node:evil'])
       await a!.redis.sendCommand(['ZREM', 'parley:nodes', 'evil'])
