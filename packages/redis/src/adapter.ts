@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import {
-  checkEncoded,
   ErrorCode,
   MAX_ACK_ID,
   ParleyError,
@@ -894,19 +893,21 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * Whether an event from node `from` may go to this node's sockets: checked against this
-   * node's maxPayload as a local emit is (the sender checked it against its own, which may be
-   * larger). One that does not fit is dropped here, with a warning.
+   * Whether an event from node `from` may go to this node's sockets: no longer than this node's
+   * maxPayload, as a local emit is checked. The sender checked depth and keys, which are the
+   * same rule on every node, against its own maxPayload, which may be larger: only the length
+   * is measured here (without making the text), once per broadcast. One that does not fit is
+   * dropped here, with a warning.
    */
   #fits(message: BroadcastMessage, from: string): boolean {
     const limit = this.#sockets.maxPayload
     if (limit === undefined) return true
-    const problem = checkEncoded(message.prepared().text(Number.MAX_SAFE_INTEGER, MAX_ACK_ID), limit)
-    if (!problem) return true
+    const size = message.prepared().textLength(Number.MAX_SAFE_INTEGER, MAX_ACK_ID)
+    if (size <= limit) return true
     this.#warnings.warn(
       'payload',
-      `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: ${problem.message}; the nodes' maxPayload differ, give every node the same`,
-      { node: from, code: problem.code, limit },
+      `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} long, past maxPayload; the nodes' maxPayload differ, give every node the same`,
+      { node: from, code: ErrorCode.PAYLOAD_TOO_LARGE, limit },
     )
     return false
   }
