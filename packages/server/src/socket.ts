@@ -64,6 +64,15 @@ interface EmitFlags {
 const NO_FLAGS: EmitFlags = Object.freeze({})
 
 /**
+ * Most client requests a socket keeps track of while their handlers have not answered. A handler
+ * that takes no callback never answers, so without a bound a client could grow this set for the
+ * session's life by asking it (a few dozen bytes a request). Past it the oldest is forgotten:
+ * its handler's reply, if one ever comes, still reaches the client; only a hand-off no longer
+ * answers it with PARLEY_SESSION_MOVED, and by then the client has long had 1 000 newer ones.
+ */
+export const MAX_OPEN_REQUESTS = 1_000
+
+/**
  * `socket.timeout(ms)` and `socket.volatile`: the same emit methods, with a flag set.
  */
 export interface SocketEmitter<E extends EventsMap> {
@@ -634,6 +643,8 @@ export class ServerSocket<
     this.#openRequests ??= new Set()
     const open = this.#openRequests
     open.add(ackId)
+    // A Set iterates in insertion order: its first entry is the oldest request.
+    if (open.size > MAX_OPEN_REQUESTS) open.delete(open.values().next().value!)
     const answer = (make: (seq: number) => NumberedPacket) => {
       if (answered) return
       answered = true
