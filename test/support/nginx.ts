@@ -70,8 +70,14 @@ events {
 }
 
 http {
+  # SSE and polling URLs carry the session id, a secret (whoever holds it can resume the
+  # session): logged cut to its first six characters, as the Parley server logs it.
+  map $request_uri $parley_logged_uri {
+    "~^(?<kept>.*[?&]sid=[^&]{0,6})[^&]*(?<rest>.*)$" "$kept...$rest";
+    default $request_uri;
+  }
   # Which node served each request ($upstream_addr: more than one when nginx had to try another).
-  log_format parley '$remote_addr [$time_local] "$request" $status $upstream_addr';
+  log_format parley '$remote_addr [$time_local] "$request_method $parley_logged_uri" $status $upstream_addr';
   access_log ${dir}/access.log parley;
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
@@ -141,7 +147,7 @@ export interface Nginx {
 /** A line of the access log. */
 export interface NginxRequest {
   method: string
-  /** The path and query string. */
+  /** The path and query string, the session id cut to its first six characters. */
   url: string
   status: number
   /** The node that answered last (`127.0.0.1:3001`); nginx tried the others first, if any. */
@@ -220,7 +226,7 @@ export async function startNginx(
   throw new Error(`nginx did not answer on ${url} within 10 s: ${why.trim()}`)
 }
 
-const LINE = /"(\S+) (\S+) [^"]*" (\d{3}) (.*)$/
+const LINE = /"(\S+) (\S+)" (\d{3}) (.*)$/
 
 function parseLine(line: string): NginxRequest[] {
   const match = LINE.exec(line)

@@ -1,8 +1,9 @@
 // What Parley writes to the application's log: its routes are quiet by default (SSE and polling
 // clients make thousands of requests a minute), at the level the application chooses.
 import { Writable } from 'node:stream'
+import { PacketType } from '@parley/protocol'
 import parley, { type ParleyServerOptions } from '@parley/server'
-import Fastify from 'fastify'
+import Fastify, { type FastifyLoggerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -17,15 +18,15 @@ afterEach(async () => {
 })
 
 /** A server whose log lines are kept, with one route of the application's own. */
-async function logged(options: ParleyServerOptions, level = 'info') {
-  const lines: { msg: string; url?: string; req?: { url?: string } }[] = []
+async function logged(options: ParleyServerOptions, level = 'info', logger: FastifyLoggerOptions = {}) {
+  const lines: { msg: string; url?: string; req?: { url?: string; own?: boolean } }[] = []
   const stream = new Writable({
     write(chunk, _encoding, done) {
       for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
       done()
     },
   })
-  const app = Fastify({ logger: { level, stream } })
+  const app = Fastify({ logger: { ...logger, level, stream } })
   await app.register(parley, options)
   app.get('/mine', async () => 'ok')
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -50,6 +51,32 @@ describe("Parley's routes", () => {
     const { base, lines } = await logged({ logLevel: 'info' })
     clients.push(await rawConnect('polling', base))
     expect(requestLines(lines, '/parley/poll').length).toBeGreaterThan(0)
+  })
+
+  it('log the session id of an SSE or polling request cut to its first six characters', async () => {
+    const { base, lines } = await logged({ logLevel: 'info' })
+    for (const transport of ['sse', 'polling'] as const) {
+      const client = await rawConnect(transport, base)
+      clients.push(client)
+      // A POST too, and a request the endpoint refuses (405).
+      await client.send({ type: PacketType.ACK, ack: 0 })
+      await fetch(`${base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${client.sid}`, { method: 'PUT' })
+      const path = `/parley/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${client.sid.slice(0, 6)}...`
+      await until(() => requestLines(lines, path).length >= 3, 3000, `${transport} request lines`)
+      expect(JSON.stringify(lines)).not.toContain(client.sid)
+    }
+  })
+
+  it('keep the application’s own request serializer, with session ids masked in what it gives', async () => {
+    const { base, lines } = await logged({ logLevel: 'info' }, 'info', {
+      serializers: { req: (req: { url: string }) => ({ url: req.url, own: true }) },
+    })
+    const client = await rawConnect('polling', base)
+    clients.push(client)
+    await until(() => requestLines(lines, '/parley/poll?v=1&sid=').length > 0)
+    const line = requestLines(lines, '/parley/poll?v=1&sid=')[0]!
+    expect(line.req).toEqual({ url: `/parley/poll?v=1&sid=${client.sid.slice(0, 6)}...`, own: true })
+    expect(JSON.stringify(lines)).not.toContain(client.sid)
   })
 
   it('refuse a level that is not one', async () => {

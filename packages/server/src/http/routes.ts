@@ -23,6 +23,7 @@ import { type BodyFailure, BodyReader, EMPTY_BODY } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import { Forwarder } from './forward.js'
+import { redactingRequestSerializer } from './log-redaction.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { serveRouted } from './routing.js'
 import { IdleSseUpstream } from './sse-upstream.js'
@@ -160,11 +161,14 @@ export async function parleyRoutes(
 
   // --- SSE and long-polling ------------------------------------------------------------------
 
+  // Their URLs carry the session id, a secret: logged masked (see log-redaction.ts).
+  const logSerializers = { req: redactingRequestSerializer(app.log) }
   for (const [kind, segment] of Object.entries(httpSegments) as [HttpKind, string][]) {
     app.route({
       method: ROUTED_METHODS,
       url: `${base}/${segment}`,
       exposeHeadRoute: false,
+      logSerializers,
       // In a hook, so that it also runs for upgrade requests, which never reach a handler here.
       onRequest: async (request, reply) => screenHttp(kind, request, reply),
       handler: (request, reply) => handleHttp(kind, request, reply),

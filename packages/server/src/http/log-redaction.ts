@@ -1,0 +1,49 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+
+/*
+ * The SSE and polling endpoints carry the session id in their query string (`?v=1&sid=...`), and
+ * the session id is a bearer secret: whoever holds it can resume the session. Fastify logs each
+ * request's URL (`incoming request`, and errors with their request), so with a logger on, every
+ * poll would write a live secret into the application's logs. Parley's routes log the URL with
+ * the session id cut to its first six characters, enough to follow one session through the logs.
+ */
+
+/** pino keeps a logger's serializers under this registered symbol. */
+const PINO_SERIALIZERS = Symbol.for('pino.serializers')
+
+type RequestSerializer = (request: FastifyRequest) => unknown
+
+/** Every `sid=` of a query string, past its first six characters, replaced by `...`. */
+export function maskSessionIds(text: string): string {
+  return text.includes('sid=') ? text.replace(/([?&]sid=[^&#]{0,6})[^&#]*/g, '$1...') : text
+}
+
+/** What Fastify's own serializer logs of a request. */
+const fastifyShape: RequestSerializer = (request) => ({
+  method: request.method,
+  url: request.url,
+  version: request.headers['accept-version'],
+  host: request.host,
+  remoteAddress: request.ip,
+  remotePort: request.socket?.remotePort,
+})
+
+/**
+ * The `req` serializer for Parley's routes: the one the application's logger has (Fastify's, or
+ * its own), with session ids masked in every string it gives. A route's serializer replaces the
+ * logger's, hence the call to it; a logger that is not pino gets Fastify's shape.
+ */
+export function redactingRequestSerializer(log: FastifyBaseLogger): RequestSerializer {
+  const own = (log as unknown as Record<symbol, { req?: unknown } | undefined>)[PINO_SERIALIZERS]?.req
+  const serialize = typeof own === 'function' ? (own as RequestSerializer) : fastifyShape
+  return (request) => {
+    const logged = serialize(request)
+    if (typeof logged === 'string') return maskSessionIds(logged)
+    if (typeof logged !== 'object' || logged === null) return logged
+    const masked: Record<string, unknown> = { ...logged }
+    for (const [key, value] of Object.entries(masked)) {
+      if (typeof value === 'string') masked[key] = maskSessionIds(value)
+    }
+    return masked
+  }
+}
