@@ -40,13 +40,20 @@ const NO_FLAGS: Flags = {}
 export type EmitArgs<F> =
   Last<Args<F>> extends (...reply: never[]) => void ? Args<F> | Init<Args<F>> : Args<F>
 
-/** `socket.volatile`: the same emits, with a flag set. */
+/**
+ * `socket.volatile`: the same emits, with a flag set. Flags chain in either order and add up
+ * (`socket.volatile.timeout(ms)`, `socket.timeout(ms).volatile`).
+ */
 export interface FlaggedEmitter<EmitEvents extends object> {
   emit<K extends keyof EmitEvents & string>(event: K, ...args: EmitArgs<EmitEvents[K]>): void
   emitWithAck<K extends keyof EmitEvents & string>(
     event: K,
     ...args: Init<Args<EmitEvents[K]>>
   ): Promise<AckReply<EmitEvents[K]>>
+  /** The same emits, volatile. */
+  readonly volatile: FlaggedEmitter<EmitEvents>
+  /** The same emits with a timeout: ack callbacks become error-first. */
+  timeout(ms: number): TimedEmitter<EmitEvents>
 }
 
 /**
@@ -62,13 +69,20 @@ export type TimedAck<R extends unknown[]> = (
   ...result: [error: ParleyError<string>, reply: undefined] | [error: null, ...reply: R]
 ) => void
 
-/** `socket.timeout(ms)`: emits whose reply must come in time; ack callbacks are error-first. */
+/**
+ * `socket.timeout(ms)`: emits whose reply must come in time; ack callbacks are error-first, and
+ * stay so down the chain (`socket.timeout(ms).volatile`).
+ */
 export interface TimedEmitter<EmitEvents extends object> {
   emit<K extends keyof EmitEvents & string>(event: K, ...args: TimedArgs<EmitEvents[K]>): void
   emitWithAck<K extends keyof EmitEvents & string>(
     event: K,
     ...args: Init<Args<EmitEvents[K]>>
   ): Promise<AckReply<EmitEvents[K]>>
+  /** The same emits, volatile too. */
+  readonly volatile: TimedEmitter<EmitEvents>
+  /** The same emits with another timeout (the last one given counts). */
+  timeout(ms: number): TimedEmitter<EmitEvents>
 }
 
 /**
@@ -158,27 +172,38 @@ export class Socket<
 
   /**
    * Volatile emits: no sequence number, never kept or replayed, dropped when not connected (a
-   * reply awaited for a dropped one rejects at once with PARLEY_DISCONNECTED).
+   * reply awaited for a dropped one rejects at once with PARLEY_DISCONNECTED). Chains with
+   * `timeout(ms)`: `socket.volatile.timeout(ms).emit(...)`.
    */
   get volatile(): FlaggedEmitter<EmitEvents> {
-    return this.#flagged({ volatile: true })
+    return this.#flagged(NO_FLAGS).volatile
   }
 
   /**
    * Emits whose reply must come within `ms`; their ack callback is error-first
    * (`(err, reply) => ...`), with PARLEY_ACK_TIMEOUT, PARLEY_DISCONNECTED or the server's code.
    * Throws a TypeError (PARLEY_INVALID_ARGUMENT) when `ms` is not a number >= 0 (Infinity: no
-   * timeout): a mistake in the calling code rather than an outcome to handle.
+   * timeout): a mistake in the calling code rather than an outcome to handle. Chains with
+   * `volatile`: `socket.timeout(ms).volatile.emit(...)`.
    */
   timeout(ms: number): TimedEmitter<EmitEvents> {
-    if (!(ms >= 0)) throw misuse('timeout must be >= 0 ms')
-    return this.#flagged({ timeout: ms })
+    return this.#flagged(NO_FLAGS).timeout(ms)
   }
 
+  /** The emits under `flags`, and the way to add more: each link of a chain is a new object. */
   #flagged(flags: Flags): FlaggedEmitter<EmitEvents> & TimedEmitter<EmitEvents> {
+    // The `volatile` getter has a `this` of its own (the object), hence `self`.
+    const self = this
     return {
       emit: (event: string, ...args: unknown[]) => this.#emit(flags, event, args),
       emitWithAck: (event, ...args) => this.#withAck(flags, event, args as unknown[]),
+      get volatile() {
+        return self.#flagged({ ...flags, volatile: true })
+      },
+      timeout: (ms) => {
+        if (!(ms >= 0)) throw misuse('timeout must be >= 0 ms')
+        return self.#flagged({ ...flags, timeout: ms })
+      },
     }
   }
 

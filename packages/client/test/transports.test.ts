@@ -209,6 +209,27 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
     expect(received).toEqual([7])
   })
 
+  it('chains volatile and timeout(ms) in either order: sent volatile, timed, error-first', async () => {
+    await echoServer()
+    const socket = client(server!.url, opts)
+    await next(socket, 'connect')
+    const results: unknown[][] = []
+    socket.timeout(2000).volatile.emit('ask', 1, (...result: unknown[]) => results.push(result))
+    await until(() => results.length === 1, 3000, 'reply')
+    expect(results[0]).toEqual([null, { got: 1 }])
+    expect(await socket.volatile.timeout(2000).emitWithAck('ask', 2)).toEqual({ got: 2 })
+    // Nobody answers 'silent': the timeout of the chain ends the wait.
+    await expect(socket.volatile.timeout(100).emitWithAck('silent')).rejects.toMatchObject({
+      code: ErrorCode.ACK_TIMEOUT,
+    })
+    // Volatile: dropped while disconnected, and the error-first callback hears so at once.
+    socket.disconnect()
+    socket.timeout(60_000).volatile.emit('ask', 3, (...result: unknown[]) => results.push(result))
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    // (A numbered emit would wait for the next connect.)
+    expect(results[1]).toMatchObject([{ code: ErrorCode.DISCONNECTED }])
+  })
+
   it('rejects at once, with PARLEY_DISCONNECTED, the reply of a volatile emit it dropped', async () => {
     const { sockets } = await echoServer()
     const socket = client(server!.url, { ...opts, ackTimeout: 300 })

@@ -1,6 +1,12 @@
 // The typed event maps: what compiles and what a listener or reply is typed as.
 import { describe, expect, expectTypeOf, it } from 'vitest'
-import { connect, type ParleyError, type TransportName } from '../src/index.js'
+import {
+  connect,
+  type FlaggedEmitter,
+  type ParleyError,
+  type TimedEmitter,
+  type TransportName,
+} from '../src/index.js'
 
 interface ServerEvents {
   chat: (msg: { from: string; text: string }) => void
@@ -56,6 +62,30 @@ describe('typed event maps', () => {
     const coded = expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT' })
     expect(() => socket.timeout(-1)).toThrow(coded)
     expect(() => socket.timeout(Number.NaN)).toThrow(coded)
+    socket.disconnect()
+  })
+
+  it('keeps the error-first callback of timeout(ms) through volatile, in either order', () => {
+    const socket = connect<ServerEvents, ClientEvents>('http://127.0.0.1:1', { autoConnect: false })
+    expectTypeOf(socket.volatile.timeout(1000)).toEqualTypeOf<TimedEmitter<ClientEvents>>()
+    expectTypeOf(socket.timeout(1000).volatile).toEqualTypeOf<TimedEmitter<ClientEvents>>()
+    expectTypeOf(socket.volatile.volatile).toEqualTypeOf<FlaggedEmitter<ClientEvents>>()
+    for (const timed of [socket.volatile.timeout(1000), socket.timeout(1000).volatile]) {
+      timed.emit('chat', { text: 'hi' }, (error, reply) => {
+        if (error) expectTypeOf(reply).toEqualTypeOf<undefined>()
+        else expectTypeOf(reply).toEqualTypeOf<{ ok: boolean }>()
+      })
+      expectTypeOf(timed.emitWithAck<'chat'>).returns.toEqualTypeOf<Promise<{ ok: boolean }>>()
+      // @ts-expect-error: the callback is error-first, its first parameter is not the reply
+      timed.emit('chat', { text: 'hi' }, (reply: { ok: boolean }) => reply)
+    }
+    // Without a timeout the callback still takes the reply alone.
+    socket.volatile.volatile.emit('chat', { text: 'hi' }, (reply) =>
+      expectTypeOf(reply).toEqualTypeOf<{ ok: boolean }>(),
+    )
+    const coded = expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT' })
+    expect(() => socket.volatile.timeout(-1)).toThrow(coded)
+    expect(() => socket.timeout(1000).volatile.timeout(Number.NaN)).toThrow(coded)
     socket.disconnect()
   })
 

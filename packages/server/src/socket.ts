@@ -73,20 +73,32 @@ const NO_FLAGS: EmitFlags = Object.freeze({})
 export const MAX_OPEN_REQUESTS = 1_000
 
 /**
- * `socket.timeout(ms)` and `socket.volatile`: the same emit methods, with a flag set.
+ * `socket.volatile`: the same emit methods, with the flag set. Flags chain in either order and
+ * add up (`socket.volatile.timeout(ms)`, `socket.timeout(ms).volatile`), as a broadcast's do.
  */
 export interface SocketEmitter<E extends EventsMap> {
   /** Sends an event; with a trailing callback, waits for the reply. */
   emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): boolean
   /** Sends an event and resolves with the first argument of the client's reply. */
   emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>>
+  /** The same emits, volatile (see `ServerSocket.volatile`). */
+  readonly volatile: SocketEmitter<E>
+  /** The same emits, with a timeout: callbacks become error-first (see `ServerSocket.timeout`). */
+  timeout(ms: number): TimeoutEmitter<E>
 }
 
-/** `socket.timeout(ms)`: acks time out with PARLEY_ACK_TIMEOUT; callbacks are error-first. */
+/**
+ * `socket.timeout(ms)`: acks time out with PARLEY_ACK_TIMEOUT; callbacks are error-first, and
+ * stay so down the chain (`socket.timeout(ms).volatile.emit(..., (err, reply) => ...)`).
+ */
 export interface TimeoutEmitter<E extends EventsMap> {
   emit<K extends EventNames<E>>(event: K, ...args: [...ArgsWithoutAck<E[K]>, TimeoutAckCallback]): boolean
   emit<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): boolean
   emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>>
+  /** The same emits, volatile too. */
+  readonly volatile: TimeoutEmitter<E>
+  /** The same emits with another timeout (the last one given counts). */
+  timeout(ms: number): TimeoutEmitter<E>
 }
 
 /** What a socket needs from its server. */
@@ -289,29 +301,40 @@ export class ServerSocket<
   /**
    * Emits whose reply must come within `ms`; their callbacks are error-first. Past 2^31-1 ms
    * (Infinity included) no timer is set: the wait lasts as long as the session. Anything but a
-   * number of 0 or more throws a RangeError.
+   * number of 0 or more throws PARLEY_INVALID_ARGUMENT (a RangeError for a number). Chains with
+   * `volatile`, either way round: `socket.timeout(ms).volatile.emit(...)`.
    */
   timeout(ms: number): TimeoutEmitter<E> {
-    checkTimeout(ms)
-    const flags: EmitFlags = { timeout: ms }
-    return {
-      emit: (event: string, ...args: unknown[]) => this.#emit(flags, event, args),
-      emitWithAck: (event: string, ...args: unknown[]) => this.#emitWithAck(flags, event, args),
-    } as TimeoutEmitter<E>
+    return this.#flagged(NO_FLAGS).timeout(ms)
   }
 
   /**
    * Emits that may be dropped: not numbered, not kept, never resent; dropped (emit returns
    * false) while the transport is missing or `bufferedAmount` is past the `highWaterMark`.
    * A dropped emit that awaits a reply ends its wait at once with PARLEY_ACK_TIMEOUT
-   * (`details.dropped` true).
+   * (`details.dropped` true). Chains with `timeout(ms)`: `socket.volatile.timeout(ms).emit(...)`.
    */
   get volatile(): SocketEmitter<E> {
-    const flags: EmitFlags = { volatile: true }
+    return this.#flagged(NO_FLAGS).volatile
+  }
+
+  /**
+   * The emit methods under `flags`, and the way to add more: each link of a chain is a new
+   * emitter, so a kept one (`const timed = socket.timeout(500)`) is not changed by later links.
+   */
+  #flagged(flags: EmitFlags): SocketEmitter<E> & TimeoutEmitter<E> {
+    const chain = (more: EmitFlags) => this.#flagged({ ...flags, ...more })
     return {
       emit: (event: string, ...args: unknown[]) => this.#emit(flags, event, args),
       emitWithAck: (event: string, ...args: unknown[]) => this.#emitWithAck(flags, event, args),
-    } as SocketEmitter<E>
+      get volatile() {
+        return chain({ volatile: true })
+      },
+      timeout: (ms: number) => {
+        checkTimeout(ms)
+        return chain({ timeout: ms })
+      },
+    } as SocketEmitter<E> & TimeoutEmitter<E>
   }
 
   /**

@@ -71,6 +71,37 @@ describe('the server socket', () => {
     expect(socket.connected).toBe(true)
   })
 
+  it('chains volatile and timeout(ms) in either order: unnumbered, timed, error-first', async () => {
+    const { socket, client } = await one()
+    const results: unknown[][] = []
+    const keep = (...result: unknown[]) => results.push(result)
+    expect(socket.timeout(5000).volatile.emit('q', 1, keep)).toBe(true)
+    const asked = (await client.next(isEvent('q'))) as EventPacket
+    expect(asked).toMatchObject({ seq: 0, args: [1] })
+    expect(asked.ackId).toBeGreaterThan(0)
+    await client.send({ type: PacketType.REPLY, seq: 1, ackId: asked.ackId, args: ['yes'] })
+    await until(() => results.length === 1)
+    // Error-first, as under timeout(ms) alone.
+    expect(results[0]).toEqual([null, 'yes'])
+
+    // The other order, unanswered: the timeout ends the wait.
+    const unanswered = socket.volatile
+      .timeout(50)
+      .emitWithAck('q', 2)
+      .catch((e: unknown) => e)
+    expect(await client.next(isEvent('q'))).toMatchObject({ seq: 0, args: [2] })
+    const late = await unanswered
+    expect(late).toMatchObject({ code: 'PARLEY_ACK_TIMEOUT' })
+    expect((late as { details?: unknown }).details).toBeUndefined()
+
+    // Detached: dropped, and the error-first callback hears so at once.
+    client.close()
+    await until(() => socket.transport === null)
+    expect(socket.volatile.timeout(60_000).emit('q', 3, keep)).toBe(false)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(results[1]).toMatchObject([{ code: 'PARLEY_ACK_TIMEOUT', details: { dropped: true } }])
+  })
+
   it('disconnects a consumer whose kept packets pass maxBufferedBytes', async () => {
     const { socket } = await one({ maxBufferedBytes: 4096 })
     const reasons: string[] = []
@@ -131,6 +162,8 @@ describe('the server socket', () => {
       const given = ms as number
       for (const call of [
         () => socket.timeout(given),
+        () => socket.volatile.timeout(given),
+        () => socket.timeout(1).volatile.timeout(given),
         () => parley.timeout(given),
         () => parley.to('r').timeout(given),
       ]) {

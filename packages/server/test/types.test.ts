@@ -1,7 +1,7 @@
 // The typed event maps of the server, checked by the compiler (`pnpm typecheck` runs
 // tsconfig.test.json): a regression here fails the build, not just a test.
 import type { CloseReason, ParleyError, TransportName } from '@parley/protocol'
-import parley, { type ServerSocket } from '@parley/server'
+import parley, { type ServerSocket, type SocketEmitter, type TimeoutEmitter } from '@parley/server'
 import Fastify from 'fastify'
 import { describe, expectTypeOf, it } from 'vitest'
 
@@ -88,6 +88,24 @@ describe('typed event maps (server)', () => {
       })
       // @ts-expect-error: the question is a string
       await socket.emitWithAck('ask', 42)
+    })
+    await app.close()
+  })
+
+  it('keep the error-first callback of timeout(ms) through volatile, in either order', async () => {
+    const { app, io } = await typedServer()
+    io.on('connection', (socket) => {
+      expectTypeOf(socket.volatile.timeout(100)).toEqualTypeOf<TimeoutEmitter<FromServer>>()
+      expectTypeOf(socket.timeout(100).volatile).toEqualTypeOf<TimeoutEmitter<FromServer>>()
+      expectTypeOf(socket.volatile.volatile).toEqualTypeOf<SocketEmitter<FromServer>>()
+      for (const timed of [socket.volatile.timeout(100), socket.timeout(100).volatile]) {
+        timed.emit('ask', 'why?', (err) => expectTypeOf(err).toEqualTypeOf<ParleyError<string> | null>())
+        expectTypeOf(timed.emitWithAck('ask', 'why?')).toEqualTypeOf<Promise<number>>()
+        // @ts-expect-error: the question is a string
+        timed.emit('ask', 42)
+      }
+      // Without a timeout the callback still takes the reply alone.
+      socket.volatile.volatile.emit('ask', 'why?', (answer) => expectTypeOf(answer).toEqualTypeOf<number>())
     })
     await app.close()
   })
