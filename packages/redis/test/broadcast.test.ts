@@ -1,6 +1,6 @@
 // Broadcasts across three nodes joined by a real Redis: rooms, except, volatile, local, binary
 // arguments, and broadcasts that count replies over every live node.
-import { PacketType, type ParleyError } from '@parley/protocol'
+import { type EventPacket, type Packet, PacketType, type ParleyError } from '@parley/protocol'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
@@ -85,6 +85,39 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     const second = await raw.next((p) => p.type === PacketType.EVENT, 5000)
     expect(first).toMatchObject({ name: 'news', args: ['volatile'], seq: 0 })
     expect(second).toMatchObject({ name: 'news', args: ['numbered'], seq: 1 })
+  })
+
+  it('sends a volatile broadcast that awaits replies unnumbered on the other nodes, failing at once where it is dropped', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(redis.url)
+    const b = await nodes.start(redis.url, {}, false, { handoff: false, highWaterMark: 1000 })
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const x = await rawConnect('websocket', b.base)
+    const y = await rawConnect('websocket', b.base)
+    raws.push(x, y)
+    await until(() => b.sockets.length === 2)
+    // y never acknowledges: this stays kept, and y is past its highWaterMark.
+    b.sockets[1]!.emit('fill', 'x'.repeat(2000))
+    await y.next((p) => p.type === PacketType.EVENT && p.name === 'fill')
+    const isQuestion = (p: Packet) => p.type === PacketType.EVENT && p.name === 'q'
+    const began = Date.now()
+    const outcome = a.app.parley
+      .timeout(30_000)
+      .volatile.emitWithAck('q')
+      .catch((e: unknown) => e)
+    const asked = (await x.next(isQuestion, 5000)) as EventPacket
+    expect(asked).toMatchObject({ seq: 0, args: [] })
+    await x.send({ type: PacketType.REPLY, seq: 1, ackId: asked.ackId, args: ['from x'] })
+    // y counts as failed from the start: the wait ends with x's reply, not at the timeout.
+    expect(await outcome).toMatchObject({
+      code: 'PARLEY_ACK_TIMEOUT',
+      message: '1 socket(s) did not reply',
+      details: { replies: ['from x'] },
+    })
+    expect(Date.now() - began).toBeLessThan(5000)
+    b.sockets[1]!.emit('end', 1)
+    await y.next((p) => p.type === PacketType.EVENT && p.name === 'end')
+    expect(y.received.some(isQuestion)).toBe(false)
   })
 
   it('carries binary arguments to the other nodes byte for byte', async () => {

@@ -89,7 +89,10 @@ export class BroadcastOperator<E extends EventsMap> {
     )
   }
 
-  /** Drops the event for sockets that cannot take it now; never kept or replayed. */
+  /**
+   * Drops the event for sockets that cannot take it now; never kept or replayed. With replies
+   * awaited, a socket it was dropped for counts as failed at once, not at the timeout.
+   */
   get volatile(): BroadcastOperator<E> {
     return new BroadcastOperator(this.#adapter, this.#maxPayload, this.#rooms, this.#except, {
       ...this.#flags,

@@ -63,6 +63,15 @@ interface EmitFlags {
 
 const NO_FLAGS: EmitFlags = Object.freeze({})
 
+/** Why a volatile emit that awaited a reply ended its wait at once: it was dropped. */
+function droppedError(event: string): ParleyError<string> {
+  return new ParleyError(
+    ErrorCode.ACK_TIMEOUT,
+    `"${event}" was dropped (volatile: no transport, or past highWaterMark): no reply will come`,
+    { details: { dropped: true } },
+  )
+}
+
 /**
  * Most client requests a socket keeps track of while their handlers have not answered. A handler
  * that takes no callback never answers, so without a bound a client could grow this set for the
@@ -399,8 +408,17 @@ export class ServerSocket<
     else this.#session.sendPrepared(event, 0)
   }
 
-  /** @internal The same, asking for a reply within `timeout` ms. */
-  deliverWithAck(event: PreparedEvent, timeout: number, settle: (reply: BroadcastReply) => void): void {
+  /**
+   * @internal The same, asking for a reply within `timeout` ms. Volatile, it is what
+   * `volatile.emitWithAck` is for one socket: unnumbered, and dropped when it cannot go now, a
+   * failed reply at once (a broadcast then need not wait its whole timeout for this socket).
+   */
+  deliverWithAck(
+    event: PreparedEvent,
+    timeout: number,
+    settle: (reply: BroadcastReply) => void,
+    volatile = false,
+  ): void {
     if (!this.connected) {
       settle({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected') })
       return
@@ -415,7 +433,11 @@ export class ServerSocket<
       settle({ ok: false, error: error as ParleyError<string> })
       return
     }
-    this.#session.sendPrepared(event, ackId)
+    if (!volatile) this.#session.sendPrepared(event, ackId)
+    else if (!this.#session.sendVolatile(() => preparedOutgoing(event, 0, ackId))) {
+      this.#acks.forget(ackId)
+      settle({ ok: false, error: droppedError(event.name) })
+    }
   }
 
   /** @internal A plain description for `fetchSockets()`. */
@@ -587,11 +609,7 @@ export class ServerSocket<
         if (!sent && settle) {
           // Dropped: no reply can come, and nothing would end the wait before the session.
           this.#acks.forget(ackId)
-          const error = new ParleyError(
-            ErrorCode.ACK_TIMEOUT,
-            `"${event}" was dropped (volatile: no transport, or past highWaterMark): no reply will come`,
-            { details: { dropped: true } },
-          )
+          const error = droppedError(event)
           queueMicrotask(() => settle(error, []))
         }
         return sent

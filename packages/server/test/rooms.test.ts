@@ -1,6 +1,6 @@
 // Rooms and broadcasting, driven by the Parley client over each transport.
 import { connect, type Socket } from '@parley/client'
-import type { ServerSocket } from '@parley/server'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type * as protocol from '../../protocol/src/index.js'
 import { type Started, startServer, until } from './helpers.js'
@@ -21,9 +21,9 @@ afterEach(async () => {
 })
 
 /** A server whose sockets are collected in arrival order, and `n` clients connected to it. */
-async function setup(n: number, transport: (typeof transports)[number]) {
+async function setup(n: number, transport: (typeof transports)[number], options: ParleyServerOptions = {}) {
   const sockets: ServerSocket[] = []
-  started = await startServer({}, (app) => {
+  started = await startServer(options, (app) => {
     app.parley.on('connection', (socket) => {
       sockets.push(socket)
     })
@@ -167,6 +167,38 @@ describe.each(transports)('rooms over %s', (transport) => {
     expect(await a.next(isNews)).toMatchObject({ seq: 2, args: ['n'] })
     expect(await b.next(isNews)).toMatchObject({ seq: 0, args: ['v'] })
     expect(await b.next(isNews)).toMatchObject({ seq: 1, args: ['n'] })
+  })
+
+  it('sends a volatile broadcast that awaits replies unnumbered, failing at once where it is dropped', async () => {
+    const { parley, sockets } = await setup(0, transport, { highWaterMark: 1000 })
+    const a = await rawConnect(transport, started!.base)
+    const b = await rawConnect(transport, started!.base)
+    raws.push(a, b)
+    await until(() => sockets.length === 2)
+    // b never acknowledges: this stays kept, and b is past its highWaterMark.
+    sockets[1]!.emit('fill', 'x'.repeat(2000))
+    await b.next((p) => p.type === 5 && p.name === 'fill')
+    const isQuestion = (p: protocol.Packet) => p.type === 5 && p.name === 'q'
+    const began = Date.now()
+    const outcome = parley.volatile
+      .timeout(30_000)
+      .emitWithAck('q')
+      .catch((e: unknown) => e)
+    const asked = (await a.next(isQuestion)) as protocol.EventPacket
+    expect(asked).toMatchObject({ seq: 0, args: [] })
+    expect(asked.ackId).toBeGreaterThan(0)
+    await a.send({ type: 6 /* REPLY */, seq: 1, ackId: asked.ackId, args: ['from a'] })
+    // b counts as failed from the start: the wait ends with a's reply, not at the timeout.
+    expect(await outcome).toMatchObject({
+      code: 'PARLEY_ACK_TIMEOUT',
+      message: '1 socket(s) did not reply',
+      details: { replies: ['from a'] },
+    })
+    expect(Date.now() - began).toBeLessThan(5000)
+    // Never kept for b either: a numbered marker after it arrives, the question never does.
+    sockets[1]!.emit('end', 1)
+    await b.next((p) => p.type === 5 && p.name === 'end')
+    expect(b.received.some(isQuestion)).toBe(false)
   })
 
   it('delivers broadcasts of every size whole and in order, multi-byte text included', async () => {

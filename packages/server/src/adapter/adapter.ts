@@ -40,8 +40,17 @@ export interface LocalSocket {
    * (`BroadcastOperator`: name, size, depth, forbidden keys); nothing is checked per socket.
    */
   deliver(event: PreparedEvent, volatile: boolean): void
-  /** Same, asking for a reply within `timeout` ms. */
-  deliverWithAck(event: PreparedEvent, timeout: number, settle: (reply: BroadcastReply) => void): void
+  /**
+   * Same, asking for a reply within `timeout` ms. Numbered unless `volatile`; volatile, it is
+   * dropped where the socket cannot take it now, and `settle` hears so at once
+   * (PARLEY_ACK_TIMEOUT, `details.dropped`) instead of at the timeout.
+   */
+  deliverWithAck(
+    event: PreparedEvent,
+    timeout: number,
+    settle: (reply: BroadcastReply) => void,
+    volatile?: boolean,
+  ): void
   /** A plain description, safe to hand to the application of any node. */
   describe(): SocketDescription
   /** Ends the socket's session ('server disconnect'). */
@@ -185,7 +194,8 @@ export interface Adapter {
    * sockets were reached on every node together (a multi-node adapter sums what each node
    * reports; a node that does not report before the timeout counts as none); `reply` is called
    * once per socket reached, with its reply or why there is none, before or after `expect`.
-   * The caller settles when it has `total` replies, or at `timeout`.
+   * The caller settles when it has `total` replies, or at `timeout`. `options.volatile` goes
+   * to each socket's `deliverWithAck`, on every node.
    */
   broadcastWithAck(
     message: BroadcastMessage,

@@ -80,7 +80,7 @@ export class MemoryAdapter implements Adapter {
     expect(targets.length)
     if (targets.length === 0) return
     const event = message.prepared()
-    for (const socket of targets) socket.deliverWithAck(event, timeout, reply)
+    for (const socket of targets) socket.deliverWithAck(event, timeout, reply, options.volatile)
   }
 
   async fetchSockets(options: BroadcastOptions): Promise<SocketDescription[]> {
