@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import {
   ErrorCode,
   MAX_ACK_ID,
+  MAX_TIMER_MS,
   ParleyError,
   type PreparedEvent,
   prepareEvent,
@@ -258,10 +259,11 @@ export class RedisAdapter implements Adapter {
       return
     }
     const id = this.#requestId()
-    // Nodes whose count is still awaited, and those counted (only their replies are relayed:
-    // a node counted as none must not add replies to the total).
+    // Nodes whose count is still awaited, and those counted with how many of their replies came
+    // (only a counted node's replies are relayed, up to its count: a node counted as none must
+    // not add replies to the total).
     const waiting = new Set(others)
-    const counted = new Set<string>()
+    const counted = new Map<string, { count: number; relayed: number }>()
     let local: number | undefined
     let total = 0
     let relayed = 0
@@ -270,35 +272,63 @@ export class RedisAdapter implements Adapter {
       clearTimeout(timer)
       this.#pending.delete(id)
     }
+    const endWhenAllCame = () => {
+      if (expected && local !== undefined && relayed >= total - local) end()
+    }
     const settle = () => {
       if (expected || local === undefined || waiting.size > 0) return
       expected = true
       expect(total)
-      if (relayed >= total - local) end()
+      endWhenAllCame()
     }
     const stopWaiting = () => {
       waiting.clear()
       settle()
     }
-    const timer = setTimeout(() => {
-      stopWaiting()
-      end()
-    }, timeout)
+    // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
+    // fire at once. The wait then ends when every counted socket replied, or its node left.
+    const timer =
+      timeout > MAX_TIMER_MS
+        ? undefined
+        : setTimeout(() => {
+            stopWaiting()
+            end()
+          }, timeout)
     this.#pending.set(id, {
       answer: (node, packet) => {
         if (packet.k === 'count') {
           if (!waiting.delete(node)) return
-          counted.add(node)
+          counted.set(node, { count: packet.c, relayed: 0 })
           total += packet.c
           settle()
-        } else if (packet.k === 'reply' && counted.has(node)) {
+        } else if (packet.k === 'reply') {
+          const from = counted.get(node)
+          if (!from || from.relayed >= from.count) return
+          from.relayed++
           relayed++
           reply(toReply(packet))
-          if (expected && local !== undefined && relayed >= total - local) end()
+          endWhenAllCame()
         }
       },
       gone: (node) => {
-        if (waiting.delete(node)) settle()
+        if (waiting.delete(node)) {
+          settle()
+          return
+        }
+        // A counted node left before all its sockets replied: those replies will never come,
+        // and each fails now rather than at the timeout (or never, without one).
+        const from = counted.get(node)
+        if (!from || from.relayed >= from.count) return
+        const error = new ParleyError<string>(
+          ErrorCode.DISCONNECTED,
+          `node ${node} left the live set before its sockets replied`,
+        )
+        while (from.relayed < from.count) {
+          from.relayed++
+          relayed++
+          reply({ ok: false, error })
+        }
+        endWhenAllCame()
       },
       cancel: () => {
         stopWaiting()
@@ -322,7 +352,9 @@ export class RedisAdapter implements Adapter {
       k: 'ack',
       o: toWireOptions(options),
       e: message.prepared().text(0, 0),
-      t: timeout,
+      // JSON has no Infinity (it would be null, refused): any number past MAX_TIMER_MS means
+      // "no timer" on the other side too.
+      t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
     }
     this.#publish(this.#channels.request, request, (why) => {
       this.#lostBroadcast(why)

@@ -210,6 +210,50 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(b.warnings.some((w) => w.includes('maxPayload') && w.includes('differ'))).toBe(true)
   })
 
+  it('waits without a timer under timeout(Infinity), for the replies of every node', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const voters = [await nodes.client(a!), await nodes.client(b!)]
+    for (const [i, { client, socket }] of voters.entries()) {
+      socket.join('voters')
+      // Later than a timer set for Infinity (which fires at once) would have ended the wait.
+      client.on('vote', (ack: (value: unknown) => void) => setTimeout(() => ack(`v${i}`), 100))
+    }
+    const replies = await a!.app.parley.timeout(Number.POSITIVE_INFINITY).to('voters').emitWithAck('vote')
+    expect(replies.sort()).toEqual(['v0', 'v1'])
+    expect(b!.warnings).toEqual([])
+  })
+
+  it('fails at once the replies a counted node still owed when it leaves the live set', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const voters = [await nodes.client(a!), await nodes.client(b!)]
+    let asked = 0
+    for (const [i, { client, socket }] of voters.entries()) {
+      socket.join('voters')
+      client.on('vote', (ack: (value: unknown) => void) => {
+        asked++
+        // b's voter never answers.
+        if (i === 0) ack('v0')
+      })
+    }
+    // Far past the test's own time: the wait must end when b leaves, not at the timeout.
+    const outcome = new Promise<[ParleyError | null, unknown[]]>((resolve) => {
+      a!.app.parley
+        .timeout(60_000)
+        .to('voters')
+        .emit('vote', (err: ParleyError | null, got: unknown[]) => resolve([err, got]))
+    })
+    // b counted its socket (its voter was asked): then its adapter closes, answering nothing
+    // more, and a notices at its next heartbeat that b left.
+    await until(() => asked === 2, 3000, 'both voters asked')
+    await b!.adapter.close()
+    const [error, got] = await outcome
+    expect(error?.code).toBe('PARLEY_ACK_TIMEOUT')
+    expect(error?.message).toMatch(/^1 socket\(s\) did not reply/)
+    expect(got).toEqual(['v0'])
+  })
+
   it('counts replies over every node, and stops waiting for a node that left the live set', async () => {
     nodes = new Nodes()
     const [a, b, c] = await nodes.cluster(redis.url)
