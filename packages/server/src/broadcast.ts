@@ -206,7 +206,9 @@ export class BroadcastOperator<E extends EventsMap> {
       if (finished) return
       finished = true
       clearTimeout(timer)
-      done(error, replies)
+      // Never from inside `emit` (no socket reached, every one dropped): the callback always
+      // runs after the call that asked for it, as it does when replies come.
+      queueMicrotask(() => done(error, replies))
     }
     const timedOut = () => {
       const missing = (expected ?? 0) - received + failed
@@ -237,6 +239,8 @@ export class BroadcastOperator<E extends EventsMap> {
         check()
       },
       (reply) => {
+        // The callback has the list already: a reply past the timeout does not change it.
+        if (finished) return
         received++
         if (reply.ok) replies.push(reply.value)
         else failed++

@@ -122,6 +122,20 @@ describe.each(transports)('rooms over %s', (transport) => {
     expect(partial?.slice().sort()).toEqual(['no', 'yes'])
   })
 
+  it('calls a broadcast’s callback after emit returned, even when the answer is known at once', async () => {
+    const { parley } = await setup(0, transport)
+    // No socket to ask: the answer is known at once, and still comes after emit returned.
+    let called = false
+    parley
+      .timeout(1000)
+      .to('nobody')
+      .emit('vote', () => {
+        called = true
+      })
+    expect(called).toBe(false)
+    await until(() => called, 1000, 'the callback for nobody')
+  })
+
   it('keeps rooms and socket.data through a cut and a resume; room broadcasts meanwhile arrive once', async () => {
     const { parley, sockets } = await setup(0, transport)
     const first = await rawConnect(transport, started!.base)
