@@ -247,9 +247,12 @@ export class Socket<
     // Forgetting or settling ack id 0, which no wait has, does nothing.
     try {
       if (!flags.volatile) this.#session.sendNumbered(packet)
-      // Volatile: dropped when not connected. No reply can come then: the wait ends now.
+      // Volatile: dropped when not connected. No reply can come then: the wait ends now, but
+      // after `emit` returns, as every other outcome of it does.
       else if (!this.#session.sendVolatile(packet(0))) {
-        this.#session.acks.settle(ackId, new ParleyError(ErrorCode.DISCONNECTED, 'not connected'), [])
+        queueMicrotask(() =>
+          this.#session.acks.settle(ackId, new ParleyError(ErrorCode.DISCONNECTED, 'not connected'), []),
+        )
       }
     } catch (err) {
       this.#session.acks.forget(ackId)

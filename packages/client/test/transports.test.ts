@@ -222,9 +222,11 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
     await expect(socket.volatile.timeout(100).emitWithAck('silent')).rejects.toMatchObject({
       code: ErrorCode.ACK_TIMEOUT,
     })
-    // Volatile: dropped while disconnected, and the error-first callback hears so at once.
+    // Volatile: dropped while disconnected, and the error-first callback hears so at once,
+    // though not before emit returned.
     socket.disconnect()
     socket.timeout(60_000).volatile.emit('ask', 3, (...result: unknown[]) => results.push(result))
+    expect(results).toHaveLength(1)
     await new Promise((resolve) => setTimeout(resolve, 0))
     // (A numbered emit would wait for the next connect.)
     expect(results[1]).toMatchObject([{ code: ErrorCode.DISCONNECTED }])
