@@ -610,13 +610,16 @@ export class RedisAdapter implements Adapter {
    * `Adapter.requestHandOff`. False when `node` is not a live node, says no, does not say that
    * it got the request within `HANDOFF_ASKED_MS` (or `requestTimeout`, when shorter: a node of
    * an earlier version, which does not say so, is given twice `requestTimeout`), or does not
-   * answer within twice `requestTimeout` (its own store of the snapshot may take one).
+   * answer within twice `requestTimeout` (its own store of the snapshot may take one; at most
+   * `MAX_TIMER_MS`).
    */
   requestHandOff(node: string, sid: string): Promise<boolean> {
     if (this.#closed || !this.#nodes.others().includes(node)) return Promise.resolve(false)
     const id = this.#requestId()
     const { requestTimeout } = this.#options
     const says = (this.#nodes.note(node)?.v ?? 0) >= 1
+    // Twice a requestTimeout past 2^30 ms is past what a timer holds (it would fire at once).
+    const answerWithin = Math.min(2 * requestTimeout, MAX_TIMER_MS)
     return new Promise((resolve) => {
       const finish = (ok: boolean) => {
         clearTimeout(timer)
@@ -624,17 +627,14 @@ export class RedisAdapter implements Adapter {
         resolve(ok)
       }
       const unanswered = () => finish(false)
-      let timer = setTimeout(
-        unanswered,
-        says ? Math.min(HANDOFF_ASKED_MS, requestTimeout) : 2 * requestTimeout,
-      )
+      let timer = setTimeout(unanswered, says ? Math.min(HANDOFF_ASKED_MS, requestTimeout) : answerWithin)
       this.#pending.set(id, {
         answer: (from, packet) => {
           if (from !== node) return
           if (packet.k === 'handoff') finish(packet.ok)
           else if (packet.k === 'asked') {
             clearTimeout(timer)
-            timer = setTimeout(unanswered, 2 * requestTimeout)
+            timer = setTimeout(unanswered, answerWithin)
           }
         },
         gone: (from) => {

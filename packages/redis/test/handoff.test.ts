@@ -120,6 +120,18 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(550)
   })
 
+  it('waits for the answer of a node asked to hand off under the largest requestTimeout', async () => {
+    // Twice 2^31-1 ms is past what a timer can hold: such a timer fires at once.
+    cluster = new FakeCluster(redis.url, { requestTimeout: 2 ** 31 - 1 })
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-big', 'sb')
+    a!.sockets.move = async (sid) => {
+      await sleep(200)
+      return handOff(a!, socket, sid)
+    }
+    expect(await b!.adapter.requestHandOff(a!.adapter.node, 'sid-big')).toBe(true)
+  })
+
   it('gives up at once on a node that does not say it got the request (killed, still in the live set)', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
