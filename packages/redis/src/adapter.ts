@@ -84,7 +84,7 @@ interface Pending {
   answer(node: string, packet: ResponsePacket): void
   /** `node` left the live set: it will not answer. */
   gone(node: string): void
-  /** The adapter closes: settle with what came. */
+  /** The adapter closes: settle with what came, and fail what is still owed. */
   cancel(): void
 }
 
@@ -285,6 +285,18 @@ export class RedisAdapter implements Adapter {
       waiting.clear()
       settle()
     }
+    // The replies a counted node still owes, which will never come: each fails now, rather
+    // than at the timeout (or never, without one).
+    const failOwed = (node: string, why: string) => {
+      const from = counted.get(node)
+      if (!from || from.relayed >= from.count) return
+      const error = new ParleyError<string>(ErrorCode.DISCONNECTED, why)
+      while (from.relayed < from.count) {
+        from.relayed++
+        relayed++
+        reply({ ok: false, error })
+      }
+    }
     // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
     // fire at once. The wait then ends when every counted socket replied, or its node left.
     const timer =
@@ -315,23 +327,14 @@ export class RedisAdapter implements Adapter {
           settle()
           return
         }
-        // A counted node left before all its sockets replied: those replies will never come,
-        // and each fails now rather than at the timeout (or never, without one).
-        const from = counted.get(node)
-        if (!from || from.relayed >= from.count) return
-        const error = new ParleyError<string>(
-          ErrorCode.DISCONNECTED,
-          `node ${node} left the live set before its sockets replied`,
-        )
-        while (from.relayed < from.count) {
-          from.relayed++
-          relayed++
-          reply({ ok: false, error })
-        }
+        failOwed(node, `node ${node} left the live set before its sockets replied`)
         endWhenAllCame()
       },
+      // Closed, this node hears no more replies: those still owed fail.
       cancel: () => {
         stopWaiting()
+        for (const node of counted.keys())
+          failOwed(node, `the adapter closed before the sockets of node ${node} replied`)
         end()
       },
     })
@@ -584,8 +587,9 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * Stops the heartbeat, removes this node from the live set, settles its pending queries and
-   * closes the subscriber connection it made. The client passed in `client` stays open.
+   * Stops the heartbeat, removes this node from the live set, settles its pending queries (a
+   * broadcast with acks fails the replies still owed by other nodes) and closes the subscriber
+   * connection it made. The client passed in `client` stays open.
    */
   async close(): Promise<void> {
     if (this.#closed) return

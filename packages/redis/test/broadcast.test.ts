@@ -254,6 +254,39 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(got).toEqual(['v0'])
   })
 
+  it('fails at once the replies other nodes still owed when its own adapter closes, even under timeout(Infinity)', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2)
+    const voters = [await nodes.client(a!), await nodes.client(b!)]
+    let asked = 0
+    for (const [i, { client, socket }] of voters.entries()) {
+      socket.join('voters')
+      client.on('vote', (ack: (value: unknown) => void) => {
+        asked++
+        // b's voter never answers.
+        if (i === 0) ack('v0')
+      })
+    }
+    const outcome = new Promise<[ParleyError | null, unknown[]]>((resolve) => {
+      a!.app.parley
+        .timeout(Number.POSITIVE_INFINITY)
+        .to('voters')
+        .emit('vote', (err: ParleyError | null, got: unknown[]) => resolve([err, got]))
+    })
+    await until(() => asked === 2, 3000, 'both voters asked')
+    // b counted its voter; then a's adapter closes: no reply from b can reach it any more.
+    await a!.adapter.close()
+    const settled = await Promise.race([
+      outcome,
+      new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 2000)),
+    ])
+    expect(settled).not.toBe('late')
+    const [error, got] = settled as [ParleyError | null, unknown[]]
+    expect(error?.code).toBe('PARLEY_ACK_TIMEOUT')
+    expect(error?.message).toMatch(/^1 socket\(s\) did not reply/)
+    expect(got).toEqual(['v0'])
+  })
+
   it('counts replies over every node, and stops waiting for a node that left the live set', async () => {
     nodes = new Nodes()
     const [a, b, c] = await nodes.cluster(redis.url)
