@@ -60,7 +60,8 @@ export interface RedisAdapterStats {
   /**
    * Cluster queries (`fetchSockets`, `socketsJoin`, `socketsLeave`, `disconnectSockets`) that
    * could not be sent, or that a live node did not answer within `requestTimeout`: their result
-   * holds only the nodes that answered.
+   * holds only the nodes that answered. Also broadcasts with acks that a live node did not count
+   * its sockets for within `requestTimeout`: that node counts as none.
    */
   readonly incompleteRequests: number
 }
@@ -268,8 +269,10 @@ export class RedisAdapter implements Adapter {
     let total = 0
     let relayed = 0
     let expected = false
+    let countTimer: NodeJS.Timeout | undefined
     const end = () => {
       clearTimeout(timer)
+      clearTimeout(countTimer)
       this.#pending.delete(id)
     }
     const endWhenAllCame = () => {
@@ -278,6 +281,7 @@ export class RedisAdapter implements Adapter {
     const settle = () => {
       if (expected || local === undefined || waiting.size > 0) return
       expected = true
+      clearTimeout(countTimer)
       expect(total)
       endWhenAllCame()
     }
@@ -359,10 +363,33 @@ export class RedisAdapter implements Adapter {
       // "no timer" on the other side too.
       t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
     }
-    this.#publish(this.#channels.request, request, (why) => {
-      this.#lostBroadcast(why)
+    const { requestTimeout } = this.#options
+    // A node counts its sockets as soon as the request reaches it. A live node whose count has not
+    // come within requestTimeout of Redis taking the request never got it (its subscriber was
+    // reconnecting) or its answer was lost: it counts as none, as a silent node does for a
+    // cluster query, whatever the caller's timeout (without a timer it would be waited for as
+    // long as it stays live).
+    const countsLate = () => {
+      if (waiting.size === 0 || !this.#pending.has(id)) return
+      this.#stats.incompleteRequests++
+      this.#warnings.warn(
+        'request',
+        `a broadcast with acks went uncounted by some nodes: ${waiting.size} did not count its sockets within ${requestTimeout} ms`,
+        { incompleteRequests: this.#stats.incompleteRequests },
+      )
       stopWaiting()
-    })
+    }
+    this.#publish(
+      this.#channels.request,
+      request,
+      (why) => {
+        this.#lostBroadcast(why)
+        stopWaiting()
+      },
+      () => {
+        if (!expected && this.#pending.has(id)) countTimer = setTimeout(countsLate, requestTimeout)
+      },
+    )
   }
 
   async fetchSockets(options: BroadcastOptions): Promise<SocketDescription[]> {

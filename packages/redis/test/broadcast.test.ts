@@ -254,6 +254,37 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(got).toEqual(['v0'])
   })
 
+  it('stops waiting for the count of a live node that stays silent past requestTimeout, whatever the timeout', async () => {
+    nodes = new Nodes()
+    // A prefix of its own: the ghost below haunts no other test.
+    const [a, b] = await nodes.cluster(redis.url, 2, { requestTimeout: 300, prefix: 'silent' })
+    for (const [i, { client, socket }] of [await nodes.client(a!), await nodes.client(b!)].entries()) {
+      socket.join('voters')
+      client.on('vote', (ack: (value: unknown) => void) => ack(`v${i}`))
+    }
+    // A ghost: its record says it is live, but nothing reads the requests for it (as a node
+    // whose subscriber was reconnecting, or whose count Redis lost).
+    await a!.redis.sendCommand(['SET', 'silent:node:ghost', 'http://127.0.0.1:9', 'PX', '60000'])
+    await a!.redis.sendCommand(['ZADD', 'silent:nodes', String(Date.now()), 'ghost'])
+    try {
+      await until(() => a!.adapter.liveNodes.includes('ghost'), 5000, 'ghost live')
+      for (const timeout of [Number.POSITIVE_INFINITY, 60_000]) {
+        const began = Date.now()
+        const replies = await Promise.race([
+          a!.app.parley.timeout(timeout).to('voters').emitWithAck('vote'),
+          new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 3000)),
+        ])
+        expect(replies === 'late' ? replies : replies.sort()).toEqual(['v0', 'v1'])
+        expect(Date.now() - began).toBeLessThan(2000)
+      }
+      expect(a!.adapter.stats.incompleteRequests).toBe(2)
+      expect(a!.warnings.some((w) => w.includes('1 did not count its sockets within 300 ms'))).toBe(true)
+    } finally {
+      await a!.redis.sendCommand(['DEL', 'silent:node:ghost'])
+      await a!.redis.sendCommand(['ZREM', 'silent:nodes', 'ghost'])
+    }
+  })
+
   it('fails at once the replies other nodes still owed when its own adapter closes, even under timeout(Infinity)', async () => {
     nodes = new Nodes()
     const [a, b] = await nodes.cluster(redis.url, 2)
