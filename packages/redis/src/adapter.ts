@@ -581,7 +581,9 @@ export class RedisAdapter implements Adapter {
       sealed: won.sealed,
       isLive: async (node) => {
         if (node === this.node) return !this.#closed
-        if (!this.#nodes.has(node)) await this.#nodes.beat()
+        // Not live as of the last heartbeat: read the live set again, as long as Redis answers
+        // within requestTimeout (a stalled Redis would hold the client's resume), else gone.
+        if (!this.#nodes.has(node)) await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
         return this.#nodes.has(node)
       },
       publish: (marker, takeover) => {

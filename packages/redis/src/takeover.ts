@@ -22,7 +22,10 @@ export interface TakeoverContext {
   epoch: number
   /** The tail was already sealed when the claim won. */
   sealed: boolean
-  /** True when `node` is in the live set (read again from Redis when the cache says no). */
+  /**
+   * True when `node` is in the live set (read again from Redis when the cache says no, within
+   * `requestTimeout`: false when Redis does not answer).
+   */
   isLive(node: string): Promise<boolean>
   /**
    * Registers the takeover for its marker and the old node's answer (see `Takeover.marked`,

@@ -410,6 +410,29 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
   })
 
+  it('takes over within its bounds when Redis stops answering after the claim, the old node gone from the live set', async () => {
+    const own = await startRedis()
+    const frozen = new FakeCluster(own.url, { requestTimeout: 200 })
+    try {
+      const [a, b] = await frozen.start(2)
+      const socket = await open(a!, 'sid-frozen', 's1')
+      expect(await handOff(a!, socket, 'sid-frozen')).toBe(true)
+      await frozen.stop(a!)
+      await until(() => b!.adapter.liveNodes.length === 0, 3000, 'a leaves the live set')
+      const claim = await b!.adapter.claimSession('sid-frozen')
+      // Connected, answering nothing: whether a is live cannot be read back from Redis now.
+      own.freeze()
+      const taken = takeOver(b!, claim!)
+      const outcome = await Promise.race([taken.done, sleep(2000).then(() => 'late' as const)])
+      expect(outcome).toEqual({ tail: [], complete: false, late: false })
+      expect(taken.joins()).toBe(1)
+    } finally {
+      own.thaw()
+      await frozen.close()
+      await own.stop()
+    }
+  })
+
   it('returns false at once while Redis is unreachable, and false within requestTimeout when it is slow (nothing claimable after)', async () => {
     const own = await startRedis()
     const slow = new FakeCluster(own.url, { requestTimeout: 200 })
