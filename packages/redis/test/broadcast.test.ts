@@ -224,7 +224,11 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(b!.warnings).toEqual([])
   })
 
-  it('fails at once the replies a counted node still owed when it leaves the live set', async () => {
+  /**
+   * Two nodes, a voter on each, b's never answering; a broadcast from a with `timeout`, once both
+   * voters were asked (b has counted its voter). `outcome` is what its callback got.
+   */
+  async function voteWhereBNeverAnswers(timeout: number) {
     nodes = new Nodes()
     const [a, b] = await nodes.cluster(redis.url, 2)
     const voters = [await nodes.client(a!), await nodes.client(b!)]
@@ -233,25 +237,32 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
       socket.join('voters')
       client.on('vote', (ack: (value: unknown) => void) => {
         asked++
-        // b's voter never answers.
         if (i === 0) ack('v0')
       })
     }
-    // Far past the test's own time: the wait must end when b leaves, not at the timeout.
     const outcome = new Promise<[ParleyError | null, unknown[]]>((resolve) => {
       a!.app.parley
-        .timeout(60_000)
+        .timeout(timeout)
         .to('voters')
         .emit('vote', (err: ParleyError | null, got: unknown[]) => resolve([err, got]))
     })
-    // b counted its socket (its voter was asked): then its adapter closes, answering nothing
-    // more, and a notices at its next heartbeat that b left.
     await until(() => asked === 2, 3000, 'both voters asked')
-    await b!.adapter.close()
-    const [error, got] = await outcome
+    return { a: a!, b: b!, outcome }
+  }
+
+  /** What a broadcast that one socket of two did not answer gives its callback. */
+  function expectOneMissing([error, got]: [ParleyError | null, unknown[]]) {
     expect(error?.code).toBe('PARLEY_ACK_TIMEOUT')
     expect(error?.message).toMatch(/^1 socket\(s\) did not reply/)
     expect(got).toEqual(['v0'])
+  }
+
+  it('fails at once the replies a counted node still owed when it leaves the live set', async () => {
+    // Far past the test's own time: the wait must end when b leaves, not at the timeout.
+    const { b, outcome } = await voteWhereBNeverAnswers(60_000)
+    // b's adapter closes, answering nothing more, and a notices at its next heartbeat that b left.
+    await b.adapter.close()
+    expectOneMissing(await outcome)
   })
 
   it('stops waiting for the count of a live node that stays silent past requestTimeout, whatever the timeout', async () => {
@@ -286,36 +297,15 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
   })
 
   it('fails at once the replies other nodes still owed when its own adapter closes, even under timeout(Infinity)', async () => {
-    nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
-    const voters = [await nodes.client(a!), await nodes.client(b!)]
-    let asked = 0
-    for (const [i, { client, socket }] of voters.entries()) {
-      socket.join('voters')
-      client.on('vote', (ack: (value: unknown) => void) => {
-        asked++
-        // b's voter never answers.
-        if (i === 0) ack('v0')
-      })
-    }
-    const outcome = new Promise<[ParleyError | null, unknown[]]>((resolve) => {
-      a!.app.parley
-        .timeout(Number.POSITIVE_INFINITY)
-        .to('voters')
-        .emit('vote', (err: ParleyError | null, got: unknown[]) => resolve([err, got]))
-    })
-    await until(() => asked === 2, 3000, 'both voters asked')
+    const { a, outcome } = await voteWhereBNeverAnswers(Number.POSITIVE_INFINITY)
     // b counted its voter; then a's adapter closes: no reply from b can reach it any more.
-    await a!.adapter.close()
+    await a.adapter.close()
     const settled = await Promise.race([
       outcome,
       new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 2000)),
     ])
     expect(settled).not.toBe('late')
-    const [error, got] = settled as [ParleyError | null, unknown[]]
-    expect(error?.code).toBe('PARLEY_ACK_TIMEOUT')
-    expect(error?.message).toMatch(/^1 socket\(s\) did not reply/)
-    expect(got).toEqual(['v0'])
+    expectOneMissing(settled as [ParleyError | null, unknown[]])
   })
 
   it('counts replies over every node, and stops waiting for a node that left the live set', async () => {
