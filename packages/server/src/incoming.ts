@@ -168,7 +168,7 @@ export class EventPipeline {
    * happened synchronously; false when a middleware is still working (it resumes later).
    */
   #run(item: Pending, index: number): boolean {
-    while (index < this.#middleware.length) {
+    while (index < this.#middleware.length && !this.#closed) {
       const middleware = this.#middleware[index]!
       let sync = true
       let settled = false
@@ -209,6 +209,9 @@ export class EventPipeline {
       }
       index++
     }
+    // A middleware ended the session (`socket.disconnect()`) and let the event through all the
+    // same: the middleware after it and the handlers would run for a socket that is gone.
+    if (this.#closed) return true
     const [event, ...args] = item.packet
     this.#hooks.deliver(event, args, item.ackId)
     return true

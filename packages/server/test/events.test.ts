@@ -334,6 +334,41 @@ describe('socket middleware', () => {
     await sleep(20)
     expect(got).toEqual([])
   })
+
+  it.each(['websocket', 'sse', 'polling'] as const)(
+    'run nothing more for a socket a middleware disconnected, though it let the event through (%s)',
+    async (transport) => {
+      const got: string[] = []
+      started = await startServer({}, (app) => {
+        app.parley.on('connection', (s) => {
+          s.use(([name], next) => {
+            if (name === 'bye') s.disconnect()
+            next()
+          })
+          // One without next lets the event through when it returns.
+          s.use(([name]) => {
+            if (name === 'leave') s.disconnect()
+          })
+          s.use(([name], next) => {
+            got.push(`checked ${name}`)
+            next()
+          })
+          for (const name of ['n', 'bye', 'leave']) s.on(name, () => got.push(`handled ${name}`))
+        })
+      })
+      for (const last of ['bye', 'leave']) {
+        const client = await rawConnect(transport, started.base)
+        clients.push(client)
+        // One batch: the event after the one that ends the session is not read either.
+        await client.send(event(1, 'n', []), event(2, last, [], 1), event(3, 'n', []))
+        expect(await client.next((p) => p.type === PacketType.CLOSE)).toMatchObject({
+          reason: 'server disconnect',
+        })
+      }
+      await sleep(20)
+      expect(got).toEqual(['checked n', 'handled n', 'checked n', 'handled n'])
+    },
+  )
 })
 
 describe('handler refusals', () => {
