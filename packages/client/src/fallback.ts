@@ -278,6 +278,8 @@ export class Connection {
         if (run !== this.#run) return
         last = asParleyError(err)
         this.#host.notify('transport_error', name, last)
+        // Its listener may have called disconnect(): the next transport would ask for auth.
+        if (run !== this.#run) return
         if (isRefusal(err)) {
           refused = true
           break
@@ -386,7 +388,8 @@ export class Connection {
       // No attempt can work: the session is down until the browser is online again.
       this.#last = null
       this.#host.down(reason)
-      this.#fail(error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'offline'), true)
+      // Unless a `disconnect` listener called disconnect() (then this run is over).
+      if (run === this.#run) this.#fail(error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'offline'), true)
     } else if (this.#stable) {
       void this.#connect('resume', after)
     } else {
@@ -394,7 +397,7 @@ export class Connection {
       // the session, a stream that breaks). Resume all the same, but only once the backoff
       // allows it, and say why when the server said.
       if (error) this.#host.notify('connect_error', error, true)
-      this.#resumeLater(run, this.#backoff.next(), after)
+      if (run === this.#run) this.#resumeLater(run, this.#backoff.next(), after)
     }
     this.#stable = false
   }
@@ -478,7 +481,8 @@ export class Connection {
     clearTimeout(this.#timer)
     if (offline()) return
     this.#host.notify('reconnect_attempt', this.#backoff.attempts)
-    void this.#connect('connect')
+    // Unless its listener called disconnect() (or connect() after it).
+    if (this.state === 'waiting') void this.#connect('connect')
   }
 
   /** In browsers: hurry when the network comes back or the page is shown again. */

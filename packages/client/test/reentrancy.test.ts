@@ -1,0 +1,123 @@
+// Applications that call back into the socket from its own listeners: disconnect() from a
+// listener of the connection's events ends the connection there, against the real server.
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { startRoundRobin } from '../../../test/support/round-robin.js'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+
+const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  vi.unstubAllGlobals()
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+  await closeAll()
+})
+
+/** A server that records its sockets, behind a proxy that can cut the network. */
+async function serve() {
+  const sockets: ServerSocket[] = []
+  const server = await startServer((app) => {
+    parleyOf(app).on('connection', (socket) => {
+      sockets.push(socket)
+    })
+  })
+  const proxy = await startFaultProxy(server.port)
+  cleanups.push(() => proxy.close())
+  return { server, proxy, sockets }
+}
+
+/** The socket's own events, in order, as `name` or `name:argument`. */
+function record(socket: ReturnType<typeof client>): string[] {
+  const seen: string[] = []
+  for (const name of ['connect', 'disconnect', 'connect_error', 'reconnect_attempt', 'reconnect'] as const) {
+    socket.on(name, (arg?: unknown) =>
+      seen.push(typeof arg === 'string' || typeof arg === 'number' ? `${name}:${arg}` : name),
+    )
+  }
+  return seen
+}
+
+describe.each(TRANSPORTS)('disconnect() from a listener, over %s', (transport) => {
+  it('in reconnect_attempt: the attempt does not start', async () => {
+    const { proxy, sockets } = await serve()
+    const socket = client(proxy.url, { transports: [transport] })
+    const seen = record(socket)
+    await next(socket, 'connect')
+    socket.on('reconnect_attempt', () => socket.disconnect())
+    proxy.offline = true
+    proxy.cut('all')
+    const attempt = () => seen.findIndex((event) => event.startsWith('reconnect_attempt'))
+    await until(() => attempt() >= 0, 8000, 'an attempt')
+    proxy.offline = false
+    await sleep(500)
+    expect(socket.active).toBe(false)
+    expect(sockets).toHaveLength(1)
+    // Nothing after it: no connect_error of an attempt that went on, no connect.
+    expect(seen.slice(attempt() + 1)).toEqual([])
+    // connect() starts a new session.
+    socket.connect()
+    await next(socket, 'connect')
+    expect(sockets).toHaveLength(2)
+  })
+})
+
+it('disconnect() in connect_error after a transport lost right after it opened stops the client (polling)', async () => {
+  // Behind a balancer without session routing, polling opens on one node and its first GET
+  // reaches the other: PARLEY_UNKNOWN_SESSION, and the client would wait for its backoff.
+  const a = await serve()
+  const b = await serve()
+  const balancer = await startRoundRobin([a.server.port, b.server.port])
+  cleanups.push(() => balancer.close())
+  const socket = client(balancer.url, { transports: ['polling'] })
+  const codes: string[] = []
+  socket.on('connect_error', (error) => {
+    codes.push(error.code)
+    socket.disconnect()
+  })
+  await until(() => codes.length > 0, 5000, 'connect_error')
+  expect(codes).toEqual(['PARLEY_UNKNOWN_SESSION'])
+  await sleep(300)
+  expect(socket.active).toBe(false)
+  expect(a.sockets.length + b.sockets.length).toBe(1)
+  // connect() is not ignored, as it was while the client stayed "connecting".
+  socket.connect()
+  expect(socket.active).toBe(true)
+  await until(() => codes.length === 2, 5000, 'the second attempt')
+})
+
+it('disconnect() in disconnect while offline stops the client', async () => {
+  const nav = { onLine: true }
+  vi.stubGlobal('navigator', nav)
+  const { proxy, sockets } = await serve()
+  const socket = client(proxy.url, { transports: ['websocket'] })
+  const seen = record(socket)
+  await next(socket, 'connect')
+  socket.on('disconnect', () => socket.disconnect())
+  nav.onLine = false
+  proxy.cut('all')
+  await until(() => seen.includes('disconnect:transport close'), 3000, 'the disconnect')
+  nav.onLine = true
+  await sleep(500)
+  expect(seen).toEqual(['connect', 'disconnect:transport close'])
+  expect(socket.active).toBe(false)
+  expect(sockets).toHaveLength(1)
+})
+
+it('disconnect() in transport_error asks for auth no more', async () => {
+  const { proxy } = await serve()
+  proxy.ws = 'reject'
+  let asked = 0
+  const socket = client(proxy.url, {
+    transports: ['websocket', 'polling'],
+    auth: () => {
+      asked++
+      return {}
+    },
+  })
+  socket.on('transport_error', () => socket.disconnect())
+  await until(() => !socket.active, 3000, 'the client to stop')
+  await sleep(200)
+  expect(asked).toBe(1)
+})
