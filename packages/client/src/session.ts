@@ -168,10 +168,13 @@ export class Session implements ConnectionHost {
     this.#alive(Math.min(open.pingInterval + open.pingTimeout, MAX_TIMER_MS))
     // A silent resume found the session gone: the application must hear it was cut.
     if (fresh) this.#down('session expired')
+    // A listener of that `disconnect`, or of `connect`, may have called disconnect() (which
+    // forgets the id): nothing more is said of a session that is gone.
+    if (!this.id) return
     if (!this.#up) {
       this.#up = true
       this.#host.fire('connect')
-      if (attempt > 0) this.#host.fire('reconnect', attempt)
+      if (attempt > 0 && this.id) this.#host.fire('reconnect', attempt)
     } else if (before !== null) this.#host.fire('transport', now, before, why)
   }
 

@@ -1,5 +1,5 @@
-// Applications that call back into the socket from its own listeners: disconnect() from a
-// listener of the connection's events ends the connection there, against the real server.
+// Applications that call back into the socket from its own listeners, against the real server:
+// disconnect() from a listener ends the connection there, and nothing more is said of it.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { startRoundRobin } from '../../../test/support/round-robin.js'
@@ -28,10 +28,15 @@ async function serve() {
   return { server, proxy, sockets }
 }
 
-/** The socket's own events, in order, as `name` or `name:argument`. */
-function record(socket: ReturnType<typeof client>): string[] {
+type Own = 'connect' | 'disconnect' | 'connect_error' | 'reconnect_attempt' | 'reconnect'
+
+/** The socket's own events `names`, in order, as `name` or `name:argument`. */
+function record(
+  socket: ReturnType<typeof client>,
+  names: Own[] = ['connect', 'disconnect', 'connect_error', 'reconnect_attempt', 'reconnect'],
+): string[] {
   const seen: string[] = []
-  for (const name of ['connect', 'disconnect', 'connect_error', 'reconnect_attempt', 'reconnect'] as const) {
+  for (const name of names) {
     socket.on(name, (arg?: unknown) =>
       seen.push(typeof arg === 'string' || typeof arg === 'number' ? `${name}:${arg}` : name),
     )
@@ -60,6 +65,49 @@ describe.each(TRANSPORTS)('disconnect() from a listener, over %s', (transport) =
     socket.connect()
     await next(socket, 'connect')
     expect(sockets).toHaveLength(2)
+  })
+})
+
+describe.each(TRANSPORTS)('disconnect() from a listener of a new connection, over %s', (transport) => {
+  it('in the disconnect of a session found gone on resume: no connect follows', async () => {
+    // Two nodes: the session opens on the first, resumes on the second, which does not know it.
+    const a = await serve()
+    const b = await serve()
+    const balancer = await startRoundRobin([a.server.port, b.server.port])
+    cleanups.push(() => balancer.close())
+    balancer.avoid.add(1)
+    const socket = client(balancer.url, { transports: [transport] })
+    const seen = record(socket, ['connect', 'disconnect', 'reconnect'])
+    await next(socket, 'connect')
+    socket.on('disconnect', (reason) => {
+      if (reason === 'session expired') socket.disconnect()
+    })
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    balancer.cut()
+    await until(() => seen.includes('disconnect:session expired'), 5000, 'the session found gone')
+    await sleep(200)
+    expect(seen).toEqual(['connect', 'disconnect:session expired'])
+    expect(socket.connected).toBe(false)
+    // The next session is announced: the client had taken itself for up, and said nothing.
+    socket.connect()
+    await next(socket, 'connect')
+    expect(b.sockets).toHaveLength(2)
+  })
+
+  it('in connect after failed attempts: no reconnect follows the disconnect', async () => {
+    const { proxy } = await serve()
+    const socket = client(proxy.url, { transports: [transport] })
+    await next(socket, 'connect')
+    const seen = record(socket, ['connect', 'disconnect', 'reconnect'])
+    proxy.offline = true
+    proxy.cut('all')
+    await until(() => seen.includes('disconnect:transport close'), 8000, 'the disconnect')
+    socket.on('connect', () => socket.disconnect())
+    proxy.offline = false
+    await until(() => seen.includes('disconnect:client disconnect'), 8000, 'the second disconnect')
+    await sleep(200)
+    expect(seen).toEqual(['disconnect:transport close', 'connect', 'disconnect:client disconnect'])
   })
 })
 
