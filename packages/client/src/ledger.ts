@@ -1,6 +1,7 @@
 import { ErrorCode, type NumberedPacket, type OpenPacket, ParleyError } from '@parley/protocol'
 import { decodeText } from './codec.js'
 import { type Outgoing, outgoing } from './outgoing.js'
+import * as PacketType from './packet-type.js'
 import * as WireLimits from './wire-limits.js'
 
 /** What `receive` decided about an incoming numbered packet. */
@@ -90,8 +91,9 @@ export class Ledger {
 
   /**
    * Applies an OPEN. Returns true when it began a new session (not a resume): sequence numbers
-   * restart and the packets kept from the old session are renumbered into the new one, so that
-   * nothing the application sent is dropped (they may then arrive twice: at-least-once there).
+   * restart and the events kept from the old session are renumbered into the new one, so that
+   * no event the application sent is dropped (they may then arrive twice: at-least-once there);
+   * answers to the old session's requests are dropped.
    * Afterwards `kept` holds exactly what must be sent again on the new transport, in order.
    *
    * A kept packet that the server would refuse is not sent: one larger than the `maxPayload` it
@@ -110,6 +112,9 @@ export class Ledger {
       this.kept = []
       this.#keptBytes = 0
       for (const item of old) {
+        // An answer (REPLY, ERROR) to a request of the old session goes with it: the new one
+        // would take it for the answer to a request of its own with the same ack id.
+        if (item.packet.type !== PacketType.EVENT) continue
         // Its number is in its encoding. The packet is read back from that, not taken from the
         // application's arguments, which it may have changed since (into something that does not
         // encode, even): what goes out is what was handed over.

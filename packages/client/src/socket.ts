@@ -275,8 +275,11 @@ export class Socket<
         // or none listens (else the server would wait for its whole timeout), whichever comes
         // first. An answer that cannot be sent (`ack(10n)` throws its coded error) uses nothing up.
         let answered = false
+        // An answer given once its session is gone (a CLOSE, disconnect(), a new session) is
+        // dropped: the next session would read its ack id as one of its own requests'.
+        const id = this.id
         const answer = (make: (seq: number) => NumberedPacket) => {
-          if (answered) return
+          if (answered || id !== this.id) return
           this.#session.sendNumbered(make)
           answered = true
         }

@@ -240,6 +240,49 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(reported[0]).toBeInstanceOf(Error)
   })
 
+  it("keeps the answers to an ended session's requests out of the next session", async () => {
+    // A restart: the client's next session is on a new server, whose requests use the same ack
+    // ids again.
+    const first = await serve()
+    const ended = new Promise<void>((resolve) => {
+      first.parley.on('connection', (socket) => {
+        // Answered at once: the server shuts down before its ACK, so the client still keeps
+        // the answer when the session ends.
+        socket.emit('ask', 'first', () => {
+          first.parley.close()
+          resolve()
+        })
+        // Answered once the next session is open.
+        socket.emit('ask', 'late', () => {})
+      })
+    })
+    const socket = client(first.server.url, { transports: [transport] })
+    const seen = watch(socket)
+    socket.on('ask', (what: string, ack: (reply: string) => void) => {
+      if (what === 'first') ack(`to ${what}`)
+      else if (what === 'late') socket.once('connect', () => setTimeout(() => ack(`to ${what}`), 50))
+      else setTimeout(() => ack(`to ${what}`), 400)
+    })
+    await ended
+    await first.server.close()
+    const second = await serve({}, first.server.port)
+    const replies: unknown[] = []
+    second.parley.on('connection', (socket) => {
+      for (const what of ['new 1', 'new 2']) {
+        socket
+          .timeout(3000)
+          .emitWithAck('ask', what)
+          .then(
+            (reply) => replies.push(reply),
+            (error: ParleyError<string>) => replies.push(error.code),
+          )
+      }
+    })
+    await until(() => replies.length === 2, 5000, 'the replies in the second session')
+    expect(seen.downs).toEqual(['server shutdown'])
+    expect(replies).toEqual(['to new 1', 'to new 2'])
+  })
+
   it('lets a listener ack again after an ack that could not be sent', async () => {
     const { server, sockets } = await serve()
     const socket = client(server.url, { transports: [transport] })
