@@ -10,7 +10,7 @@ import {
 import { Backoff } from './backoff.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
-import type { Outgoing } from './outgoing.js'
+import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
 import { isRefusal, type Transport, type TransportFactory, type Welcome } from './transports/transport.js'
@@ -295,7 +295,12 @@ export class Connection {
         }
         continue
       }
-      if (run !== this.#run) return t.close()
+      if (run !== this.#run) {
+        // disconnect() came while the server opened a session for this attempt: without a
+        // goodbye, the server would keep that session for its recovery window.
+        if (answer.type === PacketType.OPEN) t.send([BYE])
+        return t.close(true)
+      }
       const moved = why === 'resume' && after && this.#rank(name) > this.#rank(after)
       this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return

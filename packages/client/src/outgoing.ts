@@ -1,5 +1,6 @@
 import type { Packet } from '@parley/protocol'
 import { type Encoded, encode } from './codec.js'
+import * as PacketType from './packet-type.js'
 
 /**
  * A packet ready for any transport, encoded once when it was handed over: text transports send
@@ -16,6 +17,13 @@ export function outgoing(packet: Packet): Outgoing {
   const encoded = encode(packet)
   return { ...encoded, packet, bytes: utf8Length(encoded.text) }
 }
+
+/** The client's goodbye: the session is over (`disconnect()`). */
+export const BYE = outgoing({
+  type: PacketType.CLOSE,
+  reason: 'client disconnect',
+  message: 'the client disconnected',
+})
 
 /** Bytes of a string in UTF-8. */
 export function utf8Length(text: string): number {

@@ -17,7 +17,7 @@ import { Connection, type ConnectionEvent, type ConnectionHost } from './fallbac
 import { Ledger } from './ledger.js'
 import { pickStorage, TransportMemory } from './memory.js'
 import type { ResolvedOptions } from './options.js'
-import { outgoing } from './outgoing.js'
+import { BYE, outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
 
@@ -102,9 +102,7 @@ export class Session implements ConnectionHost {
    * and what the server has not acknowledged is dropped.
    */
   disconnect(): void {
-    this.connection.send([
-      outgoing({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'the client disconnected' }),
-    ])
+    this.connection.send([BYE])
     this.connection.close()
     this.#end()
     this.#down('client disconnect')

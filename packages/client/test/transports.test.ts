@@ -190,6 +190,37 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
     expect(socket.connected).toBe(false)
   })
 
+  it('disconnect() while the server opens the session ends that session too', async () => {
+    const ends: string[] = []
+    let opened = 0
+    let arrived: () => void = () => {}
+    const helloArrived = new Promise<void>((resolve) => {
+      arrived = resolve
+    })
+    server = await startServer((app) => {
+      const parley = parleyOf(app)
+      // A slow middleware: the client gives up while its handshake is under way.
+      parley.use(async () => {
+        arrived()
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      })
+      parley.on('connection', (socket) => {
+        opened++
+        socket.on('disconnect', (reason: string) => ends.push(reason))
+      })
+    })
+    const socket = client(server.url, opts)
+    await helloArrived
+    socket.disconnect()
+    // And again at once: one session more, not one left behind.
+    socket.connect()
+    await next(socket, 'connect')
+    // Not after the server's recovery window: the client said goodbye.
+    await until(() => ends.length === 1, 2000, 'the first session to end')
+    expect(ends).toEqual(['client disconnect'])
+    expect(opened).toBe(2)
+  })
+
   it('stays disconnected after the server disconnects it', async () => {
     const { sockets } = await echoServer()
     const socket = client(server!.url, opts)
