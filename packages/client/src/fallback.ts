@@ -321,13 +321,15 @@ export class Connection {
 
   /** An attempt failed: says so, then waits for the backoff (or stops). */
   #fail(error: ParleyError<string>, reconnects: boolean): void {
-    const run = this.#run
     const willRetry = reconnects && this.#backoff.attempts < this.#opts.reconnectionAttempts
+    // Stopped before the application hears that the client will not retry: its listener may
+    // call connect() at once (with new credentials, say), which does nothing while connecting.
+    if (!willRetry) this.close()
+    const run = this.#run
     this.#host.notify('connect_error', error, willRetry)
     if (run !== this.#run) return
     // With attempts used up, #schedule says reconnect_failed.
     if (reconnects) this.#schedule()
-    else this.close()
   }
 
   #rank(name: TransportName): number {

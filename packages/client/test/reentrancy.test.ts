@@ -1,5 +1,6 @@
 // Applications that call back into the socket from its own listeners, against the real server:
-// disconnect() from a listener ends the connection there, and nothing more is said of it.
+// disconnect() from a listener ends the connection there, and nothing more is said of it;
+// connect() from a listener of an attempt that will not be retried starts the next one.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { startRoundRobin } from '../../../test/support/round-robin.js'
@@ -108,6 +109,29 @@ describe.each(TRANSPORTS)('disconnect() from a listener of a new connection, ove
     await until(() => seen.includes('disconnect:client disconnect'), 8000, 'the second disconnect')
     await sleep(200)
     expect(seen).toEqual(['disconnect:transport close', 'connect', 'disconnect:client disconnect'])
+  })
+})
+
+describe.each(TRANSPORTS)('connect() from a listener, over %s', (transport) => {
+  it('in connect_error after a refusal: tries again, with new credentials', async () => {
+    const server = await startServer((app) => {
+      parleyOf(app).use(async (socket) => {
+        if ((socket.handshake.auth as { token?: string }).token !== 'good')
+          throw Object.assign(new Error('bad token'), { code: 'BAD_TOKEN' })
+      })
+    })
+    let token = 'bad'
+    const socket = client(server.url, { transports: [transport], auth: () => ({ token }) })
+    const seen: string[] = []
+    socket.on('connect_error', (error, willRetry) => {
+      seen.push(`${error.code}:${willRetry}`)
+      if (willRetry) return
+      // As in socket.io's documentation: new credentials, and again.
+      token = 'good'
+      socket.connect()
+    })
+    await next(socket, 'connect')
+    expect(seen).toEqual(['BAD_TOKEN:false'])
   })
 })
 
