@@ -160,6 +160,12 @@ export class Session implements ConnectionHost {
     )
     this.id = open.id
     this.recovered = !fresh
+    // Requests the old session got but never answered: no reply can come any more (those sent
+    // again, in `kept`, wait on). Later too, as above.
+    if (fresh)
+      for (const id of this.acks.ids())
+        if (!this.#ledger.kept.some((item) => (item.packet as EventPacket).ackId === id))
+          queueMicrotask(() => this.acks.settle(id, ended(), []))
     // Everything the server lacks, in order, before anything new.
     this.connection.send(this.#ledger.kept)
     // At most MAX_TIMER_MS: a timer set for longer fires at once, and would again and again.
@@ -276,7 +282,7 @@ export class Session implements ConnectionHost {
     clearTimeout(this.#liveTimer)
     this.#ledger.clear()
     this.id = undefined
-    this.acks.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'session ended before the reply'))
+    this.acks.rejectAll(ended())
   }
 
   /**
@@ -297,3 +303,6 @@ export class Session implements ConnectionHost {
     check(windowMs)
   }
 }
+
+/** Why a reply will not come: its session ended first. */
+const ended = () => new ParleyError(ErrorCode.DISCONNECTED, 'session ended before the reply')

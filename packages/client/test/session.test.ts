@@ -283,6 +283,29 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(replies).toEqual(['to new 1', 'to new 2'])
   })
 
+  it('ends the wait for a request the old session got but never answered, once a new session begins', async () => {
+    // A restart: the old server received the request (and acknowledged it: the client keeps it
+    // no more, and will not send it again), then went away without answering.
+    const first = await serve()
+    let got = 0
+    first.parley.on('connection', (socket) => socket.on('never', () => void got++))
+    const socket = client(first.server.url, { transports: [transport] })
+    const seen = watch(socket)
+    await next(socket, 'connect')
+    const outcomes: unknown[] = []
+    socket.timeout(60_000).emit('never', 1, (error: ParleyError<string> | null) => outcomes.push(error?.code))
+    await until(() => got === 1, 3000, 'the request at the old server')
+    // The server's ACK comes within 200 ms.
+    await sleep(500)
+    await first.parley.close()
+    await first.server.close()
+    await serve({}, first.server.port)
+    await until(() => outcomes.length === 1, 5000, 'the wait ended')
+    expect(outcomes).toEqual([ErrorCode.DISCONNECTED])
+    expect(seen.downs).toEqual(['server shutdown'])
+    expect(socket.recovered).toBe(false)
+  })
+
   it('lets a listener ack again after an ack that could not be sent', async () => {
     const { server, sockets } = await serve()
     const socket = client(server.url, { transports: [transport] })
