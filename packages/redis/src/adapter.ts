@@ -26,6 +26,7 @@ import { Cut } from './cut.js'
 import { HandOffStore } from './handoff.js'
 import { Nodes } from './nodes.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
+import { BroadcastReplies } from './replies.js'
 import { send, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
 import { Takeover } from './takeover.js'
@@ -260,99 +261,39 @@ export class RedisAdapter implements Adapter {
       return
     }
     const id = this.#requestId()
-    // Nodes whose count is still awaited, and those counted with how many of their replies came
-    // (only a counted node's replies are relayed, up to its count: a node counted as none must
-    // not add replies to the total).
-    const waiting = new Set(others)
-    const counted = new Map<string, { count: number; relayed: number }>()
-    let local: number | undefined
-    let total = 0
-    let relayed = 0
-    let expected = false
     let countTimer: NodeJS.Timeout | undefined
     const end = () => {
       clearTimeout(timer)
       clearTimeout(countTimer)
       this.#pending.delete(id)
     }
-    const endWhenAllCame = () => {
-      if (expected && local !== undefined && relayed >= total - local) end()
-    }
-    const settle = () => {
-      if (expected || local === undefined || waiting.size > 0) return
-      expected = true
-      clearTimeout(countTimer)
-      expect(total)
-      endWhenAllCame()
-    }
-    const stopWaiting = () => {
-      waiting.clear()
-      settle()
-    }
-    // The replies a counted node still owes, which will never come: each fails now, rather
-    // than at the timeout (or never, without one).
-    const failOwed = (node: string, why: string) => {
-      const from = counted.get(node)
-      if (!from || from.relayed >= from.count) return
-      const error = new ParleyError<string>(ErrorCode.DISCONNECTED, why)
-      while (from.relayed < from.count) {
-        from.relayed++
-        relayed++
-        reply({ ok: false, error })
-      }
-    }
+    const replies = new BroadcastReplies(
+      others,
+      (total) => {
+        clearTimeout(countTimer)
+        expect(total)
+      },
+      reply,
+      end,
+    )
     // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
     // fire at once. The wait then ends when every counted socket replied, or its node left.
     const timer =
       timeout > MAX_TIMER_MS
         ? undefined
         : setTimeout(() => {
-            stopWaiting()
+            replies.stopWaiting()
             end()
           }, timeout)
     this.#pending.set(id, {
       answer: (node, packet) => {
-        if (packet.k === 'count') {
-          if (!waiting.delete(node)) return
-          counted.set(node, { count: packet.c, relayed: 0 })
-          total += packet.c
-          settle()
-        } else if (packet.k === 'reply') {
-          const from = counted.get(node)
-          if (!from || from.relayed >= from.count) return
-          from.relayed++
-          relayed++
-          reply(toReply(packet))
-          endWhenAllCame()
-        }
+        if (packet.k === 'count') replies.counted(node, packet.c)
+        else if (packet.k === 'reply') replies.relayed(node, () => toReply(packet))
       },
-      gone: (node) => {
-        if (waiting.delete(node)) {
-          settle()
-          return
-        }
-        failOwed(node, `node ${node} left the live set before its sockets replied`)
-        endWhenAllCame()
-      },
-      // Closed, this node hears no more replies: those still owed fail.
-      cancel: () => {
-        stopWaiting()
-        for (const node of counted.keys())
-          failOwed(node, `the adapter closed before the sockets of node ${node} replied`)
-        end()
-      },
+      gone: (node) => replies.gone(node),
+      cancel: () => replies.cancel(),
     })
-    this.#memory.broadcastWithAck(
-      message,
-      options,
-      timeout,
-      (count) => {
-        local = count
-        total += count
-        settle()
-      },
-      reply,
-    )
+    this.#memory.broadcastWithAck(message, options, timeout, (count) => replies.local(count), reply)
     const request: RequestPacket = {
       n: this.node,
       id,
@@ -370,24 +311,24 @@ export class RedisAdapter implements Adapter {
     // cluster query, whatever the caller's timeout (without a timer it would be waited for as
     // long as it stays live).
     const countsLate = () => {
-      if (waiting.size === 0 || !this.#pending.has(id)) return
+      if (replies.uncounted === 0 || !this.#pending.has(id)) return
       this.#stats.incompleteRequests++
       this.#warnings.warn(
         'request',
-        `a broadcast with acks went uncounted by some nodes: ${waiting.size} did not count its sockets within ${requestTimeout} ms`,
+        `a broadcast with acks went uncounted by some nodes: ${replies.uncounted} did not count its sockets within ${requestTimeout} ms`,
         { incompleteRequests: this.#stats.incompleteRequests },
       )
-      stopWaiting()
+      replies.stopWaiting()
     }
     this.#publish(
       this.#channels.request,
       request,
       (why) => {
         this.#lostBroadcast(why)
-        stopWaiting()
+        replies.stopWaiting()
       },
       () => {
-        if (!expected && this.#pending.has(id)) countTimer = setTimeout(countsLate, requestTimeout)
+        if (!replies.expected && this.#pending.has(id)) countTimer = setTimeout(countsLate, requestTimeout)
       },
     )
   }
