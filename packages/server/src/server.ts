@@ -608,6 +608,7 @@ export class ParleyServer<
     if (turnedAway !== undefined) {
       // Not registered: rooms its middleware joined must not outlive it in the adapter.
       this.adapter.delAll(socket.id)
+      socket.turnedAway()
       return turnedAway
     }
     this.#bySid.set(session.sid, socket)

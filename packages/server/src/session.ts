@@ -594,6 +594,20 @@ export class Session extends Timed implements TransportOwner {
     this.#recoveryTimer = setTimeout(() => this.end(CloseReason.TRANSPORT_CLOSE), this.#config.recoveryWindow)
   }
 
+  /**
+   * A new session the handshake turned away before it opened: it ends without a word (no
+   * transport was attached, no client knows its id, and it never counted as a session).
+   */
+  discard(): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    clearTimeout(this.#ackTimer)
+    clearTimeout(this.#recoveryTimer)
+    this.leaveQueue()
+    this.#dropKept()
+    this.#keptBytes = 0
+  }
+
   /** Ends the session: CLOSE to the client (when possible), transport closed, owner told. */
   end(reason: CloseReason, options: EndOptions = {}): void {
     if (this.#state === 'closed') return

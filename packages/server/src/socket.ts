@@ -503,6 +503,17 @@ export class ServerSocket<
   }
 
   /**
+   * @internal The handshake turned this new socket away (a middleware refused it, or the client
+   * went meanwhile): it never connected, so no `disconnect` fires, but `connected` turns false and
+   * replies it awaits (asked for in a middleware) reject with PARLEY_DISCONNECTED.
+   */
+  turnedAway(): void {
+    this.#session.discard()
+    this.#pipeline?.close()
+    this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'the handshake was refused'))
+  }
+
+  /**
    * @internal Another node took the session over: answers each client request still open
    * here with ERROR PARLEY_SESSION_MOVED, and returns those last packets (their wire text) for
    * the tail instead of sending them. The socket then ends here ('server handoff').

@@ -397,6 +397,27 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(started.app.parley.socketsCount).toBe(0)
   })
 
+  it('ends a socket its handshake middleware refused, without a disconnect: it never connected', async () => {
+    let refused: ServerSocket | undefined
+    const events: string[] = []
+    let asked: Promise<unknown> | undefined
+    started = await startServer({}, (app) => {
+      app.parley.use((socket) => {
+        refused = socket
+        socket.on('disconnect', (reason) => events.push(reason))
+        // A reply the middleware asked for, which can never come.
+        asked = socket.emitWithAck('hello?').catch((error: { code: string }) => error.code)
+        throw Object.assign(new Error('no'), { code: 'NOPE' })
+      })
+    })
+    const refusal = await rawConnect(transport, started.base).catch((e) => e)
+    expect(refusal).toMatchObject({ code: 'NOPE' })
+    expect(refused!.connected).toBe(false)
+    expect(await asked).toBe('PARLEY_DISCONNECTED')
+    expect(refused!.emit('news', 1)).toBe(false)
+    expect(events).toEqual([])
+  })
+
   it('sends CLOSE "server shutdown" to every session on app.close()', async () => {
     const { base, app, sockets } = await serve()
     const c = await connect(transport, base)
