@@ -29,17 +29,7 @@ export class Emitter<E extends object> {
   off<K extends keyof E>(event?: K, fn?: E[K]): this {
     if (event === undefined) this.#listeners.clear()
     else if (fn === undefined) this.#listeners.delete(event)
-    else {
-      const list = this.#listeners.get(event) ?? []
-      const i = list.findIndex((e) => e.fn === fn)
-      // An event left without listeners leaves the table: one-off names (`once('result:42')`)
-      // would otherwise each keep an entry for the socket's whole life.
-      if (i >= 0) {
-        const rest = list.filter((_, j) => j !== i)
-        if (rest.length > 0) this.#listeners.set(event, rest)
-        else this.#listeners.delete(event)
-      }
-    }
+    else this.#remove(event, (e) => e.fn === fn)
     return this
   }
 
@@ -57,7 +47,8 @@ export class Emitter<E extends object> {
     const list = this.#listeners.get(event)
     if (!list || list.length === 0) return false
     for (const entry of list) {
-      if (entry.once) this.off(event, entry.fn as E[keyof E])
+      // This registration itself: the same function may also be there with `on`.
+      if (entry.once) this.#remove(event, (e) => e === entry)
       try {
         const result: unknown = (entry.fn as (...a: unknown[]) => unknown)(...args)
         // Still unhandled after `failed` heard it, as it would have been.
@@ -74,6 +65,19 @@ export class Emitter<E extends object> {
       }
     }
     return true
+  }
+
+  /** Removes the first registration `match` finds. */
+  #remove(event: keyof E, match: (entry: Entry) => boolean): void {
+    const list = this.#listeners.get(event) ?? []
+    const i = list.findIndex(match)
+    // An event left without listeners leaves the table: one-off names (`once('result:42')`)
+    // would otherwise each keep an entry for the socket's whole life.
+    if (i >= 0) {
+      const rest = list.filter((_, j) => j !== i)
+      if (rest.length > 0) this.#listeners.set(event, rest)
+      else this.#listeners.delete(event)
+    }
   }
 
   #add(event: keyof E, entry: Entry): this {

@@ -233,6 +233,19 @@ describe('Emitter', () => {
     expect(seen).toEqual(['on1', 'once1', 'on2'])
   })
 
+  it('removes the once registration after its call, not an on registration of the same function', () => {
+    const e = new E()
+    let calls = 0
+    const both = () => void calls++
+    e.on('a', both)
+    e.once('a', both)
+    e.go(1)
+    e.go(2)
+    e.go(3)
+    expect(calls).toBe(4)
+    expect(e.listenerCount('a')).toBe(1)
+  })
+
   it('calls the listeners there were when the event fired, whatever a listener adds or removes', () => {
     const e = new E()
     const seen: string[] = []
