@@ -634,7 +634,9 @@ export class Session extends Timed implements TransportOwner {
     this.#dropKept()
     this.#keptBytes = 0
     this.#config.ended(this.sid, close)
-    this.#config.metrics.disconnect(reason)
+    // Only a session that opened counts as one that ended: one its handshake middleware ended
+    // never counted in parley_handshakes_total either.
+    if (this.#lastTransport !== null) this.#config.metrics.disconnect(reason)
     this.#owner?.sessionEnded(reason)
   }
 

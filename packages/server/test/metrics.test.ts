@@ -42,6 +42,19 @@ async function connect(...args: Parameters<typeof rawConnect>) {
 }
 
 describe('metrics', () => {
+  it('count no disconnect for a session its handshake middleware ended: it never opened', async () => {
+    const registry = new Registry()
+    started = await startServer({ metrics: { registry } }, (app) => {
+      app.parley.use((socket) => {
+        if ((socket.handshake.auth as { stay?: boolean } | undefined)?.stay !== true) socket.disconnect()
+      })
+    })
+    await expect(connect('websocket', started.base)).rejects.toMatchObject({ code: 'PARLEY_REFUSED' })
+    await connect('websocket', started.base, { auth: { stay: true } })
+    expect(await value(registry, 'parley_handshakes_total')).toBe(1)
+    expect(await value(registry, 'parley_disconnects_total', { reason: 'server disconnect' })).toBe(0)
+  })
+
   it('count sessions, handshakes, messages, resumes, switches and disconnects', async () => {
     const registry = new Registry()
     const sockets: ServerSocket[] = []
