@@ -87,6 +87,17 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
   })
 })
 
+describe.each(['sse', 'polling'] as const)('fetch failures over %s', (transport) => {
+  it('say what fetch said under its "fetch failed"', async () => {
+    // A port fetch refuses to use (the Fetch standard's bad ports): nothing is sent, and its error
+    // says so only in its cause.
+    const socket = client('http://127.0.0.1:6000/parley', { transports: [transport], reconnection: false })
+    const [error] = await next<[ParleyError<string>]>(socket, 'connect_error')
+    expect(error.code).toBe(ErrorCode.TRANSPORT_ERROR)
+    expect(error.message).toMatch(/failed: bad port$/)
+  })
+})
+
 describe('options', () => {
   it('refuses an option it does not know, and says where query parameters go', () => {
     expect(() => connect('http://127.0.0.1:1', { query: { a: 1 }, autoConnect: false } as never)).toThrow(

@@ -173,7 +173,7 @@ function hand(handlers: TransportHandlers, decoded: DecodeResult): void {
 /**
  * A transport-level failure. Its message ends with what the platform said, when it said
  * anything: the deepest code in the cause chain (`ECONNREFUSED`, `DEPTH_ZERO_SELF_SIGNED_CERT`)
- * or else its message, so that the reason is not buried in `err.cause.cause`.
+ * or else the deepest message, so that the reason is not buried in `err.cause.cause`.
  */
 export function transportError(message: string, cause?: unknown): ParleyError<string> {
   type Cause = { code?: unknown; message?: unknown; cause?: Cause } | undefined
@@ -184,8 +184,13 @@ export function transportError(message: string, cause?: unknown): ParleyError<st
   if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
     // A coded failure of our own (an answer past maxPayload, Node only) says it best as it is.
     if (cause instanceof ParleyError) return cause
-    for (let e = cause as Cause, n = 0; e && n < 4; e = e.cause, n++)
-      if (typeof e.code === 'string') why = e.code
+    // Else the deepest message: "fetch failed" says less than the "bad port" under it.
+    let code: unknown
+    for (let e = cause as Cause, n = 0; e && n < 4; e = e.cause, n++) {
+      if (typeof e.code === 'string') code = e.code
+      else if (typeof e.message === 'string' && e.message !== '') why = e.message
+    }
+    why = code ?? why
   }
   return new ParleyError(
     ErrorCode.TRANSPORT_ERROR,
