@@ -224,7 +224,7 @@ export function parseResponse(text: string): ResponsePacket | undefined {
   const fits =
     (value.k === 'sockets' && isStrings(value.s)) ||
     value.k === 'done' ||
-    (value.k === 'count' && isCount(value.c)) ||
+    (value.k === 'count' && isCount(value.c) && value.c <= MAX_NODE_SOCKETS) ||
     value.k === 'sealed' ||
     value.k === 'asked' ||
     (value.k === 'handoff' && typeof value.ok === 'boolean') ||
@@ -255,6 +255,13 @@ function isStrings(value: unknown): value is string[] {
 function isWireOptions(value: unknown): value is WireOptions {
   return isRecord(value) && isStrings(value.r) && isStrings(value.x) && typeof value.v === 'boolean'
 }
+
+/**
+ * Most sockets a node may say a broadcast reached. Far above what a node holds (at a few KB
+ * each, 2^24 sockets are tens of GB), and low enough that failing each reply still owed, one
+ * by one (its node left), takes no more than a moment: a count of 2^53 would hold the process.
+ */
+export const MAX_NODE_SOCKETS = 2 ** 24
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0

@@ -3,6 +3,7 @@ import { prepareEvent } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import {
   decodeEvent,
+  MAX_NODE_SOCKETS,
   packSocket,
   packValue,
   parseBroadcast,
@@ -23,6 +24,8 @@ const junk = [
   '{"n":"a","e":"x","o":{"r":"lobby","x":[],"v":false}}',
   '{"n":"a","id":"1","k":"join","o":{"r":[],"x":[],"v":false}}',
   '{"n":"a","id":"1","k":"count","c":-1}',
+  // A count no node can have: failing its replies one by one would hold the process.
+  `{"n":"a","id":"1","k":"count","c":${MAX_NODE_SOCKETS + 1}}`,
   '{"n":"a","id":"1","k":"reply","ok":true}',
   '{"n":"a","id":"1","k":"nope"}',
 ]
@@ -40,6 +43,8 @@ describe('the messages between nodes', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
     const ack = { n: 'a', id: '1', k: 'ack', o: { r: [], x: [], v: false }, e: '[5,0,"x",[],0]', t: 10 }
     expect(parseRequest(JSON.stringify(ack))).toEqual(ack)
+    const count = { n: 'a', id: '1', k: 'count', c: MAX_NODE_SOCKETS }
+    expect(parseResponse(JSON.stringify(count))).toEqual(count)
     expect(parseRequest(JSON.stringify({ ...ack, t: -1 }))).toBeUndefined()
     expect(parseRequest(JSON.stringify({ ...ack, e: undefined }))).toBeUndefined()
     // A packet of another kind is not an event, nor a value.
