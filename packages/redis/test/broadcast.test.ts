@@ -1,31 +1,20 @@
 // Broadcasts across three nodes joined by a real Redis: rooms, except, volatile, local, binary
 // arguments, and broadcasts that count replies over every live node.
 import { type EventPacket, type Packet, PacketType, type ParleyError } from '@parley/protocol'
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { describe, expect, it, vi } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
-import { inbox, Nodes } from './nodes.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { inbox, Nodes, redisSuite } from './nodes.js'
 
 describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
-  let redis: RedisServer
-  let nodes: Nodes
-  const raws: RawClient[] = []
-
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    for (const raw of raws.splice(0)) raw.close()
-    await nodes.closeAll()
-  })
+  let nodes: Nodes | undefined
+  const suite = redisSuite(() => nodes)
+  const { raws } = suite
 
   it('reaches a room spanning three nodes once each, leaving out the except rooms and the sender', async () => {
     nodes = new Nodes()
-    const [a, b, c] = await nodes.cluster(redis.url)
+    const [a, b, c] = await nodes.cluster(suite.redis.url)
     const a0 = await nodes.client(a!)
     const b0 = await nodes.client(b!)
     const b1 = await nodes.client(b!)
@@ -54,7 +43,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('keeps local broadcasts on their node, without a PUBLISH', async () => {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const a0 = await nodes.client(a!)
     const b0 = await nodes.client(b!)
     const [inA0, inB0] = [inbox(a0.client), inbox(b0.client)]
@@ -75,7 +64,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('sends volatile broadcasts unnumbered on the other nodes', async () => {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const raw = await rawConnect('websocket', b!.base)
     raws.push(raw)
     await until(() => b!.sockets.length === 1)
@@ -89,8 +78,8 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('sends a volatile broadcast that awaits replies unnumbered on the other nodes, failing at once where it is dropped', async () => {
     nodes = new Nodes()
-    const a = await nodes.start(redis.url)
-    const b = await nodes.start(redis.url, {}, false, { handoff: false, highWaterMark: 1000 })
+    const a = await nodes.start(suite.redis.url)
+    const b = await nodes.start(suite.redis.url, {}, false, { handoff: false, highWaterMark: 1000 })
     await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
     const x = await rawConnect('websocket', b.base)
     const y = await rawConnect('websocket', b.base)
@@ -122,7 +111,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('carries binary arguments to the other nodes byte for byte', async () => {
     nodes = new Nodes()
-    const [a, b, c] = await nodes.cluster(redis.url)
+    const [a, b, c] = await nodes.cluster(suite.redis.url)
     const b0 = await nodes.client(b!)
     const c0 = await nodes.client(c!)
     const got: unknown[] = []
@@ -139,7 +128,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('encodes a broadcast once per node, and publishes it once', async () => {
     nodes = new Nodes()
-    const [a, b, c] = await nodes.cluster(redis.url)
+    const [a, b, c] = await nodes.cluster(suite.redis.url)
     const list = [
       await nodes.client(a!),
       await nodes.client(a!),
@@ -163,7 +152,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('drops malformed messages on its channels and goes on', async () => {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const b0 = await nodes.client(b!)
     const got = inbox(b0.client)
     const channels = ['parley:broadcast', 'parley:request', `parley:response:${b!.adapter.node}`]
@@ -180,7 +169,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('delivers a broadcast that carries a field it does not know, even one named k', async () => {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const b0 = await nodes.client(b!)
     const got = inbox(b0.client)
     // A broadcast as a's version sends it, then the same with a field of a later version.
@@ -197,8 +186,8 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('drops for its sockets, with a warning, a broadcast past its own maxPayload from a node with a larger one', async () => {
     nodes = new Nodes()
-    const a = await nodes.start(redis.url)
-    const b = await nodes.start(redis.url, {}, false, { handoff: false, maxPayload: 1000 })
+    const a = await nodes.start(suite.redis.url)
+    const b = await nodes.start(suite.redis.url, {}, false, { handoff: false, maxPayload: 1000 })
     await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
     const b0 = await nodes.client(b)
     const got = inbox(b0.client)
@@ -212,7 +201,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('waits without a timer under timeout(Infinity), for the replies of every node', async () => {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const voters = [await nodes.client(a!), await nodes.client(b!)]
     for (const [i, { client, socket }] of voters.entries()) {
       socket.join('voters')
@@ -230,7 +219,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
    */
   async function voteWhereBNeverAnswers(timeout: number) {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const voters = [await nodes.client(a!), await nodes.client(b!)]
     let asked = 0
     for (const [i, { client, socket }] of voters.entries()) {
@@ -268,7 +257,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
   it('stops waiting for the count of a live node that stays silent past requestTimeout, whatever the timeout', async () => {
     nodes = new Nodes()
     // A prefix of its own: the ghost below haunts no other test.
-    const [a, b] = await nodes.cluster(redis.url, 2, { requestTimeout: 300, prefix: 'silent' })
+    const [a, b] = await nodes.cluster(suite.redis.url, 2, { requestTimeout: 300, prefix: 'silent' })
     for (const [i, { client, socket }] of [await nodes.client(a!), await nodes.client(b!)].entries()) {
       socket.join('voters')
       client.on('vote', (ack: (value: unknown) => void) => ack(`v${i}`))
@@ -310,7 +299,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('counts replies over every node, and stops waiting for a node that left the live set', async () => {
     nodes = new Nodes()
-    const [a, b, c] = await nodes.cluster(redis.url)
+    const [a, b, c] = await nodes.cluster(suite.redis.url)
     const voters = [
       await nodes.client(a!),
       await nodes.client(b!),

@@ -1,37 +1,21 @@
 // A node killed without a drain stays in the live set for up to three heartbeats: a WebSocket
 // resume of one of its sessions that reaches another node must not wait for it.
 import { createHash } from 'node:crypto'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import {
-  freePort,
-  type RedisServer,
-  skipRedisSuites,
-  startRedis,
-} from '../../../test/support/redis-server.js'
+import { describe, expect, it } from 'vitest'
+import { freePort, skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
-import { Nodes } from './nodes.js'
+import { Nodes, redisSuite } from './nodes.js'
 
 describe.skipIf(skipRedisSuites())('a node killed without a drain', () => {
-  let redis: RedisServer
-  let nodes: Nodes
-  const raws: RawClient[] = []
-
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    for (const raw of raws.splice(0)) raw.close()
-    await nodes.closeAll()
-  })
+  let nodes: Nodes | undefined
+  const suite = redisSuite(() => nodes)
+  const { raws } = suite
 
   it('lets the WebSocket client of a killed node start over on another node within 3 s', async () => {
     nodes = new Nodes()
     // With handoff on: a WebSocket resume asks the owner to hand its session over.
-    const b = await nodes.start(redis.url, {}, false, {})
+    const b = await nodes.start(suite.redis.url, {}, false, {})
     // The killed node as Redis still tells it: its record, note and index entry (alive for
     // three more heartbeats), the owner record of its session, and nothing at its address.
     const dead = 'killed-node'

@@ -5,7 +5,10 @@ import { connect, type Socket } from '@parley/client'
 import { type RedisAdapter, type RedisAdapterOptions, redisAdapter } from '@parley/redis'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { createClient, RESP_TYPES } from 'redis'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { type Started, startServer, until } from '../../server/test/helpers.js'
+import type { RawClient } from '../../server/test/raw-client.js'
 
 const redisClient = (url: string) => createClient({ url })
 export type RedisClientType = ReturnType<typeof redisClient>
@@ -19,6 +22,35 @@ export interface TestNode extends Started {
   warnings: string[]
   /** Errors the node's own Redis client reported (Redis went away). */
   clientErrors: Error[]
+}
+
+/**
+ * The hooks a suite of several nodes shares: one throwaway Redis for the file (`redis`, once
+ * started), and after each test the raw clients in `raws` closed, then the test's nodes.
+ */
+export function redisSuite(nodes: () => Nodes | undefined): {
+  readonly redis: RedisServer
+  readonly raws: RawClient[]
+} {
+  let redis: RedisServer | undefined
+  const raws: RawClient[] = []
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    for (const raw of raws.splice(0)) raw.close()
+    await nodes()?.closeAll()
+  })
+  return {
+    get redis() {
+      if (!redis) throw new Error('Redis is not started yet (beforeAll)')
+      return redis
+    },
+    raws,
+  }
 }
 
 /** Heartbeats in tests: fast enough that a dead node drops out within a couple of seconds. */

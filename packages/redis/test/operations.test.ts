@@ -1,9 +1,9 @@
 // Socket operations and session owners across three nodes joined by a real Redis.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
-import { Nodes, type TestNode } from './nodes.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
 /** Waits until an async `check` holds, polling every 20 ms, at most `timeoutMs`. */
 async function eventually(
@@ -19,24 +19,13 @@ async function eventually(
 }
 
 describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
-  let redis: RedisServer
-  let nodes: Nodes
-  const raws: RawClient[] = []
-
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    for (const raw of raws.splice(0)) raw.close()
-    await nodes.closeAll()
-  })
+  let nodes: Nodes | undefined
+  const suite = redisSuite(() => nodes)
+  const { raws } = suite
 
   it('fetches plain socket views from every node, and joins, leaves and disconnects across nodes', async () => {
     nodes = new Nodes()
-    const [a, b, c] = await nodes.cluster(redis.url)
+    const [a, b, c] = await nodes.cluster(suite.redis.url)
     const a0 = await nodes.client(a!)
     const b0 = await nodes.client(b!)
     const c0 = await nodes.client(c!)
@@ -72,7 +61,7 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
   it('gathers answers until requestTimeout when a live node stays silent, and stops waiting for a node that drops out', async () => {
     nodes = new Nodes()
     // A prefix of its own: the ghost below haunts no other test.
-    const [a, b] = await nodes.cluster(redis.url, 2, { requestTimeout: 300, prefix: 'haunted' })
+    const [a, b] = await nodes.cluster(suite.redis.url, 2, { requestTimeout: 300, prefix: 'haunted' })
     const b0 = await nodes.client(b!)
     // A ghost: its record says it is live, but nothing answers for it.
     await a!.redis.sendCommand(['SET', 'haunted:node:ghost', 'http://127.0.0.1:9', 'PX', '60000'])
@@ -84,7 +73,7 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     expect(a!.warnings.some((w) => w.includes('1 did not answer within 300 ms'))).toBe(true)
 
     // A longer query: the ghost's record goes, and the query ends at a's next heartbeat.
-    const slow = await nodes.start(redis.url, { requestTimeout: 60_000, prefix: 'haunted' })
+    const slow = await nodes.start(suite.redis.url, { requestTimeout: 60_000, prefix: 'haunted' })
     await until(() => slow.adapter.liveNodes.length === 3, 5000, 'three others live')
     const fetching = slow.app.parley.in(b0.socket.id).fetchSockets()
     await a!.redis.sendCommand(['DEL', 'haunted:node:ghost'])
@@ -94,8 +83,8 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
 
   it('tells where a session lives: here, on another live node with its address, or unknown', async () => {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
-    const c = await nodes.start(redis.url, { address: 'http://10.1.2.3:8080/' })
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
+    const c = await nodes.start(suite.redis.url, { address: 'http://10.1.2.3:8080/' })
     await until(() => a!.adapter.liveNodes.length === 2 && b!.adapter.liveNodes.length === 2, 5000, 'c live')
     const onA = await rawConnect('polling', a!.base)
     const onC = await rawConnect('sse', c.base)
@@ -124,8 +113,8 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
 
   it('works with a client that reads bulk strings as Buffers', async () => {
     nodes = new Nodes()
-    const a = await nodes.start(redis.url, {}, true)
-    const b = await nodes.start(redis.url)
+    const a = await nodes.start(suite.redis.url, {}, true)
+    const b = await nodes.start(suite.redis.url)
     await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
     const raw = await rawConnect('polling', b.base)
     raws.push(raw)
@@ -138,7 +127,7 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
 
   it('answers unknown for a session whose owner stopped heartbeating', async () => {
     nodes = new Nodes()
-    const [a, b] = (await nodes.cluster(redis.url, 2)) as [TestNode, TestNode]
+    const [a, b] = (await nodes.cluster(suite.redis.url, 2)) as [TestNode, TestNode]
     const raw = await rawConnect('websocket', a.base)
     raws.push(raw)
     await eventually(async () => typeof (await b.adapter.sessionOwner(raw.sid)) === 'object', 5000, 'owner')
@@ -154,13 +143,13 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
 
   it('keeps tracking live nodes when the index names a key that is not a node record', async () => {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     // A stray member, scored far in the future (never tidied), whose key is a hash.
     await a!.redis.sendCommand(['ZADD', 'parley:nodes', String(Date.now() + 1e12), 'evil'])
     await a!.redis.sendCommand(['HSET', 'parley:node:evil', 'x', 'y'])
     try {
       // A node that joins now is seen by both: their heartbeats go on.
-      const c = await nodes.start(redis.url)
+      const c = await nodes.start(suite.redis.url)
       await until(
         () => a!.adapter.liveNodes.includes(c.adapter.node) && b!.adapter.liveNodes.includes(c.adapter.node),
         5000,
@@ -179,8 +168,8 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
 
   it('warns once when a node of the same prefix serves Parley at another path', async () => {
     nodes = new Nodes()
-    const a = await nodes.start(redis.url)
-    const b = await nodes.start(redis.url, {}, false, { handoff: false, path: '/elsewhere' })
+    const a = await nodes.start(suite.redis.url)
+    const b = await nodes.start(suite.redis.url, {}, false, { handoff: false, path: '/elsewhere' })
     await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
     const told = (node: TestNode) => node.warnings.filter((w) => w.includes('give each application its own'))
     await until(() => told(a).length === 1 && told(b).length === 1, 5000, 'the warnings')

@@ -1,33 +1,22 @@
 // Redis goes away under steady cross-node traffic and comes back empty: nothing crashes, local
 // delivery goes on, what could not cross is counted, and cross-node delivery resumes.
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { describe, expect, it, vi } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
-import { inbox, Nodes } from './nodes.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { inbox, Nodes, redisSuite } from './nodes.js'
 
 describe.skipIf(skipRedisSuites())('a Redis outage', () => {
-  let redis: RedisServer
-  let nodes: Nodes
-  const raws: RawClient[] = []
-
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    for (const raw of raws.splice(0)) raw.close()
-    await nodes.closeAll()
-  })
+  let nodes: Nodes | undefined
+  const suite = redisSuite(() => nodes)
+  const { raws } = suite
 
   it('counts what could not cross, keeps local delivery, and delivers across nodes again once Redis is back', async () => {
     const rejections: unknown[] = []
     const onRejection = (reason: unknown) => rejections.push(reason)
     process.on('unhandledRejection', onRejection)
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const a0 = await nodes.client(a!)
     const b0 = await nodes.client(b!)
     const raw = await rawConnect('polling', b!.base)
@@ -47,7 +36,7 @@ describe.skipIf(skipRedisSuites())('a Redis outage', () => {
     try {
       await until(() => inB0.length >= 5, 5000, 'traffic across nodes')
 
-      await redis.stop()
+      await suite.redis.stop()
       await until(() => !a!.redis.isReady && !b!.redis.isReady, 5000, 'the nodes see Redis gone')
       // A session opens on b meanwhile: its owner record waits for Redis.
       const during = await rawConnect('sse', b!.base)
@@ -58,7 +47,7 @@ describe.skipIf(skipRedisSuites())('a Redis outage', () => {
         5000,
         'broadcasts counted as lost',
       )
-      await redis.restart()
+      await suite.redis.restart()
       const back = Date.now()
       const resumed = () => inB0.some((n) => typeof n === 'number' && sentAt[n]! >= back)
       await until(resumed, 5000, 'cross-node delivery within 5 s of Redis returning')
@@ -106,12 +95,12 @@ describe.skipIf(skipRedisSuites())('a Redis outage', () => {
 
   it('logs one line, with a coded error, for many requests it cannot locate while Redis is away', async () => {
     nodes = new Nodes()
-    const [a, b] = await nodes.cluster(redis.url, 2)
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const raw = await rawConnect('polling', a!.base)
     raws.push(raw)
     const warn = vi.spyOn(b!.app.log, 'warn')
     try {
-      await redis.stop()
+      await suite.redis.stop()
       await until(() => !b!.redis.isReady, 5000, 'b sees Redis gone')
       for (let i = 0; i < 20; i++) {
         const res = await fetch(`${b!.base}/poll?v=1&sid=${raw.sid}`)
@@ -122,7 +111,7 @@ describe.skipIf(skipRedisSuites())('a Redis outage', () => {
       expect(lines[0]![0]).toMatchObject({ err: { code: 'PARLEY_REDIS_UNREACHABLE' } })
     } finally {
       warn.mockRestore()
-      await redis.restart()
+      await suite.redis.restart()
     }
   })
 })
