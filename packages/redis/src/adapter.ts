@@ -41,6 +41,7 @@ import {
   packSocket,
   packValue,
   parseBroadcast,
+  parseMembership,
   parseRequest,
   parseResponse,
   parseSnapshot,
@@ -123,7 +124,7 @@ export class RedisAdapter implements Adapter {
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #claims = new Map<string, Takeover>()
   readonly #pending = new Map<string, Pending>()
-  readonly #channels: { broadcast: string; request: string; response: string }
+  readonly #channels: { broadcast: string; request: string; response: string; membership: string }
   readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0 }
   /** PUBLISHes sent and not answered yet, oldest first: when each was sent. */
   readonly #unanswered = new Set<{ at: number }>()
@@ -144,6 +145,7 @@ export class RedisAdapter implements Adapter {
       broadcast: `${prefix}:broadcast`,
       request: `${prefix}:request`,
       response: `${prefix}:response:${this.node}`,
+      membership: `${prefix}:membership`,
     }
     this.#sessions = new SessionOwners(client, prefix, this.node, this.#warnings, options.requestTimeout)
     this.#handoffs = new HandOffStore(client, prefix, this.node)
@@ -155,6 +157,7 @@ export class RedisAdapter implements Adapter {
       timeout: options.requestTimeout,
       path: sockets.path,
       address: () => options.address ?? sockets.url() ?? '',
+      channel: `${prefix}:membership`,
       warnings: this.#warnings,
       gone: (nodes) => {
         for (const pending of [...this.#pending.values()]) for (const node of nodes) pending.gone(node)
@@ -178,7 +181,7 @@ export class RedisAdapter implements Adapter {
     return { ...this.#stats }
   }
 
-  /** The ids of the other live nodes, as of the last heartbeat. */
+  /** The ids of the other live nodes, as of the last heartbeat or the last node that said it joined or left. */
   get liveNodes(): string[] {
     return this.#nodes.others()
   }
@@ -190,12 +193,13 @@ export class RedisAdapter implements Adapter {
 
   async #start(): Promise<void> {
     await this.#subscriber.connect()
-    const { broadcast, request, response } = this.#channels
-    await this.#subscriber.subscribe([broadcast, request, response], (message, channel) => {
+    const { broadcast, request, response, membership } = this.#channels
+    await this.#subscriber.subscribe([broadcast, request, response, membership], (message, channel) => {
       try {
         if (channel === broadcast) this.#onBroadcast(message)
         else if (channel === request) this.#onRequest(message)
         else if (channel === response) this.#onResponse(message)
+        else if (channel === membership) this.#onMembership(message)
       } catch (err) {
         this.#warnings.warn('incoming', 'a message from another node could not be handled', { err })
       }
@@ -657,9 +661,15 @@ export class RedisAdapter implements Adapter {
           ),
         this.#options.requestTimeout,
       )
+      // A node that joined after this node's last view of the live set got the query too: its
+      // answer counts if it comes before the others' (asked, it answers once).
+      const asked = new Set(others)
       this.#pending.set(id, {
         answer: (node, packet) => {
-          if (!waiting.delete(node)) return
+          if (!waiting.delete(node)) {
+            if (asked.has(node)) return
+            asked.add(node)
+          }
           answers.push(packet)
           if (waiting.size === 0) finish()
         },
@@ -828,6 +838,15 @@ export class RedisAdapter implements Adapter {
         )
       }
     }
+  }
+
+  #onMembership(text: string): void {
+    const packet = parseMembership(text)
+    if (!packet) {
+      this.#malformed()
+      return
+    }
+    if (packet.n !== this.node && !this.#closed) this.#nodes.refresh()
   }
 
   #onResponse(text: string): void {

@@ -1,6 +1,7 @@
 import type { RedisClient } from './options.js'
 import { asText, send, within } from './send.js'
 import type { Warnings } from './warnings.js'
+import type { MembershipPacket } from './wire.js'
 
 /** A node whose record was not refreshed for this many heartbeats is gone. */
 export const MISSED_HEARTBEATS = 3
@@ -74,6 +75,8 @@ export interface NodesConfig {
   timeout: number
   /** This node's address for forwarded requests, when known ('' before it listens). */
   address: () => string
+  /** Where a node says that it joined or left (see `MembershipPacket`). */
+  channel: string
   warnings: Warnings
   /** Nodes that left the live set (their record expired or was removed). */
   gone: (ids: string[]) => void
@@ -98,6 +101,8 @@ export class Nodes {
   #timer: NodeJS.Timeout | undefined
   /** The heartbeat in flight: one at a time. */
   #beating: Promise<void> | undefined
+  /** The set changed while a beat was in flight, which may have read it before: beat again. */
+  #again = false
   #published: string | undefined
   /** Until then, nodes missing from Redis are kept (see `#beat`). */
   #graceUntil = 0
@@ -117,11 +122,24 @@ export class Nodes {
     return `${this.#config.prefix}:node:${id}`
   }
 
-  /** Beats now, then every `interval` ms until `stop()`. */
-  start(): Promise<void> {
+  /** Beats now, then every `interval` ms until `stop()`; tells the others once its record is written. */
+  async start(): Promise<void> {
     this.#timer = setInterval(() => void this.beat(), this.#config.interval)
     this.#timer.unref()
-    return this.beat()
+    await this.beat()
+    // Nodes of an earlier version do not listen: they learn at their next beat, as before.
+    if (this.#published !== undefined && !this.#stopped) {
+      await this.#announce('joined').catch((err: unknown) => {
+        this.#config.warnings.warn('heartbeat', 'could not tell the other nodes that this one joined', {
+          err,
+        })
+      })
+    }
+  }
+
+  #announce(k: MembershipPacket['k']): Promise<unknown> {
+    const packet: MembershipPacket = { n: this.#config.id, k }
+    return send(this.#config.client, ['PUBLISH', this.#config.channel, JSON.stringify(packet)])
   }
 
   /** The other live nodes' ids, as of the last heartbeat. */
@@ -152,8 +170,22 @@ export class Nodes {
   beat(): Promise<void> {
     this.#beating ??= this.#beat().finally(() => {
       this.#beating = undefined
+      if (this.#again) {
+        this.#again = false
+        void this.beat()
+      }
     })
     return this.#beating
+  }
+
+  /**
+   * Another node said it joined or left: read the live set now rather than at the next beat.
+   * A beat in flight may have read the set before the change (its answer and the news come on
+   * two connections, in no set order), so one more follows it.
+   */
+  refresh(): void {
+    if (this.#beating) this.#again = true
+    else void this.beat()
   }
 
   async #beat(): Promise<void> {
@@ -240,8 +272,8 @@ export class Nodes {
   }
 
   /**
-   * Stops beating and removes this node's record, so that the others drop it at their next
-   * beat. Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all; rejects
+   * Stops beating, removes this node's record and says so, so that the others drop it at once
+   * (those of an earlier version at their next beat). Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all; rejects
    * when the record could not be removed in that time (it then expires by itself).
    */
   async stop(): Promise<void> {
@@ -256,10 +288,10 @@ export class Nodes {
     const removed = Promise.all([
       send(client, ['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`]),
       send(client, ['ZREM', this.#indexKey, id]),
-    ])
+    ]).then(() => this.#announce('left'))
     const done = await within(removed, Math.max(0, deadline - Date.now()), 'late')
     if (done === 'late')
-      throw new Error('@parley/redis: Redis did not remove the node record (DEL, ZREM) in time')
+      throw new Error('@parley/redis: Redis did not remove the node record (DEL, ZREM, PUBLISH) in time')
   }
 }
 

@@ -53,9 +53,12 @@ export class BroadcastReplies {
     this.#settle()
   }
 
-  /** Another node's count. */
+  /**
+   * Another node's count. One that joined after the sender's last view of the live set got the
+   * broadcast too: its count is taken while the total is still open.
+   */
   counted(node: string, count: number): void {
-    if (!this.#waiting.delete(node)) return
+    if (!this.#waiting.delete(node) && (this.#expected || this.#counted.has(node))) return
     this.#counted.set(node, { count, relayed: 0 })
     this.#total += count
     this.#settle()

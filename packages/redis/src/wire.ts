@@ -76,6 +76,16 @@ export interface HandOffRequest {
   a?: true
 }
 
+/**
+ * On `<prefix>:membership`: node `n` joined the live set (its record is written) or left it
+ * (its record is removed). The others read the set again at once, where they would learn it at
+ * their next heartbeat: until then they would neither ask a new node nor wait for its answers.
+ */
+export interface MembershipPacket {
+  n: string
+  k: 'joined' | 'left'
+}
+
 /** On `<prefix>:response:<node>`: one node's answer to a request of that node. */
 export type ResponsePacket =
   | { n: string; id: string; k: 'sockets'; s: string[] }
@@ -216,6 +226,12 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | und
       return undefined
   }
   return value as unknown as RequestPacket
+}
+
+export function parseMembership(text: string): MembershipPacket | undefined {
+  const value = parseJson(text)
+  if (!isRecord(value) || typeof value.n !== 'string') return undefined
+  return value.k === 'joined' || value.k === 'left' ? (value as unknown as MembershipPacket) : undefined
 }
 
 export function parseResponse(text: string): ResponsePacket | undefined {

@@ -1,8 +1,11 @@
 // Socket operations and session owners across three nodes joined by a real Redis.
+
+import type { SocketDescription } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
+import { packSocket, packValue } from '../src/wire.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
 /** Waits until an async `check` holds, polling every 20 ms, at most `timeoutMs`. */
@@ -79,6 +82,62 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     await a!.redis.sendCommand(['DEL', 'haunted:node:ghost'])
     expect((await fetching).map((s) => s.id)).toEqual([b0.socket.id])
     expect(slow.adapter.stats.incompleteRequests).toBe(0)
+  })
+
+  it('learns at once of a node that joins or leaves, not at its next heartbeat', async () => {
+    nodes = new Nodes()
+    // Heartbeats far longer than the test: only the nodes' own word can tell the others.
+    const slow = { heartbeatInterval: 60_000, prefix: 'membership' }
+    const a = await nodes.start(suite.redis.url, slow)
+    const b = await nodes.start(suite.redis.url, slow)
+    await until(() => a.adapter.liveNodes.includes(b.adapter.node), 2000, 'a learns that b joined')
+    const b0 = await nodes.client(b)
+    expect((await a.app.parley.fetchSockets()).map((s) => s.id)).toEqual([b0.socket.id])
+
+    await nodes.stop(b)
+    await until(() => a.adapter.liveNodes.length === 0, 2000, 'a learns that b left')
+    expect(a.warnings).toEqual([])
+  })
+
+  it('takes the answers of a node it does not know yet, while the query is open', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url, { requestTimeout: 500, prefix: 'newcomer' })
+    // A ghost keeps the query open until requestTimeout; a newcomer a has not seen yet (it never
+    // said it joined) answers it, as a node between its first heartbeat and a's next one does.
+    await a.redis.sendCommand(['SET', 'newcomer:node:ghost', 'http://127.0.0.1:9', 'PX', '60000'])
+    await a.redis.sendCommand(['ZADD', 'newcomer:nodes', String(Date.now()), 'ghost'])
+    await until(() => a.adapter.liveNodes.includes('ghost'), 5000, 'ghost live')
+    const newcomer = a.redis.duplicate()
+    await newcomer.connect()
+    const answers = a.redis.duplicate()
+    await answers.connect()
+    try {
+      await newcomer.subscribe('newcomer:request', (text) => {
+        const request = JSON.parse(text) as { n: string; id: string; k: string }
+        const respond = (packet: object) =>
+          void answers.publish(
+            `newcomer:response:${request.n}`,
+            JSON.stringify({ ...packet, n: 'late', id: request.id }),
+          )
+        if (request.k === 'fetch') {
+          const socket = {
+            id: 'late0',
+            handshake: { transport: 'websocket' },
+            rooms: new Set(['late0']),
+            data: null,
+          }
+          respond({ k: 'sockets', s: [packSocket(socket as unknown as SocketDescription)] })
+        } else if (request.k === 'ack') {
+          respond({ k: 'count', c: 1 })
+          respond({ k: 'reply', ok: true, v: packValue('from late') })
+        }
+      })
+      expect((await a.app.parley.fetchSockets()).map((s) => s.id)).toEqual(['late0'])
+      expect(await a.app.parley.timeout(2000).emitWithAck('vote')).toEqual(['from late'])
+    } finally {
+      await newcomer.quit()
+      await answers.quit()
+    }
   })
 
   it('tells where a session lives: here, on another live node with its address, or unknown', async () => {

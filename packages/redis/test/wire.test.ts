@@ -7,6 +7,7 @@ import {
   packSocket,
   packValue,
   parseBroadcast,
+  parseMembership,
   parseRequest,
   parseResponse,
   unpackSocket,
@@ -34,6 +35,7 @@ describe('the messages between nodes', () => {
   it('refuses malformed messages without throwing', () => {
     for (const text of junk) {
       expect(parseBroadcast(text)).toBeUndefined()
+      expect(parseMembership(text)).toBeUndefined()
       expect(parseRequest(text)).toBeUndefined()
       expect(parseResponse(text)).toBeUndefined()
       expect(decodeEvent(text)).toBeUndefined()
@@ -46,6 +48,9 @@ describe('the messages between nodes', () => {
     const count = { n: 'a', id: '1', k: 'count', c: MAX_NODE_SOCKETS }
     expect(parseResponse(JSON.stringify(count))).toEqual(count)
     expect(parseRequest(JSON.stringify({ ...ack, t: -1 }))).toBeUndefined()
+    expect(parseMembership('{"n":"a","k":"joined"}')).toEqual({ n: 'a', k: 'joined' })
+    expect(parseMembership('{"n":"a","k":"left"}')).toEqual({ n: 'a', k: 'left' })
+    expect(parseMembership('{"n":"a","k":"stayed"}')).toBeUndefined()
     expect(parseRequest(JSON.stringify({ ...ack, e: undefined }))).toBeUndefined()
     // A packet of another kind is not an event, nor a value.
     expect(decodeEvent(packValue(1))).toBeUndefined()
