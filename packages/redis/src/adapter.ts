@@ -606,11 +606,15 @@ export class RedisAdapter implements Adapter {
       }
       const unanswered = () => finish(false)
       let timer = setTimeout(unanswered, says ? Math.min(HANDOFF_ASKED_MS, requestTimeout) : answerWithin)
+      // Only the first `asked` starts the wait for the answer: a node that said it again and again
+      // would otherwise hold the resume for as long as it went on.
+      let heard = false
       this.#pending.set(id, {
         answer: (from, packet) => {
           if (from !== node) return
           if (packet.k === 'handoff') finish(packet.ok)
-          else if (packet.k === 'asked') {
+          else if (packet.k === 'asked' && !heard) {
+            heard = true
             clearTimeout(timer)
             timer = setTimeout(unanswered, answerWithin)
           }

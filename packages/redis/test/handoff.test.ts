@@ -151,6 +151,44 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     await a!.redis.sendCommand(['ZREM', `${cluster.prefix}:nodes`, dead])
   })
 
+  it('starts the wait for the answer once, however often a node says it got the request', async () => {
+    cluster = new FakeCluster(redis.url, { requestTimeout: 300 })
+    const [a, b] = await cluster.start(2)
+    // A node that says `asked` again and again and never answers (a real node says it once):
+    // each saying must not start the 600 ms wait for its answer anew.
+    const chatty = 'chatty-node'
+    const record = `${cluster.prefix}:node:${chatty}`
+    await a!.redis.sendCommand(['SET', record, 'http://127.0.0.1:9', 'PX', '60000'])
+    await a!.redis.sendCommand(['SET', `${record}:note`, JSON.stringify({ v: 1 }), 'PX', '60000'])
+    await a!.redis.sendCommand(['ZADD', `${cluster.prefix}:nodes`, String(Date.now()), chatty])
+    await until(() => b!.adapter.liveNodes.includes(chatty), 3000, 'the chatty node read as live')
+    const listener = a!.redis.duplicate()
+    await listener.connect()
+    let repeating: NodeJS.Timeout | undefined
+    try {
+      await listener.subscribe(`${cluster.prefix}:request`, (text) => {
+        const request = JSON.parse(text) as { n: string; id: string; to?: string }
+        if (request.to !== chatty) return
+        const say = () =>
+          void a!.redis.publish(
+            `${cluster.prefix}:response:${request.n}`,
+            JSON.stringify({ n: chatty, id: request.id, k: 'asked' }),
+          )
+        say()
+        repeating = setInterval(say, 100)
+      })
+      const started = Date.now()
+      const asked = b!.adapter.requestHandOff(chatty, 'sid-chatty')
+      expect(await Promise.race([asked, sleep(3000).then(() => 'late')])).toBe(false)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(550)
+    } finally {
+      clearInterval(repeating)
+      await listener.quit()
+      await a!.redis.sendCommand(['DEL', record, `${record}:note`])
+      await a!.redis.sendCommand(['ZREM', `${cluster.prefix}:nodes`, chatty])
+    }
+  })
+
   it('names another live node with its address for a draining node’s resumes, the same for a sid, none once alone', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)
