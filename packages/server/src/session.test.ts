@@ -1,6 +1,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import {
+  type ClosePacket,
   type CloseReason,
   ErrorCode,
   type EventPacket,
@@ -420,6 +421,28 @@ describe('Session: attach and replay', () => {
     expect(owner.ends).toEqual([])
     expect(session.state).toBe('attached')
     expect(session.transport).toBe(second)
+  })
+
+  it('keeps one CLOSE per reason for the sessions that end with its default message (the ended-sessions table holds them)', () => {
+    const ended = vi.fn()
+    const ends = ['transport close', 'transport close', 'server disconnect'] as const
+    for (const reason of ends) {
+      const { session } = setup({ ended })
+      session.attach(new FakeTransport(), 0, false)
+      session.end(reason)
+    }
+    const [first, second, other] = ended.mock.calls.map(([, close]) => close as Outgoing<ClosePacket>)
+    expect(second).toBe(first)
+    expect(other).not.toBe(first)
+    expect(first!.packet).toEqual({
+      type: PacketType.CLOSE,
+      reason: 'transport close',
+      message: 'no transport came back within the recovery window',
+    })
+    // A message or a retryAfter of its own makes a CLOSE of its own.
+    const { session } = setup({ ended })
+    session.end('server shutdown', { retryAfter: 1000 })
+    expect(ended.mock.calls[3]![1].packet).toMatchObject({ reason: 'server shutdown', retryAfter: 1000 })
   })
 
   it('refuses to attach once ended', () => {

@@ -107,6 +107,24 @@ const defaultMessages: Record<CloseReason, string> = {
 }
 
 /**
+ * The CLOSE of each reason with its default message, made once: the ended-sessions table keeps
+ * a session's CLOSE for the recovery window, up to 10 000 of them, and most ends say what their
+ * reason says by default. Frozen, as every session that ends so shares it.
+ */
+const defaultCloses = new Map<CloseReason, Outgoing<ClosePacket>>()
+
+function defaultClose(reason: CloseReason): Outgoing<ClosePacket> {
+  let close = defaultCloses.get(reason)
+  if (!close) {
+    const made = outgoing<ClosePacket>({ type: PacketType.CLOSE, reason, message: defaultMessages[reason] })
+    Object.freeze(made.packet)
+    close = Object.freeze(made)
+    defaultCloses.set(reason, close)
+  }
+  return close
+}
+
+/**
  * A numbered packet from a snapshot or a tail, as its wire text, ready to send again; undefined
  * when it does not decode as a numbered packet with sequence number `seq`.
  */
@@ -619,12 +637,16 @@ export class Session extends Timed implements TransportOwner {
     clearTimeout(this.#recoveryTimer)
     const transport = this.#transport
     this.#transport = null
-    const message = options.message ?? defaultMessages[reason]
-    const close = outgoing<ClosePacket>(
-      options.retryAfter === undefined
-        ? { type: PacketType.CLOSE, reason, message }
-        : { type: PacketType.CLOSE, reason, message, retryAfter: options.retryAfter },
-    )
+    const { message, retryAfter } = options
+    const close =
+      message === undefined && retryAfter === undefined
+        ? defaultClose(reason)
+        : outgoing<ClosePacket>({
+            type: PacketType.CLOSE,
+            reason,
+            message: message ?? defaultMessages[reason],
+            ...(retryAfter === undefined ? {} : { retryAfter }),
+          })
     if (transport) {
       transport.bind(null)
       if (options.notify !== false) transport.send(close)
