@@ -42,7 +42,9 @@ import { isRefusal, type Transport, type TransportFactory, type Welcome } from '
  * once, a refusal of the client (middleware, origin, version) ends the attempt. A HELLO that
  * asked to resume an ended session may be answered with that session's CLOSE: the session
  * handles it as any CLOSE. Every transport callback first checks that its transport is still the
- * current one, so a replaced transport can never touch the session.
+ * current one, so a replaced transport can never touch the session. close() during a handshake
+ * or a probe leaves that transport to its answer: an OPEN there gets the goodbye (CLOSE 'client
+ * disconnect'), since the server may hold the session on that transport by then.
  *
  * Backoff (exponential, full jitter by default) paces every way back into "connecting": failed
  * attempts, CLOSE, and a transport lost again before it was up for STABLE_MS. So no packet,
@@ -164,11 +166,13 @@ export class Connection {
     void this.#connect('connect')
   }
 
-  /** Stops everything: transports, probe, timers. */
+  /** Stops everything: transports, timers, and the probe, once it has its answer (see #tryProbe). */
   close(): void {
     this.#run++
     this.state = 'idle'
     this.#last = null
+    // Not closed here: its HELLO may be on its way, and the server may move the session onto it.
+    this.#probe = undefined
     this.#drop()
     this.#unlisten?.abort()
     this.#unlisten = undefined
@@ -435,7 +439,14 @@ export class Connection {
       const hello = await this.#host.hello()
       if (run !== this.#run || this.#probe !== t) return t.close()
       const answer = await t.open(hello, Math.min(this.#opts.connectTimeout, MAX_TIMER_MS))
-      if (run !== this.#run || this.#probe !== t) return t.close()
+      if (run !== this.#run || this.#probe !== t) {
+        // Only close() leaves a probe unwanted but open. OPEN: the server moved the session onto
+        // it, and refused the goodbye on the transport before (400 PARLEY_TRANSPORT_MISMATCH), or
+        // none went (after MOVED); without one here, the session would wait out its recovery
+        // window. (A probe closed otherwise never resolves; if it did, this would do nothing.)
+        if (answer.type === PacketType.OPEN) t.send([BYE])
+        return t.close(true)
+      }
       this.#probe = undefined
       this.#probeFailures = 0
       this.#adopt(t, answer, 'upgrade')

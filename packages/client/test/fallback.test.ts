@@ -262,6 +262,76 @@ describe('moving between transports mid-session', () => {
   })
 })
 
+// disconnect() during a WebSocket probe: the server holds the session on the transport in use
+// or, once it took the probe, on the probe; a goodbye on the other one is refused or lost.
+describe.each(['sse', 'polling'] as const)('disconnect() while upgrading from %s', (from) => {
+  /** A server that records how its sessions end, with `use` as its middleware. */
+  async function upgrading(setUp: (peer: ServerSocket) => void, use?: (peer: ServerSocket) => Promise<void>) {
+    const ends: string[] = []
+    server = await startServer((app) => {
+      const parley = parleyOf(app)
+      if (use) parley.use(use)
+      parley.on('connection', (peer: ServerSocket) => {
+        peer.on('disconnect', (reason: string) => ends.push(reason))
+        setUp(peer)
+      })
+    })
+    const count = () => (server!.app as unknown as { parley: { socketsCount: number } }).parley.socketsCount
+    return { ends, count }
+  }
+  // The non-duplex transport first: the client connects on it, then probes the WebSocket.
+  const opts = { transports: [from, 'websocket' as const], upgradeDelay: 100 }
+
+  it('ends the session at once when the server already took the probe', async () => {
+    let socket: ReturnType<typeof client> | undefined
+    const { ends, count } = await upgrading((peer) => {
+      // The server has just attached the probe and sent OPEN on it: the client gives up before
+      // that OPEN reaches it (a microtask runs before any I/O), so its goodbye on the transport
+      // it was using comes after the switch.
+      peer.on('transport', (now: string) => {
+        if (now === 'websocket') queueMicrotask(() => socket!.disconnect())
+      })
+    })
+    socket = client(server!.url, opts)
+    await next(socket, 'connect')
+    expect(socket.transport).toBe(from)
+    await next(socket, 'disconnect')
+    // Not after the server's recovery window (two minutes): the client said goodbye.
+    await until(() => ends.length === 1, 2000, 'the session to end')
+    expect(ends).toEqual(['client disconnect'])
+    expect(count()).toBe(0)
+  })
+
+  it('ends the session at once while the server checks the probe', async () => {
+    let probing: () => void = () => {}
+    const checking = new Promise<void>((resolve) => {
+      probing = resolve
+    })
+    // The middleware runs again for the probe's HELLO: slow there, the client gives up while
+    // the server still holds the session on the transport in use.
+    const { ends, count } = await upgrading(
+      () => {},
+      async (peer) => {
+        if ((peer.handshake as { transport: string }).transport !== 'websocket') return
+        probing()
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      },
+    )
+    const socket = client(server!.url, opts)
+    const seen: string[] = []
+    for (const event of ['connect', 'disconnect', 'transport', 'connect_error'])
+      socket.on(event, () => seen.push(event))
+    await checking
+    socket.disconnect()
+    await until(() => ends.length === 1, 2000, 'the session to end')
+    expect(ends).toEqual(['client disconnect'])
+    // The probe, answered with the session's CLOSE, tells the application nothing more.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(seen).toEqual(['connect', 'disconnect'])
+    expect(count()).toBe(0)
+  })
+})
+
 describe('server restart', () => {
   it('comes back to the new server and says the session was not recovered', async () => {
     await setup()
