@@ -157,7 +157,7 @@ export class RedisAdapter implements Adapter {
       timeout: options.requestTimeout,
       path: sockets.path,
       address: () => options.address ?? sockets.url() ?? '',
-      channel: `${prefix}:membership`,
+      channel: this.#channels.membership,
       warnings: this.#warnings,
       gone: (nodes) => {
         for (const pending of [...this.#pending.values()]) for (const node of nodes) pending.gone(node)

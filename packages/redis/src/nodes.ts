@@ -273,8 +273,9 @@ export class Nodes {
 
   /**
    * Stops beating, removes this node's record and says so, so that the others drop it at once
-   * (those of an earlier version at their next beat). Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all; rejects
-   * when the record could not be removed in that time (it then expires by itself).
+   * (those of an earlier version at their next beat). Waits for Redis at most `GOODBYE_MS` (or
+   * `requestTimeout`, when shorter) in all; rejects when the record could not be removed in that
+   * time (it then expires by itself).
    */
   async stop(): Promise<void> {
     this.#stopped = true
