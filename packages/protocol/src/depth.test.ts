@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { checkEncoded, decodeFrame, decodeText } from './decode.js'
+import { encodeText } from './encode.js'
 import { WireLimits } from './packets.js'
 
 // Application nesting allowed inside `[5, seq, name, args, ackId]`: args is level 1.
@@ -49,5 +50,21 @@ describe('nesting limit', () => {
     ])
     expect(decodeText(wide).ok).toBe(true)
     expect(checkEncoded(wide, 1_000_000)).toBeUndefined()
+  })
+
+  it('takes a binary placeholder inside the deepest level (a path of 65 steps), both ways', () => {
+    // `levels` arrays inside args, the placeholder in the innermost: a path of `levels` steps.
+    const placed = (levels: number) =>
+      `[5,1,"deep",${'['.repeat(levels)}null${']'.repeat(levels)},0,[[[${Array(levels).fill(0)}],0,"AQ=="]]]`
+    const deepest = decodeText(placed(WireLimits.maxDepth + 1))
+    expect(deepest.ok).toBe(true)
+    const deeper = decodeText(placed(WireLimits.maxDepth + 2))
+    expect(deeper.ok ? null : deeper.error.code).toBe('PARLEY_TOO_DEEP')
+    // The encoder writes such a path: a leaf one step below the deepest container args may hold.
+    let value: unknown = new Uint8Array([1])
+    for (let i = 0; i < WireLimits.maxDepth; i++) value = [value]
+    const text = encodeText({ type: 5, seq: 1, name: 'deep', args: [value as never], ackId: 0 })
+    expect((JSON.parse(text) as unknown[][][][])[5]![0]![0]).toHaveLength(WireLimits.maxDepth + 1)
+    expect(decodeText(text).ok).toBe(true)
   })
 })
