@@ -250,6 +250,20 @@ describe.each(['websocket', 'sse', 'polling'] as const)('a hostile server over %
     )
   }, 60_000)
 
+  it('hears a handoff as the end of the session when it may not reconnect', async () => {
+    // Resuming elsewhere would be a reconnection: with reconnection off the session is over.
+    server.next('[1,"server handoff","moving",0]')
+    const socket = client(server.url(), { transports: [transport], reconnection: false })
+    const downs: unknown[][] = []
+    socket.on('disconnect', (...args: unknown[]) => downs.push(args))
+    await until(() => downs.length > 0, 3000, 'the CLOSE')
+    expect(downs).toEqual([['server handoff', { message: 'moving' }]])
+    expect({ active: socket.active, connected: socket.connected }).toEqual({
+      active: false,
+      connected: false,
+    })
+  })
+
   it('sets no timer past what a timer can wait, whatever the server asks (longer ones fire at once)', async () => {
     const overflows: string[] = []
     const onWarning = (warning: Error) => {
