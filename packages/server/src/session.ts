@@ -668,6 +668,7 @@ export class Session extends Timed implements TransportOwner {
     this.#heard = true
     switch (packet.type) {
       case PacketType.PONG:
+        this.#checkBuffers()
         return
       case PacketType.ACK:
         this.#trim(packet.ack)
@@ -687,6 +688,9 @@ export class Session extends Timed implements TransportOwner {
         }
         this.#config.metrics.message('in', transport.name, size)
         this.#owner?.sessionMessage(packet)
+        // The ACKs (and PINGs) the server sends wait in the transport like anything else: a
+        // client that keeps talking and never reads would grow them for the session's life.
+        this.#checkBuffers()
         return
       default:
         this.transportInvalid(

@@ -187,3 +187,38 @@ describe.each(TRANSPORTS)('a client that stops reading, over %s', (transport) =>
     }
   })
 })
+
+describe.each(['sse', 'polling'] as const)('a client that talks but never reads, over %s', (transport) => {
+  it("is cut with 'slow consumer' when the ACKs it gets for its events pass maxBufferedBytes", async () => {
+    // The server acknowledges every 32 events it receives; with no GET, its ACKs wait in the
+    // transport, and a client that keeps sending grows that queue for as long as it likes.
+    const maxBufferedBytes = 1024
+    const sockets: ServerSocket[] = []
+    started = await startServer({ pingInterval: 60_000, pingTimeout: 60_000, maxBufferedBytes }, (app) => {
+      app.parley.on('connection', (s) => {
+        sockets.push(s)
+      })
+    })
+    const endpoint = `${started.base}/${transport === 'sse' ? 'sse' : 'poll'}`
+    const res = await fetch(`${endpoint}?v=1`, { method: 'POST', body: '[8,{}]' })
+    const decoded = decodeText(await res.text())
+    if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+    const url = `${endpoint}?v=1&sid=${decoded.packet.sid}`
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    const reasons: string[] = []
+    socket.on('disconnect', (r) => reasons.push(r))
+
+    // 32 000 events (1 000 ACKs), 1 000 to a POST; nothing is ever sent to the client otherwise.
+    let seq = 0
+    let max = 0
+    for (let post = 0; post < 32 && socket.connected; post++) {
+      const lines = Array.from({ length: 1000 }, () => `[5,${++seq},"e",[],0]`)
+      await fetch(url, { method: 'POST', body: lines.join('\n') }).then((r) => r.arrayBuffer())
+      if (socket.connected) max = Math.max(max, socket.bufferedAmount)
+    }
+    expect(reasons).toEqual(['slow consumer'])
+    // Bounded by the limit and the ACKs of one POST.
+    expect(max).toBeLessThanOrEqual(maxBufferedBytes + 32 * 16)
+  })
+})
