@@ -1,6 +1,8 @@
 // POST bodies that stop arriving: a connection left half-open by a network change, a stalled
 // proxy. A session must not stay locked behind one, nor a closing server wait for it.
-import { PacketType } from '@parley/protocol'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { decodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -78,6 +80,38 @@ describe('a POST body that stops arriving', () => {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     expect((await raw.answer()).status).toBe(204)
+  })
+
+  it('holds about its own size while it comes a byte to a TCP segment', async () => {
+    // A full collection on demand, as `--expose-gc` would give.
+    setFlagsFromString('--expose-gc')
+    const collect = runInNewContext('gc') as () => void
+    started = await startServer({ pingTimeout: 60_000 })
+    const auth = 'x'.repeat(60_000)
+    const body = `[8,{"auth":"${auth}"}]`
+    const raw = await RawHttp.open(portOf(started.app))
+    raws.push(raw)
+    raw.socket.setNoDelay(true)
+    raw.write(head('POST', '/parley/poll?v=1', { 'Content-Length': String(body.length) }))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    collect()
+    const before = process.memoryUsage().heapUsed
+    // Each byte leaves in a segment of its own, and the server reads each as it comes.
+    for (const char of body.slice(0, -1)) {
+      raw.write(char)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    collect()
+    const held = process.memoryUsage().heapUsed - before
+    // A Buffer per chunk held some 200 bytes of heap for each byte of the body (12 MB here).
+    expect(held).toBeLessThan(3_000_000)
+    raw.write(body.slice(-1))
+    const answer = await raw.answer()
+    expect(answer.status).toBe(200)
+    const open = decodeText(answer.body)
+    expect(open.ok && open.packet.type).toBe(PacketType.OPEN)
+    expect([...started.app.parley.sockets.values()][0]?.handshake.auth).toBe(auth)
   })
 
   it.each([

@@ -81,6 +81,25 @@ describe('reading a body', () => {
     expect(body.ok && body.text()).toBe('[2]\n[5,1,"a",[],0]\n')
   })
 
+  it('gives the same lines and text when it comes in many small pieces among large ones', async () => {
+    const text = long('[2]\n[5,1,"€😀",["abcdefghij"],0]\n[4,1]\n') + 'y'.repeat(3000)
+    const bytes = Buffer.from(text)
+    // One byte at a time, then a chunk of 2 000, and so on: runs of small pieces are joined.
+    const pieces: Buffer[] = []
+    for (let at = 0; at < bytes.length; ) {
+      const size = pieces.length % 50 === 49 ? 2000 : 1
+      pieces.push(bytes.subarray(at, at + size))
+      at += size
+    }
+    const stream = new PassThrough()
+    const reading = readBody(stream, bytes.length)
+    for (const piece of pieces) stream.write(piece)
+    stream.end()
+    const body = await reading
+    expect(body.ok && body.lines()).toEqual(expected(text))
+    expect(body.ok && body.text()).toBe(text)
+  })
+
   it('stops past the limit', async () => {
     const stream = new PassThrough()
     const reading = readBody(stream, 5)

@@ -47,12 +47,20 @@ export function readBody(stream: Readable, limit: number, watch?: BodyWatch): Pr
       if (!result.ok) stream.pause()
       resolve(result)
     }
+    /** How many chunks at the end of `chunks` are shorter than SMALL_CHUNK. */
+    let small = 0
     const onData = (chunk: Buffer | string) => {
       const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
       size += buffer.length
       if (size > limit) finish({ ok: false, reason: 'too large' })
       else {
         chunks.push(buffer)
+        if (buffer.length >= SMALL_CHUNK) small = 0
+        else if (++small === SMALL_RUN) {
+          const run = joined(chunks.splice(-SMALL_RUN))
+          chunks.push(run)
+          small = run.length < SMALL_CHUNK ? 1 : 0
+        }
         if (read) watch?.moved(read)
       }
     }
@@ -69,6 +77,30 @@ export function readBody(stream: Readable, limit: number, watch?: BodyWatch): Pr
     stream.on('error', onAbort)
     stream.on('close', onAbort)
   })
+}
+
+/**
+ * A body that comes in many small chunks (a client that sends it a few bytes to a TCP segment)
+ * would be kept as as many Buffers, each about 200 bytes of heap whatever it holds: a megabyte
+ * sent a byte at a time held some 200 MB until its end. Each run of SMALL_RUN chunks shorter than
+ * SMALL_CHUNK is joined into one as it comes, so that a body holds about its own size whatever
+ * its chunks.
+ */
+const SMALL_CHUNK = 1024
+const SMALL_RUN = 32
+
+/**
+ * `pieces` in one Buffer of their own: not a slice of Node's shared pool, which a joined run
+ * kept until the body's end would pin (8 KiB each).
+ */
+function joined(pieces: readonly Buffer[]): Buffer {
+  const out = Buffer.allocUnsafeSlow(byteLength(pieces))
+  let at = 0
+  for (const piece of pieces) {
+    out.set(piece, at)
+    at += piece.length
+  }
+  return out
 }
 
 /** What `readBody` tells of a read in progress, and how it can be stopped. */
