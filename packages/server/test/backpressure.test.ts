@@ -1,13 +1,15 @@
 // Backpressure: a client that stops reading costs the server a bounded number of bytes on every
 // transport. Measured with socket.bufferedAmount (bytes held for the client), not RSS.
 import http from 'node:http'
+import type { Socket } from 'node:net'
 import { setImmediate as tick } from 'node:timers/promises'
 import { decodeText, type OpenPacket, PacketType, type TransportName, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { type Started, startServer, until } from './helpers.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
+import { head, RawHttp } from './raw-http.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 const KiB = 1024
@@ -220,5 +222,89 @@ describe.each(['sse', 'polling'] as const)('a client that talks but never reads,
     expect(reasons).toEqual(['slow consumer'])
     // Bounded by the limit and the ACKs of one POST.
     expect(max).toBeLessThanOrEqual(maxBufferedBytes + 32 * 16)
+  })
+})
+
+describe('an answer its client does not read, once it has ended', () => {
+  /**
+   * A session of `transport` whose downstream GET (on a connection of its own) is never read,
+   * with `count` packets of 100 KB sent to it.
+   */
+  async function unreadGet(transport: 'sse' | 'polling', count: number) {
+    const sockets: ServerSocket[] = []
+    // Answers of up to 8 MB: more than the kernel's buffers take from a client that reads nothing.
+    const options = { pingInterval: 60_000, pingTimeout: 500, maxPayload: 8_000_000 }
+    started = await startServer(options, (app) => {
+      app.parley.on('connection', (s) => {
+        sockets.push(s)
+      })
+    })
+    const endpoint = `${started.base}/${transport === 'sse' ? 'sse' : 'poll'}`
+    const res = await fetch(`${endpoint}?v=1`, { method: 'POST', body: '[8,{}]' })
+    const decoded = decodeText(await res.text())
+    if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+    const sid = decoded.packet.sid
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    const big = 'x'.repeat(100_000)
+    for (let i = 0; i < count; i++) socket.emit('big', big)
+    // The server's end of each connection, by the client's port: a client that does not read
+    // cannot see its connection cut (the cut waits behind the bytes it did not read).
+    const connections = new Map<number, Socket>()
+    started.app.server.on('connection', (connection: Socket) => {
+      connections.set(connection.remotePort!, connection)
+    })
+    const raw = await RawHttp.open(Number(new URL(started.base).port))
+    cleanups.push(() => raw.destroy())
+    raw.socket.pause()
+    raw.write(head('GET', `/parley/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${sid}&ack=0`))
+    await sleep(200)
+    const cut = () => connections.get(raw.socket.localPort!)?.destroyed === true
+    return { socket, sid, raw, endpoint, cut }
+  }
+
+  it('over SSE, a stream the session replaced is cut once nothing of it moved for pingTimeout', async () => {
+    // What the old stream held was no longer counted: a client that resumed again and again
+    // without reading left a stream of up to maxBufferedBytes behind each time, for good.
+    const { socket, sid, endpoint, cut } = await unreadGet('sse', 70)
+    expect(socket.bufferedAmount).toBeGreaterThan(4_000_000)
+    const resumed = await fetch(`${endpoint}?v=1`, { method: 'POST', body: `[8,{"sid":"${sid}","ack":0}]` })
+    expect(decodeText(await resumed.text())).toMatchObject({ ok: true, packet: { recovered: true } })
+    expect(cut()).toBe(false)
+    await until(cut, 3000, 'the replaced stream cut')
+    expect(socket.connected).toBe(true)
+  })
+
+  it('over SSE, the stream of a session that ended is cut once nothing of it moved for pingTimeout', async () => {
+    const { socket, cut } = await unreadGet('sse', 70)
+    socket.disconnect()
+    expect(cut()).toBe(false)
+    await until(cut, 3000, 'the ended stream cut')
+  })
+
+  it('over polling, an answer is cut once nothing of it moved for pingTimeout', async () => {
+    const { cut } = await unreadGet('polling', 70)
+    expect(cut()).toBe(false)
+    await until(cut, 3000, 'the unread answer cut')
+  })
+
+  it('a client that reads slowly gets every byte of an ended stream', async () => {
+    const { socket, raw } = await unreadGet('sse', 70)
+    socket.disconnect()
+    // A byte now and then keeps it moving: never silent for pingTimeout.
+    let received = 0
+    raw.socket.on('data', (chunk: string) => {
+      received += chunk.length
+    })
+    for (let i = 0; i < 12 && !raw.isClosed; i++) {
+      raw.socket.resume()
+      await sleep(10)
+      raw.socket.pause()
+      await sleep(200)
+    }
+    raw.socket.resume()
+    await until(() => raw.isClosed, 5000, 'the stream to end')
+    expect(raw.received).toContain('[1,"server disconnect"')
+    expect(received).toBeGreaterThan(7_000_000)
   })
 })

@@ -3,6 +3,7 @@ import { gzip } from 'node:zlib'
 import { type Packet, PacketType, type PreparedEvent } from '@parley/protocol'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import { type CloseKind, isClose, isPreparedEvent, type Outgoing } from './transport.js'
+import type { UnreadAnswers } from './unread.js'
 
 /**
  * Polls to answer once the current tick is over. A broadcast to a thousand polling clients
@@ -53,6 +54,7 @@ export class PollingTransport extends HttpTransport {
   }
   readonly #maxBody: number
   readonly #gzipAbove: number | false
+  readonly #unread: UnreadAnswers | undefined
   #held: ServerResponse | null = null
   #heldHeaders: HeaderBag = {}
   /** True when the client dropped its last GET rather than got an answer (`nextGetWithin`). */
@@ -76,15 +78,17 @@ export class PollingTransport extends HttpTransport {
   /**
    * @param maxBody answers stop adding packets past this many bytes (one packet always goes).
    * @param gzipAbove answers of this many bytes or more are gzipped for clients that accept it.
+   * @param unread cuts answers that their client stops reading (see `UnreadAnswers`).
    */
-  constructor(maxBody: number, gzipAbove: number | false = false) {
+  constructor(maxBody: number, gzipAbove: number | false = false, unread?: UnreadAnswers) {
     super()
     this.#maxBody = maxBody
     this.#gzipAbove = gzipAbove
+    this.#unread = unread
   }
 
   #answer(res: ServerResponse, headers: HeaderBag, body: string | Buffer): void {
-    answer(res, headers, body, this.#gzipAbove)
+    answer(res, headers, body, this.#gzipAbove, this.#unread)
   }
 
   get bufferedAmount(): number {
@@ -344,6 +348,7 @@ function answer(
   headers: HeaderBag,
   body: string | Buffer,
   gzipAbove: number | false,
+  unread: UnreadAnswers | undefined,
 ): void {
   if (res.writableEnded || res.destroyed) return
   const bytes = Buffer.byteLength(body)
@@ -351,6 +356,7 @@ function answer(
     // The common answer: one header object, built once.
     res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
     res.end(body)
+    unread?.watch(res)
     return
   }
   gzip(body, (error, zipped) => {
@@ -358,6 +364,7 @@ function answer(
     if (error) {
       res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
       res.end(body)
+      unread?.watch(res)
       return
     }
     res.writeHead(200, {
@@ -367,6 +374,7 @@ function answer(
       'Content-Length': String(zipped.length),
     })
     res.end(zipped)
+    unread?.watch(res)
   })
 }
 

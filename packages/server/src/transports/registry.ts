@@ -2,6 +2,7 @@ import type { ResolvedOptions } from '../options.js'
 import type { HttpTransport } from './http.js'
 import { PollingTransport } from './polling.js'
 import { SseTransport } from './sse.js'
+import { unreadAnswersOf } from './unread.js'
 
 /** The transports a handshake POST can open, by name: the endpoints pick none by class. */
 export type HttpTransportName = 'sse' | 'polling'
@@ -14,10 +15,11 @@ export const mountBase = (path: string): string => (path === '/' ? '' : path)
 
 /** Makes the transport of a handshake POST to the endpoint of `name`. */
 export const httpTransports: Record<HttpTransportName, (options: ResolvedOptions) => HttpTransport> = {
-  sse: () => new SseTransport(),
+  sse: (options) => new SseTransport(unreadAnswersOf(options)),
   polling: (options) =>
     new PollingTransport(
       options.maxPayload,
       options.pollingCompression ? options.pollingCompression.threshold : false,
+      unreadAnswersOf(options),
     ),
 }

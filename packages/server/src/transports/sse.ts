@@ -4,6 +4,7 @@ import type { SplitText } from '@parley/protocol'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import { corkForTick } from './tick-cork.js'
 import { type CloseKind, isClose, type Outgoing } from './transport.js'
+import type { UnreadAnswers } from './unread.js'
 
 // A comment line of 2 KiB: buffering proxies flush once they hold this much.
 const PRELUDE = `:${' '.repeat(2048)}\n\n`
@@ -112,6 +113,13 @@ export class SseTransport extends HttpTransport {
   #queuedThrough = 0
   /** When the handshake was answered (`performance.now()`); 0 once a GET opened a stream. */
   #answeredAt = performance.now()
+  /** Cuts a stream that ended while its client had stopped reading (see `UnreadAnswers`). */
+  readonly #unread: UnreadAnswers | undefined
+
+  constructor(unread?: UnreadAnswers) {
+    super()
+    this.#unread = unread
+  }
 
   /** Only before the first stream: a client whose stream broke resumes on a new transport. */
   nextGetWithin(): number | undefined {
@@ -179,6 +187,7 @@ export class SseTransport extends HttpTransport {
   serveLast(res: ServerResponse, headers: HeaderBag): void {
     this.#start(res, headers)
     res.end()
+    this.#unread?.watch(res)
   }
 
   /** Status, headers, prelude, then whatever waited. */
@@ -290,6 +299,7 @@ export class SseTransport extends HttpTransport {
     if (this.#stream) {
       this.#writeQueue(this.#stream)
       this.#stream.end()
+      this.#unread?.watch(this.#stream)
     }
     this.#stream = null
     this.#direct = null
