@@ -521,6 +521,23 @@ describe('Session: incoming packets', () => {
     expect(transport.types().filter((type) => type === PacketType.ACK)).toHaveLength(1)
   })
 
+  it('holds its ACK while 64 KiB wait for the client, then sends one for everything', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    const acks = () => transport.sent.filter((packet) => packet.type === PacketType.ACK)
+    // A client that keeps sending and does not read what the server sends it.
+    transport.bufferedAmount = 64 * 1024
+    for (let seq = 1; seq <= 100; seq++) transport.receive(event(seq))
+    vi.advanceTimersByTime(1000)
+    expect(acks()).toEqual([])
+    transport.bufferedAmount = 64 * 1024 - 1
+    vi.advanceTimersByTime(200)
+    expect(acks()).toEqual([{ type: PacketType.ACK, ack: 100 }])
+    vi.advanceTimersByTime(1000)
+    expect(acks()).toHaveLength(1)
+  })
+
   it('carries its ack in OPEN on a resume instead of a separate ACK', () => {
     const { session } = setup()
     const first = new FakeTransport()

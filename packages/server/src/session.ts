@@ -90,6 +90,14 @@ export interface EndOptions {
 /** ACK at once when this many packets wait for one, else within ACK_DELAY ms. */
 const ACK_BATCH = 32
 const ACK_DELAY = 200
+/**
+ * An ACK waits while this many bytes wait for the client, and goes (one, for everything) once
+ * fewer do. It would only queue behind what the client has not read, and a client that keeps
+ * sending and never reads would have the server queue one small frame per ACK_BATCH of its
+ * packets: on a WebSocket each holds about 200 bytes of heap (a write request and its buffers)
+ * for the 12 that `bufferedAmount` counts, some 150 MB before `maxBufferedBytes` (8 MiB) ends it.
+ */
+const ACK_HOLD_BYTES = 64 * 1024
 /** Bytes counted per kept packet on top of its size, so that the count is bounded too. */
 const KEPT_OVERHEAD = 64
 
@@ -786,14 +794,26 @@ export class Session extends Timed implements TransportOwner {
   #scheduleAck(): void {
     this.#unacked++
     if (this.#unacked >= ACK_BATCH) this.#sendAck()
-    else this.#ackTimer ??= setTimeout(() => this.#sendAck(), ACK_DELAY)
+    else this.#ackLater()
+  }
+
+  #ackLater(): void {
+    this.#ackTimer ??= setTimeout(() => {
+      this.#ackTimer = undefined
+      this.#sendAck()
+    }, ACK_DELAY)
   }
 
   #sendAck(): void {
+    const transport = this.#transport
+    if (transport && transport.bufferedAmount >= ACK_HOLD_BYTES) {
+      this.#ackLater()
+      return
+    }
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     this.#unacked = 0
-    this.#transport?.send(outgoing({ type: PacketType.ACK, ack: this.#inSeq }))
+    transport?.send(outgoing({ type: PacketType.ACK, ack: this.#inSeq }))
   }
 
   // PING after pingInterval, then a check after pingTimeout, then PING again once the rest of
