@@ -42,6 +42,16 @@ export interface Refusal {
 const SHUTDOWN_RETRY_AFTER = 1000
 /** Ended sessions whose CLOSE is kept for a resume; past it the oldest is forgotten. */
 const MAX_ENDED_SESSIONS = 10_000
+/**
+ * What the last words of ended HTTP sessions may hold at once while the server runs, in
+ * `maxBufferedBytes` (64 MiB by default), each counted as at least LINGER_MIN_BYTES (its
+ * objects and its timer). Past it the oldest are forgotten: their client's next GET gets
+ * PARLEY_UNKNOWN_SESSION and its resume the session's CLOSE, without what was queued before it.
+ * A client that opens sessions and has them end (an invalid packet ends one) could otherwise
+ * have the server keep a queue for each, for pingInterval + pingTimeout.
+ */
+const LINGERING_BUFFERS = 8
+const LINGER_MIN_BYTES = 4096
 const APP_CODE = /^[A-Z0-9_]{1,64}$/
 const MAX_REFUSAL_MESSAGE = 1024
 
@@ -67,7 +77,9 @@ export class ParleyServer<
   /** By public socket id. */
   readonly #byId = new Map<string, ServerSocket<L, E, D>>()
   /** Closed HTTP transports whose last words wait for one more GET, by sid. */
-  readonly #lingering = new Map<string, { transport: Transport; timer: NodeJS.Timeout }>()
+  readonly #lingering = new Map<string, { transport: Transport; timer: NodeJS.Timeout; bytes: number }>()
+  /** What the entries of `#lingering` count, together (see LINGERING_BUFFERS). */
+  #lingeringBytes = 0
   /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
   readonly #ended: EndedSessions
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
@@ -489,6 +501,7 @@ export class ParleyServer<
     this.#forgetting = true
     for (const { timer } of this.#lingering.values()) clearTimeout(timer)
     this.#lingering.clear()
+    this.#lingeringBytes = 0
     this.#awaited.clear()
     this.#lastWordsGone()
   }
@@ -504,13 +517,16 @@ export class ParleyServer<
   takeLingering(sid: string, name: string): Transport | undefined {
     const entry = this.#lingering.get(sid)
     if (!entry || entry.transport.name !== name) return undefined
-    this.#forgetLingering(sid, entry.timer)
+    this.#forgetLingering(sid)
     return entry.transport
   }
 
-  #forgetLingering(sid: string, timer: NodeJS.Timeout): void {
-    clearTimeout(timer)
+  #forgetLingering(sid: string): void {
+    const entry = this.#lingering.get(sid)
+    if (!entry) return
+    clearTimeout(entry.timer)
     this.#lingering.delete(sid)
+    this.#lingeringBytes -= entry.bytes
     if (this.#awaited.delete(sid) && this.#awaited.size === 0) this.#lastWordsGone()
   }
 
@@ -797,15 +813,25 @@ export class ParleyServer<
     // A drain leaves CLOSE 'server handoff' for the next GET, a close CLOSE 'server shutdown';
     // once the server stops answering, nothing is kept.
     if (this.#forgetting) return
-    const previous = this.#lingering.get(sid)
-    if (previous) clearTimeout(previous.timer)
+    this.#forgetLingering(sid)
     // A client polls again at once, and reads a stream within its ping timeout at the latest.
     const timer = setTimeout(
-      () => this.#forgetLingering(sid, timer),
+      () => this.#forgetLingering(sid),
       this.options.pingInterval + this.options.pingTimeout,
     )
     timer.unref()
-    this.#lingering.set(sid, { transport, timer })
+    const bytes = Math.max(transport.bufferedAmount, LINGER_MIN_BYTES)
+    this.#lingering.set(sid, { transport, timer, bytes })
+    this.#lingeringBytes += bytes
+    // At close every session ends at once and lingers: as many as there were sessions (at most
+    // maxSessions), none of them a client's doing, and each awaited (see `lastWordsTaken`).
+    if (!this.#closing) {
+      const limit = LINGERING_BUFFERS * this.options.maxBufferedBytes
+      for (const oldest of this.#lingering.keys()) {
+        if (this.#lingeringBytes <= limit || oldest === sid) break
+        this.#forgetLingering(oldest)
+      }
+    }
     const due = this.#closed ? transport.http?.nextGetWithin() : undefined
     if (due !== undefined && due > 0) {
       this.#awaited.add(sid)

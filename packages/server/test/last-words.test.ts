@@ -87,3 +87,37 @@ describe.each([
     })
   },
 )
+
+describe('last words while the server runs', () => {
+  it('keeps at most eight maxBufferedBytes of them: the oldest go, and their resume still learns why', async () => {
+    // 64 KiB per socket: 512 KiB of last words at most, about twenty sessions' worth below.
+    const { app, base } = await startServer({ maxBufferedBytes: 64 * 1024 }, (app) => {
+      app.parley.on('connection', (socket) => {
+        socket.emit('history', 'h'.repeat(20_000))
+        socket.disconnect()
+      })
+    })
+    apps.push(app)
+    const endpoint = `${base}/poll`
+    const sids: string[] = []
+    // Each session ends at once, its last words (the history and the CLOSE) kept for a GET that
+    // never comes: a client that made sessions end could have the server keep them all.
+    for (let i = 0; i < 40; i++) sids.push(await handshake(endpoint))
+
+    const newest = await fetch(`${endpoint}?v=1&sid=${sids.at(-1)}`)
+    const kept = packetsOf(await newest.text())
+    expect(kept[0]).toMatchObject({ type: PacketType.EVENT, name: 'history' })
+    expect(kept.at(-1)).toMatchObject({ type: PacketType.CLOSE, reason: 'server disconnect' })
+    const oldest = await fetch(`${endpoint}?v=1&sid=${sids[0]}`)
+    expect(oldest.status).toBe(400)
+    expect(((await oldest.json()) as { code?: string }).code).toBe('PARLEY_UNKNOWN_SESSION')
+    // Its resume is answered with the session's CLOSE all the same.
+    const resumed = await fetch(`${endpoint}?v=1`, {
+      method: 'POST',
+      body: JSON.stringify([8, { sid: sids[0] }]),
+    })
+    expect(packetsOf(await resumed.text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server disconnect' }),
+    ])
+  })
+})
