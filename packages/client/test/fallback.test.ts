@@ -312,7 +312,7 @@ describe.each(['sse', 'polling'] as const)('disconnect() while upgrading from %s
     const { ends, count } = await upgrading(
       () => {},
       async (peer) => {
-        if ((peer.handshake as { transport: string }).transport !== 'websocket') return
+        if ((peer.handshake as unknown as { transport: string }).transport !== 'websocket') return
         probing()
         await new Promise((resolve) => setTimeout(resolve, 100))
       },
