@@ -1,4 +1,4 @@
-import { CloseReason, ErrorCode, type HelloPacket } from '@parley/protocol'
+import { CloseReason, ErrorCode, type HelloPacket, type ParleyError } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import {
   type Adapter,
@@ -20,6 +20,7 @@ import { UnreachableOwners } from './http/unreachable-owners.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
+import { WarningRate } from './rate-limit.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
@@ -82,6 +83,8 @@ export class ParleyServer<
   #lingeringBytes = 0
   /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
   readonly #ended: EndedSessions
+  /** Sessions ended for invalid packets: counted, and logged once per burst. */
+  readonly #invalidSessions = new WarningRate()
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
@@ -167,6 +170,7 @@ export class ParleyServer<
       transports: options.transports,
       metrics,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
+      invalid: (error) => this.#invalidInput(error),
       linger: (sid, transport) => this.#linger(sid, transport),
       ended: (sid, close) => this.#ended.add(sid, close),
     }
@@ -807,6 +811,20 @@ export class ParleyServer<
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /**
+   * A session ended because its client sent what does not decode. A client can have that happen
+   * as often as it opens sessions: one line per burst (every 10 s at most) with how many and the
+   * latest reason, not one per session; `parley_disconnects_total` counts each.
+   */
+  #invalidInput(error: ParleyError): void {
+    const sessions = this.#invalidSessions.count()
+    if (sessions === 0) return
+    this.#log.warn(
+      { code: error.code, sessions },
+      `parley: closed ${sessions} session(s) for invalid packets since the last such line; the latest: ${error.code}: ${error.message}`,
+    )
   }
 
   #linger(sid: string, transport: Transport): void {

@@ -134,6 +134,7 @@ function setup(overrides: Partial<SessionConfig> = {}) {
     recoveryWindow: RECOVERY_WINDOW,
     transports: ['websocket', 'sse', 'polling'],
     warn: vi.fn(),
+    invalid: vi.fn(),
     linger: vi.fn(),
     ended: vi.fn(),
     ...overrides,
@@ -578,7 +579,9 @@ describe('Session: the end', () => {
       message: `${ErrorCode.INVALID_JSON}: not JSON`,
     })
     expect(transport.closedWith).toBe('normal')
-    expect(config.warn).toHaveBeenCalledOnce()
+    expect(config.invalid).toHaveBeenCalledExactlyOnceWith(
+      expect.objectContaining({ code: ErrorCode.INVALID_JSON }),
+    )
   })
 
   it.each([

@@ -67,8 +67,10 @@ export interface SessionConfig {
   transports: TransportName[]
   /** Counts messages, switches and ends (`noMetrics` without the `metrics` option). */
   metrics: Metrics
-  /** Called for packets a client may not send, and other oddities worth a log line. */
+  /** Oddities worth a log line. */
   warn(message: string, error?: unknown): void
+  /** The client's input ended the session ('invalid packet'): worth a log line, not one each. */
+  invalid(error: ParleyError): void
   /** A closed transport still holds last words (CLOSE, MOVED) for a downstream yet to come. */
   linger(sid: string, transport: Transport): void
   /**
@@ -711,7 +713,7 @@ export class Session extends Timed implements TransportOwner {
   /** Input from `transport` that does not decode: the session ends ('invalid packet'). */
   transportInvalid(transport: Transport, error: ParleyError): void {
     if (transport !== this.#transport) return
-    this.#config.warn(`closing session: ${error.code}: ${error.message}`)
+    this.#config.invalid(error)
     this.end(CloseReason.INVALID_PACKET, { message: `${error.code}: ${error.message}` })
   }
 

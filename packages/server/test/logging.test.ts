@@ -138,3 +138,18 @@ describe('a refused origin', () => {
     expect(res.status).toBe(200)
   })
 })
+
+describe('sessions a client ends with invalid packets', () => {
+  it('are logged at warn once per burst, with the latest reason, not once each', async () => {
+    const { base, lines } = await logged({})
+    for (let i = 0; i < 3; i++) {
+      const client = await rawConnect('websocket', base)
+      clients.push(client)
+      await client.sendRaw('not a packet')
+      await client.ended
+    }
+    const invalid = lines.filter((l) => l.msg.includes('for invalid packets'))
+    expect(invalid).toHaveLength(1)
+    expect(invalid[0]).toMatchObject({ level: 40, code: 'PARLEY_INVALID_JSON', sessions: 1 })
+  })
+})
