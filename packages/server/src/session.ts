@@ -93,13 +93,16 @@ export interface EndOptions {
 const ACK_BATCH = 32
 const ACK_DELAY = 200
 /**
- * An ACK waits while this many bytes wait for the client, and goes (one, for everything) once
- * fewer do. It would only queue behind what the client has not read, and a client that keeps
- * sending and never reads would have the server queue one small frame per ACK_BATCH of its
- * packets: on a WebSocket each holds about 200 bytes of heap (a write request and its buffers)
- * for the 12 that `bufferedAmount` counts, some 150 MB before `maxBufferedBytes` (8 MiB) ends it.
+ * A transport that holds this many bytes its client has not read is taken for one whose client
+ * does not read (one that reads has a few packets in flight at most):
+ * - an ACK waits, and goes (one, for everything) once fewer wait. It would only queue behind
+ *   what the client has not read, and a client that keeps sending and never reads would have the
+ *   server queue one small frame per ACK_BATCH of its packets: on a WebSocket each holds about
+ *   200 bytes of heap (a write request and its buffers) for the 12 that `bufferedAmount` counts,
+ *   some 150 MB before `maxBufferedBytes` (8 MiB) ends the session;
+ * - a WebSocket replaced by a resume is cut rather than closed (see `attach`).
  */
-const ACK_HOLD_BYTES = 64 * 1024
+const UNREAD_BYTES = 64 * 1024
 /** Bytes counted per kept packet on top of its size, so that the count is bounded too. */
 const KEPT_OVERHEAD = 64
 
@@ -360,9 +363,13 @@ export class Session extends Timed implements TransportOwner {
       throw new ParleyError(ErrorCode.SERVER_SHUTTING_DOWN, 'the session is handed off')
     const before = this.#transport
     if (before) {
+      // A WebSocket is replaced only by its client's resume on another transport: the client has
+      // left it. Closed gracefully, it would hold what the client never read for ws's close
+      // timeout (30 s), and a client that resumed in a loop without reading would pile those up.
+      const cut = before.name === 'websocket' && before.bufferedAmount >= UNREAD_BYTES
       before.bind(null)
       before.send(MOVED)
-      before.close('normal')
+      before.close(cut ? 'overflow' : 'normal')
       if (before.lingering) this.#config.linger(this.sid, before)
     }
     clearTimeout(this.#recoveryTimer)
@@ -808,7 +815,7 @@ export class Session extends Timed implements TransportOwner {
 
   #sendAck(): void {
     const transport = this.#transport
-    if (transport && transport.bufferedAmount >= ACK_HOLD_BYTES) {
+    if (transport && transport.bufferedAmount >= UNREAD_BYTES) {
       this.#ackLater()
       return
     }

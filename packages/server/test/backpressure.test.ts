@@ -308,3 +308,50 @@ describe('an answer its client does not read, once it has ended', () => {
     expect(received).toBeGreaterThan(7_000_000)
   })
 })
+
+describe('a WebSocket its client left for another transport', () => {
+  it('is cut at once when it holds what the client never read, not after the closing handshake', async () => {
+    const sockets: ServerSocket[] = []
+    started = await startServer({ pingInterval: 60_000, maxBufferedBytes: 64 * 1024 * 1024 }, (app) => {
+      app.parley.on('connection', (s) => {
+        sockets.push(s)
+      })
+    })
+    const connections = new Map<number, Socket>()
+    started.app.server.on('connection', (connection: Socket) => {
+      connections.set(connection.remotePort!, connection)
+    })
+    const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    ws.on('error', () => {})
+    cleanups.push(() => ws.terminate())
+    await new Promise((resolve) => ws.once('open', resolve))
+    const open = new Promise<OpenPacket>((resolve) =>
+      ws.once('message', (data) => {
+        const decoded = decodeText(String(data))
+        if (decoded.ok && decoded.packet.type === PacketType.OPEN) resolve(decoded.packet)
+      }),
+    )
+    ws.send('[8,{}]')
+    const { sid } = await open
+    ws.pause()
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    // More than the kernel's buffers take from a client that reads nothing: the rest waits in ws.
+    const big = 'x'.repeat(100_000)
+    for (let i = 0; i < 150; i++) socket.emit('big', big)
+    await sleep(200)
+    const old = connections.get((ws as unknown as { _socket: Socket })._socket.localPort!)!
+    expect(old.destroyed).toBe(false)
+
+    // The client resumes on polling (a new network, say): the old WebSocket's closing handshake
+    // would hold every byte it never read for ws's close timeout (30 s); a client resuming in a
+    // loop would pile those up.
+    const resumed = await fetch(`${started.base}/poll?v=1`, {
+      method: 'POST',
+      body: `[8,{"sid":"${sid}","ack":0}]`,
+    })
+    expect(decodeText(await resumed.text())).toMatchObject({ ok: true, packet: { recovered: true } })
+    await until(() => old.destroyed, 1000, 'the old WebSocket cut')
+    expect(socket.connected).toBe(true)
+  })
+})
