@@ -22,8 +22,11 @@ export interface ReservedEvents {
    * client goes on with the next one. Says why a session ended up on SSE or polling.
    */
   transport_error: (transport: TransportName, error: ParleyError<string>) => void
-  /** The session moved to another transport without the application losing anything. */
-  transport: (now: TransportName, before: TransportName, why: SwitchReason) => void
+  /**
+   * The session moved to another transport without the application losing anything. (An attach
+   * for `connect` fires `connect`: the session was down then.)
+   */
+  transport: (now: TransportName, before: TransportName, why: Exclude<SwitchReason, 'connect'>) => void
   /** A reconnection attempt (1, 2, ...) starts. */
   reconnect_attempt: (attempt: number) => void
   /** Connected again after `attempt` failed attempts. */

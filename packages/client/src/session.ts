@@ -179,7 +179,11 @@ export class Session implements ConnectionHost {
       this.#up = true
       this.#host.fire('connect')
       if (attempt > 0 && this.id) this.#host.fire('reconnect', attempt)
-    } else if (before !== null) this.#host.fire('transport', now, before, why)
+    }
+    // Up already: this attach came from an upgrade, a step down or a resume, never `connect`
+    // (a connect attempt is made only once the session is down, see Connection).
+    else if (before !== null)
+      this.#host.fire('transport', now, before, why as Exclude<SwitchReason, 'connect'>)
   }
 
   refused(seq: number, error: ParleyError<string>): void {
