@@ -350,7 +350,16 @@ export async function parleyRoutes(
         return reply
     }
     const transport = httpTransports[kind](options)
-    const refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
+    // Until the session takes it, this POST is the transport's only connection: a client that
+    // gives up on it (while the middleware runs) has left it, as one whose WebSocket closes. The
+    // handshake then opens no session, and a resume takes nothing from the transport the client
+    // may have resumed on meanwhile.
+    const left = () => transport.close('normal')
+    if (reply.raw.destroyed) left()
+    else reply.raw.once('close', left)
+    const refusal = await server
+      .handshake(transport, hello as HelloPacket, handshakeRequest(request))
+      .finally(() => reply.raw.off('close', left))
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
     const line = transport.takeAnswerLine()
     if (line === undefined)

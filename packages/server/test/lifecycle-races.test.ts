@@ -1,0 +1,89 @@
+// Two things at nearly the same time in a session's life: a client that gives up on a handshake
+// while the server still works on it, two resumes of one session at once. Each test forces its
+// interleaving with a middleware or an adapter that waits for the test to let it go.
+import { type Packet, PacketType } from '@parley/protocol'
+import type { ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, sleep, startServer } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await started?.app.close()
+  started = undefined
+})
+
+/** A promise the test resolves, and one that says something waits on it. */
+function gate() {
+  let open = () => {}
+  let reached = () => {}
+  const opened = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  const waiting = new Promise<void>((resolve) => {
+    reached = resolve
+  })
+  return { open, opened, reached, waiting }
+}
+
+async function connect(...args: Parameters<typeof rawConnect>) {
+  const client = await rawConnect(...args)
+  clients.push(client)
+  return client
+}
+
+describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up on (%s)', (transport) => {
+  it('makes no session when the client left while the middleware ran', async () => {
+    const held = gate()
+    const connections: ServerSocket[] = []
+    started = await startServer({}, (app) => {
+      app.parley.use(async () => {
+        held.reached()
+        await held.opened
+      })
+      app.parley.on('connection', (socket) => connections.push(socket))
+    })
+    const abort = new AbortController()
+    const endpoint = `${started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1`
+    const post = fetch(endpoint, { method: 'POST', body: '[8,{}]', signal: abort.signal }).catch(() => {})
+    await held.waiting
+    abort.abort()
+    await post
+    await sleep(50)
+    held.open()
+    await sleep(100)
+    expect(connections).toHaveLength(0)
+    expect(started.app.parley.socketsCount).toBe(0)
+  })
+
+  it('does not take the session from the transport its client resumed on meanwhile', async () => {
+    const held = gate()
+    started = await startServer({}, (app) => {
+      app.parley.use(async (socket) => {
+        if ((socket.handshake.auth as { slow?: boolean } | undefined)?.slow) {
+          held.reached()
+          await held.opened
+        }
+      })
+    })
+    const first = await connect('websocket', started.base)
+    first.close()
+    const abort = new AbortController()
+    const endpoint = `${started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1`
+    const hello = JSON.stringify([8, { auth: { slow: true }, sid: first.sid, ack: 0 }])
+    const post = fetch(endpoint, { method: 'POST', body: hello, signal: abort.signal }).catch(() => {})
+    await held.waiting
+    abort.abort()
+    await post
+    const again = await connect('websocket', started.base, { sid: first.sid, ack: 0 })
+    expect(again.open.recovered).toBe(true)
+    held.open()
+    await sleep(100)
+    const socket = [...started.app.parley.sockets.values()][0]!
+    expect(socket.transport).toBe('websocket')
+    expect(again.received.map((p: Packet) => p.type)).not.toContain(PacketType.MOVED)
+  })
+})
