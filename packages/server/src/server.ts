@@ -645,6 +645,15 @@ export class ParleyServer<
       return null
     }
     if (frozen(session)) return moving()
+    if (!transport.open) {
+      // The client left during the awaits (its WebSocket closed): attached, the session would
+      // wait for a heartbeat on a dead transport and then for a resume nobody can make (its
+      // client never got the sid). It never connected: turned away, as after the middleware.
+      this.adapter.delAll(socket.id)
+      this.#socketContext.ended(session.sid, socket.id)
+      socket.turnedAway()
+      return null
+    }
     session.attach(transport, 0, false)
     this.metrics.handshake()
     // The session may end inside a listener (disconnect(), slow consumer): #fire stops there.

@@ -2,8 +2,9 @@
 // while the server still works on it, two resumes of one session at once. Each test forces its
 // interleaving with a middleware or an adapter that waits for the test to let it go.
 import { type Packet, PacketType } from '@parley/protocol'
-import type { ServerSocket } from '@parley/server'
+import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { type Started, sleep, startServer } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -85,5 +86,38 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
     const socket = [...started.app.parley.sockets.values()][0]!
     expect(socket.transport).toBe('websocket')
     expect(again.received.map((p: Packet) => p.type)).not.toContain(PacketType.MOVED)
+  })
+})
+
+describe('a WebSocket that closes while the adapter records a new session', () => {
+  it('leaves no session behind and fires no connection', async () => {
+    const recording = gate()
+    const factory: AdapterFactory = (sockets) =>
+      Object.assign(new MemoryAdapter(sockets), {
+        sessionOpened: async () => {
+          recording.reached()
+          await recording.opened
+        },
+        sessionClosed: (sid: string) => {
+          closed.push(sid)
+        },
+      })
+    const closed: string[] = []
+    const connections: ServerSocket[] = []
+    started = await startServer({ adapter: factory }, (app) => {
+      app.parley.on('connection', (socket) => connections.push(socket))
+    })
+    const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
+    await new Promise((resolve) => ws.once('open', resolve))
+    ws.send('[8,{}]')
+    await recording.waiting
+    ws.terminate()
+    await sleep(50)
+    recording.open()
+    await sleep(100)
+    expect(connections).toHaveLength(0)
+    expect(started.app.parley.socketsCount).toBe(0)
+    // The owner record the adapter made for it is withdrawn.
+    expect(closed).toHaveLength(1)
   })
 })
