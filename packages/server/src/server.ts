@@ -89,6 +89,11 @@ export class ParleyServer<
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
   readonly #unreachable: UnreachableOwners
+  /**
+   * Sockets with resumes under way, each with the handshake of its last attach and how many
+   * resumes run (see the resume in `handshake`); an entry lives as long as its resumes.
+   */
+  readonly #resuming = new Map<ServerSocket<L, E, D>, { attached: Handshake; count: number }>()
   /** WebSockets that have not sent their HELLO yet. */
   readonly #pending = new Set<Transport>()
   readonly #validators = new EventValidators()
@@ -586,34 +591,46 @@ export class ParleyServer<
     // `restored` listeners are there. The client tries again in a moment.
     if (existing?.session.restoring) return arriving()
     if (existing) {
-      const previous = existing.handshake
-      existing.handshake = handshake
-      const refusal = await this.#runMiddleware(existing)
-      if (refusal) {
-        existing.handshake = previous
-        return refusal
+      // The middleware reads the resume's handshake on the socket; it stays only if the resume
+      // attaches. Two resumes at once share the socket: each puts back, when it does not attach,
+      // the handshake of the last one that did, and only if its own is still there.
+      let resumes = this.#resuming.get(existing)
+      if (!resumes) {
+        resumes = { attached: existing.handshake, count: 0 }
+        this.#resuming.set(existing, resumes)
       }
-      if (this.#closing) return shuttingDown()
-      if (!transport.open) return null
-      if (frozen(existing.session)) return moving()
-      // Read again after every await: the session may end (or begin to move) meanwhile.
-      const alive = () => existing.session.state !== 'closed'
-      if (alive()) {
-        await this.#recordOwner(existing.session.sid)
+      resumes.count++
+      existing.handshake = handshake
+      try {
+        const refusal = await this.#runMiddleware(existing)
+        if (refusal) return refusal
         if (this.#closing) return shuttingDown()
         if (!transport.open) return null
         if (frozen(existing.session)) return moving()
+        // Read again after every await: the session may end (or begin to move) meanwhile.
+        const alive = () => existing.session.state !== 'closed'
         if (alive()) {
-          this.metrics.resume(true)
-          existing.recovered = true
-          existing.session.attach(transport, hello.ack ?? 0, true)
-          return null
+          await this.#recordOwner(existing.session.sid)
+          if (this.#closing) return shuttingDown()
+          if (!transport.open) return null
+          if (frozen(existing.session)) return moving()
+          if (alive()) {
+            this.metrics.resume(true)
+            existing.recovered = true
+            existing.handshake = handshake
+            resumes.attached = handshake
+            existing.session.attach(transport, hello.ack ?? 0, true)
+            return null
+          }
         }
+        // It ended while the middleware ran: the client hears why (or, should the end be
+        // forgotten already, gets a new session after all).
+        this.metrics.resume(false)
+        if (this.#answerEnded(transport, existing.session.sid)) return null
+      } finally {
+        if (existing.handshake === handshake) existing.handshake = resumes.attached
+        if (--resumes.count === 0) this.#resuming.delete(existing)
       }
-      // It ended while the middleware ran: the client hears why (or, should the end be
-      // forgotten already, gets a new session after all).
-      this.metrics.resume(false)
-      if (this.#answerEnded(transport, existing.session.sid)) return null
     }
 
     // Before the middleware, so that a flood does not run it; again after, since other

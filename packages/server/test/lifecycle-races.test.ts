@@ -5,8 +5,8 @@ import { type Packet, PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { type Started, sleep, startServer } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
@@ -119,5 +119,52 @@ describe('a WebSocket that closes while the adapter records a new session', () =
     expect(started.app.parley.socketsCount).toBe(0)
     // The owner record the adapter made for it is withdrawn.
     expect(closed).toHaveLength(1)
+  })
+})
+
+describe('two resumes of one session at once', () => {
+  /** A server whose middleware holds resumes named `a` and `b` until the test lets them go. */
+  async function twoHeld(refused: readonly string[]) {
+    const gates = { a: gate(), b: gate() }
+    started = await startServer({}, (app) => {
+      app.parley.use(async (socket) => {
+        const name = (socket.handshake.auth as { name?: 'a' | 'b' } | undefined)?.name
+        if (!name) return
+        gates[name].reached()
+        await gates[name].opened
+        if (refused.includes(name)) throw new Error('refused')
+      })
+    })
+    const first = await connect('websocket', started.base)
+    const socket = [...started.app.parley.sockets.values()][0]!
+    // `a` begins first: its answer comes while the middleware of `b` runs.
+    const a = connect('polling', started.base, { auth: { name: 'a' }, sid: first.sid, ack: 0 })
+    await gates.a.waiting
+    const b = connect('sse', started.base, { auth: { name: 'b' }, sid: first.sid, ack: 0 })
+    await gates.b.waiting
+    return { gates, socket, a: a.catch((e: unknown) => e), b: b.catch((e: unknown) => e) }
+  }
+
+  it('leave socket.handshake as the attached one said, when the other is refused', async () => {
+    const { gates, socket, a, b } = await twoHeld(['a'])
+    gates.a.open()
+    expect(await a).toBeInstanceOf(Refused)
+    gates.b.open()
+    const resumed = (await b) as RawClient
+    expect(resumed.open.recovered).toBe(true)
+    await until(() => socket.transport === 'sse')
+    expect(socket.handshake.auth).toEqual({ name: 'b' })
+    expect(socket.handshake.transport).toBe('sse')
+  })
+
+  it('leave socket.handshake as the session’s last attach said, when both are refused', async () => {
+    const { gates, socket, a, b } = await twoHeld(['a', 'b'])
+    gates.a.open()
+    expect(await a).toBeInstanceOf(Refused)
+    gates.b.open()
+    expect(await b).toBeInstanceOf(Refused)
+    expect(socket.transport).toBe('websocket')
+    expect(socket.handshake.auth).toBeUndefined()
+    expect(socket.handshake.transport).toBe('websocket')
   })
 })
