@@ -1,6 +1,8 @@
 // Two things at nearly the same time in a session's life: a client that gives up on a handshake
 // while the server still works on it, two resumes of one session at once. Each test forces its
 // interleaving with a middleware or an adapter that waits for the test to let it go.
+
+import { request } from 'node:http'
 import { type Packet, PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -167,4 +169,47 @@ describe('two resumes of one session at once', () => {
     expect(socket.handshake.auth).toBeUndefined()
     expect(socket.handshake.transport).toBe('websocket')
   })
+})
+
+describe('an upstream POST whose body is still coming when its client resumes elsewhere', () => {
+  it.each(['sse', 'polling'] as const)(
+    'is refused with PARLEY_TRANSPORT_MISMATCH and none of its packets is used (%s)',
+    async (transport) => {
+      const got: number[] = []
+      started = await startServer({}, (app) => {
+        app.parley.on('connection', (socket) => socket.on('up', (n: number) => got.push(n)))
+      })
+      const first = await connect(transport, started.base)
+      const url = new URL(`${started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${first.sid}`)
+      const post = request(url, { method: 'POST', headers: { 'content-type': 'text/plain' } })
+      const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        post.on('response', (res) => {
+          let body = ''
+          res.on('data', (chunk: Buffer) => {
+            body += chunk
+          })
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+        })
+        post.on('error', reject)
+      })
+      // Half of the body: the server has taken the POST for the transport attached now.
+      post.write('[5,1,"up",[1],0]\n[5,2,"up"')
+      await sleep(50)
+      const again = await connect('websocket', started.base, { sid: first.sid, ack: 0 })
+      expect(again.open.ack).toBe(0)
+      post.end(',[2],0]')
+      const { status, body } = await answered
+      expect(status).toBe(400)
+      expect(JSON.parse(body)).toMatchObject({ code: 'PARLEY_TRANSPORT_MISMATCH' })
+      expect(got).toEqual([])
+      // Not acknowledged, so the client sends them again where it is now: each used once.
+      await again.send(
+        { type: PacketType.EVENT, seq: 1, name: 'up', args: [1], ackId: 0 },
+        { type: PacketType.EVENT, seq: 2, name: 'up', args: [2], ackId: 0 },
+      )
+      await until(() => got.length === 2)
+      await sleep(50)
+      expect(got).toEqual([1, 2])
+    },
+  )
 })
