@@ -94,8 +94,8 @@ export class ParleyServer<
    * resumes run (see the resume in `handshake`); an entry lives as long as its resumes.
    */
   readonly #resuming = new Map<ServerSocket<L, E, D>, { attached: Handshake; count: number }>()
-  /** WebSockets that have not sent their HELLO yet. */
-  readonly #pending = new Set<Transport>()
+  /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
+  readonly #pending = new Map<Transport, () => void>()
   readonly #validators = new EventValidators()
   /** `maxSessions`: new sessions past it are refused. */
   readonly #limit: SessionLimit
@@ -480,7 +480,7 @@ export class ParleyServer<
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, { retryAfter: SHUTDOWN_RETRY_AFTER, kind: 'shutdown' })
     }
-    for (const transport of this.#pending) transport.close('shutdown')
+    for (const end of this.#pending.values()) end()
     this.#pending.clear()
   }
 
@@ -544,9 +544,13 @@ export class ParleyServer<
     return this.#bySid.get(sid)?.session
   }
 
-  /** @internal A WebSocket is open and its HELLO is awaited; `close()` must reach it too. */
-  trackPending(transport: Transport, pending: boolean): void {
-    if (pending) this.#pending.add(transport)
+  /**
+   * @internal A WebSocket is open and its HELLO is awaited (or its handshake runs): `close()`
+   * calls `end`, which closes it and stops what waits for it (its handshake timer). Null: no
+   * longer pending.
+   */
+  trackPending(transport: Transport, end: (() => void) | null): void {
+    if (end) this.#pending.set(transport, end)
     else this.#pending.delete(transport)
   }
 

@@ -5,7 +5,7 @@
 import { request } from 'node:http'
 import { type Packet, PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
@@ -212,4 +212,30 @@ describe('an upstream POST whose body is still coming when its client resumes el
       expect(got).toEqual([1, 2])
     },
   )
+})
+
+describe('app.close() while a WebSocket has not sent its HELLO', () => {
+  it('closes it with 1001 and stops its handshake timer', async () => {
+    // A delay no other timer uses: the handshake timer is the one set with it.
+    const handshakeTimeout = 43_210
+    const set = vi.spyOn(globalThis, 'setTimeout')
+    const cleared = vi.spyOn(globalThis, 'clearTimeout')
+    try {
+      started = await startServer({ handshakeTimeout })
+      const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
+      ws.on('error', () => {})
+      await new Promise((resolve) => ws.once('open', resolve))
+      const closed = new Promise<number>((resolve) => ws.once('close', resolve))
+      await until(() => set.mock.calls.some(([, ms]) => ms === handshakeTimeout))
+      const index = set.mock.calls.findIndex(([, ms]) => ms === handshakeTimeout)
+      const timer = set.mock.results[index]!.value as NodeJS.Timeout
+      await started.app.close()
+      started = undefined
+      expect(await closed).toBe(1001)
+      expect(cleared.mock.calls.some(([handle]) => handle === timer)).toBe(true)
+    } finally {
+      set.mockRestore()
+      cleared.mockRestore()
+    }
+  })
 })

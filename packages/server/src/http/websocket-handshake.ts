@@ -70,10 +70,15 @@ export class WebSocketHandshakes {
     }
     const timer = setTimeout(() => {
       settled = true
-      server.trackPending(transport, false)
+      server.trackPending(transport, null)
       refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
     }, options.handshakeTimeout)
-    server.trackPending(transport, true)
+    // At close the server ends it; the timer goes too, or it would hold the process up to
+    // handshakeTimeout after the close.
+    server.trackPending(transport, () => {
+      clearTimeout(timer)
+      transport.close('shutdown')
+    })
     const settle = () => {
       settled = true
       clearTimeout(timer)
@@ -86,17 +91,17 @@ export class WebSocketHandshakes {
         if (settled) return
         settle()
         if (packet.type !== PacketType.HELLO) {
-          server.trackPending(transport, false)
+          server.trackPending(transport, null)
           refuse(ErrorCode.INVALID_PACKET, 'the first packet must be HELLO')
           return
         }
         handOverOrHandshake(packet).then(
           (refusal) => {
-            server.trackPending(transport, false)
+            server.trackPending(transport, null)
             if (refusal) refuse(refusal.code, refusal.message)
           },
           (err: unknown) => {
-            server.trackPending(transport, false)
+            server.trackPending(transport, null)
             log.error({ err }, 'parley: handshake failed')
             refuse(ErrorCode.BAD_REQUEST, 'the handshake failed')
           },
@@ -105,12 +110,12 @@ export class WebSocketHandshakes {
       transportInvalid: (_, error) => {
         if (settled) return
         settle()
-        server.trackPending(transport, false)
+        server.trackPending(transport, null)
         refuse(error.code, error.message)
       },
       transportLost: () => {
         clearTimeout(timer)
-        server.trackPending(transport, false)
+        server.trackPending(transport, null)
       },
     })
 
