@@ -655,7 +655,16 @@ export class ParleyServer<
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
     await this.#recordOwner(session.sid)
-    await this.adapter.addAll(socket.id, [socket.id])
+    try {
+      await this.adapter.addAll(socket.id, [socket.id])
+    } catch (err) {
+      // An adapter of the application's that failed: the socket, registered already, would stay
+      // for good (never attached, no timer). The handshake fails as any other that throws.
+      this.adapter.delAll(socket.id)
+      this.#socketContext.ended(session.sid, socket.id)
+      socket.turnedAway()
+      throw err
+    }
     // Read again after the awaits: the application may have ended the session meanwhile
     // (`disconnectSockets()`), or a drain begun to hand it off; `attach` would throw.
     if (session.state === 'closed') {
@@ -693,6 +702,24 @@ export class ParleyServer<
     if (!transport.open) return null
     // Other handshakes may have filled the node while the middleware ran.
     return this.#limit.refuse(this.#bySid.size) ?? undefined
+  }
+
+  /**
+   * Puts a taken-over socket back into its rooms. Not awaited (at the cut point, see `#takeOver`):
+   * an adapter that fails (a promise that rejects, or a throw) is logged, never left unhandled,
+   * which would end the process.
+   */
+  #joinRestored(id: string, rooms: Room[]): void {
+    const failed = (err: unknown) =>
+      this.#log.error(
+        { err, socket: id },
+        'parley: the adapter could not put a taken-over socket back into its rooms',
+      )
+    try {
+      Promise.resolve(this.adapter.addAll(id, rooms)).catch(failed)
+    } catch (err) {
+      failed(err)
+    }
   }
 
   /** Claims `sid` from a node's handoff, when the adapter can; null when there is none. */
@@ -739,13 +766,7 @@ export class ParleyServer<
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
     const rooms = [socket.id, ...snapshot.rooms]
-    const {
-      tail,
-      complete,
-      late = false,
-    } = await claim.takeOver(() => {
-      void this.adapter.addAll(socket.id, rooms)
-    })
+    const { tail, complete, late = false } = await claim.takeOver(() => this.#joinRestored(socket.id, rooms))
     if (!session.release(tail)) {
       this.#log.warn('parley: the tail of a handed-off session is out of order; the client starts anew')
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })

@@ -95,3 +95,34 @@ describe('the handshake', () => {
     expect(client.open.recovered).toBe(false)
   })
 })
+
+describe('an adapter that fails to put a new socket into its own room', () => {
+  it('fails that handshake and leaves nothing of it behind', async () => {
+    let fail = true
+    const connections: string[] = []
+    started = await startServer(
+      {
+        adapter: (sockets) => {
+          const adapter = new MemoryAdapter(sockets)
+          const addAll = adapter.addAll.bind(adapter)
+          return Object.assign(adapter, {
+            addAll: (id: string, rooms: Iterable<string>) =>
+              fail ? Promise.reject(new Error('the store is away')) : addAll(id, rooms),
+          })
+        },
+      },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          connections.push(socket.id)
+        })
+      },
+    )
+    await expect(rawConnect('websocket', started.base)).rejects.toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
+    expect(started.app.parley.socketsCount).toBe(0)
+    expect(connections).toEqual([])
+    fail = false
+    const raw = await rawConnect('websocket', started.base)
+    clients.push(raw)
+    expect(started.app.parley.socketsCount).toBe(1)
+  })
+})

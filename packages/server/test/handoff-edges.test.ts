@@ -503,3 +503,45 @@ describe('drain with handoff: socket.data and rooms', () => {
     })
   }
 })
+
+describe('drain with handoff: an adapter that fails', () => {
+  it('to put a taken-over socket back into its rooms is logged, and the session still resumes', async () => {
+    // Node b's adapter refuses the takeover's join (its own room and the ones it had), as an
+    // application's adapter whose store is away would: a rejection nobody handled ended the
+    // process.
+    class FailingJoins extends Cluster {
+      override adapter(name: string) {
+        const factory = super.adapter(name)
+        if (name !== 'b') return factory
+        return (sockets: Parameters<typeof factory>[0]) => {
+          const adapter = factory(sockets)
+          const addAll = adapter.addAll.bind(adapter)
+          adapter.addAll = (id, rooms) => {
+            const list = [...rooms]
+            return list.length > 1 ? Promise.reject(new Error('the store is away')) : addAll(id, list)
+          }
+          return adapter
+        }
+      }
+    }
+    const { list, base } = await cluster(
+      (socket, _node, fresh) => {
+        if (fresh) void socket.join('room')
+      },
+      { count: 2, store: new FailingJoins({ handoff: true }) },
+    )
+    const [a, b] = list as [Node, Node]
+    const { c, events } = client(base, 'websocket')
+    await connectTo(c, 0, 2)
+    await close(a)
+    await until(() => b.restored.length === 1, 5000, 'restored on b')
+    await until(
+      () => b.warnings.some((w) => w.includes('could not put a taken-over socket back')),
+      3000,
+      'logged',
+    )
+    await until(() => c.connected, 3000, 'the client back')
+    expect(c.recovered).toBe(true)
+    expect(events).toEqual(['connect'])
+  })
+})
