@@ -789,6 +789,8 @@ export class ParleyServer<
     }
     await this.#recordOwner(session.sid)
     if (session.state === 'closed') return this.#refuseResume(transport, snapshot.sid)
+    // Asked for by another node meanwhile (a WebSocket resume reached it): on its way there.
+    if (frozen(session)) return moving()
     if (!transport.open) session.awaitResume()
     else {
       this.metrics.resume(true)

@@ -545,3 +545,45 @@ describe('drain with handoff: an adapter that fails', () => {
     expect(events).toEqual(['connect'])
   })
 })
+
+describe('drain with handoff: a session asked for again while it is being taken over', () => {
+  it.each(TRANSPORTS)(
+    'tells the resume to try again, and the session moves on with nothing lost (%s)',
+    async (transport) => {
+      const received: number[] = []
+      const { store, list, base } = await cluster((socket) => {
+        socket.on('up', (n: number) => received.push(n))
+      })
+      const [a, b, third] = list as [Node, Node, Node]
+      const { c, events } = client(base, transport)
+      await connectTo(c, 0)
+      // The resume goes to b. While b records itself as the owner, the last step of its takeover,
+      // another node asks b for the session (as the node a WebSocket resume reached would): b
+      // freezes it for that handoff, and its own takeover must not attach it then.
+      proxy!.avoid.add(0).add(2)
+      const adapter = store.nodes.get('b')!
+      let asked = false
+      adapter.sessionOpened = (sid: string) => {
+        if (asked) return
+        asked = true
+        void adapter.sockets.handOff(sid)
+        proxy!.avoid.clear()
+        proxy!.avoid.add(0).add(1)
+      }
+      let up = 0
+      const traffic = setInterval(() => c.emit('up', ++up), 5)
+      await sleep(30)
+      await close(a)
+      await until(() => third.restored.length === 1, 5000, 'restored on the third node')
+      clearInterval(traffic)
+      await until(() => received.length === up, 5000, 'every message').catch(() => {})
+      expect(asked).toBe(true)
+      expect(received).toEqual(Array.from({ length: up }, (_, i) => i + 1))
+      // Not a failed handshake (over WebSocket an ERROR the client takes for a refusal, over HTTP
+      // a 500): a resume to try again, as for any session on its way to another node.
+      expect(b.warnings.filter((w) => /handshake failed|is handed off/.test(w))).toEqual([])
+      expect(b.restored).toEqual([])
+      expect(events).toEqual(['connect'])
+    },
+  )
+})
