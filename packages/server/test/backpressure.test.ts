@@ -31,23 +31,29 @@ interface Stalled {
   get(): Promise<string>
 }
 
+/** A WebSocket session whose client, once it has its OPEN, reads nothing more. */
+async function stalledWebSocket(base: string): Promise<{ ws: WebSocket; sid: string }> {
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+  ws.on('error', () => {})
+  cleanups.push(() => ws.terminate())
+  await new Promise((resolve) => ws.once('open', resolve))
+  const open = new Promise<OpenPacket>((resolve) =>
+    ws.once('message', (data) => {
+      const decoded = decodeText(String(data))
+      if (decoded.ok && decoded.packet.type === PacketType.OPEN) resolve(decoded.packet)
+    }),
+  )
+  ws.send('[8,{}]')
+  const { sid } = await open
+  // From here on nothing is read from the socket: the kernel buffers fill, then ws's queue.
+  ws.pause()
+  return { ws, sid }
+}
+
 async function stalled(transport: TransportName, base: string): Promise<Stalled> {
   const endpoint = `${base}/${transport === 'sse' ? 'sse' : 'poll'}`
   if (transport === 'websocket') {
-    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
-    ws.on('error', () => {})
-    cleanups.push(() => ws.terminate())
-    await new Promise((resolve) => ws.once('open', resolve))
-    const open = new Promise<OpenPacket>((resolve) =>
-      ws.once('message', (data) => {
-        const decoded = decodeText(String(data))
-        if (decoded.ok && decoded.packet.type === PacketType.OPEN) resolve(decoded.packet)
-      }),
-    )
-    ws.send('[8,{}]')
-    const { sid } = await open
-    // From here on nothing is read from the socket: the kernel buffers fill, then ws's queue.
-    ws.pause()
+    const { ws, sid } = await stalledWebSocket(base)
     return {
       sid,
       ack: async (n) => void ws.send(`[4,${n}]`),
@@ -321,19 +327,7 @@ describe('a WebSocket its client left for another transport', () => {
     started.app.server.on('connection', (connection: Socket) => {
       connections.set(connection.remotePort!, connection)
     })
-    const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
-    ws.on('error', () => {})
-    cleanups.push(() => ws.terminate())
-    await new Promise((resolve) => ws.once('open', resolve))
-    const open = new Promise<OpenPacket>((resolve) =>
-      ws.once('message', (data) => {
-        const decoded = decodeText(String(data))
-        if (decoded.ok && decoded.packet.type === PacketType.OPEN) resolve(decoded.packet)
-      }),
-    )
-    ws.send('[8,{}]')
-    const { sid } = await open
-    ws.pause()
+    const { ws, sid } = await stalledWebSocket(started.base)
     await until(() => sockets.length === 1)
     const socket = sockets[0]!
     // More than the kernel's buffers take from a client that reads nothing: the rest waits in ws.
