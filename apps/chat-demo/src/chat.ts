@@ -48,8 +48,24 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     chat.to(room).emit('presence', { room, people: await people(room) })
   }
 
-  /** Puts the socket in `room` (and out of any other chat room); answers what the page needs. */
-  async function enter(socket: ChatSocket, room: string): Promise<void> {
+  /** Each socket's last room change, which the next one waits for. */
+  const moves = new WeakMap<ChatSocket, Promise<void>>()
+
+  /**
+   * Puts the socket in `room` (and out of any other chat room). One change at a time per
+   * socket: two that overlapped (a person clicking through rooms) would each see the socket
+   * still in the room they start from, and leave it in two rooms.
+   */
+  function enter(socket: ChatSocket, room: string): Promise<void> {
+    const move = (moves.get(socket) ?? Promise.resolve()).then(() => moveTo(socket, room))
+    moves.set(
+      socket,
+      move.catch(() => {}),
+    )
+    return move
+  }
+
+  async function moveTo(socket: ChatSocket, room: string): Promise<void> {
     if (socket.rooms.has(room)) return
     const left = [...socket.rooms].filter((r) => store.hasRoom(r))
     for (const r of left) await socket.leave(r)

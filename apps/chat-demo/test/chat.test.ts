@@ -1,0 +1,54 @@
+// The chat's server rules, driven by the Parley client in Node: what one client sends, right or
+// wrong, must not leave the others looking at a wrong room, a wrong people list or a full server.
+import type { AddressInfo } from 'node:net'
+import { connect, type Socket } from '@parley/client'
+import type { FastifyInstance } from 'fastify'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { buildChatApp } from '../src/app.js'
+import type { ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import { ChatStore } from '../src/store.js'
+
+describe('chat server', () => {
+  let app: FastifyInstance
+  let url: string
+  let store: ChatStore
+  const clients: Socket<ServerEvents, ClientEvents>[] = []
+
+  beforeEach(async () => {
+    store = new ChatStore()
+    app = await buildChatApp({ store })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  })
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.disconnect()
+    await app.close()
+  })
+
+  /** A connected client named `nickname`, in no room yet. */
+  async function person(nickname: string): Promise<Socket<ServerEvents, ClientEvents>> {
+    const socket = connect<ServerEvents, ClientEvents>(url, { auth: { nickname }, transports: ['polling'] })
+    clients.push(socket)
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+    return socket
+  }
+
+  const join = (socket: Socket<ServerEvents, ClientEvents>, room: string) =>
+    new Promise<JoinReply>((resolve) => socket.emit('join', { room }, resolve))
+
+  it('leaves a person in the room they asked for last when they click through rooms faster than the server answers', async () => {
+    const eve = await person('eve')
+    await join(eve, 'lobby')
+    const replies = await Promise.all(['help', 'random', 'lobby', 'help'].map((room) => join(eve, room)))
+    expect(replies.map((r) => r.ok && r.room)).toEqual(['help', 'random', 'lobby', 'help'])
+    const [socket] = await app.parley.fetchSockets()
+    expect([...(socket?.rooms ?? [])].filter((r) => store.hasRoom(r))).toEqual(['help'])
+    // Each room lists only who is in it.
+    for (const room of ['lobby', 'random']) {
+      const bob = await person(`bob-${room}`)
+      const reply = await join(bob, room)
+      expect(reply.ok && reply.people).toEqual([`bob-${room}`])
+    }
+  })
+})
