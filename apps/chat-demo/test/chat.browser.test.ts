@@ -269,6 +269,24 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     for (const page of [dee, eve]) await page.context().close()
   })
 
+  it('takes someone who closes their tab off the people list at once, on every transport', async () => {
+    const direct = `http://127.0.0.1:${port}`
+    for (const transport of ['websocket', 'sse', 'polling']) {
+      const room = `close-${transport}`
+      const [fay, gus] = await Promise.all([
+        join(direct, 'fay', { query: `?room=${room}` }),
+        join(direct, 'gus', { query: `?room=${room}&transports=${transport}` }),
+      ])
+      for (const page of [fay, gus]) await waitForPeople(page, 2)
+      await gus.close()
+      // Well within the server's recovery window (30 s), which keeps a session that only lost
+      // its connection: a closed tab is someone who left.
+      await waitForPeople(fay, 1)
+      expect(await fay.textContent('#people li')).toBe('fay')
+      for (const page of [fay, gus]) await page.context().close()
+    }
+  })
+
   it('fits a phone and a desktop: no sideways scroll, rooms, people and the input in view', async () => {
     const layouts: Array<[string, BrowserContextOptions]> = [
       ['phone', { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true }],

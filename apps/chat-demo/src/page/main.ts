@@ -191,6 +191,14 @@ for (const change of ['online', 'offline']) {
   })
 }
 
+// Closing the tab (or leaving the page) is leaving the chat: without a goodbye the server would
+// keep the session through its recovery window, and the others would see this person "here now"
+// for that long. Back from the back/forward cache, the page joins again with a new session.
+addEventListener('pagehide', () => socket?.disconnect())
+addEventListener('pageshow', (event) => {
+  if (event.persisted) socket?.connect()
+})
+
 view.onRoom(enter)
 
 view.onSend((text) => {
