@@ -287,6 +287,15 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     }
   })
 
+  it('opens the lobby, and says why, when ?room= names a room that cannot be', async () => {
+    const page = await join(`http://127.0.0.1:${port}`, 'hal', { query: '?room=Not%20a%20room!' })
+    expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# lobby')
+    expect(await page.textContent('#error')).toMatch(/^room names are/)
+    await send(page, 'hal here')
+    await waitForDelivered(page, 1)
+    await page.context().close()
+  })
+
   it('fits a phone and a desktop: no sideways scroll, rooms, people and the input in view', async () => {
     const layouts: Array<[string, BrowserContextOptions]> = [
       ['phone', { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true }],

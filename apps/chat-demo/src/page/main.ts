@@ -166,7 +166,13 @@ function request<K extends keyof Replies>(
 
 function enter(next: string): void {
   request('join', { room: next }, (reply) => {
-    if (!reply.ok) return view.error(reply.error)
+    if (!reply.ok) {
+      view.error(reply.error)
+      // The room the page is meant to be in (`?room=`, or the one to join again on a new
+      // session) cannot be: the lobby, rather than no room at all. A click that fails stays put.
+      if (next === room && next !== 'lobby') enter('lobby')
+      return
+    }
     room = reply.room
     if (drawn !== room) {
       drawn = room
