@@ -296,6 +296,24 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.context().close()
   })
 
+  it('names every control for a screen reader, and sends with the keyboard alone', async () => {
+    const page = await join(`http://127.0.0.1:${port}`, 'ivy')
+    const names = await page.evaluate(() =>
+      Array.from(
+        document.querySelectorAll<HTMLInputElement | HTMLButtonElement>('#chat button, #chat input'),
+        (e) => e.getAttribute('aria-label') ?? (e.labels?.[0]?.textContent || e.textContent),
+      ),
+    )
+    // Rooms, "create room", the two inputs, "Send": words, not a lone symbol.
+    expect(names.filter((name) => !/\p{L}{2}/u.test(name ?? ''))).toEqual([])
+    expect(await page.getByRole('button', { name: 'create room', exact: true }).count()).toBe(1)
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('text')
+    await page.keyboard.type('by keyboard')
+    await page.keyboard.press('Enter')
+    await waitForDelivered(page, 1)
+    await page.context().close()
+  })
+
   it('fits a phone and a desktop: no sideways scroll, rooms, people and the input in view', async () => {
     const layouts: Array<[string, BrowserContextOptions]> = [
       ['phone', { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true }],
