@@ -48,6 +48,9 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     chat.to(room).emit('presence', { room, people: await people(room) })
   }
 
+  /** When each socket's last typing signal was passed on. */
+  const lastTyping = new WeakMap<ChatSocket, number>()
+
   /** Each socket's last room change, which the next one waits for. */
   const moves = new WeakMap<ChatSocket, Promise<void>>()
 
@@ -130,6 +133,11 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     socket.on('typing', (state) => {
       const room = typeof state?.room === 'string' ? state.room : ''
       if (!socket.rooms.has(room)) return
+      // Each signal goes to everyone in the room: a client that sent thousands would have the
+      // server send thousands times as many. The page's own are far apart; extras are dropped.
+      const now = Date.now()
+      if (now - (lastTyping.get(socket) ?? 0) < Limits.typingGap) return
+      lastTyping.set(socket, now)
       socket
         .to(room)
         .volatile.emit('typing', { room, who: socket.data.nickname, typing: state.typing === true })

@@ -44,6 +44,8 @@ export const Limits = {
   /** Messages a socket may send per `ratePeriod` ms. */
   rate: 5,
   ratePeriod: 5000,
+  /** Least ms between two typing signals of one socket that the server passes on (the page sends one a second). */
+  typingGap: 250,
 } as const
 
 export const DEFAULT_ROOMS = ['lobby', 'random', 'help'] as const

@@ -51,4 +51,18 @@ describe('chat server', () => {
       expect(reply.ok && reply.people).toEqual([`bob-${room}`])
     }
   })
+
+  it('passes on at most a few typing signals a second from one person, however many they send', async () => {
+    const [ann, mal] = [await person('ann'), await person('mal')]
+    await join(ann, 'lobby')
+    await join(mal, 'lobby')
+    let heard = 0
+    ann.on('typing', () => heard++)
+    for (let i = 0; i < 200; i++) mal.emit('typing', { room: 'lobby', typing: i % 2 === 0 })
+    // A reply after them all: the server has read every one by then.
+    await join(mal, 'lobby')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(heard).toBeGreaterThan(0)
+    expect(heard).toBeLessThanOrEqual(2)
+  })
 })
