@@ -117,10 +117,11 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       const twin = key === undefined ? undefined : store.find(room, socket.data.nickname, key)
       if (twin) return ack({ ok: true, id: twin.id })
       if (!limit.take(socket.data.rate)) {
-        const wait = Math.ceil(limit.retryIn(socket.data.rate) / 1000)
+        const retryIn = limit.retryIn(socket.data.rate)
         return ack({
           ok: false,
-          error: `slow down: at most ${Limits.rate} messages in ${Limits.ratePeriod / 1000} s (wait ${wait} s)`,
+          error: `slow down: at most ${Limits.rate} messages in ${Limits.ratePeriod / 1000} s (wait ${Math.ceil(retryIn / 1000)} s)`,
+          retryIn,
         })
       }
       const out = store.add({ room, from: socket.data.nickname, text, at: Date.now() }, key)

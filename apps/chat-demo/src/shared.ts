@@ -10,8 +10,11 @@ export interface ChatMessage {
   at: number
 }
 
-/** The answer to a message: delivered, or refused with a reason a person can read. */
-export type ChatReply = { ok: true; id: string } | { ok: false; error: string }
+/**
+ * The answer to a message: delivered, or refused with a reason a person can read. `retryIn`:
+ * refused by the rate limit, which takes it again in that many ms.
+ */
+export type ChatReply = { ok: true; id: string } | { ok: false; error: string; retryIn?: number }
 
 /** The answer to joining a room: what the page needs to draw it. */
 export type JoinReply =

@@ -269,6 +269,28 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     for (const page of [dee, eve]) await page.context().close()
   })
 
+  it('delivers everything written while offline, even more than the rate limit lets through at once', async () => {
+    const network = await startFaultProxy(port)
+    proxies.push(network)
+    const page = await join(network.url, 'jo', { query: '?room=offline-burst&transports=sse' })
+    await page.context().setOffline(true)
+    network.cut('all')
+    await waitForBanner(page, /The browser is offline/)
+    const written = Array.from({ length: 7 }, (_, i) => `jo offline ${i}`)
+    for (const text of written) await send(page, text)
+    await page.context().setOffline(false)
+    // Five go at once; the server refuses the other two for five seconds, and the page sends
+    // them again then, rather than marking them failed.
+    await page.waitForFunction(
+      () => document.querySelectorAll('#messages .tick[data-state="delivered"]').length === 7,
+      null,
+      { timeout: 15_000 },
+    )
+    expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(0)
+    expect(await texts(page)).toEqual(written)
+    await page.context().close()
+  }, 30_000)
+
   it('takes someone who closes their tab off the people list at once, on every transport', async () => {
     const direct = `http://127.0.0.1:${port}`
     for (const transport of ['websocket', 'sse', 'polling']) {

@@ -216,13 +216,33 @@ view.onSend((text) => {
     if (down || !everConnected) showOutage()
   }
   socket.volatile.emit('typing', { room, typing: false })
-  request('chat', { room, text, key: randomKey() }, (reply) => {
-    waiting.delete(tick)
-    if (!reply.ok) return tick.failed(reply.error)
-    shown.add(reply.id)
-    tick.delivered(reply.id)
-  })
+  const message = { room, text, key: randomKey() }
+  const deliver = () =>
+    request('chat', message, (reply) => {
+      waiting.delete(tick)
+      // Written offline, it came in with everything else that waited: the rate limit is not
+      // this person typing too fast, so it goes again when the server takes it.
+      if (!reply.ok && offline && 'retryIn' in reply && reply.retryIn !== undefined) {
+        return later(deliver, reply.retryIn)
+      }
+      if (!reply.ok) return tick.failed(reply.error)
+      shown.add(reply.id)
+      tick.delivered(reply.id)
+    })
+  deliver()
 })
+
+/** Messages to send again once the rate limit takes them, in the order they were written. */
+const again: Array<() => void> = []
+
+/** One timer for them all: each its own could fire out of order (their waits differ by a ms). */
+function later(send: () => void, ms: number): void {
+  again.push(send)
+  if (again.length > 1) return
+  setTimeout(() => {
+    for (const next of again.splice(0)) next()
+  }, ms)
+}
 
 view.onTyping(() => {
   if (socket?.connected) socket.volatile.emit('typing', { room, typing: true })
