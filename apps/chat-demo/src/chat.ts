@@ -9,8 +9,10 @@ import type { ChatStore } from './store.js'
  */
 export interface ChatData {
   nickname: string
-  /** The socket's rate-limit window (see `RateLimit`). */
+  /** The socket's rate-limit window for messages (see `RateLimit`). */
   rate: RateWindow
+  /** Its window for changes of room. */
+  moves: RateWindow
   /** The chat room the socket is in, for presence when it leaves. */
   room?: string
 }
@@ -34,9 +36,11 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     socket.data.nickname = nickname
     // A session taken over from a draining node comes with its window (middleware runs again).
     socket.data.rate ??= RateLimit.empty()
+    socket.data.moves ??= RateLimit.empty()
   })
 
   const limit = new RateLimit(Limits.rate, Limits.ratePeriod)
+  const roomLimit = new RateLimit(Limits.roomChanges, Limits.roomPeriod)
 
   /** Who is in a room, by nickname, sorted; one name per person even with two tabs. */
   async function people(room: string): Promise<string[]> {
@@ -53,6 +57,8 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
 
   /** Each socket's last room change, which the next one waits for. */
   const moves = new WeakMap<ChatSocket, Promise<void>>()
+  /** The room each socket's last change goes to (it may still be under way). */
+  const heading = new WeakMap<ChatSocket, string>()
 
   /**
    * Puts the socket in `room` (and out of any other chat room). One change at a time per
@@ -60,6 +66,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
    * still in the room they start from, and leave it in two rooms.
    */
   function enter(socket: ChatSocket, room: string): Promise<void> {
+    heading.set(socket, room)
     const move = (moves.get(socket) ?? Promise.resolve()).then(() => moveTo(socket, room))
     moves.set(
       socket,
@@ -93,6 +100,15 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
   function setUp(socket: ChatSocket): void {
     socket.on('join', async (request, ack) => {
       const room = typeof request?.room === 'string' ? request.room.trim().toLowerCase() : ''
+      // A change tells everyone in two rooms who is there now: a client switching in a loop
+      // would have the server announce to them without end (and open rooms as fast).
+      if (room !== (heading.get(socket) ?? socket.data.room) && !roomLimit.take(socket.data.moves)) {
+        const wait = Math.ceil(roomLimit.retryIn(socket.data.moves) / 1000)
+        return ack({
+          ok: false,
+          error: `slow down: at most ${Limits.roomChanges} changes of room in ${Limits.roomPeriod / 1000} s (wait ${wait} s)`,
+        })
+      }
       const refused = open(room)
       if (refused) return ack({ ok: false, error: refused })
       await enter(socket, room)

@@ -47,6 +47,9 @@ export const Limits = {
   /** Messages a socket may send per `ratePeriod` ms. */
   rate: 5,
   ratePeriod: 5000,
+  /** Changes of room a socket may make per `roomPeriod` ms (each tells two rooms who is there). */
+  roomChanges: 10,
+  roomPeriod: 10_000,
   /** Least ms between two typing signals of one socket that the server passes on (the page sends one a second). */
   typingGap: 250,
 } as const

@@ -5,7 +5,7 @@ import { connect, type Socket } from '@parley/client'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { buildChatApp } from '../src/app.js'
-import type { ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import { type ClientEvents, type JoinReply, Limits, type ServerEvents } from '../src/shared.js'
 import { ChatStore } from '../src/store.js'
 
 describe('chat server', () => {
@@ -64,5 +64,21 @@ describe('chat server', () => {
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(heard).toBeGreaterThan(0)
     expect(heard).toBeLessThanOrEqual(2)
+  })
+
+  it('refuses one person switching rooms in a loop, so that the others do not get presence without end', async () => {
+    const ann = await person('ann')
+    await join(ann, 'lobby')
+    let updates = 0
+    ann.on('presence', () => updates++)
+    const mal = await person('mal')
+    const replies = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => join(mal, i % 2 === 0 ? 'lobby' : 'random')),
+    )
+    const refused = replies.filter((r) => !r.ok)
+    expect(refused.length).toBeGreaterThan(0)
+    expect(refused[0]).toEqual({ ok: false, error: expect.stringMatching(/^slow down/) })
+    // Each change into or out of the lobby is one update there.
+    expect(updates).toBeLessThanOrEqual(Limits.roomChanges)
   })
 })
