@@ -336,6 +336,23 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.context().close()
   })
 
+  it('says what is wrong with a nickname of spaces only, instead of doing nothing', async () => {
+    const page = await (await browser.newContext()).newPage()
+    await page.goto(`http://127.0.0.1:${port}/?room=nickname-test`)
+    await page.fill('#nickname', '   ')
+    await page.press('#nickname', 'Enter')
+    // The browser's own message for an invalid field (a bubble by the input) is what shows.
+    expect(await page.$eval('#nickname', (input) => (input as HTMLInputElement).validationMessage)).not.toBe(
+      '',
+    )
+    expect(await page.isVisible('#join')).toBe(true)
+    await page.fill('#nickname', ' kim ')
+    await page.press('#nickname', 'Enter')
+    await waitForPeople(page, 1)
+    expect(await page.textContent('#people li')).toBe('kim')
+    await page.context().close()
+  })
+
   it('fits a phone and a desktop: no sideways scroll, rooms, people and the input in view', async () => {
     const layouts: Array<[string, BrowserContextOptions]> = [
       ['phone', { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true }],
