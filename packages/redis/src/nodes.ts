@@ -213,9 +213,12 @@ export class Nodes {
         JSON.stringify({ v: 1, p: this.#config.path } satisfies NodeNote),
       ])
     } catch (err) {
-      this.#config.warnings.warn('heartbeat', 'heartbeat failed; the live-node set is kept as it was', {
-        err,
-      })
+      // Another application's key under this prefix fails every beat, on every node, the same way:
+      // say which key and what to do, not only what Redis said.
+      const message = /WRONGTYPE/.test(String((err as Error | undefined)?.message))
+        ? `heartbeat failed: ${this.#indexKey} holds a value of another type, so no node sees the others; another application uses the prefix "${prefix}": give each its own \`prefix\` (or delete that key if nothing needs it)`
+        : 'heartbeat failed; the live-node set is kept as it was'
+      this.#config.warnings.warn('heartbeat', message, { err })
       return
     }
     if (this.#stopped) return

@@ -225,6 +225,22 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     }
   })
 
+  it('names the key and what to do when the live-node index holds another type', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url, { prefix: 'shared' })
+    // Another application's key where the index goes: every heartbeat fails on it.
+    await a.redis.sendCommand(['DEL', 'shared:nodes'])
+    await a.redis.sendCommand(['SET', 'shared:nodes', 'not an index'])
+    try {
+      await until(() => a.warnings.some((w) => w.includes('heartbeat failed')), 3000, 'a failed heartbeat')
+      const warning = a.warnings.find((w) => w.includes('heartbeat failed'))
+      expect(warning).toContain('shared:nodes holds a value of another type')
+      expect(warning).toContain('give each its own `prefix`')
+    } finally {
+      await a.redis.sendCommand(['DEL', 'shared:nodes'])
+    }
+  })
+
   it('warns once when a node of the same prefix serves Parley at another path', async () => {
     nodes = new Nodes()
     const a = await nodes.start(suite.redis.url)
