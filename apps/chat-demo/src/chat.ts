@@ -121,10 +121,6 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       const room = typeof message?.room === 'string' ? message.room : ''
       const text = typeof message?.text === 'string' ? message.text.trim() : ''
       const key = typeof message?.key === 'string' && message.key.length <= 64 ? message.key : undefined
-      // A message queued while offline may reach a restarted server that forgot a room the
-      // page had created: open it again rather than lose the message.
-      const refused = open(room)
-      if (refused) return ack({ ok: false, error: refused })
       if (text === '' || text.length > Limits.message) {
         return ack({ ok: false, error: `messages are 1 to ${Limits.message} characters` })
       }
@@ -140,6 +136,11 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
           retryIn,
         })
       }
+      // A message queued while offline may reach a restarted server that forgot a room the
+      // page had created: open it again rather than lose the message. Only for a message that
+      // is taken: a refused one must not open rooms (of which there are at most Limits.rooms).
+      const refused = open(room)
+      if (refused) return ack({ ok: false, error: refused })
       const out = store.add({ room, from: socket.data.nickname, text, at: Date.now() }, key)
       socket.to(room).emit('chat', out)
       ack({ ok: true, id: out.id })

@@ -52,6 +52,20 @@ describe('chat server', () => {
     }
   })
 
+  it('opens no room for a message it refuses', async () => {
+    const zed = await person('zed')
+    await join(zed, 'lobby')
+    const send = (room: string, text: string) =>
+      new Promise<{ ok: boolean }>((resolve) =>
+        zed.emit('chat', { room, text, key: `${room}:${text}` }, resolve),
+      )
+    expect(await send('ghost-empty', '   ')).toMatchObject({ ok: false })
+    expect(await send('ghost-long', 'x'.repeat(Limits.message + 1))).toMatchObject({ ok: false })
+    for (let i = 0; i < Limits.rate; i++) expect(await send('lobby', `m${i}`)).toMatchObject({ ok: true })
+    expect(await send('ghost-rate', 'one too many')).toMatchObject({ ok: false })
+    expect(store.rooms.filter((room) => room.startsWith('ghost'))).toEqual([])
+  })
+
   it('passes on at most a few typing signals a second from one person, however many they send', async () => {
     const [ann, mal] = [await person('ann'), await person('mal')]
     await join(ann, 'lobby')
