@@ -563,13 +563,15 @@ describe('drain with handoff: a session asked for again while it is being taken 
       proxy!.avoid.add(0).add(2)
       const adapter = store.nodes.get('b')!
       let asked = false
-      adapter.sessionOpened = (sid: string) => {
-        if (asked) return
-        asked = true
-        void adapter.sockets.handOff(sid)
-        proxy!.avoid.clear()
-        proxy!.avoid.add(0).add(1)
-      }
+      Object.assign(adapter, {
+        sessionOpened: (sid: string) => {
+          if (asked) return
+          asked = true
+          void adapter.sockets.handOff(sid)
+          proxy!.avoid.clear()
+          proxy!.avoid.add(0).add(1)
+        },
+      })
       let up = 0
       const traffic = setInterval(() => c.emit('up', ++up), 5)
       await sleep(30)
