@@ -60,10 +60,7 @@ async function stalled(transport: TransportName, base: string): Promise<Stalled>
       get: () => Promise.reject(new Error('no GET on a WebSocket')),
     }
   }
-  const res = await fetch(`${endpoint}?v=1`, { method: 'POST', body: '[8,{}]' })
-  const decoded = decodeText(await res.text())
-  if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
-  const sid = decoded.packet.sid
+  const sid = await handshakePost(endpoint)
   const url = `${endpoint}?v=1&sid=${sid}`
   if (transport === 'sse') {
     // Open the event stream and never read it.
@@ -86,15 +83,29 @@ async function stalled(transport: TransportName, base: string): Promise<Stalled>
   }
 }
 
-/** A server with small limits, and a stalled client of `transport`. */
-async function setup(transport: TransportName, options: ParleyServerOptions) {
+/** Opens a session on an SSE or polling `endpoint` by its handshake POST alone; its sid. */
+async function handshakePost(endpoint: string): Promise<string> {
+  const res = await fetch(`${endpoint}?v=1`, { method: 'POST', body: '[8,{}]' })
+  const decoded = decodeText(await res.text())
+  if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+  return decoded.packet.sid
+}
+
+/** Starts the test's server with `options`, with the sockets that connect to it, in order. */
+async function serve(options: ParleyServerOptions): Promise<Started & { sockets: ServerSocket[] }> {
   const sockets: ServerSocket[] = []
-  started = await startServer({ pingInterval: 60_000, pingTimeout: 60_000, ...options }, (app) => {
+  started = await startServer(options, (app) => {
     app.parley.on('connection', (s) => {
       sockets.push(s)
     })
   })
-  const client = await stalled(transport, started.base)
+  return { ...started, sockets }
+}
+
+/** A server with small limits, and a stalled client of `transport`. */
+async function setup(transport: TransportName, options: ParleyServerOptions) {
+  const { base, sockets } = await serve({ pingInterval: 60_000, pingTimeout: 60_000, ...options })
+  const client = await stalled(transport, base)
   await until(() => sockets.length === 1)
   const socket = sockets[0]!
   const reasons: string[] = []
@@ -201,17 +212,9 @@ describe.each(['sse', 'polling'] as const)('a client that talks but never reads,
     // The server acknowledges every 32 events it receives; with no GET, its ACKs wait in the
     // transport, and a client that keeps sending grows that queue for as long as it likes.
     const maxBufferedBytes = 1024
-    const sockets: ServerSocket[] = []
-    started = await startServer({ pingInterval: 60_000, pingTimeout: 60_000, maxBufferedBytes }, (app) => {
-      app.parley.on('connection', (s) => {
-        sockets.push(s)
-      })
-    })
-    const endpoint = `${started.base}/${transport === 'sse' ? 'sse' : 'poll'}`
-    const res = await fetch(`${endpoint}?v=1`, { method: 'POST', body: '[8,{}]' })
-    const decoded = decodeText(await res.text())
-    if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
-    const url = `${endpoint}?v=1&sid=${decoded.packet.sid}`
+    const { base, sockets } = await serve({ pingInterval: 60_000, pingTimeout: 60_000, maxBufferedBytes })
+    const endpoint = `${base}/${transport === 'sse' ? 'sse' : 'poll'}`
+    const url = `${endpoint}?v=1&sid=${await handshakePost(endpoint)}`
     await until(() => sockets.length === 1)
     const socket = sockets[0]!
     const reasons: string[] = []
@@ -237,19 +240,14 @@ describe('an answer its client does not read, once it has ended', () => {
    * with `count` packets of 100 KB sent to it.
    */
   async function unreadGet(transport: 'sse' | 'polling', count: number) {
-    const sockets: ServerSocket[] = []
     // Answers of up to 8 MB: more than the kernel's buffers take from a client that reads nothing.
-    const options = { pingInterval: 60_000, pingTimeout: 500, maxPayload: 8_000_000 }
-    started = await startServer(options, (app) => {
-      app.parley.on('connection', (s) => {
-        sockets.push(s)
-      })
+    const { app, base, sockets } = await serve({
+      pingInterval: 60_000,
+      pingTimeout: 500,
+      maxPayload: 8_000_000,
     })
-    const endpoint = `${started.base}/${transport === 'sse' ? 'sse' : 'poll'}`
-    const res = await fetch(`${endpoint}?v=1`, { method: 'POST', body: '[8,{}]' })
-    const decoded = decodeText(await res.text())
-    if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
-    const sid = decoded.packet.sid
+    const endpoint = `${base}/${transport === 'sse' ? 'sse' : 'poll'}`
+    const sid = await handshakePost(endpoint)
     await until(() => sockets.length === 1)
     const socket = sockets[0]!
     const big = 'x'.repeat(100_000)
@@ -257,10 +255,10 @@ describe('an answer its client does not read, once it has ended', () => {
     // The server's end of each connection, by the client's port: a client that does not read
     // cannot see its connection cut (the cut waits behind the bytes it did not read).
     const connections = new Map<number, Socket>()
-    started.app.server.on('connection', (connection: Socket) => {
+    app.server.on('connection', (connection: Socket) => {
       connections.set(connection.remotePort!, connection)
     })
-    const raw = await RawHttp.open(Number(new URL(started.base).port))
+    const raw = await RawHttp.open(Number(new URL(base).port))
     cleanups.push(() => raw.destroy())
     raw.socket.pause()
     raw.write(head('GET', `/parley/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${sid}&ack=0`))
@@ -317,17 +315,12 @@ describe('an answer its client does not read, once it has ended', () => {
 
 describe('a WebSocket its client left for another transport', () => {
   it('is cut at once when it holds what the client never read, not after the closing handshake', async () => {
-    const sockets: ServerSocket[] = []
-    started = await startServer({ pingInterval: 60_000, maxBufferedBytes: 64 * 1024 * 1024 }, (app) => {
-      app.parley.on('connection', (s) => {
-        sockets.push(s)
-      })
-    })
+    const { app, base, sockets } = await serve({ pingInterval: 60_000, maxBufferedBytes: 64 * 1024 * 1024 })
     const connections = new Map<number, Socket>()
-    started.app.server.on('connection', (connection: Socket) => {
+    app.server.on('connection', (connection: Socket) => {
       connections.set(connection.remotePort!, connection)
     })
-    const { ws, sid } = await stalledWebSocket(started.base)
+    const { ws, sid } = await stalledWebSocket(base)
     await until(() => sockets.length === 1)
     const socket = sockets[0]!
     // More than the kernel's buffers take from a client that reads nothing: the rest waits in ws.
@@ -340,7 +333,7 @@ describe('a WebSocket its client left for another transport', () => {
     // The client resumes on polling (a new network, say): the old WebSocket's closing handshake
     // would hold every byte it never read for ws's close timeout (30 s); a client resuming in a
     // loop would pile those up.
-    const resumed = await fetch(`${started.base}/poll?v=1`, {
+    const resumed = await fetch(`${base}/poll?v=1`, {
       method: 'POST',
       body: `[8,{"sid":"${sid}","ack":0}]`,
     })
