@@ -660,9 +660,7 @@ export class ParleyServer<
     } catch (err) {
       // An adapter of the application's that failed: the socket, registered already, would stay
       // for good (never attached, no timer). The handshake fails as any other that throws.
-      this.adapter.delAll(socket.id)
-      this.#socketContext.ended(session.sid, socket.id)
-      socket.turnedAway()
+      this.#unregisterNew(socket)
       throw err
     }
     // Read again after the awaits: the application may have ended the session meanwhile
@@ -679,9 +677,7 @@ export class ParleyServer<
       // The client left during the awaits (its WebSocket closed): attached, the session would
       // wait for a heartbeat on a dead transport and then for a resume nobody can make (its
       // client never got the sid). It never connected: turned away, as after the middleware.
-      this.adapter.delAll(socket.id)
-      this.#socketContext.ended(session.sid, socket.id)
-      socket.turnedAway()
+      this.#unregisterNew(socket)
       return null
     }
     session.attach(transport, 0, false)
@@ -689,6 +685,13 @@ export class ParleyServer<
     // The session may end inside a listener (disconnect(), slow consumer): #fire stops there.
     this.#fire(this.#onConnection, socket, 'connection')
     return null
+  }
+
+  /** A new socket registered but never attached: out of the adapter and the maps, quietly. */
+  #unregisterNew(socket: ServerSocket<L, E, D>): void {
+    this.adapter.delAll(socket.id)
+    this.#socketContext.ended(socket.session.sid, socket.id)
+    socket.turnedAway()
   }
 
   /**
