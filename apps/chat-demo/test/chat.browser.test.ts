@@ -205,7 +205,14 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       await waitForBanner(page, /1 message will be sent once connected/)
     })
 
+    // Offline while the server starts again, so that no attempt straddles the restart: one that
+    // failed on its first transport (server away) and got through on the next (server back)
+    // would land a page on another transport than it had. Offline, every attempt fails at once
+    // and the next waits for the network; `online` then wakes each page's client.
+    await each(({ page }) => page.context().setOffline(true))
+    await new Promise((resolve) => setTimeout(resolve, 500))
     chat = await startChat(store, chat.port)
+    await each(({ page }) => page.context().setOffline(false))
     await each(async ({ page, transport }) => {
       await waitForBanner(page, /^Reconnected with a new session/)
       expect(await badge(page)).toMatch(transport)
