@@ -55,4 +55,19 @@ describe('decoder refuses malformed binary frames', () => {
     expect(result.ok).toBe(false)
     expect(result.ok || result.error.code).toMatch(/^PARLEY_/)
   })
+
+  it('refuses more attachments than the header can refer to before it takes them apart', () => {
+    // A header of one leaf, then 240 000 empty attachments: 4 bytes each on the wire.
+    const many = new Uint8Array(4 + header.length + 4 * 240_000)
+    many.set(frame(length, header))
+    const result = decodeFrame(many)
+    expect(result.ok || result.error).toMatchObject({
+      code: 'PARLEY_INVALID_BINARY',
+      message: 'frame carries more attachments than its header refers to',
+    })
+    // As many attachments as leaves of the shortest form: all taken.
+    const leaves = '[5,1,"f",[null,null],0,[[[0],0,0],[[1],0,1]]]'
+    const two = frame([0, 0, 0, leaves.length], leaves, [0, 0, 0, 0], [0, 0, 0, 0])
+    expect(codeOf(two)).toBeUndefined()
+  })
 })

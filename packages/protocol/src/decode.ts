@@ -210,6 +210,9 @@ function hasForbiddenKey(value: unknown): boolean {
   return false
 }
 
+/** The shortest binary leaf a header can hold: `[[],0,0]`. */
+const MIN_LEAF_BYTES = 8
+
 function splitFrame(bytes: Uint8Array): { ok: true; header: string; attachments: Uint8Array[] } | Fail {
   if (bytes.length < 4)
     return fail(ErrorCode.INVALID_BINARY, 'binary frame is shorter than its header length')
@@ -224,8 +227,14 @@ function splitFrame(bytes: Uint8Array): { ok: true; header: string; attachments:
     return fail(ErrorCode.INVALID_BINARY, 'binary frame header is not UTF-8', cause)
   }
   const attachments: Uint8Array[] = []
+  // Each attachment is referred to by a leaf of the header, `[path, kind, index]`, at least
+  // MIN_LEAF_BYTES of it. Past that count, the frame is refused before its attachments become
+  // objects: a zero-length one is 4 bytes on the wire and some 100 bytes of heap.
+  const most = headerLength / MIN_LEAF_BYTES
   let offset = 4 + headerLength
   while (offset < bytes.length) {
+    if (attachments.length >= most)
+      return fail(ErrorCode.INVALID_BINARY, 'frame carries more attachments than its header refers to')
     if (offset + 4 > bytes.length) return fail(ErrorCode.INVALID_BINARY, 'attachment length is truncated')
     const length = view.getUint32(offset)
     if (length > bytes.length - offset - 4) return fail(ErrorCode.INVALID_BINARY, 'attachment is truncated')
