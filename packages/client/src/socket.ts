@@ -201,7 +201,7 @@ export class Socket<
         return self.#flagged({ ...flags, volatile: true })
       },
       timeout: (ms) => {
-        if (!(ms >= 0)) throw misuse('timeout must be >= 0 ms')
+        if (!(typeof ms === 'number' && ms >= 0)) throw misuse('timeout must be a number >= 0')
         return self.#flagged({ ...flags, timeout: ms })
       },
     }

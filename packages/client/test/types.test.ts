@@ -62,6 +62,10 @@ describe('typed event maps', () => {
     const coded = expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT' })
     expect(() => socket.timeout(-1)).toThrow(coded)
     expect(() => socket.timeout(Number.NaN)).toThrow(coded)
+    // Plain JavaScript: what compares as a number is not one (the server requires a number too).
+    for (const notANumber of ['5', '', null, [1], true]) {
+      expect(() => socket.timeout(notANumber as unknown as number)).toThrow(coded)
+    }
     socket.disconnect()
   })
 
