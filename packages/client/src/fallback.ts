@@ -317,19 +317,28 @@ export class Connection {
         return
       }
       this.#last = null
-      this.#host.down(this.#lostReason)
     }
     const error = last ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'no transport to try')
-    if (run === this.#run) this.#fail(error, !refused && this.#opts.reconnection)
+    if (run === this.#run) {
+      this.#fail(error, !refused && this.#opts.reconnection, why === 'resume' ? this.#lostReason : undefined)
+    }
   }
 
-  /** An attempt failed: says so, then waits for the backoff (or stops). */
-  #fail(error: ParleyError<string>, reconnects: boolean): void {
+  /**
+   * An attempt failed: says so (after `disconnect` with the reason `down`, when the session went
+   * down with it), then waits for the backoff (or stops).
+   */
+  #fail(error: ParleyError<string>, reconnects: boolean, down?: CloseReason): void {
     const willRetry = reconnects && this.#backoff.attempts < this.#opts.reconnectionAttempts
     // Stopped before the application hears that the client will not retry: its listener may
-    // call connect() at once (with new credentials, say), which does nothing while connecting.
+    // call connect() at once (with new credentials, say, or by hand with reconnection off),
+    // which does nothing while connecting.
     if (!willRetry) this.close()
     const run = this.#run
+    if (down) {
+      this.#host.down(down)
+      if (run !== this.#run) return
+    }
     this.#host.notify('connect_error', error, willRetry)
     if (run !== this.#run) return
     // With attempts used up, #schedule says reconnect_failed.
@@ -398,9 +407,7 @@ export class Connection {
     if (offline()) {
       // No attempt can work: the session is down until the browser is online again.
       this.#last = null
-      this.#host.down(reason)
-      // Unless a `disconnect` listener called disconnect() (then this run is over).
-      if (run === this.#run) this.#fail(error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'offline'), true)
+      this.#fail(error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'offline'), true, reason)
     } else if (this.#stable) {
       void this.#connect('resume', after)
     } else {
