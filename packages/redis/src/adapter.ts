@@ -22,12 +22,13 @@ import {
   type SessionSnapshot,
   type SocketDescription,
 } from '@parley/server'
+import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { HandOffStore } from './handoff.js'
 import { Nodes } from './nodes.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { BroadcastReplies } from './replies.js'
-import { send, within } from './send.js'
+import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
 import { Takeover } from './takeover.js'
 import { Warnings } from './warnings.js'
@@ -67,12 +68,6 @@ export interface RedisAdapterStats {
    */
   readonly incompleteRequests: number
 }
-
-/**
- * The most PUBLISHes left unanswered at once: past that, Redis is connected but not answering,
- * and more would only pile up in the connection (memory, then a late burst).
- */
-export const MAX_UNANSWERED_PUBLISHES = 1000
 
 /**
  * The longest wait (capped by `requestTimeout`) for a node asked to hand a session off to say
@@ -126,8 +121,8 @@ export class RedisAdapter implements Adapter {
   readonly #pending = new Map<string, Pending>()
   readonly #channels: { broadcast: string; request: string; response: string; membership: string }
   readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0 }
-  /** PUBLISHes sent and not answered yet, oldest first: when each was sent. */
-  readonly #unanswered = new Set<{ at: number }>()
+  /** Every command this adapter sends on the application's client, with one bound. */
+  readonly #commands: Commands
   /** This node's own broadcasts (by `q`) given up as lost while positioned sockets waited for them. */
   readonly #givenUp = new Set<number>()
   readonly #started: Promise<void>
@@ -147,10 +142,11 @@ export class RedisAdapter implements Adapter {
       response: `${prefix}:response:${this.node}`,
       membership: `${prefix}:membership`,
     }
-    this.#sessions = new SessionOwners(client, prefix, this.node, this.#warnings, options.requestTimeout)
+    this.#commands = new Commands(client, options.requestTimeout)
+    this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(client, prefix, this.node)
     this.#nodes = new Nodes({
-      client,
+      commands: this.#commands,
       prefix,
       id: this.node,
       interval: options.heartbeatInterval,
@@ -863,53 +859,31 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * PUBLISHes `packet`. `failed` runs at most once, with why, when it cannot go or is given up:
-   * Redis is away, refuses it, has left earlier PUBLISHes unanswered for `requestTimeout` (or
-   * `MAX_UNANSWERED_PUBLISHES` of them), or does not answer this one within `requestTimeout`.
-   * `answered` runs when Redis took it.
+   * PUBLISHes `packet`. `failed` runs at most once, with why, when it cannot go or is given up
+   * (see `Commands`): Redis is away, refuses it, has left commands unanswered for
+   * `requestTimeout` (or `MAX_UNANSWERED_COMMANDS` of them), or does not answer this one within
+   * `requestTimeout`; at once, before this returns, when it is not sent at all. `answered` runs
+   * when Redis took it.
    */
   #publish(channel: string, packet: object, failed?: (why: string) => void, answered?: () => void): void {
-    const { client, requestTimeout } = this.#options
     // While Redis is away, a PUBLISH would wait in the client's offline queue and arrive late
-    // (and subscribers may have missed it anyway): it is lost, and counted as such, now.
-    if (!client.isReady) {
-      failed?.('Redis is unreachable')
+    // (and subscribers may have missed it anyway); while it does not answer, the connection
+    // would hold every PUBLISH and deliver them all in a burst once it answers again. Either
+    // way it is lost, and counted as such, now.
+    const unavailable = this.#commands.unavailable()
+    if (unavailable !== undefined) {
+      failed?.(`Redis is not reachable (${unavailable})`)
       return
     }
-    // Connected but not answering (stopped, blocked, cut off without a reset): the connection
-    // would hold every PUBLISH and deliver them all in a burst once Redis answers again.
-    const now = Date.now()
-    const oldest = this.#unanswered.values().next().value
-    if (this.#unanswered.size >= MAX_UNANSWERED_PUBLISHES || (oldest && now - oldest.at >= requestTimeout)) {
-      failed?.(
-        `Redis has left ${this.#unanswered.size} PUBLISH(es) unanswered for up to ${now - (oldest?.at ?? now)} ms`,
-      )
-      return
-    }
-    const entry = { at: now }
-    this.#unanswered.add(entry)
-    let settled = false
-    const giveUp = (why: string) => {
-      if (settled) return
-      settled = true
-      failed?.(why)
-    }
-    const timer = setTimeout(
-      () => giveUp(`Redis did not answer a PUBLISH within ${requestTimeout} ms`),
-      requestTimeout,
-    )
-    timer.unref()
-    send(client, ['PUBLISH', channel, JSON.stringify(packet)]).then(
-      () => {
-        clearTimeout(timer)
-        this.#unanswered.delete(entry)
-        if (!settled) answered?.()
-      },
+    this.#commands.send(['PUBLISH', channel, JSON.stringify(packet)]).then(
+      () => answered?.(),
       (err: unknown) => {
-        clearTimeout(timer)
-        this.#unanswered.delete(entry)
+        if (err instanceof RedisUnreachableError) {
+          failed?.(`Redis did not answer the PUBLISH within ${this.#options.requestTimeout} ms`)
+          return
+        }
         this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
-        giveUp('Redis refused the PUBLISH')
+        failed?.('Redis refused the PUBLISH')
       },
     )
   }

@@ -1,5 +1,5 @@
-import type { RedisClient } from './options.js'
-import { asText, send, within } from './send.js'
+import type { Commands } from './commands.js'
+import { asText, within } from './send.js'
 import type { Warnings } from './warnings.js'
 import type { MembershipPacket } from './wire.js'
 
@@ -64,7 +64,8 @@ export interface NodeNote {
 }
 
 export interface NodesConfig {
-  client: RedisClient
+  /** The adapter's commands: none sent while Redis is away or does not answer. */
+  commands: Commands
   prefix: string
   /** This node's id. */
   id: string
@@ -139,7 +140,7 @@ export class Nodes {
 
   #announce(k: MembershipPacket['k']): Promise<unknown> {
     const packet: MembershipPacket = { n: this.#config.id, k }
-    return send(this.#config.client, ['PUBLISH', this.#config.channel, JSON.stringify(packet)])
+    return this.#config.commands.send(['PUBLISH', this.#config.channel, JSON.stringify(packet)])
   }
 
   /** The other live nodes' ids, as of the last heartbeat. */
@@ -189,15 +190,16 @@ export class Nodes {
   }
 
   async #beat(): Promise<void> {
-    const { client, id, interval, prefix } = this.#config
-    // While Redis is away, commands would pile up in the client's offline queue: skip the beat.
-    if (this.#stopped || !client.isReady) return
+    const { commands, id, interval, prefix } = this.#config
+    // While Redis is away or does not answer, commands would pile up in the client's queues:
+    // skip the beat (the one in flight, if any, is given up after requestTimeout).
+    if (this.#stopped || commands.unavailable() !== undefined) return
     const address = this.#config.address()
     const ttl = interval * MISSED_HEARTBEATS
     const now = Date.now()
     let reply: unknown
     try {
-      reply = await send(client, [
+      reply = await commands.send([
         'EVAL',
         HEARTBEAT,
         '3',
@@ -283,15 +285,15 @@ export class Nodes {
   async stop(): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
-    const { client, id, timeout } = this.#config
+    const { commands, id, timeout } = this.#config
     const deadline = Date.now() + Math.min(GOODBYE_MS, timeout)
     // A beat in flight would write the record again after it is removed.
     const beaten = await within(this.#beating ?? Promise.resolve(), deadline - Date.now(), 'late')
     if (beaten === 'late') throw new Error('@parley/redis: Redis did not answer the last heartbeat in time')
-    if (!client.isReady) return
+    if (!commands.client.isReady) return
     const removed = Promise.all([
-      send(client, ['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`]),
-      send(client, ['ZREM', this.#indexKey, id]),
+      commands.send(['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`]),
+      commands.send(['ZREM', this.#indexKey, id]),
     ]).then(() => this.#announce('left'))
     const done = await within(removed, Math.max(0, deadline - Date.now()), 'late')
     if (done === 'late')

@@ -17,7 +17,8 @@ export const RedisErrorCode = {
 
 /**
  * Redis could not be asked, or did not answer in time: what `sessionOwner` rejects with (the
- * server then treats the session as unknown). `code` is `'PARLEY_REDIS_UNREACHABLE'`.
+ * server then treats the session as unknown), and the `err` of the warning when the adapter
+ * gives up another command (see `Commands`). `code` is `'PARLEY_REDIS_UNREACHABLE'`.
  */
 export class RedisUnreachableError extends Error {
   override readonly name = 'RedisUnreachableError'
@@ -26,31 +27,6 @@ export class RedisUnreachableError extends Error {
   constructor(why: string, options?: { cause?: unknown }) {
     super(`@parley/redis: Redis is not reachable (${why})`, options)
   }
-}
-
-/**
- * Sends a command and waits for its answer at most `ms`: past that it rejects with
- * `RedisUnreachableError` (the command may still run later, when Redis answers again: only
- * reads and idempotent writes are sent this way).
- */
-export function sendWithin(client: RedisClient, args: string[], ms: number): Promise<unknown> {
-  if (!client.isReady) return Promise.reject(new RedisUnreachableError('not connected'))
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new RedisUnreachableError(`no answer to ${args[0]} within ${ms} ms`)),
-      ms,
-    )
-    send(client, args).then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (err: unknown) => {
-        clearTimeout(timer)
-        reject(err)
-      },
-    )
-  })
 }
 
 /**

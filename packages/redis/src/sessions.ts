@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import type { RedisClient } from './options.js'
-import { asText, RedisUnreachableError, send, sendWithin } from './send.js'
+import type { Commands } from './commands.js'
+import { asText } from './send.js'
 import type { Warnings } from './warnings.js'
 
 /** How long an owner record lives without an open or a resume to refresh it: 24 h. */
@@ -53,12 +53,11 @@ export class SessionOwners {
   #restoring: Promise<void> | undefined
 
   constructor(
-    private readonly client: RedisClient,
+    /** Bounded by `requestTimeout`: a handshake, a resume or a request waits on these. */
+    private readonly commands: Commands,
     private readonly prefix: string,
     private readonly node: string,
     private readonly warnings: Warnings,
-    /** The longest wait for an owner lookup: a request waits on it. */
-    private readonly timeout: number,
   ) {}
 
   key(sid: string): string {
@@ -67,8 +66,10 @@ export class SessionOwners {
 
   /**
    * Records this node as the owner of `sid` (or refreshes the record). Resolves once Redis has
-   * it (or the write was given up: it is caught up later), never rejects: the server waits for
-   * it before answering the handshake, so that the next request finds the record anywhere.
+   * it, or once the write is given up (not sent while Redis is away or does not answer, else
+   * after `requestTimeout`: it is written again once Redis answers); never rejects. The server
+   * waits for it before answering the handshake, so that the next request finds the record
+   * anywhere.
    */
   opened(sid: string): Promise<void> {
     const key = this.key(sid)
@@ -116,12 +117,11 @@ export class SessionOwners {
 
   /**
    * The owner record of `sid`, or null when there is none: one GET. Rejects with
-   * `RedisUnreachableError` while Redis is away or when it does not answer within `timeout`
-   * (connected but stalled): the request that asks is waiting.
+   * `RedisUnreachableError` while Redis is away or does not answer (see `Commands`), or when it
+   * does not answer this one within `requestTimeout`: the request that asks is waiting.
    */
   async owner(sid: string): Promise<OwnerRecord | null> {
-    if (!this.client.isReady) throw new RedisUnreachableError('not connected')
-    const value = asText(await sendWithin(this.client, ['GET', this.key(sid)], this.timeout))
+    const value = asText(await this.commands.send(['GET', this.key(sid)]))
     if (value === undefined || value === '') return null
     return value.endsWith(HANDING_OFF)
       ? { node: value.slice(0, -HANDING_OFF.length), handingOff: true }
@@ -145,34 +145,40 @@ export class SessionOwners {
     this.#stale = false
     const keys = [...this.#owned, ...this.#ended]
     for (let i = 0; i < keys.length; i += RESTORE_BATCH) {
-      if (!this.client.isReady) {
+      if (this.commands.unavailable() !== undefined) {
         this.#stale = true
         return
       }
       const writes = keys.slice(i, i + RESTORE_BATCH).map((key) => {
         if (this.#owned.has(key)) {
-          return send(this.client, ['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS), 'NX'])
+          return this.commands.send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS), 'NX'])
         }
         if (!this.#ended.delete(key)) return Promise.resolve()
-        return send(this.client, ['EVAL', DELETE_IF_OWNER, '1', key, this.node])
+        return this.commands.send(['EVAL', DELETE_IF_OWNER, '1', key, this.node])
       })
       const results = await Promise.allSettled(writes)
       if (results.some((result) => result.status === 'rejected')) this.#stale = true
     }
   }
 
+  /**
+   * Writes a record, or gives it up and catches up once Redis answers again: while Redis is
+   * away or does not answer, writes would pile up in the client's queues (one per session that
+   * opens or ends) and hold every handshake for as long as the server lets them.
+   */
   #send(command: string[], key: string): Promise<void> {
-    // While Redis is away, commands would pile up in the client's offline queue: skip, and
-    // catch up once it is back.
-    if (!this.client.isReady) {
-      this.#missed(key)
-      return Promise.resolve()
-    }
-    return send(this.client, command).then(
+    return this.commands.send(command).then(
       () => undefined,
       (err: unknown) => {
         this.#missed(key)
-        this.warnings.warn('session-record', 'could not write a session owner record', { err })
+        // Not connected: the heartbeat and the subscriber say so already.
+        if (this.commands.client.isReady) {
+          this.warnings.warn(
+            'session-record',
+            'could not write a session owner record; it is written again once Redis answers',
+            { err },
+          )
+        }
       },
     )
   }

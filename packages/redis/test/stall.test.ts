@@ -1,8 +1,11 @@
 // A Redis that stays connected but answers nothing (stopped, blocked, cut off without a reset):
-// broadcasts are given up and counted rather than piled up, owner lookups and closing are bounded.
+// broadcasts and session records are given up rather than piled up, owner lookups and closing
+// are bounded.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { Nodes } from './nodes.js'
+import { until } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { Nodes, type TestNode } from './nodes.js'
 
 /** `promise`'s value, or 'late' after `ms`. */
 function by<T>(promise: Promise<T>, ms: number): Promise<T | 'late'> {
@@ -16,6 +19,7 @@ function by<T>(promise: Promise<T>, ms: number): Promise<T | 'late'> {
 describe.skipIf(skipRedisSuites())('a Redis that does not answer', () => {
   let redis: RedisServer
   let nodes: Nodes
+  const raws: RawClient[] = []
 
   beforeAll(async () => {
     redis = await startRedis()
@@ -25,8 +29,22 @@ describe.skipIf(skipRedisSuites())('a Redis that does not answer', () => {
   })
   afterEach(async () => {
     redis.thaw()
+    for (const raw of raws.splice(0)) raw.close()
     await nodes.closeAll()
   })
+
+  /** Broadcasts from `node` until one is given up: Redis has left a command unanswered for requestTimeout. */
+  async function stalled(node: TestNode): Promise<void> {
+    const lost = node.adapter.stats.lostBroadcasts
+    await until(
+      () => {
+        node.app.parley.emit('probe', 0)
+        return node.adapter.stats.lostBroadcasts > lost
+      },
+      5000,
+      'a broadcast given up',
+    )
+  }
 
   it('gives up the broadcasts it leaves unanswered, counts them lost and names Redis', async () => {
     nodes = new Nodes()
@@ -74,5 +92,35 @@ describe.skipIf(skipRedisSuites())('a Redis that does not answer', () => {
       3000,
     )
     expect(closed).toBe('closed')
+  })
+
+  it('writes no session owner records while Redis does not answer, and writes them once it does', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(redis.url, 2, { requestTimeout: 300 })
+    const sent = vi.spyOn(a!.redis, 'sendCommand')
+    const recordWrites = () =>
+      sent.mock.calls.filter(([args]) => args.some((arg) => String(arg).startsWith('parley:session:'))).length
+    redis.freeze()
+    await stalled(a!)
+    // A session opens meanwhile, and the adapter's own record of another settles rather than
+    // waits for Redis.
+    const during = await rawConnect('polling', a!.base)
+    raws.push(during)
+    expect(await by(a!.adapter.sessionOpened('a-sid-opened-during-the-stall'), 3000)).toBeUndefined()
+    const written = recordWrites()
+    sent.mockRestore()
+    expect(written).toBe(0)
+    expect(a!.warnings.some((w) => w.includes('could not reach the other nodes'))).toBe(true)
+
+    redis.thaw()
+    // Caught up once Redis answers: the session is found from the other node.
+    let owner: unknown
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline) {
+      owner = await b!.adapter.sessionOwner(during.sid).catch(() => 'unreachable')
+      if (typeof owner === 'object') break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    expect(owner).toMatchObject({ node: a!.adapter.node })
   })
 })
