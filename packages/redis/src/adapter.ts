@@ -144,7 +144,7 @@ export class RedisAdapter implements Adapter {
     }
     this.#commands = new Commands(client, options.requestTimeout)
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
-    this.#handoffs = new HandOffStore(client, prefix, this.node)
+    this.#handoffs = new HandOffStore(this.#commands, prefix, this.node)
     this.#nodes = new Nodes({
       commands: this.#commands,
       prefix,
@@ -429,16 +429,18 @@ export class RedisAdapter implements Adapter {
    * claimed meanwhile), or the record names another node or none.
    */
   async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
-    if (this.#closed || !this.#options.client.isReady) return false
+    // Not sent at all while Redis is away or does not answer: nothing to take back later.
+    if (this.#closed || this.#commands.unavailable() !== undefined) return false
     const { sid, id } = snapshot
     this.#sessions.handingOff(sid)
     const entry = this.#handoffs.begin(snapshot)
     this.#cut.position(id)
-    const written = this.#handoffs.write(entry, snapshot, ttl).catch((err: unknown) => {
+    // -1: sent, and not answered within requestTimeout (see Commands).
+    const epoch = await this.#handoffs.write(entry, snapshot, ttl).catch((err: unknown) => {
+      if (err instanceof RedisUnreachableError) return -1
       this.#warnings.warn('handoff', 'could not store a session snapshot', { err })
       return 0
     })
-    const epoch = await within(written, this.#options.requestTimeout, -1)
     if (epoch > 0 && this.#handoffs.byHash(entry.hash) === entry) {
       entry.epoch = epoch
       entry.timer = setTimeout(() => this.#handoffs.forget(entry), ttl)
@@ -460,8 +462,8 @@ export class RedisAdapter implements Adapter {
   /**
    * Appends a packet to the tail of a session this node handed off, in call order; nothing once
    * its tail is sealed (by a claim or by `sealHandOff`), or for a session this node does not
-   * hand off. Skipped (never queued) while Redis is away: the claimer then finds the tail
-   * incomplete. Never throws.
+   * hand off. Skipped (never queued) while Redis is away or has left a command unanswered for
+   * `requestTimeout`: the claimer then finds the tail incomplete. Never throws.
    */
   appendHandOff(sid: string, text: string): void {
     try {
@@ -482,10 +484,10 @@ export class RedisAdapter implements Adapter {
     const entry = this.#handoffs.bySid(sid)
     if (!entry) return
     this.#cut.unposition(entry.id)
-    const sealing = this.#handoffs.seal(entry, last).catch((err: unknown) => {
+    // Bounded by requestTimeout (see Commands): the end of the drain waits for it.
+    await this.#handoffs.seal(entry, last).catch((err: unknown) => {
       this.#warnings.warn('handoff-seal', 'could not seal the tail of a handed-off session', { err })
     })
-    await within(sealing, this.#options.requestTimeout, undefined)
   }
 
   /**
@@ -495,12 +497,12 @@ export class RedisAdapter implements Adapter {
    * than `requestTimeout`, or the snapshot is not one this node can read (logged).
    */
   async claimSession(sid: string): Promise<SessionClaim | null> {
-    if (this.#closed || !this.#options.client.isReady) return null
-    const claim = this.#handoffs.claim(sid).catch((err: unknown) => {
+    if (this.#closed || this.#commands.unavailable() !== undefined) return null
+    // Bounded by requestTimeout (see Commands): the client's resume waits for it.
+    const won = await this.#handoffs.claim(sid).catch((err: unknown) => {
       this.#warnings.warn('claim', 'could not claim a handed-off session', { err })
       return null
     })
-    const won = await within(claim, this.#options.requestTimeout, null)
     if (!won) return null
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)
@@ -528,7 +530,7 @@ export class RedisAdapter implements Adapter {
         return this.#nodes.has(node)
       },
       publish: (marker, takeover) => {
-        if (this.#closed || !this.#options.client.isReady) return false
+        if (this.#closed || this.#commands.unavailable() !== undefined) return false
         this.#claims.set(id, takeover)
         this.#pending.set(id, {
           answer: (node, packet) => {
@@ -545,13 +547,12 @@ export class RedisAdapter implements Adapter {
         this.#pending.delete(id)
       },
       position: (socket) => this.#cut.positionUntilBack(socket),
-      finish: () => {
-        const read = this.#handoffs.finish(hash).catch((err: unknown) => {
+      // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
+      finish: () =>
+        this.#handoffs.finish(hash).catch((err: unknown) => {
           this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
           return { tail: [], sealed: false, whole: false }
-        })
-        return within(read, this.#options.requestTimeout, { tail: [], sealed: false, whole: false })
-      },
+        }),
       failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })
   }

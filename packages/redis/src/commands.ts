@@ -53,6 +53,21 @@ export class Commands {
   send(args: string[], ms = this.timeout): Promise<unknown> {
     const why = this.unavailable()
     if (why !== undefined) return Promise.reject(new RedisUnreachableError(why))
+    return this.#sent(args, ms)
+  }
+
+  /**
+   * Sends `args` while Redis is connected, answering or not, and waits for its answer at most
+   * `timeout`: what undoes a command given up must run right behind it on the connection,
+   * whenever Redis runs that one. Rejects with `RedisUnreachableError` at once when not
+   * connected (a command given up then may or may not have run: nothing can follow it now).
+   */
+  sendBehind(args: string[]): Promise<unknown> {
+    if (!this.client.isReady) return Promise.reject(new RedisUnreachableError('not connected'))
+    return this.#sent(args, this.timeout)
+  }
+
+  #sent(args: string[], ms: number): Promise<unknown> {
     const entry = { at: Date.now() }
     this.#unanswered.add(entry)
     return new Promise((resolve, reject) => {

@@ -9,8 +9,8 @@
 // Every step is one Lua script, so that a step sees and changes the keys as one: a claim and a
 // seal cannot interleave with an append, and two claims cannot both win.
 import type { SessionSnapshot } from '@parley/server'
-import type { RedisClient } from './options.js'
-import { asText, send } from './send.js'
+import type { Commands } from './commands.js'
+import { asText } from './send.js'
 import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
 
 /**
@@ -125,8 +125,9 @@ export interface ReadTail {
 
 /**
  * The Redis side of handoffs, for one node: the scripts above, and the entries of the sessions
- * this node handed off. Sends nothing while Redis is away (no offline queue pile-up): the caller
- * learns it at once.
+ * this node handed off. Every step waits for Redis at most `requestTimeout`, and none is sent
+ * while Redis is away or has left a command unanswered that long (see `Commands`): a drain, a
+ * resume and `app.close()` wait on these, and a drain appends a command per packet.
  */
 export class HandOffStore {
   /** Sessions this node handed off, by sid and by hash (claim markers name the hash). */
@@ -134,7 +135,7 @@ export class HandOffStore {
   readonly #byHash = new Map<string, HandedOff>()
 
   constructor(
-    private readonly client: RedisClient,
+    private readonly commands: Commands,
     private readonly prefix: string,
     private readonly node: string,
   ) {}
@@ -182,10 +183,14 @@ export class HandOffStore {
     this.#byHash.delete(entry.hash)
   }
 
-  /** Writes the snapshot: the epoch, or 0 when the owner record names another node or none. */
+  /**
+   * Writes the snapshot: the epoch, or 0 when the owner record names another node or none.
+   * Rejects with `RedisUnreachableError` when it was not sent (see `Commands`) or not answered
+   * within `requestTimeout` (it may still run then, and `undo` takes it back).
+   */
   async write(entry: HandedOff, snapshot: SessionSnapshot, ttl: number): Promise<number> {
     const keys = this.keys(entry.hash)
-    const reply = await send(this.client, [
+    const reply = await this.commands.send([
       'EVAL',
       WRITE,
       '3',
@@ -200,11 +205,13 @@ export class HandOffStore {
     return typeof reply === 'number' ? reply : 0
   }
 
-  /** Takes back a handoff that was given up on (see UNDO); nothing while Redis is away. */
+  /**
+   * Takes back a handoff whose write was given up on (see UNDO): sent behind the write even
+   * while Redis does not answer, so that it runs right after it. Nothing while Redis is away.
+   */
   async undo(entry: HandedOff): Promise<void> {
-    if (!this.client.isReady) return
     const keys = this.keys(entry.hash)
-    await send(this.client, [
+    await this.commands.sendBehind([
       'EVAL',
       UNDO,
       '3',
@@ -221,8 +228,9 @@ export class HandOffStore {
   append(sid: string, text: string, failed: (err: unknown) => void): void {
     const entry = this.#bySid.get(sid)
     if (entry?.state !== 'open') return
-    // Skipped rather than queued: the claimer learns of the hole from the next write that goes.
-    if (!this.client.isReady) {
+    // Skipped rather than queued (a drain may append thousands while Redis does not answer):
+    // the claimer learns of the hole from the next write that goes.
+    if (this.commands.unavailable() !== undefined) {
       entry.gap = true
       return
     }
@@ -233,22 +241,24 @@ export class HandOffStore {
   }
 
   /**
-   * Closes the tail after `last`: nothing more is appended here. Resolves once written, or given
-   * up (Redis away: the claimer then finds the tail unsealed, complete: false).
+   * Closes the tail after `last`: nothing more is appended here. Resolves once written; rejects
+   * when given up (`RedisUnreachableError`: Redis away, or no answer within `requestTimeout`;
+   * the claimer then finds the tail unsealed, complete: false).
    */
   seal(entry: HandedOff, last: string[]): Promise<void> {
     if (entry.sealing) return entry.sealing
     entry.state = 'sealed'
-    entry.sealing = this.client.isReady
-      ? this.#append(entry, last, true).then(() => undefined)
-      : Promise.reject(new Error('@parley/redis: Redis is not reachable'))
+    entry.sealing = this.#append(entry, last, true).then(() => undefined)
     return entry.sealing
   }
 
-  /** The compare-and-set of a claim; null when there is nothing to claim. */
+  /**
+   * The compare-and-set of a claim; null when there is nothing to claim. Rejects with
+   * `RedisUnreachableError` when not sent or not answered within `requestTimeout`.
+   */
   async claim(sid: string): Promise<Won | null> {
     const keys = this.keys(sidHash(sid))
-    const reply = await send(this.client, [
+    const reply = await this.commands.send([
       'EVAL',
       CLAIM,
       '3',
@@ -267,10 +277,13 @@ export class HandOffStore {
     return { snapshotText, oldNode: old, epoch, sealed: sealed === 1 }
   }
 
-  /** Reads the tail back and deletes the handoff's keys. */
+  /**
+   * Reads the tail back and deletes the handoff's keys. Rejects with `RedisUnreachableError`
+   * when not sent or not answered within `requestTimeout`.
+   */
   async finish(hash: string): Promise<ReadTail> {
     const keys = this.keys(hash)
-    const reply = await send(this.client, ['EVAL', FINISH, '2', keys.hash, keys.tail])
+    const reply = await this.commands.send(['EVAL', FINISH, '2', keys.hash, keys.tail])
     const [sealed, whole, tail] = Array.isArray(reply) ? (reply as unknown[]) : []
     const texts = Array.isArray(tail) ? tail.map(asText).filter((t): t is string => t !== undefined) : []
     return { tail: texts, sealed: sealed === 1, whole: whole === 1 }
@@ -278,7 +291,7 @@ export class HandOffStore {
 
   #append(entry: HandedOff, texts: string[], seal: boolean): Promise<unknown> {
     const keys = this.keys(entry.hash)
-    return send(this.client, [
+    return this.commands.send([
       'EVAL',
       APPEND,
       '2',

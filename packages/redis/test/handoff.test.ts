@@ -503,6 +503,46 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('skips the appends of a drain while Redis does not answer, rather than pile them up: the tail is incomplete', async () => {
+    const own = await startRedis()
+    const stalled = new FakeCluster(own.url, { requestTimeout: 200 })
+    try {
+      const [a, b] = await stalled.start(2)
+      const socket = await open(a!, 'sid-stalled', 's1')
+      expect(await handOff(a!, socket, 'sid-stalled')).toBe(true)
+      own.freeze()
+      // Until Redis has left a command unanswered for requestTimeout: a broadcast is given up.
+      await until(
+        () => {
+          a!.adapter.broadcast(message('probe', [0]), to(['nobody']))
+          return a!.adapter.stats.lostBroadcasts > 0
+        },
+        3000,
+        'a broadcast given up',
+      )
+      const before = a!.commands.length
+      for (let i = 0; i < 50; i++) a!.adapter.appendHandOff('sid-stalled', `[5,${13 + i},"news",[${i}],0]`)
+      const appends = a!.commands
+        .slice(before)
+        .filter(([command, script]) => command === 'EVAL' && script?.includes('RPUSH'))
+      expect(appends).toEqual([])
+
+      own.thaw()
+      let claim: SessionClaim | null = null
+      const deadline = Date.now() + 3000
+      while (!claim && Date.now() < deadline) {
+        claim = await b!.adapter.claimSession('sid-stalled')
+        if (!claim) await sleep(20)
+      }
+      const taken = takeOver(b!, claim!)
+      expect(await taken.done).toEqual({ tail: [], complete: false, late: false })
+    } finally {
+      own.thaw()
+      await stalled.close()
+      await own.stop()
+    }
+  })
+
   it('does not write the record of a handed-off session again after Redis restarted empty', async () => {
     const own = await startRedis()
     const restarting = new FakeCluster(own.url)
