@@ -22,10 +22,11 @@ import {
   type SessionSnapshot,
   type SocketDescription,
 } from '@parley/server'
+import { Answering } from './answering.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { HandOffStore } from './handoff.js'
-import { Nodes } from './nodes.js'
+import { ANSWERS_REPLIED, Nodes } from './nodes.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
@@ -46,6 +47,7 @@ import {
   parseRequest,
   parseResponse,
   parseSnapshot,
+  type RepliedRequest,
   type RequestPacket,
   type ResponsePacket,
   toWireOptions,
@@ -67,6 +69,12 @@ export interface RedisAdapterStats {
    * its sockets for within `requestTimeout`: that node counts as none.
    */
   readonly incompleteRequests: number
+  /**
+   * Replies of other nodes' sockets to this node's broadcasts with acks that were made there
+   * and lost by Redis on their way here: each counts as a failed reply
+   * (`PARLEY_REDIS_REPLY_LOST`) once that node says it made it.
+   */
+  readonly lostReplies: number
 }
 
 /**
@@ -119,8 +127,10 @@ export class RedisAdapter implements Adapter {
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #claims = new Map<string, Takeover>()
   readonly #pending = new Map<string, Pending>()
+  /** The replies this node still makes to other nodes' broadcasts with acks. */
+  readonly #answering = new Answering()
   readonly #channels: { broadcast: string; request: string; response: string; membership: string }
-  readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0 }
+  readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0, lostReplies: 0 }
   /** Every command this adapter sends on the application's client, with one bound. */
   readonly #commands: Commands
   /** This node's own broadcasts (by `q`) given up as lost while positioned sockets waited for them. */
@@ -262,9 +272,11 @@ export class RedisAdapter implements Adapter {
     }
     const id = this.#requestId()
     let countTimer: NodeJS.Timeout | undefined
+    let askTimer: NodeJS.Timeout | undefined
     const end = () => {
       clearTimeout(timer)
       clearTimeout(countTimer)
+      clearInterval(askTimer)
       this.#pending.delete(id)
     }
     const replies = new BroadcastReplies(
@@ -289,6 +301,8 @@ export class RedisAdapter implements Adapter {
       answer: (node, packet) => {
         if (packet.k === 'count') replies.counted(node, packet.c)
         else if (packet.k === 'reply') replies.relayed(node, () => toReply(packet))
+        else if (packet.k === 'replied')
+          this.#lostReplies(node, replies.replied(node, packet.all ? 'all' : packet.c))
       },
       gone: (node) => replies.gone(node),
       cancel: () => replies.cancel(),
@@ -305,6 +319,18 @@ export class RedisAdapter implements Adapter {
       t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
     }
     const { requestTimeout } = this.#options
+    // Redis delivers at most once: a reply it lost (this node's subscriber was reconnecting, the
+    // other node's PUBLISH failed) would be waited for until its node leaves, whatever the
+    // caller's timeout. Every requestTimeout while a counted node owes replies, it is asked how
+    // many it made; its answer comes after those replies, so any missing then was lost, and
+    // fails at once. Nodes of an earlier version are not asked (their note says less than 2).
+    const askOwing = () => {
+      for (const node of replies.owing()) {
+        if ((this.#nodes.note(node)?.v ?? 0) < ANSWERS_REPLIED) continue
+        const ask: RepliedRequest = { n: this.node, id, k: 'replied', to: node }
+        this.#publish(this.#channels.request, ask)
+      }
+    }
     // A node counts its sockets as soon as the request reaches it. A live node whose count has not
     // come within requestTimeout of Redis taking the request never got it (its subscriber was
     // reconnecting) or its answer was lost: it counts as none, as a silent node does for a
@@ -328,7 +354,10 @@ export class RedisAdapter implements Adapter {
         replies.stopWaiting()
       },
       () => {
-        if (!replies.expected && this.#pending.has(id)) countTimer = setTimeout(countsLate, requestTimeout)
+        if (!this.#pending.has(id)) return
+        if (!replies.expected) countTimer = setTimeout(countsLate, requestTimeout)
+        askTimer = setInterval(askOwing, requestTimeout)
+        askTimer.unref()
       },
     )
   }
@@ -784,6 +813,11 @@ export class RedisAdapter implements Adapter {
     const channel = `${this.#options.prefix}:response:${request.n}`
     const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) =>
       this.#publish(channel, { ...answer, n: this.node, id: request.id } as ResponsePacket)
+    if (request.k === 'replied') {
+      const made = request.to === this.node ? this.#answering.made(request.n, request.id) : undefined
+      if (made !== undefined) respond({ k: 'replied', c: made === 'all' ? 0 : made, all: made === 'all' })
+      return
+    }
     if (request.k === 'handoff') {
       if (request.to !== this.node) return
       // Before any work: the asker learns that this node is there (see HANDOFF_ASKED_MS).
@@ -830,12 +864,21 @@ export class RedisAdapter implements Adapter {
           respond({ k: 'count', c: 0 })
           return
         }
+        // Each reply is counted before it is published, so that an answer to `replied`, published
+        // later, counts every reply published before it.
+        const answering = this.#answering.start(request.n, request.id)
         this.#memory.broadcastWithAck(
           message,
           options,
           request.t ?? 0,
-          (count) => respond({ k: 'count', c: count }),
-          (reply) => respond(fromReply(reply)),
+          (count) => {
+            answering.counted(count)
+            respond({ k: 'count', c: count })
+          },
+          (reply) => {
+            answering.made()
+            respond(fromReply(reply))
+          },
         )
       }
     }
@@ -886,6 +929,17 @@ export class RedisAdapter implements Adapter {
         this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
         failed?.('Redis refused the PUBLISH')
       },
+    )
+  }
+
+  /** `lost` replies of node `node`'s sockets that Redis lost: counted and logged. */
+  #lostReplies(node: string, lost: number): void {
+    if (lost === 0) return
+    this.#stats.lostReplies += lost
+    this.#warnings.warn(
+      'lost-reply',
+      `Redis lost ${lost} reply(ies) of the sockets of node ${node} to a broadcast with acks; they count as failed`,
+      { lostReplies: this.#stats.lostReplies },
     )
   }
 

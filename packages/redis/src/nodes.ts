@@ -53,7 +53,8 @@ return { previous and 1 or 0, live, skipped }
 export interface NodeNote {
   /**
    * 1: it answers a handoff request that asks so (`a: true`) at once with `asked`, before it
-   * hands the session off; a node that does not is not there.
+   * hands the session off; a node that does not is not there. 2: it also answers a
+   * `RepliedRequest` (how many replies to a broadcast with acks it made so far).
    */
   v: number
   /**
@@ -62,6 +63,12 @@ export interface NodeNote {
    */
   p?: string
 }
+
+/** The `v` this version publishes in its note. */
+export const NOTE_VERSION = 2
+
+/** The first `v` whose nodes answer a `RepliedRequest`: those of an earlier one are not asked. */
+export const ANSWERS_REPLIED = 2
 
 export interface NodesConfig {
   /** The adapter's commands: none sent while Redis is away or does not answer. */
@@ -212,7 +219,7 @@ export class Nodes {
         String(ttl),
         String(now - 100 * ttl),
         `${prefix}:node:`,
-        JSON.stringify({ v: 1, p: this.#config.path } satisfies NodeNote),
+        JSON.stringify({ v: NOTE_VERSION, p: this.#config.path } satisfies NodeNote),
       ])
     } catch (err) {
       // Another application's key under this prefix fails every beat, on every node, the same way:

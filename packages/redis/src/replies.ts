@@ -1,5 +1,6 @@
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
+import { RedisErrorCode } from './send.js'
 
 /**
  * The replies of one broadcast with acks across nodes, as they come: this node's count of its
@@ -9,7 +10,8 @@ import type { BroadcastReply } from '@parley/server'
  *
  * Only a counted node's replies are relayed, and no more than it counted: a node counted as none
  * must not add replies to the total. A counted node that leaves, or this node's adapter closing,
- * fails the replies still owed at once, rather than at the timeout (or never, without one).
+ * fails the replies still owed at once, rather than at the timeout (or never, without one); so
+ * does a node that says it made replies that never came (`replied`: Redis lost them).
  */
 export class BroadcastReplies {
   /** Nodes whose count is still awaited. */
@@ -72,6 +74,36 @@ export class BroadcastReplies {
     this.#relayed++
     this.#reply(reply())
     this.#doneWhenAllCame()
+  }
+
+  /** The counted nodes that still owe replies. */
+  owing(): string[] {
+    const nodes: string[] = []
+    for (const [node, from] of this.#counted) if (from.relayed < from.count) nodes.push(node)
+    return nodes
+  }
+
+  /**
+   * `node` says it has made `made` replies so far (`'all'`: every one it counted). It says so on
+   * the channel its replies take, after them: those not here by now were lost by Redis, and fail
+   * (`PARLEY_REDIS_REPLY_LOST`). Returns how many.
+   */
+  replied(node: string, made: number | 'all'): number {
+    const from = this.#counted.get(node)
+    if (!from) return 0
+    const lost = Math.min(made === 'all' ? from.count : made, from.count) - from.relayed
+    if (lost <= 0) return 0
+    const error = new ParleyError<string>(
+      RedisErrorCode.REPLY_LOST,
+      `Redis lost ${lost} reply(ies) that the sockets of node ${node} made`,
+    )
+    for (let i = 0; i < lost; i++) {
+      from.relayed++
+      this.#relayed++
+      this.#reply({ ok: false, error })
+    }
+    this.#doneWhenAllCame()
+    return lost
   }
 
   /** `node` left the live set: not waited for if it had not counted; its owed replies fail. */

@@ -13,6 +13,11 @@ export function send(client: RedisClient, args: string[]): Promise<unknown> {
 export const RedisErrorCode = {
   /** Redis is not connected, or did not answer within the adapter's bound. */
   UNREACHABLE: 'PARLEY_REDIS_UNREACHABLE',
+  /**
+   * A reply of another node's socket to a broadcast with acks was made there, and Redis lost
+   * it on its way here (pub/sub delivers at most once): the `error` of that socket's reply.
+   */
+  REPLY_LOST: 'PARLEY_REDIS_REPLY_LOST',
 } as const
 
 /**

@@ -77,6 +77,19 @@ export interface HandOffRequest {
 }
 
 /**
+ * On `<prefix>:request`: node `n` asks node `to` how many replies it has made so far to `n`'s
+ * broadcast with acks `id` (see `BroadcastReplies.replied`). Only `to` answers ('replied'), on
+ * `n`'s response channel, after every reply it published before: so `n` knows which of them
+ * Redis lost. Only sent to nodes whose note says they answer it (`v` 2 or more).
+ */
+export interface RepliedRequest {
+  n: string
+  id: string
+  k: 'replied'
+  to: string
+}
+
+/**
  * On `<prefix>:membership`: node `n` joined the live set (its record is written) or left it
  * (its record is removed). The others read the set again at once, where they would learn it at
  * their next heartbeat: until then they would neither ask a new node nor wait for its answers.
@@ -99,6 +112,11 @@ export type ResponsePacket =
   | { n: string; id: string; k: 'asked' }
   /** The answer to a `HandOffRequest`: true once the snapshot is stored. */
   | { n: string; id: string; k: 'handoff'; ok: boolean }
+  /**
+   * The answer to a `RepliedRequest`: `c` replies made so far; `all` when the node owes none
+   * any more (every socket it counted replied, or it never counted this broadcast).
+   */
+  | { n: string; id: string; k: 'replied'; c: number; all: boolean }
 
 // Decoding limits are for hostile clients; these texts come from nodes of the same cluster, whose
 // senders already checked them against their own maxPayload.
@@ -203,9 +221,11 @@ export function parseSnapshot(
   return fits ? { ok: true, snapshot: value as unknown as SessionSnapshot } : { ok: false, why: 'bad shape' }
 }
 
-export function parseRequest(text: string): RequestPacket | HandOffRequest | undefined {
+export function parseRequest(text: string): RequestPacket | HandOffRequest | RepliedRequest | undefined {
   const value = parseJson(text)
   if (!isRecord(value) || typeof value.n !== 'string' || typeof value.id !== 'string') return undefined
+  if (value.k === 'replied')
+    return typeof value.to === 'string' ? (value as unknown as RepliedRequest) : undefined
   if (value.k === 'handoff') {
     const fits = typeof value.to === 'string' && typeof value.sid === 'string' && value.sid !== ''
     return fits ? (value as unknown as HandOffRequest) : undefined
@@ -244,6 +264,7 @@ export function parseResponse(text: string): ResponsePacket | undefined {
     value.k === 'sealed' ||
     value.k === 'asked' ||
     (value.k === 'handoff' && typeof value.ok === 'boolean') ||
+    (value.k === 'replied' && isCount(value.c) && typeof value.all === 'boolean') ||
     (value.k === 'reply' && value.ok === true && typeof value.v === 'string') ||
     (value.k === 'reply' &&
       value.ok === false &&

@@ -118,10 +118,19 @@ export interface FakeNode {
   warnings: string[]
   /** Every command the adapter sent on its client, in order. */
   commands: string[][]
+  /**
+   * Commands for which this is true are never sent: they resolve as a PUBLISH that no
+   * subscriber heard (0), as when Redis loses a message.
+   */
+  lose: ((args: string[]) => boolean) | undefined
 }
 
 /** The node's client as the adapter gets it: the same connection, each command recorded. */
-function recording(redis: Client, commands: string[][]): RedisClient {
+function recording(
+  redis: Client,
+  commands: string[][],
+  node: { lose?: (args: string[]) => boolean },
+): RedisClient {
   return {
     get isOpen() {
       return redis.isOpen
@@ -131,6 +140,7 @@ function recording(redis: Client, commands: string[][]): RedisClient {
     },
     sendCommand: (args) => {
       commands.push(args)
+      if (node.lose?.(args)) return Promise.resolve(0)
       return redis.sendCommand(args)
     },
     duplicate: () => redis.duplicate(),
@@ -155,14 +165,27 @@ export class FakeCluster {
     const sockets = new FakeSockets()
     const warnings: string[] = []
     const commands: string[][] = []
+    const losing: { lose?: (args: string[]) => boolean } = {}
     const adapter = redisAdapter({
-      client: recording(redis, commands),
+      client: recording(redis, commands, losing),
       prefix: this.prefix,
       heartbeatInterval: HEARTBEAT,
       log: { warn: (_details, message) => warnings.push(message) },
       ...this.options,
     })(sockets)
-    const node = { adapter, sockets, redis, warnings, commands }
+    const node: FakeNode = {
+      adapter,
+      sockets,
+      redis,
+      warnings,
+      commands,
+      get lose() {
+        return losing.lose
+      },
+      set lose(lose) {
+        losing.lose = lose
+      },
+    }
     this.nodes.push(node)
     await adapter.ready()
     return node

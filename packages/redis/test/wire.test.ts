@@ -52,6 +52,14 @@ describe('the messages between nodes', () => {
     expect(parseMembership('{"n":"a","k":"left"}')).toEqual({ n: 'a', k: 'left' })
     expect(parseMembership('{"n":"a","k":"stayed"}')).toBeUndefined()
     expect(parseRequest(JSON.stringify({ ...ack, e: undefined }))).toBeUndefined()
+    // How many replies a node made (see lost-replies.test.ts), and its answer.
+    const ask = { n: 'a', id: '1', k: 'replied', to: 'b' }
+    expect(parseRequest(JSON.stringify(ask))).toEqual(ask)
+    expect(parseRequest(JSON.stringify({ ...ask, to: 1 }))).toBeUndefined()
+    const made = { n: 'b', id: '1', k: 'replied', c: 2, all: false }
+    expect(parseResponse(JSON.stringify(made))).toEqual(made)
+    expect(parseResponse(JSON.stringify({ ...made, c: -1 }))).toBeUndefined()
+    expect(parseResponse(JSON.stringify({ ...made, all: 'yes' }))).toBeUndefined()
     // A packet of another kind is not an event, nor a value.
     expect(decodeEvent(packValue(1))).toBeUndefined()
     expect(unpackValue(prepareEvent('x', []).text(0, 0))).toEqual({ ok: false })
