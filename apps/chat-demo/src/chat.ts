@@ -1,6 +1,13 @@
 import { CloseReason, type ParleyServer, type ServerSocket } from '@parley/server'
 import { RateLimit, type RateWindow } from './rate-limit.js'
-import { type ClientEvents, Limits, ROOM_PATTERN, type ServerEvents } from './shared.js'
+import {
+  ChatErrorCode,
+  type ClientEvents,
+  Limits,
+  type Refusal,
+  ROOM_PATTERN,
+  type ServerEvents,
+} from './shared.js'
 import type { ChatStore } from './store.js'
 
 /**
@@ -30,7 +37,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     const nickname = nicknameOf(socket.handshake.auth)
     if (nickname === undefined) {
       throw Object.assign(new Error(`pick a nickname of 1 to ${Limits.nickname} characters`), {
-        code: 'BAD_NICKNAME',
+        code: ChatErrorCode.BAD_NICKNAME,
       })
     }
     socket.data.nickname = nickname
@@ -84,11 +91,16 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     await Promise.all([...left, room].map(announce))
   }
 
-  /** Opens the room if it is new; the reason it cannot be, or undefined. */
-  function open(room: string): string | undefined {
-    if (!ROOM_PATTERN.test(room)) return 'room names are 1 to 32 lower-case letters, digits or dashes'
+  /** Opens the room if it is new; the refusal when it cannot be, or undefined. */
+  function open(room: string): Refusal | undefined {
+    if (!ROOM_PATTERN.test(room)) {
+      return refuse(
+        ChatErrorCode.BAD_ROOM_NAME,
+        'room names are 1 to 32 lower-case letters, digits or dashes',
+      )
+    }
     if (store.hasRoom(room)) return undefined
-    if (!store.addRoom(room)) return 'there are too many rooms already'
+    if (!store.addRoom(room)) return refuse(ChatErrorCode.ROOMS_FULL, 'there are too many rooms already')
     chat.emit('rooms', store.rooms)
     return undefined
   }
@@ -104,13 +116,15 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       // would have the server announce to them without end (and open rooms as fast).
       if (room !== (heading.get(socket) ?? socket.data.room) && !roomLimit.take(socket.data.moves)) {
         const wait = Math.ceil(roomLimit.retryIn(socket.data.moves) / 1000)
-        return ack({
-          ok: false,
-          error: `slow down: at most ${Limits.roomChanges} changes of room in ${Limits.roomPeriod / 1000} s (wait ${wait} s)`,
-        })
+        return ack(
+          refuse(
+            ChatErrorCode.TOO_MANY_ROOM_CHANGES,
+            `slow down: at most ${Limits.roomChanges} changes of room in ${Limits.roomPeriod / 1000} s (wait ${wait} s)`,
+          ),
+        )
       }
       const refused = open(room)
-      if (refused) return ack({ ok: false, error: refused })
+      if (refused) return ack(refused)
       await enter(socket, room)
       ack({ ok: true, room, history: store.history(room), people: await people(room), rooms: store.rooms })
     })
@@ -122,7 +136,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       const text = typeof message?.text === 'string' ? message.text.trim() : ''
       const key = typeof message?.key === 'string' && message.key.length <= 64 ? message.key : undefined
       if (text === '' || text.length > Limits.message) {
-        return ack({ ok: false, error: `messages are 1 to ${Limits.message} characters` })
+        return ack(refuse(ChatErrorCode.BAD_MESSAGE, `messages are 1 to ${Limits.message} characters`))
       }
       // After a server restart the client sends again what the old server never acknowledged
       // (at least once): the page's key keeps such a message from being stored twice.
@@ -131,8 +145,10 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       if (!limit.take(socket.data.rate)) {
         const retryIn = limit.retryIn(socket.data.rate)
         return ack({
-          ok: false,
-          error: `slow down: at most ${Limits.rate} messages in ${Limits.ratePeriod / 1000} s (wait ${Math.ceil(retryIn / 1000)} s)`,
+          ...refuse(
+            ChatErrorCode.TOO_MANY_MESSAGES,
+            `slow down: at most ${Limits.rate} messages in ${Limits.ratePeriod / 1000} s (wait ${Math.ceil(retryIn / 1000)} s)`,
+          ),
           retryIn,
         })
       }
@@ -140,7 +156,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       // page had created: open it again rather than lose the message. Only for a message that
       // is taken: a refused one must not open rooms (of which there are at most Limits.rooms).
       const refused = open(room)
-      if (refused) return ack({ ok: false, error: refused })
+      if (refused) return ack(refused)
       const out = store.add({ room, from: socket.data.nickname, text, at: Date.now() }, key)
       socket.to(room).emit('chat', out)
       ack({ ok: true, id: out.id })
@@ -173,6 +189,10 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
   // would also run while the other sessions of the same drain are still between nodes, and
   // fetchSockets does not list those: the room would show without them for a moment.)
   chat.on('connection', setUp).on('restored', setUp)
+}
+
+function refuse(code: ChatErrorCode, error: string): Refusal {
+  return { ok: false, code, error }
 }
 
 function nicknameOf(auth: unknown): string | undefined {

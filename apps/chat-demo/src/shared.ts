@@ -11,15 +11,42 @@ export interface ChatMessage {
 }
 
 /**
- * The answer to a message: delivered, or refused with a reason a person can read. `retryIn`:
- * refused by the rate limit, which takes it again in that many ms.
+ * Why the server refused something: one stable code per reason, for code that must tell them
+ * apart (the `error` beside it is for people, and may be reworded).
  */
-export type ChatReply = { ok: true; id: string } | { ok: false; error: string; retryIn?: number }
+export const ChatErrorCode = {
+  /** The handshake's nickname is missing, spaces only, or too long (the connection is refused). */
+  BAD_NICKNAME: 'BAD_NICKNAME',
+  /** Not a room name (see `ROOM_PATTERN`). */
+  BAD_ROOM_NAME: 'BAD_ROOM_NAME',
+  /** A message that is empty or longer than `Limits.message`. */
+  BAD_MESSAGE: 'BAD_MESSAGE',
+  /** More than `Limits.rate` messages in `Limits.ratePeriod`; the refusal says when to retry. */
+  TOO_MANY_MESSAGES: 'TOO_MANY_MESSAGES',
+  /** More than `Limits.roomChanges` changes of room in `Limits.roomPeriod`. */
+  TOO_MANY_ROOM_CHANGES: 'TOO_MANY_ROOM_CHANGES',
+  /** There are `Limits.rooms` rooms already. */
+  ROOMS_FULL: 'ROOMS_FULL',
+} as const
+export type ChatErrorCode = (typeof ChatErrorCode)[keyof typeof ChatErrorCode]
+
+/** A request the server refused: a stable `code`, and an `error` a person can read. */
+export interface Refusal {
+  ok: false
+  code: ChatErrorCode
+  error: string
+}
+
+/**
+ * The answer to a message: delivered, or refused. `retryIn`: refused by the rate limit, which
+ * takes it again in that many ms.
+ */
+export type ChatReply = { ok: true; id: string } | (Refusal & { retryIn?: number })
 
 /** The answer to joining a room: what the page needs to draw it. */
 export type JoinReply =
   | { ok: true; room: string; history: ChatMessage[]; people: string[]; rooms: string[] }
-  | { ok: false; error: string }
+  | Refusal
 
 /** Events the page sends. */
 export interface ClientEvents {

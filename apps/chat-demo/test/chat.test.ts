@@ -5,7 +5,14 @@ import { connect, type Socket } from '@parley/client'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { buildChatApp } from '../src/app.js'
-import { type ClientEvents, type JoinReply, Limits, type ServerEvents } from '../src/shared.js'
+import {
+  ChatErrorCode,
+  type ChatReply,
+  type ClientEvents,
+  type JoinReply,
+  Limits,
+  type ServerEvents,
+} from '../src/shared.js'
 import { ChatStore } from '../src/store.js'
 
 describe('chat server', () => {
@@ -56,14 +63,27 @@ describe('chat server', () => {
     const zed = await person('zed')
     await join(zed, 'lobby')
     const send = (room: string, text: string) =>
-      new Promise<{ ok: boolean }>((resolve) =>
-        zed.emit('chat', { room, text, key: `${room}:${text}` }, resolve),
-      )
-    expect(await send('ghost-empty', '   ')).toMatchObject({ ok: false })
-    expect(await send('ghost-long', 'x'.repeat(Limits.message + 1))).toMatchObject({ ok: false })
+      new Promise<ChatReply>((resolve) => zed.emit('chat', { room, text, key: `${room}:${text}` }, resolve))
+    const badMessage = { ok: false, code: ChatErrorCode.BAD_MESSAGE }
+    expect(await send('ghost-empty', '   ')).toMatchObject(badMessage)
+    expect(await send('ghost-long', 'x'.repeat(Limits.message + 1))).toMatchObject(badMessage)
     for (let i = 0; i < Limits.rate; i++) expect(await send('lobby', `m${i}`)).toMatchObject({ ok: true })
-    expect(await send('ghost-rate', 'one too many')).toMatchObject({ ok: false })
+    expect(await send('ghost-rate', 'one too many')).toMatchObject({
+      ok: false,
+      code: ChatErrorCode.TOO_MANY_MESSAGES,
+      retryIn: expect.any(Number),
+    })
     expect(store.rooms.filter((room) => room.startsWith('ghost'))).toEqual([])
+  })
+
+  it('refuses a name that is not a room name with a code of its own', async () => {
+    const kit = await person('kit')
+    expect(await join(kit, 'Not a room!')).toEqual({
+      ok: false,
+      code: ChatErrorCode.BAD_ROOM_NAME,
+      error: expect.stringMatching(/^room names are/),
+    })
+    expect(await join(kit, 'lobby')).toMatchObject({ ok: true, room: 'lobby' })
   })
 
   it('passes on at most a few typing signals a second from one person, however many they send', async () => {
@@ -91,7 +111,11 @@ describe('chat server', () => {
     )
     const refused = replies.filter((r) => !r.ok)
     expect(refused.length).toBeGreaterThan(0)
-    expect(refused[0]).toEqual({ ok: false, error: expect.stringMatching(/^slow down/) })
+    expect(refused[0]).toEqual({
+      ok: false,
+      code: ChatErrorCode.TOO_MANY_ROOM_CHANGES,
+      error: expect.stringMatching(/^slow down/),
+    })
     // Each change into or out of the lobby is one update there.
     expect(updates).toBeLessThanOrEqual(Limits.roomChanges)
   })
