@@ -1,13 +1,7 @@
 import { CloseReason, type ParleyServer, type ServerSocket } from '@parley/server'
 import { RateLimit, type RateWindow } from './rate-limit.js'
-import {
-  ChatErrorCode,
-  type ClientEvents,
-  Limits,
-  type Refusal,
-  ROOM_PATTERN,
-  type ServerEvents,
-} from './shared.js'
+import { RoomOpener } from './room-opener.js'
+import { ChatErrorCode, type ClientEvents, Limits, refusal, type ServerEvents } from './shared.js'
 import type { ChatStore } from './store.js'
 
 /**
@@ -22,6 +16,8 @@ export interface ChatData {
   moves: RateWindow
   /** The chat room the socket is in, for presence when it leaves. */
   room?: string
+  /** Rooms this session opened (see `RoomOpener`). */
+  roomsOpened: number
 }
 
 type Chat = ParleyServer<ClientEvents, ServerEvents, ChatData>
@@ -44,6 +40,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     // A session taken over from a draining node comes with its window (middleware runs again).
     socket.data.rate ??= RateLimit.empty()
     socket.data.moves ??= RateLimit.empty()
+    socket.data.roomsOpened ??= 0
   })
 
   const limit = new RateLimit(Limits.rate, Limits.ratePeriod)
@@ -91,19 +88,21 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     await Promise.all([...left, room].map(announce))
   }
 
-  /** Opens the room if it is new; the refusal when it cannot be, or undefined. */
-  function open(room: string): Refusal | undefined {
-    if (!ROOM_PATTERN.test(room)) {
-      return refuse(
-        ChatErrorCode.BAD_ROOM_NAME,
-        'room names are 1 to 32 lower-case letters, digits or dashes',
-      )
+  /**
+   * The rooms this node's sessions are in or on their way to (those waiting in their recovery
+   * window included): they keep their place and history when a new room needs one.
+   */
+  function roomsInUse(): Set<string> {
+    const rooms = new Set<string>()
+    for (const socket of chat.sockets.values()) {
+      if (socket.data.room) rooms.add(socket.data.room)
+      const next = heading.get(socket)
+      if (next) rooms.add(next)
     }
-    if (store.hasRoom(room)) return undefined
-    if (!store.addRoom(room)) return refuse(ChatErrorCode.ROOMS_FULL, 'there are too many rooms already')
-    chat.emit('rooms', store.rooms)
-    return undefined
+    return rooms
   }
+
+  const rooms = new RoomOpener(store, roomsInUse, (list) => chat.emit('rooms', list))
 
   /**
    * A socket's handlers: for a new session (`connection`) and for one another node handed over
@@ -117,14 +116,15 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       if (room !== (heading.get(socket) ?? socket.data.room) && !roomLimit.take(socket.data.moves)) {
         const wait = Math.ceil(roomLimit.retryIn(socket.data.moves) / 1000)
         return ack(
-          refuse(
+          refusal(
             ChatErrorCode.TOO_MANY_ROOM_CHANGES,
             `slow down: at most ${Limits.roomChanges} changes of room in ${Limits.roomPeriod / 1000} s (wait ${wait} s)`,
           ),
         )
       }
-      const refused = open(room)
+      const refused = rooms.open(room, socket.data)
       if (refused) return ack(refused)
+      store.touch(room)
       await enter(socket, room)
       ack({ ok: true, room, history: store.history(room), people: await people(room), rooms: store.rooms })
     })
@@ -136,7 +136,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       const text = typeof message?.text === 'string' ? message.text.trim() : ''
       const key = typeof message?.key === 'string' && message.key.length <= 64 ? message.key : undefined
       if (text === '' || text.length > Limits.message) {
-        return ack(refuse(ChatErrorCode.BAD_MESSAGE, `messages are 1 to ${Limits.message} characters`))
+        return ack(refusal(ChatErrorCode.BAD_MESSAGE, `messages are 1 to ${Limits.message} characters`))
       }
       // After a server restart the client sends again what the old server never acknowledged
       // (at least once): the page's key keeps such a message from being stored twice.
@@ -145,7 +145,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       if (!limit.take(socket.data.rate)) {
         const retryIn = limit.retryIn(socket.data.rate)
         return ack({
-          ...refuse(
+          ...refusal(
             ChatErrorCode.TOO_MANY_MESSAGES,
             `slow down: at most ${Limits.rate} messages in ${Limits.ratePeriod / 1000} s (wait ${Math.ceil(retryIn / 1000)} s)`,
           ),
@@ -155,7 +155,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       // A message queued while offline may reach a restarted server that forgot a room the
       // page had created: open it again rather than lose the message. Only for a message that
       // is taken: a refused one must not open rooms (of which there are at most Limits.rooms).
-      const refused = open(room)
+      const refused = rooms.open(room, socket.data)
       if (refused) return ack(refused)
       const out = store.add({ room, from: socket.data.nickname, text, at: Date.now() }, key)
       socket.to(room).emit('chat', out)
@@ -189,10 +189,6 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
   // would also run while the other sessions of the same drain are still between nodes, and
   // fetchSockets does not list those: the room would show without them for a moment.)
   chat.on('connection', setUp).on('restored', setUp)
-}
-
-function refuse(code: ChatErrorCode, error: string): Refusal {
-  return { ok: false, code, error }
 }
 
 function nicknameOf(auth: unknown): string | undefined {

@@ -25,8 +25,10 @@ export const ChatErrorCode = {
   TOO_MANY_MESSAGES: 'TOO_MANY_MESSAGES',
   /** More than `Limits.roomChanges` changes of room in `Limits.roomPeriod`. */
   TOO_MANY_ROOM_CHANGES: 'TOO_MANY_ROOM_CHANGES',
-  /** There are `Limits.rooms` rooms already. */
+  /** There are `Limits.rooms` rooms already, and someone is in each one that could be closed. */
   ROOMS_FULL: 'ROOMS_FULL',
+  /** This session opened `Limits.roomsPerSession` rooms already. */
+  TOO_MANY_ROOMS_OPENED: 'TOO_MANY_ROOMS_OPENED',
 } as const
 export type ChatErrorCode = (typeof ChatErrorCode)[keyof typeof ChatErrorCode]
 
@@ -35,6 +37,11 @@ export interface Refusal {
   ok: false
   code: ChatErrorCode
   error: string
+}
+
+/** A refusal, as the server sends it. */
+export function refusal(code: ChatErrorCode, error: string): Refusal {
+  return { ok: false, code, error }
 }
 
 /**
@@ -69,7 +76,13 @@ export const Limits = {
   nickname: 24,
   message: 500,
   roomName: 32,
+  /**
+   * Rooms at most, the default ones included. When there are that many, a new one takes the place
+   * of the room used longest ago that nobody is in (which is forgotten, history and all).
+   */
   rooms: 50,
+  /** Rooms one session may open, so that one person cannot take the places of everyone's. */
+  roomsPerSession: 5,
   history: 100,
   /** Messages a socket may send per `ratePeriod` ms. */
   rate: 5,

@@ -9,6 +9,7 @@ import {
   ChatErrorCode,
   type ChatReply,
   type ClientEvents,
+  DEFAULT_ROOMS,
   type JoinReply,
   Limits,
   type ServerEvents,
@@ -20,22 +21,30 @@ describe('chat server', () => {
   let url: string
   let store: ChatStore
   const clients: Socket<ServerEvents, ClientEvents>[] = []
+  /** Servers of the tests that need a store of their own. */
+  const others: FastifyInstance[] = []
+
+  /** Starts a chat server on 127.0.0.1, on a free port; its URL. */
+  async function start(server: FastifyInstance): Promise<string> {
+    await server.listen({ port: 0, host: '127.0.0.1' })
+    return `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`
+  }
 
   beforeEach(async () => {
     store = new ChatStore()
     app = await buildChatApp({ store })
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    url = await start(app)
   })
 
   afterEach(async () => {
     for (const c of clients.splice(0)) c.disconnect()
     await app.close()
+    for (const other of others.splice(0)) await other.close()
   })
 
-  /** A connected client named `nickname`, in no room yet. */
-  async function person(nickname: string): Promise<Socket<ServerEvents, ClientEvents>> {
-    const socket = connect<ServerEvents, ClientEvents>(url, { auth: { nickname }, transports: ['polling'] })
+  /** A connected client named `nickname`, in no room yet, of the server at `at`. */
+  async function person(nickname: string, at = url): Promise<Socket<ServerEvents, ClientEvents>> {
+    const socket = connect<ServerEvents, ClientEvents>(at, { auth: { nickname }, transports: ['polling'] })
     clients.push(socket)
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
     return socket
@@ -43,6 +52,8 @@ describe('chat server', () => {
 
   const join = (socket: Socket<ServerEvents, ClientEvents>, room: string) =>
     new Promise<JoinReply>((resolve) => socket.emit('join', { room }, resolve))
+  const say = (socket: Socket<ServerEvents, ClientEvents>, room: string, text: string) =>
+    new Promise<ChatReply>((resolve) => socket.emit('chat', { room, text }, resolve))
 
   it('leaves a person in the room they asked for last when they click through rooms faster than the server answers', async () => {
     const eve = await person('eve')
@@ -84,6 +95,61 @@ describe('chat server', () => {
       error: expect.stringMatching(/^room names are/),
     })
     expect(await join(kit, 'lobby')).toMatchObject({ ok: true, room: 'lobby' })
+  })
+
+  it('lets one session open only a few rooms, so that one client cannot use up the rooms of everyone', async () => {
+    const mal = await person('mal')
+    for (let i = 0; i < Limits.roomsPerSession; i++) {
+      expect(await join(mal, `mal-${i}`)).toMatchObject({ ok: true, room: `mal-${i}` })
+    }
+    const tooMany = {
+      ok: false,
+      code: ChatErrorCode.TOO_MANY_ROOMS_OPENED,
+      error: expect.stringMatching(/^you have opened \d+ rooms already/),
+    }
+    expect(await join(mal, 'mal-more')).toEqual(tooMany)
+    // A message to a new room would open it: counted the same.
+    expect(await say(mal, 'mal-by-message', 'hi')).toEqual(tooMany)
+    // Rooms that are there already are no opening.
+    expect(await join(mal, 'lobby')).toMatchObject({ ok: true, room: 'lobby' })
+    expect(store.rooms.filter((room) => room.startsWith('mal-'))).toHaveLength(Limits.roomsPerSession)
+    const ann = await person('ann')
+    expect(await join(ann, 'ann-room')).toMatchObject({ ok: true, room: 'ann-room' })
+  })
+
+  it('makes way for a new room by forgetting the quietest one nobody is in, never one with people in it', async () => {
+    const small = new ChatStore({ rooms: DEFAULT_ROOMS.length + 2 })
+    const server = await buildChatApp({ store: small })
+    others.push(server)
+    const at = await start(server)
+    const [ann, bob, cy, dee] = [
+      await person('ann', at),
+      await person('bob', at),
+      await person('cy', at),
+      await person('dee', at),
+    ]
+    // Ann's room is the one used longest ago, but she is in it.
+    await join(ann, 'ann-room')
+    expect(await say(ann, 'ann-room', 'ann was here')).toMatchObject({ ok: true })
+    await join(bob, 'bob-room')
+    expect(await say(bob, 'bob-room', 'bob was here')).toMatchObject({ ok: true })
+    await join(bob, 'lobby')
+    expect(small.full).toBe(true)
+
+    const told = new Promise<string[]>((resolve) => ann.once('rooms', resolve))
+    const opened = [...DEFAULT_ROOMS, 'ann-room', 'cy-room']
+    expect(await join(cy, 'cy-room')).toMatchObject({ ok: true, room: 'cy-room', rooms: opened })
+    expect(await told).toEqual(opened)
+    expect(small.history('ann-room').map((m) => m.text)).toEqual(['ann was here'])
+    expect(small.history('bob-room')).toEqual([])
+
+    // Someone is in every room that could go: the new one is refused, and the page says why.
+    expect(await join(dee, 'dee-room')).toEqual({
+      ok: false,
+      code: ChatErrorCode.ROOMS_FULL,
+      error: expect.stringMatching(/^there are too many rooms, all in use/),
+    })
+    expect(small.rooms).toEqual(opened)
   })
 
   it('passes on at most a few typing signals a second from one person, however many they send', async () => {
