@@ -1,7 +1,15 @@
-import { CloseReason, type ParleyServer, type ServerSocket } from '@parley/server'
+import { CloseReason, ParleyError, type ParleyServer, type ServerSocket } from '@parley/server'
+import { Nicknames } from './nicknames.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
 import { RoomOpener } from './room-opener.js'
-import { ChatErrorCode, type ClientEvents, Limits, refusal, type ServerEvents } from './shared.js'
+import {
+  type ChatAuth,
+  ChatErrorCode,
+  type ClientEvents,
+  Limits,
+  refusal,
+  type ServerEvents,
+} from './shared.js'
 import type { ChatStore } from './store.js'
 
 /**
@@ -9,7 +17,10 @@ import type { ChatStore } from './store.js'
  * this, to another node (`restored` there); anything else would not make the trip.
  */
 export interface ChatData {
+  /** Chosen at the handshake; the session keeps it (a resume cannot change it). */
   nickname: string
+  /** The browser's id (`ChatAuth.visitor`): its other sessions may share the nickname. */
+  visitor?: string
   /** The socket's rate-limit window for messages (see `RateLimit`). */
   rate: RateWindow
   /** Its window for changes of room. */
@@ -29,14 +40,25 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * the page is never trusted.
  */
 export function setUpChat(chat: Chat, store: ChatStore): void {
+  const nicknames = new Nicknames(async (room) =>
+    (await chat.in(room).fetchSockets()).map((s) => (s.data as Partial<ChatData>).visitor),
+  )
+
   chat.use(async (socket) => {
-    const nickname = nicknameOf(socket.handshake.auth)
-    if (nickname === undefined) {
-      throw Object.assign(new Error(`pick a nickname of 1 to ${Limits.nickname} characters`), {
-        code: ChatErrorCode.BAD_NICKNAME,
-      })
+    // A resume (or a session another node handed over) keeps the name it was given.
+    if (socket.data.nickname === undefined) {
+      const nickname = nicknameOf(socket.handshake.auth)
+      if (nickname === undefined) {
+        throw new ParleyError(
+          ChatErrorCode.BAD_NICKNAME,
+          `pick a nickname of 1 to ${Limits.nickname} characters`,
+        )
+      }
+      const visitor = visitorOf(socket.handshake.auth)
+      await nicknames.claim(nickname, visitor)
+      socket.data.nickname = nickname
+      if (visitor !== undefined) socket.data.visitor = visitor
     }
-    socket.data.nickname = nickname
     // A session taken over from a draining node comes with its window (middleware runs again).
     socket.data.rate ??= RateLimit.empty()
     socket.data.moves ??= RateLimit.empty()
@@ -46,7 +68,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
   const limit = new RateLimit(Limits.rate, Limits.ratePeriod)
   const roomLimit = new RateLimit(Limits.roomChanges, Limits.roomPeriod)
 
-  /** Who is in a room, by nickname, sorted; one name per person even with two tabs. */
+  /** Who is in a room, by nickname, sorted; one name per person (a browser) even with two tabs. */
   async function people(room: string): Promise<string[]> {
     const sockets = await chat.in(room).fetchSockets()
     return [...new Set(sockets.map((s) => String((s.data as Partial<ChatData>).nickname)))].sort()
@@ -109,6 +131,13 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
    * while it drained (`restored`, with its data and rooms), which never fires `connection` here.
    */
   function setUp(socket: ChatSocket): void {
+    // Holds the name for as long as the session lives (a handed-over one is in it already). Should
+    // a cluster's adapter fail to record it, the name is only unguarded: the chat goes on.
+    const name = socket.data.nickname
+    void Promise.resolve(socket.join(Nicknames.roomOf(name)))
+      .catch(() => {})
+      .then(() => nicknames.opened(name))
+
     socket.on('join', async (request, ack) => {
       const room = typeof request?.room === 'string' ? request.room.trim().toLowerCase() : ''
       // A change tells everyone in two rooms who is there now: a client switching in a loop
@@ -192,9 +221,18 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
 }
 
 function nicknameOf(auth: unknown): string | undefined {
-  if (typeof auth !== 'object' || auth === null || Array.isArray(auth)) return undefined
-  const name = (auth as { nickname?: unknown }).nickname
+  const name = fieldOf(auth, 'nickname')
   if (typeof name !== 'string') return undefined
   const trimmed = name.trim()
   return trimmed.length > 0 && trimmed.length <= Limits.nickname ? trimmed : undefined
+}
+
+function visitorOf(auth: unknown): string | undefined {
+  const visitor = fieldOf(auth, 'visitor')
+  return typeof visitor === 'string' && /^[\w-]{16,64}$/.test(visitor) ? visitor : undefined
+}
+
+function fieldOf(auth: unknown, field: keyof ChatAuth): unknown {
+  if (typeof auth !== 'object' || auth === null || Array.isArray(auth)) return undefined
+  return (auth as Partial<Record<keyof ChatAuth, unknown>>)[field]
 }

@@ -17,6 +17,8 @@ export interface ChatMessage {
 export const ChatErrorCode = {
   /** The handshake's nickname is missing, spaces only, or too long (the connection is refused). */
   BAD_NICKNAME: 'BAD_NICKNAME',
+  /** Someone else (another browser) uses this nickname, in some letter case (the connection is refused). */
+  NICKNAME_TAKEN: 'NICKNAME_TAKEN',
   /** Not a room name (see `ROOM_PATTERN`). */
   BAD_ROOM_NAME: 'BAD_ROOM_NAME',
   /** A message that is empty or longer than `Limits.message`. */
@@ -54,6 +56,16 @@ export type ChatReply = { ok: true; id: string } | (Refusal & { retryIn?: number
 export type JoinReply =
   | { ok: true; room: string; history: ChatMessage[]; people: string[]; rooms: string[] }
   | Refusal
+
+/** What the page sends in its handshake. */
+export interface ChatAuth {
+  nickname: string
+  /**
+   * The browser's own random id (16 to 64 letters, digits, `-` or `_`), kept in localStorage: the
+   * tabs of one browser are one person, who may use one nickname in all of them.
+   */
+  visitor?: string
+}
 
 /** Events the page sends. */
 export interface ClientEvents {

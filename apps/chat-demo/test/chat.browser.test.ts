@@ -360,6 +360,29 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.context().close()
   })
 
+  it('asks for another nickname when someone else uses it, and then lists both people', async () => {
+    const direct = `http://127.0.0.1:${port}`
+    const nia = await join(direct, 'nia', { query: '?room=nickname-clash' })
+    const page = await (await browser.newContext()).newPage()
+    await page.goto(`${direct}/?room=nickname-clash`)
+    await page.fill('#nickname', 'NIA')
+    await page.click('#join button')
+    await page.waitForSelector('#join-error:not([hidden])', { timeout: 10_000 })
+    expect(await page.textContent('#join-error')).toMatch(/^someone is using the nickname "NIA" already/)
+    expect(await page.getAttribute('#join-error', 'role')).toBe('alert')
+    expect(await page.isVisible('#chat')).toBe(false)
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('nickname')
+    await page.fill('#nickname', 'nia too')
+    await page.click('#join button')
+    for (const p of [nia, page]) await waitForPeople(p, 2)
+    expect(await page.$$eval('#people li', (items) => items.map((i) => i.textContent))).toEqual([
+      'nia',
+      'nia too',
+    ])
+    expect(await page.isVisible('#join-error')).toBe(false)
+    for (const p of [nia, page]) await p.context().close()
+  })
+
   it('fits a phone and a desktop: no sideways scroll, rooms, people and the input in view', async () => {
     const layouts: Array<[string, BrowserContextOptions]> = [
       ['phone', { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true }],

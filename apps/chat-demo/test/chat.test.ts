@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { buildChatApp } from '../src/app.js'
 import {
+  type ChatAuth,
   ChatErrorCode,
   type ChatReply,
   type ClientEvents,
@@ -44,10 +45,25 @@ describe('chat server', () => {
 
   /** A connected client named `nickname`, in no room yet, of the server at `at`. */
   async function person(nickname: string, at = url): Promise<Socket<ServerEvents, ClientEvents>> {
-    const socket = connect<ServerEvents, ClientEvents>(at, { auth: { nickname }, transports: ['polling'] })
-    clients.push(socket)
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+    const [socket, refused] = await attempt({ nickname }, at)
+    if (refused) throw new Error(`${nickname} was refused: ${refused}`)
     return socket
+  }
+
+  /** A client that connects with `auth`; with the code of the server's refusal, if it refused. */
+  async function attempt(
+    auth: ChatAuth,
+    at = url,
+  ): Promise<[Socket<ServerEvents, ClientEvents>, string | undefined]> {
+    const socket = connect<ServerEvents, ClientEvents>(at, { auth: { ...auth }, transports: ['polling'] })
+    clients.push(socket)
+    const refused = await new Promise<string | undefined>((resolve) => {
+      socket.once('connect', () => resolve(undefined))
+      socket.on('connect_error', (error, willRetry) => {
+        if (!willRetry) resolve(error.code)
+      })
+    })
+    return [socket, refused]
   }
 
   const join = (socket: Socket<ServerEvents, ClientEvents>, room: string) =>
@@ -150,6 +166,26 @@ describe('chat server', () => {
       error: expect.stringMatching(/^there are too many rooms, all in use/),
     })
     expect(small.rooms).toEqual(opened)
+  })
+
+  it('refuses a nickname someone else uses, in any letter case, and lets one person use theirs in two tabs', async () => {
+    const samsBrowser = 'sams-browser-0123456789'
+    const [sam] = await attempt({ nickname: 'Sam', visitor: samsBrowser })
+    await join(sam, 'lobby')
+    for (const other of [
+      { nickname: 'Sam', visitor: 'another-browser-0123' },
+      { nickname: ' sAM ', visitor: 'another-browser-0123' },
+      { nickname: 'Sam' },
+    ]) {
+      expect((await attempt(other))[1]).toBe(ChatErrorCode.NICKNAME_TAKEN)
+    }
+    // Sam's second tab: the same browser, the same person, once in the people list.
+    const [again, refused] = await attempt({ nickname: 'Sam', visitor: samsBrowser })
+    expect(refused).toBeUndefined()
+    expect(await join(again, 'lobby')).toMatchObject({ ok: true, people: ['Sam'] })
+    // Once Sam has left, the name is free.
+    for (const tab of [sam, again]) tab.disconnect()
+    await expect.poll(() => attempt({ nickname: 'sam' }).then(([, code]) => code)).toBeUndefined()
   })
 
   it('passes on at most a few typing signals a second from one person, however many they send', async () => {

@@ -2,7 +2,15 @@
 // <script src="/parley.min.js"> (the package's own browser build), and renders every piece of
 // text with textContent: nothing a user types is ever parsed as HTML.
 import type { Socket } from '@parley/client'
-import type { ChatMessage, ChatReply, ClientEvents, JoinReply, ServerEvents } from '../shared.js'
+import {
+  type ChatAuth,
+  ChatErrorCode,
+  type ChatMessage,
+  type ChatReply,
+  type ClientEvents,
+  type JoinReply,
+  type ServerEvents,
+} from '../shared.js'
 import { createView, type Tick } from './view.js'
 
 declare const Parley: typeof import('@parley/client')
@@ -20,6 +28,8 @@ const forced = (params.get('transports') ?? '')
 
 let socket: Socket<ServerEvents, ClientEvents> | undefined
 let nickname = ''
+/** This browser's id: its tabs are one person, who may use one nickname in all of them. */
+const visitor = browserId()
 let room = params.get('room') ?? 'lobby'
 /** The room the message list shows: joining it again adds what is missing, keeping the rest. */
 let drawn: string | undefined
@@ -48,7 +58,7 @@ view.onJoin((name) => {
 function start(): void {
   const s = Parley.connect<ServerEvents, ClientEvents>(location.origin, {
     ...(forced.length > 0 ? { transports: forced } : {}),
-    auth: () => ({ nickname }),
+    auth: () => ({ nickname, visitor }) satisfies ChatAuth,
   })
   socket = s
   s.on('connect', () => {
@@ -89,6 +99,13 @@ function start(): void {
     if (down) showOutage()
   })
   s.on('connect_error', (error, willRetry) => {
+    // The name is the problem, not the connection: ask for another one.
+    if (error.code === ChatErrorCode.NICKNAME_TAKEN || error.code === ChatErrorCode.BAD_NICKNAME) {
+      s.disconnect()
+      socket = undefined
+      view.askNickname(error.message)
+      return
+    }
     outage.error = describe(error)
     // The client gives up when the server refused us (not the network) or attempts ran out.
     if (!willRetry) view.banner(`Cannot connect: ${error.message}. Reload the page to try again.`)
@@ -250,6 +267,19 @@ view.onTyping(() => {
 
 function describe(error: Error & { code?: string }): string {
   return error.message.replace(/^the /, '')
+}
+
+/** The browser's id, made once and kept in localStorage (a new one per page where that is refused). */
+function browserId(): string {
+  try {
+    const kept = localStorage.getItem('parley-chat-visitor')
+    if (kept) return kept
+    const made = randomKey()
+    localStorage.setItem('parley-chat-visitor', made)
+    return made
+  } catch {
+    return randomKey()
+  }
 }
 
 /** A message's own id, for the server to spot a resend. crypto.randomUUID needs HTTPS; this does not. */

@@ -59,11 +59,24 @@ export function createView() {
         event.preventDefault()
         const name = $<HTMLInputElement>('nickname').value.trim()
         if (name === '') return
+        $('join-error').hidden = true
         $('join').hidden = true
         $('chat').hidden = false
         $('text').focus()
         handler(name)
       })
+    },
+
+    /** Back to the nickname form, saying why the one chosen cannot be used. */
+    askNickname(reason: string): void {
+      $('chat').hidden = true
+      $('join').hidden = false
+      const error = $('join-error')
+      error.textContent = reason
+      error.hidden = false
+      const input = $<HTMLInputElement>('nickname')
+      input.focus()
+      input.select()
     },
 
     onSend(handler: (text: string) => void): void {
