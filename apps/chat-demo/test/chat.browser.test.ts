@@ -316,6 +316,51 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     }
   })
 
+  it('sends a message written after a click on another room to that room, even before the server answered the click', async () => {
+    const store = new ChatStore()
+    const chat = await startChat(store)
+    // Joins wait at the server's door while `gate` is set: the page's click stays unanswered.
+    let gate: Promise<void> | undefined
+    let open = () => {}
+    chat.app.parley.on('connection', (socket) => {
+      socket.use(async ([event]) => {
+        if (event === 'join') await gate
+      })
+    })
+    const page = await join(`http://127.0.0.1:${chat.port}`, 'lea')
+    gate = new Promise((resolve) => {
+      open = resolve
+    })
+    await page.click('#rooms [data-room="help"]')
+    await send(page, 'for help')
+    // Nothing to send it with yet: the page is still on its way to #help.
+    expect(await page.getAttribute('#messages .tick', 'data-state')).toBe('held')
+    gate = undefined
+    open()
+    await waitForDelivered(page, 1)
+    expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
+    expect(await texts(page)).toEqual(['for help'])
+    expect(store.history('help').map((m) => m.text)).toEqual(['for help'])
+    expect(store.history('lobby')).toEqual([])
+
+    // A room the server refuses: the page stays in #help, and what was written for the other
+    // room is not sent to this one.
+    gate = new Promise((resolve) => {
+      open = resolve
+    })
+    await page.fill('#room-name', 'not a room!')
+    await page.click('#new-room button')
+    await send(page, 'for nowhere')
+    gate = undefined
+    open()
+    await page.waitForSelector('#messages .tick[data-state="failed"]', { timeout: 10_000 })
+    expect(await page.textContent('#error')).toMatch(/^not sent: room names are/)
+    expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
+    expect(store.history('help').map((m) => m.text)).toEqual(['for help'])
+    await page.context().close()
+    await stopChat(chat.app)
+  })
+
   it('opens the lobby, and says why, when ?room= names a room that cannot be', async () => {
     const page = await join(`http://127.0.0.1:${port}`, 'hal', { query: '?room=Not%20a%20room!' })
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# lobby')

@@ -11,6 +11,7 @@ import {
   type JoinReply,
   type ServerEvents,
 } from '../shared.js'
+import { HeldMessages } from './held-messages.js'
 import { createView, type Tick } from './view.js'
 
 declare const Parley: typeof import('@parley/client')
@@ -31,6 +32,14 @@ let nickname = ''
 /** This browser's id: its tabs are one person, who may use one nickname in all of them. */
 const visitor = browserId()
 let room = params.get('room') ?? 'lobby'
+/** The room the person last clicked (or the page joins again), until every join is answered. */
+let heading: string | undefined
+/** Joins sent and not answered yet. */
+let joining = 0
+/** Why the last join was refused, for messages held for a room the page never got to. */
+let refused = ''
+/** Messages written for the room the page is on its way to. */
+const held = new HeldMessages()
 /** The room the message list shows: joining it again adds what is missing, keeping the rest. */
 let drawn: string | undefined
 /** Ids of the messages in the list, so that none shows twice. */
@@ -182,24 +191,36 @@ function request<K extends keyof Replies>(
 }
 
 function enter(next: string): void {
+  heading = next
+  joining++
   request('join', { room: next }, (reply) => {
-    if (!reply.ok) {
+    joining--
+    if (reply.ok) draw(reply)
+    else {
+      refused = reply.error
       view.error(reply.error)
       // The room the page is meant to be in (`?room=`, or the one to join again on a new
       // session) cannot be: the lobby, rather than no room at all. A click that fails stays put.
       if (next === room && next !== 'lobby') enter('lobby')
-      return
     }
-    room = reply.room
-    if (drawn !== room) {
-      drawn = room
-      shown.clear()
-      view.clearMessages()
-    }
-    view.rooms(reply.rooms, room)
-    view.people(reply.people)
-    for (const message of reply.history) show(message)
+    if (joining > 0) return
+    heading = undefined
+    held.settled(`not sent: ${refused}`)
   })
+}
+
+/** The room the server put the page in: its list, people and history, then what was held for it. */
+function draw(reply: Extract<JoinReply, { ok: true }>): void {
+  room = reply.room
+  if (drawn !== room) {
+    drawn = room
+    shown.clear()
+    view.clearMessages()
+  }
+  view.rooms(reply.rooms, room)
+  view.people(reply.people)
+  for (const message of reply.history) show(message)
+  held.arrived(room)
 }
 
 function show(message: ChatMessage): void {
@@ -226,14 +247,16 @@ view.onRoom(enter)
 
 view.onSend((text) => {
   if (!socket) return
+  // Written after a click on another room: for that room, once the page is there.
+  const target = heading ?? room
   const offline = !socket.connected
-  const tick = view.pending(nickname, text, offline ? 'queued' : 'sent')
-  if (offline) {
+  const tick = view.pending(nickname, text, target !== room ? 'held' : offline ? 'queued' : 'sent')
+  if (offline && target === room) {
     waiting.add(tick)
     if (down || !everConnected) showOutage()
   }
   socket.volatile.emit('typing', { room, typing: false })
-  const message = { room, text, key: randomKey() }
+  const message = { room: target, text, key: randomKey() }
   const deliver = () =>
     request('chat', message, (reply) => {
       waiting.delete(tick)
@@ -246,7 +269,16 @@ view.onSend((text) => {
       shown.add(reply.id)
       tick.delivered(reply.id)
     })
-  deliver()
+  if (target === room) return deliver()
+  held.hold({
+    room: target,
+    send: () => {
+      tick.redraw()
+      tick.sent()
+      deliver()
+    },
+    fail: (reason) => tick.failed(reason),
+  })
 })
 
 /** Messages to send again once the rate limit takes them, in the order they were written. */

@@ -3,8 +3,13 @@ import type { ChatMessage } from '../shared.js'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 
-/** The state of a message of ours: queued (offline), sent, delivered (acknowledged) or failed. */
+/**
+ * The state of a message of ours: queued (offline), held (waiting for the room the page is on
+ * its way to), sent, delivered (acknowledged) or failed.
+ */
 export interface Tick {
+  /** Puts the message at the end of the list again (the list was redrawn for another room). */
+  redraw(): void
   sent(): void
   delivered(id: string): void
   failed(reason: string): void
@@ -12,6 +17,7 @@ export interface Tick {
 
 const TICKS = {
   queued: { text: '◷', title: 'waiting for the connection' },
+  held: { text: '◷', title: 'waiting for the room to open' },
   sent: { text: '✓', title: 'sent' },
   delivered: { text: '✓✓', title: 'delivered' },
 } as const
@@ -122,8 +128,8 @@ export function createView() {
       append(item)
     },
 
-    /** A message of ours on its way: ◷ while offline, ✓ sent, ✓✓ when the server has it. */
-    pending(from: string, text: string, state: 'queued' | 'sent'): Tick {
+    /** A message of ours on its way: ◷ while offline or held, ✓ sent, ✓✓ when the server has it. */
+    pending(from: string, text: string, state: 'queued' | 'held' | 'sent'): Tick {
       const item = line(from, text, true)
       const tick = document.createElement('span')
       tick.className = 'tick'
@@ -136,6 +142,7 @@ export function createView() {
       item.append(tick)
       append(item)
       return {
+        redraw: () => append(item),
         sent: () => mark('sent'),
         delivered(id) {
           item.dataset.id = id
