@@ -388,6 +388,40 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.context().close()
   })
 
+  it('reads out new messages but not the history of a room just opened, and says what each tick means', async () => {
+    const direct = `http://127.0.0.1:${port}`
+    const ann = await join(direct, 'ann', { query: '?room=reader-test' })
+    for (let i = 1; i <= 3; i++) await send(ann, `before ${i}`)
+    await waitForDelivered(ann, 3)
+    // Each tick says its state in words; its symbol is hidden from screen readers.
+    const ticks = ann.locator('#messages li .tick')
+    expect(await ticks.first().ariaSnapshot()).toBe('- text: delivered')
+    expect(
+      await ann.$$eval('#messages .tick [aria-hidden="true"]', (s) => s.map((e) => e.textContent)),
+    ).toEqual(['✓✓', '✓✓', '✓✓'])
+    const announced = (page: Page) =>
+      page.$$eval('#announcer > *', (items) => items.map((i) => i.textContent ?? ''))
+
+    const bea = await join(direct, 'bea', { query: '?room=reader-test' })
+    await waitForMessages(bea, 3)
+    // The history is drawn in no live region, and nothing of it is announced.
+    expect(
+      await bea.$eval(
+        '#messages',
+        (list) => list.closest('[aria-live], [role="log"], [role="status"], [role="alert"]')?.id ?? null,
+      ),
+    ).toBeNull()
+    expect(await announced(bea)).toEqual([])
+    expect(await bea.getAttribute('#announcer', 'aria-live')).toBe('polite')
+
+    await send(ann, 'after')
+    await waitForMessages(bea, 4)
+    expect(await announced(bea)).toEqual(['ann: after'])
+    // Nobody is told what they wrote themselves.
+    expect(await announced(ann)).toEqual([])
+    for (const page of [ann, bea]) await page.context().close()
+  })
+
   it('says what is wrong with a nickname of spaces only, instead of doing nothing', async () => {
     const page = await (await browser.newContext()).newPage()
     await page.goto(`http://127.0.0.1:${port}/?room=nickname-test`)

@@ -124,7 +124,7 @@ function start(): void {
   s.on('chat', (message) => {
     if (message.room !== room) return
     view.typing(message.from, false)
-    show(message)
+    show(message, true)
   })
   s.on('presence', (update) => {
     if (update.room === room) view.people(update.people)
@@ -223,10 +223,12 @@ function draw(reply: Extract<JoinReply, { ok: true }>): void {
   held.arrived(room)
 }
 
-function show(message: ChatMessage): void {
+/** Draws a message once; `announce`: a new one, which screen readers read out (not history). */
+function show(message: ChatMessage, announce = false): void {
   if (shown.has(message.id)) return
   shown.add(message.id)
-  view.message(message, message.from === nickname)
+  const mine = message.from === nickname
+  view.message(message, mine, announce && !mine)
 }
 
 for (const change of ['online', 'offline']) {

@@ -15,6 +15,7 @@ export interface Tick {
   failed(reason: string): void
 }
 
+/** Each tick's symbol, and the words a screen reader says for it (also its tooltip). */
 const TICKS = {
   queued: { text: '◷', title: 'waiting for the connection' },
   held: { text: '◷', title: 'waiting for the room to open' },
@@ -22,8 +23,12 @@ const TICKS = {
   delivered: { text: '✓✓', title: 'delivered' },
 } as const
 
+/** New messages the announcer keeps: enough for a burst to be read in full, no more. */
+const ANNOUNCED = 5
+
 export function createView() {
   const messages = $<HTMLOListElement>('messages')
+  const announcer = $('announcer')
   const typers = new Map<string, ReturnType<typeof setTimeout>>()
   let failure: string | undefined
   let bannerTimer: ReturnType<typeof setTimeout> | undefined
@@ -122,10 +127,19 @@ export function createView() {
       })
     },
 
-    message(message: ChatMessage, mine: boolean): void {
+    /**
+     * Draws a message. `announce`: a new one from someone else, for screen readers to read out;
+     * not the history of a room just opened, which would have them read up to 100 messages.
+     */
+    message(message: ChatMessage, mine: boolean, announce = false): void {
       const item = line(message.from, message.text, mine)
       item.dataset.id = message.id
       append(item)
+      if (!announce) return
+      const said = document.createElement('p')
+      said.textContent = `${message.from}: ${message.text}`
+      announcer.append(said)
+      while (announcer.childElementCount > ANNOUNCED) announcer.firstElementChild?.remove()
     },
 
     /** A message of ours on its way: ◷ while offline or held, ✓ sent, ✓✓ when the server has it. */
@@ -133,11 +147,19 @@ export function createView() {
       const item = line(from, text, true)
       const tick = document.createElement('span')
       tick.className = 'tick'
-      const mark = (next: keyof typeof TICKS) => {
-        tick.dataset.state = next
-        tick.textContent = TICKS[next].text
-        tick.title = TICKS[next].title
+      // The symbol is for the eyes; screen readers say the words beside it instead.
+      const symbol = document.createElement('span')
+      symbol.setAttribute('aria-hidden', 'true')
+      const words = document.createElement('span')
+      words.className = 'visually-hidden'
+      tick.append(symbol, words)
+      const show = (state: string, text: string, title: string) => {
+        tick.dataset.state = state
+        symbol.textContent = text
+        words.textContent = title
+        tick.title = title
       }
+      const mark = (next: keyof typeof TICKS) => show(next, TICKS[next].text, TICKS[next].title)
       mark(state)
       item.append(tick)
       append(item)
@@ -149,9 +171,7 @@ export function createView() {
           mark('delivered')
         },
         failed: (reason) => {
-          tick.dataset.state = 'failed'
-          tick.textContent = '!'
-          tick.title = reason
+          show('failed', '!', `failed: ${reason}`)
           this.error(reason)
         },
       }
@@ -159,6 +179,7 @@ export function createView() {
 
     clearMessages(): void {
       messages.replaceChildren()
+      announcer.replaceChildren()
       for (const timer of typers.values()) clearTimeout(timer)
       typers.clear()
       drawTyping()
