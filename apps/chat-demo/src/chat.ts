@@ -138,7 +138,8 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       .catch(() => {})
       .then(() => nicknames.opened(name))
 
-    socket.on('join', async (request, ack) => {
+    socket.on('join', async (request, callback) => {
+      const ack = replyWith(callback)
       const room = typeof request?.room === 'string' ? request.room.trim().toLowerCase() : ''
       // A change tells everyone in two rooms who is there now: a client switching in a loop
       // would have the server announce to them without end (and open rooms as fast).
@@ -160,7 +161,8 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
 
     // Nothing is awaited before the ack, so that messages are stored in the order they arrived
     // and a `join` that follows them answers with all of them.
-    socket.on('chat', async (message, ack) => {
+    socket.on('chat', async (message, callback) => {
+      const ack = replyWith(callback)
       const room = typeof message?.room === 'string' ? message.room : ''
       const text = typeof message?.text === 'string' ? message.text.trim() : ''
       const key = typeof message?.key === 'string' && message.key.length <= 64 ? message.key : undefined
@@ -218,6 +220,14 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
   // would also run while the other sessions of the same drain are still between nodes, and
   // fetchSockets does not list those: the room would show without them for a moment.)
   chat.on('connection', setUp).on('restored', setUp)
+}
+
+/**
+ * The client's reply callback. A client that is not the page may send an event without one
+ * (`emit` with no callback): it wants no reply, and gets none; the event is handled all the same.
+ */
+function replyWith<T>(callback: ((reply: T) => void) | undefined): (reply: T) => void {
+  return typeof callback === 'function' ? callback : () => {}
 }
 
 function nicknameOf(auth: unknown): string | undefined {

@@ -3,7 +3,7 @@
 import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from '@parley/client'
 import type { FastifyInstance } from 'fastify'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { buildChatApp } from '../src/app.js'
 import {
   type ChatAuth,
@@ -186,6 +186,21 @@ describe('chat server', () => {
     // Once Sam has left, the name is free.
     for (const tab of [sam, again]) tab.disconnect()
     await expect.poll(() => attempt({ nickname: 'sam' }).then(([, code]) => code)).toBeUndefined()
+  })
+
+  it('takes a join and a message from a client that wants no reply, and logs no error for them', async () => {
+    const failures = vi.spyOn(app.log, 'error')
+    const ned = await person('ned')
+    // As a client that is not the page may send them: no reply callback.
+    const emit = ned.emit.bind(ned) as (event: string, payload: unknown) => void
+    emit('join', { room: 'help' })
+    emit('chat', { room: 'help', text: 'no reply wanted' })
+    emit('chat', { room: 'help', text: '   ' })
+    // A reply after them all: the server has handled every one by then.
+    const reply = await join(ned, 'help')
+    expect(reply).toMatchObject({ ok: true, room: 'help' })
+    expect(reply.ok && reply.history.map((m) => m.text)).toEqual(['no reply wanted'])
+    expect(failures).not.toHaveBeenCalled()
   })
 
   it('passes on at most a few typing signals a second from one person, however many they send', async () => {
