@@ -1,4 +1,5 @@
 import { CloseReason, ParleyError, type ParleyServer, type ServerSocket } from '@parley/server'
+import { eventSchemas } from './event-schemas.js'
 import { Nicknames } from './nicknames.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
 import { RoomOpener } from './room-opener.js'
@@ -36,10 +37,12 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
 
 /**
  * The chat's rules, on top of Parley: nicknames from the handshake's auth, rooms with history
- * and presence, typing indicators, and a rate limit per socket. Every input is checked here;
- * the page is never trusted.
+ * and presence, typing indicators, and a rate limit per socket. The page is never trusted:
+ * each event's shape is checked by Parley against `eventSchemas` before a handler runs, and
+ * what it means is checked here.
  */
 export function setUpChat(chat: Chat, store: ChatStore): void {
+  chat.schemas(eventSchemas)
   const nicknames = new Nicknames(async (room) =>
     (await chat.in(room).fetchSockets()).map((s) => (s.data as Partial<ChatData>).visitor),
   )
@@ -140,7 +143,7 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
 
     socket.on('join', async (request, callback) => {
       const ack = replyWith(callback)
-      const room = typeof request?.room === 'string' ? request.room.trim().toLowerCase() : ''
+      const room = request.room.trim().toLowerCase()
       // A change tells everyone in two rooms who is there now: a client switching in a loop
       // would have the server announce to them without end (and open rooms as fast).
       if (room !== (heading.get(socket) ?? socket.data.room) && !roomLimit.take(socket.data.moves)) {
@@ -163,9 +166,8 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     // and a `join` that follows them answers with all of them.
     socket.on('chat', async (message, callback) => {
       const ack = replyWith(callback)
-      const room = typeof message?.room === 'string' ? message.room : ''
-      const text = typeof message?.text === 'string' ? message.text.trim() : ''
-      const key = typeof message?.key === 'string' && message.key.length <= 64 ? message.key : undefined
+      const { room, key } = message
+      const text = message.text.trim()
       if (text === '' || text.length > Limits.message) {
         return ack(refusal(ChatErrorCode.BAD_MESSAGE, `messages are 1 to ${Limits.message} characters`))
       }
@@ -196,16 +198,14 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
     })
 
     socket.on('typing', (state) => {
-      const room = typeof state?.room === 'string' ? state.room : ''
+      const { room } = state
       if (!socket.rooms.has(room)) return
       // Each signal goes to everyone in the room: a client that sent thousands would have the
       // server send thousands times as many. The page's own are far apart; extras are dropped.
       const now = Date.now()
       if (now - (lastTyping.get(socket) ?? 0) < Limits.typingGap) return
       lastTyping.set(socket, now)
-      socket
-        .to(room)
-        .volatile.emit('typing', { room, who: socket.data.nickname, typing: state.typing === true })
+      socket.to(room).volatile.emit('typing', { room, who: socket.data.nickname, typing: state.typing })
     })
 
     socket.on('disconnect', (reason) => {

@@ -90,7 +90,9 @@ describe('chat server', () => {
     const zed = await person('zed')
     await join(zed, 'lobby')
     const send = (room: string, text: string) =>
-      new Promise<ChatReply>((resolve) => zed.emit('chat', { room, text, key: `${room}:${text}` }, resolve))
+      new Promise<ChatReply>((resolve) =>
+        zed.emit('chat', { room, text, key: `${room}:${text}`.slice(0, 64) }, resolve),
+      )
     const badMessage = { ok: false, code: ChatErrorCode.BAD_MESSAGE }
     expect(await send('ghost-empty', '   ')).toMatchObject(badMessage)
     expect(await send('ghost-long', 'x'.repeat(Limits.message + 1))).toMatchObject(badMessage)
@@ -201,6 +203,41 @@ describe('chat server', () => {
     expect(reply).toMatchObject({ ok: true, room: 'help' })
     expect(reply.ok && reply.history.map((m) => m.text)).toEqual(['no reply wanted'])
     expect(failures).not.toHaveBeenCalled()
+  })
+
+  it('refuses an event of the wrong shape before any handler, with the code Parley gives it', async () => {
+    const [ann, mal] = [await person('ann'), await person('mal')]
+    await join(ann, 'lobby')
+    await join(mal, 'lobby')
+    const typing: boolean[] = []
+    ann.on('typing', (state) => typing.push(state.typing))
+    // As a client that is not the page may send them.
+    const ask = mal.timeout(2000).emitWithAck.bind(mal) as (
+      event: string,
+      payload: unknown,
+    ) => Promise<unknown>
+    const emit = mal.emit.bind(mal) as (event: string, payload: unknown) => void
+    const errors: string[] = []
+    mal.on('error', (error) => errors.push(error.code))
+    const refused = (event: string, payload: unknown) =>
+      ask(event, payload).then(
+        () => 'taken',
+        (error: { code: string }) => error.code,
+      )
+    expect(await refused('chat', { room: 'lobby', text: 42 })).toBe('PARLEY_VALIDATION_FAILED')
+    expect(await refused('chat', { room: 'lobby', text: 'hi', html: '<b>hi</b>' })).toBe(
+      'PARLEY_VALIDATION_FAILED',
+    )
+    expect(await refused('chat', { room: 'lobby', text: 'hi', key: 'k'.repeat(65) })).toBe(
+      'PARLEY_VALIDATION_FAILED',
+    )
+    expect(await refused('join', { room: ['help'] })).toBe('PARLEY_VALIDATION_FAILED')
+    emit('typing', { room: 'lobby', typing: 'yes' })
+    await expect.poll(() => errors).toEqual(['PARLEY_VALIDATION_FAILED'])
+    // None of them reached a handler: nothing stored, nobody moved, no typing passed on.
+    expect(store.history('lobby')).toEqual([])
+    expect((await join(mal, 'lobby')).ok).toBe(true)
+    expect(typing).toEqual([])
   })
 
   it('passes on at most a few typing signals a second from one person, however many they send', async () => {
