@@ -90,10 +90,14 @@ export class ParleyServer<
   /** Requests and resumes that could not be handed to the node owning their session. */
   readonly #unreachable: UnreachableOwners
   /**
-   * Sockets with resumes under way, each with the handshake of its last attach and how many
-   * resumes run (see the resume in `handshake`); an entry lives as long as its resumes.
+   * Sockets with resumes under way, each with the handshake of its last attach, how many
+   * resumes run, and whether another node took the session over meanwhile (see the resume in
+   * `handshake`); an entry lives as long as its resumes.
    */
-  readonly #resuming = new Map<ServerSocket<L, E, D>, { attached: Handshake; count: number }>()
+  readonly #resuming = new Map<
+    ServerSocket<L, E, D>,
+    { attached: Handshake; count: number; movedAway: boolean }
+  >()
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
   readonly #pending = new Map<Transport, () => void>()
   readonly #validators = new EventValidators()
@@ -188,12 +192,23 @@ export class ParleyServer<
       adapter: this.adapter,
       metrics,
       validate: (event, args) => this.#validators.check(event, args),
-      ended: (sid, id) => {
-        this.#bySid.delete(sid)
-        this.#byId.delete(id)
-        this.adapter.sessionClosed?.(sid)
+      ended: (sid, id, reason) => {
+        // Taken over by another node: a resume still running here must not start a new
+        // session when it finds the session gone (see the resume in `handshake`).
+        const socket = this.#bySid.get(sid)
+        const resumes =
+          socket && reason === CloseReason.SERVER_HANDOFF ? this.#resuming.get(socket) : undefined
+        if (resumes) resumes.movedAway = true
+        this.#forget(sid, id)
       },
     }
+  }
+
+  /** A session of this node is over (or never opened): out of the maps and the adapter's records. */
+  #forget(sid: string, id: string): void {
+    this.#bySid.delete(sid)
+    this.#byId.delete(id)
+    this.adapter.sessionClosed?.(sid)
   }
 
   /** @internal The server listens at `url` (its origin): what other nodes forward requests to. */
@@ -600,7 +615,7 @@ export class ParleyServer<
       // the handshake of the last one that did, and only if its own is still there.
       let resumes = this.#resuming.get(existing)
       if (!resumes) {
-        resumes = { attached: existing.handshake, count: 0 }
+        resumes = { attached: existing.handshake, count: 0, movedAway: false }
         this.#resuming.set(existing, resumes)
       }
       resumes.count++
@@ -627,6 +642,10 @@ export class ParleyServer<
             return null
           }
         }
+        // Another node took it over while the middleware ran (the client's WebSocket resume
+        // reached that node meanwhile): the client tries again and is sent there. A new session
+        // here would leave that one behind, with whatever it holds for the client.
+        if (resumes.movedAway) return claimedElsewhere()
         // It ended while the middleware ran: the client hears why (or, should the end be
         // forgotten already, gets a new session after all).
         this.metrics.resume(false)
@@ -690,7 +709,7 @@ export class ParleyServer<
   /** A new socket registered but never attached: out of the adapter and the maps, quietly. */
   #unregisterNew(socket: ServerSocket<L, E, D>): void {
     this.adapter.delAll(socket.id)
-    this.#socketContext.ended(socket.session.sid, socket.id)
+    this.#forget(socket.session.sid, socket.id)
     socket.turnedAway()
   }
 
@@ -965,7 +984,10 @@ function moving(): Refusal {
   }
 }
 
-/** A resume sent on by a draining node that another node claimed first: the client tries again. */
+/**
+ * A resume of a session another node claimed first (one a draining node sent on, or one whose
+ * session moved while its middleware ran): the client tries again, and is sent to that node.
+ */
 function claimedElsewhere(): Refusal {
   return {
     status: 503,

@@ -122,8 +122,8 @@ export interface SocketContext {
   maxWaitingEvents: number
   /** Null when an event's arguments pass the server's schema for it (or it has none). */
   validate(event: string, args: unknown[]): string | null
-  /** The session `sid` of socket `id` ended. */
-  ended(sid: string, id: string): void
+  /** The session `sid` of socket `id` ended, for `reason`. */
+  ended(sid: string, id: string, reason: CloseReason): void
   /** Rooms and broadcast: the only way a socket reaches other sockets. */
   adapter: Adapter
   /** Where ack timeouts are counted (`noMetrics` without the `metrics` option). */
@@ -765,7 +765,7 @@ export class ServerSocket<
     this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#fire('disconnecting', [reason])
     this.#context.adapter.delAll(this.id)
-    this.#context.ended(this.#session.sid, this.id)
+    this.#context.ended(this.#session.sid, this.id, reason)
     this.#fire('disconnect', [reason])
   }
 
