@@ -21,6 +21,7 @@ import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
 import { WarningRate } from './rate-limit.js'
+import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
@@ -89,15 +90,8 @@ export class ParleyServer<
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
   readonly #unreachable: UnreachableOwners
-  /**
-   * Sockets with resumes under way, each with the handshake of its last attach, how many
-   * resumes run, and whether another node took the session over meanwhile (see the resume in
-   * `handshake`); an entry lives as long as its resumes.
-   */
-  readonly #resuming = new Map<
-    ServerSocket<L, E, D>,
-    { attached: Handshake; count: number; movedAway: boolean }
-  >()
+  /** Resumes of one session take turns (see `ResumeTurns`). */
+  readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
   readonly #pending = new Map<Transport, () => void>()
   readonly #validators = new EventValidators()
@@ -194,11 +188,9 @@ export class ParleyServer<
       validate: (event, args) => this.#validators.check(event, args),
       ended: (sid, id, reason) => {
         // Taken over by another node: a resume still running here must not start a new
-        // session when it finds the session gone (see the resume in `handshake`).
+        // session when it finds the session gone (see `#resume`).
         const socket = this.#bySid.get(sid)
-        const resumes =
-          socket && reason === CloseReason.SERVER_HANDOFF ? this.#resuming.get(socket) : undefined
-        if (resumes) resumes.movedAway = true
+        if (socket && reason === CloseReason.SERVER_HANDOFF) this.#resumes.movedAway(socket)
         this.#forget(sid, id)
       },
     }
@@ -610,50 +602,8 @@ export class ParleyServer<
     // `restored` listeners are there. The client tries again in a moment.
     if (existing?.session.restoring) return arriving()
     if (existing) {
-      // The middleware reads the resume's handshake on the socket; it stays only if the resume
-      // attaches. Two resumes at once share the socket: each puts back, when it does not attach,
-      // the handshake of the last one that did, and only if its own is still there.
-      let resumes = this.#resuming.get(existing)
-      if (!resumes) {
-        resumes = { attached: existing.handshake, count: 0, movedAway: false }
-        this.#resuming.set(existing, resumes)
-      }
-      resumes.count++
-      existing.handshake = handshake
-      try {
-        const refusal = await this.#runMiddleware(existing)
-        if (refusal) return refusal
-        if (this.#closing) return shuttingDown()
-        if (!transport.open) return null
-        if (frozen(existing.session)) return moving()
-        // Read again after every await: the session may end (or begin to move) meanwhile.
-        const alive = () => existing.session.state !== 'closed'
-        if (alive()) {
-          await this.#recordOwner(existing.session.sid)
-          if (this.#closing) return shuttingDown()
-          if (!transport.open) return null
-          if (frozen(existing.session)) return moving()
-          if (alive()) {
-            this.metrics.resume(true)
-            existing.recovered = true
-            existing.handshake = handshake
-            resumes.attached = handshake
-            existing.session.attach(transport, hello.ack ?? 0, true)
-            return null
-          }
-        }
-        // Another node took it over while the middleware ran (the client's WebSocket resume
-        // reached that node meanwhile): the client tries again and is sent there. A new session
-        // here would leave that one behind, with whatever it holds for the client.
-        if (resumes.movedAway) return claimedElsewhere()
-        // It ended while the middleware ran: the client hears why (or, should the end be
-        // forgotten already, gets a new session after all).
-        this.metrics.resume(false)
-        if (this.#answerEnded(transport, existing.session.sid)) return null
-      } finally {
-        if (existing.handshake === handshake) existing.handshake = resumes.attached
-        if (--resumes.count === 0) this.#resuming.delete(existing)
-      }
+      const answer = await this.#resume(existing, transport, hello, handshake)
+      if (answer !== undefined) return answer
     }
 
     // Before the middleware, so that a flood does not run it; again after, since other
@@ -704,6 +654,64 @@ export class ParleyServer<
     // The session may end inside a listener (disconnect(), slow consumer): #fire stops there.
     this.#fire(this.#onConnection, socket, 'connection')
     return null
+  }
+
+  /**
+   * Resumes `socket`'s session on `transport` once the resumes of it that came before are over
+   * (see `ResumeTurns`): runs the middleware, which reads this resume's handshake on the socket
+   * throughout, then attaches (OPEN `recovered: true`). Returns the refusal, or null when the
+   * transport got its answer (or died meanwhile); undefined when the session ended meanwhile
+   * and its end is forgotten already, so that the client gets a new session after all.
+   */
+  async #resume(
+    socket: ServerSocket<L, E, D>,
+    transport: Transport,
+    hello: HelloPacket,
+    handshake: Handshake,
+  ): Promise<Refusal | null | undefined> {
+    const turn = await this.#resumes.take(socket, transport, handshake)
+    const session = socket.session
+    // Read again after every await (the wait for the turn too): the server may begin to close,
+    // the client leave, the session end or begin to move, or another node take it over.
+    const cannot = (): Refusal | null | undefined => {
+      if (this.#closing) return shuttingDown()
+      if (!transport.open) return null
+      // Another node took it over meanwhile (the client's WebSocket resume reached that node):
+      // the client tries again and is sent there. A new session here would leave that one
+      // behind, with whatever it holds for the client.
+      if (turn.movedAway) return claimedElsewhere()
+      if (frozen(session)) return moving()
+      return undefined
+    }
+    const alive = () => session.state !== 'closed'
+    try {
+      let verdict = cannot()
+      if (verdict !== undefined) return verdict
+      if (alive()) {
+        const refusal = await this.#runMiddleware(socket)
+        if (refusal) return refusal
+        verdict = cannot()
+        if (verdict !== undefined) return verdict
+      }
+      if (alive()) {
+        await this.#recordOwner(session.sid)
+        verdict = cannot()
+        if (verdict !== undefined) return verdict
+      }
+      if (alive()) {
+        this.metrics.resume(true)
+        socket.recovered = true
+        turn.attached()
+        session.attach(transport, hello.ack ?? 0, true)
+        return null
+      }
+      // It ended meanwhile: the client hears why (or, should the end be forgotten already, gets
+      // a new session after all).
+      this.metrics.resume(false)
+      return this.#answerEnded(transport, session.sid) ? null : undefined
+    } finally {
+      turn.end()
+    }
   }
 
   /** A new socket registered but never attached: out of the adapter and the maps, quietly. */

@@ -3,7 +3,7 @@
 // interleaving with a middleware or an adapter that waits for the test to let it go.
 
 import { request } from 'node:http'
-import { type Packet, PacketType } from '@parley/protocol'
+import { decodeText, type Packet, PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
@@ -87,6 +87,7 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
     await sleep(100)
     const socket = [...started.app.parley.sockets.values()][0]!
     expect(socket.transport).toBe('websocket')
+    expect(socket.handshake.transport).toBe('websocket')
     expect(again.received.map((p: Packet) => p.type)).not.toContain(PacketType.MOVED)
   })
 })
@@ -125,38 +126,93 @@ describe('a WebSocket that closes while the adapter records a new session', () =
 })
 
 describe('two resumes of one session at once', () => {
-  /** A server whose middleware holds resumes named `a` and `b` until the test lets them go. */
+  /**
+   * A resume of `sid` over a bare WebSocket, its HELLO taken by the server when this resolves:
+   * ws answers a ping after the frames before it, and the server handles a HELLO as it reads it
+   * (up to the first await), so the pong says the HELLO is in.
+   */
+  async function resumeOverWebSocket(base: string, sid: string, name: string) {
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
+    ws.on('error', () => {})
+    const answers: Packet[] = []
+    ws.on('message', (data: Buffer) => {
+      const decoded = decodeText(data.toString())
+      if (decoded.ok) answers.push(decoded.packet)
+    })
+    await new Promise((resolve) => ws.once('open', resolve))
+    ws.send(JSON.stringify([8, { auth: { name }, sid, ack: 0 }]))
+    const ponged = new Promise((resolve) => ws.once('pong', resolve))
+    ws.ping()
+    await ponged
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()))
+    return {
+      /** The first packet the server answers the HELLO with: OPEN, ERROR or CLOSE (its type). */
+      answer: () => until(() => answers.length > 0).then(() => answers[0]!),
+      close: () => {
+        ws.terminate()
+        return closed
+      },
+    }
+  }
+
+  /**
+   * A server whose middleware holds resumes named `a` and `b` until the test lets them go, and
+   * notes what `socket.handshake` says before and after the wait; a session attached to polling;
+   * `a` resuming it over SSE and held, `b` over WebSocket, its HELLO in.
+   */
   async function twoHeld(refused: readonly string[]) {
     const gates = { a: gate(), b: gate() }
+    const seen: string[] = []
+    const says = (socket: ServerSocket) =>
+      `${(socket.handshake.auth as { name?: string } | undefined)?.name} on ${socket.handshake.transport}`
     started = await startServer({}, (app) => {
       app.parley.use(async (socket) => {
-        const name = (socket.handshake.auth as { name?: 'a' | 'b' } | undefined)?.name
-        if (!name) return
+        const name = (socket.handshake.auth as { name?: string } | undefined)?.name
+        if (name !== 'a' && name !== 'b') return
+        seen.push(`${name} before: ${says(socket)}`)
         gates[name].reached()
         await gates[name].opened
+        seen.push(`${name} after: ${says(socket)}`)
         if (refused.includes(name)) throw new Error('refused')
       })
     })
-    const first = await connect('websocket', started.base)
+    const first = await connect('polling', started.base)
     const socket = [...started.app.parley.sockets.values()][0]!
-    // `a` begins first: its answer comes while the middleware of `b` runs.
-    const a = connect('polling', started.base, { auth: { name: 'a' }, sid: first.sid, ack: 0 })
+    const a = connect('sse', started.base, { auth: { name: 'a' }, sid: first.sid, ack: 0 })
     await gates.a.waiting
-    const b = connect('sse', started.base, { auth: { name: 'b' }, sid: first.sid, ack: 0 })
-    await gates.b.waiting
-    return { gates, socket, a: a.catch((e: unknown) => e), b: b.catch((e: unknown) => e) }
+    const b = await resumeOverWebSocket(started.base, first.sid, 'b')
+    return { gates, seen, socket, a: a.catch((e: unknown) => e), b }
   }
+
+  it('each see their own socket.handshake in their middleware, across its awaits', async () => {
+    const { gates, seen, socket, a, b } = await twoHeld([])
+    // Both let go at once: what `a` reads after its wait is still its own.
+    gates.b.open()
+    gates.a.open()
+    expect(((await a) as RawClient).open.recovered).toBe(true)
+    expect((await b.answer()).type).toBe(PacketType.OPEN)
+    expect(seen).toEqual([
+      'a before: a on sse',
+      'a after: a on sse',
+      'b before: b on websocket',
+      'b after: b on websocket',
+    ])
+    // The last one that attached is kept.
+    await until(() => socket.transport === 'websocket')
+    expect(socket.handshake.auth).toEqual({ name: 'b' })
+    await b.close()
+  })
 
   it('leave socket.handshake as the attached one said, when the other is refused', async () => {
     const { gates, socket, a, b } = await twoHeld(['a'])
     gates.a.open()
     expect(await a).toBeInstanceOf(Refused)
     gates.b.open()
-    const resumed = (await b) as RawClient
-    expect(resumed.open.recovered).toBe(true)
-    await until(() => socket.transport === 'sse')
+    expect((await b.answer()).type).toBe(PacketType.OPEN)
+    await until(() => socket.transport === 'websocket')
     expect(socket.handshake.auth).toEqual({ name: 'b' })
-    expect(socket.handshake.transport).toBe('sse')
+    expect(socket.handshake.transport).toBe('websocket')
+    await b.close()
   })
 
   it('leave socket.handshake as the session’s last attach said, when both are refused', async () => {
@@ -164,10 +220,11 @@ describe('two resumes of one session at once', () => {
     gates.a.open()
     expect(await a).toBeInstanceOf(Refused)
     gates.b.open()
-    expect(await b).toBeInstanceOf(Refused)
-    expect(socket.transport).toBe('websocket')
+    expect((await b.answer()).type).toBe(PacketType.ERROR)
+    expect(socket.transport).toBe('polling')
     expect(socket.handshake.auth).toBeUndefined()
-    expect(socket.handshake.transport).toBe('websocket')
+    expect(socket.handshake.transport).toBe('polling')
+    await b.close()
   })
 })
 
