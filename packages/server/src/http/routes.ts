@@ -206,7 +206,13 @@ export async function parleyRoutes(
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
     if (method === 'POST' && tooLarge(request)) {
-      if (sid !== undefined) server.sessionFor(sid)?.end(CloseReason.PAYLOAD_TOO_LARGE)
+      const session = sid === undefined ? undefined : server.sessionFor(sid)
+      // Only a POST of the transport the session is attached to speaks for the session. One of a
+      // transport it has left (the client resumed on another, or lost this one) is refused as
+      // any stale POST is, and the session goes on.
+      if (session && session.state !== 'frozen' && session.transport?.name !== kind)
+        return staleUnread(reply, kind, cors)
+      session?.end(CloseReason.PAYLOAD_TOO_LARGE)
       return bodyTooLarge(reply, cors)
     }
     if (sid === undefined) {
@@ -292,7 +298,11 @@ export async function parleyRoutes(
     try {
       const body = await readRequestBody(request)
       if (!body.ok) {
-        if (body.reason === 'too large') session.end(CloseReason.PAYLOAD_TOO_LARGE)
+        if (body.reason === 'too large') {
+          // The client resumed on another transport while this body came: stale, as below.
+          if (session.transport !== transport) return staleUnread(reply, kind, cors)
+          session.end(CloseReason.PAYLOAD_TOO_LARGE)
+        }
         return bodyNotRead(reply, body.reason, cors)
       }
       if (session.transport !== transport) {
@@ -369,6 +379,16 @@ export async function parleyRoutes(
       .headers({ ...cors, 'Cache-Control': 'no-store' })
       .type('text/plain; charset=utf-8')
       .send(line)
+  }
+
+  /**
+   * 400 PARLEY_TRANSPORT_MISMATCH for a POST of a transport the session has left, whose body
+   * (past `maxPayload`) is not read to its end: the connection closes after it, as after a 413
+   * (see `bodyNotRead`).
+   */
+  function staleUnread(reply: FastifyReply, kind: HttpKind, cors: HeaderBag): FastifyReply {
+    reply.header('Connection', 'close')
+    return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
   }
 
   /** 413 for a POST body past `maxPayload` (see `bodyNotRead`). */
