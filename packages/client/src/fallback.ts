@@ -405,9 +405,14 @@ export class Connection {
     const after = t.name
     const run = ++this.#run
     if (offline()) {
-      // No attempt can work: the session is down until the browser is online again.
+      // No attempt can work: the session is down until the browser is online again, or for good
+      // with reconnection off (as when a resume fails): the client stops before `disconnect`.
       this.#last = null
-      this.#fail(error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'offline'), true, reason)
+      this.#fail(
+        error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'offline'),
+        this.#opts.reconnection,
+        reason,
+      )
     } else if (this.#stable) {
       void this.#connect('resume', after)
     } else {

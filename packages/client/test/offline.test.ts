@@ -1,0 +1,46 @@
+// A transport lost while the browser says it is offline (navigator.onLine false, stubbed here:
+// Node has no navigator), against the real server behind a proxy that cuts the network.
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { client, closeAll, next, startServer } from './helpers.js'
+
+const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  vi.unstubAllGlobals()
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+  await closeAll()
+})
+
+/** A server behind a proxy that can cut the network, and a browser's navigator, online. */
+async function serve() {
+  const server = await startServer()
+  const proxy = await startFaultProxy(server.port)
+  cleanups.push(() => proxy.close())
+  const navigator = { onLine: true }
+  vi.stubGlobal('navigator', navigator)
+  return { proxy, navigator }
+}
+
+describe.each(TRANSPORTS)('a transport lost while offline, over %s', (transport) => {
+  it('with reconnection off: the client has stopped by the time disconnect fires', async () => {
+    const { proxy, navigator } = await serve()
+    const socket = client(proxy.url, { transports: [transport], reconnection: false })
+    await next(socket, 'connect')
+    let active: boolean | undefined
+    socket.on('disconnect', () => {
+      active = socket.active
+    })
+    const failed = next<[unknown, boolean]>(socket, 'connect_error')
+    navigator.onLine = false
+    proxy.offline = true
+    proxy.cut('all')
+    const [, willRetry] = await failed
+    // So a disconnect listener may reconnect by hand, as the README shows: connect() from there
+    // starts an attempt, where a client still waiting for the network ignored it.
+    expect(active).toBe(false)
+    expect(willRetry).toBe(false)
+    expect(socket.active).toBe(false)
+  })
+})
