@@ -332,8 +332,10 @@ export class Connection {
     const willRetry = reconnects && this.#backoff.attempts < this.#opts.reconnectionAttempts
     // Stopped before the application hears that the client will not retry: its listener may
     // call connect() at once (with new credentials, say, or by hand with reconnection off),
-    // which does nothing while connecting.
+    // which does nothing while connecting. Otherwise waiting from now on: a transport lost while
+    // offline comes here from "open", and its listeners must not see a connection still there.
     if (!willRetry) this.close()
+    else this.state = 'waiting'
     const run = this.#run
     if (down) {
       this.#host.down(down)

@@ -43,4 +43,18 @@ describe.each(TRANSPORTS)('a transport lost while offline, over %s', (transport)
     expect(willRetry).toBe(false)
     expect(socket.active).toBe(false)
   })
+
+  it('is no longer connected when disconnect fires, and still active', async () => {
+    const { proxy, navigator } = await serve()
+    const socket = client(proxy.url, { transports: [transport] })
+    await next(socket, 'connect')
+    const seen: [boolean, string | null, boolean][] = []
+    socket.on('disconnect', () => seen.push([socket.connected, socket.transport, socket.active]))
+    const failed = next(socket, 'connect_error')
+    navigator.onLine = false
+    proxy.offline = true
+    proxy.cut('all')
+    await failed
+    expect(seen).toEqual([[false, null, true]])
+  })
 })
