@@ -517,19 +517,23 @@ export class Connection {
     if (this.state === 'waiting') void this.#connect('connect')
   }
 
-  /** In browsers: hurry when the network comes back or the page is shown again. */
+  /**
+   * In browsers: hurry when the network comes back or the page is shown again. A Worker has no
+   * document but has `online`: without it, a client there that went offline would wait forever
+   * (#wake waits for that event while navigator.onLine is false).
+   */
   #listen(): void {
     type Target = {
       addEventListener?: (type: string, fn: () => void, options: { signal: AbortSignal }) => void
     }
     const win = globalThis as Target & { document?: Target & { visibilityState?: string } }
     const doc = win.document
-    if (this.#unlisten || !win.addEventListener || !doc) return
+    if (this.#unlisten || !win.addEventListener) return
     // Aborting it takes both listeners off (close()).
     this.#unlisten = new AbortController()
     const options = { signal: this.#unlisten.signal }
     win.addEventListener('online', () => this.#wake(), options)
-    doc.addEventListener?.(
+    doc?.addEventListener?.(
       'visibilitychange',
       () => {
         if (doc.visibilityState === 'visible') this.#wake()

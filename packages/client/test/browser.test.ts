@@ -2,10 +2,7 @@
 // that break WebSocket, then event streams too, then come back, cut out, or restart the server;
 // and, on each transport, the package as a user's bundler builds it for a browser.
 // Each page is one BrowserContext (its own connections and storage): one simulated user.
-import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -17,28 +14,10 @@ import {
   startFaultProxy,
   type WsMode,
 } from '../../../test/support/fault-proxy.js'
+import { ensureBundle } from './bundle.js'
 import { parleyOf, type ServerSocket, startServer, type TestServer, until } from './helpers.js'
 
 const clientDir = fileURLToPath(new URL('..', import.meta.url))
-const bundlePath = join(clientDir, 'dist', 'parley.min.js')
-
-/** Newest modification time of the files under `dir`. */
-function newest(dir: string): number {
-  let time = 0
-  for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
-    time = Math.max(time, statSync(join(dir, file)).mtimeMs)
-  }
-  return time
-}
-
-/** Builds the bundle when it is missing or older than the sources it is made of. */
-function ensureBundle(): string {
-  const sources = Math.max(newest(join(clientDir, 'src')), newest(join(clientDir, '..', 'protocol', 'src')))
-  if (!existsSync(bundlePath) || statSync(bundlePath).mtimeMs < sources) {
-    execFileSync(process.execPath, ['build.mjs'], { cwd: clientDir, stdio: 'inherit' })
-  }
-  return readFileSync(bundlePath, 'utf8')
-}
 
 // What a user would write: the script tag, then `Parley.connect()` to the page's own origin.
 // The options come from the query string; everything the page sees is kept in `parley`.
