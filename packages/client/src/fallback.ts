@@ -127,7 +127,11 @@ export class Connection {
   #serverTransports: readonly TransportName[] | undefined
   /** The server's pingTimeout: how long a live server may take to answer. */
   #pingTimeout = 0
-  #retryAfter = 0
+  /**
+   * Until when (performance.now()) no attempt starts, hurried or not: a CLOSE's retryAfter. Never
+   * reset: a time gone by bounds nothing.
+   */
+  #retryAt = 0
   /** Until when (performance.now()) failed resumes go unannounced (see handedOff). */
   #quietUntil = 0
   #lostReason: CloseReason = 'transport close'
@@ -191,7 +195,7 @@ export class Connection {
     this.#drop()
     this.#last = null
     if (again) {
-      this.#retryAfter = retryAfter
+      this.#retryAt = performance.now() + retryAfter
       this.#schedule()
     } else this.close()
   }
@@ -368,7 +372,6 @@ export class Connection {
     this.#moved = false
     this.#serverTransports = open.transports
     this.#pingTimeout = open.pingTimeout
-    this.#retryAfter = 0
     this.#quietUntil = 0
     this.#watchStability()
     if (old && old !== t) old.close(true)
@@ -503,18 +506,24 @@ export class Connection {
       return
     }
     this.state = 'waiting'
-    const delay = Math.max(this.#backoff.next(), this.#retryAfter)
-    this.#timer = setTimeout(() => this.#wake(), delay)
+    this.#timer = setTimeout(() => this.#wake(), this.#backoff.next())
   }
 
-  /** Starts the next attempt, unless the browser says it is offline (then `online` wakes us). */
+  /**
+   * Starts the next attempt, unless the browser says it is offline (then `online` wakes us). Not
+   * before a CLOSE's retryAfter: the backoff's timer, or a hurry (`online`, the page shown
+   * again), that comes sooner waits for the rest of it.
+   */
   #wake(): void {
     if (this.state !== 'waiting') return
     clearTimeout(this.#timer)
-    if (offline()) return
-    this.#host.notify('reconnect_attempt', this.#backoff.attempts)
-    // Unless its listener called disconnect() (or connect() after it).
-    if (this.state === 'waiting') void this.#connect('connect')
+    const early = this.#retryAt - performance.now()
+    if (early > 0) this.#timer = setTimeout(() => this.#wake(), early)
+    else if (!offline()) {
+      this.#host.notify('reconnect_attempt', this.#backoff.attempts)
+      // Unless its listener called disconnect() (or connect() after it).
+      if (this.state === 'waiting') void this.#connect('connect')
+    }
   }
 
   /**

@@ -462,6 +462,25 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
       transport: 'websocket',
     })
   })
+
+  it("waits out a server shutdown's retryAfter though the network comes back or the page is shown meanwhile", async () => {
+    const before = await backend()
+    // No backoff of its own: only the CLOSE's retryAfter (1000 ms from a Parley server) is waited.
+    const page = await open(before.server.url, 'a', { reconnectionDelay: 0, reconnectionDelayMax: 0 })
+    await nth(page, 'connect')
+    const port = before.server.port
+    await stop(before.server)
+    const down = await nth(page, 'disconnect')
+    expect(down.reason).toBe('server shutdown')
+    await backend(port)
+    // What the browser fires when the network comes back and when the page is shown again.
+    await page.evaluate(
+      `dispatchEvent(new Event('online')); document.dispatchEvent(new Event('visibilitychange'))`,
+    )
+    const again = await nth(page, 'connect', 2)
+    // (The page's times are rounded to the millisecond.)
+    expect(again.at - down.at).toBeGreaterThanOrEqual(998)
+  })
 })
 
 // What a user's bundler makes of `import ... from '@parley/client'` for a browser: the package's
