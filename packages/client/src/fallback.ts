@@ -13,7 +13,13 @@ import type { TransportMemory } from './memory.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
-import { isRefusal, type Transport, type TransportFactory, type Welcome } from './transports/transport.js'
+import {
+  isRefusal,
+  type Transport,
+  type TransportFactory,
+  timeoutError,
+  type Welcome,
+} from './transports/transport.js'
 
 /*
  * The connection's states, and how it moves between transports. One session, many transports.
@@ -278,7 +284,7 @@ export class Connection {
       const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
       try {
-        const hello = await this.#host.hello()
+        const hello = await this.#hello(timeout)
         if (run !== this.#run) return t.close()
         answer = await t.open(hello, timeout)
       } catch (err) {
@@ -349,6 +355,21 @@ export class Connection {
     if (run !== this.#run) return
     // With attempts used up, #schedule says reconnect_failed.
     if (reconnects) this.#schedule()
+  }
+
+  /**
+   * The HELLO, within `ms`: an `auth` function whose promise never settles (a token fetch left
+   * hanging) fails the transport's try as a silent server would, where it held the client
+   * "connecting" for good.
+   */
+  #hello(ms: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(reject, ms, timeoutError('no auth', ms))
+      this.#host
+        .hello()
+        .then(resolve, reject)
+        .finally(() => clearTimeout(timer))
+    })
   }
 
   #rank(name: TransportName): number {

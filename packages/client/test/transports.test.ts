@@ -176,6 +176,24 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
     expect(seen).toEqual([{ n: 1 }, { n: 2 }])
   })
 
+  it('gives an auth function that never settles connectTimeout, then tries again', async () => {
+    const seen: unknown[] = []
+    server = await startServer((app) => {
+      parleyOf(app).use(async (socket: ServerSocket) => {
+        seen.push(socket.handshake.auth)
+      })
+    })
+    // The first call hangs, as a token fetch that never answers would.
+    let n = 0
+    const auth = () => (++n === 1 ? new Promise<never>(() => {}) : Promise.resolve({ n }))
+    const socket = client(server.url, { ...opts, auth, connectTimeout: 300, reconnectionDelay: 50 })
+    const failures: string[] = []
+    socket.on('connect_error', (error, willRetry) => failures.push(`${error.code}:${willRetry}`))
+    await next(socket, 'connect')
+    expect(failures).toEqual(['PARLEY_HANDSHAKE_TIMEOUT:true'])
+    expect(seen).toEqual([{ n: 2 }])
+  })
+
   it('disconnect() tells the server and rejects pending replies', async () => {
     const { sockets } = await echoServer()
     const socket = client(server!.url, opts)
