@@ -33,6 +33,12 @@ export interface FaultProxy {
   upgrades: number
   /** Number of event-stream answers seen (passed, buffered or blocked). */
   streams: number
+  /**
+   * Holds what the server sends to the client on WebSockets (after the upgrade's answer) and in
+   * answers to GETs (event streams, polls), open ones and those opened meanwhile, until the
+   * function it returns is called: a slow way down to the client. Answers to POSTs pass.
+   */
+  hold(): () => void
   close(): Promise<void>
 }
 
@@ -40,6 +46,26 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const wsSockets = new Set<net.Socket>()
   const httpSockets = new Set<net.Socket>()
   const agent = new http.Agent({ keepAlive: false })
+  /** The ways down to the client that hold() stops: each stops, or goes on, once per call. */
+  const downstreams = new Set<{ stop(): void; go(): void }>()
+  let holding = false
+  /** Adds a way down, stopped at once while holding; `done` takes it off. */
+  function downstream(stop: () => void, go: () => void, done: (fn: () => void) => void): void {
+    let stopped = false
+    const flow = {
+      stop() {
+        if (!stopped) stop()
+        stopped = true
+      },
+      go() {
+        if (stopped) go()
+        stopped = false
+      },
+    }
+    downstreams.add(flow)
+    done(() => downstreams.delete(flow))
+    if (holding) flow.stop()
+  }
 
   const server = http.createServer((req, res) => {
     const upstream = http.request(
@@ -64,6 +90,12 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         }
         res.writeHead(answer.statusCode ?? 502, answer.headers)
         answer.pipe(res)
+        if (req.method === 'GET')
+          downstream(
+            () => answer.unpipe(res),
+            () => answer.pipe(res),
+            (fn) => res.on('close', fn),
+          )
       },
     )
     upstream.on('error', () => res.destroy())
@@ -105,17 +137,33 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
           if (head.length > 0) target.write(head)
           socket.pipe(target)
           let headersDone = false
-          target.on('data', (chunk: Buffer) => {
-            if (!mute) {
-              socket.write(chunk)
-              return
-            }
-            if (headersDone) return
-            const end = chunk.indexOf('\r\n\r\n')
-            if (end >= 0) {
+          // What hold() keeps back, while it holds.
+          let held: Buffer[] | undefined
+          downstream(
+            () => {
+              held = []
+            },
+            () => {
+              for (const chunk of held ?? []) socket.write(chunk)
+              held = undefined
+            },
+            (fn) => socket.on('close', fn),
+          )
+          target.on('data', (data: Buffer) => {
+            let chunk = data
+            if (!headersDone) {
+              const end = chunk.indexOf('\r\n\r\n')
+              if (end < 0) {
+                socket.write(chunk)
+                return
+              }
               headersDone = true
               socket.write(chunk.subarray(0, end + 4))
-            } else socket.write(chunk)
+              chunk = chunk.subarray(end + 4)
+            }
+            if (mute || chunk.length === 0) return
+            if (held) held.push(chunk)
+            else socket.write(chunk)
           })
         })
         target.on('error', () => socket.destroy())
@@ -136,6 +184,14 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     offline: false,
     upgrades: 0,
     streams: 0,
+    hold() {
+      holding = true
+      for (const flow of downstreams) flow.stop()
+      return () => {
+        holding = false
+        for (const flow of downstreams) flow.go()
+      }
+    },
     cut(kind) {
       if (kind !== 'http') for (const s of wsSockets) s.destroy()
       if (kind !== 'websocket') for (const s of httpSockets) s.destroy()

@@ -42,6 +42,10 @@ import {
  *                        upgradeDelay (doubling ┌─────────┐
  *                        on failure)            │ probing │  failure: stay on T, probe later
  *                                               └─────────┘
+ *                        While probing, MOVED on T or a request of T refused with 400
+ *                        PARLEY_TRANSPORT_MISMATCH (which may come before MOVED) means the server
+ *                        took the probe: T is dropped ("connecting") until the probe's OPEN; if
+ *                        the probe fails, resume on the transports after T.
  *
  * "connecting" tries the transports in order (the remembered one first), each within
  * connectTimeout; a refusal of the transport itself (400 on the upgrade, a reset) fails over at
@@ -231,15 +235,21 @@ export class Connection {
     if (this.#current) this.#lose(this.#current, reason, error)
   }
 
-  /** The server attached another transport of ours (MOVED on the current one). */
-  moved(): void {
+  /**
+   * The current transport is done: MOVED came on it, or it failed with `error`. MOVED, or a
+   * request of it refused with PARLEY_TRANSPORT_MISMATCH (an answer that may come before MOVED,
+   * on a connection of its own), says the server attached another transport of ours: with a
+   * probe in flight, the probe. Otherwise the transport is lost, and the session resumes.
+   */
+  moved(error?: ParleyError<string>): void {
     const t = this.#current
     if (!t) return
-    if (!this.#probe) {
-      this.#lose(t, 'transport close')
+    if (!this.#probe || (error && error.code !== ErrorCode.TRANSPORT_MISMATCH)) {
+      this.#lose(t, 'transport close', error)
       return
     }
-    // The server attached our probe, whose OPEN is still on its way: wait for it.
+    // The server attached our probe, whose OPEN is still on its way: wait for it. Whatever the
+    // refused request carried is kept until acknowledged, and goes again on the probe.
     this.#moved = true
     this.#current = undefined
     this.state = 'connecting'
@@ -409,7 +419,7 @@ export class Connection {
         if (this.#current === t) this.#host.refused(seq, error)
       },
       close: (error) => {
-        if (this.#current === t) this.#lose(t, 'transport close', error)
+        if (this.#current === t) this.moved(error)
       },
     })
     if (this.#current === t) this.#scheduleProbe()

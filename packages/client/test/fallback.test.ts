@@ -212,7 +212,6 @@ describe('moving between transports mid-session', () => {
     expect(socket.transport).toBe('sse')
     // What the client went through, for the failure message if the step down does not come.
     const story: string[] = []
-    socket.on('transport_error', (t, e) => story.push(`transport_error ${t} ${e.code}`))
     socket.on('transport', (now, before, why) => story.push(`transport ${before}->${now} ${why}`))
     socket.on('disconnect', (reason) => story.push(`disconnect ${reason}`))
     socket.on('connect', () => story.push(`connect ${socket.transport}`))
@@ -329,6 +328,57 @@ describe.each(['sse', 'polling'] as const)('disconnect() while upgrading from %s
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(seen).toEqual(['connect', 'disconnect'])
     expect(count()).toBe(0)
+  })
+})
+
+// The server takes the probe: MOVED on the transport in use, OPEN on the probe. A POST of the
+// transport in use whose body comes after that is refused (400 PARLEY_TRANSPORT_MISMATCH), and
+// its answer may reach the client before MOVED or OPEN do (another path, a slower one).
+describe.each(['sse', 'polling'] as const)('a POST on %s refused as the server takes the probe', (from) => {
+  it('waits for the probe, and what that POST carried comes once, on the WebSocket', async () => {
+    const { sockets, received } = await setup()
+    proxy!.ws = 'reject'
+    if (from === 'polling') proxy!.sse = 'block'
+    // Looks at the answers, changes nothing.
+    let refused = 0
+    const fetchAndCount = async (url: RequestInfo | URL, init?: RequestInit) => {
+      const res = await fetch(url, init)
+      if (res.status === 400 && init?.method === 'POST') refused++
+      return res
+    }
+    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 300, fetch: fetchAndCount })
+    await next(socket, 'connect', 5000)
+    expect(socket.transport).toBe(from)
+    const story: string[] = []
+    socket.on('transport', (now, before, why) => story.push(`transport ${before}->${now} ${why}`))
+    socket.on('disconnect', (reason) => story.push(`disconnect ${reason}`))
+    socket.on('connect_error', (error) => story.push(`connect_error ${error.code}`))
+    // (On the way to polling, the SSE handshake whose stream was blocked opened a session too.)
+    const peer = sockets.at(-1)!
+    peer.on('echo', (n: number, ack: (n: number) => void) => ack(n))
+    // From now on what the server sends on the WebSocket and the downstream waits: MOVED and
+    // the probe's OPEN come after the answer to the POST below.
+    const release = proxy!.hold()
+    proxy!.ws = 'pass'
+    let reply: Promise<unknown> | undefined
+    await new Promise<void>((resolve) =>
+      peer.on('transport', (now: string) => {
+        if (now !== 'websocket') return
+        // The server has just taken the probe: this POST, on the transport in use, comes after.
+        socket.emit('count', 1)
+        socket.emit('count', 2)
+        reply = socket.emitWithAck('echo', 3)
+        resolve()
+      }),
+    )
+    await until(() => refused > 0 && !socket.connected, 3000, 'the refused POST')
+    release()
+    expect(await reply).toBe(3)
+    await until(() => received.length >= 2, 3000, 'the emits')
+    await new Promise((r) => setTimeout(r, 100))
+    expect(story).toEqual([`transport ${from}->websocket upgrade`])
+    expect(socket.transport).toBe('websocket')
+    expect(received).toEqual([1, 2])
   })
 })
 
