@@ -185,6 +185,9 @@ export class Connection {
     this.#run++
     this.state = 'idle'
     this.#last = null
+    // The next open() is a fresh start: this connection's failed probes say nothing of its
+    // network, and its first probe waits upgradeDelay, not the doubled wait of this one's.
+    this.#probeFailures = 0
     // Not closed here: its HELLO may be on its way, and the server may move the session onto it.
     this.#probe = undefined
     this.#drop()

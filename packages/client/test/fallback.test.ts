@@ -242,6 +242,25 @@ describe('moving between transports mid-session', () => {
     expect(socket.transport).toBe('websocket')
   })
 
+  it('probes after upgradeDelay again once connect() starts anew, whatever the probes before it did', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    // Each failed probe doubles the wait before the next: 100, 200, 400, 800, 1600, then 3200 ms.
+    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 100, upgradeDelayMax: 60_000 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    // The first connect's upgrade, then five probes, all refused.
+    await until(() => proxy!.upgrades >= 6, 10_000, 'five failed probes')
+    socket.disconnect()
+    proxy!.ws = 'pass'
+    socket.connect()
+    await next(socket, 'connect')
+    // The remembered transport first.
+    expect(socket.transport).toBe('sse')
+    // A fresh start probes after upgradeDelay, not after the old connection's doubled wait.
+    expect(await next(socket, 'transport', 1500)).toEqual(['websocket', 'sse', 'upgrade'])
+  })
+
   it('resumes after a network cut and gets what the server sent meanwhile, once, in order', async () => {
     const { sockets } = await setup()
     const socket = client(proxy!.url, { transports: ['websocket'] })
