@@ -202,15 +202,25 @@ export class Connection {
     return !!t
   }
 
-  /** The server ended the session (CLOSE): reconnect later unless `again` is false. */
-  ended(again: boolean, retryAfter = 0): void {
-    this.#run++
+  /**
+   * The server ended the session (CLOSE): reconnect later unless `again` is false. `tell` says
+   * so to the application (`willRetry`: attempts remain) once the client waits or has stopped,
+   * and before `reconnect_failed`: the session ends before the client gives up.
+   */
+  ended(again: boolean, retryAfter: number, tell: (willRetry: boolean) => void): void {
     this.#drop()
     this.#last = null
-    if (again) {
+    const willRetry = again && this.#backoff.attempts < this.#opts.reconnectionAttempts
+    if (willRetry) this.state = 'waiting'
+    else this.close()
+    const run = ++this.#run
+    tell(willRetry)
+    // Unless a listener called connect() or disconnect(). With attempts used up, #schedule
+    // says reconnect_failed.
+    if (again && run === this.#run) {
       this.#retryAt = performance.now() + retryAfter
       this.#schedule()
-    } else this.close()
+    }
   }
 
   /**

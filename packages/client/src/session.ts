@@ -262,15 +262,16 @@ export class Session implements ConnectionHost {
     this.#ledger.forget()
     this.id = undefined
     if (!again) this.#end()
-    this.connection.ended(again, retryAfter)
-    if (this.#up) this.#down(p.reason, p.message)
-    else {
-      // Already down (a resume found the session ended): the application still hears why.
-      const error = new ParleyError(ErrorCode.DISCONNECTED, `session ended: ${p.reason}: ${p.message}`, {
-        details: { reason: p.reason },
-      })
-      this.#host.fire('connect_error', error, again)
-    }
+    this.connection.ended(again, retryAfter, (willRetry) => {
+      if (this.#up) this.#down(p.reason, p.message)
+      else {
+        // Already down (a resume found the session ended): the application still hears why.
+        const error = new ParleyError(ErrorCode.DISCONNECTED, `session ended: ${p.reason}: ${p.message}`, {
+          details: { reason: p.reason },
+        })
+        this.#host.fire('connect_error', error, willRetry)
+      }
+    })
   }
 
   /** Tells the application the session is down (once). */

@@ -401,6 +401,44 @@ describe.each(['sse', 'polling'] as const)('a POST on %s refused as the server t
   })
 })
 
+describe('attempts used up', () => {
+  it("a resume answered with the ended session's CLOSE says willRetry false, then reconnect_failed", async () => {
+    // The server ends the lost session after 1 s and answers its resume with its CLOSE for 1 s
+    // more; the client's one attempt comes in the middle, after 1.5 s.
+    await setup({ recovery: { window: 1000 } })
+    const socket = client(proxy!.url, {
+      transports: ['websocket'],
+      reconnectionAttempts: 1,
+      reconnectionDelay: 1500,
+      reconnectionDelayMax: 1500,
+      randomization: 0,
+    })
+    await next(socket, 'connect')
+    // Up for STABLE_MS: the loss below resumes at once, and backoff starts over.
+    await new Promise((r) => setTimeout(r, 2200))
+    const seen: string[] = []
+    socket.on('disconnect', (reason) => seen.push(`disconnect ${reason}`))
+    socket.on('connect_error', (error, willRetry) => seen.push(`connect_error ${error.code} ${willRetry}`))
+    socket.on('reconnect_attempt', (n) => seen.push(`reconnect_attempt ${n}`))
+    socket.on('reconnect_failed', () => seen.push('reconnect_failed'))
+    socket.on('connect', () => seen.push('connect'))
+    proxy!.offline = true
+    proxy!.cut('all')
+    // The resume fails; the one attempt allowed waits for its backoff, and the network comes back.
+    await until(() => seen.length >= 2, 3000, 'the failed resume')
+    proxy!.offline = false
+    await next(socket, 'reconnect_failed', 5000)
+    expect(seen).toEqual([
+      'disconnect transport close',
+      'connect_error PARLEY_TRANSPORT_ERROR true',
+      'reconnect_attempt 1',
+      'connect_error PARLEY_DISCONNECTED false',
+      'reconnect_failed',
+    ])
+    expect(socket.active).toBe(false)
+  })
+})
+
 describe('server restart', () => {
   it('comes back to the new server and says the session was not recovered', async () => {
     await setup()

@@ -27,6 +27,42 @@ describe('Fastify hooks', () => {
     expect(socket.active).toBe(false)
   })
 
+  it('say disconnect before reconnect_failed when attempts are used up as a CLOSE arrives', async () => {
+    let busy = true
+    server = await startServer((app) => {
+      app.addHook('onRequest', async (_request, reply) => {
+        if (busy) return reply.code(503).send({ code: 'BUSY', message: 'later' })
+      })
+    })
+    const socket = client(server.url, {
+      reconnectionAttempts: 1,
+      reconnectionDelay: 10,
+      reconnectionDelayMax: 20,
+    })
+    const seen: string[] = []
+    socket.on('connect_error', (error, willRetry) => {
+      seen.push(`connect_error ${error.code} ${willRetry}`)
+      busy = false
+    })
+    socket.on('connect', () => seen.push('connect'))
+    socket.on('reconnect', (n) => seen.push(`reconnect ${n}`))
+    // By then the client has stopped: its listener may connect again by hand.
+    socket.on('disconnect', (reason) => seen.push(`disconnect ${reason} active ${socket.active}`))
+    socket.on('reconnect_failed', () => seen.push('reconnect_failed'))
+    // The one attempt allowed was used to get here: the server's CLOSE leaves none.
+    await next(socket, 'reconnect', 5000)
+    const failed = next(socket, 'reconnect_failed', 5000)
+    await server.close()
+    await failed
+    expect(seen).toEqual([
+      'connect_error BUSY true',
+      'connect',
+      'reconnect 1',
+      'disconnect server shutdown active false',
+      'reconnect_failed',
+    ])
+  })
+
   it('refuse the client: a 401 ends the attempt with connect_error and no automatic retry', async () => {
     const seen: string[] = []
     server = await startServer((app) => {
