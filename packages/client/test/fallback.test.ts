@@ -403,14 +403,14 @@ describe.each(['sse', 'polling'] as const)('a POST on %s refused as the server t
 
 describe('attempts used up', () => {
   it("a resume answered with the ended session's CLOSE says willRetry false, then reconnect_failed", async () => {
-    // The server ends the lost session after 1 s and answers its resume with its CLOSE for 1 s
-    // more; the client's one attempt comes in the middle, after 1.5 s.
-    await setup({ recovery: { window: 1000 } })
+    // The server ends the lost session after 2 s and answers its resume with its CLOSE for 2 s
+    // more; the client's one attempt comes in the middle, after 3 s (a second of margin each way).
+    await setup({ recovery: { window: 2000 } })
     const socket = client(proxy!.url, {
       transports: ['websocket'],
       reconnectionAttempts: 1,
-      reconnectionDelay: 1500,
-      reconnectionDelayMax: 1500,
+      reconnectionDelay: 3000,
+      reconnectionDelayMax: 3000,
       randomization: 0,
     })
     await next(socket, 'connect')
