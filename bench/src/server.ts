@@ -12,12 +12,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import v8 from 'node:v8'
-import parley, { type AdapterFactory } from '@parley/server'
-import { createAdapter } from '@socket.io/redis-adapter'
-import Fastify from 'fastify'
-import { createClient } from 'redis'
-import { Server as SocketIoServer } from 'socket.io'
-import { WebSocketServer } from 'ws'
+import type { AdapterFactory } from '@parley/server'
 import { peer } from './rpc.ts'
 import { now, sleep } from './stats.ts'
 import { sampleSurvivors } from './survivors.ts'
@@ -99,8 +94,13 @@ interface LooseParley {
   to?: (room: string) => { emit(event: string, ...args: unknown[]): unknown }
 }
 
+// Each server imports its own library when it starts (and Redis clients only for a node of
+// several): a process loads what it runs, and a `--quick` run, which starts dozens of servers,
+// does not load socket.io, Fastify and the Redis clients into each.
+
 /** A connected client of the `redis` package; ended with the process. */
 async function redisClient(url: string) {
+  const { createClient } = await import('redis')
   const client = createClient({ url })
   client.on('error', (err: unknown) => console.error('redis:', err))
   await client.connect()
@@ -137,6 +137,10 @@ function parleyOptionsFromEnv(): Record<string, unknown> {
 }
 
 async function startParley(options: ServerOptions, redisUrl?: string, metrics = false): Promise<BenchServer> {
+  const [{ default: Fastify }, { default: parley }] = await Promise.all([
+    import('fastify'),
+    import('@parley/server'),
+  ])
   const app = Fastify()
   const adapter = redisUrl ? { adapter: await parleyRedisAdapter(redisUrl) } : {}
   const { pingInterval, maxPayload, maxBufferedBytes } = options
@@ -174,9 +178,11 @@ async function startParley(options: ServerOptions, redisUrl?: string, metrics = 
 }
 
 async function startSocketIo(options: ServerOptions, redisUrl?: string): Promise<BenchServer> {
+  const { Server: SocketIoServer } = await import('socket.io')
   const server = http.createServer()
   let adapter = {}
   if (redisUrl) {
+    const { createAdapter } = await import('@socket.io/redis-adapter')
     const pub = await redisClient(redisUrl)
     const sub = pub.duplicate()
     sub.on('error', (err: unknown) => console.error('redis:', err))
@@ -210,6 +216,7 @@ async function startSocketIo(options: ServerOptions, redisUrl?: string): Promise
 // The ceiling: sends back every message as it came, unparsed. Clients frame their messages as
 // JSON `[event, data]`, which is also what a broadcast sends (stringified once).
 async function startWs(options: ServerOptions): Promise<BenchServer> {
+  const { WebSocketServer } = await import('ws')
   const wss = new WebSocketServer({
     host: '127.0.0.1',
     port: 0,
