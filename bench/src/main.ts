@@ -232,7 +232,15 @@ function extraServerFlags(): string[] {
   return process.env.PARLEY_BENCH_SERVER_FLAGS?.trim().split(/\s+/).filter(Boolean) ?? []
 }
 
-/** One scenario against one server: a fresh server process and a fresh load generator. */
+/**
+ * `--quick` (without `--cpu-prof`): one load generator for every single-node measurement of the
+ * run, its start-up paid once. It keeps nothing from one scenario to the next (each opens its
+ * own clients and closes them); what a quick run checks is that every scenario and client
+ * works, and the default run still starts a fresh one for each measurement.
+ */
+let sharedLoad: Promise<{ child: ChildProcess; ready: unknown }> | undefined
+
+/** One scenario against one server: a fresh server process and a fresh load generator (`--quick`: see sharedLoad). */
 async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promise<Measurement> {
   if (nodesOf(scenario) > 1) return measureCluster(scenario, kind, cli)
   // One directory per measurement (V8 writes a profile per thread, named by pid and thread).
@@ -240,6 +248,17 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
   const profile = cli.cpuProf && serverKindOf(kind) === 'parley' ? ['--cpu-prof', where(cli.cpuProf)] : []
   // The load generator is profiled for every target: a saturated one caps what it measures.
   const loadProfile = cli.cpuProf ? ['--cpu-prof', where(cli.cpuProf, 'load')] : []
+  const share = cli.quick && !cli.cpuProf
+  const startLoad = () => start('load.ts', [], [...LOAD_FLAGS, ...loadProfile])
+  let loadStart = sharedLoad
+  if (share && loadStart) {
+    // One that failed to start, or has ended since, is replaced.
+    const previous = await loadStart.catch(() => undefined)
+    if (!previous || previous.child.exitCode !== null || previous.child.signalCode !== null)
+      loadStart = undefined
+  }
+  if (!share || !loadStart) loadStart = startLoad()
+  if (share) sharedLoad = loadStart
   const started = await Promise.allSettled([
     start(
       'server.ts',
@@ -250,9 +269,12 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
       ],
       ['--expose-gc', ...scenario.serverFlags, ...extraServerFlags(), ...profile],
     ),
-    start('load.ts', [], [...LOAD_FLAGS, ...loadProfile]),
+    loadStart,
   ])
   const [server, load] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined))
+  // A shared load generator is kept only after a measurement that ended well: one that failed
+  // may have left clients open, and the next measurement gets a fresh one.
+  let done = false
   try {
     for (const s of started) if (s.status === 'rejected') throw s.reason
     const toServer = peer(server!.child)
@@ -265,13 +287,17 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
       const url = `http://127.0.0.1:${server!.ready as number}`
       const args = { kind, url, fetch: cli.fetch, ...scenario.params, steps: scenario.steps }
       // A scenario of steps opens up to 20 000 connections one after the other: more time.
-      return await toLoad.call<Measurement>(scenario.name, args, scenario.steps ? 600_000 : 120_000)
+      const measured = await toLoad.call<Measurement>(scenario.name, args, scenario.steps ? 600_000 : 120_000)
+      done = true
+      return measured
     } finally {
       toLoad.detach()
       toServer.detach()
     }
   } finally {
-    await Promise.all([server, load].map((s) => (s ? stop(s.child) : undefined)))
+    if (share && !done) sharedLoad = undefined
+    const keep = share && done
+    await Promise.all([server, keep ? undefined : load].map((s) => (s ? stop(s.child) : undefined)))
   }
 }
 
