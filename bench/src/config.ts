@@ -255,7 +255,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       serverArgs: ['--ping-interval=5000'],
       params: q(
         { warmup: 100, parallel: 100, settleMs: 6000, idleMs: 5000 },
-        { warmup: 2, parallel: 10, settleMs: 200, idleMs: 500 },
+        { warmup: 2, parallel: 10, settleMs: 100, idleMs: 250 },
       ),
     },
     {
