@@ -264,9 +264,7 @@ export async function parleyRoutes(
     }
     const transport = session.transport
     const http = transport?.name === kind ? transport.http : undefined
-    if (!http) {
-      return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
-    }
+    if (!http) return notAttached(reply, kind, cors)
 
     if (method === 'GET') {
       // A GET may acknowledge what the client got so far (`ack`, as an ACK packet would): a
@@ -305,9 +303,7 @@ export async function parleyRoutes(
         }
         return bodyNotRead(reply, body.reason, cors)
       }
-      if (session.transport !== transport) {
-        return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
-      }
+      if (session.transport !== transport) return notAttached(reply, kind, cors)
       const lines = body.lines()
       const decoded = decodeLines(lines, { maxPayload: options.maxPayload })
       if (!decoded.ok) {
@@ -388,6 +384,11 @@ export async function parleyRoutes(
    */
   function staleUnread(reply: FastifyReply, kind: HttpKind, cors: HeaderBag): FastifyReply {
     reply.header('Connection', 'close')
+    return notAttached(reply, kind, cors)
+  }
+
+  /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */
+  function notAttached(reply: FastifyReply, kind: HttpKind, cors: HeaderBag): FastifyReply {
     return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
   }
 
