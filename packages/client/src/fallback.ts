@@ -496,10 +496,13 @@ export class Connection {
     const run = this.#run
     const t = this.#factory(name)
     this.#probe = t
+    const timeout = Math.min(this.#opts.connectTimeout, MAX_TIMER_MS)
     try {
-      const hello = await this.#host.hello()
+      // Bounded as a connect attempt's is: an auth that never settles would hold the probe, and
+      // every climb after it, for good.
+      const hello = await this.#hello(timeout)
       if (run !== this.#run || this.#probe !== t) return t.close()
-      const answer = await t.open(hello, Math.min(this.#opts.connectTimeout, MAX_TIMER_MS))
+      const answer = await t.open(hello, timeout)
       if (run !== this.#run || this.#probe !== t) {
         // Only close() leaves a probe unwanted but open. OPEN: the server moved the session onto
         // it, and refused the goodbye on the transport before (400 PARLEY_TRANSPORT_MISMATCH), or

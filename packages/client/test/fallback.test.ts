@@ -242,6 +242,23 @@ describe('moving between transports mid-session', () => {
     expect(socket.transport).toBe('websocket')
   })
 
+  it('gives an upgrade probe whose auth never settles connectTimeout, then probes again', async () => {
+    server = await startServer(() => {})
+    // The first probe's auth hangs, as a token fetch that never answers would.
+    let n = 0
+    const auth = () => (++n === 2 ? new Promise<never>(() => {}) : Promise.resolve({ n }))
+    const socket = client(server.url, {
+      transports: ['sse', 'websocket'],
+      auth,
+      connectTimeout: 300,
+      upgradeDelay: 100,
+    })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    expect(await next(socket, 'transport', 3000)).toEqual(['websocket', 'sse', 'upgrade'])
+    expect(n).toBe(3)
+  })
+
   it('probes after upgradeDelay again once connect() starts anew, whatever the probes before it did', async () => {
     await setup()
     proxy!.ws = 'reject'
