@@ -37,11 +37,11 @@ import {
  *       └─────────────────────────────────────── │ open T │ once if T had been up for STABLE_MS,
  *            CLOSE "server disconnect"           └────────┘ else after the backoff
  *            (other CLOSE → waiting)               │    ▲
- *                        T is not duplex (not      │    │ OPEN on the probe: it becomes T;
- *                        WebSocket): after         ▼    │ the server sends MOVED on the old T
+ *                        a better transport than   │    │ OPEN on the probe: it becomes T;
+ *                        T is allowed: after       ▼    │ the server sends MOVED on the old T
  *                        upgradeDelay (doubling ┌─────────┐
- *                        on failure)            │ probing │  failure: stay on T, probe later
- *                                               └─────────┘
+ *                        on failure), best      │ probing │  all failed: stay on T, probe later
+ *                        first; no stalled SSE  └─────────┘
  *                        While probing, MOVED on T or a request of T refused with 400
  *                        PARLEY_TRANSPORT_MISMATCH (which may come before MOVED) means the server
  *                        took the probe: T is dropped ("connecting") until the probe's OPEN; if
@@ -51,8 +51,10 @@ import {
  * connectTimeout; a refusal of the transport itself (400 on the upgrade, a reset) fails over at
  * once, a refusal of the client (middleware, origin, version) ends the attempt. A HELLO that
  * asked to resume an ended session may be answered with that session's CLOSE: the session
- * handles it as any CLOSE. Every transport callback first checks that its transport is still the
- * current one, so a replaced transport can never touch the session. close() during a handshake
+ * handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
+ * connectTimeout: a proxy that buffers it) is tried last and never probed until it works. Every
+ * transport callback first checks that its transport is still the current one, so a replaced
+ * transport can never touch the session. close() during a handshake
  * or a probe leaves that transport to its answer: an OPEN there gets the goodbye (CLOSE 'client
  * disconnect'), since the server may hold the session on that transport by then.
  *
@@ -147,6 +149,13 @@ export class Connection {
   #lostReason: CloseReason = 'transport close'
   readonly #backoff: Backoff
   #probeFailures = 0
+  /**
+   * Event streams that opened but brought nothing within connectTimeout, most often behind a
+   * proxy that buffers them: tried last, and never probed, until one works. A probe there would
+   * move the session onto a stream the client cannot read, and cost a resume each time.
+   * Remembered with the transport (see TransportMemory).
+   */
+  #stalled = new Set<TransportName>()
   #unlisten: AbortController | undefined
 
   readonly #opts: ConnectionOptions
@@ -176,6 +185,7 @@ export class Connection {
   open(): void {
     if (this.state !== 'idle') return
     this.#backoff.reset()
+    this.#stalled = new Set(this.#memory.stalled())
     this.#listen()
     void this.#connect('connect')
   }
@@ -278,11 +288,15 @@ export class Connection {
     return both.length > 0 ? both : this.#opts.transports
   }
 
-  /** The transports to try, in order: starting after `after`, or at the remembered one. */
+  /**
+   * The transports to try, in order: starting after `after`, or at the remembered one; an event
+   * stream that stalled, last.
+   */
   #order(after?: TransportName): TransportName[] {
     const list = this.#allowed()
     const i = after ? list.indexOf(after) + 1 : Math.max(0, list.indexOf(this.#memory.get() as TransportName))
-    return [...list.slice(i), ...list.slice(0, i)]
+    const stalled = this.#stalled
+    return [...list.slice(i), ...list.slice(0, i)].sort((a, b) => +stalled.has(a) - +stalled.has(b))
   }
 
   async #connect(why: 'connect' | 'resume', after?: TransportName): Promise<void> {
@@ -313,7 +327,7 @@ export class Connection {
       } catch (err) {
         t.close()
         if (run !== this.#run) return
-        last = asParleyError(err)
+        last = this.#failed(name, err)
         this.#host.notify('transport_error', name, last)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
@@ -395,6 +409,13 @@ export class Connection {
     })
   }
 
+  /** A try of `name` failed with `err`: notes a stalled stream, and says what the failure was. */
+  #failed(name: TransportName, err: unknown): ParleyError<string> {
+    const error = asParleyError(err)
+    if (error.details?.stalled) this.#stalled.add(name)
+    return error
+  }
+
   #rank(name: TransportName): number {
     return this.#opts.transports.indexOf(name)
   }
@@ -419,7 +440,8 @@ export class Connection {
     this.#quietUntil = 0
     this.#watchStability()
     if (old && old !== t) old.close(true)
-    this.#memory.set(t.name)
+    this.#stalled.delete(t.name)
+    this.#memory.set(t.name, this.#stalled)
     // The session applies OPEN (and resends what the server lacks) before any packet that came
     // after OPEN on this transport is delivered.
     this.#host.opened(open, t.name, before, why, attempt)
@@ -474,12 +496,19 @@ export class Connection {
     this.#stable = false
   }
 
-  /** Climbs back to a duplex transport (WebSocket), when the session is on another one. */
+  /**
+   * Climbs back towards WebSocket, when the session is on a lesser transport: probes the better
+   * ones, best first, until one works (a WebSocket blocked for good must not keep a working event
+   * stream out of reach after a failure that did not last), never a stream that stalled.
+   */
   #scheduleProbe(): void {
     const t = this.#current
-    const best = this.#allowed().find(duplex)
-    if (!t || !best || duplex(t.name) || this.#probeTimer !== undefined) return
-    if (!this.#serverTransports?.includes(best)) return
+    if (!t || this.#probeTimer !== undefined) return
+    const allowed = this.#allowed()
+    const better = BEST_FIRST.slice(0, BEST_FIRST.indexOf(t.name)).filter(
+      (name) => allowed.includes(name) && this.#serverTransports?.includes(name) && !this.#stalled.has(name),
+    )
+    if (!better[0]) return
     const delay = Math.min(
       this.#opts.upgradeDelayMax,
       MAX_TIMER_MS,
@@ -487,14 +516,15 @@ export class Connection {
     )
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined
-      void this.#tryProbe(best)
+      void this.#tryProbe(better)
     }, delay)
   }
 
-  async #tryProbe(name: TransportName): Promise<void> {
+  /** Probes `name`; when it fails, the transports after it (worse ones) at once, in order. */
+  async #tryProbe([name, ...worse]: TransportName[]): Promise<void> {
     if (this.state !== 'open') return
     const run = this.#run
-    const t = this.#factory(name)
+    const t = this.#factory(name!)
     this.#probe = t
     const timeout = Math.min(this.#opts.connectTimeout, MAX_TIMER_MS)
     try {
@@ -514,10 +544,12 @@ export class Connection {
       this.#probe = undefined
       this.#probeFailures = 0
       this.#adopt(t, answer, 'upgrade')
-    } catch {
+    } catch (err) {
       t.close()
+      this.#failed(name!, err)
       if (this.#probe !== t) return
       this.#probe = undefined
+      if (!this.#moved && worse[0]) return void this.#tryProbe(worse)
       this.#probeFailures++
       if (this.#moved) {
         this.#moved = false
@@ -599,10 +631,8 @@ export class Connection {
   }
 }
 
-/** True for a transport that carries both directions at once (WebSocket): the one to climb back to. */
-function duplex(name: TransportName): boolean {
-  return TRANSPORTS[name].duplex
-}
+/** Every transport, the best first (see TRANSPORTS): the client climbs from a later to an earlier one. */
+const BEST_FIRST = Object.keys(TRANSPORTS) as TransportName[]
 
 /** True when a browser says it has no network. */
 function offline(): boolean {

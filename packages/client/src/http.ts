@@ -112,7 +112,10 @@ export abstract class HttpTransport extends BaseTransport {
         err instanceof ParleyError
           ? err
           : ctl.signal.aborted
-            ? timeoutError(down ? 'no stream data' : 'no OPEN', timeout)
+            ? down
+              ? // Opened, and nothing came: most often a proxy that buffers the stream.
+                timeoutError('no stream data', timeout, { stalled: true })
+              : timeoutError('no OPEN', timeout)
             : transportError(`${down ? 'GET' : 'POST'} ${shown(this.url)} failed`, err)
       this.close()
       throw error

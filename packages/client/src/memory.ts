@@ -31,7 +31,11 @@ export function pickStorage(given?: StorageLike): StorageLike {
   return mapStorage
 }
 
-/** Remembers, per server, the transport that last worked. */
+/**
+ * Remembers, per server, the transport that last worked, and the event streams that stalled
+ * (opened, then brought nothing: a proxy that buffers them), which the client tries last and
+ * never probes.
+ */
 export class TransportMemory {
   readonly #key: string
 
@@ -46,17 +50,27 @@ export class TransportMemory {
 
   /** The remembered transport, if fresh. Never throws: a broken storage only costs speed. */
   get(): TransportName | undefined {
-    try {
-      const [name, at] = (this.#storage.getItem(this.#key) ?? '').split('|')
-      return isTransportName(name) && this.#now() - Number(at) < MEMORY_TTL ? name : undefined
-    } catch {
-      return undefined
-    }
+    const name = this.#read()[0]
+    return isTransportName(name) ? name : undefined
   }
 
-  set(name: TransportName): void {
+  /** The transports that stalled, as of the remembered one; none once that is stale. */
+  stalled(): TransportName[] {
+    return (this.#read()[2] ?? '').split(',').filter(isTransportName)
+  }
+
+  set(name: TransportName, stalled: Iterable<TransportName>): void {
     try {
-      this.#storage.setItem(this.#key, `${name}|${this.#now()}`)
+      this.#storage.setItem(this.#key, `${name}|${this.#now()}|${[...stalled]}`)
     } catch {}
+  }
+
+  /** `name|time|stalled,...` when fresh, else nothing (a value from an older client has no third part). */
+  #read(): string[] {
+    try {
+      const fields = (this.#storage.getItem(this.#key) ?? '').split('|')
+      if (this.#now() - Number(fields[1]) < MEMORY_TTL) return fields
+    } catch {}
+    return []
   }
 }

@@ -31,7 +31,7 @@ export interface ClientOptions {
   reconnectionDelayMax?: number
   /** Jitter, 0 (none) to 1 (full jitter: uniform in [0, delay]). Default 1. */
   randomization?: number
-  /** Wait before trying to climb from SSE/polling back to WebSocket, in ms. Default 10000. */
+  /** Wait before trying to climb from SSE or polling to a better transport, in ms. Default 10000. */
   upgradeDelay?: number
   /** Largest wait between upgrade probes (the wait doubles after each failure). Default 300000. */
   upgradeDelayMax?: number

@@ -112,6 +112,42 @@ describe('fallback within one connect attempt', () => {
     },
   )
 
+  it('never probes an event stream that stalled, nor tries it first again, this time or next', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    proxy!.sse = 'buffer'
+    const storage = memoryStorage()
+    const options = { storage, connectTimeout: TIMEOUT, upgradeDelay: 50, upgradeDelayMax: 200 }
+    const first = client(proxy!.url, options)
+    const stalled: unknown[] = []
+    first.on('transport_error', (transport, error) => {
+      if (transport === 'sse') stalled.push(error.details?.stalled)
+    })
+    await next(first, 'connect')
+    expect(first.transport).toBe('polling')
+    expect(stalled).toEqual([true])
+    // Probes go to the WebSocket alone: a probe onto the buffered stream would move the session
+    // where the client cannot read it.
+    await until(() => proxy!.upgrades >= 4, 5000, 'three probes')
+    expect(proxy!.streams).toBe(1)
+    // A resume tries the stream last: the WebSocket, then polling, which works.
+    const tried: string[] = []
+    first.on('transport_error', (transport) => tried.push(transport))
+    const resumed = next(first, 'transport', 5000)
+    proxy!.cut('http')
+    expect((await resumed)[0]).toBe('polling')
+    expect(tried).toEqual(['websocket'])
+    expect(proxy!.streams).toBe(1)
+    first.disconnect()
+    // Next time: on polling at once, and still no probe onto the stream.
+    const upgrades = proxy!.upgrades
+    const second = client(proxy!.url, options)
+    await next(second, 'connect')
+    expect(second.transport).toBe('polling')
+    await until(() => proxy!.upgrades >= upgrades + 3, 5000, 'three probes')
+    expect(proxy!.streams).toBe(1)
+  })
+
   it('starts on the remembered transport next time', async () => {
     await setup()
     proxy!.ws = 'reject'
@@ -257,6 +293,24 @@ describe('moving between transports mid-session', () => {
     expect(socket.transport).toBe('sse')
     expect(await next(socket, 'transport', 3000)).toEqual(['websocket', 'sse', 'upgrade'])
     expect(n).toBe(3)
+  })
+
+  it('climbs from polling to SSE once the event stream works again, the WebSocket still refused, losing nothing', async () => {
+    const { sockets, received } = await setup()
+    proxy!.ws = 'reject'
+    proxy!.sse = 'block'
+    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 150 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('polling')
+    // The server restarted, say, while the client tried SSE: it works now. The first probe tries
+    // the WebSocket, refused, then the stream.
+    proxy!.sse = 'pass'
+    const upgraded = next(socket, 'transport', 10_000)
+    // The last session: the first one opened on SSE, whose stream never came.
+    await conversation(socket, sockets.at(-1)!, received, 200, async () => {
+      expect(await upgraded).toEqual(['sse', 'polling', 'upgrade'])
+    })
+    expect(socket.transport).toBe('sse')
   })
 
   it('probes after upgradeDelay again once connect() starts anew, whatever the probes before it did', async () => {

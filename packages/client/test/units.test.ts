@@ -190,7 +190,7 @@ describe('TransportMemory', () => {
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
     expect(m.get()).toBeUndefined()
-    m.set('sse')
+    m.set('sse', [])
     expect(m.get()).toBe('sse')
     expect(new TransportMemory(storage, 'http://b', () => now).get()).toBeUndefined()
     now += MEMORY_TTL
@@ -208,8 +208,32 @@ describe('TransportMemory', () => {
       removeItem: () => {},
     }
     const m = new TransportMemory(broken, 'x')
-    m.set('polling')
+    m.set('polling', ['sse'])
     expect(m.get()).toBeUndefined()
+    expect(m.stalled()).toEqual([])
+  })
+
+  it('keeps the streams that stalled with the transport, for as long', () => {
+    const map = new Map<string, string>()
+    const storage: StorageLike = {
+      getItem: (k) => map.get(k) ?? null,
+      setItem: (k, v) => void map.set(k, v),
+      removeItem: (k) => void map.delete(k),
+    }
+    let now = 1000
+    const m = new TransportMemory(storage, 'http://a', () => now)
+    m.set('polling', new Set(['sse'] as const))
+    expect([m.get(), m.stalled()]).toEqual(['polling', ['sse']])
+    m.set('sse', [])
+    expect([m.get(), m.stalled()]).toEqual(['sse', []])
+    // What an older client wrote: a transport and a time, nothing stalled.
+    map.set('parley:transport:http://a', `polling|${now}`)
+    expect([m.get(), m.stalled()]).toEqual(['polling', []])
+    // Names it does not know are left out.
+    map.set('parley:transport:http://a', `polling|${now}|sse,carrier-pigeon`)
+    expect(m.stalled()).toEqual(['sse'])
+    now += MEMORY_TTL
+    expect([m.get(), m.stalled()]).toEqual([undefined, []])
   })
 })
 

@@ -22,16 +22,13 @@ export interface TransportSetup {
 export interface TransportEntry {
   /** A new transport for one attempt, at its endpoint under the mount point (`base`). */
   create(base: string, setup: TransportSetup, maxPayload: number): Transport
-  /**
-   * True for a transport that carries both directions on one connection (WebSocket): from any
-   * other one the client climbs back to it when it works again.
-   */
-  readonly duplex: boolean
 }
 
 /**
- * Every transport by name. The one place where a name picks a class: the rest of the client
- * asks an entry or a transport what it is.
+ * Every transport by name, the best first: WebSocket carries both directions on one connection,
+ * SSE needs a POST per upstream batch, polling a request per downstream batch too. From a later
+ * one the client climbs back to an earlier one when it works again. The one place where a name
+ * picks a class: the rest of the client asks an entry or a transport what it is.
  */
 export const TRANSPORTS: Record<TransportName, TransportEntry> = {
   websocket: {
@@ -41,15 +38,12 @@ export const TRANSPORTS: Record<TransportName, TransportEntry> = {
         setup.WebSocket,
         maxPayload,
       ),
-    duplex: true,
   },
   sse: {
     create: (base, setup, maxPayload) => new SseTransport(`${base}/sse?v=1${setup.query}`, setup, maxPayload),
-    duplex: false,
   },
   polling: {
     create: (base, setup, maxPayload) =>
       new PollingTransport(`${base}/poll?v=1${setup.query}`, setup, maxPayload),
-    duplex: false,
   },
 }

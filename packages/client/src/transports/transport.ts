@@ -217,8 +217,8 @@ export function tooLarge(what: string, maxPayload: number): ParleyError {
 }
 
 /** The error for "nothing came within the bound". */
-export function timeoutError(what: string, ms: number): ParleyError {
-  return new ParleyError(ErrorCode.HANDSHAKE_TIMEOUT, `${what} within ${ms} ms`)
+export function timeoutError(what: string, ms: number, details?: Record<string, unknown>): ParleyError {
+  return new ParleyError(ErrorCode.HANDSHAKE_TIMEOUT, `${what} within ${ms} ms`, { details })
 }
 
 /** True when an error means the server refused this client, whatever the transport. */
