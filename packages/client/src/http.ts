@@ -1,6 +1,6 @@
-import { ErrorCode, ParleyError } from '@parley/protocol'
+import { ErrorCode, type OpenPacket, ParleyError } from '@parley/protocol'
 import { decodeText } from './codec.js'
-import type { Outgoing } from './outgoing.js'
+import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import type { TransportSetup } from './transports/registry.js'
 import {
@@ -81,6 +81,7 @@ export abstract class HttpTransport extends BaseTransport {
     // One bound for the whole attempt: the timeout aborts the transport's controller, which ends
     // the handshake or the downstream's first request, whichever is under way.
     const timer = setTimeout(() => ctl.abort(), timeout)
+    let open: Welcome | undefined
     try {
       const res = await this.setup.fetch(this.url, {
         method: 'POST',
@@ -89,7 +90,7 @@ export abstract class HttpTransport extends BaseTransport {
         signal: ctl.signal,
       })
       if (res.status !== 200) throw await httpError(res, this.url)
-      const open = this.welcome(
+      open = this.welcome(
         decodeText(
           (
             await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
@@ -108,6 +109,10 @@ export abstract class HttpTransport extends BaseTransport {
     } catch (err) {
       // With the session's URL, the handshake is done: the downstream failed.
       const down = this.#session
+      // A session the server opened for this try, which the client now leaves for another
+      // transport: without a goodbye it would live out its recovery window, a `connection` the
+      // application sees with no one behind it. (A resumed one is the client's own: it goes on.)
+      if (down && !(open as OpenPacket).recovered) this.send([BYE])
       const error =
         err instanceof ParleyError
           ? err

@@ -112,6 +112,30 @@ describe('fallback within one connect attempt', () => {
     },
   )
 
+  it.each(['block', 'buffer'] as const)(
+    'leaves no session behind on an event stream that is %s, once it falls back to polling',
+    async (mode) => {
+      const ends: string[] = []
+      server = await startServer((app) => {
+        parleyOf(app).on('connection', (peer: ServerSocket) => {
+          peer.on('disconnect', (reason: string) => ends.push(reason))
+        })
+      })
+      proxy = await startFaultProxy(server.port)
+      proxy.ws = 'reject'
+      proxy.sse = mode
+      const socket = client(proxy.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
+      await next(socket, 'connect')
+      expect(socket.transport).toBe('polling')
+      // The session SSE opened (its OPEN came in the POST's answer) is said goodbye to, not left
+      // for its recovery window: the application sees it end at once.
+      await until(() => ends.length === 1, 2000, 'the abandoned session to end')
+      expect(ends).toEqual(['client disconnect'])
+      const parley = (server.app as unknown as { parley: { socketsCount: number } }).parley
+      expect(parley.socketsCount).toBe(1)
+    },
+  )
+
   it('never probes an event stream that stalled, nor tries it first again, this time or next', async () => {
     await setup()
     proxy!.ws = 'reject'
@@ -306,7 +330,7 @@ describe('moving between transports mid-session', () => {
     // the WebSocket, refused, then the stream.
     proxy!.sse = 'pass'
     const upgraded = next(socket, 'transport', 10_000)
-    // The last session: the first one opened on SSE, whose stream never came.
+    // The last session: the first, opened on SSE, ended when its stream never came.
     await conversation(socket, sockets.at(-1)!, received, 200, async () => {
       expect(await upgraded).toEqual(['sse', 'polling', 'upgrade'])
     })
