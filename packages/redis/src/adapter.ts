@@ -27,7 +27,7 @@ import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes } from './nodes.js'
-import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
+import { type RedisSubscriber, type ResolvedRedisOptions, redisAddress } from './options.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
@@ -136,6 +136,12 @@ export class RedisAdapter implements Adapter {
   /** This node's own broadcasts (by `q`) given up as lost while positioned sockets waited for them. */
   readonly #givenUp = new Set<number>()
   readonly #started: Promise<void>
+  /** How far the start went: what `ready()` names when it gives up. */
+  #starting: 'connect' | 'subscribe' | 'heartbeat' | 'done' = 'connect'
+  /** The subscriber's last connection error: the `cause` of a `ready()` given up. */
+  #subscriberError: Error | undefined
+  /** The `ready()` calls still waiting: `close()` settles them. */
+  readonly #readyWaits = new Set<() => void>()
   #closed = false
 
   /** Use `redisAdapter(options)`: it checks the options. */
@@ -173,6 +179,7 @@ export class RedisAdapter implements Adapter {
     this.#subscriber = client.duplicate()
     // Without a listener, an 'error' event (Redis went away) would crash the process.
     this.#subscriber.on('error', (err) => {
+      this.#subscriberError = err
       this.#warnings.warn('subscriber', 'the subscriber connection failed; it reconnects by itself', { err })
     })
     this.#started = this.#start()
@@ -192,13 +199,67 @@ export class RedisAdapter implements Adapter {
     return this.#nodes.others()
   }
 
-  /** Resolves once this node is subscribed and has sent its first heartbeat. */
+  /**
+   * Resolves once this node is subscribed and its first heartbeat went through. Rejects with a
+   * `RedisUnreachableError` (`PARLEY_REDIS_UNREACHABLE`) when that has not happened within
+   * `requestTimeout` of the call (Redis is down, or the client's URL is wrong): its message
+   * names the Redis address (never its credentials) and the step that waits, its `cause` the
+   * last connection error. The adapter keeps trying meanwhile, as node-redis reconnects: once
+   * Redis answers, it works, and a later call resolves. Also rejects once the adapter closed
+   * before it was ready.
+   */
   ready(): Promise<void> {
-    return this.#started
+    const bound = this.#options.requestTimeout
+    if (this.#closed) {
+      return this.#starting === 'done'
+        ? Promise.resolve()
+        : Promise.reject(this.#notReady('the adapter was closed before it was ready'))
+    }
+    return new Promise((resolve, reject) => {
+      const settle = (err?: RedisUnreachableError) => {
+        clearTimeout(timer)
+        this.#readyWaits.delete(closed)
+        if (err) reject(err)
+        else resolve()
+      }
+      const closed = () => settle(this.#notReady('the adapter was closed before it was ready'))
+      const timer = setTimeout(() => settle(this.#notReady(`not ready within ${bound} ms`)), bound)
+      this.#readyWaits.add(closed)
+      this.#started.then(
+        () =>
+          settle(
+            this.#starting === 'done'
+              ? undefined
+              : this.#notReady('the adapter was closed before it was ready'),
+          ),
+        (err: unknown) =>
+          settle(
+            this.#closed
+              ? this.#notReady('the adapter was closed before it was ready', err)
+              : new RedisUnreachableError(
+                  `could not subscribe at ${redisAddress(this.#options.client)}; other nodes are out of reach until the adapter is made again`,
+                  { cause: err },
+                ),
+          ),
+      )
+    })
+  }
+
+  #notReady(what: string, cause: unknown = this.#subscriberError): RedisUnreachableError {
+    const address = redisAddress(this.#options.client)
+    const step =
+      this.#starting === 'connect'
+        ? `no connection to ${address} yet`
+        : this.#starting === 'subscribe'
+          ? `connected to ${address}, not subscribed yet`
+          : `subscribed at ${address}, and no heartbeat went through yet`
+    const keeps = this.#closed ? '' : '; it keeps trying, and works once Redis answers'
+    return new RedisUnreachableError(`${what}: ${step}${keeps}`, cause === undefined ? undefined : { cause })
   }
 
   async #start(): Promise<void> {
     await this.#subscriber.connect()
+    this.#starting = 'subscribe'
     const { broadcast, request, response, membership } = this.#channels
     await this.#subscriber.subscribe([broadcast, request, response, membership], (message, channel) => {
       try {
@@ -211,7 +272,9 @@ export class RedisAdapter implements Adapter {
       }
     })
     if (this.#closed) return
+    this.#starting = 'heartbeat'
     await this.#nodes.start()
+    if (!this.#closed) this.#starting = 'done'
   }
 
   addAll(id: string, rooms: Iterable<Room>): void {
@@ -594,6 +657,7 @@ export class RedisAdapter implements Adapter {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    for (const closed of [...this.#readyWaits]) closed()
     for (const pending of [...this.#pending.values()]) pending.cancel()
     try {
       this.#subscriber.destroy()

@@ -1,5 +1,5 @@
 import type { Commands } from './commands.js'
-import { asText, within } from './send.js'
+import { asText, settleable, within } from './send.js'
 import type { Warnings } from './warnings.js'
 import type { MembershipPacket } from './wire.js'
 
@@ -117,6 +117,8 @@ export class Nodes {
   #stopped = false
   /** Paths of other nodes this node has warned about already: once each. */
   readonly #otherPaths = new Set<string>()
+  /** Settled once the first heartbeat went through and was announced, or once stopped. */
+  readonly #first = settleable()
 
   constructor(config: NodesConfig) {
     this.#config = config
@@ -130,19 +132,29 @@ export class Nodes {
     return `${this.#config.prefix}:node:${id}`
   }
 
-  /** Beats now, then every `interval` ms until `stop()`; tells the others once its record is written. */
-  async start(): Promise<void> {
+  /**
+   * Beats now, then every `interval` ms until `stop()`. Resolves once a heartbeat wrote this
+   * node's record and the others were told (see `#joined`), or once stopped: a Redis that is
+   * away now is beaten for again at every interval, so this may take as long as it is away.
+   */
+  start(): Promise<void> {
     this.#timer = setInterval(() => void this.beat(), this.#config.interval)
     this.#timer.unref()
-    await this.beat()
-    // Nodes of an earlier version do not listen: they learn at their next beat, as before.
-    if (this.#published !== undefined && !this.#stopped) {
-      await this.#announce('joined').catch((err: unknown) => {
-        this.#config.warnings.warn('heartbeat', 'could not tell the other nodes that this one joined', {
-          err,
-        })
+    void this.beat()
+    return this.#first.promise
+  }
+
+  /**
+   * The first heartbeat went through: tells the others that this node joined. Nodes of an
+   * earlier version do not listen: they learn at their next beat, as before.
+   */
+  async #joined(): Promise<void> {
+    await this.#announce('joined').catch((err: unknown) => {
+      this.#config.warnings.warn('heartbeat', 'could not tell the other nodes that this one joined', {
+        err,
       })
-    }
+    })
+    this.#first.resolve()
   }
 
   #announce(k: MembershipPacket['k']): Promise<unknown> {
@@ -241,6 +253,7 @@ export class Nodes {
     }
     const wasPublished = this.#published !== undefined
     this.#published = address
+    if (!wasPublished) void this.#joined()
     const seen = new Map<string, string>()
     const notes = new Map<string, NodeNote>()
     for (let i = 0; i + 2 < flat.length; i += 3) {
@@ -292,6 +305,7 @@ export class Nodes {
   async stop(): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
+    this.#first.resolve()
     const { commands, id, timeout } = this.#config
     const deadline = Date.now() + Math.min(GOODBYE_MS, timeout)
     // A beat in flight would write the record again after it is removed.

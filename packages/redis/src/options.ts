@@ -11,6 +11,11 @@ export interface RedisClient {
   sendCommand(args: string[]): Promise<unknown>
   /** A new client with the same options, not connected yet: the adapter's subscriber. */
   duplicate(): RedisSubscriber
+  /**
+   * The options the client was made with (node-redis has them): only where it connects is
+   * read, to name that address in errors, without credentials.
+   */
+  readonly options?: unknown
 }
 
 /** The connection the adapter makes for itself (`client.duplicate()`), in subscriber mode. */
@@ -186,4 +191,29 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array'
   if (value !== null && typeof value === 'object') return 'an object'
   return String(value)
+}
+
+/**
+ * Where `client` connects, for messages: `redis://host:port` (`rediss://` over TLS) or
+ * `unix:<path>`, from the socket options node-redis derives from its `url`, so that no user
+ * name or password is ever part of it. `'Redis'` when the client does not say.
+ */
+export function redisAddress(client: RedisClient): string {
+  let socket: unknown
+  try {
+    socket = (client.options as { socket?: unknown } | undefined)?.socket
+  } catch {
+    socket = undefined
+  }
+  if (socket === null || typeof socket !== 'object') return 'Redis'
+  const { path, host, port, tls } = socket as {
+    path?: unknown
+    host?: unknown
+    port?: unknown
+    tls?: unknown
+  }
+  if (typeof path === 'string') return `unix:${path}`
+  const name = typeof host === 'string' && host !== '' ? host : 'localhost'
+  const at = typeof port === 'number' || typeof port === 'string' ? String(port) : '6379'
+  return `${tls === true ? 'rediss' : 'redis'}://${name.includes(':') ? `[${name}]` : name}:${at}`
 }

@@ -22,8 +22,10 @@ export const RedisErrorCode = {
 
 /**
  * Redis could not be asked, or did not answer in time: what `sessionOwner` rejects with (the
- * server then treats the session as unknown), and the `err` of the warning when the adapter
- * gives up another command (see `Commands`). `code` is `'PARLEY_REDIS_UNREACHABLE'`.
+ * server then treats the session as unknown), what `ready()` rejects with when the adapter has
+ * not started within `requestTimeout` (its message names the Redis address), and the `err` of
+ * the warning when the adapter gives up another command (see `Commands`). `code` is
+ * `'PARLEY_REDIS_UNREACHABLE'`.
  */
 export class RedisUnreachableError extends Error {
   override readonly name = 'RedisUnreachableError'
@@ -63,4 +65,13 @@ export function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Prom
       },
     )
   })
+}
+
+/** A promise and the call that resolves it (Node 20 has no `Promise.withResolvers`). */
+export function settleable(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {}
+  const promise = new Promise<void>((done) => {
+    resolve = done
+  })
+  return { promise, resolve }
 }

@@ -1,0 +1,97 @@
+// ready() at startup while Redis cannot be reached: it settles within requestTimeout with a
+// coded error that names the Redis address, and the adapter keeps trying meanwhile.
+import { connect } from '@parley/client'
+import { type RedisAdapter, RedisErrorCode, RedisUnreachableError, redisAdapter } from '@parley/redis'
+import { createClient } from 'redis'
+import { afterEach, describe, expect, it } from 'vitest'
+import { freePort, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { type Started, startServer, until } from '../../server/test/helpers.js'
+import { inbox, Nodes } from './nodes.js'
+
+const BOUND = 400
+
+describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () => {
+  const cleanups: (() => Promise<void> | void)[] = []
+  const rejections: unknown[] = []
+  const onRejection = (reason: unknown) => rejections.push(reason)
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+    process.off('unhandledRejection', onRejection)
+  })
+
+  /**
+   * A node whose client points at `url` and is left connecting (as `redis.connect()` not
+   * awaited): nothing waits for Redis before the adapter is made.
+   */
+  async function nodeOn(url: string): Promise<Started & { adapter: RedisAdapter; warnings: string[] }> {
+    process.on('unhandledRejection', onRejection)
+    const redis = createClient({ url })
+    redis.on('error', () => {})
+    void redis.connect().catch(() => undefined)
+    cleanups.push(() => redis.destroy())
+    const warnings: string[] = []
+    const started = await startServer({
+      handoff: false,
+      adapter: redisAdapter({
+        client: redis,
+        requestTimeout: BOUND,
+        heartbeatInterval: 100,
+        log: { warn: (_details, message) => warnings.push(message) },
+      }),
+    })
+    cleanups.push(() => started.app.close())
+    return { ...started, adapter: started.app.parley.adapter as RedisAdapter, warnings }
+  }
+
+  it('rejects within requestTimeout with PARLEY_REDIS_UNREACHABLE, naming the address without its credentials', async () => {
+    const port = await freePort()
+    const node = await nodeOn(`redis://someone:s3cret@127.0.0.1:${port}`)
+    const asked = Date.now()
+    const err = await node.adapter.ready().then(
+      () => undefined,
+      (error: unknown) => error,
+    )
+    const waited = Date.now() - asked
+    expect(err).toBeInstanceOf(RedisUnreachableError)
+    expect(err).toMatchObject({ code: RedisErrorCode.UNREACHABLE })
+    const message = (err as Error).message
+    expect(message).toContain(`redis://127.0.0.1:${port}`)
+    expect(message).not.toMatch(/someone|s3cret/)
+    expect((err as Error).cause).toBeInstanceOf(Error)
+    expect(waited).toBeGreaterThanOrEqual(BOUND - 20)
+    expect(waited).toBeLessThan(BOUND + 1000)
+    // Asked again, it waits its bound again; closed, it says so. Nothing is left unhandled.
+    await expect(node.adapter.ready()).rejects.toMatchObject({ code: RedisErrorCode.UNREACHABLE })
+    const pending = node.adapter.ready()
+    await node.adapter.close()
+    await expect(pending).rejects.toThrow(/closed before it was ready/)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(rejections).toEqual([])
+  })
+
+  it('works once Redis comes up after, and a later ready() resolves', async () => {
+    const redis = await startRedis()
+    cleanups.push(() => redis.stop())
+    await redis.stop()
+    const late = await nodeOn(redis.url)
+    await expect(late.adapter.ready()).rejects.toMatchObject({ code: RedisErrorCode.UNREACHABLE })
+
+    await redis.restart()
+    await late.adapter.ready()
+
+    // Another node sees it, and a broadcast from there reaches its sockets.
+    const nodes = new Nodes()
+    cleanups.push(() => nodes.closeAll())
+    const other = await nodes.start(redis.url)
+    await until(() => other.adapter.liveNodes.includes(late.adapter.node), 3000, 'the late node seen live')
+    const client = connect(late.base, { transports: ['websocket'], reconnection: false })
+    cleanups.push(() => void client.disconnect())
+    await until(() => client.connected, 3000, 'client')
+    const got = inbox(client)
+    other.app.parley.emit('news', 'hello')
+    await until(() => got.length === 1, 3000, 'a broadcast from the other node')
+    expect(got).toEqual(['hello'])
+    expect(rejections).toEqual([])
+  })
+})
