@@ -954,7 +954,17 @@ export class RedisAdapter implements Adapter {
       this.#malformed()
       return
     }
-    if (packet.n !== this.node && !this.#closed) this.#nodes.refresh()
+    if (packet.n === this.node || this.#closed) return
+    // A node of this version says where it is: known at once, for a request forwarded to it
+    // right away. The read of the live set that follows confirms it.
+    if (packet.k === 'joined' && packet.a !== undefined && packet.v !== undefined) {
+      this.#nodes.joined(
+        packet.n,
+        packet.a,
+        packet.p === undefined ? { v: packet.v } : { v: packet.v, p: packet.p },
+      )
+    }
+    this.#nodes.refresh()
   }
 
   #onResponse(text: string): void {

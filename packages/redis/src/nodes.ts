@@ -119,6 +119,10 @@ export class Nodes {
   readonly #otherPaths = new Set<string>()
   /** Settled once the first heartbeat went through and was announced, or once stopped. */
   readonly #first = settleable()
+  /** How many heartbeats were sent so far. */
+  #rounds = 0
+  /** Nodes that said they joined, with `#rounds` then: beats sent before do not drop them. */
+  readonly #announced = new Map<string, number>()
 
   constructor(config: NodesConfig) {
     this.#config = config
@@ -145,21 +149,39 @@ export class Nodes {
   }
 
   /**
-   * The first heartbeat went through: tells the others that this node joined. Nodes of an
-   * earlier version do not listen: they learn at their next beat, as before.
+   * A heartbeat wrote `address` in this node's record, a new one (the first beat, or the server
+   * listens now): tells the others, with the address and the note, so that they can forward to
+   * this node at once. Nodes of an earlier version do not listen: they learn at their next beat.
    */
-  async #joined(): Promise<void> {
-    await this.#announce('joined').catch((err: unknown) => {
+  async #joined(address: string): Promise<void> {
+    const { id, channel, commands, path } = this.#config
+    const packet: MembershipPacket =
+      path === undefined
+        ? { n: id, k: 'joined', a: address, v: NOTE_VERSION }
+        : { n: id, k: 'joined', a: address, v: NOTE_VERSION, p: path }
+    await commands.send(['PUBLISH', channel, JSON.stringify(packet)]).catch((err: unknown) => {
       this.#config.warnings.warn('heartbeat', 'could not tell the other nodes that this one joined', {
         err,
       })
     })
-    this.#first.resolve()
   }
 
   #announce(k: MembershipPacket['k']): Promise<unknown> {
     const packet: MembershipPacket = { n: this.#config.id, k }
     return this.#config.commands.send(['PUBLISH', this.#config.channel, JSON.stringify(packet)])
+  }
+
+  /**
+   * Node `id` said that it joined, with its address and note: it is live from now on, as its
+   * next read of the live set will say. A heartbeat already in flight may have read the set
+   * before its record was written: that one does not call it gone (see `#beat`).
+   */
+  joined(id: string, address: string, note: NodeNote): void {
+    if (this.#stopped || id === this.#config.id) return
+    this.#live.set(id, address)
+    this.#notes.set(id, note)
+    this.#announced.set(id, this.#rounds)
+    this.#checkPath(id, note)
   }
 
   /** The other live nodes' ids, as of the last heartbeat. */
@@ -216,6 +238,7 @@ export class Nodes {
     const address = this.#config.address()
     const ttl = interval * MISSED_HEARTBEATS
     const now = Date.now()
+    const round = ++this.#rounds
     let reply: unknown
     try {
       reply = await commands.send([
@@ -252,13 +275,16 @@ export class Nodes {
       )
     }
     const wasPublished = this.#published !== undefined
+    const changed = this.#published !== address
     this.#published = address
-    if (!wasPublished) void this.#joined()
     const seen = new Map<string, string>()
     const notes = new Map<string, NodeNote>()
+    // A node that said it joined after this beat was sent: this read may be older than its
+    // record (or its address), and what the node said of itself stands until a later read.
+    const newer = (node: string) => (this.#announced.get(node) ?? 0) >= round
     for (let i = 0; i + 2 < flat.length; i += 3) {
       const node = asText(flat[i])
-      if (node === undefined || node === id) continue
+      if (node === undefined || node === id || newer(node)) continue
       seen.set(node, asText(flat[i + 1]) ?? '')
       const note = parseNote(asText(flat[i + 2]))
       if (note) notes.set(node, note)
@@ -268,7 +294,10 @@ export class Nodes {
     // for one record lifetime rather than call live nodes gone.
     const lost = previous === 0 && wasPublished
     if (lost) this.#graceUntil = now + ttl
-    const gone = [...this.#live.keys()].filter((node) => !seen.has(node) && now >= this.#graceUntil)
+    const gone = [...this.#live.keys()].filter(
+      (node) => !seen.has(node) && !newer(node) && now >= this.#graceUntil,
+    )
+    for (const [node, at] of this.#announced) if (round > at) this.#announced.delete(node)
     for (const node of gone) this.#live.delete(node)
     for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
     for (const [node, note] of notes) {
@@ -278,6 +307,8 @@ export class Nodes {
     for (const node of this.#notes.keys()) if (!this.#live.has(node)) this.#notes.delete(node)
     if (gone.length > 0) this.#config.gone(gone)
     this.#config.beaten(lost)
+    if (changed) await this.#joined(address)
+    this.#first.resolve()
   }
 
   /**

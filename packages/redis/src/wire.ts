@@ -93,10 +93,20 @@ export interface RepliedRequest {
  * On `<prefix>:membership`: node `n` joined the live set (its record is written) or left it
  * (its record is removed). The others read the set again at once, where they would learn it at
  * their next heartbeat: until then they would neither ask a new node nor wait for its answers.
+ * A `joined` of this version carries what the record and the note hold (`a`, `v`, `p`), so
+ * that the others can forward to the node and ask it as soon as it is read, without waiting
+ * for that read; it is said again when the node's address changes (its server listens after
+ * its first heartbeat). Nodes of an earlier version send and read only `n` and `k`.
  */
 export interface MembershipPacket {
   n: string
   k: 'joined' | 'left'
+  /** The node's address, as in its record ('' while it does not know it). */
+  a?: string
+  /** Its note's `v` (see `NodeNote`). */
+  v?: number
+  /** Its note's `p`, when known. */
+  p?: string
 }
 
 /** On `<prefix>:response:<node>`: one node's answer to a request of that node. */
@@ -251,7 +261,21 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | Rep
 export function parseMembership(text: string): MembershipPacket | undefined {
   const value = parseJson(text)
   if (!isRecord(value) || typeof value.n !== 'string') return undefined
-  return value.k === 'joined' || value.k === 'left' ? (value as unknown as MembershipPacket) : undefined
+  if (value.k !== 'joined' && value.k !== 'left') return undefined
+  const packet: MembershipPacket = { n: value.n, k: value.k }
+  // What a joined node says of itself is taken only whole and well formed: else it is read at
+  // the next heartbeat, as from a node of an earlier version.
+  if (
+    value.k === 'joined' &&
+    typeof value.a === 'string' &&
+    typeof value.v === 'number' &&
+    (value.p === undefined || typeof value.p === 'string')
+  ) {
+    packet.a = value.a
+    packet.v = value.v
+    if (value.p !== undefined) packet.p = value.p
+  }
+  return packet
 }
 
 export function parseResponse(text: string): ResponsePacket | undefined {

@@ -51,6 +51,12 @@ describe('the messages between nodes', () => {
     expect(parseMembership('{"n":"a","k":"joined"}')).toEqual({ n: 'a', k: 'joined' })
     expect(parseMembership('{"n":"a","k":"left"}')).toEqual({ n: 'a', k: 'left' })
     expect(parseMembership('{"n":"a","k":"stayed"}')).toBeUndefined()
+    // A join that says where the node is; what it says is taken whole or not at all.
+    const joined = { n: 'a', k: 'joined', a: 'http://10.0.0.7:3000', v: 2, p: '/parley' }
+    expect(parseMembership(JSON.stringify(joined))).toEqual(joined)
+    expect(parseMembership(JSON.stringify({ ...joined, p: 7 }))).toEqual({ n: 'a', k: 'joined' })
+    expect(parseMembership(JSON.stringify({ ...joined, v: '2' }))).toEqual({ n: 'a', k: 'joined' })
+    expect(parseMembership(JSON.stringify({ ...joined, k: 'left' }))).toEqual({ n: 'a', k: 'left' })
     expect(parseRequest(JSON.stringify({ ...ack, e: undefined }))).toBeUndefined()
     // How many replies a node made (see lost-replies.test.ts), and its answer.
     const ask = { n: 'a', id: '1', k: 'replied', to: 'b' }
