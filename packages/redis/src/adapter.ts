@@ -586,7 +586,8 @@ export class RedisAdapter implements Adapter {
    * Claims a handed-off session for this node: one compare-and-set script (a stored, unclaimed
    * handoff: bump its epoch, mark it claimed by this node, make this node the owner). Exactly
    * one of several claimers wins. Null when there is nothing to claim, Redis is away or slower
-   * than `requestTimeout`, or the snapshot is not one this node can read (logged).
+   * than `requestTimeout` (a claim given up on is taken back should it run late: see
+   * `HandOffStore.claim`), or the snapshot is not one this node can read (logged).
    */
   async claimSession(sid: string): Promise<SessionClaim | null> {
     if (this.#closed || this.#commands.unavailable() !== undefined) return null

@@ -8,9 +8,11 @@
 //
 // Every step is one Lua script, so that a step sees and changes the keys as one: a claim and a
 // seal cannot interleave with an append, and two claims cannot both win.
+
+import { randomBytes } from 'node:crypto'
 import type { SessionSnapshot } from '@parley/server'
 import type { Commands } from './commands.js'
-import { asText } from './send.js'
+import { asText, RedisUnreachableError } from './send.js'
 import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
 
 /**
@@ -61,21 +63,37 @@ if ttl > 0 and #ARGV > 2 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
 `
 
-// KEYS: hash, tail, owner record. ARGV: node, owner record TTL (s), CLAIM_KEEP_MS.
-// Compare-and-set: only a stored, unclaimed handoff. Bumps the epoch, names the claimer in the
-// hash and as the session's owner, keeps the keys long enough for the takeover.
-// Returns { snapshot, old node, epoch, sealed (0|1) }, or nil.
+// KEYS: hash, tail, owner record. ARGV: node, owner record TTL (s), CLAIM_KEEP_MS, claim id.
+// Compare-and-set: only a stored, unclaimed handoff. Bumps the epoch, names the claimer (and
+// this claim, for UNCLAIM) in the hash and the claimer as the session's owner, keeps the keys
+// long enough for the takeover. Returns { snapshot, old node, epoch, sealed (0|1) }, or nil.
 const CLAIM = `
 local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed')
 if not state[1] or state[3] then return nil end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
-redis.call('HSET', KEYS[1], 'claimed', ARGV[1])
+redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'claim', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return { state[1], state[2], epoch, state[4] and 1 or 0 }
+`
+
+// KEYS: hash, owner record. ARGV: claim id, node, suffix of a handed-off owner record. Takes
+// back a claim given up on (its answer did not come within requestTimeout) if it ran: the
+// handoff is unclaimed at its epoch again (the old node seals for the next claim's marker) and
+// the owner record names the old node as handing off, as before the claim, unless another node
+// wrote it since. Returns 1 when it took a claim back.
+const UNCLAIM = `
+if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'claimed', 'claim')
+redis.call('HINCRBY', KEYS[1], 'epoch', -1)
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('SET', KEYS[2], redis.call('HGET', KEYS[1], 'node') .. ARGV[3], 'PX', ttl)
+end
+return 1
 `
 
 // KEYS: hash, tail. Reads the tail and whether it was sealed and whole, then deletes both keys
@@ -254,11 +272,15 @@ export class HandOffStore {
 
   /**
    * The compare-and-set of a claim; null when there is nothing to claim. Rejects with
-   * `RedisUnreachableError` when not sent or not answered within `requestTimeout`.
+   * `RedisUnreachableError` when not sent or not answered within `requestTimeout`: a claim
+   * that was sent is then taken back (UNCLAIM, sent right behind it), for it may still run,
+   * and would leave the session claimed by this node, which does not take it over, while its
+   * client is told it is gone or tries again elsewhere.
    */
   async claim(sid: string): Promise<Won | null> {
     const keys = this.keys(sidHash(sid))
-    const reply = await this.commands.send([
+    const id = randomBytes(9).toString('base64url')
+    const claiming = this.commands.send([
       'EVAL',
       CLAIM,
       '3',
@@ -268,7 +290,18 @@ export class HandOffStore {
       this.node,
       String(SESSION_TTL_SECONDS),
       String(CLAIM_KEEP_MS),
+      id,
     ])
+    const reply = await claiming.catch((err: unknown) => {
+      // Given up on, or not sent at all (then UNCLAIM finds nothing). While Redis is not
+      // connected, sendBehind sends nothing: a claim in flight on a connection that dropped may
+      // or may not have run, and nothing can follow it now.
+      if (err instanceof RedisUnreachableError) {
+        const unclaim = ['EVAL', UNCLAIM, '2', keys.hash, keys.owner, id, this.node, HANDING_OFF]
+        void this.commands.sendBehind(unclaim).catch(() => undefined)
+      }
+      throw err
+    })
     if (!Array.isArray(reply)) return null
     const [snapshot, oldNode, epoch, sealed] = reply as unknown[]
     const snapshotText = asText(snapshot)

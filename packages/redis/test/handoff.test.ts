@@ -503,6 +503,37 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('takes back a claim given up on that Redis runs late: another node claims the session and takes it over whole', async () => {
+    const own = await startRedis()
+    const slow = new FakeCluster(own.url, { requestTimeout: 200 })
+    try {
+      const [a, b, c] = await slow.start(3)
+      const socket = await open(a!, 'sid-late-claim', 's1')
+      expect(await handOff(a!, socket, 'sid-late-claim')).toBe(true)
+      await b!.redis.sendCommand(['CLIENT', 'PAUSE', '600', 'ALL'])
+      const started = Date.now()
+      // Given up after requestTimeout: b's client is told the session is gone, or tries again.
+      expect(await b!.adapter.claimSession('sid-late-claim')).toBeNull()
+      expect(Date.now() - started).toBeLessThan(500)
+      await sleep(700)
+      // The claim ran once Redis woke up, and was taken back right behind it: the session is a's
+      // handoff still, not b's, and c's claim wins it, with the epoch a seals for.
+      expect(await c!.adapter.sessionOwner('sid-late-claim')).toMatchObject({
+        node: a!.adapter.node,
+        handingOff: true,
+      })
+      const claim = await c!.adapter.claimSession('sid-late-claim')
+      expect(claim).not.toBeNull()
+      a!.adapter.appendHandOff('sid-late-claim', '[5,13,"news",[1],0]')
+      const started2 = Date.now()
+      expect(await takeOver(c!, claim!).done).toMatchObject({ complete: true, late: false })
+      expect(Date.now() - started2).toBeLessThan(SEAL_WAIT_MS)
+    } finally {
+      await slow.close()
+      await own.stop()
+    }
+  })
+
   it('skips the appends of a drain while Redis does not answer, rather than pile them up: the tail is incomplete', async () => {
     const own = await startRedis()
     const stalled = new FakeCluster(own.url, { requestTimeout: 200 })
