@@ -395,6 +395,25 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
     },
   )
 
+  it('climbs from polling to SSE once the event stream works again, WebSocket still refused, losing and repeating nothing', async () => {
+    const peers = await setup()
+    const { proxy } = peers
+    proxy.ws = 'reject'
+    proxy.sse = 'block'
+    const page = await open(proxy.url, 'a', { upgradeDelay: 300, upgradeDelayMax: 500 })
+    expect((await nth(page, 'connect')).transport).toBe('polling')
+    // As after a server restart that SSE met and polling did not: the stream works again.
+    proxy.sse = 'pass'
+    await conversation(page, peers, 'a', async () => {
+      await nth(page, 'transport', 1, 5000)
+    })
+    expect((await events(page)).map(({ at: _, ...e }) => e)).toEqual([
+      expect.objectContaining({ event: 'connect', transport: 'polling' }),
+      { event: 'transport', now: 'sse', before: 'polling', why: 'upgrade' },
+    ])
+    expect(peers.sockets.get('a')!.transport).toBe('sse')
+  })
+
   it('reconnects after a network outage and recovers the session, losing and repeating nothing', async () => {
     const peers = await setup()
     const { proxy } = peers
