@@ -1,6 +1,7 @@
 // One Parley node of a test cluster, in a process of its own so that a test can SIGKILL it:
 // Fastify on 127.0.0.1 with Parley on /parley and the Redis adapter. Started by
-// `startNodes()` (./nodes.ts) as `node --import tsx test/cluster/node.ts --name n1 --redis URL`.
+// `startNodes()` (./nodes.ts), compiled, as `node <compiled file> --name n1 --redis URL` (or by
+// hand as `node --import tsx test/cluster/node.ts ...`, with TSX_TSCONFIG_PATH=test/tsconfig.json).
 // Prints `listening <name> <port>` once it listens. SIGTERM drains (hands every session to the
 // other nodes through Redis), then closes: the shape docs/scaling.md recommends for deploys.
 // It also prints `event <connection|restored|disconnect> <socket id> [reason]` for each
@@ -52,7 +53,7 @@ redis.on('ready', () => {
 const port = Number(values.port)
 /**
  * Waits (at most 5 minutes) until `port` is free: a node restarting on the port of one that still
- * runs starts (and compiles) meanwhile, and takes over as soon as the old one has closed.
+ * runs starts (and loads) meanwhile, and takes over as soon as the old one has closed.
  */
 async function portFree(port: number): Promise<void> {
   const end = Date.now() + 300_000
@@ -67,7 +68,7 @@ async function portFree(port: number): Promise<void> {
   }
 }
 
-// Loaded and compiled, the slow part of a start: a restart stops the old process from here on.
+// Loaded, the slow part of a start: a restart stops the old process from here on.
 // Nothing touches Redis before the port is free, so that a standby is no node of the cluster.
 console.log(`ready ${name}`)
 if (port !== 0) await portFree(port)
