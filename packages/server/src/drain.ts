@@ -14,8 +14,8 @@ export interface DrainContext {
   /** How long a stored session may wait to be claimed: the recovery window, in ms. */
   ttl: number
   log: FastifyBaseLogger
-  /** The `retryAfter` of a CLOSE 'server shutdown', for sessions that could not be handed off. */
-  shutdownRetryAfter: number
+  /** The `retryAfter` of a CLOSE 'server shutdown', for a session that could not be handed off. */
+  shutdownRetryAfter: () => number
   /** Counts each session's outcome. */
   metrics: Metrics
 }
@@ -133,7 +133,7 @@ export class Drain {
           failed++
           this.#context.metrics.handoff('failed')
           socket.session.end(CloseReason.SERVER_SHUTDOWN, {
-            retryAfter: this.#context.shutdownRetryAfter,
+            retryAfter: this.#context.shutdownRetryAfter(),
             kind: 'shutdown',
           })
         }

@@ -80,6 +80,15 @@ export interface ParleyServerOptions {
    * are not stormed. `false` ends every session at close ('server shutdown').
    */
   handoff?: { timeout?: number; batchSize?: number; retrySpread?: number } | false
+  /**
+   * What a client is told when its session ends at close (CLOSE 'server shutdown': no handoff,
+   * or its state could not be stored): come back after `retryAfter` ms (default 1000) plus a
+   * random delay up to `retrySpread` ms (default 0), drawn for each session. The client waits at
+   * least that long before its first attempt, and its backoff's first delay (at most
+   * `reconnectionDelay`, 500 ms by default) is shorter than the default hint: without a spread,
+   * every client of a node that closes comes back at the same moment.
+   */
+  shutdown?: { retryAfter?: number; retrySpread?: number }
   /** Milliseconds a fresh WebSocket has to send its HELLO. Default 10000. */
   handshakeTimeout?: number
   /**
@@ -144,6 +153,8 @@ export interface ResolvedOptions {
   recoveryWindow: number
   /** Drain with handoff, or false (also when recovery is off: there is nothing to resume). */
   handoff: false | { timeout: number; batchSize: number; retrySpread: number }
+  /** A CLOSE 'server shutdown' says: come back after `retryAfter` plus up to `retrySpread` ms. */
+  shutdown: { retryAfter: number; retrySpread: number }
   handshakeTimeout: number
   /** `Infinity` when there is no limit. */
   maxSessions: number
@@ -171,6 +182,7 @@ export const defaults = {
   handshakeTimeout: 10_000,
   compressionThreshold: 1024,
   handoff: { timeout: 5000, batchSize: 500, retrySpread: 1000 },
+  shutdown: { retryAfter: 1000, retrySpread: 0 },
 } as const
 
 const known = new Set([
@@ -188,6 +200,7 @@ const known = new Set([
   'allowedOrigins',
   'recovery',
   'handoff',
+  'shutdown',
   'handshakeTimeout',
   'maxSessions',
   'perMessageDeflate',
@@ -239,6 +252,27 @@ function handoffOption(value: unknown): ResolvedOptions['handoff'] {
     batchSize: field('batchSize', 1),
     retrySpread: field('retrySpread', 0),
   }
+}
+
+function shutdownOption(value: unknown): ResolvedOptions['shutdown'] {
+  if (value === undefined) return { ...defaults.shutdown }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ParleyOptionError('shutdown', 'must be { retryAfter, retrySpread }')
+  }
+  const given = value as Record<string, unknown>
+  // Own keys only, as for `handoff`.
+  const extra = Object.keys(given).filter((k) => !Object.hasOwn(defaults.shutdown, k))
+  if (extra.length > 0) throw new ParleyOptionError('shutdown', `has an unknown key "${extra[0]}"`)
+  const field = (key: keyof typeof defaults.shutdown) =>
+    integer({ [`shutdown.${key}`]: given[key] }, `shutdown.${key}`, defaults.shutdown[key], 0, MAX_DELAY)
+  const resolved = { retryAfter: field('retryAfter'), retrySpread: field('retrySpread') }
+  if (resolved.retryAfter + resolved.retrySpread > MAX_DELAY) {
+    throw new ParleyOptionError(
+      'shutdown',
+      `must tell clients to wait at most ${MAX_DELAY} ms: retryAfter + retrySpread is ${resolved.retryAfter + resolved.retrySpread}`,
+    )
+  }
+  return resolved
 }
 
 function describe(value: unknown): string {
@@ -339,6 +373,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   // Checked even when recovery is off (which rules the handoff out): a typo fails everywhere.
   const checkedHandoff = handoffOption(options.handoff)
   const handoff = recoveryWindow === 0 ? false : checkedHandoff
+  const shutdown = shutdownOption(options.shutdown)
 
   const perMessageDeflate = compression(options, 'perMessageDeflate', false)
   const pollingCompression = compression(options, 'pollingCompression', true)
@@ -386,6 +421,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     allowedOrigins,
     recoveryWindow,
     handoff,
+    shutdown,
     handshakeTimeout,
     maxSessions,
     perMessageDeflate,

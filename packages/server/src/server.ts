@@ -40,8 +40,6 @@ export interface Refusal {
   message: string
 }
 
-/** How long a client should wait before it reconnects after a shutdown. */
-const SHUTDOWN_RETRY_AFTER = 1000
 /** Ended sessions whose CLOSE is kept for a resume; past it the oldest is forgotten. */
 const MAX_ENDED_SESSIONS = 10_000
 /**
@@ -435,7 +433,7 @@ export class ParleyServer<
       options: handoff || { timeout: 0, batchSize: 1, retrySpread: 0 },
       ttl: this.options.recoveryWindow,
       log: this.#log,
-      shutdownRetryAfter: SHUTDOWN_RETRY_AFTER,
+      shutdownRetryAfter: () => this.#shutdownRetryAfter(),
       metrics: this.metrics,
     })
     // A session this node is still taking over joins the drain once it is live here.
@@ -485,10 +483,22 @@ export class ParleyServer<
     this.#closed = true
     for (const closer of this.#closers) closer()
     for (const socket of [...this.#bySid.values()]) {
-      socket.session.end(CloseReason.SERVER_SHUTDOWN, { retryAfter: SHUTDOWN_RETRY_AFTER, kind: 'shutdown' })
+      socket.session.end(CloseReason.SERVER_SHUTDOWN, {
+        retryAfter: this.#shutdownRetryAfter(),
+        kind: 'shutdown',
+      })
     }
     for (const end of this.#pending.values()) end()
     this.#pending.clear()
+  }
+
+  /**
+   * The `retryAfter` of one session's CLOSE 'server shutdown' (the `shutdown` option): drawn for
+   * each, so that a spread spreads the clients' first attempts.
+   */
+  #shutdownRetryAfter(): number {
+    const { retryAfter, retrySpread } = this.options.shutdown
+    return retryAfter + Math.floor(Math.random() * (retrySpread + 1))
   }
 
   /**

@@ -436,4 +436,31 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(reasons).toEqual(['server shutdown'])
     if (transport === 'websocket') expect(await c.ended).toBe(1001)
   })
+
+  it("tells each session the shutdown option's retryAfter, plus its own draw within retrySpread", async () => {
+    const { base, app, sockets } = await serve({ shutdown: { retryAfter: 250, retrySpread: 100_000 } })
+    const cs: RawClient[] = []
+    for (let i = 0; i < 4; i++) cs.push(await connect(transport, base))
+    await until(() => sockets.length === 4)
+    // Downstreams open, as above.
+    for (const [i, socket] of sockets.entries()) {
+      socket.emit('ready')
+      await cs[i]!.next(isEvent('ready'))
+    }
+    await new Promise((r) => setTimeout(r, 50))
+    const closing = app.close()
+    const closes = await Promise.all(cs.map((c) => c.next((p) => p.type === PacketType.CLOSE)))
+    await closing
+    started = undefined
+    const hints = closes.map((p) => {
+      expect(p).toMatchObject({ reason: 'server shutdown' })
+      return (p as { retryAfter: number }).retryAfter
+    })
+    for (const hint of hints) {
+      expect(hint).toBeGreaterThanOrEqual(250)
+      expect(hint).toBeLessThanOrEqual(100_250)
+    }
+    // Four draws out of 100 001 values: the same four times only once in 10^15 runs.
+    expect(new Set(hints).size).toBeGreaterThan(1)
+  })
 })

@@ -1,11 +1,14 @@
 // The `handoff` option: what it accepts, what turns the drain off, how it must fit in Fastify's
-// pluginTimeout, and a drain whose store never answers.
+// pluginTimeout, a drain whose store never answers, and the hint a session gets when its state
+// could not be stored.
 import { connect, type Socket } from '@parley/client'
+import { PacketType } from '@parley/protocol'
 import parley, { ParleyOptionError, type ParleyServerOptions } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
 let started: Started[] = []
 const clients: Socket[] = []
@@ -121,5 +124,27 @@ describe('a close without handoff', () => {
       cluster,
     )
     expect(reasons).toEqual(['server shutdown'])
+  })
+
+  it("tells a session its state could not be stored for the shutdown option's retryAfter", async () => {
+    const cluster = new Cluster({ handoff: true })
+    const factory = cluster.adapter('a')
+    const node = await startServer({
+      adapter: (sockets) => {
+        const adapter = factory(sockets)
+        adapter.handOff = () => Promise.resolve(false)
+        return adapter
+      },
+      shutdown: { retryAfter: 4321 },
+    })
+    started.push(node)
+    const c = await rawConnect('websocket', node.base)
+    const closing = node.app.close()
+    started = []
+    const close = await c.next((p) => p.type === PacketType.CLOSE)
+    await closing
+    c.close()
+    expect(close).toMatchObject({ reason: 'server shutdown', retryAfter: 4321 })
+    expect(cluster.handoffs.size).toBe(0)
   })
 })

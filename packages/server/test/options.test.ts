@@ -63,6 +63,33 @@ describe('options', () => {
     })
   })
 
+  it('resolve the shutdown hint: 1000 ms, no spread, unless told otherwise', async () => {
+    expect((await register({})).shutdown).toEqual({ retryAfter: 1000, retrySpread: 0 })
+    expect((await register({ shutdown: { retrySpread: 5000 } })).shutdown).toEqual({
+      retryAfter: 1000,
+      retrySpread: 5000,
+    })
+    expect((await register({ shutdown: { retryAfter: 0 } })).shutdown).toEqual({
+      retryAfter: 0,
+      retrySpread: 0,
+    })
+  })
+
+  it.each([
+    [{ shutdown: 1000 }, 'shutdown', /must be \{ retryAfter, retrySpread \}/],
+    [{ shutdown: null }, 'shutdown', /must be \{ retryAfter, retrySpread \}/],
+    [{ shutdown: { retryAfter: -1 } }, 'shutdown.retryAfter', /integer from 0/],
+    [{ shutdown: { retryAfter: 1.5 } }, 'shutdown.retryAfter', /integer from 0/],
+    [{ shutdown: { retrySpread: '1s' } }, 'shutdown.retrySpread', /integer from 0/],
+    [{ shutdown: { spread: 100 } }, 'shutdown', /unknown key "spread"/],
+    [{ shutdown: { constructor: 100 } }, 'shutdown', /unknown key "constructor"/],
+    [{ shutdown: { retryAfter: 2 ** 31 - 1, retrySpread: 1 } }, 'shutdown', /at most 2147483647 ms/],
+  ])('refuse %j naming %s, and say why', async (options, name, why) => {
+    const error = await register(options).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: name })
+    expect((error as Error).message).toMatch(why)
+  })
+
   it('keep highWaterMark at or below maxBufferedBytes', async () => {
     expect((await register({ maxBufferedBytes: 4096 })).highWaterMark).toBe(4096)
     expect((await register({ highWaterMark: 0 })).highWaterMark).toBe(0)
