@@ -536,7 +536,8 @@ describe('attempts used up', () => {
 
 describe('server restart', () => {
   it('comes back to the new server and says the session was not recovered', async () => {
-    await setup()
+    // Its clients are told to come back after 100 ms, not the default second.
+    await setup({ shutdown: { retryAfter: 100 } })
     const port = server!.port
     const socket = client(server!.url, { reconnectionDelayMax: 100 })
     await next(socket, 'connect')

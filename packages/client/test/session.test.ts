@@ -242,8 +242,8 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
 
   it("keeps the answers to an ended session's requests out of the next session", async () => {
     // A restart: the client's next session is on a new server, whose requests use the same ack
-    // ids again.
-    const first = await serve()
+    // ids again. Its clients are told to come back after 100 ms, not the default second.
+    const first = await serve({ shutdown: { retryAfter: 100 } })
     const ended = new Promise<void>((resolve) => {
       first.parley.on('connection', (socket) => {
         // Answered at once: the server shuts down before its ACK, so the client still keeps
@@ -285,8 +285,9 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
 
   it('ends the wait for a request the old session got but never answered, once a new session begins', async () => {
     // A restart: the old server received the request (and acknowledged it: the client keeps it
-    // no more, and will not send it again), then went away without answering.
-    const first = await serve()
+    // no more, and will not send it again), then went away without answering. Its clients are
+    // told to come back after 100 ms, not the default second.
+    const first = await serve({ shutdown: { retryAfter: 100 } })
     let got = 0
     first.parley.on('connection', (socket) => socket.on('never', () => void got++))
     const socket = client(first.server.url, { transports: [transport] })
