@@ -484,7 +484,7 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
 
   it("waits out a server shutdown's retryAfter though the network comes back or the page is shown meanwhile", async () => {
     const before = await backend()
-    // No backoff of its own: only the CLOSE's retryAfter (1000 ms from a Parley server) is waited.
+    // No backoff of its own: only the CLOSE's retryAfter (1 to 2 s from a Parley server) is waited.
     const page = await open(before.server.url, 'a', { reconnectionDelay: 0, reconnectionDelayMax: 0 })
     await nth(page, 'connect')
     const port = before.server.port

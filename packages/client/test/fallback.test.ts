@@ -537,7 +537,7 @@ describe('attempts used up', () => {
 describe('server restart', () => {
   it('comes back to the new server and says the session was not recovered', async () => {
     // Its clients are told to come back after 100 ms, not the default second.
-    await setup({ shutdown: { retryAfter: 100 } })
+    await setup({ shutdown: { retryAfter: 100, retrySpread: 0 } })
     const port = server!.port
     const socket = client(server!.url, { reconnectionDelayMax: 100 })
     await next(socket, 'connect')

@@ -243,7 +243,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
   it("keeps the answers to an ended session's requests out of the next session", async () => {
     // A restart: the client's next session is on a new server, whose requests use the same ack
     // ids again. Its clients are told to come back after 100 ms, not the default second.
-    const first = await serve({ shutdown: { retryAfter: 100 } })
+    const first = await serve({ shutdown: { retryAfter: 100, retrySpread: 0 } })
     const ended = new Promise<void>((resolve) => {
       first.parley.on('connection', (socket) => {
         // Answered at once: the server shuts down before its ACK, so the client still keeps
@@ -287,7 +287,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     // A restart: the old server received the request (and acknowledged it: the client keeps it
     // no more, and will not send it again), then went away without answering. Its clients are
     // told to come back after 100 ms, not the default second.
-    const first = await serve({ shutdown: { retryAfter: 100 } })
+    const first = await serve({ shutdown: { retryAfter: 100, retrySpread: 0 } })
     let got = 0
     first.parley.on('connection', (socket) => socket.on('never', () => void got++))
     const socket = client(first.server.url, { transports: [transport] })

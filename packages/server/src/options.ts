@@ -83,10 +83,10 @@ export interface ParleyServerOptions {
   /**
    * What a client is told when its session ends at close (CLOSE 'server shutdown': no handoff,
    * or its state could not be stored): come back after `retryAfter` ms (default 1000) plus a
-   * random delay up to `retrySpread` ms (default 0), drawn for each session. The client waits at
-   * least that long before its first attempt, and its backoff's first delay (at most
-   * `reconnectionDelay`, 500 ms by default) is shorter than the default hint: without a spread,
-   * every client of a node that closes comes back at the same moment.
+   * random delay up to `retrySpread` ms (default 1000), drawn for each session. The client waits
+   * at least that long before its first attempt, and its backoff's first delay (at most
+   * `reconnectionDelay`, 500 ms by default) is shorter than the hint: without a spread, every
+   * client of a node that closes would come back at the same moment.
    */
   shutdown?: { retryAfter?: number; retrySpread?: number }
   /** Milliseconds a fresh WebSocket has to send its HELLO. Default 10000. */
@@ -182,7 +182,7 @@ export const defaults = {
   handshakeTimeout: 10_000,
   compressionThreshold: 1024,
   handoff: { timeout: 5000, batchSize: 500, retrySpread: 1000 },
-  shutdown: { retryAfter: 1000, retrySpread: 0 },
+  shutdown: { retryAfter: 1000, retrySpread: 1000 },
 } as const
 
 const known = new Set([

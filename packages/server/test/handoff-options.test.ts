@@ -135,7 +135,7 @@ describe('a close without handoff', () => {
         adapter.handOff = () => Promise.resolve(false)
         return adapter
       },
-      shutdown: { retryAfter: 4321 },
+      shutdown: { retryAfter: 4321, retrySpread: 0 },
     })
     started.push(node)
     const c = await rawConnect('websocket', node.base)

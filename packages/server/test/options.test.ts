@@ -63,15 +63,15 @@ describe('options', () => {
     })
   })
 
-  it('resolve the shutdown hint: 1000 ms, no spread, unless told otherwise', async () => {
-    expect((await register({})).shutdown).toEqual({ retryAfter: 1000, retrySpread: 0 })
+  it('resolve the shutdown hint: 1000 ms, spread over another 1000, unless told otherwise', async () => {
+    expect((await register({})).shutdown).toEqual({ retryAfter: 1000, retrySpread: 1000 })
     expect((await register({ shutdown: { retrySpread: 5000 } })).shutdown).toEqual({
       retryAfter: 1000,
       retrySpread: 5000,
     })
     expect((await register({ shutdown: { retryAfter: 0 } })).shutdown).toEqual({
       retryAfter: 0,
-      retrySpread: 0,
+      retrySpread: 1000,
     })
   })
 
