@@ -180,13 +180,19 @@ describe('Backoff', () => {
 })
 
 describe('TransportMemory', () => {
-  it('remembers per server and forgets after the TTL', () => {
+  /** A storage over a Map the test can read and write too. */
+  function mapStorage(): { map: Map<string, string>; storage: StorageLike } {
     const map = new Map<string, string>()
     const storage: StorageLike = {
       getItem: (k) => map.get(k) ?? null,
       setItem: (k, v) => void map.set(k, v),
       removeItem: (k) => void map.delete(k),
     }
+    return { map, storage }
+  }
+
+  it('remembers per server and forgets after the TTL', () => {
+    const { storage } = mapStorage()
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
     expect(m.get()).toBeUndefined()
@@ -214,12 +220,7 @@ describe('TransportMemory', () => {
   })
 
   it('keeps the streams that stalled with the transport, for as long', () => {
-    const map = new Map<string, string>()
-    const storage: StorageLike = {
-      getItem: (k) => map.get(k) ?? null,
-      setItem: (k, v) => void map.set(k, v),
-      removeItem: (k) => void map.delete(k),
-    }
+    const { map, storage } = mapStorage()
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
     m.set('polling', new Set(['sse'] as const))

@@ -235,16 +235,28 @@ function integer(options: Record<string, unknown>, key: string, fallback: number
   return value
 }
 
+/**
+ * `value` as the object option `name`, whose keys are those of `known` (own keys only:
+ * `constructor` or `toString` is not an option); `shape` says what it must be.
+ */
+function optionObject(name: string, value: unknown, known: object, shape: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ParleyOptionError(name, `must be ${shape}`)
+  }
+  const extra = Object.keys(value).filter((k) => !Object.hasOwn(known, k))
+  if (extra.length > 0) throw new ParleyOptionError(name, `has an unknown key "${extra[0]}"`)
+  return value as Record<string, unknown>
+}
+
 function handoffOption(value: unknown): ResolvedOptions['handoff'] {
   if (value === false) return false
   if (value === undefined) return { ...defaults.handoff }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ParleyOptionError('handoff', 'must be false or { timeout, batchSize, retrySpread }')
-  }
-  const given = value as Record<string, unknown>
-  // Own keys only: `constructor` or `toString` is not an option.
-  const extra = Object.keys(given).filter((k) => !Object.hasOwn(defaults.handoff, k))
-  if (extra.length > 0) throw new ParleyOptionError('handoff', `has an unknown key "${extra[0]}"`)
+  const given = optionObject(
+    'handoff',
+    value,
+    defaults.handoff,
+    'false or { timeout, batchSize, retrySpread }',
+  )
   const field = (key: keyof typeof defaults.handoff, min: number) =>
     integer({ [`handoff.${key}`]: given[key] }, `handoff.${key}`, defaults.handoff[key], min, MAX_DELAY)
   return {
@@ -256,13 +268,7 @@ function handoffOption(value: unknown): ResolvedOptions['handoff'] {
 
 function shutdownOption(value: unknown): ResolvedOptions['shutdown'] {
   if (value === undefined) return { ...defaults.shutdown }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ParleyOptionError('shutdown', 'must be { retryAfter, retrySpread }')
-  }
-  const given = value as Record<string, unknown>
-  // Own keys only, as for `handoff`.
-  const extra = Object.keys(given).filter((k) => !Object.hasOwn(defaults.shutdown, k))
-  if (extra.length > 0) throw new ParleyOptionError('shutdown', `has an unknown key "${extra[0]}"`)
+  const given = optionObject('shutdown', value, defaults.shutdown, '{ retryAfter, retrySpread }')
   const field = (key: keyof typeof defaults.shutdown) =>
     integer({ [`shutdown.${key}`]: given[key] }, `shutdown.${key}`, defaults.shutdown[key], 0, MAX_DELAY)
   const resolved = { retryAfter: field('retryAfter'), retrySpread: field('retrySpread') }
