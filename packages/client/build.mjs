@@ -79,7 +79,6 @@ const INTERNAL_PROPS = [
   'fire',
   // methods and entries no platform object has
   'create',
-  'duplex',
   'event',
   'handedOff',
   'ids',
