@@ -4,7 +4,7 @@ import parley, { type AdapterFactory } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { type ChatData, setUpChat } from './chat.js'
 import type { ClientEvents, ServerEvents } from './shared.js'
-import { ChatStore } from './store.js'
+import { type ChatStore, MemoryStore } from './store.js'
 
 const publicDir = new URL('../public/', import.meta.url)
 const clientBundle = createRequire(import.meta.url).resolve('@parley/client/parley.min.js')
@@ -34,13 +34,14 @@ export interface ChatAppOptions {
   /** How long a session that lost its connection stays (and shows in presence), in ms. */
   recoveryWindow?: number
   /**
-   * Rooms and history. Defaults to a new, empty one in memory; pass the store of the app this
-   * one replaces to keep them across a restart.
+   * Rooms and history. Defaults to a new, empty `MemoryStore`; pass the store of the app this
+   * one replaces to keep them across a restart. The nodes of a cluster share one `RedisStore`
+   * (`connectRedis(url)` makes it).
    */
   store?: ChatStore
   /**
    * Carries rooms, broadcasts and presence across several nodes (`redisAdapter` from
-   * `@parley/redis`). Default: this node alone, in memory. Each node keeps its own `store`.
+   * `@parley/redis`). Default: this node alone, in memory.
    */
   adapter?: AdapterFactory
 }
@@ -65,7 +66,11 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     ...(options.adapter ? { adapter: options.adapter } : {}),
   })
   // The app.parley decoration is untyped; the chat narrows it to its own event maps.
-  setUpChat(app.parley.typed<ClientEvents, ServerEvents, ChatData>(), options.store ?? new ChatStore())
+  setUpChat(
+    app.parley.typed<ClientEvents, ServerEvents, ChatData>(),
+    options.store ?? new MemoryStore(),
+    app.log,
+  )
 
   return app
 }

@@ -1,4 +1,5 @@
 import { CloseReason, ParleyError, type ParleyServer, type ServerSocket } from '@parley/server'
+import type { FastifyBaseLogger } from 'fastify'
 import { eventSchemas } from './event-schemas.js'
 import { Nicknames } from './nicknames.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
@@ -6,12 +7,17 @@ import { RoomOpener } from './room-opener.js'
 import {
   type ChatAuth,
   ChatErrorCode,
+  type ChatMessage,
+  type ChatReply,
   type ClientEvents,
+  type JoinReply,
   Limits,
+  type Refusal,
+  ROOM_PATTERN,
   refusal,
   type ServerEvents,
 } from './shared.js'
-import type { ChatStore } from './store.js'
+import { type ChatStore, messageIds, type RoomList, StoreUnavailableError } from './store.js'
 
 /**
  * What the chat keeps on each socket. Plain JSON only: a draining node hands the session, with
@@ -39,9 +45,10 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * The chat's rules, on top of Parley: nicknames from the handshake's auth, rooms with history
  * and presence, typing indicators, and a rate limit per socket. The page is never trusted:
  * each event's shape is checked by Parley against `eventSchemas` before a handler runs, and
- * what it means is checked here.
+ * what it means is checked here. When the store cannot be reached, what needs it is refused
+ * with STORE_UNAVAILABLE and the rest goes on (see the `chat` handler).
  */
-export function setUpChat(chat: Chat, store: ChatStore): void {
+export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger): void {
   chat.schemas(eventSchemas)
   const nicknames = new Nicknames(async (room) =>
     (await chat.in(room).fetchSockets()).map((s) => (s.data as Partial<ChatData>).visitor),
@@ -106,7 +113,8 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
 
   async function moveTo(socket: ChatSocket, room: string): Promise<void> {
     if (socket.rooms.has(room)) return
-    const left = [...socket.rooms].filter((r) => store.hasRoom(r))
+    // Chat rooms only: not the socket's own room (its id), nor a nickname's (with a colon).
+    const left = [...socket.rooms].filter((r) => r !== socket.id && ROOM_PATTERN.test(r))
     for (const r of left) await socket.leave(r)
     await socket.join(room)
     socket.data.room = room
@@ -114,20 +122,76 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
   }
 
   /**
-   * The rooms this node's sessions are in or on their way to (those waiting in their recovery
-   * window included): they keep their place and history when a new room needs one.
+   * The rooms someone is in (those waiting in their recovery window included), on every node,
+   * and those this node's sessions are on their way to: they keep their place and history when
+   * a new room needs one. The store may be shared by several nodes, so the others count too.
    */
-  function roomsInUse(): Set<string> {
+  async function roomsInUse(): Promise<Set<string>> {
     const rooms = new Set<string>()
     for (const socket of chat.sockets.values()) {
       if (socket.data.room) rooms.add(socket.data.room)
       const next = heading.get(socket)
       if (next) rooms.add(next)
     }
+    let everywhere: Awaited<ReturnType<Chat['fetchSockets']>>
+    try {
+      everywhere = await chat.fetchSockets()
+    } catch (error) {
+      // Not knowing, a room someone is in could be forgotten: none is.
+      throw new StoreUnavailableError('cannot tell which rooms are in use', { cause: error })
+    }
+    for (const socket of everywhere) {
+      const room = (socket.data as Partial<ChatData>).room
+      if (room) rooms.add(room)
+    }
     return rooms
   }
 
-  const rooms = new RoomOpener(store, roomsInUse, (list) => chat.emit('rooms', list))
+  /** Sends every page the store's rooms list, with its version. */
+  function sendRooms(): void {
+    store.rooms().then(
+      (list) => chat.emit('rooms', list.rooms, list.version),
+      (error: Error) => log?.warn(`chat: the rooms list changed, and could not be sent: ${error.message}`),
+    )
+  }
+
+  const rooms = new RoomOpener(store, roomsInUse, sendRooms)
+
+  /** Each socket's last join or message: the next one waits for it (see `inTurn`). */
+  const turns = new WeakMap<ChatSocket, Promise<unknown>>()
+
+  /**
+   * Runs a socket's joins and messages one at a time, in the order they came: each one waits
+   * for the store (on Redis, for its answers), and without turns a message could be stored
+   * after a later one, or a join answer with a history that misses a message sent before it.
+   */
+  function inTurn(socket: ChatSocket, work: () => Promise<void>): Promise<void> {
+    const run = (turns.get(socket) ?? Promise.resolve()).then(work)
+    turns.set(
+      socket,
+      run.catch(() => {}),
+    )
+    return run
+  }
+
+  /** A store call's failure, logged: the chat goes on without what it would have given. */
+  function logged(error: unknown): undefined {
+    if (!(error instanceof StoreUnavailableError)) throw error
+    log?.warn(`chat: ${error.message}`)
+    return undefined
+  }
+
+  /** The reply to a request that needs the store, when it cannot be reached. */
+  function unavailable(error: unknown): Refusal {
+    logged(error)
+    return refusal(
+      ChatErrorCode.STORE_UNAVAILABLE,
+      'the chat cannot reach its rooms and history just now: try again in a moment',
+    )
+  }
+
+  /** Ids of messages sent while the store could not take them: unique all the same. */
+  const unstoredIds = messageIds()
 
   /**
    * A socket's handlers: for a new session (`connection`) and for one another node handed over
@@ -141,9 +205,10 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       .catch(() => {})
       .then(() => nicknames.opened(name))
 
-    socket.on('join', async (request, callback) => {
-      const ack = replyWith(callback)
-      const room = request.room.trim().toLowerCase()
+    socket.on('join', (request, callback) => inTurn(socket, () => join(request.room, replyWith(callback))))
+
+    async function join(asked: string, ack: (reply: JoinReply) => void): Promise<void> {
+      const room = asked.trim().toLowerCase()
       // A change tells everyone in two rooms who is there now: a client switching in a loop
       // would have the server announce to them without end (and open rooms as fast).
       if (room !== (heading.get(socket) ?? socket.data.room) && !roomLimit.take(socket.data.moves)) {
@@ -155,17 +220,36 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
           ),
         )
       }
-      const refused = rooms.open(room, socket.data)
-      if (refused) return ack(refused)
-      store.touch(room)
+      let opened: { history: ChatMessage[]; list: RoomList }
+      try {
+        const refused = await rooms.open(room, socket.data)
+        if (refused) return ack(refused)
+        await store.touch(room)
+        const [history, list] = await Promise.all([store.history(room), store.rooms()])
+        opened = { history, list }
+      } catch (error) {
+        return ack(unavailable(error))
+      }
       await enter(socket, room)
-      ack({ ok: true, room, history: store.history(room), people: await people(room), rooms: store.rooms })
-    })
+      const { history, list } = opened
+      ack({
+        ok: true,
+        room,
+        history,
+        people: await people(room),
+        rooms: list.rooms,
+        roomsVersion: list.version,
+      })
+    }
 
-    // Nothing is awaited before the ack, so that messages are stored in the order they arrived
-    // and a `join` that follows them answers with all of them.
-    socket.on('chat', async (message, callback) => {
-      const ack = replyWith(callback)
+    // In turn with the socket's joins (see `inTurn`): a `join` that follows messages answers
+    // with all of them.
+    socket.on('chat', (message, callback) => inTurn(socket, () => say(message, replyWith(callback))))
+
+    async function say(
+      message: { room: string; text: string; key?: string },
+      ack: (reply: ChatReply) => void,
+    ): Promise<void> {
       const { room, key } = message
       const text = message.text.trim()
       if (text === '' || text.length > Limits.message) {
@@ -173,7 +257,9 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       }
       // After a server restart the client sends again what the old server never acknowledged
       // (at least once): the page's key keeps such a message from being stored twice.
-      const twin = key === undefined ? undefined : store.find(room, socket.data.nickname, key)
+      // (While the store cannot be reached, such a resend goes out again.)
+      const twin =
+        key === undefined ? undefined : await store.find(room, socket.data.nickname, key).catch(logged)
       if (twin) return ack({ ok: true, id: twin.id })
       if (!limit.take(socket.data.rate)) {
         const retryIn = limit.retryIn(socket.data.rate)
@@ -188,14 +274,22 @@ export function setUpChat(chat: Chat, store: ChatStore): void {
       // A message queued while offline may reach a restarted server that forgot a room the
       // page had created: open it again rather than lose the message. Only for a message that
       // is taken: a refused one must not open rooms (of which there are at most Limits.rooms).
-      const refused = rooms.open(room, socket.data)
-      if (refused) return ack(refused)
-      const out = store.add({ room, from: socket.data.nickname, text, at: Date.now() }, key)
+      // While the store cannot be reached, a message to the room the socket is in goes out all
+      // the same (to those in the room now; the history misses it); to any other, it is refused.
+      try {
+        const refused = await rooms.open(room, socket.data)
+        if (refused) return ack(refused)
+      } catch (error) {
+        const refused = unavailable(error)
+        if (!socket.rooms.has(room)) return ack(refused)
+      }
+      const draft = { room, from: socket.data.nickname, text, at: Date.now() }
+      const out = (await store.add(draft, key).catch(logged)) ?? { id: unstoredIds(), ...draft }
       socket.to(room).emit('chat', out)
       ack({ ok: true, id: out.id })
       // A message queued while offline may arrive before the page joined its room again.
       if (!socket.rooms.has(room)) await enter(socket, room)
-    })
+    }
 
     socket.on('typing', (state) => {
       const { room } = state

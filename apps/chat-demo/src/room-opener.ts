@@ -16,43 +16,52 @@ export interface Opener {
 export class RoomOpener {
   constructor(
     private readonly store: ChatStore,
-    /** The rooms someone is in or on their way to (a change of room may still be under way). */
-    private readonly inUse: () => ReadonlySet<string>,
-    /** Told the rooms list each time it changed. */
-    private readonly changed: (rooms: string[]) => void,
+    /**
+     * The rooms someone is in or on their way to (a change of room may still be under way), on
+     * every node of a cluster.
+     */
+    private readonly inUse: () => Promise<ReadonlySet<string>>,
+    /** Told each time the rooms list changed (the store has the list). */
+    private readonly changed: () => void,
   ) {}
 
   /**
-   * Opens `room` for `opener` if it is new; the refusal when it cannot be, or undefined. Never
-   * waits: a message that reopens a room is stored in the order it came.
+   * Opens `room` for `opener` if it is new; the refusal when it cannot be, or undefined. Rejects
+   * when the store does (it cannot be reached).
    */
-  open(room: string, opener: Opener): Refusal | undefined {
+  async open(room: string, opener: Opener): Promise<Refusal | undefined> {
     if (!ROOM_PATTERN.test(room)) {
       return refusal(
         ChatErrorCode.BAD_ROOM_NAME,
         'room names are 1 to 32 lower-case letters, digits or dashes',
       )
     }
-    if (this.store.hasRoom(room)) return undefined
+    if (await this.store.hasRoom(room)) return undefined
     if (opener.roomsOpened >= Limits.roomsPerSession) {
       return refusal(
         ChatErrorCode.TOO_MANY_ROOMS_OPENED,
         `you have opened ${Limits.roomsPerSession} rooms already: join one of the list`,
       )
     }
-    if (this.store.full && !this.#closeQuietest()) {
+    let added = await this.store.addRoom(room)
+    // Full: the quietest room goes, and the new one takes its place (unless a room made
+    // meanwhile, on another node, took it first: the list changed all the same).
+    if (!added && (await this.#closeQuietest())) {
+      added = await this.store.addRoom(room)
+      if (!added) this.changed()
+    }
+    if (!added) {
       return refusal(ChatErrorCode.ROOMS_FULL, 'there are too many rooms, all in use: join one of the list')
     }
-    this.store.addRoom(room)
     opener.roomsOpened++
-    this.changed(this.store.rooms)
+    this.changed()
     return undefined
   }
 
   /** Forgets the room used longest ago that nobody is in; false when there is none. */
-  #closeQuietest(): boolean {
-    const busy = this.inUse()
-    const idle = this.store.quietest().find((room) => !busy.has(room))
-    return idle !== undefined && this.store.removeRoom(idle)
+  async #closeQuietest(): Promise<boolean> {
+    const busy = await this.inUse()
+    const idle = (await this.store.quietest()).find((room) => !busy.has(room))
+    return idle !== undefined && (await this.store.removeRoom(idle))
   }
 }

@@ -31,6 +31,11 @@ export const ChatErrorCode = {
   ROOMS_FULL: 'ROOMS_FULL',
   /** This session opened `Limits.roomsPerSession` rooms already. */
   TOO_MANY_ROOMS_OPENED: 'TOO_MANY_ROOMS_OPENED',
+  /**
+   * The rooms list and history cannot be reached just now (a cluster whose Redis is away): a
+   * room cannot be opened or joined. Messages to the room one is in still go out, unstored.
+   */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
 } as const
 export type ChatErrorCode = (typeof ChatErrorCode)[keyof typeof ChatErrorCode]
 
@@ -54,7 +59,15 @@ export type ChatReply = { ok: true; id: string } | (Refusal & { retryIn?: number
 
 /** The answer to joining a room: what the page needs to draw it. */
 export type JoinReply =
-  | { ok: true; room: string; history: ChatMessage[]; people: string[]; rooms: string[] }
+  | {
+      ok: true
+      room: string
+      history: ChatMessage[]
+      people: string[]
+      rooms: string[]
+      /** The version of `rooms` (see the `rooms` event). */
+      roomsVersion: number
+    }
   | Refusal
 
 /** What the page sends in its handshake. */
@@ -80,7 +93,11 @@ export interface ServerEvents {
   chat: (message: ChatMessage) => void
   presence: (update: { room: string; people: string[] }) => void
   typing: (state: { room: string; who: string; typing: boolean }) => void
-  rooms: (rooms: string[]) => void
+  /**
+   * The rooms list changed. `version` grows with each change: a page keeps the list of the
+   * highest version it heard (in a cluster, lists sent by two nodes may cross on their way).
+   */
+  rooms: (rooms: string[], version: number) => void
 }
 
 /** Limits the server enforces (the page's maxlength attributes match them). */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { type ChatMessage, DEFAULT_ROOMS, Limits } from './shared.js'
+import { ChatErrorCode, type ChatMessage, DEFAULT_ROOMS, Limits } from './shared.js'
 
 /** How much a store keeps; the chat's `Limits` unless a test asks for less. */
 export interface ChatStoreOptions {
@@ -10,23 +10,100 @@ export interface ChatStoreOptions {
 }
 
 /**
- * What the chat keeps: its rooms and the last messages of each, oldest first. This one lives in
- * memory, so a new process starts empty; give the same store to a new `buildChatApp` (or write
- * one backed by a database) to keep rooms and history across a server restart.
+ * The rooms list as the pages get it. `version` grows with every change of the list (it is
+ * never less than the time of the change, in ms, so it keeps growing across a restart): a page
+ * that hears two lists keeps the newer one, whichever node sent it and in whichever order.
  */
-export class ChatStore {
+export interface RoomList {
+  rooms: string[]
+  version: number
+}
+
+/**
+ * What the chat keeps: its rooms, the last messages of each (oldest first) and when each room
+ * was last used. Every method may reject (a store on Redis that cannot be reached): the chat
+ * then refuses what needs the store with `STORE_UNAVAILABLE`, and goes on with the rest.
+ *
+ * - `MemoryStore`: in this process; a new process starts empty. The single-process demo's.
+ * - `RedisStore` (`src/redis-store.ts`): shared by every node on one Redis, and kept while
+ *   nodes restart.
+ */
+export interface ChatStore {
+  /** The rooms, the default ones first, then in the order they were made. */
+  rooms(): Promise<RoomList>
+  hasRoom(room: string): Promise<boolean>
+  /** Adds a room (true when it is there, new or not); false when there are too many rooms. */
+  addRoom(room: string): Promise<boolean>
+  /** Forgets a room and its history; false for the default rooms, which always stay. */
+  removeRoom(room: string): Promise<boolean>
+  /** Notes that someone used the room (opened it, joined it, wrote in it). */
+  touch(room: string): Promise<void>
+  /** The rooms that may be closed (not the default ones), the one used longest ago first. */
+  quietest(): Promise<string[]>
+  /**
+   * Stores a message under a new id (unique across stores and nodes: a page remembers the ids it
+   * shows), and forgets the oldest of its room past the history size. `key` is the sender's own
+   * name for the message (see `find`).
+   */
+  add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<ChatMessage>
+  /** The message of the room's history that `from` stored under `key`, if any. */
+  find(room: string, from: string, key: string): Promise<ChatMessage | undefined>
+  /** The room's last messages, oldest first. */
+  history(room: string): Promise<ChatMessage[]>
+}
+
+/**
+ * The store could not be asked, or did not answer in time (Redis away, stopped or cut off). The
+ * chat refuses what needs the store with `ChatErrorCode.STORE_UNAVAILABLE`. `cause` is the
+ * store's own error, when there is one.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError'
+  readonly code = ChatErrorCode.STORE_UNAVAILABLE
+
+  constructor(why: string, options?: { cause?: unknown }) {
+    super(`the chat's store cannot be reached (${why})`, options)
+  }
+}
+
+/** A message as a store keeps it: with the sender's key, so that a resend is found. */
+export interface Stored {
+  message: ChatMessage
+  key?: string
+}
+
+/** True for `lobby`, `random` and `help`, which are always there. */
+export function isDefaultRoom(room: string): boolean {
+  return (DEFAULT_ROOMS as readonly string[]).includes(room)
+}
+
+/**
+ * Message ids: a random prefix of this process and a count. They must not repeat across stores
+ * or nodes: a page that stayed open through a restart, or whose session moved to another node,
+ * remembers the ids it shows, and would drop a new message that reused one.
+ */
+export function messageIds(): () => string {
+  const prefix = randomBytes(4).toString('hex')
+  let next = 0
+  return () => `${prefix}-${++next}`
+}
+
+/**
+ * The rooms and history in this process's memory, so a new process starts empty; give the same
+ * store to a new `buildChatApp` to keep rooms and history across a server restart in one process.
+ * Every answer is ready at once (the promises are for the shape `ChatStore` shares with Redis).
+ */
+export class MemoryStore implements ChatStore {
   readonly #rooms = new Set<string>(DEFAULT_ROOMS)
   readonly #messages = new Map<string, Stored[]>()
   /**
-   * When each room was last used (opened, joined, written in), as a count of uses rather than a
-   * time: two uses in the same millisecond still tell which came last.
+   * When each room was last used, as a count of uses rather than a time: two uses in the same
+   * millisecond still tell which came last.
    */
   readonly #lastUsed = new Map<string, number>()
   #uses = 0
-  // Message ids must not repeat across stores: a page that stayed open through a restart
-  // remembers the ids it shows, and would drop a new message that reused one.
-  readonly #idPrefix = randomBytes(4).toString('hex')
-  #nextId = 0
+  #version = Date.now()
+  readonly #nextId = messageIds()
   readonly #historySize: number
   readonly #maxRooms: number
 
@@ -35,77 +112,64 @@ export class ChatStore {
     this.#maxRooms = options.rooms ?? Limits.rooms
   }
 
-  get rooms(): string[] {
-    return [...this.#rooms]
+  async rooms(): Promise<RoomList> {
+    return { rooms: [...this.#rooms], version: this.#version }
   }
 
-  /** True when a new room needs another one closed first. */
-  get full(): boolean {
-    return this.#rooms.size >= this.#maxRooms
-  }
-
-  hasRoom(room: string): boolean {
+  async hasRoom(room: string): Promise<boolean> {
     return this.#rooms.has(room)
   }
 
-  /** Adds a room; false when the store is `full`. */
-  addRoom(room: string): boolean {
+  async addRoom(room: string): Promise<boolean> {
     if (this.#rooms.has(room)) return true
-    if (this.full) return false
+    if (this.#rooms.size >= this.#maxRooms) return false
     this.#rooms.add(room)
-    this.touch(room)
+    this.#changed()
+    await this.touch(room)
     return true
   }
 
-  /** Forgets a room and its history; false for the default rooms, which always stay. */
-  removeRoom(room: string): boolean {
-    if ((DEFAULT_ROOMS as readonly string[]).includes(room)) return false
+  async removeRoom(room: string): Promise<boolean> {
+    if (isDefaultRoom(room)) return false
     this.#messages.delete(room)
     this.#lastUsed.delete(room)
-    return this.#rooms.delete(room)
+    if (!this.#rooms.delete(room)) return false
+    this.#changed()
+    return true
   }
 
-  /** Notes that someone used the room (joined it, or wrote in it). */
-  touch(room: string): void {
+  async touch(room: string): Promise<void> {
     if (this.#rooms.has(room)) this.#lastUsed.set(room, ++this.#uses)
   }
 
-  /** The rooms that may be closed (not the default ones), the one used longest ago first. */
-  quietest(): string[] {
+  async quietest(): Promise<string[]> {
     return [...this.#rooms]
-      .filter((room) => !(DEFAULT_ROOMS as readonly string[]).includes(room))
+      .filter((room) => !isDefaultRoom(room))
       .sort((a, b) => (this.#lastUsed.get(a) ?? 0) - (this.#lastUsed.get(b) ?? 0))
   }
 
-  /**
-   * Stores a message under a new id, and forgets the oldest of its room past the history size.
-   * `key` is the sender's own name for the message (see `find`).
-   */
-  add(draft: Omit<ChatMessage, 'id'>, key?: string): ChatMessage {
-    const message: ChatMessage = { id: `${this.#idPrefix}-${++this.#nextId}`, ...draft }
+  async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<ChatMessage> {
+    const message: ChatMessage = { id: this.#nextId(), ...draft }
     let list = this.#messages.get(message.room)
     if (!list) {
       list = []
       this.#messages.set(message.room, list)
     }
-    list.push({ message, key })
+    list.push(key === undefined ? { message } : { message, key })
     if (list.length > this.#historySize) list.splice(0, list.length - this.#historySize)
-    this.touch(message.room)
+    await this.touch(message.room)
     return message
   }
 
-  /** The message of the room's history that `from` stored under `key`, if any. */
-  find(room: string, from: string, key: string): ChatMessage | undefined {
+  async find(room: string, from: string, key: string): Promise<ChatMessage | undefined> {
     return this.#messages.get(room)?.find((s) => s.key === key && s.message.from === from)?.message
   }
 
-  /** The room's last messages, oldest first. */
-  history(room: string): ChatMessage[] {
+  async history(room: string): Promise<ChatMessage[]> {
     return (this.#messages.get(room) ?? []).map((s) => s.message)
   }
-}
 
-interface Stored {
-  message: ChatMessage
-  key: string | undefined
+  #changed(): void {
+    this.#version = Math.max(this.#version + 1, Date.now())
+  }
 }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
-import { ChatStore } from '../src/store.js'
+import { type ChatStore, MemoryStore } from '../src/store.js'
 
 describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   let port: number
@@ -21,7 +21,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   beforeAll(async () => {
     // The page script the server hands out is built from this checkout's sources.
     await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
-    port = (await startChat(new ChatStore())).port
+    port = (await startChat(new MemoryStore())).port
     browser = await launchChromium()
   })
 
@@ -170,7 +170,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
 
   it('carries three people through a server restart: they say so, reconnect, and what they wrote meanwhile arrives', async () => {
     // Sessions die with the server; rooms and history live in the store, as in a database.
-    const store = new ChatStore()
+    const store = new MemoryStore()
     let chat = await startChat(store)
     const [noWs, noWsNoSse] = await blockingProxies(chat.port)
     const [ada, bob, cy] = await Promise.all([
@@ -228,12 +228,9 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       }
     }
     // The server stored each message once.
-    expect(
-      store
-        .history('lobby')
-        .map((m) => m.text)
-        .sort(),
-    ).toEqual(people.flatMap(({ name }) => [`${name} before`, `${name} during`]).sort())
+    expect((await store.history('lobby')).map((m) => m.text).sort()).toEqual(
+      people.flatMap(({ name }) => [`${name} before`, `${name} during`]).sort(),
+    )
     // The banner goes once the chat is back.
     await each(({ page }) =>
       page.waitForFunction(() => document.querySelector<HTMLElement>('#banner')?.hidden === true, null, {
@@ -317,7 +314,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   })
 
   it('sends a message written after a click on another room to that room, even before the server answered the click', async () => {
-    const store = new ChatStore()
+    const store = new MemoryStore()
     const chat = await startChat(store)
     // Joins wait at the server's door while `gate` is set: the page's click stays unanswered.
     let gate: Promise<void> | undefined
@@ -340,8 +337,8 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await waitForDelivered(page, 1)
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
     expect(await texts(page)).toEqual(['for help'])
-    expect(store.history('help').map((m) => m.text)).toEqual(['for help'])
-    expect(store.history('lobby')).toEqual([])
+    expect((await store.history('help')).map((m) => m.text)).toEqual(['for help'])
+    expect(await store.history('lobby')).toEqual([])
 
     // A room the server refuses: the page stays in #help, and what was written for the other
     // room is not sent to this one.
@@ -356,7 +353,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.waitForSelector('#messages .tick[data-state="failed"]', { timeout: 10_000 })
     expect(await page.textContent('#error')).toMatch(/^not sent: room names are/)
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
-    expect(store.history('help').map((m) => m.text)).toEqual(['for help'])
+    expect((await store.history('help')).map((m) => m.text)).toEqual(['for help'])
     await page.context().close()
     await stopChat(chat.app)
   })

@@ -44,6 +44,8 @@ const held = new HeldMessages()
 let drawn: string | undefined
 /** Ids of the messages in the list, so that none shows twice. */
 const shown = new Set<string>()
+/** The newest rooms list heard, and its version (see `drawRooms`). */
+let roomList = { rooms: [] as string[], version: Number.NEGATIVE_INFINITY }
 /** Ticks of messages written while offline: the client keeps them and sends them on connect. */
 const waiting = new Set<Tick>()
 /** Why each transport is the one in use, kept for a reconnect that goes straight back to it. */
@@ -132,7 +134,7 @@ function start(): void {
   s.on('typing', (state) => {
     if (state.room === room && state.who !== nickname) view.typing(state.who, state.typing)
   })
-  s.on('rooms', (rooms) => view.rooms(rooms, room))
+  s.on('rooms', drawRooms)
 }
 
 /** The banner while offline: what happened, which attempt this is, and what waits to be sent. */
@@ -217,10 +219,19 @@ function draw(reply: Extract<JoinReply, { ok: true }>): void {
     shown.clear()
     view.clearMessages()
   }
-  view.rooms(reply.rooms, room)
+  drawRooms(reply.rooms, reply.roomsVersion)
   view.people(reply.people)
   for (const message of reply.history) show(message)
   held.arrived(room)
+}
+
+/**
+ * Draws the rooms list, or the newest one drawn so far if that one is newer: in a cluster, the
+ * lists that two nodes send (and a join's reply) may arrive in another order than they were made.
+ */
+function drawRooms(rooms: string[], version: number): void {
+  if (version >= roomList.version) roomList = { rooms, version }
+  view.rooms(roomList.rooms, room)
 }
 
 /** Draws a message once; `announce`: a new one, which screen readers read out (not history). */
