@@ -1,18 +1,21 @@
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { AdapterFactory } from '@parley/server'
 import { createClient } from 'redis'
+import { RedisStore } from './redis-store.js'
 
 export interface ChatCluster {
   /** The adapter for `buildChatApp({ adapter })`. */
   adapter: AdapterFactory
+  /** The rooms and history every node on this Redis shares, for `buildChatApp({ store })`. */
+  store: RedisStore
   /** Closes the Redis connection (after the app closed). */
   close(): Promise<void>
 }
 
 /**
  * Connects to Redis and makes the adapter that joins this chat server to the others on the
- * same Redis: presence, messages and typing reach people on every node. Each node keeps its own
- * rooms list and history (`ChatStore` is in memory).
+ * same Redis (presence, messages and typing reach people on every node), and the store they
+ * share (the rooms list and each room's history). One connection serves both.
  */
 export async function connectRedis(
   url: string,
@@ -41,6 +44,7 @@ export async function connectRedis(
   // Kept so that close() can end the adapter's own subscriber connection before the client.
   let adapter: RedisAdapter | undefined
   return {
+    store: new RedisStore(client),
     adapter: (sockets) => {
       adapter = factory(sockets)
       return adapter

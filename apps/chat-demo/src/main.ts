@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import type { AdapterFactory } from '@parley/server'
 import { buildChatApp } from './app.js'
 import { connectRedis } from './cluster.js'
+import type { ChatStore } from './store.js'
 
 // `pnpm demo --port 3001` or `PORT=3001 pnpm demo`; HOST=127.0.0.1 keeps it off the network.
 // `--redis redis://127.0.0.1:6379` (or REDIS_URL) makes this server one node of several.
@@ -25,6 +26,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 }
 
 let adapter: AdapterFactory | undefined
+let store: ChatStore | undefined
 let closeRedis = async () => {}
 if (redisUrl) {
   try {
@@ -35,6 +37,7 @@ if (redisUrl) {
       values.address ?? process.env.PARLEY_ADDRESS ?? (port !== 0 ? `http://${local}:${port}` : undefined)
     const cluster = await connectRedis(redisUrl, { label, ...(address ? { address } : {}) })
     adapter = cluster.adapter
+    store = cluster.store
     closeRedis = cluster.close
   } catch (error) {
     console.error(`${label}: cannot reach Redis at ${redisUrl}: ${(error as Error).message}`)
@@ -42,7 +45,11 @@ if (redisUrl) {
   }
 }
 
-const app = await buildChatApp({ logger: process.env.LOG === '1', ...(adapter ? { adapter } : {}) })
+const app = await buildChatApp({
+  logger: process.env.LOG === '1',
+  ...(adapter ? { adapter } : {}),
+  ...(store ? { store } : {}),
+})
 try {
   await app.listen({ port, host })
 } catch (error) {

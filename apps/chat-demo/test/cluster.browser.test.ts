@@ -1,6 +1,7 @@
 // The chat demo on three nodes (one Redis) behind nginx round-robin, in headless Chromium:
 // three people on three transports, each page on whichever node the balancer picks for each
-// request. They see each other, and each other's messages once and in order.
+// request. They see each other, and each other's messages once and in order; a room made
+// through one node is in every page's list, with its history.
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -38,7 +39,7 @@ describe.skipIf(skips.some(Boolean))('chat demo on three nodes behind nginx, in 
         label: `node ${i + 1}`,
         address: `http://127.0.0.1:${port}`,
       })
-      const app = await buildChatApp({ adapter: cluster.adapter })
+      const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
       await app.listen({ port, host: '127.0.0.1' })
       nodes.push({ app, cluster, port })
     }
@@ -131,6 +132,23 @@ describe.skipIf(skips.some(Boolean))('chat demo on three nodes behind nginx, in 
         { timeout: 10_000 },
       )
     }
+
+    // One store for all nodes: a room made through one node is in every page's list, whichever
+    // node sent it, and a page opening it (on its own node) gets the history written there.
+    await pages[0]!.fill('#room-name', 'plans')
+    await pages[0]!.click('#new-room button')
+    await pages[0]!.waitForSelector('#rooms [data-room="plans"][aria-current="true"]')
+    await pages[0]!.fill('#text', 'ada in plans')
+    await pages[0]!.click('#composer button')
+    await pages[0]!.waitForSelector('#messages .tick[data-state="delivered"]')
+    for (const page of pages) await page.waitForSelector('#rooms [data-room="plans"]', { timeout: 10_000 })
+    const lists = await Promise.all(
+      pages.map((page) => page.$$eval('#rooms button', (items) => items.map((i) => i.dataset.room))),
+    )
+    expect(lists).toEqual(pages.map(() => ['lobby', 'random', 'help', 'plans']))
+    await pages[2]!.click('#rooms [data-room="plans"]')
+    await pages[2]!.waitForSelector('#rooms [data-room="plans"][aria-current="true"]')
+    expect(await texts(pages[2]!)).toEqual(['ada in plans'])
 
     for (const page of pages) await page.context().close()
     // Nothing sticky: the Parley requests went to every node (nginx logs a request, a stream or

@@ -1,0 +1,213 @@
+import { type ChatMessage, DEFAULT_ROOMS, Limits } from './shared.js'
+import {
+  type ChatStore,
+  type ChatStoreOptions,
+  isDefaultRoom,
+  messageIds,
+  type RoomList,
+  type Stored,
+  StoreUnavailableError,
+} from './store.js'
+
+/** What the store needs of a node-redis client (the one `connectRedis` makes). */
+export interface StoreClient {
+  /** True while a command can be sent at once (connected, not reconnecting). */
+  readonly isReady: boolean
+  sendCommand(args: string[]): Promise<unknown>
+}
+
+export interface RedisStoreOptions extends ChatStoreOptions {
+  /** Every key starts with this. Default `chat:`. */
+  prefix?: string
+  /** The longest wait for Redis to answer one command, in ms. Default 2000. */
+  timeout?: number
+}
+
+// Defines bump(key), which sets the rooms list's version (at `key`) to one more than the last,
+// and never less than Redis' clock in ms: it still grows after Redis lost its data (RoomList).
+const BUMP = `
+local function bump(key)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local version = math.max((tonumber(redis.call('GET', key)) or 0) + 1, now)
+  redis.call('SET', key, version)
+  return version
+end`
+
+/** KEYS: rooms, used, version, uses. ARGV: room, most rooms apart from the default ones. */
+const ADD_ROOM = `${BUMP}
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], bump(KEYS[3]), ARGV[1])
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
+return 1`
+
+/** KEYS: rooms, used, version, history. ARGV: room. */
+const REMOVE_ROOM = `${BUMP}
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+bump(KEYS[3])
+return 1`
+
+/** KEYS: used, uses. ARGV: room. Only a room that is there (the default ones never are). */
+const TOUCH = `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
+end`
+
+/**
+ * KEYS: history, rooms, used, uses. ARGV: the stored message, history size, room, '1' for a
+ * default room. A room another node forgot meanwhile gets no history back: 0.
+ */
+const ADD_MESSAGE = `
+if ARGV[4] ~= '1' and not redis.call('ZSCORE', KEYS[2], ARGV[3]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[3])
+end
+return 1`
+
+/** KEYS: rooms, version. The rooms in the order they were made, and the list's version. */
+const ROOMS = `${BUMP}
+local version = redis.call('GET', KEYS[2]) or bump(KEYS[2])
+return { redis.call('ZRANGE', KEYS[1], 0, -1), tostring(version) }`
+
+/**
+ * The rooms and history in Redis, shared by every node of a cluster and kept while nodes
+ * restart. Keys (after the prefix): `rooms` (a sorted set of the rooms made, by when), `used`
+ * (the same rooms, by when each was last used: the quietest goes first when a new room needs
+ * its place), `uses` and `version` (counters), and `history:<room>` (a list of the last
+ * `history` messages, oldest first, as JSON). The default rooms are never in the sets: they are
+ * always there, even in an empty Redis.
+ *
+ * Every command is bounded: while Redis is not connected, or has left a command unanswered for
+ * `timeout`, a call rejects at once with `StoreUnavailableError`; otherwise it waits at most
+ * `timeout`. (node-redis by itself would hold a command until Redis answers, however long.)
+ */
+export class RedisStore implements ChatStore {
+  readonly #client: StoreClient
+  readonly #key: (name: string) => string
+  readonly #timeout: number
+  readonly #historySize: number
+  /** Rooms at most besides the default ones. */
+  readonly #maxMade: number
+  readonly #nextId = messageIds()
+  /** When each command still unanswered was sent. */
+  readonly #unanswered = new Set<{ at: number }>()
+
+  constructor(client: StoreClient, options: RedisStoreOptions = {}) {
+    this.#client = client
+    const prefix = options.prefix ?? 'chat:'
+    this.#key = (name) => `${prefix}${name}`
+    this.#timeout = options.timeout ?? 2000
+    this.#historySize = options.history ?? Limits.history
+    this.#maxMade = (options.rooms ?? Limits.rooms) - DEFAULT_ROOMS.length
+  }
+
+  async rooms(): Promise<RoomList> {
+    const [made, version] = (await this.#eval(ROOMS, [this.#key('rooms'), this.#key('version')], [])) as [
+      string[],
+      string,
+    ]
+    return { rooms: [...DEFAULT_ROOMS, ...made], version: Number(version) }
+  }
+
+  async hasRoom(room: string): Promise<boolean> {
+    if (isDefaultRoom(room)) return true
+    return (await this.#send(['ZSCORE', this.#key('rooms'), room])) !== null
+  }
+
+  async addRoom(room: string): Promise<boolean> {
+    if (isDefaultRoom(room)) return true
+    const keys = ['rooms', 'used', 'version', 'uses'].map(this.#key)
+    return (await this.#eval(ADD_ROOM, keys, [room, String(this.#maxMade)])) === 1
+  }
+
+  async removeRoom(room: string): Promise<boolean> {
+    if (isDefaultRoom(room)) return false
+    const keys = ['rooms', 'used', 'version', `history:${room}`].map(this.#key)
+    return (await this.#eval(REMOVE_ROOM, keys, [room])) === 1
+  }
+
+  async touch(room: string): Promise<void> {
+    await this.#eval(TOUCH, [this.#key('used'), this.#key('uses')], [room])
+  }
+
+  async quietest(): Promise<string[]> {
+    return (await this.#send(['ZRANGE', this.#key('used'), '0', '-1'])) as string[]
+  }
+
+  async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<ChatMessage> {
+    const message: ChatMessage = { id: this.#nextId(), ...draft }
+    const stored: Stored = key === undefined ? { message } : { message, key }
+    const keys = [`history:${message.room}`, 'rooms', 'used', 'uses'].map(this.#key)
+    const args = [JSON.stringify(stored), String(this.#historySize), message.room]
+    await this.#eval(ADD_MESSAGE, keys, [...args, isDefaultRoom(message.room) ? '1' : '0'])
+    return message
+  }
+
+  async find(room: string, from: string, key: string): Promise<ChatMessage | undefined> {
+    return (await this.#stored(room)).find((s) => s.key === key && s.message.from === from)?.message
+  }
+
+  async history(room: string): Promise<ChatMessage[]> {
+    return (await this.#stored(room)).map((s) => s.message)
+  }
+
+  async #stored(room: string): Promise<Stored[]> {
+    const items = (await this.#send(['LRANGE', this.#key(`history:${room}`), '0', '-1'])) as string[]
+    const list: Stored[] = []
+    for (const item of items) {
+      // Whatever else wrote under these keys is skipped, not thrown on.
+      try {
+        const stored = JSON.parse(item) as Stored
+        if (typeof stored?.message?.id === 'string') list.push(stored)
+      } catch {}
+    }
+    return list
+  }
+
+  #eval(script: string, keys: string[], args: string[]): Promise<unknown> {
+    return this.#send(['EVAL', script, String(keys.length), ...keys, ...args])
+  }
+
+  #send(args: string[]): Promise<unknown> {
+    if (!this.#client.isReady) return Promise.reject(new StoreUnavailableError('not connected'))
+    const oldest = this.#unanswered.values().next().value
+    if (oldest && Date.now() - oldest.at >= this.#timeout) {
+      return Promise.reject(
+        new StoreUnavailableError(`a command has waited for an answer for ${this.#timeout} ms or more`),
+      )
+    }
+    const entry = { at: Date.now() }
+    this.#unanswered.add(entry)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new StoreUnavailableError(`no answer within ${this.#timeout} ms`)),
+        this.#timeout,
+      )
+      const done = () => {
+        clearTimeout(timer)
+        this.#unanswered.delete(entry)
+      }
+      let sent: Promise<unknown>
+      try {
+        sent = this.#client.sendCommand(args)
+      } catch (error) {
+        sent = Promise.reject(error)
+      }
+      sent.then(
+        (value) => {
+          done()
+          resolve(value)
+        },
+        (error: unknown) => {
+          done()
+          reject(new StoreUnavailableError((error as Error)?.message ?? String(error), { cause: error }))
+        },
+      )
+    })
+  }
+}
