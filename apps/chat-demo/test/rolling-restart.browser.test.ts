@@ -267,6 +267,15 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
         'cy',
       ])
     }
-    for (const page of pages) await page.context().close()
+    // Every node is a new process now, and the history is still whole: it is in Redis. Someone
+    // who comes in after the restart gets every message of the room, once.
+    const late = await join('dee', 'websocket')
+    await late.waitForFunction(
+      (count) => document.querySelectorAll('#messages li:not(.notice)').length >= count,
+      total,
+      { timeout: 10_000 },
+    )
+    expect((await texts(late)).sort()).toEqual((await texts(pages[0]!)).sort())
+    for (const page of [...pages, late]) await page.context().close()
   }, 60_000)
 })
