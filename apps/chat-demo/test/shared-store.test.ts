@@ -32,6 +32,8 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
   beforeAll(async () => {
     redis = await startRedis()
     admin = createClient({ url: redis.url })
+    // A test stops Redis: this client reconnects by itself, and has nothing to say meanwhile.
+    admin.on('error', () => {})
     await admin.connect()
   })
 
@@ -171,6 +173,28 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     await expect
       .poll(() => join(ann, 'elsewhere').then((r) => r.ok), { timeout: 5000, interval: 200 })
       .toBe(true)
+  })
+
+  it('refuses at once while Redis is down, and goes on with an empty Redis that comes back', async () => {
+    const a = await node('a')
+    const ann = await person('ann', a.url)
+    await join(ann, 'before')
+    expect(await say(ann, 'before', 'gone with redis')).toMatchObject({ ok: true })
+
+    await redis.stop()
+    const started = Date.now()
+    expect(await join(ann, 'lobby')).toMatchObject({ ok: false, code: ChatErrorCode.STORE_UNAVAILABLE })
+    // Not connected: no wait for an answer at all.
+    expect(Date.now() - started).toBeLessThan(1000)
+
+    // Restarted without its data: the default rooms are there all the same, the rest is gone.
+    await redis.restart()
+    await expect
+      .poll(() => join(ann, 'lobby').then((r) => r.ok), { timeout: 10_000, interval: 200 })
+      .toBe(true)
+    const reply = await join(ann, 'before')
+    expect(reply).toMatchObject({ ok: true, rooms: [...DEFAULT_ROOMS, 'before'] })
+    expect(texts(reply)).toEqual([])
   })
 
   describe('RedisStore', () => {
