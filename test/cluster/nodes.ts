@@ -1,91 +1,14 @@
 // Starts cluster nodes (./node.ts) as processes of their own, on free loopback ports, and
 // stops them: SIGTERM for a clean shutdown, SIGKILL for a crash. Each runs from the
 // TypeScript sources (test/tsconfig.json maps @parley/* to packages/*/src), like the tests,
-// compiled once per test process into one file (see `compiledNode`).
+// compiled once per test process into one file (see `compiledScript`).
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs'
-import { isBuiltin } from 'node:module'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { build, type Plugin } from 'esbuild'
+import { fileURLToPath } from 'node:url'
+import { compiledScript } from '../support/compiled-script.js'
 import { freePort } from '../support/redis-server.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const script = fileURLToPath(new URL('./node.ts', import.meta.url))
-const tsconfig = fileURLToPath(new URL('../tsconfig.json', import.meta.url))
-
-let compiled: Promise<string> | undefined
-
-/**
- * The path of node.ts compiled to one JavaScript file, with the Parley packages' sources it
- * imports: the same code as under tsx, which took about 2 s to start each node where the
- * compiled file takes well under one. Compiled once per process, on first use. The file is
- * named after its content, in the system's temporary folder (never in the repository): test
- * files running side by side write it once between them, and a changed source gets a new one.
- */
-export function compiledNode(): Promise<string> {
-  compiled ??= compile().catch((error: unknown) => {
-    // Tried again by the next start (a syntax error being fixed in watch mode).
-    compiled = undefined
-    throw error
-  })
-  return compiled
-}
-
-async function compile(): Promise<string> {
-  const result = await build({
-    entryPoints: [script],
-    bundle: true,
-    write: false,
-    platform: 'node',
-    format: 'esm',
-    // What tsx compiled for: the Node that runs it.
-    target: `node${process.versions.node}`,
-    tsconfig,
-    // Node's own conditions: without this, esbuild would also pick a package's `module` entry.
-    conditions: [],
-    plugins: [installedPackages],
-    logLevel: 'error',
-  })
-  const code = result.outputFiles[0]!.contents
-  const dir = path.join(tmpdir(), 'parley-cluster-node')
-  const file = path.join(dir, `${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`)
-  if (!existsSync(file)) {
-    mkdirSync(dir, { recursive: true })
-    // Whole or not at all: another test process may be reading it already.
-    const partial = `${file}.${process.pid}`
-    writeFileSync(partial, code)
-    renameSync(partial, file)
-  }
-  return file
-}
-
-/**
- * Leaves installed packages (fastify, redis, ws...) out of the compiled file, each imported by
- * the full path of the file Node would have loaded from where the source imports it, since the
- * compiled file sits where no node_modules can be found. The Parley packages are compiled in:
- * test/tsconfig.json maps them to their sources.
- */
-const installedPackages: Plugin = {
-  name: 'installed-packages',
-  setup(context) {
-    context.onResolve({ filter: /^[^./]/ }, async (args) => {
-      if (args.pluginData === installedPackages || isBuiltin(args.path) || args.path.startsWith('@parley/')) {
-        return undefined
-      }
-      const found = await context.resolve(args.path, {
-        kind: args.kind,
-        importer: args.importer,
-        resolveDir: args.resolveDir,
-        pluginData: installedPackages,
-      })
-      if (found.errors.length > 0) return { errors: found.errors }
-      return { path: pathToFileURL(found.path).href, external: true }
-    })
-  },
-}
 
 export interface ClusterNode {
   readonly name: string
@@ -154,7 +77,7 @@ export async function startNode(
 ): Promise<ClusterNode> {
   // A port chosen here, so that the node knows the address it publishes before it listens.
   const port = options.port ?? (await freePort())
-  const file = await compiledNode()
+  const file = await compiledScript(script)
   const child = spawn(
     process.execPath,
     [

@@ -10,6 +10,7 @@ import type { Browser, Page } from 'playwright-core'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { compiledScript } from '../../../test/support/compiled-script.js'
 import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
 import {
   freePort,
@@ -22,8 +23,9 @@ import {
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
 
 const appDir = fileURLToPath(new URL('..', import.meta.url))
-// The nodes run src/main.ts from the sources, as the tests do (@parley/* mapped to packages/*/src).
-const tsconfig = fileURLToPath(new URL('../../../test/tsconfig.json', import.meta.url))
+// The nodes run src/main.ts from the sources, as the tests do (@parley/* mapped to packages/*/src),
+// compiled once into one file.
+const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
 /** One chat node: a process of its own, so that SIGTERM runs the demo's own drain-then-close. */
 interface ChatNode {
@@ -35,11 +37,10 @@ interface ChatNode {
 }
 
 /** Starts `src/main.ts` as a cluster node on `port` (loopback); resolves once it listens. */
-function startNode(name: string, port: number, redisUrl: string): Promise<ChatNode> {
+async function startNode(name: string, port: number, redisUrl: string): Promise<ChatNode> {
   const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+  const child = spawn(process.execPath, [await compiledScript(main), ...args], {
     cwd: appDir,
-    env: { ...process.env, TSX_TSCONFIG_PATH: tsconfig },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
