@@ -85,6 +85,23 @@ export async function closeAll(): Promise<void> {
   for (const server of open) await server.close()
 }
 
+/**
+ * A fetch for a polling client that polls at a slow pace: each GET goes out `ms` after the call.
+ *
+ * A closing server keeps a CLOSE for the next GET of a client between two polls, and waits for
+ * that GET as long as the client's own pace allows: four times its slowest recent turnaround
+ * (answer to next GET), 100 ms at the least, from the last answer. A client that polls at once
+ * is given those 100 ms, which a loaded machine can use up before the GET (or even the close)
+ * comes; a test whose client must get the CLOSE makes it poll at this pace, and is then given
+ * four times `ms` for the GET that comes `ms` after the answer.
+ */
+export function pacedFetch(ms: number): typeof fetch {
+  return async (input, init) => {
+    if ((init?.method ?? 'GET') === 'GET') await new Promise((resolve) => setTimeout(resolve, ms))
+    return fetch(input, init)
+  }
+}
+
 export function memoryStorage() {
   const map = new Map<string, string>()
   return {

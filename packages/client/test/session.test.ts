@@ -10,7 +10,7 @@ import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { STABLE_MS } from '../src/fallback.js'
 import type { Socket } from '../src/socket.js'
-import { client, closeClients, next, startServer, type TestServer, until } from './helpers.js'
+import { client, closeClients, next, pacedFetch, startServer, type TestServer, until } from './helpers.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -256,7 +256,10 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
         socket.emit('ask', 'late', () => {})
       })
     })
-    const socket = client(first.server.url, { transports: [transport] })
+    // The CLOSE 'server shutdown' must reach the client. A polling client gets it in its next
+    // GET, which the server waits for only as long as the client's pace allows (see pacedFetch).
+    const paced = transport === 'polling' ? { fetch: pacedFetch(250) } : {}
+    const socket = client(first.server.url, { transports: [transport], ...paced })
     const seen = watch(socket)
     socket.on('ask', (what: string, ack: (reply: string) => void) => {
       if (what === 'first') ack(`to ${what}`)

@@ -6,6 +6,7 @@ import {
   client,
   closeAll,
   next,
+  pacedFetch,
   parleyOf,
   type ServerSocket,
   startServer,
@@ -17,27 +18,23 @@ let server: TestServer | undefined
 afterEach(closeAll)
 
 /**
- * A client that polls at a slow pace, PACE_MS after each answer, and a gate for its GETs: while
- * `held`, the next GET waits for `release()`, and the client is between two GETs.
+ * A client that polls at a slow pace (see `pacedFetch`), and a gate for its GETs: while `held`,
+ * the next GET waits for `release()`, and the client is between two GETs.
  *
- * The pace is what makes the test sound. A closing server waits for the next GET of a client
- * between two answers only as long as that client's own turnaround allows (four times its
- * slowest recent one, 100 ms at the least), counted from the answer. The held GET is let go
- * once the server is closing, after the test's own steps (the emit, the close, the drain),
- * which a loaded machine can stretch past 100 ms: a client that polled at once would then be
- * given up on, and its GET find the server gone. Polling at PACE_MS, it is given four times
- * as long, and its held GET, released well within that, is one the server waits for.
+ * The pace is what makes the test sound. The held GET is let go once the server is closing,
+ * after the test's own steps (the emit, the close, the drain), which a loaded machine can
+ * stretch past the 100 ms a client that polls at once is given: the server would give up on it,
+ * and its GET find the server gone. A client polling at PACE_MS is given four times as long,
+ * and its held GET, released well within that, is one the server waits for.
  */
 function gatedFetch() {
   const gate = { held: false, waiting: 0, release: () => {} }
   let opened = Promise.resolve()
+  const paced = pacedFetch(PACE_MS)
   const fetchFn: typeof fetch = async (input, init) => {
-    if ((init?.method ?? 'GET') === 'GET') {
-      if (gate.held) {
-        gate.waiting++
-        await opened
-      } else await sleep(PACE_MS)
-    }
+    if (!gate.held || (init?.method ?? 'GET') !== 'GET') return paced(input, init)
+    gate.waiting++
+    await opened
     return fetch(input, init)
   }
   const hold = () => {
@@ -54,7 +51,6 @@ function gatedFetch() {
 
 /** The client's pace: the time from an answer to its next GET. */
 const PACE_MS = 250
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const closed = (app: FastifyInstance) => (app as unknown as { parley: { closed: boolean } }).parley.closed
 
