@@ -64,10 +64,17 @@ describe.each([{}, { return503OnClosing: false }])('a shutdown (Fastify options 
       fastifyOptions,
     )
     const { gate, hold, fetchFn } = gatedFetch()
-    const socket = client(server.url, { transports: ['polling'], fetch: fetchFn, reconnection: false })
+    // One try only (reconnection off), and the first handshake of a cold process on a loaded
+    // machine can take longer than the helpers' 800 ms: the test is about the GET, not this.
+    const socket = client(server.url, {
+      transports: ['polling'],
+      fetch: fetchFn,
+      reconnection: false,
+      connectTimeout: 5000,
+    })
     const got: string[] = []
     socket.on('news', (text: string) => got.push(text))
-    await next(socket, 'connect')
+    await next(socket, 'connect', 6000)
     hold()
     // The held GET answers this; the client's next GET then waits at the gate.
     sockets[0]!.emit('news', 'last before the shutdown')
