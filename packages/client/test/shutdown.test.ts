@@ -88,4 +88,29 @@ describe.each([{}, { return503OnClosing: false }])('a shutdown (Fastify options 
     expect(reason).toBe('server shutdown')
     await closing
   })
+
+  it('reaches a polling client whose listener takes a while over what came just before', async () => {
+    const sockets: ServerSocket[] = []
+    server = await startServer(
+      (app) => parleyOf(app).on('connection', (socket) => sockets.push(socket)),
+      {},
+      0,
+      fastifyOptions,
+    )
+    const socket = client(server.url, { transports: ['polling'], reconnection: false, connectTimeout: 5000 })
+    // An application that renders what came for 200 ms: the client's next GET waits for it.
+    socket.on('news', () => {
+      const end = performance.now() + 200
+      while (performance.now() < end) {}
+    })
+    await next(socket, 'connect', 6000)
+    // Polls that come back at once: the server expects this client's GETs quickly.
+    await new Promise((r) => setTimeout(r, 200))
+    const disconnected = next<[string]>(socket, 'disconnect', 5000)
+    sockets[0]!.emit('news', 'last before the shutdown')
+    const closing = server.app.close()
+    const [reason] = await disconnected
+    expect(reason).toBe('server shutdown')
+    await closing
+  })
 })

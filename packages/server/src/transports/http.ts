@@ -5,8 +5,12 @@ import { BaseTransport, type HttpSide, type Outgoing } from './transport.js'
 /** How long a client that was never measured may take to send the GET it is about to send. */
 export const NEXT_GET_UNMEASURED_MS = 1000
 
-/** The least a client between two polls is given, however fast it was so far. */
-const NEXT_GET_MIN_MS = 100
+/**
+ * The least a client between two polls is given, however fast it was so far: a page that polled
+ * again at once may still spend a while on what the last answer brought (its listeners run
+ * before its next GET goes), and missing the GET costs it the CLOSE and its `retryAfter`.
+ */
+const NEXT_GET_MIN_MS = 500
 
 /**
  * The time a client with `turnaround` (its slowest recent time from an answer to its next

@@ -36,7 +36,7 @@ describe('a polling transport', () => {
     expect(first.body).toBe('[2]')
     now += 90
     expect(transport.nextGetWithin()).toBe(4 * 300 - 90)
-    // A faster turn brings the measure down gradually, never below 100 ms.
+    // A faster turn brings the measure down gradually, never below 500 ms.
     now += 10
     transport.hold(response(), {})
     transport.send(outgoing({ type: PacketType.PING }))
