@@ -57,10 +57,14 @@ export const parleyOf = (app: FastifyInstance): TestParley =>
 
 const sockets = new Set<Socket>()
 
-/** A client with short test timings; closed by `closeClients()`. */
+/**
+ * A client with short test timings; closed by `closeClients()`. One with `reconnection: false`
+ * has a single try: it gets 5 s to connect unless told otherwise, since the first handshake of a
+ * cold process on a loaded machine can take longer than 800 ms and nothing would follow it.
+ */
 export function client(url: string, options: ClientOptions = {}): Socket {
   const s = connect(url, {
-    connectTimeout: 800,
+    connectTimeout: options.reconnection === false ? 5000 : 800,
     reconnectionDelay: 50,
     reconnectionDelayMax: 200,
     ackTimeout: 2000,
