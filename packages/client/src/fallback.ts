@@ -520,7 +520,10 @@ export class Connection {
     }, delay)
   }
 
-  /** Probes `name`; when it fails, the transports after it (worse ones) at once, in order. */
+  /**
+   * Probes `name`; when it fails, the transports after it (worse ones) at once, in order. Never
+   * given an empty list (hence `name!`).
+   */
   async #tryProbe([name, ...worse]: TransportName[]): Promise<void> {
     if (this.state !== 'open') return
     const run = this.#run
