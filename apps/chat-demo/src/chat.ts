@@ -91,24 +91,18 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
   /** When each socket's last typing signal was passed on. */
   const lastTyping = new WeakMap<ChatSocket, number>()
 
-  /** Each socket's last room change, which the next one waits for. */
-  const moves = new WeakMap<ChatSocket, Promise<void>>()
   /** The room each socket's last change goes to (it may still be under way). */
   const heading = new WeakMap<ChatSocket, string>()
 
   /**
-   * Puts the socket in `room` (and out of any other chat room). One change at a time per
-   * socket: two that overlapped (a person clicking through rooms) would each see the socket
-   * still in the room they start from, and leave it in two rooms.
+   * Puts the socket in `room` (and out of any other chat room). Called only from a socket's
+   * joins and messages, which run in turn (see `inTurn`): two changes that overlapped (a person
+   * clicking through rooms) would each see the socket still in the room they start from, and
+   * leave it in two rooms.
    */
   function enter(socket: ChatSocket, room: string): Promise<void> {
     heading.set(socket, room)
-    const move = (moves.get(socket) ?? Promise.resolve()).then(() => moveTo(socket, room))
-    moves.set(
-      socket,
-      move.catch(() => {}),
-    )
-    return move
+    return moveTo(socket, room)
   }
 
   async function moveTo(socket: ChatSocket, room: string): Promise<void> {
