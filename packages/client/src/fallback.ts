@@ -52,11 +52,12 @@ import {
  * once, a refusal of the client (middleware, origin, version) ends the attempt. A HELLO that
  * asked to resume an ended session may be answered with that session's CLOSE: the session
  * handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
- * connectTimeout: a proxy that buffers it) is tried last and never probed until it works. Every
- * transport callback first checks that its transport is still the current one, so a replaced
- * transport can never touch the session. close() during a handshake
- * or a probe leaves that transport to its answer: an OPEN there gets the goodbye (CLOSE 'client
- * disconnect'), since the server may hold the session on that transport by then.
+ * connectTimeout: a proxy that buffers it) is tried last and never probed until it works, or
+ * until its mark lapses (TransportMemory). Every transport callback first checks that its
+ * transport is still the current one, so a replaced transport can never touch the session.
+ * close() during a handshake or a probe leaves that transport to its answer: an OPEN there gets
+ * the goodbye (CLOSE 'client disconnect'), since the server may hold the session on that
+ * transport by then.
  *
  * Backoff (exponential, full jitter by default) paces every way back into "connecting": failed
  * attempts, CLOSE, and a transport lost again before it was up for STABLE_MS. So no packet,
@@ -149,13 +150,6 @@ export class Connection {
   #lostReason: CloseReason = 'transport close'
   readonly #backoff: Backoff
   #probeFailures = 0
-  /**
-   * Event streams that opened but brought nothing within connectTimeout, most often behind a
-   * proxy that buffers them: tried last, and never probed, until one works. A probe there would
-   * move the session onto a stream the client cannot read, and cost a resume each time.
-   * Remembered with the transport (see TransportMemory).
-   */
-  #stalled = new Set<TransportName>()
   #unlisten: AbortController | undefined
 
   readonly #opts: ConnectionOptions
@@ -185,7 +179,6 @@ export class Connection {
   open(): void {
     if (this.state !== 'idle') return
     this.#backoff.reset()
-    this.#stalled = new Set(this.#memory.stalled())
     this.#listen()
     void this.#connect('connect')
   }
@@ -295,8 +288,8 @@ export class Connection {
   #order(after?: TransportName): TransportName[] {
     const list = this.#allowed()
     const i = after ? list.indexOf(after) + 1 : Math.max(0, list.indexOf(this.#memory.get() as TransportName))
-    const stalled = this.#stalled
-    return [...list.slice(i), ...list.slice(0, i)].sort((a, b) => +stalled.has(a) - +stalled.has(b))
+    const stalled = this.#memory.stalled()
+    return [...list.slice(i), ...list.slice(0, i)].sort((a, b) => +stalled.includes(a) - +stalled.includes(b))
   }
 
   async #connect(why: 'connect' | 'resume', after?: TransportName): Promise<void> {
@@ -412,7 +405,7 @@ export class Connection {
   /** A try of `name` failed with `err`: notes a stalled stream, and says what the failure was. */
   #failed(name: TransportName, err: unknown): ParleyError<string> {
     const error = asParleyError(err)
-    if (error.details?.stalled) this.#stalled.add(name)
+    if (error.details?.stalled) this.#memory.stall(name)
     return error
   }
 
@@ -440,8 +433,7 @@ export class Connection {
     this.#quietUntil = 0
     this.#watchStability()
     if (old && old !== t) old.close(true)
-    this.#stalled.delete(t.name)
-    this.#memory.set(t.name, this.#stalled)
+    this.#memory.set(t.name)
     // The session applies OPEN (and resends what the server lacks) before any packet that came
     // after OPEN on this transport is delivered.
     this.#host.opened(open, t.name, before, why, attempt)
@@ -505,8 +497,9 @@ export class Connection {
     const t = this.#current
     if (!t || this.#probeTimer !== undefined) return
     const allowed = this.#allowed()
+    const stalled = this.#memory.stalled()
     const better = BEST_FIRST.slice(0, BEST_FIRST.indexOf(t.name)).filter(
-      (name) => allowed.includes(name) && this.#serverTransports?.includes(name) && !this.#stalled.has(name),
+      (name) => allowed.includes(name) && this.#serverTransports?.includes(name) && !stalled.includes(name),
     )
     if (!better[0]) return
     const delay = Math.min(

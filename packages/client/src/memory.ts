@@ -34,7 +34,9 @@ export function pickStorage(given?: StorageLike): StorageLike {
 /**
  * Remembers, per server, the transport that last worked, and the event streams that stalled
  * (opened, then brought nothing: a proxy that buffers them), which the client tries last and
- * never probes.
+ * never probes. Each has a time of its own: every open refreshes the transport's, while a stall
+ * mark lapses MEMORY_TTL after the stall, so that a page that moved to a network where the stream
+ * works tries it again. Tabs of the same server share what one of them learned.
  */
 export class TransportMemory {
   readonly #key: string
@@ -50,27 +52,47 @@ export class TransportMemory {
 
   /** The remembered transport, if fresh. Never throws: a broken storage only costs speed. */
   get(): TransportName | undefined {
-    const name = this.#read()[0]
-    return isTransportName(name) ? name : undefined
+    const [name, time] = this.#read()
+    return this.#fresh(time) && isTransportName(name) ? name : undefined
   }
 
-  /** The transports that stalled, as of the remembered one; none once that is stale. */
+  /** The transports whose stall is fresh. */
   stalled(): TransportName[] {
-    return (this.#read()[2] ?? '').split(',').filter(isTransportName)
+    const fields = this.#read()
+    return this.#fresh(fields[3]) ? (fields[2] ?? '').split(',').filter(isTransportName) : []
   }
 
-  set(name: TransportName, stalled: Iterable<TransportName>): void {
-    try {
-      this.#storage.setItem(this.#key, `${name}|${this.#now()}|${[...stalled]}`)
-    } catch {}
+  /** Remembers the transport that opened, which has not stalled; other marks keep their time. */
+  set(name: TransportName): void {
+    this.#write(name, this.#now(), this.#others(name), this.#read()[3])
   }
 
-  /** `name|time|stalled,...` when fresh, else nothing (a value from an older client has no third part). */
+  /** Marks a stream that stalled; the transport remembered stays, with its time. */
+  stall(name: TransportName): void {
+    const [remembered, time] = this.#read()
+    this.#write(remembered, time, [...this.#others(name), name], this.#now())
+  }
+
+  #others(name: TransportName): TransportName[] {
+    return this.stalled().filter((s) => s !== name)
+  }
+
+  /** `name|time|stalled,...|time of the stall`; a value from an older client has fewer parts. */
   #read(): string[] {
     try {
-      const fields = (this.#storage.getItem(this.#key) ?? '').split('|')
-      if (this.#now() - Number(fields[1]) < MEMORY_TTL) return fields
+      return (this.#storage.getItem(this.#key) ?? '').split('|')
+    } catch {
+      return []
+    }
+  }
+
+  #write(...parts: unknown[]): void {
+    try {
+      this.#storage.setItem(this.#key, parts.join('|'))
     } catch {}
-    return []
+  }
+
+  #fresh(time: string | undefined): boolean {
+    return this.#now() - Number(time) < MEMORY_TTL
   }
 }

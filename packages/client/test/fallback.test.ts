@@ -1,6 +1,7 @@
 // Fallback, upgrade, resume and restart, through a loopback proxy that breaks things on demand.
 import { afterEach, describe, expect, it } from 'vitest'
 import { type FaultProxy, startFaultProxy, type WsMode } from '../../../test/support/fault-proxy.js'
+import { MEMORY_TTL } from '../src/memory.js'
 import {
   client,
   closeClients,
@@ -170,6 +171,38 @@ describe('fallback within one connect attempt', () => {
     expect(second.transport).toBe('polling')
     await until(() => proxy!.upgrades >= upgrades + 3, 5000, 'three probes')
     expect(proxy!.streams).toBe(1)
+  })
+
+  it('probes an event stream again once its stall mark lapsed, on the same page', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    proxy!.sse = 'buffer'
+    const map = new Map<string, string>()
+    const storage = {
+      getItem: (k: string) => map.get(k) ?? null,
+      setItem: (k: string, v: string) => void map.set(k, v),
+      removeItem: (k: string) => void map.delete(k),
+    }
+    const socket = client(proxy!.url, {
+      storage,
+      connectTimeout: TIMEOUT,
+      upgradeDelay: 50,
+      upgradeDelayMax: 200,
+    })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('polling')
+    await until(() => proxy!.upgrades >= 3, 5000, 'two probes')
+    expect(proxy!.streams).toBe(1)
+    // The page has moved to a network where streams pass, and an hour went by since the stall:
+    // the mark's own time says so, however recently polling opened.
+    proxy!.sse = 'pass'
+    const [key, value] = [...map][0]!
+    const fields = value.split('|')
+    expect(fields[2]).toBe('sse')
+    fields[3] = String(Date.now() - MEMORY_TTL)
+    map.set(key, fields.join('|'))
+    await until(() => socket.transport === 'sse', 5000, 'the climb to SSE')
+    expect(map.get(key)!.split('|').slice(0, 3)).toEqual(['sse', expect.any(String), ''])
   })
 
   it('starts on the remembered transport next time', async () => {

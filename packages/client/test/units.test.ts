@@ -196,7 +196,7 @@ describe('TransportMemory', () => {
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
     expect(m.get()).toBeUndefined()
-    m.set('sse', [])
+    m.set('sse')
     expect(m.get()).toBe('sse')
     expect(new TransportMemory(storage, 'http://b', () => now).get()).toBeUndefined()
     now += MEMORY_TTL
@@ -214,27 +214,47 @@ describe('TransportMemory', () => {
       removeItem: () => {},
     }
     const m = new TransportMemory(broken, 'x')
-    m.set('polling', ['sse'])
+    m.set('polling')
+    m.stall('sse')
     expect(m.get()).toBeUndefined()
     expect(m.stalled()).toEqual([])
   })
 
-  it('keeps the streams that stalled with the transport, for as long', () => {
+  it('keeps the streams that stalled until a transport opens them, or for MEMORY_TTL', () => {
     const { map, storage } = mapStorage()
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
-    m.set('polling', new Set(['sse'] as const))
+    m.stall('sse')
+    expect([m.get(), m.stalled()]).toEqual([undefined, ['sse']])
+    m.set('polling')
+    m.stall('sse')
     expect([m.get(), m.stalled()]).toEqual(['polling', ['sse']])
-    m.set('sse', [])
+    m.set('sse')
     expect([m.get(), m.stalled()]).toEqual(['sse', []])
-    // What an older client wrote: a transport and a time, nothing stalled.
+    // What older clients wrote: a transport and a time; then stalled streams without a time.
     map.set('parley:transport:http://a', `polling|${now}`)
     expect([m.get(), m.stalled()]).toEqual(['polling', []])
+    map.set('parley:transport:http://a', `polling|${now}|sse`)
+    expect([m.get(), m.stalled()]).toEqual(['polling', []])
     // Names it does not know are left out.
-    map.set('parley:transport:http://a', `polling|${now}|sse,carrier-pigeon`)
+    map.set('parley:transport:http://a', `polling|${now}|sse,carrier-pigeon|${now}`)
     expect(m.stalled()).toEqual(['sse'])
     now += MEMORY_TTL
     expect([m.get(), m.stalled()]).toEqual([undefined, []])
+  })
+
+  it('lets a stall mark lapse on its own time, however often the transport opens', () => {
+    const { storage } = mapStorage()
+    let now = 1000
+    const m = new TransportMemory(storage, 'http://a', () => now)
+    m.set('polling')
+    m.stall('sse')
+    now += MEMORY_TTL / 2
+    m.set('polling')
+    expect(m.stalled()).toEqual(['sse'])
+    now += MEMORY_TTL / 2
+    m.set('polling')
+    expect([m.get(), m.stalled()]).toEqual(['polling', []])
   })
 })
 
