@@ -2,7 +2,16 @@
 // it as a process of its own (cluster nodes, chat nodes): under tsx each start took about 2 s of
 // compiling, where the compiled file starts in well under one.
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { isBuiltin } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -20,7 +29,8 @@ const compiled = new Map<string, Promise<string>>()
  * imports (test/tsconfig.json maps each @parley package to its sources): the same code as under
  * tsx. Compiled once per process and entry, on first use. The file is named after its content, in
  * the system's temporary folder (never in the repository): test files running side by side
- * write it once between them, and a changed source gets a new one.
+ * write it once between them, and a changed source gets a new one. Files no run used for a day
+ * are removed.
  */
 export function compiledScript(entry: string): Promise<string> {
   let file = compiled.get(entry)
@@ -60,7 +70,29 @@ async function compile(entry: string): Promise<string> {
     writeFileSync(partial, code)
     renameSync(partial, file)
   }
+  // In use: its time says so to the pruning of another run.
+  const now = new Date()
+  utimesSync(file, now, now)
+  pruneCompiled(dir, now.getTime() - KEEP_MS)
   return file
+}
+
+/** How long a compiled file no run used stays: a day, so that runs of other checkouts keep theirs. */
+const KEEP_MS = 24 * 60 * 60 * 1000
+
+/**
+ * Removes the compiled files of `dir` last used before `before`: each source version leaves
+ * one (about 330 KB), which nothing else would ever take away. A file another process removes
+ * first, or one being written, is left alone.
+ */
+export function pruneCompiled(dir: string, before: number): void {
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith('.mjs')) continue
+    const file = path.join(dir, name)
+    try {
+      if (statSync(file).mtimeMs < before) unlinkSync(file)
+    } catch {}
+  }
 }
 
 /**
