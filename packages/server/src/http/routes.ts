@@ -16,6 +16,7 @@ import type { WebSocket } from 'ws'
 import { noMetrics } from '../metrics.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ParleyServer } from '../server.js'
+import type { Session } from '../session.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
@@ -207,13 +208,7 @@ export async function parleyRoutes(
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
     if (method === 'POST' && tooLarge(request)) {
       const session = sid === undefined ? undefined : server.sessionFor(sid)
-      // Only a POST of the transport the session is attached to speaks for the session. One of a
-      // transport it has left (the client resumed on another, or lost this one) is refused as
-      // any stale POST is, and the session goes on.
-      if (session && session.state !== 'frozen' && session.transport?.name !== kind)
-        return staleUnread(reply, kind, cors)
-      session?.end(CloseReason.PAYLOAD_TOO_LARGE)
-      return bodyTooLarge(reply, cors)
+      return refuseTooLarge(reply, kind, cors, session, session?.transport?.name === kind)
     }
     if (sid === undefined) {
       if (method === 'GET') return fail(reply, 400, ErrorCode.BAD_REQUEST, 'a GET needs a sid', cors)
@@ -255,8 +250,10 @@ export async function parleyRoutes(
       // Handed off (or about to be): nothing more is read here, and nothing of it was
       // acknowledged, so the client sends it again to the node that takes over. A refusal would
       // instead fail its transport before it reads the CLOSE 'server handoff' its next GET gets.
+      // A body past maxPayload is refused all the same (413), as it would be anywhere, but
+      // leaves the session alone (see `refuseTooLarge`).
       const body = await readRequestBody(request)
-      if (!body.ok && body.reason !== 'too large') return bodyNotRead(reply, body.reason, cors)
+      if (!body.ok) return bodyNotRead(reply, body.reason, cors)
       return reply
         .code(204)
         .headers({ ...cors, 'Cache-Control': 'no-store' })
@@ -296,11 +293,10 @@ export async function parleyRoutes(
     try {
       const body = await readRequestBody(request)
       if (!body.ok) {
-        if (body.reason === 'too large') {
-          // The client resumed on another transport while this body came: stale, as below.
-          if (session.transport !== transport) return staleUnread(reply, kind, cors)
-          session.end(CloseReason.PAYLOAD_TOO_LARGE)
-        }
+        // The client may have resumed on another transport while this body came (stale, as
+        // below), or the session may have frozen meanwhile.
+        if (body.reason === 'too large')
+          return refuseTooLarge(reply, kind, cors, session, session.transport === transport)
         return bodyNotRead(reply, body.reason, cors)
       }
       if (session.transport !== transport) return notAttached(reply, kind, cors)
@@ -392,8 +388,26 @@ export async function parleyRoutes(
     return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
   }
 
-  /** 413 for a POST body past `maxPayload` (see `bodyNotRead`). */
-  function bodyTooLarge(reply: FastifyReply, cors: HeaderBag): FastifyReply {
+  /**
+   * The answer to a POST whose body passes `maxPayload` (unread to its end either way): 413, and
+   * the session ends with 'payload too large' only if it would have read that body, that is
+   * when the POST is of the transport it is `attached` to and the session is not frozen. One
+   * of a transport it has left is stale (400, see `staleUnread`). A frozen session reads
+   * nothing of its client any more (it is being handed off, and the node that takes it over
+   * judges whatever the client sends again): the POST is refused with 413 and the session
+   * goes on, as one whose body is within the limit would.
+   */
+  function refuseTooLarge(
+    reply: FastifyReply,
+    kind: HttpKind,
+    cors: HeaderBag,
+    session: Session | undefined,
+    attached: boolean,
+  ): FastifyReply {
+    if (session && session.state !== 'frozen') {
+      if (!attached) return staleUnread(reply, kind, cors)
+      session.end(CloseReason.PAYLOAD_TOO_LARGE)
+    }
     return bodyNotRead(reply, 'too large', cors)
   }
 
