@@ -271,19 +271,29 @@ export function roomList(rooms: Rooms): Room[] {
 }
 
 /**
- * The one rule for a room's name, the same for `join`, `leave` and every operator: a non-empty
- * string. Anything else would be kept as it is and matched by `===`, so a numeric user id
- * (`42`) would be a room apart from `'42'`, and the adapter's lists are typed for strings.
+ * The longest room name, in UTF-16 code units (as `String.length` counts them): an event name's
+ * limit. A room name is kept in the set of every socket in it and in the adapter's index, and
+ * crosses Redis in each broadcast that names it and in each handed-off session: a name taken
+ * straight from user input could otherwise be megabytes, copied to every node.
+ */
+export const MAX_ROOM_NAME_LENGTH = 256
+
+/**
+ * The one rule for a room's name, the same for `join`, `leave` and every operator: a string of
+ * 1 to MAX_ROOM_NAME_LENGTH characters. Anything else would be kept as it is and matched by
+ * `===`, so a numeric user id (`42`) would be a room apart from `'42'`, and the adapter's lists
+ * are typed for strings.
  */
 export function checkRoom(room: unknown): asserts room is Room {
-  if (typeof room === 'string' && room.length > 0) return
-  const what =
-    typeof room === 'string'
-      ? 'an empty string'
-      : typeof room === 'number'
-        ? `the number ${room}`
-        : `a value of type ${room === null ? 'null' : typeof room}`
-  throw argumentError(`a room is a non-empty string, not ${what}`)
+  if (typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_NAME_LENGTH) return
+  throw argumentError(`a room is a string of 1 to ${MAX_ROOM_NAME_LENGTH} characters, not ${described(room)}`)
+}
+
+/** What a refused room was, for its error: never the value itself, which may be megabytes. */
+function described(room: unknown): string {
+  if (typeof room === 'string') return room.length === 0 ? 'an empty string' : `a string of ${room.length}`
+  if (typeof room === 'number') return `the number ${room}`
+  return `a value of type ${room === null ? 'null' : typeof room}`
 }
 
 /**

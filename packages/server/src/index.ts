@@ -29,7 +29,7 @@ export type {
 } from './adapter/adapter.js'
 export type { HandOffTail, SessionClaim, SessionSnapshot } from './adapter/handoff.js'
 export { MemoryAdapter } from './adapter/memory.js'
-export { type BroadcastAckCallback, BroadcastOperator } from './broadcast.js'
+export { type BroadcastAckCallback, BroadcastOperator, MAX_ROOM_NAME_LENGTH } from './broadcast.js'
 export type { HandshakeRequest } from './handshake.js'
 export type {
   EventMiddleware,

@@ -357,7 +357,8 @@ export class ServerSocket<
   /**
    * Joins one room or several. Rooms stay across transport changes and resumes, and are left
    * when the session ends. With a multi-node adapter, await the result before relying on it.
-   * A room is a non-empty string: anything else throws a TypeError, and no room is joined.
+   * A room is a string of 1 to MAX_ROOM_NAME_LENGTH (256) characters: anything else throws a
+   * TypeError, and no room is joined.
    * Once disconnected, it does nothing: the socket left every room when its session ended.
    */
   join(rooms: Room | readonly Room[]): void | Promise<void> {
@@ -366,7 +367,7 @@ export class ServerSocket<
     return this.#context.adapter.addAll(this.id, list)
   }
 
-  /** Leaves a room (a non-empty string, as for `join`). */
+  /** Leaves a room (a string of 1 to 256 characters, as for `join`). */
   leave(room: Room): void | Promise<void> {
     checkRoom(room)
     return this.#context.adapter.del(this.id, room)

@@ -1,6 +1,6 @@
 // Rooms and broadcasting, driven by the Parley client over each transport.
 import { connect, type Socket } from '@parley/client'
-import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { MAX_ROOM_NAME_LENGTH, type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type * as protocol from '../../protocol/src/index.js'
 import { type Started, startServer, until } from './helpers.js'
@@ -360,14 +360,27 @@ describe('rooms and broadcast semantics', () => {
 })
 
 describe('room names', () => {
-  it('are non-empty strings: join, leave and the operators refuse anything else alike, and change nothing', async () => {
+  it('are strings of 1 to MAX_ROOM_NAME_LENGTH characters: join, leave and the operators refuse anything else alike, and change nothing', async () => {
     const { parley, sockets } = await setup(1, 'websocket')
     const socket = sockets[0]!
     const ended: string[] = []
     socket.on('disconnect', (reason) => ended.push(reason))
-    const refused = /^a room is a non-empty string, not /
-    // A numeric user id from plain JavaScript, an empty name, and lists holding either.
-    for (const rooms of [42, [42], '', [''], ['ok', 42], [null], {}]) {
+    const refused = /^a room is a string of 1 to 256 characters, not /
+    const tooLong = 'r'.repeat(MAX_ROOM_NAME_LENGTH + 1)
+    // A numeric user id from plain JavaScript, an empty name, a name one past the limit, a
+    // megabyte of user input, and lists holding any of them.
+    for (const rooms of [
+      42,
+      [42],
+      '',
+      [''],
+      ['ok', 42],
+      [null],
+      {},
+      tooLong,
+      ['ok', tooLong],
+      'x'.repeat(1 << 20),
+    ]) {
       const given = rooms as never
       for (const call of [
         () => socket.join(given),
@@ -386,6 +399,11 @@ describe('room names', () => {
     }
     expect(() => socket.leave(42 as never)).toThrow(refused)
     expect(() => socket.leave('')).toThrow(refused)
+    expect(() => socket.leave(tooLong)).toThrow(refused)
+    // The message says what it got, not the name itself.
+    expect(() => socket.join('x'.repeat(1 << 20))).toThrow(
+      'a room is a string of 1 to 256 characters, not a string of 1048576',
+    )
     // Nothing was joined, not even the good name of a refused list, and the socket goes on.
     expect([...socket.rooms]).toEqual([socket.id])
     socket.join('b')
@@ -395,6 +413,32 @@ describe('room names', () => {
     socket.disconnect()
     expect(ended).toEqual(['server disconnect'])
     expect(parley.socketsCount).toBe(0)
+  })
+})
+
+describe('room names at the limit', () => {
+  it('are taken by join, the operators, socketsJoin and leave alike', async () => {
+    const { parley, sockets, clients: list } = await setup(1, 'websocket')
+    const socket = sockets[0]!
+    // Counted in UTF-16 units, as String.length counts them: 256 characters of 3 UTF-8 bytes each.
+    const room = '€'.repeat(MAX_ROOM_NAME_LENGTH)
+    const other = `${'o'.repeat(MAX_ROOM_NAME_LENGTH - 1)}!`
+    expect(MAX_ROOM_NAME_LENGTH).toBe(256)
+    const got: unknown[] = []
+    list[0]!.on('news', (n: unknown) => got.push(n))
+    await socket.join(room)
+    expect(socket.rooms.has(room)).toBe(true)
+    parley.to(room).except(other).emit('news', 1)
+    await until(() => got.length === 1, 3000, 'the broadcast to the room')
+    await parley.in(room).socketsJoin(other)
+    expect((await parley.in(other).fetchSockets()).map((s) => s.id)).toEqual([socket.id])
+    parley.to(room).except(other).emit('news', 2)
+    parley.in(other).emit('news', 3)
+    await until(() => got.length === 2, 3000, 'the broadcast to the other room')
+    expect(got).toEqual([1, 3])
+    await socket.leave(room)
+    await parley.in(other).socketsLeave(other)
+    expect([...socket.rooms]).toEqual([socket.id])
   })
 })
 
