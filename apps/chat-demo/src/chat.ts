@@ -1,4 +1,10 @@
-import { CloseReason, ParleyError, type ParleyServer, type ServerSocket } from '@parley/server'
+import {
+  CloseReason,
+  MAX_ROOM_NAME_LENGTH,
+  ParleyError,
+  type ParleyServer,
+  type ServerSocket,
+} from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
 import { eventSchemas } from './event-schemas.js'
 import { Nicknames } from './nicknames.js'
@@ -322,7 +328,10 @@ function nicknameOf(auth: unknown): string | undefined {
   const name = fieldOf(auth, 'nickname')
   if (typeof name !== 'string') return undefined
   const trimmed = name.trim()
-  return trimmed.length > 0 && trimmed.length <= Limits.nickname ? trimmed : undefined
+  if (trimmed.length === 0 || trimmed.length > Limits.nickname) return undefined
+  // The name's room (see Nicknames.roomOf) must be one Parley takes: NFKC makes some characters
+  // into many (U+FDFA into 18), so a short name may make a room past MAX_ROOM_NAME_LENGTH.
+  return Nicknames.roomOf(trimmed).length <= MAX_ROOM_NAME_LENGTH ? trimmed : undefined
 }
 
 function visitorOf(auth: unknown): string | undefined {

@@ -2,6 +2,7 @@
 // wrong, must not leave the others looking at a wrong room, a wrong people list or a full server.
 import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from '@parley/client'
+import { MAX_ROOM_NAME_LENGTH } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { buildChatApp } from '../src/app.js'
@@ -13,6 +14,7 @@ import {
   DEFAULT_ROOMS,
   type JoinReply,
   Limits,
+  ROOM_PATTERN,
   type ServerEvents,
 } from '../src/shared.js'
 import { type ChatStore, MemoryStore } from '../src/store.js'
@@ -192,6 +194,18 @@ describe('chat server', () => {
     // Once Sam has left, the name is free.
     for (const tab of [sam, again]) tab.disconnect()
     await expect.poll(() => attempt({ nickname: 'sam' }).then(([, code]) => code)).toBeUndefined()
+  })
+
+  it("keeps every room it makes within Parley's limit on room names", async () => {
+    // Room names: ROOM_PATTERN takes at most Limits.roomName characters.
+    expect(Limits.roomName).toBeLessThanOrEqual(MAX_ROOM_NAME_LENGTH)
+    expect(ROOM_PATTERN.test('a'.repeat(Limits.roomName))).toBe(true)
+    expect(ROOM_PATTERN.test('a'.repeat(Limits.roomName + 1))).toBe(false)
+    // A nickname's room: 24 characters that NFKC makes into 18 each would be a room of 441.
+    expect((await attempt({ nickname: '\uFDFA'.repeat(Limits.nickname) }))[1]).toBe(
+      ChatErrorCode.BAD_NICKNAME,
+    )
+    expect((await attempt({ nickname: '\uFDFA'.repeat(10) }))[1]).toBeUndefined()
   })
 
   it('takes a join and a message from a client that wants no reply, and logs no error for them', async () => {
