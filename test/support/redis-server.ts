@@ -2,8 +2,10 @@
 // persistence, stopped by the test that started it. Where redis-server is missing the Redis
 // suites skip, unless PARLEY_REQUIRE_REDIS=1 (CI), where that is a failure.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const candidates = [
   process.env.PARLEY_REDIS_SERVER,
@@ -33,10 +35,16 @@ export interface RedisServer {
   readonly port: number
   /** `redis://127.0.0.1:<port>` */
   readonly url: string
-  /** Stops the server (SIGTERM, then SIGKILL after 2 s); resolves once it exited. */
-  stop(): Promise<void>
-  /** Starts it again on the same port, empty (as a Redis that restarted without persistence). */
-  restart(): Promise<void>
+  /**
+   * Stops the server (SIGTERM, then SIGKILL after 2 s); resolves once it exited. `keepData`: it
+   * saves what it has first, for `restart({ keepData: true })`.
+   */
+  stop(options?: { keepData?: boolean }): Promise<void>
+  /**
+   * Starts it again on the same port, empty (as a Redis that restarted without persistence); with
+   * `keepData`, with what it had when it stopped (as one that saved it then).
+   */
+  restart(options?: { keepData?: boolean }): Promise<void>
   /**
    * Stops the process (SIGSTOP) without closing its connections: a Redis that is connected but
    * answers nothing, as a blocked server or a partition without a reset.
@@ -62,16 +70,23 @@ export function freePort(): Promise<number> {
 export async function startRedis(): Promise<RedisServer> {
   if (!redisServerPath) throw new Error('no redis-server')
   const port = await freePort()
-  let child = await launch(redisServerPath, port)
+  // Where a restart that keeps the data finds it (nothing is written there otherwise).
+  const dir = mkdtempSync(join(tmpdir(), 'parley-redis-'))
+  const dump = join(dir, 'dump.rdb')
+  let child = await launch(redisServerPath, port, dir)
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
-    stop: async () => {
+    stop: async ({ keepData = false } = {}) => {
+      if (keepData && running(child)) await command(port, 'SAVE')
       await kill(child)
+      if (!keepData) rmSync(dir, { recursive: true, force: true })
     },
-    restart: async () => {
+    restart: async ({ keepData = false } = {}) => {
+      if (keepData && running(child)) await command(port, 'SAVE')
       await kill(child)
-      child = await launch(redisServerPath, port)
+      if (!keepData) rmSync(dump, { force: true })
+      child = await launch(redisServerPath, port, dir)
     },
     freeze: () => {
       child.kill('SIGSTOP')
@@ -82,12 +97,15 @@ export async function startRedis(): Promise<RedisServer> {
   }
 }
 
-async function launch(path: string, port: number): Promise<ChildProcess> {
+async function launch(path: string, port: number, dir: string): Promise<ChildProcess> {
+  mkdirSync(dir, { recursive: true })
   const child = spawn(
     path,
     [
       '--port',
       String(port),
+      '--dir',
+      dir,
       '--bind',
       '127.0.0.1',
       '--save',
@@ -109,6 +127,22 @@ async function launch(path: string, port: number): Promise<ChildProcess> {
   throw new Error(`redis-server did not answer on port ${port} within 10 s`)
 }
 
+/** Sends one inline command; resolves with the first line of the answer, rejects on an error reply. */
+function command(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`redis-server did not answer ${line}`)))
+    socket.once('error', reject)
+    socket.once('connect', () => socket.write(`${line}\r\n`))
+    socket.once('data', (data) => {
+      socket.destroy()
+      const answer = data.toString().split('\r\n')[0] ?? ''
+      if (answer.startsWith('-')) reject(new Error(`redis-server: ${answer.slice(1)}`))
+      else resolve(answer)
+    })
+  })
+}
+
 function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1')
@@ -123,8 +157,12 @@ function answersPing(port: number): Promise<boolean> {
   })
 }
 
+function running(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null
+}
+
 function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  if (!running(child)) return Promise.resolve()
   // A frozen server would take a SIGTERM only once it goes on.
   child.kill('SIGCONT')
   return new Promise((resolve) => {
