@@ -60,6 +60,16 @@ let everConnected = false
 let down = false
 /** What the banner says while there is no connection. */
 const outage = { reason: '', attempt: 0, error: '' }
+/**
+ * How long the page waits before it asks again for a join the server refused for want of its
+ * store (STORE_UNAVAILABLE: a cluster's Redis is away).
+ */
+const STORE_RETRY_MS = 2000
+const STORE_AWAY = 'History is unavailable just now: retrying…'
+/** True from a STORE_UNAVAILABLE refusal to the next join the server takes. */
+let storeAway = false
+/** The next try of a join refused with STORE_UNAVAILABLE. */
+let rejoin: ReturnType<typeof setTimeout> | undefined
 
 view.onJoin((name) => {
   nickname = name
@@ -193,12 +203,22 @@ function request<K extends keyof Replies>(
 }
 
 function enter(next: string): void {
+  clearTimeout(rejoin)
   heading = next
   joining++
   request('join', { room: next }, (reply) => {
     joining--
-    if (reply.ok) draw(reply)
-    else {
+    if (reply.ok) {
+      storeNotice(false)
+      draw(reply)
+    } else if ('code' in reply && reply.code === ChatErrorCode.STORE_UNAVAILABLE) {
+      // Not the room's fault, nor the person's: the page asks again by itself, and what was
+      // written for the room keeps waiting for it. Unless another join (a click, a new session)
+      // came meanwhile: it is the one that counts.
+      storeNotice(true)
+      if (joining === 0) rejoin = setTimeout(() => enter(next), STORE_RETRY_MS)
+      return
+    } else {
       refused = reply.error
       view.error(reply.error)
       // The room the page is meant to be in (`?room=`, or the one to join again on a new
@@ -209,6 +229,13 @@ function enter(next: string): void {
     heading = undefined
     held.settled(`not sent: ${refused}`)
   })
+}
+
+/** Says, or stops saying, that the store is away; a lost connection's banner says more, and stays. */
+function storeNotice(away: boolean): void {
+  if (away === storeAway) return
+  storeAway = away
+  if (!down) view.banner(away ? STORE_AWAY : undefined)
 }
 
 /** The room the server put the page in: its list, people and history, then what was held for it. */

@@ -1,0 +1,92 @@
+// The chat page while the chat's Redis is away, in headless Chromium: a join it refuses for want
+// of its store tells the person why and is tried again by the page, which ends up in the room
+// with its history once Redis is back.
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { FastifyInstance } from 'fastify'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { buildChatApp } from '../src/app.js'
+import { type ChatCluster, connectRedis } from '../src/cluster.js'
+
+// Every check runs, so that a required one fails even when another is missing too.
+const skips = [skipBrowserSuites(), skipRedisSuites()]
+
+describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium', () => {
+  let browser: Browser
+  let redis: RedisServer
+  let app: FastifyInstance
+  let cluster: ChatCluster
+  let base: string
+
+  beforeAll(async () => {
+    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    browser = await launchChromium()
+  }, 60_000)
+
+  afterAll(async () => {
+    await browser?.close()
+  })
+
+  beforeEach(async () => {
+    redis = await startRedis()
+    cluster = await connectRedis(redis.url, { label: 'node' })
+    app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    base = `http://127.0.0.1:${port}`
+  })
+
+  afterEach(async () => {
+    for (const context of browser.contexts()) await context.close()
+    await app?.close()
+    await cluster?.close()
+    await redis?.stop()
+  })
+
+  /** Opens the chat as `name`; `waitForPeople`: until it is in a room. */
+  async function open(name: string, waitForPeople = true): Promise<Page> {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    page.on('pageerror', (error) => {
+      throw error
+    })
+    await page.goto(`${base}/?transports=polling`)
+    await page.fill('#nickname', name)
+    await page.click('#join button')
+    if (waitForPeople) await page.waitForSelector('#people li', { timeout: 10_000 })
+    return page
+  }
+
+  const texts = (page: Page) =>
+    page.$$eval('#messages li:not(.notice) .text', (items) => items.map((i) => i.textContent ?? ''))
+  const bannerOf = (page: Page) =>
+    page.$eval('#banner', (b) => ((b as HTMLElement).hidden ? '' : (b.textContent ?? '')))
+
+  it('says the history is unavailable while a join is refused, and joins by itself once Redis is back', async () => {
+    await cluster.store.add({ room: 'lobby', from: 'ann', text: 'before the outage', at: Date.now() })
+    await redis.stop({ keepData: true })
+
+    const page = await open('bob', false)
+    await expect.poll(() => bannerOf(page), { timeout: 10_000 }).toMatch(/history is unavailable.*retrying/i)
+    // Not the server's sentence, nor its code: something a person can act on (wait).
+    expect(
+      await page.$eval(
+        '#error',
+        (e) => (e as HTMLElement).hidden || !/STORE_UNAVAILABLE/.test(e.textContent ?? ''),
+      ),
+    ).toBe(true)
+    expect(await page.$$('#people li')).toHaveLength(0)
+
+    await redis.restart({ keepData: true })
+    await page.waitForSelector('#rooms [data-room="lobby"][aria-current="true"]', { timeout: 15_000 })
+    await page.waitForFunction(() => document.querySelectorAll('#people li').length === 1, null, {
+      timeout: 10_000,
+    })
+    expect(await texts(page)).toEqual(['before the outage'])
+    expect(await bannerOf(page)).toBe('')
+  })
+})
