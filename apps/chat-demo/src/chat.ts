@@ -23,7 +23,7 @@ import {
   refusal,
   type ServerEvents,
 } from './shared.js'
-import { type ChatStore, messageIds, type RoomList, StoreUnavailableError } from './store.js'
+import { type Added, type ChatStore, type RoomList, StoreUnavailableError } from './store.js'
 
 /**
  * What the chat keeps on each socket. Plain JSON only: a draining node hands the session, with
@@ -51,8 +51,9 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * The chat's rules, on top of Parley: nicknames from the handshake's auth, rooms with history
  * and presence, typing indicators, and a rate limit per socket. The page is never trusted:
  * each event's shape is checked by Parley against `eventSchemas` before a handler runs, and
- * what it means is checked here. When the store cannot be reached, what needs it is refused
- * with STORE_UNAVAILABLE and the rest goes on (see the `chat` handler).
+ * what it means is checked here. When the store cannot be reached, joins and messages are
+ * refused with STORE_UNAVAILABLE (nothing is sent that the history misses), and the rest
+ * (typing, presence) goes on.
  */
 export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger): void {
   chat.schemas(eventSchemas)
@@ -190,9 +191,6 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     )
   }
 
-  /** Ids of messages sent while the store could not take them: unique all the same. */
-  const unstoredIds = messageIds()
-
   /**
    * A socket's handlers: for a new session (`connection`) and for one another node handed over
    * while it drained (`restored`, with its data and rooms), which never fires `connection` here.
@@ -255,13 +253,12 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
       if (text === '' || text.length > Limits.message) {
         return ack(refusal(ChatErrorCode.BAD_MESSAGE, `messages are 1 to ${Limits.message} characters`))
       }
-      // After a server restart the client sends again what the old server never acknowledged
-      // (at least once): the page's key keeps such a message from being stored twice.
-      // (While the store cannot be reached, such a resend goes out again.)
-      const twin =
-        key === undefined ? undefined : await store.find(room, socket.data.nickname, key).catch(logged)
-      if (twin) return ack({ ok: true, id: twin.id })
-      if (!limit.take(socket.data.rate)) {
+      const draft = { room, from: socket.data.nickname, text, at: Date.now() }
+      // Past the rate limit nothing is stored; but a resend of a message stored already (its
+      // answer was lost) is not a new one, and gets the first one's id.
+      if (limit.retryIn(socket.data.rate) > 0) {
+        const twin = key === undefined ? undefined : await store.find(room, draft.from, key).catch(logged)
+        if (twin !== undefined) return ack({ ok: true, id: twin })
         const retryIn = limit.retryIn(socket.data.rate)
         return ack({
           ...refusal(
@@ -271,20 +268,31 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
           retryIn,
         })
       }
-      // A message queued while offline may reach a restarted server that forgot a room the
-      // page had created: open it again rather than lose the message. Only for a message that
-      // is taken: a refused one must not open rooms (of which there are at most Limits.rooms).
-      // While the store cannot be reached, a message to the room the socket is in goes out all
-      // the same (to those in the room now; the history misses it); to any other, it is refused.
+      // A message goes out only once it is stored: one the store cannot take (Redis away) is
+      // refused with STORE_UNAVAILABLE, and the page sends it again, in order, once it can. Sent
+      // unstored it would miss the history, and a resend could not be told from a new message.
+      let added: Added
       try {
-        const refused = await rooms.open(room, socket.data)
-        if (refused) return ack(refused)
+        added = await store.add(draft, key)
+        // A message queued while offline may reach a restarted server that forgot a room the
+        // page had created: open it again rather than lose the message. Only for a message that
+        // is taken: a refused one must not open rooms (of which there are at most Limits.rooms).
+        if ('noRoom' in added) {
+          const refused = await rooms.open(room, socket.data)
+          if (refused) return ack(refused)
+          added = await store.add(draft, key)
+        }
       } catch (error) {
-        const refused = unavailable(error)
-        if (!socket.rooms.has(room)) return ack(refused)
+        return ack(unavailable(error))
       }
-      const draft = { room, from: socket.data.nickname, text, at: Date.now() }
-      const out = (await store.add(draft, key).catch(logged)) ?? { id: unstoredIds(), ...draft }
+      // After a server restart the client sends again what the old server never acknowledged
+      // (at least once): the page's key keeps such a message from being stored or shown twice.
+      if ('twin' in added) return ack({ ok: true, id: added.twin })
+      // Forgotten again, by another node making way for a new room, between the two steps.
+      if ('noRoom' in added)
+        return ack(unavailable(new StoreUnavailableError('the room was forgotten meanwhile')))
+      limit.take(socket.data.rate)
+      const out = added.stored
       socket.to(room).emit('chat', out)
       ack({ ok: true, id: out.id })
       // A message queued while offline may arrive before the page joined its room again.

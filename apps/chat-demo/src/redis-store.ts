@@ -1,8 +1,10 @@
 import { type ChatMessage, DEFAULT_ROOMS, Limits } from './shared.js'
 import {
+  type Added,
   type ChatStore,
   type ChatStoreOptions,
   isDefaultRoom,
+  keyOf,
   messageIds,
   type RoomList,
   type Stored,
@@ -57,17 +59,25 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end`
 
 /**
- * KEYS: history, rooms, used, uses. ARGV: the stored message, history size, room, '1' for a
- * default room. A room another node forgot meanwhile gets no history back: 0.
+ * One round trip per message: the room's check, the resend's check, the message and the room's
+ * use. KEYS: history, rooms, used, uses, and the sender's key (when there is one). ARGV: the
+ * stored message, history size, room, '1' for a default room, the message's id, the resend window
+ * in ms. Answers {0}: no such room (another node may have forgotten it), {1}: stored, {2, id}:
+ * a resend of the message stored under that id.
  */
 const ADD_MESSAGE = `
-if ARGV[4] ~= '1' and not redis.call('ZSCORE', KEYS[2], ARGV[3]) then return 0 end
+if ARGV[4] ~= '1' and not redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {0} end
+if KEYS[5] then
+  local twin = redis.call('GET', KEYS[5])
+  if twin then return {2, twin} end
+  redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6])
+end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
   redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[3])
 end
-return 1`
+return {1}`
 
 /** KEYS: rooms, version. The rooms in the order they were made, and the list's version. */
 const ROOMS = `${BUMP}
@@ -78,8 +88,10 @@ return { redis.call('ZRANGE', KEYS[1], 0, -1), tostring(version) }`
  * The rooms and history in Redis, shared by every node of a cluster and kept while nodes
  * restart. Keys (after the prefix): `rooms` (a sorted set of the rooms made, by when), `used`
  * (the same rooms, by when each was last used: the quietest goes first when a new room needs
- * its place), `uses` and `version` (counters), and `history:<room>` (a list of the last
- * `history` messages, oldest first, as JSON). The default rooms are never in the sets: they are
+ * its place), `uses` and `version` (counters), `history:<room>` (a list of the last
+ * `history` messages, oldest first, as JSON), and `sent:<room, sender, key>` (the id of the
+ * message a sender stored under its key, for a resend to find: a string that expires after the
+ * resend window, so a lookup costs the same however long the history). The default rooms are never in the sets: they are
  * always there, even in an empty Redis.
  *
  * Every command is bounded: while Redis is not connected, or has left a command unanswered for
@@ -91,6 +103,7 @@ export class RedisStore implements ChatStore {
   readonly #key: (name: string) => string
   readonly #timeout: number
   readonly #historySize: number
+  readonly #resendWindow: number
   /** Rooms at most besides the default ones. */
   readonly #maxMade: number
   readonly #nextId = messageIds()
@@ -103,6 +116,7 @@ export class RedisStore implements ChatStore {
     this.#key = (name) => `${prefix}${name}`
     this.#timeout = options.timeout ?? 2000
     this.#historySize = options.history ?? Limits.history
+    this.#resendWindow = options.resendWindow ?? Limits.resendWindow
     this.#maxMade = (options.rooms ?? Limits.rooms) - DEFAULT_ROOMS.length
   }
 
@@ -139,17 +153,25 @@ export class RedisStore implements ChatStore {
     return (await this.#send(['ZRANGE', this.#key('used'), '0', '-1'])) as string[]
   }
 
-  async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<ChatMessage> {
+  async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> {
     const message: ChatMessage = { id: this.#nextId(), ...draft }
-    const stored: Stored = key === undefined ? { message } : { message, key }
-    const keys = [`history:${message.room}`, 'rooms', 'used', 'uses'].map(this.#key)
+    const stored: Stored = { message }
+    const names = [`history:${message.room}`, 'rooms', 'used', 'uses']
+    if (key !== undefined) names.push(this.#sentKey(message.room, message.from, key))
     const args = [JSON.stringify(stored), String(this.#historySize), message.room]
-    await this.#eval(ADD_MESSAGE, keys, [...args, isDefaultRoom(message.room) ? '1' : '0'])
-    return message
+    args.push(isDefaultRoom(message.room) ? '1' : '0', message.id, String(this.#resendWindow))
+    const [status, twin] = (await this.#eval(ADD_MESSAGE, names.map(this.#key), args)) as [number, string?]
+    if (status === 0) return { noRoom: true }
+    return status === 2 && twin !== undefined ? { twin } : { stored: message }
   }
 
-  async find(room: string, from: string, key: string): Promise<ChatMessage | undefined> {
-    return (await this.#stored(room)).find((s) => s.key === key && s.message.from === from)?.message
+  async find(room: string, from: string, key: string): Promise<string | undefined> {
+    const id = await this.#send(['GET', this.#key(this.#sentKey(room, from, key))])
+    return typeof id === 'string' ? id : undefined
+  }
+
+  #sentKey(room: string, from: string, key: string): string {
+    return `sent:${keyOf(room, from, key)}`
   }
 
   async history(room: string): Promise<ChatMessage[]> {

@@ -33,7 +33,9 @@ export const ChatErrorCode = {
   TOO_MANY_ROOMS_OPENED: 'TOO_MANY_ROOMS_OPENED',
   /**
    * The rooms list and history cannot be reached just now (a cluster whose Redis is away): a
-   * room cannot be opened or joined. Messages to the room one is in still go out, unstored.
+   * room cannot be opened or joined, and a message is not taken (it would miss the history, and a
+   * resend could not be recognised). Nothing was stored or sent: send it again in a moment; the
+   * page does so by itself, in order.
    */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
 } as const
@@ -113,6 +115,12 @@ export const Limits = {
   /** Rooms one session may open, so that one person cannot take the places of everyone's. */
   roomsPerSession: 5,
   history: 100,
+  /**
+   * How long the server remembers the key of a stored message, in ms: a resend of it within this
+   * time (a page whose connection dropped before the server's answer) is answered with the
+   * first one's id, never stored twice, however many messages came since.
+   */
+  resendWindow: 3_600_000,
   /** Messages a socket may send per `ratePeriod` ms. */
   rate: 5,
   ratePeriod: 5000,

@@ -7,7 +7,16 @@ export interface ChatStoreOptions {
   history?: number
   /** Rooms at most, the default ones included (`Limits.rooms`). */
   rooms?: number
+  /** How long a message's key is remembered, in ms (`Limits.resendWindow`). */
+  resendWindow?: number
 }
+
+/**
+ * What `add` did. A resend (the same sender and key as a message stored less than
+ * `Limits.resendWindow` ago, still in the history or not) is not stored again: `twin` is the id
+ * of the first. A room that is not there (never made, or forgotten meanwhile) stores nothing.
+ */
+export type Added = { stored: ChatMessage } | { twin: string } | { noRoom: true }
 
 /**
  * The rooms list as the pages get it. `version` grows with every change of the list (it is
@@ -42,12 +51,14 @@ export interface ChatStore {
   quietest(): Promise<string[]>
   /**
    * Stores a message under a new id (unique across stores and nodes: a page remembers the ids it
-   * shows), and forgets the oldest of its room past the history size. `key` is the sender's own
-   * name for the message (see `find`).
+   * shows), and forgets the oldest of its room past the history size; unless `draft.from` stored
+   * one under the same `key` (the sender's own name for the message) within the resend window,
+   * or the room is not there (see `Added`). One step: two nodes given the same resend at once
+   * store it once.
    */
-  add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<ChatMessage>
-  /** The message of the room's history that `from` stored under `key`, if any. */
-  find(room: string, from: string, key: string): Promise<ChatMessage | undefined>
+  add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added>
+  /** The id of the message `from` stored in `room` under `key` within the resend window, if any. */
+  find(room: string, from: string, key: string): Promise<string | undefined>
   /** The room's last messages, oldest first. */
   history(room: string): Promise<ChatMessage[]>
 }
@@ -66,10 +77,14 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-/** A message as a store keeps it: with the sender's key, so that a resend is found. */
+/** A message as a store keeps it in a room's history. */
 export interface Stored {
   message: ChatMessage
-  key?: string
+}
+
+/** The name a sender's key is remembered under: room, sender and key, none able to pass for another. */
+export function keyOf(room: string, from: string, key: string): string {
+  return JSON.stringify([room, from, key])
 }
 
 /** True for `lobby`, `random` and `help`, which are always there. */
@@ -95,7 +110,13 @@ export function messageIds(): () => string {
  */
 export class MemoryStore implements ChatStore {
   readonly #rooms = new Set<string>(DEFAULT_ROOMS)
-  readonly #messages = new Map<string, Stored[]>()
+  readonly #messages = new Map<string, ChatMessage[]>()
+  /**
+   * The ids of messages stored with a key, by room, sender and key, and until when they are
+   * remembered. Every entry lives as long, so the map's order (of insertion) is that of expiry.
+   */
+  readonly #keys = new Map<string, { id: string; until: number }>()
+  readonly #resendWindow: number
   /**
    * When each room was last used, as a count of uses rather than a time: two uses in the same
    * millisecond still tell which came last.
@@ -110,6 +131,7 @@ export class MemoryStore implements ChatStore {
   constructor(options: ChatStoreOptions = {}) {
     this.#historySize = options.history ?? Limits.history
     this.#maxRooms = options.rooms ?? Limits.rooms
+    this.#resendWindow = options.resendWindow ?? Limits.resendWindow
   }
 
   async rooms(): Promise<RoomList> {
@@ -148,25 +170,42 @@ export class MemoryStore implements ChatStore {
       .sort((a, b) => (this.#lastUsed.get(a) ?? 0) - (this.#lastUsed.get(b) ?? 0))
   }
 
-  async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<ChatMessage> {
+  async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> {
+    if (!this.#rooms.has(draft.room)) return { noRoom: true }
+    const twin = key === undefined ? undefined : await this.find(draft.room, draft.from, key)
+    if (twin !== undefined) return { twin }
     const message: ChatMessage = { id: this.#nextId(), ...draft }
+    if (key !== undefined) {
+      const until = Date.now() + this.#resendWindow
+      this.#keys.set(keyOf(draft.room, draft.from, key), { id: message.id, until })
+    }
     let list = this.#messages.get(message.room)
     if (!list) {
       list = []
       this.#messages.set(message.room, list)
     }
-    list.push(key === undefined ? { message } : { message, key })
+    list.push(message)
     if (list.length > this.#historySize) list.splice(0, list.length - this.#historySize)
     await this.touch(message.room)
-    return message
+    return { stored: message }
   }
 
-  async find(room: string, from: string, key: string): Promise<ChatMessage | undefined> {
-    return this.#messages.get(room)?.find((s) => s.key === key && s.message.from === from)?.message
+  async find(room: string, from: string, key: string): Promise<string | undefined> {
+    this.#forgetOldKeys()
+    return this.#keys.get(keyOf(room, from, key))?.id
   }
 
   async history(room: string): Promise<ChatMessage[]> {
-    return (this.#messages.get(room) ?? []).map((s) => s.message)
+    return [...(this.#messages.get(room) ?? [])]
+  }
+
+  /** Drops the keys past the resend window: the oldest come first (see `#keys`). */
+  #forgetOldKeys(): void {
+    const now = Date.now()
+    for (const [name, { until }] of this.#keys) {
+      if (until > now) return
+      this.#keys.delete(name)
+    }
   }
 
   #changed(): void {

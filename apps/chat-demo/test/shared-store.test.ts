@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
-import { RedisStore } from '../src/redis-store.js'
+import { RedisStore, type StoreClient } from '../src/redis-store.js'
 import {
   ChatErrorCode,
   type ChatReply,
@@ -19,6 +19,7 @@ import {
   type JoinReply,
   type ServerEvents,
 } from '../src/shared.js'
+import { MemoryStore } from '../src/store.js'
 
 type Client = Socket<ServerEvents, ClientEvents>
 
@@ -83,9 +84,10 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     }
   }
 
-  /** A connected client named `nickname` of the node at `url`. */
-  async function person(nickname: string, url: string): Promise<Client> {
-    const socket = connect<ServerEvents, ClientEvents>(url, { auth: { nickname }, transports: ['polling'] })
+  /** A connected client named `nickname` of the node at `url` (a tab of browser `visitor`). */
+  async function person(nickname: string, url: string, visitor?: string): Promise<Client> {
+    const auth: Record<string, string> = visitor === undefined ? { nickname } : { nickname, visitor }
+    const socket = connect<ServerEvents, ClientEvents>(url, { auth, transports: ['polling'] })
     clients.push(socket)
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve())
@@ -145,12 +147,13 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     expect(next.ok && before.includes(next.id)).toBe(false)
   })
 
-  it('refuses what needs the store with STORE_UNAVAILABLE while Redis does not answer, and still sends to the room one is in', async () => {
+  it('refuses joins and messages with STORE_UNAVAILABLE while Redis does not answer, and takes the same message once it does', async () => {
     const a = await node('a')
     const [ann, bob] = [await person('ann', a.url), await person('bob', a.url)]
     await join(ann, 'lobby')
     await join(bob, 'lobby')
-    const heard = new Promise<string>((resolve) => bob.once('chat', (m) => resolve(m.text)))
+    const heard: string[] = []
+    bob.on('chat', (m) => heard.push(m.text))
 
     // Connected, and answering nothing: the worst case, as node-redis waits for an answer forever.
     redis.freeze()
@@ -160,9 +163,8 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
       code: ChatErrorCode.STORE_UNAVAILABLE,
       error: expect.stringMatching(/cannot reach its rooms and history/),
     })
-    expect(await say(ann, 'lobby', 'still here')).toMatchObject({ ok: true, id: expect.any(String) })
-    expect(await heard).toBe('still here')
-    expect(await say(ann, 'nowhere', 'lost')).toMatchObject({
+    // Not sent unstored: the history would miss it, and a resend could not be recognised.
+    expect(await say(ann, 'lobby', 'kept by the page')).toMatchObject({
       ok: false,
       code: ChatErrorCode.STORE_UNAVAILABLE,
     })
@@ -173,6 +175,54 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     await expect
       .poll(() => join(ann, 'elsewhere').then((r) => r.ok), { timeout: 5000, interval: 200 })
       .toBe(true)
+    await join(ann, 'lobby')
+    // The page sends it again (same key), and again as if its answer had been lost: stored once,
+    // heard once, answered with the same id.
+    const first = await say(ann, 'lobby', 'kept by the page')
+    expect(first).toMatchObject({ ok: true })
+    expect(await say(ann, 'lobby', 'kept by the page')).toEqual(first)
+    await expect.poll(() => heard).toEqual(['kept by the page'])
+    expect(texts(await join(bob, 'lobby'))).toEqual(['kept by the page'])
+    expect(heard).toEqual(['kept by the page'])
+  })
+
+  it('stores a resend that reaches two nodes once', async () => {
+    const [a, b] = [await node('a'), await node('b')]
+    await together()
+    // Two tabs of one browser, each sending the same message (with its key) through a node.
+    const visitor = 'one-browser-0123456789'
+    const [ann, annAgain] = [await person('ann', a.url, visitor), await person('ann', b.url, visitor)]
+    const cy = await person('cy', a.url)
+    for (const socket of [ann, annAgain, cy]) await join(socket, 'lobby')
+    const replies = await Promise.all([say(ann, 'lobby', 'once'), say(annAgain, 'lobby', 'once')])
+    expect(replies[0]).toMatchObject({ ok: true })
+    expect(replies[1]).toEqual(replies[0])
+    expect(texts(await join(cy, 'lobby'))).toEqual(['once'])
+  })
+
+  it('makes one round trip to Redis per message, duplicate check included', async () => {
+    const counted = { commands: 0 }
+    const client: StoreClient = {
+      get isReady() {
+        return admin.isReady
+      },
+      sendCommand(args) {
+        counted.commands++
+        return admin.sendCommand(args)
+      },
+    }
+    const app = await buildChatApp({ store: new RedisStore(client) })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      const ann = await person('ann', `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
+      await join(ann, 'plans')
+      counted.commands = 0
+      expect(await say(ann, 'plans', 'one trip')).toMatchObject({ ok: true })
+      expect(counted.commands).toBe(1)
+    } finally {
+      for (const c of clients.splice(0)) c.disconnect()
+      await app.close()
+    }
   })
 
   it('refuses at once while Redis is down, and goes on with an empty Redis that comes back', async () => {
@@ -208,8 +258,9 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
       expect(await store.addRoom('more')).toBe(false)
       await store.touch('old')
       expect(await store.quietest()).toEqual(['new', 'old'])
-      await store.add({ room: 'new', from: 'bob', text: 'hi', at: 1 }, 'k1')
-      expect((await store.find('new', 'bob', 'k1'))?.text).toBe('hi')
+      const hi = await store.add({ room: 'new', from: 'bob', text: 'hi', at: 1 }, 'k1')
+      expect(hi).toMatchObject({ stored: { text: 'hi' } })
+      expect(await store.find('new', 'bob', 'k1')).toBe('stored' in hi && hi.stored.id)
       expect(await store.find('new', 'ann', 'k1')).toBeUndefined()
 
       const { version } = await store.rooms()
@@ -220,8 +271,46 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
       expect(after.rooms).toEqual([...DEFAULT_ROOMS, 'old'])
       expect(after.version).toBeGreaterThan(version)
       // A message to a room forgotten meanwhile (on another node) brings no history back.
-      await store.add({ room: 'new', from: 'bob', text: 'late', at: 2 })
+      expect(await store.add({ room: 'new', from: 'bob', text: 'late', at: 2 })).toEqual({ noRoom: true })
       expect(await store.history('new')).toEqual([])
+    })
+
+    it('recognises a resend within the resend window, also of a message older than the history keeps', async () => {
+      const store = new RedisStore(admin, { history: 3 })
+      const first = await store.add({ room: 'lobby', from: 'ann', text: 'first', at: 1 }, 'k1')
+      for (let i = 2; i <= 5; i++)
+        await store.add({ room: 'lobby', from: 'bob', text: `m${i}`, at: i }, `k${i}`)
+      expect((await store.history('lobby')).map((m) => m.text)).toEqual(['m3', 'm4', 'm5'])
+
+      expect(await store.add({ room: 'lobby', from: 'ann', text: 'first', at: 6 }, 'k1')).toEqual({
+        twin: 'stored' in first && first.stored.id,
+      })
+      expect((await store.history('lobby')).map((m) => m.text)).toEqual(['m3', 'm4', 'm5'])
+      // The key is the sender's own: the same key from someone else is another message.
+      expect(await store.add({ room: 'lobby', from: 'cy', text: 'mine', at: 7 }, 'k1')).toMatchObject({
+        stored: { text: 'mine' },
+      })
+
+      // Past the window the key is forgotten (it is not kept for ever).
+      const brief = new RedisStore(admin, { resendWindow: 50 })
+      await brief.add({ room: 'help', from: 'ann', text: 'brief', at: 1 }, 'k9')
+      await expect
+        .poll(() => brief.find('help', 'ann', 'k9'), { timeout: 2000, interval: 50 })
+        .toBeUndefined()
+    })
+  })
+
+  describe('MemoryStore', () => {
+    it('recognises a resend within the resend window, also of a message older than the history keeps', async () => {
+      const store = new MemoryStore({ history: 3 })
+      const first = await store.add({ room: 'lobby', from: 'ann', text: 'first', at: 1 }, 'k1')
+      for (let i = 2; i <= 5; i++)
+        await store.add({ room: 'lobby', from: 'bob', text: `m${i}`, at: i }, `k${i}`)
+      expect(await store.add({ room: 'lobby', from: 'ann', text: 'first', at: 6 }, 'k1')).toEqual({
+        twin: 'stored' in first && first.stored.id,
+      })
+      expect((await store.history('lobby')).map((m) => m.text)).toEqual(['m3', 'm4', 'm5'])
+      expect(await store.add({ room: 'nowhere', from: 'ann', text: 'x', at: 7 })).toEqual({ noRoom: true })
     })
   })
 })

@@ -1,6 +1,7 @@
 // The chat page while the chat's Redis is away, in headless Chromium: a join it refuses for want
 // of its store tells the person why and is tried again by the page, which ends up in the room
-// with its history once Redis is back.
+// with its history once Redis is back; a message written meanwhile waits, and then goes once,
+// in order, into the history as well.
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -61,6 +62,11 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
     return page
   }
 
+  async function send(page: Page, text: string): Promise<void> {
+    await page.fill('#text', text)
+    await page.click('#composer button')
+  }
+
   const texts = (page: Page) =>
     page.$$eval('#messages li:not(.notice) .text', (items) => items.map((i) => i.textContent ?? ''))
   const bannerOf = (page: Page) =>
@@ -88,5 +94,38 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
     })
     expect(await texts(page)).toEqual(['before the outage'])
     expect(await bannerOf(page)).toBe('')
+  })
+
+  it('keeps what is written while Redis is away, and sends it once and in order when it is back', async () => {
+    const [ann, bob] = [await open('ann'), await open('bob')]
+    await bob.waitForFunction(() => document.querySelectorAll('#people li').length === 2, null, {
+      timeout: 10_000,
+    })
+    await redis.stop({ keepData: true })
+
+    await send(ann, 'first while away')
+    await ann.waitForSelector('#messages .tick[data-state="stalled"]', { timeout: 10_000 })
+    await send(ann, 'second while away')
+    await expect.poll(() => bannerOf(ann), { timeout: 10_000 }).toMatch(/history is unavailable/i)
+    expect(await ann.$$('#messages .tick[data-state="stalled"]')).toHaveLength(2)
+    // Nothing goes out that the history would miss.
+    expect(await texts(bob)).toEqual([])
+
+    await redis.restart({ keepData: true })
+    await ann.waitForFunction(
+      () => document.querySelectorAll('#messages .tick[data-state="delivered"]').length === 2,
+      null,
+      { timeout: 15_000 },
+    )
+    await expect
+      .poll(() => texts(bob), { timeout: 10_000 })
+      .toEqual(['first while away', 'second while away'])
+    expect(await texts(ann)).toEqual(['first while away', 'second while away'])
+    expect(await bannerOf(ann)).toBe('')
+
+    // Someone who comes in now gets them from the history, once each.
+    const cy = await open('cy')
+    await expect.poll(() => texts(cy), { timeout: 10_000 }).toEqual(['first while away', 'second while away'])
+    expect(await texts(bob)).toEqual(['first while away', 'second while away'])
   })
 })

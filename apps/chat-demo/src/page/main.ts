@@ -12,6 +12,7 @@ import {
   type ServerEvents,
 } from '../shared.js'
 import { HeldMessages } from './held-messages.js'
+import { StalledMessages } from './stalled-messages.js'
 import { createView, type Tick } from './view.js'
 
 declare const Parley: typeof import('@parley/client')
@@ -61,15 +62,17 @@ let down = false
 /** What the banner says while there is no connection. */
 const outage = { reason: '', attempt: 0, error: '' }
 /**
- * How long the page waits before it asks again for a join the server refused for want of its
- * store (STORE_UNAVAILABLE: a cluster's Redis is away).
+ * How long the page waits before it asks again for what the server could not do for want of
+ * its store (STORE_UNAVAILABLE: a cluster's Redis is away): joining a room, taking a message.
  */
 const STORE_RETRY_MS = 2000
-const STORE_AWAY = 'History is unavailable just now: retrying…'
-/** True from a STORE_UNAVAILABLE refusal to the next join the server takes. */
+const STORE_AWAY = 'History is unavailable just now: retrying… What you write waits and goes once it is back.'
+/** True from a STORE_UNAVAILABLE refusal to the next join or message the server takes. */
 let storeAway = false
 /** The next try of a join refused with STORE_UNAVAILABLE. */
 let rejoin: ReturnType<typeof setTimeout> | undefined
+/** Messages refused with STORE_UNAVAILABLE, sent again in order. */
+const stalled = new StalledMessages(STORE_RETRY_MS)
 
 view.onJoin((name) => {
   nickname = name
@@ -297,25 +300,42 @@ view.onSend((text) => {
   }
   socket.volatile.emit('typing', { room, typing: false })
   const message = { room: target, text, key: randomKey() }
-  const deliver = () =>
+  // `again`: sent from `stalled`, which waits for its answer before it sends the next.
+  const deliver = (again = false) =>
     request('chat', message, (reply) => {
       waiting.delete(tick)
-      // Written offline, it came in with everything else that waited: the rate limit is not
-      // this person typing too fast, so it goes again when the server takes it.
-      if (!reply.ok && offline && 'retryIn' in reply && reply.retryIn !== undefined) {
-        return later(deliver, reply.retryIn)
+      // The server could not store it, and sent it to no one: it goes again, in its turn (the
+      // same key, so that it is stored once whatever happened to an answer).
+      if (!reply.ok && 'code' in reply && reply.code === ChatErrorCode.STORE_UNAVAILABLE) {
+        tick.stalled()
+        storeNotice(true)
+        return stalled.wait(() => deliver(true), again)
       }
+      // Written offline (or held back by the store), it came in with everything else that
+      // waited: the rate limit is not this person typing too fast, so it goes again when the
+      // server takes it.
+      if (!reply.ok && (offline || again) && 'retryIn' in reply && reply.retryIn !== undefined) {
+        return later(() => deliver(again), reply.retryIn)
+      }
+      if (again) stalled.next()
       if (!reply.ok) return tick.failed(reply.error)
+      storeNotice(false)
       shown.add(reply.id)
       tick.delivered(reply.id)
     })
-  if (target === room) return deliver()
+  // Behind messages that wait for the store, a new one waits too: it must not pass them.
+  const send = () => {
+    if (!stalled.busy) return deliver()
+    tick.stalled()
+    stalled.wait(() => deliver(true))
+  }
+  if (target === room) return send()
   held.hold({
     room: target,
     send: () => {
       tick.redraw()
       tick.sent()
-      deliver()
+      send()
     },
     fail: (reason) => tick.failed(reason),
   })

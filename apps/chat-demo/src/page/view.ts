@@ -5,12 +5,14 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 
 /**
  * The state of a message of ours: queued (offline), held (waiting for the room the page is on
- * its way to), sent, delivered (acknowledged) or failed.
+ * its way to), stalled (the server cannot store it yet: the page sends it again), sent,
+ * delivered (acknowledged) or failed.
  */
 export interface Tick {
   /** Puts the message at the end of the list again (the list was redrawn for another room). */
   redraw(): void
   sent(): void
+  stalled(): void
   delivered(id: string): void
   failed(reason: string): void
 }
@@ -19,6 +21,7 @@ export interface Tick {
 const TICKS = {
   queued: { text: '◷', title: 'waiting for the connection' },
   held: { text: '◷', title: 'waiting for the room to open' },
+  stalled: { text: '◷', title: 'waiting for the history to come back' },
   sent: { text: '✓', title: 'sent' },
   delivered: { text: '✓✓', title: 'delivered' },
 } as const
@@ -166,6 +169,7 @@ export function createView() {
       return {
         redraw: () => append(item),
         sent: () => mark('sent'),
+        stalled: () => mark('stalled'),
         delivered(id) {
           item.dataset.id = id
           mark('delivered')
