@@ -92,6 +92,15 @@ export class Drain {
     return last
   }
 
+  /**
+   * `sid`, frozen here, ended instead of moving (its snapshot is withdrawn, see
+   * `Adapter.withdrawHandOff`): no claim is awaited for it, nor its tail sealed.
+   */
+  ended(sid: string): void {
+    if (!this.#handedOff.delete(sid)) return
+    if (this.#handedOff.size === 0) this.#allClaimed?.()
+  }
+
   async #run(list: () => readonly AnySocket[], settled: Promise<unknown>): Promise<void> {
     const { adapter, options, ttl, log } = this.#context
     const deadline = performance.now() + options.timeout
@@ -122,7 +131,8 @@ export class Drain {
         ),
       )
       batch.forEach((socket, k) => {
-        // It may have ended meanwhile (a tail past maxBufferedBytes).
+        // It may have ended meanwhile (a tail past maxBufferedBytes, the application's
+        // `disconnect()`): the server withdrew its snapshot then.
         if (socket.session.state !== 'frozen') return
         if (stored[k]) {
           this.#handedOff.set(socket.session.sid, socket)

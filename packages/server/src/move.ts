@@ -58,8 +58,9 @@ export class Moves {
       timeout,
       false,
     )
-    // It may have ended meanwhile (a tail past maxBufferedBytes, the node closing); read again
-    // after the await.
+    // It may have ended meanwhile (a tail past maxBufferedBytes, the node closing, the
+    // application's `disconnect()`: the server withdrew its snapshot then); read again after
+    // the await.
     if (stateOf(session) !== 'frozen') return false
     if (!stored) {
       metrics.handoff('failed')
@@ -89,6 +90,18 @@ export class Moves {
     clearTimeout(entry.timer)
     entry.done()
     return entry.socket.claimed()
+  }
+
+  /**
+   * `sid`, frozen for a move, ended here instead (its snapshot is withdrawn, see
+   * `Adapter.withdrawHandOff`): its claim is no longer awaited, nor its tail sealed.
+   */
+  ended(sid: string): void {
+    const entry = this.#moving.get(sid)
+    if (!entry) return
+    this.#moving.delete(sid)
+    clearTimeout(entry.timer)
+    entry.done()
   }
 
   /** Resolves once every move under way is claimed or sealed (at most `timeout` from now). */

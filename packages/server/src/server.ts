@@ -110,7 +110,7 @@ export class ParleyServer<
   /** Who waits for those last words to be taken (see `lastWordsTaken`). */
   readonly #lastWordsWaiters = new Set<() => void>()
   /** Takeovers of sessions another node handed off, under way (see `drain`). */
-  readonly #takingOver = new Set<Promise<Refusal | null>>()
+  readonly #takingOver = new Set<Promise<Refusal | null | undefined>>()
   /** The drain under way (see `drain`), once `close` has begun. */
   #drain: Drain | undefined
   /** The drain and the moves under way when it began, both over. */
@@ -184,13 +184,34 @@ export class ParleyServer<
       adapter: this.adapter,
       metrics,
       validate: (event, args) => this.#validators.check(event, args),
-      ended: (sid, id, reason) => {
+      ended: (sid, id, reason, handingOff) => {
         // Taken over by another node: a resume still running here must not start a new
         // session when it finds the session gone (see `#resume`).
         const socket = this.#bySid.get(sid)
         if (socket && reason === CloseReason.SERVER_HANDOFF) this.#resumes.movedAway(socket)
         this.#forget(sid, id)
+        if (handingOff) this.#withdraw(sid)
       },
+    }
+  }
+
+  /**
+   * A session frozen for a handoff ended here instead (see `Adapter.withdrawHandOff`): the
+   * application saw it end, so no node may claim it now. The drain or move stops waiting for
+   * its claim. A store that cannot be reached keeps the snapshot until its ttl.
+   */
+  #withdraw(sid: string): void {
+    this.#drain?.ended(sid)
+    this.#moves?.ended(sid)
+    const failed = (err: unknown) =>
+      this.#log.warn(
+        { err },
+        'parley: a session ended while handed off, and its snapshot could not be withdrawn; another node may resume it until the snapshot expires',
+      )
+    try {
+      this.adapter.withdrawHandOff?.(sid)?.catch(failed)
+    } catch (err) {
+      failed(err)
     }
   }
 
@@ -593,14 +614,17 @@ export class ParleyServer<
           const takeOver = this.#takeOver(claim, transport, hello, handshake)
           this.#takingOver.add(takeOver)
           void takeOver.finally(() => this.#takingOver.delete(takeOver)).catch(() => {})
-          return takeOver
+          const answer = await takeOver
+          // Undefined: the session ended on its old node after the claim; a new one follows.
+          if (answer !== undefined) return answer
+        } else {
+          if (this.#closing) return shuttingDown()
+          if (!transport.open) return null
+          // Sent on by a draining node, but another node claimed the session first (a retry that
+          // reached this node after the live nodes changed): a new session here would leave that
+          // one behind. The client tries again, and the draining node sends it to the claimer.
+          if (request.headers[ROUTED_HEADER] === SENT_ON) return claimedElsewhere()
         }
-        if (this.#closing) return shuttingDown()
-        if (!transport.open) return null
-        // Sent on by a draining node, but another node claimed the session first (a retry that
-        // reached this node after the live nodes changed): a new session here would leave that
-        // one behind. The client tries again, and the draining node sends it to the claimer.
-        if (request.headers[ROUTED_HEADER] === SENT_ON) return claimedElsewhere()
       }
       this.metrics.resume(false)
       if (this.#answerEnded(transport, hello.sid)) return null
@@ -778,14 +802,15 @@ export class ParleyServer<
    * runs the middleware, joins its rooms at the adapter's cut point, waits for the old node's
    * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. What the old
    * node left undone follows: events it had not handled yet, and an error for each request it
-   * left unanswered when its tail is incomplete.
+   * left unanswered when its tail is incomplete. Undefined when the session ended on the old
+   * node after all (`HandOffTail.ended`): the caller opens a new session instead.
    */
   async #takeOver(
     claim: SessionClaim,
     transport: Transport,
     hello: HelloPacket,
     handshake: Handshake,
-  ): Promise<Refusal | null> {
+  ): Promise<Refusal | null | undefined> {
     const snapshot = claim.snapshot
     let session: Session
     try {
@@ -806,7 +831,18 @@ export class ParleyServer<
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
     const rooms = [socket.id, ...snapshot.rooms]
-    const { tail, complete, late = false } = await claim.takeOver(() => this.#joinRestored(socket.id, rooms))
+    const {
+      tail,
+      complete,
+      late = false,
+      ended = false,
+    } = await claim.takeOver(() => this.#joinRestored(socket.id, rooms))
+    if (ended) {
+      // Its application saw it end on the old node: it has no second life here. Never
+      // connected here, it goes quietly, and the client gets a new session, as for one unknown.
+      this.#unregisterNew(socket)
+      return undefined
+    }
     if (!session.release(tail)) {
       this.#log.warn('parley: the tail of a handed-off session is out of order; the client starts anew')
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })

@@ -122,8 +122,11 @@ export interface SocketContext {
   maxWaitingEvents: number
   /** Null when an event's arguments pass the server's schema for it (or it has none). */
   validate(event: string, args: unknown[]): string | null
-  /** The session `sid` of socket `id` ended, for `reason`. */
-  ended(sid: string, id: string, reason: CloseReason): void
+  /**
+   * The session `sid` of socket `id` ended, for `reason`; `handingOff` when it was frozen for a
+   * handoff (its snapshot stored or being stored) and ended instead of moving.
+   */
+  ended(sid: string, id: string, reason: CloseReason, handingOff: boolean): void
   /** Rooms and broadcast: the only way a socket reaches other sockets. */
   adapter: Adapter
   /** Where ack timeouts are counted (`noMetrics` without the `metrics` option). */
@@ -762,11 +765,14 @@ export class ServerSocket<
   }
 
   #onEnded(reason: CloseReason): void {
+    // Still set: the session ended while frozen, not by another node's claim (`claimed` clears it).
+    const handingOff = this.#tailSink !== undefined
+    this.#tailSink = undefined
     this.#pipeline?.close()
     this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#fire('disconnecting', [reason])
     this.#context.adapter.delAll(this.id)
-    this.#context.ended(this.#session.sid, this.id, reason)
+    this.#context.ended(this.#session.sid, this.id, reason, handingOff)
     this.#fire('disconnect', [reason])
   }
 

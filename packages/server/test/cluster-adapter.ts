@@ -33,6 +33,8 @@ interface StoredHandOff {
   /** Until `handOff` resolves, nobody can claim it. */
   stored: boolean
   claimedBy?: string
+  /** Withdrawn after a claim won: the session ended on its old node (see `withdrawHandOff`). */
+  ended?: boolean
 }
 
 export class Cluster {
@@ -53,6 +55,8 @@ export class Cluster {
   readonly unreachable = new Set<string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
   handOffRequests = 0
+  /** `withdrawHandOff` calls: sessions that ended on the node handing them off. */
+  withdrawals = 0
 
   /**
    * `handoff`: the adapter stores sessions for a drain with handoff (off by default, so that
@@ -292,6 +296,14 @@ class HandOffClusterAdapter extends ClusterAdapter {
     handoff.sealed = true
   }
 
+  async withdrawHandOff(sid: string): Promise<void> {
+    this.cluster.withdrawals++
+    const handoff = this.cluster.handoffs.get(sid)
+    if (!handoff || handoff.owner !== this.node) return
+    if (handoff.claimedBy) handoff.ended = true
+    else this.cluster.handoffs.delete(sid)
+  }
+
   async requestHandOff(node: string, sid: string): Promise<boolean> {
     this.cluster.handOffRequests++
     await hop()
@@ -327,7 +339,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
         join()
         // Only this handoff: the node that claimed it may be draining and handing it on.
         if (this.cluster.handoffs.get(sid) === handoff) this.cluster.handoffs.delete(sid)
-        return { tail: [...handoff.tail], complete: handoff.sealed, late }
+        return { tail: [...handoff.tail], complete: handoff.sealed, late, ended: handoff.ended }
       },
     }
   }

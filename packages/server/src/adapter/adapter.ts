@@ -255,6 +255,17 @@ export interface Adapter {
    */
   sealHandOff?(sid: string, last: string[]): Promise<void>
   /**
+   * A session this node froze to hand off (`handOff` called: its snapshot stored, or its write
+   * still under way) ended here instead of moving: the application disconnected it, it passed
+   * `maxBufferedBytes`, or its snapshot could not be stored in time. The application has seen
+   * it end, so no node may bring it back: the stored snapshot is withdrawn, and a claim made
+   * after this finds nothing (the client's resume gets a new session). If a claim won first,
+   * the handoff is marked ended instead, and that claim's `takeOver` resolves `ended: true`.
+   * Resolves once written, or given up (the snapshot then lasts until its `ttl`); the server
+   * logs a rejection.
+   */
+  withdrawHandOff?(sid: string): Promise<void>
+  /**
    * A resume named `sid`, which no node holds but one handed off: claims it for this node,
    * atomically (a compare-and-set on the owner record's epoch: two nodes never both win, and a
    * node that lost a race learns it). Resolves null when there is nothing to claim (no handoff,

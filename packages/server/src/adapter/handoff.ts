@@ -73,6 +73,12 @@ export interface HandOffTail {
    * (broadcasts, emits from other nodes) is lost. Absent means false.
    */
   late?: boolean
+  /**
+   * True when the session ended on the old node after this claim won, before that node gave it
+   * up (see `Adapter.withdrawHandOff`): its application saw it end, so it is not taken over
+   * here, and the client gets a new session. Absent means false.
+   */
+  ended?: boolean
 }
 
 /** A session this node won from another node's handoff (see `Adapter.claimSession`). */

@@ -1,0 +1,142 @@
+// A session that ends on its draining node after its snapshot was stored for handoff: the
+// application disconnects it, or its tail passes maxBufferedBytes. The application there saw it
+// end, so it must have no second life: the snapshot is withdrawn, and the client's resume on
+// another node gets a new session (recovered: false), never a `restored` one. Two real servers
+// joined by the in-process test adapter (its store stands in for Redis), a round-robin proxy,
+// and the real client. The same against Redis: packages/redis/test/handoff-withdraw.test.ts.
+import { connect, type Socket } from '@parley/client'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { Cluster } from './cluster-adapter.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+
+let started: Started[] = []
+let proxy: RoundRobinProxy | undefined
+const clients: Socket[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect()
+  await sleep(50)
+  await proxy?.close()
+  proxy = undefined
+  await Promise.all(started.map((s) => s.app.close()))
+  started = []
+})
+
+/** Short, so that the drain of the old node ends fast. */
+const OPTIONS: ParleyServerOptions = { handoff: { timeout: 2000, retrySpread: 0 } }
+
+interface Node {
+  started: Started
+  connections: ServerSocket[]
+  restored: ServerSocket[]
+  disconnects: string[]
+}
+
+/** Nodes a and b on one store, behind a round-robin proxy; a client connected to a. */
+async function setup(store: Cluster, options: { a?: ParleyServerOptions } = {}) {
+  const nodes: Node[] = []
+  for (const name of ['a', 'b'] as const) {
+    const node: Node = {
+      started: undefined as unknown as Started,
+      connections: [],
+      restored: [],
+      disconnects: [],
+    }
+    const own = name === 'a' ? options.a : undefined
+    node.started = await startServer({ adapter: store.adapter(name), ...OPTIONS, ...own }, (app) => {
+      app.parley.on('connection', (socket) => {
+        node.connections.push(socket)
+        socket.on('disconnect', (reason) => node.disconnects.push(reason))
+      })
+      app.parley.on('restored', (socket) => node.restored.push(socket))
+    })
+    started.push(node.started)
+    nodes.push(node)
+  }
+  const ports = nodes.map((n) => Number(new URL(n.started.base).port))
+  proxy = await startRoundRobin(ports)
+  const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
+  clients.push(c)
+  proxy.avoid.add(1)
+  c.connect()
+  await until(() => c.connected, 3000, 'connect to a')
+  proxy.avoid.clear()
+  const [a, b] = nodes as [Node, Node]
+  return { a, b, c, first: c.id! }
+}
+
+/** Starts closing node `a` (its drain hands its sessions off); the balancer skips it from now. */
+function drain(a: Node): Promise<void> {
+  proxy!.avoid.add(0)
+  const closed = a.started.app.close()
+  started = started.filter((s) => s !== a.started)
+  return closed
+}
+
+const stored = (store: Cluster) => [...store.handoffs.values()].some((h) => h.stored)
+
+describe('a session that ends on its draining node after its snapshot was stored', () => {
+  it('is not claimed when the application disconnects it: the client gets a new session', async () => {
+    const store = new Cluster({ handoff: true })
+    // The client's claim comes well after the disconnect below.
+    store.claimDelayMs = 300
+    const { a, b, c, first } = await setup(store)
+    const closing = drain(a)
+    await until(() => stored(store), 3000, 'snapshot stored')
+    a.connections[0]!.disconnect()
+    expect(a.disconnects).toEqual(['server disconnect'])
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    await closing
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+    expect(b.connections.map((s) => [s.id, s.recovered])).toEqual([[c.id, false]])
+    expect(store.handoffs.size).toBe(0)
+  })
+
+  it('is not claimed when its tail passes maxBufferedBytes', async () => {
+    const store = new Cluster({ handoff: true })
+    store.claimDelayMs = 300
+    // Lower on a than on b (a limit being rolled out): b would take the tail a gave up on.
+    const { a, b, c, first } = await setup(store, { a: { maxBufferedBytes: 64 * 1024 } })
+    const closing = drain(a)
+    await until(() => stored(store), 3000, 'snapshot stored')
+    // The client is gone from this node: what it is sent goes to the tail and is kept for it.
+    const old = a.connections[0]!
+    for (let i = 0; i < 10 && old.connected; i++) old.emit('big', 'x'.repeat(16 * 1024))
+    expect(a.disconnects).toEqual(['slow consumer'])
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    await closing
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+    expect(b.connections.map((s) => s.recovered)).toEqual([false])
+  })
+
+  it('is dropped by a node whose claim won just before: the client gets a new session there', async () => {
+    const store = new Cluster({ handoff: true })
+    // The claim wins, then waits before its cut: the session ends on a meanwhile.
+    store.takeOverDelayMs = 300
+    const { a, b, c, first } = await setup(store)
+    const closing = drain(a)
+    await until(() => [...store.handoffs.values()].some((h) => h.claimedBy === 'b'), 5000, 'claimed by b')
+    a.connections[0]!.disconnect()
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    await closing
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+    expect(b.connections.map((s) => [s.id, s.recovered])).toEqual([[c.id, false]])
+    expect(b.started.app.parley.sockets.size).toBe(1)
+  })
+
+  it('is still handed off when it ends only after the claim (by the move itself)', async () => {
+    const store = new Cluster({ handoff: true })
+    const { a, b, c, first } = await setup(store)
+    await drain(a)
+    await until(() => b.restored.length === 1 && c.connected, 5000, 'restored on b')
+    expect(c.id).toBe(first)
+    expect(c.recovered).toBe(true)
+    expect(a.disconnects).toEqual(['server handoff'])
+    expect(store.withdrawals).toBe(0)
+  })
+})
