@@ -583,6 +583,30 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
+   * A session this node handed off (or was handing off) ended here: withdraws its snapshot, in
+   * one script (see `HandOffStore.withdraw`), so that no claim finds it; one that won already
+   * finds it ended when it reads the tail. The entry stays until then, when a claim won, so
+   * that its marker is still answered with a seal. Redis away or slower than `requestTimeout`:
+   * logged, and the snapshot lasts until its ttl. Never rejects.
+   */
+  async withdrawHandOff(sid: string): Promise<void> {
+    const entry = this.#handoffs.bySid(sid)
+    if (!entry || this.#closed) return
+    const outcome = await this.#handoffs.withdraw(entry).catch((err: unknown) => {
+      this.#warnings.warn(
+        'handoff-withdraw',
+        'could not withdraw the snapshot of a session that ended; another node may resume it until it expires',
+        { err },
+      )
+      return undefined
+    })
+    if (outcome === 'withdrawn' || outcome === 'none') {
+      this.#cut.unposition(entry.id)
+      this.#handoffs.forget(entry)
+    }
+  }
+
+  /**
    * Claims a handed-off session for this node: one compare-and-set script (a stored, unclaimed
    * handoff: bump its epoch, mark it claimed by this node, make this node the owner). Exactly
    * one of several claimers wins. Null when there is nothing to claim, Redis is away or slower
@@ -644,7 +668,7 @@ export class RedisAdapter implements Adapter {
       finish: () =>
         this.#handoffs.finish(hash).catch((err: unknown) => {
           this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
-          return { tail: [], sealed: false, whole: false }
+          return { tail: [], sealed: false, whole: false, ended: false }
         }),
       failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })

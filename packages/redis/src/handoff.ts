@@ -3,7 +3,8 @@
 // snapshot, once, and reads the tail back. Keys, all named by sidHash(sid), never by the sid:
 //
 //   <prefix>:session:<h>        the owner record: "<node> handoff" while handed off (sessions.ts)
-//   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, claimed, sealed, complete
+//   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, claimed, sealed, complete,
+//                               ended (the session ended on the old node after a claim won)
 //   <prefix>:handoff:<h>:tail   list: the tail, in order (absent while empty)
 //
 // Every step is one Lua script, so that a step sees and changes the keys as one: a claim and a
@@ -48,6 +49,23 @@ end
 return 1
 `
 
+// KEYS: hash, tail, owner record. ARGV: node, suffix of a handed-off owner record. The session
+// ended on this node, which handed it off (see RedisAdapter.withdrawHandOff): unless claimed,
+// the snapshot and the tail go, and the owner record with them while it still names this node
+// as handing off. Claimed already: the hash is marked ended, for the claimer's FINISH (and
+// CLAIM refuses it, should that claim be taken back). Returns 1 withdrawn, 2 marked ended, 0
+// nothing of this node's to withdraw.
+const WITHDRAW = `
+if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'claimed') == 1 then
+  redis.call('HSET', KEYS[1], 'ended', '1')
+  return 2
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+if redis.call('GET', KEYS[3]) == ARGV[1] .. ARGV[2] then redis.call('DEL', KEYS[3]) end
+return 1
+`
+
 // KEYS: hash, tail. ARGV: '1' when appends were skipped before this one, then the texts; the
 // last call (a seal) also marks the tail sealed: ARGV[2] = '1'. Refused (0) once sealed, or
 // when the handoff is gone (expired, read back): a late packet must not make a list without TTL.
@@ -64,12 +82,12 @@ return 1
 `
 
 // KEYS: hash, tail, owner record. ARGV: node, owner record TTL (s), CLAIM_KEEP_MS, claim id.
-// Compare-and-set: only a stored, unclaimed handoff. Bumps the epoch, names the claimer (and
+// Compare-and-set: only a stored, unclaimed handoff whose session has not ended. Bumps the epoch, names the claimer (and
 // this claim, for UNCLAIM) in the hash and the claimer as the session's owner, keeps the keys
 // long enough for the takeover. Returns { snapshot, old node, epoch, sealed (0|1) }, or nil.
 const CLAIM = `
-local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed')
-if not state[1] or state[3] then return nil end
+local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended')
+if not state[1] or state[3] or state[5] then return nil end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'claim', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
@@ -96,13 +114,14 @@ end
 return 1
 `
 
-// KEYS: hash, tail. Reads the tail and whether it was sealed and whole, then deletes both keys
-// (an append that comes later is refused: the hash is gone). Returns { sealed, whole, tail }.
+// KEYS: hash, tail. Reads the tail and whether it was sealed and whole, and whether the session
+// ended on the old node, then deletes both keys (an append that comes later is refused: the
+// hash is gone). Returns { sealed, whole, tail, ended }.
 const FINISH = `
-local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete')
+local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete', 'ended')
 local tail = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[1], KEYS[2])
-return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail }
+return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 or 0 }
 `
 
 /** A session this node handed off, until it is claimed or the drain sealed it. */
@@ -139,6 +158,8 @@ export interface ReadTail {
   sealed: boolean
   /** False when the old node skipped an append (Redis away): the tail has a hole. */
   whole: boolean
+  /** The session ended on the old node after the claim won (see WITHDRAW). */
+  ended: boolean
 }
 
 /**
@@ -317,9 +338,31 @@ export class HandOffStore {
   async finish(hash: string): Promise<ReadTail> {
     const keys = this.keys(hash)
     const reply = await this.commands.send(['EVAL', FINISH, '2', keys.hash, keys.tail])
-    const [sealed, whole, tail] = Array.isArray(reply) ? (reply as unknown[]) : []
+    const [sealed, whole, tail, ended] = Array.isArray(reply) ? (reply as unknown[]) : []
     const texts = Array.isArray(tail) ? tail.map(asText).filter((t): t is string => t !== undefined) : []
-    return { tail: texts, sealed: sealed === 1, whole: whole === 1 }
+    return { tail: texts, sealed: sealed === 1, whole: whole === 1, ended: ended === 1 }
+  }
+
+  /**
+   * Withdraws the handoff of a session that ended here (see WITHDRAW): 'withdrawn', 'ended'
+   * when a claim had won (the hash is marked for it), or 'none' when there was nothing of this
+   * node's. Rejects with `RedisUnreachableError` when not sent or not answered within
+   * `requestTimeout`. Sent after the handoff's write on the same connection, so it runs after
+   * it even while that write is unanswered.
+   */
+  async withdraw(entry: HandedOff): Promise<'withdrawn' | 'ended' | 'none'> {
+    const keys = this.keys(entry.hash)
+    const reply = await this.commands.send([
+      'EVAL',
+      WITHDRAW,
+      '3',
+      keys.hash,
+      keys.tail,
+      keys.owner,
+      this.node,
+      HANDING_OFF,
+    ])
+    return reply === 1 ? 'withdrawn' : reply === 2 ? 'ended' : 'none'
   }
 
   #append(entry: HandedOff, texts: string[], seal: boolean): Promise<unknown> {

@@ -37,7 +37,7 @@ export interface TakeoverContext {
   /** Positions the socket for the cut (see cut.ts) right before `join`. */
   position(id: string): void
   /** Reads the tail back and deletes the handoff's keys; never rejects (bounded). */
-  finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean }>
+  finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean; ended: boolean }>
   /** A callback of the server threw. */
   failed(err: unknown): void
 }
@@ -107,7 +107,10 @@ export class Takeover implements SessionClaim {
     this.#joinNow()
     const read = await context.finish()
     // Sealed before the claim: by the end of the old node's drain, nobody having claimed it.
-    return { tail: read.tail, complete: read.sealed && read.whole, late: context.sealed }
+    const tail: HandOffTail = { tail: read.tail, complete: read.sealed && read.whole, late: context.sealed }
+    // The session ended on the old node after the claim won (see `RedisAdapter.withdrawHandOff`).
+    if (read.ended) tail.ended = true
+    return tail
   }
 
   async #awaitSeal(): Promise<void> {

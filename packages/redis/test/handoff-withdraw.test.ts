@@ -1,0 +1,154 @@
+// A session that ends on its draining node after its snapshot was stored in Redis for handoff
+// (here, the application disconnects it): the snapshot is withdrawn, and the client's resume on
+// the other node gets a new session, never a restored one; if that node's claim won first, it
+// drops the session at its takeover. Two Parley servers on one real Redis behind a round-robin
+// proxy, and the real client. (The same on the Adapter contract alone:
+// packages/server/test/handoff-withdraw.test.ts.)
+import { connect, type Socket } from '@parley/client'
+import { redisAdapter } from '@parley/redis'
+import type { AdapterFactory, ServerSocket } from '@parley/server'
+import { createClient } from 'redis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
+import type { RedisClientType } from './nodes.js'
+
+interface Node {
+  started: Started
+  redis: RedisClientType
+  connections: ServerSocket[]
+  restored: ServerSocket[]
+  disconnects: string[]
+}
+
+/** Changes an adapter of a node as it is made (to act at a chosen step of the handoff). */
+type Hook = (adapter: ReturnType<AdapterFactory>) => void
+
+describe.skipIf(skipRedisSuites())('a session that ends on its draining node, over Redis', () => {
+  let redis: RedisServer
+  let nodes: Node[] = []
+  let proxy: RoundRobinProxy | undefined
+  const clients: Socket[] = []
+  let prefixes = 0
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.disconnect()
+    await sleep(50)
+    await proxy?.close()
+    proxy = undefined
+    for (const node of nodes) {
+      if (!node.started.app.parley.closed) await node.started.app.close()
+      if (node.redis.isOpen) node.redis.destroy()
+    }
+    nodes = []
+  })
+
+  async function startNode(prefix: string, hook?: Hook): Promise<Node> {
+    const client = createClient({ url: redis.url })
+    client.on('error', () => {})
+    await client.connect()
+    const node: Node = {
+      started: undefined as unknown as Started,
+      redis: client,
+      connections: [],
+      restored: [],
+      disconnects: [],
+    }
+    const factory = redisAdapter({ client, prefix, heartbeatInterval: 300 })
+    const adapter: AdapterFactory = (sockets) => {
+      const made = factory(sockets)
+      hook?.(made)
+      return made
+    }
+    node.started = await startServer(
+      { adapter, handoff: { timeout: 3000, retrySpread: 0 } },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          node.connections.push(socket)
+          socket.on('disconnect', (reason) => node.disconnects.push(reason))
+        })
+        app.parley.on('restored', (socket) => node.restored.push(socket))
+      },
+      { return503OnClosing: false },
+    )
+    nodes.push(node)
+    return node
+  }
+
+  /** Nodes a (with `hook`) and b on a prefix of their own, and a client connected to a. */
+  async function setup(hooks: { a?: Hook; b?: Hook }) {
+    const prefix = `withdraw${prefixes++}`
+    const a = await startNode(prefix, hooks.a)
+    const b = await startNode(prefix, hooks.b)
+    proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
+    clients.push(c)
+    proxy.avoid.add(1)
+    c.connect()
+    await until(() => c.connected, 3000, 'connect to a')
+    proxy.avoid.clear()
+    return { a, b, c, first: c.id!, prefix }
+  }
+
+  /** Closes node a; the balancer skips it from now. */
+  function drain(a: Node): Promise<void> {
+    proxy!.avoid.add(0)
+    return a.started.app.close()
+  }
+
+  it('withdraws the snapshot when the application disconnects the session: the client gets a new one', async () => {
+    let old: ServerSocket | undefined
+    const { a, b, c, first, prefix } = await setup({
+      a: (adapter) => {
+        const handOff = adapter.handOff!.bind(adapter)
+        // Once Redis has the snapshot and the drain told the client to resume elsewhere (its
+        // next turn), the application disconnects the socket: long before the client's claim.
+        adapter.handOff = async (snapshot, ttl) => {
+          const stored = await handOff(snapshot, ttl)
+          setImmediate(() => old?.disconnect())
+          return stored
+        }
+      },
+    })
+    old = a.connections[0]!
+    await drain(a)
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    expect(a.disconnects).toEqual(['server disconnect'])
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+    expect(b.connections.map((s) => [s.id, s.recovered])).toEqual([[c.id, false]])
+    // Nothing of the handoff is left in Redis.
+    expect(await b.redis.keys(`${prefix}:handoff:*`)).toEqual([])
+  })
+
+  it('drops a session whose claim won before it ended on the old node: the client gets a new one', async () => {
+    let old: ServerSocket | undefined
+    const { a, b, c, first, prefix } = await setup({
+      b: (adapter) => {
+        const claimSession = adapter.claimSession!.bind(adapter)
+        // The claim wins in Redis; then, before the takeover, the session ends on a.
+        adapter.claimSession = async (sid) => {
+          const claim = await claimSession(sid)
+          old?.disconnect()
+          return claim
+        }
+      },
+    })
+    old = a.connections[0]!
+    await drain(a)
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    expect(a.disconnects).toEqual(['server disconnect'])
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+    expect(b.connections.map((s) => [s.id, s.recovered])).toEqual([[c.id, false]])
+    expect(b.started.app.parley.sockets.size).toBe(1)
+    expect(await b.redis.keys(`${prefix}:handoff:*`)).toEqual([])
+  })
+})
