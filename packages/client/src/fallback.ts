@@ -15,6 +15,7 @@ import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
 import {
   isRefusal,
+  type Later,
   type Transport,
   type TransportFactory,
   timeoutError,
@@ -103,10 +104,13 @@ export interface ConnectionHost {
     why: SwitchReason,
     attempt: number,
   ): void
-  /** A packet from the current transport (or a CLOSE answering a resume's HELLO). */
-  packet(packet: Packet): void
+  /**
+   * A packet from the current transport (or a CLOSE answering a resume's HELLO), taken in; what
+   * it returns runs the application's part (see `Later`).
+   */
+  packet(packet: Packet): Later
   /** A packet from the current transport that this client must refuse (see TransportHandlers). */
-  refused(seq: number, error: ParleyError<string>): void
+  refused(seq: number, error: ParleyError<string>): Later
   /** The transport was lost and no other took over at once. */
   down(reason: CloseReason): void
   /**
@@ -418,7 +422,7 @@ export class Connection {
     if (open.type === PacketType.CLOSE) {
       // The session we asked to resume has ended; the session hears why and decides.
       t.close(true)
-      this.#host.packet(open)
+      this.#host.packet(open)?.()
       return
     }
     const old = this.#current
@@ -440,10 +444,10 @@ export class Connection {
     if (this.#current !== t) return
     t.attach({
       packet: (p) => {
-        if (this.#current === t) this.#host.packet(p)
+        if (this.#current === t) return this.#host.packet(p)
       },
       refused: (seq, error) => {
-        if (this.#current === t) this.#host.refused(seq, error)
+        if (this.#current === t) return this.#host.refused(seq, error)
       },
       close: (error) => {
         if (this.#current === t) this.moved(error)

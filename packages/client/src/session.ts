@@ -20,6 +20,7 @@ import type { ResolvedOptions } from './options.js'
 import { BYE, outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
+import type { Later } from './transports/transport.js'
 
 /** What the session tells the socket above it. */
 export interface SessionHost {
@@ -186,11 +187,10 @@ export class Session implements ConnectionHost {
       this.#host.fire('transport', now, before, why as Exclude<SwitchReason, 'connect'>)
   }
 
-  refused(seq: number, error: ParleyError<string>): void {
+  refused(seq: number, error: ParleyError<string>): Later {
     this.#heardAt = performance.now()
     // Numbered: it takes its place in the order (a duplicate or a gap is no news).
-    if (seq > 0 && !this.#accept(seq)) return
-    this.#host.fire('error', error)
+    if (seq < 1 || this.#accept(seq)) return () => this.#host.fire('error', error)
   }
 
   down(reason: CloseReason): void {
@@ -202,7 +202,12 @@ export class Session implements ConnectionHost {
     this.#host.fire(event, ...args)
   }
 
-  packet(p: Packet): void {
+  /**
+   * Takes a packet in: its number and the ACK it is owed, the heartbeat, ACK and MOVED (which
+   * run no code of the application's) at once. Returns the rest, in order: listeners, replies,
+   * errors, and CLOSE (whose `disconnect` comes after the events before it).
+   */
+  packet(p: Packet): Later {
     this.#heardAt = performance.now()
     switch (p.type) {
       case PacketType.PING: {
@@ -212,27 +217,25 @@ export class Session implements ConnectionHost {
         return
       }
       case PacketType.MOVED:
+        // At once: the transport is done, and asks for nothing more.
         this.connection.moved()
         return
       case PacketType.ACK:
         this.#ledger.acked(p.ack)
         return
       case PacketType.EVENT:
-        if (p.seq === 0 || this.#accept(p.seq)) this.#host.event(p)
+        if (p.seq === 0 || this.#accept(p.seq)) return () => this.#host.event(p)
         return
       case PacketType.REPLY:
-        if (this.#accept(p.seq)) this.acks.settle(p.ackId, null, p.args)
+        if (this.#accept(p.seq)) return () => this.acks.settle(p.ackId, null, p.args)
         return
       case PacketType.ERROR: {
         if (p.seq > 0 && !this.#accept(p.seq)) return
         const error = new ParleyError<string>(p.code, p.message)
-        if (p.ackId > 0) this.acks.settle(p.ackId, error, [])
-        else this.#host.fire('error', error)
-        return
+        return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.#host.fire('error', error))
       }
       case PacketType.CLOSE:
-        this.#closed(p)
-        return
+        return () => this.#closed(p)
       default:
       // OPEN, HELLO, PONG outside a handshake mean nothing to a client.
     }

@@ -36,6 +36,11 @@ const PAGE = `<!doctype html>
   socket.on('disconnect', (reason) => log.push({ event: 'disconnect', reason, at: at() }))
   socket.on('transport', (now, before, why) => log.push({ event: 'transport', now, before, why, at: at() }))
   for (const name of Object.keys(got)) socket.on(name, (value) => got[name].push(value))
+  // A listener that keeps the page busy for ms (a page rendering a large update).
+  socket.on('busy', (ms) => {
+    const end = performance.now() + ms
+    while (performance.now() < end);
+  })
 
   // Emits event(0), event(1), ... one every few ms; resolves once all are emitted.
   function talk(event, count, every) {
@@ -480,6 +485,31 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
       echoed: 'again',
       transport: 'websocket',
     })
+  })
+
+  it('polling: a page busy in a listener still gets the CLOSE of a server that closes meanwhile', async () => {
+    const b = await backend()
+    // The acks of the page's GETs, as the server receives them: a listener of the HTTP server
+    // itself, since a closing server answers them before any route or hook.
+    const acks: number[] = []
+    b.server.app.server.on('request', (request: { method?: string; url?: string }) => {
+      const query = new URL(request.url ?? '', 'http://x').searchParams
+      if (request.method === 'GET' && query.has('sid')) acks.push(Number(query.get('ack')))
+    })
+    const page = await open(b.server.url, 'a', { transports: ['polling'] })
+    await nth(page, 'connect')
+    await page.waitForFunction('parley.got.news.length > 0', undefined, { timeout: 3000 })
+    // The welcome was packet 1; this is packet 2. Its listener keeps the page busy for 1.5 s, far
+    // longer than a closing server waits for a polling client's next GET (at least 500 ms), and
+    // less than the 2 s of silence after which the client gives up on the server (pingInterval +
+    // pingTimeout).
+    b.sockets.get('a')!.emit('busy', 1500)
+    // The server answers a held GET on its next tick: the busy packet is out before the close.
+    await new Promise((resolve) => setImmediate(resolve))
+    await stop(b.server)
+    // The next GET went out before the listener ran: it acknowledged packet 2 and took the CLOSE.
+    expect((await nth(page, 'disconnect', 1, 8000)).reason).toBe('server shutdown')
+    expect(acks.at(-1)).toBe(2)
   })
 
   it("waits out a server shutdown's retryAfter though the network comes back or the page is shown meanwhile", async () => {

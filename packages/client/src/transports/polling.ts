@@ -1,3 +1,4 @@
+import type { ParleyError } from '@parley/protocol'
 import { decodeText } from '../codec.js'
 import { boundedBody, HttpTransport, httpError } from '../http.js'
 import type { Outgoing } from '../outgoing.js'
@@ -25,34 +26,63 @@ export class PollingTransport extends HttpTransport {
     void this.#poll(url)
   }
 
+  /**
+   * The loop of GETs. The GET after an answer goes out before the application's listeners run
+   * for what that answer brought, with an `ack` that counts it: a page busy in its listeners
+   * would otherwise leave the server without a GET, letting its packets wait, and at a server's
+   * close miss the CLOSE (a closing server waits only so long for the next GET).
+   */
   async #poll(url: string): Promise<void> {
+    let next: Promise<string | ParleyError<string>> | undefined
     while (!this.closed) {
-      let body: string
-      try {
-        // A signal per poll: every fetch adds an abort listener to its signal and does not take
-        // it off, so one signal for the whole session would gather one per poll.
-        this.ctl = new AbortController()
-        const res = await this.setup.fetch(`${url}&ack=${this.setup.takeAck()}`, {
-          signal: this.ctl.signal,
-        })
-        if (res.status !== 200) {
-          this.fail(await httpError(res, url))
-          return
-        }
-        body = await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
-          ? res.text()
-          : boundedBody(res, this.maxPayload))
-      } catch (err) {
-        this.fail(transportError(`GET ${shown(url)} failed`, err))
-        return
-      }
+      const body = await (next ?? this.#get(url))
+      next = undefined
+      // Closed meanwhile: nothing more goes up, from the first line on.
+      if (this.closed) return
+      if (typeof body !== 'string') return this.fail(body)
       // One packet a line; an empty answer: the server released the GET (a newer one replaced
       // it, or a timeout). A line this client refuses goes up alone: the others still count.
-      // Closed meanwhile: nothing more goes up, from the first line on.
+      // Each packet is taken in (numbered, acknowledged) before any listener runs.
+      const later: (() => void)[] = []
+      let ends = false
       for (const line of body.split('\n')) {
-        if (this.closed) return
-        if (line.trim() !== '') this.deliver(decodeText(line, this.maxPayload))
+        if (this.closed) break
+        if (line.trim() === '') continue
+        const decoded = decodeText(line, this.maxPayload)
+        ends ||= decoded.ok && decoded.packet.type === PacketType.CLOSE
+        this.deliver(decoded, later)
+      }
+      // Closed while taking the packets in (a gap, a broken line, MOVED): those before still
+      // reach the application, and no GET follows. Nor does one follow a CLOSE.
+      const gone = this.closed
+      if (!gone && !ends) next = this.#get(url)
+      // Closed by a listener (disconnect(), CLOSE): nothing more goes up.
+      for (const run of later) {
+        if (this.closed !== gone) break
+        run()
       }
     }
+  }
+
+  /**
+   * Sends a GET now, with the ACK owed; resolves with the answer's body, or with the error that
+   * ends the transport. It never rejects: a GET sent before a listener closed the transport is
+   * aborted, and nobody awaits it then.
+   */
+  #get(url: string): Promise<string | ParleyError<string>> {
+    // A signal per poll: every fetch adds an abort listener to its signal and does not take
+    // it off, so one signal for the whole session would gather one per poll.
+    this.ctl = new AbortController()
+    return this.setup
+      .fetch(`${url}&ack=${this.setup.takeAck()}`, { signal: this.ctl.signal })
+      .then(
+        (res): Promise<string | ParleyError<string>> =>
+          res.status !== 200
+            ? httpError(res, url)
+            : (globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
+              ? res.text()
+              : boundedBody(res, this.maxPayload),
+      )
+      .catch((err) => transportError(`GET ${shown(url)} failed`, err))
   }
 }

@@ -12,15 +12,22 @@ import type { DecodeResult } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
 
+/**
+ * What is left to do with a packet once its owner took it in (its number, the ACK it is owed):
+ * the part that runs the application's code. A transport runs it at once, or, for a whole answer,
+ * once it asked for the next one (polling: a busy listener must not hold back the next GET).
+ */
+export type Later = (() => void) | undefined
+
 /** What a transport tells its owner once attached. */
 export interface TransportHandlers {
   /** A decoded packet from the server, in arrival order. */
-  packet(packet: Packet): void
+  packet(packet: Packet): Later
   /**
    * A packet this client must refuse, whose sequence number could still be read (`seq`, 0 for
    * an unnumbered one): the medium is fine, the packet is not. The session decides.
    */
-  refused(seq: number, error: ParleyError<string>): void
+  refused(seq: number, error: ParleyError<string>): Later
   /** The transport is gone (called once, never after `close()`). */
   close(error: ParleyError<string>): void
 }
@@ -109,7 +116,7 @@ export abstract class BaseTransport implements Transport {
     this.#held = []
     for (const decoded of held) {
       if (this.#handlers !== handlers) return
-      hand(handlers, decoded)
+      hand(handlers, decoded)?.()
     }
     if (this.#closeError) handlers.close(this.#closeError)
   }
@@ -124,12 +131,15 @@ export abstract class BaseTransport implements Transport {
   /**
    * Passes a decoded packet up (or holds it until attach). A refused one goes up as refused
    * when its number could be read; otherwise the stream is broken and the transport fails.
+   * The application's part runs at once, or goes into `later` for the caller to run.
    */
-  protected deliver(decoded: DecodeResult): void {
+  protected deliver(decoded: DecodeResult, later?: (() => void)[]): void {
     if (this.closed) return
     if (!decoded.ok && decoded.seq === undefined) this.fail(decoded.error)
-    else if (this.#handlers) hand(this.#handlers, decoded)
-    else this.#held.push(decoded)
+    else if (this.#handlers) {
+      const run = hand(this.#handlers, decoded)
+      if (run) later ? later.push(run) : run()
+    } else this.#held.push(decoded)
   }
 
   /**
@@ -165,9 +175,8 @@ export abstract class BaseTransport implements Transport {
 }
 
 /** Hands a decoded packet, or a refusal with a number, to the transport's owner. */
-function hand(handlers: TransportHandlers, decoded: DecodeResult): void {
-  if (decoded.ok) handlers.packet(decoded.packet)
-  else handlers.refused(decoded.seq!, decoded.error)
+function hand(handlers: TransportHandlers, decoded: DecodeResult): Later {
+  return decoded.ok ? handlers.packet(decoded.packet) : handlers.refused(decoded.seq!, decoded.error)
 }
 
 /**
