@@ -1,6 +1,6 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do:
-// it refuses or drops WebSocket upgrades, swallows them, buffers or blocks event streams, cuts
-// connections, or goes offline. Every mode can be changed at any time, and takes effect for the
+// it refuses or drops WebSocket upgrades, swallows them, buffers or blocks event streams,
+// swallows a session's POSTs or their answers, cuts connections, or goes offline. Every mode can be changed at any time, and takes effect for the
 // next connection or response. Everything listens on 127.0.0.1 only.
 import http from 'node:http'
 import net from 'node:net'
@@ -17,6 +17,13 @@ export type WsMode = 'pass' | 'reject' | 'destroy' | 'hang' | 'mute'
  * that bans them).
  */
 export type SseMode = 'pass' | 'buffer' | 'block'
+/**
+ * What happens to a session's POSTs (those with a `sid`: the upstream, not the handshake). pass:
+ * proxy them; hang: read them and never answer nor forward them (a proxy that swallows them);
+ * mute: forward them, and drop the server's answer (the server has the packets, the client never
+ * hears so).
+ */
+export type PostMode = 'pass' | 'hang' | 'mute'
 
 export interface FaultProxy {
   /** The proxy's base URL, `http://127.0.0.1:<port>`. */
@@ -25,6 +32,8 @@ export interface FaultProxy {
   ws: WsMode
   /** What happens to event-stream responses from now on. */
   sse: SseMode
+  /** What happens to a session's POSTs from now on. */
+  posts: PostMode
   /** While true, every new connection is reset at once (with `cut('all')`: a network outage). */
   offline: boolean
   /** Destroys the open connections of one kind (a network cut). */
@@ -68,9 +77,18 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   }
 
   const server = http.createServer((req, res) => {
+    const posts = req.method === 'POST' && req.url?.includes('sid=') ? proxy.posts : 'pass'
+    if (posts === 'hang') {
+      req.resume()
+      return
+    }
     const upstream = http.request(
       { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent },
       (answer) => {
+        if (posts === 'mute') {
+          answer.resume()
+          return
+        }
         const isStream = String(answer.headers['content-type'] ?? '').startsWith('text/event-stream')
         if (isStream) proxy.streams++
         if (isStream && proxy.sse === 'block') {
@@ -181,6 +199,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     url: `http://127.0.0.1:${port}`,
     ws: 'pass',
     sse: 'pass',
+    posts: 'pass',
     offline: false,
     upgrades: 0,
     streams: 0,

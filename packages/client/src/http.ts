@@ -1,4 +1,4 @@
-import { ErrorCode, type OpenPacket, ParleyError } from '@parley/protocol'
+import { ErrorCode, MAX_TIMER_MS, type OpenPacket, ParleyError } from '@parley/protocol'
 import { decodeText } from './codec.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
@@ -62,6 +62,8 @@ export abstract class HttpTransport extends BaseTransport {
   #busy = false
   /** After teardown: the last POST, once the one in flight is done. */
   #afterBusy: (() => void) | undefined
+  /** How long a POST may go unanswered, in ms: the heartbeat window of the OPEN (see #post). */
+  #postWithin = MAX_TIMER_MS
 
   // `declare`: set by the constructor alone (no field of the same name declared beforehand).
   /** `fetch`, and the session's owed ACK for a transport that carries it (polling). */
@@ -101,6 +103,8 @@ export abstract class HttpTransport extends BaseTransport {
       )
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
+      // At most MAX_TIMER_MS: a timer set for longer fires at once.
+      this.#postWithin = Math.min(open.pingInterval + open.pingTimeout, MAX_TIMER_MS)
       // The decoder took the sid only as URL-safe characters: it needs no escaping.
       const url = `${this.url}&sid=${open.sid}`
       this.#session = url
@@ -180,11 +184,22 @@ export abstract class HttpTransport extends BaseTransport {
     this.#afterBusy = undefined
   }
 
+  /**
+   * One POST, bounded: the server answers one as soon as its body is in, and one left hanging (a
+   * proxy that swallows it, a half-open connection) would hold back every packet after it while
+   * the GETs or the stream still show the session alive. The bound is the heartbeat window
+   * (pingInterval + pingTimeout), the silence the session allows the server before it gives up on
+   * a transport: past it the transport fails (PARLEY_TRANSPORT_ERROR), the session resumes, and
+   * what the server has not acknowledged goes again (the server drops what it already has).
+   */
   async #post(batch: { text: string; bytes: number }[]): Promise<void> {
     const url = this.#session!
     const body = batch.map((l) => l.text).join('\n')
+    const ms = this.#postWithin
+    const ctl = new AbortController()
+    const timer = setTimeout(() => ctl.abort(), ms)
     try {
-      const res = await this.setup.fetch(url, { method: 'POST', body, headers: TEXT })
+      const res = await this.setup.fetch(url, { method: 'POST', body, headers: TEXT, signal: ctl.signal })
       if (this.closed) {
         this.#idle()
         await res.body?.cancel()
@@ -215,7 +230,15 @@ export abstract class HttpTransport extends BaseTransport {
       if (this.closed) return this.#idle()
       // The transport is done: nothing queued goes after this.
       this.#lines = []
-      this.fail(transportError(`POST ${shown(url)} failed`, err))
+      this.fail(
+        ctl.signal.aborted
+          ? new ParleyError(ErrorCode.TRANSPORT_ERROR, `POST ${shown(url)}: no answer within ${ms} ms`, {
+              details: { timeout: ms },
+            })
+          : transportError(`POST ${shown(url)} failed`, err),
+      )
+    } finally {
+      clearTimeout(timer)
     }
   }
 }

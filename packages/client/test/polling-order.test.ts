@@ -1,6 +1,10 @@
-// Against the real server: a polling client asks for the next answer before the application's
-// listeners run for the one it just read, with an `ack` that counts it.
+// Two robustness rules of the HTTP transports, against the real server: a polling client asks
+// for the next answer before the application's listeners run for the one it just read (with an
+// `ack` that counts it), and an upstream POST that gets no answer fails the transport after the
+// heartbeat window, so that the session resumes and what the POST carried arrives, once.
+import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import {
   client,
   closeClients,
@@ -13,10 +17,13 @@ import {
 } from './helpers.js'
 
 let server: TestServer | undefined
+let proxy: FaultProxy | undefined
 afterEach(async () => {
   closeClients()
+  await proxy?.close()
   await server?.close()
   server = undefined
+  proxy = undefined
 })
 
 describe('polling', () => {
@@ -75,4 +82,53 @@ describe('polling', () => {
     expect(got).toEqual([1, 2])
     expect(socket.connected).toBe(false)
   })
+})
+
+describe('an upstream POST that gets no answer', () => {
+  // The server's heartbeat window, pingInterval + pingTimeout: how long a POST may go unanswered.
+  const WINDOW = 600
+
+  it.each(['hang', 'mute'] as const)(
+    'fails the transport after the heartbeat window; the session resumes and the emit reaches the server once (proxy: %s)',
+    async (mode) => {
+      const got: number[] = []
+      server = await startServer(
+        (app) => parleyOf(app).on('connection', (socket) => socket.on('count', (n: number) => got.push(n))),
+        { pingInterval: WINDOW / 2, pingTimeout: WINDOW / 2 },
+      )
+      const faults = await startFaultProxy(server.port)
+      proxy = faults
+      const socket = client(faults.url, { transports: ['polling'] })
+      const errors: ParleyError<string>[] = []
+      const switches: unknown[][] = []
+      const downs: unknown[] = []
+      // The POST fails within the transport's first 2 s (STABLE_MS): the client says why, with a
+      // connect_error, before it resumes. The POSTs of the resumed transport go through.
+      socket.on('connect_error', (error) => {
+        errors.push(error)
+        faults.posts = 'pass'
+      })
+      socket.on('transport', (...args) => switches.push(args))
+      socket.on('disconnect', (reason) => downs.push(reason))
+      await next(socket, 'connect')
+      const id = socket.id
+      // hang: the POST never reaches the server; mute: it does, and its answer never comes back.
+      faults.posts = mode
+      socket.emit('count', 1)
+      await until(() => switches.length > 0, 5000, 'a resume')
+      socket.emit('count', 2)
+      await until(() => got.includes(2), 3000, 'the emit after the resume')
+      // In order: had the first come twice, the second would follow the second copy.
+      expect(got).toEqual([1, 2])
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, details: { timeout: WINDOW } })
+      expect(errors[0]!.message).toMatch(
+        /^POST http:\/\/127.0.0.1:\d+\/parley\/poll: no answer within 600 ms$/,
+      )
+      expect(switches).toEqual([['polling', 'polling', 'resume']])
+      expect(downs).toEqual([])
+      expect(socket.id).toBe(id)
+      expect(socket.recovered).toBe(true)
+    },
+  )
 })
