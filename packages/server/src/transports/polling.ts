@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { gzip } from 'node:zlib'
 import { type Packet, PacketType, type PreparedEvent } from '@parley/protocol'
+import { type ResponseHolder, watchHeld } from './held-responses.js'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import { type CloseKind, isClose, isPreparedEvent, type Outgoing } from './transport.js'
 import type { UnreadAnswers } from './unread.js'
@@ -47,7 +48,7 @@ const NO_SIZES: readonly number[] = []
  * Long-polling downstream: the client keeps one GET waiting; it is answered with every queued
  * packet (one per line) as soon as there is one. A newer GET answers the older one empty.
  */
-export class PollingTransport extends HttpTransport {
+export class PollingTransport extends HttpTransport implements ResponseHolder {
   // On the prototype, not a field of each transport (an idle connection should cost little).
   get name(): 'polling' {
     return 'polling'
@@ -114,16 +115,13 @@ export class PollingTransport extends HttpTransport {
       this.#answeredAt = 0
     }
     if (previous) this.#answer(previous, previousHeaders, '')
-    // `on`, not `once`: a response closes once, and `once` would wrap the listener anew per GET.
-    res.on('close', this.#heldClosed)
+    watchHeld(res, this)
     this.#flush()
   }
 
-  // One function for every GET's 'close' (no closure per poll): it only forgets a held GET
-  // that is gone; `#flush` checks again before it answers one.
-  readonly #heldClosed = (): void => {
-    const held = this.#held
-    if (held && (held.destroyed || held.writableEnded)) this.#forgetHeld(held)
+  /** A GET closed: forgets it if it is the held one (`#flush` checks again before it answers). */
+  heldResponseClosed(res: ServerResponse): void {
+    if (res === this.#held && (res.destroyed || res.writableEnded)) this.#forgetHeld(res)
   }
 
   /** The held GET is over: answered by us, or dropped by the client. */

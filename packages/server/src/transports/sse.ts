@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 import type { SplitText } from '@parley/protocol'
+import { type ResponseHolder, watchHeld } from './held-responses.js'
 import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
 import { corkForTick } from './tick-cork.js'
 import { type CloseKind, isClose, type Outgoing } from './transport.js'
@@ -85,7 +86,7 @@ function gather(pieces: readonly (string | Uint8Array)[], bytes: number): Buffer
  * tick go through the response in one `process.nextTick`. `bufferedAmount` counts real bytes:
  * UTF-8 of what waits here, and what Node holds because the client reads slower than we write.
  */
-export class SseTransport extends HttpTransport {
+export class SseTransport extends HttpTransport implements ResponseHolder {
   // On the prototype, not a field of each transport (an idle connection should cost little).
   get name(): 'sse' {
     return 'sse'
@@ -154,13 +155,15 @@ export class SseTransport extends HttpTransport {
     if (previous && previous.writableLength > 0) previous.destroy()
     else previous?.end()
     if (ack !== undefined && ack < this.#writtenThrough) this.#writeAgain(ack)
-    res.on('close', () => {
-      // The client went away or reconnects; packets wait for the next GET (or a resume).
-      if (this.#stream !== res) return
-      this.#stream = null
-      this.#direct = null
-    })
+    watchHeld(res, this)
     this.#start(res, headers)
+  }
+
+  /** A stream closed: the client went away or reconnects; packets wait for the next GET. */
+  heldResponseClosed(res: ServerResponse): void {
+    if (this.#stream !== res) return
+    this.#stream = null
+    this.#direct = null
   }
 
   downstream(res: ServerResponse, headers: HeaderBag, ack?: number): void {

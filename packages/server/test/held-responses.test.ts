@@ -1,0 +1,130 @@
+// A held poll or an event stream is open for as long as its client is idle, and whatever hangs
+// on its response lasts as long: the transports share one 'close' listener across all of them
+// rather than a closure each (docs/benchmarks.md, the heap per idle client). That listener is
+// still how a transport hears that its client left.
+import type { ServerResponse } from 'node:http'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { PacketType, type TransportName } from '@parley/protocol'
+import type { ServerSocket } from '@parley/server'
+import { afterEach, expect, it } from 'vitest'
+import { type Started, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+import { head, RawHttp } from './raw-http.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+const raws: RawHttp[] = []
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close()
+  for (const raw of raws.splice(0)) raw.socket.destroy()
+  await started?.app.close()
+  started = undefined
+})
+
+type HttpTransport = Exclude<TransportName, 'websocket'>
+const segment = (transport: HttpTransport) => (transport === 'sse' ? 'sse' : 'poll')
+
+/** A server that hands the test each downstream GET's response (those with a sid) as it comes. */
+async function start(transport: HttpTransport, seen: (res: ServerResponse) => void) {
+  let socket: ServerSocket | undefined
+  started = await startServer({ transports: [transport] }, (app) => {
+    app.parley.on('connection', (s) => {
+      socket = s
+    })
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.method === 'GET' && (request.query as { sid?: string }).sid) seen(reply.raw)
+    })
+  })
+  const port = (started.app.server.address() as { port: number }).port
+  return { port, socket: () => socket }
+}
+
+/** A session's handshake, then a downstream GET of its own on a bare connection. */
+async function rawDownstream(transport: HttpTransport, port: number) {
+  const answer = await fetch(`${started!.base}/${segment(transport)}?v=1`, { method: 'POST', body: '[8,{}]' })
+  const open = JSON.parse(await answer.text()) as [number, { sid: string }]
+  const sid = open[1].sid
+  const get = async () => {
+    const raw = await RawHttp.open(port)
+    raws.push(raw)
+    raw.write(head('GET', `/parley/${segment(transport)}?v=1&sid=${sid}`))
+    return raw
+  }
+  return { sid, get }
+}
+
+/** Resolves once `res` has closed: Parley's listener, added after the test's, has run too. */
+function closedOf(res: ServerResponse): () => boolean {
+  let closed = false
+  res.on('close', () => {
+    closed = true
+  })
+  return () => closed
+}
+
+for (const transport of ['polling', 'sse'] as const) {
+  it(`${transport}: every held GET's response carries the same 'close' listeners, none made for it`, async () => {
+    const held: ServerResponse[] = []
+    await start(transport, (res) => held.push(res))
+    for (let i = 0; i < 3; i++) clients.push(await rawConnect(transport, started!.base))
+    const open = () => held.filter((res) => !res.writableEnded && !res.destroyed)
+    await until(() => open().length === 3, 5000, 'three held GETs')
+    const [first, second, third] = open()
+    const listeners = first!.listeners('close')
+    expect(listeners.length).toBeGreaterThan(0)
+    // One function for all of them: no closure per transport or per GET.
+    expect(second!.listeners('close')).toEqual(listeners)
+    expect(third!.listeners('close')).toEqual(listeners)
+  })
+}
+
+it('polling: a held GET its client dropped is let go of (nothing keeps its response)', async () => {
+  // A full collection on demand, as `--expose-gc` would give.
+  setFlagsFromString('--expose-gc')
+  const collect = runInNewContext('gc') as () => void
+  let held: WeakRef<ServerResponse> | undefined
+  let closed = () => false
+  let holding = () => false
+  const { port } = await start('polling', (res) => {
+    held = new WeakRef(res)
+    closed = closedOf(res)
+    // Parley holds it once a 'close' listener of its own is on it (after the route's hooks).
+    const before = res.listenerCount('close')
+    holding = () => res.listenerCount('close') > before
+  })
+  const { get } = await rawDownstream('polling', port)
+  const raw = await get()
+  await until(() => holding(), 5000, 'the GET held')
+  holding = () => false // the test itself keeps nothing of the response
+  raw.socket.destroy()
+  await until(closed, 5000, 'the held GET closed')
+  // Collected once nothing holds it; the socket's own teardown may take a turn or two. A
+  // `deref()` keeps its target alive until the end of the turn, so each collection has a turn
+  // of its own.
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 10))
+  let alive = true
+  for (let tries = 0; tries < 50 && alive; tries++) {
+    await turn()
+    collect()
+    await turn()
+    alive = held!.deref() !== undefined
+  }
+  expect(alive).toBe(false)
+})
+
+it('sse: packets sent after the stream closed wait for the next GET', async () => {
+  let closed = () => false
+  const { port, socket } = await start('sse', (res) => {
+    closed = closedOf(res)
+  })
+  const { get } = await rawDownstream('sse', port)
+  const first = await get()
+  await until(() => first.received.includes('\r\n\r\n:'), 5000, 'the first stream open')
+  first.socket.destroy()
+  await until(closed, 5000, 'the first stream closed at the server')
+  // Written to the closed stream, it would be lost: it waits for the client's next GET.
+  socket()!.emit('later', 1)
+  const second = await get()
+  await until(() => second.received.includes(`[${PacketType.EVENT},1,"later",[1]`), 5000, 'the event')
+})
