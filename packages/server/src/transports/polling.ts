@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import { gzip } from 'node:zlib'
 import { type Packet, PacketType, type PreparedEvent } from '@parley/protocol'
 import { type ResponseHolder, watchHeld } from './held-responses.js'
-import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
+import { type HeaderBag, HttpTransport, nextGetWithin, nowMs } from './http.js'
 import { type CloseKind, isClose, isPreparedEvent, type Outgoing } from './transport.js'
 import type { UnreadAnswers } from './unread.js'
 
@@ -40,6 +40,9 @@ function answerSome(): void {
   }
 }
 
+/** The waiting list of every transport with nothing waiting; frozen, so nothing is ever added to it. */
+const NOTHING_WAITING: Entry[] = Object.freeze([]) as unknown as Entry[]
+
 /** What a downstream GET tells the session, as if the client had sent it. */
 const A_POLL_IS_A_PONG: Packet[] = [{ type: PacketType.PONG }]
 const NO_SIZES: readonly number[] = []
@@ -60,12 +63,18 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
   #heldHeaders: HeaderBag = {}
   /** True when the client dropped its last GET rather than got an answer (`nextGetWithin`). */
   #dropped = false
-  /** When the handshake or the last GET was answered (`performance.now()`), 0 while one is held. */
-  #answeredAt = performance.now()
-  /** The client's slowest recent time from an answer to its next GET, in ms; -1 unmeasured. */
+  /** When the handshake or the last GET was answered (`nowMs()`), 0 while one is held. */
+  #answeredAt = nowMs()
+  /**
+   * The client's slowest recent time from an answer to its next GET, in whole ms (kept in the
+   * transport, as `#answeredAt`, not in a number object of its own); -1 unmeasured.
+   */
   #turnaround = -1
-  /** Packets waiting for a GET, in order (see `Entry`), and their bytes (UTF-8, plus a newline each). */
-  #waiting: Entry[] = []
+  /**
+   * Packets waiting for a GET, in order (see `Entry`), and their bytes (UTF-8, plus a newline
+   * each). `NOTHING_WAITING` while there are none: an idle client has no list of its own.
+   */
+  #waiting: Entry[] = NOTHING_WAITING
   #queuedBytes = 0
   /**
    * The highest sequence number an answer has carried (0 before any): a GET whose `ack` is
@@ -110,8 +119,8 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
     this.#dropped = false
     if (this.#answeredAt > 0) {
       // Slow turns count at once, fast ones bring the measure down gradually.
-      const turn = performance.now() - this.#answeredAt
-      this.#turnaround = Math.max(turn, this.#turnaround * 0.8)
+      const turn = nowMs() - this.#answeredAt
+      this.#turnaround = Math.max(turn, Math.floor(this.#turnaround * 0.8))
       this.#answeredAt = 0
     }
     if (previous) this.#answer(previous, previousHeaders, '')
@@ -132,7 +141,7 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
 
   nextGetWithin(): number | undefined {
     if (this.#held !== null || this.#dropped || this.#answeredAt === 0) return undefined
-    return nextGetWithin(this.#turnaround, performance.now() - this.#answeredAt)
+    return nextGetWithin(this.#turnaround, nowMs() - this.#answeredAt)
   }
 
   downstream(res: ServerResponse, headers: HeaderBag, ack?: number): void {
@@ -169,21 +178,23 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
     // follows it (see `Entry`).
     const shared = out.shared
     const split = shared === undefined ? out.split?.() : undefined
+    if (this.#waiting === NOTHING_WAITING) this.#waiting = []
+    const waiting = this.#waiting
     let bytes: number
     if (shared !== undefined) {
       const seq = out.seq!
       bytes = shared.byteLength(seq) + 1
-      this.#waiting.push(shared, seq)
+      waiting.push(shared, seq)
     } else if (split !== undefined) {
       bytes = split.head.length + split.tail.length + 1
-      this.#waiting.push(out)
-      if (seq > 0) this.#waiting.push(seq)
+      waiting.push(out)
+      if (seq > 0) waiting.push(seq)
     } else {
       const line = out.text
       bytes = Buffer.byteLength(line) + 1
       if (isClose(out)) this.#lastWords = line
-      this.#waiting.push(line)
-      if (seq > 0) this.#waiting.push(seq)
+      waiting.push(line)
+      if (seq > 0) waiting.push(seq)
     }
     this.#queuedBytes += bytes
     // Wait for the current tick to finish so that a burst of sends goes out in one answer, but
@@ -206,7 +217,7 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {
     this.#answer(res, headers, joinLines(this.#waiting, this.#waiting.length))
-    this.#waiting = []
+    this.#waiting = NOTHING_WAITING
     this.#queuedBytes = 0
   }
 
@@ -214,7 +225,7 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
     if (kind === 'overflow') {
       // The client does not poll: drop what waits for it, except the CLOSE.
       const last = this.#lastWords
-      this.#waiting = last === undefined ? [] : [last]
+      this.#waiting = last === undefined ? NOTHING_WAITING : [last]
       this.#queuedBytes = last === undefined ? 0 : Buffer.byteLength(last) + 1
     }
     // Last words (MOVED, CLOSE) go to the waiting GET; without one they linger for the next.
@@ -254,11 +265,11 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
       }
     }
     const body = bytes < BYTES_FROM ? joinLines(waiting, end) : linesAsBytes(waiting, end, bytes)
-    if (end === waiting.length) this.#waiting = []
+    if (end === waiting.length) this.#waiting = NOTHING_WAITING
     else waiting.splice(0, end)
     this.#queuedBytes -= bytes
     this.#held = null
-    this.#answeredAt = performance.now()
+    this.#answeredAt = nowMs()
     this.#answer(held, this.#heldHeaders, body)
   }
 }

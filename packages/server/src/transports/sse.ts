@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 import type { SplitText } from '@parley/protocol'
 import { type ResponseHolder, watchHeld } from './held-responses.js'
-import { type HeaderBag, HttpTransport, nextGetWithin } from './http.js'
+import { type HeaderBag, HttpTransport, nextGetWithin, nowMs } from './http.js'
 import { corkForTick } from './tick-cork.js'
 import { type CloseKind, isClose, type Outgoing } from './transport.js'
 import type { UnreadAnswers } from './unread.js'
@@ -22,6 +22,9 @@ function flushAll(): void {
   const list = pending.splice(0, pending.length)
   for (const transport of list) transport.flush()
 }
+
+/** The queue of every stream with nothing queued; frozen, so nothing is ever added to it. */
+const NOTHING_QUEUED: (string | Uint8Array)[] = Object.freeze([]) as unknown as (string | Uint8Array)[]
 
 /** What starts every event. */
 const EVENT_START = 'data: '
@@ -99,8 +102,11 @@ export class SseTransport extends HttpTransport implements ResponseHolder {
   #stream: ServerResponse | null = null
   /** The stream's connection, written directly, once its headers went (see the class comment). */
   #direct: Socket | null = null
-  /** Pieces of events not yet written: waiting for this tick's flush, or for a stream. */
-  #queue: (string | Uint8Array)[] = []
+  /**
+   * Pieces of events not yet written: waiting for this tick's flush, or for a stream.
+   * `NOTHING_QUEUED` while there are none: an idle client has no list of its own.
+   */
+  #queue: (string | Uint8Array)[] = NOTHING_QUEUED
   /** Their size in bytes (UTF-8). */
   #queuedBytes = 0
   #flushScheduled = false
@@ -112,8 +118,8 @@ export class SseTransport extends HttpTransport implements ResponseHolder {
    */
   #writtenThrough = 0
   #queuedThrough = 0
-  /** When the handshake was answered (`performance.now()`); 0 once a GET opened a stream. */
-  #answeredAt = performance.now()
+  /** When the handshake was answered (`nowMs()`); 0 once a GET opened a stream. */
+  #answeredAt = nowMs()
   /** Cuts a stream that ended while its client had stopped reading (see `UnreadAnswers`). */
   readonly #unread: UnreadAnswers | undefined
 
@@ -124,7 +130,7 @@ export class SseTransport extends HttpTransport implements ResponseHolder {
 
   /** Only before the first stream: a client whose stream broke resumes on a new transport. */
   nextGetWithin(): number | undefined {
-    return this.#answeredAt === 0 ? undefined : nextGetWithin(-1, performance.now() - this.#answeredAt)
+    return this.#answeredAt === 0 ? undefined : nextGetWithin(-1, nowMs() - this.#answeredAt)
   }
 
   // A response's writableLength counts its connection's too: the events written there directly.
@@ -219,6 +225,7 @@ export class SseTransport extends HttpTransport implements ResponseHolder {
       return
     }
     if (seq > 0) this.#queuedThrough = seq
+    if (this.#queue === NOTHING_QUEUED) this.#queue = []
     if (split) {
       const start = `${EVENT_START}${split.head}`
       this.#queue.push(start, split.tail, EVENT_END)
@@ -268,7 +275,7 @@ export class SseTransport extends HttpTransport implements ResponseHolder {
     const queue = this.#queue
     if (queue.length === 0) return
     const bytes = this.#queuedBytes
-    this.#queue = []
+    this.#queue = NOTHING_QUEUED
     this.#queuedBytes = 0
     if (this.#queuedThrough > this.#writtenThrough) this.#writtenThrough = this.#queuedThrough
     // Past the high-water mark write() returns false and Node keeps the bytes: that is what
@@ -294,7 +301,7 @@ export class SseTransport extends HttpTransport implements ResponseHolder {
       this.#stream?.destroy()
       this.#stream = null
       this.#direct = null
-      this.#queue = this.#lastWords ? [this.#lastWords] : []
+      this.#queue = this.#lastWords ? [this.#lastWords] : NOTHING_QUEUED
       this.#queuedBytes = this.#lastWords ? Buffer.byteLength(this.#lastWords) : 0
       return
     }
