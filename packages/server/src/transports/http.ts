@@ -14,8 +14,9 @@ export const NEXT_GET_UNMEASURED_MS = 1000
 
 /**
  * The least a client between two polls is given, however fast it was so far: a page that polled
- * again at once may still spend a while on what the last answer brought (its listeners run
- * before its next GET goes), and missing the GET costs it the CLOSE and its `retryAfter`.
+ * again at once may still be slow to send its next GET (a client that runs its listeners first,
+ * as thin ones may; Parley's own sends the GET before them, but a busy page delays even that),
+ * and missing the GET costs it the CLOSE and its `retryAfter`.
  */
 const NEXT_GET_MIN_MS = 500
 
