@@ -27,7 +27,9 @@ export interface Metrics {
   ackTimeout(): void
   /**
    * A drain with handoff: a session of this node was stored for another one ('stored'), could
-   * not be ('failed'), or was not claimed before the drain ended ('unclaimed'); or this node
+   * not be ('failed'), was not claimed before the drain ended ('unclaimed'), or ended here after
+   * all, its snapshot withdrawn ('withdrawn': the application disconnected it, its tail passed
+   * maxBufferedBytes); or this node
    * took one over with the old node's whole tail ('taken'), without it ('incomplete'), or after
    * the old node had stopped waiting for a claim ('late': what was sent in between is lost).
    */
@@ -35,7 +37,7 @@ export interface Metrics {
 }
 
 /** See `Metrics.handoff`. */
-export type HandOffOutcome = 'stored' | 'failed' | 'unclaimed' | 'taken' | 'incomplete' | 'late'
+export type HandOffOutcome = 'stored' | 'failed' | 'unclaimed' | 'withdrawn' | 'taken' | 'incomplete' | 'late'
 
 /** Does nothing: the metrics of a server that was given no registry. */
 export const noMetrics: Metrics = {

@@ -201,6 +201,7 @@ export class ParleyServer<
    * its claim. A store that cannot be reached keeps the snapshot until its ttl.
    */
   #withdraw(sid: string): void {
+    this.metrics.handoff('withdrawn')
     this.#drain?.ended(sid)
     this.#moves?.ended(sid)
     const failed = (err: unknown) =>

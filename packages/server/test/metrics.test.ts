@@ -233,6 +233,37 @@ describe('handoff metrics', () => {
     })
   })
 
+  it('count a session that ended on its draining node after it was stored', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // The client's claim comes well after the disconnect below.
+    cluster.claimDelayMs = 300
+    const { registries, nodes } = await twoNodes(cluster, 2000)
+    const [old, other] = nodes as [Started, Started]
+    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
+    proxy.avoid.add(1)
+    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
+    try {
+      await until(() => client.connected)
+      const first = client.id
+      const [socket] = old.app.parley.sockets.values()
+      proxy.avoid.clear()
+      proxy.avoid.add(0)
+      const closing = old.app.close()
+      await until(() => [...cluster.handoffs.values()].some((h) => h.stored), 3000, 'snapshot stored')
+      socket!.disconnect()
+      await until(() => client.connected && client.id !== first, 5000, 'a new session on the other node')
+      await closing
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(1)
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'withdrawn' })).toBe(1)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
+    } finally {
+      client.disconnect()
+      await sleep(50)
+      await proxy.close()
+      await other.app.close()
+    }
+  })
+
   it('count, and warn of, a session claimed after its old node stopped waiting for a claim', async () => {
     const cluster = new Cluster({ handoff: true })
     // The client comes back (its claim lands) after the old node's drain gave up on one.
