@@ -26,7 +26,9 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
    */
   async function nodeOn(url: string): Promise<Started & { adapter: RedisAdapter; warnings: string[] }> {
     process.on('unhandledRejection', onRejection)
-    const redis = createClient({ url })
+    // Retries every 50 ms: node-redis's own pace doubles up to 2 s, and the later ready() of a
+    // test, bounded by requestTimeout, would find it waiting out that pace rather than Redis.
+    const redis = createClient({ url, socket: { reconnectStrategy: () => 50 } })
     redis.on('error', () => {})
     void redis.connect().catch(() => undefined)
     cleanups.push(() => redis.destroy())
