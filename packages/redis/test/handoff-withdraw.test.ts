@@ -103,6 +103,19 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     return a.started.app.close()
   }
 
+  /**
+   * The session ended on a ('server disconnect'): the client has a new one on b, which never
+   * restored it, and nothing of the handoff is left in Redis.
+   */
+  async function expectNewSessionOnB({ a, b, c, first, prefix }: Awaited<ReturnType<typeof setup>>) {
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    expect(a.disconnects).toEqual(['server disconnect'])
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+    expect(b.connections.map((s) => [s.id, s.recovered])).toEqual([[c.id, false]])
+    expect(await b.redis.keys(`${prefix}:handoff:*`)).toEqual([])
+  }
+
   it('withdraws the snapshot when the application disconnects the session: the client gets a new one', async () => {
     let old: ServerSocket | undefined
     const { a, b, c, first, prefix } = await setup({
@@ -119,13 +132,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     })
     old = a.connections[0]!
     await drain(a)
-    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
-    expect(a.disconnects).toEqual(['server disconnect'])
-    expect(c.recovered).toBe(false)
-    expect(b.restored).toEqual([])
-    expect(b.connections.map((s) => [s.id, s.recovered])).toEqual([[c.id, false]])
-    // Nothing of the handoff is left in Redis.
-    expect(await b.redis.keys(`${prefix}:handoff:*`)).toEqual([])
+    await expectNewSessionOnB({ a, b, c, first, prefix })
   })
 
   it('drops a session whose claim won before it ended on the old node: the client gets a new one', async () => {
@@ -143,12 +150,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     })
     old = a.connections[0]!
     await drain(a)
-    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
-    expect(a.disconnects).toEqual(['server disconnect'])
-    expect(c.recovered).toBe(false)
-    expect(b.restored).toEqual([])
-    expect(b.connections.map((s) => [s.id, s.recovered])).toEqual([[c.id, false]])
+    await expectNewSessionOnB({ a, b, c, first, prefix })
     expect(b.started.app.parley.sockets.size).toBe(1)
-    expect(await b.redis.keys(`${prefix}:handoff:*`)).toEqual([])
   })
 })

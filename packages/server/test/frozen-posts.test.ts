@@ -3,7 +3,7 @@
 // with 413 PARLEY_PAYLOAD_TOO_LARGE, unread, with `Connection: close`, whether its
 // Content-Length announced the size or the body passed the limit as it came; the session is
 // handed off all the same and resumes on another node, as it would after a POST within the limit.
-import { request } from 'node:http'
+import { type ClientRequest, request } from 'node:http'
 import { PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -101,6 +101,15 @@ function chunkedPost(url: string) {
   return { post, answered }
 }
 
+/** The chunked POST got 413 PARLEY_PAYLOAD_TOO_LARGE, and its connection closes. */
+async function refusedAsTooLarge(answered: Promise<Answer>, post: ClientRequest): Promise<void> {
+  const answer = await answered
+  post.destroy()
+  expect(answer.status).toBe(413)
+  expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_PAYLOAD_TOO_LARGE' })
+  expect(answer.connection).toBe('close')
+}
+
 describe.each(['sse', 'polling'] as const)(
   'a POST past maxPayload while its session is frozen (%s)',
   (transport) => {
@@ -151,11 +160,7 @@ describe.each(['sse', 'polling'] as const)(
       const { closed } = await freeze(cluster, a, client.sid)
       const { post, answered } = chunkedPost(endpoint(a.started.base, client.sid))
       post.write('x'.repeat(MAX_PAYLOAD * 2))
-      const answer = await answered
-      post.destroy()
-      expect(answer.status).toBe(413)
-      expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_PAYLOAD_TOO_LARGE' })
-      expect(answer.connection).toBe('close')
+      await refusedAsTooLarge(answered, post)
       await handedOff(cluster, a, b, client, closed)
     })
 
@@ -170,11 +175,7 @@ describe.each(['sse', 'polling'] as const)(
       expect(await second.json()).toMatchObject({ code: 'PARLEY_REQUEST_IN_PROGRESS' })
       const { closed } = await freeze(cluster, a, client.sid)
       post.write('x'.repeat(MAX_PAYLOAD))
-      const answer = await answered
-      post.destroy()
-      expect(answer.status).toBe(413)
-      expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_PAYLOAD_TOO_LARGE' })
-      expect(answer.connection).toBe('close')
+      await refusedAsTooLarge(answered, post)
       await handedOff(cluster, a, b, client, closed)
     })
   },
