@@ -85,14 +85,14 @@ local version = redis.call('GET', KEYS[2]) or bump(KEYS[2])
 return { redis.call('ZRANGE', KEYS[1], 0, -1), tostring(version) }`
 
 /**
- * The rooms and history in Redis, shared by every node of a cluster and kept while nodes
- * restart. Keys (after the prefix): `rooms` (a sorted set of the rooms made, by when), `used`
- * (the same rooms, by when each was last used: the quietest goes first when a new room needs
- * its place), `uses` and `version` (counters), `history:<room>` (a list of the last
- * `history` messages, oldest first, as JSON), and `sent:<room, sender, key>` (the id of the
- * message a sender stored under its key, for a resend to find: a string that expires after the
- * resend window, so a lookup costs the same however long the history). The default rooms are never in the sets: they are
- * always there, even in an empty Redis.
+ * The rooms and history in Redis, shared by every node of a cluster and kept while nodes restart.
+ * Keys (after the prefix): `rooms` (a sorted set of the rooms made, by when), `used` (the same
+ * rooms, by when each was last used: the quietest goes first when a new room needs its place),
+ * `uses` and `version` (counters), `history:<room>` (a list of the last `history` messages, oldest
+ * first, as JSON), and `sent:<room, sender, key>` (the id of the message a sender stored under its
+ * key, for a resend to find: a string that expires after the resend window, so a lookup costs the
+ * same however long the history). The default rooms are never in the sets: they are always there,
+ * even in an empty Redis.
  *
  * Every command is bounded: while Redis is not connected, or has left a command unanswered for
  * `timeout`, a call rejects at once with `StoreUnavailableError`; otherwise it waits at most

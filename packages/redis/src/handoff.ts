@@ -82,9 +82,10 @@ return 1
 `
 
 // KEYS: hash, tail, owner record. ARGV: node, owner record TTL (s), CLAIM_KEEP_MS, claim id.
-// Compare-and-set: only a stored, unclaimed handoff whose session has not ended. Bumps the
-// epoch, names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the
-// session's owner, keeps the keys long enough for the takeover. Returns { snapshot, old node, epoch, sealed (0|1) }, or nil.
+// Compare-and-set: only a stored, unclaimed handoff whose session has not ended. Bumps the epoch,
+// names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the session's
+// owner, keeps the keys long enough for the takeover.
+// Returns { snapshot, old node, epoch, sealed (0|1) }, or nil.
 const CLAIM = `
 local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended')
 if not state[1] or state[3] or state[5] then return nil end
