@@ -1,9 +1,8 @@
-import type { ParleyError } from '@parley/protocol'
 import { decodeText } from '../codec.js'
 import { boundedBody, HttpTransport, httpError } from '../http.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
-import { shown, transportError } from './transport.js'
+import { type Later, shown, transportError } from './transport.js'
 
 /**
  * Long-polling: one GET always outstanding for the downstream, POST upstream. Each GET, sent as
@@ -33,56 +32,54 @@ export class PollingTransport extends HttpTransport {
    * close miss the CLOSE (a closing server waits only so long for the next GET).
    */
   async #poll(url: string): Promise<void> {
-    let next: Promise<string | ParleyError<string>> | undefined
-    while (!this.closed) {
-      const body = await (next ?? this.#get(url))
-      next = undefined
-      // Closed meanwhile: nothing more goes up, from the first line on.
+    let next: Promise<string | undefined> | undefined = this.#get(url)
+    while (next) {
+      const body = await next
+      // Closed meanwhile (the GET failed it, or the session dropped it): nothing more goes up,
+      // from the first line on. Open, the GET brought a body.
       if (this.closed) return
-      if (typeof body !== 'string') return this.fail(body)
       // One packet a line; an empty answer: the server released the GET (a newer one replaced
       // it, or a timeout). A line this client refuses goes up alone: the others still count.
       // Each packet is taken in (numbered, acknowledged) before any listener runs.
-      const later: (() => void)[] = []
+      const later: Later[] = []
       let ends = false
-      for (const line of body.split('\n')) {
-        if (this.closed) break
+      for (const line of body!.split('\n')) {
         if (line.trim() === '') continue
         const decoded = decodeText(line, this.maxPayload)
         ends ||= decoded.ok && decoded.packet.type === PacketType.CLOSE
         this.deliver(decoded, later)
       }
       // Closed while taking the packets in (a gap, a broken line, MOVED): those before still
-      // reach the application, and no GET follows. Nor does one follow a CLOSE.
+      // reach the application, and no GET follows. Nor does one follow a CLOSE, which closes the
+      // transport when it runs.
       const gone = this.closed
-      if (!gone && !ends) next = this.#get(url)
+      next = gone || ends ? undefined : this.#get(url)
       // Closed by a listener (disconnect(), CLOSE): nothing more goes up.
       for (const run of later) {
         if (this.closed !== gone) break
-        run()
+        run?.()
       }
     }
   }
 
   /**
-   * Sends a GET now, with the ACK owed; resolves with the answer's body, or with the error that
-   * ends the transport. It never rejects: a GET sent before a listener closed the transport is
-   * aborted, and nobody awaits it then.
+   * Sends a GET now, with the ACK owed; resolves with the answer's body, or, once the GET failed
+   * and failed the transport with it, with nothing. It never rejects: a GET sent before a
+   * listener closed the transport is aborted, and its failure changes nothing then.
    */
-  #get(url: string): Promise<string | ParleyError<string>> {
+  async #get(url: string): Promise<string | undefined> {
     // A signal per poll: every fetch adds an abort listener to its signal and does not take
     // it off, so one signal for the whole session would gather one per poll.
     this.ctl = new AbortController()
-    return this.setup
-      .fetch(`${url}&ack=${this.setup.takeAck()}`, { signal: this.ctl.signal })
-      .then(
-        (res): Promise<string | ParleyError<string>> =>
-          res.status !== 200
-            ? httpError(res, url)
-            : (globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
-              ? res.text()
-              : boundedBody(res, this.maxPayload),
-      )
-      .catch((err) => transportError(`GET ${shown(url)} failed`, err))
+    try {
+      const res = await this.setup.fetch(`${url}&ack=${this.setup.takeAck()}`, { signal: this.ctl.signal })
+      if (res.status === 200)
+        return await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
+          ? res.text()
+          : boundedBody(res, this.maxPayload))
+      this.fail(await httpError(res, url))
+    } catch (err) {
+      this.fail(transportError(`GET ${shown(url)} failed`, err))
+    }
   }
 }

@@ -133,12 +133,12 @@ export abstract class BaseTransport implements Transport {
    * when its number could be read; otherwise the stream is broken and the transport fails.
    * The application's part runs at once, or goes into `later` for the caller to run.
    */
-  protected deliver(decoded: DecodeResult, later?: (() => void)[]): void {
+  protected deliver(decoded: DecodeResult, later?: Later[]): void {
     if (this.closed) return
     if (!decoded.ok && decoded.seq === undefined) this.fail(decoded.error)
     else if (this.#handlers) {
       const run = hand(this.#handlers, decoded)
-      if (run) later ? later.push(run) : run()
+      later ? later.push(run) : run?.()
     } else this.#held.push(decoded)
   }
 
