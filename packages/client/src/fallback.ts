@@ -409,7 +409,7 @@ export class Connection {
   /** A try of `name` failed with `err`: notes a stalled stream, and says what the failure was. */
   #failed(name: TransportName, err: unknown): ParleyError<string> {
     const error = asParleyError(err)
-    if (error.details?.stalled) this.#memory.stall(name)
+    if (error.details?.stalled) this.#memory.set(name, true)
     return error
   }
 

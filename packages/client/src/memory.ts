@@ -62,19 +62,16 @@ export class TransportMemory {
     return this.#fresh(fields[3]) ? (fields[2] ?? '').split(',').filter(isTransportName) : []
   }
 
-  /** Remembers the transport that opened, which has not stalled; other marks keep their time. */
-  set(name: TransportName): void {
-    this.#write(name, this.#now(), this.#others(name), this.#read()[3])
-  }
-
-  /** Marks a stream that stalled; the transport remembered stays, with its time. */
-  stall(name: TransportName): void {
-    const [remembered, time] = this.#read()
-    this.#write(remembered, time, [...this.#others(name), name], this.#now())
-  }
-
-  #others(name: TransportName): TransportName[] {
-    return this.stalled().filter((s) => s !== name)
+  /**
+   * Remembers the transport that opened, which has not stalled (the stall marks of others keep
+   * their time); or, with `stall`, marks a stream that stalled (the transport remembered stays,
+   * with its time).
+   */
+  set(name: TransportName, stall?: boolean): void {
+    const [remembered, time, , at] = this.#read()
+    const others = this.stalled().filter((s) => s !== name)
+    if (stall) this.#write(remembered, time, [...others, name], this.#now())
+    else this.#write(name, this.#now(), others, at)
   }
 
   /** `name|time|stalled,...|time of the stall`; a value from an older client has fewer parts. */
@@ -92,7 +89,11 @@ export class TransportMemory {
     } catch {}
   }
 
-  #fresh(time: string | undefined): boolean {
-    return this.#now() - Number(time) < MEMORY_TTL
+  /**
+   * `time` as stored: `-` reads it as `Number()` would, and a part that is missing (a value an
+   * older client wrote) gives NaN, which is never fresh.
+   */
+  #fresh(time: unknown): boolean {
+    return this.#now() - (time as number) < MEMORY_TTL
   }
 }

@@ -215,7 +215,7 @@ describe('TransportMemory', () => {
     }
     const m = new TransportMemory(broken, 'x')
     m.set('polling')
-    m.stall('sse')
+    m.set('sse', true)
     expect(m.get()).toBeUndefined()
     expect(m.stalled()).toEqual([])
   })
@@ -224,10 +224,10 @@ describe('TransportMemory', () => {
     const { map, storage } = mapStorage()
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
-    m.stall('sse')
+    m.set('sse', true)
     expect([m.get(), m.stalled()]).toEqual([undefined, ['sse']])
     m.set('polling')
-    m.stall('sse')
+    m.set('sse', true)
     expect([m.get(), m.stalled()]).toEqual(['polling', ['sse']])
     m.set('sse')
     expect([m.get(), m.stalled()]).toEqual(['sse', []])
@@ -248,7 +248,7 @@ describe('TransportMemory', () => {
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
     m.set('polling')
-    m.stall('sse')
+    m.set('sse', true)
     now += MEMORY_TTL / 2
     m.set('polling')
     expect(m.stalled()).toEqual(['sse'])
