@@ -44,10 +44,11 @@ export class PollingTransport extends HttpTransport {
       const later: Later[] = []
       let ends = false
       for (const line of body!.split('\n')) {
-        if (line.trim() === '') continue
-        const decoded = decodeText(line, this.maxPayload)
-        ends ||= decoded.ok && decoded.packet.type === PacketType.CLOSE
-        this.deliver(decoded, later)
+        if (line.trim()) {
+          const decoded = decodeText(line, this.maxPayload)
+          ends ||= decoded.ok && decoded.packet.type === PacketType.CLOSE
+          this.deliver(decoded, later)
+        }
       }
       // Closed while taking the packets in (a gap, a broken line, MOVED): those before still
       // reach the application, and no GET follows. Nor does one follow a CLOSE, which closes the
