@@ -58,8 +58,9 @@ export class TransportMemory {
 
   /** The transports whose stall is fresh. */
   stalled(): TransportName[] {
-    const fields = this.#read()
-    return this.#fresh(fields[3]) ? (fields[2] ?? '').split(',').filter(isTransportName) : []
+    const [, , list, at] = this.#read()
+    // A stall time is stored after the list: where it is fresh, the list is there.
+    return this.#fresh(at) ? list!.split(',').filter(isTransportName) : []
   }
 
   /**
