@@ -55,11 +55,9 @@ export class PollingTransport extends HttpTransport {
       // transport when it runs.
       const gone = this.closed
       next = gone || ends ? undefined : this.#get(url)
-      // Closed by a listener (disconnect(), CLOSE): nothing more goes up.
-      for (const run of later) {
-        if (this.closed !== gone) break
-        run?.()
-      }
+      // Closed by a listener (disconnect(), CLOSE): nothing more goes up (a transport never
+      // opens again once closed, so the rest is skipped).
+      for (const run of later) if (this.closed === gone) run?.()
     }
   }
 

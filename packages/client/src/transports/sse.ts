@@ -45,7 +45,6 @@ export class SseTransport extends HttpTransport {
         const lines = (buffer + text.decode(chunk, { stream: true })).split(/\r?\n/)
         buffer = lines.pop()!
         for (const line of lines) {
-          if (this.closed) break
           if (line === '') {
             // A blank line ends an event; the data lines of one event join with "\n".
             if (data.length > 0) this.deliver(decodeText(data.join('\n'), this.maxPayload))
