@@ -223,16 +223,19 @@ export class Session implements ConnectionHost {
       case PacketType.ACK:
         this.#ledger.acked(p.ack)
         return
+      // Unnumbered (seq 0: the decoder takes only whole numbers from 0), or next in order: the
+      // same test as `refused` makes.
       case PacketType.EVENT:
-        if (p.seq === 0 || this.#accept(p.seq)) return () => this.#host.event(p)
+        if (p.seq < 1 || this.#accept(p.seq)) return () => this.#host.event(p)
         return
       case PacketType.REPLY:
         if (this.#accept(p.seq)) return () => this.acks.settle(p.ackId, null, p.args)
         return
       case PacketType.ERROR: {
-        if (p.seq > 0 && !this.#accept(p.seq)) return
         const error = new ParleyError<string>(p.code, p.message)
-        return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.#host.fire('error', error))
+        if (p.seq < 1 || this.#accept(p.seq))
+          return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.#host.fire('error', error))
+        return
       }
       case PacketType.CLOSE:
         return () => this.#closed(p)
