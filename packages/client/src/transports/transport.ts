@@ -116,7 +116,7 @@ export abstract class BaseTransport implements Transport {
     this.#held = []
     for (const decoded of held) {
       if (this.#handlers !== handlers) return
-      hand(handlers, decoded)?.()
+      hand(handlers, decoded)
     }
     if (this.#closeError) handlers.close(this.#closeError)
   }
@@ -136,10 +136,8 @@ export abstract class BaseTransport implements Transport {
   protected deliver(decoded: DecodeResult, later?: Later[]): void {
     if (this.closed) return
     if (!decoded.ok && decoded.seq === undefined) this.fail(decoded.error)
-    else if (this.#handlers) {
-      const run = hand(this.#handlers, decoded)
-      later ? later.push(run) : run?.()
-    } else this.#held.push(decoded)
+    else if (this.#handlers) hand(this.#handlers, decoded, later)
+    else this.#held.push(decoded)
   }
 
   /**
@@ -174,9 +172,13 @@ export abstract class BaseTransport implements Transport {
   }
 }
 
-/** Hands a decoded packet, or a refusal with a number, to the transport's owner. */
-function hand(handlers: TransportHandlers, decoded: DecodeResult): Later {
-  return decoded.ok ? handlers.packet(decoded.packet) : handlers.refused(decoded.seq!, decoded.error)
+/**
+ * Hands a decoded packet, or a refusal with a number, to the transport's owner; the application's
+ * part runs at once, or goes into `later` for the caller to run.
+ */
+function hand(handlers: TransportHandlers, decoded: DecodeResult, later?: Later[]): void {
+  const run = decoded.ok ? handlers.packet(decoded.packet) : handlers.refused(decoded.seq!, decoded.error)
+  later ? later.push(run) : run?.()
 }
 
 /**
