@@ -195,9 +195,8 @@ export abstract class HttpTransport extends BaseTransport {
   async #post(batch: { text: string; bytes: number }[]): Promise<void> {
     const url = this.#session!
     const body = batch.map((l) => l.text).join('\n')
-    const ms = this.#postWithin
     const ctl = new AbortController()
-    const timer = setTimeout(() => ctl.abort(), ms)
+    const timer = setTimeout(() => ctl.abort(), this.#postWithin)
     try {
       const res = await this.setup.fetch(url, { method: 'POST', body, headers: TEXT, signal: ctl.signal })
       if (this.closed) {
@@ -232,9 +231,13 @@ export abstract class HttpTransport extends BaseTransport {
       this.#lines = []
       this.fail(
         ctl.signal.aborted
-          ? new ParleyError(ErrorCode.TRANSPORT_ERROR, `POST ${shown(url)}: no answer within ${ms} ms`, {
-              details: { timeout: ms },
-            })
+          ? new ParleyError(
+              ErrorCode.TRANSPORT_ERROR,
+              `POST ${shown(url)}: no answer within ${this.#postWithin} ms`,
+              {
+                details: { timeout: this.#postWithin },
+              },
+            )
           : transportError(`POST ${shown(url)} failed`, err),
       )
     } finally {
