@@ -190,7 +190,7 @@ export class Session implements ConnectionHost {
   refused(seq: number, error: ParleyError<string>): Later {
     this.#heardAt = performance.now()
     // Numbered: it takes its place in the order (a duplicate or a gap is no news).
-    if (seq < 1 || this.#accept(seq)) return () => this.#host.fire('error', error)
+    if (this.#accept(seq)) return () => this.#host.fire('error', error)
   }
 
   down(reason: CloseReason): void {
@@ -223,17 +223,15 @@ export class Session implements ConnectionHost {
       case PacketType.ACK:
         this.#ledger.acked(p.ack)
         return
-      // Unnumbered (seq 0: the decoder takes only whole numbers from 0), or next in order: the
-      // same test as `refused` makes.
       case PacketType.EVENT:
-        if (p.seq < 1 || this.#accept(p.seq)) return () => this.#host.event(p)
+        if (this.#accept(p.seq)) return () => this.#host.event(p)
         return
       case PacketType.REPLY:
         if (this.#accept(p.seq)) return () => this.acks.settle(p.ackId, null, p.args)
         return
       case PacketType.ERROR: {
         const error = new ParleyError<string>(p.code, p.message)
-        if (p.seq < 1 || this.#accept(p.seq))
+        if (this.#accept(p.seq))
           return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.#host.fire('error', error))
         return
       }
@@ -244,8 +242,12 @@ export class Session implements ConnectionHost {
     }
   }
 
-  /** The ordering rule: true to deliver; duplicates are dropped, a gap means resume. */
+  /**
+   * The ordering rule: true to deliver; duplicates are dropped, a gap means resume. An unnumbered
+   * packet (seq 0: the decoder takes sequence numbers only as whole numbers from 0) is delivered.
+   */
   #accept(seq: number): boolean {
+    if (seq < 1) return true
     const receipt = this.#ledger.receive(seq)
     if (receipt === 'gap') this.connection.lost('transport close')
     return receipt === 'deliver'
