@@ -443,11 +443,9 @@ export class Connection {
     this.#host.opened(open, t.name, before, why, attempt)
     if (this.#current !== t) return
     t.attach({
-      packet: (p) => {
-        if (this.#current === t) return this.#host.packet(p)
-      },
-      refused: (seq, error) => {
-        if (this.#current === t) return this.#host.refused(seq, error)
+      decoded: (d) => {
+        if (this.#current === t)
+          return d.ok ? this.#host.packet(d.packet) : this.#host.refused(d.seq!, d.error)
       },
       close: (error) => {
         if (this.#current === t) this.moved(error)

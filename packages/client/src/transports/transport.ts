@@ -2,7 +2,6 @@ import {
   type ClosePacket,
   ErrorCode,
   type OpenPacket,
-  type Packet,
   ParleyError,
   type TransportName,
   type WsCloseCode,
@@ -21,13 +20,12 @@ export type Later = (() => void) | undefined
 
 /** What a transport tells its owner once attached. */
 export interface TransportHandlers {
-  /** A decoded packet from the server, in arrival order. */
-  packet(packet: Packet): Later
   /**
-   * A packet this client must refuse, whose sequence number could still be read (`seq`, 0 for
-   * an unnumbered one): the medium is fine, the packet is not. The session decides.
+   * A decoded packet from the server, in arrival order; or a packet this client must refuse,
+   * whose sequence number could still be read (`seq`, 0 for an unnumbered one): the medium is
+   * fine, the packet is not. The session decides.
    */
-  refused(seq: number, error: ParleyError<string>): Later
+  decoded(decoded: DecodeResult): Later
   /** The transport is gone (called once, never after `close()`). */
   close(error: ParleyError<string>): void
 }
@@ -177,7 +175,7 @@ export abstract class BaseTransport implements Transport {
  * part runs at once, or goes into `later` for the caller to run.
  */
 function hand(handlers: TransportHandlers, decoded: DecodeResult, later?: Later[]): void {
-  const run = decoded.ok ? handlers.packet(decoded.packet) : handlers.refused(decoded.seq!, decoded.error)
+  const run = handlers.decoded(decoded)
   later ? later.push(run) : run?.()
 }
 
