@@ -114,7 +114,7 @@ export abstract class BaseTransport implements Transport {
     this.#held = []
     for (const decoded of held) {
       if (this.#handlers !== handlers) return
-      hand(handlers, decoded)
+      handlers.decoded(decoded)?.()
     }
     if (this.#closeError) handlers.close(this.#closeError)
   }
@@ -134,8 +134,10 @@ export abstract class BaseTransport implements Transport {
   protected deliver(decoded: DecodeResult, later?: Later[]): void {
     if (this.closed) return
     if (!decoded.ok && decoded.seq === undefined) this.fail(decoded.error)
-    else if (this.#handlers) hand(this.#handlers, decoded, later)
-    else this.#held.push(decoded)
+    else if (this.#handlers) {
+      const run = this.#handlers.decoded(decoded)
+      later ? later.push(run) : run?.()
+    } else this.#held.push(decoded)
   }
 
   /**
@@ -168,15 +170,6 @@ export abstract class BaseTransport implements Transport {
     if (handlers) handlers.close(error)
     else this.#closeError = error
   }
-}
-
-/**
- * Hands a decoded packet, or a refusal with a number, to the transport's owner; the application's
- * part runs at once, or goes into `later` for the caller to run.
- */
-function hand(handlers: TransportHandlers, decoded: DecodeResult, later?: Later[]): void {
-  const run = handlers.decoded(decoded)
-  later ? later.push(run) : run?.()
 }
 
 /**
