@@ -106,9 +106,8 @@ export abstract class HttpTransport extends BaseTransport {
       // At most MAX_TIMER_MS: a timer set for longer fires at once.
       this.#postWithin = Math.min(open.pingInterval + open.pingTimeout, MAX_TIMER_MS)
       // The decoder took the sid only as URL-safe characters: it needs no escaping.
-      const url = `${this.url}&sid=${open.sid}`
-      this.#session = url
-      await this.downstream(url)
+      this.#session = `${this.url}&sid=${open.sid}`
+      await this.downstream(this.#session)
       return open
     } catch (err) {
       // With the session's URL, the handshake is done: the downstream failed.
