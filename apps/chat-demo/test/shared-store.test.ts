@@ -44,6 +44,9 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
   })
 
   beforeEach(async () => {
+    // After a test that restarted Redis, this client may still be on its way back (node-redis
+    // retries at its own pace, up to 2 s apart): a store made on it refuses until it is ready.
+    await expect.poll(() => admin.isReady, { timeout: 10_000, interval: 50 }).toBe(true)
     await admin.flushAll()
   })
 
