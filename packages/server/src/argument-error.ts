@@ -3,10 +3,11 @@ export const INVALID_ARGUMENT = 'PARLEY_INVALID_ARGUMENT' as const
 
 /**
  * A programmer's error, thrown at once by the call that was given it (a room that is not a
- * string of 1 to 256 characters, a timeout that is not a number of ms, a schema that does not compile, a
- * middleware that is not a function): a `TypeError`, or a `RangeError` for a number out of
- * range, as JavaScript's own are, with a stable `code` to branch on (as `ParleyOptionError` has
- * for options). Never sent on the wire: the protocol's `ErrorCode` table does not hold it.
+ * string of 1 to 256 characters, a timeout that is not a number of ms, a schema that does not
+ * compile, a middleware that is not a function): a `TypeError`, or a `RangeError` for a number
+ * out of range, as JavaScript's own are, with a stable `code` to branch on (as
+ * `ParleyOptionError` has for options). Never sent on the wire: the protocol's `ErrorCode` table
+ * does not hold it.
  */
 export function argumentError(
   message: string,
