@@ -209,7 +209,8 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
       const room = asked.trim().toLowerCase()
       // A change tells everyone in two rooms who is there now: a client switching in a loop
       // would have the server announce to them without end (and open rooms as fast).
-      if (room !== (heading.get(socket) ?? socket.data.room) && !roomLimit.take(socket.data.moves)) {
+      const change = room !== (heading.get(socket) ?? socket.data.room)
+      if (change && !roomLimit.take(socket.data.moves)) {
         const wait = Math.ceil(roomLimit.retryIn(socket.data.moves) / 1000)
         return ack(
           refusal(
@@ -226,6 +227,9 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
         const [history, list] = await Promise.all([store.history(room), store.rooms()])
         opened = { history, list }
       } catch (error) {
+        // Nobody was told anything, and the page asks again every 2 s until the store is back:
+        // a wait for the store must not use up the person's changes of room.
+        if (change) roomLimit.giveBack(socket.data.moves)
         return ack(unavailable(error))
       }
       await enter(socket, room)

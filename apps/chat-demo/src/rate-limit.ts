@@ -35,6 +35,11 @@ export class RateLimit {
     return true
   }
 
+  /** Uncounts an action `take` counted in `window` that turned out not to happen. */
+  giveBack(window: RateWindow): void {
+    if (window.count > 0) window.count--
+  }
+
   /** Milliseconds until `window` allows the next action (0 when it does). */
   retryIn(window: RateWindow): number {
     if (window.count < this.limit) return 0

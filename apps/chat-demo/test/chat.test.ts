@@ -17,7 +17,7 @@ import {
   ROOM_PATTERN,
   type ServerEvents,
 } from '../src/shared.js'
-import { type ChatStore, MemoryStore } from '../src/store.js'
+import { type ChatStore, MemoryStore, StoreUnavailableError } from '../src/store.js'
 
 describe('chat server', () => {
   let app: FastifyInstance
@@ -290,5 +290,32 @@ describe('chat server', () => {
     })
     // Each change into or out of the lobby is one update there.
     expect(updates).toBeLessThanOrEqual(Limits.roomChanges)
+  })
+
+  it('does not count a join the store could not answer as a change of room', async () => {
+    // A store that fails every call while `away` (as the Redis store does while Redis is down).
+    let away = false
+    const inner = new MemoryStore()
+    const flaky = new Proxy(inner, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver)
+        if (typeof value !== 'function') return value
+        return (...args: unknown[]) =>
+          away ? Promise.reject(new StoreUnavailableError('away')) : value.apply(target, args)
+      },
+    })
+    const server = await buildChatApp({ store: flaky })
+    others.push(server)
+    const at = await start(server)
+    const ann = await person('ann', at)
+    expect(await join(ann, 'lobby')).toMatchObject({ ok: true })
+
+    // The page tries again every 2 s while the store is away: more tries than changes allowed.
+    away = true
+    for (let i = 0; i < Limits.roomChanges + 2; i++) {
+      expect(await join(ann, 'random')).toMatchObject({ ok: false, code: ChatErrorCode.STORE_UNAVAILABLE })
+    }
+    away = false
+    expect(await join(ann, 'random')).toMatchObject({ ok: true, room: 'random' })
   })
 })
