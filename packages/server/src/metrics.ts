@@ -34,6 +34,13 @@ export interface Metrics {
    * the old node had stopped waiting for a claim ('late': what was sent in between is lost).
    */
   handoff(outcome: HandOffOutcome): void
+  /**
+   * A heartbeat timer that sends PINGs ran `seconds` after its time (once per run, which may
+   * PING many sessions): the event loop was busy. A client that hears no PING for pingInterval +
+   * pingTimeout takes the connection for lost, so delays near pingTimeout explain resumes and
+   * ping timeouts that no network caused.
+   */
+  pingDelay(seconds: number): void
 }
 
 /** See `Metrics.handoff`. */
@@ -49,6 +56,7 @@ export const noMetrics: Metrics = {
   message() {},
   ackTimeout() {},
   handoff() {},
+  pingDelay() {},
 }
 
 /** What the metrics read at scrape time rather than count on the way. */
@@ -64,7 +72,7 @@ export interface MetricSources {
  * imported here, so that it loads only for applications that ask for metrics.
  */
 export async function createMetrics(registry: MetricsRegistry, sources: MetricSources): Promise<Metrics> {
-  const { Counter, Gauge } = await import('prom-client')
+  const { Counter, Gauge, Histogram } = await import('prom-client')
   // Checked at registration to be one (by its methods): the option is typed loosely on purpose.
   const registers = [registry as Registry]
 
@@ -146,6 +154,12 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     help: 'Sessions ended because the client read too slowly (past maxBufferedBytes).',
     registers,
   })
+  const pingDelays = new Histogram({
+    name: 'parley_ping_delay_seconds',
+    help: 'How long after its time a heartbeat timer that sends PINGs ran (a busy event loop).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  })
 
   return {
     handshake: () => handshakes.inc(),
@@ -162,5 +176,6 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     },
     ackTimeout: () => ackTimeouts.inc(),
     handoff: (outcome) => handoffs.inc({ outcome }),
+    pingDelay: (seconds) => pingDelays.observe(seconds),
   }
 }

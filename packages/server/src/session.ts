@@ -212,10 +212,12 @@ function heartbeatQueuesOf(config: SessionConfig): HeartbeatQueues {
   let queues = heartbeatQueues.get(config)
   if (!queues) {
     const ping = (session: Session) => heartbeat.ping(session)
+    // A PING sent late counts against the client's wait for it (pingInterval + pingTimeout).
+    const late = (ms: number) => config.metrics.pingDelay(ms / 1000)
     queues = {
-      first: new TimerQueue(config.pingInterval, ping),
+      first: new TimerQueue(config.pingInterval, ping, late),
       check: new TimerQueue(config.pingTimeout, (session) => heartbeat.checkPong(session)),
-      again: new TimerQueue(Math.max(0, config.pingInterval - config.pingTimeout), ping),
+      again: new TimerQueue(Math.max(0, config.pingInterval - config.pingTimeout), ping, late),
     }
     heartbeatQueues.set(config, queues)
   }

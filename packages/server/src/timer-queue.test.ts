@@ -84,4 +84,28 @@ describe('TimerQueue', () => {
     entry.leaveQueue()
     expect(vi.getTimerCount()).toBe(0)
   })
+
+  it('tells how late each run of its timer came after the first deadline', async () => {
+    const late: number[] = []
+    const fired: string[] = []
+    const queue = new TimerQueue<Named>(
+      100,
+      (entry) => fired.push(entry.name),
+      (ms) => late.push(ms),
+    )
+    queue.add(new Named('a'))
+    vi.advanceTimersByTime(100)
+    // On time to the millisecond under fake timers.
+    expect({ fired, late }).toEqual({ fired: ['a'], late: [0] })
+
+    // An event loop held up 150 ms past the deadline: the next run says so.
+    vi.useRealTimers()
+    queue.add(new Named('b'))
+    const busyUntil = performance.now() + 250
+    while (performance.now() < busyUntil) {}
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(fired).toEqual(['a', 'b'])
+    expect(late).toHaveLength(2)
+    expect(late[1]).toBeGreaterThanOrEqual(145)
+  })
 })

@@ -31,14 +31,20 @@ export class Timed {
 export class TimerQueue<T extends Timed> {
   readonly delay: number
   readonly #fire: (entry: T) => void
+  readonly #late: ((ms: number) => void) | undefined
   #head: Timed | null = null
   #tail: Timed | null = null
   #timer: NodeJS.Timeout | undefined
 
-  /** `fire` is called with each entry when it falls due, `delay` ms after `add`. */
-  constructor(delay: number, fire: (entry: T) => void) {
+  /**
+   * `fire` is called with each entry when it falls due, `delay` ms after `add`. `late`, if
+   * given, is told at each run of the timer how many milliseconds after the first entry's
+   * deadline it ran: how long the event loop kept it waiting.
+   */
+  constructor(delay: number, fire: (entry: T) => void, late?: (ms: number) => void) {
     this.delay = delay
     this.#fire = fire
+    this.#late = late
   }
 
   /** Sets `entry` to fall due `delay` ms from now, taking it out of any queue it was in. */
@@ -78,6 +84,7 @@ export class TimerQueue<T extends Timed> {
     const last = this.#tail
     try {
       let entry = this.#head
+      if (entry && this.#late) this.#late(Math.max(0, now - entry.due))
       // Node's timers count whole milliseconds: one may run a fraction of a millisecond before
       // the deadline it was set for.
       while (entry && entry.due - now < 1) {

@@ -157,6 +157,22 @@ describe('metrics', () => {
     expect(await value(registry, 'parley_disconnects_total', { reason: 'slow consumer' })).toBe(1)
   })
 
+  it('measure how late the PINGs went when the event loop was busy', async () => {
+    const registry = new Registry()
+    started = await startServer({ metrics: { registry }, pingInterval: 200, pingTimeout: 2000 })
+    const client = await connect('websocket', started.base)
+    // Held up past the PING's time (200 ms after the attach) by 300 ms at least.
+    const busyUntil = performance.now() + 500
+    while (performance.now() < busyUntil) {}
+    await client.next((p) => p.type === PacketType.PING)
+    const samples = (await registry.getMetricsAsJSON()).find((m) => m.name === 'parley_ping_delay_seconds')
+    // A histogram's samples name themselves (`_count`, `_sum`, `_bucket`); prom-client's type omits it.
+    const sample = (name: string) =>
+      samples?.values.find((v) => (v as { metricName?: string }).metricName === name)?.value ?? 0
+    expect(sample('parley_ping_delay_seconds_count')).toBeGreaterThanOrEqual(1)
+    expect(sample('parley_ping_delay_seconds_sum')).toBeGreaterThanOrEqual(0.25)
+  })
+
   it('register nothing, in the global registry or elsewhere, without the option', async () => {
     started = await startServer({}, (app) => {
       app.parley.on('connection', (socket) => socket.on('hi', () => socket.emit('hello')))
