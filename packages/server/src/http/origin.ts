@@ -12,7 +12,10 @@ export interface OriginVerdict {
   own?: string | undefined
 }
 
+// Shared by every request they fit (never changed: answers copy them): a held poll or an SSE
+// stream keeps its verdict's headers for as long as it is open.
 const SAME_ORIGIN: OriginVerdict = { allowed: true, cors: {} }
+const ANY_ORIGIN: OriginVerdict = { allowed: true, cors: { 'Access-Control-Allow-Origin': '*' } }
 
 /**
  * A refusal a browser page can read: without CORS headers on the 403 a page sees only a failed
@@ -39,7 +42,7 @@ export function checkOrigin(request: FastifyRequest, allowed: AllowedOrigins | u
   const normalised = toOrigin(origin)
   const own = ownOrigin(request)
   if (normalised !== undefined && normalised === own) return SAME_ORIGIN
-  if (allowed === '*') return { allowed: true, cors: { 'Access-Control-Allow-Origin': '*' } }
+  if (allowed === '*') return ANY_ORIGIN
   let ok = false
   if (Array.isArray(allowed)) ok = normalised !== undefined && allowed.includes(normalised)
   else if (typeof allowed === 'function') {
