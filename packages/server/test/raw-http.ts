@@ -85,7 +85,10 @@ export function head(method: string, path: string, headers: Record<string, strin
   return `${lines.join('\r\n')}\r\n\r\n`
 }
 
-/** The answer at the start of `text`, once its head and its `Content-Length` bytes are there. */
+/**
+ * The answer at the start of `text`, once its head and its body are there: its `Content-Length`
+ * bytes, or its chunks up to the last (`Transfer-Encoding: chunked`).
+ */
 function parseAnswer(text: string, bodiless: boolean): RawAnswer | undefined {
   const headEnd = text.indexOf('\r\n\r\n')
   if (headEnd < 0) return undefined
@@ -95,12 +98,30 @@ function parseAnswer(text: string, bodiless: boolean): RawAnswer | undefined {
     const colon = line.indexOf(':')
     headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
   }
+  const status = Number(statusLine.split(' ')[1])
+  const rest = text.slice(headEnd + 4)
+  if (!bodiless && headers['transfer-encoding'] === 'chunked') {
+    const body = dechunked(rest)
+    return body === undefined ? undefined : { status, headers, body }
+  }
   const length = bodiless ? 0 : Number(headers['content-length'] ?? 0)
-  const body = Buffer.from(text.slice(headEnd + 4), 'latin1')
+  const body = Buffer.from(rest, 'latin1')
   if (body.length < length) return undefined
-  return {
-    status: Number(statusLine.split(' ')[1]),
-    headers,
-    body: body.subarray(0, length).toString('utf8'),
+  return { status, headers, body: body.subarray(0, length).toString('utf8') }
+}
+
+/** A chunked body (latin1 text) decoded, once its last chunk is there; no trailers. */
+function dechunked(text: string): string | undefined {
+  const chunks: Buffer[] = []
+  let at = 0
+  for (;;) {
+    const lineEnd = text.indexOf('\r\n', at)
+    if (lineEnd < 0) return undefined
+    const size = Number.parseInt(text.slice(at, lineEnd), 16)
+    if (size === 0) return Buffer.concat(chunks).toString('utf8')
+    const start = lineEnd + 2
+    if (text.length < start + size + 2) return undefined
+    chunks.push(Buffer.from(text.slice(start, start + size), 'latin1'))
+    at = start + size + 2
   }
 }
