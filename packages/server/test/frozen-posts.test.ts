@@ -3,6 +3,7 @@
 // with 413 PARLEY_PAYLOAD_TOO_LARGE, unread, with `Connection: close`, whether its
 // Content-Length announced the size or the body passed the limit as it came; the session is
 // handed off all the same and resumes on another node, as it would after a POST within the limit.
+// One that reaches another node is told to the session's node, which answers it the same way.
 import { type ClientRequest, request } from 'node:http'
 import { PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
@@ -30,6 +31,8 @@ interface Node {
   /** The `disconnect` reason of each socket of this node. */
   reasons: string[]
   restored: ServerSocket[]
+  /** The routed mark of each request another node sent here. */
+  marks: string[]
 }
 
 /**
@@ -43,6 +46,7 @@ async function twoNodes() {
   for (const name of ['a', 'b']) {
     const reasons: string[] = []
     const restored: ServerSocket[] = []
+    const marks: string[] = []
     const started = await startServer(
       {
         adapter: cluster.adapter(name),
@@ -52,12 +56,16 @@ async function twoNodes() {
       (app) => {
         app.parley.on('connection', (socket) => socket.on('disconnect', (reason) => reasons.push(reason)))
         app.parley.on('restored', (socket) => restored.push(socket))
+        app.addHook('onRequest', async (req) => {
+          const mark = req.headers['x-parley-routed']
+          if (typeof mark === 'string') marks.push(mark)
+        })
       },
       // A draining node still answers its sessions' requests.
       { return503OnClosing: false },
     )
     nodes.push(started)
-    list.push({ started, reasons, restored })
+    list.push({ started, reasons, restored, marks })
   }
   return { cluster, a: list[0]!, b: list[1]! }
 }
@@ -161,6 +169,39 @@ describe.each(['sse', 'polling'] as const)(
       const { post, answered } = chunkedPost(endpoint(a.started.base, client.sid))
       post.write('x'.repeat(MAX_PAYLOAD * 2))
       await refusedAsTooLarge(answered, post)
+      await handedOff(cluster, a, b, client, closed)
+    })
+
+    it('is refused with 413 by its node when it reaches another node, by Content-Length: the session is handed off', async () => {
+      const { cluster, a, b } = await twoNodes()
+      const client = await connect(transport, a.started.base)
+      const { closed } = await freeze(cluster, a, client.sid)
+      const { port, pathname, search } = new URL(endpoint(b.started.base, client.sid))
+      const raw = await RawHttp.open(Number(port))
+      raws.push(raw)
+      raw.write(
+        head('POST', `${pathname}${search}`, {
+          'Content-Type': 'text/plain',
+          'Content-Length': String(MAX_PAYLOAD * 5),
+        }),
+      )
+      const answer = await raw.answer()
+      expect(answer.status).toBe(413)
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_PAYLOAD_TOO_LARGE' })
+      expect(answer.headers.connection).toBe('close')
+      // Node `b` told the session's node, which judged it.
+      expect(a.marks).toEqual(['too-large'])
+      await handedOff(cluster, a, b, client, closed)
+    })
+
+    it('is refused with 413 by its node when a chunked body passes the limit on another node: the session is handed off', async () => {
+      const { cluster, a, b } = await twoNodes()
+      const client = await connect(transport, a.started.base)
+      const { closed } = await freeze(cluster, a, client.sid)
+      const { post, answered } = chunkedPost(endpoint(b.started.base, client.sid))
+      post.write('x'.repeat(MAX_PAYLOAD * 2))
+      await refusedAsTooLarge(answered, post)
+      expect(a.marks).toEqual(['too-large'])
       await handedOff(cluster, a, b, client, closed)
     })
 

@@ -75,7 +75,7 @@ export interface RoutedRequest {
   url: string
   /** The client's request headers, without hop-by-hop ones (`connection`, `content-length`, ...). */
   headers: Record<string, string>
-  /** The POST body, already read under `maxPayload` ('' for a GET). */
+  /** The POST body, already read under `maxPayload` ('' for a GET, and with `tooLarge`). */
   body: string
   /** The client's address. */
   address: string
@@ -85,6 +85,13 @@ export interface RoutedRequest {
    * of the session fail, it tells the client to try again instead of starting a new session.
    */
   sentOn?: true
+  /**
+   * A POST whose body passed `maxPayload` on the node that received it, sent on without it: the
+   * receiving node answers as for such a POST of its own (413, and its session ends with
+   * `payload too large` when the POST is of the transport it is attached to). An adapter that
+   * carries requests to another process carries this too.
+   */
+  tooLarge?: true
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
-import { ROUTED_HEADER } from './routing.js'
+import { ROUTED_HEADER, type RoutedMark } from './routing.js'
 
 /** Headers of one hop (RFC 9110 7.6.1), never copied from one connection to the next. */
 const HOP_BY_HOP = new Set([
@@ -23,12 +23,12 @@ const WEBSOCKET_HANDSHAKE = /^sec-websocket-/
  * and Origin included, so that the owner's origin check sees what this node saw), without the
  * hop-by-hop ones, `content-length` (the body is sent again), or the WebSocket handshake's own;
  * `x-forwarded-for`, `-proto` and `-host` when the client's request had none; and the routed
- * mark (`mark`, see `SENT_ON`), so that the owner answers it itself.
+ * mark (`mark`, see `SENT_ON` and `TOO_LARGE`), so that the owner answers it itself.
  */
 export function forwardedHeaders(
   request: FastifyRequest,
   websocket = false,
-  mark = '1',
+  mark: RoutedMark = '1',
 ): OutgoingHttpHeaders {
   const received = request.headers
   const named = connectionTokens(received.connection)

@@ -7,7 +7,15 @@ import type { Adapter } from '../adapter/adapter.js'
 import { WarningRate } from '../rate-limit.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay } from './forward-ws.js'
-import { closingClient, ROUTED_HEADER, relayResponse, routedRequest, SENT_ON } from './routing.js'
+import {
+  closingClient,
+  ROUTED_HEADER,
+  type RoutedMark,
+  relayResponse,
+  routedRequest,
+  SENT_ON,
+  TOO_LARGE,
+} from './routing.js'
 
 /** The node that owns a session, as far as forwarding to it goes. */
 export interface Owner {
@@ -117,14 +125,29 @@ export class Forwarder {
    * that owns its session, and streams that node's answer back: status, headers and body, for
    * as long as it lasts. `body`: the POST body, already read under maxPayload ('' for a GET).
    */
-  async handOver(
+  handOver(owner: Owner, request: FastifyRequest, reply: FastifyReply, body: string): Promise<HandOver> {
+    return this.#handOver(owner, request, reply, body, owner.sentOn ? SENT_ON : '1')
+  }
+
+  /**
+   * Tells the owner of a POST's session that the POST's body passes maxPayload: the POST goes
+   * there without its body (nothing of it was read, or kept), marked TOO_LARGE, and the owner
+   * answers as for such a POST of its own (413, the session ended or left alone, or stale). The
+   * client gets that answer, then its connection closes: the rest of its body may still be on
+   * its way, and is not read.
+   */
+  tooLarge(owner: Owner, request: FastifyRequest, reply: FastifyReply): Promise<HandOver> {
+    return this.#handOver(owner, request, reply, '', TOO_LARGE)
+  }
+
+  async #handOver(
     owner: Owner,
     request: FastifyRequest,
     reply: FastifyReply,
     body: string,
+    mark: RoutedMark,
   ): Promise<HandOver> {
-    if (owner.url === undefined) return this.#route(owner, request, reply, body)
-    const mark = owner.sentOn ? SENT_ON : '1'
+    if (owner.url === undefined) return this.#route(owner, request, reply, body, mark)
     let outcome = await this.#send(owner.url, request, reply, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
     // sent twice is harmless, since the owner drops packets it already has (by `seq`).
@@ -197,13 +220,19 @@ export class Forwarder {
   }
 
   /** Through the adapter, for in-process adapters whose owners have no URL. */
-  async #route(owner: Owner, request: FastifyRequest, reply: FastifyReply, body: string): Promise<HandOver> {
+  async #route(
+    owner: Owner,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    body: string,
+    mark: RoutedMark,
+  ): Promise<HandOver> {
     const node = owner.node
     try {
-      const routed = routedRequest(request, body, owner.sentOn)
+      const routed = routedRequest(request, body, mark)
       const response = await this.#options.adapter.routeRequest?.(node, routed)
       if (!response) throw new Error('the adapter cannot route requests')
-      relayResponse(reply, response)
+      relayResponse(reply, response, mark === TOO_LARGE)
       return 'answered'
     } catch (err) {
       this.#options.unreachable(node, err)
@@ -220,7 +249,7 @@ export class Forwarder {
     request: FastifyRequest,
     reply: FastifyReply,
     body: string,
-    mark: string,
+    mark: RoutedMark,
   ): Promise<'answered' | 'gone' | 'stale' | Error> {
     const res = reply.raw
     if (res.destroyed || this.#closed) return Promise.resolve('gone')
@@ -265,7 +294,8 @@ export class Forwarder {
       upstream.once('response', (answer) => {
         answered = true
         reply.hijack()
-        res.writeHead(answer.statusCode ?? 502, closingClient(request, answerHeaders(answer.headers)))
+        const headers = closingClient(request, answerHeaders(answer.headers), mark === TOO_LARGE)
+        res.writeHead(answer.statusCode ?? 502, headers)
         // An SSE stream streams: each chunk the owner writes goes on at once.
         res.flushHeaders()
         pipeline(answer, res, (err) => {

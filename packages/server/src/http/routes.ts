@@ -23,10 +23,10 @@ import type { HttpSide } from '../transports/transport.js'
 import { type BodyFailure, BodyReader, EMPTY_BODY } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
-import { Forwarder } from './forward.js'
+import { Forwarder, type Owner } from './forward.js'
 import { redactingRequestSerializer } from './log-redaction.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
-import { serveRouted } from './routing.js'
+import { ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { IdleSseUpstream } from './sse-upstream.js'
 import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
 
@@ -208,6 +208,10 @@ export async function parleyRoutes(
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
     if (method === 'POST' && tooLarge(request)) {
       const session = sid === undefined ? undefined : server.sessionFor(sid)
+      if (sid !== undefined && !session) {
+        const owner = await forwarder.ownerOf(sid, request, 'http')
+        return refuseTooLargeFor(owner, request, reply, cors)
+      }
       return refuseTooLarge(reply, kind, cors, session, session?.transport?.name === kind)
     }
     if (sid === undefined) {
@@ -240,7 +244,10 @@ export async function parleyRoutes(
       let text = ''
       if (method === 'POST') {
         const body = await readRequestBody(request)
-        if (!body.ok) return bodyNotRead(reply, body.reason, cors)
+        if (!body.ok) {
+          if (body.reason === 'too large') return refuseTooLargeFor(owner, request, reply, cors)
+          return bodyNotRead(reply, body.reason, cors)
+        }
         text = body.text()
       }
       if ((await forwarder.handOver(owner, request, reply, text)) !== 'unreachable') return reply
@@ -412,6 +419,22 @@ export async function parleyRoutes(
   }
 
   /**
+   * The answer to a POST whose body passes `maxPayload`, for a session that `owner` holds: the
+   * owner is told (see `Forwarder.tooLarge`) and answers as `refuseTooLarge` does there, so that
+   * the session's fate does not depend on which node the POST reached. 413 here when there is
+   * no owner to tell, or it cannot be reached.
+   */
+  async function refuseTooLargeFor(
+    owner: Owner | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    cors: HeaderBag,
+  ): Promise<FastifyReply> {
+    if (owner && (await forwarder.tooLarge(owner, request, reply)) !== 'unreachable') return reply
+    return bodyNotRead(reply, 'too large', cors)
+  }
+
+  /**
    * The answer to a POST whose body was not read to its end: 413 past `maxPayload`, 408 when it
    * stalled, 503 when the server closes; none when the client went. The connection closes
    * after it: the rest of the body may still be on its way, and reading it only to throw it
@@ -436,7 +459,12 @@ export async function parleyRoutes(
     return stream ? bodies.read(stream) : Promise.resolve(EMPTY_BODY)
   }
 
+  /**
+   * A POST whose body passes `maxPayload`: by its Content-Length, or as another node found it
+   * (the TOO_LARGE mark, which a client may set too: see there).
+   */
   function tooLarge(request: FastifyRequest): boolean {
+    if (request.headers[ROUTED_HEADER] === TOO_LARGE) return true
     const length = Number(request.headers['content-length'])
     return Number.isFinite(length) && length > options.maxPayload
   }

@@ -16,6 +16,20 @@ export const ROUTED_HEADER = 'x-parley-routed'
 export const SENT_ON = 'sent-on'
 
 /**
+ * The routed mark's value on a POST whose body passed `maxPayload` on the node that received it
+ * (see `Forwarder.tooLarge`): sent on without its body, it tells the owner to answer as for such
+ * a POST of its own, so that the outcome is the same whichever node the balancer picked.
+ *
+ * The mark comes in on the public endpoints, so a client may set it itself. That gains it
+ * nothing: it names a session by its sid, a secret, so it can end only a session of its own
+ * (which it may end anyway), and otherwise gets the 413 a large body would get it.
+ */
+export const TOO_LARGE = 'too-large'
+
+/** The routed mark's values: `'1'` for any request sent on, or one of the two above. */
+export type RoutedMark = '1' | typeof SENT_ON | typeof TOO_LARGE
+
+/**
  * On the owner's answer to a routed POST: "close the client's connection after this answer"
  * (`sseUpstream: 'close-when-idle'`). The owner cannot say `Connection: close` itself, which
  * would close the connection between the nodes, which carries other clients too; the node that
@@ -36,8 +50,8 @@ const HOP_BY_HOP = new Set([
   'date',
 ])
 
-/** The plain form of a request, for `Adapter.routeRequest`. */
-export function routedRequest(request: FastifyRequest, body: string, sentOn?: true): RoutedRequest {
+/** The plain form of a request, for `Adapter.routeRequest`; `mark`: the routed mark it goes with. */
+export function routedRequest(request: FastifyRequest, body: string, mark: RoutedMark): RoutedRequest {
   const routed: RoutedRequest = {
     method: request.method === 'POST' ? 'POST' : 'GET',
     url: request.url,
@@ -45,15 +59,19 @@ export function routedRequest(request: FastifyRequest, body: string, sentOn?: tr
     body,
     address: request.ip,
   }
-  if (sentOn) routed.sentOn = true
+  if (mark === SENT_ON) routed.sentOn = true
+  else if (mark === TOO_LARGE) routed.tooLarge = true
   return routed
 }
 
-/** Streams the owner's answer to the client; a client that goes away aborts it on the owner. */
-export function relayResponse(reply: FastifyReply, response: RoutedResponse): FastifyReply {
+/**
+ * Streams the owner's answer to the client; a client that goes away aborts it on the owner.
+ * `close`: the client's connection closes after it, whatever the owner says (see `closingClient`).
+ */
+export function relayResponse(reply: FastifyReply, response: RoutedResponse, close = false): FastifyReply {
   reply.hijack()
   const res = reply.raw
-  res.writeHead(response.status, closingClient(reply.request, { ...response.headers }))
+  res.writeHead(response.status, closingClient(reply.request, { ...response.headers }, close))
   pipeline(response.body, res, (err) => {
     if (err) response.abort()
   })
@@ -68,7 +86,7 @@ export async function serveRouted(app: FastifyInstance, routed: RoutedRequest): 
   const response = await app.inject({
     method: routed.method,
     url: routed.url,
-    headers: { ...routed.headers, [ROUTED_HEADER]: routed.sentOn === true ? SENT_ON : '1' },
+    headers: { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) },
     payload: routed.method === 'POST' ? routed.body : undefined,
     remoteAddress: routed.address,
     payloadAsStream: true,
@@ -83,6 +101,12 @@ export async function serveRouted(app: FastifyInstance, routed: RoutedRequest): 
   }
 }
 
+/** The routed mark a request routed through the adapter arrives with. */
+function routedMark(routed: RoutedRequest): RoutedMark {
+  if (routed.sentOn === true) return SENT_ON
+  return routed.tooLarge === true ? TOO_LARGE : '1'
+}
+
 function plainHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Record<string, string> {
   const plain: Record<string, string> = {}
   for (const [name, value] of Object.entries(headers)) {
@@ -95,10 +119,15 @@ function plainHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Recor
 
 /**
  * The owner's answer headers for the client, the CLOSE_CLIENT_HEADER mark taken off and turned
- * into `Connection: close` (over HTTP/1.1; HTTP/2 has no such header). Changes `headers`.
+ * into `Connection: close` (over HTTP/1.1; HTTP/2 has no such header); `close`: so turned
+ * without the mark (the forwarding node left the client's body unread). Changes `headers`.
  */
-export function closingClient<H extends Record<string, unknown>>(request: FastifyRequest, headers: H): H {
-  if (headers[CLOSE_CLIENT_HEADER] === undefined) return headers
+export function closingClient<H extends Record<string, unknown>>(
+  request: FastifyRequest,
+  headers: H,
+  close = false,
+): H {
+  if (headers[CLOSE_CLIENT_HEADER] === undefined && !close) return headers
   delete headers[CLOSE_CLIENT_HEADER]
   if (request.raw.httpVersionMajor === 1) (headers as Record<string, unknown>).connection = 'close'
   return headers
