@@ -246,7 +246,18 @@ describe('HTTP endpoints', () => {
   })
 
   it('answer 409 to a second POST while one is in progress', async () => {
-    const { base } = await serve()
+    // Told when a POST of the session reaches its handler (a fixed wait was too short under load:
+    // the second POST then came first).
+    let reached: () => void = () => {}
+    const handling = new Promise<void>((resolve) => {
+      reached = resolve
+    })
+    started = await startServer({}, (app) => {
+      app.addHook('preHandler', async (request) => {
+        if (request.method === 'POST' && request.url.includes('sid=')) reached()
+      })
+    })
+    const { base } = started
     const c = await rawConnect('polling', base)
     clients.push(c)
     const url = new URL(`${base}/poll?v=1&sid=${c.sid}`)
@@ -256,7 +267,9 @@ describe('HTTP endpoints', () => {
       first.on('response', (res) => resolve(res.statusCode!)),
     )
     first.write('[3]\n')
-    await new Promise((r) => setTimeout(r, 50))
+    await handling
+    // The handler runs right after its hooks; a turn of the event loop lets it take the POST.
+    await new Promise((r) => setImmediate(r))
     const second = await json(await fetch(url, { method: 'POST', body: '[3]' }))
     expect(second).toMatchObject({ status: 409, body: { code: 'PARLEY_REQUEST_IN_PROGRESS' } })
     first.end('[4,0]')
