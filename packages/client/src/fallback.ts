@@ -60,6 +60,10 @@ import {
  * the goodbye (CLOSE 'client disconnect'), since the server may hold the session on that
  * transport by then.
  *
+ * The application hears of every T lost with an error (all but MOVED) as it hears of a
+ * transport that could not be opened, by `transport_error`, however long T had been up: before
+ * the resume's `transport` event, or the `disconnect` of a session that cannot resume.
+ *
  * Backoff (exponential, full jitter by default) paces every way back into "connecting": failed
  * attempts, CLOSE, and a transport lost again before it was up for STABLE_MS. So no packet,
  * close code or server answer can make the client reconnect faster than its backoff.
@@ -115,8 +119,8 @@ export interface ConnectionHost {
   down(reason: CloseReason): void
   /**
    * Tells the application: an attempt failed (`connect_error`), one transport could not be
-   * opened and the attempt goes on with the next (`transport_error`), a reconnection attempt
-   * starts (`reconnect_attempt`), reconnectionAttempts ran out (`reconnect_failed`).
+   * opened or was lost and the client goes on with the next (`transport_error`), a reconnection
+   * attempt starts (`reconnect_attempt`), reconnectionAttempts ran out (`reconnect_failed`).
    */
   notify<K extends ConnectionEvent>(event: K, ...args: Parameters<ReservedEvents[K]>): void
 }
@@ -464,11 +468,22 @@ export class Connection {
     }, STABLE_MS)
   }
 
+  /**
+   * The attached transport `t` was lost (`error` says how; none for MOVED: the server took
+   * another transport of ours): the application hears it as `transport_error`, as it does a
+   * transport that could not be opened, whenever the loss comes, before the `transport` event
+   * of the resume or the `disconnect` of a session that cannot resume.
+   */
   #lose(t: Transport, reason: CloseReason, error?: ParleyError<string>): void {
     this.#drop(false)
     this.#lostReason = reason
+    // Not "open" while its listeners run: the transport is gone.
+    this.state = 'connecting'
     const after = t.name
     const run = ++this.#run
+    if (error) this.#host.notify('transport_error', after, error)
+    // Its listener may have called disconnect() (and connect() after it).
+    if (run !== this.#run) return
     if (offline()) {
       // No attempt can work: the session is down until the browser is online again, or for good
       // with reconnection off (as when a resume fails): the client stops before `disconnect`.
@@ -483,7 +498,7 @@ export class Connection {
     } else {
       // Lost again soon after it opened: something keeps failing (a server that does not know
       // the session, a stream that breaks). Resume all the same, but only once the backoff
-      // allows it, and say why when the server said.
+      // allows it, and say so.
       if (error) this.#host.notify('connect_error', error, true)
       if (run === this.#run) this.#resumeLater(run, this.#backoff.next(), after)
     }

@@ -7,6 +7,7 @@ import {
   BaseTransport,
   notFound,
   shown,
+  silence,
   timeoutError,
   tooLarge,
   transportError,
@@ -230,13 +231,7 @@ export abstract class HttpTransport extends BaseTransport {
       this.#lines = []
       this.fail(
         ctl.signal.aborted
-          ? new ParleyError(
-              ErrorCode.TRANSPORT_ERROR,
-              `POST ${shown(url)}: no answer within ${this.#postWithin} ms`,
-              {
-                details: { timeout: this.#postWithin },
-              },
-            )
+          ? silence(`POST ${shown(url)}: no answer`, this.#postWithin)
           : transportError(`POST ${shown(url)} failed`, err),
       )
     } finally {

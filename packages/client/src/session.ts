@@ -20,7 +20,7 @@ import type { ResolvedOptions } from './options.js'
 import { BYE, outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
-import type { Later } from './transports/transport.js'
+import { type Later, silence, transportError } from './transports/transport.js'
 
 /** What the session tells the socket above it. */
 export interface SessionHost {
@@ -249,7 +249,8 @@ export class Session implements ConnectionHost {
   #accept(seq: number): boolean {
     if (seq < 1) return true
     const receipt = this.#ledger.receive(seq)
-    if (receipt === 'gap') this.connection.lost('transport close')
+    if (receipt === 'gap')
+      this.connection.lost('transport close', transportError(`packets missing before ${seq}`))
     return receipt === 'deliver'
   }
 
@@ -310,7 +311,7 @@ export class Session implements ConnectionHost {
       this.#liveTimer = setTimeout(() => {
         const left = this.#heardAt + windowMs - performance.now()
         if (left > 0) check(left)
-        else this.connection.lost('ping timeout')
+        else this.connection.lost('ping timeout', silence('nothing from the server', windowMs))
       }, wait)
     }
     check(windowMs)

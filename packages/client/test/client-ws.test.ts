@@ -65,10 +65,14 @@ describe('client against a scripted server: what a real one never does on cue', 
     expect(await c.next(isType(PacketType.ACK), 500)).toEqual({ type: PacketType.ACK, ack: 34 })
   })
 
-  it('resumes on a gap, with its sid and ack, and gets the rest replayed', async () => {
+  it('resumes on a gap, says so, with its sid and ack, and gets the rest replayed', async () => {
     const { socket, c } = await opened()
     const got: unknown[] = []
     socket.on('e', (n: unknown) => got.push(n))
+    const lost: string[] = []
+    socket.on('transport_error', (transport, error) =>
+      lost.push(`${transport} ${error.code} ${error.message}`),
+    )
     c.send(ev(1, 'e', [1]))
     const second = fake!.nextConn()
     c.send(ev(3, 'e', [3]))
@@ -81,6 +85,7 @@ describe('client against a scripted server: what a real one never does on cue', 
     await until(() => got.length === 3, 2000, 'replay')
     expect(got).toEqual([1, 2, 3])
     expect(socket.recovered).toBe(true)
+    expect(lost).toEqual(['websocket PARLEY_TRANSPORT_ERROR packets missing before 3'])
   })
 
   it('resends what the server did not acknowledge after OPEN, in order', async () => {

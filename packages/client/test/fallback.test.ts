@@ -155,13 +155,14 @@ describe('fallback within one connect attempt', () => {
     // where the client cannot read it.
     await until(() => proxy!.upgrades >= 4, 5000, 'three probes')
     expect(proxy!.streams).toBe(1)
-    // A resume tries the stream last: the WebSocket, then polling, which works.
+    // A resume tries the stream last: the WebSocket, then polling, which works. (The first
+    // transport_error is the loss of polling itself.)
     const tried: string[] = []
     first.on('transport_error', (transport) => tried.push(transport))
     const resumed = next(first, 'transport', 5000)
     proxy!.cut('http')
     expect((await resumed)[0]).toBe('polling')
-    expect(tried).toEqual(['websocket'])
+    expect(tried).toEqual(['polling', 'websocket'])
     expect(proxy!.streams).toBe(1)
     first.disconnect()
     // Next time: on polling at once, and still no probe onto the stream.

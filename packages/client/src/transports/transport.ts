@@ -223,6 +223,14 @@ export function timeoutError(what: string, ms: number, details?: Record<string, 
   return new ParleyError(ErrorCode.HANDSHAKE_TIMEOUT, `${what} within ${ms} ms`, { details })
 }
 
+/**
+ * The error for "the server went silent": a POST unanswered, or nothing at all, within `ms`. The
+ * transport is lost; `details.timeout` is the bound.
+ */
+export function silence(what: string, ms: number): ParleyError {
+  return new ParleyError(ErrorCode.TRANSPORT_ERROR, `${what} within ${ms} ms`, { details: { timeout: ms } })
+}
+
 /** True when an error means the server refused this client, whatever the transport. */
 export function isRefusal(error: unknown): boolean {
   return error instanceof ParleyError && error.details?.refused === true

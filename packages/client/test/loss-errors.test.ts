@@ -1,0 +1,181 @@
+// A transport lost once it was attached, against the real server behind proxies that cut or
+// freeze the link: the application hears why (`transport_error`, coded), whenever the loss comes,
+// once, before the `transport` event of the resume or the `disconnect` of a session that cannot
+// resume; and never for a switch the client made itself, a CLOSE, or disconnect().
+import type { ParleyError } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { STABLE_MS } from '../src/fallback.js'
+import type { Socket } from '../src/socket.js'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+
+const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+  await closeAll()
+})
+
+/** A server that echoes `n` back, its sockets, and a proxy in front of it that cuts on demand. */
+async function serve(options: Record<string, unknown> = {}) {
+  const peers: ServerSocket[] = []
+  const server = await startServer(
+    (app) => parleyOf(app).on('connection', (peer) => peers.push(peer)),
+    options,
+  )
+  const proxy = await startFaultProxy(server.port)
+  cleanups.push(() => proxy.close())
+  return { server, proxy, peers }
+}
+
+/** The socket's own events, in order, and the errors of its `transport_error`s. */
+function record(socket: Socket) {
+  const log: string[] = []
+  const errors: ParleyError<string>[] = []
+  socket.on('transport_error', (transport, error) => {
+    log.push(`transport_error:${transport}:${error.code}`)
+    errors.push(error)
+  })
+  socket.on('connect_error', (error) => log.push(`connect_error:${error.code}`))
+  socket.on('transport', (now, _before, why) => log.push(`transport:${why}:${now}`))
+  socket.on('disconnect', (reason) => log.push(`disconnect:${reason}`))
+  return { log, errors }
+}
+
+describe.each(TRANSPORTS)('a transport lost after it was up, over %s', (transport) => {
+  it('says why with transport_error, once, before the resume; nothing is lost or doubled', async () => {
+    const { proxy, peers } = await serve()
+    const socket = client(proxy.url, { transports: [transport] })
+    const { log, errors } = record(socket)
+    await next(socket, 'connect')
+    await until(() => peers.length === 1)
+    const peer = peers[0]!
+    const atClient: number[] = []
+    const atServer: number[] = []
+    socket.on('n', (n: number) => atClient.push(n))
+    peer.on('n', (n: number) => atServer.push(n))
+    peer.emit('n', 0)
+    socket.emit('n', 0)
+    // Up long enough that the loss is no failure to open: the client resumes at once.
+    await sleep(STABLE_MS + 300)
+    proxy.cut(transport === 'websocket' ? 'websocket' : 'http')
+    for (let n = 1; n <= 3; n++) {
+      peer.emit('n', n)
+      socket.emit('n', n)
+    }
+    await until(() => log.includes(`transport:resume:${transport}`), 8000, 'the resume')
+    await until(() => atClient.length === 4 && atServer.length === 4, 3000, 'what was sent meanwhile')
+    // Nothing more comes for the same loss.
+    await sleep(300)
+    expect(log).toEqual([
+      `transport_error:${transport}:PARLEY_TRANSPORT_ERROR`,
+      `transport:resume:${transport}`,
+    ])
+    if (transport === 'websocket') expect(errors[0]!.message).toMatch(/closed \(1006/)
+    expect(atClient).toEqual([0, 1, 2, 3])
+    expect(atServer).toEqual([0, 1, 2, 3])
+    expect(socket.recovered).toBe(true)
+    expect(peers).toHaveLength(1)
+  })
+})
+
+describe('a transport lost, whenever it is lost', () => {
+  it('says the same right after it opened, then waits for the backoff (connect_error)', async () => {
+    const { proxy } = await serve()
+    const socket = client(proxy.url, { transports: ['websocket'] })
+    const { log } = record(socket)
+    await next(socket, 'connect')
+    proxy.cut('websocket')
+    await until(() => log.includes('transport:resume:websocket'), 8000, 'the resume')
+    expect(log).toEqual([
+      'transport_error:websocket:PARLEY_TRANSPORT_ERROR',
+      'connect_error:PARLEY_TRANSPORT_ERROR',
+      'transport:resume:websocket',
+    ])
+  })
+
+  it('says the heartbeat timed out (details.timeout) on a link that froze', async () => {
+    const server = await startServer(undefined, { pingInterval: 1000, pingTimeout: 1000 })
+    const proxy = await startTcpProxy(server.port)
+    cleanups.push(() => proxy.close())
+    const socket = client(proxy.url, { transports: ['websocket'], connectTimeout: 3000 })
+    const { log, errors } = record(socket)
+    await next(socket, 'connect')
+    await sleep(STABLE_MS + 300)
+    proxy.freeze()
+    await until(() => log.includes('transport:resume:websocket'), 10_000, 'the resume')
+    expect(log).toEqual(['transport_error:websocket:PARLEY_TRANSPORT_ERROR', 'transport:resume:websocket'])
+    // pingInterval + pingTimeout: the silence the client allows the server.
+    expect(errors[0]!.details).toEqual({ timeout: 2000 })
+  })
+
+  it('says why before the disconnect of a session that cannot resume', async () => {
+    const { proxy } = await serve()
+    // With reconnection off, the resume has one try, and the end comes after it.
+    const socket = client(proxy.url, { transports: ['websocket'], reconnection: false })
+    const { log, errors } = record(socket)
+    await next(socket, 'connect')
+    await sleep(STABLE_MS + 300)
+    proxy.offline = true
+    proxy.cut('all')
+    await until(() => log.length === 4, 8000, 'the end')
+    // The loss, the resume's failed try, then the end.
+    expect(log).toEqual([
+      'transport_error:websocket:PARLEY_TRANSPORT_ERROR',
+      'transport_error:websocket:PARLEY_TRANSPORT_ERROR',
+      'disconnect:transport close',
+      'connect_error:PARLEY_TRANSPORT_ERROR',
+    ])
+    expect(errors[0]!.message).toMatch(/closed \(1006/)
+    expect(socket.active).toBe(false)
+  })
+
+  it('leaves its listener a client that is not connected, which disconnect() stops', async () => {
+    const { proxy, peers } = await serve()
+    const socket = client(proxy.url, { transports: ['websocket'] })
+    const { log } = record(socket)
+    await next(socket, 'connect')
+    const connected: boolean[] = []
+    socket.on('transport_error', () => {
+      connected.push(socket.connected)
+      socket.disconnect()
+    })
+    await sleep(STABLE_MS + 300)
+    proxy.cut('websocket')
+    await until(() => log.length === 2, 8000, 'the disconnect')
+    await sleep(300)
+    expect(log).toEqual(['transport_error:websocket:PARLEY_TRANSPORT_ERROR', 'disconnect:client disconnect'])
+    expect(connected).toEqual([false])
+    expect(socket.active).toBe(false)
+    expect(peers).toHaveLength(1)
+  })
+})
+
+describe('no transport_error', () => {
+  it('for an upgrade, nor for a CLOSE from the server', async () => {
+    const { server, peers } = await serve()
+    const socket = client(server.url, { transports: ['polling', 'websocket'] })
+    const { log } = record(socket)
+    await next(socket, 'connect')
+    await until(() => log.includes('transport:upgrade:websocket'), 5000, 'the upgrade')
+    await sleep(STABLE_MS + 300)
+    peers[0]!.disconnect()
+    await until(() => log.includes('disconnect:server disconnect'), 3000, 'the disconnect')
+    await sleep(300)
+    expect(log).toEqual(['transport:upgrade:websocket', 'disconnect:server disconnect'])
+  })
+
+  it('for disconnect()', async () => {
+    const { server } = await serve()
+    const socket = client(server.url, { transports: ['websocket'] })
+    const { log } = record(socket)
+    await next(socket, 'connect')
+    await sleep(STABLE_MS + 300)
+    socket.disconnect()
+    await sleep(300)
+    expect(log).toEqual(['disconnect:client disconnect'])
+  })
+})
