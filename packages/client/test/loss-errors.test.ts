@@ -19,7 +19,7 @@ afterEach(async () => {
   await closeAll()
 })
 
-/** A server that echoes `n` back, its sockets, and a proxy in front of it that cuts on demand. */
+/** A server, its sockets, and a proxy in front of it that cuts on demand. */
 async function serve(options: Record<string, unknown> = {}) {
   const peers: ServerSocket[] = []
   const server = await startServer(
