@@ -131,7 +131,10 @@ export class WebSocketTransport extends BaseTransport {
               !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
               /response: 404/.test(String((said as Error | undefined)?.message))
                 ? notFound(this.url)
-                : transportError(`WebSocket ${shown(this.url)} closed (${ev.code} ${ev.reason})`, said)
+                : transportError(
+                    `WebSocket ${shown(this.url)} closed (${ev.code}${ev.reason && ` ${ev.reason}`})`,
+                    said,
+                  )
             if (opened) this.fail(error)
             else settle(error)
           }
