@@ -273,6 +273,27 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     for (const page of [dee, eve]) await page.context().close()
   })
 
+  it('says on the transport badge why the session moved when its connection was cut', async () => {
+    const network = await startFaultProxy(port)
+    proxies.push(network)
+    const fay = await join(network.url, 'fay')
+    expect(await badge(fay)).toMatch(/^websocket/)
+    // Up for a while (a loss in the first 2 s counts as a failure to connect).
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    network.cut('websocket')
+    // The session goes on (over SSE at first, stepping down from the transport it lost), and
+    // the badge says what was lost: "sse: downgrade from websocket (websocket ... closed (1006))".
+    await fay.waitForFunction(
+      () =>
+        /^\w+: \w+ from websocket \(websocket .+ closed \(1006\)\)$/.test(
+          document.querySelector('#transport')?.textContent ?? '',
+        ),
+      null,
+      { timeout: 10_000 },
+    )
+    await fay.context().close()
+  })
+
   it('delivers everything written while offline, even more than the rate limit lets through at once', async () => {
     const network = await startFaultProxy(port)
     proxies.push(network)

@@ -103,8 +103,12 @@ function start(): void {
   })
   s.on('transport_error', (transport, error) => view.failure(`${transport} ${describe(error)}`))
   s.on('transport', (now, before, why) => {
-    reasons.set(now, `${why} from ${before}`)
-    view.transport(now, `${why} from ${before}`)
+    // What was lost on the way (or could not be opened) says why it moved; taken here, or the
+    // next `connect` would show it as its own.
+    const failure = view.lastFailure()
+    const reason = failure ? `${why} from ${before} (${failure})` : `${why} from ${before}`
+    reasons.set(now, reason)
+    view.transport(now, reason)
     // Written while the session moved (a resume without a disconnect): on its way now.
     for (const tick of waiting) tick.sent()
     waiting.clear()
