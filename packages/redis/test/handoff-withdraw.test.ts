@@ -1,11 +1,13 @@
 // A session that ends on its draining node after its snapshot was stored in Redis for handoff
 // (here, the application disconnects it): the snapshot is withdrawn, and the client's resume on
 // the other node gets a new session, never a restored one; if that node's claim won first, it
-// drops the session at its takeover. Two Parley servers on one real Redis behind a round-robin
+// drops the session at its takeover. A move whose snapshot Redis stored only after the node
+// gave up on it is withdrawn too, and the node records itself as the owner again. Two Parley servers on one real Redis behind a round-robin
 // proxy, and the real client. (The same on the Adapter contract alone:
 // packages/server/test/handoff-withdraw.test.ts.)
+import { createHash } from 'node:crypto'
 import { connect, type Socket } from '@parley/client'
-import { redisAdapter } from '@parley/redis'
+import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { AdapterFactory, ServerSocket } from '@parley/server'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -50,7 +52,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     nodes = []
   })
 
-  async function startNode(prefix: string, hook?: Hook): Promise<Node> {
+  async function startNode(prefix: string, hook?: Hook, timeout = 3000): Promise<Node> {
     const client = createClient({ url: redis.url })
     client.on('error', () => {})
     await client.connect()
@@ -68,7 +70,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       return made
     }
     node.started = await startServer(
-      { adapter, handoff: { timeout: 3000, retrySpread: 0 } },
+      { adapter, handoff: { timeout, retrySpread: 0 } },
       (app) => {
         app.parley.on('connection', (socket) => {
           node.connections.push(socket)
@@ -83,9 +85,9 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
   }
 
   /** Nodes a (with `hook`) and b on a prefix of their own, and a client connected to a. */
-  async function setup(hooks: { a?: Hook; b?: Hook }) {
+  async function setup(hooks: { a?: Hook; b?: Hook }, timeout?: number) {
     const prefix = `withdraw${prefixes++}`
-    const a = await startNode(prefix, hooks.a)
+    const a = await startNode(prefix, hooks.a, timeout)
     const b = await startNode(prefix, hooks.b)
     proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
     const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
@@ -152,5 +154,46 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await drain(a)
     await expectNewSessionOnB({ a, b, c, first, prefix })
     expect(b.started.app.parley.sockets.size).toBe(1)
+  })
+
+  it('withdraws a move stored after its node gave up on it, and keeps the session there alone', async () => {
+    let sid: string | undefined
+    let late = true
+    let answered = 0
+    const { a, b, c, prefix } = await setup(
+      {
+        a: (adapter) => {
+          const handOff = adapter.handOff!.bind(adapter)
+          // The snapshot reaches Redis after handoff.timeout (1 s): the server has thawed the
+          // session and taken the resume relayed to it (which recorded a as its owner again).
+          adapter.handOff = async (snapshot, ttl) => {
+            sid = snapshot.sid
+            if (late) await sleep(1500)
+            const stored = await handOff(snapshot, ttl)
+            answered++
+            return stored
+          }
+        },
+      },
+      1000,
+    )
+    proxy!.avoid.add(0)
+    proxy!.cut()
+    await until(() => answered === 1, 5000, 'the late answer')
+    const owner = `${prefix}:session:${createHash('sha256').update(sid!).digest('base64url')}`
+    const node = (a.started.app.parley.adapter as RedisAdapter).node
+    // The snapshot is gone, and the owner record names a again, not the handoff.
+    await expect.poll(() => b.redis.get(owner), { timeout: 3000 }).toBe(node)
+    expect(await b.redis.keys(`${prefix}:handoff:*`)).toEqual([])
+    expect(b.restored).toEqual([])
+    expect(a.disconnects).toEqual([])
+    expect(a.started.app.parley.sockets.size).toBe(1)
+    // The next WebSocket resume on b moves the session there, once.
+    late = false
+    proxy!.cut()
+    await until(() => b.restored.length === 1 && c.connected, 5000, 'restored on b')
+    expect(c.recovered).toBe(true)
+    expect(a.disconnects).toEqual(['server handoff'])
+    expect(a.started.app.parley.sockets.size).toBe(0)
   })
 })

@@ -18,6 +18,8 @@ export interface DrainContext {
   shutdownRetryAfter: () => number
   /** Counts each session's outcome. */
   metrics: Metrics
+  /** Withdraws `sid`'s snapshot through the adapter (see `withdrawOnceStored`); never rejects. */
+  withdraw: (sid: string) => Promise<void>
 }
 
 // A socket of any event maps: the drain only freezes, hands off and ends.
@@ -39,6 +41,8 @@ export class Drain {
   readonly #handedOff = new Map<string, AnySocket>()
   /** Resumes of those sent on to a live node, until their answers went (see `sendingOn`). */
   readonly #sentOn = new Set<Promise<unknown>>()
+  /** Withdrawals that wait for a `handOff` the drain did not go on with (see `withdrawOnceStored`). */
+  readonly #late = new Set<Promise<void>>()
   #allClaimed: (() => void) | undefined
   #done: Promise<void> = Promise.resolve()
 
@@ -121,19 +125,17 @@ export class Drain {
             (session.state === 'attached' || session.state === 'detached') && !session.restoring,
         )
       const snapshots = batch.map((socket) => socket.freeze())
-      const stored = await Promise.all(
-        snapshots.map((snapshot) =>
-          within(
-            safely(() => adapter.handOff?.(snapshot, ttl)),
-            left,
-            false,
-          ),
-        ),
-      )
+      const answers = snapshots.map((snapshot) => safely(() => adapter.handOff?.(snapshot, ttl)))
+      const stored = await Promise.all(answers.map((answer) => within(answer, left, false)))
       batch.forEach((socket, k) => {
+        const sid = socket.session.sid
+        const answer = answers[k] ?? Promise.resolve(undefined)
         // It may have ended meanwhile (a tail past maxBufferedBytes, the application's
-        // `disconnect()`): the server withdrew its snapshot then.
-        if (socket.session.state !== 'frozen') return
+        // `disconnect()`): the server withdrew its snapshot then, perhaps before it was written.
+        if (socket.session.state !== 'frozen') {
+          this.#withdrawOnceStored(sid, answer)
+          return
+        }
         if (stored[k]) {
           this.#handedOff.set(socket.session.sid, socket)
           socket.handOff(Math.floor(Math.random() * (options.retrySpread + 1)))
@@ -142,10 +144,12 @@ export class Drain {
         } else {
           failed++
           this.#context.metrics.handoff('failed')
+          // Its end withdraws the snapshot at once; a write still under way may store it after.
           socket.session.end(CloseReason.SERVER_SHUTDOWN, {
             retryAfter: this.#context.shutdownRetryAfter(),
             kind: 'shutdown',
           })
+          this.#withdrawOnceStored(sid, answer)
         }
       })
     }
@@ -167,12 +171,21 @@ export class Drain {
         { unclaimed: unclaimed.length, handedOff },
         'parley: drain: sessions were not claimed before the timeout; their tails are sealed',
       )
-      const seals = unclaimed.map(([sid, socket]) => {
-        this.#context.metrics.handoff('unclaimed')
-        return safely(() => adapter.sealHandOff?.(sid, socket.claimed()))
-      })
-      await within(Promise.all(seals), SEAL_WAIT_MS, undefined)
     }
+    const seals = unclaimed.map(([sid, socket]) => {
+      this.#context.metrics.handoff('unclaimed')
+      return safely(() => adapter.sealHandOff?.(sid, socket.claimed()))
+    })
+    // Late withdrawals too: the adapter closes after the drain, and one made then may be lost.
+    if (seals.length > 0 || this.#late.size > 0)
+      await within(Promise.all([...seals, ...this.#late]), SEAL_WAIT_MS, undefined)
+  }
+
+  /** See `withdrawOnceStored`: the wait for it is bounded by the end of the drain. */
+  #withdrawOnceStored(sid: string, answer: Promise<boolean | undefined>): void {
+    const late = withdrawOnceStored(answer, () => this.#context.withdraw(sid))
+    this.#late.add(late)
+    void late.finally(() => this.#late.delete(late))
   }
 }
 
@@ -186,6 +199,20 @@ export function answeredIn(tail: readonly string[]): Set<number> {
     if (packet.type === PacketType.REPLY || packet.type === PacketType.ERROR) answered.add(packet.ackId)
   }
   return answered
+}
+
+/**
+ * For a handoff the server does not go on with (`handOff` answered after the server stopped
+ * waiting, or the session ended while it was under way): once `answer` says the snapshot was
+ * stored, `withdraw` takes it back. A withdraw made before may have reached the store before the
+ * write did, and an adapter need not undo a write it finishes late; a withdraw made after the
+ * write answered comes after it. Never rejects.
+ */
+export async function withdrawOnceStored(
+  answer: Promise<boolean | undefined>,
+  withdraw: () => Promise<void>,
+): Promise<void> {
+  if ((await answer) === true) await withdraw()
 }
 
 /** `work()`'s promise, with a throw or a rejection turned into undefined. */

@@ -29,7 +29,8 @@ export interface Metrics {
    * A drain with handoff: a session of this node was stored for another one ('stored'), could
    * not be ('failed'), was not claimed before the drain ended ('unclaimed'), or ended here after
    * all, its snapshot withdrawn ('withdrawn': the application disconnected it, its tail passed
-   * maxBufferedBytes); or this node
+   * maxBufferedBytes; or a move the store answered too late for went on here, and the store
+   * wrote its snapshot after all); or this node
    * took one over with the old node's whole tail ('taken'), without it ('incomplete'), or after
    * the old node had stopped waiting for a claim ('late': what was sent in between is lost).
    */

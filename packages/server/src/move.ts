@@ -1,5 +1,5 @@
 import type { Adapter } from './adapter/adapter.js'
-import { safely, within } from './drain.js'
+import { safely, withdrawOnceStored, within } from './drain.js'
 import type { Metrics } from './metrics.js'
 import type { Session, SessionState } from './session.js'
 import type { ServerSocket } from './socket.js'
@@ -13,6 +13,8 @@ export interface MoveContext {
   ttl: number
   /** Counts each session's outcome (as the drain does). */
   metrics: Metrics
+  /** Withdraws `sid`'s snapshot through the adapter (see `withdrawOnceStored`); never rejects. */
+  withdraw: (sid: string) => Promise<void>
 }
 
 // A socket of any event maps: a move only freezes, hands off and ends.
@@ -40,6 +42,8 @@ interface Moving {
 export class Moves {
   readonly #context: MoveContext
   readonly #moving = new Map<string, Moving>()
+  /** By sid, withdrawals still to come: `handOff`s the server did not go on with (see `#withdrawOnceStored`). */
+  readonly #late = new Map<string, Promise<void>>()
 
   constructor(context: MoveContext) {
     this.#context = context
@@ -52,23 +56,28 @@ export class Moves {
     if (!adapter.handOff || ttl <= 0) return false
     // A session being taken over here has no complete books yet; a frozen one is moving.
     if ((session.state !== 'attached' && session.state !== 'detached') || session.restoring) return false
+    const sid = session.sid
+    // A withdraw still to come would take back the snapshot of this move.
+    if (this.withdrawing(sid)) return false
     const snapshot = socket.freeze()
-    const stored = await within(
-      safely(() => adapter.handOff?.(snapshot, ttl)),
-      timeout,
-      false,
-    )
+    const answer = safely(() => adapter.handOff?.(snapshot, ttl))
+    const stored = await within(answer, timeout, false)
     // It may have ended meanwhile (a tail past maxBufferedBytes, the node closing, the
-    // application's `disconnect()`: the server withdrew its snapshot then); read again after
-    // the await.
-    if (stateOf(session) !== 'frozen') return false
+    // application's `disconnect()`: the server withdrew its snapshot then, perhaps before it
+    // was written); read again after the await.
+    if (stateOf(session) !== 'frozen') {
+      this.#withdrawOnceStored(sid, answer)
+      return false
+    }
     if (!stored) {
       metrics.handoff('failed')
       socket.thaw(snapshot)
+      // The session goes on here: a write that stores its snapshot late must not let another
+      // node claim it too.
+      this.#withdrawOnceStored(sid, answer, session)
       return false
     }
     metrics.handoff('stored')
-    const sid = session.sid
     let done: () => void = () => {}
     const settled = new Promise<void>((resolve) => {
       done = resolve
@@ -104,9 +113,36 @@ export class Moves {
     entry.done()
   }
 
-  /** Resolves once every move under way is claimed or sealed (at most `timeout` from now). */
+  /** True while a withdraw may still come for `sid`'s given-up move (see `#withdrawOnceStored`). */
+  withdrawing(sid: string): boolean {
+    return this.#late.has(sid)
+  }
+
+  /**
+   * Resolves once every move under way is claimed or sealed, and every withdraw still to come
+   * is done (at most `timeout` from now): the adapter closes after this.
+   */
   settled(): Promise<unknown> {
-    return Promise.allSettled([...this.#moving.values()].map((entry) => entry.settled))
+    return Promise.allSettled([
+      ...[...this.#moving.values()].map((entry) => entry.settled),
+      within(Promise.all(this.#late.values()), this.#context.timeout, undefined),
+    ])
+  }
+
+  /**
+   * See `withdrawOnceStored`. Until `answer` comes and the withdraw is done, `sid` is not moved
+   * again. `thawed`, the session went on here: the withdrawal is counted (no end of the session
+   * did), and, the session still live, this node records again that it owns it (the stored
+   * handoff had made the adapter's owner record name the handoff, which the withdraw removes).
+   */
+  #withdrawOnceStored(sid: string, answer: Promise<boolean | undefined>, thawed?: Session): void {
+    const { adapter, metrics, withdraw } = this.#context
+    const late = withdrawOnceStored(answer, async () => {
+      if (thawed) metrics.handoff('withdrawn')
+      await withdraw(sid)
+      if (thawed && stateOf(thawed) !== 'closed') await safely(() => adapter.sessionOpened?.(sid))
+    }).finally(() => this.#late.delete(sid))
+    this.#late.set(sid, late)
   }
 
   /** Nobody claimed `sid` in time: its tail is sealed, so that a later claim needs not wait. */

@@ -154,7 +154,13 @@ export class ParleyServer<
     this.#moves =
       handoff === false
         ? undefined
-        : new Moves({ adapter: this.adapter, timeout: handoff.timeout, ttl: options.recoveryWindow, metrics })
+        : new Moves({
+            adapter: this.adapter,
+            timeout: handoff.timeout,
+            ttl: options.recoveryWindow,
+            metrics,
+            withdraw: (sid) => this.#withdrawSnapshot(sid),
+          })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
     this.#ended = new EndedSessions(
@@ -204,15 +210,22 @@ export class ParleyServer<
     this.metrics.handoff('withdrawn')
     this.#drain?.ended(sid)
     this.#moves?.ended(sid)
-    const failed = (err: unknown) =>
+    void this.#withdrawSnapshot(sid)
+  }
+
+  /**
+   * Takes `sid`'s snapshot back (`Adapter.withdrawHandOff`): its session ended here while handed
+   * off, or a store the server gave up waiting for wrote it late. A store that cannot be reached
+   * keeps the snapshot until its ttl. Never rejects.
+   */
+  async #withdrawSnapshot(sid: string): Promise<void> {
+    try {
+      await this.adapter.withdrawHandOff?.(sid)
+    } catch (err) {
       this.#log.warn(
         { err },
-        'parley: a session ended while handed off, and its snapshot could not be withdrawn; another node may resume it until the snapshot expires',
+        'parley: the snapshot of a session that did not move could not be withdrawn; another node may resume it until the snapshot expires',
       )
-    try {
-      this.adapter.withdrawHandOff?.(sid)?.catch(failed)
-    } catch (err) {
-      failed(err)
     }
   }
 
@@ -457,10 +470,16 @@ export class ParleyServer<
       log: this.#log,
       shutdownRetryAfter: () => this.#shutdownRetryAfter(),
       metrics: this.metrics,
+      withdraw: (sid) => this.#withdrawSnapshot(sid),
     })
-    // A session this node is still taking over joins the drain once it is live here.
+    // A session this node is still taking over joins the drain once it is live here. One whose
+    // given-up move may still be withdrawn is not handed off: that withdraw would take back the
+    // drain's snapshot (it ends at close, as without handoff).
     const drained = this.#drain.run(
-      () => (canHandOff ? [...this.#bySid.values()] : []),
+      () =>
+        canHandOff
+          ? [...this.#bySid.values()].filter(({ session }) => !this.#moves?.withdrawing(session.sid))
+          : [],
       canHandOff ? Promise.allSettled([...this.#takingOver]) : undefined,
     )
     // Sessions another node asked for just before are claimed there, or sealed, before close.

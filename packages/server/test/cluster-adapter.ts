@@ -47,6 +47,16 @@ export class Cluster {
   storeUp = true
   /** How long `handOff` takes to store a session (a slow store), in ms. */
   storeDelayMs = 0
+  /**
+   * When true, `handOff` puts the snapshot in the store only once its write is done (after
+   * `storeDelayMs`), and does not undo a write the server stopped waiting for: a withdraw made
+   * meanwhile finds nothing, as with a store that does not keep a node's writes in order.
+   */
+  storeWritesLast = false
+  /** The sid of each `handOff` call, in order. */
+  readonly handOffSids: string[] = []
+  /** `handOff` calls that answered (true or false), for tests that wait for a late answer. */
+  handOffsAnswered = 0
   /** How long `claimSession` takes to claim one (a client that comes back late), in ms. */
   claimDelayMs = 0
   /** How long `takeOver` takes before the old node seals the tail (a slow cut), in ms. */
@@ -66,6 +76,13 @@ export class Cluster {
    * URL, so that the resume goes through `routeRequest`).
    */
   constructor(readonly options: { handoff?: boolean; anotherNode?: boolean | 'routed' } = {}) {}
+
+  /** What another node's claim of `sid` finds: `claimSession` of node `name` (with handoff). */
+  claim(name: string, sid: string): Promise<SessionClaim | null> {
+    const node = this.nodes.get(name)
+    if (!(node instanceof HandOffClusterAdapter)) throw new Error(`no node ${name} with handoff`)
+    return node.claimSession(sid)
+  }
 
   /** The `adapter` option of the server that is node `name`. */
   adapter(name: string): AdapterFactory {
@@ -253,6 +270,15 @@ class HandOffClusterAdapter extends ClusterAdapter {
   }
 
   async handOff(snapshot: SessionSnapshot): Promise<boolean> {
+    this.cluster.handOffSids.push(snapshot.sid)
+    try {
+      return await this.#store(snapshot)
+    } finally {
+      this.cluster.handOffsAnswered++
+    }
+  }
+
+  async #store(snapshot: SessionSnapshot): Promise<boolean> {
     if (!this.cluster.storeUp) {
       await hop()
       return false
@@ -266,9 +292,11 @@ class HandOffClusterAdapter extends ClusterAdapter {
       sealed: false,
       stored: false,
     }
-    this.cluster.handoffs.set(snapshot.sid, stored)
+    const last = this.cluster.storeWritesLast
+    if (!last) this.cluster.handoffs.set(snapshot.sid, stored)
     await hop()
     if (this.cluster.storeDelayMs > 0) await new Promise((r) => setTimeout(r, this.cluster.storeDelayMs))
+    if (last) this.cluster.handoffs.set(snapshot.sid, stored)
     stored.stored = true
     return true
   }

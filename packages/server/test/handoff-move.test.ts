@@ -185,4 +185,28 @@ describe('a WebSocket resume on another node', () => {
     expect(socket?.connected).toBe(true)
     expect(socket?.rooms.has('everyone')).toBe(true)
   })
+
+  it('leaves no claimable snapshot when the store writes it after the owner gave up', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
+    // Slower than handoff.timeout (2 s): the owner thaws the session and the resume is relayed
+    // to it; the write lands after that, in a store that does not take it back by itself.
+    cluster.storeDelayMs = 2500
+    await resumeOnTheOther(proxy, c, owner)
+    const [sid] = cluster.handOffSids
+    await until(() => cluster.handOffsAnswered === 1, 5000, 'the late answer of the store')
+    // Another node's claim finds nothing: the session lives on its owner only.
+    expect(await cluster.claim(owner === 0 ? 'b' : 'a', sid!)).toBeNull()
+    expect(cluster.withdrawals).toBe(1)
+    expect(list[1 - owner]!.restored).toEqual([])
+    expect(list[owner]!.ended).toEqual([])
+    expect(list[owner]!.started.app.parley.sockets.get(c.id!)?.connected).toBe(true)
+    // With a store that answers in time, the next resume there moves it, once.
+    cluster.storeDelayMs = 0
+    await resumeOnTheOther(proxy, c, owner)
+    await until(() => list[1 - owner]!.restored.length === 1, 5000, 'restored on the other node')
+    expect(c.recovered).toBe(true)
+    expect(list[owner]!.ended).toEqual(['server handoff'])
+    expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
+  })
 })

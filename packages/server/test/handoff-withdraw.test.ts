@@ -1,7 +1,8 @@
 // A session that ends on its draining node after its snapshot was stored for handoff: the
 // application disconnects it, or its tail passes maxBufferedBytes. The application there saw it
 // end, so it must have no second life: the snapshot is withdrawn, and the client's resume on
-// another node gets a new session (recovered: false), never a `restored` one. Two real servers
+// another node gets a new session (recovered: false), never a `restored` one; so too when a
+// store writes the snapshot only after the drain stopped waiting for it. Two real servers
 // joined by the in-process test adapter (its store stands in for Redis), a round-robin proxy,
 // and the real client. The same against Redis: packages/redis/test/handoff-withdraw.test.ts.
 import { connect, type Socket } from '@parley/client'
@@ -127,6 +128,46 @@ describe('a session that ends on its draining node after its snapshot was stored
     expect(b.restored).toEqual([])
     expect(b.connections.map((s) => [s.id, s.recovered])).toEqual([[c.id, false]])
     expect(b.started.app.parley.sockets.size).toBe(1)
+  })
+
+  it('is not claimable when the store writes it only after the drain gave up on it', async () => {
+    const store = new Cluster({ handoff: true })
+    // Slower than a's handoff.timeout, and written only at its end: the withdraw made when the
+    // session ended (server shutdown) finds nothing to take back yet.
+    store.storeWritesLast = true
+    store.storeDelayMs = 1500
+    const { a, b, c, first } = await setup(store, { a: { handoff: { timeout: 1000, retrySpread: 0 } } })
+    const closing = drain(a)
+    await until(() => store.handOffsAnswered === 1, 5000, 'the late answer of the store')
+    await closing
+    expect(a.disconnects).toEqual(['server shutdown'])
+    // The application on a saw it end: no node may bring it back.
+    const [sid] = store.handOffSids
+    expect(await store.claim('b', sid!)).toBeNull()
+    expect(store.handoffs.size).toBe(0)
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+  })
+
+  it('is not claimable when it ends while the store is still writing it', async () => {
+    const store = new Cluster({ handoff: true })
+    // Written only at the end of the write: the withdraw made at the disconnect finds nothing yet.
+    store.storeWritesLast = true
+    store.storeDelayMs = 300
+    const { a, b, c } = await setup(store)
+    const closing = drain(a)
+    await until(() => store.handOffSids.length === 1, 3000, 'the write under way')
+    a.connections[0]!.disconnect()
+    await until(() => store.handOffsAnswered === 1, 5000, 'the answer of the store')
+    await closing
+    expect(a.disconnects).toEqual(['server disconnect'])
+    const [sid] = store.handOffSids
+    expect(await store.claim('b', sid!)).toBeNull()
+    expect(store.handoffs.size).toBe(0)
+    // Told its session ended (it was not told to resume yet): it does not come back.
+    expect(c.connected).toBe(false)
+    expect(b.restored).toEqual([])
   })
 
   it('is still handed off when it ends only after the claim (by the move itself)', async () => {

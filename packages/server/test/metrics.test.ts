@@ -280,6 +280,33 @@ describe('handoff metrics', () => {
     }
   })
 
+  it('count a move given up on, and its snapshot withdrawn once the store wrote it late', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // Slower than handoff.timeout: the owner keeps the session, the store writes it after.
+    cluster.storeDelayMs = 800
+    const { registries, nodes } = await twoNodes(cluster, 300)
+    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
+    proxy.avoid.add(1)
+    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
+    try {
+      await until(() => client.connected)
+      proxy.avoid.clear()
+      proxy.avoid.add(0)
+      // The WebSocket resume reaches node 1, which asks node 0 for the session.
+      proxy.cut()
+      await until(() => cluster.handOffsAnswered === 1, 5000, 'the late answer of the store')
+      await until(() => cluster.withdrawals === 1, 5000, 'the withdraw')
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'failed' })).toBe(1)
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'withdrawn' })).toBe(1)
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(0)
+    } finally {
+      client.disconnect()
+      await sleep(50)
+      await proxy.close()
+      await Promise.all(nodes.map((n) => n.app.close()))
+    }
+  })
+
   it('count, and warn of, a session claimed after its old node stopped waiting for a claim', async () => {
     const cluster = new Cluster({ handoff: true })
     // The client comes back (its claim lands) after the old node's drain gave up on one.

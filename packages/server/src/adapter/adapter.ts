@@ -247,7 +247,10 @@ export interface Adapter {
    * Resolves true once it is stored (the server then tells the client to resume elsewhere);
    * false when it could not be (the session then ends as without handoff, and the snapshot must
    * never be claimable). From then on `sessionOwner` answers `handingOff` for it, and the
-   * adapter calls `LocalSockets.claimed` when another node takes it over.
+   * adapter calls `LocalSockets.claimed` when another node takes it over. The server waits at
+   * most `handoff.timeout`; when this resolves true after that (the session went on or ended
+   * here meanwhile), the server calls `withdrawHandOff` then, so a write that finishes late is
+   * taken back even by an adapter that does not undo it itself.
    */
   handOff?(snapshot: SessionSnapshot, ttl: number): Promise<boolean>
   /**
@@ -269,7 +272,10 @@ export interface Adapter {
    * after this finds nothing (the client's resume gets a new session). If a claim won first,
    * the handoff is marked ended instead, and that claim's `takeOver` resolves `ended: true`.
    * Resolves once written, or given up (the snapshot then lasts until its `ttl`); the server
-   * logs a rejection.
+   * logs a rejection. May come while `handOff` is still writing: it must then leave nothing
+   * claimable once that write is done. The server also calls it again once such a `handOff`
+   * resolves true, and for a session whose `handOff` resolved true after the server stopped
+   * waiting (a move that went on here): a withdraw of a snapshot that is not stored does nothing.
    */
   withdrawHandOff?(sid: string): Promise<void>
   /**
