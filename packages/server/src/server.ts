@@ -789,20 +789,19 @@ export class ParleyServer<
   }
 
   /**
-   * Puts a taken-over socket back into its rooms. Not awaited (at the cut point, see `#takeOver`):
-   * an adapter that fails (a promise that rejects, or a throw) is logged, never left unhandled,
-   * which would end the process.
+   * Puts a taken-over socket back into its rooms. Not awaited at the cut point (see
+   * `#takeOver`): resolves once the adapter is done, never rejects. An adapter that fails (a
+   * promise that rejects, or a throw) is logged, never left unhandled, which would end the
+   * process.
    */
-  #joinRestored(id: string, rooms: Room[]): void {
-    const failed = (err: unknown) =>
+  async #joinRestored(id: string, rooms: Room[]): Promise<void> {
+    try {
+      await this.adapter.addAll(id, rooms)
+    } catch (err) {
       this.#log.error(
         { err, socket: id },
         'parley: the adapter could not put a taken-over socket back into its rooms',
       )
-    try {
-      Promise.resolve(this.adapter.addAll(id, rooms)).catch(failed)
-    } catch (err) {
-      failed(err)
     }
   }
 
@@ -851,20 +850,27 @@ export class ParleyServer<
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
     const rooms = [socket.id, ...snapshot.rooms]
+    let joined: Promise<void> = Promise.resolve()
     const {
       tail,
       complete,
       late = false,
       ended = false,
-    } = await claim.takeOver(() => this.#joinRestored(socket.id, rooms))
+    } = await claim.takeOver(() => {
+      joined = this.#joinRestored(socket.id, rooms)
+    })
+    // A socket dropped here leaves its rooms only once the join is done: with an adapter whose
+    // `addAll` is asynchronous, a leave that came first would leave it in them for good.
     if (ended) {
       // Its application saw it end on the old node: it has no second life here. Never
       // connected here, it goes quietly, and the client gets a new session, as for one unknown.
+      await joined
       this.#unregisterNew(socket)
       return undefined
     }
     if (!session.release(tail)) {
       this.#log.warn('parley: the tail of a handed-off session is out of order; the client starts anew')
+      await joined
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }

@@ -67,6 +67,10 @@ export class Cluster {
   handOffRequests = 0
   /** `withdrawHandOff` calls: sessions that ended on the node handing them off. */
   withdrawals = 0
+  /** How long `addAll` takes to put a socket into its rooms (an adapter whose joins are slow), in ms. */
+  joinDelayMs = 0
+  /** Socket ids whose slow `addAll` (see `joinDelayMs`) is done, in order. */
+  readonly slowJoins: string[] = []
 
   /**
    * `handoff`: the adapter stores sessions for a drain with handoff (off by default, so that
@@ -110,8 +114,17 @@ export class ClusterAdapter implements Adapter {
     this.memory = new MemoryAdapter(sockets)
   }
 
-  addAll(id: string, rooms: Iterable<Room>): void {
-    this.memory.addAll(id, rooms)
+  addAll(id: string, rooms: Iterable<Room>): void | Promise<void> {
+    const delay = this.cluster.joinDelayMs
+    if (delay === 0) return this.memory.addAll(id, rooms)
+    const list = [...rooms]
+    return new Promise<void>((resolve) =>
+      setTimeout(() => {
+        this.memory.addAll(id, list)
+        this.cluster.slowJoins.push(id)
+        resolve()
+      }, delay),
+    )
   }
 
   del(id: string, room: Room): void {

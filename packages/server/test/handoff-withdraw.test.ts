@@ -170,6 +170,22 @@ describe('a session that ends on its draining node after its snapshot was stored
     expect(b.restored).toEqual([])
   })
 
+  it('leaves no room behind on a node whose claim won just before, with an adapter slow to join', async () => {
+    const store = new Cluster({ handoff: true })
+    store.takeOverDelayMs = 300
+    const { a, b, c, first } = await setup(store)
+    // b puts the socket it takes over into its rooms only after its takeover dropped it.
+    store.joinDelayMs = 200
+    const closing = drain(a)
+    await until(() => [...store.handoffs.values()].some((h) => h.claimedBy === 'b'), 5000, 'claimed by b')
+    a.connections[0]!.disconnect()
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    await until(() => store.slowJoins.includes(first), 5000, 'the join of the dropped socket')
+    await closing
+    expect(b.restored).toEqual([])
+    expect(store.nodes.get('b')!.memory.socketRooms(first)).toBeUndefined()
+  })
+
   it('is still handed off when it ends only after the claim (by the move itself)', async () => {
     const store = new Cluster({ handoff: true })
     const { a, b, c, first } = await setup(store)
