@@ -154,11 +154,12 @@ describe('a session that ends on its draining node after its snapshot was stored
     const store = new Cluster({ handoff: true })
     // Written only at the end of the write: the withdraw made at the disconnect finds nothing yet.
     store.storeWritesLast = true
-    store.storeDelayMs = 300
+    store.storeDelayMs = 1000
     const { a, b, c } = await setup(store)
     const closing = drain(a)
     await until(() => store.handOffSids.length === 1, 3000, 'the write under way')
     a.connections[0]!.disconnect()
+    expect(store.handOffsAnswered).toBe(0)
     await until(() => store.handOffsAnswered === 1, 5000, 'the answer of the store')
     await closing
     expect(a.disconnects).toEqual(['server disconnect'])
