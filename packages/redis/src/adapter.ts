@@ -199,6 +199,11 @@ export class RedisAdapter implements Adapter {
     return this.#nodes.others()
   }
 
+  /** How many other nodes are live (see `Adapter.otherNodes`): a drain alone seals at once. */
+  otherNodes(): number {
+    return this.#nodes.others().length
+  }
+
   /**
    * Resolves once this node is subscribed and its first heartbeat went through. Rejects with a
    * `RedisUnreachableError` (`PARLEY_REDIS_UNREACHABLE`) when that has not happened within

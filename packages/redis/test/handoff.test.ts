@@ -192,6 +192,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   it('names another live node with its address for a draining node’s resumes, the same for a sid, none once alone', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)
+    // How many others a drain could wait for (Adapter.otherNodes): none once alone, below.
+    await until(() => a!.adapter.otherNodes() === 2, 3000, 'two others')
     const named = new Set<string>()
     for (let i = 0; i < 40; i++) {
       const sid = `sid-${i}`
@@ -207,6 +209,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     await cluster.stop(c!)
     await until(() => a!.adapter.liveNodes.length === 0, 3000, 'a alone')
     expect(a!.adapter.anotherNode('sid-0')).toBeUndefined()
+    expect(a!.adapter.otherNodes()).toBe(0)
   })
 
   it('lets exactly one of two racing claims win', async () => {

@@ -156,7 +156,9 @@ export class Drain {
     if (failed > 0) {
       log.warn({ failed }, 'parley: drain: sessions could not be stored for handoff and ended')
     }
-    if (this.#handedOff.size > 0) {
+    // Alone, nothing can claim them before the timeout: sealed at once (see `Adapter.otherNodes`).
+    const alone = this.#handedOff.size > 0 && (await safely(() => adapter.otherNodes?.())) === 0
+    if (this.#handedOff.size > 0 && !alone) {
       const claimed = new Promise<void>((resolve) => {
         this.#allClaimed = resolve
       })
@@ -166,7 +168,12 @@ export class Drain {
       await within(Promise.allSettled([...this.#sentOn]), deadline - performance.now(), undefined)
     const unclaimed = [...this.#handedOff]
     this.#handedOff.clear()
-    if (unclaimed.length > 0) {
+    if (unclaimed.length > 0 && alone) {
+      log.info(
+        { unclaimed: unclaimed.length, handedOff },
+        'parley: drain: no other node is alive to claim the sessions; their tails are sealed for a node that starts later',
+      )
+    } else if (unclaimed.length > 0) {
       log.warn(
         { unclaimed: unclaimed.length, handedOff },
         'parley: drain: sessions were not claimed before the timeout; their tails are sealed',

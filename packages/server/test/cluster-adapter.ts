@@ -325,6 +325,12 @@ class HandOffClusterAdapter extends ClusterAdapter {
     return undefined
   }
 
+  otherNodes(): number {
+    let others = 0
+    for (const other of this.cluster.nodes.values()) if (other !== this && !other.closed) others++
+    return others
+  }
+
   appendHandOff(sid: string, text: string): void {
     const handoff = this.cluster.handoffs.get(sid)
     if (handoff && !handoff.sealed && handoff.owner === this.node) handoff.tail.push(text)

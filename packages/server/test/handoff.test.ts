@@ -4,7 +4,8 @@
 // nodes with nothing lost or repeated. The same runs on Redis in packages/redis and test/cluster.
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
-import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import parley, { type ParleyServerOptions, type ServerSocket } from '@parley/server'
+import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
@@ -180,6 +181,53 @@ describe('drain with handoff', () => {
       expect(await c.timeout(2000).emitWithAck('ask', 21)).toBe(42)
     })
   }
+
+  it('seals at once when no other node is alive, and the node that starts after it takes the session over', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // A timeout the test would not outlast: the drain must not wait for it.
+    const handoff = { timeout: 30_000, retrySpread: 0 }
+    const fastifyOptions = { return503OnClosing: false, pluginTimeout: 60_000 }
+    const answer = (socket: ServerSocket) =>
+      socket.on('ask', (n: number, reply: (v: number) => void) => reply(n * 2))
+    const a = await startServer(
+      { adapter: cluster.adapter('a'), handoff },
+      (app) => {
+        app.parley.on('connection', answer)
+      },
+      fastifyOptions,
+    )
+    nodes.push(a)
+    const c = connect(a.base, { transports: ['websocket'], reconnectionDelayMax: 300 })
+    clients.push(c)
+    const events: string[] = []
+    c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
+    c.on('connect', () => events.push('connect'))
+    await until(() => c.connected)
+    const id = c.id
+
+    const closed = a.app.close().then(() => 'closed')
+    expect(await Promise.race([closed, sleep(10_000).then(() => 'still waiting for a claim')])).toBe('closed')
+    nodes = nodes.filter((n) => n !== a)
+    const stored = cluster.handoffs.get(cluster.handOffSids[0]!)
+    expect(stored?.sealed).toBe(true)
+    expect(stored?.claimedBy).toBeUndefined()
+
+    // The only node starts again on the same address, as a deployment of one node restarts.
+    const b = Fastify({ forceCloseConnections: true, ...fastifyOptions })
+    const restored: ServerSocket[] = []
+    await b.register(parley, { adapter: cluster.adapter('b'), handoff })
+    b.parley.on('restored', (socket) => {
+      restored.push(socket)
+      answer(socket)
+    })
+    await b.listen({ port: Number(new URL(a.base).port), host: '127.0.0.1' })
+    nodes.push({ app: b, base: a.base })
+    await until(() => c.connected && restored.length === 1, 10_000, 'taken over')
+    expect(events).toEqual(['connect'])
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    expect(await c.timeout(2000).emitWithAck('ask', 21)).toBe(42)
+  })
 
   it('ends sessions as before when the store is unreachable during the drain', async () => {
     const cluster = new Cluster({ handoff: true })

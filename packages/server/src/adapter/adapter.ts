@@ -254,6 +254,15 @@ export interface Adapter {
    */
   handOff?(snapshot: SessionSnapshot, ttl: number): Promise<boolean>
   /**
+   * How many nodes other than this one are alive, as far as the adapter knows (by their
+   * heartbeats, say). A draining node told 0 after it stored its sessions does not wait for
+   * claims: no node could make one (the only node of a deployment restarts after it exits), so
+   * it seals their tails at once, and a node that starts later within their recovery window
+   * claims them whole. Without it, or with a count above 0, the drain waits for claims for up
+   * to `handoff.timeout`.
+   */
+  otherNodes?(): number
+  /**
    * A packet this node numbered for a handed-off session after its snapshot (its wire text), in
    * order: appended to the session's tail until the tail is sealed. Never throws; a write that
    * fails leaves the tail incomplete, and the claiming node finds it so.
