@@ -367,11 +367,14 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
   // is sent again, on the next idle one (the page's), then on a new one. Each try reaches the
   // server, which streams to it at once (the newest GET takes the stream over), and the proxy
   // cuts it again. In 140 runs of this case alone the GET went out once (6 runs), twice (50),
-  // three times (83) or four (1), and failed 6 to 566 ms after it started. In one run of about
-  // 200, on two cores at load 10, two of the tries each reached the proxy half a second after
-  // Chromium sent them, and the connect timeout (1 s from the handshake POST) ended the fetch
-  // first: PARLEY_HANDSHAKE_TIMEOUT. Neither the server nor the client waits there, so either
-  // code is taken for it. The bound is loose (a page starting beside another on two cores).
+  // three times (83) or four (1), and failed 6 to 566 ms after it started. The connect timeout
+  // bounds the handshake POST and the stream together (1 s from the POST), and on two cores at
+  // load 10 or more it ended the fetch first in 2 runs of about 320 (PARLEY_HANDSHAKE_TIMEOUT):
+  // once two of the tries each reached the proxy half a second after Chromium sent them; once
+  // the handshake's answer reached the page 860 ms after the proxy passed it on, and the GET,
+  // cut twice in its first 35 ms, had not failed in the page when the timeout came 15 ms later.
+  // Neither the server nor the client waits there, so either code is taken for it. The bound is
+  // loose (a page starting beside another on two cores).
   const blockedStreams: [SseMode, string[]][] = [
     ['block', [ErrorCode.TRANSPORT_ERROR, ErrorCode.HANDSHAKE_TIMEOUT]],
     ['buffer', [ErrorCode.HANDSHAKE_TIMEOUT]],
