@@ -22,9 +22,9 @@ export interface ReservedEvents {
    * lost once attached, however long it had been up (closed, ended, a request failed or timed
    * out, the heartbeat timed out, a sequence gap); the client goes on with the next one, or
    * resumes (when it cannot, `disconnect` follows). Says why a session ended up on SSE or
-   * polling, and why it resumed: once per loss, before the
-   * `transport` event of the resume or the `disconnect` of a session that cannot resume; never
-   * for a switch of the client's own (upgrade, probe), a CLOSE, or `disconnect()`.
+   * polling, and why it resumed: once per loss, before the `transport` event of the resume or
+   * the `disconnect` of a session that cannot resume; never for a switch of the client's own
+   * (upgrade, probe), a CLOSE, or `disconnect()`.
    */
   transport_error: (transport: TransportName, error: ParleyError<string>) => void
   /**
