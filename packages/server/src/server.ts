@@ -670,8 +670,7 @@ export class ParleyServer<
     // From here to the registration, no await: the node's count stays as #turnedAway read it.
     const turnedAway = refusal ?? this.#turnedAway(socket, transport)
     if (turnedAway !== undefined) {
-      // Not registered: rooms its middleware joined must not outlive it in the adapter.
-      this.adapter.delAll(socket.id)
+      // Not registered: it leaves the rooms its middleware joined, or is joining.
       socket.turnedAway()
       return turnedAway
     }
@@ -679,7 +678,7 @@ export class ParleyServer<
     this.#byId.set(socket.id, socket)
     await this.#recordOwner(session.sid)
     try {
-      await this.adapter.addAll(socket.id, [socket.id])
+      await socket.enter([socket.id])
     } catch (err) {
       // An adapter of the application's that failed: the socket, registered already, would stay
       // for good (never attached, no timer). The handshake fails as any other that throws.
@@ -689,7 +688,8 @@ export class ParleyServer<
     // Read again after the awaits: the application may have ended the session meanwhile
     // (`disconnectSockets()`), or a drain begun to hand it off; `attach` would throw.
     if (session.state === 'closed') {
-      // Its end left the adapter before `addAll` put its own room back: take it out again.
+      // Its end left the adapter before `addAll` put its own room back: out again now (its end
+      // also leaves once more after the join, a moment later).
       this.adapter.delAll(socket.id)
       // The client gets the session's CLOSE instead of OPEN, as for a resume of one that ended.
       if (!this.#answerEnded(transport, session.sid) && transport.open) transport.close('normal')
@@ -770,9 +770,9 @@ export class ParleyServer<
 
   /** A new socket registered but never attached: out of the adapter and the maps, quietly. */
   #unregisterNew(socket: ServerSocket<L, E, D>): void {
-    this.adapter.delAll(socket.id)
-    this.#forget(socket.session.sid, socket.id)
+    // Out of its rooms first, and again after the joins still under way (see `turnedAway`).
     socket.turnedAway()
+    this.#forget(socket.session.sid, socket.id)
   }
 
   /**
@@ -790,16 +790,16 @@ export class ParleyServer<
 
   /**
    * Puts a taken-over socket back into its rooms. Not awaited at the cut point (see
-   * `#takeOver`): resolves once the adapter is done, never rejects. An adapter that fails (a
-   * promise that rejects, or a throw) is logged, never left unhandled, which would end the
-   * process.
+   * `#takeOver`); should the session end before the adapter is done, the socket leaves its rooms
+   * after the join (see `ServerSocket.enter`). Never rejects: an adapter that fails (a promise
+   * that rejects, or a throw) is logged, never left unhandled, which would end the process.
    */
-  async #joinRestored(id: string, rooms: Room[]): Promise<void> {
+  async #joinRestored(socket: ServerSocket<L, E, D>, rooms: Room[]): Promise<void> {
     try {
-      await this.adapter.addAll(id, rooms)
+      await socket.enter(rooms)
     } catch (err) {
       this.#log.error(
-        { err, socket: id },
+        { err, socket: socket.id },
         'parley: the adapter could not put a taken-over socket back into its rooms',
       )
     }
@@ -850,27 +850,22 @@ export class ParleyServer<
     this.#bySid.set(session.sid, socket)
     this.#byId.set(socket.id, socket)
     const rooms = [socket.id, ...snapshot.rooms]
-    let joined: Promise<void> = Promise.resolve()
+    // A socket dropped or ended from here on leaves its rooms after this join, should the
+    // adapter's `addAll` still be under way (see `ServerSocket.enter`).
     const {
       tail,
       complete,
       late = false,
       ended = false,
-    } = await claim.takeOver(() => {
-      joined = this.#joinRestored(socket.id, rooms)
-    })
-    // A socket dropped here leaves its rooms only once the join is done: with an adapter whose
-    // `addAll` is asynchronous, a leave that came first would leave it in them for good.
+    } = await claim.takeOver(() => void this.#joinRestored(socket, rooms))
     if (ended) {
       // Its application saw it end on the old node: it has no second life here. Never
       // connected here, it goes quietly, and the client gets a new session, as for one unknown.
-      await joined
       this.#unregisterNew(socket)
       return undefined
     }
     if (!session.release(tail)) {
       this.#log.warn('parley: the tail of a handed-off session is out of order; the client starts anew')
-      await joined
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }

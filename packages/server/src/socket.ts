@@ -182,6 +182,12 @@ export class ServerSocket<
   #movedAcks: Set<number> | undefined
   /** Frozen (handed off): where the session's numbered packets go, in order. */
   #tailSink: ((text: string) => void) | undefined
+  /**
+   * Settles once the joins the adapter has not finished yet are done (an `addAll` that returned
+   * a promise); undefined when there are none. The socket leaves its rooms again after them:
+   * a join that lands after the leave would keep an ended socket's id in its rooms for good.
+   */
+  #joining: Promise<unknown> | undefined
 
   /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -363,11 +369,39 @@ export class ServerSocket<
    * A room is a string of 1 to MAX_ROOM_NAME_LENGTH (256) characters: anything else throws a
    * TypeError, and no room is joined.
    * Once disconnected, it does nothing: the socket left every room when its session ended.
+   * A join the adapter is still doing when the session ends is left once it is done.
    */
   join(rooms: Room | readonly Room[]): void | Promise<void> {
     const list = roomList(rooms)
     if (!this.connected) return
-    return this.#context.adapter.addAll(this.id, list)
+    return this.enter(list)
+  }
+
+  /**
+   * @internal The server's own join: the socket's own room, and a taken-over socket's rooms
+   * (checked on the node where they were joined). Followed by the leave at the session's end,
+   * as `join` is.
+   */
+  enter(rooms: readonly Room[]): void | Promise<void> {
+    const result = this.#context.adapter.addAll(this.id, rooms)
+    // The built-in adapters join at once: nothing to wait for, nothing allocated.
+    if (!isThenable(result)) return result
+    const all: Promise<unknown> = Promise.allSettled([this.#joining, result]).then(() => {
+      if (this.#joining === all) this.#joining = undefined
+    })
+    this.#joining = all
+    return result
+  }
+
+  /** Takes the socket out of every room, now and once more after the joins still under way. */
+  #leaveAll(): void {
+    const adapter = this.#context.adapter
+    adapter.delAll(this.id)
+    this.#joining
+      ?.then(() => adapter.delAll(this.id))
+      .catch((err: unknown) =>
+        this.#context.log.error({ err }, 'parley: the adapter could not take a socket out of its rooms'),
+      )
   }
 
   /** Leaves a room (a string of 1 to 256 characters, as for `join`). */
@@ -508,10 +542,12 @@ export class ServerSocket<
 
   /**
    * @internal The handshake turned this new socket away (a middleware refused it, or the client
-   * went meanwhile): it never connected, so no `disconnect` fires, but `connected` turns false and
-   * replies it awaits (asked for in a middleware) reject with PARLEY_DISCONNECTED.
+   * went meanwhile): it never connected, so no `disconnect` fires, but `connected` turns false,
+   * it leaves the rooms it joined (in a middleware), and replies it awaits (asked for in a
+   * middleware) reject with PARLEY_DISCONNECTED.
    */
   turnedAway(): void {
+    this.#leaveAll()
     this.#session.discard()
     this.#pipeline?.close()
     this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, 'the handshake was refused'))
@@ -771,7 +807,7 @@ export class ServerSocket<
     this.#pipeline?.close()
     this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#fire('disconnecting', [reason])
-    this.#context.adapter.delAll(this.id)
+    this.#leaveAll()
     this.#context.ended(this.#session.sid, this.id, reason, handingOff)
     this.#fire('disconnect', [reason])
   }

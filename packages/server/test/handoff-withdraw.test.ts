@@ -198,3 +198,19 @@ describe('a session that ends on its draining node after its snapshot was stored
     expect(store.withdrawals).toBe(0)
   })
 })
+
+describe('a session taken over with an adapter slow to join', () => {
+  it('leaves no room behind on the node that took it over and ended it before its join was done', async () => {
+    const store = new Cluster({ handoff: true })
+    const { a, b, first } = await setup(store)
+    // b puts the socket it takes over into its rooms only after its application ended it.
+    store.joinDelayMs = 200
+    b.started.app.parley.on('restored', (socket) => socket.disconnect())
+    const closing = drain(a)
+    await until(() => b.restored.length === 1, 5000, 'restored on b')
+    await until(() => store.slowJoins.includes(first), 5000, 'the join of the restored socket')
+    await closing
+    expect(b.restored[0]!.connected).toBe(false)
+    expect(store.nodes.get('b')!.memory.socketRooms(first)).toBeUndefined()
+  })
+})

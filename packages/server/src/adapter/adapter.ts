@@ -186,11 +186,18 @@ export interface LocalSockets {
  * network return promises.
  */
 export interface Adapter {
-  /** Puts a socket of this node into rooms. */
+  /**
+   * Puts a socket of this node into rooms. A promise says when the join is done: should the
+   * session end meanwhile, `delAll` comes again after it.
+   */
   addAll(id: string, rooms: Iterable<Room>): void | Promise<void>
   /** Takes a socket of this node out of a room. */
   del(id: string, room: Room): void | Promise<void>
-  /** Takes a socket of this node out of every room (its session ended). */
+  /**
+   * Takes a socket of this node out of every room (its session ended, or it was turned away at
+   * its handshake). Called at once, and once more when the `addAll`s of that socket still under
+   * way then are done (never with the built-in adapters, which join at once).
+   */
   delAll(id: string): void
   /** The rooms of a socket of this node. */
   socketRooms(id: string): ReadonlySet<Room> | undefined
