@@ -131,13 +131,18 @@ export class Moves {
 
   /**
    * See `withdrawOnceStored`. Until `answer` comes and the withdraw is done, `sid` is not moved
-   * again. `thawed`, the session went on here: the withdrawal is counted (no end of the session
-   * did), and, the session still live, this node records again that it owns it (the stored
-   * handoff had made the adapter's owner record name the handoff, which the withdraw removes).
+   * again (that withdraw would take back the next move's snapshot). `thawed`, the session went
+   * on here: the withdrawal is counted (no end of the session did), and, the session still live,
+   * this node records again that it owns it (the stored handoff had made the adapter's owner
+   * record name the handoff, which the withdraw removes). An answer that has not come within
+   * `ttl` (how long a snapshot is stored: the recovery window) is awaited no longer, and `sid`
+   * may move again: a write that has not answered by then is taken for lost. Without that bound,
+   * an adapter whose promise never settles would keep `sid` here, never moved again, for the
+   * life of the process.
    */
   #withdrawOnceStored(sid: string, answer: Promise<boolean | undefined>, thawed?: Session): void {
-    const { adapter, metrics, withdraw } = this.#context
-    const late = withdrawOnceStored(answer, async () => {
+    const { adapter, metrics, ttl, withdraw } = this.#context
+    const late = withdrawOnceStored(atMost(answer, ttl), async () => {
       if (thawed) metrics.handoff('withdrawn')
       await withdraw(sid)
       if (thawed && stateOf(thawed) !== 'closed') await safely(() => adapter.sessionOpened?.(sid))
@@ -158,4 +163,17 @@ export class Moves {
     )
     entry.done()
   }
+}
+
+/**
+ * `answer`, or undefined once `ms` have passed. The timer does not hold the process open: a
+ * node that closes waits for withdrawals at most `timeout` (see `Moves.settled`), not `ttl`.
+ */
+function atMost<T>(answer: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms)
+    timer.unref()
+  })
+  return Promise.race([answer, expired]).finally(() => clearTimeout(timer))
 }

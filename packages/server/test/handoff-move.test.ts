@@ -5,7 +5,7 @@
 // for Redis) behind a round-robin proxy; the proxy cuts the client's connection and sends its
 // resume to the other node. The same runs on Redis in packages/redis/test/handoff-move.test.ts.
 import { connect, type Socket } from '@parley/client'
-import type { ServerSocket } from '@parley/server'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
@@ -43,7 +43,7 @@ function setup(node: Node, socket: ServerSocket) {
   socket.on('disconnect', (reason: string) => node.ended.push(reason))
 }
 
-async function twoNodes(cluster: Cluster) {
+async function twoNodes(cluster: Cluster, options: ParleyServerOptions = {}) {
   const list: Node[] = []
   for (const name of ['a', 'b']) {
     const node: Node = {
@@ -54,7 +54,7 @@ async function twoNodes(cluster: Cluster) {
       received: new Map(),
     }
     node.started = await startServer(
-      { adapter: cluster.adapter(name), handoff: { timeout: 2000, retrySpread: 0 } },
+      { adapter: cluster.adapter(name), handoff: { timeout: 2000, retrySpread: 0 }, ...options },
       (app) => {
         app.parley.on('connection', (socket) => {
           node.connections.push(socket)
@@ -108,8 +108,8 @@ async function trafficAcross(list: Node[], c: Socket, move: () => Promise<void>)
 }
 
 /** Two nodes, a WebSocket client connected through the proxy, and the index of its node. */
-async function clientOnTwoNodes(cluster: Cluster) {
-  const { list, proxy } = await twoNodes(cluster)
+async function clientOnTwoNodes(cluster: Cluster, options: ParleyServerOptions = {}) {
+  const { list, proxy } = await twoNodes(cluster, options)
   const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
   clients.push(c)
   await until(() => c.connected, 3000, 'connect')
@@ -206,6 +206,41 @@ describe('a WebSocket resume on another node', () => {
     await resumeOnTheOther(proxy, c, owner)
     await until(() => list[1 - owner]!.restored.length === 1, 5000, 'restored on the other node')
     expect(c.recovered).toBe(true)
+    expect(list[owner]!.ended).toEqual(['server handoff'])
+    expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
+  })
+
+  it('moves it again once the recovery window passed, when the store never answered its handoff', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // A short window (how long the owner waits for a lost answer) and a short handoff.timeout.
+    const window = 1500
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster, {
+      recovery: { window },
+      handoff: { timeout: 300, retrySpread: 0 },
+    })
+    const other = list[1 - owner]!
+    cluster.storeSilent = true
+    await resumeOnTheOther(proxy, c, owner)
+    // The owner gave up on the answer and kept the session; the resume was relayed to it.
+    expect(cluster.handOffSids).toHaveLength(1)
+    expect(other.restored).toEqual([])
+    expect(list[owner]!.started.app.parley.sockets.get(c.id!)?.connected).toBe(true)
+    // While that answer may still come, the session is not moved again.
+    cluster.storeSilent = false
+    await resumeOnTheOther(proxy, c, owner)
+    expect(cluster.handOffSids).toHaveLength(1)
+    expect(other.restored).toEqual([])
+    // Past the window the owner stops waiting for it: the next resume there moves the session.
+    await sleep(window)
+    // Tried again until it moves: a timer may fire late on a busy machine.
+    const deadline = Date.now() + 15_000
+    while (other.restored.length === 0) {
+      if (Date.now() > deadline) throw new Error('the session was never moved again')
+      await resumeOnTheOther(proxy, c, owner)
+      await until(() => other.restored.length === 1, 500, 'restored on the other node').catch(() => {})
+    }
+    expect(c.recovered).toBe(true)
+    expect(cluster.handOffSids).toHaveLength(2)
     expect(list[owner]!.ended).toEqual(['server handoff'])
     expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
   })

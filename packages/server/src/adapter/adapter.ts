@@ -257,7 +257,9 @@ export interface Adapter {
    * adapter calls `LocalSockets.claimed` when another node takes it over. The server waits at
    * most `handoff.timeout`; when this resolves true after that (the session went on or ended
    * here meanwhile), the server calls `withdrawHandOff` then, so a write that finishes late is
-   * taken back even by an adapter that does not undo it itself.
+   * taken back even by an adapter that does not undo it itself. For a move (`LocalSockets.handOff`)
+   * that late answer is awaited for at most `ttl`, and the session is not moved again meanwhile;
+   * an answer later than that is ignored: settle well within it (a timeout of the adapter's own).
    */
   handOff?(snapshot: SessionSnapshot, ttl: number): Promise<boolean>
   /**
