@@ -44,6 +44,8 @@ export class Drain {
   /** Withdrawals that wait for a `handOff` the drain did not go on with (see `withdrawOnceStored`). */
   readonly #late = new Set<Promise<void>>()
   #allClaimed: (() => void) | undefined
+  /** The sid the drain is ending itself, its snapshot not stored in time (see `givingUp`). */
+  #givingUp: string | undefined
   #done: Promise<void> = Promise.resolve()
 
   constructor(context: DrainContext) {
@@ -97,6 +99,14 @@ export class Drain {
   }
 
   /**
+   * True while the drain ends `sid` itself because its snapshot was not stored in time: counted
+   * `failed` here, that end is not also counted `withdrawn`.
+   */
+  givingUp(sid: string): boolean {
+    return this.#givingUp === sid
+  }
+
+  /**
    * `sid`, frozen here, ended instead of moving (its snapshot is withdrawn, see
    * `Adapter.withdrawHandOff`): no claim is awaited for it, nor its tail sealed.
    */
@@ -145,10 +155,15 @@ export class Drain {
           failed++
           this.#context.metrics.handoff('failed')
           // Its end withdraws the snapshot at once; a write still under way may store it after.
-          socket.session.end(CloseReason.SERVER_SHUTDOWN, {
-            retryAfter: this.#context.shutdownRetryAfter(),
-            kind: 'shutdown',
-          })
+          this.#givingUp = sid
+          try {
+            socket.session.end(CloseReason.SERVER_SHUTDOWN, {
+              retryAfter: this.#context.shutdownRetryAfter(),
+              kind: 'shutdown',
+            })
+          } finally {
+            this.#givingUp = undefined
+          }
           this.#withdrawOnceStored(sid, answer)
         }
       })

@@ -27,12 +27,14 @@ export interface Metrics {
   ackTimeout(): void
   /**
    * A drain with handoff: a session of this node was stored for another one ('stored'), could
-   * not be ('failed'), was not claimed before the drain ended ('unclaimed'), or ended here after
-   * all, its snapshot withdrawn ('withdrawn': the application disconnected it, its tail passed
-   * maxBufferedBytes; or a move the store answered too late for went on here, and the store
-   * wrote its snapshot after all); or this node
-   * took one over with the old node's whole tail ('taken'), without it ('incomplete'), or after
-   * the old node had stopped waiting for a claim ('late': what was sent in between is lost).
+   * not be within `handoff.timeout` ('failed': a drain ends it 'server shutdown', a move keeps it
+   * here), was not claimed before the drain ended ('unclaimed'), or had its snapshot taken back
+   * ('withdrawn'): it ended here while frozen for a handoff, its snapshot stored or being stored,
+   * by the application's disconnect or a tail past maxBufferedBytes (a session a drain ends
+   * because its snapshot was not stored in time counts 'failed' only); or a move counted 'failed'
+   * went on here and the store wrote its snapshot after all (counted both). Or this node took one
+   * over with the old node's whole tail ('taken'), without it ('incomplete'), or after the old
+   * node had stopped waiting for a claim ('late': what was sent in between is lost).
    */
   handoff(outcome: HandOffOutcome): void
   /**

@@ -204,10 +204,12 @@ export class ParleyServer<
   /**
    * A session frozen for a handoff ended here instead (see `Adapter.withdrawHandOff`): the
    * application saw it end, so no node may claim it now. The drain or move stops waiting for
-   * its claim. A store that cannot be reached keeps the snapshot until its ttl.
+   * its claim. A store that cannot be reached keeps the snapshot until its ttl. Counted
+   * `withdrawn`, unless the drain ends it for a snapshot it could not store in time: one session,
+   * one outcome, and that one is `failed`.
    */
   #withdraw(sid: string): void {
-    this.metrics.handoff('withdrawn')
+    if (!this.#drain?.givingUp(sid)) this.metrics.handoff('withdrawn')
     this.#drain?.ended(sid)
     this.#moves?.ended(sid)
     void this.#withdrawSnapshot(sid)

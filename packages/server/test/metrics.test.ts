@@ -280,6 +280,34 @@ describe('handoff metrics', () => {
     }
   })
 
+  it('count a session a drain could not store in time once, as failed', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // Slower than handoff.timeout: the drain gives up on it and ends it 'server shutdown'.
+    cluster.storeDelayMs = 800
+    const { registries, nodes } = await twoNodes(cluster, 300)
+    const [old, other] = nodes as [Started, Started]
+    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
+    proxy.avoid.add(1)
+    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
+    try {
+      await until(() => client.connected)
+      proxy.avoid.clear()
+      proxy.avoid.add(0)
+      await old.app.close()
+      await until(() => cluster.handOffsAnswered === 1, 5000, 'the late answer of the store')
+      const handoffs = (outcome: string) => value(registries[0]!, 'parley_handoffs_total', { outcome })
+      expect(await handoffs('failed')).toBe(1)
+      expect(await handoffs('withdrawn')).toBe(0)
+      expect(await handoffs('stored')).toBe(0)
+      expect(await value(registries[0]!, 'parley_disconnects_total', { reason: 'server shutdown' })).toBe(1)
+    } finally {
+      client.disconnect()
+      await sleep(50)
+      await proxy.close()
+      await other.app.close()
+    }
+  })
+
   it('count a move given up on, and its snapshot withdrawn once the store wrote it late', async () => {
     const cluster = new Cluster({ handoff: true })
     // Slower than handoff.timeout: the owner keeps the session, the store writes it after.
