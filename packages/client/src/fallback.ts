@@ -19,6 +19,7 @@ import {
   type Transport,
   type TransportFactory,
   timeoutError,
+  transportError,
   type Welcome,
 } from './transports/transport.js'
 
@@ -254,9 +255,12 @@ export class Connection {
     }, delay)
   }
 
-  /** The current transport is unusable (a gap, no sign of life): resume on another. */
-  lost(reason: CloseReason, error?: ParleyError<string>): void {
-    if (this.#current) this.#lose(this.#current, reason, error)
+  /**
+   * The current transport is unusable (a gap, no sign of life): resume on another. `reason` is
+   * what the session is down for if it cannot resume ('transport close' when not given).
+   */
+  lost(error: ParleyError<string>, reason?: CloseReason): void {
+    if (this.#current) this.#lose(error, reason)
   }
 
   /**
@@ -269,7 +273,7 @@ export class Connection {
     const t = this.#current
     if (!t) return
     if (!this.#probe || (error && error.code !== ErrorCode.TRANSPORT_MISMATCH)) {
-      this.#lose(t, 'transport close', error)
+      this.#lose(error)
       return
     }
     // The server attached our probe, whose OPEN is still on its way: wait for it. Whatever the
@@ -366,7 +370,7 @@ export class Connection {
       }
       this.#last = null
     }
-    const error = last ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'no transport to try')
+    const error = last ?? transportError('no transport to try')
     if (run === this.#run) {
       this.#fail(error, !refused && this.#opts.reconnection, why === 'resume' ? this.#lostReason : undefined)
     }
@@ -412,7 +416,10 @@ export class Connection {
 
   /** A try of `name` failed with `err`: notes a stalled stream, and says what the failure was. */
   #failed(name: TransportName, err: unknown): ParleyError<string> {
-    const error = asParleyError(err)
+    const error =
+      err instanceof ParleyError
+        ? err
+        : new ParleyError(ErrorCode.TRANSPORT_ERROR, String(err), { cause: err })
     if (error.details?.stalled) this.#memory.set(name, true)
     return error
   }
@@ -469,17 +476,17 @@ export class Connection {
   }
 
   /**
-   * The attached transport `t` was lost (`error` says how; none for MOVED: the server took
+   * The attached transport was lost (`error` says how; none for MOVED: the server took
    * another transport of ours): the application hears it as `transport_error`, as it does a
    * transport that could not be opened, whenever the loss comes, before the `transport` event
    * of the resume or the `disconnect` of a session that cannot resume.
    */
-  #lose(t: Transport, reason: CloseReason, error?: ParleyError<string>): void {
+  #lose(error?: ParleyError<string>, reason: CloseReason = 'transport close'): void {
+    const after = this.#current!.name
     this.#drop(false)
     this.#lostReason = reason
     // Not "open" while its listeners run: the transport is gone.
     this.state = 'connecting'
-    const after = t.name
     const run = ++this.#run
     if (error) this.#host.notify('transport_error', after, error)
     // Its listener may have called disconnect() (and connect() after it).
@@ -488,11 +495,7 @@ export class Connection {
       // No attempt can work: the session is down until the browser is online again, or for good
       // with reconnection off (as when a resume fails): the client stops before `disconnect`.
       this.#last = null
-      this.#fail(
-        error ?? new ParleyError(ErrorCode.TRANSPORT_ERROR, 'offline'),
-        this.#opts.reconnection,
-        reason,
-      )
+      this.#fail(error ?? transportError('offline'), this.#opts.reconnection, reason)
     } else if (this.#stable) {
       void this.#connect('resume', after)
     } else {
@@ -502,7 +505,6 @@ export class Connection {
       if (error) this.#host.notify('connect_error', error, true)
       if (run === this.#run) this.#resumeLater(run, this.#backoff.next(), after)
     }
-    this.#stable = false
   }
 
   /**
@@ -650,10 +652,4 @@ const BEST_FIRST = Object.keys(TRANSPORTS) as TransportName[]
 /** True when a browser says it has no network. */
 function offline(): boolean {
   return (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false
-}
-
-function asParleyError(err: unknown): ParleyError<string> {
-  return err instanceof ParleyError
-    ? err
-    : new ParleyError(ErrorCode.TRANSPORT_ERROR, String(err), { cause: err })
 }

@@ -249,8 +249,7 @@ export class Session implements ConnectionHost {
   #accept(seq: number): boolean {
     if (seq < 1) return true
     const receipt = this.#ledger.receive(seq)
-    if (receipt === 'gap')
-      this.connection.lost('transport close', transportError(`packets missing before ${seq}`))
+    if (receipt === 'gap') this.connection.lost(transportError(`packets missing before ${seq}`))
     return receipt === 'deliver'
   }
 
@@ -311,7 +310,7 @@ export class Session implements ConnectionHost {
       this.#liveTimer = setTimeout(() => {
         const left = this.#heardAt + windowMs - performance.now()
         if (left > 0) check(left)
-        else this.connection.lost('ping timeout', silence('nothing from the server', windowMs))
+        else this.connection.lost(silence('nothing from the server', windowMs), 'ping timeout')
       }, wait)
     }
     check(windowMs)
