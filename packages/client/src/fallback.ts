@@ -239,7 +239,7 @@ export class Connection {
    * The server handed the session to another node (CLOSE 'server handoff'): resume it, on the
    * same kind of transport, after `retryAfter` ms (the server spreads its clients over time).
    */
-  handedOff(retryAfter = 0): void {
+  handedOff(retryAfter: number): void {
     this.#drop()
     this.#lostReason = 'transport close'
     this.#quietUntil = performance.now() + QUIET_HANDOFF_MS
@@ -297,14 +297,14 @@ export class Connection {
    * The transports to try, in order: starting after `after`, or at the remembered one; an event
    * stream that stalled, last.
    */
-  #order(after?: TransportName): TransportName[] {
+  #order(after?: TransportName | null): TransportName[] {
     const list = this.#allowed()
     const i = after ? list.indexOf(after) + 1 : Math.max(0, list.indexOf(this.#memory.get() as TransportName))
     const stalled = this.#memory.stalled()
     return [...list.slice(i), ...list.slice(0, i)].sort((a, b) => +stalled.includes(a) - +stalled.includes(b))
   }
 
-  async #connect(why: 'connect' | 'resume', after?: TransportName): Promise<void> {
+  async #connect(why: 'connect' | 'resume', after?: TransportName | null): Promise<void> {
     const run = ++this.#run
     this.state = 'connecting'
     let last: ParleyError<string> | undefined
@@ -361,8 +361,11 @@ export class Connection {
       this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return
     }
+    // Here every transport failed: the list is never empty (see #allowed), and every other way
+    // out of the loop returned. So `last` is set, and this attempt is still the current one (the
+    // last try checked it after its listener, and nothing was awaited since).
     if (why === 'resume') {
-      if (performance.now() < this.#quietUntil && run === this.#run) {
+      if (performance.now() < this.#quietUntil) {
         // Handed off: the first nodes tried may be draining too. Try again, within the
         // backoff, before the application hears the session is down.
         this.#resumeLater(run, this.#backoff.next())
@@ -370,10 +373,7 @@ export class Connection {
       }
       this.#last = null
     }
-    const error = last ?? transportError('no transport to try')
-    if (run === this.#run) {
-      this.#fail(error, !refused && this.#opts.reconnection, why === 'resume' ? this.#lostReason : undefined)
-    }
+    this.#fail(last!, !refused && this.#opts.reconnection, why === 'resume' ? this.#lostReason : undefined)
   }
 
   /**
@@ -568,7 +568,7 @@ export class Connection {
       this.#probeFailures++
       if (this.#moved) {
         this.#moved = false
-        void this.#connect('resume', this.#last ?? undefined)
+        void this.#connect('resume', this.#last)
       } else this.#scheduleProbe()
     }
   }
