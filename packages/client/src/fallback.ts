@@ -357,7 +357,9 @@ export class Connection {
         if (answer.type === PacketType.OPEN) t.send([BYE])
         return t.close(true)
       }
-      const moved = why === 'resume' && after && this.#rank(name) > this.#rank(after)
+      // A step down: the client prefers the transport lost to this one.
+      const order = this.#opts.transports
+      const moved = why === 'resume' && after && order.indexOf(name) > order.indexOf(after)
       this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return
     }
@@ -424,10 +426,6 @@ export class Connection {
     return error
   }
 
-  #rank(name: TransportName): number {
-    return this.#opts.transports.indexOf(name)
-  }
-
   /** Attaches `t`, which said OPEN; or ends it, when it said CLOSE. */
   #adopt(t: Transport, open: Welcome, why: SwitchReason): void {
     if (open.type === PacketType.CLOSE) {
@@ -462,7 +460,9 @@ export class Connection {
         if (this.#current === t) this.moved(error)
       },
     })
-    if (this.#current === t) this.#scheduleProbe()
+    // Only for a transport still current, which #scheduleProbe checks itself: a packet delivered
+    // by attach may have lost `t` (and no other can be attached before an await).
+    this.#scheduleProbe()
   }
 
   /** Backoff starts over only once a transport has stayed up for STABLE_MS. */

@@ -183,8 +183,7 @@ export class Session implements ConnectionHost {
     }
     // Up already: this attach came from an upgrade, a step down or a resume, never `connect`
     // (a connect attempt is made only once the session is down, see Connection).
-    else if (before !== null)
-      this.#host.fire('transport', now, before, why as Exclude<SwitchReason, 'connect'>)
+    else if (before) this.#host.fire('transport', now, before, why as Exclude<SwitchReason, 'connect'>)
   }
 
   refused(seq: number, error: ParleyError<string>): Later {

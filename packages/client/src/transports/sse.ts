@@ -33,11 +33,11 @@ export class SseTransport extends HttpTransport {
     void this.#read(reader, first.value)
   }
 
-  async #read(reader: ReadableStreamDefaultReader<Uint8Array>, first: Uint8Array): Promise<void> {
+  /** Reads the stream from its first `chunk` on; `chunk` then holds each next one. */
+  async #read(reader: ReadableStreamDefaultReader<Uint8Array>, chunk: Uint8Array | undefined): Promise<void> {
     const text = new TextDecoder()
     let buffer = ''
     let data: string[] = []
-    let chunk: Uint8Array | undefined = first
     try {
       while (chunk && !this.closed) {
         // Whole lines now (ended by LF or CRLF); the last, unfinished one waits for the next
