@@ -136,8 +136,11 @@ export class Connection {
   #current: Transport | undefined
   #last: TransportName | null = null
   #probe: Transport | undefined
-  /** A MOVED arrived while a probe was in flight: the probe is now the only way on. */
-  #moved = false
+  /**
+   * A MOVED arrived while a probe was in flight: the probe is now the only way on. This field and
+   * the two below are first set by #adopt, before anything reads them.
+   */
+  #moved!: boolean
   /** Bumped by every new attempt and by close(): older async work sees it and stops. */
   #run = 0
   /** The next attempt, waiting; only ever cleared, never read (clearing a fired one does nothing). */
@@ -145,10 +148,10 @@ export class Connection {
   #probeTimer: ReturnType<typeof setTimeout> | undefined
   #stableTimer: ReturnType<typeof setTimeout> | undefined
   /** The current transport has been up for STABLE_MS. */
-  #stable = false
+  #stable!: boolean
   #serverTransports: readonly TransportName[] | undefined
   /** The server's pingTimeout: how long a live server may take to answer. */
-  #pingTimeout = 0
+  #pingTimeout!: number
   /**
    * Until when (performance.now()) no attempt starts, hurried or not: a CLOSE's retryAfter. Never
    * reset: a time gone by bounds nothing.

@@ -63,8 +63,11 @@ export abstract class HttpTransport extends BaseTransport {
   #busy = false
   /** After teardown: the last POST, once the one in flight is done. */
   #afterBusy: (() => void) | undefined
-  /** How long a POST may go unanswered, in ms: the heartbeat window of the OPEN (see #post). */
-  #postWithin = MAX_TIMER_MS
+  /**
+   * How long a POST may go unanswered, in ms: the heartbeat window of the OPEN (see #post). Set
+   * with `#session`, before any POST.
+   */
+  #postWithin!: number
 
   // `declare`: set by the constructor alone (no field of the same name declared beforehand).
   /** `fetch`, and the session's owed ACK for a transport that carries it (polling). */

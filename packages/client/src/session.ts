@@ -62,8 +62,8 @@ export class Session implements ConnectionHost {
   /** True between `connect` and `disconnect` as the application saw them. */
   #up = false
   #liveTimer: ReturnType<typeof setTimeout> | undefined
-  /** When the current transport last brought anything (`performance.now()`). */
-  #heardAt = 0
+  /** When the current transport last brought anything (`performance.now()`), read once #alive set it. */
+  #heardAt!: number
 
   /** `base`: the mount point's URL; `query`: the URL's own parameters (`&key=value...`). */
   constructor(opts: ResolvedOptions, base: string, query: string, host: SessionHost) {
