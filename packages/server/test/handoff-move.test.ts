@@ -4,7 +4,7 @@
 // Two Parley servers on the in-process test adapter (cluster-adapter.ts, whose store stands in
 // for Redis) behind a round-robin proxy; the proxy cuts the client's connection and sends its
 // resume to the other node. The same runs on Redis in packages/redis/test/handoff-move.test.ts.
-import { connect, type Socket } from '@parley/client'
+import { type ClientOptions, connect, type Socket } from '@parley/client'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
@@ -108,9 +108,13 @@ async function trafficAcross(list: Node[], c: Socket, move: () => Promise<void>)
 }
 
 /** Two nodes, a WebSocket client connected through the proxy, and the index of its node. */
-async function clientOnTwoNodes(cluster: Cluster, options: ParleyServerOptions = {}) {
+async function clientOnTwoNodes(
+  cluster: Cluster,
+  options: ParleyServerOptions = {},
+  clientOptions: ClientOptions = {},
+) {
   const { list, proxy } = await twoNodes(cluster, options)
-  const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
+  const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], ...clientOptions })
   clients.push(c)
   await until(() => c.connected, 3000, 'connect')
   const owner = list.findIndex((n) => n.connections.length === 1)
@@ -214,10 +218,13 @@ describe('a WebSocket resume on another node', () => {
     const cluster = new Cluster({ handoff: true })
     // A short window (how long the owner waits for a lost answer) and a short handoff.timeout.
     const window = 1500
-    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster, {
-      recovery: { window },
-      handoff: { timeout: 300, retrySpread: 0 },
-    })
+    // The client's connection is cut again and again, each time within 2 s of its resume: its
+    // backoff would grow past the wait for each resume (5 s) on a slow machine.
+    const { list, proxy, c, owner } = await clientOnTwoNodes(
+      cluster,
+      { recovery: { window }, handoff: { timeout: 300, retrySpread: 0 } },
+      { reconnectionDelay: 50, reconnectionDelayMax: 200 },
+    )
     const other = list[1 - owner]!
     cluster.storeSilent = true
     await resumeOnTheOther(proxy, c, owner)
