@@ -7,6 +7,7 @@
 // of reaching the owner: over the network (owners with a URL), and through the adapter
 // (`Adapter.routeRequest`).
 import { type ClientRequest, request } from 'node:http'
+import type { Socket } from 'node:net'
 import { type ClosePacket, PacketType } from '@parley/protocol'
 import type { AdapterFactory } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -38,6 +39,8 @@ interface Node {
   reasons: string[]
   /** The routed mark of each request another node sent here. */
   marks: string[]
+  /** The connections those requests came on. */
+  markedOn: Set<Socket>
 }
 
 type Route = 'over the network' | 'through the adapter'
@@ -52,15 +55,18 @@ async function twoNodes(route: Route) {
   for (const name of ['a', 'b']) {
     const reasons: string[] = []
     const marks: string[] = []
+    const markedOn = new Set<Socket>()
     const started = await startServer({ adapter: adapter(name), maxPayload: MAX_PAYLOAD }, (app) => {
       app.parley.on('connection', (socket) => socket.on('disconnect', (reason) => reasons.push(reason)))
       app.addHook('onRequest', async (req) => {
         const mark = req.headers[ROUTED]
-        if (typeof mark === 'string') marks.push(mark)
+        if (typeof mark !== 'string') return
+        marks.push(mark)
+        markedOn.add(req.raw.socket)
       })
     })
     nodes.push(started)
-    list.push({ started, reasons, marks })
+    list.push({ started, reasons, marks, markedOn })
   }
   return { directory, a: list[0]!, b: list[1]! }
 }
@@ -148,6 +154,17 @@ describe.each(['over the network', 'through the adapter'] as const)('forwarded %
       expect(await chunkedTooLarge(endpoint(b.started.base, client.sid))).toEqual(TOO_LARGE_ANSWER)
       await endedOnItsNode(a, client)
       expect(b.reasons).toEqual([])
+    })
+
+    it('keeps the connection between the nodes open: only the client’s closes', async () => {
+      const { a, b } = await twoNodes(route)
+      const [one, two] = [await connect(transport, a.started.base), await connect(transport, a.started.base)]
+      expect(await announcedTooLarge(endpoint(b.started.base, one.sid))).toEqual(TOO_LARGE_ANSWER)
+      expect(await announcedTooLarge(endpoint(b.started.base, two.sid))).toEqual(TOO_LARGE_ANSWER)
+      await until(() => a.reasons.length === 2, 5000, 'both sessions ended on their node')
+      expect(a.marks).toEqual(['too-large', 'too-large'])
+      // Over the network both came on one kept-alive connection (`inject` has none to keep).
+      if (route === 'over the network') expect(a.markedOn.size).toBe(1)
     })
 
     it('is refused as stale when the session has moved on to another transport: the session goes on', async () => {

@@ -386,8 +386,20 @@ export async function parleyRoutes(
    * (see `bodyNotRead`).
    */
   function staleUnread(reply: FastifyReply, kind: HttpKind, cors: HeaderBag): FastifyReply {
-    reply.header('Connection', 'close')
+    closeUnread(reply)
     return notAttached(reply, kind, cors)
+  }
+
+  /**
+   * Closes the connection after the answer: the rest of the body may still be on it. Not for a
+   * POST another node sent on without its body (the TOO_LARGE mark): nothing of it is left on the
+   * connection between the nodes, which stays open for other requests; that node closes its
+   * client's (see `Forwarder.tooLarge`). A client that sets the mark itself and sends a body
+   * anyway has the rest read as its next request on its own connection: nothing it could not
+   * send.
+   */
+  function closeUnread(reply: FastifyReply): void {
+    if (reply.request.headers[ROUTED_HEADER] !== TOO_LARGE) reply.header('Connection', 'close')
   }
 
   /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */
@@ -442,7 +454,7 @@ export async function parleyRoutes(
    */
   function bodyNotRead(reply: FastifyReply, reason: BodyFailure, cors: HeaderBag): FastifyReply {
     if (reason === 'aborted') return reply
-    reply.header('Connection', 'close')
+    closeUnread(reply)
     if (reason === 'too large') {
       const message = `the body is larger than ${options.maxPayload}`
       return fail(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, message, cors)
