@@ -1,11 +1,11 @@
 // Prometheus metrics: counted in the registry the application gives, and nowhere without one.
-import { connect as connectClient } from '@parley/client'
+import { connect as connectClient, type Socket } from '@parley/client'
 import { type EventPacket, encodeText, type Packet, PacketType } from '@parley/protocol'
 import { ParleyOptionError, type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import { register as globalRegistry, Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
-import { startRoundRobin } from '../../../test/support/round-robin.js'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import parley from '../src/index.js'
 import { Cluster } from './cluster-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
@@ -220,8 +220,14 @@ describe('handoff metrics', () => {
     return { registries, nodes }
   }
 
-  /** A client of node 0 resumes on node 1 as node 0 drains; `check` reads the metrics then. */
-  async function drainOnce(nodes: Started[], check: () => Promise<void>) {
+  /**
+   * A WebSocket client connected to node 0 through a round-robin proxy that sends its next
+   * connections to node 1; `act` runs then. Everything is closed after it (the nodes it left open).
+   */
+  async function clientOfNode0(
+    nodes: Started[],
+    act: (client: Socket, proxy: RoundRobinProxy) => Promise<void>,
+  ) {
     const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
     proxy.avoid.add(1)
     const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
@@ -229,15 +235,22 @@ describe('handoff metrics', () => {
       await until(() => client.connected)
       proxy.avoid.clear()
       proxy.avoid.add(0)
-      await nodes.shift()!.app.close()
-      await until(() => client.connected && client.recovered, 3000, 'resumed on the other node')
-      await check()
+      await act(client, proxy)
     } finally {
       client.disconnect()
       await sleep(50)
       await proxy.close()
-      await Promise.all(nodes.map((n) => n.app.close()))
+      await Promise.all(nodes.filter((n) => !n.app.parley.closing).map((n) => n.app.close()))
     }
+  }
+
+  /** A client of node 0 resumes on node 1 as node 0 drains; `check` reads the metrics then. */
+  function drainOnce(nodes: Started[], check: () => Promise<void>) {
+    return clientOfNode0(nodes, async (client) => {
+      await nodes[0]!.app.close()
+      await until(() => client.connected && client.recovered, 3000, 'resumed on the other node')
+      await check()
+    })
   }
 
   it('count sessions stored by a draining node and taken over by another', async () => {
@@ -254,16 +267,10 @@ describe('handoff metrics', () => {
     // The client's claim comes well after the disconnect below.
     cluster.claimDelayMs = 300
     const { registries, nodes } = await twoNodes(cluster, 2000)
-    const [old, other] = nodes as [Started, Started]
-    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
-    proxy.avoid.add(1)
-    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
-    try {
-      await until(() => client.connected)
+    const old = nodes[0]!
+    await clientOfNode0(nodes, async (client) => {
       const first = client.id
       const [socket] = old.app.parley.sockets.values()
-      proxy.avoid.clear()
-      proxy.avoid.add(0)
       const closing = old.app.close()
       await until(() => [...cluster.handoffs.values()].some((h) => h.stored), 3000, 'snapshot stored')
       socket!.disconnect()
@@ -272,12 +279,7 @@ describe('handoff metrics', () => {
       expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(1)
       expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'withdrawn' })).toBe(1)
       expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
-    } finally {
-      client.disconnect()
-      await sleep(50)
-      await proxy.close()
-      await other.app.close()
-    }
+    })
   })
 
   it('count a session a drain could not store in time once, as failed', async () => {
@@ -285,27 +287,15 @@ describe('handoff metrics', () => {
     // Slower than handoff.timeout: the drain gives up on it and ends it 'server shutdown'.
     cluster.storeDelayMs = 800
     const { registries, nodes } = await twoNodes(cluster, 300)
-    const [old, other] = nodes as [Started, Started]
-    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
-    proxy.avoid.add(1)
-    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
-    try {
-      await until(() => client.connected)
-      proxy.avoid.clear()
-      proxy.avoid.add(0)
-      await old.app.close()
+    await clientOfNode0(nodes, async () => {
+      await nodes[0]!.app.close()
       await until(() => cluster.handOffsAnswered === 1, 5000, 'the late answer of the store')
       const handoffs = (outcome: string) => value(registries[0]!, 'parley_handoffs_total', { outcome })
       expect(await handoffs('failed')).toBe(1)
       expect(await handoffs('withdrawn')).toBe(0)
       expect(await handoffs('stored')).toBe(0)
       expect(await value(registries[0]!, 'parley_disconnects_total', { reason: 'server shutdown' })).toBe(1)
-    } finally {
-      client.disconnect()
-      await sleep(50)
-      await proxy.close()
-      await other.app.close()
-    }
+    })
   })
 
   it('count a move given up on, and its snapshot withdrawn once the store wrote it late', async () => {
@@ -313,13 +303,7 @@ describe('handoff metrics', () => {
     // Slower than handoff.timeout: the owner keeps the session, the store writes it after.
     cluster.storeDelayMs = 800
     const { registries, nodes } = await twoNodes(cluster, 300)
-    const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
-    proxy.avoid.add(1)
-    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
-    try {
-      await until(() => client.connected)
-      proxy.avoid.clear()
-      proxy.avoid.add(0)
+    await clientOfNode0(nodes, async (_client, proxy) => {
       // The WebSocket resume reaches node 1, which asks node 0 for the session.
       proxy.cut()
       await until(() => cluster.handOffsAnswered === 1, 5000, 'the late answer of the store')
@@ -327,12 +311,7 @@ describe('handoff metrics', () => {
       expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'failed' })).toBe(1)
       expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'withdrawn' })).toBe(1)
       expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(0)
-    } finally {
-      client.disconnect()
-      await sleep(50)
-      await proxy.close()
-      await Promise.all(nodes.map((n) => n.app.close()))
-    }
+    })
   })
 
   it('count, and warn of, a session claimed after its old node stopped waiting for a claim', async () => {
