@@ -15,7 +15,7 @@ import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
 import { type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
-import { head, RawHttp } from './raw-http.js'
+import { announcePost, RawHttp } from './raw-http.js'
 
 const MAX_PAYLOAD = 1000
 const ROUTED = 'x-parley-routed'
@@ -84,20 +84,11 @@ interface Answer {
   connection: string | undefined
 }
 
-/**
- * A POST on `url` whose head announces a body past maxPayload, sent without the body: an answer
- * that comes proves that nothing of the body was waited for.
- */
+/** A POST on `url` whose head announces a body past maxPayload, sent without the body. */
 async function announcedTooLarge(url: string): Promise<Answer> {
-  const { port, pathname, search } = new URL(url)
-  const raw = await RawHttp.open(Number(port))
+  const raw = await RawHttp.open(Number(new URL(url).port))
   raws.push(raw)
-  raw.write(
-    head('POST', `${pathname}${search}`, {
-      'Content-Type': 'text/plain',
-      'Content-Length': String(MAX_PAYLOAD * 5),
-    }),
-  )
+  announcePost(raw, url, MAX_PAYLOAD * 5)
   const answer = await raw.answer()
   const code: unknown = JSON.parse(answer.body).code
   return { status: answer.status, code, connection: answer.headers.connection }

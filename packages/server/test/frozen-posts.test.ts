@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
-import { head, RawHttp } from './raw-http.js'
+import { announcePost, RawHttp } from './raw-http.js'
 
 const MAX_PAYLOAD = 1000
 
@@ -144,17 +144,11 @@ describe.each(['sse', 'polling'] as const)(
       const { cluster, a, b } = await twoNodes()
       const client = await connect(transport, a.started.base)
       // Opened before the drain: the node takes no new connection once its drain is over.
-      const { port, pathname, search } = new URL(endpoint(a.started.base, client.sid))
-      const raw = await RawHttp.open(Number(port))
+      const url = endpoint(a.started.base, client.sid)
+      const raw = await RawHttp.open(Number(new URL(url).port))
       raws.push(raw)
       const { closed } = await freeze(cluster, a, client.sid)
-      // Its head alone: an answer that comes proves that nothing of the body was waited for.
-      raw.write(
-        head('POST', `${pathname}${search}`, {
-          'Content-Type': 'text/plain',
-          'Content-Length': String(MAX_PAYLOAD * 5),
-        }),
-      )
+      announcePost(raw, url, MAX_PAYLOAD * 5)
       const answer = await raw.answer()
       expect(answer.status).toBe(413)
       expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_PAYLOAD_TOO_LARGE' })
@@ -176,15 +170,10 @@ describe.each(['sse', 'polling'] as const)(
       const { cluster, a, b } = await twoNodes()
       const client = await connect(transport, a.started.base)
       const { closed } = await freeze(cluster, a, client.sid)
-      const { port, pathname, search } = new URL(endpoint(b.started.base, client.sid))
-      const raw = await RawHttp.open(Number(port))
+      const url = endpoint(b.started.base, client.sid)
+      const raw = await RawHttp.open(Number(new URL(url).port))
       raws.push(raw)
-      raw.write(
-        head('POST', `${pathname}${search}`, {
-          'Content-Type': 'text/plain',
-          'Content-Length': String(MAX_PAYLOAD * 5),
-        }),
-      )
+      announcePost(raw, url, MAX_PAYLOAD * 5)
       const answer = await raw.answer()
       expect(answer.status).toBe(413)
       expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_PAYLOAD_TOO_LARGE' })

@@ -125,3 +125,14 @@ function dechunked(text: string): string | undefined {
     at = start + size + 2
   }
 }
+
+/**
+ * Writes on `raw` the head of a POST to `url` that announces a body of `length` bytes, and no
+ * body: an answer that comes proves that nothing of the body was waited for.
+ */
+export function announcePost(raw: RawHttp, url: string, length: number): void {
+  const { pathname, search } = new URL(url)
+  raw.write(
+    head('POST', `${pathname}${search}`, { 'Content-Type': 'text/plain', 'Content-Length': String(length) }),
+  )
+}

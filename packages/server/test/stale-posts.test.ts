@@ -8,7 +8,7 @@ import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
-import { head, RawHttp } from './raw-http.js'
+import { announcePost, RawHttp } from './raw-http.js'
 
 const MAX_PAYLOAD = 1000
 
@@ -42,20 +42,11 @@ async function serve() {
   return { base: started.base, sockets, reasons }
 }
 
-/**
- * A POST on `url` whose head announces a body past maxPayload, sent without the body: an answer
- * that comes proves that nothing of the body was waited for.
- */
+/** A POST on `url` whose head announces a body past maxPayload, sent without the body. */
 async function announcedTooLarge(url: string) {
-  const { port, pathname, search } = new URL(url)
-  const raw = await RawHttp.open(Number(port))
+  const raw = await RawHttp.open(Number(new URL(url).port))
   raws.push(raw)
-  raw.write(
-    head('POST', `${pathname}${search}`, {
-      'Content-Type': 'text/plain',
-      'Content-Length': String(MAX_PAYLOAD * 5),
-    }),
-  )
+  announcePost(raw, url, MAX_PAYLOAD * 5)
   return raw.answer()
 }
 
