@@ -239,14 +239,34 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
     expect(opened).toBe(2)
   })
 
-  it('stays disconnected after the server disconnects it', async () => {
+  it('stays disconnected after the server disconnects it, and asks nothing more of the session', async () => {
     const { sockets } = await echoServer()
+    // The session's GETs that reach the server, before and after its CLOSE was sent: the answer
+    // that brings the CLOSE must not be followed by another poll or stream.
+    const gets: { afterClose: boolean; sid: string }[] = []
+    let closed = false
+    server!.app.server.prependListener('request', (req: { method?: string; url?: string }) => {
+      const sid = req.method === 'GET' && /[?&]sid=([^&]+)/.exec(req.url ?? '')?.[1]
+      if (sid) gets.push({ afterClose: closed, sid })
+    })
     const socket = client(server!.url, opts)
     await next(socket, 'connect')
+    // Over HTTP, the first poll or the stream may still be on its way.
+    if (transport !== 'websocket') await until(() => gets.length > 0, 3000, 'the first GET')
+    const ours = new Set(gets.map((g) => g.sid))
+    expect(ours.size).toBe(transport === 'websocket' ? 0 : 1)
+    closed = true
     sockets[0]!.disconnect()
     const [reason] = await next(socket, 'disconnect')
     expect(reason).toBe('server disconnect')
     expect(socket.active).toBe(false)
+    // A GET sent on the answer would have gone out before the listeners ran; an echo round trip
+    // of a second client lets it reach the server first.
+    const other = client(server!.url, opts)
+    await next(other, 'connect')
+    other.emit('echo', 1)
+    await next(other, 'echo')
+    expect(gets.filter((g) => g.afterClose && ours.has(g.sid))).toEqual([])
   })
 
   it('drops volatile emits while disconnected and sends them while connected', async () => {
