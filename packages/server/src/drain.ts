@@ -1,6 +1,7 @@
 import { CloseReason, decodeText, PacketType } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter } from './adapter/adapter.js'
+import type { SessionSnapshot } from './adapter/handoff.js'
 import type { Metrics } from './metrics.js'
 import type { ServerSocket } from './socket.js'
 
@@ -135,8 +136,11 @@ export class Drain {
             (session.state === 'attached' || session.state === 'detached') && !session.restoring,
         )
       const snapshots = batch.map((socket) => socket.freeze())
-      const answers = snapshots.map((snapshot) => safely(() => adapter.handOff?.(snapshot, ttl)))
-      const stored = await Promise.all(answers.map((answer) => within(answer, left, false)))
+      const answers = snapshots.map((snapshot) => askHandOff(adapter, snapshot, ttl))
+      // A rejection counts as not stored (see `withdrawOnceStored` for what follows it).
+      const stored = await Promise.all(
+        answers.map((answer) => within(notStoredOnRejection(answer), left, false)),
+      )
       batch.forEach((socket, k) => {
         const sid = socket.session.sid
         const answer = answers[k] ?? Promise.resolve(undefined)
@@ -154,7 +158,8 @@ export class Drain {
         } else {
           failed++
           this.#context.metrics.handoff('failed')
-          // Its end withdraws the snapshot at once; a write still under way may store it after.
+          // Its end withdraws the snapshot at once; a write still under way may store it after
+          // (and answer true, or reject): it is withdrawn again then.
           this.#givingUp = sid
           try {
             socket.session.end(CloseReason.SERVER_SHUTDOWN, {
@@ -224,17 +229,46 @@ export function answeredIn(tail: readonly string[]): Set<number> {
 }
 
 /**
+ * `adapter.handOff(snapshot, ttl)`'s answer, a throw turned into a rejection: like a rejection,
+ * it does not prove that nothing was written (see `withdrawOnceStored`).
+ */
+export function askHandOff(
+  adapter: Adapter,
+  snapshot: SessionSnapshot,
+  ttl: number,
+): Promise<boolean | undefined> {
+  try {
+    return Promise.resolve(adapter.handOff?.(snapshot, ttl))
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+/** `answer`, with a rejection read as "not stored": what the server waits on. */
+export function notStoredOnRejection(answer: Promise<boolean | undefined>): Promise<boolean | undefined> {
+  return answer.catch(() => false)
+}
+
+/**
  * For a handoff the server does not go on with (`handOff` answered after the server stopped
- * waiting, or the session ended while it was under way): once `answer` says the snapshot was
- * stored, `withdraw` takes it back. A withdraw made before may have reached the store before the
- * write did, and an adapter need not undo a write it finishes late; a withdraw made after the
- * write answered comes after it. Never rejects.
+ * waiting, or rejected, or the session ended while it was under way): once `answer` says the
+ * snapshot was stored (`withdraw(true)`), or rejects (`withdraw(false)`), the snapshot is taken
+ * back. A rejection is no proof that nothing was written: a store whose reply was lost (a
+ * timeout after the write reached it, a dropped connection) may hold a claimable snapshot of a
+ * session that ended here or goes on here, and a withdraw of a snapshot that is not stored does
+ * nothing (see `Adapter.withdrawHandOff`). A withdraw made before may have reached the store
+ * before the write did, and an adapter need not undo a write it finishes late; a withdraw made
+ * after the write answered comes after it. Never rejects (nor does `withdraw`).
  */
 export async function withdrawOnceStored(
   answer: Promise<boolean | undefined>,
-  withdraw: () => Promise<void>,
+  withdraw: (stored: boolean) => Promise<void>,
 ): Promise<void> {
-  if ((await answer) === true) await withdraw()
+  const outcome = await answer.then(
+    (stored) => (stored === true ? 'stored' : 'not stored'),
+    () => 'rejected',
+  )
+  if (outcome !== 'not stored') await withdraw(outcome === 'stored')
 }
 
 /** `work()`'s promise, with a throw or a rejection turned into undefined. */

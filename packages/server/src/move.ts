@@ -1,5 +1,5 @@
 import type { Adapter } from './adapter/adapter.js'
-import { safely, withdrawOnceStored, within } from './drain.js'
+import { askHandOff, notStoredOnRejection, safely, withdrawOnceStored, within } from './drain.js'
 import type { Metrics } from './metrics.js'
 import type { Session, SessionState } from './session.js'
 import type { ServerSocket } from './socket.js'
@@ -60,8 +60,8 @@ export class Moves {
     // A withdraw still to come would take back the snapshot of this move.
     if (this.withdrawing(sid)) return false
     const snapshot = socket.freeze()
-    const answer = safely(() => adapter.handOff?.(snapshot, ttl))
-    const stored = await within(answer, timeout, false)
+    const answer = askHandOff(adapter, snapshot, ttl)
+    const stored = await within(notStoredOnRejection(answer), timeout, false)
     // It may have ended meanwhile (a tail past maxBufferedBytes, the node closing, the
     // application's `disconnect()`: the server withdrew its snapshot then, perhaps before it
     // was written); read again after the await.
@@ -72,8 +72,8 @@ export class Moves {
     if (!stored) {
       metrics.handoff('failed')
       socket.thaw(snapshot)
-      // The session goes on here: a write that stores its snapshot late must not let another
-      // node claim it too.
+      // The session goes on here: a write that stores its snapshot late (or that the store made
+      // before its reply was lost) must not let another node claim it too.
       this.#withdrawOnceStored(sid, answer, session)
       return false
     }
@@ -132,9 +132,10 @@ export class Moves {
   /**
    * See `withdrawOnceStored`. Until `answer` comes and the withdraw is done, `sid` is not moved
    * again (that withdraw would take back the next move's snapshot). `thawed`, the session went
-   * on here: the withdrawal is counted (no end of the session did), and, the session still live,
-   * this node records again that it owns it (the stored handoff had made the adapter's owner
-   * record name the handoff, which the withdraw removes). An answer that has not come within
+   * on here: a withdrawal of a snapshot known stored is counted (no end of the session did; a
+   * rejected `handOff` counted `failed` only), and, the session still live, this node records
+   * again that it owns it (a stored handoff makes the adapter's owner record name the handoff,
+   * which the withdraw removes). An answer that has not come within
    * `ttl` (how long a snapshot is stored: the recovery window) is awaited no longer, and `sid`
    * may move again: a write that has not answered by then is taken for lost. Without that bound,
    * an adapter whose promise never settles would keep `sid` here, never moved again, for the
@@ -142,8 +143,8 @@ export class Moves {
    */
   #withdrawOnceStored(sid: string, answer: Promise<boolean | undefined>, thawed?: Session): void {
     const { adapter, metrics, ttl, withdraw } = this.#context
-    const late = withdrawOnceStored(atMost(answer, ttl), async () => {
-      if (thawed) metrics.handoff('withdrawn')
+    const late = withdrawOnceStored(atMost(answer, ttl), async (stored) => {
+      if (thawed && stored) metrics.handoff('withdrawn')
       await withdraw(sid)
       if (thawed && stateOf(thawed) !== 'closed') await safely(() => adapter.sessionOpened?.(sid))
     }).finally(() => this.#late.delete(sid))

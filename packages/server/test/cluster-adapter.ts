@@ -55,6 +55,11 @@ export class Cluster {
   storeWritesLast = false
   /** When true, `handOff` never answers: a store whose reply is lost, with no timeout of its own. */
   storeSilent = false
+  /**
+   * When true, `handOff` rejects once its write is done: a store whose reply was lost after the
+   * write reached it (a timeout, a dropped connection). The snapshot stays claimable.
+   */
+  storeRejects = false
   /** The sid of each `handOff` call, in order. */
   readonly handOffSids: string[] = []
   /** `handOff` calls that answered (true or false), for tests that wait for a late answer. */
@@ -288,7 +293,9 @@ class HandOffClusterAdapter extends ClusterAdapter {
     this.cluster.handOffSids.push(snapshot.sid)
     if (this.cluster.storeSilent) return new Promise<boolean>(() => {})
     try {
-      return await this.#store(snapshot)
+      const stored = await this.#store(snapshot)
+      if (this.cluster.storeRejects) throw new Error('the reply of the store was lost')
+      return stored
     } finally {
       this.cluster.handOffsAnswered++
     }

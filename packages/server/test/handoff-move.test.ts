@@ -214,6 +214,31 @@ describe('a WebSocket resume on another node', () => {
     expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
   })
 
+  it('leaves no claimable snapshot when the store wrote it but its answer was lost (a rejection)', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
+    // The write reaches the store, its reply does not: the owner takes the rejection as not
+    // stored, keeps the session, and the resume is relayed to it.
+    cluster.storeRejects = true
+    await resumeOnTheOther(proxy, c, owner)
+    const [sid] = cluster.handOffSids
+    expect(cluster.handOffsAnswered).toBe(1)
+    // Another node's claim finds nothing: the session lives on its owner only. (The owner
+    // withdrew the snapshot as the rejection came, before it relayed the resume.)
+    expect(await cluster.claim(owner === 0 ? 'b' : 'a', sid!)).toBeNull()
+    expect(cluster.withdrawals).toBe(1)
+    expect(list[1 - owner]!.restored).toEqual([])
+    expect(list[owner]!.ended).toEqual([])
+    expect(list[owner]!.started.app.parley.sockets.get(c.id!)?.connected).toBe(true)
+    // Its owner record names the owner again: the next resume there moves it, once.
+    cluster.storeRejects = false
+    await resumeOnTheOther(proxy, c, owner)
+    await until(() => list[1 - owner]!.restored.length === 1, 5000, 'restored on the other node')
+    expect(c.recovered).toBe(true)
+    expect(list[owner]!.ended).toEqual(['server handoff'])
+    expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
+  })
+
   it('moves it again once the recovery window passed, when the store never answered its handoff', async () => {
     const cluster = new Cluster({ handoff: true })
     // A short window (how long the owner waits for a lost answer) and a short handoff.timeout.

@@ -150,6 +150,27 @@ describe('a session that ends on its draining node after its snapshot was stored
     expect(b.restored).toEqual([])
   })
 
+  it('is not claimable when the store writes it after the drain gave up on it, then rejects', async () => {
+    const store = new Cluster({ handoff: true })
+    // Slower than a's handoff.timeout, written only at its end, and its reply lost after the
+    // write: the withdraw made when the session ended (server shutdown) finds nothing yet, and
+    // the answer that comes says neither stored nor not.
+    store.storeWritesLast = true
+    store.storeDelayMs = 1500
+    store.storeRejects = true
+    const { a, b, c, first } = await setup(store, { a: { handoff: { timeout: 1000, retrySpread: 0 } } })
+    const closing = drain(a)
+    await until(() => store.handOffsAnswered === 1, 5000, 'the late rejection of the store')
+    await closing
+    expect(a.disconnects).toEqual(['server shutdown'])
+    const [sid] = store.handOffSids
+    expect(await store.claim('b', sid!)).toBeNull()
+    expect(store.handoffs.size).toBe(0)
+    await until(() => c.connected && c.id !== first, 5000, 'a new session on b')
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+  })
+
   it('is not claimable when it ends while the store is still writing it', async () => {
     const store = new Cluster({ handoff: true })
     // Written only at the end of the write: the withdraw made at the disconnect finds nothing yet.

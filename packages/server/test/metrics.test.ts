@@ -314,6 +314,24 @@ describe('handoff metrics', () => {
     })
   })
 
+  it('count a move whose store rejected as failed only, its snapshot withdrawn all the same', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // The write reaches the store, its reply does not: the owner keeps the session.
+    cluster.storeRejects = true
+    const { registries, nodes } = await twoNodes(cluster, 2000)
+    await clientOfNode0(nodes, async (client, proxy) => {
+      // The WebSocket resume reaches node 1, which asks node 0 for the session.
+      proxy.cut()
+      await until(() => cluster.handOffsAnswered === 1, 5000, 'the rejection of the store')
+      await until(() => client.connected, 5000, 'resumed on node 0, through node 1')
+      await until(() => cluster.withdrawals === 1, 5000, 'the withdraw')
+      const handoffs = (outcome: string) => value(registries[0]!, 'parley_handoffs_total', { outcome })
+      expect(await handoffs('failed')).toBe(1)
+      expect(await handoffs('withdrawn')).toBe(0)
+      expect(await handoffs('stored')).toBe(0)
+    })
+  })
+
   it('count, and warn of, a session claimed after its old node stopped waiting for a claim', async () => {
     const cluster = new Cluster({ handoff: true })
     // The client comes back (its claim lands) after the old node's drain gave up on one.

@@ -257,9 +257,13 @@ export interface Adapter {
    * adapter calls `LocalSockets.claimed` when another node takes it over. The server waits at
    * most `handoff.timeout`; when this resolves true after that (the session went on or ended
    * here meanwhile), the server calls `withdrawHandOff` then, so a write that finishes late is
-   * taken back even by an adapter that does not undo it itself. For a move (`LocalSockets.handOff`)
-   * that late answer is awaited for at most `ttl`, and the session is not moved again meanwhile;
-   * an answer later than that is ignored: settle well within it (a timeout of the adapter's own).
+   * taken back even by an adapter that does not undo it itself. A rejection counts as not stored
+   * (`failed`), but not as proof that nothing was written (a store whose reply was lost, after the
+   * write reached it, may hold the snapshot): the server calls `withdrawHandOff` once it rejects,
+   * too, whenever that is. Resolve false, rather than reject, when nothing was written. For a move
+   * (`LocalSockets.handOff`) that late answer is awaited for at most `ttl`, and the session is not
+   * moved again meanwhile; an answer later than that is ignored: settle well within it (a timeout
+   * of the adapter's own).
    */
   handOff?(snapshot: SessionSnapshot, ttl: number): Promise<boolean>
   /**
@@ -292,8 +296,10 @@ export interface Adapter {
    * Resolves once written, or given up (the snapshot then lasts until its `ttl`); the server
    * logs a rejection. May come while `handOff` is still writing: it must then leave nothing
    * claimable once that write is done. The server also calls it again once such a `handOff`
-   * resolves true, and for a session whose `handOff` resolved true after the server stopped
-   * waiting (a move that went on here): a withdraw of a snapshot that is not stored does nothing.
+   * resolves true or rejects, and for a session whose `handOff` resolved true after the server
+   * stopped waiting, or rejected (a move that went on here: the session is live here, and the
+   * server records its owner again after the withdraw, see `sessionOpened`): a withdraw of a
+   * snapshot that is not stored, or not this node's, does nothing.
    */
   withdrawHandOff?(sid: string): Promise<void>
   /**
