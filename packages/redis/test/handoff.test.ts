@@ -474,6 +474,29 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('withdraws nothing of a snapshot it never wrote: the owner records stay as they were', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    // A live session of a's, never handed off (the server withdraws after a handOff that
+    // rejected, which may or may not have written).
+    await open(a!, 'sid-live', 's1')
+    await a!.adapter.withdrawHandOff('sid-live')
+    expect(await b!.adapter.sessionOwner('sid-live')).toEqual({
+      node: a!.adapter.node,
+      url: 'http://127.0.0.1:1',
+    })
+    // A handoff refused (the record names b): nothing written, nothing taken from b.
+    const socket = await open(a!, 'sid-b', 's2')
+    await b!.adapter.sessionOpened('sid-b')
+    expect(await handOff(a!, socket, 'sid-b')).toBe(false)
+    await a!.adapter.withdrawHandOff('sid-b')
+    expect(await c!.adapter.sessionOwner('sid-b')).toEqual({
+      node: b!.adapter.node,
+      url: 'http://127.0.0.1:1',
+    })
+    expect(await b!.adapter.claimSession('sid-live')).toBeNull()
+  })
+
   it('returns false at once while Redis is unreachable, and false within requestTimeout when it is slow (nothing claimable after)', async () => {
     const own = await startRedis()
     const slow = new FakeCluster(own.url, { requestTimeout: 200 })
