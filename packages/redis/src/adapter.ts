@@ -574,15 +574,16 @@ export class RedisAdapter implements Adapter {
 
   /**
    * The drain ends with `sid` unclaimed: appends `last` and seals the tail (one script), so that
-   * a claim that comes later finds it complete at once. Resolves once written, or given up
-   * (Redis away, or `requestTimeout`); never rejects.
+   * a claim that comes later finds it complete at once; `alone` (no other node live) is kept
+   * with the seal, and that claim's `takeOver` resolves `alone: true`. Resolves once written, or
+   * given up (Redis away, or `requestTimeout`); never rejects.
    */
-  async sealHandOff(sid: string, last: string[]): Promise<void> {
+  async sealHandOff(sid: string, last: string[], alone = false): Promise<void> {
     const entry = this.#handoffs.bySid(sid)
     if (!entry) return
     this.#cut.unposition(entry.id)
     // Bounded by requestTimeout (see Commands): the end of the drain waits for it.
-    await this.#handoffs.seal(entry, last).catch((err: unknown) => {
+    await this.#handoffs.seal(entry, last, alone).catch((err: unknown) => {
       this.#warnings.warn('handoff-seal', 'could not seal the tail of a handed-off session', { err })
     })
   }
@@ -644,6 +645,7 @@ export class RedisAdapter implements Adapter {
       oldNode: won.oldNode,
       epoch: won.epoch,
       sealed: won.sealed,
+      alone: won.alone,
       isLive: async (node) => {
         if (node === this.node) return !this.#closed
         // Not live as of the last heartbeat: read the live set again, as long as Redis answers

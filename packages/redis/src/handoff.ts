@@ -3,8 +3,9 @@
 // snapshot, once, and reads the tail back. Keys, all named by sidHash(sid), never by the sid:
 //
 //   <prefix>:session:<h>        the owner record: "<node> handoff" while handed off (sessions.ts)
-//   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, claimed, sealed, complete,
-//                               ended (the session ended on the old node after a claim won)
+//   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, claimed, sealed ('1', or
+//                               '2' when its drain sealed it alone: no other node was live),
+//                               complete, ended (the session ended on the old node after a claim won)
 //   <prefix>:handoff:<h>:tail   list: the tail, in order (absent while empty)
 //
 // Every step is one Lua script, so that a step sees and changes the keys as one: a claim and a
@@ -67,15 +68,16 @@ return 1
 `
 
 // KEYS: hash, tail. ARGV: '1' when appends were skipped before this one, then the texts; the
-// last call (a seal) also marks the tail sealed: ARGV[2] = '1'. Refused (0) once sealed, or
-// when the handoff is gone (expired, read back): a late packet must not make a list without TTL.
+// last call (a seal) also marks the tail sealed: ARGV[2] = '1', or '2' for the seal of a drain
+// alone (kept as the value of 'sealed'). Refused (0) once sealed, or when the handoff is gone
+// (expired, read back): a late packet must not make a list without TTL.
 const APPEND = `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'sealed') == 1 then
   return 0
 end
 if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'complete', '0') end
 for i = 3, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'sealed', '1') end
+if ARGV[2] ~= '0' then redis.call('HSET', KEYS[1], 'sealed', ARGV[2]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 and #ARGV > 2 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
@@ -85,7 +87,7 @@ return 1
 // Compare-and-set: only a stored, unclaimed handoff whose session has not ended. Bumps the epoch,
 // names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the session's
 // owner, keeps the keys long enough for the takeover.
-// Returns { snapshot, old node, epoch, sealed (0|1) }, or nil.
+// Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone) }, or nil.
 const CLAIM = `
 local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended')
 if not state[1] or state[3] or state[5] then return nil end
@@ -96,7 +98,7 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-return { state[1], state[2], epoch, state[4] and 1 or 0 }
+return { state[1], state[2], epoch, tonumber(state[4] or '0') }
 `
 
 // KEYS: hash, owner record. ARGV: claim id, node, suffix of a handed-off owner record. Takes
@@ -151,6 +153,8 @@ export interface Won {
   epoch: number
   /** The tail was sealed already (the old node's drain ended): nothing can follow. */
   sealed: boolean
+  /** With `sealed`: by a drain with no other node live, at once (see `Adapter.sealHandOff`). */
+  alone: boolean
 }
 
 /** The tail as the claimer reads it back. */
@@ -274,21 +278,22 @@ export class HandOffStore {
       entry.gap = true
       return
     }
-    this.#append(entry, [text], false).catch((err: unknown) => {
+    this.#append(entry, [text], 'no').catch((err: unknown) => {
       entry.gap = true
       failed(err)
     })
   }
 
   /**
-   * Closes the tail after `last`: nothing more is appended here. Resolves once written; rejects
-   * when given up (`RedisUnreachableError`: Redis away, or no answer within `requestTimeout`;
-   * the claimer then finds the tail unsealed, complete: false).
+   * Closes the tail after `last`: nothing more is appended here. `alone`: the seal of a drain
+   * with no other node live, which the claim made later reads back. Resolves once written;
+   * rejects when given up (`RedisUnreachableError`: Redis away, or no answer within
+   * `requestTimeout`; the claimer then finds the tail unsealed, complete: false).
    */
-  seal(entry: HandedOff, last: string[]): Promise<void> {
+  seal(entry: HandedOff, last: string[], alone = false): Promise<void> {
     if (entry.sealing) return entry.sealing
     entry.state = 'sealed'
-    entry.sealing = this.#append(entry, last, true).then(() => undefined)
+    entry.sealing = this.#append(entry, last, alone ? 'alone' : 'seal').then(() => undefined)
     return entry.sealing
   }
 
@@ -329,7 +334,7 @@ export class HandOffStore {
     const snapshotText = asText(snapshot)
     const old = asText(oldNode)
     if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
-    return { snapshotText, oldNode: old, epoch, sealed: sealed === 1 }
+    return { snapshotText, oldNode: old, epoch, sealed: sealed === 1 || sealed === 2, alone: sealed === 2 }
   }
 
   /**
@@ -366,7 +371,7 @@ export class HandOffStore {
     return reply === 1 ? 'withdrawn' : reply === 2 ? 'ended' : 'none'
   }
 
-  #append(entry: HandedOff, texts: string[], seal: boolean): Promise<unknown> {
+  #append(entry: HandedOff, texts: string[], seal: 'no' | 'seal' | 'alone'): Promise<unknown> {
     const keys = this.keys(entry.hash)
     return this.commands.send([
       'EVAL',
@@ -375,7 +380,7 @@ export class HandOffStore {
       keys.hash,
       keys.tail,
       entry.gap ? '1' : '0',
-      seal ? '1' : '0',
+      seal === 'no' ? '0' : seal === 'seal' ? '1' : '2',
       ...texts,
     ])
   }

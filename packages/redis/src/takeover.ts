@@ -22,6 +22,8 @@ export interface TakeoverContext {
   epoch: number
   /** The tail was already sealed when the claim won. */
   sealed: boolean
+  /** With `sealed`: by the old node's drain with no other node live (`HandOffTail.alone`). */
+  alone: boolean
   /**
    * True when `node` is in the live set (read again from Redis when the cache says no, within
    * `requestTimeout`: false when Redis does not answer).
@@ -106,8 +108,10 @@ export class Takeover implements SessionClaim {
     }
     this.#joinNow()
     const read = await context.finish()
-    // Sealed before the claim: by the end of the old node's drain, nobody having claimed it.
+    // Sealed before the claim: by the end of the old node's drain, nobody having claimed it
+    // (alone: at once, no other node being live).
     const tail: HandOffTail = { tail: read.tail, complete: read.sealed && read.whole, late: context.sealed }
+    if (context.sealed && context.alone) tail.alone = true
     // The session ended on the old node after the claim won (see `RedisAdapter.withdrawHandOff`).
     if (read.ended) tail.ended = true
     return tail

@@ -20,7 +20,7 @@ interface Node {
   restored: ServerSocket[]
   /** Numbered `up` messages received, by socket id, on this node. */
   received: Map<string, number[]>
-  /** The node's warnings (its log at level warn), shown when a test fails. */
+  /** The node's log lines (at level warn unless asked for more), shown when a test fails. */
   warnings: string[]
 }
 
@@ -50,7 +50,13 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
     if (node.redis.isOpen) node.redis.destroy()
   }
 
-  async function startNode(): Promise<Node> {
+  /**
+   * A node on `port` (a free one by default), its log at `level` (warn), with `handoff` options
+   * other than these tests' own.
+   */
+  async function startNode(
+    own: { port?: number; level?: string; handoff?: { timeout: number; retrySpread: number } } = {},
+  ): Promise<Node> {
     const client = createClient({ url: redis.url })
     client.on('error', () => {})
     await client.connect()
@@ -76,7 +82,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
         // gave up on it is late, and a late session misses what was sent in between (by design,
         // warned of and counted as 'late'). The drain ends as soon as all are claimed (and, with
         // 2 s for the seals, within Fastify's pluginTimeout of 10 s).
-        handoff: { timeout: 7000, retrySpread: 300 },
+        handoff: own.handoff ?? { timeout: 7000, retrySpread: 300 },
       },
       (app) => {
         app.parley.on('connection', (socket) => {
@@ -92,8 +98,13 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
       },
       {
         return503OnClosing: false,
-        logger: { level: 'warn', stream: { write: (line: string) => void node.warnings.push(line.trim()) } },
+        pluginTimeout: 60_000,
+        logger: {
+          level: own.level ?? 'warn',
+          stream: { write: (line: string) => void node.warnings.push(line.trim()) },
+        },
       },
+      own.port,
     )
     nodes.push(node)
     return node
@@ -180,6 +191,27 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
       }
     })
   }
+
+  it('takes a lone node’s session over after its restart as a restart, not as a claim too late', async () => {
+    // A timeout the test would not outlast: the drain, alone, must not wait for it.
+    const handoff = { timeout: 30_000, retrySpread: 0 }
+    const old = await startNode({ handoff })
+    const c = connect(old.started.base, { transports: ['websocket'], reconnectionDelayMax: 300 })
+    clients.push(c)
+    await until(() => c.connected, 3000, 'connect')
+    const id = c.id
+    const closed = old.started.app.close().then(() => 'closed')
+    expect(await Promise.race([closed, sleep(10_000).then(() => 'still waiting for a claim')])).toBe('closed')
+    // The only node starts again on the same address.
+    const port = Number(new URL(old.started.base).port)
+    const next = await startNode({ handoff, port, level: 'info' })
+    await until(() => c.connected && next.restored.length === 1, 10_000, 'taken over')
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    // Logged as a restart: no advice to raise handoff.timeout, which could not have helped.
+    expect(next.warnings.filter((line) => line.includes('handoff.timeout'))).toEqual([])
+    expect(next.warnings.filter((line) => line.includes('claimed after a restart'))).toHaveLength(1)
+  })
 
   it('moves a live session to the node its WebSocket resume reached, nothing lost either way', async () => {
     const list = [await startNode(), await startNode()]

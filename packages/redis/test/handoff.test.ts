@@ -333,6 +333,30 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(a!.sockets.claims).toEqual([])
   })
 
+  it('tells a claim whether the tail was sealed by a drain alone, or after waiting for a claim', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const alone = await open(a!, 'sid-alone', 's1')
+    const waited = await open(a!, 'sid-waited', 's2')
+    expect(await handOff(a!, alone, 'sid-alone')).toBe(true)
+    expect(await handOff(a!, waited, 'sid-waited')).toBe(true)
+    // The first as a drain with no other node live seals, the second as one whose timeout passed.
+    await a!.adapter.sealHandOff('sid-alone', ['[6,13,"PARLEY_SESSION_MOVED",2]'], true)
+    await a!.adapter.sealHandOff('sid-waited', [])
+
+    const restart = await b!.adapter.claimSession('sid-alone')
+    expect(await takeOver(b!, restart!).done).toEqual({
+      tail: ['[6,13,"PARLEY_SESSION_MOVED",2]'],
+      complete: true,
+      late: true,
+      alone: true,
+    })
+    const late = await b!.adapter.claimSession('sid-waited')
+    const result = await takeOver(b!, late!).done
+    expect(result).toMatchObject({ tail: [], complete: true, late: true })
+    expect(result).not.toHaveProperty('alone')
+  })
+
   it('costs k + 6 commands for a session with k packets in its tail, one more per losing claim', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)

@@ -201,7 +201,7 @@ export class Drain {
     }
     const seals = unclaimed.map(([sid, socket]) => {
       this.#context.metrics.handoff('unclaimed')
-      return safely(() => adapter.sealHandOff?.(sid, socket.claimed()))
+      return safely(() => adapter.sealHandOff?.(sid, socket.claimed(), alone))
     })
     // Late withdrawals too: the adapter closes after the drain, and one made then may be lost.
     if (seals.length > 0 || this.#late.size > 0)

@@ -35,8 +35,11 @@ export interface Metrics {
    * by the application's disconnect or a tail past maxBufferedBytes (a session a drain ends
    * because its snapshot was not stored in time counts 'failed' only); or a move counted 'failed'
    * went on here and the store wrote its snapshot after all (counted both). Or this node took one
-   * over with the old node's whole tail ('taken'), without it ('incomplete'), or after the old
-   * node had stopped waiting for a claim ('late': what was sent in between is lost).
+   * over with the old node's whole tail ('taken'), without it ('incomplete'), after the old
+   * node had stopped waiting for a claim ('late': what was sent in between is lost; a longer
+   * `handoff.timeout` helps), or after the old node drained with no other node alive and sealed
+   * its tail at once, this node having started after it ('restarted': what was sent to the
+   * session between the old node's close and the claim is lost; no timeout would help).
    */
   handoff(outcome: HandOffOutcome): void
   /**
@@ -49,7 +52,15 @@ export interface Metrics {
 }
 
 /** See `Metrics.handoff`. */
-export type HandOffOutcome = 'stored' | 'failed' | 'unclaimed' | 'withdrawn' | 'taken' | 'incomplete' | 'late'
+export type HandOffOutcome =
+  | 'stored'
+  | 'failed'
+  | 'unclaimed'
+  | 'withdrawn'
+  | 'taken'
+  | 'incomplete'
+  | 'late'
+  | 'restarted'
 
 /** Does nothing: the metrics of a server that was given no registry. */
 export const noMetrics: Metrics = {

@@ -858,6 +858,7 @@ export class ParleyServer<
       tail,
       complete,
       late = false,
+      alone = false,
       ended = false,
     } = await claim.takeOver(() => void this.#joinRestored(socket, rooms))
     if (ended) {
@@ -871,14 +872,21 @@ export class ParleyServer<
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }
-    this.metrics.handoff(!complete ? 'incomplete' : late ? 'late' : 'taken')
+    this.metrics.handoff(!complete ? 'incomplete' : !late ? 'taken' : alone ? 'restarted' : 'late')
     if (!complete) {
       this.#log.warn(
         { socket: socket.id },
         'parley: the node that handed this session off did not seal its tail; what it sent last may be lost',
       )
     }
-    if (late) {
+    if (late && alone) {
+      // The old node drained with no other node alive: nothing could claim the session before
+      // this node started, whatever handoff.timeout. What is lost is what a restart loses.
+      this.#log.info(
+        { socket: socket.id },
+        'parley: this session was claimed after a restart (the node that handed it off was the only one alive); what was sent to it between that node closing and this claim is lost',
+      )
+    } else if (late) {
       // The client came back after handoff.timeout: the old node had given up on a claim and
       // stopped taking the session's packets. Raising handoff.timeout is what helps.
       this.#log.warn(

@@ -30,6 +30,8 @@ interface StoredHandOff {
   owner: string
   tail: string[]
   sealed: boolean
+  /** Sealed at once by a drain with no other node alive (see `Adapter.sealHandOff`). */
+  alone?: boolean
   /** Until `handOff` resolves, nobody can claim it. */
   stored: boolean
   claimedBy?: string
@@ -346,11 +348,12 @@ class HandOffClusterAdapter extends ClusterAdapter {
     if (handoff && !handoff.sealed && handoff.owner === this.node) handoff.tail.push(text)
   }
 
-  async sealHandOff(sid: string, last: string[]): Promise<void> {
+  async sealHandOff(sid: string, last: string[], alone = false): Promise<void> {
     const handoff = this.cluster.handoffs.get(sid)
     if (!handoff || handoff.sealed || handoff.owner !== this.node) return
     handoff.tail.push(...last)
     handoff.sealed = true
+    handoff.alone = alone
   }
 
   async withdrawHandOff(sid: string): Promise<void> {
@@ -378,8 +381,9 @@ class HandOffClusterAdapter extends ClusterAdapter {
     const handoff = this.cluster.handoffs.get(sid)
     if (!this.cluster.storeUp || !handoff?.stored || handoff.claimedBy) return null
     handoff.claimedBy = this.node
-    // Sealed before its claim: the old node's drain ended without one.
+    // Sealed before its claim: the old node's drain ended without one (alone: at once).
     const late = handoff.sealed
+    const alone = late && handoff.alone === true
     return {
       snapshot: structuredClone(handoff.snapshot),
       takeOver: async (join) => {
@@ -396,7 +400,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
         join()
         // Only this handoff: the node that claimed it may be draining and handing it on.
         if (this.cluster.handoffs.get(sid) === handoff) this.cluster.handoffs.delete(sid)
-        return { tail: [...handoff.tail], complete: handoff.sealed, late, ended: handoff.ended }
+        return { tail: [...handoff.tail], complete: handoff.sealed, late, alone, ended: handoff.ended }
       },
     }
   }

@@ -6,6 +6,7 @@ import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import parley, { type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
+import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
@@ -213,9 +214,12 @@ describe('drain with handoff', () => {
     expect(stored?.claimedBy).toBeUndefined()
 
     // The only node starts again on the same address, as a deployment of one node restarts.
-    const b = Fastify({ forceCloseConnections: true, ...fastifyOptions })
+    const logs: string[] = []
+    const logger = { level: 'info', stream: { write: (line: string) => void logs.push(line) } }
+    const b = Fastify({ forceCloseConnections: true, ...fastifyOptions, logger })
     const restored: ServerSocket[] = []
-    await b.register(parley, { adapter: cluster.adapter('b'), handoff })
+    const registry = new Registry()
+    await b.register(parley, { adapter: cluster.adapter('b'), handoff, metrics: { registry } })
     b.parley.on('restored', (socket) => {
       restored.push(socket)
       answer(socket)
@@ -227,6 +231,12 @@ describe('drain with handoff', () => {
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
     expect(await c.timeout(2000).emitWithAck('ask', 21)).toBe(42)
+    // Counted and logged as a restart, not as a client that came back after handoff.timeout:
+    // raising that timeout would not have helped.
+    const counted = await registry.getSingleMetric('parley_handoffs_total')?.get()
+    expect(counted?.values.map(({ labels, value }) => [labels.outcome, value])).toEqual([['restarted', 1]])
+    expect(logs.filter((line) => line.includes('handoff.timeout'))).toEqual([])
+    expect(logs.filter((line) => line.includes('claimed after a restart'))).toHaveLength(1)
   })
 
   it('ends sessions as before when the store is unreachable during the drain', async () => {

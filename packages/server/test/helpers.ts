@@ -7,18 +7,19 @@ export interface Started {
   base: string
 }
 
-/** A Fastify app with Parley, listening on 127.0.0.1 and a free port. */
+/** A Fastify app with Parley, listening on 127.0.0.1 and `port` (a free one by default). */
 export async function startServer(
   options: ParleyServerOptions = {},
   setup?: (app: FastifyInstance) => void | Promise<void>,
   fastify: FastifyServerOptions = {},
+  port = 0,
 ): Promise<Started> {
   // Tests drop client connections on purpose: close everything at app.close(), requests a test
   // abandoned mid-way included (the plugin itself only ends unused and idle connections).
   const app = Fastify({ forceCloseConnections: true, ...fastify })
   await app.register(parley, options)
   await setup?.(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.listen({ port, host: '127.0.0.1' })
   const address = app.server.address()
   if (!address || typeof address === 'string') throw new Error('no port')
   return { app, base: `http://127.0.0.1:${address.port}${options.path ?? '/parley'}` }

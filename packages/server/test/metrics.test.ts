@@ -344,6 +344,8 @@ describe('handoff metrics', () => {
       expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
       expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'late' })).toBe(1)
       expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
+      // Another node was alive when the old one sealed: not a restart.
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'restarted' })).toBe(0)
       expect(warnings.filter((line) => line.includes('stopped waiting (handoff.timeout)'))).toHaveLength(1)
     })
   })

@@ -283,9 +283,13 @@ export interface Adapter {
   appendHandOff?(sid: string, text: string): void
   /**
    * The drain ends with `sid` unclaimed: appends `last` and seals its tail, so that a claim that
-   * comes later needs not wait for this node. Resolves once written (or given up).
+   * comes later needs not wait for this node. `alone` when the drain sealed it at once, no other
+   * node being alive to claim it (`otherNodes` answered 0): the adapter keeps that with the seal,
+   * and the claim made later resolves `alone: true` with `late` (see `HandOffTail.alone`), so that
+   * the node that claims it tells a restart from a client that came back after `handoff.timeout`.
+   * Resolves once written (or given up).
    */
-  sealHandOff?(sid: string, last: string[]): Promise<void>
+  sealHandOff?(sid: string, last: string[], alone?: boolean): Promise<void>
   /**
    * A session this node froze to hand off (`handOff` called: its snapshot stored, or its write
    * still under way) ended here instead of moving: the application disconnected it, it passed

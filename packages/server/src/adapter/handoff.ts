@@ -74,6 +74,14 @@ export interface HandOffTail {
    */
   late?: boolean
   /**
+   * True, with `late`, when the old node sealed the tail as soon as it had stored the session,
+   * no other node being alive to claim it (`Adapter.sealHandOff`'s `alone`): this node started
+   * after it, as the only node of a deployment restarts, and no `handoff.timeout` would have let
+   * a node claim it sooner. What was sent to the session between that seal and this takeover (by
+   * nodes that started meanwhile, this one included) is lost all the same. Absent means false.
+   */
+  alone?: boolean
+  /**
    * True when the session ended on the old node after this claim won, before that node gave it
    * up (see `Adapter.withdrawHandOff`): its application saw it end, so it is not taken over
    * here, and the client gets a new session. Absent means false.
