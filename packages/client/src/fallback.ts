@@ -54,8 +54,9 @@ import {
  * once, a refusal of the client (middleware, origin, version) ends the attempt. A HELLO that
  * asked to resume an ended session may be answered with that session's CLOSE: the session
  * handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
- * connectTimeout: a proxy that buffers it) is tried last and never probed until it works, or
- * until its mark lapses (TransportMemory). Every transport callback first checks that its
+ * connectTimeout: a proxy that buffers it, or a slow moment) is tried last and never probed until
+ * it works, or until its mark lapses: a minute after a first stall, an hour after a second one
+ * within the hour (TransportMemory). Every transport callback first checks that its
  * transport is still the current one, so a replaced transport can never touch the session.
  * close() during a handshake or a probe leaves that transport to its answer: an OPEN there gets
  * the goodbye (CLOSE 'client disconnect'), since the server may hold the session on that

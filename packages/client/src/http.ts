@@ -125,7 +125,8 @@ export abstract class HttpTransport extends BaseTransport {
           ? err
           : ctl.signal.aborted
             ? down
-              ? // Opened, and nothing came: most often a proxy that buffers the stream.
+              ? // Opened, and nothing came: a proxy that buffers the stream, or a slow moment
+                // (TransportMemory tells them apart by a second stall).
                 timeoutError('no stream data', timeout, { stalled: true })
               : timeoutError('no OPEN', timeout)
             : transportError(`${down ? 'GET' : 'POST'} ${shown(this.url)} failed`, err)

@@ -9,6 +9,12 @@ export interface StorageLike {
 
 /** How long a remembered transport is trusted: networks change (a laptop leaves the office). */
 export const MEMORY_TTL = 60 * 60 * 1000
+/**
+ * How long the mark of a stream's first stall holds: a slow moment (a loaded machine, a slow
+ * network) looks the same as a buffering proxy, and passes. A second stall within MEMORY_TTL of
+ * the first marks the stream for MEMORY_TTL.
+ */
+export const FIRST_STALL_TTL = 60 * 1000
 
 // Process-wide in Node, so that a second client of the same server starts where the first ended.
 const fallbackStore = new Map<string, string>()
@@ -35,8 +41,9 @@ export function pickStorage(given?: StorageLike): StorageLike {
  * Remembers, per server, the transport that last worked, and the event streams that stalled
  * (opened, then brought nothing: a proxy that buffers them), which the client tries last and
  * never probes. Each has a time of its own: every open refreshes the transport's, while a stall
- * mark lapses MEMORY_TTL after the stall, so that a page that moved to a network where the stream
- * works tries it again. Tabs of the same server share what one of them learned.
+ * mark lapses FIRST_STALL_TTL after a first stall, so that a slow moment passes, and MEMORY_TTL
+ * after a second one within the hour of the first, so that a page that moved to a network where
+ * the stream works tries it again. Tabs of the same server share what one of them learned.
  */
 export class TransportMemory {
   readonly #key: string
@@ -56,26 +63,32 @@ export class TransportMemory {
     return this.#fresh(time) && isTransportName(name) ? name : undefined
   }
 
-  /** The transports whose stall is fresh. */
+  /** The transports whose stall mark holds. */
   stalled(): TransportName[] {
-    const [, , list, at] = this.#read()
+    const [, , list, at, first] = this.#read()
     // A stall time is stored after the list: where it is fresh, the list is there.
-    return this.#fresh(at) ? list!.split(',').filter(isTransportName) : []
+    return this.#fresh(at, first) ? list!.split(',').filter(isTransportName) : []
   }
 
   /**
    * Remembers the transport that opened, which has not stalled (the stall marks of others keep
    * their time); or, with `stall`, marks a stream that stalled (the transport remembered stays,
-   * with its time).
+   * with its time): for FIRST_STALL_TTL, or MEMORY_TTL when it stalled within the hour before.
    */
   set(name: TransportName, stall?: boolean): void {
-    const [remembered, time, , at] = this.#read()
-    const others = this.stalled().filter((s) => s !== name)
-    if (stall) this.#write(remembered, time, [...others, name], this.#now())
-    else this.#write(name, this.#now(), others, at)
+    const [remembered, time, list, at, first] = this.#read()
+    // Marked within the hour, first marks that lapsed included: they still count for the next.
+    const marked = this.#fresh(at) ? list!.split(',').filter(isTransportName) : []
+    const others = marked.filter((s) => s !== name)
+    if (stall) this.#write(remembered, time, [...others, name], this.#now(), marked.includes(name) ? '' : 1)
+    else this.#write(name, this.#now(), others, at, first)
   }
 
-  /** `name|time|stalled,...|time of the stall`; a value from an older client has fewer parts. */
+  /**
+   * `name|time|stalled,...|time of the stall|1 after a first stall`; a value from an older
+   * client has fewer parts (without the last, its stall mark holds for MEMORY_TTL, as it did
+   * there).
+   */
   #read(): string[] {
     try {
       return (this.#storage.getItem(this.#key) ?? '').split('|')
@@ -91,10 +104,11 @@ export class TransportMemory {
   }
 
   /**
-   * `time` as stored: `-` reads it as `Number()` would, and a part that is missing (a value an
-   * older client wrote) gives NaN, which is never fresh.
+   * `time` as stored, within MEMORY_TTL, or FIRST_STALL_TTL for the mark of a `first` stall: `-`
+   * reads it as `Number()` would, and a part that is missing (a value an older client wrote)
+   * gives NaN, which is never fresh.
    */
-  #fresh(time: unknown): boolean {
-    return this.#now() - (time as number) < MEMORY_TTL
+  #fresh(time: unknown, first?: string): boolean {
+    return this.#now() - (time as number) < (first ? FIRST_STALL_TTL : MEMORY_TTL)
   }
 }

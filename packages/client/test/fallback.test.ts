@@ -1,7 +1,7 @@
 // Fallback, upgrade, resume and restart, through a loopback proxy that breaks things on demand.
 import { afterEach, describe, expect, it } from 'vitest'
 import { type FaultProxy, startFaultProxy, type WsMode } from '../../../test/support/fault-proxy.js'
-import { MEMORY_TTL } from '../src/memory.js'
+import { FIRST_STALL_TTL, MEMORY_TTL } from '../src/memory.js'
 import {
   client,
   closeClients,
@@ -47,6 +47,27 @@ async function setup(options: Record<string, unknown> = {}, port = 0) {
 }
 
 const TIMEOUT = 800
+
+/** A storage for the client's memory, with the server's stored fields (see TransportMemory). */
+function storedMemory() {
+  const map = new Map<string, string>()
+  const key = () => [...map.keys()][0]!
+  const fields = () => map.get(key())!.split('|')
+  return {
+    storage: {
+      getItem: (k: string) => map.get(k) ?? null,
+      setItem: (k: string, v: string) => void map.set(k, v),
+      removeItem: (k: string) => void map.delete(k),
+    },
+    fields,
+    /** Moves the stall back by `ms`, as if that long had passed since. */
+    age(ms: number) {
+      const f = fields()
+      f[3] = String(Number(f[3]) - ms)
+      map.set(key(), f.join('|'))
+    },
+  }
+}
 
 /** Counts the reconnect attempts a socket makes: a fallback must not need one. */
 function attempts(socket: ReturnType<typeof client>): number[] {
@@ -137,7 +158,7 @@ describe('fallback within one connect attempt', () => {
     },
   )
 
-  it('never probes an event stream that stalled, nor tries it first again, this time or next', async () => {
+  it('never probes an event stream that stalled while its mark holds, nor tries it first again, this time or next', async () => {
     await setup()
     proxy!.ws = 'reject'
     proxy!.sse = 'buffer'
@@ -204,6 +225,88 @@ describe('fallback within one connect attempt', () => {
     map.set(key, fields.join('|'))
     await until(() => socket.transport === 'sse', 5000, 'the climb to SSE')
     expect(map.get(key)!.split('|').slice(0, 3)).toEqual(['sse', expect.any(String), ''])
+  })
+
+  it('climbs back to an event stream that stalled once, when it works after FIRST_STALL_TTL (a slow moment)', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    proxy!.sse = 'buffer'
+    const memory = storedMemory()
+    const socket = client(proxy!.url, {
+      storage: memory.storage,
+      connectTimeout: TIMEOUT,
+      upgradeDelay: 50,
+      upgradeDelayMax: 200,
+    })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('polling')
+    // The moment passes: the stream would work now, but its mark holds for a while.
+    proxy!.sse = 'pass'
+    await until(() => proxy!.upgrades >= 3, 5000, 'two probes')
+    expect(proxy!.streams).toBe(1)
+    expect(memory.fields()[2]).toBe('sse')
+    memory.age(FIRST_STALL_TTL)
+    // The next probe goes on to the stream once the WebSocket fails, and the session moves to
+    // it; the mark is gone.
+    await until(() => socket.transport === 'sse', 5000, 'the climb to SSE')
+    expect(proxy!.streams).toBe(2)
+    expect(memory.fields().slice(0, 3)).toEqual(['sse', expect.any(String), ''])
+  })
+
+  it('resumes on an event stream that stalled once in its turn, after FIRST_STALL_TTL', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    proxy!.sse = 'buffer'
+    const memory = storedMemory()
+    const socket = client(proxy!.url, {
+      storage: memory.storage,
+      connectTimeout: TIMEOUT,
+      upgradeDelay: 60_000,
+    })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('polling')
+    proxy!.sse = 'pass'
+    memory.age(FIRST_STALL_TTL)
+    // Polling is lost: the resume tries the transports after it in order, the stream before
+    // polling again.
+    const resumed = next(socket, 'transport', 8000)
+    proxy!.cut('http')
+    expect((await resumed).slice(0, 3)).toEqual(['sse', 'polling', 'resume'])
+  })
+
+  it('skips an event stream that stalls again within the hour, for the hour', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    proxy!.sse = 'buffer'
+    const memory = storedMemory()
+    const options = {
+      storage: memory.storage,
+      connectTimeout: TIMEOUT,
+      upgradeDelay: 50,
+      upgradeDelayMax: 200,
+    }
+    const first = client(proxy!.url, options)
+    await next(first, 'connect')
+    expect(first.transport).toBe('polling')
+    const resumed = next(first, 'transport', 8000)
+    memory.age(FIRST_STALL_TTL)
+    // A probe tries the stream again and finds it buffered still: the session, which the server
+    // moved to the probe, resumes on polling, and the stream is marked for the hour.
+    expect((await resumed).slice(0, 3)).toEqual(['polling', 'polling', 'resume'])
+    expect(proxy!.streams).toBe(2)
+    expect(memory.fields().slice(2)).toEqual(['sse', expect.any(String), ''])
+    // Well past a first stall's mark, within the hour: probes go to the WebSocket alone, and a
+    // client that starts now does not try the stream either.
+    memory.age(FIRST_STALL_TTL * 10)
+    let upgrades = proxy!.upgrades
+    await until(() => proxy!.upgrades >= upgrades + 3, 5000, 'three probes')
+    first.disconnect()
+    upgrades = proxy!.upgrades
+    const second = client(proxy!.url, options)
+    await next(second, 'connect')
+    expect(second.transport).toBe('polling')
+    await until(() => proxy!.upgrades >= upgrades + 3, 5000, 'three probes')
+    expect(proxy!.streams).toBe(2)
   })
 
   it('starts on the remembered transport next time', async () => {

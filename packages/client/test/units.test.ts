@@ -11,7 +11,7 @@ import { Backoff } from '../src/backoff.js'
 import * as clientCloseCode from '../src/close-code.js'
 import { Emitter } from '../src/emitter.js'
 import { Ledger } from '../src/ledger.js'
-import { MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
+import { FIRST_STALL_TTL, MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
 import { baseUrl, type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
 import { utf8Length } from '../src/outgoing.js'
 import * as clientPacketType from '../src/packet-type.js'
@@ -249,12 +249,48 @@ describe('TransportMemory', () => {
     const m = new TransportMemory(storage, 'http://a', () => now)
     m.set('polling')
     m.set('sse', true)
+    m.set('sse', true)
     now += MEMORY_TTL / 2
     m.set('polling')
     expect(m.stalled()).toEqual(['sse'])
     now += MEMORY_TTL / 2
     m.set('polling')
     expect([m.get(), m.stalled()]).toEqual(['polling', []])
+  })
+
+  it('marks a first stall for FIRST_STALL_TTL, and a second within the hour for MEMORY_TTL', () => {
+    const { map, storage } = mapStorage()
+    let now = 1000
+    const m = new TransportMemory(storage, 'http://a', () => now)
+    m.set('polling')
+    m.set('sse', true)
+    expect(m.stalled()).toEqual(['sse'])
+    now += FIRST_STALL_TTL
+    // A slow moment: it has passed, and the stream is tried again, polling opening meanwhile.
+    expect(m.stalled()).toEqual([])
+    m.set('polling')
+    expect(m.stalled()).toEqual([])
+    // It stalls again within the hour of the first: a proxy that buffers it, for the hour.
+    now += MEMORY_TTL - FIRST_STALL_TTL - 1
+    m.set('sse', true)
+    now += MEMORY_TTL - 1
+    expect(m.stalled()).toEqual(['sse'])
+    now += 1
+    expect(m.stalled()).toEqual([])
+    // An hour after the last stall, the next is a first one again.
+    m.set('sse', true)
+    now += FIRST_STALL_TTL
+    expect(m.stalled()).toEqual([])
+    // A stream that worked starts over: its next stall is a first one (not a second, as it
+    // would be after the one above).
+    m.set('sse')
+    m.set('sse', true)
+    now += FIRST_STALL_TTL
+    expect([m.get(), m.stalled()]).toEqual(['sse', []])
+    // What a client before this rule wrote (no fifth part) holds for the hour, as it did there.
+    map.set('parley:transport:http://a', `polling|${now}|sse|${now}`)
+    now += MEMORY_TTL - 1
+    expect(m.stalled()).toEqual(['sse'])
   })
 })
 
