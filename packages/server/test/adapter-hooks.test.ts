@@ -5,7 +5,7 @@ import type { AdapterFactory, LocalSockets } from '@parley/server'
 import { MemoryAdapter } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Started, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
@@ -125,4 +125,39 @@ describe('an adapter that fails to put a new socket into its own room', () => {
     clients.push(raw)
     expect(started.app.parley.socketsCount).toBe(1)
   })
+
+  it.each(['sse', 'polling'] as const)(
+    'answers a handshake over %s with a coded 500, without the internal error, and keeps nothing',
+    async (transport) => {
+      let fail = true
+      const connections: string[] = []
+      started = await startServer(
+        {
+          adapter: (sockets) => {
+            const adapter = new MemoryAdapter(sockets)
+            const addAll = adapter.addAll.bind(adapter)
+            return Object.assign(adapter, {
+              addAll: (id: string, rooms: Iterable<string>) =>
+                fail ? Promise.reject(new Error('the store is away')) : addAll(id, rooms),
+            })
+          },
+        },
+        (app) => {
+          app.parley.on('connection', (socket) => {
+            connections.push(socket.id)
+          })
+        },
+      )
+      const refused = await rawConnect(transport, started.base).catch((error: unknown) => error)
+      expect(refused).toBeInstanceOf(Refused)
+      expect(refused).toMatchObject({ status: 500, code: 'PARLEY_BAD_REQUEST' })
+      expect((refused as Refused).message).not.toContain('the store is away')
+      expect(started.app.parley.socketsCount).toBe(0)
+      expect(connections).toEqual([])
+      fail = false
+      const raw = await rawConnect(transport, started.base)
+      clients.push(raw)
+      expect(started.app.parley.socketsCount).toBe(1)
+    },
+  )
 })

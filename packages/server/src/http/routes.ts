@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { noMetrics } from '../metrics.js'
 import type { ResolvedOptions } from '../options.js'
-import type { ParleyServer } from '../server.js'
+import type { ParleyServer, Refusal } from '../server.js'
 import type { Session } from '../session.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
@@ -366,9 +366,17 @@ export async function parleyRoutes(
     const left = () => transport.close('normal')
     if (reply.raw.destroyed) left()
     else reply.raw.once('close', left)
-    const refusal = await server
-      .handshake(transport, hello as HelloPacket, handshakeRequest(request))
-      .finally(() => reply.raw.off('close', left))
+    let refusal: Refusal | null
+    try {
+      refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
+    } catch (err) {
+      // A failure inside the server (an adapter that could not put the socket in its own room):
+      // the coded answer a WebSocket gets too, never the internal error's own message.
+      request.log.error({ err }, 'parley: handshake failed')
+      return fail(reply, 500, ErrorCode.BAD_REQUEST, 'the handshake failed', cors)
+    } finally {
+      reply.raw.off('close', left)
+    }
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
     const line = transport.takeAnswerLine()
     if (line === undefined)
