@@ -123,8 +123,9 @@ export class BroadcastOperator<E extends EventsMap> {
    * reply in time (the replies that came are still given).
    *
    * Throws, and sends nothing, what a client would have to refuse: PARLEY_INVALID_EVENT_NAME /
-   * PARLEY_RESERVED_EVENT_NAME for the name, PARLEY_UNSERIALIZABLE, PARLEY_PAYLOAD_TOO_LARGE
-   * (past `maxPayload`), PARLEY_TOO_DEEP or PARLEY_FORBIDDEN_KEY for the arguments.
+   * PARLEY_RESERVED_EVENT_NAME for the name, PARLEY_UNSERIALIZABLE (arguments nested past 64
+   * levels included), PARLEY_PAYLOAD_TOO_LARGE (past `maxPayload`), PARLEY_TOO_DEEP (what a
+   * `toJSON` returns, nested that deep) or PARLEY_FORBIDDEN_KEY for the arguments.
    */
   emit<K extends EventNames<E>>(
     event: K,

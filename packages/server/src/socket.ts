@@ -298,9 +298,10 @@ export class ServerSocket<
    * so it arrives once and in order even across transport changes. A trailing function is an
    * ack callback, called with the reply's arguments (never on failure: use `timeout(ms)` or
    * `emitWithAck` to hear about failures). Returns false when the socket has disconnected.
-   * Throws, and sends nothing, PARLEY_UNSERIALIZABLE for values JSON cannot carry,
-   * PARLEY_RESERVED_EVENT_NAME / PARLEY_INVALID_EVENT_NAME for a bad name, what the client would
-   * refuse (PARLEY_PAYLOAD_TOO_LARGE past `maxPayload`, PARLEY_TOO_DEEP, PARLEY_FORBIDDEN_KEY),
+   * Throws, and sends nothing, PARLEY_UNSERIALIZABLE for values JSON cannot carry (arguments
+   * nested past 64 levels included), PARLEY_RESERVED_EVENT_NAME / PARLEY_INVALID_EVENT_NAME for a
+   * bad name, what the client would refuse (PARLEY_PAYLOAD_TOO_LARGE past `maxPayload`,
+   * PARLEY_TOO_DEEP for what a `toJSON` returns nested that deep, PARLEY_FORBIDDEN_KEY),
    * PARLEY_TOO_MANY_PENDING_ACKS past `maxPendingAcks`.
    */
   emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): boolean {
