@@ -36,9 +36,10 @@ export interface RedisAdapterLog {
 /** Options of `redisAdapter()`. Every one is checked when it is called. */
 export interface RedisAdapterOptions {
   /**
-   * A connected node-redis client (`await client.connect()` first). The adapter sends its
-   * commands and PUBLISHes on it and makes one more connection, `client.duplicate()`, to
-   * subscribe. It never closes this client: the application does.
+   * An open node-redis client: `connect()` called, connected or still connecting (`ready()`
+   * tells when the adapter has joined the others). The adapter sends its commands and PUBLISHes
+   * on it and makes one more connection, `client.duplicate()`, to subscribe. It never closes
+   * this client: the application does.
    */
   client: RedisClient
   /** Every key and channel starts with this. Default 'parley'. */
@@ -49,7 +50,11 @@ export interface RedisAdapterOptions {
    * not reach behind NAT or in containers.
    */
   address?: string
-  /** Milliseconds to wait for the other nodes' answers to a cluster query. Default 5000. */
+  /**
+   * Milliseconds to wait for the other nodes' answers to a cluster query (and their counts for a
+   * broadcast with acks), and the longest wait for Redis itself, for every command the adapter
+   * sends; `ready()` waits that long too. Default 5000.
+   */
   requestTimeout?: number
   /**
    * Milliseconds between heartbeats. A node that misses three drops out of the live set (its
