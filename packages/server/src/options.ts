@@ -66,7 +66,10 @@ export interface ParleyServerOptions {
    * `Origin` is the server's own, are accepted.
    */
   allowedOrigins?: AllowedOrigins
-  /** How long a session waits for a new transport after losing one; `false` ends it at once. */
+  /**
+   * How long a session waits for a new transport after losing one, in ms; `false` ends it at
+   * once. Default `{ window: 120000 }`.
+   */
   recovery?: { window?: number } | false
   /**
    * Drain with handoff, when the adapter can store sessions (`@parley/redis`): on close, each
