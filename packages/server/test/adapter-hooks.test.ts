@@ -96,68 +96,59 @@ describe('the handshake', () => {
   })
 })
 
-describe('an adapter that fails to put a new socket into its own room', () => {
-  it('fails that handshake and leaves nothing of it behind', async () => {
-    let fail = true
-    const connections: string[] = []
-    started = await startServer(
-      {
-        adapter: (sockets) => {
-          const adapter = new MemoryAdapter(sockets)
-          const addAll = adapter.addAll.bind(adapter)
-          return Object.assign(adapter, {
-            addAll: (id: string, rooms: Iterable<string>) =>
-              fail ? Promise.reject(new Error('the store is away')) : addAll(id, rooms),
-          })
-        },
-      },
-      (app) => {
-        app.parley.on('connection', (socket) => {
-          connections.push(socket.id)
+/**
+ * A server whose adapter fails to put a socket into a room while `joins.fail` is set (the store
+ * is away); `connections`: the sockets its application saw connect.
+ */
+async function startWithFailingJoins() {
+  const joins = { fail: true }
+  const connections: string[] = []
+  started = await startServer(
+    {
+      adapter: (sockets) => {
+        const adapter = new MemoryAdapter(sockets)
+        const addAll = adapter.addAll.bind(adapter)
+        return Object.assign(adapter, {
+          addAll: (id: string, rooms: Iterable<string>) =>
+            joins.fail ? Promise.reject(new Error('the store is away')) : addAll(id, rooms),
         })
       },
-    )
-    await expect(rawConnect('websocket', started.base)).rejects.toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
-    expect(started.app.parley.socketsCount).toBe(0)
+    },
+    (app) => {
+      app.parley.on('connection', (socket) => {
+        connections.push(socket.id)
+      })
+    },
+  )
+  return { joins, connections, server: started }
+}
+
+describe('an adapter that fails to put a new socket into its own room', () => {
+  it('fails that handshake and leaves nothing of it behind', async () => {
+    const { joins, connections, server } = await startWithFailingJoins()
+    await expect(rawConnect('websocket', server.base)).rejects.toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
+    expect(server.app.parley.socketsCount).toBe(0)
     expect(connections).toEqual([])
-    fail = false
-    const raw = await rawConnect('websocket', started.base)
+    joins.fail = false
+    const raw = await rawConnect('websocket', server.base)
     clients.push(raw)
-    expect(started.app.parley.socketsCount).toBe(1)
+    expect(server.app.parley.socketsCount).toBe(1)
   })
 
   it.each(['sse', 'polling'] as const)(
     'answers a handshake over %s with a coded 500, without the internal error, and keeps nothing',
     async (transport) => {
-      let fail = true
-      const connections: string[] = []
-      started = await startServer(
-        {
-          adapter: (sockets) => {
-            const adapter = new MemoryAdapter(sockets)
-            const addAll = adapter.addAll.bind(adapter)
-            return Object.assign(adapter, {
-              addAll: (id: string, rooms: Iterable<string>) =>
-                fail ? Promise.reject(new Error('the store is away')) : addAll(id, rooms),
-            })
-          },
-        },
-        (app) => {
-          app.parley.on('connection', (socket) => {
-            connections.push(socket.id)
-          })
-        },
-      )
-      const refused = await rawConnect(transport, started.base).catch((error: unknown) => error)
+      const { joins, connections, server } = await startWithFailingJoins()
+      const refused = await rawConnect(transport, server.base).catch((error: unknown) => error)
       expect(refused).toBeInstanceOf(Refused)
       expect(refused).toMatchObject({ status: 500, code: 'PARLEY_BAD_REQUEST' })
       expect((refused as Refused).message).not.toContain('the store is away')
-      expect(started.app.parley.socketsCount).toBe(0)
+      expect(server.app.parley.socketsCount).toBe(0)
       expect(connections).toEqual([])
-      fail = false
-      const raw = await rawConnect(transport, started.base)
+      joins.fail = false
+      const raw = await rawConnect(transport, server.base)
       clients.push(raw)
-      expect(started.app.parley.socketsCount).toBe(1)
+      expect(server.app.parley.socketsCount).toBe(1)
     },
   )
 })
