@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { type FaultProxy, startFaultProxy, type WsMode } from '../../../test/support/fault-proxy.js'
 import { FIRST_STALL_TTL, MEMORY_TTL } from '../src/memory.js'
+import type { ClientOptions } from '../src/options.js'
 import {
   client,
   closeClients,
@@ -67,6 +68,19 @@ function storedMemory() {
       map.set(key(), f.join('|'))
     },
   }
+}
+
+/**
+ * A client behind the proxy while the WebSocket is refused and the event stream buffered: it
+ * settles on polling, the stream marked stalled once in `memory`.
+ */
+async function onPollingAfterAStall(memory: ReturnType<typeof storedMemory>, options: ClientOptions) {
+  proxy!.ws = 'reject'
+  proxy!.sse = 'buffer'
+  const socket = client(proxy!.url, { storage: memory.storage, connectTimeout: TIMEOUT, ...options })
+  await next(socket, 'connect')
+  expect(socket.transport).toBe('polling')
+  return socket
 }
 
 /** Counts the reconnect attempts a socket makes: a fallback must not need one. */
@@ -229,17 +243,8 @@ describe('fallback within one connect attempt', () => {
 
   it('climbs back to an event stream that stalled once, when it works after FIRST_STALL_TTL (a slow moment)', async () => {
     await setup()
-    proxy!.ws = 'reject'
-    proxy!.sse = 'buffer'
     const memory = storedMemory()
-    const socket = client(proxy!.url, {
-      storage: memory.storage,
-      connectTimeout: TIMEOUT,
-      upgradeDelay: 50,
-      upgradeDelayMax: 200,
-    })
-    await next(socket, 'connect')
-    expect(socket.transport).toBe('polling')
+    const socket = await onPollingAfterAStall(memory, { upgradeDelay: 50, upgradeDelayMax: 200 })
     // The moment passes: the stream would work now, but its mark holds for a while.
     proxy!.sse = 'pass'
     await until(() => proxy!.upgrades >= 3, 5000, 'two probes')
@@ -255,16 +260,8 @@ describe('fallback within one connect attempt', () => {
 
   it('resumes on an event stream that stalled once in its turn, after FIRST_STALL_TTL', async () => {
     await setup()
-    proxy!.ws = 'reject'
-    proxy!.sse = 'buffer'
     const memory = storedMemory()
-    const socket = client(proxy!.url, {
-      storage: memory.storage,
-      connectTimeout: TIMEOUT,
-      upgradeDelay: 60_000,
-    })
-    await next(socket, 'connect')
-    expect(socket.transport).toBe('polling')
+    const socket = await onPollingAfterAStall(memory, { upgradeDelay: 60_000 })
     proxy!.sse = 'pass'
     memory.age(FIRST_STALL_TTL)
     // Polling is lost: the resume tries the transports after it in order, the stream before
@@ -276,8 +273,6 @@ describe('fallback within one connect attempt', () => {
 
   it('skips an event stream that stalls again within the hour, for the hour', async () => {
     await setup()
-    proxy!.ws = 'reject'
-    proxy!.sse = 'buffer'
     const memory = storedMemory()
     const options = {
       storage: memory.storage,
@@ -285,9 +280,7 @@ describe('fallback within one connect attempt', () => {
       upgradeDelay: 50,
       upgradeDelayMax: 200,
     }
-    const first = client(proxy!.url, options)
-    await next(first, 'connect')
-    expect(first.transport).toBe('polling')
+    const first = await onPollingAfterAStall(memory, options)
     const resumed = next(first, 'transport', 8000)
     memory.age(FIRST_STALL_TTL)
     // A probe tries the stream again and finds it buffered still: the session, which the server
