@@ -13,7 +13,6 @@ import { RoomOpener } from './room-opener.js'
 import {
   type ChatAuth,
   ChatErrorCode,
-  type ChatMessage,
   type ChatReply,
   type ClientEvents,
   type JoinReply,
@@ -23,7 +22,7 @@ import {
   refusal,
   type ServerEvents,
 } from './shared.js'
-import { type Added, type ChatStore, type RoomList, StoreUnavailableError } from './store.js'
+import { type Added, type ChatStore, type Joined, StoreUnavailableError } from './store.js'
 
 /**
  * What the chat keeps on each socket. Plain JSON only: a draining node hands the session, with
@@ -219,13 +218,19 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
           ),
         )
       }
-      let opened: { history: ChatMessage[]; list: RoomList }
+      let joined: Joined | undefined
       try {
-        const refused = await rooms.open(room, socket.data)
-        if (refused) return ack(refused)
-        await store.touch(room)
-        const [history, list] = await Promise.all([store.history(room), store.rooms()])
-        opened = { history, list }
+        // A room that is there (the usual case) is one step of the store: its use, its history
+        // and the rooms list. A new one is opened first, within the limits (a name that is not a
+        // room name is refused there, before it reaches the store).
+        if (ROOM_PATTERN.test(room)) joined = await store.join(room)
+        if (!joined) {
+          const refused = await rooms.open(room, socket.data)
+          if (refused) return ack(refused)
+          joined = await store.join(room)
+          // Forgotten again, by another node making way for a new room, between the two steps.
+          if (!joined) throw new StoreUnavailableError('the room was forgotten meanwhile')
+        }
       } catch (error) {
         // Nobody was told anything, and the page asks again every 2 s until the store is back:
         // a wait for the store must not use up the person's changes of room.
@@ -233,7 +238,7 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
         return ack(unavailable(error))
       }
       await enter(socket, room)
-      const { history, list } = opened
+      const { history, list } = joined
       ack({
         ok: true,
         room,

@@ -4,6 +4,7 @@ import {
   type ChatStore,
   type ChatStoreOptions,
   isDefaultRoom,
+  type Joined,
   keyOf,
   messageIds,
   type RoomList,
@@ -52,11 +53,19 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 bump(KEYS[3])
 return 1`
 
-/** KEYS: used, uses. ARGV: room. Only a room that is there (the default ones never are). */
-const TOUCH = `
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
-end`
+/**
+ * One round trip per join: the room's check, its use, its history and the rooms list, read at
+ * one moment (no message stored between the history and the list). KEYS: rooms, used, uses,
+ * version, history. ARGV: room, '1' for a default room. Answers {0}: no such room, or {1, the
+ * history, the rooms made, the list's version}.
+ */
+const JOIN = `${BUMP}
+if ARGV[2] ~= '1' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {0} end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+end
+local version = redis.call('GET', KEYS[4]) or bump(KEYS[4])
+return {1, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('ZRANGE', KEYS[1], 0, -1), tostring(version)}`
 
 /**
  * One round trip per message: the room's check, the resend's check, the message and the room's
@@ -145,8 +154,17 @@ export class RedisStore implements ChatStore {
     return (await this.#eval(REMOVE_ROOM, keys, [room])) === 1
   }
 
-  async touch(room: string): Promise<void> {
-    await this.#eval(TOUCH, [this.#key('used'), this.#key('uses')], [room])
+  async join(room: string): Promise<Joined | undefined> {
+    const keys = ['rooms', 'used', 'uses', 'version', `history:${room}`].map(this.#key)
+    const answer = (await this.#eval(JOIN, keys, [room, isDefaultRoom(room) ? '1' : '0'])) as
+      | [0]
+      | [1, string[], string[], string]
+    if (answer[0] === 0) return undefined
+    const [, items, made, version] = answer
+    return {
+      history: parse(items).map((s) => s.message),
+      list: { rooms: [...DEFAULT_ROOMS, ...made], version: Number(version) },
+    }
   }
 
   async quietest(): Promise<string[]> {
@@ -175,20 +193,8 @@ export class RedisStore implements ChatStore {
   }
 
   async history(room: string): Promise<ChatMessage[]> {
-    return (await this.#stored(room)).map((s) => s.message)
-  }
-
-  async #stored(room: string): Promise<Stored[]> {
     const items = (await this.#send(['LRANGE', this.#key(`history:${room}`), '0', '-1'])) as string[]
-    const list: Stored[] = []
-    for (const item of items) {
-      // Whatever else wrote under these keys is skipped, not thrown on.
-      try {
-        const stored = JSON.parse(item) as Stored
-        if (typeof stored?.message?.id === 'string') list.push(stored)
-      } catch {}
-    }
-    return list
+    return parse(items).map((s) => s.message)
   }
 
   #eval(script: string, keys: string[], args: string[]): Promise<unknown> {
@@ -232,4 +238,16 @@ export class RedisStore implements ChatStore {
       )
     })
   }
+}
+
+/** A history's items as stored; whatever else wrote under its key is skipped, not thrown on. */
+function parse(items: string[]): Stored[] {
+  const list: Stored[] = []
+  for (const item of items) {
+    try {
+      const stored = JSON.parse(item) as Stored
+      if (typeof stored?.message?.id === 'string') list.push(stored)
+    } catch {}
+  }
+  return list
 }

@@ -28,6 +28,12 @@ export interface RoomList {
   version: number
 }
 
+/** What a join gets from the store: the room's last messages (oldest first) and the rooms list. */
+export interface Joined {
+  history: ChatMessage[]
+  list: RoomList
+}
+
 /**
  * What the chat keeps: its rooms, the last messages of each (oldest first) and when each room
  * was last used. Every method may reject (a store on Redis that cannot be reached): the chat
@@ -45,8 +51,12 @@ export interface ChatStore {
   addRoom(room: string): Promise<boolean>
   /** Forgets a room and its history; false for the default rooms, which always stay. */
   removeRoom(room: string): Promise<boolean>
-  /** Notes that someone used the room (opened it, joined it, wrote in it). */
-  touch(room: string): Promise<void>
+  /**
+   * Notes that someone joined `room` (a use, see `quietest`) and gives its history and the rooms
+   * list, as one step: the history is the room's at the moment of the join, and on Redis it is
+   * one round trip. Undefined when the room is not there (never made, or forgotten meanwhile).
+   */
+  join(room: string): Promise<Joined | undefined>
   /** The rooms that may be closed (not the default ones), the one used longest ago first. */
   quietest(): Promise<string[]>
   /**
@@ -147,7 +157,7 @@ export class MemoryStore implements ChatStore {
     if (this.#rooms.size >= this.#maxRooms) return false
     this.#rooms.add(room)
     this.#changed()
-    await this.touch(room)
+    this.#touch(room)
     return true
   }
 
@@ -160,7 +170,13 @@ export class MemoryStore implements ChatStore {
     return true
   }
 
-  async touch(room: string): Promise<void> {
+  async join(room: string): Promise<Joined | undefined> {
+    if (!this.#rooms.has(room)) return undefined
+    this.#touch(room)
+    return { history: await this.history(room), list: await this.rooms() }
+  }
+
+  #touch(room: string): void {
     if (this.#rooms.has(room)) this.#lastUsed.set(room, ++this.#uses)
   }
 
@@ -186,7 +202,7 @@ export class MemoryStore implements ChatStore {
     }
     list.push(message)
     if (list.length > this.#historySize) list.splice(0, list.length - this.#historySize)
-    await this.touch(message.room)
+    this.#touch(message.room)
     return { stored: message }
   }
 

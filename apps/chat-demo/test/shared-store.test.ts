@@ -203,7 +203,11 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     expect(texts(await join(cy, 'lobby'))).toEqual(['once'])
   })
 
-  it('makes one round trip to Redis per message, duplicate check included', async () => {
+  /**
+   * A chat on the test's Redis whose store counts the commands it sends (each one a round trip:
+   * the store sends none together), with `run` given a client of it.
+   */
+  async function counting(run: (url: string, counted: { commands: number }) => Promise<void>): Promise<void> {
     const counted = { commands: 0 }
     const client: StoreClient = {
       get isReady() {
@@ -217,15 +221,37 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     const app = await buildChatApp({ store: new RedisStore(client) })
     await app.listen({ port: 0, host: '127.0.0.1' })
     try {
-      const ann = await person('ann', `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
-      await join(ann, 'plans')
-      counted.commands = 0
-      expect(await say(ann, 'plans', 'one trip')).toMatchObject({ ok: true })
-      expect(counted.commands).toBe(1)
+      await run(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, counted)
     } finally {
       for (const c of clients.splice(0)) c.disconnect()
       await app.close()
     }
+  }
+
+  it('makes one round trip to Redis per message, duplicate check included', async () => {
+    await counting(async (url, counted) => {
+      const ann = await person('ann', url)
+      await join(ann, 'plans')
+      counted.commands = 0
+      expect(await say(ann, 'plans', 'one trip')).toMatchObject({ ok: true })
+      expect(counted.commands).toBe(1)
+    })
+  })
+
+  it('makes one round trip to Redis per join of a room that is there, history and rooms list included', async () => {
+    await counting(async (url, counted) => {
+      const [ann, bob] = [await person('ann', url), await person('bob', url)]
+      await join(ann, 'plans')
+      expect(await say(ann, 'plans', 'before bob')).toMatchObject({ ok: true })
+      counted.commands = 0
+      const reply = await join(bob, 'plans')
+      expect(reply).toMatchObject({ ok: true, room: 'plans', rooms: [...DEFAULT_ROOMS, 'plans'] })
+      expect(texts(reply)).toEqual(['before bob'])
+      expect(counted.commands).toBe(1)
+      counted.commands = 0
+      expect(texts(await join(bob, 'lobby'))).toEqual([])
+      expect(counted.commands).toBe(1)
+    })
   })
 
   it('refuses at once while Redis is down, and goes on with an empty Redis that comes back', async () => {
@@ -259,8 +285,10 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
       expect(await store.addRoom('old')).toBe(true)
       expect(await store.addRoom('new')).toBe(true)
       expect(await store.addRoom('more')).toBe(false)
-      await store.touch('old')
+      // A join is a use: the room joined last is the last to go.
+      expect(await store.join('old')).toEqual({ history: [], list: await store.rooms() })
       expect(await store.quietest()).toEqual(['new', 'old'])
+      expect(await store.join('never-made')).toBeUndefined()
       const hi = await store.add({ room: 'new', from: 'bob', text: 'hi', at: 1 }, 'k1')
       expect(hi).toMatchObject({ stored: { text: 'hi' } })
       expect(await store.find('new', 'bob', 'k1')).toBe('stored' in hi && hi.stored.id)
