@@ -45,9 +45,9 @@ redis.call('ZADD', KEYS[1], bump(KEYS[3]), ARGV[1])
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
 return 1`
 
-/** KEYS: rooms, used, version, history. ARGV: room. */
+/** KEYS: rooms, used, version, history, the history's keys. ARGV: room. */
 const REMOVE_ROOM = `${BUMP}
-redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 bump(KEYS[3])
@@ -69,24 +69,39 @@ return {1, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('ZRANGE', KEYS[1], 0
 
 /**
  * One round trip per message: the room's check, the resend's check, the message and the room's
- * use. KEYS: history, rooms, used, uses, and the sender's key (when there is one). ARGV: the
- * stored message, history size, room, '1' for a default room, the message's id, the resend window
- * in ms. Answers {0}: no such room (another node may have forgotten it), {1}: stored, {2, id}:
- * a resend of the message stored under that id.
+ * use. A message that leaves the history (past its size) takes its key out of the history's keys.
+ * KEYS: history, rooms, used, uses, the history's keys, and the sender's key (when there is one).
+ * ARGV: the stored message, history size, room, '1' for a default room, the message's id, the
+ * resend window in ms, and the key's name (`Stored.sent`, when there is one). Answers {0}: no such
+ * room (another node may have forgotten it), {1}: stored, {2, id}: a resend of the message stored
+ * under that id.
  */
 const ADD_MESSAGE = `
 if ARGV[4] ~= '1' and not redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {0} end
-if KEYS[5] then
-  local twin = redis.call('GET', KEYS[5])
+if KEYS[6] then
+  local twin = redis.call('GET', KEYS[6]) or redis.call('HGET', KEYS[5], ARGV[7])
   if twin then return {2, twin} end
-  redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6])
+  redis.call('SET', KEYS[6], ARGV[5], 'PX', ARGV[6])
+  redis.call('HSET', KEYS[5], ARGV[7], ARGV[5])
 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+local over = redis.call('LLEN', KEYS[1]) - tonumber(ARGV[2])
+if over > 0 then
+  for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, over - 1)) do
+    local ok, stored = pcall(cjson.decode, item)
+    if ok and type(stored) == 'table' and type(stored.sent) == 'string' then
+      redis.call('HDEL', KEYS[5], stored.sent)
+    end
+  end
+  redis.call('LTRIM', KEYS[1], over, -1)
+end
 if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
   redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[3])
 end
 return {1}`
+
+/** KEYS: the sender's key, the history's keys. ARGV: the key's name. The id stored under it, if any. */
+const FIND = `return redis.call('GET', KEYS[1]) or redis.call('HGET', KEYS[2], ARGV[1])`
 
 /** KEYS: rooms, version. The rooms in the order they were made, and the list's version. */
 const ROOMS = `${BUMP}
@@ -98,10 +113,12 @@ return { redis.call('ZRANGE', KEYS[1], 0, -1), tostring(version) }`
  * Keys (after the prefix): `rooms` (a sorted set of the rooms made, by when), `used` (the same
  * rooms, by when each was last used: the quietest goes first when a new room needs its place),
  * `uses` and `version` (counters), `history:<room>` (a list of the last `history` messages, oldest
- * first, as JSON), and `sent:<room, sender, key>` (the id of the message a sender stored under its
- * key, for a resend to find: a string that expires after the resend window, so a lookup costs the
- * same however long the history). The default rooms are never in the sets: they are always there,
- * even in an empty Redis.
+ * first, as JSON), and two ways for a resend to find the id of the message a sender stored under
+ * its key, each a lookup that costs the same however long the history: `keys:<room>` (a hash, by
+ * sender and key, of the messages in the history, kept in step with it) and `sent:<room, sender,
+ * key>` (a string that expires after the resend window, for a message that left the history). So
+ * a message in the history is never stored twice. The default rooms are never in the sets: they
+ * are always there, even in an empty Redis.
  *
  * Every command is bounded: while Redis is not connected, or has left a command unanswered for
  * `timeout`, a call rejects at once with `StoreUnavailableError`; otherwise it waits at most
@@ -150,7 +167,7 @@ export class RedisStore implements ChatStore {
 
   async removeRoom(room: string): Promise<boolean> {
     if (isDefaultRoom(room)) return false
-    const keys = ['rooms', 'used', 'version', `history:${room}`].map(this.#key)
+    const keys = ['rooms', 'used', 'version', `history:${room}`, `keys:${room}`].map(this.#key)
     return (await this.#eval(REMOVE_ROOM, keys, [room])) === 1
   }
 
@@ -174,22 +191,21 @@ export class RedisStore implements ChatStore {
   async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> {
     const message: ChatMessage = { id: this.#nextId(), ...draft }
     const stored: Stored = { message }
-    const names = [`history:${message.room}`, 'rooms', 'used', 'uses']
-    if (key !== undefined) names.push(this.#sentKey(message.room, message.from, key))
+    if (key !== undefined) stored.sent = keyOf(message.room, message.from, key)
+    const names = [`history:${message.room}`, 'rooms', 'used', 'uses', `keys:${message.room}`]
+    if (stored.sent !== undefined) names.push(`sent:${stored.sent}`)
     const args = [JSON.stringify(stored), String(this.#historySize), message.room]
     args.push(isDefaultRoom(message.room) ? '1' : '0', message.id, String(this.#resendWindow))
+    if (stored.sent !== undefined) args.push(stored.sent)
     const [status, twin] = (await this.#eval(ADD_MESSAGE, names.map(this.#key), args)) as [number, string?]
     if (status === 0) return { noRoom: true }
     return status === 2 && twin !== undefined ? { twin } : { stored: message }
   }
 
   async find(room: string, from: string, key: string): Promise<string | undefined> {
-    const id = await this.#send(['GET', this.#key(this.#sentKey(room, from, key))])
+    const sent = keyOf(room, from, key)
+    const id = await this.#eval(FIND, [`sent:${sent}`, `keys:${room}`].map(this.#key), [sent])
     return typeof id === 'string' ? id : undefined
-  }
-
-  #sentKey(room: string, from: string, key: string): string {
-    return `sent:${keyOf(room, from, key)}`
   }
 
   async history(room: string): Promise<ChatMessage[]> {

@@ -116,9 +116,11 @@ export const Limits = {
   roomsPerSession: 5,
   history: 100,
   /**
-   * How long the server remembers the key of a stored message, in ms: a resend of it within this
-   * time (a page whose connection dropped before the server's answer) is answered with the
-   * first one's id, never stored twice, however many messages came since.
+   * How long the server remembers the key of a stored message once the message has left its
+   * room's history, in ms from when it was stored: a resend of it within this time (a page whose
+   * connection dropped before the server's answer) is answered with the first one's id, never
+   * stored twice, however many messages came since. While the message is in the history its key
+   * is remembered however long ago it was stored (a laptop that slept with it unacknowledged).
    */
   resendWindow: 3_600_000,
   /** Messages a socket may send per `ratePeriod` ms. */

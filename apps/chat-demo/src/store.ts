@@ -7,14 +7,17 @@ export interface ChatStoreOptions {
   history?: number
   /** Rooms at most, the default ones included (`Limits.rooms`). */
   rooms?: number
-  /** How long a message's key is remembered, in ms (`Limits.resendWindow`). */
+  /**
+   * How long a message's key is remembered after the message was stored, in ms, also once the
+   * message has left the history (`Limits.resendWindow`).
+   */
   resendWindow?: number
 }
 
 /**
- * What `add` did. A resend (the same sender and key as a message stored less than
- * `Limits.resendWindow` ago, still in the history or not) is not stored again: `twin` is the id
- * of the first. A room that is not there (never made, or forgotten meanwhile) stores nothing.
+ * What `add` did. A resend (the same sender and key as a message still in the room's history, or
+ * stored less than `Limits.resendWindow` ago) is not stored again: `twin` is the id of the first.
+ * A room that is not there (never made, or forgotten meanwhile) stores nothing.
  */
 export type Added = { stored: ChatMessage } | { twin: string } | { noRoom: true }
 
@@ -62,12 +65,15 @@ export interface ChatStore {
   /**
    * Stores a message under a new id (unique across stores and nodes: a page remembers the ids it
    * shows), and forgets the oldest of its room past the history size; unless `draft.from` stored
-   * one under the same `key` (the sender's own name for the message) within the resend window,
-   * or the room is not there (see `Added`). One step: two nodes given the same resend at once
-   * store it once.
+   * one under the same `key` (the sender's own name for the message) that is still in the
+   * history or was stored within the resend window, or the room is not there (see `Added`). One
+   * step: two nodes given the same resend at once store it once.
    */
   add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added>
-  /** The id of the message `from` stored in `room` under `key` within the resend window, if any. */
+  /**
+   * The id of the message `from` stored in `room` under `key`, if it is still in the history or
+   * was stored within the resend window.
+   */
   find(room: string, from: string, key: string): Promise<string | undefined>
   /** The room's last messages, oldest first. */
   history(room: string): Promise<ChatMessage[]>
@@ -90,6 +96,11 @@ export class StoreUnavailableError extends Error {
 /** A message as a store keeps it in a room's history. */
 export interface Stored {
   message: ChatMessage
+  /**
+   * The name its sender's key is remembered under (`keyOf`), when it came with one: a resend is
+   * recognised for as long as the message is in the history, however long ago it was stored.
+   */
+  sent?: string
 }
 
 /** The name a sender's key is remembered under: room, sender and key, none able to pass for another. */
@@ -120,10 +131,11 @@ export function messageIds(): () => string {
  */
 export class MemoryStore implements ChatStore {
   readonly #rooms = new Set<string>(DEFAULT_ROOMS)
-  readonly #messages = new Map<string, ChatMessage[]>()
+  readonly #messages = new Map<string, Stored[]>()
   /**
    * The ids of messages stored with a key, by room, sender and key, and until when they are
-   * remembered. Every entry lives as long, so the map's order (of insertion) is that of expiry.
+   * remembered past the history (a message still in it is found there). Every entry lives as
+   * long, so the map's order (of insertion) is that of expiry.
    */
   readonly #keys = new Map<string, { id: string; until: number }>()
   readonly #resendWindow: number
@@ -191,16 +203,17 @@ export class MemoryStore implements ChatStore {
     const twin = key === undefined ? undefined : await this.find(draft.room, draft.from, key)
     if (twin !== undefined) return { twin }
     const message: ChatMessage = { id: this.#nextId(), ...draft }
+    const stored: Stored = { message }
     if (key !== undefined) {
-      const until = Date.now() + this.#resendWindow
-      this.#keys.set(keyOf(draft.room, draft.from, key), { id: message.id, until })
+      stored.sent = keyOf(draft.room, draft.from, key)
+      this.#keys.set(stored.sent, { id: message.id, until: Date.now() + this.#resendWindow })
     }
     let list = this.#messages.get(message.room)
     if (!list) {
       list = []
       this.#messages.set(message.room, list)
     }
-    list.push(message)
+    list.push(stored)
     if (list.length > this.#historySize) list.splice(0, list.length - this.#historySize)
     this.#touch(message.room)
     return { stored: message }
@@ -208,14 +221,18 @@ export class MemoryStore implements ChatStore {
 
   async find(room: string, from: string, key: string): Promise<string | undefined> {
     this.#forgetOldKeys()
-    return this.#keys.get(keyOf(room, from, key))?.id
+    const sent = keyOf(room, from, key)
+    return this.#keys.get(sent)?.id ?? this.#messages.get(room)?.find((s) => s.sent === sent)?.message.id
   }
 
   async history(room: string): Promise<ChatMessage[]> {
-    return [...(this.#messages.get(room) ?? [])]
+    return (this.#messages.get(room) ?? []).map((s) => s.message)
   }
 
-  /** Drops the keys past the resend window: the oldest come first (see `#keys`). */
+  /**
+   * Drops the keys past the resend window, the oldest first (see `#keys`); a message still in the
+   * history is found there.
+   */
   #forgetOldKeys(): void {
     const now = Date.now()
     for (const [name, { until }] of this.#keys) {
