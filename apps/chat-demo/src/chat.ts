@@ -7,6 +7,7 @@ import {
 } from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
 import { eventSchemas } from './event-schemas.js'
+import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
 import { RoomOpener } from './room-opener.js'
@@ -41,6 +42,8 @@ export interface ChatData {
   room?: string
   /** Rooms this session opened (see `RoomOpener`). */
   roomsOpened: number
+  /** The message its later ones wait for, refused for want of the store (see `MessageOrder`). */
+  stall?: Stall
 }
 
 type Chat = ParleyServer<ClientEvents, ServerEvents, ChatData>
@@ -83,6 +86,7 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
 
   const limit = new RateLimit(Limits.rate, Limits.ratePeriod)
   const roomLimit = new RateLimit(Limits.roomChanges, Limits.roomPeriod)
+  const order = new MessageOrder(Limits.stallHold)
 
   /** Who is in a room, by nickname, sorted; one name per person (a browser) even with two tabs. */
   async function people(room: string): Promise<string[]> {
@@ -262,6 +266,15 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
       if (text === '' || text.length > Limits.message) {
         return ack(refusal(ChatErrorCode.BAD_MESSAGE, `messages are 1 to ${Limits.message} characters`))
       }
+      // Sent before the answer to one the store could not take: it goes after that one.
+      if (order.waits(socket.data, key)) {
+        return ack(
+          refusal(
+            ChatErrorCode.STORE_UNAVAILABLE,
+            'the chat could not store your message before this one: this one goes after it',
+          ),
+        )
+      }
       const draft = { room, from: socket.data.nickname, text, at: Date.now() }
       // Past the rate limit nothing is stored; but a resend of a message stored already (its
       // answer was lost) is not a new one, and gets the first one's id.
@@ -292,14 +305,17 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
           added = await store.add(draft, key)
         }
       } catch (error) {
+        order.refused(socket.data, key)
         return ack(unavailable(error))
       }
       // After a server restart the client sends again what the old server never acknowledged
       // (at least once): the page's key keeps such a message from being stored or shown twice.
       if ('twin' in added) return ack({ ok: true, id: added.twin })
       // Forgotten again, by another node making way for a new room, between the two steps.
-      if ('noRoom' in added)
+      if ('noRoom' in added) {
+        order.refused(socket.data, key)
         return ack(unavailable(new StoreUnavailableError('the room was forgotten meanwhile')))
+      }
       limit.take(socket.data.rate)
       const out = added.stored
       socket.to(room).emit('chat', out)

@@ -35,7 +35,9 @@ export const ChatErrorCode = {
    * The rooms list and history cannot be reached just now (a cluster whose Redis is away): a
    * room cannot be opened or joined, and a message is not taken (it would miss the history, and a
    * resend could not be recognised). Nothing was stored or sent: send it again in a moment; the
-   * page does so by itself, in order.
+   * page does so by itself, in order. A message sent after one so refused (with a `key`) is
+   * refused the same way until that one is sent again, so that it cannot be stored before it
+   * (`Limits.stallHold`).
    */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
 } as const
@@ -123,6 +125,13 @@ export const Limits = {
    * is remembered however long ago it was stored (a laptop that slept with it unacknowledged).
    */
   resendWindow: 3_600_000,
+  /**
+   * After a socket's message is refused with STORE_UNAVAILABLE, how long (ms) its later messages
+   * are refused too unless that one comes again first (the page sends it again within 2 s): so
+   * that they are stored in the order they were sent. Longer than the recovery window (30 s), for
+   * a message that reaches the server only when a lost connection resumes.
+   */
+  stallHold: 60_000,
   /** Messages a socket may send per `ratePeriod` ms. */
   rate: 5,
   ratePeriod: 5000,

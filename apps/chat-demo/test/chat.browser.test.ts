@@ -11,6 +11,7 @@ import { launchChromium, skipBrowserSuites } from '../../../test/support/chromiu
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatStore, MemoryStore } from '../src/store.js'
+import { RefusingStore } from './refusing-store.js'
 
 describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   let port: number
@@ -312,6 +313,29 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       { timeout: 15_000 },
     )
     expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(0)
+    expect(await texts(page)).toEqual(written)
+    await page.context().close()
+  }, 30_000)
+
+  it('stores messages written offline in order when the store refuses the first and takes the next as they arrive', async () => {
+    const written = ['kim offline 0', 'kim offline 1', 'kim offline 2']
+    // Redis away for the first as they arrive together, back for the rest.
+    const store = new RefusingStore(written.slice(0, 1))
+    const network = await startFaultProxy((await startChat(store)).port)
+    proxies.push(network)
+    const page = await join(network.url, 'kim', { query: '?transports=sse' })
+    await page.context().setOffline(true)
+    network.cut('all')
+    await waitForBanner(page, /The browser is offline/)
+    for (const text of written) await send(page, text)
+    await page.context().setOffline(false)
+    // The first is sent again 2 s after it was refused, then the rest, each in turn.
+    await page.waitForFunction(
+      () => document.querySelectorAll('#messages .tick[data-state="delivered"]').length === 3,
+      null,
+      { timeout: 15_000 },
+    )
+    expect((await store.history('lobby')).map((m) => m.text)).toEqual(written)
     expect(await texts(page)).toEqual(written)
     await page.context().close()
   }, 30_000)

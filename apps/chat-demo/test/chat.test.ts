@@ -18,6 +18,7 @@ import {
   type ServerEvents,
 } from '../src/shared.js'
 import { type ChatStore, MemoryStore, StoreUnavailableError } from '../src/store.js'
+import { RefusingStore } from './refusing-store.js'
 
 describe('chat server', () => {
   let app: FastifyInstance
@@ -317,5 +318,30 @@ describe('chat server', () => {
     }
     away = false
     expect(await join(ann, 'random')).toMatchObject({ ok: true, room: 'random' })
+  })
+
+  it("keeps a person's messages in order when the store comes back between a refused one and the next on its way", async () => {
+    // The store refuses one message (Redis away) and is back for the next, already on its way.
+    const flaky = new RefusingStore(['first'])
+    const server = await buildChatApp({ store: flaky })
+    others.push(server)
+    const at = await start(server)
+    const [ann, bob] = [await person('ann', at), await person('bob', at)]
+    await join(ann, 'lobby')
+    await join(bob, 'lobby')
+    const heard: string[] = []
+    bob.on('chat', (m) => heard.push(m.text))
+    const send = (text: string) =>
+      new Promise<ChatReply>((resolve) => ann.emit('chat', { room: 'lobby', text, key: text }, resolve))
+
+    // As the page sends them: the second before the answer to the first.
+    const replies = await Promise.all([send('first'), send('second')])
+    // The page sends them again in its queue's order, each once the one before was answered.
+    for (const text of ['first', 'second']) expect(await send(text)).toMatchObject({ ok: true })
+    expect((await flaky.history('lobby')).map((m) => m.text)).toEqual(['first', 'second'])
+    await expect.poll(() => heard).toEqual(['first', 'second'])
+    // The second waited for the first: refused the same way, and sent again behind it.
+    const away = { ok: false, code: ChatErrorCode.STORE_UNAVAILABLE }
+    expect(replies).toMatchObject([away, away])
   })
 })
