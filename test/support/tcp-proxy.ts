@@ -1,6 +1,8 @@
 // A loopback TCP proxy whose live connections can be frozen: bytes stop in both directions but
 // nothing is closed, as when a link goes half-open (a NAT forgets the flow, a laptop sleeps).
-// Connections opened after a freeze pass as usual. Listens on 127.0.0.1 only.
+// Connections opened after a freeze pass as usual. A connection can also be cut at a given
+// answer of the server: the request went through and ran, its answer is lost with the link.
+// Listens on 127.0.0.1 only.
 import net from 'node:net'
 
 export interface TcpProxy {
@@ -8,6 +10,11 @@ export interface TcpProxy {
   url: string
   /** Stops every open connection without closing it; later connections work. */
   freeze(): void
+  /**
+   * Cuts the next connection whose server sends bytes that contain `answer`: those bytes are
+   * not passed on, and both sides are closed. Resolves once it did; later connections work.
+   */
+  cutAt(answer: string): Promise<void>
   /** Connections accepted so far. */
   readonly accepted: number
   close(): Promise<void>
@@ -16,13 +23,20 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>()
   let accepted = 0
+  let cut: { answer: string; done: () => void } | undefined
   const server = net.createServer((client) => {
     accepted++
     const upstream = net.connect(targetPort, '127.0.0.1')
     const pair: [net.Socket, net.Socket] = [client, upstream]
     pairs.add(pair)
     client.pipe(upstream)
-    upstream.pipe(client)
+    upstream.on('data', (data: Buffer) => {
+      if (cut && data.includes(cut.answer)) {
+        cut.done()
+        cut = undefined
+        end()
+      } else client.write(data)
+    })
     const end = () => {
       pairs.delete(pair)
       client.destroy()
@@ -39,6 +53,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     url: `http://127.0.0.1:${port}`,
     get accepted() {
       return accepted
+    },
+    cutAt(answer) {
+      return new Promise((resolve) => {
+        cut = { answer, done: resolve }
+      })
     },
     freeze() {
       for (const [client, upstream] of pairs) {

@@ -158,8 +158,9 @@ export class FakeCluster {
     private readonly options: { requestTimeout?: number } = {},
   ) {}
 
-  async node(): Promise<FakeNode> {
-    const redis = redisClient(this.url)
+  /** A node whose client connects to `url` (another way to the same Redis: a proxy). */
+  async node(url = this.url): Promise<FakeNode> {
+    const redis = redisClient(url)
     redis.on('error', () => {})
     await redis.connect()
     const sockets = new FakeSockets()
