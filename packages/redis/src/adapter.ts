@@ -158,7 +158,9 @@ export class RedisAdapter implements Adapter {
       response: `${prefix}:response:${this.node}`,
       membership: `${prefix}:membership`,
     }
-    this.#commands = new Commands(client, options.requestTimeout)
+    this.#commands = new Commands(client, options.requestTimeout, (why, err) =>
+      this.#warnings.warn('undo', `gave up taking back a handoff step that got no answer: ${why}`, { err }),
+    )
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node)
     this.#nodes = new Nodes({
@@ -546,7 +548,7 @@ export class RedisAdapter implements Adapter {
     }
     if (epoch === -1) {
       this.#warnings.warn('handoff', `a snapshot was not stored within ${this.#options.requestTimeout} ms`)
-      void this.#handoffs.undo(entry).catch(() => undefined)
+      this.#handoffs.undo(entry, ttl)
     }
     this.#handoffs.forget(entry)
     // The socket stays this node's: broadcasts it was left out of meanwhile reach it as they
@@ -615,17 +617,29 @@ export class RedisAdapter implements Adapter {
   /**
    * Claims a handed-off session for this node: one compare-and-set script (a stored, unclaimed
    * handoff: bump its epoch, mark it claimed by this node, make this node the owner). Exactly
-   * one of several claimers wins. Null when there is nothing to claim, Redis is away or slower
-   * than `requestTimeout` (a claim given up on is taken back should it run late: see
-   * `HandOffStore.claim`), or the snapshot is not one this node can read (logged).
+   * one of several claimers wins. Null when there is nothing to claim, Redis is away, or the
+   * snapshot is not one this node can read (logged). `'retry'` when the claim got no answer
+   * (none within `requestTimeout`, or the connection dropped first): it may have run, and is
+   * taken back before this node sends anything else (see `HandOffStore.claim`), so that the
+   * client's next try finds the session claimable; and so while that has not gone through
+   * (Redis still away), for every claim of the same session here.
    */
-  async claimSession(sid: string): Promise<SessionClaim | null> {
-    if (this.#closed || this.#commands.unavailable() !== undefined) return null
+  async claimSession(sid: string): Promise<SessionClaim | null | 'retry'> {
+    if (this.#closed) return null
+    if (this.#commands.unavailable() !== undefined)
+      return this.#handoffs.unclaiming(sidHash(sid)) ? 'retry' : null
     // Bounded by requestTimeout (see Commands): the client's resume waits for it.
     const won = await this.#handoffs.claim(sid).catch((err: unknown) => {
       this.#warnings.warn('claim', 'could not claim a handed-off session', { err })
       return null
     })
+    if (won === 'unsure') {
+      this.#warnings.warn(
+        'claim',
+        'a claim got no answer from Redis; it is taken back once Redis answers, and the client tries again',
+      )
+      return 'retry'
+    }
     if (!won) return null
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)

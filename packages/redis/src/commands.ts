@@ -1,5 +1,6 @@
 import type { RedisClient } from './options.js'
 import { RedisUnreachableError, send } from './send.js'
+import { Undos } from './undos.js'
 
 /**
  * The most commands left unanswered at once: past that, Redis is connected but not answering,
@@ -26,12 +27,17 @@ export const MAX_UNANSWERED_PUBLISHES = MAX_UNANSWERED_COMMANDS
 export class Commands {
   /** Commands sent and not answered yet, oldest first: when each was sent. */
   readonly #unanswered = new Set<{ at: number }>()
+  readonly #undos: Undos
 
   constructor(
     readonly client: RedisClient,
     /** `requestTimeout`: the longest wait for any one answer. */
     readonly timeout: number,
-  ) {}
+    /** An undo was given up before it went through (see `undo`). */
+    undoGivenUp: (why: string, err?: unknown) => void = () => {},
+  ) {
+    this.#undos = new Undos(client, (args) => this.#tracked(args), undoGivenUp)
+  }
 
   /** Why a command would not be answered now, or undefined when one may go. */
   unavailable(): string | undefined {
@@ -46,30 +52,35 @@ export class Commands {
 
   /**
    * Sends `args` and resolves with Redis' answer, or rejects with the error Redis gave. Rejects
-   * with `RedisUnreachableError` at once when `unavailable()`, and when no answer came within
-   * `ms` (at most `timeout`, its default). A command given up may still run later, once Redis
-   * answers again: callers send this way only what is harmless late, or undo it.
+   * with `RedisUnreachableError` at once when `unavailable()`, when no answer came within `ms`
+   * (at most `timeout`, its default), and when the connection dropped before the answer. A
+   * command given up may have run, or still run later, once Redis answers again: callers send
+   * this way only what is harmless late, or undo it. Undos that wait go first.
    */
   send(args: string[], ms = this.timeout): Promise<unknown> {
     const why = this.unavailable()
     if (why !== undefined) return Promise.reject(new RedisUnreachableError(why))
+    this.#undos.flush()
     return this.#sent(args, ms)
   }
 
   /**
-   * Sends `args` while Redis is connected, answering or not, and waits for its answer at most
-   * `timeout`: what undoes a command given up must run right behind it on the connection,
-   * whenever Redis runs that one. Rejects with `RedisUnreachableError` at once when not
-   * connected (a command given up then may or may not have run: nothing can follow it now).
+   * Takes back a command given up on (see `send`), which may have run: `args` goes on the
+   * connection right behind it while Redis is connected, answering or not, else first once the
+   * connection is back, and again should that one drop before Redis answers it (see `Undos`).
+   * Kept for at most `keepMs`: what it takes back has expired by then. `key` names what it is
+   * about, for `undoing`.
    */
-  sendBehind(args: string[]): Promise<unknown> {
-    if (!this.client.isReady) return Promise.reject(new RedisUnreachableError('not connected'))
-    return this.#sent(args, this.timeout)
+  undo(args: string[], key: string, keepMs: number): void {
+    this.#undos.add(args, key, keepMs)
+  }
+
+  /** True while an undo about `key` waits for Redis' answer. */
+  undoing(key: string): boolean {
+    return this.#undos.has(key)
   }
 
   #sent(args: string[], ms: number): Promise<unknown> {
-    const entry = { at: Date.now() }
-    this.#unanswered.add(entry)
     return new Promise((resolve, reject) => {
       const wait = Math.min(ms, this.timeout)
       const timer = setTimeout(
@@ -77,18 +88,31 @@ export class Commands {
         wait,
       )
       timer.unref()
-      send(this.client, args).then(
+      this.#tracked(args).then(
         (value) => {
           clearTimeout(timer)
-          this.#unanswered.delete(entry)
           resolve(value)
         },
         (err: unknown) => {
           clearTimeout(timer)
-          this.#unanswered.delete(entry)
-          reject(err)
+          // Not connected any more: the connection dropped before the answer (node-redis
+          // rejects what it wrote and had no answer to), and the command may or may not have run.
+          reject(
+            this.client.isReady
+              ? err
+              : new RedisUnreachableError(`the connection dropped before the answer to ${args[0]}`, {
+                  cause: err,
+                }),
+          )
         },
       )
     })
+  }
+
+  /** Sends `args`, counted as unanswered until Redis answers or node-redis gives it up. */
+  #tracked(args: string[]): Promise<unknown> {
+    const entry = { at: Date.now() }
+    this.#unanswered.add(entry)
+    return send(this.client, args).finally(() => this.#unanswered.delete(entry))
   }
 }

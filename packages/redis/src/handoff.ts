@@ -23,6 +23,16 @@ import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
  */
 export const CLAIM_KEEP_MS = 30_000
 
+/**
+ * The longest a node keeps the UNCLAIM of a claim it gave up on while Redis is away (see
+ * `HandOffStore.claim`): past it the handoff has expired, unless its `ttl` (the server's recovery
+ * window, 2 minutes by default) is longer still.
+ */
+export const UNCLAIM_KEEP_MS = 10 * 60_000
+
+/** A claim sent that got no answer. */
+const UNSURE = Symbol('unsure')
+
 // KEYS: owner record, hash, tail. ARGV: node, snapshot JSON, ttl (ms), suffix of a handed-off
 // owner record. Only while the record names this node (as owner, or as handing off already).
 // Returns the epoch written, or 0 when the record names another node or none.
@@ -102,7 +112,8 @@ return { state[1], state[2], epoch, tonumber(state[4] or '0') }
 `
 
 // KEYS: hash, owner record. ARGV: claim id, node, suffix of a handed-off owner record. Takes
-// back a claim given up on (its answer did not come within requestTimeout) if it ran: the
+// back a claim given up on (no answer within requestTimeout, or the connection dropped before
+// it) if it ran: the
 // handoff is unclaimed at its epoch again (the old node seals for the next claim's marker) and
 // the owner record names the old node as handing off, as before the claim, unless another node
 // wrote it since. Returns 1 when it took a claim back.
@@ -250,22 +261,14 @@ export class HandOffStore {
   }
 
   /**
-   * Takes back a handoff whose write was given up on (see UNDO): sent behind the write even
-   * while Redis does not answer, so that it runs right after it. Nothing while Redis is away.
+   * Takes back a handoff whose write was given up on (see UNDO), which may have run: right
+   * behind the write on the connection, or first once the connection is back (see
+   * `Commands.undo`), until the snapshot's `ttl` has passed.
    */
-  async undo(entry: HandedOff): Promise<void> {
+  undo(entry: HandedOff, ttl: number): void {
     const keys = this.keys(entry.hash)
-    await this.commands.sendBehind([
-      'EVAL',
-      UNDO,
-      '3',
-      keys.owner,
-      keys.hash,
-      keys.tail,
-      this.node,
-      HANDING_OFF,
-      String(SESSION_TTL_SECONDS),
-    ])
+    const args = ['EVAL', UNDO, '3', keys.owner, keys.hash, keys.tail, this.node, HANDING_OFF]
+    this.commands.undo([...args, String(SESSION_TTL_SECONDS)], entry.hash, ttl)
   }
 
   /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */
@@ -298,43 +301,54 @@ export class HandOffStore {
   }
 
   /**
-   * The compare-and-set of a claim; null when there is nothing to claim. Rejects with
-   * `RedisUnreachableError` when not sent or not answered within `requestTimeout`: a claim
-   * that was sent is then taken back (UNCLAIM, sent right behind it), for it may still run,
-   * and would leave the session claimed by this node, which does not take it over, while its
-   * client is told it is gone or tries again elsewhere.
+   * The compare-and-set of a claim; null when there is nothing to claim. `'unsure'` when it was
+   * sent and no answer came (none within `requestTimeout`, or the connection dropped first): it
+   * may have run, and would leave the session claimed by this node, which does not take it
+   * over, so it is taken back (UNCLAIM, see `Commands.undo`) before any later command of this
+   * node, a later claim of the same session included; `unclaiming` says so meanwhile. Rejects
+   * with `RedisUnreachableError` when not sent (see `Commands`), or with the error Redis
+   * answered (the claim did not run).
    */
-  async claim(sid: string): Promise<Won | null> {
-    const keys = this.keys(sidHash(sid))
+  async claim(sid: string): Promise<Won | null | 'unsure'> {
+    const hash = sidHash(sid)
+    const keys = this.keys(hash)
+    const why = this.commands.unavailable()
+    if (why !== undefined) throw new RedisUnreachableError(why)
     const id = randomBytes(9).toString('base64url')
-    const claiming = this.commands.send([
-      'EVAL',
-      CLAIM,
-      '3',
-      keys.hash,
-      keys.tail,
-      keys.owner,
-      this.node,
-      String(SESSION_TTL_SECONDS),
-      String(CLAIM_KEEP_MS),
-      id,
-    ])
-    const reply = await claiming.catch((err: unknown) => {
-      // Given up on, or not sent at all (then UNCLAIM finds nothing). While Redis is not
-      // connected, sendBehind sends nothing: a claim in flight on a connection that dropped may
-      // or may not have run, and nothing can follow it now.
-      if (err instanceof RedisUnreachableError) {
+    const reply = await this.commands
+      .send([
+        'EVAL',
+        CLAIM,
+        '3',
+        keys.hash,
+        keys.tail,
+        keys.owner,
+        this.node,
+        String(SESSION_TTL_SECONDS),
+        String(CLAIM_KEEP_MS),
+        id,
+      ])
+      .catch((err: unknown) => {
+        if (!(err instanceof RedisUnreachableError)) throw err
         const unclaim = ['EVAL', UNCLAIM, '2', keys.hash, keys.owner, id, this.node, HANDING_OFF]
-        void this.commands.sendBehind(unclaim).catch(() => undefined)
-      }
-      throw err
-    })
+        this.commands.undo(unclaim, hash, UNCLAIM_KEEP_MS)
+        return UNSURE
+      })
+    if (reply === UNSURE) return 'unsure'
     if (!Array.isArray(reply)) return null
     const [snapshot, oldNode, epoch, sealed] = reply as unknown[]
     const snapshotText = asText(snapshot)
     const old = asText(oldNode)
     if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
     return { snapshotText, oldNode: old, epoch, sealed: sealed === 1 || sealed === 2, alone: sealed === 2 }
+  }
+
+  /**
+   * True while a claim of the session `hash` names, given up on here, is still to be taken back
+   * (Redis away since): the session may well be there to claim, once that went through.
+   */
+  unclaiming(hash: string): boolean {
+    return this.commands.undoing(hash)
   }
 
   /**

@@ -4,7 +4,7 @@ import { type RedisAdapterOptions, resolveRedisOptions } from './options.js'
 
 export { HANDOFF_ASKED_MS, RedisAdapter, type RedisAdapterStats } from './adapter.js'
 export { MAX_UNANSWERED_COMMANDS, MAX_UNANSWERED_PUBLISHES } from './commands.js'
-export { CLAIM_KEEP_MS } from './handoff.js'
+export { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from './handoff.js'
 export { GOODBYE_MS } from './nodes.js'
 export {
   defaults,
@@ -16,6 +16,7 @@ export {
 } from './options.js'
 export { RedisErrorCode, RedisUnreachableError } from './send.js'
 export { SEAL_WAIT_MS } from './takeover.js'
+export { MAX_KEPT_UNDOS } from './undos.js'
 
 /**
  * The `adapter` option of `@parley/server` for several nodes joined by Redis. Checks every

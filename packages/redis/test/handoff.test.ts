@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until } from '../../server/test/helpers.js'
 import { SEAL_WAIT_MS } from '../src/takeover.js'
 import {
@@ -34,8 +35,15 @@ async function handOff(node: FakeNode, socket: FakeSocket, sid: string, rooms: s
   return node.adapter.handOff(snapshotOf(sid, socket.id, rooms), ttl)
 }
 
-/** Takes `claim` over on `node` as the server does: the socket exists, `join` puts it in its rooms. */
-function takeOver(node: FakeNode, claim: SessionClaim) {
+/** The claim a node won; anything else (nothing to claim, try again) fails the test. */
+function won(claim: SessionClaim | null | 'retry' | undefined): SessionClaim {
+  if (claim === null || claim === undefined || claim === 'retry') throw new Error(`no claim won: ${claim}`)
+  return claim
+}
+
+/** Takes `result` over on `node` as the server does: the socket exists, `join` puts it in its rooms. */
+function takeOver(node: FakeNode, result: SessionClaim | null | 'retry' | undefined) {
+  const claim = won(result)
   const { sid, id, rooms } = claim.snapshot
   const socket = node.sockets.add(id, sid)
   let joins = 0
@@ -79,7 +87,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(keys.some((key) => key.includes('sid-1'))).toBe(false)
 
     const claim = await b!.adapter.claimSession('sid-1')
-    expect(claim?.snapshot).toEqual(snapshotOf('sid-1', 's1', ['r']))
+    expect(won(claim).snapshot).toEqual(snapshotOf('sid-1', 's1', ['r']))
     expect(await c!.adapter.sessionOwner('sid-1')).toEqual({
       node: b!.adapter.node,
       url: 'http://127.0.0.1:1',
@@ -220,10 +228,10 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       const socket = await open(a!, sid, `s${round}`)
       expect(await handOff(a!, socket, sid)).toBe(true)
       const claims = await Promise.all([b!.adapter.claimSession(sid), c!.adapter.claimSession(sid)])
-      const won = claims.filter((claim) => claim !== null)
-      expect(won).toHaveLength(1)
+      const winners = claims.filter((claim) => claim !== null)
+      expect(winners).toHaveLength(1)
       const winner = claims[0] ? b! : c!
-      await takeOver(winner, won[0]!).done
+      await takeOver(winner, winners[0]).done
       expect(await a!.adapter.sessionOwner(sid)).toMatchObject({ node: winner.adapter.node })
       // And a claim after the takeover finds nothing.
       expect(await a!.adapter.claimSession(sid)).toBeNull()
@@ -308,15 +316,15 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // Another session's appends never land in this tail.
     a!.adapter.appendHandOff('sid-other', 'stray')
 
-    const claim = await b!.adapter.claimSession('sid-tail')
+    const claim = won(await b!.adapter.claimSession('sid-tail'))
     let joins = 0
     const started = Date.now()
-    const taking = claim!.takeOver(() => {
+    const taking = claim.takeOver(() => {
       joins++
       throw new Error('a join that fails')
     })
     // A second call is the same takeover: join is called once.
-    expect(claim!.takeOver(() => joins++)).toBe(taking)
+    expect(claim.takeOver(() => joins++)).toBe(taking)
     // The failing join is logged; the takeover still resolves.
     // Sealed before the claim (the drain ended without one): late, what came after is lost.
     expect(await taking).toEqual({
@@ -562,8 +570,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(await handOff(a!, socket, 'sid-late-claim')).toBe(true)
       await b!.redis.sendCommand(['CLIENT', 'PAUSE', '600', 'ALL'])
       const started = Date.now()
-      // Given up after requestTimeout: b's client is told the session is gone, or tries again.
-      expect(await b!.adapter.claimSession('sid-late-claim')).toBeNull()
+      // Given up after requestTimeout: b's client is told to try again.
+      expect(await b!.adapter.claimSession('sid-late-claim')).toBe('retry')
       expect(Date.now() - started).toBeLessThan(500)
       await sleep(700)
       // The claim ran once Redis woke up, and was taken back right behind it: the session is a's
@@ -581,6 +589,75 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     } finally {
       await slow.close()
       await own.stop()
+    }
+  })
+
+  it('takes back a claim whose connection dropped after Redis ran it: the next try wins the session, whole', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, c] = await cluster.start(2)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      // b reaches Redis through the proxy, which can cut its connection at a given answer.
+      const b = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      const socket = await open(a!, 'sid-dropped', 's1')
+      expect(await handOff(a!, socket, 'sid-dropped')).toBe(true)
+      // The claim runs in Redis; its answer, the snapshot, is lost with b's connection.
+      const cut = proxy.cutAt('"sid":"sid-dropped"')
+      expect(await b.adapter.claimSession('sid-dropped')).toBe('retry')
+      await cut
+      // Not connected yet (node-redis reconnects on its own): the claim cannot be taken back
+      // now, and a try meanwhile is told to come again, not that the session is gone.
+      expect(b.redis.isReady).toBe(false)
+      expect(await b.adapter.claimSession('sid-dropped')).toBe('retry')
+      expect(await b.adapter.claimSession('sid-never-claimed')).toBeNull()
+
+      await until(() => b.redis.isReady, 5000, 'b reconnects')
+      // The next try: the claim is taken back first, on the same connection, and won again,
+      // at the epoch the old node seals for.
+      const claim = await b.adapter.claimSession('sid-dropped')
+      expect(claim).not.toBeNull()
+      expect(claim).not.toBe('retry')
+      a!.adapter.appendHandOff('sid-dropped', '[5,13,"news",[1],0]')
+      const taken = takeOver(b, claim)
+      expect(await taken.done).toEqual({ tail: ['[5,13,"news",[1],0]'], complete: true, late: false })
+      expect(a!.sockets.claims).toEqual(['sid-dropped'])
+      expect(await c!.adapter.sessionOwner('sid-dropped')).toMatchObject({ node: b.adapter.node })
+      // Claimed once: nobody else can.
+      expect(await c!.adapter.claimSession('sid-dropped')).toBeNull()
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('takes back a claim whose connection dropped for a claim of another node: that one wins once it went through', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, c] = await cluster.start(2)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const b = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      const socket = await open(a!, 'sid-elsewhere', 's1')
+      expect(await handOff(a!, socket, 'sid-elsewhere')).toBe(true)
+      const cut = proxy.cutAt('"sid":"sid-elsewhere"')
+      expect(await b.adapter.claimSession('sid-elsewhere')).toBe('retry')
+      await cut
+      // The client tries another node: it wins once b, connected again, took its claim back
+      // (at its next command, a heartbeat at the latest), never while b's claim stands.
+      let claim: SessionClaim | null | 'retry' = null
+      const deadline = Date.now() + 5000
+      while (claim === null && Date.now() < deadline) {
+        claim = await c!.adapter.claimSession('sid-elsewhere')
+        if (claim === null) await sleep(20)
+      }
+      expect(claim).not.toBeNull()
+      expect(claim).not.toBe('retry')
+      expect(b.warnings).toContain(
+        '@parley/redis: a claim got no answer from Redis; it is taken back once Redis answers, and the client tries again',
+      )
+      const taken = takeOver(c!, claim)
+      expect(await taken.done).toEqual({ tail: [], complete: true, late: false })
+      expect(await b.adapter.claimSession('sid-elsewhere')).toBeNull()
+    } finally {
+      await proxy.close()
     }
   })
 
@@ -609,7 +686,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(appends).toEqual([])
 
       own.thaw()
-      let claim: SessionClaim | null = null
+      let claim: SessionClaim | null | 'retry' = null
       const deadline = Date.now() + 3000
       while (!claim && Date.now() < deadline) {
         claim = await b!.adapter.claimSession('sid-stalled')

@@ -632,6 +632,10 @@ export class ParleyServer<
     if (hello.sid !== undefined && !existing) {
       if (!this.#ended.get(hello.sid)) {
         const claim = await this.#claim(hello.sid)
+        if (claim === 'retry') {
+          if (this.#closing) return shuttingDown()
+          return transport.open ? claimUnsettled() : null
+        }
         if (claim) {
           const takeOver = this.#takeOver(claim, transport, hello, handshake)
           this.#takingOver.add(takeOver)
@@ -807,8 +811,11 @@ export class ParleyServer<
     }
   }
 
-  /** Claims `sid` from a node's handoff, when the adapter can; null when there is none. */
-  async #claim(sid: string): Promise<SessionClaim | null> {
+  /**
+   * Claims `sid` from a node's handoff, when the adapter can; null when there is none, `'retry'`
+   * when the adapter could not tell (see `Adapter.claimSession`).
+   */
+  async #claim(sid: string): Promise<SessionClaim | null | 'retry'> {
     if (!this.adapter.claimSession || this.#bySid.has(sid)) return null
     try {
       return await this.adapter.claimSession(sid)
@@ -1078,6 +1085,18 @@ function claimedElsewhere(): Refusal {
     status: 503,
     code: ErrorCode.SERVER_SHUTTING_DOWN,
     message: 'the session was taken over by another node: try again',
+  }
+}
+
+/**
+ * A resume whose claim got no answer from the store (see `Adapter.claimSession`): the session
+ * may be there still, claimable once the adapter took that claim back. The client tries again.
+ */
+function claimUnsettled(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session could not be claimed from the store now: try again',
   }
 }
 

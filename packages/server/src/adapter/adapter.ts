@@ -311,9 +311,13 @@ export interface Adapter {
    * atomically (a compare-and-set on the owner record's epoch: two nodes never both win, and a
    * node that lost a race learns it). Resolves null when there is nothing to claim (no handoff,
    * claimed already, expired, or the store is unreachable). The winner then calls
-   * `SessionClaim.takeOver`.
+   * `SessionClaim.takeOver`. Resolves `'retry'` when the store could not say whether the claim
+   * went through (its answer was lost with the connection, or did not come in time): the
+   * adapter takes that claim back, should it have run, before its next claim of the session,
+   * and the server answers the resume "try again" (503, `PARLEY_SERVER_SHUTTING_DOWN`), so that
+   * the client keeps its session and tries again rather than start a new one.
    */
-  claimSession?(sid: string): Promise<SessionClaim | null>
+  claimSession?(sid: string): Promise<SessionClaim | null | 'retry'>
   /**
    * A WebSocket resume of `sid` reached this node while `node`, alive, holds the session: asks
    * that node to hand it off (`LocalSockets.handOff` there), so that this node claims it and

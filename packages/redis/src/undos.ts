@@ -1,0 +1,93 @@
+import type { RedisClient } from './options.js'
+
+/** The most undos kept at once while they cannot be sent: past it, the oldest is given up. */
+export const MAX_KEPT_UNDOS = 1000
+
+/** One command that takes back another, until Redis answered it. */
+interface Undo {
+  readonly args: string[]
+  /** What it is about (a session's hash): `has` asks by it. */
+  readonly key: string
+  /** Given up past this time (`Date.now()`): what it would take back has expired by then. */
+  readonly until: number
+  /** On the connection now, its answer awaited. */
+  sending: boolean
+}
+
+/**
+ * The commands that take back a command whose answer never came (given up on, or lost with its
+ * connection), for it may have run. An undo must run after the command it takes back: it goes on
+ * the same connection right behind it while Redis is connected; while not, it waits, and goes
+ * first once the connection is back, before any other command of the adapter (`Commands.send`
+ * calls `flush`). node-redis keeps a command it had not written yet for the next connection,
+ * ahead of anything sent later, so the order holds either way. A connection that drops before
+ * Redis answers the undo leaves it unknown whether it ran: it goes again on the next one (an undo
+ * that runs twice does nothing the second time). Kept until Redis answers it, for at most its
+ * `keepMs`, and at most `MAX_KEPT_UNDOS` at once.
+ */
+export class Undos {
+  /** Oldest first. */
+  readonly #kept = new Set<Undo>()
+
+  constructor(
+    private readonly client: RedisClient,
+    /** Sends on the client, counted among the unanswered commands (see `Commands`). */
+    private readonly send: (args: string[]) => Promise<unknown>,
+    /** An undo was given up: expired, pushed out by newer ones, or refused by Redis. */
+    private readonly givenUp: (why: string, err?: unknown) => void,
+  ) {}
+
+  /** Keeps `args` until Redis answers it, and sends it now when connected. */
+  add(args: string[], key: string, keepMs: number): void {
+    this.#prune()
+    if (this.#kept.size >= MAX_KEPT_UNDOS) {
+      const oldest = this.#kept.values().next().value
+      if (oldest) this.#kept.delete(oldest)
+      this.givenUp(`more than ${MAX_KEPT_UNDOS} waited for Redis`)
+    }
+    const undo: Undo = { args, key, until: Date.now() + keepMs, sending: false }
+    this.#kept.add(undo)
+    if (this.client.isReady) this.#send(undo)
+  }
+
+  /** True while an undo about `key` waits for Redis' answer. */
+  has(key: string): boolean {
+    this.#prune()
+    for (const undo of this.#kept) if (undo.key === key) return true
+    return false
+  }
+
+  /** Sends the undos that wait (the connection is back), oldest first: call before any other command. */
+  flush(): void {
+    if (this.#kept.size === 0 || !this.client.isReady) return
+    this.#prune()
+    for (const undo of this.#kept) if (!undo.sending) this.#send(undo)
+  }
+
+  #send(undo: Undo): void {
+    undo.sending = true
+    this.send(undo.args).then(
+      () => this.#kept.delete(undo),
+      (err: unknown) => {
+        // Not connected: the connection dropped first (node-redis says so before it
+        // reconnects), and the undo may or may not have run: it goes again. Still connected:
+        // Redis answered with an error, as it may to any command; given up, as those are.
+        if (!this.client.isReady) {
+          undo.sending = false
+          return
+        }
+        this.#kept.delete(undo)
+        this.givenUp('Redis refused it', err)
+      },
+    )
+  }
+
+  #prune(): void {
+    const now = Date.now()
+    for (const undo of this.#kept) {
+      if (undo.until > now || undo.sending) continue
+      this.#kept.delete(undo)
+      this.givenUp('what it would take back has expired meanwhile')
+    }
+  }
+}
