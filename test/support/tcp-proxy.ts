@@ -1,8 +1,8 @@
 // A loopback TCP proxy whose live connections can be frozen: bytes stop in both directions but
 // nothing is closed, as when a link goes half-open (a NAT forgets the flow, a laptop sleeps).
 // Connections opened after a freeze pass as usual. A connection can also be cut at a given
-// answer of the server: the request went through and ran, its answer is lost with the link.
-// Listens on 127.0.0.1 only.
+// answer of the server, or right after a given request (the request went through and runs, its
+// answer is lost with the link). Listens on 127.0.0.1 only.
 import net from 'node:net'
 
 export interface TcpProxy {
@@ -15,6 +15,12 @@ export interface TcpProxy {
    * not passed on, and both sides are closed. Resolves once it did; later connections work.
    */
   cutAt(answer: string): Promise<void>
+  /**
+   * Cuts the client's side of the next connection whose client sends bytes that contain
+   * `request`, once they are passed on: the server side stays open until `close()`, so that
+   * the server runs them, and what it answers is dropped. Resolves once it did.
+   */
+  cutAfter(request: string): Promise<void>
   /** Connections accepted so far. */
   readonly accepted: number
   close(): Promise<void>
@@ -24,13 +30,25 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>()
   let accepted = 0
   let cut: { answer: string; done: () => void } | undefined
+  let cutAfter: { request: string; done: () => void } | undefined
+  /** Pairs cut after a request: the server's side stays open, unheard. */
+  const severed = new Set<[net.Socket, net.Socket]>()
   const server = net.createServer((client) => {
     accepted++
     const upstream = net.connect(targetPort, '127.0.0.1')
     const pair: [net.Socket, net.Socket] = [client, upstream]
     pairs.add(pair)
     client.pipe(upstream)
+    // After the pipe's own listener: the bytes are on their way to the server.
+    client.on('data', (data: Buffer) => {
+      if (!cutAfter || !data.includes(cutAfter.request)) return
+      severed.add(pair)
+      cutAfter.done()
+      cutAfter = undefined
+      end()
+    })
     upstream.on('data', (data: Buffer) => {
+      if (severed.has(pair)) return
       if (cut && data.includes(cut.answer)) {
         cut.done()
         cut = undefined
@@ -38,8 +56,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       } else client.write(data)
     })
     const end = () => {
-      pairs.delete(pair)
       client.destroy()
+      if (severed.has(pair)) return
+      pairs.delete(pair)
       upstream.destroy()
     }
     client.on('error', end)
@@ -57,6 +76,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     cutAt(answer) {
       return new Promise((resolve) => {
         cut = { answer, done: resolve }
+      })
+    },
+    cutAfter(request) {
+      return new Promise((resolve) => {
+        cutAfter = { request, done: resolve }
       })
     },
     freeze() {

@@ -661,6 +661,33 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('takes back a handoff write whose connection dropped once it was sent: the session stays its node’s, nothing to claim', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      // a reaches Redis through the proxy, which cuts a's side once the write is on its way;
+      // Redis runs it, and its answer is lost.
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      const socket = await open(a, 'sid-write-cut', 's1')
+      const cut = proxy.cutAfter('"sid":"sid-write-cut"')
+      expect(await handOff(a, socket, 'sid-write-cut')).toBe(false)
+      await cut
+      // Taken back once a's connection is back, before its next command goes.
+      let owner = await b!.adapter.sessionOwner('sid-write-cut')
+      const deadline = Date.now() + 5000
+      while ((typeof owner !== 'object' || owner.handingOff) && Date.now() < deadline) {
+        await sleep(20)
+        owner = await b!.adapter.sessionOwner('sid-write-cut')
+      }
+      expect(owner).toEqual({ node: a.adapter.node, url: 'http://127.0.0.1:1' })
+      expect(await b!.adapter.claimSession('sid-write-cut')).toBeNull()
+      expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('skips the appends of a drain while Redis does not answer, rather than pile them up: the tail is incomplete', async () => {
     const own = await startRedis()
     const stalled = new FakeCluster(own.url, { requestTimeout: 200 })
