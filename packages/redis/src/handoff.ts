@@ -113,10 +113,10 @@ return { state[1], state[2], epoch, tonumber(state[4] or '0') }
 
 // KEYS: hash, owner record. ARGV: claim id, node, suffix of a handed-off owner record. Takes
 // back a claim given up on (no answer within requestTimeout, or the connection dropped before
-// it) if it ran: the
-// handoff is unclaimed at its epoch again (the old node seals for the next claim's marker) and
-// the owner record names the old node as handing off, as before the claim, unless another node
-// wrote it since. Returns 1 when it took a claim back.
+// it) if it ran: the handoff is unclaimed at its epoch again (the old node seals for the next
+// claim's marker) and the owner record names the old node as handing off, as before the claim,
+// unless another node wrote it since. Does nothing unless this very claim stands, so it may run
+// twice. Returns 1 when it took a claim back.
 const UNCLAIM = `
 if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
 redis.call('HDEL', KEYS[1], 'claimed', 'claim')
@@ -266,9 +266,9 @@ export class HandOffStore {
    * `Commands.undo`), until the snapshot's `ttl` has passed.
    */
   undo(entry: HandedOff, ttl: number): void {
-    const keys = this.keys(entry.hash)
-    const args = ['EVAL', UNDO, '3', keys.owner, keys.hash, keys.tail, this.node, HANDING_OFF]
-    this.commands.undo([...args, String(SESSION_TTL_SECONDS)], entry.hash, ttl)
+    const { owner, hash, tail } = this.keys(entry.hash)
+    const undo = ['EVAL', UNDO, '3', owner, hash, tail, this.node, HANDING_OFF, String(SESSION_TTL_SECONDS)]
+    this.commands.undo(undo, entry.hash, ttl)
   }
 
   /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */
