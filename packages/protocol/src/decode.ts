@@ -107,7 +107,7 @@ export function checkEncoded(text: string, maxPayload: number): ParleyError | un
   if (text.length > maxPayload) {
     return new ParleyError(
       ErrorCode.PAYLOAD_TOO_LARGE,
-      `the packet is ${text.length} long, past maxPayload`,
+      `the packet is ${text.length} long, past maxPayload (${maxPayload})`,
       {
         details: { limit: maxPayload, size: text.length },
       },

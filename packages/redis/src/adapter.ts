@@ -1084,7 +1084,7 @@ export class RedisAdapter implements Adapter {
     if (size <= limit) return true
     this.#warnings.warn(
       'payload',
-      `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} long, past maxPayload; the nodes' maxPayload differ, give every node the same`,
+      `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} long, past maxPayload (${limit}); the nodes' maxPayload differ, give every node the same`,
       { node: from, code: ErrorCode.PAYLOAD_TOO_LARGE, limit },
     )
     return false

@@ -280,7 +280,11 @@ describe('HTTP endpoints', () => {
     const { base } = await serve({ maxPayload: 1000 })
     const big = `[8,{"auth":"${'x'.repeat(2000)}"}]`
     const res = await fetch(`${base}/sse?v=1`, { method: 'POST', body: big })
-    expect(await json(res)).toMatchObject({ status: 413, body: { code: 'PARLEY_PAYLOAD_TOO_LARGE' } })
+    // The message names the option and its value: the limit to raise.
+    expect(await json(res)).toMatchObject({
+      status: 413,
+      body: { code: 'PARLEY_PAYLOAD_TOO_LARGE', message: 'the body is larger than maxPayload (1000 bytes)' },
+    })
     const chunked = await new Promise<number>((resolve, reject) => {
       const req = httpRequest(new URL(`${base}/poll?v=1`), { method: 'POST' }, (r) => {
         r.resume()
@@ -345,6 +349,20 @@ describe('HTTP endpoints', () => {
     const c = await rawConnect('websocket', base)
     clients.push(c)
     expect(c.open.transports).toEqual(['websocket'])
+  })
+
+  it('name the transports the server offers when one is disabled', async () => {
+    const { base } = await serve({ transports: ['polling'] })
+    const ws = await fetch(`${base}/ws?v=1`)
+    expect(await json(ws)).toMatchObject({
+      status: 404,
+      body: {
+        code: 'PARLEY_TRANSPORT_DISABLED',
+        message: 'the websocket transport is disabled: this server offers polling',
+      },
+    })
+    const sse = await fetch(`${base}/sse?v=1`, { method: 'POST', body: '[8,{}]' })
+    expect((await json(sse)).body.message).toBe('the sse transport is disabled: this server offers polling')
   })
 })
 

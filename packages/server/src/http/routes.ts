@@ -69,6 +69,14 @@ export async function parleyRoutes(
 
   const base = mountBase(options.path)
   const enabled = (name: TransportName) => options.transports.includes(name)
+  /** 404 for a transport left out of `transports`; names those offered (OPEN lists them anyway). */
+  const disabled = (reply: FastifyReply, name: TransportName) =>
+    fail(
+      reply,
+      404,
+      ErrorCode.TRANSPORT_DISABLED,
+      `the ${name} transport is disabled: this server offers ${options.transports.join(', ')}`,
+    )
   /** Transports with an upstream POST in progress (see the upstream POST in `handleHttp`). */
   const posting = new WeakSet<HttpSide>()
   // A body that stops arriving is given up after the silence that ends a transport after a PING.
@@ -132,8 +140,7 @@ export async function parleyRoutes(
     exposeHeadRoute: false,
     // Runs before the upgrade: a refusal here is a plain HTTP answer, not a 101.
     onRequest: async (request, reply) => {
-      if (!enabled('websocket'))
-        return fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, 'the websocket transport is disabled')
+      if (!enabled('websocket')) return disabled(reply, 'websocket')
       if (!versionOk(request))
         return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
       const origin = checkOrigin(request, options.allowedOrigins)
@@ -178,8 +185,7 @@ export async function parleyRoutes(
 
   /** Checks every SSE/polling request must pass; answers preflights. */
   async function screenHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    if (!enabled(kind))
-      return fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, `the ${kind} transport is disabled`)
+    if (!enabled(kind)) return disabled(reply, kind)
     const method = request.method
     if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS')
       return notAllowed(reply, HTTP_METHODS, 'use GET or POST')
@@ -464,7 +470,7 @@ export async function parleyRoutes(
     if (reason === 'aborted') return reply
     closeUnread(reply)
     if (reason === 'too large') {
-      const message = `the body is larger than ${options.maxPayload}`
+      const message = `the body is larger than maxPayload (${options.maxPayload} bytes)`
       return fail(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, message, cors)
     }
     if (reason === 'stalled') {
