@@ -81,9 +81,11 @@ export class Ledger {
    */
   encode(packet: NumberedPacket): Outgoing {
     const item = outgoing(packet)
-    if (item.bytes > this.maxPayload) {
-      throw new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${item.bytes} bytes > maxPayload`, {
-        details: { limit: this.maxPayload, size: item.bytes },
+    const { bytes: size } = item
+    const limit = this.maxPayload
+    if (size > limit) {
+      throw new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${size} bytes > maxPayload ${limit}`, {
+        details: { limit, size },
       })
     }
     return item
