@@ -340,7 +340,16 @@ export class Connection {
         this.#host.notify('transport_error', name, last)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
-        if (isRefusal(err)) {
+        // In Node, nothing at the URL ends the attempt only once no transport is left: a server
+        // whose `transports` leave out the WebSocket answers its upgrade 404 too (its body, which
+        // says PARLEY_TRANSPORT_DISABLED, is out of `ws`'s reach), and an HTTP transport after it
+        // tells the two apart. (Browsers never read a WebSocket's 404: their bundle skips this.)
+        if (
+          isRefusal(err) &&
+          ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE ||
+            last.code !== ErrorCode.NOT_FOUND ||
+            !queue.length)
+        ) {
           refused = true
           break
         }

@@ -20,6 +20,29 @@ function closedPort(): Promise<number> {
   })
 }
 
+describe('a 404 to the WebSocket in Node', () => {
+  it('goes on to SSE at a server without WebSocket, whose upgrade answers 404', async () => {
+    server = await startServer(() => {}, { transports: ['sse', 'polling'] })
+    const socket = client(server.url)
+    const tried: [string, string][] = []
+    socket.on('transport_error', (name: string, error: ParleyError<string>) => tried.push([name, error.code]))
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    expect(tried).toEqual([['websocket', ErrorCode.NOT_FOUND]])
+  })
+
+  it('still stops at a wrong path, once every transport found nothing there', async () => {
+    server = await startServer()
+    const socket = client(`${server.url}/wrong`)
+    const tried: string[] = []
+    socket.on('transport_error', (name: string) => tried.push(name))
+    const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error')
+    expect(error.code).toBe(ErrorCode.NOT_FOUND)
+    expect(willRetry).toBe(false)
+    expect(tried).toEqual(['websocket', 'sse', 'polling'])
+  })
+})
+
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it('stops at a wrong path, and says which URL it tried', async () => {
     server = await startServer()
