@@ -2,6 +2,7 @@
 // an option does not exist, over each transport, against the real server.
 import net from 'node:net'
 import { ErrorCode, type ParleyError } from '@parley/protocol'
+import { MemoryAdapter } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect } from '../src/index.js'
 import { client, closeAll, next, parleyOf, startServer, type TestServer, until } from './helpers.js'
@@ -41,6 +42,32 @@ describe('a 404 to the WebSocket in Node', () => {
     expect(willRetry).toBe(false)
     expect(tried).toEqual(['websocket', 'sse', 'polling'])
   })
+})
+
+describe('a handshake that fails inside the server', () => {
+  it.each(['websocket', 'sse', 'polling'] as const)(
+    'over %s is tried again after the backoff, not taken for a refusal',
+    async (transport) => {
+      // The adapter's store is away for the first handshake only.
+      let failures = 1
+      server = await startServer(() => {}, {
+        adapter: (sockets: ConstructorParameters<typeof MemoryAdapter>[0]) => {
+          const adapter = new MemoryAdapter(sockets)
+          const addAll = adapter.addAll.bind(adapter)
+          return Object.assign(adapter, {
+            addAll: (id: string, rooms: Iterable<string>) =>
+              failures-- > 0 ? Promise.reject(new Error('the store is away')) : addAll(id, rooms),
+          })
+        },
+      })
+      const socket = client(server.url, { transports: [transport], reconnectionDelay: 50 })
+      const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error')
+      expect(error.code).toBe(ErrorCode.BAD_REQUEST)
+      expect(willRetry).toBe(true)
+      await next(socket, 'connect')
+      expect(socket.transport).toBe(transport)
+    },
+  )
 })
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {

@@ -153,10 +153,14 @@ export abstract class BaseTransport implements Transport {
     if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
     throw packet.type === PacketType.ERROR
       ? // A node shutting down, or full, refuses the handshake, not this client: another node,
-        // or the same one after a backoff, will take it.
+        // or the same one after a backoff, will take it. So does a handshake that failed inside
+        // the server (BAD_REQUEST, as an HTTP one's 500: an adapter whose store was away).
         new ParleyError<string>(packet.code, packet.message, {
           details: {
-            refused: packet.code !== ErrorCode.SERVER_SHUTTING_DOWN && packet.code !== ErrorCode.SERVER_FULL,
+            refused:
+              packet.code !== ErrorCode.SERVER_SHUTTING_DOWN &&
+              packet.code !== ErrorCode.SERVER_FULL &&
+              packet.code !== ErrorCode.BAD_REQUEST,
           },
         })
       : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
