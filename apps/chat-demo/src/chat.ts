@@ -88,10 +88,15 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
   const roomLimit = new RateLimit(Limits.roomChanges, Limits.roomPeriod)
   const order = new MessageOrder(Limits.stallHold)
 
-  /** Who is in a room, by nickname, sorted; one name per person (a browser) even with two tabs. */
+  /**
+   * Who is in a room, by nickname, sorted; one name per person (a browser) even with two tabs.
+   * Those whose room it is: a socket joining it is in it a moment before its join goes through
+   * (see `join`), and one whose join fails leaves it without a word to the others.
+   */
   async function people(room: string): Promise<string[]> {
     const sockets = await chat.in(room).fetchSockets()
-    return [...new Set(sockets.map((s) => String((s.data as Partial<ChatData>).nickname)))].sort()
+    const inside = sockets.map((s) => s.data as Partial<ChatData>).filter((data) => data.room === room)
+    return [...new Set(inside.map((data) => String(data.nickname)))].sort()
   }
 
   async function announce(room: string): Promise<void> {
@@ -116,13 +121,14 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
   }
 
   async function moveTo(socket: ChatSocket, room: string): Promise<void> {
-    if (socket.rooms.has(room)) return
     // Chat rooms only: not the socket's own room (its id), nor a nickname's (with a colon).
-    const left = [...socket.rooms].filter((r) => r !== socket.id && ROOM_PATTERN.test(r))
+    const left = [...socket.rooms].filter((r) => r !== room && r !== socket.id && ROOM_PATTERN.test(r))
+    const arrived = socket.data.room !== room || !socket.rooms.has(room)
+    if (!arrived && left.length === 0) return
     for (const r of left) await socket.leave(r)
     await socket.join(room)
     socket.data.room = room
-    await Promise.all([...left, room].map(announce))
+    await Promise.all([...left, ...(arrived ? [room] : [])].map(announce))
   }
 
   /**
@@ -222,20 +228,34 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
           ),
         )
       }
+      // The socket is in the room before its history is read: a message stored after the read
+      // reaches it as it is sent, one stored before is in the history (and may reach it as well:
+      // the page shows each id once). Read first, a message stored between the read and the
+      // socket's arrival would be in neither. A join that fails takes it out again.
+      const was = socket.rooms.has(room)
+      const read = async (): Promise<Joined | undefined> => {
+        await socket.join(room)
+        return store.join(room)
+      }
+      const back = async (): Promise<void> => {
+        if (!was && ROOM_PATTERN.test(room) && socket.data.room !== room) await socket.leave(room)
+      }
       let joined: Joined | undefined
       try {
         // A room that is there (the usual case) is one step of the store: its use, its history
         // and the rooms list. A new one is opened first, within the limits (a name that is not a
-        // room name is refused there, before it reaches the store).
-        if (ROOM_PATTERN.test(room)) joined = await store.join(room)
+        // room name is refused there, before it reaches the store or the socket joins it).
+        if (ROOM_PATTERN.test(room)) joined = await read()
         if (!joined) {
+          await back()
           const refused = await rooms.open(room, socket.data)
           if (refused) return ack(refused)
-          joined = await store.join(room)
+          joined = await read()
           // Forgotten again, by another node making way for a new room, between the two steps.
           if (!joined) throw new StoreUnavailableError('the room was forgotten meanwhile')
         }
       } catch (error) {
+        await back()
         // Nobody was told anything, and the page asks again every 2 s until the store is back:
         // a wait for the store must not use up the person's changes of room.
         if (change) roomLimit.giveBack(socket.data.moves)

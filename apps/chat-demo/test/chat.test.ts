@@ -9,6 +9,7 @@ import { buildChatApp } from '../src/app.js'
 import {
   type ChatAuth,
   ChatErrorCode,
+  type ChatMessage,
   type ChatReply,
   type ClientEvents,
   DEFAULT_ROOMS,
@@ -18,6 +19,7 @@ import {
   type ServerEvents,
 } from '../src/shared.js'
 import { type ChatStore, MemoryStore, StoreUnavailableError } from '../src/store.js'
+import { pauseNextJoin } from './pausing-store.js'
 import { RefusingStore } from './refusing-store.js'
 
 describe('chat server', () => {
@@ -89,6 +91,46 @@ describe('chat server', () => {
       const reply = await join(bob, room)
       expect(reply.ok && reply.people).toEqual([`bob-${room}`])
     }
+  })
+
+  it('gives someone joining a room the message another person sent while the join was under way, once', async () => {
+    const [ann, bob] = [await person('ann'), await person('bob')]
+    await join(bob, 'lobby')
+    expect(await say(bob, 'lobby', 'before')).toMatchObject({ ok: true })
+    const heard: ChatMessage[] = []
+    ann.on('chat', (m) => heard.push(m))
+    // Stored once Ann's join has read the history, before it answers.
+    pauseNextJoin(store, 'lobby', async () => {
+      expect(await say(bob, 'lobby', 'during')).toMatchObject({ ok: true })
+    })
+    const reply = await join(ann, 'lobby')
+    expect(await say(bob, 'lobby', 'after')).toMatchObject({ ok: true })
+    await expect.poll(() => heard.map((m) => m.text)).toContain('after')
+    expect(heard.map((m) => m.text)).toEqual(['during', 'after'])
+    // As the page draws them: the history, then what it heard that the history does not have.
+    const history = reply.ok ? reply.history : []
+    const drawn = [...history, ...heard.filter((m) => !history.some((h) => h.id === m.id))]
+    expect(drawn.map((m) => m.text)).toEqual(['before', 'during', 'after'])
+    // Ann is listed in the room she joined, and nowhere else.
+    expect(await join(bob, 'lobby')).toMatchObject({ ok: true, people: ['ann', 'bob'] })
+  })
+
+  it('leaves a join the store could not answer out of the room and its people list', async () => {
+    const [ann, bob] = [await person('ann'), await person('bob')]
+    await join(ann, 'lobby')
+    await join(bob, 'random')
+    const failing = store.join.bind(store)
+    store.join = (room) =>
+      room === 'random' ? Promise.reject(new StoreUnavailableError('away')) : failing(room)
+    expect(await join(ann, 'random')).toMatchObject({ ok: false, code: ChatErrorCode.STORE_UNAVAILABLE })
+    const heard: string[] = []
+    ann.on('chat', (m) => heard.push(m.text))
+    expect(await say(bob, 'random', 'not for ann')).toMatchObject({ ok: true })
+    expect(await say(bob, 'lobby', 'for ann')).toMatchObject({ ok: true })
+    await expect.poll(() => heard).toEqual(['for ann'])
+    store.join = failing
+    expect(await join(bob, 'random')).toMatchObject({ ok: true, people: ['bob'] })
+    expect(await join(bob, 'lobby')).toMatchObject({ ok: true, people: ['ann', 'bob'] })
   })
 
   it('opens no room for a message it refuses', async () => {

@@ -13,6 +13,7 @@ import { type ChatCluster, connectRedis } from '../src/cluster.js'
 import { RedisStore, type StoreClient } from '../src/redis-store.js'
 import {
   ChatErrorCode,
+  type ChatMessage,
   type ChatReply,
   type ClientEvents,
   DEFAULT_ROOMS,
@@ -20,6 +21,7 @@ import {
   type ServerEvents,
 } from '../src/shared.js'
 import { type ChatStore, type ChatStoreOptions, MemoryStore } from '../src/store.js'
+import { pauseNextJoin } from './pausing-store.js'
 
 type Client = Socket<ServerEvents, ClientEvents>
 
@@ -129,6 +131,32 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     expect(fromA.ok && [fromA.rooms, fromA.roomsVersion]).toEqual(
       fromB.ok && [fromB.rooms, fromB.roomsVersion],
     )
+  })
+
+  it('gives someone joining through one node the message sent through another while the join was under way, once', async () => {
+    const [a, b] = [await node('a'), await node('b')]
+    await together()
+    const [ann, bob, cy] = [await person('ann', b.url), await person('bob', a.url), await person('cy', b.url)]
+    await join(bob, 'lobby')
+    await join(cy, 'lobby')
+    expect(await say(bob, 'lobby', 'before')).toMatchObject({ ok: true })
+    const heard: ChatMessage[] = []
+    ann.on('chat', (m) => heard.push(m))
+    const cyHeard: string[] = []
+    cy.on('chat', (m) => cyHeard.push(m.text))
+    // Stored through node A once Ann's join on node B has read the history, and passed on to
+    // the people in the room on node B (Cy hears it) before that join goes on.
+    pauseNextJoin(b.cluster.store, 'lobby', async () => {
+      expect(await say(bob, 'lobby', 'during')).toMatchObject({ ok: true })
+      await expect.poll(() => cyHeard).toContain('during')
+    })
+    const reply = await join(ann, 'lobby')
+    expect(await say(bob, 'lobby', 'after')).toMatchObject({ ok: true })
+    await expect.poll(() => heard.map((m) => m.text), { timeout: 5000 }).toContain('after')
+    expect(heard.map((m) => m.text)).toEqual(['during', 'after'])
+    const history = reply.ok ? reply.history : []
+    const drawn = [...history, ...heard.filter((m) => !history.some((h) => h.id === m.id))]
+    expect(drawn.map((m) => m.text)).toEqual(['before', 'during', 'after'])
   })
 
   it('keeps the rooms and history while the node that wrote them restarts', async () => {

@@ -1,0 +1,20 @@
+import type { ChatStore, Joined } from '../src/store.js'
+
+/**
+ * Makes the next join of `room` in `store` wait, once the store has read the room's history and
+ * before the join goes on, for `meanwhile`: what others do at that moment, which a real store
+ * cannot be made to hit on cue. Works on any store (in memory or on Redis); later joins are
+ * left alone.
+ */
+export function pauseNextJoin(store: ChatStore, room: string, meanwhile: () => Promise<void>): void {
+  const join = store.join.bind(store)
+  let paused = false
+  store.join = async (asked: string): Promise<Joined | undefined> => {
+    const joined = await join(asked)
+    if (asked === room && !paused) {
+      paused = true
+      await meanwhile()
+    }
+    return joined
+  }
+}
