@@ -11,6 +11,7 @@ import { launchChromium, skipBrowserSuites } from '../../../test/support/chromiu
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatStore, MemoryStore } from '../src/store.js'
+import { pauseNextJoin } from './pausing-store.js'
 import { RefusingStore } from './refusing-store.js'
 
 describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
@@ -400,6 +401,35 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
     expect((await store.history('help')).map((m) => m.text)).toEqual(['for help'])
     await page.context().close()
+    await stopChat(chat.app)
+  })
+
+  it('shows a message sent while the page joins a room, heard before the answer, after the history and once', async () => {
+    const store = new MemoryStore()
+    const chat = await startChat(store)
+    const base = `http://127.0.0.1:${chat.port}`
+    const [mia, ned] = await Promise.all([join(base, 'mia', { query: '?room=help' }), join(base, 'ned')])
+    await send(mia, 'before')
+    await waitForDelivered(mia, 1)
+    // Sent once Ned's join has read the history, before it answers: it reaches Ned first.
+    pauseNextJoin(store, 'help', async () => {
+      await send(mia, 'during')
+      await waitForDelivered(mia, 2)
+    })
+    await ned.click('#rooms [data-room="help"]')
+    await ned.waitForFunction(
+      () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# help',
+      null,
+      { timeout: 10_000 },
+    )
+    await send(mia, 'after')
+    await ned.waitForFunction(
+      () => Array.from(document.querySelectorAll('#messages .text')).some((t) => t.textContent === 'after'),
+      null,
+      { timeout: 10_000 },
+    )
+    expect(await texts(ned)).toEqual(['before', 'during', 'after'])
+    for (const page of [mia, ned]) await page.context().close()
     await stopChat(chat.app)
   })
 

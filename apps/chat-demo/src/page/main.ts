@@ -11,6 +11,7 @@ import {
   type JoinReply,
   type ServerEvents,
 } from '../shared.js'
+import { EarlyMessages } from './early-messages.js'
 import { HeldMessages } from './held-messages.js'
 import { StalledMessages } from './stalled-messages.js'
 import { createView, type Tick } from './view.js'
@@ -37,6 +38,8 @@ let room = params.get('room') ?? 'lobby'
 let heading: string | undefined
 /** Joins sent and not answered yet. */
 let joining = 0
+/** Messages of rooms joins are on their way to, heard before the answer. */
+const early = new EarlyMessages()
 /** Why the last join was refused, for messages held for a room the page never got to. */
 let refused = ''
 /** Messages written for the room the page is on its way to. */
@@ -141,7 +144,8 @@ function start(): void {
     else if (down || !everConnected) showOutage()
   })
   s.on('chat', (message) => {
-    if (message.room !== room) return
+    // A message of the room the page is joining waits for the join's answer, to go after the history.
+    if (message.room !== room) return void early.keep(message)
     view.typing(message.from, false)
     show(message, true)
   })
@@ -213,11 +217,13 @@ function enter(next: string): void {
   clearTimeout(rejoin)
   heading = next
   joining++
+  early.expect(next)
   request('join', { room: next }, (reply) => {
     joining--
+    const messages = early.answered(next, reply.ok ? reply.history : undefined)
     if (reply.ok) {
       storeNotice(false)
-      draw(reply)
+      draw(reply, messages)
     } else if ('code' in reply && reply.code === ChatErrorCode.STORE_UNAVAILABLE) {
       // Not the room's fault, nor the person's: the page asks again by itself, and what was
       // written for the room keeps waiting for it. Unless another join (a click, a new session)
@@ -245,8 +251,11 @@ function storeNotice(away: boolean): void {
   if (!down) view.banner(away ? STORE_AWAY : undefined)
 }
 
-/** The room the server put the page in: its list, people and history, then what was held for it. */
-function draw(reply: Extract<JoinReply, { ok: true }>): void {
+/**
+ * The room the server put the page in: its list, people and `messages` (its history, then what
+ * was heard before the answer), then what was held for it.
+ */
+function draw(reply: Extract<JoinReply, { ok: true }>, messages: readonly ChatMessage[]): void {
   room = reply.room
   if (drawn !== room) {
     drawn = room
@@ -255,7 +264,7 @@ function draw(reply: Extract<JoinReply, { ok: true }>): void {
   }
   drawRooms(reply.rooms, reply.roomsVersion)
   view.people(reply.people)
-  for (const message of reply.history) show(message)
+  for (const message of messages) show(message)
   held.arrived(room)
 }
 

@@ -1,0 +1,51 @@
+import type { ChatMessage } from '../shared.js'
+
+/**
+ * Messages of a room the page is on its way to, heard before the server's answer to the join.
+ * The server puts the page in the room before it reads the room's history, so that nothing sent
+ * meanwhile is lost: a message sent then may reach the page before the answer (and be in the
+ * history as well). Each waits here for the answer to its room's join, then goes after the
+ * history, unless the history has it. A join that is refused takes its room's with it.
+ */
+export class EarlyMessages {
+  /** The rooms joins are on their way to: how many joins, and the messages heard for it so far. */
+  readonly #rooms = new Map<string, { joins: number; heard: ChatMessage[] }>()
+
+  /** A join of `room` is sent. */
+  expect(room: string): void {
+    const name = roomName(room)
+    const entry = this.#rooms.get(name)
+    if (entry) entry.joins++
+    else this.#rooms.set(name, { joins: 1, heard: [] })
+  }
+
+  /** Keeps `message` for the answer to its room's join; false when no join of its room is on its way. */
+  keep(message: ChatMessage): boolean {
+    const entry = this.#rooms.get(message.room)
+    entry?.heard.push(message)
+    return entry !== undefined
+  }
+
+  /**
+   * A join of `room` was answered: with `history` when it was taken, without when it was not.
+   * What to draw: the history, then what was heard meanwhile that it does not have.
+   */
+  answered(room: string, history?: readonly ChatMessage[]): ChatMessage[] {
+    const name = roomName(room)
+    const entry = this.#rooms.get(name)
+    const heard = entry?.heard.splice(0) ?? []
+    if (entry && --entry.joins === 0) this.#rooms.delete(name)
+    return history ? merged(history, heard) : []
+  }
+}
+
+/** The history, then the messages heard that it does not have (by id), in the order heard. */
+export function merged(history: readonly ChatMessage[], heard: readonly ChatMessage[]): ChatMessage[] {
+  const ids = new Set(history.map((m) => m.id))
+  return [...history, ...heard.filter((m) => !ids.has(m.id))]
+}
+
+/** The room a join asks for, as the server names it (and its messages): trimmed, in lower case. */
+function roomName(asked: string): string {
+  return asked.trim().toLowerCase()
+}

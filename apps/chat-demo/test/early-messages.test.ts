@@ -1,0 +1,51 @@
+// What the page draws when it joins a room: the history, and the messages of that room it heard
+// before the answer (the server puts it in the room before it reads the history).
+import { describe, expect, it } from 'vitest'
+import { EarlyMessages } from '../src/page/early-messages.js'
+import type { ChatMessage } from '../src/shared.js'
+
+const message = (id: string, room = 'lobby'): ChatMessage => ({ id, room, from: 'bob', text: id, at: 0 })
+const ids = (messages: readonly ChatMessage[]) => messages.map((m) => m.id)
+
+describe('EarlyMessages', () => {
+  it('draws a message heard before the answer after the history, once, also when the history has it', () => {
+    const early = new EarlyMessages()
+    early.expect('lobby')
+    // Stored before the history was read (heard too), then after it.
+    expect(early.keep(message('m2'))).toBe(true)
+    expect(early.keep(message('m3'))).toBe(true)
+    expect(ids(early.answered('lobby', [message('m1'), message('m2')]))).toEqual(['m1', 'm2', 'm3'])
+    // The join is answered: nothing more is kept for it.
+    expect(early.keep(message('m4'))).toBe(false)
+  })
+
+  it('keeps nothing for a room no join is on its way to, and drops what a refused join kept', () => {
+    const early = new EarlyMessages()
+    expect(early.keep(message('x', 'random'))).toBe(false)
+    early.expect('random')
+    early.keep(message('r1', 'random'))
+    expect(early.answered('random')).toEqual([])
+    expect(early.keep(message('r2', 'random'))).toBe(false)
+  })
+
+  it('keeps each room for its own answer when a join supersedes another', () => {
+    const early = new EarlyMessages()
+    early.expect('help')
+    early.expect('random')
+    early.keep(message('h1', 'help'))
+    early.keep(message('r1', 'random'))
+    expect(ids(early.answered('help', []))).toEqual(['h1'])
+    early.keep(message('r2', 'random'))
+    expect(ids(early.answered('random', [message('r0', 'random')]))).toEqual(['r0', 'r1', 'r2'])
+  })
+
+  it('goes on keeping a room asked for twice until its second answer, and knows a room as the server names it', () => {
+    const early = new EarlyMessages()
+    early.expect(' Help')
+    early.expect('help')
+    early.keep(message('h1', 'help'))
+    expect(ids(early.answered(' Help', []))).toEqual(['h1'])
+    expect(early.keep(message('h2', 'help'))).toBe(true)
+    expect(ids(early.answered('help', [message('h1', 'help')]))).toEqual(['h1', 'h2'])
+  })
+})
