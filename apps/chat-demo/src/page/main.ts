@@ -40,6 +40,12 @@ let heading: string | undefined
 let joining = 0
 /** Messages of rooms joins are on their way to, heard before the answer. */
 const early = new EarlyMessages()
+/**
+ * The session changed transport (or resumed) while joins were on their way: it may have moved
+ * to another node, which took it as it was at that moment, before the joins were done. Once they
+ * are answered, the page joins its room once more, so that the server's room is the page's.
+ */
+let moved = false
 /** Why the last join was refused, for messages held for a room the page never got to. */
 let refused = ''
 /** Messages written for the room the page is on its way to. */
@@ -103,6 +109,7 @@ function start(): void {
     Object.assign(outage, { reason: '', attempt: 0, error: '' })
     // A resumed session is still in its room; a new one must join again.
     if (!s.recovered) enter(room)
+    else if (joining > 0) moved = true
   })
   s.on('transport_error', (transport, error) => view.failure(`${transport} ${describe(error)}`))
   s.on('transport', (now, before, why) => {
@@ -112,6 +119,7 @@ function start(): void {
     const reason = failure ? `${why} from ${before} (${failure})` : `${why} from ${before}`
     reasons.set(now, reason)
     view.transport(now, reason)
+    if (joining > 0) moved = true
     // Written while the session moved (a resume without a disconnect): on its way now.
     for (const tick of waiting) tick.sent()
     waiting.clear()
@@ -181,7 +189,8 @@ interface Replies {
   join: JoinReply
   chat: ChatReply
 }
-type Refusal = { ok: false; error: string }
+/** A refusal of the chat's (with its code), or of the client's (`code`: a Parley error code, if any). */
+type Refusal = { ok: false; error: string; code?: string }
 
 /**
  * Sends a request; `done` gets the reply the moment the client reads it, in order with the
@@ -196,8 +205,8 @@ function request<K extends keyof Replies>(
   done: (reply: Replies[K] | Refusal) => void,
 ): void {
   if (!socket) return
-  const settle = (error: Error | null, reply?: Replies[K]) =>
-    done(reply && !error ? reply : { ok: false, error: error?.message ?? 'no answer' })
+  const settle = (error: (Error & { code?: string }) | null, reply?: Replies[K]) =>
+    done(reply && !error ? reply : { ok: false, error: error?.message ?? 'no answer', code: error?.code })
   // With timeout(), the client calls back error first. (K is generic here, so its argument list
   // is spelled out: TypeScript cannot resolve the map's entry for a K it does not know yet.)
   const emit = socket.timeout(Number.POSITIVE_INFINITY).emit as (
@@ -224,6 +233,14 @@ function enter(next: string): void {
     if (reply.ok) {
       storeNotice(false)
       draw(reply, messages)
+    } else if (reply.code === Parley.ErrorCode.SESSION_MOVED) {
+      // The node that had the session handed it on before it answered: the node that has it now
+      // is asked (unless another join came meanwhile: it is the one that counts).
+      if (joining === 0) {
+        moved = false
+        enter(next)
+      }
+      return
     } else if ('code' in reply && reply.code === ChatErrorCode.STORE_UNAVAILABLE) {
       // Not the room's fault, nor the person's: the page asks again by itself, and what was
       // written for the room keeps waiting for it. Unless another join (a click, a new session)
@@ -239,6 +256,10 @@ function enter(next: string): void {
       if (next === room && next !== 'lobby') enter('lobby')
     }
     if (joining > 0) return
+    if (moved) {
+      moved = false
+      return enter(room)
+    }
     heading = undefined
     held.settled(`not sent: ${refused}`)
   })

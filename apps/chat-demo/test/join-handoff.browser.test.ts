@@ -1,0 +1,135 @@
+// A join still under way when its node drains and hands the session to another node: the page
+// and the node that has the session now end up in the same room, whether the draining node
+// answered the join before the move (from a snapshot taken before the join was done) or not.
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { RedisAdapter } from '@parley/redis'
+import type { FastifyInstance } from 'fastify'
+import type { Browser, WebSocket } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
+import {
+  freePort,
+  type RedisServer,
+  skipRedisSuites,
+  startRedis,
+} from '../../../test/support/redis-server.js'
+import { buildChatApp } from '../src/app.js'
+import type { ChatData } from '../src/chat.js'
+import { type ChatCluster, connectRedis } from '../src/cluster.js'
+import { ROOM_PATTERN } from '../src/shared.js'
+import { pauseNextJoin } from './pausing-store.js'
+
+// Every check runs, so that a required one fails even when another is missing too.
+const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
+
+type Node = { app: FastifyInstance; cluster: ChatCluster; port: number }
+
+describe.skipIf(skips.some(Boolean))('a join under way while its session moves to another node', () => {
+  let browser: Browser
+  let redis: RedisServer
+  let nginx: Nginx
+  const nodes: Node[] = []
+
+  beforeAll(async () => {
+    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    redis = await startRedis()
+    // One node drains in each test.
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort()
+      const cluster = await connectRedis(redis.url, {
+        label: `node ${i + 1}`,
+        address: `http://127.0.0.1:${port}`,
+      })
+      const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
+      await app.listen({ port, host: '127.0.0.1' })
+      nodes.push({ app, cluster, port })
+    }
+    const end = Date.now() + 10_000
+    while (!nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 2)) {
+      if (Date.now() > end) throw new Error('the nodes did not see each other within 10 s')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    nginx = await startNginx(nodes.map((n) => n.port))
+    browser = await launchChromium()
+  }, 60_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await nginx?.stop()
+    for (const { app, cluster } of nodes) {
+      await app.close()
+      await cluster.close()
+    }
+    await redis?.stop()
+  })
+
+  /** The socket of `nickname` on `node`, if the node has it. */
+  const socketOf = (nickname: string, node: Node) =>
+    [...node.app.parley.sockets.values()].find((s) => (s.data as Partial<ChatData>).nickname === nickname)
+
+  it.each([
+    ['ona', 'answered by the draining node before the move'],
+    ['oto', 'answered PARLEY_SESSION_MOVED, the move done first'],
+  ])(
+    'leaves the page of %s and the node that took its session over in the room the page shows: a join %s',
+    async (nickname, how) => {
+      const at = (node: Node) => socketOf(nickname, node)
+      const page = await (await browser.newContext()).newPage()
+      page.on('pageerror', (error) => {
+        throw error
+      })
+      const connections: WebSocket[] = []
+      page.on('websocket', (ws) => connections.push(ws))
+      await page.goto(`${nginx.url}/?transports=websocket`)
+      await page.fill('#nickname', nickname)
+      await page.click('#join button')
+      await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
+        timeout: 10_000,
+      })
+      const owner = nodes.find((n) => at(n) !== undefined)
+      if (!owner) throw new Error('no node holds the session')
+      // The node drains once the join has read the history, and the join goes on once the session
+      // is frozen for the move: what the join does from then on is not in what the other node gets.
+      pauseNextJoin(owner.cluster.store, 'help', async () => {
+        const connection = connections.at(-1)
+        void owner.app.parley.drain()
+        // The node closes the page's WebSocket once the session is frozen and stored for the move.
+        await expect.poll(() => connection?.isClosed(), { timeout: 10_000, interval: 10 }).toBe(true)
+        if (how.startsWith('answered by')) return
+        // Until another node took the session over: the join is answered from there.
+        await expect
+          .poll(() => nodes.find((n) => n !== owner && at(n)), { timeout: 10_000, interval: 10 })
+          .toBeDefined()
+      })
+      await page.click('#rooms [data-room="help"]')
+      await page.waitForFunction(
+        () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# help',
+        null,
+        { timeout: 20_000 },
+      )
+      // The node that has the session now has it in #help alone, and lists it there.
+      await expect
+        .poll(
+          () => {
+            const other = nodes.find((n) => n !== owner && at(n))
+            const socket = other && at(other)
+            const rooms = [...(socket?.rooms ?? [])].filter((r) => ROOM_PATTERN.test(r))
+            return socket && [(socket.data as Partial<ChatData>).room, rooms]
+          },
+          { timeout: 20_000, interval: 100 },
+        )
+        .toEqual(['help', ['help']])
+      await page.waitForFunction(
+        (name) => document.querySelector('#people li')?.textContent === name,
+        nickname,
+        { timeout: 10_000 },
+      )
+      expect(await page.textContent('#error')).toBe('')
+      await page.context().close()
+    },
+    60_000,
+  )
+})
