@@ -1,6 +1,7 @@
 // A join still under way when its node drains and hands the session to another node: the page
 // and the node that has the session now end up in the same room, whether the draining node
 // answered the join before the move (from a snapshot taken before the join was done) or not.
+// And a message whose answer the move cut off (PARLEY_SESSION_MOVED): stored once, delivered.
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -20,14 +21,14 @@ import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
 import { ROOM_PATTERN } from '../src/shared.js'
-import { pauseNextJoin } from './pausing-store.js'
+import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
 
 type Node = { app: FastifyInstance; cluster: ChatCluster; port: number }
 
-describe.skipIf(skips.some(Boolean))('a join under way while its session moves to another node', () => {
+describe.skipIf(skips.some(Boolean))('a join or a message under way while its session moves to another node', () => {
   let browser: Browser
   let redis: RedisServer
   let nginx: Nginx
@@ -37,7 +38,7 @@ describe.skipIf(skips.some(Boolean))('a join under way while its session moves t
     await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
     redis = await startRedis()
     // One node drains in each test.
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const port = await freePort()
       const cluster = await connectRedis(redis.url, {
         label: `node ${i + 1}`,
@@ -48,7 +49,7 @@ describe.skipIf(skips.some(Boolean))('a join under way while its session moves t
       nodes.push({ app, cluster, port })
     }
     const end = Date.now() + 10_000
-    while (!nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 2)) {
+    while (!nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 3)) {
       if (Date.now() > end) throw new Error('the nodes did not see each other within 10 s')
       await new Promise((r) => setTimeout(r, 50))
     }
@@ -132,4 +133,42 @@ describe.skipIf(skips.some(Boolean))('a join under way while its session moves t
     },
     60_000,
   )
+
+  it('delivers a message whose answer its node could not give before the move, stored once', async () => {
+    const nickname = 'mia'
+    const at = (node: Node) => socketOf(nickname, node)
+    const page = await (await browser.newContext()).newPage()
+    page.on('pageerror', (error) => {
+      throw error
+    })
+    const connections: WebSocket[] = []
+    page.on('websocket', (ws) => connections.push(ws))
+    await page.goto(`${nginx.url}/?transports=websocket`)
+    await page.fill('#nickname', nickname)
+    await page.click('#join button')
+    await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
+      timeout: 10_000,
+    })
+    const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
+    if (!owner) throw new Error('no node holds the session')
+    // The message is stored; its answer waits until another node took the session over, so the
+    // draining node answers PARLEY_SESSION_MOVED in its place.
+    pauseNextAdd(owner.cluster.store, async () => {
+      void owner.app.parley.drain()
+      await expect
+        .poll(() => nodes.find((n) => n !== owner && at(n)), { timeout: 10_000, interval: 10 })
+        .toBeDefined()
+    })
+    await page.fill('#text', 'across the move')
+    await page.click('#composer button')
+    await page.waitForFunction(
+      () => document.querySelector('#messages .tick')?.getAttribute('data-state') === 'delivered',
+      null,
+      { timeout: 20_000 },
+    )
+    const history = await owner.cluster.store.history('lobby')
+    expect(history.filter((m) => m.text === 'across the move')).toHaveLength(1)
+    expect(await page.textContent('#error')).toBe('')
+    await page.context().close()
+  }, 60_000)
 })

@@ -1,4 +1,5 @@
-import type { ChatStore, Joined } from '../src/store.js'
+import type { ChatMessage } from '../src/shared.js'
+import type { Added, ChatStore, Joined } from '../src/store.js'
 
 /**
  * Makes the next join of `room` in `store` wait, once the store has read the room's history and
@@ -16,5 +17,22 @@ export function pauseNextJoin(store: ChatStore, room: string, meanwhile: () => P
       await meanwhile()
     }
     return joined
+  }
+}
+
+/**
+ * Makes the next message `store` takes (stored, or found as a resend) wait for `meanwhile`
+ * before its answer goes back to the handler. Later messages are left alone.
+ */
+export function pauseNextAdd(store: ChatStore, meanwhile: () => Promise<void>): void {
+  const add = store.add.bind(store)
+  let paused = false
+  store.add = async (draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> => {
+    const added = await add(draft, key)
+    if (!paused) {
+      paused = true
+      await meanwhile()
+    }
+    return added
   }
 }

@@ -340,6 +340,10 @@ view.onSend((text) => {
       waiting.delete(tick)
       // The server could not store it, and sent it to no one: it goes again, in its turn (the
       // same key, so that it is stored once whatever happened to an answer).
+      // The node that had the session handed it on before its handler answered: the handler may
+      // have stored it there or not. Sent again with the same key, it is stored once, and the
+      // answer (the first one's id, if it was) comes from the node that has the session now.
+      if (!reply.ok && reply.code === Parley.ErrorCode.SESSION_MOVED) return deliver(again)
       if (!reply.ok && 'code' in reply && reply.code === ChatErrorCode.STORE_UNAVAILABLE) {
         tick.stalled()
         storeNotice(true)
