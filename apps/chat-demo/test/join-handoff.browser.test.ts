@@ -28,7 +28,7 @@ const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
 
 type Node = { app: FastifyInstance; cluster: ChatCluster; port: number }
 
-describe.skipIf(skips.some(Boolean))('a join or a message under way while its session moves to another node', () => {
+describe.skipIf(skips.some(Boolean))('a request under way while its session moves to another node', () => {
   let browser: Browser
   let redis: RedisServer
   let nginx: Nginx
