@@ -21,6 +21,8 @@ export interface OpenArgs {
 /** One window's readings, from `start` to the last expected delivery. */
 export interface Window {
   cpuUs: number
+  /** The part of `cpuUs` spent in the process's own code (JavaScript, V8, Node), not the kernel's. */
+  userUs: number
   gcMs: number
   gcCount: number
   delivered: number
@@ -90,11 +92,7 @@ new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] })
 
-let mark = { cpu: 0, gcMs: 0, gcCount: 0, delivered: 0, t: 0 }
-const cpuUs = () => {
-  const { user, system } = process.cpuUsage()
-  return user + system
-}
+let mark = { cpu: process.cpuUsage(), gcMs: 0, gcCount: 0, delivered: 0, t: 0 }
 
 /** Waits until `delivered` reaches `expected`; throws after `limitMs`. */
 async function deliveredBy(expected: number, limitMs: number): Promise<void> {
@@ -115,13 +113,15 @@ peer(process, async (cmd, args) => {
       return
     }
     case 'start':
-      mark = { cpu: cpuUs(), gcMs, gcCount, delivered, t: now() }
+      mark = { cpu: process.cpuUsage(), gcMs, gcCount, delivered, t: now() }
       return
     case 'finish': {
       // Deliveries expected since `start`; the window ends with the last of them.
       await deliveredBy(mark.delivered + (args as { expected: number }).expected, 30_000)
+      const { user, system } = process.cpuUsage(mark.cpu)
       return {
-        cpuUs: cpuUs() - mark.cpu,
+        cpuUs: user + system,
+        userUs: user,
         // GC entries are reported after the collection: let the last of them in.
         gcMs: await sleep(20).then(() => gcMs - mark.gcMs),
         gcCount: gcCount - mark.gcCount,

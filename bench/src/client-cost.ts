@@ -37,6 +37,8 @@ const reps = Number(values.reps)
 if (!(clients >= 1 && broadcasts >= 1 && rate > 0 && reps >= 1))
   throw new TypeError('--clients, --broadcasts, --reps >= 1, --rate > 0')
 const ticksPerSecond = rate / clients
+/** Node flags for the client process from PARLEY_BENCH_LOAD_FLAGS (`--cpu-prof`, say), for looking into a figure. */
+const extraLoadFlags = process.env.PARLEY_BENCH_LOAD_FLAGS?.trim().split(/\s+/).filter(Boolean) ?? []
 
 const benchDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const scripts = await compileChildren(benchDir, ['server.ts', 'client-cost-load.ts'])
@@ -73,10 +75,12 @@ const url = `http://127.0.0.1:${server.ready as number}`
 
 /** One repetition with one client: a fresh client process, a warm-up, then the measured window. */
 async function repetition(client: string): Promise<Window> {
-  const load = await start('client-cost-load.ts', [], [...LOAD_FLAGS])
+  const load = await start('client-cost-load.ts', [], [...LOAD_FLAGS, ...extraLoadFlags])
   const toLoad = peer(load.child)
   try {
-    await toLoad.call('open', { url, clients, client } satisfies OpenArgs)
+    // A build's file, from where the command runs; a package name, from the bench.
+    const module = client.endsWith('.js') ? path.resolve(client) : client
+    await toLoad.call('open', { url, clients, client: module } satisfies OpenArgs)
     // The same broadcast, unmeasured, a fifth as long: the client's code is compiled and its
     // books and buffers are at their steady size before the window opens.
     const warm = await toServer.call<BroadcastResult>('broadcast', {
@@ -103,7 +107,7 @@ const results = new Map<string, Window[]>(clientList.map((c) => [c, []]))
 console.log(
   `${clients} clients, ${broadcasts} broadcasts at ${rate} deliveries/s, ${reps} repetitions, clients in turn: ${clientList.join(', ')}`,
 )
-console.log('client | CPU µs/message | GC µs/message | GCs | CPU % of a core')
+console.log('client | CPU µs/message | user CPU µs/message | GC µs/message | GCs | CPU % of a core')
 for (let rep = 0; rep < reps; rep++) {
   // Each repetition starts with the next client: none always runs first.
   for (let k = 0; k < clientList.length; k++) {
@@ -111,7 +115,7 @@ for (let rep = 0; rep < reps; rep++) {
     const w = await repetition(client)
     results.get(client)!.push(w)
     console.log(
-      `${client} | ${(w.cpuUs / w.delivered).toFixed(2)} | ${((w.gcMs * 1000) / w.delivered).toFixed(2)} | ${w.gcCount} | ${(w.cpuUs / 10 / w.ms).toFixed(0)}`,
+      `${client} | ${(w.cpuUs / w.delivered).toFixed(2)} | ${(w.userUs / w.delivered).toFixed(2)} | ${((w.gcMs * 1000) / w.delivered).toFixed(2)} | ${w.gcCount} | ${(w.cpuUs / 10 / w.ms).toFixed(0)}`,
     )
   }
 }
@@ -119,10 +123,10 @@ const shown = (values: number[]) => {
   const s = spread(values)
   return `${s.median.toFixed(2)} (${s.min.toFixed(2)} to ${s.max.toFixed(2)})`
 }
-console.log('\nmedian (min to max) | CPU µs/message | GC µs/message')
+console.log('\nmedian (min to max) | CPU µs/message | user CPU µs/message | GC µs/message')
 for (const [client, windows] of results) {
   console.log(
-    `${client} | ${shown(windows.map((w) => w.cpuUs / w.delivered))} | ${shown(windows.map((w) => (w.gcMs * 1000) / w.delivered))}`,
+    `${client} | ${shown(windows.map((w) => w.cpuUs / w.delivered))} | ${shown(windows.map((w) => w.userUs / w.delivered))} | ${shown(windows.map((w) => (w.gcMs * 1000) / w.delivered))}`,
   )
 }
 toServer.detach()
