@@ -9,13 +9,14 @@
 //
 //   pnpm -F @parley/bench client-cost [--clients 200] [--broadcasts 500] [--rate 25000] [--reps 5]
 //     [--client @parley/client] [--client path/to/other/build/index.js] [--client thin]
-import { type ChildProcess, fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import type { OpenArgs, Window } from './client-cost-load.ts'
 import { compileChildren } from './compiled-children.ts'
 import { LOAD_FLAGS } from './config.ts'
+import { forkReady } from './fork-ready.ts'
 import { peer } from './rpc.ts'
 import type { BroadcastResult } from './server.ts'
 import { spread } from './stats.ts'
@@ -53,20 +54,7 @@ function start(
   args: string[],
   execArgv: string[],
 ): Promise<{ child: ChildProcess; ready: unknown }> {
-  const child = fork(scripts.get(file)!, args, {
-    cwd: benchDir,
-    execArgv,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${file} exited with ${code} before it was ready`)))
-    child.on('message', (message: unknown) => {
-      if (typeof message === 'object' && message !== null && 'ready' in message)
-        resolve({ child, ready: (message as { ready: unknown }).ready })
-    })
-  })
+  return forkReady(scripts.get(file)!, file, args, execArgv, benchDir, children)
 }
 
 const server = await start('server.ts', ['parley'], [])

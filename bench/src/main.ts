@@ -39,6 +39,7 @@ import {
   type ScenarioName,
   scenarios,
 } from './config.ts'
+import { forkReady } from './fork-ready.ts'
 import type { ClusterReading, Measurement } from './load.ts'
 import { type Balancer, nginxPath, procCpuUs, startBalancer } from './nginx.ts'
 import {
@@ -140,31 +141,7 @@ async function start(
   childScripts ??= compileChildren(benchDir, CHILD_SCRIPTS)
   const script = (await childScripts).get(file)
   if (!script) throw new Error(`${file} is not one of the child scripts (${CHILD_SCRIPTS.join(', ')})`)
-  const child = fork(script, args, {
-    cwd: benchDir,
-    execArgv,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`${file} did not start in 30 s`)), 30_000)
-    const fail = (err: Error) => {
-      clearTimeout(timer)
-      child.kill('SIGKILL')
-      reject(err)
-    }
-    child.once('exit', (code) => fail(new Error(`${file} exited with ${code} before it was ready`)))
-    child.on('message', function onReady(message: unknown) {
-      if (typeof message === 'object' && message !== null && 'ready' in message) {
-        clearTimeout(timer)
-        child.off('message', onReady)
-        child.removeAllListeners('exit')
-        child.once('exit', () => children.delete(child))
-        resolve({ child, ready: (message as { ready: unknown }).ready })
-      }
-    })
-  })
+  return forkReady(script, file, args, execArgv, benchDir, children)
 }
 
 /** Ends a child: SIGTERM, then SIGKILL after 3 s. */
