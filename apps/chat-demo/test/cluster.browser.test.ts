@@ -2,66 +2,27 @@
 // three people on three transports, each page on whichever node the balancer picks for each
 // request. They see each other, and each other's messages once and in order; a room made
 // through one node is in every page's list, with its history.
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
-import type { RedisAdapter } from '@parley/redis'
-import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
-import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
-import {
-  freePort,
-  type RedisServer,
-  skipRedisSuites,
-  startRedis,
-} from '../../../test/support/redis-server.js'
-import { buildChatApp } from '../src/app.js'
-import { type ChatCluster, connectRedis } from '../src/cluster.js'
+import { skipBrowserSuites } from '../../../test/support/chromium.js'
+import { type Nginx, skipNginxSuites } from '../../../test/support/nginx.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { type ChatClusterRun, startChatCluster } from './chat-cluster.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
 
 describe.skipIf(skips.some(Boolean))('chat demo on three nodes behind nginx, in Chromium', () => {
+  let run: ChatClusterRun | undefined
   let browser: Browser
-  let redis: RedisServer
   let nginx: Nginx
-  const nodes: { app: FastifyInstance; cluster: ChatCluster; port: number }[] = []
 
   beforeAll(async () => {
-    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
-    redis = await startRedis()
-    for (let i = 0; i < 3; i++) {
-      // The address is known before listening, so that the first heartbeat publishes it.
-      const port = await freePort()
-      const cluster = await connectRedis(redis.url, {
-        label: `node ${i + 1}`,
-        address: `http://127.0.0.1:${port}`,
-      })
-      const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
-      await app.listen({ port, host: '127.0.0.1' })
-      nodes.push({ app, cluster, port })
-    }
-    // Every node sees the two others (with their addresses) before the pages come.
-    const end = Date.now() + 10_000
-    while (!nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 2)) {
-      if (Date.now() > end) throw new Error('the nodes did not see each other within 10 s')
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    nginx = await startNginx(nodes.map((n) => n.port))
-    browser = await launchChromium()
+    run = await startChatCluster(3)
+    ;({ browser, nginx } = run)
   }, 60_000)
 
-  afterAll(async () => {
-    await browser?.close()
-    await nginx?.stop()
-    for (const { app, cluster } of nodes) {
-      await app.close()
-      await cluster.close()
-    }
-    await redis?.stop()
-  })
+  afterAll(() => run?.stop())
 
   /** Opens the chat through nginx as `name` over `transport` alone; waits until it is in. */
   async function join(name: string, transport: string): Promise<Page> {

@@ -2,73 +2,52 @@
 // and the node that has the session now end up in the same room, whether the draining node
 // answered the join before the move (from a snapshot taken before the join was done) or not.
 // And a message whose answer the move cut off (PARLEY_SESSION_MOVED): stored once, delivered.
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
-import type { RedisAdapter } from '@parley/redis'
-import type { FastifyInstance } from 'fastify'
-import type { Browser, WebSocket } from 'playwright-core'
+import type { Browser, Page, WebSocket } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
-import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
-import {
-  freePort,
-  type RedisServer,
-  skipRedisSuites,
-  startRedis,
-} from '../../../test/support/redis-server.js'
-import { buildChatApp } from '../src/app.js'
+import { skipBrowserSuites } from '../../../test/support/chromium.js'
+import { type Nginx, skipNginxSuites } from '../../../test/support/nginx.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import type { ChatData } from '../src/chat.js'
-import { type ChatCluster, connectRedis } from '../src/cluster.js'
 import { ROOM_PATTERN } from '../src/shared.js'
+import { type ChatClusterRun, type ChatNode, startChatCluster } from './chat-cluster.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
 
-type Node = { app: FastifyInstance; cluster: ChatCluster; port: number }
-
 describe.skipIf(skips.some(Boolean))('a request under way while its session moves to another node', () => {
+  let run: ChatClusterRun | undefined
   let browser: Browser
-  let redis: RedisServer
   let nginx: Nginx
-  const nodes: Node[] = []
+  let nodes: ChatNode[]
 
+  // One node drains in each test.
   beforeAll(async () => {
-    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
-    redis = await startRedis()
-    // One node drains in each test.
-    for (let i = 0; i < 4; i++) {
-      const port = await freePort()
-      const cluster = await connectRedis(redis.url, {
-        label: `node ${i + 1}`,
-        address: `http://127.0.0.1:${port}`,
-      })
-      const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
-      await app.listen({ port, host: '127.0.0.1' })
-      nodes.push({ app, cluster, port })
-    }
-    const end = Date.now() + 10_000
-    while (!nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 3)) {
-      if (Date.now() > end) throw new Error('the nodes did not see each other within 10 s')
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    nginx = await startNginx(nodes.map((n) => n.port))
-    browser = await launchChromium()
+    run = await startChatCluster(4)
+    ;({ browser, nginx, nodes } = run)
   }, 60_000)
 
-  afterAll(async () => {
-    await browser?.close()
-    await nginx?.stop()
-    for (const { app, cluster } of nodes) {
-      await app.close()
-      await cluster.close()
-    }
-    await redis?.stop()
-  })
+  afterAll(() => run?.stop())
+
+  /** A page in a context of its own, through nginx on WebSocket, in as `nickname`; its WebSockets. */
+  async function openPage(nickname: string): Promise<{ page: Page; connections: WebSocket[] }> {
+    const page = await (await browser.newContext()).newPage()
+    page.on('pageerror', (error) => {
+      throw error
+    })
+    const connections: WebSocket[] = []
+    page.on('websocket', (ws) => connections.push(ws))
+    await page.goto(`${nginx.url}/?transports=websocket`)
+    await page.fill('#nickname', nickname)
+    await page.click('#join button')
+    await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
+      timeout: 10_000,
+    })
+    return { page, connections }
+  }
 
   /** The socket of `nickname` on `node`, if the node has it. */
-  const socketOf = (nickname: string, node: Node) =>
+  const socketOf = (nickname: string, node: ChatNode) =>
     [...node.app.parley.sockets.values()].find((s) => (s.data as Partial<ChatData>).nickname === nickname)
 
   it.each([
@@ -77,19 +56,8 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
   ])(
     'leaves the page of %s and the node that took its session over in the room the page shows: a join %s',
     async (nickname, how) => {
-      const at = (node: Node) => socketOf(nickname, node)
-      const page = await (await browser.newContext()).newPage()
-      page.on('pageerror', (error) => {
-        throw error
-      })
-      const connections: WebSocket[] = []
-      page.on('websocket', (ws) => connections.push(ws))
-      await page.goto(`${nginx.url}/?transports=websocket`)
-      await page.fill('#nickname', nickname)
-      await page.click('#join button')
-      await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
-        timeout: 10_000,
-      })
+      const at = (node: ChatNode) => socketOf(nickname, node)
+      const { page, connections } = await openPage(nickname)
       const owner = nodes.find((n) => at(n) !== undefined)
       if (!owner) throw new Error('no node holds the session')
       // The node drains once the join has read the history, and the join goes on once the session
@@ -136,19 +104,8 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
 
   it('delivers a message whose answer its node could not give before the move, stored once', async () => {
     const nickname = 'mia'
-    const at = (node: Node) => socketOf(nickname, node)
-    const page = await (await browser.newContext()).newPage()
-    page.on('pageerror', (error) => {
-      throw error
-    })
-    const connections: WebSocket[] = []
-    page.on('websocket', (ws) => connections.push(ws))
-    await page.goto(`${nginx.url}/?transports=websocket`)
-    await page.fill('#nickname', nickname)
-    await page.click('#join button')
-    await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
-      timeout: 10_000,
-    })
+    const at = (node: ChatNode) => socketOf(nickname, node)
+    const { page } = await openPage(nickname)
     const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
     if (!owner) throw new Error('no node holds the session')
     // The message is stored; its answer waits until another node took the session over, so the
