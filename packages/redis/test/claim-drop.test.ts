@@ -2,20 +2,17 @@
 // client: the node that claimed cannot tell whether it won, so it takes the claim back (once its
 // connection is back, before anything else) and tells the client to try again; the next try
 // takes the session over, recovered, nothing lost either way.
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
-import { createClient } from 'redis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
-import type { RedisClientType } from './nodes.js'
+import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 
-interface Node {
-  started: Started
-  redis: RedisClientType
+interface Node extends SuiteNode {
   connections: ServerSocket[]
   restored: ServerSocket[]
   /** Numbered `up` messages received on this node, in order. */
@@ -24,36 +21,22 @@ interface Node {
 }
 
 describe.skipIf(skipRedisSuites())('a claim whose connection to Redis drops', () => {
-  let redis: RedisServer
-  let nodes: Node[] = []
   let balancer: RoundRobinProxy | undefined
   let cutter: TcpProxy | undefined
-  const clients: Socket[] = []
-
-  beforeAll(async () => {
-    redis = await startRedis()
+  const suite = endToEndSuite<Node>({
+    beforeNodes: async () => {
+      await balancer?.close()
+      balancer = undefined
+    },
+    afterNodes: async () => {
+      await cutter?.close()
+      cutter = undefined
+    },
   })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.disconnect()
-    await sleep(50)
-    await balancer?.close()
-    balancer = undefined
-    for (const node of nodes) {
-      if (!node.started.app.parley.closed) await node.started.app.close()
-      if (node.redis.isOpen) node.redis.destroy()
-    }
-    nodes = []
-    await cutter?.close()
-    cutter = undefined
-  })
+  const { nodes, clients } = suite
 
   async function startNode(url: string): Promise<Node> {
-    const client = createClient({ url })
-    client.on('error', () => {})
-    await client.connect()
+    const client = await connectedClient(url)
     const node: Node = {
       started: undefined as unknown as Started,
       redis: client,
@@ -91,8 +74,8 @@ describe.skipIf(skipRedisSuites())('a claim whose connection to Redis drops', ()
 
   it('tells the client to try again, and its next try takes the session over, recovered, nothing lost', async () => {
     // b reaches Redis through a proxy that can cut its connection at a given answer.
-    cutter = await startTcpProxy(redis.port)
-    const a = await startNode(redis.url)
+    cutter = await startTcpProxy(suite.redis.port)
+    const a = await startNode(suite.redis.url)
     const b = await startNode(`redis://127.0.0.1:${new URL(cutter.url).port}`)
     balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
     const c = connect(`${balancer.url}/parley`, { transports: ['websocket'], autoConnect: false })

@@ -2,20 +2,17 @@
 // proxy, the real client on every transport, numbered traffic both ways and room broadcasts
 // while a node drains. Each client's session goes on on another node: nothing lost or repeated,
 // no disconnect, rooms and data there. (test/cluster runs the same with processes and nginx.)
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
-import { createClient } from 'redis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
-import type { RedisClientType } from './nodes.js'
+import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 
-interface Node {
-  started: Started
-  redis: RedisClientType
+interface Node extends SuiteNode {
   connections: number
   restored: ServerSocket[]
   /** Numbered `up` messages received, by socket id, on this node. */
@@ -25,30 +22,14 @@ interface Node {
 }
 
 describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
-  let redis: RedisServer
-  let nodes: Node[] = []
   let proxy: RoundRobinProxy | undefined
-  const clients: Socket[] = []
-
-  beforeAll(async () => {
-    redis = await startRedis()
+  const suite = endToEndSuite<Node>({
+    beforeNodes: async () => {
+      await proxy?.close()
+      proxy = undefined
+    },
   })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.disconnect()
-    await sleep(50)
-    await proxy?.close()
-    proxy = undefined
-    await Promise.all(nodes.map((n) => stop(n)))
-    nodes = []
-  })
-
-  async function stop(node: Node) {
-    if (!node.started.app.parley.closed) await node.started.app.close()
-    if (node.redis.isOpen) node.redis.destroy()
-  }
+  const { nodes, clients } = suite
 
   /**
    * A node on `port` (a free one by default), its log at `level` (warn), with `handoff` options
@@ -57,9 +38,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
   async function startNode(
     own: { port?: number; level?: string; handoff?: { timeout: number; retrySpread: number } } = {},
   ): Promise<Node> {
-    const client = createClient({ url: redis.url })
-    client.on('error', () => {})
-    await client.connect()
+    const client = await connectedClient(suite.redis.url)
     const node: Node = {
       started: undefined as unknown as Started,
       redis: client,

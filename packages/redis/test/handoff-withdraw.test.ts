@@ -6,19 +6,16 @@
 // proxy, and the real client. (The same on the Adapter contract alone:
 // packages/server/test/handoff-withdraw.test.ts.)
 import { createHash } from 'node:crypto'
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { AdapterFactory, ServerSocket } from '@parley/server'
-import { createClient } from 'redis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
-import type { RedisClientType } from './nodes.js'
+import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 
-interface Node {
-  started: Started
-  redis: RedisClientType
+interface Node extends SuiteNode {
   connections: ServerSocket[]
   restored: ServerSocket[]
   disconnects: string[]
@@ -28,34 +25,18 @@ interface Node {
 type Hook = (adapter: ReturnType<AdapterFactory>) => void
 
 describe.skipIf(skipRedisSuites())('a session that ends on its draining node, over Redis', () => {
-  let redis: RedisServer
-  let nodes: Node[] = []
   let proxy: RoundRobinProxy | undefined
-  const clients: Socket[] = []
+  const suite = endToEndSuite<Node>({
+    beforeNodes: async () => {
+      await proxy?.close()
+      proxy = undefined
+    },
+  })
+  const { nodes, clients } = suite
   let prefixes = 0
 
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.disconnect()
-    await sleep(50)
-    await proxy?.close()
-    proxy = undefined
-    for (const node of nodes) {
-      if (!node.started.app.parley.closed) await node.started.app.close()
-      if (node.redis.isOpen) node.redis.destroy()
-    }
-    nodes = []
-  })
-
   async function startNode(prefix: string, hook?: Hook, timeout = 3000): Promise<Node> {
-    const client = createClient({ url: redis.url })
-    client.on('error', () => {})
-    await client.connect()
+    const client = await connectedClient(suite.redis.url)
     const node: Node = {
       started: undefined as unknown as Started,
       redis: client,
