@@ -183,11 +183,13 @@ export class ServerSocket<
   /** Frozen (handed off): where the session's numbered packets go, in order. */
   #tailSink: ((text: string) => void) | undefined
   /**
-   * Settles once the joins the adapter has not finished yet are done (an `addAll` that returned
-   * a promise); undefined when there are none. The socket leaves its rooms again after them:
-   * a join that lands after the leave would keep an ended socket's id in its rooms for good.
+   * Settles (never rejects) once the last join or leave of this socket is done, when the adapter
+   * has not finished it yet (an `addAll` or `del` that returned a promise); undefined when none
+   * is under way. The next one waits for it, so that the adapter applies them in the order they
+   * were made; and the socket leaves its rooms again after it when its session ends: a join that
+   * lands after that leave would keep an ended socket's id in its rooms for good.
    */
-  #joining: Promise<unknown> | undefined
+  #membership: Promise<void> | undefined
 
   /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -366,7 +368,9 @@ export class ServerSocket<
 
   /**
    * Joins one room or several. Rooms stay across transport changes and resumes, and are left
-   * when the session ends. With a multi-node adapter, await the result before relying on it.
+   * when the session ends. With an adapter whose joins cross the network (it returns a promise),
+   * await the result before relying on it. Joins and leaves of one socket take effect in the
+   * order they were made, on any adapter: `socket.join('a'); socket.leave('a')` leaves it out.
    * A room is a string of 1 to MAX_ROOM_NAME_LENGTH (256) characters: anything else throws a
    * TypeError, and no room is joined.
    * Once disconnected, it does nothing: the socket left every room when its session ended.
@@ -380,35 +384,50 @@ export class ServerSocket<
 
   /**
    * @internal The server's own join: the socket's own room, and a taken-over socket's rooms
-   * (checked on the node where they were joined). Followed by the leave at the session's end,
-   * as `join` is.
+   * (checked on the node where they were joined). In turn with the application's joins and
+   * leaves, and followed by the leave at the session's end, as `join` is.
    */
   enter(rooms: readonly Room[]): void | Promise<void> {
-    const result = this.#context.adapter.addAll(this.id, rooms)
-    // The built-in adapters join at once: nothing to wait for, nothing allocated.
+    const adapter = this.#context.adapter
+    // Nothing under way (always so with the built-in adapters, which answer at once): now, and
+    // nothing allocated. Else after the join or leave made before it.
+    if (this.#membership === undefined) return this.#keepOrder(adapter.addAll(this.id, rooms))
+    return this.#keepOrder(this.#membership.then(() => adapter.addAll(this.id, rooms)))
+  }
+
+  /** Leaves a room (a string of 1 to 256 characters, as for `join`), in turn with the joins. */
+  leave(room: Room): void | Promise<void> {
+    checkRoom(room)
+    const adapter = this.#context.adapter
+    if (this.#membership === undefined) return this.#keepOrder(adapter.del(this.id, room))
+    return this.#keepOrder(this.#membership.then(() => adapter.del(this.id, room)))
+  }
+
+  /**
+   * Makes the next join or leave of this socket wait for `result`, when it is a promise: an
+   * adapter that answers later could otherwise apply them in another order than they were made
+   * (a leave landing before the join it follows). A step that fails holds up none after it: its
+   * rejection goes to its own caller only.
+   */
+  #keepOrder(result: void | Promise<void>): void | Promise<void> {
     if (!isThenable(result)) return result
-    const all: Promise<unknown> = Promise.allSettled([this.#joining, result]).then(() => {
-      if (this.#joining === all) this.#joining = undefined
-    })
-    this.#joining = all
+    const settled = () => {
+      if (this.#membership === done) this.#membership = undefined
+    }
+    const done: Promise<void> = Promise.resolve(result).then(settled, settled)
+    this.#membership = done
     return result
   }
 
-  /** Takes the socket out of every room, now and once more after the joins still under way. */
+  /** Takes the socket out of every room, now and once more after the joins and leaves under way. */
   #leaveAll(): void {
     const adapter = this.#context.adapter
     adapter.delAll(this.id)
-    this.#joining
+    this.#membership
       ?.then(() => adapter.delAll(this.id))
       .catch((err: unknown) =>
         this.#context.log.error({ err }, 'parley: the adapter could not take a socket out of its rooms'),
       )
-  }
-
-  /** Leaves a room (a string of 1 to 256 characters, as for `join`). */
-  leave(room: Room): void | Promise<void> {
-    checkRoom(room)
-    return this.#context.adapter.del(this.id, room)
   }
 
   /** A broadcast to `rooms`, leaving this socket out: `socket.to('lobby').emit(...)`. */

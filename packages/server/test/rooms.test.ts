@@ -453,6 +453,18 @@ describe('room names at the limit', () => {
 })
 
 describe('room membership', () => {
+  it('changes at once on the built-in adapter, in the order of the calls: nothing to await', async () => {
+    const { sockets } = await setup(1, 'websocket')
+    const socket = sockets[0]!
+    expect(socket.join('a')).toBeUndefined()
+    expect(socket.rooms.has('a')).toBe(true)
+    expect(socket.leave('a')).toBeUndefined()
+    expect(socket.rooms.has('a')).toBe(false)
+    expect(socket.join(['a', 'b'])).toBeUndefined()
+    expect(socket.leave('a')).toBeUndefined()
+    expect([...socket.rooms].sort()).toEqual([socket.id, 'b'].sort())
+  })
+
   it('ends with its socket: a join after the end does nothing', async () => {
     const { parley, sockets } = await setup(1, 'websocket')
     const socket = sockets[0]!

@@ -1,9 +1,14 @@
-// An adapter whose `addAll` is asynchronous (an application's own, over a network): a join still
-// under way when the session ends must not put the ended socket's id into its rooms after the
-// session left them. The test adapter's joins take `joinDelayMs` (cluster-adapter.ts).
+// An adapter whose `addAll` and `del` are asynchronous (an application's own, over a network):
+// a join still under way when the session ends must not put the ended socket's id into its rooms
+// after the session left them (the test adapter's joins take `joinDelayMs`, cluster-adapter.ts);
+// and one socket's joins and leaves take effect in the order they were made, whatever order the
+// adapter answers them in (gated-adapter.ts): `void socket.join('a'); socket.leave('a')` leaves
+// the socket out of 'a'.
 import { connect, type Socket } from '@parley/client'
+import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
+import { GatedAdapter } from './gated-adapter.js'
 import { type Started, startServer, until } from './helpers.js'
 
 const JOIN_MS = 200
@@ -86,5 +91,112 @@ describe('a join still under way when the session ends', () => {
     const id = ids[0]!
     await joinsDone(id, 1)
     expect(adapter.memory.socketRooms(id)).toBeUndefined()
+  })
+})
+
+/** A server on the gated adapter, one client connected to it, and the `news` it gets. */
+async function connected() {
+  let adapter: GatedAdapter | undefined
+  const sockets: ServerSocket[] = []
+  started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
+    app.parley.on('connection', (socket) => {
+      sockets.push(socket)
+    })
+  })
+  const news: unknown[] = []
+  client().on('news', (text: unknown) => news.push(text))
+  await until(() => sockets.length === 1, 5000, 'connection')
+  return { adapter: adapter!, socket: sockets[0]!, parley: started.app.parley, news }
+}
+
+describe("one socket's joins and leaves, on an adapter that answers later", () => {
+  it('leave a room joined just before, whichever answer comes first', async () => {
+    const { adapter, socket, parley, news } = await connected()
+    void socket.join('a')
+    void socket.leave('a')
+    await adapter.answerNewestFirst()
+    expect(adapter.calls).toEqual(['join a', 'leave a'])
+    expect([...socket.rooms]).toEqual([socket.id])
+    // The client's end: a broadcast to 'a' does not reach it.
+    parley.to('a').emit('news', 'to a')
+    parley.to(socket.id).emit('news', 'to the socket')
+    await until(() => news.includes('to the socket'), 5000, 'the broadcast to the socket')
+    expect(news).toEqual(['to the socket'])
+  })
+
+  it('join a room left just before, whichever answer comes first', async () => {
+    const { adapter, socket, parley, news } = await connected()
+    const joined = socket.join('a')
+    await adapter.answerNewestFirst()
+    await joined
+    void socket.leave('a')
+    void socket.join('a')
+    await adapter.answerNewestFirst()
+    expect(adapter.calls).toEqual(['join a', 'leave a', 'join a'])
+    expect(socket.rooms.has('a')).toBe(true)
+    parley.to('a').emit('news', 'to a')
+    await until(() => news.length === 1, 5000, 'the broadcast to a')
+    expect(news).toEqual(['to a'])
+  })
+
+  it('reach the adapter one at a time, in the order they were made', async () => {
+    const { adapter, socket } = await connected()
+    void socket.join('a')
+    void socket.leave('a')
+    void socket.join(['b', 'c'])
+    expect(adapter.heldNames).toEqual(['join a'])
+    adapter.held[0]!.pass()
+    await until(() => adapter.heldNames[0] === 'leave a', 5000, 'the leave')
+    adapter.held[0]!.pass()
+    await until(() => adapter.heldNames[0] === 'join b,c', 5000, 'the second join')
+    expect(adapter.heldNames).toEqual(['join b,c'])
+    adapter.held[0]!.pass()
+    await until(() => socket.rooms.size === 3, 5000, 'rooms b and c')
+    expect([...socket.rooms].sort()).toEqual([socket.id, 'b', 'c'].sort())
+  })
+
+  it('go on after one that failed, which rejects for its caller', async () => {
+    const { adapter, socket } = await connected()
+    const first = socket.join('a')
+    const second = socket.join('b')
+    expect(adapter.heldNames).toEqual(['join a'])
+    adapter.held[0]!.fail(new Error('the store is away'))
+    await expect(first).rejects.toThrow('the store is away')
+    await until(() => adapter.heldNames[0] === 'join b', 5000, 'the second join')
+    adapter.held[0]!.pass()
+    await second
+    expect([...socket.rooms].sort()).toEqual([socket.id, 'b'].sort())
+  })
+
+  it('still under way when the session ends are followed by a leave of every room', async () => {
+    const { adapter, socket, parley } = await connected()
+    void socket.join('a')
+    void socket.leave('b')
+    void socket.join('c')
+    socket.disconnect()
+    // Out of its rooms at once, and once more after the calls made before the end.
+    expect(parley.adapter.socketRooms(socket.id)).toBeUndefined()
+    await adapter.answerNewestFirst()
+    expect(adapter.calls.at(-1)).toBe('leave all')
+    expect(parley.adapter.socketRooms(socket.id)).toBeUndefined()
+    expect(await parley.in(['a', 'c']).fetchSockets()).toEqual([])
+  })
+
+  it("made by a handshake middleware are done before 'connection'", async () => {
+    let adapter: GatedAdapter | undefined
+    const inRoom: boolean[] = []
+    started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
+      app.parley.use((socket) => {
+        void socket.join('a')
+      })
+      app.parley.on('connection', (socket) => {
+        inRoom.push(socket.rooms.has('a'))
+      })
+    })
+    const c = client()
+    await until(() => adapter!.held.length === 1, 5000, "the middleware's join")
+    adapter!.held[0]!.pass()
+    await until(() => c.connected, 5000, 'connect')
+    expect(inRoom).toEqual([true])
   })
 })

@@ -189,14 +189,22 @@ export interface Adapter {
   /**
    * Puts a socket of this node into rooms. A promise says when the join is done: should the
    * session end meanwhile, `delAll` comes again after it.
+   *
+   * `addAll` and `del` come for one socket one at a time, in the order the application (or the
+   * server) made them: while one returns a promise, the next for that socket waits until it
+   * settles, fulfilled or rejected (a rejection goes to that call's caller, and the next one goes
+   * ahead). So an adapter needs no ordering of its own for one socket; calls for different
+   * sockets may overlap. A promise that never settles holds up that socket's later joins and
+   * leaves for good: give up after a timeout of your own.
    */
   addAll(id: string, rooms: Iterable<Room>): void | Promise<void>
-  /** Takes a socket of this node out of a room. */
+  /** Takes a socket of this node out of a room. In turn with `addAll` (see there). */
   del(id: string, room: Room): void | Promise<void>
   /**
    * Takes a socket of this node out of every room (its session ended, or it was turned away at
-   * its handshake). Called at once, and once more when the `addAll`s of that socket still under
-   * way then are done (never with the built-in adapters, which join at once).
+   * its handshake). Called at once, and once more when the `addAll`s and `del`s of that socket
+   * still under way or waiting their turn then are done (never with the built-in adapters,
+   * which answer at once).
    */
   delAll(id: string): void
   /** The rooms of a socket of this node. */
@@ -220,9 +228,12 @@ export interface Adapter {
   ): void
   /** Describes every matching socket. */
   fetchSockets(options: BroadcastOptions): Promise<SocketDescription[]>
-  /** Makes every matching socket join rooms. */
+  /**
+   * Makes every matching socket join rooms. Not in turn with those sockets' own `addAll` and
+   * `del` (see `addAll`): a join or leave of a socket still under way may land before or after.
+   */
   addSockets(options: BroadcastOptions, rooms: Room[]): void | Promise<void>
-  /** Makes every matching socket leave rooms. */
+  /** Makes every matching socket leave rooms (not in turn either, as `addSockets`). */
   delSockets(options: BroadcastOptions, rooms: Room[]): void | Promise<void>
   /** Ends the session of every matching socket. */
   disconnectSockets(options: BroadcastOptions): void | Promise<void>
