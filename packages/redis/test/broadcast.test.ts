@@ -41,6 +41,23 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(inC0).toEqual(['end', 'from b0', 'not muted', 'to lobby'])
   })
 
+  it("applies a socket's joins and leaves at once, in the order they were called", async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
+    const b0 = await nodes.client(b!)
+    const box = inbox(b0.client)
+    // Membership stays on the socket's node: nothing to await, nothing to put in order.
+    expect(b0.socket.join('left')).toBeUndefined()
+    expect(b0.socket.leave('left')).toBeUndefined()
+    b0.socket.join('kept')
+    b0.socket.leave('kept')
+    b0.socket.join('kept')
+    a!.app.parley.to('left').emit('news', 'to left')
+    a!.app.parley.to('kept').emit('news', 'to kept')
+    await until(() => box.includes('to kept'), 5000, 'the broadcast to kept')
+    expect(box).toEqual(['to kept'])
+  })
+
   it('keeps local broadcasts on their node, without a PUBLISH', async () => {
     nodes = new Nodes()
     const [a, b] = await nodes.cluster(suite.redis.url, 2)
