@@ -37,8 +37,11 @@ export interface PipelineHooks {
   validate(event: string, args: unknown[]): string | null
   /** Hands an event that passed to the handlers. */
   deliver(event: string, args: unknown[], ackId: number): void
-  /** Answers a refused event (with ERROR: on its ack id, or as a notice when 0). */
-  refuse(ackId: number, refusal: EventRefusal, cause: unknown): void
+  /**
+   * Answers a refused event (with ERROR: on its ack id, or as a notice when 0). `cause` is the
+   * middleware's error; undefined when the pipeline refused it itself (schema, queue).
+   */
+  refuse(event: string, ackId: number, refusal: EventRefusal, cause: unknown): void
 }
 
 interface Pending {
@@ -59,6 +62,13 @@ export function refusalOf(error: unknown, fallbackCode: string, fallbackMessage:
     message: (message || fallbackMessage).slice(0, MAX_MESSAGE),
   }
 }
+
+/**
+ * What the client reads when a middleware refuses with an error without a code of the
+ * application's: such an error may come from anywhere (a database driver's, say), so its
+ * message is for the server's log only.
+ */
+export const MIDDLEWARE_REFUSED = 'refused by middleware'
 
 /** True when `error` carries a code the application chose (see `refusalOf`). */
 export function hasAppCode(error: unknown): boolean {
@@ -108,7 +118,7 @@ export class EventPipeline {
         code: ErrorCode.QUEUE_FULL,
         message: `"${event}": more than ${this.#maxWaiting} events wait for the middleware`,
       }
-      this.#hooks.refuse(ackId, refusal, undefined)
+      this.#hooks.refuse(event, ackId, refusal, undefined)
       return
     }
     this.#queue.push({ packet: [event, ...args], ackId })
@@ -144,6 +154,7 @@ export class EventPipeline {
       if (problem !== null) {
         this.#queue.shift()
         this.#hooks.refuse(
+          first.packet[0],
           first.ackId,
           { code: ErrorCode.VALIDATION_FAILED, message: `"${first.packet[0]}": ${problem}` },
           undefined,
@@ -217,8 +228,17 @@ export class EventPipeline {
     return true
   }
 
+  /**
+   * A middleware refused the event. Only an error with a code of the application's is a refusal
+   * meant for the client (its code and message are sent); any other is told as the generic
+   * MIDDLEWARE_REFUSED, as a handler's failure is, since a message written on purpose cannot be
+   * told from one a library threw.
+   */
   #refuse(item: Pending, error: unknown): void {
-    this.#hooks.refuse(item.ackId, refusalOf(error, ErrorCode.HANDLER_ERROR, 'refused by middleware'), error)
+    const refusal = hasAppCode(error)
+      ? refusalOf(error, ErrorCode.HANDLER_ERROR, MIDDLEWARE_REFUSED)
+      : { code: ErrorCode.HANDLER_ERROR, message: MIDDLEWARE_REFUSED }
+    this.#hooks.refuse(item.packet[0], item.ackId, refusal, error)
   }
 }
 

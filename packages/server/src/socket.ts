@@ -247,8 +247,9 @@ export class ServerSocket<
    * Middleware run in the order they were added, after the event's schema check (if the server
    * declared one) and before its handlers; events pass one at a time, in arrival order.
    * `next(error)`, a throw or a rejection refuses the event: a sender that wants a reply gets
-   * ERROR with the error's `code` (when it is `A-Z 0-9 _`, at most 64) or PARLEY_HANDLER_ERROR,
-   * and the error's message; otherwise the client gets the same as an `error` event.
+   * ERROR with the error's `code` and message when the code is the application's (`A-Z 0-9 _`,
+   * at most 64), else PARLEY_HANDLER_ERROR 'refused by middleware' (the error is logged);
+   * otherwise the client gets the same as an `error` event.
    * A middleware of one parameter lets the event through when it returns (async: when it
    * resolves); one that declares `next` must call it (until then, later events wait).
    */
@@ -257,7 +258,7 @@ export class ServerSocket<
     this.#pipeline ??= new EventPipeline(this.#context.maxWaitingEvents, {
       validate: (event, args) => this.#context.validate(event, args),
       deliver: (event, args, ackId) => this.#dispatch(event, args as WireValue[], ackId),
-      refuse: (ackId, refusal, cause) => this.#refuseEvent(ackId, refusal, cause),
+      refuse: (event, ackId, refusal, cause) => this.#refuseEvent(event, ackId, refusal, cause),
     })
     this.#pipeline.use(middleware as unknown as EventMiddleware)
     return this
@@ -717,15 +718,26 @@ export class ServerSocket<
     if (problem === null) this.#dispatch(name, args, ackId)
     else
       this.#refuseEvent(
+        name,
         ackId,
         { code: ErrorCode.VALIDATION_FAILED, message: `"${name}": ${problem}` },
         undefined,
       )
   }
 
-  /** Answers an event that did not reach its handlers (schema, middleware). */
-  #refuseEvent(ackId: number, refusal: EventRefusal, cause: unknown): void {
-    this.#context.log.debug({ err: cause, code: refusal.code }, `parley: event refused: ${refusal.message}`)
+  /**
+   * Answers an event that did not reach its handlers (schema, middleware). A middleware's error
+   * without a code of the application's is logged as a handler's failure is: the client was told
+   * only 'refused by middleware', and it may be a bug.
+   */
+  #refuseEvent(event: string, ackId: number, refusal: EventRefusal, cause: unknown): void {
+    if (cause !== undefined && !hasAppCode(cause))
+      this.#context.log.error({ err: cause, event }, 'parley: event middleware failed')
+    else
+      this.#context.log.debug(
+        { err: cause, code: refusal.code, event },
+        `parley: event refused: ${refusal.message}`,
+      )
     this.#session.sendNumbered((seq) => ({
       type: PacketType.ERROR,
       seq,

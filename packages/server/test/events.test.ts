@@ -1,5 +1,7 @@
 // Incoming events on their way to the handlers: schemas, per-socket middleware, and refusals
 // with the application's own codes.
+import { Writable } from 'node:stream'
+import { connect } from '@parley/client'
 import { type EventPacket, type Packet, PacketType, ParleyError } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
@@ -192,7 +194,7 @@ describe('socket middleware', () => {
     expect(seen).toEqual(['first chat', 'second chat', 'first chat', 'second chat'])
   })
 
-  it('refuse with next(err), a throw or a rejection: code and message reach the client', async () => {
+  it('refuse with next(err), a throw or a rejection: an application code and its message reach the client', async () => {
     const got: unknown[] = []
     const { client } = await one((s) => {
       s.use((packet, next) => {
@@ -220,18 +222,87 @@ describe('socket middleware', () => {
       event(6, 'ok', [], 5),
     )
     expect(await client.next(answerTo(1))).toMatchObject({ code: 'FORBIDDEN', message: 'not in this room' })
+    // Without a code of the application's, the error's own message stays on the server.
     expect(await client.next(answerTo(2))).toMatchObject({
       code: 'PARLEY_HANDLER_ERROR',
-      message: 'plain failure',
+      message: 'refused by middleware',
     })
     expect(await client.next(answerTo(3))).toMatchObject({ code: 'RATE_LIMITED', message: 'too fast' })
     expect(await client.next(answerTo(4))).toMatchObject({
       code: 'PARLEY_HANDLER_ERROR',
-      message: 'lower case code',
+      message: 'refused by middleware',
     })
     expect(await client.next(notice)).toMatchObject({ code: 'FORBIDDEN' })
     expect(await client.next(answerTo(5))).toMatchObject({ type: PacketType.REPLY, args: ['ok'] })
     expect(got).toEqual(['ok'])
+  })
+
+  it('hide the message of an error without a code of the application’s, and log that error', async () => {
+    const lines: { level: number; msg: string; event?: string; err?: { message?: string } }[] = []
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
+        done()
+      },
+    })
+    const handled: string[] = []
+    started = await startServer(
+      {},
+      (app) => {
+        app.parley.on('connection', (s) => {
+          s.use(async ([name]) => {
+            // What a database driver throws: its text is for the operator, not for the client.
+            if (name === 'query') throw new Error('relation "users" does not exist')
+            if (name === 'admin') throw new ParleyError('FORBIDDEN', 'admins only')
+          })
+          for (const name of ['query', 'admin']) {
+            s.on(name, (ack?: (r: string) => void) => {
+              handled.push(name)
+              ack?.('ok')
+            })
+          }
+        })
+      },
+      { logger: { level: 'debug', stream } },
+    )
+    const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+    try {
+      const refusal = (name: string) =>
+        client
+          .timeout(3000)
+          .emitWithAck(name)
+          .then(
+            () => undefined,
+            (error: ParleyError<string>) => error,
+          )
+      expect(await refusal('query')).toMatchObject({
+        code: 'PARLEY_HANDLER_ERROR',
+        message: 'refused by middleware',
+      })
+      // A refusal the application meant keeps its code and message.
+      expect(await refusal('admin')).toMatchObject({ code: 'FORBIDDEN', message: 'admins only' })
+      // Without a reply wanted, the same refusal comes as the client's `error` event.
+      const errors: ParleyError<string>[] = []
+      client.on('error', (error) => errors.push(error))
+      client.emit('query')
+      await until(() => errors.length === 1)
+      expect(errors[0]).toMatchObject({ code: 'PARLEY_HANDLER_ERROR', message: 'refused by middleware' })
+    } finally {
+      client.disconnect()
+    }
+    expect(handled).toEqual([])
+    expect(JSON.stringify(lines)).toContain('relation \\"users\\" does not exist')
+    const failures = lines.filter((l) => l.msg === 'parley: event middleware failed')
+    expect(failures).toHaveLength(2)
+    for (const line of failures) {
+      expect(line).toMatchObject({
+        level: 50,
+        event: 'query',
+        err: { message: 'relation "users" does not exist' },
+      })
+    }
+    // The refusal the application meant is no failure: logged at debug only.
+    expect(lines.filter((l) => l.level >= 40 && l.event === 'admin')).toEqual([])
   })
 
   it('let the event through when one without next returns, and refuse it when one throws', async () => {
