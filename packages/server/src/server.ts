@@ -21,6 +21,7 @@ import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
 import { WarningRate } from './rate-limit.js'
+import { RestartClaims } from './restart-claims.js'
 import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
@@ -88,6 +89,8 @@ export class ParleyServer<
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
   readonly #unreachable: UnreachableOwners
+  /** Sessions claimed after a lone node's restart: counted, and logged once per burst. */
+  readonly #restartClaims: RestartClaims
   /** Resumes of one session take turns (see `ResumeTurns`). */
   readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
@@ -135,6 +138,7 @@ export class ParleyServer<
     this.#log = log
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
+    this.#restartClaims = new RestartClaims(log)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
@@ -525,6 +529,7 @@ export class ParleyServer<
     this.#closing = true
     this.#closed = true
     for (const closer of this.#closers) closer()
+    this.#restartClaims.close()
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, {
         retryAfter: this.#shutdownRetryAfter(),
@@ -889,10 +894,7 @@ export class ParleyServer<
     if (late && alone) {
       // The old node drained with no other node alive: nothing could claim the session before
       // this node started, whatever handoff.timeout. What is lost is what a restart loses.
-      this.#log.info(
-        { socket: socket.id },
-        'parley: this session was claimed after a restart (the node that handed it off was the only one alive); what was sent to it between that node closing and this claim is lost',
-      )
+      this.#restartClaims.record()
     } else if (late) {
       // The client came back after handoff.timeout: the old node had given up on a claim and
       // stopped taking the session's packets. Raising handoff.timeout is what helps.

@@ -183,7 +183,7 @@ describe('drain with handoff', () => {
     })
   }
 
-  it('seals at once when no other node is alive, and the node that starts after it takes the session over', async () => {
+  it('seals at once when no other node is alive, and the node that starts after it takes the sessions over', async () => {
     const cluster = new Cluster({ handoff: true })
     // A timeout the test would not outlast: the drain must not wait for it.
     const handoff = { timeout: 30_000, retrySpread: 0 }
@@ -198,20 +198,26 @@ describe('drain with handoff', () => {
       fastifyOptions,
     )
     nodes.push(a)
-    const c = connect(a.base, { transports: ['websocket'], reconnectionDelayMax: 300 })
-    clients.push(c)
+    const many: Socket[] = []
     const events: string[] = []
-    c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
-    c.on('connect', () => events.push('connect'))
-    await until(() => c.connected)
-    const id = c.id
+    for (let i = 0; i < 3; i++) {
+      const c = connect(a.base, { transports: ['websocket'], reconnectionDelayMax: 300 })
+      clients.push(c)
+      many.push(c)
+      c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
+      c.on('connect', () => events.push('connect'))
+      await until(() => c.connected)
+    }
+    const ids = many.map((c) => c.id)
 
     const closed = a.app.close().then(() => 'closed')
     expect(await Promise.race([closed, sleep(10_000).then(() => 'still waiting for a claim')])).toBe('closed')
     nodes = nodes.filter((n) => n !== a)
-    const stored = cluster.handoffs.get(cluster.handOffSids[0]!)
-    expect(stored?.sealed).toBe(true)
-    expect(stored?.claimedBy).toBeUndefined()
+    for (const sid of cluster.handOffSids) {
+      const stored = cluster.handoffs.get(sid)
+      expect(stored?.sealed).toBe(true)
+      expect(stored?.claimedBy).toBeUndefined()
+    }
 
     // The only node starts again on the same address, as a deployment of one node restarts.
     const logs: string[] = []
@@ -226,17 +232,33 @@ describe('drain with handoff', () => {
     })
     await b.listen({ port: Number(new URL(a.base).port), host: '127.0.0.1' })
     nodes.push({ app: b, base: a.base })
-    await until(() => c.connected && restored.length === 1, 10_000, 'taken over')
-    expect(events).toEqual(['connect'])
-    expect(c.id).toBe(id)
-    expect(c.recovered).toBe(true)
-    expect(await c.timeout(2000).emitWithAck('ask', 21)).toBe(42)
+    await until(() => many.every((c) => c.connected) && restored.length === 3, 10_000, 'taken over')
+    expect(events).toEqual(['connect', 'connect', 'connect'])
+    expect(many.map((c) => c.id)).toEqual(ids)
+    for (const c of many) {
+      expect(c.recovered).toBe(true)
+      expect(await c.timeout(2000).emitWithAck('ask', 21)).toBe(42)
+    }
     // Counted and logged as a restart, not as a client that came back after handoff.timeout:
     // raising that timeout would not have helped.
     const counted = await registry.getSingleMetric('parley_handoffs_total')?.get()
-    expect(counted?.values.map(({ labels, value }) => [labels.outcome, value])).toEqual([['restarted', 1]])
+    expect(counted?.values.map(({ labels, value }) => [labels.outcome, value])).toEqual([['restarted', 3]])
     expect(logs.filter((line) => line.includes('handoff.timeout'))).toEqual([])
-    expect(logs.filter((line) => line.includes('claimed after a restart'))).toHaveLength(1)
+    // One line for the first claim at once, not one per session: a node restarted with 10 000
+    // sessions would write 10 000. The rest are counted in the next line (here, at close).
+    const restarts = () =>
+      logs
+        .filter((line) => line.includes('claimed after a restart'))
+        .map((line) => JSON.parse(line) as { count: number; total: number })
+    expect(restarts()).toMatchObject([{ count: 1, total: 1 }])
+    for (const c of clients.splice(0)) c.disconnect()
+    await sleep(50)
+    await b.close()
+    nodes = nodes.filter((n) => n.app !== b)
+    expect(restarts()).toMatchObject([
+      { count: 1, total: 1 },
+      { count: 2, total: 3 },
+    ])
   })
 
   it('ends sessions as before when the store is unreachable during the drain', async () => {
