@@ -80,6 +80,11 @@ export class Cluster {
   joinDelayMs = 0
   /** Socket ids whose slow `addAll` (see `joinDelayMs`) is done, in order. */
   readonly slowJoins: string[] = []
+  /**
+   * When false, `routeRequest` leaves out `RoutedRequest.tooLarge`, as a custom adapter written
+   * before that field (or careless with it) would: the rest of the request goes as it is.
+   */
+  carriesTooLarge = true
 
   /**
    * `handoff`: the adapter stores sessions for a drain with handoff (off by default, so that
@@ -235,7 +240,8 @@ export class ClusterAdapter implements Adapter {
     const owner = this.cluster.nodes.get(node)
     if (!owner) throw new Error(`no node ${node}`)
     await hop()
-    return owner.sockets.serve(structuredClone(request))
+    const { tooLarge, ...rest } = request
+    return owner.sockets.serve(structuredClone(this.cluster.carriesTooLarge ? request : rest))
   }
 
   #others(): ClusterAdapter[] {

@@ -89,7 +89,8 @@ export interface RoutedRequest {
    * A POST whose body passed `maxPayload` on the node that received it, sent on without it: the
    * receiving node answers as for such a POST of its own (413, and its session ends with
    * `payload too large` when the POST is of the transport it is attached to). An adapter that
-   * carries requests to another process carries this too.
+   * carries requests to another process carries this too (one that does not still gets the
+   * same answer: `serve` takes any POST without a body for such a POST).
    */
   tooLarge?: true
 }

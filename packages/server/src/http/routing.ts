@@ -101,10 +101,18 @@ export async function serveRouted(app: FastifyInstance, routed: RoutedRequest): 
   }
 }
 
-/** The routed mark a request routed through the adapter arrives with. */
+/**
+ * The routed mark a request routed through the adapter arrives with. A POST without a body is
+ * taken as TOO_LARGE even when `tooLarge` did not come with it: the node that sent it on sends
+ * no body only for one whose body passed maxPayload (see `Forwarder.tooLarge`), and a custom
+ * adapter may not carry that field. Read as an empty body, it would be answered as if the client
+ * had sent nothing wrong; and a client's own empty POST is refused anyway (a body holds at least
+ * one packet), so it loses nothing by the 413.
+ */
 function routedMark(routed: RoutedRequest): RoutedMark {
   if (routed.sentOn === true) return SENT_ON
-  return routed.tooLarge === true ? TOO_LARGE : '1'
+  const bodiless = routed.method === 'POST' && !routed.body
+  return routed.tooLarge === true || bodiless ? TOO_LARGE : '1'
 }
 
 function plainHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Record<string, string> {
