@@ -48,7 +48,8 @@ interface Node {
  * that leaves out `RoutedRequest.tooLarge` (a custom one): the owner then gets a POST without
  * a body, which it must never take for an empty one it accepted.
  */
-type Route = 'over the network' | 'through the adapter' | 'through an adapter that drops tooLarge'
+const ROUTES = ['over the network', 'through the adapter', 'through an adapter that drops tooLarge'] as const
+type Route = (typeof ROUTES)[number]
 
 /** Two nodes, `a` and `b`, that forward requests to each other by `route`. */
 async function twoNodes(route: Route) {
@@ -123,69 +124,63 @@ function chunkedTooLarge(url: string): Promise<Answer> {
 
 const TOO_LARGE_ANSWER: Answer = { status: 413, code: 'PARLEY_PAYLOAD_TOO_LARGE', connection: 'close' }
 
-describe.each(['over the network', 'through the adapter', 'through an adapter that drops tooLarge'] as const)(
-  'forwarded %s',
-  (route) => {
-    describe.each(['sse', 'polling'] as const)('a POST past maxPayload on another node (%s)', (transport) => {
-      const endpoint = (base: string, sid: string) =>
-        `${base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${sid}`
+describe.each(ROUTES)('forwarded %s', (route) => {
+  describe.each(['sse', 'polling'] as const)('a POST past maxPayload on another node (%s)', (transport) => {
+    const endpoint = (base: string, sid: string) =>
+      `${base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${sid}`
 
-      /** The session ended on its node `a`, as if the POST had gone there, and its client heard why. */
-      async function endedOnItsNode(a: Node, client: RawClient) {
-        await until(() => a.reasons.length > 0, 5000, 'the disconnect on the owner')
-        expect(a.reasons).toEqual(['payload too large'])
-        const close = (await client.next((p) => p.type === PacketType.CLOSE)) as ClosePacket
-        expect(close.reason).toBe('payload too large')
-        expect(a.marks).toEqual(['too-large'])
-      }
+    /** The session ended on its node `a`, as if the POST had gone there, and its client heard why. */
+    async function endedOnItsNode(a: Node, client: RawClient) {
+      await until(() => a.reasons.length > 0, 5000, 'the disconnect on the owner')
+      expect(a.reasons).toEqual(['payload too large'])
+      const close = (await client.next((p) => p.type === PacketType.CLOSE)) as ClosePacket
+      expect(close.reason).toBe('payload too large')
+      expect(a.marks).toEqual(['too-large'])
+    }
 
-      it('ends the session on its node when its Content-Length passes the limit: 413, unread', async () => {
-        const { a, b } = await twoNodes(route)
-        const client = await connect(transport, a.started.base)
-        expect(await announcedTooLarge(endpoint(b.started.base, client.sid))).toEqual(TOO_LARGE_ANSWER)
-        await endedOnItsNode(a, client)
-        expect(b.reasons).toEqual([])
-      })
-
-      it('ends the session on its node when a chunked body passes the limit: 413', async () => {
-        const { a, b } = await twoNodes(route)
-        const client = await connect(transport, a.started.base)
-        expect(await chunkedTooLarge(endpoint(b.started.base, client.sid))).toEqual(TOO_LARGE_ANSWER)
-        await endedOnItsNode(a, client)
-        expect(b.reasons).toEqual([])
-      })
-
-      it('keeps the connection between the nodes open: only the client’s closes', async () => {
-        const { a, b } = await twoNodes(route)
-        const [one, two] = [
-          await connect(transport, a.started.base),
-          await connect(transport, a.started.base),
-        ]
-        expect(await announcedTooLarge(endpoint(b.started.base, one.sid))).toEqual(TOO_LARGE_ANSWER)
-        expect(await announcedTooLarge(endpoint(b.started.base, two.sid))).toEqual(TOO_LARGE_ANSWER)
-        await until(() => a.reasons.length === 2, 5000, 'both sessions ended on their node')
-        expect(a.marks).toEqual(['too-large', 'too-large'])
-        // Over the network both came on one kept-alive connection (`inject` has none to keep).
-        if (route === 'over the network') expect(a.markedOn.size).toBe(1)
-      })
-
-      it('is refused as stale when the session has moved on to another transport: the session goes on', async () => {
-        const { a, b } = await twoNodes(route)
-        const first = await connect(transport, a.started.base)
-        const again = await connect('websocket', a.started.base, { sid: first.sid, ack: 0 })
-        expect(again.open.recovered).toBe(true)
-        expect(await announcedTooLarge(endpoint(b.started.base, first.sid))).toEqual({
-          status: 400,
-          code: 'PARLEY_TRANSPORT_MISMATCH',
-          connection: 'close',
-        })
-        expect(a.marks).toEqual(['too-large'])
-        expect(a.reasons).toEqual([])
-        expect(a.started.app.parley.socketsCount).toBe(1)
-      })
+    it('ends the session on its node when its Content-Length passes the limit: 413, unread', async () => {
+      const { a, b } = await twoNodes(route)
+      const client = await connect(transport, a.started.base)
+      expect(await announcedTooLarge(endpoint(b.started.base, client.sid))).toEqual(TOO_LARGE_ANSWER)
+      await endedOnItsNode(a, client)
+      expect(b.reasons).toEqual([])
     })
-  },
-)
+
+    it('ends the session on its node when a chunked body passes the limit: 413', async () => {
+      const { a, b } = await twoNodes(route)
+      const client = await connect(transport, a.started.base)
+      expect(await chunkedTooLarge(endpoint(b.started.base, client.sid))).toEqual(TOO_LARGE_ANSWER)
+      await endedOnItsNode(a, client)
+      expect(b.reasons).toEqual([])
+    })
+
+    it('keeps the connection between the nodes open: only the client’s closes', async () => {
+      const { a, b } = await twoNodes(route)
+      const [one, two] = [await connect(transport, a.started.base), await connect(transport, a.started.base)]
+      expect(await announcedTooLarge(endpoint(b.started.base, one.sid))).toEqual(TOO_LARGE_ANSWER)
+      expect(await announcedTooLarge(endpoint(b.started.base, two.sid))).toEqual(TOO_LARGE_ANSWER)
+      await until(() => a.reasons.length === 2, 5000, 'both sessions ended on their node')
+      expect(a.marks).toEqual(['too-large', 'too-large'])
+      // Over the network both came on one kept-alive connection (`inject` has none to keep).
+      if (route === 'over the network') expect(a.markedOn.size).toBe(1)
+    })
+
+    it('is refused as stale when the session has moved on to another transport: the session goes on', async () => {
+      const { a, b } = await twoNodes(route)
+      const first = await connect(transport, a.started.base)
+      const again = await connect('websocket', a.started.base, { sid: first.sid, ack: 0 })
+      expect(again.open.recovered).toBe(true)
+      expect(await announcedTooLarge(endpoint(b.started.base, first.sid))).toEqual({
+        status: 400,
+        code: 'PARLEY_TRANSPORT_MISMATCH',
+        connection: 'close',
+      })
+      expect(a.marks).toEqual(['too-large'])
+      expect(a.reasons).toEqual([])
+      expect(a.started.app.parley.socketsCount).toBe(1)
+    })
+  })
+})
 
 describe('a POST past maxPayload whose owner cannot be reached', () => {
   it('is refused with 413 by the node it reached, which counts the owner unreachable', async () => {
