@@ -7,6 +7,9 @@
 //                               '2' when its drain sealed it alone: no other node was live),
 //                               complete, ended (the session ended on the old node after a claim won)
 //   <prefix>:handoff:<h>:tail   list: the tail, in order (absent while empty)
+//   <prefix>:handoff:<h>:given-up:<claim id>
+//                               string: a claim given up on before it ran, which it refuses
+//                               should it still run (see UNCLAIM)
 //
 // Every step is one Lua script, so that a step sees and changes the keys as one: a claim and a
 // seal cannot interleave with an append, and two claims cannot both win.
@@ -26,7 +29,10 @@ export const CLAIM_KEEP_MS = 30_000
 /**
  * The longest a node keeps the UNCLAIM of a claim it gave up on while Redis is away (see
  * `HandOffStore.claim`): past it the handoff has expired, unless its `ttl` (the server's recovery
- * window, 2 minutes by default) is longer still.
+ * window, 2 minutes by default) is longer still. Also the shortest life of the marker UNCLAIM
+ * leaves for a claim that has not run: longer than Redis keeps a connection whose node dropped
+ * it (its `tcp-keepalive` probes give up after about 10 minutes by default), which alone could
+ * still bring that claim.
  */
 export const UNCLAIM_KEEP_MS = 10 * 60_000
 
@@ -93,12 +99,14 @@ if ttl > 0 and #ARGV > 2 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
 `
 
-// KEYS: hash, tail, owner record. ARGV: node, owner record TTL (s), CLAIM_KEEP_MS, claim id.
-// Compare-and-set: only a stored, unclaimed handoff whose session has not ended. Bumps the epoch,
-// names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the session's
-// owner, keeps the keys long enough for the takeover.
+// KEYS: hash, tail, owner record, given-up marker of this claim. ARGV: node, owner record TTL
+// (s), CLAIM_KEEP_MS, claim id. Compare-and-set: only a stored, unclaimed handoff whose session
+// has not ended, by a claim its node has not given up on already (see UNCLAIM). Bumps the
+// epoch, names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the
+// session's owner, keeps the keys long enough for the takeover.
 // Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone) }, or nil.
 const CLAIM = `
+if redis.call('EXISTS', KEYS[4]) == 1 then return nil end
 local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended')
 if not state[1] or state[3] or state[5] then return nil end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
@@ -111,14 +119,22 @@ end
 return { state[1], state[2], epoch, tonumber(state[4] or '0') }
 `
 
-// KEYS: hash, owner record. ARGV: claim id, node, suffix of a handed-off owner record. Takes
-// back a claim given up on (no answer within requestTimeout, or the connection dropped before
-// it) if it ran: the handoff is unclaimed at its epoch again (the old node seals for the next
-// claim's marker) and the owner record names the old node as handing off, as before the claim,
-// unless another node wrote it since. Does nothing unless this very claim stands, so it may run
-// twice. Returns 1 when it took a claim back.
+// KEYS: hash, owner record, given-up marker of the claim. ARGV: claim id, node, suffix of a
+// handed-off owner record, UNCLAIM_KEEP_MS. Takes back a claim given up on (no answer within
+// requestTimeout, or the connection dropped before it) if it ran: the handoff is unclaimed at
+// its epoch again (the old node seals for the next claim's marker) and the owner record names
+// the old node as handing off, as before the claim, unless another node wrote it since. Returns
+// 1 when it took a claim back. Not standing (not run yet, or taken back already): Redis orders
+// the commands of one connection, not of two, and this one may come on a newer connection than
+// the claim, which the old one (or the kernel) may still hold; the marker makes that claim
+// refuse itself should it run later. It lasts as long as the handoff, and UNCLAIM_KEEP_MS at
+// least: the session may be handed off again under the same keys. Either way it may run twice.
 const UNCLAIM = `
-if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('SET', KEYS[3], '1', 'PX', math.max(ttl, tonumber(ARGV[4])))
+  return 0
+end
 redis.call('HDEL', KEYS[1], 'claimed', 'claim')
 redis.call('HINCRBY', KEYS[1], 'epoch', -1)
 local ttl = redis.call('PTTL', KEYS[1])
@@ -198,6 +214,11 @@ export class HandOffStore {
   keys(hash: string): { owner: string; hash: string; tail: string } {
     const handoff = `${this.prefix}:handoff:${hash}`
     return { owner: `${this.prefix}:session:${hash}`, hash: handoff, tail: `${handoff}:tail` }
+  }
+
+  /** The key that says claim `id` of the session `hash` names was given up on (see UNCLAIM). */
+  givenUpKey(hash: string, id: string): string {
+    return `${this.prefix}:handoff:${hash}:given-up:${id}`
   }
 
   /** The entry of a session this node handed off. */
@@ -303,9 +324,10 @@ export class HandOffStore {
   /**
    * The compare-and-set of a claim; null when there is nothing to claim. `'unsure'` when it was
    * sent and no answer came (none within `requestTimeout`, or the connection dropped first): it
-   * may have run, and would leave the session claimed by this node, which does not take it
-   * over, so it is taken back (UNCLAIM, see `Commands.undo`) before any later command of this
-   * node, a later claim of the same session included; `unclaiming` says so meanwhile. Rejects
+   * may have run, or still run later, and would leave the session claimed by this node, which
+   * does not take it over, so it is taken back (UNCLAIM, see `Commands.undo`) before any later
+   * command of this node, a later claim of the same session included, and refused should it run
+   * after that; `unclaiming` says so meanwhile. Rejects
    * with `RedisUnreachableError` when not sent (see `Commands`), or with the error Redis
    * answered (the claim did not run).
    */
@@ -315,14 +337,16 @@ export class HandOffStore {
     const why = this.commands.unavailable()
     if (why !== undefined) throw new RedisUnreachableError(why)
     const id = randomBytes(9).toString('base64url')
+    const givenUp = this.givenUpKey(hash, id)
     const reply = await this.commands
       .send([
         'EVAL',
         CLAIM,
-        '3',
+        '4',
         keys.hash,
         keys.tail,
         keys.owner,
+        givenUp,
         this.node,
         String(SESSION_TTL_SECONDS),
         String(CLAIM_KEEP_MS),
@@ -330,7 +354,18 @@ export class HandOffStore {
       ])
       .catch((err: unknown) => {
         if (!(err instanceof RedisUnreachableError)) throw err
-        const unclaim = ['EVAL', UNCLAIM, '2', keys.hash, keys.owner, id, this.node, HANDING_OFF]
+        const unclaim = [
+          'EVAL',
+          UNCLAIM,
+          '3',
+          keys.hash,
+          keys.owner,
+          givenUp,
+          id,
+          this.node,
+          HANDING_OFF,
+          String(UNCLAIM_KEEP_MS),
+        ]
         this.commands.undo(unclaim, hash, UNCLAIM_KEEP_MS)
         return UNSURE
       })

@@ -123,14 +123,21 @@ export interface FakeNode {
    * subscriber heard (0), as when Redis loses a message.
    */
   lose: ((args: string[]) => boolean) | undefined
+  /**
+   * Commands for which this returns a promise are not sent: that promise is their answer, as
+   * for a command that a dropped connection still holds, for Redis to run late or never.
+   */
+  hold: ((args: string[]) => Promise<unknown> | undefined) | undefined
+}
+
+/** What the node's client does instead of sending some commands (see `FakeNode`). */
+interface Interceptors {
+  lose?: (args: string[]) => boolean
+  hold?: (args: string[]) => Promise<unknown> | undefined
 }
 
 /** The node's client as the adapter gets it: the same connection, each command recorded. */
-function recording(
-  redis: Client,
-  commands: string[][],
-  node: { lose?: (args: string[]) => boolean },
-): RedisClient {
+function recording(redis: Client, commands: string[][], node: Interceptors): RedisClient {
   return {
     get isOpen() {
       return redis.isOpen
@@ -141,7 +148,7 @@ function recording(
     sendCommand: (args) => {
       commands.push(args)
       if (node.lose?.(args)) return Promise.resolve(0)
-      return redis.sendCommand(args)
+      return node.hold?.(args) ?? redis.sendCommand(args)
     },
     duplicate: () => redis.duplicate(),
   }
@@ -166,7 +173,7 @@ export class FakeCluster {
     const sockets = new FakeSockets()
     const warnings: string[] = []
     const commands: string[][] = []
-    const losing: { lose?: (args: string[]) => boolean } = {}
+    const losing: Interceptors = {}
     const adapter = redisAdapter({
       client: recording(redis, commands, losing),
       prefix: this.prefix,
@@ -185,6 +192,12 @@ export class FakeCluster {
       },
       set lose(lose) {
         losing.lose = lose
+      },
+      get hold() {
+        return losing.hold
+      },
+      set hold(hold) {
+        losing.hold = hold
       },
     }
     this.nodes.push(node)

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until } from '../../server/test/helpers.js'
+import { UNCLAIM_KEEP_MS } from '../src/handoff.js'
 import { SEAL_WAIT_MS } from '../src/takeover.js'
 import {
   argOf,
@@ -627,6 +628,44 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     } finally {
       await proxy.close()
     }
+  })
+
+  it('refuses a claim given up on that Redis runs only after its UNCLAIM: the session stays claimable, whole', async () => {
+    cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
+    const [a, b, c] = await cluster.start(3)
+    const socket = await open(a!, 'sid-overtaken', 's1')
+    expect(await handOff(a!, socket, 'sid-overtaken')).toBe(true)
+    // b's claim (the script that bumps the epoch) stays where a dropped connection would keep
+    // it: not run, and not answered.
+    let late: { args: string[]; answer: (reply: unknown) => void } | undefined
+    b!.hold = (args) => {
+      if (args[0] !== 'EVAL' || !args[1]?.includes("HINCRBY', KEYS[1], 'epoch', 1)")) return undefined
+      return new Promise((answer) => {
+        late = { args, answer }
+      })
+    }
+    expect(await b!.adapter.claimSession('sid-overtaken')).toBe('retry')
+    b!.hold = undefined
+    // Its UNCLAIM is on the connection already; the claim runs after it, as it could when it
+    // was held by a connection that dropped and the UNCLAIM went on the next one.
+    const reply = await b!.redis.sendCommand(late!.args)
+    late!.answer(reply)
+    expect(reply).toBeNull()
+    expect(await c!.adapter.sessionOwner('sid-overtaken')).toMatchObject({
+      node: a!.adapter.node,
+      handingOff: true,
+    })
+    // The marker that refused it expires, no sooner than UNCLAIM_KEEP_MS.
+    const [marker, ...more] = await c!.redis.keys(`${cluster.prefix}:handoff:*:given-up:*`)
+    expect(more).toEqual([])
+    const life = await c!.redis.pTTL(marker!)
+    expect(life).toBeGreaterThan(UNCLAIM_KEEP_MS - 10_000)
+    expect(life).toBeLessThanOrEqual(UNCLAIM_KEEP_MS)
+    // Another node claims the session at the epoch the old node seals for.
+    const taken = takeOver(c!, await c!.adapter.claimSession('sid-overtaken'))
+    expect(await taken.done).toEqual({ tail: [], complete: true, late: false })
+    expect(a!.sockets.claims).toEqual(['sid-overtaken'])
+    expect(await b!.adapter.sessionOwner('sid-overtaken')).toMatchObject({ node: c!.adapter.node })
   })
 
   it('takes back a claim whose connection dropped for a claim of another node: that one wins once it went through', async () => {
