@@ -668,6 +668,33 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.adapter.sessionOwner('sid-overtaken')).toMatchObject({ node: c!.adapter.node })
   })
 
+  it('leaves a claim to its claimer when that node’s heartbeat lapses: it may be alive, and takes the session over', async () => {
+    cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
+    const [a, c] = await cluster.start(2)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      // b reaches Redis through a link that can go half-open.
+      const b = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      await until(() => c!.adapter.liveNodes.includes(b.adapter.node), 3000, 'b live')
+      const socket = await open(a!, 'sid-lapsed', 's1')
+      expect(await handOff(a!, socket, 'sid-lapsed')).toBe(true)
+      const claim = await b.adapter.claimSession('sid-lapsed')
+      proxy.freeze()
+      // Its record expires as a crashed node's would (three heartbeats).
+      await until(() => !c!.adapter.liveNodes.includes(b.adapter.node), 5000, 'b leaves the live set')
+      // Another node does not take the claim over...
+      expect(await c!.adapter.claimSession('sid-lapsed')).toBeNull()
+      // ...for b is alive: its takeover goes on without Redis, within its bounds, and b holds
+      // the session. Taken from it, the session would have two nodes.
+      const taken = takeOver(b, claim)
+      expect(await taken.done).toEqual({ tail: [], complete: false, late: false })
+      expect(taken.joins()).toBe(1)
+      expect(b.sockets.hasSession('sid-lapsed')).toBe(true)
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('takes back a claim whose connection dropped for a claim of another node: that one wins once it went through', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, c] = await cluster.start(2)
