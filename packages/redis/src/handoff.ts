@@ -3,13 +3,14 @@
 // snapshot, once, and reads the tail back. Keys, all named by sidHash(sid), never by the sid:
 //
 //   <prefix>:session:<h>        the owner record: "<node> handoff" while handed off (sessions.ts)
-//   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, claimed, sealed ('1', or
-//                               '2' when its drain sealed it alone: no other node was live),
-//                               complete, ended (the session ended on the old node after a claim won)
+//   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, write and claim (ids,
+//                               for UNDO and UNCLAIM), claimed, sealed ('1', or '2' when its
+//                               drain sealed it alone: no other node was live), complete, ended
+//                               (the session ended on the old node after a claim won)
 //   <prefix>:handoff:<h>:tail   list: the tail, in order (absent while empty)
-//   <prefix>:handoff:<h>:given-up:<claim id>
-//                               string: a claim given up on before it ran, which it refuses
-//                               should it still run (see UNCLAIM)
+//   <prefix>:handoff:<h>:given-up:<id>
+//                               string: a claim or a write given up on before it ran, which it
+//                               refuses should it still run (see UNCLAIM, UNDO)
 //
 // Every step is one Lua script, so that a step sees and changes the keys as one: a claim and a
 // seal cannot interleave with an append, and two claims cannot both win.
@@ -30,33 +31,41 @@ export const CLAIM_KEEP_MS = 30_000
  * The longest a node keeps the UNCLAIM of a claim it gave up on while Redis is away (see
  * `HandOffStore.claim`): past it the handoff has expired, unless its `ttl` (the server's recovery
  * window, 2 minutes by default) is longer still. Also the shortest life of the marker UNCLAIM
- * leaves for a claim that has not run: longer than Redis keeps a connection whose node dropped
- * it (its `tcp-keepalive` probes give up after about 10 minutes by default), which alone could
- * still bring that claim.
+ * (or UNDO) leaves for a claim (or a write) that has not run: longer than Redis keeps a
+ * connection whose node dropped it (its `tcp-keepalive` probes give up after about 10 minutes
+ * by default), which alone could still bring it.
  */
 export const UNCLAIM_KEEP_MS = 10 * 60_000
 
 /** A claim sent that got no answer. */
 const UNSURE = Symbol('unsure')
 
-// KEYS: owner record, hash, tail. ARGV: node, snapshot JSON, ttl (ms), suffix of a handed-off
-// owner record. Only while the record names this node (as owner, or as handing off already).
+// KEYS: owner record, hash, tail, given-up marker of this write. ARGV: node, snapshot JSON, ttl
+// (ms), suffix of a handed-off owner record, write id. Only while the record names this node (as
+// owner, or as handing off already), by a write its node has not given up on already (see UNDO).
 // Returns the epoch written, or 0 when the record names another node or none.
 const WRITE = `
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local owner = redis.call('GET', KEYS[1])
 if owner ~= ARGV[1] and owner ~= ARGV[1] .. ARGV[4] then return 0 end
 local epoch = tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0') + 1
 redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[2], 'snapshot', ARGV[2], 'node', ARGV[1], 'epoch', epoch)
+redis.call('HSET', KEYS[2], 'snapshot', ARGV[2], 'node', ARGV[1], 'epoch', epoch, 'write', ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1] .. ARGV[4], 'PX', ARGV[3])
 return epoch
 `
 
-// KEYS: owner record, hash, tail. ARGV: node, suffix, owner record TTL (s). Takes back a
-// handoff whose write came too late (the server was told it failed): unless it was claimed
-// meanwhile, the snapshot goes and the owner record names this node as before.
+// KEYS: owner record, hash, tail, given-up marker of the write. ARGV: node, suffix, owner record
+// TTL (s), write id, UNCLAIM_KEEP_MS. Takes back a handoff whose write came too late (the server
+// was told it failed): unless it was claimed meanwhile, the snapshot goes and the owner record
+// names this node as before. That write not standing (not run yet): it may still run later, from
+// the connection that dropped, and the marker makes it refuse itself, as for a claim (UNCLAIM).
 const UNDO = `
+if redis.call('HGET', KEYS[2], 'write') ~= ARGV[4] then
+  local ttl = redis.call('PTTL', KEYS[2])
+  redis.call('SET', KEYS[4], '1', 'PX', math.max(ttl, tonumber(ARGV[5])))
+end
 if redis.call('HGET', KEYS[2], 'node') == ARGV[1] and not redis.call('HGET', KEYS[2], 'claimed') then
   redis.call('DEL', KEYS[2], KEYS[3])
 end
@@ -162,6 +171,8 @@ export interface HandedOff {
   readonly hash: string
   /** The epoch the handoff wrote (0 until written); a claim bumps it by one. */
   epoch: number
+  /** Names the handoff's write, for UNDO: random. */
+  readonly write: string
   /** 'open': appends go to Redis; 'sealed': the tail is closed here, appends are refused. */
   state: 'open' | 'sealed'
   /** An append was skipped (Redis away) or failed: the tail has a hole. */
@@ -216,7 +227,7 @@ export class HandOffStore {
     return { owner: `${this.prefix}:session:${hash}`, hash: handoff, tail: `${handoff}:tail` }
   }
 
-  /** The key that says claim `id` of the session `hash` names was given up on (see UNCLAIM). */
+  /** The key that says claim or write `id` of the session `hash` names was given up on (see UNCLAIM). */
   givenUpKey(hash: string, id: string): string {
     return `${this.prefix}:handoff:${hash}:given-up:${id}`
   }
@@ -240,6 +251,7 @@ export class HandOffStore {
       id: snapshot.id,
       hash: sidHash(snapshot.sid),
       epoch: 0,
+      write: randomBytes(9).toString('base64url'),
       state: 'open',
       gap: false,
     }
@@ -269,14 +281,16 @@ export class HandOffStore {
     const reply = await this.commands.send([
       'EVAL',
       WRITE,
-      '3',
+      '4',
       keys.owner,
       keys.hash,
       keys.tail,
+      this.givenUpKey(entry.hash, entry.write),
       this.node,
       JSON.stringify(snapshot),
       String(ttl),
       HANDING_OFF,
+      entry.write,
     ])
     return typeof reply === 'number' ? reply : 0
   }
@@ -288,7 +302,20 @@ export class HandOffStore {
    */
   undo(entry: HandedOff, ttl: number): void {
     const { owner, hash, tail } = this.keys(entry.hash)
-    const undo = ['EVAL', UNDO, '3', owner, hash, tail, this.node, HANDING_OFF, String(SESSION_TTL_SECONDS)]
+    const undo = [
+      'EVAL',
+      UNDO,
+      '4',
+      owner,
+      hash,
+      tail,
+      this.givenUpKey(entry.hash, entry.write),
+      this.node,
+      HANDING_OFF,
+      String(SESSION_TTL_SECONDS),
+      entry.write,
+      String(UNCLAIM_KEEP_MS),
+    ]
     this.commands.undo(undo, entry.hash, ttl)
   }
 

@@ -754,6 +754,33 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('refuses a handoff write given up on that Redis runs only after its undo: the session stays its node’s', async () => {
+    cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-write-late', 's1')
+    // a's write (the script that stores the snapshot) stays where a dropped connection would
+    // keep it: not run, and not answered.
+    let late: { args: string[]; answer: (reply: unknown) => void } | undefined
+    a!.hold = (args) => {
+      if (args[0] !== 'EVAL' || !args[1]?.includes("'snapshot', ARGV[2]")) return undefined
+      return new Promise((answer) => {
+        late = { args, answer }
+      })
+    }
+    expect(await handOff(a!, socket, 'sid-write-late')).toBe(false)
+    a!.hold = undefined
+    // Its undo is on the connection already; the write runs after it.
+    const reply = await a!.redis.sendCommand(late!.args)
+    late!.answer(reply)
+    expect(reply).toBe(0)
+    // The session goes on at a: nothing to claim, and its record names a as before.
+    expect(await b!.adapter.claimSession('sid-write-late')).toBeNull()
+    expect(await b!.adapter.sessionOwner('sid-write-late')).toEqual({
+      node: a!.adapter.node,
+      url: 'http://127.0.0.1:1',
+    })
+  })
+
   it('skips the appends of a drain while Redis does not answer, rather than pile them up: the tail is incomplete', async () => {
     const own = await startRedis()
     const stalled = new FakeCluster(own.url, { requestTimeout: 200 })
