@@ -225,6 +225,30 @@ export class FakeCluster {
   }
 }
 
+/**
+ * Holds back the first command of `node` that `matches`, as a connection that dropped would hold
+ * it: not run, not answered. `run()` sends it then, behind whatever the node sent meanwhile, and
+ * answers it with Redis' reply, which it returns.
+ */
+export function holdBack(node: FakeNode, matches: (args: string[]) => boolean): { run(): Promise<unknown> } {
+  let held: { args: string[]; answer: (reply: unknown) => void } | undefined
+  node.hold = (args) => {
+    if (held || !matches(args)) return undefined
+    return new Promise((answer) => {
+      held = { args, answer }
+    })
+  }
+  return {
+    async run() {
+      node.hold = undefined
+      if (!held) throw new Error('no command was held back')
+      const reply = await node.redis.sendCommand(held.args)
+      held.answer(reply)
+      return reply
+    },
+  }
+}
+
 /** A snapshot as a draining server would write it. */
 export function snapshotOf(sid: string, id: string, rooms: string[] = []): SessionSnapshot {
   return {

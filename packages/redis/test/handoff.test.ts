@@ -15,6 +15,7 @@ import {
   type FakeNode,
   type FakeSocket,
   HEARTBEAT,
+  holdBack,
   message,
   snapshotOf,
   to,
@@ -635,22 +636,12 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-overtaken', 's1')
     expect(await handOff(a!, socket, 'sid-overtaken')).toBe(true)
-    // b's claim (the script that bumps the epoch) stays where a dropped connection would keep
-    // it: not run, and not answered.
-    let late: { args: string[]; answer: (reply: unknown) => void } | undefined
-    b!.hold = (args) => {
-      if (args[0] !== 'EVAL' || !args[1]?.includes("HINCRBY', KEYS[1], 'epoch', 1)")) return undefined
-      return new Promise((answer) => {
-        late = { args, answer }
-      })
-    }
+    // b's claim (the script that bumps the epoch) stays where a dropped connection would keep it.
+    const claim = holdBack(b!, (args) => args[1]?.includes("HINCRBY', KEYS[1], 'epoch', 1)") === true)
     expect(await b!.adapter.claimSession('sid-overtaken')).toBe('retry')
-    b!.hold = undefined
     // Its UNCLAIM is on the connection already; the claim runs after it, as it could when it
     // was held by a connection that dropped and the UNCLAIM went on the next one.
-    const reply = await b!.redis.sendCommand(late!.args)
-    late!.answer(reply)
-    expect(reply).toBeNull()
+    expect(await claim.run()).toBeNull()
     expect(await c!.adapter.sessionOwner('sid-overtaken')).toMatchObject({
       node: a!.adapter.node,
       handingOff: true,
@@ -758,21 +749,11 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-write-late', 's1')
-    // a's write (the script that stores the snapshot) stays where a dropped connection would
-    // keep it: not run, and not answered.
-    let late: { args: string[]; answer: (reply: unknown) => void } | undefined
-    a!.hold = (args) => {
-      if (args[0] !== 'EVAL' || !args[1]?.includes("'snapshot', ARGV[2]")) return undefined
-      return new Promise((answer) => {
-        late = { args, answer }
-      })
-    }
+    // a's write (the script that stores the snapshot) stays where a dropped connection would keep it.
+    const write = holdBack(a!, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
     expect(await handOff(a!, socket, 'sid-write-late')).toBe(false)
-    a!.hold = undefined
     // Its undo is on the connection already; the write runs after it.
-    const reply = await a!.redis.sendCommand(late!.args)
-    late!.answer(reply)
-    expect(reply).toBe(0)
+    expect(await write.run()).toBe(0)
     // The session goes on at a: nothing to claim, and its record names a as before.
     expect(await b!.adapter.claimSession('sid-write-late')).toBeNull()
     expect(await b!.adapter.sessionOwner('sid-write-late')).toEqual({
