@@ -59,8 +59,9 @@ return epoch
 // KEYS: owner record, hash, tail, given-up marker of the write. ARGV: node, suffix, owner record
 // TTL (s), write id, UNCLAIM_KEEP_MS. Takes back a handoff whose write came too late (the server
 // was told it failed): unless it was claimed meanwhile, the snapshot goes and the owner record
-// names this node as before. That write not standing (not run yet): it may still run later, from
-// the connection that dropped, and the marker makes it refuse itself, as for a claim (UNCLAIM).
+// names this node as before. That write not standing (not run yet, or gone since): it may still
+// run later, from the connection that dropped, and the marker makes it refuse itself, as a claim
+// does (see UNCLAIM).
 const UNDO = `
 if redis.call('HGET', KEYS[2], 'write') ~= ARGV[4] then
   local ttl = redis.call('PTTL', KEYS[2])
@@ -227,7 +228,7 @@ export class HandOffStore {
     return { owner: `${this.prefix}:session:${hash}`, hash: handoff, tail: `${handoff}:tail` }
   }
 
-  /** The key that says claim or write `id` of the session `hash` names was given up on (see UNCLAIM). */
+  /** The key that says that claim or write `id` of session `hash` was given up (see UNCLAIM, UNDO). */
   givenUpKey(hash: string, id: string): string {
     return `${this.prefix}:handoff:${hash}:given-up:${id}`
   }
@@ -354,9 +355,8 @@ export class HandOffStore {
    * may have run, or still run later, and would leave the session claimed by this node, which
    * does not take it over, so it is taken back (UNCLAIM, see `Commands.undo`) before any later
    * command of this node, a later claim of the same session included, and refused should it run
-   * after that; `unclaiming` says so meanwhile. Rejects
-   * with `RedisUnreachableError` when not sent (see `Commands`), or with the error Redis
-   * answered (the claim did not run).
+   * after that; `unclaiming` says so meanwhile. Rejects with `RedisUnreachableError` when not
+   * sent (see `Commands`), or with the error Redis answered (the claim did not run).
    */
   async claim(sid: string): Promise<Won | null | 'unsure'> {
     const hash = sidHash(sid)
