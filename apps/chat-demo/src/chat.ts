@@ -40,6 +40,11 @@ export interface ChatData {
   moves: RateWindow
   /** The chat room the socket is in, for presence when it leaves. */
   room?: string
+  /**
+   * The room of the join under way, until it is done. A node that takes the session over with
+   * this set got it as it was before the join was done, and finishes the join (see `setUp`).
+   */
+  joining?: string
   /** Rooms this session opened (see `RoomOpener`). */
   roomsOpened: number
   /** The message its later ones wait for, refused for want of the store (see `MessageOrder`). */
@@ -214,6 +219,14 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
 
     socket.on('join', (request, callback) => inTurn(socket, () => join(request.room, replyWith(callback))))
 
+    // Taken over from a node that drained (or moved the session) while a join was under way: the
+    // snapshot was made before the join was done, while the page may have had its answer from
+    // that node already. Finished here, by the same rules, before anything else of the socket's,
+    // so that this node lists the person where the page is, at once. (The page's own second join,
+    // see the README, then changes nothing.)
+    const unfinished = socket.data.joining
+    if (unfinished !== undefined) void inTurn(socket, async () => void (await go(unfinished)))
+
     async function join(asked: string, ack: (reply: JoinReply) => void): Promise<void> {
       const room = asked.trim().toLowerCase()
       // A change tells everyone in two rooms who is there now: a client switching in a loop
@@ -228,40 +241,13 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
           ),
         )
       }
-      // The socket is in the room before its history is read: a message stored after the read
-      // reaches it as it is sent, one stored before is in the history (and may reach it as well:
-      // the page shows each id once). Read first, a message stored between the read and the
-      // socket's arrival would be in neither. A join that fails takes it out again.
-      const was = socket.rooms.has(room)
-      const read = async (): Promise<Joined | undefined> => {
-        await socket.join(room)
-        return store.join(room)
-      }
-      const back = async (): Promise<void> => {
-        if (!was && ROOM_PATTERN.test(room) && socket.data.room !== room) await socket.leave(room)
-      }
-      let joined: Joined | undefined
-      try {
-        // A room that is there (the usual case) is one step of the store: its use, its history
-        // and the rooms list. A new one is opened first, within the limits (a name that is not a
-        // room name is refused there, before it reaches the store or the socket joins it).
-        if (ROOM_PATTERN.test(room)) joined = await read()
-        if (!joined) {
-          await back()
-          const refused = await rooms.open(room, socket.data)
-          if (refused) return ack(refused)
-          joined = await read()
-          // Forgotten again, by another node making way for a new room, between the two steps.
-          if (!joined) throw new StoreUnavailableError('the room was forgotten meanwhile')
-        }
-      } catch (error) {
-        await back()
+      const joined = await go(room)
+      if ('ok' in joined) {
         // Nobody was told anything, and the page asks again every 2 s until the store is back:
         // a wait for the store must not use up the person's changes of room.
-        if (change) roomLimit.giveBack(socket.data.moves)
-        return ack(unavailable(error))
+        if (joined.code === ChatErrorCode.STORE_UNAVAILABLE && change) roomLimit.giveBack(socket.data.moves)
+        return ack(joined)
       }
-      await enter(socket, room)
       const { history, list } = joined
       ack({
         ok: true,
@@ -271,6 +257,56 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
         rooms: list.rooms,
         roomsVersion: list.version,
       })
+    }
+
+    /**
+     * Takes the socket into `room` (see `join`); its history and the rooms list, or why it cannot.
+     * `socket.data.joining` says where to until it is done, for a node that takes the session over.
+     */
+    async function go(room: string): Promise<Joined | Refusal> {
+      socket.data.joining = room
+      try {
+        const joined = await admit(room)
+        if (!('ok' in joined)) await enter(socket, room)
+        return joined
+      } finally {
+        // Done, either way: a move from here on carries the socket's room as it is.
+        delete socket.data.joining
+      }
+    }
+
+    /** The room's history and the rooms list, the socket in the room; or why it cannot be. */
+    async function admit(room: string): Promise<Joined | Refusal> {
+      // The socket is in the room before its history is read: a message stored after the read
+      // reaches it as it is sent, one stored before is in the history (and may reach it as well:
+      // the page shows each id once). Read first, a message stored between the read and the
+      // socket's arrival would be in neither. A join that fails takes it out again, unless it is
+      // the socket's room (a socket taken over from another node may be in it only because the
+      // join there put it in, before the snapshot).
+      const read = async (): Promise<Joined | undefined> => {
+        await socket.join(room)
+        return store.join(room)
+      }
+      const back = async (): Promise<void> => {
+        if (ROOM_PATTERN.test(room) && socket.data.room !== room) await socket.leave(room)
+      }
+      try {
+        // A room that is there (the usual case) is one step of the store: its use, its history
+        // and the rooms list. A new one is opened first, within the limits (a name that is not a
+        // room name is refused there, before it reaches the store or the socket joins it).
+        const there = ROOM_PATTERN.test(room) ? await read() : undefined
+        if (there) return there
+        await back()
+        const refused = await rooms.open(room, socket.data)
+        if (refused) return refused
+        const joined = await read()
+        // Forgotten again, by another node making way for a new room, between the two steps.
+        if (!joined) throw new StoreUnavailableError('the room was forgotten meanwhile')
+        return joined
+      } catch (error) {
+        await back()
+        return unavailable(error)
+      }
     }
 
     // In turn with the socket's joins (see `inTurn`): a `join` that follows messages answers
@@ -363,9 +399,10 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     })
   }
 
-  // No presence is announced on `restored`: the people list did not change. (An announce here
-  // would also run while the other sessions of the same drain are still between nodes, and
-  // fetchSockets does not list those: the room would show without them for a moment.)
+  // No presence is announced on `restored` (but by a join it finishes, see `setUp`): the people
+  // list did not change. (An announce here would also run while the other sessions of the same
+  // drain are still between nodes, and fetchSockets does not list those: the room would show
+  // without them for a moment.)
   chat.on('connection', setUp).on('restored', setUp)
 }
 

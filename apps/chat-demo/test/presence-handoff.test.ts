@@ -1,0 +1,126 @@
+// Presence across a session's move to another node (a drain): the node that takes a session over
+// lists it where its page is, at once, also when a join was under way at the move, and the
+// snapshot it got was made before that join was done.
+import type { AddressInfo } from 'node:net'
+import { connect, ErrorCode, type Socket } from '@parley/client'
+import type { RedisAdapter } from '@parley/redis'
+import type { FastifyInstance } from 'fastify'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { buildChatApp } from '../src/app.js'
+import type { ChatData } from '../src/chat.js'
+import { type ChatCluster, connectRedis } from '../src/cluster.js'
+import type { ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import { pauseNextJoin } from './pausing-store.js'
+
+type Client = Socket<ServerEvents, ClientEvents>
+type ChatNode = { app: FastifyInstance; cluster: ChatCluster; url: string }
+
+describe.skipIf(skipRedisSuites())('presence when a session moves to another node', () => {
+  let redis: RedisServer
+  const nodes: ChatNode[] = []
+  const clients: Client[] = []
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+
+  afterAll(() => redis?.stop())
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.disconnect()
+    for (const { app, cluster } of nodes.splice(0)) {
+      await app.close()
+      await cluster.close()
+    }
+  })
+
+  /** Two chat nodes on the test's Redis, each seeing the other. */
+  async function twoNodes(): Promise<[ChatNode, ChatNode]> {
+    for (const label of ['a', 'b']) {
+      const cluster = await connectRedis(redis.url, { label })
+      const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      nodes.push({ app, cluster, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` })
+    }
+    await expect
+      .poll(() => nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 1), {
+        timeout: 10_000,
+      })
+      .toBe(true)
+    return [nodes[0] as ChatNode, nodes[1] as ChatNode]
+  }
+
+  /** A connected client of `node`, on WebSocket (a draining node sends its resume on to the other). */
+  async function person(nickname: string, node: ChatNode): Promise<Client> {
+    const socket = connect<ServerEvents, ClientEvents>(node.url, {
+      auth: { nickname },
+      transports: ['websocket'],
+    })
+    clients.push(socket)
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve())
+      socket.on('connect_error', (error, willRetry) => {
+        if (!willRetry) reject(error)
+      })
+    })
+    return socket
+  }
+
+  /** A join's reply, or the client's refusal (`code`: PARLEY_SESSION_MOVED when the move cut it off). */
+  const join = (socket: Client, room: string) =>
+    new Promise<JoinReply | { ok: false; code: string | undefined }>((resolve) =>
+      socket
+        .timeout(20_000)
+        .emit('join', { room }, (error, reply) =>
+          resolve(error ? { ok: false, code: (error as Error & { code?: string }).code } : reply),
+        ),
+    )
+  const people = async (socket: Client, room: string) => {
+    const reply = await join(socket, room)
+    return reply.ok ? reply.people : reply
+  }
+
+  it.each([
+    ['answered by the draining node before the move', 'frozen'],
+    ['answered PARLEY_SESSION_MOVED, the move done first', 'taken over'],
+  ])(
+    'lists someone whose join of a room was under way at the move in that room at once: a join %s',
+    async (_, until) => {
+      const [a, b] = await twoNodes()
+      const [ona, pim, cy] = [await person('ona', a), await person('pim', b), await person('cy', b)]
+      await join(ona, 'lobby')
+      await join(pim, 'help')
+      await join(cy, 'lobby')
+      const heard: string[][] = []
+      pim.on('presence', (update) => {
+        if (update.room === 'help') heard.push(update.people)
+      })
+      const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
+      // Node A drains once the join has read the history, and the join goes on once the session is
+      // frozen and stored for the move (its transport closed) or, in the second case, taken over by
+      // node B: what the join does from then on is not in the snapshot node B got.
+      pauseNextJoin(a.cluster.store, 'help', async () => {
+        void a.app.parley.drain()
+        if (until === 'frozen')
+          await expect.poll(() => at(a)?.transport, { timeout: 10_000, interval: 5 }).toBeNull()
+        else await expect.poll(() => at(b), { timeout: 10_000, interval: 5 }).toBeDefined()
+      })
+      const reply = await join(ona, 'help')
+      // The first case's answer is a race with the client's resume (after a random wait of up to 1 s).
+      if (until === 'frozen') expect([true, ErrorCode.SESSION_MOVED]).toContain(reply.ok || reply.code)
+      else expect(reply).toMatchObject({ ok: false, code: ErrorCode.SESSION_MOVED })
+      await expect.poll(() => at(b), { timeout: 10_000 }).toBeDefined()
+
+      // Without the client asking again, node B has Ona in #help, not in #lobby, and says so.
+      await expect
+        .poll(() => (at(b)?.data as Partial<ChatData> | undefined)?.room, { timeout: 5000 })
+        .toBe('help')
+      await expect.poll(() => heard.at(-1), { timeout: 5000 }).toEqual(['ona', 'pim'])
+      expect(await people(pim, 'help')).toEqual(['ona', 'pim'])
+      expect(await people(cy, 'lobby')).toEqual(['cy'])
+      expect([...(at(b)?.rooms ?? [])].filter((r) => r === 'help' || r === 'lobby')).toEqual(['help'])
+    },
+    30_000,
+  )
+})
