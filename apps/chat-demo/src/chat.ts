@@ -382,7 +382,9 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
 
     socket.on('typing', (state) => {
       const { room } = state
-      if (!socket.rooms.has(room)) return
+      // The chat's room, not Parley's: a join puts the socket in Parley's room before the store
+      // answers (see `admit`), and the join may yet be refused.
+      if (socket.data.room !== room) return
       // Each signal goes to everyone in the room: a client that sent thousands would have the
       // server send thousands times as many. The page's own are far apart; extras are dropped.
       const now = Date.now()

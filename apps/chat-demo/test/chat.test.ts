@@ -133,6 +133,33 @@ describe('chat server', () => {
     expect(await join(bob, 'lobby')).toMatchObject({ ok: true, people: ['ann', 'bob'] })
   })
 
+  it('passes on typing only for the room a join was answered for, not one the join is on its way to', async () => {
+    const [ann, bob] = [await person('ann'), await person('bob')]
+    await join(ann, 'lobby')
+    await join(bob, 'random')
+    const typing: string[] = []
+    bob.on('typing', (state) => typing.push(`${state.who} in ${state.room}`))
+    // Ann's join of #random fails, and she types in #random while it is under way (the socket is
+    // in Parley's room by then, before the store's answer). The server's own listener, after the
+    // chat's, says when the signal was handled.
+    const annThere = app.parley.sockets.get(String(ann.id))
+    const handled = new Promise<void>((resolve) => annThere?.on('typing', () => resolve()))
+    const joinOf = store.join.bind(store)
+    store.join = async (room) => {
+      if (room !== 'random') return joinOf(room)
+      ann.emit('typing', { room: 'random', typing: true })
+      await handled
+      throw new StoreUnavailableError('away')
+    }
+    expect(await join(ann, 'random')).toMatchObject({ ok: false, code: ChatErrorCode.STORE_UNAVAILABLE })
+    store.join = joinOf
+    // A message after it reaches Bob after anything the signal made him hear.
+    const heard = new Promise<void>((resolve) => bob.on('chat', () => resolve()))
+    expect(await say(ann, 'random', 'now in random')).toMatchObject({ ok: true })
+    await heard
+    expect(typing).toEqual([])
+  })
+
   it('opens no room for a message it refuses', async () => {
     const zed = await person('zed')
     await join(zed, 'lobby')
