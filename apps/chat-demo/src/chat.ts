@@ -14,6 +14,7 @@ import { RoomOpener } from './room-opener.js'
 import {
   type ChatAuth,
   ChatErrorCode,
+  type ChatMessage,
   type ChatReply,
   type ClientEvents,
   type JoinReply,
@@ -45,6 +46,12 @@ export interface ChatData {
    * this set got it as it was before the join was done, and finishes the join (see `setUp`).
    */
   joining?: string
+  /**
+   * The message being stored, until it is (or is refused). A node that takes the session over
+   * with this set got it as it was before the message was stored, and stores it first, with its
+   * key (once, see `setUp`). Only a message with a key: without one, a second try is a second message.
+   */
+  saying?: { room: string; text: string; key: string }
   /** Rooms this session opened (see `RoomOpener`). */
   roomsOpened: number
   /** The message its later ones wait for, refused for want of the store (see `MessageOrder`). */
@@ -226,6 +233,12 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     // see the README, then changes nothing.)
     const unfinished = socket.data.joining
     if (unfinished !== undefined) void inTurn(socket, async () => void (await go(unfinished)))
+    // The same for a message being stored: what the page sent after it reaches this node with the
+    // resume, and would be stored first, while the old node (or the page, told the session moved)
+    // stores this one only later. Stored here first; the old node's try and the page's resend, with
+    // the same key, find it stored and send it to nobody again.
+    const unsaid = socket.data.saying
+    if (unsaid !== undefined) void inTurn(socket, () => say(unsaid, () => {}))
 
     async function join(asked: string, ack: (reply: JoinReply) => void): Promise<void> {
       const room = asked.trim().toLowerCase()
@@ -346,6 +359,22 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
           retryIn,
         })
       }
+      // For a node that takes the session over before it is stored (see `ChatData.saying`).
+      if (key !== undefined) socket.data.saying = { room, text, key }
+      try {
+        await keep(draft, key, ack)
+      } finally {
+        delete socket.data.saying
+      }
+    }
+
+    /** Stores a message the rules let through, and sends it to the room (see `say`). */
+    async function keep(
+      draft: Omit<ChatMessage, 'id'>,
+      key: string | undefined,
+      ack: (reply: ChatReply) => void,
+    ): Promise<void> {
+      const { room } = draft
       // A message goes out only once it is stored: one the store cannot take (Redis away) is
       // refused with STORE_UNAVAILABLE, and the page sends it again, in order, once it can. Sent
       // unstored it would miss the history, and a resend could not be told from a new message.

@@ -21,18 +21,23 @@ export function pauseNextJoin(store: ChatStore, room: string, meanwhile: () => P
 }
 
 /**
- * Makes the next message `store` takes (stored, or found as a resend) wait for `meanwhile`
- * before its answer goes back to the handler. Later messages are left alone.
+ * Makes the next message `store` takes (stored, or found as a resend) wait for `meanwhile`: before
+ * its answer goes back to the handler, or (`before: true`) before it is stored at all. Later
+ * messages are left alone.
  */
-export function pauseNextAdd(store: ChatStore, meanwhile: () => Promise<void>): void {
+export function pauseNextAdd(
+  store: ChatStore,
+  meanwhile: () => Promise<void>,
+  { before = false } = {},
+): void {
   const add = store.add.bind(store)
   let paused = false
   store.add = async (draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> => {
+    const pause = !paused
+    paused = true
+    if (pause && before) await meanwhile()
     const added = await add(draft, key)
-    if (!paused) {
-      paused = true
-      await meanwhile()
-    }
+    if (pause && !before) await meanwhile()
     return added
   }
 }

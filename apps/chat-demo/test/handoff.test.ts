@@ -1,6 +1,7 @@
-// Presence across a session's move to another node (a drain): the node that takes a session over
-// lists it where its page is, at once, also when a join was under way at the move, and the
-// snapshot it got was made before that join was done.
+// Requests under way while a session moves to another node (a drain), driven by the Parley client
+// in Node: the node that takes the session over got it as it was before they were done, and
+// finishes them. A join: that node lists the person where the page is, at once. A message: it is
+// stored before what the page sent after it.
 import type { AddressInfo } from 'node:net'
 import { connect, ErrorCode, type Socket } from '@parley/client'
 import type { RedisAdapter } from '@parley/redis'
@@ -10,13 +11,13 @@ import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/sup
 import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
-import type { ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
-import { pauseNextJoin } from './pausing-store.js'
+import type { ChatReply, ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 
 type Client = Socket<ServerEvents, ClientEvents>
 type ChatNode = { app: FastifyInstance; cluster: ChatCluster; url: string }
 
-describe.skipIf(skipRedisSuites())('presence when a session moves to another node', () => {
+describe.skipIf(skipRedisSuites())('a request under way while its session moves to another node', () => {
   let redis: RedisServer
   const nodes: ChatNode[] = []
   const clients: Client[] = []
@@ -76,6 +77,15 @@ describe.skipIf(skipRedisSuites())('presence when a session moves to another nod
           resolve(error ? { ok: false, code: (error as Error & { code?: string }).code } : reply),
         ),
     )
+  /** A message's reply, or the client's refusal, as for `join`. */
+  const say = (socket: Client, room: string, text: string) =>
+    new Promise<ChatReply | { ok: false; code: string | undefined }>((resolve) =>
+      socket
+        .timeout(20_000)
+        .emit('chat', { room, text, key: text }, (error, reply) =>
+          resolve(error ? { ok: false, code: (error as Error & { code?: string }).code } : reply),
+        ),
+    )
   const people = async (socket: Client, room: string) => {
     const reply = await join(socket, room)
     return reply.ok ? reply.people : reply
@@ -123,4 +133,39 @@ describe.skipIf(skipRedisSuites())('presence when a session moves to another nod
     },
     30_000,
   )
+
+  it('stores a message under way at the move before the one sent after it, once each', async () => {
+    const [a, b] = await twoNodes()
+    const [ona, pim] = [await person('ona', a), await person('pim', b)]
+    await join(ona, 'lobby')
+    await join(pim, 'lobby')
+    const heard: string[] = []
+    pim.on('chat', (m) => heard.push(m.text))
+    const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
+    let second: ReturnType<typeof say> | undefined
+    // The first message waits, not stored yet, while node A drains. The second is sent once the
+    // session is frozen (node A reads nothing more): it goes to node B with the resume, and is
+    // stored there before node A goes on with the first.
+    pauseNextAdd(
+      a.cluster.store,
+      async () => {
+        void a.app.parley.drain()
+        await expect.poll(() => at(a)?.transport, { timeout: 10_000, interval: 5 }).toBeNull()
+        second = say(ona, 'lobby', 'second')
+        await expect.poll(() => at(b), { timeout: 10_000 }).toBeDefined()
+        await expect.poll(() => heard, { timeout: 5000 }).toContain('second')
+      },
+      { before: true },
+    )
+    const first = await say(ona, 'lobby', 'first')
+    // Cut off by the move, it goes again, as the page sends it: stored once all the same.
+    if (!first.ok) {
+      expect(first.code).toBe(ErrorCode.SESSION_MOVED)
+      expect(await say(ona, 'lobby', 'first')).toMatchObject({ ok: true })
+    }
+    expect(await second).toMatchObject({ ok: true })
+    await expect.poll(() => heard.length).toBe(2)
+    expect(heard).toEqual(['first', 'second'])
+    expect((await b.cluster.store.history('lobby')).map((m) => m.text)).toEqual(['first', 'second'])
+  }, 30_000)
 })
