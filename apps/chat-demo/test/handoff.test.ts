@@ -12,6 +12,7 @@ import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
 import type { ChatReply, ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import { connected } from './connected.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 
 type Client = Socket<ServerEvents, ClientEvents>
@@ -59,13 +60,7 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
       transports: ['websocket'],
     })
     clients.push(socket)
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', () => resolve())
-      socket.on('connect_error', (error, willRetry) => {
-        if (!willRetry) reject(error)
-      })
-    })
-    return socket
+    return connected(socket)
   }
 
   /** A join's reply, or the client's refusal (`code`: PARLEY_SESSION_MOVED when the move cut it off). */

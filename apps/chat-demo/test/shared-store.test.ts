@@ -21,6 +21,7 @@ import {
   type ServerEvents,
 } from '../src/shared.js'
 import { type ChatStore, type ChatStoreOptions, MemoryStore } from '../src/store.js'
+import { connected } from './connected.js'
 import { pauseNextJoin } from './pausing-store.js'
 
 type Client = Socket<ServerEvents, ClientEvents>
@@ -94,13 +95,7 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     const auth: Record<string, string> = visitor === undefined ? { nickname } : { nickname, visitor }
     const socket = connect<ServerEvents, ClientEvents>(url, { auth, transports: ['polling'] })
     clients.push(socket)
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', () => resolve())
-      socket.on('connect_error', (error, willRetry) => {
-        if (!willRetry) reject(error)
-      })
-    })
-    return socket
+    return connected(socket)
   }
 
   const join = (socket: Client, room: string) =>
