@@ -230,7 +230,7 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     // snapshot was made before the join was done, while the page may have had its answer from
     // that node already. Finished here, by the same rules, before anything else of the socket's,
     // so that this node lists the person where the page is, at once. (The page's own second join,
-    // see the README, then changes nothing.)
+    // see the README, then most often changes nothing.)
     const unfinished = socket.data.joining
     if (unfinished !== undefined) void inTurn(socket, async () => void (await go(unfinished)))
     // The same for a message being stored: what the page sent after it reaches this node with the
