@@ -340,10 +340,9 @@ export class Connection {
         this.#host.notify('transport_error', name, last)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
-        // In Node, nothing at the URL ends the attempt only once no transport is left: a server
-        // whose `transports` leave out the WebSocket answers its upgrade 404 too (its body, which
-        // says PARLEY_TRANSPORT_DISABLED, is out of `ws`'s reach), and an HTTP transport after it
-        // tells the two apart. (Browsers never read a WebSocket's 404: their bundle skips this.)
+        // In Node, nothing at the URL ends the attempt only once no transport is left: a proxy
+        // may send the WebSocket's path nowhere while it forwards the others, and a browser, blind
+        // to the upgrade's 404, goes on to them. (Their bundle skips this.)
         if (
           isRefusal(err) &&
           ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE ||

@@ -17,15 +17,25 @@ import {
 export type Fetch = typeof fetch
 
 /**
+ * What `httpError` reads of an HTTP answer: a fetch `Response`, or (Node, `ws`) the answer to a
+ * WebSocket upgrade (see `hearRefusal`).
+ */
+export interface ErrorAnswer {
+  readonly status: number
+  /** The body parsed as JSON; rejects when it is not JSON. */
+  json(): Promise<unknown>
+}
+
+/**
  * Builds the ParleyError an HTTP error answer to `url` stands for, from its `{code, message}`
  * body. A 404 without a code of Parley's means nothing is there: a wrong URL or path, which no
  * retry will fix (PARLEY_NOT_FOUND, a refusal).
  */
-export async function httpError(res: Response, url: string): Promise<ParleyError<string>> {
+export async function httpError(res: ErrorAnswer, url: string): Promise<ParleyError<string>> {
   const status = res.status
   let b: { code?: unknown; message?: unknown } = {}
   try {
-    b = (await res.json()) ?? {}
+    b = ((await res.json()) as typeof b | null) ?? {}
   } catch {}
   const code = typeof b.code === 'string' ? b.code : undefined
   if (!code && status === 404) return notFound(url)

@@ -1,6 +1,7 @@
 // In Node a body with no end (a broken proxy, a hostile server) must not take the memory of the
 // whole process: the client reads an HTTP answer or an SSE event only up to the maxPayload the
-// server stated, then gives up on the transport with PARLEY_PAYLOAD_TOO_LARGE. The real server
+// server stated, then gives up on the transport with PARLEY_PAYLOAD_TOO_LARGE (the body of a
+// refused WebSocket upgrade likewise, and the refusal then has its status alone). The real server
 // never sends such a body, so a stand-in pours one; it stops at CAP should the client keep
 // reading, and counts what it wrote.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -16,7 +17,7 @@ const MAX_PAYLOAD = 1000
 /** What the stand-in may have written before the client's close reached it (socket buffers). */
 const WRITTEN_AT_MOST = 16 * 1024 * 1024
 
-type Mode = 'handshake' | 'poll' | 'sse line' | 'sse lines'
+type Mode = 'handshake' | 'poll' | 'sse line' | 'sse lines' | 'refused upgrade'
 
 let server: Server | undefined
 afterEach(async () => {
@@ -62,7 +63,11 @@ async function standIn(mode: Mode) {
     req.resume()
     res.on('error', () => {})
     const handshake = req.method === 'POST' && !req.url?.includes('sid=')
-    if (req.method === 'POST' && !handshake) {
+    if (mode === 'refused upgrade') {
+      // (Without an 'upgrade' listener, Node hands an upgrade request to this one.)
+      res.writeHead(403, { 'content-type': 'application/json' })
+      pour(res, '{"code":"PARLEY_REFUSED","message":"', 'x', written)
+    } else if (req.method === 'POST' && !handshake) {
       res.writeHead(204).end()
     } else if (handshake && mode !== 'handshake') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(open)
@@ -97,6 +102,18 @@ describe.each([
     socket.disconnect()
     expect(error.code).toBe(ErrorCode.PAYLOAD_TOO_LARGE)
     expect(willRetry).toBe(true)
+    expect(written.bytes).toBeGreaterThan(0)
+    expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
+  })
+})
+
+describe('the body of a refused WebSocket upgrade with no end', () => {
+  it('is read up to maxPayload, then the refusal has its status alone', async () => {
+    const { url, written } = await standIn('refused upgrade')
+    const socket = client(url, { transports: ['websocket'], connectTimeout: 10_000 })
+    const [error, willRetry] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>, boolean]
+    expect(error).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, details: { status: 403, refused: true } })
+    expect(willRetry).toBe(false)
     expect(written.bytes).toBeGreaterThan(0)
     expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
   })

@@ -22,8 +22,23 @@ function closedPort(): Promise<number> {
 }
 
 describe('a 404 to the WebSocket in Node', () => {
-  it('goes on to SSE at a server without WebSocket, whose upgrade answers 404', async () => {
+  it('goes on to SSE at a server without WebSocket, whose upgrade answers 404 PARLEY_TRANSPORT_DISABLED', async () => {
     server = await startServer(() => {}, { transports: ['sse', 'polling'] })
+    const socket = client(server.url)
+    const tried: [string, string][] = []
+    socket.on('transport_error', (name: string, error: ParleyError<string>) => tried.push([name, error.code]))
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    expect(tried).toEqual([['websocket', ErrorCode.TRANSPORT_DISABLED]])
+  })
+
+  it("goes on to SSE where a proxy sends the WebSocket's path nowhere (a 404 that is not Parley's)", async () => {
+    server = await startServer((app) => {
+      app.addHook('onRequest', async (request, reply) => {
+        if (request.url.startsWith('/parley/ws'))
+          return reply.code(404).type('text/html').send('<h1>404</h1>')
+      })
+    })
     const socket = client(server.url)
     const tried: [string, string][] = []
     socket.on('transport_error', (name: string, error: ParleyError<string>) => tried.push([name, error.code]))

@@ -1,7 +1,8 @@
 import { ErrorCode, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
 import { decodeFrame, frameOf } from '../codec.js'
 import type { Outgoing } from '../outgoing.js'
-import { BaseTransport, notFound, shown, timeoutError, transportError, type Welcome } from './transport.js'
+import { BaseTransport, shown, timeoutError, transportError, type Welcome } from './transport.js'
+import { hearRefusal } from './upgrade-refusal.js'
 
 /**
  * Any WebSocket constructor: the browser's, `ws`'s, undici's. Typed loosely on purpose: their
@@ -97,6 +98,11 @@ export class WebSocketTransport extends BaseTransport {
           )
           this.#ws = ws
           ws.binaryType = 'arraybuffer'
+          // In Node, with `ws`: an upgrade refused with an HTTP status fails with the server's code.
+          // (The browser build leaves this out: browsers do not show that answer.)
+          if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+            hearRefusal(ws, this.url, this.maxPayload, settle)
+          }
           ws.onopen = () => {
             clearTimeout(timer)
             timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
@@ -122,19 +128,14 @@ export class WebSocketTransport extends BaseTransport {
               settle(err as ParleyError<string>)
             }
           }
-          // What the platform said before the close (`ws` in Node: ECONNREFUSED, "Unexpected server
-          // response: 404", a TLS error; browsers say nothing).
+          // What the platform said before the close (`ws` in Node: ECONNREFUSED, a TLS error;
+          // browsers say nothing).
           let said: unknown
           ws.onclose = (ev) => {
-            // Browsers say nothing (their bundle skips the test).
-            const error =
-              !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
-              /response: 404/.test(String((said as Error | undefined)?.message))
-                ? notFound(this.url)
-                : transportError(
-                    `WebSocket ${shown(this.url)} closed (${ev.code}${ev.reason && ` ${ev.reason}`})`,
-                    said,
-                  )
+            const error = transportError(
+              `WebSocket ${shown(this.url)} closed (${ev.code}${ev.reason && ` ${ev.reason}`})`,
+              said,
+            )
             if (opened) this.fail(error)
             else settle(error)
           }

@@ -1,0 +1,54 @@
+import type { ParleyError } from '@parley/protocol'
+import { httpError } from '../http.js'
+
+/** The answer to an upgrade request, as `ws` hands it over: Node's `IncomingMessage`. */
+interface UpgradeAnswer extends AsyncIterable<Uint8Array> {
+  readonly statusCode: number
+}
+
+/** A WebSocket that is an event emitter: `ws`'s (the browser's and undici's are not). */
+interface Emitter {
+  on(event: 'unexpected-response', listener: (request: unknown, answer: UpgradeAnswer) => void): unknown
+}
+
+/**
+ * Node only, with the `ws` package: an upgrade the server answers with an HTTP status instead of
+ * 101 (403 for the origin, 400 for the protocol version, 404 PARLEY_TRANSPORT_DISABLED, 503 while
+ * it shuts down) says why in its `{code, message}` body, of which `ws` would report only
+ * "Unexpected server response: 403". Its 'unexpected-response' event hands over the answer, and
+ * that body makes the same coded error the HTTP transports make of the same answer (`httpError`),
+ * so the client treats the refusal as it does over HTTP: it stops, tries again, or goes on with
+ * the next transport. Browsers, and undici's WebSocket (Node 22's own), show nothing of it.
+ *
+ * `refused` gets the error once the body is read. With a listener, `ws` leaves the request to it:
+ * the caller closes the WebSocket then, which aborts the request and destroys its connection.
+ */
+export function hearRefusal(
+  ws: unknown,
+  url: string,
+  maxPayload: number,
+  refused: (error: ParleyError<string>) => void,
+): void {
+  const emitter = ws as Partial<Emitter>
+  if (typeof emitter.on !== 'function') return
+  emitter.on('unexpected-response', (_request, answer) => {
+    const json = async (): Promise<unknown> => JSON.parse(await bodyOf(answer, maxPayload))
+    void httpError({ status: answer.statusCode, json }, url).then(refused)
+  })
+}
+
+/**
+ * The body of `answer`, read up to `maxPayload` UTF-16 units (what one answer may hold): a body
+ * with no end (a broken proxy, a hostile server) must not take the memory of the whole process.
+ * Past the bound, reading stops (leaving the loop destroys the answer), and what was read is no
+ * JSON: the error then has the status alone.
+ */
+async function bodyOf(answer: UpgradeAnswer, maxPayload: number): Promise<string> {
+  const decoder = new TextDecoder()
+  let text = ''
+  for await (const chunk of answer) {
+    text += decoder.decode(chunk, { stream: true })
+    if (text.length > maxPayload) break
+  }
+  return text + decoder.decode()
+}
