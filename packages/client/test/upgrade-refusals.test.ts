@@ -134,3 +134,19 @@ it("reads a proxy's page as PARLEY_TRANSPORT_ERROR with the status and the URL, 
   })
   expect(willRetry).toBe(true)
 })
+
+it('goes on to SSE past a bare 403 at the upgrade (a firewall that lets no WebSocket through)', async () => {
+  const server = await startServer((app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.url.startsWith('/parley/ws')) return reply.code(403).type('text/plain').send('Forbidden')
+    })
+  })
+  const socket = client(server.url)
+  const tried: string[] = []
+  socket.on('transport_error', (name: string, error: ParleyError<string>) =>
+    tried.push(`${name} ${error.code} ${error.details?.status}`),
+  )
+  await next(socket, 'connect', 5000)
+  expect(socket.transport).toBe('sse')
+  expect(tried).toEqual([`websocket ${ErrorCode.TRANSPORT_ERROR} 403`])
+})

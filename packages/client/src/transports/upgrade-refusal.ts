@@ -1,4 +1,4 @@
-import type { ParleyError } from '@parley/protocol'
+import { ErrorCode, ParleyError } from '@parley/protocol'
 import { httpError } from '../http.js'
 
 /** The answer to an upgrade request, as `ws` hands it over: Node's `IncomingMessage`. */
@@ -32,8 +32,22 @@ export function hearRefusal(
   const emitter = ws as Partial<Emitter>
   if (typeof emitter.on !== 'function') return
   emitter.on('unexpected-response', (_request, answer) => {
-    const json = async (): Promise<unknown> => JSON.parse(await bodyOf(answer, maxPayload))
-    void httpError({ status: answer.statusCode, json }, url).then(refused)
+    const status = answer.statusCode
+    let coded = false
+    const json = async (): Promise<unknown> => {
+      const body = JSON.parse(await bodyOf(answer, maxPayload)) as { code?: unknown } | null
+      coded = typeof body?.code === 'string'
+      return body
+    }
+    void httpError({ status, json }, url).then((error) =>
+      refused(
+        // A 401 or 403 without a code of Parley's is someone else's, not a refusal: most often a
+        // proxy or a firewall that lets no WebSocket through, which the next transport may pass.
+        coded || (status !== 401 && status !== 403)
+          ? error
+          : new ParleyError<string>(ErrorCode.TRANSPORT_ERROR, error.message, { details: { status } }),
+      ),
+    )
   })
 }
 
