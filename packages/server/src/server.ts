@@ -21,11 +21,11 @@ import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
 import { WarningRate } from './rate-limit.js'
-import { RestartClaims } from './restart-claims.js'
 import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
+import { TakeoverLogs } from './takeover-logs.js'
 import type { Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
@@ -89,8 +89,8 @@ export class ParleyServer<
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
   readonly #unreachable: UnreachableOwners
-  /** Sessions claimed after a lone node's restart: counted, and logged once per burst. */
-  readonly #restartClaims: RestartClaims
+  /** Sessions taken over with something lost (a restart, a late claim, no seal): logged once per burst. */
+  readonly #takeovers: TakeoverLogs
   /** Resumes of one session take turns (see `ResumeTurns`). */
   readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
@@ -138,7 +138,7 @@ export class ParleyServer<
     this.#log = log
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
-    this.#restartClaims = new RestartClaims(log)
+    this.#takeovers = new TakeoverLogs(log)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
@@ -529,7 +529,7 @@ export class ParleyServer<
     this.#closing = true
     this.#closed = true
     for (const closer of this.#closers) closer()
-    this.#restartClaims.close()
+    this.#takeovers.close()
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, {
         retryAfter: this.#shutdownRetryAfter(),
@@ -885,24 +885,9 @@ export class ParleyServer<
       return this.#refuseResume(transport, snapshot.sid)
     }
     this.metrics.handoff(!complete ? 'incomplete' : !late ? 'taken' : alone ? 'restarted' : 'late')
-    if (!complete) {
-      this.#log.warn(
-        { socket: socket.id },
-        'parley: the node that handed this session off did not seal its tail; what it sent last may be lost',
-      )
-    }
-    if (late && alone) {
-      // The old node drained with no other node alive: nothing could claim the session before
-      // this node started, whatever handoff.timeout. What is lost is what a restart loses.
-      this.#restartClaims.record()
-    } else if (late) {
-      // The client came back after handoff.timeout: the old node had given up on a claim and
-      // stopped taking the session's packets. Raising handoff.timeout is what helps.
-      this.#log.warn(
-        { socket: socket.id },
-        'parley: this session was claimed after the node that handed it off stopped waiting (handoff.timeout); what was sent to it in between is lost',
-      )
-    }
+    // A drain or a restart brings many of these at once: one line per burst of each kind.
+    if (!complete) this.#takeovers.incomplete.record({ socket: socket.id })
+    if (late) (alone ? this.#takeovers.restarted : this.#takeovers.late).record({ socket: socket.id })
     await this.#recordOwner(session.sid)
     if (session.state === 'closed') return this.#refuseResume(transport, snapshot.sid)
     // Asked for by another node meanwhile (a WebSocket resume reached it): on its way there.

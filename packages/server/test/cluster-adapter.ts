@@ -70,6 +70,11 @@ export class Cluster {
   claimDelayMs = 0
   /** How long `takeOver` takes before the old node seals the tail (a slow cut), in ms. */
   takeOverDelayMs = 0
+  /**
+   * When true, the old node's seal never reaches a claim: `takeOver` resolves `complete: false`,
+   * as when the old node is gone or its store away at the cut.
+   */
+  sealLost = false
   /** Nodes that are alive but that no other node reaches (their requests are lost). */
   readonly unreachable = new Set<string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
@@ -399,7 +404,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
         // The cut point: the old node seals, this one joins, in the same turn; broadcasts in
         // flight reach every node's rooms on a later turn, so each lands once.
         const old = this.cluster.nodes.get(handoff.owner)
-        if (old && !handoff.sealed) {
+        if (old && !handoff.sealed && !this.cluster.sealLost) {
           handoff.tail.push(...old.sockets.claimed(sid))
           handoff.sealed = true
         }

@@ -221,34 +221,45 @@ describe('handoff metrics', () => {
   }
 
   /**
-   * A WebSocket client connected to node 0 through a round-robin proxy that sends its next
-   * connections to node 1; `act` runs then. Everything is closed after it (the nodes it left open).
+   * `count` WebSocket clients connected to node 0 through a round-robin proxy that sends their
+   * next connections to node 1; `act` runs then. Everything is closed after it (the nodes it left
+   * open).
    */
-  async function clientOfNode0(
+  async function clientsOfNode0(
     nodes: Started[],
-    act: (client: Socket, proxy: RoundRobinProxy) => Promise<void>,
+    count: number,
+    act: (clients: Socket[], proxy: RoundRobinProxy) => Promise<void>,
   ) {
     const proxy = await startRoundRobin(nodes.map((n) => Number(new URL(n.base).port)))
     proxy.avoid.add(1)
-    const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
+    const clients: Socket[] = []
     try {
-      await until(() => client.connected)
+      for (let i = 0; i < count; i++) {
+        const client = connectClient(`${proxy.url}/parley`, { transports: ['websocket'] })
+        clients.push(client)
+        await until(() => client.connected)
+      }
       proxy.avoid.clear()
       proxy.avoid.add(0)
-      await act(client, proxy)
+      await act(clients, proxy)
     } finally {
-      client.disconnect()
+      for (const client of clients) client.disconnect()
       await sleep(50)
       await proxy.close()
       await Promise.all(nodes.filter((n) => !n.app.parley.closing).map((n) => n.app.close()))
     }
   }
 
-  /** A client of node 0 resumes on node 1 as node 0 drains; `check` reads the metrics then. */
-  function drainOnce(nodes: Started[], check: () => Promise<void>) {
-    return clientOfNode0(nodes, async (client) => {
+  /** One client of node 0 (see `clientsOfNode0`). */
+  function clientOfNode0(nodes: Started[], act: (client: Socket, proxy: RoundRobinProxy) => Promise<void>) {
+    return clientsOfNode0(nodes, 1, (clients, proxy) => act(clients[0]!, proxy))
+  }
+
+  /** `count` clients of node 0 resume on node 1 as node 0 drains; `check` reads the metrics then. */
+  function drainOnce(nodes: Started[], check: () => Promise<void>, count = 1) {
+    return clientsOfNode0(nodes, count, async (clients) => {
       await nodes[0]!.app.close()
-      await until(() => client.connected && client.recovered, 3000, 'resumed on the other node')
+      await until(() => clients.every((c) => c.connected && c.recovered), 3000, 'resumed on the other node')
       await check()
     })
   }
@@ -332,21 +343,63 @@ describe('handoff metrics', () => {
     })
   })
 
-  it('count, and warn of, a session claimed after its old node stopped waiting for a claim', async () => {
+  /** The lines of `logs` (JSON) whose message holds `text`. */
+  const linesOf = (logs: string[], text: string) =>
+    logs
+      .map((line) => JSON.parse(line) as { msg: string; count: number; total: number; socket: string })
+      .filter(({ msg }) => msg.includes(text))
+
+  it('count sessions claimed after their old node stopped waiting for a claim, and warn once per burst', async () => {
     const cluster = new Cluster({ handoff: true })
-    // The client comes back (its claim lands) after the old node's drain gave up on one.
+    // The clients come back (their claims land) after the old node's drain gave up on one.
     cluster.claimDelayMs = 600
     const warnings: string[] = []
     const { registries, nodes } = await twoNodes(cluster, 200, {
       logger: { level: 'warn', stream: { write: (line: string) => void warnings.push(line) } },
     })
-    await drainOnce(nodes, async () => {
-      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
-      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'late' })).toBe(1)
-      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
-      // Another node was alive when the old one sealed: not a restart.
-      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'restarted' })).toBe(0)
-      expect(warnings.filter((line) => line.includes('stopped waiting (handoff.timeout)'))).toHaveLength(1)
+    const late = () => linesOf(warnings, 'stopped waiting (handoff.timeout)')
+    await drainOnce(
+      nodes,
+      async () => {
+        expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(3)
+        expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'late' })).toBe(3)
+        expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
+        // Another node was alive when the old one sealed: not a restart.
+        expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'restarted' })).toBe(0)
+        // The first at once, with its socket as an example; not one line per session.
+        expect(late()).toMatchObject([{ count: 1, total: 1, msg: expect.stringContaining('1 session(s)') }])
+        expect([...nodes[1]!.app.parley.sockets.keys()]).toContain(late()[0]!.socket)
+      },
+      3,
+    )
+    // The rest in one line, here at close.
+    expect(late()).toMatchObject([
+      { count: 1, total: 1 },
+      { count: 2, total: 3 },
+    ])
+  })
+
+  it('count sessions taken over without their tail sealed, and warn once per burst', async () => {
+    const cluster = new Cluster({ handoff: true })
+    // The old node's seal never reaches the claims: the tails come back incomplete.
+    cluster.sealLost = true
+    cluster.claimDelayMs = 100
+    const warnings: string[] = []
+    const { registries, nodes } = await twoNodes(cluster, 1000, {
+      logger: { level: 'warn', stream: { write: (line: string) => void warnings.push(line) } },
     })
+    const incomplete = () => linesOf(warnings, 'did not seal their tail')
+    await drainOnce(
+      nodes,
+      async () => {
+        expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'incomplete' })).toBe(3)
+        expect(incomplete()).toMatchObject([{ count: 1, total: 1 }])
+      },
+      3,
+    )
+    expect(incomplete()).toMatchObject([
+      { count: 1, total: 1 },
+      { count: 2, total: 3 },
+    ])
   })
 })

@@ -1,0 +1,67 @@
+import type { FastifyBaseLogger } from 'fastify'
+
+/** The levels a burst is logged at: each is something the server handled, not a failure of its own. */
+export type BurstLevel = 'info' | 'warn'
+
+/**
+ * One kind of log line for something that is normal now and then but comes in bursts: a deploy,
+ * a restart or a network blip brings it to many sessions at once, and one line per session
+ * would be 10 000 lines for 10 000 sessions. So the first is logged at once, then one line per
+ * `everyMs` with how many came since (`count`, and `total` since the server started), while
+ * they keep coming; `close` logs what is left. No count is lost, and a quiet server keeps no
+ * timer. A line carries the details of the first of those it counts, as an example.
+ */
+export class BurstLog {
+  readonly #log: FastifyBaseLogger
+  readonly #level: BurstLevel
+  readonly #message: (count: number) => string
+  readonly #everyMs: number
+  #total = 0
+  #sinceLine = 0
+  #example: Record<string, unknown> = {}
+  #timer: NodeJS.Timeout | undefined
+
+  /** `message` says what `count` of them since the last line mean, and what to do. */
+  constructor(
+    log: FastifyBaseLogger,
+    level: BurstLevel,
+    message: (count: number) => string,
+    everyMs = 10_000,
+  ) {
+    this.#log = log
+    this.#level = level
+    this.#message = message
+    this.#everyMs = everyMs
+  }
+
+  /** Counts one; logs it at once unless a line was written within `everyMs`. */
+  record(example: Record<string, unknown> = {}): void {
+    this.#total++
+    if (this.#sinceLine++ === 0) this.#example = example
+    if (this.#timer === undefined) this.#flush()
+  }
+
+  /** The server closes: logs what was not logged yet, and keeps no timer. */
+  close(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (this.#sinceLine > 0) this.#line()
+  }
+
+  /** Logs what came since the last line, and waits `everyMs` for more; stops when none came. */
+  #flush(): void {
+    this.#timer = undefined
+    if (this.#sinceLine === 0) return
+    this.#line()
+    this.#timer = setTimeout(() => this.#flush(), this.#everyMs)
+    // A server that closes without `close` (a test, a crash) must not be held open by it.
+    this.#timer.unref()
+  }
+
+  #line(): void {
+    const count = this.#sinceLine
+    this.#sinceLine = 0
+    this.#log[this.#level]({ ...this.#example, count, total: this.#total }, `parley: ${this.#message(count)}`)
+    this.#example = {}
+  }
+}

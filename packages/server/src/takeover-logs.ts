@@ -1,0 +1,50 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { BurstLog } from './burst-log.js'
+
+/**
+ * What this node logs about the handed-off sessions it took over with something lost: each
+ * kind in one line per burst (see `BurstLog`), since they come together, as the clients of a
+ * drained or restarted node come back. A line names the socket of the first it counts.
+ */
+export class TakeoverLogs {
+  /**
+   * Handed off by a node that drained with no other node alive: nothing could claim them before
+   * this node started, whatever handoff.timeout. What is lost is what a restart loses.
+   */
+  readonly restarted: BurstLog
+  /**
+   * Claimed after handoff.timeout: the old node had given up on a claim and stopped taking
+   * their packets. Raising handoff.timeout is what helps.
+   */
+  readonly late: BurstLog
+  /** The old node did not seal their tails (gone, or its store away): what it sent last may be lost. */
+  readonly incomplete: BurstLog
+
+  constructor(log: FastifyBaseLogger) {
+    this.restarted = new BurstLog(
+      log,
+      'info',
+      (count) =>
+        `${count} session(s) claimed after a restart since the last such line (the node that handed them off was the only one alive); what was sent to each between that node closing and its claim is lost`,
+    )
+    this.late = new BurstLog(
+      log,
+      'warn',
+      (count) =>
+        `${count} session(s) claimed after the node that handed them off stopped waiting (handoff.timeout), since the last such line; what was sent to each in between is lost`,
+    )
+    this.incomplete = new BurstLog(
+      log,
+      'warn',
+      (count) =>
+        `${count} session(s) taken over from a node that did not seal their tail, since the last such line; what it sent them last may be lost`,
+    )
+  }
+
+  /** The server closes: each logs what it has not logged yet. */
+  close(): void {
+    this.restarted.close()
+    this.late.close()
+    this.incomplete.close()
+  }
+}
