@@ -14,6 +14,7 @@ import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { answeredIn, Drain } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
+import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
@@ -25,7 +26,6 @@ import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
-import { TakeoverLogs } from './takeover-logs.js'
 import type { Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
@@ -89,8 +89,8 @@ export class ParleyServer<
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
   readonly #unreachable: UnreachableOwners
-  /** Sessions taken over with something lost (a restart, a late claim, no seal): logged once per burst. */
-  readonly #takeovers: TakeoverLogs
+  /** Sessions handed off with something lost (a restart, a late claim, no seal, socket.data): logged once per burst. */
+  readonly #handoffLogs: HandoffLogs
   /** Resumes of one session take turns (see `ResumeTurns`). */
   readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
@@ -138,7 +138,7 @@ export class ParleyServer<
     this.#log = log
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
-    this.#takeovers = new TakeoverLogs(log)
+    this.#handoffLogs = new HandoffLogs(log)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
@@ -190,6 +190,7 @@ export class ParleyServer<
       maxPayload: options.maxPayload,
       maxPendingAcks: options.maxPendingAcks,
       ackFailed: (err) => log.error({ err }, 'parley: an ack callback failed'),
+      unplainData: (id) => this.#handoffLogs.unplainData.record({ socket: id }),
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
       metrics,
@@ -529,7 +530,7 @@ export class ParleyServer<
     this.#closing = true
     this.#closed = true
     for (const closer of this.#closers) closer()
-    this.#takeovers.close()
+    this.#handoffLogs.close()
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, {
         retryAfter: this.#shutdownRetryAfter(),
@@ -886,8 +887,8 @@ export class ParleyServer<
     }
     this.metrics.handoff(!complete ? 'incomplete' : !late ? 'taken' : alone ? 'restarted' : 'late')
     // A drain or a restart brings many of these at once: one line per burst of each kind.
-    if (!complete) this.#takeovers.incomplete.record({ socket: socket.id })
-    if (late) (alone ? this.#takeovers.restarted : this.#takeovers.late).record({ socket: socket.id })
+    if (!complete) this.#handoffLogs.incomplete.record({ socket: socket.id })
+    if (late) (alone ? this.#handoffLogs.restarted : this.#handoffLogs.late).record({ socket: socket.id })
     await this.#recordOwner(session.sid)
     if (session.state === 'closed') return this.#refuseResume(transport, snapshot.sid)
     // Asked for by another node meanwhile (a WebSocket resume reached it): on its way there.

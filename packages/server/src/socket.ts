@@ -118,6 +118,8 @@ export interface SocketContext {
   maxPendingAcks: number
   /** An application's ack callback threw (logged: the other waits and the packet go on). */
   ackFailed(err: unknown): void
+  /** Socket `id` is handed off with a `socket.data` that is not plain JSON (logged once per burst). */
+  unplainData(id: string): void
   /** Incoming events that may wait behind an unfinished middleware (see EventPipeline). */
   maxWaitingEvents: number
   /** Null when an event's arguments pass the server's schema for it (or it has none). */
@@ -520,12 +522,7 @@ export class ServerSocket<
     const waiting = (this.#pipeline?.takeWaiting() ?? []) as [string, JsonValue[], number][]
     const pendingAcks = this.#ackTable?.ids() ?? []
     const data = jsonCopy(this.data)
-    if (data === undefined) {
-      this.#context.log.warn(
-        { socket: this.id },
-        'parley: socket.data is not plain JSON; the node that takes the session over starts from {}',
-      )
-    }
+    if (data === undefined) this.#context.unplainData(this.id)
     return {
       v: 1,
       ...books,

@@ -2,11 +2,13 @@ import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog } from './burst-log.js'
 
 /**
- * What this node logs about the handed-off sessions it took over with something lost: each
- * kind in one line per burst (see `BurstLog`), since they come together, as the clients of a
- * drained or restarted node come back. A line names the socket of the first it counts.
+ * What this node logs about sessions handed off with something lost, by it or to it: each kind
+ * in one line per burst (see `BurstLog`), since a drain hands many off at once and their clients
+ * come back together. A line names the socket of the first it counts.
  */
-export class TakeoverLogs {
+export class HandoffLogs {
+  /** Handed off by this node with a `socket.data` that is not plain JSON: the next node starts from {}. */
+  readonly unplainData: BurstLog
   /**
    * Handed off by a node that drained with no other node alive: nothing could claim them before
    * this node started, whatever handoff.timeout. What is lost is what a restart loses.
@@ -21,6 +23,12 @@ export class TakeoverLogs {
   readonly incomplete: BurstLog
 
   constructor(log: FastifyBaseLogger) {
+    this.unplainData = new BurstLog(
+      log,
+      'warn',
+      (count) =>
+        `${count} session(s) handed off whose socket.data is not plain JSON, since the last such line; the node that takes each over starts from {}`,
+    )
     this.restarted = new BurstLog(
       log,
       'info',
@@ -43,6 +51,7 @@ export class TakeoverLogs {
 
   /** The server closes: each logs what it has not logged yet. */
   close(): void {
+    this.unplainData.close()
     this.restarted.close()
     this.late.close()
     this.incomplete.close()
