@@ -10,6 +10,7 @@ import {
 } from './adapter/adapter.js'
 import type { SessionClaim } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
+import { AdapterFailures } from './adapter-failures.js'
 import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { answeredIn, Drain } from './drain.js'
@@ -91,6 +92,8 @@ export class ParleyServer<
   readonly #unreachable: UnreachableOwners
   /** Sessions handed off with something lost (a restart, a late claim, no seal, socket.data): logged once per burst. */
   readonly #handoffLogs: HandoffLogs
+  /** The adapter's promises that rejected (an application's adapter whose store went away): logged once per burst. */
+  readonly #adapterFailures: AdapterFailures
   /** Resumes of one session take turns (see `ResumeTurns`). */
   readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
@@ -139,6 +142,7 @@ export class ParleyServer<
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
     this.#handoffLogs = new HandoffLogs(log)
+    this.#adapterFailures = new AdapterFailures(log)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
@@ -229,10 +233,7 @@ export class ParleyServer<
     try {
       await this.adapter.withdrawHandOff?.(sid)
     } catch (err) {
-      this.#log.warn(
-        { err },
-        'parley: the snapshot of a session that did not move could not be withdrawn; another node may resume it until the snapshot expires',
-      )
+      this.#adapterFailures.withdraw.record({ err })
     }
   }
 
@@ -434,6 +435,11 @@ export class ParleyServer<
     this.#drain?.sendingOn(answered)
   }
 
+  /** @internal The adapter's `anotherNode` rejected, asked for a resume of a session handed off here. */
+  noOtherNode(err: unknown): void {
+    this.#adapterFailures.anotherNode.record({ err })
+  }
+
   /** @internal A request or resume for a session of `node` could not be forwarded there. */
   ownerUnreachable(node: string, err: unknown): void {
     this.#unreachable.record(node, err)
@@ -515,7 +521,7 @@ export class ParleyServer<
     try {
       return await adapter.requestHandOff(node, sid)
     } catch (err) {
-      this.#log.warn({ err }, 'parley: the adapter could not ask for a session')
+      this.#adapterFailures.ask.record({ err })
       return false
     }
   }
@@ -531,6 +537,7 @@ export class ParleyServer<
     this.#closed = true
     for (const closer of this.#closers) closer()
     this.#handoffLogs.close()
+    this.#adapterFailures.close()
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, {
         retryAfter: this.#shutdownRetryAfter(),
@@ -826,7 +833,7 @@ export class ParleyServer<
     try {
       return await this.adapter.claimSession(sid)
     } catch (err) {
-      this.#log.warn({ err }, 'parley: the adapter could not claim a handed-off session')
+      this.#adapterFailures.claim.record({ err })
       return null
     }
   }
@@ -962,7 +969,7 @@ export class ParleyServer<
         }),
       ])
     } catch (err) {
-      this.#log.warn({ err }, 'parley: the adapter could not record the owner of a session')
+      this.#adapterFailures.ownerRecord.record({ err })
     } finally {
       clearTimeout(timer)
     }

@@ -44,6 +44,8 @@ export interface ForwarderOptions {
   maxPayload: number
   /** Called when the owner could not be reached (counted and logged by the server). */
   unreachable(node: string, err: unknown): void
+  /** Called when the adapter's `anotherNode` rejected (logged by the server, once per burst). */
+  noOtherNode(err: unknown): void
 }
 
 /**
@@ -115,7 +117,7 @@ export class Forwarder {
       if (typeof other.url === 'string') return { node: other.node, url: other.url, sentOn: true }
       return medium === 'http' && adapter.routeRequest ? { node: other.node, sentOn: true } : undefined
     } catch (err) {
-      request.log.warn({ err }, 'parley: the adapter could not name another node')
+      this.#options.noOtherNode(err)
       return undefined
     }
   }

@@ -117,6 +117,7 @@ export async function parleyRoutes(
     highWaterMark: options.highWaterMark,
     maxPayload: options.maxPayload,
     unreachable: (node, err) => server.ownerUnreachable(node, err),
+    noOtherNode: (err) => server.noOtherNode(err),
   })
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
   server.atClose(() => forwarder.close())

@@ -1,0 +1,56 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { BurstLog } from './burst-log.js'
+
+/**
+ * What this node logs when an adapter's promise rejects on the way of a handshake, a resume or
+ * a drain. A store of the adapter's that goes away for a moment fails every session that comes
+ * meanwhile, and a deploy or a blip brings many at once: each kind is logged in one line per
+ * burst (see `BurstLog`), with the first `err` as the example. The built-in adapters never
+ * reject these calls (@parley/redis logs its own troubles, once per 10 s); an adapter of the
+ * application's may.
+ */
+export class AdapterFailures {
+  /** `sessionOpened` rejected: other nodes may not find those sessions until it is recorded. */
+  readonly ownerRecord: BurstLog
+  /** `claimSession` rejected: those resumes got new sessions. */
+  readonly claim: BurstLog
+  /** `requestHandOff` rejected: those WebSockets are relayed to the node holding the session. */
+  readonly ask: BurstLog
+  /** `withdrawHandOff` rejected: another node may resume those sessions until their snapshots expire. */
+  readonly withdraw: BurstLog
+  /** `anotherNode` rejected: those resumes of a draining node's sessions were answered by it. */
+  readonly anotherNode: BurstLog
+
+  constructor(log: FastifyBaseLogger) {
+    const warn = (message: (count: number) => string) => new BurstLog(log, 'warn', message)
+    this.ownerRecord = warn(
+      (count) =>
+        `the adapter could not record the owner of ${count} session(s), since the last such line; requests for them that reach another node may not find them until it does`,
+    )
+    this.claim = warn(
+      (count) =>
+        `the adapter could not claim ${count} handed-off session(s), since the last such line; their clients got new sessions`,
+    )
+    this.ask = warn(
+      (count) =>
+        `the adapter could not ask for ${count} session(s), since the last such line; their WebSockets are relayed to the node that holds them`,
+    )
+    this.withdraw = warn(
+      (count) =>
+        `the snapshots of ${count} session(s) that did not move could not be withdrawn, since the last such line; another node may resume them until their snapshots expire`,
+    )
+    this.anotherNode = warn(
+      (count) =>
+        `the adapter could not name another node for ${count} resume(s) of sessions this node handed off, since the last such line; they were answered here`,
+    )
+  }
+
+  /** The server closes: each logs what it has not logged yet. */
+  close(): void {
+    this.ownerRecord.close()
+    this.claim.close()
+    this.ask.close()
+    this.withdraw.close()
+    this.anotherNode.close()
+  }
+}
