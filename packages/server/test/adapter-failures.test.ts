@@ -6,11 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
+// Closing the server closes its clients' connections too.
 let started: Started | undefined
-const clients: RawClient[] = []
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
   await started?.app.close()
   started = undefined
 })
@@ -26,47 +25,49 @@ async function serverWith(extra: (adapter: MemoryAdapter) => object) {
   }
   const logger = { level: 'warn', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
   const handoff = { timeout: 500, retrySpread: 0 }
-  started = await startServer({ adapter, handoff }, undefined, { logger, return503OnClosing: false })
+  const server = await startServer({ adapter, handoff }, undefined, { logger, return503OnClosing: false })
+  started = server
   /** The lines whose message holds `text`, as `[count, total]`. */
   const counts = (text: string) => logs.filter(({ msg }) => msg.includes(text)).map((l) => [l.count, l.total])
-  return { started, logs, counts }
-}
-
-async function connectThree(base: string, sid?: (i: number) => string) {
-  for (let i = 0; i < 3; i++) {
-    const hello = sid ? { sid: sid(i), ack: 0 } : {}
-    clients.push(await rawConnect('websocket', base, hello))
-  }
-}
-
-describe('an adapter that rejects', () => {
-  it('logs the owner records it could not write once per burst, with the first error', async () => {
-    const { started, logs, counts } = await serverWith(() => ({ sessionOpened: storeAway }))
-    await connectThree(started.base)
-    const text = 'could not record the owner of'
-    expect(counts(text)).toEqual([[1, 1]])
-    expect(logs.find(({ msg }) => msg.includes(text))?.err?.message).toBe('the store went away')
-    await started.app.close()
+  /** Three of `text` came: one line at once, the other two in one line when the server closes. */
+  const oneNowTwoAtClose = async (text: string) => {
+    await server.app.close()
     expect(counts(text)).toEqual([
       [1, 1],
       [2, 3],
     ])
+  }
+  return { started: server, logs, oneNowTwoAtClose }
+}
+
+/** Three WebSocket clients, one after the other: new sessions, or resumes of `sid(i)`. */
+async function connectThree(base: string, sid?: (i: number) => string) {
+  const clients: RawClient[] = []
+  for (let i = 0; i < 3; i++) {
+    const hello = sid ? { sid: sid(i), ack: 0 } : {}
+    clients.push(await rawConnect('websocket', base, hello))
+  }
+  return clients
+}
+
+describe('an adapter that rejects', () => {
+  it('logs the owner records it could not write once per burst, with the first error', async () => {
+    const { started, logs, oneNowTwoAtClose } = await serverWith(() => ({ sessionOpened: storeAway }))
+    await connectThree(started.base)
+    const text = 'could not record the owner of'
+    expect(logs.find(({ msg }) => msg.includes(text))?.err?.message).toBe('the store went away')
+    await oneNowTwoAtClose(text)
   })
 
   it('logs the claims it could not make once per burst; each client gets a new session', async () => {
-    const { started, counts } = await serverWith(() => ({ claimSession: storeAway }))
-    await connectThree(started.base, (i) => `gone-session-${i}`)
+    const { started, oneNowTwoAtClose } = await serverWith(() => ({ claimSession: storeAway }))
+    const clients = await connectThree(started.base, (i) => `gone-session-${i}`)
     expect(clients.map((c) => c.open.recovered)).toEqual([false, false, false])
-    expect(counts('could not claim')).toEqual([[1, 1]])
-    await started.app.close()
-    expect(counts('could not claim')).toEqual([
-      [1, 1],
-      [2, 3],
-    ])
+    await oneNowTwoAtClose('could not claim')
   })
 
   it('logs the sessions it could not ask another node for once per burst', async () => {
-    const { started, counts } = await serverWith(() => ({
+    const { started, oneNowTwoAtClose } = await serverWith(() => ({
       // Another node holds every session, at an address where nothing listens.
       sessionOwner: () => ({ node: 'other', url: 'http://127.0.0.1:1' }),
       claimSession: async () => null,
@@ -74,12 +75,7 @@ describe('an adapter that rejects', () => {
       requestHandOff: storeAway,
     }))
     await connectThree(started.base, (i) => `elsewhere-${i}`)
-    expect(counts('could not ask for')).toEqual([[1, 1]])
-    await started.app.close()
-    expect(counts('could not ask for')).toEqual([
-      [1, 1],
-      [2, 3],
-    ])
+    await oneNowTwoAtClose('could not ask for')
   })
 
   /**
@@ -102,26 +98,20 @@ describe('an adapter that rejects', () => {
 
   it('logs the snapshots it could not withdraw once per burst', async () => {
     const { stored, calls } = storing({ withdrawHandOff: storeAway })
-    const { started, counts } = await serverWith(() => calls)
+    const { started, oneNowTwoAtClose } = await serverWith(() => calls)
     await connectThree(started.base)
     const draining = started.app.parley.drain()
     await until(() => stored.length === 3, 3000, 'the snapshots')
     // The application ends them while they are handed off: their snapshots must be taken back.
     for (const socket of started.app.parley.sockets.values()) socket.disconnect()
     await draining
-    expect(counts('could not be withdrawn')).toEqual([[1, 1]])
-    await started.app.close()
-    expect(counts('could not be withdrawn')).toEqual([
-      [1, 1],
-      [2, 3],
-    ])
+    await oneNowTwoAtClose('could not be withdrawn')
   })
 
   it('logs the resumes it could not send on to another node once per burst', async () => {
     const { stored, calls } = storing({ anotherNode: storeAway })
-    const { started, counts } = await serverWith(() => calls)
-    await connectThree(started.base)
-    const sids = clients.map((c) => c.sid)
+    const { started, oneNowTwoAtClose } = await serverWith(() => calls)
+    const sids = (await connectThree(started.base)).map((c) => c.sid)
     const draining = started.app.parley.drain()
     await until(() => stored.length === 3, 3000, 'the snapshots')
     // Their clients come back to this node, which cannot name another: it answers them itself.
@@ -129,12 +119,7 @@ describe('an adapter that rejects', () => {
       const answer = await rawConnect('websocket', started.base, { sid, ack: 0 }).catch((e: unknown) => e)
       expect(answer).toMatchObject({ code: 'PARLEY_SERVER_SHUTTING_DOWN' })
     }
-    expect(counts('could not name another node')).toEqual([[1, 1]])
     await draining
-    await started.app.close()
-    expect(counts('could not name another node')).toEqual([
-      [1, 1],
-      [2, 3],
-    ])
+    await oneNowTwoAtClose('could not name another node')
   })
 })

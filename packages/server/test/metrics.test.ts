@@ -343,37 +343,51 @@ describe('handoff metrics', () => {
     })
   })
 
-  /** The lines of `logs` (JSON) whose message holds `text`. */
-  const linesOf = (logs: string[], text: string) =>
-    logs
-      .map((line) => JSON.parse(line) as { msg: string; count: number; total: number; socket: string })
-      .filter(({ msg }) => msg.includes(text))
+  interface LogLine {
+    msg: string
+    count: number
+    total: number
+    socket: string
+  }
+
+  /**
+   * Three clients of node 0 resume on node 1 as node 0 drains (see `drainOnce`), both nodes
+   * logging at warn; `check` runs then, given the lines so far whose message holds `text`.
+   * Resolves with those lines once both nodes closed.
+   */
+  async function drainThree(
+    cluster: Cluster,
+    timeout: number,
+    text: string,
+    check: (lines: LogLine[], registries: Registry[], nodes: Started[]) => Promise<void>,
+  ) {
+    const warnings: string[] = []
+    const { registries, nodes } = await twoNodes(cluster, timeout, {
+      logger: { level: 'warn', stream: { write: (line: string) => void warnings.push(line) } },
+    })
+    const lines = () =>
+      warnings.map((line) => JSON.parse(line) as LogLine).filter(({ msg }) => msg.includes(text))
+    await drainOnce(nodes, () => check(lines(), registries, nodes), 3)
+    return lines()
+  }
 
   it('count sessions claimed after their old node stopped waiting for a claim, and warn once per burst', async () => {
     const cluster = new Cluster({ handoff: true })
     // The clients come back (their claims land) after the old node's drain gave up on one.
     cluster.claimDelayMs = 600
-    const warnings: string[] = []
-    const { registries, nodes } = await twoNodes(cluster, 200, {
-      logger: { level: 'warn', stream: { write: (line: string) => void warnings.push(line) } },
+    const text = 'stopped waiting (handoff.timeout)'
+    const lines = await drainThree(cluster, 200, text, async (late, registries, nodes) => {
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(3)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'late' })).toBe(3)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
+      // Another node was alive when the old one sealed: not a restart.
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'restarted' })).toBe(0)
+      // The first at once, with its socket as an example; not one line per session.
+      expect(late).toMatchObject([{ count: 1, total: 1, msg: expect.stringContaining('1 session(s)') }])
+      expect([...nodes[1]!.app.parley.sockets.keys()]).toContain(late[0]!.socket)
     })
-    const late = () => linesOf(warnings, 'stopped waiting (handoff.timeout)')
-    await drainOnce(
-      nodes,
-      async () => {
-        expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(3)
-        expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'late' })).toBe(3)
-        expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
-        // Another node was alive when the old one sealed: not a restart.
-        expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'restarted' })).toBe(0)
-        // The first at once, with its socket as an example; not one line per session.
-        expect(late()).toMatchObject([{ count: 1, total: 1, msg: expect.stringContaining('1 session(s)') }])
-        expect([...nodes[1]!.app.parley.sockets.keys()]).toContain(late()[0]!.socket)
-      },
-      3,
-    )
     // The rest in one line, here at close.
-    expect(late()).toMatchObject([
+    expect(lines).toMatchObject([
       { count: 1, total: 1 },
       { count: 2, total: 3 },
     ])
@@ -384,20 +398,16 @@ describe('handoff metrics', () => {
     // The old node's seal never reaches the claims: the tails come back incomplete.
     cluster.sealLost = true
     cluster.claimDelayMs = 100
-    const warnings: string[] = []
-    const { registries, nodes } = await twoNodes(cluster, 1000, {
-      logger: { level: 'warn', stream: { write: (line: string) => void warnings.push(line) } },
-    })
-    const incomplete = () => linesOf(warnings, 'did not seal their tail')
-    await drainOnce(
-      nodes,
-      async () => {
+    const lines = await drainThree(
+      cluster,
+      1000,
+      'did not seal their tail',
+      async (incomplete, registries) => {
         expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'incomplete' })).toBe(3)
-        expect(incomplete()).toMatchObject([{ count: 1, total: 1 }])
+        expect(incomplete).toMatchObject([{ count: 1, total: 1 }])
       },
-      3,
     )
-    expect(incomplete()).toMatchObject([
+    expect(lines).toMatchObject([
       { count: 1, total: 1 },
       { count: 2, total: 3 },
     ])
