@@ -37,13 +37,20 @@ export async function httpError(res: ErrorAnswer, url: string): Promise<ParleyEr
   try {
     b = ((await res.json()) as typeof b | null) ?? {}
   } catch {}
-  const code = typeof b.code === 'string' ? b.code : undefined
+  // A 503 without a code of Parley's is a server closing: from the first moment of `app.close()`
+  // Fastify answers every request so itself, before Parley sees it (or a proxy in front has no
+  // node to offer). Read as the shutdown it is: the same transport once more (a balancer sends
+  // it to another node), then the others, the session kept.
+  const code =
+    typeof b.code === 'string' ? b.code : status === 503 ? ErrorCode.SERVER_SHUTTING_DOWN : undefined
   if (!code && status === 404) return notFound(url)
   // 403 is the middleware or the origin check, 401 the application's own auth hook: the server
   // refuses the client, not the transport. A version refusal would be the same anywhere.
   return new ParleyError<string>(
     code ?? ErrorCode.TRANSPORT_ERROR,
-    typeof b.message === 'string' ? b.message : `HTTP ${status} from ${shown(url)}`,
+    // The body's message goes with the body's code, or with none: a bare 503's ("Service
+    // Unavailable") would say less than the URL.
+    typeof b.message === 'string' && code === b.code ? b.message : `HTTP ${status} from ${shown(url)}`,
     {
       details: {
         status,

@@ -1,6 +1,10 @@
 // A server's shutdown as an HTTP client between two requests sees it: the client and the real
 // server against each other, the client's next GET held back until the server is closing.
-import type { FastifyInstance } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { ErrorCode, type ParleyError } from '@parley/protocol'
+import parley from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   client,
@@ -114,3 +118,57 @@ describe.each([{}, { return503OnClosing: false }])('a shutdown (Fastify options 
     await closing
   })
 })
+
+describe.each(['websocket', 'sse', 'polling'] as const)(
+  'a %s client that comes while the server closes',
+  (name) => {
+    it("reads Fastify's bare 503 as the shutdown it is, and tries once more", async () => {
+      // From the first moment of app.close(), Fastify answers every request 503 itself, before any
+      // route or hook of Parley's. An application's own close hook that takes a while (added
+      // before the plugin, so it runs first) holds the server in that state while the client comes.
+      const app = Fastify()
+      let entered = false
+      let release = () => {}
+      app.addHook('preClose', async () => {
+        entered = true
+        await new Promise<void>((resolve) => {
+          release = resolve
+        })
+      })
+      await app.register(parley)
+      // Fastify answers a WebSocket upgrade on a socket it then leaves open (Parley ends those once
+      // its own close hook runs, later than this one): the test lets them go itself.
+      const upgraded = new Set<Duplex>()
+      app.server.on('upgrade', (_req, socket: Duplex) => upgraded.add(socket))
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+      const closing = app.close()
+      try {
+        await until(() => entered, 2000, 'the close hook')
+        const socket = client(url, { transports: [name], reconnection: false })
+        const failures: [string, ParleyError<string>][] = []
+        socket.on('transport_error', (transport: string, error: ParleyError<string>) =>
+          failures.push([transport, error]),
+        )
+        const [error] = await next<[ParleyError<string>]>(socket, 'connect_error', 6000)
+        expect(error.code).toBe(ErrorCode.SERVER_SHUTTING_DOWN)
+        expect(error.details?.status).toBe(503)
+        // The message names where the answer came from, not Fastify's "Service Unavailable".
+        const scheme = name === 'websocket' ? 'ws' : 'http'
+        expect(error.message).toBe(`HTTP 503 from ${url.replace(/^http/, scheme)}/parley/${path[name]}`)
+        // The same transport once more, as for any node shutting down.
+        expect(failures.map(([transport, e]) => [transport, e.code])).toEqual([
+          [name, ErrorCode.SERVER_SHUTTING_DOWN],
+          [name, ErrorCode.SERVER_SHUTTING_DOWN],
+        ])
+      } finally {
+        for (const socket of upgraded) socket.destroy()
+        release()
+        await closing
+      }
+    })
+  },
+)
+
+/** The path segment of each transport. */
+const path = { websocket: 'ws', sse: 'sse', polling: 'poll' }
