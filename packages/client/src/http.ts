@@ -13,6 +13,7 @@ import {
   transportError,
   type Welcome,
 } from './transports/transport.js'
+import { defaultMaxPayload } from './wire-limits.js'
 
 export type Fetch = typeof fetch
 
@@ -22,6 +23,8 @@ export type Fetch = typeof fetch
  */
 export interface ErrorAnswer {
   readonly status: number
+  /** A fetch `Response`'s body, which Node reads through `boundedBody`. */
+  readonly body?: ReadableStream<Uint8Array> | null
   /** The body parsed as JSON; rejects when it is not JSON. */
   json(): Promise<unknown>
 }
@@ -35,7 +38,15 @@ export async function httpError(res: ErrorAnswer, url: string): Promise<ParleyEr
   const status = res.status
   let b: { code?: unknown; message?: unknown } = {}
   try {
-    b = ((await res.json()) as typeof b | null) ?? {}
+    // In Node a fetch's body is read through `boundedBody`: one with no end (a broken proxy, a
+    // hostile server) must not take the process's memory, an error's no more than a 200's. Its
+    // bound is the protocol's default maxPayload, far above any `{code, message}`: past it the
+    // error has its status alone. A page is bounded by the browser itself, and gets its server
+    // from its own origin, which could harm it anyway: its build reads the body whole.
+    b =
+      ((await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE || !res.body
+        ? res.json()
+        : JSON.parse(await boundedBody(res, defaultMaxPayload)))) as typeof b | null) ?? {}
   } catch {}
   // A 503 without a code of Parley's is a server closing: from the first moment of `app.close()`
   // Fastify answers every request so itself, before Parley sees it (or a proxy in front has no
@@ -274,7 +285,7 @@ const RETRY_409_MS = 25
  * Parley server from its own origin, which could harm it anyway: the browser build
  * (PARLEY_BROWSER_BUNDLE) reads the body whole (`res.text()`) and leaves this out.
  */
-export async function boundedBody(res: Response, maxPayload: number): Promise<string> {
+export async function boundedBody(res: Pick<ErrorAnswer, 'body'>, maxPayload: number): Promise<string> {
   // A 200 always has a body (a null one would throw here, a failed GET all the same).
   const reader = res.body!.getReader()
   const decoder = new TextDecoder()

@@ -1,9 +1,10 @@
 // In Node a body with no end (a broken proxy, a hostile server) must not take the memory of the
 // whole process: the client reads an HTTP answer or an SSE event only up to the maxPayload the
-// server stated, then gives up on the transport with PARLEY_PAYLOAD_TOO_LARGE (the body of a
-// refused WebSocket upgrade likewise, and the refusal then has its status alone). The real server
-// never sends such a body, so a stand-in pours one; it stops at CAP should the client keep
-// reading, and counts what it wrote.
+// server stated, then gives up on the transport with PARLEY_PAYLOAD_TOO_LARGE. The body of a
+// refused WebSocket upgrade likewise, and that of an error answer (a 500) up to the protocol's
+// default maxPayload: the error then has its status alone. The real server never sends such a
+// body, so a stand-in pours one; it stops at CAP should the client keep reading, and counts what
+// it wrote.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ErrorCode, type ParleyError } from '@parley/protocol'
@@ -17,7 +18,14 @@ const MAX_PAYLOAD = 1000
 /** What the stand-in may have written before the client's close reached it (socket buffers). */
 const WRITTEN_AT_MOST = 16 * 1024 * 1024
 
-type Mode = 'handshake' | 'poll' | 'sse line' | 'sse lines' | 'refused upgrade'
+type Mode =
+  | 'handshake'
+  | 'poll'
+  | 'sse line'
+  | 'sse lines'
+  | 'refused upgrade'
+  | 'failed handshake'
+  | 'failed poll'
 
 let server: Server | undefined
 afterEach(async () => {
@@ -67,6 +75,9 @@ async function standIn(mode: Mode) {
       // (Without an 'upgrade' listener, Node hands an upgrade request to this one.)
       res.writeHead(403, { 'content-type': 'application/json' })
       pour(res, '{"code":"PARLEY_REFUSED","message":"', 'x', written)
+    } else if (mode === 'failed handshake' || (mode === 'failed poll' && req.method === 'GET')) {
+      res.writeHead(500, { 'content-type': 'application/json' })
+      pour(res, '{"code":"PARLEY_BAD_REQUEST","message":"', 'x', written)
     } else if (req.method === 'POST' && !handshake) {
       res.writeHead(204).end()
     } else if (handshake && mode !== 'handshake') {
@@ -102,6 +113,22 @@ describe.each([
     socket.disconnect()
     expect(error.code).toBe(ErrorCode.PAYLOAD_TOO_LARGE)
     expect(willRetry).toBe(true)
+    expect(written.bytes).toBeGreaterThan(0)
+    expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
+  })
+})
+
+describe.each([
+  ['the handshake', 'polling', 'failed handshake'],
+  ['the handshake', 'sse', 'failed handshake'],
+  ['a poll', 'polling', 'failed poll'],
+] as const)('an error answer to %s with no end, over %s', (_name, transport, mode) => {
+  it("is read up to the protocol's default maxPayload, then the error has its status alone", async () => {
+    const { url, written } = await standIn(mode)
+    const socket = client(url, { transports: [transport], connectTimeout: 10_000, reconnection: false })
+    const [error] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>]
+    expect(error).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, details: { status: 500, refused: false } })
+    expect(error.message).toMatch(/^HTTP 500 from http:/)
     expect(written.bytes).toBeGreaterThan(0)
     expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
   })
