@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { ClientOptions } from '../src/options.js'
 import { client, closeClients, next } from './helpers.js'
 
 /** Where the stand-in stops pouring, whatever the client does. */
@@ -100,6 +101,20 @@ async function standIn(mode: Mode) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, written }
 }
 
+/**
+ * The first `connect_error` of a client (`options`) against a stand-in in `mode`, once it is
+ * checked that the client stopped reading: the stand-in wrote something, and far from all.
+ */
+async function firstFailure(mode: Mode, options: ClientOptions) {
+  const { url, written } = await standIn(mode)
+  const socket = client(url, { connectTimeout: 10_000, ...options })
+  const [error, willRetry] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>, boolean]
+  socket.disconnect()
+  expect(written.bytes).toBeGreaterThan(0)
+  expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
+  return { error, willRetry }
+}
+
 describe.each([
   ['the handshake answer', 'handshake', 'polling'],
   ['a poll answer', 'poll', 'polling'],
@@ -107,14 +122,9 @@ describe.each([
   ['an SSE event of endless data lines', 'sse lines', 'sse'],
 ] as const)('%s with no end', (_name, mode, transport) => {
   it('is read up to maxPayload, then the transport gives up with PARLEY_PAYLOAD_TOO_LARGE', async () => {
-    const { url, written } = await standIn(mode)
-    const socket = client(url, { transports: [transport], connectTimeout: 10_000 })
-    const [error, willRetry] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>, boolean]
-    socket.disconnect()
+    const { error, willRetry } = await firstFailure(mode, { transports: [transport] })
     expect(error.code).toBe(ErrorCode.PAYLOAD_TOO_LARGE)
     expect(willRetry).toBe(true)
-    expect(written.bytes).toBeGreaterThan(0)
-    expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
   })
 })
 
@@ -124,27 +134,19 @@ describe.each([
   ['a poll', 'polling', 'failed poll'],
 ] as const)('an error answer to %s with no end, over %s', (_name, transport, mode) => {
   it("is read up to the protocol's default maxPayload, then the error has its status alone", async () => {
-    const { url, written } = await standIn(mode)
-    const socket = client(url, { transports: [transport], connectTimeout: 10_000, reconnection: false })
-    const [error] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>]
+    const { error } = await firstFailure(mode, { transports: [transport], reconnection: false })
     expect(error).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, details: { status: 500, refused: false } })
     expect(error.message).toMatch(/^HTTP 500 from http:/)
-    expect(written.bytes).toBeGreaterThan(0)
-    expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
   })
 })
 
 describe('the body of a refused WebSocket upgrade with no end', () => {
   it('is read up to maxPayload, then the refusal has its status alone', async () => {
-    const { url, written } = await standIn('refused upgrade')
-    const socket = client(url, { transports: ['websocket'], connectTimeout: 10_000 })
-    const [error, willRetry] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>, boolean]
+    const { error, willRetry } = await firstFailure('refused upgrade', { transports: ['websocket'] })
     // Its code unread, a 403 at the upgrade is no refusal of the client (most often a proxy that
     // lets no WebSocket through): the client tries again.
     expect(error).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, details: { status: 403 } })
     expect(error.details?.refused).not.toBe(true)
     expect(willRetry).toBe(true)
-    expect(written.bytes).toBeGreaterThan(0)
-    expect(written.bytes).toBeLessThan(WRITTEN_AT_MOST)
   })
 })
