@@ -36,6 +36,7 @@ import {
   refusalOf,
 } from './incoming.js'
 import { jsonCopy } from './json-copy.js'
+import { type MembershipStep, roomsAfter } from './membership.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { IncomingMessage, Session } from './session.js'
 import { preparedOutgoing } from './transports/transport.js'
@@ -192,6 +193,11 @@ export class ServerSocket<
    * lands after that leave would keep an ended socket's id in its rooms for good.
    */
   #membership: Promise<void> | undefined
+  /**
+   * The joins and leaves `#membership` waits for, in the order made, while any is under way:
+   * what a handoff's snapshot adds to the rooms the adapter holds (see `freeze`).
+   */
+  #steps: MembershipStep[] | undefined
 
   /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -394,28 +400,49 @@ export class ServerSocket<
     const adapter = this.#context.adapter
     // Nothing under way (always so with the built-in adapters, which answer at once): now, and
     // nothing allocated. Else after the join or leave made before it.
-    if (this.#membership === undefined) return this.#keepOrder(adapter.addAll(this.id, rooms))
-    return this.#keepOrder(this.#membership.then(() => adapter.addAll(this.id, rooms)))
+    if (this.#membership === undefined) return this.#keepOrder(adapter.addAll(this.id, rooms), true, rooms)
+    return this.#keepOrder(
+      this.#membership.then(() => adapter.addAll(this.id, rooms)),
+      true,
+      rooms,
+    )
   }
 
   /** Leaves a room (a string of 1 to 256 characters, as for `join`), in turn with the joins. */
   leave(room: Room): void | Promise<void> {
     checkRoom(room)
     const adapter = this.#context.adapter
-    if (this.#membership === undefined) return this.#keepOrder(adapter.del(this.id, room))
-    return this.#keepOrder(this.#membership.then(() => adapter.del(this.id, room)))
+    if (this.#membership === undefined) return this.#keepOrder(adapter.del(this.id, room), false, room)
+    return this.#keepOrder(
+      this.#membership.then(() => adapter.del(this.id, room)),
+      false,
+      room,
+    )
   }
 
   /**
    * Makes the next join or leave of this socket wait for `result`, when it is a promise: an
    * adapter that answers later could otherwise apply them in another order than they were made
    * (a leave landing before the join it follows). A step that fails holds up none after it: its
-   * rejection goes to its own caller only.
+   * rejection goes to its own caller only. Until it settles, the step is kept (`join`, `rooms`:
+   * see `MembershipStep`); nothing is kept, nor allocated, for a result that is not a promise.
    */
-  #keepOrder(result: void | Promise<void>): void | Promise<void> {
+  #keepOrder(
+    result: void | Promise<void>,
+    join: boolean,
+    rooms: readonly Room[] | Room,
+  ): void | Promise<void> {
     if (!isThenable(result)) return result
+    const step: MembershipStep = { join, rooms }
+    if (this.#steps === undefined) this.#steps = [step]
+    else this.#steps.push(step)
     const settled = () => {
-      if (this.#membership === done) this.#membership = undefined
+      // Steps settle in the order made (each waits for the one before): this is the oldest.
+      const at = this.#steps?.indexOf(step) ?? -1
+      if (at >= 0) this.#steps!.splice(at, 1)
+      if (this.#membership !== done) return
+      this.#membership = undefined
+      this.#steps = undefined
     }
     const done: Promise<void> = Promise.resolve(result).then(settled, settled)
     this.#membership = done
@@ -526,7 +553,7 @@ export class ServerSocket<
     return {
       v: 1,
       ...books,
-      rooms: [...this.rooms].filter((room) => room !== this.id),
+      rooms: [...this.#roomsAsCalled()].filter((room) => room !== this.id),
       data: data ?? null,
       dataLost: data === undefined,
       waiting,
@@ -534,6 +561,17 @@ export class ServerSocket<
       pendingAcks,
       created: this.handshake.issued,
     }
+  }
+
+  /**
+   * The rooms as this socket's joins and leaves were called: the adapter's, with those it has
+   * not finished, or that wait their turn, applied. A snapshot that read the adapter alone
+   * would hand the session on without a join still under way, and with a leave still under
+   * way undone. Not awaited: the freeze is one turn, and an adapter may never answer. (A step
+   * under way that fails after the freeze is in the snapshot all the same.)
+   */
+  #roomsAsCalled(): ReadonlySet<Room> {
+    return this.#steps === undefined ? this.rooms : roomsAfter(this.rooms, this.#steps)
   }
 
   /**

@@ -20,6 +20,7 @@ import {
   type SessionSnapshot,
   type SocketDescription,
 } from '@parley/server'
+import type { Gate } from './gated-adapter.js'
 
 /** A later turn of the event loop: what a message to another node costs at least. */
 const hop = () => new Promise<void>((resolve) => setImmediate(resolve))
@@ -124,6 +125,8 @@ export class ClusterAdapter implements Adapter {
   readonly memory: MemoryAdapter
   /** True once the server closed (its `close` released the adapter). */
   closed = false
+  /** When set, this node's joins and leaves answer only when the test says so (gated-adapter.ts). */
+  gate: Gate | undefined
 
   constructor(
     protected readonly cluster: Cluster,
@@ -134,6 +137,7 @@ export class ClusterAdapter implements Adapter {
   }
 
   addAll(id: string, rooms: Iterable<Room>): void | Promise<void> {
+    if (this.gate) return this.gate.join(id, rooms, (list) => this.memory.addAll(id, list))
     const delay = this.cluster.joinDelayMs
     if (delay === 0) return this.memory.addAll(id, rooms)
     const list = [...rooms]
@@ -146,12 +150,14 @@ export class ClusterAdapter implements Adapter {
     )
   }
 
-  del(id: string, room: Room): void {
+  del(id: string, room: Room): void | Promise<void> {
+    if (this.gate) return this.gate.leave(room, () => this.memory.del(id, room))
     this.memory.del(id, room)
   }
 
   delAll(id: string): void {
-    this.memory.delAll(id)
+    if (this.gate) this.gate.leaveAll(() => this.memory.delAll(id))
+    else this.memory.delAll(id)
   }
 
   socketRooms(id: string): ReadonlySet<Room> | undefined {

@@ -17,26 +17,35 @@ export interface HeldCall {
 /** A later turn of the event loop: what the server's next call needs to be made. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
-export class GatedAdapter extends MemoryAdapter {
+/**
+ * Joins and leaves held until the test answers them: what `GatedAdapter` does, for any adapter
+ * that keeps its rooms in memory (a node of the test cluster too, see `ClusterAdapter.gate`).
+ */
+export class Gate {
   /** Calls not answered yet, in the order they were made. */
   readonly held: HeldCall[] = []
   /** Every join, leave and leave of every room, in the order the server called them. */
   readonly calls: string[] = []
 
-  /** A socket's own room, at its handshake, is joined at once: every other join is held. */
-  override addAll(id: string, rooms: Iterable<Room>): void | Promise<void> {
+  /**
+   * A join of `rooms`, done by `apply` when the test answers it. A socket's own room, at its
+   * handshake, is joined at once: every other join is held.
+   */
+  join(id: string, rooms: Iterable<Room>, apply: (rooms: Room[]) => void): void | Promise<void> {
     const list = [...rooms]
-    if (list.length === 1 && list[0] === id) return super.addAll(id, list)
-    return this.#hold(`join ${list.join(',')}`, () => super.addAll(id, list))
+    if (list.length === 1 && list[0] === id) return apply(list)
+    return this.#hold(`join ${list.join(',')}`, () => apply(list))
   }
 
-  override del(id: string, room: Room): void | Promise<void> {
-    return this.#hold(`leave ${room}`, () => super.del(id, room))
+  /** A leave of `room`, done by `apply` when the test answers it. */
+  leave(room: Room, apply: () => void): Promise<void> {
+    return this.#hold(`leave ${room}`, apply)
   }
 
-  override delAll(id: string): void {
+  /** A leave of every room, done at once (the server expects no answer). */
+  leaveAll(apply: () => void): void {
     this.calls.push('leave all')
-    super.delAll(id)
+    apply()
   }
 
   /** What is held, by name, oldest first. */
@@ -77,5 +86,32 @@ export class GatedAdapter extends MemoryAdapter {
 
   #forget(call: HeldCall): void {
     this.held.splice(this.held.indexOf(call), 1)
+  }
+}
+
+/** One node's MemoryAdapter whose joins and leaves go through a `Gate` (held calls by name). */
+export class GatedAdapter extends MemoryAdapter {
+  readonly gate = new Gate()
+  readonly held = this.gate.held
+  readonly calls = this.gate.calls
+
+  override addAll(id: string, rooms: Iterable<Room>): void | Promise<void> {
+    return this.gate.join(id, rooms, (list) => super.addAll(id, list))
+  }
+
+  override del(id: string, room: Room): void | Promise<void> {
+    return this.gate.leave(room, () => super.del(id, room))
+  }
+
+  override delAll(id: string): void {
+    this.gate.leaveAll(() => super.delAll(id))
+  }
+
+  get heldNames(): string[] {
+    return this.gate.heldNames
+  }
+
+  answerNewestFirst(): Promise<void> {
+    return this.gate.answerNewestFirst()
   }
 }

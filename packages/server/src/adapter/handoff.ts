@@ -27,7 +27,10 @@ export interface SessionSnapshot {
    * last one is `outSeq`, so the first is `outSeq - kept.length + 1`.
    */
   kept: string[]
-  /** The rooms the socket is in, without its own (named by its id). */
+  /**
+   * The rooms the socket is in, without its own (named by its id): as its joins and leaves were
+   * called, those the adapter had not finished at the freeze included.
+   */
   rooms: string[]
   /**
    * `socket.data` as JSON, or null with `dataLost` true when it could not be copied (a cycle,
