@@ -16,6 +16,7 @@ import type {
   SocketDescription,
 } from './adapter/adapter.js'
 import { argumentError } from './argument-error.js'
+import { changeRooms, type UnsettledSockets } from './membership.js'
 import type { EventNames, EventsMap } from './types.js'
 
 type Rooms = Room | readonly Room[]
@@ -46,20 +47,27 @@ export class BroadcastOperator<E extends EventsMap> {
   readonly #rooms: ReadonlySet<Room>
   readonly #except: ReadonlySet<Room>
   readonly #flags: Flags
+  readonly #unsettled: UnsettledSockets | undefined
 
-  /** Made by the server and by sockets (`app.parley.to(...)`, `socket.broadcast`). */
+  /**
+   * Made by the server and by sockets (`app.parley.to(...)`, `socket.broadcast`). `unsettled`:
+   * the sockets of this node with a join or leave under way, which `socketsJoin` and
+   * `socketsLeave` reach in turn (see `changeRooms`).
+   */
   constructor(
     adapter: Adapter,
     maxPayload: number,
     rooms: ReadonlySet<Room> = new Set(),
     except: ReadonlySet<Room> = new Set(),
     flags: Flags = { volatile: false, local: false, timeout: undefined },
+    unsettled?: UnsettledSockets,
   ) {
     this.#adapter = adapter
     this.#maxPayload = maxPayload
     this.#rooms = rooms
     this.#except = except
     this.#flags = flags
+    this.#unsettled = unsettled
   }
 
   /** Targets sockets in `rooms` as well (a union). */
@@ -70,6 +78,7 @@ export class BroadcastOperator<E extends EventsMap> {
       union(this.#rooms, rooms),
       this.#except,
       this.#flags,
+      this.#unsettled,
     )
   }
 
@@ -86,6 +95,7 @@ export class BroadcastOperator<E extends EventsMap> {
       this.#rooms,
       union(this.#except, rooms),
       this.#flags,
+      this.#unsettled,
     )
   }
 
@@ -94,27 +104,48 @@ export class BroadcastOperator<E extends EventsMap> {
    * awaited, a socket it was dropped for counts as failed at once, not at the timeout.
    */
   get volatile(): BroadcastOperator<E> {
-    return new BroadcastOperator(this.#adapter, this.#maxPayload, this.#rooms, this.#except, {
-      ...this.#flags,
-      volatile: true,
-    })
+    return new BroadcastOperator(
+      this.#adapter,
+      this.#maxPayload,
+      this.#rooms,
+      this.#except,
+      {
+        ...this.#flags,
+        volatile: true,
+      },
+      this.#unsettled,
+    )
   }
 
   /** Only this node's sockets, even with a multi-node adapter. */
   get local(): BroadcastOperator<E> {
-    return new BroadcastOperator(this.#adapter, this.#maxPayload, this.#rooms, this.#except, {
-      ...this.#flags,
-      local: true,
-    })
+    return new BroadcastOperator(
+      this.#adapter,
+      this.#maxPayload,
+      this.#rooms,
+      this.#except,
+      {
+        ...this.#flags,
+        local: true,
+      },
+      this.#unsettled,
+    )
   }
 
   /** Asks every socket for a reply within `ms` (see `emit` with a callback, and `emitWithAck`). */
   timeout(ms: number): BroadcastOperator<E> {
     checkTimeout(ms)
-    return new BroadcastOperator(this.#adapter, this.#maxPayload, this.#rooms, this.#except, {
-      ...this.#flags,
-      timeout: ms,
-    })
+    return new BroadcastOperator(
+      this.#adapter,
+      this.#maxPayload,
+      this.#rooms,
+      this.#except,
+      {
+        ...this.#flags,
+        timeout: ms,
+      },
+      this.#unsettled,
+    )
   }
 
   /**
@@ -171,14 +202,17 @@ export class BroadcastOperator<E extends EventsMap> {
     return this.#adapter.fetchSockets(this.#options())
   }
 
-  /** Makes every targeted socket join `rooms`. */
+  /**
+   * Makes every targeted socket join `rooms`. A socket of this node whose own joins or leaves
+   * are still under way joins after them, if it is targeted then (see `changeRooms`).
+   */
   async socketsJoin(rooms: Rooms): Promise<void> {
-    await this.#adapter.addSockets(this.#options(), roomList(rooms))
+    await changeRooms(this.#adapter, this.#unsettled, this.#options(), roomList(rooms), true)
   }
 
-  /** Makes every targeted socket leave `rooms`. */
+  /** Makes every targeted socket leave `rooms` (in turn as `socketsJoin`). */
   async socketsLeave(rooms: Rooms): Promise<void> {
-    await this.#adapter.delSockets(this.#options(), roomList(rooms))
+    await changeRooms(this.#adapter, this.#unsettled, this.#options(), roomList(rooms), false)
   }
 
   /** Ends the session of every targeted socket ('server disconnect'). */

@@ -197,6 +197,7 @@ export class ParleyServer<
       unplainData: (id) => this.#handoffLogs.unplainData.record({ socket: id }),
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
+      unsettled: new Set(),
       metrics,
       validate: (event, args) => this.#validators.check(event, args),
       ended: (sid, id, reason, handingOff) => {
@@ -396,7 +397,14 @@ export class ParleyServer<
 
   /** A broadcast to every socket, to narrow down. */
   #everyone(): BroadcastOperator<E> {
-    return new BroadcastOperator<E>(this.adapter, this.options.maxPayload)
+    return new BroadcastOperator<E>(
+      this.adapter,
+      this.options.maxPayload,
+      undefined,
+      undefined,
+      undefined,
+      this.#socketContext.unsettled,
+    )
   }
 
   /**

@@ -13,7 +13,7 @@ import {
   type WireValue,
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Adapter, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
+import type { Adapter, BroadcastOptions, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import { BroadcastOperator, checkRoom, checkTimeout, roomList } from './broadcast.js'
 import {
@@ -36,7 +36,7 @@ import {
   refusalOf,
 } from './incoming.js'
 import { jsonCopy } from './json-copy.js'
-import { type MembershipStep, roomsAfter } from './membership.js'
+import { type MembershipStep, reaches, roomsAfter, type UnsettledSockets } from './membership.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { IncomingMessage, Session } from './session.js'
 import { preparedOutgoing } from './transports/transport.js'
@@ -132,6 +132,11 @@ export interface SocketContext {
   ended(sid: string, id: string, reason: CloseReason, handingOff: boolean): void
   /** Rooms and broadcast: the only way a socket reaches other sockets. */
   adapter: Adapter
+  /**
+   * The sockets of this node with a join or leave under way (see `ServerSocket.inTurn`): each
+   * socket adds itself while it has one, and takes itself out when the last is done.
+   */
+  unsettled: UnsettledSockets
   /** Where ack timeouts are counted (`noMetrics` without the `metrics` option). */
   metrics: Metrics
 }
@@ -421,21 +426,40 @@ export class ServerSocket<
   }
 
   /**
+   * @internal `socketsJoin` (`join`) or `socketsLeave` of `rooms`, for this socket while a join
+   * or leave of its own is under way (see `changeRooms`): in turn after them, and only if
+   * `only` reaches the socket then, in the rooms they left it in. Nothing once disconnected.
+   */
+  inTurn(join: boolean, rooms: Room[], only: BroadcastOptions): void | Promise<void> {
+    if (!this.connected) return
+    const adapter = this.#context.adapter
+    const change = () => {
+      if (!reaches(only, adapter.socketRooms(this.id))) return
+      return join ? adapter.addAll(this.id, rooms) : leaveEach(adapter, this.id, rooms)
+    }
+    return this.#keepOrder((this.#membership ?? Promise.resolve()).then(change), join, rooms, only)
+  }
+
+  /**
    * Makes the next join or leave of this socket wait for `result`, when it is a promise: an
    * adapter that answers later could otherwise apply them in another order than they were made
    * (a leave landing before the join it follows). A step that fails holds up none after it: its
-   * rejection goes to its own caller only. Until it settles, the step is kept (`join`, `rooms`:
-   * see `MembershipStep`); nothing is kept, nor allocated, for a result that is not a promise.
+   * rejection goes to its own caller only. Until it settles, the step is kept (`join`, `rooms`,
+   * `only`: see `MembershipStep`); nothing is kept, nor allocated, for a result that is not a
+   * promise.
    */
   #keepOrder(
     result: void | Promise<void>,
     join: boolean,
     rooms: readonly Room[] | Room,
+    only?: BroadcastOptions,
   ): void | Promise<void> {
     if (!isThenable(result)) return result
-    const step: MembershipStep = { join, rooms }
-    if (this.#steps === undefined) this.#steps = [step]
-    else this.#steps.push(step)
+    const step: MembershipStep = { join, rooms, only }
+    if (this.#steps === undefined) {
+      this.#steps = [step]
+      this.#context.unsettled.add(this)
+    } else this.#steps.push(step)
     const settled = () => {
       // Steps settle in the order made (each waits for the one before): this is the oldest.
       const at = this.#steps?.indexOf(step) ?? -1
@@ -443,6 +467,7 @@ export class ServerSocket<
       if (this.#membership !== done) return
       this.#membership = undefined
       this.#steps = undefined
+      this.#context.unsettled.delete(this)
     }
     const done: Promise<void> = Promise.resolve(result).then(settled, settled)
     this.#membership = done
@@ -482,6 +507,8 @@ export class ServerSocket<
       this.#context.maxPayload,
       new Set(),
       new Set([this.id]),
+      undefined,
+      this.#context.unsettled,
     )
   }
 
@@ -895,4 +922,12 @@ export class ServerSocket<
       }
     }
   }
+}
+
+/**
+ * `socketsLeave` for one socket, room after room: the adapter takes a socket's leaves one at a
+ * time (see `Adapter.addAll`). The first that fails rejects, and the rooms after it are kept.
+ */
+async function leaveEach(adapter: Adapter, id: string, rooms: readonly Room[]): Promise<void> {
+  for (const room of rooms) await adapter.del(id, room)
 }

@@ -69,22 +69,24 @@ describe('drain with handoff: joins and leaves still under way', () => {
     cluster.nodes.get('a')!.gate = gate
     void socket.join('joined')
     void socket.leave('gone')
+    // Waits its turn behind the socket's join, which puts the socket in the room it targets.
+    void a.started.app.parley.in('joined').socketsJoin('joined too')
     expect(gate.heldNames).toEqual(['join joined'])
     proxy.avoid.add(0)
     await a.started.app.close()
     nodes = nodes.filter((n) => n !== a.started)
     await until(() => b.restored.length === 1, 5000, 'restored')
     const restored = b.restored[0]!
-    const rooms = [socket.id, 'joined', 'stays'].sort()
+    const rooms = [socket.id, 'joined', 'joined too', 'stays'].sort()
     // Put back in one join at the cut point: in all of them once in one.
     await until(() => restored.rooms.has('stays'), 3000, 'the rooms joined again')
     expect([...restored.rooms].sort()).toEqual(rooms)
     // The client's end: a room left before the drain no longer reaches it, one joined does.
     const parley = b.started.app.parley
     parley.to('gone').emit('news', 'to gone')
-    parley.to('joined').emit('news', 'to joined')
+    parley.to('joined too').emit('news', 'to joined too')
     await until(() => news.length > 0, 3000, 'the broadcast')
     await sleep(50)
-    expect(news).toEqual(['to joined'])
+    expect(news).toEqual(['to joined too'])
   })
 })

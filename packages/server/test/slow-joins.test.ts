@@ -3,7 +3,8 @@
 // after the session left them (the test adapter's joins take `joinDelayMs`, cluster-adapter.ts);
 // and one socket's joins and leaves take effect in the order they were made, whatever order the
 // adapter answers them in (gated-adapter.ts): `void socket.join('a'); socket.leave('a')` leaves
-// the socket out of 'a'.
+// the socket out of 'a'. `socketsJoin` and `socketsLeave` reach a socket of this node in turn
+// after its own joins and leaves still under way.
 import { connect, type Socket } from '@parley/client'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -94,8 +95,8 @@ describe('a join still under way when the session ends', () => {
   })
 })
 
-/** A server on the gated adapter, one client connected to it, and the `news` it gets. */
-async function connected() {
+/** A server on the gated adapter, `count` clients connected to it, and the `news` the first gets. */
+async function connected(count = 1) {
   let adapter: GatedAdapter | undefined
   const sockets: ServerSocket[] = []
   started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
@@ -106,7 +107,9 @@ async function connected() {
   const news: unknown[] = []
   client().on('news', (text: unknown) => news.push(text))
   await until(() => sockets.length === 1, 5000, 'connection')
-  return { adapter: adapter!, socket: sockets[0]!, parley: started.app.parley, news }
+  for (let k = 1; k < count; k++) client()
+  await until(() => sockets.length === count, 5000, 'connections')
+  return { adapter: adapter!, socket: sockets[0]!, sockets, parley: started.app.parley, news }
 }
 
 describe("one socket's joins and leaves, on an adapter that answers later", () => {
@@ -198,5 +201,58 @@ describe("one socket's joins and leaves, on an adapter that answers later", () =
     adapter!.held[0]!.pass()
     await until(() => c.connected, 5000, 'connect')
     expect(inRoom).toEqual([true])
+  })
+})
+
+describe('socketsJoin and socketsLeave, on an adapter that answers later', () => {
+  it('reach a socket after its own join still under way, by the rooms it left it in', async () => {
+    const { adapter, socket, parley } = await connected()
+    void socket.join('a')
+    const joined = parley.in('a').socketsJoin('b')
+    await adapter.answerNewestFirst()
+    await joined
+    expect(adapter.calls).toEqual(['join a', 'join b'])
+    expect([...socket.rooms].sort()).toEqual([socket.id, 'a', 'b'].sort())
+  })
+
+  it('pass over a socket that its own leave under way takes out of the targeted room', async () => {
+    const { adapter, socket, parley } = await connected()
+    const joined = socket.join('a')
+    await adapter.answerNewestFirst()
+    await joined
+    void socket.leave('a')
+    const joining = parley.in('a').socketsJoin('b')
+    await adapter.answerNewestFirst()
+    await joining
+    expect(adapter.calls).toEqual(['join a', 'leave a'])
+    expect([...socket.rooms]).toEqual([socket.id])
+  })
+
+  it('take a socket out of a room its own join under way puts it in (server-wide)', async () => {
+    const { adapter, socket, parley } = await connected()
+    void socket.join('a')
+    const left = parley.socketsLeave('a')
+    await adapter.answerNewestFirst()
+    await left
+    expect(adapter.calls).toEqual(['join a', 'leave a'])
+    expect([...socket.rooms]).toEqual([socket.id])
+  })
+
+  it("reach a socket with nothing under way at once, and one with a join under way after it (from a socket's operator)", async () => {
+    const { adapter, sockets } = await connected(3)
+    const [waiting, idle, sender] = sockets as [ServerSocket, ServerSocket, ServerSocket]
+    const joined = idle.join('a')
+    await adapter.answerNewestFirst()
+    await joined
+    void waiting.join('a')
+    const joining = sender.to('a').socketsJoin('b')
+    // The idle socket's join is the adapter's at once; the other waits for its own join.
+    expect(adapter.heldNames).toEqual(['join a', 'join b'])
+    await adapter.answerNewestFirst()
+    await joining
+    expect(adapter.calls.slice(1)).toEqual(['join a', 'join b', 'join b'])
+    expect(waiting.rooms.has('b')).toBe(true)
+    expect(idle.rooms.has('b')).toBe(true)
+    expect(sender.rooms.has('b')).toBe(false)
   })
 })

@@ -192,9 +192,9 @@ export interface Adapter {
    * session end meanwhile, `delAll` comes again after it.
    *
    * `addAll` and `del` come for one socket one at a time, in the order the application (or the
-   * server) made them: while one returns a promise, the next for that socket waits until it
-   * settles, fulfilled or rejected (a rejection goes to that call's caller, and the next one goes
-   * ahead). So an adapter needs no ordering of its own for one socket; calls for different
+   * server, for `socketsJoin` and `socketsLeave`: see `addSockets`) made them: while one returns
+   * a promise, the next for that socket waits until it settles, fulfilled or rejected (a
+   * rejection goes to that call's caller, and the next one goes ahead). So an adapter needs no ordering of its own for one socket; calls for different
    * sockets may overlap. A promise that never settles holds up that socket's later joins and
    * leaves for good: give up after a timeout of your own.
    */
@@ -230,11 +230,18 @@ export interface Adapter {
   /** Describes every matching socket. */
   fetchSockets(options: BroadcastOptions): Promise<SocketDescription[]>
   /**
-   * Makes every matching socket join rooms. Not in turn with those sockets' own `addAll` and
-   * `del` (see `addAll`): a join or leave of a socket still under way may land before or after.
+   * Makes every matching socket join rooms. A socket of this node with an `addAll` or `del`
+   * still under way or waiting its turn (see `addAll`) is left out of `options` here (`except`
+   * holds its own room): the server joins it with an `addAll` in turn, after those, if it still
+   * matches then. So an adapter needs no ordering of its own for the sockets of the node that
+   * calls; it gets the rest of them at once, as always with the built-in adapters, which answer
+   * at once. Sockets of other nodes get it as the adapter applies it there, not in turn.
    */
   addSockets(options: BroadcastOptions, rooms: Room[]): void | Promise<void>
-  /** Makes every matching socket leave rooms (not in turn either, as `addSockets`). */
+  /**
+   * Makes every matching socket leave rooms. In turn as `addSockets`: the server takes a socket
+   * with a step under way out of those rooms with `del`, one room after another.
+   */
   delSockets(options: BroadcastOptions, rooms: Room[]): void | Promise<void>
   /** Ends the session of every matching socket. */
   disconnectSockets(options: BroadcastOptions): void | Promise<void>
