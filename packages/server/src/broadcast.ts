@@ -72,14 +72,7 @@ export class BroadcastOperator<E extends EventsMap> {
 
   /** Targets sockets in `rooms` as well (a union). */
   to(rooms: Rooms): BroadcastOperator<E> {
-    return new BroadcastOperator(
-      this.#adapter,
-      this.#maxPayload,
-      union(this.#rooms, rooms),
-      this.#except,
-      this.#flags,
-      this.#unsettled,
-    )
+    return this.#derive(union(this.#rooms, rooms), this.#except, this.#flags)
   }
 
   /** The same as `to`. */
@@ -89,14 +82,7 @@ export class BroadcastOperator<E extends EventsMap> {
 
   /** Leaves out sockets in `rooms`. */
   except(rooms: Rooms): BroadcastOperator<E> {
-    return new BroadcastOperator(
-      this.#adapter,
-      this.#maxPayload,
-      this.#rooms,
-      union(this.#except, rooms),
-      this.#flags,
-      this.#unsettled,
-    )
+    return this.#derive(this.#rooms, union(this.#except, rooms), this.#flags)
   }
 
   /**
@@ -104,48 +90,23 @@ export class BroadcastOperator<E extends EventsMap> {
    * awaited, a socket it was dropped for counts as failed at once, not at the timeout.
    */
   get volatile(): BroadcastOperator<E> {
-    return new BroadcastOperator(
-      this.#adapter,
-      this.#maxPayload,
-      this.#rooms,
-      this.#except,
-      {
-        ...this.#flags,
-        volatile: true,
-      },
-      this.#unsettled,
-    )
+    return this.#derive(this.#rooms, this.#except, { ...this.#flags, volatile: true })
   }
 
   /** Only this node's sockets, even with a multi-node adapter. */
   get local(): BroadcastOperator<E> {
-    return new BroadcastOperator(
-      this.#adapter,
-      this.#maxPayload,
-      this.#rooms,
-      this.#except,
-      {
-        ...this.#flags,
-        local: true,
-      },
-      this.#unsettled,
-    )
+    return this.#derive(this.#rooms, this.#except, { ...this.#flags, local: true })
   }
 
   /** Asks every socket for a reply within `ms` (see `emit` with a callback, and `emitWithAck`). */
   timeout(ms: number): BroadcastOperator<E> {
     checkTimeout(ms)
-    return new BroadcastOperator(
-      this.#adapter,
-      this.#maxPayload,
-      this.#rooms,
-      this.#except,
-      {
-        ...this.#flags,
-        timeout: ms,
-      },
-      this.#unsettled,
-    )
+    return this.#derive(this.#rooms, this.#except, { ...this.#flags, timeout: ms })
+  }
+
+  /** A new operator on the same server, for these rooms, exceptions and flags. */
+  #derive(rooms: ReadonlySet<Room>, except: ReadonlySet<Room>, flags: Flags): BroadcastOperator<E> {
+    return new BroadcastOperator(this.#adapter, this.#maxPayload, rooms, except, flags, this.#unsettled)
   }
 
   /**
