@@ -2,9 +2,9 @@
 // in-process test adapter (its store stands in for Redis) behind a round-robin proxy, and the
 // real client. Two drains at once, a client that comes back to the draining node, acks and
 // requests that straddle the handoff, events held by middleware, socket.data that is not JSON,
-// rooms and broadcasts during the drain. The option checks and the unit tests are elsewhere
-// (options in handoff-options.test.ts; Session in src/session.test.ts; jsonCopy in
-// src/json-copy.test.ts).
+// rooms and broadcasts during the drain, joins and leaves still under way at it. The option
+// checks and the unit tests are elsewhere (options in handoff-options.test.ts; Session in
+// src/session.test.ts; jsonCopy in src/json-copy.test.ts).
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import type { Adapter, ParleyServerOptions, ServerSocket } from '@parley/server'
@@ -12,6 +12,7 @@ import type { FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
+import { Gate } from './gated-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 
 let nodes: Started[] = []
@@ -506,6 +507,42 @@ describe('drain with handoff: socket.data and rooms', () => {
       }
     })
   }
+})
+
+describe('drain with handoff: joins and leaves still under way', () => {
+  it('hand the session on in the rooms they leave it in', async () => {
+    // Node a's adapter answers its joins and leaves only when the test says (gated-adapter.ts):
+    // all of them are under way when it drains.
+    const store = new Cluster({ handoff: true })
+    const { list, base } = await cluster(() => {}, { count: 2, store })
+    const [a, b] = list as [Node, Node]
+    const { c } = client(base, 'websocket')
+    const news: string[] = []
+    c.on('news', (text: string) => news.push(text))
+    await connectTo(c, 0, 2)
+    const socket = a.connections[0]!
+    await socket.join(['gone', 'stays'])
+    const gate = new Gate()
+    store.nodes.get('a')!.gate = gate
+    void socket.join('joined')
+    void socket.leave('gone')
+    // Waits its turn behind the socket's join, which puts the socket in the room it targets.
+    void a.started.app.parley.in('joined').socketsJoin('joined too')
+    expect(gate.heldNames).toEqual(['join joined'])
+    await close(a)
+    await until(() => b.restored.length === 1, 5000, 'restored')
+    const restored = b.restored[0]!
+    // Put back in one join at the cut point: in all of them once in one.
+    await until(() => restored.rooms.has('stays'), 3000, 'the rooms joined again')
+    expect([...restored.rooms].sort()).toEqual([socket.id, 'joined', 'joined too', 'stays'].sort())
+    // The client's end: the room left before the drain no longer reaches it, one joined does.
+    const parley = b.started.app.parley
+    parley.to('gone').emit('news', 'to gone')
+    parley.to('joined too').emit('news', 'to joined too')
+    await until(() => news.length > 0, 3000, 'the broadcast')
+    await sleep(50)
+    expect(news).toEqual(['to joined too'])
+  })
 })
 
 describe('drain with handoff: an adapter that fails', () => {
