@@ -198,6 +198,7 @@ export class ParleyServer<
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
       unsettled: new Set(),
+      registered: (socket) => this.#byId.get(socket.id) === socket,
       metrics,
       validate: (event, args) => this.#validators.check(event, args),
       ended: (sid, id, reason, handingOff) => {

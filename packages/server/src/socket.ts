@@ -137,6 +137,12 @@ export interface SocketContext {
    * socket adds itself while it has one, and takes itself out when the last is done.
    */
   unsettled: UnsettledSockets
+  /**
+   * True once `socket` is one of the node's sockets (`LocalSockets.get` finds it): not yet
+   * while its handshake middleware runs. What an adapter's `addSockets` reaches, and so
+   * `inTurn` too.
+   */
+  registered(socket: { readonly id: string }): boolean
   /** Where ack timeouts are counted (`noMetrics` without the `metrics` option). */
   metrics: Metrics
 }
@@ -428,10 +434,11 @@ export class ServerSocket<
   /**
    * @internal `socketsJoin` (`join`) or `socketsLeave` of `rooms`, for this socket while a join
    * or leave of its own is under way (see `changeRooms`): in turn after them, and only if
-   * `only` reaches the socket then, in the rooms they left it in. Nothing once disconnected.
+   * `only` reaches the socket then, in the rooms they left it in. Nothing once disconnected,
+   * nor while its handshake middleware runs (the adapter does not reach it either).
    */
   inTurn(join: boolean, rooms: Room[], only: BroadcastOptions): void | Promise<void> {
-    if (!this.connected) return
+    if (!this.connected || !this.#context.registered(this)) return
     const adapter = this.#context.adapter
     const change = () => {
       if (!reaches(only, adapter.socketRooms(this.id))) return

@@ -255,4 +255,28 @@ describe('socketsJoin and socketsLeave, on an adapter that answers later', () =>
     expect(idle.rooms.has('b')).toBe(true)
     expect(sender.rooms.has('b')).toBe(false)
   })
+
+  it('pass over a socket whose handshake middleware still runs, as the adapter does', async () => {
+    let adapter: GatedAdapter | undefined
+    let letThrough = () => {}
+    const waiting = new Promise<void>((resolve) => {
+      letThrough = resolve
+    })
+    started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
+      app.parley.use(async (socket) => {
+        void socket.join('a')
+        await waiting
+      })
+    })
+    const c = client()
+    await until(() => adapter!.held.length === 1, 5000, "the middleware's join")
+    const joining = started.app.parley.socketsJoin('b')
+    adapter!.held[0]!.pass()
+    // Done, or stuck behind a join of 'b' that the test does not answer.
+    await Promise.race([joining, until(() => adapter!.held.length > 0, 5000, 'a join')])
+    expect(adapter!.heldNames).toEqual([])
+    letThrough()
+    await until(() => c.connected, 5000, 'connect')
+    expect(adapter!.calls).toEqual(['join a'])
+  })
 })
