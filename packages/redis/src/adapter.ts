@@ -1010,6 +1010,8 @@ export class RedisAdapter implements Adapter {
         packet.p === undefined ? { v: packet.v } : { v: packet.v, p: packet.p },
       )
     }
+    // A node that left removed its record first: gone at once, as the read that follows says.
+    if (packet.k === 'left') this.#nodes.left(packet.n)
     this.#nodes.refresh()
   }
 

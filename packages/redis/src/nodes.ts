@@ -123,6 +123,8 @@ export class Nodes {
   #rounds = 0
   /** Nodes that said they joined, with `#rounds` then: beats sent before do not drop them. */
   readonly #announced = new Map<string, number>()
+  /** Nodes that said they left, with `#rounds` then: beats sent before do not bring them back. */
+  readonly #departed = new Map<string, number>()
 
   constructor(config: NodesConfig) {
     this.#config = config
@@ -184,7 +186,21 @@ export class Nodes {
     this.#checkPath(id, note)
   }
 
-  /** The other live nodes' ids, as of the last heartbeat. */
+  /**
+   * Node `id` said that it left, once its record was removed: gone from now on, without waiting
+   * for the read of the live set that follows, so that a drain that counts the other nodes
+   * (`otherNodes`) right after does not count it. A heartbeat already in flight may have read
+   * the set before the removal: that one does not bring it back (see `#beat`).
+   */
+  left(id: string): void {
+    if (this.#stopped || id === this.#config.id) return
+    this.#departed.set(id, this.#rounds)
+    this.#announced.delete(id)
+    this.#notes.delete(id)
+    if (this.#live.delete(id)) this.#config.gone([id])
+  }
+
+  /** The other live nodes' ids, as of the last heartbeat or the last node that said it joined or left. */
   others(): string[] {
     return [...this.#live.keys()]
   }
@@ -282,9 +298,11 @@ export class Nodes {
     // A node that said it joined after this beat was sent: this read may be older than its
     // record (or its address), and what the node said of itself stands until a later read.
     const newer = (node: string) => (this.#announced.get(node) ?? 0) >= round
+    // A node that said it left after this beat was sent: this read may be older than its removal.
+    const departed = (node: string) => (this.#departed.get(node) ?? -1) >= round
     for (let i = 0; i + 2 < flat.length; i += 3) {
       const node = asText(flat[i])
-      if (node === undefined || node === id || newer(node)) continue
+      if (node === undefined || node === id || newer(node) || departed(node)) continue
       seen.set(node, asText(flat[i + 1]) ?? '')
       const note = parseNote(asText(flat[i + 2]))
       if (note) notes.set(node, note)
@@ -298,6 +316,7 @@ export class Nodes {
       (node) => !seen.has(node) && !newer(node) && now >= this.#graceUntil,
     )
     for (const [node, at] of this.#announced) if (round > at) this.#announced.delete(node)
+    for (const [node, at] of this.#departed) if (round > at) this.#departed.delete(node)
     for (const node of gone) this.#live.delete(node)
     for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
     for (const [node, note] of notes) {

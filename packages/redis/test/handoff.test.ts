@@ -222,6 +222,37 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(a!.adapter.otherNodes()).toBe(0)
   })
 
+  it('counts a node that closed as gone as soon as it says it left, and a read older than that does not bring it back', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    // a's next heartbeat is held on its way: what it knows of b's leaving comes from b alone.
+    let held: { args: string[]; answer: (reply: unknown) => void } | undefined
+    a!.hold = (args) => {
+      if (held || args[0] !== 'EVAL' || args[3] !== `${cluster.prefix}:nodes`) return undefined
+      return new Promise((answer) => {
+        held = { args, answer }
+      })
+    }
+    await until(() => held !== undefined, 3000, 'a beat held')
+    const first = held!
+    // It reads the live set now, b still in it; its answer comes only after b left.
+    const early = await a!.redis.sendCommand(first.args)
+    expect(a!.adapter.otherNodes()).toBe(1)
+    await cluster.stop(b!)
+    // A drain that counts the others now seals alone (a restart), not after waiting for claims.
+    await until(() => a!.adapter.otherNodes() === 0, 3000, 'b gone at once')
+    expect(a!.adapter.liveNodes).toEqual([])
+    // The beats that follow stay held: only that old read is taken in.
+    held = undefined
+    first.answer(early)
+    await until(() => held !== undefined, 3000, 'the next beat held')
+    expect(a!.adapter.otherNodes()).toBe(0)
+    a!.hold = undefined
+    held!.answer(await a!.redis.sendCommand(held!.args))
+    await sleep(HEARTBEAT * 2)
+    expect(a!.adapter.otherNodes()).toBe(0)
+  })
+
   it('lets exactly one of two racing claims win', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)
