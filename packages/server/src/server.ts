@@ -30,6 +30,7 @@ import { ServerSocket, type SocketContext } from './socket.js'
 import type { Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
+import { UnsettledResumes } from './unsettled-resumes.js'
 import { type EventSchemas, EventValidators } from './validation.js'
 
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
@@ -96,6 +97,8 @@ export class ParleyServer<
   readonly #adapterFailures: AdapterFailures
   /** Resumes of one session take turns (see `ResumeTurns`). */
   readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
+  /** Resumes the adapter could not settle, told to try again for at most the recovery window. */
+  readonly #unsettled: UnsettledResumes
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
   readonly #pending = new Map<Transport, () => void>()
   readonly #validators = new EventValidators()
@@ -143,6 +146,7 @@ export class ParleyServer<
     this.#unreachable = new UnreachableOwners(log)
     this.#handoffLogs = new HandoffLogs(log)
     this.#adapterFailures = new AdapterFailures(log)
+    this.#unsettled = new UnsettledResumes(options.recoveryWindow)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
@@ -654,11 +658,14 @@ export class ParleyServer<
     if (hello.sid !== undefined && !existing) {
       if (!this.#ended.get(hello.sid)) {
         const claim = await this.#claim(hello.sid)
-        if (claim === 'retry') {
+        // Told to try again for at most the recovery window, after which the session cannot be
+        // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
+        if (claim === 'retry' && this.#unsettled.tryAgain(hello.sid)) {
           if (this.#closing) return shuttingDown()
           return transport.open ? claimUnsettled() : null
         }
-        if (claim) {
+        this.#unsettled.settled(hello.sid)
+        if (claim && claim !== 'retry') {
           const takeOver = this.#takeOver(claim, transport, hello, handshake)
           this.#takingOver.add(takeOver)
           void takeOver.finally(() => this.#takingOver.delete(takeOver)).catch(() => {})
@@ -1093,14 +1100,15 @@ function claimedElsewhere(): Refusal {
 }
 
 /**
- * A resume whose claim got no answer from the store (see `Adapter.claimSession`): the session
- * may be there still, claimable once the adapter took that claim back. The client tries again.
+ * A resume the adapter could not settle (see `Adapter.claimSession`): the store could not be
+ * asked where the session lives, or its claim got no answer. The session may be there still, on
+ * another node or claimable once the store answers. The client tries again.
  */
 function claimUnsettled(): Refusal {
   return {
     status: 503,
     code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session could not be claimed from the store now: try again',
+    message: 'the session could not be looked up or claimed in the store now: try again',
   }
 }
 

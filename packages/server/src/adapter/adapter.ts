@@ -329,12 +329,15 @@ export interface Adapter {
    * A resume named `sid`, which no node holds but one handed off: claims it for this node,
    * atomically (a compare-and-set on the owner record's epoch: two nodes never both win, and a
    * node that lost a race learns it). Resolves null when there is nothing to claim (no handoff,
-   * claimed already, expired, or the store is unreachable). The winner then calls
-   * `SessionClaim.takeOver`. Resolves `'retry'` when the store could not say whether the claim
-   * went through (its answer was lost with the connection, or did not come in time): the
-   * adapter takes that claim back, should it have run, before its next claim of the session,
-   * and the server answers the resume "try again" (503, `PARLEY_SERVER_SHUTTING_DOWN`), so that
-   * the client keeps its session and tries again rather than start a new one.
+   * claimed already, expired): the resume then gets a new session. The winner then calls
+   * `SessionClaim.takeOver`. Resolves `'retry'` when the store cannot be asked now (unreachable:
+   * the session may live on another node, or be handed off), or could not say whether the claim
+   * went through (its answer was lost with the connection, or did not come in time: the adapter
+   * takes that claim back, should it have run, before its next claim of the session). The server
+   * then answers the resume "try again" (503, `PARLEY_SERVER_SHUTTING_DOWN`), so that the client
+   * keeps its session and tries again rather than start a new one; for one sid, for at most the
+   * recovery window (a session cannot outlive it without its client), after which it answers as
+   * for an unknown session.
    */
   claimSession?(sid: string): Promise<SessionClaim | null | 'retry'>
   /**

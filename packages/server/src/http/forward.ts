@@ -93,7 +93,7 @@ export class Forwarder {
       if (count > 0)
         request.log.warn(
           { err, count, total: this.#lookupsFailed.total },
-          `parley: the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered as for an unknown session`,
+          `parley: the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered here (a resume is told to try again when the adapter cannot claim it either)`,
         )
       return undefined
     }
