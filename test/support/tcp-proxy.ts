@@ -2,7 +2,8 @@
 // nothing is closed, as when a link goes half-open (a NAT forgets the flow, a laptop sleeps).
 // Connections opened after a freeze pass as usual. A connection can also be cut at a given
 // answer of the server, or right after a given request (the request went through and runs, its
-// answer is lost with the link). Listens on 127.0.0.1 only.
+// answer is lost with the link). Or the link can go down: every connection cut, new ones
+// refused, until it is up again. Listens on 127.0.0.1 only.
 import net from 'node:net'
 
 export interface TcpProxy {
@@ -21,6 +22,11 @@ export interface TcpProxy {
    * the server runs them, and what it answers is dropped. Resolves once it did.
    */
   cutAfter(request: string): Promise<void>
+  /**
+   * While true, the link is down: every live connection is cut (both sides) when it is set, and
+   * every new one is closed at once, as when a host cannot reach the server. False: up again.
+   */
+  offline: boolean
   /** Connections accepted so far. */
   readonly accepted: number
   close(): Promise<void>
@@ -31,10 +37,15 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let accepted = 0
   let cut: { answer: string; done: () => void } | undefined
   let cutAfter: { request: string; done: () => void } | undefined
+  let offline = false
   /** Pairs cut after a request: the server's side stays open, unheard. */
   const severed = new Set<[net.Socket, net.Socket]>()
   const server = net.createServer((client) => {
     accepted++
+    if (offline) {
+      client.destroy()
+      return
+    }
     const upstream = net.connect(targetPort, '127.0.0.1')
     const pair: [net.Socket, net.Socket] = [client, upstream]
     pairs.add(pair)
@@ -72,6 +83,17 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     url: `http://127.0.0.1:${port}`,
     get accepted() {
       return accepted
+    },
+    get offline() {
+      return offline
+    },
+    set offline(down) {
+      offline = down
+      if (!down) return
+      for (const [client, upstream] of pairs) {
+        client.destroy()
+        upstream.destroy()
+      }
     },
     cutAt(answer) {
       return new Promise((resolve) => {

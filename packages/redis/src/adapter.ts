@@ -617,22 +617,26 @@ export class RedisAdapter implements Adapter {
   /**
    * Claims a handed-off session for this node: one compare-and-set script (a stored, unclaimed
    * handoff: bump its epoch, mark it claimed by this node, make this node the owner). Exactly
-   * one of several claimers wins. Null when there is nothing to claim, Redis is away, or the
-   * snapshot is not one this node can read (logged). `'retry'` when the claim got no answer
-   * (none within `requestTimeout`, or the connection dropped first): it may have run, and is
-   * taken back before this node sends anything else (see `HandOffStore.claim`), so that the
-   * client's next try finds the session claimable; and so while that has not gone through
-   * (Redis still away), for every claim of the same session here.
+   * one of several claimers wins. Null when there is nothing to claim, or the snapshot is not
+   * one this node can read (logged). `'retry'` when Redis cannot be asked (away, or it has left a
+   * command unanswered for `requestTimeout`): the session may live on another node, or be handed
+   * off, and a client told it is gone would start over; told to try again, it keeps it, and its
+   * next try (here or at another node) finds it once Redis answers. `'retry'` too when the claim
+   * got no answer (none within `requestTimeout`, or the connection dropped first): it may have
+   * run, and is taken back before this node sends anything else (see `HandOffStore.claim`), so
+   * that the client's next try finds the session claimable.
    */
   async claimSession(sid: string): Promise<SessionClaim | null | 'retry'> {
     if (this.#closed) return null
-    if (this.#commands.unavailable() !== undefined)
-      return this.#handoffs.unclaiming(sidHash(sid)) ? 'retry' : null
+    const unavailable = this.#commands.unavailable()
+    if (unavailable !== undefined) return this.#cannotAsk(new RedisUnreachableError(unavailable))
     // Bounded by requestTimeout (see Commands): the client's resume waits for it.
     const won = await this.#handoffs.claim(sid).catch((err: unknown) => {
+      if (err instanceof RedisUnreachableError) return err
       this.#warnings.warn('claim', 'could not claim a handed-off session', { err })
       return null
     })
+    if (won instanceof RedisUnreachableError) return this.#cannotAsk(won)
     if (won === 'unsure') {
       this.#warnings.warn(
         'claim',
@@ -693,6 +697,16 @@ export class RedisAdapter implements Adapter {
         }),
       failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })
+  }
+
+  /** A resume Redis cannot be asked about: logged (at most once every 10 s), and tried again. */
+  #cannotAsk(err: RedisUnreachableError): 'retry' {
+    this.#warnings.warn(
+      'claim-unreachable',
+      'a resume of a session this node does not hold could not be looked up in Redis; the client tries again',
+      { err },
+    )
+    return 'retry'
   }
 
   /**

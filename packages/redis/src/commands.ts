@@ -68,16 +68,10 @@ export class Commands {
    * Takes back a command given up on (see `send`), which may have run: `args` goes on the
    * connection right behind it while Redis is connected, answering or not, else first once the
    * connection is back, and again should that one drop before Redis answers it (see `Undos`).
-   * Kept for at most `keepMs`: what it takes back has expired by then. `key` names what it is
-   * about, for `undoing`.
+   * Kept for at most `keepMs`: what it takes back has expired by then.
    */
-  undo(args: string[], key: string, keepMs: number): void {
-    this.#undos.add(args, key, keepMs)
-  }
-
-  /** True while an undo about `key` waits for Redis' answer. */
-  undoing(key: string): boolean {
-    return this.#undos.has(key)
+  undo(args: string[], keepMs: number): void {
+    this.#undos.add(args, keepMs)
   }
 
   #sent(args: string[], ms: number): Promise<unknown> {

@@ -317,7 +317,7 @@ export class HandOffStore {
       entry.write,
       String(UNCLAIM_KEEP_MS),
     ]
-    this.commands.undo(undo, entry.hash, ttl)
+    this.commands.undo(undo, ttl)
   }
 
   /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */
@@ -355,7 +355,7 @@ export class HandOffStore {
    * may have run, or still run later, and would leave the session claimed by this node, which
    * does not take it over, so it is taken back (UNCLAIM, see `Commands.undo`) before any later
    * command of this node, a later claim of the same session included, and refused should it run
-   * after that; `unclaiming` says so meanwhile. Rejects with `RedisUnreachableError` when not
+   * after that. Rejects with `RedisUnreachableError` when not
    * sent (see `Commands`), or with the error Redis answered (the claim did not run).
    */
   async claim(sid: string): Promise<Won | null | 'unsure'> {
@@ -393,7 +393,7 @@ export class HandOffStore {
           HANDING_OFF,
           String(UNCLAIM_KEEP_MS),
         ]
-        this.commands.undo(unclaim, hash, UNCLAIM_KEEP_MS)
+        this.commands.undo(unclaim, UNCLAIM_KEEP_MS)
         return UNSURE
       })
     if (reply === UNSURE) return 'unsure'
@@ -403,14 +403,6 @@ export class HandOffStore {
     const old = asText(oldNode)
     if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
     return { snapshotText, oldNode: old, epoch, sealed: sealed === 1 || sealed === 2, alone: sealed === 2 }
-  }
-
-  /**
-   * True while a claim of the session `hash` names, given up on here, is still to be taken back
-   * (Redis away since): the session may well be there to claim, once that went through.
-   */
-  unclaiming(hash: string): boolean {
-    return this.commands.undoing(hash)
   }
 
   /**

@@ -6,8 +6,6 @@ export const MAX_KEPT_UNDOS = 1000
 /** One command that takes back another, until Redis answered it. */
 interface Undo {
   readonly args: string[]
-  /** What it is about (a session's hash): `has` asks by it. */
-  readonly key: string
   /** Given up past this time (`Date.now()`): what it would take back has expired by then. */
   readonly until: number
   /** On the connection now, its answer awaited. */
@@ -38,23 +36,16 @@ export class Undos {
   ) {}
 
   /** Keeps `args` until Redis answers it, and sends it now when connected. */
-  add(args: string[], key: string, keepMs: number): void {
+  add(args: string[], keepMs: number): void {
     this.#prune()
     if (this.#kept.size >= MAX_KEPT_UNDOS) {
       const oldest = this.#kept.values().next().value
       if (oldest) this.#kept.delete(oldest)
       this.givenUp(`more than ${MAX_KEPT_UNDOS} waited for Redis`)
     }
-    const undo: Undo = { args, key, until: Date.now() + keepMs, sending: false }
+    const undo: Undo = { args, until: Date.now() + keepMs, sending: false }
     this.#kept.add(undo)
     if (this.client.isReady) this.#send(undo)
-  }
-
-  /** True while an undo about `key` waits for Redis' answer. */
-  has(key: string): boolean {
-    this.#prune()
-    for (const undo of this.#kept) if (undo.key === key) return true
-    return false
   }
 
   /** Sends the undos that wait (the connection is back), oldest first: call before any other command. */
