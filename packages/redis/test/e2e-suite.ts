@@ -2,10 +2,12 @@
 // one throwaway Redis, and the real client. A suite owns its nodes and clients; the hooks here
 // close them after each test.
 import type { Socket } from '@parley/client'
+import { redisAdapter } from '@parley/redis'
+import type { ServerSocket } from '@parley/server'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
-import { type Started, sleep } from '../../server/test/helpers.js'
+import { type Started, sleep, startServer } from '../../server/test/helpers.js'
 import type { RedisClientType } from './nodes.js'
 
 /** What every node of such a suite has: its server and its own Redis client. */
@@ -60,4 +62,54 @@ export async function connectedClient(url: string): Promise<RedisClientType> {
   client.on('error', () => {})
   await client.connect()
   return client
+}
+
+/** A node whose sockets join `room` and whose received `up` messages are kept, in order. */
+export interface TrafficNode extends SuiteNode {
+  connections: ServerSocket[]
+  restored: ServerSocket[]
+  /** Numbered `up` messages received on this node, in order. */
+  received: number[]
+  warnings: string[]
+}
+
+/**
+ * Starts a `TrafficNode` whose adapter reaches Redis at `url` (another way to the same Redis: a
+ * proxy), with drain by handoff, and adds it to `nodes` (the suite's, closed after each test).
+ */
+export async function startTrafficNode(url: string, nodes: SuiteNode[]): Promise<TrafficNode> {
+  const client = await connectedClient(url)
+  const node: TrafficNode = {
+    started: undefined as unknown as Started,
+    redis: client,
+    connections: [],
+    restored: [],
+    received: [],
+    warnings: [],
+  }
+  const setup = (socket: ServerSocket) => socket.on('up', (n: number) => node.received.push(n))
+  node.started = await startServer(
+    {
+      adapter: redisAdapter({
+        client,
+        heartbeatInterval: 300,
+        log: { warn: (_details, message) => node.warnings.push(message) },
+      }),
+      handoff: { timeout: 7000, retrySpread: 0 },
+    },
+    (app) => {
+      app.parley.on('connection', (socket) => {
+        node.connections.push(socket)
+        void socket.join('room')
+        setup(socket)
+      })
+      app.parley.on('restored', (socket) => {
+        node.restored.push(socket)
+        setup(socket)
+      })
+    },
+    { return503OnClosing: false },
+  )
+  nodes.push(node)
+  return node
 }

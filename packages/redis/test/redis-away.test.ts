@@ -4,27 +4,17 @@
 // recovered, nothing lost either way.
 import { connect } from '@parley/client'
 import { ErrorCode, type TransportName } from '@parley/protocol'
-import { redisAdapter } from '@parley/redis'
-import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
-import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
-import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
-
-interface Node extends SuiteNode {
-  connections: ServerSocket[]
-  restored: ServerSocket[]
-  /** Numbered `up` messages received on this node, in order. */
-  received: number[]
-  warnings: string[]
-}
+import { sleep, until } from '../../server/test/helpers.js'
+import { endToEndSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a resume at a node that cannot reach Redis', () => {
   let balancer: RoundRobinProxy | undefined
   let link: TcpProxy | undefined
-  const suite = endToEndSuite<Node>({
+  const suite = endToEndSuite<TrafficNode>({
     beforeNodes: async () => {
       await balancer?.close()
       balancer = undefined
@@ -36,50 +26,13 @@ describe.skipIf(skipRedisSuites())('a resume at a node that cannot reach Redis',
   })
   const { nodes, clients } = suite
 
-  async function startNode(url: string): Promise<Node> {
-    const client = await connectedClient(url)
-    const node: Node = {
-      started: undefined as unknown as Started,
-      redis: client,
-      connections: [],
-      restored: [],
-      received: [],
-      warnings: [],
-    }
-    const setup = (socket: ServerSocket) => socket.on('up', (n: number) => node.received.push(n))
-    node.started = await startServer(
-      {
-        adapter: redisAdapter({
-          client,
-          heartbeatInterval: 300,
-          log: { warn: (_details, message) => node.warnings.push(message) },
-        }),
-        handoff: { timeout: 7000, retrySpread: 0 },
-      },
-      (app) => {
-        app.parley.on('connection', (socket) => {
-          node.connections.push(socket)
-          void socket.join('room')
-          setup(socket)
-        })
-        app.parley.on('restored', (socket) => {
-          node.restored.push(socket)
-          setup(socket)
-        })
-      },
-      { return503OnClosing: false },
-    )
-    nodes.push(node)
-    return node
-  }
-
   it.each<TransportName>(['websocket', 'polling'])(
     'tells the client to try again until Redis answers, then resumes its session, nothing lost (%s)',
     async (transport) => {
       // b reaches Redis through a link that can go down.
       link = await startTcpProxy(suite.redis.port)
-      const a = await startNode(suite.redis.url)
-      const b = await startNode(`redis://127.0.0.1:${new URL(link.url).port}`)
+      const a = await startTrafficNode(suite.redis.url, nodes)
+      const b = await startTrafficNode(`redis://127.0.0.1:${new URL(link.url).port}`, nodes)
       balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
       const c = connect(`${balancer.url}/parley`, {
         transports: [transport],

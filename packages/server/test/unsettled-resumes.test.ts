@@ -3,8 +3,8 @@
 // that the session cannot be alive anywhere, and the resume gets a new one.
 import { ErrorCode } from '@parley/protocol'
 import { type Adapter, MemoryAdapter } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, sleep, startServer } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { sleep, startServer } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 const SID = 'V1StGXR8_Z5jdHi6B-myT'
@@ -19,48 +19,44 @@ class StoreAway extends MemoryAdapter implements Adapter {
   }
 }
 
-let started: Started | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await started?.app.close()
-  started = undefined
-})
-
 describe.each(['websocket', 'polling'] as const)('over %s', (transport) => {
   it('tells a resume the store cannot settle to try again, for the recovery window, then opens a new session', async () => {
     let adapter: StoreAway | undefined
-    started = await startServer({
+    const { app, base } = await startServer({
       recovery: { window: WINDOW },
       adapter: (sockets) => (adapter = new StoreAway(sockets)),
     })
-    const base = started.base
+    const opened: RawClient[] = []
     const refusal = (attempt: Promise<RawClient>) =>
       attempt.then(
         (c) => {
-          clients.push(c)
+          opened.push(c)
           return 'opened'
         },
         (err: unknown) => (err instanceof Refused ? err.code : String(err)),
       )
-    expect(await refusal(rawConnect(transport, base, { sid: SID, ack: 0 }))).toBe(
-      ErrorCode.SERVER_SHUTTING_DOWN,
-    )
-    // The server's window began before this.
-    const first = performance.now()
-    await sleep(WINDOW / 3)
-    expect(await refusal(rawConnect(transport, base, { sid: SID, ack: 0 }))).toBe(
-      ErrorCode.SERVER_SHUTTING_DOWN,
-    )
-    // A new session is no business of the store's.
-    const fresh = await rawConnect(transport, base)
-    clients.push(fresh)
-    expect(fresh.open.recovered).toBe(false)
-    await sleep(WINDOW - (performance.now() - first) + 20)
-    const late = await rawConnect(transport, base, { sid: SID, ack: 0 })
-    clients.push(late)
-    expect(late.open.recovered).toBe(false)
-    expect(late.sid).not.toBe(SID)
-    expect(adapter!.claims).toBe(3)
+    try {
+      expect(await refusal(rawConnect(transport, base, { sid: SID, ack: 0 }))).toBe(
+        ErrorCode.SERVER_SHUTTING_DOWN,
+      )
+      // The server's window began before this.
+      const first = performance.now()
+      await sleep(WINDOW / 3)
+      expect(await refusal(rawConnect(transport, base, { sid: SID, ack: 0 }))).toBe(
+        ErrorCode.SERVER_SHUTTING_DOWN,
+      )
+      // A new session is no business of the store's.
+      opened.push(await rawConnect(transport, base))
+      expect(opened[0]!.open.recovered).toBe(false)
+      await sleep(WINDOW - (performance.now() - first) + 20)
+      const late = await rawConnect(transport, base, { sid: SID, ack: 0 })
+      opened.push(late)
+      expect(late.open.recovered).toBe(false)
+      expect(late.sid).not.toBe(SID)
+      expect(adapter!.claims).toBe(3)
+    } finally {
+      for (const c of opened) c.close()
+      await app.close()
+    }
   })
 })
