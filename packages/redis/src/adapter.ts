@@ -26,7 +26,7 @@ import { Answering } from './answering.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { HandOffStore } from './handoff.js'
-import { ANSWERS_REPLIED, Nodes } from './nodes.js'
+import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type RedisSubscriber, type ResolvedRedisOptions, redisAddress } from './options.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
@@ -621,7 +621,8 @@ export class RedisAdapter implements Adapter {
    * one this node can read (logged). `'retry'` when Redis cannot be asked (away, or it has left a
    * command unanswered for `requestTimeout`): the session may live on another node, or be handed
    * off, and a client told it is gone would start over; told to try again, it keeps it, and its
-   * next try (here or at another node) finds it once Redis answers. `'retry'` too when the claim
+   * next try (here or at another node) finds it once Redis answers; and so when there is nothing
+   * to claim while Redis may still lack records it lost (see `restoring`). `'retry'` too when the claim
    * got no answer (none within `requestTimeout`, or the connection dropped first): it may have
    * run, and is taken back before this node sends anything else (see `HandOffStore.claim`), so
    * that the client's next try finds the session claimable.
@@ -644,7 +645,7 @@ export class RedisAdapter implements Adapter {
       )
       return 'retry'
     }
-    if (!won) return null
+    if (!won) return (await this.#refilling()) ? 'retry' : null
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)
     const parsed = parseSnapshot(won.snapshotText, sid)
@@ -697,6 +698,24 @@ export class RedisAdapter implements Adapter {
         }),
       failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })
+  }
+
+  /**
+   * Nothing to claim, but Redis restarted without its data a moment ago (see `restoring`): the
+   * session's owner may not have written its record again yet, so the client tries again rather
+   * than start over. Logged at most once every 10 s.
+   */
+  async #refilling(): Promise<boolean> {
+    const refilling = await restoring(this.#commands, this.#options.prefix).catch(
+      (err: unknown) => err instanceof RedisUnreachableError,
+    )
+    if (refilling) {
+      this.#warnings.warn(
+        'claim-refilling',
+        'a resume found no session while Redis is refilled after it lost its data; the client tries again',
+      )
+    }
+    return refilling
   }
 
   /** A resume Redis cannot be asked about: logged (at most once every 10 s), and tried again. */

@@ -20,9 +20,13 @@ export const GOODBYE_MS = 1000
 // Redis' clock: nodes' clocks only serve to tidy the index. Returns { 1 if this node's record
 // was still there, { id, address, note, ... }, { keys of index entries removed: not a record } }.
 // A member whose record is not a string is skipped and its index entry removed. The records are read by names built here: a
-// single Redis (or a primary with replicas), not Redis Cluster.
+// single Redis (or a primary with replicas), not Redis Cluster. Every beat marks Redis filled
+// (KEYS[4]); a beat that finds the record of a node that had written it (ARGV[8]) gone, Redis
+// having lost its data, marks it refilling (KEYS[5]) for one record lifetime: see `restoring`.
 const HEARTBEAT = `
 local previous = redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4], 'GET')
+redis.call('SET', KEYS[4], '1', 'NX')
+if not previous and ARGV[8] == '1' then redis.call('SET', KEYS[5], '1', 'PX', ARGV[4]) end
 redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
@@ -62,6 +66,28 @@ export interface NodeNote {
    * application, and one path.
    */
   p?: string
+}
+
+/**
+ * Keys that say whether Redis may still lack owner records it lost (a restart without its data):
+ * `filled` exists from the first heartbeat into it on; `refilling` for one record lifetime after
+ * a node found its own record gone, while the nodes write the records of their sessions again
+ * (each right after the beat that finds its record gone).
+ */
+export function restoringKeys(prefix: string): { filled: string; refilling: string } {
+  return { filled: `${prefix}:filled`, refilling: `${prefix}:refilling` }
+}
+
+/**
+ * True when Redis may lack records it held before (see `restoringKeys`): no node has beaten
+ * since it started empty, or that first beat is less than a record lifetime old. Rejects with
+ * `RedisUnreachableError` when Redis cannot be asked (see `Commands`).
+ */
+export async function restoring(commands: Commands, prefix: string): Promise<boolean> {
+  const { filled, refilling } = restoringKeys(prefix)
+  const reply = await commands.send(['MGET', filled, refilling])
+  const [isFilled, isRefilling] = Array.isArray(reply) ? reply : []
+  return isFilled === null || isFilled === undefined || (isRefilling !== null && isRefilling !== undefined)
 }
 
 /** The `v` this version publishes in its note. */
@@ -260,10 +286,12 @@ export class Nodes {
       reply = await commands.send([
         'EVAL',
         HEARTBEAT,
-        '3',
+        '5',
         this.#indexKey,
         this.#recordKey(id),
         `${this.#recordKey(id)}:note`,
+        restoringKeys(prefix).filled,
+        restoringKeys(prefix).refilling,
         id,
         address,
         String(now),
@@ -271,6 +299,7 @@ export class Nodes {
         String(now - 100 * ttl),
         `${prefix}:node:`,
         JSON.stringify({ v: NOTE_VERSION, p: this.#config.path } satisfies NodeNote),
+        this.#published === undefined ? '0' : '1',
       ])
     } catch (err) {
       // Another application's key under this prefix fails every beat, on every node, the same way:

@@ -596,6 +596,51 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('tells a resume to try again while Redis is refilled after it restarted empty, and not after', async () => {
+    const own = await startRedis()
+    const restarted = new FakeCluster(own.url)
+    try {
+      const [a, b] = await restarted.start(2)
+      await open(a!, 'sid-lost', 's1')
+      // Nothing is refilled in a cluster that starts: a session never seen is gone at once.
+      expect(await b!.adapter.claimSession('sid-never'), 'at the start').toBeNull()
+
+      await own.stop()
+      // a writes its records again only at its next beat, held back until the test lets it.
+      let held: (() => void) | undefined
+      a!.hold = (args) =>
+        args[0] === 'EVAL' && args[3] === `${restarted.prefix}:nodes`
+          ? new Promise((resolve) => {
+              held = () => {
+                a!.hold = undefined
+                resolve(a!.redis.sendCommand(args))
+              }
+            })
+          : undefined
+      await own.restart()
+      await until(() => b!.redis.isReady, 5000, 'b reconnects')
+      // Before any beat, or once b's beat found its own record gone: the owner record of
+      // sid-lost may come back, so its client tries again rather than start over.
+      expect(await b!.adapter.sessionOwner('sid-lost')).toBe('unknown')
+      expect(await b!.adapter.claimSession('sid-lost')).toBe('retry')
+      await until(() => held !== undefined, 5000, 'a beats again')
+      held!()
+      // a found its record gone too, and writes those of its sessions again.
+      expect(await b!.adapter.claimSession('sid-lost')).toBe('retry')
+      for (let tries = 0; (await b!.adapter.sessionOwner('sid-lost')) === 'unknown'; tries++) {
+        if (tries > 100) throw new Error('a did not write its owner record again')
+        await sleep(20)
+      }
+      expect(await b!.adapter.sessionOwner('sid-lost')).toMatchObject({ node: a!.adapter.node })
+      // One record lifetime after the last node found its record gone: gone means gone.
+      await sleep(HEARTBEAT * 4)
+      expect(await b!.adapter.claimSession('sid-never')).toBeNull()
+    } finally {
+      await restarted.close()
+      await own.stop()
+    }
+  })
+
   it('takes back a claim given up on that Redis runs late: another node claims the session and takes it over whole', async () => {
     const own = await startRedis()
     const slow = new FakeCluster(own.url, { requestTimeout: 200 })
