@@ -104,8 +104,9 @@ describe.skipIf(skipClusterSuites())('a cluster when a part fails', () => {
       for (let i = 1; i < h.length; i++) expect(h[i]!).toBeGreaterThan(h[i - 1]!)
     }
     // Every receiver is connected again; the WebSocket one, whose requests all reach its owner,
-    // kept its session without noticing anything. (An SSE or polling one may have had to start
-    // a new session while the owner records were missing: it was told, recovered: false.)
+    // kept its session without noticing anything. (An SSE or polling one whose resume reached
+    // another node while the owner records were missing was told to try again, and resumed
+    // once they were back; the test still lets one start over, told so with recovered: false.)
     await until(() => receivers.every((r) => r.socket.connected), 5000, 'every receiver connected')
     expect(resumed[0]).toEqual([])
     // Cluster queries span every node again, too.
