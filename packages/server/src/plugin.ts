@@ -70,7 +70,6 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // Within Fastify's bound on close hooks, with room to spare for the hooks after this one.
     const deadline = hookLimit > 0 ? Date.now() + hookLimit - HOOK_MARGIN_MS : Number.POSITIVE_INFINITY
     lastWords.takeOver()
-    idle.startDraining()
     await server.drain()
     server.close()
     await server.lastWordsTaken(Math.min(LAST_WORDS_MS, deadline - Date.now()))

@@ -13,16 +13,18 @@ import type { Socket } from 'node:net'
  * until Node's timeouts (about 70 s). From `startClosing()` on, connections without a request
  * are destroyed, the others are ended as soon as their last response is done, and new ones are
  * refused. Upgraded connections (WebSocket) are left to their own shutdown.
+ *
+ * An upgrade request's connection that got an answer other than 101 is ended once that answer
+ * is out, whenever it comes. Node hands such a connection to the 'upgrade' listeners for good
+ * (its HTTP parser lets go of it), so nothing else reads or closes it, even after the client has
+ * gone, and `server.close()` waits for it for ever. Fastify answers one so from the first moment
+ * of `app.close()` (its bare 503, `return503OnClosing`), before any route or hook, and while an
+ * application's own preClose hook added before the plugin runs, the plugin's own hook has not
+ * begun: the connection is let go here, not in a close hook.
  */
 export class IdleConnections {
   /** Open plain-HTTP connections, with the number of requests each is serving. */
   readonly #active = new Map<Socket, number>()
-  /**
-   * Upgrade requests that came while the node drained. Fastify answers them 503 itself (its
-   * `return503OnClosing`) on a socket it then leaves open; they end with the drain.
-   */
-  readonly #lateUpgrades = new Set<Socket>()
-  #draining = false
   #closing = false
 
   /** Does nothing for servers other than HTTP/1.1 ones (HTTP/2 sessions close differently). */
@@ -61,15 +63,9 @@ export class IdleConnections {
       const socket = req.socket
       active.delete(socket)
       socket.off('close', forget)
-      if (!this.#draining) return
-      this.#lateUpgrades.add(socket)
-      socket.once('close', () => this.#lateUpgrades.delete(socket))
+      // Every 'upgrade' listener has run by then: they are called one after the other, at once.
+      queueMicrotask(() => endIfRefused(socket))
     })
-  }
-
-  /** The node drains: upgrades from now on are refused, and their sockets ended at close. */
-  startDraining(): void {
-    this.#draining = true
   }
 
   /** A response on `socket` is done (sent, or its connection went). */
@@ -84,6 +80,23 @@ export class IdleConnections {
   startClosing(): void {
     this.#closing = true
     for (const [socket, count] of this.#active) if (count === 0) socket.destroy()
-    for (const socket of this.#lateUpgrades) socket.end()
   }
 }
+
+/**
+ * Ends an upgrade's connection that holds an answer and that nobody reads: a refusal written
+ * within the 'upgrade' event, as Fastify's 503 at close is (Parley's route answers later, its
+ * checks are asynchronous). ws reads a connection as soon as it has written its 101, and a
+ * refusal that went through Fastify's hooks is destroyed by @fastify/websocket; neither is
+ * touched. The connection is destroyed once the answer has left, as Node does after an answer
+ * with `Connection: close`: a client that keeps it open must not hold the server.
+ */
+function endIfRefused(socket: Socket): void {
+  if (socket.destroyed || socket.bytesWritten === 0 || socket.readableFlowing !== null) return
+  // Node took its own error listener off at the upgrade: a client that resets the connection
+  // meanwhile must not take the process down.
+  if (socket.listenerCount('error') === 0) socket.on('error', ignore)
+  socket.end(() => socket.destroy())
+}
+
+function ignore(): void {}
