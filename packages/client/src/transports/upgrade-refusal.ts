@@ -21,7 +21,9 @@ interface Emitter {
  * the next transport. Browsers, and undici's WebSocket (Node 22's own), show nothing of it.
  *
  * `refused` gets the error once the body is read. With a listener, `ws` leaves the request to it:
- * the caller closes the WebSocket then, which aborts the request and destroys its connection.
+ * the caller closes the WebSocket then, which aborts the request and destroys the client's end of
+ * its connection. The server's end is the server's to close, which no client can do for it:
+ * Parley's server closes it once such an answer is out.
  */
 export function hearRefusal(
   ws: unknown,
