@@ -196,6 +196,15 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     return run
   }
 
+  /**
+   * A join or message taken over from another node failed here for a reason other than the store
+   * being away: no handler awaits it, so nothing else would tell anyone.
+   */
+  function failedHere(what: 'join' | 'message', socket: ChatSocket) {
+    return (err: unknown) =>
+      log?.error({ err, socket: socket.id }, `chat: a ${what} taken over from another node failed`)
+  }
+
   /** A store call's failure, logged: the chat goes on without what it would have given. */
   function logged(error: unknown): undefined {
     if (!(error instanceof StoreUnavailableError)) throw error
@@ -232,13 +241,14 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     // so that this node lists the person where the page is, at once. (The page's own second join,
     // see the README, then most often changes nothing.)
     const unfinished = socket.data.joining
-    if (unfinished !== undefined) void inTurn(socket, async () => void (await go(unfinished)))
+    if (unfinished !== undefined)
+      inTurn(socket, async () => void (await go(unfinished))).catch(failedHere('join', socket))
     // The same for a message being stored: what the page sent after it reaches this node with the
     // resume, and would be stored first, while the old node (or the page, told the session moved)
     // stores this one only later. Stored here first; the old node's try and the page's resend, with
     // the same key, find it stored and send it to nobody again.
     const unsaid = socket.data.saying
-    if (unsaid !== undefined) void inTurn(socket, () => say(unsaid, () => {}))
+    if (unsaid !== undefined) inTurn(socket, () => say(unsaid, () => {})).catch(failedHere('message', socket))
 
     async function join(asked: string, ack: (reply: JoinReply) => void): Promise<void> {
       const room = asked.trim().toLowerCase()

@@ -129,6 +129,26 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     30_000,
   )
 
+  it('logs a join under way at the move that fails on the node that took it over', async () => {
+    const [a, b] = await twoNodes()
+    const ona = await person('ona', a)
+    await join(ona, 'lobby')
+    const logged: string[] = []
+    b.app.log.error = ((_: unknown, message?: string) =>
+      void logged.push(String(message))) as typeof b.app.log.error
+    // A failure of node B's own (not the store being away), which no handler awaits there.
+    b.cluster.store.join = () => Promise.reject(new Error('the store broke'))
+    const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
+    pauseNextJoin(a.cluster.store, 'help', async () => {
+      void a.app.parley.drain()
+      await expect.poll(() => at(b), { timeout: 10_000, interval: 5 }).toBeDefined()
+    })
+    await join(ona, 'help')
+    await expect
+      .poll(() => logged, { timeout: 5000 })
+      .toEqual(['chat: a join taken over from another node failed'])
+  }, 30_000)
+
   it('stores a message under way at the move before the one sent after it, once each', async () => {
     const [a, b] = await twoNodes()
     const [ona, pim] = [await person('ona', a), await person('pim', b)]
