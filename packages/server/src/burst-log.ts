@@ -9,23 +9,24 @@ export type BurstLevel = 'info' | 'warn'
  * would be 10 000 lines for 10 000 sessions. So the first is logged at once, then one line per
  * `everyMs` with how many came since (`count`, and `total` since the server started), while
  * they keep coming; `close` logs what is left. No count is lost, and a quiet server keeps no
- * timer. A line carries the details of the first of those it counts, as an example.
+ * timer. A line carries the details of the first of those it counts, as an example (and its
+ * message may name them).
  */
-export class BurstLog {
+export class BurstLog<Example extends Record<string, unknown> = Record<string, unknown>> {
   readonly #log: FastifyBaseLogger
   readonly #level: BurstLevel
-  readonly #message: (count: number) => string
+  readonly #message: (count: number, example: Example | undefined) => string
   readonly #everyMs: number
   #total = 0
   #sinceLine = 0
-  #example: Record<string, unknown> = {}
+  #example: Example | undefined
   #timer: NodeJS.Timeout | undefined
 
-  /** `message` says what `count` of them since the last line mean, and what to do. */
+  /** `message` says what `count` of them since the last line (the first: `example`) mean, and what to do. */
   constructor(
     log: FastifyBaseLogger,
     level: BurstLevel,
-    message: (count: number) => string,
+    message: (count: number, example: Example | undefined) => string,
     everyMs = 10_000,
   ) {
     this.#log = log
@@ -35,7 +36,7 @@ export class BurstLog {
   }
 
   /** Counts one; logs it at once unless a line was written within `everyMs`. */
-  record(example: Record<string, unknown> = {}): void {
+  record(example?: Example): void {
     this.#total++
     if (this.#sinceLine++ === 0) this.#example = example
     if (this.#timer === undefined) this.#flush()
@@ -60,8 +61,12 @@ export class BurstLog {
 
   #line(): void {
     const count = this.#sinceLine
+    const example = this.#example
     this.#sinceLine = 0
-    this.#log[this.#level]({ ...this.#example, count, total: this.#total }, `parley: ${this.#message(count)}`)
-    this.#example = {}
+    this.#example = undefined
+    this.#log[this.#level](
+      { ...example, count, total: this.#total },
+      `parley: ${this.#message(count, example)}`,
+    )
   }
 }

@@ -13,6 +13,7 @@ import { MemoryAdapter } from './adapter/memory.js'
 import { AdapterFailures } from './adapter-failures.js'
 import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
+import { BurstLog } from './burst-log.js'
 import { answeredIn, Drain } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
 import { HandoffLogs } from './handoff-logs.js'
@@ -22,7 +23,6 @@ import { UnreachableOwners } from './http/unreachable-owners.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
-import { WarningRate } from './rate-limit.js'
 import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
@@ -85,8 +85,8 @@ export class ParleyServer<
   #lingeringBytes = 0
   /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
   readonly #ended: EndedSessions
-  /** Sessions ended for invalid packets: counted, and logged once per burst. */
-  readonly #invalidSessions = new WarningRate()
+  /** Sessions ended for invalid packets: logged once per burst, with the first's reason. */
+  readonly #invalidSessions: BurstLog<{ code: string; reason: string }>
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
@@ -146,6 +146,12 @@ export class ParleyServer<
     this.#unreachable = new UnreachableOwners(log)
     this.#handoffLogs = new HandoffLogs(log)
     this.#adapterFailures = new AdapterFailures(log)
+    this.#invalidSessions = new BurstLog(
+      log,
+      'warn',
+      (count, first) =>
+        `closed ${count} session(s) for invalid packets since the last such line; the first: ${first?.code}: ${first?.reason}`,
+    )
     this.#unsettled = new UnsettledResumes(options.recoveryWindow)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
@@ -551,6 +557,10 @@ export class ParleyServer<
     for (const closer of this.#closers) closer()
     this.#handoffLogs.close()
     this.#adapterFailures.close()
+    this.#invalidSessions.close()
+    this.#unknown.close()
+    this.#unreachable.close()
+    this.#limit.close()
     for (const socket of [...this.#bySid.values()]) {
       socket.session.end(CloseReason.SERVER_SHUTDOWN, {
         retryAfter: this.#shutdownRetryAfter(),
@@ -993,16 +1003,11 @@ export class ParleyServer<
 
   /**
    * A session ended because its client sent what does not decode. A client can have that happen
-   * as often as it opens sessions: one line per burst (every 10 s at most) with how many and the
-   * latest reason, not one per session; `parley_disconnects_total` counts each.
+   * as often as it opens sessions: one line per burst (see `BurstLog`) with how many and the
+   * first one's reason, not one per session; `parley_disconnects_total` counts each.
    */
   #invalidInput(error: ParleyError): void {
-    const sessions = this.#invalidSessions.count()
-    if (sessions === 0) return
-    this.#log.warn(
-      { code: error.code, sessions },
-      `parley: closed ${sessions} session(s) for invalid packets since the last such line; the latest: ${error.code}: ${error.message}`,
-    )
+    this.#invalidSessions.record({ code: error.code, reason: error.message })
   }
 
   #linger(sid: string, transport: Transport): void {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { UnknownSessions } from './unknown-sessions.js'
 
 function logger() {
@@ -8,23 +8,32 @@ function logger() {
   return { lines, log: log as unknown as FastifyBaseLogger }
 }
 
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(() => {
+  vi.useRealTimers()
+})
+
 describe('UnknownSessions', () => {
-  it('logs at most one line per 10 s, with the count since the last one', () => {
+  it('logs at most one line per 10 s, with the count since the last one, and the rest at close', () => {
     const { lines, log } = logger()
     const unknown = new UnknownSessions(log)
-    unknown.record('V1StGXR8_Z5jdHi6B-myT', 'request', 0)
-    for (let t = 1; t <= 5; t++) unknown.record('Uakgb_J5m9g-0JDMbcJqL', 'resume', t * 1000)
+    unknown.record('V1StGXR8_Z5jdHi6B-myT', 'request')
+    for (let i = 0; i < 5; i++) unknown.record('Uakgb_J5m9g-0JDMbcJqL', 'resume')
     expect(lines).toHaveLength(1)
-    unknown.record('Uakgb_J5m9g-0JDMbcJqL', 'request', 10_000)
+    vi.advanceTimersByTime(10_000)
     expect(lines).toHaveLength(2)
-    expect(lines.map((l) => l.obj.count)).toEqual([1, 6])
+    unknown.record('Uakgb_J5m9g-0JDMbcJqL', 'request')
+    unknown.close()
+    expect(lines.map((l) => l.obj.count)).toEqual([1, 5, 1])
     expect(unknown.total).toBe(7)
   })
 
   it('shows a six-character prefix of one sid, never the sid, nor what a sid cannot hold', () => {
     const { lines, log } = logger()
-    new UnknownSessions(log).record('V1StGXR8_Z5jdHi6B-myT', 'request', 0)
-    new UnknownSessions(log).record('a\nb"c<de', 'request', 0)
+    new UnknownSessions(log).record('V1StGXR8_Z5jdHi6B-myT', 'request')
+    new UnknownSessions(log).record('a\nb"c<de', 'request')
     expect(lines.map((l) => l.obj.example)).toEqual(['V1StGX…', 'a?b?c?…'])
     expect(JSON.stringify(lines)).not.toContain('V1StGXR')
   })

@@ -35,6 +35,18 @@ async function logged(options: ParleyServerOptions, level = 'info', logger: Fast
   return { app, base: `http://127.0.0.1:${port}/parley`, lines, port }
 }
 
+/** Closes the server, then gives `[count, total]` of each line that says `text`: a burst's rest comes at close. */
+async function burstAfterClose(lines: { msg: string }[], text: string) {
+  await close?.()
+  close = undefined
+  return lines
+    .filter((l) => l.msg.includes(text))
+    .map((line) => {
+      const { count, total } = line as { count?: number; total?: number }
+      return [count, total]
+    })
+}
+
 const requestLines = (lines: { msg: string; req?: { url?: string } }[], path: string) =>
   lines.filter((l) => l.msg === 'incoming request' && l.req?.url?.startsWith(path))
 
@@ -117,6 +129,11 @@ describe('a refused origin', () => {
       origin: 'https://app.example',
       ownOrigin: `http://127.0.0.1:${port}`,
     })
+    // The rest of the burst is logged at close, not lost.
+    expect(await burstAfterClose(lines, 'refused a request from origin')).toEqual([
+      [1, 1],
+      [2, 3],
+    ])
   })
 
   it('is computed behind a proxy from X-Forwarded-Host and -Proto when Fastify trusts the proxy', async () => {
@@ -140,7 +157,7 @@ describe('a refused origin', () => {
 })
 
 describe('sessions a client ends with invalid packets', () => {
-  it('are logged at warn once per burst, with the latest reason, not once each', async () => {
+  it('are logged at warn once per burst, with the first reason, not once each, the rest at close', async () => {
     const { base, lines } = await logged({})
     for (let i = 0; i < 3; i++) {
       const client = await rawConnect('websocket', base)
@@ -150,6 +167,11 @@ describe('sessions a client ends with invalid packets', () => {
     }
     const invalid = lines.filter((l) => l.msg.includes('for invalid packets'))
     expect(invalid).toHaveLength(1)
-    expect(invalid[0]).toMatchObject({ level: 40, code: 'PARLEY_INVALID_JSON', sessions: 1 })
+    expect(invalid[0]).toMatchObject({ level: 40, code: 'PARLEY_INVALID_JSON', count: 1 })
+    expect(invalid[0]!.msg).toContain('the first: PARLEY_INVALID_JSON: ')
+    expect(await burstAfterClose(lines, 'for invalid packets')).toEqual([
+      [1, 1],
+      [2, 3],
+    ])
   })
 })

@@ -22,7 +22,8 @@ afterEach(async () => {
 interface LogLine {
   level: number
   msg: string
-  refused?: number
+  count?: number
+  total?: number
   maxSessions?: number
 }
 
@@ -93,7 +94,13 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(metric).toMatch(/^parley_sessions_refused_total 4$/m)
     // Four refusals within 10 s: one line, which says what to do.
     await until(() => fullLines(lines).length === 1, 3000, 'the log line')
-    expect(fullLines(lines)[0]).toMatchObject({ level: 40, refused: 1, maxSessions: 2 })
+    expect(fullLines(lines)[0]).toMatchObject({ level: 40, count: 1, total: 1, maxSessions: 2 })
+    // The other three are logged at close, not lost.
+    await app.close()
+    expect(fullLines(lines).map((l) => [l.count, l.total])).toEqual([
+      [1, 1],
+      [3, 4],
+    ])
   })
 })
 

@@ -21,7 +21,7 @@ afterEach(async () => {
 
 /** A server whose log lines (at warn and above) the test reads. */
 async function serveWithLog() {
-  const lines: { level: number; msg: string; count?: number; example?: string }[] = []
+  const lines: { level: number; msg: string; count?: number; total?: number; example?: string }[] = []
   const stream = new Writable({
     write(chunk, _encoding, done) {
       lines.push(JSON.parse(String(chunk)))
@@ -36,7 +36,8 @@ async function serveWithLog() {
   return { app, lines, base: `http://127.0.0.1:${address.port}/parley` }
 }
 
-const unknownLines = (lines: { msg: string }[]) => lines.filter((l) => l.msg.includes('does not know'))
+const unknownLines = <Line extends { msg: string }>(lines: Line[]) =>
+  lines.filter((l) => l.msg.includes('does not know'))
 
 describe.each(TRANSPORTS)('over %s', (transport) => {
   it('counts requests and resumes naming an unknown session, and logs one line with a sid prefix', async () => {
@@ -62,6 +63,20 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     // One line per 10 s at most, and never the whole sid.
     expect(unknownLines(lines)).toHaveLength(1)
     expect(JSON.stringify(lines)).not.toContain(UNKNOWN)
+  })
+
+  it('logs the rest of a burst when the server closes', async () => {
+    const { app, lines, base } = await serveWithLog()
+    for (let i = 0; i < 3; i++) {
+      clients.push(await rawConnect(transport, base, { sid: UNKNOWN, ack: 0 }))
+    }
+    await until(() => unknownLines(lines).length === 1, 3000, 'the first line')
+    for (const c of clients.splice(0)) c.close()
+    await app.close()
+    expect(unknownLines(lines).map((l) => [l.count, l.total])).toEqual([
+      [1, 1],
+      [2, 3],
+    ])
   })
 
   it('does not count a session it knows, alive or lately ended', async () => {

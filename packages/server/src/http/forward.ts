@@ -4,7 +4,7 @@ import type { HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Adapter } from '../adapter/adapter.js'
-import { WarningRate } from '../rate-limit.js'
+import { BurstLog } from '../burst-log.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay } from './forward-ws.js'
 import {
@@ -60,12 +60,18 @@ export class Forwarder {
   /** Requests on their way to, or streaming from, an owner: cut when this node closes. */
   readonly #requests = new Set<http.ClientRequest>()
   readonly #relays = new Set<Relay>()
-  /** Owner lookups the adapter failed (its store away): one line per 10 s, not one per request. */
-  readonly #lookupsFailed = new WarningRate()
+  /** Owner lookups the adapter failed (its store away): one line per burst, not one per request. */
+  readonly #lookupsFailed: BurstLog
   #closed = false
 
   constructor(options: ForwarderOptions) {
     this.#options = options
+    this.#lookupsFailed = new BurstLog(
+      options.log,
+      'warn',
+      (count) =>
+        `the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered here (a resume is told to try again when the adapter cannot claim it either)`,
+    )
   }
 
   /**
@@ -89,12 +95,7 @@ export class Forwarder {
       if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
       return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
     } catch (err) {
-      const count = this.#lookupsFailed.count()
-      if (count > 0)
-        request.log.warn(
-          { err, count, total: this.#lookupsFailed.total },
-          `parley: the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered here (a resume is told to try again when the adapter cannot claim it either)`,
-        )
+      this.#lookupsFailed.record({ err })
       return undefined
     }
   }
@@ -210,10 +211,12 @@ export class Forwarder {
 
   /**
    * Cuts every forwarded request and relay (their clients resume on another node, where the
-   * owner still holds their sessions) and lets the agent's idle connections go.
+   * owner still holds their sessions) and lets the agent's idle connections go. Logs what is
+   * left of a burst of failed lookups.
    */
   close(): void {
     this.#closed = true
+    this.#lookupsFailed.close()
     for (const request of this.#requests) request.destroy()
     this.#requests.clear()
     for (const relay of this.#relays) relay.close()

@@ -1,6 +1,6 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { BurstLog } from '../burst-log.js'
 import type { AllowedOrigins } from '../options.js'
-import { WarningRate } from '../rate-limit.js'
 import type { HeaderBag } from '../transports/http.js'
 
 /** The verdict on a request's `Origin`, with the CORS headers its answers need. */
@@ -92,18 +92,27 @@ function toOrigin(value: string): string | undefined {
   }
 }
 
-/** Logs refused origins at warn, at most once per `everyMs`, with what a user needs to act. */
+/** Logs refused origins at warn, one line per burst (see `BurstLog`), with what a user needs to act. */
 export class OriginRefusals {
-  readonly #rate = new WarningRate()
+  readonly #burst: BurstLog<{ origin: string | undefined; ownOrigin: string | undefined }>
 
-  record(request: FastifyRequest, verdict: OriginVerdict): void {
-    const refused = this.#rate.count()
-    if (refused === 0) return
-    request.log.warn(
-      { origin: verdict.seen, ownOrigin: verdict.own, refused },
-      `parley: refused a request from origin ${verdict.seen}: not this server's own origin ` +
-        `(${verdict.own ?? 'unknown: no Host'}) and not in allowedOrigins. Behind a proxy that ` +
+  constructor(log: FastifyBaseLogger) {
+    this.#burst = new BurstLog(
+      log,
+      'warn',
+      (count, first) =>
+        `refused a request from origin ${first?.origin} (${count} since the last such line): not this server's own origin ` +
+        `(${first?.ownOrigin ?? 'unknown: no Host'}) and not in allowedOrigins. Behind a proxy that ` +
         'changes Host, set trustProxy and forward X-Forwarded-Host and X-Forwarded-Proto',
     )
+  }
+
+  record(verdict: OriginVerdict): void {
+    this.#burst.record({ origin: verdict.seen, ownOrigin: verdict.own })
+  }
+
+  /** The server closes: logs what is left of a burst. */
+  close(): void {
+    this.#burst.close()
   }
 }

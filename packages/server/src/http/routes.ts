@@ -98,10 +98,11 @@ export async function parleyRoutes(
 
   if (options.serveClient) serveClientScript(app, base)
 
-  const originRefusals = new OriginRefusals()
+  const originRefusals = new OriginRefusals(app.log)
+  server.atClose(() => originRefusals.close())
   /** 403 for a refused origin, readable by the page that was refused, and a log line. */
   const refuseOrigin = (request: FastifyRequest, reply: FastifyReply, origin: OriginVerdict) => {
-    originRefusals.record(request, origin)
+    originRefusals.record(origin)
     const message = `the origin ${origin.seen} is not allowed here (the server's allowedOrigins)`
     return fail(reply, 403, ErrorCode.ORIGIN_FORBIDDEN, message, origin.cors)
   }
