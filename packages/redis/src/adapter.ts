@@ -730,8 +730,9 @@ export class RedisAdapter implements Adapter {
 
   /**
    * Stops the heartbeat, removes this node from the live set, settles its pending queries (a
-   * broadcast with acks fails the replies still owed by other nodes) and closes the subscriber
-   * connection it made. The client passed in `client` stays open.
+   * broadcast with acks fails the replies still owed by other nodes), closes the subscriber
+   * connection it made and logs the warnings it held back. The client passed in `client` stays
+   * open.
    */
   async close(): Promise<void> {
     if (this.#closed) return
@@ -750,6 +751,7 @@ export class RedisAdapter implements Adapter {
         err,
       })
     }
+    this.#warnings.flush()
   }
 
   /**
