@@ -35,17 +35,13 @@ export function hearRefusal(
   if (typeof emitter.on !== 'function') return
   emitter.on('unexpected-response', (_request, answer) => {
     const status = answer.statusCode
-    let coded = false
-    const json = async (): Promise<unknown> => {
-      const body = JSON.parse(await bodyOf(answer, maxPayload)) as { code?: unknown } | null
-      coded = typeof body?.code === 'string'
-      return body
-    }
+    const json = async (): Promise<unknown> => JSON.parse(await bodyOf(answer, maxPayload))
     void httpError({ status, json }, url).then((error) =>
       refused(
-        // A 401 or 403 without a code of Parley's is someone else's, not a refusal: most often a
-        // proxy or a firewall that lets no WebSocket through, which the next transport may pass.
-        coded || (status !== 401 && status !== 403)
+        // A 401 or 403 without a code of Parley's (read as PARLEY_TRANSPORT_ERROR) is someone
+        // else's, not a refusal: most often a proxy or a firewall that lets no WebSocket through,
+        // which the next transport may pass.
+        error.code !== ErrorCode.TRANSPORT_ERROR || (status !== 401 && status !== 403)
           ? error
           : new ParleyError<string>(ErrorCode.TRANSPORT_ERROR, error.message, { details: { status } }),
       ),
