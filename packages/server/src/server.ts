@@ -98,7 +98,7 @@ export class ParleyServer<
   /** Resumes of one session take turns (see `ResumeTurns`). */
   readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
   /** Resumes the adapter could not settle, told to try again for at most the recovery window. */
-  readonly #unsettled: UnsettledResumes
+  readonly #unsettledResumes: UnsettledResumes
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
   readonly #pending = new Map<Transport, () => void>()
   readonly #validators = new EventValidators()
@@ -152,7 +152,7 @@ export class ParleyServer<
       (count, first) =>
         `closed ${count} session(s) for invalid packets since the last such line; the first: ${first?.code}: ${first?.reason}`,
     )
-    this.#unsettled = new UnsettledResumes(options.recoveryWindow)
+    this.#unsettledResumes = new UnsettledResumes(options.recoveryWindow)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
@@ -670,11 +670,11 @@ export class ParleyServer<
         const claim = await this.#claim(hello.sid)
         // Told to try again for at most the recovery window, after which the session cannot be
         // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
-        if (claim === 'retry' && this.#unsettled.tryAgain(hello.sid)) {
+        if (claim === 'retry' && this.#unsettledResumes.tryAgain(hello.sid)) {
           if (this.#closing) return shuttingDown()
           return transport.open ? claimUnsettled() : null
         }
-        this.#unsettled.settled(hello.sid)
+        this.#unsettledResumes.settled(hello.sid)
         if (claim && claim !== 'retry') {
           const takeOver = this.#takeOver(claim, transport, hello, handshake)
           this.#takingOver.add(takeOver)
