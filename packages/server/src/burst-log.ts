@@ -1,7 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify'
 
-/** The levels a burst is logged at: each is something the server handled, not a failure of its own. */
-export type BurstLevel = 'info' | 'warn'
+/**
+ * The levels a burst is logged at: info and warn for something the server handled, error for a
+ * failure that its clients met (a middleware's or an adapter's).
+ */
+export type BurstLevel = 'info' | 'warn' | 'error'
 
 /**
  * One kind of log line for something that is normal now and then but comes in bursts: a deploy,

@@ -20,6 +20,7 @@ import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
+import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
@@ -55,8 +56,6 @@ const MAX_ENDED_SESSIONS = 10_000
  */
 const LINGERING_BUFFERS = 8
 const LINGER_MIN_BYTES = 4096
-const APP_CODE = /^[A-Z0-9_]{1,64}$/
-const MAX_REFUSAL_MESSAGE = 1024
 
 /**
  * The server side of Parley, reached as `app.parley`: middleware, the `connection` event, and
@@ -87,6 +86,8 @@ export class ParleyServer<
   readonly #ended: EndedSessions
   /** Sessions ended for invalid packets: logged once per burst, with the first's reason. */
   readonly #invalidSessions: BurstLog<{ code: string; reason: string }>
+  /** Handshakes a middleware refused with an error without a code of the application's: logged once per burst. */
+  readonly #middlewareFailures: BurstLog<{ err: unknown }>
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
@@ -151,6 +152,12 @@ export class ParleyServer<
       'warn',
       (count, first) =>
         `closed ${count} session(s) for invalid packets since the last such line; the first: ${first?.code}: ${first?.reason}`,
+    )
+    this.#middlewareFailures = new BurstLog(
+      log,
+      'error',
+      (count) =>
+        `handshake middleware failed for ${count} client(s) since the last such line, with an error without a code of the application's (the first: its err); each was refused with ${ErrorCode.REFUSED} '${MIDDLEWARE_REFUSED}'`,
     )
     this.#unsettledResumes = new UnsettledResumes(options.recoveryWindow)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
@@ -558,6 +565,7 @@ export class ParleyServer<
     this.#handoffLogs.close()
     this.#adapterFailures.close()
     this.#invalidSessions.close()
+    this.#middlewareFailures.close()
     this.#unknown.close()
     this.#unreachable.close()
     this.#limit.close()
@@ -1050,17 +1058,26 @@ export class ParleyServer<
       try {
         await middleware(socket)
       } catch (error) {
-        const code = (error as { code?: unknown } | null)?.code
-        const message = error instanceof Error ? error.message : typeof error === 'string' ? error : 'refused'
-        this.#log.debug({ err: error }, 'parley: middleware refused a handshake')
-        return {
-          status: 403,
-          code: typeof code === 'string' && APP_CODE.test(code) ? code : ErrorCode.REFUSED,
-          message: message.slice(0, MAX_REFUSAL_MESSAGE),
-        }
+        return this.#refusedBy(error)
       }
     }
     return null
+  }
+
+  /**
+   * A middleware refused a handshake with `error`. As for an event's middleware (see
+   * `EventPipeline`), only an error with a code of the application's is a refusal meant for the
+   * client: any other may come from a library (a database driver's, with its hosts or SQL), so
+   * the client reads only MIDDLEWARE_REFUSED and the server logs the error, once per burst, since
+   * a failure such as a database away meets every client that connects meanwhile.
+   */
+  #refusedBy(error: unknown): Refusal {
+    if (hasAppCode(error)) {
+      this.#log.debug({ err: error }, 'parley: middleware refused a handshake')
+      return { status: 403, ...refusalOf(error, ErrorCode.REFUSED, MIDDLEWARE_REFUSED) }
+    }
+    this.#middlewareFailures.record({ err: error })
+    return { status: 403, code: ErrorCode.REFUSED, message: MIDDLEWARE_REFUSED }
   }
 }
 

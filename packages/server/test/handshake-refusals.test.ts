@@ -1,0 +1,93 @@
+// A handshake middleware (`app.parley.use`) that refuses, as the real client reads it on each
+// transport, and as the server logs it. Only an error with a code of the application's is a
+// refusal meant for the client; any other may be a library's (a database driver's, with its
+// hosts), so its text stays in the server's log, as for an event middleware (events.test.ts).
+import { connect } from '@parley/client'
+import type { ParleyError, TransportName } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer } from './helpers.js'
+
+// Its clients are refused, and so stop: closing the server leaves none behind.
+let started: Started | undefined
+
+afterEach(async () => {
+  await started?.app.close()
+  started = undefined
+})
+
+const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
+const DRIVER_ERROR = 'connect ECONNREFUSED db.internal:5432 (SELECT * FROM users)'
+
+interface LogLine {
+  level: number
+  msg: string
+  count?: number
+  total?: number
+  err?: { message: string }
+}
+
+/**
+ * A server whose middleware lets `auth.token === 'good'` in, refuses `'expired'` with a code of
+ * its own, and fails for anything else as a database driver would; its log lines in `logs`.
+ */
+async function guardedServer() {
+  const logs: LogLine[] = []
+  const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
+  started = await startServer(
+    {},
+    (app) => {
+      app.parley.use(async (socket) => {
+        const token = (socket.handshake.auth as { token?: string } | null)?.token
+        if (token === 'good') return
+        if (token === 'expired') throw Object.assign(new Error('log in again'), { code: 'AUTH_EXPIRED' })
+        throw new Error(DRIVER_ERROR)
+      })
+    },
+    { logger },
+  )
+  return { base: started.base, logs }
+}
+
+/** The first `connect_error` of a real client on `transport` alone, and whether it will retry. */
+async function refusal(base: string, transport: TransportName, token: string) {
+  const c = connect(base, { transports: [transport], auth: { token } })
+  return new Promise<[ParleyError<string>, boolean]>((resolve) =>
+    c.once('connect_error', (error, willRetry) => resolve([error, willRetry])),
+  )
+}
+
+describe.each(TRANSPORTS)('a handshake middleware that refuses, over %s', (transport) => {
+  it("gives the client an error's own code and message only when the code is the application's", async () => {
+    const { base } = await guardedServer()
+    const [coded, codedRetry] = await refusal(base, transport, 'expired')
+    expect(coded).toMatchObject({ code: 'AUTH_EXPIRED', message: 'log in again' })
+    expect(codedRetry).toBe(false)
+    const [failed, failedRetry] = await refusal(base, transport, 'bad')
+    expect(failed).toMatchObject({ code: 'PARLEY_REFUSED', message: 'refused by middleware' })
+    expect(JSON.stringify(failed)).not.toContain('db.internal')
+    expect(failedRetry).toBe(false)
+    expect(started!.app.parley.socketsCount).toBe(0)
+  })
+})
+
+describe('handshakes refused with an error without a code of the application', () => {
+  it('are logged once per burst, with the first error, and the rest counted at close', async () => {
+    const { base, logs } = await guardedServer()
+    for (const transport of TRANSPORTS) await refusal(base, transport, 'bad')
+    // A refusal on purpose is no failure: at debug, without its error's text at error level.
+    await refusal(base, 'websocket', 'expired')
+    const failures = () => logs.filter(({ msg }) => msg.includes('handshake middleware failed'))
+    expect(failures()).toHaveLength(1)
+    expect(failures()[0]).toMatchObject({ level: 50, count: 1, total: 1, err: { message: DRIVER_ERROR } })
+    await started!.app.close()
+    expect(failures().map((l) => [l.count, l.total])).toEqual([
+      [1, 1],
+      [2, 3],
+    ])
+    const errors = logs.filter(({ level }) => level >= 50)
+    expect(errors).toHaveLength(2)
+    expect(logs.find(({ msg }) => msg.includes('middleware refused a handshake'))).toMatchObject({
+      level: 20,
+    })
+  })
+})
