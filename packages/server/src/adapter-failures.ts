@@ -1,13 +1,15 @@
+import { ErrorCode } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog } from './burst-log.js'
 
 /**
- * What this node logs when an adapter's promise rejects on the way of a handshake, a resume or
- * a drain. A store of the adapter's that goes away for a moment fails every session that comes
- * meanwhile, and a deploy or a blip brings many at once: each kind is logged in one line per
- * burst (see `BurstLog`), with the first `err` as the example. The built-in adapters never
- * reject these calls (@parley/redis logs its own troubles, once per 10 s); an adapter of the
- * application's may.
+ * What this node logs when an adapter's promise rejects (or a call of it throws) on the way of
+ * a handshake, a resume, a drain or a session's end. A store of the adapter's that goes away
+ * for a moment fails every session that comes meanwhile, and a deploy or a blip brings many at
+ * once: each kind is logged in one line per burst (see `BurstLog`), with the first `err` as the
+ * example. The built-in adapters never reject these calls (@parley/redis logs its own troubles,
+ * once per 10 s); an adapter of the application's may. At warn when the server went on as if
+ * the call had found nothing; at error when a client or the rooms paid for it.
  */
 export class AdapterFailures {
   /** `sessionOpened` rejected: other nodes may not find those sessions until it is recorded. */
@@ -20,9 +22,19 @@ export class AdapterFailures {
   readonly withdraw: BurstLog
   /** `anotherNode` rejected: those resumes of a draining node's sessions were answered by it. */
   readonly anotherNode: BurstLog
+  /**
+   * A handshake threw inside the server (the adapter's `addAll` of a new socket's own room, or
+   * a takeover's call that failed): those clients were answered PARLEY_BAD_REQUEST and try again.
+   */
+  readonly handshake: BurstLog
+  /** `addAll` failed for sockets taken over from another node: they are not in their rooms. */
+  readonly rejoin: BurstLog
+  /** `delAll` threw after the joins and leaves of an ended socket: the adapter may keep it in its rooms. */
+  readonly leave: BurstLog
 
   constructor(log: FastifyBaseLogger) {
     const warn = (message: (count: number) => string) => new BurstLog(log, 'warn', message)
+    const error = (message: (count: number) => string) => new BurstLog(log, 'error', message)
     this.ownerRecord = warn(
       (count) =>
         `the adapter could not record the owner of ${count} session(s), since the last such line; requests for them that reach another node may not find them until it does`,
@@ -43,6 +55,18 @@ export class AdapterFailures {
       (count) =>
         `the adapter could not name another node for ${count} resume(s) of sessions this node handed off, since the last such line; they were answered here`,
     )
+    this.handshake = error(
+      (count) =>
+        `handshake failed for ${count} client(s) inside the server, since the last such line (the adapter, most often: see the err of the first); each got ${ErrorCode.BAD_REQUEST} 'the handshake failed' and tries again`,
+    )
+    this.rejoin = error(
+      (count) =>
+        `the adapter could not put ${count} taken-over socket(s) back into their rooms, since the last such line; broadcasts to those rooms miss them`,
+    )
+    this.leave = error(
+      (count) =>
+        `the adapter could not take ${count} ended socket(s) out of their rooms, since the last such line; it may keep them there`,
+    )
   }
 
   /** The server closes: each logs what it has not logged yet. */
@@ -52,5 +76,8 @@ export class AdapterFailures {
     this.ask.close()
     this.withdraw.close()
     this.anotherNode.close()
+    this.handshake.close()
+    this.rejoin.close()
+    this.leave.close()
   }
 }

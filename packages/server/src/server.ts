@@ -1,4 +1,10 @@
-import { CloseReason, ErrorCode, type HelloPacket, type ParleyError } from '@parley/protocol'
+import {
+  CloseReason,
+  ErrorCode,
+  type HelloPacket,
+  type ParleyError,
+  type TransportName,
+} from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import {
   type Adapter,
@@ -212,6 +218,7 @@ export class ParleyServer<
       maxPendingAcks: options.maxPendingAcks,
       ackFailed: (err) => log.error({ err }, 'parley: an ack callback failed'),
       unplainData: (id) => this.#handoffLogs.unplainData.record({ socket: id }),
+      leaveFailed: (id, err) => this.#adapterFailures.leave.record({ err, socket: id }),
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
       unsettled: new Set(),
@@ -464,6 +471,16 @@ export class ParleyServer<
   /** @internal The adapter's `anotherNode` rejected, asked for a resume of a session handed off here. */
   noOtherNode(err: unknown): void {
     this.#adapterFailures.anotherNode.record({ err })
+  }
+
+  /**
+   * @internal `handshake` threw (an adapter of the application's that failed, in practice): the
+   * answer for the client, the same on every transport, which never carries the error's own
+   * message. The error is logged once per burst, since such an adapter fails every client.
+   */
+  handshakeFailed(err: unknown, transport: TransportName): Refusal {
+    this.#adapterFailures.handshake.record({ err, transport })
+    return { status: 500, code: ErrorCode.BAD_REQUEST, message: 'the handshake failed' }
   }
 
   /** @internal A request or resume for a session of `node` could not be forwarded there. */
@@ -851,10 +868,7 @@ export class ParleyServer<
     try {
       await socket.enter(rooms)
     } catch (err) {
-      this.#log.error(
-        { err, socket: socket.id },
-        'parley: the adapter could not put a taken-over socket back into its rooms',
-      )
+      this.#adapterFailures.rejoin.record({ err, socket: socket.id })
     }
   }
 

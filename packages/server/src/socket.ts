@@ -121,6 +121,8 @@ export interface SocketContext {
   ackFailed(err: unknown): void
   /** Socket `id` is handed off with a `socket.data` that is not plain JSON (logged once per burst). */
   unplainData(id: string): void
+  /** The adapter could not take ended socket `id` out of its rooms (logged once per burst). */
+  leaveFailed(id: string, err: unknown): void
   /** Incoming events that may wait behind an unfinished middleware (see EventPipeline). */
   maxWaitingEvents: number
   /** Null when an event's arguments pass the server's schema for it (or it has none). */
@@ -487,9 +489,7 @@ export class ServerSocket<
     adapter.delAll(this.id)
     this.#membership
       ?.then(() => adapter.delAll(this.id))
-      .catch((err: unknown) =>
-        this.#context.log.error({ err }, 'parley: the adapter could not take a socket out of its rooms'),
-      )
+      .catch((err: unknown) => this.#context.leaveFailed(this.id, err))
   }
 
   /** A broadcast to `rooms`, leaving this socket out: `socket.to('lobby').emit(...)`. */

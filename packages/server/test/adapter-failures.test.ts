@@ -1,12 +1,15 @@
 // An adapter of the application's whose promises reject (its store went away for a moment):
 // every session that comes meanwhile fails the same way, and the server logs one line per
 // burst of each kind, not one per session. The built-in adapters never reject these calls.
+import { connect } from '@parley/client'
+import type { ParleyError, TransportName } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
-// Closing the server closes its clients' connections too.
+// Closing the server closes its clients' connections too; the real clients here are refused
+// or disconnected by the server, and so stop.
 let started: Started | undefined
 
 afterEach(async () => {
@@ -17,15 +20,18 @@ afterEach(async () => {
 const storeAway = () => Promise.reject(new Error('the store went away'))
 
 /** A memory adapter with `extra` calls (which may reject), and a server logging at warn into `logs`. */
-async function serverWith(extra: (adapter: MemoryAdapter) => object) {
-  const logs: { msg: string; count?: number; total?: number; err?: { message: string } }[] = []
+async function serverWith(
+  extra: (adapter: MemoryAdapter) => object,
+  setup?: Parameters<typeof startServer>[1],
+) {
+  const logs: { level: number; msg: string; count?: number; total?: number; err?: { message: string } }[] = []
   const adapter: AdapterFactory = (sockets) => {
     const memory = new MemoryAdapter(sockets)
     return Object.assign(memory, extra(memory))
   }
   const logger = { level: 'warn', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
   const handoff = { timeout: 500, retrySpread: 0 }
-  const server = await startServer({ adapter, handoff }, undefined, { logger, return503OnClosing: false })
+  const server = await startServer({ adapter, handoff }, setup, { logger, return503OnClosing: false })
   started = server
   /** The lines whose message holds `text`, as `[count, total]`. */
   const counts = (text: string) => logs.filter(({ msg }) => msg.includes(text)).map((l) => [l.count, l.total])
@@ -48,6 +54,21 @@ async function connectThree(base: string, sid?: (i: number) => string) {
     clients.push(await rawConnect('websocket', base, hello))
   }
   return clients
+}
+
+const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
+
+/**
+ * One real client on each transport, one after the other, each trying once: the errors their
+ * first attempt ended with.
+ */
+async function connectOncePerTransport(base: string) {
+  const errors: ParleyError<string>[] = []
+  for (const transport of TRANSPORTS) {
+    const c = connect(base, { transports: [transport], reconnection: false })
+    errors.push(await new Promise<ParleyError<string>>((resolve) => c.once('connect_error', resolve)))
+  }
+  return errors
 }
 
 describe('an adapter that rejects', () => {
@@ -121,5 +142,53 @@ describe('an adapter that rejects', () => {
     }
     await draining
     await oneNowTwoAtClose('could not name another node')
+  })
+
+  it('logs the handshakes that failed once per burst, on every transport; each client gets only a code', async () => {
+    const { started, logs, oneNowTwoAtClose } = await serverWith(() => ({ addAll: storeAway }))
+    const errors = await connectOncePerTransport(started.base)
+    expect(errors.map(({ code, message }) => [code, message])).toEqual(
+      TRANSPORTS.map(() => ['PARLEY_BAD_REQUEST', 'the handshake failed']),
+    )
+    const first = logs.find(({ msg }) => msg.includes('handshake failed'))
+    expect(first).toMatchObject({ level: 50, err: { message: 'the store went away' } })
+    await oneNowTwoAtClose('handshake failed')
+  })
+
+  it('logs the ended sockets it could not take out of their rooms once per burst', async () => {
+    // Its store goes away once a socket's join of the lobby is through: the `delAll` that
+    // follows that join, for a socket that ended while it was under way, throws.
+    const away = new Set<string>()
+    const { started, oneNowTwoAtClose } = await serverWith(
+      (memory) => {
+        const [addAll, delAll] = [memory.addAll.bind(memory), memory.delAll.bind(memory)]
+        return {
+          addAll: async (id: string, rooms: Iterable<string>) => {
+            const list = [...rooms]
+            await sleep(10)
+            addAll(id, list)
+            if (list.includes('lobby')) away.add(id)
+          },
+          delAll: (id: string) => {
+            if (away.has(id)) throw new Error('the store went away')
+            delAll(id)
+          },
+        }
+      },
+      (app) => {
+        // Ended while its join is under way: it leaves its rooms now, and again after the join.
+        app.parley.on('connection', (socket) => {
+          void socket.join('lobby')
+          socket.disconnect()
+        })
+      },
+    )
+    for (const transport of TRANSPORTS) {
+      const c = connect(started.base, { transports: [transport] })
+      await new Promise((resolve) => c.once('disconnect', resolve))
+    }
+    await until(() => away.size === 3, 3000, 'the three joins')
+    await sleep(50)
+    await oneNowTwoAtClose('could not take')
   })
 })

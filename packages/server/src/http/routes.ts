@@ -380,8 +380,8 @@ export async function parleyRoutes(
     } catch (err) {
       // A failure inside the server (an adapter that could not put the socket in its own room):
       // the coded answer a WebSocket gets too, never the internal error's own message.
-      request.log.error({ err }, 'parley: handshake failed')
-      return fail(reply, 500, ErrorCode.BAD_REQUEST, 'the handshake failed', cors)
+      const failed = server.handshakeFailed(err, kind)
+      return fail(reply, failed.status, failed.code, failed.message, cors)
     } finally {
       reply.raw.off('close', left)
     }

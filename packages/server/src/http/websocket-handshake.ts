@@ -58,7 +58,6 @@ export class WebSocketHandshakes {
     tracking?.release(ws)
     const socket = request.raw.socket
     const handshake = handshakeRequest(request, true)
-    const log = request.log
     releaseUpgrade(socket, this.#upgrades.get(request.raw))
     // With Parley's own @fastify/websocket, the transport's error listener takes the place of
     // the one @fastify/websocket added, which holds the request (see WebSocketSettings).
@@ -102,8 +101,8 @@ export class WebSocketHandshakes {
           },
           (err: unknown) => {
             server.trackPending(transport, null)
-            log.error({ err }, 'parley: handshake failed')
-            refuse(ErrorCode.BAD_REQUEST, 'the handshake failed')
+            const failed = server.handshakeFailed(err, 'websocket')
+            refuse(failed.code, failed.message)
           },
         )
       },
