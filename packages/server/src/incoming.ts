@@ -51,6 +51,18 @@ interface Pending {
 
 /** A code an application may put on the wire: the same rule as for handshake refusals. */
 const APP_CODE = /^[A-Z0-9_]{1,64}$/
+/**
+ * Parley's own codes the client knows. Any other `PARLEY_` code comes from a package's internals
+ * (`PARLEY_REDIS_UNREACHABLE`, whose message names the Redis address, rejects a `fetchSockets`
+ * a middleware awaited): never the application's choice, so never on the wire.
+ */
+const WIRE_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode))
+
+function isAppCode(code: unknown): code is string {
+  return (
+    typeof code === 'string' && APP_CODE.test(code) && (!code.startsWith('PARLEY_') || WIRE_CODES.has(code))
+  )
+}
 const MAX_MESSAGE = 1024
 
 /** The code and message an ERROR packet carries for `error`, or `fallback` when it has no code. */
@@ -58,7 +70,7 @@ export function refusalOf(error: unknown, fallbackCode: string, fallbackMessage:
   const code = (error as { code?: unknown } | null | undefined)?.code
   const message = error instanceof Error ? error.message : typeof error === 'string' ? error : fallbackMessage
   return {
-    code: typeof code === 'string' && APP_CODE.test(code) ? code : fallbackCode,
+    code: isAppCode(code) ? code : fallbackCode,
     message: (message || fallbackMessage).slice(0, MAX_MESSAGE),
   }
 }
@@ -72,8 +84,7 @@ export const MIDDLEWARE_REFUSED = 'refused by middleware'
 
 /** True when `error` carries a code the application chose (see `refusalOf`). */
 export function hasAppCode(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null | undefined)?.code
-  return typeof code === 'string' && APP_CODE.test(code)
+  return isAppCode((error as { code?: unknown } | null | undefined)?.code)
 }
 
 /**

@@ -454,13 +454,37 @@ describe('handler refusals', () => {
       s.on('bug', () => {
         throw new TypeError('x is undefined at line 3')
       })
+      // What a package of Parley's rejects with (a `fetchSockets` on Redis away): not the app's.
+      s.on('internal', async () => {
+        throw Object.assign(new Error('Redis at redis.internal:6379 did not answer'), {
+          code: 'PARLEY_REDIS_UNREACHABLE',
+        })
+      })
+      // A code the client knows, thrown on purpose, is the application's to send.
+      s.on('wire', () => {
+        throw new ParleyError('PARLEY_VALIDATION_FAILED', 'room must be a string')
+      })
     })
-    await client.send(event(1, 'coded', [], 1), event(2, 'async', [], 2), event(3, 'bug', [], 3))
+    await client.send(
+      event(1, 'coded', [], 1),
+      event(2, 'async', [], 2),
+      event(3, 'bug', [], 3),
+      event(4, 'internal', [], 4),
+      event(5, 'wire', [], 5),
+    )
     expect(await client.next(answerTo(1))).toMatchObject({ code: 'NOT_ALLOWED', message: 'you may not' })
     expect(await client.next(answerTo(2))).toMatchObject({ code: 'NO_SUCH_ROOM', message: 'no such room' })
     expect(await client.next(answerTo(3))).toMatchObject({
       code: 'PARLEY_HANDLER_ERROR',
       message: 'the handler failed',
+    })
+    expect(await client.next(answerTo(4))).toMatchObject({
+      code: 'PARLEY_HANDLER_ERROR',
+      message: 'the handler failed',
+    })
+    expect(await client.next(answerTo(5))).toMatchObject({
+      code: 'PARLEY_VALIDATION_FAILED',
+      message: 'room must be a string',
     })
   })
 })

@@ -17,6 +17,10 @@ afterEach(async () => {
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
 const DRIVER_ERROR = 'connect ECONNREFUSED db.internal:5432 (SELECT * FROM users)'
+/** What a package of Parley's rejects with inside a middleware (a `fetchSockets` on Redis away). */
+const INTERNAL_ERROR = Object.assign(new Error('Redis at redis.internal:6379 did not answer'), {
+  code: 'PARLEY_REDIS_UNREACHABLE',
+})
 
 interface LogLine {
   level: number
@@ -40,6 +44,7 @@ async function guardedServer() {
         const token = (socket.handshake.auth as { token?: string } | null)?.token
         if (token === 'good') return
         if (token === 'expired') throw Object.assign(new Error('log in again'), { code: 'AUTH_EXPIRED' })
+        if (token === 'store-away') throw INTERNAL_ERROR
         throw new Error(DRIVER_ERROR)
       })
     },
@@ -66,6 +71,10 @@ describe.each(TRANSPORTS)('a handshake middleware that refuses, over %s', (trans
     expect(failed).toMatchObject({ code: 'PARLEY_REFUSED', message: 'refused by middleware' })
     expect(JSON.stringify(failed)).not.toContain('db.internal')
     expect(failedRetry).toBe(false)
+    // A code of Parley's own packages is no code of the application's either.
+    const [internal] = await refusal(base, transport, 'store-away')
+    expect(internal).toMatchObject({ code: 'PARLEY_REFUSED', message: 'refused by middleware' })
+    expect(JSON.stringify(internal)).not.toContain('redis.internal')
     expect(started!.app.parley.socketsCount).toBe(0)
   })
 })
