@@ -143,11 +143,17 @@ export class Moves {
    */
   #withdrawOnceStored(sid: string, answer: Promise<boolean | undefined>, thawed?: Session): void {
     const { adapter, metrics, ttl, withdraw } = this.#context
+    // Gone on here: withdrawn at once too, the write still under way. Once it runs, another node
+    // could claim its snapshot, older than the session, before a withdraw sent after its answer
+    // came; told now, an adapter takes it back right behind it (see `Adapter.withdrawHandOff`).
+    const early = thawed ? withdraw(sid) : undefined
     const late = withdrawOnceStored(atMost(answer, ttl), async (stored) => {
       if (thawed && stored) metrics.handoff('withdrawn')
       await withdraw(sid)
       if (thawed && stateOf(thawed) !== 'closed') await safely(() => adapter.sessionOpened?.(sid))
-    }).finally(() => this.#late.delete(sid))
+    })
+      .then(() => early)
+      .finally(() => this.#late.delete(sid))
     this.#late.set(sid, late)
   }
 

@@ -892,7 +892,8 @@ export class ParleyServer<
    * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. What the old
    * node left undone follows: events it had not handled yet, and an error for each request it
    * left unanswered when its tail is incomplete. Undefined when the session ended on the old
-   * node after all (`HandOffTail.ended`): the caller opens a new session instead.
+   * node after all (`HandOffTail.ended`): the caller opens a new session instead. A "try again"
+   * refusal when it went on there instead (`HandOffTail.kept`).
    */
   async #takeOver(
     claim: SessionClaim,
@@ -928,7 +929,14 @@ export class ParleyServer<
       late = false,
       alone = false,
       ended = false,
+      kept = false,
     } = await claim.takeOver(() => void this.#joinRestored(socket, rooms))
+    if (ended && kept) {
+      // It lives on at its old node, ahead of this snapshot: the client keeps its session and
+      // tries again, and is sent there (or the session moves here, from its current state).
+      this.#unregisterNew(socket)
+      return transport.open ? keptElsewhere() : null
+    }
     if (ended) {
       // Its application saw it end on the old node: it has no second life here. Never
       // connected here, it goes quietly, and the client gets a new session, as for one unknown.
@@ -1145,6 +1153,18 @@ function claimUnsettled(): Refusal {
     status: 503,
     code: ErrorCode.SERVER_SHUTTING_DOWN,
     message: 'the session could not be looked up or claimed in the store now: try again',
+  }
+}
+
+/**
+ * A resume of a session whose claim was revoked: its old node kept it, having given up on the
+ * write this node claimed (see `HandOffTail.kept`). The client tries again and finds it there.
+ */
+function keptElsewhere(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session stayed on its node: try again',
   }
 }
 

@@ -319,10 +319,14 @@ export interface Adapter {
    * Resolves once written, or given up (the snapshot then lasts until its `ttl`); the server
    * logs a rejection. May come while `handOff` is still writing: it must then leave nothing
    * claimable once that write is done. The server also calls it again once such a `handOff`
-   * resolves true or rejects, and for a session whose `handOff` resolved true after the server
-   * stopped waiting, or rejected (a move that went on here: the session is live here, and the
-   * server records its owner again after the withdraw, see `sessionOpened`): a withdraw of a
-   * snapshot that is not stored, or not this node's, does nothing.
+   * resolves true or rejects. A move that went on here (its `handOff` not answered within
+   * `handoff.timeout`: the session is live here, `LocalSockets.hasSession` says so) is withdrawn
+   * the same way, at once and again once that `handOff` resolves true or rejects (the server
+   * records its owner again after that, see `sessionOpened`). A claim that won between the late
+   * write and the withdraw took a snapshot older than that live session: an adapter that can
+   * tell it so resolves its `takeOver` with `ended` and `kept` (its client tries again, and finds
+   * the session here). A withdraw of a snapshot that is not stored, or not this node's, does
+   * nothing.
    */
   withdrawHandOff?(sid: string): Promise<void>
   /**

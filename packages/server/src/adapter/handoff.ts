@@ -90,6 +90,14 @@ export interface HandOffTail {
    * here, and the client gets a new session. Absent means false.
    */
   ended?: boolean
+  /**
+   * True, with `ended`, when the session went on at the old node instead: that node gave up on
+   * the store's write this claim found (it answered after `handoff.timeout`, and the session
+   * was kept there), and took it back (see `Adapter.withdrawHandOff`). The snapshot is older
+   * than the session, so it is not taken over here: the client is told to try again, and its
+   * next try finds the session on its old node (`recovered: true`). Absent means false.
+   */
+  kept?: boolean
 }
 
 /** A session this node won from another node's handoff (see `Adapter.claimSession`). */
