@@ -25,7 +25,7 @@ import {
 import { Answering } from './answering.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
-import { HandOffStore } from './handoff.js'
+import { type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type RedisSubscriber, type ResolvedRedisOptions, redisAddress } from './options.js'
 import { BroadcastReplies } from './replies.js'
@@ -532,7 +532,7 @@ export class RedisAdapter implements Adapter {
     if (this.#closed || this.#commands.unavailable() !== undefined) return false
     const { sid, id } = snapshot
     this.#sessions.handingOff(sid)
-    const entry = this.#handoffs.begin(snapshot)
+    const entry = this.#handoffs.begin(snapshot, ttl)
     this.#cut.position(id)
     // -1: sent, and not answered within requestTimeout (see Commands).
     const epoch = await this.#handoffs.write(entry, snapshot, ttl).catch((err: unknown) => {
@@ -540,6 +540,12 @@ export class RedisAdapter implements Adapter {
       this.#warnings.warn('handoff', 'could not store a session snapshot', { err })
       return 0
     })
+    // The server stopped waiting and withdrew it meanwhile (see `withdrawHandOff`): its UNDO,
+    // behind the write, takes it back; the entry stays for a claim marker until then.
+    if (entry.givenUp) {
+      if (epoch > 0) entry.epoch = epoch
+      return epoch > 0
+    }
     if (epoch > 0 && this.#handoffs.byHash(entry.hash) === entry) {
       entry.epoch = epoch
       entry.timer = setTimeout(() => this.#handoffs.forget(entry), ttl)
@@ -548,7 +554,9 @@ export class RedisAdapter implements Adapter {
     }
     if (epoch === -1) {
       this.#warnings.warn('handoff', `a snapshot was not stored within ${this.#options.requestTimeout} ms`)
-      this.#handoffs.undo(entry, ttl)
+      // Whether the session goes on here or ends is the server's to decide once this resolves:
+      // a claim that won meanwhile is revoked, and the client's next try finds the owner.
+      this.#handoffs.undo(entry, 'kept')
     }
     this.#handoffs.forget(entry)
     // The socket stays this node's: broadcasts it was left out of meanwhile reach it as they
@@ -591,15 +599,21 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * A session this node handed off (or was handing off) ended here: withdraws its snapshot, in
-   * one script (see `HandOffStore.withdraw`), so that no claim finds it; one that won already
-   * finds it ended when it reads the tail. The entry stays until then, when a claim won, so
-   * that its marker is still answered with a seal. Redis away or slower than `requestTimeout`:
-   * logged, and the snapshot lasts until its ttl. Never rejects.
+   * A session this node handed off ended here: withdraws its snapshot, in one script (see
+   * `HandOffStore.withdraw`), so that no claim finds it; one that won already finds it ended
+   * when it reads the tail. The entry stays until then, when a claim won, so that its marker is
+   * still answered with a seal. Redis away or slower than `requestTimeout`: logged, and the
+   * snapshot lasts until its ttl. Its write still unanswered (the server stopped waiting for it:
+   * the session ended, or went on here): taken back at once instead (see `#giveUpWrite`). Never
+   * rejects.
    */
   async withdrawHandOff(sid: string): Promise<void> {
     const entry = this.#handoffs.bySid(sid)
-    if (!entry || this.#closed) return
+    if (!entry || this.#closed || entry.givenUp) return
+    if (entry.epoch === 0) {
+      this.#giveUpWrite(entry)
+      return
+    }
     const outcome = await this.#handoffs.withdraw(entry).catch((err: unknown) => {
       this.#warnings.warn(
         'handoff-withdraw',
@@ -612,6 +626,30 @@ export class RedisAdapter implements Adapter {
       this.#cut.unposition(entry.id)
       this.#handoffs.forget(entry)
     }
+  }
+
+  /**
+   * The server gave up on a write still unanswered: its session went on here (a move that took
+   * too long: the server still holds it) or ended. Not after its answer, as a withdraw of a
+   * stored snapshot: from the moment the write runs until then, another node could claim a
+   * snapshot older than the session. The UNDO goes now, right behind the write on its connection
+   * (and again on the next one should that drop, see `Commands.undo`): a write that has not run
+   * by then never will, and a claim that Redis ran in between is revoked, its claimer told that
+   * the session stayed here (see UNDO). The entry answers that claim's marker with a seal, which
+   * comes behind the UNDO, until the snapshot's ttl.
+   */
+  #giveUpWrite(entry: HandedOff): void {
+    const kept = this.#sockets.hasSession(entry.sid)
+    this.#handoffs.undo(entry, kept ? 'kept' : 'ended')
+    if (kept) {
+      // As for a write that failed (see `handOff`): the socket and its record are this node's.
+      this.#cut.release(entry.id)
+      this.#sessions.keptBack(entry.sid)
+    } else {
+      this.#cut.unposition(entry.id)
+    }
+    entry.timer = setTimeout(() => this.#handoffs.forget(entry), entry.ttl)
+    entry.timer.unref()
   }
 
   /**
@@ -694,7 +732,7 @@ export class RedisAdapter implements Adapter {
       finish: () =>
         this.#handoffs.finish(hash).catch((err: unknown) => {
           this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
-          return { tail: [], sealed: false, whole: false, ended: false }
+          return { tail: [], sealed: false, whole: false, ended: false, kept: false }
         }),
       failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })
@@ -918,7 +956,11 @@ export class RedisAdapter implements Adapter {
   #onClaimMarker(marker: ClaimMarker): void {
     const entry = this.#handoffs.byHash(marker.h)
     if (entry && (entry.epoch === 0 || marker.ep === entry.epoch + 1)) {
-      if (entry.state === 'open') {
+      if (entry.givenUp) {
+        // A claim of a write given up on, revoked by its UNDO (which goes before this seal):
+        // the session is not this claim's, and stays as it is here.
+        this.#handoffs.seal(entry, []).catch(() => undefined)
+      } else if (entry.state === 'open') {
         let last: string[] = []
         try {
           last = this.#sockets.claimed(entry.sid)

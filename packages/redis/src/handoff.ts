@@ -6,7 +6,8 @@
 //   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, write and claim (ids,
 //                               for UNDO and UNCLAIM), claimed, sealed ('1', or '2' when its
 //                               drain sealed it alone: no other node was live), complete, ended
-//                               (the session ended on the old node after a claim won)
+//                               (the session ended on the old node after a claim won), kept
+//                               (with ended: it went on there instead, see UNDO)
 //   <prefix>:handoff:<h>:tail   list: the tail, in order (absent while empty)
 //   <prefix>:handoff:<h>:given-up:<id>
 //                               string: a claim or a write given up on before it ran, which it
@@ -57,23 +58,41 @@ return epoch
 `
 
 // KEYS: owner record, hash, tail, given-up marker of the write. ARGV: node, suffix, owner record
-// TTL (s), write id, UNCLAIM_KEEP_MS. Takes back a handoff whose write came too late (the server
-// was told it failed): unless it was claimed meanwhile, the snapshot goes and the owner record
-// names this node as before. That write not standing (not run yet, or gone since): it may still
-// run later, from the connection that dropped, and the marker makes it refuse itself, as a claim
-// does (see UNCLAIM).
+// TTL (s), write id, UNCLAIM_KEEP_MS, what became of the session here ('kept': it goes on at this
+// node; 'ended'). Takes back a handoff whose write the node gave up on (no answer in time, or the
+// server stopped waiting for it): the snapshot goes, and the owner record names this node as
+// before (or none once the session ended: the server removed no record at its end). That write
+// not standing (not run yet, or gone since): it may still run later, from the connection that
+// dropped, and the marker makes it refuse itself, as a claim does (see UNCLAIM). Claimed between
+// the write and this script (Redis ran another node's claim in between): the claim is revoked,
+// for its snapshot is older than the session here. The hash is marked ended (the claimer drops
+// the session at FINISH, as after WITHDRAW), and 'kept' besides when the session lives on here:
+// the claimer then tells its client to try again, and the owner record names this node again,
+// where that try finds the session. A claimer of an earlier version reads only 'ended', and
+// starts its client anew. Returns 1 taken back, 2 claim revoked, 0 not standing.
 const UNDO = `
-if redis.call('HGET', KEYS[2], 'write') ~= ARGV[4] then
+local state = redis.call('HMGET', KEYS[2], 'write', 'claimed')
+if state[1] == ARGV[4] and state[2] then
+  redis.call('HSET', KEYS[2], 'ended', '1')
+  if ARGV[6] ~= 'kept' then return 2 end
+  redis.call('HSET', KEYS[2], 'kept', '1')
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  return 2
+end
+local standing = state[1] == ARGV[4]
+if standing then
+  redis.call('DEL', KEYS[2], KEYS[3])
+else
   local ttl = redis.call('PTTL', KEYS[2])
   redis.call('SET', KEYS[4], '1', 'PX', math.max(ttl, tonumber(ARGV[5])))
 end
-if redis.call('HGET', KEYS[2], 'node') == ARGV[1] and not redis.call('HGET', KEYS[2], 'claimed') then
-  redis.call('DEL', KEYS[2], KEYS[3])
-end
-if redis.call('GET', KEYS[1]) == ARGV[1] .. ARGV[2] then
+local owner = redis.call('GET', KEYS[1])
+if ARGV[6] == 'kept' and owner == ARGV[1] .. ARGV[2] then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+elseif ARGV[6] ~= 'kept' and (owner == ARGV[1] .. ARGV[2] or owner == ARGV[1]) then
+  redis.call('DEL', KEYS[1])
 end
-return 1
+return standing and 1 or 0
 `
 
 // KEYS: hash, tail, owner record. ARGV: node, suffix of a handed-off owner record. The session
@@ -155,13 +174,13 @@ return 1
 `
 
 // KEYS: hash, tail. Reads the tail and whether it was sealed and whole, and whether the session
-// ended on the old node, then deletes both keys (an append that comes later is refused: the
-// hash is gone). Returns { sealed, whole, tail, ended }.
+// ended on the old node (or stayed there: 'kept', see UNDO), then deletes both keys (an append
+// that comes later is refused: the hash is gone). Returns { sealed, whole, tail, ended, kept }.
 const FINISH = `
-local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete', 'ended')
+local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete', 'ended', 'kept')
 local tail = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[1], KEYS[2])
-return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 or 0 }
+return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 or 0, state[4] and 1 or 0 }
 `
 
 /** A session this node handed off, until it is claimed or the drain sealed it. */
@@ -172,8 +191,15 @@ export interface HandedOff {
   readonly hash: string
   /** The epoch the handoff wrote (0 until written); a claim bumps it by one. */
   epoch: number
+  /** How long the snapshot is stored (ms). */
+  readonly ttl: number
   /** Names the handoff's write, for UNDO: random. */
   readonly write: string
+  /**
+   * The write was given up on before its answer came (see `RedisAdapter.withdrawHandOff`): it is
+   * taken back (UNDO), and a claim that won meanwhile is answered as revoked, not taken over.
+   */
+  givenUp: boolean
   /** 'open': appends go to Redis; 'sealed': the tail is closed here, appends are refused. */
   state: 'open' | 'sealed'
   /** An append was skipped (Redis away) or failed: the tail has a hole. */
@@ -204,6 +230,8 @@ export interface ReadTail {
   whole: boolean
   /** The session ended on the old node after the claim won (see WITHDRAW). */
   ended: boolean
+  /** With `ended`: the old node kept the session, its write given up on (see UNDO). */
+  kept: boolean
 }
 
 /**
@@ -244,7 +272,7 @@ export class HandOffStore {
   }
 
   /** Starts the entry of a handoff (before its write, so that appends made meanwhile count). */
-  begin(snapshot: SessionSnapshot): HandedOff {
+  begin(snapshot: SessionSnapshot, ttl: number): HandedOff {
     const previous = this.#bySid.get(snapshot.sid)
     if (previous) this.forget(previous)
     const entry: HandedOff = {
@@ -252,7 +280,9 @@ export class HandOffStore {
       id: snapshot.id,
       hash: sidHash(snapshot.sid),
       epoch: 0,
+      ttl,
       write: randomBytes(9).toString('base64url'),
+      givenUp: false,
       state: 'open',
       gap: false,
     }
@@ -299,9 +329,11 @@ export class HandOffStore {
   /**
    * Takes back a handoff whose write was given up on (see UNDO), which may have run: right
    * behind the write on the connection, or first once the connection is back (see
-   * `Commands.undo`), until the snapshot's `ttl` has passed.
+   * `Commands.undo`), until the snapshot's `ttl` has passed. `session`: what became of the
+   * session here, which decides the owner record, and what a claim that won meanwhile is told.
    */
-  undo(entry: HandedOff, ttl: number): void {
+  undo(entry: HandedOff, session: 'kept' | 'ended'): void {
+    entry.givenUp = true
     const { owner, hash, tail } = this.keys(entry.hash)
     const undo = [
       'EVAL',
@@ -316,14 +348,15 @@ export class HandOffStore {
       String(SESSION_TTL_SECONDS),
       entry.write,
       String(UNCLAIM_KEEP_MS),
+      session,
     ]
-    this.commands.undo(undo, ttl)
+    this.commands.undo(undo, entry.ttl)
   }
 
   /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */
   append(sid: string, text: string, failed: (err: unknown) => void): void {
     const entry = this.#bySid.get(sid)
-    if (entry?.state !== 'open') return
+    if (entry?.state !== 'open' || entry.givenUp) return
     // Skipped rather than queued (a drain may append thousands while Redis does not answer):
     // the claimer learns of the hole from the next write that goes.
     if (this.commands.unavailable() !== undefined) {
@@ -412,9 +445,9 @@ export class HandOffStore {
   async finish(hash: string): Promise<ReadTail> {
     const keys = this.keys(hash)
     const reply = await this.commands.send(['EVAL', FINISH, '2', keys.hash, keys.tail])
-    const [sealed, whole, tail, ended] = Array.isArray(reply) ? (reply as unknown[]) : []
+    const [sealed, whole, tail, ended, kept] = Array.isArray(reply) ? (reply as unknown[]) : []
     const texts = Array.isArray(tail) ? tail.map(asText).filter((t): t is string => t !== undefined) : []
-    return { tail: texts, sealed: sealed === 1, whole: whole === 1, ended: ended === 1 }
+    return { tail: texts, sealed: sealed === 1, whole: whole === 1, ended: ended === 1, kept: kept === 1 }
   }
 
   /**

@@ -39,7 +39,7 @@ export interface TakeoverContext {
   /** Positions the socket for the cut (see cut.ts) right before `join`. */
   position(id: string): void
   /** Reads the tail back and deletes the handoff's keys; never rejects (bounded). */
-  finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean; ended: boolean }>
+  finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean; ended: boolean; kept: boolean }>
   /** A callback of the server threw. */
   failed(err: unknown): void
 }
@@ -114,6 +114,8 @@ export class Takeover implements SessionClaim {
     if (context.sealed && context.alone) tail.alone = true
     // The session ended on the old node after the claim won (see `RedisAdapter.withdrawHandOff`).
     if (read.ended) tail.ended = true
+    // It went on there instead: its old node gave up on the write this claim found (see UNDO).
+    if (read.kept) tail.kept = true
     return tail
   }
 

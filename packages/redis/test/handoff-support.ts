@@ -282,3 +282,62 @@ export function argOf(text: string): unknown {
   const packet: unknown = JSON.parse(text)
   return Array.isArray(packet) && Array.isArray(packet[3]) ? packet[3][0] : text
 }
+
+/**
+ * Holds back, from the first command that `first` matches, that one and every later command
+ * that `also` matches, in order, as a Redis slow to answer one connection would: none runs, none
+ * is answered. `runFirst()` runs the first only (its answer still held); `runAll()` sends the
+ * others behind it, answers them all in order, and lets later commands through.
+ */
+export class HeldInOrder {
+  readonly #held: { args: string[]; answer: (reply: unknown) => void; reply?: Promise<unknown> }[] = []
+  #holding = true
+
+  constructor(
+    private readonly redis: { sendCommand(args: string[]): Promise<unknown> },
+    private readonly first: (args: string[]) => boolean,
+    private readonly also: (args: string[]) => boolean,
+  ) {}
+
+  /** The commands held back so far, oldest first. */
+  get held(): readonly string[][] {
+    return this.#held.map(({ args }) => args)
+  }
+
+  /** A command's answer when it is held back (see `FakeNode.hold`); undefined to let it through. */
+  readonly hold = (args: string[]): Promise<unknown> | undefined => {
+    if (!this.#holding || !(this.#held.length === 0 ? this.first(args) : this.also(args))) return undefined
+    return new Promise((answer) => this.#held.push({ args, answer }))
+  }
+
+  async runFirst(): Promise<unknown> {
+    const first = this.#held[0]
+    if (!first) throw new Error('no command was held back')
+    first.reply = this.redis.sendCommand(first.args)
+    return first.reply
+  }
+
+  async runAll(): Promise<void> {
+    this.#holding = false
+    // Sent at once, in order, on the one connection: a command sent once an answer came goes after.
+    const held = this.#held.splice(0).map((command) => ({
+      ...command,
+      reply: command.reply ?? this.redis.sendCommand(command.args),
+    }))
+    for (const { answer, reply } of held) answer(await reply)
+  }
+}
+
+/** `redis` as an adapter gets it, with `hold` deciding which commands wait (see `HeldInOrder`). */
+export function holding(redis: Client, hold: (args: string[]) => Promise<unknown> | undefined): RedisClient {
+  return {
+    get isOpen() {
+      return redis.isOpen
+    },
+    get isReady() {
+      return redis.isReady
+    },
+    sendCommand: (args) => hold(args) ?? redis.sendCommand(args),
+    duplicate: () => redis.duplicate(),
+  }
+}

@@ -2,7 +2,9 @@
 // (here, the application disconnects it): the snapshot is withdrawn, and the client's resume on
 // the other node gets a new session, never a restored one; if that node's claim won first, it
 // drops the session at its takeover. A move whose snapshot Redis stored only after the node
-// gave up on it is withdrawn too, and the node records itself as the owner again. Two Parley servers on one real Redis behind a round-robin
+// gave up on it is withdrawn too, and the node records itself as the owner again; a claim that
+// won that late snapshot before its take-back is revoked, and the client resumes the session
+// from the node that kept it. Two Parley servers on one real Redis behind a round-robin
 // proxy, and the real client. (The same on the Adapter contract alone:
 // packages/server/test/handoff-withdraw.test.ts.)
 import { createHash } from 'node:crypto'
@@ -14,6 +16,8 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
 import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
+import { HeldInOrder, holding } from './handoff-support.js'
+import type { RedisClientType } from './nodes.js'
 
 interface Node extends SuiteNode {
   connections: ServerSocket[]
@@ -23,6 +27,9 @@ interface Node extends SuiteNode {
 
 /** Changes an adapter of a node as it is made (to act at a chosen step of the handoff). */
 type Hook = (adapter: ReturnType<AdapterFactory>) => void
+
+/** Holds back some commands of a node's Redis client (see `HeldInOrder`). */
+type Slow = (client: RedisClientType) => HeldInOrder
 
 describe.skipIf(skipRedisSuites())('a session that ends on its draining node, over Redis', () => {
   let proxy: RoundRobinProxy | undefined
@@ -35,7 +42,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
   const { nodes, clients } = suite
   let prefixes = 0
 
-  async function startNode(prefix: string, hook?: Hook, timeout = 3000): Promise<Node> {
+  async function startNode(prefix: string, hook?: Hook, timeout = 3000, slow?: Slow): Promise<Node> {
     const client = await connectedClient(suite.redis.url)
     const node: Node = {
       started: undefined as unknown as Started,
@@ -44,7 +51,13 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       restored: [],
       disconnects: [],
     }
-    const factory = redisAdapter({ client, prefix, heartbeatInterval: 300 })
+    const factory = redisAdapter({
+      client: slow ? holding(client, slow(client).hold) : client,
+      prefix,
+      heartbeatInterval: 300,
+      // A write held back that long is the adapter's to give up on, which another test covers.
+      requestTimeout: slow ? 15_000 : 5000,
+    })
     const adapter: AdapterFactory = (sockets) => {
       const made = factory(sockets)
       hook?.(made)
@@ -66,9 +79,9 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
   }
 
   /** Nodes a (with `hook`) and b on a prefix of their own, and a client connected to a. */
-  async function setup(hooks: { a?: Hook; b?: Hook }, timeout?: number) {
+  async function setup(hooks: { a?: Hook; b?: Hook; slowA?: Slow }, timeout?: number) {
     const prefix = `withdraw${prefixes++}`
-    const a = await startNode(prefix, hooks.a, timeout)
+    const a = await startNode(prefix, hooks.a, timeout, hooks.slowA)
     const b = await startNode(prefix, hooks.b)
     proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
     const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
@@ -176,5 +189,52 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     expect(c.recovered).toBe(true)
     expect(a.disconnects).toEqual(['server handoff'])
     expect(a.started.app.parley.sockets.size).toBe(0)
+  })
+
+  it('keeps a move stored late on one node when a claim wins before its take-back: the client resumes it', async () => {
+    let slow: HeldInOrder | undefined
+    const step = (args: string[]) =>
+      args[0] === 'EVAL' && args.some((arg) => /^withdraw\d+:handoff:/.test(arg))
+    const { a, b, c, first } = await setup(
+      {
+        slowA: (client) => {
+          slow = new HeldInOrder(client, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
+          return slow
+        },
+      },
+      1000,
+    )
+    const got: number[] = []
+    c.on('news', (n: number) => got.push(n))
+    let resumes = 0
+    c.on('transport', (_now, _before, why) => {
+      if (why === 'resume') resumes++
+    })
+    // The WebSocket resumes on b, which asks a for the session: a's write waits in Redis past
+    // handoff.timeout (1 s), and the session goes on at a, behind b's relay.
+    proxy!.avoid.add(0)
+    proxy!.cut()
+    await until(() => resumes === 1 && c.connected, 5000, 'resumed at a, through b')
+    a.connections[0]!.emit('news', 1)
+    await until(() => got.length === 1, 3000, 'news from a')
+    // Redis runs the write now; its answer, and a's steps behind it, still wait.
+    await slow!.runFirst()
+    // The next resume reaches b, which finds the session handed off and claims it; its marker
+    // reaches a, whose seal waits behind a's other steps.
+    proxy!.cut()
+    await until(() => slow!.held.some((args) => args[1]?.includes('RPUSH') === true), 5000, 'the seal at a')
+    await slow!.runAll()
+    // One node holds the session, the client's own, and nothing was lost or doubled.
+    const holders = () => [a, b].filter((node) => node.started.app.parley.sockets.has(first))
+    await until(() => c.connected && resumes >= 2 && holders().length === 1, 8000, 'one holder')
+    expect(c.id).toBe(first)
+    expect(c.recovered).toBe(true)
+    expect(a.started.app.parley.sockets.size + b.started.app.parley.sockets.size).toBe(1)
+    // b never started the client anew (as it would for a session that ended at a).
+    expect(b.connections).toEqual([])
+    holders()[0]!.started.app.parley.sockets.get(first)!.emit('news', 2)
+    await until(() => got.length === 2, 3000, 'news from the holder')
+    await sleep(100)
+    expect(got).toEqual([1, 2])
   })
 })

@@ -15,6 +15,7 @@ import {
   type FakeNode,
   type FakeSocket,
   HEARTBEAT,
+  HeldInOrder,
   holdBack,
   message,
   snapshotOf,
@@ -840,6 +841,62 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       node: a!.adapter.node,
       url: 'http://127.0.0.1:1',
     })
+  })
+
+  it('takes back at once a write its server stopped waiting for: run late, it refuses itself, the session kept or ended', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    for (const ended of [false, true]) {
+      const sid = `sid-given-up-${ended}`
+      const socket = await open(a!, sid, `s-${ended}`)
+      const write = holdBack(a!, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
+      const answer = handOff(a!, socket, sid)
+      // The server stops waiting (its handoff.timeout): the session goes on at a, or ended there.
+      if (ended) {
+        a!.sockets.sessions.delete(sid)
+        a!.adapter.sessionClosed(sid)
+      }
+      await a!.adapter.withdrawHandOff(sid)
+      // Redis runs the write only now, as when a dropped connection still held it: after the undo.
+      expect(await write.run()).toBe(0)
+      await answer
+      expect(await b!.adapter.claimSession(sid)).toBeNull()
+      expect(await b!.adapter.sessionOwner(sid)).toEqual(
+        ended ? 'unknown' : { node: a!.adapter.node, url: 'http://127.0.0.1:1' },
+      )
+    }
+  })
+
+  it('revokes a claim Redis ran between a write given up on and its undo: the session stays its node’s, the claimer is told', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-revoked', 's1')
+    // Redis is slow for a's connection: from the write on, a's handoff steps wait behind it.
+    const step = (args: string[]) =>
+      args[0] === 'EVAL' && args.some((arg) => arg.startsWith(`${cluster.prefix}:handoff:`))
+    const slow = new HeldInOrder(a!.redis, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
+    a!.hold = slow.hold
+    const answer = handOff(a!, socket, 'sid-revoked')
+    // The server stops waiting for the write: the session goes on at a.
+    await a!.adapter.withdrawHandOff('sid-revoked')
+    // The write runs (its answer on its way), and b's claim right after it, before a's next step.
+    await slow.runFirst()
+    const { done } = takeOver(b!, await b!.adapter.claimSession('sid-revoked'))
+    // b's marker reached a, whose seal waits behind its other steps.
+    await until(() => slow.held.some((args) => args[1]?.includes('RPUSH') === true), 5000, 'the seal')
+    await slow.runAll()
+    expect(await answer).toBe(true)
+    expect(await done).toMatchObject({ ended: true, kept: true })
+    // a's server was never told the session was claimed: it holds it, and owns its record.
+    expect(a!.sockets.claims).toEqual([])
+    expect(a!.sockets.hasSession('sid-revoked')).toBe(true)
+    // b's server drops it (see HandOffTail.kept), and the client's next try is sent to a.
+    b!.sockets.sessions.delete('sid-revoked')
+    expect(await b!.adapter.sessionOwner('sid-revoked')).toEqual({
+      node: a!.adapter.node,
+      url: 'http://127.0.0.1:1',
+    })
+    expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
   })
 
   it('skips the appends of a drain while Redis does not answer, rather than pile them up: the tail is incomplete', async () => {
