@@ -248,7 +248,21 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     // stores this one only later. Stored here first; the old node's try and the page's resend, with
     // the same key, find it stored and send it to nobody again.
     const unsaid = socket.data.saying
-    if (unsaid !== undefined) inTurn(socket, () => say(unsaid, () => {})).catch(failedHere('message', socket))
+    if (unsaid !== undefined) inTurn(socket, () => resay(unsaid)).catch(failedHere('message', socket))
+
+    /**
+     * Stores a message taken over from another node (see above), and takes the socket into its
+     * room when it is taken: the old node may have stored it and moved on to that step (a message
+     * written offline reaches the server before the page joined its room again, see `keep`) when
+     * the session moved, and a resend found stored is answered here without that step.
+     */
+    async function resay(message: { room: string; text: string; key: string }): Promise<void> {
+      let taken = false
+      await say(message, (reply) => {
+        taken = reply.ok
+      })
+      if (taken) await enter(socket, message.room)
+    }
 
     async function join(asked: string, ack: (reply: JoinReply) => void): Promise<void> {
       const room = asked.trim().toLowerCase()

@@ -183,4 +183,32 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     expect(heard).toEqual(['first', 'second'])
     expect((await b.cluster.store.history('lobby')).map((m) => m.text)).toEqual(['first', 'second'])
   }, 30_000)
+
+  it('takes someone whose message moved them into its room at the move into that room', async () => {
+    const [a, b] = await twoNodes()
+    const [ona, pim] = [await person('ona', a), await person('pim', b)]
+    await join(pim, 'help')
+    const heard: string[][] = []
+    pim.on('presence', (update) => {
+      if (update.room === 'help') heard.push(update.people)
+    })
+    const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
+    // Ona's message is for a room her session is not in (written offline, sent before the page
+    // joins again): stored on node A, which is to take her into the room then, but the session
+    // moves first; node B takes it over without that step.
+    pauseNextAdd(a.cluster.store, async () => {
+      void a.app.parley.drain()
+      await expect.poll(() => at(b), { timeout: 10_000, interval: 5 }).toBeDefined()
+    })
+    // Answered by node A (it learns of the takeover a moment later) or PARLEY_SESSION_MOVED.
+    const reply = await say(ona, 'help', 'hello from afar')
+    expect([true, ErrorCode.SESSION_MOVED]).toContain(reply.ok || reply.code)
+    // Without asking again, Ona is in #help on node B, listed there.
+    await expect
+      .poll(() => (at(b)?.data as Partial<ChatData> | undefined)?.room, { timeout: 5000 })
+      .toBe('help')
+    expect(at(b)?.rooms.has('help')).toBe(true)
+    await expect.poll(() => heard.at(-1), { timeout: 5000 }).toEqual(['ona', 'pim'])
+    expect((await b.cluster.store.history('help')).map((m) => m.text)).toEqual(['hello from afar'])
+  }, 30_000)
 })
