@@ -6,6 +6,7 @@ import {
   type ServerSocket,
 } from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
+import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
@@ -454,11 +455,23 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     })
   }
 
-  // No presence is announced on `restored` (but by a join it finishes, see `setUp`): the people
-  // list did not change. (An announce here would also run while the other sessions of the same
-  // drain are still between nodes, and fetchSockets does not list those: the room would show
-  // without them for a moment.)
-  chat.on('connection', setUp).on('restored', setUp)
+  /**
+   * Tells a room who is there again once a session in it was taken over here. A list sent while
+   * the session was between nodes (claimed here, its rooms not joined yet; or stored by a node
+   * that drained and went, its client not back yet) has it on neither node, as `fetchSockets`
+   * finds them; nothing else would send the room a list with it again. A drain brings many
+   * sessions of a room at once: their takeovers share a list or two (see `CoalescedRuns`), not
+   * one each.
+   */
+  const takenOver = new CoalescedRuns(announce)
+
+  chat.on('connection', setUp).on('restored', (socket) => {
+    setUp(socket)
+    // After what the takeover finishes (see `setUp`): a join it finishes may change the room.
+    void inTurn(socket, async () => {
+      if (socket.data.room) takenOver.ask(socket.data.room)
+    })
+  })
 }
 
 /**

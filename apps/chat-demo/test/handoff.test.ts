@@ -1,13 +1,15 @@
 // Requests under way while a session moves to another node (a drain), driven by the Parley client
 // in Node: the node that takes the session over got it as it was before they were done, and
 // finishes them. A join: that node lists the person where the page is, at once. A message: it is
-// stored before what the page sent after it.
+// stored before what the page sent after it. And presence: someone whose session is between the
+// nodes when the people list changes is listed again once a node takes the session over.
 import type { AddressInfo } from 'node:net'
-import { connect, ErrorCode, type Socket } from '@parley/client'
+import { type ClientOptions, connect, ErrorCode, type Socket } from '@parley/client'
 import type { RedisAdapter } from '@parley/redis'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
@@ -22,6 +24,7 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
   let redis: RedisServer
   const nodes: ChatNode[] = []
   const clients: Client[] = []
+  const proxies: TcpProxy[] = []
 
   beforeAll(async () => {
     redis = await startRedis()
@@ -31,33 +34,44 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
 
   afterEach(async () => {
     for (const c of clients.splice(0)) c.disconnect()
+    for (const proxy of proxies.splice(0)) await proxy.close()
     for (const { app, cluster } of nodes.splice(0)) {
       await app.close()
       await cluster.close()
     }
   })
 
+  /** A chat node on the test's Redis, listening on `port` (a free one by default). */
+  async function startNode(label: string, port = 0): Promise<ChatNode> {
+    const cluster = await connectRedis(redis.url, { label })
+    const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
+    await app.listen({ port, host: '127.0.0.1' })
+    const node = { app, cluster, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+    nodes.push(node)
+    return node
+  }
+
   /** Two chat nodes on the test's Redis, each seeing the other. */
   async function twoNodes(): Promise<[ChatNode, ChatNode]> {
-    for (const label of ['a', 'b']) {
-      const cluster = await connectRedis(redis.url, { label })
-      const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
-      await app.listen({ port: 0, host: '127.0.0.1' })
-      nodes.push({ app, cluster, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` })
-    }
+    const pair: [ChatNode, ChatNode] = [await startNode('a'), await startNode('b')]
     await expect
-      .poll(() => nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 1), {
+      .poll(() => pair.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 1), {
         timeout: 10_000,
       })
       .toBe(true)
-    return [nodes[0] as ChatNode, nodes[1] as ChatNode]
+    return pair
   }
 
   /** A connected client of `node`, on WebSocket (a draining node sends its resume on to the other). */
-  async function person(nickname: string, node: ChatNode): Promise<Client> {
+  async function person(
+    nickname: string,
+    node: ChatNode | TcpProxy,
+    options: ClientOptions = {},
+  ): Promise<Client> {
     const socket = connect<ServerEvents, ClientEvents>(node.url, {
       auth: { nickname },
       transports: ['websocket'],
+      ...options,
     })
     clients.push(socket)
     return connected(socket)
@@ -211,4 +225,37 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     await expect.poll(() => heard.at(-1), { timeout: 5000 }).toEqual(['ona', 'pim'])
     expect((await b.cluster.store.history('help')).map((m) => m.text)).toEqual(['hello from afar'])
   }, 30_000)
+
+  it('lists, once the move ends, someone whose session was between nodes at a change of presence', async () => {
+    const [a, b] = await twoNodes()
+    // Pim reaches node A through a link that goes down: the drain hands the session off, and it
+    // stays between the nodes until the link is up again.
+    const port = Number(new URL(a.url).port)
+    const link = await startTcpProxy(port)
+    proxies.push(link)
+    // Pim's client tries again often, so as to be back soon once the link is up.
+    const quick = { reconnectionDelay: 50, reconnectionDelayMax: 200 }
+    const [ona, pim, cy] = [await person('ona', a), await person('pim', link, quick), await person('cy', b)]
+    for (const socket of [ona, pim, cy]) await join(socket, 'lobby')
+    const heard: string[][] = []
+    cy.on('presence', (update) => {
+      if (update.room === 'lobby') heard.push(update.people)
+    })
+    // Pim's link is down through the drain (a laptop asleep): node A hands the session off, and
+    // it waits, between the nodes, until Pim comes back; node A is replaced meanwhile (a deploy).
+    link.offline = true
+    await a.app.parley.drain()
+    nodes.splice(nodes.indexOf(a), 1)
+    await a.app.close()
+    await a.cluster.close()
+    await expect.poll(() => b.app.parley.sockets.get(String(ona.id))).toBeDefined()
+    // Someone comes in meanwhile: the list the others get then cannot have Pim.
+    const dee = await person('dee', b)
+    expect(await people(dee, 'lobby')).toEqual(['cy', 'dee', 'ona'])
+    await expect.poll(() => heard.at(-1)).toEqual(['cy', 'dee', 'ona'])
+    const c = await startNode('c', port)
+    link.offline = false
+    await expect.poll(() => c.app.parley.sockets.get(String(pim.id)), { timeout: 20_000 }).toBeDefined()
+    await expect.poll(() => heard.at(-1)).toEqual(['cy', 'dee', 'ona', 'pim'])
+  }, 40_000)
 })
