@@ -247,21 +247,25 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     // The same for a message being stored: what the page sent after it reaches this node with the
     // resume, and would be stored first, while the old node (or the page, told the session moved)
     // stores this one only later. Stored here first; the old node's try and the page's resend, with
-    // the same key, find it stored and send it to nobody again.
+    // the same key, find it stored and send it to nobody again. So a request the old node answered
+    // PARLEY_SESSION_MOVED is done all the same, here; asked again, it answers with what was done.
     const unsaid = socket.data.saying
     if (unsaid !== undefined) inTurn(socket, () => resay(unsaid)).catch(failedHere('message', socket))
 
     /**
-     * Stores a message taken over from another node (see above), and takes the socket into its
-     * room when it is taken: the old node may have stored it and moved on to that step (a message
-     * written offline reaches the server before the page joined its room again, see `keep`) when
-     * the session moved, and a resend found stored is answered here without that step.
+     * Stores a message taken over from another node (see above) and finishes what the old node may
+     * not have: found stored there already, it is sent to the room (the old node may have stopped,
+     * or lost its store's answer, before it sent it; a page shows each id once); and once taken,
+     * the socket goes into its room (the old node may have been on its way there when the session
+     * moved: a message written offline reaches the server before the page joined its room again,
+     * see `keep`), which a resend found stored is answered without.
      */
     async function resay(message: { room: string; text: string; key: string }): Promise<void> {
       let taken = false
-      await say(message, (reply) => {
-        taken = reply.ok
-      })
+      const reply = (answer: ChatReply) => {
+        taken = answer.ok
+      }
+      await say(message, reply, (found) => socket.to(found.room).emit('chat', found))
       if (taken) await enter(socket, message.room)
     }
 
@@ -351,9 +355,11 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     // with all of them.
     socket.on('chat', (message, callback) => inTurn(socket, () => say(message, replyWith(callback))))
 
+    /** `found`: given the message when it was stored already (a resend), before its answer. */
     async function say(
       message: { room: string; text: string; key?: string },
       ack: (reply: ChatReply) => void,
+      found: (stored: ChatMessage) => void = () => {},
     ): Promise<void> {
       const { room, key } = message
       const text = message.text.trim()
@@ -374,7 +380,10 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
       // answer was lost) is not a new one, and gets the first one's id.
       if (limit.retryIn(socket.data.rate) > 0) {
         const twin = key === undefined ? undefined : await store.find(room, draft.from, key).catch(logged)
-        if (twin !== undefined) return ack({ ok: true, id: twin })
+        if (twin !== undefined) {
+          found({ id: twin, ...draft })
+          return ack({ ok: true, id: twin })
+        }
         const retryIn = limit.retryIn(socket.data.rate)
         return ack({
           ...refusal(
@@ -387,7 +396,7 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
       // For a node that takes the session over before it is stored (see `ChatData.saying`).
       if (key !== undefined) socket.data.saying = { room, text, key }
       try {
-        await keep(draft, key, ack)
+        await keep(draft, key, ack, found)
       } finally {
         delete socket.data.saying
       }
@@ -398,6 +407,7 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
       draft: Omit<ChatMessage, 'id'>,
       key: string | undefined,
       ack: (reply: ChatReply) => void,
+      found: (stored: ChatMessage) => void,
     ): Promise<void> {
       const { room } = draft
       // A message goes out only once it is stored: one the store cannot take (Redis away) is
@@ -420,7 +430,10 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
       }
       // After a server restart the client sends again what the old server never acknowledged
       // (at least once): the page's key keeps such a message from being stored or shown twice.
-      if ('twin' in added) return ack({ ok: true, id: added.twin })
+      if ('twin' in added) {
+        found({ id: added.twin, ...draft })
+        return ack({ ok: true, id: added.twin })
+      }
       // Forgotten again, by another node making way for a new room, between the two steps.
       if ('noRoom' in added) {
         order.refused(socket.data, key)

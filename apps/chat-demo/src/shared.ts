@@ -84,7 +84,11 @@ export interface ChatAuth {
   visitor?: string
 }
 
-/** Events the page sends. */
+/**
+ * Events the page sends. A join or message answered PARLEY_SESSION_MOVED (the session moved to
+ * another node while it was under way) is finished by that node all the same: asked again (a
+ * message with the same `key`), it answers with what was done, not a second join or message.
+ */
 export interface ClientEvents {
   join: (request: { room: string }, ack: (reply: JoinReply) => void) => void
   /** `key`: the page's own id for the message (up to 64 characters), so a resend is not stored twice. */

@@ -14,6 +14,7 @@ import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
 import type { ChatReply, ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import { StoreUnavailableError } from '../src/store.js'
 import { connected } from './connected.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 
@@ -196,6 +197,33 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     await expect.poll(() => heard.length).toBe(2)
     expect(heard).toEqual(['first', 'second'])
     expect((await b.cluster.store.history('lobby')).map((m) => m.text)).toEqual(['first', 'second'])
+  }, 30_000)
+
+  it('sends a message taken over to the room when the old node stored it but never sent it', async () => {
+    const [a, b] = await twoNodes()
+    const [ona, pim] = [await person('ona', a), await person('pim', b)]
+    await join(ona, 'lobby')
+    await join(pim, 'lobby')
+    const heard: string[] = []
+    pim.on('chat', (m) => heard.push(m.id))
+    const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
+    // Stored on node A, whose store's answer is then lost (a node shutting down, a reply past the
+    // store's bound): node A sends it to nobody, and the session moves meanwhile.
+    pauseNextAdd(a.cluster.store, async () => {
+      void a.app.parley.drain()
+      await expect.poll(() => at(b), { timeout: 10_000, interval: 5 }).toBeDefined()
+      throw new StoreUnavailableError('the answer was lost')
+    })
+    const first = await say(ona, 'lobby', 'stored, unsent')
+    expect(first.ok).toBe(false)
+    const history = async () =>
+      (await b.cluster.store.history('lobby')).filter((m) => m.text === 'stored, unsent')
+    const [stored] = await history()
+    // Node B finished it: everyone in the room has it, once; asked again, it is the same message.
+    await expect.poll(() => heard, { timeout: 5000 }).toEqual([stored?.id])
+    expect(await say(ona, 'lobby', 'stored, unsent')).toEqual({ ok: true, id: stored?.id })
+    expect(await history()).toHaveLength(1)
+    expect(heard).toHaveLength(1)
   }, 30_000)
 
   it('takes someone whose message moved them into its room at the move into that room', async () => {
