@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
+import { Limits } from '../src/shared.js'
 import { type ChatStore, MemoryStore } from '../src/store.js'
-import { pauseNextJoin } from './pausing-store.js'
+import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 import { RefusingStore } from './refusing-store.js'
 
 describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
@@ -429,6 +430,41 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       { timeout: 10_000 },
     )
     expect(await texts(ned)).toEqual(['before', 'during', 'after'])
+    for (const page of [mia, ned]) await page.context().close()
+    await stopChat(chat.app)
+  })
+
+  it('shows a message heard before the answer that the history left behind before the history', async () => {
+    const store = new MemoryStore()
+    const chat = await startChat(store)
+    const base = `http://127.0.0.1:${chat.port}`
+    const [mia, ned] = await Promise.all([join(base, 'mia', { query: '?room=help' }), join(base, 'ned')])
+    // Mia's message is stored, and waits to be sent while a history's worth of messages are stored
+    // after it and Ned joins: the history Ned gets lacks it, and it reaches him before the answer.
+    let joinHeld = () => {}
+    const held = new Promise<void>((resolve) => {
+      joinHeld = resolve
+    })
+    pauseNextAdd(store, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      for (let i = 0; i < Limits.history; i++) {
+        await store.add({ room: 'help', from: 'zed', text: `later ${i}`, at: Date.now() })
+      }
+      pauseNextJoin(store, 'help', async () => {
+        joinHeld()
+        await waitForDelivered(mia, 1)
+      })
+      void ned.click('#rooms [data-room="help"]')
+      await held
+    })
+    await send(mia, 'early')
+    await ned.waitForFunction(
+      () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# help',
+      null,
+      { timeout: 10_000 },
+    )
+    const later = Array.from({ length: Limits.history }, (_, i) => `later ${i}`)
+    expect(await texts(ned)).toEqual(['early', ...later])
     for (const page of [mia, ned]) await page.context().close()
     await stopChat(chat.app)
   })

@@ -2,9 +2,9 @@
 // before the answer (the server puts it in the room before it reads the history).
 import { describe, expect, it } from 'vitest'
 import { EarlyMessages } from '../src/page/early-messages.js'
-import type { ChatMessage } from '../src/shared.js'
+import { type ChatMessage, Limits } from '../src/shared.js'
 
-const message = (id: string, room = 'lobby'): ChatMessage => ({ id, room, from: 'bob', text: id, at: 0 })
+const message = (id: string, room = 'lobby', at = 0): ChatMessage => ({ id, room, from: 'bob', text: id, at })
 const ids = (messages: readonly ChatMessage[]) => messages.map((m) => m.id)
 
 describe('EarlyMessages', () => {
@@ -47,5 +47,26 @@ describe('EarlyMessages', () => {
     expect(ids(early.answered(' Help', []))).toEqual(['h1'])
     expect(early.keep(message('h2', 'help'))).toBe(true)
     expect(ids(early.answered('help', [message('h1', 'help')]))).toEqual(['h1', 'h2'])
+  })
+
+  it('draws a message heard before the answer that a full history has left behind before it', () => {
+    const early = new EarlyMessages()
+    early.expect('lobby')
+    // Sent at 1000; its broadcast came while more than a history's worth were stored after it.
+    early.keep(message('old', 'lobby', 1000))
+    early.keep(message('new', 'lobby', 9000))
+    const full = Array.from({ length: Limits.history }, (_, i) => message(`h${i}`, 'lobby', 2000 + i))
+    const drawn = ids(early.answered('lobby', full))
+    expect(drawn).toHaveLength(Limits.history + 2)
+    expect(drawn.slice(0, 2)).toEqual(['old', 'h0'])
+    expect(drawn.at(-1)).toBe('new')
+  })
+
+  it('draws what a shorter history lacks after it, whatever its time says', () => {
+    const early = new EarlyMessages()
+    early.expect('lobby')
+    // A node whose clock is behind: stored after the read, it says it was sent before.
+    early.keep(message('late', 'lobby', 1000))
+    expect(ids(early.answered('lobby', [message('h0', 'lobby', 2000)]))).toEqual(['h0', 'late'])
   })
 })

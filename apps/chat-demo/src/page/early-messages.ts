@@ -1,11 +1,12 @@
-import type { ChatMessage } from '../shared.js'
+import { type ChatMessage, Limits } from '../shared.js'
 
 /**
  * Messages of a room the page is on its way to, heard before the server's answer to the join.
  * The server puts the page in the room before it reads the room's history, so that nothing sent
  * meanwhile is lost: a message sent then may reach the page before the answer (and be in the
  * history as well). Each waits here for the answer to its room's join, then goes after the
- * history, unless the history has it. A join that is refused takes its room's with it.
+ * history (or before it, see `merged`), unless the history has it. A join that is refused takes
+ * its room's with it.
  */
 export class EarlyMessages {
   /** The rooms joins are on their way to: how many joins, and the messages heard for it so far. */
@@ -39,10 +40,22 @@ export class EarlyMessages {
   }
 }
 
-/** The history, then the messages heard that it does not have (by id), in the order heard. */
+/**
+ * The history, then the messages heard that it does not have (by id), in the order heard. Most
+ * were stored after the history was read. But a full history (`Limits.history`) may lack one
+ * stored before the read, whose broadcast was still on its way while more than that many were
+ * stored: one sent before the history's first message goes before the history, not after it.
+ * (By the server's time, `at`: one taken before the store, on whichever node, but a full history's
+ * first message is a hundred messages older than one stored after the read. A shorter history has
+ * every message stored before its read, so what it lacks is newer.)
+ */
 export function merged(history: readonly ChatMessage[], heard: readonly ChatMessage[]): ChatMessage[] {
   const ids = new Set(history.map((m) => m.id))
-  return [...history, ...heard.filter((m) => !ids.has(m.id))]
+  const missing = heard.filter((m) => !ids.has(m.id))
+  const first = history[0]
+  if (first === undefined || history.length < Limits.history) return [...history, ...missing]
+  const older = missing.filter((m) => m.at < first.at)
+  return [...older, ...history, ...missing.filter((m) => !older.includes(m))]
 }
 
 /** The room a join asks for, as the server names it (and its messages): trimmed, in lower case. */
