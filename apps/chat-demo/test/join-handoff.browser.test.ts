@@ -1,7 +1,8 @@
 // A join still under way when its node drains and hands the session to another node: the page
 // and the node that has the session now end up in the same room, whether the draining node
 // answered the join before the move (from a snapshot taken before the join was done) or not.
-// And a message whose answer the move cut off (PARLEY_SESSION_MOVED): stored once, delivered.
+// And a message whose answer the move cut off (PARLEY_SESSION_MOVED), or that the draining node
+// refused once its store's answer was lost: stored once, delivered, with no word of the store.
 import type { Browser, Page, WebSocket } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { skipBrowserSuites } from '../../../test/support/chromium.js'
@@ -9,6 +10,7 @@ import { type Nginx, skipNginxSuites } from '../../../test/support/nginx.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import type { ChatData } from '../src/chat.js'
 import { ROOM_PATTERN } from '../src/shared.js'
+import { StoreUnavailableError } from '../src/store.js'
 import { type ChatClusterRun, type ChatNode, startChatCluster } from './chat-cluster.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 
@@ -23,7 +25,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
 
   // One node drains in each test.
   beforeAll(async () => {
-    run = await startChatCluster(4)
+    run = await startChatCluster(5)
     ;({ browser, nginx, nodes } = run)
   }, 60_000)
 
@@ -126,6 +128,47 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
     const history = await owner.cluster.store.history('lobby')
     expect(history.filter((m) => m.text === 'across the move')).toHaveLength(1)
     expect(await page.textContent('#error')).toBe('')
+    await page.context().close()
+  }, 60_000)
+
+  it('shows delivered, never waiting for the store, a message its draining node stored and then could not answer', async () => {
+    const nickname = 'zoe'
+    const at = (node: ChatNode) => socketOf(nickname, node)
+    const { page, connections } = await openPage(nickname)
+    const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
+    if (!owner) throw new Error('no node holds the session')
+    // What the banner says, every time it changes.
+    await page.evaluate(() => {
+      const said: string[] = []
+      Object.assign(window, { said })
+      const banner = document.querySelector('#banner') as HTMLElement
+      new MutationObserver(() => said.push(banner.hidden ? '' : (banner.textContent ?? ''))).observe(banner, {
+        attributes: true,
+        childList: true,
+        characterData: true,
+        subtree: true,
+      })
+    })
+    // Stored; then the store's answer is lost once the session is frozen for the move: the
+    // draining node refuses it (STORE_UNAVAILABLE), and its answer reaches the page through the
+    // node that takes the session over, which has found the message stored and sent it.
+    pauseNextAdd(owner.cluster.store, async () => {
+      const connection = connections.at(-1)
+      void owner.app.parley.drain()
+      await expect.poll(() => connection?.isClosed(), { timeout: 10_000, interval: 10 }).toBe(true)
+      throw new StoreUnavailableError('the answer was lost')
+    })
+    await page.fill('#text', 'stored, answer lost')
+    await page.click('#composer button')
+    await page.waitForFunction(
+      () => document.querySelector('#messages .tick')?.getAttribute('data-state') === 'delivered',
+      null,
+      { timeout: 20_000 },
+    )
+    const said = (await page.evaluate(() => (window as unknown as { said: string[] }).said)) ?? []
+    expect(said.filter((text) => /unavailable/.test(text))).toEqual([])
+    const history = await owner.cluster.store.history('lobby')
+    expect(history.filter((m) => m.text === 'stored, answer lost')).toHaveLength(1)
     await page.context().close()
   }, 60_000)
 })

@@ -46,6 +46,11 @@ const early = new EarlyMessages()
  * are answered, the page joins its room once more, so that the server's room is the page's.
  */
 let moved = false
+/**
+ * How many times the session changed transport without a disconnect: each may be a move to
+ * another node (a drain), which finishes what was under way on the old one.
+ */
+let moves = 0
 /** Why the last join was refused, for messages held for a room the page never got to. */
 let refused = ''
 /** Messages written for the room the page is on its way to. */
@@ -119,6 +124,7 @@ function start(): void {
     const reason = failure ? `${why} from ${before} (${failure})` : `${why} from ${before}`
     reasons.set(now, reason)
     view.transport(now, reason)
+    moves++
     if (joining > 0) moved = true
     // Written while the session moved (a resume without a disconnect): on its way now.
     for (const tick of waiting) tick.sent()
@@ -335,16 +341,22 @@ view.onSend((text) => {
   socket.volatile.emit('typing', { room, typing: false })
   const message = { room: target, text, key: randomKey() }
   // `again`: sent from `stalled`, which waits for its answer before it sends the next.
-  const deliver = (again = false) =>
+  const deliver = (again = false) => {
+    const movesBefore = moves
     request('chat', message, (reply) => {
       waiting.delete(tick)
+      const code = reply.ok ? undefined : reply.code
+      // The node that had the session handed it on before its handler answered: the handler may
+      // have stored it there or not, and the node that has the session now finishes it. Sent
+      // again with the same key, it is stored once, and the answer (its id) comes from that node.
+      // The same when the node that answered could not reach its store, if the session moved
+      // since it was sent: that answer may be the old node's, which may have stored it all the
+      // same (its store's answer lost), and the new node has then sent it. Not a wait for the store.
+      const movedOn = code === ChatErrorCode.STORE_UNAVAILABLE && moves !== movesBefore
+      if (code === Parley.ErrorCode.SESSION_MOVED || movedOn) return deliver(again)
       // The server could not store it, and sent it to no one: it goes again, in its turn (the
       // same key, so that it is stored once whatever happened to an answer).
-      // The node that had the session handed it on before its handler answered: the handler may
-      // have stored it there or not. Sent again with the same key, it is stored once, and the
-      // answer (the first one's id, if it was) comes from the node that has the session now.
-      if (!reply.ok && reply.code === Parley.ErrorCode.SESSION_MOVED) return deliver(again)
-      if (!reply.ok && 'code' in reply && reply.code === ChatErrorCode.STORE_UNAVAILABLE) {
+      if (code === ChatErrorCode.STORE_UNAVAILABLE) {
         tick.stalled()
         storeNotice(true)
         return stalled.wait(() => deliver(true), again)
@@ -361,6 +373,7 @@ view.onSend((text) => {
       shown.add(reply.id)
       tick.delivered(reply.id)
     })
+  }
   // Behind messages that wait for the store, a new one waits too: it must not pass them.
   const send = () => {
     if (!stalled.busy) return deliver()
