@@ -2,7 +2,8 @@
 // and the node that has the session now end up in the same room, whether the draining node
 // answered the join before the move (from a snapshot taken before the join was done) or not.
 // And a message whose answer the move cut off (PARLEY_SESSION_MOVED), or that the draining node
-// refused once its store's answer was lost: stored once, delivered, with no word of the store.
+// refused once its store's answer was lost: stored once, delivered, with no word of the store;
+// nor any for a join the draining node refused for want of its store.
 import type { Browser, Page, WebSocket } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { skipBrowserSuites } from '../../../test/support/chromium.js'
@@ -25,7 +26,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
 
   // One node drains in each test.
   beforeAll(async () => {
-    run = await startChatCluster(5)
+    run = await startChatCluster(6)
     ;({ browser, nginx, nodes } = run)
   }, 60_000)
 
@@ -51,6 +52,22 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
   /** The socket of `nickname` on `node`, if the node has it. */
   const socketOf = (nickname: string, node: ChatNode) =>
     [...node.app.parley.sockets.values()].find((s) => (s.data as Partial<ChatData>).nickname === nickname)
+
+  /** Records what the page's banner says, every time it changes (see `bannerSaid`). */
+  const recordBanner = (page: Page) =>
+    page.evaluate(() => {
+      const said: string[] = []
+      Object.assign(window, { said })
+      const banner = document.querySelector('#banner') as HTMLElement
+      new MutationObserver(() => said.push(banner.hidden ? '' : (banner.textContent ?? ''))).observe(banner, {
+        attributes: true,
+        childList: true,
+        characterData: true,
+        subtree: true,
+      })
+    })
+  const bannerSaid = async (page: Page) =>
+    (await page.evaluate(() => (window as unknown as { said?: string[] }).said)) ?? []
 
   it.each([
     ['ona', 'answered by the draining node before the move'],
@@ -137,18 +154,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
     const { page, connections } = await openPage(nickname)
     const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
     if (!owner) throw new Error('no node holds the session')
-    // What the banner says, every time it changes.
-    await page.evaluate(() => {
-      const said: string[] = []
-      Object.assign(window, { said })
-      const banner = document.querySelector('#banner') as HTMLElement
-      new MutationObserver(() => said.push(banner.hidden ? '' : (banner.textContent ?? ''))).observe(banner, {
-        attributes: true,
-        childList: true,
-        characterData: true,
-        subtree: true,
-      })
-    })
+    await recordBanner(page)
     // Stored; then the store's answer is lost once the session is frozen for the move: the
     // draining node refuses it (STORE_UNAVAILABLE), and its answer reaches the page through the
     // node that takes the session over, which has found the message stored and sent it.
@@ -165,10 +171,35 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
       null,
       { timeout: 20_000 },
     )
-    const said = (await page.evaluate(() => (window as unknown as { said: string[] }).said)) ?? []
-    expect(said.filter((text) => /unavailable/.test(text))).toEqual([])
+    expect((await bannerSaid(page)).filter((text) => /unavailable/.test(text))).toEqual([])
     const history = await owner.cluster.store.history('lobby')
     expect(history.filter((m) => m.text === 'stored, answer lost')).toHaveLength(1)
+    await page.context().close()
+  }, 60_000)
+
+  it('shows the room, never waiting for the store, when the draining node refused the join for want of it', async () => {
+    const nickname = 'ike'
+    const at = (node: ChatNode) => socketOf(nickname, node)
+    const { page, connections } = await openPage(nickname)
+    const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
+    if (!owner) throw new Error('no node holds the session')
+    await recordBanner(page)
+    // The draining node cannot reach its store once the session is frozen, and refuses the join;
+    // the node that takes the session over finishes it with its own.
+    pauseNextJoin(owner.cluster.store, 'help', async () => {
+      const connection = connections.at(-1)
+      void owner.app.parley.drain()
+      await expect.poll(() => connection?.isClosed(), { timeout: 10_000, interval: 10 }).toBe(true)
+      throw new StoreUnavailableError('the store went away')
+    })
+    await page.click('#rooms [data-room="help"]')
+    await page.waitForFunction(
+      () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# help',
+      null,
+      { timeout: 20_000 },
+    )
+    expect((await bannerSaid(page)).filter((text) => /unavailable/.test(text))).toEqual([])
+    expect(await page.textContent('#error')).toBe('')
     await page.context().close()
   }, 60_000)
 })

@@ -248,6 +248,13 @@ function enter(next: string): void {
       }
       return
     } else if ('code' in reply && reply.code === ChatErrorCode.STORE_UNAVAILABLE) {
+      // The session moved while the join was on its way: the answer may be the old node's, and
+      // the node that has the session now finishes the join, with its own store. Asked at once,
+      // it says how that went; not a wait for the store (unless it refuses too).
+      if (moved && joining === 0) {
+        moved = false
+        return enter(next)
+      }
       // Not the room's fault, nor the person's: the page asks again by itself, and what was
       // written for the room keeps waiting for it. Unless another join (a click, a new session)
       // came meanwhile: it is the one that counts.
