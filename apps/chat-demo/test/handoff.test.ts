@@ -78,6 +78,16 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     return connected(socket)
   }
 
+  /** Two nodes, Ona on node A and Pim on node B, both in #lobby; `at`: Ona's socket on a node. */
+  async function onaAndPimInLobby() {
+    const [a, b] = await twoNodes()
+    const [ona, pim] = [await person('ona', a), await person('pim', b)]
+    await join(ona, 'lobby')
+    await join(pim, 'lobby')
+    const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
+    return { a, b, ona, pim, at }
+  }
+
   /** A join's reply, or the client's refusal (`code`: PARLEY_SESSION_MOVED when the move cut it off). */
   const join = (socket: Client, room: string) =>
     new Promise<JoinReply | { ok: false; code: string | undefined }>((resolve) =>
@@ -165,13 +175,9 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
   }, 30_000)
 
   it('stores a message under way at the move before the one sent after it, once each', async () => {
-    const [a, b] = await twoNodes()
-    const [ona, pim] = [await person('ona', a), await person('pim', b)]
-    await join(ona, 'lobby')
-    await join(pim, 'lobby')
+    const { a, b, ona, pim, at } = await onaAndPimInLobby()
     const heard: string[] = []
     pim.on('chat', (m) => heard.push(m.text))
-    const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
     let second: ReturnType<typeof say> | undefined
     // The first message waits, not stored yet, while node A drains. The second is sent once the
     // session is frozen (node A reads nothing more): it goes to node B with the resume, and is
@@ -200,13 +206,9 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
   }, 30_000)
 
   it('sends a message taken over to the room when the old node stored it but never sent it', async () => {
-    const [a, b] = await twoNodes()
-    const [ona, pim] = [await person('ona', a), await person('pim', b)]
-    await join(ona, 'lobby')
-    await join(pim, 'lobby')
+    const { a, b, ona, pim, at } = await onaAndPimInLobby()
     const heard: string[] = []
     pim.on('chat', (m) => heard.push(m.id))
-    const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
     // Stored on node A, whose store's answer is then lost (a node shutting down, a reply past the
     // store's bound): node A sends it to nobody, and the session moves meanwhile.
     pauseNextAdd(a.cluster.store, async () => {

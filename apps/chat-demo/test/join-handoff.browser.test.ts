@@ -53,6 +53,35 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
   const socketOf = (nickname: string, node: ChatNode) =>
     [...node.app.parley.sockets.values()].find((s) => (s.data as Partial<ChatData>).nickname === nickname)
 
+  /**
+   * A page in as `nickname` (see `openPage`), the node that holds its session, `at` (its socket on
+   * a node, if there), and `drainUntilFrozen`: drains that node and resolves once the node closed
+   * the page's WebSocket, the session frozen and stored for the move.
+   */
+  async function pageOnItsNode(nickname: string) {
+    const at = (node: ChatNode) => socketOf(nickname, node)
+    const { page, connections } = await openPage(nickname)
+    const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
+    if (!owner) throw new Error('no node holds the session')
+    const drainUntilFrozen = async () => {
+      const connection = connections.at(-1)
+      void owner.app.parley.drain()
+      await expect.poll(() => connection?.isClosed(), { timeout: 10_000, interval: 10 }).toBe(true)
+    }
+    return { page, owner, at, drainUntilFrozen }
+  }
+
+  /** Sends `text` from the page, and waits until its tick says delivered (its only message). */
+  async function sendUntilDelivered(page: Page, text: string): Promise<void> {
+    await page.fill('#text', text)
+    await page.click('#composer button')
+    await page.waitForFunction(
+      () => document.querySelector('#messages .tick')?.getAttribute('data-state') === 'delivered',
+      null,
+      { timeout: 20_000 },
+    )
+  }
+
   /** Records what the page's banner says, every time it changes (see `bannerSaid`). */
   const recordBanner = (page: Page) =>
     page.evaluate(() => {
@@ -122,11 +151,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
   )
 
   it('delivers a message whose answer its node could not give before the move, stored once', async () => {
-    const nickname = 'mia'
-    const at = (node: ChatNode) => socketOf(nickname, node)
-    const { page } = await openPage(nickname)
-    const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
-    if (!owner) throw new Error('no node holds the session')
+    const { page, owner, at } = await pageOnItsNode('mia')
     // The message is stored; its answer waits until another node took the session over, so the
     // draining node answers PARLEY_SESSION_MOVED in its place.
     pauseNextAdd(owner.cluster.store, async () => {
@@ -135,13 +160,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
         .poll(() => nodes.find((n) => n !== owner && at(n)), { timeout: 10_000, interval: 10 })
         .toBeDefined()
     })
-    await page.fill('#text', 'across the move')
-    await page.click('#composer button')
-    await page.waitForFunction(
-      () => document.querySelector('#messages .tick')?.getAttribute('data-state') === 'delivered',
-      null,
-      { timeout: 20_000 },
-    )
+    await sendUntilDelivered(page, 'across the move')
     const history = await owner.cluster.store.history('lobby')
     expect(history.filter((m) => m.text === 'across the move')).toHaveLength(1)
     expect(await page.textContent('#error')).toBe('')
@@ -149,28 +168,16 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
   }, 60_000)
 
   it('shows delivered, never waiting for the store, a message its draining node stored and then could not answer', async () => {
-    const nickname = 'zoe'
-    const at = (node: ChatNode) => socketOf(nickname, node)
-    const { page, connections } = await openPage(nickname)
-    const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
-    if (!owner) throw new Error('no node holds the session')
+    const { page, owner, drainUntilFrozen } = await pageOnItsNode('zoe')
     await recordBanner(page)
     // Stored; then the store's answer is lost once the session is frozen for the move: the
     // draining node refuses it (STORE_UNAVAILABLE), and its answer reaches the page through the
     // node that takes the session over, which has found the message stored and sent it.
     pauseNextAdd(owner.cluster.store, async () => {
-      const connection = connections.at(-1)
-      void owner.app.parley.drain()
-      await expect.poll(() => connection?.isClosed(), { timeout: 10_000, interval: 10 }).toBe(true)
+      await drainUntilFrozen()
       throw new StoreUnavailableError('the answer was lost')
     })
-    await page.fill('#text', 'stored, answer lost')
-    await page.click('#composer button')
-    await page.waitForFunction(
-      () => document.querySelector('#messages .tick')?.getAttribute('data-state') === 'delivered',
-      null,
-      { timeout: 20_000 },
-    )
+    await sendUntilDelivered(page, 'stored, answer lost')
     expect((await bannerSaid(page)).filter((text) => /unavailable/.test(text))).toEqual([])
     const history = await owner.cluster.store.history('lobby')
     expect(history.filter((m) => m.text === 'stored, answer lost')).toHaveLength(1)
@@ -178,18 +185,12 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
   }, 60_000)
 
   it('shows the room, never waiting for the store, when the draining node refused the join for want of it', async () => {
-    const nickname = 'ike'
-    const at = (node: ChatNode) => socketOf(nickname, node)
-    const { page, connections } = await openPage(nickname)
-    const owner = nodes.find((n) => at(n) !== undefined && n.app.server.listening)
-    if (!owner) throw new Error('no node holds the session')
+    const { page, owner, drainUntilFrozen } = await pageOnItsNode('ike')
     await recordBanner(page)
     // The draining node cannot reach its store once the session is frozen, and refuses the join;
     // the node that takes the session over finishes it with its own.
     pauseNextJoin(owner.cluster.store, 'help', async () => {
-      const connection = connections.at(-1)
-      void owner.app.parley.drain()
-      await expect.poll(() => connection?.isClosed(), { timeout: 10_000, interval: 10 }).toBe(true)
+      await drainUntilFrozen()
       throw new StoreUnavailableError('the store went away')
     })
     await page.click('#rooms [data-room="help"]')
