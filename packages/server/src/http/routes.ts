@@ -11,7 +11,7 @@ import {
   PROTOCOL_VERSION,
   type TransportName,
 } from '@parley/protocol'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { noMetrics } from '../metrics.js'
 import type { ResolvedOptions } from '../options.js'
@@ -23,6 +23,7 @@ import type { HttpSide } from '../transports/transport.js'
 import { type BodyFailure, BodyReader, EMPTY_BODY } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
+import { answerToFastifyError } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { redactingRequestSerializer } from './log-redaction.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
@@ -84,11 +85,14 @@ export async function parleyRoutes(
   const idleSseUpstream = options.closeIdleSseUpstream ? new IdleSseUpstream() : undefined
 
   const fail = (reply: FastifyReply, status: number, code: string, message: string, cors: HeaderBag = {}) =>
-    reply
-      .code(status)
-      .headers({ ...cors, 'Cache-Control': 'no-store' })
-      .type('application/json; charset=utf-8')
-      .send({ code, message })
+    // Answered already by Fastify (the application's handlerTimeout): nothing more to say.
+    reply.sent
+      ? reply
+      : reply
+          .code(status)
+          .headers({ ...cors, 'Cache-Control': 'no-store' })
+          .type('application/json; charset=utf-8')
+          .send({ code, message })
 
   const versionOk = (request: FastifyRequest) => (request.query as Query).v === String(PROTOCOL_VERSION)
 
@@ -96,7 +100,34 @@ export async function parleyRoutes(
   const notAllowed = (reply: FastifyReply, allowed: string, message: string) =>
     fail(reply.header('Allow', allowed), 405, ErrorCode.METHOD_NOT_ALLOWED, message)
 
-  if (options.serveClient) serveClientScript(app, base)
+  /**
+   * Every route's error handler: Fastify's own errors answered as the endpoints' other errors
+   * are (docs/errors.md), the application's passed on to its own handler (see fastify-errors.ts).
+   */
+  const errorHandler = (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const answer = answerToFastifyError(error, request)
+    if (!answer) throw error
+    if (answer.status >= 500) request.log.error({ err: error }, 'parley: request failed')
+    if (answer.closeConnection) closeUnread(reply)
+    const cors = checkOrigin(request, options.allowedOrigins).cors
+    return fail(reply, answer.status, answer.code, answer.message, cors)
+  }
+
+  const script = options.serveClient ? serveClientScript(app, base, errorHandler) : undefined
+  if (script) {
+    // Any other method gets the endpoints' coded 405 rather than Fastify's 404, which answers a
+    // body it cannot parse with a code of Fastify's own (FST_ERR_CTP_INVALID_MEDIA_TYPE). In a
+    // hook, before Fastify looks at the body.
+    const refuseScript = async (_request: FastifyRequest, reply: FastifyReply) =>
+      notAllowed(reply, 'GET, HEAD', 'use GET')
+    app.route({
+      method: ROUTED_METHODS.filter((method) => method !== 'GET' && method !== 'HEAD'),
+      url: script,
+      errorHandler,
+      onRequest: refuseScript,
+      handler: refuseScript,
+    })
+  }
 
   const originRefusals = new OriginRefusals(app.log)
   server.atClose(() => originRefusals.close())
@@ -140,6 +171,7 @@ export async function parleyRoutes(
     method: 'GET',
     url: `${base}/ws`,
     exposeHeadRoute: false,
+    errorHandler,
     // Runs before the upgrade: a refusal here is a plain HTTP answer, not a 101.
     onRequest: async (request, reply) => {
       if (!enabled('websocket')) return disabled(reply, 'websocket')
@@ -164,6 +196,7 @@ export async function parleyRoutes(
   app.route({
     method: ROUTED_METHODS.filter((method) => method !== 'GET'),
     url: `${base}/ws`,
+    errorHandler,
     // In a hook, before Fastify looks at a body or @fastify/websocket hands an upgrade to ws.
     onRequest: async (_request, reply) => notAllowed(reply, 'GET', 'use GET with an upgrade'),
     handler: (_request, reply) => notAllowed(reply, 'GET', 'use GET with an upgrade'),
@@ -179,6 +212,7 @@ export async function parleyRoutes(
       url: `${base}/${segment}`,
       exposeHeadRoute: false,
       logSerializers,
+      errorHandler,
       // In a hook, so that it also runs for upgrade requests, which never reach a handler here.
       onRequest: async (request, reply) => screenHttp(kind, request, reply),
       handler: (request, reply) => handleHttp(kind, request, reply),

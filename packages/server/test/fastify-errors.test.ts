@@ -1,0 +1,142 @@
+// Fastify's own errors (FST_ERR_*) never answer Parley's routes: each is answered with a code of
+// Parley's, the endpoints' CORS headers and all, while the application's own errors still reach
+// the client as the application made them.
+import { request as httpRequest } from 'node:http'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+import { head, RawHttp } from './raw-http.js'
+
+const PAGE = 'http://page.test'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+const raws: RawHttp[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  for (const r of raws.splice(0)) r.destroy()
+  await started?.app.close()
+  started = undefined
+})
+
+interface Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: { code?: unknown; message?: unknown }
+}
+
+/** One request through `node:http`, on a connection of its own; its answer, the body as JSON. */
+function exchange(url: string, method: string, headers: Record<string, string>, body = ''): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent: false }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        text += chunk
+      })
+      res.on('end', () => {
+        const json = res.headers['content-type']?.startsWith('application/json')
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: json ? JSON.parse(text) : {} })
+      })
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+describe("Fastify's handlerTimeout on Parley's routes", () => {
+  it('answers a handshake whose body outlasts it with 503 PARLEY_HANDSHAKE_TIMEOUT, readable by the page', async () => {
+    started = await startServer({ allowedOrigins: [PAGE] }, undefined, { handlerTimeout: 100 })
+    for (const path of ['poll', 'sse']) {
+      const { port, pathname, search } = new URL(`${started.base}/${path}?v=1`)
+      const raw = await RawHttp.open(Number(port))
+      raws.push(raw)
+      // The body announces 20 bytes and brings 7: Parley waits for the rest, Fastify does not.
+      raw.write(head('POST', `${pathname}${search}`, { Origin: PAGE, 'Content-Length': '20' }))
+      raw.write('[8,{}]\n')
+      const answer = await raw.answer()
+      expect(answer.status).toBe(503)
+      expect(JSON.parse(answer.body)).toEqual({
+        code: 'PARLEY_HANDSHAKE_TIMEOUT',
+        message: "the handshake took longer than the server's handlerTimeout (100 ms)",
+      })
+      expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
+      expect(answer.headers['cache-control']).toBe('no-store')
+      expect(answer.headers.connection).toBe('close')
+    }
+  })
+
+  it('answers an upstream POST whose body outlasts it with 408 PARLEY_BAD_REQUEST, and closes', async () => {
+    started = await startServer({ allowedOrigins: [PAGE] }, undefined, { handlerTimeout: 100 })
+    const client = await rawConnect('polling', started.base)
+    clients.push(client)
+    const { port, pathname, search } = new URL(`${started.base}/poll?v=1&sid=${client.sid}`)
+    const raw = await RawHttp.open(Number(port))
+    raws.push(raw)
+    // The body announces 10 bytes and brings 3: Parley waits for the rest, Fastify does not.
+    raw.write(head('POST', `${pathname}${search}`, { Origin: PAGE, 'Content-Length': '10' }))
+    raw.write('[3]')
+    const answer = await raw.answer()
+    expect(answer.status).toBe(408)
+    expect(JSON.parse(answer.body)).toEqual({
+      code: 'PARLEY_BAD_REQUEST',
+      message: "the request took longer than the server's handlerTimeout (100 ms)",
+    })
+    expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
+    expect(answer.headers.connection).toBe('close')
+    await raw.closed
+  })
+})
+
+describe("the client script's route", () => {
+  it('answers every other method with 405 PARLEY_METHOD_NOT_ALLOWED, a body Fastify cannot parse too', async () => {
+    started = await startServer()
+    const url = `${started.base}/parley.min.js`
+    const asks: [string, Record<string, string>, string][] = [
+      ['POST', { 'Content-Type': ';;;' }, 'x'],
+      ['PUT', { 'Content-Type': 'application/json' }, ''],
+      // Fastify asks a QUERY for a Content-Type, with a 400 of its own.
+      ['QUERY', {}, ''],
+    ]
+    for (const [method, headers, body] of asks) {
+      const answer = await exchange(url, method, headers, body)
+      expect({ method, status: answer.status, code: answer.body.code }).toEqual({
+        method,
+        status: 405,
+        code: 'PARLEY_METHOD_NOT_ALLOWED',
+      })
+      expect(answer.headers.allow).toBe('GET, HEAD')
+    }
+    expect((await exchange(url, 'GET', {})).status).toBe(200)
+  })
+})
+
+describe("the application's own errors on Parley's routes", () => {
+  it("reach the client with the application's code and status, as on its other routes", async () => {
+    started = await startServer({}, (app) => {
+      app.addHook('onRequest', async (request) => {
+        if (request.headers.authorization !== 'Bearer ok') {
+          throw Object.assign(new Error('sign in first'), { statusCode: 401, code: 'APP_UNAUTHORIZED' })
+        }
+      })
+      app.get('/app', async () => 'ok')
+    })
+    const mine = await exchange(started.base.replace('/parley', '/app'), 'GET', {})
+    expect(mine).toMatchObject({ status: 401, body: { code: 'APP_UNAUTHORIZED', message: 'sign in first' } })
+    for (const [method, path] of [
+      ['POST', 'poll?v=1'],
+      ['GET', 'sse?v=1&sid=x'],
+      ['GET', 'ws?v=1'],
+      ['POST', 'ws?v=1'],
+      ['GET', 'parley.min.js'],
+      ['POST', 'parley.min.js'],
+    ] as const) {
+      const answer = await exchange(`${started.base}/${path}`, method, {}, method === 'POST' ? '[8,{}]' : '')
+      expect({ path, status: answer.status, body: answer.body }).toMatchObject({
+        path,
+        status: 401,
+        body: { code: 'APP_UNAUTHORIZED', message: 'sign in first' },
+      })
+    }
+  })
+})
