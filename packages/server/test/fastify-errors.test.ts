@@ -44,25 +44,44 @@ function exchange(url: string, method: string, headers: Record<string, string>, 
   })
 }
 
+/**
+ * A POST from a page to `url` whose body announces more bytes than it brings (Parley waits for
+ * the rest, Fastify's handlerTimeout does not); its answer, which must be `status`, `code` and
+ * `message`, readable by the page, after which the connection closes.
+ */
+async function postCutShort(url: string, sent: string, status: number, code: string, message: string) {
+  const { port, pathname, search } = new URL(url)
+  const raw = await RawHttp.open(Number(port))
+  raws.push(raw)
+  raw.write(
+    head('POST', `${pathname}${search}`, { Origin: PAGE, 'Content-Length': String(sent.length + 10) }),
+  )
+  raw.write(sent)
+  const answer = await raw.answer()
+  expect({ status: answer.status, body: JSON.parse(answer.body) }).toEqual({
+    status,
+    body: { code, message },
+  })
+  expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
+  expect(answer.headers['cache-control']).toBe('no-store')
+  expect(answer.headers.connection).toBe('close')
+  await raw.closed
+}
+
 describe("Fastify's handlerTimeout on Parley's routes", () => {
+  const limit = "the server's handlerTimeout (100 ms)"
+
   it('answers a handshake whose body outlasts it with 503 PARLEY_HANDSHAKE_TIMEOUT, readable by the page', async () => {
     started = await startServer({ allowedOrigins: [PAGE] }, undefined, { handlerTimeout: 100 })
     for (const path of ['poll', 'sse']) {
-      const { port, pathname, search } = new URL(`${started.base}/${path}?v=1`)
-      const raw = await RawHttp.open(Number(port))
-      raws.push(raw)
-      // The body announces 20 bytes and brings 7: Parley waits for the rest, Fastify does not.
-      raw.write(head('POST', `${pathname}${search}`, { Origin: PAGE, 'Content-Length': '20' }))
-      raw.write('[8,{}]\n')
-      const answer = await raw.answer()
-      expect(answer.status).toBe(503)
-      expect(JSON.parse(answer.body)).toEqual({
-        code: 'PARLEY_HANDSHAKE_TIMEOUT',
-        message: "the handshake took longer than the server's handlerTimeout (100 ms)",
-      })
-      expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
-      expect(answer.headers['cache-control']).toBe('no-store')
-      expect(answer.headers.connection).toBe('close')
+      const url = `${started.base}/${path}?v=1`
+      await postCutShort(
+        url,
+        '[8,{}]\n',
+        503,
+        'PARLEY_HANDSHAKE_TIMEOUT',
+        `the handshake took longer than ${limit}`,
+      )
     }
   })
 
@@ -70,21 +89,8 @@ describe("Fastify's handlerTimeout on Parley's routes", () => {
     started = await startServer({ allowedOrigins: [PAGE] }, undefined, { handlerTimeout: 100 })
     const client = await rawConnect('polling', started.base)
     clients.push(client)
-    const { port, pathname, search } = new URL(`${started.base}/poll?v=1&sid=${client.sid}`)
-    const raw = await RawHttp.open(Number(port))
-    raws.push(raw)
-    // The body announces 10 bytes and brings 3: Parley waits for the rest, Fastify does not.
-    raw.write(head('POST', `${pathname}${search}`, { Origin: PAGE, 'Content-Length': '10' }))
-    raw.write('[3]')
-    const answer = await raw.answer()
-    expect(answer.status).toBe(408)
-    expect(JSON.parse(answer.body)).toEqual({
-      code: 'PARLEY_BAD_REQUEST',
-      message: "the request took longer than the server's handlerTimeout (100 ms)",
-    })
-    expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
-    expect(answer.headers.connection).toBe('close')
-    await raw.closed
+    const url = `${started.base}/poll?v=1&sid=${client.sid}`
+    await postCutShort(url, '[3]', 408, 'PARLEY_BAD_REQUEST', `the request took longer than ${limit}`)
   })
 })
 
