@@ -1,4 +1,5 @@
 import {
+  type ClosePacket,
   CloseReason,
   ErrorCode,
   type HelloPacket,
@@ -34,7 +35,7 @@ import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
-import type { Transport } from './transports/transport.js'
+import type { Outgoing, Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
 import { UnsettledResumes } from './unsettled-resumes.js'
@@ -474,13 +475,19 @@ export class ParleyServer<
   }
 
   /**
-   * @internal `handshake` threw (an adapter of the application's that failed, in practice): the
-   * answer for the client, the same on every transport, which never carries the error's own
-   * message. The error is logged once per burst, since such an adapter fails every client.
+   * @internal `handshake` threw (an adapter of the application's that failed, its store away, in
+   * practice): the answer for the client, the same on every transport, with a code the client
+   * tries again on, as it does for a resume that the store cannot settle now. Never the error's
+   * own message, which may say what the client should not know. The error is logged once per
+   * burst, since such an adapter fails every client.
    */
   handshakeFailed(err: unknown, transport: TransportName): Refusal {
     this.#adapterFailures.handshake.record({ err, transport })
-    return { status: 500, code: ErrorCode.BAD_REQUEST, message: 'the handshake failed' }
+    return {
+      status: 503,
+      code: ErrorCode.SERVER_SHUTTING_DOWN,
+      message: 'the handshake failed inside the server: try again',
+    }
   }
 
   /** @internal A request or resume for a session of `node` could not be forwarded there. */
@@ -717,7 +724,7 @@ export class ParleyServer<
         }
       }
       this.metrics.resume(false)
-      if (this.#answerEnded(transport, hello.sid)) return null
+      if (this.#answerEnded(transport, this.#ended.get(hello.sid))) return null
       this.#unknown.record(hello.sid, 'resume')
     }
     if (existing && frozen(existing.session)) return moving()
@@ -761,8 +768,11 @@ export class ParleyServer<
       // Its end left the adapter before `addAll` put its own room back: out again now (its end
       // also leaves once more after the join, a moment later).
       this.adapter.delAll(socket.id)
-      // The client gets the session's CLOSE instead of OPEN, as for a resume of one that ended.
-      if (!this.#answerEnded(transport, session.sid) && transport.open) transport.close('normal')
+      // The client gets the session's CLOSE instead of OPEN, as for a resume of one that ended:
+      // its own, which the table of ended sessions may have forgotten already (the adapter took
+      // longer than the recovery window, or many sessions ended meanwhile).
+      const close = session.endedWith ?? this.#ended.get(session.sid)
+      if (!this.#answerEnded(transport, close) && transport.open) transport.close('normal')
       return null
     }
     if (frozen(session)) return moving()
@@ -832,7 +842,7 @@ export class ParleyServer<
       // It ended meanwhile: the client hears why (or, should the end be forgotten already, gets
       // a new session after all).
       this.metrics.resume(false)
-      return this.#answerEnded(transport, session.sid) ? null : undefined
+      return this.#answerEnded(transport, this.#ended.get(session.sid)) ? null : undefined
     } finally {
       turn.end()
     }
@@ -974,7 +984,7 @@ export class ParleyServer<
   /** A resume that cannot go on after all: the client hears the session is over. */
   #refuseResume(transport: Transport, sid: string): null {
     this.metrics.resume(false)
-    if (!this.#answerEnded(transport, sid) && transport.open) transport.close('normal')
+    if (!this.#answerEnded(transport, this.#ended.get(sid)) && transport.open) transport.close('normal')
     return null
   }
 
@@ -997,10 +1007,9 @@ export class ParleyServer<
   /**
    * Answers a resume of a session that ended with that session's CLOSE, instead of OPEN, and
    * closes the transport: no new session is made (the client starts one with a HELLO without
-   * sid). False when no ended session of that sid is remembered.
+   * sid). False when there is no `close` (no ended session of that sid is remembered).
    */
-  #answerEnded(transport: Transport, sid: string): boolean {
-    const close = this.#ended.get(sid)
+  #answerEnded(transport: Transport, close: Outgoing<ClosePacket> | undefined): boolean {
     if (!close) return false
     if (transport.open) {
       transport.handshake(close)

@@ -262,6 +262,8 @@ export class Session extends Timed implements TransportOwner {
    * against it, and the owner hears of every attach after the first.
    */
   #lastTransport: TransportName | null = null
+  /** The CLOSE the session ended with, once it has (see `endedWith`). */
+  #endedWith: Outgoing<ClosePacket> | undefined
 
   #outSeq = 0
   #inSeq = 0
@@ -328,6 +330,15 @@ export class Session extends Timed implements TransportOwner {
 
   get state(): SessionState {
     return this.#state
+  }
+
+  /**
+   * The CLOSE the session ended with (undefined until it ends): the answer to a handshake whose
+   * new session the application ended before its OPEN, however soon the server's table of
+   * ended sessions forgets it (see `ParleyServer`).
+   */
+  get endedWith(): Outgoing<ClosePacket> | undefined {
+    return this.#endedWith
   }
 
   /** The attached transport, or null while detached (and after the end). */
@@ -674,6 +685,7 @@ export class Session extends Timed implements TransportOwner {
     }
     this.#dropKept()
     this.#keptBytes = 0
+    this.#endedWith = close
     this.#config.ended(this.sid, close)
     // Only a session that opened counts as one that ended: one its handshake middleware ended
     // never counted in parley_handshakes_total either.

@@ -126,7 +126,10 @@ async function startWithFailingJoins() {
 describe('an adapter that fails to put a new socket into its own room', () => {
   it('fails that handshake and leaves nothing of it behind', async () => {
     const { joins, connections, server } = await startWithFailingJoins()
-    await expect(rawConnect('websocket', server.base)).rejects.toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
+    await expect(rawConnect('websocket', server.base)).rejects.toMatchObject({
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+      message: 'PARLEY_SERVER_SHUTTING_DOWN: the handshake failed inside the server: try again',
+    })
     expect(server.app.parley.socketsCount).toBe(0)
     expect(connections).toEqual([])
     joins.fail = false
@@ -136,12 +139,12 @@ describe('an adapter that fails to put a new socket into its own room', () => {
   })
 
   it.each(['sse', 'polling'] as const)(
-    'answers a handshake over %s with a coded 500, without the internal error, and keeps nothing',
+    'answers a handshake over %s with 503 PARLEY_SERVER_SHUTTING_DOWN, without the internal error, and keeps nothing',
     async (transport) => {
       const { joins, connections, server } = await startWithFailingJoins()
       const refused = await rawConnect(transport, server.base).catch((error: unknown) => error)
       expect(refused).toBeInstanceOf(Refused)
-      expect(refused).toMatchObject({ status: 500, code: 'PARLEY_BAD_REQUEST' })
+      expect(refused).toMatchObject({ status: 503, code: 'PARLEY_SERVER_SHUTTING_DOWN' })
       expect((refused as Refused).message).not.toContain('the store is away')
       expect(server.app.parley.socketsCount).toBe(0)
       expect(connections).toEqual([])

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { type EventPacket, type Packet, PacketType, type TransportName } from '@parley/protocol'
 import { MemoryAdapter, type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
 import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
@@ -142,45 +142,61 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
 
 describe.each(TRANSPORTS)('a new session the application ends before its OPEN (%s)', (transport) => {
   it('answers the handshake with its CLOSE, and keeps nothing', async () => {
-    // The adapter takes its time recording the socket's own room, as a remote one may; the
-    // application disconnects every socket meanwhile.
-    let arrived = () => {}
-    const recording = new Promise<void>((resolve) => {
-      arrived = resolve
-    })
-    let release = () => {}
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    class SlowAdapter extends MemoryAdapter {
-      override async addAll(id: string, rooms: readonly string[]): Promise<void> {
-        arrived()
-        await gate
-        return super.addAll(id, rooms)
-      }
-    }
-    let adapter: SlowAdapter | undefined
-    started = await startServer({
-      adapter: (sockets) => {
-        adapter = new SlowAdapter(sockets)
-        return adapter
-      },
-    })
-    const { app } = started
-    const answer = rawConnect(transport, started.base).catch((e: unknown) => e)
-    await recording
-    const ids = [...app.parley.sockets.values()].map((socket) => socket.id)
-    for (const socket of app.parley.sockets.values()) socket.disconnect()
-    release()
-    const closed = await answer
-    expect(closed).toBeInstanceOf(Closed)
-    expect((closed as Closed).packet).toMatchObject({ type: PacketType.CLOSE, reason: 'server disconnect' })
-    expect(app.parley.socketsCount).toBe(0)
-    // Nor does the adapter keep its own room, which it recorded after the session had ended.
-    expect(ids).toHaveLength(1)
-    expect(adapter!.socketRooms(ids[0]!)).toBeUndefined()
+    await endBeforeOpen(transport)
+  })
+
+  it('answers with its CLOSE even once the table of ended sessions forgot it', async () => {
+    // The adapter takes longer than the recovery window, past which the CLOSE is forgotten.
+    await endBeforeOpen(transport, { recovery: { window: 20 } }, 100)
   })
 })
+
+/**
+ * A new session over `transport` that the application ends while the adapter records its own
+ * room (taking `wait` ms more after that end, as a remote one may): its handshake is answered
+ * with its CLOSE, and nothing of it is kept.
+ */
+async function endBeforeOpen(transport: TransportName, options: ParleyServerOptions = {}, wait = 0) {
+  // The adapter takes its time recording the socket's own room, as a remote one may; the
+  // application disconnects every socket meanwhile.
+  let arrived = () => {}
+  const recording = new Promise<void>((resolve) => {
+    arrived = resolve
+  })
+  let release = () => {}
+  const gate = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  class SlowAdapter extends MemoryAdapter {
+    override async addAll(id: string, rooms: readonly string[]): Promise<void> {
+      arrived()
+      await gate
+      return super.addAll(id, rooms)
+    }
+  }
+  let adapter: SlowAdapter | undefined
+  started = await startServer({
+    ...options,
+    adapter: (sockets) => {
+      adapter = new SlowAdapter(sockets)
+      return adapter
+    },
+  })
+  const { app } = started
+  const answer = rawConnect(transport, started.base).catch((e: unknown) => e)
+  await recording
+  const ids = [...app.parley.sockets.values()].map((socket) => socket.id)
+  for (const socket of app.parley.sockets.values()) socket.disconnect()
+  await sleep(wait)
+  release()
+  const closed = await answer
+  expect(closed).toBeInstanceOf(Closed)
+  expect((closed as Closed).packet).toMatchObject({ type: PacketType.CLOSE, reason: 'server disconnect' })
+  expect(app.parley.socketsCount).toBe(0)
+  // Nor does the adapter keep its own room, which it recorded after the session had ended.
+  expect(ids).toHaveLength(1)
+  expect(adapter!.socketRooms(ids[0]!)).toBeUndefined()
+}
 
 describe('ack callbacks at the end of a session', () => {
   it('are all called, though one throws; the error is logged and the server goes on', async () => {

@@ -154,7 +154,8 @@ export abstract class BaseTransport implements Transport {
     throw packet.type === PacketType.ERROR
       ? // A node shutting down, or full, refuses the handshake, not this client: another node,
         // or the same one after a backoff, will take it. So does a handshake that failed inside
-        // the server (BAD_REQUEST, as an HTTP one's 500: an adapter whose store was away).
+        // the server (an adapter whose store was away): SERVER_SHUTTING_DOWN now, BAD_REQUEST
+        // from servers before it (kept so for a client newer than its server).
         new ParleyError<string>(packet.code, packet.message, {
           details: {
             refused:

@@ -29,7 +29,11 @@ import { redactingRequestSerializer } from './log-redaction.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { IdleSseUpstream } from './sse-upstream.js'
-import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
+import {
+  handshakeRequest,
+  upgradeRefusal,
+  WebSocketHandshakes,
+} from './websocket-handshake.js'
 
 export interface RoutesOptions {
   server: ParleyServer
@@ -412,8 +416,9 @@ export async function parleyRoutes(
     try {
       refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
     } catch (err) {
-      // A failure inside the server (an adapter that could not put the socket in its own room):
-      // the coded answer a WebSocket gets too, never the internal error's own message.
+      // A failure inside the server (an adapter that could not put the socket in its own room,
+      // its store away): the coded answer a WebSocket gets too, never the internal error's own
+      // message. Nothing the client did: it tries again (see `Server.handshakeFailed`).
       const failed = server.handshakeFailed(err, kind)
       return fail(reply, failed.status, failed.code, failed.message, cors)
     } finally {
@@ -421,8 +426,9 @@ export async function parleyRoutes(
     }
     if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
     const line = transport.takeAnswerLine()
-    if (line === undefined)
-      return fail(reply, 503, ErrorCode.BAD_REQUEST, 'the handshake did not complete', cors)
+    // No answer: the client left while the server worked on it (see `left`) and reads none;
+    // should one still be read, it says to try again.
+    if (line === undefined) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, NOT_COMPLETED, cors)
     return reply
       .code(200)
       .headers({ ...cors, 'Cache-Control': 'no-store' })
@@ -531,6 +537,8 @@ export async function parleyRoutes(
     return Number.isFinite(length) && length > options.maxPayload
   }
 }
+
+const NOT_COMPLETED = 'the handshake did not complete: try again'
 
 /** What Fastify takes for a media type: `type/subtype`, each a token, before any parameters. */
 const MEDIA_TYPE = /^[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+$/
