@@ -2,14 +2,20 @@
 // Parley's, the endpoints' CORS headers and all, while the application's own errors still reach
 // the client as the application made them.
 import { request as httpRequest } from 'node:http'
+import { decodeLines, PacketType } from '@parley/protocol'
+import type { AdapterFactory } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer } from './helpers.js'
+import { Cluster } from './cluster-adapter.js'
+import { Directory } from './directory-adapter.js'
+import { type Started, sleep, startServer } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 
 const PAGE = 'http://page.test'
 
 let started: Started | undefined
+/** Other nodes of a test's cluster. */
+const others: Started[] = []
 const clients: RawClient[] = []
 const raws: RawHttp[] = []
 afterEach(async () => {
@@ -17,6 +23,7 @@ afterEach(async () => {
   for (const r of raws.splice(0)) r.destroy()
   await started?.app.close()
   started = undefined
+  for (const node of others.splice(0)) await node.app.close()
 })
 
 interface Answer {
@@ -91,6 +98,53 @@ describe("Fastify's handlerTimeout on Parley's routes", () => {
     clients.push(client)
     const url = `${started.base}/poll?v=1&sid=${client.sid}`
     await postCutShort(url, '[3]', 408, 'PARLEY_BAD_REQUEST', `the request took longer than ${limit}`)
+  })
+})
+
+describe.each([
+  ['over node:http', (directory: Directory, _: Cluster, name: string) => directory.adapter(name)],
+  [
+    "through the adapter's routeRequest",
+    (_: Directory, cluster: Cluster, name: string) => cluster.adapter(name),
+  ],
+] as const)("Fastify's handlerTimeout on a held poll forwarded to its owner (%s)", (_how, adapterOf) => {
+  it("answers it, and drops the owner's later answer, which the client still gets", async () => {
+    const directory = new Directory()
+    const cluster = new Cluster()
+    const adapter = (name: string): AdapterFactory => adapterOf(directory, cluster, name)
+    // The owner pings at once and waits long for the PONG: the next GET, held there.
+    const owner = await startServer({ adapter: adapter('a'), pingInterval: 50, pingTimeout: 10_000 })
+    others.push(owner)
+    const warnings: string[] = []
+    const stream = { write: (line: string) => void warnings.push(JSON.parse(line).msg) }
+    const logger = { level: 'warn', stream }
+    started = await startServer({ adapter: adapter('b') }, undefined, { handlerTimeout: 100, logger })
+    const client = await rawConnect('polling', owner.base, {}, { autoPong: false })
+    clients.push(client)
+    await client.next((p) => p.type === PacketType.PING)
+
+    const { port, pathname, search } = new URL(`${started.base}/poll?v=1&sid=${client.sid}&ack=0`)
+    const raw = await RawHttp.open(Number(port))
+    raws.push(raw)
+    raw.write(head('GET', `${pathname}${search}`))
+    const answer = await raw.answer()
+    expect({ status: answer.status, body: JSON.parse(answer.body) }).toEqual({
+      status: 408,
+      body: {
+        code: 'PARLEY_BAD_REQUEST',
+        message: "the request took longer than the server's handlerTimeout (100 ms)",
+      },
+    })
+    // The owner answers the poll it held: the forwarding node, which answered already, drops it
+    // (writing it would throw).
+    for (const socket of owner.app.parley.sockets.values()) socket.emit('news', 'after')
+    await sleep(50)
+    // Never read, it comes again to the client's next poll.
+    const next = await fetch(`${owner.base}/poll?v=1&sid=${client.sid}&ack=0`)
+    const decoded = decodeLines((await next.text()).split('\n'), { maxPayload: 1_000_000 })
+    expect(decoded.ok && decoded.packets.map((p) => p.type)).toContain(PacketType.EVENT)
+    // Nor is the owner taken for one that could not be reached.
+    expect(warnings).toEqual([])
   })
 })
 

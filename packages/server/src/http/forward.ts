@@ -237,6 +237,11 @@ export class Forwarder {
       const routed = routedRequest(request, body, mark)
       const response = await this.#options.adapter.routeRequest?.(node, routed)
       if (!response) throw new Error('the adapter cannot route requests')
+      // Answered already, by Fastify (its handlerTimeout, see `#send`): the owner's is dropped.
+      if (reply.raw.headersSent) {
+        response.abort()
+        return 'gone'
+      }
       relayResponse(reply, response, mark === TOO_LARGE)
       return 'answered'
     } catch (err) {
@@ -276,9 +281,10 @@ export class Forwarder {
       let answered = false
       let timer: NodeJS.Timeout | undefined
       // The client went away: the owner sees its request closed (an SSE stream detaches, a
-      // held poll is let go), as if that client had hung up on it directly.
+      // held poll is let go), as if that client had hung up on it directly. So too when the
+      // client got another answer before the owner's (see below).
       const onClientGone = () => {
-        if (!res.writableFinished) upstream.destroy()
+        if (!answered || !res.writableFinished) upstream.destroy()
       }
       res.once('close', onClientGone)
       upstream.once('close', () => {
@@ -298,6 +304,13 @@ export class Forwarder {
       })
       upstream.once('response', (answer) => {
         answered = true
+        // Answered already, by Fastify: the application's handlerTimeout ran out while the owner
+        // held the request (a poll). Its answer has nowhere to go (writing it would throw).
+        if (res.headersSent) {
+          upstream.destroy()
+          resolve('gone')
+          return
+        }
         reply.hijack()
         const headers = closingClient(request, answerHeaders(answer.headers), mark === TOO_LARGE)
         res.writeHead(answer.statusCode ?? 502, headers)
