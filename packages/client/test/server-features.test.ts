@@ -8,6 +8,25 @@ let server: TestServer | undefined
 afterEach(closeAll)
 
 describe('Fastify hooks', () => {
+  it("that throw an error with a code of the application's reach the client with it, a 401 as a refusal", async () => {
+    server = await startServer((app) => {
+      app.addHook('onRequest', async () => {
+        throw Object.assign(new Error('sign in first'), { statusCode: 401, code: 'APP_UNAUTHORIZED' })
+      })
+    })
+    for (const transport of ['websocket', 'sse', 'polling'] as const) {
+      const socket = client(server.url, { transports: [transport] })
+      const [error, willRetry] = (await next(socket, 'connect_error')) as [ParleyError<string>, boolean]
+      expect({ transport, code: error.code, message: error.message, status: error.details?.status }).toEqual({
+        transport,
+        code: 'APP_UNAUTHORIZED',
+        message: 'sign in first',
+        status: 401,
+      })
+      expect(willRetry).toBe(false)
+    }
+  })
+
   it('say in connect_error whether the client will retry, until reconnectionAttempts run out', async () => {
     // Unavailable, not refusing: worth trying again.
     server = await startServer((app) => {
