@@ -11,6 +11,9 @@ import { BurstLog } from './burst-log.js'
  * once per 10 s); an adapter of the application's may. At warn when the server went on as if
  * the call had found nothing; at error when a client or the rooms paid for it.
  */
+/** What a client reads of a handshake that failed inside the server (see `Server.handshakeFailed`). */
+export const HANDSHAKE_FAILED = 'the handshake failed inside the server: try again'
+
 export class AdapterFailures {
   /** `sessionOpened` rejected: other nodes may not find those sessions until it is recorded. */
   readonly ownerRecord: BurstLog
@@ -57,7 +60,7 @@ export class AdapterFailures {
     )
     this.handshake = error(
       (count) =>
-        `handshake failed for ${count} client(s) inside the server, since the last such line (the adapter, most often: see the err of the first); each got ${ErrorCode.BAD_REQUEST} 'the handshake failed' and tries again`,
+        `handshake failed for ${count} client(s) inside the server, since the last such line (the adapter, most often: see the err of the first); each got ${ErrorCode.SERVER_SHUTTING_DOWN} '${HANDSHAKE_FAILED}' and tries again`,
     )
     this.rejoin = error(
       (count) =>

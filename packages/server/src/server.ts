@@ -17,7 +17,7 @@ import {
 } from './adapter/adapter.js'
 import type { SessionClaim } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
-import { AdapterFailures } from './adapter-failures.js'
+import { AdapterFailures, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
@@ -486,7 +486,7 @@ export class ParleyServer<
     return {
       status: 503,
       code: ErrorCode.SERVER_SHUTTING_DOWN,
-      message: 'the handshake failed inside the server: try again',
+      message: HANDSHAKE_FAILED,
     }
   }
 

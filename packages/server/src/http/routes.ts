@@ -29,11 +29,7 @@ import { redactingRequestSerializer } from './log-redaction.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { IdleSseUpstream } from './sse-upstream.js'
-import {
-  handshakeRequest,
-  upgradeRefusal,
-  WebSocketHandshakes,
-} from './websocket-handshake.js'
+import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
 
 export interface RoutesOptions {
   server: ParleyServer
