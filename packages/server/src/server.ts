@@ -35,6 +35,7 @@ import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
+import { splitTail } from './tail-rooms.js'
 import type { Outgoing, Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
@@ -883,6 +884,31 @@ export class ParleyServer<
   }
 
   /**
+   * The old node's socket ended in rooms other than the snapshot's (see `roomsEntry`): joins
+   * and leaves made there after the freeze. The difference is made here, after the cut's join
+   * (in turn with it), so that the session is in the rooms the application asked for last.
+   */
+  #moveRooms(socket: ServerSocket<L, E, D>, handed: readonly Room[], atCut: readonly Room[]): void {
+    const before = new Set(handed)
+    const after = new Set(atCut)
+    const joined = atCut.filter((room) => !before.has(room))
+    if (joined.length > 0) void this.#joinRestored(socket, joined)
+    for (const room of handed) if (!after.has(room)) void this.#leaveRestored(socket, room)
+  }
+
+  /** A room the old node's socket left after the freeze: left here too, a failure logged. */
+  async #leaveRestored(socket: ServerSocket<L, E, D>, room: Room): Promise<void> {
+    try {
+      await socket.leave(room)
+    } catch (err) {
+      this.#log.error(
+        { err, socket: socket.id },
+        'parley: the adapter could not take a taken-over socket out of a room it had left',
+      )
+    }
+  }
+
+  /**
    * Claims `sid` from a node's handoff, when the adapter can; null when there is none, `'retry'`
    * when the adapter could not tell (see `Adapter.claimSession`).
    */
@@ -953,11 +979,13 @@ export class ParleyServer<
       this.#unregisterNew(socket)
       return undefined
     }
-    if (!session.release(tail)) {
+    const { packets, rooms: roomsAtCut } = splitTail(tail)
+    if (!session.release(packets)) {
       this.#log.warn('parley: the tail of a handed-off session is out of order; the client starts anew')
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }
+    if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
     this.metrics.handoff(!complete ? 'incomplete' : !late ? 'taken' : alone ? 'restarted' : 'late')
     // A drain or a restart brings many of these at once: one line per burst of each kind.
     if (!complete) this.#handoffLogs.incomplete.record({ socket: socket.id })
@@ -974,7 +1002,7 @@ export class ParleyServer<
     this.#fire(this.#onRestored, socket, 'restored')
     if (socket.connected) {
       // The tail is decoded once, not once per open request.
-      const answered = complete ? undefined : answeredIn(tail)
+      const answered = complete ? undefined : answeredIn(packets)
       const open = answered ? snapshot.openRequests.filter((ackId) => !answered.has(ackId)) : []
       socket.resumeWork(snapshot.waiting, open)
     }

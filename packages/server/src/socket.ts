@@ -39,6 +39,7 @@ import { jsonCopy } from './json-copy.js'
 import { type MembershipStep, reaches, roomsAfter, type UnsettledSockets } from './membership.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { IncomingMessage, Session } from './session.js'
+import { roomsEntry, sameRooms } from './tail-rooms.js'
 import { preparedOutgoing } from './transports/transport.js'
 import type {
   AckReply,
@@ -211,6 +212,8 @@ export class ServerSocket<
    * what a handoff's snapshot adds to the rooms the adapter holds (see `freeze`).
    */
   #steps: MembershipStep[] | undefined
+  /** Frozen (handed off): the rooms the snapshot holds, which `claimed` compares at the cut. */
+  #handedRooms: Room[] | undefined
 
   /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -397,6 +400,10 @@ export class ServerSocket<
    * TypeError, and no room is joined.
    * Once disconnected, it does nothing: the socket left every room when its session ended.
    * A join the adapter is still doing when the session ends is left once it is done.
+   * While the session is handed off (frozen for a drain or a move), joins and leaves go on here
+   * and go with the session at the cut: it arrives on the next node in the rooms they leave it
+   * in. From the cut on this socket has disconnected ('server handoff'): use the one `restored`
+   * gives on the next node.
    */
   join(rooms: Room | readonly Room[]): void | Promise<void> {
     const list = roomList(rooms)
@@ -584,10 +591,11 @@ export class ServerSocket<
     const pendingAcks = this.#ackTable?.ids() ?? []
     const data = jsonCopy(this.data)
     if (data === undefined) this.#context.unplainData(this.id)
+    this.#handedRooms = this.#roomsBesidesOwn()
     return {
       v: 1,
       ...books,
-      rooms: [...this.#roomsAsCalled()].filter((room) => room !== this.id),
+      rooms: this.#handedRooms,
       data: data ?? null,
       dataLost: data === undefined,
       waiting,
@@ -598,14 +606,16 @@ export class ServerSocket<
   }
 
   /**
-   * The rooms as this socket's joins and leaves were called: the adapter's, with those it has
-   * not finished, or that wait their turn, applied. A snapshot that read the adapter alone
-   * would hand the session on without a join still under way, and with a leave still under
-   * way undone. Not awaited: the freeze is one turn, and an adapter may never answer. (A step
-   * under way that fails after the freeze is in the snapshot all the same.)
+   * The rooms as this socket's joins and leaves were called, without its own: the adapter's,
+   * with those it has not finished, or that wait their turn, applied. A snapshot that read the
+   * adapter alone would hand the session on without a join still under way, and with a leave
+   * still under way undone. Not awaited: the freeze is one turn, and an adapter may never
+   * answer. A step under way that fails after the freeze is out of them again at the cut,
+   * where `claimed` reads them once more.
    */
-  #roomsAsCalled(): ReadonlySet<Room> {
-    return this.#steps === undefined ? this.rooms : roomsAfter(this.rooms, this.#steps)
+  #roomsBesidesOwn(): Room[] {
+    const rooms = this.#steps === undefined ? this.rooms : roomsAfter(this.rooms, this.#steps)
+    return [...rooms].filter((room) => room !== this.id)
   }
 
   /**
@@ -626,6 +636,7 @@ export class ServerSocket<
    */
   thaw(snapshot: SessionSnapshot): void {
     this.#tailSink = undefined
+    this.#handedRooms = undefined
     this.#session.thaw()
     this.resumeWork(snapshot.waiting, [])
   }
@@ -647,6 +658,13 @@ export class ServerSocket<
    * @internal Another node took the session over: answers each client request still open
    * here with ERROR PARLEY_SESSION_MOVED, and returns those last packets (their wire text) for
    * the tail instead of sending them. The socket then ends here ('server handoff').
+   *
+   * The cut is where the session's rooms move too. Joins and leaves made since the freeze (a
+   * timer's, another socket's handler's, a `socketsJoin` that reached this socket) went to
+   * this node's adapter, in the order called, and the tail's broadcasts followed them; when
+   * they, or a step under way at the freeze that failed since, leave the rooms other than the
+   * snapshot's, the rooms as called now end the tail (see `roomsEntry`), and the new node
+   * makes its own match. Steps still under way go as called.
    */
   claimed(): string[] {
     const last: string[] = []
@@ -654,6 +672,9 @@ export class ServerSocket<
     this.#answerMoved(this.#openRequests ?? [])
     this.#openRequests = undefined
     this.#tailSink = undefined
+    const rooms = this.#roomsBesidesOwn()
+    if (this.#handedRooms && !sameRooms(rooms, this.#handedRooms)) last.push(roomsEntry(rooms))
+    this.#handedRooms = undefined
     this.#session.moved()
     return last
   }

@@ -545,6 +545,86 @@ describe('drain with handoff: joins and leaves still under way', () => {
   })
 })
 
+describe('handoff: joins and leaves made after the freeze', () => {
+  // The store is slow: each session stays frozen on its node while its snapshot is written, and
+  // application code that holds the socket (a timer, another socket's handler) changes its rooms.
+  const ways = {
+    /** The node drains. */
+    drain: (a: Node) => {
+      void close(a)
+    },
+    /** The client's WebSocket resume reaches the other node, which asks for the session. */
+    move: (a: Node) => {
+      proxy!.avoid.add(a.index)
+      proxy!.cut()
+    },
+  }
+  for (const [way, handOff] of Object.entries(ways)) {
+    it(`go with the session: it arrives in the rooms they leave it in, in call order (${way})`, async () => {
+      const store = new Cluster({ handoff: true })
+      store.storeDelayMs = 300
+      const { list, base } = await cluster(() => {}, { count: 2, store })
+      const [a, b] = list as [Node, Node]
+      const { c } = client(base, 'websocket')
+      const news: string[] = []
+      c.on('news', (text: string) => news.push(text))
+      await connectTo(c, 0, 2)
+      const socket = a.connections[0]!
+      await socket.join(['stays', 'gone'])
+      handOff(a)
+      await until(() => store.handOffSids.length === 1, 3000, 'the freeze')
+      await socket.join('late')
+      await socket.leave('gone')
+      await socket.join('in and out')
+      await socket.leave('in and out')
+      await socket.leave('out and in')
+      await socket.join('out and in')
+      // A `socketsJoin` of this node, and one of the other node, that reach the socket.
+      await a.started.app.parley.in('late').socketsJoin('late too')
+      await b.started.app.parley.in(socket.id).socketsJoin('from b')
+      expect(store.handoffs.get(store.handOffSids[0]!)?.snapshot.rooms.sort()).toEqual(['gone', 'stays'])
+      await until(() => b.restored.length === 1, 5000, 'restored')
+      const restored = b.restored[0]!
+      expect([...restored.rooms].sort()).toEqual(
+        [socket.id, 'from b', 'late', 'late too', 'out and in', 'stays'].sort(),
+      )
+      // The client's end: rooms left after the freeze no longer reach it, those joined do.
+      const parley = b.started.app.parley
+      parley.to('gone').emit('news', 'to gone')
+      parley.to('in and out').emit('news', 'to in and out')
+      parley.to('late too').emit('news', 'to late too')
+      await until(() => news.length > 0, 3000, 'the broadcast')
+      await sleep(50)
+      expect(news).toEqual(['to late too'])
+    })
+  }
+
+  it('a join under way at the freeze that fails before the cut is not handed on: its caller and the session agree', async () => {
+    const store = new Cluster({ handoff: true })
+    store.storeDelayMs = 300
+    const { list, base } = await cluster(() => {}, { count: 2, store })
+    const [a, b] = list as [Node, Node]
+    const { c } = client(base, 'websocket')
+    await connectTo(c, 0, 2)
+    const socket = a.connections[0]!
+    const gate = new Gate()
+    store.nodes.get('a')!.gate = gate
+    const outcome = (socket.join('refused') as Promise<void>).then(
+      () => 'joined',
+      (error: Error) => error.message,
+    )
+    const closing = close(a)
+    await until(() => store.handOffSids.length === 1, 3000, 'the freeze')
+    // The snapshot holds it as called: the adapter has not answered yet.
+    expect(store.handoffs.get(store.handOffSids[0]!)?.snapshot.rooms).toEqual(['refused'])
+    gate.held[0]!.fail(new Error('the store is away'))
+    expect(await outcome).toBe('the store is away')
+    await until(() => b.restored.length === 1, 5000, 'restored')
+    expect([...b.restored[0]!.rooms]).toEqual([socket.id])
+    await closing
+  })
+})
+
 describe('drain with handoff: an adapter that fails', () => {
   it('to put taken-over sockets back into their rooms is logged once per burst; the sessions still resume', async () => {
     // Node b's adapter refuses the takeovers' joins (their own rooms and the ones they had), as

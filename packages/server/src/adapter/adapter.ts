@@ -165,8 +165,9 @@ export interface LocalSockets {
    * Another node claimed `sid`, a session this node handed off (`Adapter.handOff`), and passed
    * the cut point: this node adds nothing more to its tail and forgets the session. Returns the
    * last packets for it (ERROR PARLEY_SESSION_MOVED for each client request it will never
-   * answer), which the adapter appends before it seals the tail. Empty for a session this node
-   * does not hand off.
+   * answer), and the socket's rooms when they changed since the snapshot (see
+   * `HandOffTail.tail`), which the adapter appends before it seals the tail. Call it while
+   * the socket is still in its rooms here. Empty for a session this node does not hand off.
    */
   claimed(sid: string): string[]
   /**

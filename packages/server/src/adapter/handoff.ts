@@ -29,7 +29,8 @@ export interface SessionSnapshot {
   kept: string[]
   /**
    * The rooms the socket is in, without its own (named by its id): as its joins and leaves were
-   * called, those the adapter had not finished at the freeze included.
+   * called, those the adapter had not finished at the freeze included. Changed after the freeze
+   * on the old node, they are given again at the end of the tail (see `HandOffTail.tail`).
    */
   rooms: string[]
   /**
@@ -62,7 +63,12 @@ export interface SessionSnapshot {
 
 /** What `SessionClaim.takeOver` resolves with. */
 export interface HandOffTail {
-  /** Packets (wire text) the old node numbered after the snapshot, in order. */
+  /**
+   * Packets (wire text) the old node numbered after the snapshot, in order. Its last entry may
+   * be the socket's rooms at the cut instead, a JSON object (`{"rooms":[...]}`, never a packet,
+   * which is an array), when they are no longer the snapshot's: joins and leaves made on the
+   * old node after the freeze. An adapter carries it as any other entry.
+   */
   tail: string[]
   /**
    * True when the old node sealed the tail (nothing can follow). False when it was found gone,
