@@ -214,6 +214,11 @@ export class ServerSocket<
   #steps: MembershipStep[] | undefined
   /** Frozen (handed off): the rooms the snapshot holds, which `claimed` compares at the cut. */
   #handedRooms: Room[] | undefined
+  /**
+   * The steps still under way when another node took the session over (see `claimed`): they
+   * went with it, as called, so the old node's adapter failing one after that changes nothing.
+   */
+  #carried: Set<MembershipStep> | undefined
 
   /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -402,8 +407,9 @@ export class ServerSocket<
    * A join the adapter is still doing when the session ends is left once it is done.
    * While the session is handed off (frozen for a drain or a move), joins and leaves go on here
    * and go with the session at the cut: it arrives on the next node in the rooms they leave it
-   * in. From the cut on this socket has disconnected ('server handoff'): use the one `restored`
-   * gives on the next node.
+   * in. One still under way at the cut goes as called, and its promise resolves whatever this
+   * node's adapter answers after (the next node joined it). From the cut on this socket has
+   * disconnected ('server handoff'): use the one `restored` gives on the next node.
    */
   join(rooms: Room | readonly Room[]): void | Promise<void> {
     const list = roomList(rooms)
@@ -472,6 +478,10 @@ export class ServerSocket<
   ): void | Promise<void> {
     if (!isThenable(result)) return result
     const step: MembershipStep = { join, rooms, only }
+    // Carried to another node while under way, it is done there: a failure here says nothing.
+    const answer: Promise<void> = Promise.resolve(result).then(undefined, (error: unknown) => {
+      if (!this.#carried?.has(step)) throw error
+    })
     if (this.#steps === undefined) {
       this.#steps = [step]
       this.#context.unsettled.add(this)
@@ -485,9 +495,11 @@ export class ServerSocket<
       this.#steps = undefined
       this.#context.unsettled.delete(this)
     }
-    const done: Promise<void> = Promise.resolve(result).then(settled, settled)
+    // Its rejection goes to the caller: this handler only keeps one nobody awaits from
+    // ending the process, as an adapter's own promise never did.
+    const done: Promise<void> = answer.then(settled, settled)
     this.#membership = done
-    return result
+    return answer
   }
 
   /** Takes the socket out of every room, now and once more after the joins and leaves under way. */
@@ -664,7 +676,7 @@ export class ServerSocket<
    * this node's adapter, in the order called, and the tail's broadcasts followed them; when
    * they, or a step under way at the freeze that failed since, leave the rooms other than the
    * snapshot's, the rooms as called now end the tail (see `roomsEntry`), and the new node
-   * makes its own match. Steps still under way go as called.
+   * makes its own match. Steps still under way go as called (see `#carried`).
    */
   claimed(): string[] {
     const last: string[] = []
@@ -675,6 +687,7 @@ export class ServerSocket<
     const rooms = this.#roomsBesidesOwn()
     if (this.#handedRooms && !sameRooms(rooms, this.#handedRooms)) last.push(roomsEntry(rooms))
     this.#handedRooms = undefined
+    if (this.#steps) this.#carried = new Set(this.#steps)
     this.#session.moved()
     return last
   }

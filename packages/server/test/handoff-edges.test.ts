@@ -623,6 +623,30 @@ describe('handoff: joins and leaves made after the freeze', () => {
     expect([...b.restored[0]!.rooms]).toEqual([socket.id])
     await closing
   })
+
+  it('a join still under way at the cut goes with the session, and its caller hears it joined', async () => {
+    const store = new Cluster({ handoff: true })
+    const { list, base } = await cluster(() => {}, { count: 2, store })
+    const [a, b] = list as [Node, Node]
+    const { c } = client(base, 'websocket')
+    await connectTo(c, 0, 2)
+    const socket = a.connections[0]!
+    const gate = new Gate()
+    store.nodes.get('a')!.gate = gate
+    const outcome = (socket.join('carried') as Promise<void>).then(
+      () => 'joined',
+      (error: Error) => error.message,
+    )
+    const closing = close(a)
+    await until(() => b.restored.length === 1, 5000, 'restored')
+    await until(() => b.restored[0]!.rooms.has('carried'), 3000, 'the rooms joined again')
+    // The old node's adapter fails it once the session has gone: it is done on the next node.
+    expect(gate.heldNames).toEqual(['join carried'])
+    gate.held[0]!.fail(new Error('the store is away'))
+    expect(await outcome).toBe('joined')
+    expect([...b.restored[0]!.rooms].sort()).toEqual([socket.id, 'carried'].sort())
+    await closing
+  })
 })
 
 describe('drain with handoff: an adapter that fails', () => {
