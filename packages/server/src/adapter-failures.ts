@@ -32,6 +32,11 @@ export class AdapterFailures {
   readonly handshake: BurstLog
   /** `addAll` failed for sockets taken over from another node: they are not in their rooms. */
   readonly rejoin: BurstLog
+  /**
+   * `del` failed for sockets taken over from another node, of rooms they left there after the
+   * freeze: they are still in them here.
+   */
+  readonly leaveAfterFreeze: BurstLog
   /** `delAll` threw after the joins and leaves of an ended socket: the adapter may keep it in its rooms. */
   readonly leave: BurstLog
 
@@ -66,6 +71,10 @@ export class AdapterFailures {
       (count) =>
         `the adapter could not put ${count} taken-over socket(s) back into their rooms, since the last such line; broadcasts to those rooms miss them`,
     )
+    this.leaveAfterFreeze = error(
+      (count) =>
+        `the adapter could not take ${count} taken-over socket(s) out of rooms they left on their old node after its freeze, since the last such line; broadcasts to those rooms still reach them`,
+    )
     this.leave = error(
       (count) =>
         `the adapter could not take ${count} ended socket(s) out of their rooms, since the last such line; it may keep them there`,
@@ -81,6 +90,7 @@ export class AdapterFailures {
     this.anotherNode.close()
     this.handshake.close()
     this.rejoin.close()
+    this.leaveAfterFreeze.close()
     this.leave.close()
   }
 }

@@ -872,15 +872,10 @@ export class ParleyServer<
   /**
    * Puts a taken-over socket back into its rooms. Not awaited at the cut point (see
    * `#takeOver`); should the session end before the adapter is done, the socket leaves its rooms
-   * after the join (see `ServerSocket.enter`). Never rejects: an adapter that fails (a promise
-   * that rejects, or a throw) is logged, never left unhandled, which would end the process.
+   * after the join (see `ServerSocket.enter`).
    */
-  async #joinRestored(socket: ServerSocket<L, E, D>, rooms: Room[]): Promise<void> {
-    try {
-      await socket.enter(rooms)
-    } catch (err) {
-      this.#adapterFailures.rejoin.record({ err, socket: socket.id })
-    }
+  #joinRestored(socket: ServerSocket<L, E, D>, rooms: Room[]): Promise<void> {
+    return this.#changeRestored(socket, () => socket.enter(rooms), this.#adapterFailures.rejoin)
   }
 
   /**
@@ -893,18 +888,26 @@ export class ParleyServer<
     const after = new Set(atCut)
     const joined = atCut.filter((room) => !before.has(room))
     if (joined.length > 0) void this.#joinRestored(socket, joined)
-    for (const room of handed) if (!after.has(room)) void this.#leaveRestored(socket, room)
+    for (const room of handed) {
+      if (after.has(room)) continue
+      void this.#changeRestored(socket, () => socket.leave(room), this.#adapterFailures.leaveAfterFreeze)
+    }
   }
 
-  /** A room the old node's socket left after the freeze: left here too, a failure logged. */
-  async #leaveRestored(socket: ServerSocket<L, E, D>, room: Room): Promise<void> {
+  /**
+   * A taken-over socket's join or leave. Never rejects: an adapter that fails (a promise that
+   * rejects, or a throw) is logged in `failures`, never left unhandled, which would end the
+   * process; the session goes on.
+   */
+  async #changeRestored(
+    socket: ServerSocket<L, E, D>,
+    change: () => void | Promise<void>,
+    failures: BurstLog,
+  ): Promise<void> {
     try {
-      await socket.leave(room)
+      await change()
     } catch (err) {
-      this.#log.error(
-        { err, socket: socket.id },
-        'parley: the adapter could not take a taken-over socket out of a room it had left',
-      )
+      failures.record({ err, socket: socket.id })
     }
   }
 
