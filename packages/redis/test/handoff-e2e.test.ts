@@ -204,11 +204,17 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
     expect(next.warnings.filter((line) => line.includes('claimed after a restart'))).toHaveLength(1)
   })
 
-  it('moves a live session to the node its WebSocket resume reached, nothing lost either way', async () => {
+  /** Two nodes behind the proxy, and a WebSocket client (not connected yet) through it. */
+  async function twoNodesAndClient() {
     const list = [await startNode(), await startNode()]
     proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
     const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
     clients.push(c)
+    return { list, proxy, c }
+  }
+
+  it('moves a live session to the node its WebSocket resume reached, nothing lost either way', async () => {
+    const { list, proxy, c } = await twoNodesAndClient()
     const got: number[] = []
     const events: string[] = []
     c.on('room', (n: number) => got.push(n))
@@ -255,10 +261,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
   })
 
   it('moves a session in the rooms that joins and leaves made after its snapshot leave it in', async () => {
-    const list = [await startNode(), await startNode()]
-    proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
-    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
-    clients.push(c)
+    const { list, proxy, c } = await twoNodesAndClient()
     const news: string[] = []
     c.on('news', (text: string) => news.push(text))
     await until(() => c.connected, 3000, 'connect')

@@ -509,19 +509,25 @@ describe('drain with handoff: socket.data and rooms', () => {
   }
 })
 
+/** Two nodes on `store`, and a client on node a that records its `news`; its socket there, in `rooms`. */
+async function newsOnA(store: Cluster, rooms: string[] = []) {
+  const { list, base } = await cluster(() => {}, { count: 2, store })
+  const [a, b] = list as [Node, Node]
+  const { c } = client(base, 'websocket')
+  const news: string[] = []
+  c.on('news', (text: string) => news.push(text))
+  await connectTo(c, 0, 2)
+  const socket = a.connections[0]!
+  if (rooms.length > 0) await socket.join(rooms)
+  return { a, b, socket, news }
+}
+
 describe('drain with handoff: joins and leaves still under way', () => {
   it('hand the session on in the rooms they leave it in', async () => {
     // Node a's adapter answers its joins and leaves only when the test says (gated-adapter.ts):
     // all of them are under way when it drains.
     const store = new Cluster({ handoff: true })
-    const { list, base } = await cluster(() => {}, { count: 2, store })
-    const [a, b] = list as [Node, Node]
-    const { c } = client(base, 'websocket')
-    const news: string[] = []
-    c.on('news', (text: string) => news.push(text))
-    await connectTo(c, 0, 2)
-    const socket = a.connections[0]!
-    await socket.join(['gone', 'stays'])
+    const { a, b, socket, news } = await newsOnA(store, ['gone', 'stays'])
     const gate = new Gate()
     store.nodes.get('a')!.gate = gate
     void socket.join('joined')
@@ -563,14 +569,7 @@ describe('handoff: joins and leaves made after the freeze', () => {
     it(`go with the session: it arrives in the rooms they leave it in, in call order (${way})`, async () => {
       const store = new Cluster({ handoff: true })
       store.storeDelayMs = 300
-      const { list, base } = await cluster(() => {}, { count: 2, store })
-      const [a, b] = list as [Node, Node]
-      const { c } = client(base, 'websocket')
-      const news: string[] = []
-      c.on('news', (text: string) => news.push(text))
-      await connectTo(c, 0, 2)
-      const socket = a.connections[0]!
-      await socket.join(['stays', 'gone'])
+      const { a, b, socket, news } = await newsOnA(store, ['stays', 'gone'])
       handOff(a)
       await until(() => store.handOffSids.length === 1, 3000, 'the freeze')
       await socket.join('late')
@@ -599,20 +598,25 @@ describe('handoff: joins and leaves made after the freeze', () => {
     })
   }
 
-  it('a join under way at the freeze that fails before the cut is not handed on: its caller and the session agree', async () => {
-    const store = new Cluster({ handoff: true })
-    store.storeDelayMs = 300
-    const { list, base } = await cluster(() => {}, { count: 2, store })
-    const [a, b] = list as [Node, Node]
-    const { c } = client(base, 'websocket')
-    await connectTo(c, 0, 2)
-    const socket = a.connections[0]!
+  /**
+   * Two nodes, a client on node a whose adapter holds its joins (gated-adapter.ts), and a join
+   * of `room` made then: what its caller hears, once its promise settles.
+   */
+  async function heldJoin(room: string, store: Cluster) {
+    const { a, b, socket } = await newsOnA(store)
     const gate = new Gate()
     store.nodes.get('a')!.gate = gate
-    const outcome = (socket.join('refused') as Promise<void>).then(
+    const outcome = (socket.join(room) as Promise<void>).then(
       () => 'joined',
       (error: Error) => error.message,
     )
+    return { a, b, socket, gate, outcome }
+  }
+
+  it('a join under way at the freeze that fails before the cut is not handed on: its caller and the session agree', async () => {
+    const store = new Cluster({ handoff: true })
+    store.storeDelayMs = 300
+    const { a, b, socket, gate, outcome } = await heldJoin('refused', store)
     const closing = close(a)
     await until(() => store.handOffSids.length === 1, 3000, 'the freeze')
     // The snapshot holds it as called: the adapter has not answered yet.
@@ -625,18 +629,7 @@ describe('handoff: joins and leaves made after the freeze', () => {
   })
 
   it('a join still under way at the cut goes with the session, and its caller hears it joined', async () => {
-    const store = new Cluster({ handoff: true })
-    const { list, base } = await cluster(() => {}, { count: 2, store })
-    const [a, b] = list as [Node, Node]
-    const { c } = client(base, 'websocket')
-    await connectTo(c, 0, 2)
-    const socket = a.connections[0]!
-    const gate = new Gate()
-    store.nodes.get('a')!.gate = gate
-    const outcome = (socket.join('carried') as Promise<void>).then(
-      () => 'joined',
-      (error: Error) => error.message,
-    )
+    const { a, b, socket, gate, outcome } = await heldJoin('carried', new Cluster({ handoff: true }))
     const closing = close(a)
     await until(() => b.restored.length === 1, 5000, 'restored')
     await until(() => b.restored[0]!.rooms.has('carried'), 3000, 'the rooms joined again')
