@@ -65,6 +65,19 @@ interface EmitFlags {
 
 const NO_FLAGS: EmitFlags = Object.freeze({})
 
+/** What a socket's joins and leaves need to know of the handoff of its session. */
+interface HandoffRooms {
+  /** The rooms the snapshot holds (frozen), or that went with the session at the cut (moved). */
+  readonly rooms: Room[]
+  /**
+   * The steps still under way at the cut: they went with the session, as called, so the old
+   * node's adapter failing one after that changes nothing.
+   */
+  readonly carried?: Set<MembershipStep> | undefined
+  /** Another node took the session over: a join or leave here can no longer reach it. */
+  readonly moved?: true
+}
+
 /** Why a volatile emit that awaited a reply ended its wait at once: it was dropped. */
 function droppedError(event: string): ParleyError<string> {
   return new ParleyError(
@@ -212,13 +225,8 @@ export class ServerSocket<
    * what a handoff's snapshot adds to the rooms the adapter holds (see `freeze`).
    */
   #steps: MembershipStep[] | undefined
-  /** Frozen (handed off): the rooms the snapshot holds, which `claimed` compares at the cut. */
-  #handedRooms: Room[] | undefined
-  /**
-   * The steps still under way when another node took the session over (see `claimed`): they
-   * went with it, as called, so the old node's adapter failing one after that changes nothing.
-   */
-  #carried: Set<MembershipStep> | undefined
+  /** Frozen for a handoff, or moved on by one: what joins and leaves need to know of it. */
+  #handoff: HandoffRooms | undefined
 
   /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -409,11 +417,13 @@ export class ServerSocket<
    * and go with the session at the cut: it arrives on the next node in the rooms they leave it
    * in. One still under way at the cut goes as called, and its promise resolves whatever this
    * node's adapter answers after (the next node joined it). From the cut on this socket has
-   * disconnected ('server handoff'): use the one `restored` gives on the next node.
+   * disconnected ('server handoff'), and a join or leave on it rejects with
+   * PARLEY_SESSION_MOVED (unawaited, it ends nothing): use the socket `restored` gives on the
+   * next node.
    */
   join(rooms: Room | readonly Room[]): void | Promise<void> {
     const list = roomList(rooms)
-    if (!this.connected) return
+    if (!this.connected) return this.#handoff?.moved ? movedAway() : undefined
     return this.enter(list)
   }
 
@@ -434,9 +444,14 @@ export class ServerSocket<
     )
   }
 
-  /** Leaves a room (a string of 1 to 256 characters, as for `join`), in turn with the joins. */
+  /**
+   * Leaves a room (a string of 1 to 256 characters, as for `join`), in turn with the joins. As
+   * for `join`, it goes with a session handed off, and rejects with PARLEY_SESSION_MOVED once
+   * another node took the session over.
+   */
   leave(room: Room): void | Promise<void> {
     checkRoom(room)
+    if (this.#handoff?.moved) return movedAway()
     const adapter = this.#context.adapter
     if (this.#membership === undefined) return this.#keepOrder(adapter.del(this.id, room), false, room)
     return this.#keepOrder(
@@ -480,7 +495,7 @@ export class ServerSocket<
     const step: MembershipStep = { join, rooms, only }
     // Carried to another node while under way, it is done there: a failure here says nothing.
     const answer: Promise<void> = Promise.resolve(result).then(undefined, (error: unknown) => {
-      if (!this.#carried?.has(step)) throw error
+      if (!this.#handoff?.carried?.has(step)) throw error
     })
     if (this.#steps === undefined) {
       this.#steps = [step]
@@ -603,11 +618,12 @@ export class ServerSocket<
     const pendingAcks = this.#ackTable?.ids() ?? []
     const data = jsonCopy(this.data)
     if (data === undefined) this.#context.unplainData(this.id)
-    this.#handedRooms = this.#roomsBesidesOwn()
+    const rooms = this.#roomsBesidesOwn()
+    this.#handoff = { rooms }
     return {
       v: 1,
       ...books,
-      rooms: this.#handedRooms,
+      rooms,
       data: data ?? null,
       dataLost: data === undefined,
       waiting,
@@ -648,7 +664,7 @@ export class ServerSocket<
    */
   thaw(snapshot: SessionSnapshot): void {
     this.#tailSink = undefined
-    this.#handedRooms = undefined
+    this.#handoff = undefined
     this.#session.thaw()
     this.resumeWork(snapshot.waiting, [])
   }
@@ -676,7 +692,7 @@ export class ServerSocket<
    * this node's adapter, in the order called, and the tail's broadcasts followed them; when
    * they, or a step under way at the freeze that failed since, leave the rooms other than the
    * snapshot's, the rooms as called now end the tail (see `roomsEntry`), and the new node
-   * makes its own match. Steps still under way go as called (see `#carried`).
+   * makes its own match. Steps still under way go as called (see `HandoffRooms.carried`).
    */
   claimed(): string[] {
     const last: string[] = []
@@ -685,9 +701,9 @@ export class ServerSocket<
     this.#openRequests = undefined
     this.#tailSink = undefined
     const rooms = this.#roomsBesidesOwn()
-    if (this.#handedRooms && !sameRooms(rooms, this.#handedRooms)) last.push(roomsEntry(rooms))
-    this.#handedRooms = undefined
-    if (this.#steps) this.#carried = new Set(this.#steps)
+    const handed = this.#handoff?.rooms
+    if (handed && !sameRooms(rooms, handed)) last.push(roomsEntry(rooms))
+    this.#handoff = { rooms, carried: this.#steps && new Set(this.#steps), moved: true }
     this.#session.moved()
     return last
   }
@@ -963,6 +979,23 @@ export class ServerSocket<
       }
     }
   }
+}
+
+/**
+ * A join or leave on a socket whose session another node took over: its rooms are that node's
+ * now, where `restored` gave the application the socket to change them on. Rejects, so that a
+ * caller who awaits it learns that nothing changed; handled here too, so that one who does not
+ * await it does not end the process.
+ */
+function movedAway(): Promise<void> {
+  const refused = Promise.reject(
+    new ParleyError(
+      ErrorCode.SESSION_MOVED,
+      'the session moved to another node: change its rooms on the socket "restored" gave there',
+    ),
+  )
+  refused.catch(() => {})
+  return refused
 }
 
 /**

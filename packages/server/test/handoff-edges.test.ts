@@ -598,6 +598,20 @@ describe('handoff: joins and leaves made after the freeze', () => {
     })
   }
 
+  it('reject with PARLEY_SESSION_MOVED on the old socket once the next node took the session over', async () => {
+    const { a, b, socket } = await newsOnA(new Cluster({ handoff: true }), ['stays'])
+    const closing = close(a)
+    await until(() => b.restored.length === 1, 5000, 'restored')
+    expect(socket.connected).toBe(false)
+    await expect(socket.join('too late')).rejects.toMatchObject({ code: 'PARLEY_SESSION_MOVED' })
+    await expect(socket.leave('stays')).rejects.toMatchObject({ code: 'PARLEY_SESSION_MOVED' })
+    // Not awaited (a timer's), it ends nothing: the test runner fails on an unhandled rejection.
+    void socket.join('too late')
+    await sleep(20)
+    expect([...b.restored[0]!.rooms].sort()).toEqual([socket.id, 'stays'].sort())
+    await closing
+  })
+
   /**
    * Two nodes, a client on node a whose adapter holds its joins (gated-adapter.ts), and a join
    * of `room` made then: what its caller hears, once its promise settles.
