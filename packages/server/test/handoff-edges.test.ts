@@ -598,6 +598,36 @@ describe('handoff: joins and leaves made after the freeze', () => {
     })
   }
 
+  it('a leave the next node cannot make there is logged, and the session still resumes', async () => {
+    // Node b's adapter refuses every leave, as an application's adapter whose store is away
+    // would: a rejection nobody handled would end the process.
+    class FailingLeaves extends Cluster {
+      override adapter(name: string) {
+        const factory = super.adapter(name)
+        if (name !== 'b') return factory
+        return (sockets: Parameters<typeof factory>[0]) => {
+          const adapter = factory(sockets)
+          adapter.del = () => Promise.reject(new Error('the store is away'))
+          return adapter
+        }
+      }
+    }
+    const store = new FailingLeaves({ handoff: true })
+    store.storeDelayMs = 300
+    const { a, b, socket } = await newsOnA(store, ['gone'])
+    const closing = close(a)
+    await until(() => store.handOffSids.length === 1, 3000, 'the freeze')
+    await socket.leave('gone')
+    await until(() => b.restored.length === 1, 5000, 'restored')
+    await until(
+      () => b.warnings.some((w) => w.includes('out of rooms they left on their old node')),
+      3000,
+      'logged',
+    )
+    expect(b.restored[0]!.connected).toBe(true)
+    await closing
+  })
+
   it('reject with PARLEY_SESSION_MOVED on the old socket once the next node took the session over', async () => {
     const { a, b, socket } = await newsOnA(new Cluster({ handoff: true }), ['stays'])
     const closing = close(a)
