@@ -509,6 +509,22 @@ describe('drain with handoff: socket.data and rooms', () => {
   }
 })
 
+/** A test cluster with handoff whose node b's adapter `alter` changes (one of the application's that fails). */
+function clusterWithB(alter: (adapter: Adapter) => void): Cluster {
+  class Altered extends Cluster {
+    override adapter(name: string) {
+      const factory = super.adapter(name)
+      if (name !== 'b') return factory
+      return (sockets: Parameters<typeof factory>[0]) => {
+        const adapter = factory(sockets)
+        alter(adapter)
+        return adapter
+      }
+    }
+  }
+  return new Altered({ handoff: true })
+}
+
 /** Two nodes on `store`, and a client on node a that records its `news`; its socket there, in `rooms`. */
 async function newsOnA(store: Cluster, rooms: string[] = []) {
   const { list, base } = await cluster(() => {}, { count: 2, store })
@@ -601,18 +617,9 @@ describe('handoff: joins and leaves made after the freeze', () => {
   it('a leave the next node cannot make there is logged, and the session still resumes', async () => {
     // Node b's adapter refuses every leave, as an application's adapter whose store is away
     // would: a rejection nobody handled would end the process.
-    class FailingLeaves extends Cluster {
-      override adapter(name: string) {
-        const factory = super.adapter(name)
-        if (name !== 'b') return factory
-        return (sockets: Parameters<typeof factory>[0]) => {
-          const adapter = factory(sockets)
-          adapter.del = () => Promise.reject(new Error('the store is away'))
-          return adapter
-        }
-      }
-    }
-    const store = new FailingLeaves({ handoff: true })
+    const store = clusterWithB((adapter) => {
+      adapter.del = () => Promise.reject(new Error('the store is away'))
+    })
     store.storeDelayMs = 300
     const { a, b, socket } = await newsOnA(store, ['gone'])
     const closing = close(a)
@@ -691,26 +698,18 @@ describe('drain with handoff: an adapter that fails', () => {
     // Node b's adapter refuses the takeovers' joins (their own rooms and the ones they had), as
     // an application's adapter whose store is away would: a rejection nobody handled ended the
     // process, and one line per session would flood the log.
-    class FailingJoins extends Cluster {
-      override adapter(name: string) {
-        const factory = super.adapter(name)
-        if (name !== 'b') return factory
-        return (sockets: Parameters<typeof factory>[0]) => {
-          const adapter = factory(sockets)
-          const addAll = adapter.addAll.bind(adapter)
-          adapter.addAll = (id, rooms) => {
-            const list = [...rooms]
-            return list.length > 1 ? Promise.reject(new Error('the store is away')) : addAll(id, list)
-          }
-          return adapter
-        }
+    const store = clusterWithB((adapter) => {
+      const addAll = adapter.addAll.bind(adapter)
+      adapter.addAll = (id, rooms) => {
+        const list = [...rooms]
+        return list.length > 1 ? Promise.reject(new Error('the store is away')) : addAll(id, list)
       }
-    }
+    })
     const { list, base } = await cluster(
       (socket, _node, fresh) => {
         if (fresh) void socket.join('room')
       },
-      { count: 2, store: new FailingJoins({ handoff: true }) },
+      { count: 2, store },
     )
     const [a, b] = list as [Node, Node]
     const all = TRANSPORTS.map((transport) => client(base, transport))
