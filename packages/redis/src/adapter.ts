@@ -603,9 +603,11 @@ export class RedisAdapter implements Adapter {
    * `HandOffStore.withdraw`), so that no claim finds it; one that won already finds it ended
    * when it reads the tail. The entry stays until then, when a claim won, so that its marker is
    * still answered with a seal. Redis away or slower than `requestTimeout`: logged, and the
-   * snapshot lasts until its ttl. Its write still unanswered (the server stopped waiting for it:
-   * the session ended, or went on here): taken back at once instead (see `#giveUpWrite`). Never
-   * rejects.
+   * withdraw is sent again, first, once Redis answers (until the snapshot's ttl); the entry
+   * stays meanwhile, so that a claim that wins before that is answered with a seal that comes
+   * behind the withdraw, and reads the session ended. Its write still unanswered (the server
+   * stopped waiting for it: the session ended, or went on here): taken back at once instead (see
+   * `#giveUpWrite`). Never rejects.
    */
   async withdrawHandOff(sid: string): Promise<void> {
     const entry = this.#handoffs.bySid(sid)
@@ -622,6 +624,12 @@ export class RedisAdapter implements Adapter {
       )
       return undefined
     })
+    if (outcome === 'later') {
+      this.#warnings.warn(
+        'handoff-withdraw',
+        'could not withdraw the snapshot of a session that ended yet; it is withdrawn once Redis answers, another node may resume it until then',
+      )
+    }
     if (outcome === 'withdrawn' || outcome === 'none') {
       this.#cut.unposition(entry.id)
       this.#handoffs.forget(entry)

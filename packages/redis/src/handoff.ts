@@ -4,7 +4,7 @@
 //
 //   <prefix>:session:<h>        the owner record: "<node> handoff" while handed off (sessions.ts)
 //   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, write and claim (ids,
-//                               for UNDO and UNCLAIM), claimed, sealed ('1', or '2' when its
+//                               for UNDO, WITHDRAW and UNCLAIM), claimed, sealed ('1', or '2' when its
 //                               drain sealed it alone: no other node was live), complete, ended
 //                               (the session ended on the old node after a claim won), kept
 //                               (with ended: it went on there instead, see UNDO)
@@ -40,6 +40,9 @@ export const UNCLAIM_KEEP_MS = 10 * 60_000
 
 /** A claim sent that got no answer. */
 const UNSURE = Symbol('unsure')
+
+/** A withdraw not sent, or sent and not answered: kept, to go once Redis answers. */
+const LATER = Symbol('later')
 
 // KEYS: owner record, hash, tail, given-up marker of this write. ARGV: node, snapshot JSON, ttl
 // (ms), suffix of a handed-off owner record, write id. Only while the record names this node (as
@@ -95,14 +98,17 @@ end
 return standing and 1 or 0
 `
 
-// KEYS: hash, tail, owner record. ARGV: node, suffix of a handed-off owner record. The session
-// ended on this node, which handed it off (see RedisAdapter.withdrawHandOff): unless claimed,
-// the snapshot and the tail go, and the owner record with them while it still names this node
-// as handing off. Claimed already: the hash is marked ended, for the claimer's FINISH (and
-// CLAIM refuses it, should that claim be taken back). Returns 1 withdrawn, 2 marked ended, 0
-// nothing of this node's to withdraw.
+// KEYS: hash, tail, owner record. ARGV: node, suffix of a handed-off owner record, write id.
+// The session ended on this node, which handed it off (see RedisAdapter.withdrawHandOff): unless
+// claimed, the snapshot and the tail go, and the owner record with them while it still names
+// this node as handing off. Claimed already: the hash is marked ended, for the claimer's FINISH
+// (and CLAIM refuses it, should that claim be taken back). Only the handoff that write stored:
+// a withdraw sent again once Redis is back may run late (a dropped connection may still hold
+// its first copy), and must not touch a later handoff of the session. Returns 1 withdrawn, 2
+// marked ended, 0 nothing of this node's to withdraw.
 const WITHDRAW = `
-if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return 0 end
+local state = redis.call('HMGET', KEYS[1], 'node', 'write')
+if state[1] ~= ARGV[1] or state[2] ~= ARGV[3] then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'claimed') == 1 then
   redis.call('HSET', KEYS[1], 'ended', '1')
   return 2
@@ -453,13 +459,15 @@ export class HandOffStore {
   /**
    * Withdraws the handoff of a session that ended here (see WITHDRAW): 'withdrawn', 'ended'
    * when a claim had won (the hash is marked for it), or 'none' when there was nothing of this
-   * node's. Rejects with `RedisUnreachableError` when not sent or not answered within
-   * `requestTimeout`. Sent after the handoff's write on the same connection, so it runs after
-   * it even while that write is unanswered.
+   * node's. 'later' when Redis is away or gave no answer within `requestTimeout`: the withdraw
+   * is kept and sent first once Redis answers again, before any other command of this node (see
+   * `Commands.undo`), for as long as the snapshot lives (its `ttl`); it may run twice, and does
+   * nothing the second time. Sent after the handoff's write on the same connection, so it runs
+   * after it even while that write is unanswered. Rejects with the error Redis answered.
    */
-  async withdraw(entry: HandedOff): Promise<'withdrawn' | 'ended' | 'none'> {
+  async withdraw(entry: HandedOff): Promise<'withdrawn' | 'ended' | 'none' | 'later'> {
     const keys = this.keys(entry.hash)
-    const reply = await this.commands.send([
+    const withdraw = [
       'EVAL',
       WITHDRAW,
       '3',
@@ -468,7 +476,16 @@ export class HandOffStore {
       keys.owner,
       this.node,
       HANDING_OFF,
-    ])
+      entry.write,
+    ]
+    const reply = await this.commands.send(withdraw).catch((err: unknown) => {
+      if (!(err instanceof RedisUnreachableError)) throw err
+      // Given up, the session could be claimed until its snapshot expires: the application saw
+      // it end, and a client would resume it. Sent again instead, as a write's UNDO is.
+      this.commands.undo(withdraw, entry.ttl)
+      return LATER
+    })
+    if (reply === LATER) return 'later'
     return reply === 1 ? 'withdrawn' : reply === 2 ? 'ended' : 'none'
   }
 

@@ -1,7 +1,7 @@
 // A session that ends on its draining node after its snapshot was stored in Redis for handoff
 // (here, the application disconnects it): the snapshot is withdrawn, and the client's resume on
 // the other node gets a new session, never a restored one; if that node's claim won first, it
-// drops the session at its takeover. A move whose snapshot Redis stored only after the node
+// drops the session at its takeover. A withdraw that cannot reach Redis goes once Redis is back. A move whose snapshot Redis stored only after the node
 // gave up on it is withdrawn too, and the node records itself as the owner again; a claim that
 // won that late snapshot before its take-back is revoked, and the client resumes the session
 // from the node that kept it. Two Parley servers on one real Redis behind a round-robin
@@ -14,6 +14,7 @@ import type { AdapterFactory, ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
 import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 import { HeldInOrder, holding } from './handoff-support.js'
@@ -33,17 +34,29 @@ type Slow = (client: RedisClientType) => HeldInOrder
 
 describe.skipIf(skipRedisSuites())('a session that ends on its draining node, over Redis', () => {
   let proxy: RoundRobinProxy | undefined
+  /** Node a's way to Redis, when a test cuts it. */
+  let link: TcpProxy | undefined
   const suite = endToEndSuite<Node>({
     beforeNodes: async () => {
       await proxy?.close()
       proxy = undefined
     },
+    afterNodes: async () => {
+      await link?.close()
+      link = undefined
+    },
   })
   const { nodes, clients } = suite
   let prefixes = 0
 
-  async function startNode(prefix: string, hook?: Hook, timeout = 3000, slow?: Slow): Promise<Node> {
-    const client = await connectedClient(suite.redis.url)
+  async function startNode(
+    prefix: string,
+    hook?: Hook,
+    timeout = 3000,
+    slow?: Slow,
+    url = suite.redis.url,
+  ): Promise<Node> {
+    const client = await connectedClient(url)
     const node: Node = {
       started: undefined as unknown as Started,
       redis: client,
@@ -78,19 +91,33 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     return node
   }
 
-  /** Nodes a (with `hook`) and b on a prefix of their own, and a client connected to a. */
-  async function setup(hooks: { a?: Hook; b?: Hook; slowA?: Slow }, timeout?: number) {
+  /**
+   * Nodes a (with `hook`, reaching Redis at `urlA`) and b on a prefix of their own, and a client
+   * connected to a.
+   */
+  async function setup(hooks: { a?: Hook; b?: Hook; slowA?: Slow; urlA?: string }, timeout?: number) {
     const prefix = `withdraw${prefixes++}`
-    const a = await startNode(prefix, hooks.a, timeout, hooks.slowA)
+    const a = await startNode(prefix, hooks.a, timeout, hooks.slowA, hooks.urlA)
     const b = await startNode(prefix, hooks.b)
     proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
-    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
+    const c = await connectToA()
+    return { a, b, c, first: c.id!, prefix }
+  }
+
+  /** A client connected to node a through the balancer; it tries again soon when cut off. */
+  async function connectToA() {
+    const c = connect(`${proxy!.url}/parley`, {
+      transports: ['websocket'],
+      autoConnect: false,
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 300,
+    })
     clients.push(c)
-    proxy.avoid.add(1)
+    proxy!.avoid.add(1)
     c.connect()
     await until(() => c.connected, 3000, 'connect to a')
-    proxy.avoid.clear()
-    return { a, b, c, first: c.id!, prefix }
+    proxy!.avoid.clear()
+    return c
   }
 
   /** Closes node a; the balancer skips it from now. */
@@ -129,6 +156,38 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     old = a.connections[0]!
     await drain(a)
     await expectNewSessionOnB({ a, b, c, first, prefix })
+  })
+
+  it('withdraws the snapshot once Redis is back when the session ended while Redis was away', async () => {
+    link = await startTcpProxy(suite.redis.port)
+    const urlA = `redis://127.0.0.1:${new URL(link.url).port}`
+    // The drain waits for d's claim (up to 7 s) long after c's session ended.
+    const { a, b, c, first, prefix } = await setup({ urlA }, 7000)
+    const d = await connectToA()
+    const old = a.connections.find((socket) => socket.id === first)!
+    // Neither client reaches a node until Redis is back for a and has run what a kept for it.
+    proxy!.offline = true
+    proxy!.avoid.add(0)
+    const draining = a.started.app.close()
+    const handoffs = () => b.redis.keys(`${prefix}:handoff:*`).then((keys) => keys.length)
+    await expect.poll(handoffs, { timeout: 3000 }).toBe(2)
+    link.offline = true
+    await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+    // The application ends c's session while a cannot reach Redis to withdraw its snapshot.
+    old.disconnect()
+    await sleep(200)
+    link.offline = false
+    await until(() => a.redis.isReady, 5000, 'a reaches Redis again')
+    // a's next command (a heartbeat) goes behind the withdraw: only d's snapshot is left.
+    await expect.poll(handoffs, { timeout: 3000 }).toBe(1)
+    proxy!.offline = false
+    await until(() => c.connected && c.id !== first && d.connected, 8000, 'both clients on b')
+    expect(c.recovered).toBe(false)
+    expect(d.recovered).toBe(true)
+    expect(b.restored.map((socket) => socket.id)).toEqual([d.id])
+    expect(b.connections.map((socket) => [socket.id, socket.recovered])).toEqual([[c.id, false]])
+    expect(a.disconnects).toEqual(['server disconnect', 'server handoff'])
+    await draining
   })
 
   it('drops a session whose claim won before it ended on the old node: the client gets a new one', async () => {

@@ -829,6 +829,50 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('withdraws a stored snapshot once Redis is back when its session ended meanwhile: a claim that won reads it ended', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      const socket = await open(a, 'sid-withdraw-away', 's1')
+      expect(await handOff(a, socket, 'sid-withdraw-away')).toBe(true)
+      proxy.offline = true
+      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+      // The session ends at a while a cannot reach Redis; b's claim finds the snapshot still there.
+      a.sockets.sessions.delete('sid-withdraw-away')
+      await a.adapter.withdrawHandOff('sid-withdraw-away')
+      const { done } = takeOver(b!, await b!.adapter.claimSession('sid-withdraw-away'))
+      proxy.offline = false
+      // a's withdraw goes first once a is back, and marks the claimed handoff ended.
+      expect(await done).toMatchObject({ ended: true })
+      expect(a.warnings).toContain(
+        '@parley/redis: could not withdraw the snapshot of a session that ended yet; it is withdrawn once Redis answers, another node may resume it until then',
+      )
+      expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('leaves a later handoff of the session alone when a withdraw runs late', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const sid = 'sid-withdraw-late'
+    const first = await open(a!, sid, 's1')
+    expect(await handOff(a!, first, sid)).toBe(true)
+    a!.sockets.sessions.delete(sid)
+    await a!.adapter.withdrawHandOff(sid)
+    const withdraw = a!.commands.find((args) => args[1]?.includes("HSET', KEYS[1], 'ended'") === true)
+    // The session is back at a (claimed back, say) and handed off again.
+    const again = await open(a!, sid, 's1')
+    expect(await handOff(a!, again, sid)).toBe(true)
+    // A copy of the first withdraw that a dropped connection still held runs only now.
+    expect(await a!.redis.sendCommand(withdraw!)).toBe(0)
+    expect(won(await b!.adapter.claimSession(sid)).snapshot.sid).toBe(sid)
+  })
+
   it('refuses a handoff write given up on that Redis runs only after its undo: the session stays its node’s', async () => {
     cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
     const [a, b] = await cluster.start(2)
