@@ -55,6 +55,12 @@ import {
   unpackValue,
 } from './wire.js'
 
+/**
+ * The longest `close()` waits for the steps that take back a handoff and could not reach Redis
+ * yet (see `Undos.settle`): with the goodbye's `GOODBYE_MS`, well within Fastify's default
+ * `pluginTimeout` (10 s), which bounds an `onClose` hook.
+ */
+export const UNDO_AT_CLOSE_MS = 3000
 /** What went wrong across nodes since the adapter started. Read-only: `adapter.stats`. */
 export interface RedisAdapterStats {
   /**
@@ -777,8 +783,10 @@ export class RedisAdapter implements Adapter {
   /**
    * Stops the heartbeat, removes this node from the live set, settles its pending queries (a
    * broadcast with acks fails the replies still owed by other nodes), closes the subscriber
-   * connection it made and logs the warnings it held back. The client passed in `client` stays
-   * open.
+   * connection it made and logs the warnings it held back. Before that it waits, at most
+   * `UNDO_AT_CLOSE_MS` (or `requestTimeout` when shorter), for what takes back a handoff step and could not reach Redis yet (a
+   * withdraw, the undo of a write given up on) to go through. The client passed in `client`
+   * stays open.
    */
   async close(): Promise<void> {
     if (this.#closed) return
@@ -789,6 +797,15 @@ export class RedisAdapter implements Adapter {
       this.#subscriber.destroy()
     } catch {
       // Already closed.
+    }
+    // What takes back a handoff step (a withdraw, a write given up on) and could not reach Redis
+    // yet: a node that goes without it leaves a snapshot claimable until it expires.
+    const undone = await this.#commands.settleUndos(Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout))
+    if (undone > 0) {
+      this.#warnings.warn(
+        'close',
+        `${undone} step(s) taking back a handoff could not reach Redis before the adapter closed; what they take back stays until it expires`,
+      )
     }
     try {
       await this.#nodes.stop()

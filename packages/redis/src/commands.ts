@@ -74,6 +74,11 @@ export class Commands {
     this.#undos.add(args, keepMs)
   }
 
+  /** Waits at most `ms` for the undos still kept (see `Undos.settle`); resolves with how many are left. */
+  settleUndos(ms: number): Promise<number> {
+    return this.#undos.settle(ms)
+  }
+
   #sent(args: string[], ms: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const wait = Math.min(ms, this.timeout)

@@ -3,6 +3,9 @@ import type { RedisClient } from './options.js'
 /** The most undos kept at once while they cannot be sent: past it, the oldest is given up. */
 export const MAX_KEPT_UNDOS = 1000
 
+/** How often `settle` looks whether the connection is back. */
+const SETTLE_POLL_MS = 25
+
 /** One command that takes back another, until Redis answered it. */
 interface Undo {
   readonly args: string[]
@@ -47,6 +50,23 @@ export class Undos {
     const undo: Undo = { args, until: Date.now() + keepMs, sending: false }
     this.#kept.add(undo)
     if (this.client.isReady) this.#send(undo)
+  }
+
+  /**
+   * Waits, at most `ms`, for every kept undo to be answered or given up, sending those that wait
+   * whenever the connection is back: an adapter that closes would otherwise drop them, and leave
+   * what they take back (a snapshot a client could still claim) until it expires. Resolves with
+   * how many are left.
+   */
+  async settle(ms: number): Promise<number> {
+    const end = Date.now() + ms
+    for (;;) {
+      this.#prune()
+      this.flush()
+      const left = end - Date.now()
+      if (this.#kept.size === 0 || left <= 0) return this.#kept.size
+      await new Promise((resolve) => setTimeout(resolve, Math.min(SETTLE_POLL_MS, left)))
+    }
   }
 
   /** Sends the undos that wait (the connection is back), oldest first: call before any other command. */

@@ -856,6 +856,43 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('waits at close, at most requestTimeout, for a withdraw that could not reach Redis yet', async () => {
+    cluster = new FakeCluster(redis.url, { requestTimeout: 2000 })
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      const socket = await open(a, 'sid-withdraw-close', 's1')
+      expect(await handOff(a, socket, 'sid-withdraw-close')).toBe(true)
+      proxy.offline = true
+      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+      // The session ends at a while it cannot reach Redis, and a closes (its drain is over).
+      a.sockets.sessions.delete('sid-withdraw-close')
+      await a.adapter.withdrawHandOff('sid-withdraw-close')
+      const closing = cluster.stop(a)
+      await sleep(200)
+      proxy.offline = false
+      await closing
+      // The withdraw went before a closed: nothing of the session is left to claim.
+      expect(await b!.adapter.claimSession('sid-withdraw-close')).toBeNull()
+
+      // Redis never back: the close still ends, within requestTimeout, and says what it left.
+      const c = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      const other = await open(c, 'sid-withdraw-never', 's2')
+      expect(await handOff(c, other, 'sid-withdraw-never')).toBe(true)
+      proxy.offline = true
+      await until(() => !c.redis.isReady, 3000, 'c cut off from Redis')
+      c.sockets.sessions.delete('sid-withdraw-never')
+      await c.adapter.withdrawHandOff('sid-withdraw-never')
+      await cluster.stop(c)
+      expect(
+        c.warnings.some((w) => w.includes('1 step(s) taking back a handoff could not reach Redis')),
+      ).toBe(true)
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('leaves a later handoff of the session alone when a withdraw runs late', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
