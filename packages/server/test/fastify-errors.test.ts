@@ -2,12 +2,12 @@
 // Parley's, the endpoints' CORS headers and all, while the application's own errors still reach
 // the client as the application made them.
 import { request as httpRequest } from 'node:http'
-import { decodeLines, PacketType } from '@parley/protocol'
+import { connect, type Socket } from '@parley/client'
 import type { AdapterFactory } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { type Started, sleep, startServer } from './helpers.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 
@@ -17,9 +17,11 @@ let started: Started | undefined
 /** Other nodes of a test's cluster. */
 const others: Started[] = []
 const clients: RawClient[] = []
+const parleyClients: Socket[] = []
 const raws: RawHttp[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
+  for (const c of parleyClients.splice(0)) c.disconnect()
   for (const r of raws.splice(0)) r.destroy()
   await started?.app.close()
   started = undefined
@@ -107,44 +109,101 @@ describe.each([
     "through the adapter's routeRequest",
     (_: Directory, cluster: Cluster, name: string) => cluster.adapter(name),
   ],
-] as const)("Fastify's handlerTimeout on a held poll forwarded to its owner (%s)", (_how, adapterOf) => {
-  it("answers it, and drops the owner's later answer, which the client still gets", async () => {
+] as const)("Fastify's handlerTimeout on requests forwarded to the owner (%s)", (_how, adapterOf) => {
+  it.each(['polling', 'sse'] as const)(
+    'never cuts a %s request the owner holds: the session goes on, never resumed',
+    async (transport) => {
+      const directory = new Directory()
+      const cluster = new Cluster()
+      const adapter = (name: string): AdapterFactory => adapterOf(directory, cluster, name)
+      const owner = await startServer({ adapter: adapter('a') })
+      others.push(owner)
+      started = await startServer({ adapter: adapter('b') }, undefined, { handlerTimeout: 100 })
+      // The handshake goes to the owner; every request after it to the other node, which
+      // forwards it: a held poll (an SSE stream) waits there far longer than its handlerTimeout.
+      const sent: string[] = []
+      const forwarding: typeof fetch = (input, init) => {
+        const url = new URL(input instanceof Request ? input.url : String(input))
+        const handshake = !url.searchParams.has('sid')
+        if (!handshake) url.port = new URL(started!.base).port
+        sent.push(handshake ? 'handshake' : 'forwarded')
+        return fetch(url, init)
+      }
+      const client = connect(owner.base, { transports: [transport], fetch: forwarding })
+      parleyClients.push(client)
+      await until(() => client.connected, 3000, 'connect')
+      const news: string[] = []
+      client.on('news', (text: string) => void news.push(text))
+
+      await sleep(600)
+      for (const socket of owner.app.parley.sockets.values()) socket.emit('news', 'after the wait')
+      await until(() => news.length === 1, 3000, 'the news')
+      expect(news).toEqual(['after the wait'])
+      // One handshake, never a resume: no request of the session was cut.
+      expect(sent.filter((what) => what === 'handshake')).toEqual(['handshake'])
+      expect(sent).toContain('forwarded')
+      expect(client.recovered).toBe(false)
+    },
+  )
+
+  it("lets a resume forwarded to the owner take the owner's time: its hooks count there", async () => {
     const directory = new Directory()
     const cluster = new Cluster()
     const adapter = (name: string): AdapterFactory => adapterOf(directory, cluster, name)
-    // The owner pings at once and waits long for the PONG: the next GET, held there.
-    const owner = await startServer({ adapter: adapter('a'), pingInterval: 50, pingTimeout: 10_000 })
-    others.push(owner)
-    const warnings: string[] = []
-    const stream = { write: (line: string) => void warnings.push(JSON.parse(line).msg) }
-    const logger = { level: 'warn', stream }
-    started = await startServer({ adapter: adapter('b') }, undefined, { handlerTimeout: 100, logger })
-    const client = await rawConnect('polling', owner.base, {}, { autoPong: false })
-    clients.push(client)
-    await client.next((p) => p.type === PacketType.PING)
-
-    const { port, pathname, search } = new URL(`${started.base}/poll?v=1&sid=${client.sid}&ack=0`)
-    const raw = await RawHttp.open(Number(port))
-    raws.push(raw)
-    raw.write(head('GET', `${pathname}${search}`))
-    const answer = await raw.answer()
-    expect({ status: answer.status, body: JSON.parse(answer.body) }).toEqual({
-      status: 408,
-      body: {
-        code: 'PARLEY_BAD_REQUEST',
-        message: "the request took longer than the server's handlerTimeout (100 ms)",
-      },
+    // The owner's own onRequest hook (an application's check, say) takes longer than the other
+    // node's handlerTimeout, on the resumes forwarded to it. (Fastify stops counting once a
+    // request's body has been read, so this held before the forward was hijacked too: a guard.)
+    const owner = await startServer({ adapter: adapter('a') }, (app) => {
+      app.addHook('onRequest', async (request) => {
+        if (request.method === 'POST' && request.headers['x-parley-routed'] !== undefined) await sleep(300)
+      })
     })
-    // The owner answers the poll it held: the forwarding node, which answered already, drops it
-    // (writing it would throw).
-    for (const socket of owner.app.parley.sockets.values()) socket.emit('news', 'after')
-    await sleep(50)
-    // Never read, it comes again to the client's next poll.
-    const next = await fetch(`${owner.base}/poll?v=1&sid=${client.sid}&ack=0`)
-    const decoded = decodeLines((await next.text()).split('\n'), { maxPayload: 1_000_000 })
-    expect(decoded.ok && decoded.packets.map((p) => p.type)).toContain(PacketType.EVENT)
-    // Nor is the owner taken for one that could not be reached.
-    expect(warnings).toEqual([])
+    others.push(owner)
+    started = await startServer({ adapter: adapter('b') }, undefined, { handlerTimeout: 100 })
+    const first = await rawConnect('polling', owner.base)
+    first.close()
+
+    const again = await rawConnect('polling', started.base, { sid: first.sid, ack: 0 })
+    clients.push(again)
+    expect(again.open).toMatchObject({ sid: first.sid, recovered: true })
+  })
+})
+
+describe('a forwarded request whose owner cannot be reached', () => {
+  it('is answered as before the forward: coded, readable by the page, closed after a large body', async () => {
+    const directory = new Directory()
+    const owner = await startServer({ adapter: directory.adapter('a') })
+    started = await startServer(
+      { adapter: directory.adapter('b'), allowedOrigins: [PAGE], maxPayload: 256 },
+      undefined,
+      {
+        handlerTimeout: 100,
+      },
+    )
+    const first = await rawConnect('polling', owner.base)
+    first.close()
+    // The owner dies without a word: the directory still names it.
+    const entries = [...directory.owners]
+    await owner.app.close()
+    for (const [sid, entry] of entries) directory.owners.set(sid, entry)
+    const url = `${started.base}/poll?v=1&sid=${first.sid}`
+
+    const held = await exchange(url, 'GET', { Origin: PAGE })
+    expect({ status: held.status, body: held.body }).toEqual({
+      status: 400,
+      body: { code: 'PARLEY_UNKNOWN_SESSION', message: 'the node of this session cannot be reached' },
+    })
+    const large = await exchange(url, 'POST', { Origin: PAGE }, 'x'.repeat(300))
+    expect({ status: large.status, code: large.body.code }).toEqual({
+      status: 413,
+      code: 'PARLEY_PAYLOAD_TOO_LARGE',
+    })
+    expect(large.headers.connection).toBe('close')
+    for (const answer of [held, large]) {
+      expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
+      expect(answer.headers['cache-control']).toBe('no-store')
+      expect(answer.headers['content-type']).toBe('application/json; charset=utf-8')
+    }
   })
 })
 

@@ -150,6 +150,14 @@ export class Forwarder {
     body: string,
     mark: RoutedMark,
   ): Promise<HandOver> {
+    // Answered already, by Fastify: the application's handlerTimeout ran out while a POST's
+    // body came. Its packets go again with the client's next POST.
+    if (reply.sent) return 'gone'
+    // From here this node answers on the raw response itself, as it does a poll it holds: the
+    // owner may hold this one (or stream it) far longer than the application's handlerTimeout,
+    // which counts on the owner alone (it answers there). The caller answers an `unreachable`
+    // on the raw response too (see `fail` in routes.ts).
+    reply.hijack()
     if (owner.url === undefined) return this.#route(owner, request, reply, body, mark)
     let outcome = await this.#send(owner.url, request, reply, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
@@ -159,11 +167,8 @@ export class Forwarder {
       this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
       return 'unreachable'
     }
-    if (outcome === 'gone' && !reply.sent) {
-      // Nobody to answer (the client left, or this node is closing): let its connection go.
-      reply.hijack()
-      reply.raw.destroy()
-    }
+    // Nobody to answer (the client left, or this node is closing): let its connection go.
+    if (outcome === 'gone') reply.raw.destroy()
     return outcome
   }
 
@@ -237,8 +242,8 @@ export class Forwarder {
       const routed = routedRequest(request, body, mark)
       const response = await this.#options.adapter.routeRequest?.(node, routed)
       if (!response) throw new Error('the adapter cannot route requests')
-      // Answered already, by Fastify (its handlerTimeout, see `#send`): the owner's is dropped.
-      if (reply.raw.headersSent) {
+      // The client left meanwhile: the owner sees its request closed, as in `#send`.
+      if (reply.raw.destroyed) {
         response.abort()
         return 'gone'
       }
@@ -304,14 +309,6 @@ export class Forwarder {
       })
       upstream.once('response', (answer) => {
         answered = true
-        // Answered already, by Fastify: the application's handlerTimeout ran out while the owner
-        // held the request (a poll). Its answer has nowhere to go (writing it would throw).
-        if (res.headersSent) {
-          upstream.destroy()
-          resolve('gone')
-          return
-        }
-        reply.hijack()
         const headers = closingClient(request, answerHeaders(answer.headers), mark === TOO_LARGE)
         res.writeHead(answer.statusCode ?? 502, headers)
         // An SSE stream streams: each chunk the owner writes goes on at once.

@@ -20,6 +20,7 @@ import type { Session } from '../session.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
+import { answer } from './answer.js'
 import { type BodyFailure, BodyReader, EMPTY_BODY } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
@@ -84,15 +85,15 @@ export async function parleyRoutes(
   const bodies = new BodyReader(options.maxPayload, options.pingTimeout)
   const idleSseUpstream = options.closeIdleSseUpstream ? new IdleSseUpstream() : undefined
 
+  /** A coded error answer; see `answer` for one whose request was to be forwarded. */
   const fail = (reply: FastifyReply, status: number, code: string, message: string, cors: HeaderBag = {}) =>
-    // Answered already by Fastify (the application's handlerTimeout): nothing more to say.
-    reply.sent
-      ? reply
-      : reply
-          .code(status)
-          .headers({ ...cors, 'Cache-Control': 'no-store' })
-          .type('application/json; charset=utf-8')
-          .send({ code, message })
+    answer(
+      reply,
+      status,
+      { ...cors, 'Cache-Control': 'no-store' },
+      'application/json; charset=utf-8',
+      JSON.stringify({ code, message }),
+    )
 
   const versionOk = (request: FastifyRequest) => (request.query as Query).v === String(PROTOCOL_VERSION)
 
@@ -425,11 +426,8 @@ export async function parleyRoutes(
     // No answer: the client left while the server worked on it (see `left`) and reads none;
     // should one still be read, it says to try again.
     if (line === undefined) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, NOT_COMPLETED, cors)
-    return reply
-      .code(200)
-      .headers({ ...cors, 'Cache-Control': 'no-store' })
-      .type('text/plain; charset=utf-8')
-      .send(line)
+    // On the raw response when an owner it went to first could not be reached (see `answer`).
+    return answer(reply, 200, { ...cors, 'Cache-Control': 'no-store' }, 'text/plain; charset=utf-8', line)
   }
 
   /**
