@@ -3,6 +3,7 @@
 // the client as the application made them.
 import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from '@parley/client'
+import { PacketType } from '@parley/protocol'
 import type { AdapterFactory } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
@@ -166,6 +167,25 @@ describe.each([
     const again = await rawConnect('polling', started.base, { sid: first.sid, ack: 0 })
     clients.push(again)
     expect(again.open).toMatchObject({ sid: first.sid, recovered: true })
+  })
+})
+
+describe("Fastify's handlerTimeout on a WebSocket relayed to the owner", () => {
+  it('never cuts the relay: it carries messages long after', async () => {
+    const directory = new Directory()
+    const owner = await startServer({ adapter: directory.adapter('a') })
+    others.push(owner)
+    started = await startServer({ adapter: directory.adapter('b') }, undefined, { handlerTimeout: 100 })
+    const first = await rawConnect('websocket', owner.base)
+    first.close()
+    const again = await rawConnect('websocket', started.base, { sid: first.sid, ack: 0 })
+    clients.push(again)
+    expect(again.open).toMatchObject({ sid: first.sid, recovered: true })
+
+    await sleep(500)
+    for (const socket of owner.app.parley.sockets.values()) socket.emit('news', 'after the wait')
+    expect(await again.next((p) => p.type === PacketType.EVENT)).toMatchObject({ args: ['after the wait'] })
+    expect(await Promise.race([again.ended, sleep(50).then(() => 'open')])).toBe('open')
   })
 })
 
