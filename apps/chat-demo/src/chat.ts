@@ -112,8 +112,16 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     return [...new Set(inside.map((data) => String(data.nickname)))].sort()
   }
 
+  /**
+   * Tells a room who is there, with the list's version. The version is taken first: a list made
+   * after a change then has a greater version than every list made before that change, so the
+   * newest version is the newest list, whichever node made it (see `ChatStore.peopleVersion`).
+   * Without the store (Redis away) the list goes without one: the people it finds, rather than nothing.
+   */
   async function announce(room: string): Promise<void> {
-    chat.to(room).emit('presence', { room, people: await people(room) })
+    const version = await store.peopleVersion(room).catch(logged)
+    const update = { room, people: await people(room) }
+    chat.to(room).emit('presence', version === undefined ? update : { ...update, version })
   }
 
   /** When each socket's last typing signal was passed on. */
@@ -290,12 +298,14 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
         if (joined.code === ChatErrorCode.STORE_UNAVAILABLE && change) roomLimit.giveBack(socket.data.moves)
         return ack(joined)
       }
-      const { history, list } = joined
+      const { history, list, peopleVersion } = joined
       ack({
         ok: true,
         room,
         history,
+        // Made after the store's join gave its version, like any list (see `announce`).
         people: await people(room),
+        peopleVersion,
         rooms: list.rooms,
         roomsVersion: list.version,
       })

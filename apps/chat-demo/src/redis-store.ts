@@ -26,16 +26,28 @@ export interface RedisStoreOptions extends ChatStoreOptions {
   timeout?: number
 }
 
-// Defines bump(key), which sets the rooms list's version (at `key`) to one more than the last,
-// and never less than Redis' clock in ms: it still grows after Redis lost its data (RoomList).
+// Defines bump(key, keep), which sets a version (the rooms list's, or a room's people list's, at
+// `key`) to one more than the last, and never less than Redis' clock in ms: it still grows after
+// Redis lost its data (RoomList), or forgot the key after `keep` ms (when given).
 const BUMP = `
-local function bump(key)
+local function bump(key, keep)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local version = math.max((tonumber(redis.call('GET', key)) or 0) + 1, now)
-  redis.call('SET', key, version)
+  if keep then redis.call('SET', key, version, 'PX', keep) else redis.call('SET', key, version) end
   return version
 end`
+
+/**
+ * How long a room's people version is kept after its last use, in ms: one that is forgotten starts
+ * again from Redis' clock, past every version given before (unless a room's lists ran faster than
+ * one a millisecond), so no key outlives its room for long and none needs removing.
+ */
+const PEOPLE_VERSION_KEPT = 86_400_000
+
+/** KEYS: the room's people version. ARGV: how long it is kept. A new version (`peopleVersion`). */
+const PEOPLE_VERSION = `${BUMP}
+return bump(KEYS[1], ARGV[1])`
 
 /** KEYS: rooms, used, version, uses. ARGV: room, most rooms apart from the default ones. */
 const ADD_ROOM = `${BUMP}
@@ -55,9 +67,10 @@ return 1`
 
 /**
  * One round trip per join: the room's check, its use, its history and the rooms list, read at
- * one moment (no message stored between the history and the list). KEYS: rooms, used, uses,
- * version, history. ARGV: room, '1' for a default room. Answers {0}: no such room, or {1, the
- * history, the rooms made, the list's version}.
+ * one moment (no message stored between the history and the list), and a people version for the
+ * answer's list. KEYS: rooms, used, uses, version, history, the room's people version. ARGV: room,
+ * '1' for a default room, how long the people version is kept. Answers {0}: no such room, or {1,
+ * the history, the rooms made, the list's version, the people version}.
  */
 const JOIN = `${BUMP}
 if ARGV[2] ~= '1' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {0} end
@@ -65,7 +78,8 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
 end
 local version = redis.call('GET', KEYS[4]) or bump(KEYS[4])
-return {1, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('ZRANGE', KEYS[1], 0, -1), tostring(version)}`
+return {1, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('ZRANGE', KEYS[1], 0, -1), tostring(version),
+  bump(KEYS[6], ARGV[3])}`
 
 /**
  * One round trip per message: the room's check, the resend's check, the message and the room's
@@ -112,7 +126,8 @@ return { redis.call('ZRANGE', KEYS[1], 0, -1), tostring(version) }`
  * The rooms and history in Redis, shared by every node of a cluster and kept while nodes restart.
  * Keys (after the prefix): `rooms` (a sorted set of the rooms made, by when), `used` (the same
  * rooms, by when each was last used: the quietest goes first when a new room needs its place),
- * `uses` and `version` (counters), `history:<room>` (a list of the last `history` messages, oldest
+ * `uses` and `version` (counters), `people:<room>` (the last version of the room's people list,
+ * kept a day after its last use), `history:<room>` (a list of the last `history` messages, oldest
  * first, as JSON), and two ways for a resend to find the id of the message a sender stored under
  * its key, each a lookup that costs the same however long the history: `keys:<room>` (a hash, by
  * sender and key, of the messages in the history, kept in step with it) and `sent:<room, sender,
@@ -172,16 +187,25 @@ export class RedisStore implements ChatStore {
   }
 
   async join(room: string): Promise<Joined | undefined> {
-    const keys = ['rooms', 'used', 'uses', 'version', `history:${room}`].map(this.#key)
-    const answer = (await this.#eval(JOIN, keys, [room, isDefaultRoom(room) ? '1' : '0'])) as
-      | [0]
-      | [1, string[], string[], string]
+    const keys = ['rooms', 'used', 'uses', 'version', `history:${room}`, `people:${room}`].map(this.#key)
+    const args = [room, isDefaultRoom(room) ? '1' : '0', String(PEOPLE_VERSION_KEPT)]
+    const answer = (await this.#eval(JOIN, keys, args)) as [0] | [1, string[], string[], string, number]
     if (answer[0] === 0) return undefined
-    const [, items, made, version] = answer
+    const [, items, made, version, peopleVersion] = answer
     return {
       history: parse(items).map((s) => s.message),
       list: { rooms: [...DEFAULT_ROOMS, ...made], version: Number(version) },
+      peopleVersion: Number(peopleVersion),
     }
+  }
+
+  async peopleVersion(room: string): Promise<number> {
+    const version = await this.#eval(
+      PEOPLE_VERSION,
+      [this.#key(`people:${room}`)],
+      [String(PEOPLE_VERSION_KEPT)],
+    )
+    return Number(version)
   }
 
   async quietest(): Promise<string[]> {

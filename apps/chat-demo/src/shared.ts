@@ -71,6 +71,8 @@ export type JoinReply =
       rooms: string[]
       /** The version of `rooms` (see the `rooms` event). */
       roomsVersion: number
+      /** The version of `people` (see the `presence` event). */
+      peopleVersion: number
     }
   | Refusal
 
@@ -99,7 +101,13 @@ export interface ClientEvents {
 /** Events the server sends. */
 export interface ServerEvents {
   chat: (message: ChatMessage) => void
-  presence: (update: { room: string; people: string[] }) => void
+  /**
+   * Who is in `room` now. `version` grows with each list of the room, across the nodes: a page
+   * keeps the list of the highest version it heard (lists sent by two nodes, and a join's answer,
+   * may cross on their way). None while the server cannot reach its store: the page takes that
+   * list as it comes.
+   */
+  presence: (update: { room: string; people: string[]; version?: number }) => void
   typing: (state: { room: string; who: string; typing: boolean }) => void
   /**
    * The rooms list changed. `version` grows with each change: a page keeps the list of the

@@ -31,10 +31,14 @@ export interface RoomList {
   version: number
 }
 
-/** What a join gets from the store: the room's last messages (oldest first) and the rooms list. */
+/**
+ * What a join gets from the store: the room's last messages (oldest first), the rooms list, and
+ * a version for the people list the join's answer carries (see `ChatStore.peopleVersion`).
+ */
 export interface Joined {
   history: ChatMessage[]
   list: RoomList
+  peopleVersion: number
 }
 
 /**
@@ -60,6 +64,14 @@ export interface ChatStore {
    * one round trip. Undefined when the room is not there (never made, or forgotten meanwhile).
    */
   join(room: string): Promise<Joined | undefined>
+  /**
+   * A version for a people list of `room` about to be made: greater than any given for that room
+   * before, by any node, and never less than the time in ms (so it keeps growing across a restart
+   * that forgot the last one). Asked before the list is made (`fetchSockets`): then a list with a
+   * greater version began later, and has every change whose own list began before it. A page
+   * keeps the list of the greatest version it heard, whichever node sent it and in whichever order.
+   */
+  peopleVersion(room: string): Promise<number>
   /** The rooms that may be closed (not the default ones), the one used longest ago first. */
   quietest(): Promise<string[]>
   /**
@@ -146,6 +158,8 @@ export class MemoryStore implements ChatStore {
   readonly #lastUsed = new Map<string, number>()
   #uses = 0
   #version = Date.now()
+  /** One count for the people lists of every room: a version need only grow within its room. */
+  #peopleVersion = 0
   readonly #nextId = messageIds()
   readonly #historySize: number
   readonly #maxRooms: number
@@ -185,7 +199,16 @@ export class MemoryStore implements ChatStore {
   async join(room: string): Promise<Joined | undefined> {
     if (!this.#rooms.has(room)) return undefined
     this.#touch(room)
-    return { history: await this.history(room), list: await this.rooms() }
+    return {
+      history: await this.history(room),
+      list: await this.rooms(),
+      peopleVersion: await this.peopleVersion(),
+    }
+  }
+
+  async peopleVersion(): Promise<number> {
+    this.#peopleVersion = Math.max(this.#peopleVersion + 1, Date.now())
+    return this.#peopleVersion
   }
 
   #touch(room: string): void {

@@ -1,6 +1,7 @@
 // The chat's rooms list and history on Redis, shared by the nodes of a cluster: a session that
 // lands on another node (a deploy, a crash) finds the same rooms and the same history there,
 // and they outlive the nodes. While Redis is away the chat says so and goes on with the rest.
+import { EventEmitter, once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from '@parley/client'
 import type { RedisAdapter } from '@parley/redis'
@@ -10,6 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
+import { PeopleLists } from '../src/page/people-lists.js'
 import { RedisStore, type StoreClient } from '../src/redis-store.js'
 import {
   ChatErrorCode,
@@ -227,6 +229,96 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
   })
 
   /**
+   * Holds the answer of `app`'s `nth` next `fetchSockets` of `room` (the people list it is making)
+   * until `release()`; `reached` resolves once it is held. So one node's list of a room is made
+   * before, and arrives after, another node's: two lists crossing, which real timing cannot be
+   * made to do on cue.
+   */
+  function holdFetch(app: FastifyInstance, room: string, nth = 1) {
+    const adapter = app.parley.adapter
+    const fetch = adapter.fetchSockets.bind(adapter)
+    const signals = new EventEmitter()
+    let count = 0
+    adapter.fetchSockets = async (options) => {
+      const found = await fetch(options)
+      if (options.rooms.has(room) && ++count === nth) {
+        signals.emit('reached')
+        await once(signals, 'release')
+      }
+      return found
+    }
+    return { reached: once(signals, 'reached'), release: () => signals.emit('release') }
+  }
+
+  /** What a page on `socket` shows as the people of `room` (`PeopleLists`), and every list it heard. */
+  function page(socket: Client, room: string) {
+    const seen = { lists: new PeopleLists(), shown: [] as string[], heard: [] as string[][] }
+    socket.on('presence', (update) => {
+      if (update.room !== room) return
+      seen.heard.push(update.people)
+      seen.shown = seen.lists.heard(room, update.people, update.version)
+    })
+    return seen
+  }
+
+  it("shows the newest people list when two nodes' lists of a room cross on their way", async () => {
+    const [a, b] = [await node('a'), await node('b')]
+    await together()
+    const [ann, bob, cy] = [await person('ann', a.url), await person('bob', b.url), await person('cy', a.url)]
+    const pages = [page(ann, 'lobby'), page(bob, 'lobby')]
+    for (const socket of [ann, bob, cy]) expect(await join(socket, 'lobby')).toMatchObject({ ok: true })
+    await expect
+      .poll(() => pages.map((p) => p.shown))
+      .toEqual([
+        ['ann', 'bob', 'cy'],
+        ['ann', 'bob', 'cy'],
+      ])
+
+    // Cy leaves through node A, whose list (without Cy) is held once made; Dee comes through
+    // node B meanwhile, whose list (with Dee) reaches everyone first.
+    const held = holdFetch(a.app, 'lobby')
+    cy.disconnect()
+    await held.reached
+    const dee = await person('dee', b.url)
+    expect(await join(dee, 'lobby')).toMatchObject({ ok: true })
+    const now = ['ann', 'bob', 'dee']
+    await expect.poll(() => pages.map((p) => p.shown)).toEqual([now, now])
+
+    // Node A's older list arrives last, and is not shown.
+    held.release()
+    await expect
+      .poll(() => pages.map((p) => p.heard.at(-1)))
+      .toEqual([
+        ['ann', 'bob'],
+        ['ann', 'bob'],
+      ])
+    expect(pages.map((p) => p.shown)).toEqual([now, now])
+  })
+
+  it("keeps a newer people list heard while joining over the older one the join's answer carries", async () => {
+    const [a, b] = [await node('a'), await node('b')]
+    await together()
+    const ann = await person('ann', b.url)
+    expect(await join(ann, 'lobby')).toMatchObject({ ok: true })
+    const dee = await person('dee', a.url)
+    const seen = page(dee, 'lobby')
+    // Node A's second list of the lobby in Dee's join is its answer's (the first, the one it
+    // sends the room): held once made, while Eve comes through node B.
+    const held = holdFetch(a.app, 'lobby', 2)
+    const answer = join(dee, 'lobby')
+    await held.reached
+    const eve = await person('eve', b.url)
+    expect(await join(eve, 'lobby')).toMatchObject({ ok: true })
+    await expect.poll(() => seen.shown).toEqual(['ann', 'dee', 'eve'])
+
+    held.release()
+    const reply = await answer
+    if (!reply.ok) throw new Error(reply.error)
+    expect(reply.people).toEqual(['ann', 'dee'])
+    expect(seen.lists.heard(reply.room, reply.people, reply.peopleVersion)).toEqual(['ann', 'dee', 'eve'])
+  })
+
+  /**
    * A chat on the test's Redis whose store counts the commands it sends (each one a round trip:
    * the store sends none together), with `run` given a client of it.
    */
@@ -261,7 +353,7 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     })
   })
 
-  it('makes one round trip to Redis per join of a room that is there, history and rooms list included', async () => {
+  it('makes one round trip to Redis per join of a room that is there, and one per people list it sends', async () => {
     await counting(async (url, counted) => {
       const [ann, bob] = [await person('ann', url), await person('bob', url)]
       await join(ann, 'plans')
@@ -270,10 +362,13 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
       const reply = await join(bob, 'plans')
       expect(reply).toMatchObject({ ok: true, room: 'plans', rooms: [...DEFAULT_ROOMS, 'plans'] })
       expect(texts(reply)).toEqual(['before bob'])
-      expect(counted.commands).toBe(1)
+      // The join (history, rooms list and the version of the answer's people list), and the
+      // version of the list the room gets.
+      expect(counted.commands).toBe(2)
       counted.commands = 0
       expect(texts(await join(bob, 'lobby'))).toEqual([])
-      expect(counted.commands).toBe(1)
+      // The join, and the lists of the room left and of the room joined.
+      expect(counted.commands).toBe(3)
     })
   })
 
@@ -300,6 +395,21 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
   })
 
   describe('RedisStore', () => {
+    it('gives the people lists of a room versions that grow across stores, also after Redis forgot them', async () => {
+      const [one, two] = [new RedisStore(admin), new RedisStore(admin)]
+      const before = Date.now()
+      const first = await one.peopleVersion('lobby')
+      expect(first).toBeGreaterThanOrEqual(before)
+      const joined = await two.join('lobby')
+      expect(joined?.peopleVersion).toBeGreaterThan(first)
+      const third = await one.peopleVersion('lobby')
+      expect(third).toBeGreaterThan(joined?.peopleVersion ?? Number.POSITIVE_INFINITY)
+      // Forgotten (expired, or Redis lost its data): on from Redis' clock, past what was given.
+      await admin.flushAll()
+      await new Promise((resolve) => setTimeout(resolve, 2))
+      expect(await two.peopleVersion('lobby')).toBeGreaterThan(third)
+    })
+
     it('keeps the last messages of each room, forgets a room with its history, and finds the quietest', async () => {
       const store = new RedisStore(admin, { history: 3, rooms: DEFAULT_ROOMS.length + 2 })
       for (let i = 1; i <= 5; i++) await store.add({ room: 'lobby', from: 'ann', text: `m${i}`, at: i })
@@ -309,7 +419,11 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
       expect(await store.addRoom('new')).toBe(true)
       expect(await store.addRoom('more')).toBe(false)
       // A join is a use: the room joined last is the last to go.
-      expect(await store.join('old')).toEqual({ history: [], list: await store.rooms() })
+      expect(await store.join('old')).toEqual({
+        history: [],
+        list: await store.rooms(),
+        peopleVersion: expect.any(Number),
+      })
       expect(await store.quietest()).toEqual(['new', 'old'])
       expect(await store.join('never-made')).toBeUndefined()
       const hi = await store.add({ room: 'new', from: 'bob', text: 'hi', at: 1 }, 'k1')

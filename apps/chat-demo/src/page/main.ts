@@ -13,6 +13,7 @@ import {
 } from '../shared.js'
 import { EarlyMessages } from './early-messages.js'
 import { HeldMessages } from './held-messages.js'
+import { PeopleLists } from './people-lists.js'
 import { StalledMessages } from './stalled-messages.js'
 import { createView, type Tick } from './view.js'
 
@@ -59,6 +60,8 @@ const held = new HeldMessages()
 let drawn: string | undefined
 /** Ids of the messages in the list, so that none shows twice. */
 const shown = new Set<string>()
+/** The newest people list heard for each room (a join's answer included). */
+const peopleLists = new PeopleLists()
 /** The newest rooms list heard, and its version (see `drawRooms`). */
 let roomList = { rooms: [] as string[], version: Number.NEGATIVE_INFINITY }
 /** Ticks of messages written while offline: the client keeps them and sends them on connect. */
@@ -164,7 +167,9 @@ function start(): void {
     show(message, true)
   })
   s.on('presence', (update) => {
-    if (update.room === room) view.people(update.people)
+    // Kept also for a room the page is joining: its answer's list may be older than this one.
+    const people = peopleLists.heard(update.room, update.people, update.version)
+    if (update.room === room) view.people(people)
   })
   s.on('typing', (state) => {
     if (state.room === room && state.who !== nickname) view.typing(state.who, state.typing)
@@ -297,7 +302,7 @@ function draw(reply: Extract<JoinReply, { ok: true }>, messages: readonly ChatMe
     view.clearMessages()
   }
   drawRooms(reply.rooms, reply.roomsVersion)
-  view.people(reply.people)
+  view.people(peopleLists.heard(reply.room, reply.people, reply.peopleVersion))
   for (const message of messages) show(message)
   held.arrived(room)
 }
