@@ -115,6 +115,17 @@ describe('chat server', () => {
     expect(await join(bob, 'lobby')).toMatchObject({ ok: true, people: ['ann', 'bob'] })
   })
 
+  it('still tells a room who left while the store cannot give the list a version, without one', async () => {
+    const [ann, bob] = [await person('ann'), await person('bob')]
+    await join(ann, 'lobby')
+    expect(await join(bob, 'lobby')).toMatchObject({ ok: true, people: ['ann', 'bob'] })
+    const heard: { people: string[]; version?: number }[] = []
+    ann.on('presence', ({ people, version }) => heard.push({ people, version }))
+    store.peopleVersion = () => Promise.reject(new StoreUnavailableError('away'))
+    bob.disconnect()
+    await expect.poll(() => heard).toEqual([{ people: ['ann'], version: undefined }])
+  })
+
   it('leaves a join the store could not answer out of the room and its people list', async () => {
     const [ann, bob] = [await person('ann'), await person('bob')]
     await join(ann, 'lobby')
