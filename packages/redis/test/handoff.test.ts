@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until } from '../../server/test/helpers.js'
 import { UNCLAIM_KEEP_MS } from '../src/handoff.js'
 import { SEAL_WAIT_MS } from '../src/takeover.js'
@@ -36,6 +36,19 @@ async function open(node: FakeNode, sid: string, id: string, rooms: string[] = [
 async function handOff(node: FakeNode, socket: FakeSocket, sid: string, rooms: string[] = [], ttl = TTL) {
   socket.handedOff = (text) => node.adapter.appendHandOff(sid, text)
   return node.adapter.handOff(snapshotOf(sid, socket.id, rooms), ttl)
+}
+
+/**
+ * `sid`'s snapshot is stored from `node`, whose way to Redis is `proxy`; then `node` is cut off
+ * from Redis and the session ends there: its withdraw waits for Redis.
+ */
+async function endWhileCutOff(node: FakeNode, proxy: TcpProxy, sid: string, id: string): Promise<void> {
+  const socket = await open(node, sid, id)
+  expect(await handOff(node, socket, sid)).toBe(true)
+  proxy.offline = true
+  await until(() => !node.redis.isReady, 3000, 'cut off from Redis')
+  node.sockets.sessions.delete(sid)
+  await node.adapter.withdrawHandOff(sid)
 }
 
 /** The claim a node won; anything else (nothing to claim, try again) fails the test. */
@@ -836,13 +849,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     try {
       const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
       await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
-      const socket = await open(a, 'sid-withdraw-away', 's1')
-      expect(await handOff(a, socket, 'sid-withdraw-away')).toBe(true)
-      proxy.offline = true
-      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
       // The session ends at a while a cannot reach Redis; b's claim finds the snapshot still there.
-      a.sockets.sessions.delete('sid-withdraw-away')
-      await a.adapter.withdrawHandOff('sid-withdraw-away')
+      await endWhileCutOff(a, proxy, 'sid-withdraw-away', 's1')
       const { done } = takeOver(b!, await b!.adapter.claimSession('sid-withdraw-away'))
       proxy.offline = false
       // a's withdraw goes first once a is back, and marks the claimed handoff ended.
@@ -856,19 +864,14 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
-  it('waits at close, at most requestTimeout, for a withdraw that could not reach Redis yet', async () => {
+  it('waits at close, a bounded time, for a withdraw that could not reach Redis yet', async () => {
     cluster = new FakeCluster(redis.url, { requestTimeout: 2000 })
     const [b] = await cluster.start(1)
     const proxy = await startTcpProxy(redis.port)
     try {
       const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
-      const socket = await open(a, 'sid-withdraw-close', 's1')
-      expect(await handOff(a, socket, 'sid-withdraw-close')).toBe(true)
-      proxy.offline = true
-      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
       // The session ends at a while it cannot reach Redis, and a closes (its drain is over).
-      a.sockets.sessions.delete('sid-withdraw-close')
-      await a.adapter.withdrawHandOff('sid-withdraw-close')
+      await endWhileCutOff(a, proxy, 'sid-withdraw-close', 's1')
       const closing = cluster.stop(a)
       await sleep(200)
       proxy.offline = false
@@ -878,12 +881,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
 
       // Redis never back: the close still ends, within requestTimeout, and says what it left.
       const c = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
-      const other = await open(c, 'sid-withdraw-never', 's2')
-      expect(await handOff(c, other, 'sid-withdraw-never')).toBe(true)
-      proxy.offline = true
-      await until(() => !c.redis.isReady, 3000, 'c cut off from Redis')
-      c.sockets.sessions.delete('sid-withdraw-never')
-      await c.adapter.withdrawHandOff('sid-withdraw-never')
+      await endWhileCutOff(c, proxy, 'sid-withdraw-never', 's2')
       await cluster.stop(c)
       expect(
         c.warnings.some((w) => w.includes('1 step(s) taking back a handoff could not reach Redis')),
