@@ -165,7 +165,11 @@ export class RedisAdapter implements Adapter {
       membership: `${prefix}:membership`,
     }
     this.#commands = new Commands(client, options.requestTimeout, (why, err) =>
-      this.#warnings.warn('undo', `gave up taking back a handoff step that got no answer: ${why}`, { err }),
+      this.#warnings.warn(
+        'undo',
+        `gave up taking back a handoff step (a write that got no answer, a claim given up on, or a withdraw of a session that ended): ${why}; what it would take back stays until it expires`,
+        { err },
+      ),
     )
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node)

@@ -133,7 +133,7 @@ export async function parleyRoutes(
   const originRefusals = new OriginRefusals(app.log)
   server.atClose(() => originRefusals.close())
   /** 403 for a refused origin, readable by the page that was refused, and a log line. */
-  const refuseOrigin = (request: FastifyRequest, reply: FastifyReply, origin: OriginVerdict) => {
+  const refuseOrigin = (reply: FastifyReply, origin: OriginVerdict) => {
     originRefusals.record(origin)
     const message = `the origin ${origin.seen} is not allowed here (the server's allowedOrigins)`
     return fail(reply, 403, ErrorCode.ORIGIN_FORBIDDEN, message, origin.cors)
@@ -179,7 +179,7 @@ export async function parleyRoutes(
       if (!versionOk(request))
         return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
       const origin = checkOrigin(request, options.allowedOrigins)
-      if (!origin.allowed) return refuseOrigin(request, reply, origin)
+      if (!origin.allowed) return refuseOrigin(reply, origin)
       // While the node drains, an upgrade goes through: its HELLO is then refused with ERROR
       // PARLEY_SERVER_SHUTTING_DOWN, a code the client reads (and tries another node), where a
       // refused upgrade tells a browser nothing.
@@ -229,7 +229,7 @@ export async function parleyRoutes(
     if (!versionOk(request))
       return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
     const origin = checkOrigin(request, options.allowedOrigins)
-    if (!origin.allowed) return refuseOrigin(request, reply, origin)
+    if (!origin.allowed) return refuseOrigin(reply, origin)
     if (request.headers.upgrade !== undefined) {
       return fail(reply, 400, ErrorCode.UNEXPECTED_UPGRADE, `no upgrade on the ${kind} endpoint`, origin.cors)
     }
