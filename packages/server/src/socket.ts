@@ -517,10 +517,22 @@ export class ServerSocket<
     return answer
   }
 
-  /** Takes the socket out of every room, now and once more after the joins and leaves under way. */
+  /**
+   * Takes the socket out of every room, now and once more after the joins and leaves under way.
+   * An adapter of the application's that throws (its store away) is logged, never thrown on:
+   * this runs as the session ends, and the rest of its end (the server's books, `disconnect`)
+   * must happen all the same.
+   */
   #leaveAll(): void {
     const adapter = this.#context.adapter
-    adapter.delAll(this.id)
+    try {
+      // Typed void, but an `async delAll` fits that type too: its rejection is caught as well.
+      const result: unknown = adapter.delAll(this.id)
+      if (isThenable(result))
+        result.then(undefined, (err: unknown) => this.#context.leaveFailed(this.id, err))
+    } catch (err) {
+      this.#context.leaveFailed(this.id, err)
+    }
     this.#membership
       ?.then(() => adapter.delAll(this.id))
       .catch((err: unknown) => this.#context.leaveFailed(this.id, err))

@@ -200,4 +200,37 @@ describe('an adapter that rejects', () => {
     await sleep(50)
     await oneNowTwoAtClose('could not take')
   })
+
+  it.each([
+    [
+      'throws',
+      (): void => {
+        throw new Error('the store went away')
+      },
+    ],
+    ['rejects', storeAway],
+  ])(
+    'ends a session whose adapter %s at its first delAll as any other, and logs it once per burst',
+    async (_, delAll) => {
+      const ended: string[] = []
+      const { started, oneNowTwoAtClose } = await serverWith(
+        () => ({ delAll }),
+        (app) => {
+          app.parley.on('connection', (socket) => {
+            socket.on('disconnect', (reason) => ended.push(reason))
+          })
+        },
+      )
+      // Each client leaves: its session ends, and the adapter fails as the socket leaves its rooms.
+      for (const transport of TRANSPORTS) {
+        const c = connect(started.base, { transports: [transport] })
+        await new Promise<void>((resolve) => c.once('connect', () => resolve()))
+        c.disconnect()
+        await until(() => ended.length === TRANSPORTS.indexOf(transport) + 1, 3000, 'the disconnect')
+      }
+      expect(ended).toEqual(['client disconnect', 'client disconnect', 'client disconnect'])
+      await until(() => started.app.parley.socketsCount === 0, 3000, 'no socket left')
+      await oneNowTwoAtClose('could not take')
+    },
+  )
 })
