@@ -27,7 +27,8 @@ export class AdapterFailures {
   readonly anotherNode: BurstLog
   /**
    * A handshake threw inside the server (the adapter's `addAll` of a new socket's own room, or
-   * a takeover's call that failed): those clients were answered PARLEY_BAD_REQUEST and try again.
+   * a takeover's call that failed): those clients were answered PARLEY_SERVER_SHUTTING_DOWN and
+   * try again.
    */
   readonly handshake: BurstLog
   /** `addAll` failed for sockets taken over from another node: they are not in their rooms. */
@@ -37,8 +38,13 @@ export class AdapterFailures {
    * freeze: they are still in them here.
    */
   readonly leaveAfterFreeze: BurstLog
-  /** `delAll` threw after the joins and leaves of an ended socket: the adapter may keep it in its rooms. */
+  /**
+   * `delAll` threw or rejected as a socket ended, or after its joins and leaves then under way:
+   * the adapter may keep it in its rooms.
+   */
   readonly leave: BurstLog
+  /** `sessionClosed` threw or rejected: the adapter may keep those sessions' owner records. */
+  readonly ownerRecordLeft: BurstLog
 
   constructor(log: FastifyBaseLogger) {
     const warn = (message: (count: number) => string) => new BurstLog(log, 'warn', message)
@@ -46,6 +52,10 @@ export class AdapterFailures {
     this.ownerRecord = warn(
       (count) =>
         `the adapter could not record the owner of ${count} session(s), since the last such line; requests for them that reach another node may not find them until it does`,
+    )
+    this.ownerRecordLeft = warn(
+      (count) =>
+        `the adapter could not remove the owner record of ${count} ended session(s), since the last such line; its store may name this node for them until the records expire`,
     )
     this.claim = warn(
       (count) =>
@@ -92,5 +102,6 @@ export class AdapterFailures {
     this.rejoin.close()
     this.leaveAfterFreeze.close()
     this.leave.close()
+    this.ownerRecordLeft.close()
   }
 }

@@ -27,7 +27,7 @@ import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
-import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
+import { hasAppCode, isThenable, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
@@ -269,7 +269,15 @@ export class ParleyServer<
   #forget(sid: string, id: string): void {
     this.#bySid.delete(sid)
     this.#byId.delete(id)
-    this.adapter.sessionClosed?.(sid)
+    // An adapter of the application's that throws, or rejects (an async `sessionClosed` fits its
+    // void type), is logged: this runs as a session ends, which must not fail with it.
+    const failed = (err: unknown) => this.#adapterFailures.ownerRecordLeft.record({ err })
+    try {
+      const result: unknown = this.adapter.sessionClosed?.(sid)
+      if (isThenable(result)) result.then(undefined, failed)
+    } catch (err) {
+      failed(err)
+    }
   }
 
   /** @internal The server listens at `url` (its origin): what other nodes forward requests to. */

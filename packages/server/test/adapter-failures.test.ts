@@ -210,11 +210,11 @@ describe('an adapter that rejects', () => {
     ],
     ['rejects', storeAway],
   ])(
-    'ends a session whose adapter %s at its first delAll as any other, and logs it once per burst',
-    async (_, delAll) => {
+    'ends a session whose adapter %s at its first delAll and at sessionClosed as any other, and logs it once per burst',
+    async (_, fail) => {
       const ended: string[] = []
-      const { started, oneNowTwoAtClose } = await serverWith(
-        () => ({ delAll }),
+      const { started, counts } = await serverWith(
+        () => ({ delAll: fail, sessionClosed: fail }),
         (app) => {
           app.parley.on('connection', (socket) => {
             socket.on('disconnect', (reason) => ended.push(reason))
@@ -230,7 +230,16 @@ describe('an adapter that rejects', () => {
       }
       expect(ended).toEqual(['client disconnect', 'client disconnect', 'client disconnect'])
       await until(() => started.app.parley.socketsCount === 0, 3000, 'no socket left')
-      await oneNowTwoAtClose('could not take')
+      await started.app.close()
+      for (const text of ['could not take', 'could not remove the owner record']) {
+        expect([text, counts(text)]).toEqual([
+          text,
+          [
+            [1, 1],
+            [2, 3],
+          ],
+        ])
+      }
     },
   )
 })
