@@ -18,14 +18,14 @@ interface Undo {
 /**
  * The commands that take back a command whose answer never came (given up on, or lost with its
  * connection), for it may have run, and those that take back a stored handoff whose session
- * ended while Redis was away (see `HandOffStore.withdraw`). An undo must run after the command it takes back: it goes on
- * the same connection right behind it while Redis is connected; while not, it waits, and goes
- * first once the connection is back, before any other command of the adapter (`Commands.send`
- * calls `flush`). node-redis keeps a command it had not written yet for the next connection,
- * ahead of anything sent later, so the order holds either way. A connection that drops before
- * Redis answers the undo leaves it unknown whether it ran: it goes again on the next one (an undo
- * that runs twice does nothing the second time). Kept until Redis answers it, for at most its
- * `keepMs`, and at most `MAX_KEPT_UNDOS` at once.
+ * ended while Redis was away (see `HandOffStore.withdraw`). An undo must run after the command
+ * it takes back: it goes on the same connection right behind it while Redis is connected;
+ * while not, it waits, and goes first once the connection is back, before any other command of
+ * the adapter (`Commands.send` calls `flush`). node-redis keeps a command it had not written yet
+ * for the next connection, ahead of anything sent later, so the order holds either way. A
+ * connection that drops before Redis answers the undo leaves it unknown whether it ran: it goes
+ * again on the next one (an undo that runs twice does nothing the second time). Kept until Redis
+ * answers it, for at most its `keepMs`, and at most `MAX_KEPT_UNDOS` at once.
  */
 export class Undos {
   /** Oldest first. */

@@ -53,8 +53,8 @@ interface Pending {
 const APP_CODE = /^[A-Z0-9_]{1,64}$/
 /**
  * Parley's own codes the client knows. Any other `PARLEY_` code comes from a package's internals
- * (`PARLEY_REDIS_UNREACHABLE`, whose message names the Redis address, rejects a `fetchSockets`
- * a middleware awaited): never the application's choice, so never on the wire.
+ * (`PARLEY_REDIS_UNREACHABLE`, whose message names the Redis address, from the Redis adapter's
+ * `ready()` a middleware awaited): never the application's choice, so never on the wire.
  */
 const WIRE_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode))
 

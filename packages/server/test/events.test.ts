@@ -454,7 +454,7 @@ describe('handler refusals', () => {
       s.on('bug', () => {
         throw new TypeError('x is undefined at line 3')
       })
-      // What a package of Parley's rejects with (a `fetchSockets` on Redis away): not the app's.
+      // What a package of Parley's rejects with (the Redis adapter's `ready()` with Redis away): not the app's.
       s.on('internal', async () => {
         throw Object.assign(new Error('Redis at redis.internal:6379 did not answer'), {
           code: 'PARLEY_REDIS_UNREACHABLE',

@@ -17,7 +17,7 @@ afterEach(async () => {
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
 const DRIVER_ERROR = 'connect ECONNREFUSED db.internal:5432 (SELECT * FROM users)'
-/** What a package of Parley's rejects with inside a middleware (a `fetchSockets` on Redis away). */
+/** What a package of Parley's rejects with inside a middleware (the Redis adapter's `ready()` with Redis away). */
 const INTERNAL_ERROR = Object.assign(new Error('Redis at redis.internal:6379 did not answer'), {
   code: 'PARLEY_REDIS_UNREACHABLE',
 })
