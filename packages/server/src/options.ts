@@ -92,7 +92,11 @@ export interface ParleyServerOptions {
    * client of a node that closes would come back at the same moment.
    */
   shutdown?: { retryAfter?: number; retrySpread?: number }
-  /** Milliseconds a fresh WebSocket has to send its HELLO. Default 10000. */
+  /**
+   * Milliseconds a fresh WebSocket has to send its HELLO. With several nodes, also the longest
+   * wait for the adapter to name the owner of a session this node does not hold, then for a
+   * connection to that owner. Default 10000.
+   */
   handshakeTimeout?: number
   /**
    * Most sessions this node holds at once: connected ones and those waiting in their recovery

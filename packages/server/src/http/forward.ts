@@ -3,10 +3,11 @@ import { pipeline } from 'node:stream'
 import type { HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { Adapter } from '../adapter/adapter.js'
+import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay } from './forward-ws.js'
+import { answeredByFastify } from './handler-timeout.js'
 import {
   closingClient,
   ROUTED_HEADER,
@@ -36,7 +37,10 @@ export type HandOver = 'answered' | 'gone' | 'unreachable'
 export interface ForwarderOptions {
   adapter: Adapter
   log: FastifyBaseLogger
-  /** The longest wait for a connection to the owner (and for its WebSocket upgrade). */
+  /**
+   * The longest wait for the adapter to name a session's owner, then for a connection to that
+   * owner (and for its WebSocket upgrade).
+   */
   connectTimeout: number
   /** A relayed WebSocket stops reading a side whose peer holds more unsent bytes than this. */
   highWaterMark: number
@@ -90,13 +94,39 @@ export class Forwarder {
     if (this.#closed || !adapter.sessionOwner || request.headers[ROUTED_HEADER] !== undefined)
       return undefined
     try {
-      const owner = await adapter.sessionOwner(sid)
+      const owner = await this.#lookUp(adapter.sessionOwner.bind(adapter), sid)
       if (typeof owner !== 'object' || (resume && owner.handingOff)) return undefined
       if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
       return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
     } catch (err) {
       this.#lookupsFailed.record({ err })
       return undefined
+    }
+  }
+
+  /**
+   * The adapter's answer to where `sid` lives, or a rejection once `connectTimeout` passed
+   * without one: a lookup that never settles (a store that hangs, an adapter without a timeout
+   * of its own) must not hold the request forever, nor keep it from Fastify's handlerTimeout
+   * in vain (see handler-timeout.ts). It counts as a failed lookup.
+   */
+  async #lookUp(
+    sessionOwner: (sid: string) => SessionOwnerAnswer | Promise<SessionOwnerAnswer>,
+    sid: string,
+  ): Promise<SessionOwnerAnswer> {
+    // Asked before the timer is set: an adapter that throws at once leaves none behind.
+    const asked = sessionOwner(sid)
+    const ms = this.#options.connectTimeout
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([
+        asked,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the adapter named no owner within ${ms} ms`)), ms)
+        }),
+      ])
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -152,8 +182,9 @@ export class Forwarder {
   ): Promise<HandOver> {
     // Answered already, by Fastify: the application's handlerTimeout ran out while a POST's
     // body came. Its packets go again with the client's next POST.
-    if (reply.sent) return 'gone'
-    // From here this node answers on the raw response itself, as it does a poll it holds: the
+    if (answeredByFastify(reply)) return 'gone'
+    // From here this node answers on the raw response itself (if the owner's lookup outlasted
+    // the handlerTimeout, it does already), as it does a poll it holds: the
     // owner may hold this one (or stream it) far longer than the application's handlerTimeout,
     // which counts on the owner alone (it answers there). The caller answers an `unreachable`
     // on the raw response too (see `fail` in routes.ts).

@@ -26,6 +26,7 @@ import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import { answerToFastifyError } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
+import { outlastHandlerTimeout } from './handler-timeout.js'
 import { redactingRequestSerializer } from './log-redaction.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
@@ -152,6 +153,13 @@ export async function parleyRoutes(
     unreachable: (node, err) => server.ownerUnreachable(node, err),
     noOtherNode: (err) => server.noOtherNode(err),
   })
+  /**
+   * The node that holds session `sid`, for an SSE or polling request (see `Forwarder.ownerOf`):
+   * a lookup that takes longer than the application's handlerTimeout goes on (see
+   * handler-timeout.ts), and the request is forwarded all the same.
+   */
+  const ownerOf = (sid: string, reply: FastifyReply, resume = false) =>
+    outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http', resume))
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
   server.atClose(() => forwarder.close())
   // Nothing a body still on its way could say matters once the sessions end.
@@ -252,8 +260,7 @@ export async function parleyRoutes(
     if (method === 'POST' && tooLarge(request)) {
       const session = sid === undefined ? undefined : server.sessionFor(sid)
       if (sid !== undefined && !session) {
-        const owner = await forwarder.ownerOf(sid, request, 'http')
-        return refuseTooLargeFor(owner, request, reply, cors)
+        return refuseTooLargeFor(await ownerOf(sid, reply), request, reply, cors)
       }
       return refuseTooLarge(reply, kind, cors, session, session?.transport?.name === kind)
     }
@@ -279,7 +286,7 @@ export async function parleyRoutes(
       return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
     if (!session) {
       // It may live on another node: then that node answers (no sticky sessions needed).
-      const owner = await forwarder.ownerOf(sid, request, 'http')
+      const owner = await ownerOf(sid, reply)
       if (owner === undefined) {
         server.unknownSession(sid)
         return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
@@ -397,7 +404,7 @@ export async function parleyRoutes(
     } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
       // A resume of a session that lives on another node: that node resumes it. When it cannot
       // be reached, the resume is ours: a session this node does not know (a new one).
-      const owner = await forwarder.ownerOf(hello.sid, request, 'http', true)
+      const owner = await ownerOf(hello.sid, reply, true)
       if (owner && (await forwarder.handOver(owner, request, reply, body.text())) !== 'unreachable')
         return reply
     }

@@ -1,0 +1,160 @@
+// A node that gets a request for a session of another node asks its adapter where that session
+// lives before it forwards the request. That lookup (a round trip to a store) may take longer
+// than the application's Fastify handlerTimeout on that node: the request must still reach the
+// owner, and the client go on as if nothing happened. A lookup that never settles is bounded.
+import { connect, type Socket } from '@parley/client'
+import type { AdapterFactory, ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Directory } from './directory-adapter.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
+
+const nodes: Started[] = []
+const clients: Socket[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect()
+  for (const node of nodes.splice(0)) await node.app.close()
+})
+
+/** Owner lookups held until the test opens the gate: a store that answers late. */
+class LookupGate {
+  #open = true
+  #waiting: (() => void)[] = []
+  /** Lookups asked while the gate was closed. */
+  held = 0
+
+  close(): void {
+    this.#open = false
+  }
+
+  open(): void {
+    this.#open = true
+    for (const go of this.#waiting.splice(0)) go()
+  }
+
+  /** Settles once the gate is open. */
+  pass(): Promise<void> {
+    if (this.#open) return Promise.resolve()
+    this.held++
+    return new Promise((resolve) => this.#waiting.push(resolve))
+  }
+
+  /** `directory`'s adapter for node `name`, its `sessionOwner` held by this gate. */
+  adapter(directory: Directory, name: string): AdapterFactory {
+    return (sockets) => {
+      const adapter = directory.adapter(name)(sockets)
+      const ask = adapter.sessionOwner!.bind(adapter)
+      const sessionOwner = async (sid: string) => {
+        await this.pass()
+        return ask(sid)
+      }
+      return Object.assign(adapter, { sessionOwner })
+    }
+  }
+}
+
+/**
+ * The owner, `a`, and node `b` with `handlerTimeout: 100` and late lookups; a real client whose
+ * handshake goes to `a` and whose every other request goes to `b`, which forwards it to `a`.
+ */
+async function twoNodes(transport: 'polling' | 'sse', gate: LookupGate, bOptions = {}) {
+  const directory = new Directory()
+  const up: number[] = []
+  const sockets: ServerSocket[] = []
+  const owner = await startServer({ adapter: directory.adapter('a') }, (app) => {
+    app.parley.on('connection', (socket) => {
+      sockets.push(socket)
+      socket.on('up', (n: number) => void up.push(n))
+    })
+  })
+  nodes.push(owner)
+  const other = await startServer({ adapter: gate.adapter(directory, 'b'), ...bOptions }, undefined, {
+    handlerTimeout: 100,
+  })
+  nodes.push(other)
+  const sent: string[] = []
+  const forwarding: typeof fetch = (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input))
+    const handshake = !url.searchParams.has('sid')
+    if (!handshake) url.port = new URL(other.base).port
+    sent.push(handshake ? 'handshake' : `${init?.method ?? 'GET'} forwarded`)
+    return fetch(url, init)
+  }
+  const client = connect(owner.base, { transports: [transport], fetch: forwarding, reconnectionDelay: 50 })
+  clients.push(client)
+  const errors: string[] = []
+  client.on('transport_error', (_name, error) => void errors.push(`${error.code} ${error.message}`))
+  const news: string[] = []
+  client.on('news', (text: string) => void news.push(text))
+  return { owner, other, client, sent, errors, news, up, sockets, directory }
+}
+
+describe.each(['polling', 'sse'] as const)('an owner lookup slower than handlerTimeout (%s)', (transport) => {
+  it('still forwards the GET and the POST: the client goes on, never resumed, nothing lost', async () => {
+    const gate = new LookupGate()
+    const { client, sent, errors, news, up, sockets } = await twoNodes(transport, gate)
+    await until(() => client.connected, 3000, 'connect')
+    expect(sent).toContain('GET forwarded')
+
+    gate.close()
+    client.emit('up', 1)
+    // A poll comes back, and the next one asks again; an SSE stream stays with the owner.
+    sockets[0]!.emit('news', 'one')
+    await until(() => gate.held >= (transport === 'polling' ? 2 : 1), 3000, 'the held lookups')
+    await sleep(300)
+    gate.open()
+
+    await until(() => up.length === 1, 3000, "the POST's packet")
+    sockets[0]!.emit('news', 'two')
+    await until(() => news.length === 2, 3000, 'the news')
+    expect({ up, news, errors }).toEqual({ up: [1], news: ['one', 'two'], errors: [] })
+    // One handshake, never a resume: no request was cut on the way to the owner.
+    expect(sent.filter((what) => what === 'handshake')).toEqual(['handshake'])
+    expect(client.recovered).toBe(false)
+  })
+})
+
+describe.each([
+  ['with handlerTimeout', { handlerTimeout: 100 }],
+  ['without handlerTimeout', {}],
+] as const)('an owner lookup that never settles (%s)', (_name, fastify) => {
+  it.each(['GET', 'POST'] as const)(
+    'answers a %s within handshakeTimeout as for a failed lookup: 400 PARLEY_UNKNOWN_SESSION',
+    async (method) => {
+      const directory = new Directory()
+      const gate = new LookupGate()
+      const owner = await startServer({ adapter: directory.adapter('a') })
+      nodes.push(owner)
+      const warnings: string[] = []
+      const logger = {
+        level: 'warn',
+        stream: { write: (line: string) => void warnings.push(JSON.parse(line).msg) },
+      }
+      const other = await startServer(
+        { adapter: gate.adapter(directory, 'b'), handshakeTimeout: 300 },
+        undefined,
+        {
+          ...fastify,
+          logger,
+        },
+      )
+      nodes.push(other)
+      const first = await rawConnect('polling', owner.base)
+      first.close()
+      gate.close()
+
+      const answer = await fetch(`${other.base}/poll?v=1&sid=${first.sid}`, {
+        method,
+        body: method === 'POST' ? '[3]' : undefined,
+        signal: AbortSignal.timeout(5000),
+      })
+      expect({ status: answer.status, body: await answer.json() }).toEqual({
+        status: 400,
+        body: { code: 'PARLEY_UNKNOWN_SESSION', message: 'no such session' },
+      })
+      expect(gate.held).toBe(1)
+      await other.app.close()
+      expect(warnings.join('\n')).toMatch(/the adapter could not tell where a session lives, 1 time/)
+    },
+  )
+})
