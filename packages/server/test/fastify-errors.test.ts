@@ -190,15 +190,18 @@ describe("Fastify's handlerTimeout on a WebSocket relayed to the owner", () => {
 })
 
 describe('a forwarded request whose owner cannot be reached', () => {
-  it('is answered as before the forward: coded, readable by the page, closed after a large body', async () => {
+  it("is answered as before the forward: coded, readable by the page, closed after a large body, with the application's onSend headers", async () => {
     const directory = new Directory()
     const owner = await startServer({ adapter: directory.adapter('a') })
     started = await startServer(
       { adapter: directory.adapter('b'), allowedOrigins: [PAGE], maxPayload: 256 },
-      undefined,
-      {
-        handlerTimeout: 100,
+      // An application's security header, added to every answer.
+      (app) => {
+        app.addHook('onSend', async (_request, reply) => {
+          reply.header('x-content-type-options', 'nosniff')
+        })
       },
+      { handlerTimeout: 100 },
     )
     const first = await rawConnect('polling', owner.base)
     first.close()
@@ -223,6 +226,7 @@ describe('a forwarded request whose owner cannot be reached', () => {
       expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
       expect(answer.headers['cache-control']).toBe('no-store')
       expect(answer.headers['content-type']).toBe('application/json; charset=utf-8')
+      expect(answer.headers['x-content-type-options']).toBe('nosniff')
     }
   })
 })

@@ -3,12 +3,12 @@ import type { HeaderBag } from '../transports/http.js'
 
 /**
  * Answers `reply` with `status`, `headers` and `body`: through Fastify (the application's
- * `onSend` hooks and all), or on the raw response when the reply was hijacked to forward the
- * request and the owner could not be reached (see `Forwarder.handOver`), or taken from Fastify
- * when its handlerTimeout ran out while the owner was looked up (see handler-timeout.ts): the
- * same answer, with the headers already set on the reply (`Connection: close`, `Allow`).
- * Nothing when it was answered already: by Fastify (the application's handlerTimeout), or by
- * the owner.
+ * `onSend` hooks and all), or on the raw response when the reply was taken from Fastify because
+ * its handlerTimeout ran out while the request waited on another node (the owner's lookup, or
+ * the owner itself, which could then not be reached: see handler-timeout.ts): the same answer,
+ * with the headers already set on the reply (`Connection: close`, `Allow`), but none that the
+ * application's `onSend` hooks would add. Nothing when it was answered already: by Fastify
+ * (the application's handlerTimeout), or by the owner.
  */
 export function answer(
   reply: FastifyReply,

@@ -7,7 +7,7 @@ import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay } from './forward-ws.js'
-import { answeredByFastify } from './handler-timeout.js'
+import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import {
   closingClient,
   ROUTED_HEADER,
@@ -183,12 +183,21 @@ export class Forwarder {
     // Answered already, by Fastify: the application's handlerTimeout ran out while a POST's
     // body came. Its packets go again with the client's next POST.
     if (answeredByFastify(reply)) return 'gone'
-    // From here this node answers on the raw response itself (if the owner's lookup outlasted
-    // the handlerTimeout, it does already), as it does a poll it holds: the
-    // owner may hold this one (or stream it) far longer than the application's handlerTimeout,
-    // which counts on the owner alone (it answers there). The caller answers an `unreachable`
-    // on the raw response too (see `fail` in routes.ts).
-    reply.hijack()
+    // The owner may hold this request (or stream it) far longer than the application's
+    // handlerTimeout, which counts on the owner alone (it answers there). The reply stays
+    // Fastify's until the owner answers, so that an owner that cannot be reached is answered
+    // as any other error (the application's onSend hooks and all), unless the handlerTimeout
+    // ran out meanwhile: then it is this node's, answered on the raw response.
+    return outlastHandlerTimeout(reply, this.#handOverHeld(owner, request, reply, body, mark))
+  }
+
+  async #handOverHeld(
+    owner: Owner,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    body: string,
+    mark: RoutedMark,
+  ): Promise<HandOver> {
     if (owner.url === undefined) return this.#route(owner, request, reply, body, mark)
     let outcome = await this.#send(owner.url, request, reply, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
@@ -199,7 +208,7 @@ export class Forwarder {
       return 'unreachable'
     }
     // Nobody to answer (the client left, or this node is closing): let its connection go.
-    if (outcome === 'gone') reply.raw.destroy()
+    if (outcome === 'gone') takeReply(reply).raw.destroy()
     return outcome
   }
 
@@ -275,10 +284,11 @@ export class Forwarder {
       if (!response) throw new Error('the adapter cannot route requests')
       // The client left meanwhile: the owner sees its request closed, as in `#send`.
       if (reply.raw.destroyed) {
+        takeReply(reply)
         response.abort()
         return 'gone'
       }
-      relayResponse(reply, response, mark === TOO_LARGE)
+      relayResponse(takeReply(reply), response, mark === TOO_LARGE)
       return 'answered'
     } catch (err) {
       this.#options.unreachable(node, err)
@@ -340,6 +350,7 @@ export class Forwarder {
       })
       upstream.once('response', (answer) => {
         answered = true
+        takeReply(reply)
         const headers = closingClient(request, answerHeaders(answer.headers), mark === TOO_LARGE)
         res.writeHead(answer.statusCode ?? 502, headers)
         // An SSE stream streams: each chunk the owner writes goes on at once.
@@ -365,4 +376,13 @@ export class Forwarder {
       upstream.end(request.method === 'POST' ? body : undefined)
     })
   }
+}
+
+/**
+ * The reply, hijacked (unless it was already): from here this node answers on the raw response,
+ * as it does a poll it holds.
+ */
+function takeReply(reply: FastifyReply): FastifyReply {
+  if (!reply.sent) reply.hijack()
+  return reply
 }

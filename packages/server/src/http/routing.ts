@@ -69,8 +69,7 @@ export function routedRequest(request: FastifyRequest, body: string, mark: Route
  * `close`: the client's connection closes after it, whatever the owner says (see `closingClient`).
  */
 export function relayResponse(reply: FastifyReply, response: RoutedResponse, close = false): FastifyReply {
-  // The reply was hijacked already, as soon as the request was to be forwarded (see
-  // `Forwarder.handOver`).
+  // The reply was hijacked already, once the owner answered (see `Forwarder.handOver`).
   const res = reply.raw
   res.writeHead(response.status, closingClient(reply.request, { ...response.headers }, close))
   pipeline(response.body, res, (err) => {
