@@ -147,6 +147,61 @@ describe.each([
     },
   )
 
+  it.each(['polling', 'sse'] as const)(
+    'cuts a %s POST whose body is still coming (408, not forwarded): the client sends it again, nothing lost',
+    async (transport) => {
+      const directory = new Directory()
+      const cluster = new Cluster()
+      const adapter = (name: string): AdapterFactory => adapterOf(directory, cluster, name)
+      const up: number[] = []
+      const owner = await startServer({ adapter: adapter('a') }, (app) => {
+        app.parley.on('connection', (socket) => socket.on('up', (n: number) => void up.push(n)))
+      })
+      others.push(owner)
+      started = await startServer({ adapter: adapter('b') }, undefined, { handlerTimeout: 100 })
+      // Every request but the handshake goes to the other node; the first POST's body comes
+      // in two parts, 300 ms apart, so that its handlerTimeout runs out in between.
+      let slow = true
+      const forwarding: typeof fetch = async (input, init) => {
+        const url = new URL(input instanceof Request ? input.url : String(input))
+        if (!url.searchParams.has('sid')) return fetch(url, init)
+        url.port = new URL(started!.base).port
+        if (init?.method !== 'POST' || !slow) return fetch(url, init)
+        slow = false
+        const text = String(init.body)
+        const body = new ReadableStream<Uint8Array>({
+          async start(controller) {
+            controller.enqueue(new TextEncoder().encode(text.slice(0, 2)))
+            await sleep(300)
+            controller.enqueue(new TextEncoder().encode(text.slice(2)))
+            controller.close()
+          },
+        })
+        return fetch(url, { ...init, body, duplex: 'half' } as RequestInit)
+      }
+      const client = connect(owner.base, {
+        transports: [transport],
+        fetch: forwarding,
+        reconnectionDelay: 50,
+      })
+      parleyClients.push(client)
+      const errors: string[] = []
+      client.on('transport_error', (_name, error) => void errors.push(error.code))
+      await until(() => client.connected, 3000, 'connect')
+
+      client.emit('up', 1)
+      await until(() => up.length === 1, 5000, "the POST's packet, sent again")
+      client.emit('up', 2)
+      await until(() => up.length === 2, 3000, 'the next packet')
+      expect(up).toEqual([1, 2])
+      expect(slow).toBe(false)
+      // The cut POST failed the transport, and the client resumed its session.
+      expect(errors).toEqual(['PARLEY_BAD_REQUEST'])
+      expect(client.recovered).toBe(true)
+      expect(client.connected).toBe(true)
+    },
+  )
+
   it("lets a resume forwarded to the owner take the owner's time: its hooks count there", async () => {
     const directory = new Directory()
     const cluster = new Cluster()
