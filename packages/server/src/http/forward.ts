@@ -173,7 +173,7 @@ export class Forwarder {
     return this.#handOver(owner, request, reply, '', TOO_LARGE)
   }
 
-  async #handOver(
+  #handOver(
     owner: Owner,
     request: FastifyRequest,
     reply: FastifyReply,
@@ -182,34 +182,27 @@ export class Forwarder {
   ): Promise<HandOver> {
     // Answered already, by Fastify: the application's handlerTimeout ran out while a POST's
     // body came. Its packets go again with the client's next POST.
-    if (answeredByFastify(reply)) return 'gone'
+    if (answeredByFastify(reply)) return Promise.resolve('gone')
+    const deliver = async (): Promise<HandOver> => {
+      if (owner.url === undefined) return this.#route(owner, request, reply, body, mark)
+      let outcome = await this.#send(owner.url, request, reply, body, mark)
+      // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
+      // sent twice is harmless, since the owner drops packets it already has (by `seq`).
+      if (outcome === 'stale') outcome = await this.#send(owner.url, request, reply, body, mark)
+      if (outcome === 'stale' || outcome instanceof Error) {
+        this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
+        return 'unreachable'
+      }
+      // Nobody to answer (the client left, or this node is closing): let its connection go.
+      if (outcome === 'gone') takeReply(reply).raw.destroy()
+      return outcome
+    }
     // The owner may hold this request (or stream it) far longer than the application's
     // handlerTimeout, which counts on the owner alone (it answers there). The reply stays
     // Fastify's until the owner answers, so that an owner that cannot be reached is answered
     // as any other error (the application's onSend hooks and all), unless the handlerTimeout
     // ran out meanwhile: then it is this node's, answered on the raw response.
-    return outlastHandlerTimeout(reply, this.#handOverHeld(owner, request, reply, body, mark))
-  }
-
-  async #handOverHeld(
-    owner: Owner,
-    request: FastifyRequest,
-    reply: FastifyReply,
-    body: string,
-    mark: RoutedMark,
-  ): Promise<HandOver> {
-    if (owner.url === undefined) return this.#route(owner, request, reply, body, mark)
-    let outcome = await this.#send(owner.url, request, reply, body, mark)
-    // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
-    // sent twice is harmless, since the owner drops packets it already has (by `seq`).
-    if (outcome === 'stale') outcome = await this.#send(owner.url, request, reply, body, mark)
-    if (outcome === 'stale' || outcome instanceof Error) {
-      this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
-      return 'unreachable'
-    }
-    // Nobody to answer (the client left, or this node is closing): let its connection go.
-    if (outcome === 'gone') takeReply(reply).raw.destroy()
-    return outcome
+    return outlastHandlerTimeout(reply, deliver())
   }
 
   /**
