@@ -5,12 +5,14 @@ import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from '@parley/client'
 import { PacketType } from '@parley/protocol'
 import type { AdapterFactory } from '@parley/server'
+import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
+import { slowBody, splitFetch } from './split-fetch.js'
 
 const PAGE = 'http://page.test'
 
@@ -104,6 +106,25 @@ describe("Fastify's handlerTimeout on Parley's routes", () => {
   })
 })
 
+/** How a test's nodes get their adapters: one directory or cluster for all, a node's name. */
+type AdapterOf = (directory: Directory, cluster: Cluster, name: string) => AdapterFactory
+
+/**
+ * The `owner`, node `a` (`setup` runs on it), and the `other`, node `b`, with
+ * `handlerTimeout: 100`, which forwards to the owner.
+ */
+async function ownerAndOther(adapterOf: AdapterOf, setup?: (app: FastifyInstance) => void) {
+  const directory = new Directory()
+  const cluster = new Cluster()
+  const owner = await startServer({ adapter: adapterOf(directory, cluster, 'a') }, setup)
+  others.push(owner)
+  const other = await startServer({ adapter: adapterOf(directory, cluster, 'b') }, undefined, {
+    handlerTimeout: 100,
+  })
+  started = other
+  return { owner, other }
+}
+
 describe.each([
   ['over node:http', (directory: Directory, _: Cluster, name: string) => directory.adapter(name)],
   [
@@ -114,22 +135,11 @@ describe.each([
   it.each(['polling', 'sse'] as const)(
     'never cuts a %s request the owner holds: the session goes on, never resumed',
     async (transport) => {
-      const directory = new Directory()
-      const cluster = new Cluster()
-      const adapter = (name: string): AdapterFactory => adapterOf(directory, cluster, name)
-      const owner = await startServer({ adapter: adapter('a') })
-      others.push(owner)
-      started = await startServer({ adapter: adapter('b') }, undefined, { handlerTimeout: 100 })
+      const { owner, other } = await ownerAndOther(adapterOf)
       // The handshake goes to the owner; every request after it to the other node, which
       // forwards it: a held poll (an SSE stream) waits there far longer than its handlerTimeout.
       const sent: string[] = []
-      const forwarding: typeof fetch = (input, init) => {
-        const url = new URL(input instanceof Request ? input.url : String(input))
-        const handshake = !url.searchParams.has('sid')
-        if (!handshake) url.port = new URL(started!.base).port
-        sent.push(handshake ? 'handshake' : 'forwarded')
-        return fetch(url, init)
-      }
+      const forwarding = splitFetch(() => other.base, sent)
       const client = connect(owner.base, { transports: [transport], fetch: forwarding })
       parleyClients.push(client)
       await until(() => client.connected, 3000, 'connect')
@@ -142,7 +152,7 @@ describe.each([
       expect(news).toEqual(['after the wait'])
       // One handshake, never a resume: no request of the session was cut.
       expect(sent.filter((what) => what === 'handshake')).toEqual(['handshake'])
-      expect(sent).toContain('forwarded')
+      expect(sent).toContain('GET forwarded')
       expect(client.recovered).toBe(false)
     },
   )
@@ -150,35 +160,22 @@ describe.each([
   it.each(['polling', 'sse'] as const)(
     'cuts a %s POST whose body is still coming (408, not forwarded): the client sends it again, nothing lost',
     async (transport) => {
-      const directory = new Directory()
-      const cluster = new Cluster()
-      const adapter = (name: string): AdapterFactory => adapterOf(directory, cluster, name)
       const up: number[] = []
-      const owner = await startServer({ adapter: adapter('a') }, (app) => {
+      const { owner, other } = await ownerAndOther(adapterOf, (app) => {
         app.parley.on('connection', (socket) => socket.on('up', (n: number) => void up.push(n)))
       })
-      others.push(owner)
-      started = await startServer({ adapter: adapter('b') }, undefined, { handlerTimeout: 100 })
       // Every request but the handshake goes to the other node; the first POST's body comes
       // in two parts, 300 ms apart, so that its handlerTimeout runs out in between.
       let slow = true
-      const forwarding: typeof fetch = async (input, init) => {
-        const url = new URL(input instanceof Request ? input.url : String(input))
-        if (!url.searchParams.has('sid')) return fetch(url, init)
-        url.port = new URL(started!.base).port
-        if (init?.method !== 'POST' || !slow) return fetch(url, init)
-        slow = false
-        const text = String(init.body)
-        const body = new ReadableStream<Uint8Array>({
-          async start(controller) {
-            controller.enqueue(new TextEncoder().encode(text.slice(0, 2)))
-            await sleep(300)
-            controller.enqueue(new TextEncoder().encode(text.slice(2)))
-            controller.close()
-          },
-        })
-        return fetch(url, { ...init, body, duplex: 'half' } as RequestInit)
-      }
+      const forwarding = splitFetch(
+        () => other.base,
+        [],
+        (init) => {
+          if (init?.method !== 'POST' || !slow) return undefined
+          slow = false
+          return slowBody(init, 300)
+        },
+      )
       const client = connect(owner.base, {
         transports: [transport],
         fetch: forwarding,
@@ -203,23 +200,18 @@ describe.each([
   )
 
   it("lets a resume forwarded to the owner take the owner's time: its hooks count there", async () => {
-    const directory = new Directory()
-    const cluster = new Cluster()
-    const adapter = (name: string): AdapterFactory => adapterOf(directory, cluster, name)
     // The owner's own onRequest hook (an application's check, say) takes longer than the other
     // node's handlerTimeout, on the resumes forwarded to it. (Fastify stops counting once a
     // request's body has been read, so this held before the forward was hijacked too: a guard.)
-    const owner = await startServer({ adapter: adapter('a') }, (app) => {
+    const { owner, other } = await ownerAndOther(adapterOf, (app) => {
       app.addHook('onRequest', async (request) => {
         if (request.method === 'POST' && request.headers['x-parley-routed'] !== undefined) await sleep(300)
       })
     })
-    others.push(owner)
-    started = await startServer({ adapter: adapter('b') }, undefined, { handlerTimeout: 100 })
     const first = await rawConnect('polling', owner.base)
     first.close()
 
-    const again = await rawConnect('polling', started.base, { sid: first.sid, ack: 0 })
+    const again = await rawConnect('polling', other.base, { sid: first.sid, ack: 0 })
     clients.push(again)
     expect(again.open).toMatchObject({ sid: first.sid, recovered: true })
   })

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Directory } from './directory-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
+import { splitFetch } from './split-fetch.js'
 
 const nodes: Started[] = []
 const clients: Socket[] = []
@@ -73,13 +74,7 @@ async function twoNodes(transport: 'polling' | 'sse', gate: LookupGate, bOptions
   })
   nodes.push(other)
   const sent: string[] = []
-  const forwarding: typeof fetch = (input, init) => {
-    const url = new URL(input instanceof Request ? input.url : String(input))
-    const handshake = !url.searchParams.has('sid')
-    if (!handshake) url.port = new URL(other.base).port
-    sent.push(handshake ? 'handshake' : `${init?.method ?? 'GET'} forwarded`)
-    return fetch(url, init)
-  }
+  const forwarding = splitFetch(() => other.base, sent)
   const client = connect(owner.base, { transports: [transport], fetch: forwarding, reconnectionDelay: 50 })
   clients.push(client)
   const errors: string[] = []
