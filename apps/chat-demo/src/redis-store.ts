@@ -27,21 +27,22 @@ export interface RedisStoreOptions extends ChatStoreOptions {
 }
 
 // Defines bump(key, keep), which sets a version (the rooms list's, or a room's people list's, at
-// `key`) to one more than the last, and never less than Redis' clock in ms: it still grows after
-// Redis lost its data (RoomList), or forgot the key after `keep` ms (when given).
+// `key`) to one more than the last, and never less than Redis' clock in microseconds (`versionClock`): it still grows after Redis lost its data, or
+// forgot the key after `keep` ms (when given). Given as a string: Lua's tostring would write such
+// a number with 14 digits, not its 16.
 const BUMP = `
 local function bump(key, keep)
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local version = math.max((tonumber(redis.call('GET', key)) or 0) + 1, now)
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local version = string.format('%.0f', math.max((tonumber(redis.call('GET', key)) or 0) + 1, now))
   if keep then redis.call('SET', key, version, 'PX', keep) else redis.call('SET', key, version) end
   return version
 end`
 
 /**
  * How long a room's people version is kept after its last use, in ms: one that is forgotten starts
- * again from Redis' clock, past every version given before (unless a room's lists ran faster than
- * one a millisecond), so no key outlives its room for long and none needs removing.
+ * again from Redis' clock, past every version given before, so no key outlives its room for long
+ * and none needs removing.
  */
 const PEOPLE_VERSION_KEPT = 86_400_000
 
@@ -189,7 +190,7 @@ export class RedisStore implements ChatStore {
   async join(room: string): Promise<Joined | undefined> {
     const keys = ['rooms', 'used', 'uses', 'version', `history:${room}`, `people:${room}`].map(this.#key)
     const args = [room, isDefaultRoom(room) ? '1' : '0', String(PEOPLE_VERSION_KEPT)]
-    const answer = (await this.#eval(JOIN, keys, args)) as [0] | [1, string[], string[], string, number]
+    const answer = (await this.#eval(JOIN, keys, args)) as [0] | [1, string[], string[], string, string]
     if (answer[0] === 0) return undefined
     const [, items, made, version, peopleVersion] = answer
     return {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
 import { ChatErrorCode, type ChatMessage, DEFAULT_ROOMS, Limits } from './shared.js'
 
 /** How much a store keeps; the chat's `Limits` unless a test asks for less. */
@@ -23,8 +24,9 @@ export type Added = { stored: ChatMessage } | { twin: string } | { noRoom: true 
 
 /**
  * The rooms list as the pages get it. `version` grows with every change of the list (it is
- * never less than the time of the change, in ms, so it keeps growing across a restart): a page
- * that hears two lists keeps the newer one, whichever node sent it and in whichever order.
+ * never less than the time of the change, in microseconds, see `versionClock`, so it keeps
+ * growing across a restart): a page that hears two lists keeps the newer one, whichever node
+ * sent it and in whichever order.
  */
 export interface RoomList {
   rooms: string[]
@@ -66,10 +68,11 @@ export interface ChatStore {
   join(room: string): Promise<Joined | undefined>
   /**
    * A version for a people list of `room` about to be made: greater than any given for that room
-   * before, by any node, and never less than the time in ms (so it keeps growing across a restart
-   * that forgot the last one). Asked before the list is made (`fetchSockets`): then a list with a
-   * greater version began later, and has every change whose own list began before it. A page
-   * keeps the list of the greatest version it heard, whichever node sent it and in whichever order.
+   * before, by any node, and never less than the time in microseconds (`versionClock`), so it
+   * keeps growing across a restart that forgot the last one. Asked before the list is made
+   * (`fetchSockets`): then a list with a greater version began later, and has every change whose
+   * own list began before it. A page keeps the list of the greatest version it heard, whichever
+   * node sent it and in whichever order.
    */
   peopleVersion(room: string): Promise<number>
   /** The rooms that may be closed (not the default ones), the one used longest ago first. */
@@ -103,6 +106,22 @@ export class StoreUnavailableError extends Error {
   constructor(why: string, options?: { cause?: unknown }) {
     super(`the chat's store cannot be reached (${why})`, options)
   }
+}
+
+/**
+ * The clock of versions (`ChatStore.peopleVersion`, `RoomList.version`): microseconds since the
+ * epoch. Each is one more than the last, and never less than this clock, so that one
+ * given after the store forgot the last (a new process, Redis that lost its data) still comes
+ * after it. In microseconds rather than ms, a count runs ahead of the clock only with more than
+ * one a microsecond, which no store gives: so none forgotten is ever given again.
+ */
+export function versionClock(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000)
+}
+
+/** The next version after `last` (see `versionClock`). */
+export function nextVersion(last: number): number {
+  return Math.max(last + 1, versionClock())
 }
 
 /** A message as a store keeps it in a room's history. */
@@ -157,7 +176,7 @@ export class MemoryStore implements ChatStore {
    */
   readonly #lastUsed = new Map<string, number>()
   #uses = 0
-  #version = Date.now()
+  #version = versionClock()
   /** One count for the people lists of every room: a version need only grow within its room. */
   #peopleVersion = 0
   readonly #nextId = messageIds()
@@ -207,7 +226,7 @@ export class MemoryStore implements ChatStore {
   }
 
   async peopleVersion(): Promise<number> {
-    this.#peopleVersion = Math.max(this.#peopleVersion + 1, Date.now())
+    this.#peopleVersion = nextVersion(this.#peopleVersion)
     return this.#peopleVersion
   }
 
@@ -265,6 +284,6 @@ export class MemoryStore implements ChatStore {
   }
 
   #changed(): void {
-    this.#version = Math.max(this.#version + 1, Date.now())
+    this.#version = nextVersion(this.#version)
   }
 }
