@@ -44,6 +44,12 @@ export interface ChatAppOptions {
    * `@parley/redis`). Default: this node alone, in memory.
    */
   adapter?: AdapterFactory
+  /**
+   * The time this node writes on each message (`at`), in ms since the epoch; `Date.now` by
+   * default. Nothing is ordered by it (see `ChatMessage.seq`): a test gives one node of a cluster
+   * a clock that is off, as a real node's may be.
+   */
+  clock?: () => number
 }
 
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */
@@ -70,6 +76,7 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     app.parley.typed<ClientEvents, ServerEvents, ChatData>(),
     options.store ?? new MemoryStore(),
     app.log,
+    options.clock,
   )
 
   return app

@@ -15,7 +15,6 @@ import { RoomOpener } from './room-opener.js'
 import {
   type ChatAuth,
   ChatErrorCode,
-  type ChatMessage,
   type ChatReply,
   type ClientEvents,
   type JoinReply,
@@ -25,7 +24,7 @@ import {
   refusal,
   type ServerEvents,
 } from './shared.js'
-import { type Added, type ChatStore, type Joined, StoreUnavailableError } from './store.js'
+import { type Added, type ChatStore, type Draft, type Joined, StoreUnavailableError } from './store.js'
 
 /**
  * What the chat keeps on each socket. Plain JSON only: a draining node hands the session, with
@@ -68,9 +67,14 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * each event's shape is checked by Parley against `eventSchemas` before a handler runs, and
  * what it means is checked here. When the store cannot be reached, joins and messages are
  * refused with STORE_UNAVAILABLE (nothing is sent that the history misses), and the rest
- * (typing, presence) goes on.
+ * (typing, presence) goes on. `clock`: the time this node writes on messages (`at`, ms).
  */
-export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger): void {
+export function setUpChat(
+  chat: Chat,
+  store: ChatStore,
+  log?: FastifyBaseLogger,
+  clock: () => number = Date.now,
+): void {
   chat.schemas(eventSchemas)
   const nicknames = new Nicknames(async (room) =>
     (await chat.in(room).fetchSockets()).map((s) => (s.data as Partial<ChatData>).visitor),
@@ -262,19 +266,34 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
 
     /**
      * Stores a message taken over from another node (see above) and finishes what the old node may
-     * not have: found stored there already, it is sent to the room (the old node may have stopped,
-     * or lost its store's answer, before it sent it; a page shows each id once); and once taken,
-     * the socket goes into its room (the old node may have been on its way there when the session
-     * moved: a message written offline reaches the server before the page joined its room again,
-     * see `keep`), which a resend found stored is answered without.
+     * not have: found stored there already, it is sent to the room again, as stored (the old node
+     * may have stopped, or lost its store's answer, before it sent it; a page shows each id once).
+     * Once taken, the socket goes into its room (the old node may have been on its way there when
+     * the session moved: a message written offline reaches the server before the page joined its
+     * room again, see `keep`), which a resend found stored is answered without.
      */
     async function resay(message: { room: string; text: string; key: string }): Promise<void> {
       let taken = false
+      let twin: string | undefined
       const reply = (answer: ChatReply) => {
         taken = answer.ok
       }
-      await say(message, reply, (found) => socket.to(found.room).emit('chat', found))
+      await say(message, reply, (id) => {
+        twin = id
+      })
+      if (twin !== undefined) await sendAgain(message.room, twin)
       if (taken) await enter(socket, message.room)
+    }
+
+    /**
+     * Sends the room the message stored under `id` as the store holds it (its time and place). One
+     * that has left the history (a hundred messages later) is old news: none is sent, and none
+     * either while the store cannot be reached.
+     */
+    async function sendAgain(room: string, id: string): Promise<void> {
+      const history = await store.history(room).catch(logged)
+      const stored = history?.find((m) => m.id === id)
+      if (stored) socket.to(room).emit('chat', stored)
     }
 
     async function join(asked: string, ack: (reply: JoinReply) => void): Promise<void> {
@@ -365,11 +384,11 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
     // with all of them.
     socket.on('chat', (message, callback) => inTurn(socket, () => say(message, replyWith(callback))))
 
-    /** `found`: given the message when it was stored already (a resend), before its answer. */
+    /** `found`: given the message's id when it was stored already (a resend), before its answer. */
     async function say(
       message: { room: string; text: string; key?: string },
       ack: (reply: ChatReply) => void,
-      found: (stored: ChatMessage) => void = () => {},
+      found: (id: string) => void = () => {},
     ): Promise<void> {
       const { room, key } = message
       const text = message.text.trim()
@@ -385,13 +404,13 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
           ),
         )
       }
-      const draft = { room, from: socket.data.nickname, text, at: Date.now() }
+      const draft = { room, from: socket.data.nickname, text, at: clock() }
       // Past the rate limit nothing is stored; but a resend of a message stored already (its
       // answer was lost) is not a new one, and gets the first one's id.
       if (limit.retryIn(socket.data.rate) > 0) {
         const twin = key === undefined ? undefined : await store.find(room, draft.from, key).catch(logged)
         if (twin !== undefined) {
-          found({ id: twin, ...draft })
+          found(twin)
           return ack({ ok: true, id: twin })
         }
         const retryIn = limit.retryIn(socket.data.rate)
@@ -414,10 +433,10 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
 
     /** Stores a message the rules let through, and sends it to the room (see `say`). */
     async function keep(
-      draft: Omit<ChatMessage, 'id'>,
+      draft: Draft,
       key: string | undefined,
       ack: (reply: ChatReply) => void,
-      found: (stored: ChatMessage) => void,
+      found: (id: string) => void,
     ): Promise<void> {
       const { room } = draft
       // A message goes out only once it is stored: one the store cannot take (Redis away) is
@@ -441,7 +460,7 @@ export function setUpChat(chat: Chat, store: ChatStore, log?: FastifyBaseLogger)
       // After a server restart the client sends again what the old server never acknowledged
       // (at least once): the page's key keeps such a message from being stored or shown twice.
       if ('twin' in added) {
-        found({ id: added.twin, ...draft })
+        found(added.twin)
         return ack({ ok: true, id: added.twin })
       }
       // Forgotten again, by another node making way for a new room, between the two steps.

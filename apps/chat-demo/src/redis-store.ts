@@ -3,6 +3,7 @@ import {
   type Added,
   type ChatStore,
   type ChatStoreOptions,
+  type Draft,
   isDefaultRoom,
   type Joined,
   keyOf,
@@ -26,8 +27,9 @@ export interface RedisStoreOptions extends ChatStoreOptions {
   timeout?: number
 }
 
-// Defines bump(key, keep), which sets a version (the rooms list's, or a room's people list's, at
-// `key`) to one more than the last, and never less than Redis' clock in microseconds (`versionClock`): it still grows after Redis lost its data, or
+// Defines bump(key, keep), which sets a count (the rooms list's version, a room's people list's,
+// the place of a room's last message) at `key` to one more than the last, and never less than
+// Redis' clock in microseconds (`versionClock`): it still grows after Redis lost its data, or
 // forgot the key after `keep` ms (when given). Given as a string: Lua's tostring would write such
 // a number with 14 digits, not its 16.
 const BUMP = `
@@ -58,9 +60,9 @@ redis.call('ZADD', KEYS[1], bump(KEYS[3]), ARGV[1])
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
 return 1`
 
-/** KEYS: rooms, used, version, history, the history's keys. ARGV: room. */
+/** KEYS: rooms, used, version, history, the history's keys, the place of its last message. ARGV: room. */
 const REMOVE_ROOM = `${BUMP}
-redis.call('DEL', KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 bump(KEYS[3])
@@ -83,23 +85,26 @@ return {1, redis.call('LRANGE', KEYS[5], 0, -1), redis.call('ZRANGE', KEYS[1], 0
   bump(KEYS[6], ARGV[3])}`
 
 /**
- * One round trip per message: the room's check, the resend's check, the message and the room's
- * use. A message that leaves the history (past its size) takes its key out of the history's keys.
- * KEYS: history, rooms, used, uses, the history's keys, and the sender's key (when there is one).
- * ARGV: the stored message, history size, room, '1' for a default room, the message's id, the
- * resend window in ms, and the key's name (`Stored.sent`, when there is one). Answers {0}: no such
- * room (another node may have forgotten it), {1}: stored, {2, id}: a resend of the message stored
- * under that id.
+ * One round trip per message: the room's check, the resend's check, the message at its place
+ * (the room's next `seq`, written into the item ahead of the rest: `{"seq":...,"message":...}`)
+ * and the room's use. A message that leaves the history (past its size) takes its key out of the
+ * history's keys. KEYS: history, rooms, used, uses, the history's keys, the place of the room's
+ * last message, and the sender's key (when there is one). ARGV: the stored message (`Stored`
+ * without its place), history size, room, '1' for a default room, the message's id, the resend
+ * window in ms, and the key's name (`Stored.sent`, when there is one). Answers {0}: no such room
+ * (another node may have forgotten it), {1, seq}: stored at that place, {2, id}: a resend of the
+ * message stored under that id.
  */
-const ADD_MESSAGE = `
+const ADD_MESSAGE = `${BUMP}
 if ARGV[4] ~= '1' and not redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {0} end
-if KEYS[6] then
-  local twin = redis.call('GET', KEYS[6]) or redis.call('HGET', KEYS[5], ARGV[7])
+if KEYS[7] then
+  local twin = redis.call('GET', KEYS[7]) or redis.call('HGET', KEYS[5], ARGV[7])
   if twin then return {2, twin} end
-  redis.call('SET', KEYS[6], ARGV[5], 'PX', ARGV[6])
+  redis.call('SET', KEYS[7], ARGV[5], 'PX', ARGV[6])
   redis.call('HSET', KEYS[5], ARGV[7], ARGV[5])
 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
+local seq = bump(KEYS[6])
+redis.call('RPUSH', KEYS[1], '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2))
 local over = redis.call('LLEN', KEYS[1]) - tonumber(ARGV[2])
 if over > 0 then
   for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, over - 1)) do
@@ -113,7 +118,7 @@ end
 if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
   redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[3])
 end
-return {1}`
+return {1, seq}`
 
 /** KEYS: the sender's key, the history's keys. ARGV: the key's name. The id stored under it, if any. */
 const FIND = `return redis.call('GET', KEYS[1]) or redis.call('HGET', KEYS[2], ARGV[1])`
@@ -183,7 +188,7 @@ export class RedisStore implements ChatStore {
 
   async removeRoom(room: string): Promise<boolean> {
     if (isDefaultRoom(room)) return false
-    const keys = ['rooms', 'used', 'version', `history:${room}`, `keys:${room}`].map(this.#key)
+    const keys = ['rooms', 'used', 'version', `history:${room}`, `keys:${room}`, `seq:${room}`].map(this.#key)
     return (await this.#eval(REMOVE_ROOM, keys, [room])) === 1
   }
 
@@ -213,18 +218,26 @@ export class RedisStore implements ChatStore {
     return (await this.#send(['ZRANGE', this.#key('used'), '0', '-1'])) as string[]
   }
 
-  async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> {
-    const message: ChatMessage = { id: this.#nextId(), ...draft }
-    const stored: Stored = { message }
-    if (key !== undefined) stored.sent = keyOf(message.room, message.from, key)
-    const names = [`history:${message.room}`, 'rooms', 'used', 'uses', `keys:${message.room}`]
+  async add(draft: Draft, key?: string): Promise<Added> {
+    const id = this.#nextId()
+    // Its place is Redis' to give (the script writes it in): `seq` is filled in from the answer.
+    const stored: Item = { message: { id, ...draft } }
+    if (key !== undefined) stored.sent = keyOf(draft.room, draft.from, key)
+    const names = [
+      `history:${draft.room}`,
+      'rooms',
+      'used',
+      'uses',
+      `keys:${draft.room}`,
+      `seq:${draft.room}`,
+    ]
     if (stored.sent !== undefined) names.push(`sent:${stored.sent}`)
-    const args = [JSON.stringify(stored), String(this.#historySize), message.room]
-    args.push(isDefaultRoom(message.room) ? '1' : '0', message.id, String(this.#resendWindow))
+    const args = [JSON.stringify(stored), String(this.#historySize), draft.room]
+    args.push(isDefaultRoom(draft.room) ? '1' : '0', id, String(this.#resendWindow))
     if (stored.sent !== undefined) args.push(stored.sent)
-    const [status, twin] = (await this.#eval(ADD_MESSAGE, names.map(this.#key), args)) as [number, string?]
+    const [status, answer] = (await this.#eval(ADD_MESSAGE, names.map(this.#key), args)) as [number, string?]
     if (status === 0) return { noRoom: true }
-    return status === 2 && twin !== undefined ? { twin } : { stored: message }
+    return status === 2 ? { twin: String(answer) } : { stored: { ...stored.message, seq: Number(answer) } }
   }
 
   async find(room: string, from: string, key: string): Promise<string | undefined> {
@@ -281,13 +294,27 @@ export class RedisStore implements ChatStore {
   }
 }
 
+/**
+ * A history's item as Redis holds it: a `Stored` whose message's place is beside it, written in
+ * by the script that stored it (see `ADD_MESSAGE`). An item stored before messages had places
+ * has none: it goes first, as the history's oldest.
+ */
+interface Item {
+  seq?: number
+  message: Omit<ChatMessage, 'seq'>
+  sent?: string
+}
+
 /** A history's items as stored; whatever else wrote under its key is skipped, not thrown on. */
 function parse(items: string[]): Stored[] {
   const list: Stored[] = []
   for (const item of items) {
     try {
-      const stored = JSON.parse(item) as Stored
-      if (typeof stored?.message?.id === 'string') list.push(stored)
+      const { seq, message, sent } = JSON.parse(item) as Item
+      if (typeof message?.id !== 'string') continue
+      const stored: Stored = { message: { ...message, seq: typeof seq === 'number' ? seq : 0 } }
+      if (sent !== undefined) stored.sent = sent
+      list.push(stored)
     } catch {}
   }
   return list

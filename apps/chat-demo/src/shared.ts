@@ -6,8 +6,17 @@ export interface ChatMessage {
   room: string
   from: string
   text: string
-  /** Server time, ms since the epoch. */
+  /**
+   * Server time, ms since the epoch: when the message was written, by the clock of the node that
+   * took it. For people to read, not for order: two nodes' clocks may be apart.
+   */
   at: number
+  /**
+   * Its place in its room, given by the store as it stored the message: greater than that of
+   * every message stored in the room before it, through any node. A room's messages go in this
+   * order (the history's), whichever order they arrive in: two nodes' broadcasts may cross.
+   */
+  seq: number
 }
 
 /**

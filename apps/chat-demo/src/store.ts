@@ -22,6 +22,9 @@ export interface ChatStoreOptions {
  */
 export type Added = { stored: ChatMessage } | { twin: string } | { noRoom: true }
 
+/** A message as a node hands it to the store: the store gives it its id and its place (`seq`). */
+export type Draft = Omit<ChatMessage, 'id' | 'seq'>
+
 /**
  * The rooms list as the pages get it. `version` grows with every change of the list (it is
  * never less than the time of the change, in microseconds, see `versionClock`, so it keeps
@@ -79,12 +82,13 @@ export interface ChatStore {
   quietest(): Promise<string[]>
   /**
    * Stores a message under a new id (unique across stores and nodes: a page remembers the ids it
-   * shows), and forgets the oldest of its room past the history size; unless `draft.from` stored
-   * one under the same `key` (the sender's own name for the message) that is still in the
-   * history or was stored within the resend window, or the room is not there (see `Added`). One
-   * step: two nodes given the same resend at once store it once.
+   * shows) and at its place in the room (`ChatMessage.seq`, after every message stored there
+   * before, through any node), and forgets the oldest of its room past the history size; unless
+   * `draft.from` stored one under the same `key` (the sender's own name for the message) that is
+   * still in the history or was stored within the resend window, or the room is not there (see
+   * `Added`). One step: two nodes given the same resend at once store it once.
    */
-  add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added>
+  add(draft: Draft, key?: string): Promise<Added>
   /**
    * The id of the message `from` stored in `room` under `key`, if it is still in the history or
    * was stored within the resend window.
@@ -109,8 +113,8 @@ export class StoreUnavailableError extends Error {
 }
 
 /**
- * The clock of versions (`ChatStore.peopleVersion`, `RoomList.version`): microseconds since the
- * epoch. Each is one more than the last, and never less than this clock, so that one
+ * The clock of versions and places (`ChatStore.peopleVersion`, `ChatMessage.seq`): microseconds
+ * since the epoch. Each is one more than the last, and never less than this clock, so that one
  * given after the store forgot the last (a new process, Redis that lost its data) still comes
  * after it. In microseconds rather than ms, a count runs ahead of the clock only with more than
  * one a microsecond, which no store gives: so none forgotten is ever given again.
@@ -119,7 +123,7 @@ export function versionClock(): number {
   return Math.floor((performance.timeOrigin + performance.now()) * 1000)
 }
 
-/** The next version after `last` (see `versionClock`). */
+/** The next version or place after `last` (see `versionClock`). */
 export function nextVersion(last: number): number {
   return Math.max(last + 1, versionClock())
 }
@@ -179,6 +183,8 @@ export class MemoryStore implements ChatStore {
   #version = versionClock()
   /** One count for the people lists of every room: a version need only grow within its room. */
   #peopleVersion = 0
+  /** The place of each room's last message (`ChatMessage.seq`). */
+  readonly #seqs = new Map<string, number>()
   readonly #nextId = messageIds()
   readonly #historySize: number
   readonly #maxRooms: number
@@ -209,6 +215,7 @@ export class MemoryStore implements ChatStore {
   async removeRoom(room: string): Promise<boolean> {
     if (isDefaultRoom(room)) return false
     this.#messages.delete(room)
+    this.#seqs.delete(room)
     this.#lastUsed.delete(room)
     if (!this.#rooms.delete(room)) return false
     this.#changed()
@@ -240,11 +247,13 @@ export class MemoryStore implements ChatStore {
       .sort((a, b) => (this.#lastUsed.get(a) ?? 0) - (this.#lastUsed.get(b) ?? 0))
   }
 
-  async add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> {
+  async add(draft: Draft, key?: string): Promise<Added> {
     if (!this.#rooms.has(draft.room)) return { noRoom: true }
     const twin = key === undefined ? undefined : await this.find(draft.room, draft.from, key)
     if (twin !== undefined) return { twin }
-    const message: ChatMessage = { id: this.#nextId(), ...draft }
+    const seq = nextVersion(this.#seqs.get(draft.room) ?? 0)
+    this.#seqs.set(draft.room, seq)
+    const message: ChatMessage = { id: this.#nextId(), ...draft, seq }
     const stored: Stored = { message }
     if (key !== undefined) {
       stored.sent = keyOf(draft.room, draft.from, key)

@@ -2,9 +2,18 @@
 // before the answer (the server puts it in the room before it reads the history).
 import { describe, expect, it } from 'vitest'
 import { EarlyMessages } from '../src/page/early-messages.js'
+import { placeOf } from '../src/page/places.js'
 import { type ChatMessage, Limits } from '../src/shared.js'
 
-const message = (id: string, room = 'lobby', at = 0): ChatMessage => ({ id, room, from: 'bob', text: id, at })
+/** A message at its place in the store (`seq`), written at `at` by the clock of the node that took it. */
+const message = (id: string, room = 'lobby', seq = 0, at = seq): ChatMessage => ({
+  id,
+  room,
+  from: 'bob',
+  text: id,
+  at,
+  seq,
+})
 const ids = (messages: readonly ChatMessage[]) => messages.map((m) => m.id)
 
 describe('EarlyMessages', () => {
@@ -52,7 +61,7 @@ describe('EarlyMessages', () => {
   it('draws a message heard before the answer that a full history has left behind before it', () => {
     const early = new EarlyMessages()
     early.expect('lobby')
-    // Sent at 1000; its broadcast came while more than a history's worth were stored after it.
+    // Stored at 1000; its broadcast came while more than a history's worth were stored after it.
     early.keep(message('old', 'lobby', 1000))
     early.keep(message('new', 'lobby', 9000))
     const full = Array.from({ length: Limits.history }, (_, i) => message(`h${i}`, 'lobby', 2000 + i))
@@ -62,11 +71,32 @@ describe('EarlyMessages', () => {
     expect(drawn.at(-1)).toBe('new')
   })
 
-  it('draws what a shorter history lacks after it, whatever its time says', () => {
+  it('draws what a history lacks in the store order, whatever its time says', () => {
     const early = new EarlyMessages()
     early.expect('lobby')
-    // A node whose clock is behind: stored after the read, it says it was sent before.
-    early.keep(message('late', 'lobby', 1000))
+    // Taken by a node whose clock is behind: stored after the read, its time says before.
+    early.keep(message('late', 'lobby', 3000, 1000))
     expect(ids(early.answered('lobby', [message('h0', 'lobby', 2000)]))).toEqual(['h0', 'late'])
+    early.expect('lobby')
+    early.keep(message('late', 'lobby', 9000, 1000))
+    const full = Array.from({ length: Limits.history }, (_, i) => message(`h${i}`, 'lobby', 2000 + i))
+    expect(ids(early.answered('lobby', full)).at(-1)).toBe('late')
+  })
+})
+
+describe('placeOf', () => {
+  const place = (drawn: (number | undefined)[], seq: number) => placeOf(drawn.length, (i) => drawn[i], seq)
+
+  it('puts a message heard after the messages the store holds before it', () => {
+    expect(place([], 5)).toBe(0)
+    expect(place([1, 2, 3], 5)).toBe(3)
+    // Node B's broadcast of 4 and 6 came before node A's of 5.
+    expect(place([1, 2, 4, 6], 5)).toBe(3)
+    expect(place([4, 6], 1)).toBe(0)
+  })
+
+  it("leaves the page's own messages where they were written", () => {
+    expect(place([1, 7, undefined], 5)).toBe(3)
+    expect(place([1, undefined, 7, 8], 5)).toBe(2)
   })
 })

@@ -1,5 +1,4 @@
-import type { ChatMessage } from '../src/shared.js'
-import type { Added, ChatStore, Joined } from '../src/store.js'
+import type { Added, ChatStore, Draft, Joined } from '../src/store.js'
 
 /**
  * Makes the next join of `room` in `store` wait, once the store has read the room's history and
@@ -32,7 +31,7 @@ export function pauseNextAdd(
 ): void {
   const add = store.add.bind(store)
   let paused = false
-  store.add = async (draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> => {
+  store.add = async (draft: Draft, key?: string): Promise<Added> => {
     const pause = !paused
     paused = true
     if (pause && before) await meanwhile()

@@ -1,5 +1,4 @@
-import type { ChatMessage } from '../src/shared.js'
-import { type Added, MemoryStore, StoreUnavailableError } from '../src/store.js'
+import { type Added, type Draft, MemoryStore, StoreUnavailableError } from '../src/store.js'
 
 /**
  * A `MemoryStore` that refuses each of the given texts once, as a store on Redis does while Redis
@@ -14,7 +13,7 @@ export class RefusingStore extends MemoryStore {
     this.#refuse = new Set(refuse)
   }
 
-  override add(draft: Omit<ChatMessage, 'id'>, key?: string): Promise<Added> {
+  override add(draft: Draft, key?: string): Promise<Added> {
     if (this.#refuse.delete(draft.text)) return Promise.reject(new StoreUnavailableError('away'))
     return super.add(draft, key)
   }

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
+import { merged } from '../src/page/early-messages.js'
 import { PeopleLists } from '../src/page/people-lists.js'
 import { RedisStore, type StoreClient } from '../src/redis-store.js'
 import {
@@ -20,6 +21,7 @@ import {
   type ClientEvents,
   DEFAULT_ROOMS,
   type JoinReply,
+  Limits,
   type ServerEvents,
 } from '../src/shared.js'
 import { type ChatStore, type ChatStoreOptions, MemoryStore } from '../src/store.js'
@@ -61,10 +63,14 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     for (const node of nodes.splice(0)) await stop(node)
   })
 
-  /** A chat node on the test's Redis, listening on a free port. */
-  async function node(name: string): Promise<(typeof nodes)[number]> {
+  /** A chat node on the test's Redis, listening on a free port; `clock`: the time it writes on messages. */
+  async function node(name: string, clock?: () => number): Promise<(typeof nodes)[number]> {
     const cluster = await connectRedis(redis.url, { label: name })
-    const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
+    const app = await buildChatApp({
+      adapter: cluster.adapter,
+      store: cluster.store,
+      ...(clock ? { clock } : {}),
+    })
     await app.listen({ port: 0, host: '127.0.0.1' })
     const started = {
       app,
@@ -158,6 +164,38 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     const history = reply.ok ? reply.history : []
     const drawn = [...history, ...heard.filter((m) => !history.some((h) => h.id === m.id))]
     expect(drawn.map((m) => m.text)).toEqual(['before', 'during', 'after'])
+  })
+
+  it("orders a room's messages as the store holds them, not by the clocks of the nodes that took them", async () => {
+    // Node A's clock is an hour behind node B's: what it takes says it was written earlier.
+    const [a, b] = [await node('a', () => Date.now() - 3_600_000), await node('b')]
+    await together()
+    const [ann, bob, cy] = [await person('ann', b.url), await person('bob', a.url), await person('cy', b.url)]
+    await join(cy, 'lobby')
+    const cyHeard: string[] = []
+    cy.on('chat', (m) => cyHeard.push(m.text))
+    // A full history, written through node B.
+    for (let i = 0; i < Limits.history; i++) {
+      await b.cluster.store.add({ room: 'lobby', from: 'dee', text: `h${i}`, at: Date.now() })
+    }
+    const heard: ChatMessage[] = []
+    ann.on('chat', (m) => heard.push(m))
+    // Stored through node A once Ann's join on node B has read the history, and heard by her
+    // before the answer: the page puts it where the store has it, after the whole history.
+    pauseNextJoin(b.cluster.store, 'lobby', async () => {
+      expect(await say(bob, 'lobby', 'during')).toMatchObject({ ok: true })
+      await expect.poll(() => cyHeard).toContain('during')
+    })
+    const reply = await join(ann, 'lobby')
+    const history = reply.ok ? reply.history : []
+    expect(history).toHaveLength(Limits.history)
+    expect(heard.map((m) => m.text)).toEqual(['during'])
+    expect(heard[0]?.at).toBeLessThan(history[0]?.at ?? 0)
+    const drawn = merged(history, heard).map((m) => m.text)
+    expect(drawn.slice(-2)).toEqual([`h${Limits.history - 1}`, 'during'])
+    // And so does every node: later, the history ends with it.
+    const again = await join(cy, 'lobby')
+    expect(again.ok && again.history.at(-1)?.text).toBe('during')
   })
 
   it('keeps the rooms and history while the node that wrote them restarts', async () => {

@@ -1,4 +1,4 @@
-import { type ChatMessage, Limits } from '../shared.js'
+import type { ChatMessage } from '../shared.js'
 
 /**
  * Messages of a room the page is on its way to, heard before the server's answer to the join.
@@ -41,21 +41,17 @@ export class EarlyMessages {
 }
 
 /**
- * The history, then the messages heard that it does not have (by id), in the order heard. Most
- * were stored after the history was read. But a full history (`Limits.history`) may lack one
- * stored before the read, whose broadcast was still on its way while more than that many were
- * stored: one sent before the history's first message goes before the history, not after it.
- * (By the server's time, `at`: one taken before the store, on whichever node, but a full history's
- * first message is a hundred messages older than one stored after the read. A shorter history has
- * every message stored before its read, so what it lacks is newer.)
+ * The history, and the messages heard that it does not have (by id), in the store's order
+ * (`ChatMessage.seq`). Most were stored after the history was read, and go after it. But a full
+ * history (`Limits.history`) may lack one stored before the read, whose broadcast was still on its
+ * way while more than that many were stored: it goes before the history. By its place in the
+ * store, never by its time (`at`): that is the clock of the node that took it, and two nodes'
+ * clocks may be apart.
  */
 export function merged(history: readonly ChatMessage[], heard: readonly ChatMessage[]): ChatMessage[] {
   const ids = new Set(history.map((m) => m.id))
-  const missing = heard.filter((m) => !ids.has(m.id))
-  const first = history[0]
-  if (first === undefined || history.length < Limits.history) return [...history, ...missing]
-  const older = missing.filter((m) => m.at < first.at)
-  return [...older, ...history, ...missing.filter((m) => !older.includes(m))]
+  const missing = heard.filter((m) => !ids.has(m.id) && ids.add(m.id))
+  return [...history, ...missing].sort((a, b) => a.seq - b.seq)
 }
 
 /** The room a join asks for, as the server names it (and its messages): trimmed, in lower case. */

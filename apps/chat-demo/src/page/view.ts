@@ -1,5 +1,6 @@
 // Everything the page draws. Text goes in with textContent only.
 import type { ChatMessage } from '../shared.js'
+import { placeOf } from './places.js'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -38,10 +39,17 @@ export function createView() {
   let errorTimer: ReturnType<typeof setTimeout> | undefined
   let lastTyping = 0
 
-  function append(item: HTMLElement): void {
+  /** Puts `item` before `next` (at the end without one), and keeps the list at its bottom if it was. */
+  function append(item: HTMLElement, next: Element | null = null): void {
     const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40
-    messages.append(item)
+    messages.insertBefore(item, next)
     if (atBottom) messages.scrollTop = messages.scrollHeight
+  }
+
+  /** A drawn message's place in the store (none for one of ours, see `pending`). */
+  function seqOf(item: Element | undefined): number | undefined {
+    const seq = (item as HTMLElement | undefined)?.dataset.seq
+    return seq === undefined ? undefined : Number(seq)
   }
 
   function line(from: string, text: string, mine: boolean): HTMLLIElement {
@@ -131,13 +139,17 @@ export function createView() {
     },
 
     /**
-     * Draws a message. `announce`: a new one from someone else, for screen readers to read out;
-     * not the history of a room just opened, which would have them read up to 100 messages.
+     * Draws a message, at its place in the room (`ChatMessage.seq`). `announce`: a new one from
+     * someone else, for screen readers to read out; not the history of a room just opened, which
+     * would have them read up to 100 messages.
      */
     message(message: ChatMessage, mine: boolean, announce = false): void {
       const item = line(message.from, message.text, mine)
       item.dataset.id = message.id
-      append(item)
+      item.dataset.seq = String(message.seq)
+      // In the store's order, which two nodes' broadcasts may not keep (see `placeOf`).
+      const drawn = messages.children
+      append(item, drawn[placeOf(drawn.length, (i) => seqOf(drawn[i]), message.seq)] ?? null)
       if (!announce) return
       const said = document.createElement('p')
       said.textContent = `${message.from}: ${message.text}`
