@@ -266,11 +266,12 @@ export function setUpChat(
 
     /**
      * Stores a message taken over from another node (see above) and finishes what the old node may
-     * not have: found stored there already, it is sent to the room again, as stored (the old node
-     * may have stopped, or lost its store's answer, before it sent it; a page shows each id once).
-     * Once taken, the socket goes into its room (the old node may have been on its way there when
-     * the session moved: a message written offline reaches the server before the page joined its
-     * room again, see `keep`), which a resend found stored is answered without.
+     * not have: found stored there already, it is sent to the room again (the old node may have
+     * stopped, or lost its store's answer, before it sent it), marked `resent` (see the `chat`
+     * event): those who had it from the old node drop it by its id. Once taken, the socket goes
+     * into its room (the old node may have been on its way there when the session moved: a message
+     * written offline reaches the server before the page joined its room again, see `keep`),
+     * which a resend found stored is answered without.
      */
     async function resay(message: { room: string; text: string; key: string }): Promise<void> {
       let taken = false
@@ -286,14 +287,14 @@ export function setUpChat(
     }
 
     /**
-     * Sends the room the message stored under `id` as the store holds it (its time and place). One
-     * that has left the history (a hundred messages later) is old news: none is sent, and none
-     * either while the store cannot be reached.
+     * Sends the room the message stored under `id` as the store holds it (its time and place), as
+     * a copy. One that has left the history (a hundred messages later) is old news: none is sent,
+     * and none either while the store cannot be reached.
      */
     async function sendAgain(room: string, id: string): Promise<void> {
       const history = await store.history(room).catch(logged)
       const stored = history?.find((m) => m.id === id)
-      if (stored) socket.to(room).emit('chat', stored)
+      if (stored) socket.to(room).emit('chat', { ...stored, resent: true })
     }
 
     async function join(asked: string, ack: (reply: JoinReply) => void): Promise<void> {

@@ -109,7 +109,13 @@ export interface ClientEvents {
 
 /** Events the server sends. */
 export interface ServerEvents {
-  chat: (message: ChatMessage) => void
+  /**
+   * A message stored in a room the socket is in. `resent`: a second copy, which the socket may
+   * have had already under the same id (drop it then): its sender's session moved to another
+   * node while it was being stored, and that node, finding it stored, cannot tell whether the
+   * old one sent it (see the README). Any other message comes once.
+   */
+  chat: (message: ChatMessage & { resent?: true }) => void
   /**
    * Who is in `room` now. `version` grows with each list of the room, across the nodes: a page
    * keeps the list of the highest version it heard (lists sent by two nodes, and a join's answer,

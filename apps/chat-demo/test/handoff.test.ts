@@ -13,7 +13,7 @@ import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js
 import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
-import type { ChatReply, ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import type { ChatMessage, ChatReply, ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
 import { StoreUnavailableError } from '../src/store.js'
 import { connected } from './connected.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
@@ -226,6 +226,26 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     expect(await say(ona, 'lobby', 'stored, unsent')).toEqual({ ok: true, id: stored?.id })
     expect(await history()).toHaveLength(1)
     expect(heard).toHaveLength(1)
+  }, 30_000)
+
+  it('marks the copy of a message that the node taking it over found stored, which a client may have had', async () => {
+    const { a, b, ona, pim, at } = await onaAndPimInLobby()
+    const heard: (ChatMessage & { resent?: true })[] = []
+    pim.on('chat', (m) => heard.push(m))
+    // Stored on node A, whose answer comes once the session has moved: node A sends it to the
+    // room, and node B, which took the message over, finds it stored and sends it again.
+    pauseNextAdd(a.cluster.store, async () => {
+      void a.app.parley.drain()
+      await expect.poll(() => at(b), { timeout: 10_000, interval: 5 }).toBeDefined()
+    })
+    const reply = await say(ona, 'lobby', 'once or twice')
+    expect([true, ErrorCode.SESSION_MOVED]).toContain(reply.ok || reply.code)
+    const stored = (await b.cluster.store.history('lobby')).find((m) => m.text === 'once or twice')
+    await expect.poll(() => heard.filter((m) => m.resent).length, { timeout: 5000 }).toBe(1)
+    // Every copy is the stored message; all but the first node's are marked, so a client that
+    // keeps no ids can drop them.
+    expect(heard.map(({ resent: _, ...m }) => m)).toEqual(heard.map(() => stored))
+    expect(heard.filter((m) => !m.resent)).toHaveLength(heard.length - 1)
   }, 30_000)
 
   it('takes someone whose message moved them into its room at the move into that room', async () => {
