@@ -112,6 +112,27 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     new Promise<ChatReply>((resolve) => socket.emit('chat', { room, text, key: text }, resolve))
   const texts = (reply: JoinReply) => (reply.ok ? reply.history.map((m) => m.text) : reply)
 
+  /**
+   * `joiner` joins #lobby through `node`, and `sender` (on another node) says `text` once that
+   * join has read the history, before it goes on; a page on `node` has heard it by then
+   * (`witness`: what it heard). The join's answer, and what the joiner heard meanwhile and after.
+   */
+  async function joinWhileSaid(
+    node: (typeof nodes)[number],
+    joiner: Client,
+    sender: Client,
+    witness: string[],
+    text: string,
+  ): Promise<{ reply: JoinReply; heard: ChatMessage[] }> {
+    const heard: ChatMessage[] = []
+    joiner.on('chat', (m) => heard.push(m))
+    pauseNextJoin(node.cluster.store, 'lobby', async () => {
+      expect(await say(sender, 'lobby', text)).toMatchObject({ ok: true })
+      await expect.poll(() => witness).toContain(text)
+    })
+    return { reply: await join(joiner, 'lobby'), heard }
+  }
+
   it('gives someone joining through another node the history written through the first, and the rooms made there', async () => {
     const [a, b] = [await node('a'), await node('b')]
     await together()
@@ -149,15 +170,9 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     // page on node B heard it, or it may reach Ann once she is in the room (the page would
     // drop that copy by its id; this test counts what arrives).
     await expect.poll(() => cyHeard).toContain('before')
-    const heard: ChatMessage[] = []
-    ann.on('chat', (m) => heard.push(m))
     // Stored through node A once Ann's join on node B has read the history, and passed on to
     // the people in the room on node B (Cy hears it) before that join goes on.
-    pauseNextJoin(b.cluster.store, 'lobby', async () => {
-      expect(await say(bob, 'lobby', 'during')).toMatchObject({ ok: true })
-      await expect.poll(() => cyHeard).toContain('during')
-    })
-    const reply = await join(ann, 'lobby')
+    const { reply, heard } = await joinWhileSaid(b, ann, bob, cyHeard, 'during')
     expect(await say(bob, 'lobby', 'after')).toMatchObject({ ok: true })
     await expect.poll(() => heard.map((m) => m.text), { timeout: 5000 }).toContain('after')
     expect(heard.map((m) => m.text)).toEqual(['during', 'after'])
@@ -178,15 +193,9 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     for (let i = 0; i < Limits.history; i++) {
       await b.cluster.store.add({ room: 'lobby', from: 'dee', text: `h${i}`, at: Date.now() })
     }
-    const heard: ChatMessage[] = []
-    ann.on('chat', (m) => heard.push(m))
     // Stored through node A once Ann's join on node B has read the history, and heard by her
     // before the answer: the page puts it where the store has it, after the whole history.
-    pauseNextJoin(b.cluster.store, 'lobby', async () => {
-      expect(await say(bob, 'lobby', 'during')).toMatchObject({ ok: true })
-      await expect.poll(() => cyHeard).toContain('during')
-    })
-    const reply = await join(ann, 'lobby')
+    const { reply, heard } = await joinWhileSaid(b, ann, bob, cyHeard, 'during')
     const history = reply.ok ? reply.history : []
     expect(history).toHaveLength(Limits.history)
     expect(heard.map((m) => m.text)).toEqual(['during'])
