@@ -469,6 +469,27 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await stopChat(chat.app)
   })
 
+  it("shows messages in the store's order when their broadcasts cross on their way", async () => {
+    const store = new MemoryStore()
+    const chat = await startChat(store)
+    const ned = await join(`http://127.0.0.1:${chat.port}`, 'ned')
+    await send(ned, 'mine')
+    await waitForDelivered(ned, 1)
+    // Stored one after the other (through two nodes, say), and heard the other way round, as two
+    // nodes' broadcasts may be: this node alone cannot be made to cross them, so the test sends.
+    const stored = []
+    for (const text of ['first', 'second', 'third']) {
+      const added = await store.add({ room: 'lobby', from: 'zed', text, at: Date.now() })
+      if ('stored' in added) stored.push(added.stored)
+    }
+    const [first, second, third] = stored
+    for (const message of [second, third, first]) chat.app.parley.to('lobby').emit('chat', message)
+    await waitForMessages(ned, 4)
+    expect(await texts(ned)).toEqual(['mine', 'first', 'second', 'third'])
+    await ned.context().close()
+    await stopChat(chat.app)
+  })
+
   it('opens the lobby, and says why, when ?room= names a room that cannot be', async () => {
     const page = await join(`http://127.0.0.1:${port}`, 'hal', { query: '?room=Not%20a%20room!' })
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# lobby')
