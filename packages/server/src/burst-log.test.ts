@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { BurstLog } from './burst-log.js'
+import { BurstLog, MAX_LISTED_EVENTS } from './burst-log.js'
 
 function logger() {
   const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = []
@@ -76,5 +76,27 @@ describe('BurstLog', () => {
     expect(vi.getTimerCount()).toBe(0)
     burst.close()
     expect(lines).toHaveLength(2)
+  })
+
+  it('lists the events of what a line counts, at most MAX_LISTED_EVENTS, each once', () => {
+    const { lines, log } = logger()
+    const burst = new BurstLog(log, 'warn', claimed)
+    burst.record({ event: 'a' }, 'a')
+    for (let i = 0; i < 30; i++) burst.record({ event: `e${i % 15}` }, `e${i % 15}`)
+    burst.record()
+    vi.advanceTimersByTime(10_000)
+    burst.record({ event: 'b' }, 'b')
+    burst.close()
+    expect(lines.map(({ obj }) => obj)).toEqual([
+      { event: 'a', events: ['a'], count: 1, total: 1 },
+      {
+        event: 'e0',
+        events: Array.from({ length: MAX_LISTED_EVENTS }, (_, i) => `e${i}`),
+        moreEvents: true,
+        count: 31,
+        total: 32,
+      },
+      { event: 'b', events: ['b'], count: 1, total: 33 },
+    ])
   })
 })

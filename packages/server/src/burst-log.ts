@@ -7,13 +7,20 @@ import type { FastifyBaseLogger } from 'fastify'
 export type BurstLevel = 'info' | 'warn' | 'error'
 
 /**
+ * How many event names a line lists at most (see `BurstLog.record`): a client may choose them,
+ * and a line must stay one line however many it makes up.
+ */
+export const MAX_LISTED_EVENTS = 10
+
+/**
  * One kind of log line for something that is normal now and then but comes in bursts: a deploy,
  * a restart or a network blip brings it to many sessions at once, and one line per session
  * would be 10 000 lines for 10 000 sessions. So the first is logged at once, then one line per
  * `everyMs` with how many came since (`count`, and `total` since the server started), while
  * they keep coming; `close` logs what is left. No count is lost, and a quiet server keeps no
  * timer. A line carries the details of the first of those it counts, as an example (and its
- * message may name them).
+ * message may name them), and the names of the events they concern, when they concern events
+ * (`events`, at most `MAX_LISTED_EVENTS`; `moreEvents` when there were more).
  */
 export class BurstLog<Example extends Record<string, unknown> = Record<string, unknown>> {
   readonly #log: FastifyBaseLogger
@@ -23,6 +30,9 @@ export class BurstLog<Example extends Record<string, unknown> = Record<string, u
   #total = 0
   #sinceLine = 0
   #example: Example | undefined
+  /** The events named since the last line; undefined when none was. */
+  #events: Set<string> | undefined
+  #moreEvents = false
   #timer: NodeJS.Timeout | undefined
 
   /** `message` says what `count` of them since the last line (the first: `example`) mean, and what to do. */
@@ -38,10 +48,14 @@ export class BurstLog<Example extends Record<string, unknown> = Record<string, u
     this.#everyMs = everyMs
   }
 
-  /** Counts one; logs it at once unless a line was written within `everyMs`. */
-  record(example?: Example): void {
+  /**
+   * Counts one, about `event` when given; logs it at once unless a line was written within
+   * `everyMs`.
+   */
+  record(example?: Example, event?: string): void {
     this.#total++
     if (this.#sinceLine++ === 0) this.#example = example
+    if (event !== undefined) this.#name(event)
     if (this.#timer === undefined) this.#flush()
   }
 
@@ -62,13 +76,25 @@ export class BurstLog<Example extends Record<string, unknown> = Record<string, u
     this.#timer.unref()
   }
 
+  #name(event: string): void {
+    this.#events ??= new Set()
+    if (this.#events.size < MAX_LISTED_EVENTS) this.#events.add(event)
+    else if (!this.#events.has(event)) this.#moreEvents = true
+  }
+
   #line(): void {
     const count = this.#sinceLine
     const example = this.#example
+    const events = this.#events && {
+      events: [...this.#events],
+      ...(this.#moreEvents && { moreEvents: true }),
+    }
     this.#sinceLine = 0
     this.#example = undefined
+    this.#events = undefined
+    this.#moreEvents = false
     this.#log[this.#level](
-      { ...example, count, total: this.#total },
+      { ...example, ...events, count, total: this.#total },
       `parley: ${this.#message(count, example)}`,
     )
   }

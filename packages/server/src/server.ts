@@ -23,6 +23,7 @@ import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
 import { answeredIn, Drain } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
+import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
@@ -104,6 +105,8 @@ export class ParleyServer<
   readonly #handoffLogs: HandoffLogs
   /** The adapter's promises that rejected (an application's adapter whose store went away): logged once per burst. */
   readonly #adapterFailures: AdapterFailures
+  /** Handlers, middleware and listeners of the application's that failed: logged once per burst. */
+  readonly #eventFailures: EventFailures
   /** Resumes of one session take turns (see `ResumeTurns`). */
   readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
   /** Resumes the adapter could not settle, told to try again for at most the recovery window. */
@@ -155,6 +158,7 @@ export class ParleyServer<
     this.#unreachable = new UnreachableOwners(log)
     this.#handoffLogs = new HandoffLogs(log)
     this.#adapterFailures = new AdapterFailures(log)
+    this.#eventFailures = new EventFailures(log)
     this.#invalidSessions = new BurstLog(
       log,
       'warn',
@@ -219,6 +223,7 @@ export class ParleyServer<
       maxPayload: options.maxPayload,
       maxPendingAcks: options.maxPendingAcks,
       ackFailed: (err) => log.error({ err }, 'parley: an ack callback failed'),
+      failures: this.#eventFailures,
       unplainData: (id) => this.#handoffLogs.unplainData.record({ socket: id }),
       leaveFailed: (id, err) => this.#adapterFailures.leave.record({ err, socket: id }),
       maxWaitingEvents: options.maxWaitingEvents,
@@ -597,6 +602,7 @@ export class ParleyServer<
     for (const closer of this.#closers) closer()
     this.#handoffLogs.close()
     this.#adapterFailures.close()
+    this.#eventFailures.close()
     this.#invalidSessions.close()
     this.#middlewareFailures.close()
     this.#unknown.close()
@@ -1038,7 +1044,7 @@ export class ParleyServer<
       try {
         listener(socket)
       } catch (err) {
-        this.#log.error({ err }, `parley: ${event} listener failed`)
+        this.#eventFailures.listener(event, err)
       }
     }
   }

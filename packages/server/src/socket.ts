@@ -26,6 +26,7 @@ import {
   onceWrapper,
   removeListener,
 } from './emitter.js'
+import { type EventFailures, HANDLER_FAILED } from './event-failures.js'
 import {
   type EventMiddleware,
   EventPipeline,
@@ -51,12 +52,6 @@ import type {
   SocketReservedEvents,
   TimeoutAckCallback,
 } from './types.js'
-
-/**
- * The message an ERROR packet carries when a handler fails: never the error's own text, unless the
- * error carries a code of the application's (then it is a refusal meant for the client).
- */
-const HANDLER_FAILED = 'the handler failed'
 
 interface EmitFlags {
   volatile?: boolean
@@ -133,6 +128,8 @@ export interface SocketContext {
   maxPendingAcks: number
   /** An application's ack callback threw (logged: the other waits and the packet go on). */
   ackFailed(err: unknown): void
+  /** Where handlers, middleware and listeners that failed are logged, once per burst. */
+  failures: EventFailures
   /** Socket `id` is handed off with a `socket.data` that is not plain JSON (logged once per burst). */
   unplainData(id: string): void
   /** The adapter could not take ended socket `id` out of its rooms (logged once per burst). */
@@ -862,8 +859,7 @@ export class ServerSocket<
    * only 'refused by middleware', and it may be a bug.
    */
   #refuseEvent(event: string, ackId: number, refusal: EventRefusal, cause: unknown): void {
-    if (cause !== undefined && !hasAppCode(cause))
-      this.#context.log.error({ err: cause, event }, 'parley: event middleware failed')
+    if (cause !== undefined && !hasAppCode(cause)) this.#context.failures.middleware(event, cause)
     else
       this.#context.log.debug(
         { err: cause, code: refusal.code, event },
@@ -953,13 +949,13 @@ export class ServerSocket<
   /**
    * Logs a handler's failure. An error with the application's own code is a deliberate refusal
    * (its code and message go to the client, and it is logged at debug); anything else is a
-   * bug, logged as an error and told to the client only as 'the handler failed'. Returns
-   * whether the error was coded.
+   * bug, logged as an error (once per burst: see `EventFailures`) and told to the client only
+   * as 'the handler failed'. Returns whether the error was coded.
    */
   #handlerFailed(name: string, error: unknown): boolean {
     const coded = hasAppCode(error)
     if (coded) this.#context.log.debug({ err: error, event: name }, 'parley: event handler refused')
-    else this.#context.log.error({ err: error, event: name }, 'parley: event handler failed')
+    else this.#context.failures.handler(name, error)
     return coded
   }
 
@@ -982,12 +978,10 @@ export class ServerSocket<
       try {
         const result = (listener as (...a: unknown[]) => unknown)(...args)
         if (isThenable(result)) {
-          result.then(undefined, (err: unknown) =>
-            this.#context.log.error({ err }, `parley: "${event}" listener failed`),
-          )
+          result.then(undefined, (err: unknown) => this.#context.failures.listener(event, err))
         }
       } catch (err) {
-        this.#context.log.error({ err }, `parley: "${event}" listener failed`)
+        this.#context.failures.listener(event, err)
       }
     }
   }

@@ -34,9 +34,14 @@ function forbidden(origin: string, own: string | undefined): OriginVerdict {
 /**
  * Requests without `Origin` (not from a browser page) and same-origin requests always pass.
  * A cross-origin page passes only when `allowedOrigins` lets it; then it gets CORS headers:
- * its exact origin with credentials, or `*` without them when `allowedOrigins` is '*'.
+ * its exact origin with credentials, or `*` without them when `allowedOrigins` is '*'. An
+ * `allowedOrigins` function that throws refuses the origin, and is logged in `refusals`.
  */
-export function checkOrigin(request: FastifyRequest, allowed: AllowedOrigins | undefined): OriginVerdict {
+export function checkOrigin(
+  request: FastifyRequest,
+  allowed: AllowedOrigins | undefined,
+  refusals: OriginRefusals,
+): OriginVerdict {
   const origin = request.headers.origin
   if (origin === undefined) return SAME_ORIGIN
   const normalised = toOrigin(origin)
@@ -49,7 +54,7 @@ export function checkOrigin(request: FastifyRequest, allowed: AllowedOrigins | u
     try {
       ok = allowed(origin) === true
     } catch (err) {
-      request.log.warn({ err }, 'parley: allowedOrigins function threw; origin refused')
+      refusals.functionThrew(err, origin)
     }
   }
   if (!ok) return forbidden(origin, own)
@@ -95,6 +100,12 @@ function toOrigin(value: string): string | undefined {
 /** Logs refused origins at warn, one line per burst (see `BurstLog`), with what a user needs to act. */
 export class OriginRefusals {
   readonly #burst: BurstLog<{ origin: string | undefined; ownOrigin: string | undefined }>
+  /**
+   * The `allowedOrigins` function threw. It runs for every cross-origin request, so a bug in it
+   * (or one that a crafted Origin reaches) would write a line per request: one per burst, whose
+   * first holds the `err` (its stack says where to fix it) and the origin it was given.
+   */
+  readonly #threw: BurstLog<{ err: unknown; origin: string }>
 
   constructor(log: FastifyBaseLogger) {
     this.#burst = new BurstLog(
@@ -105,6 +116,17 @@ export class OriginRefusals {
         `(${first?.ownOrigin ?? 'unknown: no Host'}) and not in allowedOrigins. Behind a proxy that ` +
         'changes Host, set trustProxy and forward X-Forwarded-Host and X-Forwarded-Proto',
     )
+    this.#threw = new BurstLog(
+      log,
+      'warn',
+      (count, first) =>
+        `allowedOrigins function threw for ${count} request(s) since the last such line (the first: its err, for origin ${first?.origin}); each origin was refused`,
+    )
+  }
+
+  /** The `allowedOrigins` function threw `err` for `origin`, which was refused. */
+  functionThrew(err: unknown, origin: string): void {
+    this.#threw.record({ err, origin })
   }
 
   record(verdict: OriginVerdict): void {
@@ -114,5 +136,6 @@ export class OriginRefusals {
   /** The server closes: logs what is left of a burst. */
   close(): void {
     this.#burst.close()
+    this.#threw.close()
   }
 }

@@ -86,6 +86,10 @@ export async function parleyRoutes(
   const bodies = new BodyReader(options.maxPayload, options.pingTimeout)
   const idleSseUpstream = options.closeIdleSseUpstream ? new IdleSseUpstream() : undefined
 
+  const originRefusals = new OriginRefusals(app.log)
+  server.atClose(() => originRefusals.close())
+  const originOf = (request: FastifyRequest) => checkOrigin(request, options.allowedOrigins, originRefusals)
+
   /** A coded error answer; see `answer` for one whose request was to be forwarded. */
   const fail = (reply: FastifyReply, status: number, code: string, message: string, cors: HeaderBag = {}) =>
     answer(
@@ -111,7 +115,7 @@ export async function parleyRoutes(
     if (!answer) throw error
     if (answer.status >= 500) request.log.error({ err: error }, 'parley: request failed')
     if (answer.closeConnection) closeUnread(reply)
-    const cors = checkOrigin(request, options.allowedOrigins).cors
+    const cors = originOf(request).cors
     return fail(reply, answer.status, answer.code, answer.message, cors)
   }
 
@@ -131,8 +135,6 @@ export async function parleyRoutes(
     })
   }
 
-  const originRefusals = new OriginRefusals(app.log)
-  server.atClose(() => originRefusals.close())
   /** 403 for a refused origin, readable by the page that was refused, and a log line. */
   const refuseOrigin = (reply: FastifyReply, origin: OriginVerdict) => {
     originRefusals.record(origin)
@@ -186,7 +188,7 @@ export async function parleyRoutes(
       if (!enabled('websocket')) return disabled(reply, 'websocket')
       if (!versionOk(request))
         return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
-      const origin = checkOrigin(request, options.allowedOrigins)
+      const origin = originOf(request)
       if (!origin.allowed) return refuseOrigin(reply, origin)
       // While the node drains, an upgrade goes through: its HELLO is then refused with ERROR
       // PARLEY_SERVER_SHUTTING_DOWN, a code the client reads (and tries another node), where a
@@ -236,7 +238,7 @@ export async function parleyRoutes(
       return notAllowed(reply, HTTP_METHODS, 'use GET or POST')
     if (!versionOk(request))
       return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
-    const origin = checkOrigin(request, options.allowedOrigins)
+    const origin = originOf(request)
     if (!origin.allowed) return refuseOrigin(reply, origin)
     if (request.headers.upgrade !== undefined) {
       return fail(reply, 400, ErrorCode.UNEXPECTED_UPGRADE, `no upgrade on the ${kind} endpoint`, origin.cors)
@@ -253,7 +255,7 @@ export async function parleyRoutes(
 
   async function handleHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     const method = request.method
-    const cors = checkOrigin(request, options.allowedOrigins).cors
+    const cors = originOf(request).cors
 
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)

@@ -1,0 +1,117 @@
+import { ErrorCode } from '@parley/protocol'
+import type { FastifyBaseLogger } from 'fastify'
+import { BurstLog } from './burst-log.js'
+import { MIDDLEWARE_REFUSED } from './incoming.js'
+
+/**
+ * The message an ERROR packet carries when a handler fails: never the error's own text, unless the
+ * error carries a code of the application's (then it is a refusal meant for the client).
+ */
+export const HANDLER_FAILED = 'the handler failed'
+
+/**
+ * Event names that get a burst of their own (see `EventFailures`), for handlers and for
+ * listeners; failures for names past them share one burst, whose lines list the names.
+ */
+const MAX_EVENT_BURSTS = 64
+
+/** The first failure a line counts: its error, whose stack says where to fix it, and its event. */
+type Failure = { err: unknown; event: string }
+
+/**
+ * The application's own code failing on events: handlers, `socket.use` middleware and
+ * listeners of the socket's and the server's events, with an error without a code of the
+ * application's (a bug, or a failure such as a database away). A client sends events as fast as
+ * it likes, and with one line per event, each with a stack, a client whose events make a
+ * handler throw would flood the application's log; so each is logged at error once per burst
+ * (see `BurstLog`): the first at once with its `err` and `event`, then the `count` since, and
+ * the names of the events they concern (`events`).
+ *
+ * A handler's or a listener's failures have a burst per event name: each event's handlers are
+ * code of their own, so a bug in one must not keep the stack of another's out of the log while
+ * its burst lasts, and only names the application listens to can fail (their number is the
+ * application's, not the client's; past `MAX_EVENT_BURSTS` they share one). A middleware's have
+ * one burst for every event: the middleware runs for any name the client makes up, and a burst
+ * per name would give a client one line per name.
+ */
+export class EventFailures {
+  readonly #middleware: BurstLog<Failure>
+  readonly #handlers: BurstsPerEvent
+  readonly #listeners: BurstsPerEvent
+
+  constructor(log: FastifyBaseLogger) {
+    this.#middleware = new BurstLog(
+      log,
+      'error',
+      (count, first) =>
+        `event middleware failed for ${count} event(s) since the last such line, with an error without a code of the application's (the first: its err, for "${first?.event}"); each was refused with ${ErrorCode.HANDLER_ERROR} '${MIDDLEWARE_REFUSED}'`,
+    )
+    this.#handlers = new BurstsPerEvent(
+      () =>
+        new BurstLog(
+          log,
+          'error',
+          (count, first) =>
+            `event handler failed for ${count} event(s) since the last such line, with an error without a code of the application's (the first: its err, for "${first?.event}"); a client that asked for a reply got ${ErrorCode.HANDLER_ERROR} '${HANDLER_FAILED}'`,
+        ),
+    )
+    this.#listeners = new BurstsPerEvent(
+      () =>
+        new BurstLog(
+          log,
+          'error',
+          (count, first) =>
+            `"${first?.event}" listener failed ${count} time(s) since the last such line (the first: its err)`,
+        ),
+    )
+  }
+
+  /** A `socket.use` middleware refused `event` with `err`, which has no code of the application's. */
+  middleware(event: string, err: unknown): void {
+    this.#middleware.record({ err, event }, event)
+  }
+
+  /** A handler of `event` threw or rejected with `err`, which has no code of the application's. */
+  handler(event: string, err: unknown): void {
+    this.#handlers.record(event, err)
+  }
+
+  /** A listener of the socket's or the server's own `event` (`disconnect`, `connection`, ...) threw or rejected. */
+  listener(event: string, err: unknown): void {
+    this.#listeners.record(event, err)
+  }
+
+  /** The server closes: each logs what it has not logged yet. */
+  close(): void {
+    this.#middleware.close()
+    this.#handlers.close()
+    this.#listeners.close()
+  }
+}
+
+/** A burst for each event name, up to `MAX_EVENT_BURSTS`; the names past them share one. */
+class BurstsPerEvent {
+  readonly #make: () => BurstLog<Failure>
+  readonly #bursts = new Map<string, BurstLog<Failure>>()
+  #others: BurstLog<Failure> | undefined
+
+  constructor(make: () => BurstLog<Failure>) {
+    this.#make = make
+  }
+
+  record(event: string, err: unknown): void {
+    let burst = this.#bursts.get(event)
+    if (burst === undefined) {
+      if (this.#bursts.size < MAX_EVENT_BURSTS) {
+        burst = this.#make()
+        this.#bursts.set(event, burst)
+      } else burst = this.#others ??= this.#make()
+    }
+    burst.record({ err, event }, event)
+  }
+
+  close(): void {
+    for (const burst of this.#bursts.values()) burst.close()
+    this.#others?.close()
+  }
+}

@@ -1,0 +1,205 @@
+// The application's own code that fails on what clients send (a handler, a middleware, a
+// listener, the allowedOrigins function): a client can send as much as it likes, so each kind
+// is logged once per burst, the first at once with its err and event, never once per event.
+import { connect, type ParleyError, type TransportName } from '@parley/client'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, startServer, until } from './helpers.js'
+
+let started: Started | undefined
+
+afterEach(async () => {
+  await started?.app.close()
+  started = undefined
+})
+
+interface Line {
+  level: number
+  msg: string
+  count?: number
+  total?: number
+  event?: string
+  events?: string[]
+  moreEvents?: boolean
+  origin?: string
+  err?: { message: string; stack?: string }
+}
+
+/** A server logging at warn into `lines`, set up by `setup`. */
+async function logged(
+  setup: Parameters<typeof startServer>[1],
+  options: Parameters<typeof startServer>[0] = {},
+) {
+  const lines: Line[] = []
+  const logger = { level: 'warn', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } }
+  started = await startServer(options, setup, { logger })
+  const server = started
+  /** The lines whose message holds `text`. */
+  const about = (text: string) => lines.filter(({ msg }) => msg.includes(text))
+  /** Closes the server (the rest of a burst is logged then), and gives `[count, total]` of each line about `text`. */
+  const countsAtClose = async (text: string) => {
+    await server.app.close()
+    started = undefined
+    return about(text).map(({ count, total }) => [count, total])
+  }
+  return { base: server.base, lines, about, countsAtClose }
+}
+
+const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
+
+/** A client on `transport` only, connected. */
+async function connected(base: string, transport: TransportName) {
+  const client = connect(base, { transports: [transport], reconnection: false })
+  await new Promise<void>((resolve) => client.once('connect', () => resolve()))
+  return client
+}
+
+const refusal = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (error: ParleyError<string>) => [error.code, error.message],
+  )
+
+describe.each(TRANSPORTS)('a handler that throws for every event, over %s,', (transport) => {
+  it('is logged once per burst of each event, the first at once with its err; the client gets what it got', async () => {
+    const calls = { boom: 0, bang: 0 }
+    const { base, about, countsAtClose } = await logged((app) => {
+      app.parley.on('connection', (socket) => {
+        socket.on('boom', async () => {
+          calls.boom++
+          throw new Error('a bug in boom')
+        })
+        socket.on('bang', () => {
+          calls.bang++
+          throw new TypeError('a bug in bang')
+        })
+      })
+    })
+    const client = await connected(base, transport)
+    const replies = []
+    for (let i = 0; i < 20; i++) {
+      client.emit('boom')
+      replies.push(refusal(client.timeout(3000).emitWithAck('boom')))
+    }
+    replies.push(refusal(client.timeout(3000).emitWithAck('bang')))
+    expect(await Promise.all(replies)).toEqual(
+      replies.map(() => ['PARLEY_HANDLER_ERROR', 'the handler failed']),
+    )
+    await until(() => calls.boom === 40 && calls.bang === 1, 3000, 'every event handled')
+    // One line for each event's first failure, with what a user needs to fix it.
+    const lines = about('event handler failed')
+    expect(lines).toHaveLength(2)
+    const boom = lines.find(({ event }) => event === 'boom')
+    expect(boom).toMatchObject({ level: 50, events: ['boom'], count: 1 })
+    expect(boom?.err).toMatchObject({
+      message: 'a bug in boom',
+      stack: expect.stringContaining('a bug in boom'),
+    })
+    const bang = lines.find(({ event }) => event === 'bang')
+    expect(bang).toMatchObject({ level: 50, err: { message: 'a bug in bang' }, count: 1 })
+    client.disconnect()
+    expect(await countsAtClose('event handler failed')).toEqual([
+      [1, 1],
+      [1, 1],
+      [39, 40],
+    ])
+  })
+})
+
+describe('a socket middleware that throws for every event', () => {
+  it('is logged once per burst, with the first err and a bounded list of the events seen', async () => {
+    let refused = 0
+    const { base, about, countsAtClose } = await logged((app) => {
+      app.parley.on('connection', (socket) => {
+        socket.use(([event]) => {
+          refused++
+          throw new Error(`a bug in the middleware, for ${event}`)
+        })
+      })
+    })
+    const client = await connected(base, 'websocket')
+    // Names the client makes up: as many as it likes.
+    for (let i = 0; i < 30; i++) client.emit(`made-up-${i}`)
+    expect(await refusal(client.timeout(3000).emitWithAck('last'))).toEqual([
+      'PARLEY_HANDLER_ERROR',
+      'refused by middleware',
+    ])
+    await until(() => refused === 31, 3000, 'every event refused')
+    const first = about('event middleware failed')
+    expect(first).toHaveLength(1)
+    expect(first[0]).toMatchObject({
+      level: 50,
+      event: 'made-up-0',
+      err: { message: 'a bug in the middleware, for made-up-0' },
+      count: 1,
+    })
+    client.disconnect()
+    expect(await countsAtClose('event middleware failed')).toEqual([
+      [1, 1],
+      [30, 31],
+    ])
+    const rest = about('event middleware failed')[1]!
+    expect(rest.events).toEqual(Array.from({ length: 10 }, (_, i) => `made-up-${i + 1}`))
+    expect(rest.moreEvents).toBe(true)
+  })
+})
+
+describe('listeners that throw', () => {
+  it("are logged once per burst of each event, the server's and the socket's", async () => {
+    let ended = 0
+    const { base, about, countsAtClose } = await logged((app) => {
+      app.parley.on('connection', (socket) => {
+        socket.on('disconnect', () => {
+          ended++
+          throw new Error('a bug in disconnect')
+        })
+        throw new Error('a bug in connection')
+      })
+    })
+    for (const transport of TRANSPORTS) (await connected(base, transport)).disconnect()
+    await until(() => ended === 3, 3000, 'the sessions ended')
+    expect(about('"connection" listener failed')).toMatchObject([
+      { level: 50, event: 'connection', err: { message: 'a bug in connection' }, count: 1 },
+    ])
+    expect(about('"disconnect" listener failed')).toMatchObject([
+      { level: 50, event: 'disconnect', err: { message: 'a bug in disconnect' }, count: 1 },
+    ])
+    expect(await countsAtClose('listener failed')).toEqual([
+      [1, 1],
+      [1, 1],
+      [2, 3],
+      [2, 3],
+    ])
+  })
+})
+
+describe('an allowedOrigins function that throws', () => {
+  it('is logged once per burst, the first at once with its err and origin; each origin is refused', async () => {
+    const allowedOrigins = (origin: string) => {
+      throw new Error(`a bug in allowedOrigins, for ${origin}`)
+    }
+    const { base, about, countsAtClose } = await logged(undefined, { allowedOrigins })
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${base}/sse?v=1`, {
+        method: 'POST',
+        body: '[8,{}]',
+        headers: { origin: `https://app${i}.example` },
+      })
+      expect([res.status, ((await res.json()) as { code: string }).code]).toEqual([
+        403,
+        'PARLEY_ORIGIN_FORBIDDEN',
+      ])
+    }
+    expect(about('allowedOrigins function threw')).toMatchObject([
+      {
+        level: 40,
+        origin: 'https://app0.example',
+        err: { message: 'a bug in allowedOrigins, for https://app0.example' },
+        count: 1,
+      },
+    ])
+    expect(await countsAtClose('allowedOrigins function threw')).toEqual([
+      [1, 1],
+      [4, 5],
+    ])
+  })
+})
