@@ -14,6 +14,18 @@ import { BurstLog } from './burst-log.js'
 /** What a client reads of a handshake that failed inside the server (see `Server.handshakeFailed`). */
 export const HANDSHAKE_FAILED = 'the handshake failed inside the server: try again'
 
+/**
+ * What a call of the adapter's on a handshake's way threw or rejected with (its `cause`), thrown
+ * on in its place: `Server.handshakeFailed` logs the adapter's failures (its store away, for
+ * every client meanwhile) apart from any other error inside the server (a bug), each in a line
+ * of its own that says which it is. Never leaves the server.
+ */
+export class AdapterCallFailed extends Error {
+  constructor(cause: unknown) {
+    super('a call of the adapter failed', { cause })
+  }
+}
+
 export class AdapterFailures {
   /** `sessionOpened` rejected: other nodes may not find those sessions until it is recorded. */
   readonly ownerRecord: BurstLog
@@ -26,9 +38,9 @@ export class AdapterFailures {
   /** `anotherNode` rejected: those resumes of a draining node's sessions were answered by it. */
   readonly anotherNode: BurstLog
   /**
-   * A handshake threw inside the server (the adapter's `addAll` of a new socket's own room, or
-   * a takeover's call that failed): those clients were answered PARLEY_SERVER_SHUTTING_DOWN and
-   * try again.
+   * A handshake failed in a call of the adapter's (its `addAll` of a new socket's own room, or
+   * a takeover's `takeOver`: see `AdapterCallFailed`): those clients were answered
+   * PARLEY_SERVER_SHUTTING_DOWN and try again.
    */
   readonly handshake: BurstLog
   /** `addAll` failed for sockets taken over from another node: they are not in their rooms. */
@@ -75,7 +87,7 @@ export class AdapterFailures {
     )
     this.handshake = error(
       (count) =>
-        `handshake failed for ${count} client(s) inside the server, since the last such line (the adapter, most often: see the err of the first); each got ${ErrorCode.SERVER_SHUTTING_DOWN} '${HANDSHAKE_FAILED}' and tries again`,
+        `handshake failed for ${count} client(s) since the last such line: the adapter failed (its addAll of the new socket's own room, or a takeover of a handed-off session; see the err of the first); each got ${ErrorCode.SERVER_SHUTTING_DOWN} '${HANDSHAKE_FAILED}' and tries again`,
     )
     this.rejoin = error(
       (count) =>

@@ -15,9 +15,9 @@ import {
   type RoutedResponse,
   type SocketDescription,
 } from './adapter/adapter.js'
-import type { SessionClaim } from './adapter/handoff.js'
+import type { HandOffTail, SessionClaim } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
-import { AdapterFailures, HANDSHAKE_FAILED } from './adapter-failures.js'
+import { AdapterCallFailed, AdapterFailures, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
@@ -97,6 +97,8 @@ export class ParleyServer<
   readonly #invalidSessions: BurstLog<{ code: string; reason: string }>
   /** Handshakes a middleware refused with an error without a code of the application's: logged once per burst. */
   readonly #middlewareFailures: BurstLog<{ err: unknown }>
+  /** Handshakes that failed inside the server, not in the adapter (a bug): logged once per burst. */
+  readonly #handshakeBugs: BurstLog<{ err: unknown; transport: TransportName }>
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
@@ -170,6 +172,12 @@ export class ParleyServer<
       'error',
       (count) =>
         `handshake middleware failed for ${count} client(s) since the last such line, with an error without a code of the application's (the first: its err); each was refused with ${ErrorCode.REFUSED} '${MIDDLEWARE_REFUSED}'`,
+    )
+    this.#handshakeBugs = new BurstLog(
+      log,
+      'error',
+      (count) =>
+        `handshake failed for ${count} client(s) since the last such line, with an error inside the server that is not the adapter's (a bug: see the err of the first); each got ${ErrorCode.SERVER_SHUTTING_DOWN} '${HANDSHAKE_FAILED}' and tries again`,
     )
     this.#unsettledResumes = new UnsettledResumes(options.recoveryWindow)
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
@@ -489,14 +497,16 @@ export class ParleyServer<
   }
 
   /**
-   * @internal `handshake` threw (an adapter of the application's that failed, its store away, in
-   * practice): the answer for the client, the same on every transport, with a code the client
-   * tries again on, as it does for a resume that the store cannot settle now. Never the error's
-   * own message, which may say what the client should not know. The error is logged once per
-   * burst, since such an adapter fails every client.
+   * @internal `handshake` threw: the answer for the client, the same on every transport, with a
+   * code the client tries again on, as it does for a resume that the store cannot settle now.
+   * Never the error's own message, which may say what the client should not know. The error is
+   * logged once per burst, since an adapter whose store is away fails every client: as the
+   * adapter's when a call of the adapter's failed (`AdapterCallFailed`), else as a bug.
    */
   handshakeFailed(err: unknown, transport: TransportName): Refusal {
-    this.#adapterFailures.handshake.record({ err, transport })
+    if (err instanceof AdapterCallFailed)
+      this.#adapterFailures.handshake.record({ err: err.cause, transport })
+    else this.#handshakeBugs.record({ err, transport })
     return {
       status: 503,
       code: ErrorCode.SERVER_SHUTTING_DOWN,
@@ -605,6 +615,7 @@ export class ParleyServer<
     this.#eventFailures.close()
     this.#invalidSessions.close()
     this.#middlewareFailures.close()
+    this.#handshakeBugs.close()
     this.#unknown.close()
     this.#unreachable.close()
     this.#limit.close()
@@ -773,16 +784,20 @@ export class ParleyServer<
       await socket.enter([socket.id])
     } catch (err) {
       // An adapter of the application's that failed: the socket, registered already, would stay
-      // for good (never attached, no timer). The handshake fails as any other that throws.
+      // for good (never attached, no timer). The handshake fails, as the adapter's failure.
       this.#unregisterNew(socket)
-      throw err
+      throw new AdapterCallFailed(err)
     }
     // Read again after the awaits: the application may have ended the session meanwhile
     // (`disconnectSockets()`), or a drain begun to hand it off; `attach` would throw.
     if (session.state === 'closed') {
       // Its end left the adapter before `addAll` put its own room back: out again now (its end
       // also leaves once more after the join, a moment later).
-      this.adapter.delAll(socket.id)
+      try {
+        this.adapter.delAll(socket.id)
+      } catch (err) {
+        throw new AdapterCallFailed(err)
+      }
       // The client gets the session's CLOSE instead of OPEN, as for a resume of one that ended:
       // its own, which the table of ended sessions may have forgotten already (the adapter took
       // longer than the recovery window, or many sessions ended meanwhile).
@@ -976,14 +991,14 @@ export class ParleyServer<
     const rooms = [socket.id, ...snapshot.rooms]
     // A socket dropped or ended from here on leaves its rooms after this join, should the
     // adapter's `addAll` still be under way (see `ServerSocket.enter`).
-    const {
-      tail,
-      complete,
-      late = false,
-      alone = false,
-      ended = false,
-      kept = false,
-    } = await claim.takeOver(() => void this.#joinRestored(socket, rooms))
+    let taken: HandOffTail
+    try {
+      taken = await claim.takeOver(() => void this.#joinRestored(socket, rooms))
+    } catch (err) {
+      // It never fails by its contract: one that does is the adapter's failure all the same.
+      throw new AdapterCallFailed(err)
+    }
+    const { tail, complete, late = false, alone = false, ended = false, kept = false } = taken
     if (ended && kept) {
       // It lives on at its old node, ahead of this snapshot: the client keeps its session and
       // tries again, and is sent there (or the session moves here, from its current state).

@@ -3,8 +3,9 @@
 // burst of each kind, not one per session. The built-in adapters never reject these calls.
 import { connect } from '@parley/client'
 import type { ParleyError, TransportName } from '@parley/protocol'
-import { type AdapterFactory, MemoryAdapter } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { type AdapterFactory, MemoryAdapter, type SessionSnapshot } from '@parley/server'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { Session } from '../src/session.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -155,6 +156,11 @@ describe('an adapter that rejects', () => {
     )
     const first = logs.find(({ msg }) => msg.includes('handshake failed'))
     expect(first).toMatchObject({ level: 50, err: { message: 'the store went away' } })
+    // Said to be the adapter's, with the adapter's own error (not one wrapping it).
+    expect(first?.msg).toContain(
+      'handshake failed for 1 client(s) since the last such line: the adapter failed',
+    )
+    expect(first?.err).not.toHaveProperty('cause')
     await started.app.close()
     // Each client tried its transport once more at once (a balancer would send it to another
     // node) before its connect_error: six handshakes, one line at once, five at the close.
@@ -162,6 +168,71 @@ describe('an adapter that rejects', () => {
       [1, 1],
       [5, 6],
     ])
+  })
+
+  it('logs a takeover whose claim fails as the adapter’s failure of the handshake', async () => {
+    // A real snapshot: a node drains with handoff, and its adapter keeps what it is given.
+    const snapshots: SessionSnapshot[] = []
+    const old = await startServer({
+      adapter: (sockets) =>
+        Object.assign(new MemoryAdapter(sockets), {
+          handOff: async (snapshot: SessionSnapshot) => {
+            snapshots.push(snapshot)
+            return true
+          },
+          claimSession: async () => null,
+          otherNodes: () => 1,
+        }),
+      handoff: { timeout: 100, retrySpread: 0 },
+    })
+    const client = await rawConnect('websocket', old.base)
+    await old.app.parley.drain()
+    await old.app.close()
+    client.close()
+    expect(snapshots).toHaveLength(1)
+    // The next node claims it, and its claim's takeOver rejects (which its contract rules out).
+    const claim = { snapshot: snapshots[0]!, takeOver: storeAway }
+    const { started, logs } = await serverWith(() => ({ claimSession: async () => claim }))
+    const answer = await rawConnect('websocket', started.base, { sid: client.sid, ack: 0 }).catch(
+      (e: unknown) => e,
+    )
+    expect(answer).toMatchObject({ code: 'PARLEY_SERVER_SHUTTING_DOWN' })
+    expect(logs.filter(({ msg }) => msg.includes('handshake failed'))).toMatchObject([
+      {
+        level: 50,
+        msg: expect.stringContaining('the adapter failed'),
+        err: { message: 'the store went away' },
+      },
+    ])
+  })
+
+  it('logs a handshake that failed elsewhere in the server apart from the adapter’s, as a bug', async () => {
+    // A bug inside the server, which a real server cannot be made to have: attaching throws.
+    const attach = vi.spyOn(Session.prototype, 'attach').mockImplementation(() => {
+      throw new Error('a bug in attach')
+    })
+    try {
+      const { started, logs, counts } = await serverWith(() => ({}))
+      const errors = await connectOncePerTransport(started.base)
+      // The client gets what it got before: a code it tries again on, never the error's text.
+      expect(errors.map(({ code, message }) => [code, message])).toEqual(
+        TRANSPORTS.map(() => [
+          'PARLEY_SERVER_SHUTTING_DOWN',
+          'the handshake failed inside the server: try again',
+        ]),
+      )
+      const first = logs.find(({ msg }) => msg.includes('handshake failed'))
+      expect(first).toMatchObject({ level: 50, err: { message: 'a bug in attach' } })
+      expect(first?.msg).toContain("with an error inside the server that is not the adapter's (a bug")
+      await started.app.close()
+      expect(counts('handshake failed')).toEqual([
+        [1, 1],
+        [5, 6],
+      ])
+      expect(counts('the adapter failed')).toEqual([])
+    } finally {
+      attach.mockRestore()
+    }
   })
 
   it('logs the ended sockets it could not take out of their rooms once per burst', async () => {
