@@ -19,50 +19,51 @@ const MAX_EVENT_BURSTS = 64
 type Failure = { err: unknown; event: string }
 
 /**
- * The application's own code failing on events: handlers, `socket.use` middleware and
- * listeners of the socket's and the server's events, with an error without a code of the
- * application's (a bug, or a failure such as a database away). A client sends events as fast as
- * it likes, and with one line per event, each with a stack, a client whose events make a
- * handler throw would flood the application's log; so each is logged at error once per burst
- * (see `BurstLog`): the first at once with its `err` and `event`, then the `count` since, and
- * the names of the events they concern (`events`).
+ * The application's own code failing on events: handlers (and the replies they give),
+ * `socket.use` middleware and listeners of the socket's and the server's events, with an error
+ * without a code of the application's (a bug, or a failure such as a database away). A client
+ * sends events as fast as it likes, and with one line per event, each with a stack, a client
+ * whose events make a handler throw would flood the application's log; so each is logged at
+ * error once per burst (see `BurstLog`): the first at once with its `err` and `event`, then the
+ * `count` since, and the names of the events they concern (`events`).
  *
- * A handler's or a listener's failures have a burst per event name: each event's handlers are
- * code of their own, so a bug in one must not keep the stack of another's out of the log while
- * its burst lasts, and only names the application listens to can fail (their number is the
- * application's, not the client's; past `MAX_EVENT_BURSTS` they share one). A middleware's have
- * one burst for every event: the middleware runs for any name the client makes up, and a burst
- * per name would give a client one line per name.
+ * A handler's, a reply's or a listener's failures have a burst per event name: each event's
+ * handlers are code of their own, so a bug in one must not keep the stack of another's out of
+ * the log while its burst lasts, and only names the application listens to can fail (their
+ * number is the application's, not the client's; past `MAX_EVENT_BURSTS` they share one). A
+ * middleware's have one burst for every event: the middleware runs for any name the client
+ * makes up, and a burst per name would give a client one line per name.
  */
 export class EventFailures {
   readonly #middleware: BurstLog<Failure>
   readonly #handlers: BurstsPerEvent
   readonly #listeners: BurstsPerEvent
+  readonly #replies: BurstsPerEvent
 
   constructor(log: FastifyBaseLogger) {
-    this.#middleware = new BurstLog(
-      log,
-      'error',
+    const error = (message: (count: number, first: Failure | undefined) => string) =>
+      new BurstLog(log, 'error', message)
+    this.#middleware = error(
       (count, first) =>
         `event middleware failed for ${count} event(s) since the last such line, with an error without a code of the application's (the first: its err, for "${first?.event}"); each was refused with ${ErrorCode.HANDLER_ERROR} '${MIDDLEWARE_REFUSED}'`,
     )
-    this.#handlers = new BurstsPerEvent(
-      () =>
-        new BurstLog(
-          log,
-          'error',
-          (count, first) =>
-            `event handler failed for ${count} event(s) since the last such line, with an error without a code of the application's (the first: its err, for "${first?.event}"); a client that asked for a reply got ${ErrorCode.HANDLER_ERROR} '${HANDLER_FAILED}'`,
-        ),
+    this.#handlers = new BurstsPerEvent(() =>
+      error(
+        (count, first) =>
+          `event handler failed for ${count} event(s) since the last such line, with an error without a code of the application's (the first: its err, for "${first?.event}"); a client that asked for a reply got ${ErrorCode.HANDLER_ERROR} '${HANDLER_FAILED}'`,
+      ),
     )
-    this.#listeners = new BurstsPerEvent(
-      () =>
-        new BurstLog(
-          log,
-          'error',
-          (count, first) =>
-            `"${first?.event}" listener failed ${count} time(s) since the last such line (the first: its err)`,
-        ),
+    this.#listeners = new BurstsPerEvent(() =>
+      error(
+        (count, first) =>
+          `"${first?.event}" listener failed ${count} time(s) since the last such line (the first: its err)`,
+      ),
+    )
+    this.#replies = new BurstsPerEvent(() =>
+      error(
+        (count, first) =>
+          `reply could not be sent for ${count} event(s) since the last such line (the first: its err, for "${first?.event}"); each client got ${ErrorCode.HANDLER_ERROR} '${HANDLER_FAILED}' instead`,
+      ),
     )
   }
 
@@ -76,6 +77,11 @@ export class EventFailures {
     this.#handlers.record(event, err)
   }
 
+  /** A handler of `event` replied with what cannot be sent (`err` says why: too large, not serializable). */
+  reply(event: string, err: unknown): void {
+    this.#replies.record(event, err)
+  }
+
   /** A listener of the socket's or the server's own `event` (`disconnect`, `connection`, ...) threw or rejected. */
   listener(event: string, err: unknown): void {
     this.#listeners.record(event, err)
@@ -86,6 +92,7 @@ export class EventFailures {
     this.#middleware.close()
     this.#handlers.close()
     this.#listeners.close()
+    this.#replies.close()
   }
 }
 

@@ -904,7 +904,7 @@ export class ServerSocket<
         this.#session.sendNumbered(make)
       } catch (error) {
         // The reply could not be encoded: the client still gets an answer.
-        this.#context.log.error({ err: error, event: name }, 'parley: reply could not be sent')
+        this.#context.failures.reply(name, error)
         this.#session.sendNumbered((seq) => ({
           type: PacketType.ERROR,
           seq,

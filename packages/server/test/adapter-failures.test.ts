@@ -72,6 +72,17 @@ async function connectOncePerTransport(base: string) {
   return errors
 }
 
+/** One real client on each transport, whose handshake fails inside the server: each gets only a code. */
+async function failOncePerTransport(base: string) {
+  const errors = await connectOncePerTransport(base)
+  expect(errors.map(({ code, message }) => [code, message])).toEqual(
+    TRANSPORTS.map(() => [
+      'PARLEY_SERVER_SHUTTING_DOWN',
+      'the handshake failed inside the server: try again',
+    ]),
+  )
+}
+
 describe('an adapter that rejects', () => {
   it('logs the owner records it could not write once per burst, with the first error', async () => {
     const { started, logs, oneNowTwoAtClose } = await serverWith(() => ({ sessionOpened: storeAway }))
@@ -147,13 +158,7 @@ describe('an adapter that rejects', () => {
 
   it('logs the handshakes that failed once per burst, on every transport; each client gets only a code', async () => {
     const { started, logs, counts } = await serverWith(() => ({ addAll: storeAway }))
-    const errors = await connectOncePerTransport(started.base)
-    expect(errors.map(({ code, message }) => [code, message])).toEqual(
-      TRANSPORTS.map(() => [
-        'PARLEY_SERVER_SHUTTING_DOWN',
-        'the handshake failed inside the server: try again',
-      ]),
-    )
+    await failOncePerTransport(started.base)
     const first = logs.find(({ msg }) => msg.includes('handshake failed'))
     expect(first).toMatchObject({ level: 50, err: { message: 'the store went away' } })
     // Said to be the adapter's, with the adapter's own error (not one wrapping it).
@@ -213,14 +218,8 @@ describe('an adapter that rejects', () => {
     })
     try {
       const { started, logs, counts } = await serverWith(() => ({}))
-      const errors = await connectOncePerTransport(started.base)
       // The client gets what it got before: a code it tries again on, never the error's text.
-      expect(errors.map(({ code, message }) => [code, message])).toEqual(
-        TRANSPORTS.map(() => [
-          'PARLEY_SERVER_SHUTTING_DOWN',
-          'the handshake failed inside the server: try again',
-        ]),
-      )
+      await failOncePerTransport(started.base)
       const first = logs.find(({ msg }) => msg.includes('handshake failed'))
       expect(first).toMatchObject({ level: 50, err: { message: 'a bug in attach' } })
       expect(first?.msg).toContain("with an error inside the server that is not the adapter's (a bug")

@@ -21,7 +21,7 @@ interface Line {
   events?: string[]
   moreEvents?: boolean
   origin?: string
-  err?: { message: string; stack?: string }
+  err?: { message: string; stack?: string; code?: string }
 }
 
 /** A server logging at warn into `lines`, set up by `setup`. */
@@ -101,6 +101,30 @@ describe.each(TRANSPORTS)('a handler that throws for every event, over %s,', (tr
       [1, 1],
       [1, 1],
       [39, 40],
+    ])
+  })
+})
+
+describe('a handler whose reply cannot be sent, for every event', () => {
+  it('is logged once per burst, the first at once with its err; each client gets the handler’s failure', async () => {
+    const { base, about, countsAtClose } = await logged((app) => {
+      app.parley.on('connection', (socket) => {
+        // A BigInt: not JSON, so the reply cannot be encoded.
+        socket.on('count', (ack: (n: unknown) => void) => ack(BigInt(1)))
+      })
+    })
+    const client = await connected(base, 'websocket')
+    const replies = Array.from({ length: 10 }, () => refusal(client.timeout(3000).emitWithAck('count')))
+    expect(await Promise.all(replies)).toEqual(
+      replies.map(() => ['PARLEY_HANDLER_ERROR', 'the handler failed']),
+    )
+    expect(about('reply could not be sent')).toMatchObject([
+      { level: 50, event: 'count', err: { code: 'PARLEY_UNSERIALIZABLE' }, count: 1 },
+    ])
+    client.disconnect()
+    expect(await countsAtClose('reply could not be sent')).toEqual([
+      [1, 1],
+      [9, 10],
     ])
   })
 })
