@@ -535,7 +535,8 @@ export class RedisAdapter implements Adapter {
    * handed off. From the call on, the socket takes this node's broadcasts at their place in the
    * channel's order (see cut.ts). Resolves false, the session left as it was, when Redis is
    * away, the write fails or takes longer than `requestTimeout` (it is then undone, unless
-   * claimed meanwhile), or the record names another node or none.
+   * claimed meanwhile), or the record names another node or none; and false too, however the
+   * write went, once the server gave up on it (`withdrawHandOff` meanwhile): it is taken back.
    */
   async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
     // Not sent at all while Redis is away or does not answer: nothing to take back later.
@@ -551,10 +552,13 @@ export class RedisAdapter implements Adapter {
       return 0
     })
     // The server stopped waiting and withdrew it meanwhile (see `withdrawHandOff`): its UNDO,
-    // behind the write, takes it back; the entry stays for a claim marker until then.
+    // behind the write, takes it back; the entry stays for a claim marker until then. Not
+    // stored, whatever the write answered: nothing of it stays claimable, and a session that
+    // went on here is this node's (a true would tell the server its snapshot was stored late,
+    // to be withdrawn again and counted `withdrawn`).
     if (entry.givenUp) {
       if (epoch > 0) entry.epoch = epoch
-      return epoch > 0
+      return false
     }
     if (epoch > 0 && this.#handoffs.byHash(entry.hash) === entry) {
       entry.epoch = epoch

@@ -16,11 +16,14 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
+import { Registry, sampleOf } from '../../server/test/registry.js'
 import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 import { HeldInOrder, holding } from './handoff-support.js'
 import type { RedisClientType } from './nodes.js'
 
 interface Node extends SuiteNode {
+  /** The node's metrics. */
+  registry: Registry
   connections: ServerSocket[]
   restored: ServerSocket[]
   disconnects: string[]
@@ -60,6 +63,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     const node: Node = {
       started: undefined as unknown as Started,
       redis: client,
+      registry: new Registry(),
       connections: [],
       restored: [],
       disconnects: [],
@@ -77,7 +81,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       return made
     }
     node.started = await startServer(
-      { adapter, handoff: { timeout, retrySpread: 0 } },
+      { adapter, handoff: { timeout, retrySpread: 0 }, metrics: { registry: node.registry } },
       (app) => {
         app.parley.on('connection', (socket) => {
           node.connections.push(socket)
@@ -295,5 +299,10 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await until(() => got.length === 2, 3000, 'news from the holder')
     await sleep(100)
     expect(got).toEqual([1, 2])
+    // a counts the move it gave up on as failed (kept there), and nothing withdrawn: the write's
+    // take-back was its adapter's, and the session never ended. (The client's try after the
+    // revoked claim may move the session from a, whole: that one is stored.)
+    const handoffs = (outcome: string) => sampleOf(a.registry, 'parley_handoffs_total', { outcome })
+    expect([await handoffs('failed'), await handoffs('withdrawn')]).toEqual([1, 0])
   })
 })

@@ -277,7 +277,9 @@ export interface Adapter {
    * adapter calls `LocalSockets.claimed` when another node takes it over. The server waits at
    * most `handoff.timeout`; when this resolves true after that (the session went on or ended
    * here meanwhile), the server calls `withdrawHandOff` then, so a write that finishes late is
-   * taken back even by an adapter that does not undo it itself. A rejection counts as not stored
+   * taken back even by an adapter that does not undo it itself. An adapter that does (it was
+   * told by `withdrawHandOff` while the write was under way) resolves false: a move given up on
+   * is then counted `failed` only, not `withdrawn` too. A rejection counts as not stored
    * (`failed`), but not as proof that nothing was written (a store whose reply was lost, after the
    * write reached it, may hold the snapshot): the server calls `withdrawHandOff` once it rejects,
    * too, whenever that is. Resolve false, rather than reject, when nothing was written. For a move
