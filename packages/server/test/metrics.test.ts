@@ -10,6 +10,7 @@ import parley from '../src/index.js'
 import { Cluster } from './cluster-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
+import { sampleOf as value } from './registry.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
@@ -22,18 +23,6 @@ afterEach(async () => {
 const event = (seq: number, name: string, args: unknown[], ackId = 0): EventPacket =>
   ({ type: PacketType.EVENT, seq, name, args, ackId }) as EventPacket
 const isEvent = (name: string) => (p: Packet) => p.type === PacketType.EVENT && p.name === name
-
-/** The value of `name`'s sample with exactly `labels` (0 when there is none). */
-async function value(registry: Registry, name: string, labels: Record<string, string> = {}) {
-  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name)
-  if (!metric) throw new Error(`no metric ${name}`)
-  const sample = metric.values.find(
-    (v) =>
-      Object.keys(v.labels).length === Object.keys(labels).length &&
-      Object.entries(labels).every(([k, l]) => v.labels[k] === l),
-  )
-  return sample?.value ?? 0
-}
 
 async function connect(...args: Parameters<typeof rawConnect>) {
   const client = await rawConnect(...args)

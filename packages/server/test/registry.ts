@@ -1,4 +1,5 @@
-// prom-client for the tests of the other packages, which do not depend on it themselves.
+// prom-client for the tests of the other packages, which do not depend on it themselves, and
+// how every test reads a sample.
 import type { Registry } from 'prom-client'
 
 export { Registry } from 'prom-client'
