@@ -13,6 +13,7 @@ import {
   type BroadcastMessage,
   type BroadcastOptions,
   type BroadcastReply,
+  type ClaimStanding,
   type LocalSockets,
   MemoryAdapter,
   type NodeAddress,
@@ -570,7 +571,7 @@ export class RedisAdapter implements Adapter {
       this.#warnings.warn('handoff', `a snapshot was not stored within ${this.#options.requestTimeout} ms`)
       // Whether the session goes on here or ends is the server's to decide once this resolves:
       // a claim that won meanwhile is revoked, and the client's next try finds the owner.
-      this.#handoffs.undo(entry, 'kept')
+      this.#handoffs.undo(entry, 'kept', () => this.#takenOverMeanwhile())
     }
     this.#handoffs.forget(entry)
     // The socket stays this node's: broadcasts it was left out of meanwhile reach it as they
@@ -662,7 +663,7 @@ export class RedisAdapter implements Adapter {
    */
   #giveUpWrite(entry: HandedOff): void {
     const kept = this.#sockets.hasSession(entry.sid)
-    this.#handoffs.undo(entry, kept ? 'kept' : 'ended')
+    this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () => this.#takenOverMeanwhile())
     if (kept) {
       // As for a write that failed (see `handOff`): the socket and its record are this node's.
       this.#cut.release(entry.id)
@@ -672,6 +673,18 @@ export class RedisAdapter implements Adapter {
     }
     entry.timer = setTimeout(() => this.#handoffs.forget(entry), entry.ttl)
     entry.timer.unref()
+  }
+
+  /**
+   * The take-back of a write given up on came after a claim of that write was confirmed (its
+   * claimer read the tail without this node's seal, and answered its client before the take-back
+   * ran): the claimer holds the session, and so may this node, should it have kept it.
+   */
+  #takenOverMeanwhile(): void {
+    this.#warnings.warn(
+      'handoff-taken',
+      'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; should this node have kept the session, both nodes hold it until this copy ends (its client is with the other node)',
+    )
   }
 
   /**
@@ -713,7 +726,7 @@ export class RedisAdapter implements Adapter {
       this.#warnings.warn('claim', `a handed-off session's snapshot was refused: ${parsed.why}`)
       // Nobody can take this session over: leave no record or keys behind.
       this.#sessions.closed(sid)
-      void this.#handoffs.finish(hash).catch(() => undefined)
+      void this.#handoffs.finish(hash, false).catch(() => undefined)
       return null
     }
     const id = this.#requestId()
@@ -752,9 +765,16 @@ export class RedisAdapter implements Adapter {
       position: (socket) => this.#cut.positionUntilBack(socket),
       // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
       finish: () =>
-        this.#handoffs.finish(hash).catch((err: unknown) => {
+        this.#handoffs.finish(hash, true).catch((err: unknown) => {
           this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
           return { tail: [], sealed: false, whole: false, ended: false, kept: false }
+        }),
+      confirm: () =>
+        this.#handoffs.confirm(hash, won.claim).catch((err: unknown): ClaimStanding => {
+          this.#warnings.warn('claim', 'could not confirm the claim of a session whose tail was not sealed', {
+            err,
+          })
+          return 'taken'
         }),
       failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })

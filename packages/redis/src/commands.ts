@@ -68,10 +68,11 @@ export class Commands {
    * Takes back a command given up on (see `send`), which may have run: `args` goes on the
    * connection right behind it while Redis is connected, answering or not, else first once the
    * connection is back, and again should that one drop before Redis answers it (see `Undos`).
-   * Kept for at most `keepMs`: what it takes back has expired by then.
+   * Kept for at most `keepMs`: what it takes back has expired by then. `answered` hears Redis'
+   * answer, once it came.
    */
-  undo(args: string[], keepMs: number): void {
-    this.#undos.add(args, keepMs)
+  undo(args: string[], keepMs: number, answered?: (reply: unknown) => void): void {
+    this.#undos.add(args, keepMs, answered)
   }
 
   /** Waits at most `ms` for the undos still kept (see `Undos.settle`); resolves with how many are left. */

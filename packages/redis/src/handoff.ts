@@ -7,7 +7,9 @@
 //                               for UNDO, WITHDRAW and UNCLAIM), claimed, sealed ('1', or '2' when its
 //                               drain sealed it alone: no other node was live), complete, ended
 //                               (the session ended on the old node after a claim won), kept
-//                               (with ended: it went on there instead, see UNDO)
+//                               (with ended: it went on there instead, see UNDO), read and
+//                               taken (a claimer read a tail that was not sealed, then confirmed
+//                               its claim: see FINISH, CONFIRM)
 //   <prefix>:handoff:<h>:tail   list: the tail, in order (absent while empty)
 //   <prefix>:handoff:<h>:given-up:<id>
 //                               string: a claim or a write given up on before it ran, which it
@@ -72,9 +74,12 @@ return epoch
 // the session at FINISH, as after WITHDRAW), and 'kept' besides when the session lives on here:
 // the claimer then tells its client to try again, and the owner record names this node again,
 // where that try finds the session. A claimer of an earlier version reads only 'ended', and
-// starts its client anew. Returns 1 taken back, 2 claim revoked, 0 not standing.
+// starts its client anew. Too late once the claimer confirmed its claim (see CONFIRM): it has
+// answered its client, and the record stays its own. Returns 1 taken back, 2 claim revoked, 3
+// taken over by the claimer already, 0 not standing.
 const UNDO = `
-local state = redis.call('HMGET', KEYS[2], 'write', 'claimed')
+local state = redis.call('HMGET', KEYS[2], 'write', 'claimed', 'taken')
+if state[1] == ARGV[4] and state[3] then return 3 end
 if state[1] == ARGV[4] and state[2] then
   redis.call('HSET', KEYS[2], 'ended', '1')
   if ARGV[6] ~= 'kept' then return 2 end
@@ -121,9 +126,9 @@ return 1
 // KEYS: hash, tail. ARGV: '1' when appends were skipped before this one, then the texts; the
 // last call (a seal) also marks the tail sealed: ARGV[2] = '1', or '2' for the seal of a drain
 // alone (kept as the value of 'sealed'). Refused (0) once sealed, or when the handoff is gone
-// (expired, read back): a late packet must not make a list without TTL.
+// (expired, read back: no snapshot): a late packet must not make a list nobody reads.
 const APPEND = `
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'sealed') == 1 then
+if redis.call('HEXISTS', KEYS[1], 'snapshot') == 0 or redis.call('HEXISTS', KEYS[1], 'sealed') == 1 then
   return 0
 end
 if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'complete', '0') end
@@ -179,14 +184,45 @@ end
 return 1
 `
 
-// KEYS: hash, tail. Reads the tail and whether it was sealed and whole, and whether the session
-// ended on the old node (or stayed there: 'kept', see UNDO), then deletes both keys (an append
-// that comes later is refused: the hash is gone). Returns { sealed, whole, tail, ended, kept }.
+// KEYS: hash, tail. ARGV: '1' for a takeover, which confirms its claim later. Reads the tail and
+// whether it was sealed and whole, and whether the session ended on the old node (or stayed
+// there: 'kept', see UNDO), then deletes both keys (an append that comes later is refused: the
+// snapshot is gone). Returns { sealed, whole, tail, ended, kept }. A takeover's tail not sealed
+// was read without the old node's answer, so a step of that node's may still come (its
+// WITHDRAW, or the UNDO of a write it gave up on, which its seal would have followed): the hash
+// stays, its snapshot dropped and marked read, for that step to mark, until the claimer
+// confirms its claim right before answering its client (CONFIRM), or the handoff's ttl ends.
 const FINISH = `
 local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete', 'ended', 'kept')
 local tail = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[1], KEYS[2])
+if state[1] or state[3] or ARGV[1] ~= '1' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+else
+  redis.call('DEL', KEYS[2])
+  redis.call('HDEL', KEYS[1], 'snapshot')
+  redis.call('HSET', KEYS[1], 'read', '1')
+end
 return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 or 0, state[4] and 1 or 0 }
+`
+
+// KEYS: hash (left by FINISH), owner record. ARGV: claim id, owner record TTL (s). The claimer
+// read a tail the old node had not sealed, restored the session and recorded itself as its
+// owner; right before it answers its client, whether the old node ended the session (WITHDRAW)
+// or kept it (UNDO) since. Neither: the claim is marked taken, and stands (a step of the old
+// node's that comes later leaves it be). Kept: the owner record names the old node again (the
+// claimer's record may have replaced the one UNDO wrote), where the client's next try finds
+// the session. Returns 0 taken, 1 ended, 2 kept.
+const CONFIRM = `
+local state = redis.call('HMGET', KEYS[1], 'claim', 'ended', 'kept', 'node')
+if state[1] ~= ARGV[1] then return 0 end
+if not state[2] then
+  redis.call('HSET', KEYS[1], 'taken', '1')
+  return 0
+end
+redis.call('DEL', KEYS[1])
+if not state[3] then return 1 end
+redis.call('SET', KEYS[2], state[4], 'EX', ARGV[2])
+return 2
 `
 
 /** A session this node handed off, until it is claimed or the drain sealed it. */
@@ -226,6 +262,8 @@ export interface Won {
   sealed: boolean
   /** With `sealed`: by a drain with no other node live, at once (see `Adapter.sealHandOff`). */
   alone: boolean
+  /** The claim's id, as the hash holds it (see CONFIRM). */
+  claim: string
 }
 
 /** The tail as the claimer reads it back. */
@@ -337,8 +375,10 @@ export class HandOffStore {
    * behind the write on the connection, or first once the connection is back (see
    * `Commands.undo`), until the snapshot's `ttl` has passed. `session`: what became of the
    * session here, which decides the owner record, and what a claim that won meanwhile is told.
+   * `tooLate` is called when a claim of that write was confirmed before the UNDO ran (see
+   * CONFIRM): its claimer took the session over.
    */
-  undo(entry: HandedOff, session: 'kept' | 'ended'): void {
+  undo(entry: HandedOff, session: 'kept' | 'ended', tooLate: () => void): void {
     entry.givenUp = true
     const { owner, hash, tail } = this.keys(entry.hash)
     const undo = [
@@ -356,7 +396,9 @@ export class HandOffStore {
       String(UNCLAIM_KEEP_MS),
       session,
     ]
-    this.commands.undo(undo, entry.ttl)
+    this.commands.undo(undo, entry.ttl, (reply) => {
+      if (reply === 3) tooLate()
+    })
   }
 
   /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */
@@ -441,19 +483,47 @@ export class HandOffStore {
     const snapshotText = asText(snapshot)
     const old = asText(oldNode)
     if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
-    return { snapshotText, oldNode: old, epoch, sealed: sealed === 1 || sealed === 2, alone: sealed === 2 }
+    return {
+      snapshotText,
+      oldNode: old,
+      epoch,
+      sealed: sealed === 1 || sealed === 2,
+      alone: sealed === 2,
+      claim: id,
+    }
   }
 
   /**
-   * Reads the tail back and deletes the handoff's keys. Rejects with `RedisUnreachableError`
-   * when not sent or not answered within `requestTimeout`.
+   * Reads the tail back and deletes the handoff's keys; those of a `takeover` whose tail was not
+   * sealed are left for its `confirm` (see FINISH). Rejects with `RedisUnreachableError` when
+   * not sent or not answered within `requestTimeout`.
    */
-  async finish(hash: string): Promise<ReadTail> {
+  async finish(hash: string, takeover: boolean): Promise<ReadTail> {
     const keys = this.keys(hash)
-    const reply = await this.commands.send(['EVAL', FINISH, '2', keys.hash, keys.tail])
+    const reply = await this.commands.send(['EVAL', FINISH, '2', keys.hash, keys.tail, takeover ? '1' : '0'])
     const [sealed, whole, tail, ended, kept] = Array.isArray(reply) ? (reply as unknown[]) : []
     const texts = Array.isArray(tail) ? tail.map(asText).filter((t): t is string => t !== undefined) : []
     return { tail: texts, sealed: sealed === 1, whole: whole === 1, ended: ended === 1, kept: kept === 1 }
+  }
+
+  /**
+   * Whether claim `claim` of session `hash`, whose tail was read unsealed (see FINISH), still
+   * stands: 'ended' or 'kept' when the old node's WITHDRAW or UNDO came since, else 'taken' (and
+   * from then on it stands). Rejects with `RedisUnreachableError` when not sent or not answered
+   * within `requestTimeout`.
+   */
+  async confirm(hash: string, claim: string): Promise<'taken' | 'ended' | 'kept'> {
+    const keys = this.keys(hash)
+    const reply = await this.commands.send([
+      'EVAL',
+      CONFIRM,
+      '2',
+      keys.hash,
+      keys.owner,
+      claim,
+      String(SESSION_TTL_SECONDS),
+    ])
+    return reply === 2 ? 'kept' : reply === 1 ? 'ended' : 'taken'
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
+import type { ClaimStanding, HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import type { ClaimMarker } from './wire.js'
 
 /**
@@ -40,6 +40,11 @@ export interface TakeoverContext {
   position(id: string): void
   /** Reads the tail back and deletes the handoff's keys; never rejects (bounded). */
   finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean; ended: boolean; kept: boolean }>
+  /**
+   * Whether the claim of a tail read unsealed still stands (see CONFIRM in handoff.ts); never
+   * rejects (bounded: 'taken' when Redis does not answer).
+   */
+  confirm(): Promise<ClaimStanding>
   /** A callback of the server threw. */
   failed(err: unknown): void
 }
@@ -56,13 +61,17 @@ export interface TakeoverContext {
  * ```
  *
  * Without the old node (not live, or leaves the live set), with a tail sealed already, or after
- * `SEAL_WAIT_MS`, `join` is called then and there and the tail is read as it is.
+ * `SEAL_WAIT_MS`, `join` is called then and there and the tail is read as it is. A tail read
+ * without the old node's seal may be followed by a step of that node's that Redis runs late
+ * (it ended the session, or kept it, its write given up on): `confirm` looks once more.
  */
 export class Takeover implements SessionClaim {
   #running: Promise<HandOffTail> | undefined
   #join: (() => void) | undefined
   #joined = false
   #wake: (() => void) | undefined
+  /** The tail was read without the old node's seal: `confirm` asks Redis. */
+  #unsealed = false
 
   constructor(
     readonly snapshot: SessionSnapshot,
@@ -72,6 +81,16 @@ export class Takeover implements SessionClaim {
   takeOver(join: () => void): Promise<HandOffTail> {
     this.#running ??= this.#run(join)
     return this.#running
+  }
+
+  /**
+   * Right before the server answers the client: one round trip when the tail was read without
+   * the old node's seal, none when it was sealed (the old node's steps went before its seal).
+   */
+  confirm(): Promise<ClaimStanding> {
+    if (!this.#unsealed) return Promise.resolve('taken')
+    this.#unsealed = false
+    return this.context.confirm()
   }
 
   /** This node's own marker came back: the cut point. Called by the subscriber, in order. */
@@ -108,6 +127,7 @@ export class Takeover implements SessionClaim {
     }
     this.#joinNow()
     const read = await context.finish()
+    this.#unsealed = !read.sealed && !read.ended
     // Sealed before the claim: by the end of the old node's drain, nobody having claimed it
     // (alone: at once, no other node being live).
     const tail: HandOffTail = { tail: read.tail, complete: read.sealed && read.whole, late: context.sealed }

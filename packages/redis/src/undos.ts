@@ -13,6 +13,8 @@ interface Undo {
   readonly until: number
   /** On the connection now, its answer awaited. */
   sending: boolean
+  /** Told what Redis answered it, once it did. */
+  readonly answered: ((reply: unknown) => void) | undefined
 }
 
 /**
@@ -39,15 +41,15 @@ export class Undos {
     private readonly givenUp: (why: string, err?: unknown) => void,
   ) {}
 
-  /** Keeps `args` until Redis answers it, and sends it now when connected. */
-  add(args: string[], keepMs: number): void {
+  /** Keeps `args` until Redis answers it (told to `answered`), and sends it now when connected. */
+  add(args: string[], keepMs: number, answered?: (reply: unknown) => void): void {
     this.#prune()
     if (this.#kept.size >= MAX_KEPT_UNDOS) {
       const oldest = this.#kept.values().next().value
       if (oldest) this.#kept.delete(oldest)
       this.givenUp(`more than ${MAX_KEPT_UNDOS} waited for Redis`)
     }
-    const undo: Undo = { args, until: Date.now() + keepMs, sending: false }
+    const undo: Undo = { args, until: Date.now() + keepMs, sending: false, answered }
     this.#kept.add(undo)
     if (this.client.isReady) this.#send(undo)
   }
@@ -79,7 +81,10 @@ export class Undos {
   #send(undo: Undo): void {
     undo.sending = true
     this.send(undo.args).then(
-      () => this.#kept.delete(undo),
+      (reply) => {
+        this.#kept.delete(undo)
+        undo.answered?.(reply)
+      },
       (err: unknown) => {
         // Not connected: the connection dropped first (node-redis says so before it
         // reconnects), and the undo may or may not have run: it goes again. Still connected:

@@ -4,11 +4,12 @@
 // drops the session at its takeover. A withdraw that cannot reach Redis goes once Redis is back. A move whose snapshot Redis stored only after the node
 // gave up on it is withdrawn too, and the node records itself as the owner again; a claim that
 // won that late snapshot before its take-back is revoked, and the client resumes the session
-// from the node that kept it. Two Parley servers on one real Redis behind a round-robin
+// from the node that kept it, also when the claimer read the tail before the take-back came (it
+// looks again before it answers its client). Two Parley servers on one real Redis behind a round-robin
 // proxy, and the real client. (The same on the Adapter contract alone:
 // packages/server/test/handoff-withdraw.test.ts.)
 import { createHash } from 'node:crypto'
-import { connect } from '@parley/client'
+import { connect, type Socket } from '@parley/client'
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { AdapterFactory, ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
@@ -99,10 +100,13 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
    * Nodes a (with `hook`, reaching Redis at `urlA`) and b on a prefix of their own, and a client
    * connected to a.
    */
-  async function setup(hooks: { a?: Hook; b?: Hook; slowA?: Slow; urlA?: string }, timeout?: number) {
+  async function setup(
+    hooks: { a?: Hook; b?: Hook; slowA?: Slow; slowB?: Slow; urlA?: string },
+    timeout?: number,
+  ) {
     const prefix = `withdraw${prefixes++}`
     const a = await startNode(prefix, hooks.a, timeout, hooks.slowA, hooks.urlA)
-    const b = await startNode(prefix, hooks.b)
+    const b = await startNode(prefix, hooks.b, undefined, hooks.slowB)
     proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
     const c = await connectToA()
     return { a, b, c, first: c.id!, prefix }
@@ -254,34 +258,48 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     expect(a.started.app.parley.sockets.size).toBe(0)
   })
 
+  /** a's handoff steps (an EVAL on a handoff key): what waits behind its held write. */
+  const handoffStep = (args: string[]) =>
+    args[0] === 'EVAL' && args.some((arg) => /^withdraw\d+:handoff:/.test(arg))
+
+  /** Holds a's handoff write, and its handoff steps behind it (see `HeldInOrder`). */
+  const slowWrites = (client: RedisClientType) =>
+    new HeldInOrder(client, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, handoffStep)
+
+  /**
+   * The WebSocket resumes on b, which asks a for the session: a's write waits in Redis past
+   * handoff.timeout (1 s), and the session goes on at a, behind b's relay; a sends it news 1.
+   * Then Redis runs the write; its answer, and a's steps behind it, still wait. Returns the news
+   * the client got, and how many resumes it made, as they come.
+   */
+  async function goOnAtAPastItsWrite(a: Node, c: Socket, slowA: HeldInOrder) {
+    const got: number[] = []
+    c.on('news', (n: number) => got.push(n))
+    const seen = { resumes: 0 }
+    c.on('transport', (_now, _before, why) => {
+      if (why === 'resume') seen.resumes++
+    })
+    proxy!.avoid.add(0)
+    proxy!.cut()
+    await until(() => seen.resumes === 1 && c.connected, 5000, 'resumed at a, through b')
+    a.connections[0]!.emit('news', 1)
+    await until(() => got.length === 1, 3000, 'news from a')
+    await slowA.runFirst()
+    return { got, seen }
+  }
+
   it('keeps a move stored late on one node when a claim wins before its take-back: the client resumes it', async () => {
     let slow: HeldInOrder | undefined
-    const step = (args: string[]) =>
-      args[0] === 'EVAL' && args.some((arg) => /^withdraw\d+:handoff:/.test(arg))
     const { a, b, c, first } = await setup(
       {
         slowA: (client) => {
-          slow = new HeldInOrder(client, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
+          slow = slowWrites(client)
           return slow
         },
       },
       1000,
     )
-    const got: number[] = []
-    c.on('news', (n: number) => got.push(n))
-    let resumes = 0
-    c.on('transport', (_now, _before, why) => {
-      if (why === 'resume') resumes++
-    })
-    // The WebSocket resumes on b, which asks a for the session: a's write waits in Redis past
-    // handoff.timeout (1 s), and the session goes on at a, behind b's relay.
-    proxy!.avoid.add(0)
-    proxy!.cut()
-    await until(() => resumes === 1 && c.connected, 5000, 'resumed at a, through b')
-    a.connections[0]!.emit('news', 1)
-    await until(() => got.length === 1, 3000, 'news from a')
-    // Redis runs the write now; its answer, and a's steps behind it, still wait.
-    await slow!.runFirst()
+    const { got, seen } = await goOnAtAPastItsWrite(a, c, slow!)
     // The next resume reaches b, which finds the session handed off and claims it; its marker
     // reaches a, whose seal waits behind a's other steps.
     proxy!.cut()
@@ -289,7 +307,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await slow!.runAll()
     // One node holds the session, the client's own, and nothing was lost or doubled.
     const holders = () => [a, b].filter((node) => node.started.app.parley.sockets.has(first))
-    await until(() => c.connected && resumes >= 2 && holders().length === 1, 8000, 'one holder')
+    await until(() => c.connected && seen.resumes >= 2 && holders().length === 1, 8000, 'one holder')
     expect(c.id).toBe(first)
     expect(c.recovered).toBe(true)
     expect(a.started.app.parley.sockets.size + b.started.app.parley.sockets.size).toBe(1)
@@ -304,5 +322,52 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     // revoked claim may move the session from a, whole: that one is stored.)
     const handoffs = (outcome: string) => sampleOf(a.registry, 'parley_handoffs_total', { outcome })
     expect([await handoffs('failed'), await handoffs('withdrawn')]).toEqual([1, 0])
+  })
+
+  it('keeps a move stored late on one node when its claimer read the tail before the take-back: the client resumes it', async () => {
+    let slowA: HeldInOrder | undefined
+    let slowB: HeldInOrder | undefined
+    const { a, b, c, first } = await setup(
+      {
+        slowA: (client) => {
+          slowA = slowWrites(client)
+          return slowA
+        },
+        // What b sends once it has read the tail, before it answers the client: the session's
+        // owner record, and its handoff steps behind it.
+        slowB: (client) => {
+          const record = (args: string[]) => args[0] === 'SET' && /^withdraw\d+:session:/.test(args[1] ?? '')
+          slowB = new HeldInOrder(client, record, handoffStep)
+          return slowB
+        },
+      },
+      1000,
+    )
+    const { got } = await goOnAtAPastItsWrite(a, c, slowA!)
+    // b claims the late snapshot; a's seal waits behind its take-back, and b, tired of waiting
+    // for it (SEAL_WAIT_MS), reads the tail without the revocation.
+    proxy!.cut()
+    await until(() => slowB!.held.length > 0, 8000, 'b read the tail')
+    // The take-back lands now, before b answers its client.
+    await slowA!.runAll()
+    await slowB!.runAll()
+    // b drops its copy and tells the client to try again; the try finds the session at a (and
+    // may move it to b from there, whole).
+    const holders = () => [a, b].filter((node) => node.started.app.parley.sockets.has(first))
+    const settled = () =>
+      c.connected && holders().length === 1 && holders()[0]!.started.app.parley.sockets.get(first)!.connected
+    await until(settled, 8000, 'one holder')
+    await sleep(300)
+    expect(settled()).toBe(true)
+    expect(c.id).toBe(first)
+    expect(c.recovered).toBe(true)
+    // b never started the client anew (as it would for a session that ended at a).
+    expect(b.connections).toEqual([])
+    // Sent on whichever node holds it now, it reaches the client, also should the client's next
+    // try be under way (the client may still count itself connected meanwhile).
+    holders()[0]!.started.app.parley.sockets.get(first)!.emit('news', 2)
+    await until(() => got.length === 2, 8000, 'news from the holder')
+    await sleep(100)
+    expect(got).toEqual([1, 2])
   })
 })

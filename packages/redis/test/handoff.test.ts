@@ -436,6 +436,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const result = await takeOver(claimer, claim!).done
     expect(result.tail).toHaveLength(6)
     expect(result.complete).toBe(true)
+    // Sealed: the old node's steps went before its seal, and the claim stands without asking.
+    expect(await (claim as SessionClaim).confirm!()).toBe('taken')
     const sent = handoffCommands().slice(before)
     // write, 5 appends, 2 claims, the marker, the seal, 'sealed', the read-back.
     expect(sent).toHaveLength(5 + 6 + 1)
@@ -842,26 +844,40 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
-  it('withdraws a stored snapshot once Redis is back when its session ended meanwhile: a claim that won reads it ended', async () => {
+  /**
+   * Node b, and node a, live, reaching Redis through a proxy; `sid`'s snapshot is stored from a,
+   * then its session ends there while a is cut off from Redis (see `endWhileCutOff`), and b
+   * claims it. The proxy is closed after `run`.
+   */
+  async function endedWhileCutOffThenClaimed(
+    sid: string,
+    run: (nodes: { a: FakeNode; b: FakeNode; proxy: TcpProxy; claim: SessionClaim }) => Promise<void>,
+  ) {
     cluster = new FakeCluster(redis.url)
     const [b] = await cluster.start(1)
     const proxy = await startTcpProxy(redis.port)
     try {
       const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
       await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
-      // The session ends at a while a cannot reach Redis; b's claim finds the snapshot still there.
-      await endWhileCutOff(a, proxy, 'sid-withdraw-away', 's1')
-      const { done } = takeOver(b!, await b!.adapter.claimSession('sid-withdraw-away'))
+      await endWhileCutOff(a, proxy, sid, 's1')
+      await run({ a, b: b!, proxy, claim: won(await b!.adapter.claimSession(sid)) })
+      expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+    } finally {
+      await proxy.close()
+    }
+  }
+
+  it('withdraws a stored snapshot once Redis is back when its session ended meanwhile: a claim that won reads it ended', async () => {
+    // b's claim finds the snapshot still there.
+    await endedWhileCutOffThenClaimed('sid-withdraw-away', async ({ a, b, proxy, claim }) => {
+      const { done } = takeOver(b, claim)
       proxy.offline = false
       // a's withdraw goes first once a is back, and marks the claimed handoff ended.
       expect(await done).toMatchObject({ ended: true })
       expect(a.warnings).toContain(
         '@parley/redis: could not withdraw the snapshot of a session that ended yet; it is withdrawn once Redis answers, another node may resume it until then',
       )
-      expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
-    } finally {
-      await proxy.close()
-    }
+    })
   })
 
   it('waits at close, a bounded time, for a withdraw that could not reach Redis yet', async () => {
@@ -980,6 +996,75 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       url: 'http://127.0.0.1:1',
     })
     expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+  })
+
+  /**
+   * As above, but a's seal, behind its take-back, comes too late for b, which reads the tail
+   * without it: the claim's `confirm`, right before b would answer its client, tells.
+   */
+  async function claimReadBeforeTakeBack(sid: string) {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, sid, 's1')
+    const step = (args: string[]) =>
+      args[0] === 'EVAL' && args.some((arg) => arg.startsWith(`${cluster.prefix}:handoff:`))
+    const slow = new HeldInOrder(a!.redis, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
+    a!.hold = slow.hold
+    const answer = handOff(a!, socket, sid)
+    // The server stops waiting for the write: the session goes on at a.
+    await a!.adapter.withdrawHandOff(sid)
+    await slow.runFirst()
+    const claim = won(await b!.adapter.claimSession(sid))
+    const tail = await takeOver(b!, claim).done
+    // b stopped waiting for a's seal (SEAL_WAIT_MS) and read the tail without the revocation.
+    expect(tail).toMatchObject({ complete: false })
+    expect(tail.ended).toBeUndefined()
+    const owner = `${cluster.prefix}:session:${createHash('sha256').update(sid).digest('base64url')}`
+    return { a: a!, b: b!, slow, answer, claim, owner }
+  }
+
+  it('tells a claimer that read the tail before the take-back of the write it claimed, when it confirms: kept', async () => {
+    const { a, b, slow, answer, claim, owner } = await claimReadBeforeTakeBack('sid-read-first')
+    // The take-back lands now, before b confirms.
+    await slow.runAll()
+    expect(await answer).toBe(false)
+    const commands = b.commands.length
+    expect(await claim.confirm!()).toBe('kept')
+    expect(b.commands.length).toBe(commands + 1)
+    // b's server drops its copy; the record names a, where the client's next try finds it.
+    expect(await b.redis.get(owner)).toBe(a.adapter.node)
+    expect(a.sockets.hasSession('sid-read-first')).toBe(true)
+    expect(await b.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+  })
+
+  it('leaves a claim confirmed before the take-back came to its claimer: the record stays its own', async () => {
+    const { a, b, slow, answer, claim, owner } = await claimReadBeforeTakeBack('sid-confirmed-first')
+    expect(await claim.confirm!()).toBe('taken')
+    // The take-back lands only after b answered its client: too late to revoke the claim, and it
+    // leaves the record to b. (a still holds its copy: see "When things fail" in the README.)
+    await slow.runAll()
+    expect(await answer).toBe(false)
+    expect(await b.redis.get(owner)).toBe(b.adapter.node)
+    expect(a.sockets.hasSession('sid-confirmed-first')).toBe(true)
+    // a's operator hears of it.
+    await until(
+      () =>
+        a.warnings.some((w) => w.includes('taken over by another node, before its take-back reached Redis')),
+      3000,
+      'the warning',
+    )
+  })
+
+  it('tells a claimer that read the tail before the session ended on its old node, when it confirms: ended', async () => {
+    await endedWhileCutOffThenClaimed('sid-ended-after-read', async ({ a, b, proxy, claim }) => {
+      // b waits for a's seal in vain and reads the tail; then a's withdraw goes, before b confirms.
+      expect(await takeOver(b, claim).done).toMatchObject({ complete: false })
+      proxy.offline = false
+      await until(() => a.redis.isReady, 5000, 'a reaches Redis again')
+      // a's next command goes behind the withdraw it kept.
+      await a.adapter.sessionOwner('sid-other')
+      expect(await claim.confirm!()).toBe('ended')
+    })
   })
 
   it('skips the appends of a drain while Redis does not answer, rather than pile them up: the tail is incomplete', async () => {

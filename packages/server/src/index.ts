@@ -27,7 +27,7 @@ export type {
   SessionOwnerAnswer,
   SocketDescription,
 } from './adapter/adapter.js'
-export type { HandOffTail, SessionClaim, SessionSnapshot } from './adapter/handoff.js'
+export type { ClaimStanding, HandOffTail, SessionClaim, SessionSnapshot } from './adapter/handoff.js'
 export { MemoryAdapter } from './adapter/memory.js'
 export { type BroadcastAckCallback, BroadcastOperator, MAX_ROOM_NAME_LENGTH } from './broadcast.js'
 export type { HandshakeRequest } from './handshake.js'

@@ -21,7 +21,7 @@ import { AdapterCallFailed, AdapterFailures, HANDSHAKE_FAILED } from './adapter-
 import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
-import { answeredIn, Drain } from './drain.js'
+import { answeredIn, Drain, safely } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
@@ -999,18 +999,7 @@ export class ParleyServer<
       throw new AdapterCallFailed(err)
     }
     const { tail, complete, late = false, alone = false, ended = false, kept = false } = taken
-    if (ended && kept) {
-      // It lives on at its old node, ahead of this snapshot: the client keeps its session and
-      // tries again, and is sent there (or the session moves here, from its current state).
-      this.#unregisterNew(socket)
-      return transport.open ? keptElsewhere() : null
-    }
-    if (ended) {
-      // Its application saw it end on the old node: it has no second life here. Never
-      // connected here, it goes quietly, and the client gets a new session, as for one unknown.
-      this.#unregisterNew(socket)
-      return undefined
-    }
+    if (ended) return this.#dropClaimed(socket, transport, kept ? 'kept' : 'ended')
     const { packets, rooms: roomsAtCut } = splitTail(tail)
     if (!session.release(packets)) {
       this.#log.warn('parley: the tail of a handed-off session is out of order; the client starts anew')
@@ -1018,11 +1007,15 @@ export class ParleyServer<
       return this.#refuseResume(transport, snapshot.sid)
     }
     if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
+    await this.#recordOwner(session.sid)
+    // The old node's last word may come after the tail was read (see `SessionClaim.confirm`).
+    const standing = (await safely(() => claim.confirm?.())) ?? 'taken'
+    if (standing !== 'taken' && session.state !== 'closed')
+      return this.#dropClaimed(socket, transport, standing)
     this.metrics.handoff(!complete ? 'incomplete' : !late ? 'taken' : alone ? 'restarted' : 'late')
     // A drain or a restart brings many of these at once: one line per burst of each kind.
     if (!complete) this.#handoffLogs.incomplete.record({ socket: socket.id })
     if (late) (alone ? this.#handoffLogs.restarted : this.#handoffLogs.late).record({ socket: socket.id })
-    await this.#recordOwner(session.sid)
     if (session.state === 'closed') return this.#refuseResume(transport, snapshot.sid)
     // Asked for by another node meanwhile (a WebSocket resume reached it): on its way there.
     if (frozen(session)) return moving()
@@ -1039,6 +1032,23 @@ export class ParleyServer<
       socket.resumeWork(snapshot.waiting, open)
     }
     return null
+  }
+
+  /**
+   * A claimed session is not this node's after all: it ended on its old node (its application
+   * saw it end: no second life here; never connected here, it goes quietly, and the client gets
+   * a new session, as for one unknown: undefined), or it lives on there, ahead of the snapshot
+   * (the client keeps its session and tries again, and is sent there, or the session moves here
+   * from its current state).
+   */
+  #dropClaimed(
+    socket: ServerSocket<L, E, D>,
+    transport: Transport,
+    why: 'ended' | 'kept',
+  ): Refusal | null | undefined {
+    this.#unregisterNew(socket)
+    if (why === 'ended') return undefined
+    return transport.open ? keptElsewhere() : null
   }
 
   /** A resume that cannot go on after all: the client hears the session is over. */

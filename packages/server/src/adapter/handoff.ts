@@ -118,4 +118,17 @@ export interface SessionClaim {
    * Never rejects.
    */
   takeOver(join: () => void): Promise<HandOffTail>
+  /**
+   * Called once `takeOver` resolved (neither `ended` nor `kept`) and the server recorded this
+   * node as the owner, right before it answers the client: whether the claim still stands. An
+   * adapter that read the tail without the old node's last word (it stopped waiting for it) may
+   * learn only now that the session ended there (`'ended'`: the server drops its copy and opens
+   * a new session, as for `HandOffTail.ended`) or went on there (`'kept'`: the server drops its
+   * copy and tells the client to try again, as for `HandOffTail.kept`). `'taken'`: the claim
+   * stands, and the session is this node's. Absent: it stands. Never rejects.
+   */
+  confirm?(): Promise<ClaimStanding>
 }
+
+/** What became of a claim by the time its node answers the client (see `SessionClaim.confirm`). */
+export type ClaimStanding = 'taken' | 'ended' | 'kept'
