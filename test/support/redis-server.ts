@@ -66,14 +66,25 @@ export function freePort(): Promise<number> {
   })
 }
 
-/** Starts redis-server on a free loopback port and waits until it answers PING. */
+/** Starts redis-server on a free loopback port and waits until it answers there. */
 export async function startRedis(): Promise<RedisServer> {
   if (!redisServerPath) throw new Error('no redis-server')
-  const port = await freePort()
   // Where a restart that keeps the data finds it (nothing is written there otherwise).
   const dir = mkdtempSync(join(tmpdir(), 'parley-redis-'))
   const dump = join(dir, 'dump.rdb')
-  let child = await launch(redisServerPath, port, dir)
+  // A port free when asked may be taken before redis-server binds it (other test files pick
+  // ports at the same time): then another one.
+  let port = await freePort()
+  let child: ChildProcess
+  for (let tries = 1; ; tries++) {
+    try {
+      child = await launch(redisServerPath, port, dir)
+      break
+    } catch (error) {
+      if (!(error instanceof PortTaken) || tries === 5) throw error
+      port = await freePort()
+    }
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -119,12 +130,26 @@ async function launch(path: string, port: number, dir: string): Promise<ChildPro
   )
   const deadline = Date.now() + 10_000
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
-    if (await answersPing(port)) return child
+    // It found the port taken (the one way it exits at start with these options).
+    if (child.exitCode !== null) throw new PortTaken(port, `redis-server exited with ${child.exitCode}`)
+    const pid = await processAnswering(port)
+    if (pid === child.pid) return child
+    // Another file's Redis, there first: the tests would share its data.
+    if (pid !== undefined) {
+      await kill(child)
+      throw new PortTaken(port, `another redis-server (pid ${pid}) answers there`)
+    }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   child.kill('SIGKILL')
   throw new Error(`redis-server did not answer on port ${port} within 10 s`)
+}
+
+/** A port that another process holds: a fresh one may do. */
+class PortTaken extends Error {
+  constructor(port: number, why: string) {
+    super(`port ${port} is taken: ${why}`)
+  }
 }
 
 /** Sends one inline command; resolves with the first line of the answer, rejects on an error reply. */
@@ -143,17 +168,28 @@ function command(port: number, line: string): Promise<string> {
   })
 }
 
-function answersPing(port: number): Promise<boolean> {
+/**
+ * The process id of the Redis that answers on `port` (its INFO says), or undefined while none
+ * does: so that a test knows the server is the one it started, not one of another file.
+ */
+function processAnswering(port: number): Promise<number | undefined> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1')
-    const done = (ok: boolean) => {
+    let answer = ''
+    const done = (pid: number | undefined) => {
       socket.destroy()
-      resolve(ok)
+      resolve(pid)
     }
-    socket.setTimeout(500, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (data) => done(data.toString().startsWith('+PONG')))
+    socket.setTimeout(500, () => done(undefined))
+    socket.once('error', () => done(undefined))
+    socket.once('connect', () => socket.write('INFO server\r\n'))
+    socket.on('data', (data) => {
+      answer += data.toString()
+      // Still loading, or not Redis at all: no id to read.
+      if (!answer.startsWith('$')) return done(undefined)
+      const found = /\r\nprocess_id:(\d+)\r\n/.exec(answer)
+      if (found) done(Number(found[1]))
+    })
   })
 }
 
