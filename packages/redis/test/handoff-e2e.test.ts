@@ -160,6 +160,11 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
           for (const line of n.warnings) console.log(`node ${k}${n === victim ? ' (drained)' : ''}: ${line}`)
         throw err
       })
+      // The broadcasts being in says nothing of what the clients sent (a moved one sends it
+      // again once resumed): waited for in its own right, on the nodes.
+      const upsOf = (id: string) => list.reduce((k, n) => k + (n.received.get(id)?.length ?? 0), 0)
+      await until(() => clients.every((c) => upsOf(c.id!) >= up), 5000, 'every up')
+      // Allow any duplicate to show up before judging.
       await sleep(300)
       for (const [k, c] of clients.entries()) {
         // In order on each node, and every one on exactly one node (whatever the nodes' order).
