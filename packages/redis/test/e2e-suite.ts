@@ -5,7 +5,7 @@ import type { Socket } from '@parley/client'
 import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { createClient } from 'redis'
-import { afterAll, afterEach, beforeAll } from 'vitest'
+import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { type Started, sleep, startServer } from '../../server/test/helpers.js'
 import type { RedisClientType } from './nodes.js'
@@ -112,4 +112,17 @@ export async function startTrafficNode(url: string, nodes: SuiteNode[]): Promise
   )
   nodes.push(node)
   return node
+}
+
+/**
+ * Checks what a client got of numbered broadcasts `1..n`, each sent by one of several nodes
+ * (`bySender`: the numbers each sent, in order): every number once, and each node's in the order
+ * it sent them. Broadcasts of two nodes have no order between them (see the README): one the old
+ * node sent just before the session moved reaches the new node over Redis, after one the new node
+ * sent its own socket a moment later.
+ */
+export function expectEachOnceInSenderOrder(got: readonly number[], bySender: readonly number[][]): void {
+  const n = bySender.reduce((k, sent) => k + sent.length, 0)
+  expect([...got].sort((x, y) => x - y)).toEqual(Array.from({ length: n }, (_, i) => i + 1))
+  for (const sent of bySender) expect(got.filter((x) => sent.includes(x))).toEqual(sent)
 }
