@@ -188,6 +188,14 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await until(() => a.redis.isReady, 5000, 'a reaches Redis again')
     // a's next command (a heartbeat) goes behind the withdraw: only d's snapshot is left.
     await expect.poll(handoffs, { timeout: 3000 }).toBe(1)
+    // a's subscriber reconnects on its own, after its client: until it is back on the broadcast
+    // channel, a would miss the marker of d's claim (Redis keeps no message for a subscriber
+    // away), and d's socket there would not end at the cut, as asserted below.
+    const subscribers = async () => {
+      const reply = await b.redis.sendCommand(['PUBSUB', 'NUMSUB', `${prefix}:broadcast`])
+      return Array.isArray(reply) ? Number(reply[1]) : undefined
+    }
+    await expect.poll(subscribers, { timeout: 5000 }).toBe(2)
     proxy!.offline = false
     await until(() => c.connected && c.id !== first && d.connected, 8000, 'both clients on b')
     expect(c.recovered).toBe(false)
