@@ -165,8 +165,11 @@ export class FakeCluster {
     private readonly options: { requestTimeout?: number } = {},
   ) {}
 
-  /** A node whose client connects to `url` (another way to the same Redis: a proxy). */
-  async node(url = this.url): Promise<FakeNode> {
+  /**
+   * A node whose client connects to `url` (another way to the same Redis: a proxy), with `own`
+   * options over the cluster's.
+   */
+  async node(url = this.url, own: { requestTimeout?: number } = {}): Promise<FakeNode> {
     const redis = redisClient(url)
     redis.on('error', () => {})
     await redis.connect()
@@ -180,6 +183,7 @@ export class FakeCluster {
       heartbeatInterval: HEARTBEAT,
       log: { warn: (_details, message) => warnings.push(message) },
       ...this.options,
+      ...own,
     })(sockets)
     const node: FakeNode = {
       adapter,
@@ -201,8 +205,17 @@ export class FakeCluster {
       },
     }
     this.nodes.push(node)
-    await adapter.ready()
-    return node
+    // A short requestTimeout can pass before a loaded machine answers the first heartbeat:
+    // ready() then rejects, and the adapter goes on trying, as a later ready() waits for.
+    const end = Date.now() + 5000
+    for (;;) {
+      try {
+        await adapter.ready()
+        return node
+      } catch (err) {
+        if (Date.now() > end) throw err
+      }
+    }
   }
 
   /** `count` nodes that all see each other live. */
