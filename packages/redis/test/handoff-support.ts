@@ -162,7 +162,7 @@ export class FakeCluster {
 
   constructor(
     private readonly url: string,
-    private readonly options: { requestTimeout?: number } = {},
+    private readonly options: { requestTimeout?: number; heartbeatInterval?: number } = {},
   ) {}
 
   /**
