@@ -1,6 +1,7 @@
 import { ErrorCode } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog } from './burst-log.js'
+import { isThenable } from './incoming.js'
 
 /**
  * What this node logs when an adapter's promise rejects (or a call of it throws) on the way of
@@ -23,6 +24,21 @@ export const HANDSHAKE_FAILED = 'the handshake failed inside the server: try aga
 export class AdapterCallFailed extends Error {
   constructor(cause: unknown) {
     super('a call of the adapter failed', { cause })
+  }
+}
+
+/**
+ * Makes a call of the adapter's that is typed `void` (`delAll`, `sessionClosed`) and gives what
+ * it throws to `failed`: and what it rejects with too, since an `async` method of an adapter of
+ * the application's fits that type. For the calls made as a session ends, which must end all
+ * the same; a rejection nobody handled could end the process.
+ */
+export function callGuarded(call: () => unknown, failed: (err: unknown) => void): void {
+  try {
+    const result = call()
+    if (isThenable(result)) result.then(undefined, failed)
+  } catch (err) {
+    failed(err)
   }
 }
 
@@ -51,8 +67,9 @@ export class AdapterFailures {
    */
   readonly leaveAfterFreeze: BurstLog
   /**
-   * `delAll` threw or rejected as a socket ended, or after its joins and leaves then under way:
-   * the adapter may keep it in its rooms.
+   * `delAll` threw or rejected as a socket ended, after its joins and leaves then under way, or
+   * at the end of a handshake whose session ended during its join: the adapter may keep it in
+   * its rooms.
    */
   readonly leave: BurstLog
   /** `sessionClosed` threw or rejected: the adapter may keep those sessions' owner records. */

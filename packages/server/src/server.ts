@@ -17,7 +17,7 @@ import {
 } from './adapter/adapter.js'
 import type { HandOffTail, SessionClaim } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
-import { AdapterCallFailed, AdapterFailures, HANDSHAKE_FAILED } from './adapter-failures.js'
+import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
@@ -28,7 +28,7 @@ import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
-import { hasAppCode, isThenable, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
+import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
@@ -282,15 +282,12 @@ export class ParleyServer<
   #forget(sid: string, id: string): void {
     this.#bySid.delete(sid)
     this.#byId.delete(id)
-    // An adapter of the application's that throws, or rejects (an async `sessionClosed` fits its
-    // void type), is logged: this runs as a session ends, which must not fail with it.
-    const failed = (err: unknown) => this.#adapterFailures.ownerRecordLeft.record({ err })
-    try {
-      const result: unknown = this.adapter.sessionClosed?.(sid)
-      if (isThenable(result)) result.then(undefined, failed)
-    } catch (err) {
-      failed(err)
-    }
+    // An adapter of the application's that throws, or rejects, is logged: this runs as a
+    // session ends, which must not fail with it.
+    callGuarded(
+      () => this.adapter.sessionClosed?.(sid),
+      (err) => this.#adapterFailures.ownerRecordLeft.record({ err }),
+    )
   }
 
   /** @internal The server listens at `url` (its origin): what other nodes forward requests to. */
@@ -792,12 +789,13 @@ export class ParleyServer<
     // (`disconnectSockets()`), or a drain begun to hand it off; `attach` would throw.
     if (session.state === 'closed') {
       // Its end left the adapter before `addAll` put its own room back: out again now (its end
-      // also leaves once more after the join, a moment later).
-      try {
-        this.adapter.delAll(socket.id)
-      } catch (err) {
-        throw new AdapterCallFailed(err)
-      }
+      // also leaves once more after the join, a moment later). An adapter that fails here is
+      // logged as at any socket's end: the session is over all the same, and its client must
+      // hear so, not be told to try again.
+      callGuarded(
+        () => this.adapter.delAll(socket.id),
+        (err) => this.#adapterFailures.leave.record({ err, socket: socket.id }),
+      )
       // The client gets the session's CLOSE instead of OPEN, as for a resume of one that ended:
       // its own, which the table of ended sessions may have forgotten already (the adapter took
       // longer than the recovery window, or many sessions ended meanwhile).
@@ -996,6 +994,8 @@ export class ParleyServer<
       taken = await claim.takeOver(() => void this.#joinRestored(socket, rooms))
     } catch (err) {
       // It never fails by its contract: one that does is the adapter's failure all the same.
+      // The socket, registered already, would stay for good (never attached, no timer).
+      this.#unregisterNew(socket)
       throw new AdapterCallFailed(err)
     }
     const { tail, complete, late = false, alone = false, ended = false, kept = false } = taken

@@ -15,6 +15,7 @@ import {
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, BroadcastOptions, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
+import { callGuarded } from './adapter-failures.js'
 import { BroadcastOperator, checkRoom, checkTimeout, roomList } from './broadcast.js'
 import {
   addListener,
@@ -522,14 +523,10 @@ export class ServerSocket<
    */
   #leaveAll(): void {
     const adapter = this.#context.adapter
-    try {
-      // Typed void, but an `async delAll` fits that type too: its rejection is caught as well.
-      const result: unknown = adapter.delAll(this.id)
-      if (isThenable(result))
-        result.then(undefined, (err: unknown) => this.#context.leaveFailed(this.id, err))
-    } catch (err) {
-      this.#context.leaveFailed(this.id, err)
-    }
+    callGuarded(
+      () => adapter.delAll(this.id),
+      (err) => this.#context.leaveFailed(this.id, err),
+    )
     this.#membership
       ?.then(() => adapter.delAll(this.id))
       .catch((err: unknown) => this.#context.leaveFailed(this.id, err))

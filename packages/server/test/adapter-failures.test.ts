@@ -175,7 +175,7 @@ describe('an adapter that rejects', () => {
     ])
   })
 
-  it('logs a takeover whose claim fails as the adapter’s failure of the handshake', async () => {
+  it('logs a takeover whose claim fails as the adapter’s failure of the handshake, and keeps no socket', async () => {
     // A real snapshot: a node drains with handoff, and its adapter keeps what it is given.
     const snapshots: SessionSnapshot[] = []
     const old = await startServer({
@@ -209,6 +209,9 @@ describe('an adapter that rejects', () => {
         err: { message: 'the store went away' },
       },
     ])
+    // The socket, registered for the takeover, is not kept: never attached, it would stay for good.
+    expect(started.app.parley.socketsCount).toBe(0)
+    expect(await started.app.parley.fetchSockets()).toEqual([])
   })
 
   it('logs a handshake that failed elsewhere in the server apart from the adapter’s, as a bug', async () => {
@@ -309,6 +312,56 @@ describe('an adapter that rejects', () => {
             [2, 3],
           ],
         ])
+      }
+    },
+  )
+
+  it.each(TRANSPORTS)(
+    'answers a session ended during its join with its CLOSE over %s, though delAll rejects, and logs it',
+    async (transport) => {
+      // The adapter records the socket's own room only once the test says so, and every delAll
+      // rejects (an async one: typed void, it fits the adapter's type).
+      let release = () => {}
+      const gate = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      const recording: string[] = []
+      const { started, logs } = await serverWith((memory) => {
+        const addAll = memory.addAll.bind(memory)
+        return {
+          addAll: async (id: string, rooms: Iterable<string>) => {
+            recording.push(id)
+            await gate
+            addAll(id, rooms)
+          },
+          delAll: storeAway,
+        }
+      })
+      const c = connect(started.base, { transports: [transport] })
+      try {
+        await until(() => recording.length > 0, 3000, 'the join of its own room')
+        // The application ends the session while its join is under way.
+        for (const socket of started.app.parley.sockets.values()) socket.disconnect()
+        release()
+        const [error, willRetry] = await new Promise<[ParleyError<string>, boolean]>((resolve) =>
+          c.once('connect_error', (e, retry) => resolve([e, retry])),
+        )
+        expect([error.code, error.details, willRetry]).toEqual([
+          'PARLEY_DISCONNECTED',
+          { reason: 'server disconnect' },
+          false,
+        ])
+        await until(() => started.app.parley.socketsCount === 0, 3000, 'no socket left')
+        // Its end, the handshake and the end again after the join: each delAll failed.
+        await started.app.close()
+        const leave = logs.filter(({ msg }) => msg.includes('could not take'))
+        expect(leave[0]).toMatchObject({ level: 50, err: { message: 'the store went away' } })
+        expect(leave.map(({ total }) => total).at(-1)).toBe(3)
+        expect(logs.filter(({ msg }) => msg.includes('handshake failed'))).toEqual([])
+      } finally {
+        // Released in any case: a join held for good would hold the server's close too.
+        release()
+        c.disconnect()
       }
     },
   )
