@@ -21,7 +21,8 @@ type Failure = { err: unknown; event: string }
 /**
  * The application's own code failing on events: handlers (and the replies they give),
  * `socket.use` middleware and listeners of the socket's and the server's events, with an error
- * without a code of the application's (a bug, or a failure such as a database away). A client
+ * without a code of the application's (a bug, or a failure such as a database away), and the
+ * callbacks of the server's emits that asked for a reply, with any error. A client
  * sends events as fast as it likes, and with one line per event, each with a stack, a client
  * whose events make a handler throw would flood the application's log; so each is logged at
  * error once per burst (see `BurstLog`): the first at once with its `err` and `event`, then the
@@ -32,13 +33,15 @@ type Failure = { err: unknown; event: string }
  * the log while its burst lasts, and only names the application listens to can fail (their
  * number is the application's, not the client's; past `MAX_EVENT_BURSTS` they share one). A
  * middleware's have one burst for every event: the middleware runs for any name the client
- * makes up, and a burst per name would give a client one line per name.
+ * makes up, and a burst per name would give a client one line per name. The ack callbacks'
+ * have one burst too: the reply that runs one does not say which event it answers.
  */
 export class EventFailures {
   readonly #middleware: BurstLog<Failure>
   readonly #handlers: BurstsPerEvent
   readonly #listeners: BurstsPerEvent
   readonly #replies: BurstsPerEvent
+  readonly #acks: BurstLog<{ err: unknown }>
 
   constructor(log: FastifyBaseLogger) {
     const error = (message: (count: number, first: Failure | undefined) => string) =>
@@ -59,12 +62,26 @@ export class EventFailures {
           `"${first?.event}" listener failed ${count} time(s) since the last such line (the first: its err)`,
       ),
     )
+    this.#acks = new BurstLog(
+      log,
+      'error',
+      (count) => `ack callback failed ${count} time(s) since the last such line (the first: its err)`,
+    )
     this.#replies = new BurstsPerEvent(() =>
       error(
         (count, first) =>
           `reply could not be sent for ${count} event(s) since the last such line (the first: its err, for "${first?.event}"); each client got ${ErrorCode.HANDLER_ERROR} '${HANDLER_FAILED}' instead`,
       ),
     )
+  }
+
+  /**
+   * An ack callback of the application's (`socket.emit(event, ..., callback)`) threw: an emit
+   * made to every socket, each with a callback that fails the same way, would otherwise write
+   * one line per socket.
+   */
+  ack(err: unknown): void {
+    this.#acks.record({ err })
   }
 
   /** A `socket.use` middleware refused `event` with `err`, which has no code of the application's. */
@@ -89,6 +106,7 @@ export class EventFailures {
 
   /** The server closes: each logs what it has not logged yet. */
   close(): void {
+    this.#acks.close()
     this.#middleware.close()
     this.#handlers.close()
     this.#listeners.close()

@@ -230,7 +230,7 @@ export class ParleyServer<
       log,
       maxPayload: options.maxPayload,
       maxPendingAcks: options.maxPendingAcks,
-      ackFailed: (err) => log.error({ err }, 'parley: an ack callback failed'),
+      ackFailed: (err) => this.#eventFailures.ack(err),
       failures: this.#eventFailures,
       unplainData: (id) => this.#handoffLogs.unplainData.record({ socket: id }),
       leaveFailed: (id, err) => this.#adapterFailures.leave.record({ err, socket: id }),

@@ -127,7 +127,7 @@ export interface SocketContext {
   /** The largest packet a client accepts (what broadcasts are checked against). */
   maxPayload: number
   maxPendingAcks: number
-  /** An application's ack callback threw (logged: the other waits and the packet go on). */
+  /** An application's ack callback threw (logged once per burst: the other waits and the packet go on). */
   ackFailed(err: unknown): void
   /** Where handlers, middleware and listeners that failed are logged, once per burst. */
   failures: EventFailures

@@ -167,6 +167,36 @@ describe('a socket middleware that throws for every event', () => {
   })
 })
 
+describe('ack callbacks that throw, one for each socket', () => {
+  it('are logged once per burst, the first at once with its err; the sessions go on', async () => {
+    let called = 0
+    const { base, about, countsAtClose } = await logged(() => {})
+    const clients = await Promise.all(TRANSPORTS.map((transport) => connected(base, transport)))
+    for (const client of clients) client.on('ping', (ack: (reply: string) => void) => ack('pong'))
+    // What `app.parley.emit` with a callback would be, were it one per socket: each fails.
+    for (const socket of started!.app.parley.sockets.values()) {
+      socket.emit('ping', () => {
+        called++
+        throw new Error('a bug in the ack callback')
+      })
+    }
+    await until(() => called === 3, 3000, 'every reply')
+    expect(about('ack callback failed')).toMatchObject([
+      { level: 50, err: { message: 'a bug in the ack callback' }, count: 1 },
+    ])
+    // Each session goes on: a reply still comes.
+    const pong = await Promise.all(
+      [...started!.app.parley.sockets.values()].map((socket) => socket.timeout(3000).emitWithAck('ping')),
+    )
+    expect(pong).toEqual(['pong', 'pong', 'pong'])
+    for (const client of clients) client.disconnect()
+    expect(await countsAtClose('ack callback failed')).toEqual([
+      [1, 1],
+      [2, 3],
+    ])
+  })
+})
+
 describe('listeners that throw', () => {
   it("are logged once per burst of each event, the server's and the socket's", async () => {
     let ended = 0

@@ -222,7 +222,10 @@ describe('ack callbacks at the end of a session', () => {
     await until(() => heard.length === 1, 3000, 'the second callback')
     expect(heard[0]).toMatchObject({ code: 'PARLEY_DISCONNECTED' })
     expect(lines).toContainEqual(
-      expect.objectContaining({ level: 50, msg: 'parley: an ack callback failed' }),
+      expect.objectContaining({
+        level: 50,
+        msg: 'parley: ack callback failed 1 time(s) since the last such line (the first: its err)',
+      }),
     )
     // And it still serves.
     const next = await connect('polling', started.base)
