@@ -97,6 +97,48 @@ describe("Fastify's handlerTimeout on Parley's routes", () => {
     }
   })
 
+  it('logs the handshakes it cut short once per burst, the first at once with its err', async () => {
+    const lines: { level: number; msg: string; count?: number; total?: number; code?: string }[] = []
+    const logger = { level: 'warn', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } }
+    started = await startServer({}, undefined, { handlerTimeout: 100, logger })
+    // A client whose handshake bodies come slower than the handlerTimeout.
+    let handshakes = 0
+    const slow: typeof fetch = (input, init) => {
+      handshakes++
+      return fetch(input, slowBody(init, 300))
+    }
+    const errors: string[] = []
+    for (const transport of ['polling', 'sse', 'polling'] as const) {
+      const client = connect(started.base, { transports: [transport], reconnection: false, fetch: slow })
+      parleyClients.push(client)
+      errors.push(
+        await new Promise<string>((resolve) => client.once('connect_error', (e) => resolve(e.code))),
+      )
+    }
+    expect(errors).toEqual([
+      'PARLEY_HANDSHAKE_TIMEOUT',
+      'PARLEY_HANDSHAKE_TIMEOUT',
+      'PARLEY_HANDSHAKE_TIMEOUT',
+    ])
+    const about = () => lines.filter(({ msg }) => msg.includes('request failed'))
+    expect(about()).toMatchObject([
+      {
+        level: 50,
+        count: 1,
+        total: 1,
+        code: 'PARLEY_HANDSHAKE_TIMEOUT',
+        err: { code: 'FST_ERR_HANDLER_TIMEOUT' },
+      },
+    ])
+    await started.app.close()
+    started = undefined
+    // Each client may try its transport once more at once: one line at once, the rest at close.
+    expect(about().map(({ count, total }) => [count, total])).toEqual([
+      [1, 1],
+      [handshakes - 1, handshakes],
+    ])
+  })
+
   it('answers an upstream POST whose body outlasts it with 408 PARLEY_BAD_REQUEST, and closes', async () => {
     started = await startServer({ allowedOrigins: [PAGE] }, undefined, { handlerTimeout: 100 })
     const client = await rawConnect('polling', started.base)

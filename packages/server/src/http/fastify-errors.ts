@@ -1,5 +1,6 @@
 import { ErrorCode } from '@parley/protocol'
-import type { FastifyError, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyRequest } from 'fastify'
+import { BurstLog } from '../burst-log.js'
 
 /** What Parley's routes answer in place of one of Fastify's own errors. */
 export interface FastifyErrorAnswer {
@@ -61,4 +62,20 @@ function answer(
   closeConnection: boolean,
 ): FastifyErrorAnswer {
   return { status, code, message, closeConnection }
+}
+
+/**
+ * The log of the requests whose Fastify error was answered with a 5xx (a `handlerTimeout` run
+ * out, or an error inside the server). A client brings the first kind as often as it likes (a
+ * handshake whose body comes slower than the timeout), and a slow network to every client at
+ * once: one line per burst (see `BurstLog`), the first at once with its `err`
+ * and the `code` it was answered.
+ */
+export function failedRequestsLog(log: FastifyBaseLogger): BurstLog<{ err: unknown; code: ErrorCode }> {
+  return new BurstLog(
+    log,
+    'error',
+    (count, first) =>
+      `request failed for ${count} request(s) since the last such line, with a 5xx answer (the first: its err, answered ${first?.code}); their clients try again`,
+  )
 }

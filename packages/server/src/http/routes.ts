@@ -24,7 +24,7 @@ import { answer } from './answer.js'
 import { type BodyFailure, BodyReader, EMPTY_BODY } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
-import { answerToFastifyError } from './fastify-errors.js'
+import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
 import { redactingRequestSerializer } from './log-redaction.js'
@@ -106,6 +106,9 @@ export async function parleyRoutes(
   const notAllowed = (reply: FastifyReply, allowed: string, message: string) =>
     fail(reply.header('Allow', allowed), 405, ErrorCode.METHOD_NOT_ALLOWED, message)
 
+  const failedRequests = failedRequestsLog(app.log)
+  server.atClose(() => failedRequests.close())
+
   /**
    * Every route's error handler: Fastify's own errors answered as the endpoints' other errors
    * are (docs/errors.md), the application's passed on to its own handler (see fastify-errors.ts).
@@ -113,7 +116,7 @@ export async function parleyRoutes(
   const errorHandler = (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const answer = answerToFastifyError(error, request)
     if (!answer) throw error
-    if (answer.status >= 500) request.log.error({ err: error }, 'parley: request failed')
+    if (answer.status >= 500) failedRequests.record({ err: error, code: answer.code })
     if (answer.closeConnection) closeUnread(reply)
     const cors = originOf(request).cors
     return fail(reply, answer.status, answer.code, answer.message, cors)
