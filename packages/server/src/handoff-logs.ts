@@ -21,6 +21,12 @@ export class HandoffLogs {
   readonly late: BurstLog
   /** The old node did not seal their tails (gone, or its store away): what it sent last may be lost. */
   readonly incomplete: BurstLog
+  /**
+   * Claimed, but their snapshots (the first's `err` says why) or their tails (packets that do
+   * not follow the snapshot's numbers) could not be restored: their clients start anew. A node
+   * of another version or a store that garbles what it keeps brings it to every session at once.
+   */
+  readonly unrestorable: BurstLog
 
   constructor(log: FastifyBaseLogger) {
     this.unplainData = new BurstLog(
@@ -47,6 +53,12 @@ export class HandoffLogs {
       (count) =>
         `${count} session(s) taken over from a node that did not seal their tail, since the last such line; what it sent them last may be lost`,
     )
+    this.unrestorable = new BurstLog(
+      log,
+      'warn',
+      (count) =>
+        `${count} handed-off session(s) could not be restored (a snapshot, or a tail out of order; the first's err says which), since the last such line; each client starts anew`,
+    )
   }
 
   /** The server closes: each logs what it has not logged yet. */
@@ -55,5 +67,6 @@ export class HandoffLogs {
     this.restarted.close()
     this.late.close()
     this.incomplete.close()
+    this.unrestorable.close()
   }
 }

@@ -3,7 +3,7 @@ import {
   CloseReason,
   ErrorCode,
   type HelloPacket,
-  type ParleyError,
+  ParleyError,
   type TransportName,
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
@@ -972,7 +972,7 @@ export class ParleyServer<
     try {
       session = new Session(this.#sessionConfig, snapshot)
     } catch (err) {
-      this.#log.warn({ err }, 'parley: a handed-off session could not be restored; the client starts anew')
+      this.#handoffLogs.unrestorable.record({ err, socket: snapshot.id })
       void claim.takeOver(() => {})
       return this.#refuseResume(transport, snapshot.sid)
     }
@@ -1002,7 +1002,8 @@ export class ParleyServer<
     if (ended) return this.#dropClaimed(socket, transport, kept ? 'kept' : 'ended')
     const { packets, rooms: roomsAtCut } = splitTail(tail)
     if (!session.release(packets)) {
-      this.#log.warn('parley: the tail of a handed-off session is out of order; the client starts anew')
+      const err = new ParleyError(ErrorCode.INVALID_PACKET, 'the tail does not follow the snapshot in order')
+      this.#handoffLogs.unrestorable.record({ err, socket: socket.id })
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }

@@ -365,4 +365,55 @@ describe('an adapter that rejects', () => {
       }
     },
   )
+
+  it('logs the handed-off sessions it could not restore once per burst; each client starts anew', async () => {
+    // Claims no real node makes (one of another version, or a store that garbles what it keeps,
+    // would): three snapshots whose kept packets are not packets, three tails out of order.
+    const snapshot = (sid: string, kept: string[]): SessionSnapshot => ({
+      v: 1,
+      sid,
+      id: `id-${sid}`,
+      inSeq: 0,
+      outSeq: kept.length,
+      kept,
+      rooms: [],
+      data: {},
+      dataLost: false,
+      waiting: [],
+      openRequests: [],
+      pendingAcks: [],
+      created: Date.now(),
+    })
+    const { started, logs, counts } = await serverWith(() => ({
+      claimSession: async (sid: string) => {
+        const garbled = sid.startsWith('garbled')
+        return {
+          snapshot: snapshot(sid, garbled ? ['not a packet'] : []),
+          takeOver: async (join: () => void) => {
+            join()
+            return { tail: ['[1,5,"news",[]]'], complete: true }
+          },
+        }
+      },
+    }))
+    for (const kind of ['garbled', 'out-of-order']) {
+      for (let i = 0; i < 3; i++) {
+        const answer = await rawConnect('polling', started.base, { sid: `${kind}-${i}`, ack: 0 }).catch(
+          (e: unknown) => e,
+        )
+        // Not resumed: a CLOSE, or "try again" (then a new session), never the old one.
+        expect(answer).not.toMatchObject({ open: { recovered: true } })
+      }
+    }
+    const text = 'could not be restored'
+    expect(logs.filter(({ msg }) => msg.includes(text))).toMatchObject([
+      { level: 40, count: 1, err: { code: 'PARLEY_INVALID_PACKET' } },
+    ])
+    expect(started.app.parley.socketsCount).toBe(0)
+    await started.app.close()
+    expect(counts(text)).toEqual([
+      [1, 1],
+      [5, 6],
+    ])
+  })
 })
