@@ -48,11 +48,13 @@ export class BroadcastOperator<E extends EventsMap> {
   readonly #except: ReadonlySet<Room>
   readonly #flags: Flags
   readonly #unsettled: UnsettledSockets | undefined
+  readonly #ackFailed: ((err: unknown) => void) | undefined
 
   /**
    * Made by the server and by sockets (`app.parley.to(...)`, `socket.broadcast`). `unsettled`:
    * the sockets of this node with a join or leave under way, which `socketsJoin` and
-   * `socketsLeave` reach in turn (see `changeRooms`).
+   * `socketsLeave` reach in turn (see `changeRooms`). `ackFailed` hears of a callback given to
+   * `emit` that throws (else thrown again, uncaught).
    */
   constructor(
     adapter: Adapter,
@@ -61,6 +63,7 @@ export class BroadcastOperator<E extends EventsMap> {
     except: ReadonlySet<Room> = new Set(),
     flags: Flags = { volatile: false, local: false, timeout: undefined },
     unsettled?: UnsettledSockets,
+    ackFailed?: (err: unknown) => void,
   ) {
     this.#adapter = adapter
     this.#maxPayload = maxPayload
@@ -68,6 +71,7 @@ export class BroadcastOperator<E extends EventsMap> {
     this.#except = except
     this.#flags = flags
     this.#unsettled = unsettled
+    this.#ackFailed = ackFailed
   }
 
   /** Targets sockets in `rooms` as well (a union). */
@@ -106,7 +110,15 @@ export class BroadcastOperator<E extends EventsMap> {
 
   /** A new operator on the same server, for these rooms, exceptions and flags. */
   #derive(rooms: ReadonlySet<Room>, except: ReadonlySet<Room>, flags: Flags): BroadcastOperator<E> {
-    return new BroadcastOperator(this.#adapter, this.#maxPayload, rooms, except, flags, this.#unsettled)
+    return new BroadcastOperator(
+      this.#adapter,
+      this.#maxPayload,
+      rooms,
+      except,
+      flags,
+      this.#unsettled,
+      this.#ackFailed,
+    )
   }
 
   /**
@@ -203,8 +215,16 @@ export class BroadcastOperator<E extends EventsMap> {
       finished = true
       clearTimeout(timer)
       // Never from inside `emit` (no socket reached, every one dropped): the callback always
-      // runs after the call that asked for it, as it does when replies come.
-      queueMicrotask(() => done(error, replies))
+      // runs after the call that asked for it, as it does when replies come. One that throws
+      // is logged as a socket's ack callback is: uncaught, it would end the process.
+      queueMicrotask(() => {
+        try {
+          done(error, replies)
+        } catch (err) {
+          if (!this.#ackFailed) throw err
+          this.#ackFailed(err)
+        }
+      })
     }
     const timedOut = () => {
       const missing = (expected ?? 0) - received + failed

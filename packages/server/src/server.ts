@@ -449,6 +449,7 @@ export class ParleyServer<
       undefined,
       undefined,
       this.#socketContext.unsettled,
+      this.#socketContext.ackFailed,
     )
   }
 

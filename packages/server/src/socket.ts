@@ -556,6 +556,7 @@ export class ServerSocket<
       new Set([this.id]),
       undefined,
       this.#context.unsettled,
+      this.#context.ackFailed,
     )
   }
 

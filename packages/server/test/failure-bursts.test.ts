@@ -197,6 +197,31 @@ describe('ack callbacks that throw, one for each socket', () => {
   })
 })
 
+describe('broadcast callbacks that throw', () => {
+  it('are logged with the ack callbacks, once per burst; the process and the server go on', async () => {
+    let called = 0
+    const { base, about, countsAtClose } = await logged(() => {})
+    const client = await connected(base, 'websocket')
+    client.on('ping', (ack: (reply: string) => void) => ack('pong'))
+    for (let i = 0; i < 3; i++) {
+      started!.app.parley.timeout(3000).emit('ping', () => {
+        called++
+        throw new Error('a bug in the broadcast callback')
+      })
+    }
+    await until(() => called === 3, 3000, 'every broadcast answered')
+    expect(about('ack callback failed')).toMatchObject([
+      { level: 50, err: { message: 'a bug in the broadcast callback' }, count: 1 },
+    ])
+    expect(await started!.app.parley.timeout(3000).emitWithAck('ping')).toEqual(['pong'])
+    client.disconnect()
+    expect(await countsAtClose('ack callback failed')).toEqual([
+      [1, 1],
+      [2, 3],
+    ])
+  })
+})
+
 describe('listeners that throw', () => {
   it("are logged once per burst of each event, the server's and the socket's", async () => {
     let ended = 0
