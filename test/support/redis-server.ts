@@ -6,6 +6,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { onFreePort, PortTaken } from './ports.js'
+
+// Other files take their ports from here too.
+export { freePort } from './ports.js'
 
 const candidates = [
   process.env.PARLEY_REDIS_SERVER,
@@ -54,37 +58,18 @@ export interface RedisServer {
   thaw(): void
 }
 
-/** A free TCP port on 127.0.0.1 (free when asked; the caller binds it right away). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 /** Starts redis-server on a free loopback port and waits until it answers there. */
 export async function startRedis(): Promise<RedisServer> {
   if (!redisServerPath) throw new Error('no redis-server')
   // Where a restart that keeps the data finds it (nothing is written there otherwise).
   const dir = mkdtempSync(join(tmpdir(), 'parley-redis-'))
   const dump = join(dir, 'dump.rdb')
-  // A port free when asked may be taken before redis-server binds it (other test files pick
-  // ports at the same time): then another one.
-  let port = await freePort()
-  let child: ChildProcess
-  for (let tries = 1; ; tries++) {
-    try {
-      child = await launch(redisServerPath, port, dir)
-      break
-    } catch (error) {
-      if (!(error instanceof PortTaken) || tries === 5) throw error
-      port = await freePort()
-    }
-  }
+  // A port free when asked may be taken before redis-server binds it: then another one.
+  let port = 0
+  let child = await onFreePort((picked) => {
+    port = picked
+    return launch(redisServerPath, picked, dir)
+  })
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -143,13 +128,6 @@ async function launch(path: string, port: number, dir: string): Promise<ChildPro
   }
   child.kill('SIGKILL')
   throw new Error(`redis-server did not answer on port ${port} within 10 s`)
-}
-
-/** A port that another process holds: a fresh one may do. */
-class PortTaken extends Error {
-  constructor(port: number, why: string) {
-    super(`port ${port} is taken: ${why}`)
-  }
 }
 
 /** Sends one inline command; resolves with the first line of the answer, rejects on an error reply. */
