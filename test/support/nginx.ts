@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from './redis-server.js'
+import { onFreePort, PortTaken } from './ports.js'
 
 const candidates = [
   process.env.PARLEY_NGINX,
@@ -163,6 +163,11 @@ export interface StartNginxOptions {
   port?: number
   /** Address to listen on; 127.0.0.1 by default. */
   host?: string
+  /**
+   * How a port is picked when none is given (default `freePort`): a test of this file forces
+   * one that another server holds.
+   */
+  pickPort?: () => Promise<number>
 }
 
 /** Starts nginx round-robin over `upstreamPorts` and waits until it answers. */
@@ -172,8 +177,19 @@ export async function startNginx(
 ): Promise<Nginx> {
   if (!nginxPath) throw new Error('no nginx')
   if (upstreamPorts.length === 0) throw new Error('startNginx needs at least one upstream port')
+  if (options.port !== undefined) return launch(nginxPath, upstreamPorts, options.port, options)
+  // A port free when asked may be taken before nginx binds it: then another one.
+  return onFreePort((port) => launch(nginxPath, upstreamPorts, port, options), options.pickPort)
+}
+
+/** Starts nginx on `port`; rejects with PortTaken when another process holds it. */
+async function launch(
+  path: string,
+  upstreamPorts: readonly number[],
+  port: number,
+  options: StartNginxOptions,
+): Promise<Nginx> {
   const host = options.host ?? '127.0.0.1'
-  const port = options.port ?? (await freePort())
   const dir = mkdtempSync(join(tmpdir(), 'parley-nginx-'))
   // nginx's workers run as another user when the master is root: they must reach the directory.
   chmodSync(dir, 0o755)
@@ -185,7 +201,7 @@ export async function startNginx(
   )
 
   let output = ''
-  const child = spawn(nginxPath, ['-p', dir, '-c', conf, '-g', 'daemon off;'], {
+  const child = spawn(path, ['-p', dir, '-c', conf, '-g', 'daemon off;'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so that a master that must be killed takes its worker along.
     detached: true,
@@ -216,14 +232,29 @@ export async function startNginx(
     if (child.exitCode !== null) {
       const why = errors()
       rmSync(dir, { recursive: true, force: true })
+      // nginx tries to bind for 2 s, then gives up: the port is another process's.
+      if (/Address already in use/.test(why)) throw new PortTaken(port, why.trim())
       throw new Error(`nginx exited with ${child.exitCode}: ${why.trim()}`)
     }
-    if (await answers(url)) return { port, url, dir, errors, requests, stop }
+    // Something answering on the port may be another file's server, there first. nginx writes
+    // its pid file once it holds its listening socket: with our child's pid in it, what
+    // answers is ours.
+    if (pidFile(dir) === child.pid && (await answers(url))) {
+      return { port, url, dir, errors, requests, stop }
+    }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   const why = errors()
   await stop()
   throw new Error(`nginx did not answer on ${url} within 10 s: ${why.trim()}`)
+}
+
+/** The process id in nginx's pid file, or undefined before nginx wrote it. */
+function pidFile(dir: string): number | undefined {
+  const file = join(dir, 'nginx.pid')
+  if (!existsSync(file)) return undefined
+  const pid = Number(readFileSync(file, 'utf8').trim())
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined
 }
 
 const LINE = /"(\S+) (\S+)" (\d{3}) (.*)$/
