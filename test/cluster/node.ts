@@ -2,14 +2,16 @@
 // Fastify on 127.0.0.1 with Parley on /parley and the Redis adapter. Started by
 // `startNodes()` (./nodes.ts), compiled, as `node <compiled file> --name n1 --redis URL` (or by
 // hand as `node --import tsx test/cluster/node.ts ...`, with TSX_TSCONFIG_PATH=test/tsconfig.json).
-// Prints `listening <name> <port>` once it listens. SIGTERM drains (hands every session to the
-// other nodes through Redis), then closes: the shape docs/scaling.md recommends for deploys.
+// Prints `listening <name> <port>` once it listens; exits with PORT_TAKEN (3) when another
+// process holds its --port (with --wait-for-port, a restart's, it waits for it first). SIGTERM
+// drains (hands every session to the other nodes through Redis), then closes: the shape
+// docs/scaling.md recommends for deploys.
 // It also prints `event <connection|restored|disconnect> <socket id> [reason]` for each
 // socket, so that a test can count them across every process a node name ever ran in.
 //
 // The events below are the tests' remote control: each runs on the node that owns the
 // session of the socket that sent it, and acts from there on the whole cluster.
-import { createServer } from 'node:net'
+import { createServer, type Server } from 'node:net'
 import { parseArgs } from 'node:util'
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import parley, { type ParleyServer, type ServerSocket } from '@parley/server'
@@ -20,6 +22,8 @@ const { values } = parseArgs({
   options: {
     name: { type: 'string' },
     port: { type: 'string', default: '0' },
+    // A restart's: --port is its old process's, taken until that one has closed.
+    'wait-for-port': { type: 'boolean', default: false },
     redis: { type: 'string' },
     ping: { type: 'string', default: '1000' },
     heartbeat: { type: 'string', default: '1000' },
@@ -51,27 +55,44 @@ redis.on('ready', () => {
   lastError = ''
 })
 const port = Number(values.port)
+/** The exit code when another process holds --port: the starter then tries another port. */
+const PORT_TAKEN = 3
+
 /**
- * Waits (at most 5 minutes) until `port` is free: a node restarting on the port of one that still
- * runs starts (and loads) meanwhile, and takes over as soon as the old one has closed.
+ * Binds `port` on 127.0.0.1 and keeps it, so that no other process takes it before Fastify
+ * listens there (`release` lets it go just before). Undefined when another process holds it;
+ * with `wait`, it waits (at most 5 minutes) until the port is free first: a node restarting on
+ * the port of one that still runs starts (and loads) meanwhile, and takes over as soon as the
+ * old one has closed.
  */
-async function portFree(port: number): Promise<void> {
+async function holdPort(port: number, wait: boolean): Promise<{ release(): void } | undefined> {
   const end = Date.now() + 300_000
   for (;;) {
-    const free = await new Promise<boolean>((resolve) => {
-      const probe = createServer()
-      probe.once('error', () => resolve(false))
-      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
+    const held = await new Promise<Server | undefined>((resolve) => {
+      // What reaches the port meanwhile (nginx passing a request on) is reset, as a refusal
+      // would be: nginx tries the next node.
+      const server = createServer((socket) => socket.resetAndDestroy())
+      server.once('error', () => resolve(undefined))
+      server.listen(port, '127.0.0.1', () => resolve(server))
     })
-    if (free || Date.now() > end) return
+    // close() gives the socket up at once; its callback only says that connections ended.
+    if (held) return { release: () => held.close() }
+    if (!wait || Date.now() > end) return undefined
     await new Promise((r) => setTimeout(r, 20))
   }
 }
 
+/** Another process holds the port: says so, and exits for the starter to pick another one. */
+function portTaken(): never {
+  console.error(`${name}: port ${port} is taken`)
+  process.exit(PORT_TAKEN)
+}
+
 // Loaded, the slow part of a start: a restart stops the old process from here on.
-// Nothing touches Redis before the port is free, so that a standby is no node of the cluster.
+// Nothing touches Redis before the port is held, so that a standby, or a node that finds its
+// port taken, is no node of the cluster.
 console.log(`ready ${name}`)
-if (port !== 0) await portFree(port)
+const held = port !== 0 ? ((await holdPort(port, values['wait-for-port'])) ?? portTaken()) : undefined
 await redis.connect()
 const app = Fastify()
 // Kept to close its subscriber connection before the Redis client, on SIGTERM.
@@ -232,8 +253,13 @@ function handlers(socket: Socket): void {
 }
 
 try {
+  // Everything loaded first: the port is let go only for the moment it takes Fastify to bind it.
+  await app.ready()
+  held?.release()
   await app.listen({ port, host: '127.0.0.1' })
 } catch (error) {
+  // Taken all the same, in that moment.
+  if ((error as { code?: string }).code === 'EADDRINUSE') portTaken()
   console.error(`${name}: cannot listen: ${(error as Error).message}`)
   process.exit(1)
 }

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { compiledScript } from '../support/compiled-script.js'
-import { freePort } from '../support/redis-server.js'
+import { onFreePort, PortTaken } from '../support/ports.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const script = fileURLToPath(new URL('./node.ts', import.meta.url))
@@ -41,8 +41,13 @@ export interface NodeOptions {
   ping?: number
   /** handoff.retrySpread of the node, in ms. Default 300 (the tests' clients come back fast). */
   retrySpread?: number
-  /** The port to listen on (a node restarting where another was). Default: a free one. */
+  /**
+   * The port to listen on (a node restarting where another was): the node waits until it is
+   * free. Default: a free one, and another when a process of another test took it first.
+   */
   port?: number
+  /** How a free port is picked (default `freePort`): a test of this file forces a taken one. */
+  pickPort?: () => Promise<number>
   /** Every this many ms, a numbered broadcast `tick` to the room `ticks`. Default: none. */
   tick?: number
   /**
@@ -70,19 +75,30 @@ export async function startNodes(
   return nodes
 }
 
-export async function startNode(
+/** The exit code of a node (./node.ts) that found its port held by another process. */
+const PORT_TAKEN = 3
+
+export function startNode(name: string, redisUrl: string, options: NodeOptions = {}): Promise<ClusterNode> {
+  // A restart's port is the one nginx sends the node's share to: it waits for that one.
+  if (options.port !== undefined) return launch(name, redisUrl, options.port, options)
+  // A port chosen here, so that the node knows the address it publishes before it listens.
+  return onFreePort((port) => launch(name, redisUrl, port, options), options.pickPort)
+}
+
+/** Starts the node process on `port`; rejects with PortTaken when another process holds it. */
+async function launch(
   name: string,
   redisUrl: string,
-  options: NodeOptions = {},
+  port: number,
+  options: NodeOptions,
 ): Promise<ClusterNode> {
-  // A port chosen here, so that the node knows the address it publishes before it listens.
-  const port = options.port ?? (await freePort())
   const file = await compiledScript(script)
   const child = spawn(
     process.execPath,
     [
       file,
       ...['--name', name, '--port', String(port), '--redis', redisUrl],
+      ...(options.port !== undefined ? ['--wait-for-port'] : []),
       ...['--ping', String(options.ping ?? 1000)],
       ...['--tick', String(options.tick ?? 0)],
       ...['--retry-spread', String(options.retrySpread ?? 300)],
@@ -104,7 +120,8 @@ export async function startNode(
     }, 40_000)
     const onExit = (code: number | null) => {
       clearTimeout(timer)
-      reject(new Error(`node ${name} exited (${code}) before listening: ${stderr.trim()}`))
+      if (code === PORT_TAKEN) reject(new PortTaken(port, `node ${name}: ${stderr.trim()}`))
+      else reject(new Error(`node ${name} exited (${code}) before listening: ${stderr.trim()}`))
     }
     child.once('exit', onExit)
     const abort = () => child.kill('SIGKILL')
