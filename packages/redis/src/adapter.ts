@@ -829,6 +829,7 @@ export class RedisAdapter implements Adapter {
     // What takes back a handoff step (a withdraw, a write given up on) and could not reach Redis
     // yet: a node that goes without it leaves a snapshot claimable until it expires.
     const undone = await this.#commands.settleUndos(Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout))
+    this.#commands.stop()
     if (undone > 0) {
       this.#warnings.warn(
         'close',

@@ -75,6 +75,11 @@ export class Commands {
     this.#undos.add(args, keepMs, answered)
   }
 
+  /** Stops listening to the client for its connection coming back (see `Undos`). */
+  stop(): void {
+    this.#undos.stop()
+  }
+
   /** Waits at most `ms` for the undos still kept (see `Undos.settle`); resolves with how many are left. */
   settleUndos(ms: number): Promise<number> {
     return this.#undos.settle(ms)

@@ -16,6 +16,14 @@ export interface RedisClient {
    * read, to name that address in errors, without credentials.
    */
   readonly options?: unknown
+  /**
+   * node-redis says `'ready'` each time its connection is up again: steps kept for Redis (see
+   * `Undos`) go then, without waiting for the adapter's next command. A client without it sends
+   * them before that command.
+   */
+  on?(event: 'ready', listener: () => void): unknown
+  /** Removes the `'ready'` listener when the adapter closes (the client is the application's). */
+  off?(event: 'ready', listener: () => void): unknown
 }
 
 /** The connection the adapter makes for itself (`client.duplicate()`), in subscriber mode. */

@@ -23,7 +23,8 @@ interface Undo {
  * ended while Redis was away (see `HandOffStore.withdraw`). An undo must run after the command
  * it takes back: it goes on the same connection right behind it while Redis is connected;
  * while not, it waits, and goes first once the connection is back, before any other command of
- * the adapter (`Commands.send` calls `flush`). node-redis keeps a command it had not written yet
+ * the adapter: as soon as node-redis says the connection is ready again, and before any other
+ * command in any case (`Commands.send` calls `flush`). node-redis keeps a command it had not written yet
  * for the next connection, ahead of anything sent later, so the order holds either way. A
  * connection that drops before Redis answers the undo leaves it unknown whether it ran: it goes
  * again on the next one (an undo that runs twice does nothing the second time). Kept until Redis
@@ -39,7 +40,22 @@ export class Undos {
     private readonly send: (args: string[]) => Promise<unknown>,
     /** An undo was given up: expired, pushed out by newer ones, or refused by Redis. */
     private readonly givenUp: (why: string, err?: unknown) => void,
-  ) {}
+  ) {
+    // Not only before the adapter's next command: a node that sends none for a while (its
+    // heartbeat may be a minute away) would leave a withdrawn snapshot claimable meanwhile.
+    client.on?.('ready', this.#flushWhenReady)
+  }
+
+  /**
+   * Sent from node-redis' 'ready' listener: the adapter sends nothing while the connection is
+   * down, so these are ahead of any other command of the adapter on the new connection.
+   */
+  readonly #flushWhenReady = (): void => this.flush()
+
+  /** Stops listening to the client (it is the application's, and outlives the adapter). */
+  stop(): void {
+    this.client.off?.('ready', this.#flushWhenReady)
+  }
 
   /** Keeps `args` until Redis answers it (told to `answered`), and sends it now when connected. */
   add(args: string[], keepMs: number, answered?: (reply: unknown) => void): void {

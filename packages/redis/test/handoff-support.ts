@@ -151,6 +151,8 @@ function recording(redis: Client, commands: string[][], node: Interceptors): Red
       return node.hold?.(args) ?? redis.sendCommand(args)
     },
     duplicate: () => redis.duplicate(),
+    on: (event, listener) => redis.on(event, listener),
+    off: (event, listener) => redis.off(event, listener),
   }
 }
 
@@ -352,5 +354,7 @@ export function holding(redis: Client, hold: (args: string[]) => Promise<unknown
     },
     sendCommand: (args) => hold(args) ?? redis.sendCommand(args),
     duplicate: () => redis.duplicate(),
+    on: (event, listener) => redis.on(event, listener),
+    off: (event, listener) => redis.off(event, listener),
   }
 }

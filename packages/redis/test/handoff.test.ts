@@ -887,6 +887,30 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     })
   })
 
+  it('sends a withdraw kept for Redis as soon as the connection is back, with no other command to go before', async () => {
+    // Beats a minute apart: nothing else of a's would carry the withdraw to Redis meanwhile.
+    cluster = new FakeCluster(redis.url, { heartbeatInterval: 60_000 })
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      await endWhileCutOff(a, proxy, 'sid-withdraw-ready', 's1')
+      const sent = a.commands.length
+      proxy.offline = false
+      await until(() => a.redis.isReady, 5000, 'a reaches Redis again')
+      await expect.poll(() => b!.redis.keys(`${cluster.prefix}:handoff:*`), { timeout: 2000 }).toEqual([])
+      expect(await b!.adapter.claimSession('sid-withdraw-ready')).toBeNull()
+      // The withdraw went by itself, first.
+      expect(a.commands[sent]?.[1]).toContain("HSET', KEYS[1], 'ended'")
+      // The client is the application's: the adapter stops listening to it when it closes.
+      const listening = a.redis.listenerCount('ready')
+      await a.adapter.close()
+      expect(a.redis.listenerCount('ready')).toBe(listening - 1)
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('waits at close, a bounded time, for a withdraw that could not reach Redis yet', async () => {
     cluster = new FakeCluster(redis.url, { requestTimeout: 2000 })
     const [b] = await cluster.start(1)
