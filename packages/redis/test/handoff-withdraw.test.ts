@@ -107,6 +107,15 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     const prefix = `withdraw${prefixes++}`
     const a = await startNode(prefix, hooks.a, timeout, hooks.slowA, hooks.urlA)
     const b = await startNode(prefix, hooks.b, undefined, hooks.slowB)
+    // A drain that starts before a has heard of b counts no other node: it seals at once and
+    // closes a's adapter, before the steps these tests watch (seen under load: the withdraw
+    // kept for Redis was never sent).
+    const adapterOf = (node: Node) => node.started.app.parley.adapter as RedisAdapter
+    await until(
+      () => adapterOf(a).liveNodes.length === 1 && adapterOf(b).liveNodes.length === 1,
+      5000,
+      'a and b live',
+    )
     proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
     const c = await connectToA()
     return { a, b, c, first: c.id!, prefix }
@@ -186,7 +195,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await sleep(200)
     link.offline = false
     await until(() => a.redis.isReady, 5000, 'a reaches Redis again')
-    // a's next command (a heartbeat) goes behind the withdraw: only d's snapshot is left.
+    // a sends the withdraw it kept as soon as its connection is back: only d's snapshot is left.
     await expect.poll(handoffs, { timeout: 3000 }).toBe(1)
     // a's subscriber reconnects on its own, after its client: until it is back on the broadcast
     // channel, a would miss the marker of d's claim (Redis keeps no message for a subscriber
