@@ -561,6 +561,13 @@ export class RedisAdapter implements Adapter {
       if (epoch > 0) entry.epoch = epoch
       return false
     }
+    // A claim won the write before its answer came (or came in time): it landed, and the
+    // session was sealed here for the claimer. Told false, the server would thaw a session that
+    // the claimer has taken over; told true, it ends its copy as for any claimed move.
+    if (entry.claimedEarly && epoch !== 0) {
+      if (epoch > 0) entry.epoch = epoch
+      return true
+    }
     if (epoch > 0 && this.#handoffs.byHash(entry.hash) === entry) {
       entry.epoch = epoch
       entry.timer = setTimeout(() => this.#handoffs.forget(entry), ttl)
@@ -1015,6 +1022,7 @@ export class RedisAdapter implements Adapter {
         // the session is not this claim's, and stays as it is here.
         this.#handoffs.seal(entry, []).catch(() => undefined)
       } else if (entry.state === 'open') {
+        if (entry.epoch === 0) entry.claimedEarly = true
         let last: string[] = []
         try {
           last = this.#sockets.claimed(entry.sid)

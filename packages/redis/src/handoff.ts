@@ -246,6 +246,11 @@ export interface HandedOff {
   state: 'open' | 'sealed'
   /** An append was skipped (Redis away) or failed: the tail has a hole. */
   gap: boolean
+  /**
+   * A claim's marker named this handoff before its write was answered: the write ran (a claim
+   * won it), whatever its answer says, and the session was sealed here for that claimer.
+   */
+  claimedEarly?: boolean
   /** The seal's write, once sent. */
   sealing?: Promise<void>
   /** Forgets the entry once its handoff has expired in Redis. */

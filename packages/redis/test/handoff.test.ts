@@ -930,6 +930,37 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('counts a write as stored when a claim of it comes before its answer: the old node does not keep the session', async () => {
+    cluster = new FakeCluster(redis.url, { requestTimeout: 1000 })
+    const [a, b] = await cluster.start(2)
+    const sid = 'sid-claimed-early'
+    const socket = await open(a!, sid, 's1')
+    // Redis runs a's write at once; its answer is held past a's requestTimeout.
+    let answer: () => void = () => {}
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    a!.hold = (args) =>
+      args[1]?.includes("'snapshot', ARGV[2]") === true
+        ? a!.redis.sendCommand(args).then(async (reply) => {
+            await answered
+            return reply
+          })
+        : undefined
+    const storing = handOff(a!, socket, sid)
+    // The client resumed at b meanwhile: b claims the snapshot, and its marker reaches a first.
+    let claim: SessionClaim | null | 'retry' = null
+    while (claim === null) claim = await b!.adapter.claimSession(sid)
+    const { done } = takeOver(b!, claim)
+    await until(() => a!.sockets.claims.includes(sid), 3000, 'the marker at a')
+    const stored = await storing
+    answer()
+    // b took the session over; a, told its write landed, ends its copy instead of keeping it.
+    expect(await done).toMatchObject({ complete: true })
+    expect((await done).ended).toBeFalsy()
+    expect(stored).toBe(true)
+  })
+
   it('waits at close, a bounded time, for a withdraw that could not reach Redis yet', async () => {
     cluster = new FakeCluster(redis.url, { requestTimeout: 2000 })
     const [b] = await cluster.start(1)
