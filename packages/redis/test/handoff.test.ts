@@ -906,28 +906,42 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     })
   })
 
-  it('sends a withdraw kept for Redis as soon as the connection is back, with no other command to go before', async () => {
-    // Beats a minute apart: nothing else of a's would carry the withdraw to Redis meanwhile.
-    cluster = new FakeCluster(redis.url, { heartbeatInterval: 60_000 })
+  /**
+   * Node b, and node a reaching Redis through a proxy, on a cluster with `options`; `sid`'s
+   * session ends at a while a is cut off (see `endWhileCutOff`). The proxy is closed after `run`.
+   */
+  async function endedWhileCutOff(
+    options: { requestTimeout?: number; heartbeatInterval?: number },
+    sid: string,
+    run: (nodes: { a: FakeNode; b: FakeNode; proxy: TcpProxy }) => Promise<void>,
+  ) {
+    cluster = new FakeCluster(redis.url, options)
     const [b] = await cluster.start(1)
     const proxy = await startTcpProxy(redis.port)
     try {
       const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
-      await endWhileCutOff(a, proxy, 'sid-withdraw-ready', 's1')
+      await endWhileCutOff(a, proxy, sid, 's1')
+      await run({ a, b: b!, proxy })
+    } finally {
+      await proxy.close()
+    }
+  }
+
+  it('sends a withdraw kept for Redis as soon as the connection is back, with no other command to go before', async () => {
+    // Beats a minute apart: nothing else of a's would carry the withdraw to Redis meanwhile.
+    await endedWhileCutOff({ heartbeatInterval: 60_000 }, 'sid-withdraw-ready', async ({ a, b, proxy }) => {
       const sent = a.commands.length
       proxy.offline = false
       await until(() => a.redis.isReady, 5000, 'a reaches Redis again')
-      await expect.poll(() => b!.redis.keys(`${cluster.prefix}:handoff:*`), { timeout: 2000 }).toEqual([])
-      expect(await b!.adapter.claimSession('sid-withdraw-ready')).toBeNull()
+      await expect.poll(() => b.redis.keys(`${cluster.prefix}:handoff:*`), { timeout: 2000 }).toEqual([])
+      expect(await b.adapter.claimSession('sid-withdraw-ready')).toBeNull()
       // The withdraw went by itself, first.
       expect(a.commands[sent]?.[1]).toContain("HSET', KEYS[1], 'ended'")
       // The client is the application's: the adapter stops listening to it when it closes.
       const listening = a.redis.listenerCount('ready')
       await a.adapter.close()
       expect(a.redis.listenerCount('ready')).toBe(listening - 1)
-    } finally {
-      await proxy.close()
-    }
+    })
   })
 
   it('counts a write as stored when a claim of it comes before its answer: the old node does not keep the session', async () => {
@@ -962,19 +976,14 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('waits at close, a bounded time, for a withdraw that could not reach Redis yet', async () => {
-    cluster = new FakeCluster(redis.url, { requestTimeout: 2000 })
-    const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
-    try {
-      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
-      // The session ends at a while it cannot reach Redis, and a closes (its drain is over).
-      await endWhileCutOff(a, proxy, 'sid-withdraw-close', 's1')
+    await endedWhileCutOff({ requestTimeout: 2000 }, 'sid-withdraw-close', async ({ a, b, proxy }) => {
+      // The session ended at a while it could not reach Redis, and a closes (its drain is over).
       const closing = cluster.stop(a)
       await sleep(200)
       proxy.offline = false
       await closing
       // The withdraw went before a closed: nothing of the session is left to claim.
-      expect(await b!.adapter.claimSession('sid-withdraw-close')).toBeNull()
+      expect(await b.adapter.claimSession('sid-withdraw-close')).toBeNull()
 
       // Redis never back: the close still ends, within requestTimeout, and says what it left.
       const c = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
@@ -983,9 +992,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(
         c.warnings.some((w) => w.includes('1 step(s) taking back a handoff could not reach Redis')),
       ).toBe(true)
-    } finally {
-      await proxy.close()
-    }
+    })
   })
 
   it('leaves a later handoff of the session alone when a withdraw runs late', async () => {
