@@ -1053,11 +1053,16 @@ export class ParleyServer<
     return transport.open ? keptElsewhere() : null
   }
 
-  /** A resume that cannot go on after all: the client hears the session is over. */
-  #refuseResume(transport: Transport, sid: string): null {
+  /**
+   * A resume that cannot go on after all: the client hears the session is over (its CLOSE), or,
+   * when no end of it is known here (a snapshot this node could not restore, see `#takeOver`),
+   * to try again, the same on every transport: its next try finds nothing to claim and gets a
+   * new session. Closed bare, a WebSocket told the client nothing, and it stepped down to SSE.
+   */
+  #refuseResume(transport: Transport, sid: string): Refusal | null {
     this.metrics.resume(false)
-    if (!this.#answerEnded(transport, this.#ended.get(sid)) && transport.open) transport.close('normal')
-    return null
+    if (this.#answerEnded(transport, this.#ended.get(sid)) || !transport.open) return null
+    return unrestorable()
   }
 
   /** Runs `connection` or `restored` listeners; stops if the session ends inside one. */
@@ -1246,6 +1251,18 @@ function keptElsewhere(): Refusal {
     status: 503,
     code: ErrorCode.SERVER_SHUTTING_DOWN,
     message: 'the session stayed on its node: try again',
+  }
+}
+
+/**
+ * A resume of a session whose snapshot this node could not restore, and whose end it does not
+ * know: the claim is spent, so the client's next try gets a new session (`recovered: false`).
+ */
+function unrestorable(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session could not be restored on this node: try again',
   }
 }
 

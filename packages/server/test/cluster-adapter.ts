@@ -76,6 +76,11 @@ export class Cluster {
    * as when the old node is gone or its store away at the cut.
    */
   sealLost = false
+  /**
+   * When true, `claimSession` hands out each snapshot with a kept packet no node can restore,
+   * as a store that garbles what it keeps (or a node of another version) would.
+   */
+  unreadableSnapshots = false
   /** Nodes that are alive but that no other node reaches (their requests are lost). */
   readonly unreachable = new Set<string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
@@ -401,8 +406,13 @@ class HandOffClusterAdapter extends ClusterAdapter {
     // Sealed before its claim: the old node's drain ended without one (alone: at once).
     const late = handoff.sealed
     const alone = late && handoff.alone === true
+    const snapshot = structuredClone(handoff.snapshot)
+    if (this.cluster.unreadableSnapshots) {
+      snapshot.kept.push('not a packet')
+      snapshot.outSeq++
+    }
     return {
-      snapshot: structuredClone(handoff.snapshot),
+      snapshot,
       takeOver: async (join) => {
         await hop()
         if (this.cluster.takeOverDelayMs > 0)
