@@ -47,6 +47,8 @@ export class AdapterFailures {
   readonly ownerRecord: BurstLog
   /** `claimSession` rejected: those resumes got new sessions. */
   readonly claim: BurstLog
+  /** A claim's `takeOver` failed as the claim was given back: their handoffs may stay in the store. */
+  readonly giveBack: BurstLog
   /** `requestHandOff` rejected: those WebSockets are relayed to the node holding the session. */
   readonly ask: BurstLog
   /** `withdrawHandOff` rejected: another node may resume those sessions until their snapshots expire. */
@@ -90,6 +92,10 @@ export class AdapterFailures {
       (count) =>
         `the adapter could not claim ${count} handed-off session(s), since the last such line; their clients got new sessions`,
     )
+    this.giveBack = warn(
+      (count) =>
+        `the adapter could not give back ${count} claimed session(s) this node did not take over, since the last such line; their handoffs may stay in its store until they expire`,
+    )
     this.ask = warn(
       (count) =>
         `the adapter could not ask for ${count} session(s), since the last such line; their WebSockets are relayed to the node that holds them`,
@@ -124,6 +130,7 @@ export class AdapterFailures {
   close(): void {
     this.ownerRecord.close()
     this.claim.close()
+    this.giveBack.close()
     this.ask.close()
     this.withdraw.close()
     this.anotherNode.close()

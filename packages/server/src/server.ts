@@ -974,14 +974,14 @@ export class ParleyServer<
       session = new Session(this.#sessionConfig, snapshot)
     } catch (err) {
       this.#handoffLogs.unrestorable.record({ err, socket: snapshot.id })
-      void claim.takeOver(() => {})
+      this.#giveBack(claim)
       return this.#refuseResume(transport, snapshot.sid)
     }
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
     socket.restore(snapshot)
     const refusal = (await this.#runMiddleware(socket)) ?? disconnectedEarly(session)
     if (refusal) {
-      void claim.takeOver(() => {})
+      this.#giveBack(claim)
       session.end(CloseReason.SERVER_DISCONNECT, { notify: false })
       return refusal
     }
@@ -1034,6 +1034,19 @@ export class ParleyServer<
       socket.resumeWork(snapshot.waiting, open)
     }
     return null
+  }
+
+  /**
+   * Gives back a claim this node does not go on with (its snapshot cannot be restored, or the
+   * middleware refused the client): the takeover runs with no join, which ends the handoff. By
+   * its contract it never fails; one that throws or rejects is logged, never left unhandled,
+   * which would end the process.
+   */
+  #giveBack(claim: SessionClaim): void {
+    callGuarded(
+      () => claim.takeOver(() => {}),
+      (err) => this.#adapterFailures.giveBack.record({ err }),
+    )
   }
 
   /**

@@ -83,6 +83,23 @@ async function failOncePerTransport(base: string) {
   )
 }
 
+/** A snapshot of session `sid`, as a node would hand it off, keeping `kept` for its client. */
+const snapshot = (sid: string, kept: string[]): SessionSnapshot => ({
+  v: 1,
+  sid,
+  id: `id-${sid}`,
+  inSeq: 0,
+  outSeq: kept.length,
+  kept,
+  rooms: [],
+  data: {},
+  dataLost: false,
+  waiting: [],
+  openRequests: [],
+  pendingAcks: [],
+  created: Date.now(),
+})
+
 describe('an adapter that rejects', () => {
   it('logs the owner records it could not write once per burst, with the first error', async () => {
     const { started, logs, oneNowTwoAtClose } = await serverWith(() => ({ sessionOpened: storeAway }))
@@ -212,6 +229,25 @@ describe('an adapter that rejects', () => {
     // The socket, registered for the takeover, is not kept: never attached, it would stay for good.
     expect(started.app.parley.socketsCount).toBe(0)
     expect(await started.app.parley.fetchSockets()).toEqual([])
+  })
+
+  it('logs the claims whose takeOver rejects as they are given back once per burst, and goes on', async () => {
+    // Snapshots no node can restore, from claims whose takeOver rejects (its contract rules that
+    // out): the claim is given back, and that rejection must not go unhandled.
+    const { started, oneNowTwoAtClose } = await serverWith(() => ({
+      claimSession: async (sid: string) => ({
+        snapshot: snapshot(sid, ['not a packet']),
+        takeOver: storeAway,
+      }),
+    }))
+    const answers = await Promise.all(
+      TRANSPORTS.map((transport, i) =>
+        rawConnect(transport, started.base, { sid: `garbled-${i}`, ack: 0 }).catch((e: Refused) => e.code),
+      ),
+    )
+    expect(answers).toEqual(TRANSPORTS.map(() => 'PARLEY_SERVER_SHUTTING_DOWN'))
+    await sleep(20)
+    await oneNowTwoAtClose('could not give back')
   })
 
   it('logs a handshake that failed elsewhere in the server apart from the adapter’s, as a bug', async () => {
@@ -369,21 +405,6 @@ describe('an adapter that rejects', () => {
   it('logs the handed-off sessions it could not restore once per burst; each client starts anew', async () => {
     // Claims no real node makes (one of another version, or a store that garbles what it keeps,
     // would): three snapshots whose kept packets are not packets, three tails out of order.
-    const snapshot = (sid: string, kept: string[]): SessionSnapshot => ({
-      v: 1,
-      sid,
-      id: `id-${sid}`,
-      inSeq: 0,
-      outSeq: kept.length,
-      kept,
-      rooms: [],
-      data: {},
-      dataLost: false,
-      waiting: [],
-      openRequests: [],
-      pendingAcks: [],
-      created: Date.now(),
-    })
     const { started, logs, counts } = await serverWith(() => ({
       claimSession: async (sid: string) => {
         const garbled = sid.startsWith('garbled')
