@@ -69,9 +69,8 @@ export class AdapterFailures {
    */
   readonly leaveAfterFreeze: BurstLog
   /**
-   * `delAll` threw or rejected as a socket ended, after its joins and leaves then under way, or
-   * at the end of a handshake whose session ended during its join: the adapter may keep it in
-   * its rooms.
+   * `delAll` threw or rejected as a socket ended, or after its joins and leaves then under way
+   * (one socket, counted once): the adapter may keep it in its rooms.
    */
   readonly leave: BurstLog
   /** `sessionClosed` threw or rejected: the adapter may keep those sessions' owner records. */

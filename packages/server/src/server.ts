@@ -789,17 +789,11 @@ export class ParleyServer<
     // Read again after the awaits: the application may have ended the session meanwhile
     // (`disconnectSockets()`), or a drain begun to hand it off; `attach` would throw.
     if (session.state === 'closed') {
-      // Its end left the adapter before `addAll` put its own room back: out again now (its end
-      // also leaves once more after the join, a moment later). An adapter that fails here is
-      // logged as at any socket's end: the session is over all the same, and its client must
-      // hear so, not be told to try again.
-      callGuarded(
-        () => this.adapter.delAll(socket.id),
-        (err) => this.#adapterFailures.leave.record({ err, socket: socket.id }),
-      )
-      // The client gets the session's CLOSE instead of OPEN, as for a resume of one that ended:
-      // its own, which the table of ended sessions may have forgotten already (the adapter took
-      // longer than the recovery window, or many sessions ended meanwhile).
+      // Its end took it out of its rooms, and again after this join if it came during it (an
+      // ended socket joins nothing more: see `ServerSocket.enter`). The client gets the
+      // session's CLOSE instead of OPEN, as for a resume of one that ended: its own, which the
+      // table of ended sessions may have forgotten already (the adapter took longer than the
+      // recovery window, or many sessions ended meanwhile).
       const close = session.endedWith ?? this.#ended.get(session.sid)
       if (!this.#answerEnded(transport, close) && transport.open) transport.close('normal')
       return null
@@ -879,8 +873,9 @@ export class ParleyServer<
 
   /** A new socket registered but never attached: out of the adapter and the maps, quietly. */
   #unregisterNew(socket: ServerSocket<L, E, D>): void {
-    // Out of its rooms first, and again after the joins still under way (see `turnedAway`).
-    socket.turnedAway()
+    // Out of its rooms first, and again after the joins still under way (see `turnedAway`);
+    // ended meanwhile (while a takeover waited for its tail), its end did that already.
+    if (socket.connected) socket.turnedAway()
     this.#forget(socket.session.sid, socket.id)
   }
 

@@ -431,6 +431,9 @@ export class ServerSocket<
    * leaves, and followed by the leave at the session's end, as `join` is.
    */
   enter(rooms: readonly Room[]): void | Promise<void> {
+    // Ended already (during the handshake's awaits, or before a takeover's cut): it has left
+    // its rooms, and a join now would keep its id in them for good.
+    if (!this.connected) return
     const adapter = this.#context.adapter
     // Nothing under way (always so with the built-in adapters, which answer at once): now, and
     // nothing allocated. Else after the join or leave made before it.
@@ -516,20 +519,22 @@ export class ServerSocket<
   }
 
   /**
-   * Takes the socket out of every room, now and once more after the joins and leaves under way.
-   * An adapter of the application's that throws (its store away) is logged, never thrown on:
-   * this runs as the session ends, and the rest of its end (the server's books, `disconnect`)
-   * must happen all the same.
+   * Takes the socket out of every room, now and once more after the joins and leaves under way
+   * (one of them could put a room back). An adapter of the application's that throws (its store
+   * away) is logged, never thrown on: this runs as the session ends, and the rest of its end
+   * (the server's books, `disconnect`) must happen all the same. Logged once, however many of
+   * the two fail: the log counts sockets left in their rooms.
    */
   #leaveAll(): void {
     const adapter = this.#context.adapter
-    callGuarded(
-      () => adapter.delAll(this.id),
-      (err) => this.#context.leaveFailed(this.id, err),
-    )
-    this.#membership
-      ?.then(() => adapter.delAll(this.id))
-      .catch((err: unknown) => this.#context.leaveFailed(this.id, err))
+    let logged = false
+    const failed = (err: unknown) => {
+      if (logged) return
+      logged = true
+      this.#context.leaveFailed(this.id, err)
+    }
+    callGuarded(() => adapter.delAll(this.id), failed)
+    this.#membership?.then(() => adapter.delAll(this.id)).catch(failed)
   }
 
   /** A broadcast to `rooms`, leaving this socket out: `socket.to('lobby').emit(...)`. */

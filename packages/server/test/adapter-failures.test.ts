@@ -3,7 +3,12 @@
 // burst of each kind, not one per session. The built-in adapters never reject these calls.
 import { connect } from '@parley/client'
 import type { ParleyError, TransportName } from '@parley/protocol'
-import { type AdapterFactory, MemoryAdapter, type SessionSnapshot } from '@parley/server'
+import {
+  type AdapterFactory,
+  MemoryAdapter,
+  type ParleyServerOptions,
+  type SessionSnapshot,
+} from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Session } from '../src/session.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
@@ -24,6 +29,7 @@ const storeAway = () => Promise.reject(new Error('the store went away'))
 async function serverWith(
   extra: (adapter: MemoryAdapter) => object,
   setup?: Parameters<typeof startServer>[1],
+  options: ParleyServerOptions = {},
 ) {
   const logs: { level: number; msg: string; count?: number; total?: number; err?: { message: string } }[] = []
   const adapter: AdapterFactory = (sockets) => {
@@ -32,7 +38,10 @@ async function serverWith(
   }
   const logger = { level: 'warn', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
   const handoff = { timeout: 500, retrySpread: 0 }
-  const server = await startServer({ adapter, handoff }, setup, { logger, return503OnClosing: false })
+  const server = await startServer({ adapter, handoff, ...options }, setup, {
+    logger,
+    return503OnClosing: false,
+  })
   started = server
   /** The lines whose message holds `text`, as `[count, total]`. */
   const counts = (text: string) => logs.filter(({ msg }) => msg.includes(text)).map((l) => [l.count, l.total])
@@ -362,6 +371,7 @@ describe('an adapter that rejects', () => {
         release = resolve
       })
       const recording: string[] = []
+      const leaves: string[] = []
       const { started, logs } = await serverWith((memory) => {
         const addAll = memory.addAll.bind(memory)
         return {
@@ -370,7 +380,10 @@ describe('an adapter that rejects', () => {
             await gate
             addAll(id, rooms)
           },
-          delAll: storeAway,
+          delAll: (id: string) => {
+            leaves.push(id)
+            return storeAway()
+          },
         }
       })
       const c = connect(started.base, { transports: [transport] })
@@ -388,11 +401,12 @@ describe('an adapter that rejects', () => {
           false,
         ])
         await until(() => started.app.parley.socketsCount === 0, 3000, 'no socket left')
-        // Its end, the handshake and the end again after the join: each delAll failed.
+        // Its end, and its end again after the join: each delAll failed, one socket counted once.
+        await until(() => leaves.length === 2, 3000, 'the leave after the join')
         await started.app.close()
         const leave = logs.filter(({ msg }) => msg.includes('could not take'))
         expect(leave[0]).toMatchObject({ level: 50, err: { message: 'the store went away' } })
-        expect(leave.map(({ total }) => total).at(-1)).toBe(3)
+        expect(leave.map(({ total }) => total)).toEqual([1])
         expect(logs.filter(({ msg }) => msg.includes('handshake failed'))).toEqual([])
       } finally {
         // Released in any case: a join held for good would hold the server's close too.
@@ -401,6 +415,54 @@ describe('an adapter that rejects', () => {
       }
     },
   )
+
+  it('counts a socket whose WebSocket closes during its join once, though both of its leaves fail', async () => {
+    // The application's join of the lobby answers only when the test says so; every delAll
+    // rejects. Without recovery, the session ends as its WebSocket closes.
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const joining: string[] = []
+    const leaves: string[] = []
+    const { started, counts } = await serverWith(
+      (memory) => {
+        const addAll = memory.addAll.bind(memory)
+        return {
+          addAll: async (id: string, rooms: Iterable<string>) => {
+            const list = [...rooms]
+            if (list.includes('lobby')) {
+              joining.push(id)
+              await gate
+            }
+            addAll(id, list)
+          },
+          delAll: (id: string) => {
+            leaves.push(id)
+            return storeAway()
+          },
+        }
+      },
+      (app) => {
+        app.parley.on('connection', (socket) => void socket.join('lobby'))
+      },
+      { recovery: false, handoff: false },
+    )
+    try {
+      const client = await rawConnect('websocket', started.base)
+      await until(() => joining.length === 1, 3000, 'the join of the lobby')
+      client.close()
+      await until(() => started.app.parley.socketsCount === 0, 3000, 'the end of the session')
+      release()
+      // Out at its end, and again once the join is done (which put it back in the lobby).
+      await until(() => leaves.length === 2, 3000, 'the leave after the join')
+      expect(leaves).toEqual([joining[0], joining[0]])
+      await started.app.close()
+      expect(counts('could not take')).toEqual([[1, 1]])
+    } finally {
+      release()
+    }
+  })
 
   it('logs the handed-off sessions it could not restore once per burst; each client starts anew', async () => {
     // Claims no real node makes (one of another version, or a store that garbles what it keeps,

@@ -125,6 +125,28 @@ describe('a WebSocket that closes while the adapter records a new session', () =
   })
 })
 
+describe('a session the application ends while the adapter records it', () => {
+  it('leaves no room behind: its own room is not joined after its end', async () => {
+    const recording = gate()
+    const factory: AdapterFactory = (sockets) =>
+      Object.assign(new MemoryAdapter(sockets), {
+        sessionOpened: async () => {
+          recording.reached()
+          await recording.opened
+        },
+      })
+    started = await startServer({ adapter: factory })
+    const answer = connect('websocket', started.base).catch((e: unknown) => e)
+    await recording.waiting
+    const [socket] = started.app.parley.sockets.values()
+    socket!.disconnect()
+    recording.open()
+    // The client hears the session's end instead of OPEN.
+    expect(await answer).toMatchObject({ packet: { reason: 'server disconnect' } })
+    expect(started.app.parley.adapter.socketRooms(socket!.id)).toBeUndefined()
+  })
+})
+
 describe('two resumes of one session at once', () => {
   /**
    * A resume of `sid` over a bare WebSocket, its HELLO taken by the server when this resolves:
