@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { EventFailures } from './event-failures.js'
+import { EventFailures, LOGGED_NAME_LENGTH, loggedName } from './event-failures.js'
 
 function logger() {
   const lines: { obj: Record<string, unknown>; msg: string }[] = []
@@ -28,5 +28,36 @@ describe('EventFailures', () => {
       total: 12,
     })
     expect(lines[129]!.msg).toContain('event handler failed for 11 event(s) since the last such line')
+  })
+
+  it("logs the middleware's names, the client's, cut and quoted; the rest counted", () => {
+    const { lines, log } = logger()
+    const failures = new EventFailures(log)
+    const long = 'x"); each was fine '.padEnd(256, 'y')
+    failures.middleware(long, new Error('a bug in the middleware'))
+    for (let i = 0; i < 10; i++) failures.middleware(`${'z'.repeat(100)}${i}`, new Error('again'))
+    failures.close()
+    const shown = `${long.slice(0, LOGGED_NAME_LENGTH)}…+${256 - LOGGED_NAME_LENGTH}`
+    expect(lines[0]!.obj).toMatchObject({ event: shown, events: [shown], count: 1 })
+    // In the message, as a JSON string: its quote cannot close the line's own.
+    expect(lines[0]!.msg).toContain(`(the first: its err, for ${JSON.stringify(shown)});`)
+    // Names that differ past the cut are one name in the list; `moreEvents` is not set for them.
+    const zs = `${'z'.repeat(LOGGED_NAME_LENGTH)}…+37`
+    expect(lines[1]!.obj).toMatchObject({ event: zs, events: [zs], count: 10 })
+    expect(lines[1]!.obj).not.toHaveProperty('moreEvents')
+  })
+})
+
+describe('loggedName', () => {
+  it('keeps a name up to LOGGED_NAME_LENGTH, and cuts one past it with how much was left out', () => {
+    const max = 'n'.repeat(LOGGED_NAME_LENGTH)
+    expect(loggedName('chat')).toBe('chat')
+    expect(loggedName(max)).toBe(max)
+    expect(loggedName(`${max}!`)).toBe(`${max}…+1`)
+  })
+
+  it('never cuts a surrogate pair in half', () => {
+    const name = `${'n'.repeat(LOGGED_NAME_LENGTH - 1)}😀tail`
+    expect(loggedName(name)).toBe(`${'n'.repeat(LOGGED_NAME_LENGTH - 1)}…+6`)
   })
 })

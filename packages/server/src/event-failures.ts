@@ -15,6 +15,28 @@ export const HANDLER_FAILED = 'the handler failed'
  */
 const MAX_EVENT_BURSTS = 64
 
+/**
+ * How much of an event name a client chose is logged: names reach a middleware at up to
+ * MAX_EVENT_NAME_LENGTH (256) characters, any the client likes, and a line names up to eleven.
+ */
+export const LOGGED_NAME_LENGTH = 64
+
+/** The mark after a name cut for the log, before how many characters were left out. */
+const CUT = '…+'
+
+/**
+ * `name` as a line shows a name its client chose: past LOGGED_NAME_LENGTH, its first characters
+ * (never half a surrogate pair), the mark, and how many were left out (`"aaa…+192"`). A name
+ * cut so shows that it was, and how long it was; its start is what tells names apart.
+ */
+export function loggedName(name: string): string {
+  if (name.length <= LOGGED_NAME_LENGTH) return name
+  let end = LOGGED_NAME_LENGTH
+  const last = name.charCodeAt(end - 1)
+  if (last >= 0xd800 && last <= 0xdbff) end--
+  return `${name.slice(0, end)}${CUT}${name.length - end}`
+}
+
 /** The first failure a line counts: its error, whose stack says where to fix it, and its event. */
 type Failure = { err: unknown; event: string }
 
@@ -33,7 +55,8 @@ type Failure = { err: unknown; event: string }
  * the log while its burst lasts, and only names the application listens to can fail (their
  * number is the application's, not the client's; past `MAX_EVENT_BURSTS` they share one). A
  * middleware's have one burst for every event: the middleware runs for any name the client
- * makes up, and a burst per name would give a client one line per name. The ack callbacks'
+ * makes up, and a burst per name would give a client one line per name; those names are logged
+ * cut to LOGGED_NAME_LENGTH. The ack callbacks'
  * have one burst too: the reply that runs one does not say which event it answers.
  */
 export class EventFailures {
@@ -48,7 +71,7 @@ export class EventFailures {
       new BurstLog(log, 'error', message)
     this.#middleware = error(
       (count, first) =>
-        `event middleware failed for ${count} event(s) since the last such line, with an error without a code of the application's (the first: its err, for "${first?.event}"); each was refused with ${ErrorCode.HANDLER_ERROR} '${MIDDLEWARE_REFUSED}'`,
+        `event middleware failed for ${count} event(s) since the last such line, with an error without a code of the application's (the first: its err, for ${JSON.stringify(first?.event)}); each was refused with ${ErrorCode.HANDLER_ERROR} '${MIDDLEWARE_REFUSED}'`,
     )
     this.#handlers = new BurstsPerEvent(() =>
       error(
@@ -84,9 +107,14 @@ export class EventFailures {
     this.#acks.record({ err })
   }
 
-  /** A `socket.use` middleware refused `event` with `err`, which has no code of the application's. */
+  /**
+   * A `socket.use` middleware refused `event` with `err`, which has no code of the application's.
+   * The name is the client's, whatever it made up: logged cut (see `loggedName`), and quoted
+   * as JSON in the message, so that it cannot pass for the line's own words.
+   */
   middleware(event: string, err: unknown): void {
-    this.#middleware.record({ err, event }, event)
+    const name = loggedName(event)
+    this.#middleware.record({ err, event: name }, name)
   }
 
   /** A handler of `event` threw or rejected with `err`, which has no code of the application's. */

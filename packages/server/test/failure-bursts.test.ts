@@ -167,6 +167,34 @@ describe('a socket middleware that throws for every event', () => {
   })
 })
 
+describe('a socket middleware that fails for names its client made long', () => {
+  it('logs each name cut to 64 characters, with how many more it had, quoted in the message', async () => {
+    const { base, about, countsAtClose } = await logged((app) => {
+      app.parley.on('connection', (socket) => {
+        socket.use(() => {
+          throw new Error('a bug in the middleware')
+        })
+      })
+    })
+    const client = await connected(base, 'websocket')
+    // As long as a name may be (256), and made to read as the line's own words.
+    const names = ['"); all is well ('.padEnd(256, 'a'), 'b'.repeat(256)]
+    for (const name of names) {
+      expect(await refusal(client.timeout(3000).emitWithAck(name))).toEqual([
+        'PARLEY_HANDLER_ERROR',
+        'refused by middleware',
+      ])
+    }
+    client.disconnect()
+    await countsAtClose('event middleware failed')
+    const [first, rest] = about('event middleware failed')
+    const shown = names.map((name) => `${name.slice(0, 64)}…+192`)
+    expect(first).toMatchObject({ event: shown[0], events: [shown[0]], count: 1 })
+    expect(first!.msg).toContain(`for ${JSON.stringify(shown[0])});`)
+    expect(rest).toMatchObject({ event: shown[1], events: [shown[1]], count: 1 })
+  })
+})
+
 describe('ack callbacks that throw', () => {
   /**
    * Clients on `transports` that reply 'pong' to 'ping'; `ask` makes three emits whose callbacks
