@@ -153,3 +153,39 @@ describe.each([
     },
   )
 })
+
+describe('a request taken from Fastify when its handlerTimeout ran out during the lookup', () => {
+  it("is answered without the onSend hooks' headers, but with those an onRequest hook set", async () => {
+    const directory = new Directory()
+    const gate = new LookupGate()
+    const owner = await startServer({ adapter: directory.adapter('a') })
+    nodes.push(owner)
+    const other = await startServer(
+      { adapter: gate.adapter(directory, 'b'), handshakeTimeout: 300 },
+      (app) => {
+        // An application's security headers: one set as the request comes, one as it is answered.
+        app.addHook('onRequest', async (_request, reply) => {
+          reply.header('x-frame-options', 'DENY')
+        })
+        app.addHook('onSend', async (_request, reply) => {
+          reply.header('x-content-type-options', 'nosniff')
+        })
+      },
+      { handlerTimeout: 100 },
+    )
+    nodes.push(other)
+    const first = await rawConnect('polling', owner.base)
+    first.close()
+    gate.close()
+    const answer = await fetch(`${other.base}/poll?v=1&sid=${first.sid}`, {
+      signal: AbortSignal.timeout(5000),
+    })
+    expect({ status: answer.status, body: await answer.json() }).toEqual({
+      status: 400,
+      body: { code: 'PARLEY_UNKNOWN_SESSION', message: 'no such session' },
+    })
+    // Fastify runs no hook for a reply taken from it (see docs/scaling.md, Forwarding).
+    expect(answer.headers.get('x-frame-options')).toBe('DENY')
+    expect(answer.headers.get('x-content-type-options')).toBeNull()
+  })
+})

@@ -6,8 +6,10 @@ import type { HeaderBag } from '../transports/http.js'
  * `onSend` hooks and all), or on the raw response when the reply was taken from Fastify because
  * its handlerTimeout ran out while the request waited on another node (the owner's lookup, or
  * the owner itself, which could then not be reached: see handler-timeout.ts): the same answer,
- * with the headers already set on the reply (`Connection: close`, `Allow`), but none that the
- * application's `onSend` hooks would add. Nothing when it was answered already: by Fastify
+ * with the headers already set on the reply (`Connection: close`, `Allow`, and those of the
+ * application's hooks before the handler), but none that its `onSend` hooks would add: Fastify
+ * runs them only through its own internals, which a hijacked reply leaves (docs/scaling.md
+ * says so to operators). Nothing when it was answered already: by Fastify
  * (the application's handlerTimeout), or by the owner.
  */
 export function answer(
