@@ -92,6 +92,37 @@ async function failOncePerTransport(base: string) {
   )
 }
 
+/**
+ * Adapter calls whose `addAll` waits until `release` when `holds` its rooms (the ids of those
+ * sockets in `joining`), and whose every `delAll` rejects (their ids in `leaves`).
+ */
+function heldJoins(holds: (rooms: string[]) => boolean) {
+  let release = () => {}
+  const gate = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const joining: string[] = []
+  const leaves: string[] = []
+  const calls = (memory: MemoryAdapter) => {
+    const addAll = memory.addAll.bind(memory)
+    return {
+      addAll: async (id: string, rooms: Iterable<string>) => {
+        const list = [...rooms]
+        if (holds(list)) {
+          joining.push(id)
+          await gate
+        }
+        addAll(id, list)
+      },
+      delAll: (id: string) => {
+        leaves.push(id)
+        return storeAway()
+      },
+    }
+  }
+  return { calls, joining, leaves, release: () => release() }
+}
+
 /** A snapshot of session `sid`, as a node would hand it off, keeping `kept` for its client. */
 const snapshot = (sid: string, kept: string[]): SessionSnapshot => ({
   v: 1,
@@ -366,26 +397,8 @@ describe('an adapter that rejects', () => {
     async (transport) => {
       // The adapter records the socket's own room only once the test says so, and every delAll
       // rejects (an async one: typed void, it fits the adapter's type).
-      let release = () => {}
-      const gate = new Promise<void>((resolve) => {
-        release = resolve
-      })
-      const recording: string[] = []
-      const leaves: string[] = []
-      const { started, logs } = await serverWith((memory) => {
-        const addAll = memory.addAll.bind(memory)
-        return {
-          addAll: async (id: string, rooms: Iterable<string>) => {
-            recording.push(id)
-            await gate
-            addAll(id, rooms)
-          },
-          delAll: (id: string) => {
-            leaves.push(id)
-            return storeAway()
-          },
-        }
-      })
+      const { calls, joining: recording, leaves, release } = heldJoins(() => true)
+      const { started, logs } = await serverWith(calls)
       const c = connect(started.base, { transports: [transport] })
       try {
         await until(() => recording.length > 0, 3000, 'the join of its own room')
@@ -419,30 +432,9 @@ describe('an adapter that rejects', () => {
   it('counts a socket whose WebSocket closes during its join once, though both of its leaves fail', async () => {
     // The application's join of the lobby answers only when the test says so; every delAll
     // rejects. Without recovery, the session ends as its WebSocket closes.
-    let release = () => {}
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const joining: string[] = []
-    const leaves: string[] = []
+    const { calls, joining, leaves, release } = heldJoins((rooms) => rooms.includes('lobby'))
     const { started, counts } = await serverWith(
-      (memory) => {
-        const addAll = memory.addAll.bind(memory)
-        return {
-          addAll: async (id: string, rooms: Iterable<string>) => {
-            const list = [...rooms]
-            if (list.includes('lobby')) {
-              joining.push(id)
-              await gate
-            }
-            addAll(id, list)
-          },
-          delAll: (id: string) => {
-            leaves.push(id)
-            return storeAway()
-          },
-        }
-      },
+      calls,
       (app) => {
         app.parley.on('connection', (socket) => void socket.join('lobby'))
       },

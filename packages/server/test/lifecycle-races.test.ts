@@ -92,20 +92,27 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
   })
 })
 
+/** A memory adapter whose `sessionOpened` waits for `recording` to open; `more` adds calls. */
+function recordsWhenOpened(recording: ReturnType<typeof gate>, more: object = {}): AdapterFactory {
+  return (sockets) =>
+    Object.assign(new MemoryAdapter(sockets), {
+      sessionOpened: async () => {
+        recording.reached()
+        await recording.opened
+      },
+      ...more,
+    })
+}
+
 describe('a WebSocket that closes while the adapter records a new session', () => {
   it('leaves no session behind and fires no connection', async () => {
     const recording = gate()
-    const factory: AdapterFactory = (sockets) =>
-      Object.assign(new MemoryAdapter(sockets), {
-        sessionOpened: async () => {
-          recording.reached()
-          await recording.opened
-        },
-        sessionClosed: (sid: string) => {
-          closed.push(sid)
-        },
-      })
     const closed: string[] = []
+    const factory = recordsWhenOpened(recording, {
+      sessionClosed: (sid: string) => {
+        closed.push(sid)
+      },
+    })
     const connections: ServerSocket[] = []
     started = await startServer({ adapter: factory }, (app) => {
       app.parley.on('connection', (socket) => connections.push(socket))
@@ -128,14 +135,7 @@ describe('a WebSocket that closes while the adapter records a new session', () =
 describe('a session the application ends while the adapter records it', () => {
   it('leaves no room behind: its own room is not joined after its end', async () => {
     const recording = gate()
-    const factory: AdapterFactory = (sockets) =>
-      Object.assign(new MemoryAdapter(sockets), {
-        sessionOpened: async () => {
-          recording.reached()
-          await recording.opened
-        },
-      })
-    started = await startServer({ adapter: factory })
+    started = await startServer({ adapter: recordsWhenOpened(recording) })
     const answer = connect('websocket', started.base).catch((e: unknown) => e)
     await recording.waiting
     const [socket] = started.app.parley.sockets.values()
