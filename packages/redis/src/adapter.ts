@@ -535,8 +535,9 @@ export class RedisAdapter implements Adapter {
    * script that writes it only while the owner record names this node, and marks the record as
    * handed off. From the call on, the socket takes this node's broadcasts at their place in the
    * channel's order (see cut.ts). Resolves false, the session left as it was, when Redis is
-   * away, the write fails or takes longer than `requestTimeout` (it is then undone, unless
-   * claimed meanwhile), or the record names another node or none; and false too, however the
+   * away, the write fails or takes longer than `requestTimeout` (it is then undone once the
+   * server has said what became of the session, see `#awaitWord`; a claim that won meanwhile is
+   * revoked), or the record names another node or none; and false too, however the
    * write went, once the server gave up on it (`withdrawHandOff` meanwhile): it is taken back.
    */
   async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
@@ -576,9 +577,8 @@ export class RedisAdapter implements Adapter {
     }
     if (epoch === -1) {
       this.#warnings.warn('handoff', `a snapshot was not stored within ${this.#options.requestTimeout} ms`)
-      // Whether the session goes on here or ends is the server's to decide once this resolves:
-      // a claim that won meanwhile is revoked, and the client's next try finds the owner.
-      this.#handoffs.undo(entry, 'kept', () => this.#takenOverMeanwhile())
+      this.#awaitWord(entry)
+      return false
     }
     this.#handoffs.forget(entry)
     // The socket stays this node's: broadcasts it was left out of meanwhile reach it as they
@@ -633,8 +633,9 @@ export class RedisAdapter implements Adapter {
    */
   async withdrawHandOff(sid: string): Promise<void> {
     const entry = this.#handoffs.bySid(sid)
-    if (!entry || this.#closed || entry.givenUp) return
-    if (entry.epoch === 0) {
+    if (!entry || this.#closed) return
+    // Its write unanswered, or given up on (taken back already, or its UNDO waits for this word).
+    if (entry.epoch === 0 || entry.givenUp) {
       this.#giveUpWrite(entry)
       return
     }
@@ -669,6 +670,8 @@ export class RedisAdapter implements Adapter {
    * comes behind the UNDO, until the snapshot's ttl.
    */
   #giveUpWrite(entry: HandedOff): void {
+    if (entry.givenUp && !entry.undoWaits) return
+    clearTimeout(entry.timer)
     const kept = this.#sockets.hasSession(entry.sid)
     this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () => this.#takenOverMeanwhile())
     if (kept) {
@@ -679,6 +682,24 @@ export class RedisAdapter implements Adapter {
       this.#cut.unposition(entry.id)
     }
     entry.timer = setTimeout(() => this.#handoffs.forget(entry), entry.ttl)
+    entry.timer.unref()
+  }
+
+  /**
+   * The write got no answer within requestTimeout: it may have run, and a claim may win it before
+   * its UNDO, which tells that claim what became of the session here (see UNDO). The server
+   * decides that once `handOff` resolves false, and says so: a drain ends the session, a move
+   * thaws it, and either calls `withdrawHandOff`, which sends the UNDO (`#giveUpWrite`). Told
+   * `kept` before that, a claim of a session the drain then ends would send its client to try
+   * again, only to find it ended one try later. Should that word not come within
+   * requestTimeout, the UNDO goes all the same. Meanwhile appends are refused, and a claim's
+   * marker is answered with a seal that goes behind the UNDO.
+   */
+  #awaitWord(entry: HandedOff): void {
+    this.#handoffs.holdUndo(entry)
+    entry.timer = setTimeout(() => {
+      if (!this.#closed) this.#giveUpWrite(entry)
+    }, this.#options.requestTimeout)
     entry.timer.unref()
   }
 
@@ -833,6 +854,8 @@ export class RedisAdapter implements Adapter {
     } catch {
       // Already closed.
     }
+    // An UNDO that still waits for the server's word on its session (see `#awaitWord`) goes now.
+    for (const entry of this.#handoffs.undosWaiting()) this.#giveUpWrite(entry)
     // What takes back a handoff step (a withdraw, a write given up on) and could not reach Redis
     // yet: a node that goes without it leaves a snapshot claimable until it expires.
     const undone = await this.#commands.settleUndos(Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout))

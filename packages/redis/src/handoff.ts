@@ -242,6 +242,12 @@ export interface HandedOff {
    * taken back (UNDO), and a claim that won meanwhile is answered as revoked, not taken over.
    */
   givenUp: boolean
+  /**
+   * Set while the UNDO of a write given up on waits to hear what becomes of the session (see
+   * `RedisAdapter.handOff`); `send` resolves `sent` once it is on the connection, and a seal
+   * waits for that, so that the claimer it answers reads the revocation.
+   */
+  undoWaits?: { sent: Promise<void>; send: () => void }
   /** 'open': appends go to Redis; 'sealed': the tail is closed here, appends are refused. */
   state: 'open' | 'sealed'
   /** An append was skipped (Redis away) or failed: the tail has a hole. */
@@ -376,6 +382,24 @@ export class HandOffStore {
   }
 
   /**
+   * The write was given up on (see `undo`), and what becomes of the session here is not known
+   * yet: appends stop now, its UNDO goes once `undo` is called, and a seal waits for that.
+   */
+  holdUndo(entry: HandedOff): void {
+    entry.givenUp = true
+    let send = () => {}
+    const sent = new Promise<void>((resolve) => {
+      send = resolve
+    })
+    entry.undoWaits = { sent, send }
+  }
+
+  /** The entries whose UNDO waits (see `holdUndo`). */
+  undosWaiting(): HandedOff[] {
+    return [...this.#bySid.values()].filter((entry) => entry.undoWaits)
+  }
+
+  /**
    * Takes back a handoff whose write was given up on (see UNDO), which may have run: right
    * behind the write on the connection, or first once the connection is back (see
    * `Commands.undo`), until the snapshot's `ttl` has passed. `session`: what became of the
@@ -404,6 +428,8 @@ export class HandOffStore {
     this.commands.undo(undo, entry.ttl, (reply) => {
       if (reply === 3) tooLate()
     })
+    entry.undoWaits?.send()
+    entry.undoWaits = undefined
   }
 
   /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */
@@ -431,7 +457,10 @@ export class HandOffStore {
   seal(entry: HandedOff, last: string[], alone = false): Promise<void> {
     if (entry.sealing) return entry.sealing
     entry.state = 'sealed'
-    entry.sealing = this.#append(entry, last, alone ? 'alone' : 'seal').then(() => undefined)
+    const write = () => this.#append(entry, last, alone ? 'alone' : 'seal')
+    // Behind an UNDO that waits (see `holdUndo`): the claimer it answers reads the revocation.
+    const written = entry.undoWaits ? entry.undoWaits.sent.then(write) : write()
+    entry.sealing = written.then(() => undefined)
     return entry.sealing
   }
 

@@ -59,6 +59,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     timeout = 3000,
     slow?: Slow,
     url = suite.redis.url,
+    requestTimeout = slow ? 15_000 : 5000,
   ): Promise<Node> {
     const client = await connectedClient(url)
     const node: Node = {
@@ -73,8 +74,9 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       client: slow ? holding(client, slow(client).hold) : client,
       prefix,
       heartbeatInterval: 300,
-      // A write held back that long is the adapter's to give up on, which another test covers.
-      requestTimeout: slow ? 15_000 : 5000,
+      // By default a write held back is the server's to give up on (its handoff.timeout) before
+      // the adapter's requestTimeout.
+      requestTimeout,
     })
     const adapter: AdapterFactory = (sockets) => {
       const made = factory(sockets)
@@ -101,11 +103,11 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
    * connected to a.
    */
   async function setup(
-    hooks: { a?: Hook; b?: Hook; slowA?: Slow; slowB?: Slow; urlA?: string },
+    hooks: { a?: Hook; b?: Hook; slowA?: Slow; slowB?: Slow; urlA?: string; requestTimeoutA?: number },
     timeout?: number,
   ) {
     const prefix = `withdraw${prefixes++}`
-    const a = await startNode(prefix, hooks.a, timeout, hooks.slowA, hooks.urlA)
+    const a = await startNode(prefix, hooks.a, timeout, hooks.slowA, hooks.urlA, hooks.requestTimeoutA)
     const b = await startNode(prefix, hooks.b, undefined, hooks.slowB)
     // A drain that starts before a has heard of b counts no other node: it seals at once and
     // closes a's adapter, before the steps these tests watch (seen under load: the withdraw
@@ -304,6 +306,68 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await slowA.runFirst()
     return { got, seen }
   }
+
+  /** b's claim marker (a PUBLISH on the broadcast channel): what the old node seals for. */
+  const claimMarker = (args: string[]) =>
+    args[0] === 'PUBLISH' &&
+    /^withdraw\d+:broadcast$/.test(args[1] ?? '') &&
+    args[2]?.includes('"k":"claim"') === true
+
+  it('tells a client at once that its session ended when a drain ends it after its adapter gave up on the write a claim won', async () => {
+    let slowA: HeldInOrder | undefined
+    let slowB: HeldInOrder | undefined
+    const { a, b, c, first, prefix } = await setup(
+      {
+        slowA: (client) => {
+          slowA = slowWrites(client)
+          return slowA
+        },
+        // The marker of b's claim waits until a has given up on its write.
+        slowB: (client) => {
+          slowB = new HeldInOrder(client, claimMarker, () => false)
+          return slowB
+        },
+        // a's adapter gives up on its write (requestTimeout) long before its drain would.
+        requestTimeoutA: 1000,
+      },
+      6000,
+    )
+    const received: number[] = []
+    a.connections[0]!.on('up', (n: number, ack?: (n: number) => void) => {
+      received.push(n)
+      ack?.(n)
+    })
+    for (const n of [1, 2, 3]) expect(await c.timeout(3000).emitWithAck('up', n)).toBe(n)
+    proxy!.avoid.add(0)
+    const draining = a.started.app.close()
+    await until(() => slowA!.held.length === 1, 3000, "a's write")
+    await slowA!.runFirst()
+    // Redis stored the snapshot (its answer waits). The client, cut off, resumes at b, which
+    // claims it; b's marker waits.
+    const upgrades = proxy!.upgrades[1]!
+    proxy!.cut()
+    await until(() => slowB!.held.length === 1, 5000, "b's claim")
+    // a gives up on the write, its drain ends the session, and its take-back waits behind the write.
+    await until(() => a.disconnects.length === 1 && slowA!.held.length === 2, 5000, 'a gave up')
+    expect(a.disconnects).toEqual(['server shutdown'])
+    await slowA!.runAll()
+    await slowB!.runAll()
+    await until(() => c.connected && c.id !== first, 8000, 'a new session')
+    // Told on the try the claim answered: b's first answer is the new session, not "try again".
+    expect(proxy!.upgrades[1]! - upgrades).toBe(1)
+    expect(c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+    expect(b.connections.map((socket) => [socket.id, socket.recovered])).toEqual([[c.id, false]])
+    // Everything a acknowledged reached its application; the new session works on b.
+    expect(received).toEqual([1, 2, 3])
+    b.connections[0]!.on('up', (n: number, ack?: (n: number) => void) => ack?.(n))
+    expect(await c.timeout(3000).emitWithAck('up', 4)).toBe(4)
+    // No record of the old session is left behind (a's take-back named a as its owner again).
+    const records = await b.redis.keys(`${prefix}:session:*`)
+    const bNode = (b.started.app.parley.adapter as RedisAdapter).node
+    expect(await Promise.all(records.map((key) => b.redis.get(key)))).toEqual([bNode])
+    await draining
+  })
 
   it('keeps a move stored late on one node when a claim wins before its take-back: the client resumes it', async () => {
     let slow: HeldInOrder | undefined

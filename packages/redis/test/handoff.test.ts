@@ -1019,7 +1019,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // a's write (the script that stores the snapshot) stays where a dropped connection would keep it.
     const write = holdBack(a!, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
     expect(await handOff(a!, socket, 'sid-write-late')).toBe(false)
-    // Its undo is on the connection already; the write runs after it.
+    // Its server keeps the session (a move thaws it), and says so: the undo goes, on the
+    // connection already when the write runs after it.
+    await a!.adapter.withdrawHandOff('sid-write-late')
     expect(await write.run()).toBe(0)
     // The session goes on at a: nothing to claim, and its record names a as before.
     expect(await b!.adapter.claimSession('sid-write-late')).toBeNull()
