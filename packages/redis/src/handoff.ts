@@ -9,7 +9,7 @@
 //                               (the session ended on the old node after a claim won), kept
 //                               (with ended: it went on there instead, see UNDO), read and
 //                               taken (a claimer read a tail that was not sealed, then confirmed
-//                               its claim: see FINISH, CONFIRM)
+//                               its claim: see FINISH, CONFIRM; the write's id, moved there)
 //   <prefix>:handoff:<h>:tail   list: the tail, in order (absent while empty)
 //   <prefix>:handoff:<h>:given-up:<id>
 //                               string: a claim or a write given up on before it ran, which it
@@ -79,7 +79,7 @@ return epoch
 // taken over by the claimer already, 0 not standing.
 const UNDO = `
 local state = redis.call('HMGET', KEYS[2], 'write', 'claimed', 'taken')
-if state[1] == ARGV[4] and state[3] then return 3 end
+if state[3] == ARGV[4] then return 3 end
 if state[1] == ARGV[4] and state[2] then
   redis.call('HSET', KEYS[2], 'ended', '1')
   if ARGV[6] ~= 'kept' then return 2 end
@@ -209,14 +209,18 @@ return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 o
 // read a tail the old node had not sealed, restored the session and recorded itself as its
 // owner; right before it answers its client, whether the old node ended the session (WITHDRAW)
 // or kept it (UNDO) since. Neither: the claim is marked taken, and stands (a step of the old
-// node's that comes later leaves it be). Kept: the owner record names the old node again (the
+// node's that comes later leaves it be). The write's id moves from 'write' to 'taken': a
+// take-back of that write by a node of an earlier version, which knows no 'taken', then finds
+// no write of its own, and leaves the hash and the owner record be, as this version's UNDO does
+// (and so does a WITHDRAW of either). Kept: the owner record names the old node again (the
 // claimer's record may have replaced the one UNDO wrote), where the client's next try finds
 // the session. Returns 0 taken, 1 ended, 2 kept.
 const CONFIRM = `
-local state = redis.call('HMGET', KEYS[1], 'claim', 'ended', 'kept', 'node')
+local state = redis.call('HMGET', KEYS[1], 'claim', 'ended', 'kept', 'node', 'write')
 if state[1] ~= ARGV[1] then return 0 end
 if not state[2] then
-  redis.call('HSET', KEYS[1], 'taken', '1')
+  redis.call('HSET', KEYS[1], 'taken', state[5] or '')
+  redis.call('HDEL', KEYS[1], 'write')
   return 0
 end
 redis.call('DEL', KEYS[1])
