@@ -14,6 +14,7 @@ import {
   type BroadcastOptions,
   type BroadcastReply,
   type ClaimStanding,
+  type LocalSocket,
   type LocalSockets,
   MemoryAdapter,
   type NodeAddress,
@@ -673,7 +674,9 @@ export class RedisAdapter implements Adapter {
     if (entry.givenUp && !entry.undoWaits) return
     clearTimeout(entry.timer)
     const kept = this.#sockets.hasSession(entry.sid)
-    this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () => this.#takenOverMeanwhile())
+    // The copy that goes on here, should a claim of the write be confirmed before the UNDO runs.
+    const copy = kept ? this.#sockets.get(entry.id) : undefined
+    this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () => this.#takenOverMeanwhile(entry, copy))
     if (kept) {
       // As for a write that failed (see `handOff`): the socket and its record are this node's.
       this.#cut.release(entry.id)
@@ -706,13 +709,29 @@ export class RedisAdapter implements Adapter {
   /**
    * The take-back of a write given up on came after a claim of that write was confirmed (its
    * claimer read the tail without this node's seal, and answered its client before the take-back
-   * ran): the claimer holds the session, and so may this node, should it have kept it.
+   * ran): the claimer holds the session, and its client is there. The copy this node kept, the
+   * very one (not a later one of the same session), ends as a moved session does
+   * (`LocalSockets.takenOver`); a server without that hook keeps it until its recovery window ends.
    */
-  #takenOverMeanwhile(): void {
+  #takenOverMeanwhile(entry: HandedOff, copy: LocalSocket | undefined): void {
+    const ends =
+      copy !== undefined && this.#sockets.takenOver !== undefined && this.#sockets.get(entry.id) === copy
     this.#warnings.warn(
       'handoff-taken',
-      'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; should this node have kept the session, both nodes hold it until this copy ends (its client is with the other node)',
+      ends
+        ? 'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; the copy this node kept ends here (its client is with the other node)'
+        : 'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; should this node have kept the session, both nodes hold it until this copy ends (its client is with the other node)',
     )
+    if (!ends) return
+    try {
+      this.#sockets.takenOver?.(entry.sid)
+    } catch (err) {
+      this.#warnings.warn(
+        'handoff-taken',
+        'the server failed to end the copy of a session taken over elsewhere',
+        { err },
+      )
+    }
   }
 
   /**

@@ -451,4 +451,41 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await sleep(100)
     expect(got).toEqual([1, 2])
   })
+  it('ends the copy a move kept on its node once the take-back finds the claim of its late write confirmed', async () => {
+    let slowA: HeldInOrder | undefined
+    let sid: string | undefined
+    const { a, b, c, first, prefix } = await setup(
+      {
+        a: (adapter) => {
+          const handOff = adapter.handOff!.bind(adapter)
+          adapter.handOff = (snapshot, ttl) => {
+            sid = snapshot.sid
+            return handOff(snapshot, ttl)
+          }
+        },
+        slowA: (client) => {
+          slowA = slowWrites(client)
+          return slowA
+        },
+      },
+      1000,
+    )
+    await goOnAtAPastItsWrite(a, c, slowA!)
+    // b claims the late snapshot, waits for a's seal in vain (behind a's take-back), reads the
+    // tail without it, confirms its claim and answers the client: recovered.
+    proxy!.cut()
+    await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
+    expect(c.id).toBe(first)
+    expect(c.recovered).toBe(true)
+    // a's take-back lands only now, too late: a's copy, which its client left, ends as moved.
+    await slowA!.runAll()
+    await until(() => !a.started.app.parley.sockets.has(first), 5000, "a's copy ended")
+    expect(a.disconnects).toEqual(['server handoff'])
+    // The client stays with b, which owns the session's record.
+    await sleep(300)
+    expect(c.connected && c.id === first).toBe(true)
+    expect(b.started.app.parley.sockets.get(first)?.connected).toBe(true)
+    const owner = `${prefix}:session:${createHash('sha256').update(sid!).digest('base64url')}`
+    expect(await b.redis.get(owner)).toBe((b.started.app.parley.adapter as RedisAdapter).node)
+  })
 })

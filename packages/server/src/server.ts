@@ -194,6 +194,7 @@ export class ParleyServer<
       url: () => this.#url,
       claimed: (sid) => this.#moves?.claimed(sid) ?? this.#drain?.claimed(sid) ?? [],
       handOff: (sid) => this.#moveOut(sid),
+      takenOver: (sid) => this.#takenOver(sid),
     })
     const handoff = options.handoff
     this.#moves =
@@ -276,6 +277,17 @@ export class ParleyServer<
     } catch (err) {
       this.#adapterFailures.withdraw.record({ err })
     }
+  }
+
+  /**
+   * Another node took `sid` over from a snapshot this node gave up on (see
+   * `LocalSockets.takenOver`): the copy here ends as a claimed one does, without a CLOSE kept
+   * for a resume, which another node answers now.
+   */
+  #takenOver(sid: string): void {
+    const socket = this.#bySid.get(sid)
+    if (!socket || socket.session.state === 'frozen' || socket.session.state === 'closed') return
+    socket.claimed()
   }
 
   /** A session of this node is over (or never opened): out of the maps and the adapter's records. */

@@ -179,6 +179,16 @@ export interface LocalSockets {
    * nothing lost, and the asking node relays the WebSocket here instead).
    */
   handOff(sid: string): Promise<boolean>
+  /**
+   * Another node took `sid` over from a snapshot that this node had given up storing (the
+   * session went on here), and answered its client before the adapter could take that snapshot
+   * back: the client is with that node now, and the copy here would only answer a resume that
+   * reaches this node with older state. It ends as a session moved to another node does:
+   * `disconnect` with `'server handoff'`, no CLOSE kept for the client (a resume that reaches
+   * this node is sent on to the owner), and the owner record left to that node. Nothing for a
+   * session this node does not hold, or has frozen to hand off again.
+   */
+  takenOver?(sid: string): void
 }
 
 /**
