@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import type { AdapterFactory } from '@parley/server'
 import { buildChatApp } from './app.js'
 import { connectRedis } from './cluster.js'
+import { holdPort } from './hold-port.js'
 import type { ChatStore } from './store.js'
 
 // `pnpm demo --port 3001` or `PORT=3001 pnpm demo`; HOST=127.0.0.1 keeps it off the network.
@@ -25,9 +26,18 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(1)
 }
 
+/** Says that the port is taken and how to pick another, then exits. */
+function portTaken(): never {
+  console.error(`${label}: port ${port} is taken; start it on another one: pnpm demo --port ${port + 1}`)
+  process.exit(1)
+}
+
 let adapter: AdapterFactory | undefined
 let store: ChatStore | undefined
 let closeRedis = async () => {}
+// A cluster node's first heartbeat names its port, before it listens: the port is held from
+// here on, so that a node whose port is taken exits without ever being listed to the others.
+const held = redisUrl && port !== 0 ? ((await holdPort(port, host)) ?? portTaken()) : undefined
 if (redisUrl) {
   try {
     // Known before listening (unless the port is 0), so that the other nodes can forward
@@ -51,14 +61,13 @@ const app = await buildChatApp({
   ...(store ? { store } : {}),
 })
 try {
+  // Everything loaded first: a held port is let go only for the moment Fastify takes to bind it.
+  await app.ready()
+  held?.release()
   await app.listen({ port, host })
 } catch (error) {
-  const code = (error as { code?: string }).code
-  console.error(
-    code === 'EADDRINUSE'
-      ? `${label}: port ${port} is taken; start it on another one: pnpm demo --port ${port + 1}`
-      : `${label}: cannot listen on ${host}:${port}: ${(error as Error).message}`,
-  )
+  if ((error as { code?: string }).code === 'EADDRINUSE') portTaken()
+  console.error(`${label}: cannot listen on ${host}:${port}: ${(error as Error).message}`)
   process.exit(1)
 }
 const { port: bound } = app.server.address() as { port: number }
