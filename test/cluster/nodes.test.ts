@@ -3,7 +3,8 @@
 // node; a restart, on the other hand, waits for its old process's port and takes it over.
 import http from 'node:http'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { freePort, type RedisServer, skipRedisSuites, startRedis } from '../support/redis-server.js'
+import { freePort } from '../support/ports.js'
+import { type RedisServer, skipRedisSuites, startRedis } from '../support/redis-server.js'
 import { type ClusterNode, startNode } from './nodes.js'
 
 describe.skipIf(skipRedisSuites())('startNode', () => {

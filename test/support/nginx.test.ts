@@ -4,7 +4,7 @@
 import http from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Nginx, skipNginxSuites, startNginx } from './nginx.js'
-import { freePort } from './redis-server.js'
+import { freePort } from './ports.js'
 
 /** An HTTP server on a free loopback port that answers every request with `body`. */
 async function answering(body: string): Promise<{ server: http.Server; port: number; hits: () => number }> {

@@ -8,9 +8,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { onFreePort, PortTaken } from './ports.js'
 
-// Other files take their ports from here too.
-export { freePort } from './ports.js'
-
 const candidates = [
   process.env.PARLEY_REDIS_SERVER,
   '/usr/bin/redis-server',

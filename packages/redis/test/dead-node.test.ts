@@ -2,7 +2,8 @@
 // resume of one of its sessions that reaches another node must not wait for it.
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { freePort, skipRedisSuites } from '../../../test/support/redis-server.js'
+import { holdPort } from '../../../test/support/ports.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
 import { Nodes, redisSuite } from './nodes.js'
@@ -17,13 +18,14 @@ describe.skipIf(skipRedisSuites())('a node killed without a drain', () => {
     // With handoff on: a WebSocket resume asks the owner to hand its session over.
     const b = await nodes.start(suite.redis.url, {}, false, {})
     // The killed node as Redis still tells it: its record, note and index entry (alive for
-    // three more heartbeats), the owner record of its session, and nothing at its address.
+    // three more heartbeats), the owner record of its session, and nothing at its address: a
+    // port held here, so that no other test file's server answers there meanwhile.
     const dead = 'killed-node'
     const record = `parley:node:${dead}`
     const sid = 'a-session-of-the-killed-node'
     const owner = `parley:session:${createHash('sha256').update(sid).digest('base64url')}`
-    const port = await freePort()
-    await b.redis.sendCommand(['SET', record, `http://127.0.0.1:${port}`, 'PX', '60000'])
+    const address = await holdPort()
+    await b.redis.sendCommand(['SET', record, `http://127.0.0.1:${address.port}`, 'PX', '60000'])
     await b.redis.sendCommand([
       'SET',
       `${record}:note`,
@@ -48,6 +50,7 @@ describe.skipIf(skipRedisSuites())('a node killed without a drain', () => {
     } finally {
       await b.redis.sendCommand(['DEL', record, `${record}:note`, owner])
       await b.redis.sendCommand(['ZREM', 'parley:nodes', dead])
+      address.release()
     }
   })
 })

@@ -4,7 +4,8 @@ import { connect } from '@parley/client'
 import { type RedisAdapter, RedisErrorCode, RedisUnreachableError, redisAdapter } from '@parley/redis'
 import { createClient } from 'redis'
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { holdPort } from '../../../test/support/ports.js'
+import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { type Started, startServer, until } from '../../server/test/helpers.js'
 import { inbox, Nodes } from './nodes.js'
 
@@ -47,7 +48,9 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
   }
 
   it('rejects within requestTimeout with PARLEY_REDIS_UNREACHABLE, naming the address without its credentials', async () => {
-    const port = await freePort()
+    // Held here, where nothing answers: no other test file's Redis can come up on it meanwhile.
+    const { port, release } = await holdPort()
+    cleanups.push(release)
     const node = await nodeOn(`redis://someone:s3cret@127.0.0.1:${port}`)
     const asked = Date.now()
     const err = await node.adapter.ready().then(
