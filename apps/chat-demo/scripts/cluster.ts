@@ -9,12 +9,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { type Nginx, nginxPath, startNginx } from '../../../test/support/nginx.js'
-import {
-  freePort,
-  type RedisServer,
-  redisServerPath,
-  startRedis,
-} from '../../../test/support/redis-server.js'
+import { onFreePort, PortTaken } from '../../../test/support/ports.js'
+import { type RedisServer, redisServerPath, startRedis } from '../../../test/support/redis-server.js'
 
 const { values } = parseArgs({
   options: { port: { type: 'string' }, host: { type: 'string' }, nodes: { type: 'string' } },
@@ -74,7 +70,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-/** Starts one chat server on `port` (loopback); resolves once it listens. */
+/**
+ * Starts one chat server on `port` (loopback); resolves once it listens. Rejects with PortTaken
+ * when another process holds the port (the server then exits before it joins the others).
+ */
 async function startNode(name: string, port: number, redisUrl: string): Promise<Node> {
   const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
@@ -84,15 +83,22 @@ async function startNode(name: string, port: number, redisUrl: string): Promise<
   const prefix = (chunk: Buffer, to: NodeJS.WriteStream) => {
     for (const line of chunk.toString().split('\n')) if (line !== '') to.write(`[${name}] ${line}\n`)
   }
-  child.stderr?.on('data', (d: Buffer) => prefix(d, process.stderr))
+  let listening = false
+  // What it says before it listens: why it could not, if it exits.
+  let early = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    if (!listening) early += d.toString()
+    prefix(d, process.stderr)
+  })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   return new Promise((resolve, reject) => {
     let out = ''
-    let listening = false
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s`)), 30_000)
     child.once('exit', (code, signal) => {
       clearTimeout(timer)
-      if (!listening) reject(new Error(`${name} exited (${signal ?? code})`))
+      if (listening) return
+      if (/port \d+ is taken/.test(early)) reject(new PortTaken(port, `${name} exited`))
+      else reject(new Error(`${name} exited (${signal ?? code})`))
     })
     child.stdout?.on('data', (d: Buffer) => {
       if (listening) return prefix(d, process.stdout)
@@ -170,10 +176,12 @@ try {
   say(`Redis on ${redis.url} (in memory, gone when this stops).`)
   const names = Array.from({ length: count }, (_, i) => `node-${i + 1}`)
   // Ports chosen here, so that each node publishes its address from its first heartbeat, and
-  // keeps it when it is started again.
-  const ports: number[] = []
-  for (const _ of names) ports.push(await freePort())
-  const started = await Promise.allSettled(names.map((name, i) => startNode(name, ports[i]!, redis!.url)))
+  // keeps it when it is started again. A port free when asked may be taken before the node
+  // binds it (another program picking ports at the same time): then another one.
+  const url = redis.url
+  const started = await Promise.allSettled(
+    names.map((name) => onFreePort((port) => startNode(name, port, url))),
+  )
   for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value)
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected')
   if (failed) throw failed.reason

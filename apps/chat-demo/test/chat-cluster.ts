@@ -8,7 +8,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Browser } from 'playwright-core'
 import { launchChromium } from '../../../test/support/chromium.js'
 import { type Nginx, startNginx } from '../../../test/support/nginx.js'
-import { freePort, type RedisServer, startRedis } from '../../../test/support/redis-server.js'
+import { holdPort, onFreePort, PortTaken } from '../../../test/support/ports.js'
+import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
 
@@ -20,6 +21,33 @@ export interface ChatClusterRun {
   browser: Browser
   /** Stops the browser, nginx, every node and Redis (whatever of them started). */
   stop(): Promise<void>
+}
+
+/**
+ * Starts one chat node on `port`; rejects with PortTaken when another process holds it. The
+ * address is known before listening, so that the first heartbeat publishes it: the port is
+ * held from the start and let go only for the moment it takes Fastify to bind it.
+ */
+export async function startChatNode(redisUrl: string, label: string, port: number): Promise<ChatNode> {
+  const held = await holdPort(port)
+  let cluster: ChatCluster | undefined
+  let app: FastifyInstance | undefined
+  try {
+    cluster = await connectRedis(redisUrl, { label, address: `http://127.0.0.1:${port}` })
+    app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
+    await app.ready()
+    held.release()
+    await app.listen({ port, host: '127.0.0.1' })
+    return { app, cluster, port }
+  } catch (error) {
+    held.release()
+    // Closed, the adapter takes its record out of Redis: no node is left at another's port.
+    await app?.close()
+    await cluster?.close()
+    // Taken all the same, in that moment.
+    if ((error as { code?: string }).code === 'EADDRINUSE') throw new PortTaken(port, String(error))
+    throw error
+  }
 }
 
 /**
@@ -44,15 +72,9 @@ export async function startChatCluster(count: number): Promise<ChatClusterRun> {
   try {
     redis = await startRedis()
     for (let i = 0; i < count; i++) {
-      // The address is known before listening, so that the first heartbeat publishes it.
-      const port = await freePort()
-      const cluster = await connectRedis(redis.url, {
-        label: `node ${i + 1}`,
-        address: `http://127.0.0.1:${port}`,
-      })
-      const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
-      await app.listen({ port, host: '127.0.0.1' })
-      nodes.push({ app, cluster, port })
+      const url = redis.url
+      // A port free when asked may be taken before the node binds it: then another one.
+      nodes.push(await onFreePort((port) => startChatNode(url, `node ${i + 1}`, port)))
     }
     const end = Date.now() + 10_000
     while (!nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === count - 1)) {

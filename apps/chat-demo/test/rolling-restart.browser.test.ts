@@ -12,12 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { compiledScript } from '../../../test/support/compiled-script.js'
 import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
-import {
-  freePort,
-  type RedisServer,
-  skipRedisSuites,
-  startRedis,
-} from '../../../test/support/redis-server.js'
+import { onFreePort, PortTaken } from '../../../test/support/ports.js'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
@@ -36,7 +32,10 @@ interface ChatNode {
   errors: () => string
 }
 
-/** Starts `src/main.ts` as a cluster node on `port` (loopback); resolves once it listens. */
+/**
+ * Starts `src/main.ts` as a cluster node on `port` (loopback); resolves once it listens. Rejects
+ * with PortTaken when another process holds the port (the node then exits before it joins).
+ */
 async function startNode(name: string, port: number, redisUrl: string): Promise<ChatNode> {
   const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
   const child = spawn(process.execPath, [await compiledScript(main), ...args], {
@@ -55,7 +54,8 @@ async function startNode(name: string, port: number, redisUrl: string): Promise<
     }, 30_000)
     const onExit = (code: number | null) => {
       clearTimeout(timer)
-      reject(new Error(`${name} exited (${code}) before listening: ${stderr.trim()}`))
+      if (/port \d+ is taken/.test(stderr)) reject(new PortTaken(port, `${name}: ${stderr.trim()}`))
+      else reject(new Error(`${name} exited (${code}) before listening: ${stderr.trim()}`))
     }
     child.once('exit', onExit)
     child.stdout?.on('data', (d: Buffer) => {
@@ -100,11 +100,14 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
   beforeAll(async () => {
     await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
     redis = await startRedis()
-    const ports: number[] = []
-    for (let i = 0; i < 3; i++) ports.push(await freePort())
-    nodes.push(...(await Promise.all(ports.map((port, i) => startNode(`node-${i + 1}`, port, redis.url)))))
+    // A port free when asked may be taken before the node binds it: then another one. A restart
+    // below comes back on its node's port, or fails saying that the port is taken.
+    const names = ['node-1', 'node-2', 'node-3']
+    nodes.push(
+      ...(await Promise.all(names.map((name) => onFreePort((port) => startNode(name, port, redis.url))))),
+    )
     await registered(3)
-    nginx = await startNginx(ports)
+    nginx = await startNginx(nodes.map((n) => n.port))
     browser = await launchChromium()
   }, 60_000)
 
@@ -126,7 +129,9 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
     await client.connect()
     try {
       const end = Date.now() + 10_000
-      while ((await client.keys('parley:node:*')).length < count) {
+      // Each node's record, not the note beside it (parley:node:<id>:note).
+      const records = async () => (await client.keys('parley:node:*')).filter((k) => !k.endsWith(':note'))
+      while ((await records()).length < count) {
         if (Date.now() > end) throw new Error(`${count} nodes did not register in Redis within 10 s`)
         await pause(50)
       }
