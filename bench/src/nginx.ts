@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { freePort } from '../../test/support/redis-server.ts'
+import { onFreePort, PortTaken } from '../../test/support/ports.ts'
 import { now, sleep } from './stats.ts'
 
 const candidates = [process.env.PARLEY_NGINX, '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']
@@ -82,13 +82,30 @@ ${upstreams.map((u) => `    server 127.0.0.1:${u};`).join('\n')}
 `
 }
 
-/** Starts nginx over `upstreams` (loopback ports) and waits until it accepts connections. */
-export async function startBalancer(upstreams: readonly number[], track?: (c: ChildProcess) => void) {
+/**
+ * Starts nginx over `upstreams` (loopback ports) and waits until it accepts connections.
+ * `pickPort` picks its port (default `freePort`): a test forces one that another server holds.
+ */
+export function startBalancer(
+  upstreams: readonly number[],
+  track?: (c: ChildProcess) => void,
+  pickPort?: () => Promise<number>,
+) {
+  // A port free when asked may be taken before nginx binds it (a test or another run picking
+  // ports at the same time): then another one.
+  return onFreePort((port) => launch(port, upstreams, track), pickPort)
+}
+
+/** Starts nginx on `port`; rejects with PortTaken when another process holds it. */
+async function launch(
+  port: number,
+  upstreams: readonly number[],
+  track?: (c: ChildProcess) => void,
+): Promise<Balancer> {
   if (!nginxPath) throw new Error('no nginx')
   const dir = mkdtempSync(path.join(tmpdir(), 'parley-nginx-'))
   // Workers drop to `nobody` when the master runs as root: let them reach their temp paths.
   chmodSync(dir, 0o755)
-  const port = await freePort()
   const conf = path.join(dir, 'nginx.conf')
   writeFileSync(conf, nginxConfig(dir, port, upstreams))
   const child = spawn(nginxPath, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf], {
@@ -99,6 +116,13 @@ export async function startBalancer(upstreams: readonly number[], track?: (c: Ch
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString()
   })
+  const errors = () => {
+    let log = ''
+    try {
+      log = readFileSync(path.join(dir, 'error.log'), 'utf8')
+    } catch {}
+    return `${stderr}${log}`.trim()
+  }
   const exited = () => child.exitCode !== null || child.signalCode !== null
   const stop = async () => {
     if (!exited()) {
@@ -115,10 +139,15 @@ export async function startBalancer(upstreams: readonly number[], track?: (c: Ch
     rmSync(dir, { recursive: true, force: true })
   }
   const deadline = now() + 10_000
-  while (!(await accepts(port))) {
+  // Something accepting on the port may be another program's server, there first. nginx writes
+  // its pid file once it holds its listening socket: with our child's pid in it, it is ours.
+  while (!(pidFile(dir) === child.pid && (await accepts(port)))) {
     if (exited() || now() > deadline) {
+      const why = errors()
       await stop()
-      throw new Error(`nginx did not start: ${stderr.trim() || 'no answer'}`)
+      // nginx tries to bind for 2 s, then gives up: the port is another process's.
+      if (/Address already in use/.test(why)) throw new PortTaken(port, why)
+      throw new Error(`nginx did not start: ${why || 'no answer'}`)
     }
     await sleep(50)
   }
@@ -141,6 +170,16 @@ export async function startBalancer(upstreams: readonly number[], track?: (c: Ch
     stop,
   }
   return balancer
+}
+
+/** The process id in nginx's pid file, or undefined before nginx wrote it. */
+function pidFile(dir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path.join(dir, 'nginx.pid'), 'utf8').trim())
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
 }
 
 async function accepts(port: number): Promise<boolean> {

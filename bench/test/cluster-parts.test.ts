@@ -1,12 +1,14 @@
-// The pieces of the multi-node scenarios that need no servers: the generated docs keep each
-// section apart (a run of `--only cluster` must not touch the single-node tables), and the
-// nginx config is one nginx accepts.
+// The pieces of the multi-node scenarios that need no Parley servers: the generated docs keep
+// each section apart (a run of `--only cluster` must not touch the single-node tables), the
+// nginx config is one nginx accepts, and nginx starts on a port of its own.
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { nginxConfig, nginxPath } from '../src/nginx.ts'
+import { freePort } from '../../test/support/ports.ts'
+import { nginxConfig, nginxPath, startBalancer } from '../src/nginx.ts'
 import { writeDocs } from '../src/report.ts'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'parley-bench-parts-'))
@@ -59,5 +61,36 @@ describe('nginxConfig', () => {
       encoding: 'utf8',
     })
     expect(run.status, run.stderr).toBe(0)
+  })
+})
+
+describe.skipIf(!nginxPath)('startBalancer on a port another server took', () => {
+  /** An HTTP server on a free loopback port that answers every request with `body`. */
+  async function answering(body: string): Promise<{ server: http.Server; port: number }> {
+    const server = http.createServer((_req, res) => res.end(body))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return { server, port: (server.address() as { port: number }).port }
+  }
+
+  it('moves to another port and balances over its own upstreams', async () => {
+    // The port a free-port pick let go, bound by another test file before nginx could.
+    const [upstream, other] = [await answering('upstream'), await answering('another server')]
+    const picked: number[] = []
+    const balancer = await startBalancer([upstream.port], undefined, async () => {
+      const port = picked.length === 0 ? other.port : await freePort()
+      picked.push(port)
+      return port
+    })
+    try {
+      expect(picked[0]).toBe(other.port)
+      expect(balancer.port).not.toBe(other.port)
+      expect(await (await fetch(balancer.url)).text()).toBe('upstream')
+    } finally {
+      await balancer.stop()
+      for (const { server } of [upstream, other]) {
+        server.closeAllConnections()
+        server.close()
+      }
+    }
   })
 })
