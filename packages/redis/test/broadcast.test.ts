@@ -287,13 +287,16 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     try {
       await until(() => a!.adapter.liveNodes.includes('ghost'), 5000, 'ghost live')
       for (const timeout of [Number.POSITIVE_INFINITY, 60_000]) {
-        const began = Date.now()
+        // Ended by requestTimeout (300 ms), never by the caller's timeout: 'late' is far past the
+        // first, for a machine many times slower, and far short of the second.
+        let timer: NodeJS.Timeout | undefined
         const replies = await Promise.race([
           a!.app.parley.timeout(timeout).to('voters').emitWithAck('vote'),
-          new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 3000)),
-        ])
+          new Promise<'late'>((resolve) => {
+            timer = setTimeout(() => resolve('late'), 10_000)
+          }),
+        ]).finally(() => clearTimeout(timer))
         expect(replies === 'late' ? replies : replies.sort()).toEqual(['v0', 'v1'])
-        expect(Date.now() - began).toBeLessThan(2000)
       }
       expect(a!.adapter.stats.incompleteRequests).toBe(2)
       expect(a!.warnings.some((w) => w.includes('1 did not count its sockets within 300 ms'))).toBe(true)
