@@ -200,7 +200,7 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
       expect(await say(ona, 'lobby', 'first')).toMatchObject({ ok: true })
     }
     expect(await second).toMatchObject({ ok: true })
-    await expect.poll(() => heard.length).toBe(2)
+    await expect.poll(() => heard.length, { timeout: 10_000 }).toBe(2)
     expect(heard).toEqual(['first', 'second'])
     expect((await b.cluster.store.history('lobby')).map((m) => m.text)).toEqual(['first', 'second'])
   }, 30_000)
@@ -298,14 +298,14 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     nodes.splice(nodes.indexOf(a), 1)
     await a.app.close()
     await a.cluster.close()
-    await expect.poll(() => b.app.parley.sockets.get(String(ona.id))).toBeDefined()
+    await expect.poll(() => b.app.parley.sockets.get(String(ona.id)), { timeout: 10_000 }).toBeDefined()
     // Someone comes in meanwhile: the list the others get then cannot have Pim.
     const dee = await person('dee', b)
     expect(await people(dee, 'lobby')).toEqual(['cy', 'dee', 'ona'])
-    await expect.poll(() => heard.at(-1)).toEqual(['cy', 'dee', 'ona'])
+    await expect.poll(() => heard.at(-1), { timeout: 10_000 }).toEqual(['cy', 'dee', 'ona'])
     const c = await startNode('c', port)
     link.offline = false
     await expect.poll(() => c.app.parley.sockets.get(String(pim.id)), { timeout: 20_000 }).toBeDefined()
-    await expect.poll(() => heard.at(-1)).toEqual(['cy', 'dee', 'ona', 'pim'])
+    await expect.poll(() => heard.at(-1), { timeout: 10_000 }).toEqual(['cy', 'dee', 'ona', 'pim'])
   }, 40_000)
 })
