@@ -11,12 +11,12 @@
 //
 // The events below are the tests' remote control: each runs on the node that owns the
 // session of the socket that sent it, and acts from there on the whole cluster.
-import { createServer, type Server } from 'node:net'
 import { parseArgs } from 'node:util'
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import parley, { type ParleyServer, type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { createClient } from 'redis'
+import { type HeldPort, holdPort, PortTaken } from '../support/ports.js'
 
 const { values } = parseArgs({
   options: {
@@ -59,24 +59,20 @@ const port = Number(values.port)
 const PORT_TAKEN = 3
 
 /**
- * Binds `port` on 127.0.0.1 and keeps it, so that no other process takes it before Fastify
- * listens there (`release` lets it go just before). Undefined when another process holds it;
- * with `wait`, it waits (at most 5 minutes) until the port is free first: a node restarting on
- * the port of one that still runs starts (and loads) meanwhile, and takes over as soon as the
- * old one has closed.
+ * Holds `port` (see `holdPort`: what reaches it meanwhile, nginx passing a request on, is reset
+ * as a refusal would be, and nginx tries the next node) until Fastify listens there. Undefined
+ * when another process holds it; with `wait`, it waits (at most 5 minutes) until the port is
+ * free first: a node restarting on the port of one that still runs starts (and loads)
+ * meanwhile, and takes over as soon as the old one has closed.
  */
-async function holdPort(port: number, wait: boolean): Promise<{ release(): void } | undefined> {
+async function holdOwnPort(port: number, wait: boolean): Promise<HeldPort | undefined> {
   const end = Date.now() + 300_000
   for (;;) {
-    const held = await new Promise<Server | undefined>((resolve) => {
-      // What reaches the port meanwhile (nginx passing a request on) is reset, as a refusal
-      // would be: nginx tries the next node.
-      const server = createServer((socket) => socket.resetAndDestroy())
-      server.once('error', () => resolve(undefined))
-      server.listen(port, '127.0.0.1', () => resolve(server))
-    })
-    // close() gives the socket up at once; its callback only says that connections ended.
-    if (held) return { release: () => held.close() }
+    try {
+      return await holdPort(port)
+    } catch (error) {
+      if (!(error instanceof PortTaken)) throw error
+    }
     if (!wait || Date.now() > end) return undefined
     await new Promise((r) => setTimeout(r, 20))
   }
@@ -92,7 +88,7 @@ function portTaken(): never {
 // Nothing touches Redis before the port is held, so that a standby, or a node that finds its
 // port taken, is no node of the cluster.
 console.log(`ready ${name}`)
-const held = port !== 0 ? ((await holdPort(port, values['wait-for-port'])) ?? portTaken()) : undefined
+const held = port !== 0 ? ((await holdOwnPort(port, values['wait-for-port'])) ?? portTaken()) : undefined
 await redis.connect()
 const app = Fastify()
 // Kept to close its subscriber connection before the Redis client, on SIGTERM.
