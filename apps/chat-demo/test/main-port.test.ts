@@ -2,16 +2,12 @@
 // the other nodes never see it. Its first heartbeat names the port before it listens, so a node
 // that joined Redis first could be listed for three heartbeats at another process's address
 // (whether its heartbeat beat the failed listen is a race): it must not reach Redis at all.
-import { spawn } from 'node:child_process'
 import http from 'node:http'
-import { fileURLToPath } from 'node:url'
 import { createClient } from 'redis'
 import { afterEach, describe, expect, it } from 'vitest'
-import { compiledScript } from '../../../test/support/compiled-script.js'
+import { PortTaken } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-
-const appDir = fileURLToPath(new URL('..', import.meta.url))
-const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+import { startNode } from './node-process.js'
 
 describe.skipIf(skipRedisSuites())('a chat node started on a port another process holds', () => {
   let redis: RedisServer | undefined
@@ -29,21 +25,13 @@ describe.skipIf(skipRedisSuites())('a chat node started on a port another proces
     const taken = (other.address() as { port: number }).port
     const client = createClient({ url: redis.url })
     await client.connect()
-    const connections = async () => /total_connections_received:(\d+)/.exec(await client.info('stats'))?.[1]
-    const before = await connections()
-    const args = ['--name', 'late', '--port', String(taken), '--host', '127.0.0.1', '--redis', redis.url]
-    const child = spawn(process.execPath, [await compiledScript(main), ...args], {
-      cwd: appDir,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
-    let stderr = ''
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString()
-    })
-    const code = await new Promise((resolve) => child.once('exit', resolve))
-    expect(code).toBe(1)
-    expect(stderr).toContain(`port ${taken} is taken`)
     try {
+      const connections = async () => /total_connections_received:(\d+)/.exec(await client.info('stats'))?.[1]
+      const before = await connections()
+      const started = startNode('late', taken, redis.url)
+      await expect(started).rejects.toBeInstanceOf(PortTaken)
+      // The demo's own words, with the way out.
+      await expect(started).rejects.toThrow(`port ${taken} is taken; start it on another one`)
       // Not one connection to Redis: no record, no note, no index entry, nothing to forward to.
       expect(await connections()).toBe(before)
       expect(await client.keys('parley:node*')).toEqual([])

@@ -3,87 +3,20 @@
 // hands its sessions to the others through Redis) and replaced by a new process on the same
 // port. Nobody notices: each message shows once, in order, on every page; no banner ever says
 // the connection was lost or a new session began; everyone stays listed.
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { Browser, Page } from 'playwright-core'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
-import { compiledScript } from '../../../test/support/compiled-script.js'
 import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
-import { onFreePort, PortTaken } from '../../../test/support/ports.js'
+import { onFreePort } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { type ChatNode, startNode, stopNode } from './node-process.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
-
-const appDir = fileURLToPath(new URL('..', import.meta.url))
-// The nodes run src/main.ts from the sources, as the tests do (@parley/* mapped to packages/*/src),
-// compiled once into one file.
-const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-
-/** One chat node: a process of its own, so that SIGTERM runs the demo's own drain-then-close. */
-interface ChatNode {
-  name: string
-  port: number
-  child: ChildProcess
-  /** What it wrote to stderr, for a failing test's message. */
-  errors: () => string
-}
-
-/**
- * Starts `src/main.ts` as a cluster node on `port` (loopback); resolves once it listens. Rejects
- * with PortTaken when another process holds the port (the node then exits before it joins).
- */
-async function startNode(name: string, port: number, redisUrl: string): Promise<ChatNode> {
-  const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
-  const child = spawn(process.execPath, [await compiledScript(main), ...args], {
-    cwd: appDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString()
-  })
-  return new Promise((resolve, reject) => {
-    let stdout = ''
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`${name} did not listen within 30 s: ${stderr.trim()}`))
-    }, 30_000)
-    const onExit = (code: number | null) => {
-      clearTimeout(timer)
-      if (/port \d+ is taken/.test(stderr)) reject(new PortTaken(port, `${name}: ${stderr.trim()}`))
-      else reject(new Error(`${name} exited (${code}) before listening: ${stderr.trim()}`))
-    }
-    child.once('exit', onExit)
-    child.stdout?.on('data', (d: Buffer) => {
-      // DEBUG_NODES=1 LOG=1: the nodes' warnings (Fastify's JSON log) go with a failure's message.
-      if (process.env.DEBUG_NODES)
-        for (const line of d.toString().split('\n')) if (/"level":[4-6]/.test(line)) stderr += `${line}\n`
-      stdout += d.toString()
-      if (!/listening on \S+:\d+/.test(stdout)) return
-      clearTimeout(timer)
-      child.off('exit', onExit)
-      resolve({ name, port, child, errors: () => stderr })
-    })
-  })
-}
-
-/** Sends `signal`, SIGKILL after `killAfter` ms; resolves with the exit code once it exited. */
-function stopNode(node: ChatNode, signal: NodeJS.Signals, killAfter = 15_000): Promise<number | null> {
-  const { child } = node
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), killAfter)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      resolve(code)
-    })
-    child.kill(signal)
-  })
-}
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** @parley/redis's default heartbeat interval. */

@@ -1,0 +1,73 @@
+// Chat nodes as processes of their own (`src/main.ts --redis`), for the tests that stop them
+// as a deploy does (SIGTERM runs the demo's own drain-then-close) or watch how one fails to start.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { compiledScript } from '../../../test/support/compiled-script.js'
+import { PortTaken } from '../../../test/support/ports.js'
+
+const appDir = fileURLToPath(new URL('..', import.meta.url))
+// The nodes run src/main.ts from the sources, as the tests do (@parley/* mapped to packages/*/src),
+// compiled once into one file.
+const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+
+/** One chat node: a process of its own, so that SIGTERM runs the demo's own drain-then-close. */
+export interface ChatNode {
+  name: string
+  port: number
+  child: ChildProcess
+  /** What it wrote to stderr, for a failing test's message. */
+  errors: () => string
+}
+
+/**
+ * Starts `src/main.ts` as a cluster node on `port` (loopback); resolves once it listens. Rejects
+ * with PortTaken when another process holds the port (the node then exits before it joins).
+ */
+export async function startNode(name: string, port: number, redisUrl: string): Promise<ChatNode> {
+  const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
+  const child = spawn(process.execPath, [await compiledScript(main), ...args], {
+    cwd: appDir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  return new Promise((resolve, reject) => {
+    let stdout = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${name} did not listen within 30 s: ${stderr.trim()}`))
+    }, 30_000)
+    const onExit = (code: number | null) => {
+      clearTimeout(timer)
+      if (/port \d+ is taken/.test(stderr)) reject(new PortTaken(port, `${name}: ${stderr.trim()}`))
+      else reject(new Error(`${name} exited (${code}) before listening: ${stderr.trim()}`))
+    }
+    child.once('exit', onExit)
+    child.stdout?.on('data', (d: Buffer) => {
+      // DEBUG_NODES=1 LOG=1: the nodes' warnings (Fastify's JSON log) go with a failure's message.
+      if (process.env.DEBUG_NODES)
+        for (const line of d.toString().split('\n')) if (/"level":[4-6]/.test(line)) stderr += `${line}\n`
+      stdout += d.toString()
+      if (!/listening on \S+:\d+/.test(stdout)) return
+      clearTimeout(timer)
+      child.off('exit', onExit)
+      resolve({ name, port, child, errors: () => stderr })
+    })
+  })
+}
+
+/** Sends `signal`, SIGKILL after `killAfter` ms; resolves with the exit code once it exited. */
+export function stopNode(node: ChatNode, signal: NodeJS.Signals, killAfter = 15_000): Promise<number | null> {
+  const { child } = node
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfter)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+    child.kill(signal)
+  })
+}
