@@ -411,8 +411,8 @@ export function setUpChat(
       if (limit.retryIn(socket.data.rate) > 0) {
         const twin = key === undefined ? undefined : await store.find(room, draft.from, key).catch(logged)
         if (twin !== undefined) {
-          found(twin)
-          return ack({ ok: true, id: twin })
+          found(twin.id)
+          return ack({ ok: true, ...twin })
         }
         const retryIn = limit.retryIn(socket.data.rate)
         return ack({
@@ -461,8 +461,8 @@ export function setUpChat(
       // After a server restart the client sends again what the old server never acknowledged
       // (at least once): the page's key keeps such a message from being stored or shown twice.
       if ('twin' in added) {
-        found(added.twin)
-        return ack({ ok: true, id: added.twin })
+        found(added.twin.id)
+        return ack({ ok: true, ...added.twin })
       }
       // Forgotten again, by another node making way for a new room, between the two steps.
       if ('noRoom' in added) {
@@ -472,7 +472,8 @@ export function setUpChat(
       limit.take(socket.data.rate)
       const out = added.stored
       socket.to(room).emit('chat', out)
-      ack({ ok: true, id: out.id })
+      // With its place: the page puts its own message where everyone else's page puts it.
+      ack({ ok: true, id: out.id, seq: out.seq })
       // A message queued while offline may arrive before the page joined its room again.
       if (!socket.rooms.has(room)) await enter(socket, room)
     }

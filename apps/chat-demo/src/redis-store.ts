@@ -4,6 +4,7 @@ import {
   type ChatStore,
   type ChatStoreOptions,
   type Draft,
+  type Found,
   isDefaultRoom,
   type Joined,
   keyOf,
@@ -237,13 +238,25 @@ export class RedisStore implements ChatStore {
     if (stored.sent !== undefined) args.push(stored.sent)
     const [status, answer] = (await this.#eval(ADD_MESSAGE, names.map(this.#key), args)) as [number, string?]
     if (status === 0) return { noRoom: true }
-    return status === 2 ? { twin: String(answer) } : { stored: { ...stored.message, seq: Number(answer) } }
+    if (status === 2) return { twin: await this.#found(draft.room, String(answer)) }
+    return { stored: { ...stored.message, seq: Number(answer) } }
   }
 
-  async find(room: string, from: string, key: string): Promise<string | undefined> {
+  async find(room: string, from: string, key: string): Promise<Found | undefined> {
     const sent = keyOf(room, from, key)
-    const id = await this.#eval(FIND, [`sent:${sent}`, `keys:${room}`].map(this.#key), [sent])
-    return typeof id === 'string' ? id : undefined
+    const found = await this.#eval(FIND, [`sent:${sent}`, `keys:${room}`].map(this.#key), [sent])
+    return typeof found === 'string' ? this.#found(room, found) : undefined
+  }
+
+  /**
+   * The message a sender's key names, with its place, read from the history: a second round trip,
+   * for a resend only. The key names the id alone, as every version of the chat writes it, so that
+   * an older node still running in a rolling upgrade reads what a newer one wrote. A message that
+   * has left the history has no place here (see `Found`).
+   */
+  async #found(room: string, id: string): Promise<Found> {
+    const stored = (await this.history(room)).find((m) => m.id === id)
+    return stored ? { id, seq: stored.seq } : { id }
   }
 
   async history(room: string): Promise<ChatMessage[]> {

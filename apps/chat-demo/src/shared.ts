@@ -65,10 +65,15 @@ export function refusal(code: ChatErrorCode, error: string): Refusal {
 }
 
 /**
- * The answer to a message: delivered, or refused. `retryIn`: refused by the rate limit, which
- * takes it again in that many ms.
+ * The answer to a message: delivered, or refused. Delivered: its `id` and its place in the room
+ * (`seq`, see `ChatMessage`), also for a resend found stored; the page moves its own message
+ * there, so that it shows where everyone else's page shows it (two people writing at once have
+ * their messages stored in one order, which neither page knows until it hears). No `seq` only for
+ * a resend of a message that has left the history since (a hundred messages later; on Redis): the
+ * page leaves that one where it was written. `retryIn`: refused by the rate limit, which takes it again in that
+ * many ms.
  */
-export type ChatReply = { ok: true; id: string } | (Refusal & { retryIn?: number })
+export type ChatReply = { ok: true; id: string; seq?: number } | (Refusal & { retryIn?: number })
 
 /** The answer to joining a room: what the page needs to draw it. */
 export type JoinReply =

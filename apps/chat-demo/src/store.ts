@@ -17,10 +17,21 @@ export interface ChatStoreOptions {
 
 /**
  * What `add` did. A resend (the same sender and key as a message still in the room's history, or
- * stored less than `Limits.resendWindow` ago) is not stored again: `twin` is the id of the first.
+ * stored less than `Limits.resendWindow` ago) is not stored again: `twin` is where the first is.
  * A room that is not there (never made, or forgotten meanwhile) stores nothing.
  */
-export type Added = { stored: ChatMessage } | { twin: string } | { noRoom: true }
+export type Added = { stored: ChatMessage } | { twin: Found } | { noRoom: true }
+
+/**
+ * A message a resend names, as stored: its id and its place (`ChatMessage.seq`), so that the
+ * sender's page puts it where everyone else's does. No place for one that has left the history
+ * (a hundred messages later) on Redis, which keeps only its id past the history (`MemoryStore`
+ * keeps the place too).
+ */
+export interface Found {
+  id: string
+  seq?: number
+}
 
 /** A message as a node hands it to the store: the store gives it its id and its place (`seq`). */
 export type Draft = Omit<ChatMessage, 'id' | 'seq'>
@@ -90,10 +101,10 @@ export interface ChatStore {
    */
   add(draft: Draft, key?: string): Promise<Added>
   /**
-   * The id of the message `from` stored in `room` under `key`, if it is still in the history or
-   * was stored within the resend window.
+   * The message `from` stored in `room` under `key`, if it is still in the history or was stored
+   * within the resend window.
    */
-  find(room: string, from: string, key: string): Promise<string | undefined>
+  find(room: string, from: string, key: string): Promise<Found | undefined>
   /** The room's last messages, oldest first. */
   history(room: string): Promise<ChatMessage[]>
 }
@@ -168,11 +179,11 @@ export class MemoryStore implements ChatStore {
   readonly #rooms = new Set<string>(DEFAULT_ROOMS)
   readonly #messages = new Map<string, Stored[]>()
   /**
-   * The ids of messages stored with a key, by room, sender and key, and until when they are
-   * remembered past the history (a message still in it is found there). Every entry lives as
+   * The messages stored with a key (id and place), by room, sender and key, and until when they
+   * are remembered past the history (a message still in it is found there). Every entry lives as
    * long, so the map's order (of insertion) is that of expiry.
    */
-  readonly #keys = new Map<string, { id: string; until: number }>()
+  readonly #keys = new Map<string, Found & { until: number }>()
   readonly #resendWindow: number
   /**
    * When each room was last used, as a count of uses rather than a time: two uses in the same
@@ -257,7 +268,7 @@ export class MemoryStore implements ChatStore {
     const stored: Stored = { message }
     if (key !== undefined) {
       stored.sent = keyOf(draft.room, draft.from, key)
-      this.#keys.set(stored.sent, { id: message.id, until: Date.now() + this.#resendWindow })
+      this.#keys.set(stored.sent, { id: message.id, seq, until: Date.now() + this.#resendWindow })
     }
     let list = this.#messages.get(message.room)
     if (!list) {
@@ -270,10 +281,11 @@ export class MemoryStore implements ChatStore {
     return { stored: message }
   }
 
-  async find(room: string, from: string, key: string): Promise<string | undefined> {
+  async find(room: string, from: string, key: string): Promise<Found | undefined> {
     this.#forgetOldKeys()
     const sent = keyOf(room, from, key)
-    return this.#keys.get(sent)?.id ?? this.#messages.get(room)?.find((s) => s.sent === sent)?.message.id
+    const kept = this.#keys.get(sent) ?? this.#messages.get(room)?.find((s) => s.sent === sent)?.message
+    return kept && { id: kept.id, seq: kept.seq }
   }
 
   async history(room: string): Promise<ChatMessage[]> {

@@ -490,6 +490,38 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await stopChat(chat.app)
   })
 
+  it("shows two people's messages written at the same moment in the store's order on both pages", async () => {
+    const store = new MemoryStore()
+    const chat = await startChat(store)
+    const base = `http://127.0.0.1:${chat.port}`
+    const [ada, bob] = await Promise.all([join(base, 'ada'), join(base, 'bob')])
+    for (const page of [ada, bob]) await waitForPeople(page, 2)
+    // Ada's message is on its way into the store while Bob writes his, which is stored first: each
+    // page drew its own where it was written, and heard the other's after it.
+    pauseNextAdd(
+      store,
+      async () => {
+        await send(bob, 'from bob')
+        await waitForDelivered(bob, 1)
+        await waitForMessages(ada, 2)
+      },
+      { before: true },
+    )
+    await send(ada, 'from ada')
+    await waitForDelivered(ada, 1)
+    await waitForMessages(bob, 2)
+    const stored = (await store.history('lobby')).map((m) => m.text)
+    expect(stored).toEqual(['from bob', 'from ada'])
+    // Each page moved its own to the place the store gave it, as it places everyone else's.
+    for (const page of [ada, bob]) expect(await texts(page)).toEqual(stored)
+    // And a message heard after that goes after both.
+    await send(bob, 'bob again')
+    await waitForMessages(ada, 3)
+    for (const page of [ada, bob]) expect(await texts(page)).toEqual([...stored, 'bob again'])
+    for (const page of [ada, bob]) await page.context().close()
+    await stopChat(chat.app)
+  })
+
   it('opens the lobby, and says why, when ?room= names a room that cannot be', async () => {
     const page = await join(`http://127.0.0.1:${port}`, 'hal', { query: '?room=Not%20a%20room!' })
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# lobby')

@@ -223,7 +223,7 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     const [stored] = await history()
     // Node B finished it: everyone in the room has it, once; asked again, it is the same message.
     await expect.poll(() => heard, { timeout: 5000 }).toEqual([stored?.id])
-    expect(await say(ona, 'lobby', 'stored, unsent')).toEqual({ ok: true, id: stored?.id })
+    expect(await say(ona, 'lobby', 'stored, unsent')).toEqual({ ok: true, id: stored?.id, seq: stored?.seq })
     expect(await history()).toHaveLength(1)
     expect(heard).toHaveLength(1)
   }, 30_000)

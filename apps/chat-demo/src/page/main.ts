@@ -383,7 +383,7 @@ view.onSend((text) => {
       if (!reply.ok) return tick.failed(reply.error)
       storeNotice(false)
       shown.add(reply.id)
-      tick.delivered(reply.id)
+      tick.delivered(reply.id, reply.seq)
     })
   }
   // Behind messages that wait for the store, a new one waits too: it must not pass them.

@@ -14,7 +14,8 @@ export interface Tick {
   redraw(): void
   sent(): void
   stalled(): void
-  delivered(id: string): void
+  /** Stored as `id`, at its place in the room (`seq`), where it goes (see `placed`). */
+  delivered(id: string, seq?: number): void
   failed(reason: string): void
 }
 
@@ -50,6 +51,23 @@ export function createView() {
   function seqOf(item: Element | undefined): number | undefined {
     const seq = (item as HTMLElement | undefined)?.dataset.seq
     return seq === undefined ? undefined : Number(seq)
+  }
+
+  /**
+   * Moves a message of ours, stored now, to its place in the store (`seq`), as a message heard
+   * goes (see `placeOf`): two people who write at once see their own message where they wrote it
+   * until the store says which came first, and then both pages show that order. Ours written
+   * after it are stored after it, whatever their places will be: it goes before them.
+   */
+  function placed(item: HTMLElement, seq: number): void {
+    item.dataset.seq = String(seq)
+    // Written for a room the list no longer shows.
+    if (item.parentElement !== messages) return
+    const drawn = Array.from(messages.children)
+    const from = drawn.indexOf(item)
+    const others = drawn.filter((other) => other !== item)
+    const seqAt = (i: number) => seqOf(others[i]) ?? (i >= from ? Number.POSITIVE_INFINITY : undefined)
+    append(item, others[placeOf(others.length, seqAt, seq)] ?? null)
   }
 
   function line(from: string, text: string, mine: boolean): HTMLLIElement {
@@ -182,9 +200,10 @@ export function createView() {
         redraw: () => append(item),
         sent: () => mark('sent'),
         stalled: () => mark('stalled'),
-        delivered(id) {
+        delivered(id, seq) {
           item.dataset.id = id
           mark('delivered')
+          if (seq !== undefined) placed(item, seq)
         },
         failed: (reason) => {
           show('failed', '!', `failed: ${reason}`)
