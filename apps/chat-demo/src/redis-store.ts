@@ -309,8 +309,8 @@ export class RedisStore implements ChatStore {
 
 /**
  * A history's item as Redis holds it: a `Stored` whose message's place is beside it, written in
- * by the script that stored it (see `ADD_MESSAGE`). An item stored before messages had places
- * has none: it goes first, as the history's oldest.
+ * by the script that stored it (see `ADD_MESSAGE`). An item stored by an older version of the
+ * chat, before messages had places, has none (see `parse`).
  */
 interface Item {
   seq?: number
@@ -318,14 +318,24 @@ interface Item {
   sent?: string
 }
 
-/** A history's items as stored; whatever else wrote under its key is skipped, not thrown on. */
+/**
+ * A history's items as stored; whatever else wrote under its key is skipped, not thrown on. An
+ * item without a place (stored by an older version of the chat) takes that of the item before it
+ * (0 for the first): so it stays where Redis stored it, between the messages stored before and
+ * after it, and the page, which orders a room's messages by their places, shows the history in
+ * the order it has here. Most such items were stored before any with a place, and come first;
+ * but during a rolling upgrade an old node stores them after a new node's, and then the history's
+ * order is still the order they were stored in, not "all the old ones first".
+ */
 function parse(items: string[]): Stored[] {
   const list: Stored[] = []
+  let last = 0
   for (const item of items) {
     try {
       const { seq, message, sent } = JSON.parse(item) as Item
       if (typeof message?.id !== 'string') continue
-      const stored: Stored = { message: { ...message, seq: typeof seq === 'number' ? seq : 0 } }
+      if (typeof seq === 'number') last = seq
+      const stored: Stored = { message: { ...message, seq: last } }
       if (sent !== undefined) stored.sent = sent
       list.push(stored)
     } catch {}

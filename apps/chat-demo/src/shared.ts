@@ -14,7 +14,9 @@ export interface ChatMessage {
   /**
    * Its place in its room, given by the store as it stored the message: greater than that of
    * every message stored in the room before it, through any node. A room's messages go in this
-   * order (the history's), whichever order they arrive in: two nodes' broadcasts may cross.
+   * order (the history's), whichever order they arrive in: two nodes' broadcasts may cross. One
+   * stored by an older version of the chat, before messages had places, has the place of the
+   * message stored before it (0 for the first): it stays where it was stored.
    */
   seq: number
 }

@@ -13,6 +13,7 @@ import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
 import { merged } from '../src/page/early-messages.js'
 import { PeopleLists } from '../src/page/people-lists.js'
+import { placeOf } from '../src/page/places.js'
 import { RedisStore, type StoreClient } from '../src/redis-store.js'
 import {
   ChatErrorCode,
@@ -24,7 +25,7 @@ import {
   Limits,
   type ServerEvents,
 } from '../src/shared.js'
-import { type ChatStore, type ChatStoreOptions, MemoryStore } from '../src/store.js'
+import { type ChatStore, type ChatStoreOptions, keyOf, MemoryStore } from '../src/store.js'
 import { connected } from './connected.js'
 import { pauseNextJoin } from './pausing-store.js'
 
@@ -205,6 +206,37 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     // And so does every node: later, the history ends with it.
     const again = await join(cy, 'lobby')
     expect(again.ok && again.history.at(-1)?.text).toBe('during')
+  })
+
+  it('keeps messages an older version stored without places where Redis has them, on the page too', async () => {
+    const a = await node('a')
+    const [ann, old, cy] = [await person('ann', a.url), await person('old', a.url), await person('cy', a.url)]
+    // As a node of the chat before messages had places wrote them: no `seq` beside the message,
+    // its key naming the id alone. The first before the upgrade; the second during a rolling
+    // upgrade, by an old node, after a new node's message.
+    const writtenByOld = async (id: string, text: string) => {
+      const sent = keyOf('lobby', 'old', text)
+      const message = { id, room: 'lobby', from: 'old', text, at: Date.now() }
+      await admin.rPush('chat:history:lobby', JSON.stringify({ message, sent }))
+      await admin.hSet('chat:keys:lobby', sent, id)
+    }
+    await writtenByOld('old-1', 'old 1')
+    expect(await say(ann, 'lobby', 'new 1')).toMatchObject({ ok: true })
+    await writtenByOld('old-2', 'old 2')
+    expect(await say(ann, 'lobby', 'new 2')).toMatchObject({ ok: true })
+    const stored = ['old 1', 'new 1', 'old 2', 'new 2']
+
+    const reply = await join(cy, 'lobby')
+    const history = reply.ok ? reply.history : []
+    expect(history.map((m) => m.text)).toEqual(stored)
+    // The page orders by place: the history as the server gave it, and what comes next after it.
+    expect(merged(history, []).map((m) => m.text)).toEqual(stored)
+    const next = await say(ann, 'lobby', 'new 3')
+    expect(next.ok && placeOf(history.length, (i) => history[i]?.seq, next.seq ?? 0)).toBe(history.length)
+    // A resend of one of them gets its place too: where the page that sent it then puts it.
+    const [, newOne, oldTwo] = history
+    expect(await say(old, 'lobby', 'old 2')).toEqual({ ok: true, id: 'old-2', seq: oldTwo?.seq })
+    expect(oldTwo?.seq).toBe(newOne?.seq)
   })
 
   it('keeps the rooms and history while the node that wrote them restarts', async () => {
