@@ -11,7 +11,7 @@ import { launchChromium, skipBrowserSuites } from '../../../test/support/chromiu
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
 import { Limits } from '../src/shared.js'
-import { type ChatStore, MemoryStore } from '../src/store.js'
+import { type ChatStore, MemoryStore, StoreUnavailableError } from '../src/store.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 import { RefusingStore } from './refusing-store.js'
 
@@ -275,6 +275,50 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await eve.textContent('#transport')).toMatch(/^sse/)
     for (const page of [dee, eve]) await page.context().close()
   })
+
+  it('asks again at once, never waiting for the store, when a message is refused for want of it after the session resumed', async () => {
+    const store = new MemoryStore()
+    const network = await startFaultProxy((await startChat(store)).port)
+    proxies.push(network)
+    const page = await join(network.url, 'lou', { query: '?transports=sse' })
+    // Every tick the message shows, and every banner.
+    await page.evaluate(() => {
+      const seen: string[] = []
+      Object.assign(window, { seen })
+      const watch = (node: Node, what: () => string) =>
+        new MutationObserver(() => seen.push(what())).observe(node, {
+          attributes: true,
+          childList: true,
+          subtree: true,
+          characterData: true,
+        })
+      const banner = document.querySelector('#banner') as HTMLElement
+      watch(banner, () => `banner: ${banner.hidden ? '' : banner.textContent}`)
+      const list = document.querySelector('#messages') as HTMLElement
+      watch(list, () => `tick: ${list.querySelector('.tick')?.getAttribute('data-state')}`)
+    })
+    // The connection is lost while the message is on its way into the store, and the session
+    // resumes (on another node, for all the page knows) before the answer: the store refused it,
+    // as the old node of a moved session may when its store's answer was lost.
+    pauseNextAdd(
+      store,
+      async () => {
+        await page.context().setOffline(true)
+        network.cut('all')
+        await waitForBanner(page, /^Connection lost/)
+        await page.context().setOffline(false)
+        await waitForBanner(page, /^Reconnected: nothing was lost\.$/)
+        throw new StoreUnavailableError('the answer was lost')
+      },
+      { before: true },
+    )
+    await send(page, 'across the resume')
+    await waitForDelivered(page, 1)
+    const seen = (await page.evaluate(() => (window as unknown as { seen: string[] }).seen)).join('\n')
+    expect(seen).not.toMatch(/unavailable|tick: stalled/)
+    expect((await store.history('lobby')).map((m) => m.text)).toEqual(['across the resume'])
+    await page.context().close()
+  }, 30_000)
 
   it('says on the transport badge why the session moved when its connection was cut', async () => {
     const network = await startFaultProxy(port)

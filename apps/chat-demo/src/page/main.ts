@@ -48,8 +48,10 @@ const early = new EarlyMessages()
  */
 let moved = false
 /**
- * How many times the session changed transport without a disconnect: each may be a move to
- * another node (a drain), which finishes what was under way on the old one.
+ * How many times the session resumed: each may be a move to another node (a drain, or a resume
+ * that lands on another node), which finishes what was under way on the old one. A `transport`
+ * event (a change of transport, or a resume without a disconnect) or a `connect` that recovered
+ * the session after a `disconnect`: that one resumed it too, and on any node.
  */
 let moves = 0
 /** Why the last join was refused, for messages held for a room the page never got to. */
@@ -116,8 +118,9 @@ function start(): void {
     down = false
     Object.assign(outage, { reason: '', attempt: 0, error: '' })
     // A resumed session is still in its room; a new one must join again.
-    if (!s.recovered) enter(room)
-    else if (joining > 0) moved = true
+    if (!s.recovered) return enter(room)
+    moves++
+    if (joining > 0) moved = true
   })
   s.on('transport_error', (transport, error) => view.failure(`${transport} ${describe(error)}`))
   s.on('transport', (now, before, why) => {
