@@ -24,23 +24,29 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
   let nginx: Nginx
   let nodes: ChatNode[]
 
-  // One node drains in each test.
+  // One node drains in each test; the last needs two that have not.
   beforeAll(async () => {
-    run = await startChatCluster(6)
+    run = await startChatCluster(7)
     ;({ browser, nginx, nodes } = run)
   }, 60_000)
 
   afterAll(() => run?.stop())
 
-  /** A page in a context of its own, through nginx on WebSocket, in as `nickname`; its WebSockets. */
-  async function openPage(nickname: string): Promise<{ page: Page; connections: WebSocket[] }> {
+  /**
+   * A page in a context of its own, through nginx (or `base`) on WebSocket, in as `nickname`; its
+   * WebSockets.
+   */
+  async function openPage(
+    nickname: string,
+    base?: string,
+  ): Promise<{ page: Page; connections: WebSocket[] }> {
     const page = await (await browser.newContext()).newPage()
     page.on('pageerror', (error) => {
       throw error
     })
     const connections: WebSocket[] = []
     page.on('websocket', (ws) => connections.push(ws))
-    await page.goto(`${nginx.url}/?transports=websocket`)
+    await page.goto(`${base ?? nginx.url}/?transports=websocket`)
     await page.fill('#nickname', nickname)
     await page.click('#join button')
     await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
@@ -202,5 +208,45 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
     expect((await bannerSaid(page)).filter((text) => /unavailable/.test(text))).toEqual([])
     expect(await page.textContent('#error')).toBe('')
     await page.context().close()
+  }, 60_000)
+
+  it("redraws nobody's people list when a session moves to another node and its room is told again", async () => {
+    // Ann's node drains; Bea is on another one, which does not (straight to it, not through nginx).
+    const ann = await pageOnItsNode('ann')
+    const stays = nodes.find((n) => n !== ann.owner && !n.app.parley.closing)
+    if (!stays) throw new Error('no node left that has not drained')
+    const bea = await openPage('bea', `http://127.0.0.1:${stays.port}`)
+    const pages = [bea.page, ann.page]
+    for (const page of pages)
+      await page.waitForFunction(() => document.querySelectorAll('#people li').length === 2, null, {
+        timeout: 10_000,
+      })
+    // Every time a page draws its people list from now on, and every list Bea hears.
+    for (const page of pages)
+      await page.evaluate(() => {
+        const drawn: string[][] = []
+        Object.assign(window, { drawn })
+        const people = document.querySelector('#people') as HTMLElement
+        new MutationObserver(() =>
+          drawn.push(Array.from(people.children, (item) => item.textContent ?? '')),
+        ).observe(people, { childList: true })
+      })
+    let lists = 0
+    bea.connections.at(-1)?.on('framereceived', ({ payload }) => {
+      if (String(payload).includes('"presence"')) lists++
+    })
+    await ann.drainUntilFrozen()
+    // The node that took Ann's session over tells the room who is there: the same two people.
+    await expect.poll(() => lists, { timeout: 20_000, interval: 50 }).toBeGreaterThan(0)
+    const owner = ann.owner
+    await expect.poll(() => nodes.find((n) => n !== owner && ann.at(n)), { timeout: 10_000 }).toBeDefined()
+    for (const page of pages) {
+      expect(await page.evaluate(() => (window as unknown as { drawn: string[][] }).drawn)).toEqual([])
+      expect(await page.$$eval('#people li', (items) => items.map((i) => i.textContent))).toEqual([
+        'ann',
+        'bea',
+      ])
+    }
+    for (const page of pages) await page.context().close()
   }, 60_000)
 })

@@ -237,7 +237,12 @@ export function createView() {
     },
 
     people(names: string[]): void {
-      $('people').replaceChildren(
+      const list = $('people')
+      // The same people again: a node that took a session over tells its room who is there once
+      // more (see the README), most often the list the page shows. Drawn again, it would flash.
+      const drawn = Array.from(list.children, (item) => item.textContent)
+      if (drawn.length === names.length && names.every((name, i) => drawn[i] === name)) return
+      list.replaceChildren(
         ...names.map((name) => {
           const item = document.createElement('li')
           item.textContent = name
