@@ -429,6 +429,15 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     // for it (SEAL_WAIT_MS), reads the tail without the revocation.
     proxy!.cut()
     await until(() => slowB!.held.length > 0, 8000, 'b read the tail')
+    // b restored the session from that tail, and has yet to confirm its claim. The client gives
+    // its try up first (connectTimeout is as long as SEAL_WAIT_MS) and tries b again: the
+    // session is still arriving there. (Attached, the try would stay with the copy b drops.)
+    let arriving = false
+    c.on('transport_error', (_transport, error) => {
+      if (error.message.includes('still arriving')) arriving = true
+    })
+    await until(() => arriving || c.connected, 8000, 'a try at b before the confirm')
+    expect(c.connected).toBe(false)
     // The take-back lands now, before b answers its client.
     await slowA!.runAll()
     await slowB!.runAll()

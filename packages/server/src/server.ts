@@ -134,6 +134,11 @@ export class ParleyServer<
   readonly #lastWordsWaiters = new Set<() => void>()
   /** Takeovers of sessions another node handed off, under way (see `drain`). */
   readonly #takingOver = new Set<Promise<Refusal | null | undefined>>()
+  /**
+   * Sids of those takeovers, until each is over: past the old node's tail too, the claim may
+   * still not stand (see `SessionClaim.confirm`), and the `restored` listeners are not there yet.
+   */
+  readonly #arriving = new Set<string>()
   /** The drain under way (see `drain`), once `close` has begun. */
   #drain: Drain | undefined
   /** The drain and the moves under way when it began, both over. */
@@ -744,9 +749,16 @@ export class ParleyServer<
         }
         this.#unsettledResumes.settled(hello.sid)
         if (claim && claim !== 'retry') {
+          const sid = hello.sid
           const takeOver = this.#takeOver(claim, transport, hello, handshake)
           this.#takingOver.add(takeOver)
-          void takeOver.finally(() => this.#takingOver.delete(takeOver)).catch(() => {})
+          this.#arriving.add(sid)
+          void takeOver
+            .finally(() => {
+              this.#takingOver.delete(takeOver)
+              this.#arriving.delete(sid)
+            })
+            .catch(() => {})
           const answer = await takeOver
           // Undefined: the session ended on its old node after the claim; a new one follows.
           if (answer !== undefined) return answer
@@ -765,9 +777,11 @@ export class ParleyServer<
     }
     if (existing && frozen(existing.session)) return moving()
     // Still being taken over here (a resume the client gave up on is waiting for the old
-    // node's tail): attached now, the transport would carry events to the socket before its
-    // `restored` listeners are there. The client tries again in a moment.
-    if (existing?.session.restoring) return arriving()
+    // node's tail, or for its claim to be confirmed): attached now, the transport would carry
+    // events to the socket before its `restored` listeners are there, or stay with a copy the
+    // takeover drops a moment later ('kept', 'ended'), its client never told. The client tries
+    // again in a moment.
+    if (existing && this.#arriving.has(existing.session.sid)) return arriving()
     if (existing) {
       const answer = await this.#resume(existing, transport, hello, handshake)
       if (answer !== undefined) return answer
