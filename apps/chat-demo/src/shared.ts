@@ -22,6 +22,13 @@ export interface ChatMessage {
 }
 
 /**
+ * A message as a page may hear it: one that a node of an older version of the chat sends (a
+ * rolling upgrade), live or in a join's history, has no place; the page gives it one (see
+ * `page/places.ts`).
+ */
+export type HeardMessage = Omit<ChatMessage, 'seq'> & { seq?: number }
+
+/**
  * Why the server refused something: one stable code per reason, for code that must tell them
  * apart (the `error` beside it is for people, and may be reworded).
  */
@@ -82,7 +89,7 @@ export type JoinReply =
   | {
       ok: true
       room: string
-      history: ChatMessage[]
+      history: HeardMessage[]
       people: string[]
       rooms: string[]
       /** The version of `rooms` (see the `rooms` event). */
@@ -122,7 +129,7 @@ export interface ServerEvents {
    * node while it was being stored, and that node, finding it stored, cannot tell whether the
    * old one sent it (see the README). Any other message comes once.
    */
-  chat: (message: ChatMessage & { resent?: true }) => void
+  chat: (message: HeardMessage & { resent?: true }) => void
   /**
    * Who is in `room` now. `version` grows with each list of the room, across the nodes: a page
    * keeps the list of the highest version it heard (lists sent by two nodes, and a join's answer,

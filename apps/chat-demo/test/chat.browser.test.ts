@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
-import { Limits } from '../src/shared.js'
+import { type ChatMessage, type HeardMessage, Limits } from '../src/shared.js'
 import { type ChatStore, MemoryStore, StoreUnavailableError } from '../src/store.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 import { RefusingStore } from './refusing-store.js'
@@ -513,25 +513,46 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await stopChat(chat.app)
   })
 
-  it("shows messages in the store's order when their broadcasts cross on their way", async () => {
+  /**
+   * What Ned's page shows (after a message of his, delivered) once it heard Zed's `first`, `second`
+   * and `third`, stored one after the other (through two nodes, say), as `broadcasts` has them
+   * come: this node alone cannot be made to cross them, nor to be an older one, so the test sends.
+   */
+  async function heardAs(
+    broadcasts: (first: ChatMessage, second: ChatMessage, third: ChatMessage) => HeardMessage[],
+  ): Promise<string[]> {
     const store = new MemoryStore()
     const chat = await startChat(store)
     const ned = await join(`http://127.0.0.1:${chat.port}`, 'ned')
     await send(ned, 'mine')
     await waitForDelivered(ned, 1)
-    // Stored one after the other (through two nodes, say), and heard the other way round, as two
-    // nodes' broadcasts may be: this node alone cannot be made to cross them, so the test sends.
-    const stored = []
-    for (const text of ['first', 'second', 'third']) {
+    const stored = async (text: string) => {
       const added = await store.add({ room: 'lobby', from: 'zed', text, at: Date.now() })
-      if ('stored' in added) stored.push(added.stored)
+      if (!('stored' in added)) throw new Error(`not stored: ${text}`)
+      return added.stored
     }
-    const [first, second, third] = stored
-    for (const message of [second, third, first]) chat.app.parley.to('lobby').emit('chat', message)
-    await waitForMessages(ned, 4)
-    expect(await texts(ned)).toEqual(['mine', 'first', 'second', 'third'])
+    const heard = broadcasts(await stored('first'), await stored('second'), await stored('third'))
+    for (const message of heard) chat.app.parley.to('lobby').emit('chat', message)
+    await waitForMessages(ned, heard.length + 1)
+    const shown = await texts(ned)
     await ned.context().close()
     await stopChat(chat.app)
+    return shown
+  }
+
+  it("shows messages in the store's order when their broadcasts cross on their way", async () => {
+    const shown = await heardAs((first, second, third) => [second, third, first])
+    expect(shown).toEqual(['mine', 'first', 'second', 'third'])
+  })
+
+  it('shows a message an older node broadcast without a place where it arrives, and the rest in order', async () => {
+    // A node of the version before places (a rolling upgrade) sends a message without `seq`,
+    // between new nodes' broadcasts that cross on their way.
+    const shown = await heardAs((first, second, third) => {
+      const { seq: _, ...unplaced } = { ...third, id: 'old-node', text: 'from an old node' }
+      return [first, third, unplaced, second]
+    })
+    expect(shown).toEqual(['mine', 'first', 'second', 'third', 'from an old node'])
   })
 
   it("shows two people's messages written at the same moment in the store's order on both pages", async () => {

@@ -9,10 +9,10 @@ import { buildChatApp } from '../src/app.js'
 import {
   type ChatAuth,
   ChatErrorCode,
-  type ChatMessage,
   type ChatReply,
   type ClientEvents,
   DEFAULT_ROOMS,
+  type HeardMessage,
   type JoinReply,
   Limits,
   ROOM_PATTERN,
@@ -97,7 +97,7 @@ describe('chat server', () => {
     const [ann, bob] = [await person('ann'), await person('bob')]
     await join(bob, 'lobby')
     expect(await say(bob, 'lobby', 'before')).toMatchObject({ ok: true })
-    const heard: ChatMessage[] = []
+    const heard: HeardMessage[] = []
     ann.on('chat', (m) => heard.push(m))
     // Stored once Ann's join has read the history, before it answers.
     pauseNextJoin(store, 'lobby', async () => {

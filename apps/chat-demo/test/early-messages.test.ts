@@ -2,7 +2,7 @@
 // before the answer (the server puts it in the room before it reads the history).
 import { describe, expect, it } from 'vitest'
 import { EarlyMessages } from '../src/page/early-messages.js'
-import { placeOf } from '../src/page/places.js'
+import { latestPlace, placeOf } from '../src/page/places.js'
 import { type ChatMessage, Limits } from '../src/shared.js'
 
 /** A message at its place in the store (`seq`), written at `at` by the clock of the node that took it. */
@@ -81,6 +81,36 @@ describe('EarlyMessages', () => {
     early.keep(message('late', 'lobby', 9000, 1000))
     const full = Array.from({ length: Limits.history }, (_, i) => message(`h${i}`, 'lobby', 2000 + i))
     expect(ids(early.answered('lobby', full)).at(-1)).toBe('late')
+  })
+
+  it("draws an older node's messages without a place where they arrived, and the rest in the store order", () => {
+    const early = new EarlyMessages()
+    early.expect('lobby')
+    const { seq: _, ...unplaced } = message('old', 'lobby')
+    // Stored at 1500, its broadcast late: it goes before the history all the same.
+    for (const heard of [message('late', 'lobby', 1500), unplaced, message('new', 'lobby', 9000)])
+      early.keep(heard)
+    const history = [
+      message('h0', 'lobby', 2000),
+      { ...unplaced, id: 'old in history' },
+      message('h1', 'lobby', 3000),
+    ]
+    expect(ids(early.answered('lobby', history))).toEqual([
+      'late',
+      'h0',
+      'old in history',
+      'h1',
+      'old',
+      'new',
+    ])
+  })
+})
+
+describe('latestPlace', () => {
+  it("is the greatest place drawn, past the page's own not stored yet; 0 for none", () => {
+    const drawn = [3, undefined, 7, 5]
+    expect(latestPlace(drawn.length, (i) => drawn[i])).toBe(7)
+    expect(latestPlace(0, () => undefined)).toBe(0)
   })
 })
 

@@ -13,7 +13,7 @@ import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js
 import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
-import type { ChatMessage, ChatReply, ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import type { ChatReply, ClientEvents, HeardMessage, JoinReply, ServerEvents } from '../src/shared.js'
 import { StoreUnavailableError } from '../src/store.js'
 import { connected } from './connected.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
@@ -230,7 +230,7 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
 
   it('marks the copy of a message that the node taking it over found stored, which a client may have had', async () => {
     const { a, b, ona, pim, at } = await onaAndPimInLobby()
-    const heard: (ChatMessage & { resent?: true })[] = []
+    const heard: (HeardMessage & { resent?: true })[] = []
     pim.on('chat', (m) => heard.push(m))
     // Stored on node A, whose answer comes once the session has moved: node A sends it to the
     // room, and node B, which took the message over, finds it stored and sends it again.

@@ -17,10 +17,10 @@ import { placeOf } from '../src/page/places.js'
 import { RedisStore, type StoreClient } from '../src/redis-store.js'
 import {
   ChatErrorCode,
-  type ChatMessage,
   type ChatReply,
   type ClientEvents,
   DEFAULT_ROOMS,
+  type HeardMessage,
   type JoinReply,
   Limits,
   type ServerEvents,
@@ -124,8 +124,8 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     sender: Client,
     witness: string[],
     text: string,
-  ): Promise<{ reply: JoinReply; heard: ChatMessage[] }> {
-    const heard: ChatMessage[] = []
+  ): Promise<{ reply: JoinReply; heard: HeardMessage[] }> {
+    const heard: HeardMessage[] = []
     joiner.on('chat', (m) => heard.push(m))
     pauseNextJoin(node.cluster.store, 'lobby', async () => {
       expect(await say(sender, 'lobby', text)).toMatchObject({ ok: true })

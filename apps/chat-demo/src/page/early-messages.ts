@@ -1,4 +1,5 @@
-import type { ChatMessage } from '../shared.js'
+import type { ChatMessage, HeardMessage } from '../shared.js'
+import { latestPlace } from './places.js'
 
 /**
  * Messages of a room the page is on its way to, heard before the server's answer to the join.
@@ -10,7 +11,7 @@ import type { ChatMessage } from '../shared.js'
  */
 export class EarlyMessages {
   /** The rooms joins are on their way to: how many joins, and the messages heard for it so far. */
-  readonly #rooms = new Map<string, { joins: number; heard: ChatMessage[] }>()
+  readonly #rooms = new Map<string, { joins: number; heard: HeardMessage[] }>()
 
   /** A join of `room` is sent. */
   expect(room: string): void {
@@ -21,7 +22,7 @@ export class EarlyMessages {
   }
 
   /** Keeps `message` for the answer to its room's join; false when no join of its room is on its way. */
-  keep(message: ChatMessage): boolean {
+  keep(message: HeardMessage): boolean {
     const entry = this.#rooms.get(message.room)
     entry?.heard.push(message)
     return entry !== undefined
@@ -31,7 +32,7 @@ export class EarlyMessages {
    * A join of `room` was answered: with `history` when it was taken, without when it was not.
    * What to draw: the history, then what was heard meanwhile that it does not have.
    */
-  answered(room: string, history?: readonly ChatMessage[]): ChatMessage[] {
+  answered(room: string, history?: readonly HeardMessage[]): ChatMessage[] {
     const name = roomName(room)
     const entry = this.#rooms.get(name)
     const heard = entry?.heard.splice(0) ?? []
@@ -46,12 +47,18 @@ export class EarlyMessages {
  * history (`Limits.history`) may lack one stored before the read, whose broadcast was still on its
  * way while more than that many were stored: it goes before the history. By its place in the
  * store, never by its time (`at`): that is the clock of the node that took it, and two nodes'
- * clocks may be apart.
+ * clocks may be apart. One without a place (see `latestPlace`) stays where it arrived.
  */
-export function merged(history: readonly ChatMessage[], heard: readonly ChatMessage[]): ChatMessage[] {
+export function merged(history: readonly HeardMessage[], heard: readonly HeardMessage[]): ChatMessage[] {
   const ids = new Set(history.map((m) => m.id))
   const missing = heard.filter((m) => !ids.has(m.id) && ids.add(m.id))
-  return [...history, ...missing].sort((a, b) => a.seq - b.seq)
+  // One without a place (an older node's) takes that of the latest before it, history first, then
+  // in the order heard: it stays where it arrived, and the sort keeps it there.
+  const placed: ChatMessage[] = []
+  for (const m of [...history, ...missing]) {
+    placed.push({ ...m, seq: m.seq ?? latestPlace(placed.length, (i) => placed[i]?.seq) })
+  }
+  return placed.sort((a, b) => a.seq - b.seq)
 }
 
 /** The room a join asks for, as the server names it (and its messages): trimmed, in lower case. */

@@ -8,6 +8,7 @@ import {
   type ChatMessage,
   type ChatReply,
   type ClientEvents,
+  type HeardMessage,
   type JoinReply,
   type ServerEvents,
 } from '../shared.js'
@@ -320,7 +321,7 @@ function drawRooms(rooms: string[], version: number): void {
 }
 
 /** Draws a message once; `announce`: a new one, which screen readers read out (not history). */
-function show(message: ChatMessage, announce = false): void {
+function show(message: HeardMessage, announce = false): void {
   if (shown.has(message.id)) return
   shown.add(message.id)
   const mine = message.from === nickname

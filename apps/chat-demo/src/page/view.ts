@@ -1,6 +1,6 @@
 // Everything the page draws. Text goes in with textContent only.
-import type { ChatMessage } from '../shared.js'
-import { placeOf } from './places.js'
+import type { HeardMessage } from '../shared.js'
+import { latestPlace, placeOf } from './places.js'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -157,17 +157,20 @@ export function createView() {
     },
 
     /**
-     * Draws a message, at its place in the room (`ChatMessage.seq`). `announce`: a new one from
-     * someone else, for screen readers to read out; not the history of a room just opened, which
-     * would have them read up to 100 messages.
+     * Draws a message, at its place in the room (`ChatMessage.seq`; see `latestPlace` for one
+     * without). `announce`: a new one from someone else, for screen readers to read out; not the
+     * history of a room just opened, which would have them read up to 100 messages.
      */
-    message(message: ChatMessage, mine: boolean, announce = false): void {
+    message(message: HeardMessage, mine: boolean, announce = false): void {
       const item = line(message.from, message.text, mine)
-      item.dataset.id = message.id
-      item.dataset.seq = String(message.seq)
-      // In the store's order, which two nodes' broadcasts may not keep (see `placeOf`).
       const drawn = messages.children
-      append(item, drawn[placeOf(drawn.length, (i) => seqOf(drawn[i]), message.seq)] ?? null)
+      const seqAt = (i: number) => seqOf(drawn[i])
+      // An older node's has none: it takes the latest place drawn, and shows where it arrives.
+      const seq = message.seq ?? latestPlace(drawn.length, seqAt)
+      item.dataset.id = message.id
+      item.dataset.seq = String(seq)
+      // In the store's order, which two nodes' broadcasts may not keep (see `placeOf`).
+      append(item, drawn[placeOf(drawn.length, seqAt, seq)] ?? null)
       if (!announce) return
       const said = document.createElement('p')
       said.textContent = `${message.from}: ${message.text}`
