@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream'
+import type { Readable, Writable } from 'node:stream'
 import { Timed, TimerQueue } from '../timer-queue.js'
 
 /** Why a body was not read to its end. */
@@ -29,9 +29,17 @@ const CLOSING: BodyResult = { ok: false, reason: 'closing' }
 /**
  * Reads a body up to `limit` bytes. Past the limit it stops reading at once (the caller answers
  * 413 and closes the connection) instead of buffering what the client keeps sending. `watch`
- * is told of each chunk and may stop the read (see `BodyReader`).
+ * is told of each chunk and may stop the read (see `BodyReader`). Once `answered` (the
+ * request's response) has finished, the read ends as `'aborted'`: the request was answered
+ * without its body (Fastify's, at its handlerTimeout), and what comes of it after is thrown
+ * away (see lingering-close.ts), never taken for packets that the client sends again.
  */
-export function readBody(stream: Readable, limit: number, watch?: BodyWatch): Promise<BodyResult> {
+export function readBody(
+  stream: Readable,
+  limit: number,
+  watch?: BodyWatch,
+  answered?: Writable,
+): Promise<BodyResult> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -43,6 +51,7 @@ export function readBody(stream: Readable, limit: number, watch?: BodyWatch): Pr
       stream.off('end', onEnd)
       stream.off('error', onAbort)
       stream.off('close', onAbort)
+      answered?.off('finish', onAbort)
       if (read) watch?.done(read)
       if (!result.ok) stream.pause()
       resolve(result)
@@ -76,6 +85,7 @@ export function readBody(stream: Readable, limit: number, watch?: BodyWatch): Pr
     stream.on('end', onEnd)
     stream.on('error', onAbort)
     stream.on('close', onAbort)
+    answered?.on('finish', onAbort)
   })
 }
 
@@ -145,10 +155,13 @@ export class BodyReader implements BodyWatch {
     this.#deadlines = new TimerQueue(stallMs, (read) => read.stop('stalled'))
   }
 
-  /** Reads `stream` to its end, or until it passes the limit, stalls, goes or the server closes. */
-  read(stream: Readable): Promise<BodyResult> {
+  /**
+   * Reads `stream` to its end, or until it passes the limit, stalls, goes, is `answered` (see
+   * `readBody`) or the server closes.
+   */
+  read(stream: Readable, answered?: Writable): Promise<BodyResult> {
     if (this.#closed) return Promise.resolve(CLOSING)
-    return readBody(stream, this.limit, this)
+    return readBody(stream, this.limit, this, answered)
   }
 
   /** Gives up every read in progress (they end `'closing'`), and every later one. */

@@ -27,6 +27,7 @@ import { ClientTracking } from './client-tracking.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
+import { lingerOnClose } from './lingering-close.js'
 import { redactingRequestSerializer } from './log-redaction.js'
 import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
 import { ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
@@ -298,7 +299,7 @@ export async function parleyRoutes(
       }
       let text = ''
       if (method === 'POST') {
-        const body = await readRequestBody(request)
+        const body = await readRequestBody(request, reply)
         if (!body.ok) {
           if (body.reason === 'too large') return refuseTooLargeFor(owner, request, reply, cors)
           return bodyNotRead(reply, body.reason, cors)
@@ -314,7 +315,7 @@ export async function parleyRoutes(
       // instead fail its transport before it reads the CLOSE 'server handoff' its next GET gets.
       // A body past maxPayload is refused all the same (413), as it would be anywhere, but
       // leaves the session alone (see `refuseTooLarge`).
-      const body = await readRequestBody(request)
+      const body = await readRequestBody(request, reply)
       if (!body.ok) return bodyNotRead(reply, body.reason, cors)
       return reply
         .code(204)
@@ -353,7 +354,7 @@ export async function parleyRoutes(
     }
     posting.add(http)
     try {
-      const body = await readRequestBody(request)
+      const body = await readRequestBody(request, reply)
       if (!body.ok) {
         // The client may have resumed on another transport while this body came (stale, as
         // below), or the session may have frozen meanwhile.
@@ -388,7 +389,7 @@ export async function parleyRoutes(
     // refuses the rest (503 PARLEY_SERVER_SHUTTING_DOWN).
     if (server.closed)
       return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
-    const body = await readRequestBody(request)
+    const body = await readRequestBody(request, reply)
     if (!body.ok) return bodyNotRead(reply, body.reason, cors)
     const decoded = decodeLines(body.lines(), { maxPayload: options.maxPayload })
     if (!decoded.ok) return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
@@ -461,7 +462,9 @@ export async function parleyRoutes(
    * send.
    */
   function closeUnread(reply: FastifyReply): void {
-    if (reply.request.headers[ROUTED_HEADER] !== TOO_LARGE) reply.header('Connection', 'close')
+    if (reply.request.headers[ROUTED_HEADER] === TOO_LARGE) return
+    reply.header('Connection', 'close')
+    lingerOnClose(reply.raw)
   }
 
   /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */
@@ -528,9 +531,9 @@ export async function parleyRoutes(
     return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
   }
 
-  function readRequestBody(request: FastifyRequest) {
+  function readRequestBody(request: FastifyRequest, reply: FastifyReply) {
     const stream = bodyStream(request)
-    return stream ? bodies.read(stream) : Promise.resolve(EMPTY_BODY)
+    return stream ? bodies.read(stream, reply.raw) : Promise.resolve(EMPTY_BODY)
   }
 
   /**

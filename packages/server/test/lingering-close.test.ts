@@ -1,0 +1,246 @@
+// An answer sent before its request's body ended (Fastify's handlerTimeout, maxPayload) closes
+// the connection: the client may still send the rest of its body. Were the connection destroyed
+// at once, what the client sends after would be answered with a reset, and a reset makes the
+// client's system throw away what it had not read yet, the answer included: a busy client (a
+// loaded process) reported a lost connection instead of the coded answer. The server lingers:
+// it reads and throws away the rest for a while, and the answer reaches the client.
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { type Socket as ClientSocket, connect as connectClient } from '@parley/client'
+import { encodeText, PacketType } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Started, sleep, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+import { head } from './raw-http.js'
+import { slowBody } from './split-fetch.js'
+
+let started: Started | undefined
+const clients: RawClient[] = []
+const late: LateReader[] = []
+const parleyClients: ClientSocket[] = []
+const proxies: Server[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  for (const c of parleyClients.splice(0)) c.disconnect()
+  for (const p of proxies.splice(0)) p.close()
+  for (const l of late.splice(0)) l.socket.destroy()
+  await started?.app.close()
+  started = undefined
+})
+
+/**
+ * A client on a bare TCP connection that reads nothing of it until `read()`, as a busy process
+ * would not: what the server sends waits in the client's system meanwhile. Its writes go out
+ * at once; the first error it meets (a write after a reset) is kept.
+ */
+class LateReader {
+  readonly socket: Socket
+  /** What came, filled as it is read. */
+  readonly #received: Buffer[]
+  error: string | undefined
+  readonly #closed: Promise<void>
+
+  private constructor(socket: Socket, received: Buffer[]) {
+    this.socket = socket
+    this.#received = received
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.error ??= err.code
+    })
+    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()))
+  }
+
+  /** `keepSending`: the client's side stays open after the server's ends (it may send on). */
+  static async open(base: string, keepSending = false): Promise<LateReader> {
+    const received: Buffer[] = []
+    // With `onread`, pausing the socket stops reading from the system itself (not only the
+    // stream's events): nothing of the answer is taken off the connection before `read()`.
+    const socket = connect({
+      port: Number(new URL(base).port),
+      host: '127.0.0.1',
+      allowHalfOpen: keepSending,
+      onread: {
+        buffer: Buffer.alloc(64 * 1024),
+        callback: (size, buffer) => {
+          received.push(Buffer.from(buffer.subarray(0, size)))
+          return true
+        },
+      },
+    })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve)
+      socket.once('error', reject)
+    })
+    socket.pause()
+    const reader = new LateReader(socket, received)
+    late.push(reader)
+    return reader
+  }
+
+  write(text: string): void {
+    this.socket.write(text)
+  }
+
+  /** Reads at last: everything the connection holds, once the server closed it. */
+  async read(): Promise<{ status: number; connection: string | undefined; body: unknown }> {
+    this.socket.resume()
+    await Promise.race([this.#closed, sleep(3000)])
+    const text = Buffer.concat(this.#received).toString('utf8')
+    const at = text.indexOf('\r\n\r\n')
+    return {
+      status: Number(text.split(' ')[1] ?? 0),
+      connection: /\r\nconnection: (\S+)/i.exec(text.slice(0, at))?.[1],
+      body: at < 0 ? undefined : JSON.parse(text.slice(at + 4)),
+    }
+  }
+}
+
+/**
+ * A TCP proxy to `base`'s server for a client whose process reads late: what the server sends
+ * is held until `holdMs` ms after the client last sent something, then passed on, its end too.
+ * A reset from the server reaches the client as a reset, and what was held is lost, as the
+ * client's own system would lose it. Its base URL.
+ */
+async function lateReadingProxy(base: string, holdMs: number): Promise<string> {
+  const target = new URL(base)
+  const proxy = createServer((client) => {
+    // Half-open: the client may send the rest of its body after the server's side ended.
+    const upstream = connect({ port: Number(target.port), host: '127.0.0.1', allowHalfOpen: true })
+    const held: Buffer[] = []
+    let ended = false
+    let release: NodeJS.Timeout | undefined
+    const pass = () => {
+      for (const chunk of held.splice(0)) client.write(chunk)
+      if (ended) client.end()
+    }
+    // What the client sent goes on in order, each piece in two writes, as a client sends a
+    // chunked body's last chunk and its end: the second meets the reset the first brought, if
+    // any, and fails.
+    let sending = Promise.resolve()
+    client.on('data', (chunk: Buffer) => {
+      sending = sending.then(async () => {
+        upstream.write(chunk.subarray(0, -1))
+        await sleep(10)
+        upstream.write(chunk.subarray(-1))
+      })
+      clearTimeout(release)
+      release = setTimeout(pass, holdMs)
+    })
+    client.on('end', () => void sending.then(() => upstream.end()))
+    client.on('error', () => upstream.destroy())
+    client.on('close', () => clearTimeout(release))
+    upstream.on('data', (chunk: Buffer) => void held.push(chunk))
+    upstream.on('end', () => {
+      ended = true
+    })
+    upstream.on('error', () => {
+      held.length = 0
+      client.resetAndDestroy()
+    })
+  })
+  proxies.push(proxy)
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+  const { port } = proxy.address() as { port: number }
+  return `http://127.0.0.1:${port}${target.pathname}`
+}
+
+/** A POST's head; its body comes as the test writes it. */
+const post = (path: string, headers: Record<string, string>) =>
+  head('POST', path, { 'Content-Type': 'text/plain', ...headers })
+
+/** Lets the server answer (and, before this change, destroy the connection). */
+const answered = () => sleep(300)
+
+describe('an answer sent before the body ended reaches a client that reads it late', () => {
+  it("Fastify's handlerTimeout on a handshake: 503 PARLEY_HANDSHAKE_TIMEOUT, and no session from the body's rest", async () => {
+    started = await startServer({}, undefined, { handlerTimeout: 100 })
+    const connections: string[] = []
+    started.app.parley.on('connection', (socket) => void connections.push(socket.id))
+    const hello = `${encodeText({ type: PacketType.HELLO })}\n`
+    const client = await LateReader.open(started.base)
+    client.write(post('/parley/poll?v=1', { 'Content-Length': String(hello.length) }))
+    client.write(hello.slice(0, 2))
+    await answered()
+    // The rest of the body, in two writes (as a chunked body's last chunk and its end): the
+    // second met a reset, and the client's system had thrown the answer away.
+    client.write(hello.slice(2, 4))
+    await sleep(50)
+    client.write(hello.slice(4))
+    await sleep(50)
+    expect(await client.read()).toMatchObject({
+      status: 503,
+      connection: 'close',
+      body: { code: 'PARLEY_HANDSHAKE_TIMEOUT' },
+    })
+    expect(client.error).toBeUndefined()
+    // The body came whole after the answer: it opened nothing.
+    expect(connections).toEqual([])
+    expect(started.app.parley.sockets.size).toBe(0)
+  })
+
+  it("Fastify's handlerTimeout on an upstream POST: 408, and none of the body's packets used", async () => {
+    started = await startServer({}, undefined, { handlerTimeout: 100 })
+    const got: unknown[] = []
+    started.app.parley.on('connection', (socket) => socket.on('up', (n: unknown) => void got.push(n)))
+    const c = await rawConnect('polling', started.base)
+    clients.push(c)
+    const body = `${encodeText({ type: PacketType.EVENT, seq: 1, name: 'up', args: [1], ackId: 0 })}\n`
+    const client = await LateReader.open(started.base)
+    client.write(post(`/parley/poll?v=1&sid=${c.sid}`, { 'Content-Length': String(body.length) }))
+    client.write(body.slice(0, 2))
+    await answered()
+    client.write(body.slice(2, 4))
+    await sleep(50)
+    client.write(body.slice(4))
+    await sleep(50)
+    expect(await client.read()).toMatchObject({ status: 408, body: { code: 'PARLEY_BAD_REQUEST' } })
+    expect(client.error).toBeUndefined()
+    // The client sends them again: taken from this body too, they would come twice.
+    expect(await c.send({ type: PacketType.EVENT, seq: 1, name: 'up', args: [2], ackId: 0 })).toBe(204)
+    await until(() => got.length > 0, 3000, 'the packet sent again')
+    expect(got).toEqual([2])
+  })
+
+  it('a chunked body past maxPayload: 413 PARLEY_PAYLOAD_TOO_LARGE while the client keeps sending', async () => {
+    started = await startServer({ maxPayload: 256 })
+    const client = await LateReader.open(started.base)
+    client.write(post('/parley/poll?v=1', { 'Transfer-Encoding': 'chunked' }))
+    const chunk = `${(300).toString(16)}\r\n${'x'.repeat(300)}\r\n`
+    client.write(chunk)
+    await answered()
+    client.write(chunk)
+    await sleep(50)
+    client.write('0\r\n\r\n')
+    await sleep(50)
+    expect(await client.read()).toMatchObject({ status: 413, body: { code: 'PARLEY_PAYLOAD_TOO_LARGE' } })
+    expect(client.error).toBeUndefined()
+  })
+
+  it('lingers only so long: a client that keeps sending is cut off past the bytes the server throws away', async () => {
+    started = await startServer({ maxPayload: 256 })
+    const client = await LateReader.open(started.base, true)
+    client.write(post('/parley/poll?v=1', { 'Transfer-Encoding': 'chunked' }))
+    const chunk = `${(64 * 1024).toString(16)}\r\n${'x'.repeat(64 * 1024)}\r\n`
+    client.write(chunk)
+    await answered()
+    client.socket.resume()
+    // 2 MB, far more than the server reads to throw away (LINGER_BYTES): it cuts the
+    // connection before the client is through, rather than after its time (LINGER_MS).
+    let sent = 0
+    for (; sent < 32 && !client.socket.destroyed; sent++) {
+      client.write(chunk)
+      await sleep(5)
+    }
+    await until(() => client.socket.destroyed, 3000, 'the connection cut')
+    expect(sent).toBeLessThan(32)
+  })
+
+  it("the real client, reading late, is told PARLEY_HANDSHAKE_TIMEOUT by Fastify's handlerTimeout", async () => {
+    started = await startServer({}, undefined, { handlerTimeout: 100 })
+    const base = await lateReadingProxy(started.base, 100)
+    // The handshake's body comes in two parts, 300 ms apart: the answer comes in between.
+    const slow: typeof fetch = (input, init) => fetch(input, slowBody(init, 300))
+    const client = connectClient(base, { transports: ['polling'], reconnection: false, fetch: slow })
+    parleyClients.push(client)
+    const code = await new Promise<string>((resolve) => client.once('connect_error', (e) => resolve(e.code)))
+    expect(code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
+  })
+})
