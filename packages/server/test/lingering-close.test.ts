@@ -149,6 +149,23 @@ const post = (path: string, headers: Record<string, string>) =>
 /** Lets the server answer (and, before this change, destroy the connection). */
 const answered = () => sleep(300)
 
+/**
+ * A POST to `path` with `body` from a client that reads late: its first two bytes, then, once
+ * the server answered, the rest in two writes (as a chunked body's last chunk and its end; were
+ * the connection destroyed, the second would meet the reset the first brought, and the client
+ * drop the connection, its answer unread). What the client reads at last.
+ */
+async function postAnsweredEarly(client: LateReader, path: string, body: string) {
+  client.write(post(path, { 'Content-Length': String(body.length) }))
+  client.write(body.slice(0, 2))
+  await answered()
+  client.write(body.slice(2, 4))
+  await sleep(50)
+  client.write(body.slice(4))
+  await sleep(50)
+  return client.read()
+}
+
 describe('an answer sent before the body ended reaches a client that reads it late', () => {
   it("Fastify's handlerTimeout on a handshake: 503 PARLEY_HANDSHAKE_TIMEOUT, and no session from the body's rest", async () => {
     started = await startServer({}, undefined, { handlerTimeout: 100 })
@@ -156,16 +173,7 @@ describe('an answer sent before the body ended reaches a client that reads it la
     started.app.parley.on('connection', (socket) => void connections.push(socket.id))
     const hello = `${encodeText({ type: PacketType.HELLO })}\n`
     const client = await LateReader.open(started.base)
-    client.write(post('/parley/poll?v=1', { 'Content-Length': String(hello.length) }))
-    client.write(hello.slice(0, 2))
-    await answered()
-    // The rest of the body, in two writes (as a chunked body's last chunk and its end): the
-    // second met a reset, and the client's system had thrown the answer away.
-    client.write(hello.slice(2, 4))
-    await sleep(50)
-    client.write(hello.slice(4))
-    await sleep(50)
-    expect(await client.read()).toMatchObject({
+    expect(await postAnsweredEarly(client, '/parley/poll?v=1', hello)).toMatchObject({
       status: 503,
       connection: 'close',
       body: { code: 'PARLEY_HANDSHAKE_TIMEOUT' },
@@ -184,14 +192,10 @@ describe('an answer sent before the body ended reaches a client that reads it la
     clients.push(c)
     const body = `${encodeText({ type: PacketType.EVENT, seq: 1, name: 'up', args: [1], ackId: 0 })}\n`
     const client = await LateReader.open(started.base)
-    client.write(post(`/parley/poll?v=1&sid=${c.sid}`, { 'Content-Length': String(body.length) }))
-    client.write(body.slice(0, 2))
-    await answered()
-    client.write(body.slice(2, 4))
-    await sleep(50)
-    client.write(body.slice(4))
-    await sleep(50)
-    expect(await client.read()).toMatchObject({ status: 408, body: { code: 'PARLEY_BAD_REQUEST' } })
+    expect(await postAnsweredEarly(client, `/parley/poll?v=1&sid=${c.sid}`, body)).toMatchObject({
+      status: 408,
+      body: { code: 'PARLEY_BAD_REQUEST' },
+    })
     expect(client.error).toBeUndefined()
     // The client sends them again: taken from this body too, they would come twice.
     expect(await c.send({ type: PacketType.EVENT, seq: 1, name: 'up', args: [2], ackId: 0 })).toBe(204)
