@@ -5,7 +5,8 @@
 // gave up on it is withdrawn too, and the node records itself as the owner again; a claim that
 // won that late snapshot before its take-back is revoked, and the client resumes the session
 // from the node that kept it, also when the claimer read the tail before the take-back came (it
-// looks again before it answers its client). Two Parley servers on one real Redis behind a round-robin
+// looks again before it answers its client); a claim that stands, taken over from a snapshot
+// older than what the client has, numbers what it sends after the client's position. Two Parley servers on one real Redis behind a round-robin
 // proxy, and the real client. (The same on the Adapter contract alone:
 // packages/server/test/handoff-withdraw.test.ts.)
 import { createHash } from 'node:crypto'
@@ -496,5 +497,35 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     expect(b.started.app.parley.sockets.get(first)?.connected).toBe(true)
     const owner = `${prefix}:session:${createHash('sha256').update(sid!).digest('base64url')}`
     expect(await b.redis.get(owner)).toBe((b.started.app.parley.adapter as RedisAdapter).node)
+  })
+
+  it('numbers what the claimer of a late write sends after what the old node sent past its snapshot: nothing is dropped', async () => {
+    let slowA: HeldInOrder | undefined
+    const { a, b, c, first } = await setup(
+      {
+        slowA: (client) => {
+          slowA = slowWrites(client)
+          return slowA
+        },
+      },
+      1000,
+    )
+    // a sends news 1 after its snapshot, which records none of it.
+    const { got } = await goOnAtAPastItsWrite(a, c, slowA!)
+    // b takes the snapshot over and answers the client before a's take-back lands.
+    proxy!.cut()
+    await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
+    expect(c.id).toBe(first)
+    expect(c.recovered).toBe(true)
+    await slowA!.runAll()
+    // Everything b's application sends from now on reaches the client, once, in order: b numbers
+    // it after news 1, which the client has, not after the snapshot.
+    const moved = b.started.app.parley.sockets.get(first)!
+    for (const n of [2, 3, 4]) moved.emit('news', n)
+    await expect.poll(() => got, { timeout: 3000 }).toEqual([1, 2, 3, 4])
+    await sleep(100)
+    expect(got).toEqual([1, 2, 3, 4])
+    // The client's ACKs reach b's numbers: it keeps nothing for the client once they came.
+    await until(() => moved.bufferedAmount === 0, 5000, 'acknowledged')
   })
 })

@@ -1023,12 +1023,15 @@ export class ParleyServer<
     const { tail, complete, late = false, alone = false, ended = false, kept = false } = taken
     if (ended) return this.#dropClaimed(socket, transport, kept ? 'kept' : 'ended')
     const { packets, rooms: roomsAtCut } = splitTail(tail)
-    if (!session.release(packets)) {
+    // Numbered after the client's position, should it be past the snapshot and its tail.
+    const unrecorded = session.release(packets, hello.ack ?? 0)
+    if (unrecorded === undefined) {
       const err = new ParleyError(ErrorCode.INVALID_PACKET, 'the tail does not follow the snapshot in order')
       this.#handoffLogs.unrestorable.record({ err, socket: socket.id })
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }
+    if (unrecorded > 0) this.#handoffLogs.unrecorded.record({ socket: socket.id, unrecorded })
     if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
     await this.#recordOwner(session.sid)
     // The old node's last word may come after the tail was read (see `SessionClaim.confirm`).

@@ -1085,7 +1085,7 @@ describe('Session: freeze, hand off, restore', () => {
     restored.setOwner(new FakeOwner())
     // Sent on the new node before the tail is in: held, numbered after it.
     restored.sendNumbered((seq) => event(seq, 'new'))
-    expect(restored.release(tail)).toBe(true)
+    expect(restored.release(tail, 1)).toBe(0)
     const transport = new FakeTransport()
     restored.attach(transport, 1, true)
     expect(openOf(transport).recovered).toBe(true)
@@ -1099,14 +1099,36 @@ describe('Session: freeze, hand off, restore', () => {
     ])
   })
 
+  it('numbers what it sends after the client when the client has more than the snapshot and its tail', () => {
+    // The old node went on past its snapshot (5 and 6 after m4) and recorded none of it.
+    const { session, books, tail } = frozen()
+    sendEvents(session, 1)
+    const { config } = setup()
+    const restored = new Session(config, books)
+    restored.setOwner(new FakeOwner())
+    restored.sendNumbered((seq) => event(seq, 'held'))
+    expect(restored.release(tail, 6)).toBe(2)
+    restored.sendNumbered((seq) => event(seq, 'after'))
+    const transport = new FakeTransport()
+    restored.attach(transport, 6, true)
+    const events = transport.sent.flatMap((p) => (p.type === PacketType.EVENT ? [[p.seq, p.name]] : []))
+    expect(events).toEqual([
+      [7, 'held'],
+      [8, 'after'],
+    ])
+    // The client's ACKs go on from there, and what they cover is forgotten.
+    transport.receive({ type: PacketType.ACK, ack: 8 })
+    expect(restored.keptBytes).toBe(0)
+  })
+
   it('refuses a tail that does not follow the snapshot, keeping none of it', () => {
     const { session, books, tail } = frozen()
     sendEvents(session, 2)
     const { config } = setup()
     const restored = new Session(config, books)
-    expect(restored.release([tail[1]!, tail[0]!])).toBe(false)
+    expect(restored.release([tail[1]!, tail[0]!], 1)).toBeUndefined()
     const gap = new Session(config, books)
-    expect(gap.release([tail[1]!])).toBe(false)
+    expect(gap.release([tail[1]!], 1)).toBeUndefined()
   })
 
   it('refuses a snapshot whose kept packets are out of order', () => {

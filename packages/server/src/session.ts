@@ -609,19 +609,22 @@ export class Session extends Timed implements TransportOwner {
 
   /**
    * Restored: the old node's tail is in. Its packets (numbered after the snapshot, consecutive)
-   * are kept, then what was sent here meanwhile is numbered after them. Returns false, keeping
-   * nothing of it, when the tail does not follow the snapshot's numbers: it is then dropped
-   * rather than risk a gap or a duplicate, and the caller gives the session up.
+   * are kept, then what was sent here meanwhile is numbered after them, and after `clientAck`,
+   * the highest number the resuming client has from us, when that is further (see `#skipTo`).
+   * Returns how many numbers the client had past the old node's record (0 as a rule); undefined,
+   * keeping nothing of the tail, when the tail does not follow the snapshot's numbers: it is then
+   * dropped rather than risk a gap or a duplicate, and the caller gives the session up.
    */
-  release(tail: readonly string[]): boolean {
+  release(tail: readonly string[], clientAck: number): number | undefined {
     const held = this.#held
-    if (!held) return true
+    if (!held) return 0
     this.#held = undefined
     for (const text of tail) {
       const out = restored(text, this.#outSeq + 1)
-      if (!out) return false
+      if (!out) return undefined
       this.#keep(this.#outSeq + 1, out)
     }
+    const unrecorded = this.#skipTo(clientAck)
     for (const make of held) {
       try {
         this.#keep(this.#outSeq + 1, make(this.#outSeq + 1))
@@ -629,7 +632,24 @@ export class Session extends Timed implements TransportOwner {
         this.#config.warn('a send held for a restored session could not be encoded', err)
       }
     }
-    return true
+    return unrecorded
+  }
+
+  /**
+   * The client has packets numbered past everything the old node recorded: that node sent them
+   * after its snapshot, and no tail holds them (its move was given up on, the session went on
+   * there, and the snapshot was claimed before its take-back). The client has them, so they are
+   * delivered; numbered from the snapshot, what this node sends would reuse their numbers and
+   * the client would drop it as duplicates. So numbering goes on after the client's, and all
+   * that is kept (numbered before it) counts as acknowledged. Returns how many numbers it skips.
+   */
+  #skipTo(clientAck: number): number {
+    const skipped = clientAck - this.#outSeq
+    if (skipped <= 0) return 0
+    this.#trim(clientAck)
+    this.#outSeq = clientAck
+    this.#keptFrom = clientAck + 1
+    return skipped
   }
 
   /**
