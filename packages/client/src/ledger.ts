@@ -96,6 +96,7 @@ export class Ledger {
    * restart and the events kept from the old session are renumbered into the new one, so that
    * no event the application sent is dropped (they may then arrive twice: at-least-once there);
    * answers to the old session's requests are dropped.
+   * A resume whose `ack` is below what the server acknowledged before renumbers `kept` after it.
    * Afterwards `kept` holds exactly what must be sent again on the new transport, in order.
    *
    * A kept packet that the server would refuse is not sent: one larger than the `maxPayload` it
@@ -107,16 +108,21 @@ export class Ledger {
     const fresh = !open.recovered || open.sid !== this.sid
     this.sid = open.sid
     this.#cancelAck()
-    if (fresh) {
-      this.inSeq = 0
-      this.outSeq = 0
+    if (fresh) this.inSeq = 0
+    else this.acked(open.ack)
+    // Numbered again after the server's ack: a new session's 0; a resumed one's when the server
+    // lacks what we sent before `kept`: it took the session over from a record older than what
+    // the session's old node had handled and acknowledged (that node went on past its record, see
+    // docs/scaling.md). Sent again with their old numbers, the rest would be a gap for good.
+    if (fresh || this.outSeq - this.kept.length > open.ack) {
+      this.outSeq = fresh ? 0 : open.ack
       const old = this.kept
       this.kept = []
       this.#keptBytes = 0
       for (const item of old) {
         // An answer (REPLY, ERROR) to a request of the old session goes with it: the new one
         // would take it for the answer to a request of its own with the same ack id.
-        if (item.packet.type !== PacketType.EVENT) continue
+        if (fresh && item.packet.type !== PacketType.EVENT) continue
         // Its number is in its encoding. The packet is read back from that, not taken from the
         // application's arguments, which it may have changed since (into something that does not
         // encode, even): what goes out is what was handed over.
@@ -128,7 +134,7 @@ export class Ledger {
           refuse(item.packet as NumberedPacket, error as ParleyError)
         }
       }
-    } else this.acked(open.ack)
+    }
     return fresh
   }
 

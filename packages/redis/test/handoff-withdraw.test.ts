@@ -528,4 +528,36 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     // The client's ACKs reach b's numbers: it keeps nothing for the client once they came.
     await until(() => moved.bufferedAmount === 0, 5000, 'acknowledged')
   })
+
+  it('takes what the client sends to the claimer of a late write after what the old node handled past its snapshot', async () => {
+    let slowA: HeldInOrder | undefined
+    const { a, b, c, first } = await setup(
+      {
+        slowA: (client) => {
+          slowA = slowWrites(client)
+          return slowA
+        },
+      },
+      1000,
+    )
+    const handled: string[] = []
+    const answer = (node: string) => (n: number, ack?: (n: number) => void) => {
+      handled.push(`${node}${n}`)
+      ack?.(n)
+    }
+    a.connections[0]!.on('up', answer('a'))
+    b.started.app.parley.on('restored', (socket) => socket.on('up', answer('b')))
+    await goOnAtAPastItsWrite(a, c, slowA!)
+    // a handles up 1 after its snapshot, which records none of it, and acknowledges it.
+    expect(await c.timeout(3000).emitWithAck('up', 1)).toBe(1)
+    await sleep(400)
+    proxy!.cut()
+    await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
+    expect(c.id).toBe(first)
+    await slowA!.runAll()
+    // What the client sends now reaches b's application, once, in order.
+    expect(await c.timeout(3000).emitWithAck('up', 2)).toBe(2)
+    expect(await c.timeout(3000).emitWithAck('up', 3)).toBe(3)
+    expect(handled).toEqual(['a1', 'b2', 'b3'])
+  })
 })
