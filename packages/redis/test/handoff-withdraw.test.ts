@@ -499,9 +499,10 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     expect(await b.redis.get(owner)).toBe((b.started.app.parley.adapter as RedisAdapter).node)
   })
 
-  it('numbers what the claimer of a late write sends after what the old node sent past its snapshot: nothing is dropped', async () => {
+  /** `setup` with a's handoff writes held (see `slowWrites`), handoff.timeout 1 s. */
+  async function setupSlowWrites() {
     let slowA: HeldInOrder | undefined
-    const { a, b, c, first } = await setup(
+    const started = await setup(
       {
         slowA: (client) => {
           slowA = slowWrites(client)
@@ -510,14 +511,26 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       },
       1000,
     )
-    // a sends news 1 after its snapshot, which records none of it.
-    const { got } = await goOnAtAPastItsWrite(a, c, slowA!)
-    // b takes the snapshot over and answers the client before a's take-back lands.
+    return { ...started, slowA: slowA! }
+  }
+
+  /**
+   * After `goOnAtAPastItsWrite`: the client's next resume reaches b, which takes the late
+   * snapshot over and answers the client before a's take-back lands (it runs only then).
+   */
+  async function takenOverByB(b: Node, c: Socket, first: string, slowA: HeldInOrder) {
     proxy!.cut()
     await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
     expect(c.id).toBe(first)
     expect(c.recovered).toBe(true)
-    await slowA!.runAll()
+    await slowA.runAll()
+  }
+
+  it('numbers what the claimer of a late write sends after what the old node sent past its snapshot: nothing is dropped', async () => {
+    const { a, b, c, first, slowA } = await setupSlowWrites()
+    // a sends news 1 after its snapshot, which records none of it.
+    const { got } = await goOnAtAPastItsWrite(a, c, slowA)
+    await takenOverByB(b, c, first, slowA)
     // Everything b's application sends from now on reaches the client, once, in order: b numbers
     // it after news 1, which the client has, not after the snapshot.
     const moved = b.started.app.parley.sockets.get(first)!
@@ -530,16 +543,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
   })
 
   it('takes what the client sends to the claimer of a late write after what the old node handled past its snapshot', async () => {
-    let slowA: HeldInOrder | undefined
-    const { a, b, c, first } = await setup(
-      {
-        slowA: (client) => {
-          slowA = slowWrites(client)
-          return slowA
-        },
-      },
-      1000,
-    )
+    const { a, b, c, first, slowA } = await setupSlowWrites()
     const handled: string[] = []
     const answer = (node: string) => (n: number, ack?: (n: number) => void) => {
       handled.push(`${node}${n}`)
@@ -547,14 +551,11 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     }
     a.connections[0]!.on('up', answer('a'))
     b.started.app.parley.on('restored', (socket) => socket.on('up', answer('b')))
-    await goOnAtAPastItsWrite(a, c, slowA!)
+    await goOnAtAPastItsWrite(a, c, slowA)
     // a handles up 1 after its snapshot, which records none of it, and acknowledges it.
     expect(await c.timeout(3000).emitWithAck('up', 1)).toBe(1)
     await sleep(400)
-    proxy!.cut()
-    await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
-    expect(c.id).toBe(first)
-    await slowA!.runAll()
+    await takenOverByB(b, c, first, slowA)
     // What the client sends now reaches b's application, once, in order.
     expect(await c.timeout(3000).emitWithAck('up', 2)).toBe(2)
     expect(await c.timeout(3000).emitWithAck('up', 3)).toBe(3)

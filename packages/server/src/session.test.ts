@@ -1077,20 +1077,31 @@ describe('Session: freeze, hand off, restore', () => {
     expect(transport.sent.length).toBe(sent)
   })
 
-  it('restores on another node: the kept packets, then the tail, then what was sent meanwhile', () => {
+  /**
+   * A session frozen with `tailed` events in its tail, restored on another node, where `held`
+   * is sent before the tail is in.
+   */
+  function restoredWithHeld(tailed: number, held: string) {
     const { session, books, tail } = frozen()
-    sendEvents(session, 2)
-    const { config } = setup()
-    const restored = new Session(config, books)
+    sendEvents(session, tailed)
+    const restored = new Session(setup().config, books)
     restored.setOwner(new FakeOwner())
+    restored.sendNumbered((seq) => event(seq, held))
+    return { restored, tail }
+  }
+
+  /** The EVENTs `transport` sent, as [seq, name]. */
+  const eventsSent = (transport: FakeTransport) =>
+    transport.sent.flatMap((p) => (p.type === PacketType.EVENT ? [[p.seq, p.name]] : []))
+
+  it('restores on another node: the kept packets, then the tail, then what was sent meanwhile', () => {
     // Sent on the new node before the tail is in: held, numbered after it.
-    restored.sendNumbered((seq) => event(seq, 'new'))
+    const { restored, tail } = restoredWithHeld(2, 'new')
     expect(restored.release(tail, 1)).toBe(0)
     const transport = new FakeTransport()
     restored.attach(transport, 1, true)
     expect(openOf(transport).recovered).toBe(true)
-    const events = transport.sent.flatMap((p) => (p.type === PacketType.EVENT ? [[p.seq, p.name]] : []))
-    expect(events).toEqual([
+    expect(eventsSent(transport)).toEqual([
       [2, 'm2'],
       [3, 'm3'],
       [4, 'm4'],
@@ -1101,18 +1112,12 @@ describe('Session: freeze, hand off, restore', () => {
 
   it('numbers what it sends after the client when the client has more than the snapshot and its tail', () => {
     // The old node went on past its snapshot (5 and 6 after m4) and recorded none of it.
-    const { session, books, tail } = frozen()
-    sendEvents(session, 1)
-    const { config } = setup()
-    const restored = new Session(config, books)
-    restored.setOwner(new FakeOwner())
-    restored.sendNumbered((seq) => event(seq, 'held'))
+    const { restored, tail } = restoredWithHeld(1, 'held')
     expect(restored.release(tail, 6)).toBe(2)
     restored.sendNumbered((seq) => event(seq, 'after'))
     const transport = new FakeTransport()
     restored.attach(transport, 6, true)
-    const events = transport.sent.flatMap((p) => (p.type === PacketType.EVENT ? [[p.seq, p.name]] : []))
-    expect(events).toEqual([
+    expect(eventsSent(transport)).toEqual([
       [7, 'held'],
       [8, 'after'],
     ])
