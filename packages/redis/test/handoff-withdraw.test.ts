@@ -554,7 +554,8 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await goOnAtAPastItsWrite(a, c, slowA)
     // a handles up 1 after its snapshot, which records none of it, and acknowledges it.
     expect(await c.timeout(3000).emitWithAck('up', 1)).toBe(1)
-    await sleep(400)
+    // a's ACK of it goes within 200 ms (its reply is no ACK): the client then keeps none of it.
+    await sleep(1000)
     await takenOverByB(b, c, first, slowA)
     // What the client sends now reaches b's application, once, in order.
     expect(await c.timeout(3000).emitWithAck('up', 2)).toBe(2)
