@@ -21,6 +21,13 @@ export interface DrainContext {
   metrics: Metrics
   /** Withdraws `sid`'s snapshot through the adapter (see `withdrawOnceStored`); never rejects. */
   withdraw: (sid: string) => Promise<void>
+  /**
+   * True while this node is still taking `sid` over, its claim not yet confirmed (see
+   * `SessionClaim.confirm`): past the old node's tail too, the claim may still turn out 'kept'
+   * or 'ended', and the takeover drop the session while its snapshot, handed on, stays
+   * claimable elsewhere.
+   */
+  arriving: (sid: string) => boolean
 }
 
 // A socket of any event maps: the drain only freezes, hands off and ends.
@@ -129,11 +136,13 @@ export class Drain {
       if (left <= 0) break
       const batch = sockets
         .slice(i, i + options.batchSize)
-        // A session still being taken over here has no complete books to hand on: it ends at
-        // close, as without handoff.
+        // A session still being taken over here has no complete books to hand on, or no claim
+        // that surely stands: it ends at close, as without handoff.
         .filter(
           ({ session }) =>
-            (session.state === 'attached' || session.state === 'detached') && !session.restoring,
+            (session.state === 'attached' || session.state === 'detached') &&
+            !session.restoring &&
+            !this.#context.arriving(session.sid),
         )
       const snapshots = batch.map((socket) => socket.freeze())
       const answers = snapshots.map((snapshot) => askHandOff(adapter, snapshot, ttl))

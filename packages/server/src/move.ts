@@ -15,6 +15,8 @@ export interface MoveContext {
   metrics: Metrics
   /** Withdraws `sid`'s snapshot through the adapter (see `withdrawOnceStored`); never rejects. */
   withdraw: (sid: string) => Promise<void>
+  /** True while this node is still taking `sid` over (see `DrainContext.arriving`). */
+  arriving: (sid: string) => boolean
 }
 
 // A socket of any event maps: a move only freezes, hands off and ends.
@@ -54,9 +56,11 @@ export class Moves {
     const { adapter, metrics, timeout, ttl } = this.#context
     const session = socket.session
     if (!adapter.handOff || ttl <= 0) return false
-    // A session being taken over here has no complete books yet; a frozen one is moving.
-    if ((session.state !== 'attached' && session.state !== 'detached') || session.restoring) return false
+    // A session being taken over here has no complete books yet, or no claim that surely
+    // stands; a frozen one is moving.
     const sid = session.sid
+    if ((session.state !== 'attached' && session.state !== 'detached') || session.restoring) return false
+    if (this.#context.arriving(sid)) return false
     // A withdraw still to come would take back the snapshot of this move.
     if (this.withdrawing(sid)) return false
     const snapshot = socket.freeze()

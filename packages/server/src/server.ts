@@ -211,6 +211,7 @@ export class ParleyServer<
             ttl: options.recoveryWindow,
             metrics,
             withdraw: (sid) => this.#withdrawSnapshot(sid),
+            arriving: (sid) => this.#arriving.has(sid),
           })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
@@ -573,6 +574,7 @@ export class ParleyServer<
       shutdownRetryAfter: () => this.#shutdownRetryAfter(),
       metrics: this.metrics,
       withdraw: (sid) => this.#withdrawSnapshot(sid),
+      arriving: (sid) => this.#arriving.has(sid),
     })
     // A session this node is still taking over joins the drain once it is live here. One whose
     // given-up move may still be withdrawn is not handed off: that withdraw would take back the

@@ -9,6 +9,7 @@ import {
   type BroadcastMessage,
   type BroadcastOptions,
   type BroadcastReply,
+  type ClaimStanding,
   type LocalSockets,
   MemoryAdapter,
   type NodeAddress,
@@ -81,6 +82,13 @@ export class Cluster {
    * as a store that garbles what it keeps (or a node of another version) would.
    */
   unreadableSnapshots = false
+  /**
+   * When true, each claim's `confirm` answers only when the test calls its entry in
+   * `heldConfirms`: the claimer stays between the tail and its claim's standing.
+   */
+  holdConfirms = false
+  /** Answers of the `confirm`s held (see `holdConfirms`), oldest first. */
+  readonly heldConfirms: ((standing: ClaimStanding) => void)[] = []
   /** Nodes that are alive but that no other node reaches (their requests are lost). */
   readonly unreachable = new Set<string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
@@ -429,6 +437,9 @@ class HandOffClusterAdapter extends ClusterAdapter {
         if (this.cluster.handoffs.get(sid) === handoff) this.cluster.handoffs.delete(sid)
         return { tail: [...handoff.tail], complete: handoff.sealed, late, alone, ended: handoff.ended }
       },
+      ...(this.cluster.holdConfirms && {
+        confirm: () => new Promise<ClaimStanding>((resolve) => this.cluster.heldConfirms.push(resolve)),
+      }),
     }
   }
 }

@@ -158,6 +158,26 @@ describe('a WebSocket resume on another node', () => {
     expect(other.started.app.parley.sockets.get(c.id!)).toBe(moved)
   })
 
+  it('is not handed on by its claimer before its claim is confirmed; after the confirm, it lives there', async () => {
+    const cluster = new Cluster({ handoff: true })
+    cluster.holdConfirms = true
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
+    const claimer = list[1 - owner]!
+    proxy.avoid.add(owner)
+    proxy.cut()
+    // The claimer read the old node's tail; its claim may still turn out 'kept' or 'ended'.
+    await until(() => cluster.heldConfirms.length === 1, 5000, 'the claim to confirm')
+    const [sid] = cluster.handOffSids
+    // Asked for by a node a WebSocket resume reached: handed on now, the session could be
+    // dropped by the confirm while its snapshot, stored again, stays for another node to claim.
+    expect(await cluster.nodes.get(owner === 0 ? 'b' : 'a')!.sockets.handOff(sid!)).toBe(false)
+    expect(cluster.handOffSids).toEqual([sid])
+    cluster.heldConfirms[0]!('taken')
+    await until(() => c.connected && claimer.restored.length === 1, 5000, 'restored on the claimer')
+    expect(c.recovered).toBe(true)
+    expect(cluster.handOffSids).toEqual([sid])
+  })
+
   it('is relayed to the owner, which keeps the session, when the owner does not answer', async () => {
     const cluster = new Cluster({ handoff: true })
     const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
