@@ -3,7 +3,7 @@
 // reached claims it, so that the session lives where its WebSocket ends, not behind a relay.
 // Two Parley servers on the in-process test adapter (cluster-adapter.ts, whose store stands in
 // for Redis) behind a round-robin proxy; the proxy cuts the client's connection and sends its
-// resume to the other node. The same runs on Redis in packages/redis/test/handoff-move.test.ts.
+// resume to the other node. The same runs on Redis in packages/redis/test/handoff-e2e.test.ts.
 import { type ClientOptions, connect, type Socket } from '@parley/client'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
