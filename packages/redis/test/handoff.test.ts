@@ -867,6 +867,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       const socket = await open(a, 'sid-write-cut', 's1')
       const cut = proxy.cutAfter('"sid":"sid-write-cut"')
       expect(await handOff(a, socket, 'sid-write-cut')).toBe(false)
+      // Its server keeps the session (a move thaws it) and says so, as the real one does at
+      // once: without that word the take-back waits requestTimeout (5 s) for it.
+      await a.adapter.withdrawHandOff('sid-write-cut')
       await cut
       // Taken back once a's connection is back, before its next command goes.
       let owner = await b!.adapter.sessionOwner('sid-write-cut')
