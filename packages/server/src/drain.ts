@@ -67,8 +67,9 @@ export class Drain {
 
   /**
    * Starts the drain of the sockets `sockets()` lists once `settled` has (sessions this node
-   * was still taking over from another node's drain: frozen half-way, before their rooms are
-   * joined and their tail is in, they would be handed on without them). The wait counts
+   * was still claiming or taking over from another node's drain: frozen half-way, before their
+   * rooms are joined and their tail is in, they would be handed on without them; a claim that
+   * wins after the list was read would leave its session to end at close). The wait counts
    * against the timeout.
    */
   run(sockets: () => readonly AnySocket[], settled: Promise<unknown> = Promise.resolve()): Promise<void> {

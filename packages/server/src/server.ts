@@ -132,10 +132,13 @@ export class ParleyServer<
   #awaitedUntil = 0
   /** Who waits for those last words to be taken (see `lastWordsTaken`). */
   readonly #lastWordsWaiters = new Set<() => void>()
-  /** Takeovers of sessions another node handed off, under way (see `drain`). */
+  /**
+   * Resumes of sessions another node handed off, from their claim to the end of their takeover
+   * (see `drain`): a claim still under way may yet win.
+   */
   readonly #takingOver = new Set<Promise<Refusal | null | undefined>>()
   /**
-   * Sids of those takeovers, until each is over: past the old node's tail too, the claim may
+   * Sids of those whose claim won, until the takeover is over: past the old node's tail too, the claim may
    * still not stand (see `SessionClaim.confirm`), and the `restored` listeners are not there yet.
    */
   readonly #arriving = new Set<string>()
@@ -576,7 +579,8 @@ export class ParleyServer<
       withdraw: (sid) => this.#withdrawSnapshot(sid),
       arriving: (sid) => this.#arriving.has(sid),
     })
-    // A session this node is still taking over joins the drain once it is live here. One whose
+    // A session this node is still claiming or taking over joins the drain once it is live here
+    // (a claim that loses, or a takeover that drops the session, leaves nothing). One whose
     // given-up move may still be withdrawn is not handed off: that withdraw would take back the
     // drain's snapshot (it ends at close, as without handoff).
     const drained = this.#drain.run(
@@ -742,36 +746,16 @@ export class ParleyServer<
     const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
     if (hello.sid !== undefined && !existing) {
       if (!this.#ended.get(hello.sid)) {
-        const claim = await this.#claim(hello.sid)
-        // Told to try again for at most the recovery window, after which the session cannot be
-        // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
-        if (claim === 'retry' && this.#unsettledResumes.tryAgain(hello.sid)) {
-          if (this.#closing) return shuttingDown()
-          return transport.open ? claimUnsettled() : null
-        }
-        this.#unsettledResumes.settled(hello.sid)
-        if (claim && claim !== 'retry') {
-          const sid = hello.sid
-          const takeOver = this.#takeOver(claim, transport, hello, handshake)
-          this.#takingOver.add(takeOver)
-          this.#arriving.add(sid)
-          void takeOver
-            .finally(() => {
-              this.#takingOver.delete(takeOver)
-              this.#arriving.delete(sid)
-            })
-            .catch(() => {})
-          const answer = await takeOver
-          // Undefined: the session ended on its old node after the claim; a new one follows.
-          if (answer !== undefined) return answer
-        } else {
-          if (this.#closing) return shuttingDown()
-          if (!transport.open) return null
-          // Sent on by a draining node, but another node claimed the session first (a retry that
-          // reached this node after the live nodes changed): a new session here would leave that
-          // one behind. The client tries again, and the draining node sends it to the claimer.
-          if (request.headers[ROUTED_HEADER] === SENT_ON) return claimedElsewhere()
-        }
+        // Tracked from the claim on, not from its win: a drain that begins while the claim is
+        // under way waits for it too, and hands on the session it wins (see `drain`). None
+        // starts once the node is closing (above), so what the drain waits for only shrinks.
+        const arrival = this.#claimAndTakeOver(hello.sid, transport, hello, handshake, request)
+        this.#takingOver.add(arrival)
+        void arrival.finally(() => this.#takingOver.delete(arrival)).catch(() => {})
+        const answer = await arrival
+        // Undefined: nothing to take over here (or the session ended on its old node after the
+        // claim); a new session follows.
+        if (answer !== undefined) return answer
       }
       this.metrics.resume(false)
       if (this.#answerEnded(transport, this.#ended.get(hello.sid))) return null
@@ -960,6 +944,43 @@ export class ParleyServer<
     } catch (err) {
       failures.record({ err, socket: socket.id })
     }
+  }
+
+  /**
+   * A resume of `sid`, a session this node does not hold: claims it from a node's handoff and
+   * takes it over. Undefined when there was none to claim (or it ended on its old node after
+   * the claim: see `#takeOver`) and the client may get a new session; else the answer.
+   */
+  async #claimAndTakeOver(
+    sid: string,
+    transport: Transport,
+    hello: HelloPacket,
+    handshake: Handshake,
+    request: HandshakeRequest,
+  ): Promise<Refusal | null | undefined> {
+    const claim = await this.#claim(sid)
+    // Told to try again for at most the recovery window, after which the session cannot be
+    // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
+    if (claim === 'retry' && this.#unsettledResumes.tryAgain(sid)) {
+      if (this.#closing) return shuttingDown()
+      return transport.open ? claimUnsettled() : null
+    }
+    this.#unsettledResumes.settled(sid)
+    if (claim && claim !== 'retry') {
+      this.#arriving.add(sid)
+      try {
+        return await this.#takeOver(claim, transport, hello, handshake)
+      } finally {
+        this.#arriving.delete(sid)
+      }
+    }
+    if (this.#closing) return shuttingDown()
+    if (!transport.open) return null
+    // Sent on by a draining node, but another node claimed the session first (a retry that
+    // reached this node after the live nodes changed): a new session here would leave that one
+    // behind. The client tries again, and the draining node sends it to the claimer.
+    if (request.headers[ROUTED_HEADER] === SENT_ON) return claimedElsewhere()
+    return undefined
   }
 
   /**

@@ -209,6 +209,58 @@ describe('drain with handoff: two drains at once', () => {
     expect(b.restored).toHaveLength(1)
     expect(events).toEqual(['connect'])
   })
+  for (const transport of TRANSPORTS) {
+    it(`hands on a session whose claim was still under way when the claimer's drain began (${transport})`, async () => {
+      const received: number[] = []
+      const { store, list, base } = await cluster((socket) => {
+        socket.on('up', (n: number) => received.push(n))
+      })
+      const [a, b, third] = list as [Node, Node, Node]
+      const { c, events } = client(base, transport)
+      const down: number[] = []
+      c.on('down', (n: number) => down.push(n))
+      await connectTo(c, 0)
+      for (let n = 1; n <= 5; n++) a.connections[0]!.emit('down', n)
+      await until(() => down.length === 5, 3000, 'the first messages')
+      // The resume goes to b, whose claim waits at the store until b has begun to drain.
+      proxy!.avoid.add(0).add(2)
+      const adapter: Adapter = store.nodes.get('b')!
+      const claim = adapter.claimSession!.bind(adapter)
+      let asked = false
+      let answer = () => {}
+      const answered = new Promise<void>((resolve) => {
+        answer = resolve
+      })
+      adapter.claimSession = async (sid: string) => {
+        asked = true
+        await answered
+        return claim(sid)
+      }
+      let up = 0
+      const traffic = setInterval(() => c.emit('up', ++up), 5)
+      const closingA = close(a)
+      // Sent to the frozen session: they go with it in the tail.
+      for (let n = 6; n <= 10; n++) a.connections[0]!.emit('down', n)
+      await until(() => asked, 3000, 'b claims')
+      proxy!.avoid.add(1).delete(2)
+      const drainingB = b.started.app.parley.drain()
+      answer()
+      await drainingB
+      await close(b)
+      await closingA
+      // Restored there, or (the session lost) a new one.
+      const onThird = () => third.restored.length + third.connections.length
+      await until(() => onThird() === 1 && c.connected, 5000, 'connected to c')
+      clearInterval(traffic)
+      await until(() => received.length === up, 5000, 'every message').catch(() => {})
+      expect(c.recovered).toBe(true)
+      expect(events).toEqual(['connect'])
+      expect(b.restored).toHaveLength(1)
+      expect(third.connections).toEqual([])
+      expect(down).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
+      expect(received).toEqual(Array.from({ length: up }, (_, i) => i + 1))
+    })
+  }
 })
 
 describe('drain with handoff: a client that comes back to the draining node', () => {
