@@ -34,6 +34,11 @@ export class HandoffLogs {
    * old node's application did with the session meanwhile is not in the snapshot.
    */
   readonly unrecorded: BurstLog
+  /**
+   * Claimed by this node only after it had closed (the store answered the claim after the
+   * drain stopped waiting for it, `handoff.timeout`): given back, their clients start anew.
+   */
+  readonly afterClose: BurstLog
 
   constructor(log: FastifyBaseLogger) {
     this.unplainData = new BurstLog(
@@ -72,6 +77,12 @@ export class HandoffLogs {
       (count) =>
         `${count} session(s) taken over from a snapshot older than what their client had (the node that handed them off sent them more after its snapshot, unrecorded: the first's unrecorded says how many), since the last such line; those packets were delivered, and this node numbers what it sends after them`,
     )
+    this.afterClose = new BurstLog(
+      log,
+      'warn',
+      (count) =>
+        `${count} session(s) claimed by this node only after it had closed (the store answered after handoff.timeout), since the last such line; given back, each client starts anew`,
+    )
   }
 
   /** The server closes: each logs what it has not logged yet. */
@@ -82,5 +93,6 @@ export class HandoffLogs {
     this.incomplete.close()
     this.unrestorable.close()
     this.unrecorded.close()
+    this.afterClose.close()
   }
 }

@@ -967,6 +967,14 @@ export class ParleyServer<
     }
     this.#unsettledResumes.settled(sid)
     if (claim && claim !== 'retry') {
+      // Won after `close` ended every session here (the claim outlasted the drain's wait):
+      // taken over, the session would stay on a closed node, detached until the recovery
+      // window ends, while its client starts anew elsewhere. Given back, nothing is left here.
+      if (this.#closed) {
+        this.#giveBack(claim)
+        this.#handoffLogs.afterClose.record({ socket: claim.snapshot.id })
+        return transport.open ? shuttingDown() : null
+      }
       this.#arriving.add(sid)
       try {
         return await this.#takeOver(claim, transport, hello, handshake)

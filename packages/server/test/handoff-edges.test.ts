@@ -133,6 +133,29 @@ async function close(node: Node) {
 
 const total = (list: Node[], pick: (n: Node) => unknown[]) => list.reduce((k, n) => k + pick(n).length, 0)
 
+/**
+ * Holds node `name`'s claims at the store until `answer()`: a claim on its way (a slow store).
+ * `asked` once the first was made, `done` once one answered.
+ */
+function holdClaims(store: Cluster, name: string) {
+  const adapter: Adapter = store.nodes.get(name)!
+  const claim = adapter.claimSession!.bind(adapter)
+  const held = { asked: false, done: false, answer: () => {} }
+  const answered = new Promise<void>((resolve) => {
+    held.answer = resolve
+  })
+  adapter.claimSession = async (sid: string) => {
+    held.asked = true
+    await answered
+    try {
+      return await claim(sid)
+    } finally {
+      held.done = true
+    }
+  }
+  return held
+}
+
 describe('drain with handoff: two drains at once', () => {
   for (const transport of TRANSPORTS) {
     it(`moves every session of two closing nodes to the third, each claimed once (${transport})`, async () => {
@@ -224,27 +247,16 @@ describe('drain with handoff: two drains at once', () => {
       await until(() => down.length === 5, 3000, 'the first messages')
       // The resume goes to b, whose claim waits at the store until b has begun to drain.
       proxy!.avoid.add(0).add(2)
-      const adapter: Adapter = store.nodes.get('b')!
-      const claim = adapter.claimSession!.bind(adapter)
-      let asked = false
-      let answer = () => {}
-      const answered = new Promise<void>((resolve) => {
-        answer = resolve
-      })
-      adapter.claimSession = async (sid: string) => {
-        asked = true
-        await answered
-        return claim(sid)
-      }
+      const held = holdClaims(store, 'b')
       let up = 0
       const traffic = setInterval(() => c.emit('up', ++up), 5)
       const closingA = close(a)
       // Sent to the frozen session: they go with it in the tail.
       for (let n = 6; n <= 10; n++) a.connections[0]!.emit('down', n)
-      await until(() => asked, 3000, 'b claims')
+      await until(() => held.asked, 3000, 'b claims')
       proxy!.avoid.add(1).delete(2)
       const drainingB = b.started.app.parley.drain()
-      answer()
+      held.answer()
       await drainingB
       await close(b)
       await closingA
@@ -261,6 +273,34 @@ describe('drain with handoff: two drains at once', () => {
       expect(received).toEqual(Array.from({ length: up }, (_, i) => i + 1))
     })
   }
+  it('gives back a session whose claim wins only after the claimer closed: nothing is left there', async () => {
+    const { store, list, base } = await cluster(() => {}, {
+      options: { handoff: { timeout: 300, retrySpread: 100 } },
+    })
+    const [a, b, third] = list as [Node, Node, Node]
+    const { c } = client(base, 'websocket')
+    await connectTo(c, 0)
+    const sid = a.connections[0]!.session.sid
+    proxy!.avoid.add(0).add(2)
+    const held = holdClaims(store, 'b')
+    const closingA = close(a)
+    await until(() => held.asked, 3000, 'b claims')
+    // The client's next tries wait until b's claim has answered.
+    proxy!.offline = true
+    proxy!.avoid.add(1).delete(2)
+    await close(b)
+    held.answer()
+    await until(() => held.done && !store.handoffs.has(sid), 3000, "b's claim answered")
+    await closingA
+    proxy!.offline = false
+    await until(() => third.connections.length === 1 && c.connected, 5000, 'a new session on c')
+    // A session taken over on a closed node would stay there (detached, until the recovery
+    // window) while its client starts anew elsewhere.
+    expect(b.restored).toEqual([])
+    expect(b.started.app.parley.sockets.size).toBe(0)
+    expect(c.recovered).toBe(false)
+    expect(b.warnings.filter((w) => /only after it had closed/.test(w))).toHaveLength(1)
+  })
 })
 
 describe('drain with handoff: a client that comes back to the draining node', () => {
