@@ -1,14 +1,15 @@
 // A session that ends on its draining node after its snapshot was stored in Redis for handoff
 // (here, the application disconnects it): the snapshot is withdrawn, and the client's resume on
 // the other node gets a new session, never a restored one; if that node's claim won first, it
-// drops the session at its takeover. A withdraw that cannot reach Redis goes once Redis is back. A move whose snapshot Redis stored only after the node
-// gave up on it is withdrawn too, and the node records itself as the owner again; a claim that
-// won that late snapshot before its take-back is revoked, and the client resumes the session
-// from the node that kept it, also when the claimer read the tail before the take-back came (it
-// looks again before it answers its client); a claim that stands, taken over from a snapshot
-// older than what the client has, numbers what it sends after the client's position. Two Parley servers on one real Redis behind a round-robin
-// proxy, and the real client. (The same on the Adapter contract alone:
-// packages/server/test/handoff-withdraw.test.ts.)
+// drops the session at its takeover. A withdraw that cannot reach Redis goes once Redis is back.
+// A move whose snapshot Redis stored only after the node gave up on it is withdrawn too, and the
+// node records itself as the owner again; a claim that won that late snapshot before its
+// take-back is revoked, and the client resumes the session from the node that kept it, also when
+// the claimer read the tail before the take-back came (it looks again before it answers its
+// client); a claim that stands, taken over from a snapshot older than what the client has,
+// numbers what it sends after the client's position, and logs that it did. Two Parley servers
+// on one real Redis behind a round-robin proxy, and the real client. (The same on the Adapter
+// contract alone: packages/server/test/handoff-withdraw.test.ts.)
 import { createHash } from 'node:crypto'
 import { connect, type Socket } from '@parley/client'
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
@@ -29,6 +30,8 @@ interface Node extends SuiteNode {
   connections: ServerSocket[]
   restored: ServerSocket[]
   disconnects: string[]
+  /** The node's log lines at warn and above. */
+  logs: { msg: string; count?: number; socket?: string; unrecorded?: number }[]
 }
 
 /** Changes an adapter of a node as it is made (to act at a chosen step of the handoff). */
@@ -70,6 +73,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       connections: [],
       restored: [],
       disconnects: [],
+      logs: [],
     }
     const factory = redisAdapter({
       client: slow ? holding(client, slow(client).hold) : client,
@@ -93,7 +97,10 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
         })
         app.parley.on('restored', (socket) => node.restored.push(socket))
       },
-      { return503OnClosing: false },
+      {
+        return503OnClosing: false,
+        logger: { level: 'warn', stream: { write: (line: string) => void node.logs.push(JSON.parse(line)) } },
+      },
     )
     nodes.push(node)
     return node
@@ -540,6 +547,9 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     expect(got).toEqual([1, 2, 3, 4])
     // The client's ACKs reach b's numbers: it keeps nothing for the client once they came.
     await until(() => moved.bufferedAmount === 0, 5000, 'acknowledged')
+    // b says so, once: one session whose client had one packet no record of a's holds.
+    const unrecorded = b.logs.filter(({ msg }) => msg.includes('older than what their client had'))
+    expect(unrecorded).toEqual([expect.objectContaining({ count: 1, socket: first, unrecorded: 1 })])
   })
 
   it('takes what the client sends to the claimer of a late write after what the old node handled past its snapshot', async () => {
