@@ -3,15 +3,29 @@
 // at once, what the client sends after would be answered with a reset, and a reset makes the
 // client's system throw away what it had not read yet, the answer included: a busy client (a
 // loaded process) reported a lost connection instead of the coded answer. The server lingers:
-// it reads and throws away the rest for a while, and the answer reaches the client.
+// it reads and throws away the rest for a while, and the answer reaches the client. Only for a
+// while (LINGER_MS) and so much (LINGER_BYTES): a client that keeps sending is cut off at either.
+import { once } from 'node:events'
+import type { ServerResponse } from 'node:http'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { type Socket as ClientSocket, connect as connectClient } from '@parley/client'
 import { encodeText, PacketType } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { LINGER_BYTES } from '../src/http/lingering-close.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head } from './raw-http.js'
 import { slowBody } from './split-fetch.js'
+
+/**
+ * How long the server lingers: LINGER_MS (2 s) unless a test of the bounds sets its own, so that
+ * one of the time bound waits no 2 s, and one of the byte bound cannot be cut by the time.
+ */
+const lingering = vi.hoisted(() => ({ ms: undefined as number | undefined }))
+vi.mock('../src/http/lingering-close.js', async (original) => {
+  const actual = await original<typeof import('../src/http/lingering-close.js')>()
+  return { ...actual, lingerOnClose: (res: ServerResponse) => actual.lingerOnClose(res, lingering.ms) }
+})
 
 let started: Started | undefined
 const clients: RawClient[] = []
@@ -25,6 +39,7 @@ afterEach(async () => {
   for (const l of late.splice(0)) l.socket.destroy()
   await started?.app.close()
   started = undefined
+  lingering.ms = undefined
 })
 
 /**
@@ -218,25 +233,6 @@ describe('an answer sent before the body ended reaches a client that reads it la
     expect(client.error).toBeUndefined()
   })
 
-  it('lingers only so long: a client that keeps sending is cut off past the bytes the server throws away', async () => {
-    started = await startServer({ maxPayload: 256 })
-    const client = await LateReader.open(started.base, true)
-    client.write(post('/parley/poll?v=1', { 'Transfer-Encoding': 'chunked' }))
-    const chunk = `${(64 * 1024).toString(16)}\r\n${'x'.repeat(64 * 1024)}\r\n`
-    client.write(chunk)
-    await answered()
-    client.socket.resume()
-    // 2 MB, far more than the server reads to throw away (LINGER_BYTES): it cuts the
-    // connection before the client is through, rather than after its time (LINGER_MS).
-    let sent = 0
-    for (; sent < 32 && !client.socket.destroyed; sent++) {
-      client.write(chunk)
-      await sleep(5)
-    }
-    await until(() => client.socket.destroyed, 3000, 'the connection cut')
-    expect(sent).toBeLessThan(32)
-  })
-
   it("the real client, reading late, is told PARLEY_HANDSHAKE_TIMEOUT by Fastify's handlerTimeout", async () => {
     started = await startServer({}, undefined, { handlerTimeout: 100 })
     const base = await lateReadingProxy(started.base, 100)
@@ -246,5 +242,67 @@ describe('an answer sent before the body ended reaches a client that reads it la
     parleyClients.push(client)
     const code = await new Promise<string>((resolve) => client.once('connect_error', (e) => resolve(e.code)))
     expect(code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
+  })
+})
+
+describe('the lingering after an early answer is bounded', () => {
+  /**
+   * A server (maxPayload 256) that has answered a chunked POST from a client that keeps its side
+   * open (413: the body passed maxPayload), and the server's side of that connection. The client
+   * reads what comes, and may send on.
+   */
+  async function answeredEarly() {
+    started = await startServer({ maxPayload: 256 })
+    const accepted = new Promise<Socket>((resolve) => started!.app.server.once('connection', resolve))
+    const client = await LateReader.open(started.base, true)
+    const server = await accepted
+    client.write(post('/parley/poll?v=1', { 'Transfer-Encoding': 'chunked' }))
+    client.write(`${(300).toString(16)}\r\n${'x'.repeat(300)}\r\n`)
+    // The answer came, and the end of the server's side: the server lingers from then on.
+    const ended = once(client.socket, 'end')
+    client.socket.resume()
+    await ended
+    // What the server had read when it answered: what it reads from now on it throws away.
+    return { client, server, before: server.bytesRead }
+  }
+
+  /** A chunk of a chunked body of `size` bytes. */
+  const chunkOf = (size: number) => `${size.toString(16)}\r\n${'x'.repeat(size)}\r\n`
+
+  it('cuts a client that keeps sending once the server has thrown LINGER_BYTES away', async () => {
+    // Far longer than the test may run: only the bytes can cut it.
+    lingering.ms = 60_000
+    const { client, server, before } = await answeredEarly()
+    const chunk = chunkOf(64 * 1024)
+    // 2 MB, far more than the server throws away: it cuts the connection before the client is through.
+    let sent = 0
+    for (; sent < 32 && !client.socket.destroyed; sent++) {
+      client.write(chunk)
+      await sleep(5)
+    }
+    await until(() => server.destroyed && client.socket.destroyed, 5000, 'the connection cut')
+    expect(sent).toBeLessThan(32)
+    // It read past the bound before it cut, and not much more (one read at most).
+    const thrownAway = server.bytesRead - before
+    expect(thrownAway).toBeGreaterThan(LINGER_BYTES)
+    expect(thrownAway).toBeLessThan(LINGER_BYTES + 2 * chunk.length)
+  })
+
+  it('cuts a client that keeps sending a little once its time is over', async () => {
+    lingering.ms = 500
+    const { client, server, before } = await answeredEarly()
+    // A few bytes every 20 ms (3 s at most), far below LINGER_BYTES, for as long as the connection lasts.
+    const chunk = chunkOf(16)
+    let sent = 0
+    for (; sent < 150 && !client.socket.destroyed; sent++) {
+      client.write(chunk)
+      await sleep(20)
+    }
+    expect(sent).toBeLessThan(150)
+    await until(() => server.destroyed, 3000, 'the connection cut')
+    // The server read on after its answer (it lingered), and cut for the time, not the bytes.
+    const thrownAway = server.bytesRead - before
+    expect(thrownAway).toBeGreaterThan(0)
+    expect(thrownAway).toBeLessThan(LINGER_BYTES)
   })
 })

@@ -21,15 +21,15 @@ export const LINGER_BYTES = 256 * 1024
  * end, then the end), but the connection stays open for reading: the rest of the body is read
  * and thrown away until the client closes its side, for at most LINGER_MS ms and LINGER_BYTES
  * bytes; then it is destroyed. The body's reader has let go of it by then (see `readBody`'s
- * `answered`): nothing of it is used.
+ * `answered`): nothing of it is used. `lingerMs` is LINGER_MS but in tests of that bound.
  *
  * Only for Node's HTTP/1.1 connections (a socket of its own per connection).
  */
-export function lingerOnClose(res: ServerResponse): void {
+export function lingerOnClose(res: ServerResponse, lingerMs = LINGER_MS): void {
   const socket = res.socket
   if (!(socket instanceof Socket) || socket.destroyed)
     return // Node calls it once the answer is out, when the answer closes the connection.
-  ;(socket as Lingering).destroySoon = () => linger(socket, res)
+  ;(socket as Lingering).destroySoon = () => linger(socket, res, lingerMs)
 }
 
 /** Node's net.Socket has this method; its types do not name it. */
@@ -37,10 +37,10 @@ interface Lingering extends Socket {
   destroySoon(): void
 }
 
-function linger(socket: Socket, res: ServerResponse): void {
+function linger(socket: Socket, res: ServerResponse, lingerMs: number): void {
   if (socket.writable) socket.end()
   const close = () => socket.destroy()
-  const timer = setTimeout(close, LINGER_MS)
+  const timer = setTimeout(close, lingerMs)
   socket.once('close', () => clearTimeout(timer))
   // The client closed its side: it has nothing more to send, and has read the answer.
   socket.once('end', close)
