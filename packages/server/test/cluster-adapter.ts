@@ -89,6 +89,13 @@ export class Cluster {
   holdConfirms = false
   /** Answers of the `confirm`s held (see `holdConfirms`), oldest first. */
   readonly heldConfirms: ((standing: ClaimStanding) => void)[] = []
+  /**
+   * When true, each claim's `takeOver` reaches its cut point only when the test calls its entry
+   * in `heldTakeOvers`: the claimer has the session registered and waits for the old node's tail.
+   */
+  holdTakeOvers = false
+  /** The cuts of the `takeOver`s held (see `holdTakeOvers`), oldest first. */
+  readonly heldTakeOvers: (() => void)[] = []
   /** Nodes that are alive but that no other node reaches (their requests are lost). */
   readonly unreachable = new Set<string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
@@ -425,6 +432,8 @@ class HandOffClusterAdapter extends ClusterAdapter {
         await hop()
         if (this.cluster.takeOverDelayMs > 0)
           await new Promise((r) => setTimeout(r, this.cluster.takeOverDelayMs))
+        if (this.cluster.holdTakeOvers)
+          await new Promise<void>((resolve) => this.cluster.heldTakeOvers.push(resolve))
         // The cut point: the old node seals, this one joins, in the same turn; broadcasts in
         // flight reach every node's rooms on a later turn, so each lands once.
         const old = this.cluster.nodes.get(handoff.owner)

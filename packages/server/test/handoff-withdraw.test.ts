@@ -2,14 +2,16 @@
 // application disconnects it, or its tail passes maxBufferedBytes. The application there saw it
 // end, so it must have no second life: the snapshot is withdrawn, and the client's resume on
 // another node gets a new session (recovered: false), never a `restored` one; so too when a
-// store writes the snapshot only after the drain stopped waiting for it. Two real servers
-// joined by the in-process test adapter (its store stands in for Redis), a round-robin proxy,
-// and the real client. The same against Redis: packages/redis/test/handoff-withdraw.test.ts.
+// store writes the snapshot only after the drain stopped waiting for it. One that ends on the
+// node taking it over, before the cut, is put in no room there. Two real servers joined by the
+// in-process test adapter (its store stands in for Redis), a round-robin proxy, and the real
+// client. The same against Redis: packages/redis/test/handoff-withdraw.test.ts.
 import { connect, type Socket } from '@parley/client'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
+import { Gate } from './gated-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 
 let started: Started[] = []
@@ -217,5 +219,33 @@ describe('a session taken over with an adapter slow to join', () => {
     await closing
     expect(b.restored[0]!.connected).toBe(false)
     expect(store.nodes.get('b')!.memory.socketRooms(first)).toBeUndefined()
+  })
+})
+
+describe('a session that ends on the node taking it over, before the cut', () => {
+  it('joins no room there: its end came first, and the cut puts it back in none', async () => {
+    const store = new Cluster({ handoff: true })
+    store.holdTakeOvers = true
+    const { a, b, c, first } = await setup(store)
+    a.connections[0]!.join('lobby')
+    // b's joins and leaves, as it makes them (its joins are held: none should come).
+    const gate = new Gate()
+    store.nodes.get('b')!.gate = gate
+    const events: string[] = []
+    c.on('disconnect', (reason) => events.push(`disconnect ${reason}`))
+    const closing = drain(a)
+    await until(() => store.heldTakeOvers.length === 1, 5000, "b's takeover at its cut")
+    // The application on b ends the session while its takeover waits for the old node's tail
+    // (the socket is in app.parley.sockets from its middleware on).
+    b.started.app.parley.sockets.get(first)!.disconnect()
+    store.heldTakeOvers[0]!()
+    await until(() => events.length > 0, 5000, "the client told of the session's end")
+    await closing
+    expect(events).toEqual(['disconnect server disconnect'])
+    // Out of its rooms at its end (none yet), and no join after it.
+    expect(gate.calls).toEqual(['leave all'])
+    expect(gate.held).toEqual([])
+    expect(store.nodes.get('b')!.memory.socketRooms(first)).toBeUndefined()
+    expect(b.restored).toEqual([])
   })
 })
