@@ -106,9 +106,9 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     b.sockets[1]!.emit('fill', 'x'.repeat(2000))
     await y.next((p) => p.type === PacketType.EVENT && p.name === 'fill')
     const isQuestion = (p: Packet) => p.type === PacketType.EVENT && p.name === 'q'
-    const began = Date.now()
+    // A timeout past the test's own time: only x's reply can end the wait.
     const outcome = a.app.parley
-      .timeout(30_000)
+      .timeout(60_000)
       .volatile.emitWithAck('q')
       .catch((e: unknown) => e)
     const asked = (await x.next(isQuestion, 5000)) as EventPacket
@@ -120,7 +120,6 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
       message: '1 socket(s) did not reply',
       details: { replies: ['from x'] },
     })
-    expect(Date.now() - began).toBeLessThan(5000)
     b.sockets[1]!.emit('end', 1)
     await y.next((p) => p.type === PacketType.EVENT && p.name === 'end')
     expect(y.received.some(isQuestion)).toBe(false)
@@ -308,14 +307,15 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
 
   it('fails at once the replies other nodes still owed when its own adapter closes, even under timeout(Infinity)', async () => {
     const { a, outcome } = await voteWhereBNeverAnswers(Number.POSITIVE_INFINITY)
-    // b counted its voter; then a's adapter closes: no reply from b can reach it any more.
+    let settled: [ParleyError | null, unknown[]] | undefined
+    void outcome.then((result) => {
+      settled = result
+    })
+    // b counted its voter; then a's adapter closes: no reply from b can reach it any more. The
+    // broadcast has no timer: it ends by the close itself, settled once the close is done.
     await a.adapter.close()
-    const settled = await Promise.race([
-      outcome,
-      new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 2000)),
-    ])
-    expect(settled).not.toBe('late')
-    expectOneMissing(settled as [ParleyError | null, unknown[]])
+    expect(settled).toBeDefined()
+    expectOneMissing(settled!)
   })
 
   it('counts replies over every node, and stops waiting for a node that left the live set', async () => {

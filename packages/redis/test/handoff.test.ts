@@ -3,7 +3,7 @@
 // the tail back. The nodes are real adapters over fake sockets (see handoff-support.ts).
 import { createHash } from 'node:crypto'
 import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until } from '../../server/test/helpers.js'
@@ -59,6 +59,28 @@ function beforeAnyIo<T>(promise: Promise<T>): Promise<T | 'waited'> {
   return Promise.race([promise, new Promise<'waited'>((resolve) => setImmediate(() => resolve('waited')))])
 }
 
+/**
+ * Watches the claimers' waits for a seal (their SEAL_WAIT_MS timer) until `stop`: how many
+ * began, and how many ran out. With `never`, none runs out (each is set for the longest a timer
+ * holds): a takeover that ends at all was ended by what it waited for (a seal, the old node
+ * leaving). What ended a wait is then known without reading the clock, which on a loaded machine
+ * measures the load.
+ */
+function watchSealWaits(never = false) {
+  const waits = { began: 0, ranOut: 0, stop: () => spy.mockRestore() }
+  const setTimer = globalThis.setTimeout
+  const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((callback: () => void, ms?: number) => {
+    if (ms !== SEAL_WAIT_MS) return setTimer(callback, ms)
+    waits.began++
+    const ranOut = () => {
+      waits.ranOut++
+      callback()
+    }
+    return setTimer(ranOut, never ? 2 ** 31 - 1 : ms)
+  }) as typeof setTimeout)
+  return waits
+}
+
 /** The claim a node won; anything else (nothing to claim, try again) fails the test. */
 function won(claim: SessionClaim | null | 'retry' | undefined): SessionClaim {
   if (claim === null || claim === undefined || claim === 'retry') throw new Error(`no claim won: ${claim}`)
@@ -89,6 +111,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     await redis?.stop()
   })
   afterEach(async () => {
+    // A test that failed while it watched the waits for a seal (see `watchSealWaits`).
+    vi.restoreAllMocks()
     await cluster?.close()
   })
 
@@ -377,7 +401,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
 
     const claim = won(await b!.adapter.claimSession('sid-tail'))
     let joins = 0
-    const started = Date.now()
+    const waits = watchSealWaits()
     const taking = claim.takeOver(() => {
       joins++
       throw new Error('a join that fails')
@@ -394,7 +418,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(joins).toBe(1)
     expect(b!.warnings.some((w) => w.includes('taking over a claimed session failed'))).toBe(true)
     // Sealed already: nothing to wait for.
-    expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
+    waits.stop()
+    expect(waits.began).toBe(0)
     // The old node sealed at the end of its drain: claimed() is not asked again.
     await sleep(50)
     expect(a!.sockets.claims).toEqual([])
@@ -514,34 +539,37 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     await cluster.stop(a!)
     await until(() => b!.adapter.liveNodes.length === 0, 3000, 'a leaves the live set')
 
-    // Gone: taken over at once, with what the tail holds.
-    let started = Date.now()
+    // Gone: taken over at once (no wait for a seal), with what the tail holds.
+    const goneWaits = watchSealWaits()
     const gone = takeOver(b!, (await b!.adapter.claimSession('sid-gone'))!)
     expect(await gone.done).toEqual({ tail: ['kept'], complete: false, late: false })
+    goneWaits.stop()
     expect(gone.joins()).toBe(1)
-    expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
+    expect(goneWaits.began).toBe(0)
 
     // Live by its record, but nobody answers: the bounded wait.
     const nodeKey = `${cluster.prefix}:node:${oldNode}`
     await b!.redis.set(nodeKey, 'http://127.0.0.1:1', { PX: 60_000 })
     await b!.redis.zAdd(`${cluster.prefix}:nodes`, { score: Date.now(), value: oldNode })
     await until(() => b!.adapter.liveNodes.includes(oldNode), 3000, 'a live again by its record')
-    started = Date.now()
+    // Ended by its bound: the wait for a seal ran out.
+    const silentWaits = watchSealWaits()
     const silent = takeOver(b!, (await b!.adapter.claimSession('sid-silent'))!)
     const result: HandOffTail = await silent.done
-    const waited = Date.now() - started
+    silentWaits.stop()
     expect(result).toEqual({ tail: [], complete: false, late: false })
-    expect(waited).toBeGreaterThanOrEqual(SEAL_WAIT_MS - 50)
-    expect(waited).toBeLessThan(SEAL_WAIT_MS + 2000)
     expect(silent.joins()).toBe(1)
+    expect(silentWaits).toMatchObject({ began: 1, ranOut: 1 })
 
-    // Leaves the live set while the claimer waits: given up at the next heartbeat.
-    started = Date.now()
+    // Leaves the live set while the claimer waits: given up at the next heartbeat, its wait for
+    // a seal (made endless here) cut short.
+    const leavesWaits = watchSealWaits(true)
     const leaves = takeOver(b!, (await b!.adapter.claimSession('sid-leaves'))!)
     await sleep(50)
     await b!.redis.del(nodeKey)
     expect(await leaves.done).toEqual({ tail: [], complete: false, late: false })
-    expect(Date.now() - started).toBeLessThan(SEAL_WAIT_MS)
+    leavesWaits.stop()
+    expect(leavesWaits).toMatchObject({ began: 1, ranOut: 0 })
   })
 
   it('takes over within its bounds when Redis stops answering after the claim, the old node gone from the live set', async () => {
@@ -721,9 +749,11 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       const claim = await c!.adapter.claimSession('sid-late-claim')
       expect(claim).not.toBeNull()
       a!.adapter.appendHandOff('sid-late-claim', '[5,13,"news",[1],0]')
-      const started2 = Date.now()
+      // a seals for c's epoch: c's wait for the seal (made endless here) ends with it.
+      const waits = watchSealWaits(true)
       expect(await takeOver(c!, claim!).done).toMatchObject({ complete: true, late: false })
-      expect(Date.now() - started2).toBeLessThan(SEAL_WAIT_MS)
+      waits.stop()
+      expect(waits).toMatchObject({ began: 1, ranOut: 0 })
     } finally {
       await slow.close()
       await own.stop()

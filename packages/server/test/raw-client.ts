@@ -29,6 +29,8 @@ export interface RawOptions {
   autoPong?: boolean
   /** Extra request headers (Origin, ...). */
   headers?: Record<string, string>
+  /** How long a WebSocket waits for the answer to its HELLO (default 3000 ms). */
+  answerWithinMs?: number
 }
 
 /** Thrown when the server refuses the handshake. */
@@ -310,6 +312,7 @@ export async function rawConnect(
     ws.send(helloPacket)
     const first = await client.next(
       (p) => p.type === PacketType.OPEN || p.type === PacketType.ERROR || p.type === PacketType.CLOSE,
+      options.answerWithinMs,
     )
     if (first.type === PacketType.ERROR) throw new Refused(first.code, first.message)
     if (first.type === PacketType.CLOSE) throw new Closed(first, await client.ended)
