@@ -1,9 +1,10 @@
 // A session that ends on its draining node after its snapshot was stored in Redis for handoff
 // (here, the application disconnects it): the snapshot is withdrawn, and the client's resume on
 // the other node gets a new session, never a restored one; if that node's claim won first, it
-// drops the session at its takeover. A withdraw that cannot reach Redis goes once Redis is back.
-// A move whose snapshot Redis stored only after the node gave up on it is withdrawn too, and the
-// node records itself as the owner again; a claim that won that late snapshot before its
+// drops the session at its takeover (and one that the claimer's application ends during its
+// takeover leaves no owner record there). A withdraw that cannot reach Redis goes once Redis is
+// back. A move whose snapshot Redis stored only after the node gave up on it is withdrawn too,
+// and the node records itself as the owner again; a claim that won that late snapshot before its
 // take-back is revoked, and the client resumes the session from the node that kept it, also when
 // the claimer read the tail before the take-back came (it looks again before it answers its
 // client); a claim that stands, taken over from a snapshot older than what the client has,
@@ -242,6 +243,44 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await drain(a)
     await expectNewSessionOnB({ a, b, c, first, prefix })
     expect(b.started.app.parley.sockets.size).toBe(1)
+  })
+
+  it('keeps no owner record of a session its claimer ended before the cut', async () => {
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let holding = false
+    const { a, b, c, first, prefix } = await setup({
+      // b's takeover of the claim it won waits for the test before it publishes its marker.
+      b: (adapter) => {
+        const claimSession = adapter.claimSession!.bind(adapter)
+        adapter.claimSession = async (sid) => {
+          const claim = await claimSession(sid)
+          if (claim === null || claim === 'retry') return claim
+          const takeOver = claim.takeOver.bind(claim)
+          claim.takeOver = async (join) => {
+            holding = true
+            await held
+            return takeOver(join)
+          }
+          return claim
+        }
+      },
+    })
+    const sid = a.connections[0]!.session.sid
+    const reasons: string[] = []
+    c.on('disconnect', (reason) => reasons.push(reason))
+    const closing = drain(a)
+    await until(() => holding, 5000, "b's takeover")
+    // The application on b ends the session while it is being taken over.
+    b.started.app.parley.sockets.get(first)!.disconnect()
+    release()
+    await until(() => reasons.length > 0, 5000, "the client told of the session's end")
+    await closing
+    expect(reasons).toEqual(['server disconnect'])
+    const owner = `${prefix}:session:${createHash('sha256').update(sid).digest('base64url')}`
+    expect(await b.redis.get(owner)).toBeNull()
   })
 
   it('withdraws a move stored after its node gave up on it, and keeps the session there alone', async () => {

@@ -1064,7 +1064,9 @@ export class ParleyServer<
     }
     if (unrecorded > 0) this.#handoffLogs.unrecorded.record({ socket: socket.id, unrecorded })
     if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
-    await this.#recordOwner(session.sid)
+    // Ended here meanwhile (its application disconnected it while the tail was awaited): its end
+    // took its owner record away, which a write now would put back for a session no node has.
+    if (session.state !== 'closed') await this.#recordOwner(session.sid)
     // The old node's last word may come after the tail was read (see `SessionClaim.confirm`).
     const standing = (await safely(() => claim.confirm?.())) ?? 'taken'
     if (standing !== 'taken' && session.state !== 'closed')

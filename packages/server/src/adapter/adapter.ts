@@ -273,7 +273,8 @@ export interface Adapter {
    * A session began on this node, or was resumed here: a multi-node adapter records that this
    * node owns it (what `sessionOwner` answers on the other nodes). The server waits for the
    * returned promise (at most `OWNER_RECORD_WAIT_MS`) before it answers the HELLO, so that the
-   * client's next request, wherever the balancer sends it, finds the record.
+   * client's next request, wherever the balancer sends it, finds the record. Never called for a
+   * session after its `sessionClosed` (one taken over that ended during its takeover).
    */
   sessionOpened?(sid: string): void | Promise<void>
   /** A session of this node ended: no node owns it any more. */
