@@ -10,12 +10,14 @@ import { parleyRoutes } from './http/routes.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
 import { ParleyServer } from './server.js'
+import { ClosingWebSockets } from './transports/closing-websockets.js'
 import { mountBase } from './transports/registry.js'
 
 /**
  * The longest a closing server waits for the clients whose CLOSE waits for their next GET (a
  * polling client between two answers asks again within its usual turnaround; see
- * `ParleyServer.lastWordsTaken`).
+ * `ParleyServer.lastWordsTaken`), and, meanwhile, for WebSocket clients to answer its close
+ * frames (one round trip).
  */
 const LAST_WORDS_MS = 2000
 /** What the wait for last words leaves of Fastify's `pluginTimeout` for the later close hooks. */
@@ -62,6 +64,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     app.log,
   )
   const idle = new IdleConnections(app.server)
+  const closingWebSockets = new ClosingWebSockets()
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
   // packet before the socket closes under them; SSE streams and held polls end here too, which
   // lets the HTTP server close. The drain (handoff to other nodes) comes first: until it is
@@ -72,7 +75,10 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     lastWords.takeOver()
     await server.drain()
     server.close()
-    await server.lastWordsTaken(Math.min(LAST_WORDS_MS, deadline - Date.now()))
+    // WebSocket clients answer the close frames meanwhile; one that has not by then is cut: the
+    // HTTP server's close would wait for it (see ClosingWebSockets).
+    const limit = Math.min(LAST_WORDS_MS, deadline - Date.now())
+    await Promise.all([server.lastWordsTaken(limit), closingWebSockets.closeAll(limit)])
     server.forgetLastWords()
     idle.startClosing()
   })
@@ -114,7 +120,13 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   }
 
   // The routes live in a context of their own: its log level keeps their request lines quiet.
-  await app.register(parleyRoutes, { server, options, ownsWebSocketPlugin, logLevel: options.logLevel })
+  await app.register(parleyRoutes, {
+    server,
+    options,
+    ownsWebSocketPlugin,
+    closingWebSockets,
+    logLevel: options.logLevel,
+  })
 }
 
 /** `http://host:port` for a listening address; a wildcard host reads as 127.0.0.1. */

@@ -17,6 +17,7 @@ import { noMetrics } from '../metrics.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ParleyServer, Refusal } from '../server.js'
 import type { Session } from '../session.js'
+import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
@@ -39,6 +40,8 @@ export interface RoutesOptions {
   options: ResolvedOptions
   /** True when Parley registered @fastify/websocket itself (its error handler is Parley's). */
   ownsWebSocketPlugin: boolean
+  /** The WebSockets waiting for their client's close frame (cut when the server closes). */
+  closingWebSockets: ClosingWebSockets
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -59,7 +62,7 @@ const HTTP_METHODS = 'GET, POST, OPTIONS'
  */
 export async function parleyRoutes(
   app: FastifyInstance,
-  { server, options, ownsWebSocketPlugin }: RoutesOptions,
+  { server, options, ownsWebSocketPlugin, closingWebSockets }: RoutesOptions,
 ): Promise<void> {
   // Bodies are read by hand, under maxPayload and whatever their content type.
   app.removeAllContentTypeParsers()
@@ -178,6 +181,7 @@ export async function parleyRoutes(
     ownsWebSocketPlugin,
     // Registered right after @fastify/websocket: its listener comes before the application's.
     tracking: ownsWebSocketPlugin ? new ClientTracking(app.websocketServer) : undefined,
+    closing: closingWebSockets,
   })
 
   // --- WebSocket -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws'
 import type { HandshakeRequest } from '../handshake.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ParleyServer } from '../server.js'
+import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { outgoing } from '../transports/transport.js'
 import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
 import type { ClientTracking } from './client-tracking.js'
@@ -20,6 +21,8 @@ export interface WebSocketHandshakeDeps {
   ownsWebSocketPlugin: boolean
   /** With Parley's own @fastify/websocket: takes Parley's WebSockets out of ws's tracking. */
   tracking: ClientTracking | undefined
+  /** The WebSockets waiting for their client's close frame (cut when the server closes). */
+  closing: ClosingWebSockets
 }
 
 /** The first moments of every WebSocket on the `/ws` endpoint, up to its HELLO's answer. */
@@ -37,6 +40,7 @@ export class WebSocketHandshakes {
     this.#deps = deps
     this.#settings = {
       maxPayload: deps.options.maxPayload,
+      closing: deps.closing,
       logError: deps.ownsWebSocketPlugin
         ? (err) => deps.log.debug({ err }, 'parley: websocket error')
         : undefined,

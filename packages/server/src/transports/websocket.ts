@@ -7,6 +7,7 @@ import {
   WsCloseCode,
 } from '@parley/protocol'
 import type { RawData, WebSocket } from 'ws'
+import type { ClosingWebSockets } from './closing-websockets.js'
 import { type Corkable, corkable, corkForTick } from './tick-cork.js'
 import { BaseTransport, type CloseKind, type Outgoing } from './transport.js'
 
@@ -32,6 +33,8 @@ export interface WebSocketSettings {
    * the connection lives), and logs the same line with this.
    */
   logError?: ((err: Error) => void) | undefined
+  /** Where a WebSocket waits for its client's close frame, so that a closing server cuts it. */
+  closing?: ClosingWebSockets | undefined
 }
 
 /**
@@ -131,6 +134,7 @@ export class WebSocketTransport extends BaseTransport {
   // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
   // own 1009 ends it, since the client would send the same message again on every resume.
   #closed(): void {
+    this.#settings.closing?.closed(this.#ws)
     this.lost(this.#fate === 'too large' ? 'payload too large' : 'transport close')
   }
 
@@ -201,7 +205,13 @@ export class WebSocketTransport extends BaseTransport {
     // A client that does not read would not read a close frame either, and the closing
     // handshake would hold every queued byte for ws's close timeout: cut it now.
     if (kind === 'overflow') this.#ws.terminate()
-    else this.#ws.close(closeCodes[kind])
+    else this.#closeGracefully(closeCodes[kind])
+  }
+
+  /** A closing handshake, which the server cuts short when it closes (see ClosingWebSockets). */
+  #closeGracefully(code: WsCloseCode): void {
+    this.#ws.close(code)
+    this.#settings.closing?.closing(this.#ws)
   }
 
   #message(data: RawData, isBinary: boolean): void {
@@ -209,7 +219,7 @@ export class WebSocketTransport extends BaseTransport {
     if (size > this.#settings.maxPayload) {
       // ws enforces this too when Parley configured it; an application-registered
       // @fastify/websocket may allow more, so the limit is checked here as well.
-      this.#ws.close(WsCloseCode.MESSAGE_TOO_BIG)
+      this.#closeGracefully(WsCloseCode.MESSAGE_TOO_BIG)
       this.lost('payload too large')
       return
     }

@@ -1,0 +1,46 @@
+import type { WebSocket } from 'ws'
+
+/**
+ * The WebSockets whose closing handshake Parley began (its close frame went) and whose client
+ * has not answered yet.
+ *
+ * ws waits 30 s for the client's close frame before it cuts the connection, and the HTTP
+ * server's close waits for every connection, upgraded ones included: a client that never
+ * answers (a dead link, a peer that stopped reading) would hold `app.close()` that long. At
+ * shutdown, those still waiting are given a moment (`closeAll`), then cut. While the server
+ * runs, ws's own bound stands: such a connection costs nothing but its socket.
+ */
+export class ClosingWebSockets {
+  readonly #waiting = new Set<WebSocket>()
+  /** Resolves the wait of `closeAll` once the last one closed. */
+  #allClosed: (() => void) | undefined
+
+  /** `ws` sent its close frame (or was already closed: then nothing waits). */
+  closing(ws: WebSocket): void {
+    if (ws.readyState !== ws.CLOSED) this.#waiting.add(ws)
+  }
+
+  /** `ws` closed: its client answered, or the connection went. */
+  closed(ws: WebSocket): void {
+    if (this.#waiting.delete(ws) && this.#waiting.size === 0) this.#allClosed?.()
+  }
+
+  /**
+   * Waits for every closing handshake under way, `limitMs` at the most, then cuts the
+   * connections whose client has still not answered.
+   */
+  async closeAll(limitMs: number): Promise<void> {
+    if (this.#waiting.size > 0 && limitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, limitMs)
+        this.#allClosed = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      this.#allClosed = undefined
+    }
+    for (const ws of this.#waiting) ws.terminate()
+    this.#waiting.clear()
+  }
+}

@@ -1,0 +1,110 @@
+// WebSocket clients that never answer the server's close frame: a dead link, or a peer that
+// stopped reading. ws waits 30 s for the answer before it cuts the connection, and the HTTP
+// server's close waits for every connection: `app.close()` must not wait that long for them.
+import { PacketType } from '@parley/protocol'
+import parley from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { sleep, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
+import { RawHttp } from './raw-http.js'
+
+const UPGRADE = [
+  'GET /parley/ws?v=1 HTTP/1.1',
+  'Host: 127.0.0.1',
+  'Upgrade: websocket',
+  'Connection: Upgrade',
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+  'Sec-WebSocket-Version: 13',
+  'Sec-WebSocket-Protocol: parley.v1',
+  '',
+  '',
+].join('\r\n')
+
+/** One masked client frame (RFC 6455 5.2; payloads under 126 bytes): FIN, `opcode`, `text`. */
+function clientFrame(text: string, opcode = 0x1): string {
+  const payload = Buffer.from(text)
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78])
+  const masked = payload.map((byte, i) => byte ^ mask[i % 4]!)
+  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), mask, masked]).toString('latin1')
+}
+
+/** A WebSocket over a bare connection that reads everything and answers nothing, close frames neither. */
+async function deafWebSocket(port: number, ...frames: string[]): Promise<RawHttp> {
+  const raw = await RawHttp.open(port)
+  raw.write(UPGRADE)
+  await until(() => raw.received.includes('\r\n\r\n'), 3000, 'the 101')
+  expect(raw.received).toMatch(/^HTTP\/1\.1 101 /)
+  for (const frame of frames) raw.write(frame)
+  return raw
+}
+
+/** True once `raw` received a close frame from the server (opcode 8) with status `code`. */
+const closeFrameIn = (raw: RawHttp, code: number) =>
+  raw.received.includes(`\x88\x02${String.fromCharCode(code >> 8, code & 0xff)}`)
+
+let app: FastifyInstance | undefined
+const raws: RawHttp[] = []
+afterEach(async () => {
+  for (const raw of raws.splice(0)) raw.destroy()
+  await app?.close()
+  app = undefined
+})
+
+/** Default Fastify options: nothing of Fastify's own force closes an upgraded connection. */
+async function start(): Promise<number> {
+  app = Fastify()
+  await app.register(parley, { handshakeTimeout: 300 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return (app.server.address() as { port: number }).port
+}
+
+/** `app.close()`, or what was still open after 10 s (ws alone would wait 30 s). */
+async function closed(closing: FastifyInstance): Promise<string> {
+  const outcome = await Promise.race([
+    closing.close().then(() => 'closed'),
+    sleep(10_000).then(() => 'still open after 10 s'),
+  ])
+  app = undefined
+  return outcome
+}
+
+describe('a WebSocket client that never answers a close frame', () => {
+  it('does not hold app.close(): it gets its CLOSE and close frame, then is cut', async () => {
+    const port = await start()
+    const deaf = await deafWebSocket(port, clientFrame('[8,{}]'))
+    raws.push(deaf)
+    await until(() => deaf.received.includes('"recovered":false'), 3000, 'the OPEN')
+    // A well-behaved client beside it closes as usual.
+    const polite = await rawConnect('websocket', `http://127.0.0.1:${port}/parley`)
+    expect(await closed(app!)).toBe('closed')
+    expect(deaf.received).toContain('"server shutdown"')
+    expect(closeFrameIn(deaf, 1001)).toBe(true)
+    await until(() => deaf.isClosed, 3000, 'the deaf connection cut')
+    expect(polite.received.find((p) => p.type === PacketType.CLOSE)).toMatchObject({
+      reason: 'server shutdown',
+    })
+    expect(await polite.ended).toBe(1001)
+  }, 15_000)
+
+  it.each([
+    ['its handshake was refused (no HELLO first)', [clientFrame('[3]')], 1008],
+    ['its handshake was refused (no HELLO in time)', [], 1008],
+    [
+      'its session ended with its CLOSE',
+      [clientFrame('[8,{}]'), clientFrame('[1,"client disconnect","bye"]')],
+      1000,
+    ],
+  ])(
+    'does not hold app.close() when %s',
+    async (_, frames, code) => {
+      const port = await start()
+      const deaf = await deafWebSocket(port, ...frames)
+      raws.push(deaf)
+      await until(() => closeFrameIn(deaf, code), 3000, `the close frame ${code}`)
+      expect(await closed(app!)).toBe('closed')
+      await until(() => deaf.isClosed, 3000, 'the deaf connection cut')
+    },
+    15_000,
+  )
+})
