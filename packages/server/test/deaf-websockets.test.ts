@@ -5,7 +5,8 @@ import { PacketType } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { sleep, until } from './helpers.js'
+import { Directory } from './directory-adapter.js'
+import { sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 import { RawHttp } from './raw-http.js'
 
@@ -107,4 +108,29 @@ describe('a WebSocket client that never answers a close frame', () => {
     },
     15_000,
   )
+
+  it('does not hold app.close() of a node that relays it to the owner of its session', async () => {
+    // Two nodes that find each other's sessions in a shared directory: a resume on b is relayed
+    // to a, which holds the session. Closing b closes the relay, the deaf client's side with 1001.
+    const directory = new Directory()
+    const a = await startServer({ adapter: directory.adapter('a') })
+    const b = await startServer({ adapter: directory.adapter('b') }, undefined, {
+      forceCloseConnections: 'idle',
+    })
+    try {
+      const first = await rawConnect('websocket', a.base)
+      first.close()
+      const deaf = await deafWebSocket(
+        Number(new URL(b.base).port),
+        clientFrame(`[8,{"sid":"${first.sid}","ack":0}]`),
+      )
+      raws.push(deaf)
+      await until(() => deaf.received.includes('"recovered":true'), 3000, 'the OPEN from a, through b')
+      expect(await closed(b.app)).toBe('closed')
+      expect(closeFrameIn(deaf, 1001)).toBe(true)
+      await until(() => deaf.isClosed, 3000, 'the deaf connection cut')
+    } finally {
+      await a.app.close()
+    }
+  }, 15_000)
 })

@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import { encodeText, type HelloPacket, WS_SUBPROTOCOL } from '@parley/protocol'
 import { type RawData, WebSocket } from 'ws'
+import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 
 export interface WebSocketForward {
   /** The client's WebSocket, still owned by its transport while the owner is being reached. */
@@ -14,6 +15,8 @@ export interface WebSocketForward {
   connectTimeout: number
   highWaterMark: number
   maxPayload: number
+  /** Where a side whose close frame went waits for its peer's (cut when the server closes). */
+  closing: ClosingWebSockets
 }
 
 /** A WebSocket relayed to the node that owns its session. */
@@ -74,16 +77,21 @@ export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Err
       }
       const client = forward.take()
       upstream.send(encodeText(forward.hello))
-      settle(relay(client, upstream, forward.highWaterMark))
+      settle(relay(client, upstream, forward.highWaterMark, forward.closing))
     })
   })
 }
 
 /** Relays messages between two open WebSockets, closes and breaks included. */
-function relay(client: WebSocket, upstream: WebSocket, highWaterMark: number): Relay {
+function relay(
+  client: WebSocket,
+  upstream: WebSocket,
+  highWaterMark: number,
+  closing: ClosingWebSockets,
+): Relay {
   const closed = Promise.all([closeOf(client), closeOf(upstream)]).then(() => undefined)
-  pipe(client, upstream, highWaterMark)
-  pipe(upstream, client, highWaterMark)
+  pipe(client, upstream, highWaterMark, closing)
+  pipe(upstream, client, highWaterMark, closing)
   // After the pipe's listener: the message is on its way to the client (queued in order, ahead
   // of any close frame).
   const answered = Promise.race([
@@ -94,8 +102,8 @@ function relay(client: WebSocket, upstream: WebSocket, highWaterMark: number): R
     closed,
     answered,
     close() {
-      closeWith(client, 1001)
-      closeWith(upstream, 1001)
+      closeWith(client, closing, 1001)
+      closeWith(upstream, closing, 1001)
     },
   }
 }
@@ -105,7 +113,7 @@ function relay(client: WebSocket, upstream: WebSocket, highWaterMark: number): R
  * holds more than `highWaterMark` unsent bytes, `from` is not read (TCP pushes back on its
  * sender); it is read again once `to` has written what it held.
  */
-function pipe(from: WebSocket, to: WebSocket, highWaterMark: number): void {
+function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: ClosingWebSockets): void {
   const drained = () => {
     if (from.isPaused && to.bufferedAmount <= highWaterMark) from.resume()
   }
@@ -118,16 +126,17 @@ function pipe(from: WebSocket, to: WebSocket, highWaterMark: number): void {
     // 1005 (no code) and 1006 (no close frame) cannot be sent: the first closes without a
     // code, the second is a break, passed on as one.
     if (code === 1006) to.terminate()
-    else closeWith(to, code === 1005 ? undefined : code, reason)
+    else closeWith(to, closing, code === 1005 ? undefined : code, reason)
   })
   from.on('error', () => to.terminate())
 }
 
-function closeWith(ws: WebSocket, code?: number, reason?: Buffer): void {
+function closeWith(ws: WebSocket, closing: ClosingWebSockets, code?: number, reason?: Buffer): void {
   if (ws.readyState === WebSocket.CLOSED) return
   if (ws.readyState === WebSocket.CLOSING) return
   try {
     ws.close(code !== undefined && sendable(code) ? code : undefined, reason)
+    closing.closing(ws)
   } catch {
     ws.terminate()
   }

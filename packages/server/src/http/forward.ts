@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
+import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay } from './forward-ws.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
@@ -46,6 +47,8 @@ export interface ForwarderOptions {
   highWaterMark: number
   /** The largest WebSocket message the relay takes from the owner. */
   maxPayload: number
+  /** Where a relay's side whose close frame went waits for its peer's (cut when the server closes). */
+  closingWebSockets: ClosingWebSockets
   /** Called when the owner could not be reached (counted and logged by the server). */
   unreachable(node: string, err: unknown): void
   /** Called when the adapter's `anotherNode` rejected (logged by the server, once per burst). */
@@ -221,7 +224,7 @@ export class Forwarder {
     relayed?: (answered: Promise<void>) => void,
   ): Promise<HandOver> {
     if (this.#closed || owner.url === undefined) return 'unreachable'
-    const { connectTimeout, highWaterMark, maxPayload } = this.#options
+    const { connectTimeout, highWaterMark, maxPayload, closingWebSockets } = this.#options
     const result = await forwardWebSocket({
       ws,
       take,
@@ -231,6 +234,7 @@ export class Forwarder {
       connectTimeout,
       highWaterMark,
       maxPayload,
+      closing: closingWebSockets,
     })
     if (result instanceof Error) {
       this.#options.unreachable(owner.node, result)

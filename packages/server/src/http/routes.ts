@@ -159,6 +159,7 @@ export async function parleyRoutes(
     connectTimeout: options.handshakeTimeout,
     highWaterMark: options.highWaterMark,
     maxPayload: options.maxPayload,
+    closingWebSockets,
     unreachable: (node, err) => server.ownerUnreachable(node, err),
     noOtherNode: (err) => server.noOtherNode(err),
   })

@@ -8,7 +8,8 @@ import type { WebSocket } from 'ws'
  * server's close waits for every connection, upgraded ones included: a client that never
  * answers (a dead link, a peer that stopped reading) would hold `app.close()` that long. At
  * shutdown, those still waiting are given a moment (`closeAll`), then cut. While the server
- * runs, ws's own bound stands: such a connection costs nothing but its socket.
+ * runs, ws's own bound stands: such a connection costs nothing but its socket. Parley's own
+ * WebSockets and the client side of its relays to other nodes are kept here.
  */
 export class ClosingWebSockets {
   readonly #waiting = new Set<WebSocket>()
@@ -17,12 +18,12 @@ export class ClosingWebSockets {
 
   /** `ws` sent its close frame (or was already closed: then nothing waits). */
   closing(ws: WebSocket): void {
-    if (ws.readyState !== ws.CLOSED) this.#waiting.add(ws)
-  }
-
-  /** `ws` closed: its client answered, or the connection went. */
-  closed(ws: WebSocket): void {
-    if (this.#waiting.delete(ws) && this.#waiting.size === 0) this.#allClosed?.()
+    if (ws.readyState === ws.CLOSED || this.#waiting.has(ws)) return
+    this.#waiting.add(ws)
+    // Its client answered, or the connection went.
+    ws.once('close', () => {
+      if (this.#waiting.delete(ws) && this.#waiting.size === 0) this.#allClosed?.()
+    })
   }
 
   /**

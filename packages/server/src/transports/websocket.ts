@@ -134,7 +134,6 @@ export class WebSocketTransport extends BaseTransport {
   // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
   // own 1009 ends it, since the client would send the same message again on every resume.
   #closed(): void {
-    this.#settings.closing?.closed(this.#ws)
     this.lost(this.#fate === 'too large' ? 'payload too large' : 'transport close')
   }
 
