@@ -5,6 +5,12 @@ import { type DefaultEvents, Socket } from './socket.js'
  * Opens a socket to a Parley server. `url` is the server (`https://example.com`, path from
  * `options.path`) or the full mount point (`https://example.com/parley`); in a browser it
  * defaults to the page's origin.
+ *
+ * ```ts
+ * const socket = connect('https://example.com/parley', { auth: { token } })
+ * socket.on('connect', () => console.log('connected over', socket.transport))
+ * const reply = await socket.timeout(5000).emitWithAck('chat', { text: 'hello' })
+ * ```
  */
 export function connect<
   ListenEvents extends object = DefaultEvents,

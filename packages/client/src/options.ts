@@ -58,6 +58,10 @@ export interface ClientOptions {
 export type ResolvedOptions = Required<Omit<ClientOptions, 'auth' | 'WebSocket' | 'fetch' | 'storage'>> &
   Pick<ClientOptions, 'auth' | 'WebSocket' | 'fetch' | 'storage'>
 
+/**
+ * The default of every option that has one (the README's options table shows them), in ms and
+ * bytes: what `connect()` uses for an option left out.
+ */
 export const DEFAULTS = {
   transports: ['websocket', 'sse', 'polling'] as TransportName[],
   path: '/parley',

@@ -89,6 +89,13 @@ export interface TimedEmitter<EmitEvents extends object> {
  * A client socket: one session with the server, over whichever transport works.
  * `ListenEvents` are the events the server emits, `EmitEvents` those the client emits; the last
  * parameter of an `EmitEvents` entry may be the ack callback, whose first parameter is the reply.
+ * Made by `connect()`.
+ *
+ * ```ts
+ * const socket = connect<{ chat: (msg: { text: string }) => void }>('https://example.com/parley')
+ * socket.on('chat', (msg) => console.log(msg.text))
+ * socket.on('disconnect', (reason) => console.log('ended:', reason))
+ * ```
  */
 export class Socket<
   ListenEvents extends object = DefaultEvents,

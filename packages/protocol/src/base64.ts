@@ -5,6 +5,7 @@ const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 const lookup = new Int16Array(128).fill(-1)
 for (let i = 0; i < alphabet.length; i++) lookup[alphabet.charCodeAt(i)] = i
 
+/** Encodes bytes as canonical, padded base64 (what `fromBase64` reads back). */
 export function toBase64(bytes: Uint8Array): string {
   const parts: string[] = []
   let chunk = ''

@@ -14,6 +14,7 @@ export interface BinaryLeaf {
   bytes: Uint8Array
 }
 
+/** True for a binary leaf: an `ArrayBuffer` or any view of one (`Uint8Array`, `Buffer`, ...). */
 export function isBinary(value: unknown): value is Uint8Array | ArrayBuffer | ArrayBufferView {
   return value instanceof ArrayBuffer || ArrayBuffer.isView(value)
 }

@@ -17,9 +17,12 @@ import {
 
 export { isSid } from './shapes.js'
 
+/** One decoded packet, or the coded error that says why the input is not one: never a throw. */
 export type DecodeResult = { ok: true; packet: Packet } | { ok: false; error: ParleyError }
+/** The packets of a body of several lines, or the error of the first line that does not decode. */
 export type DecodeBatchResult = { ok: true; packets: Packet[] } | { ok: false; error: ParleyError }
 
+/** What a decoder accepts. */
 export interface DecodeOptions {
   /** Largest accepted input; longer input is refused before it is parsed. */
   maxPayload?: number

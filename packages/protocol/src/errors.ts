@@ -1,9 +1,4 @@
-/**
- * Every error code that can cross the wire, in one table: `ErrorCode.INVALID_PACKET` is
- * `'PARLEY_INVALID_PACKET'`, and so on. Codes are stable: clients in any language may branch on
- * them. `docs/protocol.md` explains each one. (Built from the list of names, which keeps the
- * browser bundle small; the type spells out every code all the same.)
- */
+// The names of the codes of `ErrorCode`, grouped by where they arise.
 const CODE_NAMES = [
   // Decoding: the packet itself is wrong.
   'INVALID_PACKET',
@@ -53,6 +48,19 @@ const CODE_NAMES = [
   'NOT_FOUND',
 ] as const
 
+/**
+ * Every error code that can cross the wire, in one table: `ErrorCode.INVALID_PACKET` is
+ * `'PARLEY_INVALID_PACKET'`, and so on. Codes are stable: clients in any language may branch on
+ * them. `docs/protocol.md` explains each one, `docs/errors.md` what to do about it. (Built from
+ * the list of names, which keeps the browser bundle small; the type spells out every code all
+ * the same.)
+ *
+ * ```ts
+ * socket.on('connect_error', (error) => {
+ *   if (error.code === ErrorCode.ORIGIN_FORBIDDEN) showHelp('this page may not connect')
+ * })
+ * ```
+ */
 export const ErrorCode = Object.freeze(
   Object.fromEntries(CODE_NAMES.map((name) => [name, `PARLEY_${name}`])),
 ) as { readonly [N in (typeof CODE_NAMES)[number]]: `PARLEY_${N}` }
@@ -63,6 +71,14 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
  * An error with a stable `code`; what every Parley package throws or rejects with.
  * `C` is widened to `string` where the code comes from an application (a middleware's refusal,
  * an ERROR packet with the application's own code).
+ *
+ * ```ts
+ * try {
+ *   await socket.timeout(5000).emitWithAck('save', doc)
+ * } catch (error) {
+ *   if (error instanceof ParleyError && error.code === ErrorCode.ACK_TIMEOUT) retryLater()
+ * }
+ * ```
  */
 export class ParleyError<C extends string = ErrorCode> extends Error {
   override readonly name = 'ParleyError'
@@ -79,12 +95,7 @@ export class ParleyError<C extends string = ErrorCode> extends Error {
   }
 }
 
-/**
- * Why a session ended. A closed union: the CLOSE packet carries one of these, the server's and
- * the client's `disconnect` events report one of these, and nothing else. The table's keys are
- * the reasons in capitals (`CloseReason.PING_TIMEOUT` is `'ping timeout'`); built from the list,
- * which keeps the browser bundle small, like `ErrorCode`.
- */
+// The reasons of `CloseReason`, each with what it means.
 const CLOSE_REASONS = [
   /** The client called `disconnect()`. */
   'client disconnect',
@@ -116,6 +127,19 @@ type ReasonKey<S extends string> = S extends `${infer Word} ${infer Rest}`
   ? `${Uppercase<Word>}_${ReasonKey<Rest>}`
   : Uppercase<S>
 
+/**
+ * Why a session ended. A closed union: the CLOSE packet carries one of these, the server's and
+ * the client's `disconnect` events report one of these, and nothing else. The table's keys are
+ * the reasons in capitals (`CloseReason.PING_TIMEOUT` is `'ping timeout'`); built from the list,
+ * which keeps the browser bundle small, like `ErrorCode`. `docs/errors.md` says what to do
+ * about each.
+ *
+ * ```ts
+ * socket.on('disconnect', (reason) => {
+ *   if (reason === CloseReason.SERVER_DISCONNECT) showLogin() // the client does not come back by itself
+ * })
+ * ```
+ */
 // PURE: a bundle that never reads the table (the client's own code does not) can leave it out.
 export const CloseReason = /* @__PURE__ */ Object.freeze(
   /* @__PURE__ */ Object.fromEntries(
@@ -125,6 +149,7 @@ export const CloseReason = /* @__PURE__ */ Object.freeze(
 
 export type CloseReason = (typeof CLOSE_REASONS)[number]
 
+/** True for one of the reasons of `CloseReason`: a check for a reason read from the wire. */
 export function isCloseReason(value: unknown): value is CloseReason {
   return (CLOSE_REASONS as readonly unknown[]).includes(value)
 }

@@ -5,9 +5,12 @@ export const PROTOCOL_VERSION = 1
 /** The WebSocket subprotocol for this version. */
 export const WS_SUBPROTOCOL = `parley.v${PROTOCOL_VERSION}`
 
+/** Every transport of the protocol, in the order a client tries them by default. */
 export const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
+/** `'websocket'`, `'sse'` or `'polling'`. */
 export type TransportName = (typeof TRANSPORTS)[number]
 
+/** True for one of the names of `TRANSPORTS`: a check for a name read from the wire or a URL. */
 export function isTransportName(value: unknown): value is TransportName {
   return value === 'websocket' || value === 'sse' || value === 'polling'
 }
@@ -84,17 +87,24 @@ export interface OpenPacket {
   ack: number
 }
 
+/**
+ * The session ends (a transport closing does not end it). Either side may send it; the server's
+ * `retryAfter` tells a client that starts again how long to wait first.
+ */
 export interface ClosePacket {
   type: typeof PacketType.CLOSE
   reason: CloseReason
+  /** Words for people: why, in the sender's terms. */
   message: string
   /** A hint, in milliseconds, for when the client should try to reconnect. */
   retryAfter?: number
 }
 
+/** Server → client heartbeat; the client answers PONG. */
 export interface PingPacket {
   type: typeof PacketType.PING
 }
+/** Client → server: the answer to a PING. */
 export interface PongPacket {
   type: typeof PacketType.PONG
 }
@@ -141,6 +151,7 @@ export interface MovedPacket {
   type: typeof PacketType.MOVED
 }
 
+/** Any packet of the protocol, told apart by `type` (see `PacketType`). */
 export type Packet =
   | HelloPacket
   | OpenPacket

@@ -83,6 +83,7 @@ export interface ResolvedRedisOptions {
   log: RedisAdapterLog
 }
 
+/** The defaults `redisAdapter()` fills in (`requestTimeout` and `heartbeatInterval` in ms). */
 export const defaults = {
   prefix: 'parley',
   requestTimeout: 5000,

@@ -174,6 +174,12 @@ export interface ResolvedOptions {
   metricsRegistry: MetricsRegistry | undefined
 }
 
+/**
+ * The defaults the plugin fills in, in ms and bytes (the README's options table shows them).
+ * `recoveryWindow` is `recovery.window`; `compressionThreshold` the `threshold` of
+ * `perMessageDeflate: true` and of `pollingCompression`. `highWaterMark` is at most
+ * `maxBufferedBytes`.
+ */
 export const defaults = {
   path: '/parley',
   logLevel: 'warn' as LogLevel,

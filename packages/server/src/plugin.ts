@@ -138,6 +138,17 @@ function listenUrl(address: AddressInfo | string | null): string | undefined {
 }
 
 /**
- * The Parley plugin: `await app.register(parley, { path: '/parley' })`, then use `app.parley`.
+ * The Parley plugin (the package's default export): register it, then use `app.parley`. Every
+ * option is checked here (a wrong one fails `register` with a `ParleyOptionError`).
+ *
+ * ```ts
+ * import Fastify from 'fastify'
+ * import parley from '@parley/server'
+ *
+ * const app = Fastify()
+ * await app.register(parley, { path: '/parley' })
+ * app.parley.on('connection', (socket) => socket.on('chat', (msg, ack) => ack?.({ ok: true })))
+ * await app.listen({ port: 3000 })
+ * ```
  */
 export const parleyPlugin = fp(parley, { fastify: '5.x', name: '@parley/server' })

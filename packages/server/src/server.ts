@@ -71,6 +71,15 @@ const LINGER_MIN_BYTES = 4096
  * every connected socket.
  *
  * - `L`: events clients may send; `E`: events the server may send; `D`: `socket.data`'s type.
+ *
+ * ```ts
+ * app.parley.use(async (socket) => {
+ *   const { token } = (socket.handshake.auth ?? {}) as { token?: string }
+ *   if (!(await isValid(token))) throw new ParleyError('UNAUTHORIZED', 'log in first')
+ * })
+ * app.parley.on('connection', (socket) => socket.emit('welcome', { id: socket.id }))
+ * app.parley.to('lobby').emit('news', { text: 'hi' })
+ * ```
  */
 export class ParleyServer<
   L extends EventsMap = DefaultEventsMap,

@@ -167,6 +167,17 @@ export interface SocketContext {
  * - `L`: events the client may send (what `on` listens to)
  * - `E`: events the server may send (what `emit` takes)
  * - `D`: the type of `socket.data`, the application's own per-socket state
+ *
+ * ```ts
+ * app.parley.on('connection', (socket) => {
+ *   socket.join('lobby')
+ *   socket.on('chat', (msg, ack) => {
+ *     socket.to('lobby').emit('chat', msg)
+ *     ack?.({ ok: true })
+ *   })
+ *   socket.on('disconnect', (reason) => app.log.info({ id: socket.id, reason }, 'left'))
+ * })
+ * ```
  */
 export class ServerSocket<
   L extends EventsMap = DefaultEventsMap,
