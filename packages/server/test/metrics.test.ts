@@ -1,10 +1,12 @@
 // Prometheus metrics: counted in the registry the application gives, and nowhere without one.
+import { readFileSync } from 'node:fs'
 import { connect as connectClient, type Socket } from '@parley/client'
 import { type EventPacket, encodeText, type Packet, PacketType } from '@parley/protocol'
 import { ParleyOptionError, type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import { register as globalRegistry, Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { tableUnder } from '../../../test/docs/markdown.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import parley from '../src/index.js'
 import { Cluster } from './cluster-adapter.js'
@@ -171,6 +173,21 @@ describe('metrics', () => {
     await client.next(isEvent('hello'))
     const names = (await globalRegistry.getMetricsAsJSON()).map((m) => m.name)
     expect(names.filter((n) => n.startsWith('parley_'))).toEqual([])
+  })
+
+  it("are the ones the README's Metrics table lists, with its types and labels", async () => {
+    const registry = new Registry()
+    started = await startServer({ metrics: { registry } })
+    const registered = await registry.getMetricsAsJSON()
+    const labels = new Map(
+      registry.getMetricsAsArray().map((m) => [m.name, (m as { labelNames?: string[] }).labelNames ?? []]),
+    )
+    const made = registered.map((m) => [m.name, m.type, (labels.get(m.name) ?? []).join(', ')])
+    const [, ...rows] = tableUnder(readFileSync(new URL('../README.md', import.meta.url), 'utf8'), 'Metrics')
+    const listed = rows.map(([name = '', type = '', labels = '']) =>
+      [name, type, labels].map((c) => c.replaceAll('`', '')),
+    )
+    expect(listed.sort()).toEqual(made.sort())
   })
 
   it.each([
