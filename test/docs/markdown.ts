@@ -1,21 +1,24 @@
 // What the docs tests read: the documents a user meets, their tables and their links, with the
 // fenced code blocks left out (a `#` in a shell block is no heading, a `[x](y)` in code no link).
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const root = fileURLToPath(new URL('../..', import.meta.url))
 
-/** Every document of the repository a user or a contributor reads, relative to its root. */
+/**
+ * Every document of the repository a user or a contributor reads, relative to its root: the
+ * Markdown files at the root, in `docs/`, and at the top of each package and app.
+ */
 export const userDocs: readonly string[] = [
-  'README.md',
-  'DEVELOPERS.md',
-  ...['protocol', 'server', 'client', 'redis'].map((p) => `packages/${p}/README.md`),
-  'apps/chat-demo/README.md',
-  ...readdirSync(join(root, 'docs'))
-    .filter((f) => f.endsWith('.md'))
-    .map((f) => `docs/${f}`),
-].filter((doc) => existsSync(join(root, doc)))
+  '.',
+  'docs',
+  ...['packages', 'apps'].flatMap((dir) => readdirSync(join(root, dir)).map((name) => `${dir}/${name}`)),
+].flatMap((folder) =>
+  readdirSync(join(root, folder))
+    .filter((file) => file.endsWith('.md'))
+    .map((file) => (folder === '.' ? file : `${folder}/${file}`)),
+)
 
 export function read(doc: string): string {
   return readFileSync(join(root, doc), 'utf8')
