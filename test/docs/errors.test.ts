@@ -62,6 +62,13 @@ describe('docs/errors.md', () => {
   })
 })
 
+describe('packages/client/README.md', () => {
+  it('names every close reason in its disconnect event', () => {
+    const row = tableRows(read('packages/client/README.md')).find(([event]) => event === '`disconnect`')
+    expect(reasons.filter((reason) => !row?.join(' ').includes(`\`${reason}\``))).toEqual([])
+  })
+})
+
 describe('the other docs', () => {
   it.each(userDocs)('%s: each PARLEY_ name is a code of the packages, or one their code reads', (doc) => {
     const code = allCode()
