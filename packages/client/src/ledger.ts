@@ -148,6 +148,18 @@ export class Ledger {
     this.kept.splice(0, n)
   }
 
+  /**
+   * The server answered request `ackId`: it took that EVENT, so everything before it too (it
+   * takes packets only in order). Forgotten like an ACK, which may come 200 ms after the answer:
+   * a session lost in between must not send a request whose answer came into the next session.
+   */
+  answered(ackId: number): void {
+    // An ERROR with ack id 0 (a notice) names no request. Two kept requests share an id only
+    // after the ids wrapped past 2^31: the older one found then forgets less, never more.
+    const item = ackId && this.kept.find(({ packet: p }) => p.type === PacketType.EVENT && p.ackId === ackId)
+    if (item) this.acked((item.packet as NumberedPacket).seq)
+  }
+
   /** Orders an incoming numbered packet, and schedules the ACK for it. */
   receive(seq: number): Receipt {
     if (seq > this.inSeq + 1) return 'gap'

@@ -226,10 +226,12 @@ export class Session implements ConnectionHost {
         if (this.#accept(p.seq)) return () => this.#host.event(p)
         return
       case PacketType.REPLY:
+        this.#ledger.answered(p.ackId)
         if (this.#accept(p.seq)) return () => this.acks.settle(p.ackId, null, p.args)
         return
       case PacketType.ERROR: {
         const error = new ParleyError<string>(p.code, p.message)
+        this.#ledger.answered(p.ackId)
         if (this.#accept(p.seq))
           return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.#host.fire('error', error))
         return

@@ -129,6 +129,37 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(sockets).toHaveLength(1)
   })
 
+  it('never sends a request again into a new session once its answer came, though its ACK never did', async () => {
+    // The server answers at once and acknowledges up to 200 ms later. The link goes down right
+    // between the two, for longer than the session's recovery window: the next session is new,
+    // and takes what the old one never acknowledged, but not a request the old one answered.
+    const { server, parley, ends } = await serve({ recovery: { window: 300 } })
+    let handled = 0
+    parley.on('connection', (socket) =>
+      socket.on('order', (n: number, ack?: (reply: string) => void) => {
+        handled++
+        ack?.(`took ${n}`)
+      }),
+    )
+    const proxy = await startTcpProxy(server.port)
+    cleanups.push(() => proxy.close())
+    const socket = client(proxy.url, { transports: [transport] })
+    await next(socket, 'connect')
+    const id = socket.id
+    const ackLost = proxy.cutAt('[4,1]').then(() => {
+      proxy.offline = true
+    })
+    expect(await socket.emitWithAck('order', 1)).toBe('took 1')
+    await ackLost
+    await until(() => ends.length === 1, 5000, 'the end of the first session')
+    proxy.offline = false
+    await until(() => socket.connected && socket.id !== id, 5000, 'a new session')
+    expect(socket.recovered).toBe(false)
+    // Whatever the new session is sent again goes before this.
+    expect(await socket.emitWithAck('order', 2)).toBe('took 2')
+    expect(handled).toBe(2)
+  })
+
   it('resumes after a cut with its sid and ack: what each side sent meanwhile arrives once, in order', async () => {
     const { server, sockets, ends } = await serve()
     const proxy = await startFaultProxy(server.port)

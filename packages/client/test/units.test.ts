@@ -58,6 +58,22 @@ describe('Ledger', () => {
     expect(s.kept.map((k) => (k.packet as EventPacket).seq)).toEqual([2])
   })
 
+  it('forgets a request once it is answered, with everything before it; a notice names none', () => {
+    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {}, pace)
+    s.keep((seq) => event(seq))
+    s.keep((seq) => ({ ...event(seq), ackId: 7 }))
+    s.keep((seq) => ({ ...event(seq), ackId: 8 }))
+    s.keep((seq) => event(seq))
+    s.answered(0)
+    s.answered(9)
+    expect(s.kept).toHaveLength(4)
+    s.answered(7)
+    expect(s.kept.map((k) => (k.packet as EventPacket).seq)).toEqual([3, 4])
+    // Answered again (a replay), or acknowledged already: nothing more goes.
+    s.answered(7)
+    expect(s.kept).toHaveLength(2)
+  })
+
   it('keeps only what a resumed session lacks after OPEN', () => {
     const s = new Ledger(limits, () => {}, pace)
     s.opened(open('A', false, 0), noRefusal)
