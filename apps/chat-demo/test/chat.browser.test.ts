@@ -171,6 +171,44 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     for (const page of [ada, bob, cy]) await page.context().close()
   })
 
+  it('keeps a right-to-left name, or one with bidi controls, from turning the text beside it around', async () => {
+    const direct = `http://127.0.0.1:${port}`
+    const rtl = await join(direct, 'عليّ', { query: '?room=bidi-test' })
+    // U+202E, RIGHT-TO-LEFT OVERRIDE: unisolated, it turns around all that follows on its line.
+    const flip = await join(direct, '\u202Eflip', { query: '?room=bidi-test' })
+    const reader = await join(direct, 'reader', { query: '?room=bidi-test' })
+    // The page reads left to right: "is typing…" stays after the name.
+    await flip.type('#text', 'x')
+    await reader.waitForFunction(() =>
+      document.querySelector('#typing')?.textContent?.endsWith(' is typing…'),
+    )
+    const typingAfter = await reader.$eval('#typing', (line) => {
+      const last = line.lastChild as Text
+      const from = last.length - ' is typing…'.length
+      const name = document.createRange()
+      name.setStart(line, 0)
+      name.setEnd(last, from)
+      const rest = document.createRange()
+      rest.setStart(last, from)
+      rest.setEnd(last, last.length)
+      return name.getBoundingClientRect().right <= rest.getBoundingClientRect().left
+    })
+    expect(typingAfter).toBe(true)
+    // And each name stays left of its message.
+    await send(rtl, 'مرحبا بالعالم')
+    await send(flip, 'hello world')
+    await waitForMessages(reader, 2)
+    const nameFirst = await reader.$$eval('#messages li', (items) =>
+      items.map((item) => {
+        const who = item.querySelector('.who')?.getBoundingClientRect()
+        const text = item.querySelector('.text')?.getBoundingClientRect()
+        return who !== undefined && text !== undefined && who.right <= text.left
+      }),
+    )
+    expect(nameFirst).toEqual([true, true])
+    for (const page of [rtl, flip, reader]) await page.context().close()
+  })
+
   it('carries three people through a server restart: they say so, reconnect, and what they wrote meanwhile arrives', async () => {
     // Sessions die with the server; rooms and history live in the store, as in a database.
     const store = new MemoryStore()

@@ -31,6 +31,19 @@ const TICKS = {
 /** New messages the announcer keeps: enough for a burst to be read in full, no more. */
 const ANNOUNCED = 5
 
+/**
+ * An element for text someone typed, with its own direction (`dir="auto"`, which also isolates
+ * it): a right-to-left name must not swap places with the message beside it, and a name or a
+ * message with bidi controls in it (U+202E turns the rest of the line around) must not turn the
+ * text after it.
+ */
+function isolated(text: string): HTMLSpanElement {
+  const element = document.createElement('span')
+  element.dir = 'auto'
+  element.textContent = text
+  return element
+}
+
 export function createView() {
   const messages = $<HTMLOListElement>('messages')
   const announcer = $('announcer')
@@ -73,24 +86,19 @@ export function createView() {
   function line(from: string, text: string, mine: boolean): HTMLLIElement {
     const item = document.createElement('li')
     if (mine) item.className = 'mine'
-    const who = document.createElement('span')
+    const who = isolated(from)
     who.className = 'who'
-    who.textContent = from
-    const body = document.createElement('span')
+    const body = isolated(text)
     body.className = 'text'
-    body.textContent = text
     item.append(who, body)
     return item
   }
 
   function drawTyping(): void {
     const names = [...typers.keys()]
-    $('typing').textContent =
-      names.length === 0
-        ? ''
-        : names.length === 1
-          ? `${names[0]} is typing…`
-          : `${names.join(', ')} are typing…`
+    const said = names.flatMap((name, i) => [...(i > 0 ? [', '] : []), isolated(name)])
+    if (names.length > 0) said.push(names.length === 1 ? ' is typing…' : ' are typing…')
+    $('typing').replaceChildren(...said)
   }
 
   return {
