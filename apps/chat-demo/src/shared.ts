@@ -145,7 +145,11 @@ export interface ServerEvents {
   rooms: (rooms: string[], version: number) => void
 }
 
-/** Limits the server enforces (the page's maxlength attributes match them). */
+/**
+ * Limits the server enforces. The page's inputs have no maxlength: the browser would cut what is
+ * pasted past it without a word. Too long a name or room name is refused by the server, which says
+ * why; too long a message the page keeps in its input and says so, before sending.
+ */
 export const Limits = {
   nickname: 24,
   message: 500,

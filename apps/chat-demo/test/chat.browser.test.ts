@@ -703,6 +703,45 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.context().close()
   })
 
+  it('says when a nickname, a message or a room name is too long, instead of cutting it short', async () => {
+    const direct = `http://127.0.0.1:${port}`
+    const page = await (await browser.newContext()).newPage()
+    await page.goto(`${direct}/?room=long-test`)
+    await page.fill('#nickname', 'n'.repeat(Limits.nickname + 6))
+    await page.click('#join button')
+    await page.waitForSelector('#join-error:not([hidden])', { timeout: 10_000 })
+    expect(await page.textContent('#join-error')).toBe(
+      `pick a nickname of 1 to ${Limits.nickname} characters`,
+    )
+    await page.fill('#nickname', 'lou')
+    await page.click('#join button')
+    await waitForPeople(page, 1)
+    const listener = await join(direct, 'lou listens', { query: '?room=long-test' })
+
+    // Pasted past the limit: nothing is sent, the page says why, and the text stays to be shortened.
+    const long = `${'y'.repeat(Limits.message)} and the end`
+    await send(page, long)
+    expect(await page.textContent('#error')).toBe(
+      `messages are at most ${Limits.message} characters: this one has ${long.length}`,
+    )
+    expect(await page.inputValue('#text')).toBe(long)
+    expect(await page.$$('#messages li')).toHaveLength(0)
+    await send(page, long.slice(0, Limits.message))
+    await waitForDelivered(page, 1)
+    await waitForMessages(listener, 1)
+    expect(await texts(listener)).toEqual([long.slice(0, Limits.message)])
+
+    await page.fill('#room-name', 'r'.repeat(Limits.roomName + 8))
+    await page.click('#new-room button')
+    await page.waitForFunction(() =>
+      document.querySelector('#error')?.textContent?.startsWith('room names are'),
+    )
+    expect(
+      await page.$$eval('#rooms button', (rooms) => rooms.some((r) => r.textContent?.includes('rrr'))),
+    ).toBe(false)
+    for (const p of [page, listener]) await p.context().close()
+  })
+
   it('asks for another nickname when someone else uses it, and then lists both people', async () => {
     const direct = `http://127.0.0.1:${port}`
     const nia = await join(direct, 'nia', { query: '?room=nickname-clash' })

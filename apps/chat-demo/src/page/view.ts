@@ -1,5 +1,5 @@
 // Everything the page draws. Text goes in with textContent only.
-import type { HeardMessage } from '../shared.js'
+import { type HeardMessage, Limits } from '../shared.js'
 import { latestPlace, placeOf } from './places.js'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -133,6 +133,12 @@ export function createView() {
         const input = $<HTMLInputElement>('text')
         const text = input.value.trim()
         if (text === '') return
+        // The input has no maxlength: the browser would cut a longer paste without a word, and
+        // the rest would be lost. Kept in the input instead, to be shortened.
+        if (text.length > Limits.message) {
+          this.error(`messages are at most ${Limits.message} characters: this one has ${text.length}`)
+          return
+        }
         input.value = ''
         // Sending says "stopped typing": the next keystroke must say "typing" again at once.
         lastTyping = 0
