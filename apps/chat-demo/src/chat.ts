@@ -19,6 +19,7 @@ import {
   type ClientEvents,
   type JoinReply,
   Limits,
+  nicknameKey,
   type Refusal,
   ROOM_PATTERN,
   refusal,
@@ -106,14 +107,21 @@ export function setUpChat(
   const order = new MessageOrder(Limits.stallHold)
 
   /**
-   * Who is in a room, by nickname, sorted; one name per person (a browser) even with two tabs.
-   * Those whose room it is: a socket joining it is in it a moment before its join goes through
-   * (see `join`), and one whose join fails leaves it without a word to the others.
+   * Who is in a room, by nickname, sorted; one name per person (a browser) even with two tabs,
+   * also when the tabs spell it in two letter cases ("Sam", "sam": one name, see `Nicknames`; the
+   * first in sort order shows). Those whose room it is: a socket joining it is in it a moment
+   * before its join goes through (see `join`), and one whose join fails leaves it without a word
+   * to the others.
    */
   async function people(room: string): Promise<string[]> {
     const sockets = await chat.in(room).fetchSockets()
     const inside = sockets.map((s) => s.data as Partial<ChatData>).filter((data) => data.room === room)
-    return [...new Set(inside.map((data) => String(data.nickname)))].sort()
+    const names = new Map<string, string>()
+    for (const name of inside.map((data) => String(data.nickname)).sort()) {
+      const person = nicknameKey(name)
+      if (!names.has(person)) names.set(person, name)
+    }
+    return [...names.values()]
   }
 
   /**

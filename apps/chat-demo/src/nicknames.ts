@@ -1,5 +1,5 @@
 import { ParleyError } from '@parley/server'
-import { ChatErrorCode } from './shared.js'
+import { ChatErrorCode, nicknameKey } from './shared.js'
 
 /** A claim whose session has not opened yet, kept to stop a second one racing it. */
 interface Claim {
@@ -29,7 +29,7 @@ export class Nicknames {
 
   /** The room of everyone using `nickname`: a name with a colon is never a chat room's. */
   static roomOf(nickname: string): string {
-    return `nickname:${nickname.normalize('NFKC').toLowerCase()}`
+    return `nickname:${nicknameKey(nickname)}`
   }
 
   /**

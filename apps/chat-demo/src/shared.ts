@@ -99,6 +99,14 @@ export type JoinReply =
     }
   | Refusal
 
+/**
+ * The person a nickname names: names that differ only in letter case or Unicode form ("Sam" and
+ * "sam", "é" composed or not) are one name, held by one browser at a time.
+ */
+export function nicknameKey(nickname: string): string {
+  return nickname.normalize('NFKC').toLowerCase()
+}
+
 /** What the page sends in its handshake. */
 export interface ChatAuth {
   nickname: string

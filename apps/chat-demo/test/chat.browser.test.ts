@@ -765,6 +765,30 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     for (const p of [nia, page]) await p.context().close()
   })
 
+  it('lists once, and shows as their own, a person whose two tabs spell their nickname in two letter cases', async () => {
+    const direct = `http://127.0.0.1:${port}`
+    const tabs = await browser.newContext()
+    const [upper, lower] = [await tabs.newPage(), await tabs.newPage()]
+    for (const [page, name] of [
+      [upper, 'Sam'],
+      [lower, 'sam'],
+    ] as const) {
+      await page.goto(`${direct}/?room=case-test`)
+      await page.fill('#nickname', name)
+      await page.click('#join button')
+    }
+    const other = await join(direct, 'tess', { query: '?room=case-test' })
+    for (const page of [upper, lower, other]) await waitForPeople(page, 2)
+    expect(await other.$$eval('#people li', (items) => items.map((i) => i.textContent))).toEqual([
+      'Sam',
+      'tess',
+    ])
+    await send(lower, 'from the other tab')
+    await waitForMessages(upper, 1)
+    expect(await upper.getAttribute('#messages li', 'class')).toBe('mine')
+    for (const page of [lower, other]) await page.context().close()
+  })
+
   it('fits a phone and a desktop: no sideways scroll, rooms, people and the input in view', async () => {
     const layouts: Array<[string, BrowserContextOptions]> = [
       ['phone', { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true }],

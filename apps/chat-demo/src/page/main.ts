@@ -10,6 +10,7 @@ import {
   type ClientEvents,
   type HeardMessage,
   type JoinReply,
+  nicknameKey,
   type ServerEvents,
 } from '../shared.js'
 import { EarlyMessages } from './early-messages.js'
@@ -176,7 +177,7 @@ function start(): void {
     if (update.room === room) view.people(people)
   })
   s.on('typing', (state) => {
-    if (state.room === room && state.who !== nickname) view.typing(state.who, state.typing)
+    if (state.room === room && !isMe(state.who)) view.typing(state.who, state.typing)
   })
   s.on('rooms', drawRooms)
 }
@@ -320,11 +321,16 @@ function drawRooms(rooms: string[], version: number): void {
   view.rooms(roomList.rooms, room)
 }
 
+/** Whether `name` is this person's: another tab of this browser may spell it in another letter case. */
+function isMe(name: string): boolean {
+  return nicknameKey(name) === nicknameKey(nickname)
+}
+
 /** Draws a message once; `announce`: a new one, which screen readers read out (not history). */
 function show(message: HeardMessage, announce = false): void {
   if (shown.has(message.id)) return
   shown.add(message.id)
-  const mine = message.from === nickname
+  const mine = isMe(message.from)
   view.message(message, mine, announce && !mine)
 }
 
