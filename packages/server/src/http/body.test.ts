@@ -2,7 +2,7 @@
 // however the body was cut into chunks on its way in, and however long it is.
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { BodyReader, linesOf, readBody } from './body.js'
+import { allUtf8, BodyReader, linesOf, readBody } from './body.js'
 
 const expected = (text: string) => text.split('\n')
 
@@ -132,5 +132,42 @@ describe('reading a body', () => {
     reader.close()
     expect(await reading).toEqual({ ok: false, reason: 'closing' })
     expect(await reader.read(new PassThrough())).toEqual({ ok: false, reason: 'closing' })
+  })
+})
+
+describe('whether a body is UTF-8', () => {
+  const good = Buffer.from('a€😀ü\n[1]')
+  const bad = [
+    [0xff],
+    [0xc3, 0x28],
+    [0xe2, 0x82],
+    [0xed, 0xa0, 0x80],
+    [0xc0, 0x80],
+    [0xf4, 0x90, 0x80, 0x80],
+    [0x80],
+  ].map((bytes) => Buffer.concat([Buffer.from('[5,"'), Buffer.from(bytes), Buffer.from('"]')]))
+
+  it('reads it as the whole body would be read, however it was cut into chunks', () => {
+    for (let i = 0; i <= good.length; i++) {
+      for (let j = i; j <= good.length; j++) expect(allUtf8(cut(good, [i, j]))).toBe(true)
+    }
+    for (const body of bad) {
+      for (let i = 0; i <= body.length; i++) {
+        for (let j = i; j <= body.length; j++) expect(allUtf8(cut(body, [i, j]))).toBe(false)
+      }
+    }
+  })
+
+  it('refuses a body that ends within a character', () => {
+    expect(allUtf8([Buffer.from('ab'), Buffer.from([0xf0, 0x9f])])).toBe(false)
+    expect(allUtf8([Buffer.from([0xf0]), Buffer.from([0x9f]), Buffer.from([0x98])])).toBe(false)
+  })
+
+  it('is told with the body, which keeps every byte as it came', async () => {
+    const stream = new PassThrough()
+    const reading = readBody(stream, 1000)
+    stream.end(bad[0])
+    const body = await reading
+    expect(body.ok && body.utf8).toBe(false)
   })
 })

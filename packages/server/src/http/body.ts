@@ -1,4 +1,7 @@
+import { isUtf8 } from 'node:buffer'
 import type { Readable, Writable } from 'node:stream'
+import { type DecodeBatchResult, decodeLines } from '@parley/protocol'
+import { notUtf8 } from '../not-utf8.js'
 import { Timed, TimerQueue } from '../timer-queue.js'
 
 /** Why a body was not read to its end. */
@@ -16,13 +19,36 @@ export type BodyFailure =
  * A request body read under a byte limit: its lines (one packet each, as splitting its text at
  * each newline gives them), or its whole text (a request forwarded to another node). Each is
  * made when asked for: a forwarded POST needs only the text, a frozen session's neither.
+ * `utf8` is false when its bytes are not UTF-8: decoding would replace the bad ones with U+FFFD
+ * and hand on packets the client never sent, so the caller refuses it as a packet it cannot
+ * read (see `decodeBody`, `NOT_UTF8_TEXT`), before anything is decoded or forwarded.
  */
 export type BodyResult =
-  | { ok: true; lines(): readonly string[]; text(): string }
+  | { ok: true; utf8: boolean; lines(): readonly string[]; text(): string }
   | { ok: false; reason: BodyFailure }
 
 /** The body of a request that has none. */
-export const EMPTY_BODY: BodyResult = { ok: true, lines: () => [''], text: () => '' }
+export const EMPTY_BODY: BodyResult = { ok: true, utf8: true, lines: () => [''], text: () => '' }
+
+/** The lines of a body read to its end; undefined when it is not UTF-8 (see `decodeBody`). */
+export function linesOfBody(body: {
+  utf8: boolean
+  lines(): readonly string[]
+}): readonly string[] | undefined {
+  return body.utf8 ? body.lines() : undefined
+}
+
+/** The packets of a body's `lines` (see `linesOfBody`): one that is not UTF-8 is refused. */
+export function decodeBody(lines: readonly string[] | undefined, maxPayload: number): DecodeBatchResult {
+  return lines ? decodeLines(lines, { maxPayload }) : { ok: false, error: notUtf8() }
+}
+
+/**
+ * What a node forwards to the session's owner in place of a body that is not UTF-8 (as text,
+ * the bytes cannot travel): a line that the owner cannot decode either (PARLEY_INVALID_JSON),
+ * so that it answers and ends the session as it would have for the body itself.
+ */
+export const NOT_UTF8_TEXT = '\uFFFD'
 
 const CLOSING: BodyResult = { ok: false, reason: 'closing' }
 
@@ -76,6 +102,7 @@ export function readBody(
     const onEnd = () =>
       finish({
         ok: true,
+        utf8: allUtf8(chunks),
         lines: () => linesOf(chunks, size),
         text: () => Buffer.concat(chunks, size).toString('utf8'),
       })
@@ -223,6 +250,49 @@ const NOTHING = Buffer.alloc(0)
 
 function lineOf(begun: readonly Buffer[], rest: Buffer): string {
   return (begun.length === 0 ? rest : Buffer.concat([...begun, rest])).toString('utf8')
+}
+
+/**
+ * True when `chunks`, one after the other, are UTF-8: each checked where it lies (natively, no
+ * copy of the body), a character cut in two between chunks checked as one on its own.
+ */
+export function allUtf8(chunks: readonly Buffer[]): boolean {
+  // The start of a character that the previous chunk ended before its end.
+  let cut: Buffer | undefined
+  for (const chunk of chunks) {
+    let from = 0
+    if (cut) {
+      // The bytes that finish it: continuation bytes (10xxxxxx), three at most.
+      while (from < chunk.length && from < 3 && isContinuation(chunk[from]!)) from++
+      const joined = Buffer.concat([cut, chunk.subarray(0, from)])
+      if (!isUtf8(joined)) {
+        // Still short of its end only when the whole chunk went into it (a chunk of a byte or
+        // two), and never past four bytes, the longest character.
+        if (from < chunk.length || joined.length >= 4) return false
+        cut = joined
+        continue
+      }
+      cut = undefined
+    }
+    const to = completeEnd(chunk, from)
+    if (!isUtf8(chunk.subarray(from, to))) return false
+    if (to < chunk.length) cut = chunk.subarray(to)
+  }
+  return cut === undefined
+}
+
+/** Where the last character of `chunk` (after `from`) begins if the chunk cuts it short, else its end. */
+function completeEnd(chunk: Buffer, from: number): number {
+  let lead = chunk.length - 1
+  while (lead > from && chunk.length - lead < 4 && isContinuation(chunk[lead]!)) lead--
+  if (lead < from) return chunk.length
+  const byte = chunk[lead]!
+  const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1
+  return lead + length > chunk.length ? lead : chunk.length
+}
+
+function isContinuation(byte: number): boolean {
+  return (byte & 0xc0) === 0x80
 }
 
 function byteLength(chunks: readonly Buffer[]): number {

@@ -3,7 +3,6 @@ import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import {
   CloseReason,
-  decodeLines,
   ErrorCode,
   type HelloPacket,
   PacketType,
@@ -22,7 +21,7 @@ import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
 import { answer } from './answer.js'
-import { type BodyFailure, BodyReader, EMPTY_BODY } from './body.js'
+import { type BodyFailure, BodyReader, decodeBody, EMPTY_BODY, linesOfBody, NOT_UTF8_TEXT } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
@@ -309,7 +308,8 @@ export async function parleyRoutes(
           if (body.reason === 'too large') return refuseTooLargeFor(owner, request, reply, cors)
           return bodyNotRead(reply, body.reason, cors)
         }
-        text = body.text()
+        // Checked here, where the bytes are: the owner gets text (see NOT_UTF8_TEXT).
+        text = body.utf8 ? body.text() : NOT_UTF8_TEXT
       }
       if ((await forwarder.handOver(owner, request, reply, text)) !== 'unreachable') return reply
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
@@ -368,14 +368,14 @@ export async function parleyRoutes(
         return bodyNotRead(reply, body.reason, cors)
       }
       if (session.transport !== transport) return notAttached(reply, kind, cors)
-      const lines = body.lines()
-      const decoded = decodeLines(lines, { maxPayload: options.maxPayload })
+      const lines = linesOfBody(body)
+      const decoded = decodeBody(lines, options.maxPayload)
       if (!decoded.ok) {
         http.reject(decoded.error)
         return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
       }
       // Line lengths are worked out only when they are counted (the `metrics` option).
-      http.receive(decoded.packets, server.metrics === noMetrics ? NO_SIZES : lineLengths(lines))
+      http.receive(decoded.packets, server.metrics === noMetrics || !lines ? NO_SIZES : lineLengths(lines))
       reply.code(204).headers({ ...cors, 'Cache-Control': 'no-store' })
       if (kind === 'sse') idleSseUpstream?.answer(request, reply, session, decoded.packets)
       return reply.send()
@@ -396,7 +396,7 @@ export async function parleyRoutes(
       return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
     const body = await readRequestBody(request, reply)
     if (!body.ok) return bodyNotRead(reply, body.reason, cors)
-    const decoded = decodeLines(body.lines(), { maxPayload: options.maxPayload })
+    const decoded = decodeBody(linesOfBody(body), options.maxPayload)
     if (!decoded.ok) return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
     const [hello, ...rest] = decoded.packets
     if (hello?.type !== PacketType.HELLO || rest.length > 0) {

@@ -1,0 +1,145 @@
+// Bytes that are not UTF-8, where the protocol carries text: the server cannot read them, so it
+// answers as for a packet that is not JSON, on every transport and on every node. An upstream
+// POST gets 400 PARLEY_INVALID_JSON and its session ends with CLOSE 'invalid packet'; a handshake
+// POST gets the same 400 and opens nothing. Never are the bad bytes replaced (U+FFFD) and the
+// packet used.
+import { request } from 'node:http'
+import { type ClosePacket, PacketType, PROTOCOL_VERSION } from '@parley/protocol'
+import type { ParleyServerOptions } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
+import { Directory } from './directory-adapter.js'
+import { type Started, startServer, until } from './helpers.js'
+import { Closed, type RawClient, rawConnect } from './raw-client.js'
+
+/** `[5,1,"e",["a…"],0]` with the bytes FF C3 inside its string: no UTF-8 decoder can read it. */
+const NOT_UTF8 = Buffer.concat([Buffer.from('[5,1,"e",["a'), Buffer.from([0xff, 0xc3]), Buffer.from('"],0]')])
+/** The same packet, not JSON: the outcome every transport gives NOT_UTF8 too. */
+const NOT_JSON = '[5,1,"e",["a"],0'
+
+let nodes: Started[] = []
+const clients: RawClient[] = []
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await Promise.all(nodes.map((n) => n.app.close()))
+  nodes = []
+})
+
+interface Node {
+  started: Started
+  /** The `disconnect` reason of each socket. */
+  reasons: string[]
+  /** Every `e` event's first argument that reached the application. */
+  heard: unknown[]
+}
+
+async function serve(options: ParleyServerOptions = {}): Promise<Node> {
+  const reasons: string[] = []
+  const heard: unknown[] = []
+  const started = await startServer(options, (app) => {
+    app.parley.on('connection', (socket) => {
+      socket.on('e', (arg) => heard.push(arg))
+      socket.on('disconnect', (reason) => reasons.push(reason))
+    })
+  })
+  nodes.push(started)
+  return { started, reasons, heard }
+}
+
+async function connect(...args: Parameters<typeof rawConnect>) {
+  const client = await rawConnect(...args)
+  clients.push(client)
+  return client
+}
+
+/** A POST of `body` (bytes as they are) to `url`: its status and its answer's code. */
+function post(url: string, body: string | Buffer): Promise<{ status: number; code: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(url), { method: 'POST', headers: { 'content-type': 'text/plain' } })
+    req.on('response', (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString()
+        resolve({ status: res.statusCode ?? 0, code: text === '' ? undefined : JSON.parse(text).code })
+      })
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+const endpoint = (base: string, transport: 'sse' | 'polling', sid?: string) =>
+  `${base}/${transport === 'sse' ? 'sse' : 'poll'}?v=${PROTOCOL_VERSION}${sid ? `&sid=${sid}` : ''}`
+
+/** What became of the session after `input`: the answer, the reason, and what a resume hears. */
+async function outcome(node: Node, sid: string, answer: unknown) {
+  await until(() => node.reasons.length === 1, 3000, 'the session to end')
+  const resumed = await rawConnect('polling', node.started.base, { sid, ack: 0 }).catch((e) => e)
+  const close = resumed instanceof Closed ? resumed.packet : undefined
+  return { answer, reasons: node.reasons, heard: node.heard, close: close?.reason }
+}
+
+const ENDED = { reasons: ['invalid packet'], heard: [], close: 'invalid packet' }
+
+describe.each(['sse', 'polling'] as const)('an upstream POST that is not UTF-8 (%s)', (transport) => {
+  it('is refused as one that is not JSON: 400 PARLEY_INVALID_JSON, the session ends', async () => {
+    const answers = []
+    for (const body of [NOT_JSON, NOT_UTF8]) {
+      const node = await serve()
+      const client = await connect(transport, node.started.base)
+      const answer = await post(endpoint(node.started.base, transport, client.sid), body)
+      answers.push(await outcome(node, client.sid, answer))
+    }
+    const expected = { answer: { status: 400, code: 'PARLEY_INVALID_JSON' }, ...ENDED }
+    expect(answers).toEqual([expected, expected])
+  })
+
+  it('is refused whole when its bad bytes come after good lines, in a long body', async () => {
+    const node = await serve()
+    const client = await connect(transport, node.started.base)
+    const good = `[5,1,"e",["${'x'.repeat(70_000)}"],0]\n`
+    const body = Buffer.concat([Buffer.from(good), NOT_UTF8])
+    const answer = await post(endpoint(node.started.base, transport, client.sid), body)
+    expect(await outcome(node, client.sid, answer)).toEqual({
+      answer: { status: 400, code: 'PARLEY_INVALID_JSON' },
+      ...ENDED,
+    })
+  })
+
+  it('refuses a handshake whose HELLO is not UTF-8 as one that is not JSON, and opens nothing', async () => {
+    const node = await serve()
+    const hello = Buffer.concat([Buffer.from('[8,{"auth":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]')])
+    expect(await post(endpoint(node.started.base, transport), hello)).toEqual({
+      status: 400,
+      code: 'PARLEY_INVALID_JSON',
+    })
+    expect(await post(endpoint(node.started.base, transport), '[8,{"auth":"')).toEqual({
+      status: 400,
+      code: 'PARLEY_INVALID_JSON',
+    })
+    expect(node.started.app.parley.socketsCount).toBe(0)
+  })
+})
+
+describe.each(['over the network', 'through the adapter'] as const)('forwarded %s', (route) => {
+  it.each(['sse', 'polling'] as const)(
+    'a POST that is not UTF-8 ends the session on its owner as it would there (%s)',
+    async (transport) => {
+      const directory = new Directory()
+      const cluster = new Cluster()
+      const adapter = (name: string) =>
+        route === 'over the network' ? directory.adapter(name) : cluster.adapter(name)
+      const a = await serve({ adapter: adapter('a') })
+      const b = await serve({ adapter: adapter('b') })
+      const client = await connect(transport, a.started.base)
+      const answer = await post(endpoint(b.started.base, transport, client.sid), NOT_UTF8)
+      expect(answer).toEqual({ status: 400, code: 'PARLEY_INVALID_JSON' })
+      await until(() => a.reasons.length === 1, 5000, 'the session to end on its owner')
+      expect(a.reasons).toEqual(['invalid packet'])
+      expect(a.heard).toEqual([])
+      const close = (await client.next((p) => p.type === PacketType.CLOSE)) as ClosePacket
+      expect(close.reason).toBe('invalid packet')
+    },
+  )
+})
