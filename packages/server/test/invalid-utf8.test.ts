@@ -1,12 +1,14 @@
 // Bytes that are not UTF-8, where the protocol carries text: the server cannot read them, so it
 // answers as for a packet that is not JSON, on every transport and on every node. An upstream
 // POST gets 400 PARLEY_INVALID_JSON and its session ends with CLOSE 'invalid packet'; a handshake
-// POST gets the same 400 and opens nothing. Never are the bad bytes replaced (U+FFFD) and the
-// packet used.
+// POST gets the same 400 and opens nothing; a WebSocket text frame gets ws's close 1007 and ends
+// the session the same way. Never are the bad bytes replaced (U+FFFD) and the packet used.
 import { request } from 'node:http'
-import { type ClosePacket, PacketType, PROTOCOL_VERSION } from '@parley/protocol'
+import { connect as tcpConnect } from 'node:net'
+import { type ClosePacket, decodeText, PacketType, PROTOCOL_VERSION, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
 import { type Started, startServer, until } from './helpers.js'
@@ -142,4 +144,90 @@ describe.each(['over the network', 'through the adapter'] as const)('forwarded %
       expect(close.reason).toBe('invalid packet')
     },
   )
+})
+
+/** A WebSocket of the protocol's own, to send text frames of any bytes (ws checks none it sends). */
+async function rawWebSocket(base: string): Promise<WebSocket> {
+  const ws = new WebSocket(`${base.replace('http', 'ws')}/ws?v=${PROTOCOL_VERSION}`, WS_SUBPROTOCOL)
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+  })
+  return ws
+}
+
+const closeCodeOf = (ws: WebSocket) => new Promise<number>((resolve) => ws.once('close', resolve))
+
+describe('a WebSocket text frame that is not UTF-8', () => {
+  it('ends the session as one that is not JSON: ws closes with 1007, a resume hears why', async () => {
+    const answers = []
+    for (const frame of [Buffer.from(NOT_JSON), NOT_UTF8]) {
+      const node = await serve()
+      const ws = await rawWebSocket(node.started.base)
+      const opened = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))))
+      ws.send('[8,{}]')
+      const open = decodeText(await opened)
+      if (!open.ok || open.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+      const sid = open.packet.sid
+      const closed = closeCodeOf(ws)
+      ws.send(frame, { binary: false })
+      const code = await closed
+      answers.push(await outcome(node, sid, code))
+    }
+    // Invalid JSON gets a CLOSE packet, then 1000; ws has closed with 1007 before any could go.
+    expect(answers).toEqual([
+      { answer: 1000, ...ENDED },
+      { answer: 1007, ...ENDED },
+    ])
+  })
+
+  it('refuses the handshake when it is the HELLO: 1007, and opens nothing', async () => {
+    const node = await serve()
+    const ws = await rawWebSocket(node.started.base)
+    const closed = closeCodeOf(ws)
+    ws.send(Buffer.from([0x5b, 0x38, 0x2c, 0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d, 0x5d]), {
+      binary: false,
+    })
+    expect(await closed).toBe(1007)
+    expect(node.started.app.parley.socketsCount).toBe(0)
+  })
+})
+
+/** A client frame (FIN, `opcode`) of a short payload, masked with zeros: the bytes as they are. */
+const frameOf = (opcode: number, payload: Buffer) =>
+  Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length, 0, 0, 0, 0]), payload])
+
+describe('a WebSocket frame that breaks the protocol (ws closes with 1002)', () => {
+  it('ends the session as a packet that does not decode does', async () => {
+    const node = await serve()
+    const { port } = new URL(node.started.base)
+    const socket = tcpConnect(Number(port), '127.0.0.1')
+    let seen = Buffer.alloc(0)
+    socket.on('data', (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk])
+    })
+    socket.write(
+      [
+        `GET /parley/ws?v=${PROTOCOL_VERSION} HTTP/1.1`,
+        `Host: 127.0.0.1:${port}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        'Sec-WebSocket-Version: 13',
+        `Sec-WebSocket-Protocol: ${WS_SUBPROTOCOL}`,
+        '',
+        '',
+      ].join('\r\n'),
+    )
+    await until(() => seen.includes('\r\n\r\n'), 3000, 'the 101')
+    socket.write(frameOf(1, Buffer.from('[8,{}]')))
+    await until(() => node.started.app.parley.socketsCount === 1, 3000, 'the session')
+    // Opcode 3 is reserved (RFC 6455 5.2).
+    socket.write(frameOf(3, Buffer.from('x')))
+    await until(() => node.reasons.length === 1, 3000, 'the session to end')
+    expect(node.reasons).toEqual(['invalid packet'])
+    // ws's close frame: 1002.
+    await until(() => seen.includes(Buffer.from([0x88, 0x02, 0x03, 0xea])), 3000, 'close 1002')
+    socket.destroy()
+  })
 })

@@ -1,12 +1,15 @@
 import {
   type ClosePacket,
   decodeFrame,
+  ErrorCode,
   encodeFrame,
   type OpenPacket,
+  ParleyError,
   type SplitText,
   WsCloseCode,
 } from '@parley/protocol'
 import type { RawData, WebSocket } from 'ws'
+import { notUtf8 } from '../not-utf8.js'
 import type { ClosingWebSockets } from './closing-websockets.js'
 import { type Corkable, corkable, corkForTick } from './tick-cork.js'
 import { BaseTransport, type CloseKind, type Outgoing } from './transport.js'
@@ -22,6 +25,29 @@ const closeCodes: Record<Exclude<CloseKind, 'overflow'>, WsCloseCode> = {
   shutdown: WsCloseCode.GOING_AWAY,
   refused: WsCloseCode.POLICY_VIOLATION,
 }
+
+/**
+ * The errors of `ws` for a frame it could not read, and so never handed over as a message:
+ * 1007 (a text frame, or a close frame's reason, that is not UTF-8) and 1002 (a frame that
+ * breaks the protocol). `ws` closes with that code itself; the session ends as for a packet
+ * that does not decode ('invalid packet'), with the code an HTTP body of the same bytes gets.
+ */
+const unreadableFrames = new Map<string, () => ParleyError>([
+  ['WS_ERR_INVALID_UTF8', notUtf8],
+  ...[
+    'WS_ERR_UNEXPECTED_RSV_1',
+    'WS_ERR_UNEXPECTED_RSV_2_3',
+    'WS_ERR_INVALID_OPCODE',
+    'WS_ERR_EXPECTED_FIN',
+    'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
+    'WS_ERR_EXPECTED_MASK',
+    'WS_ERR_UNEXPECTED_MASK',
+    'WS_ERR_INVALID_CLOSE_CODE',
+  ].map((code): [string, () => ParleyError] => [
+    code,
+    () => new ParleyError(ErrorCode.INVALID_PACKET, `the frame breaks the WebSocket protocol (${code})`),
+  ]),
+])
 
 /** What every WebSocket transport of one server shares: one object, not fields of each. */
 export interface WebSocketSettings {
@@ -127,6 +153,9 @@ export class WebSocketTransport extends BaseTransport {
     this.#settings.logError?.(error)
     // ws closes with 1009 by itself; remember why, since the close code we see may be 1006.
     if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#fate = 'too large'
+    const unreadable = error.code === undefined ? undefined : unreadableFrames.get(error.code)
+    // Before the close that follows: the owner ends the session, or refuses the handshake.
+    if (unreadable) this.emitInvalid(unreadable())
   }
 
   // No close code from the client ends the session, whatever it says (see WsCloseCode): a
