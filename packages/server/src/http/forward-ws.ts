@@ -39,6 +39,7 @@ export interface Relay {
  *        ◀──────  messages as they are, both ways  ──────▶
  * one side closes (code)  → the other is closed with the same code
  * one side breaks (1006)  → the other is terminated
+ * a text frame not UTF-8  → the other gets one too (see NOT_UTF8_FRAME)
  * ```
  */
 export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Error | 'gone'> {
@@ -114,6 +115,8 @@ function relay(
  * sender); it is read again once `to` has written what it held.
  */
 function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: ClosingWebSockets): void {
+  /** True once `to` was sent NOT_UTF8_FRAME: it is closed with a close frame, never cut before it. */
+  let notUtf8 = false
   const drained = () => {
     if (from.isPaused && to.bufferedAmount <= highWaterMark) from.resume()
   }
@@ -125,11 +128,23 @@ function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: Cl
   from.on('close', (code: number, reason: Buffer) => {
     // 1005 (no code) and 1006 (no close frame) cannot be sent: the first closes without a
     // code, the second is a break, passed on as one.
-    if (code === 1006) to.terminate()
-    else closeWith(to, closing, code === 1005 ? undefined : code, reason)
+    if (code === 1006 && !notUtf8) to.terminate()
+    else closeWith(to, closing, code === 1005 || code === 1006 ? undefined : code, reason)
   })
-  from.on('error', () => to.terminate())
+  from.on('error', (err: Error & { code?: string }) => {
+    if (err.code === 'WS_ERR_INVALID_UTF8' && to.readyState === WebSocket.OPEN) {
+      to.send(NOT_UTF8_FRAME, { binary: false })
+      notUtf8 = true
+    } else to.terminate()
+  })
 }
+
+/**
+ * What a relay sends on for a frame that was not UTF-8 (ws keeps none of its bytes): a text frame
+ * that is not UTF-8 either (ws checks none it sends), so that the owner ends the session as it
+ * would have had the client's frame reached it, with its own 1007.
+ */
+const NOT_UTF8_FRAME = Buffer.from([0xff])
 
 function closeWith(ws: WebSocket, closing: ClosingWebSockets, code?: number, reason?: Buffer): void {
   if (ws.readyState === WebSocket.CLOSED) return
