@@ -766,6 +766,12 @@ export class RedisAdapter implements Adapter {
       return 'retry'
     }
     if (!won) return (await this.#refilling()) ? 'retry' : null
+    // Another node's claim won, and that node is still taking the session over: this resume is
+    // the client's next try after it gave up on the first (a slow takeover). A new session here
+    // would leave the one being restored behind, with all it holds; the client tries again, and
+    // finds it on the claimer once the takeover is done. A claimer gone from the live set never
+    // finishes: the session died with it, and the client gets a new one.
+    if ('claimer' in won) return (await this.#isLive(won.claimer)) ? 'retry' : null
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)
     const parsed = parseSnapshot(won.snapshotText, sid)
@@ -785,13 +791,7 @@ export class RedisAdapter implements Adapter {
       epoch: won.epoch,
       sealed: won.sealed,
       alone: won.alone,
-      isLive: async (node) => {
-        if (node === this.node) return !this.#closed
-        // Not live as of the last heartbeat: read the live set again, as long as Redis answers
-        // within requestTimeout (a stalled Redis would hold the client's resume), else gone.
-        if (!this.#nodes.has(node)) await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
-        return this.#nodes.has(node)
-      },
+      isLive: (node) => this.#isLive(node),
       publish: (marker, takeover) => {
         if (this.#closed || this.#commands.unavailable() !== undefined) return false
         this.#claims.set(id, takeover)
@@ -832,6 +832,17 @@ export class RedisAdapter implements Adapter {
    * session's owner may not have written its record again yet, so the client tries again rather
    * than start over. Logged at most once every 10 s.
    */
+  /**
+   * Whether `node` is live. Not live as of the last heartbeat: the live set is read again, as
+   * long as Redis answers within requestTimeout (a stalled Redis would hold the client's resume),
+   * else gone.
+   */
+  async #isLive(node: string): Promise<boolean> {
+    if (node === this.node) return !this.#closed
+    if (!this.#nodes.has(node)) await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
+    return this.#nodes.has(node)
+  }
+
   async #refilling(): Promise<boolean> {
     const refilling = await restoring(this.#commands, this.#options.prefix).catch(
       (err: unknown) => err instanceof RedisUnreachableError,

@@ -144,11 +144,14 @@ return 1
 // has not ended, by a claim its node has not given up on already (see UNCLAIM). Bumps the
 // epoch, names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the
 // session's owner, keeps the keys long enough for the takeover.
-// Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone) }, or nil.
+// Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone) }, or nil;
+// or, for a handoff another claim won and whose tail nobody has read yet (the takeover is under
+// way: FINISH drops the snapshot), the name of the node that claimed it.
 const CLAIM = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return nil end
 local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended')
-if not state[1] or state[3] or state[5] then return nil end
+if not state[1] or state[5] then return nil end
+if state[3] then return state[3] end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'claim', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
@@ -279,6 +282,12 @@ export interface Won {
   alone: boolean
   /** The claim's id, as the hash holds it (see CONFIRM). */
   claim: string
+}
+
+/** A claim lost to another one whose takeover is still under way. */
+export interface Taken {
+  /** The node whose claim won. */
+  claimer: string
 }
 
 /** The tail as the claimer reads it back. */
@@ -469,7 +478,8 @@ export class HandOffStore {
   }
 
   /**
-   * The compare-and-set of a claim; null when there is nothing to claim. `'unsure'` when it was
+   * The compare-and-set of a claim; null when there is nothing to claim, `Taken` when another
+   * claim won and its takeover is under way (see CLAIM). `'unsure'` when it was
    * sent and no answer came (none within `requestTimeout`, or the connection dropped first): it
    * may have run, or still run later, and would leave the session claimed by this node, which
    * does not take it over, so it is taken back (UNCLAIM, see `Commands.undo`) before any later
@@ -477,7 +487,7 @@ export class HandOffStore {
    * after that. Rejects with `RedisUnreachableError` when not
    * sent (see `Commands`), or with the error Redis answered (the claim did not run).
    */
-  async claim(sid: string): Promise<Won | null | 'unsure'> {
+  async claim(sid: string): Promise<Won | Taken | null | 'unsure'> {
     const hash = sidHash(sid)
     const keys = this.keys(hash)
     const why = this.commands.unavailable()
@@ -516,7 +526,10 @@ export class HandOffStore {
         return UNSURE
       })
     if (reply === UNSURE) return 'unsure'
-    if (!Array.isArray(reply)) return null
+    if (!Array.isArray(reply)) {
+      const claimer = asText(reply)
+      return claimer === undefined ? null : { claimer }
+    }
     const [snapshot, oldNode, epoch, sealed] = reply as unknown[]
     const snapshotText = asText(snapshot)
     const old = asText(oldNode)
