@@ -96,6 +96,11 @@ export abstract class HttpTransport extends BaseTransport {
    * with `#session`, before any POST.
    */
   #postWithin!: number
+  /**
+   * The handshake opened a new session, whose first GET goes out before OPEN reaches the
+   * session's books: they still count the packets of the session before (see `ack`).
+   */
+  #fresh = false
 
   // `declare`: set by the constructor alone (no field of the same name declared beforehand).
   /** `fetch`, and the session's owed ACK for a transport that carries it (polling). */
@@ -105,6 +110,19 @@ export abstract class HttpTransport extends BaseTransport {
   constructor(url: string, setup: TransportSetup, maxPayload: number) {
     super(url, maxPayload)
     this.setup = setup
+  }
+
+  /**
+   * The ACK a GET carries (see `TransportSetup.takeAck`). None in the first GET of a new session:
+   * the last session's count, there, would acknowledge what the new one sent before that GET
+   * (a welcome in `connection`), and the server would never send it again should the answer be
+   * lost: a gap at every resume.
+   */
+  protected ack(): number {
+    const ack = this.setup.takeAck()
+    if (!this.#fresh) return ack
+    this.#fresh = false
+    return 0
   }
 
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
@@ -139,6 +157,7 @@ export abstract class HttpTransport extends BaseTransport {
       this.#postWithin = Math.min(open.pingInterval + open.pingTimeout, MAX_TIMER_MS)
       // The decoder took the sid only as URL-safe characters: it needs no escaping.
       this.#session = `${this.url}&sid=${open.sid}`
+      this.#fresh = !open.recovered
       await this.downstream(this.#session)
       return open
     } catch (err) {

@@ -71,7 +71,7 @@ export class PollingTransport extends HttpTransport {
     // it off, so one signal for the whole session would gather one per poll.
     this.ctl = new AbortController()
     try {
-      const res = await this.setup.fetch(`${url}&ack=${this.setup.takeAck()}`, { signal: this.ctl.signal })
+      const res = await this.setup.fetch(`${url}&ack=${this.ack()}`, { signal: this.ctl.signal })
       if (res.status === 200)
         return await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
           ? res.text()
