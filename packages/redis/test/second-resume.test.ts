@@ -5,11 +5,18 @@
 import { connect } from '@parley/client'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { until } from '../../server/test/helpers.js'
 import { endToEndSuite, startTrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a second resume while another node takes the session over', () => {
-  const suite = endToEndSuite()
+  let balancer: RoundRobinProxy | undefined
+  const suite = endToEndSuite({
+    beforeNodes: async () => {
+      await balancer?.close()
+      balancer = undefined
+    },
+  })
   const { nodes, clients } = suite
 
   it('is told to try again, not given a new session; the takeover goes on, recovered', async () => {
@@ -36,14 +43,18 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
         new URL(String(input instanceof Request ? input.url : input)).searchParams.get('sid') ?? undefined
       return fetch(input, init)
     }
-    const c = connect(a.started.base, { transports: ['polling'], fetch: recording })
+    balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+    balancer.avoid.add(1)
+    const c = connect(`${balancer.url}/parley`, { transports: ['polling'], fetch: recording })
     clients.push(c)
     const disconnects: string[] = []
     c.on('disconnect', (reason: string) => disconnects.push(reason))
     await until(() => c.connected && sid !== undefined, 3000, 'connected to a')
     const id = c.id
 
-    // a drains: the client resumes through a, which sends the resume on to b, whose claim wins.
+    // a drains, and the balancer sends the client's resume to b, whose claim wins.
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
     const draining = a.started.app.close()
     await until(() => holding, 8000, 'b taking the session over')
 
