@@ -123,19 +123,24 @@ if redis.call('GET', KEYS[3]) == ARGV[1] .. ARGV[2] then redis.call('DEL', KEYS[
 return 1
 `
 
-// KEYS: hash, tail. ARGV: '1' when appends were skipped before this one, then the texts; the
-// last call (a seal) also marks the tail sealed: ARGV[2] = '1', or '2' for the seal of a drain
-// alone (kept as the value of 'sealed'). Refused (0) once sealed, or when the handoff is gone
-// (expired, read back: no snapshot): a late packet must not make a list nobody reads.
+// KEYS: hash, tail. ARGV: '1' when appends were skipped before this one, the write id of the
+// handoff the texts belong to, then the texts; the last call (a seal) also marks the tail
+// sealed: ARGV[2] = '1', or '2' for the seal of a drain alone (kept as the value of 'sealed').
+// Refused (0) once sealed, when the handoff is gone (expired, read back: no snapshot): a late
+// packet must not make a list nobody reads; and when the handoff is another write's: an append
+// held up on its way (a stalled connection, a loaded Redis) may run after the session was
+// claimed, taken over and handed off again, and its packets, numbered after the old snapshot,
+// would break the new tail's order (its claimer could not restore the session).
 const APPEND = `
 if redis.call('HEXISTS', KEYS[1], 'snapshot') == 0 or redis.call('HEXISTS', KEYS[1], 'sealed') == 1 then
   return 0
 end
+if redis.call('HGET', KEYS[1], 'write') ~= ARGV[3] then return 0 end
 if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'complete', '0') end
-for i = 3, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 if ARGV[2] ~= '0' then redis.call('HSET', KEYS[1], 'sealed', ARGV[2]) end
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 and #ARGV > 2 then redis.call('PEXPIRE', KEYS[2], ttl) end
+if ttl > 0 and #ARGV > 3 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
 `
 
@@ -620,6 +625,7 @@ export class HandOffStore {
       keys.tail,
       entry.gap ? '1' : '0',
       seal === 'no' ? '0' : seal === 'seal' ? '1' : '2',
+      entry.write,
       ...texts,
     ])
   }

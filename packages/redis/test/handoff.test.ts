@@ -390,6 +390,24 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await c!.adapter.claimSession('sid-orphan')).toBeNull()
   })
 
+  it('keeps a late append of a handoff out of the next handoff of the session', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const socket = await open(a!, 'sid-again', 's1')
+    expect(await handOff(a!, socket, 'sid-again')).toBe(true)
+    // a's append is held on its way to Redis (a stalled connection, a loaded Redis), while b
+    // claims the session, takes it over (a seals behind the held append) and hands it off in turn.
+    const late = holdBack(a!, (args) => args[1]?.includes("'RPUSH'") === true)
+    a!.adapter.appendHandOff('sid-again', '[5,13,"news",["late"],0]')
+    const first = takeOver(b!, await b!.adapter.claimSession('sid-again'))
+    await first.done
+    expect(await handOff(b!, first.socket, 'sid-again')).toBe(true)
+    // Run now, it belongs to a's handoff, which is over: b's tail must not take it.
+    expect(await late.run()).toBe(0)
+    const second = takeOver(c!, await c!.adapter.claimSession('sid-again'))
+    expect((await second.done).tail).toEqual([])
+  })
+
   it('appends in order, seals with the last packets, and refuses what comes after', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
