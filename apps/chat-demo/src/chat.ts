@@ -6,6 +6,7 @@ import {
   type ServerSocket,
 } from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
+import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
 import { MessageOrder, type Stall } from './message-order.js'
@@ -136,8 +137,9 @@ export function setUpChat(
     chat.to(room).emit('presence', version === undefined ? update : { ...update, version })
   }
 
-  /** When each socket's last typing signal was passed on. */
-  const lastTyping = new WeakMap<ChatSocket, number>()
+  /** Each socket's typing signals passed on lately (see `typingLimit`). */
+  const typingPassed = new WeakMap<ChatSocket, Burst>()
+  const typingLimit = new BurstLimit(Limits.typingBurst, Limits.typingGap)
 
   /** The room each socket's last change goes to (it may still be under way). */
   const heading = new WeakMap<ChatSocket, string>()
@@ -492,10 +494,13 @@ export function setUpChat(
       // answers (see `admit`), and the join may yet be refused.
       if (socket.data.room !== room) return
       // Each signal goes to everyone in the room: a client that sent thousands would have the
-      // server send thousands times as many. The page's own are far apart; extras are dropped.
-      const now = Date.now()
-      if (now - (lastTyping.get(socket) ?? 0) < Limits.typingGap) return
-      lastTyping.set(socket, now)
+      // server send thousands times as many. The page's own are far apart, but for a run of
+      // three: "typing", "stopped" on sending, "typing" at the next key. A least gap between two
+      // signals dropped that last one, and the others saw nothing until the page's next signal
+      // a second later; a burst lets the run through, and past it the extras are dropped.
+      const passed = typingPassed.get(socket) ?? BurstLimit.empty()
+      typingPassed.set(socket, passed)
+      if (!typingLimit.take(passed)) return
       socket.to(room).volatile.emit('typing', { room, who: socket.data.nickname, typing: state.typing })
     })
 

@@ -191,7 +191,12 @@ export const Limits = {
   /** Changes of room a socket may make per `roomPeriod` ms (each tells two rooms who is there). */
   roomChanges: 10,
   roomPeriod: 10_000,
-  /** Least ms between two typing signals of one socket that the server passes on (the page sends one a second). */
+  /**
+   * Typing signals of one socket that the server passes on: up to `typingBurst` at once (a
+   * start, the stop of sending, the next start), then one per `typingGap` ms (the page sends
+   * one a second).
+   */
+  typingBurst: 3,
   typingGap: 250,
 } as const
 
