@@ -828,11 +828,6 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * Nothing to claim, but Redis restarted without its data a moment ago (see `restoring`): the
-   * session's owner may not have written its record again yet, so the client tries again rather
-   * than start over. Logged at most once every 10 s.
-   */
-  /**
    * Whether `node` is live. Not live as of the last heartbeat: the live set is read again, as
    * long as Redis answers within requestTimeout (a stalled Redis would hold the client's resume),
    * else gone.
@@ -843,6 +838,11 @@ export class RedisAdapter implements Adapter {
     return this.#nodes.has(node)
   }
 
+  /**
+   * Nothing to claim, but Redis restarted without its data a moment ago (see `restoring`): the
+   * session's owner may not have written its record again yet, so the client tries again rather
+   * than start over. Logged at most once every 10 s.
+   */
   async #refilling(): Promise<boolean> {
     const refilling = await restoring(this.#commands, this.#options.prefix).catch(
       (err: unknown) => err instanceof RedisUnreachableError,
