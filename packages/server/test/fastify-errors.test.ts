@@ -12,7 +12,7 @@ import { Directory } from './directory-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
-import { slowBody, splitFetch } from './split-fetch.js'
+import { bodyAfterAnswer, slowBody, splitFetch } from './split-fetch.js'
 
 const PAGE = 'http://page.test'
 
@@ -101,11 +101,12 @@ describe("Fastify's handlerTimeout on Parley's routes", () => {
     const lines: { level: number; msg: string; count?: number; total?: number; code?: string }[] = []
     const logger = { level: 'warn', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } }
     started = await startServer({}, undefined, { handlerTimeout: 100, logger })
-    // A client whose handshake bodies come slower than the handlerTimeout.
+    // A client whose handshake bodies come slower than the handlerTimeout: each body's rest
+    // only once its answer came.
     let handshakes = 0
     const slow: typeof fetch = (input, init) => {
       handshakes++
-      return fetch(input, slowBody(init, 300))
+      return bodyAfterAnswer(input, init)
     }
     const errors: string[] = []
     for (const transport of ['polling', 'sse', 'polling'] as const) {

@@ -24,12 +24,36 @@ export function splitFetch(other: () => string, sent: string[] = [], change?: Ch
 
 /** A copy of `init` whose string body comes in two parts, `ms` apart (a slow client). */
 export function slowBody(init: RequestInit | undefined, ms: number): RequestInit {
+  return heldBody(init, () => new Promise((resolve) => setTimeout(resolve, ms)))
+}
+
+/**
+ * A fetch whose bodies come in two parts, the rest only once the answer came: a body that
+ * outlasts any time limit of the server's, however late a loaded machine runs its timer. (A
+ * fixed delay races that timer, which starts only when the request arrives: on a busy machine,
+ * after most of the delay has gone, and the whole body may then come in time.)
+ */
+export const bodyAfterAnswer: typeof fetch = (input, init) => {
+  let answered = () => {}
+  const answer = new Promise<void>((resolve) => {
+    answered = resolve
+  })
+  const response = fetch(
+    input,
+    heldBody(init, () => answer),
+  )
+  response.then(answered, answered)
+  return response
+}
+
+/** A copy of `init` whose string body comes in two parts, the rest once `rest()` settles. */
+function heldBody(init: RequestInit | undefined, rest: () => Promise<unknown>): RequestInit {
   const text = String(init?.body ?? '')
   const encoder = new TextEncoder()
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
       controller.enqueue(encoder.encode(text.slice(0, 2)))
-      await new Promise((resolve) => setTimeout(resolve, ms))
+      await rest()
       controller.enqueue(encoder.encode(text.slice(2)))
       controller.close()
     },
