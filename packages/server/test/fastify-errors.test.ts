@@ -12,7 +12,7 @@ import { Directory } from './directory-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
-import { bodyAfterAnswer, slowBody, splitFetch } from './split-fetch.js'
+import { bodyAfterAnswer, heldBody, splitFetch } from './split-fetch.js'
 
 const PAGE = 'http://page.test'
 
@@ -208,15 +208,20 @@ describe.each([
         app.parley.on('connection', (socket) => socket.on('up', (n: number) => void up.push(n)))
       })
       // Every request but the handshake goes to the other node; the first POST's body comes
-      // in two parts, 300 ms apart, so that its handlerTimeout runs out in between.
+      // in two parts, the rest only once the client was told of the cut, so that its
+      // handlerTimeout runs out in between however late a loaded machine runs it.
       let slow = true
+      let told = () => {}
+      const cut = new Promise<void>((resolve) => {
+        told = resolve
+      })
       const forwarding = splitFetch(
         () => other.base,
         [],
         (init) => {
           if (init?.method !== 'POST' || !slow) return undefined
           slow = false
-          return slowBody(init, 300)
+          return heldBody(init, () => cut)
         },
       )
       const client = connect(owner.base, {
@@ -226,7 +231,10 @@ describe.each([
       })
       parleyClients.push(client)
       const errors: string[] = []
-      client.on('transport_error', (_name, error) => void errors.push(error.code))
+      client.on('transport_error', (_name, error) => {
+        errors.push(error.code)
+        told()
+      })
       await until(() => client.connected, 3000, 'connect')
 
       client.emit('up', 1)

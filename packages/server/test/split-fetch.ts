@@ -47,7 +47,7 @@ export const bodyAfterAnswer: typeof fetch = (input, init) => {
 }
 
 /** A copy of `init` whose string body comes in two parts, the rest once `rest()` settles. */
-function heldBody(init: RequestInit | undefined, rest: () => Promise<unknown>): RequestInit {
+export function heldBody(init: RequestInit | undefined, rest: () => Promise<unknown>): RequestInit {
   const text = String(init?.body ?? '')
   const encoder = new TextEncoder()
   const body = new ReadableStream<Uint8Array>({
