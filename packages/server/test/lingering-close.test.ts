@@ -10,12 +10,13 @@ import type { ServerResponse } from 'node:http'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { type Socket as ClientSocket, connect as connectClient } from '@parley/client'
 import { encodeText, PacketType } from '@parley/protocol'
+import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { LINGER_BYTES } from '../src/http/lingering-close.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head } from './raw-http.js'
-import { slowBody } from './split-fetch.js'
+import { heldBody } from './split-fetch.js'
 
 /**
  * How long the server lingers: LINGER_MS (2 s) unless a test of the bounds sets its own, so that
@@ -234,10 +235,20 @@ describe('an answer sent before the body ended reaches a client that reads it la
   })
 
   it("the real client, reading late, is told PARLEY_HANDSHAKE_TIMEOUT by Fastify's handlerTimeout", async () => {
-    started = await startServer({}, undefined, { handlerTimeout: 100 })
+    // The handshake's body comes in two parts, the rest once the server has sent its answer
+    // (which the client reads late): however late a loaded machine runs the handlerTimeout.
+    let answered = () => {}
+    const answer = new Promise<void>((resolve) => {
+      answered = resolve
+    })
+    const setup = (app: FastifyInstance) => void app.addHook('onResponse', async () => answered())
+    started = await startServer({}, setup, { handlerTimeout: 100 })
     const base = await lateReadingProxy(started.base, 100)
-    // The handshake's body comes in two parts, 300 ms apart: the answer comes in between.
-    const slow: typeof fetch = (input, init) => fetch(input, slowBody(init, 300))
+    const slow: typeof fetch = (input, init) =>
+      fetch(
+        input,
+        heldBody(init, () => answer),
+      )
     const client = connectClient(base, { transports: ['polling'], reconnection: false, fetch: slow })
     parleyClients.push(client)
     const code = await new Promise<string>((resolve) => client.once('connect_error', (e) => resolve(e.code)))

@@ -22,11 +22,6 @@ export function splitFetch(other: () => string, sent: string[] = [], change?: Ch
   }
 }
 
-/** A copy of `init` whose string body comes in two parts, `ms` apart (a slow client). */
-export function slowBody(init: RequestInit | undefined, ms: number): RequestInit {
-  return heldBody(init, () => new Promise((resolve) => setTimeout(resolve, ms)))
-}
-
 /**
  * A fetch whose bodies come in two parts, the rest only once the answer came: a body that
  * outlasts any time limit of the server's, however late a loaded machine runs its timer. (A
