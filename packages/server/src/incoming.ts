@@ -136,6 +136,17 @@ export class EventPipeline {
     if (!this.#busy) this.#drain()
   }
 
+  /**
+   * A pipeline with the same middleware, for a session that goes on here after `takeWaiting` (a
+   * move given up on): this one stays closed, so that a middleware still working on an event it
+   * took is ignored when it finishes (the event runs again in the successor).
+   */
+  successor(): EventPipeline {
+    const next = new EventPipeline(this.#maxWaiting, this.#hooks)
+    next.#middleware.push(...this.#middleware)
+    return next
+  }
+
   /** The session ended: events still waiting are dropped, middleware still running is ignored. */
   close(): void {
     this.#closed = true

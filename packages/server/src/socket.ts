@@ -689,6 +689,8 @@ export class ServerSocket<
     this.#tailSink = undefined
     this.#handoff = undefined
     this.#session.thaw()
+    // The freeze closed the pipeline; what runs here from now on needs one.
+    this.#pipeline = this.#pipeline?.successor()
     this.resumeWork(snapshot.waiting, [])
   }
 

@@ -59,6 +59,8 @@ export class Cluster {
   storeWritesLast = false
   /** When true, `handOff` never answers: a store whose reply is lost, with no timeout of its own. */
   storeSilent = false
+  /** When set, `handOff` answers only once it settles (after its write): a store slow to reply. */
+  storeAnswersAfter: Promise<void> | undefined
   /**
    * When true, `handOff` rejects once its write is done: a store whose reply was lost after the
    * write reached it (a timeout, a dropped connection). The snapshot stays claimable.
@@ -333,6 +335,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
     if (this.cluster.storeSilent) return new Promise<boolean>(() => {})
     try {
       const stored = await this.#store(snapshot)
+      await this.cluster.storeAnswersAfter
       if (this.cluster.storeRejects) throw new Error('the reply of the store was lost')
       return stored
     } finally {

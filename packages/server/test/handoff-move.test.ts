@@ -271,6 +271,42 @@ describe('a WebSocket resume on another node', () => {
     expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
   })
 
+  it('runs what waited in the middleware at the freeze, and what comes after, once a move is given up on', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
+    const socket = list[owner]!.connections[0]!
+    // up 1 waits in a middleware: the freeze takes it for the snapshot (its claimer would run it).
+    let firstPass = true
+    let letThrough = () => {}
+    const passed = new Promise<void>((resolve) => {
+      letThrough = resolve
+    })
+    socket.use(async ([, n]) => {
+      if (n === 1 && firstPass) {
+        firstPass = false
+        await passed
+      }
+    })
+    c.emit('up', 1)
+    await until(() => !firstPass, 3000, 'up 1 in the middleware')
+    // The store writes the snapshot, and answers only when told: past handoff.timeout (2 s) the
+    // owner gives the move up, and the resume is relayed to it.
+    let answer = () => {}
+    cluster.storeAnswersAfter = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    await resumeOnTheOther(proxy, c, owner)
+    letThrough()
+    c.emit('up', 2)
+    answer()
+    // Both run, once, in order, through the middleware.
+    await until(() => list[owner]!.received.get(c.id!)?.length === 2, 5000, 'up 1 and 2 on the owner')
+    await sleep(300)
+    expect(list[owner]!.received.get(c.id!)).toEqual([1, 2])
+    expect(list[1 - owner]!.restored).toEqual([])
+    expect(list[owner]!.ended).toEqual([])
+  })
+
   it('leaves no claimable snapshot when the store wrote it but its answer was lost (a rejection)', async () => {
     const cluster = new Cluster({ handoff: true })
     const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
