@@ -636,10 +636,7 @@ export class RedisAdapter implements Adapter {
     const entry = this.#handoffs.bySid(sid)
     if (!entry || this.#closed) return
     // Its write unanswered, or given up on (taken back already, or its UNDO waits for this word).
-    if (entry.epoch === 0 || entry.givenUp) {
-      this.#giveUpWrite(entry)
-      return
-    }
+    if (entry.epoch === 0 || entry.givenUp) return this.#giveUpWrite(entry)
     const outcome = await this.#handoffs.withdraw(entry).catch((err: unknown) => {
       this.#warnings.warn(
         'handoff-withdraw',
@@ -670,13 +667,15 @@ export class RedisAdapter implements Adapter {
    * the session stayed here (see UNDO). The entry answers that claim's marker with a seal, which
    * comes behind the UNDO, until the snapshot's ttl.
    */
-  #giveUpWrite(entry: HandedOff): void {
-    if (entry.givenUp && !entry.undoWaits) return
+  #giveUpWrite(entry: HandedOff): Promise<void> {
+    if (entry.givenUp && !entry.undoWaits) return entry.undone ?? Promise.resolve()
     clearTimeout(entry.timer)
     const kept = this.#sockets.hasSession(entry.sid)
     // The copy that goes on here, should a claim of the write be confirmed before the UNDO runs.
     const copy = kept ? this.#sockets.get(entry.id) : undefined
-    this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () => this.#takenOverMeanwhile(entry, copy))
+    const undone = this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () =>
+      this.#takenOverMeanwhile(entry, copy),
+    )
     if (kept) {
       // As for a write that failed (see `handOff`): the socket and its record are this node's.
       this.#cut.release(entry.id)
@@ -686,6 +685,7 @@ export class RedisAdapter implements Adapter {
     }
     entry.timer = setTimeout(() => this.#handoffs.forget(entry), entry.ttl)
     entry.timer.unref()
+    return undone
   }
 
   /**
@@ -701,7 +701,7 @@ export class RedisAdapter implements Adapter {
   #awaitWord(entry: HandedOff): void {
     this.#handoffs.holdUndo(entry)
     entry.timer = setTimeout(() => {
-      if (!this.#closed) this.#giveUpWrite(entry)
+      if (!this.#closed) void this.#giveUpWrite(entry)
     }, this.#options.requestTimeout)
     entry.timer.unref()
   }
@@ -885,7 +885,7 @@ export class RedisAdapter implements Adapter {
       // Already closed.
     }
     // An UNDO that still waits for the server's word on its session (see `#awaitWord`) goes now.
-    for (const entry of this.#handoffs.undosWaiting()) this.#giveUpWrite(entry)
+    for (const entry of this.#handoffs.undosWaiting()) void this.#giveUpWrite(entry)
     // What takes back a handoff step (a withdraw, a write given up on) and could not reach Redis
     // yet: a node that goes without it leaves a snapshot claimable until it expires.
     const undone = await this.#commands.settleUndos(Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout))

@@ -69,10 +69,10 @@ export class Commands {
    * connection right behind it while Redis is connected, answering or not, else first once the
    * connection is back, and again should that one drop before Redis answers it (see `Undos`).
    * Kept for at most `keepMs`: what it takes back has expired by then. `answered` hears Redis'
-   * answer, once it came.
+   * answer, once it came. Resolves after that, or once the undo is given up.
    */
-  undo(args: string[], keepMs: number, answered?: (reply: unknown) => void): void {
-    this.#undos.add(args, keepMs, answered)
+  undo(args: string[], keepMs: number, answered?: (reply: unknown) => void): Promise<void> {
+    return this.#undos.add(args, keepMs, answered)
   }
 
   /** Stops listening to the client for its connection coming back (see `Undos`). */

@@ -260,6 +260,8 @@ export interface HandedOff {
    * waits for that, so that the claimer it answers reads the revocation.
    */
   undoWaits?: { sent: Promise<void>; send: () => void }
+  /** Its UNDO, once sent: resolves when Redis answered it (or it was given up). */
+  undone?: Promise<void>
   /** 'open': appends go to Redis; 'sealed': the tail is closed here, appends are refused. */
   state: 'open' | 'sealed'
   /** An append was skipped (Redis away) or failed: the tail has a hole. */
@@ -423,9 +425,10 @@ export class HandOffStore {
    * `Commands.undo`), until the snapshot's `ttl` has passed. `session`: what became of the
    * session here, which decides the owner record, and what a claim that won meanwhile is told.
    * `tooLate` is called when a claim of that write was confirmed before the UNDO ran (see
-   * CONFIRM): its claimer took the session over.
+   * CONFIRM): its claimer took the session over. Resolves after that, once Redis answered the
+   * UNDO (or it was given up).
    */
-  undo(entry: HandedOff, session: 'kept' | 'ended', tooLate: () => void): void {
+  undo(entry: HandedOff, session: 'kept' | 'ended', tooLate: () => void): Promise<void> {
     entry.givenUp = true
     const { owner, hash, tail } = this.keys(entry.hash)
     const undo = [
@@ -443,11 +446,12 @@ export class HandOffStore {
       String(UNCLAIM_KEEP_MS),
       session,
     ]
-    this.commands.undo(undo, entry.ttl, (reply) => {
+    entry.undone = this.commands.undo(undo, entry.ttl, (reply) => {
       if (reply === 3) tooLate()
     })
     entry.undoWaits?.send()
     entry.undoWaits = undefined
+    return entry.undone
   }
 
   /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */

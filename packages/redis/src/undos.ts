@@ -15,6 +15,8 @@ interface Undo {
   sending: boolean
   /** Told what Redis answered it, once it did. */
   readonly answered: ((reply: unknown) => void) | undefined
+  /** Resolves what `add` returned: answered, or given up. */
+  readonly done: () => void
 }
 
 /**
@@ -57,17 +59,25 @@ export class Undos {
     this.client.off?.('ready', this.#flushWhenReady)
   }
 
-  /** Keeps `args` until Redis answers it (told to `answered`), and sends it now when connected. */
-  add(args: string[], keepMs: number, answered?: (reply: unknown) => void): void {
+  /**
+   * Keeps `args` until Redis answers it (told to `answered`), and sends it now when connected.
+   * Resolves once Redis answered it (after `answered`), or once it is given up.
+   */
+  add(args: string[], keepMs: number, answered?: (reply: unknown) => void): Promise<void> {
     this.#prune()
     if (this.#kept.size >= MAX_KEPT_UNDOS) {
       const oldest = this.#kept.values().next().value
-      if (oldest) this.#kept.delete(oldest)
+      if (oldest) this.#drop(oldest)
       this.givenUp(`more than ${MAX_KEPT_UNDOS} waited for Redis`)
     }
-    const undo: Undo = { args, until: Date.now() + keepMs, sending: false, answered }
+    let done = () => {}
+    const settled = new Promise<void>((resolve) => {
+      done = resolve
+    })
+    const undo: Undo = { args, until: Date.now() + keepMs, sending: false, answered, done }
     this.#kept.add(undo)
     if (this.client.isReady) this.#send(undo)
+    return settled
   }
 
   /**
@@ -100,6 +110,7 @@ export class Undos {
       (reply) => {
         this.#kept.delete(undo)
         undo.answered?.(reply)
+        undo.done()
       },
       (err: unknown) => {
         // Not connected: the connection dropped first (node-redis says so before it
@@ -109,7 +120,7 @@ export class Undos {
           undo.sending = false
           return
         }
-        this.#kept.delete(undo)
+        this.#drop(undo)
         this.givenUp('Redis refused it', err)
       },
     )
@@ -119,8 +130,14 @@ export class Undos {
     const now = Date.now()
     for (const undo of this.#kept) {
       if (undo.until > now || undo.sending) continue
-      this.#kept.delete(undo)
+      this.#drop(undo)
       this.givenUp('what it would take back has expired meanwhile')
     }
+  }
+
+  /** Gives `undo` up: it is not sent (again). */
+  #drop(undo: Undo): void {
+    this.#kept.delete(undo)
+    undo.done()
   }
 }

@@ -1133,14 +1133,21 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const slow = new HeldInOrder(a!.redis, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
     a!.hold = slow.hold
     const answer = handOff(a!, socket, 'sid-revoked')
-    // The server stops waiting for the write: the session goes on at a.
-    await a!.adapter.withdrawHandOff('sid-revoked')
+    // The server stops waiting for the write: the session goes on at a. Its take-back goes right
+    // behind the write; the call resolves once Redis has answered it (the server holds what the
+    // client sends meanwhile).
+    let takenBack = false
+    const withdrawn = a!.adapter.withdrawHandOff('sid-revoked').then(() => {
+      takenBack = true
+    })
     // The write runs (its answer on its way), and b's claim right after it, before a's next step.
     await slow.runFirst()
     const { done } = takeOver(b!, await b!.adapter.claimSession('sid-revoked'))
     // b's marker reached a, whose seal waits behind its other steps.
     await until(() => slow.held.some((args) => args[1]?.includes('RPUSH') === true), 5000, 'the seal')
+    expect(takenBack).toBe(false)
     await slow.runAll()
+    await withdrawn
     // Not stored, for all the write ran: a's server keeps the session, nothing to withdraw.
     expect(await answer).toBe(false)
     expect(await done).toMatchObject({ ended: true, kept: true })
@@ -1169,8 +1176,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const slow = new HeldInOrder(a!.redis, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
     a!.hold = slow.hold
     const answer = handOff(a!, socket, sid)
-    // The server stops waiting for the write: the session goes on at a.
-    await a!.adapter.withdrawHandOff(sid)
+    // The server stops waiting for the write: the session goes on at a (the call resolves once
+    // the take-back, held behind the write, is answered).
+    void a!.adapter.withdrawHandOff(sid)
     await slow.runFirst()
     const claim = won(await b!.adapter.claimSession(sid))
     const tail = await takeOver(b!, claim).done

@@ -1,0 +1,86 @@
+// The undos an adapter keeps until Redis answers them: what `add` returns says when the undo is
+// over (answered, or given up), which the server waits for before it runs what a client sent
+// a session whose move was given up on (see `RedisAdapter.withdrawHandOff`).
+import { describe, expect, it } from 'vitest'
+import type { RedisClient } from '../src/options.js'
+import { MAX_KEPT_UNDOS, Undos } from '../src/undos.js'
+
+/** A client whose connection the test turns on and off; what is sent waits for `answer`. */
+function fakeClient() {
+  const listeners = new Set<() => void>()
+  const client = {
+    isOpen: true,
+    isReady: true,
+    sendCommand: () => Promise.reject(new Error('not used')),
+    duplicate: () => {
+      throw new Error('not used')
+    },
+    on: (_event: 'ready', listener: () => void) => listeners.add(listener),
+    off: (_event: 'ready', listener: () => void) => listeners.delete(listener),
+  }
+  const sent: { args: string[]; answer: (reply: unknown) => void; fail: (err: unknown) => void }[] = []
+  const send = (args: string[]) =>
+    new Promise<unknown>((answer, fail) => {
+      sent.push({ args, answer, fail })
+    })
+  return { client: client as unknown as RedisClient, state: client, sent, send }
+}
+
+/** True once `promise` settled (after the microtasks queued so far). */
+async function isSettled(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false
+  void promise.then(() => {
+    settled = true
+  })
+  await new Promise((resolve) => setImmediate(resolve))
+  return settled
+}
+
+describe('Undos', () => {
+  it('resolves an undo once Redis answered it, after telling `answered`', async () => {
+    const { client, sent, send } = fakeClient()
+    const undos = new Undos(client, send, () => {})
+    const replies: unknown[] = []
+    const over = undos.add(['EVAL', 'undo'], 60_000, (reply) => replies.push(reply))
+    expect(await isSettled(over)).toBe(false)
+    sent[0]!.answer(3)
+    await over
+    expect(replies).toEqual([3])
+  })
+
+  it('keeps an undo whose connection dropped, unresolved, until the next connection answers it', async () => {
+    const { client, state, sent, send } = fakeClient()
+    const undos = new Undos(client, send, () => {})
+    const over = undos.add(['EVAL', 'undo'], 60_000)
+    state.isReady = false
+    sent[0]!.fail(new Error('connection dropped'))
+    expect(await isSettled(over)).toBe(false)
+    state.isReady = true
+    undos.flush()
+    expect(sent).toHaveLength(2)
+    sent[1]!.answer(1)
+    expect(await isSettled(over)).toBe(true)
+  })
+
+  it('resolves an undo Redis refused, expired, or pushed out by newer ones: each given up', async () => {
+    const { client, state, sent, send } = fakeClient()
+    const givenUp: string[] = []
+    const undos = new Undos(client, send, (why) => givenUp.push(why))
+    const refused = undos.add(['EVAL', 'refused'], 60_000)
+    sent[0]!.fail(new Error('ERR'))
+    expect(await isSettled(refused)).toBe(true)
+    // Not connected: kept, past its time given up at the next look.
+    state.isReady = false
+    const expired = undos.add(['EVAL', 'expired'], 0)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const pushedOut = undos.add(['EVAL', 'oldest'], 60_000)
+    expect(await isSettled(expired)).toBe(true)
+    for (let i = 0; i < MAX_KEPT_UNDOS; i++) void undos.add(['EVAL', `newer ${i}`], 60_000)
+    expect(await isSettled(pushedOut)).toBe(true)
+    expect(givenUp).toEqual([
+      'Redis refused it',
+      'what it would take back has expired meanwhile',
+      `more than ${MAX_KEPT_UNDOS} waited for Redis`,
+    ])
+  })
+})
