@@ -78,7 +78,7 @@ export class Moves {
       socket.thaw(snapshot)
       // The session goes on here: a write that stores its snapshot late (or that the store made
       // before its reply was lost) must not let another node claim it too.
-      this.#withdrawOnceStored(sid, answer, session)
+      this.#withdrawOnceStored(sid, answer, socket)
       return false
     }
     metrics.handoff('stored')
@@ -136,7 +136,8 @@ export class Moves {
   /**
    * See `withdrawOnceStored`. Until `answer` comes and the withdraw is done, `sid` is not moved
    * again (that withdraw would take back the next move's snapshot). `thawed`, the session went
-   * on here: a withdrawal of a snapshot known stored is counted (no end of the session did; a
+   * on here, holding what its client sends until then (see `ServerSocket.thaw`): a withdrawal of
+   * a snapshot known stored is counted (no end of the session did; a
    * rejected `handOff` counted `failed` only), and, the session still live, this node records
    * again that it owns it (a stored handoff makes the adapter's owner record name the handoff,
    * which the withdraw removes). An answer that has not come within
@@ -145,7 +146,7 @@ export class Moves {
    * an adapter whose promise never settles would keep `sid` here, never moved again, for the
    * life of the process.
    */
-  #withdrawOnceStored(sid: string, answer: Promise<boolean | undefined>, thawed?: Session): void {
+  #withdrawOnceStored(sid: string, answer: Promise<boolean | undefined>, thawed?: AnySocket): void {
     const { adapter, metrics, ttl, withdraw } = this.#context
     // Gone on here: withdrawn at once too, the write still under way. Once it runs, another node
     // could claim its snapshot, older than the session, before a withdraw sent after its answer
@@ -154,11 +155,14 @@ export class Moves {
     const late = withdrawOnceStored(atMost(answer, ttl), async (stored) => {
       if (thawed && stored) metrics.handoff('withdrawn')
       await withdraw(sid)
-      if (thawed && stateOf(thawed) !== 'closed') await safely(() => adapter.sessionOpened?.(sid))
+      if (thawed && stateOf(thawed.session) !== 'closed') await safely(() => adapter.sessionOpened?.(sid))
     })
       .then(() => early)
       .finally(() => this.#late.delete(sid))
     this.#late.set(sid, late)
+    // Taken back, the session stayed here (a claim that stood ended it meanwhile): what its
+    // client sent since runs now. After `ttl` the snapshot has expired, and no claim can come.
+    if (thawed) void atMost(late, ttl).then(() => thawed.keptAfterAll())
   }
 
   /** Nobody claimed `sid` in time: its tail is sealed, so that a later claim needs not wait. */

@@ -68,9 +68,9 @@ class FakeTransport implements Transport {
     if (owner) this.everBound.push(owner)
   }
 
-  /** The client sends a packet that decoded cleanly. */
-  receive(packet: Packet): void {
-    if (this.open) this.#owner?.transportPacket(this, packet, 0)
+  /** The client sends a packet that decoded cleanly (of `size` bytes on the wire). */
+  receive(packet: Packet, size = 0): void {
+    if (this.open) this.#owner?.transportPacket(this, packet, size)
   }
 
   /** The client sends something that does not decode. */
@@ -1065,6 +1065,76 @@ describe('Session: freeze, hand off, restore', () => {
     next.receive(event(2, 'after'))
     sendEvents(session, 1)
     expect(next.last()).toMatchObject({ type: PacketType.EVENT, seq: 6 })
+  })
+
+  /** Thawed after a move given up on, inbound held (as `ServerSocket.thaw` does), resumed. */
+  function thawedHolding(overrides: Partial<SessionConfig> = {}) {
+    const { session, owner } = setup(overrides)
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'in'))
+    session.freeze(() => {})
+    session.thaw()
+    session.holdInbound()
+    const next = new FakeTransport()
+    session.attach(next, 0, true)
+    const acks = () => next.sent.flatMap((p) => (p.type === PacketType.ACK ? [p.ack] : []))
+    return { session, owner, next, acks }
+  }
+
+  const names = (owner: FakeOwner) =>
+    owner.messages.map((p) => (p.type === PacketType.EVENT ? p.name : p.type))
+
+  it('holds what the client sends after a thaw, unacknowledged, until released; then takes it in order', () => {
+    const { session, owner, next, acks } = thawedHolding()
+    expect(openOf(next).ack).toBe(1)
+    next.receive(event(2, 'two'))
+    next.receive(event(0, 'volatile'))
+    next.receive(event(3, 'three'))
+    // A replay after a switch repeats what is held: not held twice.
+    next.receive(event(2, 'two'))
+    vi.advanceTimersByTime(PING_INTERVAL - 1)
+    expect(names(owner)).toEqual(['in'])
+    expect(acks().filter((ack) => ack > 1)).toEqual([])
+    // A resume meanwhile tells the client it still has them to send.
+    const again = new FakeTransport()
+    session.attach(again, 0, true)
+    expect(openOf(again).ack).toBe(1)
+    again.receive(event(2, 'two'))
+    again.receive(event(3, 'three'))
+    again.receive(event(4, 'four'))
+    session.releaseInbound()
+    expect(names(owner)).toEqual(['in', 'two', 'volatile', 'three', 'four'])
+    vi.advanceTimersByTime(PING_INTERVAL - 1)
+    expect(again.sent.flatMap((p) => (p.type === PacketType.ACK ? [p.ack] : []))).toEqual([4])
+    // Taken as usual from now on.
+    again.receive(event(5, 'five'))
+    expect(names(owner).at(-1)).toBe('five')
+  })
+
+  it('drops what it held when another node took the session over: none of it runs here', () => {
+    const { session, owner, next } = thawedHolding()
+    next.receive(event(2, 'two'))
+    session.moved()
+    session.releaseInbound()
+    expect(names(owner)).toEqual(['in'])
+  })
+
+  it('holds no more than maxBufferedBytes: what comes past it waits for the next resume', () => {
+    const { session, owner, next } = thawedHolding({ maxBufferedBytes: 100 })
+    next.receive(event(2, 'two'), 60)
+    next.receive(event(3, 'three'), 60)
+    next.receive(event(4, 'four'), 30)
+    session.releaseInbound()
+    expect(names(owner)).toEqual(['in', 'two'])
+    expect(session.state).toBe('attached')
+    // The client sends 3 and 4 again on its next resume (never acknowledged).
+    const again = new FakeTransport()
+    session.attach(again, 0, true)
+    expect(openOf(again).ack).toBe(2)
+    again.receive(event(3, 'three'), 60)
+    again.receive(event(4, 'four'), 30)
+    expect(names(owner)).toEqual(['in', 'two', 'three', 'four'])
   })
 
   it('ends without a word to the client when another node took it over', () => {

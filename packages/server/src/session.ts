@@ -296,6 +296,16 @@ export class Session extends Timed implements TransportOwner {
    * the tail's). Undefined otherwise.
    */
   #held: ((seq: number) => Outgoing)[] | undefined
+  /**
+   * Thawed after a move given up on, while its late write may still be claimed (see
+   * `holdInbound`): what the client sends, in order, neither taken nor acknowledged yet.
+   * Undefined otherwise.
+   */
+  #inboundHeld: IncomingMessage[] | undefined
+  /** The bytes of `#inboundHeld`: past `maxBufferedBytes`, more is not kept (see `holdInbound`). */
+  #inboundHeldBytes = 0
+  /** The highest `seq` in `#inboundHeld` (`#inSeq` while it holds no numbered packet). */
+  #inboundHeldThrough = 0
 
   /**
    * A new session; or, with `books`, one another node handed off, taken over here: same ids,
@@ -596,6 +606,7 @@ export class Session extends Timed implements TransportOwner {
     if (this.#state === 'closed') return
     this.#state = 'closed'
     this.#tail = undefined
+    this.#inboundHeld = undefined
     // Its heartbeat ran on while it was frozen.
     this.leaveQueue()
     const transport = this.#transport
@@ -682,6 +693,7 @@ export class Session extends Timed implements TransportOwner {
     this.#state = 'closed'
     this.#tail = undefined
     this.#held = undefined
+    this.#inboundHeld = undefined
     clearTimeout(this.#ackTimer)
     this.leaveQueue()
     clearTimeout(this.#recoveryTimer)
@@ -730,6 +742,10 @@ export class Session extends Timed implements TransportOwner {
       case PacketType.EVENT:
       case PacketType.REPLY:
       case PacketType.ERROR:
+        if (this.#inboundHeld) {
+          this.#holdPacket(packet, transport.name, size)
+          return
+        }
         if (packet.seq > 0) {
           // Duplicates come from replays after a switch; a gap means the client lost something
           // and will resume, resending from our ack. Either way: not now.
@@ -749,6 +765,51 @@ export class Session extends Timed implements TransportOwner {
           new ParleyError(ErrorCode.INVALID_PACKET, `a client may not send packets of type ${packet.type}`),
         )
     }
+  }
+
+  /**
+   * A move of this session was given up on (`thaw`), and its late write may still be claimed by
+   * another node, which would take the session over from that snapshot: whatever the client sends
+   * from now on is held, neither handed to the application nor acknowledged, until
+   * `releaseInbound` (the take-back kept the session here) or the end of the session here (the
+   * claim stood). The client keeps what is not acknowledged and sends it again to the claimer,
+   * so that the application of exactly one node handles it. Packets past `maxBufferedBytes` are
+   * not held either: the client sends them again on its next resume.
+   */
+  holdInbound(): void {
+    if (this.#state === 'closed') return
+    this.#inboundHeld ??= []
+    this.#inboundHeldThrough = this.#inSeq
+  }
+
+  /** The take-back of a given-up move kept the session here: what `holdInbound` held is taken, in order. */
+  releaseInbound(): void {
+    const held = this.#inboundHeld
+    if (!held) return
+    this.#inboundHeld = undefined
+    this.#inboundHeldBytes = 0
+    for (const packet of held) {
+      if (this.#state === 'closed') return
+      if (packet.seq > 0) {
+        this.#inSeq = packet.seq
+        this.#scheduleAck()
+      }
+      this.#owner?.sessionMessage(packet)
+    }
+    this.#checkBuffers()
+  }
+
+  #holdPacket(packet: IncomingMessage, transport: TransportName, size: number): void {
+    const held = this.#inboundHeld!
+    if (packet.seq > 0) {
+      // As when taken: a replay's duplicates and anything past a gap wait for a resume.
+      if (packet.seq !== this.#inboundHeldThrough + 1) return
+      if (this.#inboundHeldBytes + size > this.#config.maxBufferedBytes) return
+      this.#inboundHeldThrough = packet.seq
+    } else if (this.#inboundHeldBytes + size > this.#config.maxBufferedBytes) return
+    this.#inboundHeldBytes += size
+    held.push(packet)
+    this.#config.metrics.message('in', transport, size)
   }
 
   /** Input from `transport` that does not decode: the session ends ('invalid packet'). */

@@ -236,6 +236,8 @@ export class ServerSocket<
   #steps: MembershipStep[] | undefined
   /** Frozen for a handoff, or moved on by one: what joins and leaves need to know of it. */
   #handoff: HandoffRooms | undefined
+  /** Thawed after a move given up on: the events the freeze took, held until `keptAfterAll`. */
+  #thawedWork: SessionSnapshot['waiting'] | undefined
 
   /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -682,8 +684,11 @@ export class ServerSocket<
   }
 
   /**
-   * @internal The snapshot `freeze` made could not be stored: the session goes on here, and
-   * the events the freeze took from the middleware's queue run after all.
+   * @internal The snapshot `freeze` made could not be stored in time: the session goes on here.
+   * Its write may still land and be claimed by another node, which would run what the snapshot
+   * holds: until `keptAfterAll`, nothing the client sent runs here, neither the events the
+   * freeze took from the middleware's queue nor what comes from now on (see
+   * `Session.holdInbound`).
    */
   thaw(snapshot: SessionSnapshot): void {
     this.#tailSink = undefined
@@ -691,7 +696,20 @@ export class ServerSocket<
     this.#session.thaw()
     // The freeze closed the pipeline; what runs here from now on needs one.
     this.#pipeline = this.#pipeline?.successor()
-    this.resumeWork(snapshot.waiting, [])
+    this.#session.holdInbound()
+    this.#thawedWork = snapshot.waiting
+  }
+
+  /**
+   * @internal The move `thaw` gave up on is taken back, and the session stayed here: the events
+   * the freeze took run after all, then what the client sent since, in order.
+   */
+  keptAfterAll(): void {
+    const waiting = this.#thawedWork
+    this.#thawedWork = undefined
+    if (this.#session.state === 'closed') return
+    if (waiting) this.resumeWork(waiting, [])
+    this.#session.releaseInbound()
   }
 
   /**

@@ -336,7 +336,9 @@ export interface Adapter {
    * resolves true or rejects. A move that went on here (its `handOff` not answered within
    * `handoff.timeout`: the session is live here, `LocalSockets.hasSession` says so) is withdrawn
    * the same way, at once and again once that `handOff` resolves true or rejects (the server
-   * records its owner again after that, see `sessionOpened`). A claim that won between the late
+   * records its owner again after that, see `sessionOpened`). Until both have resolved (at most
+   * `ttl`), the server holds what the client sends that session, unhandled: resolve once the
+   * take-back has landed (or is given up), not before, and not much later. A claim that won between the late
    * write and the withdraw took a snapshot older than that live session: an adapter that can
    * tell it so resolves its `takeOver` with `ended` and `kept` (its client tries again, and finds
    * the session here). A withdraw of a snapshot that is not stored, or not this node's, does
