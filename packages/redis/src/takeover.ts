@@ -8,6 +8,18 @@ import type { ClaimMarker } from './wire.js'
  */
 export const SEAL_WAIT_MS = 3000
 
+/**
+ * Starts a claimer's wait for a seal: `wake` runs after `SEAL_WAIT_MS`; the function returned
+ * clears it. One named object rather than a bare `setTimeout`, so that a test can watch these
+ * waits, and only these, whatever other timer has the same delay (`UNDO_AT_CLOSE_MS`).
+ */
+export const sealWaits = {
+  start(wake: () => void): () => void {
+    const timer = setTimeout(wake, SEAL_WAIT_MS)
+    return () => clearTimeout(timer)
+  },
+}
+
 /** What a takeover needs of its adapter. */
 export interface TakeoverContext {
   /** This node's id. */
@@ -155,11 +167,11 @@ export class Takeover implements SessionClaim {
       context.unregister()
       return
     }
-    const timer = setTimeout(() => this.#wake?.(), SEAL_WAIT_MS)
+    const stop = sealWaits.start(() => this.#wake?.())
     try {
       await woken
     } finally {
-      clearTimeout(timer)
+      stop()
       context.unregister()
     }
   }

@@ -8,7 +8,7 @@ import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/sup
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until } from '../../server/test/helpers.js'
 import { UNCLAIM_KEEP_MS } from '../src/handoff.js'
-import { SEAL_WAIT_MS } from '../src/takeover.js'
+import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
   FakeCluster,
@@ -60,24 +60,22 @@ function beforeAnyIo<T>(promise: Promise<T>): Promise<T | 'waited'> {
 }
 
 /**
- * Watches the claimers' waits for a seal (their SEAL_WAIT_MS timer) until `stop`: how many
- * began, and how many ran out. With `never`, none runs out (each is set for the longest a timer
- * holds): a takeover that ends at all was ended by what it waited for (a seal, the old node
- * leaving). What ended a wait is then known without reading the clock, which on a loaded machine
- * measures the load.
+ * Watches the claimers' waits for a seal (`sealWaits`) until `stop`: how many began, and how many
+ * ran out. With `never`, none runs out: a takeover that ends at all was ended by what it waited
+ * for (a seal, the old node leaving). What ended a wait is then known without reading the clock,
+ * which on a loaded machine measures the load.
  */
 function watchSealWaits(never = false) {
   const waits = { began: 0, ranOut: 0, stop: () => spy.mockRestore() }
-  const setTimer = globalThis.setTimeout
-  const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((callback: () => void, ms?: number) => {
-    if (ms !== SEAL_WAIT_MS) return setTimer(callback, ms)
+  const start = sealWaits.start
+  const spy = vi.spyOn(sealWaits, 'start').mockImplementation((wake) => {
     waits.began++
-    const ranOut = () => {
+    if (never) return () => {}
+    return start(() => {
       waits.ranOut++
-      callback()
-    }
-    return setTimer(ranOut, never ? 2 ** 31 - 1 : ms)
-  }) as typeof setTimeout)
+      wake()
+    })
+  })
   return waits
 }
 
