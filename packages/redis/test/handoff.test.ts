@@ -6,7 +6,7 @@ import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
-import { sleep, until } from '../../server/test/helpers.js'
+import { sleep, until, within } from '../../server/test/helpers.js'
 import { UNCLAIM_KEEP_MS } from '../src/handoff.js'
 import { sealWaits } from '../src/takeover.js'
 import {
@@ -586,7 +586,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const leaves = takeOver(b!, (await b!.adapter.claimSession('sid-leaves'))!)
     await sleep(50)
     await b!.redis.del(nodeKey)
-    expect(await leaves.done).toEqual({ tail: [], complete: false, late: false })
+    const left = within(leaves.done, 5000, 'the takeover to end with a leaving the live set')
+    expect(await left).toEqual({ tail: [], complete: false, late: false })
     leavesWaits.stop()
     expect(leavesWaits).toMatchObject({ began: 1, ranOut: 0 })
   })
@@ -770,7 +771,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       a!.adapter.appendHandOff('sid-late-claim', '[5,13,"news",[1],0]')
       // a seals for c's epoch: c's wait for the seal (made endless here) ends with it.
       const waits = watchSealWaits(true)
-      expect(await takeOver(c!, claim!).done).toMatchObject({ complete: true, late: false })
+      const sealed = within(takeOver(c!, claim!).done, 5000, "the takeover to end with a's seal")
+      expect(await sealed).toMatchObject({ complete: true, late: false })
       waits.stop()
       expect(waits).toMatchObject({ began: 1, ranOut: 0 })
     } finally {

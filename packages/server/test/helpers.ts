@@ -36,3 +36,20 @@ export async function until(check: () => boolean, timeoutMs = 3000, what = 'cond
     await sleep(5)
   }
 }
+
+/**
+ * `promise`'s value; rejects with an error naming `what` when it has not settled after
+ * `timeoutMs`. Bound a wait by something shorter than the test's own timeout with it, so that a
+ * wait that never ends fails by saying what it waited for, not by the timeout of the whole test.
+ */
+export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting after ${timeoutMs} ms for ${what}`)), timeoutMs)
+  })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
