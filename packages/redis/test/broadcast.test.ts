@@ -226,7 +226,8 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
       // Later than a timer set for Infinity (which fires at once) would have ended the wait.
       client.on('vote', (ack: (value: unknown) => void) => setTimeout(() => ack(`v${i}`), 100))
     }
-    const replies = await a!.app.parley.timeout(Number.POSITIVE_INFINITY).to('voters').emitWithAck('vote')
+    const asking = a!.app.parley.timeout(Number.POSITIVE_INFINITY).to('voters').emitWithAck('vote')
+    const replies = await within(asking, 5000, "both voters' replies")
     expect(replies.sort()).toEqual(['v0', 'v1'])
     expect(b!.warnings).toEqual([])
   })
@@ -269,7 +270,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     const { b, outcome } = await voteWhereBNeverAnswers(60_000)
     // b's adapter closes, answering nothing more, and a notices at its next heartbeat that b left.
     await b.adapter.close()
-    expectOneMissing(await outcome)
+    expectOneMissing(await within(outcome, 5000, 'the broadcast to end with b leaving'))
   })
 
   it('stops waiting for the count of a live node that stays silent past requestTimeout, whatever the timeout', async () => {
@@ -340,12 +341,13 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     // its next heartbeat. The broadcast then ends with what the other nodes counted, well
     // before its timeout (reached, it would be an error).
     await c!.adapter.close()
-    const [error, partial] = await new Promise<[ParleyError | null, unknown[]]>((resolve) => {
+    const ended = new Promise<[ParleyError | null, unknown[]]>((resolve) => {
       a!.app.parley
         .to('voters')
         .timeout(15_000)
         .emit('vote', (err: ParleyError | null, got: unknown[]) => resolve([err, got]))
     })
+    const [error, partial] = await within(ended, 5000, 'the broadcast to end with c leaving')
     expect(error).toBeNull()
     expect(partial.sort()).toEqual(['v0', 'v1', 'v2'])
     expect(a!.adapter.liveNodes).not.toContain(c!.adapter.node)

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
-import { sleep, until } from '../../server/test/helpers.js'
+import { sleep, until, within } from '../../server/test/helpers.js'
 import { endToEndSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a claim whose connection to Redis drops', () => {
@@ -56,7 +56,7 @@ describe.skipIf(skipRedisSuites())('a claim whose connection to Redis drops', ()
     const cut = cutter.cutAt(`"id":"${id}"`)
     balancer.avoid.add(0)
     const draining = a.started.app.close()
-    await cut
+    await within(cut, 5000, "b's claim, its answer to be cut")
     await until(() => b.restored.length === 1, 8000, 'restored on b')
     await draining
     await sleep(100)
