@@ -8,7 +8,7 @@ import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type * as protocol from '../../protocol/src/index.js'
 import { Cluster } from './cluster-adapter.js'
-import { type Started, startServer, until } from './helpers.js'
+import { type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 let nodes: Started[] = []
@@ -176,7 +176,10 @@ describe.each(['sse', 'polling'] as const)('no sticky sessions over %s', (transp
     socket.join('room')
     const got = inbox(c)
 
-    for (let i = 0; i < 5; i++) expect(await c.emitWithAck('echo', `m${i}`)).toBe(`echo m${i}`)
+    for (let i = 0; i < 5; i++) {
+      const echo = await within(c.emitWithAck('echo', `m${i}`), 3000, `the echo of m${i}`)
+      expect(echo).toBe(`echo m${i}`)
+    }
     // A broadcast from either node reaches it, wherever its requests land.
     a.app.parley.to('room').emit('news', 'from a')
     b.app.parley.to('room').emit('news', 'from b')

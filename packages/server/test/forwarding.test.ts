@@ -18,7 +18,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Directory } from './directory-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { type Started, sleep, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 const ROUTED = 'x-parley-routed'
@@ -144,7 +144,10 @@ describe.each(['websocket', 'sse', 'polling'] as const)('no sticky sessions over
       expect(c.recovered).toBe(true)
     }
 
-    for (let i = 0; i < 5; i++) expect(await c.emitWithAck('echo', `m${i}`)).toBe(`echo m${i}`)
+    for (let i = 0; i < 5; i++) {
+      const echo = await within(c.emitWithAck('echo', `m${i}`), 3000, `the echo of m${i}`)
+      expect(echo).toBe(`echo m${i}`)
+    }
     for (const n of range(N)) {
       c.emit('up', n)
       peer.emit('down', n)
@@ -311,7 +314,7 @@ describe('forwarding', () => {
     expect(forwarded).toHaveLength(1)
 
     abort.abort()
-    await closed(forwarded[0]!)
+    await within(closed(forwarded[0]!), 3000, 'the forwarded stream to end on the owner')
     // The session lives on: its client may come back with another GET.
     expect(a.sockets[0]!.connected).toBe(true)
   })

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
 import { Gate } from './gated-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { type Started, sleep, startServer, until, within } from './helpers.js'
 
 let nodes: Started[] = []
 let proxy: RoundRobinProxy | undefined
@@ -491,8 +491,9 @@ describe('drain with handoff: acks and requests across it', () => {
     open()
     await closing
     await until(() => total(others, (n) => n.restored) === 1, 5000, 'restored')
-    expect(await slow).toBe(42)
-    expect(await never).toBe('PARLEY_SESSION_MOVED')
+    expect(await within(slow, 3000, "the slow handler's reply, through the tail")).toBe(42)
+    const moved = within(never, 3000, 'the request never answered to fail')
+    expect(await moved).toBe('PARLEY_SESSION_MOVED')
     expect(events).toEqual(['connect'])
   })
 
