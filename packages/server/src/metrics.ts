@@ -39,7 +39,9 @@ export interface Metrics {
    * node had stopped waiting for a claim ('late': what was sent in between is lost; a longer
    * `handoff.timeout` helps), or after the old node drained with no other node alive and sealed
    * its tail at once, this node having started after it ('restarted': what was sent to the
-   * session between the old node's close and the claim is lost; no timeout would help).
+   * session between the old node's close and the claim is lost; no timeout would help). Or
+   * this node's claim won only after it had closed, and it gave the session back ('given_back':
+   * its client starts anew).
    */
   handoff(outcome: HandOffOutcome): void
   /**
@@ -61,6 +63,7 @@ export type HandOffOutcome =
   | 'incomplete'
   | 'late'
   | 'restarted'
+  | 'given_back'
 
 /** Does nothing: the metrics of a server that was given no registry. */
 export const noMetrics: Metrics = {

@@ -981,6 +981,7 @@ export class ParleyServer<
       // window ends, while its client starts anew elsewhere. Given back, nothing is left here.
       if (this.#closed) {
         this.#giveBack(claim)
+        this.metrics.handoff('given_back')
         this.#handoffLogs.afterClose.record({ socket: claim.snapshot.id })
         return transport.open ? shuttingDown() : null
       }

@@ -14,6 +14,7 @@ import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/rou
 import { Cluster } from './cluster-adapter.js'
 import { Gate } from './gated-adapter.js'
 import { type Started, sleep, startServer, until, within } from './helpers.js'
+import { Registry, sampleOf } from './registry.js'
 
 let nodes: Started[] = []
 let proxy: RoundRobinProxy | undefined
@@ -55,7 +56,12 @@ async function cluster(
     count = 3,
     options = HANDOFF,
     store = new Cluster({ handoff: true }),
-  }: { count?: number; options?: ParleyServerOptions; store?: Cluster } = {},
+  }: {
+    count?: number
+    /** The same for every node, or a node's own (by its name). */
+    options?: ParleyServerOptions | ((name: string) => ParleyServerOptions)
+    store?: Cluster
+  } = {},
 ) {
   const list: Node[] = []
   for (let index = 0; index < count; index++) {
@@ -77,7 +83,7 @@ async function cluster(
       },
     }
     node.started = await startServer(
-      { adapter: store.adapter(name), ...options },
+      { adapter: store.adapter(name), ...(typeof options === 'function' ? options(name) : options) },
       (app) => {
         app.parley.on('connection', (socket) => {
           node.connections.push(socket)
@@ -274,8 +280,12 @@ describe('drain with handoff: two drains at once', () => {
     })
   }
   it('gives back a session whose claim wins only after the claimer closed: nothing is left there', async () => {
+    const registry = new Registry()
     const { store, list, base } = await cluster(() => {}, {
-      options: { handoff: { timeout: 300, retrySpread: 100 } },
+      options: (name) => ({
+        handoff: { timeout: 300, retrySpread: 100 },
+        ...(name === 'b' ? { metrics: { registry } } : {}),
+      }),
     })
     const [a, b, third] = list as [Node, Node, Node]
     const { c } = client(base, 'websocket')
@@ -300,6 +310,8 @@ describe('drain with handoff: two drains at once', () => {
     expect(b.started.app.parley.sockets.size).toBe(0)
     expect(c.recovered).toBe(false)
     expect(b.warnings.filter((w) => /only after it had closed/.test(w))).toHaveLength(1)
+    expect(await sampleOf(registry, 'parley_handoffs_total', { outcome: 'given_back' })).toBe(1)
+    expect(await sampleOf(registry, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
   })
 })
 
