@@ -75,6 +75,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     lastWords.takeOver()
     await server.drain()
     server.close()
+    // Fastify's bare 503 has no code a client reads across origins: Parley's own from now on.
+    lastWords.shutDown()
     // WebSocket clients answer the close frames meanwhile; one that has not by then is cut: the
     // HTTP server's close would wait for it (see ClosingWebSockets).
     const limit = Math.min(LAST_WORDS_MS, deadline - Date.now())

@@ -1,7 +1,6 @@
 // Fastify's own errors (FST_ERR_*) never answer Parley's routes: each is answered with a code of
 // Parley's, the endpoints' CORS headers and all, while the application's own errors still reach
 // the client as the application made them.
-import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from '@parley/client'
 import { PacketType } from '@parley/protocol'
 import type { AdapterFactory } from '@parley/server'
@@ -10,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
+import { exchange } from './http-exchange.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 import { bodyAfterAnswer, heldBody, splitFetch } from './split-fetch.js'
@@ -30,31 +30,6 @@ afterEach(async () => {
   started = undefined
   for (const node of others.splice(0)) await node.app.close()
 })
-
-interface Answer {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: { code?: unknown; message?: unknown }
-}
-
-/** One request through `node:http`, on a connection of its own; its answer, the body as JSON. */
-function exchange(url: string, method: string, headers: Record<string, string>, body = ''): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers, agent: false }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => {
-        text += chunk
-      })
-      res.on('end', () => {
-        const json = res.headers['content-type']?.startsWith('application/json')
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: json ? JSON.parse(text) : {} })
-      })
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 /**
  * A POST from a page to `url` whose body announces more bytes than it brings (Parley waits for

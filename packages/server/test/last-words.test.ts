@@ -1,9 +1,12 @@
 // At close, a session whose client had no GET waiting keeps its CLOSE 'server shutdown' for
-// that client's next GET, whatever Fastify answers other requests while it closes.
-import { decodeText, type Packet, PacketType } from '@parley/protocol'
+// that client's next GET, whatever Fastify answers other requests while it closes; once the
+// plugin has closed, the endpoints' other requests get its coded 503 rather than Fastify's.
+import { connect } from '@parley/client'
+import { decodeText, type Packet, PacketType, type ParleyError } from '@parley/protocol'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startServer, until } from './helpers.js'
+import { exchange } from './http-exchange.js'
 
 const apps: FastifyInstance[] = []
 afterEach(async () => {
@@ -72,19 +75,50 @@ describe.each([
       await expect(fetch(`${endpoint}?v=1&sid=${sid}`)).rejects.toThrow()
     })
 
-    it('answers other requests as Fastify does while it closes, and closes without the late client', async () => {
-      const { app, base } = await startServer({}, undefined, fastifyOptions)
+    it("answers the endpoints' other requests with Parley's 503, readable by any page, and closes without the late client", async () => {
+      const { app, base } = await startServer(
+        {},
+        (app) => {
+          app.get('/app', async () => 'mine')
+        },
+        fastifyOptions,
+      )
       apps.push(app)
       await handshake(`${base}/poll`)
       const closing = app.close()
       await until(() => closed(app), 2000, 'the server closing')
-      const res = await fetch(`${base}/poll?v=1&sid=nosuchsessionatall000`)
-      expect(res.status).toBe(503)
-      const body = (await res.json()) as { code?: string }
-      // Fastify's own refusal by default; Parley's when the routes still run.
-      expect(body.code).toBe(
-        fastifyOptions.return503OnClosing === false ? 'PARLEY_SERVER_SHUTTING_DOWN' : undefined,
-      )
+      const page = { Origin: 'http://page.test' }
+      const requests: [string, string, string][] = [
+        ['GET', 'poll?v=1&sid=nosuchsessionatall000', ''],
+        ['GET', 'sse?v=1&sid=nosuchsessionatall000', ''],
+        ['POST', 'poll?v=1', '[8,{}]'],
+        ['POST', 'sse?v=1&sid=nosuchsessionatall000', '[3]'],
+      ]
+      for (const [method, path, body] of requests) {
+        const answer = await exchange(`${base}/${path}`, method, page, body)
+        // A code the client reads as "try again elsewhere", where Fastify's own has none and,
+        // without CORS headers, cannot even be read by a page on another origin.
+        expect({ method, path, status: answer.status, body: answer.body }).toEqual({
+          method,
+          path,
+          status: 503,
+          body: { code: 'PARLEY_SERVER_SHUTTING_DOWN', message: 'the server is shutting down' },
+        })
+        expect(answer.headers['access-control-allow-origin']).toBe('http://page.test')
+        expect(answer.headers['cache-control']).toBe('no-store')
+      }
+      // The application's own routes are answered as Fastify answers them while it closes.
+      const mine = await exchange(base.replace('/parley', '/app'), 'GET', page)
+      expect(mine.status).toBe(fastifyOptions.return503OnClosing === false ? 200 : 503)
+      expect(mine.body.code).toBeUndefined()
+      // Parley's client reads it as the shutdown, with the server's own message.
+      const client = connect(base, { transports: ['sse'], reconnection: false })
+      const error = await new Promise<ParleyError<string>>((resolve) => client.once('connect_error', resolve))
+      client.disconnect()
+      expect({ code: error.code, message: error.message }).toEqual({
+        code: 'PARLEY_SERVER_SHUTTING_DOWN',
+        message: 'the server is shutting down',
+      })
       // The session's own client never asks for its CLOSE: the close ends without it.
       await closing
       expect(app.server.listening).toBe(false)

@@ -1,5 +1,6 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
+import { ErrorCode, PROTOCOL_VERSION } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
@@ -11,7 +12,8 @@ type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse
 export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide | undefined
 
 /**
- * Hands clients their session's last words while Fastify refuses requests.
+ * Hands clients their session's last words while Fastify refuses requests, and, once Parley has
+ * closed, the endpoints' other requests Parley's own refusal.
  *
  * From the first moment of `app.close()`, Fastify answers every request itself with a bare 503
  * (its `return503OnClosing`, on by default), before any route or hook runs. A session whose
@@ -24,6 +26,12 @@ export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide |
  * it answers the GETs that name a session with last words kept here and hands every other
  * request to Fastify as it was. Only plain HTTP/1.1 servers (Node's `http` and `https`) are
  * taken over; with others, such a client meets the 503 and resumes as after any lost transport.
+ *
+ * Once Parley itself has closed (`shutDown()`, after the drain), the endpoints' other GETs and
+ * POSTs get Parley's own `503 PARLEY_SERVER_SHUTTING_DOWN` here too: what its routes answer
+ * then, where Fastify's bare 503 has no code and no CORS headers, so that a page on another
+ * origin could not read it. Before then (the drain) they go to Fastify: whether it lets them
+ * through to the routes (`return503OnClosing: false`) is not known to a plugin.
  */
 export class LastWordsAtClose {
   readonly #server: HttpServer | undefined
@@ -33,6 +41,7 @@ export class LastWordsAtClose {
   readonly #take: TakeLastWords
   readonly #log: FastifyBaseLogger
   #active = false
+  #shutDown = false
 
   /** Call before Parley adds request listeners of its own: the ones found now are Fastify's. */
   constructor(server: unknown, base: string, take: TakeLastWords, log: FastifyBaseLogger) {
@@ -62,30 +71,61 @@ export class LastWordsAtClose {
     })
   }
 
+  /**
+   * Parley has closed: from now on the endpoints' GETs and POSTs are refused here as its routes
+   * refuse them, whatever Fastify would answer.
+   */
+  shutDown(): void {
+    this.#shutDown = true
+  }
+
   #answered(req: IncomingMessage, res: ServerResponse): boolean {
     const url = req.url
-    if (req.method !== 'GET' || url === undefined) return false
+    const method = req.method
+    if ((method !== 'GET' && method !== 'POST') || url === undefined) return false
     const query = url.indexOf('?')
     if (query < 0) return false
     const kind = this.#paths.get(url.slice(0, query))
-    const sid = kind && new URLSearchParams(url.slice(query + 1)).get('sid')
-    if (!kind || !sid) return false
-    const last = this.#take(sid, kind)
-    if (!last) return false
-    try {
-      last.serveLast(res, lastWordsHeaders(req))
-    } catch (err) {
-      this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
-      res.destroy()
+    if (!kind) return false
+    const params = new URLSearchParams(url.slice(query + 1))
+    const sid = method === 'GET' && params.get('sid')
+    const last = sid ? this.#take(sid, kind) : undefined
+    if (last) {
+      try {
+        last.serveLast(res, lastWordsHeaders(req))
+      } catch (err) {
+        this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
+        res.destroy()
+      }
+      return true
     }
+    // Another version's client is told so by the routes (through Fastify), as before the close.
+    if (!this.#shutDown || params.get('v') !== String(PROTOCOL_VERSION)) return false
+    refuseShutDown(res, lastWordsHeaders(req))
     return true
   }
+}
+
+/** Parley's answer to a request that comes once it has closed, as its routes give it. */
+function refuseShutDown(res: ServerResponse, headers: HeaderBag): void {
+  const body = JSON.stringify({
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the server is shutting down',
+  })
+  res.writeHead(503, {
+    ...headers,
+    'Cache-Control': 'no-store',
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  })
+  res.end(body)
 }
 
 /**
  * CORS for a cross-origin page: the answer holds only the CLOSE (or MOVED) of the session its
  * request names, whose sid only that session's client knows; that client's origin passed the
- * origin check when the session began. The connection ends with the answer.
+ * origin check when the session began. Or only that the server is shutting down, which any
+ * page may know (it opens and touches no session). The connection ends with the answer.
  */
 function lastWordsHeaders(req: IncomingMessage): HeaderBag {
   const origin = req.headers.origin
