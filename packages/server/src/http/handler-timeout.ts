@@ -11,6 +11,12 @@ const taken = new WeakSet<FastifyReply>()
  * the request goes on, answered on the raw response: by the owner, or by `answer` (answer.ts).
  * The waits are bounded all the same: the lookup by the forwarder, a held request by its owner.
  * Without a handlerTimeout (Fastify's default), nothing to do.
+ *
+ * Taking the reply is what costs the application's `onSend` hooks on its answer (answer.ts).
+ * The other ways do not work: a route cannot opt out of the server's handlerTimeout (Fastify
+ * takes only another positive value per route), and letting the timeout reach the route's error
+ * handler, to answer once the wait ends, would first run the application's `onError` hooks with
+ * a timeout, for requests the owner then answers.
  */
 export async function outlastHandlerTimeout<T>(reply: FastifyReply, wait: Promise<T>): Promise<T> {
   if (!(reply.request.routeOptions.handlerTimeout > 0) || reply.sent) return wait
