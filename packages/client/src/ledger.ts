@@ -154,8 +154,12 @@ export class Ledger {
    * a session lost in between must not send a request whose answer came into the next session.
    */
   answered(ackId: number): void {
-    // An ERROR with ack id 0 (a notice) names no request. Two kept requests share an id only
-    // after the ids wrapped past 2^31: the older one found then forgets less, never more.
+    // An ERROR with ack id 0 (a notice) names no request. The id leads to the seq that carried
+    // it, and the seq decides, so the wrap of ids past 2^31 changes no order. Ids are unique only
+    // while their wait lasts: a request whose wait ended (a timeout) may still be kept when the
+    // ids come round to its id again; the older one, found first, forgets less. An answer so late
+    // that the ids went round under it (2^31 requests while one handler ran) would be taken for
+    // the kept request's, as the AckTable takes it: the wire does not tell the two apart.
     const item = ackId && this.kept.find(({ packet: p }) => p.type === PacketType.EVENT && p.ackId === ackId)
     if (item) this.acked((item.packet as NumberedPacket).seq)
   }

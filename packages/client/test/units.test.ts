@@ -1,6 +1,7 @@
 import {
   ErrorCode,
   type EventPacket,
+  MAX_ACK_ID,
   MAX_TIMER_MS,
   PacketType,
   WireLimits,
@@ -72,6 +73,34 @@ describe('Ledger', () => {
     // Answered again (a replay), or acknowledged already: nothing more goes.
     s.answered(7)
     expect(s.kept).toHaveLength(2)
+  })
+
+  it('forgets up to the request an answer names by its seq, not its ack id, across the wrap of ids', () => {
+    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {}, pace)
+    const request = (ackId: number) => s.keep((seq) => ({ ...event(seq), ackId }))
+    // The ids went round: the last request before the wrap, the first ones after it.
+    request(MAX_ACK_ID - 1)
+    request(MAX_ACK_ID)
+    request(1)
+    request(2)
+    // The largest id, but not the last request: those after it stay.
+    s.answered(MAX_ACK_ID)
+    expect(s.kept.map((k) => (k.packet as EventPacket).ackId)).toEqual([1, 2])
+    // The smallest id, but a later request than the two before the wrap: they went with it.
+    s.answered(1)
+    expect(s.kept.map((k) => (k.packet as EventPacket).ackId)).toEqual([2])
+  })
+
+  it('forgets up to the older of two kept requests that share an ack id after the wrap', () => {
+    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {}, pace)
+    const request = (ackId: number) => s.keep((seq) => ({ ...event(seq), ackId }))
+    // Id 5's first wait ended (a timeout) while the server had not acknowledged its request; the
+    // ids went round and gave 5 again. Either answer proves the older one taken, not the later.
+    request(5)
+    request(6)
+    request(5)
+    s.answered(5)
+    expect(s.kept.map((k) => (k.packet as EventPacket).seq)).toEqual([2, 3])
   })
 
   it('keeps only what a resumed session lacks after OPEN', () => {
