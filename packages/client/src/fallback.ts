@@ -635,7 +635,10 @@ export class Connection {
   /**
    * In browsers: hurry when the network comes back or the page is shown again. A Worker has no
    * document but has `online`: without it, a client there that went offline would wait forever
-   * (#wake waits for that event while navigator.onLine is false).
+   * (#wake waits for that event while navigator.onLine is false). And let go of the transport
+   * when the browser says it has no network: a poll held at that moment (or a WebSocket Chrome's
+   * offline mode leaves open) would show the session connected until the heartbeat gave up on it,
+   * up to pingInterval + pingTimeout, while nothing can reach the server.
    */
   #listen(): void {
     type Target = {
@@ -644,10 +647,11 @@ export class Connection {
     const win = globalThis as Target & { document?: Target & { visibilityState?: string } }
     const doc = win.document
     if (this.#unlisten || !win.addEventListener) return
-    // Aborting it takes both listeners off (close()).
+    // Aborting it takes every listener off (close()).
     this.#unlisten = new AbortController()
     const options = { signal: this.#unlisten.signal }
     win.addEventListener('online', () => this.#wake(), options)
+    win.addEventListener('offline', () => this.lost(transportError('offline')), options)
     doc?.addEventListener?.(
       'visibilitychange',
       () => {

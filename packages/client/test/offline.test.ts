@@ -1,5 +1,6 @@
 // A transport lost while the browser says it is offline (navigator.onLine false, stubbed here:
-// Node has no navigator), against the real server behind a proxy that cuts the network.
+// Node has no navigator, nor `offline` events), against the real server behind a proxy that cuts
+// the network.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { client, closeAll, next, startServer } from './helpers.js'
@@ -56,5 +57,30 @@ describe.each(TRANSPORTS)('a transport lost while offline, over %s', (transport)
     proxy.cut('all')
     await failed
     expect(seen).toEqual([[false, null, true]])
+  })
+})
+
+describe.each(TRANSPORTS)('the browser says it is offline, over %s', (transport) => {
+  it('lets go of the transport at once, and resumes the session when it is online again', async () => {
+    const { proxy, navigator } = await serve()
+    const win = new EventTarget()
+    vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
+    const socket = client(proxy.url, { transports: [transport] })
+    await next(socket, 'connect')
+    const id = socket.id
+    // Nothing is cut: a poll held now, a quiet stream or an open WebSocket would go on looking
+    // alive until the heartbeat window (35 s by default) ran out.
+    const down = next<[string]>(socket, 'disconnect')
+    navigator.onLine = false
+    win.dispatchEvent(new Event('offline'))
+    expect((await down)[0]).toBe('transport close')
+    expect(socket.connected).toBe(false)
+    const back = next(socket, 'connect')
+    navigator.onLine = true
+    win.dispatchEvent(new Event('online'))
+    await back
+    expect(socket.recovered).toBe(true)
+    expect(socket.id).toBe(id)
+    socket.disconnect()
   })
 })
