@@ -379,6 +379,95 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await fay.context().close()
   })
 
+  /**
+   * Plays `scene` once per transport, each time on a server of its own with two people in a room
+   * there (named after the first), the first on that transport alone; closes them all afterwards.
+   */
+  async function onEachTransport(
+    [first, second]: [string, string],
+    scene: (on: { transport: string; room: string; store: ChatStore; pages: [Page, Page] }) => Promise<void>,
+  ): Promise<void> {
+    for (const transport of ['websocket', 'sse', 'polling']) {
+      const room = `${first}-${transport}`
+      const store = new MemoryStore()
+      const chat = await startChat(store)
+      const base = `http://127.0.0.1:${chat.port}`
+      const pages = await Promise.all([
+        join(base, first, { query: `?room=${room}&transports=${transport}` }),
+        join(base, second, { query: `?room=${room}` }),
+      ])
+      for (const page of pages) await waitForPeople(page, 2)
+      await scene({ transport, room, store, pages })
+      for (const page of pages) await page.context().close()
+      await stopChat(chat.app)
+    }
+  }
+
+  it('says at once that the browser went offline, on every transport, and sends what was written then once', async () => {
+    // Only the browser's offline mode this time: Chromium refuses every new request until it is
+    // back, but leaves a poll held at that moment, or a WebSocket, alone. The page says so at once
+    // all the same (the client lets go of its transport on `offline`), not when the heartbeat
+    // gives up on it.
+    await onEachTransport(['kit', 'lee'], async ({ transport, room, store, pages: [kit, lee] }) => {
+      await kit.context().setOffline(true)
+      await waitForBanner(kit, /^Connection lost \(.+\)\. The browser is offline: waiting for the network…$/)
+      const written = [1, 2, 3].map((i) => `kit offline ${i}`)
+      for (const text of written) await send(kit, text)
+      await waitForBanner(kit, /3 messages will be sent once connected\.$/)
+      // Someone else writes meanwhile: it waits on the server for Kit's session.
+      await send(lee, 'lee meanwhile')
+      await waitForDelivered(lee, 1)
+      await kit.context().setOffline(false)
+      await waitForBanner(kit, /^Reconnected: nothing was lost\.$/)
+      await waitForDelivered(kit, 3)
+      for (const page of [kit, lee]) {
+        await waitForMessages(page, 4)
+        expect(await texts(page)).toEqual(['lee meanwhile', ...written])
+        expect(await page.$$eval('#people li', (items) => items.map((i) => i.textContent))).toEqual([
+          'kit',
+          'lee',
+        ])
+      }
+      expect(await badge(kit)).toMatch(new RegExp(`^${transport}: `))
+      expect((await store.history(room)).map((m) => m.text)).toEqual(['lee meanwhile', ...written])
+    })
+  }, 60_000)
+
+  it('shows a message once, to everyone, when its page reloads before the answer, on every transport', async () => {
+    await onEachTransport(['max', 'ola'], async ({ room, store, pages: [max, ola] }) => {
+      await send(max, 'before the reload')
+      await waitForDelivered(max, 1)
+      // The server holds the message before storing it until the page has reloaded: the old
+      // session is gone (the page said goodbye as it went) before its answer could come.
+      const reloaded = new Promise<void>((resolve) =>
+        pauseNextAdd(
+          store,
+          async () => {
+            await max.reload()
+            resolve()
+          },
+          { before: true },
+        ),
+      )
+      await send(max, 'during the reload')
+      await reloaded
+      await max.fill('#nickname', 'max')
+      await max.click('#join button')
+      for (const page of [max, ola]) {
+        await waitForMessages(page, 2)
+        expect(await texts(page)).toEqual(['before the reload', 'during the reload'])
+        await waitForPeople(page, 2)
+      }
+      expect((await store.history(room)).map((m) => m.text)).toEqual([
+        'before the reload',
+        'during the reload',
+      ])
+      // Neither session is left behind: once the tab is closed, Max is off the list.
+      await max.context().close()
+      await waitForPeople(ola, 1)
+    })
+  }, 60_000)
+
   it('delivers everything written while offline, even more than the rate limit lets through at once', async () => {
     const network = await startFaultProxy(port)
     proxies.push(network)
