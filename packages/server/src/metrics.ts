@@ -40,8 +40,9 @@ export interface Metrics {
    * `handoff.timeout` helps), or after the old node drained with no other node alive and sealed
    * its tail at once, this node having started after it ('restarted': what was sent to the
    * session between the old node's close and the claim is lost; no timeout would help). Or
-   * this node's claim won only after it had closed, and it gave the session back ('given_back':
-   * its client starts anew).
+   * this node claimed one and gave it back ('given_back': its claim won only after the node had
+   * closed, its snapshot could not be read, or the middleware refused its resume; its client
+   * starts anew).
    */
   handoff(outcome: HandOffOutcome): void
   /**

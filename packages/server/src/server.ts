@@ -981,7 +981,6 @@ export class ParleyServer<
       // window ends, while its client starts anew elsewhere. Given back, nothing is left here.
       if (this.#closed) {
         this.#giveBack(claim)
-        this.metrics.handoff('given_back')
         this.#handoffLogs.afterClose.record({ socket: claim.snapshot.id })
         return transport.open ? shuttingDown() : null
       }
@@ -1110,6 +1109,7 @@ export class ParleyServer<
    * which would end the process.
    */
   #giveBack(claim: SessionClaim): void {
+    this.metrics.handoff('given_back')
     callGuarded(
       () => claim.takeOver(() => {}),
       (err) => this.#adapterFailures.giveBack.record({ err }),

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Session } from '../src/session.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { Closed, type RawClient, Refused, rawConnect } from './raw-client.js'
+import { Registry, sampleOf } from './registry.js'
 
 // Closing the server closes its clients' connections too; the real clients here are refused
 // or disconnected by the server, and so stop.
@@ -459,18 +460,23 @@ describe('an adapter that rejects', () => {
   it('logs the handed-off sessions it could not restore once per burst; each client starts anew', async () => {
     // Claims no real node makes (one of another version, or a store that garbles what it keeps,
     // would): three snapshots whose kept packets are not packets, three tails out of order.
-    const { started, logs, counts } = await serverWith(() => ({
-      claimSession: async (sid: string) => {
-        const garbled = sid.startsWith('garbled')
-        return {
-          snapshot: snapshot(sid, garbled ? ['not a packet'] : []),
-          takeOver: async (join: () => void) => {
-            join()
-            return { tail: ['[1,5,"news",[]]'], complete: true }
-          },
-        }
-      },
-    }))
+    const registry = new Registry()
+    const { started, logs, counts } = await serverWith(
+      () => ({
+        claimSession: async (sid: string) => {
+          const garbled = sid.startsWith('garbled')
+          return {
+            snapshot: snapshot(sid, garbled ? ['not a packet'] : []),
+            takeOver: async (join: () => void) => {
+              join()
+              return { tail: ['[1,5,"news",[]]'], complete: true }
+            },
+          }
+        },
+      }),
+      undefined,
+      { metrics: { registry } },
+    )
     // Not resumed, and told the same on every transport: "try again" for a snapshot that cannot
     // be read (the next try gets a new session), the session's CLOSE for a tail out of order.
     const answers: Record<string, unknown[]> = { garbled: [], 'out-of-order': [] }
@@ -498,6 +504,8 @@ describe('an adapter that rejects', () => {
       { level: 40, count: 1, err: { code: 'PARLEY_INVALID_PACKET' } },
     ])
     expect(started.app.parley.socketsCount).toBe(0)
+    // The claims of snapshots it could not read are given back (their tails were never asked for).
+    expect(await sampleOf(registry, 'parley_handoffs_total', { outcome: 'given_back' })).toBe(3)
     await started.app.close()
     expect(counts(text)).toEqual([
       [1, 1],
