@@ -1194,9 +1194,12 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // The take-back lands now, before b confirms.
     await slow.runAll()
     expect(await answer).toBe(false)
-    const commands = b.commands.length
+    // b's commands about the session: its heartbeats (every HEARTBEAT ms) go on meanwhile, and
+    // on a loaded machine one may fall within the confirm.
+    const aboutSession = () => b.commands.filter((args) => args.includes(owner)).length
+    const commands = aboutSession()
     expect(await claim.confirm!()).toBe('kept')
-    expect(b.commands.length).toBe(commands + 1)
+    expect(aboutSession()).toBe(commands + 1)
     // b's server drops its copy; the record names a, where the client's next try finds it.
     expect(await b.redis.get(owner)).toBe(a.adapter.node)
     expect(a.sockets.hasSession('sid-read-first')).toBe(true)
