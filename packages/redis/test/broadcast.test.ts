@@ -248,13 +248,27 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
         if (i === 0) ack('v0')
       })
     }
+    // The total a learns once b's count came: a node that has not counted is not waited for.
+    let total: number | undefined
+    const broadcastWithAck = a!.adapter.broadcastWithAck.bind(a!.adapter)
+    a!.adapter.broadcastWithAck = (message, options, ms, expect, reply) =>
+      broadcastWithAck(
+        message,
+        options,
+        ms,
+        (count) => {
+          total = count
+          expect(count)
+        },
+        reply,
+      )
     const outcome = new Promise<[ParleyError | null, unknown[]]>((resolve) => {
       a!.app.parley
         .timeout(timeout)
         .to('voters')
         .emit('vote', (err: ParleyError | null, got: unknown[]) => resolve([err, got]))
     })
-    await until(() => asked === 2, 3000, 'both voters asked')
+    await until(() => asked === 2 && total === 2, 3000, "both voters asked, and b's count at a")
     return { a: a!, b: b!, outcome }
   }
 
