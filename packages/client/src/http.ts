@@ -1,6 +1,6 @@
 import { ErrorCode, MAX_TIMER_MS, type OpenPacket, ParleyError } from '@parley/protocol'
 import { decodeText } from './codec.js'
-import { BYE, type Outgoing } from './outgoing.js'
+import { BYE, type Outgoing, utf8Length } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import type { TransportSetup } from './transports/registry.js'
 import {
@@ -86,7 +86,7 @@ export abstract class HttpTransport extends BaseTransport {
    */
   #session: string | undefined
   /** Packet lines waiting for a POST. */
-  #lines: { text: string; bytes: number }[] = []
+  #lines: Outgoing[] = []
   /** A POST is in flight: the server refuses overlapping ones. */
   #busy = false
   /** After teardown: the last POST, once the one in flight is done. */
@@ -197,6 +197,14 @@ export abstract class HttpTransport extends BaseTransport {
    * Sends the lines already queued (at most one more POST, failures ignored): a CLOSE queued
    * just before should still reach the server. In-flight POSTs are never aborted, since the
    * server decides, by the session's state, what to do with them.
+   *
+   * The last POST waits for the one in flight: it must not overtake packets the server has not
+   * read yet (it would drop them as a gap and end the session). But not a hidden page's goodbye
+   * (see `leaving`): a POST that waited for an answer that comes late, or never (a proxy that
+   * holds it), would die with the page, and the session outlive the tab for its whole recovery
+   * window. It goes at once; what the POST in flight carried may then come after the CLOSE, too
+   * late. Should the server still be reading that POST's body, it answers this one 409 and keeps
+   * the session for its window, as before: closed, the client ignores the answer.
    */
   protected teardown(): void {
     this.ctl.abort()
@@ -205,7 +213,7 @@ export abstract class HttpTransport extends BaseTransport {
     if (rest.length === 0) return
     // Once closed, #post only sends: whatever the answer, nothing more follows.
     const send = () => void this.#post(rest)
-    if (!this.#busy) send()
+    if (!this.#busy || leaving(rest)) send()
     else this.#afterBusy = send
   }
 
@@ -243,13 +251,21 @@ export abstract class HttpTransport extends BaseTransport {
    * a transport: past it the transport fails (PARLEY_TRANSPORT_ERROR), the session resumes, and
    * what the server has not acknowledged goes again (the server drops what it already has).
    */
-  async #post(batch: { text: string; bytes: number }[]): Promise<void> {
+  async #post(batch: Outgoing[]): Promise<void> {
     const url = this.#session!
     const body = batch.map((l) => l.text).join('\n')
     const ctl = new AbortController()
     const timer = setTimeout(() => ctl.abort(), this.#postWithin)
     try {
-      const res = await this.setup.fetch(url, { method: 'POST', body, headers: TEXT, signal: ctl.signal })
+      const res = await this.setup.fetch(url, {
+        method: 'POST',
+        body,
+        headers: TEXT,
+        signal: ctl.signal,
+        // So that a page's goodbye outlives the page. Browsers refuse a keepalive request whose
+        // body is 64 KiB or more: such a one goes without, and may be lost with the page.
+        keepalive: leaving(batch) && utf8Length(body) < 65_536,
+      })
       if (this.closed) {
         this.#idle()
         await res.body?.cancel()
@@ -289,6 +305,23 @@ export abstract class HttpTransport extends BaseTransport {
       clearTimeout(timer)
     }
   }
+}
+
+/**
+ * True for a goodbye (lines that end with the CLOSE of `disconnect()`) from a page that may be
+ * going away: a hidden one (a background tab, a page being unloaded), or one in a `pagehide`
+ * listener, since browsers hide a page that goes only after `pagehide` (the event being
+ * dispatched is the window's `event`). No `document` (Node, a Worker): never.
+ */
+function leaving(lines: readonly Outgoing[]): boolean {
+  const page = globalThis as { document?: { visibilityState?: string }; event?: { type?: string } }
+  return (
+    lines.at(-1) === BYE &&
+    (page.document?.visibilityState === 'hidden' ||
+      // Quoted: the browser build shortens the client's own `event` properties (build.mjs).
+      // biome-ignore lint/complexity/useLiteralKeys: see above
+      page['event']?.type === 'pagehide')
+  )
 }
 
 /** Headers of a "simple" request: browsers send no CORS preflight for it. */

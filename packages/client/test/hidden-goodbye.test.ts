@@ -1,0 +1,122 @@
+// A page that goes away while one of its POSTs is unanswered (a proxy that holds it, a slow
+// network): its goodbye must not wait for that answer, which the page will not live to see. In a
+// page that stays, it must. The real client and the real server against each other; a fetch that
+// holds one POST stands for the network, and a stubbed `document` (and `event`) for the page.
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
+
+afterEach(async () => {
+  vi.unstubAllGlobals()
+  await closeAll()
+})
+
+/** The body of a POST that carries the CLOSE alone. */
+const GOODBYE = expect.stringMatching(/^\[1,"client disconnect"/)
+
+/**
+ * A connected client whose fetch, once `hold()` was called, keeps the next POST of the session
+ * to itself (the server never sees it) until `release()`; every POST's body, and whether it went
+ * with `keepalive`, is noted. The server notes, in order, each `note` it gets and the session's
+ * end.
+ */
+async function session(transport: 'sse' | 'polling') {
+  const seen: string[] = []
+  const server = await startServer((app) =>
+    parleyOf(app).on('connection', (socket) => {
+      socket.on('note', (text: string) => seen.push(text))
+      socket.on('disconnect', (reason: string) => seen.push(`end: ${reason}`))
+    }),
+  )
+  const posts: { body: string; keepalive: boolean }[] = []
+  let holding = false
+  let release = () => {}
+  const fetchFn: typeof fetch = async (input, init) => {
+    if (init?.method === 'POST' && String(input).includes('sid=')) {
+      posts.push({ body: String(init.body), keepalive: init.keepalive === true })
+      if (holding) {
+        holding = false
+        await new Promise<void>((resolve) => {
+          release = resolve
+        })
+      }
+    }
+    return fetch(input, init)
+  }
+  const socket = client(server.url, { transports: [transport], fetch: fetchFn })
+  await next(socket, 'connect')
+  return {
+    socket,
+    seen,
+    posts,
+    release: () => release(),
+    /** Sends a `note` whose POST goes unanswered. */
+    async holdNote() {
+      holding = true
+      socket.emit('note', 'held')
+      await until(() => posts.some((p) => p.body.includes('held')), 3000, 'the held POST')
+    },
+    /** Calls disconnect(); returns the POSTs it sent at once. */
+    disconnect() {
+      const before = posts.length
+      socket.disconnect()
+      return posts.slice(before)
+    },
+  }
+}
+
+describe.each(['sse', 'polling'] as const)('%s: the goodbye of disconnect()', (transport) => {
+  it('goes at once, with keepalive, past an unanswered POST when the page is hidden', async () => {
+    const s = await session(transport)
+    await s.holdNote()
+    vi.stubGlobal('document', { visibilityState: 'hidden' })
+    // The CLOSE went out at once, beside the held POST, and may outlive the page.
+    expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
+    await until(() => s.seen.length > 0, 3000, 'the end of the session')
+    // The server ended the session on the client's word, not when the transport went silent.
+    expect(s.seen).toEqual(['end: client disconnect'])
+    s.release()
+  })
+
+  it('goes at once, with keepalive, from a pagehide listener, before the browser hides the page', async () => {
+    const s = await session(transport)
+    await s.holdNote()
+    vi.stubGlobal('document', { visibilityState: 'visible' })
+    vi.stubGlobal('event', { type: 'pagehide' })
+    expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
+    await until(() => s.seen.length > 0, 3000, 'the end of the session')
+    expect(s.seen).toEqual(['end: client disconnect'])
+    s.release()
+  })
+
+  it('goes with keepalive when the page is hidden and no POST is in flight', async () => {
+    const s = await session(transport)
+    vi.stubGlobal('document', { visibilityState: 'hidden' })
+    expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
+    await until(() => s.seen.length > 0, 3000, 'the end of the session')
+    expect(s.seen).toEqual(['end: client disconnect'])
+  })
+
+  it('goes at once without keepalive, which browsers would refuse, when its body is 64 KiB or more', async () => {
+    const s = await session(transport)
+    await s.holdNote()
+    // Queued behind the held POST: it goes with the CLOSE.
+    s.socket.emit('note', 'x'.repeat(65_536))
+    vi.stubGlobal('document', { visibilityState: 'hidden' })
+    const sent = s.disconnect()
+    expect(sent).toHaveLength(1)
+    expect(sent[0]!.keepalive).toBe(false)
+    expect(sent[0]!.body.split('\n').at(-1)).toEqual(GOODBYE)
+    s.release()
+  })
+
+  it('waits for the POST in flight when the page is visible, so that it overtakes nothing', async () => {
+    const s = await session(transport)
+    await s.holdNote()
+    vi.stubGlobal('document', { visibilityState: 'visible' })
+    expect(s.disconnect()).toEqual([])
+    s.release()
+    await until(() => s.seen.length === 2, 3000, 'the note and the end of the session')
+    expect(s.seen).toEqual(['held', 'end: client disconnect'])
+    expect(s.posts.at(-1)).toEqual({ body: GOODBYE, keepalive: false })
+  })
+})
