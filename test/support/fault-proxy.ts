@@ -43,6 +43,8 @@ export interface FaultProxy {
   upgrades: number
   /** Number of event-stream answers seen (passed, buffered or blocked). */
   streams: number
+  /** Number of a session's POSTs `posts` kept from an answer: swallowed (hang) or muted. */
+  unanswered: number
   /**
    * Holds what the server sends to the client on WebSockets (after the upgrade's answer) and in
    * answers to GETs (event streams, polls), open ones and those opened meanwhile, until the
@@ -80,6 +82,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const server = http.createServer((req, res) => {
     const posts = req.method === 'POST' && req.url?.includes('sid=') ? proxy.posts : 'pass'
     if (posts === 'hang') {
+      proxy.unanswered++
       req.resume()
       return
     }
@@ -87,6 +90,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent },
       (answer) => {
         if (posts === 'mute') {
+          proxy.unanswered++
           answer.resume()
           return
         }
@@ -204,6 +208,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     offline: false,
     upgrades: 0,
     streams: 0,
+    unanswered: 0,
     hold() {
       holding = true
       for (const flow of downstreams) flow.stop()

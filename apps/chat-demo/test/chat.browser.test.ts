@@ -531,6 +531,34 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     }
   })
 
+  it('takes someone off the people list at once when their tab closes while a POST of theirs is unanswered', async () => {
+    const direct = `http://127.0.0.1:${port}`
+    for (const transport of ['sse', 'polling']) {
+      // The POST held by a proxy (it never reaches the server), or its answer lost on the way back.
+      for (const posts of ['hang', 'mute'] as const) {
+        const network = await startFaultProxy(port)
+        proxies.push(network)
+        const room = `unanswered-${transport}-${posts}`
+        const [fay, gus] = await Promise.all([
+          join(direct, 'fay', { query: `?room=${room}` }),
+          join(network.url, 'gus', { query: `?room=${room}&transports=${transport}` }),
+        ])
+        for (const page of [fay, gus]) await waitForPeople(page, 2)
+        network.posts = posts
+        // Gus types: the POST that says so is left unanswered, and the goodbye cannot wait for it.
+        await gus.type('#text', 'bye')
+        await expect.poll(() => network.unanswered, { timeout: 10_000 }).toBeGreaterThan(0)
+        network.posts = 'pass'
+        await gus.close({ runBeforeUnload: true })
+        // Well within the server's recovery window (30 s), which the session would otherwise
+        // live out, and the POST's own bound, the heartbeat window.
+        await waitForPeople(fay, 1)
+        expect(await fay.textContent('#people li')).toBe('fay')
+        for (const page of [fay, gus]) await page.context().close()
+      }
+    }
+  }, 60_000)
+
   it('sends a message written after a click on another room to that room, even before the server answered the click', async () => {
     const store = new MemoryStore()
     const chat = await startChat(store)
