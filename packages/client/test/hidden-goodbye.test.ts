@@ -65,35 +65,23 @@ async function session(transport: 'sse' | 'polling') {
 }
 
 describe.each(['sse', 'polling'] as const)('%s: the goodbye of disconnect()', (transport) => {
-  it('goes at once, with keepalive, past an unanswered POST when the page is hidden', async () => {
+  const hidden = { document: { visibilityState: 'hidden' } }
+  // Browsers hide a page that goes only after `pagehide`: its listener sees it visible.
+  const inPagehide = { document: { visibilityState: 'visible' }, event: { type: 'pagehide' } }
+  it.each([
+    ['past an unanswered POST when the page is hidden', hidden, true],
+    ['past an unanswered POST from a pagehide listener, before the browser hides the page', inPagehide, true],
+    ['when the page is hidden and no POST is in flight', hidden, false],
+  ])('goes at once, with keepalive, %s', async (_, page, held) => {
     const s = await session(transport)
-    await s.holdNote()
-    vi.stubGlobal('document', { visibilityState: 'hidden' })
+    if (held) await s.holdNote()
+    for (const [name, value] of Object.entries(page)) vi.stubGlobal(name, value)
     // The CLOSE went out at once, beside the held POST, and may outlive the page.
     expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
     await until(() => s.seen.length > 0, 3000, 'the end of the session')
     // The server ended the session on the client's word, not when the transport went silent.
     expect(s.seen).toEqual(['end: client disconnect'])
     s.release()
-  })
-
-  it('goes at once, with keepalive, from a pagehide listener, before the browser hides the page', async () => {
-    const s = await session(transport)
-    await s.holdNote()
-    vi.stubGlobal('document', { visibilityState: 'visible' })
-    vi.stubGlobal('event', { type: 'pagehide' })
-    expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
-    await until(() => s.seen.length > 0, 3000, 'the end of the session')
-    expect(s.seen).toEqual(['end: client disconnect'])
-    s.release()
-  })
-
-  it('goes with keepalive when the page is hidden and no POST is in flight', async () => {
-    const s = await session(transport)
-    vi.stubGlobal('document', { visibilityState: 'hidden' })
-    expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
-    await until(() => s.seen.length > 0, 3000, 'the end of the session')
-    expect(s.seen).toEqual(['end: client disconnect'])
   })
 
   it('goes at once without keepalive, which browsers would refuse, when its body is 64 KiB or more', async () => {
