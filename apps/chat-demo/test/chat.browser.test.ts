@@ -532,11 +532,13 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   })
 
   it('takes someone off the people list at once when their tab closes while a POST of theirs is unanswered', async () => {
-    const direct = `http://127.0.0.1:${port}`
+    // A server of its own: its four rooms would crowd the shared server's list of rooms.
+    const chat = await startChat(new MemoryStore())
+    const direct = `http://127.0.0.1:${chat.port}`
     for (const transport of ['sse', 'polling']) {
       // The POST held by a proxy (it never reaches the server), or its answer lost on the way back.
       for (const posts of ['hang', 'mute'] as const) {
-        const network = await startFaultProxy(port)
+        const network = await startFaultProxy(chat.port)
         proxies.push(network)
         const room = `unanswered-${transport}-${posts}`
         const [fay, gus] = await Promise.all([
@@ -557,6 +559,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
         for (const page of [fay, gus]) await page.context().close()
       }
     }
+    await stopChat(chat.app)
   }, 60_000)
 
   it('sends a message written after a click on another room to that room, even before the server answered the click', async () => {
