@@ -136,11 +136,11 @@ export class Moves {
   /**
    * See `withdrawOnceStored`. Until `answer` comes and the withdraw is done, `sid` is not moved
    * again (that withdraw would take back the next move's snapshot). `thawed`, the session went
-   * on here, holding what its client sends until then (see `ServerSocket.thaw`): a withdrawal of
-   * a snapshot known stored is counted (no end of the session did; a
-   * rejected `handOff` counted `failed` only), and, the session still live, this node records
-   * again that it owns it (a stored handoff makes the adapter's owner record name the handoff,
-   * which the withdraw removes). An answer that has not come within
+   * on here, holding what its client sends until then (see `ServerSocket.thaw`): a withdrawal
+   * of a snapshot known stored is counted (no end of the session did; a rejected `handOff`
+   * counted `failed` only), and, the session still live, this node records again that it owns
+   * it (a stored handoff makes the adapter's owner record name the handoff, which the withdraw
+   * removes). An answer that has not come within
    * `ttl` (how long a snapshot is stored: the recovery window) is awaited no longer, and `sid`
    * may move again: a write that has not answered by then is taken for lost. Without that bound,
    * an adapter whose promise never settles would keep `sid` here, never moved again, for the

@@ -800,15 +800,12 @@ export class Session extends Timed implements TransportOwner {
   }
 
   #holdPacket(packet: IncomingMessage, transport: TransportName, size: number): void {
-    const held = this.#inboundHeld!
-    if (packet.seq > 0) {
-      // As when taken: a replay's duplicates and anything past a gap wait for a resume.
-      if (packet.seq !== this.#inboundHeldThrough + 1) return
-      if (this.#inboundHeldBytes + size > this.#config.maxBufferedBytes) return
-      this.#inboundHeldThrough = packet.seq
-    } else if (this.#inboundHeldBytes + size > this.#config.maxBufferedBytes) return
+    // As when taken: a replay's duplicates and anything past a gap wait for a resume.
+    if (packet.seq > 0 && packet.seq !== this.#inboundHeldThrough + 1) return
+    if (this.#inboundHeldBytes + size > this.#config.maxBufferedBytes) return
+    if (packet.seq > 0) this.#inboundHeldThrough = packet.seq
     this.#inboundHeldBytes += size
-    held.push(packet)
+    this.#inboundHeld!.push(packet)
     this.#config.metrics.message('in', transport, size)
   }
 
