@@ -4,6 +4,7 @@ import { WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { SEAL_WAIT_MS } from './drain.js'
+import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { LastWordsAtClose } from './http/last-words.js'
 import { parleyRoutes } from './http/routes.js'
@@ -62,6 +63,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     mountBase(options.path),
     (sid, kind) => server.takeLingering(sid, kind)?.http,
     app.log,
+    refusesWhileClosing(app),
   )
   const idle = new IdleConnections(app.server)
   const closingWebSockets = new ClosingWebSockets()
@@ -75,7 +77,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     lastWords.takeOver()
     await server.drain()
     server.close()
-    // Fastify's bare 503 has no code a client reads across origins: Parley's own from now on.
+    // Fastify's bare 503 has no code a client reads across origins: Parley's own from now on
+    // (from the takeover already, when Fastify refuses every request while it closes).
     lastWords.shutDown()
     // WebSocket clients answer the close frames meanwhile; one that has not by then is cut: the
     // HTTP server's close would wait for it (see ClosingWebSockets).

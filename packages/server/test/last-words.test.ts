@@ -1,10 +1,12 @@
 // At close, a session whose client had no GET waiting keeps its CLOSE 'server shutdown' for
 // that client's next GET, whatever Fastify answers other requests while it closes; once the
-// plugin has closed, the endpoints' other requests get its coded 503 rather than Fastify's.
+// plugin has closed, or from the start of its close when Fastify refuses every request then, the
+// endpoints' other requests get its coded 503 rather than Fastify's.
 import { connect } from '@parley/client'
 import { decodeText, type Packet, PacketType, type ParleyError } from '@parley/protocol'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
 import { startServer, until } from './helpers.js'
 import { exchange } from './http-exchange.js'
 
@@ -122,6 +124,59 @@ describe.each([
       // The session's own client never asks for its CLOSE: the close ends without it.
       await closing
       expect(app.server.listening).toBe(false)
+    })
+  },
+)
+
+describe.each([
+  ['default Fastify options', {}],
+  ['return503OnClosing: false', { return503OnClosing: false }],
+] satisfies [string, FastifyServerOptions][])(
+  'during the drain of app.close() alone, with %s',
+  (_name, fastifyOptions: FastifyServerOptions) => {
+    it("answers the endpoints' handshakes with Parley's coded 503, readable by the page", async () => {
+      // A store that holds its answer: the drain goes on until the test lets it.
+      const cluster = new Cluster({ handoff: true })
+      let storeAnswers = () => {}
+      cluster.storeAnswersAfter = new Promise<void>((resolve) => {
+        storeAnswers = resolve
+      })
+      const { app, base } = await startServer(
+        { adapter: cluster.adapter('a'), allowedOrigins: ['http://page.test'], handoff: { timeout: 5000 } },
+        undefined,
+        fastifyOptions,
+      )
+      apps.push(app)
+      await handshake(`${base}/poll`)
+      const closing = app.close()
+      try {
+        await until(() => cluster.handOffSids.length > 0, 2000, 'the drain storing the session')
+        const page = { Origin: 'http://page.test' }
+        for (const path of ['poll?v=1', 'sse?v=1']) {
+          const answer = await exchange(`${base}/${path}`, 'POST', page, '[8,{}]')
+          // Fastify's own 503 (return503OnClosing) has no code, and no CORS headers for the page.
+          expect({ path, status: answer.status, body: answer.body }).toEqual({
+            path,
+            status: 503,
+            body: { code: 'PARLEY_SERVER_SHUTTING_DOWN', message: 'the server is shutting down' },
+          })
+          expect(answer.headers['access-control-allow-origin']).toBe('http://page.test')
+        }
+        const client = connect(base, { transports: ['polling'], reconnection: false })
+        const error = await new Promise<ParleyError<string>>((resolve) =>
+          client.once('connect_error', resolve),
+        )
+        client.disconnect()
+        expect({ code: error.code, message: error.message }).toEqual({
+          code: 'PARLEY_SERVER_SHUTTING_DOWN',
+          message: 'the server is shutting down',
+        })
+        // Still draining: what answered was the drain's, not the closed plugin's.
+        expect(closed(app)).toBe(false)
+      } finally {
+        storeAnswers()
+        await closing
+      }
     })
   },
 )

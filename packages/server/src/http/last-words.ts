@@ -27,11 +27,13 @@ export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide |
  * request to Fastify as it was. Only plain HTTP/1.1 servers (Node's `http` and `https`) are
  * taken over; with others, such a client meets the 503 and resumes as after any lost transport.
  *
- * Once Parley itself has closed (`shutDown()`, after the drain), the endpoints' other GETs and
- * POSTs get Parley's own `503 PARLEY_SERVER_SHUTTING_DOWN` here too: what its routes answer
- * then, where Fastify's bare 503 has no code and no CORS headers, so that a page on another
- * origin could not read it. Before then (the drain) they go to Fastify: whether it lets them
- * through to the routes (`return503OnClosing: false`) is not known to a plugin.
+ * The endpoints' other GETs and POSTs get Parley's own `503 PARLEY_SERVER_SHUTTING_DOWN` here
+ * too, where Fastify's bare 503 has no code and no CORS headers, so that a page on another
+ * origin could not read it: from `takeOver()` on when Fastify refuses every request while it
+ * closes (`fastifyRefuses`, see `refusesWhileClosing`), since no route of Parley's could answer
+ * them then; otherwise once Parley itself has closed (`shutDown()`, after the drain), what its
+ * routes answer then. Until then, with `return503OnClosing: false`, they go to the routes, which
+ * keep serving the drain (its sessions' requests, and those it forwards to other nodes).
  */
 export class LastWordsAtClose {
   readonly #server: HttpServer | undefined
@@ -40,11 +42,20 @@ export class LastWordsAtClose {
   readonly #paths: ReadonlyMap<string, HttpTransportName>
   readonly #take: TakeLastWords
   readonly #log: FastifyBaseLogger
+  /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
+  readonly #fastifyRefuses: boolean | undefined
   #active = false
-  #shutDown = false
+  /** The endpoints' other requests are refused here, not handed to Fastify. */
+  #refusing = false
 
   /** Call before Parley adds request listeners of its own: the ones found now are Fastify's. */
-  constructor(server: unknown, base: string, take: TakeLastWords, log: FastifyBaseLogger) {
+  constructor(
+    server: unknown,
+    base: string,
+    take: TakeLastWords,
+    log: FastifyBaseLogger,
+    fastifyRefuses: boolean | undefined,
+  ) {
     this.#paths = new Map(
       (Object.entries(httpSegments) as [HttpTransportName, string][]).map(([kind, segment]) => [
         `${base}/${segment}`,
@@ -53,16 +64,22 @@ export class LastWordsAtClose {
     )
     this.#take = take
     this.#log = log
+    this.#fastifyRefuses = fastifyRefuses
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     this.#server = server
     this.#fastify = server.listeners('request') as RequestListener[]
   }
 
-  /** From now on, a GET for a session with last words gets them, whatever Fastify would say. */
+  /**
+   * Fastify is closing: from now on, a GET for a session with last words gets them, whatever
+   * Fastify would say, and, when Fastify refuses every request now, the endpoints' other
+   * requests get Parley's refusal rather than Fastify's.
+   */
   takeOver(): void {
     const server = this.#server
     if (!server || this.#active) return
     this.#active = true
+    if (this.#fastifyRefuses === true) this.#refusing = true
     const fastify = this.#fastify.filter((listener) => server.listeners('request').includes(listener))
     for (const listener of fastify) server.off('request', listener)
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -76,7 +93,7 @@ export class LastWordsAtClose {
    * refuse them, whatever Fastify would answer.
    */
   shutDown(): void {
-    this.#shutDown = true
+    this.#refusing = true
   }
 
   #answered(req: IncomingMessage, res: ServerResponse): boolean {
@@ -100,13 +117,13 @@ export class LastWordsAtClose {
       return true
     }
     // Another version's client is told so by the routes (through Fastify), as before the close.
-    if (!this.#shutDown || params.get('v') !== String(PROTOCOL_VERSION)) return false
+    if (!this.#refusing || params.get('v') !== String(PROTOCOL_VERSION)) return false
     refuseShutDown(res, lastWordsHeaders(req))
     return true
   }
 }
 
-/** Parley's answer to a request that comes once it has closed, as its routes give it. */
+/** Parley's answer to a request that comes while it closes, as its routes give it. */
 function refuseShutDown(res: ServerResponse, headers: HeaderBag): void {
   const body = JSON.stringify({
     code: ErrorCode.SERVER_SHUTTING_DOWN,
