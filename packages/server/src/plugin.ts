@@ -7,6 +7,7 @@ import { SEAL_WAIT_MS } from './drain.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { LastWordsAtClose } from './http/last-words.js'
+import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
@@ -58,13 +59,17 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   app.decorate('parley', server)
 
   // Made before any request listener of Parley's own: it finds Fastify's.
-  const lastWords = new LastWordsAtClose(
-    app.server,
-    mountBase(options.path),
-    (sid, kind) => server.takeLingering(sid, kind)?.http,
-    app.log,
-    refusesWhileClosing(app),
-  )
+  // Its own log of refused origins: the routes' closes with the server, before the last answers.
+  const originRefusals = new OriginRefusals(app.log)
+  const lastWords = new LastWordsAtClose({
+    server: app.server,
+    base: mountBase(options.path),
+    take: (sid, kind) => server.takeLingering(sid, kind)?.http,
+    log: app.log,
+    fastifyRefuses: refusesWhileClosing(app),
+    originOf: (req) => checkRawOrigin(req, options.allowedOrigins, originRefusals),
+    originRefused: (verdict) => originRefusals.record(verdict),
+  })
   const idle = new IdleConnections(app.server)
   const closingWebSockets = new ClosingWebSockets()
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
@@ -90,6 +95,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   app.addHook('onClose', async () => {
     server.close()
     server.forgetLastWords()
+    originRefusals.close()
     // Its timers and connections (a multi-node adapter's subscriber) go with the server; an
     // adapter closed already by the application ignores the second call.
     try {

@@ -1,7 +1,8 @@
 // At close, a session whose client had no GET waiting keeps its CLOSE 'server shutdown' for
 // that client's next GET, whatever Fastify answers other requests while it closes; once the
 // plugin has closed, or from the start of its close when Fastify refuses every request then, the
-// endpoints' other requests get its coded 503 rather than Fastify's.
+// endpoints' other requests get its coded 503 rather than Fastify's. Whatever the plugin answers
+// in Fastify's place, a page of an origin the endpoints do not allow gets their 403 first.
 import { connect } from '@parley/client'
 import { decodeText, type Packet, PacketType, type ParleyError } from '@parley/protocol'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
@@ -42,6 +43,10 @@ function packetsOf(body: string): Packet[] {
 
 const closed = (app: FastifyInstance) => app.parley.closed
 
+/** The page the servers below allow (`allowedOrigins`), and one they do not. */
+const PAGE = 'http://page.test'
+const ELSEWHERE = 'http://elsewhere.test'
+
 describe.each([
   ['default Fastify options', {}],
   ['return503OnClosing: false', { return503OnClosing: false }],
@@ -52,7 +57,7 @@ describe.each([
       ['sse', 'sse'],
       ['poll', 'polling'],
     ])('hands the CLOSE to the next GET of a %s client that had none waiting', async (segment) => {
-      const { app, base } = await startServer({}, undefined, fastifyOptions)
+      const { app, base } = await startServer({ allowedOrigins: [PAGE] }, undefined, fastifyOptions)
       apps.push(app)
       const endpoint = `${base}/${segment}`
       const sid = await handshake(endpoint)
@@ -77,9 +82,30 @@ describe.each([
       await expect(fetch(`${endpoint}?v=1&sid=${sid}`)).rejects.toThrow()
     })
 
-    it("answers the endpoints' other requests with Parley's 503, readable by any page, and closes without the late client", async () => {
+    it('refuses the last words to a page of an origin not allowed, and keeps them for the client', async () => {
+      const { app, base } = await startServer({ allowedOrigins: [PAGE] }, undefined, fastifyOptions)
+      apps.push(app)
+      const endpoint = `${base}/poll`
+      const sid = await handshake(endpoint)
+      const closing = app.close()
+      await until(() => closed(app), 2000, 'the server closing')
+
+      const foreign = await exchange(`${endpoint}?v=1&sid=${sid}`, 'GET', { Origin: ELSEWHERE })
+      expect({ status: foreign.status, code: foreign.body.code }).toEqual({
+        status: 403,
+        code: 'PARLEY_ORIGIN_FORBIDDEN',
+      })
+      expect(foreign.headers['access-control-allow-origin']).toBe(ELSEWHERE)
+      const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+      expect(packetsOf(await res.text())).toEqual([
+        expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+      ])
+      await closing
+    })
+
+    it("answers the endpoints' other requests with Parley's 503, readable by the page, and closes without the late client", async () => {
       const { app, base } = await startServer(
-        {},
+        { allowedOrigins: [PAGE] },
         (app) => {
           app.get('/app', async () => 'mine')
         },
@@ -109,6 +135,17 @@ describe.each([
         expect(answer.headers['access-control-allow-origin']).toBe('http://page.test')
         expect(answer.headers['cache-control']).toBe('no-store')
       }
+      // A page of an origin the endpoints do not allow is refused as they always refuse it.
+      for (const [method, path, body] of requests) {
+        const answer = await exchange(`${base}/${path}`, method, { Origin: ELSEWHERE }, body)
+        expect({ method, path, status: answer.status, code: answer.body.code }).toEqual({
+          method,
+          path,
+          status: 403,
+          code: 'PARLEY_ORIGIN_FORBIDDEN',
+        })
+        expect(answer.headers['access-control-allow-origin']).toBe(ELSEWHERE)
+      }
       // The application's own routes are answered as Fastify answers them while it closes.
       const mine = await exchange(base.replace('/parley', '/app'), 'GET', page)
       expect(mine.status).toBe(fastifyOptions.return503OnClosing === false ? 200 : 503)
@@ -134,7 +171,7 @@ describe.each([
 ] satisfies [string, FastifyServerOptions][])(
   'during the drain of app.close() alone, with %s',
   (_name, fastifyOptions: FastifyServerOptions) => {
-    it("answers the endpoints' handshakes with Parley's coded 503, readable by the page", async () => {
+    it("answers the endpoints' handshakes with Parley's coded 503, readable by the page, and other origins' with 403", async () => {
       // A store that holds its answer: the drain goes on until the test lets it.
       const cluster = new Cluster({ handoff: true })
       let storeAnswers = () => {}
@@ -142,7 +179,7 @@ describe.each([
         storeAnswers = resolve
       })
       const { app, base } = await startServer(
-        { adapter: cluster.adapter('a'), allowedOrigins: ['http://page.test'], handoff: { timeout: 5000 } },
+        { adapter: cluster.adapter('a'), allowedOrigins: [PAGE], handoff: { timeout: 5000 } },
         undefined,
         fastifyOptions,
       )
@@ -161,6 +198,12 @@ describe.each([
             body: { code: 'PARLEY_SERVER_SHUTTING_DOWN', message: 'the server is shutting down' },
           })
           expect(answer.headers['access-control-allow-origin']).toBe('http://page.test')
+          const foreign = await exchange(`${base}/${path}`, 'POST', { Origin: ELSEWHERE }, '[8,{}]')
+          expect({ path, status: foreign.status, code: foreign.body.code }).toEqual({
+            path,
+            status: 403,
+            code: 'PARLEY_ORIGIN_FORBIDDEN',
+          })
         }
         const client = connect(base, { transports: ['polling'], reconnection: false })
         const error = await new Promise<ParleyError<string>>((resolve) =>

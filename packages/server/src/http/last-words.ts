@@ -5,11 +5,27 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
+import { forbiddenMessage, type OriginVerdict } from './origin.js'
 
 type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse) => void
 
 /** The transport whose last words wait for `sid`'s next GET on endpoint `kind`, taken out. */
 export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide | undefined
+
+export interface LastWordsOptions {
+  /** `app.server`: only Node's `http` and `https` servers are taken over. */
+  server: unknown
+  /** Where the endpoints are mounted (`mountBase`). */
+  base: string
+  take: TakeLastWords
+  log: FastifyBaseLogger
+  /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
+  fastifyRefuses: boolean | undefined
+  /** The origin check of the endpoints, for a request Fastify has not seen (see `checkRawOrigin`). */
+  originOf: (req: IncomingMessage) => OriginVerdict
+  /** Counts a page refused for its origin, as the routes do. */
+  originRefused: (verdict: OriginVerdict) => void
+}
 
 /**
  * Hands clients their session's last words while Fastify refuses requests, and, once Parley has
@@ -34,6 +50,10 @@ export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide |
  * them then; otherwise once Parley itself has closed (`shutDown()`, after the drain), what its
  * routes answer then. Until then, with `return503OnClosing: false`, they go to the routes, which
  * keep serving the drain (its sessions' requests, and those it forwards to other nodes).
+ *
+ * Whatever it answers, it answers as the routes would: a page whose origin is not allowed here
+ * gets their 403 PARLEY_ORIGIN_FORBIDDEN first (last words included), and an allowed one their
+ * CORS headers.
  */
 export class LastWordsAtClose {
   readonly #server: HttpServer | undefined
@@ -48,14 +68,11 @@ export class LastWordsAtClose {
   /** The endpoints' other requests are refused here, not handed to Fastify. */
   #refusing = false
 
+  readonly #originOf: (req: IncomingMessage) => OriginVerdict
+  readonly #originRefused: (verdict: OriginVerdict) => void
+
   /** Call before Parley adds request listeners of its own: the ones found now are Fastify's. */
-  constructor(
-    server: unknown,
-    base: string,
-    take: TakeLastWords,
-    log: FastifyBaseLogger,
-    fastifyRefuses: boolean | undefined,
-  ) {
+  constructor({ server, base, take, log, fastifyRefuses, originOf, originRefused }: LastWordsOptions) {
     this.#paths = new Map(
       (Object.entries(httpSegments) as [HttpTransportName, string][]).map(([kind, segment]) => [
         `${base}/${segment}`,
@@ -65,6 +82,8 @@ export class LastWordsAtClose {
     this.#take = take
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
+    this.#originOf = originOf
+    this.#originRefused = originRefused
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     this.#server = server
     this.#fastify = server.listeners('request') as RequestListener[]
@@ -105,52 +124,51 @@ export class LastWordsAtClose {
     const kind = this.#paths.get(url.slice(0, query))
     if (!kind) return false
     const params = new URLSearchParams(url.slice(query + 1))
+    // Another version's client is told so by the routes (through Fastify), as before the close.
+    const refusing = this.#refusing && params.get('v') === String(PROTOCOL_VERSION)
+    // In the routes' order: a page whose origin is not allowed here is refused before anything
+    // else is looked at, its request's session (and last words) included.
+    const origin = this.#originOf(req)
+    if (!origin.allowed) {
+      if (!refusing) return false
+      this.#originRefused(origin)
+      answerJson(res, 403, origin.cors, ErrorCode.ORIGIN_FORBIDDEN, forbiddenMessage(origin))
+      return true
+    }
+    // The CORS headers the routes give this page; the connection ends with the answer.
+    const headers: HeaderBag = { ...origin.cors, Connection: 'close' }
     const sid = method === 'GET' && params.get('sid')
     const last = sid ? this.#take(sid, kind) : undefined
     if (last) {
       try {
-        last.serveLast(res, lastWordsHeaders(req))
+        last.serveLast(res, headers)
       } catch (err) {
         this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
         res.destroy()
       }
       return true
     }
-    // Another version's client is told so by the routes (through Fastify), as before the close.
-    if (!this.#refusing || params.get('v') !== String(PROTOCOL_VERSION)) return false
-    refuseShutDown(res, lastWordsHeaders(req))
+    if (!refusing) return false
+    answerJson(res, 503, headers, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
     return true
   }
 }
 
-/** Parley's answer to a request that comes while it closes, as its routes give it. */
-function refuseShutDown(res: ServerResponse, headers: HeaderBag): void {
-  const body = JSON.stringify({
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the server is shutting down',
-  })
-  res.writeHead(503, {
+/** A coded answer, as the routes give it, with `headers`; the connection ends with it. */
+function answerJson(
+  res: ServerResponse,
+  status: number,
+  headers: HeaderBag,
+  code: string,
+  message: string,
+): void {
+  const body = JSON.stringify({ code, message })
+  res.writeHead(status, {
     ...headers,
+    Connection: 'close',
     'Cache-Control': 'no-store',
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(body),
   })
   res.end(body)
-}
-
-/**
- * CORS for a cross-origin page: the answer holds only the CLOSE (or MOVED) of the session its
- * request names, whose sid only that session's client knows; that client's origin passed the
- * origin check when the session began. Or only that the server is shutting down, which any
- * page may know (it opens and touches no session). The connection ends with the answer.
- */
-function lastWordsHeaders(req: IncomingMessage): HeaderBag {
-  const origin = req.headers.origin
-  if (origin === undefined) return { Connection: 'close' }
-  return {
-    Connection: 'close',
-    'Access-Control-Allow-Origin': origin,
-    'Access-Control-Allow-Credentials': 'true',
-    Vary: 'Origin',
-  }
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { BurstLog } from '../burst-log.js'
 import type { AllowedOrigins } from '../options.js'
@@ -42,11 +43,46 @@ export function checkOrigin(
   allowed: AllowedOrigins | undefined,
   refusals: OriginRefusals,
 ): OriginVerdict {
-  const origin = request.headers.origin
+  const own = ownOrigin(request)
+  return judge(request.headers.origin, (normalised) => normalised === own, own, allowed, refusals)
+}
+
+/**
+ * `checkOrigin` for a request the plugin answers itself, before Fastify (while Fastify closes:
+ * see last-words.ts). Fastify's view of the server's own origin (`request.host`,
+ * `request.protocol`) follows its `trustProxy`, which a plugin cannot read, so here a page is
+ * the server's own when its host is the request's Host or one of its X-Forwarded-Host, whatever
+ * the scheme: looser than `checkOrigin`, never stricter. A page the routes let through is never
+ * refused here; one that forges X-Forwarded-Host to look like the server's own gains an answer
+ * that says nothing but what this one answers any page (that the server is shutting down).
+ */
+export function checkRawOrigin(
+  request: IncomingMessage,
+  allowed: AllowedOrigins | undefined,
+  refusals: OriginRefusals,
+): OriginVerdict {
+  const hosts = [request.headers.host, ...listed(request.headers['x-forwarded-host'])]
+  const own = hosts[0] === undefined ? undefined : toOrigin(`http://${hosts[0]}`)
+  const isOwn = (normalised: string) => {
+    const page = new URL(normalised)
+    return hosts.some(
+      (candidate) => candidate !== undefined && hostOf(candidate, page.protocol) === page.host,
+    )
+  }
+  return judge(request.headers.origin, isOwn, own, allowed, refusals)
+}
+
+/** The verdict on `origin`, `isOwn` saying whether a normalised origin is the server's own. */
+function judge(
+  origin: string | undefined,
+  isOwn: (normalised: string) => boolean,
+  own: string | undefined,
+  allowed: AllowedOrigins | undefined,
+  refusals: OriginRefusals,
+): OriginVerdict {
   if (origin === undefined) return SAME_ORIGIN
   const normalised = toOrigin(origin)
-  const own = ownOrigin(request)
-  if (normalised !== undefined && normalised === own) return SAME_ORIGIN
+  if (normalised !== undefined && isOwn(normalised)) return SAME_ORIGIN
   if (allowed === '*') return ANY_ORIGIN
   let ok = false
   if (Array.isArray(allowed)) ok = normalised !== undefined && allowed.includes(normalised)
@@ -68,6 +104,11 @@ export function checkOrigin(
   }
 }
 
+/** What a 403 PARLEY_ORIGIN_FORBIDDEN says to the page refused (`OriginVerdict.seen`). */
+export function forbiddenMessage(verdict: OriginVerdict): string {
+  return `the origin ${verdict.seen} is not allowed here (the server's allowedOrigins)`
+}
+
 /** Extra headers for an answer to a CORS preflight (OPTIONS). */
 export function preflightHeaders(request: FastifyRequest): HeaderBag {
   const asked = request.headers['access-control-request-headers']
@@ -86,6 +127,26 @@ function ownOrigin(request: FastifyRequest): string | undefined {
   const host = request.host
   if (!host) return undefined
   return toOrigin(`${request.protocol}://${host}`)
+}
+
+/** The values of a header that may come more than once and list several, comma-separated. */
+function listed(header: string | string[] | undefined): string[] {
+  if (header === undefined) return []
+  return (Array.isArray(header) ? header : [header]).flatMap((value) =>
+    value.split(',').map((part) => part.trim()),
+  )
+}
+
+/**
+ * `host[:port]` as a URL of `scheme` (`'https:'`) reads it (lower case, the scheme's default port
+ * left out); undefined if it is not one.
+ */
+function hostOf(value: string, scheme: string): string | undefined {
+  try {
+    return new URL(`${scheme}//${value}`).host
+  } catch {
+    return undefined
+  }
 }
 
 function toOrigin(value: string): string | undefined {

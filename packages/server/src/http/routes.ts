@@ -29,7 +29,13 @@ import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
 import { lingerOnClose } from './lingering-close.js'
 import { redactingRequestSerializer } from './log-redaction.js'
-import { checkOrigin, OriginRefusals, type OriginVerdict, preflightHeaders } from './origin.js'
+import {
+  checkOrigin,
+  forbiddenMessage,
+  OriginRefusals,
+  type OriginVerdict,
+  preflightHeaders,
+} from './origin.js'
 import { ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { IdleSseUpstream } from './sse-upstream.js'
 import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
@@ -144,8 +150,7 @@ export async function parleyRoutes(
   /** 403 for a refused origin, readable by the page that was refused, and a log line. */
   const refuseOrigin = (reply: FastifyReply, origin: OriginVerdict) => {
     originRefusals.record(origin)
-    const message = `the origin ${origin.seen} is not allowed here (the server's allowedOrigins)`
-    return fail(reply, 403, ErrorCode.ORIGIN_FORBIDDEN, message, origin.cors)
+    return fail(reply, 403, ErrorCode.ORIGIN_FORBIDDEN, forbiddenMessage(origin), origin.cors)
   }
 
   // Requests that another node routes here (see Adapter.routeRequest) go through these routes.
