@@ -39,10 +39,12 @@ export interface Metrics {
    * node had stopped waiting for a claim ('late': what was sent in between is lost; a longer
    * `handoff.timeout` helps), or after the old node drained with no other node alive and sealed
    * its tail at once, this node having started after it ('restarted': what was sent to the
-   * session between the old node's close and the claim is lost; no timeout would help). Or
-   * this node claimed one and gave it back ('given_back': its claim won only after the node had
-   * closed, its snapshot could not be read, or the middleware refused its resume; its client
-   * starts anew).
+   * session between the old node's close and the claim is lost; no timeout would help), or
+   * took one over whose old node's tail does not follow its snapshot ('broken_tail': the tail
+   * is dropped rather than risk a gap or a duplicate, the session ends 'session expired' and its
+   * client starts anew). Or this node claimed one and gave it back ('given_back': its claim won
+   * only after the node had closed, its snapshot could not be read, or the middleware refused
+   * its resume; its client starts anew).
    */
   handoff(outcome: HandOffOutcome): void
   /**
@@ -55,16 +57,21 @@ export interface Metrics {
 }
 
 /** See `Metrics.handoff`. */
-export type HandOffOutcome =
-  | 'stored'
-  | 'failed'
-  | 'unclaimed'
-  | 'withdrawn'
-  | 'taken'
-  | 'incomplete'
-  | 'late'
-  | 'restarted'
-  | 'given_back'
+export type HandOffOutcome = (typeof HAND_OFF_OUTCOMES)[number]
+
+/** Every `outcome` label of `parley_handoffs_total` (the README's Metrics table lists them). */
+export const HAND_OFF_OUTCOMES = [
+  'stored',
+  'failed',
+  'unclaimed',
+  'withdrawn',
+  'taken',
+  'incomplete',
+  'late',
+  'restarted',
+  'broken_tail',
+  'given_back',
+] as const
 
 /** Does nothing: the metrics of a server that was given no registry. */
 export const noMetrics: Metrics = {

@@ -1067,6 +1067,8 @@ export class ParleyServer<
     const unrecorded = session.release(packets, hello.ack ?? 0)
     if (unrecorded === undefined) {
       const err = new ParleyError(ErrorCode.INVALID_PACKET, 'the tail does not follow the snapshot in order')
+      // Taken over (the old node's part is done), not given back: an outcome of its own.
+      this.metrics.handoff('broken_tail')
       this.#handoffLogs.unrestorable.record({ err, socket: socket.id })
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)

@@ -84,6 +84,8 @@ export class Cluster {
    * as a store that garbles what it keeps (or a node of another version) would.
    */
   unreadableSnapshots = false
+  /** When true, a takeover's tail ends with a packet that does not follow the snapshot's numbers. */
+  unreadableTails = false
   /**
    * When true, each claim's `confirm` answers only when the test calls its entry in
    * `heldConfirms`: the claimer stays between the tail and its claim's standing.
@@ -447,7 +449,8 @@ class HandOffClusterAdapter extends ClusterAdapter {
         join()
         // Only this handoff: the node that claimed it may be draining and handing it on.
         if (this.cluster.handoffs.get(sid) === handoff) this.cluster.handoffs.delete(sid)
-        return { tail: [...handoff.tail], complete: handoff.sealed, late, alone, ended: handoff.ended }
+        const tail = this.cluster.unreadableTails ? [...handoff.tail, 'not a packet'] : [...handoff.tail]
+        return { tail, complete: handoff.sealed, late, alone, ended: handoff.ended }
       },
       ...(this.cluster.holdConfirms && {
         confirm: () => new Promise<ClaimStanding>((resolve) => this.cluster.heldConfirms.push(resolve)),

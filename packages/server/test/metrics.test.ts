@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { tableUnder } from '../../../test/docs/markdown.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import parley from '../src/index.js'
+import { HAND_OFF_OUTCOMES } from '../src/metrics.js'
 import { Cluster } from './cluster-adapter.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -190,6 +191,14 @@ describe('metrics', () => {
     expect(listed.sort()).toEqual(made.sort())
   })
 
+  it("of handoffs are counted under the outcomes the README's Metrics table lists, and no other", () => {
+    const [, ...rows] = tableUnder(readFileSync(new URL('../README.md', import.meta.url), 'utf8'), 'Metrics')
+    const row = rows.find(([name]) => name === '`parley_handoffs_total`')
+    // Each outcome is listed as `name` (what it means).
+    const listed = [...(row?.[3] ?? '').matchAll(/`([a-z_]+)` \(/g)].map((match) => match[1])
+    expect(listed.sort()).toEqual([...HAND_OFF_OUTCOMES].sort())
+  })
+
   it.each([
     [{ metrics: null }, 'metrics'],
     [{ metrics: new Registry() }, 'metrics'],
@@ -276,6 +285,25 @@ describe('handoff metrics', () => {
       expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(1)
       expect(await value(registries[0]!, 'parley_disconnects_total', { reason: 'server handoff' })).toBe(1)
       expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'taken' })).toBe(1)
+    })
+  })
+
+  it('count a session taken over whose tail does not follow its snapshot, which ends', async () => {
+    const cluster = new Cluster({ handoff: true })
+    cluster.unreadableTails = true
+    const { registries, nodes } = await twoNodes(cluster, 2000)
+    await clientOfNode0(nodes, async (client) => {
+      const first = client.id
+      const reasons: string[] = []
+      client.on('disconnect', (reason: string) => reasons.push(reason))
+      await nodes[0]!.app.close()
+      await until(() => client.connected && client.id !== first, 5000, 'a new session on the other node')
+      expect(reasons).toContain('session expired')
+      expect(client.recovered).toBe(false)
+      expect(await value(registries[0]!, 'parley_handoffs_total', { outcome: 'stored' })).toBe(1)
+      expect(await value(registries[1]!, 'parley_handoffs_total', { outcome: 'broken_tail' })).toBe(1)
+      for (const outcome of ['taken', 'incomplete', 'late', 'restarted', 'given_back'])
+        expect(await value(registries[1]!, 'parley_handoffs_total', { outcome })).toBe(0)
     })
   })
 
