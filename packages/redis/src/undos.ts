@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '@parley/protocol'
 import type { RedisClient } from './options.js'
 
 /** The most undos kept at once while they cannot be sent: past it, the oldest is given up. */
@@ -30,11 +31,16 @@ interface Undo {
  * for the next connection, ahead of anything sent later, so the order holds either way. A
  * connection that drops before Redis answers the undo leaves it unknown whether it ran: it goes
  * again on the next one (an undo that runs twice does nothing the second time). Kept until Redis
- * answers it, for at most its `keepMs`, and at most `MAX_KEPT_UNDOS` at once.
+ * answers it, for at most its `keepMs`, and at most `MAX_KEPT_UNDOS` at once. One that waits
+ * past its time is given up then, by a timer, not only at the adapter's next command: what `add`
+ * returned settles at that time, and whoever waits on it goes on.
  */
 export class Undos {
   /** Oldest first. */
   readonly #kept = new Set<Undo>()
+  /** Gives up the waiting undos whose time has come: one for the whole set, at the earliest. */
+  #expiry: NodeJS.Timeout | undefined
+  #stopped = false
 
   constructor(
     private readonly client: RedisClient,
@@ -54,9 +60,17 @@ export class Undos {
    */
   readonly #flushWhenReady = (): void => this.flush()
 
-  /** Stops listening to the client (it is the application's, and outlives the adapter). */
+  /**
+   * Stops listening to the client (it is the application's, and outlives the adapter). The undos
+   * still waiting are given up (nothing sends them any more: the adapter reports how many, see
+   * `settle`); one on the connection settles when Redis answers it.
+   */
   stop(): void {
+    this.#stopped = true
     this.client.off?.('ready', this.#flushWhenReady)
+    clearTimeout(this.#expiry)
+    this.#expiry = undefined
+    for (const undo of this.#kept) if (!undo.sending) this.#drop(undo)
   }
 
   /**
@@ -77,6 +91,7 @@ export class Undos {
     const undo: Undo = { args, until: Date.now() + keepMs, sending: false, answered, done }
     this.#kept.add(undo)
     if (this.client.isReady) this.#send(undo)
+    else this.#arm()
     return settled
   }
 
@@ -118,6 +133,7 @@ export class Undos {
         // Redis answered with an error, as it may to any command; given up, as those are.
         if (!this.client.isReady) {
           undo.sending = false
+          this.#arm()
           return
         }
         this.#drop(undo)
@@ -133,6 +149,29 @@ export class Undos {
       this.#drop(undo)
       this.givenUp('what it would take back has expired meanwhile')
     }
+  }
+
+  /**
+   * Sets the expiry timer for the earliest time among the undos that wait (one on the connection
+   * waits for its answer instead, and is looked at again should its connection drop). Unref'd:
+   * it must not hold the process open, which the application closes as it sees fit.
+   */
+  #arm(): void {
+    if (this.#stopped) return
+    clearTimeout(this.#expiry)
+    this.#expiry = undefined
+    let earliest = Number.POSITIVE_INFINITY
+    for (const undo of this.#kept) if (!undo.sending && undo.until < earliest) earliest = undo.until
+    if (earliest === Number.POSITIVE_INFINITY) return
+    this.#expiry = setTimeout(
+      () => {
+        this.#expiry = undefined
+        this.#prune()
+        this.#arm()
+      },
+      Math.min(Math.max(0, earliest - Date.now()), MAX_TIMER_MS),
+    )
+    this.#expiry.unref()
   }
 
   /** Gives `undo` up: it is not sent (again). */

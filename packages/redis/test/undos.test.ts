@@ -1,7 +1,7 @@
 // The undos an adapter keeps until Redis answers them: what `add` returns says when the undo is
 // over (answered, or given up), which the server waits for before it runs what a client sent
 // a session whose move was given up on (see `RedisAdapter.withdrawHandOff`).
-import { describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { RedisClient } from '../src/options.js'
 import { MAX_KEPT_UNDOS, Undos } from '../src/undos.js'
 
@@ -82,5 +82,67 @@ describe('Undos', () => {
       'what it would take back has expired meanwhile',
       `more than ${MAX_KEPT_UNDOS} waited for Redis`,
     ])
+  })
+
+  describe('past its time', () => {
+    // Date and the timers only: what settles the undo is the expiry timer alone, with no other
+    // call into Undos to look again (isSettled's setImmediate stays real).
+    beforeEach(() => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    })
+    afterEach(() => {
+      vi.useRealTimers()
+    })
+
+    it('gives up an undo that waits for the connection at its time, with no other undo or command', async () => {
+      const { client, state, send } = fakeClient()
+      const givenUp: string[] = []
+      const undos = new Undos(client, send, (why) => givenUp.push(why))
+      state.isReady = false
+      const later = undos.add(['EVAL', 'later'], 5000)
+      const sooner = undos.add(['EVAL', 'sooner'], 1000)
+      vi.advanceTimersByTime(999)
+      expect(await isSettled(sooner)).toBe(false)
+      vi.advanceTimersByTime(1)
+      expect(await isSettled(sooner)).toBe(true)
+      expect(await isSettled(later)).toBe(false)
+      expect(givenUp).toEqual(['what it would take back has expired meanwhile'])
+      vi.advanceTimersByTime(4000)
+      expect(await isSettled(later)).toBe(true)
+      expect(givenUp).toHaveLength(2)
+      // Nothing is left to wait for: no timer either.
+      expect(vi.getTimerCount()).toBe(0)
+    })
+
+    it('gives up at its time an undo whose connection dropped while it was sent', async () => {
+      const { client, state, sent, send } = fakeClient()
+      const undos = new Undos(client, send, () => {})
+      const over = undos.add(['EVAL', 'undo'], 1000)
+      // On the connection: its answer is awaited, past its time too.
+      vi.advanceTimersByTime(2000)
+      expect(await isSettled(over)).toBe(false)
+      state.isReady = false
+      sent[0]!.fail(new Error('connection dropped'))
+      await isSettled(over)
+      vi.advanceTimersByTime(0)
+      expect(await isSettled(over)).toBe(true)
+      expect(sent).toHaveLength(1)
+    })
+
+    it('keeps no timer once stopped, and gives up the undos that wait', async () => {
+      const { client, state, sent, send } = fakeClient()
+      const undos = new Undos(client, send, () => {})
+      const onTheWire = undos.add(['EVAL', 'sent'], 60_000)
+      state.isReady = false
+      const waiting = undos.add(['EVAL', 'waiting'], 60_000)
+      expect(vi.getTimerCount()).toBe(1)
+      undos.stop()
+      expect(vi.getTimerCount()).toBe(0)
+      expect(await isSettled(waiting)).toBe(true)
+      // The one on the connection still settles with Redis' answer.
+      expect(await isSettled(onTheWire)).toBe(false)
+      sent[0]!.answer(1)
+      expect(await isSettled(onTheWire)).toBe(true)
+    })
   })
 })
