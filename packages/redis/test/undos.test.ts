@@ -2,8 +2,12 @@
 // over (answered, or given up), which the server waits for before it runs what a client sent
 // a session whose move was given up on (see `RedisAdapter.withdrawHandOff`).
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { Commands } from '../src/commands.js'
 import type { RedisClient } from '../src/options.js'
 import { MAX_KEPT_UNDOS, Undos } from '../src/undos.js'
+import { connectedClient } from './e2e-suite.js'
 
 /** A client whose connection the test turns on and off; what is sent waits for `answer`. */
 function fakeClient() {
@@ -144,5 +148,31 @@ describe('Undos', () => {
       sent[0]!.answer(1)
       expect(await isSettled(onTheWire)).toBe(true)
     })
+  })
+})
+
+describe.skipIf(skipRedisSuites())('undos on a real Redis that went away', () => {
+  it('gives up one past its time while Redis stays away, and sends one still kept once Redis is back', async () => {
+    const redis = await startRedis()
+    const client = await connectedClient(redis.url)
+    const givenUp: string[] = []
+    const commands = new Commands(client as unknown as RedisClient, 2000, (why) => givenUp.push(why))
+    try {
+      await redis.stop()
+      await until(() => !client.isReady, 5000, 'the client to see Redis gone')
+      const expired = commands.undo(['SET', 'parley:test:expired', '1'], 300)
+      const kept = commands.undo(['SET', 'parley:test:kept', '1'], 60_000)
+      // Nothing else is sent meanwhile: only its own time can settle it.
+      await within(expired, 3000, 'the undo past its time to be given up')
+      expect(givenUp).toEqual(['what it would take back has expired meanwhile'])
+      await redis.restart()
+      await within(kept, 5000, 'the kept undo to go once Redis is back')
+      expect(await client.get('parley:test:kept')).toBe('1')
+      expect(await client.get('parley:test:expired')).toBeNull()
+    } finally {
+      commands.stop()
+      if (client.isOpen) client.destroy()
+      await redis.stop()
+    }
   })
 })
