@@ -28,8 +28,8 @@ export interface LastWordsOptions {
 }
 
 /**
- * Hands clients their session's last words while Fastify refuses requests, and, once Parley has
- * closed, the endpoints' other requests Parley's own refusal.
+ * Hands clients their session's last words while Fastify refuses requests, and the endpoints'
+ * other requests Parley's own refusal wherever no route of Parley's could answer them.
  *
  * From the first moment of `app.close()`, Fastify answers every request itself with a bare 503
  * (its `return503OnClosing`, on by default), before any route or hook runs. A session whose
@@ -39,8 +39,8 @@ export interface LastWordsOptions {
  * rather than the shutdown and its `retryAfter`.
  *
  * `takeOver()`, when the server begins to close, puts one listener in the place of Fastify's:
- * it answers the GETs that name a session with last words kept here and hands every other
- * request to Fastify as it was. Only plain HTTP/1.1 servers (Node's `http` and `https`) are
+ * it answers the GETs that name a session with last words kept here and hands the other
+ * requests to Fastify as it was, but for the endpoints' refusals below. Only plain HTTP/1.1 servers (Node's `http` and `https`) are
  * taken over; with others, such a client meets the 503 and resumes as after any lost transport.
  *
  * The endpoints' other GETs and POSTs get Parley's own `503 PARLEY_SERVER_SHUTTING_DOWN` here
