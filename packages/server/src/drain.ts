@@ -226,6 +226,20 @@ export class Drain {
   }
 }
 
+/**
+ * The ack ids of the questions the tail's packets ask the client (EVENTs with an ack id): the old
+ * node's emits with a reply made after its snapshot, whose ids no snapshot holds.
+ */
+export function askedIn(tail: readonly string[]): number[] {
+  const asked: number[] = []
+  for (const text of tail) {
+    const decoded = decodeText(text, { maxPayload: Number.MAX_SAFE_INTEGER })
+    if (decoded.ok && decoded.packet.type === PacketType.EVENT && decoded.packet.ackId > 0)
+      asked.push(decoded.packet.ackId)
+  }
+  return asked
+}
+
 /** The ack ids of the client requests the tail's packets answer (REPLY, or ERROR with an ack id). */
 export function answeredIn(tail: readonly string[]): Set<number> {
   const answered = new Set<number>()

@@ -21,7 +21,7 @@ import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } fro
 import { argumentError } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
-import { answeredIn, Drain, safely } from './drain.js'
+import { answeredIn, askedIn, Drain, safely } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
@@ -1074,6 +1074,7 @@ export class ParleyServer<
       return this.#refuseResume(transport, snapshot.sid)
     }
     if (unrecorded > 0) this.#handoffLogs.unrecorded.record({ socket: socket.id, unrecorded })
+    socket.movedInTail(askedIn(packets))
     if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
     // Ended here meanwhile (its application disconnected it while the tail was awaited): its end
     // took its owner record away, which a write now would put back for a session no node has.

@@ -775,6 +775,18 @@ export class ServerSocket<
   }
 
   /**
+   * @internal The old node's tail is in: the questions it asked after its snapshot (between the
+   * freeze and the cut, into the tail) await replies there, rejected with PARLEY_SESSION_MOVED,
+   * as those of the snapshot are. Their replies come here: dropped, and their ids never reused,
+   * or a question of this node would take the reply meant for one of the old node's.
+   */
+  movedInTail(ackIds: readonly number[]): void {
+    if (ackIds.length === 0) return
+    this.#movedAcks ??= new Set()
+    for (const id of ackIds) this.#movedAcks.add(id)
+  }
+
+  /**
    * @internal Runs the events the old node acknowledged but did not hand to a handler, and
    * answers the client requests it left open when its tail is incomplete (`open`).
    */

@@ -462,6 +462,44 @@ describe('drain with handoff: acks and requests across it', () => {
     expect(events).toEqual(['connect'])
   })
 
+  it('keeps the ack id of a question the old node asked after the freeze out of the new node’s', async () => {
+    const outcomes: string[] = []
+    const asked: ServerSocket[] = []
+    const ask = (socket: ServerSocket, n: number) =>
+      socket.emitWithAck('q', n).then(
+        (answer) => outcomes.push(`${n}: ${String(answer)}`),
+        (error: { code: string }) => outcomes.push(`${n}: ${error.code}`),
+      )
+    const { store, list, base } = await cluster((socket, _node, fresh) => {
+      // The new node asks as soon as the session is restored.
+      if (!fresh) void ask(socket, 2)
+      else asked.push(socket)
+    })
+    const { c, events } = client(base, 'websocket')
+    const held: (() => void)[] = []
+    c.on('q', (n: number, reply: (answer: string) => void) => held.push(() => reply(`reply to ${n}`)))
+    await connectTo(c, 0)
+    const [a, ...others] = list as [Node, Node, Node]
+    // The store holds its answer: the session is frozen, its snapshot written, not yet claimed.
+    let answer = () => {}
+    store.storeAnswersAfter = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    const closed = close(a)
+    await until(() => store.handOffSids.length === 1, 3000, 'the snapshot written')
+    // A question of the old node's application between the freeze and the cut: numbered into
+    // the tail with an ack id that is in no snapshot.
+    void ask(asked[0]!, 1)
+    answer()
+    await until(() => total(others, (n) => n.restored) === 1 && held.length === 2, 5000, 'asked again')
+    for (const reply of held) reply()
+    await until(() => outcomes.length === 2, 3000, 'both acks settled')
+    await sleep(100)
+    expect(outcomes).toEqual(['1: PARLEY_SESSION_MOVED', '2: reply to 2'])
+    expect(events).toEqual(['connect'])
+    await closed
+  })
+
   it('brings a slow handler’s reply through the tail; a request never answered gets PARLEY_SESSION_MOVED', async () => {
     let replyNow: (() => void) | undefined
     let neverSeen = false

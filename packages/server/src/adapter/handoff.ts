@@ -55,6 +55,8 @@ export interface SessionSnapshot {
   /**
    * Ack ids the old node was waiting on (its emits with a callback). Their callbacks were
    * rejected there with PARLEY_SESSION_MOVED; the new node drops the client's replies to them.
+   * Those the old node asks after the snapshot travel in the tail, where the new node reads
+   * their ids.
    */
   pendingAcks: number[]
   /** When the session began (ms since the epoch), for the application's own bookkeeping. */
