@@ -52,10 +52,16 @@ export class Cut {
     }
   }
 
-  /** Positions `id` for the own broadcasts sent from now on (the old node, from `handOff`). */
+  /**
+   * Positions `id` for the own broadcasts sent from now on (the old node, from `handOff`). One
+   * still positioned since this node took it over (`positionUntilBack`) keeps its earlier
+   * count: it was left out of the own broadcasts emitted since, and those still on their way
+   * reach it only when they come back, before the marker of the next claim (into its tail).
+   */
   position(id: string): void {
     this.#releases.delete(id)
-    this.#positioned.set(id, this.#sent)
+    const from = this.#positioned.get(id)
+    this.#positioned.set(id, from === undefined ? this.#sent : Math.min(from, this.#sent))
   }
 
   unposition(id: string): void {

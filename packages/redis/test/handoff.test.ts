@@ -1395,4 +1395,35 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // Nothing was appended to the tail after the seal was written.
     expect(tailAppends.length).toBe(fromTail.length)
   })
+
+  it('hands a session on again with the broadcasts its node sent it at the first takeover still on their way', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const sid = 'sid-twice'
+    const socket = await open(a!, sid, 's1', ['r'])
+    expect(await handOff(a!, socket, sid, ['r'])).toBe(true)
+    // b's own broadcasts to the room wait in its connection, the first from before its claim's
+    // marker comes back: the socket it takes over is positioned until they come back.
+    const publishOf = (arg: string) => (args: string[]) =>
+      args[0] === 'PUBLISH' && args[2]?.includes(arg) === true
+    const slow = new HeldInOrder(b!.redis, publishOf('b0'), publishOf('news'))
+    b!.hold = slow.hold
+    b!.adapter.broadcast(message('news', ['b0']), to(['r']))
+    const taken = takeOver(b!, await b!.adapter.claimSession(sid))
+    await taken.done
+    // Left out when emitted (positioned): it is to take this one when it comes back.
+    b!.adapter.broadcast(message('news', ['b1']), to(['r']))
+    // b hands the session on (a drain, or its client's WebSocket resume reached c) before they did.
+    const tail: unknown[] = []
+    taken.socket.handedOff = (text) => {
+      tail.push(argOf(text))
+      b!.adapter.appendHandOff(sid, text)
+    }
+    expect(await b!.adapter.handOff(snapshotOf(sid, 's1', ['r']), TTL)).toBe(true)
+    await slow.runAll()
+    c!.adapter.broadcast(message('news', ['end']), to(['r']))
+    await until(() => tail.includes('end'), 3000, 'the broadcast after them')
+    // Each reaches the session once: before its snapshot on b, or in the tail b hands on.
+    expect([...taken.socket.got, ...tail]).toEqual(['b0', 'b1', 'end'])
+  })
 })
