@@ -1,0 +1,397 @@
+// Hostile input across nodes: requests for a session that reach a node which does not own it
+// are forwarded (HTTP) or relayed (WebSocket) to its owner over Redis, or the session moves (a
+// WebSocket resume with handoff on). Whatever a raw client sends that way, the answer is the
+// coded one the owner gives for the same input sent to it directly, the nodes live on, the
+// owner's session is intact for an honest client (or ends exactly as it would on the owner),
+// and nothing is left behind: sockets closed, sessions back to zero, no timers.
+import http from 'node:http'
+import net from 'node:net'
+import { PacketType } from '@parley/protocol'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { RawWebSocket } from '../../server/test/raw-websocket.js'
+import { Nodes, redisSuite, type TestNode } from './nodes.js'
+
+const MAX_PAYLOAD = 4096
+/** Short, so that a stalled body is given up within the test's bounds. */
+const PING_TIMEOUT = 300
+const SERVER: ParleyServerOptions = { handoff: false, maxPayload: MAX_PAYLOAD, pingTimeout: PING_TIMEOUT }
+
+type HttpKind = 'sse' | 'polling'
+const segment = (kind: HttpKind) => (kind === 'sse' ? 'sse' : 'poll')
+
+/** What a node's sockets went through: their `disconnect` reasons, by socket id. */
+interface Watched {
+  node: TestNode
+  reasons: Map<string, string>
+}
+
+describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
+  let nodes: Nodes | undefined
+  const suite = redisSuite(() => nodes)
+  let timersBefore = 0
+
+  beforeEach(() => {
+    nodes = new Nodes()
+    timersBefore = timers()
+  })
+
+  /** `count` nodes on the suite's Redis, each answering `probe` and recording disconnects. */
+  async function cluster(count = 2, server: ParleyServerOptions = SERVER): Promise<Watched[]> {
+    const started: TestNode[] = []
+    for (let i = 0; i < count; i++) started.push(await nodes!.start(suite.redis.url, {}, false, server))
+    await until(() => started.every((n) => n.adapter.liveNodes.length === count - 1), 5000, 'live nodes')
+    return started.map((node) => {
+      const reasons = new Map<string, string>()
+      const watch = (socket: ServerSocket) => {
+        socket.on('probe', (n: unknown, ack?: (reply: unknown) => void) => ack?.(n))
+        socket.on('disconnect', (reason: string) => reasons.set(socket.id, reason))
+      }
+      node.app.parley.on('connection', watch)
+      node.app.parley.on('restored', watch)
+      return { node, reasons }
+    })
+  }
+
+  /** An honest raw client of `node`, closed after the test. */
+  async function honest(kind: 'websocket' | HttpKind, node: TestNode): Promise<RawClient> {
+    const client = await rawConnect(kind, node.base)
+    suite.raws.push(client)
+    return client
+  }
+
+  let probes = 1
+  /** True when the session answers a request from `client` (an unnumbered EVENT with an ack id). */
+  async function answers(client: RawClient): Promise<boolean> {
+    const ackId = probes++
+    await client.send({ type: PacketType.EVENT, seq: 0, name: 'probe', args: [ackId], ackId }).catch(() => 0)
+    return client
+      .next((p) => p.type === PacketType.REPLY && p.ackId === ackId, 1500)
+      .then(
+        () => true,
+        () => false,
+      )
+  }
+
+  /**
+   * Nothing left: every node lives and holds no session once the honest clients said goodbye,
+   * and once the nodes are closed, no timer of theirs is left.
+   */
+  async function nothingLeft(watched: Watched[]): Promise<void> {
+    for (const raw of suite.raws.splice(0)) {
+      await raw.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' }).catch(() => 0)
+      raw.close()
+    }
+    const count = () => watched.reduce((sum, w) => sum + w.node.app.parley.socketsCount, 0)
+    await until(() => count() === 0, 3000, 'every session to end')
+    await nodes!.closeAll()
+    await until(() => timers() <= timersBefore, 3000, `timers back to ${timersBefore} (${timers()})`)
+  }
+
+  describe.each(['sse', 'polling'] as const)('an upstream POST (%s)', (kind) => {
+    /** Each body, posted once to the owner and once to the other node, for sessions of the owner. */
+    const bodies: [string, string | Buffer][] = [
+      ['not JSON', '[5,1,"e",["a"],0'],
+      [
+        'not UTF-8',
+        Buffer.concat([Buffer.from('[5,1,"e",["a'), Buffer.from([0xff, 0xc3]), Buffer.from('"],0]')]),
+      ],
+      ['a packet of the wrong shape', '[5,1,"e","not a list",0]'],
+      ['an unknown packet type', '[42]'],
+      ['a HELLO mid-session', '[8,{}]'],
+      ['a forbidden key', '[5,1,"e",[{"__proto__":1}],0]'],
+      ['a good packet, then a bad one', '[5,1,"e",[1],0]\n[5,2,"e"'],
+      ['an empty body', ''],
+      ['a CLOSE', '[1,"client disconnect","bye"]'],
+      ['a seq far ahead', '[5,900719925474099,"e",[1],0]'],
+      ['a lying ACK', '[4,9007199254740991]'],
+    ]
+
+    it.each(bodies)('%s: the answer and the session’s fate are those of its owner', async (_what, body) => {
+      const [a, b] = await cluster()
+      const outcome = async (target: Watched) => {
+        const client = await honest(kind, a!.node)
+        const answer = await post(`${target.node.base}/${segment(kind)}?v=1&sid=${client.sid}`, body)
+        const fate = a!.reasons.get(client.id) ?? ((await answers(client)) ? 'lives' : 'silent')
+        return { ...answer, fate }
+      }
+      const direct = await outcome(a!)
+      const forwarded = await outcome(b!)
+      expect(forwarded).toEqual(direct)
+      expect(b!.node.app.parley.socketsCount).toBe(0)
+      await nothingLeft([a!, b!])
+    })
+
+    it('past maxPayload, by Content-Length or chunked: 413 and the session ends, as on its owner', async () => {
+      const [a, b] = await cluster()
+      for (const chunked of [false, true]) {
+        const outcome = async (target: Watched) => {
+          const client = await honest(kind, a!.node)
+          const url = `${target.node.base}/${segment(kind)}?v=1&sid=${client.sid}`
+          const answer = await post(url, `[5,1,"e",["${'x'.repeat(MAX_PAYLOAD)}"],0]`, chunked)
+          return {
+            ...answer,
+            fate: a!.reasons.get(client.id) ?? ((await answers(client)) ? 'lives' : 'silent'),
+          }
+        }
+        const direct = await outcome(a!)
+        expect(direct).toMatchObject({
+          status: 413,
+          code: 'PARLEY_PAYLOAD_TOO_LARGE',
+          fate: 'payload too large',
+        })
+        expect(await outcome(b!)).toEqual(direct)
+      }
+      await nothingLeft([a!, b!])
+    })
+
+    it('cut mid-way on the other node: nothing reaches the owner, whose session goes on', async () => {
+      const [a, b] = await cluster()
+      const client = await honest(kind, a!.node)
+      const socket = await rawSocket(b!.node)
+      const half = '[5,1,"e",["half"'
+      socket.write(postHead(b!.node, kind, client.sid, 100) + half)
+      socket.destroy()
+      expect(await answers(client)).toBe(true)
+      expect(a!.reasons.size).toBe(0)
+      await nothingLeft([a!, b!])
+    })
+
+    it('a body that stops coming on the other node: 408, its connection closed, the session intact', async () => {
+      const [a, b] = await cluster()
+      const client = await honest(kind, a!.node)
+      const outcome = async (target: Watched) => {
+        const socket = await rawSocket(target.node)
+        let received = ''
+        socket.on('data', (data: Buffer) => {
+          received += data.toString('latin1')
+        })
+        const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+        // A slowloris: a few bytes at first, then nothing.
+        socket.write(postHead(target.node, kind, client.sid, 100))
+        socket.write('[5,1,')
+        await within(closed, 2000, 'the connection to close')
+        return { status: Number(received.split(' ')[1]), code: /"code":"(\w+)"/.exec(received)?.[1] }
+      }
+      const direct = await outcome(a!)
+      expect(direct).toEqual({ status: 408, code: 'PARLEY_BAD_REQUEST' })
+      expect(await outcome(b!)).toEqual(direct)
+      expect(await answers(client)).toBe(true)
+      expect(a!.reasons.size).toBe(0)
+      await nothingLeft([a!, b!])
+    })
+
+    it('a GET with a garbage or lying ack on the other node: answered as on the owner', async () => {
+      const [a, b] = await cluster()
+      for (const ack of ['-1', 'abc', '1.5', '99999999999999999999', '9007199254740991', '']) {
+        const outcome = async (target: Watched) => {
+          const client = await honest(kind, a!.node)
+          const url = `${target.node.base}/${segment(kind)}?v=1&sid=${client.sid}&ack=${ack}`
+          const answer = await getHead(url)
+          return {
+            ...answer,
+            fate: a!.reasons.get(client.id) ?? ((await answers(client)) ? 'lives' : 'silent'),
+          }
+        }
+        const direct = await outcome(a!)
+        expect({ ack, ...(await outcome(b!)) }).toEqual({ ack, ...direct })
+      }
+      await nothingLeft([a!, b!])
+    })
+  })
+
+  describe('a WebSocket relayed to the owner', () => {
+    const resume = (node: TestNode, hello: string) => RawWebSocket.open(node.base, hello)
+
+    const frames: [string, string | Buffer, boolean][] = [
+      ['a text frame that is not JSON', '[5,1,"e",["a"],0', false],
+      ['a binary frame that is garbage', Buffer.from([0, 0, 0, 9, 1, 2, 3]), true],
+      ['a binary frame whose header is fine but attachments missing', binaryEvent(), true],
+      ['a HELLO mid-session', '[8,{}]', false],
+      ['two packets in one message', '[3]\n[4,0]', false],
+      ['a lying ACK', '[4,9007199254740991]', false],
+    ]
+
+    it.each(frames)('%s: ends (or keeps) the session as on its owner', async (_what, frame, binary) => {
+      const [a, b] = await cluster()
+      const outcome = async (target: Watched) => {
+        const first = await honest('websocket', a!.node)
+        first.close()
+        const raw = await resume(target.node, `[8,{"sid":"${first.sid}","ack":0}]`)
+        const open = await raw.first()
+        expect(open).toMatchObject({ type: PacketType.OPEN, recovered: true })
+        raw.ws.send(frame, { binary })
+        const code = await Promise.race([
+          raw.closed,
+          raw.answers().then(async (ok): Promise<number | 'lives'> => (ok ? 'lives' : raw.closed)),
+        ])
+        await until(() => a!.reasons.has(first.id) || code === 'lives', 2000, 'the session’s fate')
+        const close = raw.packets.find((p) => p.type === PacketType.CLOSE)
+        const fate = a!.reasons.get(first.id) ?? 'lives'
+        await goodbye(raw, a!, first.id)
+        return { code, close, fate }
+      }
+      const direct = await outcome(a!)
+      expect(await outcome(b!)).toEqual(direct)
+      await nothingLeft([a!, b!])
+    })
+
+    it('a flood of pings: cut as on the owner (ws’s bound on pongs owed), the session kept', async () => {
+      const [a, b] = await cluster()
+      const outcome = async (target: Watched) => {
+        const first = await honest('websocket', a!.node)
+        first.close()
+        const raw = await resume(target.node, `[8,{"sid":"${first.sid}","ack":0}]`)
+        expect(await raw.first()).toMatchObject({ type: PacketType.OPEN, recovered: true })
+        for (let i = 0; i < 1000; i++) raw.ws.ping(Buffer.alloc(125))
+        const code = await within(raw.closed, 2000, 'the close')
+        await until(() => a!.node.app.parley.sockets.get(first.id)?.transport === null, 2000, 'detached')
+        const again = await resume(a!.node, `[8,{"sid":"${first.sid}","ack":0}]`)
+        const recovered = (await again.first()).type === PacketType.OPEN && (await again.answers())
+        await goodbye(again, a!, first.id)
+        return { code, recovered, fate: a!.reasons.get(first.id) }
+      }
+      const direct = await outcome(a!)
+      expect(direct).toEqual({ code: 1006, recovered: true, fate: 'client disconnect' })
+      expect(await outcome(b!)).toEqual(direct)
+      await nothingLeft([a!, b!])
+    })
+
+    it('a client that goes mid-relay, before or after the answer: the owner keeps the session', async () => {
+      const [a, b] = await cluster()
+      const first = await honest('websocket', a!.node)
+      first.close()
+      // Gone right after its HELLO, while the other node reaches the owner.
+      const early = await resume(b!.node, `[8,{"sid":"${first.sid}","ack":0}]`)
+      early.ws.terminate()
+      // Gone with messages in flight.
+      const late = await resume(b!.node, `[8,{"sid":"${first.sid}","ack":0}]`)
+      expect(await late.first()).toMatchObject({ type: PacketType.OPEN, recovered: true })
+      for (let i = 1; i <= 50; i++) late.ws.send(`[5,0,"probe",[${i}],${i}]`)
+      late.ws.terminate()
+      const again = await rawConnect('websocket', a!.node.base, { sid: first.sid, ack: 0 })
+      suite.raws.push(again)
+      expect(again.open.recovered).toBe(true)
+      expect(await answers(again)).toBe(true)
+      expect(a!.reasons.size).toBe(0)
+      await nothingLeft([a!, b!])
+    })
+  })
+
+  describe('a resume naming a session of another node', () => {
+    const hellos: [string, (sid: string) => string][] = [
+      ['a negative ack', (sid) => `[8,{"sid":"${sid}","ack":-1}]`],
+      ['a fractional ack', (sid) => `[8,{"sid":"${sid}","ack":1.5}]`],
+      ['an unsafe ack', (sid) => `[8,{"sid":"${sid}","ack":9007199254740993}]`],
+      ['an ack that is a string', (sid) => `[8,{"sid":"${sid}","ack":"1"}]`],
+      ['a sid of the wrong alphabet', (sid) => `[8,{"sid":"${sid}!","ack":0}]`],
+      ['a sid too long', (sid) => `[8,{"sid":"${sid.repeat(4)}","ack":0}]`],
+    ]
+
+    it.each(hellos)(
+      'with %s, over HTTP: the owner’s refusal, and its session goes on',
+      async (_what, hello) => {
+        const [a, b] = await cluster()
+        for (const kind of ['sse', 'polling'] as const) {
+          const client = await honest(kind, a!.node)
+          const direct = await post(`${a!.node.base}/${segment(kind)}?v=1`, hello(client.sid))
+          const forwarded = await post(`${b!.node.base}/${segment(kind)}?v=1`, hello(client.sid))
+          expect(forwarded).toEqual(direct)
+          expect(direct.status).toBe(400)
+          expect(await answers(client)).toBe(true)
+        }
+        await nothingLeft([a!, b!])
+      },
+    )
+  })
+})
+
+/** Ends `raw`'s session, if it still lives, with a CLOSE: the session `id` of `owner` is gone after it. */
+async function goodbye(raw: RawWebSocket, owner: Watched, id: string): Promise<void> {
+  if (raw.ws.readyState === 1) raw.ws.send('[1,"client disconnect","bye"]')
+  await until(() => !owner.node.app.parley.sockets.has(id), 2000, 'the session to end')
+  raw.ws.terminate()
+}
+
+/** A binary frame whose header names an attachment that the frame does not hold. */
+function binaryEvent(): Buffer {
+  const header = Buffer.from('[5,1,"file",[null],0,[[[0],0,0]]]')
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(header.length)
+  return Buffer.concat([length, header])
+}
+
+/** A POST of `body` to `url`: its status and its answer's code (none for a 204). */
+function post(
+  url: string,
+  body: string | Buffer,
+  chunked = false,
+): Promise<{ status: number; code?: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'content-type': 'text/plain' }
+    if (!chunked) headers['content-length'] = String(Buffer.byteLength(body))
+    const req = http.request(new URL(url), { method: 'POST', headers, agent: false }, (res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => {
+        text += chunk.toString()
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ...codeOf(text) }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    if (chunked) {
+      // In pieces, so that the limit is found while the body comes.
+      const bytes = Buffer.from(body)
+      for (let at = 0; at < bytes.length; at += 512) req.write(bytes.subarray(at, at + 512))
+    } else req.write(body)
+    req.end()
+  })
+}
+
+/** A GET's status and code, without waiting for a held answer's body: its head is enough. */
+function getHead(url: string): Promise<{ status: number; code?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(new URL(url), { agent: false }, (res) => {
+      if (res.statusCode === 200) {
+        req.destroy()
+        resolve({ status: 200 })
+        return
+      }
+      let text = ''
+      res.on('data', (chunk: Buffer) => {
+        text += chunk.toString()
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ...codeOf(text) }))
+    })
+    req.on('error', reject)
+  })
+}
+
+function codeOf(text: string): { code?: string } {
+  try {
+    const parsed = JSON.parse(text) as { code?: unknown }
+    return typeof parsed.code === 'string' ? { code: parsed.code } : {}
+  } catch {
+    return {}
+  }
+}
+
+async function rawSocket(node: TestNode): Promise<net.Socket> {
+  const socket = net.connect(Number(new URL(node.base).port), '127.0.0.1')
+  socket.on('error', () => {})
+  await within(new Promise<void>((resolve) => socket.once('connect', () => resolve())), 2000, 'a connection')
+  return socket
+}
+
+function postHead(node: TestNode, kind: HttpKind, sid: string, length: number): string {
+  const path = `${new URL(node.base).pathname}/${segment(kind)}?v=1&sid=${sid}`
+  return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: ${length}\r\n\r\n`
+}
+
+/** Timers alive in the process now. */
+function timers(): number {
+  return process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length
+}

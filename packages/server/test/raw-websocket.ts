@@ -1,0 +1,68 @@
+// A WebSocket to a Parley endpoint that sends exactly what a test gives it, from the first
+// message on (a HELLO of any shape, frames of any kind), and keeps every packet it gets back
+// and its close code. For clients that misbehave before or after the handshake; a client that
+// handshakes by the rules is `rawConnect` (raw-client.ts).
+import { decodeFrame, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import WebSocket from 'ws'
+import { within } from './helpers.js'
+
+export class RawWebSocket {
+  /** Every packet received that decodes, in order. */
+  readonly packets: Packet[] = []
+  /** The close code, once closed. */
+  readonly closed: Promise<number>
+  readonly #waiting: (() => void)[] = []
+  #probes = 1_000_000
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('error', () => {})
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      const decoded = decodeFrame(binary ? new Uint8Array(data) : data.toString(), { maxPayload: 1e8 })
+      if (!decoded.ok) return
+      this.packets.push(decoded.packet)
+      for (const waiter of this.#waiting.splice(0)) waiter()
+    })
+    this.closed = new Promise((resolve) => ws.once('close', (code: number) => resolve(code)))
+  }
+
+  /** Opens a WebSocket to `base` (`http://host:port/parley`) and sends `first` once it is open. */
+  static async open(base: string, first: string | Buffer): Promise<RawWebSocket> {
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    const raw = new RawWebSocket(ws)
+    await within(
+      new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve())
+        ws.once('error', reject)
+      }),
+      2000,
+      'the upgrade',
+    )
+    ws.send(first)
+    return raw
+  }
+
+  /** The first packet received (waits up to 2 s). */
+  async first(): Promise<Packet> {
+    if (!this.packets[0]) {
+      await within(new Promise<void>((resolve) => this.#waiting.push(resolve)), 2000, 'a packet')
+    }
+    return this.packets[0]!
+  }
+
+  /**
+   * True when the session answers a request on this WebSocket (an unnumbered EVENT `probe`
+   * with an ack id, which the server's handler answers) within 1.5 s.
+   */
+  async answers(): Promise<boolean> {
+    const ackId = this.#probes++
+    if (this.ws.readyState !== WebSocket.OPEN) return false
+    this.ws.send(`[5,0,"probe",[${ackId}],${ackId}]`)
+    const end = Date.now() + 1500
+    while (Date.now() < end) {
+      if (this.packets.some((p) => p.type === PacketType.REPLY && p.ackId === ackId)) return true
+      if (this.ws.readyState !== WebSocket.OPEN) return false
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    return false
+  }
+}
