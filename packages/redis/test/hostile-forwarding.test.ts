@@ -212,6 +212,8 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       ['a binary frame whose header is fine but attachments missing', binaryEvent(), true],
       ['a HELLO mid-session', '[8,{}]', false],
       ['two packets in one message', '[3]\n[4,0]', false],
+      ['a text frame past maxPayload', `[5,1,"e",["${'x'.repeat(MAX_PAYLOAD)}"],0]`, false],
+      ['a binary frame past maxPayload', Buffer.alloc(MAX_PAYLOAD + 1), true],
       ['a lying ACK', '[4,9007199254740991]', false],
     ]
 

@@ -40,6 +40,7 @@ export interface Relay {
  * one side closes (code)  → the other is closed with the same code
  * one side breaks (1006)  → the other is terminated
  * a text frame not UTF-8  → the other gets one too (see NOT_UTF8_FRAME)
+ * a message past maxPayload → the other is closed with 1009 (see `pipe`)
  * ```
  */
 export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Error | 'gone'> {
@@ -115,8 +116,11 @@ function relay(
  * sender); it is read again once `to` has written what it held.
  */
 function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: ClosingWebSockets): void {
-  /** True once `to` was sent NOT_UTF8_FRAME: it is closed with a close frame, never cut before it. */
-  let notUtf8 = false
+  /**
+   * True once `to` was told why `from` went (NOT_UTF8_FRAME, or a close with 1009): it is closed
+   * with a close frame, never cut before it.
+   */
+  let told = false
   const drained = () => {
     if (from.isPaused && to.bufferedAmount <= highWaterMark) from.resume()
   }
@@ -128,13 +132,21 @@ function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: Cl
   from.on('close', (code: number, reason: Buffer) => {
     // 1005 (no code) and 1006 (no close frame) cannot be sent: the first closes without a
     // code, the second is a break, passed on as one.
-    if (code === 1006 && !notUtf8) to.terminate()
+    if (code === 1006 && !told) to.terminate()
     else closeWith(to, closing, code === 1005 || code === 1006 ? undefined : code, reason)
   })
   from.on('error', (err: Error & { code?: string }) => {
-    if (err.code === 'WS_ERR_INVALID_UTF8' && to.readyState === WebSocket.OPEN) {
+    if (to.readyState !== WebSocket.OPEN) to.terminate()
+    else if (err.code === 'WS_ERR_INVALID_UTF8') {
       to.send(NOT_UTF8_FRAME, { binary: false })
-      notUtf8 = true
+      told = true
+    } else if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      // ws refused a message past maxPayload (it keeps none of it) and closes `from` with 1009.
+      // The owner takes a 1009 from a relay as its own (see WebSocketTransport), and ends the
+      // session with 'payload too large' as if the message had reached it: cut instead, the
+      // session would only detach, and its client would send the message again on every resume.
+      closeWith(to, closing, 1009)
+      told = true
     } else to.terminate()
   })
 }

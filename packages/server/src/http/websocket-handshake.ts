@@ -10,6 +10,7 @@ import { outgoing } from '../transports/transport.js'
 import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
 import type { ClientTracking } from './client-tracking.js'
 import type { Forwarder } from './forward.js'
+import { ROUTED_HEADER } from './routing.js'
 
 export interface WebSocketHandshakeDeps {
   server: ParleyServer
@@ -65,7 +66,8 @@ export class WebSocketHandshakes {
     releaseUpgrade(socket, this.#upgrades.get(request.raw))
     // With Parley's own @fastify/websocket, the transport's error listener takes the place of
     // the one @fastify/websocket added, which holds the request (see WebSocketSettings).
-    const transport = new WebSocketTransport(ws, this.#settings, socket)
+    const relayed = request.headers[ROUTED_HEADER] !== undefined
+    const transport = new WebSocketTransport(ws, this.#settings, socket, relayed)
     let settled = false
     const refuse = (code: string, message: string) => {
       transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))

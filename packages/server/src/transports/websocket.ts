@@ -70,7 +70,7 @@ export interface WebSocketSettings {
 const owners = new WeakMap<WebSocket, WebSocketTransport>()
 let onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
 let onError: (this: WebSocket, error: Error & { code?: string }) => void
-let onClose: (this: WebSocket) => void
+let onClose: (this: WebSocket, code: number) => void
 
 /** One WebSocket: each packet is one message, a text frame or (with binary) a binary frame. */
 export class WebSocketTransport extends BaseTransport {
@@ -93,11 +93,17 @@ export class WebSocketTransport extends BaseTransport {
    * 'released': another owner took the WebSocket over (see `release`).
    */
   #fate: 'too large' | 'released' | undefined
+  /** True for a WebSocket another node relays here (the routed mark): see `#closed`. */
+  readonly #relayed: boolean
 
-  /** `socket`: the connection under `ws` (the upgrade request's socket), corked per tick. */
-  constructor(ws: WebSocket, settings: WebSocketSettings, socket?: Corkable) {
+  /**
+   * `socket`: the connection under `ws` (the upgrade request's socket), corked per tick;
+   * `relayed`: the upgrade came from a node that relays its client's WebSocket here.
+   */
+  constructor(ws: WebSocket, settings: WebSocketSettings, socket?: Corkable, relayed = false) {
     super()
     this.#ws = ws
+    this.#relayed = relayed
     this.#settings = settings
     this.#socket = corkable(socket)
     // Only where ws itself would write a text frame as it is: no extension (permessage-deflate
@@ -126,9 +132,9 @@ export class WebSocketTransport extends BaseTransport {
       const transport = owners.get(this)
       if (transport) transport.#error(error)
     }
-    onClose = function () {
+    onClose = function (code) {
       const transport = owners.get(this)
-      if (transport) transport.#closed()
+      if (transport) transport.#closed(code)
     }
   }
 
@@ -161,9 +167,13 @@ export class WebSocketTransport extends BaseTransport {
   // No close code from the client ends the session, whatever it says (see WsCloseCode): a
   // client says goodbye with a CLOSE packet, and a close without one may be a browser tab
   // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
-  // own 1009 ends it, since the client would send the same message again on every resume.
-  #closed(): void {
-    this.lost(this.#fate === 'too large' ? 'payload too large' : 'transport close')
+  // own 1009 ends it, since the client would send the same message again on every resume; and
+  // a relay's 1009, which is the relaying node's own (its ws refused the client's message: see
+  // forward-ws.ts). A client that sends the routed mark itself to pass for a relay gains nothing
+  // by it: it can end only its own session, as a CLOSE packet would.
+  #closed(code: number): void {
+    const tooLarge = this.#fate === 'too large' || (this.#relayed && code === WsCloseCode.MESSAGE_TOO_BIG)
+    this.lost(tooLarge ? 'payload too large' : 'transport close')
   }
 
   /** Bytes ws queued and the socket has not handed to the kernel: real bytes of frames. */
