@@ -283,6 +283,46 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
     })
   })
 
+  describe('a session that moves to the node its WebSocket resume reached', () => {
+    const MOVING: ParleyServerOptions = {
+      ...SERVER,
+      handoff: { timeout: 1000, batchSize: 500, retrySpread: 0 },
+    }
+    const resume = (node: TestNode, hello: string) => RawWebSocket.open(node.base, hello)
+
+    it.each([
+      ['far past what the server sent', 1000],
+      ['of the largest safe integer', Number.MAX_SAFE_INTEGER],
+      ['just past what a claim skips to', 2 + 2 ** 32 + 1],
+    ])(
+      'with a lying ack %s: what the node sends then reaches the client, numbered in order',
+      async (_what, ack) => {
+        const [a, b] = await cluster(2, MOVING)
+        const first = await honest('websocket', a!.node)
+        const before = a!.node.app.parley.sockets.get(first.id)!
+        before.emit('news', 1)
+        before.emit('news', 2)
+        await first.next((p) => p.type === PacketType.EVENT && p.seq === 2)
+        first.close()
+        const raw = await resume(b!.node, `[8,{"sid":"${first.sid}","ack":${ack}}]`)
+        expect(await raw.first()).toMatchObject({ type: PacketType.OPEN, recovered: true })
+        expect(a!.reasons.get(first.id)).toBe('server handoff')
+        const socket = b!.node.app.parley.sockets.get(first.id)!
+        socket.emit('news', 3)
+        b!.node.app.parley.emit('news', 4)
+        await until(() => raw.packets.length === 3, 2000, 'both events')
+        const [three, four] = raw.packets.slice(1)
+        expect([three, four]).toMatchObject([{ args: [3] }, { args: [4] }])
+        const seqs = [three, four].map((p) => (p?.type === PacketType.EVENT ? p.seq : 0))
+        expect(seqs.every(Number.isSafeInteger)).toBe(true)
+        expect(seqs[1]).toBe(seqs[0]! + 1)
+        expect(await raw.answers()).toBe(true)
+        await goodbye(raw, b!, first.id)
+        await nothingLeft([a!, b!])
+      },
+    )
+  })
+
   describe('a resume naming a session of another node', () => {
     const hellos: [string, (sid: string) => string][] = [
       ['a negative ack', (sid) => `[8,{"sid":"${sid}","ack":-1}]`],

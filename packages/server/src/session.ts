@@ -103,6 +103,12 @@ const ACK_DELAY = 200
  * - a WebSocket replaced by a resume is cut rather than closed (see `attach`).
  */
 const UNREAD_BYTES = 64 * 1024
+
+/**
+ * The most numbers a restored session skips to follow its client's ack (see `Session.#skipTo`),
+ * and the room for numbers it always leaves below Number.MAX_SAFE_INTEGER.
+ */
+const MOST_SKIPPED = 2 ** 32
 /** Bytes counted per kept packet on top of its size, so that the count is bounded too. */
 const KEPT_OVERHEAD = 64
 
@@ -653,10 +659,15 @@ export class Session extends Timed implements TransportOwner {
    * delivered; numbered from the snapshot, what this node sends would reuse their numbers and
    * the client would drop it as duplicates. So numbering goes on after the client's, and all
    * that is kept (numbered before it) counts as acknowledged. Returns how many numbers it skips.
+   *
+   * Past MOST_SKIPPED the client lies (no node sends that many packets in the moment a move
+   * takes): its ack is then taken as one node takes an ack past what it sent, which trims what
+   * is kept and leaves the numbering as it is. Skipped to, a lie such as 2^53 - 1 would number
+   * every packet after it with an integer that is not safe, which no client can read.
    */
   #skipTo(clientAck: number): number {
     const skipped = clientAck - this.#outSeq
-    if (skipped <= 0) return 0
+    if (skipped <= 0 || skipped > MOST_SKIPPED || clientAck > Number.MAX_SAFE_INTEGER - MOST_SKIPPED) return 0
     this.#trim(clientAck)
     this.#outSeq = clientAck
     this.#keptFrom = clientAck + 1
