@@ -323,6 +323,63 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
     )
   })
 
+  describe('one session resumed twice at once, on two other nodes', () => {
+    const MOVING: ParleyServerOptions = {
+      ...SERVER,
+      handoff: { timeout: 1000, batchSize: 500, retrySpread: 0 },
+    }
+
+    it.each([
+      ['moves (handoff on)', MOVING],
+      ['relays (handoff off)', SERVER],
+    ])(
+      'over WebSocket, when a resume %s: one node ends up with it, whole, and no new session opens',
+      async (_what, server) => {
+        const watched = await cluster(3, server)
+        const [a, b, c] = watched
+        const first = await honest('websocket', a!.node)
+        const before = a!.node.app.parley.sockets.get(first.id)!
+        for (let n = 1; n <= 5; n++) before.emit('news', n)
+        await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
+        first.close()
+        const hello = `[8,{"sid":"${first.sid}","ack":2}]`
+        const raws = await Promise.all([
+          RawWebSocket.open(b!.node.base, hello),
+          RawWebSocket.open(c!.node.base, hello),
+        ])
+        await Promise.all(raws.map((raw) => raw.first()))
+        // The one that kept the session has it whole: the replay of what its client had not
+        // acknowledged, in order. The other was told to try again, or was replaced (MOVED).
+        const kept = raws.find((raw) => raw.isOpen && raw.packets.every((p) => p.type !== PacketType.MOVED))
+        expect(kept).toBeDefined()
+        const other = raws.find((raw) => raw !== kept)!
+        await until(() => kept!.packets.length === 4, 2000, 'the replay')
+        expect(kept!.packets).toMatchObject([
+          { type: PacketType.OPEN, recovered: true, id: first.id },
+          { seq: 3, args: [3] },
+          { seq: 4, args: [4] },
+          { seq: 5, args: [5] },
+        ])
+        await within(other.closed, 2000, 'the other WebSocket to close')
+        const refused = { type: PacketType.ERROR, code: 'PARLEY_SERVER_SHUTTING_DOWN' }
+        const replaced = [
+          { type: PacketType.OPEN, recovered: true },
+          ...[3, 4, 5].map((seq) => ({ seq })),
+          { type: PacketType.MOVED },
+        ]
+        expect(other.packets).toMatchObject(server.handoff === false ? replaced : [refused])
+        // One node holds it, none opened a session of its own for either resume.
+        const holders = watched.filter((w) => w.node.app.parley.sockets.has(first.id))
+        expect(holders).toHaveLength(1)
+        expect(watched.reduce((sum, w) => sum + w.node.app.parley.socketsCount, 0)).toBe(1)
+        expect([b, c].map((w) => w!.node.sockets.length)).toEqual([0, 0])
+        expect(await kept!.answers()).toBe(true)
+        await goodbye(kept!, holders[0]!, first.id)
+        await nothingLeft(watched)
+      },
+    )
+  })
+
   describe('a resume naming a session of another node', () => {
     const hellos: [string, (sid: string) => string][] = [
       ['a negative ack', (sid) => `[8,{"sid":"${sid}","ack":-1}]`],
@@ -348,12 +405,29 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
         await nothingLeft([a!, b!])
       },
     )
+
+    it.each(hellos)(
+      'with %s, over WebSocket: the owner’s refusal, and its session goes on',
+      async (_what, hello) => {
+        const [a, b] = await cluster()
+        const client = await honest('websocket', a!.node)
+        const outcome = async (target: Watched) => {
+          const raw = await RawWebSocket.open(target.node.base, hello(client.sid))
+          return { first: await raw.first(), code: await within(raw.closed, 2000, 'the close') }
+        }
+        const direct = await outcome(a!)
+        expect(direct.first).toMatchObject({ type: PacketType.ERROR, seq: 0, ackId: 0 })
+        expect(await outcome(b!)).toEqual(direct)
+        expect(await answers(client)).toBe(true)
+        await nothingLeft([a!, b!])
+      },
+    )
   })
 })
 
 /** Ends `raw`'s session, if it still lives, with a CLOSE: the session `id` of `owner` is gone after it. */
 async function goodbye(raw: RawWebSocket, owner: Watched, id: string): Promise<void> {
-  if (raw.ws.readyState === 1) raw.ws.send('[1,"client disconnect","bye"]')
+  if (raw.isOpen) raw.ws.send('[1,"client disconnect","bye"]')
   await until(() => !owner.node.app.parley.sockets.has(id), 2000, 'the session to end')
   raw.ws.terminate()
 }

@@ -41,6 +41,11 @@ export class RawWebSocket {
     return raw
   }
 
+  /** True while the WebSocket is open. */
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN
+  }
+
   /** The first packet received (waits up to 2 s). */
   async first(): Promise<Packet> {
     if (!this.packets[0]) {
