@@ -11,7 +11,7 @@ import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { Closed, type RawClient, rawConnect } from '../../server/test/raw-client.js'
 import { RawWebSocket } from '../../server/test/raw-websocket.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
@@ -237,6 +237,39 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
         return { code, close, fate }
       }
       const direct = await outcome(a!)
+      expect(await outcome(b!)).toEqual(direct)
+      await nothingLeft([a!, b!])
+    })
+
+    it('a frame that breaks RFC 6455 (a reserved opcode): 1002, and the session ends as on its owner', async () => {
+      const [a, b] = await cluster()
+      const outcome = async (target: Watched) => {
+        const first = await honest('websocket', a!.node)
+        first.close()
+        const socket = await rawSocket(target.node)
+        let seen = Buffer.alloc(0)
+        socket.on('data', (chunk: Buffer) => {
+          seen = Buffer.concat([seen, chunk])
+        })
+        const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+        socket.write(upgradeHead(target.node))
+        await until(() => seen.includes('\r\n\r\n'), 2000, 'the 101')
+        socket.write(frameOf(1, Buffer.from(`[8,{"sid":"${first.sid}","ack":0}]`)))
+        await until(() => seen.includes('"recovered":true'), 2000, 'the OPEN')
+        // Opcode 3 is reserved (RFC 6455 5.2).
+        socket.write(frameOf(3, Buffer.from('x')))
+        await until(() => a!.reasons.has(first.id), 2000, 'the session to end on its owner')
+        // ws's close frame to the client: 1002.
+        await until(() => seen.includes(Buffer.from([0x88, 0x02, 0x03, 0xea])), 2000, 'close 1002')
+        socket.destroy()
+        await closed
+        const resumed = await rawConnect('polling', a!.node.base, { sid: first.sid, ack: 0 }).catch(
+          (e: unknown) => e,
+        )
+        return { fate: a!.reasons.get(first.id), close: resumed instanceof Closed ? resumed.packet : resumed }
+      }
+      const direct = await outcome(a!)
+      expect(direct).toMatchObject({ fate: 'invalid packet', close: { reason: 'invalid packet' } })
       expect(await outcome(b!)).toEqual(direct)
       await nothingLeft([a!, b!])
     })
@@ -506,6 +539,25 @@ function postHead(node: TestNode, kind: HttpKind, sid: string, length: number): 
   const path = `${new URL(node.base).pathname}/${segment(kind)}?v=1&sid=${sid}`
   return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: ${length}\r\n\r\n`
 }
+
+/** The head of a WebSocket upgrade to `node`, offering Parley's subprotocol. */
+function upgradeHead(node: TestNode): string {
+  return [
+    `GET ${new URL(node.base).pathname}/ws?v=1 HTTP/1.1`,
+    'Host: 127.0.0.1',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Protocol: parley.v1',
+    '',
+    '',
+  ].join('\r\n')
+}
+
+/** A client frame (FIN, `opcode`) of a payload under 126 bytes, masked with zeros. */
+const frameOf = (opcode: number, payload: Buffer) =>
+  Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length, 0, 0, 0, 0]), payload])
 
 /** Timers alive in the process now. */
 function timers(): number {

@@ -2,6 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http'
 import { encodeText, type HelloPacket, WS_SUBPROTOCOL } from '@parley/protocol'
 import { type RawData, WebSocket } from 'ws'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
+import { isProtocolError } from '../transports/websocket.js'
 
 export interface WebSocketForward {
   /** The client's WebSocket, still owned by its transport while the owner is being reached. */
@@ -41,6 +42,7 @@ export interface Relay {
  * one side breaks (1006)  → the other is terminated
  * a text frame not UTF-8  → the other gets one too (see NOT_UTF8_FRAME)
  * a message past maxPayload → the other is closed with 1009 (see `pipe`)
+ * a frame that breaks RFC 6455 → the other is closed with 1002, ws's error code as the reason
  * ```
  */
 export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Error | 'gone'> {
@@ -146,6 +148,12 @@ function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: Cl
       // session with 'payload too large' as if the message had reached it: cut instead, the
       // session would only detach, and its client would send the message again on every resume.
       closeWith(to, closing, 1009)
+      told = true
+    } else if (isProtocolError(err.code)) {
+      // A frame that breaks the protocol (ws closes `from` with 1002): the owner ends the
+      // session with 'invalid packet', as for such a frame of its own, told by a 1002 whose
+      // reason names ws's error.
+      closeWith(to, closing, 1002, Buffer.from(err.code))
       told = true
     } else to.terminate()
   })

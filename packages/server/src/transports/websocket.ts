@@ -43,11 +43,20 @@ const unreadableFrames = new Map<string, () => ParleyError>([
     'WS_ERR_EXPECTED_MASK',
     'WS_ERR_UNEXPECTED_MASK',
     'WS_ERR_INVALID_CLOSE_CODE',
-  ].map((code): [string, () => ParleyError] => [
-    code,
-    () => new ParleyError(ErrorCode.INVALID_PACKET, `the frame breaks the WebSocket protocol (${code})`),
-  ]),
+  ].map((code): [string, () => ParleyError] => [code, () => brokenFrame(code)]),
 ])
+
+const brokenFrame = (code: string) =>
+  new ParleyError(ErrorCode.INVALID_PACKET, `the frame breaks the WebSocket protocol (${code})`)
+
+/**
+ * True for an error of `ws` for a frame that breaks the protocol (it closes with 1002): a relay
+ * passes it on to the owner as a close with 1002 and the error's code as the reason (see
+ * forward-ws.ts), which the owner takes as its own (see `#closed`).
+ */
+export function isProtocolError(code: string | undefined): code is string {
+  return code !== undefined && code !== 'WS_ERR_INVALID_UTF8' && unreadableFrames.has(code)
+}
 
 /** What every WebSocket transport of one server shares: one object, not fields of each. */
 export interface WebSocketSettings {
@@ -70,7 +79,7 @@ export interface WebSocketSettings {
 const owners = new WeakMap<WebSocket, WebSocketTransport>()
 let onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
 let onError: (this: WebSocket, error: Error & { code?: string }) => void
-let onClose: (this: WebSocket, code: number) => void
+let onClose: (this: WebSocket, code: number, reason: Buffer) => void
 
 /** One WebSocket: each packet is one message, a text frame or (with binary) a binary frame. */
 export class WebSocketTransport extends BaseTransport {
@@ -132,9 +141,9 @@ export class WebSocketTransport extends BaseTransport {
       const transport = owners.get(this)
       if (transport) transport.#error(error)
     }
-    onClose = function (code) {
+    onClose = function (code, reason) {
       const transport = owners.get(this)
-      if (transport) transport.#closed(code)
+      if (transport) transport.#closed(code, reason)
     }
   }
 
@@ -168,10 +177,15 @@ export class WebSocketTransport extends BaseTransport {
   // client says goodbye with a CLOSE packet, and a close without one may be a browser tab
   // going to sleep, a proxy, or the client dropping a transport it no longer trusts. Only our
   // own 1009 ends it, since the client would send the same message again on every resume; and
-  // a relay's 1009, which is the relaying node's own (its ws refused the client's message: see
-  // forward-ws.ts). A client that sends the routed mark itself to pass for a relay gains nothing
-  // by it: it can end only its own session, as a CLOSE packet would.
-  #closed(code: number): void {
+  // a relay's 1009 or 1002, which are the relaying node's own (its ws refused the client's
+  // message or frame: see forward-ws.ts), ending it as on this node. A client that sends the
+  // routed mark itself to pass for a relay gains nothing by it: it can end only its own
+  // session, as a CLOSE packet would.
+  #closed(code: number, reason: Buffer): void {
+    if (this.#relayed && code === WsCloseCode.PROTOCOL_ERROR) {
+      const named = reason.toString()
+      this.emitInvalid(brokenFrame(isProtocolError(named) ? named : 'relayed'))
+    }
     const tooLarge = this.#fate === 'too large' || (this.#relayed && code === WsCloseCode.MESSAGE_TOO_BIG)
     this.lost(tooLarge ? 'payload too large' : 'transport close')
   }
