@@ -11,7 +11,7 @@ import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { Closed, type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { Closed, type RawClient, Refused, rawConnect } from '../../server/test/raw-client.js'
 import { RawWebSocket } from '../../server/test/raw-websocket.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
@@ -211,6 +211,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       ['a binary frame that is garbage', Buffer.from([0, 0, 0, 9, 1, 2, 3]), true],
       ['a binary frame whose header is fine but attachments missing', binaryEvent(), true],
       ['a HELLO mid-session', '[8,{}]', false],
+      ['a text frame that is not UTF-8', Buffer.from([0x5b, 0x35, 0xff, 0x5d]), false],
       ['two packets in one message', '[3]\n[4,0]', false],
       ['a text frame past maxPayload', `[5,1,"e",["${'x'.repeat(MAX_PAYLOAD)}"],0]`, false],
       ['a binary frame past maxPayload', Buffer.alloc(MAX_PAYLOAD + 1), true],
@@ -271,6 +272,40 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       const direct = await outcome(a!)
       expect(direct).toMatchObject({ fate: 'invalid packet', close: { reason: 'invalid packet' } })
       expect(await outcome(b!)).toEqual(direct)
+      await nothingLeft([a!, b!])
+    })
+
+    it('headers that fit on the owner but not once forwarded: told to try again, never a new session', async () => {
+      const [a, b] = await cluster()
+      const first = await honest('websocket', a!.node)
+      first.close()
+      const seen: string[] = []
+      // Around Node's limit on headers (16 KiB): the node that relays adds a few of its own.
+      for (let size = 16_000; size <= 16_256; size += 8) {
+        const headers = { cookie: 'x'.repeat(size) }
+        const resumed = await rawConnect(
+          'websocket',
+          b!.node.base,
+          { sid: first.sid, ack: 0 },
+          { headers },
+        ).then(
+          (client) => {
+            client.close()
+            return client.sid === first.sid && client.open.recovered ? 'resumed' : 'new session'
+          },
+          (err: unknown) =>
+            err instanceof Refused ? `${err.code}${err.status ? ` ${err.status}` : ''}` : String(err),
+        )
+        if (seen.at(-1) !== resumed) seen.push(resumed)
+        await until(() => a!.node.app.parley.sockets.get(first.id)?.transport === null, 2000, 'detached')
+      }
+      // Resumed while it fits, then told to try again, then refused by the node itself (431).
+      expect(seen).toEqual(['resumed', 'PARLEY_SERVER_SHUTTING_DOWN', 'HTTP 431'])
+      expect(b!.node.app.parley.unreachableOwnerCount).toBe(0)
+      expect(b!.node.sockets).toEqual([])
+      const last = await resume(a!.node, `[8,{"sid":"${first.sid}","ack":0}]`)
+      expect(await last.first()).toMatchObject({ type: PacketType.OPEN, recovered: true })
+      await goodbye(last, a!, first.id)
       await nothingLeft([a!, b!])
     })
 

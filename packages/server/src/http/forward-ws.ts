@@ -1,5 +1,5 @@
-import type { OutgoingHttpHeaders } from 'node:http'
-import { encodeText, type HelloPacket, WS_SUBPROTOCOL } from '@parley/protocol'
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import { ErrorCode, encodeText, type HelloPacket, WS_SUBPROTOCOL } from '@parley/protocol'
 import { type RawData, WebSocket } from 'ws'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { isProtocolError } from '../transports/websocket.js'
@@ -45,7 +45,9 @@ export interface Relay {
  * a frame that breaks RFC 6455 → the other is closed with 1002, ws's error code as the reason
  * ```
  */
-export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Error | 'gone'> {
+export function forwardWebSocket(
+  forward: WebSocketForward,
+): Promise<Relay | Error | 'gone' | UpgradeRefused> {
   const { ws } = forward
   return new Promise((resolve) => {
     const upstream = new WebSocket(forward.url, WS_SUBPROTOCOL, {
@@ -56,7 +58,7 @@ export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Err
       perMessageDeflate: false,
     })
     let settled = false
-    const settle = (result: Relay | Error | 'gone') => {
+    const settle = (result: Relay | Error | 'gone' | UpgradeRefused) => {
       if (settled) return
       settled = true
       ws.off('close', onClientGone)
@@ -67,9 +69,15 @@ export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Err
       settle('gone')
     }
     ws.once('close', onClientGone)
+    // The owner is there, and answered with a status of its own (its headers too large once
+    // forwarded, a refusal of its hooks, its close under way): not unreachable, which would give
+    // the client a new session while its own lives on the owner.
     upstream.once('unexpected-response', (_request, response) => {
-      upstream.terminate()
-      settle(new Error(`the owner answered the upgrade with ${response.statusCode}`))
+      const status = response.statusCode ?? 0
+      readAnswer(response, (body) => {
+        settle(upgradeRefused(status, body))
+        upstream.terminate()
+      })
     })
     upstream.on('error', (err) => settle(err))
     upstream.once('open', () => {
@@ -85,6 +93,59 @@ export function forwardWebSocket(forward: WebSocketForward): Promise<Relay | Err
     })
   })
 }
+
+/** The owner answered the upgrade with `status` instead of a WebSocket: what to tell the client. */
+export interface UpgradeRefused {
+  refused: true
+  status: number
+  code: string
+  message: string
+}
+
+/** The most of an owner's refusal read for its `{code, message}`. */
+const MOST_READ = 4096
+
+/** Calls `done` once with the start of `response`'s body, however it ends. */
+function readAnswer(response: IncomingMessage, done: (body: string) => void): void {
+  let body = ''
+  let called = false
+  const finish = () => {
+    if (called) return
+    called = true
+    done(body)
+  }
+  response.setEncoding('utf8')
+  response.on('data', (chunk: string) => {
+    body += chunk
+    if (body.length >= MOST_READ) finish()
+  })
+  response.once('end', finish)
+  response.once('close', finish)
+  response.once('error', finish)
+}
+
+/**
+ * The owner's refusal as the client gets it: its own code and message when it gave them (the
+ * same a client that reached it would get), else PARLEY_SERVER_SHUTTING_DOWN, a try again: an
+ * answer without Parley's code comes from before its routes (headers past its limit once this
+ * node added its own, Fastify's 503 while it closes), and the client's next try may reach the
+ * owner directly.
+ */
+function upgradeRefused(status: number, body: string): UpgradeRefused {
+  try {
+    const parsed = JSON.parse(body) as { code?: unknown; message?: unknown }
+    if (typeof parsed.code === 'string' && typeof parsed.message === 'string' && CODE.test(parsed.code)) {
+      return { refused: true, status, code: parsed.code, message: parsed.message.slice(0, 1024) }
+    }
+  } catch {
+    // Not JSON: not Parley's.
+  }
+  const message = `the node of this session refused to relay the WebSocket (HTTP ${status}): try again`
+  return { refused: true, status, code: ErrorCode.SERVER_SHUTTING_DOWN, message }
+}
+
+/** A code as an ERROR packet may carry it (docs/protocol.md, ERROR). */
+const CODE = /^[A-Z0-9_]{1,64}$/
 
 /** Relays messages between two open WebSockets, closes and breaks included. */
 function relay(

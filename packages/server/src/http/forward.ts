@@ -7,7 +7,7 @@ import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
-import { forwardWebSocket, type Relay } from './forward-ws.js'
+import { forwardWebSocket, type Relay, type UpgradeRefused } from './forward-ws.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import {
   closingClient,
@@ -212,8 +212,10 @@ export class Forwarder {
    * Hands a WebSocket whose HELLO resumes a session of another node to that node: connects
    * there (within the connect timeout), sends it the HELLO, then relays every message both ways
    * until either side closes. Resolves once that is settled; on `unreachable` the WebSocket is
-   * untouched and the caller handles the HELLO itself. `relayed` hears when the relay began,
-   * with a promise of the HELLO's answer passed on (see `Relay.answered`).
+   * untouched and the caller handles the HELLO itself; when the owner refused the upgrade with a
+   * status, with what the client is told instead (see `UpgradeRefused`), the WebSocket untouched
+   * too. `relayed` hears when the relay began, with a promise of the HELLO's answer passed on
+   * (see `Relay.answered`).
    */
   async handOverWebSocket(
     owner: Owner,
@@ -222,7 +224,7 @@ export class Forwarder {
     request: FastifyRequest,
     take: () => WebSocket,
     relayed?: (answered: Promise<void>) => void,
-  ): Promise<HandOver> {
+  ): Promise<HandOver | UpgradeRefused> {
     if (this.#closed || owner.url === undefined) return 'unreachable'
     const { connectTimeout, highWaterMark, maxPayload, closingWebSockets } = this.#options
     const result = await forwardWebSocket({
@@ -240,7 +242,7 @@ export class Forwarder {
       this.#options.unreachable(owner.node, result)
       return 'unreachable'
     }
-    if (result === 'gone') return 'gone'
+    if (result === 'gone' || 'refused' in result) return result
     if (this.#closed) {
       result.close()
       return 'answered'

@@ -140,6 +140,7 @@ export class WebSocketHandshakes {
           // The node closes only once the answer went back (see Drain.sendingOn).
           const relayed = (answered: Promise<void>) => server.sendingOn(answered)
           const outcome = await forwarder.handOverWebSocket(other, ws, hello, request, take, relayed)
+          if (typeof outcome === 'object') return outcome
           if (outcome !== 'unreachable') return null
         }
       } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
@@ -150,6 +151,8 @@ export class WebSocketHandshakes {
         if (owner && transport.open) {
           const take = () => transport.release()
           const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)
+          // Refused by the owner: its answer, never a new session while the client's lives there.
+          if (typeof outcome === 'object') return outcome
           // Unreachable: a resume of a session this node does not know (a new one, as always).
           if (outcome !== 'unreachable') return null
         }
