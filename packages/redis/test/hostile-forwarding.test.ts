@@ -309,6 +309,22 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       await nothingLeft([a!, b!])
     })
 
+    it('passes on what the owner may send: within maxPayload UTF-16 code units, past it in bytes', async () => {
+      const [a, b] = await cluster()
+      const first = await honest('websocket', a!.node)
+      first.close()
+      const raw = await resume(b!.node, `[8,{"sid":"${first.sid}","ack":0}]`)
+      expect(await raw.first()).toMatchObject({ type: PacketType.OPEN, recovered: true })
+      // 3 bytes in UTF-8 for each code unit: about 2.9 times maxPayload in bytes.
+      const text = '€'.repeat(MAX_PAYLOAD - 30)
+      a!.node.app.parley.sockets.get(first.id)!.emit('news', text)
+      await until(() => raw.packets.length === 2 || !raw.isOpen, 2000, 'the event')
+      expect(raw.packets[1]).toMatchObject({ type: PacketType.EVENT, args: [text] })
+      expect(a!.reasons.size).toBe(0)
+      await goodbye(raw, a!, first.id)
+      await nothingLeft([a!, b!])
+    })
+
     it('a flood of pings: cut as on the owner (ws’s bound on pongs owed), the session kept', async () => {
       const [a, b] = await cluster()
       const outcome = async (target: Watched) => {

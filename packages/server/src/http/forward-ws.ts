@@ -53,7 +53,11 @@ export function forwardWebSocket(
     const upstream = new WebSocket(forward.url, WS_SUBPROTOCOL, {
       headers: forward.headers as Record<string, string>,
       handshakeTimeout: forward.connectTimeout,
-      maxPayload: forward.maxPayload,
+      // The owner bounds what it sends by maxPayload in UTF-16 code units (docs/protocol.md,
+      // limits), which take up to 3 bytes each in UTF-8: ws counts bytes. Bounded by maxPayload
+      // itself, the relay would refuse (1009) a packet the owner may send, which the owner sends
+      // again on every resume.
+      maxPayload: forward.maxPayload * UTF8_BYTES_PER_UNIT,
       // Compressing between two nodes costs CPU on both for little gain.
       perMessageDeflate: false,
     })
@@ -93,6 +97,9 @@ export function forwardWebSocket(
     })
   })
 }
+
+/** The most bytes one UTF-16 code unit takes in UTF-8 (a surrogate pair's two take 4). */
+const UTF8_BYTES_PER_UNIT = 3
 
 /** The owner answered the upgrade with `status` instead of a WebSocket: what to tell the client. */
 export interface UpgradeRefused {

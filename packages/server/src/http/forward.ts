@@ -45,7 +45,7 @@ export interface ForwarderOptions {
   connectTimeout: number
   /** A relayed WebSocket stops reading a side whose peer holds more unsent bytes than this. */
   highWaterMark: number
-  /** The largest WebSocket message the relay takes from the owner. */
+  /** The server's maxPayload: what the owner sends a relay is bounded by it (see forward-ws.ts). */
   maxPayload: number
   /** Where a relay's side whose close frame went waits for its peer's (cut when the server closes). */
   closingWebSockets: ClosingWebSockets
