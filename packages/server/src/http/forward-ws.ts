@@ -187,8 +187,8 @@ function relay(
  */
 function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: ClosingWebSockets): void {
   /**
-   * True once `to` was told why `from` went (NOT_UTF8_FRAME, or a close with 1009): it is closed
-   * with a close frame, never cut before it.
+   * True once `to` was told why `from` went (NOT_UTF8_FRAME, or a close with 1009 or 1002): it is
+   * closed with a close frame, never cut before it.
    */
   let told = false
   const drained = () => {
