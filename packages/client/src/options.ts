@@ -87,7 +87,10 @@ export const DEFAULTS = {
  * option with a default must have its default's type; numbers are >= 0 (randomization <= 1 too).
  */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
-  // The defaults are valid: only what was given is checked.
+  const resolved: Record<string, unknown> = { ...DEFAULTS }
+  // The defaults are valid: only what was given is checked. An option with a default given as
+  // undefined keeps its default, as the types allow and as the server reads its own options
+  // (`{ ackTimeout: config.ackTimeout }` with nothing configured), rather than throw.
   for (const key in options) {
     const v: unknown = options[key as keyof ClientOptions]
     const fallback: unknown = DEFAULTS[key as keyof typeof DEFAULTS]
@@ -112,7 +115,8 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
       ) {
         throw misuse(`option ${key} is not valid`)
       }
-    } else if (
+    } else if (v === undefined) continue
+    else if (
       typeof v !== typeof fallback ||
       (typeof v === 'number' && !(v >= 0 && (key !== 'randomization' || v <= 1))) ||
       (key === 'transports' && !(Array.isArray(v) && v.length > 0 && v.every(isTransportName))) ||
@@ -120,8 +124,9 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
     ) {
       throw misuse(`option ${key} is not valid`)
     }
+    resolved[key] = v
   }
-  return { ...DEFAULTS, ...options } as ResolvedOptions
+  return resolved as ResolvedOptions
 }
 
 /**

@@ -436,6 +436,19 @@ describe('resolveOptions', () => {
     expect(resolveOptions(options)).toMatchObject(options)
     expect(() => resolveOptions({ WebSocket: undefined, fetch: undefined, storage: undefined })).not.toThrow()
   })
+
+  it('keeps the default of an option given as undefined, as one left out', () => {
+    // What `{ ackTimeout: config.ackTimeout }` gives when nothing is configured: the types allow
+    // it, and the server reads its own options so.
+    const given = Object.fromEntries(Object.keys(DEFAULTS).map((key) => [key, undefined]))
+    expect(resolveOptions(given as ClientOptions)).toEqual(DEFAULTS)
+    expect(() => resolveOptions({ acktimeout: undefined } as ClientOptions)).toThrow(
+      expect.objectContaining({
+        code: 'PARLEY_INVALID_ARGUMENT',
+        message: expect.stringContaining('acktimeout'),
+      }),
+    )
+  })
 })
 
 describe('baseUrl', () => {
