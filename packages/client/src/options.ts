@@ -136,8 +136,16 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
  */
 export function baseUrl(url: string | undefined, path: string): [base: string, query: string] {
   const here = (globalThis as { location?: { href: string } }).location?.href
-  if (url === undefined && here === undefined) throw misuse('connect() needs a URL outside browsers')
-  const u = new URL(url ?? here!, here)
+  let u: URL
+  try {
+    // Outside browsers, no URL at all fails here too (`bad server URL: undefined`).
+    u = new URL(url ?? here!, here)
+    // Only these reach a Parley server: any other (`ftp:`, a page opened from `file:`) would
+    // fail every try of every transport, and retry them forever.
+    if (!/^(http|ws)s?:$/.test(u.protocol)) throw 0
+  } catch {
+    throw misuse(`bad server URL: ${url ?? here}`)
+  }
   const p = url !== undefined && u.pathname !== '/' ? u.pathname : path
   const query = url === undefined ? '' : u.search.slice(1)
   if (/(^|&)(v|sid)=/.test(query)) throw misuse('the URL may not set v or sid')

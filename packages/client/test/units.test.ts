@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Backoff } from '../src/backoff.js'
 import * as clientCloseCode from '../src/close-code.js'
 import { Emitter } from '../src/emitter.js'
+import { connect } from '../src/index.js'
 import { Ledger } from '../src/ledger.js'
 import { FIRST_STALL_TTL, MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
 import { baseUrl, type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
@@ -466,6 +467,27 @@ describe('baseUrl', () => {
     const coded = expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT' })
     expect(() => baseUrl('http://example.com/parley?sid=x', '/parley')).toThrow(coded)
     expect(() => baseUrl(undefined, '/parley')).toThrow(coded)
+  })
+
+  // Each would fail every try of every transport, then retry them forever (with `ws`, 'not a url'
+  // threw Node's own ERR_INVALID_URL).
+  it.each([
+    'localhost:3000',
+    'not a url',
+    '',
+    'http://',
+    'http://example.com:99999/',
+    'ftp://example.com/parley',
+    'file:///parley',
+  ])('refuses %j, which no transport can reach, with a coded TypeError', (url) => {
+    expect(() => baseUrl(url, '/parley')).toThrow(
+      expect.objectContaining({
+        name: 'TypeError',
+        code: 'PARLEY_INVALID_ARGUMENT',
+        message: `bad server URL: ${url}`,
+      }),
+    )
+    expect(() => connect(url)).toThrow(expect.objectContaining({ code: 'PARLEY_INVALID_ARGUMENT' }))
   })
 })
 
