@@ -16,3 +16,16 @@ export function argumentError(
   const error = options?.range ? new RangeError(message, options) : new TypeError(message, options)
   return Object.assign(error, { code: INVALID_ARGUMENT } as const)
 }
+
+/**
+ * A listener must be a function, checked when it is added: kept as it was, a number or an object
+ * counted as a listener of its event when a request came, so the request got no answer at all
+ * (not even PARLEY_NO_HANDLER) and its client waited for its whole timeout.
+ */
+export function checkListener(event: string, listener: unknown): void {
+  if (typeof listener !== 'function') {
+    throw argumentError(
+      `the listener of "${String(event).slice(0, 64)}" must be a function, not ${listener === null ? 'null' : typeof listener}`,
+    )
+  }
+}

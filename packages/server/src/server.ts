@@ -18,7 +18,7 @@ import {
 import type { HandOffTail, SessionClaim } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } from './adapter-failures.js'
-import { argumentError } from './argument-error.js'
+import { argumentError, checkListener } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
 import { answeredIn, askedIn, Drain, safely } from './drain.js'
@@ -389,7 +389,9 @@ export class ParleyServer<
    * ```
    */
   on(event: 'connection' | 'restored', listener: (socket: ServerSocket<L, E, D>) => void): this {
-    this.#listenersOf(event).add(listener)
+    const listeners = this.#listenersOf(event)
+    checkListener(event, listener)
+    listeners.add(listener)
     return this
   }
 

@@ -16,6 +16,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, BroadcastOptions, BroadcastReply, Room, SocketDescription } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import { callGuarded } from './adapter-failures.js'
+import { checkListener } from './argument-error.js'
 import { BroadcastOperator, checkRoom, checkTimeout, roomList } from './broadcast.js'
 import {
   addListener,
@@ -321,6 +322,7 @@ export class ServerSocket<
   on<K extends keyof SocketReservedEvents>(event: K, listener: SocketReservedEvents[K]): this
   on<K extends EventNames<L>>(event: K, listener: L[K]): this
   on(event: string, listener: Listener): this {
+    checkListener(event, listener)
     this.#listeners = addListener(this.#listeners, event, listener)
     return this
   }
@@ -329,6 +331,7 @@ export class ServerSocket<
   once<K extends keyof SocketReservedEvents>(event: K, listener: SocketReservedEvents[K]): this
   once<K extends EventNames<L>>(event: K, listener: L[K]): this
   once(event: string, listener: Listener): this {
+    checkListener(event, listener)
     const wrapper = onceWrapper(listener, (self) => {
       this.#listeners = removeListener(this.#listeners, event, self)
     })

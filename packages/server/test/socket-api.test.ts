@@ -1,3 +1,4 @@
+import { connect } from '@parley/client'
 import { type EventPacket, type Packet, PacketType } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -137,6 +138,40 @@ describe('the server socket', () => {
     expect(() => socket.emit('')).toThrow(expect.objectContaining({ code: 'PARLEY_INVALID_EVENT_NAME' }))
     socket.emit('ok', 1)
     expect(await client.next(isEvent('ok'))).toMatchObject({ seq: 1 })
+  })
+
+  it('refuses a listener that is not a function at once, so that a request still gets an answer', async () => {
+    const sockets: ServerSocket[] = []
+    started = await startServer({}, (app) => {
+      app.parley.on('connection', (s) => {
+        sockets.push(s)
+      })
+    })
+    const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+    try {
+      await until(() => sockets.length === 1 && client.connected)
+      const socket = sockets[0]!
+      const parley = started.app.parley
+      for (const listener of [42, {}, 'abc', null, undefined]) {
+        const given = listener as unknown as () => void
+        for (const call of [
+          () => socket.on('ask', given),
+          () => socket.once('ask', given),
+          () => parley.on('connection', given),
+        ]) {
+          expect(call).toThrow(TypeError)
+          expect(call).toThrow(expect.objectContaining({ code: 'PARLEY_INVALID_ARGUMENT' }))
+          expect(call).toThrow(/^the listener of "(ask|connection)" must be a function, not /)
+        }
+      }
+      // Nothing was added: kept, a number counted as a listener that never answers, so the
+      // request waited for its whole timeout instead of getting PARLEY_NO_HANDLER at once.
+      await expect(client.timeout(5000).emitWithAck('ask')).rejects.toMatchObject({
+        code: 'PARLEY_NO_HANDLER',
+      })
+    } finally {
+      client.disconnect()
+    }
   })
 
   it('waits for a reply past 2^31-1 ms instead of timing out at once', async () => {
