@@ -100,6 +100,45 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
     expect([...new Uint8Array(got.list[0]!)]).toEqual([9, 8, 7])
   })
 
+  it('carries values as JSON.stringify writes them, both ways, as the READMEs say', async () => {
+    const { sockets } = await echoServer()
+    const socket = client(server!.url, opts)
+    const sent = [
+      undefined,
+      Number.NaN,
+      Number.NEGATIVE_INFINITY,
+      new Date(0),
+      new Map([[1, 2]]),
+      new Set([1]),
+      new Error('no'),
+      { gone: undefined, method() {}, kept: 1 },
+      [undefined, () => 1, Symbol('s')],
+      { toJSON: () => 'mine' },
+    ]
+    const arrived = [
+      null,
+      null,
+      null,
+      '1970-01-01T00:00:00.000Z',
+      {},
+      {},
+      {},
+      { kept: 1 },
+      [null, null, null],
+      'mine',
+    ]
+    // To the server and back: the server's handler got what the client gets.
+    socket.emit('echo', ...sent)
+    expect(await next(socket, 'echo')).toEqual(arrived)
+    expect(await socket.emitWithAck('ask', new Date(0))).toEqual({ got: '1970-01-01T00:00:00.000Z' })
+    // A reply of no argument resolves with undefined; one of undefined, with what arrives: null.
+    await until(() => sockets.length === 1)
+    sockets[0]!.on('none', (ack: () => void) => ack())
+    sockets[0]!.on('undefined', (ack: (reply: undefined) => void) => ack(undefined))
+    expect(await socket.emitWithAck('none')).toBeUndefined()
+    expect(await socket.emitWithAck('undefined')).toBeNull()
+  })
+
   it('delivers 500 messages each way in order, exactly once', async () => {
     const { sockets, received } = await echoServer()
     const socket = client(server!.url, opts)
