@@ -10,13 +10,17 @@ export interface ClientOptions {
   transports?: TransportName[]
   /** Mount path on the server, used when the URL has no path of its own. Default `/parley`. */
   path?: string
-  /** Credentials for the server's middleware; a function is asked again before every HELLO. */
+  /**
+   * Credentials for the server's middleware; a function is asked again before every HELLO. One
+   * that throws or rejects fails that try as a transport failure (PARLEY_TRANSPORT_ERROR, its
+   * error as `cause`): the client tries again after its backoff.
+   */
   auth?: JsonValue | (() => JsonValue | Promise<JsonValue>)
   /** Connect automatically on creation. Default true. */
   autoConnect?: boolean
   /**
    * Longest wait for one transport to open and answer HELLO, in ms. Default 3000. A WebSocket
-   * upgrade that gets no answer fails over after a third of it (at least 1000).
+   * upgrade that gets no answer fails over after a third of it (at least 1000, at most all of it).
    */
   connectTimeout?: number
   /** Default reply timeout of `emitWithAck`, in ms (`Infinity`: none). Default 10000. */

@@ -148,6 +148,34 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(thrown).toEqual([])
   })
 
+  it('fails the try of an auth function that throws, with its error as cause, and tries again', async () => {
+    const auths: unknown[] = []
+    server = await startServer((app) => {
+      parleyOf(app).use(async (socket) => void auths.push(socket.handshake.auth))
+    })
+    const failure = new Error('token service away')
+    let calls = 0
+    const socket = client(server.url, {
+      transports: [transport],
+      // Sync throw, then async rejection, then a token: a token fetch that fails for a moment.
+      auth: () => {
+        calls++
+        if (calls === 1) throw failure
+        return calls === 2 ? Promise.reject(failure) : Promise.resolve({ token: 't' })
+      },
+    })
+    const errors: [ParleyError<string>, boolean][] = []
+    socket.on('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
+      errors.push([error, willRetry]),
+    )
+    await next(socket, 'connect', 5000)
+    expect(errors.map(([error, willRetry]) => [error.code, error.cause, willRetry])).toEqual([
+      [ErrorCode.TRANSPORT_ERROR, failure, true],
+      [ErrorCode.TRANSPORT_ERROR, failure, true],
+    ])
+    expect(auths).toEqual([{ token: 't' }])
+  })
+
   it("hands the URL's own query parameters to the server, on every request", async () => {
     const queries: unknown[] = []
     server = await startServer((app) => {
