@@ -462,13 +462,17 @@ export class ServerSocket<
   }
 
   /**
-   * Leaves a room (a string of 1 to 256 characters, as for `join`), in turn with the joins. As
+   * Leaves a room (a string of 1 to 256 characters, as for `join`), in turn with the joins; its
+   * own room (`socket.id`) is never left, so `leave(socket.id)` does nothing. As
    * for `join`, it goes with a session handed off, and rejects with PARLEY_SESSION_MOVED once
    * another node took the session over.
    */
   leave(room: Room): void | Promise<void> {
     checkRoom(room)
     if (this.#handoff?.moved) return movedAway()
+    // A socket is always in its own room: out of it, `socket.to(...)` and `socket.broadcast`
+    // (which leave out that room) reached the sender itself, and `to(socket.id)` reached nobody.
+    if (room === this.id) return
     const adapter = this.#context.adapter
     if (this.#membership === undefined) return this.#keepOrder(adapter.del(this.id, room), false, room)
     return this.#keepOrder(

@@ -109,6 +109,24 @@ describe.each(transports)('rooms over %s', (transport) => {
     expect(in2).toEqual(['union', 'everyone'])
   })
 
+  it('keeps a socket in its own room: leave(socket.id) does nothing, and the sender stays left out', async () => {
+    const { parley, sockets, clients: list } = await setup(2, transport)
+    const [s0, s1] = sockets as [ServerSocket, ServerSocket]
+    const [in0, in1] = list.map(inbox) as [unknown[], unknown[]]
+    s0.join('lobby')
+    s1.join('lobby')
+    s0.leave(s0.id)
+    expect([...s0.rooms].sort()).toEqual([s0.id, 'lobby'].sort())
+    // Out of its own room, the sender got these two itself, and the third reached nobody.
+    s0.to('lobby').emit('news', 'from s0')
+    s0.broadcast.emit('news', 'all but s0')
+    parley.to(s0.id).emit('news', 'to s0')
+    s1.broadcast.emit('news', 'all but s1')
+    await until(() => in0.length === 2 && in1.length === 2, 3000, 'deliveries')
+    expect(in0).toEqual(['to s0', 'all but s1'])
+    expect(in1).toEqual(['from s0', 'all but s0'])
+  })
+
   it('gathers replies of a broadcast, and says when some did not reply in time', async () => {
     const { parley, sockets, clients: list } = await setup(3, transport)
     for (const s of sockets) s.join('voters')
