@@ -92,7 +92,10 @@ export class MemoryAdapter implements Adapter {
   }
 
   delSockets(options: BroadcastOptions, rooms: Room[]): void {
-    for (const socket of this.#match(options)) for (const room of rooms) this.del(socket.id, room)
+    // Never a socket's own room, as `socket.leave(socket.id)` does nothing: broadcasts from a
+    // socket leave it out by that room.
+    for (const socket of this.#match(options))
+      for (const room of rooms) if (room !== socket.id) this.del(socket.id, room)
   }
 
   disconnectSockets(options: BroadcastOptions): void {
