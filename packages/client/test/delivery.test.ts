@@ -10,6 +10,7 @@ import type { Socket } from '../src/socket.js'
 import {
   client,
   closeClients,
+  closeServer,
   next,
   parleyOf,
   type ServerSocket,
@@ -25,7 +26,7 @@ let proxy: FaultProxy | undefined
 afterEach(async () => {
   closeClients()
   await proxy?.close()
-  await server?.close()
+  if (server) await closeServer(server)
   server = undefined
   proxy = undefined
 })

@@ -6,6 +6,7 @@ import type { ClientOptions } from '../src/options.js'
 import {
   client,
   closeClients,
+  closeServer,
   memoryStorage,
   next,
   parleyOf,
@@ -24,7 +25,7 @@ afterEach(async () => {
   timers.clear()
   closeClients()
   await proxy?.close()
-  await server?.close()
+  if (server) await closeServer(server)
   server = undefined
   proxy = undefined
 })

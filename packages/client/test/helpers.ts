@@ -50,6 +50,7 @@ export interface ServerSocket {
 export interface TestParley {
   on(event: 'connection', fn: (socket: ServerSocket) => void): void
   use(fn: (socket: ServerSocket) => Promise<void>): void
+  readonly sockets: ReadonlyMap<string, ServerSocket>
 }
 
 export const parleyOf = (app: FastifyInstance): TestParley =>
@@ -84,9 +85,20 @@ export function closeClients(): void {
 /** Disconnects the clients, then closes every server `startServer` made: for `afterEach`. */
 export async function closeAll(): Promise<void> {
   closeClients()
-  const open = [...servers]
-  servers.clear()
-  for (const server of open) await server.close()
+  for (const server of [...servers]) await closeServer(server)
+}
+
+/**
+ * Closes `server` once its test is over, ending its sessions first. At close, a session still
+ * alive ends with a CLOSE that the server keeps, for a polling or SSE client, for the GET it
+ * expects from that client next, and the close waits up to 1 s for that GET
+ * (`nextGetWithin`): a GET that a client the test disconnected (its goodbye still on its way) or
+ * cut off never sends. A test of what a closing server does calls `server.close()` itself.
+ */
+export async function closeServer(server: TestServer): Promise<void> {
+  servers.delete(server)
+  for (const socket of [...parleyOf(server.app).sockets.values()]) socket.disconnect()
+  await server.close()
 }
 
 /**

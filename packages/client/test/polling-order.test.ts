@@ -8,6 +8,7 @@ import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-pr
 import {
   client,
   closeClients,
+  closeServer,
   next,
   parleyOf,
   type ServerSocket,
@@ -21,7 +22,7 @@ let proxy: FaultProxy | undefined
 afterEach(async () => {
   closeClients()
   await proxy?.close()
-  await server?.close()
+  if (server) await closeServer(server)
   server = undefined
   proxy = undefined
 })

@@ -10,7 +10,16 @@ import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { STABLE_MS } from '../src/fallback.js'
 import type { Socket } from '../src/socket.js'
-import { client, closeClients, next, pacedFetch, startServer, type TestServer, until } from './helpers.js'
+import {
+  client,
+  closeClients,
+  closeServer,
+  next,
+  pacedFetch,
+  startServer,
+  type TestServer,
+  until,
+} from './helpers.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -21,7 +30,7 @@ const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {
   closeClients()
   for (const cleanup of cleanups.splice(0)) await cleanup()
-  for (const server of servers.splice(0)) await server.close()
+  for (const server of servers.splice(0)) await closeServer(server)
 })
 
 type Parley = ParleyServer
