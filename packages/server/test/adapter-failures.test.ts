@@ -11,7 +11,7 @@ import {
 } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Session } from '../src/session.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { Closed, type RawClient, Refused, rawConnect } from './raw-client.js'
 import { Registry, sampleOf } from './registry.js'
 
@@ -20,7 +20,7 @@ import { Registry, sampleOf } from './registry.js'
 let started: Started | undefined
 
 afterEach(async () => {
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -4,7 +4,7 @@ import { PacketType } from '@parley/protocol'
 import type { AdapterFactory, LocalSockets } from '@parley/server'
 import { MemoryAdapter } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 let started: Started | undefined
@@ -12,7 +12,7 @@ const clients: RawClient[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

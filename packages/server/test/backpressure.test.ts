@@ -7,7 +7,7 @@ import { decodeText, type OpenPacket, PacketType, type TransportName, WS_SUBPROT
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 
@@ -18,7 +18,7 @@ let started: Started | undefined
 const cleanups: (() => void)[] = []
 afterEach(async () => {
   for (const c of cleanups.splice(0)) c()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

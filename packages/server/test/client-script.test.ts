@@ -2,14 +2,14 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer } from './helpers.js'
+import { closeApp, type Started, startServer } from './helpers.js'
 
 const bundle = fileURLToPath(new URL('../../client/dist/parley.min.js', import.meta.url))
 
 let started: Started | undefined
 
 afterEach(async () => {
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

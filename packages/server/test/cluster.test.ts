@@ -8,7 +8,7 @@ import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type * as protocol from '../../protocol/src/index.js'
 import { Cluster } from './cluster-adapter.js'
-import { type Started, startServer, until, within } from './helpers.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 let nodes: Started[] = []
@@ -18,7 +18,7 @@ const raws: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
   for (const c of raws.splice(0)) c.close()
-  await Promise.all(nodes.map((n) => n.app.close()))
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
 

@@ -4,13 +4,13 @@ import { connect, type Socket } from '@parley/client'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { acceptsGzip } from '../src/transports/polling.js'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 
 let started: Started | undefined
 const clients: Socket[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -6,7 +6,7 @@ import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Directory } from './directory-adapter.js'
-import { sleep, startServer, until } from './helpers.js'
+import { closeApp, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 import { RawHttp } from './raw-http.js'
 
@@ -48,7 +48,7 @@ let app: FastifyInstance | undefined
 const raws: RawHttp[] = []
 afterEach(async () => {
   for (const raw of raws.splice(0)) raw.destroy()
-  await app?.close()
+  await closeApp(app)
   app = undefined
 })
 

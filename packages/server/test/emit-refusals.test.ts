@@ -3,7 +3,7 @@
 import { type EventPacket, type Packet, PacketType, type TransportName, WireLimits } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
@@ -13,7 +13,7 @@ let started: Started | undefined
 const clients: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -7,14 +7,14 @@ import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import parley from '../src/index.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

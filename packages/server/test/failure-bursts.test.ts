@@ -3,12 +3,12 @@
 // is logged once per burst, the first at once with its err and event, never once per event.
 import { connect, type ParleyError, type TransportName } from '@parley/client'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 
 let started: Started | undefined
 
 afterEach(async () => {
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { exchange } from './http-exchange.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
@@ -26,9 +26,9 @@ afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const c of parleyClients.splice(0)) c.disconnect()
   for (const r of raws.splice(0)) r.destroy()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
-  for (const node of others.splice(0)) await node.app.close()
+  for (const node of others.splice(0)) await closeApp(node.app)
 })
 
 /**

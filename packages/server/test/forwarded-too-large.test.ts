@@ -13,7 +13,7 @@ import type { AdapterFactory } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { announcePost, RawHttp } from './raw-http.js'
 
@@ -29,7 +29,7 @@ afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const r of raws.splice(0)) r.destroy()
   for (const p of posts.splice(0)) p.destroy()
-  await Promise.all(nodes.map((n) => n.app.close()))
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
 

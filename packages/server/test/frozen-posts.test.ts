@@ -9,7 +9,7 @@ import { PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { announcePost, RawHttp } from './raw-http.js'
 
@@ -22,7 +22,7 @@ const raws: RawHttp[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const r of raws.splice(0)) r.destroy()
-  await Promise.all(nodes.map((n) => n.app.close()))
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
 

@@ -5,7 +5,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import type { ServerSocket } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { head, RawHttp } from './raw-http.js'
 
 let started: Started | undefined
@@ -14,7 +14,7 @@ const streams: IncomingMessage[] = []
 afterEach(async () => {
   for (const r of raws.splice(0)) r.destroy()
   for (const s of streams.splice(0)) s.destroy()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -6,7 +6,7 @@
 import { connect, type Socket } from '@parley/client'
 import { afterEach, expect, it } from 'vitest'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 
 let started: Started | undefined
 let proxy: TcpProxy | undefined
@@ -14,7 +14,7 @@ let client: Socket | undefined
 afterEach(async () => {
   client?.disconnect()
   await proxy?.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = proxy = client = undefined
 })
 

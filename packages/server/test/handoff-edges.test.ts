@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
 import { Gate } from './gated-adapter.js'
-import { type Started, sleep, startServer, until, within } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
 import { Registry, sampleOf } from './registry.js'
 
 let nodes: Started[] = []
@@ -26,7 +26,7 @@ afterEach(async () => {
   await sleep(50)
   await proxy?.close()
   proxy = undefined
-  await Promise.all(nodes.map((n) => n.app.close()))
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
 

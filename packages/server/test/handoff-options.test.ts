@@ -7,7 +7,7 @@ import parley, { ParleyOptionError, type ParleyServerOptions } from '@parley/ser
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 
 let started: Started[] = []
@@ -16,7 +16,7 @@ const clients: Socket[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
   await sleep(50)
-  await Promise.all(started.map((s) => s.app.close()))
+  await Promise.all(started.map((s) => closeApp(s.app)))
   started = []
 })
 

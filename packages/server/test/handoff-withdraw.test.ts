@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
 import { Gate } from './gated-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 
 let started: Started[] = []
 let proxy: RoundRobinProxy | undefined
@@ -23,7 +23,7 @@ afterEach(async () => {
   await sleep(50)
   await proxy?.close()
   proxy = undefined
-  await Promise.all(started.map((s) => s.app.close()))
+  await Promise.all(started.map((s) => closeApp(s.app)))
   started = []
 })
 

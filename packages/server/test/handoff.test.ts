@@ -10,7 +10,7 @@ import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 
 let nodes: Started[] = []
 let proxy: RoundRobinProxy | undefined
@@ -22,7 +22,7 @@ afterEach(async () => {
   await sleep(50)
   await proxy?.close()
   proxy = undefined
-  await Promise.all(nodes.map((n) => n.app.close()))
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
 

@@ -5,13 +5,13 @@
 import { connect } from '@parley/client'
 import type { ParleyError, TransportName } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer } from './helpers.js'
+import { closeApp, type Started, startServer } from './helpers.js'
 
 // Its clients are refused, and so stop: closing the server leaves none behind.
 let started: Started | undefined
 
 afterEach(async () => {
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm'
 import { PacketType, type TransportName } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 
@@ -18,7 +18,7 @@ const raws: RawHttp[] = []
 afterEach(async () => {
   for (const client of clients.splice(0)) client.close()
   for (const raw of raws.splice(0)) raw.socket.destroy()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -25,6 +25,20 @@ export async function startServer(
   return { app, base: `http://127.0.0.1:${address.port}${options.path ?? '/parley'}` }
 }
 
+/**
+ * Closes `app` once its test is over, ending its sessions first. At close, a session still alive
+ * ends with a CLOSE that the server keeps, for a polling or SSE client, for the GET it expects
+ * from that client next, and the close waits up to 1 s for that GET (`nextGetWithin`): a GET that
+ * a test's client, closed a moment before, never sends. A test of what a closing server does
+ * calls `app.close()` itself. Nothing for an app that is closed already or has no Parley.
+ */
+export async function closeApp(app: FastifyInstance | undefined): Promise<void> {
+  if (!app) return
+  const sockets = (app as Partial<FastifyInstance>).parley?.sockets
+  for (const socket of [...(sockets?.values() ?? [])]) socket.disconnect()
+  await app.close()
+}
+
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -8,12 +8,12 @@ import { decodeText, type Packet, PacketType, type ParleyError } from '@parley/p
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { startServer, until } from './helpers.js'
+import { closeApp, startServer, until } from './helpers.js'
 import { exchange } from './http-exchange.js'
 
 const apps: FastifyInstance[] = []
 afterEach(async () => {
-  for (const app of apps.splice(0)) await app.close()
+  for (const app of apps.splice(0)) await closeApp(app)
 })
 
 /** A session opened by its handshake POST alone: the client has not sent a GET yet. */

@@ -13,7 +13,7 @@ import { encodeText, PacketType } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { LINGER_BYTES } from '../src/http/lingering-close.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head } from './raw-http.js'
 import { heldBody } from './split-fetch.js'
@@ -38,7 +38,7 @@ afterEach(async () => {
   for (const c of parleyClients.splice(0)) c.disconnect()
   for (const p of proxies.splice(0)) p.close()
   for (const l of late.splice(0)) l.socket.destroy()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
   lingering.ms = undefined
 })

@@ -5,11 +5,11 @@
 // tests speak the wire directly, so that they can lose answers on purpose.
 import { PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 
 let started: Started | undefined
 afterEach(async () => {
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -6,7 +6,7 @@ import parley, { type ParleyServerOptions } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
-import { until } from './helpers.js'
+import { closeApp, until } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
@@ -15,7 +15,7 @@ let app: FastifyInstance | undefined
 const clients: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await app?.close()
+  await closeApp(app)
   app = undefined
 })
 

@@ -11,7 +11,7 @@ import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/rou
 import parley from '../src/index.js'
 import { HAND_OFF_OUTCOMES } from '../src/metrics.js'
 import { Cluster } from './cluster-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { sampleOf as value } from './registry.js'
 
@@ -19,7 +19,7 @@ let started: Started | undefined
 const clients: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -5,12 +5,12 @@ import { type Packet, PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, expect, it } from 'vitest'
 import { MAX_OPEN_REQUESTS } from '../src/socket.js'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 
 let started: Started | undefined
 afterEach(async () => {
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

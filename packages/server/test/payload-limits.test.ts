@@ -4,7 +4,7 @@
 // characters passes the limit in bytes while its length in UTF-16 code units is under it.
 import { PacketType } from '@parley/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 
 const MAX_PAYLOAD = 1000
@@ -40,7 +40,7 @@ describe.each(TRANSPORTS)('maxPayload over %s', (transport) => {
   })
 
   afterAll(async () => {
-    await started.app.close()
+    await closeApp(started.app)
   })
 
   it.each(['x', 'é'] as const)('takes a packet of exactly maxPayload bytes (%s)', async (fill) => {

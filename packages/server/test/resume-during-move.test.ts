@@ -5,7 +5,7 @@
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 let nodes: Started[] = []
@@ -13,7 +13,7 @@ const clients: RawClient[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await Promise.all(nodes.map((n) => n.app.close()))
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
 

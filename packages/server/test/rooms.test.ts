@@ -3,7 +3,7 @@ import { connect, type Socket } from '@parley/client'
 import { MAX_ROOM_NAME_LENGTH, type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type * as protocol from '../../protocol/src/index.js'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 const transports = ['websocket', 'sse', 'polling'] as const
@@ -15,7 +15,7 @@ const raws: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
   for (const c of raws.splice(0)) c.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
   vi.restoreAllMocks()
 })

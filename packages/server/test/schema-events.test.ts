@@ -10,7 +10,7 @@ import {
 import type { EventsFromSchemas, SchemaType, ServerSocket } from '@parley/server'
 import { type Static, Type } from '@sinclair/typebox'
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 
 const Message = Type.Object({
   text: Type.String({ minLength: 1, maxLength: 20 }),
@@ -86,7 +86,7 @@ let started: Started | undefined
 const clients: Socket<FromServer, FromClient>[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { type EventPacket, type Packet, PacketType, type TransportName } from '@parley/protocol'
 import { MemoryAdapter, type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
@@ -12,7 +12,7 @@ let started: Started | undefined
 const clients: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -10,7 +10,7 @@ import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { GatedAdapter } from './gated-adapter.js'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 
 const JOIN_MS = 200
 
@@ -19,7 +19,7 @@ const clients: Socket[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

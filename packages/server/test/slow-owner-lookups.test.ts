@@ -6,7 +6,7 @@ import { connect, type Socket } from '@parley/client'
 import type { AdapterFactory, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Directory } from './directory-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 import { splitFetch } from './split-fetch.js'
 
@@ -14,7 +14,7 @@ const nodes: Started[] = []
 const clients: Socket[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
-  for (const node of nodes.splice(0)) await node.app.close()
+  for (const node of nodes.splice(0)) await closeApp(node.app)
 })
 
 /** Owner lookups held until the test opens the gate: a store that answers late. */

@@ -3,14 +3,14 @@ import { type EventPacket, type Packet, PacketType } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

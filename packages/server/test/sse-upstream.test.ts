@@ -6,14 +6,14 @@ import { encodeText, PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { type Started, startServer } from './helpers.js'
+import { closeApp, type Started, startServer } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 let started: Started | undefined
 let client: RawClient | undefined
 afterEach(async () => {
   client?.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = client = undefined
 })
 

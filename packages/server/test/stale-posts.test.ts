@@ -6,7 +6,7 @@ import { request } from 'node:http'
 import { PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { announcePost, RawHttp } from './raw-http.js'
 
@@ -19,7 +19,7 @@ const raws: RawHttp[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const r of raws.splice(0)) r.destroy()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -6,7 +6,7 @@ import { decodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 
@@ -16,7 +16,7 @@ const raws: RawHttp[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const r of raws.splice(0)) r.destroy()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 

@@ -4,7 +4,7 @@
 import { ErrorCode } from '@parley/protocol'
 import { type Adapter, MemoryAdapter } from '@parley/server'
 import { describe, expect, it } from 'vitest'
-import { sleep, startServer } from './helpers.js'
+import { closeApp, sleep, startServer } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 const SID = 'V1StGXR8_Z5jdHi6B-myT'
@@ -56,7 +56,7 @@ describe.each(['websocket', 'polling'] as const)('over %s', (transport) => {
       expect(adapter!.claims).toBe(3)
     } finally {
       for (const c of opened) c.close()
-      await app.close()
+      await closeApp(app)
     }
   })
 })
