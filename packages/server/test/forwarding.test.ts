@@ -18,7 +18,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Directory } from './directory-adapter.js'
-import { type Started, sleep, startServer, until, within } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 const ROUTED = 'x-parley-routed'
@@ -59,7 +59,7 @@ afterEach(async () => {
   for (const c of raws.splice(0)) c.close()
   await proxy?.close()
   proxy = undefined
-  await Promise.all(nodes.filter((n) => !n.closed).map((n) => n.app.close()))
+  await Promise.all(nodes.filter((n) => !n.closed).map((n) => closeApp(n.app)))
   nodes = []
 })
 
@@ -329,10 +329,10 @@ describe('forwarding', () => {
     // A resume through b, then nothing more is read.
     const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
     ws.on('error', () => {})
-    await new Promise((resolve) => ws.once('open', resolve))
+    await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
     const opened = new Promise((resolve) => ws.once('message', resolve))
     ws.send(JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }]))
-    expect(String(await opened)).toContain('"recovered":true')
+    expect(String(await within(opened, 5000, 'the answer to the resume'))).toContain('"recovered":true')
     ws.pause()
 
     const payload = 'x'.repeat(4 * 1024)
@@ -419,7 +419,7 @@ describe('forwarding', () => {
     expect(headers['x-hop']).toBeUndefined()
 
     request.destroy()
-    await closed(forwarded)
+    await within(closed(forwarded), 3000, 'the forwarded request to end on the owner')
     expect(a.sockets[0]!.connected).toBe(true)
   })
 

@@ -5,7 +5,7 @@ import parley from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 
@@ -15,7 +15,7 @@ const raws: RawHttp[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const r of raws.splice(0)) r.destroy()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 
@@ -43,7 +43,7 @@ function upgradeStatus(
   protocols: string[] = [WS_SUBPROTOCOL],
   headers: Record<string, string> = {},
 ) {
-  return new Promise<number>((resolve, reject) => {
+  const status = new Promise<number>((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { headers })
     ws.once('unexpected-response', (_req, res) => {
       resolve(res.statusCode ?? 0)
@@ -55,6 +55,7 @@ function upgradeStatus(
     })
     ws.once('error', reject)
   })
+  return within(status, 5000, `the answer to the upgrade of ${url}`)
 }
 
 describe('HTTP endpoints', () => {
@@ -494,9 +495,13 @@ describe('WebSocket handshake', () => {
       const ws = new WebSocket(url, WS_SUBPROTOCOL)
       const messages: string[] = []
       ws.on('message', (d) => messages.push(d.toString()))
-      await new Promise((r) => ws.once('open', r))
+      await within(new Promise((r) => ws.once('open', r)), 5000, 'the WebSocket to open')
       if (first) ws.send(first)
-      const code = await new Promise<number>((r) => ws.once('close', r))
+      const code = await within(
+        new Promise<number>((r) => ws.once('close', r)),
+        5000,
+        'the server to close the WebSocket',
+      )
       expect(code).toBe(1008)
       expect(JSON.parse(messages[0]!)).toEqual([
         PacketType.ERROR,
@@ -547,7 +552,7 @@ describe('the Fastify application', () => {
     const port = (app.server.address() as { port: number }).port
     // A spare connection, as browsers and undici open them, and one carrying a slow request.
     const spare = connectTcp(port)
-    await new Promise((r) => spare.once('connect', r))
+    await within(new Promise((r) => spare.once('connect', r)), 5000, 'the spare connection')
     const spareClosed = new Promise((r) => spare.once('close', r))
     // A keep-alive request still running when the server closes: Node alone would then keep
     // its connection open for keep-alive, like the spare one, until its timeouts.
@@ -558,7 +563,7 @@ describe('the Fastify application', () => {
       new Promise((r) => setTimeout(() => r('still open after 10 s'), 10_000)),
     ])
     expect(closed).toBe('closed')
-    await spareClosed
+    await within(spareClosed, 5000, 'the close to end the spare connection')
     expect(await slow).toEqual({ done: true })
   })
 

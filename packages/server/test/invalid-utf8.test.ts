@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
 /** `[5,1,"e",["a…"],0]` with the bytes FF C3 inside its string: no UTF-8 decoder can read it. */
@@ -23,7 +23,7 @@ let nodes: Started[] = []
 const clients: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await Promise.all(nodes.map((n) => n.app.close()))
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
 
@@ -149,14 +149,23 @@ describe.each(['over the network', 'through the adapter'] as const)('forwarded %
 /** A WebSocket of the protocol's own, to send text frames of any bytes (ws checks none it sends). */
 async function rawWebSocket(base: string): Promise<WebSocket> {
   const ws = new WebSocket(`${base.replace('http', 'ws')}/ws?v=${PROTOCOL_VERSION}`, WS_SUBPROTOCOL)
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve)
-    ws.once('error', reject)
-  })
+  await within(
+    new Promise((resolve, reject) => {
+      ws.once('open', resolve)
+      ws.once('error', reject)
+    }),
+    5000,
+    'the WebSocket to open',
+  )
   return ws
 }
 
-const closeCodeOf = (ws: WebSocket) => new Promise<number>((resolve) => ws.once('close', resolve))
+const closeCodeOf = (ws: WebSocket) =>
+  within(
+    new Promise<number>((resolve) => ws.once('close', resolve)),
+    5000,
+    'the server to close the WebSocket',
+  )
 
 describe('a WebSocket text frame that is not UTF-8', () => {
   it('ends the session as one that is not JSON: ws closes with 1007, a resume hears why', async () => {
@@ -164,7 +173,11 @@ describe('a WebSocket text frame that is not UTF-8', () => {
     for (const frame of [Buffer.from(NOT_JSON), NOT_UTF8]) {
       const node = await serve()
       const ws = await rawWebSocket(node.started.base)
-      const opened = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))))
+      const opened = within(
+        new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data)))),
+        5000,
+        'the answer to the HELLO',
+      )
       ws.send('[8,{}]')
       const open = decodeText(await opened)
       if (!open.ok || open.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
@@ -240,7 +253,11 @@ describe('a WebSocket text frame that is not UTF-8, relayed to the owner of its 
     const first = await rawConnect('websocket', a.started.base)
     first.close()
     const ws = await rawWebSocket(b.started.base)
-    const opened = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))))
+    const opened = within(
+      new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data)))),
+      5000,
+      'the answer to the HELLO',
+    )
     ws.send(`[8,{"sid":"${first.sid}","ack":0}]`)
     const open = decodeText(await opened)
     expect(open.ok && open.packet).toMatchObject({ type: PacketType.OPEN, recovered: true })

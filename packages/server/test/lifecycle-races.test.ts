@@ -7,7 +7,7 @@ import { decodeText, type Packet, PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 let started: Started | undefined
@@ -15,7 +15,7 @@ const clients: RawClient[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await started?.app.close()
+  await closeApp(started?.app)
   started = undefined
 })
 
@@ -118,7 +118,7 @@ describe('a WebSocket that closes while the adapter records a new session', () =
       app.parley.on('connection', (socket) => connections.push(socket))
     })
     const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
-    await new Promise((resolve) => ws.once('open', resolve))
+    await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
     ws.send('[8,{}]')
     await recording.waiting
     ws.terminate()
@@ -161,18 +161,18 @@ describe('two resumes of one session at once', () => {
       const decoded = decodeText(data.toString())
       if (decoded.ok) answers.push(decoded.packet)
     })
-    await new Promise((resolve) => ws.once('open', resolve))
+    await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
     ws.send(JSON.stringify([8, { auth: { name }, sid, ack: 0 }]))
     const ponged = new Promise((resolve) => ws.once('pong', resolve))
     ws.ping()
-    await ponged
+    await within(ponged, 5000, 'the pong: the server read the HELLO before it')
     const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()))
     return {
       /** The first packet the server answers the HELLO with: OPEN, ERROR or CLOSE (its type). */
       answer: () => until(() => answers.length > 0).then(() => answers[0]!),
       close: () => {
         ws.terminate()
-        return closed
+        return within(closed, 5000, 'the terminated WebSocket to close')
       },
     }
   }
@@ -303,14 +303,14 @@ describe('app.close() while a WebSocket has not sent its HELLO', () => {
       started = await startServer({ handshakeTimeout })
       const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
       ws.on('error', () => {})
-      await new Promise((resolve) => ws.once('open', resolve))
+      await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
       const closed = new Promise<number>((resolve) => ws.once('close', resolve))
       await until(() => set.mock.calls.some(([, ms]) => ms === handshakeTimeout))
       const index = set.mock.calls.findIndex(([, ms]) => ms === handshakeTimeout)
       const timer = set.mock.results[index]!.value as NodeJS.Timeout
       await started.app.close()
       started = undefined
-      expect(await closed).toBe(1001)
+      expect(await within(closed, 5000, 'the close the shutdown sends')).toBe(1001)
       expect(cleared.mock.calls.some(([handle]) => handle === timer)).toBe(true)
     } finally {
       set.mockRestore()

@@ -4,7 +4,7 @@ import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { until } from './helpers.js'
+import { closeApp, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 let app: FastifyInstance | undefined
@@ -12,7 +12,7 @@ const clients: RawClient[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
-  await app?.close()
+  await closeApp(app)
   app = undefined
 })
 
@@ -28,15 +28,21 @@ describe("Parley's own @fastify/websocket", () => {
     const parleyClient = await rawConnect('websocket', `http://127.0.0.1:${port}/parley`)
     clients.push(parleyClient)
     const own = new WebSocket(`ws://127.0.0.1:${port}/echo`)
-    await new Promise((resolve) => own.once('open', resolve))
+    await within(
+      new Promise((resolve) => own.once('open', resolve)),
+      5000,
+      'the WebSocket of the application to open',
+    )
     await until(() => app!.parley.socketsCount === 1)
     expect(app.websocketServer.clients.size).toBe(1)
     const ownClosed = new Promise<number>((resolve) => own.once('close', (code) => resolve(code)))
     const closing = app.close()
     // Parley says goodbye with CLOSE 'server shutdown' and 1001; @fastify/websocket closes the
     // application's own WebSocket.
-    expect(await parleyClient.ended).toBe(1001)
-    expect(await ownClosed).toBeGreaterThanOrEqual(1000)
+    expect(await within(parleyClient.ended, 5000, "the close of Parley's WebSocket")).toBe(1001)
+    expect(await within(ownClosed, 5000, "the close of the application's WebSocket")).toBeGreaterThanOrEqual(
+      1000,
+    )
     await closing
     app = undefined
   })
@@ -49,7 +55,11 @@ describe("Parley's own @fastify/websocket", () => {
     const { port } = app.server.address() as { port: number }
     clients.push(await rawConnect('websocket', `http://127.0.0.1:${port}/parley`))
     const own = [0, 1].map(() => new WebSocket(`ws://127.0.0.1:${port}/echo`))
-    await Promise.all(own.map((ws) => new Promise((resolve) => ws.once('open', resolve))))
+    await within(
+      Promise.all(own.map((ws) => new Promise((resolve) => ws.once('open', resolve)))),
+      5000,
+      'the WebSockets of the application to open',
+    )
     clients.push(await rawConnect('websocket', `http://127.0.0.1:${port}/parley`))
     expect(app.websocketServer.clients.size).toBe(2)
     own[0]!.close()
