@@ -61,6 +61,10 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
   afterEach(async () => {
     redis.thaw()
     for (const c of clients.splice(0)) c.disconnect()
+    // Their sessions end here first: the node has not read the clients' goodbyes yet, and a
+    // node that closes with sessions alive drains them, waiting for each client to resume on
+    // another node (seconds) for a client that is gone.
+    for (const node of nodes) for (const socket of [...node.app.parley.sockets.values()]) socket.disconnect()
     for (const node of nodes.splice(0)) await stop(node)
   })
 
