@@ -42,7 +42,14 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
   it('makes no session when the client left while the middleware ran', async () => {
     const held = gate()
     const connections: ServerSocket[] = []
+    let left = false
     started = await startServer({}, (app) => {
+      // The server learns that the client left when the POST's response closes unanswered.
+      app.addHook('onRequest', async (_request, reply) => {
+        reply.raw.once('close', () => {
+          left ||= !reply.raw.writableEnded
+        })
+      })
       app.parley.use(async () => {
         held.reached()
         await held.opened
@@ -55,7 +62,7 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
     await held.waiting
     abort.abort()
     await post
-    await sleep(50)
+    await until(() => left, 3000, 'the server to see the client leave')
     held.open()
     await sleep(100)
     expect(connections).toHaveLength(0)
