@@ -433,6 +433,28 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     })
   }, 60_000)
 
+  it('counts in its banner the messages written offline for a room clicked offline, and sends them there', async () => {
+    const page = await join(`http://127.0.0.1:${port}`, 'uma', { query: '?room=click-offline' })
+    await page.context().setOffline(true)
+    await waitForBanner(page, /^Connection lost \(.+\)\. The browser is offline: waiting for the network…$/)
+    await send(page, 'for this room')
+    // A new room, clicked offline: its join waits for the connection, and so does what is written for it.
+    await page.fill('#room-name', 'click-offline-2')
+    await page.click('#new-room button')
+    await send(page, 'for the next room 1')
+    await send(page, 'for the next room 2')
+    await waitForBanner(page, / 3 messages will be sent once connected\.$/)
+    await page.context().setOffline(false)
+    await page.waitForFunction(
+      () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# click-offline-2',
+      null,
+      { timeout: 10_000 },
+    )
+    await waitForDelivered(page, 2)
+    expect(await texts(page)).toEqual(['for the next room 1', 'for the next room 2'])
+    await page.context().close()
+  })
+
   it('shows a message once, to everyone, when its page reloads before the answer, on every transport', async () => {
     await onEachTransport(['max', 'ola'], async ({ room, store, pages: [max, ola] }) => {
       await send(max, 'before the reload')

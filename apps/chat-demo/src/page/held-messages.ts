@@ -17,6 +17,11 @@ interface Held {
 export class HeldMessages {
   readonly #held: Held[] = []
 
+  /** How many wait: they go once connected too, if the connection is what they wait for. */
+  get size(): number {
+    return this.#held.length
+  }
+
   hold(message: Held): void {
     this.#held.push(message)
   }

@@ -189,10 +189,9 @@ function showOutage(): void {
     : 'Cannot reach the server.'
   const attempt =
     outage.attempt > 0 ? ` (attempt ${outage.attempt}${outage.error ? ` failed: ${outage.error}` : ''})` : ''
-  const queued =
-    waiting.size === 0
-      ? ''
-      : ` ${waiting.size} message${waiting.size === 1 ? '' : 's'} will be sent once connected.`
+  // Those held for a room clicked meanwhile go too, once the page is there.
+  const count = waiting.size + held.size
+  const queued = count === 0 ? '' : ` ${count} message${count === 1 ? '' : 's'} will be sent once connected.`
   // The client makes no attempt while the browser knows it is offline; `online` wakes it.
   const trying = navigator.onLine
     ? `Reconnecting…${attempt}`
@@ -356,10 +355,7 @@ view.onSend((text) => {
   const target = heading ?? room
   const offline = !socket.connected
   const tick = view.pending(nickname, text, target !== room ? 'held' : offline ? 'queued' : 'sent')
-  if (offline && target === room) {
-    waiting.add(tick)
-    if (down || !everConnected) showOutage()
-  }
+  if (offline && target === room) waiting.add(tick)
   socket.volatile.emit('typing', { room, typing: false })
   const message = { room: target, text, key: randomKey() }
   // `again`: sent from `stalled`, which waits for its answer before it sends the next.
@@ -402,16 +398,19 @@ view.onSend((text) => {
     tick.stalled()
     stalled.wait(() => deliver(true))
   }
-  if (target === room) return send()
-  held.hold({
-    room: target,
-    send: () => {
-      tick.redraw()
-      tick.sent()
-      send()
-    },
-    fail: (reason) => tick.failed(reason),
-  })
+  if (target === room) send()
+  else
+    held.hold({
+      room: target,
+      send: () => {
+        tick.redraw()
+        tick.sent()
+        send()
+      },
+      fail: (reason) => tick.failed(reason),
+    })
+  // The banner counts it, held for a room clicked meanwhile too: that click waits for the connection.
+  if (offline && (down || !everConnected)) showOutage()
 })
 
 /** Messages to send again once the rate limit takes them, in the order they were written. */
