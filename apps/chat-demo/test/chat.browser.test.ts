@@ -828,6 +828,35 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     for (const page of [ann, bea]) await page.context().close()
   })
 
+  it("shows its own messages delivered in the history after a reload, and nobody else's", async () => {
+    const direct = `http://127.0.0.1:${port}`
+    const [ivy, jon] = await Promise.all([
+      join(direct, 'ivy', { query: '?room=reload-ticks' }),
+      join(direct, 'jon', { query: '?room=reload-ticks' }),
+    ])
+    await send(ivy, 'ivy 1')
+    await waitForMessages(jon, 1)
+    await send(jon, 'jon 1')
+    await send(ivy, 'ivy 2')
+    await waitForMessages(jon, 3)
+    await waitForDelivered(ivy, 2)
+    await ivy.reload()
+    await ivy.fill('#nickname', 'ivy')
+    await ivy.click('#join button')
+    await waitForMessages(ivy, 3)
+    const ticks = (page: Page) =>
+      page.$$eval('#messages li', (items) =>
+        items.map(
+          (i) =>
+            `${i.querySelector('.text')?.textContent} ${i.querySelector('.tick')?.getAttribute('data-state')}`,
+        ),
+      )
+    expect(await ticks(ivy)).toEqual(['ivy 1 delivered', 'jon 1 undefined', 'ivy 2 delivered'])
+    // Jon's page shows his own as delivered, Ivy's with no tick.
+    expect(await ticks(jon)).toEqual(['ivy 1 undefined', 'jon 1 delivered', 'ivy 2 undefined'])
+    for (const page of [ivy, jon]) await page.context().close()
+  })
+
   it('says what is wrong with a nickname of spaces only, instead of doing nothing', async () => {
     const page = await (await browser.newContext()).newPage()
     await page.goto(`http://127.0.0.1:${port}/?room=nickname-test`)
@@ -928,6 +957,10 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await send(lower, 'from the other tab')
     await waitForMessages(upper, 1)
     expect(await upper.getAttribute('#messages li', 'class')).toBe('mine')
+    // Stored, as the tab that wrote it shows: delivered in both.
+    expect(
+      await upper.$eval('#messages li', (li) => li.querySelector('.tick')?.getAttribute('data-state')),
+    ).toBe('delivered')
     for (const page of [lower, other]) await page.context().close()
   })
 
@@ -936,8 +969,9 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       ['phone', { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true }],
       ['desktop', { viewport: { width: 1280, height: 800 } }],
     ]
-    for (const [, options] of layouts) {
-      const page = await join(`http://127.0.0.1:${port}`, 'a-rather-long-nickname-x', options)
+    for (const [layout, options] of layouts) {
+      // A name of its own for each: the other's messages, in the history, must not count as delivered here.
+      const page = await join(`http://127.0.0.1:${port}`, `a-rather-long-nickname-${layout[0]}`, options)
       // Long words and many messages must neither widen the page nor push the input away.
       for (let i = 0; i < 4; i++) await send(page, `${i} ${'w'.repeat(120)} ${'and more words '.repeat(12)}`)
       await waitForDelivered(page, 4)

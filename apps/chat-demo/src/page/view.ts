@@ -83,6 +83,26 @@ export function createView() {
     append(item, others[placeOf(others.length, seqAt, seq)] ?? null)
   }
 
+  /** A tick in `state`, and how to change it: the symbol is for the eyes, the words for screen readers. */
+  function tickOf(item: HTMLElement, state: keyof typeof TICKS) {
+    const tick = document.createElement('span')
+    tick.className = 'tick'
+    const symbol = document.createElement('span')
+    symbol.setAttribute('aria-hidden', 'true')
+    const words = document.createElement('span')
+    words.className = 'visually-hidden'
+    tick.append(symbol, words)
+    item.append(tick)
+    const show = (state: string, text: string, title: string) => {
+      tick.dataset.state = state
+      symbol.textContent = text
+      words.textContent = title
+      tick.title = title
+    }
+    show(state, TICKS[state].text, TICKS[state].title)
+    return show
+  }
+
   function line(from: string, text: string, mine: boolean): HTMLLIElement {
     const item = document.createElement('li')
     if (mine) item.className = 'mine'
@@ -177,6 +197,8 @@ export function createView() {
      */
     message(message: HeardMessage, mine: boolean, announce = false): void {
       const item = line(message.from, message.text, mine)
+      // Ours, heard from the server (the history, or another tab of ours): stored, so delivered.
+      if (mine) tickOf(item, 'delivered')
       const drawn = messages.children
       const seqAt = (i: number) => seqOf(drawn[i])
       // An older node's has none: it takes the latest place drawn, and shows where it arrives.
@@ -195,23 +217,8 @@ export function createView() {
     /** A message of ours on its way: ◷ while offline or held, ✓ sent, ✓✓ when the server has it. */
     pending(from: string, text: string, state: 'queued' | 'held' | 'sent'): Tick {
       const item = line(from, text, true)
-      const tick = document.createElement('span')
-      tick.className = 'tick'
-      // The symbol is for the eyes; screen readers say the words beside it instead.
-      const symbol = document.createElement('span')
-      symbol.setAttribute('aria-hidden', 'true')
-      const words = document.createElement('span')
-      words.className = 'visually-hidden'
-      tick.append(symbol, words)
-      const show = (state: string, text: string, title: string) => {
-        tick.dataset.state = state
-        symbol.textContent = text
-        words.textContent = title
-        tick.title = title
-      }
+      const show = tickOf(item, state)
       const mark = (next: keyof typeof TICKS) => show(next, TICKS[next].text, TICKS[next].title)
-      mark(state)
-      item.append(tick)
       append(item)
       return {
         redraw: () => append(item),
