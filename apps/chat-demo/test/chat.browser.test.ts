@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
+import type { ChatData } from '../src/chat.js'
 import { type ChatMessage, type HeardMessage, Limits } from '../src/shared.js'
 import { type ChatStore, MemoryStore, StoreUnavailableError } from '../src/store.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
@@ -453,6 +454,36 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await waitForDelivered(page, 2)
     expect(await texts(page)).toEqual(['for the next room 1', 'for the next room 2'])
     await page.context().close()
+  })
+
+  it('goes to the room clicked while the server was away, once it is back, with what was written for it', async () => {
+    const store = new MemoryStore()
+    let chat = await startChat(store)
+    const page = await join(`http://127.0.0.1:${chat.port}`, 'vic', { query: '?room=before-restart' })
+    await stopChat(chat.app)
+    await waitForBanner(page, /^Connection lost/)
+    // Offline until the server is back, so that no attempt straddles the restart.
+    await page.context().setOffline(true)
+    await page.fill('#room-name', 'after-restart')
+    await page.click('#new-room button')
+    await send(page, 'for the room clicked')
+    chat = await startChat(store, chat.port)
+    await page.context().setOffline(false)
+    await waitForBanner(page, /^Reconnected with a new session/)
+    await waitForDelivered(page, 1)
+    // The server puts the page where its message went, and the page shows that room: the one clicked.
+    const rooms = async () =>
+      (await chat.app.parley.fetchSockets()).map((s) => (s.data as Partial<ChatData>).room)
+    await page.waitForFunction(
+      () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# after-restart',
+      null,
+      { timeout: 10_000 },
+    )
+    expect(await texts(page)).toEqual(['for the room clicked'])
+    expect(await rooms()).toEqual(['after-restart'])
+    expect((await store.history('after-restart')).map((m) => m.text)).toEqual(['for the room clicked'])
+    await page.context().close()
+    await stopChat(chat.app)
   })
 
   it('shows a message once, to everyone, when its page reloads before the answer, on every transport', async () => {

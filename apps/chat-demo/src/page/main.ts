@@ -119,8 +119,11 @@ function start(): void {
     everConnected = true
     down = false
     Object.assign(outage, { reason: '', attempt: 0, error: '' })
-    // A resumed session is still in its room; a new one must join again.
-    if (!s.recovered) return enter(room)
+    // A resumed session is still in its room; a new one must join again: the room last clicked,
+    // if its join is still on its way (clicked offline, say). Its old join goes in the new session
+    // too, and so do the messages held for it once it is answered: another room joined after it
+    // would have the page show one room while the server, taking such a message, puts it in that one.
+    if (!s.recovered) return enter(heading ?? room)
     moves++
     if (joining > 0) moved = true
   })
