@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { until } from '../../../packages/server/test/helpers.js'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp } from '../src/app.js'
@@ -482,6 +483,50 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await texts(page)).toEqual(['for the room clicked'])
     expect(await rooms()).toEqual(['after-restart'])
     expect((await store.history('after-restart')).map((m) => m.text)).toEqual(['for the room clicked'])
+    await page.context().close()
+    await stopChat(chat.app)
+  })
+
+  it('shows once, delivered, a message stored by a server that stopped before its answer', async () => {
+    const store = new MemoryStore()
+    let chat = await startChat(store)
+    // The WebSocket's frames: the message's number, and the server's ACKs.
+    const sent = new Map<string, number>()
+    let acked = 0
+    const page = await (await browser.newContext()).newPage()
+    page.on('websocket', (ws) => {
+      ws.on('framesent', ({ payload }) => {
+        const packet = JSON.parse(String(payload))
+        if (packet[0] === 5 && packet[2] === 'chat') sent.set(packet[3][0].text, packet[1])
+      })
+      ws.on('framereceived', ({ payload }) => {
+        const packet = JSON.parse(String(payload))
+        if (packet[0] === 4) acked = Math.max(acked, packet[1])
+      })
+    })
+    await page.goto(`http://127.0.0.1:${chat.port}/?room=unanswered`)
+    await page.fill('#nickname', 'wes')
+    await page.click('#join button')
+    await waitForPeople(page, 1)
+    // Stored, and acknowledged (the client will not send it again), and the server stops before
+    // the handler answers: the page's request ends with the session.
+    let stopping: Promise<void> | undefined
+    pauseNextAdd(store, async () => {
+      const seq = () => sent.get('caught in the stop') ?? Number.POSITIVE_INFINITY
+      await until(() => acked >= seq(), 5000, 'the message acknowledged')
+      stopping = stopChat(chat.app)
+      await waitForBanner(page, /^Connection lost/)
+    })
+    await send(page, 'caught in the stop')
+    await waitForBanner(page, /^Connection lost/)
+    await stopping
+    chat = await startChat(store, chat.port)
+    await waitForBanner(page, /^Reconnected with a new session/)
+    await waitForDelivered(page, 1)
+    // The new session's history has it too: one line, never "failed".
+    expect(await texts(page)).toEqual(['caught in the stop'])
+    expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(0)
+    expect((await store.history('unanswered')).map((m) => m.text)).toEqual(['caught in the stop'])
     await page.context().close()
     await stopChat(chat.app)
   })

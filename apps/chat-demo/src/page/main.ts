@@ -375,6 +375,16 @@ view.onSend((text) => {
       // same (its store's answer lost), and the new node has then sent it. Not a wait for the store.
       const movedOn = code === ChatErrorCode.STORE_UNAVAILABLE && moves !== movesBefore
       if (code === Parley.ErrorCode.SESSION_MOVED || movedOn) return deliver(again)
+      // The session ended before the answer (the server stopped, or the page said goodbye): the
+      // server may have stored it or not. Sent again with the same key in the next session, it is
+      // stored once, and the answer says which it is (a history may show it meanwhile, see `delivered`).
+      if (code === Parley.ErrorCode.DISCONNECTED) {
+        if (!socket?.connected) {
+          tick.queued()
+          waiting.add(tick)
+        }
+        return deliver(again)
+      }
       // The server could not store it, and sent it to no one: it goes again, in its turn (the
       // same key, so that it is stored once whatever happened to an answer).
       if (code === ChatErrorCode.STORE_UNAVAILABLE) {

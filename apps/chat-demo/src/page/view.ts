@@ -12,6 +12,7 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 export interface Tick {
   /** Puts the message at the end of the list again (the list was redrawn for another room). */
   redraw(): void
+  queued(): void
   sent(): void
   stalled(): void
   /** Stored as `id`, at its place in the room (`seq`), where it goes (see `placed`). */
@@ -222,9 +223,13 @@ export function createView() {
       append(item)
       return {
         redraw: () => append(item),
+        queued: () => mark('queued'),
         sent: () => mark('sent'),
         stalled: () => mark('stalled'),
         delivered(id, seq) {
+          // Drawn already, from a history (the answer came in a new session, after its join's): once.
+          for (const drawn of Array.from(messages.querySelectorAll(`[data-id="${CSS.escape(id)}"]`)))
+            drawn.remove()
           item.dataset.id = id
           mark('delivered')
           if (seq !== undefined) placed(item, seq)
