@@ -100,6 +100,40 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       n,
       { timeout: 10_000 },
     )
+  /**
+   * Opens the chat as `name` in `room` on WebSocket, watching its frames: `acked(event, value)` waits
+   * until the page sent `event` with `value` in its payload, and the server acknowledged it (the
+   * client will not send it again).
+   */
+  async function joinWatched(base: string, name: string, room: string) {
+    const sent: unknown[][] = []
+    let acked = 0
+    const page = await (await browser.newContext()).newPage()
+    page.on('websocket', (ws) => {
+      ws.on('framesent', ({ payload }) => void sent.push(JSON.parse(String(payload))))
+      ws.on('framereceived', ({ payload }) => {
+        const packet = JSON.parse(String(payload))
+        if (packet[0] === 4) acked = Math.max(acked, packet[1])
+      })
+    })
+    await page.goto(`${base}/?room=${room}`)
+    await page.fill('#nickname', name)
+    await page.click('#join button')
+    await waitForPeople(page, 1)
+    const acknowledged = (event: string, value: string) => {
+      const packet = sent.find(
+        ([type, , name, args]) =>
+          type === 5 && name === event && Object.values((args as object[])[0] ?? {}).includes(value),
+      )
+      return packet !== undefined && acked >= Number(packet[1])
+    }
+    return {
+      page,
+      acked: (event: string, value: string) =>
+        until(() => acknowledged(event, value), 5000, `the server's ACK of ${event} ${value}`),
+    }
+  }
+
   /** Waits until the banner shows and matches; on timeout, says what it showed instead. */
   async function waitForBanner(page: Page, pattern: RegExp): Promise<void> {
     try {
@@ -490,30 +524,12 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   it('shows once, delivered, a message stored by a server that stopped before its answer', async () => {
     const store = new MemoryStore()
     let chat = await startChat(store)
-    // The WebSocket's frames: the message's number, and the server's ACKs.
-    const sent = new Map<string, number>()
-    let acked = 0
-    const page = await (await browser.newContext()).newPage()
-    page.on('websocket', (ws) => {
-      ws.on('framesent', ({ payload }) => {
-        const packet = JSON.parse(String(payload))
-        if (packet[0] === 5 && packet[2] === 'chat') sent.set(packet[3][0].text, packet[1])
-      })
-      ws.on('framereceived', ({ payload }) => {
-        const packet = JSON.parse(String(payload))
-        if (packet[0] === 4) acked = Math.max(acked, packet[1])
-      })
-    })
-    await page.goto(`http://127.0.0.1:${chat.port}/?room=unanswered`)
-    await page.fill('#nickname', 'wes')
-    await page.click('#join button')
-    await waitForPeople(page, 1)
+    const { page, acked } = await joinWatched(`http://127.0.0.1:${chat.port}`, 'wes', 'unanswered')
     // Stored, and acknowledged (the client will not send it again), and the server stops before
     // the handler answers: the page's request ends with the session.
     let stopping: Promise<void> | undefined
     pauseNextAdd(store, async () => {
-      const seq = () => sent.get('caught in the stop') ?? Number.POSITIVE_INFINITY
-      await until(() => acked >= seq(), 5000, 'the message acknowledged')
+      await acked('chat', 'caught in the stop')
       stopping = stopChat(chat.app)
       await waitForBanner(page, /^Connection lost/)
     })
@@ -527,6 +543,37 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await texts(page)).toEqual(['caught in the stop'])
     expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(0)
     expect((await store.history('unanswered')).map((m) => m.text)).toEqual(['caught in the stop'])
+    await page.context().close()
+    await stopChat(chat.app)
+  })
+
+  it('says nothing went wrong, and goes there, when the server stopped before answering a click on a room', async () => {
+    const store = new MemoryStore()
+    let chat = await startChat(store)
+    const { page, acked } = await joinWatched(`http://127.0.0.1:${chat.port}`, 'xia', 'left-room')
+    await page.evaluate(() => {
+      const said: string[] = []
+      const box = document.querySelector('#error') as HTMLElement
+      new MutationObserver(() => said.push(box.textContent ?? '')).observe(box, { childList: true })
+      Object.assign(window, { said })
+    })
+    let stopping: Promise<void> | undefined
+    pauseNextJoin(store, 'unanswered-room', async () => {
+      await acked('join', 'unanswered-room')
+      stopping = stopChat(chat.app)
+      await waitForBanner(page, /^Connection lost/)
+    })
+    await page.fill('#room-name', 'unanswered-room')
+    await page.click('#new-room button')
+    await send(page, 'for the room clicked')
+    await waitForBanner(page, /^Connection lost/)
+    await stopping
+    chat = await startChat(store, chat.port)
+    await waitForBanner(page, /^Reconnected with a new session/)
+    await waitForDelivered(page, 1)
+    expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# unanswered-room')
+    expect(await texts(page)).toEqual(['for the room clicked'])
+    expect(await page.evaluate(() => (window as unknown as { said: string[] }).said)).toEqual([])
     await page.context().close()
     await stopChat(chat.app)
   })

@@ -251,10 +251,14 @@ function enter(next: string): void {
     if (reply.ok) {
       storeNotice(false)
       draw(reply, messages)
-    } else if (reply.code === Parley.ErrorCode.SESSION_MOVED) {
-      // The node that had the session handed it on before it answered: the node that has it now
-      // is asked (unless another join came meanwhile: it is the one that counts).
-      if (joining === 0) {
+    } else if (
+      reply.code === Parley.ErrorCode.SESSION_MOVED ||
+      reply.code === Parley.ErrorCode.DISCONNECTED
+    ) {
+      // The node that had the session handed it on before it answered (or the session ended
+      // first: the server stopped): the node that has it now is asked (unless another join came
+      // meanwhile, such as a new session's: it is the one that counts). Not a refusal.
+      if (joining === 0 && socket) {
         moved = false
         enter(next)
       }
