@@ -470,7 +470,10 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   }, 60_000)
 
   it('counts in its banner the messages written offline for a room clicked offline, and sends them there', async () => {
-    const page = await join(`http://127.0.0.1:${port}`, 'uma', { query: '?room=click-offline' })
+    // A server of its own: the rooms it makes would lengthen the shared server's list, which the
+    // layout test measures.
+    const chat = await startChat(new MemoryStore())
+    const page = await join(`http://127.0.0.1:${chat.port}`, 'uma', { query: '?room=click-offline' })
     await page.context().setOffline(true)
     await waitForBanner(page, /^Connection lost \(.+\)\. The browser is offline: waiting for the network…$/)
     await send(page, 'for this room')
@@ -489,6 +492,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await waitForDelivered(page, 2)
     expect(await texts(page)).toEqual(['for the next room 1', 'for the next room 2'])
     await page.context().close()
+    await stopChat(chat.app)
   })
 
   it('goes to the room clicked while the server was away, once it is back, with what was written for it', async () => {
@@ -952,7 +956,8 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   })
 
   it("shows its own messages delivered in the history after a reload, and nobody else's", async () => {
-    const direct = `http://127.0.0.1:${port}`
+    const chat = await startChat(new MemoryStore())
+    const direct = `http://127.0.0.1:${chat.port}`
     const [ivy, jon] = await Promise.all([
       join(direct, 'ivy', { query: '?room=reload-ticks' }),
       join(direct, 'jon', { query: '?room=reload-ticks' }),
@@ -978,6 +983,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     // Jon's page shows his own as delivered, Ivy's with no tick.
     expect(await ticks(jon)).toEqual(['ivy 1 undefined', 'jon 1 delivered', 'ivy 2 undefined'])
     for (const page of [ivy, jon]) await page.context().close()
+    await stopChat(chat.app)
   })
 
   it('says what is wrong with a nickname of spaces only, instead of doing nothing', async () => {
