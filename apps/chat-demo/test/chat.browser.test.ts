@@ -582,6 +582,31 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await stopChat(chat.app)
   })
 
+  it('marks not sent, rather than waiting for ever, a message left unanswered when the nickname is then refused', async () => {
+    const store = new MemoryStore()
+    let chat = await startChat(store)
+    const { page, acked } = await joinWatched(`http://127.0.0.1:${chat.port}`, 'yan', 'name-lost')
+    let stopping: Promise<void> | undefined
+    pauseNextAdd(store, async () => {
+      await acked('chat', 'before the name was lost')
+      stopping = stopChat(chat.app)
+      await waitForBanner(page, /^Connection lost/)
+    })
+    await send(page, 'before the name was lost')
+    await waitForBanner(page, /^Connection lost/)
+    await stopping
+    // Someone else takes the name while this page is away; coming back, it must pick another.
+    await page.context().setOffline(true)
+    chat = await startChat(store, chat.port)
+    const other = await join(`http://127.0.0.1:${chat.port}`, 'yan', { query: '?room=name-lost' })
+    await page.context().setOffline(false)
+    await page.waitForSelector('#join-error', { timeout: 10_000 })
+    // That socket is done: its message is not sent again, nor said to wait.
+    expect(await page.$eval('#messages .tick', (tick) => tick.getAttribute('data-state'))).toBe('failed')
+    for (const p of [page, other]) await p.context().close()
+    await stopChat(chat.app)
+  })
+
   it('shows a message once, to everyone, when its page reloads before the answer, on every transport', async () => {
     await onEachTransport(['max', 'ola'], async ({ room, store, pages: [max, ola] }) => {
       await send(max, 'before the reload')

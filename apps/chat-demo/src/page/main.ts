@@ -157,8 +157,9 @@ function start(): void {
   s.on('connect_error', (error, willRetry) => {
     // The name is the problem, not the connection: ask for another one.
     if (error.code === ChatErrorCode.NICKNAME_TAKEN || error.code === ChatErrorCode.BAD_NICKNAME) {
-      s.disconnect()
+      // Let go first: what the client still keeps fails as it ends (see `onSend`), not sent again.
       socket = undefined
+      s.disconnect()
       view.askNickname(error.message)
       return
     }
@@ -361,6 +362,7 @@ view.onSend((text) => {
   // Written after a click on another room: for that room, once the page is there.
   const target = heading ?? room
   const offline = !socket.connected
+  const writer = socket
   const tick = view.pending(nickname, text, target !== room ? 'held' : offline ? 'queued' : 'sent')
   if (offline && target === room) waiting.add(tick)
   socket.volatile.emit('typing', { room, typing: false })
@@ -382,8 +384,9 @@ view.onSend((text) => {
       // The session ended before the answer (the server stopped, or the page said goodbye): the
       // server may have stored it or not. Sent again with the same key in the next session, it is
       // stored once, and the answer says which it is (a history may show it meanwhile, see `delivered`).
-      if (code === Parley.ErrorCode.DISCONNECTED) {
-        if (!socket?.connected) {
+      // Unless the page let go of the session's socket (its nickname was refused): that one is done.
+      if (code === Parley.ErrorCode.DISCONNECTED && socket === writer) {
+        if (!socket.connected) {
           tick.queued()
           waiting.add(tick)
         }
