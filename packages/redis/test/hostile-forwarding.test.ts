@@ -12,7 +12,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { Closed, type RawClient, Refused, rawConnect } from '../../server/test/raw-client.js'
-import { RawWebSocket } from '../../server/test/raw-websocket.js'
+import { RawWebSocket, rawUpgradeHead } from '../../server/test/raw-websocket.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
 const MAX_PAYLOAD = 4096
@@ -597,19 +597,7 @@ function postHead(node: TestNode, kind: HttpKind, sid: string, length: number): 
 }
 
 /** The head of a WebSocket upgrade to `node`, offering Parley's subprotocol. */
-function upgradeHead(node: TestNode): string {
-  return [
-    `GET ${new URL(node.base).pathname}/ws?v=1 HTTP/1.1`,
-    'Host: 127.0.0.1',
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-    'Sec-WebSocket-Version: 13',
-    'Sec-WebSocket-Protocol: parley.v1',
-    '',
-    '',
-  ].join('\r\n')
-}
+const upgradeHead = (node: TestNode): string => rawUpgradeHead(`${new URL(node.base).pathname}/ws`)
 
 /** A client frame (FIN, `opcode`) of a payload under 126 bytes, masked with zeros. */
 const frameOf = (opcode: number, payload: Buffer) =>

@@ -9,18 +9,9 @@ import { Directory } from './directory-adapter.js'
 import { closeApp, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 import { RawHttp } from './raw-http.js'
+import { rawUpgradeHead } from './raw-websocket.js'
 
-const UPGRADE = [
-  'GET /parley/ws?v=1 HTTP/1.1',
-  'Host: 127.0.0.1',
-  'Upgrade: websocket',
-  'Connection: Upgrade',
-  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-  'Sec-WebSocket-Version: 13',
-  'Sec-WebSocket-Protocol: parley.v1',
-  '',
-  '',
-].join('\r\n')
+const UPGRADE = rawUpgradeHead()
 
 /** One masked client frame (RFC 6455 5.2; payloads under 126 bytes): FIN, `opcode`, `text`. */
 function clientFrame(text: string, opcode = 0x1): string {

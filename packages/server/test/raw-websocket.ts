@@ -6,6 +6,24 @@ import { decodeFrame, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/pr
 import WebSocket from 'ws'
 import { within } from './helpers.js'
 
+/**
+ * The head of a WebSocket upgrade to `path` (Parley's `/ws` endpoint) offering Parley's
+ * subprotocol, for tests that speak to the server over a bare TCP connection.
+ */
+export function rawUpgradeHead(path = '/parley/ws'): string {
+  return [
+    `GET ${path}?v=1 HTTP/1.1`,
+    'Host: 127.0.0.1',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+    `Sec-WebSocket-Protocol: ${WS_SUBPROTOCOL}`,
+    '',
+    '',
+  ].join('\r\n')
+}
+
 export class RawWebSocket {
   /** Every packet received that decodes, in order. */
   readonly packets: Packet[] = []
