@@ -31,6 +31,7 @@ export interface Cluster {
   restart(index: number): Promise<ClusterNode>
   /** Starts the process that `restart(index)` will use ahead, so that it has loaded by then. */
   prepare(index: number): void
+  /** Stops nginx, ends every node's sessions, stops the nodes (SIGTERM), then Redis. */
   stop(): Promise<void>
 }
 
@@ -107,6 +108,8 @@ export async function startCluster(
       async stop() {
         starts.abort()
         await nginx.stop()
+        // Every node stops at once here: none could claim another's sessions (see endSessions).
+        await Promise.all(nodes.map(endSessions))
         await Promise.all(nodes.map((n) => n.stop()))
         await redis.stop()
       },
@@ -115,6 +118,22 @@ export async function startCluster(
     await Promise.all(nodes.map((n) => n.kill()))
     await redis.stop()
     throw error
+  }
+}
+
+/**
+ * Ends every session of `node` (its test-only `POST /end-sessions`, see node.ts) before the
+ * cluster stops: a draining node hands its sessions off and waits, up to its handoff timeout,
+ * for other nodes to claim them, which nodes that drain at the same time never do. A node
+ * already gone (killed by the test) is skipped; one that does not answer just drains as before.
+ */
+async function endSessions(node: ClusterNode): Promise<void> {
+  if (!node.alive()) return
+  try {
+    const res = await fetch(`${node.url}/end-sessions`, { method: 'POST', signal: AbortSignal.timeout(5000) })
+    await res.arrayBuffer()
+  } catch {
+    // Its SIGTERM drains what is left, as without this call.
   }
 }
 

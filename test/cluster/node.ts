@@ -122,6 +122,15 @@ app.get('/cluster', async () => ({
   live: adapter?.liveNodes.length ?? 0,
 }))
 
+// Test teardown only (`Cluster.stop`, which stops every node at once): ends every session here,
+// so that the SIGTERM that follows has nothing to hand off. Handed off, they would wait the whole
+// handoff timeout for a claim that none of the other nodes, draining too, will make.
+app.post('/end-sessions', async () => {
+  const sockets = [...io.sockets.values()]
+  for (const socket of sockets) socket.disconnect()
+  return { ended: sockets.length }
+})
+
 /** What a socket sent with `up`, checked as it arrives: numbers 1, 2, 3... once each. */
 const received = new Map<string, { count: number; last: number; faults: string[] }>()
 
