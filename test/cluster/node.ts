@@ -138,10 +138,10 @@ interface Target {
   rooms?: string[]
   except?: string[]
 }
-/** The operator for `to(rooms).except(except)` on the whole cluster. */
+/** The operator for `to(rooms).except(except)` on the whole cluster; no rooms: every socket. */
 function target({ rooms = [], except = [] }: Target) {
-  // No rooms: every socket.
-  return io.to(rooms).except(except)
+  // Not `to([])`, which reaches no one.
+  return (rooms.length > 0 ? io.to(rooms) : io).except(except)
 }
 
 /** A socket's lifecycle on stdout, one line each: the test counts them across processes. */

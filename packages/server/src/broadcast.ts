@@ -25,6 +25,11 @@ interface Flags {
   volatile: boolean
   local: boolean
   timeout: number | undefined
+  /**
+   * `to` was called and named no room (`to([])`): the audience is empty. Kept apart from the
+   * rooms because, to the adapter, no room at all means every socket.
+   */
+  nobody?: boolean
 }
 
 /** The error-first callback of a broadcast that asked for replies: every reply, in arrival order. */
@@ -74,9 +79,14 @@ export class BroadcastOperator<E extends EventsMap> {
     this.#ackFailed = ackFailed
   }
 
-  /** Targets sockets in `rooms` as well (a union). */
+  /**
+   * Targets sockets in `rooms` as well (a union). An empty list adds no socket: `to([])` alone
+   * reaches no one (socket.io reaches everyone then), as a list of rooms built from data that
+   * turned out empty should.
+   */
   to(rooms: Rooms): BroadcastOperator<E> {
-    return this.#derive(union(this.#rooms, rooms), this.#except, this.#flags)
+    const next = union(this.#rooms, rooms)
+    return this.#derive(next, this.#except, { ...this.#flags, nobody: next.size === 0 })
   }
 
   /** The same as `to`. */
@@ -140,7 +150,8 @@ export class BroadcastOperator<E extends EventsMap> {
       this.#emitWithReplies(event, args.slice(0, -1) as WireValue[], last as BroadcastAckCallback)
       return true
     }
-    this.#adapter.broadcast(this.#message(event, args as WireValue[]), this.#options())
+    const message = this.#message(event, args as WireValue[])
+    if (!this.#flags.nobody) this.#adapter.broadcast(message, this.#options())
     return true
   }
 
@@ -172,7 +183,7 @@ export class BroadcastOperator<E extends EventsMap> {
 
   /** Describes every targeted socket (id, handshake, rooms, data). */
   fetchSockets(): Promise<SocketDescription[]> {
-    return this.#adapter.fetchSockets(this.#options())
+    return this.#flags.nobody ? Promise.resolve([]) : this.#adapter.fetchSockets(this.#options())
   }
 
   /**
@@ -180,17 +191,19 @@ export class BroadcastOperator<E extends EventsMap> {
    * are still under way joins after them, if it is targeted then (see `changeRooms`).
    */
   async socketsJoin(rooms: Rooms): Promise<void> {
-    await changeRooms(this.#adapter, this.#unsettled, this.#options(), roomList(rooms), true)
+    const list = roomList(rooms)
+    if (!this.#flags.nobody) await changeRooms(this.#adapter, this.#unsettled, this.#options(), list, true)
   }
 
   /** Makes every targeted socket leave `rooms` (in turn as `socketsJoin`). */
   async socketsLeave(rooms: Rooms): Promise<void> {
-    await changeRooms(this.#adapter, this.#unsettled, this.#options(), roomList(rooms), false)
+    const list = roomList(rooms)
+    if (!this.#flags.nobody) await changeRooms(this.#adapter, this.#unsettled, this.#options(), list, false)
   }
 
   /** Ends the session of every targeted socket ('server disconnect'). */
   async disconnectSockets(): Promise<void> {
-    await this.#adapter.disconnectSockets(this.#options())
+    if (!this.#flags.nobody) await this.#adapter.disconnectSockets(this.#options())
   }
 
   #options(): BroadcastOptions {
@@ -246,23 +259,21 @@ export class BroadcastOperator<E extends EventsMap> {
             }),
       )
     }
-    this.#adapter.broadcastWithAck(
-      message,
-      this.#options(),
-      timeout,
-      (total) => {
-        expected ??= total
-        check()
-      },
-      (reply) => {
+    const expect = (total: number) => {
+      expected ??= total
+      check()
+    }
+    // An empty audience: no socket to ask, as when no socket is in the rooms named.
+    if (this.#flags.nobody) expect(0)
+    else
+      this.#adapter.broadcastWithAck(message, this.#options(), timeout, expect, (reply) => {
         // The callback has the list already: a reply past the timeout does not change it.
         if (finished) return
         received++
         if (reply.ok) replies.push(reply.value)
         else failed++
         check()
-      },
-    )
+      })
   }
 }
 

@@ -362,6 +362,36 @@ describe('rooms and broadcast semantics', () => {
     expect(await parley.timeout(5000).to('nobody').emitWithAck('vote')).toEqual([])
   })
 
+  it('reaches no one through to([]): an empty list of rooms is an empty audience', async () => {
+    const { parley, sockets, clients: list } = await setup(2, 'websocket')
+    const [s0, s1] = sockets as [ServerSocket, ServerSocket]
+    const [in0, in1] = list.map(inbox) as [unknown[], unknown[]]
+    for (const c of list) c.on('vote', (ack: (v: string) => void) => ack('yes'))
+    s1.join('lobby')
+    parley.to([]).emit('news', 'to([])')
+    parley.in([]).except('lobby').volatile.emit('news', 'in([]) chained')
+    s0.to([]).emit('news', 'socket.to([])')
+    expect(await parley.to([]).fetchSockets()).toEqual([])
+    expect(await parley.to([]).timeout(5000).emitWithAck('vote')).toEqual([])
+    await parley.to([]).socketsJoin('joined')
+    await parley.in([]).socketsLeave('lobby')
+    await parley.to([]).disconnectSockets()
+    // A room named after the empty list counts: the list adds nothing, it takes nothing away.
+    parley.to([]).to('lobby').emit('news', 'to([]).to(lobby)')
+    parley.emit('news', 'everyone')
+    await until(() => in0.length === 1 && in1.length === 2, 3000, 'deliveries')
+    expect(in0).toEqual(['everyone'])
+    expect(in1).toEqual(['to([]).to(lobby)', 'everyone'])
+    expect([...s0.rooms]).toEqual([s0.id])
+    expect([...s1.rooms].sort()).toEqual([s1.id, 'lobby'].sort())
+    expect(s0.connected && s1.connected).toBe(true)
+    // What would be refused with an audience is refused without one: nothing is skipped unchecked.
+    expect(() => parley.to([]).emit('disconnect' as never)).toThrow(
+      expect.objectContaining({ code: 'PARLEY_RESERVED_EVENT_NAME' }),
+    )
+    await expect(parley.to([]).socketsJoin(42 as never)).rejects.toThrow(TypeError)
+  })
+
   it('encodes a binary broadcast once for a hundred WebSockets (text and frame)', {
     timeout: 40_000,
   }, async () => {

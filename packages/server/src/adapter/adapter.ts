@@ -7,7 +7,10 @@ export type Room = string
 
 /** Which sockets a broadcast or a socket operation reaches. */
 export interface BroadcastOptions {
-  /** Sockets in any of these rooms; every socket when empty. */
+  /**
+   * Sockets in any of these rooms; every socket when empty. (An operator whose `to` named no
+   * room, `to([])`, reaches no one: it never calls the adapter.)
+   */
   rooms: ReadonlySet<Room>
   /** Minus sockets in any of these rooms (a sender excludes itself by its own room). */
   except: ReadonlySet<Room>
