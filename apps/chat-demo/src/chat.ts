@@ -27,6 +27,7 @@ import {
   type ServerEvents,
 } from './shared.js'
 import { type Added, type ChatStore, type Draft, type Joined, StoreUnavailableError } from './store.js'
+import { fitsIn } from './text-length.js'
 
 /**
  * What the chat keeps on each socket. Plain JSON only: a draining node hands the session, with
@@ -403,7 +404,8 @@ export function setUpChat(
     ): Promise<void> {
       const { room, key } = message
       const text = message.text.trim()
-      if (text === '' || text.length > Limits.message) {
+      // Counted as people count (an emoji is one), as the page counts before sending.
+      if (text === '' || !fitsIn(text, Limits.message)) {
         return ack(refusal(ChatErrorCode.BAD_MESSAGE, `messages are 1 to ${Limits.message} characters`))
       }
       // Sent before the answer to one the store could not take: it goes after that one.
@@ -543,7 +545,7 @@ function nicknameOf(auth: unknown): string | undefined {
   const name = fieldOf(auth, 'nickname')
   if (typeof name !== 'string') return undefined
   const trimmed = name.trim()
-  if (trimmed.length === 0 || trimmed.length > Limits.nickname) return undefined
+  if (trimmed.length === 0 || !fitsIn(trimmed, Limits.nickname)) return undefined
   // The name's room (see Nicknames.roomOf) must be one Parley takes: NFKC makes some characters
   // into many (U+FDFA into 18), so a short name may make a room past MAX_ROOM_NAME_LENGTH.
   return Nicknames.roomOf(trimmed).length <= MAX_ROOM_NAME_LENGTH ? trimmed : undefined

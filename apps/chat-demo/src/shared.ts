@@ -156,7 +156,9 @@ export interface ServerEvents {
 /**
  * Limits the server enforces. The page's inputs have no maxlength: the browser would cut what is
  * pasted past it without a word. Too long a name or room name is refused by the server, which says
- * why; too long a message the page keeps in its input and says so, before sending.
+ * why; too long a message the page keeps in its input and says so, before sending. Lengths are in
+ * characters as people count them (an emoji, a flag or an accented letter is one): both ends
+ * count with `fitsIn` (`text-length.ts`).
  */
 export const Limits = {
   nickname: 24,

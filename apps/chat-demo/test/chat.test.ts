@@ -197,6 +197,21 @@ describe('chat server', () => {
     expect((await store.rooms()).rooms.filter((room) => room.startsWith('ghost'))).toEqual([])
   })
 
+  it('counts the lengths of nicknames and messages in characters as people see them', async () => {
+    // Each emoji is 2 UTF-16 units: by units, these would be twice the limits.
+    const [emoji, refused] = await attempt({ nickname: '😀'.repeat(Limits.nickname) })
+    expect(refused).toBeUndefined()
+    expect((await attempt({ nickname: '😀'.repeat(Limits.nickname + 1) }))[1]).toBe(
+      ChatErrorCode.BAD_NICKNAME,
+    )
+    await join(emoji, 'lobby')
+    expect(await say(emoji, 'lobby', '🎉'.repeat(Limits.message))).toMatchObject({ ok: true })
+    const badMessage = { ok: false, code: ChatErrorCode.BAD_MESSAGE }
+    expect(await say(emoji, 'lobby', '🎉'.repeat(Limits.message + 1))).toMatchObject(badMessage)
+    // One letter under a pile of accents is one character, but not an unbounded one.
+    expect(await say(emoji, 'lobby', `a${'\u0301'.repeat(40 * Limits.message)}`)).toMatchObject(badMessage)
+  })
+
   it('refuses a name that is not a room name with a code of its own', async () => {
     const kit = await person('kit')
     expect(await join(kit, 'Not a room!')).toEqual({

@@ -1,5 +1,6 @@
 // Everything the page draws. Text goes in with textContent only.
 import { type HeardMessage, Limits } from '../shared.js'
+import { characterCount, fitsIn } from '../text-length.js'
 import { latestPlace, placeOf } from './places.js'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -156,8 +157,11 @@ export function createView() {
         if (text === '') return
         // The input has no maxlength: the browser would cut a longer paste without a word, and
         // the rest would be lost. Kept in the input instead, to be shortened.
-        if (text.length > Limits.message) {
-          this.error(`messages are at most ${Limits.message} characters: this one has ${text.length}`)
+        // Counted as the server counts, in characters as people see them (an emoji is one).
+        if (!fitsIn(text, Limits.message)) {
+          const count = characterCount(text)
+          const why = count > Limits.message ? `this one has ${count}` : 'this one has too many marks on them'
+          this.error(`messages are at most ${Limits.message} characters: ${why}`)
           return
         }
         input.value = ''
