@@ -116,7 +116,12 @@ function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSetting
   const http = fetch === 'undici' ? undiciOwnFetch() : httpFetch()
   const socket = connect(`${url}/parley`, {
     // `parley` alone: the default client (WebSocket first, then SSE, then polling).
-    ...(kind === 'parley' ? {} : { transports: [only], upgradeDelay: HOUR, upgradeDelayMax: HOUR }),
+    // Pinned to one transport, with nothing to fall back to: the client's own connect bound is the
+    // measurement's (its default, 3 s, gives a WebSocket upgrade a second, which a busy machine
+    // can use up). The default client keeps its default: the fallback scenario measures it.
+    ...(kind === 'parley'
+      ? {}
+      : { transports: [only], upgradeDelay: HOUR, upgradeDelayMax: HOUR, connectTimeout: timeoutMs }),
     reconnection: false,
     ackTimeout: 30_000,
     WebSocket: WebSocket as unknown as WebSocketConstructor,
