@@ -217,7 +217,50 @@ function extraServerFlags(): string[] {
  */
 let sharedLoad: Promise<{ child: ChildProcess; ready: unknown }> | undefined
 
-/** One scenario against one server: a fresh server process and a fresh load generator (`--quick`: see sharedLoad). */
+/**
+ * `--quick` (without `--cpu-prof`): one server process per command line (kind, arguments, V8
+ * flags) for the run, as `sharedLoad` is for the load generator. A server is kept only after a
+ * measurement that ended well, and taken again only once every client of the one before has
+ * left it (see `idleServer`): what a scenario counts (`count`, `requests`, CPU, memory) it reads
+ * as differences or against its own clients alone. The default run still starts a fresh one for
+ * each measurement.
+ */
+const sharedServers = new Map<string, { child: ChildProcess; ready: unknown }>()
+
+/**
+ * How long a kept server may take to see the last measurement's clients go: WebSocket clients
+ * are gone within a few ms. Parley's SSE and polling sessions outlive their clients here for
+ * longer (their server is replaced then), and a long wait would cost more than a fresh start.
+ */
+const IDLE_WAIT_MS = 500
+
+/**
+ * `server`, when it is still running and has no client left (within IDLE_WAIT_MS); stopped
+ * and undefined otherwise (it ended, or kept a client).
+ */
+async function idleServer(server: {
+  child: ChildProcess
+  ready: unknown
+}): Promise<{ child: ChildProcess; ready: unknown } | undefined> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return undefined
+  const toServer = peer(server.child)
+  try {
+    const end = now() + IDLE_WAIT_MS
+    for (;;) {
+      if ((await toServer.call<number>('count', undefined, IDLE_WAIT_MS)) === 0) return server
+      if (now() > end) break
+      await sleep(20)
+    }
+  } catch {
+    // No answer: not one to measure with.
+  } finally {
+    toServer.detach()
+  }
+  await stop(server.child)
+  return undefined
+}
+
+/** One scenario against one server: a fresh server process and a fresh load generator (`--quick`: see sharedLoad, sharedServers). */
 async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promise<Measurement> {
   if (nodesOf(scenario) > 1) return measureCluster(scenario, kind, cli)
   // One directory per measurement (V8 writes a profile per thread, named by pid and thread).
@@ -236,18 +279,22 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
   }
   if (!share || !loadStart) loadStart = startLoad()
   if (share) sharedLoad = loadStart
-  const started = await Promise.allSettled([
-    start(
-      'server.ts',
-      [
-        serverKindOf(kind),
-        ...(kind === 'parley-metrics' ? ['--metrics'] : []),
-        ...(scenario.serverArgs ?? []),
-      ],
-      ['--expose-gc', ...scenario.serverFlags, ...extraServerFlags(), ...profile],
-    ),
-    loadStart,
-  ])
+  const serverArgs = [
+    serverKindOf(kind),
+    ...(kind === 'parley-metrics' ? ['--metrics'] : []),
+    ...(scenario.serverArgs ?? []),
+  ]
+  const serverFlags = ['--expose-gc', ...scenario.serverFlags, ...extraServerFlags(), ...profile]
+  const serverKey = JSON.stringify([serverArgs, serverFlags])
+  let serverStart: Promise<{ child: ChildProcess; ready: unknown }> | undefined
+  if (share) {
+    const previous = sharedServers.get(serverKey)
+    sharedServers.delete(serverKey)
+    const idle = previous && (await idleServer(previous))
+    if (idle) serverStart = Promise.resolve(idle)
+  }
+  serverStart ??= start('server.ts', serverArgs, serverFlags)
+  const started = await Promise.allSettled([serverStart, loadStart])
   const [server, load] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined))
   // A shared load generator is kept only after a measurement that ended well: one that failed
   // may have left clients open, and the next measurement gets a fresh one.
@@ -274,7 +321,10 @@ async function measure(scenario: ScenarioDef, kind: ClientKind, cli: Cli): Promi
   } finally {
     if (share && !done) sharedLoad = undefined
     const keep = share && done
-    await Promise.all([server, keep ? undefined : load].map((s) => (s ? stop(s.child) : undefined)))
+    if (keep && server) sharedServers.set(serverKey, server)
+    await Promise.all(
+      [keep ? undefined : server, keep ? undefined : load].map((s) => (s ? stop(s.child) : undefined)),
+    )
   }
 }
 
