@@ -4,10 +4,11 @@ import { WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { SEAL_WAIT_MS } from './drain.js'
+import { ClosingAnswers } from './http/closing-answers.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { LastWordsAtClose } from './http/last-words.js'
-import { checkRawOrigin, OriginRefusals } from './http/origin.js'
+import { checkRawOrigin, OriginRefusals, type OriginVerdict } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
@@ -58,19 +59,25 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   }
   app.decorate('parley', server)
 
-  // Made before any request listener of Parley's own: it finds Fastify's.
+  const idle = new IdleConnections(app.server)
+  // Made before any request listener of Parley's own but idle's: it finds Fastify's.
   // Its own log of refused origins: the routes' closes with the server, before the last answers.
   const originRefusals = new OriginRefusals(app.log)
+  const closingAnswers = new ClosingAnswers({
+    base: mountBase(options.path),
+    transports: options.transports,
+    originOf: (request) => checkRawOrigin(request, options.allowedOrigins, originRefusals),
+  })
+  const originRefused = (verdict: OriginVerdict) => originRefusals.record(verdict)
   const lastWords = new LastWordsAtClose({
     server: app.server,
-    base: mountBase(options.path),
+    answers: closingAnswers,
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
-    originOf: (req) => checkRawOrigin(req, options.allowedOrigins, originRefusals),
-    originRefused: (verdict) => originRefusals.record(verdict),
+    originRefused,
+    own: idle.listeners,
   })
-  const idle = new IdleConnections(app.server)
   const closingWebSockets = new ClosingWebSockets()
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
   // packet before the socket closes under them; SSE streams and held polls end here too, which
@@ -136,6 +143,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     options,
     ownsWebSocketPlugin,
     closingWebSockets,
+    closingAnswers,
+    closingOriginRefused: originRefused,
     logLevel: options.logLevel,
   })
 }

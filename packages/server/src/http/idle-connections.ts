@@ -26,6 +26,8 @@ export class IdleConnections {
   /** Open plain-HTTP connections, with the number of requests each is serving. */
   readonly #active = new Map<Socket, number>()
   #closing = false
+  /** Its own listeners on the server, which must see every request and upgrade (see last-words.ts). */
+  readonly listeners = new Set<unknown>()
 
   /** Does nothing for servers other than HTTP/1.1 ones (HTTP/2 sessions close differently). */
   constructor(server: unknown) {
@@ -53,19 +55,22 @@ export class IdleConnections {
     const responseClosed = function (this: ServerResponse) {
       idle.#responseClosed(this.req.socket)
     }
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       const count = active.get(req.socket)
       if (count === undefined) return
       active.set(req.socket, count + 1)
       res.on('close', responseClosed)
-    })
-    server.on('upgrade', (req: IncomingMessage) => {
+    }
+    const onUpgrade = (req: IncomingMessage) => {
       const socket = req.socket
       active.delete(socket)
       socket.off('close', forget)
       // Every 'upgrade' listener has run by then: they are called one after the other, at once.
       queueMicrotask(() => endIfRefused(socket))
-    })
+    }
+    server.on('request', onRequest)
+    server.on('upgrade', onUpgrade)
+    this.listeners.add(onRequest).add(onUpgrade)
   }
 
   /** A response on `socket` is done (sent, or its connection went). */

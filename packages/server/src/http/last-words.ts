@@ -1,13 +1,15 @@
-import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { Server as HttpServer, type IncomingMessage, ServerResponse } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
-import { ErrorCode, PROTOCOL_VERSION } from '@parley/protocol'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
-import type { HeaderBag } from '../transports/http.js'
-import { type HttpTransportName, httpSegments } from '../transports/registry.js'
+import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
-import { forbiddenMessage, type OriginVerdict } from './origin.js'
+import type { ClosingAnswers, EndpointAnswer } from './closing-answers.js'
+import type { OriginVerdict } from './origin.js'
 
 type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse) => void
+type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void
 
 /** The transport whose last words wait for `sid`'s next GET on endpoint `kind`, taken out. */
 export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide | undefined
@@ -15,84 +17,81 @@ export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide |
 export interface LastWordsOptions {
   /** `app.server`: only Node's `http` and `https` servers are taken over. */
   server: unknown
-  /** Where the endpoints are mounted (`mountBase`). */
-  base: string
+  /** What the endpoints answer while no route of Parley's can (see closing-answers.ts). */
+  answers: ClosingAnswers
   take: TakeLastWords
   log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   fastifyRefuses: boolean | undefined
-  /** The origin check of the endpoints, for a request Fastify has not seen (see `checkRawOrigin`). */
-  originOf: (req: IncomingMessage) => OriginVerdict
   /** Counts a page refused for its origin, as the routes do. */
   originRefused: (verdict: OriginVerdict) => void
+  /**
+   * Listeners of Parley's own on the server (see idle-connections.ts), left where they are:
+   * they must see every request and upgrade, those answered here too.
+   */
+  own: ReadonlySet<unknown>
 }
 
 /**
  * Hands clients their session's last words while Fastify refuses requests, and the endpoints'
- * other requests Parley's own refusal wherever no route of Parley's could answer them.
+ * other requests Parley's own answers wherever no route of Parley's could answer them.
  *
  * From the first moment of `app.close()`, Fastify answers every request itself with a bare 503
- * (its `return503OnClosing`, on by default), before any route or hook runs. A session whose
- * client had no GET waiting keeps its CLOSE 'server shutdown' (or a drain's MOVED) for that
- * client's next GET: a polling client between two answers, a client that has not sent its first.
- * Fastify's 503 would reach that GET instead, and the client would report a lost transport
- * rather than the shutdown and its `retryAfter`.
+ * (its `return503OnClosing`, on by default), before any route or hook runs, WebSocket upgrades
+ * included. A session whose client had no GET waiting keeps its CLOSE 'server shutdown' (or a
+ * drain's MOVED) for that client's next GET: a polling client between two answers, a client
+ * that has not sent its first. Fastify's 503 would reach that GET instead, and the client would
+ * report a lost transport rather than the shutdown and its `retryAfter`.
  *
- * `takeOver()`, when the server begins to close, puts one listener in the place of Fastify's:
- * it answers the GETs that name a session with last words kept here and hands the other
- * requests to Fastify as it was, but for the endpoints' refusals below. Only plain HTTP/1.1 servers (Node's `http` and `https`) are
- * taken over; with others, such a client meets the 503 and resumes as after any lost transport.
+ * `takeOver()`, when the server begins to close, puts one listener in the place of Fastify's
+ * for requests, and one in the place of the upgrade listeners (@fastify/websocket's): they
+ * answer the GETs that name a session with last words kept here and hand the other requests to
+ * those listeners as they were, but for the endpoints' answers below. Only plain HTTP/1.1
+ * servers (Node's `http` and `https`) are taken over; with others, such a client meets the 503
+ * and resumes as after any lost transport.
  *
- * The endpoints' other GETs and POSTs get Parley's own `503 PARLEY_SERVER_SHUTTING_DOWN` here
- * too, where Fastify's bare 503 has no code and no CORS headers, so that a page on another
- * origin could not read it: from `takeOver()` on when Fastify refuses every request while it
- * closes (`fastifyRefuses`, see `refusesWhileClosing`), since no route of Parley's could answer
- * them then; otherwise once Parley itself has closed (`shutDown()`, after the drain), what its
- * routes answer then. Until then, with `return503OnClosing: false`, they go to the routes, which
- * keep serving the drain (its sessions' requests, and those it forwards to other nodes).
- *
- * Whatever it answers, it answers as the routes would: a page whose origin is not allowed here
- * gets their 403 PARLEY_ORIGIN_FORBIDDEN first (last words included), and an allowed one their
- * CORS headers.
+ * The endpoints' other requests get what the routes would answer them (`ClosingAnswers`): a
+ * preflight its 204, a wrong method 405, another version 400, a page of an origin not allowed
+ * 403, the rest Parley's own `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no
+ * code and no CORS headers, so that a page on another origin could not read it. From
+ * `takeOver()` on when Fastify refuses every request while it closes (`fastifyRefuses`, see
+ * `refusesWhileClosing`), since no route of Parley's could answer them then; otherwise once
+ * Parley itself has closed (`shutDown()`, after the drain), what its routes answer then. Until
+ * then, with `return503OnClosing: false`, they go to the routes, which keep serving the drain
+ * (its sessions' requests, and those it forwards to other nodes). Refused origins are counted
+ * in the same log as the routes'.
  */
 export class LastWordsAtClose {
   readonly #server: HttpServer | undefined
-  /** The request listeners of the server when Parley was registered: Fastify's own. */
+  /** The request listeners of the server when Parley was registered, but its own: Fastify's. */
   readonly #fastify: RequestListener[] = []
-  readonly #paths: ReadonlyMap<string, HttpTransportName>
+  readonly #answers: ClosingAnswers
   readonly #take: TakeLastWords
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   readonly #fastifyRefuses: boolean | undefined
+  readonly #originRefused: (verdict: OriginVerdict) => void
+  readonly #own: ReadonlySet<unknown>
   #active = false
-  /** The endpoints' other requests are refused here, not handed to Fastify. */
+  /** The endpoints' requests are answered here, not handed to Fastify. */
   #refusing = false
 
-  readonly #originOf: (req: IncomingMessage) => OriginVerdict
-  readonly #originRefused: (verdict: OriginVerdict) => void
-
-  /** Call before Parley adds request listeners of its own: the ones found now are Fastify's. */
-  constructor({ server, base, take, log, fastifyRefuses, originOf, originRefused }: LastWordsOptions) {
-    this.#paths = new Map(
-      (Object.entries(httpSegments) as [HttpTransportName, string][]).map(([kind, segment]) => [
-        `${base}/${segment}`,
-        kind,
-      ]),
-    )
+  constructor({ server, answers, take, log, fastifyRefuses, originRefused, own }: LastWordsOptions) {
+    this.#answers = answers
     this.#take = take
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
-    this.#originOf = originOf
     this.#originRefused = originRefused
+    this.#own = own
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     this.#server = server
-    this.#fastify = server.listeners('request') as RequestListener[]
+    this.#fastify = (server.listeners('request') as RequestListener[]).filter((l) => !own.has(l))
   }
 
   /**
    * Fastify is closing: from now on, a GET for a session with last words gets them, whatever
    * Fastify would say, and, when Fastify refuses every request now, the endpoints' other
-   * requests get Parley's refusal rather than Fastify's.
+   * requests get Parley's answers rather than Fastify's.
    */
   takeOver(): void {
     const server = this.#server
@@ -105,70 +104,75 @@ export class LastWordsAtClose {
       if (this.#answered(req, res)) return
       for (const listener of fastify) listener.call(server, req, res)
     })
+    // @fastify/websocket's (registered after the plugin began, when Parley registers it), and
+    // any of the application's: an upgrade for one of the endpoints is answered here alone.
+    const own = this.#own
+    const upgrades = server.listeners('upgrade').filter((listener) => !own.has(listener)) as UpgradeListener[]
+    for (const listener of upgrades) server.off('upgrade', listener)
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.#upgradeAnswered(req, socket)) return
+      for (const listener of upgrades) listener.call(server, req, socket, head)
+    })
   }
 
   /**
-   * Parley has closed: from now on the endpoints' GETs and POSTs are refused here as its routes
-   * refuse them, whatever Fastify would answer.
+   * Parley has closed: from now on the endpoints' requests are answered here as its routes
+   * answer them, whatever Fastify would answer.
    */
   shutDown(): void {
     this.#refusing = true
   }
 
   #answered(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url
-    const method = req.method
-    if ((method !== 'GET' && method !== 'POST') || url === undefined) return false
-    const query = url.indexOf('?')
-    if (query < 0) return false
-    const kind = this.#paths.get(url.slice(0, query))
-    if (!kind) return false
-    const params = new URLSearchParams(url.slice(query + 1))
-    // Another version's client is told so by the routes (through Fastify), as before the close.
-    const refusing = this.#refusing && params.get('v') === String(PROTOCOL_VERSION)
-    // In the routes' order: a page whose origin is not allowed here is refused before anything
-    // else is looked at, its request's session (and last words) included.
-    const origin = this.#originOf(req)
-    if (!origin.allowed) {
-      if (!refusing) return false
-      this.#originRefused(origin)
-      answerJson(res, 403, origin.cors, ErrorCode.ORIGIN_FORBIDDEN, forbiddenMessage(origin))
-      return true
-    }
-    // The CORS headers the routes give this page; the connection ends with the answer.
-    const headers: HeaderBag = { ...origin.cors, Connection: 'close' }
-    const sid = method === 'GET' && params.get('sid')
-    const last = sid ? this.#take(sid, kind) : undefined
-    if (last) {
+    const verdict = this.#answers.judge(req)
+    if (!verdict) return false
+    const last = verdict.lastWords
+    const kept = last ? this.#take(last.sid, last.kind) : undefined
+    if (last && kept) {
       try {
-        last.serveLast(res, headers)
+        // The CORS headers the routes give this page; the connection ends with the answer.
+        kept.serveLast(res, { ...last.headers, Connection: 'close' })
       } catch (err) {
         this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
         res.destroy()
       }
       return true
     }
-    if (!refusing) return false
-    answerJson(res, 503, headers, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
+    if (!this.#refusing) return false
+    this.#send(res, verdict.answer)
     return true
+  }
+
+  /**
+   * An upgrade for one of the endpoints, while Fastify refuses them: answered as the routes
+   * would, on a response of its own over the connection, which idle-connections.ts ends once
+   * the answer is out (Node hands an upgrade's connection to its listeners for good).
+   */
+  #upgradeAnswered(req: IncomingMessage, socket: Duplex): boolean {
+    if (!this.#refusing) return false
+    const verdict = this.#answers.judge(req)
+    if (!verdict) return false
+    const res = new ServerResponse(req)
+    res.assignSocket(socket as Socket)
+    this.#send(res, verdict.answer)
+    return true
+  }
+
+  #send(res: ServerResponse, answer: EndpointAnswer): void {
+    if (answer.refusedOrigin) this.#originRefused(answer.refusedOrigin)
+    writeAnswer(res, answer)
   }
 }
 
-/** A coded answer, as the routes give it, with `headers`; the connection ends with it. */
-function answerJson(
-  res: ServerResponse,
-  status: number,
-  headers: HeaderBag,
-  code: string,
-  message: string,
-): void {
-  const body = JSON.stringify({ code, message })
+/** An answer of the endpoints', as the routes give it; the connection ends with it. */
+function writeAnswer(res: ServerResponse, { status, headers, body }: EndpointAnswer): void {
+  const text = body === undefined ? '' : JSON.stringify(body)
   res.writeHead(status, {
     ...headers,
     Connection: 'close',
     'Cache-Control': 'no-store',
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
+    ...(body !== undefined && { 'Content-Type': 'application/json; charset=utf-8' }),
+    'Content-Length': Buffer.byteLength(text),
   })
-  res.end(body)
+  res.end(text)
 }

@@ -57,7 +57,7 @@ export function checkOrigin(
  * that says nothing but what this one answers any page (that the server is shutting down).
  */
 export function checkRawOrigin(
-  request: IncomingMessage,
+  request: Pick<IncomingMessage, 'headers'>,
   allowed: AllowedOrigins | undefined,
   refusals: OriginRefusals,
 ): OriginVerdict {
@@ -110,7 +110,7 @@ export function forbiddenMessage(verdict: OriginVerdict): string {
 }
 
 /** Extra headers for an answer to a CORS preflight (OPTIONS). */
-export function preflightHeaders(request: FastifyRequest): HeaderBag {
+export function preflightHeaders(request: Pick<FastifyRequest, 'headers'>): HeaderBag {
   const asked = request.headers['access-control-request-headers']
   return {
     'Access-Control-Allow-Methods': 'GET, POST',

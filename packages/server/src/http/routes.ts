@@ -24,6 +24,7 @@ import { answer } from './answer.js'
 import { type BodyFailure, BodyReader, decodeBody, EMPTY_BODY, linesOfBody, NOT_UTF8_TEXT } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
+import type { ClosingAnswers } from './closing-answers.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
@@ -47,6 +48,10 @@ export interface RoutesOptions {
   ownsWebSocketPlugin: boolean
   /** The WebSockets waiting for their client's close frame (cut when the server closes). */
   closingWebSockets: ClosingWebSockets
+  /** What the endpoints answer while Fastify closes (see closing-answers.ts). */
+  closingAnswers: ClosingAnswers
+  /** Counts a page refused for its origin in one of those answers. */
+  closingOriginRefused: (verdict: OriginVerdict) => void
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -67,7 +72,14 @@ const HTTP_METHODS = 'GET, POST, OPTIONS'
  */
 export async function parleyRoutes(
   app: FastifyInstance,
-  { server, options, ownsWebSocketPlugin, closingWebSockets }: RoutesOptions,
+  {
+    server,
+    options,
+    ownsWebSocketPlugin,
+    closingWebSockets,
+    closingAnswers,
+    closingOriginRefused,
+  }: RoutesOptions,
 ): Promise<void> {
   // Bodies are read by hand, under maxPayload and whatever their content type.
   app.removeAllContentTypeParsers()
@@ -154,7 +166,8 @@ export async function parleyRoutes(
   }
 
   // Requests that another node routes here (see Adapter.routeRequest) go through these routes.
-  server.serveRoutedWith((routed) => serveRouted(app, routed))
+  // While the app closes, Fastify routes none: they get the endpoints' answers at close.
+  server.serveRoutedWith((routed) => serveRouted(app, routed, closingAnswers, closingOriginRefused))
 
   // Requests for sessions that another node holds are handed to that node (no sticky sessions).
   const forwarder = new Forwarder({

@@ -1,7 +1,10 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
-import { pipeline } from 'node:stream'
+import { pipeline, Readable } from 'node:stream'
+import { ErrorCode } from '@parley/protocol'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
+import { type ClosingAnswers, coded, type EndpointAnswer } from './closing-answers.js'
+import type { OriginVerdict } from './origin.js'
 
 /**
  * Marks a request that a node routed here from another one. The owner answers it itself, never
@@ -81,16 +84,38 @@ export function relayResponse(reply: FastifyReply, response: RoutedResponse, clo
 /**
  * Answers a request routed here from another node through this node's own endpoints (hooks,
  * origin checks and all), streaming the answer: an SSE stream or a held poll takes its time.
+ * From the first moment of `app.close()`, Fastify refuses to inject anything
+ * (FST_ERR_REOPENED_CLOSE_SERVER), whatever its `return503OnClosing`: the request then gets
+ * what the endpoints answer a request that came here directly (`answers`, a
+ * `503 PARLEY_SERVER_SHUTTING_DOWN` with the page's CORS headers), rather than a failure that
+ * the node which sent it on would take for an owner it cannot reach, and answer with a new
+ * session while the client's own is still being handed on.
  */
-export async function serveRouted(app: FastifyInstance, routed: RoutedRequest): Promise<RoutedResponse> {
-  const response = await app.inject({
-    method: routed.method,
-    url: routed.url,
-    headers: { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) },
-    payload: routed.method === 'POST' ? routed.body : undefined,
-    remoteAddress: routed.address,
-    payloadAsStream: true,
-  })
+export async function serveRouted(
+  app: FastifyInstance,
+  routed: RoutedRequest,
+  answers: ClosingAnswers,
+  originRefused: (verdict: OriginVerdict) => void,
+): Promise<RoutedResponse> {
+  let response: Awaited<ReturnType<FastifyInstance['inject']>>
+  try {
+    response = await app.inject({
+      method: routed.method,
+      url: routed.url,
+      headers: { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) },
+      payload: routed.method === 'POST' ? routed.body : undefined,
+      remoteAddress: routed.address,
+      payloadAsStream: true,
+    })
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'FST_ERR_REOPENED_CLOSE_SERVER') throw err
+    const verdict = answers.judge(routed)
+    // Routed requests are the endpoints' own: any other is only told to try again.
+    const answer =
+      verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
+    if (answer.refusedOrigin) originRefused(answer.refusedOrigin)
+    return routedAnswer(answer)
+  }
   const raw = response.raw.res
   return {
     status: response.statusCode,
@@ -99,6 +124,14 @@ export async function serveRouted(app: FastifyInstance, routed: RoutedRequest): 
     // The endpoints see their response closed, as when a client hangs up.
     abort: () => raw.destroy(),
   }
+}
+
+/** `answer` as the owner's answer to a routed request: nothing to stream, nothing to abort. */
+function routedAnswer({ status, headers, body }: EndpointAnswer): RoutedResponse {
+  const text = body === undefined ? '' : JSON.stringify(body)
+  const plain: Record<string, string> = { ...headers, 'cache-control': 'no-store' }
+  if (body !== undefined) plain['content-type'] = 'application/json; charset=utf-8'
+  return { status, headers: plainHeaders(plain), body: Readable.from([text]), abort: () => {} }
 }
 
 /**

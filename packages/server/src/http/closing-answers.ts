@@ -1,0 +1,130 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { ErrorCode, PROTOCOL_VERSION, type TransportName } from '@parley/protocol'
+import type { HeaderBag } from '../transports/http.js'
+import { type HttpTransportName, httpSegments } from '../transports/registry.js'
+import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
+
+/** What a request to the endpoints is judged by: its line and headers, nothing of its body. */
+export interface EndpointRequest {
+  method?: string | undefined
+  url?: string | undefined
+  headers: IncomingHttpHeaders
+}
+
+/** An answer as the endpoints give it: a coded JSON body, or none (a preflight's 204). */
+export interface EndpointAnswer {
+  status: number
+  headers: HeaderBag
+  body?: { code: string; message: string }
+  /** A refusal of the page's origin: counted in the log of refused origins when it is sent. */
+  refusedOrigin?: OriginVerdict
+}
+
+/**
+ * What the endpoints answer a request with once they no longer serve it: `answer`; or, for a GET
+ * that names a session (`lastWords`), that session's last words when it has some kept for this
+ * endpoint, else `answer`.
+ */
+export interface ClosingVerdict {
+  answer: EndpointAnswer
+  lastWords?: { sid: string; kind: HttpTransportName; headers: HeaderBag }
+}
+
+export interface ClosingAnswersOptions {
+  /** Where the endpoints are mounted (`mountBase`). */
+  base: string
+  transports: readonly TransportName[]
+  /** The endpoints' origin check, for a request Fastify has not seen (see `checkRawOrigin`). */
+  originOf: (request: EndpointRequest) => OriginVerdict
+}
+
+/** What the SSE and polling endpoints serve, and the WebSocket endpoint. */
+const HTTP_METHODS = 'GET, POST, OPTIONS'
+const SHUTTING_DOWN = 'the server is shutting down'
+
+/**
+ * The endpoints' answers while the server closes, for the requests no route of Parley's can
+ * answer then: those Fastify refuses from the first moment of `app.close()` (its
+ * `return503OnClosing`), upgrades included, and those other nodes route here (`app.inject`
+ * refuses them while Fastify closes, whatever its options). Each gets what the routes answer
+ * then, in their order (routes.ts): 404 for a transport left out of `transports`, 405 for a
+ * method the endpoint does not serve, 400 for another protocol version, 403 for a page of an
+ * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint; the
+ * rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last
+ * words, when they wait for a GET). Never anything the routes would not say.
+ */
+export class ClosingAnswers {
+  readonly #paths: ReadonlyMap<string, TransportName>
+  readonly #transports: readonly TransportName[]
+  readonly #originOf: (request: EndpointRequest) => OriginVerdict
+
+  constructor({ base, transports, originOf }: ClosingAnswersOptions) {
+    const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
+    for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
+      paths.push([`${base}/${segment}`, kind])
+    }
+    this.#paths = new Map(paths)
+    this.#transports = transports
+    this.#originOf = originOf
+  }
+
+  /** The verdict on `request`; undefined when it is not for one of the endpoints. */
+  judge(request: EndpointRequest): ClosingVerdict | undefined {
+    const url = request.url
+    if (url === undefined) return undefined
+    const queryAt = url.indexOf('?')
+    const kind = this.#paths.get(queryAt < 0 ? url : url.slice(0, queryAt))
+    if (kind === undefined) return undefined
+    const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
+    const method = request.method ?? ''
+    if (kind === 'websocket' && method !== 'GET') {
+      return { answer: notAllowed('GET', 'use GET with an upgrade') }
+    }
+    if (!this.#transports.includes(kind)) {
+      const message = `the ${kind} transport is disabled: this server offers ${this.#transports.join(', ')}`
+      return { answer: coded(404, {}, ErrorCode.TRANSPORT_DISABLED, message) }
+    }
+    if (kind !== 'websocket' && method !== 'GET' && method !== 'POST' && method !== 'OPTIONS') {
+      return { answer: notAllowed(HTTP_METHODS, 'use GET or POST') }
+    }
+    // As Fastify parses the query: a `v` given twice is no version.
+    const versions = params.getAll('v')
+    if (versions.length !== 1 || versions[0] !== String(PROTOCOL_VERSION)) {
+      const message = `this server speaks v=${PROTOCOL_VERSION}`
+      return { answer: coded(400, {}, ErrorCode.UNSUPPORTED_VERSION, message) }
+    }
+    const origin = this.#originOf(request)
+    if (!origin.allowed) {
+      const answer = coded(403, origin.cors, ErrorCode.ORIGIN_FORBIDDEN, forbiddenMessage(origin))
+      return { answer: { ...answer, refusedOrigin: origin } }
+    }
+    // The WebSocket endpoint's 503 has no CORS headers, as the route's (a browser reads no
+    // refused upgrade anyway).
+    if (kind === 'websocket') return { answer: coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN) }
+    const cors = origin.cors
+    if (request.headers.upgrade !== undefined) {
+      return { answer: coded(400, cors, ErrorCode.UNEXPECTED_UPGRADE, `no upgrade on the ${kind} endpoint`) }
+    }
+    if (method === 'OPTIONS') {
+      return { answer: { status: 204, headers: { ...cors, ...preflightHeaders(request) } } }
+    }
+    const sids = params.getAll('sid')
+    if (sids.length > 1) return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'one sid only') }
+    const sid = sids[0]
+    if (method === 'GET' && sid === undefined) {
+      return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'a GET needs a sid') }
+    }
+    const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+    if (method !== 'GET' || !sid) return { answer }
+    return { answer, lastWords: { sid, kind, headers: cors } }
+  }
+}
+
+/** A coded answer with `headers`; the body is `{code, message}`. */
+export function coded(status: number, headers: HeaderBag, code: string, message: string): EndpointAnswer {
+  return { status, headers, body: { code, message } }
+}
+
+function notAllowed(allowed: string, message: string): EndpointAnswer {
+  return coded(405, { Allow: allowed }, ErrorCode.METHOD_NOT_ALLOWED, message)
+}

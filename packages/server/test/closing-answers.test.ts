@@ -1,0 +1,211 @@
+// While app.close() runs, no route of Parley's can answer: Fastify refuses every request itself
+// (its `return503OnClosing`, upgrades included) and every `inject` (the requests other nodes
+// route here). The plugin answers the endpoints in their place as the routes would: a preflight
+// its 204, a wrong method 405, another version 400, a foreign page 403, a disabled transport
+// 404, the rest a coded 503 the client reads as "try again".
+import { Writable } from 'node:stream'
+import { decodeText, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import parley from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
+import { closeApp, startServer, until } from './helpers.js'
+import { exchange } from './http-exchange.js'
+import { type RawAnswer, RawHttp } from './raw-http.js'
+
+const PAGE = 'http://page.test'
+const ELSEWHERE = 'http://elsewhere.test'
+
+const apps: FastifyInstance[] = []
+const connections: RawHttp[] = []
+afterEach(async () => {
+  for (const connection of connections.splice(0)) connection.destroy()
+  for (const app of apps.splice(0)) await closeApp(app)
+})
+
+/** A session opened by its handshake POST alone (polling), on the endpoint `base`. */
+async function handshake(base: string): Promise<string> {
+  const res = await fetch(`${base}/poll?v=1`, { method: 'POST', body: JSON.stringify([8, {}]) })
+  const decoded = decodeText(await res.text())
+  if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+  return decoded.packet.sid
+}
+
+/** What a client can tell of an answer: its status, code, and the headers that matter here. */
+interface Seen {
+  status: number
+  code: unknown
+  message: unknown
+  allowOrigin: unknown
+  allow: unknown
+  allowMethods: unknown
+}
+
+function seen(answer: {
+  status: number
+  headers: Record<string, unknown>
+  code: unknown
+  message: unknown
+}): Seen {
+  return {
+    status: answer.status,
+    code: answer.code,
+    message: answer.message,
+    allowOrigin: answer.headers['access-control-allow-origin'],
+    allow: answer.headers.allow,
+    allowMethods: answer.headers['access-control-allow-methods'],
+  }
+}
+
+/** An upgrade to `path` (`ws?v=1`) over a connection of its own, with `headers` added. */
+async function upgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<Seen> {
+  const connection = await RawHttp.open(port)
+  connections.push(connection)
+  const lines = [
+    `GET /parley/${path} HTTP/1.1`,
+    'Host: 127.0.0.1',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+    `Sec-WebSocket-Protocol: ${WS_SUBPROTOCOL}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ]
+  connection.write(`${lines.join('\r\n')}\r\n\r\n`)
+  const answer: RawAnswer = await connection.answer()
+  connection.destroy()
+  const json = answer.headers['content-type']?.startsWith('application/json')
+  const body = (json ? JSON.parse(answer.body) : {}) as { code?: unknown; message?: unknown }
+  return seen({ status: answer.status, headers: answer.headers, code: body.code, message: body.message })
+}
+
+async function request(url: string, method: string, headers: Record<string, string> = {}): Promise<Seen> {
+  const answer = await exchange(url, method, headers)
+  return seen({ ...answer, code: answer.body.code, message: answer.body.message })
+}
+
+/** Requests every endpoint answers the same way whether the server is open or closing. */
+function sameAnswers(base: string, port: number): Promise<Seen>[] {
+  const page = { Origin: PAGE }
+  const elsewhere = { Origin: ELSEWHERE }
+  const preflight = {
+    'Access-Control-Request-Method': 'POST',
+    'Access-Control-Request-Headers': 'content-type',
+  }
+  return [
+    request(`${base}/poll?v=1`, 'OPTIONS', { ...page, ...preflight }),
+    request(`${base}/poll?v=1`, 'OPTIONS', { ...elsewhere, ...preflight }),
+    request(`${base}/sse?v=1`, 'POST', page),
+    request(`${base}/poll?v=1`, 'PUT', page),
+    request(`${base}/poll?v=2&sid=nosuchsessionatall000`, 'GET', page),
+    request(`${base}/poll?v=1&sid=nosuchsessionatall000`, 'GET', elsewhere),
+    request(`${base}/poll?v=1`, 'GET', page),
+    request(`${base}/ws?v=1`, 'DELETE', page),
+    upgrade(port, 'ws?v=2'),
+    upgrade(port, 'ws?v=1', elsewhere),
+    upgrade(port, 'poll?v=1', page),
+    upgrade(port, 'sse?v=1', page),
+  ]
+}
+
+describe('the endpoints during the drain of app.close(), while Fastify refuses every request', () => {
+  it('answer as when the server is open, upgrades included, and log refused origins as always', async () => {
+    const lines: { msg: string; count?: number }[] = []
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
+        done()
+      },
+    })
+    // A store that holds its answer: the drain goes on until the test lets it.
+    const cluster = new Cluster({ handoff: true })
+    let storeAnswers = () => {}
+    cluster.storeAnswersAfter = new Promise<void>((resolve) => {
+      storeAnswers = resolve
+    })
+    const { app, base } = await startServer(
+      {
+        adapter: cluster.adapter('a'),
+        allowedOrigins: [PAGE],
+        transports: ['websocket', 'polling'],
+        handoff: { timeout: 5000 },
+      },
+      undefined,
+      { logger: { level: 'warn', stream } },
+    )
+    apps.push(app)
+    const port = Number(new URL(base).port)
+    const open = await Promise.all(sameAnswers(base, port))
+    // The WebSocket endpoint takes an upgrade while the server is open.
+    expect((await upgrade(port, 'ws?v=1', { Origin: PAGE })).status).toBe(101)
+
+    await handshake(base)
+    const closing = app.close()
+    try {
+      await until(() => cluster.handOffSids.length > 0, 2000, 'the drain storing the session')
+      expect(await Promise.all(sameAnswers(base, port))).toEqual(open)
+      // An upgrade Fastify would answer with its bare 503 gets Parley's, with a code.
+      expect(await upgrade(port, 'ws?v=1', { Origin: PAGE })).toMatchObject({
+        status: 503,
+        code: 'PARLEY_SERVER_SHUTTING_DOWN',
+        message: 'the server is shutting down',
+      })
+      // Still draining: what answered was the drain's, not the closed plugin's.
+      expect(app.parley.closed).toBe(false)
+    } finally {
+      storeAnswers()
+      await closing
+    }
+    // Each refused origin (three while open, three while closing) counted in the log as always.
+    const refusals = lines.filter((line) => line.msg.includes(`refused a request from origin ${ELSEWHERE}`))
+    expect(refusals.reduce((sum, line) => sum + (line.count ?? 0), 0)).toBe(6)
+  })
+})
+
+describe('requests another node routes to a node whose app.close() has begun', () => {
+  it("get that node's coded 503 with the page's CORS headers, not an unreachable owner's new session", async () => {
+    const cluster = new Cluster()
+    // Node a: a close hook of the application's, added before the plugin, holds its close while
+    // Fastify already refuses everything, inject included; its sessions are still alive.
+    const a = Fastify({ forceCloseConnections: true })
+    let entered = false
+    let release = () => {}
+    a.addHook('preClose', async () => {
+      entered = true
+      await new Promise<void>((resolve) => {
+        release = resolve
+      })
+    })
+    await a.register(parley, { adapter: cluster.adapter('a'), allowedOrigins: [PAGE] })
+    await a.listen({ port: 0, host: '127.0.0.1' })
+    apps.push(a)
+    const aBase = `http://127.0.0.1:${(a.server.address() as { port: number }).port}/parley`
+    const b = await startServer({ adapter: cluster.adapter('b'), allowedOrigins: [PAGE] })
+    apps.push(b.app)
+
+    const sid = await handshake(aBase)
+    // Routed while a is open: b hands the POST (a PONG) to a, which takes it.
+    expect((await exchange(`${b.base}/poll?v=1&sid=${sid}`, 'POST', { Origin: PAGE }, '[3]')).status).toBe(
+      204,
+    )
+
+    const closing = a.close()
+    try {
+      await until(() => entered, 2000, "the application's close hook")
+      for (const method of ['GET', 'POST']) {
+        const body = method === 'POST' ? '[3]' : ''
+        const answer = await exchange(`${b.base}/poll?v=1&sid=${sid}`, method, { Origin: PAGE }, body)
+        expect({ method, status: answer.status, body: answer.body }).toEqual({
+          method,
+          status: 503,
+          body: { code: 'PARLEY_SERVER_SHUTTING_DOWN', message: 'the server is shutting down' },
+        })
+        expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
+        expect(answer.headers['cache-control']).toBe('no-store')
+      }
+    } finally {
+      release()
+      await closing
+    }
+  })
+})
