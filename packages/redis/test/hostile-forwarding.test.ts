@@ -184,6 +184,33 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       await nothingLeft([a!, b!])
     })
 
+    it('headers that fit on the owner but not once forwarded: told to try again with CORS headers, never a new session', async () => {
+      const page = 'http://page.test'
+      const [a, b] = await cluster(2, { ...SERVER, allowedOrigins: [page] })
+      const client = await honest(kind, a!.node)
+      const url = `${b!.node.base}/${segment(kind)}?v=1&sid=${client.sid}`
+      const seen: string[] = []
+      // Around Node's limit on headers (16 KiB): the node that forwards adds a few of its own.
+      for (let size = 16_000; size <= 16_256; size += 8) {
+        const answer = await exchange(url, { origin: page, cookie: 'x'.repeat(size) }, '[3]')
+        const said = `${answer.status} ${answer.code ?? 'uncoded'}`
+        if (seen.at(-1) !== said) seen.push(said)
+        if (answer.code === 'PARLEY_SERVER_SHUTTING_DOWN') {
+          // Readable by the page, and saying what the owner answered.
+          expect(answer.allowOrigin).toBe(page)
+          expect(answer.message).toBe(
+            'the node of this session answered the forwarded request with HTTP 431: try again',
+          )
+        }
+      }
+      // Taken while it fits, then told to try again, then refused by the node itself (431).
+      expect(seen).toEqual(['204 uncoded', '503 PARLEY_SERVER_SHUTTING_DOWN', '431 uncoded'])
+      expect(b!.node.app.parley.unreachableOwnerCount).toBe(0)
+      expect(await answers(client)).toBe(true)
+      expect(a!.reasons.size).toBe(0)
+      await nothingLeft([a!, b!])
+    })
+
     it.each(['-1', 'abc', '1.5', '99999999999999999999', '9007199254740991', ''])(
       'a GET with the ack %j on the other node: answered as on the owner',
       async (ack) => {
@@ -589,6 +616,45 @@ async function rawSocket(node: TestNode): Promise<net.Socket> {
   socket.on('error', () => {})
   await within(new Promise<void>((resolve) => socket.once('connect', () => resolve())), 2000, 'a connection')
   return socket
+}
+
+/** A POST of `body` to `url` with `headers`: its status, code, message and Access-Control-Allow-Origin. */
+function exchange(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; code?: string; message?: string; allowOrigin?: string }> {
+  return new Promise((resolve, reject) => {
+    const all = {
+      ...headers,
+      'content-type': 'text/plain',
+      'content-length': String(Buffer.byteLength(body)),
+    }
+    const req = http.request(new URL(url), { method: 'POST', headers: all, agent: false }, (res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => {
+        text += chunk.toString()
+      })
+      res.on('end', () => {
+        let message: string | undefined
+        try {
+          message = (JSON.parse(text) as { message?: string }).message
+        } catch {
+          // Not JSON: an answer from before the endpoints.
+        }
+        const allowOrigin = res.headers['access-control-allow-origin']
+        resolve({
+          status: res.statusCode ?? 0,
+          ...codeOf(text),
+          message,
+          ...(allowOrigin && { allowOrigin }),
+        })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
 }
 
 function postHead(node: TestNode, kind: HttpKind, sid: string, length: number): string {

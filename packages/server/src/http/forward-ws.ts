@@ -1,8 +1,9 @@
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import type { OutgoingHttpHeaders } from 'node:http'
 import { ErrorCode, encodeText, type HelloPacket, WS_SUBPROTOCOL } from '@parley/protocol'
 import { type RawData, WebSocket } from 'ws'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { isProtocolError } from '../transports/websocket.js'
+import { codedError, readAnswer } from './owner-answers.js'
 
 export interface WebSocketForward {
   /** The client's WebSocket, still owned by its transport while the owner is being reached. */
@@ -109,28 +110,6 @@ export interface UpgradeRefused {
   message: string
 }
 
-/** The most of an owner's refusal read for its `{code, message}`. */
-const MOST_READ = 4096
-
-/** Calls `done` once with the start of `response`'s body, however it ends. */
-function readAnswer(response: IncomingMessage, done: (body: string) => void): void {
-  let body = ''
-  let called = false
-  const finish = () => {
-    if (called) return
-    called = true
-    done(body)
-  }
-  response.setEncoding('utf8')
-  response.on('data', (chunk: string) => {
-    body += chunk
-    if (body.length >= MOST_READ) finish()
-  })
-  response.once('end', finish)
-  response.once('close', finish)
-  response.once('error', finish)
-}
-
 /**
  * The owner's refusal as the client gets it: its own code and message when it gave them (the
  * same a client that reached it would get), else PARLEY_SERVER_SHUTTING_DOWN, a try again: an
@@ -139,20 +118,11 @@ function readAnswer(response: IncomingMessage, done: (body: string) => void): vo
  * owner directly.
  */
 function upgradeRefused(status: number, body: string): UpgradeRefused {
-  try {
-    const parsed = JSON.parse(body) as { code?: unknown; message?: unknown }
-    if (typeof parsed.code === 'string' && typeof parsed.message === 'string' && CODE.test(parsed.code)) {
-      return { refused: true, status, code: parsed.code, message: parsed.message.slice(0, 1024) }
-    }
-  } catch {
-    // Not JSON: not Parley's.
-  }
+  const coded = codedError(body)
+  if (coded) return { refused: true, status, code: coded.code, message: coded.message.slice(0, 1024) }
   const message = `the node of this session refused to relay the WebSocket (HTTP ${status}): try again`
   return { refused: true, status, code: ErrorCode.SERVER_SHUTTING_DOWN, message }
 }
-
-/** A code as an ERROR packet may carry it (docs/protocol.md, ERROR). */
-const CODE = /^[A-Z0-9_]{1,64}$/
 
 /** Relays messages between two open WebSockets, closes and breaks included. */
 function relay(

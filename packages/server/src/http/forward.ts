@@ -1,14 +1,16 @@
 import http from 'node:http'
 import { pipeline } from 'node:stream'
-import type { HelloPacket } from '@parley/protocol'
+import { ErrorCode, type HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
+import type { HeaderBag } from '../transports/http.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay, type UpgradeRefused } from './forward-ws.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
+import { codedError, readAnswer } from './owner-answers.js'
 import {
   closingClient,
   ROUTED_HEADER,
@@ -53,6 +55,8 @@ export interface ForwarderOptions {
   unreachable(node: string, err: unknown): void
   /** Called when the adapter's `anotherNode` rejected (logged by the server, once per burst). */
   noOtherNode(err: unknown): void
+  /** The CORS headers the endpoints give `request`'s page (see `checkOrigin`). */
+  corsOf(request: FastifyRequest): HeaderBag
 }
 
 /**
@@ -296,6 +300,53 @@ export class Forwarder {
   }
 
   /**
+   * The owner's error answer (`status` 400 or more) for the client: as it is when it carries a
+   * code (Parley's, or an application hook's), else `503 PARLEY_SERVER_SHUTTING_DOWN` with the
+   * page's CORS headers, a try again that names the status. An uncoded one comes from before
+   * the owner's routes (its headers past Node's 16 KiB once this node added its own: 431;
+   * Fastify's bare 503 while it closes; a proxy's), and would tell the client nothing it can
+   * act on, nor reach a page on another origin at all (it has no CORS headers). The client's
+   * next try may reach the owner directly, as a relayed WebSocket's does (see forward-ws.ts).
+   */
+  #errorAnswer(
+    request: FastifyRequest,
+    res: http.ServerResponse,
+    upstream: http.ClientRequest,
+    answer: http.IncomingMessage,
+    status: number,
+    mark: RoutedMark,
+  ): void {
+    readAnswer(answer, (body, whole) => {
+      // Read to its end, the connection to the owner goes back to the agent; else it goes.
+      if (!whole) upstream.destroy()
+      if (res.destroyed) return
+      const coded = whole ? codedError(body) : undefined
+      if (coded) {
+        const headers = closingClient(request, answerHeaders(answer.headers), mark === TOO_LARGE)
+        res.writeHead(status, headers)
+        res.end(body)
+        return
+      }
+      const text = JSON.stringify({
+        code: ErrorCode.SERVER_SHUTTING_DOWN,
+        message: `the node of this session answered the forwarded request with HTTP ${status}: try again`,
+      })
+      const headers = closingClient(
+        request,
+        {
+          ...this.#options.corsOf(request),
+          'cache-control': 'no-store',
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': String(Buffer.byteLength(text)),
+        } as Record<string, string>,
+        mark === TOO_LARGE,
+      )
+      res.writeHead(503, headers)
+      res.end(text)
+    })
+  }
+
+  /**
    * One attempt. `stale`: a reused keep-alive connection failed before any answer (try again);
    * an Error: the owner could not be reached; nothing went to the client in either case.
    */
@@ -350,8 +401,14 @@ export class Forwarder {
       upstream.once('response', (answer) => {
         answered = true
         takeReply(reply)
+        resolve('answered')
+        const status = answer.statusCode ?? 502
+        if (status >= 400) {
+          this.#errorAnswer(request, res, upstream, answer, status, mark)
+          return
+        }
         const headers = closingClient(request, answerHeaders(answer.headers), mark === TOO_LARGE)
-        res.writeHead(answer.statusCode ?? 502, headers)
+        res.writeHead(status, headers)
         // An SSE stream streams: each chunk the owner writes goes on at once.
         res.flushHeaders()
         pipeline(answer, res, (err) => {
@@ -362,7 +419,6 @@ export class Forwarder {
             res.destroy()
           }
         })
-        resolve('answered')
       })
       // Not once: a socket may report more than one error, and none may go unhandled.
       upstream.on('error', (err: Error & { code?: string }) => {

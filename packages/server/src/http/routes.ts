@@ -179,6 +179,7 @@ export async function parleyRoutes(
     closingWebSockets,
     unreachable: (node, err) => server.ownerUnreachable(node, err),
     noOtherNode: (err) => server.noOtherNode(err),
+    corsOf: (request) => originOf(request).cors,
   })
   /**
    * The node that holds session `sid`, for an SSE or polling request (see `Forwarder.ownerOf`):
