@@ -6,7 +6,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
 import { packSocket, packValue } from '../src/wire.js'
-import { Nodes, redisSuite, type TestNode } from './nodes.js'
+import { inbox, Nodes, redisSuite, type TestNode } from './nodes.js'
 
 /** Waits until an async `check` holds, polling every 20 ms, at most `timeoutMs`. */
 async function eventually(
@@ -59,6 +59,27 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     await until(() => !a0.socket.connected && !b0.socket.connected, 5000, 'disconnects')
     expect(c0.socket.connected && c1.socket.connected).toBe(true)
     expect(a!.adapter.stats.incompleteRequests).toBe(0)
+  })
+
+  it('never takes a socket out of its own room: del and socketsLeave on every node leave it there', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
+    const a0 = await nodes.client(a!)
+    const b0 = await nodes.client(b!)
+    const got = [inbox(a0.client), inbox(b0.client)]
+    const ids = [a0.socket.id, b0.socket.id]
+    for (const { socket } of [a0, b0]) socket.join('team')
+    a!.adapter.del(a0.socket.id, a0.socket.id)
+    await a!.app.parley.socketsLeave([...ids, 'team'])
+    await b!.app.parley.in('team').socketsLeave(ids)
+    expect([...a0.socket.rooms]).toEqual([a0.socket.id])
+    expect([...b0.socket.rooms]).toEqual([b0.socket.id])
+    // Reached by their own rooms from the other node, and left out by them as senders.
+    a!.app.parley.to(b0.socket.id).emit('news', 'to b0')
+    b!.app.parley.to(a0.socket.id).emit('news', 'to a0')
+    a0.socket.broadcast.emit('news', 'all but a0')
+    await until(() => got[0]!.length === 1 && got[1]!.length === 2, 5000, 'deliveries')
+    expect(got).toEqual([['to a0'], ['to b0', 'all but a0']])
   })
 
   it('gathers answers until requestTimeout when a live node stays silent, and stops waiting for a node that drops out', async () => {

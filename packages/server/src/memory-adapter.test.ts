@@ -149,7 +149,7 @@ describe('MemoryAdapter: rooms', () => {
     adapter.broadcast(message().msg, target({ rooms: ['red'] }))
     expect(reached()).toEqual(['a'])
   })
-  it("lets another socket join a socket's own room, beside that socket, until either leaves", () => {
+  it("lets another socket join a socket's own room, beside that socket, until it leaves", () => {
     const { adapter, sockets } = setup()
     adapter.addAll('b', ['a'])
     const reachedBy = (options: { rooms?: Room[]; except?: Room[] }) => {
@@ -159,34 +159,58 @@ describe('MemoryAdapter: rooms', () => {
     }
     expect(reachedBy({ rooms: ['a'] })).toEqual(['a', 'b'])
     expect(reachedBy({ except: ['a'] })).toEqual(['c', 'd'])
-    adapter.del('a', 'a')
-    expect(reachedBy({ rooms: ['a'] })).toEqual(['b'])
-    expect(sorted(adapter.socketRooms('a'))).toEqual([])
     adapter.del('b', 'a')
+    expect(reachedBy({ rooms: ['a'] })).toEqual(['a'])
+    expect(sorted(adapter.socketRooms('b'))).toEqual(['b'])
+    adapter.delAll('a')
     expect(reachedBy({ rooms: ['a'] })).toEqual([])
     adapter.addAll('a', ['a'])
     expect(reachedBy({ rooms: ['a'] })).toEqual(['a'])
   })
 
-  it('keeps a socket in its own room and one more apart: leaving either keeps the other', () => {
+  it('never takes a socket out of its own room: del and delSockets skip it, delAll alone does it', () => {
+    const { adapter, reached, sockets } = setup()
+    adapter.addAll('b', ['a', 'red'])
+    adapter.del('a', 'a')
+    adapter.delSockets(target(), ['a', 'b', 'c', 'red'])
+    expect(sorted(adapter.socketRooms('a'))).toEqual(['a'])
+    // b leaves a's room and red, and stays in its own; c and d were never in those.
+    expect(sorted(adapter.socketRooms('b'))).toEqual(['b'])
+    expect(sorted(adapter.socketRooms('c'))).toEqual(['c'])
+    adapter.broadcast(message().msg, target({ rooms: ['a', 'b', 'c'] }))
+    expect(reached()).toEqual(['a', 'b', 'c'])
+    for (const s of sockets.values()) s.delivered.length = 0
+    // A sender leaves itself out by its own room: still so.
+    adapter.broadcast(message().msg, target({ except: ['a'] }))
+    expect(reached()).toEqual(['b', 'c', 'd'])
+    adapter.delAll('a')
+    expect(adapter.socketRooms('a')).toBeUndefined()
+  })
+
+  it('keeps a socket in its own room and one more apart: leaving that one keeps its own', () => {
     const { adapter, reached } = setup()
     adapter.addAll('a', ['red'])
     expect([...adapter.socketRooms('a')!]).toEqual(['a', 'red'])
     adapter.del('a', 'a')
-    expect([...adapter.socketRooms('a')!]).toEqual(['red'])
-    adapter.broadcast(message().msg, target({ rooms: ['a'] }))
-    expect(reached()).toEqual([])
-    adapter.broadcast(message().msg, target({ rooms: ['red'] }))
-    expect(reached()).toEqual(['a'])
-    adapter.addAll('a', ['a'])
+    expect([...adapter.socketRooms('a')!]).toEqual(['a', 'red'])
     adapter.del('a', 'red')
     expect([...adapter.socketRooms('a')!]).toEqual(['a'])
+    adapter.broadcast(message().msg, target({ rooms: ['red'] }))
+    expect(reached()).toEqual([])
+    adapter.broadcast(message().msg, target({ rooms: ['a'] }))
+    expect(reached()).toEqual(['a'])
     adapter.addAll('b', ['blue', 'green'])
     adapter.del('b', 'blue')
     expect([...adapter.socketRooms('b')!]).toEqual(['b', 'green'])
     adapter.del('b', 'green')
     adapter.del('b', 'b')
-    expect([...adapter.socketRooms('b')!]).toEqual([])
+    expect([...adapter.socketRooms('b')!]).toEqual(['b'])
+    // Rooms joined before its own (the server joins its own first): a list without it.
+    adapter.addAll('x', ['red', 'blue'])
+    adapter.del('x', 'red')
+    expect([...adapter.socketRooms('x')!]).toEqual(['blue'])
+    adapter.del('x', 'blue')
+    expect([...adapter.socketRooms('x')!]).toEqual([])
   })
 
   it('keeps a socket in many rooms apart from the others, and lets it leave each', () => {

@@ -213,7 +213,13 @@ export interface Adapter {
    * leaves for good: give up after a timeout of your own.
    */
   addAll(id: string, rooms: Iterable<Room>): void | Promise<void>
-  /** Takes a socket of this node out of a room. In turn with `addAll` (see there). */
+  /**
+   * Takes a socket of this node out of a room. In turn with `addAll` (see there). Never out of
+   * its own room (the one named by its id): `del(id, id)` does nothing, as `socket.leave(socket.id)`
+   * does. A socket out of its own room would get its own `socket.to(...)` and `socket.broadcast`
+   * (which leave it out by that room), and `to(socket.id)` would miss it; only `delAll`, at the
+   * end of its session, takes it out.
+   */
   del(id: string, room: Room): void | Promise<void>
   /**
    * Takes a socket of this node out of every room (its session ended, or it was turned away at
@@ -253,8 +259,10 @@ export interface Adapter {
    */
   addSockets(options: BroadcastOptions, rooms: Room[]): void | Promise<void>
   /**
-   * Makes every matching socket leave rooms. In turn as `addSockets`: the server takes a socket
-   * with a step under way out of those rooms with `del`, one room after another.
+   * Makes every matching socket leave rooms, never its own room (as `del`): a room of `rooms`
+   * named by a matching socket's id stays that socket's, on every node
+   * (`socketsLeave(socket.id)` leaves it where it was). In turn as `addSockets`: the server takes
+   * a socket with a step under way out of those rooms with `del`, one room after another.
    */
   delSockets(options: BroadcastOptions, rooms: Room[]): void | Promise<void>
   /** Ends the session of every matching socket. */

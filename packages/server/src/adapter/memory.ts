@@ -40,6 +40,9 @@ export class MemoryAdapter implements Adapter {
   }
 
   del(id: string, room: Room): void {
+    // Never a socket's own room (the Adapter contract): broadcasts from a socket leave it out by
+    // that room, and `to(socket.id)` reaches it there. `delAll` alone takes it out.
+    if (room === id) return
     const mine = this.#socketRooms.get(id)
     if (mine !== undefined && has(id, mine, room)) this.#socketRooms.set(id, withoutRoom(id, mine, room))
     this.#leave(id, room)
@@ -92,10 +95,8 @@ export class MemoryAdapter implements Adapter {
   }
 
   delSockets(options: BroadcastOptions, rooms: Room[]): void {
-    // Never a socket's own room, as `socket.leave(socket.id)` does nothing: broadcasts from a
-    // socket leave it out by that room.
-    for (const socket of this.#match(options))
-      for (const room of rooms) if (room !== socket.id) this.del(socket.id, room)
+    // Never a socket's own room: `del` skips it (see there).
+    for (const socket of this.#match(options)) for (const room of rooms) this.del(socket.id, room)
   }
 
   disconnectSockets(options: BroadcastOptions): void {
@@ -187,11 +188,10 @@ function withRoom(id: string, list: RoomList, room: Room): RoomList {
   return list.length < LIST_ROOMS ? list.concat(room) : new Set(list).add(room)
 }
 
+/** `list` without `room`, which it holds, and which is never the socket's own (see `del`). */
 function withoutRoom(id: string, list: RoomList, room: Room): RoomList {
-  if (typeof list === 'string') {
-    if (list === id) return NO_ROOMS
-    return room === id ? [list] : id
-  }
+  // A string that holds a room besides the socket's own: that room is `room`.
+  if (typeof list === 'string') return id
   if (!(list instanceof Set)) return list.filter((r) => r !== room)
   list.delete(room)
   return list
