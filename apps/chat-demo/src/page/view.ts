@@ -54,6 +54,8 @@ export function createView() {
   let bannerTimer: ReturnType<typeof setTimeout> | undefined
   let errorTimer: ReturnType<typeof setTimeout> | undefined
   let lastTyping = 0
+  /** The room last brought into view in the rooms list (see `rooms`). */
+  let roomInView: string | undefined
 
   /** Puts `item` before `next` (at the end without one), and keeps the list at its bottom if it was. */
   function append(item: HTMLElement, next: Element | null = null): void {
@@ -255,6 +257,7 @@ export function createView() {
 
     rooms(rooms: string[], current: string): void {
       const list = $('rooms')
+      let here: HTMLElement | undefined
       list.replaceChildren(
         ...rooms.map((name) => {
           const item = document.createElement('li')
@@ -262,11 +265,20 @@ export function createView() {
           button.type = 'button'
           button.dataset.room = name
           button.textContent = `# ${name}`
-          if (name === current) button.setAttribute('aria-current', 'true')
+          if (name === current) {
+            button.setAttribute('aria-current', 'true')
+            here = button
+          }
           item.append(button)
           return item
         }),
       )
+      // The rooms list scrolls on its own: a room opened from far down it (or by `?room=`) is
+      // brought into view once, not again at every change of the list while someone scrolls it.
+      if (here && current !== roomInView) {
+        roomInView = current
+        here.scrollIntoView({ block: 'nearest', inline: 'nearest' })
+      }
     },
 
     people(names: string[]): void {

@@ -1,0 +1,154 @@
+// The chat page at its edges, in headless Chromium: a sidebar with many rooms and many people,
+// and lengths counted as people count them. A server of its own, with rooms made beforehand.
+import { execFile } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { connect, type Socket } from '@parley/client'
+import type { FastifyInstance } from 'fastify'
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { buildChatApp } from '../src/app.js'
+import { type ClientEvents, type JoinReply, Limits, type ServerEvents } from '../src/shared.js'
+import { MemoryStore } from '../src/store.js'
+import { connected } from './connected.js'
+
+/** Rooms made before the pages open, besides the default three: more than a screen's height of them. */
+const ROOMS = 15
+
+describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () => {
+  let app: FastifyInstance
+  let base: string
+  let browser: Browser
+  const clients: Socket<ServerEvents, ClientEvents>[] = []
+
+  beforeAll(async () => {
+    // The page script the server hands out is built from this checkout's sources.
+    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    const store = new MemoryStore()
+    for (let i = 1; i <= ROOMS; i++) await store.addRoom(`room-${String(i).padStart(2, '0')}`)
+    app = await buildChatApp({ store })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    browser = await launchChromium()
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    for (const client of clients.splice(0)) client.disconnect()
+    await app?.close()
+  })
+
+  /** Opens the chat as `name` in `room`, and waits until it is in it. */
+  async function open(name: string, room: string, options: BrowserContextOptions = {}): Promise<Page> {
+    const page = await (await browser.newContext(options)).newPage()
+    page.on('pageerror', (error) => {
+      throw error
+    })
+    await page.goto(`${base}/?room=${room}`)
+    await page.fill('#nickname', name)
+    await page.click('#join button')
+    await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
+      timeout: 10_000,
+    })
+    return page
+  }
+
+  /** Someone in `room` through the Node client: a name in the people list. */
+  async function someone(name: string, room: string): Promise<void> {
+    const socket = connect<ServerEvents, ClientEvents>(base, { auth: { nickname: name } })
+    clients.push(socket)
+    await connected(socket)
+    const reply = await new Promise<JoinReply>((resolve) => socket.emit('join', { room }, resolve))
+    expect(reply.ok).toBe(true)
+  }
+
+  /**
+   * Whether each of `selectors` (its first match) can be seen: the point at its middle is on it,
+   * not on whatever covers it, nor outside a list that scrolled it away or the window.
+   */
+  const visible = (page: Page, selectors: Record<string, string>) =>
+    page.evaluate((selectors) => {
+      const seen: Record<string, boolean> = {}
+      for (const [name, selector] of Object.entries(selectors)) {
+        const element = document.querySelector(selector)
+        const box = element?.getBoundingClientRect()
+        const at =
+          box && box.width > 0
+            ? document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2)
+            : null
+        seen[name] = element !== null && at !== null && (element === at || element.contains(at))
+      }
+      return seen
+    }, selectors)
+
+  const sidebar = {
+    room: '#rooms [aria-current="true"]',
+    newRoom: '#room-name',
+    hereNow: '#people',
+    person: '#people li',
+  }
+
+  it('keeps "Here now" in view with many rooms, and the rooms with many people: each list scrolls on its own', async () => {
+    const layouts: Array<[string, BrowserContextOptions]> = [
+      ['desktop', { viewport: { width: 1280, height: 800 } }],
+      ['short', { viewport: { width: 1280, height: 560 } }],
+    ]
+    for (const [layout, options] of layouts) {
+      const page = await open(`side-${layout}`, 'room-08', options)
+      await page.waitForFunction((n) => document.querySelectorAll('#rooms li').length === n, ROOMS + 3)
+      expect(await visible(page, sidebar)).toEqual({ room: true, newRoom: true, hereNow: true, person: true })
+      // The rooms scroll within their list: the last one comes into view, and the people stay.
+      const rooms = await page.$eval('#rooms', (list) => {
+        list.scrollTop = list.scrollHeight
+        return { scrolls: list.scrollHeight > list.clientHeight }
+      })
+      expect(rooms.scrolls).toBe(true)
+      expect(await visible(page, { last: '#rooms li:last-child button', person: '#people li' })).toEqual({
+        last: true,
+        person: true,
+      })
+      // Only the lists scroll, never the page.
+      expect(await page.evaluate(() => document.documentElement.scrollHeight <= innerHeight)).toBe(true)
+      await page.context().close()
+    }
+
+    // Many people: their list scrolls on its own, and the rooms (and the form to make one) stay.
+    const crowd = 24
+    for (let i = 1; i <= crowd; i++) await someone(`person ${String(i).padStart(2, '0')}`, 'room-03')
+    const page = await open('side-crowd', 'room-03', { viewport: { width: 1280, height: 560 } })
+    await page.waitForFunction((n) => document.querySelectorAll('#people li').length === n, crowd + 1)
+    expect(await visible(page, sidebar)).toEqual({ room: true, newRoom: true, hereNow: true, person: true })
+    expect(await page.$eval('#people', (list) => list.scrollHeight > list.clientHeight)).toBe(true)
+    await page.$eval('#people', (list) => {
+      list.scrollTop = list.scrollHeight
+    })
+    expect(await visible(page, { last: '#people li:last-child', room: sidebar.room })).toEqual({
+      last: true,
+      room: true,
+    })
+    expect(await page.evaluate(() => document.documentElement.scrollHeight <= innerHeight)).toBe(true)
+    await page.context().close()
+  })
+
+  it('counts a message as the server does, in characters as people see them', async () => {
+    const page = await open('counter', 'lobby')
+    // 500 emoji are 1000 UTF-16 units: within the limit all the same, and the server takes it.
+    const full = '🎉'.repeat(Limits.message)
+    await page.fill('#text', full)
+    await page.click('#composer button')
+    await page.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+    expect(await page.textContent('#messages li .text')).toBe(full)
+    // One more is too many: kept in the input, and counted as people count.
+    const over = '🎉'.repeat(Limits.message + 1)
+    await page.fill('#text', over)
+    await page.click('#composer button')
+    expect(await page.textContent('#error')).toBe(
+      `messages are at most ${Limits.message} characters: this one has ${Limits.message + 1}`,
+    )
+    expect(await page.inputValue('#text')).toBe(over)
+    expect(await page.$$('#messages li')).toHaveLength(1)
+    await page.context().close()
+  })
+})
