@@ -7,6 +7,7 @@ import {
   type Found,
   isDefaultRoom,
   type Joined,
+  keyedMessageId,
   keyOf,
   messageIds,
   type RoomList,
@@ -220,7 +221,7 @@ export class RedisStore implements ChatStore {
   }
 
   async add(draft: Draft, key?: string): Promise<Added> {
-    const id = this.#nextId()
+    const id = key === undefined ? this.#nextId() : keyedMessageId(draft.room, draft.from, key)
     // Its place is Redis' to give (the script writes it in): `seq` is filled in from the answer.
     const stored: Item = { message: { id, ...draft } }
     if (key !== undefined) stored.sent = keyOf(draft.room, draft.from, key)

@@ -1,7 +1,11 @@
 /** What the chat's server and page say to each other; typed on both ends. */
 
 export interface ChatMessage {
-  /** Unique per server run; lets a page drop a message it already shows. */
+  /**
+   * Unique across processes and nodes; lets a page drop a message it already shows. A message sent
+   * with a `key` has one made from its room, sender and key (SHA-256): a resend keeps it even
+   * when the server forgot the first (restarted, in memory).
+   */
   id: string
   room: string
   from: string

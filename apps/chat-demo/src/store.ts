@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { ChatErrorCode, type ChatMessage, DEFAULT_ROOMS, Limits } from './shared.js'
 
@@ -93,7 +93,8 @@ export interface ChatStore {
   quietest(): Promise<string[]>
   /**
    * Stores a message under a new id (unique across stores and nodes: a page remembers the ids it
-   * shows) and at its place in the room (`ChatMessage.seq`, after every message stored there
+   * shows; for a message with a key, `keyedMessageId`, so that a resend a store no longer
+   * recognises keeps its id all the same) and at its place in the room (`ChatMessage.seq`, after every message stored there
    * before, through any node), and forgets the oldest of its room past the history size; unless
    * `draft.from` stored one under the same `key` (the sender's own name for the message) that is
    * still in the history or was stored within the resend window, or the room is not there (see
@@ -152,6 +153,22 @@ export interface Stored {
 /** The name a sender's key is remembered under: room, sender and key, none able to pass for another. */
 export function keyOf(room: string, from: string, key: string): string {
   return JSON.stringify([room, from, key])
+}
+
+/**
+ * The id of a message sent with a key: a SHA-256 of its room, sender and key (`keyOf`), so the
+ * same on every node and in every process. A store that forgot the first copy (`pnpm demo`
+ * restarted between storing a message and its answer: the page sends it again) stores the resend
+ * under the id the first one went out with, and the pages that showed that one drop it, as they
+ * drop every id they show. The key is the sender's own secret: the id, sent to everyone, does
+ * not give it away. A message without a key gets an id of `messageIds` instead.
+ */
+export function keyedMessageId(room: string, from: string, key: string): string {
+  // 128 bits, in 22 characters: as unlikely to repeat as the random key behind it.
+  return createHash('sha256')
+    .update(keyOf(room, from, key))
+    .digest('base64url')
+    .slice(0, 22)
 }
 
 /** True for `lobby`, `random` and `help`, which are always there. */
@@ -264,7 +281,8 @@ export class MemoryStore implements ChatStore {
     if (twin !== undefined) return { twin }
     const seq = nextVersion(this.#seqs.get(draft.room) ?? 0)
     this.#seqs.set(draft.room, seq)
-    const message: ChatMessage = { id: this.#nextId(), ...draft, seq }
+    const id = key === undefined ? this.#nextId() : keyedMessageId(draft.room, draft.from, key)
+    const message: ChatMessage = { id, ...draft, seq }
     const stored: Stored = { message }
     if (key !== undefined) {
       stored.sent = keyOf(draft.room, draft.from, key)

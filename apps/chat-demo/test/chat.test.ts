@@ -212,6 +212,28 @@ describe('chat server', () => {
     expect(await say(emoji, 'lobby', `a${'\u0301'.repeat(40 * Limits.message)}`)).toMatchObject(badMessage)
   })
 
+  it('gives a resend after a restart that forgot the message the id the first one went out with', async () => {
+    // `pnpm demo` restarted between storing a message and its answer: the new process, with a new
+    // store in memory, stores the page's resend again; the others must be able to tell it is the same.
+    const sendTo = async (at: string) => {
+      const [ann, bob] = [await person('ann', at), await person('bob', at)]
+      for (const s of [ann, bob]) await join(s, 'lobby')
+      const heard = new Promise<HeardMessage>((resolve) => bob.on('chat', resolve))
+      const reply = await new Promise<ChatReply>((resolve) =>
+        ann.emit('chat', { room: 'lobby', text: 'only once', key: 'page-key-1' }, resolve),
+      )
+      for (const s of [ann, bob]) s.disconnect()
+      return { reply, heard: await heard }
+    }
+    const before = await sendTo(url)
+    const restarted = await buildChatApp({ store: new MemoryStore() })
+    others.push(restarted)
+    const after = await sendTo(await start(restarted))
+    expect(before.reply).toMatchObject({ ok: true, id: before.heard.id })
+    expect(after.reply).toMatchObject({ ok: true, id: before.heard.id })
+    expect(after.heard).toMatchObject({ id: before.heard.id, text: 'only once' })
+  })
+
   it('refuses a name that is not a room name with a code of its own', async () => {
     const kit = await person('kit')
     expect(await join(kit, 'Not a room!')).toEqual({

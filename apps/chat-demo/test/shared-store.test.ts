@@ -25,7 +25,7 @@ import {
   Limits,
   type ServerEvents,
 } from '../src/shared.js'
-import { type ChatStore, type ChatStoreOptions, keyOf, MemoryStore } from '../src/store.js'
+import { type Added, type ChatStore, type ChatStoreOptions, keyOf, MemoryStore } from '../src/store.js'
 import { connected } from './connected.js'
 import { pauseNextJoin } from './pausing-store.js'
 
@@ -560,6 +560,13 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
     it('recognises a resend of a message still in the history after the resend window, and forgets it once it left', async () => {
       await resendKeptWhileInHistory((options) => new RedisStore(admin, options))
     })
+
+    it('stores a resend under the id of the first one after Redis lost it', async () => {
+      await sameIdWhenForgotten(async () => {
+        await admin.flushAll()
+        return new RedisStore(admin)
+      })
+    })
   })
 
   describe('MemoryStore', () => {
@@ -578,6 +585,10 @@ describe.skipIf(skipRedisSuites())('chat rooms and history shared on Redis', () 
 
     it('recognises a resend of a message still in the history after the resend window, and forgets it once it left', async () => {
       await resendKeptWhileInHistory((options) => new MemoryStore(options))
+    })
+
+    it('stores a resend under the id of the first one in a new store (a restart)', async () => {
+      await sameIdWhenForgotten(async () => new MemoryStore())
     })
   })
 })
@@ -605,4 +616,27 @@ async function resendKeptWhileInHistory(make: (options: ChatStoreOptions) => Cha
   // Out of the history and past the window, the key is forgotten (it is not kept for ever).
   for (const text of ['c1', 'c2']) await store.add({ room: 'lobby', from: 'cy', text, at: 5 }, text)
   expect(await store.find('lobby', 'ann', 'k1')).toBeUndefined()
+}
+
+/**
+ * A store that forgot a message (a new process, or Redis that lost its data) stores its resend
+ * as new, but under the first one's id: the pages that showed the first drop it. `fresh`: an
+ * empty store.
+ */
+async function sameIdWhenForgotten(fresh: () => Promise<ChatStore>): Promise<void> {
+  const draft = { room: 'lobby', from: 'ann', text: 'once', at: 1 }
+  const idOf = (added: Added) => ('stored' in added ? added.stored.id : undefined)
+  const first = idOf(await (await fresh()).add(draft, 'k1'))
+  const again = await fresh()
+  expect(first).toEqual(expect.any(String))
+  expect(idOf(await again.add(draft, 'k1'))).toBe(first)
+  // Another key, sender or room is another message; so is one without a key.
+  const others = [
+    await again.add(draft, 'k2'),
+    await again.add({ ...draft, from: 'bob' }, 'k1'),
+    await again.add({ ...draft, room: 'help' }, 'k1'),
+    await again.add(draft),
+    await again.add(draft),
+  ].map(idOf)
+  expect(new Set([first, ...others]).size).toBe(6)
 }
