@@ -239,11 +239,11 @@ describe('an answer its client does not read, once it has ended', () => {
    * A session of `transport` whose downstream GET (on a connection of its own) is never read,
    * with `count` packets of 100 KB sent to it.
    */
-  async function unreadGet(transport: 'sse' | 'polling', count: number) {
+  async function unreadGet(transport: 'sse' | 'polling', count: number, pingTimeout = 500) {
     // Answers of up to 8 MB: more than the kernel's buffers take from a client that reads nothing.
     const { app, base, sockets } = await serve({
       pingInterval: 60_000,
-      pingTimeout: 500,
+      pingTimeout,
       maxPayload: 8_000_000,
     })
     const endpoint = `${base}/${transport === 'sse' ? 'sse' : 'poll'}`
@@ -293,7 +293,10 @@ describe('an answer its client does not read, once it has ended', () => {
   })
 
   it('a client that reads slowly gets every byte of an ended stream', async () => {
-    const { socket, raw } = await unreadGet('sse', 70)
+    // pingTimeout four times the pauses below, which a loaded machine stretches (with 500 ms, a
+    // 200 ms pause that ran late left the stream still for pingTimeout, and it was cut); the
+    // slow reading still lasts about as long as pingTimeout.
+    const { socket, raw } = await unreadGet('sse', 70, 1000)
     socket.disconnect()
     // A byte now and then keeps it moving: never silent for pingTimeout.
     let received = 0
@@ -301,10 +304,13 @@ describe('an answer its client does not read, once it has ended', () => {
       received += chunk.length
     })
     for (let i = 0; i < 12 && !raw.isClosed; i++) {
+      // Each turn reads something (a fixed moment of reading may let nothing through on a busy
+      // machine), then nothing for a while.
+      const before = received
       raw.socket.resume()
-      await sleep(10)
+      await until(() => received > before || raw.isClosed, 5000, 'a few bytes read')
       raw.socket.pause()
-      await sleep(200)
+      await sleep(250)
     }
     raw.socket.resume()
     await until(() => raw.isClosed, 5000, 'the stream to end')
