@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { until } from '../../../packages/server/test/helpers.js'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { type ChatMessage, type HeardMessage, Limits } from '../src/shared.js'
@@ -204,7 +205,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       // Ticks: each own message acknowledged.
       await waitForDelivered(page, 4)
     }
-    for (const page of [ada, bob, cy]) await page.context().close()
+    await closeTabs([ada, bob, cy])
   })
 
   it('keeps a right-to-left name, or one with bidi controls, from turning the text beside it around', async () => {
@@ -242,7 +243,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       }),
     )
     expect(nameFirst).toEqual([true, true])
-    for (const page of [rtl, flip, reader]) await page.context().close()
+    await closeTabs([rtl, flip, reader])
   })
 
   it('carries three people through a server restart: they say so, reconnect, and what they wrote meanwhile arrives', async () => {
@@ -314,7 +315,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
         timeout: 10_000,
       }),
     )
-    for (const { page } of people) await page.context().close()
+    await closeTabs(people.map(({ page }) => page))
     await stopChat(chat.app)
   }, 30_000)
 
@@ -347,7 +348,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       { timeout: 10_000 },
     )
     expect(await eve.textContent('#transport')).toMatch(/^sse/)
-    for (const page of [dee, eve]) await page.context().close()
+    await closeTabs([dee, eve])
   })
 
   it('asks again at once, never waiting for the store, when a message is refused for want of it after the session resumed', async () => {
@@ -391,7 +392,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     const seen = (await page.evaluate(() => (window as unknown as { seen: string[] }).seen)).join('\n')
     expect(seen).not.toMatch(/unavailable|tick: stalled/)
     expect((await store.history('lobby')).map((m) => m.text)).toEqual(['across the resume'])
-    await page.context().close()
+    await closeTabs(page)
   }, 30_000)
 
   it('says on the transport badge why the session moved when its connection was cut', async () => {
@@ -412,7 +413,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       null,
       { timeout: 10_000 },
     )
-    await fay.context().close()
+    await closeTabs(fay)
   })
 
   /**
@@ -434,7 +435,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       ])
       for (const page of pages) await waitForPeople(page, 2)
       await scene({ transport, room, store, pages })
-      for (const page of pages) await page.context().close()
+      await closeTabs(pages)
       await stopChat(chat.app)
     }
   }
@@ -491,7 +492,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     )
     await waitForDelivered(page, 2)
     expect(await texts(page)).toEqual(['for the next room 1', 'for the next room 2'])
-    await page.context().close()
+    await closeTabs(page)
     await stopChat(chat.app)
   })
 
@@ -521,7 +522,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await texts(page)).toEqual(['for the room clicked'])
     expect(await rooms()).toEqual(['after-restart'])
     expect((await store.history('after-restart')).map((m) => m.text)).toEqual(['for the room clicked'])
-    await page.context().close()
+    await closeTabs(page)
     await stopChat(chat.app)
   })
 
@@ -547,7 +548,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await texts(page)).toEqual(['caught in the stop'])
     expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(0)
     expect((await store.history('unanswered')).map((m) => m.text)).toEqual(['caught in the stop'])
-    await page.context().close()
+    await closeTabs(page)
     await stopChat(chat.app)
   })
 
@@ -578,7 +579,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# unanswered-room')
     expect(await texts(page)).toEqual(['for the room clicked'])
     expect(await page.evaluate(() => (window as unknown as { said: string[] }).said)).toEqual([])
-    await page.context().close()
+    await closeTabs(page)
     await stopChat(chat.app)
   })
 
@@ -603,7 +604,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.waitForSelector('#join-error', { timeout: 10_000 })
     // That socket is done: its message is not sent again, nor said to wait.
     expect(await page.$eval('#messages .tick', (tick) => tick.getAttribute('data-state'))).toBe('failed')
-    for (const p of [page, other]) await p.context().close()
+    await closeTabs([page, other])
     await stopChat(chat.app)
   })
 
@@ -637,7 +638,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
         'during the reload',
       ])
       // Neither session is left behind: once the tab is closed, Max is off the list.
-      await max.context().close()
+      await closeTabs(max)
       await waitForPeople(ola, 1)
     })
   }, 60_000)
@@ -661,7 +662,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     )
     expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(0)
     expect(await texts(page)).toEqual(written)
-    await page.context().close()
+    await closeTabs(page)
   }, 30_000)
 
   it('stores messages written offline in order when the store refuses the first and takes the next as they arrive', async () => {
@@ -684,7 +685,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     )
     expect((await store.history('lobby')).map((m) => m.text)).toEqual(written)
     expect(await texts(page)).toEqual(written)
-    await page.context().close()
+    await closeTabs(page)
   }, 30_000)
 
   it('takes someone who closes their tab off the people list at once, on every transport', async () => {
@@ -701,7 +702,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       // its connection: a closed tab is someone who left.
       await waitForPeople(fay, 1)
       expect(await fay.textContent('#people li')).toBe('fay')
-      for (const page of [fay, gus]) await page.context().close()
+      await closeTabs([fay, gus])
     }
   })
 
@@ -725,12 +726,12 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
         await gus.type('#text', 'bye')
         await expect.poll(() => network.unanswered, { timeout: 10_000 }).toBeGreaterThan(0)
         network.posts = 'pass'
-        await gus.close({ runBeforeUnload: true })
+        await closeTabs(gus, { runBeforeUnload: true })
         // Well within the server's recovery window (30 s), which the session would otherwise
         // live out, and the POST's own bound, the heartbeat window.
         await waitForPeople(fay, 1)
         expect(await fay.textContent('#people li')).toBe('fay')
-        for (const page of [fay, gus]) await page.context().close()
+        await closeTabs(fay)
       }
     }
     await stopChat(chat.app)
@@ -777,7 +778,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await page.textContent('#error')).toMatch(/^not sent: room names are/)
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
     expect((await store.history('help')).map((m) => m.text)).toEqual(['for help'])
-    await page.context().close()
+    await closeTabs(page)
     await stopChat(chat.app)
   })
 
@@ -806,7 +807,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       { timeout: 10_000 },
     )
     expect(await texts(ned)).toEqual(['before', 'during', 'after'])
-    for (const page of [mia, ned]) await page.context().close()
+    await closeTabs([mia, ned])
     await stopChat(chat.app)
   })
 
@@ -841,7 +842,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     )
     const later = Array.from({ length: Limits.history }, (_, i) => `later ${i}`)
     expect(await texts(ned)).toEqual(['early', ...later])
-    for (const page of [mia, ned]) await page.context().close()
+    await closeTabs([mia, ned])
     await stopChat(chat.app)
   })
 
@@ -867,7 +868,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     for (const message of heard) chat.app.parley.to('lobby').emit('chat', message)
     await waitForMessages(ned, heard.length + 1)
     const shown = await texts(ned)
-    await ned.context().close()
+    await closeTabs(ned)
     await stopChat(chat.app)
     return shown
   }
@@ -915,7 +916,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await send(bob, 'bob again')
     await waitForMessages(ada, 3)
     for (const page of [ada, bob]) expect(await texts(page)).toEqual([...stored, 'bob again'])
-    for (const page of [ada, bob]) await page.context().close()
+    await closeTabs([ada, bob])
     await stopChat(chat.app)
   })
 
@@ -925,7 +926,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await page.textContent('#error')).toMatch(/^room names are/)
     await send(page, 'hal here')
     await waitForDelivered(page, 1)
-    await page.context().close()
+    await closeTabs(page)
   })
 
   it('names every control for a screen reader, and sends with the keyboard alone', async () => {
@@ -943,7 +944,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.keyboard.type('by keyboard')
     await page.keyboard.press('Enter')
     await waitForDelivered(page, 1)
-    await page.context().close()
+    await closeTabs(page)
   })
 
   it('reads out new messages but not the history of a room just opened, and says what each tick means', async () => {
@@ -977,7 +978,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await announced(bea)).toEqual(['ann: after'])
     // Nobody is told what they wrote themselves.
     expect(await announced(ann)).toEqual([])
-    for (const page of [ann, bea]) await page.context().close()
+    await closeTabs([ann, bea])
   })
 
   it("shows its own messages delivered in the history after a reload, and nobody else's", async () => {
@@ -1007,7 +1008,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(await ticks(ivy)).toEqual(['ivy 1 delivered', 'jon 1 undefined', 'ivy 2 delivered'])
     // Jon's page shows his own as delivered, Ivy's with no tick.
     expect(await ticks(jon)).toEqual(['ivy 1 undefined', 'jon 1 delivered', 'ivy 2 undefined'])
-    for (const page of [ivy, jon]) await page.context().close()
+    await closeTabs([ivy, jon])
     await stopChat(chat.app)
   })
 
@@ -1025,7 +1026,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.press('#nickname', 'Enter')
     await waitForPeople(page, 1)
     expect(await page.textContent('#people li')).toBe('kim')
-    await page.context().close()
+    await closeTabs(page)
   })
 
   it('says when a nickname, a message or a room name is too long, instead of cutting it short', async () => {
@@ -1064,7 +1065,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(
       await page.$$eval('#rooms button', (rooms) => rooms.some((r) => r.textContent?.includes('rrr'))),
     ).toBe(false)
-    for (const p of [page, listener]) await p.context().close()
+    await closeTabs([page, listener])
   })
 
   it('asks for another nickname when someone else uses it, and then lists both people', async () => {
@@ -1087,7 +1088,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       'nia too',
     ])
     expect(await page.isVisible('#join-error')).toBe(false)
-    for (const p of [nia, page]) await p.context().close()
+    await closeTabs([nia, page])
   })
 
   it('lists once, and shows as their own, a person whose two tabs spell their nickname in two letter cases', async () => {
@@ -1115,7 +1116,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(
       await upper.$eval('#messages li', (li) => li.querySelector('.tick')?.getAttribute('data-state')),
     ).toBe('delivered')
-    for (const page of [lower, other]) await page.context().close()
+    await closeTabs([lower, other])
   })
 
   it('fits a phone and a desktop: no sideways scroll, rooms, people and the input in view', async () => {
@@ -1149,7 +1150,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       expect(fit.scrollWidth).toBeLessThanOrEqual(fit.innerWidth)
       expect(fit.scrollHeight).toBeLessThanOrEqual(fit.innerHeight)
       expect(fit).toMatchObject({ input: true, send: true, room: true, people: true, newRoom: true })
-      await page.context().close()
+      await closeTabs(page)
     }
   })
 })

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type Nginx, skipNginxSuites } from '../../../test/support/nginx.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { closeTabs } from '../../../test/support/tabs.js'
 import { type ChatClusterRun, startChatCluster } from './chat-cluster.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
@@ -111,7 +112,7 @@ describe.skipIf(skips.some(Boolean))('chat demo on three nodes behind nginx, in 
     await pages[2]!.waitForSelector('#rooms [data-room="plans"][aria-current="true"]')
     expect(await texts(pages[2]!)).toEqual(['ada in plans'])
 
-    for (const page of pages) await page.context().close()
+    await closeTabs(pages)
     // Nothing sticky: the Parley requests went to every node (nginx logs a request, a stream or
     // a WebSocket once it ended).
     const served = () =>

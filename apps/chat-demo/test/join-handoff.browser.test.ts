@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type Nginx, skipNginxSuites } from '../../../test/support/nginx.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { closeTabs } from '../../../test/support/tabs.js'
 import type { ChatData } from '../src/chat.js'
 import { ROOM_PATTERN } from '../src/shared.js'
 import { StoreUnavailableError } from '../src/store.js'
@@ -151,7 +152,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
         { timeout: 10_000 },
       )
       expect(await page.textContent('#error')).toBe('')
-      await page.context().close()
+      await closeTabs(page)
     },
     60_000,
   )
@@ -170,7 +171,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
     const history = await owner.cluster.store.history('lobby')
     expect(history.filter((m) => m.text === 'across the move')).toHaveLength(1)
     expect(await page.textContent('#error')).toBe('')
-    await page.context().close()
+    await closeTabs(page)
   }, 60_000)
 
   it('shows delivered, never waiting for the store, a message its draining node stored and then could not answer', async () => {
@@ -187,7 +188,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
     expect((await bannerSaid(page)).filter((text) => /unavailable/.test(text))).toEqual([])
     const history = await owner.cluster.store.history('lobby')
     expect(history.filter((m) => m.text === 'stored, answer lost')).toHaveLength(1)
-    await page.context().close()
+    await closeTabs(page)
   }, 60_000)
 
   it('shows the room, never waiting for the store, when the draining node refused the join for want of it', async () => {
@@ -207,7 +208,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
     )
     expect((await bannerSaid(page)).filter((text) => /unavailable/.test(text))).toEqual([])
     expect(await page.textContent('#error')).toBe('')
-    await page.context().close()
+    await closeTabs(page)
   }, 60_000)
 
   it("redraws nobody's people list when a session moves to another node and its room is told again", async () => {
@@ -247,6 +248,6 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
         'bea',
       ])
     }
-    for (const page of pages) await page.context().close()
+    await closeTabs(pages)
   }, 60_000)
 })

@@ -13,6 +13,7 @@ import { launchChromium, skipBrowserSuites } from '../../../test/support/chromiu
 import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
 import { onFreePort } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { closeTabs } from '../../../test/support/tabs.js'
 import { type ChatNode, startNode, stopNode } from './node-process.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
@@ -215,6 +216,6 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
       { timeout: 10_000 },
     )
     expect((await texts(late)).sort()).toEqual((await texts(pages[0]!)).sort())
-    for (const page of [...pages, late]) await page.context().close()
+    await closeTabs([...pages, late])
   }, 60_000)
 })

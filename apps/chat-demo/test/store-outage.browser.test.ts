@@ -10,6 +10,7 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
 
@@ -42,7 +43,7 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
   })
 
   afterEach(async () => {
-    for (const context of browser.contexts()) await context.close()
+    await closeTabs(browser.contexts())
     await app?.close()
     await cluster?.close()
     await redis?.stop()

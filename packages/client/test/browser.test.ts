@@ -15,6 +15,7 @@ import {
   startFaultProxy,
   type WsMode,
 } from '../../../test/support/fault-proxy.js'
+import { closeTabs } from '../../../test/support/tabs.js'
 import { ensureBundle } from './bundle.js'
 import { parleyOf, type ServerSocket, startServer, type TestServer, until } from './helpers.js'
 
@@ -89,6 +90,10 @@ const PAGE = `<!doctype html>
   }
 
   window.parley = { socket, log, failures, got, talk, chatter, binary }
+
+  // Closing the tab ends the session (as the client's README advises): the server lets it go at
+  // once rather than keeping it for the page's return.
+  addEventListener('pagehide', () => socket.disconnect())
 </script>
 </body></html>
 `
@@ -286,7 +291,7 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
   afterEach(async () => {
     for (const t of timers) clearInterval(t)
     timers.clear()
-    await Promise.all(contexts.splice(0).map((c) => c.close()))
+    await closeTabs(contexts.splice(0))
     await Promise.all(browsers.splice(0).map((b) => b.close()))
     await proxy?.close()
     proxy = undefined
@@ -589,7 +594,7 @@ describe.skipIf(skipBrowserSuites())(
     })
 
     afterEach(async () => {
-      await Promise.all(contexts.splice(0).map((c) => c.close()))
+      await closeTabs(contexts.splice(0))
       await Promise.all([...servers].map(stop))
       const errors = pageErrors
       pageErrors = []
