@@ -10,6 +10,22 @@ export const MAX_TIMER_MS = 2 ** 31 - 1
 /** The largest ack id: ids stay below 2^31, long before unsafe integers (unique while pending). */
 export const MAX_ACK_ID = 2 ** 31 - 1
 
+/** Whether `value` can be an ack id a table hands out: an integer from 1 to `MAX_ACK_ID`. */
+export function isAckId(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_ACK_ID
+}
+
+/**
+ * Where a node that takes a session over numbers its own questions, given the old node's next
+ * ack id (`SessionSnapshot.nextAckId`): half the id space past it, wrapping within 1 to
+ * `MAX_ACK_ID`. The old node goes on asking in the handoff's tail from its own next id, which a
+ * fresh table starting at 1 would meet at once; this far away, it would take a billion of its
+ * questions in that moment to reach the new node's.
+ */
+export function farAckId(nextAckId: number): number {
+  return ((nextAckId - 1 + 2 ** 30) % MAX_ACK_ID) + 1
+}
+
 /** Called once: with the reply's arguments, or with the error that ended the wait. */
 export type Settle = (error: ParleyError<string> | null, args: WireValue[]) => void
 
@@ -34,7 +50,12 @@ export class AckTable {
   readonly #max: number
   readonly #failed: (err: unknown) => void
   readonly #pending = new Map<number, Pending>()
-  #nextId = 1
+  /**
+   * The id `register` tries next, an ack id (see `isAckId`): what a handoff's snapshot tells the
+   * node taking over, which sets its own away from it (see `farAckId`). A field, not an accessor
+   * or a constructor argument: the client bundles this class and never sets it.
+   */
+  nextId = 1
 
   /**
    * `maxPending`: waits allowed at once; `register` refuses past it. `failed` hears of a `settle`
@@ -63,9 +84,9 @@ export class AckTable {
         details: { limit: this.#max },
       })
     }
-    let id = this.#nextId
+    let id = this.nextId
     while (this.#pending.has(id)) id = id >= MAX_ACK_ID ? 1 : id + 1
-    this.#nextId = id >= MAX_ACK_ID ? 1 : id + 1
+    this.nextId = id >= MAX_ACK_ID ? 1 : id + 1
     const timer =
       timeout === undefined || !(timeout <= MAX_TIMER_MS)
         ? undefined

@@ -1,5 +1,5 @@
 export type { Settle } from './acks.js'
-export { AckTable, MAX_ACK_ID, MAX_TIMER_MS } from './acks.js'
+export { AckTable, farAckId, isAckId, MAX_ACK_ID, MAX_TIMER_MS } from './acks.js'
 export { fromBase64, toBase64 } from './base64.js'
 export { BinaryKind, hasBinary, isBinary } from './binary.js'
 export { WsCloseCode } from './close-codes.js'

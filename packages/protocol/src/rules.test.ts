@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { AckTable, MAX_TIMER_MS } from './acks.js'
+import { AckTable, farAckId, isAckId, MAX_ACK_ID, MAX_TIMER_MS } from './acks.js'
 import { checkEncoded } from './decode.js'
 import { ErrorCode, ParleyError } from './errors.js'
 import { checkEventName } from './event-name.js'
@@ -51,6 +51,26 @@ describe('checkEncoded', () => {
 describe('AckTable', () => {
   afterEach(() => {
     vi.useRealTimers()
+  })
+
+  it('numbers from a first id of its own, wraps at MAX_ACK_ID, and says its next id', () => {
+    const table = new AckTable(10)
+    expect(table.nextId).toBe(1)
+    table.nextId = MAX_ACK_ID - 1
+    const ids = [1, 2, 3].map(() => table.register(() => {}))
+    expect(ids).toEqual([MAX_ACK_ID - 1, MAX_ACK_ID, 1])
+    expect(table.nextId).toBe(2)
+  })
+
+  it('puts a taken-over session’s questions half the id space from the old node’s, within the ids', () => {
+    expect(farAckId(1)).toBe(2 ** 30 + 1)
+    expect(farAckId(2 ** 30 - 1)).toBe(MAX_ACK_ID)
+    expect(farAckId(2 ** 30)).toBe(1)
+    expect(farAckId(MAX_ACK_ID)).toBe(2 ** 30)
+    for (const id of [1, 2, 2 ** 30, 2 ** 30 + 1, MAX_ACK_ID - 1, MAX_ACK_ID])
+      expect(isAckId(farAckId(id))).toBe(true)
+    expect([0, -1, 1.5, MAX_ACK_ID + 1, Number.NaN, '7', null, undefined].filter(isAckId)).toEqual([])
+    expect([1, MAX_ACK_ID].every(isAckId)).toBe(true)
   })
 
   it('settles a wait once, by id, and ignores late replies', () => {

@@ -2,7 +2,7 @@
 // a channel; events and values inside it are in the protocol's own text encoding (binary leaves
 // as base64), so that what a client sent arrives on another node as it left, bytes included.
 // Input is read as untrusted: a malformed message is dropped, never thrown on.
-import { decodeText, encodeText, PacketType, type WireValue } from '@parley/protocol'
+import { decodeText, encodeText, isAckId, PacketType, type WireValue } from '@parley/protocol'
 import type { BroadcastOptions, JsonValue, Room, SessionSnapshot, SocketDescription } from '@parley/server'
 
 /** Which sockets, as shipped (`local` never crosses: a local operation stays on its node). */
@@ -228,7 +228,12 @@ export function parseSnapshot(
     isCounts(value.openRequests) &&
     isCounts(value.pendingAcks) &&
     typeof value.created === 'number'
-  return fits ? { ok: true, snapshot: value as unknown as SessionSnapshot } : { ok: false, why: 'bad shape' }
+  if (!fits) return { ok: false, why: 'bad shape' }
+  // Absent from the snapshots of nodes of an earlier version; anything else must be an ack id,
+  // or the restored session's questions could take the reply meant for one of the old node's.
+  if (value.nextAckId !== undefined && !isAckId(value.nextAckId))
+    return { ok: false, why: 'nextAckId is not an ack id' }
+  return { ok: true, snapshot: value as unknown as SessionSnapshot }
 }
 
 export function parseRequest(text: string): RequestPacket | HandOffRequest | RepliedRequest | undefined {

@@ -279,6 +279,7 @@ export function snapshotOf(sid: string, id: string, rooms: string[] = []): Sessi
     waiting: [['chat', ['hi'], 3]],
     openRequests: [2],
     pendingAcks: [4],
+    nextAckId: 5,
     created: 1_700_000_000_000,
   }
 }

@@ -33,9 +33,16 @@ async function open(node: FakeNode, sid: string, id: string, rooms: string[] = [
 }
 
 /** Hands `sid` off as the server does: from the snapshot on, what the socket gets goes to the tail. */
-async function handOff(node: FakeNode, socket: FakeSocket, sid: string, rooms: string[] = [], ttl = TTL) {
+async function handOff(
+  node: FakeNode,
+  socket: FakeSocket,
+  sid: string,
+  rooms: string[] = [],
+  ttl = TTL,
+  snapshot = snapshotOf(sid, socket.id, rooms),
+) {
   socket.handedOff = (text) => node.adapter.appendHandOff(sid, text)
-  return node.adapter.handOff(snapshotOf(sid, socket.id, rooms), ttl)
+  return node.adapter.handOff(snapshot, ttl)
 }
 
 /**
@@ -345,6 +352,12 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const cases: [string, unknown][] = [
       ['sid-v2', { ...snapshotOf('sid-v2', 's1'), v: 2 }],
       ['sid-shape', { ...snapshotOf('sid-shape', 's2'), kept: 'not a list' }],
+      // The next ack id must be one: 1 to 2^31 - 1.
+      ['sid-ack-0', { ...snapshotOf('sid-ack-0', 's3'), nextAckId: 0 }],
+      ['sid-ack-big', { ...snapshotOf('sid-ack-big', 's4'), nextAckId: 2 ** 31 }],
+      ['sid-ack-half', { ...snapshotOf('sid-ack-half', 's5'), nextAckId: 1.5 }],
+      ['sid-ack-text', { ...snapshotOf('sid-ack-text', 's6'), nextAckId: '7' }],
+      ['sid-ack-null', { ...snapshotOf('sid-ack-null', 's7'), nextAckId: null }],
     ]
     for (const [sid, snapshot] of cases) {
       a!.sockets.add(`socket-${sid}`, sid)
@@ -357,6 +370,24 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(await a!.adapter.sessionOwner(sid)).toBe('unknown')
     }
     expect(await a!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+  })
+
+  it('hands the next ack id over as it is, up to 2^31 - 1, and a snapshot without one (a node of an earlier version)', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const { nextAckId: _, ...earlier } = snapshotOf('sid-earlier', 's2')
+    const cases: [string, SessionSnapshot][] = [
+      ['sid-last-id', { ...snapshotOf('sid-last-id', 's1'), nextAckId: 2 ** 31 - 1 }],
+      ['sid-earlier', earlier],
+    ]
+    for (const [sid, snapshot] of cases) {
+      const socket = await open(a!, sid, snapshot.id)
+      expect(await handOff(a!, socket, sid, [], TTL, snapshot)).toBe(true)
+      const claim = await b!.adapter.claimSession(sid)
+      expect(won(claim).snapshot.nextAckId).toBe(snapshot.nextAckId)
+      await takeOver(b!, claim).done
+    }
+    expect(b!.warnings).toEqual([])
   })
 
   it('refuses to hand off a session whose owner record names another node, or none', async () => {

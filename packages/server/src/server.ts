@@ -3,6 +3,7 @@ import {
   CloseReason,
   ErrorCode,
   type HelloPacket,
+  isAckId,
   ParleyError,
   type TransportName,
 } from '@parley/protocol'
@@ -1034,6 +1035,10 @@ export class ParleyServer<
     const snapshot = claim.snapshot
     let session: Session
     try {
+      // An adapter of the application's may carry any number: one that is no ack id would make
+      // this node's questions collide with the old node's, or number past the id space.
+      if (snapshot.nextAckId !== undefined && !isAckId(snapshot.nextAckId))
+        throw new ParleyError(ErrorCode.INVALID_PACKET, 'the snapshot’s nextAckId is not an ack id')
       session = new Session(this.#sessionConfig, snapshot)
     } catch (err) {
       this.#handoffLogs.unrestorable.record({ err, socket: snapshot.id })

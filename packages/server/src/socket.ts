@@ -3,6 +3,7 @@ import {
   CloseReason,
   checkEventName,
   ErrorCode,
+  farAckId,
   type JsonValue,
   type NumberedPacket,
   PacketType,
@@ -661,6 +662,7 @@ export class ServerSocket<
       waiting,
       openRequests: [...(this.#openRequests ?? [])],
       pendingAcks,
+      nextAckId: this.#ackTable?.nextId ?? 1,
       created: this.handshake.issued,
     }
   }
@@ -778,6 +780,9 @@ export class ServerSocket<
   restore(snapshot: SessionSnapshot): void {
     if (!snapshot.dataLost) this.data = snapshot.data as D
     if (snapshot.pendingAcks.length > 0) this.#movedAcks = new Set(snapshot.pendingAcks)
+    // Broadcasts with acks may reach this socket before the old node's tail is read, whose
+    // questions this node learns only then (see `movedInTail`): its own are numbered far away.
+    this.#acks.nextId = farAckId(snapshot.nextAckId ?? 1)
     this.recovered = true
   }
 

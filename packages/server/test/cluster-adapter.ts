@@ -81,9 +81,10 @@ export class Cluster {
   sealLost = false
   /**
    * When true, `claimSession` hands out each snapshot with a kept packet no node can restore,
-   * as a store that garbles what it keeps (or a node of another version) would.
+   * as a store that garbles what it keeps (or a node of another version) would; with
+   * `'nextAckId'`, with a next ack id that is none (0).
    */
-  unreadableSnapshots = false
+  unreadableSnapshots: boolean | 'nextAckId' = false
   /** When true, a takeover's tail ends with a packet that does not follow the snapshot's numbers. */
   unreadableTails = false
   /**
@@ -427,7 +428,8 @@ class HandOffClusterAdapter extends ClusterAdapter {
     const late = handoff.sealed
     const alone = late && handoff.alone === true
     const snapshot = structuredClone(handoff.snapshot)
-    if (this.cluster.unreadableSnapshots) {
+    if (this.cluster.unreadableSnapshots === 'nextAckId') snapshot.nextAckId = 0
+    else if (this.cluster.unreadableSnapshots) {
       snapshot.kept.push('not a packet')
       snapshot.outSeq++
     }

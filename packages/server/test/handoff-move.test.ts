@@ -210,40 +210,46 @@ describe('a WebSocket resume on another node', () => {
     expect(socket?.rooms.has('everyone')).toBe(true)
   })
 
-  it('tells the client to try again when the snapshot cannot be read; it goes on on WebSocket, nothing acknowledged lost', async () => {
-    const cluster = new Cluster({ handoff: true })
-    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
-    const other = list[1 - owner]!
-    const events: string[] = []
-    c.on('connect', () => events.push('connect'))
-    c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
-    const errors: string[] = []
-    c.on('transport_error', (name: string, error: { code: string }) => errors.push(`${name} ${error.code}`))
-    const first = c.id!
-    for (let n = 1; n <= 3; n++) c.emit('up', n)
-    await until(() => list[owner]!.received.get(first)?.length === 3, 3000, 'the first three')
-    cluster.unreadableSnapshots = true
-    proxy.avoid.add(owner)
-    proxy.cut()
-    // Sent while the client resumes: kept by the client, unacknowledged, until a session takes them.
-    for (let n = 4; n <= 5; n++) c.emit('up', n)
-    await until(() => c.connected && c.id !== first, 5000, 'a new session')
-    // The cut, then the answer to the resume: "try again", on WebSocket as over HTTP, not a bare
-    // close. The next try found nothing to claim and got a new session.
-    expect(errors).toEqual(['websocket PARLEY_TRANSPORT_ERROR', 'websocket PARLEY_SERVER_SHUTTING_DOWN'])
-    expect(c.transport).toBe('websocket')
-    expect(c.recovered).toBe(false)
-    expect(events).toEqual(['disconnect session expired', 'connect'])
-    expect(other.restored).toEqual([])
-    expect(list[owner]!.ended).toEqual(['server handoff'])
-    await until(() => other.received.get(c.id!)?.at(-1) === 5, 3000, 'the two sent meanwhile')
-    expect(list[owner]!.received.get(first)).toEqual([1, 2, 3])
-    // Nothing lost: the new session got, in order, what the client held unacknowledged (the
-    // old session's ACK of 1 to 3 may not have reached it before the cut).
-    const again = other.received.get(c.id!)!
-    expect(again).toEqual(numbers(5).slice(5 - again.length))
-    expect(again.length).toBeGreaterThanOrEqual(2)
-  })
+  it.each([
+    ['a kept packet', true],
+    ['nextAckId', 'nextAckId'],
+  ] as const)(
+    'tells the client to try again when the snapshot cannot be read (%s); it goes on on WebSocket, nothing acknowledged lost',
+    async (_, unreadable) => {
+      const cluster = new Cluster({ handoff: true })
+      const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
+      const other = list[1 - owner]!
+      const events: string[] = []
+      c.on('connect', () => events.push('connect'))
+      c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
+      const errors: string[] = []
+      c.on('transport_error', (name: string, error: { code: string }) => errors.push(`${name} ${error.code}`))
+      const first = c.id!
+      for (let n = 1; n <= 3; n++) c.emit('up', n)
+      await until(() => list[owner]!.received.get(first)?.length === 3, 3000, 'the first three')
+      cluster.unreadableSnapshots = unreadable
+      proxy.avoid.add(owner)
+      proxy.cut()
+      // Sent while the client resumes: kept by the client, unacknowledged, until a session takes them.
+      for (let n = 4; n <= 5; n++) c.emit('up', n)
+      await until(() => c.connected && c.id !== first, 5000, 'a new session')
+      // The cut, then the answer to the resume: "try again", on WebSocket as over HTTP, not a bare
+      // close. The next try found nothing to claim and got a new session.
+      expect(errors).toEqual(['websocket PARLEY_TRANSPORT_ERROR', 'websocket PARLEY_SERVER_SHUTTING_DOWN'])
+      expect(c.transport).toBe('websocket')
+      expect(c.recovered).toBe(false)
+      expect(events).toEqual(['disconnect session expired', 'connect'])
+      expect(other.restored).toEqual([])
+      expect(list[owner]!.ended).toEqual(['server handoff'])
+      await until(() => other.received.get(c.id!)?.at(-1) === 5, 3000, 'the two sent meanwhile')
+      expect(list[owner]!.received.get(first)).toEqual([1, 2, 3])
+      // Nothing lost: the new session got, in order, what the client held unacknowledged (the
+      // old session's ACK of 1 to 3 may not have reached it before the cut).
+      const again = other.received.get(c.id!)!
+      expect(again).toEqual(numbers(5).slice(5 - again.length))
+      expect(again.length).toBeGreaterThanOrEqual(2)
+    },
+  )
 
   it('leaves no claimable snapshot when the store writes it after the owner gave up', async () => {
     const cluster = new Cluster({ handoff: true })

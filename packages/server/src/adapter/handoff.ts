@@ -59,6 +59,16 @@ export interface SessionSnapshot {
    * their ids.
    */
   pendingAcks: number[]
+  /**
+   * The ack id the old node would give its next question (1 to 2^31 - 1). It goes on asking
+   * from there in the tail, after the snapshot, while the new node may already ask through
+   * broadcasts with acks reaching the restored socket: the new node numbers its own questions
+   * half the id space away (see `farAckId` in @parley/protocol), so the client's replies never
+   * meet the wrong question. Absent from the snapshots of nodes of an earlier version, which
+   * number from 1: the new node then numbers as if it were 1. A node refuses a snapshot whose
+   * `nextAckId` is not an ack id, as it refuses one it cannot restore.
+   */
+  nextAckId?: number
   /** When the session began (ms since the epoch), for the application's own bookkeeping. */
   created: number
 }
