@@ -31,8 +31,8 @@ interface Node extends SuiteNode {
   connections: ServerSocket[]
   restored: ServerSocket[]
   disconnects: string[]
-  /** The node's log lines at warn and above. */
-  logs: { msg: string; count?: number; socket?: string; unrecorded?: number }[]
+  /** The node's log lines, debug and above. */
+  logs: { level: number; msg: string; count?: number; socket?: string; unrecorded?: number }[]
 }
 
 /** Changes an adapter of a node as it is made (to act at a chosen step of the handoff). */
@@ -100,7 +100,10 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       },
       {
         return503OnClosing: false,
-        logger: { level: 'warn', stream: { write: (line: string) => void node.logs.push(JSON.parse(line)) } },
+        logger: {
+          level: 'debug',
+          stream: { write: (line: string) => void node.logs.push(JSON.parse(line)) },
+        },
       },
     )
     nodes.push(node)
@@ -586,9 +589,10 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     expect(got).toEqual([1, 2, 3, 4])
     // The client's ACKs reach b's numbers: it keeps nothing for the client once they came.
     await until(() => moved.bufferedAmount === 0, 5000, 'acknowledged')
-    // b says so, once: one session whose client had one packet no record of a's holds.
-    const unrecorded = b.logs.filter(({ msg }) => msg.includes('older than what their client had'))
-    expect(unrecorded).toEqual([expect.objectContaining({ count: 1, socket: first, unrecorded: 1 })])
+    // b says so, once, at debug (a client that lies about its ack would cause the same line): one
+    // session whose client had one packet no record of a's holds.
+    const unrecorded = b.logs.filter(({ msg }) => msg.includes('older than what its client had'))
+    expect(unrecorded).toEqual([expect.objectContaining({ level: 20, socket: first, unrecorded: 1 })])
   })
 
   it('holds what the client sends while a late write may be claimed: the claimer handles it, once', async () => {

@@ -28,13 +28,6 @@ export class HandoffLogs {
    */
   readonly unrestorable: BurstLog
   /**
-   * Taken over from a snapshot behind what its client had: the old node went on with the session
-   * past its snapshot (a move it gave up on, taken back too late), and its client has packets
-   * that no tail recorded. They were delivered; this node numbers its own after them. What the
-   * old node's application did with the session meanwhile is not in the snapshot.
-   */
-  readonly unrecorded: BurstLog
-  /**
    * Claimed by this node only after it had closed (the store answered the claim after the
    * drain stopped waiting for it, `handoff.timeout`): given back, their clients start anew.
    */
@@ -71,12 +64,6 @@ export class HandoffLogs {
       (count) =>
         `${count} handed-off session(s) could not be restored (a snapshot, or a tail out of order; the first's err says which), since the last such line; each client starts anew`,
     )
-    this.unrecorded = new BurstLog(
-      log,
-      'warn',
-      (count) =>
-        `${count} session(s) taken over from a snapshot older than what their client had (the node that handed them off sent them more after its snapshot, unrecorded: the first's unrecorded says how many), since the last such line; those packets were delivered, and this node numbers what it sends after them`,
-    )
     this.afterClose = new BurstLog(
       log,
       'warn',
@@ -92,7 +79,6 @@ export class HandoffLogs {
     this.late.close()
     this.incomplete.close()
     this.unrestorable.close()
-    this.unrecorded.close()
     this.afterClose.close()
   }
 }

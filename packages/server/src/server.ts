@@ -1080,7 +1080,15 @@ export class ParleyServer<
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
       return this.#refuseResume(transport, snapshot.sid)
     }
-    if (unrecorded > 0) this.#handoffLogs.unrecorded.record({ socket: socket.id, unrecorded })
+    // The old node went on with the session past its snapshot (a move it gave up on, taken back
+    // too late), and the client has packets no tail recorded: this node numbered its own after
+    // them. Or the client lies (any ack up to 2^32 past the snapshot is taken at its word): a
+    // line any client can cause, so at debug, once for this takeover, never a warning.
+    if (unrecorded > 0)
+      this.#log.debug(
+        { socket: socket.id, unrecorded },
+        'parley: session taken over from a snapshot older than what its client had (the node that handed it off sent it more after its snapshot, unrecorded: how many); this node numbers what it sends after them',
+      )
     socket.movedInTail(askedIn(packets))
     if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
     // Ended here meanwhile (its application disconnected it while the tail was awaited): its end
