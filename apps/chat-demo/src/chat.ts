@@ -6,6 +6,7 @@ import {
   type ServerSocket,
 } from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
+import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
@@ -339,6 +340,9 @@ export function setUpChat(
         peopleVersion,
         rooms: list.rooms,
         roomsVersion: list.version,
+        // Which messages are this browser's: told here, since the page cannot hash in every
+        // browser (crypto.subtle needs HTTPS, and the demo is often opened over plain HTTP).
+        ...(socket.data.visitor === undefined ? {} : { you: authorOf(socket.data.visitor) }),
       })
     }
 
@@ -417,7 +421,14 @@ export function setUpChat(
           ),
         )
       }
-      const draft = { room, from: socket.data.nickname, text, at: clock() }
+      const { nickname: from, visitor } = socket.data
+      const draft: Draft = {
+        room,
+        from,
+        ...(visitor === undefined ? {} : { by: authorOf(visitor) }),
+        text,
+        at: clock(),
+      }
       // Past the rate limit nothing is stored; but a resend of a message stored already (its
       // answer was lost) is not a new one, and gets the first one's id.
       if (limit.retryIn(socket.data.rate) > 0) {

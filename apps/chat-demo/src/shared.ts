@@ -8,7 +8,15 @@ export interface ChatMessage {
    */
   id: string
   room: string
+  /** The sender's nickname, for people to read: not who owns the message (see `by`). */
   from: string
+  /**
+   * The sender's browser, as a tag (a hash of its `ChatAuth.visitor`, which stays secret): a page
+   * shows a message as its own when this is the `you` of its join's answer, whatever the nickname
+   * (someone may use a name another browser used before). None for a sender without a visitor id,
+   * nor for a message stored by an older version of the chat: nobody's own.
+   */
+  by?: string
   text: string
   /**
    * Server time, ms since the epoch: when the message was written, by the clock of the node that
@@ -100,6 +108,8 @@ export type JoinReply =
       roomsVersion: number
       /** The version of `people` (see the `presence` event). */
       peopleVersion: number
+      /** The `by` of this browser's messages: those are its own. None for a session without a visitor id. */
+      you?: string
     }
   | Refusal
 

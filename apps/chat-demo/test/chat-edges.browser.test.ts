@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { connect, type Socket } from '@parley/client'
 import type { FastifyInstance } from 'fastify'
-import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
+import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { buildChatApp } from '../src/app.js'
@@ -54,6 +54,40 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
     })
     return page
   }
+
+  /**
+   * Opens the chat as `name` in `room` in `context`, asking again while the name is still taken
+   * (the server may not have read the goodbye of a tab that held it yet).
+   */
+  async function openIn(context: BrowserContext, name: string, room: string): Promise<Page> {
+    const page = await context.newPage()
+    await page.goto(`${base}/?room=${room}`)
+    for (let attempt = 1; ; attempt++) {
+      await page.fill('#nickname', name)
+      await page.click('#join button')
+      const outcome = await page.waitForFunction(
+        () =>
+          document.querySelectorAll('#people li').length > 0
+            ? 'in'
+            : document.querySelector<HTMLElement>('#join-error')?.hidden === false && 'refused',
+        null,
+        { timeout: 10_000 },
+      )
+      if ((await outcome.jsonValue()) === 'in') return page
+      if (attempt === 20) throw new Error(`the nickname ${name} stayed taken`)
+      await page.waitForFunction(() => document.querySelector<HTMLElement>('#join')?.hidden === false)
+    }
+  }
+
+  /** Each message drawn: its text, whether it shows as the page's own, and its tick. */
+  const drawn = (page: Page) =>
+    page.$$eval('#messages li', (items) =>
+      items.map((li) => [
+        li.querySelector('.text')?.textContent,
+        li.classList.contains('mine'),
+        li.querySelector<HTMLElement>('.tick')?.dataset.state ?? null,
+      ]),
+    )
 
   /** Someone in `room` through the Node client: a name in the people list. */
   async function someone(name: string, room: string): Promise<void> {
@@ -150,5 +184,34 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
     expect(await page.inputValue('#text')).toBe(over)
     expect(await page.$$('#messages li')).toHaveLength(1)
     await page.context().close()
+  })
+
+  it('shows as its own what this browser wrote, not what an earlier holder of its nickname wrote', async () => {
+    const first = await browser.newContext()
+    const firstTab = await openIn(first, 'pat', 'room-05')
+    await firstTab.fill('#text', 'from the first pat')
+    await firstTab.click('#composer button')
+    await firstTab.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+    // Closing the tab frees the name: another browser takes it.
+    await firstTab.close()
+    const second = await browser.newContext()
+    const secondTab = await openIn(second, 'pat', 'room-05')
+    await secondTab.waitForFunction(() => document.querySelectorAll('#messages li').length === 1)
+    expect(await drawn(secondTab)).toEqual([['from the first pat', false, null]])
+    await secondTab.fill('#text', 'from the second pat')
+    await secondTab.click('#composer button')
+    await secondTab.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+    expect(await drawn(secondTab)).toEqual([
+      ['from the first pat', false, null],
+      ['from the second pat', true, 'delivered'],
+    ])
+    // The first browser, back under another name: its own message is still its own, and only that one.
+    const back = await openIn(first, 'pat again', 'room-05')
+    await back.waitForFunction(() => document.querySelectorAll('#messages li').length === 2)
+    expect(await drawn(back)).toEqual([
+      ['from the first pat', true, 'delivered'],
+      ['from the second pat', false, null],
+    ])
+    for (const context of [first, second]) await context.close()
   })
 })

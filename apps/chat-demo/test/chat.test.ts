@@ -234,6 +234,56 @@ describe('chat server', () => {
     expect(after.heard).toMatchObject({ id: before.heard.id, text: 'only once' })
   })
 
+  it('tags messages with their browser, not the visitor id, and tells each page which tag is its own', async () => {
+    const samsBrowser = 'sams-browser-0123456789'
+    const connectAs = async (auth: ChatAuth) => {
+      const [socket, refused] = await attempt(auth)
+      expect(refused).toBeUndefined()
+      return socket
+    }
+    const sam = await connectAs({ nickname: 'sam', visitor: samsBrowser })
+    const samsTab = await connectAs({ nickname: 'sam', visitor: samsBrowser })
+    const noVisitor = await connectAs({ nickname: 'node' })
+    const [mine, again, none] = [
+      await join(sam, 'lobby'),
+      await join(samsTab, 'lobby'),
+      await join(noVisitor, 'lobby'),
+    ]
+    const you = mine.ok ? mine.you : undefined
+    expect(you).toEqual(expect.any(String))
+    // One browser, one tag, in every tab; and nothing of the visitor id itself.
+    expect(again).toMatchObject({ ok: true, you })
+    expect(you).not.toContain(samsBrowser)
+    expect(none.ok && 'you' in none).toBe(false)
+
+    const heard: HeardMessage[] = []
+    noVisitor.on('chat', (m) => heard.push(m))
+    await say(sam, 'lobby', 'by sam')
+    await say(noVisitor, 'lobby', 'by nobody in particular')
+    await expect.poll(() => heard.length).toBe(1)
+    expect(heard[0]).toMatchObject({ from: 'sam', by: you })
+    expect(JSON.stringify(heard[0])).not.toContain(samsBrowser)
+
+    // Once sam has gone, someone else takes the name: the history's "sam" is not theirs.
+    for (const s of [sam, samsTab]) s.disconnect()
+    let newSam: Socket<ServerEvents, ClientEvents> | undefined
+    await expect
+      .poll(async () => {
+        const [socket, refused] = await attempt({ nickname: 'sam', visitor: 'another-browser-0123' })
+        if (refused === undefined) newSam = socket
+        return refused
+      })
+      .toBeUndefined()
+    const joined = await join(newSam!, 'lobby')
+    if (!joined.ok) throw new Error(joined.error)
+    expect(joined.you).toEqual(expect.any(String))
+    expect(joined.you).not.toBe(you)
+    expect(joined.history.map((m) => [m.text, m.by])).toEqual([
+      ['by sam', you],
+      ['by nobody in particular', undefined],
+    ])
+  })
+
   it('refuses a name that is not a room name with a code of its own', async () => {
     const kit = await person('kit')
     expect(await join(kit, 'Not a room!')).toEqual({

@@ -36,6 +36,8 @@ let socket: Socket<ServerEvents, ClientEvents> | undefined
 let nickname = ''
 /** This browser's id: its tabs are one person, who may use one nickname in all of them. */
 const visitor = browserId()
+/** The tag of this browser's messages (`ChatMessage.by`), as the server tells it in a join's answer. */
+let you: string | undefined
 let room = params.get('room') ?? 'lobby'
 /** The room the person last clicked (or the page joins again), until every join is answered. */
 let heading: string | undefined
@@ -308,6 +310,7 @@ function storeNotice(away: boolean): void {
  */
 function draw(reply: Extract<JoinReply, { ok: true }>, messages: readonly ChatMessage[]): void {
   room = reply.room
+  you = reply.you
   if (drawn !== room) {
     drawn = room
     shown.clear()
@@ -333,11 +336,19 @@ function isMe(name: string): boolean {
   return nicknameKey(name) === nicknameKey(nickname)
 }
 
+/**
+ * Whether a message is this browser's: by its `by`, not its nickname, which someone else may have
+ * used before (their messages, in a history, are not ours).
+ */
+function isMine(message: HeardMessage): boolean {
+  return message.by !== undefined && message.by === you
+}
+
 /** Draws a message once; `announce`: a new one, which screen readers read out (not history). */
 function show(message: HeardMessage, announce = false): void {
   if (shown.has(message.id)) return
   shown.add(message.id)
-  const mine = isMe(message.from)
+  const mine = isMine(message)
   view.message(message, mine, announce && !mine)
 }
 
