@@ -3,6 +3,7 @@
 // interleaving with a middleware or an adapter that waits for the test to let it go.
 
 import { request } from 'node:http'
+import type { Socket } from 'node:net'
 import { decodeText, type Packet, PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -124,17 +125,25 @@ describe('a WebSocket that closes while the adapter records a new session', () =
     started = await startServer({ adapter: factory }, (app) => {
       app.parley.on('connection', (socket) => connections.push(socket))
     })
+    // The server's end of the WebSocket's connection: its close is how the server learns that the
+    // client left.
+    let serverEnd: Promise<void> | undefined
+    started.app.server.on('upgrade', (_request, socket: Socket) => {
+      serverEnd ??= new Promise((resolve) => socket.once('close', () => resolve()))
+    })
     const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
     await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
     ws.send('[8,{}]')
     await recording.waiting
     ws.terminate()
-    await sleep(50)
+    await within(serverEnd!, 5000, 'the server to see the connection close')
+    // ws reports that close to its listeners within the same turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve))
     recording.open()
-    await sleep(100)
+    // The handshake's end: the owner record the adapter made for it is withdrawn.
+    await until(() => closed.length > 0, 3000, 'the owner record withdrawn')
     expect(connections).toHaveLength(0)
     expect(started.app.parley.socketsCount).toBe(0)
-    // The owner record the adapter made for it is withdrawn.
     expect(closed).toHaveLength(1)
   })
 })
