@@ -745,9 +745,11 @@ export class RedisAdapter implements Adapter {
    * to claim while Redis may still lack records it lost (see `restoring`). `'retry'` too when the claim
    * got no answer (none within `requestTimeout`, or the connection dropped first): it may have
    * run, and is taken back before this node sends anything else (see `HandOffStore.claim`), so
-   * that the client's next try finds the session claimable.
+   * that the client's next try finds the session claimable. `'elsewhere'` when another node's
+   * claim won and that node, live, is still taking the session over: Redis answered, and the
+   * client is told so (taken over by another node) and tries again.
    */
-  async claimSession(sid: string): Promise<SessionClaim | null | 'retry'> {
+  async claimSession(sid: string): Promise<SessionClaim | null | 'retry' | 'elsewhere'> {
     if (this.#closed) return null
     const unavailable = this.#commands.unavailable()
     if (unavailable !== undefined) return this.#cannotAsk(new RedisUnreachableError(unavailable))
@@ -771,7 +773,12 @@ export class RedisAdapter implements Adapter {
     // would leave the one being restored behind, with all it holds; the client tries again, and
     // finds it on the claimer once the takeover is done. A claimer gone from the live set never
     // finishes: the session died with it, and the client gets a new one.
-    if ('claimer' in won) return (await this.#isLive(won.claimer)) ? 'retry' : null
+    if ('claimer' in won) {
+      if (!(await this.#isLive(won.claimer))) return null
+      // This node's own claim: a takeover under way here, or one given up on whose take-back
+      // waits for Redis (see `HandOffStore.claim`): nothing another node took.
+      return won.claimer === this.node ? 'retry' : 'elsewhere'
+    }
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)
     const parsed = parseSnapshot(won.snapshotText, sid)

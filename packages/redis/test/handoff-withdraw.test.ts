@@ -260,7 +260,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
         const claimSession = adapter.claimSession!.bind(adapter)
         adapter.claimSession = async (sid) => {
           const claim = await claimSession(sid)
-          if (claim === null || claim === 'retry') return claim
+          if (claim === null || typeof claim !== 'object') return claim
           const takeOver = claim.takeOver.bind(claim)
           claim.takeOver = async (join) => {
             holding = true

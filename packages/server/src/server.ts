@@ -973,12 +973,17 @@ export class ParleyServer<
     const claim = await this.#claim(sid)
     // Told to try again for at most the recovery window, after which the session cannot be
     // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
-    if (claim === 'retry' && this.#unsettledResumes.tryAgain(sid)) {
+    const unsettled = claim === 'retry' || claim === 'elsewhere'
+    if (unsettled && this.#unsettledResumes.tryAgain(sid)) {
       if (this.#closing) return shuttingDown()
-      return transport.open ? claimUnsettled() : null
+      if (!transport.open) return null
+      // Taken over here already (a try the client made after it gave up on the first), or by
+      // another node (the store answered: the claim was lost, not unsettled).
+      if (this.#arriving.has(sid)) return arriving()
+      return claim === 'elsewhere' ? claimedElsewhere() : claimUnsettled()
     }
     this.#unsettledResumes.settled(sid)
-    if (claim && claim !== 'retry') {
+    if (claim !== null && typeof claim === 'object') {
       // Won after `close` ended every session here (the claim outlasted the drain's wait):
       // taken over, the session would stay on a closed node, detached until the recovery
       // window ends, while its client starts anew elsewhere. Given back, nothing is left here.
@@ -1005,9 +1010,10 @@ export class ParleyServer<
 
   /**
    * Claims `sid` from a node's handoff, when the adapter can; null when there is none, `'retry'`
-   * when the adapter could not tell (see `Adapter.claimSession`).
+   * when the adapter could not tell, `'elsewhere'` when another node won it (see
+   * `Adapter.claimSession`).
    */
-  async #claim(sid: string): Promise<SessionClaim | null | 'retry'> {
+  async #claim(sid: string): Promise<SessionClaim | null | 'retry' | 'elsewhere'> {
     if (!this.adapter.claimSession || this.#bySid.has(sid)) return null
     try {
       return await this.adapter.claimSession(sid)

@@ -9,7 +9,8 @@ interface Streak {
 
 /**
  * Resumes the adapter could not settle (`Adapter.claimSession` resolved `'retry'`: the store
- * was away, or lost its answer), told to try again, bounded by the recovery window. The session
+ * was away, or lost its answer; or `'elsewhere'`: another node is taking the session over),
+ * told to try again, bounded by the recovery window. The session
  * such a client keeps lives on its owner node for at most that window without its client: once
  * its tries have been turned away that long, it cannot be there any more, and the next try gets
  * a new session, as for an unknown one. So a store that stays away does not keep a client whose

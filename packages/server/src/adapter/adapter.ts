@@ -368,9 +368,13 @@ export interface Adapter {
    * then answers the resume "try again" (503, `PARLEY_SERVER_SHUTTING_DOWN`), so that the client
    * keeps its session and tries again rather than start a new one; for one sid, for at most the
    * recovery window (a session cannot outlive it without its client), after which it answers as
-   * for an unknown session.
+   * for an unknown session. Resolves `'elsewhere'` when another node's claim of it won and that
+   * node is still taking it over (the client gave up on a first try, slow to answer, and tried
+   * again here, or resumed on two nodes at once): answered "try again" too, saying so (the
+   * session was taken over by another node), and bounded the same way; the client's next try
+   * finds the session on that node.
    */
-  claimSession?(sid: string): Promise<SessionClaim | null | 'retry'>
+  claimSession?(sid: string): Promise<SessionClaim | null | 'retry' | 'elsewhere'>
   /**
    * A WebSocket resume of `sid` reached this node while `node`, alive, holds the session: asks
    * that node to hand it off (`LocalSockets.handOff` there), so that this node claims it and
