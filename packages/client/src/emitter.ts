@@ -1,3 +1,5 @@
+import { misuse } from './options.js'
+
 /** The parameters of a listener type (never for a non-function). */
 export type Args<F> = F extends (...args: infer A) => unknown ? A : never
 
@@ -29,7 +31,10 @@ export class Emitter<E extends object> {
   off<K extends keyof E>(event?: K, fn?: E[K]): this {
     if (event === undefined) this.#listeners.clear()
     else if (fn === undefined) this.#listeners.delete(event)
-    else this.#remove(event, (e) => e.fn === fn)
+    else {
+      listener(event, fn)
+      this.#remove(event, (e) => e.fn === fn)
+    }
     return this
   }
 
@@ -81,8 +86,19 @@ export class Emitter<E extends object> {
   }
 
   #add(event: keyof E, entry: Entry): this {
+    listener(event, entry.fn)
     const list = this.#listeners.get(event)
     this.#listeners.set(event, list ? [...list, entry] : [entry])
     return this
   }
+}
+
+/**
+ * A listener must be a function: anything else would throw only once its event came, far from
+ * the mistake (in the transport's code, uncaught). Throws a TypeError (PARLEY_INVALID_ARGUMENT)
+ * naming the event; returns `fn` otherwise.
+ */
+function listener(event: PropertyKey, fn: unknown): unknown {
+  if (typeof fn !== 'function') throw misuse(`listener of ${event as string} is not a function`)
+  return fn
 }

@@ -12,8 +12,9 @@ export interface ClientOptions {
   path?: string
   /**
    * Credentials for the server's middleware; a function is asked again before every HELLO. One
-   * that throws or rejects fails that try as a transport failure (PARLEY_TRANSPORT_ERROR, its
-   * error as `cause`): the client tries again after its backoff.
+   * that throws or rejects refuses the client (PARLEY_REFUSED, `auth: <its message>`, its error
+   * as `cause`): `connect_error` with `willRetry` false, as for the server's refusal (retrying
+   * would not mend an error of the application's); `connect()` tries again.
    */
   auth?: JsonValue | (() => JsonValue | Promise<JsonValue>)
   /** Connect automatically on creation. Default true. */
@@ -39,7 +40,7 @@ export interface ClientOptions {
   upgradeDelay?: number
   /** Largest wait between upgrade probes (the wait doubles after each failure). Default 300000. */
   upgradeDelayMax?: number
-  /** Most numbered messages kept until the server acknowledges them. Default 10000. */
+  /** Most numbered messages kept until the server acknowledges them (whole, >= 1). Default 10000. */
   maxQueuedMessages?: number
   /** Most bytes of such messages. Default 8 MiB. */
   maxQueuedBytes?: number
@@ -87,8 +88,9 @@ export const DEFAULTS = {
 
 /**
  * Fills in defaults and checks every option; a bad one throws a TypeError that names it
- * (PARLEY_INVALID_ARGUMENT). Every
- * option with a default must have its default's type; numbers are >= 0 (randomization <= 1 too).
+ * (PARLEY_INVALID_ARGUMENT). Every option with a default must have its default's type; numbers
+ * are >= 0 (randomization <= 1 too), the timeouts and `max...` limits >= 1, and the counts
+ * (`max...`, reconnectionAttempts) whole; Infinity passes all of these.
  */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
   const resolved: Record<string, unknown> = { ...DEFAULTS }
@@ -122,7 +124,14 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
     } else if (v === undefined) continue
     else if (
       typeof v !== typeof fallback ||
-      (typeof v === 'number' && !(v >= 0 && (key !== 'randomization' || v <= 1))) ||
+      // Counts (max*, reconnectionAttempts) are whole; limits and timeouts are 1 or more (0
+      // would refuse every emit, or time out every try); Infinity passes both (`!(v % 1)`).
+      (typeof v === 'number' &&
+        !(
+          v >= +/^max|Timeout/.test(key) &&
+          (key !== 'randomization' || v <= 1) &&
+          (!/^max|Att/.test(key) || !(v % 1))
+        )) ||
       (key === 'transports' && !(Array.isArray(v) && v.length > 0 && v.every(isTransportName))) ||
       (key === 'path' && !(v as string).startsWith('/'))
     ) {
@@ -150,6 +159,9 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
   } catch {
     throw misuse(`bad server URL: ${url ?? here}`)
   }
+  // No transport could send them alike (a browser's WebSocket drops them, fetch refuses them):
+  // dropped in silence, they would leave the server's middleware wondering.
+  if (u.username || u.password) throw misuse('no credentials in the URL: use the auth option')
   const p = url !== undefined && u.pathname !== '/' ? u.pathname : path
   const query = url === undefined ? '' : u.search.slice(1)
   if (/(^|&)(v|sid)=/.test(query)) throw misuse('the URL may not set v or sid')

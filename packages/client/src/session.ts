@@ -127,16 +127,20 @@ export class Session implements ConnectionHost {
   async hello(): Promise<string> {
     const a = this.#opts.auth
     const sid = this.#ledger.sid
-    const auth = typeof a === 'function' ? await a() : a
+    // Set once the auth is known: a failure before that is the application's auth function's.
+    let known = false
     try {
+      const auth = typeof a === 'function' ? await a() : a
+      known = true
       // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
       return encodeText({ type: PacketType.HELLO, auth, sid, ack: sid ? this.#ledger.inSeq : undefined })
     } catch (cause) {
-      // Auth that cannot travel (a BigInt, a cycle, a forbidden key) fails the same way on every
-      // transport and every retry: a refusal of the client, as the server's own would be.
+      // An auth function that throws or rejects, or auth that cannot travel (a BigInt, a cycle,
+      // a forbidden key): an error of the application's, the same on every transport and every
+      // retry. A refusal of the client (no retry), as the server's own would be.
       throw new ParleyError(
-        (cause as ParleyError).code ?? ErrorCode.UNSERIALIZABLE,
-        `auth: ${(cause as Error).message}`,
+        known ? ((cause as ParleyError).code ?? ErrorCode.UNSERIALIZABLE) : ErrorCode.REFUSED,
+        `auth: ${(cause as Error)?.message ?? cause}`,
         {
           cause,
           details: { refused: true },

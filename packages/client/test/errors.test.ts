@@ -4,6 +4,7 @@ import net from 'node:net'
 import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { MemoryAdapter } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { connect } from '../src/index.js'
 import { client, closeAll, next, parleyOf, startServer, type TestServer, until } from './helpers.js'
 
@@ -148,7 +149,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(thrown).toEqual([])
   })
 
-  it('fails the try of an auth function that throws, with its error as cause, and tries again', async () => {
+  it('refuses the client when its auth function throws or rejects: PARLEY_REFUSED, no retry, until connect()', async () => {
     const auths: unknown[] = []
     server = await startServer((app) => {
       parleyOf(app).use(async (socket) => void auths.push(socket.handshake.auth))
@@ -157,7 +158,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     let calls = 0
     const socket = client(server.url, {
       transports: [transport],
-      // Sync throw, then async rejection, then a token: a token fetch that fails for a moment.
+      // Sync throw, then async rejection, then a token.
       auth: () => {
         calls++
         if (calls === 1) throw failure
@@ -168,12 +169,53 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     socket.on('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
       errors.push([error, willRetry]),
     )
+    const refused = [ErrorCode.REFUSED, 'auth: token service away', failure, false]
+    const seen = () => errors.map(([error, willRetry]) => [error.code, error.message, error.cause, willRetry])
+    await until(() => errors.length === 1 && !socket.active, 3000, 'the first refusal')
+    expect(seen()).toEqual([refused])
+    socket.connect()
+    await until(() => errors.length === 2 && !socket.active, 3000, 'the second refusal')
+    expect(seen()).toEqual([refused, refused])
+    // Nothing reached the server, and nothing was tried again by itself.
+    expect(calls).toBe(2)
+    expect(auths).toEqual([])
+    socket.connect()
     await next(socket, 'connect', 5000)
-    expect(errors.map(([error, willRetry]) => [error.code, error.cause, willRetry])).toEqual([
-      [ErrorCode.TRANSPORT_ERROR, failure, true],
-      [ErrorCode.TRANSPORT_ERROR, failure, true],
-    ])
     expect(auths).toEqual([{ token: 't' }])
+  })
+
+  it('ends a resume whose auth function throws: disconnect, then PARLEY_REFUSED with no retry', async () => {
+    server = await startServer()
+    const proxy = await startFaultProxy(server.port)
+    let fail = false
+    const socket = client(proxy.url, {
+      transports: [transport],
+      auth: () => {
+        if (fail) throw 'no token' // not even an Error: its message is the value
+        return { token: 't' }
+      },
+    })
+    try {
+      await next(socket, 'connect')
+      const events: unknown[] = []
+      socket.on('disconnect', (reason: string) => events.push(['disconnect', reason]))
+      socket.on('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
+        events.push(['connect_error', error.code, error.message, willRetry]),
+      )
+      fail = true
+      // Offline: a polling client's next request fails too (a cut alone, it sends another).
+      proxy.offline = true
+      proxy.cut('all')
+      await until(() => events.length >= 2 && !socket.active, 8000, 'the resume to end')
+      // (A loss soon after the connect says so first: connect_error for the transport, true.)
+      expect(events.slice(-2)).toEqual([
+        ['disconnect', 'transport close'],
+        ['connect_error', ErrorCode.REFUSED, 'auth: no token', false],
+      ])
+    } finally {
+      socket.disconnect()
+      await proxy.close()
+    }
   })
 
   it("hands the URL's own query parameters to the server, on every request", async () => {
@@ -187,6 +229,51 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     await next(socket, 'connect')
     await until(() => queries.length === 1)
     expect(queries[0]).toMatchObject({ room: 'lobby', lang: 'fr', v: '1' })
+  })
+})
+
+describe('listeners', () => {
+  it('refuses one that is not a function when it is added (on, once, off), and the event still reaches the others', async () => {
+    let peer: { emit(event: string, ...args: unknown[]): void } | undefined
+    server = await startServer((app) => {
+      parleyOf(app).on('connection', (socket) => {
+        peer = socket
+      })
+    })
+    const socket = client(server.url, { transports: ['websocket'] })
+    const thrown: unknown[] = []
+    const hear = (error: unknown) => void thrown.push(error)
+    process.on('uncaughtException', hear)
+    try {
+      for (const bad of [42, 'handler', null, {}]) {
+        for (const add of [
+          () => socket.on('news', bad as never),
+          () => socket.once('news', bad as never),
+          () => socket.off('news', bad as never),
+        ]) {
+          expect(add).toThrow(
+            expect.objectContaining({
+              name: 'TypeError',
+              code: 'PARLEY_INVALID_ARGUMENT',
+              message: 'listener of news is not a function',
+            }),
+          )
+        }
+      }
+      expect(socket.listenerCount('news')).toBe(0)
+      const got: unknown[] = []
+      socket.on('news', (value: unknown) => got.push(value))
+      // off with an event alone, or nothing, takes no listener to check.
+      socket.off('other').off('other', undefined)
+      await next(socket, 'connect')
+      await until(() => peer !== undefined)
+      peer!.emit('news', 'hello')
+      await until(() => got.length === 1, 3000, 'the event')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    } finally {
+      process.off('uncaughtException', hear)
+    }
+    expect(thrown).toEqual([])
   })
 })
 

@@ -404,7 +404,18 @@ describe('resolveOptions', () => {
 
   it.each([
     ['connectTimeout', -1],
+    ['connectTimeout', 0],
     ['ackTimeout', Number.NaN],
+    ['ackTimeout', 0],
+    ['maxQueuedMessages', 0],
+    ['maxQueuedMessages', 1.5],
+    ['maxQueuedBytes', 0],
+    ['maxPendingAcks', -1],
+    ['maxPendingAcks', 0.5],
+    ['reconnectionAttempts', 2.5],
+    ['reconnectionAttempts', -1],
+    ['reconnectionDelay', -1],
+    ['upgradeDelay', Number.NaN],
     ['maxQueuedBytes', '100'],
     ['randomization', 1.5],
     ['reconnection', 'yes'],
@@ -425,6 +436,25 @@ describe('resolveOptions', () => {
         message: expect.stringContaining(`option ${key} `),
       }),
     )
+  })
+
+  it('takes whole counts from 1, timeouts from 1, delays from 0, and Infinity where each allows it', () => {
+    const given = {
+      maxQueuedMessages: Infinity,
+      maxQueuedBytes: 1,
+      maxPendingAcks: 1,
+      reconnectionAttempts: 0,
+      connectTimeout: 1.5,
+      ackTimeout: Infinity,
+      reconnectionDelay: 0,
+      reconnectionDelayMax: 0.5,
+      upgradeDelay: 0,
+      randomization: 0,
+    }
+    expect(resolveOptions(given)).toMatchObject(given)
+    expect(resolveOptions({ connectTimeout: Infinity, reconnectionAttempts: Infinity })).toMatchObject({
+      connectTimeout: Infinity,
+    })
   })
 
   it('takes a WebSocket, a fetch and a storage that have what the client calls, or none', () => {
@@ -462,6 +492,19 @@ describe('baseUrl', () => {
   ])('reads %s as the mount point %s with the query %j', (url, base, query) => {
     expect(baseUrl(url, '/parley')).toEqual([base, query])
   })
+
+  it.each(['ws://user:secret@example.com/parley', 'https://user@example.com', 'http://:secret@example.com'])(
+    'refuses credentials in the URL (%s), which no transport would send, pointing to auth',
+    (url) => {
+      const coded = expect.objectContaining({
+        name: 'TypeError',
+        code: 'PARLEY_INVALID_ARGUMENT',
+        message: 'no credentials in the URL: use the auth option',
+      })
+      expect(() => baseUrl(url, '/parley')).toThrow(coded)
+      expect(() => connect(url, { autoConnect: false })).toThrow(coded)
+    },
+  )
 
   it('refuses a URL that sets the protocol’s own parameters, and no URL outside browsers', () => {
     const coded = expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT' })
