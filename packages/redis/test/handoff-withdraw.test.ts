@@ -15,12 +15,13 @@ import { createHash } from 'node:crypto'
 import { connect, type Socket } from '@parley/client'
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { AdapterFactory, ServerSocket } from '@parley/server'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
 import { Registry, sampleOf } from '../../server/test/registry.js'
+import { sealWaits } from '../src/takeover.js'
 import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 import { HeldInOrder, holding } from './handoff-support.js'
 import type { RedisClientType } from './nodes.js'
@@ -530,10 +531,14 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       1000,
     )
     await goOnAtAPastItsWrite(a, c, slowA!)
-    // b claims the late snapshot, waits for a's seal in vain (behind a's take-back), reads the
-    // tail without it, confirms its claim and answers the client: recovered.
-    proxy!.cut()
-    await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
+    // b claims the late snapshot, waits for a's seal in vain (behind a's take-back; the wait runs
+    // out at once here), reads the tail without it, confirms its claim and answers the client:
+    // recovered.
+    const ranOut = await sealWaitsAtOnce(async () => {
+      proxy!.cut()
+      await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
+    })
+    expect(ranOut).toBe(1)
     expect(c.id).toBe(first)
     expect(c.recovered).toBe(true)
     // a's take-back lands only now, too late: a's copy, which its client left, ends as moved.
@@ -564,12 +569,38 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
   }
 
   /**
+   * Runs `step` with every claimer's wait for a seal (`sealWaits`) running out at once rather
+   * than after SEAL_WAIT_MS (3 s): for a step whose seal cannot come (a's is held behind its
+   * write until the test runs a's steps). Resolves with how many waits ran out.
+   */
+  async function sealWaitsAtOnce(step: () => Promise<void>): Promise<number> {
+    let ranOut = 0
+    const spy = vi.spyOn(sealWaits, 'start').mockImplementation((wake) => {
+      const timer = setTimeout(() => {
+        ranOut++
+        wake()
+      }, 0)
+      return () => clearTimeout(timer)
+    })
+    try {
+      await step()
+    } finally {
+      spy.mockRestore()
+    }
+    return ranOut
+  }
+
+  /**
    * After `goOnAtAPastItsWrite`: the client's next resume reaches b, which takes the late
-   * snapshot over and answers the client before a's take-back lands (it runs only then).
+   * snapshot over (its wait for a's seal, held behind a's steps, runs out) and answers the
+   * client before a's take-back lands (it runs only then).
    */
   async function takenOverByB(b: Node, c: Socket, first: string, slowA: HeldInOrder) {
-    proxy!.cut()
-    await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
+    const ranOut = await sealWaitsAtOnce(async () => {
+      proxy!.cut()
+      await until(() => b.restored.length === 1 && c.connected, 8000, 'taken over by b')
+    })
+    expect(ranOut).toBe(1)
     expect(c.id).toBe(first)
     expect(c.recovered).toBe(true)
     await slowA.runAll()
