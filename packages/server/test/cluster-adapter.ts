@@ -323,8 +323,9 @@ export class ClusterAdapter implements Adapter {
 class HandOffClusterAdapter extends ClusterAdapter {
   /**
    * With the owner's URL, as @parley/redis answers: a draining node's Fastify refuses
-   * `inject` (FST_ERR_REOPENED_CLOSE_SERVER), so `routeRequest` could not reach it while its
-   * sessions' requests (the GET that carries CLOSE 'server handoff') must still get there.
+   * `inject` (FST_ERR_REOPENED_CLOSE_SERVER), so a request through `routeRequest` gets only its
+   * coded 503 while its sessions' requests (the GET that carries CLOSE 'server handoff') must
+   * still get there.
    */
   override async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     const answer = await super.sessionOwner(sid)
