@@ -310,7 +310,9 @@ function storeNotice(away: boolean): void {
  */
 function draw(reply: Extract<JoinReply, { ok: true }>, messages: readonly ChatMessage[]): void {
   room = reply.room
-  you = reply.you
+  // Kept when an answer has none: a node of an older version of the chat (a rolling upgrade) says
+  // nothing of it, and this browser's tag has not changed.
+  if (reply.you !== undefined) you = reply.you
   if (drawn !== room) {
     drawn = room
     shown.clear()
