@@ -50,7 +50,8 @@ import {
  *                        the probe fails, resume on the transports after T.
  *
  * "connecting" tries the transports in order (the remembered one first), each within
- * connectTimeout; a refusal of the transport itself (400 on the upgrade, a reset) fails over at
+ * connectTimeout (a WebSocket upgrade with no answer gives up after a third of it, but after a
+ * handoff, while its attempts are quiet, waits all of it, at most 10 s); a refusal of the transport itself (400 on the upgrade, a reset) fails over at
  * once, a refusal of the client (middleware, origin, version) ends the attempt. A HELLO that
  * asked to resume an ended session may be answered with that session's CLOSE: the session
  * handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
@@ -332,7 +333,9 @@ export class Connection {
       try {
         const hello = await this.#hello(timeout)
         if (run !== this.#run) return t.close()
-        answer = await t.open(hello, timeout)
+        // Patient (see Transport.open) while resuming after a handoff, until its quiet time ends:
+        // the nodes are busy, not broken.
+        answer = await t.open(hello, timeout, why === 'resume' && performance.now() < this.#quietUntil)
       } catch (err) {
         t.close()
         if (run !== this.#run) return

@@ -21,7 +21,8 @@ export interface ClientOptions {
   autoConnect?: boolean
   /**
    * Longest wait for one transport to open and answer HELLO, in ms. Default 3000. A WebSocket
-   * upgrade that gets no answer fails over after a third of it (at least 1000, at most all of it).
+   * upgrade that gets no answer fails over after a third of it (at least 1000, at most all of it);
+   * resuming after a `server handoff`, it waits all of it, at most 10000.
    */
   connectTimeout?: number
   /** Default reply timeout of `emitWithAck`, in ms (`Infinity`: none). Default 10000. */

@@ -57,9 +57,11 @@ export interface Transport {
    * Opens the medium and sends `hello`, the HELLO packet encoded; resolves with the server's OPEN (or the CLOSE of the
    * session the HELLO asked to resume) within `timeout` ms. Rejects with a ParleyError;
    * `details.refused` is true when the server refused the client itself (middleware, origin,
-   * version): trying another transport would not help.
+   * version): trying another transport would not help. `patient`: a resume after a handoff,
+   * when the medium worked a moment ago and the nodes are busy: no early give-up on a slow
+   * upgrade (see the WebSocket's).
    */
-  open(hello: string, timeout: number): Promise<Welcome>
+  open(hello: string, timeout: number, patient?: boolean): Promise<Welcome>
   /**
    * Starts delivering packets. Packets that arrived between OPEN and this call were held, so
    * the owner can apply the OPEN first; they are delivered now.
@@ -103,7 +105,7 @@ export abstract class BaseTransport implements Transport {
     this.maxPayload = maxPayload
   }
 
-  abstract open(hello: string, timeout: number): Promise<Welcome>
+  abstract open(hello: string, timeout: number, patient?: boolean): Promise<Welcome>
   abstract send(items: readonly Outgoing[]): void
   /** Releases the medium's resources; `code` says why, where the medium can say it. */
   protected abstract teardown(code: WsCloseCode): void

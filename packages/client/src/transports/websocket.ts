@@ -53,6 +53,9 @@ export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocke
   return nodeWebSocket
 }
 
+/** The longest a patient upgrade waits (see `Transport.open`), whatever `connectTimeout`. */
+const PATIENT_UPGRADE_MS = 10_000
+
 /** WebSocket: one packet per message, text or (with binary) a binary frame. */
 export class WebSocketTransport extends BaseTransport {
   readonly name = 'websocket'
@@ -71,7 +74,7 @@ export class WebSocketTransport extends BaseTransport {
     this.#ctor = ctor
   }
 
-  open(hello: string, timeout: number): Promise<Welcome> {
+  open(hello: string, timeout: number, patient?: boolean): Promise<Welcome> {
     return new Promise<Welcome>((resolve, reject) => {
       let opened = false
       const settle = (error: ParleyError<string> | undefined, open?: Welcome) => {
@@ -87,7 +90,10 @@ export class WebSocketTransport extends BaseTransport {
       // often a proxy that swallows WebSockets: the next transport is tried then, not after the
       // whole bound. Once upgraded, the WebSocket has the bound again for its OPEN: a server
       // that accepts the upgrade and then says nothing is as useless as one that never answers.
-      const wait = Math.min(timeout, Math.max(1000, timeout / 3))
+      // Patient (a resume after a handoff: WebSocket got through a moment ago, and every node
+      // is busy taking sessions over), the whole bound, up to PATIENT_UPGRADE_MS: given up on
+      // early, the resume would step down to a worse transport and come back later.
+      const wait = Math.min(timeout, patient ? PATIENT_UPGRADE_MS : Math.max(1000, timeout / 3))
       let timer = setTimeout(() => settle(timeoutError('no upgrade', wait)), wait)
       resolveWebSocket(this.#ctor)
         .then((Ctor) => {
