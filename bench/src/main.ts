@@ -229,10 +229,11 @@ const sharedServers = new Map<string, { child: ChildProcess; ready: unknown }>()
 
 /**
  * How long a kept server may take to see the last measurement's clients go: WebSocket clients
- * are gone within a few ms. Parley's SSE and polling sessions outlive their clients here for
- * longer (their server is replaced then), and a long wait would cost more than a fresh start.
+ * are gone within a few ms (under 60 on a loaded machine). Parley's SSE and polling sessions
+ * outlive their clients here for seconds (their server is replaced then), and a long wait would
+ * cost more than a fresh start.
  */
-const IDLE_WAIT_MS = 500
+const IDLE_WAIT_MS = 200
 
 /**
  * `server`, when it is still running and has no client left (within IDLE_WAIT_MS); stopped
