@@ -671,7 +671,7 @@ function postHead(node: TestNode, kind: HttpKind, sid: string, length: number): 
 }
 
 /** The head of a WebSocket upgrade to `node`, offering Parley's subprotocol. */
-const upgradeHead = (node: TestNode): string => rawUpgradeHead(`${new URL(node.base).pathname}/ws`)
+const upgradeHead = (node: TestNode): string => rawUpgradeHead(`${new URL(node.base).pathname}/ws?v=1`)
 
 /** A client frame (FIN, `opcode`) of a payload under 126 bytes, masked with zeros. */
 const frameOf = (opcode: number, payload: Buffer) =>

@@ -4,7 +4,7 @@
 // its 204, a wrong method 405, another version 400, a foreign page 403, a disabled transport
 // 404, the rest a coded 503 the client reads as "try again".
 import { Writable } from 'node:stream'
-import { decodeText, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import { decodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -12,6 +12,7 @@ import { Cluster } from './cluster-adapter.js'
 import { closeApp, startServer, until } from './helpers.js'
 import { exchange } from './http-exchange.js'
 import { type RawAnswer, RawHttp } from './raw-http.js'
+import { rawUpgradeHead } from './raw-websocket.js'
 
 const PAGE = 'http://page.test'
 const ELSEWHERE = 'http://elsewhere.test'
@@ -61,17 +62,7 @@ function seen(answer: {
 async function upgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<Seen> {
   const connection = await RawHttp.open(port)
   connections.push(connection)
-  const lines = [
-    `GET /parley/${path} HTTP/1.1`,
-    'Host: 127.0.0.1',
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-    'Sec-WebSocket-Version: 13',
-    `Sec-WebSocket-Protocol: ${WS_SUBPROTOCOL}`,
-    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
-  ]
-  connection.write(`${lines.join('\r\n')}\r\n\r\n`)
+  connection.write(rawUpgradeHead(`/parley/${path}`, headers))
   const answer: RawAnswer = await connection.answer()
   connection.destroy()
   const json = answer.headers['content-type']?.startsWith('application/json')

@@ -7,18 +7,20 @@ import WebSocket from 'ws'
 import { within } from './helpers.js'
 
 /**
- * The head of a WebSocket upgrade to `path` (Parley's `/ws` endpoint) offering Parley's
- * subprotocol, for tests that speak to the server over a bare TCP connection.
+ * The head of a WebSocket upgrade to `target` (Parley's `/ws` endpoint and its query) offering
+ * Parley's subprotocol, with `headers` added, for tests that speak to the server over a bare TCP
+ * connection.
  */
-export function rawUpgradeHead(path = '/parley/ws'): string {
+export function rawUpgradeHead(target = '/parley/ws?v=1', headers: Record<string, string> = {}): string {
   return [
-    `GET ${path}?v=1 HTTP/1.1`,
+    `GET ${target} HTTP/1.1`,
     'Host: 127.0.0.1',
     'Upgrade: websocket',
     'Connection: Upgrade',
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
     'Sec-WebSocket-Version: 13',
     `Sec-WebSocket-Protocol: ${WS_SUBPROTOCOL}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
     '',
     '',
   ].join('\r\n')
