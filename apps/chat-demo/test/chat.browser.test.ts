@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { STABLE_MS } from '../../../packages/client/src/fallback.js'
 import { until } from '../../../packages/server/test/helpers.js'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
@@ -87,6 +88,22 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   }
 
   const badge = (page: Page) => page.textContent('#transport')
+  /**
+   * Watches the requests and WebSockets `page` opens from now on: what it gives is how many of
+   * them have neither ended nor failed yet.
+   */
+  function underWay(page: Page): () => number {
+    const open = new Set<object>()
+    const ended = (what: object) => void open.delete(what)
+    page.on('request', (request) => void open.add(request))
+    page.on('requestfinished', ended)
+    page.on('requestfailed', ended)
+    page.on('websocket', (ws) => {
+      open.add(ws)
+      ws.on('close', () => ended(ws))
+    })
+    return () => open.size
+  }
   const texts = (page: Page) =>
     page.$$eval('#messages li:not(.notice) .text', (items) => items.map((i) => i.textContent ?? ''))
   const waitForPeople = (page: Page, n: number) =>
@@ -260,7 +277,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       { name: 'ada', page: ada, transport: /^websocket/ },
       { name: 'bob', page: bob, transport: /^sse: websocket/ },
       { name: 'cy', page: cy, transport: /^polling: sse/ },
-    ]
+    ].map((person) => ({ ...person, underWay: underWay(person.page) }))
     const each = (fn: (p: (typeof people)[number]) => Promise<unknown>) => Promise.all(people.map(fn))
 
     await each(({ page }) => waitForPeople(page, 3))
@@ -285,10 +302,16 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
 
     // Offline while the server starts again, so that no attempt straddles the restart: one that
     // failed on its first transport (server away) and got through on the next (server back)
-    // would land a page on another transport than it had. Offline, every attempt fails at once
-    // and the next waits for the network; `online` then wakes each page's client.
+    // would land a page on another transport than it had. Offline, every new request fails at
+    // once and the next attempt waits for the network; `online` then wakes each page's client.
+    // A request already under way (an attempt's, to the stopped server) is left to fail first;
+    // those of the pages' sessions ended with the server (the banners said so).
     await each(({ page }) => page.context().setOffline(true))
-    await new Promise((resolve) => setTimeout(resolve, 500))
+    await until(
+      () => people.every((person) => person.underWay() === 0),
+      5000,
+      'the requests under way as the pages went offline to fail',
+    )
     chat = await startChat(store, chat.port)
     await each(({ page }) => page.context().setOffline(false))
     await each(async ({ page, transport }) => {
@@ -400,8 +423,10 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     proxies.push(network)
     const fay = await join(network.url, 'fay')
     expect(await badge(fay)).toMatch(/^websocket/)
-    // Up for a while (a loss in the first 2 s counts as a failure to connect).
-    await new Promise((resolve) => setTimeout(resolve, 2500))
+    // Up for a while: a loss within STABLE_MS of the open counts as a failure to connect. The
+    // client's own clock decides, and the page shows nothing when it has passed: a sleep, counted
+    // from the join (after the open), with a margin.
+    await new Promise((resolve) => setTimeout(resolve, STABLE_MS + 500))
     network.cut('websocket')
     // The session goes on (over SSE at first, stepping down from the transport it lost), and
     // the badge says what was lost: "sse: downgrade from websocket (websocket ... closed (1006))".
@@ -832,7 +857,9 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       joinHeld = resolve
     })
     pauseNextAdd(store, async () => {
-      await new Promise((resolve) => setTimeout(resolve, 5))
+      // Stamped later than 'early' (the page compares the times, to the millisecond).
+      const early = Date.now()
+      await until(() => Date.now() > early, 1000, 'the clock to pass the time of early')
       for (let i = 0; i < Limits.history; i++) {
         await store.add({ room: 'help', from: 'zed', text: `later ${i}`, at: Date.now() })
       }
