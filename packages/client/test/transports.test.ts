@@ -40,8 +40,11 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s alone', (transp
 
   it('connects and reports the session and transport', async () => {
     const { sockets } = await echoServer()
-    const socket = client(server!.url, opts)
-    await next(socket, 'connect')
+    // One attempt, however slow: an attempt given up after the helper's short connectTimeout
+    // (800 ms; the first SSE handshake of a cold process on a loaded machine can take longer)
+    // leaves its session at the server, and the next attempt makes a second one.
+    const socket = client(server!.url, { ...opts, connectTimeout: 10_000 })
+    await next(socket, 'connect', 10_000)
     expect(socket.connected).toBe(true)
     expect(socket.transport).toBe(transport)
     // The public id, the same on both sides (the sid stays inside the session).
