@@ -1,10 +1,4 @@
-import {
-  CloseReason,
-  MAX_ROOM_NAME_LENGTH,
-  ParleyError,
-  type ParleyServer,
-  type ServerSocket,
-} from '@parley/server'
+import { CloseReason, ParleyError, type ParleyServer, type ServerSocket } from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
 import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
@@ -556,10 +550,8 @@ function nicknameOf(auth: unknown): string | undefined {
   const name = fieldOf(auth, 'nickname')
   if (typeof name !== 'string') return undefined
   const trimmed = name.trim()
-  if (trimmed.length === 0 || !fitsIn(trimmed, Limits.nickname)) return undefined
-  // The name's room (see Nicknames.roomOf) must be one Parley takes: NFKC makes some characters
-  // into many (U+FDFA into 18), so a short name may make a room past MAX_ROOM_NAME_LENGTH.
-  return Nicknames.roomOf(trimmed).length <= MAX_ROOM_NAME_LENGTH ? trimmed : undefined
+  // Its room is one Parley takes, however long the name's key (see Nicknames.roomOf).
+  return trimmed.length === 0 || !fitsIn(trimmed, Limits.nickname) ? undefined : trimmed
 }
 
 function visitorOf(auth: unknown): string | undefined {

@@ -1,4 +1,5 @@
-import { ParleyError } from '@parley/server'
+import { createHash } from 'node:crypto'
+import { MAX_ROOM_NAME_LENGTH, ParleyError } from '@parley/server'
 import { ChatErrorCode, nicknameKey } from './shared.js'
 
 /** A claim whose session has not opened yet, kept to stop a second one racing it. */
@@ -27,9 +28,19 @@ export class Nicknames {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The room of everyone using `nickname`: a name with a colon is never a chat room's. */
+  /**
+   * The room of everyone using `nickname`: `nickname:<its key>`, a name with a colon, never a
+   * chat room's. A key that would make it longer than Parley takes (NFKC makes some characters
+   * into many, U+FDFA into 18; an emoji sequence joined with ZWJ is up to 20 units) gives
+   * `nickname#<the key's SHA-256>` instead. Only those: nodes of older versions, which name
+   * every room by its key, refused such names, so during a rolling restart every node that can
+   * hold a name looks for it in the same room.
+   */
   static roomOf(nickname: string): string {
-    return `nickname:${nicknameKey(nickname)}`
+    const key = nicknameKey(nickname)
+    const room = `nickname:${key}`
+    if (room.length <= MAX_ROOM_NAME_LENGTH) return room
+    return `nickname#${createHash('sha256').update(key).digest('base64url')}`
   }
 
   /**

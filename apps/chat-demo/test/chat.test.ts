@@ -6,6 +6,7 @@ import { MAX_ROOM_NAME_LENGTH } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { buildChatApp } from '../src/app.js'
+import { Nicknames } from '../src/nicknames.js'
 import {
   type ChatAuth,
   ChatErrorCode,
@@ -376,11 +377,31 @@ describe('chat server', () => {
     expect(Limits.roomName).toBeLessThanOrEqual(MAX_ROOM_NAME_LENGTH)
     expect(ROOM_PATTERN.test('a'.repeat(Limits.roomName))).toBe(true)
     expect(ROOM_PATTERN.test('a'.repeat(Limits.roomName + 1))).toBe(false)
-    // A nickname's room: 24 characters that NFKC makes into 18 each would be a room of 441.
-    expect((await attempt({ nickname: '\uFDFA'.repeat(Limits.nickname) }))[1]).toBe(
-      ChatErrorCode.BAD_NICKNAME,
+    // A nickname's room, for a name of 24 characters whose key would make it too long: 24 that
+    // NFKC makes into 18 units each (a room of 441), or 24 long emoji sequences.
+    // Every name whose room fits keeps the room older nodes name it by (a rolling restart).
+    expect(Nicknames.roomOf('Sam')).toBe('nickname:sam')
+    expect(Nicknames.roomOf('\uFDFA'.repeat(13))).toBe(`nickname:${'\uFDFA'.repeat(13).normalize('NFKC')}`)
+    const family = '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}\u200D\u{1F466}'
+    for (const long of ['\uFDFA'.repeat(Limits.nickname), family.repeat(Limits.nickname)]) {
+      expect(Nicknames.roomOf(long).length).toBeLessThanOrEqual(MAX_ROOM_NAME_LENGTH)
+      expect(Nicknames.roomOf(long)).not.toBe(Nicknames.roomOf(long.slice(0, -1)))
+    }
+  })
+
+  it('takes a nickname of 24 long emoji sequences, and keeps it for one person, as any other', async () => {
+    const family = '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}\u200D\u{1F466}'
+    const name = family.repeat(Limits.nickname)
+    // Past Parley's limit on room names as `nickname:<name>`: its room is named by a hash.
+    expect(`nickname:${name}`.length).toBeGreaterThan(MAX_ROOM_NAME_LENGTH)
+    const [ann, refused] = await attempt({ nickname: name, visitor: 'anns-browser-0123456789' })
+    expect(refused).toBeUndefined()
+    expect(await join(ann, 'lobby')).toMatchObject({ ok: true, people: [name] })
+    expect((await attempt({ nickname: name, visitor: 'another-browser-0123' }))[1]).toBe(
+      ChatErrorCode.NICKNAME_TAKEN,
     )
-    expect((await attempt({ nickname: '\uFDFA'.repeat(10) }))[1]).toBeUndefined()
+    // One character more is refused, with a message that says so.
+    expect((await attempt({ nickname: family + name }))[1]).toBe(ChatErrorCode.BAD_NICKNAME)
   })
 
   it('takes a join and a message from a client that wants no reply, and logs no error for them', async () => {
