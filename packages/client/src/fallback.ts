@@ -52,7 +52,9 @@ import {
  * "connecting" tries the transports in order (the remembered one first), each within
  * connectTimeout (a WebSocket upgrade with no answer gives up after a third of it, but after a
  * handoff, while its attempts are quiet, waits all of it, at most 10 s); a refusal of the transport itself (400 on the upgrade, a reset) fails over at
- * once, a refusal of the client (middleware, origin, version) ends the attempt. A HELLO that
+ * once, a refusal of the client (middleware, origin, version) ends the attempt, and so does an
+ * auth function that does not settle (no transport's fault: the next attempt, after the backoff,
+ * tries the same transport). A HELLO that
  * asked to resume an ended session may be answered with that session's CLOSE: the session
  * handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
  * connectTimeout: a proxy that buffers it, or a slow moment) is tried last and never probed until
@@ -330,8 +332,9 @@ export class Connection {
     for (let name = queue.shift(); name; name = queue.shift()) {
       const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
+      let hello: string | undefined
       try {
-        const hello = await this.#hello(timeout)
+        hello = await this.#hello(timeout)
         if (run !== this.#run) return t.close()
         // Patient (see Transport.open) while resuming after a handoff, until its quiet time ends:
         // the nodes are busy, not broken.
@@ -340,6 +343,9 @@ export class Connection {
         t.close()
         if (run !== this.#run) return
         last = this.#failed(name, err)
+        // The auth never settled: the application's fault, not the transport's. The attempt
+        // fails as a whole, and the next one (after the backoff) tries the same transport.
+        if (!hello && last.code === ErrorCode.HANDSHAKE_TIMEOUT) break
         this.#host.notify('transport_error', name, last)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
@@ -418,7 +424,7 @@ export class Connection {
 
   /**
    * The HELLO, within `ms`: an `auth` function whose promise never settles (a token fetch left
-   * hanging) fails the transport's try as a silent server would, where it held the client
+   * hanging) fails the attempt (not the transport: see #connect), where it held the client
    * "connecting" for good.
    */
   #hello(ms: number): Promise<string> {

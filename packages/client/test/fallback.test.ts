@@ -450,6 +450,25 @@ describe('moving between transports mid-session', () => {
     expect(n).toBe(3)
   })
 
+  it('blames no transport for an auth that never settles: tries the same one again after the backoff', async () => {
+    server = await startServer(() => {})
+    // The first two calls hang, as a token fetch that never answers would.
+    let n = 0
+    const auth = () => (++n <= 2 ? new Promise<never>(() => {}) : Promise.resolve({ n }))
+    const socket = client(server.url, { auth, connectTimeout: 300, reconnectionDelay: 50 })
+    const events: string[] = []
+    socket.on('transport_error', (name, error) => events.push(`transport_error:${name}:${error.code}`))
+    socket.on('connect_error', (error, willRetry) => events.push(`connect_error:${error.code}:${willRetry}`))
+    await next(socket, 'connect', 5000)
+    // Each attempt asked for auth once, not once per transport, and none stepped down.
+    expect(events).toEqual([
+      'connect_error:PARLEY_HANDSHAKE_TIMEOUT:true',
+      'connect_error:PARLEY_HANDSHAKE_TIMEOUT:true',
+    ])
+    expect(n).toBe(3)
+    expect(socket.transport).toBe('websocket')
+  })
+
   it('climbs from polling to SSE once the event stream works again, the WebSocket still refused, losing nothing', async () => {
     const { sockets, received } = await setup()
     proxy!.ws = 'reject'
