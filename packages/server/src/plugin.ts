@@ -4,12 +4,13 @@ import { WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { SEAL_WAIT_MS } from './drain.js'
-import { ClosingAnswers } from './http/closing-answers.js'
+import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { LastWordsAtClose } from './http/last-words.js'
-import { checkRawOrigin, OriginRefusals, type OriginVerdict } from './http/origin.js'
+import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
+import { VersionRefusals } from './http/version-refusals.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
 import { ParleyServer } from './server.js'
@@ -61,21 +62,26 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
 
   const idle = new IdleConnections(app.server)
   // Made before any request listener of Parley's own but idle's: it finds Fastify's.
-  // Its own log of refused origins: the routes' closes with the server, before the last answers.
+  // Its own logs of refused origins and versions: the routes' close with the server, before the
+  // last answers.
   const originRefusals = new OriginRefusals(app.log)
+  const versionRefusals = new VersionRefusals(app.log)
   const closingAnswers = new ClosingAnswers({
     base: mountBase(options.path),
     transports: options.transports,
     originOf: (request) => checkRawOrigin(request, options.allowedOrigins, originRefusals),
   })
-  const originRefused = (verdict: OriginVerdict) => originRefusals.record(verdict)
+  const refused = ({ refusedOrigin, refusedVersion }: EndpointAnswer) => {
+    if (refusedOrigin) originRefusals.record(refusedOrigin)
+    if (refusedVersion) versionRefusals.record(refusedVersion)
+  }
   const lastWords = new LastWordsAtClose({
     server: app.server,
     answers: closingAnswers,
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
-    originRefused,
+    refused,
     own: idle.listeners,
   })
   const closingWebSockets = new ClosingWebSockets()
@@ -103,6 +109,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     server.close()
     server.forgetLastWords()
     originRefusals.close()
+    versionRefusals.close()
     // Its timers and connections (a multi-node adapter's subscriber) go with the server; an
     // adapter closed already by the application ignores the second call.
     try {
@@ -144,7 +151,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     ownsWebSocketPlugin,
     closingWebSockets,
     closingAnswers,
-    closingOriginRefused: originRefused,
+    closingRefused: refused,
     logLevel: options.logLevel,
   })
 }

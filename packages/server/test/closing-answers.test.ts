@@ -2,7 +2,7 @@
 // (its `return503OnClosing`, upgrades included) and every `inject` (the requests other nodes
 // route here). The plugin answers the endpoints in their place as the routes would: a preflight
 // its 204, a wrong method 405, another version 400, a foreign page 403, a disabled transport
-// 404, the rest a coded 503 the client reads as "try again".
+// 404, the rest a coded 503 the client reads as "try again"; refusals are logged as the routes'.
 import { Writable } from 'node:stream'
 import { decodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
@@ -100,7 +100,7 @@ function sameAnswers(base: string, port: number): Promise<Seen>[] {
 }
 
 describe('the endpoints during the drain of app.close(), while Fastify refuses every request', () => {
-  it('answer as when the server is open, upgrades included, and log refused origins as always', async () => {
+  it('answer as when the server is open, upgrades included, and log refused origins and versions as always', async () => {
     const lines: { msg: string; count?: number }[] = []
     const stream = new Writable({
       write(chunk, _encoding, done) {
@@ -150,6 +150,9 @@ describe('the endpoints during the drain of app.close(), while Fastify refuses e
     // Each refused origin (three while open, three while closing) counted in the log as always.
     const refusals = lines.filter((line) => line.msg.includes(`refused a request from origin ${ELSEWHERE}`))
     expect(refusals.reduce((sum, line) => sum + (line.count ?? 0), 0)).toBe(6)
+    // And each request of another version (two while open, two while closing).
+    const versions = lines.filter((line) => line.msg.includes('for another protocol version'))
+    expect(versions.reduce((sum, line) => sum + (line.count ?? 0), 0)).toBe(4)
   })
 })
 

@@ -1,12 +1,30 @@
 // What Parley writes to the application's log: its routes are quiet by default (SSE and polling
 // clients make thousands of requests a minute), at the level the application chooses.
 import { Writable } from 'node:stream'
-import { PacketType } from '@parley/protocol'
+import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley, { type ParleyServerOptions } from '@parley/server'
 import Fastify, { type FastifyLoggerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { until } from './helpers.js'
+import WebSocket from 'ws'
+import { until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
+
+/** Opens a WebSocket offering `protocols` and gives the HTTP status of its refused upgrade (or 101). */
+function upgradeStatus(url: string, protocols: string[]): Promise<number> {
+  const status = new Promise<number>((resolve, reject) => {
+    const ws = new WebSocket(url, protocols)
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0)
+      ws.terminate()
+    })
+    ws.once('open', () => {
+      resolve(101)
+      ws.terminate()
+    })
+    ws.once('error', reject)
+  })
+  return within(status, 5000, `the answer to the upgrade of ${url}`)
+}
 
 const clients: RawClient[] = []
 let close: (() => Promise<void>) | undefined
@@ -153,6 +171,39 @@ describe('a refused origin', () => {
       },
     })
     expect(res.status).toBe(200)
+  })
+})
+
+describe('a request of another protocol version', () => {
+  it('is logged at warn with its endpoint and what it asked for, once per burst, the rest at close', async () => {
+    const { base, lines } = await logged({})
+    for (const url of [`${base}/sse?v=2`, `${base}/poll`, `${base}/poll?v=1&v=1`]) {
+      expect((await fetch(url, { method: 'POST', body: '[8,{}]' })).status).toBe(400)
+    }
+    const ws = base.replace('http', 'ws')
+    expect(await upgradeStatus(`${ws}/ws?v=0`, [WS_SUBPROTOCOL])).toBe(400)
+    expect(await upgradeStatus(`${ws}/ws?v=1`, ['parley.v2', 'chat'])).toBe(400)
+    const refusals = lines.filter((l) => l.msg.includes('for another protocol version'))
+    expect(refusals).toHaveLength(1)
+    expect(refusals[0]).toMatchObject({ level: 40, transport: 'sse', v: '2', count: 1, total: 1 })
+    expect(refusals[0]!.msg).toContain('(the first: sse, v=2): this server speaks v=1')
+    expect(await burstAfterClose(lines, 'for another protocol version')).toEqual([
+      [1, 1],
+      [4, 5],
+    ])
+    // The rest of the burst names its first: the polling request without a v.
+    const rest = lines.filter((l) => l.msg.includes('for another protocol version'))[1]
+    expect(rest).toMatchObject({ transport: 'polling', v: null })
+  })
+
+  it('names the subprotocols a refused WebSocket upgrade offered', async () => {
+    const { base, lines } = await logged({})
+    const ws = base.replace('http', 'ws')
+    expect(await upgradeStatus(`${ws}/ws?v=1`, ['parley.v2', 'chat'])).toBe(400)
+    const refusals = lines.filter((l) => l.msg.includes('for another protocol version'))
+    expect(refusals).toHaveLength(1)
+    expect(refusals[0]).toMatchObject({ transport: 'websocket', v: '1', subprotocols: 'parley.v2,chat' })
+    expect(refusals[0]!.msg).toContain('(the first: websocket, v=1, subprotocols parley.v2,chat)')
   })
 })
 

@@ -3,6 +3,7 @@ import { ErrorCode, PROTOCOL_VERSION, type TransportName } from '@parley/protoco
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
+import { type VersionRefusal, versionRefusal } from './version-refusals.js'
 
 /** What a request to the endpoints is judged by: its line and headers, nothing of its body. */
 export interface EndpointRequest {
@@ -18,6 +19,8 @@ export interface EndpointAnswer {
   body?: { code: string; message: string }
   /** A refusal of the page's origin: counted in the log of refused origins when it is sent. */
   refusedOrigin?: OriginVerdict
+  /** A refusal of another protocol version: counted in the log of those when it is sent. */
+  refusedVersion?: VersionRefusal
 }
 
 /**
@@ -91,7 +94,8 @@ export class ClosingAnswers {
     const versions = params.getAll('v')
     if (versions.length !== 1 || versions[0] !== String(PROTOCOL_VERSION)) {
       const message = `this server speaks v=${PROTOCOL_VERSION}`
-      return { answer: coded(400, {}, ErrorCode.UNSUPPORTED_VERSION, message) }
+      const answer = coded(400, {}, ErrorCode.UNSUPPORTED_VERSION, message)
+      return { answer: { ...answer, refusedVersion: versionRefusal(kind, versions, request.headers) } }
     }
     const origin = this.#originOf(request)
     if (!origin.allowed) {

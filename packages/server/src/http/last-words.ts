@@ -6,7 +6,6 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
 import type { ClosingAnswers, EndpointAnswer } from './closing-answers.js'
-import type { OriginVerdict } from './origin.js'
 
 type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse) => void
 type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -23,8 +22,8 @@ export interface LastWordsOptions {
   log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   fastifyRefuses: boolean | undefined
-  /** Counts a page refused for its origin, as the routes do. */
-  originRefused: (verdict: OriginVerdict) => void
+  /** Counts a refusal an answer carries (a page's origin, another version) in its log, as the routes do. */
+  refused: (answer: EndpointAnswer) => void
   /**
    * Listeners of Parley's own on the server (see idle-connections.ts), left where they are:
    * they must see every request and upgrade, those answered here too.
@@ -58,8 +57,8 @@ export interface LastWordsOptions {
  * `refusesWhileClosing`), since no route of Parley's could answer them then; otherwise once
  * Parley itself has closed (`shutDown()`, after the drain), what its routes answer then. Until
  * then, with `return503OnClosing: false`, they go to the routes, which keep serving the drain
- * (its sessions' requests, and those it forwards to other nodes). Refused origins are counted
- * in the same log as the routes'.
+ * (its sessions' requests, and those it forwards to other nodes). Refused origins and
+ * versions are counted in logs of the same lines as the routes'.
  */
 export class LastWordsAtClose {
   readonly #server: HttpServer | undefined
@@ -70,18 +69,18 @@ export class LastWordsAtClose {
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   readonly #fastifyRefuses: boolean | undefined
-  readonly #originRefused: (verdict: OriginVerdict) => void
+  readonly #refused: (answer: EndpointAnswer) => void
   readonly #own: ReadonlySet<unknown>
   #active = false
   /** The endpoints' requests are answered here, not handed to Fastify. */
   #refusing = false
 
-  constructor({ server, answers, take, log, fastifyRefuses, originRefused, own }: LastWordsOptions) {
+  constructor({ server, answers, take, log, fastifyRefuses, refused, own }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
-    this.#originRefused = originRefused
+    this.#refused = refused
     this.#own = own
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     this.#server = server
@@ -159,7 +158,7 @@ export class LastWordsAtClose {
   }
 
   #send(res: ServerResponse, answer: EndpointAnswer): void {
-    if (answer.refusedOrigin) this.#originRefused(answer.refusedOrigin)
+    this.#refused(answer)
     writeAnswer(res, answer)
   }
 }

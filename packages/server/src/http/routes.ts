@@ -24,7 +24,7 @@ import { answer } from './answer.js'
 import { type BodyFailure, BodyReader, decodeBody, EMPTY_BODY, linesOfBody, NOT_UTF8_TEXT } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
-import type { ClosingAnswers } from './closing-answers.js'
+import type { ClosingAnswers, EndpointAnswer } from './closing-answers.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
@@ -39,6 +39,7 @@ import {
 } from './origin.js'
 import { ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { IdleSseUpstream } from './sse-upstream.js'
+import { VersionRefusals, versionRefusal } from './version-refusals.js'
 import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
 
 export interface RoutesOptions {
@@ -50,8 +51,8 @@ export interface RoutesOptions {
   closingWebSockets: ClosingWebSockets
   /** What the endpoints answer while Fastify closes (see closing-answers.ts). */
   closingAnswers: ClosingAnswers
-  /** Counts a page refused for its origin in one of those answers. */
-  closingOriginRefused: (verdict: OriginVerdict) => void
+  /** Counts the refusal one of those answers carries (a page's origin, another version). */
+  closingRefused: (answer: EndpointAnswer) => void
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -72,14 +73,7 @@ const HTTP_METHODS = 'GET, POST, OPTIONS'
  */
 export async function parleyRoutes(
   app: FastifyInstance,
-  {
-    server,
-    options,
-    ownsWebSocketPlugin,
-    closingWebSockets,
-    closingAnswers,
-    closingOriginRefused,
-  }: RoutesOptions,
+  { server, options, ownsWebSocketPlugin, closingWebSockets, closingAnswers, closingRefused }: RoutesOptions,
 ): Promise<void> {
   // Bodies are read by hand, under maxPayload and whatever their content type.
   app.removeAllContentTypeParsers()
@@ -110,6 +104,8 @@ export async function parleyRoutes(
   const originRefusals = new OriginRefusals(app.log)
   server.atClose(() => originRefusals.close())
   const originOf = (request: FastifyRequest) => checkOrigin(request, options.allowedOrigins, originRefusals)
+  const versionRefusals = new VersionRefusals(app.log)
+  server.atClose(() => versionRefusals.close())
 
   /** A coded error answer; see `answer` for one whose request was to be forwarded. */
   const fail = (reply: FastifyReply, status: number, code: string, message: string, cors: HeaderBag = {}) =>
@@ -122,6 +118,19 @@ export async function parleyRoutes(
     )
 
   const versionOk = (request: FastifyRequest) => (request.query as Query).v === String(PROTOCOL_VERSION)
+
+  /** 400 for a client of another protocol version, and a log line (one per burst). */
+  const refuseVersion = (
+    reply: FastifyReply,
+    transport: TransportName,
+    message: string,
+    headers: HeaderBag = {},
+  ) => {
+    const request = reply.request
+    versionRefusals.record(versionRefusal(transport, (request.query as Query).v, request.headers))
+    return fail(reply.headers(headers), 400, ErrorCode.UNSUPPORTED_VERSION, message)
+  }
+  const otherVersion = `this server speaks v=${PROTOCOL_VERSION}`
 
   /** 405, with the methods the endpoint serves. */
   const notAllowed = (reply: FastifyReply, allowed: string, message: string) =>
@@ -167,7 +176,7 @@ export async function parleyRoutes(
 
   // Requests that another node routes here (see Adapter.routeRequest) go through these routes.
   // While the app closes, Fastify routes none: they get the endpoints' answers at close.
-  server.serveRoutedWith((routed) => serveRouted(app, routed, closingAnswers, closingOriginRefused))
+  server.serveRoutedWith((routed) => serveRouted(app, routed, closingAnswers, closingRefused))
 
   // Requests for sessions that another node holds are handed to that node (no sticky sessions).
   const forwarder = new Forwarder({
@@ -213,8 +222,7 @@ export async function parleyRoutes(
     // Runs before the upgrade: a refusal here is a plain HTTP answer, not a 101.
     onRequest: async (request, reply) => {
       if (!enabled('websocket')) return disabled(reply, 'websocket')
-      if (!versionOk(request))
-        return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
+      if (!versionOk(request)) return refuseVersion(reply, 'websocket', otherVersion)
       const origin = originOf(request)
       if (!origin.allowed) return refuseOrigin(reply, origin)
       // While the node drains, an upgrade goes through: its HELLO is then refused with ERROR
@@ -224,6 +232,8 @@ export async function parleyRoutes(
         return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
       if (request.ws) {
         const refusal = upgradeRefusal(request.headers)
+        if (refusal?.code === ErrorCode.UNSUPPORTED_VERSION)
+          return refuseVersion(reply, 'websocket', refusal.message, refusal.headers)
         if (refusal) return fail(reply.headers(refusal.headers ?? {}), 400, refusal.code, refusal.message)
         websockets.upgrading(request.raw, reply.raw)
       }
@@ -263,8 +273,7 @@ export async function parleyRoutes(
     const method = request.method
     if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS')
       return notAllowed(reply, HTTP_METHODS, 'use GET or POST')
-    if (!versionOk(request))
-      return fail(reply, 400, ErrorCode.UNSUPPORTED_VERSION, `this server speaks v=${PROTOCOL_VERSION}`)
+    if (!versionOk(request)) return refuseVersion(reply, kind, otherVersion)
     const origin = originOf(request)
     if (!origin.allowed) return refuseOrigin(reply, origin)
     if (request.headers.upgrade !== undefined) {

@@ -4,7 +4,6 @@ import { ErrorCode } from '@parley/protocol'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
 import { type ClosingAnswers, coded, type EndpointAnswer } from './closing-answers.js'
-import type { OriginVerdict } from './origin.js'
 
 /**
  * Marks a request that a node routed here from another one. The owner answers it itself, never
@@ -95,7 +94,7 @@ export async function serveRouted(
   app: FastifyInstance,
   routed: RoutedRequest,
   answers: ClosingAnswers,
-  originRefused: (verdict: OriginVerdict) => void,
+  refused: (answer: EndpointAnswer) => void,
 ): Promise<RoutedResponse> {
   let response: Awaited<ReturnType<FastifyInstance['inject']>>
   try {
@@ -113,7 +112,7 @@ export async function serveRouted(
     // Routed requests are the endpoints' own: any other is only told to try again.
     const answer =
       verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
-    if (answer.refusedOrigin) originRefused(answer.refusedOrigin)
+    refused(answer)
     return routedAnswer(answer)
   }
   const raw = response.raw.res
