@@ -10,6 +10,7 @@ import { IdleConnections } from './http/idle-connections.js'
 import { LastWordsAtClose } from './http/last-words.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
+import { bodyTooLarge } from './http/routing.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
@@ -70,6 +71,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     base: mountBase(options.path),
     transports: options.transports,
     originOf: (request) => checkRawOrigin(request, options.allowedOrigins, originRefusals),
+    maxPayload: options.maxPayload,
+    tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
   })
   const refused = ({ refusedOrigin, refusedVersion }: EndpointAnswer) => {
     if (refusedOrigin) originRefusals.record(refusedOrigin)

@@ -16,6 +16,7 @@ import { rawUpgradeHead } from './raw-websocket.js'
 
 const PAGE = 'http://page.test'
 const ELSEWHERE = 'http://elsewhere.test'
+const MAX_PAYLOAD = 4096
 
 const apps: FastifyInstance[] = []
 const connections: RawHttp[] = []
@@ -92,6 +93,12 @@ function sameAnswers(base: string, port: number): Promise<Seen>[] {
     request(`${base}/poll?v=1&sid=nosuchsessionatall000`, 'GET', elsewhere),
     request(`${base}/poll?v=1`, 'GET', page),
     request(`${base}/ws?v=1`, 'DELETE', page),
+    // A body past maxPayload, announced and never sent: answered by its head alone.
+    request(`${base}/poll?v=1`, 'POST', { ...page, 'Content-Length': String(MAX_PAYLOAD + 1) }),
+    request(`${base}/poll?v=1&sid=nosuchsessionatall000`, 'POST', {
+      ...page,
+      'Content-Length': String(MAX_PAYLOAD + 1),
+    }),
     upgrade(port, 'ws?v=2'),
     upgrade(port, 'ws?v=1', elsewhere),
     upgrade(port, 'poll?v=1', page),
@@ -120,6 +127,7 @@ describe('the endpoints during the drain of app.close(), while Fastify refuses e
         allowedOrigins: [PAGE],
         transports: ['websocket', 'polling'],
         handoff: { timeout: 5000 },
+        maxPayload: MAX_PAYLOAD,
       },
       undefined,
       { logger: { level: 'warn', stream } },
@@ -127,6 +135,7 @@ describe('the endpoints during the drain of app.close(), while Fastify refuses e
     apps.push(app)
     const port = Number(new URL(base).port)
     const open = await Promise.all(sameAnswers(base, port))
+    expect(open.filter((answer) => answer.code === 'PARLEY_PAYLOAD_TOO_LARGE')).toHaveLength(2)
     // The WebSocket endpoint takes an upgrade while the server is open.
     expect((await upgrade(port, 'ws?v=1', { Origin: PAGE })).status).toBe(101)
 
@@ -157,7 +166,7 @@ describe('the endpoints during the drain of app.close(), while Fastify refuses e
 })
 
 describe('requests another node routes to a node whose app.close() has begun', () => {
-  it("get that node's coded 503 with the page's CORS headers, not an unreachable owner's new session", async () => {
+  it("get that node's coded 503 (413 past maxPayload) with the page's CORS headers, not an unreachable owner's new session", async () => {
     const cluster = new Cluster()
     // Node a: a close hook of the application's, added before the plugin, holds its close while
     // Fastify already refuses everything, inject included; its sessions are still alive.
@@ -170,11 +179,19 @@ describe('requests another node routes to a node whose app.close() has begun', (
         release = resolve
       })
     })
-    await a.register(parley, { adapter: cluster.adapter('a'), allowedOrigins: [PAGE] })
+    await a.register(parley, {
+      adapter: cluster.adapter('a'),
+      allowedOrigins: [PAGE],
+      maxPayload: MAX_PAYLOAD,
+    })
     await a.listen({ port: 0, host: '127.0.0.1' })
     apps.push(a)
     const aBase = `http://127.0.0.1:${(a.server.address() as { port: number }).port}/parley`
-    const b = await startServer({ adapter: cluster.adapter('b'), allowedOrigins: [PAGE] })
+    const b = await startServer({
+      adapter: cluster.adapter('b'),
+      allowedOrigins: [PAGE],
+      maxPayload: MAX_PAYLOAD,
+    })
     apps.push(b.app)
 
     const sid = await handshake(aBase)
@@ -197,6 +214,14 @@ describe('requests another node routes to a node whose app.close() has begun', (
         expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
         expect(answer.headers['cache-control']).toBe('no-store')
       }
+      // A body past maxPayload, sent on without it: a's 413, as its route would answer.
+      const tooLarge = { Origin: PAGE, 'Content-Length': String(MAX_PAYLOAD + 1) }
+      const answer = await exchange(`${b.base}/poll?v=1&sid=${sid}`, 'POST', tooLarge)
+      expect({ status: answer.status, code: answer.body.code }).toEqual({
+        status: 413,
+        code: 'PARLEY_PAYLOAD_TOO_LARGE',
+      })
+      expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
     } finally {
       release()
       await closing

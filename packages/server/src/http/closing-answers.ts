@@ -21,6 +21,11 @@ export interface EndpointAnswer {
   refusedOrigin?: OriginVerdict
   /** A refusal of another protocol version: counted in the log of those when it is sent. */
   refusedVersion?: VersionRefusal
+  /**
+   * Sent before the request's body was read (a 413): the connection lingers after it, as the
+   * routes' does (see lingering-close.ts), so that a client still sending reads the answer.
+   */
+  bodyUnread?: true
 }
 
 /**
@@ -39,6 +44,10 @@ export interface ClosingAnswersOptions {
   transports: readonly TransportName[]
   /** The endpoints' origin check, for a request Fastify has not seen (see `checkRawOrigin`). */
   originOf: (request: EndpointRequest) => OriginVerdict
+  /** The server's `maxPayload`, named in a 413. */
+  maxPayload: number
+  /** Whether a POST's head says its body passes `maxPayload`, as the routes judge it (`bodyTooLarge`). */
+  tooLarge: (request: EndpointRequest) => boolean
 }
 
 /** What the SSE and polling endpoints serve, and the WebSocket endpoint. */
@@ -52,16 +61,18 @@ const SHUTTING_DOWN = 'the server is shutting down'
  * refuses them while Fastify closes, whatever its options). Each gets what the routes answer
  * then, in their order (routes.ts): 404 for a transport left out of `transports`, 405 for a
  * method the endpoint does not serve, 400 for another protocol version, 403 for a page of an
- * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint; the
- * rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last
+ * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint,
+ * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload`; the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last
  * words, when they wait for a GET). Never anything the routes would not say.
  */
 export class ClosingAnswers {
   readonly #paths: ReadonlyMap<string, TransportName>
   readonly #transports: readonly TransportName[]
   readonly #originOf: (request: EndpointRequest) => OriginVerdict
+  readonly #maxPayload: number
+  readonly #tooLarge: (request: EndpointRequest) => boolean
 
-  constructor({ base, transports, originOf }: ClosingAnswersOptions) {
+  constructor({ base, transports, originOf, maxPayload, tooLarge }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
       paths.push([`${base}/${segment}`, kind])
@@ -69,6 +80,8 @@ export class ClosingAnswers {
     this.#paths = new Map(paths)
     this.#transports = transports
     this.#originOf = originOf
+    this.#maxPayload = maxPayload
+    this.#tooLarge = tooLarge
   }
 
   /** The verdict on `request`; undefined when it is not for one of the endpoints. */
@@ -118,6 +131,10 @@ export class ClosingAnswers {
     if (method === 'GET' && sid === undefined) {
       return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'a GET needs a sid') }
     }
+    if (method === 'POST' && this.#tooLarge(request)) {
+      const answer = coded(413, cors, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(this.#maxPayload))
+      return { answer: { ...answer, bodyUnread: true } }
+    }
     const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
     if (method !== 'GET' || !sid) return { answer }
     return { answer, lastWords: { sid, kind, headers: cors } }
@@ -127,6 +144,11 @@ export class ClosingAnswers {
 /** A coded answer with `headers`; the body is `{code, message}`. */
 export function coded(status: number, headers: HeaderBag, code: string, message: string): EndpointAnswer {
   return { status, headers, body: { code, message } }
+}
+
+/** What a 413 PARLEY_PAYLOAD_TOO_LARGE says to a POST whose body passes `maxPayload`. */
+export function tooLargeMessage(maxPayload: number): string {
+  return `the body is larger than maxPayload (${maxPayload} bytes)`
 }
 
 function notAllowed(allowed: string, message: string): EndpointAnswer {

@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
 import type { ClosingAnswers, EndpointAnswer } from './closing-answers.js'
+import { lingerOnClose } from './lingering-close.js'
 
 type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse) => void
 type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -51,7 +52,7 @@ export interface LastWordsOptions {
  *
  * The endpoints' other requests get what the routes would answer them (`ClosingAnswers`): a
  * preflight its 204, a wrong method 405, another version 400, a page of an origin not allowed
- * 403, the rest Parley's own `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no
+ * 403, a POST whose body passes maxPayload 413, the rest Parley's own `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no
  * code and no CORS headers, so that a page on another origin could not read it. From
  * `takeOver()` on when Fastify refuses every request while it closes (`fastifyRefuses`, see
  * `refusesWhileClosing`), since no route of Parley's could answer them then; otherwise once
@@ -159,6 +160,7 @@ export class LastWordsAtClose {
 
   #send(res: ServerResponse, answer: EndpointAnswer): void {
     this.#refused(answer)
+    if (answer.bodyUnread) lingerOnClose(res)
     writeAnswer(res, answer)
   }
 }

@@ -24,7 +24,7 @@ import { answer } from './answer.js'
 import { type BodyFailure, BodyReader, decodeBody, EMPTY_BODY, linesOfBody, NOT_UTF8_TEXT } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
-import type { ClosingAnswers, EndpointAnswer } from './closing-answers.js'
+import { type ClosingAnswers, type EndpointAnswer, tooLargeMessage } from './closing-answers.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
@@ -37,7 +37,7 @@ import {
   type OriginVerdict,
   preflightHeaders,
 } from './origin.js'
-import { ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
+import { bodyTooLarge, ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { IdleSseUpstream } from './sse-upstream.js'
 import { VersionRefusals, versionRefusal } from './version-refusals.js'
 import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
@@ -554,8 +554,7 @@ export async function parleyRoutes(
     if (reason === 'aborted') return reply
     closeUnread(reply)
     if (reason === 'too large') {
-      const message = `the body is larger than maxPayload (${options.maxPayload} bytes)`
-      return fail(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, message, cors)
+      return fail(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(options.maxPayload), cors)
     }
     if (reason === 'stalled') {
       const message = `nothing of the body came for ${options.pingTimeout} ms`
@@ -569,14 +568,8 @@ export async function parleyRoutes(
     return stream ? bodies.read(stream, reply.raw) : Promise.resolve(EMPTY_BODY)
   }
 
-  /**
-   * A POST whose body passes `maxPayload`: by its Content-Length, or as another node found it
-   * (the TOO_LARGE mark, which a client may set too: see there).
-   */
   function tooLarge(request: FastifyRequest): boolean {
-    if (request.headers[ROUTED_HEADER] === TOO_LARGE) return true
-    const length = Number(request.headers['content-length'])
-    return Number.isFinite(length) && length > options.maxPayload
+    return bodyTooLarge(request.headers, options.maxPayload)
   }
 }
 

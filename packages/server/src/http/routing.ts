@@ -28,6 +28,16 @@ export const SENT_ON = 'sent-on'
  */
 export const TOO_LARGE = 'too-large'
 
+/**
+ * A POST whose body passes `maxPayload`, by its head alone: by its Content-Length, or as another
+ * node found it (the TOO_LARGE mark, which a client may set too: see there).
+ */
+export function bodyTooLarge(headers: IncomingHttpHeaders, maxPayload: number): boolean {
+  if (headers[ROUTED_HEADER] === TOO_LARGE) return true
+  const length = Number(headers['content-length'])
+  return Number.isFinite(length) && length > maxPayload
+}
+
 /** The routed mark's values: `'1'` for any request sent on, or one of the two above. */
 export type RoutedMark = '1' | typeof SENT_ON | typeof TOO_LARGE
 
@@ -108,7 +118,12 @@ export async function serveRouted(
     })
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'FST_ERR_REOPENED_CLOSE_SERVER') throw err
-    const verdict = answers.judge(routed)
+    // Judged with the mark the routes would have seen (a body that passed maxPayload on the
+    // node that sent it on has no Content-Length here).
+    const verdict = answers.judge({
+      ...routed,
+      headers: { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) },
+    })
     // Routed requests are the endpoints' own: any other is only told to try again.
     const answer =
       verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
