@@ -4,6 +4,7 @@ import { connect, type TransportName, type WebSocketConstructor } from '@parley/
 import { io as socketIo } from 'socket.io-client'
 import { Agent, fetch as undiciFetch } from 'undici'
 import WebSocket from 'ws'
+import { closingFetch } from './goodbye.ts'
 import { httpFetch, type OwnFetch } from './http-fetch.ts'
 import { type ThinTransport, thinParleyClient } from './thin-parley.ts'
 import { type ThinSocketIoTransport, thinSocketIoClient } from './thin-socketio.ts'
@@ -53,7 +54,15 @@ export interface BenchClient {
   emit(event: 'echo', m: Msg): void
   /** Sends `ack` and resolves with the server's reply. */
   request(m: Msg): Promise<Msg>
-  close(): void
+  /**
+   * Leaves, saying goodbye where the protocol has one. Where the goodbye goes in a request of
+   * its own (the Parley client's SSE and polling, the thin clients' HTTP) or before a close
+   * frame the thin clients wait for, resolves once the server has answered it (at most
+   * GOODBYE_MS, goodbye.ts) and the connections are gone: the server has ended the session by
+   * then, instead of keeping it for its heartbeat's window. The libraries' clients over
+   * WebSocket, and socket.io-client, send theirs on connections they close themselves: at once.
+   */
+  close(): Promise<void>
 }
 
 /**
@@ -113,7 +122,8 @@ function undiciOwnFetch(): OwnFetch {
 
 function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSettings): BenchClient {
   const only = (kind === 'parley-metrics' ? 'websocket' : kind.slice('parley-'.length)) as TransportName
-  const http = fetch === 'undici' ? undiciOwnFetch() : httpFetch()
+  // Closed only once the goodbye's POST (SSE, polling) was answered.
+  const http = closingFetch(fetch === 'undici' ? undiciOwnFetch() : httpFetch())
   const socket = connect(`${url}/parley`, {
     // `parley` alone: the default client (WebSocket first, then SSE, then polling).
     // Pinned to one transport, with nothing to fall back to: the client's own connect bound is the
@@ -142,7 +152,7 @@ function parleyClient(kind: ClientKind, { url, timeoutMs, fetch }: ClientSetting
     request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
     close: () => {
       socket.disconnect()
-      http.close()
+      return http.close()
     },
   }
 }
@@ -178,7 +188,8 @@ function socketIoClient(kind: ClientKind, { url, timeoutMs }: ClientSettings): B
     on: (event, fn) => void socket.on(event, fn),
     emit: (event, m) => void socket.emit(event, m),
     request: (m) => socket.emitWithAck('ack', m) as Promise<Msg>,
-    close: () => void socket.disconnect(),
+    // Its goodbye goes out on connections it keeps for it (nothing here closes them sooner).
+    close: async () => void socket.disconnect(),
   }
 }
 
@@ -210,7 +221,8 @@ function wsClient({ url, timeoutMs, localAddress }: ClientSettings): BenchClient
         pending.set(m.id, resolve)
         ws.send(JSON.stringify(['ack', m]))
       }),
-    close: () => ws.terminate(),
+    // Raw ws has no goodbye: the server drops the client when the connection goes.
+    close: async () => ws.terminate(),
   }
 }
 

@@ -90,14 +90,19 @@ async function openClients(a: ScenarioArgs, n: number, parallel: number): Promis
   try {
     await Promise.all(Array.from({ length: Math.min(parallel, n) }, worker))
   } catch (err) {
-    closeAll(clients)
+    await closeAll(clients)
     throw err
   }
   return clients
 }
 
-function closeAll(clients: readonly BenchClient[]) {
-  for (const c of clients) c.close()
+/**
+ * Closes every client, and resolves once each one's goodbye was answered (bounded: see
+ * BenchClient.close): the server has ended their sessions when the measurement returns, and a
+ * server kept for the next one (`--quick`) is idle by then.
+ */
+async function closeAll(clients: readonly BenchClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => c.close()))
 }
 
 /** Waits until `done()` or `limitMs` passed. */
@@ -175,7 +180,7 @@ async function roundTrips(a: ScenarioArgs, mode: 'echo' | 'acks'): Promise<Measu
     }
   } finally {
     running = false
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 
@@ -241,7 +246,7 @@ async function steadyEcho(a: ScenarioArgs): Promise<Measurement> {
     }
   } finally {
     measuring = false
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 
@@ -322,7 +327,7 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
       ],
     }
   } finally {
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 
@@ -422,7 +427,7 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
     }
     return { values, notes }
   } finally {
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 
@@ -484,7 +489,7 @@ async function fanout(a: ScenarioArgs): Promise<Measurement> {
     }
     return { values, notes }
   } finally {
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 
@@ -549,7 +554,7 @@ async function sizeEcho(a: ScenarioArgs): Promise<Measurement> {
     return { values }
   } finally {
     running = false
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 
@@ -573,7 +578,7 @@ async function memory(a: ScenarioArgs): Promise<Measurement> {
       notes: after.gc ? [] : ['memory read without a forced GC (no --expose-gc)'],
     }
   } finally {
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 
@@ -583,7 +588,7 @@ async function setup(a: ScenarioArgs): Promise<Measurement> {
   const t0 = now()
   const clients = await openClients(a, n, parallel)
   const t1 = now()
-  closeAll(clients)
+  await closeAll(clients)
   return { values: { connectsPerSec: (n / (t1 - t0)) * 1000 } }
 }
 
@@ -617,7 +622,7 @@ async function fallback(a: ScenarioArgs): Promise<Measurement> {
       )
       notes.push(`ws ${mode}: connected over ${[...new Set(times.map((t) => t.transport))].join(', ')}`)
     } finally {
-      closeAll(clients)
+      await closeAll(clients)
       await proxy.close()
     }
   }
@@ -679,7 +684,7 @@ async function clusterBroadcast(a: ScenarioArgs): Promise<Measurement> {
       notes: [`broadcast from node 1: ${b.mode}; clients per node ${counts.join('/')}`],
     }
   } finally {
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 
@@ -719,7 +724,7 @@ async function clusterHttp(a: ScenarioArgs): Promise<Measurement> {
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err)
         failures.set(message, (failures.get(message) ?? 0) + 1)
-        c.close()
+        await c.close()
       }
     }
   }
@@ -757,7 +762,7 @@ async function clusterHttp(a: ScenarioArgs): Promise<Measurement> {
       ],
     }
   } finally {
-    closeAll(clients)
+    await closeAll(clients)
   }
 }
 

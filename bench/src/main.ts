@@ -228,9 +228,11 @@ let sharedLoad: Promise<{ child: ChildProcess; ready: unknown }> | undefined
 const sharedServers = new Map<string, { child: ChildProcess; ready: unknown }>()
 
 /**
- * How long a kept server may take to see the last measurement's clients go: WebSocket clients
- * are gone within a few ms (under 60 on a loaded machine). Parley's SSE and polling sessions
- * outlive their clients here for seconds (their server is replaced then), and a long wait would
+ * How long a kept server may take to see the last measurement's clients go. The load generator
+ * answers once every client's goodbye was answered (load.ts `closeAll`), so Parley's sessions
+ * over SSE and polling have ended by then; WebSocket clients, whose goodbye it does not wait
+ * for, are gone within a few ms (under 60 on a loaded machine), socket.io's clients a little
+ * later. A server still holding a client after that is replaced: a long wait would
  * cost more than a fresh start.
  */
 const IDLE_WAIT_MS = 200

@@ -8,6 +8,7 @@
 import http from 'node:http'
 import WebSocket from 'ws'
 import type { BenchClient, ClientSettings, Msg } from './clients.ts'
+import { settledWithin } from './goodbye.ts'
 import { exchange, type Origin, stream } from './thin-http.ts'
 
 export type ThinTransport = 'websocket' | 'sse' | 'polling'
@@ -41,7 +42,8 @@ interface Wire {
   send(line: string): void
   /** Sends the ACK now, alone or with what is queued. */
   ack(line: string): void
-  close(): void
+  /** Resolves once a CLOSE sent just before reached the server (bounded), the connections gone. */
+  close(): Promise<void>
 }
 
 interface Pending {
@@ -75,7 +77,7 @@ export function thinParleyClient(transport: ThinTransport, settings: ClientSetti
     settle?.reject(err)
     for (const p of pending.values()) p.reject(err)
     pending.clear()
-    wire.close()
+    void wire.close()
   }
 
   const ackNow = () => {
@@ -195,12 +197,12 @@ export function thinParleyClient(transport: ThinTransport, settings: ClientSetti
         send('ack', m, ackId)
       }),
     close: () => {
-      if (closed) return
+      if (closed) return Promise.resolve()
       if (open) wire.send(CLOSE_LINE)
       closed = true
       open = false
       clearTimeout(ackTimer)
-      wire.close()
+      return wire.close()
     },
   }
 }
@@ -233,10 +235,16 @@ function webSocketWire(
     ack: (line) => {
       if (ws.readyState === WebSocket.OPEN) ws.send(line)
     },
-    // After a CLOSE packet (sent just before, when open) the client closes with 1000.
+    // After a CLOSE packet (sent just before, when open) the client closes with 1000; the server
+    // answers the close frame once it has read what came before it, the CLOSE packet included.
     close: () => {
-      if (ws.readyState === WebSocket.OPEN) ws.close(1000)
-      else ws.terminate()
+      if (ws.readyState !== WebSocket.OPEN) {
+        ws.terminate()
+        return Promise.resolve()
+      }
+      const closed = new Promise((resolve) => ws.once('close', resolve))
+      ws.close(1000)
+      return settledWithin(closed)
     },
   }
 }
@@ -266,6 +274,7 @@ function httpWire(
   let ackLine: string | undefined
   let posting = false
   let scheduled = false
+  let gone: Promise<void> | undefined
 
   const post = () => {
     scheduled = false
@@ -364,15 +373,16 @@ function httpWire(
       schedule()
     },
     close: () => {
-      if (closed) return
+      if (gone) return gone
       closed = true
-      const last = queue.at(-1)
-      // A CLOSE packet queued just before goes out alone, then the connections go.
-      if (last === CLOSE_LINE && sid)
-        exchange(origin, 'POST', `${endpoint}&sid=${sid}`, CLOSE_LINE)
-          .catch(() => {})
-          .finally(() => origin.agent.destroy())
-      else origin.agent.destroy()
+      // A CLOSE packet queued just before goes out alone (after a POST still in flight: the
+      // Agent has a socket for POSTs beside the stream or held GET), then the connections go.
+      const goodbye =
+        queue.at(-1) === CLOSE_LINE && sid
+          ? settledWithin(exchange(origin, 'POST', `${endpoint}&sid=${sid}`, CLOSE_LINE))
+          : Promise.resolve()
+      gone = goodbye.then(() => origin.agent.destroy())
+      return gone
     },
   }
 }

@@ -10,6 +10,7 @@
 import http from 'node:http'
 import WebSocket from 'ws'
 import type { BenchClient, ClientSettings, Msg } from './clients.ts'
+import { settledWithin } from './goodbye.ts'
 import { exchange, type Origin } from './thin-http.ts'
 
 export type ThinSocketIoTransport = 'websocket' | 'polling'
@@ -18,7 +19,8 @@ const SEPARATOR = '\x1e'
 
 interface Wire {
   send(packet: string): void
-  close(): void
+  /** Resolves once a disconnect sent just before reached the server (bounded), the connections gone. */
+  close(): Promise<void>
 }
 
 export function thinSocketIoClient(transport: ThinSocketIoTransport, settings: ClientSettings): BenchClient {
@@ -37,7 +39,7 @@ export function thinSocketIoClient(transport: ThinSocketIoTransport, settings: C
     closed = true
     connected = false
     settle?.reject(err)
-    wire.close()
+    void wire.close()
   }
 
   /** One socket.io packet (the data of an Engine.IO message). */
@@ -103,11 +105,11 @@ export function thinSocketIoClient(transport: ThinSocketIoTransport, settings: C
         wire.send(`42${id}${JSON.stringify(['ack', m])}`)
       }),
     close: () => {
-      if (closed) return
+      if (closed) return Promise.resolve()
       if (connected) wire.send('41')
       closed = true
       connected = false
-      wire.close()
+      return wire.close()
     },
   }
 }
@@ -130,8 +132,13 @@ function webSocketWire(
       if (ws.readyState === WebSocket.OPEN) ws.send(packet)
     },
     close: () => {
-      if (ws.readyState === WebSocket.OPEN) ws.close(1000)
-      else ws.terminate()
+      if (ws.readyState !== WebSocket.OPEN) {
+        ws.terminate()
+        return Promise.resolve()
+      }
+      const closed = new Promise((resolve) => ws.once('close', resolve))
+      ws.close(1000)
+      return settledWithin(closed)
     },
   }
 }
@@ -152,6 +159,7 @@ function pollingWire(
   const queue: string[] = []
   let posting = false
   let scheduled = false
+  let gone: Promise<void> | undefined
   const url = () => `${query}&sid=${sid}`
 
   const post = () => {
@@ -200,14 +208,16 @@ function pollingWire(
       schedule()
     },
     close: () => {
-      if (closed) return
+      if (gone) return gone
       closed = true
-      // A disconnect queued just before goes out alone, then the connections go.
-      if (queue.at(-1) === '41' && sid)
-        exchange(origin, 'POST', url(), '41')
-          .catch(() => {})
-          .finally(() => origin.agent.destroy())
-      else origin.agent.destroy()
+      // A disconnect queued just before goes out alone, with Engine.IO's close (as
+      // socket.io-client sends them), then the connections go.
+      const goodbye =
+        queue.at(-1) === '41' && sid
+          ? settledWithin(exchange(origin, 'POST', url(), `41${SEPARATOR}1`))
+          : Promise.resolve()
+      gone = goodbye.then(() => origin.agent.destroy())
+      return gone
     },
   }
 }
