@@ -51,12 +51,12 @@ import {
  *
  * "connecting" tries the transports in order (the remembered one first), each within
  * connectTimeout (a WebSocket upgrade with no answer gives up after a third of it, but after a
- * handoff, while its attempts are quiet, waits all of it, at most 10 s); a refusal of the transport itself (400 on the upgrade, a reset) fails over at
- * once, a refusal of the client (middleware, origin, version) ends the attempt, and so does an
- * auth function that does not settle (no transport's fault: the next attempt, after the backoff,
- * tries the same transport). A HELLO that
- * asked to resume an ended session may be answered with that session's CLOSE: the session
- * handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
+ * handoff, while its attempts are quiet, waits all of it, at most 10 s); a refusal of the
+ * transport itself (400 on the upgrade, a reset) fails over at once, a refusal of the client
+ * (middleware, origin, version) ends the attempt, and so does an auth function that does not
+ * settle (no transport's fault: the next attempt, after the backoff, tries the same transport).
+ * A HELLO that asked to resume an ended session may be answered with that session's CLOSE: the
+ * session handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
  * connectTimeout: a proxy that buffers it, or a slow moment) is tried last and never probed until
  * it works, or until its mark lapses: a minute after a first stall, an hour after a second one
  * within the hour (TransportMemory). Every transport callback first checks that its
