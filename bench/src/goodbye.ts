@@ -4,6 +4,7 @@
 // session until its heartbeat gave up on it, seconds later: a `--quick` run could not take its
 // kept server again, and a scenario's later readings counted sessions nobody held. So every
 // client here waits for its goodbye's answer before its connections go, within GOODBYE_MS.
+import type WebSocket from 'ws'
 import type { OwnFetch } from './http-fetch.ts'
 
 /**
@@ -23,6 +24,21 @@ export function settledWithin(p: Promise<unknown>, ms = GOODBYE_MS): Promise<voi
     () => {},
   )
   return Promise.race([settled, limit]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Closes a thin client's WebSocket with 1000 and resolves once the server answered the close
+ * frame (it does so after reading what came before it, a goodbye included), within GOODBYE_MS;
+ * one not open is cut at once.
+ */
+export function closeWebSocket(ws: WebSocket): Promise<void> {
+  if (ws.readyState !== ws.OPEN) {
+    ws.terminate()
+    return Promise.resolve()
+  }
+  const closed = new Promise((resolve) => ws.once('close', resolve))
+  ws.close(1000)
+  return settledWithin(closed)
 }
 
 /** The next turn of the event loop: what the promises settled so far lead to has run. */

@@ -8,7 +8,7 @@
 import http from 'node:http'
 import WebSocket from 'ws'
 import type { BenchClient, ClientSettings, Msg } from './clients.ts'
-import { settledWithin } from './goodbye.ts'
+import { closeWebSocket, settledWithin } from './goodbye.ts'
 import { exchange, type Origin, stream } from './thin-http.ts'
 
 export type ThinTransport = 'websocket' | 'sse' | 'polling'
@@ -237,15 +237,7 @@ function webSocketWire(
     },
     // After a CLOSE packet (sent just before, when open) the client closes with 1000; the server
     // answers the close frame once it has read what came before it, the CLOSE packet included.
-    close: () => {
-      if (ws.readyState !== WebSocket.OPEN) {
-        ws.terminate()
-        return Promise.resolve()
-      }
-      const closed = new Promise((resolve) => ws.once('close', resolve))
-      ws.close(1000)
-      return settledWithin(closed)
-    },
+    close: () => closeWebSocket(ws),
   }
 }
 

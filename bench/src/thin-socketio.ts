@@ -10,7 +10,7 @@
 import http from 'node:http'
 import WebSocket from 'ws'
 import type { BenchClient, ClientSettings, Msg } from './clients.ts'
-import { settledWithin } from './goodbye.ts'
+import { closeWebSocket, settledWithin } from './goodbye.ts'
 import { exchange, type Origin } from './thin-http.ts'
 
 export type ThinSocketIoTransport = 'websocket' | 'polling'
@@ -131,15 +131,7 @@ function webSocketWire(
     send: (packet) => {
       if (ws.readyState === WebSocket.OPEN) ws.send(packet)
     },
-    close: () => {
-      if (ws.readyState !== WebSocket.OPEN) {
-        ws.terminate()
-        return Promise.resolve()
-      }
-      const closed = new Promise((resolve) => ws.once('close', resolve))
-      ws.close(1000)
-      return settledWithin(closed)
-    },
+    close: () => closeWebSocket(ws),
   }
 }
 
