@@ -8,6 +8,7 @@ import WebSocket from 'ws'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
+import { upgradeStatus } from './upgrade-status.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
@@ -35,27 +36,6 @@ async function rawExchange(method: string, url: string, headers: Record<string, 
 
 async function json(res: Response) {
   return { status: res.status, body: (await res.json()) as { code: string; message: string } }
-}
-
-/** Opens a WebSocket and reports the HTTP status of a refused upgrade (or 101). */
-function upgradeStatus(
-  url: string,
-  protocols: string[] = [WS_SUBPROTOCOL],
-  headers: Record<string, string> = {},
-) {
-  const status = new Promise<number>((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, { headers })
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0)
-      ws.terminate()
-    })
-    ws.once('open', () => {
-      resolve(101)
-      ws.terminate()
-    })
-    ws.once('error', reject)
-  })
-  return within(status, 5000, `the answer to the upgrade of ${url}`)
 }
 
 describe('HTTP endpoints', () => {

@@ -5,26 +5,9 @@ import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley, { type ParleyServerOptions } from '@parley/server'
 import Fastify, { type FastifyLoggerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
-import { until, within } from './helpers.js'
+import { until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
-
-/** Opens a WebSocket offering `protocols` and gives the HTTP status of its refused upgrade (or 101). */
-function upgradeStatus(url: string, protocols: string[]): Promise<number> {
-  const status = new Promise<number>((resolve, reject) => {
-    const ws = new WebSocket(url, protocols)
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0)
-      ws.terminate()
-    })
-    ws.once('open', () => {
-      resolve(101)
-      ws.terminate()
-    })
-    ws.once('error', reject)
-  })
-  return within(status, 5000, `the answer to the upgrade of ${url}`)
-}
+import { upgradeStatus } from './upgrade-status.js'
 
 const clients: RawClient[] = []
 let close: (() => Promise<void>) | undefined
