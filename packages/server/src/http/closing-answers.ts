@@ -62,8 +62,9 @@ const SHUTTING_DOWN = 'the server is shutting down'
  * then, in their order (routes.ts): 404 for a transport left out of `transports`, 405 for a
  * method the endpoint does not serve, 400 for another protocol version, 403 for a page of an
  * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint,
- * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload`; the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last
- * words, when they wait for a GET). Never anything the routes would not say.
+ * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload`; the rest
+ * `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last words,
+ * when they wait for a GET). Never anything the routes would not say.
  */
 export class ClosingAnswers {
   readonly #paths: ReadonlyMap<string, TransportName>
