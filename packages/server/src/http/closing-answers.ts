@@ -50,9 +50,17 @@ export interface ClosingAnswersOptions {
   tooLarge: (request: EndpointRequest) => boolean
 }
 
-/** What the SSE and polling endpoints serve, and the WebSocket endpoint. */
-const HTTP_METHODS = 'GET, POST, OPTIONS'
-const SHUTTING_DOWN = 'the server is shutting down'
+// The endpoints' words, shared with their routes (routes.ts), so that an answer at close and
+// the route's stay the same.
+/** The methods the SSE and polling endpoints serve. */
+export const HTTP_METHODS = 'GET, POST, OPTIONS'
+export const SHUTTING_DOWN = 'the server is shutting down'
+export const OTHER_VERSION = `this server speaks v=${PROTOCOL_VERSION}`
+
+/** What a 404 for a transport left out of `transports` says. */
+export function disabledMessage(kind: TransportName, transports: readonly TransportName[]): string {
+  return `the ${kind} transport is disabled: this server offers ${transports.join(', ')}`
+}
 
 /**
  * The endpoints' answers while the server closes, for the requests no route of Parley's can
@@ -98,8 +106,7 @@ export class ClosingAnswers {
       return { answer: notAllowed('GET', 'use GET with an upgrade') }
     }
     if (!this.#transports.includes(kind)) {
-      const message = `the ${kind} transport is disabled: this server offers ${this.#transports.join(', ')}`
-      return { answer: coded(404, {}, ErrorCode.TRANSPORT_DISABLED, message) }
+      return { answer: coded(404, {}, ErrorCode.TRANSPORT_DISABLED, disabledMessage(kind, this.#transports)) }
     }
     if (kind !== 'websocket' && method !== 'GET' && method !== 'POST' && method !== 'OPTIONS') {
       return { answer: notAllowed(HTTP_METHODS, 'use GET or POST') }
@@ -107,8 +114,7 @@ export class ClosingAnswers {
     // As Fastify parses the query: a `v` given twice is no version.
     const versions = params.getAll('v')
     if (versions.length !== 1 || versions[0] !== String(PROTOCOL_VERSION)) {
-      const message = `this server speaks v=${PROTOCOL_VERSION}`
-      const answer = coded(400, {}, ErrorCode.UNSUPPORTED_VERSION, message)
+      const answer = coded(400, {}, ErrorCode.UNSUPPORTED_VERSION, OTHER_VERSION)
       return { answer: { ...answer, refusedVersion: versionRefusal(kind, versions, request.headers) } }
     }
     const origin = this.#originOf(request)

@@ -24,7 +24,15 @@ import { answer } from './answer.js'
 import { type BodyFailure, BodyReader, decodeBody, EMPTY_BODY, linesOfBody, NOT_UTF8_TEXT } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
-import { type ClosingAnswers, type EndpointAnswer, tooLargeMessage } from './closing-answers.js'
+import {
+  type ClosingAnswers,
+  disabledMessage,
+  type EndpointAnswer,
+  HTTP_METHODS,
+  OTHER_VERSION,
+  SHUTTING_DOWN,
+  tooLargeMessage,
+} from './closing-answers.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
@@ -64,9 +72,6 @@ type HttpKind = HttpTransportName
  */
 const ROUTED_METHODS = METHODS.filter((method) => method !== 'CONNECT')
 
-/** What the SSE and polling endpoints serve; the WebSocket endpoint serves GET alone. */
-const HTTP_METHODS = 'GET, POST, OPTIONS'
-
 /**
  * The three endpoints under `path`: `/ws`, `/sse`, `/poll`. Plain Fastify routes, so that the
  * application's own hooks (onRequest, ...) run for every transport request.
@@ -89,12 +94,7 @@ export async function parleyRoutes(
   const enabled = (name: TransportName) => options.transports.includes(name)
   /** 404 for a transport left out of `transports`; names those offered (OPEN lists them anyway). */
   const disabled = (reply: FastifyReply, name: TransportName) =>
-    fail(
-      reply,
-      404,
-      ErrorCode.TRANSPORT_DISABLED,
-      `the ${name} transport is disabled: this server offers ${options.transports.join(', ')}`,
-    )
+    fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, disabledMessage(name, options.transports))
   /** Transports with an upstream POST in progress (see the upstream POST in `handleHttp`). */
   const posting = new WeakSet<HttpSide>()
   // A body that stops arriving is given up after the silence that ends a transport after a PING.
@@ -130,7 +130,6 @@ export async function parleyRoutes(
     versionRefusals.record(versionRefusal(transport, (request.query as Query).v, request.headers))
     return fail(reply.headers(headers), 400, ErrorCode.UNSUPPORTED_VERSION, message)
   }
-  const otherVersion = `this server speaks v=${PROTOCOL_VERSION}`
 
   /** 405, with the methods the endpoint serves. */
   const notAllowed = (reply: FastifyReply, allowed: string, message: string) =>
@@ -222,14 +221,13 @@ export async function parleyRoutes(
     // Runs before the upgrade: a refusal here is a plain HTTP answer, not a 101.
     onRequest: async (request, reply) => {
       if (!enabled('websocket')) return disabled(reply, 'websocket')
-      if (!versionOk(request)) return refuseVersion(reply, 'websocket', otherVersion)
+      if (!versionOk(request)) return refuseVersion(reply, 'websocket', OTHER_VERSION)
       const origin = originOf(request)
       if (!origin.allowed) return refuseOrigin(reply, origin)
       // While the node drains, an upgrade goes through: its HELLO is then refused with ERROR
       // PARLEY_SERVER_SHUTTING_DOWN, a code the client reads (and tries another node), where a
       // refused upgrade tells a browser nothing.
-      if (server.closed)
-        return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
+      if (server.closed) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
       if (request.ws) {
         const refusal = upgradeRefusal(request.headers)
         if (refusal?.code === ErrorCode.UNSUPPORTED_VERSION)
@@ -273,7 +271,7 @@ export async function parleyRoutes(
     const method = request.method
     if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS')
       return notAllowed(reply, HTTP_METHODS, 'use GET or POST')
-    if (!versionOk(request)) return refuseVersion(reply, kind, otherVersion)
+    if (!versionOk(request)) return refuseVersion(reply, kind, OTHER_VERSION)
     const origin = originOf(request)
     if (!origin.allowed) return refuseOrigin(reply, origin)
     if (request.headers.upgrade !== undefined) {
@@ -320,8 +318,7 @@ export async function parleyRoutes(
     }
     // A draining node still serves requests: its sessions' (the CLOSE 'server handoff' of one
     // waits for its next GET), and those it forwards to other nodes.
-    if (server.closed)
-      return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
+    if (server.closed) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, cors)
     if (!session) {
       // It may live on another node: then that node answers (no sticky sessions needed).
       const owner = await ownerOf(sid, reply)
@@ -420,8 +417,7 @@ export async function parleyRoutes(
   ): Promise<unknown> {
     // While draining, a resume may still go to the node that holds its session; the handshake
     // refuses the rest (503 PARLEY_SERVER_SHUTTING_DOWN).
-    if (server.closed)
-      return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
+    if (server.closed) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, cors)
     const body = await readRequestBody(request, reply)
     if (!body.ok) return bodyNotRead(reply, body.reason, cors)
     const decoded = decodeBody(linesOfBody(body), options.maxPayload)
@@ -560,7 +556,7 @@ export async function parleyRoutes(
       const message = `nothing of the body came for ${options.pingTimeout} ms`
       return fail(reply, 408, ErrorCode.BAD_REQUEST, message, cors)
     }
-    return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down', cors)
+    return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, cors)
   }
 
   function readRequestBody(request: FastifyRequest, reply: FastifyReply) {

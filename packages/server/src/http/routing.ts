@@ -3,7 +3,7 @@ import { pipeline, Readable } from 'node:stream'
 import { ErrorCode } from '@parley/protocol'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
-import { type ClosingAnswers, coded, type EndpointAnswer } from './closing-answers.js'
+import { type ClosingAnswers, coded, type EndpointAnswer, SHUTTING_DOWN } from './closing-answers.js'
 
 /**
  * Marks a request that a node routed here from another one. The owner answers it itself, never
@@ -125,8 +125,7 @@ export async function serveRouted(
       headers: { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) },
     })
     // Routed requests are the endpoints' own: any other is only told to try again.
-    const answer =
-      verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, 'the server is shutting down')
+    const answer = verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
     refused(answer)
     return routedAnswer(answer)
   }
