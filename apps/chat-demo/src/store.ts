@@ -95,10 +95,10 @@ export interface ChatStore {
    * Stores a message under a new id (unique across stores and nodes: a page remembers the ids it
    * shows; for a message with a key, `keyedMessageId`, so that a resend a store no longer
    * recognises keeps its id all the same) and at its place in the room (`ChatMessage.seq`,
-   * after every message stored there before, through any node), and forgets the oldest of its room past the history size; unless
-   * `draft.from` stored one under the same `key` (the sender's own name for the message) that is
-   * still in the history or was stored within the resend window, or the room is not there (see
-   * `Added`). One step: two nodes given the same resend at once store it once.
+   * after every message stored there before, through any node), and forgets the oldest of its
+   * room past the history size; unless `draft.from` stored one under the same `key` (the
+   * sender's own name for the message) that is still in the history or was stored within the
+   * resend window, or the room is not there (see `Added`). One step: two nodes given the same resend at once store it once.
    */
   add(draft: Draft, key?: string): Promise<Added>
   /**
