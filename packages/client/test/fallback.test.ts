@@ -490,8 +490,9 @@ describe('moving between transports mid-session', () => {
   it('probes after upgradeDelay again once connect() starts anew, whatever the probes before it did', async () => {
     await setup()
     proxy!.ws = 'reject'
-    // Each failed probe doubles the wait before the next: 100, 200, 400, 800, 1600, then 3200 ms.
-    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 100, upgradeDelayMax: 60_000 })
+    // Each failed probe doubles the wait before the next: 60, 120, 240, 480, 960, then 1920 ms,
+    // more than the 1500 ms a fresh start is given below.
+    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 60, upgradeDelayMax: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
     // The first connect's upgrade, then five probes, all refused.
@@ -648,14 +649,15 @@ describe.each(['sse', 'polling'] as const)('a POST on %s refused as the server t
 
 describe('attempts used up', () => {
   it("a resume answered with the ended session's CLOSE says willRetry false, then reconnect_failed", async () => {
-    // The server ends the lost session after 2 s and answers its resume with its CLOSE for 2 s
-    // more; the client's one attempt comes in the middle, after 3 s (a second of margin each way).
-    await setup({ recovery: { window: 2000 } })
+    // The server ends the lost session after 1 s and answers its resume with its CLOSE for 1 s
+    // more; the client's one attempt comes in the middle, after 1.5 s (half a second of margin
+    // each way: both sides hear of the cut at once, from the proxy, in this one process).
+    await setup({ recovery: { window: 1000 } })
     const socket = client(proxy!.url, {
       transports: ['websocket'],
       reconnectionAttempts: 1,
-      reconnectionDelay: 3000,
-      reconnectionDelayMax: 3000,
+      reconnectionDelay: 1500,
+      reconnectionDelayMax: 1500,
       randomization: 0,
     })
     await next(socket, 'connect')
