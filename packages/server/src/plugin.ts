@@ -73,6 +73,10 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     originOf: (request) => checkRawOrigin(request, options.allowedOrigins, originRefusals),
     maxPayload: options.maxPayload,
     tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
+    leftBy: (sid, kind) => {
+      const session = server.sessionFor(sid)
+      return session !== undefined && session.state !== 'frozen' && session.transport?.name !== kind
+    },
   })
   const refused = ({ refusedOrigin, refusedVersion }: EndpointAnswer) => {
     if (refusedOrigin) originRefusals.record(refusedOrigin)

@@ -12,7 +12,7 @@ import { Cluster } from './cluster-adapter.js'
 import { closeApp, startServer, until } from './helpers.js'
 import { exchange } from './http-exchange.js'
 import { type RawAnswer, RawHttp } from './raw-http.js'
-import { rawUpgradeHead } from './raw-websocket.js'
+import { RawWebSocket, rawUpgradeHead } from './raw-websocket.js'
 
 const PAGE = 'http://page.test'
 const ELSEWHERE = 'http://elsewhere.test'
@@ -225,6 +225,105 @@ describe('requests another node routes to a node whose app.close() has begun', (
     } finally {
       release()
       await closing
+    }
+  })
+})
+
+describe('a POST past maxPayload from a transport its session has left, during app.close()', () => {
+  /** A session opened over WebSocket: its sid, and the socket (closed by the caller). */
+  async function webSocketSession(base: string): Promise<{ sid: string; raw: RawWebSocket }> {
+    const raw = await RawWebSocket.open(base, '[8,{}]')
+    const open = await raw.first()
+    if (open.type !== PacketType.OPEN) throw new Error('no OPEN')
+    return { sid: open.sid, raw }
+  }
+
+  const tooLarge = { Origin: PAGE, 'Content-Length': String(MAX_PAYLOAD + 1) }
+  const stale = {
+    status: 400,
+    code: 'PARLEY_TRANSPORT_MISMATCH',
+    message: 'the session is not attached to polling',
+  }
+
+  it('gets the 400 PARLEY_TRANSPORT_MISMATCH the open route gives it, sent directly during the drain', async () => {
+    // One session per batch, and a store that holds its answer: the first session waits in the
+    // drain, frozen; the second is still live, on WebSocket.
+    const cluster = new Cluster({ handoff: true })
+    let storeAnswers = () => {}
+    cluster.storeAnswersAfter = new Promise<void>((resolve) => {
+      storeAnswers = resolve
+    })
+    const { app, base } = await startServer({
+      adapter: cluster.adapter('a'),
+      allowedOrigins: [PAGE],
+      handoff: { timeout: 5000, batchSize: 1 },
+      maxPayload: MAX_PAYLOAD,
+    })
+    apps.push(app)
+    await handshake(base)
+    const { sid, raw } = await webSocketSession(base)
+    try {
+      const open = await exchange(`${base}/poll?v=1&sid=${sid}`, 'POST', tooLarge)
+      expect({ status: open.status, ...open.body }).toEqual(stale)
+      const closing = app.close()
+      try {
+        await until(() => cluster.handOffSids.length === 1, 2000, 'the drain storing the first session')
+        const answer = await exchange(`${base}/poll?v=1&sid=${sid}`, 'POST', tooLarge)
+        expect({ status: answer.status, ...answer.body }).toEqual(stale)
+        expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
+        expect(app.parley.sessionFor(sid)?.state).toBe('attached')
+      } finally {
+        storeAnswers()
+        await closing
+      }
+    } finally {
+      raw.ws.terminate()
+    }
+  })
+
+  it('gets the same 400 when another node routes it to the closing owner', async () => {
+    const cluster = new Cluster()
+    // Node a: a close hook of the application's, added before the plugin, holds its close while
+    // Fastify already refuses every inject; its sessions are still alive.
+    const a = Fastify({ forceCloseConnections: true })
+    let entered = false
+    let release = () => {}
+    a.addHook('preClose', async () => {
+      entered = true
+      await new Promise<void>((resolve) => {
+        release = resolve
+      })
+    })
+    await a.register(parley, {
+      adapter: cluster.adapter('a'),
+      allowedOrigins: [PAGE],
+      maxPayload: MAX_PAYLOAD,
+    })
+    await a.listen({ port: 0, host: '127.0.0.1' })
+    apps.push(a)
+    const aBase = `http://127.0.0.1:${(a.server.address() as { port: number }).port}/parley`
+    const b = await startServer({
+      adapter: cluster.adapter('b'),
+      allowedOrigins: [PAGE],
+      maxPayload: MAX_PAYLOAD,
+    })
+    apps.push(b.app)
+    const { sid, raw } = await webSocketSession(aBase)
+    try {
+      const open = await exchange(`${b.base}/poll?v=1&sid=${sid}`, 'POST', tooLarge)
+      expect({ status: open.status, ...open.body }).toEqual(stale)
+      const closing = a.close()
+      try {
+        await until(() => entered, 2000, "the application's close hook")
+        const answer = await exchange(`${b.base}/poll?v=1&sid=${sid}`, 'POST', tooLarge)
+        expect({ status: answer.status, ...answer.body }).toEqual(stale)
+        expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
+      } finally {
+        release()
+        await closing
+      }
+    } finally {
+      raw.ws.terminate()
     }
   })
 })

@@ -48,6 +48,12 @@ export interface ClosingAnswersOptions {
   maxPayload: number
   /** Whether a POST's head says its body passes `maxPayload`, as the routes judge it (`bodyTooLarge`). */
   tooLarge: (request: EndpointRequest) => boolean
+  /**
+   * Whether `sid` names a live session of this node, not frozen, attached to another transport
+   * than `kind`: a POST past `maxPayload` from it is stale, and the route answers it 400
+   * PARLEY_TRANSPORT_MISMATCH before it would 413 (see `refuseTooLarge` in routes.ts).
+   */
+  leftBy: (sid: string, kind: HttpTransportName) => boolean
 }
 
 // The endpoints' words, shared with their routes (routes.ts), so that an answer at close and
@@ -56,6 +62,11 @@ export interface ClosingAnswersOptions {
 export const HTTP_METHODS = 'GET, POST, OPTIONS'
 export const SHUTTING_DOWN = 'the server is shutting down'
 export const OTHER_VERSION = `this server speaks v=${PROTOCOL_VERSION}`
+
+/** What a 400 PARLEY_TRANSPORT_MISMATCH says to a request of a transport the session is not on. */
+export function notAttachedMessage(kind: TransportName): string {
+  return `the session is not attached to ${kind}`
+}
 
 /** What a 404 for a transport left out of `transports` says. */
 export function disabledMessage(kind: TransportName, transports: readonly TransportName[]): string {
@@ -70,7 +81,9 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * then, in their order (routes.ts): 404 for a transport left out of `transports`, 405 for a
  * method the endpoint does not serve, 400 for another protocol version, 403 for a page of an
  * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint,
- * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload`; the rest
+ * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload` (400
+ * PARLEY_TRANSPORT_MISMATCH instead when it names a live session on another transport, as the
+ * route judges a stale POST before its size); the rest
  * `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last words,
  * when they wait for a GET). Never anything the routes would not say.
  */
@@ -80,8 +93,9 @@ export class ClosingAnswers {
   readonly #originOf: (request: EndpointRequest) => OriginVerdict
   readonly #maxPayload: number
   readonly #tooLarge: (request: EndpointRequest) => boolean
+  readonly #leftBy: (sid: string, kind: HttpTransportName) => boolean
 
-  constructor({ base, transports, originOf, maxPayload, tooLarge }: ClosingAnswersOptions) {
+  constructor({ base, transports, originOf, maxPayload, tooLarge, leftBy }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
       paths.push([`${base}/${segment}`, kind])
@@ -91,6 +105,7 @@ export class ClosingAnswers {
     this.#originOf = originOf
     this.#maxPayload = maxPayload
     this.#tooLarge = tooLarge
+    this.#leftBy = leftBy
   }
 
   /** The verdict on `request`; undefined when it is not for one of the endpoints. */
@@ -139,6 +154,11 @@ export class ClosingAnswers {
       return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'a GET needs a sid') }
     }
     if (method === 'POST' && this.#tooLarge(request)) {
+      // A POST of a transport its session has left is stale whatever its size, as on the route.
+      if (sid !== undefined && this.#leftBy(sid, kind)) {
+        const answer = coded(400, cors, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind))
+        return { answer: { ...answer, bodyUnread: true } }
+      }
       const answer = coded(413, cors, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(this.#maxPayload))
       return { answer: { ...answer, bodyUnread: true } }
     }

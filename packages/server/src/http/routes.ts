@@ -29,6 +29,7 @@ import {
   disabledMessage,
   type EndpointAnswer,
   HTTP_METHODS,
+  notAttachedMessage,
   OTHER_VERSION,
   SHUTTING_DOWN,
   tooLargeMessage,
@@ -498,7 +499,7 @@ export async function parleyRoutes(
 
   /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */
   function notAttached(reply: FastifyReply, kind: HttpKind, cors: HeaderBag): FastifyReply {
-    return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, `the session is not attached to ${kind}`, cors)
+    return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind), cors)
   }
 
   /**
