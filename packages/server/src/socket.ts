@@ -42,6 +42,7 @@ import {
 import { jsonCopy } from './json-copy.js'
 import { type MembershipStep, reaches, roomsAfter, type UnsettledSockets } from './membership.js'
 import { type Metrics, noMetrics } from './metrics.js'
+import { oldNextAckId } from './old-ack-ids.js'
 import type { IncomingMessage, Session } from './session.js'
 import { roomsEntry, sameRooms } from './tail-rooms.js'
 import { preparedOutgoing } from './transports/transport.js'
@@ -782,7 +783,7 @@ export class ServerSocket<
     if (snapshot.pendingAcks.length > 0) this.#movedAcks = new Set(snapshot.pendingAcks)
     // Broadcasts with acks may reach this socket before the old node's tail is read, whose
     // questions this node learns only then (see `movedInTail`): its own are numbered far away.
-    this.#acks.nextId = farAckId(snapshot.nextAckId ?? 1)
+    this.#acks.nextId = farAckId(oldNextAckId(snapshot))
     this.recovered = true
   }
 

@@ -907,3 +907,70 @@ describe('drain with handoff: a session asked for again while it is being taken 
     },
   )
 })
+
+describe('handoff: a snapshot of a node of an earlier version, without nextAckId', () => {
+  it('numbers the new node’s questions away from those the old node asks in the tail, past its newest awaited one', async () => {
+    const { store, list, base } = await cluster(() => {})
+    const [a, b, c3] = list as [Node, Node, Node]
+    const { c, events } = client(base, 'websocket')
+    const asked: { what: string; reply: (answer: string) => void }[] = []
+    c.on('q', (what: string, reply: (answer: string) => void) => asked.push({ what, reply }))
+    await connectTo(c, 0)
+    const id = c.id!
+    // A first handoff, a to b: b numbers its questions from farAckId(1), 2^30 + 1. So does a
+    // node of an earlier version once it has asked a billion questions in one session.
+    proxy!.avoid.add(2)
+    await close(a)
+    await until(() => b.restored.length === 1 && c.connected, 5000, 'taken over by b')
+    const outcomes: string[] = []
+    const ask = (socket: ServerSocket, what: string) =>
+      socket
+        .timeout(10_000)
+        .emitWithAck('q', what)
+        .then(
+          (answer) => outcomes.push(`${what}: ${String(answer)}`),
+          (error: { code: string }) => outcomes.push(`${what}: ${error.code}`),
+        )
+    const onB = b.started.app.parley.sockets.get(id)!
+    // Asked just before the drain, still awaited: the snapshot lists it (pendingAcks).
+    void ask(onB, 'held')
+    await until(() => asked.length === 1, 3000, 'the question b asked before its drain')
+    // b writes its snapshot as a node of an earlier version did: without nextAckId.
+    const adapter: Adapter = store.nodes.get('b')!
+    const handOff = adapter.handOff!.bind(adapter)
+    adapter.handOff = (snapshot, ttl) => {
+      const { nextAckId: _, ...earlier } = snapshot
+      return handOff(earlier, ttl)
+    }
+    let answer = () => {}
+    store.storeAnswersAfter = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    store.holdTakeOvers = true
+    proxy!.avoid.clear()
+    proxy!.avoid.add(0)
+    const closed = close(b)
+    await until(() => store.handOffSids.length === 2, 3000, 'b’s snapshot written')
+    // Between the freeze and the cut, b asks again: numbered into the tail, after 'held'.
+    void ask(onB, 'old')
+    answer()
+    // c has the session registered and waits for the cut: it asks before it reads b's tail.
+    await until(() => store.heldTakeOvers.length === 1, 5000, 'c’s takeover at its cut')
+    const onC = c3.started.app.parley.sockets.get(id)!
+    void ask(onC, 'new')
+    store.heldTakeOvers[0]!()
+    await until(() => asked.length === 3, 5000, 'all three questions at the client')
+    expect(asked.map(({ what }) => what)).toEqual(['held', 'old', 'new'])
+    // Answered newest first: each reply must reach its own question.
+    for (const { what, reply } of [...asked].reverse()) reply(`reply to ${what}`)
+    await until(() => outcomes.length === 3, 5000, 'every question settled')
+    expect(outcomes.sort()).toEqual([
+      'held: PARLEY_SESSION_MOVED',
+      'new: reply to new',
+      'old: PARLEY_SESSION_MOVED',
+    ])
+    expect(c.id).toBe(id)
+    expect(events).toEqual(['connect'])
+    await closed
+  })
+})

@@ -53,7 +53,8 @@ export interface SessionSnapshot {
    */
   openRequests: number[]
   /**
-   * Ack ids the old node was waiting on (its emits with a callback). Their callbacks were
+   * Ack ids the old node was waiting on (its emits with a callback), in the order it asked
+   * them (see `nextAckId` for a snapshot without it). Their callbacks were
    * rejected there with PARLEY_SESSION_MOVED; the new node drops the client's replies to them.
    * Those the old node asks after the snapshot travel in the tail, where the new node reads
    * their ids.
@@ -65,8 +66,9 @@ export interface SessionSnapshot {
    * broadcasts with acks reaching the restored socket: the new node numbers its own questions
    * half the id space away (see `farAckId` in @parley/protocol), so the client's replies never
    * meet the wrong question. Absent from the snapshots of nodes of an earlier version, which
-   * number from 1: the new node then numbers as if it were 1. A node refuses a snapshot whose
-   * `nextAckId` is not an ack id, as it refuses one it cannot restore.
+   * number upward from 1: the new node then reads one past the last of `pendingAcks` (the
+   * newest question still awaited), or 1 when there is none (see old-ack-ids.ts). A node
+   * refuses a snapshot whose `nextAckId` is not an ack id, as it refuses one it cannot restore.
    */
   nextAckId?: number
   /** When the session began (ms since the epoch), for the application's own bookkeeping. */
