@@ -1,12 +1,16 @@
 // A second resume of a session that another node has claimed and is still taking over: the
 // client gave up on its first try (a slow takeover, a loaded node) and tried again. That try must
 // not open a new session, which would leave the one being restored behind with all it holds:
-// it is told to try again, and finds the session once the takeover is done.
+// it is told to try again, and finds the session once the takeover is done. At the claimer that
+// try is told the session is still arriving; at a third node that found the session handed off
+// and claimed it too, losing to the claimer, that it was taken over by another node.
 import { connect } from '@parley/client'
+import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { until } from '../../server/test/helpers.js'
+import { RawWebSocket } from '../../server/test/raw-websocket.js'
 import { endToEndSuite, startTrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a second resume while another node takes the session over', () => {
@@ -71,6 +75,91 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
         message: 'the session is still arriving from another node: try again',
       },
     })
+
+    release()
+    await until(() => b.restored.length === 1, 8000, 'restored on b')
+    await draining
+    await until(() => c.connected && c.transport === 'polling', 8000, 'resumed on b')
+    expect(b.restored[0]!.id).toBe(id)
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    expect(disconnects).toEqual([])
+  })
+
+  it('over WebSocket at a third node, whose claim another node’s beat: told it was taken over there, and no new session', async () => {
+    const a = await startTrafficNode(suite.redis.url, nodes)
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    const c3 = await startTrafficNode(suite.redis.url, nodes)
+    // b's middleware holds its takeover, as in the test above.
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let holding = false
+    let armed = true
+    b.started.app.parley.use(async () => {
+      if (!armed) return
+      armed = false
+      holding = true
+      await held
+    })
+    // b's and c's claims wait at their doors until the test opens them: both nodes have found the
+    // session handed off (not yet owned by either), and the test picks which claim runs first.
+    const gates = new Map<string, { entered: boolean; open: () => void }>()
+    for (const [name, node] of [
+      ['b', b],
+      ['c', c3],
+    ] as const) {
+      const adapter = node.started.app.parley.adapter
+      const claim = adapter.claimSession!.bind(adapter)
+      let open: () => void = () => {}
+      const door = new Promise<void>((resolve) => {
+        open = resolve
+      })
+      const gate = { entered: false, open }
+      gates.set(name, gate)
+      adapter.claimSession = async (sid: string) => {
+        gate.entered = true
+        await door
+        return claim(sid)
+      }
+    }
+    let sid: string | undefined
+    const recording: typeof fetch = (input, init) => {
+      sid ??=
+        new URL(String(input instanceof Request ? input.url : input)).searchParams.get('sid') ?? undefined
+      return fetch(input, init)
+    }
+    balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+    balancer.avoid.add(1)
+    const c = connect(`${balancer.url}/parley`, { transports: ['polling'], fetch: recording })
+    clients.push(c)
+    const disconnects: string[] = []
+    c.on('disconnect', (reason: string) => disconnects.push(reason))
+    await until(() => c.connected && sid !== undefined, 3000, 'connected to a')
+    const id = c.id
+
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    const draining = a.started.app.close()
+    await until(() => gates.get('b')!.entered, 8000, 'b claiming the session')
+    // A second try of the client's reaches c over WebSocket, as a balancer may send it: the
+    // session is handed off, so c claims it where it landed.
+    const raw = await RawWebSocket.open(c3.started.base, JSON.stringify([8, { sid, ack: 0 }]))
+    await until(() => gates.get('c')!.entered, 3000, 'c claiming the session')
+    gates.get('b')!.open()
+    await until(() => holding, 8000, 'b taking the session over')
+    // c's claim runs now: Redis answers that b's won and b, live, is still taking the session
+    // over ('elsewhere'). c says so, and opens no session of its own.
+    gates.get('c')!.open()
+    expect(await raw.first()).toMatchObject({
+      type: PacketType.ERROR,
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+      message: 'the session was taken over by another node: try again',
+    })
+    await raw.closed
+    expect(c3.connections).toEqual([])
+    expect(c3.started.app.parley.socketsCount).toBe(0)
 
     release()
     await until(() => b.restored.length === 1, 8000, 'restored on b')
