@@ -2,35 +2,66 @@
 // freeze the link: the application hears why (`transport_error`, coded), whenever the loss comes,
 // once, before the `transport` event of the resume or the `disconnect` of a session that cannot
 // resume; and never for a switch the client made itself, a CLOSE, or disconnect().
+//
+// Most of these tests wait for a transport to count as stable (STABLE_MS) and little else: they
+// run side by side (`describe.concurrent`), each with its own server, proxy and client, closed
+// when that test finishes (`onTestFinished` of its own context: no shared afterEach).
 import type { ParleyError } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it, type TestContext } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { STABLE_MS } from '../src/fallback.js'
+import type { ClientOptions } from '../src/options.js'
 import type { Socket } from '../src/socket.js'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+import {
+  client,
+  closeServer,
+  next,
+  parleyOf,
+  type ServerOptions,
+  type ServerSocket,
+  startServer,
+  until,
+} from './helpers.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup()
-  await closeAll()
-})
-
-/** A server, its sockets, and a proxy in front of it that cuts on demand. */
-async function serve(options: Record<string, unknown> = {}) {
-  const peers: ServerSocket[] = []
-  const server = await startServer(
-    (app) => parleyOf(app).on('connection', (peer) => peers.push(peer)),
-    options,
-  )
-  const proxy = await startFaultProxy(server.port)
-  cleanups.push(() => proxy.close())
-  return { server, proxy, peers }
+/**
+ * What one test opens, closed once it finished, clients first: `serve` starts a server (and a
+ * proxy in front of it that cuts on demand), `connect` a client.
+ */
+function own({ onTestFinished }: TestContext) {
+  const sockets: Socket[] = []
+  const closers: (() => Promise<void>)[] = []
+  onTestFinished(async () => {
+    for (const socket of sockets) socket.disconnect()
+    for (const close of closers.reverse()) await close()
+  })
+  return {
+    async serve(options: ServerOptions = {}) {
+      const peers: ServerSocket[] = []
+      const server = await startServer(
+        (app) => parleyOf(app).on('connection', (peer) => peers.push(peer)),
+        options,
+      )
+      closers.push(() => closeServer(server))
+      const proxy = await startFaultProxy(server.port)
+      closers.push(() => proxy.close())
+      return { server, proxy, peers }
+    },
+    async tcpProxy(port: number) {
+      const proxy = await startTcpProxy(port)
+      closers.push(() => proxy.close())
+      return proxy
+    },
+    connect(url: string, options: ClientOptions) {
+      const socket = client(url, options)
+      sockets.push(socket)
+      return socket
+    },
+  }
 }
-
 /** The socket's own events, in order, and the errors of its `transport_error`s. */
 function record(socket: Socket) {
   const log: string[] = []
@@ -45,10 +76,11 @@ function record(socket: Socket) {
   return { log, errors }
 }
 
-describe.each(TRANSPORTS)('a transport lost after it was up, over %s', (transport) => {
-  it('says why with transport_error, once, before the resume; nothing is lost or doubled', async () => {
-    const { proxy, peers } = await serve()
-    const socket = client(proxy.url, { transports: [transport] })
+describe.concurrent.each(TRANSPORTS)('a transport lost after it was up, over %s', (transport) => {
+  it('says why with transport_error, once, before the resume; nothing is lost or doubled', async (context) => {
+    const test = own(context)
+    const { proxy, peers } = await test.serve()
+    const socket = test.connect(proxy.url, { transports: [transport] })
     const { log, errors } = record(socket)
     await next(socket, 'connect')
     await until(() => peers.length === 1)
@@ -82,10 +114,11 @@ describe.each(TRANSPORTS)('a transport lost after it was up, over %s', (transpor
   })
 })
 
-describe('a transport lost, whenever it is lost', () => {
-  it('says the same right after it opened, then waits for the backoff (connect_error)', async () => {
-    const { proxy } = await serve()
-    const socket = client(proxy.url, { transports: ['websocket'] })
+describe.concurrent('a transport lost, whenever it is lost', () => {
+  it('says the same right after it opened, then waits for the backoff (connect_error)', async (context) => {
+    const test = own(context)
+    const { proxy } = await test.serve()
+    const socket = test.connect(proxy.url, { transports: ['websocket'] })
     const { log } = record(socket)
     await next(socket, 'connect')
     proxy.cut('websocket')
@@ -97,25 +130,31 @@ describe('a transport lost, whenever it is lost', () => {
     ])
   })
 
-  it('says the heartbeat timed out (details.timeout) on a link that froze', async () => {
-    const server = await startServer(undefined, { pingInterval: 1000, pingTimeout: 1000 })
-    const proxy = await startTcpProxy(server.port)
-    cleanups.push(() => proxy.close())
-    const socket = client(proxy.url, { transports: ['websocket'], connectTimeout: 3000 })
+  it('says the heartbeat timed out (details.timeout) on a link that froze', async (context) => {
+    const test = own(context)
+    // The client allows the server a silence of pingInterval + pingTimeout (2200 ms) from the
+    // OPEN on: longer than STABLE_MS, whose timer is set first. So the link freezes at once and
+    // is found dead only once stable: the client resumes at once (no connect_error).
+    const heartbeat = { pingInterval: 1200, pingTimeout: 1000 }
+    expect(heartbeat.pingInterval + heartbeat.pingTimeout).toBeGreaterThan(STABLE_MS)
+    const { server } = await test.serve(heartbeat)
+    const proxy = await test.tcpProxy(server.port)
+    const socket = test.connect(proxy.url, { transports: ['websocket'], connectTimeout: 3000 })
     const { log, errors } = record(socket)
     await next(socket, 'connect')
-    await sleep(STABLE_MS + 300)
+    // The WebSocket is the one connection: frozen, nothing more comes through.
     proxy.freeze()
     await until(() => log.includes('transport:resume:websocket'), 10_000, 'the resume')
     expect(log).toEqual(['transport_error:websocket:PARLEY_TRANSPORT_ERROR', 'transport:resume:websocket'])
     // pingInterval + pingTimeout: the silence the client allows the server.
-    expect(errors[0]!.details).toEqual({ timeout: 2000 })
+    expect(errors[0]!.details).toEqual({ timeout: 2200 })
   })
 
-  it('says why before the disconnect of a session that cannot resume', async () => {
-    const { proxy } = await serve()
+  it('says why before the disconnect of a session that cannot resume', async (context) => {
+    const test = own(context)
+    const { proxy } = await test.serve()
     // With reconnection off, the resume has one try, and the end comes after it.
-    const socket = client(proxy.url, { transports: ['websocket'], reconnection: false })
+    const socket = test.connect(proxy.url, { transports: ['websocket'], reconnection: false })
     const { log, errors } = record(socket)
     await next(socket, 'connect')
     await sleep(STABLE_MS + 300)
@@ -133,9 +172,10 @@ describe('a transport lost, whenever it is lost', () => {
     expect(socket.active).toBe(false)
   })
 
-  it('leaves its listener a client that is not connected, which disconnect() stops', async () => {
-    const { proxy, peers } = await serve()
-    const socket = client(proxy.url, { transports: ['websocket'] })
+  it('leaves its listener a client that is not connected, which disconnect() stops', async (context) => {
+    const test = own(context)
+    const { proxy, peers } = await test.serve()
+    const socket = test.connect(proxy.url, { transports: ['websocket'] })
     const { log } = record(socket)
     await next(socket, 'connect')
     const connected: boolean[] = []
@@ -154,10 +194,11 @@ describe('a transport lost, whenever it is lost', () => {
   })
 })
 
-describe('no transport_error', () => {
-  it('for an upgrade, nor for a CLOSE from the server', async () => {
-    const { server, peers } = await serve()
-    const socket = client(server.url, { transports: ['polling', 'websocket'] })
+describe.concurrent('no transport_error', () => {
+  it('for an upgrade, nor for a CLOSE from the server', async (context) => {
+    const test = own(context)
+    const { server, peers } = await test.serve()
+    const socket = test.connect(server.url, { transports: ['polling', 'websocket'] })
     const { log } = record(socket)
     await next(socket, 'connect')
     await until(() => log.includes('transport:upgrade:websocket'), 5000, 'the upgrade')
@@ -168,9 +209,10 @@ describe('no transport_error', () => {
     expect(log).toEqual(['transport:upgrade:websocket', 'disconnect:server disconnect'])
   })
 
-  it('for disconnect()', async () => {
-    const { server } = await serve()
-    const socket = client(server.url, { transports: ['websocket'] })
+  it('for disconnect()', async (context) => {
+    const test = own(context)
+    const { server } = await test.serve()
+    const socket = test.connect(server.url, { transports: ['websocket'] })
     const { log } = record(socket)
     await next(socket, 'connect')
     await sleep(STABLE_MS + 300)
