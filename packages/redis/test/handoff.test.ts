@@ -72,19 +72,38 @@ function beforeAnyIo<T>(promise: Promise<T>): Promise<T | 'waited'> {
  * for (a seal, the old node leaving). What ended a wait is then known without reading the clock,
  * which on a loaded machine measures the load. With 'at once', each wait runs out on the next
  * turn of the event loop rather than after SEAL_WAIT_MS (3 s): for a test whose seal cannot
- * come, and which asserts what follows the bound, not its length.
+ * come, and which asserts what follows the bound, not its length. With 'by hand', each runs out
+ * when the test calls `runOut`: once what the claimer is to read after its bound is in Redis.
  */
-function watchSealWaits(mode: 'real' | 'never' | 'at once' = 'real') {
-  const waits = { began: 0, ranOut: 0, stop: () => spy.mockRestore() }
+function watchSealWaits(mode: 'real' | 'never' | 'at once' | 'by hand' = 'real') {
+  const pending: (() => void)[] = []
+  const waits = {
+    began: 0,
+    ranOut: 0,
+    stop: () => spy.mockRestore(),
+    /** With 'by hand': the waits begun so far run out now. */
+    runOut: () => {
+      for (const ranOut of pending.splice(0)) ranOut()
+    },
+  }
   const start = sealWaits.start
   const spy = vi.spyOn(sealWaits, 'start').mockImplementation((wake) => {
     waits.began++
     if (mode === 'never') return () => {}
+    let over = false
     const ranOut = () => {
+      if (over) return
+      over = true
       waits.ranOut++
       wake()
     }
     if (mode === 'real') return start(ranOut)
+    if (mode === 'by hand') {
+      pending.push(ranOut)
+      return () => {
+        over = true
+      }
+    }
     const timer = setTimeout(ranOut, 0)
     return () => clearTimeout(timer)
   })
@@ -1000,10 +1019,17 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   it('withdraws a stored snapshot once Redis is back when its session ended meanwhile: a claim that won reads it ended', async () => {
     // b's claim finds the snapshot still there.
     await endedWhileCutOffThenClaimed('sid-withdraw-away', async ({ a, b, proxy, claim }) => {
+      // a's seal cannot come (its subscriber missed b's marker): b's wait runs out once a's
+      // withdraw is in Redis, rather than after SEAL_WAIT_MS.
+      const waits = watchSealWaits('by hand')
       const { done } = takeOver(b, claim)
       proxy.offline = false
       // a's withdraw goes first once a is back, and marks the claimed handoff ended.
+      const hash = `${cluster.prefix}:handoff:${createHash('sha256').update('sid-withdraw-away').digest('base64url')}`
+      await expect.poll(() => b.redis.hGet(hash, 'ended'), { timeout: 5000 }).toBe('1')
+      waits.runOut()
       expect(await done).toMatchObject({ ended: true })
+      waits.stop()
       expect(a.warnings).toContain(
         '@parley/redis: could not withdraw the snapshot of a session that ended yet; it is withdrawn once Redis answers, another node may resume it until then',
       )
@@ -1089,8 +1115,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       // The withdraw went before a closed: nothing of the session is left to claim.
       expect(await b.adapter.claimSession('sid-withdraw-close')).toBeNull()
 
-      // Redis never back: the close still ends, within requestTimeout, and says what it left.
-      const c = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
+      // Redis never back: the close still ends, within requestTimeout, and says what it left
+      // (c's own, shorter: the close waits it out whole).
+      const c = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 1000 })
       await endWhileCutOff(c, proxy, 'sid-withdraw-never', 's2')
       await cluster.stop(c)
       expect(
@@ -1288,8 +1315,11 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
 
   it('tells a claimer that read the tail before the session ended on its old node, when it confirms: ended', async () => {
     await endedWhileCutOffThenClaimed('sid-ended-after-read', async ({ a, b, proxy, claim }) => {
-      // b waits for a's seal in vain and reads the tail; then a's withdraw goes, before b confirms.
+      // b waits for a's seal in vain (its wait runs out at once here, rather than after
+      // SEAL_WAIT_MS) and reads the tail; then a's withdraw goes, before b confirms.
+      const waits = watchSealWaits('at once')
       expect(await takeOver(b, claim).done).toMatchObject({ complete: false })
+      waits.stop()
       proxy.offline = false
       await until(() => a.redis.isReady, 5000, 'a reaches Redis again')
       // a's next command goes behind the withdraw it kept.
