@@ -113,11 +113,12 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
 
   /**
    * Nodes a (with `hook`, reaching Redis at `urlA`) and b on a prefix of their own, and a client
-   * connected to a.
+   * connected to a (giving a try up after `connectTimeout`, the client's default unless given).
    */
   async function setup(
     hooks: { a?: Hook; b?: Hook; slowA?: Slow; slowB?: Slow; urlA?: string; requestTimeoutA?: number },
     timeout?: number,
+    connectTimeout?: number,
   ) {
     const prefix = `withdraw${prefixes++}`
     const a = await startNode(prefix, hooks.a, timeout, hooks.slowA, hooks.urlA, hooks.requestTimeoutA)
@@ -132,17 +133,18 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       'a and b live',
     )
     proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
-    const c = await connectToA()
+    const c = await connectToA(connectTimeout)
     return { a, b, c, first: c.id!, prefix }
   }
 
   /** A client connected to node a through the balancer; it tries again soon when cut off. */
-  async function connectToA() {
+  async function connectToA(connectTimeout?: number) {
     const c = connect(`${proxy!.url}/parley`, {
       transports: ['websocket'],
       autoConnect: false,
       reconnectionDelay: 100,
       reconnectionDelayMax: 300,
+      ...(connectTimeout === undefined ? {} : { connectTimeout }),
     })
     clients.push(c)
     proxy!.avoid.add(1)
@@ -474,20 +476,26 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
         },
       },
       1000,
+      // The client's try at b waits for b's answer, held below: it gives that try up after this.
+      1500,
     )
     const { got } = await goOnAtAPastItsWrite(a, c, slowA!)
     // b claims the late snapshot; a's seal waits behind its take-back, and b, tired of waiting
-    // for it (SEAL_WAIT_MS), reads the tail without the revocation.
-    proxy!.cut()
-    await until(() => slowB!.held.length > 0, 8000, 'b read the tail')
-    // b restored the session from that tail, and has yet to confirm its claim. The client gives
-    // its try up first (connectTimeout is as long as SEAL_WAIT_MS) and tries b again: the
-    // session is still arriving there. (Attached, the try would stay with the copy b drops.)
+    // for it (its wait runs out at once here, rather than after SEAL_WAIT_MS), reads the tail
+    // without the revocation.
     let arriving = false
-    c.on('transport_error', (_transport, error) => {
-      if (error.message.includes('still arriving')) arriving = true
+    const ranOut = await sealWaitsAtOnce(async () => {
+      proxy!.cut()
+      await until(() => slowB!.held.length > 0, 8000, 'b read the tail')
+      // b restored the session from that tail, and has yet to confirm its claim. The client gives
+      // its try up first (connectTimeout, while b's answer is held) and tries b again: the
+      // session is still arriving there. (Attached, the try would stay with the copy b drops.)
+      c.on('transport_error', (_transport, error) => {
+        if (error.message.includes('still arriving')) arriving = true
+      })
+      await until(() => arriving || c.connected, 8000, 'a try at b before the confirm')
     })
-    await until(() => arriving || c.connected, 8000, 'a try at b before the confirm')
+    expect(ranOut).toBe(1)
     expect(c.connected).toBe(false)
     // The take-back lands now, before b answers its client.
     await slowA!.runAll()
