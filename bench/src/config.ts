@@ -122,11 +122,25 @@ const m = (key: string, label: string, digits: number, ratio = true): MetricDef 
   ratio,
 })
 
+/**
+ * Server options of the idle, fanout and size scenarios under `--quick`: the options of both
+ * idle and size, for all three, so that one server process of each kind serves the three (a
+ * quick run keeps a server for the next measurement of the same command line). No quick window
+ * is long enough for a heartbeat, and none of its messages nears a payload limit but size's.
+ */
+const QUICK_GROWTH_ARGS: readonly string[] = [
+  '--ping-interval=5000',
+  '--max-payload=2097152',
+  '--max-buffered-bytes=67108864',
+]
+
 export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
   const q = <T>(full: T, small: T) => (quick ? small : full)
+  // --quick: windows just long enough for every client to send and hear a few dozen messages
+  // on a busy machine (what its test checks is that each one works, not how fast).
   const roundTrip = q(
     { clients: 50, inFlight: 10, warmupMs: 500, durationMs: 1500 },
-    { clients: 4, inFlight: 2, warmupMs: 100, durationMs: 300 },
+    { clients: 4, inFlight: 2, warmupMs: 50, durationMs: 150 },
   )
   const rtMetrics = [
     m('msgsPerSec', 'msgs/s', 0),
@@ -164,7 +178,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       serverFlags: [],
       params: q(
         { clients: 50, rate: 15_000, warmupMs: 1000, durationMs: 2000 },
-        { clients: 4, rate: 500, warmupMs: 100, durationMs: 300 },
+        { clients: 4, rate: 500, warmupMs: 50, durationMs: 150 },
       ),
     },
     {
@@ -195,9 +209,10 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       ],
       reps,
       serverFlags: [],
+      // quietMs: the pause between the warm-up and the measured window.
       params: q(
-        { clients: 1000, rate: 25_000, warmupMs: 5500, durationMs: 5000 },
-        { clients: 10, rate: 250, warmupMs: 200, durationMs: 400 },
+        { clients: 1000, rate: 25_000, warmupMs: 5500, durationMs: 5000, quietMs: 300 },
+        { clients: 10, rate: 250, warmupMs: 100, durationMs: 200, quietMs: 0 },
       ),
     },
     {
@@ -221,8 +236,8 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       reps: 1,
       serverFlags: [],
       params: q(
-        { clients: 1000, rate: 100_000, warmupMs: 1000, durationMs: 2000 },
-        { clients: 10, rate: 1000, warmupMs: 150, durationMs: 300 },
+        { clients: 1000, rate: 100_000, warmupMs: 1000, durationMs: 2000, quietMs: 300 },
+        { clients: 10, rate: 1000, warmupMs: 150, durationMs: 300, quietMs: 0 },
       ),
     },
     {
@@ -252,10 +267,10 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       // sees every connection's PING and PONG once. Readings wait a whole period after the last
       // connection (`settleMs`): a client whose PONG goes in a POST (SSE, socket.io's polling)
       // opens a second connection for it at its first PING, and holds it from then on.
-      serverArgs: ['--ping-interval=5000'],
+      serverArgs: q(['--ping-interval=5000'], QUICK_GROWTH_ARGS),
       params: q(
         { warmup: 100, parallel: 100, settleMs: 6000, idleMs: 5000 },
-        { warmup: 2, parallel: 10, settleMs: 100, idleMs: 250 },
+        { warmup: 2, parallel: 10, settleMs: 100, idleMs: 100 },
       ),
     },
     {
@@ -278,8 +293,10 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       ],
       reps: 1,
       serverFlags: [],
-      // Each step: `broadcasts` broadcasts, one at a time, each once the last one reached everyone.
-      params: q({ broadcasts: 10, parallel: 100 }, { broadcasts: 3, parallel: 10 }),
+      // Each step: `broadcasts` broadcasts, one at a time, each once the last one reached everyone,
+      // after a pause of `quietMs` once the step's clients are in.
+      params: q({ broadcasts: 10, parallel: 100, quietMs: 300 }, { broadcasts: 3, parallel: 10, quietMs: 0 }),
+      serverArgs: q([], QUICK_GROWTH_ARGS),
     },
     {
       name: 'size',
@@ -313,7 +330,7 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       // maxHttpBufferSize 1e6): all three get 2 MiB. Parley's slow-consumer limit (8 MiB of
       // unacknowledged packets) is raised too: a client acknowledging after 200 ms or 32
       // packets holds more than 8 MiB of 1 MB echoes.
-      serverArgs: ['--max-payload=2097152', '--max-buffered-bytes=67108864'],
+      serverArgs: q(['--max-payload=2097152', '--max-buffered-bytes=67108864'], QUICK_GROWTH_ARGS),
       params: q(
         { clients: 10, warmupMs: 300, durationMs: 1500 },
         { clients: 2, warmupMs: 50, durationMs: 200 },
@@ -332,8 +349,14 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       // objects survive scavenges, as they do while thousands of connections open, and keeps
       // them through GC; unpinned, RSS per connection would measure that growth, not what a
       // connection keeps (docs/benchmarks.md, Method).
-      serverFlags: ['--max-semi-space-size=1'],
-      params: q({ clients: 2000, warmup: 100, settleMs: 1000 }, { clients: 20, warmup: 2, settleMs: 200 }),
+      // --quick: V8's defaults, so that the servers the echoes started serve this one too (what
+      // a quick run checks is that the scenario works, not what it reads).
+      serverFlags: q(['--max-semi-space-size=1'], []),
+      // quietMs: the pause after the warm-up batch, before the first reading.
+      params: q(
+        { clients: 2000, warmup: 100, settleMs: 1000, quietMs: 300 },
+        { clients: 20, warmup: 2, settleMs: 50, quietMs: 0 },
+      ),
     },
     {
       name: 'setup',

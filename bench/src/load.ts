@@ -252,9 +252,13 @@ async function steadyEcho(a: ScenarioArgs): Promise<Measurement> {
 
 /** `clients` clients in one room; the server broadcasts `rate` deliveries per second in all. */
 async function broadcast(a: ScenarioArgs): Promise<Measurement> {
-  const [n, rate, warmupMs, durationMs] = ['clients', 'rate', 'warmupMs', 'durationMs'].map((k) =>
-    num(a, k),
-  ) as [number, number, number, number]
+  const [n, rate, warmupMs, durationMs, quietMs] = [
+    'clients',
+    'rate',
+    'warmupMs',
+    'durationMs',
+    'quietMs',
+  ].map((k) => num(a, k)) as [number, number, number, number, number]
   const clients = await openClients(a, n, 50)
   const latencies: number[] = []
   let recording = false
@@ -283,7 +287,7 @@ async function broadcast(a: ScenarioArgs): Promise<Measurement> {
       warmupMs + 30_000,
     )
     await until(() => warm >= w.sent * w.recipients, 5000)
-    await sleep(300)
+    await sleep(quietMs)
     recording = true
     const cpu0 = await server<number>('cpu')
     const requests0 = await server<number>('requests')
@@ -438,7 +442,7 @@ async function idle(a: ScenarioArgs): Promise<Measurement> {
  */
 async function fanout(a: ScenarioArgs): Promise<Measurement> {
   const steps = stepsOf(a)
-  const [broadcasts, parallel] = [num(a, 'broadcasts'), num(a, 'parallel')]
+  const [broadcasts, parallel, quietMs] = [num(a, 'broadcasts'), num(a, 'parallel'), num(a, 'quietMs')]
   const values: Record<string, number> = {}
   const notes: string[] = []
   const clients: BenchClient[] = []
@@ -462,7 +466,7 @@ async function fanout(a: ScenarioArgs): Promise<Measurement> {
       for (const c of clients.slice(had)) c.on('tick', onTick)
       const count = await server<number>('count')
       if (count < opened) throw new Error(`only ${count} of ${opened} clients reached the server`)
-      await sleep(300)
+      await sleep(quietMs)
       const emit: number[] = []
       const flush: number[] = []
       const all: number[] = []
@@ -560,10 +564,12 @@ async function sizeEcho(a: ScenarioArgs): Promise<Measurement> {
 
 /** Server memory per idle connection: `clients` connections opened after a warm-up batch. */
 async function memory(a: ScenarioArgs): Promise<Measurement> {
-  const [n, warmup, settleMs] = [num(a, 'clients'), num(a, 'warmup'), num(a, 'settleMs')]
+  const [n, warmup, settleMs, quietMs] = ['clients', 'warmup', 'settleMs', 'quietMs'].map((k) =>
+    num(a, k),
+  ) as [number, number, number, number]
   const clients = await openClients(a, warmup, 50)
   try {
-    await sleep(300)
+    await sleep(quietMs)
     const before = await server<MemoryReading>('memory')
     clients.push(...(await openClients(a, n, 50)))
     await sleep(settleMs)
