@@ -327,3 +327,51 @@ describe('a POST past maxPayload from a transport its session has left, during a
     }
   })
 })
+
+describe('a GET another node routes to a closing owner that keeps its session’s last words', () => {
+  it.each(['poll', 'sse'] as const)(
+    'gets them through the adapter (routeRequest), as a GET sent to that node directly does (/%s)',
+    async (path) => {
+      const cluster = new Cluster({ handoff: true })
+      const a = await startServer({ adapter: cluster.adapter('a'), handoff: { timeout: 3000 } })
+      apps.push(a.app)
+      const b = await startServer({ adapter: cluster.adapter('b'), handoff: { timeout: 3000 } })
+      apps.push(b.app)
+      // b learns a's node but not its address, as from an adapter that carries no URLs: the
+      // GET goes through routeRequest, where a's Fastify refuses inject once it closes.
+      const onB = cluster.nodes.get('b')!
+      const ownerOf = onB.sessionOwner!.bind(onB)
+      onB.sessionOwner = async (sid: string) => {
+        const owner = await ownerOf(sid)
+        if (typeof owner !== 'object') return owner
+        const { url: _, ...withoutUrl } = owner
+        return withoutUrl
+      }
+      // A session opened by its handshake POST alone: no GET waits at a when the drain hands it
+      // off, so its CLOSE 'server handoff' waits there for the client's next GET.
+      const res = await fetch(`${a.base}/${path}?v=1`, { method: 'POST', body: JSON.stringify([8, {}]) })
+      const open = decodeText(await res.text())
+      if (!open.ok || open.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+      const sid = open.packet.sid
+      const closing = a.app.close()
+      try {
+        await until(() => cluster.handOffSids.includes(sid), 2000, 'the drain storing the session')
+        await until(() => a.app.parley.sessionFor(sid)?.state === 'frozen', 2000, 'the session handed off')
+        const routed = await fetch(`${b.base}/${path}?v=1&sid=${sid}`)
+        expect(routed.status).toBe(200)
+        const text = await routed.text()
+        const line = path === 'sse' ? text.slice(text.indexOf('data: ') + 6).trim() : text
+        const close = decodeText(line)
+        expect(close.ok && close.packet).toMatchObject({ type: PacketType.CLOSE, reason: 'server handoff' })
+        // Taken once: the next GET, routed or not, gets the coded 503.
+        const again = await fetch(`${a.base}/${path}?v=1&sid=${sid}`)
+        expect({ status: again.status, body: await again.json() }).toEqual({
+          status: 503,
+          body: { code: 'PARLEY_SERVER_SHUTTING_DOWN', message: 'the server is shutting down' },
+        })
+      } finally {
+        await closing
+      }
+    },
+  )
+})

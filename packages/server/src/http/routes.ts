@@ -176,7 +176,15 @@ export async function parleyRoutes(
 
   // Requests that another node routes here (see Adapter.routeRequest) go through these routes.
   // While the app closes, Fastify routes none: they get the endpoints' answers at close.
-  server.serveRoutedWith((routed) => serveRouted(app, routed, closingAnswers, closingRefused))
+  server.serveRoutedWith((routed) =>
+    serveRouted(
+      app,
+      routed,
+      closingAnswers,
+      closingRefused,
+      (sid, kind) => server.takeLingering(sid, kind)?.http,
+    ),
+  )
 
   // Requests for sessions that another node holds are handed to that node (no sticky sessions).
   const forwarder = new Forwarder({

@@ -2,8 +2,10 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import { pipeline, Readable } from 'node:stream'
 import { ErrorCode } from '@parley/protocol'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import inject from 'light-my-request'
 import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
 import { type ClosingAnswers, coded, type EndpointAnswer, SHUTTING_DOWN } from './closing-answers.js'
+import type { TakeLastWords } from './last-words.js'
 
 /**
  * Marks a request that a node routed here from another one. The owner answers it itself, never
@@ -96,39 +98,59 @@ export function relayResponse(reply: FastifyReply, response: RoutedResponse, clo
  * From the first moment of `app.close()`, Fastify refuses to inject anything
  * (FST_ERR_REOPENED_CLOSE_SERVER), whatever its `return503OnClosing`: the request then gets
  * what the endpoints answer a request that came here directly (`answers`, a
- * `503 PARLEY_SERVER_SHUTTING_DOWN` with the page's CORS headers), rather than a failure that
- * the node which sent it on would take for an owner it cannot reach, and answer with a new
- * session while the client's own is still being handed on.
+ * `503 PARLEY_SERVER_SHUTTING_DOWN` with the page's CORS headers; for a GET whose session keeps
+ * its last words here, those, taken with `take`, as `LastWordsAtClose` hands them over), rather
+ * than a failure that the node which sent it on would take for an owner it cannot reach, and
+ * answer with a new session while the client's own is still being handed on.
  */
 export async function serveRouted(
   app: FastifyInstance,
   routed: RoutedRequest,
   answers: ClosingAnswers,
   refused: (answer: EndpointAnswer) => void,
+  take: TakeLastWords,
 ): Promise<RoutedResponse> {
-  let response: Awaited<ReturnType<FastifyInstance['inject']>>
+  const headers = { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) }
   try {
-    response = await app.inject({
-      method: routed.method,
-      url: routed.url,
-      headers: { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) },
-      payload: routed.method === 'POST' ? routed.body : undefined,
-      remoteAddress: routed.address,
-      payloadAsStream: true,
-    })
+    return streamed(
+      await app.inject({
+        method: routed.method,
+        url: routed.url,
+        headers,
+        payload: routed.method === 'POST' ? routed.body : undefined,
+        remoteAddress: routed.address,
+        payloadAsStream: true,
+      }),
+    )
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'FST_ERR_REOPENED_CLOSE_SERVER') throw err
-    // Judged with the mark the routes would have seen (a body that passed maxPayload on the
-    // node that sent it on has no Content-Length here).
-    const verdict = answers.judge({
-      ...routed,
-      headers: { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) },
-    })
-    // Routed requests are the endpoints' own: any other is only told to try again.
-    const answer = verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
-    refused(answer)
-    return routedAnswer(answer)
   }
+  // Judged with the mark the routes would have seen (a body that passed maxPayload on the node
+  // that sent it on has no Content-Length here).
+  const verdict = answers.judge({ ...routed, headers })
+  const last = verdict?.lastWords
+  const kept = last ? take(last.sid, last.kind) : undefined
+  if (last && kept) {
+    // Served as the route serves them to a routed GET (see routes.ts), on a response of the
+    // same kind as `inject`'s, which Fastify no longer makes: Fastify's own library for it.
+    return streamed(
+      await inject((_req, res) => kept.serveLast(res, last.headers), {
+        method: 'GET',
+        url: routed.url,
+        headers,
+        remoteAddress: routed.address,
+        payloadAsStream: true,
+      }),
+    )
+  }
+  // Routed requests are the endpoints' own: any other is only told to try again.
+  const answer = verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+  refused(answer)
+  return routedAnswer(answer)
+}
+
+/** An injected answer as the owner's answer to a routed request, streamed. */
+function streamed(response: Awaited<ReturnType<FastifyInstance['inject']>>): RoutedResponse {
   const raw = response.raw.res
   return {
     status: response.statusCode,
