@@ -1,5 +1,6 @@
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { TestContext } from 'vitest'
 import { connect } from '../src/index.js'
 import type { ClientOptions } from '../src/options.js'
 import type { Socket } from '../src/socket.js'
@@ -64,7 +65,14 @@ const sockets = new Set<Socket>()
  * cold process on a loaded machine can take longer than 800 ms and nothing would follow it.
  */
 export function client(url: string, options: ClientOptions = {}): Socket {
-  const s = connect(url, {
+  const s = testClient(url, options)
+  sockets.add(s)
+  return s
+}
+
+/** A client with the short test timings of `client`, which no `closeClients()` closes. */
+function testClient(url: string, options: ClientOptions): Socket {
+  return connect(url, {
     connectTimeout: options.reconnection === false ? 5000 : 800,
     reconnectionDelay: 50,
     reconnectionDelayMax: 200,
@@ -73,8 +81,41 @@ export function client(url: string, options: ClientOptions = {}): Socket {
     storage: memoryStorage(),
     ...options,
   })
-  sockets.add(s)
-  return s
+}
+
+/**
+ * What one test opens, closed once that test finished (its clients first, then the rest, the
+ * last opened first), by its own context's `onTestFinished`: for tests that run side by side
+ * (`describe.concurrent`), where a shared `afterEach` (`closeAll`, `closeClients`) would close
+ * what the tests still running use. Nothing made here is known to `closeAll`.
+ */
+export function own({ onTestFinished }: Pick<TestContext, 'onTestFinished'>) {
+  const clients: Socket[] = []
+  const closers: (() => Promise<void>)[] = []
+  onTestFinished(async () => {
+    for (const socket of clients) socket.disconnect()
+    for (const close of closers.reverse()) await close()
+  })
+  return {
+    /** `startServer`, closed by `closeServer` once the test finished. */
+    async server(setup?: (app: FastifyInstance) => void, options?: ServerOptions): Promise<TestServer> {
+      const server = await startServer(setup, options)
+      servers.delete(server)
+      closers.push(() => closeServer(server))
+      return server
+    },
+    /** `client`, disconnected once the test finished. */
+    client(url: string, options: ClientOptions = {}): Socket {
+      const socket = testClient(url, options)
+      clients.push(socket)
+      return socket
+    },
+    /** Something else to close once the test finished (a proxy): `close` is called then. */
+    later<T extends { close(): Promise<void> }>(thing: T): T {
+      closers.push(() => thing.close())
+      return thing
+    },
+  }
 }
 
 export function closeClients(): void {

@@ -5,63 +5,29 @@
 //
 // Most of these tests wait for a transport to count as stable (STABLE_MS) and little else: they
 // run side by side (`describe.concurrent`), each with its own server, proxy and client, closed
-// when that test finishes (`onTestFinished` of its own context: no shared afterEach).
+// when that test finishes (`own` in helpers.ts: no shared afterEach).
 import type { ParleyError } from '@parley/protocol'
-import { describe, expect, it, type TestContext } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { STABLE_MS } from '../src/fallback.js'
-import type { ClientOptions } from '../src/options.js'
 import type { Socket } from '../src/socket.js'
-import {
-  client,
-  closeServer,
-  next,
-  parleyOf,
-  type ServerOptions,
-  type ServerSocket,
-  startServer,
-  until,
-} from './helpers.js'
+import { next, own, parleyOf, type ServerOptions, type ServerSocket, until } from './helpers.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/**
- * What one test opens, closed once it finished, clients first: `serve` starts a server (and a
- * proxy in front of it that cuts on demand), `connect` a client.
- */
-function own({ onTestFinished }: TestContext) {
-  const sockets: Socket[] = []
-  const closers: (() => Promise<void>)[] = []
-  onTestFinished(async () => {
-    for (const socket of sockets) socket.disconnect()
-    for (const close of closers.reverse()) await close()
-  })
-  return {
-    async serve(options: ServerOptions = {}) {
-      const peers: ServerSocket[] = []
-      const server = await startServer(
-        (app) => parleyOf(app).on('connection', (peer) => peers.push(peer)),
-        options,
-      )
-      closers.push(() => closeServer(server))
-      const proxy = await startFaultProxy(server.port)
-      closers.push(() => proxy.close())
-      return { server, proxy, peers }
-    },
-    async tcpProxy(port: number) {
-      const proxy = await startTcpProxy(port)
-      closers.push(() => proxy.close())
-      return proxy
-    },
-    connect(url: string, options: ClientOptions) {
-      const socket = client(url, options)
-      sockets.push(socket)
-      return socket
-    },
-  }
+/** A server, its sockets, and a proxy in front of it that cuts on demand: the test's own. */
+async function serve(test: ReturnType<typeof own>, options: ServerOptions = {}) {
+  const peers: ServerSocket[] = []
+  const server = await test.server(
+    (app) => parleyOf(app).on('connection', (peer) => peers.push(peer)),
+    options,
+  )
+  const proxy = test.later(await startFaultProxy(server.port))
+  return { server, proxy, peers }
 }
+
 /** The socket's own events, in order, and the errors of its `transport_error`s. */
 function record(socket: Socket) {
   const log: string[] = []
@@ -79,8 +45,8 @@ function record(socket: Socket) {
 describe.concurrent.each(TRANSPORTS)('a transport lost after it was up, over %s', (transport) => {
   it('says why with transport_error, once, before the resume; nothing is lost or doubled', async (context) => {
     const test = own(context)
-    const { proxy, peers } = await test.serve()
-    const socket = test.connect(proxy.url, { transports: [transport] })
+    const { proxy, peers } = await serve(test)
+    const socket = test.client(proxy.url, { transports: [transport] })
     const { log, errors } = record(socket)
     await next(socket, 'connect')
     await until(() => peers.length === 1)
@@ -117,8 +83,8 @@ describe.concurrent.each(TRANSPORTS)('a transport lost after it was up, over %s'
 describe.concurrent('a transport lost, whenever it is lost', () => {
   it('says the same right after it opened, then waits for the backoff (connect_error)', async (context) => {
     const test = own(context)
-    const { proxy } = await test.serve()
-    const socket = test.connect(proxy.url, { transports: ['websocket'] })
+    const { proxy } = await serve(test)
+    const socket = test.client(proxy.url, { transports: ['websocket'] })
     const { log } = record(socket)
     await next(socket, 'connect')
     proxy.cut('websocket')
@@ -137,9 +103,9 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
     // is found dead only once stable: the client resumes at once (no connect_error).
     const heartbeat = { pingInterval: 1200, pingTimeout: 1000 }
     expect(heartbeat.pingInterval + heartbeat.pingTimeout).toBeGreaterThan(STABLE_MS)
-    const { server } = await test.serve(heartbeat)
-    const proxy = await test.tcpProxy(server.port)
-    const socket = test.connect(proxy.url, { transports: ['websocket'], connectTimeout: 3000 })
+    const { server } = await serve(test, heartbeat)
+    const proxy = test.later(await startTcpProxy(server.port))
+    const socket = test.client(proxy.url, { transports: ['websocket'], connectTimeout: 3000 })
     const { log, errors } = record(socket)
     await next(socket, 'connect')
     // The WebSocket is the one connection: frozen, nothing more comes through.
@@ -152,9 +118,9 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
 
   it('says why before the disconnect of a session that cannot resume', async (context) => {
     const test = own(context)
-    const { proxy } = await test.serve()
+    const { proxy } = await serve(test)
     // With reconnection off, the resume has one try, and the end comes after it.
-    const socket = test.connect(proxy.url, { transports: ['websocket'], reconnection: false })
+    const socket = test.client(proxy.url, { transports: ['websocket'], reconnection: false })
     const { log, errors } = record(socket)
     await next(socket, 'connect')
     await sleep(STABLE_MS + 300)
@@ -174,8 +140,8 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
 
   it('leaves its listener a client that is not connected, which disconnect() stops', async (context) => {
     const test = own(context)
-    const { proxy, peers } = await test.serve()
-    const socket = test.connect(proxy.url, { transports: ['websocket'] })
+    const { proxy, peers } = await serve(test)
+    const socket = test.client(proxy.url, { transports: ['websocket'] })
     const { log } = record(socket)
     await next(socket, 'connect')
     const connected: boolean[] = []
@@ -197,8 +163,8 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
 describe.concurrent('no transport_error', () => {
   it('for an upgrade, nor for a CLOSE from the server', async (context) => {
     const test = own(context)
-    const { server, peers } = await test.serve()
-    const socket = test.connect(server.url, { transports: ['polling', 'websocket'] })
+    const { server, peers } = await serve(test)
+    const socket = test.client(server.url, { transports: ['polling', 'websocket'] })
     const { log } = record(socket)
     await next(socket, 'connect')
     await until(() => log.includes('transport:upgrade:websocket'), 5000, 'the upgrade')
@@ -211,8 +177,8 @@ describe.concurrent('no transport_error', () => {
 
   it('for disconnect()', async (context) => {
     const test = own(context)
-    const { server } = await test.serve()
-    const socket = test.connect(server.url, { transports: ['websocket'] })
+    const { server } = await serve(test)
+    const socket = test.client(server.url, { transports: ['websocket'] })
     const { log } = record(socket)
     await next(socket, 'connect')
     await sleep(STABLE_MS + 300)

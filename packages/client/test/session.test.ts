@@ -15,6 +15,7 @@ import {
   closeClients,
   closeServer,
   next,
+  own,
   pacedFetch,
   startServer,
   type TestServer,
@@ -37,24 +38,32 @@ type Parley = ParleyServer
 type ServerSocket = Parameters<Parameters<Parley['on']>[1]>[0]
 const parleyOf = (app: FastifyInstance) => (app as unknown as { parley: Parley }).parley
 
-/** A server that records its sockets, their resumes and their ends. */
+/** A server that records its sockets, their resumes and their ends; closed after each test. */
 async function serve(options: Record<string, unknown> = {}, port = 0) {
+  return recorded(async (setup) => {
+    const server = await startServer(setup, options, port)
+    servers.push(server)
+    return server
+  })
+}
+
+/** The same, closed once the test that owns it finished: for tests that run side by side. */
+async function serveOwn(owner: ReturnType<typeof own>, options: Record<string, unknown> = {}) {
+  return recorded((setup) => owner.server(setup, options))
+}
+
+async function recorded(start: (setup: (app: FastifyInstance) => void) => Promise<TestServer>) {
   const sockets: ServerSocket[] = []
   const resumes: (TransportName | null)[] = []
   const ends: string[] = []
-  const server = await startServer(
-    (app) => {
-      parleyOf(app).on('connection', (socket) => {
-        sockets.push(socket)
-        socket.on('transport', (now) => resumes.push(now))
-        socket.on('disconnect', (reason) => ends.push(reason))
-        socket.on('echo', (value: unknown) => socket.emit('echo', value))
-      })
-    },
-    options,
-    port,
-  )
-  servers.push(server)
+  const server = await start((app) => {
+    parleyOf(app).on('connection', (socket) => {
+      sockets.push(socket)
+      socket.on('transport', (now) => resumes.push(now))
+      socket.on('disconnect', (reason) => ends.push(reason))
+      socket.on('echo', (value: unknown) => socket.emit('echo', value))
+    })
+  })
   return { server, parley: parleyOf(server.app), sockets, resumes, ends }
 }
 
@@ -114,78 +123,6 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(await echoed).toEqual(['after'])
     expect(seen.errors.map((e) => [e.code, e.details?.seq])).toEqual([[ErrorCode.RESERVED_EVENT_NAME, 0]])
     expect(seen.moves).toEqual([])
-  })
-
-  it('comes back from a link that froze without closing, with only a transport event', async () => {
-    // The client gives up on a silent link pingInterval + pingTimeout after it last heard from
-    // the server: more than STABLE_MS after the OPEN. So the link can freeze at once, and is
-    // still found dead only once the transport counts as stable (both timers are the client's,
-    // the shorter set first): the loss resumes at once, not after the backoff.
-    const heartbeat = { pingInterval: 1200, pingTimeout: 1000 }
-    expect(heartbeat.pingInterval + heartbeat.pingTimeout).toBeGreaterThan(STABLE_MS)
-    const { server, sockets, ends } = await serve(heartbeat)
-    const proxy = await startTcpProxy(server.port)
-    cleanups.push(() => proxy.close())
-    const socket = client(proxy.url, { transports: [transport], connectTimeout: 3000 })
-    const seen = watch(socket)
-    const failures: string[] = []
-    socket.on('connect_error', (error) => failures.push(error.code))
-    await next(socket, 'connect')
-    const id = socket.id
-    // Every connection the transport keeps is open and idle before the freeze: an echo both ways.
-    const warm = next(socket, 'echo')
-    socket.emit('echo', 'warm')
-    expect(await warm).toEqual(['warm'])
-    proxy.freeze()
-    await until(() => seen.moves.length > 0, 10_000, 'the resume after the freeze')
-    expect(seen.moves).toEqual([`resume:${transport}`])
-    // Resumed at once, as from a stable transport: no attempt failed as a whole.
-    expect(failures).toEqual([])
-    expect(seen.downs).toEqual([])
-    expect(socket.id).toBe(id)
-    expect(socket.recovered).toBe(true)
-    const echoed = next(socket, 'echo')
-    socket.emit('echo', 'still here')
-    expect(await echoed).toEqual(['still here'])
-    expect(ends).toEqual([])
-    expect(sockets).toHaveLength(1)
-  })
-
-  it('never sends a request again into a new session once its answer came, though its ACK never did', async () => {
-    // The server answers at once and acknowledges up to 200 ms later. The link goes down right
-    // between the two, for longer than the session's recovery window: the next session is new,
-    // and takes what the old one never acknowledged, but not a request the old one answered.
-    // Over HTTP the server hears of the lost link only by its heartbeat: a short one ends the
-    // session soon. Its first PING comes after the cut, so it cannot time out before.
-    const { server, parley, ends } = await serve({
-      recovery: { window: 300 },
-      pingInterval: 500,
-      pingTimeout: 500,
-    })
-    let handled = 0
-    parley.on('connection', (socket) =>
-      socket.on('order', (n: number, ack?: (reply: string) => void) => {
-        handled++
-        ack?.(`took ${n}`)
-      }),
-    )
-    const proxy = await startTcpProxy(server.port)
-    cleanups.push(() => proxy.close())
-    const socket = client(proxy.url, { transports: [transport] })
-    await next(socket, 'connect')
-    const id = socket.id
-    const ackLost = proxy.cutAt('[4,1]').then(() => {
-      proxy.offline = true
-    })
-    expect(await socket.emitWithAck('order', 1)).toBe('took 1')
-    await ackLost
-    await until(() => ends.length === 1, 5000, 'the end of the first session')
-    proxy.offline = false
-    await until(() => socket.connected && socket.id !== id, 5000, 'a new session')
-    expect(socket.recovered).toBe(false)
-    // Whatever the new session is sent again goes before this.
-    expect(await socket.emitWithAck('order', 2)).toBe('took 2')
-    expect(handled).toBe(2)
   })
 
   it('resumes after a cut with its sid and ack: what each side sent meanwhile arrives once, in order', async () => {
@@ -388,15 +325,91 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
   })
 })
 
-describe.each(['sse', 'polling'] as const)(
+// Tests that mostly wait (out a heartbeat, a recovery window, a backoff) run side by side, each
+// closing what it opened itself (`own`): the afterEach above would close the others'.
+describe.concurrent.each(TRANSPORTS)('over %s, when the link is lost', (transport) => {
+  it('comes back from a link that froze without closing, with only a transport event', async (context) => {
+    const test = own(context)
+    // The client gives up on a silent link pingInterval + pingTimeout after it last heard from
+    // the server: more than STABLE_MS after the OPEN. So the link can freeze at once, and is
+    // still found dead only once the transport counts as stable (both timers are the client's,
+    // the shorter set first): the loss resumes at once, not after the backoff.
+    const heartbeat = { pingInterval: 1200, pingTimeout: 1000 }
+    expect(heartbeat.pingInterval + heartbeat.pingTimeout).toBeGreaterThan(STABLE_MS)
+    const { server, sockets, ends } = await serveOwn(test, heartbeat)
+    const proxy = test.later(await startTcpProxy(server.port))
+    const socket = test.client(proxy.url, { transports: [transport], connectTimeout: 3000 })
+    const seen = watch(socket)
+    const failures: string[] = []
+    socket.on('connect_error', (error) => failures.push(error.code))
+    await next(socket, 'connect')
+    const id = socket.id
+    // Every connection the transport keeps is open and idle before the freeze: an echo both ways.
+    const warm = next(socket, 'echo')
+    socket.emit('echo', 'warm')
+    expect(await warm).toEqual(['warm'])
+    proxy.freeze()
+    await until(() => seen.moves.length > 0, 10_000, 'the resume after the freeze')
+    expect(seen.moves).toEqual([`resume:${transport}`])
+    // Resumed at once, as from a stable transport: no attempt failed as a whole.
+    expect(failures).toEqual([])
+    expect(seen.downs).toEqual([])
+    expect(socket.id).toBe(id)
+    expect(socket.recovered).toBe(true)
+    const echoed = next(socket, 'echo')
+    socket.emit('echo', 'still here')
+    expect(await echoed).toEqual(['still here'])
+    expect(ends).toEqual([])
+    expect(sockets).toHaveLength(1)
+  })
+
+  it('never sends a request again into a new session once its answer came, though its ACK never did', async (context) => {
+    const test = own(context)
+    // The server answers at once and acknowledges up to 200 ms later. The link goes down right
+    // between the two, for longer than the session's recovery window: the next session is new,
+    // and takes what the old one never acknowledged, but not a request the old one answered.
+    // Over HTTP the server hears of the lost link only by its heartbeat: a short one ends the
+    // session soon. Its first PING comes after the cut, so it cannot time out before.
+    const { server, parley, ends } = await serveOwn(test, {
+      recovery: { window: 300 },
+      pingInterval: 500,
+      pingTimeout: 500,
+    })
+    let handled = 0
+    parley.on('connection', (socket) =>
+      socket.on('order', (n: number, ack?: (reply: string) => void) => {
+        handled++
+        ack?.(`took ${n}`)
+      }),
+    )
+    const proxy = test.later(await startTcpProxy(server.port))
+    const socket = test.client(proxy.url, { transports: [transport] })
+    await next(socket, 'connect')
+    const id = socket.id
+    const ackLost = proxy.cutAt('[4,1]').then(() => {
+      proxy.offline = true
+    })
+    expect(await socket.emitWithAck('order', 1)).toBe('took 1')
+    await ackLost
+    await until(() => ends.length === 1, 5000, 'the end of the first session')
+    proxy.offline = false
+    await until(() => socket.connected && socket.id !== id, 5000, 'a new session')
+    expect(socket.recovered).toBe(false)
+    // Whatever the new session is sent again goes before this.
+    expect(await socket.emitWithAck('order', 2)).toBe('took 2')
+    expect(handled).toBe(2)
+  })
+})
+
+describe.concurrent.each(['sse', 'polling'] as const)(
   'behind a balancer without session routing, over %s',
   (transport) => {
-    it('backs off, and says PARLEY_UNKNOWN_SESSION, instead of looping', async () => {
-      const a = await serve()
-      const b = await serve()
-      const balancer = await startRoundRobin([a.server.port, b.server.port])
-      cleanups.push(() => balancer.close())
-      const socket = client(balancer.url, {
+    it('backs off, and says PARLEY_UNKNOWN_SESSION, instead of looping', async (context) => {
+      const test = own(context)
+      const a = await serveOwn(test)
+      const b = await serveOwn(test)
+      const balancer = test.later(await startRoundRobin([a.server.port, b.server.port]))
+      const socket = test.client(balancer.url, {
         transports: [transport],
         reconnectionDelay: 200,
         reconnectionDelayMax: 5000,
