@@ -52,6 +52,11 @@ export class Cluster {
   /** How long `handOff` takes to store a session (a slow store), in ms. */
   storeDelayMs = 0
   /**
+   * When set, `handOff` finishes storing a session (`stored` true) only once it settles, after
+   * `storeDelayMs`: a slow store that the test lets finish once it has seen what it waits for.
+   */
+  storeFinishesAfter: Promise<void> | undefined
+  /**
    * When true, `handOff` puts the snapshot in the store only once its write is done (after
    * `storeDelayMs`), and does not undo a write the server stopped waiting for: a withdraw made
    * meanwhile finds nothing, as with a store that does not keep a node's writes in order.
@@ -365,6 +370,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
     if (!last) this.cluster.handoffs.set(snapshot.sid, stored)
     await hop()
     if (this.cluster.storeDelayMs > 0) await new Promise((r) => setTimeout(r, this.cluster.storeDelayMs))
+    await this.cluster.storeFinishesAfter
     if (last) this.cluster.handoffs.set(snapshot.sid, stored)
     stored.stored = true
     return true

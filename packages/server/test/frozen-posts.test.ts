@@ -18,8 +18,11 @@ const MAX_PAYLOAD = 1000
 let nodes: Started[] = []
 const clients: RawClient[] = []
 const raws: RawHttp[] = []
+/** Lets the store of the test's nodes finish the write it holds (see `twoNodes`). */
+let finishStore = () => {}
 
 afterEach(async () => {
+  finishStore()
   for (const c of clients.splice(0)) c.close()
   for (const r of raws.splice(0)) r.destroy()
   await Promise.all(nodes.map((n) => closeApp(n.app)))
@@ -36,12 +39,15 @@ interface Node {
 }
 
 /**
- * Two nodes joined by the test adapter, whose store takes a while to store a handed-off session:
- * the session stays frozen meanwhile.
+ * Two nodes joined by the test adapter, whose store finishes storing a handed-off session only
+ * once the test has seen the POST refused (`finishStore`, in `handedOff`): the session stays
+ * frozen meanwhile, however long a loaded machine takes to answer the POST.
  */
 async function twoNodes() {
   const cluster = new Cluster({ handoff: true })
-  cluster.storeDelayMs = 1000
+  cluster.storeFinishesAfter = new Promise((resolve) => {
+    finishStore = resolve
+  })
   const list: Node[] = []
   for (const name of ['a', 'b']) {
     const reasons: string[] = []
@@ -129,6 +135,8 @@ describe.each(['sse', 'polling'] as const)(
      * once the store holds it, and node `a` lets it go to `b`.
      */
     async function handedOff(cluster: Cluster, a: Node, b: Node, client: RawClient, closed: Promise<void>) {
+      expect(cluster.handoffs.get(client.sid)?.stored).toBe(false)
+      finishStore()
       await until(() => cluster.handoffs.get(client.sid)?.stored === true, 5000, 'the session stored')
       const back = await connect(transport, b.started.base, { sid: client.sid, ack: 0 })
       expect(back.open.recovered).toBe(true)
