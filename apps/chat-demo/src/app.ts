@@ -50,6 +50,12 @@ export interface ChatAppOptions {
    * a clock that is off, as a real node's may be.
    */
   clock?: () => number
+  /**
+   * Parley's drain with handoff (`timeout`, `retrySpread`: see `@parley/server`'s `handoff`
+   * option), when the adapter stores sessions. Parley's defaults if left out; a bad value is
+   * refused by Parley (PARLEY_INVALID_OPTION). A test shortens the drain's wait with it.
+   */
+  handoff?: { timeout?: number; retrySpread?: number }
 }
 
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */
@@ -70,6 +76,7 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     path: '/parley',
     recovery: { window: options.recoveryWindow ?? 30_000 },
     ...(options.adapter ? { adapter: options.adapter } : {}),
+    ...(options.handoff ? { handoff: options.handoff } : {}),
   })
   // The app.parley decoration is untyped; the chat narrows it to its own event maps.
   setUpChat(

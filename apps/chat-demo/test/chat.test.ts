@@ -235,6 +235,15 @@ describe('chat server', () => {
     expect(after.heard).toMatchObject({ id: before.heard.id, text: 'only once' })
   })
 
+  it("refuses a drain option that Parley would refuse, with Parley's code", async () => {
+    await expect(buildChatApp({ handoff: { timeout: -1 } })).rejects.toMatchObject({
+      code: 'PARLEY_INVALID_OPTION',
+    })
+    await expect(buildChatApp({ handoff: { retrySpread: 0.5 } })).rejects.toMatchObject({
+      code: 'PARLEY_INVALID_OPTION',
+    })
+  })
+
   it('tags messages with their browser, not the visitor id, and tells each page which tag is its own', async () => {
     const samsBrowser = 'sams-browser-0123456789'
     const connectAs = async (auth: ChatAuth) => {
