@@ -4,10 +4,10 @@
 // while the client keeps trying to climb back). Every emit, each way, must arrive exactly once
 // and in order, every request be answered once, and both ends must then close.
 import type { TransportName } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Socket } from '../src/socket.js'
-import { type ChaosProxy, startChaosProxy } from './chaos-proxy.js'
-import { client, closeAll, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+import { startChaosProxy } from './chaos-proxy.js'
+import { own, parleyOf, type ServerSocket, until } from './helpers.js'
 
 /**
  * How long the faults last, and the messages each way: at 250 a second, some are left when the
@@ -15,13 +15,6 @@ import { client, closeAll, parleyOf, type ServerSocket, startServer, until } fro
  */
 const CHAOS_MS = Number(process.env.PARLEY_CHAOS_MS ?? 6000)
 const N = 2000
-
-let proxy: ChaosProxy | undefined
-afterEach(async () => {
-  await proxy?.close()
-  proxy = undefined
-  await closeAll()
-})
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
@@ -34,12 +27,15 @@ const runs: [TransportName, number][] = [
   ['polling', Number(process.env.PARLEY_CHAOS_SEED ?? 11)],
 ]
 
-describe.each(runs)('a network failing at random, on %s (seed %i)', (transport, seed) => {
-  it('carries every emit each way exactly once and in order, and both ends close', async () => {
+// The two runs go side by side, each with its own server, proxy and client (`own`): most of a
+// run is the faults' time, spent waiting.
+describe.concurrent.each(runs)('a network failing at random, on %s (seed %i)', (transport, seed) => {
+  it('carries every emit each way exactly once and in order, and both ends close', async (context) => {
+    const test = own(context)
     const sockets: ServerSocket[] = []
     const atServer: number[] = []
     const ends: string[] = []
-    const server = await startServer((app) => {
+    const server = await test.server((app) => {
       parleyOf(app).on('connection', (socket) => {
         sockets.push(socket)
         socket.on('up', (n: number, ack?: (n: number) => void) => {
@@ -49,9 +45,9 @@ describe.each(runs)('a network failing at random, on %s (seed %i)', (transport, 
         socket.on('disconnect', (reason: string) => ends.push(reason))
       })
     })
-    proxy = await startChaosProxy(server.port, seed)
+    const proxy = test.later(await startChaosProxy(server.port, seed))
     // WebSocket first, as a browser would, and refused: the session steps down to `transport`.
-    const socket: Socket = client(proxy.url, {
+    const socket: Socket = test.client(proxy.url, {
       transports: ['websocket', transport],
       connectTimeout: 1500,
       upgradeDelay: 300,
