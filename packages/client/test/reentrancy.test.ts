@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { startRoundRobin } from '../../../test/support/round-robin.js'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+import { client, closeAll, next, own, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -140,27 +140,34 @@ describe.each(TRANSPORTS)('connect() from a listener, over %s', (transport) => {
   })
 })
 
-describe.each(TRANSPORTS)('connect() in disconnect with reconnection off, over %s', (transport) => {
-  it('connects again, as socket.io users reconnect by hand', async () => {
-    const { proxy } = await serve()
-    const socket = client(proxy.url, { transports: [transport], reconnection: false })
-    const seen = record(socket)
-    await next(socket, 'connect')
-    socket.on('disconnect', () => {
-      proxy.offline = false
-      socket.connect()
+// Mostly a wait for STABLE_MS: the three transports go side by side, each test with its own
+// server, proxy and client (`own`), which the afterEach above leaves alone.
+describe.concurrent.each(TRANSPORTS)(
+  'connect() in disconnect with reconnection off, over %s',
+  (transport) => {
+    it('connects again, as socket.io users reconnect by hand', async (context) => {
+      const test = own(context)
+      const server = await test.server()
+      const proxy = test.later(await startFaultProxy(server.port))
+      const socket = test.client(proxy.url, { transports: [transport], reconnection: false })
+      const seen = record(socket)
+      await next(socket, 'connect')
+      socket.on('disconnect', () => {
+        proxy.offline = false
+        socket.connect()
+      })
+      // Up long enough that the loss resumes at once: that resume fails, and none follows.
+      await sleep(2100)
+      proxy.offline = true
+      proxy.cut('all')
+      await until(() => seen.length === 3, 8000, 'the connect after the disconnect')
+      expect(socket.connected).toBe(true)
+      // The attempt that gave up says nothing more: its connect_error would tell a client that
+      // is connecting again that it will not retry.
+      expect(seen).toEqual(['connect', 'disconnect:transport close', 'connect'])
     })
-    // Up long enough that the loss resumes at once: that resume fails, and none follows.
-    await sleep(2100)
-    proxy.offline = true
-    proxy.cut('all')
-    await until(() => seen.length === 3, 8000, 'the connect after the disconnect')
-    expect(socket.connected).toBe(true)
-    // The attempt that gave up says nothing more: its connect_error would tell a client that
-    // is connecting again that it will not retry.
-    expect(seen).toEqual(['connect', 'disconnect:transport close', 'connect'])
-  })
-})
+  },
+)
 
 it('disconnect() in connect_error after a transport lost right after it opened stops the client (polling)', async () => {
   // Behind a balancer without session routing, polling opens on one node and its first GET
