@@ -2,6 +2,7 @@
 // resume of one of its sessions that reaches another node must not wait for it to leave, nor
 // for the answer it never gives; only for its word that it heard the request (HANDOFF_ASKED_MS).
 import { createHash } from 'node:crypto'
+import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { holdPort } from '../../../test/support/ports.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -47,6 +48,10 @@ describe.skipIf(skipRedisSuites())('a node killed without a drain', () => {
       expect(raw.open?.sid).not.toBe(sid)
       // Not ended by the killed node leaving the live set: it is still in it.
       expect(b.adapter.liveNodes).toContain(dead)
+      // Its goodbye: the new session ends at once, rather than hold b's close for the whole
+      // handoff timeout (a drain waiting for a claim that never comes).
+      await raw.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await until(() => b.app.parley.sockets.size === 0, 3000, 'the new session ended')
     } finally {
       await b.redis.sendCommand(['DEL', record, `${record}:note`, owner])
       await b.redis.sendCommand(['ZREM', 'parley:nodes', dead])
