@@ -253,12 +253,22 @@ describe('a WebSocket resume on another node', () => {
 
   it('leaves no claimable snapshot when the store writes it after the owner gave up', async () => {
     const cluster = new Cluster({ handoff: true })
-    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
-    // Slower than handoff.timeout (2 s): the owner thaws the session and the resume is relayed
-    // to it; the write lands after that, in a store that does not take it back by itself.
-    cluster.storeDelayMs = 2500
+    // handoff.timeout 1 s: the store below outlasts it however long, and a store that answers
+    // does so within a few milliseconds.
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster, {
+      handoff: { timeout: 1000, retrySpread: 0 },
+    })
+    // Slower than handoff.timeout: the owner thaws the session and the resume is relayed to it;
+    // the write lands after that (the store finishes once the resume is back), in a store that
+    // does not take it back by itself.
+    let finish = () => {}
+    cluster.storeFinishesAfter = new Promise((resolve) => {
+      finish = resolve
+    })
     await resumeOnTheOther(proxy, c, owner)
     const [sid] = cluster.handOffSids
+    expect(cluster.handOffsAnswered).toBe(0)
+    finish()
     await until(() => cluster.handOffsAnswered === 1, 5000, 'the late answer of the store')
     // Another node's claim finds nothing: the session lives on its owner only.
     expect(await cluster.claim(owner === 0 ? 'b' : 'a', sid!)).toBeNull()
@@ -269,7 +279,7 @@ describe('a WebSocket resume on another node', () => {
     expect(list[owner]!.ended).toEqual([])
     expect(list[owner]!.started.app.parley.sockets.get(c.id!)?.connected).toBe(true)
     // With a store that answers in time, the next resume there moves it, once.
-    cluster.storeDelayMs = 0
+    cluster.storeFinishesAfter = undefined
     await resumeOnTheOther(proxy, c, owner)
     await until(() => list[1 - owner]!.restored.length === 1, 5000, 'restored on the other node')
     expect(c.recovered).toBe(true)
@@ -279,7 +289,9 @@ describe('a WebSocket resume on another node', () => {
 
   it('runs what the client sent, and what waited at the freeze, only once the move given up on is taken back', async () => {
     const cluster = new Cluster({ handoff: true })
-    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster, {
+      handoff: { timeout: 1000, retrySpread: 0 },
+    })
     const socket = list[owner]!.connections[0]!
     // up 1 waits in a middleware: the freeze takes it for the snapshot (its claimer would run it).
     let firstPass = true
@@ -295,7 +307,7 @@ describe('a WebSocket resume on another node', () => {
     })
     c.emit('up', 1)
     await until(() => !firstPass, 3000, 'up 1 in the middleware')
-    // The store writes the snapshot, and answers only when told: past handoff.timeout (2 s) the
+    // The store writes the snapshot, and answers only when told: past handoff.timeout (1 s) the
     // owner gives the move up, and the resume is relayed to it.
     let answer = () => {}
     cluster.storeAnswersAfter = new Promise<void>((resolve) => {
