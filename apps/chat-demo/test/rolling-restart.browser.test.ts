@@ -20,8 +20,6 @@ import { type ChatNode, startNode, stopNode } from './node-process.js'
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
-/** @parley/redis's default heartbeat interval. */
-const HEARTBEAT_MS = 2000
 
 describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restart, in Chromium', () => {
   let browser: Browser
@@ -32,17 +30,27 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
   const logs: string[] = []
 
   beforeAll(async () => {
-    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
-    redis = await startRedis()
-    // A port free when asked may be taken before the node binds it: then another one. A restart
-    // below comes back on its node's port, or fails saying that the port is taken.
-    const names = ['node-1', 'node-2', 'node-3']
-    nodes.push(
-      ...(await Promise.all(names.map((name) => onFreePort((port) => startNode(name, port, redis.url))))),
-    )
-    await registered(3)
-    nginx = await startNginx(nodes.map((n) => n.port))
-    browser = await launchChromium()
+    // The page's bundle and the browser, while the cluster comes up: both are needed only
+    // once a page opens.
+    const built = promisify(execFile)(process.execPath, [
+      fileURLToPath(new URL('../build.mjs', import.meta.url)),
+    ])
+    const launched = launchChromium()
+    try {
+      redis = await startRedis()
+      // A port free when asked may be taken before the node binds it: then another one. A restart
+      // below comes back on its node's port, or fails saying that the port is taken.
+      const names = ['node-1', 'node-2', 'node-3']
+      nodes.push(
+        ...(await Promise.all(names.map((name) => onFreePort((port) => startNode(name, port, redis.url))))),
+      )
+      await registered(3)
+      nginx = await startNginx(nodes.map((n) => n.port))
+    } finally {
+      // Held before anything can fail, so that afterAll closes it.
+      browser = await launched
+      await built
+    }
   }, 60_000)
 
   afterAll(async () => {
@@ -52,27 +60,51 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
     await redis?.stop()
   })
 
+  /** The ids of the live nodes, as `registered` last found them. */
+  let live: string[] = []
+
   /**
    * Waits until `count` nodes are in Redis's live set (each published its address with its
-   * first heartbeat), then one heartbeat interval more: the other nodes read the set on their
-   * heartbeat, and until then leave a new node out of cluster queries such as the
-   * fetchSockets behind the people list.
+   * first heartbeat), then until each node there before the newest has beaten since the
+   * newest's first heartbeat (its score in the index `parley:nodes`, the time of its last beat,
+   * is later): a heartbeat reads the whole live set in the same script that writes the score,
+   * so every node then knows every other, and leaves none out of cluster queries such as the
+   * fetchSockets behind the people list. (A node that says it joined makes the others beat at
+   * once; without that news, their next beat comes within an interval.)
    */
   async function registered(count: number): Promise<void> {
     const client = createClient({ url: redis.url })
     await client.connect()
     try {
       const end = Date.now() + 10_000
-      // Each node's record, not the note beside it (parley:node:<id>:note).
-      const records = async () => (await client.keys('parley:node:*')).filter((k) => !k.endsWith(':note'))
-      while ((await records()).length < count) {
+      // Each node's record, not the note beside it (parley:node:<id>:note). The index keeps
+      // the ids of stopped nodes a long while: only those with a record are live.
+      const records = async () =>
+        (await client.keys('parley:node:*'))
+          .filter((k) => !k.endsWith(':note'))
+          .map((k) => k.slice('parley:node:'.length))
+      let ids = await records()
+      // A restarted node comes back under a new id: wait for one the last call did not find.
+      while (ids.length < count || ids.every((id) => live.includes(id))) {
         if (Date.now() > end) throw new Error(`${count} nodes did not register in Redis within 10 s`)
         await pause(50)
+        ids = await records()
       }
+      const beats = async () =>
+        Promise.all(ids.map(async (id) => (await client.zScore('parley:nodes', id)) ?? 0))
+      // The newest node's first beat, or a later one of its beats (which only asks more).
+      const first = await beats()
+      const fresh = ids.map((id) => !live.includes(id))
+      const newest = Math.max(...first.filter((_, i) => fresh[i]))
+      const newestAt = first.indexOf(newest)
+      while ((await beats()).some((score, i) => i !== newestAt && score <= newest)) {
+        if (Date.now() > end) throw new Error(`the ${count} nodes did not all see the newest within 10 s`)
+        await pause(50)
+      }
+      live = ids
     } finally {
       await client.close()
     }
-    await pause(HEARTBEAT_MS)
   }
 
   /**
@@ -133,8 +165,7 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
       { name: 'bob', transport: 'sse' },
       { name: 'cy', transport: 'polling' },
     ] as const
-    const pages: Page[] = []
-    for (const { name, transport } of everyone) pages.push(await join(name, transport))
+    const pages = await Promise.all(everyone.map(({ name, transport }) => join(name, transport)))
     for (const page of pages) {
       await page.waitForFunction(() => document.querySelectorAll('#people li').length === 3, null, {
         timeout: 10_000,
@@ -147,16 +178,24 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
     const sent = everyone.map(() => 0)
     const senders = everyone.map(async ({ name }, i) => {
       let extra = 2
+      await send(pages[i]!, `${name} ${++sent[i]!}`)
       while (restarting || extra-- > 0) {
-        await send(pages[i]!, `${name} ${++sent[i]!}`)
         await pause(1600)
+        await send(pages[i]!, `${name} ${++sent[i]!}`)
       }
     })
 
     // The rolling restart: each node drains on SIGTERM, exits, and a new process takes its port
     // before the next node goes.
     try {
-      await pause(1000)
+      // Everyone's first message through before the first node goes.
+      for (const page of pages) {
+        await page.waitForFunction(
+          () => document.querySelector('#messages .tick')?.getAttribute('data-state') === 'delivered',
+          null,
+          { timeout: 10_000 },
+        )
+      }
       for (const [i, node] of nodes.entries()) {
         const code = await stopNode(node, 'SIGTERM')
         logs.push(node.errors())
