@@ -99,6 +99,6 @@ export class Emitter<E extends object> {
  * naming the event; returns `fn` otherwise.
  */
 function listener(event: PropertyKey, fn: unknown): unknown {
-  if (typeof fn !== 'function') throw misuse(`listener of ${event as string} is not a function`)
+  if (typeof fn !== 'function') throw misuse(`listener of ${String(event)} is not a function`)
   return fn
 }

@@ -158,7 +158,7 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
     // fail every try of every transport, and retry them forever.
     if (!/^(http|ws)s?:$/.test(u.protocol)) throw 0
   } catch {
-    throw misuse(`bad server URL: ${url ?? here}`)
+    throw misuse(`bad server URL: ${String(url ?? here)}`)
   }
   // No transport could send them alike (a browser's WebSocket drops them, fetch refuses them):
   // dropped in silence, they would leave the server's middleware wondering.

@@ -140,7 +140,7 @@ export class Session implements ConnectionHost {
       // retry. A refusal of the client (no retry), as the server's own would be.
       throw new ParleyError(
         known ? ((cause as ParleyError).code ?? ErrorCode.UNSERIALIZABLE) : ErrorCode.REFUSED,
-        `auth: ${(cause as Error)?.message ?? cause}`,
+        `auth: ${String((cause as Error)?.message ?? cause)}`,
         {
           cause,
           details: { refused: true },

@@ -184,6 +184,23 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(auths).toEqual([{ token: 't' }])
   })
 
+  it('refuses the client when its auth function throws a symbol, saying which', async () => {
+    server = await startServer()
+    const socket = client(server.url, {
+      transports: [transport],
+      auth: () => {
+        throw Symbol('no token')
+      },
+    })
+    const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error')
+    expect([error.code, error.message, willRetry]).toEqual([
+      ErrorCode.REFUSED,
+      'auth: Symbol(no token)',
+      false,
+    ])
+    await until(() => !socket.active, 2000, 'the client to stop')
+  })
+
   it('ends a resume whose auth function throws: disconnect, then PARLEY_REFUSED with no retry', async () => {
     server = await startServer()
     const proxy = await startFaultProxy(server.port)
@@ -261,6 +278,15 @@ describe('listeners', () => {
         }
       }
       expect(socket.listenerCount('news')).toBe(0)
+      // A symbol names no event of the wire, but the check that refuses its listener still
+      // names it (a symbol in a template would throw the engine's own TypeError instead).
+      expect(() => socket.on(Symbol('news') as never, 42 as never)).toThrow(
+        expect.objectContaining({
+          name: 'TypeError',
+          code: 'PARLEY_INVALID_ARGUMENT',
+          message: 'listener of Symbol(news) is not a function',
+        }),
+      )
       const got: unknown[] = []
       socket.on('news', (value: unknown) => got.push(value))
       // off with an event alone, or nothing, takes no listener to check.

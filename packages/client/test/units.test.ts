@@ -532,6 +532,16 @@ describe('baseUrl', () => {
     )
     expect(() => connect(url)).toThrow(expect.objectContaining({ code: 'PARLEY_INVALID_ARGUMENT' }))
   })
+
+  it('refuses a symbol for a URL with its own coded TypeError, naming it', () => {
+    expect(() => connect(Symbol('url') as never)).toThrow(
+      expect.objectContaining({
+        name: 'TypeError',
+        code: 'PARLEY_INVALID_ARGUMENT',
+        message: 'bad server URL: Symbol(url)',
+      }),
+    )
+  })
 })
 
 describe("the client's copies of protocol constants", () => {
