@@ -5,18 +5,19 @@
 // server's TCP connections.
 import type { IncomingMessage } from 'node:http'
 import type { Socket as TcpSocket } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { next, own, parleyOf, type ServerSocket, until } from './helpers.js'
 
-afterEach(closeAll)
-
-/** An SSE client on a server with a PING every second; the server's connections, counted. */
-async function sseSession(options: Record<string, unknown>) {
+/**
+ * An SSE client on a server with a PING every 600 ms (the test counts heartbeats, not seconds;
+ * the server waits pingTimeout for a PONG before the next PING); its connections, counted.
+ */
+async function sseSession(test: ReturnType<typeof own>, options: Record<string, unknown>) {
   const open = new Set<TcpSocket>()
   let opened = 0
   let posts = 0
   const state: { peer?: ServerSocket; reasons: string[] } = { reasons: [] }
-  const server = await startServer(
+  const server = await test.server(
     (app) => {
       app.server.on('connection', (tcp: TcpSocket) => {
         opened++
@@ -32,9 +33,9 @@ async function sseSession(options: Record<string, unknown>) {
         socket.on('echo', (text: string, ack: (reply: string) => void) => ack(text.toUpperCase()))
       })
     },
-    { pingInterval: 1000, pingTimeout: 900, ...options },
+    { pingInterval: 600, pingTimeout: 600, ...options },
   )
-  const socket = client(server.url, { transports: ['sse'] })
+  const socket = test.client(server.url, { transports: ['sse'] })
   await next(socket, 'connect')
   await until(() => state.peer !== undefined)
   return { socket, open, state, opened: () => opened, posts: () => posts }
@@ -47,9 +48,10 @@ async function heartbeats(session: { posts(): number }, count: number) {
   await new Promise((resolve) => setTimeout(resolve, 50))
 }
 
-describe("sse: the POST connection after a heartbeat (the server's sseUpstream)", () => {
-  it("'close-when-idle': between heartbeats the client holds its stream alone, and carries on", async () => {
-    const session = await sseSession({ sseUpstream: 'close-when-idle' })
+// Each test waits for heartbeats on a server of its own (`own`): they go side by side.
+describe.concurrent("sse: the POST connection after a heartbeat (the server's sseUpstream)", () => {
+  it("'close-when-idle': between heartbeats the client holds its stream alone, and carries on", async (context) => {
+    const session = await sseSession(own(context), { sseUpstream: 'close-when-idle' })
     await heartbeats(session, 4)
     // The stream, and no keep-alive connection once a PONG was answered.
     await until(() => session.open.size === 1, 2000, 'one connection between heartbeats')
@@ -72,8 +74,8 @@ describe("sse: the POST connection after a heartbeat (the server's sseUpstream)"
     expect(session.socket.connected).toBe(true)
   })
 
-  it("'keep-alive' (the default): the POST connection stays from one heartbeat to the next", async () => {
-    const session = await sseSession({})
+  it("'keep-alive' (the default): the POST connection stays from one heartbeat to the next", async (context) => {
+    const session = await sseSession(own(context), {})
     await heartbeats(session, 4)
     expect(session.open.size).toBe(2)
     expect(session.opened()).toBe(2)
