@@ -137,14 +137,21 @@ describe('a session that ends on its draining node after its snapshot was stored
     ['after the drain gave up on it, then rejects', true],
   ])('is not claimable when the store writes it %s', async (_, rejects) => {
     const store = new Cluster({ handoff: true })
-    // Slower than a's handoff.timeout, and written only at its end: the withdraw made when the
-    // session ended (server shutdown) finds nothing to take back yet. With `rejects`, its reply
-    // is lost after the write: the answer that comes says neither stored nor not.
+    // Slower than a's handoff.timeout (it finishes once the drain gave up on it), and written
+    // only at its end: the withdraw made when the session ended (server shutdown) finds nothing
+    // to take back yet. With `rejects`, its reply is lost after the write: the answer that comes
+    // says neither stored nor not.
     store.storeWritesLast = true
-    store.storeDelayMs = 1500
+    let finish = () => {}
+    store.storeFinishesAfter = new Promise((resolve) => {
+      finish = resolve
+    })
     store.storeRejects = rejects
     const { a, b, c, first } = await setup(store, { a: { handoff: { timeout: 1000, retrySpread: 0 } } })
     const closing = drain(a)
+    await until(() => a.disconnects.length === 1 && store.withdrawals > 0, 5000, 'the drain gave up')
+    expect(store.handOffsAnswered).toBe(0)
+    finish()
     await until(() => store.handOffsAnswered === 1, 5000, 'the late answer of the store')
     await closing
     expect(a.disconnects).toEqual(['server shutdown'])
@@ -159,14 +166,20 @@ describe('a session that ends on its draining node after its snapshot was stored
 
   it('is not claimable when it ends while the store is still writing it', async () => {
     const store = new Cluster({ handoff: true })
-    // Written only at the end of the write: the withdraw made at the disconnect finds nothing yet.
+    // Written only at the end of the write (which finishes once the withdraw made at the
+    // disconnect was made): that withdraw finds nothing yet.
     store.storeWritesLast = true
-    store.storeDelayMs = 1000
+    let finish = () => {}
+    store.storeFinishesAfter = new Promise((resolve) => {
+      finish = resolve
+    })
     const { a, b, c } = await setup(store)
     const closing = drain(a)
     await until(() => store.handOffSids.length === 1, 3000, 'the write under way')
     a.connections[0]!.disconnect()
     expect(store.handOffsAnswered).toBe(0)
+    await until(() => store.withdrawals > 0, 3000, 'the withdraw')
+    finish()
     await until(() => store.handOffsAnswered === 1, 5000, 'the answer of the store')
     await closing
     expect(a.disconnects).toEqual(['server disconnect'])
