@@ -44,6 +44,8 @@ export interface ReservedEvents {
    * A refused numbered packet is acknowledged and dropped, never delivered, never asked for again.
    * Or a message emitted before the first OPEN turned out larger than the server's maxPayload
    * and was not sent (PARLEY_PAYLOAD_TOO_LARGE; its reply, if it wanted one, rejects with it).
+   * Or the `auth` function failed an upgrade probe (PARLEY_REFUSED, or PARLEY_HANDSHAKE_TIMEOUT
+   * when it never settled): the session goes on, on its transport.
    */
   error: (error: ParleyError<string>) => void
 }

@@ -55,6 +55,7 @@ import {
  * transport itself (400 on the upgrade, a reset) fails over at once, a refusal of the client
  * (middleware, origin, version) ends the attempt, and so does an auth function that does not
  * settle (no transport's fault: the next attempt, after the backoff, tries the same transport).
+ * A probe whose auth fails blames no transport either (see #tryProbe).
  * A HELLO that asked to resume an ended session may be answered with that session's CLOSE: the
  * session handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
  * connectTimeout: a proxy that buffers it, or a slow moment) is tried last and never probed until
@@ -125,13 +126,19 @@ export interface ConnectionHost {
   /**
    * Tells the application: an attempt failed (`connect_error`), one transport could not be
    * opened or was lost and the client goes on with the next (`transport_error`), a reconnection
-   * attempt starts (`reconnect_attempt`), reconnectionAttempts ran out (`reconnect_failed`).
+   * attempt starts (`reconnect_attempt`), reconnectionAttempts ran out (`reconnect_failed`),
+   * an upgrade probe's auth failed (`error`).
    */
   notify<K extends ConnectionEvent>(event: K, ...args: Parameters<ReservedEvents[K]>): void
 }
 
 /** The socket events the connection fires. */
-export type ConnectionEvent = 'connect_error' | 'transport_error' | 'reconnect_attempt' | 'reconnect_failed'
+export type ConnectionEvent =
+  | 'connect_error'
+  | 'transport_error'
+  | 'reconnect_attempt'
+  | 'reconnect_failed'
+  | 'error'
 
 /** The transport life of one client: fallback, upgrade probes, reconnection and its pace. */
 export class Connection {
@@ -563,10 +570,11 @@ export class Connection {
     const t = this.#factory(name!)
     this.#probe = t
     const timeout = Math.min(this.#opts.connectTimeout, MAX_TIMER_MS)
+    let hello: string | undefined
     try {
       // Bounded as a connect attempt's is: an auth that never settles would hold the probe, and
       // every climb after it, for good.
-      const hello = await this.#hello(timeout)
+      hello = await this.#hello(timeout)
       if (run !== this.#run || this.#probe !== t) return t.close()
       const answer = await t.open(hello, timeout)
       if (run !== this.#run || this.#probe !== t) {
@@ -582,9 +590,20 @@ export class Connection {
       this.#adopt(t, answer, 'upgrade')
     } catch (err) {
       t.close()
-      this.#failed(name!, err)
+      const error = this.#failed(name!, err)
       if (this.#probe !== t) return
       this.#probe = undefined
+      // No HELLO went: the auth failed, not the transport (so the server cannot have taken the
+      // probe). The application hears it once, by `error`; no worse transport is probed (each
+      // would ask for auth again), and the wait does not double. An auth that never settled:
+      // the same climb after the same wait, as a connect attempt tries the same transport again.
+      // One that threw or rejected: no more probes from this transport, since asking again
+      // would not mend the application's error; the next transport attached asks anew.
+      if (!hello && !this.#moved) {
+        this.#host.notify('error', error)
+        if (error.code === ErrorCode.HANDSHAKE_TIMEOUT) this.#scheduleProbe()
+        return
+      }
       if (!this.#moved && worse[0]) return void this.#tryProbe(worse)
       this.#probeFailures++
       if (this.#moved) {

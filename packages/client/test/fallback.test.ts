@@ -433,21 +433,58 @@ describe('moving between transports mid-session', () => {
     expect(socket.transport).toBe('websocket')
   })
 
-  it('gives an upgrade probe whose auth never settles connectTimeout, then probes again', async () => {
+  it('blames no transport for an upgrade probe whose auth never settles: says so once, then probes WebSocket again, not SSE', async () => {
     server = await startServer(() => {})
     // The first probe's auth hangs, as a token fetch that never answers would.
     let n = 0
     const auth = () => (++n === 2 ? new Promise<never>(() => {}) : Promise.resolve({ n }))
     const socket = client(server.url, {
-      transports: ['sse', 'websocket'],
+      transports: ['polling', 'websocket', 'sse'],
       auth,
       connectTimeout: 300,
       upgradeDelay: 100,
     })
+    const errors: string[] = []
+    socket.on('error', (error) => errors.push(`${error.code}: ${error.message}`))
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('polling')
+    // Counted against WebSocket, the hang would send the climb on to SSE at once (asking again).
+    expect(await next(socket, 'transport', 3000)).toEqual(['websocket', 'polling', 'upgrade'])
+    expect(errors).toEqual(['PARLEY_HANDSHAKE_TIMEOUT: no auth within 300 ms'])
+    expect(n).toBe(3)
+  })
+
+  it('stops climbing from a transport whose upgrade probe finds auth refusing: says so once, the session goes on', async () => {
+    const { sockets } = await setup()
+    let n = 0
+    const auth = () => {
+      if (++n === 2) throw new Error('token expired')
+      return { n }
+    }
+    const socket = client(proxy!.url, {
+      transports: ['sse', 'websocket'],
+      auth,
+      upgradeDelay: 20,
+      upgradeDelayMax: 20,
+    })
+    const errors: unknown[] = []
+    socket.on('error', (error) => errors.push([error.code, error.message]))
+    const moves: unknown[] = []
+    socket.on('transport', (...args) => moves.push(args))
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
-    expect(await next(socket, 'transport', 3000)).toEqual(['websocket', 'sse', 'upgrade'])
-    expect(n).toBe(3)
+    await until(() => errors.length > 0, 3000, 'the refused probe')
+    // Ten probe waits: counted as a failed probe, auth would have been asked several times more.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(errors).toEqual([['PARLEY_REFUSED', 'auth: token expired']])
+    expect(n).toBe(2)
+    expect(moves).toEqual([])
+    // The session is untouched: a resume asks for auth again, and the climb starts anew from it.
+    expect(socket.connected).toBe(true)
+    proxy!.cut('all')
+    await until(() => moves.length > 0, 5000, 'the resume or the upgrade')
+    await until(() => socket.transport === 'websocket', 5000, 'the climb after the resume')
+    expect(sockets).toHaveLength(1)
   })
 
   it('blames no transport for an auth that never settles: tries the same one again after the backoff', async () => {
