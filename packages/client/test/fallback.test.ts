@@ -9,6 +9,7 @@ import {
   closeServer,
   memoryStorage,
   next,
+  own,
   parleyOf,
   type ServerSocket,
   startServer,
@@ -46,6 +47,12 @@ async function setup(options: Record<string, unknown> = {}, port = 0) {
   )
   proxy = await startFaultProxy(server.port)
   return { sockets, received }
+}
+
+/** A server of the test's own (`own`), and a proxy in front of it: for tests side by side. */
+async function ownProxy(test: ReturnType<typeof own>): Promise<FaultProxy> {
+  const server = await test.server()
+  return test.later(await startFaultProxy(server.port))
 }
 
 const TIMEOUT = 800
@@ -95,10 +102,12 @@ function attempts(socket: ReturnType<typeof client>): number[] {
 // transport tried once. (How long that takes is measured by `pnpm bench`, not here.)
 describe('fallback within one connect attempt', () => {
   const modes: WsMode[] = ['reject', 'destroy', 'hang', 'mute']
-  it.each(modes)('ends on SSE when the WebSocket upgrade is %s', async (mode) => {
-    await setup()
-    proxy!.ws = mode
-    const socket = client(proxy!.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
+  // Each mode waits out its own timeout: they go side by side, each on its own server (`own`).
+  it.concurrent.for(modes)('ends on SSE when the WebSocket upgrade is %s', async (mode, context) => {
+    const test = own(context)
+    const proxy = await ownProxy(test)
+    proxy.ws = mode
+    const socket = test.client(proxy.url, { connectTimeout: TIMEOUT, upgradeDelay: 60_000 })
     const retries = attempts(socket)
     const failures: string[] = []
     socket.on('transport_error', (transport) => failures.push(transport))
@@ -106,7 +115,7 @@ describe('fallback within one connect attempt', () => {
     expect(socket.transport).toBe('sse')
     expect(retries).toEqual([])
     expect(failures).toEqual(['websocket'])
-    expect(proxy!.upgrades).toBe(1)
+    expect(proxy.upgrades).toBe(1)
   })
 
   it('ends on polling when WebSocket is refused and the event stream is buffered', async () => {
@@ -128,17 +137,19 @@ describe('fallback within one connect attempt', () => {
 
   // A proxy that swallows the upgrade costs a third of connectTimeout (at least a second), not
   // all of it; one that lets the upgrade through and then relays nothing, the whole bound.
-  it.each([
+  // Side by side too, each on its own server.
+  it.concurrent.for([
     ['hang', 3000, 'no upgrade within 1000 ms'],
     ['hang', 6000, 'no upgrade within 2000 ms'],
     ['hang', 800, 'no upgrade within 800 ms'],
     ['mute', 800, 'no OPEN within 800 ms'],
   ] as const)(
     'gives up on a WebSocket that is %s with connectTimeout %i: %s',
-    async (mode, connectTimeout, says) => {
-      await setup()
-      proxy!.ws = mode
-      const socket = client(proxy!.url, { connectTimeout, upgradeDelay: 60_000 })
+    async ([mode, connectTimeout, says], context) => {
+      const test = own(context)
+      const proxy = await ownProxy(test)
+      proxy.ws = mode
+      const socket = test.client(proxy.url, { connectTimeout, upgradeDelay: 60_000 })
       const failures: string[] = []
       socket.on('transport_error', (transport, error) =>
         failures.push(`${transport} ${error.code} ${error.message}`),
