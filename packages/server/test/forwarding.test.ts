@@ -213,7 +213,8 @@ describe.each(['websocket', 'sse', 'polling'] as const)('no sticky sessions over
   })
 
   it('gives the client a new session (recovered: false) when the owner went away, never a silent gap', async () => {
-    await startNodes(2)
+    // Told to come back after 50 ms and up to 50 more, rather than 1 s and up to 1 s more.
+    await startNodes(2, undefined, { shutdown: { retryAfter: 50, retrySpread: 50 } })
     proxy = await startRoundRobin(nodes.map((n) => n.port))
     const c = client(proxy.url, transport)
     await until(() => c.connected, 5000, 'connect')
@@ -242,10 +243,11 @@ describe.each(['websocket', 'sse', 'polling'] as const)('no sticky sessions over
     const [a, b] = nodes as [Node, Node]
     const first = await rawConnect(transport, a.base)
     first.close()
-    // The owner dies without a word: the directory still names it.
+    // The owner dies without a word: the directory still names it. (Its sessions ended first:
+    // a closing server would wait up to a second for the next GET of a client gone already.)
     const entries = [...directory.owners]
     a.closed = true
-    await a.app.close()
+    await closeApp(a.app)
     for (const [sid, entry] of entries) directory.owners.set(sid, entry)
 
     if (transport !== 'websocket') {
