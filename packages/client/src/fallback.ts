@@ -50,8 +50,8 @@ import {
  *                        the probe fails, resume on the transports after T.
  *
  * "connecting" tries the transports in order (the remembered one first), each within
- * connectTimeout (a WebSocket upgrade with no answer gives up after a third of it, but after a
- * handoff, while its attempts are quiet, waits all of it, at most 10 s); a refusal of the
+ * connectTimeout (a WebSocket upgrade with no answer gives up after a third of it, but within
+ * the quiet 10 s after a handoff, resuming or connecting anew, waits all of it); a refusal of the
  * transport itself (400 on the upgrade, a reset) fails over at once, a refusal of the client
  * (middleware, origin, version) ends the attempt, and so does an auth function that does not
  * settle (no transport's fault: the next attempt, after the backoff, tries the same transport).
@@ -343,9 +343,10 @@ export class Connection {
       try {
         hello = await this.#hello(timeout)
         if (run !== this.#run) return t.close()
-        // Patient (see Transport.open) while resuming after a handoff, until its quiet time ends:
-        // the nodes are busy, not broken.
-        answer = await t.open(hello, timeout, why === 'resume' && performance.now() < this.#quietUntil)
+        // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
+        // busy, not broken. A resume, or a connect() of the application's after disconnect()
+        // meanwhile (close() keeps the quiet time), meets the same busy nodes.
+        answer = await t.open(hello, timeout, performance.now() < this.#quietUntil)
       } catch (err) {
         t.close()
         if (run !== this.#run) return

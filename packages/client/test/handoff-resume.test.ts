@@ -27,51 +27,88 @@ afterEach(async () => {
 const UPGRADE_DELAY_MS = 2500
 const CONNECT_TIMEOUT = 6000
 
+/**
+ * Two nodes sharing sessions behind a round-robin proxy, and a client connected to the first on
+ * WebSocket; `handOff()` drains the first, sending the client to the second, whose upgrades are
+ * answered late from then on. `said` is what the client told the application.
+ */
+async function connectedBeforeHandoff() {
+  const cluster = new Cluster({ handoff: true })
+  const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 0 } }
+  const a = await startServer({ adapter: cluster.adapter('a'), ...options }, undefined, {
+    return503OnClosing: false,
+  })
+  nodes.push(a)
+  let slow = false
+  let lateUpgrades = 0
+  const b = await startServer(
+    { adapter: cluster.adapter('b'), ...options },
+    (app) => {
+      // A node under load: its upgrades are answered late.
+      app.addHook('onRequest', async (request) => {
+        if (slow && request.url.startsWith('/parley/ws')) {
+          lateUpgrades++
+          await sleep(UPGRADE_DELAY_MS)
+        }
+      })
+    },
+    { return503OnClosing: false },
+  )
+  nodes.push(b)
+  const balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.base).port)))
+  proxy = balancer
+  const c = connect(`${balancer.url}/parley`, {
+    transports: ['websocket', 'sse'],
+    connectTimeout: CONNECT_TIMEOUT,
+    upgradeDelay: 60_000,
+    autoConnect: false,
+  })
+  clients.push(c)
+  const said: string[] = []
+  c.on('transport', (now, before, why) => said.push(`${before} -> ${now} (${why})`))
+  c.on('transport_error', (name, error) => said.push(`${name} ${error.code}`))
+  c.on('disconnect', (reason) => said.push(`disconnect ${reason}`))
+  balancer.avoid.add(1)
+  c.connect()
+  await until(() => c.connected, 3000, 'connect to a')
+  return {
+    c,
+    said,
+    lateUpgrades: () => lateUpgrades,
+    handOff: () => {
+      slow = true
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      return a.app.close()
+    },
+  }
+}
+
 describe('a WebSocket resume after a handoff', () => {
   it('waits the whole connectTimeout for a slow upgrade, and stays on WebSocket', async () => {
-    const cluster = new Cluster({ handoff: true })
-    const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 0 } }
-    const a = await startServer({ adapter: cluster.adapter('a'), ...options }, undefined, {
-      return503OnClosing: false,
-    })
-    nodes.push(a)
-    let slow = false
-    const b = await startServer(
-      { adapter: cluster.adapter('b'), ...options },
-      (app) => {
-        // A node under load: its upgrades are answered late.
-        app.addHook('onRequest', async (request) => {
-          if (slow && request.url.startsWith('/parley/ws')) await sleep(UPGRADE_DELAY_MS)
-        })
-      },
-      { return503OnClosing: false },
-    )
-    nodes.push(b)
-    proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.base).port)))
-    const c = connect(`${proxy.url}/parley`, {
-      transports: ['websocket', 'sse'],
-      connectTimeout: CONNECT_TIMEOUT,
-      upgradeDelay: 60_000,
-      autoConnect: false,
-    })
-    clients.push(c)
-    const said: string[] = []
-    c.on('transport', (now, before, why) => said.push(`${before} -> ${now} (${why})`))
-    c.on('transport_error', (name, error) => said.push(`${name} ${error.code}`))
-    c.on('disconnect', (reason) => said.push(`disconnect ${reason}`))
-    proxy.avoid.add(1)
-    c.connect()
-    await until(() => c.connected, 3000, 'connect to a')
+    const { c, said, handOff } = await connectedBeforeHandoff()
     const id = c.id
-    slow = true
-    proxy.avoid.clear()
-    proxy.avoid.add(0)
-    const drained = a.app.close()
+    const drained = handOff()
     await until(() => said.some((line) => line.includes('->')), CONNECT_TIMEOUT + 5000, 'the resume')
     expect(said).toEqual(['websocket -> websocket (resume)'])
     expect(c.transport).toBe('websocket')
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
+    await drained
+  })
+
+  it('is patient too when the application calls disconnect() then connect() meanwhile', async () => {
+    const { c, said, lateUpgrades, handOff } = await connectedBeforeHandoff()
+    const drained = handOff()
+    // The resume's upgrade is under way, held by the busy node: the application starts anew.
+    await until(() => lateUpgrades() === 1, CONNECT_TIMEOUT, 'the resume to reach the busy node')
+    c.disconnect()
+    c.connect()
+    await until(() => c.connected, CONNECT_TIMEOUT + 5000, 'the new connection')
+    // Impatient, it gave up on the upgrade after a third of connectTimeout and took SSE.
+    expect(said).toEqual(['disconnect client disconnect'])
+    expect(c.transport).toBe('websocket')
+    expect(lateUpgrades()).toBe(2)
     await drained
   })
 })

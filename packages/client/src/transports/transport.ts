@@ -57,8 +57,9 @@ export interface Transport {
    * Opens the medium and sends `hello`, the HELLO packet encoded; resolves with the server's OPEN (or the CLOSE of the
    * session the HELLO asked to resume) within `timeout` ms. Rejects with a ParleyError;
    * `details.refused` is true when the server refused the client itself (middleware, origin,
-   * version): trying another transport would not help. `patient`: a resume after a handoff,
-   * when the medium worked a moment ago and the nodes are busy: no early give-up on a slow
+   * version): trying another transport would not help. `patient`: an attempt soon after a
+   * handoff (a resume, or a connect() after disconnect()), when the medium worked a moment ago
+   * and the nodes are busy: no early give-up on a slow
    * upgrade (see the WebSocket's).
    */
   open(hello: string, timeout: number, patient?: boolean): Promise<Welcome>
