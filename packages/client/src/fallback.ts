@@ -257,7 +257,7 @@ export class Connection {
     this.#drop()
     this.#lostReason = 'transport close'
     this.#quietUntil = performance.now() + QUIET_HANDOFF_MS
-    // Without `after`, the attempt starts on the transport in use (the remembered one).
+    // Without `after`, the attempt starts on the transport in use (#last, see #order).
     this.#resumeLater(++this.#run, retryAfter)
   }
 
@@ -308,12 +308,16 @@ export class Connection {
   }
 
   /**
-   * The transports to try, in order: starting after `after`, or at the remembered one; an event
-   * stream that stalled, last.
+   * The transports to try, in order: starting after `after`, or at the one in use (a resume
+   * after a handoff), or at the remembered one; an event stream that stalled, last. The one in
+   * use first: what is remembered is shared with other clients of the server, lapses after an
+   * hour, and may not be kept at all (a storage that throws).
    */
   #order(after?: TransportName | null): TransportName[] {
     const list = this.#allowed()
-    const i = after ? list.indexOf(after) + 1 : Math.max(0, list.indexOf(this.#memory.get() as TransportName))
+    const i = after
+      ? list.indexOf(after) + 1
+      : Math.max(0, list.indexOf((this.#last ?? this.#memory.get()) as TransportName))
     const stalled = this.#memory.stalled()
     return [...list.slice(i), ...list.slice(0, i)].sort((a, b) => +stalled.includes(a) - +stalled.includes(b))
   }

@@ -112,3 +112,57 @@ describe('a WebSocket resume after a handoff', () => {
     await drained
   })
 })
+
+describe('a polling resume after a handoff', () => {
+  it('resumes on polling, where the session was, though nothing remembers it and WebSocket works again', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 0 } }
+    let refuseWebSocket = true
+    // Both nodes refuse the upgrade (400) until the handoff: the client lands on polling.
+    const refusing = (app: Parameters<NonNullable<Parameters<typeof startServer>[1]>>[0]) => {
+      app.addHook('onRequest', async (request, reply) => {
+        if (refuseWebSocket && request.url.startsWith('/parley/ws')) await reply.code(400).send()
+      })
+    }
+    const a = await startServer({ adapter: cluster.adapter('a'), ...options }, refusing, {
+      return503OnClosing: false,
+    })
+    nodes.push(a)
+    const b = await startServer({ adapter: cluster.adapter('b'), ...options }, refusing, {
+      return503OnClosing: false,
+    })
+    nodes.push(b)
+    proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.base).port)))
+    // A storage that keeps nothing: no transport is remembered.
+    const storage = {
+      getItem: () => null,
+      setItem: () => {
+        throw new Error('quota')
+      },
+      removeItem: () => {},
+    }
+    const c = connect(`${proxy.url}/parley`, {
+      transports: ['websocket', 'polling'],
+      upgradeDelay: 60_000,
+      storage,
+      autoConnect: false,
+    })
+    clients.push(c)
+    const said: string[] = []
+    c.on('transport', (now, before, why) => said.push(`${before} -> ${now} (${why})`))
+    c.on('disconnect', (reason) => said.push(`disconnect ${reason}`))
+    proxy.avoid.add(1)
+    c.connect()
+    await until(() => c.connected, 3000, 'connect to a')
+    expect(c.transport).toBe('polling')
+    refuseWebSocket = false
+    proxy.avoid.clear()
+    proxy.avoid.add(0)
+    const drained = a.app.close()
+    await until(() => said.length > 0, 8000, 'the resume')
+    // From the top of the list, it resumed on WebSocket: a switch the client did not choose.
+    expect(said).toEqual(['polling -> polling (resume)'])
+    expect(c.recovered).toBe(true)
+    await drained
+  })
+})
