@@ -19,6 +19,19 @@ const alone = [
   'packages/redis/test/handoff-e2e.test.ts',
 ]
 
+/**
+ * Browser suites that time nothing and wait on no heartbeat: each page connects and the test
+ * reads the outcome. They run in `together`, beside the other files, rather than alone.
+ */
+const beside = ['packages/client/test/credentials.browser.test.ts']
+
+/** An `alone` glob as `together` excludes it: matching no file of `beside`. */
+function besideExcepted(glob: string): string {
+  if (glob !== '**/*.browser.test.ts') return glob
+  const names = beside.map((path) => path.slice(path.lastIndexOf('/') + 1, -'.browser.test.ts'.length))
+  return `**/!(${names.join('|')}).browser.test.ts`
+}
+
 // Tests run against the TypeScript sources, so `pnpm test` needs no build first.
 export default defineConfig({
   resolve: {
@@ -44,8 +57,9 @@ export default defineConfig({
             'apps/*/test/**/*.test.ts',
             'test/**/*.test.ts',
             'bench/test/**/*.test.ts',
+            ...beside,
           ],
-          exclude: [...configDefaults.exclude, ...alone],
+          exclude: [...configDefaults.exclude, ...alone.map(besideExcepted)],
           sequence: { groupOrder: 0 },
         },
       },
@@ -54,6 +68,7 @@ export default defineConfig({
         test: {
           name: 'alone',
           include: alone,
+          exclude: [...configDefaults.exclude, ...beside],
           // After the others, in a plain `vitest run` too.
           sequence: { groupOrder: 1 },
         },

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import type { Browser } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
-import { parleyOf, startServer, type TestServer } from './helpers.js'
+import { closeServer, parleyOf, startServer, type TestServer } from './helpers.js'
 
 const clientDir = fileURLToPath(new URL('..', import.meta.url))
 const bundlePath = join(clientDir, 'dist', 'parley.min.js')
@@ -53,7 +53,9 @@ afterAll(async () => {
 })
 
 afterEach(async () => {
-  await server?.close()
+  // The pages said no goodbye (a closed context does not run `pagehide` in the headless
+  // shell): the sessions end here, so that the close waits for no GET.
+  if (server) await closeServer(server)
   server = undefined
 })
 
