@@ -165,34 +165,39 @@ describe('the endpoints during the drain of app.close(), while Fastify refuses e
   })
 })
 
+/**
+ * Two nodes on one cluster: a, whose close an application hook holds (added before the plugin, so
+ * Fastify already refuses every request and inject while a's sessions are still alive), and b,
+ * which routes requests for a's sessions to a. `entered()` says a's close reached the hook;
+ * `release()` lets it go on.
+ */
+async function heldOwnerAndRouter() {
+  const cluster = new Cluster()
+  const a = Fastify({ forceCloseConnections: true })
+  let entered = false
+  let release = () => {}
+  a.addHook('preClose', async () => {
+    entered = true
+    await new Promise<void>((resolve) => {
+      release = resolve
+    })
+  })
+  await a.register(parley, { adapter: cluster.adapter('a'), allowedOrigins: [PAGE], maxPayload: MAX_PAYLOAD })
+  await a.listen({ port: 0, host: '127.0.0.1' })
+  apps.push(a)
+  const aBase = `http://127.0.0.1:${(a.server.address() as { port: number }).port}/parley`
+  const b = await startServer({
+    adapter: cluster.adapter('b'),
+    allowedOrigins: [PAGE],
+    maxPayload: MAX_PAYLOAD,
+  })
+  apps.push(b.app)
+  return { a, aBase, b, entered: () => entered, release: () => release() }
+}
+
 describe('requests another node routes to a node whose app.close() has begun', () => {
   it("get that node's coded 503 (413 past maxPayload) with the page's CORS headers, not an unreachable owner's new session", async () => {
-    const cluster = new Cluster()
-    // Node a: a close hook of the application's, added before the plugin, holds its close while
-    // Fastify already refuses everything, inject included; its sessions are still alive.
-    const a = Fastify({ forceCloseConnections: true })
-    let entered = false
-    let release = () => {}
-    a.addHook('preClose', async () => {
-      entered = true
-      await new Promise<void>((resolve) => {
-        release = resolve
-      })
-    })
-    await a.register(parley, {
-      adapter: cluster.adapter('a'),
-      allowedOrigins: [PAGE],
-      maxPayload: MAX_PAYLOAD,
-    })
-    await a.listen({ port: 0, host: '127.0.0.1' })
-    apps.push(a)
-    const aBase = `http://127.0.0.1:${(a.server.address() as { port: number }).port}/parley`
-    const b = await startServer({
-      adapter: cluster.adapter('b'),
-      allowedOrigins: [PAGE],
-      maxPayload: MAX_PAYLOAD,
-    })
-    apps.push(b.app)
+    const { a, aBase, b, entered, release } = await heldOwnerAndRouter()
 
     const sid = await handshake(aBase)
     // Routed while a is open: b hands the POST (a PONG) to a, which takes it.
@@ -202,7 +207,7 @@ describe('requests another node routes to a node whose app.close() has begun', (
 
     const closing = a.close()
     try {
-      await until(() => entered, 2000, "the application's close hook")
+      await until(entered, 2000, "the application's close hook")
       for (const method of ['GET', 'POST']) {
         const body = method === 'POST' ? '[3]' : ''
         const answer = await exchange(`${b.base}/poll?v=1&sid=${sid}`, method, { Origin: PAGE }, body)
@@ -282,39 +287,14 @@ describe('a POST past maxPayload from a transport its session has left, during a
   })
 
   it('gets the same 400 when another node routes it to the closing owner', async () => {
-    const cluster = new Cluster()
-    // Node a: a close hook of the application's, added before the plugin, holds its close while
-    // Fastify already refuses every inject; its sessions are still alive.
-    const a = Fastify({ forceCloseConnections: true })
-    let entered = false
-    let release = () => {}
-    a.addHook('preClose', async () => {
-      entered = true
-      await new Promise<void>((resolve) => {
-        release = resolve
-      })
-    })
-    await a.register(parley, {
-      adapter: cluster.adapter('a'),
-      allowedOrigins: [PAGE],
-      maxPayload: MAX_PAYLOAD,
-    })
-    await a.listen({ port: 0, host: '127.0.0.1' })
-    apps.push(a)
-    const aBase = `http://127.0.0.1:${(a.server.address() as { port: number }).port}/parley`
-    const b = await startServer({
-      adapter: cluster.adapter('b'),
-      allowedOrigins: [PAGE],
-      maxPayload: MAX_PAYLOAD,
-    })
-    apps.push(b.app)
+    const { a, aBase, b, entered, release } = await heldOwnerAndRouter()
     const { sid, raw } = await webSocketSession(aBase)
     try {
       const open = await exchange(`${b.base}/poll?v=1&sid=${sid}`, 'POST', tooLarge)
       expect({ status: open.status, ...open.body }).toEqual(stale)
       const closing = a.close()
       try {
-        await until(() => entered, 2000, "the application's close hook")
+        await until(entered, 2000, "the application's close hook")
         const answer = await exchange(`${b.base}/poll?v=1&sid=${sid}`, 'POST', tooLarge)
         expect({ status: answer.status, ...answer.body }).toEqual(stale)
         expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
