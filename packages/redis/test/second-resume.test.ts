@@ -11,7 +11,27 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { until } from '../../server/test/helpers.js'
 import { RawWebSocket } from '../../server/test/raw-websocket.js'
-import { endToEndSuite, startTrafficNode } from './e2e-suite.js'
+import { endToEndSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+
+/**
+ * Holds the first takeover that reaches `node`'s middleware until `release()`: its claim has won
+ * in Redis, and the session is not restored yet. `holding()` says it is held.
+ */
+function holdFirstTakeover(node: TrafficNode) {
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  let holding = false
+  let armed = true
+  node.started.app.parley.use(async () => {
+    if (!armed) return
+    armed = false
+    holding = true
+    await held
+  })
+  return { holding: () => holding, release: () => release() }
+}
 
 describe.skipIf(skipRedisSuites())('a second resume while another node takes the session over', () => {
   let balancer: RoundRobinProxy | undefined
@@ -23,44 +43,43 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
   })
   const { nodes, clients } = suite
 
-  it('is told to try again, not given a new session; the takeover goes on, recovered', async () => {
-    const a = await startTrafficNode(suite.redis.url, nodes)
-    const b = await startTrafficNode(suite.redis.url, nodes)
-    // b's middleware holds the first takeover that reaches it, until released: its claim has won
-    // in Redis, and the session is not restored yet.
-    let release: () => void = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    let holding = false
-    let armed = true
-    b.started.app.parley.use(async () => {
-      if (!armed) return
-      armed = false
-      holding = true
-      await held
-    })
-    // The client's session id, read from its polling URLs (the client keeps it to itself).
+  /**
+   * A polling client that the balancer sends to `a` (of `a` and `b`), with its session id, read
+   * from its polling URLs (the client keeps it to itself), and the reasons of its disconnects.
+   */
+  async function pollingClientOnA(a: TrafficNode, b: TrafficNode) {
     let sid: string | undefined
     const recording: typeof fetch = (input, init) => {
       sid ??=
         new URL(String(input instanceof Request ? input.url : input)).searchParams.get('sid') ?? undefined
       return fetch(input, init)
     }
-    balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
-    balancer.avoid.add(1)
-    const c = connect(`${balancer.url}/parley`, { transports: ['polling'], fetch: recording })
+    const proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+    balancer = proxy
+    proxy.avoid.add(1)
+    const c = connect(`${proxy.url}/parley`, { transports: ['polling'], fetch: recording })
     clients.push(c)
     const disconnects: string[] = []
     c.on('disconnect', (reason: string) => disconnects.push(reason))
     await until(() => c.connected && sid !== undefined, 3000, 'connected to a')
+    return { c, sid: sid as string, disconnects, proxy }
+  }
+
+  it('is told to try again, not given a new session; the takeover goes on, recovered', async () => {
+    const a = await startTrafficNode(suite.redis.url, nodes)
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    // b's middleware holds the first takeover that reaches it, until released: its claim has won
+    // in Redis, and the session is not restored yet.
+    const takeover = holdFirstTakeover(b)
+    // The client's session id, read from its polling URLs (the client keeps it to itself).
+    const { c, sid, disconnects, proxy } = await pollingClientOnA(a, b)
     const id = c.id
 
     // a drains, and the balancer sends the client's resume to b, whose claim wins.
-    balancer.avoid.clear()
-    balancer.avoid.add(0)
+    proxy.avoid.clear()
+    proxy.avoid.add(0)
     const draining = a.started.app.close()
-    await until(() => holding, 8000, 'b taking the session over')
+    await until(takeover.holding, 8000, 'b taking the session over')
 
     // The client's second try, straight to b (as a balancer may send it). Its claim finds b's
     // own won: Redis answered, and the client learns the session is arriving, not that the
@@ -76,7 +95,7 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
       },
     })
 
-    release()
+    takeover.release()
     await until(() => b.restored.length === 1, 8000, 'restored on b')
     await draining
     await until(() => c.connected && c.transport === 'polling', 8000, 'resumed on b')
@@ -91,18 +110,7 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
     const b = await startTrafficNode(suite.redis.url, nodes)
     const c3 = await startTrafficNode(suite.redis.url, nodes)
     // b's middleware holds its takeover, as in the test above.
-    let release: () => void = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    let holding = false
-    let armed = true
-    b.started.app.parley.use(async () => {
-      if (!armed) return
-      armed = false
-      holding = true
-      await held
-    })
+    const takeover = holdFirstTakeover(b)
     // b's and c's claims wait at their doors until the test opens them: both nodes have found the
     // session handed off (not yet owned by either), and the test picks which claim runs first.
     const gates = new Map<string, { entered: boolean; open: () => void }>()
@@ -124,23 +132,11 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
         return claim(sid)
       }
     }
-    let sid: string | undefined
-    const recording: typeof fetch = (input, init) => {
-      sid ??=
-        new URL(String(input instanceof Request ? input.url : input)).searchParams.get('sid') ?? undefined
-      return fetch(input, init)
-    }
-    balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
-    balancer.avoid.add(1)
-    const c = connect(`${balancer.url}/parley`, { transports: ['polling'], fetch: recording })
-    clients.push(c)
-    const disconnects: string[] = []
-    c.on('disconnect', (reason: string) => disconnects.push(reason))
-    await until(() => c.connected && sid !== undefined, 3000, 'connected to a')
+    const { c, sid, disconnects, proxy } = await pollingClientOnA(a, b)
     const id = c.id
 
-    balancer.avoid.clear()
-    balancer.avoid.add(0)
+    proxy.avoid.clear()
+    proxy.avoid.add(0)
     const draining = a.started.app.close()
     await until(() => gates.get('b')!.entered, 8000, 'b claiming the session')
     // A second try of the client's reaches c over WebSocket, as a balancer may send it: the
@@ -148,7 +144,7 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
     const raw = await RawWebSocket.open(c3.started.base, JSON.stringify([8, { sid, ack: 0 }]))
     await until(() => gates.get('c')!.entered, 3000, 'c claiming the session')
     gates.get('b')!.open()
-    await until(() => holding, 8000, 'b taking the session over')
+    await until(takeover.holding, 8000, 'b taking the session over')
     // c's claim runs now: Redis answers that b's won and b, live, is still taking the session
     // over ('elsewhere'). c says so, and opens no session of its own.
     gates.get('c')!.open()
@@ -161,7 +157,7 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
     expect(c3.connections).toEqual([])
     expect(c3.started.app.parley.socketsCount).toBe(0)
 
-    release()
+    takeover.release()
     await until(() => b.restored.length === 1, 8000, 'restored on b')
     await draining
     await until(() => c.connected && c.transport === 'polling', 8000, 'resumed on b')
