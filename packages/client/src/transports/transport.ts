@@ -59,8 +59,7 @@ export interface Transport {
    * `details.refused` is true when the server refused the client itself (middleware, origin,
    * version): trying another transport would not help. `patient`: an attempt soon after a
    * handoff (a resume, or a connect() after disconnect()), when the medium worked a moment ago
-   * and the nodes are busy: no early give-up on a slow
-   * upgrade (see the WebSocket's).
+   * and the nodes are busy: no early give-up on a slow upgrade (see the WebSocket's).
    */
   open(hello: string, timeout: number, patient?: boolean): Promise<Welcome>
   /**

@@ -53,9 +53,9 @@ export interface SessionSnapshot {
    */
   openRequests: number[]
   /**
-   * Ack ids the old node was waiting on (its emits with a callback), in the order it asked
-   * them (see `nextAckId` for a snapshot without it). Their callbacks were
-   * rejected there with PARLEY_SESSION_MOVED; the new node drops the client's replies to them.
+   * Ack ids the old node was waiting on (its emits with a callback), in the order it asked them
+   * (see `nextAckId` for a snapshot without it). Their callbacks were rejected there with
+   * PARLEY_SESSION_MOVED; the new node drops the client's replies to them.
    * Those the old node asks after the snapshot travel in the tail, where the new node reads
    * their ids.
    */

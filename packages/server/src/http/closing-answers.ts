@@ -83,9 +83,9 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint,
  * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload` (400
  * PARLEY_TRANSPORT_MISMATCH instead when it names a live session on another transport, as the
- * route judges a stale POST before its size); the rest
- * `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last words,
- * when they wait for a GET). Never anything the routes would not say.
+ * route judges a stale POST before its size); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the
+ * client's "try again" (after its session's last words, when they wait for a GET). Never
+ * anything the routes would not say.
  */
 export class ClosingAnswers {
   readonly #paths: ReadonlyMap<string, TransportName>
