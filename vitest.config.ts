@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { configDefaults, defineConfig } from 'vitest/config'
 
@@ -7,7 +8,7 @@ const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.
  * Files that must run one at a time, with nothing beside them: they drive Chromium and time what
  * a browser does (a fallback within 1.5 s, a resume across a rolling restart), or wait a few
  * seconds for a whole handoff under load. Beside another test on two cores their clocks would
- * measure the machine, not the code. `pnpm test` runs the `together` project on every core (the
+ * measure the machine, not the code. `pnpm test` runs the `together` project first (the
  * cluster, packaging and bench tests too: they check what happens, never how fast), then this
  * one with `--no-file-parallelism` (Vitest 3 does not honour `fileParallelism` set on a project:
  * the flag on the command line is what holds).
@@ -43,6 +44,11 @@ export default defineConfig({
     },
   },
   test: {
+    // Three files for every two cores: most of a file's time is waiting on timers and sockets,
+    // and a third file fills it (on two cores `together` took 350 s a file per core, 250 s three
+    // files, 245 s four with each file's own time a fifth longer). Vitest caps a percentage at
+    // the core count, hence the number. `alone` runs with `--no-file-parallelism`: one worker.
+    maxWorkers: Math.ceil(availableParallelism() * 1.5),
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
