@@ -93,6 +93,13 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
     }
   }
 
+  /** Sends `text` from `page` and waits for a tick of its to say delivered. */
+  async function sendDelivered(page: Page, text: string): Promise<void> {
+    await page.fill('#text', text)
+    await page.click('#composer button')
+    await page.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+  }
+
   /** Each message drawn: its text, whether it shows as the page's own, and its tick. */
   const drawn = (page: Page) =>
     page.$$eval('#messages li', (items) =>
@@ -184,9 +191,7 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
     const page = await open('counter', 'lobby')
     // 500 emoji are 1000 UTF-16 units: within the limit all the same, and the server takes it.
     const full = '🎉'.repeat(Limits.message)
-    await page.fill('#text', full)
-    await page.click('#composer button')
-    await page.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+    await sendDelivered(page, full)
     expect(await page.textContent('#messages li .text')).toBe(full)
     // One more is too many: kept in the input, and counted as people count.
     const over = '🎉'.repeat(Limits.message + 1)
@@ -203,18 +208,14 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
   it('shows as its own what this browser wrote, not what an earlier holder of its nickname wrote', async () => {
     const first = await browser.newContext()
     const firstTab = await openIn(first, 'pat', 'room-05')
-    await firstTab.fill('#text', 'from the first pat')
-    await firstTab.click('#composer button')
-    await firstTab.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+    await sendDelivered(firstTab, 'from the first pat')
     // Closing the tab frees the name: another browser takes it.
     await firstTab.close()
     const second = await browser.newContext()
     const secondTab = await openIn(second, 'pat', 'room-05')
     await secondTab.waitForFunction(() => document.querySelectorAll('#messages li').length === 1)
     expect(await drawn(secondTab)).toEqual([['from the first pat', false, null]])
-    await secondTab.fill('#text', 'from the second pat')
-    await secondTab.click('#composer button')
-    await secondTab.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+    await sendDelivered(secondTab, 'from the second pat')
     expect(await drawn(secondTab)).toEqual([
       ['from the first pat', false, null],
       ['from the second pat', true, 'delivered'],
@@ -237,9 +238,7 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
     const page = await openIn(context, 'kim', 'room-06')
     await page.waitForFunction(() => document.querySelectorAll('#messages li').length === 1)
     expect(await drawn(page)).toEqual([['before by', false, null]])
-    await page.fill('#text', 'with by')
-    await page.click('#composer button')
-    await page.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+    await sendDelivered(page, 'with by')
     expect(await drawn(page)).toEqual([
       ['before by', false, null],
       ['with by', true, 'delivered'],
@@ -250,9 +249,7 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
   it('keeps its own messages its own when an older node’s join answer has no `you`', async () => {
     const context = await browser.newContext()
     const page = await openIn(context, 'lee', 'room-07')
-    await page.fill('#text', 'written here')
-    await page.click('#composer button')
-    await page.waitForSelector('#messages .tick[data-state="delivered"]', { timeout: 10_000 })
+    await sendDelivered(page, 'written here')
     older = true
     try {
       // To another room and back: each answer without `you`, and the history drawn anew.
