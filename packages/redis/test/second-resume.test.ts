@@ -4,7 +4,7 @@
 // it is told to try again, and finds the session once the takeover is done. At the claimer that
 // try is told the session is still arriving; at a third node that found the session handed off
 // and claimed it too, losing to the claimer, that it was taken over by another node.
-import { connect } from '@parley/client'
+import { connect, type Socket } from '@parley/client'
 import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -65,6 +65,27 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
     return { c, sid: sid as string, disconnects, proxy }
   }
 
+  /**
+   * Once b's takeover is let go: the session restored on b, a's drain done, and the client
+   * resumed there on polling with the same session, recovered, never disconnected.
+   */
+  async function resumedOnB(run: {
+    b: TrafficNode
+    c: Socket
+    id: string | undefined
+    disconnects: string[]
+    draining: Promise<unknown>
+  }) {
+    const { b, c, id, disconnects, draining } = run
+    await until(() => b.restored.length === 1, 8000, 'restored on b')
+    await draining
+    await until(() => c.connected && c.transport === 'polling', 8000, 'resumed on b')
+    expect(b.restored[0]!.id).toBe(id)
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    expect(disconnects).toEqual([])
+  }
+
   it('is told to try again, not given a new session; the takeover goes on, recovered', async () => {
     const a = await startTrafficNode(suite.redis.url, nodes)
     const b = await startTrafficNode(suite.redis.url, nodes)
@@ -96,13 +117,7 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
     })
 
     takeover.release()
-    await until(() => b.restored.length === 1, 8000, 'restored on b')
-    await draining
-    await until(() => c.connected && c.transport === 'polling', 8000, 'resumed on b')
-    expect(b.restored[0]!.id).toBe(id)
-    expect(c.id).toBe(id)
-    expect(c.recovered).toBe(true)
-    expect(disconnects).toEqual([])
+    await resumedOnB({ b, c, id, disconnects, draining })
   })
 
   it('over WebSocket at a third node, whose claim another node’s beat: told it was taken over there, and no new session', async () => {
@@ -158,12 +173,6 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
     expect(c3.started.app.parley.socketsCount).toBe(0)
 
     takeover.release()
-    await until(() => b.restored.length === 1, 8000, 'restored on b')
-    await draining
-    await until(() => c.connected && c.transport === 'polling', 8000, 'resumed on b')
-    expect(b.restored[0]!.id).toBe(id)
-    expect(c.id).toBe(id)
-    expect(c.recovered).toBe(true)
-    expect(disconnects).toEqual([])
+    await resumedOnB({ b, c, id, disconnects, draining })
   })
 })
