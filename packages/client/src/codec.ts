@@ -81,7 +81,7 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
   // gives the server refuses as it would any value (too deep, a forbidden key), and would end the
   // session: it is checked here as JSON, where it stands (JSON holds no binary leaf to find).
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
-    strip((JSON.parse(stringify([value])) as unknown[])[0], path, leaves)
+    strip((JSON.parse(JSON.stringify([value])) as unknown[])[0], path, leaves)
     return value
   }
   const list = isArray(value)
@@ -103,14 +103,6 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
   return copy ?? value
 }
 
-function stringify(wire: unknown[]): string {
-  try {
-    return JSON.stringify(wire)
-  } catch (cause) {
-    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'not JSON', { cause })
-  }
-}
-
 /**
  * A packet encoded once, when it is handed over: what the transports send, and send again after a
  * resume, whatever the caller changes in its arguments afterwards.
@@ -128,10 +120,22 @@ export interface Encoded {
 /** A binary frame's header JSON and its attachments. */
 export type Frame = readonly [header: string, attachments: readonly Uint8Array[]]
 
-/** Encodes a packet. Throws PARLEY_UNSERIALIZABLE, PARLEY_FORBIDDEN_KEY. */
+/** Encodes a packet. Throws PARLEY_UNSERIALIZABLE, PARLEY_FORBIDDEN_KEY, and nothing else. */
 export function encode(packet: Packet): Encoded {
   const leaves: Leaf[] = []
-  const text = stringify(toWire(packet, leaves))
+  let text: string
+  try {
+    text = JSON.stringify(toWire(packet, leaves))
+  } catch (cause) {
+    // The walk's own errors (too deep, a forbidden key) as they are; anything else (a BigInt, a
+    // toJSON, getter or Proxy trap that throws, a revoked Proxy, on which even `instanceof`
+    // throws) is a value that cannot be sent.
+    let coded = false
+    try {
+      coded = cause instanceof ParleyError
+    } catch {}
+    throw coded ? cause : new ParleyError(ErrorCode.UNSERIALIZABLE, 'not JSON', { cause })
+  }
   if (leaves.length === 0) return { text }
   // Both forms from one serialisation of the arguments: the list of leaves comes last, with the
   // leaf's base64 in the text and its attachment's index in the frame's header.

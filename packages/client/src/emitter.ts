@@ -1,4 +1,4 @@
-import { misuse } from './options.js'
+import { misuse, named } from './options.js'
 
 /** The parameters of a listener type (never for a non-function). */
 export type Args<F> = F extends (...args: infer A) => unknown ? A : never
@@ -99,6 +99,6 @@ export class Emitter<E extends object> {
  * naming the event; returns `fn` otherwise.
  */
 function listener(event: PropertyKey, fn: unknown): unknown {
-  if (typeof fn !== 'function') throw misuse(`listener of ${String(event)} is not a function`)
+  if (typeof fn !== 'function') throw misuse(`listener of ${named(event)} is not a function`)
   return fn
 }

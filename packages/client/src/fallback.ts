@@ -10,6 +10,7 @@ import {
 import { Backoff } from './backoff.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
+import { named } from './options.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
@@ -454,7 +455,7 @@ export class Connection {
     const error =
       err instanceof ParleyError
         ? err
-        : new ParleyError(ErrorCode.TRANSPORT_ERROR, String(err), { cause: err })
+        : new ParleyError(ErrorCode.TRANSPORT_ERROR, named(err), { cause: err })
     if (error.details?.stalled) this.#memory.set(name, true)
     return error
   }

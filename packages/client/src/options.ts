@@ -96,50 +96,60 @@ export const DEFAULTS = {
  */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
   const resolved: Record<string, unknown> = { ...DEFAULTS }
+  // What is wrong, as far as it is known yet: what the caller gave may throw at any touch (a
+  // Proxy whose traps throw, a revoked one), and that too is a bad option, named when its name
+  // is known, never the engine's TypeError.
+  let bad = 'options are not valid'
   // The defaults are valid: only what was given is checked. An option with a default given as
   // undefined keeps its default, as the types allow and as the server reads its own options
   // (`{ ackTimeout: config.ackTimeout }` with nothing configured), rather than throw.
-  for (const key in options) {
-    const v: unknown = options[key as keyof ClientOptions]
-    const fallback: unknown = DEFAULTS[key as keyof typeof DEFAULTS]
-    if (!(key in DEFAULTS)) {
-      // Options without a default: those four; anything else is a mistake.
-      if (!/^(auth|WebSocket|fetch|storage)$/.test(key)) {
-        throw misuse(`unknown option ${key} (query parameters go in the URL)`)
-      }
-      // What the client calls must be callable (undefined: the platform's). `auth` is checked
-      // when it is sent: a function's result is known only then. The browser build leaves this
-      // out: a page has its platform's WebSocket and fetch, and a wrong one given fails at its
-      // first use (a transport_error), and a wrong storage costs only the memory of the
-      // transport that worked.
-      if (
-        !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
-        key !== 'auth' &&
-        v !== undefined &&
-        (key === 'storage'
-          ? [(v as StorageLike | null)?.getItem, (v as StorageLike | null)?.setItem]
-          : [v]
-        ).some((f) => typeof f !== 'function')
+  try {
+    for (const key in options) {
+      bad = `option ${key} is not valid`
+      const v: unknown = options[key as keyof ClientOptions]
+      const fallback: unknown = DEFAULTS[key as keyof typeof DEFAULTS]
+      if (!(key in DEFAULTS)) {
+        // Options without a default: those four; anything else is a mistake.
+        if (!/^(auth|WebSocket|fetch|storage)$/.test(key)) {
+          bad = `unknown option ${key} (query parameters go in the URL)`
+          throw 0
+        }
+        // What the client calls must be callable (undefined: the platform's). `auth` is checked
+        // when it is sent: a function's result is known only then. The browser build leaves this
+        // out: a page has its platform's WebSocket and fetch, and a wrong one given fails at its
+        // first use (a transport_error), and a wrong storage costs only the memory of the
+        // transport that worked.
+        if (
+          !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
+          key !== 'auth' &&
+          v !== undefined &&
+          (key === 'storage'
+            ? [(v as StorageLike | null)?.getItem, (v as StorageLike | null)?.setItem]
+            : [v]
+          ).some((f) => typeof f !== 'function')
+        ) {
+          throw 0
+        }
+      } else if (v === undefined) continue
+      else if (
+        typeof v !== typeof fallback ||
+        // Counts (max*, reconnectionAttempts) are whole; limits and timeouts are 1 or more (0
+        // would refuse every emit, or time out every try); Infinity passes both (`!(v % 1)`).
+        (typeof v === 'number' &&
+          !(
+            v >= +/^max|Timeout/.test(key) &&
+            (key !== 'randomization' || v <= 1) &&
+            (!/^max|Att/.test(key) || !(v % 1))
+          )) ||
+        (key === 'transports' && !(Array.isArray(v) && v.length > 0 && v.every(isTransportName))) ||
+        (key === 'path' && !(v as string).startsWith('/'))
       ) {
-        throw misuse(`option ${key} is not valid`)
+        throw 0
       }
-    } else if (v === undefined) continue
-    else if (
-      typeof v !== typeof fallback ||
-      // Counts (max*, reconnectionAttempts) are whole; limits and timeouts are 1 or more (0
-      // would refuse every emit, or time out every try); Infinity passes both (`!(v % 1)`).
-      (typeof v === 'number' &&
-        !(
-          v >= +/^max|Timeout/.test(key) &&
-          (key !== 'randomization' || v <= 1) &&
-          (!/^max|Att/.test(key) || !(v % 1))
-        )) ||
-      (key === 'transports' && !(Array.isArray(v) && v.length > 0 && v.every(isTransportName))) ||
-      (key === 'path' && !(v as string).startsWith('/'))
-    ) {
-      throw misuse(`option ${key} is not valid`)
+      resolved[key] = v
     }
-    resolved[key] = v
+  } catch {
+    throw misuse(bad)
   }
   return resolved as ResolvedOptions
 }
@@ -159,7 +169,7 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
     // fail every try of every transport, and retry them forever.
     if (!/^(http|ws)s?:$/.test(u.protocol)) throw 0
   } catch {
-    throw misuse(`bad server URL: ${String(url ?? here)}`)
+    throw misuse(`bad server URL: ${named(url ?? here)}`)
   }
   // No transport could send them alike (a browser's WebSocket drops them, fetch refuses them):
   // dropped in silence, they would leave the server's middleware wondering.
@@ -178,4 +188,18 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
  */
 export function misuse(message: string): TypeError {
   return Object.assign(new TypeError(message), { code: 'PARLEY_INVALID_ARGUMENT' })
+}
+
+/**
+ * A value the caller gave (or threw) as text, for a message; `message`: an error's message,
+ * where it has one, rather than the whole error. Never throws, whatever the value: a symbol
+ * (`Symbol(x)`, which a template would throw on), an object without prototype, one whose
+ * `toString` throws, a Proxy whose traps throw or a revoked one (`[object]`, `[function]`).
+ */
+export function named(value: unknown, message?: 1): string {
+  try {
+    return String((message && (value as Error | undefined)?.message) ?? value)
+  } catch {
+    return `[${typeof value}]`
+  }
 }

@@ -16,7 +16,7 @@ import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionEvent, type ConnectionHost } from './fallback.js'
 import { Ledger } from './ledger.js'
 import { pickStorage, TransportMemory } from './memory.js'
-import type { ResolvedOptions } from './options.js'
+import { named, type ResolvedOptions } from './options.js'
 import { BYE, outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
@@ -137,10 +137,12 @@ export class Session implements ConnectionHost {
     } catch (cause) {
       // An auth function that throws or rejects, or auth that cannot travel (a BigInt, a cycle,
       // a forbidden key): an error of the application's, the same on every transport and every
-      // retry. A refusal of the client (no retry), as the server's own would be.
+      // retry. A refusal of the client (no retry), as the server's own would be. Known, the auth
+      // failed in the encoder, which throws only coded errors; else the cause is whatever the
+      // function threw, named safely (a Proxy's traps may throw, and so may its `toString`).
       throw new ParleyError(
-        known ? ((cause as ParleyError).code ?? ErrorCode.UNSERIALIZABLE) : ErrorCode.REFUSED,
-        `auth: ${String((cause as Error)?.message ?? cause)}`,
+        known ? (cause as ParleyError).code : ErrorCode.REFUSED,
+        `auth: ${named(cause, 1)}`,
         {
           cause,
           details: { refused: true },

@@ -5,12 +5,29 @@ import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { MemoryAdapter } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { revoked, trapsThrow, UNSHOWABLE } from '../../../test/support/odd-values.js'
 import { connect } from '../src/index.js'
 import { client, closeAll, next, parleyOf, startServer, type TestServer, until } from './helpers.js'
 
 let server: TestServer | undefined
 
 afterEach(closeAll)
+
+/** Runs `body`; what it left uncaught or unhandled meanwhile (and a little after). */
+async function unheard(body: () => Promise<void>): Promise<unknown[]> {
+  const thrown: unknown[] = []
+  const hear = (error: unknown) => void thrown.push(error)
+  process.on('uncaughtException', hear)
+  process.on('unhandledRejection', hear)
+  try {
+    await body()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  } finally {
+    process.off('uncaughtException', hear)
+    process.off('unhandledRejection', hear)
+  }
+  return thrown
+}
 
 /** A loopback port nothing listens on. */
 function closedPort(): Promise<number> {
@@ -130,6 +147,9 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
       ErrorCode.UNSERIALIZABLE,
     ],
     ['a forbidden key', JSON.parse('{"__proto__":1}'), ErrorCode.FORBIDDEN_KEY],
+    // Read by the encoder, they throw: neither the trap's error nor the engine's escapes.
+    ['a Proxy whose every trap throws', trapsThrow(), ErrorCode.UNSERIALIZABLE],
+    ['a revoked Proxy', revoked(), ErrorCode.UNSERIALIZABLE],
   ])('refuses auth holding %s: connect_error, no retry, nothing thrown', async (_, auth, code) => {
     server = await startServer()
     const thrown: unknown[] = []
@@ -199,6 +219,48 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
       false,
     ])
     await until(() => !socket.active, 2000, 'the client to stop')
+  })
+
+  it.each(UNSHOWABLE)(
+    'refuses the client when its auth function throws or rejects with %s, which no message can show',
+    async (_, make) => {
+      server = await startServer()
+      let calls = 0
+      const errors: unknown[] = []
+      const thrown = await unheard(async () => {
+        const socket = client(server!.url, {
+          transports: [transport],
+          // A sync throw, then (after connect()) a rejection.
+          auth: () => {
+            if (++calls === 1) throw make()
+            return Promise.reject(make())
+          },
+        })
+        socket.on('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
+          errors.push([error.code, error.message, willRetry]),
+        )
+        await until(() => errors.length === 1 && !socket.active, 3000, 'the first refusal')
+        socket.connect()
+        await until(() => errors.length === 2 && !socket.active, 3000, 'the second refusal')
+      })
+      // Not the engine's "Cannot convert object to primitive value" as a transport's failure,
+      // tried again and again: the application's own refusal, as for any error it throws.
+      const refused = [ErrorCode.REFUSED, 'auth: [object]', false]
+      expect(errors).toEqual([refused, refused])
+      expect(calls).toBe(2)
+      expect(thrown).toEqual([])
+    },
+  )
+
+  it('sends auth that is an object without prototype as any object', async () => {
+    const auths: unknown[] = []
+    server = await startServer((app) => {
+      parleyOf(app).use(async (socket) => void auths.push(socket.handshake.auth))
+    })
+    const token = Object.assign(Object.create(null) as object, { token: 't' })
+    const socket = client(server.url, { transports: [transport], auth: async () => token })
+    await next(socket, 'connect')
+    expect(auths).toEqual([{ token: 't' }])
   })
 
   it('ends a resume whose auth function throws: disconnect, then PARLEY_REFUSED with no retry', async () => {
@@ -287,6 +349,21 @@ describe('listeners', () => {
           message: 'listener of Symbol(news) is not a function',
         }),
       )
+      // Nor does a value that no template can show, the engine's TypeError in its place.
+      for (const [, make] of UNSHOWABLE) {
+        for (const add of [
+          () => socket.on(make() as never, 42 as never),
+          () => socket.off(make() as never, 42 as never),
+        ]) {
+          expect(add).toThrow(
+            expect.objectContaining({
+              name: 'TypeError',
+              code: 'PARLEY_INVALID_ARGUMENT',
+              message: 'listener of [object] is not a function',
+            }),
+          )
+        }
+      }
       const got: unknown[] = []
       socket.on('news', (value: unknown) => got.push(value))
       // off with an event alone, or nothing, takes no listener to check.
@@ -301,6 +378,36 @@ describe('listeners', () => {
     }
     expect(thrown).toEqual([])
   })
+})
+
+describe("what the application's WebSocket or fetch throws", () => {
+  it.each(UNSHOWABLE)(
+    'fails the transport with PARLEY_TRANSPORT_ERROR when it is %s, and nothing is left unhandled',
+    async (_, make) => {
+      server = await startServer()
+      const errors: unknown[] = []
+      const thrown = await unheard(async () => {
+        const socket = client(server!.url, {
+          reconnection: false,
+          transports: ['websocket', 'sse'],
+          // Called with `new`: a function, not an arrow.
+          WebSocket: function WebSocket() {
+            throw make()
+          } as never,
+          fetch: () => Promise.reject(make()),
+        })
+        socket.on('transport_error', (name: string, error: ParleyError<string>) =>
+          errors.push([name, error.code]),
+        )
+        await next(socket, 'connect_error')
+      })
+      expect(errors).toEqual([
+        ['websocket', ErrorCode.TRANSPORT_ERROR],
+        ['sse', ErrorCode.TRANSPORT_ERROR],
+      ])
+      expect(thrown).toEqual([])
+    },
+  )
 })
 
 describe.each(['sse', 'polling'] as const)('fetch failures over %s', (transport) => {
@@ -319,6 +426,30 @@ describe('options', () => {
     expect(() => connect('http://127.0.0.1:1', { query: { a: 1 }, autoConnect: false } as never)).toThrow(
       /unknown option query.*URL/,
     )
+  })
+
+  it.each(UNSHOWABLE)(
+    'refuses %s for a URL or for an option, with its own coded TypeError naming it',
+    (_, make) => {
+      const refused = (message: string) =>
+        expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT', message })
+      expect(() => connect(make() as never, { autoConnect: false })).toThrow(
+        refused('bad server URL: [object]'),
+      )
+      for (const key of ['transports', 'path', 'storage', 'fetch']) {
+        expect(() => connect('http://127.0.0.1:1', { autoConnect: false, [key]: make() })).toThrow(
+          refused(`option ${key} is not valid`),
+        )
+      }
+    },
+  )
+
+  it('refuses options that throw when their keys are read, saying so', () => {
+    for (const options of [trapsThrow(), revoked()]) {
+      expect(() => connect('http://127.0.0.1:1', options as never)).toThrow(
+        expect.objectContaining({ code: 'PARLEY_INVALID_ARGUMENT', message: 'options are not valid' }),
+      )
+    }
   })
 
   it('refuses a URL that sets the protocol’s own query parameters', () => {

@@ -4,6 +4,7 @@
 // acknowledged into every new one: one such packet sent would end every session after it.
 import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
+import { revoked, trapsThrow } from '../../../test/support/odd-values.js'
 import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
 
 afterEach(closeAll)
@@ -54,6 +55,47 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(socket.connected).toBe(true)
   })
 })
+
+describe.each(['websocket', 'sse', 'polling'] as const)(
+  'over %s, an argument that throws when read',
+  (transport) => {
+    it('is refused with PARLEY_UNSERIALIZABLE by every emit, whatever it threw, and the session goes on', async () => {
+      const { server, got, sessions } = await recorder()
+      const socket = client(server.url, { transports: [transport] })
+      await next(socket, 'connect')
+      const throwing = (thrown: () => unknown) => ({
+        get x() {
+          throw thrown()
+        },
+      })
+      const seen = await unhandled(async () => {
+        for (const make of [
+          trapsThrow,
+          revoked,
+          () => [1, { a: revoked() }],
+          () => throwing(() => new Error('getter')),
+          // What a getter throws may fight being read too.
+          () => throwing(revoked),
+          () => throwing(() => Object.create(null)),
+          () => ({ toJSON: () => trapsThrow() }),
+        ]) {
+          const unserializable = expect.objectContaining({ code: ErrorCode.UNSERIALIZABLE })
+          expect(() => socket.emit('e', make())).toThrow(unserializable)
+          expect(() => socket.volatile.emit('e', make())).toThrow(unserializable)
+          expect(() => socket.timeout(1000).emit('e', make(), () => {})).toThrow(unserializable)
+          await expect(socket.emitWithAck('e', make())).rejects.toEqual(unserializable)
+        }
+        // An object without prototype is an object: it goes as any other.
+        socket.emit('e', Object.assign(Object.create(null) as object, { a: 1 }))
+        await until(() => got.length > 0)
+      })
+      expect(seen).toEqual([])
+      expect(got).toEqual([{ a: 1 }])
+      expect(sessions()).toBe(1)
+      expect(socket.connected).toBe(true)
+    })
+  },
+)
 
 describe.each(['websocket', 'sse', 'polling'] as const)(
   'over %s, what was emitted before the first OPEN',

@@ -8,6 +8,7 @@ import {
 } from '@parley/protocol'
 import * as CloseCode from '../close-code.js'
 import type { DecodeResult } from '../codec.js'
+import { named } from '../options.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
 
@@ -186,24 +187,29 @@ export abstract class BaseTransport implements Transport {
  */
 export function transportError(message: string, cause?: unknown): ParleyError<string> {
   type Cause = { code?: unknown; message?: unknown; cause?: Cause } | undefined
-  let why = (cause as Cause)?.message
-  // The deepest code wins over the top message ("fetch failed" says less than ECONNREFUSED).
-  // Browsers give neither codes nor causes (a TypeError "Failed to fetch"): the browser build
-  // (which defines PARLEY_BROWSER_BUNDLE true) leaves this out.
-  if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
-    // A coded failure of our own (an answer past maxPayload, Node only) says it best as it is.
+  let why: unknown
+  // The cause may be anything a WebSocket or fetch of the application's threw, a Proxy whose
+  // traps throw or a revoked one included: read as far as it lets itself be read.
+  try {
+    // A coded failure of our own (no WebSocket here, an answer past maxPayload) as it is.
     if (cause instanceof ParleyError) return cause
-    // Else the deepest message: "fetch failed" says less than the "bad port" under it.
-    let code: unknown
-    for (let e = cause as Cause, n = 0; e && n < 4; e = e.cause, n++) {
-      if (typeof e.code === 'string') code = e.code
-      else if (typeof e.message === 'string' && e.message !== '') why = e.message
+    why = (cause as Cause)?.message
+    // The deepest code wins over the top message ("fetch failed" says less than ECONNREFUSED).
+    // Browsers give neither codes nor causes (a TypeError "Failed to fetch"): the browser build
+    // (which defines PARLEY_BROWSER_BUNDLE true) leaves this out.
+    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+      // Else the deepest message: "fetch failed" says less than the "bad port" under it.
+      let code: unknown
+      for (let e = cause as Cause, n = 0; e && n < 4; e = e.cause, n++) {
+        if (typeof e.code === 'string') code = e.code
+        else if (typeof e.message === 'string' && e.message !== '') why = e.message
+      }
+      why = code ?? why
     }
-    why = code ?? why
-  }
+  } catch {}
   return new ParleyError(
     ErrorCode.TRANSPORT_ERROR,
-    why ? `${message}: ${why}` : message,
+    why ? `${message}: ${named(why)}` : message,
     cause === undefined ? undefined : { cause },
   )
 }

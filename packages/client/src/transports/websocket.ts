@@ -150,9 +150,9 @@ export class WebSocketTransport extends BaseTransport {
             said = (ev as { error?: unknown }).error
           }
         })
-        .catch((err: unknown) =>
-          settle(err instanceof ParleyError ? err : transportError('WebSocket failed', err)),
-        )
+        // What the constructor threw may be anything (transportError reads it with care); a
+        // coded failure of ours (no WebSocket here) goes as it is.
+        .catch((err: unknown) => settle(transportError('WebSocket failed', err)))
     })
   }
 
