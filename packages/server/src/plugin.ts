@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import websocket from '@fastify/websocket'
-import { WS_SUBPROTOCOL } from '@parley/protocol'
+import { CloseReason, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { SEAL_WAIT_MS } from './drain.js'
@@ -73,14 +73,18 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     originOf: (request) => checkRawOrigin(request, options.allowedOrigins, originRefusals),
     maxPayload: options.maxPayload,
     tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
-    leftBy: (sid, kind) => {
+    standing: (sid, kind) => {
       const session = server.sessionFor(sid)
-      return session !== undefined && session.state !== 'frozen' && session.transport?.name !== kind
+      if (!session || session.state === 'frozen') return undefined
+      return session.transport?.name === kind ? 'attached' : 'left'
     },
   })
-  const refused = ({ refusedOrigin, refusedVersion }: EndpointAnswer) => {
+  // What sending one of those answers does besides, as the routes do with theirs.
+  const sent = ({ refusedOrigin, refusedVersion, endsSession }: EndpointAnswer) => {
     if (refusedOrigin) originRefusals.record(refusedOrigin)
     if (refusedVersion) versionRefusals.record(refusedVersion)
+    // Judged in the same turn: the session is still the one the answer was judged on.
+    if (endsSession !== undefined) server.sessionFor(endsSession)?.end(CloseReason.PAYLOAD_TOO_LARGE)
   }
   const lastWords = new LastWordsAtClose({
     server: app.server,
@@ -88,7 +92,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
-    refused,
+    sent,
     own: idle.listeners,
   })
   const closingWebSockets = new ClosingWebSockets()
@@ -158,7 +162,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     ownsWebSocketPlugin,
     closingWebSockets,
     closingAnswers,
-    closingRefused: refused,
+    closingSent: sent,
     logLevel: options.logLevel,
   })
 }

@@ -2,7 +2,8 @@
 // (its `return503OnClosing`, upgrades included) and every `inject` (the requests other nodes
 // route here). The plugin answers the endpoints in their place as the routes would: a preflight
 // its 204, a wrong method 405, another version 400, a foreign page 403, a disabled transport
-// 404, the rest a coded 503 the client reads as "try again"; refusals are logged as the routes'.
+// 404, a POST past maxPayload 413 (ending its live session, as the route does), the rest a coded
+// 503 the client reads as "try again"; refusals are logged as the routes'.
 import { Writable } from 'node:stream'
 import { decodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
@@ -354,4 +355,103 @@ describe('a GET another node routes to a closing owner that keeps its session’
       }
     },
   )
+})
+
+describe('a POST past maxPayload of the transport its live session is attached to, during app.close()', () => {
+  const tooLarge = { Origin: PAGE, 'Content-Length': String(MAX_PAYLOAD + 1) }
+  const TOO_LARGE = { status: 413, code: 'PARLEY_PAYLOAD_TOO_LARGE', connection: 'close' }
+
+  /** A session opened by its handshake POST alone over `path`: no GET waits for its CLOSE. */
+  async function sessionOn(base: string, path: 'poll' | 'sse'): Promise<string> {
+    const res = await fetch(`${base}/${path}?v=1`, { method: 'POST', body: JSON.stringify([8, {}]) })
+    const decoded = decodeText(await res.text())
+    if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+    return decoded.packet.sid
+  }
+
+  /** The announced POST's answer: status, code, and whether the connection closes after it. */
+  async function postTooLarge(url: string) {
+    const answer = await exchange(url, 'POST', tooLarge)
+    return { status: answer.status, code: answer.body.code, connection: answer.headers.connection }
+  }
+
+  /** What the session's client hears on its next GET: the reason of the CLOSE it gets. */
+  async function closeHeard(url: string, path: 'poll' | 'sse'): Promise<unknown> {
+    const res = await fetch(url)
+    const text = await res.text()
+    expect(res.status).toBe(200)
+    const line = path === 'sse' ? text.slice(text.indexOf('data: ') + 6).trim() : text
+    const close = decodeText(line)
+    return close.ok && close.packet.type === PacketType.CLOSE ? close.packet.reason : text
+  }
+
+  it.each(['poll', 'sse'] as const)(
+    'gets 413 and ends the session with "payload too large" during the drain, as when the server is open (/%s)',
+    async (path) => {
+      // One session per batch, and a store that holds its answer: the first session waits in the
+      // drain, frozen; the one the POST names is still live, attached to `path`.
+      const cluster = new Cluster({ handoff: true })
+      let storeAnswers = () => {}
+      cluster.storeAnswersAfter = new Promise<void>((resolve) => {
+        storeAnswers = resolve
+      })
+      const reasons: string[] = []
+      const { app, base } = await startServer(
+        {
+          adapter: cluster.adapter('a'),
+          allowedOrigins: [PAGE],
+          handoff: { timeout: 5000, batchSize: 1 },
+          maxPayload: MAX_PAYLOAD,
+        },
+        (app) => {
+          app.parley.on('connection', (s) => s.on('disconnect', (reason) => reasons.push(reason)))
+        },
+      )
+      apps.push(app)
+      await sessionOn(base, path)
+      const url = (sid: string) => `${base}/${path}?v=1&sid=${sid}`
+
+      const open = await sessionOn(base, path)
+      expect(await postTooLarge(url(open))).toEqual(TOO_LARGE)
+      expect(await closeHeard(url(open), path)).toBe('payload too large')
+      expect(reasons).toEqual(['payload too large'])
+
+      const sid = await sessionOn(base, path)
+      const closing = app.close()
+      try {
+        await until(() => cluster.handOffSids.length === 1, 2000, 'the drain storing the first session')
+        expect(await postTooLarge(url(sid))).toEqual(TOO_LARGE)
+        expect(app.parley.sessionFor(sid)).toBeUndefined()
+        expect(reasons).toEqual(['payload too large', 'payload too large'])
+        expect(await closeHeard(url(sid), path)).toBe('payload too large')
+      } finally {
+        storeAnswers()
+        await closing
+      }
+    },
+  )
+
+  it('gets 413 and ends the session on its node when another node routes it to the closing owner', async () => {
+    const { a, aBase, b, entered, release } = await heldOwnerAndRouter()
+    const reasons: string[] = []
+    a.parley.on('connection', (s) => s.on('disconnect', (reason) => reasons.push(reason)))
+    const url = (sid: string) => `${b.base}/poll?v=1&sid=${sid}`
+
+    const open = await sessionOn(aBase, 'poll')
+    // From b, which sends it on without its body: the client's connection to b closes.
+    expect(await postTooLarge(url(open))).toEqual(TOO_LARGE)
+    expect(reasons).toEqual(['payload too large'])
+
+    const sid = await sessionOn(aBase, 'poll')
+    const closing = a.close()
+    try {
+      await until(entered, 2000, "the application's close hook")
+      expect(await postTooLarge(url(sid))).toEqual(TOO_LARGE)
+      expect(a.parley.sessionFor(sid)).toBeUndefined()
+      expect(reasons).toEqual(['payload too large', 'payload too large'])
+    } finally {
+      release()
+      await closing
+    }
+  })
 })

@@ -26,6 +26,12 @@ export interface EndpointAnswer {
    * routes' does (see lingering-close.ts), so that a client still sending reads the answer.
    */
   bodyUnread?: true
+  /**
+   * The sid of the live session whose transport sent this POST past `maxPayload`: it ends with
+   * 'payload too large' as the answer is sent, as the route ends it (`refuseTooLarge` in
+   * routes.ts). Not at `judge`, which also weighs requests it then leaves to the routes.
+   */
+  endsSession?: string
 }
 
 /**
@@ -49,12 +55,17 @@ export interface ClosingAnswersOptions {
   /** Whether a POST's head says its body passes `maxPayload`, as the routes judge it (`bodyTooLarge`). */
   tooLarge: (request: EndpointRequest) => boolean
   /**
-   * Whether `sid` names a live session of this node, not frozen, attached to another transport
-   * than `kind`: a POST past `maxPayload` from it is stale, and the route answers it 400
-   * PARLEY_TRANSPORT_MISMATCH before it would 413 (see `refuseTooLarge` in routes.ts).
+   * Where `sid`'s session stands for a POST past `maxPayload` on endpoint `kind`, as the route
+   * judges it (`refuseTooLarge` in routes.ts): `attached` (live on this node, not frozen, on
+   * `kind`: the POST ends it), `left` (live, not frozen, on another transport or none: the POST
+   * is stale, 400 PARLEY_TRANSPORT_MISMATCH before it would 413), undefined (no live session
+   * here, or one frozen for its handoff, which reads nothing of its client: a plain 413).
    */
-  leftBy: (sid: string, kind: HttpTransportName) => boolean
+  standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
 }
+
+/** See `ClosingAnswersOptions.standing`. */
+export type SessionStanding = 'attached' | 'left'
 
 // The endpoints' words, shared with their routes (routes.ts), so that an answer at close and
 // the route's stay the same.
@@ -81,9 +92,10 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * then, in their order (routes.ts): 404 for a transport left out of `transports`, 405 for a
  * method the endpoint does not serve, 400 for another protocol version, 403 for a page of an
  * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint,
- * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload` (400
- * PARLEY_TRANSPORT_MISMATCH instead when it names a live session on another transport, as the
- * route judges a stale POST before its size); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the
+ * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload` (which ends the live
+ * session it names when that session is attached to the POST's transport, as on the route; 400
+ * PARLEY_TRANSPORT_MISMATCH instead when it is on another transport, as the route judges a stale
+ * POST before its size); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the
  * client's "try again" (after its session's last words, when they wait for a GET). Never
  * anything the routes would not say.
  */
@@ -93,9 +105,9 @@ export class ClosingAnswers {
   readonly #originOf: (request: EndpointRequest) => OriginVerdict
   readonly #maxPayload: number
   readonly #tooLarge: (request: EndpointRequest) => boolean
-  readonly #leftBy: (sid: string, kind: HttpTransportName) => boolean
+  readonly #standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
 
-  constructor({ base, transports, originOf, maxPayload, tooLarge, leftBy }: ClosingAnswersOptions) {
+  constructor({ base, transports, originOf, maxPayload, tooLarge, standing }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
       paths.push([`${base}/${segment}`, kind])
@@ -105,7 +117,7 @@ export class ClosingAnswers {
     this.#originOf = originOf
     this.#maxPayload = maxPayload
     this.#tooLarge = tooLarge
-    this.#leftBy = leftBy
+    this.#standing = standing
   }
 
   /** The verdict on `request`; undefined when it is not for one of the endpoints. */
@@ -154,13 +166,15 @@ export class ClosingAnswers {
       return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'a GET needs a sid') }
     }
     if (method === 'POST' && this.#tooLarge(request)) {
-      // A POST of a transport its session has left is stale whatever its size, as on the route.
-      if (sid !== undefined && this.#leftBy(sid, kind)) {
+      // As on the route: a POST of a transport its session has left is stale whatever its
+      // size; one of the transport it is attached to ends it.
+      const standing = sid === undefined ? undefined : this.#standing(sid, kind)
+      if (standing === 'left') {
         const answer = coded(400, cors, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind))
         return { answer: { ...answer, bodyUnread: true } }
       }
       const answer = coded(413, cors, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(this.#maxPayload))
-      return { answer: { ...answer, bodyUnread: true } }
+      return { answer: { ...answer, bodyUnread: true, ...(standing === 'attached' && { endsSession: sid }) } }
     }
     const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
     if (method !== 'GET' || !sid) return { answer }

@@ -23,8 +23,11 @@ export interface LastWordsOptions {
   log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   fastifyRefuses: boolean | undefined
-  /** Counts a refusal an answer carries (a page's origin, another version) in its log, as the routes do. */
-  refused: (answer: EndpointAnswer) => void
+  /**
+   * Does what sending an answer does besides, as the routes do: counts the refusal it carries (a
+   * page's origin, another version) in its log, ends the session it ends (`endsSession`).
+   */
+  sent: (answer: EndpointAnswer) => void
   /**
    * Listeners of Parley's own on the server (see idle-connections.ts), left where they are:
    * they must see every request and upgrade, those answered here too.
@@ -71,18 +74,18 @@ export class LastWordsAtClose {
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   readonly #fastifyRefuses: boolean | undefined
-  readonly #refused: (answer: EndpointAnswer) => void
+  readonly #sent: (answer: EndpointAnswer) => void
   readonly #own: ReadonlySet<unknown>
   #active = false
   /** The endpoints' requests are answered here, not handed to Fastify. */
   #refusing = false
 
-  constructor({ server, answers, take, log, fastifyRefuses, refused, own }: LastWordsOptions) {
+  constructor({ server, answers, take, log, fastifyRefuses, sent, own }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
-    this.#refused = refused
+    this.#sent = sent
     this.#own = own
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     this.#server = server
@@ -160,7 +163,7 @@ export class LastWordsAtClose {
   }
 
   #send(res: ServerResponse, answer: EndpointAnswer): void {
-    this.#refused(answer)
+    this.#sent(answer)
     if (answer.bodyUnread) lingerOnClose(res)
     writeAnswer(res, answer)
   }

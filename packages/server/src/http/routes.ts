@@ -60,8 +60,8 @@ export interface RoutesOptions {
   closingWebSockets: ClosingWebSockets
   /** What the endpoints answer while Fastify closes (see closing-answers.ts). */
   closingAnswers: ClosingAnswers
-  /** Counts the refusal one of those answers carries (a page's origin, another version). */
-  closingRefused: (answer: EndpointAnswer) => void
+  /** Does what sending one of those answers does besides (see `LastWordsOptions.sent`). */
+  closingSent: (answer: EndpointAnswer) => void
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -79,7 +79,7 @@ const ROUTED_METHODS = METHODS.filter((method) => method !== 'CONNECT')
  */
 export async function parleyRoutes(
   app: FastifyInstance,
-  { server, options, ownsWebSocketPlugin, closingWebSockets, closingAnswers, closingRefused }: RoutesOptions,
+  { server, options, ownsWebSocketPlugin, closingWebSockets, closingAnswers, closingSent }: RoutesOptions,
 ): Promise<void> {
   // Bodies are read by hand, under maxPayload and whatever their content type.
   app.removeAllContentTypeParsers()
@@ -181,7 +181,7 @@ export async function parleyRoutes(
       app,
       routed,
       closingAnswers,
-      closingRefused,
+      closingSent,
       (sid, kind) => server.takeLingering(sid, kind)?.http,
     ),
   )

@@ -107,7 +107,7 @@ export async function serveRouted(
   app: FastifyInstance,
   routed: RoutedRequest,
   answers: ClosingAnswers,
-  refused: (answer: EndpointAnswer) => void,
+  sent: (answer: EndpointAnswer) => void,
   take: TakeLastWords,
 ): Promise<RoutedResponse> {
   const headers = { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) }
@@ -145,7 +145,7 @@ export async function serveRouted(
   }
   // Routed requests are the endpoints' own: any other is only told to try again.
   const answer = verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
-  refused(answer)
+  sent(answer)
   return routedAnswer(answer)
 }
 
