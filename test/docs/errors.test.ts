@@ -54,7 +54,35 @@ describe.each([
   })
 })
 
+/** Each table of the text: its header row, then its rows. */
+function tables(text: string): string[][][] {
+  const found: string[][][] = []
+  let current: string[][] | undefined
+  for (const line of prose(text).split('\n')) {
+    if (!/^\s*\|.*\|\s*$/.test(line)) {
+      current = undefined
+      continue
+    }
+    if (!current) {
+      current = []
+      found.push(current)
+    }
+    if (!/^[\s|:-]+$/.test(line)) current.push(tableRows(line)[0] ?? [])
+  }
+  return found
+}
+
 describe('docs/errors.md', () => {
+  it('says what to do about every code and reason its tables list', () => {
+    const silent: string[] = []
+    for (const [header = [], ...rows] of tables(read('docs/errors.md'))) {
+      if (header[0] !== 'code' && header[0] !== 'reason') continue
+      const column = header.findIndex((cell) => cell.startsWith('what to do'))
+      for (const row of rows) if (column < 0 || !row[column]) silent.push(`${row[0]}: ${header.join(' | ')}`)
+    }
+    expect(silent).toEqual([])
+  })
+
   it('tells what to do about the codes of @parley/redis and the local ones', () => {
     const rows = tableRows(read('docs/errors.md'))
     const local = [...knownCodes].filter((code) => !(Object.values(ErrorCode) as unknown[]).includes(code))
