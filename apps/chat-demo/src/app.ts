@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import parley, { type AdapterFactory } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { type ChatData, setUpChat } from './chat.js'
-import type { ClientEvents, ServerEvents } from './shared.js'
+import { type ClientEvents, Limits, type ServerEvents } from './shared.js'
 import { type ChatStore, MemoryStore } from './store.js'
 
 const publicDir = new URL('../public/', import.meta.url)
@@ -56,10 +56,37 @@ export interface ChatAppOptions {
    * refused by Parley (PARLEY_INVALID_OPTION). A test shortens the drain's wait with it.
    */
   handoff?: { timeout?: number; retrySpread?: number }
+  /**
+   * The window of the message rate limit, in ms: `Limits.rate` messages per window per socket.
+   * `Limits.ratePeriod` (5000) by default; a whole number from 1 to `MAX_RATE_PERIOD`, else
+   * `buildChatApp` rejects with a `ChatOptionError` (PARLEY_INVALID_OPTION). A test shortens it
+   * to see a refused message sent again without waiting out five seconds.
+   */
+  ratePeriod?: number
+}
+
+/** The longest `ratePeriod`: an hour (the page waits out a refusal's `retryIn` with a timer). */
+export const MAX_RATE_PERIOD = 3_600_000
+
+/** A chat option out of its range (Parley's own options are refused by Parley, with the same code). */
+export class ChatOptionError extends TypeError {
+  override readonly name = 'ChatOptionError'
+  readonly code = 'PARLEY_INVALID_OPTION'
+
+  constructor(
+    readonly option: string,
+    message: string,
+  ) {
+    super(`chat demo: option "${option}" ${message}`)
+  }
 }
 
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */
 export async function buildChatApp(options: ChatAppOptions = {}): Promise<FastifyInstance> {
+  const { ratePeriod = Limits.ratePeriod } = options
+  if (!Number.isInteger(ratePeriod) || ratePeriod < 1 || ratePeriod > MAX_RATE_PERIOD) {
+    throw new ChatOptionError('ratePeriod', `must be a whole number of ms from 1 to ${MAX_RATE_PERIOD}`)
+  }
   const app = Fastify({ logger: options.logger ?? false })
 
   app.addHook('onSend', async (_request, reply) => {
@@ -84,6 +111,7 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     options.store ?? new MemoryStore(),
     app.log,
     options.clock,
+    ratePeriod,
   )
 
   return app

@@ -66,12 +66,14 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * what it means is checked here. When the store cannot be reached, joins and messages are
  * refused with STORE_UNAVAILABLE (nothing is sent that the history misses), and the rest
  * (typing, presence) goes on. `clock`: the time this node writes on messages (`at`, ms).
+ * `ratePeriod`: the window of the message rate limit, in ms (`Limits.ratePeriod`).
  */
 export function setUpChat(
   chat: Chat,
   store: ChatStore,
   log?: FastifyBaseLogger,
   clock: () => number = Date.now,
+  ratePeriod: number = Limits.ratePeriod,
 ): void {
   chat.schemas(eventSchemas)
   const nicknames = new Nicknames(async (room) =>
@@ -99,7 +101,7 @@ export function setUpChat(
     socket.data.roomsOpened ??= 0
   })
 
-  const limit = new RateLimit(Limits.rate, Limits.ratePeriod)
+  const limit = new RateLimit(Limits.rate, ratePeriod)
   const roomLimit = new RateLimit(Limits.roomChanges, Limits.roomPeriod)
   const order = new MessageOrder(Limits.stallHold)
 
@@ -435,7 +437,7 @@ export function setUpChat(
         return ack({
           ...refusal(
             ChatErrorCode.TOO_MANY_MESSAGES,
-            `slow down: at most ${Limits.rate} messages in ${Limits.ratePeriod / 1000} s (wait ${Math.ceil(retryIn / 1000)} s)`,
+            `slow down: at most ${Limits.rate} messages in ${ratePeriod / 1000} s (wait ${Math.ceil(retryIn / 1000)} s)`,
           ),
           retryIn,
         })

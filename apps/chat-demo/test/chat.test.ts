@@ -5,7 +5,7 @@ import { connect, type Socket } from '@parley/client'
 import { MAX_ROOM_NAME_LENGTH } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { buildChatApp } from '../src/app.js'
+import { buildChatApp, MAX_RATE_PERIOD } from '../src/app.js'
 import { Nicknames } from '../src/nicknames.js'
 import {
   type ChatAuth,
@@ -242,6 +242,31 @@ describe('chat server', () => {
     await expect(buildChatApp({ handoff: { retrySpread: 0.5 } })).rejects.toMatchObject({
       code: 'PARLEY_INVALID_OPTION',
     })
+  })
+
+  it('takes messages again once the ratePeriod it was given has passed, and says so in the refusal', async () => {
+    const quick = await buildChatApp({ store: new MemoryStore(), ratePeriod: 300 })
+    others.push(quick)
+    const kai = await person('kai', await start(quick))
+    await join(kai, 'lobby')
+    for (let i = 0; i < Limits.rate; i++) expect(await say(kai, 'lobby', `m${i}`)).toMatchObject({ ok: true })
+    const refused = await say(kai, 'lobby', 'one too many')
+    expect(refused).toMatchObject({ ok: false, code: ChatErrorCode.TOO_MANY_MESSAGES })
+    if (refused.ok) return
+    expect(refused.error).toMatch(/^slow down: at most 5 messages in 0.3 s \(wait 1 s\)$/)
+    expect(refused.retryIn).toBeGreaterThan(0)
+    expect(refused.retryIn).toBeLessThanOrEqual(300)
+    await new Promise((resolve) => setTimeout(resolve, refused.retryIn))
+    expect(await say(kai, 'lobby', 'one too many')).toMatchObject({ ok: true })
+  })
+
+  it('refuses a ratePeriod that is not a whole number of ms from 1 to an hour, with the code of options', async () => {
+    for (const ratePeriod of [0, -1, 1.5, Number.NaN, MAX_RATE_PERIOD + 1]) {
+      await expect(buildChatApp({ ratePeriod })).rejects.toMatchObject({
+        code: 'PARLEY_INVALID_OPTION',
+        option: 'ratePeriod',
+      })
+    }
   })
 
   it('tags messages with their browser, not the visitor id, and tells each page which tag is its own', async () => {
