@@ -314,9 +314,11 @@ describe('a GET another node routes to a closing owner that keeps its session’
     'gets them through the adapter (routeRequest), as a GET sent to that node directly does (/%s)',
     async (path) => {
       const cluster = new Cluster({ handoff: true })
-      const a = await startServer({ adapter: cluster.adapter('a'), handoff: { timeout: 3000 } })
+      // Nobody claims the session, so a's drain waits out its whole timeout: a second, where
+      // what the test does during the drain takes some tens of ms.
+      const a = await startServer({ adapter: cluster.adapter('a'), handoff: { timeout: 1000 } })
       apps.push(a.app)
-      const b = await startServer({ adapter: cluster.adapter('b'), handoff: { timeout: 3000 } })
+      const b = await startServer({ adapter: cluster.adapter('b'), handoff: { timeout: 1000 } })
       apps.push(b.app)
       // b learns a's node but not its address, as from an adapter that carries no URLs: the
       // GET goes through routeRequest, where a's Fastify refuses inject once it closes.
