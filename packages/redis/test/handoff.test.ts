@@ -58,6 +58,9 @@ async function endWhileCutOff(node: FakeNode, proxy: TcpProxy, sid: string, id: 
   await node.adapter.withdrawHandOff(sid)
 }
 
+/** The UNDO of a handoff's write given up on (see `UNDO` in src/handoff.ts), as a node sends it. */
+const isUndo = (args: string[]) => args[1]?.includes("'HMGET', KEYS[2], 'write', 'claimed', 'taken'") === true
+
 /**
  * `promise`'s value when it settles on microtasks alone, before the next turn of the event loop
  * (no timer, no answer from Redis); 'waited' when it did not.
@@ -720,9 +723,10 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(await handOff(a, socket, 'sid-slow')).toBe(false)
       expect(writeAnswered, 'handOff waited for Redis').toBe(false)
       a.hold = undefined
-      await sleep(700)
-      // Behind the write and its undo on the same connection: answered once both ran, however
-      // slowly a loaded machine wakes Redis up.
+      // a sends the write's UNDO once the server's word on the session did not come within
+      // requestTimeout either; a PING behind the write and its UNDO on the same connection is
+      // answered once both ran, however slowly a loaded machine wakes Redis up.
+      await until(() => a.commands.some(isUndo), 3000, 'the UNDO of the write given up on')
       await a.redis.sendCommand(['PING'])
       // The write went through once Redis woke up, and was taken back.
       expect(await b.adapter.claimSession('sid-slow')).toBeNull()
@@ -815,7 +819,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(await b!.adapter.claimSession('sid-late-claim')).toBe('retry')
       expect(claimAnswered, 'claimSession waited for Redis').toBe(false)
       b!.hold = undefined
-      await sleep(700)
+      // Its UNCLAIM went as b gave up, right behind the claim on the same connection: a PING
+      // behind both is answered once both ran, however slowly a loaded machine wakes Redis up.
+      await b!.redis.sendCommand(['PING'])
       // The claim ran once Redis woke up, and was taken back right behind it: the session is a's
       // handoff still, not b's, and c's claim wins it, with the epoch a seals for.
       expect(await c!.adapter.sessionOwner('sid-late-claim')).toMatchObject({
