@@ -37,11 +37,17 @@ let server: TestServer | undefined
 beforeAll(async () => {
   if (skip) return
   const bundle = ensureBundle()
-  server = await startServer((app) => {
-    app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
-    app.get('/worker.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').send(WORKER))
-    app.get('/parley.min.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').send(bundle))
-  })
+  server = await startServer(
+    (app) => {
+      app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
+      app.get('/worker.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').send(WORKER))
+      app.get('/parley.min.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').send(bundle))
+    },
+    // The client gives up on a server silent for pingInterval + pingTimeout: 1.25 s here, not
+    // the helpers' 2 s, since the test waits for it once the network is gone. A PING may still
+    // come 750 ms late before the client takes the server for gone.
+    { pingInterval: 500, pingTimeout: 750 },
+  )
   browser = await launchChromium()
 })
 
@@ -69,7 +75,7 @@ describe.skipIf(skip)('the client in a dedicated Worker', () => {
     const options = { reconnectionDelay: 60_000, reconnectionDelayMax: 60_000, randomization: 0 }
     await page.goto(`${server!.url}/?${new URLSearchParams({ o: JSON.stringify(options) })}`)
     await logged(page, 'connect')
-    // Offline, the server's PINGs stop coming: the client gives the transport up (2 s here).
+    // Offline, the server's PINGs stop coming: the client gives the transport up (1.25 s here).
     await context.setOffline(true)
     await logged(page, 'disconnect')
     await context.setOffline(false)
