@@ -355,11 +355,15 @@ export class Connection {
       } catch (err) {
         t.close()
         if (run !== this.#run) return
-        last = this.#failed(name, err)
+        const error = this.#failed(name, err)
+        // What the attempt reports: its last error, but for a transport that could not get through
+        // or that the server does not offer, which says nothing of why the server turned away the
+        // transports before it (full, or shutting down): that stays the reason.
+        if (!last || !busy(last) || !quiet(error)) last = error
         // The auth never settled: the application's fault, not the transport's. The attempt
         // fails as a whole, and the next one (after the backoff) tries the same transport.
-        if (!hello && last.code === ErrorCode.HANDSHAKE_TIMEOUT) break
-        this.#host.notify('transport_error', name, last)
+        if (!hello && error.code === ErrorCode.HANDSHAKE_TIMEOUT) break
+        this.#host.notify('transport_error', name, error)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
         // In Node, nothing at the URL ends the attempt only once no transport is left: a proxy
@@ -368,7 +372,7 @@ export class Connection {
         if (
           isRefusal(err) &&
           ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE ||
-            last.code !== ErrorCode.NOT_FOUND ||
+            error.code !== ErrorCode.NOT_FOUND ||
             !queue.length)
         ) {
           refused = true
@@ -377,8 +381,8 @@ export class Connection {
         // A frozen link: see above. A node shutting down: the balancer sends the next
         // attempt to another node, so the same transport is worth one more try.
         const again =
-          (frozen && t.pooled && last.code === ErrorCode.HANDSHAKE_TIMEOUT) ||
-          last.code === ErrorCode.SERVER_SHUTTING_DOWN
+          (frozen && t.pooled && error.code === ErrorCode.HANDSHAKE_TIMEOUT) ||
+          error.code === ErrorCode.SERVER_SHUTTING_DOWN
         if (again && !retried.has(name)) {
           retried.add(name)
           queue.unshift(name)
@@ -698,6 +702,14 @@ export class Connection {
 
 /** Every transport, the best first (see TRANSPORTS): the client climbs from a later to an earlier one. */
 const BEST_FIRST = Object.keys(TRANSPORTS) as TransportName[]
+
+/** A server's answer that turns the session away for now: the reason an attempt failed. */
+const busy = ({ code }: ParleyError<string>) =>
+  code === ErrorCode.SERVER_FULL || code === ErrorCode.SERVER_SHUTTING_DOWN
+
+/** An error that says nothing of the server: the transport could not reach it, or is not offered. */
+const quiet = ({ code }: ParleyError<string>) =>
+  code === ErrorCode.TRANSPORT_ERROR || code === ErrorCode.TRANSPORT_DISABLED
 
 /** True when a browser says it has no network. */
 function offline(): boolean {

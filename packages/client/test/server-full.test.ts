@@ -40,3 +40,19 @@ describe.each([
     expect(held).toHaveLength(2)
   })
 })
+
+it('says PARLEY_SERVER_FULL in its connect_error when a transport the server leaves out is tried after', async () => {
+  const server = await startServer(() => {}, { maxSessions: 1, transports: ['polling'] })
+  const first = client(server.url, { transports: ['polling'] })
+  await next(first, 'connect')
+  // The server's answer on polling says why the attempt failed; the 404 of a transport it does
+  // not offer, tried last, says nothing about that.
+  const second = client(server.url, { transports: ['polling', 'websocket'] })
+  const tried: string[] = []
+  second.on('transport_error', (name: string, error: ParleyError<string>) =>
+    tried.push(`${name} ${error.code}`),
+  )
+  const [error, willRetry] = (await next(second, 'connect_error')) as [ParleyError<string>, boolean]
+  expect(tried).toEqual([`polling ${ErrorCode.SERVER_FULL}`, `websocket ${ErrorCode.TRANSPORT_DISABLED}`])
+  expect([error.code, willRetry]).toEqual([ErrorCode.SERVER_FULL, true])
+})
