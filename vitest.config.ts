@@ -18,6 +18,7 @@ const alone = [
   '**/*.browser.test.ts',
   // Nodes handing sessions off over Redis under a steady broadcast, waited for within seconds.
   'packages/redis/test/handoff-e2e.test.ts',
+  'packages/redis/test/drain-climb.test.ts',
 ]
 
 /**

@@ -3,13 +3,14 @@
 // which found the session handed off and took it over. The draining node must end its copy at
 // the claim, as for any claim (its last packets go into the tail, nothing more is numbered into
 // a tail nobody reads), and not wait for a claim that came already.
-import { connect, type StorageLike } from '@parley/client'
+import { connect } from '@parley/client'
 import { ErrorCode } from '@parley/protocol'
 import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { memoryStorage } from '../../client/test/helpers.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
 import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 
@@ -22,16 +23,6 @@ interface Node extends SuiteNode {
   gate?: Promise<void>
   /** Snapshots stored, their answers held by `gate`. */
   stored: number
-}
-
-/** A storage of the client's own, so that it starts on its first transport. */
-function ownStorage(): StorageLike {
-  const map = new Map<string, string>()
-  return {
-    getItem: (k) => map.get(k) ?? null,
-    setItem: (k, v) => void map.set(k, v),
-    removeItem: (k) => void map.delete(k),
-  }
 }
 
 describe.skipIf(skipRedisSuites())(
@@ -97,7 +88,8 @@ describe.skipIf(skipRedisSuites())(
       proxy.avoid.add(1)
       const c = connect(`${proxy.url}/parley`, {
         transports: ['sse', 'websocket'],
-        storage: ownStorage(),
+        // Its own: the client starts on its first transport, not on one another client remembers.
+        storage: memoryStorage(),
         upgradeDelay: 300,
       })
       clients.push(c)
