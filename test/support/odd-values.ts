@@ -51,3 +51,61 @@ export const UNSHOWABLE: readonly (readonly [name: string, make: () => unknown])
       }),
   ],
 ]
+
+/**
+ * What a middleware or a handler may throw, or give `next()`, that is no ordinary Error, and what
+ * its refusal must carry: the application's code and message where they can be read, else
+ * (undefined) the server's fallback code or message, as for any error without a code.
+ */
+export const ODD_ERRORS: readonly (readonly [
+  name: string,
+  make: () => unknown,
+  code: string | undefined,
+  message: string | undefined,
+])[] = [
+  ['an object without prototype', () => Object.create(null), undefined, undefined],
+  ['a Proxy whose every trap throws', trapsThrow, undefined, undefined],
+  ['a revoked Proxy', revoked, undefined, undefined],
+  ['a string', () => 'no entry', undefined, undefined],
+  ['a number', () => 42, undefined, undefined],
+  [
+    'a frozen Error with a code',
+    () => Object.freeze(Object.assign(new Error('frozen out'), { code: 'FROZEN_OUT' })),
+    'FROZEN_OUT',
+    'frozen out',
+  ],
+  [
+    'a frozen object with a code',
+    () => Object.freeze({ code: 'FROZEN_OUT', message: 'not an Error' }),
+    'FROZEN_OUT',
+    undefined,
+  ],
+  [
+    'an Error with a code whose message getter throws',
+    () =>
+      Object.defineProperty(Object.assign(new Error(), { code: 'NO_MESSAGE' }), 'message', {
+        get() {
+          throw new Error('message')
+        },
+      }),
+    'NO_MESSAGE',
+    undefined,
+  ],
+  [
+    'an Error whose code getter throws',
+    () =>
+      Object.defineProperty(new Error('no code'), 'code', {
+        get() {
+          throw new Error('code')
+        },
+      }),
+    undefined,
+    undefined,
+  ],
+  [
+    'an Error with a code and a message without prototype',
+    () => Object.assign(new Error(), { code: 'ODD_MESSAGE', message: Object.create(null) }),
+    'ODD_MESSAGE',
+    undefined,
+  ],
+]

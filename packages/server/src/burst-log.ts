@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { standIn } from './thrown.js'
 
 /**
  * The levels a burst is logged at: info and warn for something the server handled, error for a
@@ -93,9 +94,30 @@ export class BurstLog<Example extends Record<string, unknown> = Record<string, u
     this.#example = undefined
     this.#events = undefined
     this.#moreEvents = false
-    this.#log[this.#level](
+    logLine(
+      this.#log,
+      this.#level,
       { ...example, ...events, count, total: this.#total },
       `parley: ${this.#message(count, example)}`,
     )
+  }
+}
+
+/**
+ * Writes one line whose `err` is what the application threw. The logger's serializer may throw
+ * on it (pino marks each error it walks, and a frozen error cannot be marked; a getter or a
+ * Proxy's trap may throw): the line then goes with a stand-in for `err` (see `standIn`), never
+ * throwing from the server's code, where it may run in a timer.
+ */
+export function logLine(
+  log: FastifyBaseLogger,
+  level: BurstLevel | 'debug',
+  fields: { err?: unknown } & Record<string, unknown>,
+  message: string,
+): void {
+  try {
+    log[level](fields, message)
+  } catch {
+    log[level]({ ...fields, err: standIn(fields.err) }, message)
   }
 }

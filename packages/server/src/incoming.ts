@@ -1,5 +1,6 @@
 import { ErrorCode } from '@parley/protocol'
 import { argumentError } from './argument-error.js'
+import { readKey } from './thrown.js'
 import type { ArgsWithoutAck, EventNames, EventsMap } from './types.js'
 
 /**
@@ -65,13 +66,21 @@ function isAppCode(code: unknown): code is string {
 }
 const MAX_MESSAGE = 1024
 
-/** The code and message an ERROR packet carries for `error`, or `fallback` when it has no code. */
+/**
+ * The code and message an ERROR packet carries for `error`, or `fallback` when it has no code:
+ * an Error's message, a string thrown as it is, else (a message that is no string, or cannot be
+ * read: a getter or a Proxy's trap that throws) the fallback message.
+ */
 export function refusalOf(error: unknown, fallbackCode: string, fallbackMessage: string): EventRefusal {
-  const code = (error as { code?: unknown } | null | undefined)?.code
-  const message = error instanceof Error ? error.message : typeof error === 'string' ? error : fallbackMessage
+  const code = readKey(error, 'code')
+  let message: unknown
+  try {
+    // `instanceof` throws on a revoked Proxy.
+    message = error instanceof Error ? error.message : error
+  } catch {}
   return {
     code: isAppCode(code) ? code : fallbackCode,
-    message: (message || fallbackMessage).slice(0, MAX_MESSAGE),
+    message: ((typeof message === 'string' && message) || fallbackMessage).slice(0, MAX_MESSAGE),
   }
 }
 
@@ -84,7 +93,7 @@ export const MIDDLEWARE_REFUSED = 'refused by middleware'
 
 /** True when `error` carries a code the application chose (see `refusalOf`). */
 export function hasAppCode(error: unknown): boolean {
-  return isAppCode((error as { code?: unknown } | null | undefined)?.code)
+  return isAppCode(readKey(error, 'code'))
 }
 
 /**

@@ -3,6 +3,7 @@ import websocket from '@fastify/websocket'
 import { CloseReason, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { logLine } from './burst-log.js'
 import { SEAL_WAIT_MS } from './drain.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
@@ -126,7 +127,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     try {
       await server.adapter.close?.()
     } catch (err) {
-      app.log.warn({ err }, 'parley: the adapter did not close cleanly')
+      logLine(app.log, 'warn', { err }, 'parley: the adapter did not close cleanly')
     }
   })
   // Other nodes forward requests for this node's sessions to the address it listens on.

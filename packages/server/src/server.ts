@@ -21,7 +21,7 @@ import { MemoryAdapter } from './adapter/memory.js'
 import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError, checkListener } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
-import { BurstLog } from './burst-log.js'
+import { BurstLog, logLine } from './burst-log.js'
 import { answeredIn, askedIn, Drain, safely } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
@@ -1285,7 +1285,7 @@ export class ParleyServer<
    */
   #refusedBy(error: unknown): Refusal {
     if (hasAppCode(error)) {
-      this.#log.debug({ err: error }, 'parley: middleware refused a handshake')
+      logLine(this.#log, 'debug', { err: error }, 'parley: middleware refused a handshake')
       return { status: 403, ...refusalOf(error, ErrorCode.REFUSED, MIDDLEWARE_REFUSED) }
     }
     this.#middlewareFailures.record({ err: error })

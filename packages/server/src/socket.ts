@@ -19,6 +19,7 @@ import type { SessionSnapshot } from './adapter/handoff.js'
 import { callGuarded } from './adapter-failures.js'
 import { checkListener } from './argument-error.js'
 import { BroadcastOperator, checkRoom, checkTimeout, roomList } from './broadcast.js'
+import { logLine } from './burst-log.js'
 import {
   addListener,
   countOf,
@@ -920,7 +921,9 @@ export class ServerSocket<
   #refuseEvent(event: string, ackId: number, refusal: EventRefusal, cause: unknown): void {
     if (cause !== undefined && !hasAppCode(cause)) this.#context.failures.middleware(event, cause)
     else
-      this.#context.log.debug(
+      logLine(
+        this.#context.log,
+        'debug',
         { err: cause, code: refusal.code, event },
         `parley: event refused: ${refusal.message}`,
       )
@@ -1013,7 +1016,8 @@ export class ServerSocket<
    */
   #handlerFailed(name: string, error: unknown): boolean {
     const coded = hasAppCode(error)
-    if (coded) this.#context.log.debug({ err: error, event: name }, 'parley: event handler refused')
+    if (coded)
+      logLine(this.#context.log, 'debug', { err: error, event: name }, 'parley: event handler refused')
     else this.#context.failures.handler(name, error)
     return coded
   }

@@ -6,6 +6,7 @@ import { type EventPacket, type Packet, PacketType, ParleyError } from '@parley/
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ODD_ERRORS } from '../../../test/support/odd-values.js'
 import parley from '../src/index.js'
 import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -498,5 +499,79 @@ describe('handler refusals', () => {
       code: 'PARLEY_VALIDATION_FAILED',
       message: 'room must be a string',
     })
+  })
+})
+
+describe('what is no ordinary Error, given to next() or thrown by a handler', () => {
+  it('refuses the event with what can be read of it, logs it, and nothing escapes', async () => {
+    const lines: { msg: string }[] = []
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
+        done()
+      },
+    })
+    const thrown: unknown[] = []
+    const hear = (error: unknown) => void thrown.push(error)
+    process.on('uncaughtException', hear)
+    process.on('unhandledRejection', hear)
+    const got: unknown[] = []
+    try {
+      // Events `next:<i>` are refused by the middleware with the i-th value; `throw:<i>` are let
+      // through, to a handler that throws it.
+      started = await startServer(
+        {},
+        (app) => {
+          app.parley.on('connection', (s) => {
+            s.use(([name], next) => {
+              const [how, i] = name.split(':')
+              next(how === 'next' ? ODD_ERRORS[Number(i)]![1]() : undefined)
+            })
+            for (const i of ODD_ERRORS.keys()) {
+              s.on(`throw:${i}`, () => {
+                throw ODD_ERRORS[i]![1]()
+              })
+            }
+          })
+        },
+        // At debug: the line of a coded refusal serializes its err too.
+        { logger: { level: 'debug', stream } },
+      )
+      const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+      try {
+        for (const how of ['next', 'throw']) {
+          for (const i of ODD_ERRORS.keys()) {
+            const error = await client
+              .timeout(3000)
+              .emitWithAck(`${how}:${i}`)
+              .then(
+                () => undefined,
+                (e: ParleyError<string>) => e,
+              )
+            got.push([how, error?.code, error?.message])
+          }
+        }
+      } finally {
+        client.disconnect()
+      }
+      await started.app.close()
+      started = undefined
+    } finally {
+      process.off('uncaughtException', hear)
+      process.off('unhandledRejection', hear)
+    }
+    // An answer for each, never the client's PARLEY_ACK_TIMEOUT of an event left unanswered.
+    expect(got).toEqual(
+      ['next', 'throw'].flatMap((how) =>
+        ODD_ERRORS.map(([, , code, message]) => [
+          how,
+          code ?? 'PARLEY_HANDLER_ERROR',
+          message ?? (how === 'next' ? 'refused by middleware' : 'the handler failed'),
+        ]),
+      ),
+    )
+    expect(thrown).toEqual([])
+    expect(lines.some((l) => l.msg.startsWith('parley: event middleware failed'))).toBe(true)
+    expect(lines.some((l) => l.msg.startsWith('parley: event handler failed'))).toBe(true)
   })
 })
