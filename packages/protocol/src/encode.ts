@@ -69,8 +69,25 @@ function toWire(packet: Packet, ref: LeafRef): unknown[] {
   }
 }
 
-/** `[...head, args, ...tail]`, plus a trailing list of binary leaves when there are any. */
+/**
+ * `[...head, args, ...tail]`, plus a trailing list of binary leaves when there are any. Throws
+ * only UNSERIALIZABLE: the walk for binary leaves reads every value the caller gave, and a getter
+ * or a Proxy's trap may throw there (or a revoked Proxy, on which even `instanceof` throws).
+ */
 function withArgs(head: unknown[], args: unknown[], tail: unknown[], ref: LeafRef): unknown[] {
+  try {
+    return walkArgs(head, args, tail, ref)
+  } catch (cause) {
+    let coded = false
+    try {
+      coded = cause instanceof ParleyError
+    } catch {}
+    if (coded) throw cause
+    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload cannot be read', { cause })
+  }
+}
+
+function walkArgs(head: unknown[], args: unknown[], tail: unknown[], ref: LeafRef): unknown[] {
   if (!hasBinary(args)) {
     // `head` is always a fresh literal: extend it rather than copy it (this runs per message).
     head.push(args, ...tail)

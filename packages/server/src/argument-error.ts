@@ -1,3 +1,5 @@
+import { shown } from './thrown.js'
+
 /** The code of every error an API call throws for an argument it cannot take. */
 export const INVALID_ARGUMENT = 'PARLEY_INVALID_ARGUMENT' as const
 
@@ -25,7 +27,7 @@ export function argumentError(
 export function checkListener(event: string, listener: unknown): void {
   if (typeof listener !== 'function') {
     throw argumentError(
-      `the listener of "${String(event).slice(0, 64)}" must be a function, not ${listener === null ? 'null' : typeof listener}`,
+      `the listener of "${shown(event).slice(0, 64)}" must be a function, not ${listener === null ? 'null' : typeof listener}`,
     )
   }
 }

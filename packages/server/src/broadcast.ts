@@ -291,8 +291,17 @@ function union(set: ReadonlySet<Room>, rooms: Rooms): ReadonlySet<Room> {
  * so that a refused list changes nothing. Plain JavaScript may hand over anything here.
  */
 export function roomList(rooms: Rooms): Room[] {
-  const list: unknown[] =
-    typeof rooms === 'string' ? [rooms] : isIterable(rooms) ? [...(rooms as Iterable<unknown>)] : [rooms]
+  let list: unknown[]
+  try {
+    list =
+      typeof rooms === 'string' ? [rooms] : isIterable(rooms) ? [...(rooms as Iterable<unknown>)] : [rooms]
+  } catch (cause) {
+    // A Proxy whose traps throw, an iterable whose iterator throws: no room can be read from it.
+    throw argumentError(
+      `a room is a string of 1 to ${MAX_ROOM_NAME_LENGTH} characters, or a list of them; reading the value given threw`,
+      { cause },
+    )
+  }
   for (const room of list) checkRoom(room)
   return list as Room[]
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { revoked, trapsThrow } from '../../../test/support/odd-values.js'
 import { jsonCopy } from './json-copy.js'
 
 describe('jsonCopy', () => {
@@ -24,6 +25,17 @@ describe('jsonCopy', () => {
     ['a class instance', new (class Point {})()],
     ['a Uint8Array', new Uint8Array(2)],
     ['an own __proto__ key', JSON.parse('{"__proto__": {"polluted": true}}')],
+    // Read when a session is handed off: what throws there is no plain JSON, and must not throw.
+    ['a Proxy whose every trap throws', { user: trapsThrow() }],
+    ['a revoked Proxy', [revoked()]],
+    [
+      'a getter that throws',
+      {
+        get user() {
+          throw new Error('getter')
+        },
+      },
+    ],
   ])('refuses %s', (_what, value) => {
     expect(jsonCopy(value)).toBeUndefined()
   })

@@ -10,14 +10,23 @@ const MAX_DEPTH = 64
  * silently turns a Date into a string and drops functions and Map contents: a value that would
  * not come back the same is not copied.
  */
-export function jsonCopy(value: unknown, depth = 0): JsonValue | undefined {
+export function jsonCopy(value: unknown): JsonValue | undefined {
+  try {
+    return plainCopy(value, 0)
+  } catch {
+    // A Proxy whose traps throw, a getter that throws: not plain JSON either.
+    return undefined
+  }
+}
+
+function plainCopy(value: unknown, depth: number): JsonValue | undefined {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value
   if (typeof value === 'number') return Number.isFinite(value) ? value : undefined
   if (typeof value !== 'object' || depth >= MAX_DEPTH) return undefined
   if (Array.isArray(value)) {
     const copy: JsonValue[] = []
     for (const item of value) {
-      const inner = jsonCopy(item, depth + 1)
+      const inner = plainCopy(item, depth + 1)
       if (inner === undefined) return undefined
       copy.push(inner)
     }
@@ -31,7 +40,7 @@ export function jsonCopy(value: unknown, depth = 0): JsonValue | undefined {
     if (isForbiddenKey(key)) return undefined
     // A key set to undefined is a key not set, as JSON.stringify has it (`data.token = undefined`).
     if (item === undefined) continue
-    const inner = jsonCopy(item, depth + 1)
+    const inner = plainCopy(item, depth + 1)
     if (inner === undefined) return undefined
     copy[key] = inner
   }

@@ -1,5 +1,6 @@
 import { MAX_TIMER_MS, TRANSPORTS, type TransportName, WireLimits } from '@parley/protocol'
 import type { AdapterFactory } from './adapter/adapter.js'
+import { isInstance, shown } from './thrown.js'
 
 /** Which cross-origin pages may talk to the server. */
 export type AllowedOrigins = string[] | '*' | ((origin: string) => boolean)
@@ -297,12 +298,32 @@ function shutdownOption(value: unknown): ResolvedOptions['shutdown'] {
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'function') return 'a function'
-  if (Array.isArray(value)) return 'an array'
-  return String(value)
+  try {
+    if (Array.isArray(value)) return 'an array'
+  } catch {}
+  return shown(value)
 }
 
-/** Checks every option and fills in the defaults. Throws ParleyOptionError naming the bad one. */
+/**
+ * Checks every option and fills in the defaults. Throws ParleyOptionError naming the bad one;
+ * options that throw when read (a Proxy whose traps throw, a getter that throws) are refused so
+ * too, with what they threw as `cause`.
+ */
 export function resolveOptions(input: unknown): ResolvedOptions {
+  try {
+    return resolve(input)
+  } catch (error) {
+    if (isInstance(error, ParleyOptionError)) throw error
+    throw Object.assign(
+      new ParleyOptionError('options', 'cannot be read: reading them, or one of them, threw'),
+      {
+        cause: error,
+      },
+    )
+  }
+}
+
+function resolve(input: unknown): ResolvedOptions {
   if (input === undefined || input === null) input = {}
   if (typeof input !== 'object' || Array.isArray(input)) {
     throw new ParleyOptionError('options', 'must be an object')

@@ -38,6 +38,7 @@ import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import { splitTail } from './tail-rooms.js'
+import { shown } from './thrown.js'
 import type { Outgoing, Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
@@ -405,7 +406,7 @@ export class ParleyServer<
   #listenersOf(event: string): Set<(socket: ServerSocket<L, E, D>) => void> {
     if (event === 'connection') return this.#onConnection
     if (event === 'restored') return this.#onRestored
-    throw argumentError(`unknown server event "${String(event)}"`)
+    throw argumentError(`unknown server event "${shown(event)}"`)
   }
 
   /** Every socket whose session is alive (attached or waiting for a resume), by public id. */

@@ -18,6 +18,15 @@ export function shown(value: unknown): string {
   }
 }
 
+/** `value instanceof Class`, false where that throws (a revoked Proxy, a Proxy's trap). */
+export function isInstance(value: unknown, Class: abstract new (...args: never[]) => unknown): boolean {
+  try {
+    return value instanceof Class
+  } catch {
+    return false
+  }
+}
+
 /** `value[key]`, or undefined when it has none or reading it throws. */
 export function readKey(value: unknown, key: string): unknown {
   try {

@@ -1,7 +1,8 @@
 import { checkEventName } from '@parley/protocol'
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv'
 import formatsModule from 'ajv-formats'
-import { argumentError } from './argument-error.js'
+import { argumentError, INVALID_ARGUMENT } from './argument-error.js'
+import { isInstance, readKey, shown } from './thrown.js'
 
 // Both packages are CommonJS with an ES-style `default` export; this reaches it the same way
 // under Node's ESM loader and under bundlers.
@@ -43,6 +44,16 @@ export class EventValidators {
    * (`$async`); then none of the given schemas is added.
    */
   add(schemas: EventSchemas): void {
+    try {
+      this.#add(schemas)
+    } catch (error) {
+      if (isInstance(error, TypeError) && readKey(error, 'code') === INVALID_ARGUMENT) throw error
+      // What was given threw when read (a Proxy whose traps throw, a getter that throws).
+      throw argumentError('schemas cannot be read: reading them threw', { cause: error })
+    }
+  }
+
+  #add(schemas: EventSchemas): void {
     if (schemas === null || typeof schemas !== 'object' || Array.isArray(schemas)) {
       throw argumentError('schemas must be an object: event name -> JSON Schema of its arguments')
     }
@@ -67,7 +78,7 @@ export class EventValidators {
         validate = this.#compiler().compile(schema)
       } catch (error) {
         throw argumentError(
-          `schemas: the schema of "${event}" does not compile: ${(error as Error).message}`,
+          `schemas: the schema of "${event}" does not compile: ${shown(readKey(error, 'message') ?? error)}`,
           {
             cause: error,
           },

@@ -1,6 +1,7 @@
 import parley, { defaults, type ParleyServerOptions } from '@parley/server'
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
+import { revoked, trapsThrow, UNSHOWABLE } from '../../../test/support/odd-values.js'
 
 async function register(options: unknown) {
   const app = Fastify()
@@ -133,5 +134,22 @@ describe('options', () => {
     expect(error).toBeInstanceOf(TypeError)
     expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: name })
     expect((error as Error).message).toContain(`"${name}"`)
+  })
+
+  it.each(UNSHOWABLE)('name an option given %s, which no message can show, as [object]', async (_, make) => {
+    for (const name of ['path', 'pingInterval']) {
+      const error = await register({ [name]: make() }).catch((e: unknown) => e)
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: name })
+      expect((error as Error).message).toMatch(/, got \[object\]$/)
+    }
+  })
+
+  it('refuse options that throw when read, with what they threw as cause', async () => {
+    for (const options of [trapsThrow(), revoked(), { recovery: trapsThrow() }, { shutdown: revoked() }]) {
+      const error = await register(options).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'options' })
+      expect((error as Error).cause).toBeDefined()
+    }
   })
 })

@@ -3,6 +3,7 @@ import { type EventPacket, type Packet, PacketType } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { revoked, trapsThrow, UNSHOWABLE } from '../../../test/support/odd-values.js'
 import { closeApp, type Started, startServer, until } from './helpers.js'
 import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
@@ -136,6 +137,43 @@ describe('the server socket', () => {
       expect.objectContaining({ code: 'PARLEY_RESERVED_EVENT_NAME' }),
     )
     expect(() => socket.emit('')).toThrow(expect.objectContaining({ code: 'PARLEY_INVALID_EVENT_NAME' }))
+    socket.emit('ok', 1)
+    expect(await client.next(isEvent('ok'))).toMatchObject({ seq: 1 })
+  })
+
+  it('refuses values that fight being read with its own coded errors, and goes on', async () => {
+    const { socket, client } = await one()
+    const parley = started!.app.parley
+    const unserializable = expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' })
+    const invalid = (message: RegExp) =>
+      expect.objectContaining({
+        name: 'TypeError',
+        code: 'PARLEY_INVALID_ARGUMENT',
+        message: expect.stringMatching(message),
+      })
+    for (const make of [trapsThrow, revoked]) {
+      // Arguments whose walk for binary leaves throws: as a BigInt is, nothing sent.
+      expect(() => socket.emit('e', make() as never)).toThrow(unserializable)
+      expect(() => socket.emit('e', { nested: [make()] } as never)).toThrow(unserializable)
+      expect(() => parley.emit('e', make() as never)).toThrow(unserializable)
+      await expect(socket.timeout(100).emitWithAck('e', make() as never)).rejects.toEqual(unserializable)
+      // Rooms: as any room that is not a string, whatever reading it threw.
+      for (const call of [
+        () => socket.join(make() as never),
+        () => parley.to(make() as never),
+        () => socket.to(make() as never),
+      ]) {
+        expect(call).toThrow(invalid(/^a room is a string/))
+      }
+      expect(() => parley.schemas(make() as never)).toThrow(invalid(/^schemas cannot be read/))
+    }
+    for (const [, make] of UNSHOWABLE) {
+      // Names that no template can show, in the messages that name them.
+      expect(() => socket.on(make() as never, 42 as never)).toThrow(invalid(/^the listener of "\[object\]"/))
+      expect(() => parley.on(make() as never, () => {})).toThrow(
+        invalid(/^unknown server event "\[object\]"/),
+      )
+    }
     socket.emit('ok', 1)
     expect(await client.next(isEvent('ok'))).toMatchObject({ seq: 1 })
   })
