@@ -91,13 +91,13 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * refuses them while Fastify closes, whatever its options). Each gets what the routes answer
  * then, in their order (routes.ts): 404 for a transport left out of `transports`, 405 for a
  * method the endpoint does not serve, 400 for another protocol version, 403 for a page of an
- * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint,
- * 413 for a POST whose Content-Length (or routed mark) passes `maxPayload` (which ends the live
- * session it names when that session is attached to the POST's transport, as on the route; 400
- * PARLEY_TRANSPORT_MISMATCH instead when it is on another transport, as the route judges a stale
- * POST before its size); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the
- * client's "try again" (after its session's last words, when they wait for a GET). Never
- * anything the routes would not say.
+ * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint, 400
+ * for a GET there without a sid or a request with two, 413 for a POST whose Content-Length (or
+ * routed mark) passes `maxPayload` (which ends the live session it names when that session is
+ * attached to the POST's transport, as on the route; 400 PARLEY_TRANSPORT_MISMATCH instead when
+ * it is on another transport, as the route judges a stale POST before its size); the rest
+ * `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last words,
+ * when they wait for a GET). Never anything the routes would not say.
  */
 export class ClosingAnswers {
   readonly #paths: ReadonlyMap<string, TransportName>
