@@ -131,7 +131,7 @@ const timers = new Set<ReturnType<typeof setInterval>>()
 let pageErrors: string[] = []
 let proxy: FaultProxy | undefined
 
-async function backend(port = 0): Promise<Backend> {
+async function backend(port = 0, options: Record<string, unknown> = {}): Promise<Backend> {
   const sockets = new Map<string, PeerSocket>()
   const received = new Map<string, number[]>()
   const server = await startServer(
@@ -167,16 +167,16 @@ async function backend(port = 0): Promise<Backend> {
     // helpers' 2 s. With two pages and the server on two cores, the server's PING on a held
     // poll was seen to come 2.2 s late (three times in about sixty runs, as a second page
     // started), and the page resumed: a transport event the assertions below do not expect.
-    { pingTimeout: 3000 },
+    { pingTimeout: 3000, ...options },
     port,
   )
   servers.add(server)
   return { server, sockets, received }
 }
 
-/** A backend with the fault proxy in front of it. */
-async function setup(): Promise<Backend & { proxy: FaultProxy }> {
-  const b = await backend()
+/** A backend (with Parley `options`) with the fault proxy in front of it. */
+async function setup(options: Record<string, unknown> = {}): Promise<Backend & { proxy: FaultProxy }> {
+  const b = await backend(0, options)
   proxy = await startFaultProxy(b.server.port)
   return { ...b, proxy }
 }
@@ -185,6 +185,12 @@ async function stop(server: TestServer): Promise<void> {
   servers.delete(server)
   await server.close()
 }
+
+/**
+ * The highest ACK each page got from the server on a WebSocket, as Chromium saw the frames: what
+ * the server sends after it on that WebSocket (a CLOSE) reaches the client after it.
+ */
+const acksReceived = new WeakMap<Page, number>()
 
 /** Opens the page at `origin` in a fresh context of `on`; `name` identifies it to the server. */
 async function open(
@@ -197,6 +203,12 @@ async function open(
   contexts.push(context)
   const page = await context.newPage()
   page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`))
+  page.on('websocket', (ws) =>
+    ws.on('framereceived', ({ payload }) => {
+      const ack = typeof payload === 'string' ? /^\[4,(\d+)\]$/.exec(payload)?.[1] : undefined
+      if (ack !== undefined) acksReceived.set(page, Math.max(acksReceived.get(page) ?? 0, Number(ack)))
+    }),
+  )
   const o = encodeURIComponent(JSON.stringify({ auth: { name }, ...options }))
   await page.goto(`${origin}/?o=${o}`)
   return page
@@ -492,14 +504,16 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
   })
 
   it('comes back after a server restart and says the session was not recovered', async () => {
-    const before = await setup()
+    // Its page is told to come back after 100 ms, not the default 1 to 2 s.
+    const before = await setup({ shutdown: { retryAfter: 100, retrySpread: 0 } })
     const { proxy } = before
     const page = await open(proxy.url, 'a', { reconnectionDelayMax: 300 })
     const first = await nth(page, 'connect')
     expect(first.transport).toBe('websocket')
     await page.evaluate(`parley.talk('count', 3, 5)`)
     await until(() => before.received.get('a')!.length === 3, 3000, 'messages before the restart')
-    await sleep(400) // the server acknowledges within 200 ms: these are settled
+    // Settled: the server's ACK of all three reached the page before its CLOSE can.
+    await until(() => (acksReceived.get(page) ?? 0) >= 3, 3000, "the server's ACK of the three")
     const port = before.server.port
     await stop(before.server)
     expect((await nth(page, 'disconnect')).reason).toBe('server shutdown')
