@@ -3,7 +3,7 @@
  * the real client, and the outcome the text around the snippet promises.
  */
 import { type ParleyError as ClientError, connect, type Socket } from '@parley/client'
-import parley, { ParleyError } from '@parley/server'
+import parley, { ParleyError, type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { closeApp, within } from '../../packages/server/test/helpers.js'
@@ -466,5 +466,140 @@ describe('server README: rooms and broadcasting', () => {
       )
     expect(error?.code).toBe('PARLEY_ACK_TIMEOUT')
     expect(error?.details).toMatchObject({ replies: ['yes'] })
+  })
+})
+
+describe('client README and docs/errors.md: what emit throws, as documented', () => {
+  it('throws PARLEY_PAYLOAD_TOO_LARGE, PARLEY_TOO_MANY_PENDING_ACKS and PARLEY_QUEUE_FULL with the documented details, on both sides', async () => {
+    const server = Fastify()
+    await server.register(parley, { path: '/parley', maxPendingAcks: 1 })
+    const sockets: ServerSocket[] = []
+    server.parley.on('connection', (socket) => {
+      sockets.push(socket)
+      socket.on('slow', () => {})
+    })
+    const url = await listen(server)
+    const socket = open(url, { maxPendingAcks: 1, maxQueuedMessages: 2 })
+    socket.on('slow', () => {})
+    await next(socket, 'connect')
+    const thrown = (f: () => unknown) => {
+      try {
+        f()
+      } catch (e) {
+        const { code, message, details } = e as ClientError
+        return { code, message, details }
+      }
+      return 'nothing thrown'
+    }
+    const big = 'x'.repeat(1_000_000)
+    expect(thrown(() => socket.emit('big', big))).toEqual({
+      code: 'PARLEY_PAYLOAD_TOO_LARGE',
+      message: '1000018 bytes > maxPayload 1000000',
+      details: { size: 1_000_018, limit: 1_000_000 },
+    })
+    const [serverSocket] = sockets
+    expect(thrown(() => serverSocket?.emit('big', big))).toEqual({
+      code: 'PARLEY_PAYLOAD_TOO_LARGE',
+      message: 'the packet is 1000018 long, past maxPayload (1000000)',
+      details: { size: 1_000_018, limit: 1_000_000 },
+    })
+
+    // One reply awaited already: the next request is refused at once.
+    void socket.emitWithAck('slow').catch(() => {})
+    expect(await socket.emitWithAck('slow').catch((e: ClientError) => [e.code, e.details])).toEqual([
+      'PARLEY_TOO_MANY_PENDING_ACKS',
+      { limit: 1 },
+    ])
+    void serverSocket?.emitWithAck('slow').catch(() => {})
+    expect(await serverSocket?.emitWithAck('slow').catch((e: ParleyError) => [e.code, e.details])).toEqual([
+      'PARLEY_TOO_MANY_PENDING_ACKS',
+      { limit: 1 },
+    ])
+
+    // Disconnected, emits are kept for the next connect(), up to maxQueuedMessages.
+    socket.disconnect()
+    socket.emit('kept', 1)
+    socket.emit('kept', 2)
+    expect(thrown(() => socket.emit('kept', 3))).toMatchObject({
+      code: 'PARLEY_QUEUE_FULL',
+      details: { maxQueuedMessages: 2, queued: 2 },
+    })
+  })
+})
+
+describe('client README: the session ends, as documented', () => {
+  it('hears a server disconnect with its message, stays stopped, and keeps emits made after disconnect() for the next connect()', async () => {
+    const server = Fastify()
+    await server.register(parley, { path: '/parley' })
+    const kept: unknown[] = []
+    const sockets: ServerSocket[] = []
+    server.parley.on('connection', (socket) => {
+      sockets.push(socket)
+      socket.on('kept', (n: unknown) => kept.push(n))
+    })
+    const url = await listen(server)
+    const socket = open(url)
+    await next(socket, 'connect')
+    const firstId = socket.id
+    socket.disconnect()
+    expect(socket.id).toBe(undefined)
+    socket.emit('kept', 'sent while disconnected')
+    socket.connect()
+    await next(socket, 'connect')
+    expect(socket.id).not.toBe(firstId)
+    await within(
+      new Promise<void>((resolve) => {
+        const check = () => (kept.length > 0 ? resolve() : setTimeout(check, 5))
+        check()
+      }),
+      5000,
+      'the kept emit',
+    )
+    expect(kept).toEqual(['sent while disconnected'])
+
+    const ended = next<[string, { message?: string }?]>(socket, 'disconnect')
+    sockets.at(-1)?.disconnect()
+    expect(await ended).toEqual(['server disconnect', { message: 'the server disconnected the socket' }])
+    // 'the client does not reconnect by itself'
+    expect(socket.active).toBe(false)
+  })
+
+  it("runs the reconnection: false example: the listener's connect() brings the session back", async () => {
+    const server = Fastify()
+    await server.register(parley, { path: '/parley' })
+    const url = await listen(server)
+    const socket = open(url, { reconnection: false })
+    socket.on('disconnect', (reason) => {
+      if (reason !== 'client disconnect') setTimeout(() => socket.connect(), 100)
+    })
+    await next(socket, 'connect')
+    const again = next(socket, 'connect', 'the connect() of the disconnect listener')
+    for (const serverSocket of server.parley.sockets.values()) serverSocket.disconnect()
+    await again
+    expect(socket.recovered).toBe(false)
+  })
+
+  it('comes back after a shutdown no sooner than retryAfter, in a new session', async () => {
+    const first = Fastify()
+    await first.register(parley, { path: '/parley', shutdown: { retryAfter: 500, retrySpread: 0 } })
+    const url = await listen(first)
+    const socket = open(url, { reconnectionDelay: 20, reconnectionDelayMax: 50 })
+    await next(socket, 'connect')
+    const port = Number(new URL(url).port)
+    const ended = next<[string]>(socket, 'disconnect')
+    const tries: number[] = []
+    socket.on('reconnect_attempt', () => tries.push(performance.now()))
+    // The CLOSE goes out after this: its retryAfter counts from later still.
+    const closedAt = performance.now()
+    const closing = first.close()
+    expect((await ended)[0]).toBe('server shutdown')
+    await closing
+    const second = Fastify()
+    await second.register(parley, { path: '/parley' })
+    app = second
+    await second.listen({ port, host: '127.0.0.1' })
+    await next(socket, 'connect', 'the connect on the restarted server')
+    expect(tries[0]! - closedAt).toBeGreaterThanOrEqual(500)
+    expect(socket.recovered).toBe(false)
   })
 })
