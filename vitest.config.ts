@@ -19,6 +19,7 @@ const alone = [
   // Nodes handing sessions off over Redis under a steady broadcast, waited for within seconds.
   'packages/redis/test/handoff-e2e.test.ts',
   'packages/redis/test/drain-climb.test.ts',
+  'packages/redis/test/lone-restart-climb.test.ts',
 ]
 
 /**
