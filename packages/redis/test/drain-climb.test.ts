@@ -2,7 +2,9 @@
 // behind a round-robin proxy, clients of the real client that start on SSE or long-polling and
 // probe WebSocket after an upgradeDelay chosen so that their climbs fall just before, during and
 // just after the drain's snapshot. Numbered traffic both ways throughout: every client gets every
-// broadcast once and in order, and the nodes every client emit once.
+// broadcast (of another node, and of the draining node until it closed) and every emit the
+// draining node's application made to its socket once and in order, and the nodes every client
+// emit once.
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import { redisAdapter } from '@parley/redis'
@@ -118,6 +120,8 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
     for (let i = 0; i < 3; i++) if (list[i] !== victim) proxy.avoid.add(i)
     const got: number[][] = []
     const direct: number[][] = []
+    const fromVictimRoom: number[][] = []
+    let vroom = 0
     const events: string[][] = []
     const ids: string[] = []
     let drainAt = performance.now() + DRAIN_AT
@@ -144,6 +148,9 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
       const fromVictim: number[] = []
       direct.push(fromVictim)
       c.on('direct', (n: number) => fromVictim.push(n))
+      const roomOfVictim: number[] = []
+      fromVictimRoom.push(roomOfVictim)
+      c.on('vroom', (n: number) => roomOfVictim.push(n))
       const at = () => Math.round(performance.now() - drainAt)
       c.on('disconnect', (reason: string) => seen.push(`disconnect ${reason} @${at()}`))
       c.once('connect', () => connectedAt.push(performance.now()))
@@ -171,6 +178,7 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
         mine.push(mine.length + 1)
         socket.emit('direct', mine.length)
       }
+      if (!victim.started.app.parley.closed) victim.started.app.parley.to('room').emit('vroom', ++vroom)
     }, 5)
     // Each client probes upgradeDelay after it connected: the drain starts DRAIN_AT after the
     // middle one did, so that the probes fall around it, by their offsets.
@@ -188,7 +196,7 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
         const missing = Array.from({ length: down }, (_, i) => i + 1).filter((n) => !mine.includes(n))
         const repeated = mine.length - new Set(mine).size
         const upsAt = list.map((n) => n.received.get(ids[k]!)?.length ?? 0)
-        const fromVictim = `direct ${direct[k]!.length}/${sent.get(ids[k]!)?.length}`
+        const fromVictim = `direct ${direct[k]!.length}/${sent.get(ids[k]!)?.length} vroom ${fromVictimRoom[k]!.length}/${vroom}`
         console.log(
           `round ${r} (${kind}) client ${k}: ${fromVictim}, room ${mine.length}/${down}, ${missing.length} missing (${missing.slice(0, 8)}), ${repeated} repeated, ups ${upsAt}/${up}; ${events[k]!.join(', ')}`,
         )
@@ -212,6 +220,7 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
         ).toEqual(Array.from({ length: up }, (_, i) => i + 1))
         expect(got[k], `client ${k} room`).toEqual(Array.from({ length: down }, (_, i) => i + 1))
         expect(direct[k], `client ${k} direct`).toEqual(sent.get(id))
+        expect(fromVictimRoom[k], `client ${k} vroom`).toEqual(Array.from({ length: vroom }, (_, i) => i + 1))
         expect(
           events[k]!.filter((e) => e.startsWith('disconnect')),
           `client ${k} disconnects`,
