@@ -102,55 +102,58 @@ describe('handshakes refused with an error without a code of the application', (
   })
 })
 
-describe('a handshake middleware that throws what is no ordinary Error', () => {
-  it('refuses the client with what can be read of it, logs it, and nothing escapes', async () => {
-    const logs: LogLine[] = []
-    // At debug: the line of a coded refusal serializes its err too.
-    const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
-    const thrown: unknown[] = []
-    const hear = (error: unknown) => void thrown.push(error)
-    process.on('uncaughtException', hear)
-    process.on('unhandledRejection', hear)
-    try {
-      started = await startServer(
-        {},
-        (app) => {
-          app.parley.use(async (socket) => {
-            throw ODD_ERRORS[(socket.handshake.auth as { i: number }).i]![1]()
-          })
-        },
-        { logger },
-      )
-      const got: unknown[] = []
-      for (const [i] of ODD_ERRORS.entries()) {
-        const c = connect(started.base, { transports: ['websocket'], auth: { i } })
-        const [error, willRetry] = await new Promise<[ParleyError<string>, boolean]>((resolve) =>
-          c.once('connect_error', (e, retry) => resolve([e, retry])),
+describe.each(TRANSPORTS)(
+  'a handshake middleware that throws what is no ordinary Error, over %s',
+  (transport) => {
+    it('refuses the client with what can be read of it, logs it, and nothing escapes', async () => {
+      const logs: LogLine[] = []
+      // At debug: the line of a coded refusal serializes its err too.
+      const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
+      const thrown: unknown[] = []
+      const hear = (error: unknown) => void thrown.push(error)
+      process.on('uncaughtException', hear)
+      process.on('unhandledRejection', hear)
+      try {
+        started = await startServer(
+          {},
+          (app) => {
+            app.parley.use(async (socket) => {
+              throw ODD_ERRORS[(socket.handshake.auth as { i: number }).i]![1]()
+            })
+          },
+          { logger },
         )
-        got.push([error.code, error.message, willRetry])
+        const got: unknown[] = []
+        for (const [i] of ODD_ERRORS.entries()) {
+          const c = connect(started.base, { transports: [transport], auth: { i } })
+          const [error, willRetry] = await new Promise<[ParleyError<string>, boolean]>((resolve) =>
+            c.once('connect_error', (e, retry) => resolve([e, retry])),
+          )
+          got.push([error.code, error.message, willRetry])
+        }
+        // Never "the handshake failed inside the server: try again", retried for ever: the
+        // application's refusal, as for any error it throws there.
+        expect(got).toEqual(
+          ODD_ERRORS.map(([, , code, message]) => [
+            code ?? 'PARLEY_REFUSED',
+            message ?? 'refused by middleware',
+            false,
+          ]),
+        )
+        await started.app.close()
+      } finally {
+        process.off('uncaughtException', hear)
+        process.off('unhandledRejection', hear)
       }
-      // Never "the handshake failed inside the server: try again", retried for ever: the
-      // application's refusal, as for any error it throws there.
-      expect(got).toEqual(
-        ODD_ERRORS.map(([, , code, message]) => [
-          code ?? 'PARLEY_REFUSED',
-          message ?? 'refused by middleware',
-          false,
-        ]),
+      expect(thrown).toEqual([])
+      // Those without a code of the application's in the error lines, the first with its err (a
+      // stand-in for one the logger cannot read), the rest counted.
+      const failures = logs.filter(({ msg }) => msg.includes('handshake middleware failed'))
+      expect(failures.map((l) => l.total)).toEqual([1, ODD_ERRORS.filter(([, , code]) => !code).length])
+      expect(failures[0]!.err).toEqual({})
+      expect(logs.filter(({ msg }) => msg.includes('middleware refused a handshake'))).toHaveLength(
+        ODD_ERRORS.filter(([, , code]) => code).length,
       )
-      await started.app.close()
-    } finally {
-      process.off('uncaughtException', hear)
-      process.off('unhandledRejection', hear)
-    }
-    expect(thrown).toEqual([])
-    // Those without a code of the application's in the error lines, the first with its err (a
-    // stand-in for one the logger cannot read), the rest counted.
-    const failures = logs.filter(({ msg }) => msg.includes('handshake middleware failed'))
-    expect(failures.map((l) => l.total)).toEqual([1, ODD_ERRORS.filter(([, , code]) => !code).length])
-    expect(failures[0]!.err).toEqual({})
-    expect(logs.filter(({ msg }) => msg.includes('middleware refused a handshake'))).toHaveLength(
-      ODD_ERRORS.filter(([, , code]) => code).length,
-    )
-  })
-})
+    })
+  },
+)
