@@ -76,7 +76,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
-      if (!session || session.state === 'frozen') return undefined
+      if (!session) return undefined
+      if (session.state === 'frozen') return 'frozen'
       return session.transport?.name === kind ? 'attached' : 'left'
     },
   })

@@ -457,3 +457,48 @@ describe('a POST past maxPayload of the transport its live session is attached t
     }
   })
 })
+
+describe('a POST of a session frozen for its handoff, during the drain of app.close()', () => {
+  it.each(['poll', 'sse'] as const)(
+    'gets the 204 the route gives it when Fastify lets the drain through, and the session is still handed off (/%s)',
+    async (path) => {
+      /** The answer to a POST of the frozen session on a node whose Fastify has `return503OnClosing`. */
+      async function frozenPost(return503OnClosing: boolean) {
+        const cluster = new Cluster({ handoff: true })
+        let storeAnswers = () => {}
+        cluster.storeAnswersAfter = new Promise<void>((resolve) => {
+          storeAnswers = resolve
+        })
+        const { app, base } = await startServer(
+          { adapter: cluster.adapter('a'), allowedOrigins: [PAGE], handoff: { timeout: 5000, batchSize: 1 } },
+          undefined,
+          { return503OnClosing },
+        )
+        apps.push(app)
+        const res = await fetch(`${base}/${path}?v=1`, { method: 'POST', body: JSON.stringify([8, {}]) })
+        const open = decodeText(await res.text())
+        if (!open.ok || open.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+        const sid = open.packet.sid
+        const closing = app.close()
+        try {
+          await until(() => cluster.handOffSids.includes(sid), 2000, 'the drain storing the session')
+          expect(app.parley.sessionFor(sid)?.state).toBe('frozen')
+          const answer = await exchange(`${base}/${path}?v=1&sid=${sid}`, 'POST', { Origin: PAGE }, '[3]')
+          expect(app.parley.sessionFor(sid)?.state).toBe('frozen')
+          return {
+            status: answer.status,
+            allowOrigin: answer.headers['access-control-allow-origin'],
+            cacheControl: answer.headers['cache-control'],
+          }
+        } finally {
+          storeAnswers()
+          await closing
+          expect(cluster.handoffs.get(sid)?.stored).toBe(true)
+        }
+      }
+      const routes = await frozenPost(false)
+      expect(routes).toEqual({ status: 204, allowOrigin: PAGE, cacheControl: 'no-store' })
+      expect(await frozenPost(true)).toEqual(routes)
+    },
+  )
+})

@@ -55,17 +55,18 @@ export interface ClosingAnswersOptions {
   /** Whether a POST's head says its body passes `maxPayload`, as the routes judge it (`bodyTooLarge`). */
   tooLarge: (request: EndpointRequest) => boolean
   /**
-   * Where `sid`'s session stands for a POST past `maxPayload` on endpoint `kind`, as the route
-   * judges it (`refuseTooLarge` in routes.ts): `attached` (live on this node, not frozen, on
-   * `kind`: the POST ends it), `left` (live, not frozen, on another transport or none: the POST
-   * is stale, 400 PARLEY_TRANSPORT_MISMATCH before it would 413), undefined (no live session
-   * here, or one frozen for its handoff, which reads nothing of its client: a plain 413).
+   * Where `sid`'s session stands for a POST on endpoint `kind`, as the route judges it:
+   * `attached` (live on this node, not frozen, on `kind`: one past `maxPayload` ends it, see
+   * `refuseTooLarge` in routes.ts), `left` (live, not frozen, on another transport or none: one
+   * past `maxPayload` is stale, 400 PARLEY_TRANSPORT_MISMATCH before it would 413), `frozen`
+   * (being handed off: it reads nothing of its client any more, a POST gets 204 and one past
+   * `maxPayload` a plain 413), undefined (no session here).
    */
   standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
 }
 
 /** See `ClosingAnswersOptions.standing`. */
-export type SessionStanding = 'attached' | 'left'
+export type SessionStanding = 'attached' | 'left' | 'frozen'
 
 // The endpoints' words, shared with their routes (routes.ts), so that an answer at close and
 // the route's stay the same.
@@ -95,9 +96,10 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * for a GET there without a sid or a request with two, 413 for a POST whose Content-Length (or
  * routed mark) passes `maxPayload` (which ends the live session it names when that session is
  * attached to the POST's transport, as on the route; 400 PARLEY_TRANSPORT_MISMATCH instead when
- * it is on another transport, as the route judges a stale POST before its size); the rest
- * `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last words,
- * when they wait for a GET). Never anything the routes would not say.
+ * it is on another transport, as the route judges a stale POST before its size), 204 for any
+ * other POST of a session frozen for its handoff (its body unread: the route uses none of it);
+ * the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last
+ * words, when they wait for a GET). Never anything the routes would not say.
  */
 export class ClosingAnswers {
   readonly #paths: ReadonlyMap<string, TransportName>
@@ -175,6 +177,13 @@ export class ClosingAnswers {
       }
       const answer = coded(413, cors, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(this.#maxPayload))
       return { answer: { ...answer, bodyUnread: true, ...(standing === 'attached' && { endsSession: sid }) } }
+    }
+    if (method === 'POST' && sid !== undefined && this.#standing(sid, kind) === 'frozen') {
+      // As on the route: a refusal would fail the client's transport before it reads the CLOSE
+      // 'server handoff' its next GET gets; nothing of the body is used (it is not read here:
+      // the connection closes after the answer), nor acknowledged, so the client sends it again
+      // to the node that takes over.
+      return { answer: { status: 204, headers: cors, bodyUnread: true } }
     }
     const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
     if (method !== 'GET' || !sid) return { answer }
