@@ -57,6 +57,13 @@ export interface ChatAppOptions {
    */
   handoff?: { timeout?: number; retrySpread?: number }
   /**
+   * What a page whose session ends at close is told (Parley's `shutdown` option: come back after
+   * `retryAfter` ms plus up to `retrySpread`). Parley's defaults (1 s plus up to 1 s) if left
+   * out; a bad value is refused by Parley (PARLEY_INVALID_OPTION). A test that restarts a server
+   * shortens the pages' wait with it.
+   */
+  shutdown?: { retryAfter?: number; retrySpread?: number }
+  /**
    * The window of the message rate limit, in ms: `Limits.rate` messages per window per socket.
    * `Limits.ratePeriod` (5000) by default; a whole number from 1 to `MAX_RATE_PERIOD`, else
    * `buildChatApp` rejects with a `ChatOptionError` (PARLEY_INVALID_OPTION). A test shortens it
@@ -104,6 +111,7 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     recovery: { window: options.recoveryWindow ?? 30_000 },
     ...(options.adapter ? { adapter: options.adapter } : {}),
     ...(options.handoff ? { handoff: options.handoff } : {}),
+    ...(options.shutdown ? { shutdown: options.shutdown } : {}),
   })
   // The app.parley decoration is untyped; the chat narrows it to its own event maps.
   setUpChat(

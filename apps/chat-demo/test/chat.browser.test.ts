@@ -50,6 +50,12 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     return { app: server, port: (server.server.address() as AddressInfo).port }
   }
 
+  /**
+   * For a server the test stops and starts again: its pages are told to come back after 100 ms,
+   * not Parley's 1 to 2 s (their backoff paces the tries that find it still away).
+   */
+  const backSoon = { shutdown: { retryAfter: 100, retrySpread: 0 } }
+
   async function stopChat(server: FastifyInstance): Promise<void> {
     servers.delete(server)
     await server.close()
@@ -270,7 +276,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   it('carries three people through a server restart: they say so, reconnect, and what they wrote meanwhile arrives', async () => {
     // Sessions die with the server; rooms and history live in the store, as in a database.
     const store = new MemoryStore()
-    let chat = await startChat(store)
+    let chat = await startChat(store, 0, backSoon)
     const [noWs, noWsNoSse] = await blockingProxies(chat.port)
     const [ada, bob, cy] = await Promise.all([
       join(`http://127.0.0.1:${chat.port}`, 'ada'),
@@ -316,7 +322,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       5000,
       'the requests under way as the pages went offline to fail',
     )
-    chat = await startChat(store, chat.port)
+    chat = await startChat(store, chat.port, backSoon)
     await each(({ page }) => page.context().setOffline(false))
     await each(async ({ page, transport }) => {
       await waitForBanner(page, /^Reconnected with a new session/)
@@ -527,7 +533,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
 
   it('goes to the room clicked while the server was away, once it is back, with what was written for it', async () => {
     const store = new MemoryStore()
-    let chat = await startChat(store)
+    let chat = await startChat(store, 0, backSoon)
     const page = await join(`http://127.0.0.1:${chat.port}`, 'vic', { query: '?room=before-restart' })
     await stopChat(chat.app)
     await waitForBanner(page, /^Connection lost/)
@@ -536,7 +542,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await page.fill('#room-name', 'after-restart')
     await page.click('#new-room button')
     await send(page, 'for the room clicked')
-    chat = await startChat(store, chat.port)
+    chat = await startChat(store, chat.port, backSoon)
     await page.context().setOffline(false)
     await waitForBanner(page, /^Reconnected with a new session/)
     await waitForDelivered(page, 1)
@@ -557,7 +563,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
 
   it('shows once, delivered, a message stored by a server that stopped before its answer', async () => {
     const store = new MemoryStore()
-    let chat = await startChat(store)
+    let chat = await startChat(store, 0, backSoon)
     const { page, acked } = await joinWatched(`http://127.0.0.1:${chat.port}`, 'wes', 'unanswered')
     // Stored, and acknowledged (the client will not send it again), and the server stops before
     // the handler answers: the page's request ends with the session.
@@ -570,7 +576,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await send(page, 'caught in the stop')
     await waitForBanner(page, /^Connection lost/)
     await stopping
-    chat = await startChat(store, chat.port)
+    chat = await startChat(store, chat.port, backSoon)
     await waitForBanner(page, /^Reconnected with a new session/)
     await waitForDelivered(page, 1)
     // The new session's history has it too: one line, never "failed".
@@ -583,7 +589,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
 
   it('says nothing went wrong, and goes there, when the server stopped before answering a click on a room', async () => {
     const store = new MemoryStore()
-    let chat = await startChat(store)
+    let chat = await startChat(store, 0, backSoon)
     const { page, acked } = await joinWatched(`http://127.0.0.1:${chat.port}`, 'xia', 'left-room')
     await page.evaluate(() => {
       const said: string[] = []
@@ -602,7 +608,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await send(page, 'for the room clicked')
     await waitForBanner(page, /^Connection lost/)
     await stopping
-    chat = await startChat(store, chat.port)
+    chat = await startChat(store, chat.port, backSoon)
     await waitForBanner(page, /^Reconnected with a new session/)
     await waitForDelivered(page, 1)
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# unanswered-room')
@@ -614,7 +620,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
 
   it('marks not sent, rather than waiting for ever, a message left unanswered when the nickname is then refused', async () => {
     const store = new MemoryStore()
-    let chat = await startChat(store)
+    let chat = await startChat(store, 0, backSoon)
     const { page, acked } = await joinWatched(`http://127.0.0.1:${chat.port}`, 'yan', 'name-lost')
     let stopping: Promise<void> | undefined
     pauseNextAdd(store, async () => {
@@ -627,7 +633,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await stopping
     // Someone else takes the name while this page is away; coming back, it must pick another.
     await page.context().setOffline(true)
-    chat = await startChat(store, chat.port)
+    chat = await startChat(store, chat.port, backSoon)
     const other = await join(`http://127.0.0.1:${chat.port}`, 'yan', { query: '?room=name-lost' })
     await page.context().setOffline(false)
     await page.waitForSelector('#join-error', { timeout: 10_000 })

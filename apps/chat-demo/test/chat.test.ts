@@ -244,6 +244,15 @@ describe('chat server', () => {
     })
   })
 
+  it("refuses a shutdown option that Parley would refuse, with Parley's code", async () => {
+    await expect(buildChatApp({ shutdown: { retryAfter: -1 } })).rejects.toMatchObject({
+      code: 'PARLEY_INVALID_OPTION',
+    })
+    await expect(buildChatApp({ shutdown: { retrySpread: 0.5 } })).rejects.toMatchObject({
+      code: 'PARLEY_INVALID_OPTION',
+    })
+  })
+
   it('takes messages again once the ratePeriod it was given has passed, and says so in the refusal', async () => {
     const quick = await buildChatApp({ store: new MemoryStore(), ratePeriod: 300 })
     others.push(quick)
