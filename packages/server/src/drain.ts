@@ -4,6 +4,7 @@ import type { Adapter } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import type { Metrics } from './metrics.js'
 import type { ServerSocket } from './socket.js'
+import { Storing } from './storing.js'
 
 /** The longest the drain waits for the store to seal the tails nobody claimed. */
 export const SEAL_WAIT_MS = 2000
@@ -47,13 +48,8 @@ export class Drain {
   readonly #context: DrainContext
   /** Handed off and not claimed yet, by sid. */
   readonly #handedOff = new Map<string, AnySocket>()
-  /**
-   * Frozen in the batch under way, their snapshots' stores not answered yet, by sid: a claim may
-   * come first (see `claimed`).
-   */
-  readonly #storing = new Map<string, AnySocket>()
-  /** Claimed while their stores were under way: handed off, their claims in already. */
-  readonly #claimedEarly = new Set<string>()
+  /** The batch under way, its stores not answered yet: a claim may come first. */
+  readonly #storing = new Storing()
   /** Resumes of those sent on to a live node, until their answers went (see `sendingOn`). */
   readonly #sentOn = new Set<Promise<unknown>>()
   /** Withdrawals that wait for a `handOff` the drain did not go on with (see `withdrawOnceStored`). */
@@ -106,18 +102,8 @@ export class Drain {
    * does not hold.
    */
   claimed(sid: string): string[] {
-    const storing = this.#storing.get(sid)
-    if (storing?.session.state === 'frozen') {
-      // Claimed before the store answered: the snapshot is stored (a claim found it), and the
-      // client resumed on the claimer already (an upgrade to WebSocket that reached another node
-      // while this one drained). Ended here now, as any claimed session: its last packets go
-      // into the tail, and nothing more is numbered into a tail that is sealed. The old
-      // transport gets MOVED (the client is elsewhere), and no claim is awaited for it.
-      this.#storing.delete(sid)
-      this.#claimedEarly.add(sid)
-      storing.handOff(0, true)
-      return storing.claimed()
-    }
+    const early = this.#storing.claimed(sid)
+    if (early) return early
     const socket = this.#handedOff.get(sid)
     if (!socket) return []
     this.#handedOff.delete(sid)
@@ -165,7 +151,7 @@ export class Drain {
             !this.#context.arriving(session.sid),
         )
       const snapshots = batch.map((socket) => socket.freeze())
-      for (const socket of batch) this.#storing.set(socket.session.sid, socket)
+      for (const socket of batch) this.#storing.add(socket)
       const answers = snapshots.map((snapshot) => askHandOff(adapter, snapshot, ttl))
       // A rejection counts as not stored (see `withdrawOnceStored` for what follows it).
       const stored = await Promise.all(
@@ -174,9 +160,9 @@ export class Drain {
       batch.forEach((socket, k) => {
         const sid = socket.session.sid
         const answer = answers[k] ?? Promise.resolve(undefined)
-        this.#storing.delete(sid)
-        // Claimed already (see `claimed`), its copy here ended: no snapshot to withdraw.
-        if (this.#claimedEarly.delete(sid)) {
+        // Claimed already (see `Storing`), its copy here ended: no claim to await, no snapshot
+        // to withdraw.
+        if (this.#storing.answered(sid)) {
           handedOff++
           this.#context.metrics.handoff('stored')
           return

@@ -3,6 +3,7 @@ import { askHandOff, notStoredOnRejection, safely, withdrawOnceStored, within } 
 import type { Metrics } from './metrics.js'
 import type { Session, SessionState } from './session.js'
 import type { ServerSocket } from './socket.js'
+import { Storing } from './storing.js'
 
 /** What moves run on. */
 export interface MoveContext {
@@ -44,6 +45,8 @@ interface Moving {
 export class Moves {
   readonly #context: MoveContext
   readonly #moving = new Map<string, Moving>()
+  /** Frozen, their stores not answered yet: a claim may come first. */
+  readonly #storing = new Storing()
   /** By sid, withdrawals still to come: `handOff`s the server did not go on with (see `#withdrawOnceStored`). */
   readonly #late = new Map<string, Promise<void>>()
 
@@ -64,8 +67,15 @@ export class Moves {
     // A withdraw still to come would take back the snapshot of this move.
     if (this.withdrawing(sid)) return false
     const snapshot = socket.freeze()
+    this.#storing.add(socket)
     const answer = askHandOff(adapter, snapshot, ttl)
     const stored = await within(notStoredOnRejection(answer), timeout, false)
+    // Claimed already (see `Storing`), its copy here ended: no claim to await, no snapshot to
+    // withdraw.
+    if (this.#storing.answered(sid)) {
+      metrics.handoff('stored')
+      return true
+    }
     // It may have ended meanwhile (a tail past maxBufferedBytes, the node closing, the
     // application's `disconnect()`: the server withdrew its snapshot then, perhaps before it
     // was written); read again after the await.
@@ -97,6 +107,8 @@ export class Moves {
    * here. Returns those last packets; undefined for a sid no move holds.
    */
   claimed(sid: string): string[] | undefined {
+    const early = this.#storing.claimed(sid)
+    if (early) return early
     const entry = this.#moving.get(sid)
     if (!entry) return undefined
     this.#moving.delete(sid)

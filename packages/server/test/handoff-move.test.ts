@@ -5,7 +5,8 @@
 // for Redis) behind a round-robin proxy; the proxy cuts the client's connection and sends its
 // resume to the other node. The same runs on Redis in packages/redis/test/handoff-e2e.test.ts.
 import { type ClientOptions, connect, type Socket } from '@parley/client'
-import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { ErrorCode } from '@parley/protocol'
+import type { Adapter, ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
@@ -391,5 +392,43 @@ describe('a WebSocket resume on another node', () => {
     expect(cluster.handOffSids).toHaveLength(2)
     expect(list[owner]!.ended).toEqual(['server handoff'])
     expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
+  })
+
+  it('ends the session at a claim that comes before its store answered: its open request is answered in the tail', async ({
+    onTestFinished,
+  }) => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, c, owner } = await clientOnTwoNodes(cluster)
+    const node = list[owner]!
+    const [name, other] = owner === 0 ? ['a', 'b'] : ['b', 'a']
+    const socket = node.connections[0]!
+    let asked = false
+    socket.on('ask', () => {
+      asked = true
+    })
+    // A request the owner's handler has not answered when the move freezes the session.
+    const answer = c.timeout(20_000).emitWithAck('ask', 'q')
+    answer.catch(() => {})
+    await until(() => asked, 3000, 'the request on the owner')
+    // The store writes the snapshot (claimable) and holds its answer to the owner.
+    let answerStore = () => {}
+    cluster.storeAnswersAfter = new Promise((resolve) => {
+      answerStore = resolve
+    })
+    onTestFinished(() => answerStore())
+    const sid = socket.session.sid
+    const asking: Adapter = cluster.nodes.get(other)!
+    const moved = asking.requestHandOff!(name, sid)
+    await until(() => cluster.handoffs.get(sid)?.stored === true, 3000, 'the snapshot stored')
+    // A resume of the client's reaches a node that claims the session first, and takes it over.
+    const claim = await cluster.claim(other, sid)
+    const { tail } = await claim!.takeOver(() => {})
+    expect(node.ended).toEqual(['server handoff'])
+    expect(tail.filter((text) => text.includes(ErrorCode.SESSION_MOVED))).toHaveLength(1)
+    answerStore()
+    // Stored and claimed: nothing is withdrawn, and no claim is awaited.
+    expect(await moved).toBe(true)
+    expect(cluster.withdrawals).toBe(0)
+    expect(node.started.app.parley.sockets.size).toBe(0)
   })
 })
