@@ -6,28 +6,13 @@ import { MemoryAdapter } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { revoked, trapsThrow, UNSHOWABLE } from '../../../test/support/odd-values.js'
+import { unheard } from '../../../test/support/unheard.js'
 import { connect } from '../src/index.js'
 import { client, closeAll, next, parleyOf, startServer, type TestServer, until } from './helpers.js'
 
 let server: TestServer | undefined
 
 afterEach(closeAll)
-
-/** Runs `body`; what it left uncaught or unhandled meanwhile (and a little after). */
-async function unheard(body: () => Promise<void>): Promise<unknown[]> {
-  const thrown: unknown[] = []
-  const hear = (error: unknown) => void thrown.push(error)
-  process.on('uncaughtException', hear)
-  process.on('unhandledRejection', hear)
-  try {
-    await body()
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  } finally {
-    process.off('uncaughtException', hear)
-    process.off('unhandledRejection', hear)
-  }
-  return thrown
-}
 
 /** A loopback port nothing listens on. */
 function closedPort(): Promise<number> {

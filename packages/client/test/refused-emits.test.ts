@@ -5,26 +5,13 @@
 import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { revoked, trapsThrow } from '../../../test/support/odd-values.js'
+import { unheard } from '../../../test/support/unheard.js'
 import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
 
 afterEach(closeAll)
 
 /** `levels` objects around 1. */
 const nest = (levels: number): unknown => (levels === 0 ? 1 : { a: nest(levels - 1) })
-
-/** Rejections nobody handled while `body` ran (and a little after). */
-async function unhandled(body: () => Promise<void>): Promise<unknown[]> {
-  const seen: unknown[] = []
-  const hear = (reason: unknown) => void seen.push(reason)
-  process.on('unhandledRejection', hear)
-  try {
-    await body()
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  } finally {
-    process.off('unhandledRejection', hear)
-  }
-  return seen
-}
 
 /** A server that counts its sessions and records every `e` event. */
 async function recorder(options: Record<string, unknown> = {}) {
@@ -68,7 +55,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)(
           throw thrown()
         },
       })
-      const seen = await unhandled(async () => {
+      const seen = await unheard(async () => {
         for (const make of [
           trapsThrow,
           revoked,
@@ -126,7 +113,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)(
     it('goes out as it was when emitted, whatever the application changed since', async () => {
       const { server, got } = await recorder()
       const socket = client(server.url, { transports: [transport] })
-      const seen = await unhandled(async () => {
+      const seen = await unheard(async () => {
         const m: Record<string, unknown> = { a: 1 }
         socket.emit('e', m)
         m.b = 10n

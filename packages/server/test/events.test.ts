@@ -7,6 +7,7 @@ import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ODD_ERRORS } from '../../../test/support/odd-values.js'
+import { unheard } from '../../../test/support/unheard.js'
 import parley from '../src/index.js'
 import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -511,12 +512,8 @@ describe('what is no ordinary Error, given to next() or thrown by a handler', ()
         done()
       },
     })
-    const thrown: unknown[] = []
-    const hear = (error: unknown) => void thrown.push(error)
-    process.on('uncaughtException', hear)
-    process.on('unhandledRejection', hear)
     const got: unknown[] = []
-    try {
+    const thrown = await unheard(async () => {
       // Events `next:<i>` are refused by the middleware with the i-th value; `throw:<i>` are let
       // through, to a handler that throws it.
       started = await startServer(
@@ -556,10 +553,7 @@ describe('what is no ordinary Error, given to next() or thrown by a handler', ()
       }
       await started.app.close()
       started = undefined
-    } finally {
-      process.off('uncaughtException', hear)
-      process.off('unhandledRejection', hear)
-    }
+    })
     // An answer for each, never the client's PARLEY_ACK_TIMEOUT of an event left unanswered.
     expect(got).toEqual(
       ['next', 'throw'].flatMap((how) =>

@@ -6,6 +6,7 @@ import { connect } from '@parley/client'
 import type { ParleyError, TransportName } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ODD_ERRORS } from '../../../test/support/odd-values.js'
+import { unheard } from '../../../test/support/unheard.js'
 import { closeApp, type Started, startServer } from './helpers.js'
 
 // Its clients are refused, and so stop: closing the server leaves none behind.
@@ -109,11 +110,7 @@ describe.each(TRANSPORTS)(
       const logs: LogLine[] = []
       // At debug: the line of a coded refusal serializes its err too.
       const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
-      const thrown: unknown[] = []
-      const hear = (error: unknown) => void thrown.push(error)
-      process.on('uncaughtException', hear)
-      process.on('unhandledRejection', hear)
-      try {
+      const thrown = await unheard(async () => {
         started = await startServer(
           {},
           (app) => {
@@ -141,10 +138,7 @@ describe.each(TRANSPORTS)(
           ]),
         )
         await started.app.close()
-      } finally {
-        process.off('uncaughtException', hear)
-        process.off('unhandledRejection', hear)
-      }
+      })
       expect(thrown).toEqual([])
       // Those without a code of the application's in the error lines, the first with its err (a
       // stand-in for one the logger cannot read), the rest counted.
