@@ -1,6 +1,9 @@
 // The options tables of the packages' READMEs against the code: every option of the options
 // type has a row, every row an option, and each default the table shows as a value is the one
 // the package fills in (given explicitly, it resolves to what leaving the option out does).
+import { DEFAULTS } from '@parley/client'
+import { defaults as redisDefaults } from '@parley/redis'
+import { defaults as serverDefaults } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { resolveOptions as resolveClientOptions } from '../../packages/client/src/options.js'
 import { resolveRedisOptions } from '../../packages/redis/src/options.js'
@@ -78,5 +81,40 @@ describe.each([
       }
     }
     expect(wrong).toEqual([])
+  })
+})
+
+/**
+ * The exported defaults (`defaults`, the client's `DEFAULTS`) hold the defaults the options
+ * tables show, each under its option's name; the server's two nested ones under the names its
+ * README gives them.
+ */
+describe.each([
+  { readme: 'packages/server/README.md', exported: serverDefaults as Record<string, unknown> },
+  { readme: 'packages/client/README.md', exported: DEFAULTS as Record<string, unknown> },
+  { readme: 'packages/redis/README.md', exported: redisDefaults as Record<string, unknown> },
+])('the exported defaults of $readme', ({ readme, exported }) => {
+  const table = optionsTable(readme)
+  const nested: Record<string, [string, string]> = {
+    recoveryWindow: ['recovery', 'window'],
+    compressionThreshold: ['pollingCompression', 'threshold'],
+  }
+
+  it('are those its options table shows', () => {
+    const shown: Record<string, unknown> = {}
+    for (const key of Object.keys(exported)) {
+      const [option, member] = nested[key] ?? [key]
+      const value = shownDefault(table.get(option) ?? '')
+      shown[key] = member ? (value as Record<string, unknown> | undefined)?.[member] : value
+    }
+    expect(shown).toEqual(exported)
+  })
+
+  it('are named as the README says', () => {
+    const renamed = Object.keys(exported).filter((key) => nested[key])
+    const text = read(readme)
+    expect(renamed.filter((key) => !text.includes(`\`${key}\` for \`${nested[key]?.join('.')}\``))).toEqual(
+      [],
+    )
   })
 })
