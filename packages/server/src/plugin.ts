@@ -92,6 +92,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     server: app.server,
     answers: closingAnswers,
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
+    attached: (sid, kind) => server.attachedHttp(sid, kind),
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
     sent,

@@ -39,7 +39,7 @@ import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import { splitTail } from './tail-rooms.js'
 import { shown } from './thrown.js'
-import type { Outgoing, Transport } from './transports/transport.js'
+import type { HttpSide, Outgoing, Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
 import { UnsettledResumes } from './unsettled-resumes.js'
@@ -725,6 +725,15 @@ export class ParleyServer<
     this.#lingering.delete(sid)
     this.#lingeringBytes -= entry.bytes
     if (this.#awaited.delete(sid) && this.#awaited.size === 0) this.#lastWordsGone()
+  }
+
+  /**
+   * @internal The HTTP side of the transport of kind `name` that `sid`'s session (live, or frozen
+   * for its handoff) is attached to, if it is.
+   */
+  attachedHttp(sid: string, name: string): HttpSide | undefined {
+    const transport = this.#bySid.get(sid)?.session.transport
+    return transport?.name === name ? transport.http : undefined
   }
 
   /** @internal The session that `sid` names, if it is alive. */

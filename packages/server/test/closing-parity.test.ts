@@ -122,6 +122,22 @@ const CASES: Case[] = [
       send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, method: 'POST', headers: tooLarge }),
     },
   ]),
+  // A session's GET on its own transport: served as by the route (its stream, its held poll, which
+  // carry the session's CLOSE when it comes), its ack taken, or refused.
+  ...(['poll', 'sse'] as const).flatMap((endpoint): Case[] => [
+    {
+      name: `the session's GET (/${endpoint})`,
+      session: endpoint,
+      routed: true,
+      send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, headers: page }),
+    },
+    {
+      name: `a GET whose ack is no number (/${endpoint})`,
+      session: endpoint,
+      routed: true,
+      send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}&ack=x`, headers: page }),
+    },
+  ]),
   // What a closing server no longer serves: a coded 503, "try again" (another server, or the
   // same later), and the session stays as it was for the drain to hand it off.
   {
@@ -167,13 +183,6 @@ const CASES: Case[] = [
   },
   ...(['poll', 'sse'] as const).flatMap((endpoint): Case[] => [
     {
-      name: `the session's GET (/${endpoint})`,
-      session: endpoint,
-      routed: true,
-      send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, headers: page }),
-      closing: SHUTTING_DOWN,
-    },
-    {
       name: `the session's POST (/${endpoint})`,
       session: endpoint,
       routed: true,
@@ -192,13 +201,6 @@ const CASES: Case[] = [
       session: endpoint,
       routed: true,
       send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, method: 'POST', headers: page, body: '[3' }),
-      closing: { ...SHUTTING_DOWN, session: 'alive' },
-    },
-    {
-      name: `a GET whose ack is no number (/${endpoint})`,
-      session: endpoint,
-      routed: true,
-      send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}&ack=x`, headers: page }),
       closing: { ...SHUTTING_DOWN, session: 'alive' },
     },
     {

@@ -37,11 +37,13 @@ export interface EndpointAnswer {
 /**
  * What the endpoints answer a request with once they no longer serve it: `answer`; or, for a GET
  * that names a session (`lastWords`), that session's last words when it has some kept for this
- * endpoint, else `answer`.
+ * endpoint, else the GET served as the route serves it when the session (live, or frozen for its
+ * handoff) is attached to this endpoint's transport, else `answer`. `acks`: the GET's `ack`
+ * values (see `takeGetAck`).
  */
 export interface ClosingVerdict {
   answer: EndpointAnswer
-  lastWords?: { sid: string; kind: HttpTransportName; headers: HeaderBag }
+  lastWords?: { sid: string; kind: HttpTransportName; headers: HeaderBag; acks: string[] }
 }
 
 export interface ClosingAnswersOptions {
@@ -98,8 +100,9 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * attached to the POST's transport, as on the route; 400 PARLEY_TRANSPORT_MISMATCH instead when
  * it is on another transport, as the route judges a stale POST before its size), 204 for any
  * other POST of a session frozen for its handoff (its body unread: the route uses none of it);
- * the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (after its session's last
- * words, when they wait for a GET). Never anything the routes would not say.
+ * the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (but a GET of a session
+ * gets its last words, when they wait for it, or is served when the session is still here on
+ * the GET's transport: see `ClosingVerdict`). Never anything the routes would not say.
  */
 export class ClosingAnswers {
   readonly #paths: ReadonlyMap<string, TransportName>
@@ -187,7 +190,7 @@ export class ClosingAnswers {
     }
     const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
     if (method !== 'GET' || !sid) return { answer }
-    return { answer, lastWords: { sid, kind, headers: cors } }
+    return { answer, lastWords: { sid, kind, headers: cors, acks: params.getAll('ack') } }
   }
 }
 

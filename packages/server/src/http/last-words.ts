@@ -5,8 +5,9 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
-import type { ClosingAnswers, EndpointAnswer } from './closing-answers.js'
+import { type ClosingAnswers, coded, type EndpointAnswer } from './closing-answers.js'
 import { lingerOnClose } from './lingering-close.js'
+import { takeGetAck } from './session-get.js'
 
 type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse) => void
 type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -14,12 +15,19 @@ type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, hea
 /** The transport whose last words wait for `sid`'s next GET on endpoint `kind`, taken out. */
 export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide | undefined
 
+/**
+ * The transport of kind `kind` that `sid`'s session (live, or frozen for its handoff) is attached
+ * to, if it is: a GET for it is served on it, as the route serves it.
+ */
+export type AttachedTransport = (sid: string, kind: HttpTransportName) => HttpSide | undefined
+
 export interface LastWordsOptions {
   /** `app.server`: only Node's `http` and `https` servers are taken over. */
   server: unknown
   /** What the endpoints answer while no route of Parley's can (see closing-answers.ts). */
   answers: ClosingAnswers
   take: TakeLastWords
+  attached: AttachedTransport
   log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   fastifyRefuses: boolean | undefined
@@ -71,6 +79,7 @@ export class LastWordsAtClose {
   readonly #fastify: RequestListener[] = []
   readonly #answers: ClosingAnswers
   readonly #take: TakeLastWords
+  readonly #attached: AttachedTransport
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   readonly #fastifyRefuses: boolean | undefined
@@ -80,9 +89,10 @@ export class LastWordsAtClose {
   /** The endpoints' requests are answered here, not handed to Fastify. */
   #refusing = false
 
-  constructor({ server, answers, take, log, fastifyRefuses, sent, own }: LastWordsOptions) {
+  constructor({ server, answers, take, attached, log, fastifyRefuses, sent, own }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
+    this.#attached = attached
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
     this.#sent = sent
@@ -143,6 +153,16 @@ export class LastWordsAtClose {
       return true
     }
     if (!this.#refusing) return false
+    const http = last ? this.#attached(last.sid, last.kind) : undefined
+    if (last && http) {
+      // A session still here (the drain has yet to hand it off, or hands it off now, its CLOSE
+      // 'server handoff' still to come): its GET is served as on the route, not refused, which
+      // would fail the client's transport before that CLOSE reaches it.
+      const taken = takeGetAck(http, last.acks)
+      if (taken.ok) http.downstream(res, { ...last.headers, Connection: 'close' }, taken.ack)
+      else this.#send(res, coded(400, last.headers, taken.error.code, taken.error.message))
+      return true
+    }
     this.#send(res, verdict.answer)
     return true
   }

@@ -6,7 +6,6 @@ import {
   ErrorCode,
   type HelloPacket,
   PacketType,
-  ParleyError,
   PROTOCOL_VERSION,
   type TransportName,
 } from '@parley/protocol'
@@ -47,6 +46,7 @@ import {
   preflightHeaders,
 } from './origin.js'
 import { bodyTooLarge, ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
+import { acksOf, takeGetAck } from './session-get.js'
 import { IdleSseUpstream } from './sse-upstream.js'
 import { VersionRefusals, versionRefusal } from './version-refusals.js'
 import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
@@ -183,6 +183,7 @@ export async function parleyRoutes(
       closingAnswers,
       closingSent,
       (sid, kind) => server.takeLingering(sid, kind)?.http,
+      (sid, kind) => server.attachedHttp(sid, kind),
     ),
   )
 
@@ -366,21 +367,10 @@ export async function parleyRoutes(
     if (!http) return notAttached(reply, kind, cors)
 
     if (method === 'GET') {
-      // A GET may acknowledge what the client got so far (`ack`, as an ACK packet would): a
-      // polling client then needs no POST for its ACKs, since it asks again at once.
-      const given = (request.query as Query).ack
-      let ack: number | undefined
-      if (given !== undefined) {
-        ack = typeof given === 'string' && SEQ.test(given) ? Number(given) : Number.NaN
-        if (!Number.isSafeInteger(ack)) {
-          const error = new ParleyError(ErrorCode.INVALID_PACKET, 'ack is a sequence number')
-          http.reject(error)
-          return fail(reply, 400, error.code, error.message, cors)
-        }
-        http.receive([{ type: PacketType.ACK, ack }], NO_SIZES)
-      }
+      const taken = takeGetAck(http, acksOf((request.query as Query).ack))
+      if (!taken.ok) return fail(reply, 400, taken.error.code, taken.error.message, cors)
       reply.hijack()
-      http.downstream(reply.raw, cors, ack)
+      http.downstream(reply.raw, cors, taken.ack)
       return reply
     }
 
@@ -605,9 +595,6 @@ function bodyStream(request: FastifyRequest): Readable | undefined {
 }
 
 const NO_SIZES: readonly number[] = []
-
-/** A sequence number as a query parameter: digits, no leading zero (`Number.isSafeInteger` bounds it). */
-const SEQ = /^(?:0|[1-9][0-9]{0,15})$/
 
 /** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
 function lineLengths(lines: readonly string[]): number[] {

@@ -5,7 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import inject from 'light-my-request'
 import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
 import { type ClosingAnswers, coded, type EndpointAnswer, SHUTTING_DOWN } from './closing-answers.js'
-import type { TakeLastWords } from './last-words.js'
+import type { AttachedTransport, TakeLastWords } from './last-words.js'
+import { takeGetAck } from './session-get.js'
 
 /**
  * Marks a request that a node routed here from another one. The owner answers it itself, never
@@ -109,6 +110,7 @@ export async function serveRouted(
   answers: ClosingAnswers,
   sent: (answer: EndpointAnswer) => void,
   take: TakeLastWords,
+  attached: AttachedTransport,
 ): Promise<RoutedResponse> {
   const headers = { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) }
   try {
@@ -143,8 +145,26 @@ export async function serveRouted(
       }),
     )
   }
+  const http = last ? attached(last.sid, last.kind) : undefined
+  let answer = verdict?.answer
+  if (last && http) {
+    // Served as the route serves it (see `LastWordsAtClose`), on a response of inject's kind.
+    const taken = takeGetAck(http, last.acks)
+    if (taken.ok) {
+      return streamed(
+        await inject((_req, res) => http.downstream(res, last.headers, taken.ack), {
+          method: 'GET',
+          url: routed.url,
+          headers,
+          remoteAddress: routed.address,
+          payloadAsStream: true,
+        }),
+      )
+    }
+    answer = coded(400, last.headers, taken.error.code, taken.error.message)
+  }
   // Routed requests are the endpoints' own: any other is only told to try again.
-  const answer = verdict?.answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+  answer ??= coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
   sent(answer)
   return routedAnswer(answer)
 }
