@@ -3,7 +3,7 @@
 // the client POSTed nothing else since the one before, is answered with `Connection: close`: a
 // client that only answers heartbeats then holds its stream alone between them. Checked with the real client against the real server, counting the
 // server's TCP connections.
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket as TcpSocket } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { next, own, parleyOf, type ServerSocket, until } from './helpers.js'
@@ -16,6 +16,7 @@ async function sseSession(test: ReturnType<typeof own>, options: Record<string, 
   const open = new Set<TcpSocket>()
   let opened = 0
   let posts = 0
+  let postsAnswering = 0
   const state: { peer?: ServerSocket; reasons: string[] } = { reasons: [] }
   const server = await test.server(
     (app) => {
@@ -24,8 +25,11 @@ async function sseSession(test: ReturnType<typeof own>, options: Record<string, 
         open.add(tcp)
         tcp.once('close', () => open.delete(tcp))
       })
-      app.server.on('request', (request: IncomingMessage) => {
-        if (request.method === 'POST' && request.url?.includes('sid=')) posts++
+      app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+        if (request.method !== 'POST' || !request.url?.includes('sid=')) return
+        posts++
+        postsAnswering++
+        response.once('close', () => postsAnswering--)
       })
       parleyOf(app).on('connection', (socket) => {
         state.peer = socket
@@ -38,7 +42,7 @@ async function sseSession(test: ReturnType<typeof own>, options: Record<string, 
   const socket = test.client(server.url, { transports: ['sse'] })
   await next(socket, 'connect')
   await until(() => state.peer !== undefined)
-  return { socket, open, state, opened: () => opened, posts: () => posts }
+  return { socket, open, state, opened: () => opened, posts: () => posts, answering: () => postsAnswering }
 }
 
 /** Waits for `count` more upstream POSTs, then for the server to have closed what it will. */
@@ -51,7 +55,10 @@ async function heartbeats(session: { posts(): number }, count: number) {
 // Each test waits for heartbeats on a server of its own (`own`): they go side by side.
 describe.concurrent("sse: the POST connection after a heartbeat (the server's sseUpstream)", () => {
   it("'close-when-idle': between heartbeats the client holds its stream alone, and carries on", async (context) => {
-    const session = await sseSession(own(context), { sseUpstream: 'close-when-idle' })
+    // A heartbeat a second apart: the exchange below must be over before the next PONG is POSTed,
+    // or the PONG opens a connection beside the exchange's, which is still busy (on a loaded
+    // machine, 600 ms was not always enough).
+    const session = await sseSession(own(context), { sseUpstream: 'close-when-idle', pingInterval: 1000 })
     await heartbeats(session, 4)
     // The stream, and no keep-alive connection once a PONG was answered.
     await until(() => session.open.size === 1, 2000, 'one connection between heartbeats')
@@ -64,6 +71,8 @@ describe.concurrent("sse: the POST connection after a heartbeat (the server's ss
     expect(await session.socket.emitWithAck('echo', 'still here')).toBe('STILL HERE')
     await until(() => got.length === 3)
     expect(got).toEqual([1, 2, 3])
+    // The reply came on the stream, maybe before the echo's POST was answered.
+    await until(() => session.answering() === 0, 2000, 'the POST answered')
     // A client that talked keeps its POST connection through the next heartbeat...
     await heartbeats(session, 1)
     expect(session.open.size).toBe(2)
