@@ -111,6 +111,8 @@ export class EventPipeline {
   readonly #queue: Pending[] = []
   #busy = false
   #closed = false
+  /** Who waits for the pipeline to hold no event (see `through`). */
+  #idleWaiters: (() => void)[] | undefined
 
   /** @param maxWaiting events that may wait behind the one a middleware is working on. */
   constructor(maxWaiting: number, hooks: PipelineHooks) {
@@ -121,6 +123,24 @@ export class EventPipeline {
   /** Events waiting behind an unfinished middleware (the head of the queue is being worked on). */
   get waiting(): number {
     return Math.max(0, this.#queue.length - 1)
+  }
+
+  /** Events taken and not through yet: the one a middleware is working on and those behind it. */
+  get pending(): number {
+    return this.#closed ? 0 : this.#queue.length
+  }
+
+  /**
+   * Resolves once every event taken so far has gone through (handed to the handlers, or
+   * refused), or the pipeline closed: what a closing server waits for before it ends the session,
+   * since the session acknowledged those events when it received them.
+   */
+  through(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.#idleWaiters ??= []
+      this.#idleWaiters.push(resolve)
+    })
   }
 
   use(middleware: EventMiddleware): void {
@@ -160,6 +180,7 @@ export class EventPipeline {
   close(): void {
     this.#closed = true
     this.#queue.length = 0
+    this.#idle()
   }
 
   /**
@@ -196,6 +217,14 @@ export class EventPipeline {
       this.#queue.shift()
     }
     this.#busy = false
+    if (this.#queue.length === 0) this.#idle()
+  }
+
+  #idle(): void {
+    const waiters = this.#idleWaiters
+    if (!waiters) return
+    this.#idleWaiters = undefined
+    for (const resolve of waiters) resolve()
   }
 
   /** The head event finished asynchronously: take the next one. */

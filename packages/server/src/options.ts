@@ -81,7 +81,9 @@ export interface ParleyServerOptions {
    * without it.
    * `batchSize`: sessions written at once (default 500). `retrySpread`: clients are told to
    * come back after a random delay up to this many ms (default 1000), so that the other nodes
-   * are not stormed. `false` ends every session at close ('server shutdown').
+   * are not stormed. `false` ends every session at close ('server shutdown'). With or without
+   * handoff, `timeout` (5000 with `false`) also bounds the wait at close for the events a
+   * session acknowledged that are still in its socket middleware.
    */
   handoff?: { timeout?: number; batchSize?: number; retrySpread?: number } | false
   /**

@@ -421,3 +421,44 @@ describe('refusalOf', () => {
     expect(hasAppCode(undefined)).toBe(false)
   })
 })
+
+describe('the wait for the events in the pipeline (a closing server)', () => {
+  it('counts what is in it and resolves once the last of them reached the handlers', async () => {
+    const { pipeline, names } = setup()
+    const { middleware, release } = holding()
+    pipeline.use(middleware)
+    let idle = false
+    void pipeline.through().then(() => {
+      idle = true
+    })
+    await settle()
+    expect(idle).toBe(true)
+    pipeline.push('a', [], 1)
+    pipeline.push('b', [], 2)
+    expect(pipeline.pending).toBe(2)
+    let through = false
+    void pipeline.through().then(() => {
+      through = true
+    })
+    release('a')
+    await settle()
+    expect(through).toBe(false)
+    expect(pipeline.pending).toBe(1)
+    release('b')
+    await settle()
+    expect(names()).toEqual(['a', 'b'])
+    expect(through).toBe(true)
+    expect(pipeline.pending).toBe(0)
+  })
+
+  it('resolves when the session ends with events still in it, which count no more', async () => {
+    const { pipeline } = setup()
+    const { middleware } = holding()
+    pipeline.use(middleware)
+    pipeline.push('a', [], 1)
+    const through = pipeline.through()
+    pipeline.close()
+    await through
+    expect(pipeline.pending).toBe(0)
+  })
+})

@@ -14,7 +14,7 @@ import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge } from './http/routing.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
-import { ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
+import { defaults, ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
 import { ParleyServer } from './server.js'
 import { ClosingWebSockets } from './transports/closing-websockets.js'
 import { mountBase } from './transports/registry.js'
@@ -77,7 +77,10 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       if (!session) return undefined
-      if (session.state === 'frozen') return 'frozen'
+      // A session finishing its middleware's events before it ends reads no events any more
+      // either (see `ParleyServer.finishEvents`): a refusal would fail its client's transport
+      // before the CLOSE 'server shutdown' its next GET gets.
+      if (session.state === 'frozen' || server.finishing(sid)) return 'frozen'
       return session.transport?.name === kind ? 'attached' : 'left'
     },
   })
@@ -93,6 +96,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     answers: closingAnswers,
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
     attached: (sid, kind) => server.attachedHttp(sid, kind),
+    finishing: (sid) => server.finishing(sid),
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
     sent,
@@ -108,6 +112,11 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     const deadline = hookLimit > 0 ? Date.now() + hookLimit - HOOK_MARGIN_MS : Number.POSITIVE_INFINITY
     lastWords.takeOver()
     await server.drain()
+    // Events the sessions still here acknowledged go through their middleware to the handlers
+    // before the sessions end: the clients forgot them at the ACK. Within the drain's bound,
+    // and within Fastify's, with the last words' wait still to come after it.
+    const handoffTimeout = options.handoff ? options.handoff.timeout : defaults.handoff.timeout
+    await server.finishEvents(Math.min(handoffTimeout, deadline - LAST_WORDS_MS - Date.now()))
     server.close()
     // Fastify's bare 503 has no code a client reads across origins: Parley's own from now on
     // (from the takeover already, when Fastify refuses every request while it closes).

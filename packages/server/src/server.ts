@@ -22,7 +22,7 @@ import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } fro
 import { argumentError, checkListener } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog, logLine } from './burst-log.js'
-import { answeredIn, askedIn, Drain, safely } from './drain.js'
+import { answeredIn, askedIn, Drain, safely, within } from './drain.js'
 import { EndedSessions } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
@@ -135,6 +135,12 @@ export class ParleyServer<
   #closing = false
   /** True once `close` has run: every session has ended here. */
   #closed = false
+  /** True once sessions end for the shutdown (see `finishEvents`): their last words are awaited. */
+  #endingAll = false
+  /** Sids of the sessions that finish the events in their middleware before they end. */
+  readonly #finishing = new Set<string>()
+  /** Resolved by `close`, once every session has ended (see `finishing`). */
+  #allEnded: { promise: Promise<void>; resolve: () => void } | undefined
   /** True once the last words kept at close are dropped: nothing is kept for later requests. */
   #forgetting = false
   /** Sids whose CLOSE 'server shutdown' waits for a GET their client is about to send. */
@@ -635,6 +641,60 @@ export class ParleyServer<
   }
 
   /**
+   * @internal Before `close`, once the drain is over: every session still here ends at once with
+   * CLOSE 'server shutdown', but those whose middleware holds events they acknowledged (see
+   * `ServerSocket.finishEvents`): they end at `close`, once those events went through to their
+   * handlers, or after `limitMs`. Meanwhile no session takes new events (their clients send them
+   * again to the next server), and a GET of one of them waits for its last words (see
+   * `finishing`). The handlers' own async work is not waited for. Events still in the middleware
+   * after `limitMs` are lost with their session: one warning says how many.
+   */
+  async finishEvents(limitMs: number): Promise<void> {
+    this.#endingAll = true
+    const busy: ServerSocket<L, E, D>[] = []
+    for (const socket of [...this.#bySid.values()]) {
+      // Frozen ones are handed off: the drain took their events, and `close` ends them.
+      if (socket.session.state === 'frozen') continue
+      if (socket.eventsInMiddleware > 0) busy.push(socket)
+      else this.#endAtShutdown(socket)
+    }
+    if (busy.length === 0) return
+    for (const socket of busy) this.#finishing.add(socket.session.sid)
+    this.#allEnded ??= deferred()
+    await within(Promise.all(busy.map((socket) => socket.finishEvents())), limitMs, undefined)
+    let events = 0
+    let sessions = 0
+    for (const socket of busy) {
+      const left = socket.connected ? socket.eventsInMiddleware : 0
+      events += left
+      if (left > 0) sessions++
+    }
+    if (events > 0)
+      this.#log.warn(
+        { events, sessions, waitedMs: Math.max(0, limitMs) },
+        'parley: shutdown: events acknowledged to their clients were still in the socket middleware when the wait for them ran out; they end with their sessions, unhandled',
+      )
+  }
+
+  /**
+   * @internal Resolves once `close` has ended `sid`'s session, when that session is finishing
+   * the events in its middleware before it ends (see `finishEvents`); undefined otherwise. A GET
+   * of its client that comes meanwhile waits for it, and gets the CLOSE.
+   */
+  finishing(sid: string): Promise<void> | undefined {
+    if (!this.#finishing.has(sid) || !this.#bySid.has(sid)) return undefined
+    return this.#allEnded?.promise
+  }
+
+  /** Ends a session at close: CLOSE 'server shutdown', with a `retryAfter` hint of its own. */
+  #endAtShutdown(socket: ServerSocket<L, E, D>): void {
+    socket.session.end(CloseReason.SERVER_SHUTDOWN, {
+      retryAfter: this.#shutdownRetryAfter(),
+      kind: 'shutdown',
+    })
+  }
+
+  /**
    * Ends every session with CLOSE 'server shutdown' (and a `retryAfter` hint) and closes every
    * transport. The plugin calls this when Fastify closes (after `drain`). A CLOSE that finds no
    * GET waiting is kept for the client's next one until `forgetLastWords` (see
@@ -653,14 +713,12 @@ export class ParleyServer<
     this.#unknown.close()
     this.#unreachable.close()
     this.#limit.close()
-    for (const socket of [...this.#bySid.values()]) {
-      socket.session.end(CloseReason.SERVER_SHUTDOWN, {
-        retryAfter: this.#shutdownRetryAfter(),
-        kind: 'shutdown',
-      })
-    }
+    this.#endingAll = true
+    for (const socket of [...this.#bySid.values()]) this.#endAtShutdown(socket)
     for (const end of this.#pending.values()) end()
     this.#pending.clear()
+    this.#finishing.clear()
+    this.#allEnded?.resolve()
   }
 
   /**
@@ -1263,7 +1321,7 @@ export class ParleyServer<
         this.#forgetLingering(oldest)
       }
     }
-    const due = this.#closed ? transport.http?.nextGetWithin() : undefined
+    const due = this.#endingAll ? transport.http?.nextGetWithin() : undefined
     if (due !== undefined && due > 0) {
       this.#awaited.add(sid)
       this.#awaitedUntil = Math.max(this.#awaitedUntil, performance.now() + due)
@@ -1314,6 +1372,15 @@ function disconnectedEarly(session: Session): Refusal | null {
 
 function shuttingDown(): Refusal {
   return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message: 'the server is shutting down' }
+}
+
+/** A promise and the function that resolves it. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {}
+  const promise = new Promise<void>((done) => {
+    resolve = done
+  })
+  return { promise, resolve }
 }
 
 /** Read through a call: TypeScript would keep a state narrowed before an await. */

@@ -312,6 +312,8 @@ export class Session extends Timed implements TransportOwner {
   #inboundHeldBytes = 0
   /** The highest `seq` in `#inboundHeld` (`#inSeq` while it holds no numbered packet). */
   #inboundHeldThrough = 0
+  /** The server is closing: events from the client are no longer taken (see `refuseEvents`). */
+  #refusingEvents = false
 
   /**
    * A new session; or, with `books`, one another node handed off, taken over here: same ids,
@@ -757,6 +759,7 @@ export class Session extends Timed implements TransportOwner {
           this.#holdPacket(packet, transport.name, size)
           return
         }
+        if (this.#refusingEvents && packet.type === PacketType.EVENT) return
         if (packet.seq > 0) {
           // Duplicates come from replays after a switch; a gap means the client lost something
           // and will resume, resending from our ack. Either way: not now.
@@ -791,6 +794,20 @@ export class Session extends Timed implements TransportOwner {
     if (this.#state === 'closed') return
     this.#inboundHeld ??= []
     this.#inboundHeldThrough = this.#inSeq
+  }
+
+  /**
+   * The server is closing without handing this session off: from now on an EVENT from the client
+   * is dropped, neither taken nor acknowledged, and so is everything after it (out of order
+   * then), so that its client keeps it and sends it again in its next session, to whichever
+   * server takes it. Replies and errors before the first such event are still taken: a
+   * middleware finishing an event before the close may await one. What `holdInbound` held is
+   * dropped too (not acknowledged either).
+   */
+  refuseEvents(): void {
+    this.#refusingEvents = true
+    this.#inboundHeld = undefined
+    this.#inboundHeldBytes = 0
   }
 
   /** The take-back of a given-up move kept the session here: what `holdInbound` held is taken, in order. */

@@ -643,6 +643,24 @@ export class ServerSocket<
   }
 
   /**
+   * @internal Events the session acknowledged that have not reached the handlers yet: they wait
+   * in the middleware (see `EventPipeline.pending`).
+   */
+  get eventsInMiddleware(): number {
+    return this.#pipeline?.pending ?? 0
+  }
+
+  /**
+   * @internal The server closes without handing this session off: events from the client are
+   * taken no more (see `Session.refuseEvents`), and the promise resolves once those it took have
+   * gone through the middleware to the handlers (or were refused), or the session ended.
+   */
+  finishEvents(): Promise<void> {
+    this.#session.refuseEvents()
+    return this.#pipeline?.through() ?? Promise.resolve()
+  }
+
+  /**
    * @internal The node drains: freezes the session (nothing more is read from the client) and
    * describes it for the node that will take it over (see `handOff`).
    */

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
-import { type ClosingAnswers, coded, type EndpointAnswer } from './closing-answers.js'
+import { type ClosingAnswers, type ClosingVerdict, coded, type EndpointAnswer } from './closing-answers.js'
 import { lingerOnClose } from './lingering-close.js'
 import { takeGetAck } from './session-get.js'
 
@@ -28,6 +28,11 @@ export interface LastWordsOptions {
   answers: ClosingAnswers
   take: TakeLastWords
   attached: AttachedTransport
+  /**
+   * Resolves once `sid`'s session has ended, when it finishes the events in its middleware
+   * before it ends (see `ParleyServer.finishing`); undefined otherwise.
+   */
+  finishing: (sid: string) => Promise<void> | undefined
   log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   fastifyRefuses: boolean | undefined
@@ -82,6 +87,7 @@ export class LastWordsAtClose {
   readonly #answers: ClosingAnswers
   readonly #take: TakeLastWords
   readonly #attached: AttachedTransport
+  readonly #finishing: (sid: string) => Promise<void> | undefined
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   readonly #fastifyRefuses: boolean | undefined
@@ -91,10 +97,21 @@ export class LastWordsAtClose {
   /** The endpoints' requests are answered here, not handed to Fastify. */
   #refusing = false
 
-  constructor({ server, answers, take, attached, log, fastifyRefuses, sent, own }: LastWordsOptions) {
+  constructor({
+    server,
+    answers,
+    take,
+    attached,
+    finishing,
+    log,
+    fastifyRefuses,
+    sent,
+    own,
+  }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
     this.#attached = attached
+    this.#finishing = finishing
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
     this.#sent = sent
@@ -143,29 +160,44 @@ export class LastWordsAtClose {
     const verdict = this.#answers.judge(req)
     if (!verdict) return false
     const last = verdict.lastWords
-    const kept = last ? this.#take(last.sid, last.kind) : undefined
-    if (last && kept) {
-      try {
-        // The CORS headers the routes give this page; the connection ends with the answer.
-        kept.serveLast(res, { ...last.headers, Connection: 'close' })
-      } catch (err) {
-        this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
-        res.destroy()
-      }
-      return true
-    }
+    if (last && this.#serveLast(res, last)) return true
     if (!this.#refusing) return false
     const http = last ? this.#attached(last.sid, last.kind) : undefined
     if (last && http) {
       // A session still here (the drain has yet to hand it off, or hands it off now, its CLOSE
-      // 'server handoff' still to come): its GET is served as on the route, not refused, which
-      // would fail the client's transport before that CLOSE reaches it.
+      // 'server handoff' still to come; or it finishes the events in its middleware before its
+      // CLOSE 'server shutdown'): its GET is served as on the route, not refused, which would
+      // fail the client's transport before that CLOSE reaches it.
       const taken = takeGetAck(http, last.acks)
       if (taken.ok) http.downstream(res, { ...last.headers, Connection: 'close' }, taken.ack)
       else this.#send(res, coded(400, last.headers, taken.error.code, taken.error.message))
       return true
     }
+    // A session finishing the events in its middleware (see `ParleyServer.finishEvents`) on
+    // another transport than this GET's: the GET waits for the CLOSE the session ends with.
+    const ended = last && this.#finishing(last.sid)
+    if (ended) {
+      void ended.then(() => {
+        if (res.destroyed || res.writableEnded) return
+        if (!this.#serveLast(res, last)) this.#send(res, verdict.answer)
+      })
+      return true
+    }
     this.#send(res, verdict.answer)
+    return true
+  }
+
+  /** Serves `last`'s kept words on `res`: false when none are kept for it. */
+  #serveLast(res: ServerResponse, last: NonNullable<ClosingVerdict['lastWords']>): boolean {
+    const kept = this.#take(last.sid, last.kind)
+    if (!kept) return false
+    try {
+      // The CORS headers the routes give this page; the connection ends with the answer.
+      kept.serveLast(res, { ...last.headers, Connection: 'close' })
+    } catch (err) {
+      this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
+      res.destroy()
+    }
     return true
   }
 
