@@ -97,6 +97,19 @@ function warnings() {
   return { lines, logger: { level: 'warn', stream } }
 }
 
+/** `promise`, or a failure naming `what` after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 const closing = (app: FastifyInstance) => (app as unknown as { parley: { closing: boolean } }).parley.closing
 
 describe.each<TransportName>(['websocket', 'sse', 'polling'])(
@@ -133,7 +146,7 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])(
       )
       expect(first.handled).toEqual([])
       first.release()
-      await closed
+      await within(closed, 4000, 'the close')
       // Told so, over polling too, whose GETs came while the server waited.
       expect((await disconnected)[0]).toBe('server shutdown')
       expect(first.handled).toEqual(['one'])
@@ -160,7 +173,8 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])(
       await until(() => seen.ack >= 2, 3000, 'the ACK of both events')
 
       const disconnected = next<[string]>(socket, 'disconnect', 5000)
-      await server.app.close()
+      // 300 ms for the middleware, then at most 2 s for the last words: well within 4 s.
+      await within(server.app.close(), 4000, 'the close')
       expect((await disconnected)[0]).toBe('server shutdown')
       expect(app.handled).toEqual([])
       const lost = lines.filter((line) => line.msg.includes('still in the socket middleware'))
