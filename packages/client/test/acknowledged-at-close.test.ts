@@ -115,50 +115,55 @@ const closing = (app: FastifyInstance) => (app as unknown as { parley: { closing
 describe.each<TransportName>(['websocket', 'sse', 'polling'])(
   'a close without handoff, on %s',
   (transport) => {
-    it('lets an event it acknowledged out of the middleware to its handler, once; what comes after goes to the next server', async () => {
-      const first = application()
-      const options = { shutdown: { retryAfter: 0, retrySpread: 0 }, handoff: { timeout: 4000 } }
-      const server = await startServer(first.setup, options)
-      // Raw WebSocket messages reaching the server, counted from the close on.
-      let wsMessagesAtClose = 0
-      const wsServer = (server.app as unknown as { websocketServer: WebSocketServer }).websocketServer
-      wsServer.on('connection', (ws) => ws.on('message', () => wsMessagesAtClose++))
-      const { seen, ...constructors } = tap()
-      const socket = client(server.url, { transports: [transport], ...constructors })
-      await next(socket, 'connect', 5000)
+    // With Fastify's `return503OnClosing` (the default) the plugin answers the closing session's
+    // requests itself; without it, its routes go on serving them.
+    it.each([{}, { return503OnClosing: false }])(
+      'lets an event it acknowledged out of the middleware to its handler, once; what comes after goes to the next server (Fastify options %o)',
+      async (fastifyOptions) => {
+        const first = application()
+        const options = { shutdown: { retryAfter: 0, retrySpread: 0 }, handoff: { timeout: 4000 } }
+        const server = await startServer(first.setup, options, 0, fastifyOptions)
+        // Raw WebSocket messages reaching the server, counted from the close on.
+        let wsMessagesAtClose = 0
+        const wsServer = (server.app as unknown as { websocketServer: WebSocketServer }).websocketServer
+        wsServer.on('connection', (ws) => ws.on('message', () => wsMessagesAtClose++))
+        const { seen, ...constructors } = tap()
+        const socket = client(server.url, { transports: [transport], ...constructors })
+        await next(socket, 'connect', 5000)
 
-      socket.emit('held', 'one')
-      await until(() => first.entered() === 1, 3000, 'the event in the middleware')
-      await until(() => seen.ack >= 1, 3000, 'the ACK of the held event')
+        socket.emit('held', 'one')
+        await until(() => first.entered() === 1, 3000, 'the event in the middleware')
+        await until(() => seen.ack >= 1, 3000, 'the ACK of the held event')
 
-      const disconnected = next<[string]>(socket, 'disconnect', 8000)
-      const closed = server.app.close()
-      await until(() => closing(server.app), 3000, 'the server closing')
-      wsMessagesAtClose = 0
-      const postsAtClose = seen.postsAnswered
-      socket.emit('late', 'two')
-      // In the server's hands while it waits for the middleware: read from the WebSocket, or its
-      // POST answered (by the closing server, which does not read it).
-      await until(
-        () => (transport === 'websocket' ? wsMessagesAtClose > 0 : seen.postsAnswered > postsAtClose),
-        3000,
-        'the late event at the closing server',
-      )
-      expect(first.handled).toEqual([])
-      first.release()
-      await within(closed, 4000, 'the close')
-      // Told so, over polling too, whose GETs came while the server waited.
-      expect((await disconnected)[0]).toBe('server shutdown')
-      expect(first.handled).toEqual(['one'])
-      expect(seen.ack).toBe(1)
+        const disconnected = next<[string]>(socket, 'disconnect', 8000)
+        const closed = server.app.close()
+        await until(() => closing(server.app), 3000, 'the server closing')
+        wsMessagesAtClose = 0
+        const postsAtClose = seen.postsAnswered
+        socket.emit('late', 'two')
+        // In the server's hands while it waits for the middleware: read from the WebSocket, or its
+        // POST answered (by the closing server, which does not read it).
+        await until(
+          () => (transport === 'websocket' ? wsMessagesAtClose > 0 : seen.postsAnswered > postsAtClose),
+          3000,
+          'the late event at the closing server',
+        )
+        expect(first.handled).toEqual([])
+        first.release()
+        await within(closed, 4000, 'the close')
+        // Told so, over polling too, whose GETs came while the server waited.
+        expect((await disconnected)[0]).toBe('server shutdown')
+        expect(first.handled).toEqual(['one'])
+        expect(seen.ack).toBe(1)
 
-      // The next server on the same address gets what the first did not acknowledge, and only that.
-      const second = application()
-      second.release()
-      await startServer(second.setup, {}, server.port)
-      await until(() => second.handled.length > 0, 5000, 'the late event at the next server')
-      expect(second.handled).toEqual(['two'])
-    })
+        // The next server on the same address gets what the first did not acknowledge, and only that.
+        const second = application()
+        second.release()
+        await startServer(second.setup, {}, server.port)
+        await until(() => second.handled.length > 0, 5000, 'the late event at the next server')
+        expect(second.handled).toEqual(['two'])
+      },
+    )
 
     it('ends within its wait when the middleware never lets the event go, and says how many it lost', async () => {
       const app = application()
