@@ -1305,3 +1305,24 @@ describe("a broadcast's copy for one session", () => {
     }
   })
 })
+
+describe('Session: refusing events at shutdown', () => {
+  it('takes replies up to the first event after it, and acknowledges none of that event or what follows', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'before'))
+    session.refuseEvents()
+    transport.receive({ type: PacketType.REPLY, seq: 2, ackId: 7, args: ['answer'] })
+    transport.receive(event(3, 'late'))
+    // Out of order once the event was dropped: a reply after it is not taken either.
+    transport.receive({ type: PacketType.REPLY, seq: 4, ackId: 8, args: [] })
+    vi.advanceTimersByTime(PING_INTERVAL - 1)
+    expect(owner.messages.map((p) => (p.type === PacketType.EVENT ? p.name : p.type))).toEqual([
+      'before',
+      PacketType.REPLY,
+    ])
+    const acks = transport.sent.flatMap((p) => (p.type === PacketType.ACK ? [p.ack] : []))
+    expect(Math.max(0, ...acks)).toBe(2)
+  })
+})
