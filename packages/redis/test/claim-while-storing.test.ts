@@ -9,10 +9,9 @@ import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
-import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
+import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 
 interface Node extends SuiteNode {
   sockets: ServerSocket[]
@@ -28,13 +27,7 @@ interface Node extends SuiteNode {
 describe.skipIf(skipRedisSuites())(
   'a claim that comes before the drain heard its snapshot was stored',
   () => {
-    let proxy: RoundRobinProxy | undefined
-    const suite = endToEndSuite<Node>({
-      beforeNodes: async () => {
-        await proxy?.close()
-        proxy = undefined
-      },
-    })
+    const { suite, balance } = balancedSuite<Node>()
     const { nodes, clients } = suite
 
     async function startNode(): Promise<Node> {
@@ -83,7 +76,7 @@ describe.skipIf(skipRedisSuites())(
     }) => {
       const a = await startNode()
       const b = await startNode()
-      proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+      const proxy = await balance([a, b])
       // The handshake reaches a, the upgrade b.
       proxy.avoid.add(1)
       const c = connect(`${proxy.url}/parley`, {

@@ -11,10 +11,9 @@ import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { type Started, sleep, startServer, until, within } from '../../server/test/helpers.js'
-import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
+import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 import { HeldInOrder, holding } from './handoff-support.js'
 
 interface Node extends SuiteNode {
@@ -37,13 +36,7 @@ const CLIENTS = 8
 const DRAIN_AT = 400
 
 describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their node drains', () => {
-  let proxy: RoundRobinProxy | undefined
-  const suite = endToEndSuite<Node>({
-    beforeNodes: async () => {
-      await proxy?.close()
-      proxy = undefined
-    },
-  })
+  const { suite, balance } = balancedSuite<Node>()
   const { nodes, clients } = suite
 
   async function startNode(): Promise<Node> {
@@ -108,7 +101,7 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
 
   async function round(r: number): Promise<void> {
     const list = [await startNode(), await startNode(), await startNode()]
-    proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+    const proxy = await balance(list)
     const victim = list[r % 3]!
     const steady = list[(r + 1) % 3]!
     // Round by round: the store as fast as it goes; slow to write (upgrades reach a frozen
@@ -234,7 +227,6 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
     for (const c of clients.splice(0)) c.disconnect()
     await sleep(50)
     await proxy.close()
-    proxy = undefined
     await Promise.all(nodes.splice(0).map((n) => n.started.app.close().then(() => n.redis.destroy())))
   }
 

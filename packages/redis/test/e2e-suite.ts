@@ -7,6 +7,7 @@ import type { ServerSocket } from '@parley/server'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { type Started, sleep, startServer } from '../../server/test/helpers.js'
 import type { RedisClientType } from './nodes.js'
 
@@ -48,6 +49,26 @@ export function endToEndSuite<N extends SuiteNode>(
     nodes,
     clients,
   }
+}
+
+/**
+ * An `endToEndSuite` whose tests reach their nodes through round-robin balancers (no session
+ * affinity): `balance(nodes)` starts one over the nodes' ports; the suite closes it after each
+ * test, before the nodes.
+ */
+export function balancedSuite<N extends SuiteNode>() {
+  const balancers: RoundRobinProxy[] = []
+  const suite = endToEndSuite<N>({
+    beforeNodes: async () => {
+      await Promise.all(balancers.splice(0).map((balancer) => balancer.close()))
+    },
+  })
+  async function balance(over: SuiteNode[]): Promise<RoundRobinProxy> {
+    const balancer = await startRoundRobin(over.map((n) => Number(new URL(n.started.base).port)))
+    balancers.push(balancer)
+    return balancer
+  }
+  return { suite, balance }
 }
 
 /** Closes `node`'s server (a drain, with handoff) unless closed, then drops its Redis client. */
