@@ -724,7 +724,14 @@ export class Session extends Timed implements TransportOwner {
           })
     if (transport) {
       transport.bind(null)
-      if (options.notify !== false) transport.send(close)
+      if (options.notify !== false) {
+        // The ACK owed goes first: what the application handled in the last ACK_DELAY ms is
+        // then not in the client's ledger when it starts its next session, and is not sent
+        // (and handled) again there. It covers only what was taken (`#inSeq`): what was refused
+        // or dropped, as at shutdown (`refuseEvents`), stays with the client.
+        if (this.#unacked > 0) transport.send(outgoing({ type: PacketType.ACK, ack: this.#inSeq }))
+        transport.send(close)
+      }
       transport.close(options.kind ?? 'normal')
       if (transport.lingering) this.#config.linger(this.sid, transport)
     }
