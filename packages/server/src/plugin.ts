@@ -76,7 +76,11 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
-      if (!session) return undefined
+      // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST
+      // sent meanwhile would fail the client's transport before it reads them, and it would send
+      // again, to the next server, the events that ACK covers. Unread, the POST's own events stay
+      // unacknowledged: they go to the next server.
+      if (!session) return server.hasLingering(sid, kind) ? 'frozen' : undefined
       // A session finishing its middleware's events before it ends reads no events any more
       // either (see `ParleyServer.finishEvents`): a refusal would fail its client's transport
       // before the CLOSE 'server shutdown' its next GET gets.

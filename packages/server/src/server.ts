@@ -776,6 +776,11 @@ export class ParleyServer<
     return entry.transport
   }
 
+  /** @internal Whether a closed transport of kind `name` still holds last words for `sid`. */
+  hasLingering(sid: string, name: string): boolean {
+    return this.#lingering.get(sid)?.transport.name === name
+  }
+
   #forgetLingering(sid: string): void {
     const entry = this.#lingering.get(sid)
     if (!entry) return

@@ -61,9 +61,10 @@ export interface ClosingAnswersOptions {
    * `attached` (live on this node, not frozen, on `kind`: one past `maxPayload` ends it, see
    * `refuseTooLarge` in routes.ts), `left` (live, not frozen, on another transport or none: one
    * past `maxPayload` is stale, 400 PARLEY_TRANSPORT_MISMATCH before it would 413), `frozen`
-   * (being handed off, or finishing its middleware's events before the shutdown ends it: it
-   * reads no events of its client any more, a POST gets 204 and one past `maxPayload` a plain
-   * 413), undefined (no session here).
+   * (being handed off, or finishing its middleware's events before the shutdown ends it, or
+   * ended with its last words waiting here for the next GET on `kind`: it reads no events of its
+   * client any more, a POST gets 204 and one past `maxPayload` a plain 413), undefined (no
+   * session here).
    */
   standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
 }
