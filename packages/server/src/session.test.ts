@@ -1325,4 +1325,34 @@ describe('Session: refusing events at shutdown', () => {
     const acks = transport.sent.flatMap((p) => (p.type === PacketType.ACK ? [p.ack] : []))
     expect(Math.max(0, ...acks)).toBe(2)
   })
+
+  it('sends the ACK it owes right before its CLOSE, covering what it took and not what it refused', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'one'))
+    transport.receive(event(2, 'two'))
+    session.refuseEvents()
+    transport.receive(event(3, 'late'))
+    // Within the ACK's delay: nothing acknowledged yet.
+    expect(transport.sent.some((p) => p.type === PacketType.ACK)).toBe(false)
+    session.end('server shutdown', { retryAfter: 0, kind: 'shutdown' })
+    const last = transport.sent.slice(-2)
+    expect(last).toMatchObject([
+      { type: PacketType.ACK, ack: 2 },
+      { type: PacketType.CLOSE, reason: 'server shutdown' },
+    ])
+  })
+
+  it('sends no ACK before its CLOSE when it owes none', () => {
+    const { session } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'one'))
+    vi.advanceTimersByTime(300)
+    const acks = transport.sent.filter((p) => p.type === PacketType.ACK).length
+    session.end('server shutdown')
+    expect(transport.sent.filter((p) => p.type === PacketType.ACK)).toHaveLength(acks)
+    expect(transport.sent.at(-1)).toMatchObject({ type: PacketType.CLOSE })
+  })
 })
