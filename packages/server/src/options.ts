@@ -233,8 +233,8 @@ export class ParleyOptionError extends TypeError {
   /** The option at fault. */
   readonly option: string
 
-  constructor(option: string, message: string) {
-    super(`@parley/server: option "${option}" ${message}`)
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super(`@parley/server: option "${option}" ${message}`, options)
     this.option = option
   }
 }
@@ -316,12 +316,9 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     return resolve(input)
   } catch (error) {
     if (isInstance(error, ParleyOptionError)) throw error
-    throw Object.assign(
-      new ParleyOptionError('options', 'cannot be read: reading them, or one of them, threw'),
-      {
-        cause: error,
-      },
-    )
+    throw new ParleyOptionError('options', 'cannot be read: reading them, or one of them, threw', {
+      cause: error,
+    })
   }
 }
 
