@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { standIn } from './thrown.js'
+import { loggable, standIn } from './thrown.js'
 
 /**
  * The levels a burst is logged at: info and warn for something the server handled, error for a
@@ -104,8 +104,9 @@ export class BurstLog<Example extends Record<string, unknown> = Record<string, u
 }
 
 /**
- * Writes one line whose `err` is what the application threw. The logger's serializer may throw
- * on it (pino marks each error it walks, and a frozen error cannot be marked; a getter or a
+ * Writes one line whose `err` is what the application threw, a symbol or undefined as text (see
+ * `loggable`): a line that has the key has something thrown to show. The logger's serializer may
+ * throw on it (pino marks each error it walks, and a frozen error cannot be marked; a getter or a
  * Proxy's trap may throw): the line then goes with a stand-in for `err` (see `standIn`), never
  * throwing from the server's code, where it may run in a timer.
  */
@@ -115,6 +116,7 @@ export function logLine(
   fields: { err?: unknown } & Record<string, unknown>,
   message: string,
 ): void {
+  if ('err' in fields) fields = { ...fields, err: loggable(fields.err) }
   try {
     log[level](fields, message)
   } catch {

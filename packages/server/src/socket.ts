@@ -942,7 +942,8 @@ export class ServerSocket<
       logLine(
         this.#context.log,
         'debug',
-        { err: cause, code: refusal.code, event },
+        // No cause (a schema's refusal, a queue full): no err, rather than one that says undefined.
+        { ...(cause !== undefined && { err: cause }), code: refusal.code, event },
         `parley: event refused: ${refusal.message}`,
       )
     this.#session.sendNumbered((seq) => ({

@@ -37,6 +37,15 @@ export function readKey(value: unknown, key: string): unknown {
 }
 
 /**
+ * `err` as a log line can hold it: a symbol or undefined (what `throw` or `next()` may be given)
+ * as text (`Symbol(x)`, `undefined`), since the logger's JSON leaves such a value out and the
+ * line would say nothing of what was thrown; anything else as it is, for the logger's serializer.
+ */
+export function loggable(err: unknown): unknown {
+  return typeof err === 'symbol' || err === undefined ? shown(err) : err
+}
+
+/**
  * What a log line shows as `err` in place of `error` when the logger cannot serialize it (pino
  * marks each error it walks, so a frozen one throws; a getter or a Proxy's trap may throw): its
  * message and stack where they can be read, else the value named as `shown` names it.

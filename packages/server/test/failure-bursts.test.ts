@@ -21,7 +21,7 @@ interface Line {
   events?: string[]
   moreEvents?: boolean
   origin?: string
-  err?: { message: string; stack?: string; code?: string }
+  err?: string | { message: string; stack?: string; code?: string }
 }
 
 /** A server logging at warn into `lines`, set up by `setup`. */
@@ -293,6 +293,53 @@ describe('an allowedOrigins function that throws', () => {
     expect(await countsAtClose('allowedOrigins function threw')).toEqual([
       [1, 1],
       [4, 5],
+    ])
+  })
+})
+
+describe('a symbol or undefined thrown by a handshake middleware, a socket middleware or a handler', () => {
+  it('is logged with err as text, where the logger would leave err out of the line', async () => {
+    const { base, about, countsAtClose } = await logged((app) => {
+      app.parley.use((socket) => {
+        const odd = (socket.handshake.auth as { odd?: string } | null)?.odd
+        if (odd === 'symbol') throw Symbol('no entry')
+        if (odd === 'undefined') throw undefined
+      })
+      app.parley.on('connection', (socket) => {
+        socket.use(([event], next) => next(event === 'refused' ? Symbol('not here') : undefined))
+        socket.on('symbol', () => {
+          throw Symbol('broken')
+        })
+        socket.on('undefined', () => {
+          throw undefined
+        })
+      })
+    })
+    for (const odd of ['symbol', 'undefined']) {
+      const client = connect(base, { transports: ['websocket'], auth: { odd } })
+      const [error] = await new Promise<[ParleyError<string>]>((resolve) =>
+        client.once('connect_error', (e) => resolve([e])),
+      )
+      expect([error.code, error.message]).toEqual(['PARLEY_REFUSED', 'refused by middleware'])
+    }
+    const client = await connected(base, 'websocket')
+    for (const event of ['refused', 'symbol', 'undefined']) {
+      expect(await refusal(client.timeout(3000).emitWithAck(event))).toEqual([
+        'PARLEY_HANDLER_ERROR',
+        event === 'refused' ? 'refused by middleware' : 'the handler failed',
+      ])
+    }
+    client.disconnect()
+    expect(about('event middleware failed')).toMatchObject([{ event: 'refused', err: 'Symbol(not here)' }])
+    expect(about('event handler failed')).toMatchObject([
+      { event: 'symbol', err: 'Symbol(broken)' },
+      { event: 'undefined', err: 'undefined' },
+    ])
+    // The second refusal is logged at close, in a line of its own burst, with its err.
+    await countsAtClose('handshake middleware failed')
+    expect(about('handshake middleware failed').map((line) => line.err)).toEqual([
+      'Symbol(no entry)',
+      'undefined',
     ])
   })
 })
