@@ -16,7 +16,10 @@ import type { SessionSnapshot } from './adapter/handoff.js'
  * last of them, exactly that when its newest question is still awaited (as a question asked
  * just before the drain is). Read so, a collision takes about 2^30 questions after that one,
  * within one session and before the takeover reads the tail, rather than 2^30 in the session's
- * life; with none awaited, 1 is all the snapshot tells.
+ * life. With none awaited, 1 is all the snapshot tells, which may be far from the truth (a node
+ * of this version behind an adapter that drops the field numbers from `farAckId` of its own
+ * predecessor's): the new node's questions asked before the tail is read then keep their ids
+ * only if the tail's questions do not use them (see `RestoringQuestions`).
  */
 export function oldNextAckId(snapshot: Pick<SessionSnapshot, 'nextAckId' | 'pendingAcks'>): number {
   if (snapshot.nextAckId !== undefined) return snapshot.nextAckId

@@ -1149,6 +1149,9 @@ export class ParleyServer<
     const { tail, complete, late = false, alone = false, ended = false, kept = false } = taken
     if (ended) return this.#dropClaimed(socket, transport, kept ? 'kept' : 'ended')
     const { packets, rooms: roomsAtCut } = splitTail(tail)
+    // Before the release numbers what this node asked meanwhile: a question of its own under an
+    // id the tail uses too takes another (see `ServerSocket.movedInTail`).
+    socket.movedInTail(askedIn(packets))
     // Numbered after the client's position, should it be past the snapshot and its tail.
     const unrecorded = session.release(packets, hello.ack ?? 0)
     if (unrecorded === undefined) {
@@ -1168,7 +1171,6 @@ export class ParleyServer<
         { socket: socket.id, unrecorded },
         'parley: session taken over from a snapshot older than what its client had (the node that handed it off sent it more after its snapshot, unrecorded: how many); this node numbers what it sends after them',
       )
-    socket.movedInTail(askedIn(packets))
     if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
     // Ended here meanwhile (its application disconnected it while the tail was awaited): its end
     // took its owner record away, which a write now would put back for a session no node has.

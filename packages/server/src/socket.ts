@@ -44,6 +44,7 @@ import { jsonCopy } from './json-copy.js'
 import { type MembershipStep, reaches, roomsAfter, type UnsettledSockets } from './membership.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { oldNextAckId } from './old-ack-ids.js'
+import { type Question, RestoringQuestions } from './restoring-questions.js'
 import type { IncomingMessage, Session } from './session.js'
 import { roomsEntry, sameRooms } from './tail-rooms.js'
 import { preparedOutgoing } from './transports/transport.js'
@@ -223,6 +224,8 @@ export class ServerSocket<
    * are dropped here (their callbacks were rejected there), and this node does not reuse them.
    */
   #movedAcks: Set<number> | undefined
+  /** Taken over, until the old node's tail is read: the questions asked meanwhile. */
+  #restoringQuestions: RestoringQuestions | undefined
   /** Frozen (handed off): where the session's numbered packets go, in order. */
   #tailSink: ((text: string) => void) | undefined
   /**
@@ -614,9 +617,9 @@ export class ServerSocket<
       settle({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected') })
       return
     }
-    let ackId = 0
+    let question: Question
     try {
-      ackId = this.#register(
+      question = this.#ask(
         (error, reply) => settle(error ? { ok: false, error } : { ok: true, value: reply[0] }),
         timeout,
       )
@@ -624,9 +627,10 @@ export class ServerSocket<
       settle({ ok: false, error: error as ParleyError<string> })
       return
     }
-    if (!volatile) this.#session.sendPrepared(event, ackId)
-    else if (!this.#session.sendVolatile(() => preparedOutgoing(event, 0, ackId))) {
-      this.#acks.forget(ackId)
+    // The id is read as the packet is numbered: a restored socket's may change until then.
+    if (!volatile) this.#session.sendEncoded((seq) => preparedOutgoing(event, seq, question.id))
+    else if (!this.#session.sendVolatile(() => preparedOutgoing(event, 0, question.id))) {
+      this.#forget(question)
       settle({ ok: false, error: droppedError(event.name) })
     }
   }
@@ -803,6 +807,7 @@ export class ServerSocket<
     // Broadcasts with acks may reach this socket before the old node's tail is read, whose
     // questions this node learns only then (see `movedInTail`): its own are numbered far away.
     this.#acks.nextId = farAckId(oldNextAckId(snapshot))
+    this.#restoringQuestions = new RestoringQuestions()
     this.recovered = true
   }
 
@@ -810,12 +815,21 @@ export class ServerSocket<
    * @internal The old node's tail is in: the questions it asked after its snapshot (between the
    * freeze and the cut, into the tail) await replies there, rejected with PARLEY_SESSION_MOVED,
    * as those of the snapshot are. Their replies come here: dropped, and their ids never reused,
-   * or a question of this node would take the reply meant for one of the old node's.
+   * or a question of this node would take the reply meant for one of the old node's. A question
+   * this node asked meanwhile under one of them takes another id (see `RestoringQuestions`):
+   * called before `Session.release` numbers its packet.
    */
   movedInTail(ackIds: readonly number[]): void {
+    const restoring = this.#restoringQuestions
+    this.#restoringQuestions = undefined
     if (ackIds.length === 0) return
     this.#movedAcks ??= new Set()
     for (const id of ackIds) this.#movedAcks.add(id)
+    restoring?.renumber(
+      ackIds,
+      (id) => this.#acks.forget(id),
+      (settle, timeout) => this.#register(settle, timeout),
+    )
   }
 
   /**
@@ -845,6 +859,19 @@ export class ServerSocket<
       id = this.#acks.register(counted, timeout)
     }
     return id
+  }
+
+  /** Awaits a reply: a question whose id may still change while the socket is restored. */
+  #ask(settle: Settle, timeout: number | undefined): Question {
+    const restoring = this.#restoringQuestions
+    if (!restoring) return { id: this.#register(settle, timeout) }
+    return restoring.ask(settle, timeout, (done) => this.#register(done, timeout))
+  }
+
+  /** Ends a wait whose packet could not go. */
+  #forget(question: Question): void {
+    this.#restoringQuestions?.forget(question)
+    this.#acks.forget(question.id)
   }
 
   #emitWithAck(flags: EmitFlags, event: string, args: unknown[]): Promise<unknown> {
@@ -880,21 +907,29 @@ export class ServerSocket<
       }
       return false
     }
-    const ackId = settle ? this.#register(settle, flags.timeout) : 0
+    const question = settle ? this.#ask(settle, flags.timeout) : undefined
     try {
       if (flags.volatile) {
+        const ackId = question?.id ?? 0
         const sent = this.#session.sendVolatile({ type: PacketType.EVENT, seq: 0, name: event, args, ackId })
-        if (!sent && settle) {
+        if (!sent && settle && question) {
           // Dropped: no reply can come, and nothing would end the wait before the session.
-          this.#acks.forget(ackId)
+          this.#forget(question)
           const error = droppedError(event)
           queueMicrotask(() => settle(error, []))
         }
         return sent
       }
-      return this.#session.sendNumbered((seq) => ({ type: PacketType.EVENT, seq, name: event, args, ackId }))
+      // The id is read as the packet is numbered: a restored socket's may change until then.
+      return this.#session.sendNumbered((seq) => ({
+        type: PacketType.EVENT,
+        seq,
+        name: event,
+        args,
+        ackId: question?.id ?? 0,
+      }))
     } catch (error) {
-      if (ackId) this.#acks.forget(ackId)
+      if (question) this.#forget(question)
       throw error
     }
   }

@@ -67,8 +67,10 @@ export interface SessionSnapshot {
    * half the id space away (see `farAckId` in @parley/protocol), so the client's replies never
    * meet the wrong question. Absent from the snapshots of nodes of an earlier version, which
    * number upward from 1: the new node then reads one past the last of `pendingAcks` (the
-   * newest question still awaited), or 1 when there is none (see old-ack-ids.ts). A node
-   * refuses a snapshot whose `nextAckId` is not an ack id, as it refuses one it cannot restore.
+   * newest question still awaited), or 1 when there is none (see old-ack-ids.ts); a question of
+   * the new node that the tail shows under the same id is given another (restoring-questions.ts).
+   * A node refuses a snapshot whose `nextAckId` is not an ack id, as it refuses one it cannot
+   * restore.
    */
   nextAckId?: number
   /** When the session began (ms since the epoch), for the application's own bookkeeping. */
