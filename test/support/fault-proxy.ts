@@ -1,5 +1,5 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do: it
-// refuses or drops WebSocket upgrades, swallows them, buffers or blocks event streams, swallows a
+// refuses or drops WebSocket upgrades, swallows them, buffers, blocks or replaces event streams, swallows a
 // session's POSTs or their answers, cuts connections, or goes offline. Every mode can be changed at
 // any time, and takes effect for the next connection or response. Everything listens on 127.0.0.1
 // only.
@@ -15,9 +15,9 @@ export type WsMode = 'pass' | 'reject' | 'destroy' | 'hang' | 'mute'
 /**
  * pass: proxy event streams; buffer: hold the stream's body until it ends (a buffering proxy);
  * block: reset the connection as soon as the server answers with an event stream (a filter
- * that bans them).
+ * that bans them); page: answer in its place 200 with an HTML page (a filter's block page).
  */
-export type SseMode = 'pass' | 'buffer' | 'block'
+export type SseMode = 'pass' | 'buffer' | 'block' | 'page'
 /**
  * What happens to a session's POSTs (those with a `sid`: the upstream, not the handshake). pass:
  * proxy them; hang: read them and never answer nor forward them (a proxy that swallows them);
@@ -99,6 +99,11 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         if (isStream && proxy.sse === 'block') {
           answer.destroy()
           res.destroy()
+          return
+        }
+        if (isStream && proxy.sse === 'page') {
+          answer.destroy()
+          res.writeHead(200, { 'content-type': 'text/html' }).end(BLOCK_PAGE)
           return
         }
         if (isStream && proxy.sse === 'buffer') {
@@ -229,3 +234,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   }
   return proxy
 }
+
+/** What a filter answers in place of an event stream it bans. */
+const BLOCK_PAGE =
+  '<!doctype html>\n<title>Blocked</title>\n<p>This content is blocked by your network.</p>\n'

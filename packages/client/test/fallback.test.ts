@@ -535,6 +535,28 @@ describe('moving between transports mid-session', () => {
     expect(socket.transport).toBe('sse')
   })
 
+  it('takes an event stream answered 200 with a page (a filter that bans streams) as SSE failing: stays on polling, never climbs onto it', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    proxy!.sse = 'page'
+    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 50 })
+    const failures: string[] = []
+    socket.on('transport_error', (name, error) => failures.push(`${name}: ${error.message}`))
+    const climbs: unknown[] = []
+    socket.on('transport', (now) => now !== 'polling' && climbs.push(now))
+    await next(socket, 'connect')
+    // Taken for a stream (its first bytes came), the page ended at once: the client went back
+    // down to polling, and climbed onto it again after every upgradeDelay, for good.
+    expect(socket.transport).toBe('polling')
+    expect(failures).toContain('sse: not an event stream')
+    // Three probes more, each turned away by the page.
+    const streams = proxy!.streams
+    await until(() => proxy!.streams >= streams + 3, 5000, 'three more probes of the event stream')
+    expect(climbs).toEqual([])
+    // (A probe's handshake moves the session onto it: polling then resumes.)
+    await until(() => socket.transport === 'polling', 5000, 'the session on polling')
+  })
+
   it('probes after upgradeDelay again once connect() starts anew, whatever the probes before it did', async () => {
     await setup()
     proxy!.ws = 'reject'
