@@ -1,8 +1,8 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do: it
 // refuses or drops WebSocket upgrades, swallows them, buffers, blocks or replaces event streams,
-// swallows a session's POSTs or their answers, cuts connections, or goes offline. Every mode can be changed at
-// any time, and takes effect for the next connection or response. Everything listens on 127.0.0.1
-// only.
+// swallows a session's POSTs or their answers, cuts connections, or goes offline. Every mode can
+// be changed at any time, and takes effect for the next connection or response. Everything
+// listens on 127.0.0.1 only.
 import http from 'node:http'
 import net from 'node:net'
 
