@@ -12,6 +12,7 @@ import { LastWordsAtClose } from './http/last-words.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge } from './http/routing.js'
+import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { defaults, ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
@@ -81,13 +82,24 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
       // again, to the next server, the events that ACK covers. Unread, the POST's own events stay
       // unacknowledged: they go to the next server.
       if (!session) return server.hasLingering(sid, kind) ? 'frozen' : undefined
-      // A session finishing its middleware's events before it ends reads no events any more
-      // either (see `ParleyServer.finishEvents`): a refusal would fail its client's transport
-      // before the CLOSE 'server shutdown' its next GET gets.
-      if (session.state === 'frozen' || server.finishing(sid)) return 'frozen'
-      return session.transport?.name === kind ? 'attached' : 'left'
+      if (session.state === 'frozen') return 'frozen'
+      const attached = session.transport?.name === kind
+      // A session finishing its middleware's events before it ends takes no events any more (see
+      // `ParleyServer.finishEvents`), but hears its transport's POSTs as the route does (its
+      // client's goodbye, say). A POST of another transport is not refused: that would fail its
+      // client's transport before the CLOSE 'server shutdown' its next GET gets.
+      if (server.finishing(sid)) return attached ? 'attached' : 'frozen'
+      return attached ? 'attached' : 'left'
     },
   })
+  // A body that stops arriving is given up after the silence that ends a transport after a PING.
+  const posts = new UpstreamPosts({
+    maxPayload: options.maxPayload,
+    stallMs: options.pingTimeout,
+    countSizes: () => server.metrics !== noMetrics,
+  })
+  const closingPost: TakePost = (sid, kind, cors, body, answered) =>
+    posts.takeFor(server.sessionFor(sid), kind, cors, body, answered)
   // What sending one of those answers does besides, as the routes do with theirs.
   const sent = ({ refusedOrigin, refusedVersion, endsSession }: EndpointAnswer) => {
     if (refusedOrigin) originRefusals.record(refusedOrigin)
@@ -100,6 +112,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     answers: closingAnswers,
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
     attached: (sid, kind) => server.attachedHttp(sid, kind),
+    post: closingPost,
     finishing: (sid) => server.finishing(sid),
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
@@ -179,6 +192,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     closingWebSockets,
     closingAnswers,
     closingSent: sent,
+    posts,
+    closingPost,
     logLevel: options.logLevel,
   })
 }

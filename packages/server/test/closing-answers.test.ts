@@ -209,8 +209,9 @@ describe('requests another node routes to a node whose app.close() has begun', (
     const closing = a.close()
     try {
       await until(entered, 2000, "the application's close hook")
-      // A POST of the session (its GET is served there, as by the route: closing-parity.test.ts).
-      const posted = await exchange(`${b.base}/poll?v=1&sid=${sid}`, 'POST', { Origin: PAGE }, '[3]')
+      // A POST of the session on a transport it is not on (its GET and POST on its own are served
+      // there, as by the route: closing-parity.test.ts).
+      const posted = await exchange(`${b.base}/sse?v=1&sid=${sid}`, 'POST', { Origin: PAGE }, '[3]')
       expect({ status: posted.status, body: posted.body }).toEqual({
         status: 503,
         body: { code: 'PARLEY_SERVER_SHUTTING_DOWN', message: 'the server is shutting down' },

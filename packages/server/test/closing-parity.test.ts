@@ -122,9 +122,34 @@ const CASES: Case[] = [
       send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, method: 'POST', headers: tooLarge }),
     },
   ]),
-  // A session's GET on its own transport: served as by the route (its stream, its held poll, which
-  // carry the session's CLOSE when it comes), its ack taken, or refused.
+  // A live session's requests on its own transport: its GET served as by the route (its stream,
+  // its held poll, which carry the session's CLOSE when it comes), its ack taken, or refused; its
+  // POST read and its packets used, a body that does not decode ending the session, a goodbye
+  // ending it with 'client disconnect'.
   ...(['poll', 'sse'] as const).flatMap((endpoint): Case[] => [
+    {
+      name: `the session's POST (/${endpoint})`,
+      session: endpoint,
+      routed: true,
+      send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, method: 'POST', headers: page, body: '[3]' }),
+    },
+    {
+      name: `a POST that does not decode (/${endpoint})`,
+      session: endpoint,
+      routed: true,
+      send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, method: 'POST', headers: page, body: '[3' }),
+    },
+    {
+      name: `the client's goodbye (/${endpoint})`,
+      session: endpoint,
+      routed: true,
+      send: (sid) => ({
+        path: `${endpoint}?v=1&sid=${sid}`,
+        method: 'POST',
+        headers: page,
+        body: '[1,"client disconnect",""]',
+      }),
+    },
     {
       name: `the session's GET (/${endpoint})`,
       session: endpoint,
@@ -183,37 +208,11 @@ const CASES: Case[] = [
   },
   ...(['poll', 'sse'] as const).flatMap((endpoint): Case[] => [
     {
-      name: `the session's POST (/${endpoint})`,
-      session: endpoint,
-      routed: true,
-      send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, method: 'POST', headers: page, body: '[3]' }),
-      closing: SHUTTING_DOWN,
-    },
-    {
       name: `a POST of a transport the session is not on (/${endpoint})`,
       session: endpoint === 'poll' ? 'sse' : 'poll',
       routed: true,
       send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, method: 'POST', headers: page, body: '[3]' }),
       closing: SHUTTING_DOWN,
-    },
-    {
-      name: `a POST that does not decode (/${endpoint})`,
-      session: endpoint,
-      routed: true,
-      send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}`, method: 'POST', headers: page, body: '[3' }),
-      closing: { ...SHUTTING_DOWN, session: 'alive' },
-    },
-    {
-      name: `the client's goodbye (/${endpoint})`,
-      session: endpoint,
-      routed: true,
-      send: (sid) => ({
-        path: `${endpoint}?v=1&sid=${sid}`,
-        method: 'POST',
-        headers: page,
-        body: '[1,"client disconnect",""]',
-      }),
-      closing: { ...SHUTTING_DOWN, session: 'alive' },
     },
   ]),
 ]

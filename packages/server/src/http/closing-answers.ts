@@ -35,7 +35,8 @@ export interface EndpointAnswer {
 }
 
 /**
- * What the endpoints answer a request with once they no longer serve it: `answer`; or, for a GET
+ * What the endpoints answer a request with once they no longer serve it: `answer`; or, for a POST
+ * of a live session on its own transport (`post`), what the route answers; or, for a GET
  * that names a session (`lastWords`), that session's last words when it has some kept for this
  * endpoint, else the GET served as the route serves it when the session (live, or frozen for its
  * handoff) is attached to this endpoint's transport, else `answer`. `acks`: the GET's `ack`
@@ -44,6 +45,11 @@ export interface EndpointAnswer {
 export interface ClosingVerdict {
   answer: EndpointAnswer
   lastWords?: { sid: string; kind: HttpTransportName; headers: HeaderBag; acks: string[] }
+  /**
+   * A POST of a live session (not frozen) on the transport it is attached to: read and handed to
+   * the session as the route does (see `TakePost`), `answer` only if it is no longer there.
+   */
+  post?: { sid: string; kind: HttpTransportName; headers: HeaderBag }
 }
 
 export interface ClosingAnswersOptions {
@@ -58,13 +64,13 @@ export interface ClosingAnswersOptions {
   tooLarge: (request: EndpointRequest) => boolean
   /**
    * Where `sid`'s session stands for a POST on endpoint `kind`, as the route judges it:
-   * `attached` (live on this node, not frozen, on `kind`: one past `maxPayload` ends it, see
-   * `refuseTooLarge` in routes.ts), `left` (live, not frozen, on another transport or none: one
-   * past `maxPayload` is stale, 400 PARLEY_TRANSPORT_MISMATCH before it would 413), `frozen`
-   * (being handed off, or finishing its middleware's events before the shutdown ends it, or
-   * ended with its last words waiting here for the next GET on `kind`: it reads no events of its
-   * client any more, a POST gets 204 and one past `maxPayload` a plain 413), undefined (no
-   * session here).
+   * `attached` (live on this node, not frozen, on `kind`: the POST is read and its packets used,
+   * see `UpstreamPosts`, and one past `maxPayload` ends it), `left` (live, not frozen, on another
+   * transport or none: one past `maxPayload` is stale, 400 PARLEY_TRANSPORT_MISMATCH before it
+   * would 413), `frozen` (being handed off, or finishing its middleware's events before the
+   * shutdown ends it while the POST is of another transport, or ended with its last words
+   * waiting here for the next GET on `kind`: it reads nothing of that client any more, a POST
+   * gets 204 and one past `maxPayload` a plain 413), undefined (no session here).
    */
   standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
 }
@@ -100,9 +106,11 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * for a GET there without a sid or a request with two, 413 for a POST whose Content-Length (or
  * routed mark) passes `maxPayload` (which ends the live session it names when that session is
  * attached to the POST's transport, as on the route; 400 PARLEY_TRANSPORT_MISMATCH instead when
- * it is on another transport, as the route judges a stale POST before its size), 204 for any
- * other POST of a session frozen for its handoff (its body unread: the route uses none of it);
- * the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again" (but a GET of a session
+ * it is on another transport, as the route judges a stale POST before its size), what the route
+ * makes of any other POST of a live session on the transport it is attached to (`post`: read,
+ * its packets used), 204 for any other POST of a session frozen for its handoff (its body
+ * unread: the route uses none of it); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's
+ * "try again" (but a GET of a session
  * gets its last words, when they wait for it, or is served when the session is still here on
  * the GET's transport: see `ClosingVerdict`). Never anything the routes would not say.
  */
@@ -172,10 +180,10 @@ export class ClosingAnswers {
     if (method === 'GET' && sid === undefined) {
       return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'a GET needs a sid') }
     }
+    const standing = method === 'POST' && sid !== undefined ? this.#standing(sid, kind) : undefined
     if (method === 'POST' && this.#tooLarge(request)) {
       // As on the route: a POST of a transport its session has left is stale whatever its
       // size; one of the transport it is attached to ends it.
-      const standing = sid === undefined ? undefined : this.#standing(sid, kind)
       if (standing === 'left') {
         const answer = coded(400, cors, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind))
         return { answer: { ...answer, bodyUnread: true } }
@@ -183,7 +191,15 @@ export class ClosingAnswers {
       const answer = coded(413, cors, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(this.#maxPayload))
       return { answer: { ...answer, bodyUnread: true, ...(standing === 'attached' && { endsSession: sid }) } }
     }
-    if (method === 'POST' && sid !== undefined && this.#standing(sid, kind) === 'frozen') {
+    if (standing === 'attached' && sid !== undefined) {
+      // Heard as when open: its events are taken (and acknowledged: the drain hands the session
+      // off with them, or the ACK owed goes before its CLOSE 'server shutdown'), a body that does
+      // not decode ends it, a goodbye ends it with 'client disconnect' before the drain would
+      // freeze it. A refusal would leave the session to the close, whatever its client said.
+      const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+      return { answer, post: { sid, kind, headers: cors } }
+    }
+    if (standing === 'frozen') {
       // As on the route: a refusal would fail the client's transport before it reads the CLOSE
       // 'server handoff' its next GET gets; nothing of the body is used (it is not read here:
       // the connection closes after the answer), nor acknowledged, so the client sends it again

@@ -8,6 +8,7 @@ import type { HttpSide } from '../transports/transport.js'
 import { type ClosingAnswers, type ClosingVerdict, coded, type EndpointAnswer } from './closing-answers.js'
 import { lingerOnClose } from './lingering-close.js'
 import { takeGetAck } from './session-get.js'
+import type { TakePost } from './upstream-post.js'
 
 type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse) => void
 type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -28,6 +29,8 @@ export interface LastWordsOptions {
   answers: ClosingAnswers
   take: TakeLastWords
   attached: AttachedTransport
+  /** Takes a POST of a live session on its own transport, as the route does. */
+  post: TakePost
   /**
    * Resolves once `sid`'s session has ended, when it finishes the events in its middleware
    * before it ends (see `ParleyServer.finishing`); undefined otherwise.
@@ -69,7 +72,8 @@ export interface LastWordsOptions {
  * The endpoints' other requests get what the routes would answer them (`ClosingAnswers`): a
  * preflight its 204, a wrong method 405, another version 400, a page of an origin not allowed
  * 403, a POST whose body passes maxPayload 413 (ending its session as the route does), a POST
- * of a session frozen for its handoff 204, a GET of a session still here on the GET's
+ * of a live session on its own transport what the route makes of it (see `UpstreamPosts`), a
+ * POST of a session frozen for its handoff 204, a GET of a session still here on the GET's
  * transport its stream or held poll, the rest Parley's own
  * `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no code and no CORS headers,
  * so that a page on another origin could not read it. From
@@ -87,6 +91,7 @@ export class LastWordsAtClose {
   readonly #answers: ClosingAnswers
   readonly #take: TakeLastWords
   readonly #attached: AttachedTransport
+  readonly #post: TakePost
   readonly #finishing: (sid: string) => Promise<void> | undefined
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
@@ -102,6 +107,7 @@ export class LastWordsAtClose {
     answers,
     take,
     attached,
+    post,
     finishing,
     log,
     fastifyRefuses,
@@ -111,6 +117,7 @@ export class LastWordsAtClose {
     this.#answers = answers
     this.#take = take
     this.#attached = attached
+    this.#post = post
     this.#finishing = finishing
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
@@ -162,6 +169,23 @@ export class LastWordsAtClose {
     const last = verdict.lastWords
     if (last && this.#serveLast(res, last)) return true
     if (!this.#refusing) return false
+    const live = verdict.post
+    const taken = live && this.#post(live.sid, live.kind, live.headers, req, res)
+    if (taken) {
+      // A live session's POST on its own transport (the drain has yet to freeze it, or it
+      // finishes the events in its middleware): heard as on the route, its goodbye included.
+      void taken.then(
+        ({ answer }) => {
+          if (answer) this.#send(res, answer)
+          else res.destroy()
+        },
+        (err: unknown) => {
+          this.#log.warn({ err }, 'parley: could not take a POST at close')
+          res.destroy()
+        },
+      )
+      return true
+    }
     const http = last ? this.#attached(last.sid, last.kind) : undefined
     if (last && http) {
       // A session still here (the drain has yet to hand it off, or hands it off now, its CLOSE

@@ -2,7 +2,6 @@ import { METHODS } from 'node:http'
 import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import {
-  CloseReason,
   ErrorCode,
   type HelloPacket,
   PacketType,
@@ -11,16 +10,14 @@ import {
 } from '@parley/protocol'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { noMetrics } from '../metrics.js'
 import type { ResolvedOptions } from '../options.js'
 import type { ParleyServer, Refusal } from '../server.js'
 import type { Session } from '../session.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
-import type { HttpSide } from '../transports/transport.js'
 import { answer } from './answer.js'
-import { type BodyFailure, BodyReader, decodeBody, EMPTY_BODY, linesOfBody, NOT_UTF8_TEXT } from './body.js'
+import { type BodyFailure, decodeBody, EMPTY_BODY, linesOfBody, NOT_UTF8_TEXT } from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import {
@@ -31,7 +28,6 @@ import {
   notAttachedMessage,
   OTHER_VERSION,
   SHUTTING_DOWN,
-  tooLargeMessage,
 } from './closing-answers.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
@@ -48,6 +44,7 @@ import {
 import { bodyTooLarge, ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { acksOf, takeGetAck } from './session-get.js'
 import { IdleSseUpstream } from './sse-upstream.js'
+import type { TakePost, UpstreamPosts } from './upstream-post.js'
 import { VersionRefusals, versionRefusal } from './version-refusals.js'
 import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
 
@@ -62,6 +59,10 @@ export interface RoutesOptions {
   closingAnswers: ClosingAnswers
   /** Does what sending one of those answers does besides (see `LastWordsOptions.sent`). */
   closingSent: (answer: EndpointAnswer) => void
+  /** Reads the bodies, and hands the upstream POSTs to their sessions (shared with the close). */
+  posts: UpstreamPosts
+  /** Takes a POST of a live session routed here while the app closes (see `TakePost`). */
+  closingPost: TakePost
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -79,7 +80,16 @@ const ROUTED_METHODS = METHODS.filter((method) => method !== 'CONNECT')
  */
 export async function parleyRoutes(
   app: FastifyInstance,
-  { server, options, ownsWebSocketPlugin, closingWebSockets, closingAnswers, closingSent }: RoutesOptions,
+  {
+    server,
+    options,
+    ownsWebSocketPlugin,
+    closingWebSockets,
+    closingAnswers,
+    closingSent,
+    posts,
+    closingPost,
+  }: RoutesOptions,
 ): Promise<void> {
   // Bodies are read by hand, under maxPayload and whatever their content type.
   app.removeAllContentTypeParsers()
@@ -96,10 +106,7 @@ export async function parleyRoutes(
   /** 404 for a transport left out of `transports`; names those offered (OPEN lists them anyway). */
   const disabled = (reply: FastifyReply, name: TransportName) =>
     fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, disabledMessage(name, options.transports))
-  /** Transports with an upstream POST in progress (see the upstream POST in `handleHttp`). */
-  const posting = new WeakSet<HttpSide>()
-  // A body that stops arriving is given up after the silence that ends a transport after a PING.
-  const bodies = new BodyReader(options.maxPayload, options.pingTimeout)
+  const bodies = posts.bodies
   const idleSseUpstream = options.closeIdleSseUpstream ? new IdleSseUpstream() : undefined
 
   const originRefusals = new OriginRefusals(app.log)
@@ -184,6 +191,7 @@ export async function parleyRoutes(
       closingSent,
       (sid, kind) => server.takeLingering(sid, kind)?.http,
       (sid, kind) => server.attachedHttp(sid, kind),
+      closingPost,
     ),
   )
 
@@ -209,7 +217,7 @@ export async function parleyRoutes(
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
   server.atClose(() => forwarder.close())
   // Nothing a body still on its way could say matters once the sessions end.
-  server.atClose(() => bodies.close())
+  server.atClose(() => posts.close())
   const websockets = new WebSocketHandshakes({
     server,
     log: app.log,
@@ -364,7 +372,7 @@ export async function parleyRoutes(
     }
     const transport = session.transport
     const http = transport?.name === kind ? transport.http : undefined
-    if (!http) return notAttached(reply, kind, cors)
+    if (!transport || !http) return notAttached(reply, kind, cors)
 
     if (method === 'GET') {
       const taken = takeGetAck(http, acksOf((request.query as Query).ack))
@@ -374,38 +382,12 @@ export async function parleyRoutes(
       return reply
     }
 
-    // Upstream POST: one at a time per transport, so that packets cannot overtake each other.
-    // Per transport, not per session: a POST's packets are used only if its transport is still
-    // the session's once the body is in (below), so a POST on a transport that took over never
-    // waits for one on the transport it replaced, which may be stuck on a dead connection.
-    if (posting.has(http)) {
-      return fail(reply, 409, ErrorCode.REQUEST_IN_PROGRESS, 'another POST is in progress', cors)
-    }
-    posting.add(http)
-    try {
-      const body = await readRequestBody(request, reply)
-      if (!body.ok) {
-        // The client may have resumed on another transport while this body came (stale, as
-        // below), or the session may have frozen meanwhile.
-        if (body.reason === 'too large')
-          return refuseTooLarge(reply, kind, cors, session, session.transport === transport)
-        return bodyNotRead(reply, body.reason, cors)
-      }
-      if (session.transport !== transport) return notAttached(reply, kind, cors)
-      const lines = linesOfBody(body)
-      const decoded = decodeBody(lines, options.maxPayload)
-      if (!decoded.ok) {
-        http.reject(decoded.error)
-        return fail(reply, 400, decoded.error.code, decoded.error.message, cors)
-      }
-      // Line lengths are worked out only when they are counted (the `metrics` option).
-      http.receive(decoded.packets, server.metrics === noMetrics || !lines ? NO_SIZES : lineLengths(lines))
-      reply.code(204).headers({ ...cors, 'Cache-Control': 'no-store' })
-      if (kind === 'sse') idleSseUpstream?.answer(request, reply, session, decoded.packets)
-      return reply.send()
-    } finally {
-      posting.delete(http)
-    }
+    // Upstream POST: one at a time per transport (see `UpstreamPosts`).
+    const outcome = await posts.take(kind, session, transport, http, cors, () =>
+      readRequestBody(request, reply),
+    )
+    if (kind === 'sse' && outcome.packets) idleSseUpstream?.answer(request, reply, session, outcome.packets)
+    return send(reply, outcome.answer)
   }
 
   async function handshakePost(
@@ -472,16 +454,6 @@ export async function parleyRoutes(
   }
 
   /**
-   * 400 PARLEY_TRANSPORT_MISMATCH for a POST of a transport the session has left, whose body
-   * (past `maxPayload`) is not read to its end: the connection closes after it, as after a 413
-   * (see `bodyNotRead`).
-   */
-  function staleUnread(reply: FastifyReply, kind: HttpKind, cors: HeaderBag): FastifyReply {
-    closeUnread(reply)
-    return notAttached(reply, kind, cors)
-  }
-
-  /**
    * Closes the connection after the answer: the rest of the body may still be on it. Not for a
    * POST another node sent on without its body (the TOO_LARGE mark): nothing of it is left on the
    * connection between the nodes, which stays open for other requests; that node closes its
@@ -500,15 +472,7 @@ export async function parleyRoutes(
     return fail(reply, 400, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind), cors)
   }
 
-  /**
-   * The answer to a POST whose body passes `maxPayload` (unread to its end either way): 413, and
-   * the session ends with 'payload too large' only if it would have read that body, that is
-   * when the POST is of the transport it is `attached` to and the session is not frozen. One
-   * of a transport it has left is stale (400, see `staleUnread`). A frozen session reads
-   * nothing of its client any more (it is being handed off, and the node that takes it over
-   * judges whatever the client sends again): the POST is refused with 413 and the session
-   * goes on, as one whose body is within the limit would.
-   */
+  /** See `UpstreamPosts.tooLarge`. */
   function refuseTooLarge(
     reply: FastifyReply,
     kind: HttpKind,
@@ -516,11 +480,7 @@ export async function parleyRoutes(
     session: Session | undefined,
     attached: boolean,
   ): FastifyReply {
-    if (session && session.state !== 'frozen') {
-      if (!attached) return staleUnread(reply, kind, cors)
-      session.end(CloseReason.PAYLOAD_TOO_LARGE)
-    }
-    return bodyNotRead(reply, 'too large', cors)
+    return send(reply, posts.tooLarge(kind, cors, session, attached))
   }
 
   /**
@@ -539,23 +499,23 @@ export async function parleyRoutes(
     return bodyNotRead(reply, 'too large', cors)
   }
 
-  /**
-   * The answer to a POST whose body was not read to its end: 413 past `maxPayload`, 408 when it
-   * stalled, 503 when the server closes; none when the client went. The connection closes
-   * after it: the rest of the body may still be on its way, and reading it only to throw it
-   * away is not worth it (a stalled one may never come, and the connection would wait for it).
-   */
+  /** See `UpstreamPosts.notRead`. */
   function bodyNotRead(reply: FastifyReply, reason: BodyFailure, cors: HeaderBag): FastifyReply {
-    if (reason === 'aborted') return reply
-    closeUnread(reply)
-    if (reason === 'too large') {
-      return fail(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(options.maxPayload), cors)
-    }
-    if (reason === 'stalled') {
-      const message = `nothing of the body came for ${options.pingTimeout} ms`
-      return fail(reply, 408, ErrorCode.BAD_REQUEST, message, cors)
-    }
-    return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, cors)
+    return send(reply, posts.notRead(reason, cors))
+  }
+
+  /**
+   * Sends `answer` (none: the client went), the connection closed after it when the body was
+   * left unread (see `closeUnread`).
+   */
+  function send(reply: FastifyReply, answer: EndpointAnswer | undefined): FastifyReply {
+    if (!answer) return reply
+    if (answer.bodyUnread) closeUnread(reply)
+    if (answer.body) return fail(reply, answer.status, answer.body.code, answer.body.message, answer.headers)
+    return reply
+      .code(answer.status)
+      .headers({ ...answer.headers, 'Cache-Control': 'no-store' })
+      .send()
   }
 
   function readRequestBody(request: FastifyRequest, reply: FastifyReply) {
@@ -592,11 +552,4 @@ function acceptAnyContentType(request: FastifyRequest): void {
 function bodyStream(request: FastifyRequest): Readable | undefined {
   const body = request.body as { pipe?: unknown } | undefined
   return body && typeof body.pipe === 'function' ? (body as Readable) : undefined
-}
-
-const NO_SIZES: readonly number[] = []
-
-/** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
-function lineLengths(lines: readonly string[]): number[] {
-  return lines.flatMap((line) => (line === '' ? [] : [line.length]))
 }

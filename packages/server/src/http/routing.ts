@@ -7,6 +7,7 @@ import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
 import { type ClosingAnswers, coded, type EndpointAnswer, SHUTTING_DOWN } from './closing-answers.js'
 import type { AttachedTransport, TakeLastWords } from './last-words.js'
 import { takeGetAck } from './session-get.js'
+import type { TakePost } from './upstream-post.js'
 
 /**
  * Marks a request that a node routed here from another one. The owner answers it itself, never
@@ -100,7 +101,8 @@ export function relayResponse(reply: FastifyReply, response: RoutedResponse, clo
  * (FST_ERR_REOPENED_CLOSE_SERVER), whatever its `return503OnClosing`: the request then gets
  * what the endpoints answer a request that came here directly (`answers`, a
  * `503 PARLEY_SERVER_SHUTTING_DOWN` with the page's CORS headers; for a GET whose session keeps
- * its last words here, those, taken with `take`, as `LastWordsAtClose` hands them over), rather
+ * its last words here, those, taken with `take`, as `LastWordsAtClose` hands them over; for a
+ * POST of a live session on its own transport, what `post` makes of it), rather
  * than a failure that the node which sent it on would take for an owner it cannot reach, and
  * answer with a new session while the client's own is still being handed on.
  */
@@ -111,6 +113,7 @@ export async function serveRouted(
   sent: (answer: EndpointAnswer) => void,
   take: TakeLastWords,
   attached: AttachedTransport,
+  post: TakePost,
 ): Promise<RoutedResponse> {
   const headers = { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) }
   try {
@@ -144,6 +147,15 @@ export async function serveRouted(
         payloadAsStream: true,
       }),
     )
+  }
+  const live = verdict?.post
+  const taken = live && post(live.sid, live.kind, live.headers, Readable.from([Buffer.from(routed.body)]))
+  if (taken) {
+    // A live session's POST, heard as the route hears it (see `ClosingAnswers.judge`). The node
+    // that sent it on leaves its client's connection open: no `Connection: close` crosses.
+    const answer = (await taken).answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+    sent(answer)
+    return routedAnswer(answer)
   }
   const http = last ? attached(last.sid, last.kind) : undefined
   let answer = verdict?.answer

@@ -1,0 +1,181 @@
+import type { Readable, Writable } from 'node:stream'
+import { CloseReason, ErrorCode, type Packet } from '@parley/protocol'
+import type { Session } from '../session.js'
+import type { HeaderBag } from '../transports/http.js'
+import type { HttpTransportName } from '../transports/registry.js'
+import type { HttpSide, Transport } from '../transports/transport.js'
+import { type BodyFailure, BodyReader, type BodyResult, decodeBody, linesOfBody } from './body.js'
+import {
+  coded,
+  type EndpointAnswer,
+  notAttachedMessage,
+  SHUTTING_DOWN,
+  tooLargeMessage,
+} from './closing-answers.js'
+
+/** What became of an upstream POST, for whoever answers it (the route, or the plugin at close). */
+export interface UpstreamOutcome {
+  /** Undefined when the client went before its body was in: there is nobody to answer. */
+  answer: EndpointAnswer | undefined
+  /** The packets handed to the session (its 204): what `sseUpstream: 'close-when-idle'` weighs. */
+  packets?: readonly Packet[]
+}
+
+/**
+ * Takes a POST of `sid`'s session on endpoint `kind`, its body read from `body` (see
+ * `BodyReader.read` for `answered`), as the route takes it, when that session is still here,
+ * not frozen, and attached to `kind`: undefined otherwise. `cors`: the page's headers.
+ */
+export type TakePost = (
+  sid: string,
+  kind: HttpTransportName,
+  cors: HeaderBag,
+  body: Readable,
+  answered?: Writable,
+) => Promise<UpstreamOutcome> | undefined
+
+export interface UpstreamPostsOptions {
+  maxPayload: number
+  /** A body of which nothing arrives for this long is given up (408). */
+  stallMs: number
+  /** Whether the length of each line is worked out for the session (the `metrics` option). */
+  countSizes: () => boolean
+}
+
+/**
+ * The upstream POSTs of the SSE and polling transports, read and handed to their session: by
+ * the route while the server is open, and by the plugin while Fastify refuses requests at close
+ * (see last-words.ts), so that a live session's client is heard the same either way (its events,
+ * a body that does not decode, its goodbye). One POST at a time per transport, whichever of the
+ * two reads it, so that packets cannot overtake each other. Per transport, not per session: a
+ * POST's packets are used only if its transport is still the session's once the body is in, so
+ * a POST on a transport that took over never waits for one on the transport it replaced, which
+ * may be stuck on a dead connection.
+ */
+export class UpstreamPosts {
+  /** Reads every body of the endpoints (`close()` gives up those still coming). */
+  readonly bodies: BodyReader
+  readonly #posting = new WeakSet<HttpSide>()
+  readonly #maxPayload: number
+  readonly #countSizes: () => boolean
+
+  constructor({ maxPayload, stallMs, countSizes }: UpstreamPostsOptions) {
+    this.bodies = new BodyReader(maxPayload, stallMs)
+    this.#maxPayload = maxPayload
+    this.#countSizes = countSizes
+  }
+
+  /**
+   * Reads (`read`) the body of a POST of `transport`, the transport of kind `kind` that `session`
+   * (not frozen) is attached to, and hands its packets to the session. `cors`: the page's headers.
+   */
+  async take(
+    kind: HttpTransportName,
+    session: Session,
+    transport: Transport,
+    http: HttpSide,
+    cors: HeaderBag,
+    read: () => Promise<BodyResult>,
+  ): Promise<UpstreamOutcome> {
+    if (this.#posting.has(http)) {
+      return { answer: coded(409, cors, ErrorCode.REQUEST_IN_PROGRESS, 'another POST is in progress') }
+    }
+    this.#posting.add(http)
+    try {
+      const body = await read()
+      if (!body.ok) {
+        // The client may have resumed on another transport while this body came (stale, as
+        // below), or the session may have frozen meanwhile.
+        if (body.reason === 'too large')
+          return { answer: this.tooLarge(kind, cors, session, session.transport === transport) }
+        return { answer: this.notRead(body.reason, cors) }
+      }
+      if (session.transport !== transport) {
+        return { answer: coded(400, cors, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind)) }
+      }
+      const lines = linesOfBody(body)
+      const decoded = decodeBody(lines, this.#maxPayload)
+      if (!decoded.ok) {
+        http.reject(decoded.error)
+        return { answer: coded(400, cors, decoded.error.code, decoded.error.message) }
+      }
+      // Line lengths are worked out only when they are counted (the `metrics` option).
+      http.receive(decoded.packets, this.#countSizes() && lines ? lineLengths(lines) : NO_SIZES)
+      return { answer: { status: 204, headers: cors }, packets: decoded.packets }
+    } finally {
+      this.#posting.delete(http)
+    }
+  }
+
+  /** A POST of `session` while the server closes: see `TakePost`. */
+  takeFor(
+    session: Session | undefined,
+    kind: HttpTransportName,
+    cors: HeaderBag,
+    body: Readable,
+    answered?: Writable,
+  ): Promise<UpstreamOutcome> | undefined {
+    const transport = session?.transport
+    if (!session || session.state === 'frozen' || transport?.name !== kind || !transport.http)
+      return undefined
+    return this.take(kind, session, transport, transport.http, cors, () => this.bodies.read(body, answered))
+  }
+
+  /**
+   * The answer to a POST whose body passes `maxPayload` (unread to its end either way): 413, and
+   * the session ends with 'payload too large' only if it would have read that body, that is
+   * when the POST is of the transport it is `attached` to and the session is not frozen. One
+   * of a transport it has left is stale (400 PARLEY_TRANSPORT_MISMATCH). A frozen session reads
+   * nothing of its client any more (it is being handed off, and the node that takes it over
+   * judges whatever the client sends again): the POST is refused with 413 and the session
+   * goes on, as one whose body is within the limit would.
+   */
+  tooLarge(
+    kind: HttpTransportName,
+    cors: HeaderBag,
+    session: Session | undefined,
+    attached: boolean,
+  ): EndpointAnswer {
+    if (session && session.state !== 'frozen') {
+      if (!attached) {
+        const stale = coded(400, cors, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind))
+        return { ...stale, bodyUnread: true }
+      }
+      session.end(CloseReason.PAYLOAD_TOO_LARGE)
+    }
+    return this.#unread('too large', cors)
+  }
+
+  /**
+   * The answer to a POST whose body was not read to its end: 413 past `maxPayload`, 408 when it
+   * stalled, 503 when the server closes; none when the client went. The connection closes
+   * after it (`bodyUnread`): the rest of the body may still be on its way, and reading it only
+   * to throw it away is not worth it (a stalled one may never come, and the connection would
+   * wait for it).
+   */
+  notRead(reason: BodyFailure, cors: HeaderBag): EndpointAnswer | undefined {
+    return reason === 'aborted' ? undefined : this.#unread(reason, cors)
+  }
+
+  #unread(reason: Exclude<BodyFailure, 'aborted'>, cors: HeaderBag): EndpointAnswer {
+    const answer =
+      reason === 'too large'
+        ? coded(413, cors, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(this.#maxPayload))
+        : reason === 'stalled'
+          ? coded(408, cors, ErrorCode.BAD_REQUEST, `nothing of the body came for ${this.bodies.stallMs} ms`)
+          : coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+    return { ...answer, bodyUnread: true }
+  }
+
+  /** Gives up every body still coming, and every later one: the server closes. */
+  close(): void {
+    this.bodies.close()
+  }
+}
+
+const NO_SIZES: readonly number[] = []
+
+/** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
+function lineLengths(lines: readonly string[]): number[] {
+  return lines.flatMap((line) => (line === '' ? [] : [line.length]))
+}
