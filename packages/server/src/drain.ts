@@ -54,6 +54,10 @@ export class Drain {
   readonly #sentOn = new Set<Promise<unknown>>()
   /** Withdrawals that wait for a `handOff` the drain did not go on with (see `withdrawOnceStored`). */
   readonly #late = new Set<Promise<void>>()
+  /** Sessions not stored in time that finish here, until their held events run (see `#finishHere`). */
+  readonly #finishing = new Set<Promise<void>>()
+  /** Events that ran here before their snapshot was known taken back (see `#finishHere`). */
+  #unsure = { events: 0, sessions: 0 }
   #allClaimed: (() => void) | undefined
   /** The sid the drain is ending itself, its snapshot not stored in time (see `givingUp`). */
   #givingUp: string | undefined
@@ -181,6 +185,11 @@ export class Drain {
         } else {
           failed++
           this.#context.metrics.handoff('failed')
+          const snapshot = snapshots[k]
+          if (snapshot && snapshot.waiting.length > 0) {
+            this.#finishHere(socket, snapshot, answer, deadline)
+            return
+          }
           // Its end withdraws the snapshot at once; a write still under way may store it after
           // (and answer true, or reject): it is withdrawn again then.
           this.#givingUp = sid
@@ -227,8 +236,61 @@ export class Drain {
       return safely(() => adapter.sealHandOff?.(sid, socket.claimed(), alone))
     })
     // Late withdrawals too: the adapter closes after the drain, and one made then may be lost.
-    if (seals.length > 0 || this.#late.size > 0)
-      await within(Promise.all([...seals, ...this.#late]), SEAL_WAIT_MS, undefined)
+    // The sessions that finish here are bounded each (see `#finishHere`): by the deadline and
+    // SEAL_WAIT_MS, which this wait is too, at the latest.
+    const ends = [...seals, ...this.#late]
+    await Promise.all([
+      ends.length > 0 ? within(Promise.all(ends), SEAL_WAIT_MS, undefined) : undefined,
+      ...this.#finishing,
+    ])
+    const unsure = this.#unsure
+    if (unsure.events > 0) {
+      log.warn(
+        { events: unsure.events, sessions: unsure.sessions },
+        'parley: drain: sessions could not be stored for handoff, and the store did not confirm in time that their snapshots were taken back; the events their socket middleware held (acknowledged to their clients) ran here all the same: a node that claimed such a snapshot would run them once more',
+      )
+    }
+  }
+
+  /**
+   * `socket`'s snapshot was not stored in time, and the freeze took events out of its middleware
+   * that the session had acknowledged: they are in the snapshot alone. Ended now, the session
+   * would lose them; run now, they could run twice, should the write land late and another node
+   * claim it. So the session goes back on its transport refusing new events (see
+   * `ServerSocket.stayToFinish`), its snapshot is withdrawn at once, the write still under way
+   * (an adapter that can takes it back right behind it, and revokes a claim that won meanwhile),
+   * and again once the answer says stored; once both are done, the events run here, and the
+   * session ends with the ACK it owes and CLOSE 'server shutdown' (at `close`, when the middleware
+   * still holds events then: see `ParleyServer.finishEvents`). A claim that stood after all (taken
+   * over before the take-back ran, see `LocalSockets.takenOver`) ends the session here instead,
+   * its events left to the claimer. A take-back that does not land by the deadline and
+   * SEAL_WAIT_MS (the store unreachable) is given up on: the events run here all the same,
+   * rather than be lost for sure, and the drain warns how many.
+   */
+  #finishHere(
+    socket: AnySocket,
+    snapshot: SessionSnapshot,
+    answer: Promise<boolean | undefined>,
+    deadline: number,
+  ): void {
+    const { sid } = socket.session
+    socket.stayToFinish(snapshot)
+    const withdraw = () => this.#context.withdraw(sid)
+    const takenBack = Promise.all([withdraw(), withdrawOnceStored(answer, withdraw)]).then(() => true)
+    const finished = within(takenBack, deadline - performance.now() + SEAL_WAIT_MS, false).then((landed) => {
+      if (!socket.connected) return
+      if (!landed) {
+        this.#unsure.events += snapshot.waiting.length
+        this.#unsure.sessions++
+      }
+      socket.keptAfterAll()
+      if (socket.connected && socket.eventsInMiddleware === 0)
+        socket.session.end(CloseReason.SERVER_SHUTDOWN, {
+          retryAfter: this.#context.shutdownRetryAfter(),
+          kind: 'shutdown',
+        })
+    })
+    this.#finishing.add(finished)
   }
 
   /** See `withdrawOnceStored`: the wait for it is bounded by the end of the drain. */

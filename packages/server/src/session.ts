@@ -297,6 +297,8 @@ export class Session extends Timed implements TransportOwner {
   #recoveryTimer: NodeJS.Timeout | undefined
   /** Frozen (handed off): where packets numbered after the snapshot go. */
   #tail: ((text: string) => void) | undefined
+  /** The last number sent to the client before the freeze (see `unfreeze`). */
+  #frozenAt = 0
   /**
    * Restored, before the old node's tail is in: sends waiting for their numbers (which follow
    * the tail's). Undefined otherwise.
@@ -555,6 +557,7 @@ export class Session extends Timed implements TransportOwner {
     this.#transport?.bind(null)
     this.#state = 'frozen'
     this.#tail = tail
+    this.#frozenAt = this.#outSeq
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     // The heartbeat goes on (see `#ping`): a store slower than the client's patience would
@@ -604,6 +607,33 @@ export class Session extends Timed implements TransportOwner {
     if (this.#state !== 'frozen') return
     this.#tail = undefined
     this.#detach(CloseReason.TRANSPORT_CLOSE)
+  }
+
+  /**
+   * The snapshot could not be stored, and the session finishes here before it ends (a drain: see
+   * `ServerSocket.stayToFinish`): back on its transport, whose client was told nothing, taking no
+   * new event (see `refuseEvents`); what was numbered since the freeze (kept, and into the tail
+   * only) goes on the transport now, in order. A transport lost meanwhile (unread since the
+   * freeze, its loss reported to nobody) leaves the session detached, awaiting a resume.
+   */
+  unfreeze(): void {
+    if (this.#state !== 'frozen') return
+    this.#tail = undefined
+    this.refuseEvents()
+    const transport = this.#transport
+    if (!transport?.open) {
+      this.#detach(CloseReason.TRANSPORT_CLOSE)
+      return
+    }
+    this.#state = 'attached'
+    transport.bind(this)
+    const last = this.#keptFrom + this.#keptCount - 1
+    for (let seq = Math.max(this.#frozenAt + 1, this.#keptFrom); seq <= last; seq++) {
+      this.#write(transport, keptOutgoing(this.#keptAt(seq - this.#keptFrom), seq), seq)
+    }
+    // The freeze stopped the ACK owed; `end` sends it too, but the session may last a while.
+    if (this.#unacked > 0) this.#ackLater()
+    this.#checkBuffers()
   }
 
   /**

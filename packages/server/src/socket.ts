@@ -734,8 +734,26 @@ export class ServerSocket<
   }
 
   /**
+   * @internal The drain could not store the snapshot `freeze` made, and the freeze took events
+   * from the middleware's queue that the session had acknowledged: rather than end at once and
+   * lose them, the session finishes here. It goes back on its transport taking no new event (its
+   * client sends those again to the next server), and those it holds wait until `keptAfterAll`,
+   * which the drain calls once the snapshot can no longer be claimed (a node that took it over
+   * would run them too).
+   */
+  stayToFinish(snapshot: SessionSnapshot): void {
+    this.#tailSink = undefined
+    this.#handoff = undefined
+    this.#session.unfreeze()
+    // The freeze closed the pipeline; what runs here from now on needs one.
+    this.#pipeline = this.#pipeline?.successor()
+    this.#thawedWork = snapshot.waiting
+  }
+
+  /**
    * @internal The move `thaw` gave up on is taken back, and the session stayed here: the events
-   * the freeze took run after all, then what the client sent since, in order.
+   * the freeze took run after all, then what the client sent since, in order. The same for a
+   * drain's session that `stayToFinish`.
    */
   keptAfterAll(): void {
     const waiting = this.#thawedWork

@@ -295,7 +295,8 @@ export interface Adapter {
    * the snapshot of a session of this node so that another node can claim it, for `ttl` ms.
    * Resolves true once it is stored (the server then tells the client to resume elsewhere);
    * false when it could not be (the session then ends as without handoff, and the snapshot must
-   * never be claimable). From then on `sessionOwner` answers `handingOff` for it, and the
+   * never be claimable; one whose middleware held events first runs them, once `withdrawHandOff`
+   * resolved: see there). From then on `sessionOwner` answers `handingOff` for it, and the
    * adapter calls `LocalSockets.claimed` when another node takes it over. The server waits at
    * most `handoff.timeout`; when this resolves true after that (the session went on or ended
    * here meanwhile), the server calls `withdrawHandOff` then, so a write that finishes late is
@@ -349,7 +350,10 @@ export interface Adapter {
    * the same way, at once and again once that `handOff` resolves true or rejects (the server
    * records its owner again after that, see `sessionOpened`). Until both have resolved (at most
    * `ttl`), the server holds what the client sends that session, unhandled: resolve once the
-   * take-back has landed (or is given up), not before, and not much later. A claim that won between the late
+   * take-back has landed (or is given up), not before, and not much later. A drain's session
+   * that could not be stored while its middleware held events (acknowledged, in the snapshot)
+   * goes on here the same way until it ends, and runs them once both have resolved (or at the
+   * end of the drain, whatever they say). A claim that won between the late
    * write and the withdraw took a snapshot older than that live session: an adapter that can
    * tell it so resolves its `takeOver` with `ended` and `kept` (its client tries again, and finds
    * the session here). A withdraw of a snapshot that is not stored, or not this node's, does
