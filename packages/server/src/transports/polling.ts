@@ -3,7 +3,7 @@ import { gzip } from 'node:zlib'
 import { type Packet, PacketType, type PreparedEvent } from '@parley/protocol'
 import { type ResponseHolder, watchHeld } from './held-responses.js'
 import { type HeaderBag, HttpTransport, nextGetWithin, nowMs } from './http.js'
-import { type CloseKind, isClose, isPreparedEvent, type Outgoing } from './transport.js'
+import { type CloseKind, isPreparedEvent, type Outgoing, outgoing } from './transport.js'
 import type { UnreadAnswers } from './unread.js'
 
 /**
@@ -81,8 +81,14 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
    * lower says the client never read that answer (see `downstream`).
    */
   #answeredThrough = 0
-  /** The CLOSE line, once sent: the only thing kept when the client stopped polling. */
+  /** The CLOSE line, once sent: with `#lastAck`, all that is kept when the client stopped polling. */
   #lastWords: string | undefined
+  /**
+   * The `ack` of the last ACK sent (0 before any): a client that stopped polling still gets it
+   * before the CLOSE, so that it does not send again, into its next session, what the ended one
+   * handled. A number, not the line: nothing of each ACK waits with the transport.
+   */
+  #lastAck = 0
   #flushScheduled = false
 
   /**
@@ -192,7 +198,11 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
     } else {
       const line = out.text
       bytes = Buffer.byteLength(line) + 1
-      if (isClose(out)) this.#lastWords = line
+      if (out.numbered !== true) {
+        const packet = out.packet
+        if (packet.type === PacketType.CLOSE) this.#lastWords = line
+        else if (packet.type === PacketType.ACK) this.#lastAck = packet.ack
+      }
       waiting.push(line)
       if (seq > 0) waiting.push(seq)
     }
@@ -223,10 +233,15 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
 
   protected end(kind: CloseKind): void {
     if (kind === 'overflow') {
-      // The client does not poll: drop what waits for it, except the CLOSE.
-      const last = this.#lastWords
-      this.#waiting = last === undefined ? NOTHING_WAITING : [last]
-      this.#queuedBytes = last === undefined ? 0 : Buffer.byteLength(last) + 1
+      // The client does not poll: drop what waits for it, except its last words (the last ACK,
+      // then the CLOSE).
+      const words: string[] = []
+      if (this.#lastWords !== undefined) {
+        if (this.#lastAck > 0) words.push(outgoing({ type: PacketType.ACK, ack: this.#lastAck }).text)
+        words.push(this.#lastWords)
+      }
+      this.#waiting = words.length > 0 ? words : NOTHING_WAITING
+      this.#queuedBytes = words.reduce((n, line) => n + Buffer.byteLength(line) + 1, 0)
     }
     // Last words (MOVED, CLOSE) go to the waiting GET; without one they linger for the next.
     this.#flush()
