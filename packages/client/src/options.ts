@@ -195,10 +195,12 @@ export function misuse(message: string): TypeError {
  * where it has one, rather than the whole error. Never throws, whatever the value: a symbol
  * (`Symbol(x)`, which a template would throw on), an object without prototype, one whose
  * `toString` throws, a Proxy whose traps throw or a revoked one (`[object]`, `[function]`).
+ * At most its first 1024 characters (as the server cuts an application's message): a message
+ * stays a message, whatever length the value has.
  */
 export function named(value: unknown, message?: 1): string {
   try {
-    return String((message && (value as Error | undefined)?.message) ?? value)
+    return String((message && (value as Error | undefined)?.message) ?? value).slice(0, 1024)
   } catch {
     return `[${typeof value}]`
   }

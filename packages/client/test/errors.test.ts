@@ -4,6 +4,7 @@ import net from 'node:net'
 import { ErrorCode, type ParleyError } from '@parley/protocol'
 import { MemoryAdapter } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { revoked, trapsThrow, UNSHOWABLE } from '../../../test/support/odd-values.js'
 import { unheard } from '../../../test/support/unheard.js'
@@ -389,6 +390,142 @@ describe("what the application's WebSocket or fetch throws", () => {
       expect(errors).toEqual([
         ['websocket', ErrorCode.TRANSPORT_ERROR],
         ['sse', ErrorCode.TRANSPORT_ERROR],
+      ])
+      expect(thrown).toEqual([])
+    },
+  )
+})
+
+/**
+ * An application's WebSocket: the `ws` package's, behind a class of its own whose `protocol`, and
+ * its close event's `reason`, are what `odd` makes them, when it makes them.
+ */
+function oddWebSocket(odd: { protocol?: () => unknown; reason?: () => unknown }) {
+  return class OddWebSocket {
+    readonly #ws: WebSocket
+    onopen: (() => void) | null = null
+    onmessage: ((ev: unknown) => void) | null = null
+    onclose: ((ev: unknown) => void) | null = null
+    onerror: ((ev: unknown) => void) | null = null
+    binaryType = 'arraybuffer'
+
+    constructor(url: string, protocols: string) {
+      const ws = new WebSocket(url, protocols)
+      this.#ws = ws
+      ws.binaryType = 'arraybuffer'
+      ws.onopen = () => this.onopen?.()
+      ws.onmessage = (ev) => this.onmessage?.(ev)
+      ws.onerror = (ev) => this.onerror?.(ev)
+      ws.onclose = ({ code, reason }) =>
+        this.onclose?.({
+          code,
+          get reason() {
+            return odd.reason ? odd.reason() : reason
+          },
+        })
+    }
+
+    get protocol(): unknown {
+      return odd.protocol ? odd.protocol() : this.#ws.protocol
+    }
+
+    send(data: string | Uint8Array): void {
+      this.#ws.send(data)
+    }
+
+    close(code?: number): void {
+      this.#ws.close(code)
+    }
+  }
+}
+
+/** Odd values an application's WebSocket may give for a string, each with how a message shows it. */
+const ODD_STRINGS: readonly (readonly [name: string, make: () => unknown, shown: string])[] = [
+  ['a Proxy whose every trap throws', trapsThrow, '[object]'],
+  ['a revoked Proxy', revoked, '[object]'],
+  ['an object whose toString throws', () => UNSHOWABLE[3]![1](), '[object]'],
+  ['a string of a million characters', () => 'x'.repeat(1_000_000), 'x'.repeat(1024)],
+]
+
+describe("odd values of the application's WebSocket", () => {
+  it.each(ODD_STRINGS)(
+    'a protocol that is %s: PARLEY_UNSUPPORTED_VERSION, named as no more than 1024 characters, then SSE',
+    async (_, make, shown) => {
+      server = await startServer()
+      const errors: unknown[] = []
+      const thrown = await unheard(async () => {
+        const socket = client(server!.url, {
+          transports: ['websocket', 'sse'],
+          reconnection: false,
+          WebSocket: oddWebSocket({ protocol: make }) as never,
+        })
+        socket.on('transport_error', (name: string, error: ParleyError<string>) =>
+          errors.push([name, error.code, error.message]),
+        )
+        await next(socket, 'connect')
+        expect(socket.transport).toBe('sse')
+      })
+      expect(errors).toEqual([
+        ['websocket', ErrorCode.UNSUPPORTED_VERSION, `server chose subprotocol "${shown}"`],
+      ])
+      expect(thrown).toEqual([])
+    },
+  )
+
+  it('a protocol whose getter throws: PARLEY_TRANSPORT_ERROR saying so, then SSE, and nothing escapes', async () => {
+    server = await startServer()
+    const errors: unknown[] = []
+    const thrown = await unheard(async () => {
+      const socket = client(server!.url, {
+        transports: ['websocket', 'sse'],
+        reconnection: false,
+        WebSocket: oddWebSocket({
+          protocol: () => {
+            throw new Error('no protocol here')
+          },
+        }) as never,
+      })
+      socket.on('transport_error', (name: string, error: ParleyError<string>) =>
+        errors.push([name, error.code, error.message]),
+      )
+      await next(socket, 'connect')
+      expect(socket.transport).toBe('sse')
+    })
+    expect(errors).toEqual([['websocket', ErrorCode.TRANSPORT_ERROR, 'WebSocket failed: no protocol here']])
+    expect(thrown).toEqual([])
+  })
+
+  it.each([
+    ...ODD_STRINGS,
+    [
+      'a getter that throws',
+      () => {
+        throw new Error('no reason here')
+      },
+      '',
+    ] as const,
+  ])(
+    "a close event's reason that is %s: PARLEY_TRANSPORT_ERROR, the reason named as no more than 1024 characters",
+    async (_, make, shown) => {
+      const port = await closedPort()
+      const errors: unknown[] = []
+      const thrown = await unheard(async () => {
+        const socket = client(`http://127.0.0.1:${port}`, {
+          transports: ['websocket'],
+          reconnection: false,
+          WebSocket: oddWebSocket({ reason: make }) as never,
+        })
+        socket.on('transport_error', (name: string, error: ParleyError<string>) =>
+          errors.push([name, error.code, error.message]),
+        )
+        await next(socket, 'connect_error')
+      })
+      expect(errors).toEqual([
+        [
+          'websocket',
+          ErrorCode.TRANSPORT_ERROR,
+          `WebSocket ws://127.0.0.1:${port}/parley/ws closed (1006${shown && ` ${shown}`}): ECONNREFUSED`,
+        ],
       ])
       expect(thrown).toEqual([])
     },

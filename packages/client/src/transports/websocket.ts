@@ -1,5 +1,6 @@
 import { ErrorCode, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
 import { decodeFrame, frameOf } from '../codec.js'
+import { named } from '../options.js'
 import type { Outgoing } from '../outgoing.js'
 import { BaseTransport, shown, timeoutError, transportError, type Welcome } from './transport.js'
 import { hearRefusal } from './upgrade-refusal.js'
@@ -113,13 +114,19 @@ export class WebSocketTransport extends BaseTransport {
             clearTimeout(timer)
             timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
             if (this.closed) return
-            if (ws.protocol !== WS_SUBPROTOCOL) {
-              settle(
-                new ParleyError(ErrorCode.UNSUPPORTED_VERSION, `server chose subprotocol "${ws.protocol}"`),
-              )
-              return
+            // An application's WebSocket may give any `protocol`, or throw for it, and its `send`
+            // may throw: thrown here, in its event, it would be no one's (in Node, a crash).
+            try {
+              if (ws.protocol !== WS_SUBPROTOCOL) {
+                throw new ParleyError(
+                  ErrorCode.UNSUPPORTED_VERSION,
+                  `server chose subprotocol "${named(ws.protocol)}"`,
+                )
+              }
+              ws.send(hello)
+            } catch (err) {
+              settle(transportError('WebSocket failed', err))
             }
-            ws.send(hello)
           }
           ws.onmessage = (ev) => {
             if (this.closed) return
@@ -138,8 +145,15 @@ export class WebSocketTransport extends BaseTransport {
           // browsers say nothing).
           let said: unknown
           ws.onclose = (ev) => {
+            // An application's WebSocket may give any event, and any code and reason in it: read as
+            // far as it lets itself be read, and named with care.
+            let code: unknown
+            let reason: unknown
+            try {
+              ;({ code, reason } = ev)
+            } catch {}
             const error = transportError(
-              `WebSocket ${shown(this.url)} closed (${ev.code}${ev.reason && ` ${ev.reason}`})`,
+              `WebSocket ${shown(this.url)} closed (${named(code)}${reason ? ` ${named(reason)}` : ''})`,
               said,
             )
             if (opened) this.fail(error)
