@@ -5,19 +5,13 @@
 import { connect } from '@parley/client'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
-import { endToEndSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a claim whose connection to Redis drops', () => {
-  let balancer: RoundRobinProxy | undefined
   let cutter: TcpProxy | undefined
-  const suite = endToEndSuite<TrafficNode>({
-    beforeNodes: async () => {
-      await balancer?.close()
-      balancer = undefined
-    },
+  const { suite, balance } = balancedSuite<TrafficNode>({
     afterNodes: async () => {
       await cutter?.close()
       cutter = undefined
@@ -30,7 +24,7 @@ describe.skipIf(skipRedisSuites())('a claim whose connection to Redis drops', ()
     cutter = await startTcpProxy(suite.redis.port)
     const a = await startTrafficNode(suite.redis.url, nodes)
     const b = await startTrafficNode(`redis://127.0.0.1:${new URL(cutter.url).port}`, nodes)
-    balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+    const balancer = await balance([a, b])
     const c = connect(`${balancer.url}/parley`, { transports: ['websocket'], autoConnect: false })
     clients.push(c)
     const events: string[] = []

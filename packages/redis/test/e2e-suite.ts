@@ -54,13 +54,17 @@ export function endToEndSuite<N extends SuiteNode>(
 /**
  * An `endToEndSuite` whose tests reach their nodes through round-robin balancers (no session
  * affinity): `balance(nodes)` starts one over the nodes' ports; the suite closes it after each
- * test, before the nodes.
+ * test, before the nodes, and runs `afterNodes` (what else the test opened: a link to Redis
+ * that it cuts) once they are closed.
  */
-export function balancedSuite<N extends SuiteNode>() {
+export function balancedSuite<N extends SuiteNode>(hooks: { afterNodes?: () => Promise<void> } = {}) {
   const balancers: RoundRobinProxy[] = []
   const suite = endToEndSuite<N>({
     beforeNodes: async () => {
       await Promise.all(balancers.splice(0).map((balancer) => balancer.close()))
+    },
+    afterNodes: async () => {
+      await hooks.afterNodes?.()
     },
   })
   async function balance(over: SuiteNode[]): Promise<RoundRobinProxy> {

@@ -8,9 +8,8 @@ import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
-import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
+import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 
 interface Node extends SuiteNode {
@@ -22,13 +21,7 @@ const isSeal = (args: string[]) =>
   args[0] === 'EVAL' && args[1]?.includes("'sealed', ARGV[2]") === true && args[6] === '1'
 
 describe.skipIf(skipRedisSuites())('ack ids across a handoff over Redis', () => {
-  let proxy: RoundRobinProxy | undefined
-  const suite = endToEndSuite<Node>({
-    beforeNodes: async () => {
-      await proxy?.close()
-      proxy = undefined
-    },
-  })
+  const { suite, balance } = balancedSuite<Node>()
   const { nodes, clients } = suite
 
   /**
@@ -98,7 +91,7 @@ describe.skipIf(skipRedisSuites())('ack ids across a handoff over Redis', () => 
       5000,
       'a and b live',
     )
-    proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+    const proxy = await balance([a, b])
     const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
     clients.push(c)
     const asked: { what: string; reply: (answer: string) => void }[] = []

@@ -8,9 +8,8 @@ import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
-import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
+import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 
 interface Node extends SuiteNode {
   connections: number
@@ -24,13 +23,7 @@ interface Node extends SuiteNode {
 }
 
 describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
-  let proxy: RoundRobinProxy | undefined
-  const suite = endToEndSuite<Node>({
-    beforeNodes: async () => {
-      await proxy?.close()
-      proxy = undefined
-    },
-  })
+  const { suite, balance } = balancedSuite<Node>()
   const { nodes, clients } = suite
 
   /**
@@ -104,7 +97,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
   for (const transport of ['websocket', 'sse', 'polling'] as TransportName[]) {
     it(`moves every session of a draining node, nothing lost or repeated either way (${transport})`, async () => {
       const list = [await startNode(), await startNode(), await startNode()]
-      proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+      const proxy = await balance(list)
       const got: number[][] = []
       const events: string[][] = []
       for (let i = 0; i < 6; i++) {
@@ -212,7 +205,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
   /** Two nodes behind the proxy, and a WebSocket client (not connected yet) through it. */
   async function twoNodesAndClient() {
     const list = [await startNode(), await startNode()]
-    proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+    const proxy = await balance(list)
     const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
     clients.push(c)
     return { list, proxy, c }

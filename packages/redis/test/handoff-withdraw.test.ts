@@ -17,12 +17,12 @@ import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { AdapterFactory, ServerSocket } from '@parley/server'
 import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
 import { Registry, sampleOf } from '../../server/test/registry.js'
 import { sealWaits } from '../src/takeover.js'
-import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
+import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 import { HeldInOrder, holding } from './handoff-support.js'
 import type { RedisClientType } from './nodes.js'
 
@@ -43,14 +43,11 @@ type Hook = (adapter: ReturnType<AdapterFactory>) => void
 type Slow = (client: RedisClientType) => HeldInOrder
 
 describe.skipIf(skipRedisSuites())('a session that ends on its draining node, over Redis', () => {
+  /** The balancer of the test under way (the suite closes it after the test). */
   let proxy: RoundRobinProxy | undefined
   /** Node a's way to Redis, when a test cuts it. */
   let link: TcpProxy | undefined
-  const suite = endToEndSuite<Node>({
-    beforeNodes: async () => {
-      await proxy?.close()
-      proxy = undefined
-    },
+  const { suite, balance } = balancedSuite<Node>({
     afterNodes: async () => {
       await link?.close()
       link = undefined
@@ -132,7 +129,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       5000,
       'a and b live',
     )
-    proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+    proxy = await balance([a, b])
     const c = await connectToA(connectTimeout)
     return { a, b, c, first: c.id!, prefix }
   }

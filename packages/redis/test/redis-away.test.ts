@@ -6,24 +6,18 @@ import { connect } from '@parley/client'
 import { ErrorCode, type TransportName } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until } from '../../server/test/helpers.js'
 import {
-  endToEndSuite,
+  balancedSuite,
   expectEachOnceInSenderOrder,
   startTrafficNode,
   type TrafficNode,
 } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a resume at a node that cannot reach Redis', () => {
-  let balancer: RoundRobinProxy | undefined
   let link: TcpProxy | undefined
-  const suite = endToEndSuite<TrafficNode>({
-    beforeNodes: async () => {
-      await balancer?.close()
-      balancer = undefined
-    },
+  const { suite, balance } = balancedSuite<TrafficNode>({
     afterNodes: async () => {
       await link?.close()
       link = undefined
@@ -38,7 +32,7 @@ describe.skipIf(skipRedisSuites())('a resume at a node that cannot reach Redis',
       link = await startTcpProxy(suite.redis.port)
       const a = await startTrafficNode(suite.redis.url, nodes)
       const b = await startTrafficNode(`redis://127.0.0.1:${new URL(link.url).port}`, nodes)
-      balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
+      const balancer = await balance([a, b])
       const c = connect(`${balancer.url}/parley`, {
         transports: [transport],
         reconnectionDelay: 100,

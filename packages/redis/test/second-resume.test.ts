@@ -8,10 +8,9 @@ import { connect, type Socket } from '@parley/client'
 import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { until } from '../../server/test/helpers.js'
 import { RawWebSocket } from '../../server/test/raw-websocket.js'
-import { endToEndSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 
 /**
  * Holds the first takeover that reaches `node`'s middleware until `release()`: its claim has won
@@ -34,13 +33,7 @@ function holdFirstTakeover(node: TrafficNode) {
 }
 
 describe.skipIf(skipRedisSuites())('a second resume while another node takes the session over', () => {
-  let balancer: RoundRobinProxy | undefined
-  const suite = endToEndSuite({
-    beforeNodes: async () => {
-      await balancer?.close()
-      balancer = undefined
-    },
-  })
+  const { suite, balance } = balancedSuite()
   const { nodes, clients } = suite
 
   /**
@@ -54,8 +47,7 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
         new URL(String(input instanceof Request ? input.url : input)).searchParams.get('sid') ?? undefined
       return fetch(input, init)
     }
-    const proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.started.base).port)))
-    balancer = proxy
+    const proxy = await balance([a, b])
     proxy.avoid.add(1)
     const c = connect(`${proxy.url}/parley`, { transports: ['polling'], fetch: recording })
     clients.push(c)
