@@ -1,6 +1,7 @@
 // Fallback, upgrade, resume and restart, through a loopback proxy that breaks things on demand.
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type FaultProxy, startFaultProxy, type WsMode } from '../../../test/support/fault-proxy.js'
+import { STABLE_MS } from '../src/fallback.js'
 import { FIRST_STALL_TTL, MEMORY_TTL } from '../src/memory.js'
 import type { ClientOptions } from '../src/options.js'
 import {
@@ -718,11 +719,17 @@ describe.each(['sse', 'polling'] as const)('a POST on %s refused as the server t
 })
 
 describe('attempts used up', () => {
-  it("a resume answered with the ended session's CLOSE says willRetry false, then reconnect_failed", async () => {
+  it("a resume answered with the ended session's CLOSE says willRetry false, then reconnect_failed", async ({
+    onTestFinished,
+  }) => {
     // The server ends the lost session after 1 s and answers its resume with its CLOSE for 1 s
     // more; the client's one attempt comes in the middle, after 1.5 s (half a second of margin
     // each way: both sides hear of the cut at once, from the proxy, in this one process).
     await setup({ recovery: { window: 1000 } })
+    // Timers that keep real time, but can be hurried: the wait for STABLE_MS below is skipped.
+    // The server's timers are in this process too, so its clock moves with the client's.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true })
+    onTestFinished(() => void vi.useRealTimers())
     const socket = client(proxy!.url, {
       transports: ['websocket'],
       reconnectionAttempts: 1,
@@ -731,8 +738,9 @@ describe('attempts used up', () => {
       randomization: 0,
     })
     await next(socket, 'connect')
-    // Up for STABLE_MS: the loss below resumes at once, and backoff starts over.
-    await new Promise((r) => setTimeout(r, 2200))
+    // Up for STABLE_MS (the client's timer, set before 'connect', fires): the loss below resumes
+    // at once, and backoff starts over.
+    await vi.advanceTimersByTimeAsync(STABLE_MS)
     const seen: string[] = []
     socket.on('disconnect', (reason) => seen.push(`disconnect ${reason}`))
     socket.on('connect_error', (error, willRetry) => seen.push(`connect_error ${error.code} ${willRetry}`))
