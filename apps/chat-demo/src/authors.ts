@@ -1,13 +1,23 @@
 import { createHash } from 'node:crypto'
+import { nicknameKey } from './shared.js'
 
 /**
- * The tag a browser's messages carry (`ChatMessage.by`): a SHA-256 of its `visitor` id. The visitor
- * id is what holds a nickname (see `Nicknames`), so it never goes to anyone else: someone who knew
- * it could take the name, and pass for its owner. The tag says only "the same browser", and cannot
- * be turned back into the id (a random one of the page's, 96 bits). The same on every node, so a
- * history written through one shows as yours through another.
+ * The tag a browser's messages under one nickname carry (`ChatMessage.by`): a SHA-256 of its
+ * `visitor` id and the nickname (as `nicknameKey` reads it, so that two letter cases are one).
+ * The visitor id is what holds a nickname (see `Nicknames`), so it never goes to anyone else:
+ * someone who knew it could take the name, and pass for its owner. The tag says only "the same
+ * browser, under this name", and cannot be turned back into the id (a random one of the page's,
+ * 96 bits). The nickname is in it so that the tags of one browser's names cannot be told to be
+ * one browser's: whoever reads the room sees two people where one browser used two names, as
+ * the names say. The page tells its own messages by the tags its joins' answers gave it (`you`),
+ * which it keeps. The same on every node, so a history written through one shows as yours
+ * through another.
  */
-export function authorOf(visitor: string): string {
-  // A name of its own in the hash: the tag is not the hash of the id anywhere else.
-  return createHash('sha256').update(`parley-chat-author:${visitor}`).digest('base64url').slice(0, 22)
+export function authorOf(visitor: string, nickname: string): string {
+  // A name of its own in the hash: the tag is not the hash of the id anywhere else. The visitor id
+  // has no ':' (see `visitorOf`), so no other pair of id and name gives the same text.
+  return createHash('sha256')
+    .update(`parley-chat-author:${visitor}:${nicknameKey(nickname)}`)
+    .digest('base64url')
+    .slice(0, 22)
 }

@@ -338,7 +338,9 @@ export function setUpChat(
         roomsVersion: list.version,
         // Which messages are this browser's: told here, since the page cannot hash in every
         // browser (crypto.subtle needs HTTPS, and the demo is often opened over plain HTTP).
-        ...(socket.data.visitor === undefined ? {} : { you: authorOf(socket.data.visitor) }),
+        ...(socket.data.visitor === undefined
+          ? {}
+          : { you: authorOf(socket.data.visitor, socket.data.nickname) }),
       })
     }
 
@@ -421,7 +423,7 @@ export function setUpChat(
       const draft: Draft = {
         room,
         from,
-        ...(visitor === undefined ? {} : { by: authorOf(visitor) }),
+        ...(visitor === undefined ? {} : { by: authorOf(visitor, from) }),
         text,
         at: clock(),
       }

@@ -278,7 +278,7 @@ describe('chat server', () => {
     }
   })
 
-  it('tags messages with their browser, not the visitor id, and tells each page which tag is its own', async () => {
+  it('tags messages with their browser and nickname, not the visitor id, and tells each page which tag is its own', async () => {
     const samsBrowser = 'sams-browser-0123456789'
     const connectAs = async (auth: ChatAuth) => {
       const [socket, refused] = await attempt(auth)
@@ -299,17 +299,29 @@ describe('chat server', () => {
     expect(again).toMatchObject({ ok: true, you })
     expect(you).not.toContain(samsBrowser)
     expect(none.ok && 'you' in none).toBe(false)
+    // The same name in another letter case is the same person, with the same tag.
+    const shouting = await connectAs({ nickname: 'SAM', visitor: samsBrowser })
+    expect(await join(shouting, 'lobby')).toMatchObject({ ok: true, you })
+    // Under another name, the same browser has another tag: nobody can tell the two names apart
+    // from two people's.
+    const samAlias = await connectAs({ nickname: 'sammy', visitor: samsBrowser })
+    const alias = await join(samAlias, 'lobby')
+    const aliasTag = alias.ok ? alias.you : undefined
+    expect(aliasTag).toEqual(expect.any(String))
+    expect(aliasTag).not.toBe(you)
 
     const heard: HeardMessage[] = []
     noVisitor.on('chat', (m) => heard.push(m))
     await say(sam, 'lobby', 'by sam')
+    await say(samAlias, 'lobby', 'by sammy')
     await say(noVisitor, 'lobby', 'by nobody in particular')
-    await expect.poll(() => heard.length).toBe(1)
+    await expect.poll(() => heard.length).toBe(2)
     expect(heard[0]).toMatchObject({ from: 'sam', by: you })
-    expect(JSON.stringify(heard[0])).not.toContain(samsBrowser)
+    expect(heard[1]).toMatchObject({ from: 'sammy', by: aliasTag })
+    expect(JSON.stringify(heard)).not.toContain(samsBrowser)
 
     // Once sam has gone, someone else takes the name: the history's "sam" is not theirs.
-    for (const s of [sam, samsTab]) s.disconnect()
+    for (const s of [sam, samsTab, shouting, samAlias]) s.disconnect()
     let newSam: Socket<ServerEvents, ClientEvents> | undefined
     await expect
       .poll(async () => {
@@ -324,6 +336,7 @@ describe('chat server', () => {
     expect(joined.you).not.toBe(you)
     expect(joined.history.map((m) => [m.text, m.by])).toEqual([
       ['by sam', you],
+      ['by sammy', aliasTag],
       ['by nobody in particular', undefined],
     ])
   })

@@ -36,8 +36,13 @@ let socket: Socket<ServerEvents, ClientEvents> | undefined
 let nickname = ''
 /** This browser's id: its tabs are one person, who may use one nickname in all of them. */
 const visitor = browserId()
-/** The tag of this browser's messages (`ChatMessage.by`), as the server tells it in a join's answer. */
+/** The tag of this browser's messages under its nickname (`ChatMessage.by`), as a join's answer tells it. */
 let you: string | undefined
+/**
+ * The tags of this browser's other nicknames: each name has its own (so that nobody else can tell
+ * that one browser used them), kept in localStorage as its tabs' joins learn them.
+ */
+const ownTags = new Set(keptTags())
 let room = params.get('room') ?? 'lobby'
 /** The room the person last clicked (or the page joins again), until every join is answered. */
 let heading: string | undefined
@@ -312,7 +317,10 @@ function draw(reply: Extract<JoinReply, { ok: true }>, messages: readonly ChatMe
   room = reply.room
   // Kept when an answer has none: a node of an older version of the chat (a rolling upgrade) says
   // nothing of it, and this browser's tag has not changed.
-  if (reply.you !== undefined) you = reply.you
+  if (reply.you !== undefined) {
+    you = reply.you
+    keepTag(you)
+  }
   if (drawn !== room) {
     drawn = room
     shown.clear()
@@ -343,7 +351,12 @@ function isMe(name: string): boolean {
  * used before (their messages, in a history, are not ours).
  */
 function isMine(message: HeardMessage): boolean {
-  return message.by !== undefined && message.by === you
+  const by = message.by
+  if (by === undefined) return false
+  if (by === you || ownTags.has(by)) return true
+  // Another tab of this browser, under another name, may have learnt its tag since.
+  for (const tag of keptTags()) ownTags.add(tag)
+  return ownTags.has(by)
 }
 
 /** Draws a message once; `announce`: a new one, which screen readers read out (not history). */
@@ -476,6 +489,30 @@ function browserId(): string {
     return made
   } catch {
     return randomKey()
+  }
+}
+
+/** The most tags kept: a browser that used more names forgets which were its first ones. */
+const MOST_TAGS = 50
+
+/** The tags of this browser's nicknames kept in localStorage (none where it is refused or garbled). */
+function keptTags(): string[] {
+  try {
+    const kept: unknown = JSON.parse(localStorage.getItem('parley-chat-tags') ?? '[]')
+    return Array.isArray(kept) ? kept.filter((tag): tag is string => typeof tag === 'string') : []
+  } catch {
+    return []
+  }
+}
+
+/** Keeps `tag` as this browser's, newest last. */
+function keepTag(tag: string): void {
+  ownTags.add(tag)
+  try {
+    const tags = [...keptTags().filter((kept) => kept !== tag), tag].slice(-MOST_TAGS)
+    localStorage.setItem('parley-chat-tags', JSON.stringify(tags))
+  } catch {
+    // Storage refused: this tab still knows the tags it learnt.
   }
 }
 
