@@ -49,6 +49,8 @@ interface Sent {
   headers?: Record<string, string>
   body?: string
   upgrade?: true
+  /** Headers of a well-formed upgrade left out of it. */
+  without?: string[]
 }
 
 interface Case {
@@ -99,6 +101,24 @@ const CASES: Case[] = [
     name: 'an upgrade from a page not allowed',
     send: () => ({ path: 'ws?v=1', headers: { Origin: ELSEWHERE }, upgrade: true }),
   },
+  {
+    name: 'an upgrade without Sec-WebSocket-Key',
+    send: () => ({ path: 'ws?v=1', headers: page, upgrade: true, without: ['Sec-WebSocket-Key'] }),
+  },
+  {
+    name: 'an upgrade of a WebSocket version the server does not speak',
+    send: () => ({
+      path: 'ws?v=1',
+      headers: { ...page, 'Sec-WebSocket-Version': '12' },
+      upgrade: true,
+      without: ['Sec-WebSocket-Version'],
+    }),
+  },
+  {
+    name: 'an upgrade that does not offer the subprotocol',
+    send: () => ({ path: 'ws?v=1', headers: page, upgrade: true, without: ['Sec-WebSocket-Protocol'] }),
+  },
+  { name: 'a GET on /ws without an upgrade', send: () => ({ path: 'ws?v=1', headers: page }) },
   // Bodies past maxPayload, judged by their head alone (their session's fate too).
   {
     name: 'a handshake past maxPayload',
@@ -171,11 +191,6 @@ const CASES: Case[] = [
     closing: SHUTTING_DOWN,
   },
   {
-    name: 'a GET on /ws without an upgrade',
-    send: () => ({ path: 'ws?v=1', headers: page }),
-    closing: SHUTTING_DOWN,
-  },
-  {
     name: 'a handshake',
     send: () => ({ path: 'poll?v=1', method: 'POST', headers: page, body: '[8,{}]' }),
     closing: SHUTTING_DOWN,
@@ -245,10 +260,15 @@ function exchange(url: string, { method = 'GET', headers = {}, body = '' }: Sent
   })
 }
 
-async function upgrade(port: number, { path, headers = {} }: Sent): Promise<Seen> {
+async function upgrade(port: number, { path, headers = {}, without = [] }: Sent): Promise<Seen> {
   const connection = await RawHttp.open(port)
   connections.push(connection)
-  connection.write(rawUpgradeHead(`/parley/${path}`, headers))
+  // The well-formed head, less `without`, then `headers` (before the blank line that ends it).
+  const kept = rawUpgradeHead(`/parley/${path}`)
+    .split('\r\n')
+    .filter((line) => !without.some((name) => line.startsWith(`${name}:`)))
+  const added = Object.entries(headers).map(([name, value]) => `${name}: ${value}`)
+  connection.write([...kept.slice(0, -2), ...added, '', ''].join('\r\n'))
   const answer = await connection.answer()
   connection.destroy()
   const json = answer.headers['content-type']?.startsWith('application/json')

@@ -4,6 +4,7 @@ import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
+import { upgradeRefusal } from './websocket-handshake.js'
 
 /** What a request to the endpoints is judged by: its line and headers, nothing of its body. */
 export interface EndpointRequest {
@@ -84,6 +85,8 @@ export type SessionStanding = 'attached' | 'left' | 'frozen'
 export const HTTP_METHODS = 'GET, POST, OPTIONS'
 export const SHUTTING_DOWN = 'the server is shutting down'
 export const OTHER_VERSION = `this server speaks v=${PROTOCOL_VERSION}`
+/** What a 400 says to a request of the WebSocket endpoint that is no upgrade. */
+export const EXPECTED_UPGRADE = 'expected a WebSocket upgrade'
 
 /** What a 400 PARLEY_TRANSPORT_MISMATCH says to a request of a transport the session is not on. */
 export function notAttachedMessage(kind: TransportName): string {
@@ -102,7 +105,9 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * refuses them while Fastify closes, whatever its options). Each gets what the routes answer
  * then, in their order (routes.ts): 404 for a transport left out of `transports`, 405 for a
  * method the endpoint does not serve, 400 for another protocol version, 403 for a page of an
- * origin not allowed, a preflight's 204, 400 for an upgrade on the SSE or polling endpoint, 400
+ * origin not allowed, 400 for a request of the WebSocket endpoint that is no upgrade, or an
+ * upgrade that is no WebSocket handshake or does not offer Parley's subprotocol (`upgradeRefusal`),
+ * a preflight's 204, 400 for an upgrade on the SSE or polling endpoint, 400
  * for a GET there without a sid or a request with two, 413 for a POST whose Content-Length (or
  * routed mark) passes `maxPayload` (which ends the live session it names when that session is
  * attached to the POST's transport, as on the route; 400 PARLEY_TRANSPORT_MISMATCH instead when
@@ -135,8 +140,11 @@ export class ClosingAnswers {
     this.#standing = standing
   }
 
-  /** The verdict on `request`; undefined when it is not for one of the endpoints. */
-  judge(request: EndpointRequest): ClosingVerdict | undefined {
+  /**
+   * The verdict on `request`; undefined when it is not for one of the endpoints. `upgrade`: it
+   * came as an upgrade (Node's `upgrade` event), not as a plain request.
+   */
+  judge(request: EndpointRequest, upgrade = false): ClosingVerdict | undefined {
     const url = request.url
     if (url === undefined) return undefined
     const queryAt = url.indexOf('?')
@@ -164,9 +172,18 @@ export class ClosingAnswers {
       const answer = coded(403, origin.cors, ErrorCode.ORIGIN_FORBIDDEN, forbiddenMessage(origin))
       return { answer: { ...answer, refusedOrigin: origin } }
     }
-    // The WebSocket endpoint's 503 has no CORS headers, as the route's (a browser reads no
-    // refused upgrade anyway).
-    if (kind === 'websocket') return { answer: coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN) }
+    if (kind === 'websocket') {
+      // What is wrong with the request itself is said as at any time: trying another server
+      // would not mend it. No CORS headers, as on the route (a browser reads no refused upgrade).
+      if (!upgrade) return { answer: coded(400, {}, ErrorCode.BAD_REQUEST, EXPECTED_UPGRADE) }
+      const refusal = upgradeRefusal(request.headers)
+      if (refusal) {
+        const answer = coded(400, refusal.headers ?? {}, refusal.code, refusal.message)
+        if (refusal.code !== ErrorCode.UNSUPPORTED_VERSION) return { answer }
+        return { answer: { ...answer, refusedVersion: versionRefusal(kind, versions, request.headers) } }
+      }
+      return { answer: coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN) }
+    }
     const cors = origin.cors
     if (request.headers.upgrade !== undefined) {
       return { answer: coded(400, cors, ErrorCode.UNEXPECTED_UPGRADE, `no upgrade on the ${kind} endpoint`) }

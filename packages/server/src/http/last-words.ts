@@ -71,7 +71,7 @@ export interface LastWordsOptions {
  *
  * The endpoints' other requests get what the routes would answer them (`ClosingAnswers`): a
  * preflight its 204, a wrong method 405, another version 400, a page of an origin not allowed
- * 403, a POST whose body passes maxPayload 413 (ending its session as the route does), a POST
+ * 403, a malformed WebSocket upgrade 400, a POST whose body passes maxPayload 413 (ending its session as the route does), a POST
  * of a live session on its own transport what the route makes of it (see `UpstreamPosts`), a
  * POST of a session frozen for its handoff 204, a GET of a session still here on the GET's
  * transport its stream or held poll, the rest Parley's own
@@ -232,7 +232,7 @@ export class LastWordsAtClose {
    */
   #upgradeAnswered(req: IncomingMessage, socket: Duplex): boolean {
     if (!this.#refusing) return false
-    const verdict = this.#answers.judge(req)
+    const verdict = this.#answers.judge(req, true)
     if (!verdict) return false
     const res = new ServerResponse(req)
     res.assignSocket(socket as Socket)

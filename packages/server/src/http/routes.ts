@@ -24,6 +24,7 @@ import {
   type ClosingAnswers,
   disabledMessage,
   type EndpointAnswer,
+  EXPECTED_UPGRADE,
   HTTP_METHODS,
   notAttachedMessage,
   OTHER_VERSION,
@@ -242,19 +243,20 @@ export async function parleyRoutes(
       if (!versionOk(request)) return refuseVersion(reply, 'websocket', OTHER_VERSION)
       const origin = originOf(request)
       if (!origin.allowed) return refuseOrigin(reply, origin)
+      // What is wrong with the request itself is said before the close is: another server
+      // would refuse it all the same.
+      if (!request.ws) return fail(reply, 400, ErrorCode.BAD_REQUEST, EXPECTED_UPGRADE)
+      const refusal = upgradeRefusal(request.headers)
+      if (refusal?.code === ErrorCode.UNSUPPORTED_VERSION)
+        return refuseVersion(reply, 'websocket', refusal.message, refusal.headers)
+      if (refusal) return fail(reply.headers(refusal.headers ?? {}), 400, refusal.code, refusal.message)
       // While the node drains, an upgrade goes through: its HELLO is then refused with ERROR
       // PARLEY_SERVER_SHUTTING_DOWN, a code the client reads (and tries another node), where a
       // refused upgrade tells a browser nothing.
       if (server.closed) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
-      if (request.ws) {
-        const refusal = upgradeRefusal(request.headers)
-        if (refusal?.code === ErrorCode.UNSUPPORTED_VERSION)
-          return refuseVersion(reply, 'websocket', refusal.message, refusal.headers)
-        if (refusal) return fail(reply.headers(refusal.headers ?? {}), 400, refusal.code, refusal.message)
-        websockets.upgrading(request.raw, reply.raw)
-      }
+      websockets.upgrading(request.raw, reply.raw)
     },
-    handler: (_request, reply) => fail(reply, 400, ErrorCode.BAD_REQUEST, 'expected a WebSocket upgrade'),
+    handler: (_request, reply) => fail(reply, 400, ErrorCode.BAD_REQUEST, EXPECTED_UPGRADE),
     wsHandler: (socket: WebSocket, request: FastifyRequest) => websockets.accept(socket, request),
   })
   app.route({
