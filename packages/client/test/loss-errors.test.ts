@@ -46,9 +46,13 @@ describe.concurrent.each(TRANSPORTS)('a transport lost after it was up, over %s'
   it('says why with transport_error, once, before the resume; nothing is lost or doubled', async (context) => {
     const test = own(context)
     const { proxy, peers } = await serve(test)
-    const socket = test.client(proxy.url, { transports: [transport] })
+    // A handshake that a loaded machine holds past the helper's connectTimeout (800 ms) is given
+    // up by the client after the server opened its session (seen over SSE beside other files):
+    // a second session, and that attempt's errors in the log. What this test holds is the loss
+    // of a transport once up, not how fast the first one opens.
+    const socket = test.client(proxy.url, { transports: [transport], connectTimeout: 10_000 })
     const { log, errors } = record(socket)
-    await next(socket, 'connect')
+    await next(socket, 'connect', 10_000)
     await until(() => peers.length === 1)
     const peer = peers[0]!
     const atClient: number[] = []
