@@ -171,7 +171,13 @@ export class Connection {
   #retryAt = 0
   /** Until when (performance.now()) failed resumes go unannounced (see handedOff). */
   #quietUntil = 0
-  #lostReason: CloseReason = 'transport close'
+  /**
+   * Why the session lost its transport since the last attach: the reason its `disconnect` gives
+   * when the resume finds no way back, and a heartbeat's loss makes the resume quick to give up
+   * on a pooled connection (see #connect). Every attach sets it back to 'transport close' (a probe
+   * the server took, then failed, is no heartbeat's loss); every loss and handoff sets it anew.
+   */
+  #lostReason!: CloseReason
   readonly #backoff: Backoff
   #probeFailures = 0
   #unlisten: AbortController | undefined
@@ -482,6 +488,7 @@ export class Connection {
     this.#serverTransports = open.transports
     this.#pingTimeout = open.pingTimeout
     this.#quietUntil = 0
+    this.#lostReason = 'transport close'
     this.#watchStability()
     if (old && old !== t) old.close(true)
     this.#memory.set(t.name)

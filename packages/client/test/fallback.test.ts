@@ -558,6 +558,35 @@ describe('moving between transports mid-session', () => {
     await until(() => socket.transport === 'polling', 5000, 'the session on polling')
   })
 
+  it('a probe the server took that then fails, and a resume that finds nothing: disconnect says transport close, not the reason of an older loss', async () => {
+    await setup()
+    proxy!.ws = 'reject'
+    const socket = client(proxy!.url, {
+      transports: ['websocket', 'sse'],
+      connectTimeout: 1000,
+      upgradeDelay: 300,
+      upgradeDelayMax: 300,
+    })
+    const reasons: string[] = []
+    socket.on('disconnect', (reason) => reasons.push(reason))
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    // An older loss: the server went silent (its heartbeat window is 2 s here); the session resumed.
+    const silent = next(socket, 'transport_error', 5000)
+    const release = proxy!.hold()
+    expect((await silent)[1]).toMatchObject({ message: expect.stringContaining('nothing from the server') })
+    release()
+    await until(() => socket.connected, 5000, 'the resume after the silence')
+    // Now the WebSocket upgrades but brings nothing back: the server takes the probe (MOVED on the
+    // stream), whose OPEN never comes. Then nothing gets through.
+    proxy!.ws = 'mute'
+    await until(() => !socket.connected, 5000, 'the probe taken by the server')
+    proxy!.offline = true
+    proxy!.cut('all')
+    await until(() => reasons.length > 0, 5000, 'the session down')
+    expect(reasons).toEqual(['transport close'])
+  })
+
   it('probes after upgradeDelay again once connect() starts anew, whatever the probes before it did', async () => {
     await setup()
     proxy!.ws = 'reject'
