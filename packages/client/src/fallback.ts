@@ -473,7 +473,10 @@ export class Connection {
   /** Attaches `t`, which said OPEN; or ends it, when it said CLOSE. */
   #adopt(t: Transport, open: Welcome, why: SwitchReason): void {
     if (open.type === PacketType.CLOSE) {
-      // The session we asked to resume has ended; the session hears why and decides.
+      // The session we asked to resume has ended; the session hears why and decides. The ACK
+      // the server may have sent before that CLOSE is taken first: what it covers is not sent
+      // again into the next session.
+      t.attach({ decoded: (d) => void (d.ok && this.#host.packet(d.packet)), close() {} })
       t.close(true)
       this.#host.packet(open)?.()
       return

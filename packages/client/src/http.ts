@@ -142,15 +142,17 @@ export abstract class HttpTransport extends BaseTransport {
         signal: ctl.signal,
       })
       if (res.status !== 200) throw await httpError(res, this.url)
-      open = this.welcome(
-        decodeText(
-          (
-            await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
-              ? res.text()
-              : boundedBody(res, this.maxPayload))
-          ).trim(),
-        ),
+      // One line, OPEN or CLOSE; an ACK line may come before a CLOSE (HELLO `closeAck`): held,
+      // as packets after OPEN are, and taken before that CLOSE.
+      const lines = (
+        await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
+          ? res.text()
+          : boundedBody(res, this.maxPayload))
       )
+        .trim()
+        .split('\n')
+      open = this.welcome(decodeText(lines.pop()!))
+      for (const line of lines) this.deliver(decodeText(line))
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
       // At most MAX_TIMER_MS: a timer set for longer fires at once.

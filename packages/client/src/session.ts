@@ -133,7 +133,15 @@ export class Session implements ConnectionHost {
       const auth = typeof a === 'function' ? await a() : a
       known = true
       // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
-      return encodeText({ type: PacketType.HELLO, auth, sid, ack: sid ? this.#ledger.inSeq : undefined })
+      // `closeAck`: this client reads an ACK before the CLOSE that answers a resume of a session
+      // that ended (see Connection's #adopt), and so sends nothing that ACK covers again.
+      return encodeText({
+        type: PacketType.HELLO,
+        auth,
+        sid,
+        ack: sid ? this.#ledger.inSeq : undefined,
+        closeAck: true,
+      })
     } catch (cause) {
       // An auth function that throws or rejects, or auth that cannot travel (a BigInt, a cycle,
       // a forbidden key): an error of the application's, the same on every transport and every

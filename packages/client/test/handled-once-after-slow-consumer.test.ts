@@ -39,27 +39,30 @@ function counter() {
   return { handled, reasons, setup }
 }
 
-describe.each<TransportName>(['polling'])('a slow consumer cut mid-stream, on %s', (transport) => {
-  it('leaves every event handled exactly once across the cut session and the next', async () => {
-    const { handled, reasons, setup } = counter()
-    const server = await startServer(setup, { maxBufferedBytes: MAX_BUFFERED })
-    const socket = client(server.url, { transports: [transport] })
-    await next(socket, 'connect', 5000)
-    const down = next<[string]>(socket, 'disconnect', 8000)
+describe.each<TransportName>(['websocket', 'sse', 'polling'])(
+  'a slow consumer cut mid-stream, on %s',
+  (transport) => {
+    it('leaves every event handled exactly once across the cut session and the next', async () => {
+      const { handled, reasons, setup } = counter()
+      const server = await startServer(setup, { maxBufferedBytes: MAX_BUFFERED })
+      const socket = client(server.url, { transports: [transport] })
+      await next(socket, 'connect', 5000)
+      const down = next<[string]>(socket, 'disconnect', 8000)
 
-    let sent = 0
-    const stream = setInterval(() => {
-      if (sent < EVENTS) socket.emit('n', ++sent)
-    }, 5)
-    try {
-      expect((await down)[0]).toBe('slow consumer')
-      await until(() => sent === EVENTS, 8000, 'every event emitted')
-      await until(() => handled.size === EVENTS, 8000, 'every event handled')
-    } finally {
-      clearInterval(stream)
-    }
-    expect(reasons[0]).toBe('slow consumer')
-    const twice = [...handled].filter(([, count]) => count > 1).map(([n]) => n)
-    expect(twice).toEqual([])
-  })
-})
+      let sent = 0
+      const stream = setInterval(() => {
+        if (sent < EVENTS) socket.emit('n', ++sent)
+      }, 5)
+      try {
+        expect((await down)[0]).toBe('slow consumer')
+        await until(() => sent === EVENTS, 8000, 'every event emitted')
+        await until(() => handled.size === EVENTS, 8000, 'every event handled')
+      } finally {
+        clearInterval(stream)
+      }
+      expect(reasons[0]).toBe('slow consumer')
+      const twice = [...handled].filter(([, count]) => count > 1).map(([n]) => n)
+      expect(twice).toEqual([])
+    })
+  },
+)

@@ -57,6 +57,11 @@ export interface HelloPacket {
   sid?: string
   /** With `sid`: the highest server sequence number the client has received. */
   ack?: number
+  /**
+   * True when the client reads an ACK before the CLOSE that answers a resume of a session that
+   * has ended: the server then sends that session's last ACK first (see docs/protocol.md).
+   */
+  closeAck?: boolean
 }
 
 /** Server → client: the session is open (or resumed) on this transport. */

@@ -32,7 +32,7 @@ describe('the table of packet shapes', () => {
       'recovered',
       'ack',
     ])
-    expect(HELLO_FIELDS.map(([name]) => name)).toEqual(['auth', 'sid', 'ack'])
+    expect(HELLO_FIELDS.map(([name]) => name)).toEqual(['auth', 'sid', 'ack', 'closeAck'])
   })
 
   it('names every field of every packet of the protocol fixtures, in wire order', () => {

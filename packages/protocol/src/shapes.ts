@@ -126,9 +126,11 @@ export const OPEN_FIELDS: readonly Field[] = [
 /**
  * HELLO's fields (`[8, {fields}]`), all optional. `auth` is any JSON the application's middleware
  * checks. `ack` belongs to `sid`: it is read only with a `sid`, and then defaults to 0.
+ * `closeAck`: the client reads an ACK before the CLOSE that answers a resume of an ended session.
  */
 export const HELLO_FIELDS: readonly Field[] = [
   ['auth', () => true, INVALID_PACKET, true],
   ['sid', isSid, INVALID_PACKET, true],
   ['ack', isCount, INVALID_SEQ, true],
+  ['closeAck', (v) => typeof v === 'boolean', INVALID_PACKET, true],
 ]

@@ -33,6 +33,16 @@ export const wireFixtures: Array<[string, Packet]> = [
     { type: PacketType.HELLO, auth: { token: 'abc' }, sid: 'V1StGXR8_Z5jdHi6B-myT', ack: 41 },
   ],
   [
+    '[8,{"auth":{"token":"abc"},"sid":"V1StGXR8_Z5jdHi6B-myT","ack":41,"closeAck":true}]',
+    {
+      type: PacketType.HELLO,
+      auth: { token: 'abc' },
+      sid: 'V1StGXR8_Z5jdHi6B-myT',
+      ack: 41,
+      closeAck: true,
+    },
+  ],
+  [
     '[5,1,"chat",[{"text":"hello"}],0]',
     { type: PacketType.EVENT, seq: 1, name: 'chat', args: [{ text: 'hello' }], ackId: 0 },
   ],
@@ -104,6 +114,7 @@ export const malformed: Array<[string, string]> = [
   ['[8,null]', 'PARLEY_INVALID_PACKET'],
   ['[8,{"sid":"../../etc"}]', 'PARLEY_INVALID_PACKET'],
   ['[8,{"sid":"abc","ack":-1}]', 'PARLEY_INVALID_SEQ'],
+  ['[8,{"sid":"abc","ack":1,"closeAck":1}]', 'PARLEY_INVALID_PACKET'],
   ['[0,{"sid":"abc"}]', 'PARLEY_INVALID_PACKET'],
   [
     '[0,{"sid":"abc","pingInterval":1,"pingTimeout":1,"maxPayload":1,"transports":[],"recovered":false,"ack":0}]',

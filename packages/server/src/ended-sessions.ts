@@ -1,10 +1,20 @@
 import type { ClosePacket } from '@parley/protocol'
 import type { Outgoing } from './transports/transport.js'
 
-interface Entry {
-  close: Outgoing<ClosePacket>
+/** How a session ended, as a resume of it is answered. */
+export interface Ending {
+  readonly close: Outgoing<ClosePacket>
+  /**
+   * The last `seq` of the client's the session took (0 for none): the ACK a client that says it
+   * reads one (HELLO `closeAck`) gets before the CLOSE, so that it does not send again, into its
+   * next session, what this one handled.
+   */
+  readonly ack: number
+}
+
+interface Entry extends Ending {
   /** When the entry stops answering (ms since the epoch). */
-  until: number
+  readonly until: number
 }
 
 /**
@@ -32,22 +42,22 @@ export class EndedSessions {
     return this.#entries.size
   }
 
-  /** Remembers how session `sid` ended. */
-  add(sid: string, close: Outgoing<ClosePacket>, now = Date.now()): void {
+  /** Remembers how session `sid` ended: its CLOSE, after it took the client's `seq` up to `ack`. */
+  add(sid: string, close: Outgoing<ClosePacket>, ack: number, now = Date.now()): void {
     if (this.#ttl <= 0 || this.#max <= 0) return
     this.#entries.delete(sid)
-    this.#entries.set(sid, { close, until: now + this.#ttl })
+    this.#entries.set(sid, { close, ack, until: now + this.#ttl })
     for (const [key, entry] of this.#entries) {
       if (entry.until > now && this.#entries.size <= this.#max) break
       this.#entries.delete(key)
     }
   }
 
-  /** The CLOSE of session `sid`, if it ended within the last `ttl` ms. */
-  get(sid: string, now = Date.now()): Outgoing<ClosePacket> | undefined {
+  /** How session `sid` ended, if it did within the last `ttl` ms. */
+  get(sid: string, now = Date.now()): Ending | undefined {
     const entry = this.#entries.get(sid)
     if (!entry) return undefined
-    if (entry.until > now) return entry.close
+    if (entry.until > now) return entry
     this.#entries.delete(sid)
     return undefined
   }

@@ -1,9 +1,9 @@
 import {
-  type ClosePacket,
   CloseReason,
   ErrorCode,
   type HelloPacket,
   isAckId,
+  PacketType,
   ParleyError,
   type TransportName,
 } from '@parley/protocol'
@@ -23,7 +23,7 @@ import { argumentError, checkListener } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog, logLine } from './burst-log.js'
 import { answeredIn, askedIn, Drain, safely, within } from './drain.js'
-import { EndedSessions } from './ended-sessions.js'
+import { EndedSessions, type Ending } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
@@ -39,7 +39,7 @@ import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import { splitTail } from './tail-rooms.js'
 import { shown } from './thrown.js'
-import type { HttpSide, Outgoing, Transport } from './transports/transport.js'
+import { type HttpSide, outgoing, type Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
 import { UnsettledResumes } from './unsettled-resumes.js'
@@ -251,7 +251,7 @@ export class ParleyServer<
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
       invalid: (error) => this.#invalidInput(error),
       linger: (sid, transport) => this.#linger(sid, transport),
-      ended: (sid, close) => this.#ended.add(sid, close),
+      ended: (sid, close, ack) => this.#ended.add(sid, close, ack),
     }
     this.#socketContext = {
       log,
@@ -843,7 +843,7 @@ export class ParleyServer<
         if (answer !== undefined) return answer
       }
       this.metrics.resume(false)
-      if (this.#answerEnded(transport, this.#ended.get(hello.sid))) return null
+      if (this.#answerEnded(transport, this.#ended.get(hello.sid), hello)) return null
       this.#unknown.record(hello.sid, 'resume')
     }
     if (existing && frozen(existing.session)) return moving()
@@ -891,8 +891,10 @@ export class ParleyServer<
       // session's CLOSE instead of OPEN, as for a resume of one that ended: its own, which the
       // table of ended sessions may have forgotten already (the adapter took longer than the
       // recovery window, or many sessions ended meanwhile).
-      const close = session.endedWith ?? this.#ended.get(session.sid)
-      if (!this.#answerEnded(transport, close) && transport.open) transport.close('normal')
+      // It never took anything of its client's: no ACK goes with its CLOSE.
+      const close = session.endedWith
+      const ending = close ? { close, ack: 0 } : this.#ended.get(session.sid)
+      if (!this.#answerEnded(transport, ending) && transport.open) transport.close('normal')
       return null
     }
     if (frozen(session)) return moving()
@@ -962,7 +964,7 @@ export class ParleyServer<
       // It ended meanwhile: the client hears why (or, should the end be forgotten already, gets
       // a new session after all).
       this.metrics.resume(false)
-      return this.#answerEnded(transport, this.#ended.get(session.sid)) ? null : undefined
+      return this.#answerEnded(transport, this.#ended.get(session.sid), hello) ? null : undefined
     } finally {
       turn.end()
     }
@@ -1122,7 +1124,7 @@ export class ParleyServer<
     } catch (err) {
       this.#handoffLogs.unrestorable.record({ err, socket: snapshot.id })
       this.#giveBack(claim)
-      return this.#refuseResume(transport, snapshot.sid)
+      return this.#refuseResume(transport, hello, snapshot.sid)
     }
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
     socket.restore(snapshot)
@@ -1160,7 +1162,7 @@ export class ParleyServer<
       this.metrics.handoff('broken_tail')
       this.#handoffLogs.unrestorable.record({ err, socket: socket.id })
       session.end(CloseReason.SESSION_EXPIRED, { notify: false })
-      return this.#refuseResume(transport, snapshot.sid)
+      return this.#refuseResume(transport, hello, snapshot.sid)
     }
     // The old node went on with the session past its snapshot (a move it gave up on, taken back
     // too late), and the client has packets no tail recorded: this node numbered its own after
@@ -1183,7 +1185,7 @@ export class ParleyServer<
     // A drain or a restart brings many of these at once: one line per burst of each kind.
     if (!complete) this.#handoffLogs.incomplete.record({ socket: socket.id })
     if (late) (alone ? this.#handoffLogs.restarted : this.#handoffLogs.late).record({ socket: socket.id })
-    if (session.state === 'closed') return this.#refuseResume(transport, snapshot.sid)
+    if (session.state === 'closed') return this.#refuseResume(transport, hello, snapshot.sid)
     // Asked for by another node meanwhile (a WebSocket resume reached it): on its way there.
     if (frozen(session)) return moving()
     if (!transport.open) session.awaitResume()
@@ -1238,9 +1240,9 @@ export class ParleyServer<
    * to try again, the same on every transport: its next try finds nothing to claim and gets a
    * new session. Closed bare, a WebSocket told the client nothing, and it stepped down to SSE.
    */
-  #refuseResume(transport: Transport, sid: string): Refusal | null {
+  #refuseResume(transport: Transport, hello: HelloPacket, sid: string): Refusal | null {
     this.metrics.resume(false)
-    if (this.#answerEnded(transport, this.#ended.get(sid)) || !transport.open) return null
+    if (this.#answerEnded(transport, this.#ended.get(sid), hello) || !transport.open) return null
     return unrestorable()
   }
 
@@ -1263,12 +1265,19 @@ export class ParleyServer<
   /**
    * Answers a resume of a session that ended with that session's CLOSE, instead of OPEN, and
    * closes the transport: no new session is made (the client starts one with a HELLO without
-   * sid). False when there is no `close` (no ended session of that sid is remembered).
+   * sid). False when there is no `ending` (no ended session of that sid is remembered). For a
+   * client that reads one (`hello.closeAck`), the session's last ACK goes first: the CLOSE may
+   * never have reached it, nor the ACK before it (a 'slow consumer' cut drops both), and what
+   * the session took would otherwise go again into the client's next session.
    */
-  #answerEnded(transport: Transport, close: Outgoing<ClosePacket> | undefined): boolean {
-    if (!close) return false
+  #answerEnded(transport: Transport, ending: Ending | undefined, hello?: HelloPacket): boolean {
+    if (!ending) return false
     if (transport.open) {
-      transport.handshake(close)
+      const { close, ack } = ending
+      transport.handshake(
+        close,
+        hello?.closeAck && ack > 0 ? outgoing({ type: PacketType.ACK, ack }) : undefined,
+      )
       transport.close('normal')
     }
     return true

@@ -75,9 +75,10 @@ export interface SessionConfig {
   linger(sid: string, transport: Transport): void
   /**
    * The session ended with `close` (sent or not; for 'client disconnect', the client's own
-   * goodbye): a later resume of it is answered with it.
+   * goodbye), having taken the client's packets up to `seq` `ack`: a later resume of it is
+   * answered with it (and that ACK, for a client that reads one first).
    */
-  ended(sid: string, close: Outgoing<ClosePacket>): void
+  ended(sid: string, close: Outgoing<ClosePacket>, ack: number): void
 }
 
 /** Options of `Session.end`. */
@@ -768,7 +769,7 @@ export class Session extends Timed implements TransportOwner {
     this.#dropKept()
     this.#keptBytes = 0
     this.#endedWith = close
-    this.#config.ended(this.sid, close)
+    this.#config.ended(this.sid, close, this.#inSeq)
     // Only a session that opened counts as one that ended: one its handshake middleware ended
     // never counted in parley_handshakes_total either.
     if (this.#lastTransport !== null) this.#config.metrics.disconnect(reason)

@@ -1,9 +1,16 @@
 // What ends a session and what only detaches its transport: only a CLOSE packet ends it.
 import { Writable } from 'node:stream'
-import { type EventPacket, type Packet, PacketType, type TransportName } from '@parley/protocol'
+import {
+  type EventPacket,
+  type Packet,
+  PacketType,
+  type TransportName,
+  WS_SUBPROTOCOL,
+} from '@parley/protocol'
 import { MemoryAdapter, type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import WebSocket from 'ws'
+import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
 import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
@@ -33,6 +40,26 @@ async function connect(transport: TransportName, base: string, hello?: { sid?: s
 }
 
 const isEvent = (name: string) => (p: Packet) => p.type === PacketType.EVENT && p.name === name
+
+/**
+ * Every packet the server answers `hello` with, as text: the handshake POST's body, line by
+ * line, or each WebSocket message until the server closes it.
+ */
+async function resumeAnswer(transport: TransportName, base: string, hello: Record<string, unknown>) {
+  const text = JSON.stringify([PacketType.HELLO, hello])
+  if (transport !== 'websocket') {
+    const endpoint = `${base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1`
+    const res = await fetch(endpoint, { method: 'POST', body: text })
+    expect(res.status).toBe(200)
+    return (await res.text()).split('\n')
+  }
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+  const messages: string[] = []
+  ws.on('message', (data) => messages.push(String(data)))
+  ws.once('open', () => ws.send(text))
+  await within(new Promise((resolve) => ws.once('close', resolve)), 3000, 'the server to close the WebSocket')
+  return messages
+}
 
 describe('a WebSocket closed without a CLOSE packet', () => {
   it.each([1000, 1001, 4000])(
@@ -123,6 +150,31 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     const answer = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
     expect(answer).toBeInstanceOf(Closed)
     expect((answer as Closed).packet).toMatchObject({ reason: 'slow consumer' })
+  })
+
+  it('puts the ended session’s last ACK before its CLOSE for a resume whose HELLO says closeAck, and only then', async () => {
+    const { base, sockets } = await serve()
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    const socket = sockets[0]!
+    const got: unknown[] = []
+    socket.on('n', (n: unknown) => got.push(n))
+    await c.send(
+      { type: PacketType.EVENT, seq: 1, name: 'n', args: [1], ackId: 0 },
+      { type: PacketType.EVENT, seq: 2, name: 'n', args: [2], ackId: 0 },
+    )
+    await until(() => got.length === 2)
+    c.close()
+    if (transport === 'websocket') await until(() => socket.transport === null, 3000, 'detach')
+    socket.disconnect()
+    const close = '[1,"server disconnect","the server disconnected the socket"]'
+    // A client that does not know the field reads one packet there: the CLOSE alone.
+    expect(await resumeAnswer(transport, base, { sid: c.sid, ack: 0 })).toEqual([close])
+    expect(await resumeAnswer(transport, base, { sid: c.sid, ack: 0, closeAck: false })).toEqual([close])
+    expect(await resumeAnswer(transport, base, { sid: c.sid, ack: 0, closeAck: true })).toEqual([
+      '[4,2]',
+      close,
+    ])
   })
 
   it('tells a resume that its session ended for a packet past maxPayload', async () => {

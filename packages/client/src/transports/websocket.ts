@@ -2,6 +2,7 @@ import { ErrorCode, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parle
 import { decodeFrame, frameOf } from '../codec.js'
 import { named } from '../options.js'
 import type { Outgoing } from '../outgoing.js'
+import * as PacketType from '../packet-type.js'
 import { BaseTransport, shown, timeoutError, transportError, type Welcome } from './transport.js'
 import { hearRefusal } from './upgrade-refusal.js'
 
@@ -131,7 +132,9 @@ export class WebSocketTransport extends BaseTransport {
           ws.onmessage = (ev) => {
             if (this.closed) return
             const decoded = decodeFrame(ev.data, this.maxPayload)
-            if (opened) {
+            // An ACK may come before the CLOSE that answers a resume (HELLO `closeAck`): held,
+            // as what comes after OPEN is, and taken before that CLOSE.
+            if (opened || (decoded.ok && decoded.packet.type === PacketType.ACK)) {
               this.deliver(decoded)
               return
             }

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { ClosePacket, OpenPacket, Packet, ParleyError } from '@parley/protocol'
+import type { AckPacket, ClosePacket, OpenPacket, Packet, ParleyError } from '@parley/protocol'
 import { BaseTransport, type HttpSide, type Outgoing } from './transport.js'
 
 /**
@@ -44,13 +44,14 @@ export abstract class HttpTransport extends BaseTransport implements HttpSide {
     return this
   }
 
-  handshake(answer: Outgoing<OpenPacket | ClosePacket>): void {
-    this.#answerLine = answer.text
+  handshake(answer: Outgoing<OpenPacket | ClosePacket>, ack?: Outgoing<AckPacket>): void {
+    this.#answerLine = ack ? `${ack.text}\n${answer.text}` : answer.text
   }
 
   /**
    * The body of the handshake POST's answer: the OPEN line once a session has attached us, or
-   * the CLOSE line of the ended session a resume named. Undefined until then. Given once.
+   * the CLOSE line of the ended session a resume named (after its ACK line, for a client that
+   * reads one). Undefined until then. Given once.
    */
   takeAnswerLine(): string | undefined {
     const line = this.#answerLine

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import {
+  type AckPacket,
   type ClosePacket,
   type CloseReason,
   decodeText,
@@ -271,9 +272,11 @@ export interface Transport {
   readonly writesBytes: boolean
   /**
    * Delivers the handshake answer (on HTTP transports: the body of the handshake POST): OPEN,
-   * or the CLOSE of the session that a resume named when that session has ended.
+   * or the CLOSE of the session that a resume named when that session has ended. `ack`, that
+   * session's last ACK, goes before the CLOSE, for a client that reads one there (HELLO
+   * `closeAck`).
    */
-  handshake(answer: Outgoing<OpenPacket | ClosePacket>): void
+  handshake(answer: Outgoing<OpenPacket | ClosePacket>, ack?: Outgoing<AckPacket>): void
   /**
    * Queues one packet. Never throws; dropped silently once closed. `seq` is the packet's
    * sequence number when it is numbered (0 or absent otherwise): a transport that can tell which
@@ -295,7 +298,8 @@ export interface Transport {
 export interface HttpSide {
   /**
    * The body of the handshake POST's answer: the OPEN line once a session has attached the
-   * transport, or the CLOSE line of the ended session a resume named. Undefined until then.
+   * transport, or the CLOSE line of the ended session a resume named (after its ACK line, for a
+   * client that reads one). Undefined until then.
    * Given once: the transport lets go of it (it would otherwise live as long as the session).
    */
   takeAnswerLine(): string | undefined
@@ -327,7 +331,7 @@ export interface HttpSide {
 export abstract class BaseTransport implements Transport {
   abstract readonly name: TransportName
   abstract readonly bufferedAmount: number
-  abstract handshake(answer: Outgoing<OpenPacket | ClosePacket>): void
+  abstract handshake(answer: Outgoing<OpenPacket | ClosePacket>, ack?: Outgoing<AckPacket>): void
   abstract send(out: Outgoing, seq?: number): void
   protected abstract end(kind: CloseKind): void
 

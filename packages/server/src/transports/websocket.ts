@@ -1,4 +1,5 @@
 import {
+  type AckPacket,
   type ClosePacket,
   decodeFrame,
   ErrorCode,
@@ -195,7 +196,8 @@ export class WebSocketTransport extends BaseTransport {
     return this.#ws.bufferedAmount
   }
 
-  handshake(answer: Outgoing<OpenPacket | ClosePacket>): void {
+  handshake(answer: Outgoing<OpenPacket | ClosePacket>, ack?: Outgoing<AckPacket>): void {
+    if (ack) this.send(ack)
     this.send(answer)
   }
 
