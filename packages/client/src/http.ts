@@ -169,16 +169,16 @@ export abstract class HttpTransport extends BaseTransport {
       // transport: without a goodbye it would live out its recovery window, a `connection` the
       // application sees with no one behind it. (A resumed one is the client's own: it goes on.)
       if (down && !(open as OpenPacket).recovered) this.send([BYE])
-      const error =
-        err instanceof ParleyError
-          ? err
-          : ctl.signal.aborted
-            ? down
-              ? // Opened, and nothing came: a proxy that buffers the stream, or a slow moment
-                // (TransportMemory tells them apart by a second stall).
-                timeoutError('no stream data', timeout, { stalled: true })
-              : timeoutError('no OPEN', timeout)
-            : transportError(`${down ? 'GET' : 'POST'} ${shown(this.url)} failed`, err)
+      // A coded failure of ours as it is (transportError gives it back); anything else, what an
+      // application's fetch rejected with included (a Proxy, on which even `instanceof` throws),
+      // is read there with care.
+      let error = transportError(`${down ? 'GET' : 'POST'} ${shown(this.url)} failed`, err)
+      if (error !== err && ctl.signal.aborted)
+        error = down
+          ? // Opened, and nothing came: a proxy that buffers the stream, or a slow moment
+            // (TransportMemory tells them apart by a second stall).
+            timeoutError('no stream data', timeout, { stalled: true })
+          : timeoutError('no OPEN', timeout)
       this.close()
       throw error
     } finally {

@@ -4,6 +4,7 @@ import {
   type CloseReason,
   ErrorCode,
   type EventPacket,
+  type JsonValue,
   MAX_TIMER_MS,
   type NumberedPacket,
   type OpenPacket,
@@ -130,14 +131,25 @@ export class Session implements ConnectionHost {
     // Set once the auth is known: a failure before that is the application's auth function's.
     let known = false
     try {
-      const auth = typeof a === 'function' ? await a() : a
+      let auth = typeof a === 'function' ? a() : a
+      // Awaited when it is a promise (or any thenable), and only then: a value that cannot even
+      // say whether it is one (a revoked Proxy, a Proxy whose traps throw), awaited, would fail as
+      // the function's own failure, with the engine's or the trap's text; as it is, the encoder
+      // refuses it as any value that cannot travel. (An async function's promise holds that
+      // failure already: it is refused as what the function threw.)
+      try {
+        known = !(auth as { then?: unknown } | null)?.then
+      } catch {
+        known = true
+      }
+      if (!known) auth = await auth
       known = true
       // What is undefined stays off the wire: no auth, and no sid and ack for a new session.
       // `closeAck`: this client reads an ACK before the CLOSE that answers a resume of a session
       // that ended (see Connection's #adopt), and so sends nothing that ACK covers again.
       return encodeText({
         type: PacketType.HELLO,
-        auth,
+        auth: auth as JsonValue,
         sid,
         ack: sid ? this.#ledger.inSeq : undefined,
         closeAck: true,

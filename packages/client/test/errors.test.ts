@@ -238,6 +238,27 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     },
   )
 
+  it.each([
+    ['a Proxy whose every trap throws', trapsThrow],
+    ['a revoked Proxy', revoked],
+  ])(
+    'refuses auth whose function returns %s as auth holding it: PARLEY_UNSERIALIZABLE, no retry',
+    async (_, make) => {
+      server = await startServer()
+      const errors: unknown[] = []
+      const thrown = await unheard(async () => {
+        const socket = client(server!.url, { transports: [transport], auth: (() => make()) as never })
+        socket.on('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
+          errors.push([error.code, error.message, willRetry]),
+        )
+        await until(() => errors.length === 1 && !socket.active, 3000, 'the refusal')
+      })
+      // Not the engine's TypeError (or the trap's error) from awaiting it, as the function's failure.
+      expect(errors).toEqual([[ErrorCode.UNSERIALIZABLE, 'auth: not JSON', false]])
+      expect(thrown).toEqual([])
+    },
+  )
+
   it('sends auth that is an object without prototype as any object', async () => {
     const auths: unknown[] = []
     server = await startServer((app) => {
@@ -383,13 +404,14 @@ describe("what the application's WebSocket or fetch throws", () => {
           fetch: () => Promise.reject(make()),
         })
         socket.on('transport_error', (name: string, error: ParleyError<string>) =>
-          errors.push([name, error.code]),
+          errors.push([name, error.code, error.message]),
         )
         await next(socket, 'connect_error')
       })
+      // The client's own messages: never a trap's text, nor the engine's.
       expect(errors).toEqual([
-        ['websocket', ErrorCode.TRANSPORT_ERROR],
-        ['sse', ErrorCode.TRANSPORT_ERROR],
+        ['websocket', ErrorCode.TRANSPORT_ERROR, 'WebSocket failed'],
+        ['sse', ErrorCode.TRANSPORT_ERROR, `POST ${server!.url}/parley/sse failed`],
       ])
       expect(thrown).toEqual([])
     },
