@@ -72,13 +72,22 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     return [noWs, noWsNoSse]
   }
 
-  /** Opens the chat as `name`, through `base` (with `query`), and waits until it is connected. */
+  /**
+   * Opens the chat as `name`, through `base` (with `query`), and waits until it is connected.
+   * With `clock`, the page runs on Playwright's clock (real time until the test jumps it ahead:
+   * `page.clock.fastForward`), so that a wait for the page's own timers takes no wall time.
+   */
   async function join(
     base: string,
     name: string,
-    { query = '', ...options }: BrowserContextOptions & { query?: string } = {},
+    {
+      query = '',
+      clock = false,
+      ...options
+    }: BrowserContextOptions & { query?: string; clock?: boolean } = {},
   ): Promise<Page> {
     const context = await browser.newContext(options)
+    if (clock) await context.clock.install()
     const page = await context.newPage()
     page.on('pageerror', (error) => {
       throw error
@@ -279,9 +288,9 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     let chat = await startChat(store, 0, backSoon)
     const [noWs, noWsNoSse] = await blockingProxies(chat.port)
     const [ada, bob, cy] = await Promise.all([
-      join(`http://127.0.0.1:${chat.port}`, 'ada'),
-      join(noWs.url, 'bob'),
-      join(noWsNoSse.url, 'cy'),
+      join(`http://127.0.0.1:${chat.port}`, 'ada', { clock: true }),
+      join(noWs.url, 'bob', { clock: true }),
+      join(noWsNoSse.url, 'cy', { clock: true }),
     ])
     const people = [
       { name: 'ada', page: ada, transport: /^websocket/ },
@@ -342,7 +351,9 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect((await store.history('lobby')).map((m) => m.text).sort()).toEqual(
       people.flatMap(({ name }) => [`${name} before`, `${name} during`]).sort(),
     )
-    // The banner goes once the chat is back.
+    // The banner goes once the chat is back: after its time on screen, which the page's clock
+    // skips (10 s: longer than any banner shows).
+    await each(({ page }) => page.clock.fastForward(10_000))
     await each(({ page }) =>
       page.waitForFunction(() => document.querySelector<HTMLElement>('#banner')?.hidden === true, null, {
         timeout: 10_000,
@@ -431,12 +442,12 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   it('says on the transport badge why the session moved when its connection was cut', async () => {
     const network = await startFaultProxy(port)
     proxies.push(network)
-    const fay = await join(network.url, 'fay')
+    const fay = await join(network.url, 'fay', { clock: true })
     expect(await badge(fay)).toMatch(/^websocket/)
     // Up for a while: a loss within STABLE_MS of the open counts as a failure to connect. The
-    // client's own clock decides, and the page shows nothing when it has passed: a sleep, counted
-    // from the join (after the open), with a margin.
-    await new Promise((resolve) => setTimeout(resolve, STABLE_MS + 500))
+    // client's own clock decides, and the page shows nothing when it has passed: the page's
+    // clock jumps over it, counted from the join (after the open).
+    await fay.clock.fastForward(STABLE_MS)
     network.cut('websocket')
     // The session goes on (over SSE at first, stepping down from the transport it lost), and
     // the badge says what was lost: "sse: downgrade from websocket (websocket ... closed (1006))".
