@@ -100,8 +100,10 @@ export class Ledger {
    * Afterwards `kept` holds exactly what must be sent again on the new transport, in order.
    *
    * A kept packet that the server would refuse is not sent: one larger than the `maxPayload` it
-   * states now, which an emit made before any OPEN could not know. The server would end the
-   * session for it, and every new session it was replayed into. `refuse` hears of each.
+   * states now, which an emit made before any OPEN could not know, nor one made before a resume
+   * that reached a node with a smaller limit (a rolling deploy that lowers it). The server would
+   * end the session for it, and every new session it was replayed into. `refuse` hears of each;
+   * the rest are numbered again after the server's ack, so that the gap it leaves is none.
    */
   opened(open: OpenPacket, refuse: (packet: NumberedPacket, error: ParleyError) => void): boolean {
     this.maxPayload = open.maxPayload
@@ -114,7 +116,11 @@ export class Ledger {
     // lacks what we sent before `kept`: it took the session over from a record older than what
     // the session's old node had handled and acknowledged (that node went on past its record, see
     // docs/scaling.md). Sent again with their old numbers, the rest would be a gap for good.
-    if (fresh || this.outSeq - this.kept.length > open.ack) {
+    if (
+      fresh ||
+      this.outSeq - this.kept.length > open.ack ||
+      this.kept.some((item) => item.bytes > open.maxPayload)
+    ) {
       this.outSeq = fresh ? 0 : open.ack
       const old = this.kept
       this.kept = []

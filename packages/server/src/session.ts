@@ -39,7 +39,7 @@ import {
 export type SessionState = 'attached' | 'detached' | 'frozen' | 'closed'
 
 /** The session's own part of a `SessionSnapshot`: what `freeze` gives and a restore takes. */
-export type SessionBooks = Pick<SessionSnapshot, 'sid' | 'id' | 'inSeq' | 'outSeq' | 'kept'>
+export type SessionBooks = Pick<SessionSnapshot, 'sid' | 'id' | 'inSeq' | 'outSeq' | 'kept' | 'maxPayload'>
 
 /** An application packet from the client, delivered in order and once. */
 export type IncomingMessage = EventPacket | ReplyPacket | ErrorPacket
@@ -260,6 +260,13 @@ export class Session extends Timed implements TransportOwner {
   readonly sid: string
   /** The public socket id, sent in OPEN next to the sid; a resume keeps it. */
   readonly id: string
+  /**
+   * Taken over from a node with a larger `maxPayload` (the snapshot's), that one; 0 otherwise.
+   * Its client may still send a POST within it, made before this node's OPEN told it the smaller
+   * one: such a POST is refused (413) without ending the session, and the client, resuming,
+   * refuses those packets itself (see `refuseTooLarge` in http/routes.ts).
+   */
+  readonly largerLimitBefore: number = 0
   readonly #config: SessionConfig
   #owner: SessionOwner | null = null
   #state: SessionState = 'detached'
@@ -333,6 +340,10 @@ export class Session extends Timed implements TransportOwner {
     }
     this.sid = books.sid
     this.id = books.id
+    // Any other value (an adapter's, or a store's garbled one) tells nothing: the limit here holds.
+    const before = books.maxPayload
+    if (Number.isSafeInteger(before) && (before as number) > config.maxPayload)
+      this.largerLimitBefore = before as number
     this.#inSeq = books.inSeq
     this.#outSeq = books.outSeq - books.kept.length
     this.#held = []

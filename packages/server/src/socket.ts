@@ -687,6 +687,7 @@ export class ServerSocket<
       openRequests: [...(this.#openRequests ?? [])],
       pendingAcks,
       nextAckId: this.#ackTable?.nextId ?? 1,
+      maxPayload: this.#context.maxPayload,
       created: this.handshake.issued,
     }
   }

@@ -73,6 +73,14 @@ export interface SessionSnapshot {
    * restore.
    */
   nextAckId?: number
+  /**
+   * The old node's `maxPayload`. A node whose own is smaller does not end the session for a POST
+   * past its limit but within this one: the client made it before it learnt the smaller limit
+   * from the new node's OPEN (a rolling deploy that lowers it). Absent from the snapshots of
+   * nodes of an earlier version; a value that is not a whole number above the node's own is
+   * ignored.
+   */
+  maxPayload?: number
   /** When the session began (ms since the epoch), for the application's own bookkeeping. */
   created: number
 }

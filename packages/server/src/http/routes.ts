@@ -482,7 +482,7 @@ export async function parleyRoutes(
     session: Session | undefined,
     attached: boolean,
   ): FastifyReply {
-    return send(reply, posts.tooLarge(kind, cors, session, attached))
+    return send(reply, posts.tooLarge(kind, cors, session, attached, reply.request.headers['content-length']))
   }
 
   /**

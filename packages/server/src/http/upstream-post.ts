@@ -128,20 +128,25 @@ export class UpstreamPosts {
    * of a transport it has left is stale (400 PARLEY_TRANSPORT_MISMATCH). A frozen session reads
    * nothing of its client any more (it is being handed off, and the node that takes it over
    * judges whatever the client sends again): the POST is refused with 413 and the session
-   * goes on, as one whose body is within the limit would.
+   * goes on, as one whose body is within the limit would. So does a session taken over from a
+   * node with a larger limit, for a body within that one (`Session.largerLimitBefore`): its client
+   * may have made the POST before this node's OPEN told it the smaller limit, and refuses such
+   * packets itself once it has (its resume after the 413 brings that OPEN). `declared`: the
+   * POST's Content-Length, undefined for a chunked body (given the benefit of the doubt).
    */
   tooLarge(
     kind: HttpTransportName,
     cors: HeaderBag,
     session: Session | undefined,
     attached: boolean,
+    declared?: string,
   ): EndpointAnswer {
     if (session && session.state !== 'frozen') {
       if (!attached) {
         const stale = coded(400, cors, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind))
         return { ...stale, bodyUnread: true }
       }
-      session.end(CloseReason.PAYLOAD_TOO_LARGE)
+      if (!withinLimitBefore(session, declared)) session.end(CloseReason.PAYLOAD_TOO_LARGE)
     }
     return this.#unread('too large', cors)
   }
@@ -178,4 +183,10 @@ const NO_SIZES: readonly number[] = []
 /** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
 function lineLengths(lines: readonly string[]): number[] {
   return lines.flatMap((line) => (line === '' ? [] : [line.length]))
+}
+
+/** Whether a POST past this node's limit is within the larger one the session had before its takeover. */
+function withinLimitBefore(session: Session, declared: string | undefined): boolean {
+  if (session.largerLimitBefore === 0) return false
+  return declared === undefined || Number(declared) <= session.largerLimitBefore
 }
