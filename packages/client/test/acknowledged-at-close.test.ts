@@ -236,6 +236,33 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])(
       },
     )
 
+    // Over SSE and polling the closing server still reads the session's POSTs on its transport
+    // (its events are refused there, but not its goodbye); a WebSocket's goodbye is read anyway.
+    it("hears the client's goodbye while it waits, and the session ends with 'client disconnect'", async () => {
+      const app = application()
+      const reasons: string[] = []
+      const setup = (server: FastifyInstance) => {
+        app.setup(server)
+        parleyOf(server).on('connection', (s) => {
+          const socket = s as unknown as EventSocket
+          socket.on('disconnect', (reason) => reasons.push(String(reason)))
+        })
+      }
+      const server = await startServer(setup, { handoff: { timeout: 4000 } })
+      const socket = client(server.url, { transports: [transport] })
+      await next(socket, 'connect', 5000)
+      socket.emit('held', 'one')
+      await until(() => app.entered() === 1, 3000, 'the event in the middleware')
+
+      const closed = server.app.close()
+      await until(() => closing(server.app), 3000, 'the server closing')
+      socket.disconnect()
+      await until(() => reasons.length > 0, 3000, 'the session ending')
+      expect(reasons).toEqual(['client disconnect'])
+      app.release()
+      await within(closed, 4000, 'the close')
+    })
+
     it('ends within its wait when the middleware never lets the event go, and says how many it lost', async () => {
       const app = application()
       const { lines, logger } = warnings()
