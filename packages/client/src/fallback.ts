@@ -490,8 +490,9 @@ export class Connection {
     this.#moved = false
     this.#serverTransports = open.transports
     this.#pingTimeout = open.pingTimeout
-    this.#quietUntil = 0
     this.#lostReason = 'transport close'
+    // The quiet time after a handoff outlasts the resume's OPEN: a resume that the draining node
+    // relayed to another node is lost again when that node closes, and the next one is patient too.
     this.#watchStability()
     if (old && old !== t) old.close(true)
     this.#memory.set(t.name)

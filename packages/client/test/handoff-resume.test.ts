@@ -4,6 +4,7 @@
 // and climbing back later. Two real servers joined by the server tests' in-process adapter (its
 // store stands in for Redis) behind a round-robin proxy; the second answers upgrades late.
 import { connect, type Socket } from '@parley/client'
+import type { TransportName } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
@@ -32,7 +33,7 @@ const CONNECT_TIMEOUT = 6000
  * WebSocket; `handOff()` drains the first, sending the client to the second, whose upgrades are
  * answered late from then on. `said` is what the client told the application.
  */
-async function connectedBeforeHandoff() {
+async function connectedBeforeHandoff(transports: TransportName[] = ['websocket', 'sse']) {
   const cluster = new Cluster({ handoff: true })
   const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 0 } }
   const a = await startServer({ adapter: cluster.adapter('a'), ...options }, undefined, {
@@ -58,7 +59,7 @@ async function connectedBeforeHandoff() {
   const balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.base).port)))
   proxy = balancer
   const c = connect(`${balancer.url}/parley`, {
-    transports: ['websocket', 'sse'],
+    transports,
     connectTimeout: CONNECT_TIMEOUT,
     upgradeDelay: 60_000,
     autoConnect: false,
@@ -80,6 +81,19 @@ async function connectedBeforeHandoff() {
       balancer.avoid.clear()
       balancer.avoid.add(0)
       return a.app.close()
+    },
+    /**
+     * Drains the first node with the balancer still sending the resume there: the draining node
+     * relays it to the second (its upgrade answered late from then on), and the relay ends
+     * when the first node closes, right after the OPEN. Resolves once it has closed.
+     */
+    handOffThroughRelay: async () => {
+      const closed = a.app.close()
+      await until(() => said.length > 0, CONNECT_TIMEOUT, 'the resume through the relay')
+      slow = true
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      await closed
     },
   }
 }
@@ -110,6 +124,28 @@ describe('a WebSocket resume after a handoff', () => {
     expect(c.transport).toBe('websocket')
     expect(lateUpgrades()).toBe(2)
     await drained
+  })
+})
+
+describe('a WebSocket resume relayed by the draining node', () => {
+  it('is patient again when the relay ends with that node, within 10 s of the CLOSE: no word of a disconnect', async () => {
+    // WebSocket alone, as a client whose network lets nothing else through: impatient, its
+    // resume after the relay would fail after a third of connectTimeout, and the application
+    // hear 'disconnect' in the middle of a deploy (seen in the cluster's rolling restart).
+    const { c, said, lateUpgrades, handOffThroughRelay } = await connectedBeforeHandoff(['websocket'])
+    const id = c.id
+    await handOffThroughRelay()
+    // The relay ended (the node closed): the client resumes once more, at the busy node.
+    await until(() => said.length >= 3, CONNECT_TIMEOUT + 5000, 'the resume after the relay')
+    expect(said).toEqual([
+      'websocket -> websocket (resume)',
+      'websocket PARLEY_TRANSPORT_ERROR',
+      'websocket -> websocket (resume)',
+    ])
+    expect(lateUpgrades()).toBe(1)
+    expect(c.transport).toBe('websocket')
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
   })
 })
 
