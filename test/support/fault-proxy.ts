@@ -1,8 +1,8 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do: it
-// refuses or drops WebSocket upgrades, swallows them, buffers, blocks or replaces event streams,
-// swallows a session's POSTs or their answers, cuts connections, or goes offline. Every mode can
-// be changed at any time, and takes effect for the next connection or response. Everything
-// listens on 127.0.0.1 only.
+// refuses or drops WebSocket upgrades, swallows them, buffers, blocks or replaces event streams
+// (or writes their content type in other letter case), swallows a session's POSTs or their
+// answers, cuts connections, or goes offline. Every mode can be changed at any time, and takes
+// effect for the next connection or response. Everything listens on 127.0.0.1 only.
 import http from 'node:http'
 import net from 'node:net'
 
@@ -15,9 +15,11 @@ export type WsMode = 'pass' | 'reject' | 'destroy' | 'hang' | 'mute'
 /**
  * pass: proxy event streams; buffer: hold the stream's body until it ends (a buffering proxy);
  * block: reset the connection as soon as the server answers with an event stream (a filter
- * that bans them); page: answer in its place 200 with an HTML page (a filter's block page).
+ * that bans them); page: answer in its place 200 with an HTML page (a filter's block page);
+ * recase: proxy them, their content type written in other letter case (`Text/Event-Stream`), as
+ * media types are case-insensitive and a proxy may rewrite them so.
  */
-export type SseMode = 'pass' | 'buffer' | 'block' | 'page'
+export type SseMode = 'pass' | 'buffer' | 'block' | 'page' | 'recase'
 /**
  * What happens to a session's POSTs (those with a `sid`: the upstream, not the handshake). pass:
  * proxy them; hang: read them and never answer nor forward them (a proxy that swallows them);
@@ -116,7 +118,14 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
           })
           return
         }
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        const type = answer.headers['content-type']
+        res.writeHead(answer.statusCode ?? 502, {
+          ...answer.headers,
+          ...(isStream &&
+            proxy.sse === 'recase' && {
+              'content-type': type!.replace('text/event-stream', 'Text/Event-Stream'),
+            }),
+        })
         answer.pipe(res)
         if (req.method === 'GET')
           downstream(

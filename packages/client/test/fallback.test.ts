@@ -558,6 +558,19 @@ describe('moving between transports mid-session', () => {
     await until(() => socket.transport === 'polling', 5000, 'the session on polling')
   })
 
+  it('takes an event stream whose content type a proxy wrote in other letter case (Text/Event-Stream) for the stream it is', async () => {
+    const { sockets, received } = await setup()
+    proxy!.sse = 'recase'
+    const socket = client(proxy!.url, { transports: ['sse'], connectTimeout: 3000 })
+    const failures: string[] = []
+    socket.on('transport_error', (name, error) => failures.push(`${name}: ${error.message}`))
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    expect(failures).toEqual([])
+    // Read as the stream it is: events come down it, in order.
+    await conversation(socket, sockets.at(-1)!, received, 20, () => {})
+  })
+
   it('a probe the server took that then fails, and a resume that finds nothing: disconnect says transport close, not the reason of an older loss', async () => {
     await setup()
     proxy!.ws = 'reject'

@@ -27,8 +27,10 @@ export class SseTransport extends HttpTransport {
     })
     if (res.status !== 200) throw await httpError(res, url)
     // A 200 that is no event stream (a filter's block page in its place) fails open() here:
-    // taken for a stream, it ended at once, and every probe climbed onto it again.
-    if (!res.headers.get('content-type')?.startsWith('text/event-stream'))
+    // taken for a stream, it ended at once, and every probe climbed onto it again. Media types
+    // are case-insensitive (RFC 9110): a proxy may write `Text/Event-Stream`. No content type at
+    // all (null) is tested as the text "null", which fails too.
+    if (!/^text\/event-stream/i.test(res.headers.get('content-type')!))
       throw transportError('not an event stream')
     // A 200 always has a body (a null one would throw here, a failed GET all the same).
     const reader = res.body!.getReader()
