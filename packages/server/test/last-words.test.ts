@@ -225,6 +225,41 @@ describe.each([
 )
 
 describe('last words while the server runs', () => {
+  it.each([
+    ['sse', 'sse'],
+    ['poll', 'polling'],
+  ])(
+    'answer a POST of their %s transport 204, unread, so that the next GET still gets them',
+    async (segment) => {
+      let ended = false
+      const { app, base } = await startServer({}, (app) => {
+        app.parley.on('connection', (socket) => {
+          socket.on('n', () => {
+            ended = true
+            socket.disconnect()
+          })
+        })
+      })
+      apps.push(app)
+      const endpoint = `${base}/${segment}`
+      const sid = await handshake(endpoint)
+      const url = `${endpoint}?v=1&sid=${sid}`
+      // The event ends the session: its ACK and CLOSE wait for the next GET.
+      expect((await fetch(url, { method: 'POST', body: '[5,1,"n",[],0]' })).status).toBe(204)
+      await until(() => ended)
+      const post = await fetch(url, { method: 'POST', body: '[5,2,"n",[],0]' })
+      expect(post.status).toBe(204)
+      expect(packetsOf(await (await fetch(url)).text())).toEqual([
+        { type: PacketType.ACK, ack: 1 },
+        expect.objectContaining({ type: PacketType.CLOSE, reason: 'server disconnect' }),
+      ])
+      // Once they are taken, the session is unknown.
+      const after = await fetch(url, { method: 'POST', body: '[5,2,"n",[],0]' })
+      expect(after.status).toBe(400)
+      expect(((await after.json()) as { code?: string }).code).toBe('PARLEY_UNKNOWN_SESSION')
+    },
+  )
+
   it('keeps at most eight maxBufferedBytes of them: the oldest go, and their resume still learns why', async () => {
     // 64 KiB per socket: 512 KiB of last words at most, about twenty sessions' worth below.
     const { app, base } = await startServer({ maxBufferedBytes: 64 * 1024 }, (app) => {

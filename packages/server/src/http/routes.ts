@@ -340,6 +340,19 @@ export async function parleyRoutes(
     // waits for its next GET), and those it forwards to other nodes.
     if (server.closed) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, cors)
     if (!session) {
+      if (method === 'POST' && server.hasLingering(sid, kind)) {
+        // Ended, its last words (the ACK it owed, its CLOSE) waiting for the next GET on this
+        // transport: a refusal would fail the client's transport before that GET, and the
+        // client would send again, into its next session, what that ACK covers. None of the
+        // body is used (the session is over): what it carries was never acknowledged, and the
+        // client sends it into its next session.
+        const body = await readRequestBody(request, reply)
+        if (!body.ok) return bodyNotRead(reply, body.reason, cors)
+        return reply
+          .code(204)
+          .headers({ ...cors, 'Cache-Control': 'no-store' })
+          .send()
+      }
       // It may live on another node: then that node answers (no sticky sessions needed).
       const owner = await ownerOf(sid, reply)
       if (owner === undefined) {
