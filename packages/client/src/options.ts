@@ -89,10 +89,11 @@ export const DEFAULTS = {
 } as const
 
 /**
- * Fills in defaults and checks every option; a bad one throws a TypeError that names it
- * (PARLEY_INVALID_ARGUMENT). Every option with a default must have its default's type; numbers
- * are >= 0 (randomization <= 1 too), the timeouts and `max...` limits >= 1, and the counts
- * (`max...`, reconnectionAttempts) whole; Infinity passes all of these.
+ * Fills in defaults and checks every option; a bad one throws a TypeError that names it and says
+ * what it takes (PARLEY_INVALID_ARGUMENT: `option ackTimeout must be a number >= 1`). Every
+ * option with a default must have its default's type; numbers are >= 0 (randomization <= 1 too),
+ * the timeouts and `max...` limits >= 1, and the counts (`max...`, reconnectionAttempts) whole;
+ * Infinity passes all of these.
  */
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
   const resolved: Record<string, unknown> = { ...DEFAULTS }
@@ -105,9 +106,31 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
   // (`{ ackTimeout: config.ackTimeout }` with nothing configured), rather than throw.
   try {
     for (const key in options) {
-      bad = `option ${key} is not valid`
-      const v: unknown = options[key as keyof ClientOptions]
       const fallback: unknown = DEFAULTS[key as keyof typeof DEFAULTS]
+      // Counts (max*, reconnectionAttempts) are whole; limits and timeouts are 1 or more (0
+      // would refuse every emit, or time out every try); Infinity passes both (`!(v % 1)`).
+      const min = +/^max|Timeout/.test(key)
+      const whole = /^max|Att/.test(key)
+      // What the option takes, said by the one message every check below throws (a value that
+      // throws when read included), from what those checks ask.
+      bad = `option ${key} must be ${
+        key === 'transports'
+          ? `a list of ${DEFAULTS.transports}`
+          : key === 'path'
+            ? `a path like ${DEFAULTS.path}`
+            : key === 'storage'
+              ? 'like localStorage'
+              : key === 'auth'
+                ? 'JSON or a function'
+                : key === 'randomization'
+                  ? 'a number from 0 to 1'
+                  : typeof fallback === 'number'
+                    ? `a ${whole ? 'whole ' : ''}number >= ${min}`
+                    : fallback === undefined
+                      ? 'a function'
+                      : 'a boolean'
+      }`
+      const v: unknown = options[key as keyof ClientOptions]
       if (!(key in DEFAULTS)) {
         // Options without a default: those four; anything else is a mistake.
         if (!/^(auth|WebSocket|fetch|storage)$/.test(key)) {
@@ -133,14 +156,8 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
       } else if (v === undefined) continue
       else if (
         typeof v !== typeof fallback ||
-        // Counts (max*, reconnectionAttempts) are whole; limits and timeouts are 1 or more (0
-        // would refuse every emit, or time out every try); Infinity passes both (`!(v % 1)`).
         (typeof v === 'number' &&
-          !(
-            v >= +/^max|Timeout/.test(key) &&
-            (key !== 'randomization' || v <= 1) &&
-            (!/^max|Att/.test(key) || !(v % 1))
-          )) ||
+          !(v >= min && (key !== 'randomization' || v <= 1) && (!whole || !(v % 1)))) ||
         (key === 'transports' && !(Array.isArray(v) && v.length > 0 && v.every(isTransportName))) ||
         (key === 'path' && !(v as string).startsWith('/'))
       ) {

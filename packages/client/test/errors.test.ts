@@ -580,11 +580,26 @@ describe('options', () => {
       expect(() => connect(make() as never, { autoConnect: false })).toThrow(
         refused('bad server URL: [object]'),
       )
-      for (const key of ['transports', 'path', 'storage', 'fetch']) {
-        expect(() => connect('http://127.0.0.1:1', { autoConnect: false, [key]: make() })).toThrow(
-          refused(`option ${key} is not valid`),
+      for (const [key, takes] of [
+        ['transports', 'a list of websocket,sse,polling'],
+        ['path', 'a path like /parley'],
+        ['storage', 'like localStorage'],
+        ['fetch', 'a function'],
+      ]) {
+        expect(() => connect('http://127.0.0.1:1', { autoConnect: false, [key!]: make() })).toThrow(
+          refused(`option ${key} must be ${takes}`),
         )
       }
+      // One that throws when read says what it takes all the same.
+      const getter = {
+        autoConnect: false,
+        get ackTimeout(): number {
+          throw make()
+        },
+      }
+      expect(() => connect('http://127.0.0.1:1', getter)).toThrow(
+        refused('option ackTimeout must be a number >= 1'),
+      )
     },
   )
 
