@@ -470,9 +470,22 @@ const ODD_STRINGS: readonly (readonly [name: string, make: () => unknown, shown:
 ]
 
 describe("odd values of the application's WebSocket", () => {
-  it.each(ODD_STRINGS)(
-    'a protocol that is %s: PARLEY_UNSUPPORTED_VERSION, named as no more than 1024 characters, then SSE',
-    async (_, make, shown) => {
+  it.each([
+    ...ODD_STRINGS.map(
+      ([name, make, shown]) =>
+        [name, ErrorCode.UNSUPPORTED_VERSION, `server chose subprotocol "${shown}"`, make] as const,
+    ),
+    [
+      'a getter that throws',
+      ErrorCode.TRANSPORT_ERROR,
+      'WebSocket failed: no protocol here',
+      () => {
+        throw new Error('no protocol here')
+      },
+    ] as const,
+  ])(
+    'a protocol that is %s: %s, named as no more than 1024 characters, then SSE, and nothing escapes',
+    async (_, code, message, make) => {
       server = await startServer()
       const errors: unknown[] = []
       const thrown = await unheard(async () => {
@@ -487,35 +500,10 @@ describe("odd values of the application's WebSocket", () => {
         await next(socket, 'connect')
         expect(socket.transport).toBe('sse')
       })
-      expect(errors).toEqual([
-        ['websocket', ErrorCode.UNSUPPORTED_VERSION, `server chose subprotocol "${shown}"`],
-      ])
+      expect(errors).toEqual([['websocket', code, message]])
       expect(thrown).toEqual([])
     },
   )
-
-  it('a protocol whose getter throws: PARLEY_TRANSPORT_ERROR saying so, then SSE, and nothing escapes', async () => {
-    server = await startServer()
-    const errors: unknown[] = []
-    const thrown = await unheard(async () => {
-      const socket = client(server!.url, {
-        transports: ['websocket', 'sse'],
-        reconnection: false,
-        WebSocket: oddWebSocket({
-          protocol: () => {
-            throw new Error('no protocol here')
-          },
-        }) as never,
-      })
-      socket.on('transport_error', (name: string, error: ParleyError<string>) =>
-        errors.push([name, error.code, error.message]),
-      )
-      await next(socket, 'connect')
-      expect(socket.transport).toBe('sse')
-    })
-    expect(errors).toEqual([['websocket', ErrorCode.TRANSPORT_ERROR, 'WebSocket failed: no protocol here']])
-    expect(thrown).toEqual([])
-  })
 
   it.each([
     ...ODD_STRINGS,
