@@ -781,6 +781,14 @@ export class ParleyServer<
     return this.#lingering.get(sid)?.transport.name === name
   }
 
+  /**
+   * @internal Whether session `sid` ended here (not handed off: its client goes on elsewhere)
+   * and its last words still wait on a transport of kind `name`.
+   */
+  endedLingering(sid: string, name: string): boolean {
+    return this.hasLingering(sid, name) && this.#ended.get(sid) !== undefined
+  }
+
   #forgetLingering(sid: string): void {
     const entry = this.#lingering.get(sid)
     if (!entry) return

@@ -340,7 +340,7 @@ export async function parleyRoutes(
     // waits for its next GET), and those it forwards to other nodes.
     if (server.closed) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, cors)
     if (!session) {
-      if (method === 'POST' && server.hasLingering(sid, kind)) {
+      if (method === 'POST' && server.endedLingering(sid, kind)) {
         // Ended, its last words (the ACK it owed, its CLOSE) waiting for the next GET on this
         // transport: a refusal would fail the client's transport before that GET, and the
         // client would send again, into its next session, what that ACK covers. None of the
