@@ -178,6 +178,11 @@ export class Connection {
    * the server took, then failed, is no heartbeat's loss); every loss and handoff sets it anew.
    */
   #lostReason!: CloseReason
+  /**
+   * The attempt (its #run) under way when a hurry came (`online`, the page shown again): when it
+   * fails, the next starts at once, as it would for a hurry during the backoff.
+   */
+  #hurried?: number
   readonly #backoff: Backoff
   #probeFailures = 0
   #unlisten: AbortController | undefined
@@ -661,16 +666,24 @@ export class Connection {
       return
     }
     this.state = 'waiting'
-    this.#timer = setTimeout(() => this.#wake(), this.#backoff.next())
+    // Counted as an attempt all the same, as a hurry during the backoff does.
+    const delay = this.#backoff.next()
+    this.#timer = setTimeout(() => this.#wake(), this.#hurried === this.#run ? 0 : delay)
   }
 
   /**
    * Starts the next attempt, unless the browser says it is offline (then `online` wakes us). Not
    * before a CLOSE's retryAfter: the backoff's timer, or a hurry (`online`, the page shown
-   * again), that comes sooner waits for the rest of it.
+   * again), that comes sooner waits for the rest of it. A hurry during an attempt is kept for
+   * when it fails (#hurried): the network may have come back after that attempt went out.
    */
   #wake(): void {
-    if (this.state !== 'waiting') return
+    // Not waiting: kept for the attempt under way, if any (every other way to the backoff starts
+    // a new #run first, which leaves this mark behind).
+    if (this.state !== 'waiting') {
+      this.#hurried = this.#run
+      return
+    }
     clearTimeout(this.#timer)
     const early = this.#retryAt - performance.now()
     if (early > 0) this.#timer = setTimeout(() => this.#wake(), early)

@@ -3,7 +3,7 @@
 // the network.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
-import { client, closeAll, next, startServer } from './helpers.js'
+import { client, closeAll, next, startServer, until } from './helpers.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 
@@ -82,5 +82,32 @@ describe.each(TRANSPORTS)('the browser says it is offline, over %s', (transport)
     expect(socket.recovered).toBe(true)
     expect(socket.id).toBe(id)
     socket.disconnect()
+  })
+})
+
+describe('the browser says it is online during an attempt that then fails', () => {
+  it('starts the next attempt at once, as it does for an online event during the backoff', async () => {
+    const { proxy } = await serve()
+    const win = new EventTarget()
+    vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
+    // The attempt is under way (its upgrade sent), and gets no answer: it fails after a third of
+    // connectTimeout.
+    proxy.ws = 'hang'
+    const socket = client(proxy.url, {
+      transports: ['websocket'],
+      connectTimeout: 1500,
+      // A backoff far longer than the test: only the online event, kept, can bring it back.
+      reconnectionDelay: 60_000,
+      reconnectionDelayMax: 60_000,
+      randomization: 0,
+    })
+    const failed = next<[unknown, boolean]>(socket, 'connect_error', 5000)
+    await until(() => proxy.upgrades === 1, 3000, 'the first upgrade sent')
+    win.dispatchEvent(new Event('online'))
+    proxy.ws = 'pass'
+    const [, willRetry] = await failed
+    expect(willRetry).toBe(true)
+    await next(socket, 'connect', 5000)
+    expect(proxy.upgrades).toBe(2)
   })
 })
