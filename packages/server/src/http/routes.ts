@@ -346,12 +346,7 @@ export async function parleyRoutes(
         // client would send again, into its next session, what that ACK covers. None of the
         // body is used (the session is over): what it carries was never acknowledged, and the
         // client sends it into its next session.
-        const body = await readRequestBody(request, reply)
-        if (!body.ok) return bodyNotRead(reply, body.reason, cors)
-        return reply
-          .code(204)
-          .headers({ ...cors, 'Cache-Control': 'no-store' })
-          .send()
+        return takeUnused(request, reply, cors)
       }
       // It may live on another node: then that node answers (no sticky sessions needed).
       const owner = await ownerOf(sid, reply)
@@ -378,12 +373,7 @@ export async function parleyRoutes(
       // instead fail its transport before it reads the CLOSE 'server handoff' its next GET gets.
       // A body past maxPayload is refused all the same (413), as it would be anywhere, but
       // leaves the session alone (see `refuseTooLarge`).
-      const body = await readRequestBody(request, reply)
-      if (!body.ok) return bodyNotRead(reply, body.reason, cors)
-      return reply
-        .code(204)
-        .headers({ ...cors, 'Cache-Control': 'no-store' })
-        .send()
+      return takeUnused(request, reply, cors)
     }
     const transport = session.transport
     const http = transport?.name === kind ? transport.http : undefined
@@ -517,6 +507,20 @@ export async function parleyRoutes(
   /** See `UpstreamPosts.notRead`. */
   function bodyNotRead(reply: FastifyReply, reason: BodyFailure, cors: HeaderBag): FastifyReply {
     return send(reply, posts.notRead(reason, cors))
+  }
+
+  /** A POST whose packets are not used: its body read to its end (within the limits), then 204. */
+  async function takeUnused(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    cors: HeaderBag,
+  ): Promise<FastifyReply> {
+    const body = await readRequestBody(request, reply)
+    if (!body.ok) return bodyNotRead(reply, body.reason, cors)
+    return reply
+      .code(204)
+      .headers({ ...cors, 'Cache-Control': 'no-store' })
+      .send()
   }
 
   /**
