@@ -73,7 +73,9 @@ import {
  *
  * Backoff (exponential, full jitter by default) paces every way back into "connecting": failed
  * attempts, CLOSE, and a transport lost again before it was up for STABLE_MS. So no packet,
- * close code or server answer can make the client reconnect faster than its backoff.
+ * close code or server answer can make the client reconnect faster than its backoff. A resume
+ * that waits (that backoff, or a handoff's retryAfter) is "waiting" as a failed attempt is: a
+ * hurry (`online`, the page shown again) starts it at once, never before a retryAfter.
  */
 
 /** A transport up this long is stable: the next loss resumes at once, and backoff starts over. */
@@ -183,6 +185,12 @@ export class Connection {
    * fails, the next starts at once, as it would for a hurry during the backoff.
    */
   #hurried?: number
+  /**
+   * The run of the resume that #resumeLater holds back (stale once another run began), and the
+   * transport it starts after: a hurry (#wake) starts it at once.
+   */
+  #resuming?: number
+  #resumeAfter?: TransportName
   readonly #backoff: Backoff
   #probeFailures = 0
   #unlisten: AbortController | undefined
@@ -269,13 +277,20 @@ export class Connection {
     this.#drop()
     this.#lostReason = 'transport close'
     this.#quietUntil = performance.now() + QUIET_HANDOFF_MS
+    // A hurry (see #wake) does not come before it either: the server spreads its clients so.
+    this.#retryAt = performance.now() + retryAfter
     // Without `after`, the attempt starts on the transport in use (#last, see #order).
     this.#resumeLater(++this.#run, retryAfter)
   }
 
-  /** Resumes after `delay` ms, unless another attempt (`run`) began meanwhile. */
+  /**
+   * Resumes after `delay` ms, unless another attempt (`run`) began meanwhile. Waiting, as after a
+   * failed attempt: a hurry (`online`, the page shown again) resumes sooner (see #wake).
+   */
   #resumeLater(run: number, delay: number, after?: TransportName): void {
-    this.state = 'connecting'
+    this.state = 'waiting'
+    this.#resuming = run
+    this.#resumeAfter = after
     this.#timer = setTimeout(() => {
       if (run === this.#run) void this.#connect('resume', after)
     }, delay)
@@ -687,6 +702,9 @@ export class Connection {
     clearTimeout(this.#timer)
     const early = this.#retryAt - performance.now()
     if (early > 0) this.#timer = setTimeout(() => this.#wake(), early)
+    // A resume that waits (a transport lost soon after it opened, a handoff's retryAfter) goes
+    // on as a resume: the session is still up, and the client offline hears it is down there.
+    else if (this.#resuming === this.#run) void this.#connect('resume', this.#resumeAfter)
     else if (!offline()) {
       this.#host.notify('reconnect_attempt', this.#backoff.attempts)
       // Unless its listener called disconnect() (or connect() after it).

@@ -6,7 +6,7 @@
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from '../../server/test/cluster-adapter.js'
 import { closeApp, type Started, sleep, startServer, until } from '../../server/test/helpers.js'
@@ -16,6 +16,8 @@ let proxy: RoundRobinProxy | undefined
 const clients: Socket[] = []
 
 afterEach(async () => {
+  vi.restoreAllMocks()
+  vi.unstubAllGlobals()
   for (const c of clients.splice(0)) c.disconnect()
   await sleep(50)
   await proxy?.close()
@@ -198,6 +200,42 @@ describe('a polling resume after a handoff', () => {
     await until(() => said.length > 0, 8000, 'the resume')
     // From the top of the list, it resumed on WebSocket: a switch the client did not choose.
     expect(said).toEqual(['polling -> polling (resume)'])
+    expect(c.recovered).toBe(true)
+    await drained
+  })
+})
+
+describe("an online event while the client waits out a handoff's retryAfter", () => {
+  it('does not hurry the resume: the server spreads its clients over time', async () => {
+    const win = new EventTarget()
+    vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
+    const cluster = new Cluster({ handoff: true })
+    const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 3000 } }
+    const a = await startServer({ adapter: cluster.adapter('a'), ...options }, undefined, {
+      return503OnClosing: false,
+    })
+    nodes.push(a)
+    const b = await startServer({ adapter: cluster.adapter('b'), ...options }, undefined, {
+      return503OnClosing: false,
+    })
+    nodes.push(b)
+    proxy = await startRoundRobin([a, b].map((n) => Number(new URL(n.base).port)))
+    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
+    clients.push(c)
+    proxy.avoid.add(1)
+    c.connect()
+    await until(() => c.connected, 3000, 'connect to a')
+    proxy.avoid.clear()
+    proxy.avoid.add(0)
+    // The drain draws each session's retryAfter at random within retrySpread: near all of it.
+    vi.spyOn(Math, 'random').mockReturnValue(0.999)
+    const resumed = new Promise<number>((resolve) => c.once('transport', () => resolve(performance.now())))
+    const drained = a.app.close()
+    await until(() => !c.connected, 3000, 'the handoff CLOSE')
+    const closedAt = performance.now()
+    win.dispatchEvent(new Event('online'))
+    // retryAfter is 2998 ms; the CLOSE came before `closedAt`.
+    expect((await resumed) - closedAt).toBeGreaterThan(2500)
     expect(c.recovered).toBe(true)
     await drained
   })

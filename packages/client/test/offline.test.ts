@@ -111,3 +111,29 @@ describe('the browser says it is online during an attempt that then fails', () =
     expect(proxy.upgrades).toBe(2)
   })
 })
+
+describe('the browser says it is online while a transport lost soon after it opened waits to resume', () => {
+  it('resumes at once, as it does for an online event during a failed attempt', async () => {
+    const { proxy } = await serve()
+    const win = new EventTarget()
+    vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
+    const socket = client(proxy.url, {
+      transports: ['websocket'],
+      // A backoff far longer than the test: only the online event can cut it short.
+      reconnectionDelay: 60_000,
+      reconnectionDelayMax: 60_000,
+      randomization: 0,
+    })
+    await next(socket, 'connect')
+    const id = socket.id
+    // Cut long before it was up for STABLE_MS: the resume waits for the backoff.
+    const waiting = next<[unknown, boolean]>(socket, 'connect_error', 5000)
+    proxy.cut('websocket')
+    expect((await waiting)[1]).toBe(true)
+    const back = next<[string, string, string]>(socket, 'transport', 5000)
+    win.dispatchEvent(new Event('online'))
+    expect(await back).toEqual(['websocket', 'websocket', 'resume'])
+    expect(socket.id).toBe(id)
+    expect(proxy.upgrades).toBe(2)
+  })
+})
