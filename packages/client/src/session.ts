@@ -245,9 +245,19 @@ export class Session implements ConnectionHost {
         // At once: the transport is done, and asks for nothing more.
         this.connection.moved()
         return
-      case PacketType.ACK:
+      case PacketType.ACK: {
+        const sent = this.#ledger.outSeq
+        // Past what this client numbered (no Parley server sends one: a broken proxy, another
+        // server): taken, it would forget packets the server may lack. Refused as an ACK whose
+        // number does not decode is, and what waits for an ACK is kept.
+        if (p.ack > sent)
+          return this.refused(
+            0,
+            new ParleyError(ErrorCode.INVALID_SEQ, `ACK ${p.ack} > ${sent}`, { details: { seq: 0 } }),
+          )
         this.#ledger.acked(p.ack)
         return
+      }
       case PacketType.EVENT:
         if (this.#accept(p.seq)) return () => this.#host.event(p)
         return

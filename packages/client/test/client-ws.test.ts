@@ -106,6 +106,28 @@ describe('client against a scripted server: what a real one never does on cue', 
     expect(resent).toMatchObject({ seq: 3, args: [3] })
   })
 
+  it('refuses an ACK past what it sent with PARLEY_INVALID_SEQ, and keeps what waits for an ACK', async () => {
+    const { socket, c } = await opened()
+    const errors: ParleyError[] = []
+    socket.on('error', (error) => errors.push(error as ParleyError))
+    socket.emit('a', 1)
+    socket.emit('a', 2)
+    await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
+    // A broken proxy, or a server of another implementation: no Parley server acknowledges more.
+    c.send({ type: PacketType.ACK, ack: 5 })
+    await until(() => errors.length === 1, 2000, 'the error')
+    expect(errors[0]).toMatchObject({ code: ErrorCode.INVALID_SEQ, details: { seq: 0 } })
+    expect(errors[0]!.message).toBe('ACK 5 > 2')
+    // The server lacked both after all: the resume sends them again.
+    const second = fake!.nextConn()
+    c.ws.terminate()
+    const c2 = await second
+    expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID })
+    c2.send(openPacket(SID, { recovered: true, ack: 0 }))
+    expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: [1] })
+    expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({ seq: 2, args: [2] })
+  })
+
   it('renumbers unacknowledged messages into a new session when the old one is gone', async () => {
     const { socket, c } = await opened()
     const connects: boolean[] = []
