@@ -14,6 +14,7 @@ import {
   type BroadcastOptions,
   type BroadcastReply,
   type ClaimStanding,
+  type EndedSession,
   type LocalSocket,
   type LocalSockets,
   MemoryAdapter,
@@ -27,6 +28,7 @@ import {
 import { Answering } from './answering.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
+import { EndedRecords } from './ended.js'
 import { type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type RedisSubscriber, type ResolvedRedisOptions, redisAddress } from './options.js'
@@ -131,6 +133,8 @@ export class RedisAdapter implements Adapter {
   readonly #nodes: Nodes
   readonly #sessions: SessionOwners
   readonly #handoffs: HandOffStore
+  /** How sessions ended, for a resume on any node. */
+  readonly #ended: EndedRecords
   readonly #cut = new Cut()
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #claims = new Map<string, Takeover>()
@@ -175,6 +179,7 @@ export class RedisAdapter implements Adapter {
     )
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node)
+    this.#ended = new EndedRecords(this.#commands, prefix, this.#warnings)
     this.#nodes = new Nodes({
       commands: this.#commands,
       prefix,
@@ -529,6 +534,22 @@ export class RedisAdapter implements Adapter {
   sessionClosed(sid: string): void {
     if (this.#closed) return
     this.#sessions.closed(sid)
+  }
+
+  /**
+   * Keeps how `sid` ended for `ttl` ms, for every node (see `EndedRecords`): one SET, sent
+   * before the removal of its owner record (`sessionClosed` comes after), on the same
+   * connection, so that a node that finds no owner finds the record.
+   */
+  sessionEnded(sid: string, ending: EndedSession, ttl: number): void {
+    if (this.#closed) return
+    this.#ended.write(sid, ending, ttl)
+  }
+
+  /** How `sid` ended on any node, if one kept it within its TTL: one GET; never rejects. */
+  endedSession(sid: string): Promise<EndedSession | undefined> {
+    if (this.#closed) return Promise.resolve(undefined)
+    return this.#ended.read(sid)
   }
 
   /**

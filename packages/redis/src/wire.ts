@@ -3,7 +3,14 @@
 // as base64), so that what a client sent arrives on another node as it left, bytes included.
 // Input is read as untrusted: a malformed message is dropped, never thrown on.
 import { decodeText, encodeText, isAckId, PacketType, type WireValue } from '@parley/protocol'
-import type { BroadcastOptions, JsonValue, Room, SessionSnapshot, SocketDescription } from '@parley/server'
+import type {
+  BroadcastOptions,
+  EndedSession,
+  JsonValue,
+  Room,
+  SessionSnapshot,
+  SocketDescription,
+} from '@parley/server'
 
 /** Which sockets, as shipped (`local` never crosses: a local operation stays on its node). */
 export interface WireOptions {
@@ -234,6 +241,27 @@ export function parseSnapshot(
   if (value.nextAckId !== undefined && !isAckId(value.nextAckId))
     return { ok: false, why: 'nextAckId is not an ack id' }
   return { ok: true, snapshot: value as unknown as SessionSnapshot }
+}
+
+/**
+ * How a session ended, as `<prefix>:ended:<h>` holds it: `{"v":1,"c":<the CLOSE in the
+ * protocol's text encoding>,"a":<the last seq of the client's the session took>}`. Throws when
+ * the CLOSE cannot be encoded (it always can, from the server).
+ */
+export function packEnded(ending: EndedSession): string {
+  return JSON.stringify({ v: 1, c: encodeText(ending.close), a: ending.ack })
+}
+
+/**
+ * A record `packEnded` wrote, read back as the protocol reads a CLOSE from the wire; undefined
+ * for anything else (another version, a bad shape, a CLOSE that does not decode).
+ */
+export function parseEnded(text: string): EndedSession | undefined {
+  const value = parseJson(text)
+  if (!isRecord(value) || value.v !== 1 || typeof value.c !== 'string' || !isCount(value.a)) return undefined
+  const decoded = decodeText(value.c, NO_LIMIT)
+  if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return undefined
+  return { close: decoded.packet, ack: value.a }
 }
 
 export function parseRequest(text: string): RequestPacket | HandOffRequest | RepliedRequest | undefined {

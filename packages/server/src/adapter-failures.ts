@@ -75,6 +75,10 @@ export class AdapterFailures {
   readonly leave: BurstLog
   /** `sessionClosed` threw or rejected: the adapter may keep those sessions' owner records. */
   readonly ownerRecordLeft: BurstLog
+  /** `sessionEnded` threw or rejected: a resume of those sessions on another node gets a new session. */
+  readonly endedRecord: BurstLog
+  /** `endedSession` rejected, or did not answer in time: those resumes got new sessions. */
+  readonly endedLookup: BurstLog
 
   constructor(log: FastifyBaseLogger) {
     const warn = (message: (count: number) => string) => new BurstLog(log, 'warn', message)
@@ -86,6 +90,14 @@ export class AdapterFailures {
     this.ownerRecordLeft = warn(
       (count) =>
         `the adapter could not remove the owner record of ${count} ended session(s), since the last such line; its store may name this node for them until the records expire`,
+    )
+    this.endedRecord = warn(
+      (count) =>
+        `the adapter could not keep how ${count} session(s) ended, since the last such line; a resume of one that reaches another node gets a new session`,
+    )
+    this.endedLookup = warn(
+      (count) =>
+        `the adapter could not tell how ${count} resumed session(s) ended, since the last such line; those resumes got new sessions`,
     )
     this.claim = warn(
       (count) =>
@@ -138,5 +150,7 @@ export class AdapterFailures {
     this.leaveAfterFreeze.close()
     this.leave.close()
     this.ownerRecordLeft.close()
+    this.endedRecord.close()
+    this.endedLookup.close()
   }
 }

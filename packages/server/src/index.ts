@@ -18,6 +18,7 @@ export type {
   BroadcastMessage,
   BroadcastOptions,
   BroadcastReply,
+  EndedSession,
   LocalSocket,
   LocalSockets,
   NodeAddress,

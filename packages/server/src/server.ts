@@ -23,6 +23,7 @@ import { argumentError, checkListener } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog, logLine } from './burst-log.js'
 import { answeredIn, askedIn, Drain, safely, within } from './drain.js'
+import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
@@ -104,6 +105,8 @@ export class ParleyServer<
   #lingeringBytes = 0
   /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
   readonly #ended: EndedSessions
+  /** How sessions ended, as the adapter keeps it for every node (see `Adapter.sessionEnded`). */
+  readonly #endedElsewhere: EndedElsewhere
   /** Sessions ended for invalid packets: logged once per burst, with the first's reason. */
   readonly #invalidSessions: BurstLog<{ code: string; reason: string }>
   /** Handshakes a middleware refused with an error without a code of the application's: logged once per burst. */
@@ -235,10 +238,12 @@ export class ParleyServer<
           })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
-    this.#ended = new EndedSessions(
-      options.recoveryWindow || options.pingInterval + options.pingTimeout,
-      MAX_ENDED_SESSIONS,
-    )
+    const endedTtl = options.recoveryWindow || options.pingInterval + options.pingTimeout
+    this.#ended = new EndedSessions(endedTtl, MAX_ENDED_SESSIONS)
+    this.#endedElsewhere = new EndedElsewhere(this.adapter, endedTtl, options.handshakeTimeout, {
+      record: (err) => this.#adapterFailures.endedRecord.record({ err }),
+      lookup: (err) => this.#adapterFailures.endedLookup.record({ err }),
+    })
     this.#sessionConfig = {
       pingInterval: options.pingInterval,
       pingTimeout: options.pingTimeout,
@@ -251,7 +256,10 @@ export class ParleyServer<
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
       invalid: (error) => this.#invalidInput(error),
       linger: (sid, transport) => this.#linger(sid, transport),
-      ended: (sid, close, ack) => this.#ended.add(sid, close, ack),
+      ended: (sid, close, ack) => {
+        this.#ended.add(sid, close, ack)
+        this.#endedElsewhere.record(sid, close.packet, ack)
+      },
     }
     this.#socketContext = {
       log,
@@ -851,7 +859,9 @@ export class ParleyServer<
         if (answer !== undefined) return answer
       }
       this.metrics.resume(false)
-      if (this.#answerEnded(transport, this.#ended.get(hello.sid), hello)) return null
+      // Ended on another node (or while this node claimed it): answered as there.
+      const ending = this.#ended.get(hello.sid) ?? (await this.#endedElsewhere.lookUp(hello.sid))
+      if (this.#answerEnded(transport, ending, hello)) return null
       this.#unknown.record(hello.sid, 'resume')
     }
     if (existing && frozen(existing.session)) return moving()

@@ -1,4 +1,4 @@
-import type { JsonValue, ParleyError, PreparedEvent } from '@parley/protocol'
+import type { ClosePacket, JsonValue, ParleyError, PreparedEvent } from '@parley/protocol'
 import type { Handshake } from '../types.js'
 import type { SessionClaim, SessionSnapshot } from './handoff.js'
 
@@ -135,6 +135,17 @@ export type SessionOwnerAnswer =
        */
       handingOff?: boolean
     }
+
+/**
+ * How a session ended, as a resume of it is answered on any node (see `Adapter.sessionEnded`):
+ * its CLOSE, and the last `seq` of its client's it took (0 for none), the ACK a client that
+ * reads one (HELLO `closeAck`) gets before that CLOSE, so that it does not send again, into its
+ * next session, what the ended one handled.
+ */
+export interface EndedSession {
+  close: ClosePacket
+  ack: number
+}
 
 /** The server's side of the contract: how an adapter finds the sockets of this node. */
 export interface LocalSockets {
@@ -290,6 +301,24 @@ export interface Adapter {
   sessionOpened?(sid: string): void | Promise<void>
   /** A session of this node ended: no node owns it any more. */
   sessionClosed?(sid: string): void
+  /**
+   * A session of this node ended with `ending`: a multi-node adapter keeps it for `ttl` ms (as
+   * long as this node keeps it itself) where every node finds it (`endedSession`), so that a
+   * resume of it that reaches another node is answered as here, with its CLOSE (and its last
+   * ACK), not with a new session. Called before `sessionClosed`, so that an adapter that writes
+   * both on one ordered connection never shows the session neither owned nor ended. Not called
+   * for a session that moved to another node. Typed `void`: a throw or a rejection is logged,
+   * and the session ends all the same; never wait on the store here.
+   */
+  sessionEnded?(sid: string, ending: EndedSession, ttl: number): void
+  /**
+   * How session `sid` ended on a node (as `sessionEnded` told it there), if it did within that
+   * call's `ttl`; undefined when nothing is known of it. Asked for a resume of a session this
+   * node neither holds nor remembers ending, and that no node handed off (`claimSession`
+   * found nothing to claim). Waited for at most the server's `handshakeTimeout`: a rejection,
+   * or no answer by then, is logged, and the resume gets a new session, as without it.
+   */
+  endedSession?(sid: string): EndedSession | undefined | Promise<EndedSession | undefined>
   /**
    * Drain with handoff (a multi-node adapter with a shared store; see docs/scaling.md). Stores
    * the snapshot of a session of this node so that another node can claim it, for `ttl` ms.

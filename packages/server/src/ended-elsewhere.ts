@@ -1,0 +1,95 @@
+import { type ClosePacket, isCloseReason, PacketType } from '@parley/protocol'
+import type { Adapter, EndedSession } from './adapter/adapter.js'
+import { callGuarded } from './adapter-failures.js'
+import { within } from './drain.js'
+import type { Ending } from './ended-sessions.js'
+import { outgoing } from './transports/transport.js'
+
+/**
+ * How a session ended, kept where every node finds it (see `Adapter.sessionEnded`), and read
+ * back for a resume that reaches another node. The node's own table (`EndedSessions`) answers
+ * first; this is for the resumes it cannot answer, so that a client whose resume lands
+ * elsewhere gets the same CLOSE and last ACK as on the session's own node, never a fresh
+ * session into which it sends again what the ended one handled.
+ */
+export class EndedElsewhere {
+  readonly #adapter: Adapter
+  readonly #ttl: number
+  readonly #wait: number
+  readonly #failed: { record: (err: unknown) => void; lookup: (err: unknown) => void }
+
+  /**
+   * `ttl`: ms the adapter keeps a record (as long as the node's own table); `wait`: the longest a
+   * lookup is waited for (the server's handshakeTimeout); `failed`: logs a failed record or lookup.
+   */
+  constructor(
+    adapter: Adapter,
+    ttl: number,
+    wait: number,
+    failed: { record: (err: unknown) => void; lookup: (err: unknown) => void },
+  ) {
+    this.#adapter = adapter
+    this.#ttl = ttl
+    this.#wait = wait
+    this.#failed = failed
+  }
+
+  /** Session `sid` ended here with `close`, having taken its client's packets up to `ack`. Never throws. */
+  record(sid: string, close: ClosePacket, ack: number): void {
+    const adapter = this.#adapter
+    if (!adapter.sessionEnded || this.#ttl <= 0) return
+    callGuarded(() => adapter.sessionEnded?.(sid, { close, ack }, this.#ttl), this.#failed.record)
+  }
+
+  /**
+   * How `sid` ended on another node, if the adapter knows; undefined when it does not, answers
+   * nothing well formed, fails or takes longer than `wait` (logged: the resume then gets a new
+   * session, as it did before nodes shared their ends). Never rejects.
+   */
+  async lookUp(sid: string): Promise<Ending | undefined> {
+    const adapter = this.#adapter
+    if (!adapter.endedSession) return undefined
+    try {
+      const asked = Promise.resolve(adapter.endedSession(sid))
+      const answer = await within(asked, this.#wait, TIMED_OUT)
+      if (answer === TIMED_OUT) throw new Error(`the adapter did not answer within ${this.#wait} ms`)
+      // null as undefined: an adapter's store may answer a missing key so.
+      return answer === undefined || answer === null ? undefined : ending(answer)
+    } catch (err) {
+      this.#failed.lookup(err)
+      return undefined
+    }
+  }
+}
+
+const TIMED_OUT = Symbol('timed out')
+
+/**
+ * The adapter's answer, checked as the wire's CLOSE is (an adapter of the application's may
+ * answer anything), and made anew: nothing but the CLOSE's own fields reaches the client.
+ */
+function ending(answer: EndedSession): Ending {
+  const close: unknown = answer.close
+  const { reason, message, retryAfter } = (close ?? {}) as Partial<ClosePacket>
+  const fits =
+    close !== null &&
+    typeof close === 'object' &&
+    (close as { type?: unknown }).type === PacketType.CLOSE &&
+    isCloseReason(reason) &&
+    typeof message === 'string' &&
+    (retryAfter === undefined || isCount(retryAfter)) &&
+    isCount(answer.ack)
+  if (!fits)
+    throw new TypeError('the adapter answered endedSession with something other than an EndedSession')
+  const packet: ClosePacket = {
+    type: PacketType.CLOSE,
+    reason,
+    message,
+    ...(retryAfter === undefined ? {} : { retryAfter }),
+  }
+  return { close: outgoing(packet), ack: answer.ack }
+}
+
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0
+}
