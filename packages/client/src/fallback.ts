@@ -4,13 +4,12 @@ import {
   MAX_TIMER_MS,
   type OpenPacket,
   type Packet,
-  ParleyError,
+  type ParleyError,
   type TransportName,
 } from '@parley/protocol'
 import { Backoff } from './backoff.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
-import { named } from './options.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
@@ -480,12 +479,13 @@ export class Connection {
     })
   }
 
-  /** A try of `name` failed with `err`: notes a stalled stream, and says what the failure was. */
+  /**
+   * A try of `name` failed with `err`: notes a stalled stream, and says what the failure was.
+   * Everything a try awaits rejects with a ParleyError (`Transport.open` wraps what the platform
+   * threw with `transportError`; `#hello`, what the application's auth threw), so `err` is one.
+   */
   #failed(name: TransportName, err: unknown): ParleyError<string> {
-    const error =
-      err instanceof ParleyError
-        ? err
-        : new ParleyError(ErrorCode.TRANSPORT_ERROR, named(err), { cause: err })
+    const error = err as ParleyError<string>
     if (error.details?.stalled) this.#memory.set(name, true)
     return error
   }

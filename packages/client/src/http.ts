@@ -2,7 +2,6 @@ import { ErrorCode, MAX_TIMER_MS, type OpenPacket, ParleyError } from '@parley/p
 import { decodeText } from './codec.js'
 import { BYE, type Outgoing, utf8Length } from './outgoing.js'
 import * as PacketType from './packet-type.js'
-import type { TransportSetup } from './transports/registry.js'
 import {
   BaseTransport,
   notFound,
@@ -101,16 +100,6 @@ export abstract class HttpTransport extends BaseTransport {
    * session's books: they still count the packets of the session before (see `ack`).
    */
   #fresh = false
-
-  // `declare`: set by the constructor alone (no field of the same name declared beforehand).
-  /** `fetch`, and the session's owed ACK for a transport that carries it (polling). */
-  declare readonly setup: TransportSetup
-
-  /** `url`: the base URL, `/sse` or `/poll`, `?v=1` and the URL's own parameters. */
-  constructor(url: string, setup: TransportSetup, maxPayload: number) {
-    super(url, maxPayload)
-    this.setup = setup
-  }
 
   /**
    * The ACK a GET carries (see `TransportSetup.takeAck`). None in the first GET of a new session:

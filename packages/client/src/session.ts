@@ -14,7 +14,7 @@ import {
 } from '@parley/protocol'
 import { encodeText } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
-import { Connection, type ConnectionEvent, type ConnectionHost } from './fallback.js'
+import { Connection, type ConnectionHost } from './fallback.js'
 import { Ledger } from './ledger.js'
 import { pickStorage, TransportMemory } from './memory.js'
 import { named, type ResolvedOptions } from './options.js'
@@ -60,6 +60,8 @@ export class Session implements ConnectionHost {
   /** The transport life under the session: its state and transport are the socket's. */
   readonly connection: Connection
   readonly #host: SessionHost
+  /** The connection's events go to the socket's listeners as they are. */
+  readonly notify: ConnectionHost['notify']
   /** True between `connect` and `disconnect` as the application saw them. */
   #up = false
   #liveTimer: ReturnType<typeof setTimeout> | undefined
@@ -69,6 +71,7 @@ export class Session implements ConnectionHost {
   /** `base`: the mount point's URL; `query`: the URL's own parameters (`&key=value...`). */
   constructor(opts: ResolvedOptions, base: string, query: string, host: SessionHost) {
     this.#host = host
+    this.notify = host.fire
     this.#opts = opts
     this.acks = new AckTable(opts.maxPendingAcks)
     this.#ledger = new Ledger(
@@ -79,7 +82,9 @@ export class Session implements ConnectionHost {
     )
     const fetch = opts.fetch ?? globalThis.fetch?.bind(globalThis)
     const setup = {
-      WebSocket: opts.WebSocket,
+      // The options as they are (the WebSocket constructor among them): a copy of the one the
+      // transports read is fewer bytes than a property of its own.
+      ...opts,
       // Every HTTP request goes through here: one place to ask for cookies on all of them.
       fetch: opts.withCredentials
         ? (url: RequestInfo | URL, init?: RequestInit) => fetch(url, { ...init, credentials: 'include' })
@@ -221,10 +226,6 @@ export class Session implements ConnectionHost {
   down(reason: CloseReason): void {
     clearTimeout(this.#liveTimer)
     this.#down(reason)
-  }
-
-  notify<K extends ConnectionEvent>(event: K, ...args: Parameters<ReservedEvents[K]>): void {
-    this.#host.fire(event, ...args)
   }
 
   /**

@@ -5,7 +5,10 @@ import { SseTransport } from './sse.js'
 import type { Transport } from './transport.js'
 import { type WebSocketConstructor, WebSocketTransport } from './websocket.js'
 
-/** What the transports need from the client's options. */
+/**
+ * What the transports need from the client's options, given to every transport (a WebSocket
+ * has no use for `fetch`, nor SSE and polling for `WebSocket`: one shape costs the bundle less).
+ */
 export interface TransportSetup {
   WebSocket?: WebSocketConstructor | undefined
   fetch: Fetch
@@ -33,11 +36,7 @@ export interface TransportEntry {
 export const TRANSPORTS: Record<TransportName, TransportEntry> = {
   websocket: {
     create: (base, setup, maxPayload) =>
-      new WebSocketTransport(
-        `${base.replace(/^http/, 'ws')}/ws?v=1${setup.query}`,
-        setup.WebSocket,
-        maxPayload,
-      ),
+      new WebSocketTransport(`${base.replace(/^http/, 'ws')}/ws?v=1${setup.query}`, setup, maxPayload),
   },
   sse: {
     create: (base, setup, maxPayload) => new SseTransport(`${base}/sse?v=1${setup.query}`, setup, maxPayload),

@@ -11,6 +11,7 @@ import type { DecodeResult } from '../codec.js'
 import { named } from '../options.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
+import type { TransportSetup } from './registry.js'
 
 /**
  * What is left to do with a packet once its owner took it in (its number, the ACK it is owed):
@@ -94,6 +95,8 @@ export abstract class BaseTransport implements Transport {
   declare readonly url: string
   /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
   declare maxPayload: number
+  /** What the session gives every transport: fetch, the WebSocket constructor, the query, ACKs. */
+  declare readonly setup: TransportSetup
   #handlers: TransportHandlers | undefined
   /** What came before `attach`, each a packet or a refusal with a number (never a broken stream). */
   #held: DecodeResult[] = []
@@ -101,8 +104,9 @@ export abstract class BaseTransport implements Transport {
   /** True once closed, by either side: every callback of the medium checks it. */
   protected closed = false
 
-  constructor(url: string, maxPayload: number) {
+  constructor(url: string, setup: TransportSetup, maxPayload: number) {
     this.url = url
+    this.setup = setup
     this.maxPayload = maxPayload
   }
 

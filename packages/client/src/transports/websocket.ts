@@ -69,13 +69,6 @@ export class WebSocketTransport extends BaseTransport {
   readonly pooled = false
   #ws: WebSocketLike | undefined
 
-  readonly #ctor: WebSocketConstructor | undefined
-
-  constructor(url: string, ctor: WebSocketConstructor | undefined, maxPayload: number) {
-    super(url, maxPayload)
-    this.#ctor = ctor
-  }
-
   open(hello: string, timeout: number, patient?: boolean): Promise<Welcome> {
     return new Promise<Welcome>((resolve, reject) => {
       let opened = false
@@ -97,7 +90,7 @@ export class WebSocketTransport extends BaseTransport {
       // early, the resume would step down to a worse transport and come back later.
       const wait = Math.min(timeout, patient ? PATIENT_UPGRADE_MS : Math.max(1000, timeout / 3))
       let timer = setTimeout(() => settle(timeoutError('no upgrade', wait)), wait)
-      resolveWebSocket(this.#ctor)
+      resolveWebSocket(this.setup.WebSocket)
         .then((Ctor) => {
           if (this.closed) throw transportError('closed before it opened')
           const ws = new (Ctor as unknown as new (url: string, protocols: string) => WebSocketLike)(
