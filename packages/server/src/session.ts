@@ -610,6 +610,22 @@ export class Session extends Timed implements TransportOwner {
   }
 
   /**
+   * The client said goodbye while the session is frozen to be handed off: in a POST whose body
+   * was still coming at the freeze, or one it made before it read the CLOSE 'server handoff'.
+   * A client that said goodbye resumes nowhere, so no node would ever claim the snapshot (it would
+   * wait, unclaimed, for its ttl, and the drain for the claim). The session ends here instead, as
+   * on a goodbye it read ('client disconnect', nothing sent), which withdraws the snapshot and
+   * ends the drain's wait for it. What came before the CLOSE is not taken: the freeze read
+   * nothing more from the client, and the snapshot, handed on already, holds the books as they
+   * stood then. False, nothing done, when the session is not frozen or `packets` hold no CLOSE.
+   */
+  goodbyeWhileFrozen(packets: readonly Packet[]): boolean {
+    if (this.#state !== 'frozen' || !packets.some((packet) => packet.type === PacketType.CLOSE)) return false
+    this.end(CloseReason.CLIENT_DISCONNECT, { notify: false })
+    return true
+  }
+
+  /**
    * The snapshot could not be stored (before `handOff`): the session goes on here. What was
    * numbered since the freeze is kept for the client like everything else (frozen sends are
    * kept too, see `#keep`); the transport, read no more since the freeze, is closed, and the

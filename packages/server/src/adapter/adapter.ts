@@ -369,7 +369,8 @@ export interface Adapter {
    * still under way) ended here instead of moving: the application disconnected it, it passed
    * `maxBufferedBytes`, or its snapshot could not be stored in time. The application has seen
    * it end, so no node may bring it back: the stored snapshot is withdrawn, and a claim made
-   * after this finds nothing (the client's resume gets a new session). If a claim won first,
+   * after this finds nothing (the client's resume is answered with the session's CLOSE, see
+   * `endedSession`, or gets a new session). If a claim won first,
    * the handoff is marked ended instead, and that claim's `takeOver` resolves `ended: true`.
    * Resolves once written, or given up (the snapshot then lasts until its `ttl`); the server
    * logs a rejection. May come while `handOff` is still writing: it must then leave nothing

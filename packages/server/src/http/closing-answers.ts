@@ -47,8 +47,9 @@ export interface ClosingVerdict {
   answer: EndpointAnswer
   lastWords?: { sid: string; kind: HttpTransportName; headers: HeaderBag; acks: string[] }
   /**
-   * A POST of a live session (not frozen) on the transport it is attached to: read and handed to
-   * the session as the route does (see `TakePost`), `answer` only if it is no longer there.
+   * A POST of a live session on the transport it is attached to, or of a session frozen to be
+   * handed off (which hears only its client's goodbye): read and handed to the session as the
+   * route does (see `TakePost`), `answer` only if it is no longer there.
    */
   post?: { sid: string; kind: HttpTransportName; headers: HeaderBag }
 }
@@ -218,10 +219,12 @@ export class ClosingAnswers {
     }
     if (standing === 'frozen') {
       // As on the route: a refusal would fail the client's transport before it reads the CLOSE
-      // 'server handoff' its next GET gets; nothing of the body is used (it is not read here:
-      // the connection closes after the answer), nor acknowledged, so the client sends it again
-      // to the node that takes over.
-      return { answer: { status: 204, headers: cors, bodyUnread: true } }
+      // 'server handoff' its next GET gets; nothing of the body is used, nor acknowledged, so
+      // the client sends it again to the node that takes over. A session frozen to be handed off
+      // still hears its client's goodbye there (`post`, see `UpstreamPosts.takeFrozen`); for the
+      // others the body is not read (the connection closes after the answer).
+      const answer: EndpointAnswer = { status: 204, headers: cors, bodyUnread: true }
+      return sid === undefined ? { answer } : { answer, post: { sid, kind, headers: cors } }
     }
     const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
     if (method !== 'GET' || !sid) return { answer }

@@ -368,12 +368,16 @@ export async function parleyRoutes(
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
     }
     if (method === 'POST' && session.state === 'frozen') {
-      // Handed off (or about to be): nothing more is read here, and nothing of it was
-      // acknowledged, so the client sends it again to the node that takes over. A refusal would
-      // instead fail its transport before it reads the CLOSE 'server handoff' its next GET gets.
-      // A body past maxPayload is refused all the same (413), as it would be anywhere, but
-      // leaves the session alone (see `refuseTooLarge`).
-      return takeUnused(request, reply, cors)
+      // Handed off (or about to be): nothing more is used here, and nothing of it was
+      // acknowledged, so the client sends it again to the node that takes over; but its goodbye
+      // ends the session (see `UpstreamPosts.takeFrozen`). A refusal would instead fail its
+      // transport before it reads the CLOSE 'server handoff' its next GET gets. A body past
+      // maxPayload is refused all the same (413), as it would be anywhere, but leaves the
+      // session alone (see `refuseTooLarge`).
+      return send(
+        reply,
+        (await posts.takeFrozen(session, cors, () => readRequestBody(request, reply))).answer,
+      )
     }
     const transport = session.transport
     const http = transport?.name === kind ? transport.http : undefined

@@ -23,8 +23,9 @@ export interface UpstreamOutcome {
 
 /**
  * Takes a POST of `sid`'s session on endpoint `kind`, its body read from `body` (see
- * `BodyReader.read` for `answered`), as the route takes it, when that session is still here,
- * not frozen, and attached to `kind`: undefined otherwise. `cors`: the page's headers.
+ * `BodyReader.read` for `answered`), as the route takes it, when that session is still here and
+ * attached to `kind`, or frozen to be handed off (see `UpstreamPosts.takeFrozen`): undefined
+ * otherwise. `cors`: the page's headers.
  */
 export type TakePost = (
   sid: string,
@@ -90,10 +91,12 @@ export class UpstreamPosts {
           return { answer: this.tooLarge(kind, cors, session, session.transport === transport) }
         return { answer: this.notRead(body.reason, cors) }
       }
+      const lines = linesOfBody(body)
+      // Frozen while the body came (a drain, or a move, began): its goodbye still counts.
+      if (session.state === 'frozen' && this.#goodbye(session, lines)) return { answer: taken(cors) }
       if (session.transport !== transport) {
         return { answer: coded(400, cors, ErrorCode.TRANSPORT_MISMATCH, notAttachedMessage(kind)) }
       }
-      const lines = linesOfBody(body)
       const decoded = decodeBody(lines, this.#maxPayload)
       if (!decoded.ok) {
         http.reject(decoded.error)
@@ -107,6 +110,24 @@ export class UpstreamPosts {
     }
   }
 
+  /**
+   * A POST of `session`, frozen to be handed off: nothing of its body is used (nor acknowledged:
+   * the client sends it again to the node that takes over), and a refusal would fail the
+   * client's transport before it reads the CLOSE 'server handoff' its next GET gets: 204. But a
+   * goodbye in it ends the session here (see `Session.goodbyeWhileFrozen`): its client resumes
+   * nowhere, and the snapshot would wait for a claim that never comes.
+   */
+  async takeFrozen(
+    session: Session,
+    cors: HeaderBag,
+    read: () => Promise<BodyResult>,
+  ): Promise<UpstreamOutcome> {
+    const body = await read()
+    if (!body.ok) return { answer: this.notRead(body.reason, cors) }
+    this.#goodbye(session, linesOfBody(body))
+    return { answer: taken(cors) }
+  }
+
   /** A POST of `session` while the server closes: see `TakePost`. */
   takeFor(
     session: Session | undefined,
@@ -115,9 +136,10 @@ export class UpstreamPosts {
     body: Readable,
     answered?: Writable,
   ): Promise<UpstreamOutcome> | undefined {
+    if (session?.state === 'frozen')
+      return this.takeFrozen(session, cors, () => this.bodies.read(body, answered))
     const transport = session?.transport
-    if (!session || session.state === 'frozen' || transport?.name !== kind || !transport.http)
-      return undefined
+    if (!session || transport?.name !== kind || !transport.http) return undefined
     return this.take(kind, session, transport, transport.http, cors, () => this.bodies.read(body, answered))
   }
 
@@ -172,6 +194,15 @@ export class UpstreamPosts {
     return { ...answer, bodyUnread: true }
   }
 
+  /**
+   * Ends `session`, frozen, when the body's `lines` hold its client's goodbye; true when they did.
+   * A body that does not decode is no goodbye: it is left as any of a frozen session.
+   */
+  #goodbye(session: Session, lines: readonly string[] | undefined): boolean {
+    const decoded = decodeBody(lines, this.#maxPayload)
+    return decoded.ok && session.goodbyeWhileFrozen(decoded.packets)
+  }
+
   /** Gives up every body still coming, and every later one: the server closes. */
   close(): void {
     this.bodies.close()
@@ -179,6 +210,11 @@ export class UpstreamPosts {
 }
 
 const NO_SIZES: readonly number[] = []
+
+/** The answer to a POST whose body was heard: 204. */
+function taken(cors: HeaderBag): EndpointAnswer {
+  return { status: 204, headers: cors }
+}
 
 /** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
 function lineLengths(lines: readonly string[]): number[] {
