@@ -2,7 +2,8 @@
 // on its response lasts as long: the transports share one 'close' listener across all of them
 // rather than a closure each (docs/benchmarks.md, the heap per idle client). That listener is
 // still how a transport hears that its client left.
-import type { ServerResponse } from 'node:http'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { PacketType, type TransportName } from '@parley/protocol'
@@ -76,6 +77,42 @@ for (const transport of ['polling', 'sse'] as const) {
     // One function for all of them: no closure per transport or per GET.
     expect(second!.listeners('close')).toEqual(listeners)
     expect(third!.listeners('close')).toEqual(listeners)
+  })
+}
+
+/**
+ * The 'close' listeners Node alone puts on the connection of a response it holds open, read on
+ * a bare `http` server: what Parley's held GETs and streams should carry, and no more.
+ */
+async function nodesOwnCloseListeners(): Promise<number> {
+  let count = -1
+  const server = createServer((req) => {
+    count = req.socket.listenerCount('close')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    const raw = await RawHttp.open((server.address() as AddressInfo).port)
+    raws.push(raw)
+    raw.write(head('GET', '/held'))
+    await until(() => count >= 0, 5000, 'the bare server held the GET')
+    return count
+  } finally {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  }
+}
+
+for (const transport of ['polling', 'sse'] as const) {
+  it(`${transport}: the connection of a held GET carries Node's own 'close' listeners alone`, async () => {
+    // Parley's own on the connection would make Node's list of them a larger array, kept for as
+    // long as the client is idle (docs/benchmarks.md, the heap per idle client).
+    const expected = await nodesOwnCloseListeners()
+    const held: ServerResponse[] = []
+    const { port } = await start(transport, (res) => held.push(res))
+    const { get } = await rawDownstream(transport, port)
+    await get()
+    await until(() => held.some((res) => res.listenerCount('close') > 1), 5000, 'the GET held')
+    expect(held[0]!.socket!.listenerCount('close')).toBe(expected)
   })
 }
 

@@ -23,8 +23,21 @@ import type { Socket } from 'node:net'
  * begun: the connection is let go here, not in a close hook.
  */
 export class IdleConnections {
-  /** Open plain-HTTP connections, with the number of requests each is serving. */
-  readonly #active = new Map<Socket, number>()
+  /**
+   * Connections that have not had a request yet. Node's `closeIdleConnections()` finds every
+   * other idle one, but not these (its parser is listed only from the first request on). Kept
+   * without a `close` listener of their own (see `#sweep`).
+   */
+  readonly #unused = new Set<Socket>()
+  /** How many `#unused` may hold before the next sweep. */
+  #sweepAt = SWEEP_FROM
+  /**
+   * Connections with responses under way, with how many. A connection leaves at its last
+   * response's `close` (which also comes when the connection goes first), so no listener is
+   * put on the connection itself (see the constructor).
+   */
+  readonly #busy = new Map<Socket, number>()
+  readonly #server: HttpServer | HttpsServer | undefined
   #closing = false
   /** Its own listeners on the server, which must see every request and upgrade (see last-words.ts). */
   readonly listeners = new Set<unknown>()
@@ -32,39 +45,38 @@ export class IdleConnections {
   /** Does nothing for servers other than HTTP/1.1 ones (HTTP/2 sessions close differently). */
   constructor(server: unknown) {
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
+    this.#server = server
     // Over TLS a request's socket is the TLS socket, which 'secureConnection' hands out.
     const accepted = server instanceof HttpsServer ? 'secureConnection' : 'connection'
-    // One listener for every connection (an emitter calls it with the socket as `this`), and
-    // taken off at an upgrade: a WebSocket would otherwise carry it, and a `once` wrapper
-    // around a closure, for as long as it lives (about 400 bytes per connection).
-    const active = this.#active
-    const idle = this
-    const forget = function (this: Socket) {
-      active.delete(this)
-    }
+    // Nothing is put on the connection: Node keeps one `close` listener of its own on it and
+    // adds a second for each response; a third of Parley's would make Node's list of them an
+    // array of some twenty places, 150 bytes more for as long as the connection lasts (an SSE
+    // client holds two, a polling client one).
+    const unused = this.#unused
     server.on(accepted, (socket: Socket) => {
       if (this.#closing) {
         socket.destroy()
         return
       }
-      active.set(socket, 0)
-      socket.on('close', forget)
+      unused.add(socket)
+      if (unused.size >= this.#sweepAt) this.#sweep()
     })
-    // Likewise one listener for every response (`this` is the response): a closure per request
-    // would stay on each open response, an SSE stream or a held poll, for as long as it lasts.
+    // One listener for every response (`this` is the response): a closure per request would
+    // stay on each open response, an SSE stream or a held poll, for as long as it lasts.
+    const idle = this
     const responseClosed = function (this: ServerResponse) {
       idle.#responseClosed(this.req.socket)
     }
+    const busy = this.#busy
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      const count = active.get(req.socket)
-      if (count === undefined) return
-      active.set(req.socket, count + 1)
+      const socket = req.socket
+      unused.delete(socket)
+      busy.set(socket, (busy.get(socket) ?? 0) + 1)
       res.on('close', responseClosed)
     }
     const onUpgrade = (req: IncomingMessage) => {
       const socket = req.socket
-      active.delete(socket)
-      socket.off('close', forget)
+      unused.delete(socket)
       // Every 'upgrade' listener has run by then: they are called one after the other, at once.
       queueMicrotask(() => endIfRefused(socket))
     }
@@ -73,20 +85,42 @@ export class IdleConnections {
     this.listeners.add(onRequest).add(onUpgrade)
   }
 
+  /**
+   * Lets go of the connections in `#unused` that have closed, once it holds twice as many as
+   * after the sweep before (at least `SWEEP_FROM`): a closed connection waits there at most
+   * until then, and each costs the sweep once.
+   */
+  #sweep(): void {
+    for (const socket of this.#unused) if (socket.destroyed) this.#unused.delete(socket)
+    this.#sweepAt = Math.max(SWEEP_FROM, 2 * this.#unused.size)
+  }
+
   /** A response on `socket` is done (sent, or its connection went). */
   #responseClosed(socket: Socket): void {
-    const before = this.#active.get(socket)
-    if (before === undefined) return // the connection itself closed first
-    this.#active.set(socket, before - 1)
-    if (before === 1 && this.#closing) socket.end()
+    const before = this.#busy.get(socket)
+    if (before === undefined) return
+    if (before > 1) {
+      this.#busy.set(socket, before - 1)
+      return
+    }
+    this.#busy.delete(socket)
+    // Its connection may have gone first: the response's `close` comes then too.
+    if (this.#closing && !socket.destroyed) socket.end()
   }
 
   /** Destroys every connection without a request now; ends the others after their response. */
   startClosing(): void {
+    if (!this.#server) return
     this.#closing = true
-    for (const [socket, count] of this.#active) if (count === 0) socket.destroy()
+    for (const socket of this.#unused) socket.destroy()
+    this.#unused.clear()
+    // Those that had requests and have none under way: Node knows them.
+    this.#server.closeIdleConnections()
   }
 }
+
+/** The fewest connections without a request that `IdleConnections` holds before it sweeps. */
+const SWEEP_FROM = 64
 
 /**
  * Ends an upgrade's connection that holds an answer and that nobody reads: a refusal written
