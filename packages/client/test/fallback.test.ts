@@ -148,6 +148,8 @@ describe('fallback within one connect attempt', () => {
   it.concurrent.for([
     ['hang', 3000, 'no upgrade within 1000 ms'],
     ['hang', 6000, 'no upgrade within 2000 ms'],
+    // A third of it in whole milliseconds (down), where it said 1666.6666666666667.
+    ['hang', 5000, 'no upgrade within 1666 ms'],
     ['hang', 800, 'no upgrade within 800 ms'],
     ['mute', 800, 'no OPEN within 800 ms'],
   ] as const)(

@@ -87,8 +87,9 @@ export class WebSocketTransport extends BaseTransport {
       // that accepts the upgrade and then says nothing is as useless as one that never answers.
       // Patient (a resume after a handoff: WebSocket got through a moment ago, and every node
       // is busy taking sessions over), the whole bound, up to PATIENT_UPGRADE_MS: given up on
-      // early, the resume would step down to a worse transport and come back later.
-      const wait = Math.min(timeout, patient ? PATIENT_UPGRADE_MS : Math.max(1000, timeout / 3))
+      // early, the resume would step down to a worse transport and come back later. A third in
+      // whole ms (`| 0`: the bound is at most MAX_TIMER_MS), as the error says it.
+      const wait = Math.min(timeout, patient ? PATIENT_UPGRADE_MS : Math.max(1000, (timeout / 3) | 0))
       let timer = setTimeout(() => settle(timeoutError('no upgrade', wait)), wait)
       resolveWebSocket(this.setup.WebSocket)
         .then((Ctor) => {
