@@ -1,0 +1,156 @@
+// A client's goodbye (its CLOSE) in an upstream POST (SSE, polling) that reaches its session while
+// the node drains and has frozen it to hand it off: in a body still coming when the drain froze
+// the session, whether the snapshot is still being stored or stored already, or in a POST made
+// after the freeze. A client that said goodbye resumes nowhere: the session ends on its node
+// ('client disconnect', as for a goodbye heard at any other time), its snapshot is withdrawn so
+// that no node can claim it, and the drain does not wait for a claim that would never come.
+import { request } from 'node:http'
+import { encodeText, PacketType } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+/** Long enough that a drain waiting for a claim would outlast every bound below. */
+const HANDOFF_TIMEOUT = 7500
+
+const GOODBYE = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+
+let nodes: Started[] = []
+const clients: RawClient[] = []
+/** Lets the store of the test's nodes finish the write it holds (see `twoNodes`). */
+let finishStore = () => {}
+
+afterEach(async () => {
+  finishStore()
+  for (const c of clients.splice(0)) c.close()
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
+  nodes = []
+})
+
+/**
+ * Two nodes joined by the test adapter, whose store finishes storing a handed-off session only
+ * once the test says so (`finishStore`): the session stays frozen, its store under way, meanwhile.
+ */
+async function twoNodes(return503OnClosing = false) {
+  const cluster = new Cluster({ handoff: true })
+  cluster.storeFinishesAfter = new Promise((resolve) => {
+    finishStore = resolve
+  })
+  const reasons: string[][] = []
+  for (const _ of ['a', 'b']) {
+    const own: string[] = []
+    const started = await startServer(
+      {
+        adapter: cluster.adapter(`node${nodes.length}`),
+        handoff: { timeout: HANDOFF_TIMEOUT, retrySpread: 0 },
+      },
+      (app) => {
+        app.parley.on('connection', (socket) => socket.on('disconnect', (reason) => own.push(reason)))
+      },
+      // A draining node still answers its sessions' requests (through its routes; through the
+      // plugin's own answers at close, when Fastify refuses every request meanwhile).
+      { return503OnClosing },
+    )
+    nodes.push(started)
+    reasons.push(own)
+  }
+  return { cluster, a: nodes[0]!, b: nodes[1]!, reasonsOnA: reasons[0]! }
+}
+
+/** A POST on `url` whose body the test writes in parts (chunked), and its answer's status. */
+function postInParts(url: string) {
+  const post = request(new URL(url), { method: 'POST', headers: { 'content-type': 'text/plain' } })
+  const status = new Promise<number>((resolve, reject) => {
+    post.on('response', (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    post.on('error', reject)
+  })
+  return { post, status }
+}
+
+describe.each(['sse', 'polling'] as const)(
+  'a goodbye while the drain has frozen the session (%s)',
+  (transport) => {
+    const endpoint = (base: string, sid: string) =>
+      `${base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${sid}`
+
+    /**
+     * Client of node `a`, with a POST of its whose body has begun (half its goodbye): the server
+     * reads it for the live session, as a second POST's refusal shows.
+     */
+    async function goodbyeBegun(a: Started) {
+      const client = await rawConnect(transport, a.base)
+      clients.push(client)
+      const goodbye = postInParts(endpoint(a.base, client.sid))
+      goodbye.post.write(GOODBYE.slice(0, 5))
+      const second = await fetch(endpoint(a.base, client.sid), { method: 'POST', body: '[3]' })
+      expect(await second.json()).toMatchObject({ code: 'PARLEY_REQUEST_IN_PROGRESS' })
+      return { client, ...goodbye }
+    }
+
+    /** Starts node `a`'s drain and waits until it froze `sid` (its store began). */
+    async function freeze(cluster: Cluster, a: Started, sid: string): Promise<{ closed: Promise<void> }> {
+      const closed = a.app.close()
+      await until(() => cluster.handoffs.get(sid)?.stored === false, 3000, 'the session frozen')
+      return { closed }
+    }
+
+    /** The goodbye counted: the session ended as its client said, nothing of it left to claim. */
+    async function endedByGoodbye(
+      cluster: Cluster,
+      reasonsOnA: string[],
+      sid: string,
+      closed: Promise<void>,
+    ) {
+      await until(() => reasonsOnA.length > 0, 3000, 'the session ended on its node')
+      expect(reasonsOnA).toEqual(['client disconnect'])
+      finishStore()
+      await until(() => !cluster.handoffs.has(sid), 3000, 'the snapshot withdrawn')
+      // The drain waits for no claim of it.
+      await within(closed, 6000, 'the drain over, before its handoff timeout')
+      expect(cluster.withdrawals).toBeGreaterThan(0)
+    }
+
+    it('ends the session when the body completes while the snapshot is being stored', async () => {
+      const { cluster, a, reasonsOnA } = await twoNodes()
+      const { client, post, status } = await goodbyeBegun(a)
+      const { closed } = await freeze(cluster, a, client.sid)
+      post.end(GOODBYE.slice(5))
+      expect(await status).toBe(204)
+      await endedByGoodbye(cluster, reasonsOnA, client.sid, closed)
+    })
+
+    it('ends the session when the body completes once the snapshot is stored, its CLOSE waiting for the next GET', async () => {
+      const { cluster, a, reasonsOnA } = await twoNodes()
+      const { client, post, status } = await goodbyeBegun(a)
+      const { closed } = await freeze(cluster, a, client.sid)
+      finishStore()
+      await until(() => cluster.handoffs.get(client.sid)?.stored === true, 3000, 'the session stored')
+      post.end(GOODBYE.slice(5))
+      expect(await status).toBe(204)
+      await endedByGoodbye(cluster, reasonsOnA, client.sid, closed)
+    })
+
+    it('ends the session on a goodbye POST made after the freeze', async () => {
+      const { cluster, a, reasonsOnA } = await twoNodes()
+      const client = await rawConnect(transport, a.base)
+      clients.push(client)
+      const { closed } = await freeze(cluster, a, client.sid)
+      const answer = await fetch(endpoint(a.base, client.sid), { method: 'POST', body: GOODBYE })
+      expect(answer.status).toBe(204)
+      await endedByGoodbye(cluster, reasonsOnA, client.sid, closed)
+    })
+    it('ends the session on a goodbye POST made after the freeze while Fastify refuses requests', async () => {
+      const { cluster, a, reasonsOnA } = await twoNodes(true)
+      const client = await rawConnect(transport, a.base)
+      clients.push(client)
+      const { closed } = await freeze(cluster, a, client.sid)
+      const answer = await fetch(endpoint(a.base, client.sid), { method: 'POST', body: GOODBYE })
+      expect(answer.status).toBe(204)
+      await endedByGoodbye(cluster, reasonsOnA, client.sid, closed)
+    })
+  },
+)
