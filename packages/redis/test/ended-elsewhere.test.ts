@@ -32,74 +32,80 @@ describe.skipIf(skipRedisSuites())('a resume of a session that ended on another 
     })
   }
 
-  it('gets its last ACK and CLOSE there, and the client does not send again what it handled', async () => {
-    nodes = new Nodes()
-    // A small buffer, so that the application can end the session ('slow consumer') while its
-    // client is cut off: a reason after which the client starts a new session by itself.
-    const a = await nodes.start(suite.redis.url, {}, false, { handoff: false, maxBufferedBytes: 64 * 1024 })
-    const b = await nodes.start(suite.redis.url)
-    await until(
-      () => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1,
-      5000,
-      'live nodes',
-    )
-    const [onA = [], onB = []] = handled([a, b])
-    const proxy = await startRoundRobin([a.base, b.base].map((base) => Number(new URL(base).port)))
-    proxies.push(proxy)
-    proxy.avoid.add(1)
-    // The network goes as node A takes the client's third event: its ACK (due within 200 ms)
-    // never reaches the client, which keeps all three to send again.
-    a.app.parley.on('connection', (socket) =>
-      socket.on('n', (n: number) => {
-        if (n !== 3) return
-        proxy.offline = true
-        proxy.cut()
-      }),
-    )
-    const client = connect(proxy.url, {
-      transports: ['websocket'],
-      reconnectionDelay: 50,
-      reconnectionDelayMax: 200,
-    })
-    // Why the session ended, as the application hears it: a `disconnect` while the client still
-    // counted itself up, or a `connect_error` that says so once it had given up on its transport.
-    const heard: unknown[] = []
-    client.on('disconnect', (reason) => heard.push(reason))
-    client.on('connect_error', (err) => heard.push((err.details as { reason?: unknown } | undefined)?.reason))
-    try {
-      await until(() => client.connected, 3000, 'connected to node A')
-      const socket = a.sockets[0]!
-      for (const n of [1, 2, 3]) client.emit('n', n)
-      await until(() => onA.length === 3, 3000, 'node A handled 1, 2, 3')
-      await until(() => socket.transport === null, 3000, 'node A saw its transport go')
-      const reasons: string[] = []
-      socket.on('disconnect', (reason) => reasons.push(reason))
+  it.each(['websocket', 'polling'] as const)(
+    'gets its last ACK and CLOSE there, and the client does not send again what it handled (%s)',
+    async (transport) => {
+      nodes = new Nodes()
+      // A small buffer, so that the application can end the session ('slow consumer') while its
+      // client is cut off: a reason after which the client starts a new session by itself.
+      const a = await nodes.start(suite.redis.url, {}, false, { handoff: false, maxBufferedBytes: 64 * 1024 })
+      const b = await nodes.start(suite.redis.url)
+      await until(
+        () => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1,
+        5000,
+        'live nodes',
+      )
+      const [onA = [], onB = []] = handled([a, b])
+      const proxy = await startRoundRobin([a.base, b.base].map((base) => Number(new URL(base).port)))
+      proxies.push(proxy)
+      proxy.avoid.add(1)
+      // The network goes as node A takes the client's third event: its ACK (due within 200 ms)
+      // never reaches the client, which keeps all three to send again.
+      a.app.parley.on('connection', (socket) =>
+        socket.on('n', (n: number) => {
+          if (n !== 3) return
+          proxy.offline = true
+          proxy.cut()
+        }),
+      )
+      const client = connect(proxy.url, {
+        transports: [transport],
+        reconnectionDelay: 50,
+        reconnectionDelayMax: 200,
+      })
+      // Why the session ended, as the application hears it: a `disconnect` while the client still
+      // counted itself up, or a `connect_error` that says so once it had given up on its transport.
+      const heard: unknown[] = []
+      client.on('disconnect', (reason) => heard.push(reason))
+      client.on('connect_error', (err) =>
+        heard.push((err.details as { reason?: unknown } | undefined)?.reason),
+      )
+      try {
+        await until(() => client.connected, 3000, 'connected to node A')
+        const socket = a.sockets[0]!
+        for (const n of [1, 2, 3]) client.emit('n', n)
+        await until(() => onA.length === 3, 3000, 'node A handled 1, 2, 3')
+        const reasons: string[] = []
+        socket.on('disconnect', (reason) => reasons.push(reason))
+        // Whatever node A sends now goes nowhere: the client is cut off.
       socket.emit('big', 'x'.repeat(100 * 1024))
-      await until(() => reasons.length === 1, 3000, 'the session ended on node A')
-      expect(reasons).toEqual([CloseReason.SLOW_CONSUMER])
-      const sid = socket.session.sid
-      const kept = await a.redis.pTTL(endedKey(sid))
-      // Kept in Redis for as long as node A keeps it (the recovery window, 2 minutes).
-      expect(kept).toBeGreaterThan(100_000)
-      expect(kept).toBeLessThanOrEqual(120_000)
+        await until(() => reasons.length === 1, 3000, 'the session ended on node A')
+        expect(reasons).toEqual([CloseReason.SLOW_CONSUMER])
+        const sid = socket.session.sid
+        const kept = await a.redis.pTTL(endedKey(sid))
+        // Kept in Redis for as long as node A keeps it (the recovery window, 2 minutes).
+        expect(kept).toBeGreaterThan(100_000)
+        expect(kept).toBeLessThanOrEqual(120_000)
 
-      // The network is back, but the balancer now sends the client to node B.
-      proxy.avoid.clear()
-      proxy.avoid.add(0)
-      proxy.offline = false
-      await until(() => heard.includes(CloseReason.SLOW_CONSUMER), 5000, 'the resume at node B answered')
-      // Its next session is new, on node B; nothing node A handled goes into it.
-      await until(() => client.connected, 5000, 'the client’s next session')
-      expect(client.recovered).toBe(false)
-      client.emit('n', 4)
-      await until(() => onB.length > 0, 3000, 'node B handled 4')
-      expect(onB).toEqual([4])
-      expect(onA).toEqual([1, 2, 3])
-      expect(proxy.upgrades[1]).toBeGreaterThanOrEqual(1)
-    } finally {
-      client.disconnect()
-    }
-  })
+        // The network is back, but the balancer now sends the client to node B.
+        proxy.avoid.clear()
+        proxy.avoid.add(0)
+        proxy.offline = false
+        await until(() => heard.includes(CloseReason.SLOW_CONSUMER), 5000, 'the resume at node B answered')
+        // Its next session is new, on node B; nothing node A handled goes into it.
+        await until(() => client.connected, 5000, 'the client’s next session')
+        expect(client.recovered).toBe(false)
+        client.emit('n', 4)
+        await until(() => onB.length > 0, 3000, 'node B handled 4')
+        expect(onB).toEqual([4])
+        expect(onA).toEqual([1, 2, 3])
+        // The resume, and the session after it, went to node B.
+        expect(proxy.forwarded[1]).toBeGreaterThanOrEqual(1)
+      } finally {
+        client.disconnect()
+      }
+    },
+  )
 
   it('keeps the CLOSE and the ACK for every node, and answers nothing known while Redis is away', async () => {
     nodes = new Nodes()
