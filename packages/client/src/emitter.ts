@@ -50,7 +50,8 @@ export class Emitter<E extends object> {
    */
   protected fire(event: keyof E, args: readonly unknown[], failed?: (err: unknown) => void): boolean {
     const list = this.#listeners.get(event)
-    if (!list || list.length === 0) return false
+    // No empty lists are kept (see #remove).
+    if (!list) return false
     for (const entry of list) {
       // This registration itself: the same function may also be there with `on`.
       if (entry.once) this.#remove(event, (e) => e === entry)

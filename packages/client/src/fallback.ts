@@ -14,7 +14,6 @@ import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
 import {
-  isRefusal,
   type Later,
   type Transport,
   type TransportFactory,
@@ -380,7 +379,11 @@ export class Connection {
       } catch (err) {
         t.close()
         if (run !== this.#run) return
-        const error = this.#failed(name, err)
+        // A ParleyError: `Transport.open` wraps what the platform threw with `transportError`,
+        // and #hello rejects with its timeout or the coded refusal of the application's auth.
+        const error = err as ParleyError<string>
+        // A stream that opened and brought nothing: remembered (see TransportMemory).
+        if (error.details?.stalled) this.#memory.set(name, true)
         // What the attempt reports: its last error, but for a transport that could not get through
         // or that the server does not offer, which says nothing of why the server turned away the
         // transports before it (full, or shutting down): that stays the reason.
@@ -391,11 +394,12 @@ export class Connection {
         this.#host.notify('transport_error', name, error)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
-        // In Node, nothing at the URL ends the attempt only once no transport is left: a proxy
-        // may send the WebSocket's path nowhere while it forwards the others, and a browser, blind
-        // to the upgrade's 404, goes on to them. (Their bundle skips this.)
+        // A refusal of this client (`details.refused`, see Transport.open) ends the attempt: no
+        // other transport would help. In Node, nothing at the URL ends it only once no transport
+        // is left: a proxy may send the WebSocket's path nowhere while it forwards the others,
+        // and a browser, blind to the upgrade's 404, goes on to them. (Their bundle skips this.)
         if (
-          isRefusal(err) &&
+          error.details?.refused &&
           ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE ||
             error.code !== ErrorCode.NOT_FOUND ||
             !queue.length)
@@ -477,17 +481,6 @@ export class Connection {
         .then(resolve, reject)
         .finally(() => clearTimeout(timer))
     })
-  }
-
-  /**
-   * A try of `name` failed with `err`: notes a stalled stream, and says what the failure was.
-   * Everything a try awaits rejects with a ParleyError (`Transport.open` wraps what the platform
-   * threw with `transportError`; `#hello`, what the application's auth threw), so `err` is one.
-   */
-  #failed(name: TransportName, err: unknown): ParleyError<string> {
-    const error = err as ParleyError<string>
-    if (error.details?.stalled) this.#memory.set(name, true)
-    return error
   }
 
   /** Attaches `t`, which said OPEN; or ends it, when it said CLOSE. */
@@ -631,7 +624,9 @@ export class Connection {
       this.#adopt(t, answer, 'upgrade')
     } catch (err) {
       t.close()
-      const error = this.#failed(name!, err)
+      const error = err as ParleyError<string>
+      // As in #connect.
+      if (error.details?.stalled) this.#memory.set(name!, true)
       if (this.#probe !== t) return
       this.#probe = undefined
       // No HELLO went: the auth failed, not the transport (so the server cannot have taken the

@@ -18,6 +18,9 @@ export function outgoing(packet: Packet): Outgoing {
   return { ...encoded, packet, bytes: utf8Length(encoded.text) }
 }
 
+/** The answer to a PING: one for the session's life (polling knows it by that, see its `send`). */
+export const PONG = outgoing({ type: PacketType.PONG })
+
 /** The client's goodbye: the session is over (`disconnect()`). */
 export const BYE = outgoing({
   type: PacketType.CLOSE,

@@ -18,7 +18,7 @@ import { Connection, type ConnectionHost } from './fallback.js'
 import { Ledger } from './ledger.js'
 import { pickStorage, TransportMemory } from './memory.js'
 import { named, type ResolvedOptions } from './options.js'
-import { BYE, outgoing } from './outgoing.js'
+import { BYE, outgoing, PONG } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
 import { type Later, silence, transportError } from './transports/transport.js'
@@ -31,7 +31,6 @@ export interface SessionHost {
   fire<K extends keyof ReservedEvents>(event: K, ...args: Parameters<ReservedEvents[K]>): void
 }
 
-const PONG = outgoing({ type: PacketType.PONG })
 const ackPacket = (ack: number) => outgoing({ type: PacketType.ACK, ack })
 
 /**
@@ -55,7 +54,8 @@ export class Session implements ConnectionHost {
    * them all; they survive transport switches and resumes.
    */
   readonly acks: AckTable
-  readonly #opts: ResolvedOptions
+  /** The socket's options, resolved (the socket reads its `ackTimeout` here). */
+  readonly opts: ResolvedOptions
   readonly #ledger: Ledger
   /** The transport life under the session: its state and transport are the socket's. */
   readonly connection: Connection
@@ -72,7 +72,7 @@ export class Session implements ConnectionHost {
   constructor(opts: ResolvedOptions, base: string, query: string, host: SessionHost) {
     this.#host = host
     this.notify = host.fire
-    this.#opts = opts
+    this.opts = opts
     this.acks = new AckTable(opts.maxPendingAcks)
     this.#ledger = new Ledger(
       opts,
@@ -131,7 +131,7 @@ export class Session implements ConnectionHost {
   // What the connection tells the session (`ConnectionHost`): the session is its host.
 
   async hello(): Promise<string> {
-    const a = this.#opts.auth
+    const a = this.opts.auth
     const sid = this.#ledger.sid
     // Set once the auth is known: a failure before that is the application's auth function's.
     let known = false
@@ -299,12 +299,12 @@ export class Session implements ConnectionHost {
     clearTimeout(this.#liveTimer)
     // No timer waits longer than MAX_TIMER_MS (a longer one fires at once): so long, then.
     const retryAfter = Math.min(p.retryAfter ?? 0, MAX_TIMER_MS)
-    if (p.reason === 'server handoff' && this.#opts.reconnection) {
+    if (p.reason === 'server handoff' && this.opts.reconnection) {
       this.connection.handedOff(retryAfter)
       return
     }
     const again =
-      this.#opts.reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
+      this.opts.reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
     this.#ledger.forget()
     this.id = undefined
     if (!again) this.#end()

@@ -9,7 +9,7 @@ import {
 } from '@parley/protocol'
 import { type Args, Emitter } from './emitter.js'
 import type { ReservedEvents } from './events.js'
-import { baseUrl, type ClientOptions, misuse, type ResolvedOptions, resolveOptions } from './options.js'
+import { baseUrl, type ClientOptions, misuse, resolveOptions } from './options.js'
 import * as PacketType from './packet-type.js'
 import { Session, type SessionHost } from './session.js'
 
@@ -101,13 +101,11 @@ export class Socket<
   ListenEvents extends object = DefaultEvents,
   EmitEvents extends object = DefaultEvents,
 > extends Emitter<ReservedEvents & ListenEvents> {
-  readonly #opts: ResolvedOptions
   readonly #session: Session
 
   constructor(url: string | undefined, options?: ClientOptions) {
     super()
     const opts = resolveOptions(options)
-    this.#opts = opts
     this.#session = new Session(opts, ...baseUrl(url, opts.path), this.#host())
     if (opts.autoConnect) this.connect()
   }
@@ -219,7 +217,7 @@ export class Socket<
   #withAck<R>(flags: Flags, event: string, args: unknown[]): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       const settle: Settle = (err, reply) => (err ? reject(err) : resolve(reply[0] as R))
-      this.#send(flags, event, args, settle, flags.timeout ?? this.#opts.ackTimeout)
+      this.#send(flags, event, args, settle, flags.timeout ?? this.#session.opts.ackTimeout)
     })
   }
 

@@ -1,6 +1,6 @@
 import { decodeText } from '../codec.js'
 import { boundedBody, HttpTransport, httpError } from '../http.js'
-import type { Outgoing } from '../outgoing.js'
+import { type Outgoing, PONG } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
 import { type Later, shown, transportError } from './transport.js'
 
@@ -18,7 +18,7 @@ export class PollingTransport extends HttpTransport {
 
   // The GET that follows the answer bringing a PING answers it (docs/protocol.md, Heartbeat).
   override send(items: readonly Outgoing[]): void {
-    super.send(items.filter((item) => item.packet.type !== PacketType.PONG))
+    super.send(items.filter((item) => item !== PONG))
   }
 
   protected downstream(url: string): void {

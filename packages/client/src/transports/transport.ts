@@ -52,9 +52,10 @@ export interface Transport {
   readonly ackAfter: number
   /**
    * True when requests share pooled connections (HTTP): after the link froze, a new request may
-   * be sent on a dead pooled connection, so a resume tries such a transport twice.
+   * be sent on a dead pooled connection, so a resume tries such a transport twice. Left out
+   * where false (WebSocket): a field fewer in the bundle.
    */
-  readonly pooled: boolean
+  readonly pooled?: boolean
   /**
    * Opens the medium and sends `hello`, the HELLO packet encoded; resolves with the server's OPEN (or the CLOSE of the
    * session the HELLO asked to resume) within `timeout` ms. Rejects with a ParleyError;
@@ -89,7 +90,6 @@ export abstract class BaseTransport implements Transport {
   abstract readonly name: TransportName
   abstract readonly ackDelay: number
   abstract readonly ackAfter: number
-  abstract readonly pooled: boolean
   // `declare`: set by the constructor alone (no field of the same name declared beforehand).
   /** The endpoint, with `?v=1` and the URL's own parameters. */
   declare readonly url: string
@@ -246,9 +246,4 @@ export function timeoutError(what: string, ms: number, details?: Record<string, 
  */
 export function silence(what: string, ms: number): ParleyError {
   return new ParleyError(ErrorCode.TRANSPORT_ERROR, `${what} within ${ms} ms`, { details: { timeout: ms } })
-}
-
-/** True when an error means the server refused this client, whatever the transport. */
-export function isRefusal(error: unknown): boolean {
-  return error instanceof ParleyError && error.details?.refused === true
 }

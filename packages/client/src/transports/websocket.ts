@@ -66,7 +66,6 @@ export class WebSocketTransport extends BaseTransport {
   // broadcasts for replay costs it.
   readonly ackDelay = 1000
   readonly ackAfter = 32
-  readonly pooled = false
   #ws: WebSocketLike | undefined
 
   open(hello: string, timeout: number, patient?: boolean): Promise<Welcome> {
@@ -168,8 +167,9 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   send(items: readonly Outgoing[]): void {
-    const ws = this.#ws
-    if (!ws || this.closed) return
+    // Sent to only once open() resolved: the WebSocket is there.
+    const ws = this.#ws!
+    if (this.closed) return
     // In Node, `ws`'s socket is corked until the end of this tick: what the application sends
     // meanwhile (the answers to one read, a loop of emits) leaves in one write, one system call,
     // instead of one each, and the server reads it in one go. Browsers send as they see fit;
