@@ -78,7 +78,7 @@ describe.skipIf(skipRedisSuites())('a resume of a session that ended on another 
         const reasons: string[] = []
         socket.on('disconnect', (reason) => reasons.push(reason))
         // Whatever node A sends now goes nowhere: the client is cut off.
-      socket.emit('big', 'x'.repeat(100 * 1024))
+        socket.emit('big', 'x'.repeat(100 * 1024))
         await until(() => reasons.length === 1, 3000, 'the session ended on node A')
         expect(reasons).toEqual([CloseReason.SLOW_CONSUMER])
         const sid = socket.session.sid
