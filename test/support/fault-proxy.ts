@@ -1,7 +1,7 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do: it
 // refuses or drops WebSocket upgrades, swallows them, buffers, blocks or replaces event streams
 // (or writes their content type in other letter case), swallows a session's POSTs or their
-// answers, cuts connections, or goes offline. Every mode can be changed at any time, and takes
+// answers, cuts the answer to a HELLO the server took, cuts connections, or goes offline. Every mode can be changed at any time, and takes
 // effect for the next connection or response. Everything listens on 127.0.0.1 only.
 import http from 'node:http'
 import net from 'node:net'
@@ -27,6 +27,12 @@ export type SseMode = 'pass' | 'buffer' | 'block' | 'page' | 'recase'
  * hears so).
  */
 export type PostMode = 'pass' | 'hang' | 'mute'
+/**
+ * What happens to handshake POSTs (those without a `sid`: a HELLO, new or resuming). pass: proxy
+ * them; cut: forward them, and reset the client's connection once the server answers (the server
+ * took the HELLO, the client never hears its answer).
+ */
+export type HelloMode = 'pass' | 'cut'
 
 export interface FaultProxy {
   /** The proxy's base URL, `http://127.0.0.1:<port>`. */
@@ -37,6 +43,10 @@ export interface FaultProxy {
   sse: SseMode
   /** What happens to a session's POSTs from now on. */
   posts: PostMode
+  /** What happens to handshake POSTs from now on. */
+  hellos: HelloMode
+  /** Number of handshake POSTs `hellos` cut. */
+  cutHellos: number
   /** While true, every new connection is reset at once (with `cut('all')`: a network outage). */
   offline: boolean
   /** Destroys the open connections of one kind (a network cut). */
@@ -83,6 +93,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
 
   const server = http.createServer((req, res) => {
     const posts = req.method === 'POST' && req.url?.includes('sid=') ? proxy.posts : 'pass'
+    const hello = req.method === 'POST' && !req.url?.includes('sid=') ? proxy.hellos : 'pass'
     if (posts === 'hang') {
       proxy.unanswered++
       req.resume()
@@ -94,6 +105,12 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         if (posts === 'mute') {
           proxy.unanswered++
           answer.resume()
+          return
+        }
+        if (hello === 'cut') {
+          proxy.cutHellos++
+          answer.resume()
+          res.destroy()
           return
         }
         const isStream = String(answer.headers['content-type'] ?? '').startsWith('text/event-stream')
@@ -219,6 +236,8 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     ws: 'pass',
     sse: 'pass',
     posts: 'pass',
+    hellos: 'pass',
+    cutHellos: 0,
     offline: false,
     upgrades: 0,
     streams: 0,

@@ -54,7 +54,9 @@ import {
  * transport itself (400 on the upgrade, a reset) fails over at once, a refusal of the client
  * (middleware, origin, version) ends the attempt, and so does an auth function that does not
  * settle (no transport's fault: the next attempt, after the backoff, tries the same transport).
- * A probe whose auth fails blames no transport either (see #tryProbe).
+ * A probe whose auth fails blames no transport either (see #tryProbe). A probe that failed once
+ * its HELLO went may still have been taken (its answer lost): MOVED, or PARLEY_TRANSPORT_MISMATCH,
+ * on T after it is that move, and the session resumes at once, blaming nothing (see moved()).
  * A HELLO that asked to resume an ended session may be answered with that session's CLOSE: the
  * session handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
  * connectTimeout: a proxy that buffers it, or a slow moment) is tried last and never probed until
@@ -188,6 +190,8 @@ export class Connection {
    * transport it starts after: a hurry (#wake) starts it at once.
    */
   #resuming?: number
+  /** The transport in use when a probe whose HELLO may have reached the server failed. */
+  #taken?: Transport
   #resumeAfter?: TransportName
   readonly #backoff: Backoff
   #probeFailures = 0
@@ -311,16 +315,25 @@ export class Connection {
   moved(error?: ParleyError<string>): void {
     const t = this.#current
     if (!t) return
-    if (!this.#probe || (error && error.code !== ErrorCode.TRANSPORT_MISMATCH)) {
+    if (error && error.code !== ErrorCode.TRANSPORT_MISMATCH) this.#lose(error)
+    else if (!this.#probe) {
+      // No probe in flight, after one whose HELLO may have reached the server failed (see
+      // #tryProbe): the server took it, and moved the session once, on our request. The resume
+      // follows at once, as from a stable transport, blaming nothing. Only from the transport in
+      // use then, once: else MOVED alone could make the client resume faster than its backoff.
+      if (this.#taken === t) {
+        this.#stable = true
+        error = undefined
+      }
       this.#lose(error)
-      return
+    } else {
+      // The server attached our probe, whose OPEN is still on its way: wait for it. Whatever the
+      // refused request carried is kept until acknowledged, and goes again on the probe.
+      this.#moved = true
+      this.#current = undefined
+      this.state = 'connecting'
+      t.close(true)
     }
-    // The server attached our probe, whose OPEN is still on its way: wait for it. Whatever the
-    // refused request carried is kept until acknowledged, and goes again on the probe.
-    this.#moved = true
-    this.#current = undefined
-    this.state = 'connecting'
-    t.close(true)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -640,6 +653,9 @@ export class Connection {
         if (error.code === ErrorCode.HANDSHAKE_TIMEOUT) this.#scheduleProbe()
         return
       }
+      // The HELLO may have reached the server, which then moved the session onto the probe:
+      // MOVED, or a request refused PARLEY_TRANSPORT_MISMATCH, may follow on the transport in use.
+      this.#taken = this.#current
       if (!this.#moved && worse[0]) return void this.#tryProbe(worse)
       this.#probeFailures++
       if (this.#moved) {
