@@ -190,9 +190,9 @@ export class Connection {
    * transport it starts after: a hurry (#wake) starts it at once.
    */
   #resuming?: number
+  #resumeAfter?: TransportName
   /** The transport in use when a probe whose HELLO may have reached the server failed. */
   #taken?: Transport
-  #resumeAfter?: TransportName
   readonly #backoff: Backoff
   #probeFailures = 0
   #unlisten: AbortController | undefined
