@@ -1,4 +1,4 @@
-import { type ClosePacket, isCloseReason, PacketType } from '@parley/protocol'
+import { type ClosePacket, isCloseReason, isCount, PacketType } from '@parley/protocol'
 import type { Adapter, EndedSession } from './adapter/adapter.js'
 import { callGuarded } from './adapter-failures.js'
 import { within } from './drain.js'
@@ -88,8 +88,4 @@ function ending(answer: EndedSession): Ending {
     ...(retryAfter === undefined ? {} : { retryAfter }),
   }
   return { close: outgoing(packet), ack: answer.ack }
-}
-
-function isCount(value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) >= 0
 }
