@@ -97,9 +97,8 @@ export class Emitter<E extends object> {
 /**
  * A listener must be a function: anything else would throw only once its event came, far from
  * the mistake (in the transport's code, uncaught). Throws a TypeError (PARLEY_INVALID_ARGUMENT)
- * naming the event; returns `fn` otherwise.
+ * naming the event.
  */
-function listener(event: PropertyKey, fn: unknown): unknown {
+function listener(event: PropertyKey, fn: unknown): void {
   if (typeof fn !== 'function') throw misuse(`listener of ${named(event)} is not a function`)
-  return fn
 }

@@ -14,6 +14,7 @@ import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS } from './transports/registry.js'
 import {
+  busy,
   type Later,
   type Transport,
   type TransportFactory,
@@ -215,9 +216,12 @@ export class Connection {
     this.#backoff = new Backoff(opts)
   }
 
-  /** The attached transport, or undefined. */
+  /**
+   * The attached transport, or undefined: there is one exactly while the state is "open" (#adopt
+   * sets both; every way out of "open" drops the transport first, or, for MOVED, clears it).
+   */
   get current(): Transport | undefined {
-    return this.state === 'open' ? this.#current : undefined
+    return this.#current
   }
 
   /** Starts connecting, unless already active. */
@@ -755,10 +759,6 @@ export class Connection {
 
 /** Every transport, the best first (see TRANSPORTS): the client climbs from a later to an earlier one. */
 const BEST_FIRST = Object.keys(TRANSPORTS) as TransportName[]
-
-/** A server's answer that turns the session away for now: the reason an attempt failed. */
-const busy = ({ code }: ParleyError<string>) =>
-  code === ErrorCode.SERVER_FULL || code === ErrorCode.SERVER_SHUTTING_DOWN
 
 /** An error that says nothing of the server: the transport could not reach it, or is not offered. */
 const quiet = ({ code }: ParleyError<string>) =>

@@ -87,12 +87,12 @@ export class AckTable {
     let id = this.nextId
     while (this.#pending.has(id)) id = id >= MAX_ACK_ID ? 1 : id + 1
     this.nextId = id >= MAX_ACK_ID ? 1 : id + 1
-    const timer =
-      timeout === undefined || !(timeout <= MAX_TIMER_MS)
-        ? undefined
-        : setTimeout(() => {
-            this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `no reply within ${timeout} ms`), [])
-          }, timeout)
+    // No timer for undefined (or NaN): compared, it is never `<=`.
+    const timer = !((timeout as number) <= MAX_TIMER_MS)
+      ? undefined
+      : setTimeout(() => {
+          this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `no reply within ${timeout} ms`), [])
+        }, timeout as number)
     this.#pending.set(id, { settle, timer })
     return id
   }
@@ -106,8 +106,7 @@ export class AckTable {
   settle(id: number, error: ParleyError<string> | null, args: WireValue[]): boolean {
     const pending = this.#pending.get(id)
     if (!pending) return false
-    this.#pending.delete(id)
-    clearTimeout(pending.timer)
+    this.forget(id)
     try {
       pending.settle(error, args)
     } catch (err) {
@@ -118,10 +117,8 @@ export class AckTable {
 
   /** Ends a wait without settling it (the request could not be sent). */
   forget(id: number): void {
-    const pending = this.#pending.get(id)
-    if (!pending) return
+    clearTimeout(this.#pending.get(id)?.timer)
     this.#pending.delete(id)
-    clearTimeout(pending.timer)
   }
 
   /** Ends every wait with the same error (the session ended). */

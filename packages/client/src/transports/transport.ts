@@ -165,10 +165,7 @@ export abstract class BaseTransport implements Transport {
         // from servers before it (kept so for a client newer than its server).
         new ParleyError<string>(packet.code, packet.message, {
           details: {
-            refused:
-              packet.code !== ErrorCode.SERVER_SHUTTING_DOWN &&
-              packet.code !== ErrorCode.SERVER_FULL &&
-              packet.code !== ErrorCode.BAD_REQUEST,
+            refused: !busy(packet) && packet.code !== ErrorCode.BAD_REQUEST,
           },
         })
       : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
@@ -183,6 +180,13 @@ export abstract class BaseTransport implements Transport {
     else this.#closeError = error
   }
 }
+
+/**
+ * A server's answer (an ERROR packet, a ParleyError) that turns the session away for now: a node
+ * shutting down or full. The reason an attempt failed, and no refusal of this client.
+ */
+export const busy = ({ code }: { code: string }): boolean =>
+  code === ErrorCode.SERVER_FULL || code === ErrorCode.SERVER_SHUTTING_DOWN
 
 /**
  * A transport-level failure. Its message ends with what the platform said, when it said
