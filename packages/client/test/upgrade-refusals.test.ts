@@ -8,9 +8,18 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import type { ClientOptions } from '../src/options.js'
 import type { Socket } from '../src/socket.js'
-import { client, closeAll, next, startServer, until } from './helpers.js'
+import { closeAll, next, startServer, client as testClient, until } from './helpers.js'
 
 afterEach(closeAll)
+
+/**
+ * A test client whose attempt waits 5 s for each transport's answer. Every answer here is a
+ * refusal, which comes at once: the bound only has to outlast a slow first request of a cold
+ * process (its first fetch above all) on a loaded machine, which took over the 800 ms of the
+ * helpers and failed as PARLEY_HANDSHAKE_TIMEOUT instead of the refusal under test.
+ */
+const client = (url: string, options: ClientOptions = {}): Socket =>
+  testClient(url, { connectTimeout: 5000, ...options })
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 type Transport = (typeof TRANSPORTS)[number]
@@ -21,7 +30,7 @@ async function firstFailure(socket: Socket) {
   socket.on('transport_error', (name: string, error: ParleyError<string>) =>
     tried.push(`${name} ${error.code}`),
   )
-  const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error', 5000)
+  const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error', 10_000)
   return { error, willRetry, tried }
 }
 
@@ -146,7 +155,7 @@ it('goes on to SSE past a bare 403 at the upgrade (a firewall that lets no WebSo
   socket.on('transport_error', (name: string, error: ParleyError<string>) =>
     tried.push(`${name} ${error.code} ${error.details?.status}`),
   )
-  await next(socket, 'connect', 5000)
+  await next(socket, 'connect', 10_000)
   expect(socket.transport).toBe('sse')
   expect(tried).toEqual([`websocket ${ErrorCode.TRANSPORT_ERROR} 403`])
 })
