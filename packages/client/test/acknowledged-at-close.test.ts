@@ -112,6 +112,77 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
 
 const closing = (app: FastifyInstance) => (app as unknown as { parley: { closing: boolean } }).parley.closing
 
+/** The server side of the one session of `app`, loosely typed: what these tests reach. */
+interface ServerSideSocket {
+  timeout(ms: number): { emitWithAck(event: string): Promise<unknown> }
+  session: { sid: string }
+}
+
+describe('a close without handoff, on websocket', () => {
+  it("takes the client's reply a middleware awaits, sent after an event the close refused", async () => {
+    const handled: string[] = []
+    const asked: ((answer: string) => void)[] = []
+    const server = await startServer(
+      (app) =>
+        parleyOf(app).on('connection', (s) => {
+          const socket = s as unknown as EventSocket & ServerSideSocket
+          // The middleware asks the client before it lets `held` through.
+          socket.use(async ([event]) => {
+            if (event === 'held')
+              handled.push(`asked: ${String(await socket.timeout(8000).emitWithAck('confirm'))}`)
+          })
+          for (const name of ['held', 'late']) socket.on(name, (text) => handled.push(String(text)))
+        }),
+      { shutdown: { retryAfter: 0, retrySpread: 0 }, handoff: { timeout: 4000 } },
+    )
+    let wsMessagesAtClose = 0
+    const wsServer = (server.app as unknown as { websocketServer: WebSocketServer }).websocketServer
+    wsServer.on('connection', (ws) => ws.on('message', () => wsMessagesAtClose++))
+    const { seen, ...constructors } = tap()
+    const socket = client(server.url, { transports: ['websocket'], ...constructors })
+    socket.on('confirm', (ack: (answer: string) => void) => asked.push(ack))
+    await next(socket, 'connect', 5000)
+
+    socket.emit('held', 'one')
+    await until(
+      () => asked.length === 1 && seen.ack >= 1,
+      3000,
+      'the question of the middleware, and the ACK',
+    )
+    const parley = parleyOf(server.app) as unknown as {
+      sockets: Map<string, ServerSideSocket>
+      finishing(sid: string): Promise<void> | undefined
+    }
+    const { sid } = [...parley.sockets.values()][0]!.session
+    const disconnected = next<[string]>(socket, 'disconnect', 8000)
+    const closed = server.app.close()
+    await until(() => parley.finishing(sid) !== undefined, 3000, 'the close waiting for the middleware')
+    wsMessagesAtClose = 0
+    // Refused (its client keeps it), and then the answer the middleware awaits.
+    socket.emit('late', 'two')
+    await until(() => wsMessagesAtClose > 0, 3000, 'the late event at the closing server')
+    asked[0]!('yes')
+    expect((await disconnected)[0]).toBe('server shutdown')
+    await within(closed, 6000, 'the close')
+    expect(handled).toEqual(['asked: yes', 'one'])
+    // The answer is not acknowledged (the refused event before it is the client's still).
+    expect(seen.ack).toBe(1)
+
+    const next2: string[] = []
+    await startServer(
+      (app) =>
+        parleyOf(app).on('connection', (s) => {
+          for (const name of ['held', 'late'])
+            (s as unknown as EventSocket).on(name, (t) => next2.push(String(t)))
+        }),
+      {},
+      server.port,
+    )
+    await until(() => next2.length > 0, 5000, 'the late event at the next server')
+    expect(next2).toEqual(['two'])
+  })
+})
+
 describe.each<TransportName>(['websocket', 'sse', 'polling'])(
   'a close without handoff, on %s',
   (transport) => {

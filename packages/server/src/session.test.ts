@@ -1067,6 +1067,35 @@ describe('Session: freeze, hand off, restore', () => {
     expect(next.last()).toMatchObject({ type: PacketType.EVENT, seq: 6 })
   })
 
+  it('unfreezes on its transport when the snapshot was not stored: what was numbered since goes on it, events are refused', () => {
+    const { session, owner, transport, tail } = frozen()
+    sendEvents(session, 2)
+    const before = transport.sent.length
+    session.unfreeze()
+    expect(session.state).toBe('attached')
+    expect(transport.open).toBe(true)
+    // Only what the freeze kept from the transport, in order.
+    const numbered = transport.sent.slice(before).map((p) => (p as { seq: number }).seq)
+    expect(numbered).toEqual([4, 5])
+    sendEvents(session, 1)
+    expect(transport.last()).toMatchObject({ type: PacketType.EVENT, seq: 6 })
+    expect(tail.map((text) => JSON.parse(text)[1])).toEqual([4, 5])
+    // Read again: a reply is taken, an event refused (its client sends it to the next server).
+    transport.receive({ type: PacketType.REPLY, seq: 2, ackId: 3, args: [] })
+    transport.receive(event(3, 'refused'))
+    expect(owner.messages.map((m) => (m.type === PacketType.EVENT ? m.name : m.type))).toEqual([
+      'in',
+      PacketType.REPLY,
+    ])
+  })
+
+  it('unfreezes detached when its transport was lost while it was frozen', () => {
+    const { session, transport } = frozen()
+    transport.lose('transport close')
+    session.unfreeze()
+    expect(session.state).toBe('detached')
+  })
+
   /** Thawed after a move given up on, inbound held (as `ServerSocket.thaw` does), resumed. */
   function thawedHolding(overrides: Partial<SessionConfig> = {}) {
     const { session, owner } = setup(overrides)
@@ -1307,7 +1336,7 @@ describe("a broadcast's copy for one session", () => {
 })
 
 describe('Session: refusing events at shutdown', () => {
-  it('takes replies up to the first event after it, and acknowledges none of that event or what follows', () => {
+  it('takes replies, also past the first event after it, once each, and acknowledges none of that event or what follows', () => {
     const { session, owner } = setup()
     const transport = new FakeTransport()
     session.attach(transport, 0, false)
@@ -1315,12 +1344,16 @@ describe('Session: refusing events at shutdown', () => {
     session.refuseEvents()
     transport.receive({ type: PacketType.REPLY, seq: 2, ackId: 7, args: ['answer'] })
     transport.receive(event(3, 'late'))
-    // Out of order once the event was dropped: a reply after it is not taken either.
+    // Out of order once the event was dropped: a reply after it is taken all the same (a
+    // middleware may await it), once (a replay repeats it), and not acknowledged.
     transport.receive({ type: PacketType.REPLY, seq: 4, ackId: 8, args: [] })
+    transport.receive({ type: PacketType.REPLY, seq: 4, ackId: 8, args: [] })
+    transport.receive(event(5, 'later'))
     vi.advanceTimersByTime(PING_INTERVAL - 1)
-    expect(owner.messages.map((p) => (p.type === PacketType.EVENT ? p.name : p.type))).toEqual([
+    expect(owner.messages.map((p) => (p.type === PacketType.EVENT ? p.name : [p.type, p.seq]))).toEqual([
       'before',
-      PacketType.REPLY,
+      [PacketType.REPLY, 2],
+      [PacketType.REPLY, 4],
     ])
     const acks = transport.sent.flatMap((p) => (p.type === PacketType.ACK ? [p.ack] : []))
     expect(Math.max(0, ...acks)).toBe(2)

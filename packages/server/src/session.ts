@@ -342,6 +342,8 @@ export class Session extends Timed implements TransportOwner {
   #move: MoveBooks | undefined
   /** The server is closing: events from the client are no longer taken (see `refuseEvents`). */
   #refusingEvents = false
+  /** The highest `seq` of an answer taken past an event refused (see `refuseEvents`). */
+  #answeredPast = 0
 
   /**
    * A new session; or, with `books`, one another node handed off, taken over here: same ids,
@@ -853,8 +855,13 @@ export class Session extends Timed implements TransportOwner {
         if (this.#refusingEvents && packet.type === PacketType.EVENT) return
         if (packet.seq > 0) {
           // Duplicates come from replays after a switch; a gap means the client lost something
-          // and will resume, resending from our ack. Either way: not now.
-          if (packet.seq !== this.#inSeq + 1) return
+          // and will resume, resending from our ack. Either way: not now. But for an answer past
+          // an event refused at shutdown (see `refuseEvents`).
+          if (packet.seq !== this.#inSeq + 1) {
+            if (this.#refusingEvents && packet.seq > this.#inSeq && packet.seq > this.#answeredPast)
+              this.#takeAnswerPast(packet, transport.name, size)
+            return
+          }
           this.#inSeq = packet.seq
           this.#scheduleAck()
         }
@@ -890,17 +897,32 @@ export class Session extends Timed implements TransportOwner {
 
   /**
    * The server is closing without handing this session off: from now on an EVENT from the client
-   * is dropped, neither taken nor acknowledged, and so is everything after it (out of order
-   * then), so that its client keeps it and sends it again in its next session, to whichever
-   * server takes it. Replies and errors before the first such event are still taken: a
-   * middleware finishing an event before the close may await one. What `holdInbound` held is
-   * dropped too (not acknowledged either).
+   * is dropped, neither taken nor acknowledged, so that its client keeps it and sends it again in
+   * its next session, to whichever server takes it. Replies and errors are still taken, since a
+   * middleware finishing an event before the close may await one: in order before the first such
+   * event, and after it too, each once, but not acknowledged (see `#takeAnswerPast`). What
+   * `holdInbound` held is dropped too (not acknowledged either).
    */
   refuseEvents(): void {
     this.#refusingEvents = true
     if (!this.#move) return
     this.#move.inbound = undefined
     this.#move.inboundBytes = 0
+  }
+
+  /**
+   * A REPLY or an ERROR numbered past an event refused at shutdown: handed to the owner (the
+   * middleware finishing an event may await it, and would wait until the close's bound), once
+   * (its `seq` past those taken so, as a transport brings them in order; a replay repeats them),
+   * and not acknowledged: the ACK counts in order, and the refused event before it is still the
+   * client's. The client drops the answer with its session (a new one takes no answer to the old
+   * one's requests), and a resume of this one replays it, dropped here then.
+   */
+  #takeAnswerPast(packet: IncomingMessage, transport: TransportName, size: number): void {
+    if (packet.type === PacketType.EVENT) return
+    this.#answeredPast = packet.seq
+    this.#config.metrics.message('in', transport, size)
+    this.#owner?.sessionMessage(packet)
   }
 
   /** The take-back of a given-up move kept the session here: what `holdInbound` held is taken, in order. */
