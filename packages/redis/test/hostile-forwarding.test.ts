@@ -122,6 +122,10 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       const forwarded = await outcome(b!)
       expect(forwarded).toEqual(direct)
       expect(b!.node.app.parley.socketsCount).toBe(0)
+      // A gap let the transport go (a seq far ahead): its session waits for a resume that these
+      // clients do not make, and their goodbye finds no transport. Ended here instead.
+      for (const socket of a!.node.app.parley.sockets.values())
+        if (socket.transport === null) socket.disconnect()
       await nothingLeft([a!, b!])
     })
 

@@ -854,12 +854,14 @@ export class Session extends Timed implements TransportOwner {
         }
         if (this.#refusingEvents && packet.type === PacketType.EVENT) return
         if (packet.seq > 0) {
-          // Duplicates come from replays after a switch; a gap means the client lost something
-          // and will resume, resending from our ack. Either way: not now. But for an answer past
-          // an event refused at shutdown (see `refuseEvents`).
+          // Duplicates come from replays after a switch: dropped. A gap: dropped too, and the
+          // client is made to resume (see `#lostBefore`). But past an event refused at shutdown,
+          // where the order was broken on purpose (see `refuseEvents`): an answer is taken.
           if (packet.seq !== this.#inSeq + 1) {
-            if (this.#refusingEvents && packet.seq > this.#inSeq && packet.seq > this.#answeredPast)
-              this.#takeAnswerPast(packet, transport.name, size)
+            if (this.#refusingEvents) {
+              if (packet.seq > this.#inSeq && packet.seq > this.#answeredPast)
+                this.#takeAnswerPast(packet, transport.name, size)
+            } else if (packet.seq > this.#inSeq + 1) this.#lostBefore()
             return
           }
           this.#inSeq = packet.seq
@@ -877,6 +879,19 @@ export class Session extends Timed implements TransportOwner {
           new ParleyError(ErrorCode.INVALID_PACKET, `a client may not send packets of type ${packet.type}`),
         )
     }
+  }
+
+  /**
+   * A packet past a gap on the attached transport: what came before it was lost on the way, and
+   * its client need not know. Over HTTP a POST can be answered 204 and used by no one: the old
+   * node of a handed-off session, which still held it frozen (it had not heard the claim yet),
+   * answers so a POST its client sent there after it had already resumed here. That client took
+   * the POST for delivered, and would go on sending what this session drops, for good, while
+   * its stream and the heartbeat stayed alive. So the transport is let go, as a lost one is: the
+   * client resumes, and sends again, in order, everything past the ACK this session owes it.
+   */
+  #lostBefore(): void {
+    this.#detach(CloseReason.TRANSPORT_CLOSE)
   }
 
   /**

@@ -70,7 +70,7 @@ function inputFor(transport: Transport): fc.Arbitrary<string | Uint8Array> {
   return fc.array(line, { minLength: 1, maxLength: 3 }).map((lines) => lines.join('\n'))
 }
 
-type Expected = 'lives' | 'invalid packet' | 'client close'
+type Expected = 'lives' | 'invalid packet' | 'client close' | 'gap'
 
 /** What the protocol says becomes of the session. */
 function expectedFor(transport: Transport, input: string | Uint8Array): Expected {
@@ -82,10 +82,16 @@ function expectedFor(transport: Transport, input: string | Uint8Array): Expected
         : decodeBatch(input)
   if (!decoded.ok) return 'invalid packet'
   const packets = 'packets' in decoded ? decoded.packets : [decoded.packet]
-  // Packets are used in order: what follows a CLOSE, or a refused type, is never read.
+  // Packets are used in order: what follows a CLOSE, or a refused type, is never read; nor what
+  // follows a gap in the numbers (the session's first is 1), which lets the transport go.
+  let inSeq = 0
   for (const packet of packets) {
     if (packet.type === PacketType.CLOSE) return 'client close'
     if (!CLIENT_TYPES.includes(packet.type)) return 'invalid packet'
+    if ('seq' in packet && packet.seq > 0) {
+      if (packet.seq > inSeq + 1) return 'gap'
+      if (packet.seq === inSeq + 1) inSeq++
+    }
   }
   return 'lives'
 }
@@ -235,6 +241,12 @@ describe.each(TRANSPORTS)('a hostile client over %s', (transport) => {
           const seen = { input: typeof input === 'string' ? input : [...input], answer, outcome }
           if (expected === 'lives') {
             expect(outcome, JSON.stringify(seen)).toEqual({ session: 'lives' })
+            if (transport !== 'websocket') expect(answer.status, JSON.stringify(seen)).toBe(204)
+          } else if (expected === 'gap') {
+            // Its transport let go without a word, the session kept for the client's resume.
+            expect(outcome, JSON.stringify(seen)).toEqual({ session: 'ended silently' })
+            const socket = [...started.app.parley.sockets.values()].find((s) => s.id === client.id)
+            expect(socket?.connected, JSON.stringify(seen)).toBe(true)
             if (transport !== 'websocket') expect(answer.status, JSON.stringify(seen)).toBe(204)
           } else if (expected === 'invalid packet') {
             expect(outcome, JSON.stringify(seen)).toEqual({ session: 'closed', reason: 'invalid packet' })

@@ -1,11 +1,13 @@
 // Packets of a valid shape that do not fit the session's state (docs/protocol.md, "Ordered,
 // exactly-once delivery" and "Requests and replies"): an ACK of numbers never sent or going
-// backwards, a duplicate and a gap in the client's numbers, a REPLY or ERROR for a request the
-// server never made, an ERROR notice. None ends the session or reaches the application twice,
-// and what the server sends afterwards still arrives, and is replayed after a resume.
+// backwards, a duplicate in the client's numbers, a REPLY or ERROR for a request the server
+// never made, an ERROR notice; and a gap in the client's numbers, which lets the transport go (its
+// client resumes, and sends again what was lost). None ends the session or reaches the
+// application twice, and what the server sends afterwards still arrives, and is replayed after
+// a resume.
 import { type Packet, PacketType } from '@parley/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Started, startServer } from './helpers.js'
+import { type Started, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
@@ -48,7 +50,6 @@ describe.each(TRANSPORTS)('packets that do not fit the state, over %s', (transpo
       { type: PacketType.ACK, ack: Number.MAX_SAFE_INTEGER },
       event(1, 'one'),
       event(1, 'one again'),
-      event(3, 'after a gap'),
       event(2, 'two', Number.MAX_SAFE_INTEGER),
       { type: PacketType.REPLY, seq: 3, ackId: 77, args: ['for nothing'] },
       { type: PacketType.ERROR, seq: 4, ackId: 78, code: 'APP_FAILED', message: 'for nothing' },
@@ -67,9 +68,15 @@ describe.each(TRANSPORTS)('packets that do not fit the state, over %s', (transpo
     expect(last).toBe(replies[1])
     expect(socket.connected).toBe(true)
 
-    // The server's numbers go on from its own, whatever the client acknowledged: the next one,
-    // emitted as the client goes away, is kept and replayed on its resume.
+    // A gap (7 lost on the way): dropped, and the transport let go, the session kept.
+    await c.send(event(8, 'after a gap'))
+    await until(() => socket.transport === null, 3000, 'the transport let go')
     c.close()
+    expect(socket.connected).toBe(true)
+
+    // The server's numbers go on from its own, whatever the client acknowledged: the next one,
+    // emitted while the client is away, is kept and replayed on its resume, which sends again
+    // what the gap lost.
     socket.emit('news', 'missed')
     const again = await rawConnect(transport, started.base, { sid: c.sid, ack: 2 })
     try {
@@ -79,6 +86,10 @@ describe.each(TRANSPORTS)('packets that do not fit the state, over %s', (transpo
         name: 'news',
         args: ['missed'],
       })
+      await again.send(event(7, 'four'))
+      await again.send(event(8, 'five', 9))
+      await again.next((p) => p.type === PacketType.REPLY && p.ackId === 9)
+      expect(said).toEqual(['one', 'two', 'three', 'four', 'five'])
       expect(reasons).toEqual([])
     } finally {
       again.close()
