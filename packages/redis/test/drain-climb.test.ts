@@ -12,7 +12,7 @@ import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { memoryStorage } from '../../client/test/helpers.js'
-import { type Started, sleep, startServer, until, within } from '../../server/test/helpers.js'
+import { closeApp, type Started, sleep, startServer, until, within } from '../../server/test/helpers.js'
 import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 import { HeldInOrder, holding } from './handoff-support.js'
 
@@ -227,7 +227,10 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
     for (const c of clients.splice(0)) c.disconnect()
     await sleep(50)
     await proxy.close()
-    await Promise.all(nodes.splice(0).map((n) => n.started.app.close().then(() => n.redis.destroy())))
+    // The sessions still open are ended first (`closeApp`): a goodbye still on its way through the
+    // balancer when it closed leaves its session here, and each node would drain it and wait the
+    // whole handoff timeout for a claim that never comes, the others draining too.
+    await Promise.all(nodes.splice(0).map((n) => closeApp(n.started.app).then(() => n.redis.destroy())))
   }
 
   it('loses and repeats nothing either way', async () => {
