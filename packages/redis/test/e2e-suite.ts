@@ -8,7 +8,7 @@ import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
-import { type Started, sleep, startServer } from '../../server/test/helpers.js'
+import { closeApp, type Started, sleep, startServer } from '../../server/test/helpers.js'
 import type { RedisClientType } from './nodes.js'
 
 /** What every node of such a suite has: its server and its own Redis client. */
@@ -75,9 +75,13 @@ export function balancedSuite<N extends SuiteNode>(hooks: { afterNodes?: () => P
   return { suite, balance }
 }
 
-/** Closes `node`'s server (a drain, with handoff) unless closed, then drops its Redis client. */
+/**
+ * Closes `node`'s server unless closed, its sessions ended first (`closeApp`), then drops its
+ * Redis client. A session whose client's goodbye had not arrived yet would otherwise be drained:
+ * handed off, and waited for through the whole handoff timeout, since the other nodes close too.
+ */
 async function stopNode(node: SuiteNode): Promise<void> {
-  if (!node.started.app.parley.closed) await node.started.app.close()
+  if (!node.started.app.parley.closed) await closeApp(node.started.app)
   if (node.redis.isOpen) node.redis.destroy()
 }
 
