@@ -16,6 +16,7 @@ import {
 } from '@parley/protocol'
 import { nanoid } from 'nanoid'
 import type { SessionSnapshot } from './adapter/handoff.js'
+import { FrozenGoodbye } from './frozen-goodbye.js'
 import type { Metrics } from './metrics.js'
 import { Timed, TimerQueue } from './timer-queue.js'
 import {
@@ -591,7 +592,9 @@ export class Session extends Timed implements TransportOwner {
   freeze(tail: (text: string) => void): SessionBooks {
     if (this.#state === 'closed' || this.#state === 'frozen')
       throw new Error('parley: the session cannot freeze now')
-    this.#transport?.bind(null)
+    // Nothing more is read from the client, but its goodbye, which ends the session here (see
+    // `goodbyeWhileFrozen`), even once `handOff` closed the transport.
+    this.#transport?.bind(new FrozenGoodbye(this))
     this.#state = 'frozen'
     this.#move ??= newMoveBooks()
     this.#move.tail = tail
@@ -637,7 +640,9 @@ export class Session extends Timed implements TransportOwner {
 
   /**
    * The client said goodbye while the session is frozen to be handed off: in a POST whose body
-   * was still coming at the freeze, or one it made before it read the CLOSE 'server handoff'.
+   * was still coming at the freeze, or one it made before it read the CLOSE 'server handoff'; on
+   * a WebSocket, in a frame read after the freeze (see `FrozenGoodbye`), one that crossed the
+   * CLOSE 'server handoff' included.
    * A client that said goodbye resumes nowhere, so no node would ever claim the snapshot (it would
    * wait, unclaimed, for its ttl, and the drain for the claim). The session ends here instead, as
    * on a goodbye it read ('client disconnect', nothing sent), which withdraws the snapshot and

@@ -1,12 +1,22 @@
 // A client's goodbye (its CLOSE) in an upstream POST (SSE, polling) that reaches its session while
 // the node drains and has frozen it to hand it off: in a body still coming when the drain froze
 // the session, whether the snapshot is still being stored or stored already, or in a POST made
-// after the freeze. A client that said goodbye resumes nowhere: the session ends on its node
-// ('client disconnect', as for a goodbye heard at any other time), its snapshot is withdrawn so
-// that no node can claim it, and the drain does not wait for a claim that would never come.
+// after the freeze; or in a WebSocket message read after the freeze, before or after the CLOSE
+// 'server handoff' went out. A client that said goodbye resumes nowhere: the session ends on its
+// node ('client disconnect', as for a goodbye heard at any other time), its snapshot is withdrawn
+// so that no node can claim it, and the drain does not wait for a claim that would never come.
 import { request } from 'node:http'
-import { encodeText, PacketType } from '@parley/protocol'
+import { connect, type Socket } from '@parley/client'
+import {
+  decodeText,
+  encodeText,
+  type OpenPacket,
+  type Packet,
+  PacketType,
+  WS_SUBPROTOCOL,
+} from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -15,15 +25,21 @@ import { type RawClient, rawConnect } from './raw-client.js'
 const HANDOFF_TIMEOUT = 7500
 
 const GOODBYE = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+/** An event the client sends after the freeze: the next node's to run, not this one's. */
+const AFTER = encodeText({ type: PacketType.EVENT, seq: 1, name: 'after', args: [], ackId: 0 })
 
 let nodes: Started[] = []
 const clients: RawClient[] = []
+const sockets: WebSocket[] = []
+const parleyClients: Socket[] = []
 /** Lets the store of the test's nodes finish the write it holds (see `twoNodes`). */
 let finishStore = () => {}
 
 afterEach(async () => {
   finishStore()
   for (const c of clients.splice(0)) c.close()
+  for (const ws of sockets.splice(0)) ws.terminate()
+  for (const c of parleyClients.splice(0)) c.disconnect()
   await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
@@ -38,15 +54,20 @@ async function twoNodes(return503OnClosing = false) {
     finishStore = resolve
   })
   const reasons: string[][] = []
+  const heardOnA: string[] = []
   for (const _ of ['a', 'b']) {
     const own: string[] = []
+    const heard = nodes.length === 0 ? heardOnA : []
     const started = await startServer(
       {
         adapter: cluster.adapter(`node${nodes.length}`),
         handoff: { timeout: HANDOFF_TIMEOUT, retrySpread: 0 },
       },
       (app) => {
-        app.parley.on('connection', (socket) => socket.on('disconnect', (reason) => own.push(reason)))
+        app.parley.on('connection', (socket) => {
+          socket.on('disconnect', (reason) => own.push(reason))
+          socket.on('after', () => heard.push('after'))
+        })
       },
       // A draining node still answers its sessions' requests (through its routes; through the
       // plugin's own answers at close, when Fastify refuses every request meanwhile).
@@ -55,7 +76,7 @@ async function twoNodes(return503OnClosing = false) {
     nodes.push(started)
     reasons.push(own)
   }
-  return { cluster, a: nodes[0]!, b: nodes[1]!, reasonsOnA: reasons[0]! }
+  return { cluster, a: nodes[0]!, b: nodes[1]!, reasonsOnA: reasons[0]!, heardOnA }
 }
 
 /** A POST on `url` whose body the test writes in parts (chunked), and its answer's status. */
@@ -69,6 +90,24 @@ function postInParts(url: string) {
     post.on('error', reject)
   })
   return { post, status }
+}
+
+/** Starts node `a`'s drain and waits until it froze `sid` (its store began). */
+async function freeze(cluster: Cluster, a: Started, sid: string): Promise<{ closed: Promise<void> }> {
+  const closed = a.app.close()
+  await until(() => cluster.handoffs.get(sid)?.stored === false, 3000, 'the session frozen')
+  return { closed }
+}
+
+/** The goodbye counted: the session ended as its client said, nothing of it left to claim. */
+async function endedByGoodbye(cluster: Cluster, reasonsOnA: string[], sid: string, closed: Promise<void>) {
+  await until(() => reasonsOnA.length > 0, 3000, 'the session ended on its node')
+  expect(reasonsOnA).toEqual(['client disconnect'])
+  finishStore()
+  await until(() => !cluster.handoffs.has(sid), 3000, 'the snapshot withdrawn')
+  // The drain waits for no claim of it.
+  await within(closed, 6000, 'the drain over, before its handoff timeout')
+  expect(cluster.withdrawals).toBeGreaterThan(0)
 }
 
 describe.each(['sse', 'polling'] as const)(
@@ -89,29 +128,6 @@ describe.each(['sse', 'polling'] as const)(
       const second = await fetch(endpoint(a.base, client.sid), { method: 'POST', body: '[3]' })
       expect(await second.json()).toMatchObject({ code: 'PARLEY_REQUEST_IN_PROGRESS' })
       return { client, ...goodbye }
-    }
-
-    /** Starts node `a`'s drain and waits until it froze `sid` (its store began). */
-    async function freeze(cluster: Cluster, a: Started, sid: string): Promise<{ closed: Promise<void> }> {
-      const closed = a.app.close()
-      await until(() => cluster.handoffs.get(sid)?.stored === false, 3000, 'the session frozen')
-      return { closed }
-    }
-
-    /** The goodbye counted: the session ended as its client said, nothing of it left to claim. */
-    async function endedByGoodbye(
-      cluster: Cluster,
-      reasonsOnA: string[],
-      sid: string,
-      closed: Promise<void>,
-    ) {
-      await until(() => reasonsOnA.length > 0, 3000, 'the session ended on its node')
-      expect(reasonsOnA).toEqual(['client disconnect'])
-      finishStore()
-      await until(() => !cluster.handoffs.has(sid), 3000, 'the snapshot withdrawn')
-      // The drain waits for no claim of it.
-      await within(closed, 6000, 'the drain over, before its handoff timeout')
-      expect(cluster.withdrawals).toBeGreaterThan(0)
     }
 
     it('ends the session when the body completes while the snapshot is being stored', async () => {
@@ -154,3 +170,60 @@ describe.each(['sse', 'polling'] as const)(
     })
   },
 )
+
+// Over WebSocket the frame comes to the transport the freeze stopped reading, not to an endpoint
+// that finds the session by its id: the goodbye alone is still read, and nothing else.
+describe('a goodbye while the drain has frozen the session (websocket)', () => {
+  it('ends the session on a goodbye frame while the snapshot is being stored, leaving the event before it', async () => {
+    const { cluster, a, reasonsOnA, heardOnA } = await twoNodes()
+    const client = await rawConnect('websocket', a.base)
+    clients.push(client)
+    const { closed } = await freeze(cluster, a, client.sid)
+    await client.sendRaw(AFTER)
+    await client.sendRaw(GOODBYE)
+    await endedByGoodbye(cluster, reasonsOnA, client.sid, closed)
+    // The event is the next node's: neither run here nor acknowledged.
+    expect(heardOnA).toEqual([])
+    expect(client.received.filter((p) => p.type === PacketType.ACK)).toEqual([])
+  })
+
+  it('ends the session on a goodbye that crossed the CLOSE server handoff', async () => {
+    const { cluster, a, reasonsOnA } = await twoNodes()
+    const ws = new WebSocket(`${a.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    sockets.push(ws)
+    const packets: Packet[] = []
+    // Sent as the CLOSE 'server handoff' is read, before the close frame behind it: the server
+    // closed the transport already, and reads it during the closing handshake.
+    let sentWhileOpen = false
+    ws.on('message', (data) => {
+      const decoded = decodeText(String(data), { maxPayload: 1e6 })
+      if (!decoded.ok) return
+      packets.push(decoded.packet)
+      if (decoded.packet.type !== PacketType.CLOSE) return
+      sentWhileOpen = ws.readyState === ws.OPEN
+      ws.send(GOODBYE)
+    })
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+    ws.send(JSON.stringify([PacketType.HELLO, {}]))
+    await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN')
+    const sid = (packets.find((p) => p.type === PacketType.OPEN) as OpenPacket).sid
+    const { closed } = await freeze(cluster, a, sid)
+    finishStore()
+    await until(() => packets.some((p) => p.type === PacketType.CLOSE), 3000, 'the CLOSE server handoff')
+    expect(packets.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server handoff' })
+    expect(sentWhileOpen).toBe(true)
+    await endedByGoodbye(cluster, reasonsOnA, sid, closed)
+  })
+
+  it("ends the session on the Parley client's disconnect() after the freeze", async () => {
+    const { cluster, a, reasonsOnA } = await twoNodes()
+    const socket = connect(a.base, { transports: ['websocket'] })
+    parleyClients.push(socket)
+    await until(() => socket.connected, 3000, 'connect')
+    const closed = a.app.close()
+    await until(() => cluster.handoffs.size > 0, 3000, 'the session frozen')
+    const [sid] = cluster.handoffs.keys()
+    socket.disconnect()
+    await endedByGoodbye(cluster, reasonsOnA, sid!, closed)
+  })
+})

@@ -242,6 +242,13 @@ export interface TransportOwner {
   /** The medium is gone. Reported at most once, and never after `close()` was called. */
   transportLost(transport: Transport, reason: TransportCloseReason): void
   /**
+   * True for an owner that `close()` keeps, and that still hears the client's packets after it,
+   * until the medium is gone (a WebSocket's closing handshake): a frozen session's goodbye
+   * crossing its CLOSE 'server handoff' (see `FrozenGoodbye`). Only `transportPacket` is called
+   * after the close.
+   */
+  readonly hearsAfterClose?: boolean
+  /**
    * The client never got the numbered packets after `after` up to `through`, though the
    * transport gave them to an earlier request (see `HttpSide.downstream`): send them again.
    * Only SSE and polling report it.
@@ -361,20 +368,22 @@ export abstract class BaseTransport implements Transport {
   close(kind: CloseKind): void {
     if (!this.#open) return
     this.#open = false
-    this.#owner = null
+    if (!this.#owner?.hearsAfterClose) this.#owner = null
     this.end(kind)
   }
 
   /** One packet (a WebSocket message). */
   protected emitPacket(packet: Packet, size: number): void {
-    if (this.#open) this.#owner?.transportPacket(this, packet, size)
+    const owner = this.#owner
+    if (owner && (this.#open || owner.hearsAfterClose)) owner.transportPacket(this, packet, size)
   }
 
   protected emitPackets(packets: Packet[], sizes: readonly number[]): void {
     for (let i = 0; i < packets.length; i++) {
       // The owner may end the session (and unbind us) in the middle of a batch.
-      if (!this.#open || !this.#owner) return
-      this.#owner.transportPacket(this, packets[i]!, sizes[i] ?? 0)
+      const owner = this.#owner
+      if (!owner || !(this.#open || owner.hearsAfterClose)) return
+      owner.transportPacket(this, packets[i]!, sizes[i] ?? 0)
     }
   }
 
