@@ -1005,6 +1005,19 @@ describe('Session: freeze, hand off, restore', () => {
     expect(() => session.freeze(() => {})).toThrow()
   })
 
+  it("reads its client's goodbye once frozen, and nothing else", () => {
+    const { session, owner, transport } = frozen()
+    transport.receive(event(2, 'late'))
+    expect(session.state).toBe('frozen')
+    const sent = transport.sent.length
+    transport.receive({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    expect(session.state).toBe('closed')
+    expect(owner.ends).toEqual(['client disconnect'])
+    expect(owner.messages.map((m) => (m.type === PacketType.EVENT ? m.name : m.type))).toEqual(['in'])
+    // Ended as on a goodbye heard at any other time: nothing more said to the client.
+    expect(transport.sent.length).toBe(sent)
+  })
+
   it('keeps pinging while frozen, a pingInterval apart, and checks no PONG (it reads none)', () => {
     const { session, transport } = frozen()
     const pings = () => transport.types().filter((type) => type === PacketType.PING).length

@@ -35,7 +35,8 @@ import {
 
 /**
  * Where a session stands. `frozen`: its node is draining and hands it off; it reads nothing
- * more from the client and numbers what is still sent to it into a tail (see `freeze`).
+ * more from the client but its goodbye, and numbers what is still sent to it into a tail (see
+ * `freeze`).
  */
 export type SessionState = 'attached' | 'detached' | 'frozen' | 'closed'
 
@@ -585,7 +586,8 @@ export class Session extends Timed implements TransportOwner {
   /**
    * Stops reading from the client, at once, and returns the session's books as they stand: the
    * first half of a handoff. What the client sends from now on is not processed here (it is
-   * not acknowledged either, so the client sends it again to the node that takes over). What
+   * not acknowledged either, so the client sends it again to the node that takes over), but its
+   * goodbye, which ends the session here (see `goodbyeWhileFrozen`). What
    * is still sent to the client is numbered as before and goes to `tail`, not to the transport.
    * The transport stays open for `handOff`'s CLOSE; `end` still works (the handoff failed).
    */
