@@ -144,6 +144,19 @@ export class Ledger {
     return fresh
   }
 
+  /**
+   * Why the server's `ack` (an ACK's, or a resuming OPEN's) must not be applied, or undefined when
+   * it may: past `outSeq`, it acknowledges packets this client never numbered. No Parley server
+   * sends one (a broken proxy, a server of another implementation might); applied, it would forget
+   * packets the server may lack, and a server that believes it would drop what comes again as
+   * duplicates. The message is the same for both (`ACK 5 > 2`): one string less in the bundle.
+   */
+  badAck(ack: number): ParleyError | undefined {
+    const sent = this.outSeq
+    if (ack > sent)
+      return new ParleyError(ErrorCode.INVALID_SEQ, `ACK ${ack} > ${sent}`, { details: { seq: 0 } })
+  }
+
   /** The server has everything up to `ack`: forget it. */
   acked(ack: number): void {
     let n = 0

@@ -94,6 +94,8 @@ export class Session implements ConnectionHost {
         this.#ledger.takeOwed()
         return this.#ledger.inSeq
       },
+      // An OPEN's ack is held to the ACK's rule: the transport refuses the OPEN (see welcome).
+      badAck: (ack: number) => this.#ledger.badAck(ack),
     }
     this.connection = new Connection(
       opts,
@@ -247,15 +249,10 @@ export class Session implements ConnectionHost {
         this.connection.moved()
         return
       case PacketType.ACK: {
-        const sent = this.#ledger.outSeq
-        // Past what this client numbered (no Parley server sends one: a broken proxy, another
-        // server): taken, it would forget packets the server may lack. Refused as an ACK whose
-        // number does not decode is, and what waits for an ACK is kept.
-        if (p.ack > sent)
-          return this.refused(
-            0,
-            new ParleyError(ErrorCode.INVALID_SEQ, `ACK ${p.ack} > ${sent}`, { details: { seq: 0 } }),
-          )
+        // Past what this client numbered (see Ledger.badAck): refused as an ACK whose number does
+        // not decode is, and what waits for an ACK is kept.
+        const bad = this.#ledger.badAck(p.ack)
+        if (bad) return this.refused(0, bad)
         this.#ledger.acked(p.ack)
         return
       }

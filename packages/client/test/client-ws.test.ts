@@ -128,6 +128,44 @@ describe('client against a scripted server: what a real one never does on cue', 
     expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({ seq: 2, args: [2] })
   })
 
+  it('refuses an OPEN whose ack is past what it sent: drops that transport, resumes, and resends what it kept', async () => {
+    const { socket, c } = await opened({ reconnectionDelay: 50 })
+    const heard: string[] = []
+    socket.on('transport_error', (transport, error) =>
+      heard.push(`${transport} ${error.code} ${error.message}`),
+    )
+    socket.on('connect_error', (error) => heard.push(`connect_error ${error.code} ${error.message}`))
+    socket.on('disconnect', (reason) => heard.push(`disconnect ${reason}`))
+    socket.emit('a', 1)
+    socket.emit('a', 2)
+    await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
+    const second = fake!.nextConn()
+    c.ws.terminate()
+    const c2 = await second
+    expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID, ack: 0 })
+    // The first transport's loss was heard; from here on, the OPEN's refusal.
+    heard.length = 0
+    const third = fake!.nextConn()
+    const dropped = new Promise((resolve) => c2.ws.once('close', resolve))
+    // A broken proxy, or a server of another implementation: no Parley server acknowledges more.
+    c2.send(openPacket(SID, { recovered: true, ack: 5 }))
+    // Dropped as a transport it cannot trust; the only transport allowed, so the session is down
+    // and the next attempt resumes it (the HELLO still names it).
+    expect(await dropped).toBe(4000)
+    const c3 = await third
+    expect(await c3.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID, ack: 0 })
+    expect(heard).toEqual([
+      'websocket PARLEY_INVALID_SEQ ACK 5 > 2',
+      'disconnect transport close',
+      'connect_error PARLEY_INVALID_SEQ ACK 5 > 2',
+    ])
+    // Nothing was forgotten: both go again, under their numbers.
+    c3.send(openPacket(SID, { recovered: true, ack: 0 }))
+    expect(await c3.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: [1] })
+    expect(await c3.next(isType(PacketType.EVENT))).toMatchObject({ seq: 2, args: [2] })
+    expect(socket.recovered).toBe(true)
+  })
+
   it('renumbers unacknowledged messages into a new session when the old one is gone', async () => {
     const { socket, c } = await opened()
     const connects: boolean[] = []

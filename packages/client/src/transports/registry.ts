@@ -1,4 +1,4 @@
-import type { TransportName } from '@parley/protocol'
+import type { ParleyError, TransportName } from '@parley/protocol'
 import type { Fetch } from '../http.js'
 import { PollingTransport } from './polling.js'
 import { SseTransport } from './sse.js'
@@ -19,6 +19,11 @@ export interface TransportSetup {
    * polling carry it in each GET, owed or not, so that the server sees what never came.
    */
   takeAck(): number
+  /**
+   * Why an OPEN's `ack` must not be applied (past the last seq this client numbered: see
+   * `Ledger.badAck`), or undefined when it may.
+   */
+  badAck(ack: number): ParleyError | undefined
 }
 
 /** How to make one transport, and what it is. */

@@ -151,12 +151,20 @@ export abstract class BaseTransport implements Transport {
    * What a decoded handshake answer means: OPEN (whose `maxPayload` holds from now on), or the
    * CLOSE of the session we asked to resume; otherwise it throws why not: the decoder's error, a
    * refusal by the server (an unnumbered ERROR, with the server's possibly application-defined
-   * code), or nonsense.
+   * code), or nonsense, an OPEN whose `ack` is past what this client sent included.
    */
   protected welcome(decoded: DecodeResult): Welcome {
     if (!decoded.ok) throw decoded.error
     const packet = decoded.packet
-    if (packet.type === PacketType.OPEN) this.maxPayload = packet.maxPayload
+    if (packet.type === PacketType.OPEN) {
+      // Refused, not applied (as an ACK past what was sent is, see Ledger.badAck): this transport
+      // fails, and the session resumes on the next one, or after the backoff, with everything the
+      // server has not acknowledged kept. Opened, the session would send it again with numbers a
+      // server that believes its ack drops as duplicates.
+      const bad = this.setup.badAck(packet.ack)
+      if (bad) throw bad
+      this.maxPayload = packet.maxPayload
+    }
     if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
     throw packet.type === PacketType.ERROR
       ? // A node shutting down, or full, refuses the handshake, not this client: another node,
