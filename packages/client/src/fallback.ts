@@ -8,6 +8,7 @@ import {
   type TransportName,
 } from '@parley/protocol'
 import { Backoff } from './backoff.js'
+import type { DecodeResult } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
 import { BYE, type Outgoing } from './outgoing.js'
@@ -502,13 +503,19 @@ export class Connection {
 
   /** Attaches `t`, which said OPEN; or ends it, when it said CLOSE. */
   #adopt(t: Transport, open: Welcome, why: SwitchReason): void {
+    // What `t` brings, as the session takes it: a packet, or one to refuse (an `error`).
+    const take = (d: DecodeResult) =>
+      d.ok ? this.#host.packet(d.packet) : this.#host.refused(d.seq!, d.error)
     if (open.type === PacketType.CLOSE) {
       // The session we asked to resume has ended; the session hears why and decides. The ACK
-      // the server may have sent before that CLOSE is taken first: what it covers is not sent
-      // again into the next session.
-      t.attach({ decoded: (d) => void (d.ok && this.#host.packet(d.packet)), close() {} })
+      // the server may have sent before that CLOSE is taken first, as on a live transport: what
+      // it covers is not sent again into the next session, and one the session refuses (past
+      // what this client sent, or not a packet) is heard as an `error`, whose listener may call
+      // disconnect() (a new run): then the CLOSE is nobody's business any more.
+      const run = this.#run
+      t.attach({ decoded: take, close() {} })
       t.close(true)
-      this.#host.packet(open)?.()
+      if (run === this.#run) this.#host.packet(open)?.()
       return
     }
     const old = this.#current
@@ -532,8 +539,7 @@ export class Connection {
     if (this.#current !== t) return
     t.attach({
       decoded: (d) => {
-        if (this.#current === t)
-          return d.ok ? this.#host.packet(d.packet) : this.#host.refused(d.seq!, d.error)
+        if (this.#current === t) return take(d)
       },
       close: (error) => {
         if (this.#current === t) this.moved(error)

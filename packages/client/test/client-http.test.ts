@@ -238,3 +238,32 @@ it('gives up on an event stream whose first bytes do not come in time', async ()
   const [error] = (await next(socket, 'connect_error')) as [ParleyError<string>]
   expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
 })
+
+it('hears what it refuses in the lines before a CLOSE that answers its handshake, then that CLOSE', async () => {
+  // The answer a resume of an ended session gets (an ACK line, then the CLOSE), with lines no
+  // Parley server writes: an ACK past what the client sent, and one that does not decode.
+  const server = http.createServer((req, res) => {
+    req.resume()
+    req.on('end', () =>
+      res.writeHead(200).end('[4,5]\n[4,-1]\n[1,"server disconnect","the server ended it"]'),
+    )
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  peer = {
+    close: () => {
+      server.closeAllConnections()
+      return new Promise((resolve) => server.close(() => resolve()))
+    },
+  } as Peer
+  const { port } = server.address() as AddressInfo
+  const socket = client(`http://127.0.0.1:${port}/parley`, { transports: ['polling'] })
+  const heard: string[] = []
+  socket.on('error', (error) => heard.push(`error ${(error as ParleyError).code} ${error.message}`))
+  socket.on('connect_error', (error) => heard.push(`connect_error ${error.message}`))
+  await until(() => heard.length === 3, 2000, 'two errors and the CLOSE')
+  expect(heard).toEqual([
+    'error PARLEY_INVALID_SEQ ACK 5 > 0',
+    'error PARLEY_INVALID_SEQ type 4: bad ack',
+    'connect_error session ended: server disconnect: the server ended it',
+  ])
+})

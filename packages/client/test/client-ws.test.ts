@@ -166,6 +166,52 @@ describe('client against a scripted server: what a real one never does on cue', 
     expect(socket.recovered).toBe(true)
   })
 
+  it('refuses an ACK past what it sent before the CLOSE that answers its resume, then renumbers what it kept into the next session', async () => {
+    const { socket, c } = await opened({ reconnectionDelay: 50 })
+    const heard: string[] = []
+    socket.on('error', (error) => heard.push(`error ${(error as ParleyError).code} ${error.message}`))
+    socket.on('disconnect', (reason) => heard.push(`disconnect ${reason}`))
+    socket.emit('a', 1)
+    socket.emit('a', 2)
+    await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
+    const second = fake!.nextConn()
+    c.ws.terminate()
+    const c2 = await second
+    expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID, closeAck: true })
+    const third = fake!.nextConn()
+    // The ended session's last ACK, then its CLOSE (HELLO `closeAck`); that ACK past what was sent.
+    c2.send({ type: PacketType.ACK, ack: 5 })
+    c2.send({ type: PacketType.CLOSE, reason: 'slow consumer', message: 'too slow' })
+    const c3 = await third
+    expect(await c3.next(isType(PacketType.HELLO))).toEqual({ type: PacketType.HELLO, closeAck: true })
+    expect(heard).toEqual(['error PARLEY_INVALID_SEQ ACK 5 > 2', 'disconnect slow consumer'])
+    c3.send(openPacket(SID2))
+    expect(await c3.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: [1] })
+    expect(await c3.next(isType(PacketType.EVENT))).toMatchObject({ seq: 2, args: [2] })
+  })
+
+  it('ends there, without the CLOSE or a new session, when that error’s listener calls disconnect()', async () => {
+    const { socket, c } = await opened({ reconnectionDelay: 50 })
+    const heard: string[] = []
+    socket.on('error', () => socket.disconnect())
+    socket.on('disconnect', (reason) => heard.push(`disconnect ${reason}`))
+    socket.on('connect_error', (error) => heard.push(`connect_error ${error.message}`))
+    socket.emit('a', 1)
+    await c.next(isType(PacketType.EVENT))
+    const second = fake!.nextConn()
+    c.ws.terminate()
+    const c2 = await second
+    await c2.next(isType(PacketType.HELLO))
+    // The loss of the first transport, so soon after it opened, was a connect_error of its own.
+    heard.length = 0
+    c2.send({ type: PacketType.ACK, ack: 5 })
+    c2.send({ type: PacketType.CLOSE, reason: 'slow consumer', message: 'too slow' })
+    await until(() => heard.length > 0, 2000, 'the disconnect')
+    // A new session would come within the backoff (50 ms, doubled at most a few times).
+    await expect(fake!.nextConn(500)).rejects.toThrow()
+    expect(heard).toEqual(['disconnect client disconnect'])
+  })
+
   it('renumbers unacknowledged messages into a new session when the old one is gone', async () => {
     const { socket, c } = await opened()
     const connects: boolean[] = []
