@@ -15,7 +15,13 @@ import {
 } from '@parley/protocol'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { noMetrics } from './metrics.js'
-import { type IncomingMessage, Session, type SessionConfig, type SessionOwner } from './session.js'
+import {
+  GAP_GRACE_MS,
+  type IncomingMessage,
+  Session,
+  type SessionConfig,
+  type SessionOwner,
+} from './session.js'
 import {
   type CloseKind,
   type Outgoing,
@@ -477,6 +483,10 @@ describe('Session: incoming packets', () => {
     session.attach(transport, 0, false)
     transport.receive(event(1, 'a'))
     transport.receive(event(3, 'c')) // gap: 2 is missing
+    // Not at once: the packets sent again after a resume may fill it.
+    vi.advanceTimersByTime(GAP_GRACE_MS - 1)
+    expect(transport.open).toBe(true)
+    vi.advanceTimersByTime(1)
     expect(transport.open).toBe(false)
     expect(session.state).toBe('detached')
     // The resume: everything past the session's ACK (1), in order.
@@ -486,6 +496,38 @@ describe('Session: incoming packets', () => {
     again.receive(event(3, 'c'))
     expect(owner.messages.map((packet) => (packet as EventPacket).name)).toEqual(['a', 'b', 'c'])
     expect(session.state).toBe('attached')
+  })
+
+  it('keeps the transport when what comes next fills the gap within GAP_GRACE_MS', () => {
+    // A POST sent before a resume, its first packets lost with the old connection, reaching the
+    // server after the resume: the resume's own resend fills the gap behind it.
+    const { session, owner } = setup()
+    const transport = new FakeTransport('sse')
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'a'))
+    transport.receive(event(3, 'c')) // gap: 2 is missing
+    transport.receive(event(4, 'd'))
+    vi.advanceTimersByTime(GAP_GRACE_MS / 2)
+    transport.receive(event(2, 'b'))
+    transport.receive(event(3, 'c'))
+    transport.receive(event(4, 'd'))
+    // Past the grace, and short of the heartbeat's timeout (PING_INTERVAL + PING_TIMEOUT).
+    vi.advanceTimersByTime(GAP_GRACE_MS / 2 + 1)
+    expect(transport.open).toBe(true)
+    expect(session.state).toBe('attached')
+    expect(owner.messages.map((packet) => (packet as EventPacket).name)).toEqual(['a', 'b', 'c', 'd'])
+  })
+
+  it('lets the transport go when what comes next leaves packets past the gap unsent', () => {
+    const { session } = setup()
+    const transport = new FakeTransport('sse')
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'a'))
+    transport.receive(event(3, 'c')) // gap: 2 is missing; 3 is dropped with it
+    transport.receive(event(2, 'b')) // fills it, but 3 went nowhere
+    vi.advanceTimersByTime(GAP_GRACE_MS)
+    expect(transport.open).toBe(false)
+    expect(session.state).toBe('detached')
   })
 
   it('delivers replies and errors under the same numbering as events', () => {

@@ -114,6 +114,13 @@ const UNREAD_BYTES = 64 * 1024
 const MOST_SKIPPED = 2 ** 32
 /** Bytes counted per kept packet on top of its size, so that the count is bounded too. */
 const KEPT_OVERHEAD = 64
+/**
+ * How long a gap in the client's numbers may stay open before its transport is let go (see
+ * `Session.#lostBefore`). A POST its client sent before a resume can reach the server after it,
+ * its first packets lost with the old connection: the resume's own resend fills that gap at once,
+ * and letting go at the first sight of it would cost the client a second resume for nothing.
+ */
+export const GAP_GRACE_MS = 1000
 
 const defaultMessages: Record<CloseReason, string> = {
   'client disconnect': 'the client disconnected',
@@ -337,6 +344,8 @@ export class Session extends Timed implements TransportOwner {
   /** Something came from the client since the last PING (a flag: no clock read per packet). */
   #heard = false
   #recoveryTimer: NodeJS.Timeout | undefined
+  /** A gap in the client's numbers, open: the highest number seen past it (see `#lostBefore`). */
+  #gap: { seq: number } | undefined
   /**
    * What only a move between nodes uses (a freeze, a restore, a move given up on), made at the
    * first: a session that never moves keeps none of it, 40 bytes less per idle session.
@@ -862,13 +871,13 @@ export class Session extends Timed implements TransportOwner {
         if (this.#refusingEvents && packet.type === PacketType.EVENT) return
         if (packet.seq > 0) {
           // Duplicates come from replays after a switch: dropped. A gap: dropped too, and the
-          // client is made to resume (see `#lostBefore`). But past an event refused at shutdown,
+          // client is made to resume unless it fills it soon (see `#lostBefore`). But past an event refused at shutdown,
           // where the order was broken on purpose (see `refuseEvents`): an answer is taken.
           if (packet.seq !== this.#inSeq + 1) {
             if (this.#refusingEvents) {
               if (packet.seq > this.#inSeq && packet.seq > this.#answeredPast)
                 this.#takeAnswerPast(packet, transport.name, size)
-            } else if (packet.seq > this.#inSeq + 1) this.#lostBefore()
+            } else if (packet.seq > this.#inSeq + 1) this.#lostBefore(transport, packet.seq)
             return
           }
           this.#inSeq = packet.seq
@@ -896,9 +905,20 @@ export class Session extends Timed implements TransportOwner {
    * the POST for delivered, and would go on sending what this session drops, for good, while
    * its stream and the heartbeat stayed alive. So the transport is let go, as a lost one is: the
    * client resumes, and sends again, in order, everything past the ACK this session owes it.
+   * Not at once: a gap that the packets sent again fill within GAP_GRACE_MS (a POST from before a
+   * resume, arriving after it) keeps the transport.
    */
-  #lostBefore(): void {
-    this.#detach(CloseReason.TRANSPORT_CLOSE)
+  #lostBefore(transport: Transport, seq: number): void {
+    if (this.#gap) {
+      this.#gap.seq = Math.max(this.#gap.seq, seq)
+      return
+    }
+    const gap = { seq }
+    this.#gap = gap
+    setTimeout(() => {
+      this.#gap = undefined
+      if (this.#transport === transport && this.#inSeq < gap.seq) this.#detach(CloseReason.TRANSPORT_CLOSE)
+    }, GAP_GRACE_MS).unref()
   }
 
   /**
