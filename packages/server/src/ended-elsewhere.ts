@@ -1,4 +1,4 @@
-import { type ClosePacket, isCloseReason, isCount, PacketType } from '@parley/protocol'
+import { type ClosePacket, decodeText, isCount, PacketType } from '@parley/protocol'
 import type { Adapter, EndedSession } from './adapter/adapter.js'
 import { callGuarded } from './adapter-failures.js'
 import { within } from './drain.js'
@@ -65,27 +65,31 @@ export class EndedElsewhere {
 const TIMED_OUT = Symbol('timed out')
 
 /**
- * The adapter's answer, checked as the wire's CLOSE is (an adapter of the application's may
- * answer anything), and made anew: nothing but the CLOSE's own fields reaches the client.
+ * The adapter's answer, checked by the protocol's own decoder as the wire's CLOSE is (an
+ * adapter of the application's may answer anything), and made anew by it: nothing but the
+ * CLOSE's own fields reaches the client.
  */
 function ending(answer: EndedSession): Ending {
-  const close: unknown = answer.close
-  const { reason, message, retryAfter } = (close ?? {}) as Partial<ClosePacket>
-  const fits =
-    close !== null &&
-    typeof close === 'object' &&
-    (close as { type?: unknown }).type === PacketType.CLOSE &&
-    isCloseReason(reason) &&
-    typeof message === 'string' &&
-    (retryAfter === undefined || isCount(retryAfter)) &&
-    isCount(answer.ack)
-  if (!fits)
+  const close = closeOf(answer.close)
+  if (!close || !isCount(answer.ack))
     throw new TypeError('the adapter answered endedSession with something other than an EndedSession')
-  const packet: ClosePacket = {
-    type: PacketType.CLOSE,
-    reason,
-    message,
-    ...(retryAfter === undefined ? {} : { retryAfter }),
-  }
-  return { close: outgoing(packet), ack: answer.ack }
+  return { close: outgoing(close), ack: answer.ack }
 }
+
+/** `value` as a CLOSE the decoder takes, else undefined; its message is not held to maxPayload. */
+function closeOf(value: unknown): ClosePacket | undefined {
+  if (value === null || typeof value !== 'object') return undefined
+  const { type, reason, message, retryAfter } = value as Partial<ClosePacket>
+  if (type !== PacketType.CLOSE) return undefined
+  const fields = retryAfter === undefined ? [type, reason, message] : [type, reason, message, retryAfter]
+  let text: string
+  try {
+    text = JSON.stringify(fields)
+  } catch {
+    return undefined // a BigInt, say: no CLOSE
+  }
+  const decoded = decodeText(text, ANY_LENGTH)
+  return decoded.ok && decoded.packet.type === PacketType.CLOSE ? decoded.packet : undefined
+}
+
+const ANY_LENGTH = { maxPayload: Number.MAX_SAFE_INTEGER }
