@@ -80,8 +80,12 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST
       // sent meanwhile would fail the client's transport before it reads them, and it would send
       // again, to the next server, the events that ACK covers. Unread, the POST's own events stay
-      // unacknowledged: they go to the next server.
-      if (!session) return server.hasLingering(sid, kind) ? 'frozen' : undefined
+      // unacknowledged: they go to the next server. Not a session handed off and taken over
+      // elsewhere, whose CLOSE 'server handoff' waits here: its client may have resumed there
+      // already, and would take a 204 for delivery (the node holding the session would find a
+      // gap). The route sends such a POST on to that node; here it gets the coded 503, and its
+      // client resumes where the session is.
+      if (!session) return server.endedLingering(sid, kind) ? 'frozen' : undefined
       if (session.state === 'frozen') return 'frozen'
       const attached = session.transport?.name === kind
       // A session finishing its middleware's events before it ends takes no events any more (see

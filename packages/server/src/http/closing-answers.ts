@@ -72,7 +72,8 @@ export interface ClosingAnswersOptions {
    * would 413), `frozen` (being handed off, or finishing its middleware's events before the
    * shutdown ends it while the POST is of another transport, or ended with its last words
    * waiting here for the next GET on `kind`: it reads nothing of that client any more, a POST
-   * gets 204 and one past `maxPayload` a plain 413), undefined (no session here).
+   * gets 204 and one past `maxPayload` a plain 413), undefined (no session here, one handed off
+   * and taken over elsewhere included, whatever it left here for the next GET: 503).
    */
   standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
 }
