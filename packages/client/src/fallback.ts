@@ -48,7 +48,7 @@ import {
  *                        While probing, MOVED on T or a request of T refused with 400
  *                        PARLEY_TRANSPORT_MISMATCH (which may come before MOVED) means the server
  *                        took the probe: T is dropped ("connecting") until the probe's OPEN; if
- *                        the probe fails, resume on the transports after T.
+ *                        the probe fails, resume on T (the one that works), then the others.
  *
  * "connecting" tries the transports in order (the remembered one first), each within
  * connectTimeout (a WebSocket upgrade with no answer gives up after a third of it, but within
@@ -58,7 +58,7 @@ import {
  * settle (no transport's fault: the next attempt, after the backoff, tries the same transport).
  * A probe whose auth fails blames no transport either (see #tryProbe). A probe that failed once
  * its HELLO went may still have been taken (its answer lost): MOVED, or PARLEY_TRANSPORT_MISMATCH,
- * on T after it is that move, and the session resumes at once, blaming nothing (see moved()).
+ * on T after it is that move, and the session resumes at once on T, blaming nothing (see moved()).
  * A HELLO that asked to resume an ended session may be answered with that session's CLOSE: the
  * session handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
  * connectTimeout: a proxy that buffers it, or a slow moment) is tried last and never probed until
@@ -324,8 +324,9 @@ export class Connection {
     else if (!this.#probe) {
       // No probe in flight, after one whose HELLO may have reached the server failed (see
       // #tryProbe): the server took it, and moved the session once, on our request. The resume
-      // follows at once, as from a stable transport, blaming nothing. Only from the transport in
-      // use then, once: else MOVED alone could make the client resume faster than its backoff.
+      // follows at once, as from a stable transport, blaming nothing, on T first (see #lose).
+      // Only from the transport in use then, once: else MOVED alone could make the client resume
+      // faster than its backoff.
       if (this.#taken === t) {
         this.#stable = true
         error = undefined
@@ -352,7 +353,7 @@ export class Connection {
 
   /**
    * The transports to try, in order: starting after `after`, or at the one in use (a resume
-   * after a handoff), or at the remembered one; an event stream that stalled, last. The one in
+   * after a handoff, or after a probe whose answer was lost), or at the remembered one; an event stream that stalled, last. The one in
    * use first: what is remembered is shared with other clients of the server, lapses after an
    * hour, and may not be kept at all (a storage that throws).
    */
@@ -582,7 +583,10 @@ export class Connection {
       this.#last = null
       this.#fail(error ?? transportError('offline'), this.#opts.reconnection, reason)
     } else if (this.#stable) {
-      void this.#connect('resume', after)
+      // Lost with an error: the others first, this one last. Moved (no error: the server took a
+      // probe of ours whose answer was lost): this one first, the one that works (MOVED, or the
+      // refused request, has just come over it), where the probe's transport lost an answer.
+      void this.#connect('resume', error && after)
     } else {
       // Lost again soon after it opened: something keeps failing (a server that does not know
       // the session, a stream that breaks). Resume all the same, but only once the backoff
@@ -670,7 +674,8 @@ export class Connection {
       this.#probeFailures++
       if (this.#moved) {
         this.#moved = false
-        void this.#connect('resume', this.#last)
+        // On T first, as after MOVED with no probe in flight (see #lose).
+        void this.#connect('resume')
       } else this.#scheduleProbe()
     }
   }
