@@ -79,6 +79,31 @@ interface HandoffRooms {
   readonly moved?: true
 }
 
+/** The books of a socket that only a move between nodes uses (see `ServerSocket.#move`). */
+interface SocketMoveBooks {
+  /**
+   * Handed over from another node: ack ids that node awaited. The client's replies to them
+   * are dropped here (their callbacks were rejected there), and this node does not reuse them.
+   */
+  movedAcks: Set<number> | undefined
+  /** Taken over, until the old node's tail is read: the questions asked meanwhile. */
+  restoringQuestions: RestoringQuestions | undefined
+  /** Frozen (handed off): where the session's numbered packets go, in order. */
+  tailSink: ((text: string) => void) | undefined
+  /** Frozen for a handoff, or moved on by one: what joins and leaves need to know of it. */
+  handoff: HandoffRooms | undefined
+  /** Thawed after a move given up on: the events the freeze took, held until `keptAfterAll`. */
+  thawedWork: SessionSnapshot['waiting'] | undefined
+}
+
+const newSocketMoveBooks = (): SocketMoveBooks => ({
+  movedAcks: undefined,
+  restoringQuestions: undefined,
+  tailSink: undefined,
+  handoff: undefined,
+  thawedWork: undefined,
+})
+
 /** Why a volatile emit that awaited a reply ended its wait at once: it was dropped. */
 function droppedError(event: string): ParleyError<string> {
   return new ParleyError(
@@ -220,14 +245,10 @@ export class ServerSocket<
   /** Ack ids of the client's requests that reached a handler and have no answer yet. */
   #openRequests: Set<number> | undefined
   /**
-   * Handed over from another node: ack ids that node awaited. The client's replies to them
-   * are dropped here (their callbacks were rejected there), and this node does not reuse them.
+   * What only a move between nodes uses (a freeze, a takeover, a move given up on), made at the
+   * first: a socket that never moves keeps none of it, 32 bytes less per idle socket.
    */
-  #movedAcks: Set<number> | undefined
-  /** Taken over, until the old node's tail is read: the questions asked meanwhile. */
-  #restoringQuestions: RestoringQuestions | undefined
-  /** Frozen (handed off): where the session's numbered packets go, in order. */
-  #tailSink: ((text: string) => void) | undefined
+  #move: SocketMoveBooks | undefined
   /**
    * Settles (never rejects) once the last join or leave of this socket is done, when the adapter
    * has not finished it yet (an `addAll` or `del` that returned a promise); undefined when none
@@ -241,10 +262,6 @@ export class ServerSocket<
    * what a handoff's snapshot adds to the rooms the adapter holds (see `freeze`).
    */
   #steps: MembershipStep[] | undefined
-  /** Frozen for a handoff, or moved on by one: what joins and leaves need to know of it. */
-  #handoff: HandoffRooms | undefined
-  /** Thawed after a move given up on: the events the freeze took, held until `keptAfterAll`. */
-  #thawedWork: SessionSnapshot['waiting'] | undefined
 
   /** Sockets are made by the server, one per session; applications do not construct them. */
   constructor(session: Session, handshake: Handshake, context: SocketContext) {
@@ -317,6 +334,12 @@ export class ServerSocket<
     })
     this.#pipeline.use(middleware as unknown as EventMiddleware)
     return this
+  }
+
+  /** The move books, made at the first use (see `#move`). */
+  #moving(): SocketMoveBooks {
+    this.#move ??= newSocketMoveBooks()
+    return this.#move
   }
 
   get #acks(): AckTable {
@@ -443,7 +466,7 @@ export class ServerSocket<
    */
   join(rooms: Room | readonly Room[]): void | Promise<void> {
     const list = roomList(rooms)
-    if (!this.connected) return this.#handoff?.moved ? movedAway() : undefined
+    if (!this.connected) return this.#move?.handoff?.moved ? movedAway() : undefined
     return this.enter(list)
   }
 
@@ -475,7 +498,7 @@ export class ServerSocket<
    */
   leave(room: Room): void | Promise<void> {
     checkRoom(room)
-    if (this.#handoff?.moved) return movedAway()
+    if (this.#move?.handoff?.moved) return movedAway()
     // A socket is always in its own room: out of it, `socket.to(...)` and `socket.broadcast`
     // (which leave out that room) reached the sender itself, and `to(socket.id)` reached nobody.
     if (room === this.id) return
@@ -522,7 +545,7 @@ export class ServerSocket<
     const step: MembershipStep = { join, rooms, only }
     // Carried to another node while under way, it is done there: a failure here says nothing.
     const answer: Promise<void> = Promise.resolve(result).then(undefined, (error: unknown) => {
-      if (!this.#handoff?.carried?.has(step)) throw error
+      if (!this.#move?.handoff?.carried?.has(step)) throw error
     })
     if (this.#steps === undefined) {
       this.#steps = [step]
@@ -669,14 +692,15 @@ export class ServerSocket<
    * describes it for the node that will take it over (see `handOff`).
    */
   freeze(): SessionSnapshot {
-    const books = this.#session.freeze((text) => this.#tailSink?.(text))
-    this.#tailSink = (text) => this.#context.adapter.appendHandOff?.(books.sid, text)
+    const books = this.#session.freeze((text) => this.#move?.tailSink?.(text))
+    const move = this.#moving()
+    move.tailSink = (text) => this.#context.adapter.appendHandOff?.(books.sid, text)
     const waiting = (this.#pipeline?.takeWaiting() ?? []) as [string, JsonValue[], number][]
     const pendingAcks = this.#ackTable?.ids() ?? []
     const data = jsonCopy(this.data)
     if (data === undefined) this.#context.unplainData(this.id)
     const rooms = this.#roomsBesidesOwn()
-    this.#handoff = { rooms }
+    move.handoff = { rooms }
     return {
       v: 1,
       ...books,
@@ -725,13 +749,14 @@ export class ServerSocket<
    * `Session.holdInbound`).
    */
   thaw(snapshot: SessionSnapshot): void {
-    this.#tailSink = undefined
-    this.#handoff = undefined
+    const move = this.#moving()
+    move.tailSink = undefined
+    move.handoff = undefined
     this.#session.thaw()
     // The freeze closed the pipeline; what runs here from now on needs one.
     this.#pipeline = this.#pipeline?.successor()
     this.#session.holdInbound()
-    this.#thawedWork = snapshot.waiting
+    move.thawedWork = snapshot.waiting
   }
 
   /**
@@ -743,12 +768,13 @@ export class ServerSocket<
    * would run them too).
    */
   stayToFinish(snapshot: SessionSnapshot): void {
-    this.#tailSink = undefined
-    this.#handoff = undefined
+    const move = this.#moving()
+    move.tailSink = undefined
+    move.handoff = undefined
     this.#session.unfreeze()
     // The freeze closed the pipeline; what runs here from now on needs one.
     this.#pipeline = this.#pipeline?.successor()
-    this.#thawedWork = snapshot.waiting
+    move.thawedWork = snapshot.waiting
   }
 
   /**
@@ -757,8 +783,9 @@ export class ServerSocket<
    * drain's session that `stayToFinish`.
    */
   keptAfterAll(): void {
-    const waiting = this.#thawedWork
-    this.#thawedWork = undefined
+    const move = this.#move
+    const waiting = move?.thawedWork
+    if (move) move.thawedWork = undefined
     if (this.#session.state === 'closed') return
     if (waiting) this.resumeWork(waiting, [])
     this.#session.releaseInbound()
@@ -791,14 +818,15 @@ export class ServerSocket<
    */
   claimed(): string[] {
     const last: string[] = []
-    this.#tailSink = (text) => last.push(text)
+    const move = this.#moving()
+    move.tailSink = (text) => last.push(text)
     this.#answerMoved(this.#openRequests ?? [])
     this.#openRequests = undefined
-    this.#tailSink = undefined
+    move.tailSink = undefined
     const rooms = this.#roomsBesidesOwn()
-    const handed = this.#handoff?.rooms
+    const handed = move.handoff?.rooms
     if (handed && !sameRooms(rooms, handed)) last.push(roomsEntry(rooms))
-    this.#handoff = { rooms, carried: this.#steps && new Set(this.#steps), moved: true }
+    move.handoff = { rooms, carried: this.#steps && new Set(this.#steps), moved: true }
     this.#session.moved()
     return last
   }
@@ -822,11 +850,12 @@ export class ServerSocket<
    */
   restore(snapshot: SessionSnapshot): void {
     if (!snapshot.dataLost) this.data = snapshot.data as D
-    if (snapshot.pendingAcks.length > 0) this.#movedAcks = new Set(snapshot.pendingAcks)
+    const move = this.#moving()
+    if (snapshot.pendingAcks.length > 0) move.movedAcks = new Set(snapshot.pendingAcks)
     // Broadcasts with acks may reach this socket before the old node's tail is read, whose
     // questions this node learns only then (see `movedInTail`): its own are numbered far away.
     this.#acks.nextId = farAckId(oldNextAckId(snapshot))
-    this.#restoringQuestions = new RestoringQuestions()
+    move.restoringQuestions = new RestoringQuestions()
     this.recovered = true
   }
 
@@ -839,11 +868,13 @@ export class ServerSocket<
    * called before `Session.release` numbers its packet.
    */
   movedInTail(ackIds: readonly number[]): void {
-    const restoring = this.#restoringQuestions
-    this.#restoringQuestions = undefined
+    const move = this.#move
+    const restoring = move?.restoringQuestions
+    if (move) move.restoringQuestions = undefined
     if (ackIds.length === 0) return
-    this.#movedAcks ??= new Set()
-    for (const id of ackIds) this.#movedAcks.add(id)
+    const moving = this.#moving()
+    moving.movedAcks ??= new Set()
+    for (const id of ackIds) moving.movedAcks.add(id)
     restoring?.renumber(
       ackIds,
       (id) => this.#acks.forget(id),
@@ -873,7 +904,7 @@ export class ServerSocket<
           }
     let id = this.#acks.register(counted, timeout)
     // An id the previous node awaits a reply on would catch that reply: take the next one.
-    while (this.#movedAcks?.has(id)) {
+    while (this.#move?.movedAcks?.has(id)) {
       this.#acks.forget(id)
       id = this.#acks.register(counted, timeout)
     }
@@ -882,14 +913,14 @@ export class ServerSocket<
 
   /** Awaits a reply: a question whose id may still change while the socket is restored. */
   #ask(settle: Settle, timeout: number | undefined): Question {
-    const restoring = this.#restoringQuestions
+    const restoring = this.#move?.restoringQuestions
     if (!restoring) return { id: this.#register(settle, timeout) }
     return restoring.ask(settle, timeout, (done) => this.#register(done, timeout))
   }
 
   /** Ends a wait whose packet could not go. */
   #forget(question: Question): void {
-    this.#restoringQuestions?.forget(question)
+    this.#move?.restoringQuestions?.forget(question)
     this.#acks.forget(question.id)
   }
 
@@ -960,11 +991,11 @@ export class ServerSocket<
         else this.#receiveEvent(packet.name, packet.args, packet.ackId)
         return
       case PacketType.REPLY:
-        if (this.#movedAcks?.delete(packet.ackId)) return
+        if (this.#move?.movedAcks?.delete(packet.ackId)) return
         this.#ackTable?.settle(packet.ackId, null, packet.args)
         return
       case PacketType.ERROR:
-        if (packet.ackId > 0 && this.#movedAcks?.delete(packet.ackId)) return
+        if (packet.ackId > 0 && this.#move?.movedAcks?.delete(packet.ackId)) return
         if (packet.ackId > 0)
           this.#ackTable?.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
         else this.#context.log.debug({ code: packet.code }, `parley: client error notice: ${packet.message}`)
@@ -1097,8 +1128,9 @@ export class ServerSocket<
 
   #onEnded(reason: CloseReason): void {
     // Still set: the session ended while frozen, not by another node's claim (`claimed` clears it).
-    const handingOff = this.#tailSink !== undefined
-    this.#tailSink = undefined
+    const move = this.#move
+    const handingOff = move?.tailSink !== undefined
+    if (move) move.tailSink = undefined
     this.#pipeline?.close()
     this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#fire('disconnecting', [reason])
