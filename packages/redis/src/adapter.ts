@@ -100,6 +100,8 @@ interface Pending {
   answer(node: string, packet: ResponsePacket): void
   /** `node` left the live set: it will not answer. */
   gone(node: string): void
+  /** `node` said that it left (see `Nodes.saidGoodbye`): nothing more comes from it. */
+  saidGoodbye?(node: string): void
   /** The adapter closes: settle with what came, and fail what is still owed. */
   cancel(): void
 }
@@ -192,6 +194,9 @@ export class RedisAdapter implements Adapter {
       warnings: this.#warnings,
       gone: (nodes) => {
         for (const pending of [...this.#pending.values()]) for (const node of nodes) pending.gone(node)
+      },
+      saidGoodbye: (node) => {
+        for (const pending of [...this.#pending.values()]) pending.saidGoodbye?.(node)
       },
       beaten: (recordLost) => void this.#sessions.restore(recordLost),
     })
@@ -819,7 +824,7 @@ export class RedisAdapter implements Adapter {
       epoch: won.epoch,
       sealed: won.sealed,
       alone: won.alone,
-      isLive: (node) => this.#isLive(node),
+      saidGoodbye: (node) => this.#nodes.saidGoodbye(node),
       publish: (marker, takeover) => {
         if (this.#closed || this.#commands.unavailable() !== undefined) return false
         this.#claims.set(id, takeover)
@@ -827,7 +832,9 @@ export class RedisAdapter implements Adapter {
           answer: (node, packet) => {
             if (packet.k === 'sealed' && node === won.oldNode) takeover.sealed()
           },
-          gone: (node) => takeover.gone(node),
+          // A node whose record lapsed may be alive, and seal: only its goodbye ends the wait.
+          gone: () => {},
+          saidGoodbye: (node) => takeover.left(node),
           cancel: () => takeover.cancel(),
         })
         this.#publish(this.#channels.broadcast, marker, () => takeover.cancel())

@@ -90,6 +90,13 @@ export async function restoring(commands: Commands, prefix: string): Promise<boo
   return isFilled === null || isFilled === undefined || (isRefilling !== null && isRefilling !== undefined)
 }
 
+/**
+ * How many nodes that said they left a node remembers (see `Nodes.saidGoodbye`). A node's id is
+ * new at every start, so the set only grows; a node forgotten is waited for as one that may be
+ * alive, `SEAL_WAIT_MS` at most, by a claim of one of its handoffs that it did not seal.
+ */
+export const GOODBYES_KEPT = 1000
+
 /** The `v` this version publishes in its note. */
 export const NOTE_VERSION = 2
 
@@ -114,6 +121,11 @@ export interface NodesConfig {
   warnings: Warnings
   /** Nodes that left the live set (their record expired or was removed). */
   gone: (ids: string[]) => void
+  /**
+   * A node said that it left (see `Nodes.left`), whether or not it was still in the live set:
+   * its record lapses before it says so when its heartbeat was late.
+   */
+  saidGoodbye: (id: string) => void
   /**
    * A heartbeat went through; `recordLost` when this node's record was missing though it had
    * been written: Redis lost its data (a restart).
@@ -151,6 +163,8 @@ export class Nodes {
   readonly #announced = new Map<string, number>()
   /** Nodes that said they left, with `#rounds` then: beats sent before do not bring them back. */
   readonly #departed = new Map<string, number>()
+  /** The last `GOODBYES_KEPT` nodes that said they left (see `saidGoodbye`), oldest first. */
+  readonly #goodbyes = new Set<string>()
 
   constructor(config: NodesConfig) {
     this.#config = config
@@ -223,7 +237,23 @@ export class Nodes {
     this.#departed.set(id, this.#rounds)
     this.#announced.delete(id)
     this.#notes.delete(id)
+    this.#goodbyes.add(id)
+    for (const oldest of this.#goodbyes) {
+      if (this.#goodbyes.size <= GOODBYES_KEPT) break
+      this.#goodbyes.delete(oldest)
+    }
     if (this.#live.delete(id)) this.#config.gone([id])
+    this.#config.saidGoodbye(id)
+  }
+
+  /**
+   * True when node `id` said that it left: it closed, and what it sent before (its seals and
+   * appends, on its one connection) is in Redis. Unlike a node whose record lapsed (which says
+   * only that it wrote no heartbeat for three intervals: a stalled process, or a Redis slow to
+   * answer its connection, is alive and goes on), nothing more comes from it.
+   */
+  saidGoodbye(id: string): boolean {
+    return this.#goodbyes.has(id)
   }
 
   /** The other live nodes' ids, as of the last heartbeat or the last node that said it joined or left. */

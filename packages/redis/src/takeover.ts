@@ -3,8 +3,8 @@ import type { ClaimMarker } from './wire.js'
 
 /**
  * The longest a claimer waits for the old node to seal the tail after it published its claim
- * marker. Past it (or as soon as the old node leaves the live set) the claimer reads whatever
- * the tail holds and calls it incomplete: a client waits for its OPEN meanwhile.
+ * marker. Past it (or as soon as the old node says that it left) the claimer reads whatever the
+ * tail holds and calls it incomplete: a client waits for its OPEN meanwhile.
  */
 export const SEAL_WAIT_MS = 3000
 
@@ -37,13 +37,13 @@ export interface TakeoverContext {
   /** With `sealed`: by the old node's drain with no other node live (`HandOffTail.alone`). */
   alone: boolean
   /**
-   * True when `node` is in the live set (read again from Redis when the cache says no, within
-   * `requestTimeout`: false when Redis does not answer).
+   * True when `node` said that it left (see `Nodes.saidGoodbye`): nothing more comes from it. A
+   * node merely out of the live set (its heartbeat lapsed) may be alive, and is waited for.
    */
-  isLive(node: string): Promise<boolean>
+  saidGoodbye(node: string): boolean
   /**
    * Registers the takeover for its marker and the old node's answer (see `Takeover.marked`,
-   * `sealed`, `gone`) and PUBLISHes the marker; false when it could not be sent.
+   * `sealed`, `left`) and PUBLISHes the marker; false when it could not be sent.
    */
   publish(marker: ClaimMarker, takeover: Takeover): boolean
   /** Forgets what `publish` registered. */
@@ -72,10 +72,15 @@ export interface TakeoverContext {
  *  read the tail, delete the keys: { tail, complete: true }
  * ```
  *
- * Without the old node (not live, or leaves the live set), with a tail sealed already, or after
- * `SEAL_WAIT_MS`, `join` is called then and there and the tail is read as it is. A tail read
- * without the old node's seal may be followed by a step of that node's that Redis runs late
- * (it ended the session, or kept it, its write given up on): `confirm` looks once more.
+ * Without the old node (it said that it left, before the claim or while the claimer waits), with
+ * a tail sealed already, or after `SEAL_WAIT_MS`, `join` is called then and there and the tail is
+ * read as it is. An old node merely out of the live set is asked and waited for all the same: its
+ * record lapses when it writes no heartbeat for three intervals (a stalled process, a Redis slow
+ * to answer its connection), and such a node is alive, numbering into the tail; read without its
+ * seal, the tail would lack what it sends from then on, and its drain, never told of the claim,
+ * would hold the session until its timeout. A tail read without the old node's seal may be
+ * followed by a step of that node's that Redis runs late (it ended the session, or kept it, its
+ * write given up on): `confirm` looks once more.
  */
 export class Takeover implements SessionClaim {
   #running: Promise<HandOffTail> | undefined
@@ -116,8 +121,8 @@ export class Takeover implements SessionClaim {
     this.#wake?.()
   }
 
-  /** `node` left the live set: if it is the old node, nothing more comes from it. */
-  gone(node: string): void {
+  /** `node` said that it left: if it is the old node, nothing more comes from it. */
+  left(node: string): void {
     if (node !== this.context.oldNode) return
     this.#joinNow()
     this.#wake?.()
@@ -133,7 +138,10 @@ export class Takeover implements SessionClaim {
     const context = this.context
     this.#join = join
     try {
-      if (!context.sealed && (await context.isLive(context.oldNode))) await this.#awaitSeal()
+      // Out of the live set, the old node may be alive all the same (its heartbeat late: a
+      // stalled process, a Redis slow to answer its connection), and still sending into the
+      // tail: it is asked to seal, and waited for, unless it said that it left.
+      if (!context.sealed && !context.saidGoodbye(context.oldNode)) await this.#awaitSeal()
     } catch (err) {
       context.failed(err)
     }

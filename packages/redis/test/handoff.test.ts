@@ -61,6 +61,28 @@ async function endWhileCutOff(node: FakeNode, proxy: TcpProxy, sid: string, id: 
 /** The UNDO of a handoff's write given up on (see `UNDO` in src/handoff.ts), as a node sends it. */
 const isUndo = (args: string[]) => args[1]?.includes("'HMGET', KEYS[2], 'write', 'claimed', 'taken'") === true
 
+/** The heartbeat script (see `HEARTBEAT` in src/nodes.ts), as a node sends it. */
+const isHeartbeat = (args: string[]) => args[1]?.includes("'ZREMRANGEBYSCORE'") === true
+
+/** The seal of a tail (see `APPEND` in src/handoff.ts: its seal flag, ARGV[2], set), as a node sends it. */
+const isSeal = (args: string[]) => args[1]?.includes("'sealed', ARGV[2]") === true && args[6] !== '0'
+
+/**
+ * Holds back `node`'s heartbeats, unanswered, until `release`: its record lapses while it goes
+ * on (a stalled process, a Redis slow to answer its connection), the rest of its commands
+ * answered as ever.
+ */
+function lapse(node: FakeNode): { release(): void } {
+  const held = new HeldInOrder(node.redis, isHeartbeat, isHeartbeat)
+  node.hold = held.hold
+  return {
+    release: () => {
+      node.hold = undefined
+      void held.runAll()
+    },
+  }
+}
+
 /**
  * `promise`'s value when it settles on microtasks alone, before the next turn of the event loop
  * (no timer, no answer from Redis); 'waited' when it did not.
@@ -599,25 +621,18 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(taken.socket.got).toEqual(['after'])
   })
 
-  it('gives up on an old node that is gone, or never seals, within the bound (complete: false)', async () => {
+  it('gives up on an old node that closed, or never seals, within the bound (complete: false)', async () => {
     cluster = new FakeCluster(redis.url)
-    const [a, b] = await cluster.start(2)
+    const [a, b, c] = await cluster.start(3)
     const s1 = await open(a!, 'sid-gone', 's1')
-    const s2 = await open(a!, 'sid-silent', 's2')
-    const s3 = await open(a!, 'sid-leaves', 's3')
-    for (const [socket, sid] of [
-      [s1, 'sid-gone'],
-      [s2, 'sid-silent'],
-      [s3, 'sid-leaves'],
-    ] as const)
-      expect(await handOff(a!, socket, sid)).toBe(true)
+    expect(await handOff(a!, s1, 'sid-gone')).toBe(true)
     a!.adapter.appendHandOff('sid-gone', 'kept')
     await sleep(50)
-    const oldNode = a!.adapter.node
     await cluster.stop(a!)
-    await until(() => b!.adapter.liveNodes.length === 0, 3000, 'a leaves the live set')
+    await until(() => !b!.adapter.liveNodes.includes(a!.adapter.node), 3000, 'a leaves the live set')
 
-    // Gone: taken over at once (no wait for a seal), with what the tail holds.
+    // Closed (it removed its record and said so): taken over at once (no wait for a seal), with
+    // what the tail holds.
     const goneWaits = watchSealWaits()
     const gone = takeOver(b!, (await b!.adapter.claimSession('sid-gone'))!)
     expect(await gone.done).toEqual({ tail: ['kept'], complete: false, late: false })
@@ -625,12 +640,11 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(gone.joins()).toBe(1)
     expect(goneWaits.began).toBe(0)
 
-    // Live by its record, but nobody answers: the bounded wait.
-    const nodeKey = `${cluster.prefix}:node:${oldNode}`
-    await b!.redis.set(nodeKey, 'http://127.0.0.1:1', { PX: 60_000 })
-    await b!.redis.zAdd(`${cluster.prefix}:nodes`, { score: Date.now(), value: oldNode })
-    await until(() => b!.adapter.liveNodes.includes(oldNode), 3000, 'a live again by its record')
-    // Ended by its bound: the wait for a seal ran out (at once here: nobody answers for a).
+    // Live, but its seal never comes (held on its way): the bounded wait.
+    const s2 = await open(c!, 'sid-silent', 's2')
+    expect(await handOff(c!, s2, 'sid-silent')).toBe(true)
+    c!.hold = new HeldInOrder(c!.redis, isSeal, () => false).hold
+    // Ended by its bound: the wait for a seal ran out (at once here).
     const silentWaits = watchSealWaits('at once')
     const silent = takeOver(b!, (await b!.adapter.claimSession('sid-silent'))!)
     const result: HandOffTail = await silent.done
@@ -638,17 +652,78 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(result).toEqual({ tail: [], complete: false, late: false })
     expect(silent.joins()).toBe(1)
     expect(silentWaits).toMatchObject({ began: 1, ranOut: 1 })
+    c!.hold = undefined
+  })
 
-    // Leaves the live set while the claimer waits: given up at the next heartbeat, its wait for
-    // a seal (made endless here) cut short.
-    const leavesWaits = watchSealWaits('never')
-    const leaves = takeOver(b!, (await b!.adapter.claimSession('sid-leaves'))!)
-    await sleep(50)
-    await b!.redis.del(nodeKey)
-    const left = within(leaves.done, 5000, 'the takeover to end with a leaving the live set')
-    expect(await left).toEqual({ tail: [], complete: false, late: false })
-    leavesWaits.stop()
-    expect(leavesWaits).toMatchObject({ began: 1, ranOut: 0 })
+  it('asks an old node whose heartbeat lapsed for its seal: it may be alive, and what it sent after the snapshot is not lost', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-lapsed-old', 's1')
+    expect(await handOff(a!, socket, 'sid-lapsed-old')).toBe(true)
+    a!.adapter.appendHandOff('sid-lapsed-old', 'sent after the snapshot')
+    a!.sockets.last = () => ['its last packet']
+    // a is alive and draining, but writes no heartbeat (a stalled process, a Redis slow to answer
+    // its connection): its record lapses, and b drops it from the live set.
+    const beats = lapse(a!)
+    await b!.redis.del(`${cluster.prefix}:node:${a!.adapter.node}`)
+    await until(() => !b!.adapter.liveNodes.includes(a!.adapter.node), 3000, 'a out of b’s live set')
+
+    const waits = watchSealWaits('never')
+    const taken = takeOver(b!, await b!.adapter.claimSession('sid-lapsed-old'))
+    // a hears the claim, ends the session there, and seals the tail after its last packets: the
+    // wait for the seal ends with it (never by its bound here).
+    const result = await within(taken.done, 5000, 'the takeover')
+    waits.stop()
+    expect(result).toEqual({
+      tail: ['sent after the snapshot', 'its last packet'],
+      complete: true,
+      late: false,
+    })
+    expect(a!.sockets.claims).toEqual(['sid-lapsed-old'])
+    expect(waits).toMatchObject({ began: 1, ranOut: 0 })
+    beats.release()
+  })
+
+  it('waits for the seal of an old node whose heartbeat lapses meanwhile, and ends the wait when it says it left', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-slow-seal', 's1')
+    expect(await handOff(a!, socket, 'sid-slow-seal')).toBe(true)
+    // a's seal is held on its way (as by a Redis slow to answer a's connection), and so is its
+    // heartbeat behind it: its record lapses while b waits.
+    const held = new HeldInOrder(a!.redis, isSeal, () => true)
+    a!.hold = held.hold
+    const waits = watchSealWaits('never')
+    const taken = takeOver(b!, await b!.adapter.claimSession('sid-slow-seal'))
+    await until(() => held.held.length > 0, 3000, 'a’s seal on its way')
+    await b!.redis.del(`${cluster.prefix}:node:${a!.adapter.node}`)
+    await until(() => !b!.adapter.liveNodes.includes(a!.adapter.node), 3000, 'a out of b’s live set')
+    // A lapsed record does not end the wait: a is alive, and its seal comes.
+    expect(await beforeAnyIo(taken.done)).toBe('waited')
+    await sleep(2 * HEARTBEAT)
+    expect(await beforeAnyIo(taken.done)).toBe('waited')
+    await held.runAll()
+    expect(await within(taken.done, 5000, 'the takeover')).toEqual({ tail: [], complete: true, late: false })
+    expect(waits).toMatchObject({ began: 1, ranOut: 0 })
+
+    // A node that says it left (it removed its record, after everything it sent): nothing more
+    // comes from it, and the wait ends at once.
+    const second = await open(a!, 'sid-says-left', 's2')
+    expect(await handOff(a!, second, 'sid-says-left')).toBe(true)
+    const sealHeld = new HeldInOrder(a!.redis, isSeal, () => true)
+    a!.hold = sealHeld.hold
+    const leaves = takeOver(b!, await b!.adapter.claimSession('sid-says-left'))
+    await until(() => sealHeld.held.length > 0, 3000, 'a’s seal on its way')
+    expect(await beforeAnyIo(leaves.done)).toBe('waited')
+    await b!.redis.publish(`${cluster.prefix}:membership`, JSON.stringify({ n: a!.adapter.node, k: 'left' }))
+    expect(await within(leaves.done, 5000, 'the takeover to end with a saying it left')).toEqual({
+      tail: [],
+      complete: false,
+      late: false,
+    })
+    waits.stop()
+    expect(waits).toMatchObject({ began: 2, ranOut: 0 })
+    await sealHeld.runAll()
   })
 
   it('takes over within its bounds when Redis stops answering after the claim, the old node gone from the live set', async () => {
