@@ -1,6 +1,7 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
+import { passHeldClose, relaysHeldCloses } from '../transports/held-responses.js'
 
 /**
  * Lets a closing server let go of HTTP connections that no request needs any more.
@@ -62,11 +63,15 @@ export class IdleConnections {
       if (unused.size >= this.#sweepAt) this.#sweep()
     })
     // One listener for every response (`this` is the response): a closure per request would
-    // stay on each open response, an SSE stream or a held poll, for as long as it lasts.
+    // stay on each open response, an SSE stream or a held poll, for as long as it lasts. It
+    // tells the transport holding the response too, which then puts no listener of its own
+    // on it (see held-responses.ts).
     const idle = this
     const responseClosed = function (this: ServerResponse) {
       idle.#responseClosed(this.req.socket)
+      passHeldClose(this)
     }
+    relaysHeldCloses(responseClosed)
     const busy = this.#busy
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       const socket = req.socket

@@ -13,16 +13,40 @@ export interface ResponseHolder {
  */
 const holders = new WeakMap<ServerResponse, ResponseHolder>()
 
+/**
+ * `close` listeners put on every response of a server that pass each close on here
+ * (`passHeldClose`): the connection count of `IdleConnections`. A held response that carries
+ * one needs no listener of the transports' own. Node keeps an event's only listener as it is,
+ * and two in an array of their own: 64 bytes more per held poll and event stream, for as long
+ * as the client is idle.
+ */
+const relays = new WeakSet<(this: ServerResponse) => void>()
+
+/** Makes `listener`, which calls `passHeldClose(this)`, stand for the transports' own. */
+export function relaysHeldCloses(listener: (this: ServerResponse) => void): void {
+  relays.add(listener)
+}
+
+/** Tells the transport that holds `res`, if one does, that it closed. */
+export function passHeldClose(res: ServerResponse): void {
+  const holder = holders.get(res)
+  if (!holder) return
+  holders.delete(res)
+  holder.heldResponseClosed(res)
+}
+
 // An emitter calls its listeners with itself as `this`.
 function heldClosed(this: ServerResponse): void {
-  const holder = holders.get(this)
-  holders.delete(this)
-  holder?.heldResponseClosed(this)
+  passHeldClose(this)
 }
 
 /** Tells `holder` when `res` closes. */
 export function watchHeld(res: ServerResponse, holder: ResponseHolder): void {
   holders.set(res, holder)
+  // A response made elsewhere than on the server's `request` event (one another node routed
+  // here, an HTTP/2 stream's) has no relay: it gets the shared listener.
+  if (res.listeners('close').some((listener) => relays.has(listener as (this: ServerResponse) => void)))
+    return
   // `on`, not `once`: a response closes once, and `once` would wrap the listener anew each time.
   res.on('close', heldClosed)
 }
