@@ -145,14 +145,18 @@ export class Ledger {
   }
 
   /**
-   * Why the server's `ack` (an ACK's, or a resuming OPEN's) must not be applied, or undefined when
-   * it may: past `outSeq`, it acknowledges packets this client never numbered. No Parley server
-   * sends one (a broken proxy, a server of another implementation might); applied, it would forget
-   * packets the server may lack, and a server that believes it would drop what comes again as
-   * duplicates. The message is the same for both (`ACK 5 > 2`): one string less in the bundle.
+   * Why the server's `ack` (an ACK's, or an OPEN's) must not be applied, or undefined when it may:
+   * past `outSeq`, it acknowledges packets this client never numbered. No Parley server sends one
+   * (a broken proxy, a server of another implementation might); applied, it would forget packets
+   * the server may lack, and a server that believes it would drop what comes again as duplicates.
+   * An OPEN that says it did not recover the session (`fresh`) comes before any packet of the new
+   * one was numbered (what is kept is numbered again after it, from 1): there, any `ack` but 0 is
+   * past what was sent. (Not judged by the `sid` it names: after disconnect() the ledger has none,
+   * and the OPEN of a resume under way then must still be taken, to say goodbye on it.) The
+   * message is the same for all (`ACK 5 > 2`): one string less in the bundle.
    */
-  badAck(ack: number): ParleyError | undefined {
-    const sent = this.outSeq
+  badAck(ack: number, fresh?: boolean): ParleyError | undefined {
+    const sent = fresh ? 0 : this.outSeq
     if (ack > sent)
       return new ParleyError(ErrorCode.INVALID_SEQ, `ACK ${ack} > ${sent}`, { details: { seq: 0 } })
   }

@@ -95,7 +95,7 @@ export class Session implements ConnectionHost {
         return this.#ledger.inSeq
       },
       // An OPEN's ack is held to the ACK's rule: the transport refuses the OPEN (see welcome).
-      badAck: (ack: number) => this.#ledger.badAck(ack),
+      badAck: (ack: number, fresh: boolean) => this.#ledger.badAck(ack, fresh),
     }
     this.connection = new Connection(
       opts,

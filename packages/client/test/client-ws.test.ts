@@ -166,6 +166,37 @@ describe('client against a scripted server: what a real one never does on cue', 
     expect(socket.recovered).toBe(true)
   })
 
+  it('refuses an OPEN of a new session whose ack is not 0, even within what it sent before: nothing of the new session was sent yet', async () => {
+    const { socket, c } = await opened({ reconnectionDelay: 50 })
+    const heard: string[] = []
+    socket.on('transport_error', (transport, error) =>
+      heard.push(`${transport} ${error.code} ${error.message}`),
+    )
+    socket.emit('a', 1)
+    socket.emit('a', 2)
+    await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
+    const second = fake!.nextConn()
+    c.ws.terminate()
+    const c2 = await second
+    expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID })
+    heard.length = 0
+    const third = fake!.nextConn()
+    const dropped = new Promise((resolve) => c2.ws.once('close', resolve))
+    // The session could not be resumed, and a new one is opened in its place, whose ack claims the
+    // first two packets of its numbering: what the client kept is numbered again from 1 into it,
+    // and a server that believes its ack would drop both as duplicates.
+    c2.send(openPacket(SID2, { recovered: false, ack: 2 }))
+    expect(await dropped).toBe(4000)
+    expect(heard).toEqual(['websocket PARLEY_INVALID_SEQ ACK 2 > 0'])
+    // Nothing of that OPEN applied: the next attempt still asks to resume the old session.
+    const c3 = await third
+    expect(await c3.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID, ack: 0 })
+    c3.send(openPacket(SID2))
+    expect(await c3.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: [1] })
+    expect(await c3.next(isType(PacketType.EVENT))).toMatchObject({ seq: 2, args: [2] })
+    expect(socket.recovered).toBe(false)
+  })
+
   it('refuses an ACK past what it sent before the CLOSE that answers its resume, then renumbers what it kept into the next session', async () => {
     const { socket, c } = await opened({ reconnectionDelay: 50 })
     const heard: string[] = []

@@ -20,10 +20,10 @@ export interface TransportSetup {
    */
   takeAck(): number
   /**
-   * Why an OPEN's `ack` must not be applied (past the last seq this client numbered: see
-   * `Ledger.badAck`), or undefined when it may.
+   * Why an OPEN's `ack` must not be applied (past the last seq this client numbered, or not 0
+   * when the OPEN is `fresh`, of a new session: see `Ledger.badAck`), or undefined when it may.
    */
-  badAck(ack: number): ParleyError | undefined
+  badAck(ack: number, fresh: boolean): ParleyError | undefined
 }
 
 /** How to make one transport, and what it is. */
