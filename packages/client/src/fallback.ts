@@ -52,7 +52,7 @@ import {
  *
  * "connecting" tries the transports in order (the remembered one first), each within
  * connectTimeout (a WebSocket upgrade with no answer gives up after a third of it, but within
- * the quiet 10 s after a handoff, resuming or connecting anew, waits all of it); a refusal of the
+ * the quiet time after a handoff, resuming or connecting anew, waits all of it); a refusal of the
  * transport itself (400 on the upgrade, a reset) fails over at once, a refusal of the client
  * (middleware, origin, version) ends the attempt, and so does an auth function that does not
  * settle (no transport's fault: the next attempt, after the backoff, tries the same transport).
@@ -86,7 +86,8 @@ export const STABLE_MS = 2000
  * After a handoff, how long (ms) resume attempts may keep failing (every node tried was
  * draining, restarting, or slow) before the application hears the session is down: a rolling
  * restart stays out of sight. A time, not a count of attempts: a fast backoff would use up a
- * count in well under a second. Above a drain's default timeout (5 s).
+ * count in well under a second. Above a drain's default timeout (5 s). The time spent on attempts
+ * that no node answered in time does not count, up to twice this after the CLOSE (see #connect).
  */
 const QUIET_HANDOFF_MS = 10_000
 
@@ -175,6 +176,8 @@ export class Connection {
   #retryAt = 0
   /** Until when (performance.now()) failed resumes go unannounced (see handedOff). */
   #quietUntil = 0
+  /** How far #quietUntil may be pushed back by attempts answered too late (see #connect). */
+  #quietEnd = 0
   /**
    * Why the session lost its transport since the last attach: the reason its `disconnect` gives
    * when the resume finds no way back, and a heartbeat's loss makes the resume quick to give up
@@ -284,6 +287,7 @@ export class Connection {
     this.#drop()
     this.#lostReason = 'transport close'
     this.#quietUntil = performance.now() + QUIET_HANDOFF_MS
+    this.#quietEnd = this.#quietUntil + QUIET_HANDOFF_MS
     // A hurry (see #wake) does not come before it either: the server spreads its clients so.
     this.#retryAt = performance.now() + retryAfter
     // Without `after`, the attempt starts on the transport in use (#last, see #order).
@@ -388,13 +392,15 @@ export class Connection {
       const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
       let hello: string | undefined
+      let began = 0
       try {
         hello = await this.#hello(timeout)
         if (run !== this.#run) return t.close()
+        began = performance.now()
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
         // busy, not broken. A resume, or a connect() of the application's after disconnect()
         // meanwhile (close() keeps the quiet time), meets the same busy nodes.
-        answer = await t.open(hello, timeout, performance.now() < this.#quietUntil)
+        answer = await t.open(hello, timeout, began < this.#quietUntil)
       } catch (err) {
         t.close()
         if (run !== this.#run) return
@@ -410,6 +416,12 @@ export class Connection {
         // The auth never settled: the application's fault, not the transport's. The attempt
         // fails as a whole, and the next one (after the backoff) tries the same transport.
         if (!hello && error.code === ErrorCode.HANDSHAKE_TIMEOUT) break
+        // No answer in time, within the quiet time after a handoff: a node busy taking sessions
+        // over (a loaded machine), not one that refused. Its wait is not counted, else three
+        // such tries of 3 s spend the quiet time, and the application hears a disconnect in the
+        // middle of a deploy; up to a second quiet time, for a network that answers nothing.
+        if (began < this.#quietUntil && error.code === ErrorCode.HANDSHAKE_TIMEOUT)
+          this.#quietUntil = Math.min(this.#quietUntil + performance.now() - began, this.#quietEnd)
         this.#host.notify('transport_error', name, error)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return

@@ -30,12 +30,25 @@ afterEach(async () => {
 const UPGRADE_DELAY_MS = 2500
 const CONNECT_TIMEOUT = 6000
 
+/** Which requests the busy node answers late, and how late. */
+interface Busy {
+  late(request: { method: string; url: string }): boolean
+  ms: number
+}
+
+/** A busy node's upgrades. */
+const upgrades: Busy = { late: (request) => request.url.startsWith('/parley/ws'), ms: UPGRADE_DELAY_MS }
+
 /**
  * Two nodes sharing sessions behind a round-robin proxy, and a client connected to the first on
- * WebSocket; `handOff()` drains the first, sending the client to the second, whose upgrades are
- * answered late from then on. `said` is what the client told the application.
+ * WebSocket; `handOff()` drains the first, sending the client to the second, which answers
+ * `busy.late` requests late from then on (until `slow` is set false). `said` is what the client
+ * told the application.
  */
-async function connectedBeforeHandoff(transports: TransportName[] = ['websocket', 'sse']) {
+async function connectedBeforeHandoff(
+  transports: TransportName[] = ['websocket', 'sse'],
+  { busy = upgrades, connectTimeout = CONNECT_TIMEOUT, reconnectionDelay = 500 } = {},
+) {
   const cluster = new Cluster({ handoff: true })
   const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 0 } }
   const a = await startServer({ adapter: cluster.adapter('a'), ...options }, undefined, {
@@ -47,11 +60,11 @@ async function connectedBeforeHandoff(transports: TransportName[] = ['websocket'
   const b = await startServer(
     { adapter: cluster.adapter('b'), ...options },
     (app) => {
-      // A node under load: its upgrades are answered late.
+      // A node under load: its upgrades (or the requests `busy` names) are answered late.
       app.addHook('onRequest', async (request) => {
-        if (slow && request.url.startsWith('/parley/ws')) {
+        if (slow && busy.late(request)) {
           lateUpgrades++
-          await sleep(UPGRADE_DELAY_MS)
+          await sleep(busy.ms)
         }
       })
     },
@@ -62,7 +75,9 @@ async function connectedBeforeHandoff(transports: TransportName[] = ['websocket'
   proxy = balancer
   const c = connect(`${balancer.url}/parley`, {
     transports,
-    connectTimeout: CONNECT_TIMEOUT,
+    connectTimeout,
+    reconnectionDelay,
+    reconnectionDelayMax: reconnectionDelay * 2,
     upgradeDelay: 60_000,
     autoConnect: false,
   })
@@ -78,6 +93,10 @@ async function connectedBeforeHandoff(transports: TransportName[] = ['websocket'
     c,
     said,
     lateUpgrades: () => lateUpgrades,
+    /** The busy node answers on time again. */
+    recover: () => {
+      slow = false
+    },
     handOff: () => {
       slow = true
       balancer.avoid.clear()
@@ -149,6 +168,39 @@ describe('a WebSocket resume relayed by the draining node', () => {
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
   })
+})
+
+describe('a resume after a handoff, at a node slow to answer handshakes', () => {
+  it('does not spend the quiet 10 s on tries the node answered too late: no word of a disconnect', async () => {
+    // SSE alone, as the cluster's rolling restart under load: every HELLO the busy node gets is
+    // answered after the client gave up on it, for 12 s. Ten seconds of tries that time out
+    // used up the quiet time after the CLOSE, and the application heard 'transport close'
+    // (then 'connect' again, the session recovered), though no node had refused the session.
+    const hellos: Busy = {
+      late: (request) => request.method === 'POST' && !request.url.includes('sid='),
+      ms: 1500,
+    }
+    const { c, said, lateUpgrades, recover, handOff } = await connectedBeforeHandoff(['sse'], {
+      busy: hellos,
+      connectTimeout: 1000,
+      reconnectionDelay: 100,
+    })
+    const id = c.id
+    let connects = 0
+    c.on('connect', () => connects++)
+    const drained = handOff()
+    await until(() => !c.connected, 3000, 'the handoff CLOSE')
+    await sleep(12_000)
+    // Tried and timed out all along (each try 1 s, each wait at most 200 ms).
+    expect(lateUpgrades()).toBeGreaterThanOrEqual(9)
+    recover()
+    await until(() => c.connected, 5000, 'the resume once the node answers on time')
+    expect(said.filter((line) => !line.endsWith('PARLEY_HANDSHAKE_TIMEOUT'))).toEqual(['sse -> sse (resume)'])
+    expect(connects).toBe(0)
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    await drained
+  }, 30_000)
 })
 
 describe('a polling resume after a handoff', () => {
