@@ -155,3 +155,13 @@ export function expectEachOnceInSenderOrder(got: readonly number[], bySender: re
   expect([...got].sort((x, y) => x - y)).toEqual(Array.from({ length: n }, (_, i) => i + 1))
   for (const sent of bySender) expect(got.filter((x) => sent.includes(x))).toEqual(sent)
 }
+
+/**
+ * The lines of a node's log (Fastify's JSON lines) where its drain gave up waiting for claims:
+ * `handoff.timeout` passed with sessions handed off that no node was seen to claim. A drain whose
+ * clients all came back elsewhere writes none, however loaded the machine, where a bound on the
+ * drain's time would measure the load.
+ */
+export function unclaimedAtTimeout(log: readonly string[]): string[] {
+  return log.filter((line) => line.includes('sessions were not claimed before the timeout'))
+}
