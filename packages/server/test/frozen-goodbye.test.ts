@@ -2,7 +2,7 @@
 // the node drains and has frozen it to hand it off: in a body still coming when the drain froze
 // the session, whether the snapshot is still being stored or stored already, or in a POST made
 // after the freeze; or in a WebSocket message read after the freeze, before or after the CLOSE
-// 'server handoff' went out. A client that said goodbye resumes nowhere: the session ends on its
+// 'server handoff' went out, on the node's own WebSocket or through another node's relay. A client that said goodbye resumes nowhere: the session ends on its
 // node ('client disconnect', as for a goodbye heard at any other time), its snapshot is withdrawn
 // so that no node can claim it, and the drain does not wait for a claim that would never come.
 import { request } from 'node:http'
@@ -17,6 +17,7 @@ import {
 } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -34,12 +35,15 @@ const sockets: WebSocket[] = []
 const parleyClients: Socket[] = []
 /** Lets the store of the test's nodes finish the write it holds (see `twoNodes`). */
 let finishStore = () => {}
+let proxy: RoundRobinProxy | undefined
 
 afterEach(async () => {
   finishStore()
   for (const c of clients.splice(0)) c.close()
   for (const ws of sockets.splice(0)) ws.terminate()
   for (const c of parleyClients.splice(0)) c.disconnect()
+  await proxy?.close()
+  proxy = undefined
   await Promise.all(nodes.map((n) => closeApp(n.app)))
   nodes = []
 })
@@ -220,6 +224,89 @@ describe('a goodbye while the drain has frozen the session (websocket)', () => {
     const socket = connect(a.base, { transports: ['websocket'] })
     parleyClients.push(socket)
     await until(() => socket.connected, 3000, 'connect')
+    const closed = a.app.close()
+    await until(() => cluster.handoffs.size > 0, 3000, 'the session frozen')
+    const [sid] = cluster.handoffs.keys()
+    socket.disconnect()
+    await endedByGoodbye(cluster, reasonsOnA, sid!, closed)
+  })
+})
+
+// A WebSocket relayed by another node to the session's node (the owner did not hand the session
+// over to the node the resume reached): the goodbye goes through the relay, and one that crossed
+// the CLOSE 'server handoff' meets a relay whose side to the owner is closing already.
+describe('a goodbye while the drain has frozen a relayed session (websocket)', () => {
+  /** A session of node `a`, its WebSocket resumed on node `b`, which relays it to `a`. */
+  async function relayedSession(cluster: Cluster, a: Started, b: Started) {
+    const first = await rawConnect('websocket', a.base)
+    first.close()
+    // `a` does not answer `b`'s request to hand the session over: `b` relays the WebSocket.
+    cluster.unreachable.add('node0')
+    const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    sockets.push(ws)
+    const packets: Packet[] = []
+    ws.on('message', (data) => {
+      const decoded = decodeText(String(data), { maxPayload: 1e6 })
+      if (decoded.ok) packets.push(decoded.packet)
+    })
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+    ws.send(JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }]))
+    await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
+    expect(packets.find((p) => p.type === PacketType.OPEN)).toMatchObject({ sid: first.sid, recovered: true })
+    expect(cluster.handOffRequests).toBe(1)
+    cluster.unreachable.clear()
+    // Relayed, not moved: the session is still `a`'s.
+    expect(a.app.parley.sessionFor(first.sid)).toBeDefined()
+    expect(b.app.parley.sessionFor(first.sid)).toBeUndefined()
+    return { sid: first.sid, ws, packets }
+  }
+
+  it('ends the session on a goodbye frame while the snapshot is being stored, leaving the event before it', async () => {
+    const { cluster, a, b, reasonsOnA, heardOnA } = await twoNodes()
+    const { sid, ws, packets } = await relayedSession(cluster, a, b)
+    const { closed } = await freeze(cluster, a, sid)
+    ws.send(AFTER)
+    ws.send(GOODBYE)
+    await endedByGoodbye(cluster, reasonsOnA, sid, closed)
+    expect(heardOnA).toEqual([])
+    expect(packets.filter((p) => p.type === PacketType.ACK)).toEqual([])
+  })
+
+  it('ends the session on a goodbye that crossed the CLOSE server handoff', async () => {
+    const { cluster, a, b, reasonsOnA } = await twoNodes()
+    const { sid, ws, packets } = await relayedSession(cluster, a, b)
+    let sentWhileOpen = false
+    ws.on('message', (data) => {
+      const decoded = decodeText(String(data), { maxPayload: 1e6 })
+      if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return
+      sentWhileOpen = ws.readyState === ws.OPEN
+      ws.send(GOODBYE)
+    })
+    const { closed } = await freeze(cluster, a, sid)
+    finishStore()
+    await until(() => packets.some((p) => p.type === PacketType.CLOSE), 3000, 'the CLOSE server handoff')
+    expect(packets.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server handoff' })
+    expect(sentWhileOpen).toBe(true)
+    await endedByGoodbye(cluster, reasonsOnA, sid, closed)
+  })
+
+  it("ends the session on the Parley client's disconnect() after the freeze", async () => {
+    const { cluster, a, b, reasonsOnA } = await twoNodes()
+    proxy = await startRoundRobin([a, b].map((node) => Number(new URL(node.base).port)))
+    proxy.avoid.add(1)
+    const socket = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
+    parleyClients.push(socket)
+    await until(() => socket.connected, 3000, 'connect')
+    // Cut, the client resumes on `b`, which relays it to `a`: `a` does not answer its request.
+    cluster.unreachable.add('node0')
+    proxy.avoid.clear()
+    proxy.avoid.add(0)
+    proxy.cut()
+    await until(() => cluster.handOffRequests === 1 && socket.connected, 5000, 'resumed through the relay')
+    cluster.unreachable.clear()
+    expect(socket.recovered).toBe(true)
+    expect(a.app.parley.socketsCount).toBe(1)
+    expect(b.app.parley.socketsCount).toBe(0)
     const closed = a.app.close()
     await until(() => cluster.handoffs.size > 0, 3000, 'the session frozen')
     const [sid] = cluster.handoffs.keys()

@@ -4,6 +4,7 @@ import { type RawData, WebSocket } from 'ws'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { isProtocolError } from '../transports/websocket.js'
 import { codedError, readAnswer } from './owner-answers.js'
+import { goodbyeIn } from './relayed-goodbye.js'
 
 export interface WebSocketForward {
   /** The client's WebSocket, still owned by its transport while the owner is being reached. */
@@ -19,6 +20,11 @@ export interface WebSocketForward {
   maxPayload: number
   /** Where a side whose close frame went waits for its peer's (cut when the server closes). */
   closing: ClosingWebSockets
+  /**
+   * Hears the client's goodbye (its CLOSE, as text) when it comes once the owner's side takes no
+   * more messages (see relayed-goodbye.ts).
+   */
+  lateGoodbye?: (text: string) => void
 }
 
 /** A WebSocket relayed to the node that owns its session. */
@@ -44,6 +50,7 @@ export interface Relay {
  * a text frame not UTF-8  → the other gets one too (see NOT_UTF8_FRAME)
  * a message past maxPayload → the other is closed with 1009 (see `pipe`)
  * a frame that breaks RFC 6455 → the other is closed with 1002, ws's error code as the reason
+ * the client's goodbye once the owner's side is closing or closed → `lateGoodbye`
  * ```
  */
 export function forwardWebSocket(
@@ -94,7 +101,7 @@ export function forwardWebSocket(
       }
       const client = forward.take()
       upstream.send(encodeText(forward.hello))
-      settle(relay(client, upstream, forward.highWaterMark, forward.closing))
+      settle(relay(client, upstream, forward))
     })
   })
 }
@@ -125,14 +132,16 @@ function upgradeRefused(status: number, body: string): UpgradeRefused {
 }
 
 /** Relays messages between two open WebSockets, closes and breaks included. */
-function relay(
-  client: WebSocket,
-  upstream: WebSocket,
-  highWaterMark: number,
-  closing: ClosingWebSockets,
-): Relay {
+function relay(client: WebSocket, upstream: WebSocket, forward: WebSocketForward): Relay {
+  const { highWaterMark, closing, lateGoodbye, maxPayload } = forward
   const closed = Promise.all([closeOf(client), closeOf(upstream)]).then(() => undefined)
-  pipe(client, upstream, highWaterMark, closing)
+  const late =
+    lateGoodbye &&
+    ((data: RawData, isBinary: boolean) => {
+      const text = goodbyeIn(data, isBinary, maxPayload)
+      if (text !== undefined) lateGoodbye(text)
+    })
+  pipe(client, upstream, highWaterMark, closing, late)
   pipe(upstream, client, highWaterMark, closing)
   // After the pipe's listener: the message is on its way to the client (queued in order, ahead
   // of any close frame).
@@ -153,9 +162,16 @@ function relay(
 /**
  * Messages from `from` go to `to` as they are (text as text, binary as binary). While `to`
  * holds more than `highWaterMark` unsent bytes, `from` is not read (TCP pushes back on its
- * sender); it is read again once `to` has written what it held.
+ * sender); it is read again once `to` has written what it held. Those that come once `to` takes
+ * no more go to `late`, if given.
  */
-function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: ClosingWebSockets): void {
+function pipe(
+  from: WebSocket,
+  to: WebSocket,
+  highWaterMark: number,
+  closing: ClosingWebSockets,
+  late?: (data: RawData, isBinary: boolean) => void,
+): void {
   /**
    * True once `to` was told why `from` went (NOT_UTF8_FRAME, or a close with 1009 or 1002): it is
    * closed with a close frame, never cut before it.
@@ -165,7 +181,10 @@ function pipe(from: WebSocket, to: WebSocket, highWaterMark: number, closing: Cl
     if (from.isPaused && to.bufferedAmount <= highWaterMark) from.resume()
   }
   from.on('message', (data: RawData, isBinary: boolean) => {
-    if (to.readyState !== WebSocket.OPEN) return
+    if (to.readyState !== WebSocket.OPEN) {
+      late?.(data, isBinary)
+      return
+    }
     to.send(data, { binary: isBinary }, drained)
     if (to.bufferedAmount > highWaterMark && !from.isPaused) from.pause()
   })

@@ -11,6 +11,7 @@ import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay, type UpgradeRefused } from './forward-ws.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { codedError, readAnswer } from './owner-answers.js'
+import { postGoodbye } from './relayed-goodbye.js'
 import {
   closingClient,
   ROUTED_HEADER,
@@ -57,6 +58,12 @@ export interface ForwarderOptions {
   noOtherNode(err: unknown): void
   /** The CORS headers the endpoints give `request`'s page (see `checkOrigin`). */
   corsOf(request: FastifyRequest): HeaderBag
+  /**
+   * Where a relayed client's late goodbye goes on its owner (see relayed-goodbye.ts): the path
+   * and query of this server's SSE or polling endpoint, but the sid (the nodes of a cluster share
+   * their options). Undefined when this server offers neither: such a goodbye is lost.
+   */
+  goodbyePath: string | undefined
 }
 
 /**
@@ -231,6 +238,9 @@ export class Forwarder {
   ): Promise<HandOver | UpgradeRefused> {
     if (this.#closed || owner.url === undefined) return 'unreachable'
     const { connectTimeout, highWaterMark, maxPayload, closingWebSockets } = this.#options
+    // Named here: the closure below keeps them as they are now.
+    const url = owner.url
+    const sid = hello.sid
     const result = await forwardWebSocket({
       ws,
       take,
@@ -241,6 +251,7 @@ export class Forwarder {
       highWaterMark,
       maxPayload,
       closing: closingWebSockets,
+      ...(sid !== undefined && { lateGoodbye: (text: string) => this.#goodbye(url, sid, request, text) }),
     })
     if (result instanceof Error) {
       this.#options.unreachable(owner.node, result)
@@ -270,6 +281,26 @@ export class Forwarder {
     for (const relay of this.#relays) relay.close()
     this.#relays.clear()
     this.#agent.destroy()
+  }
+
+  /**
+   * A relayed client's goodbye that came once the owner's side of its relay was closing: sent to
+   * the owner `base` (its URL) as an upstream POST of session `sid` (see relayed-goodbye.ts).
+   */
+  #goodbye(base: string, sid: string, request: FastifyRequest, text: string): void {
+    const path = this.#options.goodbyePath
+    if (this.#closed || path === undefined) return
+    const post = postGoodbye({
+      url: new URL(`${path}&sid=${encodeURIComponent(sid)}`, base),
+      headers: forwardedHeaders(request, true),
+      text,
+      agent: this.#agent,
+      timeoutMs: this.#options.connectTimeout,
+      failed: (err) =>
+        this.#options.log.debug({ err }, "parley: a relayed client's goodbye did not reach its node"),
+    })
+    this.#requests.add(post)
+    post.once('close', () => this.#requests.delete(post))
   }
 
   /** Through the adapter, for in-process adapters whose owners have no URL. */

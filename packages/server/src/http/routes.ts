@@ -42,6 +42,7 @@ import {
   type OriginVerdict,
   preflightHeaders,
 } from './origin.js'
+import { goodbyePath } from './relayed-goodbye.js'
 import { bodyTooLarge, ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { acksOf, takeGetAck } from './session-get.js'
 import { IdleSseUpstream } from './sse-upstream.js'
@@ -207,6 +208,7 @@ export async function parleyRoutes(
     unreachable: (node, err) => server.ownerUnreachable(node, err),
     noOtherNode: (err) => server.noOtherNode(err),
     corsOf: (request) => originOf(request).cors,
+    goodbyePath: goodbyePath(base, options.transports),
   })
   /**
    * The node that holds session `sid`, for an SSE or polling request (see `Forwarder.ownerOf`):

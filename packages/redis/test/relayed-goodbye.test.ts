@@ -1,0 +1,97 @@
+// A client's goodbye on a WebSocket that another node relays to the session's node, while that
+// node drains and has frozen the session to hand it off: sent during the freeze, or crossing the
+// CLOSE 'server handoff' (the relay has answered the owner's close frame by the time it comes, and
+// sends it on to the owner by POST). Either way it counts as on the owner's own WebSocket: the
+// session ends there with 'client disconnect', its snapshot is withdrawn from Redis, and the
+// drain waits for no claim of it. Two Parley servers on one real Redis: `a` drains with handoff;
+// `b`, without, relays a WebSocket resume to the session's node rather than take the session.
+import { decodeText, encodeText, PacketType } from '@parley/protocol'
+import { redisAdapter } from '@parley/redis'
+import type { ParleyServerOptions } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { type Started, startServer, until, within } from '../../server/test/helpers.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { RawWebSocket } from '../../server/test/raw-websocket.js'
+import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
+
+/** Longer than every bound below: a drain that waited for a claim would outlast them. */
+const HANDOFF_TIMEOUT = 7000
+
+const GOODBYE = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+
+interface Node extends SuiteNode {
+  /** The `disconnect` reason of each socket of this node. */
+  reasons: string[]
+}
+
+describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its node drains, over Redis', () => {
+  const suite = endToEndSuite<Node>()
+
+  async function startNode(server: ParleyServerOptions): Promise<Node> {
+    const redis = await connectedClient(suite.redis.url)
+    const reasons: string[] = []
+    const started: Started = await startServer(
+      { ...server, adapter: redisAdapter({ client: redis, heartbeatInterval: 300 }) },
+      (app) => {
+        app.parley.on('connection', (socket) => socket.on('disconnect', (reason) => reasons.push(reason)))
+      },
+    )
+    const node = { started, redis, reasons }
+    suite.nodes.push(node)
+    return node
+  }
+
+  /** Node `a` (with handoff), node `b` (without), and a session of `a` relayed to it by `b`. */
+  async function relayed() {
+    const a = await startNode({ handoff: { timeout: HANDOFF_TIMEOUT, retrySpread: 0 } })
+    const b = await startNode({ handoff: false })
+    const first = await rawConnect('websocket', a.started.base)
+    first.close()
+    const hello = JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }])
+    const { ws, packets } = await RawWebSocket.open(b.started.base, hello)
+    await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
+    expect(packets.find((p) => p.type === PacketType.OPEN)).toMatchObject({ sid: first.sid, recovered: true })
+    expect(a.started.app.parley.sessionFor(first.sid)).toBeDefined()
+    expect(b.started.app.parley.socketsCount).toBe(0)
+    return { a, ws, packets, sid: first.sid }
+  }
+
+  /** The goodbye counted on `a`: the session ended as its client said, nothing left in Redis. */
+  async function endedByGoodbye(a: Node, closed: Promise<void>) {
+    await until(() => a.reasons.length > 0, 3000, 'the session ended on its node')
+    expect(a.reasons).toEqual(['client disconnect'])
+    await within(closed, HANDOFF_TIMEOUT - 2000, 'the drain over, before its handoff timeout')
+    expect(await a.redis.keys('*:handoff:*')).toEqual([])
+  }
+
+  it('ends the session on a goodbye sent while the session is frozen', async () => {
+    const { a, ws } = await relayed()
+    const closed = a.started.app.close()
+    await until(
+      () => a.started.app.parley.sockets.values().next().value?.session.state === 'frozen',
+      3000,
+      'the freeze',
+    )
+    ws.send(GOODBYE)
+    await endedByGoodbye(a, closed)
+    ws.terminate()
+  })
+
+  it('ends the session on a goodbye that crossed the CLOSE server handoff', async () => {
+    const { a, ws, packets } = await relayed()
+    let sentWhileOpen = false
+    ws.on('message', (data) => {
+      const decoded = decodeText(String(data), { maxPayload: 1e6 })
+      if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return
+      sentWhileOpen = ws.readyState === ws.OPEN
+      ws.send(GOODBYE)
+    })
+    const closed = a.started.app.close()
+    await until(() => packets.some((p) => p.type === PacketType.CLOSE), 3000, 'the CLOSE server handoff')
+    expect(packets.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server handoff' })
+    expect(sentWhileOpen).toBe(true)
+    await endedByGoodbye(a, closed)
+    ws.terminate()
+  })
+})

@@ -1,0 +1,84 @@
+import http, { type OutgoingHttpHeaders } from 'node:http'
+import { decodeText, PacketType, PROTOCOL_VERSION, type TransportName } from '@parley/protocol'
+import type { RawData } from 'ws'
+import { httpSegments } from '../transports/registry.js'
+
+/**
+ * A client's goodbye (its CLOSE) that reaches a relayed WebSocket (see forward-ws.ts) once the
+ * owner's side of the relay no longer takes messages: one the client sent as it read the CLOSE
+ * 'server handoff' of a draining owner, crossing it. A client on the owner's own WebSocket has
+ * such a goodbye read during the closing handshake (see frozen-goodbye.ts); here the relay
+ * answered the owner's close frame as it came, and may send nothing after it on that WebSocket.
+ * Dropped, the goodbye would leave the owner's frozen session waiting for a claim that never
+ * comes: its snapshot claimable for its ttl, the owner's drain held until its timeout. So it
+ * goes to the owner as an upstream POST of the session, on its SSE or polling endpoint, where a
+ * session frozen for its handoff hears its client's goodbye whatever transport it was on
+ * (`UpstreamPosts.takeFrozen`). Anything else the client sends then is for nobody: the session
+ * goes on elsewhere, and its client sends it again there.
+ */
+
+/** The text of `data` when it is one CLOSE packet (what a client's goodbye is); undefined otherwise. */
+export function goodbyeIn(data: RawData, isBinary: boolean, maxPayload: number): string | undefined {
+  if (isBinary) return undefined
+  // ws hands over a Buffer (its default binaryType); a list or an ArrayBuffer with another.
+  const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+  const text = bytes.toString('utf8')
+  const decoded = decodeText(text, { maxPayload })
+  return decoded.ok && decoded.packet.type === PacketType.CLOSE ? text : undefined
+}
+
+export interface GoodbyePost {
+  /** The owner's endpoint for the session: `http://host:port/parley/poll?v=1&sid=...`. */
+  url: URL
+  /** The upgrade's headers as forwarded (Origin included: the owner checks it as for the client). */
+  headers: OutgoingHttpHeaders
+  text: string
+  agent: http.Agent
+  /** The longest the owner may take to answer; then the POST is given up. */
+  timeoutMs: number
+  /** The POST could not be made or was not answered: the goodbye is lost, as before. */
+  failed: (err: Error) => void
+}
+
+/** Sends the goodbye to the owner (see above); the request, for the caller to cut at its close. */
+export function postGoodbye({
+  url,
+  headers,
+  text,
+  agent,
+  timeoutMs,
+  failed,
+}: GoodbyePost): http.ClientRequest {
+  const post = http.request({
+    protocol: url.protocol,
+    hostname: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port,
+    method: 'POST',
+    path: `${url.pathname}${url.search}`,
+    headers: {
+      ...headers,
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(Buffer.byteLength(text)),
+    },
+    agent,
+  })
+  post.setTimeout(timeoutMs, () => post.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+  post.once('response', (answer) => {
+    // A frozen session answers 204; anything else says the owner no longer held it so.
+    if ((answer.statusCode ?? 0) >= 300) failed(new Error(`the owner answered HTTP ${answer.statusCode}`))
+    answer.resume()
+  })
+  post.on('error', failed)
+  post.end(text)
+  return post
+}
+
+/**
+ * The path and query, but the sid, of the endpoint a late goodbye goes to on the owner: polling's
+ * or, without it, SSE's (either hears a frozen session's goodbye); undefined when `transports`
+ * offers neither.
+ */
+export function goodbyePath(base: string, transports: readonly TransportName[]): string | undefined {
+  const kind = (['polling', 'sse'] as const).find((name) => transports.includes(name))
+  return kind && `${base}/${httpSegments[kind]}?v=${PROTOCOL_VERSION}`
+}
