@@ -88,12 +88,17 @@ export class ChatOptionError extends TypeError {
   }
 }
 
-/** Builds the chat server (not listening yet), so that tests can start it on port 0. */
-export async function buildChatApp(options: ChatAppOptions = {}): Promise<FastifyInstance> {
-  const { ratePeriod = Limits.ratePeriod } = options
+/** Throws a `ChatOptionError` unless `ratePeriod` is a whole number of ms from 1 to `MAX_RATE_PERIOD`. */
+export function checkRatePeriod(ratePeriod: number): void {
   if (!Number.isInteger(ratePeriod) || ratePeriod < 1 || ratePeriod > MAX_RATE_PERIOD) {
     throw new ChatOptionError('ratePeriod', `must be a whole number of ms from 1 to ${MAX_RATE_PERIOD}`)
   }
+}
+
+/** Builds the chat server (not listening yet), so that tests can start it on port 0. */
+export async function buildChatApp(options: ChatAppOptions = {}): Promise<FastifyInstance> {
+  const { ratePeriod = Limits.ratePeriod } = options
+  checkRatePeriod(ratePeriod)
   const app = Fastify({ logger: options.logger ?? false })
 
   app.addHook('onSend', async (_request, reply) => {

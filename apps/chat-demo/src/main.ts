@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util'
 import type { AdapterFactory } from '@parley/server'
-import { buildChatApp } from './app.js'
+import { buildChatApp, checkRatePeriod } from './app.js'
 import { connectRedis } from './cluster.js'
 import { holdPort } from './hold-port.js'
 import type { ChatStore } from './store.js'
 
 // `pnpm demo --port 3001` or `PORT=3001 pnpm demo`; HOST=127.0.0.1 keeps it off the network.
 // `--redis redis://127.0.0.1:6379` (or REDIS_URL) makes this server one node of several.
+// `--rate-period <ms>`: the window of the message rate limit (5000 by default): a test shortens it.
 const { values } = parseArgs({
   options: {
     port: { type: 'string' },
@@ -14,6 +15,7 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     address: { type: 'string' },
     name: { type: 'string' },
+    'rate-period': { type: 'string' },
   },
 })
 const portText = values.port ?? process.env.PORT ?? '3000'
@@ -23,6 +25,15 @@ const redisUrl = values.redis ?? process.env.REDIS_URL
 const label = values.name ? `Parley chat (${values.name})` : 'Parley chat'
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`${label}: the port must be a number from 0 to 65535, not "${portText}".`)
+  process.exit(1)
+}
+const ratePeriodText = values['rate-period']
+const ratePeriod = ratePeriodText === undefined ? undefined : Number(ratePeriodText)
+try {
+  // Refused before the node holds its port or joins Redis: the other nodes never see it.
+  if (ratePeriod !== undefined) checkRatePeriod(ratePeriod)
+} catch (error) {
+  console.error(`${label}: --rate-period "${ratePeriodText}": ${(error as Error).message}`)
   process.exit(1)
 }
 
@@ -59,6 +70,7 @@ const app = await buildChatApp({
   logger: process.env.LOG === '1',
   ...(adapter ? { adapter } : {}),
   ...(store ? { store } : {}),
+  ...(ratePeriod !== undefined ? { ratePeriod } : {}),
 })
 try {
   // Everything loaded first: a held port is let go only for the moment Fastify takes to bind it.

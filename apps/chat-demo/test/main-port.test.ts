@@ -1,13 +1,39 @@
 // `src/main.ts` as a cluster node whose port another process holds: it says so and exits, and
 // the other nodes never see it. Its first heartbeat names the port before it listens, so a node
 // that joined Redis first could be listed for three heartbeats at another process's address
-// (whether its heartbeat beat the failed listen is a race): it must not reach Redis at all.
+// (whether its heartbeat beat the failed listen is a race): it must not reach Redis at all. Nor
+// must a node given a --rate-period it cannot take.
 import http from 'node:http'
 import { createClient } from 'redis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PortTaken } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startNode } from './node-process.js'
+
+describe.skipIf(skipRedisSuites())('a chat node given a --rate-period out of range', () => {
+  let redis: RedisServer | undefined
+
+  afterEach(async () => {
+    await redis?.stop()
+  })
+
+  it('exits saying what it takes, and never joins the cluster', async () => {
+    redis = await startRedis()
+    const client = createClient({ url: redis.url })
+    await client.connect()
+    try {
+      const connections = async () => /total_connections_received:(\d+)/.exec(await client.info('stats'))?.[1]
+      const before = await connections()
+      await expect(startNode('odd', 0, redis.url, { ratePeriod: 0.5 })).rejects.toThrow(
+        '--rate-period "0.5": chat demo: option "ratePeriod" must be a whole number of ms from 1 to 3600000',
+      )
+      expect(await connections()).toBe(before)
+      expect(await client.keys('parley:node*')).toEqual([])
+    } finally {
+      await client.close()
+    }
+  })
+})
 
 describe.skipIf(skipRedisSuites())('a chat node started on a port another process holds', () => {
   let redis: RedisServer | undefined

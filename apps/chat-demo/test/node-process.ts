@@ -19,12 +19,24 @@ export interface ChatNode {
   errors: () => string
 }
 
+/** What a node may be started with besides its name, port and Redis. */
+export interface NodeOptions {
+  /** `--rate-period`: the window of the message rate limit, in ms (5000 when left out). */
+  ratePeriod?: number
+}
+
 /**
  * Starts `src/main.ts` as a cluster node on `port` (loopback); resolves once it listens. Rejects
  * with PortTaken when another process holds the port (the node then exits before it joins).
  */
-export async function startNode(name: string, port: number, redisUrl: string): Promise<ChatNode> {
+export async function startNode(
+  name: string,
+  port: number,
+  redisUrl: string,
+  options: NodeOptions = {},
+): Promise<ChatNode> {
   const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
+  if (options.ratePeriod !== undefined) args.push('--rate-period', String(options.ratePeriod))
   const child = spawn(process.execPath, [await compiledScript(main), ...args], {
     cwd: appDir,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,12 +14,24 @@ import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/n
 import { onFreePort } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { closeTabs } from '../../../test/support/tabs.js'
+import { Limits } from '../src/shared.js'
 import { type ChatNode, startNode, stopNode } from './node-process.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+// The chat's rate limit, shortened on every node: `Limits.rate` messages a socket per RATE_PERIOD
+// ms (5000 by default). A handoff may hold a person's messages back for up to HELD_MS; they then
+// reach the server together with those written in the window after: each person writes once a
+// PACE, so that even then no window takes more than `Limits.rate`, and no message is refused.
+// (With the default window, a message every 1.6 s allowed the same 3 s: fewer messages crossed
+// each handoff, and the last ones took seconds longer.)
+const RATE_PERIOD = 500
+const HELD_MS = 3000
+const PACE = (HELD_MS + RATE_PERIOD) / Limits.rate
+const nodeOptions = { ratePeriod: RATE_PERIOD }
 
 describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restart, in Chromium', () => {
   let browser: Browser
@@ -42,7 +54,9 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
       // below comes back on its node's port, or fails saying that the port is taken.
       const names = ['node-1', 'node-2', 'node-3']
       nodes.push(
-        ...(await Promise.all(names.map((name) => onFreePort((port) => startNode(name, port, redis.url))))),
+        ...(await Promise.all(
+          names.map((name) => onFreePort((port) => startNode(name, port, redis.url, nodeOptions))),
+        )),
       )
       await registered(3)
       nginx = await startNginx(nodes.map((n) => n.port))
@@ -172,15 +186,15 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
       })
     }
 
-    // Each person keeps writing, a message every 1.6 s: under the chat's rate limit (5 in 5 s)
-    // even when a handoff holds a few back and they reach the server together.
+    // Each person keeps writing, a message every PACE: under the chat's rate limit even when a
+    // handoff holds a few back and they reach the server together (see RATE_PERIOD).
     let restarting = true
     const sent = everyone.map(() => 0)
     const senders = everyone.map(async ({ name }, i) => {
       let extra = 2
       await send(pages[i]!, `${name} ${++sent[i]!}`)
       while (restarting || extra-- > 0) {
-        await pause(1600)
+        await pause(PACE)
         await send(pages[i]!, `${name} ${++sent[i]!}`)
       }
     })
@@ -200,7 +214,7 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
         const code = await stopNode(node, 'SIGTERM')
         logs.push(node.errors())
         expect(code, `${node.name} drained and exited cleanly: ${node.errors()}`).toBe(0)
-        nodes[i] = await startNode(node.name, node.port, redis.url)
+        nodes[i] = await startNode(node.name, node.port, redis.url, nodeOptions)
         // Ready when the others know it, as a deploy waits for a new instance to be ready.
         await registered(3)
       }
