@@ -52,6 +52,14 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
     const { port, release } = await holdPort()
     cleanups.push(release)
     const node = await nodeOn(`redis://someone:s3cret@127.0.0.1:${port}`)
+    // The error's cause is the subscriber's last connection error: asked before its first try
+    // was reset (a loaded machine can take longer than the bound to get there), ready() would
+    // give up with no cause yet.
+    await until(
+      () => node.warnings.some((w) => w.includes('the subscriber connection failed')),
+      5000,
+      "the subscriber's first failed connection",
+    )
     const asked = Date.now()
     // Given up after its bound, not at once and not never; 'late' leaves a machine many times
     // slower than this one all the time it needs.
@@ -90,13 +98,16 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
     await expect(late.adapter.ready()).rejects.toMatchObject({ code: RedisErrorCode.UNREACHABLE })
 
     await redis.restart()
-    await late.adapter.ready()
-
-    // Another node sees it, and a broadcast from there reaches its sockets.
+    // Another node sees it: its first heartbeat went through, so it is ready by then. (Asked at
+    // once, ready()'s bound, requestTimeout, would race the client's reconnection, the
+    // subscription and that heartbeat, which a loaded machine can take longer than 400 ms for.)
     const nodes = new Nodes()
     cleanups.push(() => nodes.closeAll())
     const other = await nodes.start(redis.url)
-    await until(() => other.adapter.liveNodes.includes(late.adapter.node), 3000, 'the late node seen live')
+    await until(() => other.adapter.liveNodes.includes(late.adapter.node), 5000, 'the late node seen live')
+    await late.adapter.ready()
+
+    // A broadcast from the other node reaches its sockets.
     const client = connect(late.base, { transports: ['websocket'], reconnection: false })
     cleanups.push(() => void client.disconnect())
     await until(() => client.connected, 3000, 'client')
