@@ -90,10 +90,8 @@ export class Session implements ConnectionHost {
         ? (url: RequestInfo | URL, init?: RequestInit) => fetch(url, { ...init, credentials: 'include' })
         : fetch,
       query,
-      takeAck: () => {
-        this.#ledger.takeOwed()
-        return this.#ledger.inSeq
-      },
+      // What takeOwed gives, when anything was owed, is inSeq.
+      takeAck: () => this.#ledger.takeOwed() ?? this.#ledger.inSeq,
       // An OPEN's ack is held to the ACK's rule: the transport refuses the OPEN (see welcome).
       badAck: (ack: number, fresh: boolean) => this.#ledger.badAck(ack, fresh),
     }
