@@ -26,28 +26,19 @@ export interface TransportSetup {
   badAck(ack: number, fresh: boolean): ParleyError | undefined
 }
 
-/** How to make one transport, and what it is. */
-export interface TransportEntry {
-  /** A new transport for one attempt, at its endpoint under the mount point (`base`). */
-  create(base: string, setup: TransportSetup, maxPayload: number): Transport
-}
+/** A new transport for one attempt, at its endpoint under the mount point (`base`). */
+export type TransportEntry = (base: string, setup: TransportSetup, maxPayload: number) => Transport
 
 /**
  * Every transport by name, the best first: WebSocket carries both directions on one connection,
  * SSE needs a POST per upstream batch, polling a request per downstream batch too. From a later
  * one the client climbs back to an earlier one when it works again. The one place where a name
- * picks a class: the rest of the client asks an entry or a transport what it is.
+ * picks a class: the rest of the client asks a transport what it is.
  */
 export const TRANSPORTS: Record<TransportName, TransportEntry> = {
-  websocket: {
-    create: (base, setup, maxPayload) =>
-      new WebSocketTransport(`${base.replace(/^http/, 'ws')}/ws?v=1${setup.query}`, setup, maxPayload),
-  },
-  sse: {
-    create: (base, setup, maxPayload) => new SseTransport(`${base}/sse?v=1${setup.query}`, setup, maxPayload),
-  },
-  polling: {
-    create: (base, setup, maxPayload) =>
-      new PollingTransport(`${base}/poll?v=1${setup.query}`, setup, maxPayload),
-  },
+  websocket: (base, setup, maxPayload) =>
+    new WebSocketTransport(`${base.replace(/^http/, 'ws')}/ws?v=1${setup.query}`, setup, maxPayload),
+  sse: (base, setup, maxPayload) => new SseTransport(`${base}/sse?v=1${setup.query}`, setup, maxPayload),
+  polling: (base, setup, maxPayload) =>
+    new PollingTransport(`${base}/poll?v=1${setup.query}`, setup, maxPayload),
 }
