@@ -13,11 +13,22 @@ import { packEnded, parseEnded } from './wire.js'
 export const MAX_ENDED_MESSAGE = 512
 
 /**
+ * The most records of ended sessions one node keeps in Redis at a time: those it wrote whose TTL
+ * has not run out. As many as its server remembers itself (10 000), so that a storm of ends (a
+ * mass disconnect, an application ending sessions in a loop) cannot fill Redis, whatever the
+ * TTL. Past it, how a session ended is kept on its node alone, with a warning.
+ */
+export const MAX_ENDED_RECORDS = 10_000
+
+/**
  * How sessions ended, where every node finds it: `<prefix>:ended:<sha256(sid)>` holds one
  * session's CLOSE and last ACK (see `packEnded`), written as the session ends, with the TTL of
  * the ending node's own table (PX), so that a resume reaching any node gets the answer it
- * would have got on that one for as long, and no longer. Bounded in time by that TTL and in
- * size by `MAX_ENDED_MESSAGE`; one key per session that ended within it.
+ * would have got on that one for as long, and no longer. Bounded in time by that TTL, in size by
+ * `MAX_ENDED_MESSAGE`, and in count by `MAX_ENDED_RECORDS` per node: one key per session that
+ * ended within the TTL, until that many of this node's are alive; the next end's SET is then
+ * not sent (a resume of it that reaches another node gets a new session, as before the records
+ * were shared; the node that ended it still answers one that reaches it), warned once per burst.
  *
  * Neither the write nor the read waits on an absent Redis: while Redis is away or has left a
  * command unanswered for `requestTimeout`, neither is sent (see `Commands`); the write is not
@@ -26,6 +37,11 @@ export const MAX_ENDED_MESSAGE = 512
  * resume gets a new session, as it did before the records were shared.
  */
 export class EndedRecords {
+  /** When each record Redis took from this node expires, oldest first (see `LiveCount`). */
+  readonly #written = new LiveCount()
+  /** Records sent and not answered yet: perhaps in Redis already. */
+  #sending = 0
+
   constructor(
     private readonly commands: Commands,
     private readonly prefix: string,
@@ -40,6 +56,15 @@ export class EndedRecords {
   write(sid: string, ending: EndedSession, ttl: number): void {
     const ms = Math.floor(ttl)
     if (!(ms > 0)) return
+    const now = performance.now()
+    if (this.#written.live(now) + this.#sending >= MAX_ENDED_RECORDS) {
+      this.warnings.warn(
+        'ended-cap',
+        `${MAX_ENDED_RECORDS} records of sessions this node ended are still kept in Redis; how the sessions ending now ended stays on this node alone (a resume of one that reaches another node gets a new session)`,
+        { max: MAX_ENDED_RECORDS },
+      )
+      return
+    }
     const { close } = ending
     const cut =
       close.message.length > MAX_ENDED_MESSAGE
@@ -52,15 +77,24 @@ export class EndedRecords {
       this.warnings.warn('ended-record', 'could not encode how a session ended', { err })
       return
     }
-    this.commands.send(['SET', this.key(sid), text, 'PX', String(ms)]).catch((err: unknown) => {
-      // Not connected: the heartbeat and the subscriber say so already.
-      if (this.commands.client.isReady)
-        this.warnings.warn(
-          'ended-record',
-          'could not keep how a session ended; a resume of it that reaches another node gets a new session',
-          { err },
-        )
-    })
+    this.#sending++
+    this.commands.send(['SET', this.key(sid), text, 'PX', String(ms)]).then(
+      () => {
+        this.#sending--
+        // Counted from the answer, which comes after Redis set the key's expiry: never before it.
+        this.#written.add(performance.now() + ms)
+      },
+      (err: unknown) => {
+        this.#sending--
+        // Not connected: the heartbeat and the subscriber say so already.
+        if (this.commands.client.isReady)
+          this.warnings.warn(
+            'ended-record',
+            'could not keep how a session ended; a resume of it that reaches another node gets a new session',
+            { err },
+          )
+      },
+    )
   }
 
   /**
@@ -90,5 +124,31 @@ export class EndedRecords {
       )
     }
     return ending
+  }
+}
+
+/**
+ * How many of the times added are still to come. Times are added in the order they were made
+ * from one TTL (a server's own), so the oldest expire first and are dropped from the front; a
+ * shorter TTL after a longer one is counted until those before it expire: more, never fewer.
+ */
+class LiveCount {
+  #times: number[] = []
+  #head = 0
+
+  add(until: number): void {
+    this.#times.push(until)
+  }
+
+  /** Those still to come at `now`, the others dropped. */
+  live(now: number): number {
+    const times = this.#times
+    while (this.#head < times.length && times[this.#head]! <= now) this.#head++
+    // Let go of what was dropped once it is most of the list: at most twice the count is held.
+    if (this.#head > 0 && this.#head * 2 >= times.length) {
+      this.#times = times.slice(this.#head)
+      this.#head = 0
+    }
+    return this.#times.length - this.#head
   }
 }

@@ -4,7 +4,7 @@ import { type RedisAdapterOptions, resolveRedisOptions } from './options.js'
 
 export { HANDOFF_ASKED_MS, RedisAdapter, type RedisAdapterStats, UNDO_AT_CLOSE_MS } from './adapter.js'
 export { MAX_UNANSWERED_COMMANDS, MAX_UNANSWERED_PUBLISHES } from './commands.js'
-export { MAX_ENDED_MESSAGE } from './ended.js'
+export { MAX_ENDED_MESSAGE, MAX_ENDED_RECORDS } from './ended.js'
 export { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from './handoff.js'
 export { GOODBYE_MS } from './nodes.js'
 export {

@@ -4,7 +4,7 @@
 // handled. Two real nodes behind a round-robin balancer, and the real client.
 import { connect } from '@parley/client'
 import { CloseReason, PacketType } from '@parley/protocol'
-import { MAX_ENDED_MESSAGE } from '@parley/redis'
+import { MAX_ENDED_MESSAGE, MAX_ENDED_RECORDS, MAX_UNANSWERED_COMMANDS } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
@@ -175,5 +175,34 @@ describe.skipIf(skipRedisSuites())('a resume of a session that ended on another 
       'the record',
     )
     expect(answer).toEqual({ close: { ...close, message: 'm'.repeat(MAX_ENDED_MESSAGE) }, ack: 7 })
+  })
+
+  it('keeps at most MAX_ENDED_RECORDS of one node’s ends alive in Redis: past it none is written, with one warning', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url)
+    const ending = {
+      close: { type: PacketType.CLOSE, reason: CloseReason.SERVER_DISCONNECT, message: 'bye' },
+      ack: 0,
+    } as const
+    // Longer than the test: none expires meanwhile (the count of those that did is ended-cap.test.ts's).
+    const ttl = 60_000
+    const over = 100
+    const total = MAX_ENDED_RECORDS + over
+    // In batches the adapter sends at once (it holds at most MAX_UNANSWERED_COMMANDS unanswered),
+    // each answered before the next: a PING is answered after every SET sent before it.
+    for (let from = 0; from < total; from += MAX_UNANSWERED_COMMANDS / 2) {
+      const to = Math.min(total, from + MAX_UNANSWERED_COMMANDS / 2)
+      for (let i = from; i < to; i++) a.adapter.sessionEnded(`storm-${i}`, ending, ttl)
+      await a.redis.ping()
+    }
+    const key = (i: number) => endedKey(`storm-${i}`)
+    expect(await a.redis.exists(Array.from({ length: MAX_ENDED_RECORDS }, (_, i) => key(i)))).toBe(
+      MAX_ENDED_RECORDS,
+    )
+    expect(await a.redis.exists(Array.from({ length: over }, (_, i) => key(MAX_ENDED_RECORDS + i)))).toBe(0)
+    const capped = a.warnings.filter((line) => line.includes('records of sessions this node ended'))
+    expect(capped).toHaveLength(1)
+    expect(a.warnings.filter((line) => line.includes('could not keep how a session ended'))).toEqual([])
+    await a.redis.del(Array.from({ length: MAX_ENDED_RECORDS }, (_, i) => key(i)))
   })
 })
