@@ -387,7 +387,7 @@ export class Connection {
       frozen ? this.#pingTimeout : MAX_TIMER_MS,
     )
     const queue = this.#order(after)
-    const retried = new Set<TransportName>()
+    const retried: TransportName[] = []
     for (let name = queue.shift(); name; name = queue.shift()) {
       const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
@@ -443,8 +443,8 @@ export class Connection {
         const again =
           (frozen && t.pooled && error.code === ErrorCode.HANDSHAKE_TIMEOUT) ||
           error.code === ErrorCode.SERVER_SHUTTING_DOWN
-        if (again && !retried.has(name)) {
-          retried.add(name)
+        if (again && !retried.includes(name)) {
+          retried.push(name)
           queue.unshift(name)
         }
         continue
