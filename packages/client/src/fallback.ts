@@ -357,9 +357,10 @@ export class Connection {
 
   /**
    * The transports to try, in order: starting after `after`, or at the one in use (a resume
-   * after a handoff, or after a probe whose answer was lost), or at the remembered one; an event stream that stalled, last. The one in
-   * use first: what is remembered is shared with other clients of the server, lapses after an
-   * hour, and may not be kept at all (a storage that throws).
+   * after a handoff, or after a probe whose answer was lost), or at the remembered one; an event
+   * stream that stalled, last. The one in use first: what is remembered is shared with other
+   * clients of the server, lapses after an hour, and may not be kept at all (a storage that
+   * throws).
    */
   #order(after?: TransportName | null): TransportName[] {
     const list = this.#allowed()
@@ -595,9 +596,10 @@ export class Connection {
       this.#last = null
       this.#fail(error ?? transportError('offline'), this.#opts.reconnection, reason)
     } else if (this.#stable) {
-      // Lost with an error: the others first, this one last. Moved (no error: the server took a
-      // probe of ours whose answer was lost): this one first, the one that works (MOVED, or the
-      // refused request, has just come over it), where the probe's transport lost an answer.
+      // Lost with an error: the others first, this one last. Moved (no error: the server moved
+      // the session onto another transport of ours, a probe whose answer was lost): this one
+      // first, the one that works (MOVED, or the refused request, has just come over it), where
+      // the probe's transport lost an answer.
       void this.#connect('resume', error && after)
     } else {
       // Lost again soon after it opened: something keeps failing (a server that does not know
