@@ -261,6 +261,8 @@ interface MoveBooks {
   inboundBytes: number
   /** The highest `seq` in `inbound` (`#inSeq` while it holds no numbered packet). */
   inboundThrough: number
+  /** Taken over from a node with a larger `maxPayload`: that one (see `largerLimitBefore`). */
+  largerLimitBefore: number
 }
 
 const newMoveBooks = (): MoveBooks => ({
@@ -270,6 +272,7 @@ const newMoveBooks = (): MoveBooks => ({
   inbound: undefined,
   inboundBytes: 0,
   inboundThrough: 0,
+  largerLimitBefore: 0,
 })
 
 /**
@@ -305,9 +308,13 @@ export class Session extends Timed implements TransportOwner {
    * Taken over from a node with a larger `maxPayload` (the snapshot's), that one; 0 otherwise.
    * Its client may still send a POST within it, made before this node's OPEN told it the smaller
    * one: such a POST is refused (413) without ending the session, and the client, resuming,
-   * refuses those packets itself (see `refuseTooLarge` in http/routes.ts).
+   * refuses those packets itself (see `refuseTooLarge` in http/routes.ts). Kept in the move's
+   * books, since only a takeover sets it; an ended session reads 0, where it no longer matters
+   * (it only spares a live session from ending).
    */
-  readonly largerLimitBefore: number = 0
+  get largerLimitBefore(): number {
+    return this.#move?.largerLimitBefore ?? 0
+  }
   readonly #config: SessionConfig
   #owner: SessionOwner | null = null
   #state: SessionState = 'detached'
@@ -371,13 +378,13 @@ export class Session extends Timed implements TransportOwner {
     }
     this.sid = books.sid
     this.id = books.id
+    this.#move = newMoveBooks()
     // Any other value (an adapter's, or a store's garbled one) tells nothing: the limit here holds.
     const before = books.maxPayload
     if (Number.isSafeInteger(before) && (before as number) > config.maxPayload)
-      this.largerLimitBefore = before as number
+      this.#move.largerLimitBefore = before as number
     this.#inSeq = books.inSeq
     this.#outSeq = books.outSeq - books.kept.length
-    this.#move = newMoveBooks()
     this.#move.held = []
     for (const text of books.kept) {
       const out = restored(text, this.#outSeq + 1)
