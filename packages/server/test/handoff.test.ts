@@ -123,11 +123,15 @@ describe('drain with handoff', () => {
       await sleep(100)
       clearInterval(traffic)
       await until(() => clients.every((c) => c.connected), 3000, 'all connected')
-      // Everything each client sent arrived once, in order, across the nodes it lived on.
-      await sleep(400)
+      // Everything each client sent arrived once, in order, across the nodes it lived on. A
+      // polling client's last POSTs may still be on their way on a loaded machine: wait for the
+      // count, then a little longer for anything sent twice.
+      const received = (id: string) => list.flatMap((n) => n.received.get(id) ?? [])
+      await until(() => clients.every((c) => received(c.id!).length >= up), 10_000, 'every up arrived')
+      await sleep(200)
       for (const [k, c] of clients.entries()) {
         const id = c.id!
-        const seen = list.flatMap((n) => n.received.get(id) ?? [])
+        const seen = received(id)
         expect(seen, `client ${k}`).toEqual(Array.from({ length: up }, (_, i) => i + 1))
         expect(events[k]).toEqual(['connect'])
         expect(c.recovered || !movedIds.has(id)).toBe(true)
