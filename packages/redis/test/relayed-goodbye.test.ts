@@ -5,14 +5,14 @@
 // session ends there with 'client disconnect', its snapshot is withdrawn from Redis, and the
 // drain waits for no claim of it. Two Parley servers on one real Redis: `a` drains with handoff;
 // `b`, without, relays a WebSocket resume to the session's node rather than take the session.
-import { decodeText, encodeText, PacketType } from '@parley/protocol'
+import { encodeText, PacketType } from '@parley/protocol'
 import { redisAdapter } from '@parley/redis'
 import type { ParleyServerOptions } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
-import { RawWebSocket } from '../../server/test/raw-websocket.js'
+import { goodbyeAtClose, RawWebSocket } from '../../server/test/raw-websocket.js'
 import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 
 /** Longer than every bound below: a drain that waited for a claim would outlast them. */
@@ -80,17 +80,11 @@ describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its no
 
   it('ends the session on a goodbye that crossed the CLOSE server handoff', async () => {
     const { a, ws, packets } = await relayed()
-    let sentWhileOpen = false
-    ws.on('message', (data) => {
-      const decoded = decodeText(String(data), { maxPayload: 1e6 })
-      if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return
-      sentWhileOpen = ws.readyState === ws.OPEN
-      ws.send(GOODBYE)
-    })
+    const sentWhileOpen = goodbyeAtClose(ws, GOODBYE)
     const closed = a.started.app.close()
     await until(() => packets.some((p) => p.type === PacketType.CLOSE), 3000, 'the CLOSE server handoff')
     expect(packets.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server handoff' })
-    expect(sentWhileOpen).toBe(true)
+    expect(sentWhileOpen()).toBe(true)
     await endedByGoodbye(a, closed)
     ws.terminate()
   })

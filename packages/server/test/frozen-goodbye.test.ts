@@ -21,6 +21,7 @@ import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/rou
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
+import { goodbyeAtClose } from './raw-websocket.js'
 
 /** Long enough that a drain waiting for a claim would outlast every bound below. */
 const HANDOFF_TIMEOUT = 7500
@@ -275,18 +276,12 @@ describe('a goodbye while the drain has frozen a relayed session (websocket)', (
   it('ends the session on a goodbye that crossed the CLOSE server handoff', async () => {
     const { cluster, a, b, reasonsOnA } = await twoNodes()
     const { sid, ws, packets } = await relayedSession(cluster, a, b)
-    let sentWhileOpen = false
-    ws.on('message', (data) => {
-      const decoded = decodeText(String(data), { maxPayload: 1e6 })
-      if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return
-      sentWhileOpen = ws.readyState === ws.OPEN
-      ws.send(GOODBYE)
-    })
+    const sentWhileOpen = goodbyeAtClose(ws, GOODBYE)
     const { closed } = await freeze(cluster, a, sid)
     finishStore()
     await until(() => packets.some((p) => p.type === PacketType.CLOSE), 3000, 'the CLOSE server handoff')
     expect(packets.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server handoff' })
-    expect(sentWhileOpen).toBe(true)
+    expect(sentWhileOpen()).toBe(true)
     await endedByGoodbye(cluster, reasonsOnA, sid, closed)
   })
 

@@ -91,3 +91,21 @@ export class RawWebSocket {
     return false
   }
 }
+
+/**
+ * Has `ws` send `goodbye` (a client's CLOSE) the moment it reads the server's CLOSE packet, in
+ * the same turn, before a close frame behind it is read: a goodbye that crosses the server's
+ * CLOSE. The function returned says whether the WebSocket was still open when the goodbye went
+ * (undefined until it went).
+ */
+export function goodbyeAtClose(ws: WebSocket, goodbye: string): () => boolean | undefined {
+  let open: boolean | undefined
+  ws.on('message', (data: Buffer, binary: boolean) => {
+    if (open !== undefined || binary) return
+    const decoded = decodeFrame(data.toString(), { maxPayload: 1e8 })
+    if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return
+    open = ws.readyState === WebSocket.OPEN
+    ws.send(goodbye)
+  })
+  return () => open
+}
