@@ -264,6 +264,32 @@ export function holdBack(node: FakeNode, matches: (args: string[]) => boolean): 
   }
 }
 
+/**
+ * Holds every command of `node` (none is sent) until `release()`, which sends them in the order
+ * they came on the node's connection: Redis runs them late, as after a pause, whatever the
+ * machine's load (a CLIENT PAUSE of a fixed time could end before a loaded process even sent its
+ * command). `answered` hears of each held command whose reply came.
+ */
+export function holdAll(node: FakeNode, answered?: (args: string[]) => void): { release(): void } {
+  const held: (() => void)[] = []
+  node.hold = (args) =>
+    new Promise((answer) => {
+      held.push(() =>
+        answer(
+          node.redis.sendCommand(args).finally(() => {
+            answered?.(args)
+          }),
+        ),
+      )
+    })
+  return {
+    release() {
+      node.hold = undefined
+      for (const send of held.splice(0)) send()
+    },
+  }
+}
+
 /** A snapshot as a draining server would write it. */
 export function snapshotOf(sid: string, id: string, rooms: string[] = []): SessionSnapshot {
   return {

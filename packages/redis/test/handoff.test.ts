@@ -16,6 +16,7 @@ import {
   type FakeSocket,
   HEARTBEAT,
   HeldInOrder,
+  holdAll,
   holdBack,
   message,
   snapshotOf,
@@ -153,6 +154,15 @@ function takeOver(node: FakeNode, result: SessionClaim | null | 'retry' | 'elsew
   })
   return { socket, done, joins: () => joins }
 }
+
+/**
+ * Heartbeats for the tests that cut a node's connection to Redis, so that its record outlives the
+ * cut by far. With the tests' 300 ms heartbeats it lasts 900 ms, which the reconnection took on a
+ * loaded machine: the node's next beat found its record gone, took Redis for restarted empty, and
+ * its claims answered 'retry' (Redis being refilled) where the test waits for the session's own
+ * answer (seen: 'expected "retry" to be null', 4 runs in 5 at a load average of 20).
+ */
+const OUTLIVE_CUTS = { heartbeatInterval: 2000 }
 
 describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   let redis: RedisServer
@@ -788,20 +798,18 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       // When Redis answered the write: 'false within requestTimeout' means before that, by a's
       // own bound, whatever a loaded machine's clock says (a wall-clock bound failed under load).
       let writeAnswered = false
-      a.hold = (args) =>
-        args[1]?.includes("'snapshot', ARGV[2]") === true
-          ? a.redis.sendCommand(args).finally(() => {
-              writeAnswered = true
-            })
-          : undefined
-      await a.redis.sendCommand(['CLIENT', 'PAUSE', '600', 'ALL'])
+      // Redis runs a's commands late: held until a gave up (a CLIENT PAUSE of 600 ms could end
+      // before a loaded process sent the write, which Redis then answered in time).
+      const late = holdAll(a, (args) => {
+        if (args[1]?.includes("'snapshot', ARGV[2]") === true) writeAnswered = true
+      })
       expect(await handOff(a, socket, 'sid-slow')).toBe(false)
       expect(writeAnswered, 'handOff waited for Redis').toBe(false)
-      a.hold = undefined
       // a sends the write's UNDO once the server's word on the session did not come within
       // requestTimeout either; a PING behind the write and its UNDO on the same connection is
-      // answered once both ran, however slowly a loaded machine wakes Redis up.
+      // answered once both ran.
       await until(() => a.commands.some(isUndo), 3000, 'the UNDO of the write given up on')
+      late.release()
       await a.redis.sendCommand(['PING'])
       // The write went through once Redis woke up, and was taken back.
       expect(await b.adapter.claimSession('sid-slow')).toBeNull()
@@ -838,17 +846,26 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(await b!.adapter.claimSession('sid-never'), 'at the start').toBeNull()
 
       await own.stop()
-      // a writes its records again only at its next beat, held back until the test lets it.
+      // a writes its records again only at its next beat, held back until the test lets it; and
+      // the records that beat writes again are held until b's claim is answered, which would
+      // otherwise race them (and find the session a's again, under load).
       let held: (() => void) | undefined
-      a!.hold = (args) =>
-        args[0] === 'EVAL' && args[3] === `${restarted.prefix}:nodes`
-          ? new Promise((resolve) => {
-              held = () => {
-                a!.hold = undefined
-                resolve(a!.redis.sendCommand(args))
-              }
-            })
-          : undefined
+      let beat: Promise<unknown> | undefined
+      const rewrites: (() => void)[] = []
+      a!.hold = (args) => {
+        if (args[0] === 'EVAL' && args[3] === `${restarted.prefix}:nodes` && !beat) {
+          return new Promise((resolve) => {
+            held = () => {
+              beat = a!.redis.sendCommand(args)
+              resolve(beat)
+            }
+          })
+        }
+        if (args[0] === 'SET' && args[1]?.startsWith(`${restarted.prefix}:session:`)) {
+          return new Promise((resolve) => rewrites.push(() => resolve(a!.redis.sendCommand(args))))
+        }
+        return undefined
+      }
       await own.restart()
       await until(() => b!.redis.isReady, 5000, 'b reconnects')
       // Before any beat, or once b's beat found its own record gone: the owner record of
@@ -857,8 +874,11 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(await b!.adapter.claimSession('sid-lost')).toBe('retry')
       await until(() => held !== undefined, 5000, 'a beats again')
       held!()
+      await beat
       // a found its record gone too, and writes those of its sessions again.
       expect(await b!.adapter.claimSession('sid-lost')).toBe('retry')
+      a!.hold = undefined
+      for (const write of rewrites.splice(0)) write()
       for (let tries = 0; (await b!.adapter.sessionOwner('sid-lost')) === 'unknown'; tries++) {
         if (tries > 100) throw new Error('a did not write its owner record again')
         await sleep(20)
@@ -883,19 +903,17 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       // When Redis answered b's claim: 'given up after requestTimeout' means before that, by b's
       // own bound, whatever a loaded machine's clock says (a wall-clock bound measured the load).
       let claimAnswered = false
-      b!.hold = (args) =>
-        args[1]?.includes("'HINCRBY', KEYS[1], 'epoch'") === true
-          ? b!.redis.sendCommand(args).finally(() => {
-              claimAnswered = true
-            })
-          : undefined
-      await b!.redis.sendCommand(['CLIENT', 'PAUSE', '600', 'ALL'])
+      // Redis runs b's commands late: held until b gave up (a CLIENT PAUSE of 600 ms could end
+      // before a loaded process sent the claim, which Redis then answered in time).
+      const late = holdAll(b!, (args) => {
+        if (args[1]?.includes("'HINCRBY', KEYS[1], 'epoch'") === true) claimAnswered = true
+      })
       // Given up after requestTimeout: b's client is told to try again.
       expect(await b!.adapter.claimSession('sid-late-claim')).toBe('retry')
       expect(claimAnswered, 'claimSession waited for Redis').toBe(false)
-      b!.hold = undefined
       // Its UNCLAIM went as b gave up, right behind the claim on the same connection: a PING
-      // behind both is answered once both ran, however slowly a loaded machine wakes Redis up.
+      // behind both is answered once both ran.
+      late.release()
       await b!.redis.sendCommand(['PING'])
       // The claim ran once Redis woke up, and was taken back right behind it: the session is a's
       // handoff still, not b's, and c's claim wins it, with the epoch a seals for.
@@ -919,7 +937,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('takes back a claim whose connection dropped after Redis ran it: the next try wins the session, whole', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
     const [a, c] = await cluster.start(2)
     const proxy = await startTcpProxy(redis.port)
     try {
@@ -1013,7 +1031,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('takes back a claim whose connection dropped for a claim of another node: that one wins once it went through', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
     const [a, c] = await cluster.start(2)
     const proxy = await startTcpProxy(redis.port)
     try {
@@ -1045,7 +1063,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('takes back a handoff write whose connection dropped once it was sent: the session stays its node’s, nothing to claim', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
     const [b] = await cluster.start(1)
     const proxy = await startTcpProxy(redis.port)
     try {
