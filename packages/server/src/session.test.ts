@@ -40,6 +40,8 @@ class FakeTransport implements Transport {
   open = true
   bufferedAmount = 0
   lingering = false
+  /** As SSE and polling (see `downstream`); false, as WebSocket, unless the test says so. */
+  downstreamFollows = false
   /** Every packet handed over, the handshake's OPEN included, in order. */
   readonly sent: Packet[] = []
   closedWith: CloseKind | undefined
@@ -77,6 +79,11 @@ class FakeTransport implements Transport {
   /** The client sends a packet that decoded cleanly (of `size` bytes on the wire). */
   receive(packet: Packet, size = 0): void {
     if (this.open) this.#owner?.transportPacket(this, packet, size)
+  }
+
+  /** The client's GET for the downstream (SSE, polling). */
+  downstream(): void {
+    if (this.open) this.#owner?.transportDownstream?.(this)
   }
 
   /** The client sends something that does not decode. */
@@ -128,6 +135,7 @@ class FakeOwner implements SessionOwner {
 const PING_INTERVAL = 1000
 const PING_TIMEOUT = 500
 const RECOVERY_WINDOW = 5000
+const HANDSHAKE_TIMEOUT = 400
 
 function setup(overrides: Partial<SessionConfig> = {}) {
   const config: SessionConfig = {
@@ -138,6 +146,7 @@ function setup(overrides: Partial<SessionConfig> = {}) {
     highWaterMark: 10_000,
     metrics: noMetrics,
     recoveryWindow: RECOVERY_WINDOW,
+    handshakeTimeout: HANDSHAKE_TIMEOUT,
     transports: ['websocket', 'sse', 'polling'],
     warn: vi.fn(),
     invalid: vi.fn(),
@@ -853,6 +862,105 @@ describe('Session: heartbeat', () => {
     session.attach(second, 0, true)
     vi.advanceTimersByTime(PING_INTERVAL)
     expect(pings(second)).toBe(1)
+  })
+})
+
+describe('Session: a new session over HTTP waits for its client to come', () => {
+  const pings = (transport: FakeTransport) =>
+    transport.types().filter((type) => type === PacketType.PING).length
+
+  /** A transport whose OPEN goes in a POST's answer, the client then asking for the downstream. */
+  const http = (name: TransportName = 'sse') =>
+    Object.assign(new FakeTransport(name), { downstreamFollows: true })
+
+  it('ends with transport close when no request came within handshakeTimeout of its OPEN, keeping only the CLOSE', () => {
+    const { session, owner, config } = setup()
+    const transport = http()
+    session.attach(transport, 0, false)
+    session.sendNumbered((seq) => event(seq, 'welcome'))
+    expect(session.awaitingClient).toBe(true)
+    vi.advanceTimersByTime(HANDSHAKE_TIMEOUT - 1)
+    expect(owner.ends).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(owner.ends).toEqual(['transport close'])
+    expect(session.awaitingClient).toBe(false)
+    expect(transport.last()).toMatchObject({ type: PacketType.CLOSE, reason: 'transport close' })
+    // What waited for the client is dropped: it never came to read it.
+    expect(transport.closedWith).toBe('overflow')
+    const close = transport.last() as ClosePacket
+    expect(close.message).toMatch(/no request came for the new session within handshakeTimeout/)
+    // The same CLOSE answers a resume that comes after all.
+    expect(vi.mocked(config.ended).mock.calls).toEqual([
+      [session.sid, expect.objectContaining({ packet: close }), 0],
+    ])
+  })
+
+  it.each(['sse', 'polling'] as const)(
+    'keeps the session once the %s GET came, however late within the bound, and pings at pingInterval as after any attach',
+    (name) => {
+      const { session, owner } = setup()
+      const transport = http(name)
+      session.attach(transport, 0, false)
+      vi.advanceTimersByTime(HANDSHAKE_TIMEOUT - 1)
+      transport.downstream()
+      expect(session.awaitingClient).toBe(false)
+      vi.advanceTimersByTime(PING_INTERVAL - HANDSHAKE_TIMEOUT)
+      expect(pings(transport)).toBe(0)
+      vi.advanceTimersByTime(1)
+      expect(pings(transport)).toBe(1)
+      expect(owner.ends).toEqual([])
+      expect(session.state).toBe('attached')
+    },
+  )
+
+  it('counts a POST that came first (any packet) as its client having come', () => {
+    const { session, owner } = setup()
+    const transport = http()
+    session.attach(transport, 0, false)
+    transport.receive({ type: PacketType.ACK, ack: 0 })
+    vi.advanceTimersByTime(PING_INTERVAL)
+    expect(owner.ends).toEqual([])
+    expect(pings(transport)).toBe(1)
+  })
+
+  it('counts no GET for a transport that is no longer attached', () => {
+    const { session, owner } = setup()
+    const transport = http()
+    session.attach(transport, 0, false)
+    const stale = http()
+    stale.bind(session)
+    stale.downstream()
+    vi.advanceTimersByTime(HANDSHAKE_TIMEOUT)
+    expect(owner.ends).toEqual(['transport close'])
+  })
+
+  it('waits for pingInterval at the most, when handshakeTimeout is longer', () => {
+    const { session, owner } = setup({ handshakeTimeout: PING_INTERVAL * 10 })
+    const transport = http()
+    session.attach(transport, 0, false)
+    vi.advanceTimersByTime(PING_INTERVAL - 1)
+    expect(owner.ends).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(owner.ends).toEqual(['transport close'])
+  })
+
+  it('leaves a resumed session and a new WebSocket one to the heartbeat and the recovery window', () => {
+    const resumed = setup()
+    resumed.session.attach(new FakeTransport(), 0, false)
+    const again = http()
+    resumed.session.attach(again, 0, true)
+    // The client proved it knew the session; nothing came since, and the heartbeat decides.
+    expect(resumed.session.awaitingClient).toBe(false)
+    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+    expect(resumed.session.state).toBe('detached')
+    expect(resumed.owner.ends).toEqual([])
+
+    const ws = setup()
+    ws.session.attach(new FakeTransport('websocket'), 0, false)
+    expect(ws.session.awaitingClient).toBe(false)
+    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+    expect(ws.session.state).toBe('detached')
+    expect(ws.owner.ends).toEqual([])
   })
 })
 

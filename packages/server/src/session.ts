@@ -66,6 +66,11 @@ export interface SessionConfig {
   highWaterMark: number
   /** 0 disables recovery: a lost transport ends the session. */
   recoveryWindow: number
+  /**
+   * How long a new session over SSE or polling waits for its client's first request after its
+   * OPEN (capped at pingInterval): without one, it ends (see `#arrived`).
+   */
+  handshakeTimeout: number
   transports: TransportName[]
   /** Counts messages, switches and ends (`noMetrics` without the `metrics` option). */
   metrics: Metrics
@@ -154,6 +159,25 @@ function defaultClose(reason: CloseReason): Outgoing<ClosePacket> {
 }
 
 /**
+ * The CLOSE of a new session whose client never came for it (see `Session.#arrived`), made once
+ * and shared as the default ones are: a proxy that loses every answer to a HELLO ends many.
+ */
+let neverCame: Outgoing<ClosePacket> | undefined
+
+function neverCameClose(): Outgoing<ClosePacket> {
+  if (!neverCame) {
+    const made = outgoing<ClosePacket>({
+      type: PacketType.CLOSE,
+      reason: CloseReason.TRANSPORT_CLOSE,
+      message: 'no request came for the new session within handshakeTimeout of its OPEN',
+    })
+    Object.freeze(made.packet)
+    neverCame = Object.freeze(made)
+  }
+  return neverCame
+}
+
+/**
  * A numbered packet from a snapshot or a tail, as its wire text, ready to send again; undefined
  * when it does not decode as a numbered packet with sequence number `seq`.
  */
@@ -209,9 +233,13 @@ const PING = outgoing({ type: PacketType.PING })
 const MOVED = outgoing({ type: PacketType.MOVED })
 
 /** Set by `Session` (its static block): how its heartbeat's timers reach the session. */
-let heartbeat: { ping(session: Session): void; checkPong(session: Session): void }
+let heartbeat: {
+  ping(session: Session): void
+  checkPong(session: Session): void
+  arrived(session: Session): void
+}
 
-/** The heartbeat's three delays, one `TimerQueue` each. */
+/** The heartbeat's delays, one `TimerQueue` each. */
 interface HeartbeatQueues {
   /** pingInterval after an attach: PING. */
   first: TimerQueue<Session>
@@ -219,6 +247,14 @@ interface HeartbeatQueues {
   check: TimerQueue<Session>
   /** The rest of pingInterval after a check: PING again. */
   again: TimerQueue<Session>
+  /**
+   * After a new session's first attach to a transport whose client must come back for the
+   * downstream (SSE, polling), in place of `first`: handshakeTimeout (at most pingInterval),
+   * then did the client come? (see `Session.#arrived`).
+   */
+  arrival: TimerQueue<Session>
+  /** The rest of pingInterval after `arrival`: the first PING, on time. */
+  rest: TimerQueue<Session>
 }
 
 /** The heartbeat queues of the sessions of one config (one server), made on first use. */
@@ -230,10 +266,13 @@ function heartbeatQueuesOf(config: SessionConfig): HeartbeatQueues {
     const ping = (session: Session) => heartbeat.ping(session)
     // A PING sent late counts against the client's wait for it (pingInterval + pingTimeout).
     const late = (ms: number) => config.metrics.pingDelay(ms / 1000)
+    const arrival = Math.min(config.handshakeTimeout, config.pingInterval)
     queues = {
       first: new TimerQueue(config.pingInterval, ping, late),
       check: new TimerQueue(config.pingTimeout, (session) => heartbeat.checkPong(session)),
       again: new TimerQueue(Math.max(0, config.pingInterval - config.pingTimeout), ping, late),
+      arrival: new TimerQueue(arrival, (session) => heartbeat.arrived(session)),
+      rest: new TimerQueue(config.pingInterval - arrival, ping, late),
     }
     heartbeatQueues.set(config, queues)
   }
@@ -297,6 +336,7 @@ export class Session extends Timed implements TransportOwner {
     heartbeat = {
       ping: (session) => session.#ping(),
       checkPong: (session) => session.#checkPong(),
+      arrived: (session) => session.#arrived(),
     }
   }
 
@@ -437,6 +477,19 @@ export class Session extends Timed implements TransportOwner {
   }
 
   /**
+   * True for a new session over SSE or polling whose client has sent no request since its OPEN
+   * (see `#arrived`): it may have opened another session meanwhile, its OPEN lost on the way.
+   */
+  get awaitingClient(): boolean {
+    return (this.#state === 'attached' || this.#state === 'frozen') && !this.#heard && this.#inArrival()
+  }
+
+  /** True while the session's first deadline is its client's first request (see `#arrived`). */
+  #inArrival(): boolean {
+    return this.queue !== null && this.queue === heartbeatQueuesOf(this.#config).arrival
+  }
+
+  /**
    * Attaches a transport: a new session's first, a resume, or a switch. The previous transport
    * (if any) gets MOVED and is closed; the client's `ack` trims the replay buffer; OPEN goes out,
    * then every packet the client has not acknowledged, in order.
@@ -482,9 +535,16 @@ export class Session extends Timed implements TransportOwner {
     for (let i = 0; i < this.#keptCount; i++) {
       this.#write(transport, keptOutgoing(this.#keptAt(i), this.#keptFrom + i), this.#keptFrom + i)
     }
-    this.#heard = true
-    this.#startHeartbeat()
     const last = this.#lastTransport
+    if (last === null && !recovered && transport.downstreamFollows) {
+      // A new session over HTTP: its OPEN is the answer to the handshake POST, which a proxy can
+      // lose after the server took the HELLO. Only the client's next request proves it came.
+      this.#heard = false
+      heartbeatQueuesOf(this.#config).arrival.add(this)
+    } else {
+      this.#heard = true
+      this.#startHeartbeat()
+    }
     if (last !== null && last !== transport.name) this.#config.metrics.transportSwitch(last, transport.name)
     this.#lastTransport = transport.name
     if (last !== null) this.#owner?.sessionTransportChanged(transport.name, before?.name ?? null)
@@ -813,14 +873,6 @@ export class Session extends Timed implements TransportOwner {
 
   /** Ends the session: CLOSE to the client (when possible), transport closed, owner told. */
   end(reason: CloseReason, options: EndOptions = {}): void {
-    if (this.#state === 'closed') return
-    this.#state = 'closed'
-    this.#move = undefined
-    clearTimeout(this.#ackTimer)
-    this.leaveQueue()
-    clearTimeout(this.#recoveryTimer)
-    const transport = this.#transport
-    this.#transport = null
     const { message, retryAfter } = options
     const close =
       message === undefined && retryAfter === undefined
@@ -831,6 +883,20 @@ export class Session extends Timed implements TransportOwner {
             message: message ?? defaultMessages[reason],
             ...(retryAfter === undefined ? {} : { retryAfter }),
           })
+    this.#endWith(close, options)
+  }
+
+  /** `end`, with its CLOSE made. */
+  #endWith(close: Outgoing<ClosePacket>, options: EndOptions): void {
+    if (this.#state === 'closed') return
+    const reason = close.packet.reason
+    this.#state = 'closed'
+    this.#move = undefined
+    clearTimeout(this.#ackTimer)
+    this.leaveQueue()
+    clearTimeout(this.#recoveryTimer)
+    const transport = this.#transport
+    this.#transport = null
     if (transport) {
       transport.bind(null)
       if (options.notify !== false) {
@@ -852,6 +918,14 @@ export class Session extends Timed implements TransportOwner {
     // never counted in parley_handshakes_total either.
     if (this.#lastTransport !== null) this.#config.metrics.disconnect(reason)
     this.#owner?.sessionEnded(reason)
+  }
+
+  /**
+   * The client asked for `transport`'s downstream (a GET): it has the OPEN. Counts only for a new
+   * session's first request (see `#arrived`): the heartbeat takes packets alone as signs of life.
+   */
+  transportDownstream(transport: Transport): void {
+    if (transport === this.#transport && this.#inArrival()) this.#heard = true
   }
 
   /** A packet from `transport`; ignored unless it is the attached one. */
@@ -1134,6 +1208,24 @@ export class Session extends Timed implements TransportOwner {
     const queues = heartbeatQueuesOf(this.#config)
     if (this.#state === 'frozen') queues.first.add(this)
     else queues.check.add(this)
+  }
+
+  /**
+   * handshakeTimeout (at most pingInterval) after a new session's OPEN over SSE or polling. A
+   * client that got the OPEN sends its GET at once; one whose OPEN was lost (a proxy that cut the
+   * answer after the server took the HELLO) says HELLO again and gets another session, and this
+   * one would hold its memory, rooms and replay buffer through the heartbeat and the recovery
+   * window, the application seeing two connections for one client. Nothing came: it ends
+   * ('transport close'), what waits for the client dropped but the CLOSE, kept for a GET or a
+   * resume that comes after all. Something came: the first PING goes at pingInterval, as after
+   * any attach. Frozen, it is not this check's to end: its handoff decides.
+   */
+  #arrived(): void {
+    if (this.#heard || this.#state === 'frozen') {
+      heartbeatQueuesOf(this.#config).rest.add(this)
+      return
+    }
+    this.#endWith(neverCameClose(), { kind: 'overflow' })
   }
 
   #checkPong(): void {

@@ -25,7 +25,7 @@ export class Timed {
  * Deadlines that all share one delay, under one Node timer. Since the delay is the same for
  * all, the order in which they are set is the order in which they fall due: the queue is a
  * linked list, adding and removing cost O(1), and the timer is set for the first one only.
- * A server with 20 000 idle sessions holds three of these for their heartbeats instead of
+ * A server with 20 000 idle sessions holds five of these for their heartbeats instead of
  * 20 000 `Timeout` objects (and their closures), renewed at every PING.
  */
 export class TimerQueue<T extends Timed> {

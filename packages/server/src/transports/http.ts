@@ -44,6 +44,11 @@ export abstract class HttpTransport extends BaseTransport implements HttpSide {
     return this
   }
 
+  /** The OPEN goes in the answer to the handshake POST; the client then GETs the downstream. */
+  override get downstreamFollows(): boolean {
+    return true
+  }
+
   handshake(answer: Outgoing<OpenPacket | ClosePacket>, ack?: Outgoing<AckPacket>): void {
     this.#answerLine = ack ? `${ack.text}\n${answer.text}` : answer.text
   }

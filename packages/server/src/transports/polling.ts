@@ -154,6 +154,7 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
     // A GET is a sign of life: a client polls again as soon as it has read an answer, so the
     // GET after the answer that brought a PING is its PONG (docs/protocol.md, Heartbeat).
     this.emitPackets(A_POLL_IS_A_PONG, NO_SIZES)
+    this.downstreamCame()
     if (ack !== undefined && ack < this.#answeredThrough) this.#answerAgain(ack)
     this.hold(res, headers)
   }

@@ -184,6 +184,7 @@ export class SseTransport extends HttpTransport implements ResponseHolder {
   }
 
   downstream(res: ServerResponse, headers: HeaderBag, ack?: number): void {
+    this.downstreamCame()
     this.attachStream(res, headers, ack)
   }
 

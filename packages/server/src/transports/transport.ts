@@ -254,6 +254,11 @@ export interface TransportOwner {
    * Only SSE and polling report it.
    */
   transportMissed?(transport: Transport, after: number, through: number): void
+  /**
+   * The client asked for the downstream (a GET, on a transport whose `downstreamFollows`): it
+   * got the OPEN. Only SSE and polling report it.
+   */
+  transportDownstream?(transport: Transport): void
 }
 
 /**
@@ -277,6 +282,13 @@ export interface Transport {
    * making its text: the session then keeps long packets as bytes (see `keptAsUtf8`).
    */
   readonly writesBytes: boolean
+  /**
+   * True when the OPEN goes in the answer to one request (the handshake POST) and the client,
+   * once it has it, asks for the downstream with another (SSE, polling): until that one comes,
+   * the server cannot tell whether the OPEN reached the client. Over WebSocket it goes on the
+   * connection that carries everything after it.
+   */
+  readonly downstreamFollows: boolean
   /**
    * Delivers the handshake answer (on HTTP transports: the body of the handshake POST): OPEN,
    * or the CLOSE of the session that a resume named when that session has ended. `ack`, that
@@ -357,6 +369,10 @@ export abstract class BaseTransport implements Transport {
     return false
   }
 
+  get downstreamFollows(): boolean {
+    return false
+  }
+
   get http(): HttpSide | undefined {
     return undefined
   }
@@ -394,6 +410,11 @@ export abstract class BaseTransport implements Transport {
   /** The client never got the numbered packets after `after` up to `through` (see `TransportOwner`). */
   protected missed(after: number, through: number): void {
     if (this.#open) this.#owner?.transportMissed?.(this, after, through)
+  }
+
+  /** The client asked for the downstream (see `TransportOwner.transportDownstream`). */
+  protected downstreamCame(): void {
+    if (this.#open) this.#owner?.transportDownstream?.(this)
   }
 
   /** The medium went away by itself (peer closed, network error, ...). */

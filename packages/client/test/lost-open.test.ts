@@ -1,0 +1,116 @@
+// A new session whose OPEN never reached its client: over SSE and polling the OPEN is the answer
+// to the handshake POST, which a proxy can cut after the server took the HELLO. The client says
+// HELLO again and gets a second session; the first must not live on through the heartbeat and
+// the recovery window, nor may a client whose first GET is slow lose its own. Real client, real
+// server, and a proxy that cuts the answer to the first HELLO.
+import http from 'node:http'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+
+let proxy: FaultProxy | undefined
+afterEach(async () => {
+  await proxy?.close()
+  proxy = undefined
+  await closeAll()
+})
+
+/**
+ * The bound: handshakeTimeout, shorter than pingInterval. The recovery window is the default
+ * (two minutes): without the bound, a session no client came for would outlive every test here.
+ */
+const HANDSHAKE_TIMEOUT = 2000
+const SERVER_OPTIONS = { handshakeTimeout: HANDSHAKE_TIMEOUT, pingInterval: 3000, pingTimeout: 2000 }
+
+/** A server that records every socket it opens and why each ended. */
+async function recordingServer() {
+  const sockets: ServerSocket[] = []
+  const ended = new Map<string, string>()
+  const server = await startServer((app) => {
+    parleyOf(app).on('connection', (socket) => {
+      sockets.push(socket)
+      socket.on('disconnect', ((reason: string) => ended.set(socket.id, reason)) as (
+        ...args: never[]
+      ) => void)
+      socket.on('echo', ((n: number, ack: (n: number) => void) => ack(n)) as (...args: never[]) => void)
+    })
+  }, SERVER_OPTIONS)
+  return { server, sockets, ended }
+}
+
+/** A HELLO POST whose answer is read and thrown away: a session whose client never learns of it. */
+function lostHello(port: number, kind: 'sse' | 'poll'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method: 'POST', path: `/parley/${kind}?v=1` },
+      (res) => {
+        res.resume()
+        res.on('end', resolve)
+      },
+    )
+    req.on('error', reject)
+    req.end('[8,{}]')
+  })
+}
+
+describe.each([
+  ['sse', 'sse'],
+  ['polling', 'poll'],
+] as const)('a new session over %s whose client never got its OPEN', (transport, segment) => {
+  it('ends within handshakeTimeout, and the application hears one lasting connection for the client', async () => {
+    const { server, sockets, ended } = await recordingServer()
+    proxy = await startFaultProxy(server.port)
+    const p = proxy
+    // The first HELLO reaches the server, its answer is cut; the client's next one passes.
+    p.hellos = 'cut'
+    const socket = client(p.url, {
+      transports: [transport],
+      fetch: (url, init) =>
+        fetch(url, init).catch((error: unknown) => {
+          if (init?.method === 'POST' && !String(url).includes('sid=')) p.hellos = 'pass'
+          throw error
+        }),
+    })
+    await next(socket, 'connect', 5000)
+    expect(p.cutHellos).toBe(1)
+    await until(() => sockets.length === 2, 3000, 'both sessions to open')
+    const [orphan, kept] = sockets as [ServerSocket, ServerSocket]
+    expect(socket.id).toBe(kept.id)
+    await until(() => ended.has(orphan.id), 3 * HANDSHAKE_TIMEOUT, 'the session no client came for to end')
+    expect(ended.get(orphan.id)).toBe('transport close')
+    expect([...parleyOf(server.app).sockets.keys()]).toEqual([kept.id])
+    // The client's own session goes on past the bound, through the heartbeat.
+    expect(await socket.timeout(3000).emitWithAck('echo', 7)).toBe(7)
+    expect(ended.has(kept.id)).toBe(false)
+    expect(sockets).toHaveLength(2)
+  })
+
+  it('keeps the session of a client whose first GET comes late, within the bound', async () => {
+    const { server, sockets, ended } = await recordingServer()
+    let delayed = 0
+    const socket = client(server.url, {
+      transports: [transport],
+      connectTimeout: 5000,
+      // The first GET (the downstream) goes a third of the bound after the OPEN.
+      fetch: async (url, init) => {
+        if ((init?.method ?? 'GET') === 'GET' && delayed++ === 0)
+          await new Promise((resolve) => setTimeout(resolve, HANDSHAKE_TIMEOUT / 3))
+        return fetch(url, init)
+      },
+    })
+    await next(socket, 'connect', 5000)
+    expect(delayed).toBeGreaterThan(0)
+    const mine = sockets[0]!
+    // A session opened after the client's, which no client comes for: once it ended, the
+    // client's own bound has passed too.
+    await lostHello(server.port, segment)
+    await until(() => sockets.length === 2, 3000, 'the lost session to open')
+    const lost = sockets[1]!
+    await until(() => ended.has(lost.id), 3 * HANDSHAKE_TIMEOUT, 'the lost session to end')
+    expect(ended.get(lost.id)).toBe('transport close')
+    expect(ended.has(mine.id)).toBe(false)
+    expect(await socket.timeout(3000).emitWithAck('echo', 1)).toBe(1)
+    expect(socket.id).toBe(mine.id)
+    expect([...parleyOf(server.app).sockets.keys()]).toEqual([mine.id])
+  })
+})
