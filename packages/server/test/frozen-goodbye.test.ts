@@ -5,7 +5,7 @@
 // 'server handoff' went out, on the node's own WebSocket or through another node's relay. A client that said goodbye resumes nowhere: the session ends on its
 // node ('client disconnect', as for a goodbye heard at any other time), its snapshot is withdrawn
 // so that no node can claim it, and the drain does not wait for a claim that would never come.
-import { request } from 'node:http'
+import http, { type RequestOptions, request } from 'node:http'
 import { connect, type Socket } from '@parley/client'
 import {
   decodeText,
@@ -15,7 +15,7 @@ import {
   PacketType,
   WS_SUBPROTOCOL,
 } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
@@ -39,6 +39,7 @@ let finishStore = () => {}
 let proxy: RoundRobinProxy | undefined
 
 afterEach(async () => {
+  vi.restoreAllMocks()
   finishStore()
   for (const c of clients.splice(0)) c.close()
   for (const ws of sockets.splice(0)) ws.terminate()
@@ -283,6 +284,30 @@ describe('a goodbye while the drain has frozen a relayed session (websocket)', (
     expect(packets.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server handoff' })
     expect(sentWhileOpen()).toBe(true)
     await endedByGoodbye(cluster, reasonsOnA, sid, closed)
+  })
+
+  it('sends the owner one goodbye however many cross the CLOSE server handoff', async () => {
+    // Until its close frame, the client may send what it likes: each goodbye past the first would
+    // be one more request from the relay to the owner.
+    const { cluster, a, b, reasonsOnA } = await twoNodes()
+    const { sid, ws, packets } = await relayedSession(cluster, a, b)
+    // The relay's requests, counted as it makes them (the owner, closing, may take only the first).
+    const made = vi.spyOn(http, 'request')
+    const posts = () =>
+      made.mock.calls.filter(([options]) => {
+        const { method, path } = options as RequestOptions
+        return method === 'POST' && path?.includes(`sid=${sid}`)
+      }).length
+    ws.on('message', (data) => {
+      const decoded = decodeText(String(data), { maxPayload: 1e6 })
+      if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return
+      for (let i = 0; i < 20; i++) ws.send(GOODBYE)
+    })
+    const { closed } = await freeze(cluster, a, sid)
+    finishStore()
+    await until(() => packets.some((p) => p.type === PacketType.CLOSE), 3000, 'the CLOSE server handoff')
+    await endedByGoodbye(cluster, reasonsOnA, sid, closed)
+    expect(posts()).toBe(1)
   })
 
   it("ends the session on the Parley client's disconnect() after the freeze", async () => {

@@ -50,7 +50,7 @@ export interface Relay {
  * a text frame not UTF-8  → the other gets one too (see NOT_UTF8_FRAME)
  * a message past maxPayload → the other is closed with 1009 (see `pipe`)
  * a frame that breaks RFC 6455 → the other is closed with 1002, ws's error code as the reason
- * the client's goodbye once the owner's side is closing or closed → `lateGoodbye`
+ * the client's goodbye once the owner's side is closing or closed → `lateGoodbye`, once
  * ```
  */
 export function forwardWebSocket(
@@ -135,11 +135,17 @@ function upgradeRefused(status: number, body: string): UpgradeRefused {
 function relay(client: WebSocket, upstream: WebSocket, forward: WebSocketForward): Relay {
   const { highWaterMark, closing, lateGoodbye, maxPayload } = forward
   const closed = Promise.all([closeOf(client), closeOf(upstream)]).then(() => undefined)
+  // One goodbye at most: a session has one, and until its close frame the client may send
+  // messages at will, each of which would otherwise become a request to the owner.
+  let goodbyeSent = false
   const late =
     lateGoodbye &&
     ((data: RawData, isBinary: boolean) => {
+      if (goodbyeSent) return
       const text = goodbyeIn(data, isBinary, maxPayload)
-      if (text !== undefined) lateGoodbye(text)
+      if (text === undefined) return
+      goodbyeSent = true
+      lateGoodbye(text)
     })
   pipe(client, upstream, highWaterMark, closing, late)
   pipe(upstream, client, highWaterMark, closing)
