@@ -36,10 +36,10 @@ import {
  *       │                                          │   │
  *       │                      OPEN on transport T │   │ T lost (the session says why: closed,
  *       │                                          ▼   │ silent, a seq gap, MOVED) → resume on
- *       │    close(): disconnect(),              ┌──────┴─┐ the transports after T, then T: at
- *       └─────────────────────────────────────── │ open T │ once if T had been up for STABLE_MS,
- *            CLOSE "server disconnect"           └────────┘ else after the backoff
- *            (other CLOSE → waiting)               │    ▲
+ *       │    close(): disconnect(),              ┌──────┴─┐ the transports after T, then T (at
+ *       └─────────────────────────────────────── │ open T │ once after MOVED: T first): at once
+ *            CLOSE "server disconnect"           └────────┘ if T had been up for STABLE_MS, else
+ *            (other CLOSE → waiting)               │    ▲   after the backoff
  *                        a better transport than   │    │ OPEN on the probe: it becomes T;
  *                        T is allowed: after       ▼    │ the server sends MOVED on the old T
  *                        upgradeDelay (doubling ┌─────────┐
