@@ -96,9 +96,7 @@ export interface ParleyServerOptions {
    */
   shutdown?: { retryAfter?: number; retrySpread?: number }
   /**
-   * Milliseconds a fresh WebSocket has to send its HELLO, and a new session over SSE or polling
-   * its client's first request after the OPEN (at most `pingInterval`): past it, that session
-   * ends ('transport close'), the answer to its HELLO taken for lost. With several nodes, also the longest
+   * Milliseconds a fresh WebSocket has to send its HELLO. With several nodes, also the longest
    * wait for the adapter to name the owner of a session this node does not hold, then for a
    * connection to that owner. Default 10000.
    */

@@ -251,7 +251,6 @@ export class ParleyServer<
       maxBufferedBytes: options.maxBufferedBytes,
       highWaterMark: options.highWaterMark,
       recoveryWindow: options.recoveryWindow,
-      handshakeTimeout: options.handshakeTimeout,
       transports: options.transports,
       metrics,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),

@@ -135,7 +135,6 @@ class FakeOwner implements SessionOwner {
 const PING_INTERVAL = 1000
 const PING_TIMEOUT = 500
 const RECOVERY_WINDOW = 5000
-const HANDSHAKE_TIMEOUT = 400
 
 function setup(overrides: Partial<SessionConfig> = {}) {
   const config: SessionConfig = {
@@ -146,7 +145,6 @@ function setup(overrides: Partial<SessionConfig> = {}) {
     highWaterMark: 10_000,
     metrics: noMetrics,
     recoveryWindow: RECOVERY_WINDOW,
-    handshakeTimeout: HANDSHAKE_TIMEOUT,
     transports: ['websocket', 'sse', 'polling'],
     warn: vi.fn(),
     invalid: vi.fn(),
@@ -873,13 +871,19 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
   const http = (name: TransportName = 'sse') =>
     Object.assign(new FakeTransport(name), { downstreamFollows: true })
 
-  it('ends with transport close when no request came within handshakeTimeout of its OPEN, keeping only the CLOSE', () => {
+  it('pings at pingInterval, and ends with transport close when no request came by pingTimeout after, keeping only the CLOSE', () => {
     const { session, owner, config } = setup()
     const transport = http()
     session.attach(transport, 0, false)
     session.sendNumbered((seq) => event(seq, 'welcome'))
     expect(session.awaitingClient).toBe(true)
-    vi.advanceTimersByTime(HANDSHAKE_TIMEOUT - 1)
+    vi.advanceTimersByTime(PING_INTERVAL - 1)
+    expect(pings(transport)).toBe(0)
+    vi.advanceTimersByTime(1)
+    // The first PING goes as after any attach: a client whose GET is late still gets it.
+    expect(pings(transport)).toBe(1)
+    expect(session.awaitingClient).toBe(true)
+    vi.advanceTimersByTime(PING_TIMEOUT - 1)
     expect(owner.ends).toEqual([])
     vi.advanceTimersByTime(1)
     expect(owner.ends).toEqual(['transport close'])
@@ -888,7 +892,7 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
     // What waited for the client is dropped: it never came to read it.
     expect(transport.closedWith).toBe('overflow')
     const close = transport.last() as ClosePacket
-    expect(close.message).toMatch(/no request came for the new session within handshakeTimeout/)
+    expect(close.message).toMatch(/no request came for the new session within pingInterval \+ pingTimeout/)
     // The same CLOSE answers a resume that comes after all.
     expect(vi.mocked(config.ended).mock.calls).toEqual([
       [session.sid, expect.objectContaining({ packet: close }), 0],
@@ -896,20 +900,22 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
   })
 
   it.each(['sse', 'polling'] as const)(
-    'keeps the session once the %s GET came, however late within the bound, and pings at pingInterval as after any attach',
+    'keeps the session once the %s GET came, however late within the bound, and pings on as after any attach',
     (name) => {
       const { session, owner } = setup()
       const transport = http(name)
       session.attach(transport, 0, false)
-      vi.advanceTimersByTime(HANDSHAKE_TIMEOUT - 1)
+      vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT - 1)
       transport.downstream()
       expect(session.awaitingClient).toBe(false)
-      vi.advanceTimersByTime(PING_INTERVAL - HANDSHAKE_TIMEOUT)
-      expect(pings(transport)).toBe(0)
       vi.advanceTimersByTime(1)
-      expect(pings(transport)).toBe(1)
       expect(owner.ends).toEqual([])
       expect(session.state).toBe('attached')
+      // The next PING a pingInterval after the first.
+      vi.advanceTimersByTime(PING_INTERVAL - PING_TIMEOUT - 1)
+      expect(pings(transport)).toBe(1)
+      vi.advanceTimersByTime(1)
+      expect(pings(transport)).toBe(2)
     },
   )
 
@@ -919,8 +925,13 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
     session.attach(transport, 0, false)
     transport.receive({ type: PacketType.ACK, ack: 0 })
     vi.advanceTimersByTime(PING_INTERVAL)
-    expect(owner.ends).toEqual([])
     expect(pings(transport)).toBe(1)
+    expect(session.awaitingClient).toBe(false)
+    // From here the heartbeat's own rule: its PONG is awaited.
+    transport.receive({ type: PacketType.PONG })
+    vi.advanceTimersByTime(PING_TIMEOUT)
+    expect(owner.ends).toEqual([])
+    expect(session.state).toBe('attached')
   })
 
   it('counts no GET for a transport that is no longer attached', () => {
@@ -930,17 +941,7 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
     const stale = http()
     stale.bind(session)
     stale.downstream()
-    vi.advanceTimersByTime(HANDSHAKE_TIMEOUT)
-    expect(owner.ends).toEqual(['transport close'])
-  })
-
-  it('waits for pingInterval at the most, when handshakeTimeout is longer', () => {
-    const { session, owner } = setup({ handshakeTimeout: PING_INTERVAL * 10 })
-    const transport = http()
-    session.attach(transport, 0, false)
-    vi.advanceTimersByTime(PING_INTERVAL - 1)
-    expect(owner.ends).toEqual([])
-    vi.advanceTimersByTime(1)
+    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
     expect(owner.ends).toEqual(['transport close'])
   })
 

@@ -66,11 +66,6 @@ export interface SessionConfig {
   highWaterMark: number
   /** 0 disables recovery: a lost transport ends the session. */
   recoveryWindow: number
-  /**
-   * How long a new session over SSE or polling waits for its client's first request after its
-   * OPEN (capped at pingInterval): without one, it ends (see `#arrived`).
-   */
-  handshakeTimeout: number
   transports: TransportName[]
   /** Counts messages, switches and ends (`noMetrics` without the `metrics` option). */
   metrics: Metrics
@@ -169,7 +164,7 @@ function neverCameClose(): Outgoing<ClosePacket> {
     const made = outgoing<ClosePacket>({
       type: PacketType.CLOSE,
       reason: CloseReason.TRANSPORT_CLOSE,
-      message: 'no request came for the new session within handshakeTimeout of its OPEN',
+      message: 'no request came for the new session within pingInterval + pingTimeout of its OPEN',
     })
     Object.freeze(made.packet)
     neverCame = Object.freeze(made)
@@ -237,6 +232,7 @@ let heartbeat: {
   ping(session: Session): void
   checkPong(session: Session): void
   arrived(session: Session): void
+  lastCall(session: Session): void
 }
 
 /** The heartbeat's delays, one `TimerQueue` each. */
@@ -249,12 +245,12 @@ interface HeartbeatQueues {
   again: TimerQueue<Session>
   /**
    * After a new session's first attach to a transport whose client must come back for the
-   * downstream (SSE, polling), in place of `first`: handshakeTimeout (at most pingInterval),
-   * then did the client come? (see `Session.#arrived`).
+   * downstream (SSE, polling), in place of `first`: pingInterval, then PING, and did the client
+   * come? (see `Session.#arrived`).
    */
   arrival: TimerQueue<Session>
-  /** The rest of pingInterval after `arrival`: the first PING, on time. */
-  rest: TimerQueue<Session>
+  /** pingTimeout after the PING of `arrival` for a client that had not come: has it now? */
+  lastCall: TimerQueue<Session>
 }
 
 /** The heartbeat queues of the sessions of one config (one server), made on first use. */
@@ -266,13 +262,12 @@ function heartbeatQueuesOf(config: SessionConfig): HeartbeatQueues {
     const ping = (session: Session) => heartbeat.ping(session)
     // A PING sent late counts against the client's wait for it (pingInterval + pingTimeout).
     const late = (ms: number) => config.metrics.pingDelay(ms / 1000)
-    const arrival = Math.min(config.handshakeTimeout, config.pingInterval)
     queues = {
       first: new TimerQueue(config.pingInterval, ping, late),
       check: new TimerQueue(config.pingTimeout, (session) => heartbeat.checkPong(session)),
       again: new TimerQueue(Math.max(0, config.pingInterval - config.pingTimeout), ping, late),
-      arrival: new TimerQueue(arrival, (session) => heartbeat.arrived(session)),
-      rest: new TimerQueue(config.pingInterval - arrival, ping, late),
+      arrival: new TimerQueue(config.pingInterval, (session) => heartbeat.arrived(session), late),
+      lastCall: new TimerQueue(config.pingTimeout, (session) => heartbeat.lastCall(session)),
     }
     heartbeatQueues.set(config, queues)
   }
@@ -337,6 +332,7 @@ export class Session extends Timed implements TransportOwner {
       ping: (session) => session.#ping(),
       checkPong: (session) => session.#checkPong(),
       arrived: (session) => session.#arrived(),
+      lastCall: (session) => session.#lastCall(),
     }
   }
 
@@ -486,7 +482,8 @@ export class Session extends Timed implements TransportOwner {
 
   /** True while the session's first deadline is its client's first request (see `#arrived`). */
   #inArrival(): boolean {
-    return this.queue !== null && this.queue === heartbeatQueuesOf(this.#config).arrival
+    const queues = heartbeatQueuesOf(this.#config)
+    return this.queue !== null && (this.queue === queues.arrival || this.queue === queues.lastCall)
   }
 
   /**
@@ -1211,18 +1208,34 @@ export class Session extends Timed implements TransportOwner {
   }
 
   /**
-   * handshakeTimeout (at most pingInterval) after a new session's OPEN over SSE or polling. A
-   * client that got the OPEN sends its GET at once; one whose OPEN was lost (a proxy that cut the
-   * answer after the server took the HELLO) says HELLO again and gets another session, and this
-   * one would hold its memory, rooms and replay buffer through the heartbeat and the recovery
-   * window, the application seeing two connections for one client. Nothing came: it ends
-   * ('transport close'), what waits for the client dropped but the CLOSE, kept for a GET or a
-   * resume that comes after all. Something came: the first PING goes at pingInterval, as after
-   * any attach. Frozen, it is not this check's to end: its handoff decides.
+   * pingInterval after a new session's OPEN over SSE or polling: its first PING, as after any
+   * attach. A client that got the OPEN sends its GET at once; one whose OPEN was lost (a proxy
+   * that cut the answer after the server took the HELLO) says HELLO again and gets another
+   * session, and this one would hold its memory, rooms and replay buffer through the recovery
+   * window, the application seeing two connections for one client. The bound is the first
+   * heartbeat's (see `#lastCall`), not the handshake's: a browser can hold a GET in its queue of
+   * six connections per host until another tab's held poll is answered, a PING later at most, and
+   * its client still counts its session alive until pingInterval + pingTimeout.
    */
   #arrived(): void {
     if (this.#heard || this.#state === 'frozen') {
-      heartbeatQueuesOf(this.#config).rest.add(this)
+      this.#ping()
+      return
+    }
+    this.#transport?.send(PING)
+    heartbeatQueuesOf(this.#config).lastCall.add(this)
+  }
+
+  /**
+   * pingTimeout after the first PING of a new session whose client had not come: still nothing,
+   * and its client, had it the OPEN, would have given the transport up by now. It ends
+   * ('transport close'), what waits for the client dropped but the CLOSE, kept for a GET or a
+   * resume that comes after all. Something came: the heartbeat goes on. Frozen, it is not this
+   * check's to end: its handoff decides.
+   */
+  #lastCall(): void {
+    if (this.#heard || this.#state === 'frozen') {
+      heartbeatQueuesOf(this.#config).again.add(this)
       return
     }
     this.#endWith(neverCameClose(), { kind: 'overflow' })

@@ -1,6 +1,6 @@
 // A new session over SSE or polling whose OPEN (the answer to the handshake POST) may never have
-// reached its client: the server waits handshakeTimeout for the client's first request, then
-// ends it. These tests speak the wire: a HELLO whose answer the test drops, a GET that comes
+// reached its client: the server waits for the client's first request until its first PING's
+// pingTimeout has passed (pingInterval + pingTimeout after the OPEN), then ends it. These tests speak the wire: a HELLO whose answer the test drops, a GET that comes
 // late and carries no ack. The real client against the real server, through a proxy that cuts
 // the answer: packages/client/test/lost-open.test.ts.
 import { afterEach, describe, expect, it } from 'vitest'
@@ -12,7 +12,9 @@ afterEach(async () => {
   started = undefined
 })
 
-const HANDSHAKE_TIMEOUT = 1500
+const HEARTBEAT = { pingInterval: 1000, pingTimeout: 500 }
+/** How long a new session waits for its client's first request. */
+const BOUND = HEARTBEAT.pingInterval + HEARTBEAT.pingTimeout
 
 /** A server recording each socket's id and, once it ended, why. */
 async function recording(options: Parameters<typeof startServer>[0] = {}) {
@@ -34,23 +36,23 @@ async function hello(base: string, kind: 'sse' | 'poll'): Promise<string> {
 }
 
 describe.each(['sse', 'poll'] as const)('a new session over %s, before its client came', (kind) => {
-  it('ends with transport close once handshakeTimeout passed without a request', async () => {
-    const { base, ids, ended } = await recording({ handshakeTimeout: HANDSHAKE_TIMEOUT })
+  it('ends with transport close once pingInterval + pingTimeout passed without a request', async () => {
+    const { base, ids, ended } = await recording(HEARTBEAT)
     const sid = await hello(base, kind)
     await until(() => ids.length === 1, 2000, 'the connection')
-    await until(() => ended.size === 1, 3 * HANDSHAKE_TIMEOUT, 'the session to end')
+    await until(() => ended.size === 1, 3 * BOUND, 'the session to end')
     expect(ended.get(ids[0]!)).toBe('transport close')
     // A resume that comes after all is told why, as for any session that ended.
     const resumed = await fetch(`${base}/${kind}?v=1`, { method: 'POST', body: `[8,{"sid":"${sid}"}]` })
     expect(await resumed.text()).toBe(
-      '[1,"transport close","no request came for the new session within handshakeTimeout of its OPEN"]',
+      '[1,"transport close","no request came for the new session within pingInterval + pingTimeout of its OPEN"]',
     )
   })
 
   it('lives on after a GET without an ack, late within the bound', async () => {
-    const { base, ids, ended } = await recording({ handshakeTimeout: HANDSHAKE_TIMEOUT })
+    const { base, ids, ended } = await recording(HEARTBEAT)
     const sid = await hello(base, kind)
-    await new Promise((resolve) => setTimeout(resolve, HANDSHAKE_TIMEOUT / 3))
+    await new Promise((resolve) => setTimeout(resolve, BOUND / 3))
     const abort = new AbortController()
     const get = fetch(`${base}/${kind}?v=1&sid=${sid}`, { signal: abort.signal }).then(
       (res) => res.status,
@@ -59,7 +61,7 @@ describe.each(['sse', 'poll'] as const)('a new session over %s, before its clien
     // A session opened after it, which no client comes for: once it ended, the first one's
     // bound has passed too.
     await hello(base, kind)
-    await until(() => ended.size === 1, 3 * HANDSHAKE_TIMEOUT, 'the later session to end')
+    await until(() => ended.size === 1, 3 * BOUND, 'the later session to end')
     expect([...ended.keys()]).toEqual([ids[1]])
     expect(started!.app.parley.sockets.has(ids[0]!)).toBe(true)
     abort.abort()
@@ -67,12 +69,12 @@ describe.each(['sse', 'poll'] as const)('a new session over %s, before its clien
   })
 
   it('lives on after a POST that came first', async () => {
-    const { base, ids, ended } = await recording({ handshakeTimeout: HANDSHAKE_TIMEOUT })
+    const { base, ids, ended } = await recording(HEARTBEAT)
     const sid = await hello(base, kind)
     const post = await fetch(`${base}/${kind}?v=1&sid=${sid}`, { method: 'POST', body: '[3]' })
     expect(post.status).toBe(204)
     await hello(base, kind)
-    await until(() => ended.size === 1, 3 * HANDSHAKE_TIMEOUT, 'the later session to end')
+    await until(() => ended.size === 1, 3 * BOUND, 'the later session to end')
     expect([...ended.keys()]).toEqual([ids[1]])
   })
 })
