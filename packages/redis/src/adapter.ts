@@ -486,9 +486,10 @@ export class RedisAdapter implements Adapter {
 
   /**
    * 'local' when this node holds the session (no round trip) or is recorded as its owner; the
-   * owner and its address when another live node is; 'unknown' when there is no record or its
-   * node is gone. One GET at most; rejects with `RedisUnreachableError` while Redis is
-   * unreachable or does not answer within `requestTimeout`.
+   * owner and its address when another live node is, or a node whose record lapsed without a
+   * goodbye (see `Nodes.lapsedAddress`); 'unknown' when there is no record or its node is gone.
+   * One GET at most; rejects with `RedisUnreachableError` while Redis is unreachable or does not
+   * answer within `requestTimeout`.
    */
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     if (this.#sockets.hasSession(sid)) return 'local'
@@ -500,11 +501,15 @@ export class RedisAdapter implements Adapter {
     // owner gone (one more round trip, only for this case).
     if (!this.#nodes.has(owner) || this.#nodes.address(owner) === undefined)
       await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
-    const url = this.#nodes.address(owner)
+    // Out of the live set without a goodbye, its record lapsed (a stalled process, a slow Redis):
+    // that does not prove it dead, and its sessions are sent there all the same. Alive, it answers
+    // and the client keeps its session; dead, it cannot be reached, and the request is answered
+    // as for an unknown session, as it would have been.
+    const url = this.#nodes.address(owner) ?? this.#nodes.lapsedAddress(owner)
     // A handed-off session can be claimed whether or not its old node is still there.
     if (record.handingOff)
       return url === undefined ? { node: owner, handingOff: true } : { node: owner, url, handingOff: true }
-    if (!this.#nodes.has(owner)) return 'unknown'
+    if (!this.#nodes.has(owner) && url === undefined) return 'unknown'
     return url === undefined ? { node: owner } : { node: owner, url }
   }
 

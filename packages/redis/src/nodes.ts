@@ -97,6 +97,13 @@ export async function restoring(commands: Commands, prefix: string): Promise<boo
  */
 export const GOODBYES_KEPT = 1000
 
+/**
+ * How many nodes whose record lapsed a node remembers the address of (see `Nodes.lapsedAddress`),
+ * most recent kept. A node forgotten (or never seen) while out of the live set has its sessions
+ * found nowhere, as one that died.
+ */
+export const LAPSED_KEPT = 1000
+
 /** The `v` this version publishes in its note. */
 export const NOTE_VERSION = 2
 
@@ -165,6 +172,11 @@ export class Nodes {
   readonly #departed = new Map<string, number>()
   /** The last `GOODBYES_KEPT` nodes that said they left (see `saidGoodbye`), oldest first. */
   readonly #goodbyes = new Set<string>()
+  /**
+   * Nodes whose record lapsed without a goodbye, with the address they last published: the last
+   * `LAPSED_KEPT`, oldest first (see `lapsedAddress`).
+   */
+  readonly #lapsed = new Map<string, string>()
 
   constructor(config: NodesConfig) {
     this.#config = config
@@ -221,6 +233,7 @@ export class Nodes {
   joined(id: string, address: string, note: NodeNote): void {
     if (this.#stopped || id === this.#config.id) return
     this.#live.set(id, address)
+    this.#lapsed.delete(id)
     this.#notes.set(id, note)
     this.#announced.set(id, this.#rounds)
     this.#checkPath(id, note)
@@ -237,6 +250,7 @@ export class Nodes {
     this.#departed.set(id, this.#rounds)
     this.#announced.delete(id)
     this.#notes.delete(id)
+    this.#lapsed.delete(id)
     this.#goodbyes.add(id)
     for (const oldest of this.#goodbyes) {
       if (this.#goodbyes.size <= GOODBYES_KEPT) break
@@ -254,6 +268,17 @@ export class Nodes {
    */
   saidGoodbye(id: string): boolean {
     return this.#goodbyes.has(id)
+  }
+
+  /**
+   * The address node `id` last published, when it left the live set without saying that it left
+   * (its record lapsed) and has not come back: undefined for a live node, one that said goodbye,
+   * or one never seen with an address. A lapsed record says only that the node wrote no heartbeat
+   * for three intervals: stalled, or its Redis slow to answer, it still holds its sessions, and
+   * serves the requests forwarded to it; one that died answers none (its sessions died with it).
+   */
+  lapsedAddress(id: string): string | undefined {
+    return this.#lapsed.get(id) || undefined
   }
 
   /** The other live nodes' ids, as of the last heartbeat or the last node that said it joined or left. */
@@ -376,8 +401,20 @@ export class Nodes {
     )
     for (const [node, at] of this.#announced) if (round > at) this.#announced.delete(node)
     for (const [node, at] of this.#departed) if (round > at) this.#departed.delete(node)
-    for (const node of gone) this.#live.delete(node)
-    for (const [node, nodeAddress] of seen) this.#live.set(node, nodeAddress)
+    for (const node of gone) {
+      // Not a goodbye (that one is removed from the live set in `left`): the node may be alive.
+      this.#lapsed.delete(node)
+      this.#lapsed.set(node, this.#live.get(node) ?? '')
+      this.#live.delete(node)
+    }
+    for (const oldest of this.#lapsed.keys()) {
+      if (this.#lapsed.size <= LAPSED_KEPT) break
+      this.#lapsed.delete(oldest)
+    }
+    for (const [node, nodeAddress] of seen) {
+      this.#live.set(node, nodeAddress)
+      this.#lapsed.delete(node)
+    }
     for (const [node, note] of notes) {
       this.#notes.set(node, note)
       this.#checkPath(node, note)

@@ -205,20 +205,29 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     })
   })
 
-  it('answers unknown for a session whose owner stopped heartbeating', async () => {
+  it("names a session's owner whose record lapsed at its last address, and unknown once it said it left", async () => {
     nodes = new Nodes()
     const [a, b] = (await nodes.cluster(suite.redis.url, 2)) as [TestNode, TestNode]
     const raw = await rawConnect('websocket', a.base)
     raws.push(raw)
     await eventually(async () => typeof (await b.adapter.sessionOwner(raw.sid)) === 'object', 5000, 'owner')
+    const url = new URL(a.base).origin
 
-    // a loses its Redis connection as in a crash: no goodbye, its record expires.
+    // a loses its Redis connection: no goodbye, its record expires, and it goes on, alive. Its
+    // sessions are still sent there: a lapsed heartbeat does not prove a node dead.
     a.redis.destroy()
     await until(() => b.adapter.liveNodes.length === 0, 5000, 'a drops out')
-    expect(await b.adapter.sessionOwner(raw.sid)).toBe('unknown')
+    expect(await b.adapter.sessionOwner(raw.sid)).toEqual({ node: a.adapter.node, url })
     // a's adapter goes on without its client, and says so without throwing.
     a.app.parley.emit('news', 'still local')
     expect(a.adapter.stats.lostBroadcasts).toBe(1)
+    // Its goodbye, as `close()` says it: gone for good, its sessions found nowhere.
+    await b.redis.sendCommand([
+      'PUBLISH',
+      'parley:membership',
+      JSON.stringify({ n: a.adapter.node, k: 'left' }),
+    ])
+    await eventually(async () => (await b.adapter.sessionOwner(raw.sid)) === 'unknown', 3000, 'unknown')
   })
 
   it('keeps tracking live nodes when the index names a key that is not a node record', async () => {
