@@ -1,5 +1,6 @@
 // Socket operations and session owners across three nodes joined by a real Redis.
 
+import { createHash } from 'node:crypto'
 import type { SocketDescription } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -221,13 +222,25 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     // a's adapter goes on without its client, and says so without throwing.
     a.app.parley.emit('news', 'still local')
     expect(a.adapter.stats.lostBroadcasts).toBe(1)
-    // Its goodbye, as `close()` says it: gone for good, its sessions found nowhere.
+    // Handed off (as a drain marks it): the old transport's requests go there too.
+    const record = `parley:session:${createHash('sha256').update(raw.sid).digest('base64url')}`
+    await b.redis.sendCommand(['SET', record, `${a.adapter.node} handoff`])
+    expect(await b.adapter.sessionOwner(raw.sid)).toEqual({ node: a.adapter.node, url, handingOff: true })
+    // Its goodbye, as `close()` says it: gone for good, its sessions found nowhere (a handed-off
+    // one is still claimed where its resume lands).
     await b.redis.sendCommand([
       'PUBLISH',
       'parley:membership',
       JSON.stringify({ n: a.adapter.node, k: 'left' }),
     ])
-    await eventually(async () => (await b.adapter.sessionOwner(raw.sid)) === 'unknown', 3000, 'unknown')
+    await eventually(
+      async () => !('url' in ((await b.adapter.sessionOwner(raw.sid)) as object)),
+      3000,
+      'no address',
+    )
+    expect(await b.adapter.sessionOwner(raw.sid)).toEqual({ node: a.adapter.node, handingOff: true })
+    await b.redis.sendCommand(['SET', record, a.adapter.node])
+    expect(await b.adapter.sessionOwner(raw.sid)).toBe('unknown')
   })
 
   it('keeps tracking live nodes when the index names a key that is not a node record', async () => {
