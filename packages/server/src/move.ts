@@ -47,6 +47,8 @@ export class Moves {
   readonly #moving = new Map<string, Moving>()
   /** Frozen, their stores not answered yet: a claim may come first. */
   readonly #storing = new Storing()
+  /** Moves started and not yet stored or given up (see `start`), until each is. */
+  readonly #starting = new Set<Promise<boolean>>()
   /** By sid, withdrawals still to come: `handOff`s the server did not go on with (see `#withdrawOnceStored`). */
   readonly #late = new Map<string, Promise<void>>()
 
@@ -55,7 +57,14 @@ export class Moves {
   }
 
   /** Hands `socket`'s session off; true once stored (see `LocalSockets.handOff`). */
-  async start(socket: AnySocket): Promise<boolean> {
+  start(socket: AnySocket): Promise<boolean> {
+    const started = this.#start(socket)
+    this.#starting.add(started)
+    void started.finally(() => this.#starting.delete(started)).catch(() => {})
+    return started
+  }
+
+  async #start(socket: AnySocket): Promise<boolean> {
     const { adapter, metrics, timeout, ttl } = this.#context
     const session = socket.session
     if (!adapter.handOff || ttl <= 0) return false
@@ -136,9 +145,14 @@ export class Moves {
 
   /**
    * Resolves once every move under way is claimed or sealed, and every withdraw still to come
-   * is done (at most `timeout` from now): the adapter closes after this.
+   * is done (at most `timeout` from now): the adapter closes after this. A move whose store has
+   * not answered yet is waited for too (its store is bounded by `timeout`), then as any other:
+   * the drain leaves its frozen session to the move, and the server's close would otherwise end
+   * it ('server shutdown', on the transport its client is leaving) while its snapshot is being
+   * stored, its client resuming on the node that asked for it.
    */
-  settled(): Promise<unknown> {
+  async settled(): Promise<unknown> {
+    await Promise.allSettled([...this.#starting])
     return Promise.allSettled([
       ...[...this.#moving.values()].map((entry) => entry.settled),
       within(Promise.all(this.#late.values()), this.#context.timeout, undefined),

@@ -394,6 +394,39 @@ describe('a WebSocket resume on another node', () => {
     expect(list[owner]!.started.app.parley.sockets.size).toBe(0)
   })
 
+  it('is moved, not ended, when its node closes while the store is still writing it', async ({
+    onTestFinished,
+  }) => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
+    const old = list[owner]!
+    const other = list[1 - owner]!
+    const events: string[] = []
+    c.on('connect', () => events.push('connect'))
+    c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
+    // The store holds its write of the move's snapshot until the test lets it finish.
+    let finishStore = () => {}
+    cluster.storeFinishesAfter = new Promise((resolve) => {
+      finishStore = resolve
+    })
+    onTestFinished(() => finishStore())
+    const id = c.id!
+    proxy.avoid.add(owner)
+    proxy.cut()
+    // The resume reached the other node, which asked for the session: frozen, being stored.
+    await until(() => cluster.handoffs.has(old.connections[0]!.session.sid), 5000, 'the move to start')
+    // The node closes meanwhile: its drain leaves the frozen session to the move.
+    const closing = old.started.app.close()
+    await sleep(200)
+    finishStore()
+    await closing
+    await until(() => c.connected && other.restored.length === 1, 5000, 'restored on the other node')
+    expect(old.ended).toEqual(['server handoff'])
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    expect(events).toEqual([])
+  })
+
   it('ends the session at a claim that comes before its store answered: its open request is answered in the tail', async ({
     onTestFinished,
   }) => {
