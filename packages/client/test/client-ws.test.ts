@@ -27,6 +27,8 @@ const ev = (seq: number, name: string, args: EventPacket['args'] = [], ackId = 0
   ackId,
 })
 
+type Opened = Awaited<ReturnType<typeof opened>>
+
 async function opened(options = {}) {
   fake = await startFakeWs()
   const conn = fake.nextConn()
@@ -36,6 +38,20 @@ async function opened(options = {}) {
   c.send(openPacket(SID))
   await next(socket, 'connect')
   return { socket, c, hello }
+}
+
+/** Emits `a` 1 and 2; resolves once the second is on the wire (neither acknowledged). */
+async function emittedTwo({ socket, c }: Pick<Opened, 'socket' | 'c'>): Promise<void> {
+  socket.emit('a', 1)
+  socket.emit('a', 2)
+  await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
+}
+
+/** Cuts `c` as a network would; resolves with the client's next connection. */
+function cutThenNext(c: Opened['c']) {
+  const next = fake!.nextConn()
+  c.ws.terminate()
+  return next
 }
 
 describe('client against a scripted server: what a real one never does on cue', () => {
@@ -97,9 +113,7 @@ describe('client against a scripted server: what a real one never does on cue', 
     await c.next((p) => p.type === PacketType.EVENT && p.seq === 3)
     c.send({ type: PacketType.ACK, ack: 1 })
     await new Promise((r) => setTimeout(r, 20))
-    const second = fake!.nextConn()
-    c.ws.terminate()
-    const c2 = await second
+    const c2 = await cutThenNext(c)
     expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID, ack: 0 })
     c2.send(openPacket(SID, { recovered: true, ack: 2 }))
     const resent = (await c2.next(isType(PacketType.EVENT))) as EventPacket
@@ -110,18 +124,14 @@ describe('client against a scripted server: what a real one never does on cue', 
     const { socket, c } = await opened()
     const errors: ParleyError[] = []
     socket.on('error', (error) => errors.push(error as ParleyError))
-    socket.emit('a', 1)
-    socket.emit('a', 2)
-    await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
+    await emittedTwo({ socket, c })
     // A broken proxy, or a server of another implementation: no Parley server acknowledges more.
     c.send({ type: PacketType.ACK, ack: 5 })
     await until(() => errors.length === 1, 2000, 'the error')
     expect(errors[0]).toMatchObject({ code: ErrorCode.INVALID_SEQ, details: { seq: 0 } })
     expect(errors[0]!.message).toBe('ACK 5 > 2')
     // The server lacked both after all: the resume sends them again.
-    const second = fake!.nextConn()
-    c.ws.terminate()
-    const c2 = await second
+    const c2 = await cutThenNext(c)
     expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID })
     c2.send(openPacket(SID, { recovered: true, ack: 0 }))
     expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: [1] })
@@ -136,12 +146,8 @@ describe('client against a scripted server: what a real one never does on cue', 
     )
     socket.on('connect_error', (error) => heard.push(`connect_error ${error.code} ${error.message}`))
     socket.on('disconnect', (reason) => heard.push(`disconnect ${reason}`))
-    socket.emit('a', 1)
-    socket.emit('a', 2)
-    await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
-    const second = fake!.nextConn()
-    c.ws.terminate()
-    const c2 = await second
+    await emittedTwo({ socket, c })
+    const c2 = await cutThenNext(c)
     expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID, ack: 0 })
     // The first transport's loss was heard; from here on, the OPEN's refusal.
     heard.length = 0
@@ -172,12 +178,8 @@ describe('client against a scripted server: what a real one never does on cue', 
     socket.on('transport_error', (transport, error) =>
       heard.push(`${transport} ${error.code} ${error.message}`),
     )
-    socket.emit('a', 1)
-    socket.emit('a', 2)
-    await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
-    const second = fake!.nextConn()
-    c.ws.terminate()
-    const c2 = await second
+    await emittedTwo({ socket, c })
+    const c2 = await cutThenNext(c)
     expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID })
     heard.length = 0
     const third = fake!.nextConn()
@@ -202,12 +204,8 @@ describe('client against a scripted server: what a real one never does on cue', 
     const heard: string[] = []
     socket.on('error', (error) => heard.push(`error ${(error as ParleyError).code} ${error.message}`))
     socket.on('disconnect', (reason) => heard.push(`disconnect ${reason}`))
-    socket.emit('a', 1)
-    socket.emit('a', 2)
-    await c.next((p) => p.type === PacketType.EVENT && p.seq === 2)
-    const second = fake!.nextConn()
-    c.ws.terminate()
-    const c2 = await second
+    await emittedTwo({ socket, c })
+    const c2 = await cutThenNext(c)
     expect(await c2.next(isType(PacketType.HELLO))).toMatchObject({ sid: SID, closeAck: true })
     const third = fake!.nextConn()
     // The ended session's last ACK, then its CLOSE (HELLO `closeAck`); that ACK past what was sent.
@@ -229,9 +227,7 @@ describe('client against a scripted server: what a real one never does on cue', 
     socket.on('connect_error', (error) => heard.push(`connect_error ${error.message}`))
     socket.emit('a', 1)
     await c.next(isType(PacketType.EVENT))
-    const second = fake!.nextConn()
-    c.ws.terminate()
-    const c2 = await second
+    const c2 = await cutThenNext(c)
     await c2.next(isType(PacketType.HELLO))
     // The loss of the first transport, so soon after it opened, was a connect_error of its own.
     heard.length = 0
@@ -249,9 +245,7 @@ describe('client against a scripted server: what a real one never does on cue', 
     socket.on('connect', () => connects.push(socket.recovered))
     socket.emit('a', 'x')
     await c.next(isType(PacketType.EVENT))
-    const second = fake!.nextConn()
-    c.ws.terminate()
-    const c2 = await second
+    const c2 = await cutThenNext(c)
     await c2.next(isType(PacketType.HELLO))
     const down = next(socket, 'disconnect')
     c2.send(openPacket(SID2, { recovered: false, ack: 0 }))
@@ -271,9 +265,7 @@ describe('client against a scripted server: what a real one never does on cue', 
     c.send({ type: PacketType.ACK, ack: 1 })
     await new Promise((r) => setTimeout(r, 20))
     bytes[0] = 0
-    const second = fake!.nextConn()
-    c.ws.terminate()
-    const c2 = await second
+    const c2 = await cutThenNext(c)
     await c2.next(isType(PacketType.HELLO))
     c2.send(openPacket(SID2, { recovered: false, ack: 0 }))
     expect(await c2.next(isType(PacketType.EVENT))).toMatchObject({ seq: 1, args: [2] })
