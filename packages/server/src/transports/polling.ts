@@ -152,9 +152,10 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
 
   downstream(res: ServerResponse, headers: HeaderBag, ack?: number): void {
     // A GET is a sign of life: a client polls again as soon as it has read an answer, so the
-    // GET after the answer that brought a PING is its PONG (docs/protocol.md, Heartbeat).
+    // GET after the answer that brought a PING is its PONG (docs/protocol.md, Heartbeat). That
+    // packet also tells a new session its client came (see `Session.transportPacket`): a poll
+    // needs no `downstreamCame` as an event stream does.
     this.emitPackets(A_POLL_IS_A_PONG, NO_SIZES)
-    this.downstreamCame()
     if (ack !== undefined && ack < this.#answeredThrough) this.#answerAgain(ack)
     this.hold(res, headers)
   }
