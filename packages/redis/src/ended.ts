@@ -1,4 +1,4 @@
-import type { EndedSession } from '@parley/server'
+import { type EndedSession, MAX_ENDED_SESSIONS } from '@parley/server'
 import type { Commands } from './commands.js'
 import { asText } from './send.js'
 import { sidHash } from './sessions.js'
@@ -14,11 +14,12 @@ export const MAX_ENDED_MESSAGE = 512
 
 /**
  * The most records of ended sessions one node keeps in Redis at a time: those it wrote whose TTL
- * has not run out. As many as its server remembers itself (10 000), so that a storm of ends (a
- * mass disconnect, an application ending sessions in a loop) cannot fill Redis, whatever the
+ * has not run out. As many as its server remembers itself (`MAX_ENDED_SESSIONS` of
+ * `@parley/server`, 10 000, taken from there so the two cannot differ), so that a storm of ends
+ * (a mass disconnect, an application ending sessions in a loop) cannot fill Redis, whatever the
  * TTL. Past it, how a session ended is kept on its node alone, with a warning.
  */
-export const MAX_ENDED_RECORDS = 10_000
+export const MAX_ENDED_RECORDS: number = MAX_ENDED_SESSIONS
 
 /**
  * How sessions ended, where every node finds it: `<prefix>:ended:<sha256(sid)>` holds one

@@ -12,6 +12,13 @@ export interface Ending {
   readonly ack: number
 }
 
+/**
+ * Ended sessions whose CLOSE one server keeps for a resume; past it the oldest is forgotten.
+ * `@parley/redis` keeps as many records of one node's ends in Redis (`MAX_ENDED_RECORDS`), from
+ * this one number.
+ */
+export const MAX_ENDED_SESSIONS = 10_000
+
 interface Entry extends Ending {
   /** When the entry stops answering (ms since the epoch). */
   readonly until: number

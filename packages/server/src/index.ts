@@ -31,6 +31,7 @@ export type {
 export type { ClaimStanding, HandOffTail, SessionClaim, SessionSnapshot } from './adapter/handoff.js'
 export { MemoryAdapter } from './adapter/memory.js'
 export { type BroadcastAckCallback, BroadcastOperator, MAX_ROOM_NAME_LENGTH } from './broadcast.js'
+export { MAX_ENDED_SESSIONS } from './ended-sessions.js'
 export type { HandshakeRequest } from './handshake.js'
 export type {
   EventMiddleware,

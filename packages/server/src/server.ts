@@ -24,7 +24,7 @@ import { BroadcastOperator } from './broadcast.js'
 import { BurstLog, logLine } from './burst-log.js'
 import { answeredIn, askedIn, Drain, safely, within } from './drain.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
-import { EndedSessions, type Ending } from './ended-sessions.js'
+import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
@@ -56,8 +56,6 @@ export interface Refusal {
   message: string
 }
 
-/** Ended sessions whose CLOSE is kept for a resume; past it the oldest is forgotten. */
-const MAX_ENDED_SESSIONS = 10_000
 /**
  * What the last words of ended HTTP sessions may hold at once while the server runs, in
  * `maxBufferedBytes` (64 MiB by default), each counted as at least LINGER_MIN_BYTES (its
