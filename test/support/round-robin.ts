@@ -16,6 +16,8 @@ export interface RoundRobinProxy {
   readonly avoid: Set<number>
   /** While true, every new connection is dropped at once: the network is down. */
   offline: boolean
+  /** Puts a backend started later (a node that joins) in the turn; returns its index. */
+  add(port: number): number
   /** Destroys every live connection, both sides, as a network cut would. */
   cut(): void
   close(): Promise<void>
@@ -92,6 +94,11 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
     upgrades,
     avoid,
     offline: false,
+    add(backend) {
+      forwarded.push(0)
+      upgrades.push(0)
+      return ports.push(backend) - 1
+    },
     cut() {
       for (const socket of sockets) socket.destroy()
     },

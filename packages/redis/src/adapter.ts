@@ -487,9 +487,10 @@ export class RedisAdapter implements Adapter {
   /**
    * 'local' when this node holds the session (no round trip) or is recorded as its owner; the
    * owner and its address when another live node is, or a node whose record lapsed without a
-   * goodbye (see `Nodes.lapsedAddress`); 'unknown' when there is no record or its node is gone.
-   * One GET at most; rejects with `RedisUnreachableError` while Redis is unreachable or does not
-   * answer within `requestTimeout`.
+   * goodbye (see `Nodes.lastAddress`); 'unknown' when there is no record or its node is gone.
+   * One GET, and one more for a node out of the live set whose address this node never saw;
+   * rejects with `RedisUnreachableError` while Redis is unreachable or does not answer within
+   * `requestTimeout`.
    */
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     if (this.#sockets.hasSession(sid)) return 'local'
@@ -502,10 +503,11 @@ export class RedisAdapter implements Adapter {
     if (!this.#nodes.has(owner) || this.#nodes.address(owner) === undefined)
       await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
     // Out of the live set without a goodbye, its record lapsed (a stalled process, a slow Redis):
-    // that does not prove it dead, and its sessions are sent there all the same. Alive, it answers
-    // and the client keeps its session; dead, it cannot be reached, and the request is answered
-    // as for an unknown session, as it would have been.
-    const url = this.#nodes.address(owner) ?? this.#nodes.lapsedAddress(owner)
+    // that does not prove it dead, and its sessions are sent there all the same, whether or not
+    // this node saw it live (its address record outlives the heartbeat). Alive, it answers and
+    // the client keeps its session; dead, it cannot be reached, and the request is answered as
+    // for an unknown session, as it would have been.
+    const url = this.#nodes.address(owner) ?? (await this.#nodes.lastAddress(owner))
     // A handed-off session can be claimed whether or not its old node is still there.
     if (record.handingOff)
       return url === undefined ? { node: owner, handingOff: true } : { node: owner, url, handingOff: true }

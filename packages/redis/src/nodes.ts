@@ -1,5 +1,6 @@
 import type { Commands } from './commands.js'
 import { asText, settleable, within } from './send.js'
+import { SESSION_TTL_SECONDS } from './sessions.js'
 import type { Warnings } from './warnings.js'
 import type { MembershipPacket } from './wire.js'
 
@@ -23,8 +24,11 @@ export const GOODBYE_MS = 1000
 // single Redis (or a primary with replicas), not Redis Cluster. Every beat marks Redis filled
 // (KEYS[4]); a beat that finds the record of a node that had written it (ARGV[8]) gone, Redis
 // having lost its data, marks it refilling (KEYS[5]) for one record lifetime: see `restoring`.
+// A known address is also kept in the node's address record (KEYS[6]) for ARGV[9] ms, far past
+// the record's lapse: see `ADDRESS_KEEP_MS`.
 const HEARTBEAT = `
 local previous = redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4], 'GET')
+if ARGV[2] ~= '' then redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[9]) end
 redis.call('SET', KEYS[4], '1', 'NX')
 if not previous and ARGV[8] == '1' then redis.call('SET', KEYS[5], '1', 'PX', ARGV[4]) end
 redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[4])
@@ -98,11 +102,21 @@ export async function restoring(commands: Commands, prefix: string): Promise<boo
 export const GOODBYES_KEPT = 1000
 
 /**
- * How many nodes whose record lapsed a node remembers the address of (see `Nodes.lapsedAddress`),
- * most recent kept. A node forgotten (or never seen) while out of the live set has its sessions
- * found nowhere, as one that died.
+ * How many nodes whose record lapsed a node remembers the address of (see `Nodes.lastAddress`),
+ * most recent kept. A node forgotten (or never seen) while out of the live set is looked up in
+ * its address record again.
  */
 export const LAPSED_KEPT = 1000
+
+/**
+ * How long a node's address record (`<prefix>:node:<id>:address`) outlives its last heartbeat:
+ * as long as an owner record naming the node can (`SESSION_TTL_SECONDS`, 24 h). A lapsed record
+ * does not prove a node dead (see `Nodes.lastAddress`), so a node that never saw it live (it
+ * started after the lapse, or forgot it among `LAPSED_KEPT` others) still finds where its
+ * sessions are. One key per node started in that time (a node's id is new at every start); a
+ * node that closes removes its own.
+ */
+export const ADDRESS_KEEP_MS = SESSION_TTL_SECONDS * 1000
 
 /** The `v` this version publishes in its note. */
 export const NOTE_VERSION = 2
@@ -142,8 +156,10 @@ export interface NodesConfig {
 
 /**
  * This node's heartbeat, and the set of live nodes it reads back: a local cache, so that no
- * lookup waits for Redis. Keys: `<prefix>:nodes` (sorted set of ids by last heartbeat) and
- * `<prefix>:node:<id>` (the node's address, expiring after `MISSED_HEARTBEATS` heartbeats).
+ * lookup waits for Redis. Keys: `<prefix>:nodes` (sorted set of ids by last heartbeat),
+ * `<prefix>:node:<id>` (the node's address, expiring after `MISSED_HEARTBEATS` heartbeats: its
+ * liveness) and `<prefix>:node:<id>:address` (the same address, kept `ADDRESS_KEEP_MS`: where
+ * its sessions are once its record lapsed).
  */
 export class Nodes {
   /** Other live nodes and their addresses ('' when a node does not know its own yet). */
@@ -174,7 +190,7 @@ export class Nodes {
   readonly #goodbyes = new Set<string>()
   /**
    * Nodes whose record lapsed without a goodbye, with the address they last published: the last
-   * `LAPSED_KEPT`, oldest first (see `lapsedAddress`).
+   * `LAPSED_KEPT`, oldest first (see `lastAddress`).
    */
   readonly #lapsed = new Map<string, string>()
 
@@ -188,6 +204,10 @@ export class Nodes {
 
   #recordKey(id: string): string {
     return `${this.#config.prefix}:node:${id}`
+  }
+
+  #addressKey(id: string): string {
+    return `${this.#recordKey(id)}:address`
   }
 
   /**
@@ -271,14 +291,41 @@ export class Nodes {
   }
 
   /**
-   * The address node `id` last published, when it left the live set without saying that it left
-   * (its record lapsed) and has not come back: undefined for a live node, one that said goodbye,
-   * or one never seen with an address. A lapsed record says only that the node wrote no heartbeat
-   * for three intervals: stalled, or its Redis slow to answer, it still holds its sessions, and
-   * serves the requests forwarded to it; one that died answers none (its sessions died with it).
+   * Where node `id` is, when it left the live set without saying that it left (its record lapsed)
+   * and has not come back: the address this node saw it publish, else the one its address record
+   * keeps (one GET: a node this node never saw live, as one that started after the lapse, or
+   * forgot among `LAPSED_KEPT` others), remembered from then on as if seen. A lapsed record says
+   * only that the node wrote no heartbeat for three intervals: stalled, or its Redis slow to
+   * answer, it still holds its sessions, and serves the requests forwarded to it; one that died
+   * answers none (its sessions died with it). Undefined for a live node (see `address`), one that
+   * said goodbye, and one that left no address record (a node of an earlier version writes none;
+   * one that closed removed its own). Rejects with `RedisUnreachableError` while Redis is
+   * unreachable or does not answer within `requestTimeout`.
    */
-  lapsedAddress(id: string): string | undefined {
-    return this.#lapsed.get(id) || undefined
+  async lastAddress(id: string): Promise<string | undefined> {
+    if (!this.#outside(id)) return undefined
+    const seen = this.#lapsed.get(id)
+    if (seen) return seen
+    const text = asText(await this.#config.commands.send(['GET', this.#addressKey(id)]))
+    // It may have come back, or said it left, while the GET was out.
+    if (!text || this.#stopped || !this.#outside(id)) return undefined
+    this.#lapsed.delete(id)
+    this.#lapsed.set(id, text)
+    this.#forgetLapsed()
+    return text
+  }
+
+  /** Node `id` is another node, out of the live set, and did not say that it left. */
+  #outside(id: string): boolean {
+    return id !== this.#config.id && !this.#live.has(id) && !this.#goodbyes.has(id)
+  }
+
+  /** Keeps the last `LAPSED_KEPT` lapsed nodes. */
+  #forgetLapsed(): void {
+    for (const oldest of this.#lapsed.keys()) {
+      if (this.#lapsed.size <= LAPSED_KEPT) break
+      this.#lapsed.delete(oldest)
+    }
   }
 
   /** The other live nodes' ids, as of the last heartbeat or the last node that said it joined or left. */
@@ -341,12 +388,13 @@ export class Nodes {
       reply = await commands.send([
         'EVAL',
         HEARTBEAT,
-        '5',
+        '6',
         this.#indexKey,
         this.#recordKey(id),
         `${this.#recordKey(id)}:note`,
         restoringKeys(prefix).filled,
         restoringKeys(prefix).refilling,
+        this.#addressKey(id),
         id,
         address,
         String(now),
@@ -355,6 +403,7 @@ export class Nodes {
         `${prefix}:node:`,
         JSON.stringify({ v: NOTE_VERSION, p: this.#config.path } satisfies NodeNote),
         this.#published === undefined ? '0' : '1',
+        String(ADDRESS_KEEP_MS),
       ])
     } catch (err) {
       // Another application's key under this prefix fails every beat, on every node, the same way:
@@ -407,10 +456,7 @@ export class Nodes {
       this.#lapsed.set(node, this.#live.get(node) ?? '')
       this.#live.delete(node)
     }
-    for (const oldest of this.#lapsed.keys()) {
-      if (this.#lapsed.size <= LAPSED_KEPT) break
-      this.#lapsed.delete(oldest)
-    }
+    this.#forgetLapsed()
     for (const [node, nodeAddress] of seen) {
       this.#live.set(node, nodeAddress)
       this.#lapsed.delete(node)
@@ -443,7 +489,7 @@ export class Nodes {
   }
 
   /**
-   * Stops beating, removes this node's record and says so, so that the others drop it at once
+   * Stops beating, removes this node's records and says so, so that the others drop it at once
    * (those of an earlier version at their next beat). Waits for Redis at most `GOODBYE_MS` (or
    * `requestTimeout`, when shorter) in all; rejects when the record could not be removed in that
    * time (it then expires by itself).
@@ -459,7 +505,8 @@ export class Nodes {
     if (beaten === 'late') throw new Error('@parley/redis: Redis did not answer the last heartbeat in time')
     if (!commands.client.isReady) return
     const removed = Promise.all([
-      commands.send(['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`]),
+      // The address too: nothing is to be sent here any more.
+      commands.send(['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`, this.#addressKey(id)]),
       commands.send(['ZREM', this.#indexKey, id]),
     ]).then(() => this.#announce('left'))
     const done = await within(removed, Math.max(0, deadline - Date.now()), 'late')

@@ -10,6 +10,7 @@ import { defaults, type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
 import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
@@ -66,13 +67,12 @@ describe.skipIf(skipRedisSuites())('a node whose heartbeat record lapsed', () =>
     return node
   }
 
-  it.each(TRANSPORTS)('keeps serving its %s sessions through the other nodes', async (transport) => {
-    const owner = await startNode()
-    const other = await startNode()
-    await until(() => other.adapter.liveNodes.includes(owner.adapter.node), 3000, 'the owner live')
-    const proxy = await balance([owner, other])
-    // The handshake reaches the owner.
-    proxy.avoid.add(1)
+  /**
+   * A client of `transport` through `proxy`, connected to `owner` (the proxy's backend 0) and
+   * kept from the others: its session's node.
+   */
+  async function clientOn(owner: LapsingNode, proxy: RoundRobinProxy, transport: TransportName) {
+    for (let i = 1; i < proxy.forwarded.length; i++) proxy.avoid.add(i)
     const client = connect(`${proxy.url}/parley`, {
       transports: [transport],
       storage: memoryStorage(),
@@ -84,21 +84,33 @@ describe.skipIf(skipRedisSuites())('a node whose heartbeat record lapsed', () =>
     const down: number[] = []
     client.on('down', (n: number) => down.push(n))
     await until(() => client.connected && owner.sockets.length === 1, 3000, 'the client on the owner')
+    return { client, events, down }
+  }
+
+  /** The owner's record goes, and its heartbeats fail: to the other nodes, it is gone. */
+  async function lapse(owner: LapsingNode): Promise<void> {
+    owner.lapse = true
+    // On the adapter's own connection, after any heartbeat sent before: none writes it again.
+    await owner.redis.del(`${defaults.prefix}:node:${owner.adapter.node}`)
+  }
+
+  /**
+   * From now on every request of `client`, and every connection it makes again, reaches `other`
+   * (the proxy's backend `index`); numbered messages both ways and an echo go through: the same
+   * session, on the owner.
+   */
+  async function expectServedThrough(
+    owner: LapsingNode,
+    other: LapsingNode,
+    index: number,
+    proxy: RoundRobinProxy,
+    { client, events, down }: Awaited<ReturnType<typeof clientOn>>,
+  ): Promise<void> {
     const id = client.id
     const socket = owner.sockets[0]!
-
-    // The owner's record goes, and its heartbeats fail: the other node takes it for gone.
-    owner.lapse = true
-    await owner.redis.del(`${defaults.prefix}:node:${owner.adapter.node}`)
-    await until(
-      () => !other.adapter.liveNodes.includes(owner.adapter.node),
-      3000,
-      'the other node to take the owner for gone',
-    )
-    // From now on every request, and every connection made again, reaches the other node.
     proxy.avoid.clear()
-    proxy.avoid.add(0)
-    const before = proxy.forwarded[1]!
+    for (let i = 0; i < proxy.forwarded.length; i++) if (i !== index) proxy.avoid.add(i)
+    const before = proxy.forwarded[index]!
     proxy.cut()
 
     for (let n = 1; n <= 3; n++) {
@@ -113,7 +125,40 @@ describe.skipIf(skipRedisSuites())('a node whose heartbeat record lapsed', () =>
     expect(owner.received).toEqual([1, 2, 3])
     expect(down).toEqual([1, 2, 3])
     expect(owner.sockets).toHaveLength(1)
-    expect(proxy.forwarded[1]!).toBeGreaterThan(before)
+    expect(proxy.forwarded[index]!).toBeGreaterThan(before)
     expect(events.filter((e) => e.startsWith('disconnect'))).toEqual([])
+  }
+
+  it.each(TRANSPORTS)('keeps serving its %s sessions through the other nodes', async (transport) => {
+    const owner = await startNode()
+    const other = await startNode()
+    await until(() => other.adapter.liveNodes.includes(owner.adapter.node), 3000, 'the owner live')
+    const proxy = await balance([owner, other])
+    const client = await clientOn(owner, proxy, transport)
+
+    await lapse(owner)
+    await until(
+      () => !other.adapter.liveNodes.includes(owner.adapter.node),
+      3000,
+      'the other node to take the owner for gone',
+    )
+    await expectServedThrough(owner, other, 1, proxy, client)
   })
+
+  // A node that never saw the owner live (it started after the lapse) finds its address in the
+  // owner's address record, which outlives its heartbeat record.
+  it.each(TRANSPORTS)(
+    'keeps serving its %s sessions through a node that started after the lapse',
+    async (transport) => {
+      const owner = await startNode()
+      const proxy = await balance([owner])
+      const client = await clientOn(owner, proxy, transport)
+
+      await lapse(owner)
+      const late = await startNode()
+      expect(late.adapter.liveNodes).toEqual([])
+      const index = proxy.add(Number(new URL(late.started.base).port))
+      await expectServedThrough(owner, late, index, proxy, client)
+    },
+  )
 })

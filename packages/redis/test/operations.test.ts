@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
+import { ADDRESS_KEEP_MS } from '../src/nodes.js'
 import { packSocket, packValue } from '../src/wire.js'
 import { inbox, Nodes, redisSuite, type TestNode } from './nodes.js'
 
@@ -219,6 +220,11 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     a.redis.destroy()
     await until(() => b.adapter.liveNodes.length === 0, 5000, 'a drops out')
     expect(await b.adapter.sessionOwner(raw.sid)).toEqual({ node: a.adapter.node, url })
+    // So does a node that never saw a live (it starts now): a's address record outlives its
+    // heartbeat record.
+    const c = await nodes.start(suite.redis.url)
+    expect(c.adapter.liveNodes).toEqual([b.adapter.node])
+    expect(await c.adapter.sessionOwner(raw.sid)).toEqual({ node: a.adapter.node, url })
     // a's adapter goes on without its client, and says so without throwing.
     a.app.parley.emit('news', 'still local')
     expect(a.adapter.stats.lostBroadcasts).toBe(1)
@@ -233,14 +239,47 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
       'parley:membership',
       JSON.stringify({ n: a.adapter.node, k: 'left' }),
     ])
-    await eventually(
-      async () => !('url' in ((await b.adapter.sessionOwner(raw.sid)) as object)),
-      3000,
-      'no address',
-    )
-    expect(await b.adapter.sessionOwner(raw.sid)).toEqual({ node: a.adapter.node, handingOff: true })
+    for (const node of [b, c]) {
+      await eventually(
+        async () => !('url' in ((await node.adapter.sessionOwner(raw.sid)) as object)),
+        3000,
+        'no address',
+      )
+      expect(await node.adapter.sessionOwner(raw.sid)).toEqual({ node: a.adapter.node, handingOff: true })
+    }
     await b.redis.sendCommand(['SET', record, a.adapter.node])
     expect(await b.adapter.sessionOwner(raw.sid)).toBe('unknown')
+    expect(await c.adapter.sessionOwner(raw.sid)).toBe('unknown')
+  })
+
+  it("keeps a node's address a day past its heartbeat, for nodes that never saw it, and removes it as it closes", async () => {
+    nodes = new Nodes()
+    const [a, b] = (await nodes.cluster(suite.redis.url, 2)) as [TestNode, TestNode]
+    const key = (node: TestNode) => `parley:node:${node.adapter.node}:address`
+    expect(await b.redis.get(key(a))).toBe(new URL(a.base).origin)
+    const life = await b.redis.pTTL(key(a))
+    expect(life).toBeGreaterThan(ADDRESS_KEEP_MS - 60_000)
+    expect(life).toBeLessThanOrEqual(ADDRESS_KEEP_MS)
+    expect(ADDRESS_KEEP_MS).toBe(24 * 60 * 60 * 1000)
+    await nodes.stop(a)
+    expect(await b.redis.exists(key(a))).toBe(0)
+
+    // A node of the version before writes none (a rolling upgrade): once its record lapsed, a
+    // node that saw it live still sends its sessions there, one that did not finds them nowhere,
+    // as before.
+    const c = await nodes.start(suite.redis.url)
+    const raw = await rawConnect('websocket', c.base)
+    raws.push(raw)
+    await eventually(async () => typeof (await b.adapter.sessionOwner(raw.sid)) === 'object', 5000, 'owner')
+    c.redis.destroy()
+    await b.redis.del(key(c))
+    await until(() => b.adapter.liveNodes.length === 0, 5000, 'c drops out')
+    const d = await nodes.start(suite.redis.url)
+    expect(await b.adapter.sessionOwner(raw.sid)).toEqual({
+      node: c.adapter.node,
+      url: new URL(c.base).origin,
+    })
+    expect(await d.adapter.sessionOwner(raw.sid)).toBe('unknown')
   })
 
   it('keeps tracking live nodes when the index names a key that is not a node record', async () => {
