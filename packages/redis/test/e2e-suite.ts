@@ -4,6 +4,7 @@
 import type { Socket } from '@parley/client'
 import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
+import type { FastifyServerOptions } from 'fastify'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
@@ -105,8 +106,13 @@ export interface TrafficNode extends SuiteNode {
 /**
  * Starts a `TrafficNode` whose adapter reaches Redis at `url` (another way to the same Redis: a
  * proxy), with drain by handoff, and adds it to `nodes` (the suite's, closed after each test).
+ * `fastify`: its Fastify options (by default, routes that keep serving while it closes).
  */
-export async function startTrafficNode(url: string, nodes: SuiteNode[]): Promise<TrafficNode> {
+export async function startTrafficNode(
+  url: string,
+  nodes: SuiteNode[],
+  fastify: FastifyServerOptions = { return503OnClosing: false },
+): Promise<TrafficNode> {
   const client = await connectedClient(url)
   const node: TrafficNode = {
     started: undefined as unknown as Started,
@@ -137,7 +143,7 @@ export async function startTrafficNode(url: string, nodes: SuiteNode[]): Promise
         setup(socket)
       })
     },
-    { return503OnClosing: false },
+    fastify,
   )
   nodes.push(node)
   return node

@@ -8,7 +8,7 @@ import { SEAL_WAIT_MS } from './drain.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
-import { LastWordsAtClose } from './http/last-words.js'
+import { type ForwardAtClose, LastWordsAtClose } from './http/last-words.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge } from './http/routing.js'
@@ -111,12 +111,16 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // Judged in the same turn: the session is still the one the answer was judged on.
     if (endsSession !== undefined) server.sessionFor(endsSession)?.end(CloseReason.PAYLOAD_TOO_LARGE)
   }
+  // The routes own the forwarder: they hand it over once registered (see `forwardingAtClose`).
+  let forwardAtClose: ForwardAtClose | undefined
   const lastWords = new LastWordsAtClose({
     server: app.server,
     answers: closingAnswers,
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
     attached: (sid, kind) => server.attachedHttp(sid, kind),
     post: closingPost,
+    forward: async (req, res, post, unsent) =>
+      forwardAtClose ? forwardAtClose(req, res, post, unsent) : unsent,
     finishing: (sid) => server.finishing(sid),
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
@@ -198,6 +202,9 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     closingSent: sent,
     posts,
     closingPost,
+    forwardingAtClose: (forward: ForwardAtClose) => {
+      forwardAtClose = forward
+    },
     logLevel: options.logLevel,
   })
 }

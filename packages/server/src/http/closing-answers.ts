@@ -52,6 +52,12 @@ export interface ClosingVerdict {
    * route does (see `TakePost`), `answer` only if it is no longer there.
    */
   post?: { sid: string; kind: HttpTransportName; headers: HeaderBag }
+  /**
+   * A POST of a session this node does not hold (taken over by another node since it was handed
+   * off, or never here): sent on to the node that holds it, as the route sends it while the
+   * server is open (see `ForwardAtClose`); `answer` when no such node can be reached.
+   */
+  elsewhere?: { sid: string; headers: HeaderBag }
 }
 
 export interface ClosingAnswersOptions {
@@ -116,7 +122,8 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * it is on another transport, as the route judges a stale POST before its size), what the route
  * makes of any other POST of a live session on the transport it is attached to (`post`: read,
  * its packets used), 204 for any other POST of a session frozen for its handoff (its body
- * unread: the route uses none of it); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's
+ * unread: the route uses none of it), the owner's answer to a POST of a session another node
+ * holds (`elsewhere`); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's
  * "try again" (but a GET of a session
  * gets its last words, when they wait for it, or is served when the session is still here on
  * the GET's transport: see `ClosingVerdict`). Never anything the routes would not say.
@@ -228,6 +235,7 @@ export class ClosingAnswers {
       return sid === undefined ? { answer } : { answer, post: { sid, kind, headers: cors } }
     }
     const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+    if (method === 'POST' && sid) return { answer, elsewhere: { sid, headers: cors } }
     if (method !== 'GET' || !sid) return { answer }
     return { answer, lastWords: { sid, kind, headers: cors, acks: params.getAll('ack') } }
   }

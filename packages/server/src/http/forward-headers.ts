@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
-import type { FastifyRequest } from 'fastify'
+import type { ForwardedRequest } from './forward.js'
 import { ROUTED_HEADER, type RoutedMark } from './routing.js'
 
 /** Headers of one hop (RFC 9110 7.6.1), never copied from one connection to the next. */
@@ -26,7 +26,7 @@ const WEBSOCKET_HANDSHAKE = /^sec-websocket-/
  * mark (`mark`, see `SENT_ON` and `TOO_LARGE`), so that the owner answers it itself.
  */
 export function forwardedHeaders(
-  request: FastifyRequest,
+  request: ForwardedRequest,
   websocket = false,
   mark: RoutedMark = '1',
 ): OutgoingHttpHeaders {

@@ -1,4 +1,4 @@
-import http from 'node:http'
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream'
 import { ErrorCode, type HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
@@ -29,6 +29,31 @@ export interface Owner {
   url?: string
   /** A resume this draining node sends on to a live node (`anotherNode`), marked `SENT_ON`. */
   sentOn?: true
+}
+
+/**
+ * What forwarding reads of the client's request: Fastify's, or one that reached the node while
+ * Fastify refuses requests at close (see `Forwarder.postAtClose`).
+ */
+export interface ForwardedRequest {
+  method: string
+  /** The path and query string, as the client sent them. */
+  url: string
+  headers: IncomingHttpHeaders
+  /** The client's address; undefined once it is gone. */
+  ip: string | undefined
+  protocol: 'http' | 'https'
+  raw: IncomingMessage
+}
+
+/** A request on its way to the owner: the client's side of it, answered on `res`. */
+interface Hop {
+  request: ForwardedRequest
+  res: ServerResponse
+  /** The answer is this node's from here on (a Fastify reply is hijacked). */
+  take(): void
+  /** The CORS headers the endpoints give the request's page. */
+  cors(): HeaderBag
 }
 
 /**
@@ -100,7 +125,7 @@ export class Forwarder {
    */
   async ownerOf(
     sid: string,
-    request: FastifyRequest,
+    request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
     resume = false,
   ): Promise<Owner | undefined> {
@@ -197,26 +222,65 @@ export class Forwarder {
     // Answered already, by Fastify: the application's handlerTimeout ran out while a POST's
     // body came. Its packets go again with the client's next POST.
     if (answeredByFastify(reply)) return Promise.resolve('gone')
-    const deliver = async (): Promise<HandOver> => {
-      if (owner.url === undefined) return this.#route(owner, request, reply, body, mark)
-      let outcome = await this.#send(owner.url, request, reply, body, mark)
-      // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
-      // sent twice is harmless, since the owner drops packets it already has (by `seq`).
-      if (outcome === 'stale') outcome = await this.#send(owner.url, request, reply, body, mark)
-      if (outcome === 'stale' || outcome instanceof Error) {
-        this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
-        return 'unreachable'
-      }
-      // Nobody to answer (the client left, or this node is closing): let its connection go.
-      if (outcome === 'gone') takeReply(reply).raw.destroy()
-      return outcome
+    const hop: Hop = {
+      request,
+      res: reply.raw,
+      take: () => takeReply(reply),
+      cors: () => this.#options.corsOf(request),
     }
     // The owner may hold this request (or stream it) far longer than the application's
     // handlerTimeout, which counts on the owner alone (it answers there). The reply stays
     // Fastify's until the owner answers, so that an owner that cannot be reached is answered
     // as any other error (the application's onSend hooks and all), unless the handlerTimeout
     // ran out meanwhile: then it is this node's, answered on the raw response.
-    return outlastHandlerTimeout(reply, deliver())
+    return outlastHandlerTimeout(reply, this.#deliver(owner, hop, body, mark))
+  }
+
+  /**
+   * Hands a POST of a session `owner` holds to it, as `handOver` does, for a request that reached
+   * this node while Fastify refuses requests at close (see last-words.ts), which no route of
+   * Parley's can take then: `req` and `res` are Node's. `cors`: the page's headers. The client's
+   * connection closes after the owner's answer, as after every answer at close.
+   */
+  postAtClose(
+    owner: Owner,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: string,
+    cors: HeaderBag,
+  ): Promise<HandOver> {
+    const request: ForwardedRequest = {
+      method: req.method ?? 'POST',
+      url: req.url ?? '',
+      headers: req.headers,
+      ip: req.socket.remoteAddress,
+      protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+      raw: req,
+    }
+    return this.#deliver(owner, { request, res, take: () => {}, cors: () => cors }, body, TO_CLOSE)
+  }
+
+  async #deliver(
+    owner: Owner,
+    hop: Hop,
+    body: string,
+    mark: RoutedMark | typeof TO_CLOSE,
+  ): Promise<HandOver> {
+    if (owner.url === undefined) return this.#route(owner, hop, body, mark)
+    let outcome = await this.#send(owner.url, hop, body, mark)
+    // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
+    // sent twice is harmless, since the owner drops packets it already has (by `seq`).
+    if (outcome === 'stale') outcome = await this.#send(owner.url, hop, body, mark)
+    if (outcome === 'stale' || outcome instanceof Error) {
+      this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
+      return 'unreachable'
+    }
+    // Nobody to answer (the client left, or this node is closing): let its connection go.
+    if (outcome === 'gone') {
+      hop.take()
+      hop.res.destroy()
+    }
+    return outcome
   }
 
   /**
@@ -304,25 +368,19 @@ export class Forwarder {
   }
 
   /** Through the adapter, for in-process adapters whose owners have no URL. */
-  async #route(
-    owner: Owner,
-    request: FastifyRequest,
-    reply: FastifyReply,
-    body: string,
-    mark: RoutedMark,
-  ): Promise<HandOver> {
+  async #route(owner: Owner, hop: Hop, body: string, mark: RoutedMark | typeof TO_CLOSE): Promise<HandOver> {
     const node = owner.node
     try {
-      const routed = routedRequest(request, body, mark)
+      const routed = routedRequest(hop.request, body, markOf(mark))
       const response = await this.#options.adapter.routeRequest?.(node, routed)
       if (!response) throw new Error('the adapter cannot route requests')
+      hop.take()
       // The client left meanwhile: the owner sees its request closed, as in `#send`.
-      if (reply.raw.destroyed) {
-        takeReply(reply)
+      if (hop.res.destroyed) {
         response.abort()
         return 'gone'
       }
-      relayResponse(takeReply(reply), response, mark === TOO_LARGE)
+      relayResponse(hop.request, hop.res, response, closes(mark))
       return 'answered'
     } catch (err) {
       this.#options.unreachable(node, err)
@@ -340,12 +398,11 @@ export class Forwarder {
    * next try may reach the owner directly, as a relayed WebSocket's does (see forward-ws.ts).
    */
   #errorAnswer(
-    request: FastifyRequest,
-    res: http.ServerResponse,
+    { request, res, cors }: Hop,
     upstream: http.ClientRequest,
     answer: http.IncomingMessage,
     status: number,
-    mark: RoutedMark,
+    mark: RoutedMark | typeof TO_CLOSE,
   ): void {
     readAnswer(answer, (body, whole) => {
       // Read to its end, the connection to the owner goes back to the agent; else it goes.
@@ -353,7 +410,7 @@ export class Forwarder {
       if (res.destroyed) return
       const coded = whole ? codedError(body) : undefined
       if (coded) {
-        const headers = closingClient(request, answerHeaders(answer.headers), mark === TOO_LARGE)
+        const headers = closingClient(request, answerHeaders(answer.headers), closes(mark))
         res.writeHead(status, headers)
         res.end(body)
         return
@@ -365,12 +422,12 @@ export class Forwarder {
       const headers = closingClient(
         request,
         {
-          ...this.#options.corsOf(request),
+          ...cors(),
           'cache-control': 'no-store',
           'content-type': 'application/json; charset=utf-8',
           'content-length': String(Buffer.byteLength(text)),
         } as Record<string, string>,
-        mark === TOO_LARGE,
+        closes(mark),
       )
       res.writeHead(503, headers)
       res.end(text)
@@ -383,15 +440,14 @@ export class Forwarder {
    */
   #send(
     base: string,
-    request: FastifyRequest,
-    reply: FastifyReply,
+    hop: Hop,
     body: string,
-    mark: RoutedMark,
+    mark: RoutedMark | typeof TO_CLOSE,
   ): Promise<'answered' | 'gone' | 'stale' | Error> {
-    const res = reply.raw
+    const { request, res } = hop
     if (res.destroyed || this.#closed) return Promise.resolve('gone')
     const target = new URL(base)
-    const headers = forwardedHeaders(request, false, mark)
+    const headers = forwardedHeaders(request, false, markOf(mark))
     if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
     return new Promise((resolve) => {
       const upstream = http.request({
@@ -431,14 +487,14 @@ export class Forwarder {
       })
       upstream.once('response', (answer) => {
         answered = true
-        takeReply(reply)
+        hop.take()
         resolve('answered')
         const status = answer.statusCode ?? 502
         if (status >= 400) {
-          this.#errorAnswer(request, res, upstream, answer, status, mark)
+          this.#errorAnswer(hop, upstream, answer, status, mark)
           return
         }
-        const headers = closingClient(request, answerHeaders(answer.headers), mark === TOO_LARGE)
+        const headers = closingClient(request, answerHeaders(answer.headers), closes(mark))
         res.writeHead(status, headers)
         // An SSE stream streams: each chunk the owner writes goes on at once.
         res.flushHeaders()
@@ -462,6 +518,26 @@ export class Forwarder {
       upstream.end(request.method === 'POST' ? body : undefined)
     })
   }
+}
+
+/**
+ * A POST sent on from a node that is closing (see `Forwarder.postAtClose`): routed with the
+ * plain mark, and its client's connection closed after the answer, as after every answer at
+ * close.
+ */
+const TO_CLOSE = 'to-close'
+
+/** The routed mark a request goes with. */
+function markOf(mark: RoutedMark | typeof TO_CLOSE): RoutedMark {
+  return mark === TO_CLOSE ? '1' : mark
+}
+
+/**
+ * Whether the client's connection closes after the owner's answer whatever the owner says: at
+ * close, and after a POST whose body was left unread (TOO_LARGE, see `Forwarder.tooLarge`).
+ */
+function closes(mark: RoutedMark | typeof TO_CLOSE): boolean {
+  return mark === TO_CLOSE || mark === TOO_LARGE
 }
 
 /**

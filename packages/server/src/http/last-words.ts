@@ -22,6 +22,19 @@ export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide |
  */
 export type AttachedTransport = (sid: string, kind: HttpTransportName) => HttpSide | undefined
 
+/**
+ * Sends a POST of a session another node holds (`post`, see `ClosingVerdict.elsewhere`) on to
+ * that node, its body read here first; resolves with what to answer here instead (`unsent` when
+ * no node could take it, what the body's failure says when it could not be read), or undefined
+ * once the owner's answer went (or the client left).
+ */
+export type ForwardAtClose = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  post: NonNullable<ClosingVerdict['elsewhere']>,
+  unsent: EndpointAnswer,
+) => Promise<EndpointAnswer | undefined>
+
 export interface LastWordsOptions {
   /** `app.server`: only Node's `http` and `https` servers are taken over. */
   server: unknown
@@ -31,6 +44,8 @@ export interface LastWordsOptions {
   attached: AttachedTransport
   /** Takes a POST of a live session on its own transport, as the route does. */
   post: TakePost
+  /** Sends a POST of a session another node holds on to that node, as the route does. */
+  forward: ForwardAtClose
   /**
    * Resolves once `sid`'s session has ended, when it finishes the events in its middleware
    * before it ends (see `ParleyServer.finishing`); undefined otherwise.
@@ -73,7 +88,8 @@ export interface LastWordsOptions {
  * preflight its 204, a wrong method 405, another version 400, a page of an origin not allowed
  * 403, a malformed WebSocket upgrade 400, a POST whose body passes maxPayload 413 (ending its
  * session as the route does), a POST of a live session on its own transport what the route makes
- * of it (see `UpstreamPosts`), a POST of a session frozen for its handoff 204, a GET of a session
+ * of it (see `UpstreamPosts`), a POST of a session frozen for its handoff 204, a POST of a
+ * session another node holds the answer of that node (sent on, see `ForwardAtClose`), a GET of a session
  * still here on the GET's transport its stream or held poll, the rest Parley's own
  * `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no code and no CORS headers,
  * so that a page on another origin could not read it. From
@@ -92,6 +108,7 @@ export class LastWordsAtClose {
   readonly #take: TakeLastWords
   readonly #attached: AttachedTransport
   readonly #post: TakePost
+  readonly #forward: ForwardAtClose
   readonly #finishing: (sid: string) => Promise<void> | undefined
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
@@ -108,6 +125,7 @@ export class LastWordsAtClose {
     take,
     attached,
     post,
+    forward,
     finishing,
     log,
     fastifyRefuses,
@@ -118,6 +136,7 @@ export class LastWordsAtClose {
     this.#take = take
     this.#attached = attached
     this.#post = post
+    this.#forward = forward
     this.#finishing = finishing
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
@@ -181,6 +200,22 @@ export class LastWordsAtClose {
         },
         (err: unknown) => {
           this.#log.warn({ err }, 'parley: could not take a POST at close')
+          res.destroy()
+        },
+      )
+      return true
+    }
+    const elsewhere = verdict.elsewhere
+    if (elsewhere) {
+      // Taken over by another node since this one handed it off (or never here): that node
+      // hears it, as when the route sends it on. Refused, it would fail its client's transport,
+      // and the client resume once more where the session already is.
+      void this.#forward(req, res, elsewhere, verdict.answer).then(
+        (answer) => {
+          if (answer) this.#send(res, answer)
+        },
+        (err: unknown) => {
+          this.#log.warn({ err }, 'parley: could not send a POST on at close')
           res.destroy()
         },
       )

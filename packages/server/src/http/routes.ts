@@ -33,6 +33,7 @@ import {
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
+import type { ForwardAtClose } from './last-words.js'
 import { lingerOnClose } from './lingering-close.js'
 import { redactingRequestSerializer } from './log-redaction.js'
 import {
@@ -65,6 +66,8 @@ export interface RoutesOptions {
   posts: UpstreamPosts
   /** Takes a POST of a live session routed here while the app closes (see `TakePost`). */
   closingPost: TakePost
+  /** Hands over how a POST of a session another node holds is sent on at close. */
+  forwardingAtClose: (forward: ForwardAtClose) => void
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -91,6 +94,7 @@ export async function parleyRoutes(
     closingSent,
     posts,
     closingPost,
+    forwardingAtClose,
   }: RoutesOptions,
 ): Promise<void> {
   // Bodies are read by hand, under maxPayload and whatever their content type.
@@ -217,6 +221,18 @@ export async function parleyRoutes(
    */
   const ownerOf = (sid: string, reply: FastifyReply, resume = false) =>
     outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http', resume))
+  // While Fastify refuses requests at close, a POST of a session another node holds goes there
+  // all the same, as on the route below (until the forwarder closes with the server).
+  forwardingAtClose(async (req, res, { sid, headers }, unsent) => {
+    const owner = await forwarder.ownerOf(sid, req, 'http')
+    if (!owner) return unsent
+    const body = await bodies.read(req, res)
+    if (!body.ok) return posts.notRead(body.reason, headers)
+    // Checked here, where the bytes are: the owner gets text (see NOT_UTF8_TEXT).
+    const text = body.utf8 ? body.text() : NOT_UTF8_TEXT
+    const sent = await forwarder.postAtClose(owner, req, res, text, headers)
+    return sent === 'unreachable' ? unsent : undefined
+  })
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
   server.atClose(() => forwarder.close())
   // Nothing a body still on its way could say matters once the sessions end.

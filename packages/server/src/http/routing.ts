@@ -1,10 +1,11 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { pipeline, Readable } from 'node:stream'
 import { ErrorCode } from '@parley/protocol'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import inject from 'light-my-request'
 import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
 import { type ClosingAnswers, coded, type EndpointAnswer, SHUTTING_DOWN } from './closing-answers.js'
+import type { ForwardedRequest } from './forward.js'
 import type { AttachedTransport, TakeLastWords } from './last-words.js'
 import { takeGetAck } from './session-get.js'
 import type { TakePost } from './upstream-post.js'
@@ -67,13 +68,13 @@ const HOP_BY_HOP = new Set([
 ])
 
 /** The plain form of a request, for `Adapter.routeRequest`; `mark`: the routed mark it goes with. */
-export function routedRequest(request: FastifyRequest, body: string, mark: RoutedMark): RoutedRequest {
+export function routedRequest(request: ForwardedRequest, body: string, mark: RoutedMark): RoutedRequest {
   const routed: RoutedRequest = {
     method: request.method === 'POST' ? 'POST' : 'GET',
     url: request.url,
     headers: plainHeaders(request.headers),
     body,
-    address: request.ip,
+    address: request.ip ?? '',
   }
   if (mark === SENT_ON) routed.sentOn = true
   else if (mark === TOO_LARGE) routed.tooLarge = true
@@ -81,17 +82,20 @@ export function routedRequest(request: FastifyRequest, body: string, mark: Route
 }
 
 /**
- * Streams the owner's answer to the client; a client that goes away aborts it on the owner.
- * `close`: the client's connection closes after it, whatever the owner says (see `closingClient`).
+ * Streams the owner's answer to `request`'s client on `res` (no longer Fastify's: see
+ * `Forwarder.handOver`); a client that goes away aborts it on the owner. `close`: the client's
+ * connection closes after it, whatever the owner says (see `closingClient`).
  */
-export function relayResponse(reply: FastifyReply, response: RoutedResponse, close = false): FastifyReply {
-  // The reply was hijacked already, once the owner answered (see `Forwarder.handOver`).
-  const res = reply.raw
-  res.writeHead(response.status, closingClient(reply.request, { ...response.headers }, close))
+export function relayResponse(
+  request: ForwardedRequest,
+  res: ServerResponse,
+  response: RoutedResponse,
+  close = false,
+): void {
+  res.writeHead(response.status, closingClient(request, { ...response.headers }, close))
   pipeline(response.body, res, (err) => {
     if (err) response.abort()
   })
-  return reply
 }
 
 /**
@@ -231,7 +235,7 @@ function plainHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Recor
  * without the mark (the forwarding node left the client's body unread). Changes `headers`.
  */
 export function closingClient<H extends Record<string, unknown>>(
-  request: FastifyRequest,
+  request: ForwardedRequest,
   headers: H,
   close = false,
 ): H {
