@@ -29,7 +29,7 @@ import { Answering } from './answering.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
-import { type HandedOff, HandOffStore } from './handoff.js'
+import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type RedisSubscriber, type ResolvedRedisOptions, redisAddress } from './options.js'
 import { BroadcastReplies } from './replies.js'
@@ -157,6 +157,12 @@ export class RedisAdapter implements Adapter {
   /** The `ready()` calls still waiting: `close()` settles them. */
   readonly #readyWaits = new Set<() => void>()
   #closed = false
+  /**
+   * Until when (`performance.now()`) a handoff this node wrote may still be claimed: its `ttl`,
+   * and `CLAIM_KEEP_MS` for a claim taken back. The mark of this node's goodbye lasts as long
+   * (see `Nodes.stop`), so that a claimer that starts later does not wait for a seal.
+   */
+  #claimableUntil = 0
 
   /** Use `redisAdapter(options)`: it checks the options. */
   constructor(sockets: LocalSockets, options: ResolvedRedisOptions) {
@@ -580,6 +586,7 @@ export class RedisAdapter implements Adapter {
     const { sid, id } = snapshot
     this.#sessions.handingOff(sid)
     const entry = this.#handoffs.begin(snapshot, ttl)
+    this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + ttl + CLAIM_KEEP_MS)
     this.#cut.position(id)
     // -1: sent, and not answered within requestTimeout (see Commands).
     const epoch = await this.#handoffs.write(entry, snapshot, ttl).catch((err: unknown) => {
@@ -909,7 +916,8 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * Stops the heartbeat, removes this node from the live set, settles its pending queries (a
+   * Stops the heartbeat, removes this node from the live set (leaving a mark of its goodbye
+   * for as long as a handoff of its may be claimed: see `#claimableUntil`), settles its pending queries (a
    * broadcast with acks fails the replies still owed by other nodes), closes the subscriber
    * connection it made and logs the warnings it held back. Before that it waits, at most
    * `UNDO_AT_CLOSE_MS` (or `requestTimeout` when shorter), for what takes back a handoff step and could not reach Redis yet (a
@@ -939,7 +947,7 @@ export class RedisAdapter implements Adapter {
       )
     }
     try {
-      await this.#nodes.stop()
+      await this.#nodes.stop(this.#claimableUntil - performance.now())
     } catch (err) {
       this.#warnings.warn('close', 'could not remove this node from the live set; it expires by itself', {
         err,

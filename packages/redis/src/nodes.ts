@@ -96,8 +96,7 @@ export async function restoring(commands: Commands, prefix: string): Promise<boo
 
 /**
  * How many nodes that said they left a node remembers (see `Nodes.saidGoodbye`). A node's id is
- * new at every start, so the set only grows; a node forgotten is waited for as one that may be
- * alive, `SEAL_WAIT_MS` at most, by a claim of one of its handoffs that it did not seal.
+ * new at every start, so the set only grows; a node forgotten is asked about in Redis again.
  */
 export const GOODBYES_KEPT = 1000
 
@@ -210,6 +209,11 @@ export class Nodes {
     return `${this.#recordKey(id)}:address`
   }
 
+  /** Node `id` closed, and said so (see `stop`, `saidGoodbye`). */
+  #leftKey(id: string): string {
+    return `${this.#recordKey(id)}:left`
+  }
+
   /**
    * Beats now, then every `interval` ms until `stop()`. Resolves once a heartbeat wrote this
    * node's record and the others were told (see `#joined`), or once stopped: a Redis that is
@@ -271,23 +275,35 @@ export class Nodes {
     this.#announced.delete(id)
     this.#notes.delete(id)
     this.#lapsed.delete(id)
+    this.#rememberGoodbye(id)
+    if (this.#live.delete(id)) this.#config.gone([id])
+    this.#config.saidGoodbye(id)
+  }
+
+  #rememberGoodbye(id: string): void {
     this.#goodbyes.add(id)
     for (const oldest of this.#goodbyes) {
       if (this.#goodbyes.size <= GOODBYES_KEPT) break
       this.#goodbyes.delete(oldest)
     }
-    if (this.#live.delete(id)) this.#config.gone([id])
-    this.#config.saidGoodbye(id)
   }
 
   /**
    * True when node `id` said that it left: it closed, and what it sent before (its seals and
    * appends, on its one connection) is in Redis. Unlike a node whose record lapsed (which says
    * only that it wrote no heartbeat for three intervals: a stalled process, or a Redis slow to
-   * answer its connection, is alive and goes on), nothing more comes from it.
+   * answer its connection, is alive and goes on), nothing more comes from it. Heard here (`left`)
+   * or, for a node out of the live set, read from the mark its `stop()` left in Redis: a node
+   * started after that goodbye knows it too. False when Redis cannot say (away, or no answer
+   * within `requestTimeout`): the node is taken as one that may be alive. Never rejects.
    */
-  saidGoodbye(id: string): boolean {
-    return this.#goodbyes.has(id)
+  async saidGoodbye(id: string): Promise<boolean> {
+    if (this.#goodbyes.has(id)) return true
+    if (this.#live.has(id)) return false
+    const reply = await this.#config.commands.send(['GET', this.#leftKey(id)]).catch(() => undefined)
+    if (asText(reply) === undefined) return this.#goodbyes.has(id)
+    this.#rememberGoodbye(id)
+    return true
   }
 
   /**
@@ -490,11 +506,13 @@ export class Nodes {
 
   /**
    * Stops beating, removes this node's records and says so, so that the others drop it at once
-   * (those of an earlier version at their next beat). Waits for Redis at most `GOODBYE_MS` (or
-   * `requestTimeout`, when shorter) in all; rejects when the record could not be removed in that
-   * time (it then expires by itself).
+   * (those of an earlier version at their next beat). For `markFor` ms (none when 0) it also
+   * leaves a mark of its goodbye (`<prefix>:node:<id>:left`), for the nodes that start later
+   * (see `saidGoodbye`): sent after everything else this node sent, on the same connection.
+   * Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all; rejects when
+   * the record could not be removed in that time (it then expires by itself).
    */
-  async stop(): Promise<void> {
+  async stop(markFor = 0): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
     this.#first.resolve()
@@ -504,7 +522,9 @@ export class Nodes {
     const beaten = await within(this.#beating ?? Promise.resolve(), deadline - Date.now(), 'late')
     if (beaten === 'late') throw new Error('@parley/redis: Redis did not answer the last heartbeat in time')
     if (!commands.client.isReady) return
+    const mark = Math.ceil(markFor)
     const removed = Promise.all([
+      mark > 0 ? commands.send(['SET', this.#leftKey(id), '1', 'PX', String(mark)]) : undefined,
       // The address too: nothing is to be sent here any more.
       commands.send(['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`, this.#addressKey(id)]),
       commands.send(['ZREM', this.#indexKey, id]),

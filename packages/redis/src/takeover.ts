@@ -37,10 +37,11 @@ export interface TakeoverContext {
   /** With `sealed`: by the old node's drain with no other node live (`HandOffTail.alone`). */
   alone: boolean
   /**
-   * True when `node` said that it left (see `Nodes.saidGoodbye`): nothing more comes from it. A
-   * node merely out of the live set (its heartbeat lapsed) may be alive, and is waited for.
+   * True when `node` said that it left, heard here or marked in Redis (see `Nodes.saidGoodbye`):
+   * nothing more comes from it. A node merely out of the live set (its heartbeat lapsed) may be
+   * alive, and is waited for. Never rejects.
    */
-  saidGoodbye(node: string): boolean
+  saidGoodbye(node: string): Promise<boolean>
   /**
    * Registers the takeover for its marker and the old node's answer (see `Takeover.marked`,
    * `sealed`, `left`) and PUBLISHes the marker; false when it could not be sent.
@@ -72,7 +73,8 @@ export interface TakeoverContext {
  *  read the tail, delete the keys: { tail, complete: true }
  * ```
  *
- * Without the old node (it said that it left, before the claim or while the claimer waits), with
+ * Without the old node (it said that it left, before the claim, even before this node started,
+ * or while the claimer waits), with
  * a tail sealed already, or after `SEAL_WAIT_MS`, `join` is called then and there and the tail is
  * read as it is. An old node merely out of the live set is asked and waited for all the same: its
  * record lapses when it writes no heartbeat for three intervals (a stalled process, a Redis slow
@@ -141,7 +143,7 @@ export class Takeover implements SessionClaim {
       // Out of the live set, the old node may be alive all the same (its heartbeat late: a
       // stalled process, a Redis slow to answer its connection), and still sending into the
       // tail: it is asked to seal, and waited for, unless it said that it left.
-      if (!context.sealed && !context.saidGoodbye(context.oldNode)) await this.#awaitSeal()
+      if (!context.sealed && !(await context.saidGoodbye(context.oldNode))) await this.#awaitSeal()
     } catch (err) {
       context.failed(err)
     }

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
-import { UNCLAIM_KEEP_MS } from '../src/handoff.js'
+import { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from '../src/handoff.js'
 import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
@@ -663,6 +663,32 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(silent.joins()).toBe(1)
     expect(silentWaits).toMatchObject({ began: 1, ranOut: 1 })
     c!.hold = undefined
+  })
+
+  it('takes over at once on a node started after the old node closed: the goodbye is marked in Redis', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a] = await cluster.start(1)
+    const socket = await open(a!, 'sid-before', 's1')
+    expect(await handOff(a!, socket, 'sid-before')).toBe(true)
+    a!.adapter.appendHandOff('sid-before', 'kept')
+    await cluster.stop(a!)
+
+    // b never heard a say that it left; it reads a's mark, and asks for no seal.
+    const b = await cluster.node()
+    const waits = watchSealWaits()
+    const taken = takeOver(b, await b.adapter.claimSession('sid-before'))
+    expect(await within(taken.done, 5000, 'the takeover')).toEqual({
+      tail: ['kept'],
+      complete: false,
+      late: false,
+    })
+    waits.stop()
+    expect(taken.joins()).toBe(1)
+    expect(waits.began).toBe(0)
+    // The mark lasts as long as a's handoffs may be claimed, not for ever.
+    const left = await b.redis.pTTL(`${cluster.prefix}:node:${a!.adapter.node}:left`)
+    expect(left).toBeGreaterThan(TTL)
+    expect(left).toBeLessThanOrEqual(TTL + CLAIM_KEEP_MS)
   })
 
   it('asks an old node whose heartbeat lapsed for its seal: it may be alive, and what it sent after the snapshot is not lost', async () => {
