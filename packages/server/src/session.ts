@@ -394,10 +394,12 @@ export class Session extends Timed implements TransportOwner {
    * first: a session that never moves keeps none of it, 40 bytes less per idle session.
    */
   #move: MoveBooks | undefined
-  /** The server is closing: events from the client are no longer taken (see `refuseEvents`). */
-  #refusingEvents = false
-  /** The highest `seq` of an answer taken past an event refused (see `refuseEvents`). */
-  #answeredPast = 0
+  /**
+   * Set once the server closes without a move (see `refuseEvents`): events from the client are
+   * no longer taken, and `answeredPast` is the highest `seq` of an answer taken past one refused
+   * (0 for none). Not move books (no move is made), but as rare: one field for both, made then.
+   */
+  #refusing: { answeredPast: number } | undefined
 
   /**
    * A new session; or, with `books`, one another node handed off, taken over here: same ids,
@@ -946,15 +948,15 @@ export class Session extends Timed implements TransportOwner {
           this.#holdPacket(this.#move, this.#move.inbound, packet, transport.name, size)
           return
         }
-        if (this.#refusingEvents && packet.type === PacketType.EVENT) return
+        if (this.#refusing && packet.type === PacketType.EVENT) return
         if (packet.seq > 0) {
           // Duplicates come from replays after a switch: dropped. A gap: dropped too, and the
           // client is made to resume unless it fills it soon (see `#lostBefore`). But past an event refused at shutdown,
           // where the order was broken on purpose (see `refuseEvents`): an answer is taken.
           if (packet.seq !== this.#inSeq + 1) {
-            if (this.#refusingEvents) {
-              if (packet.seq > this.#inSeq && packet.seq > this.#answeredPast)
-                this.#takeAnswerPast(packet, transport.name, size)
+            if (this.#refusing) {
+              if (packet.seq > this.#inSeq && packet.seq > this.#refusing.answeredPast)
+                this.#takeAnswerPast(this.#refusing, packet, transport.name, size)
             } else if (packet.seq > this.#inSeq + 1) this.#lostBefore(transport, packet.seq)
             return
           }
@@ -1024,7 +1026,7 @@ export class Session extends Timed implements TransportOwner {
    * `holdInbound` held is dropped too (not acknowledged either).
    */
   refuseEvents(): void {
-    this.#refusingEvents = true
+    this.#refusing ??= { answeredPast: 0 }
     if (!this.#move) return
     this.#move.inbound = undefined
     this.#move.inboundBytes = 0
@@ -1038,9 +1040,14 @@ export class Session extends Timed implements TransportOwner {
    * client's. The client drops the answer with its session (a new one takes no answer to the old
    * one's requests), and a resume of this one replays it, dropped here then.
    */
-  #takeAnswerPast(packet: IncomingMessage, transport: TransportName, size: number): void {
+  #takeAnswerPast(
+    refusing: { answeredPast: number },
+    packet: IncomingMessage,
+    transport: TransportName,
+    size: number,
+  ): void {
     if (packet.type === PacketType.EVENT) return
-    this.#answeredPast = packet.seq
+    refusing.answeredPast = packet.seq
     this.#config.metrics.message('in', transport, size)
     this.#owner?.sessionMessage(packet)
   }
