@@ -811,13 +811,18 @@ export class RedisAdapter implements Adapter {
     // Another node's claim won, and that node is still taking the session over: this resume is
     // the client's next try after it gave up on the first (a slow takeover). A new session here
     // would leave the one being restored behind, with all it holds; the client tries again, and
-    // finds it on the claimer once the takeover is done. A claimer gone from the live set never
-    // finishes: the session died with it, and the client gets a new one.
+    // finds it on the claimer once the takeover is done. So too when the claimer is out of the
+    // live set: its record lapsed, which does not prove it dead (stalled, or its Redis slow to
+    // answer, it takes the session over all the same, Redis or not), and the client's next try is
+    // sent to its last address (see `sessionOwner`). Only a claimer that said it left never
+    // finishes: the session went with it, and the client gets a new one. One that died without a
+    // word holds its client's tries until the handoff's keys expire (their `ttl`) or the
+    // server's bound on them (the recovery window) ends.
     if ('claimer' in won) {
-      if (!(await this.#isLive(won.claimer))) return null
       // This node's own claim: a takeover under way here, or one given up on whose take-back
       // waits for Redis (see `HandOffStore.claim`): nothing another node took.
-      return won.claimer === this.node ? 'retry' : 'elsewhere'
+      if (won.claimer === this.node) return this.#closed ? null : 'retry'
+      return this.#nodes.saidGoodbye(won.claimer) ? null : 'elsewhere'
     }
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)
@@ -874,17 +879,6 @@ export class RedisAdapter implements Adapter {
         }),
       failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })
-  }
-
-  /**
-   * Whether `node` is live. Not live as of the last heartbeat: the live set is read again, as
-   * long as Redis answers within requestTimeout (a stalled Redis would hold the client's resume),
-   * else gone.
-   */
-  async #isLive(node: string): Promise<boolean> {
-    if (node === this.node) return !this.#closed
-    if (!this.#nodes.has(node)) await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
-    return this.#nodes.has(node)
   }
 
   /**

@@ -1029,7 +1029,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.adapter.sessionOwner('sid-overtaken')).toMatchObject({ node: c!.adapter.node })
   })
 
-  it('leaves a claim to its claimer when that node’s heartbeat lapses: it may be alive, and takes the session over', async () => {
+  it('leaves a claim to its claimer when that node’s heartbeat lapses, and tells the client to try again until it says it left', async () => {
     cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
     const [a, c] = await cluster.start(2)
     const proxy = await startTcpProxy(redis.port)
@@ -1043,14 +1043,27 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       proxy.freeze()
       // Its record expires as a crashed node's would (three heartbeats).
       await until(() => !c!.adapter.liveNodes.includes(b.adapter.node), 5000, 'b leaves the live set')
-      // Another node does not take the claim over...
-      expect(await c!.adapter.claimSession('sid-lapsed')).toBeNull()
-      // ...for b is alive: its takeover goes on without Redis, within its bounds, and b holds
-      // the session. Taken from it, the session would have two nodes.
+      // Another node neither takes the claim over nor gives the client a new session: told to
+      // try again, the client keeps its session, which b takes over.
+      expect(await c!.adapter.claimSession('sid-lapsed')).toBe('elsewhere')
+      // b is alive: its takeover goes on without Redis, within its bounds, and b holds the
+      // session. Taken from it, the session would have two nodes.
       const taken = takeOver(b, claim)
       expect(await taken.done).toEqual({ tail: [], complete: false, late: false })
       expect(taken.joins()).toBe(1)
       expect(b.sockets.hasSession('sid-lapsed')).toBe(true)
+      // Its read-back never reached Redis: the claim stands there, and still tells a try to come
+      // again, as long as b may be alive...
+      expect(await c!.adapter.claimSession('sid-lapsed')).toBe('elsewhere')
+      // ...and no longer once b said that it left (as its close says it): the session went with it.
+      await a!.redis.publish(`${cluster.prefix}:membership`, JSON.stringify({ n: b.adapter.node, k: 'left' }))
+      let answer: SessionClaim | null | 'retry' | 'elsewhere' = 'elsewhere'
+      const deadline = Date.now() + 3000
+      while (answer === 'elsewhere' && Date.now() < deadline) {
+        answer = await c!.adapter.claimSession('sid-lapsed')
+        if (answer === 'elsewhere') await sleep(20)
+      }
+      expect(answer).toBeNull()
     } finally {
       await proxy.close()
     }
