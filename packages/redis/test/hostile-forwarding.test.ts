@@ -509,6 +509,56 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
         await nothingLeft(watched)
       },
     )
+
+    it('over WebSocket, when the later one reaches the old node once the first took the session over: told so, and no new session opens', async () => {
+      const watched = await cluster(3, MOVING)
+      const [a, b, c] = watched
+      const first = await honest('websocket', a!.node)
+      const before = a!.node.app.parley.sockets.get(first.id)!
+      for (let n = 1; n <= 5; n++) before.emit('news', n)
+      await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
+      first.close()
+      const hello = `[8,{"sid":"${first.sid}","ack":2}]`
+      // c looks the owner up (a, which holds the session), then stalls, as a loaded node may:
+      // it goes on only once b's resume has taken the session over.
+      const adapter = c!.node.adapter
+      const lookUp = adapter.sessionOwner.bind(adapter)
+      let looked = false
+      let goOn: () => void = () => {}
+      const stalled = new Promise<void>((resolve) => {
+        goOn = resolve
+      })
+      adapter.sessionOwner = async (sid: string) => {
+        const owner = await lookUp(sid)
+        looked = true
+        await stalled
+        return owner
+      }
+      const late = await RawWebSocket.open(c!.node.base, hello)
+      await until(() => looked, 2000, 'c looking the owner up')
+      const kept = await RawWebSocket.open(b!.node.base, hello)
+      await until(() => kept.packets.length === 4, 2000, 'the replay on b')
+      expect(kept.packets).toMatchObject([
+        { type: PacketType.OPEN, recovered: true, id: first.id },
+        { seq: 3, args: [3] },
+        { seq: 4, args: [4] },
+        { seq: 5, args: [5] },
+      ])
+      await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
+      // c asks a for the session, which a no longer holds, and relays the resume there: a, which
+      // handed the session to b, says so rather than open a new one.
+      goOn()
+      expect(await late.first()).toMatchObject({
+        type: PacketType.ERROR,
+        code: 'PARLEY_SERVER_SHUTTING_DOWN',
+        message: 'the session was taken over by another node: try again',
+      })
+      await within(late.closed, 2000, 'the close')
+      expect(watched.map((w) => w.node.app.parley.socketsCount)).toEqual([0, 1, 0])
+      expect(await kept.answers()).toBe(true)
+      await goodbye(kept, b!, first.id)
+      await nothingLeft(watched)
+    })
   })
 
   describe('a resume naming a session of another node', () => {

@@ -1,4 +1,5 @@
 import type { ClosePacket } from '@parley/protocol'
+import { RecentSessions } from './recent-sessions.js'
 import type { Outgoing } from './transports/transport.js'
 
 /** How a session ended, as a resume of it is answered. */
@@ -19,29 +20,18 @@ export interface Ending {
  */
 export const MAX_ENDED_SESSIONS = 10_000
 
-interface Entry extends Ending {
-  /** When the entry stops answering (ms since the epoch). */
-  readonly until: number
-}
-
 /**
  * The CLOSE of each session that ended recently, by sid, so that a resume of it is answered
  * with why it ended rather than a silent fresh session: the CLOSE may never have reached the
  * client (an SSE stream destroyed for 'slow consumer', a WebSocket cut for 'payload too large').
- *
- * Bounded in time and in count, with no timer: every entry lives the same `ttl`, so the Map's
- * insertion order is also expiry order; expired entries are dropped from the front when one is
- * added, and an expired entry that is looked up is dropped then. Past `max` the oldest goes.
+ * Bounded in time and in count, with no timer (see `RecentSessions`).
  */
 export class EndedSessions {
-  readonly #entries = new Map<string, Entry>()
-  readonly #ttl: number
-  readonly #max: number
+  readonly #entries: RecentSessions<Ending>
 
   /** `ttl`: ms an entry answers (0 keeps nothing); `max`: entries kept at most. */
   constructor(ttl: number, max: number) {
-    this.#ttl = ttl
-    this.#max = max
+    this.#entries = new RecentSessions(ttl, max)
   }
 
   /** Entries held now (expired ones not yet dropped included). */
@@ -51,21 +41,11 @@ export class EndedSessions {
 
   /** Remembers how session `sid` ended: its CLOSE, after it took the client's `seq` up to `ack`. */
   add(sid: string, close: Outgoing<ClosePacket>, ack: number, now = Date.now()): void {
-    if (this.#ttl <= 0 || this.#max <= 0) return
-    this.#entries.delete(sid)
-    this.#entries.set(sid, { close, ack, until: now + this.#ttl })
-    for (const [key, entry] of this.#entries) {
-      if (entry.until > now && this.#entries.size <= this.#max) break
-      this.#entries.delete(key)
-    }
+    this.#entries.add(sid, { close, ack }, now)
   }
 
   /** How session `sid` ended, if it did within the last `ttl` ms. */
   get(sid: string, now = Date.now()): Ending | undefined {
-    const entry = this.#entries.get(sid)
-    if (!entry) return undefined
-    if (entry.until > now) return entry
-    this.#entries.delete(sid)
-    return undefined
+    return this.#entries.get(sid, now)
   }
 }

@@ -34,6 +34,7 @@ import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
+import { RecentSessions } from './recent-sessions.js'
 import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
@@ -103,6 +104,11 @@ export class ParleyServer<
   #lingeringBytes = 0
   /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
   readonly #ended: EndedSessions
+  /**
+   * Sessions that left this node lately, taken over by another one, by sid (see
+   * `#claimAndTakeOver`): as long as a session ended here is kept in `#ended`.
+   */
+  readonly #movedAway: RecentSessions<true>
   /** How sessions ended, as the adapter keeps it for every node (see `Adapter.sessionEnded`). */
   readonly #endedElsewhere: EndedElsewhere
   /** Sessions ended for invalid packets: logged once per burst, with the first's reason. */
@@ -238,6 +244,7 @@ export class ParleyServer<
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
     const endedTtl = options.recoveryWindow || options.pingInterval + options.pingTimeout
     this.#ended = new EndedSessions(endedTtl, MAX_ENDED_SESSIONS)
+    this.#movedAway = new RecentSessions(endedTtl, MAX_ENDED_SESSIONS)
     this.#endedElsewhere = new EndedElsewhere(this.adapter, endedTtl, options.handshakeTimeout, {
       record: (err) => this.#adapterFailures.endedRecord.record({ err }),
       lookup: (err) => this.#adapterFailures.endedLookup.record({ err }),
@@ -277,7 +284,10 @@ export class ParleyServer<
         // Taken over by another node: a resume still running here must not start a new
         // session when it finds the session gone (see `#resume`).
         const socket = this.#bySid.get(sid)
-        if (socket && reason === CloseReason.SERVER_HANDOFF) this.#resumes.movedAway(socket)
+        if (socket && reason === CloseReason.SERVER_HANDOFF) {
+          this.#resumes.movedAway(socket)
+          this.#movedAway.add(sid, true)
+        }
         this.#forget(sid, id)
         if (handingOff) this.#withdraw(sid)
       },
@@ -1061,7 +1071,13 @@ export class ParleyServer<
     handshake: Handshake,
     request: HandshakeRequest,
   ): Promise<Refusal | null | undefined> {
-    const claim = await this.#claim(sid)
+    let claim = await this.#claim(sid)
+    // Relayed here as to its owner by a node that looked the owner up before this node handed
+    // the session to another one (that node asked for it first, and its takeover is done): the
+    // session lives there. A new session here would leave it behind; the client tries again,
+    // and its next try is sent there.
+    if (claim === null && request.headers[ROUTED_HEADER] === '1' && this.#movedAway.get(sid))
+      claim = 'elsewhere'
     // Told to try again for at most the recovery window, after which the session cannot be
     // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
     const unsettled = claim === 'retry' || claim === 'elsewhere'
