@@ -822,7 +822,7 @@ export class RedisAdapter implements Adapter {
       // This node's own claim: a takeover under way here, or one given up on whose take-back
       // waits for Redis (see `HandOffStore.claim`): nothing another node took.
       if (won.claimer === this.node) return this.#closed ? null : 'retry'
-      return this.#nodes.saidGoodbye(won.claimer) ? null : 'elsewhere'
+      return (await this.#nodes.saidGoodbye(won.claimer)) ? null : 'elsewhere'
     }
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)
