@@ -35,6 +35,7 @@ import { type RedisSubscriber, type ResolvedRedisOptions, redisAddress } from '.
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
+import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 import { Takeover } from './takeover.js'
 import { Warnings } from './warnings.js'
 import {
@@ -186,7 +187,9 @@ export class RedisAdapter implements Adapter {
       ),
     )
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
-    this.#handoffs = new HandOffStore(this.#commands, prefix, this.node)
+    this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
+      this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
+    )
     this.#ended = new EndedRecords(this.#commands, prefix, this.#warnings)
     this.#nodes = new Nodes({
       commands: this.#commands,
@@ -632,13 +635,18 @@ export class RedisAdapter implements Adapter {
   /**
    * Appends a packet to the tail of a session this node handed off, in call order; nothing once
    * its tail is sealed (by a claim or by `sealHandOff`), or for a session this node does not
-   * hand off. Skipped (never queued) while Redis is away or has left a command unanswered for
-   * `requestTimeout`: the claimer then finds the tail incomplete. Never throws.
+   * hand off. Queued, and written with the node's other appends in one command (see
+   * `TailWrites`); while Redis is away or has left a command unanswered for `requestTimeout`,
+   * they wait, and go once it answers. Dropped only past `MAX_QUEUED_TAIL_APPENDS` or
+   * `MAX_QUEUED_TAIL_BYTES` queued: the claimer then finds the tail incomplete. Never throws.
    */
   appendHandOff(sid: string, text: string): void {
     try {
-      this.#handoffs.append(sid, text, (err) =>
-        this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
+      if (this.#closed || this.#handoffs.append(sid, text)) return
+      this.#warnings.warn(
+        'handoff-append-dropped',
+        `dropped an append to a handed-off session's tail: ${MAX_QUEUED_TAIL_APPENDS} appends or ${MAX_QUEUED_TAIL_BYTES} bytes wait for Redis already; the node that takes the session over finds its tail incomplete`,
+        { queued: this.#handoffs.queuedAppends, unavailable: this.#commands.unavailable() },
       )
     } catch (err) {
       this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err })
@@ -649,16 +657,31 @@ export class RedisAdapter implements Adapter {
    * The drain ends with `sid` unclaimed: appends `last` and seals the tail (one script), so that
    * a claim that comes later finds it complete at once; `alone` (no other node live) is kept
    * with the seal, and that claim's `takeOver` resolves `alone: true`. Resolves once written, or
-   * given up (Redis away, or `requestTimeout`); never rejects.
+   * after `requestTimeout` (the seal stays queued behind the session's appends, and goes once
+   * Redis answers, should the node still be open then); never rejects.
    */
   async sealHandOff(sid: string, last: string[], alone = false): Promise<void> {
     const entry = this.#handoffs.bySid(sid)
     if (!entry) return
     this.#cut.unposition(entry.id)
-    // Bounded by requestTimeout (see Commands): the end of the drain waits for it.
-    await this.#handoffs.seal(entry, last, alone).catch((err: unknown) => {
-      this.#warnings.warn('handoff-seal', 'could not seal the tail of a handed-off session', { err })
-    })
+    const late = Symbol('late')
+    // The end of the drain waits for it: bounded, as every other step.
+    const sealed = await within(
+      this.#handoffs.seal(entry, last, alone).then(
+        () => undefined,
+        (err: unknown) => err,
+      ),
+      this.#options.requestTimeout,
+      late,
+    )
+    if (sealed === late) {
+      this.#warnings.warn(
+        'handoff-seal',
+        `the seal of a handed-off session's tail was not written within ${this.#options.requestTimeout} ms; it goes once Redis answers`,
+      )
+    } else if (sealed !== undefined) {
+      this.#warnings.warn('handoff-seal', 'could not seal the tail of a handed-off session', { err: sealed })
+    }
   }
 
   /**
@@ -932,12 +955,25 @@ export class RedisAdapter implements Adapter {
     for (const entry of this.#handoffs.undosWaiting()) void this.#giveUpWrite(entry)
     // What takes back a handoff step (a withdraw, a write given up on) and could not reach Redis
     // yet: a node that goes without it leaves a snapshot claimable until it expires.
-    const undone = await this.#commands.settleUndos(Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout))
+    // So too the appends and seals of handed-off tails still queued for a slow Redis: a tail
+    // left without them is read incomplete.
+    const wait = Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout)
+    const [undone, unwritten] = await Promise.all([
+      this.#commands.settleUndos(wait),
+      this.#handoffs.settleAppends(wait),
+    ])
     this.#commands.stop()
+    this.#handoffs.stop()
     if (undone > 0) {
       this.#warnings.warn(
         'close',
         `${undone} step(s) taking back a handoff could not reach Redis before the adapter closed; what they take back stays until it expires`,
+      )
+    }
+    if (unwritten > 0) {
+      this.#warnings.warn(
+        'close',
+        `${unwritten} append(s) to handed-off sessions' tails could not reach Redis before the adapter closed; the nodes that take those sessions over find their tails incomplete`,
       )
     }
     try {

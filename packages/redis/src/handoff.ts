@@ -23,6 +23,7 @@ import type { SessionSnapshot } from '@parley/server'
 import type { Commands } from './commands.js'
 import { asText, RedisUnreachableError } from './send.js'
 import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
+import { type TailGroup, TailWrites } from './tail-writes.js'
 
 /**
  * How long the handoff keys live after a claim, at least: the old node may still seal, and the
@@ -123,25 +124,44 @@ if redis.call('GET', KEYS[3]) == ARGV[1] .. ARGV[2] then redis.call('DEL', KEYS[
 return 1
 `
 
-// KEYS: hash, tail. ARGV: '1' when appends were skipped before this one, the write id of the
-// handoff the texts belong to, then the texts; the last call (a seal) also marks the tail
-// sealed: ARGV[2] = '1', or '2' for the seal of a drain alone (kept as the value of 'sealed').
-// Refused (0) once sealed, when the handoff is gone (expired, read back: no snapshot): a late
-// packet must not make a list nobody reads; and when the handoff is another write's: an append
-// held up on its way (a stalled connection, a loaded Redis) may run after the session was
-// claimed, taken over and handed off again, and its packets, numbered after the old snapshot,
-// would break the new tail's order (its claimer could not restore the session).
+// KEYS: for each session, its hash and its tail. ARGV: for each session five fields, then its
+// texts: gap ('1' when an append of this node's never reached the tail), seal ('0', or the seal
+// to keep as 'sealed': '1', or '2' for the seal of a drain alone), the write id of the handoff
+// the texts belong to, from (how many of this node's texts the tail held before these, as far as
+// the node knows; -1 when it does not: nothing is appended, the tail is marked incomplete), and
+// how many texts follow. One batch of the node's appends (see tail-writes.ts), each session's part
+// as one append was before: refused (0) once sealed, when the handoff is gone (expired, read back:
+// no snapshot), a late packet must not make a list nobody reads; and when the handoff is another
+// write's: an append held up on its way (a stalled connection, a loaded Redis) may run after the
+// session was claimed, taken over and handed off again, and its packets, numbered after the old
+// snapshot, would break the new tail's order (its claimer could not restore the session). A part
+// sent again (its batch got no answer, and may have run) skips the texts the tail holds already:
+// it appends once. Returns 1 or 0 for each session.
 const APPEND = `
-if redis.call('HEXISTS', KEYS[1], 'snapshot') == 0 or redis.call('HEXISTS', KEYS[1], 'sealed') == 1 then
-  return 0
+local took = {}
+local at = 1
+for k = 1, #KEYS, 2 do
+  local hash, tail = KEYS[k], KEYS[k + 1]
+  local gap, seal, write = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  local from, count = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])
+  local first = at + 5
+  at = first + count
+  local open = redis.call('HEXISTS', hash, 'snapshot') == 1 and redis.call('HEXISTS', hash, 'sealed') == 0
+  if open and redis.call('HGET', hash, 'write') == write then
+    local have = redis.call('LLEN', tail)
+    if gap == '1' or from < 0 or have < from then redis.call('HSET', hash, 'complete', '0') end
+    if from >= 0 then
+      for i = first + math.max(have - from, 0), first + count - 1 do redis.call('RPUSH', tail, ARGV[i]) end
+    end
+    if seal ~= '0' then redis.call('HSET', hash, 'sealed', seal) end
+    local ttl = redis.call('PTTL', hash)
+    if ttl > 0 and redis.call('EXISTS', tail) == 1 then redis.call('PEXPIRE', tail, ttl) end
+    took[#took + 1] = 1
+  else
+    took[#took + 1] = 0
+  end
 end
-if redis.call('HGET', KEYS[1], 'write') ~= ARGV[3] then return 0 end
-if ARGV[1] == '1' then redis.call('HSET', KEYS[1], 'complete', '0') end
-for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-if ARGV[2] ~= '0' then redis.call('HSET', KEYS[1], 'sealed', ARGV[2]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 and #ARGV > 3 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return 1
+return took
 `
 
 // KEYS: hash, tail, owner record, given-up marker of this claim. ARGV: node, owner record TTL
@@ -264,14 +284,16 @@ export interface HandedOff {
   undone?: Promise<void>
   /** 'open': appends go to Redis; 'sealed': the tail is closed here, appends are refused. */
   state: 'open' | 'sealed'
-  /** An append was skipped (Redis away) or failed: the tail has a hole. */
+  /** An append was dropped (the queue full, see tail-writes.ts) or failed: the tail has a hole. */
   gap: boolean
+  /** How many of this node's texts the tail holds, as Redis answered (see `TailWrites`). */
+  landed: number
   /**
    * A claim's marker named this handoff before its write was answered: the write ran (a claim
    * won it), whatever its answer says, and the session was sealed here for that claimer.
    */
   claimedEarly?: boolean
-  /** The seal's write, once sent. */
+  /** The seal's write, once queued: resolves once written (or refused), however long Redis takes. */
   sealing?: Promise<void>
   /** Forgets the entry once its handoff has expired in Redis. */
   timer?: NodeJS.Timeout
@@ -313,18 +335,30 @@ export interface ReadTail {
  * The Redis side of handoffs, for one node: the scripts above, and the entries of the sessions
  * this node handed off. Every step waits for Redis at most `requestTimeout`, and none is sent
  * while Redis is away or has left a command unanswered that long (see `Commands`): a drain, a
- * resume and `app.close()` wait on these, and a drain appends a command per packet.
+ * resume and `app.close()` wait on these. The appends to tails and their seals are the
+ * exception: queued, bounded, and written in batches once Redis answers (see `TailWrites`), for
+ * what a drain numbers after a snapshot is the session's, and a slow Redis must not lose it.
  */
 export class HandOffStore {
   /** Sessions this node handed off, by sid and by hash (claim markers name the hash). */
   readonly #bySid = new Map<string, HandedOff>()
   readonly #byHash = new Map<string, HandedOff>()
 
+  readonly #tails: TailWrites<HandedOff>
+
   constructor(
     private readonly commands: Commands,
     private readonly prefix: string,
     private readonly node: string,
-  ) {}
+    /** Redis answered a batch of appends with an error: their tails are incomplete. */
+    appendFailed: (err: unknown) => void = () => {},
+  ) {
+    this.#tails = new TailWrites(
+      () => commands.unavailable() === undefined,
+      (groups) => this.#appendBatch(groups),
+      appendFailed,
+    )
+  }
 
   keys(hash: string): { owner: string; hash: string; tail: string } {
     const handoff = `${this.prefix}:handoff:${hash}`
@@ -360,6 +394,7 @@ export class HandOffStore {
       givenUp: false,
       state: 'open',
       gap: false,
+      landed: 0,
     }
     this.#bySid.set(entry.sid, entry)
     this.#byHash.set(entry.hash, entry)
@@ -454,32 +489,43 @@ export class HandOffStore {
     return entry.undone
   }
 
-  /** Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`. */
-  append(sid: string, text: string, failed: (err: unknown) => void): void {
+  /**
+   * Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`.
+   * False when the append was dropped: the queue of this node's appends is full (see
+   * `TailWrites`), and the claimer learns of the hole from the session's next write.
+   */
+  append(sid: string, text: string): boolean {
     const entry = this.#bySid.get(sid)
-    if (entry?.state !== 'open' || entry.givenUp) return
-    // Skipped rather than queued (a drain may append thousands while Redis does not answer):
-    // the claimer learns of the hole from the next write that goes.
-    if (this.commands.unavailable() !== undefined) {
-      entry.gap = true
-      return
-    }
-    this.#append(entry, [text], 'no').catch((err: unknown) => {
-      entry.gap = true
-      failed(err)
-    })
+    if (entry?.state !== 'open' || entry.givenUp) return true
+    return this.#tails.append(entry, text)
+  }
+
+  /** Appends queued for Redis and not written yet (see `TailWrites`). */
+  get queuedAppends(): number {
+    return this.#tails.size
+  }
+
+  /** Waits at most `ms` for the queued appends and seals to be written; resolves with how many are left. */
+  settleAppends(ms: number): Promise<number> {
+    return this.#tails.settle(ms)
+  }
+
+  /** Drops the appends and seals still queued: the adapter closes. */
+  stop(): void {
+    this.#tails.stop()
   }
 
   /**
    * Closes the tail after `last`: nothing more is appended here. `alone`: the seal of a drain
-   * with no other node live, which the claim made later reads back. Resolves once written;
-   * rejects when given up (`RedisUnreachableError`: Redis away, or no answer within
-   * `requestTimeout`; the claimer then finds the tail unsealed, complete: false).
+   * with no other node live, which the claim made later reads back. Queued behind the session's
+   * appends (see `TailWrites`), and resolves once written, however long Redis takes; rejects with
+   * the error Redis answered, or when the adapter closes first (the claimer then finds the tail
+   * unsealed, complete: false).
    */
   seal(entry: HandedOff, last: string[], alone = false): Promise<void> {
     if (entry.sealing) return entry.sealing
     entry.state = 'sealed'
-    const write = () => this.#append(entry, last, alone ? 'alone' : 'seal')
+    const write = () => this.#tails.seal(entry, last, alone ? '2' : '1')
     // Behind an UNDO that waits (see `holdUndo`): the claimer it answers reads the revocation.
     const written = entry.undoWaits ? entry.undoWaits.sent.then(write) : write()
     entry.sealing = written.then(() => undefined)
@@ -619,18 +665,18 @@ export class HandOffStore {
     return reply === 1 ? 'withdrawn' : reply === 2 ? 'ended' : 'none'
   }
 
-  #append(entry: HandedOff, texts: string[], seal: 'no' | 'seal' | 'alone'): Promise<unknown> {
-    const keys = this.keys(entry.hash)
-    return this.commands.send([
-      'EVAL',
-      APPEND,
-      '2',
-      keys.hash,
-      keys.tail,
-      entry.gap ? '1' : '0',
-      seal === 'no' ? '0' : seal === 'seal' ? '1' : '2',
-      entry.write,
-      ...texts,
-    ])
+  /** One batch of appends and seals (see APPEND): for each group, whether its tail took it. */
+  async #appendBatch(groups: TailGroup<HandedOff>[]): Promise<boolean[]> {
+    const keys: string[] = []
+    const args: string[] = []
+    for (const { tail: entry, texts, seal } of groups) {
+      const { hash, tail } = this.keys(entry.hash)
+      keys.push(hash, tail)
+      const known = entry.landed >= 0
+      args.push(entry.gap ? '1' : '0', seal, entry.write, String(entry.landed))
+      args.push(String(known ? texts.length : 0), ...(known ? texts : []))
+    }
+    const reply = await this.commands.send(['EVAL', APPEND, String(keys.length), ...keys, ...args])
+    return groups.map((_, i) => Array.isArray(reply) && reply[i] === 1)
   }
 }

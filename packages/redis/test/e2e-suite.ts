@@ -2,7 +2,7 @@
 // one throwaway Redis, and the real client. A suite owns its nodes and clients; the hooks here
 // close them after each test.
 import type { Socket } from '@parley/client'
-import { redisAdapter } from '@parley/redis'
+import { type RedisClient, redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import type { FastifyServerOptions } from 'fastify'
 import { createClient } from 'redis'
@@ -106,12 +106,18 @@ export interface TrafficNode extends SuiteNode {
 /**
  * Starts a `TrafficNode` whose adapter reaches Redis at `url` (another way to the same Redis: a
  * proxy), with drain by handoff, and adds it to `nodes` (the suite's, closed after each test).
- * `fastify`: its Fastify options (by default, routes that keep serving while it closes).
+ * `own`: the adapter's `requestTimeout`, the client as the adapter gets it (`view`: one whose
+ * commands a test holds back, say), and its Fastify options (`fastify`; by default, routes that
+ * keep serving while it closes).
  */
 export async function startTrafficNode(
   url: string,
   nodes: SuiteNode[],
-  fastify: FastifyServerOptions = { return503OnClosing: false },
+  own: {
+    requestTimeout?: number
+    view?: (client: RedisClientType) => RedisClient
+    fastify?: FastifyServerOptions
+  } = {},
 ): Promise<TrafficNode> {
   const client = await connectedClient(url)
   const node: TrafficNode = {
@@ -126,9 +132,10 @@ export async function startTrafficNode(
   node.started = await startServer(
     {
       adapter: redisAdapter({
-        client,
+        client: own.view?.(client) ?? client,
         heartbeatInterval: 300,
         log: { warn: (_details, message) => node.warnings.push(message) },
+        ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
       }),
       handoff: { timeout: 7000, retrySpread: 0 },
     },
@@ -143,7 +150,7 @@ export async function startTrafficNode(
         setup(socket)
       })
     },
-    fastify,
+    own.fastify ?? { return503OnClosing: false },
   )
   nodes.push(node)
   return node

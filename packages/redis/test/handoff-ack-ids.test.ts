@@ -10,15 +10,11 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
 import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
-import { holding } from './handoff-support.js'
+import { holding, isSeal } from './handoff-support.js'
 
 interface Node extends SuiteNode {
   connections: ServerSocket[]
 }
-
-/** The old node's seal of a tail (an append that closes it), as it goes to Redis. */
-const isSeal = (args: string[]) =>
-  args[0] === 'EVAL' && args[1]?.includes("'sealed', ARGV[2]") === true && args[6] === '1'
 
 describe.skipIf(skipRedisSuites())('ack ids across a handoff over Redis', () => {
   const { suite, balance } = balancedSuite<Node>()
@@ -78,7 +74,7 @@ describe.skipIf(skipRedisSuites())('ack ids across a handoff over Redis', () => 
     // the tail, which holds that question.
     let seal: { args: string[]; answer: (reply: unknown) => void } | undefined
     const hold = (args: string[]) =>
-      seal || !isSeal(args)
+      seal || !isSeal(args, '1')
         ? undefined
         : new Promise((answer) => {
             seal = { args, answer }

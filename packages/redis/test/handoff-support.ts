@@ -385,3 +385,44 @@ export function holding(redis: Client, hold: (args: string[]) => Promise<unknown
     off: (event, listener) => redis.off(event, listener),
   }
 }
+
+/** One session's part of a batch of tail writes (see `APPEND` in src/handoff.ts). */
+export interface TailPart {
+  /** The handoff's hash key. */
+  hash: string
+  gap: boolean
+  /** '0' an append, '1' a seal, '2' the seal of a drain alone. */
+  seal: string
+  /** How many of its node's texts the tail held before these, as the node knew; -1 unknown. */
+  from: number
+  texts: string[]
+}
+
+/** The parts of a batch of tail writes as a node sends it, or undefined for any other command. */
+export function tailBatch(args: readonly string[]): TailPart[] | undefined {
+  if (args[0] !== 'EVAL' || args[1]?.includes("redis.call('HSET', hash, 'sealed', seal)") !== true)
+    return undefined
+  const keys = Number(args[2])
+  const argv = args.slice(3 + keys)
+  const parts: TailPart[] = []
+  let at = 0
+  for (let k = 0; k < keys; k += 2) {
+    const count = Number(argv[at + 4])
+    parts.push({
+      hash: args[3 + k]!,
+      gap: argv[at] === '1',
+      seal: argv[at + 1]!,
+      from: Number(argv[at + 3]),
+      texts: argv.slice(at + 5, at + 5 + count),
+    })
+    at += 5 + count
+  }
+  return parts
+}
+
+/** A batch of tail writes that seals a tail (with `flag`: '1' or '2'; any seal without). */
+export function isSeal(args: readonly string[], flag?: string): boolean {
+  return (
+    tailBatch(args)?.some((part) => (flag === undefined ? part.seal !== '0' : part.seal === flag)) === true
+  )
+}

@@ -8,6 +8,7 @@ import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/sup
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from '../src/handoff.js'
+import { RedisUnreachableError } from '../src/send.js'
 import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
@@ -18,8 +19,10 @@ import {
   HeldInOrder,
   holdAll,
   holdBack,
+  isSeal,
   message,
   snapshotOf,
+  tailBatch,
   to,
 } from './handoff-support.js'
 
@@ -64,9 +67,6 @@ const isUndo = (args: string[]) => args[1]?.includes("'HMGET', KEYS[2], 'write',
 
 /** The heartbeat script (see `HEARTBEAT` in src/nodes.ts), as a node sends it. */
 const isHeartbeat = (args: string[]) => args[1]?.includes("'ZREMRANGEBYSCORE'") === true
-
-/** The seal of a tail (see `APPEND` in src/handoff.ts: its seal flag, ARGV[2], set), as a node sends it. */
-const isSeal = (args: string[]) => args[1]?.includes("'sealed', ARGV[2]") === true && args[6] !== '0'
 
 /**
  * Holds back `node`'s heartbeats, unanswered, until `release`: its record lapses while it goes
@@ -484,15 +484,22 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-again', 's1')
     expect(await handOff(a!, socket, 'sid-again')).toBe(true)
-    // a's append is held on its way to Redis (a stalled connection, a loaded Redis), while b
-    // claims the session, takes it over (a seals behind the held append) and hands it off in turn.
-    const late = holdBack(a!, (args) => args[1]?.includes("'RPUSH'") === true)
+    // a's append is held on its way to Redis by a connection that dropped before its answer: a
+    // sends it again on the next one, then b claims the session, takes it over (a seals behind
+    // the append) and hands it off in turn.
+    let late: string[] | undefined
+    a!.hold = (args) => {
+      if (late || tailBatch(args) === undefined) return undefined
+      late = args
+      return Promise.reject(new RedisUnreachableError('the connection dropped before the answer'))
+    }
     a!.adapter.appendHandOff('sid-again', '[5,13,"news",["late"],0]')
+    await until(() => late !== undefined, 3000, 'the append on its way')
     const first = takeOver(b!, await b!.adapter.claimSession('sid-again'))
-    await first.done
+    expect(await first.done).toEqual({ tail: ['[5,13,"news",["late"],0]'], complete: true, late: false })
     expect(await handOff(b!, first.socket, 'sid-again')).toBe(true)
     // Run now, it belongs to a's handoff, which is over: b's tail must not take it.
-    expect(await late.run()).toBe(0)
+    expect(await a!.redis.sendCommand(late!)).toEqual([0])
     const second = takeOver(c!, await c!.adapter.claimSession('sid-again'))
     expect((await second.done).tail).toEqual([])
   })
@@ -559,7 +566,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(result).not.toHaveProperty('alone')
   })
 
-  it('costs k + 6 commands for a session with k packets in its tail, one more per losing claim', async () => {
+  it('costs 7 commands for a session whose k packets went to its tail in one batch, one more per losing claim', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-count', 's1')
@@ -586,8 +593,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // Sealed: the old node's steps went before its seal, and the claim stands without asking.
     expect(await (claim as SessionClaim).confirm!()).toBe('taken')
     const sent = handoffCommands().slice(before)
-    // write, 5 appends, 2 claims, the marker, the seal, 'sealed', the read-back.
-    expect(sent).toHaveLength(5 + 6 + 1)
+    // write, the 5 appends in one batch, 2 claims, the marker, the seal, 'sealed', the read-back.
+    expect(sent).toHaveLength(1 + 6 + 1)
+    expect(sent.map(tailBatch).find((parts) => parts !== undefined)?.[0]?.texts).toHaveLength(5)
     const publishes = sent.filter((args) => args[0] === 'PUBLISH')
     expect(publishes.map((args) => JSON.parse(args[2]!).k).sort()).toEqual(['claim', 'sealed'])
     // The sid itself never crosses: neither in a key nor on a channel.
@@ -1466,7 +1474,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     })
   })
 
-  it('skips the appends of a drain while Redis does not answer, rather than pile them up: the tail is incomplete', async () => {
+  it('queues the appends of a drain while Redis does not answer, and writes them in one batch once it does: the tail is whole', async () => {
     const own = await startRedis()
     const stalled = new FakeCluster(own.url, { requestTimeout: 200 })
     try {
@@ -1484,13 +1492,18 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
         'a broadcast given up',
       )
       const before = a!.commands.length
-      for (let i = 0; i < 50; i++) a!.adapter.appendHandOff('sid-stalled', `[5,${13 + i},"news",[${i}],0]`)
-      const appends = a!.commands
-        .slice(before)
-        .filter(([command, script]) => command === 'EVAL' && script?.includes('RPUSH'))
-      expect(appends).toEqual([])
+      const texts = Array.from({ length: 50 }, (_, i) => `[5,${13 + i},"news",[${i}],0]`)
+      for (const text of texts) a!.adapter.appendHandOff('sid-stalled', text)
+      await sleep(100)
+      // Nothing piles up in the connection meanwhile: the appends wait in the node.
+      expect(a!.commands.slice(before).filter((args) => tailBatch(args) !== undefined)).toEqual([])
 
       own.thaw()
+      await until(
+        () => a!.commands.slice(before).some((args) => tailBatch(args) !== undefined),
+        5000,
+        'the appends',
+      )
       let claim: SessionClaim | null | 'retry' | 'elsewhere' = null
       const deadline = Date.now() + 3000
       while (!claim && Date.now() < deadline) {
@@ -1498,7 +1511,12 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
         if (!claim) await sleep(20)
       }
       const taken = takeOver(b!, claim!)
-      expect(await taken.done).toEqual({ tail: [], complete: false, late: false })
+      expect(await taken.done).toEqual({ tail: texts, complete: true, late: false })
+      // In one command, not one per packet.
+      const batches = a!.commands
+        .slice(before)
+        .filter((args) => tailBatch(args)?.some((part) => part.seal === '0'))
+      expect(batches).toHaveLength(1)
     } finally {
       own.thaw()
       await stalled.close()

@@ -21,7 +21,7 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
   it.each([true, false])(
     'goes on to the node that took the session over (return503OnClosing: %s)',
     async (return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { return503OnClosing })
+      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
       const b = await startTrafficNode(suite.redis.url, nodes)
       const balancer = await balance([a, b])
       balancer.avoid.add(1)

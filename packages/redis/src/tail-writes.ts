@@ -1,0 +1,242 @@
+import { RedisUnreachableError } from './send.js'
+
+/**
+ * The most appends a node keeps queued for the tails of the sessions it handed off, all
+ * sessions together, while Redis does not take them (slow, paused, away). Past it (or past
+ * `MAX_QUEUED_TAIL_BYTES`) an append is dropped and its tail is incomplete.
+ */
+export const MAX_QUEUED_TAIL_APPENDS = 10_000
+
+/** The most bytes of packet text (UTF-8) a node keeps queued for its handed-off tails. */
+export const MAX_QUEUED_TAIL_BYTES = 8 * 1024 * 1024
+
+/**
+ * What one batch carries at most: it is one script, and Redis runs nothing else while a
+ * script runs, so a long one would hold every other client of Redis.
+ */
+const BATCH_TEXTS = 1000
+const BATCH_BYTES = 1024 * 1024
+
+/** While Redis cannot be asked (see `Commands.unavailable`), how often the queue looks again. */
+const RETRY_MS = 20
+
+/** What a tail's writes need of its handoff (see `HandedOff`). */
+export interface TailOf {
+  /** An append of this node's never reached the tail: the next write marks it incomplete. */
+  gap: boolean
+  /**
+   * How many texts of this node's the tail holds, as its answered writes tell; -1 once that is
+   * not known (Redis answered a batch with an error, after which it may have run in part).
+   */
+  landed: number
+}
+
+/** One session's part of a batch: its texts in order, and whether it seals the tail. */
+export interface TailGroup<T extends TailOf> {
+  tail: T
+  texts: string[]
+  /** '0' an append; '1' the seal; '2' the seal of a drain with no other node live. */
+  seal: '0' | '1' | '2'
+}
+
+interface Queued<T extends TailOf> extends TailGroup<T> {
+  bytes: number
+  /** A seal's caller, told once it is written (or refused, or dropped). */
+  settle?: (err?: unknown) => void
+}
+
+/**
+ * The appends of one node to the tails of the sessions it handed off, queued here and written
+ * in batches, one command at a time: many sessions' appends go in one script, so a drain that
+ * numbers a broadcast for a thousand sessions sends one command, not a thousand. While Redis
+ * does not take them (a failover, a fork for a snapshot, a loaded box: it has left a command
+ * unanswered for `requestTimeout`, or `MAX_UNANSWERED_COMMANDS`), they wait, in order, and go
+ * once it answers again: a slow Redis delays a tail, it does not lose it. The queue is bounded,
+ * by count and by bytes, for the node: past that an append is dropped, and its tail is marked
+ * incomplete by the session's next write (the claimer reads `complete: false`).
+ *
+ * A batch given up on (no answer within `requestTimeout`, the connection dropped) may have run,
+ * or still run: it is sent again, as it was, once Redis answers. Each session's part says how
+ * many of its texts the tail held before it (`landed`), so the script skips those it finds there
+ * already, and a copy that runs twice appends once.
+ */
+export class TailWrites<T extends TailOf> {
+  readonly #queue: Queued<T>[] = []
+  #bytes = 0
+  #sending = false
+  #flushing = false
+  #retry: NodeJS.Timeout | undefined
+  #stopped = false
+  /** Called once the queue is empty (see `settle`). */
+  #emptied: (() => void)[] = []
+
+  constructor(
+    /** Whether a command may go now (see `Commands.unavailable`). */
+    private readonly available: () => boolean,
+    /**
+     * Writes a batch: for each group, true when the tail took it, false when refused (sealed,
+     * read back, another write's). Rejects with `RedisUnreachableError` when given up on (it may
+     * have run), with another error when Redis refused the command.
+     */
+    private readonly write: (groups: TailGroup<T>[]) => Promise<boolean[]>,
+    /** A batch Redis answered with an error: its tails are incomplete. */
+    private readonly failed: (err: unknown) => void,
+  ) {}
+
+  /** Appends queued and not written yet. */
+  get size(): number {
+    return this.#queue.length
+  }
+
+  /**
+   * Queues `text` for `tail`, behind what is queued for it already. False, and the tail marked
+   * as having a hole, when the queue is full (`MAX_QUEUED_TAIL_APPENDS`, `MAX_QUEUED_TAIL_BYTES`).
+   */
+  append(tail: T, text: string): boolean {
+    if (this.#stopped) return false
+    const bytes = Buffer.byteLength(text)
+    if (this.#queue.length >= MAX_QUEUED_TAIL_APPENDS || this.#bytes + bytes > MAX_QUEUED_TAIL_BYTES) {
+      tail.gap = true
+      return false
+    }
+    this.#push({ tail, texts: [text], seal: '0', bytes })
+    return true
+  }
+
+  /**
+   * Queues the seal of `tail`, with its last texts, behind its appends, whatever the bounds (one
+   * per session: the claimer waits for it). Resolves once written or refused; rejects with the
+   * error Redis answered, or when the queue stops first.
+   */
+  seal(tail: T, texts: string[], seal: '1' | '2'): Promise<void> {
+    if (this.#stopped) return Promise.reject(new RedisUnreachableError('the adapter closed'))
+    const bytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0)
+    return new Promise((resolve, reject) => {
+      this.#push({ tail, texts, seal, bytes, settle: (err) => (err === undefined ? resolve() : reject(err)) })
+    })
+  }
+
+  /** Waits at most `ms` for the queue to empty; resolves with how many appends are left. */
+  settle(ms: number): Promise<number> {
+    if (this.#queue.length === 0) return Promise.resolve(0)
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#emptied = this.#emptied.filter((call) => call !== done)
+        resolve(this.#queue.length)
+      }
+      const timer = setTimeout(done, ms)
+      timer.unref()
+      this.#emptied.push(done)
+    })
+  }
+
+  /** Drops what is queued (its seals rejected) and takes no more. */
+  stop(): void {
+    this.#stopped = true
+    clearTimeout(this.#retry)
+    const dropped = this.#queue.splice(0)
+    this.#bytes = 0
+    for (const queued of dropped) queued.settle?.(new RedisUnreachableError('the adapter closed'))
+    for (const done of [...this.#emptied]) done()
+  }
+
+  #push(queued: Queued<T>): void {
+    this.#queue.push(queued)
+    this.#bytes += queued.bytes
+    // The appends of one tick (a broadcast to many handed-off sessions) go in one batch.
+    if (!this.#flushing && !this.#sending) {
+      this.#flushing = true
+      queueMicrotask(() => {
+        this.#flushing = false
+        this.#flush()
+      })
+    }
+  }
+
+  #flush(): void {
+    if (this.#sending || this.#stopped || this.#queue.length === 0) return
+    if (!this.available()) {
+      // Nothing tells when Redis answers again but its answers: look again shortly.
+      this.#retry ??= setTimeout(() => {
+        this.#retry = undefined
+        this.#flush()
+      }, RETRY_MS)
+      this.#retry.unref()
+      return
+    }
+    const batch = this.#batch()
+    const groups = this.#groups(batch)
+    this.#sending = true
+    this.write(groups).then(
+      (took) => {
+        groups.forEach((group, i) => {
+          if (took[i] && group.tail.landed >= 0) group.tail.landed += group.texts.length
+        })
+        this.#done(batch)
+      },
+      (err: unknown) => this.#notWritten(batch, err),
+    )
+  }
+
+  /** The oldest queued writes, as many as one batch carries (one at least). */
+  #batch(): Queued<T>[] {
+    let texts = 0
+    let bytes = 0
+    let count = 0
+    for (const queued of this.#queue) {
+      if (count > 0 && (texts + queued.texts.length > BATCH_TEXTS || bytes + queued.bytes > BATCH_BYTES))
+        break
+      texts += queued.texts.length
+      bytes += queued.bytes
+      count++
+    }
+    return this.#queue.slice(0, count)
+  }
+
+  /** A batch as one group per tail, each tail's texts in order, its seal last. */
+  #groups(batch: Queued<T>[]): TailGroup<T>[] {
+    const byTail = new Map<T, TailGroup<T>>()
+    for (const { tail, texts, seal } of batch) {
+      const group = byTail.get(tail)
+      if (!group) byTail.set(tail, { tail, texts: [...texts], seal })
+      else {
+        group.texts.push(...texts)
+        if (seal !== '0') group.seal = seal
+      }
+    }
+    return [...byTail.values()]
+  }
+
+  #notWritten(batch: Queued<T>[], err: unknown): void {
+    if (err instanceof RedisUnreachableError || this.#stopped) {
+      // It may have run, or run later: sent again as it is once Redis answers (see the class).
+      this.#sending = false
+      this.#flush()
+      return
+    }
+    // Redis refused it, and may have run part of the script: what each tail holds is not known
+    // now. Its later writes mark it incomplete and append nothing (the claimer would find the
+    // texts out of order), and its seal still goes, so that the claimer need not wait for it.
+    for (const { tail } of batch) {
+      tail.gap = true
+      tail.landed = -1
+    }
+    this.failed(err)
+    this.#done(batch, err)
+  }
+
+  /** Takes `batch`, the head of the queue, out of it, and sends what came behind. */
+  #done(batch: Queued<T>[], err?: unknown): void {
+    // Stopped meanwhile: the queue and its seals were dropped then.
+    if (this.#stopped) return
+    this.#queue.splice(0, batch.length)
+    for (const queued of batch) {
+      this.#bytes -= queued.bytes
+      queued.settle?.(err)
+    }
+    this.#sending = false
+    if (this.#queue.length === 0) for (const done of [...this.#emptied]) done()
+    this.#flush()
+  }
+}

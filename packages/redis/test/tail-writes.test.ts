@@ -1,0 +1,128 @@
+// The appends of a node to the tails of the sessions it handed off, while Redis is slow: they wait
+// in the node, bounded, and reach the tail once Redis answers, in order and once each. Past the
+// node's bound the tail is incomplete, and the node says so. Real adapters over fake sockets on a
+// real Redis (see handoff-support.ts).
+import type { SessionClaim } from '@parley/server'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
+import { RedisUnreachableError } from '../src/send.js'
+import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from '../src/tail-writes.js'
+import { FakeCluster, type FakeNode, holdAll, snapshotOf, tailBatch } from './handoff-support.js'
+
+const TTL = 60_000
+
+/** An append to a tail, as a node of any version sends it: a script that pushes onto a list. */
+const isAppend = (args: string[]) => args[0] === 'EVAL' && args[1]?.includes("'RPUSH'") === true
+
+/** The wire text of the `i`th event numbered after the snapshot (whose last is 12). */
+const text = (i: number) => `[5,${13 + i},"news",[${i}],0]`
+
+describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis is slow', () => {
+  let redis: RedisServer
+  let cluster: FakeCluster | undefined
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    await cluster?.close()
+    cluster = undefined
+  })
+
+  /** Two nodes; `a` has handed off session `sid` (its snapshot stored). */
+  async function handedOff(sid: string): Promise<{ a: FakeNode; b: FakeNode }> {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = a!.sockets.add('s1', sid)
+    a!.adapter.addAll('s1', ['s1'])
+    await a!.adapter.sessionOpened(sid)
+    socket.handedOff = (text) => a!.adapter.appendHandOff(sid, text)
+    expect(await a!.adapter.handOff(snapshotOf(sid, 's1'), TTL)).toBe(true)
+    return { a: a!, b: b! }
+  }
+
+  /** `b` claims `sid` and takes it over: the tail, once `a` sealed it. */
+  async function takenOver(b: FakeNode, sid: string) {
+    const claim = (await b.adapter.claimSession(sid)) as SessionClaim
+    expect(claim).toHaveProperty('takeOver')
+    return within(
+      claim.takeOver(() => {}),
+      8000,
+      'the takeover',
+    )
+  }
+
+  it(`keeps every append Redis holds, past ${MAX_UNANSWERED_COMMANDS} of them, and writes them in order once it answers`, async () => {
+    const { a, b } = await handedOff('sid-held')
+    const held = holdAll(a)
+    const texts = Array.from({ length: MAX_UNANSWERED_COMMANDS + 500 }, (_, i) => text(i))
+    for (const t of texts) a.adapter.appendHandOff('sid-held', t)
+    await until(() => a.commands.some(isAppend), 3000, 'a first batch on its way')
+    held.release()
+    expect(await takenOver(b, 'sid-held')).toEqual({ tail: texts, complete: true, late: false })
+    // A few batches, not a command per packet.
+    expect(a.commands.filter((args) => tailBatch(args) !== undefined).length).toBeLessThan(5)
+    expect(a.warnings).toEqual([])
+  })
+
+  it('appends once what a batch Redis ran carried when its answer was lost: sent again, it skips what is there', async () => {
+    const { a, b } = await handedOff('sid-lost-answer')
+    // The first batch runs, and its answer is lost with the connection.
+    let first: string[] | undefined
+    a.hold = (args) => {
+      if (first || !isAppend(args)) return undefined
+      first = args
+      return a.redis.sendCommand(args).then(() => {
+        throw new RedisUnreachableError('the connection dropped before the answer')
+      })
+    }
+    a.adapter.appendHandOff('sid-lost-answer', text(0))
+    a.adapter.appendHandOff('sid-lost-answer', text(1))
+    await until(() => first !== undefined, 3000, 'the first batch')
+    expect(await takenOver(b, 'sid-lost-answer')).toEqual({
+      tail: [text(0), text(1)],
+      complete: true,
+      late: false,
+    })
+    // Sent again as it was (the script skipped what the first copy appended), then the seal.
+    const parts = a.commands.flatMap((args) => tailBatch(args) ?? [])
+    expect(parts.map(({ from, seal, texts }) => ({ from, seal, texts }))).toEqual([
+      { from: 0, seal: '0', texts: [text(0), text(1)] },
+      { from: 0, seal: '0', texts: [text(0), text(1)] },
+      { from: 2, seal: '1', texts: [] },
+    ])
+  })
+
+  it.each([
+    {
+      bound: 'MAX_QUEUED_TAIL_APPENDS',
+      texts: Array.from({ length: MAX_QUEUED_TAIL_APPENDS + 5 }, (_, i) => text(i)),
+      kept: MAX_QUEUED_TAIL_APPENDS,
+    },
+    {
+      bound: 'MAX_QUEUED_TAIL_BYTES',
+      texts: Array.from(
+        { length: 3 },
+        (_, i) => `[5,${13 + i},"news",["${'x'.repeat(MAX_QUEUED_TAIL_BYTES / 3)}"],0]`,
+      ),
+      kept: 2,
+    },
+  ])(
+    'drops what comes past $bound while Redis does not answer: the tail is incomplete, and the node warns',
+    async ({ texts, kept }) => {
+      const { a, b } = await handedOff('sid-bound')
+      const held = holdAll(a)
+      for (const t of texts) a.adapter.appendHandOff('sid-bound', t)
+      expect(a.warnings.filter((w) => w.includes('dropped an append'))).toHaveLength(1)
+      held.release()
+      const tail = await takenOver(b, 'sid-bound')
+      expect(tail).toMatchObject({ complete: false, late: false })
+      expect(tail.tail).toEqual(texts.slice(0, kept))
+    },
+  )
+})
