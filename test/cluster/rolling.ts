@@ -49,6 +49,8 @@ export interface ClientLog {
    * client (its poll was cut as the node closed): it resumes all the same.
    */
   handoffs: number
+  /** Of those, the CLOSEs of a node that relayed the session to its node as it closed (no move). */
+  relayed: number
   /** For each handoff: ms from the CLOSE to the OPEN (the next resume). */
   resumeMs: number[]
 }
@@ -145,6 +147,7 @@ async function startClient(cluster: Cluster, transport: TransportName): Promise<
     errors: [],
     resumes: [],
     handoffs: 0,
+    relayed: 0,
     resumeMs: [],
   }
   const socket = client(cluster.url, {
@@ -156,8 +159,9 @@ async function startClient(cluster: Cluster, transport: TransportName): Promise<
     reconnectionDelay: 500,
     reconnectionDelayMax: 10_000,
     ackTimeout: 10_000,
-    ...handoffSniffer(() => {
+    ...handoffSniffer((relayed) => {
       log.handoffs++
+      if (relayed) log.relayed++
       closedAt = performance.now()
     }),
   })

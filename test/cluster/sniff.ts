@@ -12,13 +12,26 @@ const WS = require('ws') as typeof import('ws')
 /** How a CLOSE 'server handoff' starts on the wire (docs/protocol.md: `[1, reason, ...]`). */
 const HANDOFF = '[1,"server handoff"'
 
-/** A client's `WebSocket` and `fetch` options that call `seen()` when a handoff CLOSE arrives. */
-export function handoffSniffer(seen: () => void): Pick<ClientOptions, 'WebSocket' | 'fetch'> {
+/**
+ * In the message of the CLOSE 'server handoff' that a node which relays the session to its node
+ * sends when it closes (the session did not move: see `Forwarder.close`).
+ */
+const RELAYING = 'the node relaying this session is closing'
+
+/**
+ * A client's `WebSocket` and `fetch` options that call `seen()` when a handoff CLOSE arrives,
+ * `relayed` true when it came from a node that relayed the session (one that did not move).
+ */
+export function handoffSniffer(seen: (relayed: boolean) => void): Pick<ClientOptions, 'WebSocket' | 'fetch'> {
+  const look = (text: string) => {
+    const at = text.indexOf(HANDOFF)
+    if (at >= 0) seen(text.includes(RELAYING, at))
+  }
   class Watched extends WS.WebSocket {
     constructor(url: string, protocols?: string | string[]) {
       super(url, protocols)
       this.on('message', (data: Buffer, binary: boolean) => {
-        if (!binary && data.toString('utf8').includes(HANDOFF)) seen()
+        if (!binary) look(data.toString('utf8'))
       })
     }
   }
@@ -33,13 +46,13 @@ export function handoffSniffer(seen: () => void): Pick<ClientOptions, 'WebSocket
       try {
         for await (const chunk of mine as unknown as AsyncIterable<Uint8Array>) {
           text += decoder.decode(chunk, { stream: true })
-          if (text.includes(HANDOFF)) {
-            seen()
-            text = ''
-          }
-          // Only the last line can still be part of a CLOSE.
-          text = text.slice(text.lastIndexOf('\n') + 1)
+          // Whole lines: the last one may go on in the next chunk (a CLOSE's message with it).
+          const whole = text.lastIndexOf('\n') + 1
+          look(text.slice(0, whole))
+          text = text.slice(whole)
         }
+        // A poll's answer ends without a line feed.
+        look(text)
       } catch {
         // The client aborted its request: the copy ends with it.
       }

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import { logLine } from './burst-log.js'
 import { SEAL_WAIT_MS } from './drain.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
+import { ClosingForwards } from './http/closing-forwards.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose } from './http/last-words.js'
@@ -128,6 +129,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     own: idle.listeners,
   })
   const closingWebSockets = new ClosingWebSockets()
+  const closingForwards = new ClosingForwards()
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
   // packet before the socket closes under them; SSE streams and held polls end here too, which
   // lets the HTTP server close. The drain (handoff to other nodes) comes first: until it is
@@ -146,10 +148,15 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // Fastify's bare 503 has no code a client reads across origins: Parley's own from now on
     // (from the takeover already, when Fastify refuses every request while it closes).
     lastWords.shutDown()
-    // WebSocket clients answer the close frames meanwhile; one that has not by then is cut: the
-    // HTTP server's close would wait for it (see ClosingWebSockets).
+    // WebSocket clients answer the close frames meanwhile, and the requests forwarded to other
+    // nodes end; one that has not by then is cut: the HTTP server's close would wait for it
+    // (see ClosingWebSockets, ClosingForwards).
     const limit = Math.min(LAST_WORDS_MS, deadline - Date.now())
-    await Promise.all([server.lastWordsTaken(limit), closingWebSockets.closeAll(limit)])
+    await Promise.all([
+      server.lastWordsTaken(limit),
+      closingWebSockets.closeAll(limit),
+      closingForwards.closeAll(limit),
+    ])
     server.forgetLastWords()
     idle.startClosing()
   })
@@ -198,6 +205,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     options,
     ownsWebSocketPlugin,
     closingWebSockets,
+    closingForwards,
     closingAnswers,
     closingSent: sent,
     posts,

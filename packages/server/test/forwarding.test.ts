@@ -349,7 +349,7 @@ describe('forwarding', () => {
     expect(peer.connected).toBe(true)
   })
 
-  it('lets go of what it forwards when it closes: its clients are cut, the owner keeps their sessions', async () => {
+  it('ends what it forwards when it closes as a handoff does: its clients resume elsewhere, the owner keeps their sessions', async () => {
     await startNodes(2)
     const [a, b] = nodes as [Node, Node]
     const viaWs = await rawConnect('websocket', a.base)
@@ -366,9 +366,12 @@ describe('forwarding', () => {
 
     b.closed = true
     await b.app.close()
+    // CLOSE 'server handoff', as the last message or event, then the end of the relay.
     expect(await relayed.ended).toBe(1001)
+    expect(relayed.received.at(-1)).toMatchObject({ type: PacketType.CLOSE, reason: 'server handoff' })
+    const events = (await stream.text()).split('\n\n').filter((event) => event.startsWith('data: '))
+    expect(JSON.parse(events.at(-1)!.slice(6)).slice(0, 2)).toEqual([PacketType.CLOSE, 'server handoff'])
     await Promise.all(forwarded.map(closed))
-    await expect(stream.text()).rejects.toThrow()
     expect(a.sockets.map((s) => s.connected)).toEqual([true, true])
   })
 

@@ -29,8 +29,11 @@ export interface WebSocketForward {
 
 /** A WebSocket relayed to the node that owns its session. */
 export interface Relay {
-  /** Closes both sides with 1001 (this node is going away; the client resumes elsewhere). */
-  close(): void
+  /**
+   * Closes both sides with 1001 (this node is going away; the client resumes elsewhere), after
+   * the message `last` to the client, if given (the CLOSE that tells it so: see `Forwarder.close`).
+   */
+  close(last?: string): void
   /** Settles once both sides are closed. */
   readonly closed: Promise<void>
   /** Settles once the owner's first message (the HELLO's answer) went on to the client, or at the close. */
@@ -158,7 +161,8 @@ function relay(client: WebSocket, upstream: WebSocket, forward: WebSocketForward
   return {
     closed,
     answered,
-    close() {
+    close(last) {
+      if (last !== undefined && client.readyState === WebSocket.OPEN) client.send(last)
       closeWith(client, closing, 1001)
       closeWith(upstream, closing, 1001)
     },

@@ -1,17 +1,20 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream'
-import { ErrorCode, type HelloPacket } from '@parley/protocol'
+import { CloseReason, ErrorCode, encodeText, type HelloPacket, PacketType } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
+import type { HttpTransportName } from '../transports/registry.js'
+import type { ClosingForwards, EndingForward } from './closing-forwards.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import { forwardWebSocket, type Relay, type UpgradeRefused } from './forward-ws.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { codedError, readAnswer } from './owner-answers.js'
 import { postGoodbye } from './relayed-goodbye.js'
+import { RelayedStream } from './relayed-stream.js'
 import {
   closingClient,
   ROUTED_HEADER,
@@ -54,6 +57,8 @@ interface Hop {
   take(): void
   /** The CORS headers the endpoints give the request's page. */
   cors(): HeaderBag
+  /** The endpoint's transport, for a GET this node answers itself when it closes (see `close`). */
+  kind?: HttpTransportName
 }
 
 /**
@@ -62,6 +67,12 @@ interface Hop {
  * nothing was sent to the client: the caller answers as for an unknown session).
  */
 export type HandOver = 'answered' | 'gone' | 'unreachable'
+
+/** A request on its way to an owner, or streaming from one, as `Forwarder.close` ends it. */
+interface Forwarding extends EndingForward {
+  /** Begins its end: CLOSE 'server handoff' for a stream or a held poll; the rest goes on. */
+  end(): void
+}
 
 export interface ForwarderOptions {
   adapter: Adapter
@@ -77,6 +88,13 @@ export interface ForwarderOptions {
   maxPayload: number
   /** Where a relay's side whose close frame went waits for its peer's (cut when the server closes). */
   closingWebSockets: ClosingWebSockets
+  /** Where the forwarded requests end when this node closes (cut when the server closes). */
+  closingForwards: ClosingForwards
+  /**
+   * The clients of the streams, held polls and WebSockets this node relays are told to resume
+   * within this many ms when it closes (`handoff.retrySpread`): spread, as a drain spreads its own.
+   */
+  retrySpread: number
   /** Called when the owner could not be reached (counted and logged by the server). */
   unreachable(node: string, err: unknown): void
   /** Called when the adapter's `anotherNode` rejected (logged by the server, once per burst). */
@@ -100,8 +118,11 @@ export interface ForwarderOptions {
 export class Forwarder {
   readonly #options: ForwarderOptions
   readonly #agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
-  /** Requests on their way to, or streaming from, an owner: cut when this node closes. */
-  readonly #requests = new Set<http.ClientRequest>()
+  /**
+   * Requests on their way to, or streaming from, an owner (and the goodbyes sent on to one):
+   * ended when this node closes (see `close`).
+   */
+  readonly #requests = new Map<http.ClientRequest, Forwarding>()
   readonly #relays = new Set<Relay>()
   /** Owner lookups the adapter failed (its store away): one line per burst, not one per request. */
   readonly #lookupsFailed: BurstLog
@@ -195,10 +216,17 @@ export class Forwarder {
   /**
    * Hands an SSE or polling request (GET, POST, or a handshake POST that resumes) to the node
    * that owns its session, and streams that node's answer back: status, headers and body, for
-   * as long as it lasts. `body`: the POST body, already read under maxPayload ('' for a GET).
+   * as long as it lasts. `body`: the POST body, already read under maxPayload ('' for a GET);
+   * `kind`: the endpoint's transport.
    */
-  handOver(owner: Owner, request: FastifyRequest, reply: FastifyReply, body: string): Promise<HandOver> {
-    return this.#handOver(owner, request, reply, body, owner.sentOn ? SENT_ON : '1')
+  handOver(
+    owner: Owner,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    body: string,
+    kind: HttpTransportName,
+  ): Promise<HandOver> {
+    return this.#handOver(owner, request, reply, body, owner.sentOn ? SENT_ON : '1', kind)
   }
 
   /**
@@ -218,6 +246,7 @@ export class Forwarder {
     reply: FastifyReply,
     body: string,
     mark: RoutedMark,
+    kind?: HttpTransportName,
   ): Promise<HandOver> {
     // Answered already, by Fastify: the application's handlerTimeout ran out while a POST's
     // body came. Its packets go again with the client's next POST.
@@ -227,6 +256,7 @@ export class Forwarder {
       res: reply.raw,
       take: () => takeReply(reply),
       cors: () => this.#options.corsOf(request),
+      kind,
     }
     // The owner may hold this request (or stream it) far longer than the application's
     // handlerTimeout, which counts on the owner alone (it answers there). The reply stays
@@ -323,7 +353,7 @@ export class Forwarder {
     }
     if (result === 'gone' || 'refused' in result) return result
     if (this.#closed) {
-      result.close()
+      result.close(this.#handoff())
       return 'answered'
     }
     this.#relays.add(result)
@@ -333,18 +363,41 @@ export class Forwarder {
   }
 
   /**
-   * Cuts every forwarded request and relay (their clients resume on another node, where the
-   * owner still holds their sessions) and lets the agent's idle connections go. Logs what is
-   * left of a burst of failed lookups.
+   * Ends every forwarded request and relay as a drain ends a session's transport, since their
+   * sessions live on, on their owners: an event stream, a held poll or a relayed WebSocket gets
+   * CLOSE 'server handoff' (see `#handoff`), and its client resumes elsewhere, telling its
+   * application nothing. What is under way otherwise (a POST, an answer) goes on to its end.
+   * `closingForwards` waits for them, then cuts those still going; the agent's connections go
+   * once they are over. Logs what is left of a burst of failed lookups.
    */
   close(): void {
     this.#closed = true
     this.#lookupsFailed.close()
-    for (const request of this.#requests) request.destroy()
+    const ending = [...this.#requests.values()]
     this.#requests.clear()
-    for (const relay of this.#relays) relay.close()
+    for (const forward of ending) {
+      forward.end()
+      this.#options.closingForwards.add(forward)
+    }
+    for (const relay of this.#relays) relay.close(this.#handoff())
     this.#relays.clear()
-    this.#agent.destroy()
+    void Promise.all(ending.map((forward) => forward.closed)).then(() => this.#agent.destroy())
+  }
+
+  /**
+   * The CLOSE 'server handoff' for the client of a request or a WebSocket this node relays to its
+   * session's node, when this node closes: its session lives on there, and is resumed through
+   * another node after `retryAfter`, drawn for each client within `retrySpread`. As for a drained
+   * session, the client keeps quiet while its first tries fail (the balancer may still send them
+   * here), where a cut would have it tell its application the session is down.
+   */
+  #handoff(): string {
+    return encodeText({
+      type: PacketType.CLOSE,
+      reason: CloseReason.SERVER_HANDOFF,
+      message: 'the node relaying this session is closing: resume it through another node',
+      retryAfter: Math.floor(Math.random() * (this.#options.retrySpread + 1)),
+    })
   }
 
   /**
@@ -363,7 +416,8 @@ export class Forwarder {
       failed: (err) =>
         this.#options.log.debug({ err }, "parley: a relayed client's goodbye did not reach its node"),
     })
-    this.#requests.add(post)
+    // Goes on to its end when this node closes: it is the client's last word.
+    this.#requests.set(post, { closed: closeOf(post), end() {}, cut: () => post.destroy() })
     post.once('close', () => this.#requests.delete(post))
   }
 
@@ -444,7 +498,7 @@ export class Forwarder {
     body: string,
     mark: RoutedMark | typeof TO_CLOSE,
   ): Promise<'answered' | 'gone' | 'stale' | Error> {
-    const { request, res } = hop
+    const { request, res, kind } = hop
     if (res.destroyed || this.#closed) return Promise.resolve('gone')
     const target = new URL(base)
     const headers = forwardedHeaders(request, false, markOf(mark))
@@ -459,9 +513,27 @@ export class Forwarder {
         headers,
         agent: this.#agent,
       })
-      this.#requests.add(upstream)
       upstream.setNoDelay(true)
       let answered = false
+      let stream: RelayedStream | undefined
+      this.#requests.set(upstream, {
+        closed: Promise.all([closeOf(upstream), closeOf(res)]).then(() => {}),
+        end: () => {
+          if (stream) stream.end(this.#handoff())
+          // A held poll, or a stream the owner has yet to answer: the client is told here.
+          else if (!answered && kind && request.method === 'GET' && !res.headersSent) {
+            answered = true
+            hop.take()
+            resolve('answered')
+            handoffAnswer(res, kind, hop.cors(), this.#handoff())
+            upstream.destroy()
+          }
+        },
+        cut: () => {
+          upstream.destroy()
+          res.destroy()
+        },
+      })
       let timer: NodeJS.Timeout | undefined
       // The client went away: the owner sees its request closed (an SSE stream detaches, a
       // held poll is let go), as if that client had hung up on it directly. So too when the
@@ -498,6 +570,13 @@ export class Forwarder {
         res.writeHead(status, headers)
         // An SSE stream streams: each chunk the owner writes goes on at once.
         res.flushHeaders()
+        if (request.method === 'GET' && isEventStream(answer.headers['content-type'])) {
+          stream = new RelayedStream(answer, res, () => {
+            upstream.destroy()
+            res.destroy()
+          })
+          return
+        }
         pipeline(answer, res, (err) => {
           // The owner broke off (or the client did): cut the other side, as a direct
           // connection to the owner would have been cut.
@@ -518,6 +597,39 @@ export class Forwarder {
       upstream.end(request.method === 'POST' ? body : undefined)
     })
   }
+}
+
+/** True for the content type of an event stream (`text/event-stream`, any case, any parameters). */
+function isEventStream(type: string | undefined): boolean {
+  return type !== undefined && /^text\/event-stream\s*(;|$)/i.test(type)
+}
+
+/**
+ * The answer a closing node gives a GET it forwarded that the owner has not answered yet (a
+ * held poll; a stream, in the moment before its owner answers it): `close` alone, as the stream's
+ * one event or the poll's one line, as the owner would have sent a CLOSE of its own.
+ */
+function handoffAnswer(
+  res: http.ServerResponse,
+  kind: HttpTransportName,
+  cors: HeaderBag,
+  close: string,
+): void {
+  const body = kind === 'sse' ? `data: ${close}\n\n` : close
+  res.writeHead(200, {
+    ...cors,
+    'cache-control': 'no-store',
+    'content-type': kind === 'sse' ? 'text/event-stream; charset=utf-8' : 'text/plain; charset=utf-8',
+    'content-length': String(Buffer.byteLength(body)),
+    connection: 'close',
+  })
+  res.end(body)
+}
+
+/** Settles once `emitter` has closed (at once when it has). */
+function closeOf(emitter: http.ClientRequest | http.ServerResponse): Promise<void> {
+  if (emitter.closed) return Promise.resolve()
+  return new Promise((resolve) => emitter.once('close', () => resolve()))
 }
 
 /**

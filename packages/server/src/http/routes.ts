@@ -10,7 +10,7 @@ import {
 } from '@parley/protocol'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { ResolvedOptions } from '../options.js'
+import { defaults, type ResolvedOptions } from '../options.js'
 import type { ParleyServer, Refusal } from '../server.js'
 import type { Session } from '../session.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
@@ -30,6 +30,7 @@ import {
   OTHER_VERSION,
   SHUTTING_DOWN,
 } from './closing-answers.js'
+import type { ClosingForwards } from './closing-forwards.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
@@ -58,6 +59,8 @@ export interface RoutesOptions {
   ownsWebSocketPlugin: boolean
   /** The WebSockets waiting for their client's close frame (cut when the server closes). */
   closingWebSockets: ClosingWebSockets
+  /** The requests forwarded to other nodes, ending as the server closes (cut when it has). */
+  closingForwards: ClosingForwards
   /** What the endpoints answer while Fastify closes (see closing-answers.ts). */
   closingAnswers: ClosingAnswers
   /** Does what sending one of those answers does besides (see `LastWordsOptions.sent`). */
@@ -90,6 +93,7 @@ export async function parleyRoutes(
     options,
     ownsWebSocketPlugin,
     closingWebSockets,
+    closingForwards,
     closingAnswers,
     closingSent,
     posts,
@@ -209,6 +213,8 @@ export async function parleyRoutes(
     highWaterMark: options.highWaterMark,
     maxPayload: options.maxPayload,
     closingWebSockets,
+    closingForwards,
+    retrySpread: (options.handoff || defaults.handoff).retrySpread,
     unreachable: (node, err) => server.ownerUnreachable(node, err),
     noOtherNode: (err) => server.noOtherNode(err),
     corsOf: (request) => originOf(request).cors,
@@ -233,7 +239,8 @@ export async function parleyRoutes(
     const sent = await forwarder.postAtClose(owner, req, res, text, headers)
     return sent === 'unreachable' ? unsent : undefined
   })
-  // Before @fastify/websocket closes its clients (without a code): relays close with 1001.
+  // Before @fastify/websocket closes its clients (without a code): relays close with 1001, after
+  // a CLOSE 'server handoff' to their clients, as the streams and held polls forwarded end.
   server.atClose(() => forwarder.close())
   // Nothing a body still on its way could say matters once the sessions end.
   server.atClose(() => posts.close())
@@ -382,7 +389,7 @@ export async function parleyRoutes(
         // Checked here, where the bytes are: the owner gets text (see NOT_UTF8_TEXT).
         text = body.utf8 ? body.text() : NOT_UTF8_TEXT
       }
-      if ((await forwarder.handOver(owner, request, reply, text)) !== 'unreachable') return reply
+      if ((await forwarder.handOver(owner, request, reply, text, kind)) !== 'unreachable') return reply
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
     }
     if (method === 'POST' && session.state === 'frozen') {
@@ -439,7 +446,7 @@ export async function parleyRoutes(
       // the client after a refusal and a backoff (perhaps too late: see Adapter.anotherNode).
       const other = await forwarder.anotherNode(hello.sid, request, 'http')
       if (other) {
-        const sent = forwarder.handOver(other, request, reply, body.text())
+        const sent = forwarder.handOver(other, request, reply, body.text(), kind)
         // The node closes only once the answer went back, or was cut (see Drain.sendingOn).
         server.sendingOn(sent.then(() => finished(reply.raw)))
         if ((await sent) !== 'unreachable') return reply
@@ -448,7 +455,7 @@ export async function parleyRoutes(
       // A resume of a session that lives on another node: that node resumes it. When it cannot
       // be reached, the resume is ours: a session this node does not know (a new one).
       const owner = await ownerOf(hello.sid, reply, true)
-      if (owner && (await forwarder.handOver(owner, request, reply, body.text())) !== 'unreachable')
+      if (owner && (await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable')
         return reply
     }
     const transport = httpTransports[kind](options)
