@@ -3,10 +3,11 @@
 // most 10 s) rather than a third of it, and resumes on WebSocket instead of stepping down to SSE
 // and climbing back later. Two real servers joined by the server tests' in-process adapter (its
 // store stands in for Redis) behind a round-robin proxy; the second answers upgrades late.
+import { setTimeout as realSleep } from 'node:timers/promises'
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from '../../server/test/cluster-adapter.js'
 import { closeApp, type Started, sleep, startServer, until } from '../../server/test/helpers.js'
@@ -16,6 +17,7 @@ let proxy: RoundRobinProxy | undefined
 const clients: Socket[] = []
 
 afterEach(async () => {
+  vi.useRealTimers()
   vi.restoreAllMocks()
   vi.unstubAllGlobals()
   for (const c of clients.splice(0)) c.disconnect()
@@ -30,14 +32,83 @@ afterEach(async () => {
 const UPGRADE_DELAY_MS = 2500
 const CONNECT_TIMEOUT = 6000
 
-/** Which requests the busy node answers late, and how late. */
+/** Which requests the busy node answers late, and what each waits for first. */
 interface Busy {
   late(request: { method: string; url: string }): boolean
-  ms: number
+  wait(): Promise<unknown>
 }
 
 /** A busy node's upgrades. */
-const upgrades: Busy = { late: (request) => request.url.startsWith('/parley/ws'), ms: UPGRADE_DELAY_MS }
+const upgrades: Busy = {
+  late: (request) => request.url.startsWith('/parley/ws'),
+  wait: () => sleep(UPGRADE_DELAY_MS),
+}
+
+/** HELLOs that open or resume a session over SSE or polling (a POST without `sid`). */
+const hellos = (request: { method: string; url: string }) =>
+  request.method === 'POST' && !request.url.includes('sid=')
+
+/**
+ * The clocks of client and servers (`setTimeout` and `performance.now()`) stopped, to be moved by
+ * the test alone (`vi.advanceTimersByTimeAsync`): time passes only when the test says, so that a
+ * node that keeps the client's tries waiting is waited for in no time. Restored by `afterEach`.
+ */
+function stopClocks(): void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] })
+}
+
+/** Whether `promise` has settled yet, as a check for `until` and its kin. */
+function ended(promise: Promise<unknown>): () => boolean {
+  let settled = false
+  void promise.finally(() => {
+    settled = true
+  })
+  return () => settled
+}
+
+/** `until`, on the machine's own clock while `stopClocks` holds the test's (`until` sleeps on it). */
+async function untilReally(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await realSleep(5)
+  }
+}
+
+/**
+ * With the clocks stopped (`stopClocks`): moves them 10 ms at a time, with a pause on the
+ * machine's clock between, until `check()` (bounded by 5 s of the machine's clock): the client's
+ * timers and the servers' run as they come, and none passes before what the machine does in
+ * its time (a request answered at once) had 5 ms of it.
+ */
+async function untilTicking(check: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 5000
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await vi.advanceTimersByTimeAsync(10)
+    await realSleep(5)
+  }
+}
+
+/**
+ * With the clocks stopped (`stopClocks`): lets `ms` pass on them, a try of the client's at a time:
+ * the client's wait before its next try (`wait`, its backoff at most) passes; then, once the busy
+ * node has that try (`tries()` counts them; on the machine's clock), its `timeout` passes. Each
+ * try times out in the step after the one it began in, however short its wait was. Stops early
+ * once `done()`.
+ */
+async function spendTries(
+  ms: number,
+  tries: () => number,
+  { wait, timeout, done = () => false }: { wait: number; timeout: number; done?: () => boolean },
+): Promise<void> {
+  for (let spent = 0, seen = tries(); spent < ms && !done(); spent += wait + timeout) {
+    await vi.advanceTimersByTimeAsync(wait)
+    await untilReally(() => tries() > seen, 5000, `try ${seen + 1} at the busy node`)
+    seen = tries()
+    await vi.advanceTimersByTimeAsync(timeout)
+  }
+}
 
 /**
  * Two nodes sharing sessions behind a round-robin proxy, and a client connected to the first on
@@ -47,7 +118,7 @@ const upgrades: Busy = { late: (request) => request.url.startsWith('/parley/ws')
  */
 async function connectedBeforeHandoff(
   transports: TransportName[] = ['websocket', 'sse'],
-  { busy = upgrades, connectTimeout = CONNECT_TIMEOUT, reconnectionDelay = 500 } = {},
+  { busy = upgrades, connectTimeout = CONNECT_TIMEOUT, reconnectionDelay = 500, randomization = 1 } = {},
 ) {
   const cluster = new Cluster({ handoff: true })
   const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 0 } }
@@ -64,7 +135,7 @@ async function connectedBeforeHandoff(
       app.addHook('onRequest', async (request) => {
         if (slow && busy.late(request)) {
           lateUpgrades++
-          await sleep(busy.ms)
+          await busy.wait()
         }
       })
     },
@@ -78,6 +149,7 @@ async function connectedBeforeHandoff(
     connectTimeout,
     reconnectionDelay,
     reconnectionDelayMax: reconnectionDelay * 2,
+    randomization,
     upgradeDelay: 60_000,
     autoConnect: false,
   })
@@ -176,31 +248,63 @@ describe('a resume after a handoff, at a node slow to answer handshakes', () => 
     // answered after the client gave up on it, for 12 s. Ten seconds of tries that time out
     // used up the quiet time after the CLOSE, and the application heard 'transport close'
     // (then 'connect' again, the session recovered), though no node had refused the session.
-    const hellos: Busy = {
-      late: (request) => request.method === 'POST' && !request.url.includes('sid='),
-      ms: 1500,
-    }
     const { c, said, lateUpgrades, recover, handOff } = await connectedBeforeHandoff(['sse'], {
-      busy: hellos,
+      busy: { late: hellos, wait: () => sleep(1500) },
       connectTimeout: 1000,
       reconnectionDelay: 100,
     })
     const id = c.id
     let connects = 0
     c.on('connect', () => connects++)
+    stopClocks()
     const drained = handOff()
-    await until(() => !c.connected, 3000, 'the handoff CLOSE')
-    await sleep(12_000)
-    // Tried and timed out all along (each try 1 s, each wait at most 200 ms).
+    await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+    // 12 s on the stopped clocks, each try 1 s, each wait at most 200 ms: tried and timed out
+    // all along.
+    await spendTries(12_000, lateUpgrades, { wait: 200, timeout: 1000 })
     expect(lateUpgrades()).toBeGreaterThanOrEqual(9)
     recover()
-    await until(() => c.connected, 5000, 'the resume once the node answers on time')
+    await untilTicking(() => c.connected, 'the resume once the node answers on time')
     expect(said.filter((line) => !line.endsWith('PARLEY_HANDSHAKE_TIMEOUT'))).toEqual(['sse -> sse (resume)'])
     expect(connects).toBe(0)
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
-    await drained
-  }, 30_000)
+    await untilTicking(ended(drained), 'the drain')
+  })
+
+  it('stops not counting them 20 s after the CLOSE: the application hears of the disconnect then', async () => {
+    // A node that never answers a HELLO (nor does any other): each try times out. Those tries
+    // push the end of the quiet time back, but not past twice the quiet time after the CLOSE.
+    let answer = () => {}
+    const never = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    onTestFinished(() => answer())
+    const { c, said, lateUpgrades, handOff } = await connectedBeforeHandoff(['sse'], {
+      busy: { late: hellos, wait: () => never },
+      connectTimeout: 1000,
+      reconnectionDelay: 100,
+      randomization: 0,
+    })
+    stopClocks()
+    const closedAt = performance.now()
+    let downAt: number | undefined
+    c.on('disconnect', () => {
+      downAt ??= performance.now() - closedAt
+    })
+    const drained = handOff()
+    await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+    // Tries of 1 s each and waits of 200 ms (100 ms before the second): the quiet time's end is
+    // pushed back by 1 s every 1.2 s. Uncapped, it would meet the clock 60 s after the CLOSE.
+    await spendTries(30_000, lateUpgrades, { wait: 200, timeout: 1000, done: () => downAt !== undefined })
+    expect(said.filter((line) => !line.endsWith('PARLEY_HANDSHAKE_TIMEOUT'))).toEqual([
+      'disconnect transport close',
+    ])
+    // At the end of the first try that ends past 20 s.
+    expect(downAt).toBeGreaterThanOrEqual(20_000)
+    expect(downAt).toBeLessThanOrEqual(21_200)
+    await untilTicking(ended(drained), 'the drain')
+  })
 })
 
 describe('a polling resume after a handoff', () => {
