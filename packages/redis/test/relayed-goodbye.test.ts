@@ -8,6 +8,7 @@
 import { encodeText, PacketType } from '@parley/protocol'
 import { redisAdapter } from '@parley/redis'
 import type { ParleyServerOptions } from '@parley/server'
+import type { FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
@@ -28,7 +29,7 @@ interface Node extends SuiteNode {
 describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its node drains, over Redis', () => {
   const suite = endToEndSuite<Node>()
 
-  async function startNode(server: ParleyServerOptions): Promise<Node> {
+  async function startNode(server: ParleyServerOptions, fastify: FastifyServerOptions = {}): Promise<Node> {
     const redis = await connectedClient(suite.redis.url)
     const reasons: string[] = []
     const started: Started = await startServer(
@@ -36,16 +37,20 @@ describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its no
       (app) => {
         app.parley.on('connection', (socket) => socket.on('disconnect', (reason) => reasons.push(reason)))
       },
+      fastify,
     )
     const node = { started, redis, reasons }
     suite.nodes.push(node)
     return node
   }
 
-  /** Node `a` (with handoff), node `b` (without), and a session of `a` relayed to it by `b`. */
-  async function relayed() {
-    const a = await startNode({ handoff: { timeout: HANDOFF_TIMEOUT, retrySpread: 0 } })
-    const b = await startNode({ handoff: false })
+  /**
+   * Node `a` (with handoff), node `b` (without), and a session of `a` relayed to it by `b`; `both`:
+   * options of both nodes; `fastify`: `a`'s Fastify options.
+   */
+  async function relayed(both: ParleyServerOptions = {}, fastify: FastifyServerOptions = {}) {
+    const a = await startNode({ ...both, handoff: { timeout: HANDOFF_TIMEOUT, retrySpread: 0 } }, fastify)
+    const b = await startNode({ ...both, handoff: false })
     const first = await rawConnect('websocket', a.started.base)
     first.close()
     const hello = JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }])
@@ -78,8 +83,15 @@ describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its no
     ws.terminate()
   })
 
-  it('ends the session on a goodbye that crossed the CLOSE server handoff', async () => {
-    const { a, ws, packets } = await relayed()
+  // Without SSE and polling among `transports`, the owner still hears it on its polling endpoint
+  // (for a session frozen there, and a POST marked as a relayed goodbye only), whether Fastify
+  // refuses requests while it closes or leaves them to the routes.
+  it.each<[string, ParleyServerOptions, FastifyServerOptions]>([
+    ['', {}, {}],
+    [' (WebSocket alone)', { transports: ['websocket'] }, {}],
+    [' (WebSocket alone, routes open)', { transports: ['websocket'] }, { return503OnClosing: false }],
+  ])('ends the session on a goodbye that crossed the CLOSE server handoff%s', async (_, both, fastify) => {
+    const { a, ws, packets } = await relayed(both, fastify)
     const sentWhileOpen = goodbyeAtClose(ws, GOODBYE)
     const closed = a.started.app.close()
     await until(() => packets.some((p) => p.type === PacketType.CLOSE), 3000, 'the CLOSE server handoff')

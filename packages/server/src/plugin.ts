@@ -12,7 +12,7 @@ import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose } from './http/last-words.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
-import { bodyTooLarge } from './http/routing.js'
+import { bodyTooLarge, heardWhileDisabled } from './http/routing.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
@@ -76,6 +76,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     originOf: (request) => checkRawOrigin(request, options.allowedOrigins, originRefusals),
     maxPayload: options.maxPayload,
     tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
+    heardWhileDisabled: (request, frozen) => heardWhileDisabled(request.method, request.headers, frozen),
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST

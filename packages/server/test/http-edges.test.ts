@@ -1,6 +1,6 @@
 import { request as httpRequest, METHODS } from 'node:http'
 import { connect as connectTcp } from 'node:net'
-import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import { encodeText, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -330,6 +330,17 @@ describe('HTTP endpoints', () => {
     const c = await rawConnect('websocket', base)
     clients.push(c)
     expect(c.open.transports).toEqual(['websocket'])
+    // Marked as another node's relayed goodbye, a POST of a session that is not frozen here (a
+    // live one, or none) meets the 404 all the same.
+    for (const sid of [c.sid, 'nobody']) {
+      const goodbye = await fetch(`${base}/poll?v=1&sid=${sid}`, {
+        method: 'POST',
+        headers: { 'x-parley-routed': 'goodbye' },
+        body: encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' }),
+      })
+      expect(await json(goodbye)).toMatchObject({ status: 404, body: { code: 'PARLEY_TRANSPORT_DISABLED' } })
+    }
+    expect(c.inbox.some((p) => p.type === PacketType.CLOSE)).toBe(false)
   })
 
   it('name the transports the server offers when one is disabled', async () => {

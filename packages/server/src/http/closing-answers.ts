@@ -82,6 +82,12 @@ export interface ClosingAnswersOptions {
    * and taken over elsewhere included, whatever it left here for the next GET: 503).
    */
   standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
+  /**
+   * Whether a request of an SSE or polling endpoint left out of `transports` is heard all the
+   * same, as the routes judge it (`heardWhileDisabled`); `frozen`: whether the sid it names is of
+   * a session frozen here.
+   */
+  heardWhileDisabled: (request: EndpointRequest, frozen: () => boolean) => boolean
 }
 
 /** See `ClosingAnswersOptions.standing`. */
@@ -135,8 +141,17 @@ export class ClosingAnswers {
   readonly #maxPayload: number
   readonly #tooLarge: (request: EndpointRequest) => boolean
   readonly #standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
+  readonly #heardWhileDisabled: (request: EndpointRequest, frozen: () => boolean) => boolean
 
-  constructor({ base, transports, originOf, maxPayload, tooLarge, standing }: ClosingAnswersOptions) {
+  constructor({
+    base,
+    transports,
+    originOf,
+    maxPayload,
+    tooLarge,
+    standing,
+    heardWhileDisabled,
+  }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
       paths.push([`${base}/${segment}`, kind])
@@ -147,6 +162,7 @@ export class ClosingAnswers {
     this.#maxPayload = maxPayload
     this.#tooLarge = tooLarge
     this.#standing = standing
+    this.#heardWhileDisabled = heardWhileDisabled
   }
 
   /**
@@ -164,7 +180,7 @@ export class ClosingAnswers {
     if (kind === 'websocket' && method !== 'GET') {
       return { answer: notAllowed('GET', 'use GET with an upgrade') }
     }
-    if (!this.#transports.includes(kind)) {
+    if (!this.#transports.includes(kind) && !this.#heardDisabled(request, kind, params)) {
       return { answer: coded(404, {}, ErrorCode.TRANSPORT_DISABLED, disabledMessage(kind, this.#transports)) }
     }
     if (kind !== 'websocket' && method !== 'GET' && method !== 'POST' && method !== 'OPTIONS') {
@@ -238,6 +254,17 @@ export class ClosingAnswers {
     if (method === 'POST' && sid) return { answer, elsewhere: { sid, headers: cors } }
     if (method !== 'GET' || !sid) return { answer }
     return { answer, lastWords: { sid, kind, headers: cors, acks: params.getAll('ack') } }
+  }
+
+  /** See `ClosingAnswersOptions.heardWhileDisabled`: a relayed goodbye of a session frozen here. */
+  #heardDisabled(request: EndpointRequest, kind: TransportName, params: URLSearchParams): boolean {
+    if (kind === 'websocket') return false
+    const sids = params.getAll('sid')
+    const sid = sids.length === 1 ? sids[0] : undefined
+    return this.#heardWhileDisabled(
+      request,
+      () => sid !== undefined && this.#standing(sid, kind) === 'frozen',
+    )
   }
 }
 

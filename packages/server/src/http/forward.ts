@@ -17,6 +17,7 @@ import { postGoodbye } from './relayed-goodbye.js'
 import { RelayedStream } from './relayed-stream.js'
 import {
   closingClient,
+  GOODBYE,
   ROUTED_HEADER,
   type RoutedMark,
   relayResponse,
@@ -103,10 +104,10 @@ export interface ForwarderOptions {
   corsOf(request: FastifyRequest): HeaderBag
   /**
    * Where a relayed client's late goodbye goes on its owner (see relayed-goodbye.ts): the path
-   * and query of this server's SSE or polling endpoint, but the sid (the nodes of a cluster share
-   * their options). Undefined when this server offers neither: such a goodbye is lost.
+   * and query of an SSE or polling endpoint under this server's `path`, but the sid (the nodes of
+   * a cluster share `path`, as every request sent on keeps its own).
    */
-  goodbyePath: string | undefined
+  goodbyePath: string
 }
 
 /**
@@ -405,11 +406,10 @@ export class Forwarder {
    * the owner `base` (its URL) as an upstream POST of session `sid` (see relayed-goodbye.ts).
    */
   #goodbye(base: string, sid: string, request: FastifyRequest, text: string): void {
-    const path = this.#options.goodbyePath
-    if (this.#closed || path === undefined) return
+    if (this.#closed) return
     const post = postGoodbye({
-      url: new URL(`${path}&sid=${encodeURIComponent(sid)}`, base),
-      headers: forwardedHeaders(request, true),
+      url: new URL(`${this.#options.goodbyePath}&sid=${encodeURIComponent(sid)}`, base),
+      headers: forwardedHeaders(request, true, GOODBYE),
       text,
       agent: this.#agent,
       timeoutMs: this.#options.connectTimeout,

@@ -75,10 +75,12 @@ export function postGoodbye({
 
 /**
  * The path and query, but the sid, of the endpoint a late goodbye goes to on the owner: polling's
- * or, without it, SSE's (either hears a frozen session's goodbye); undefined when `transports`
- * offers neither.
+ * or, when `transports` offers SSE alone, SSE's. Either hears a frozen session's goodbye, marked
+ * as one (GOODBYE), whatever the owner's own `transports` (see `heardWhileDisabled`): the owner
+ * need not offer the one this node picks, and with WebSocket alone the goodbye goes to polling's.
+ * An owner of an earlier version hears it only on an endpoint it offers.
  */
-export function goodbyePath(base: string, transports: readonly TransportName[]): string | undefined {
-  const kind = (['polling', 'sse'] as const).find((name) => transports.includes(name))
-  return kind && `${base}/${httpSegments[kind]}?v=${PROTOCOL_VERSION}`
+export function goodbyePath(base: string, transports: readonly TransportName[]): string {
+  const kind = transports.includes('sse') && !transports.includes('polling') ? 'sse' : 'polling'
+  return `${base}/${httpSegments[kind]}?v=${PROTOCOL_VERSION}`
 }

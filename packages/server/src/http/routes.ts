@@ -45,7 +45,7 @@ import {
   preflightHeaders,
 } from './origin.js'
 import { goodbyePath } from './relayed-goodbye.js'
-import { bodyTooLarge, ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
+import { bodyTooLarge, heardWhileDisabled, ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
 import { acksOf, takeGetAck } from './session-get.js'
 import { IdleSseUpstream } from './sse-upstream.js'
 import type { TakePost, UpstreamPosts } from './upstream-post.js'
@@ -312,7 +312,8 @@ export async function parleyRoutes(
 
   /** Checks every SSE/polling request must pass; answers preflights. */
   async function screenHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    if (!enabled(kind)) return disabled(reply, kind)
+    if (!enabled(kind) && !heardWhileDisabled(request.method, request.headers, () => frozenHere(request)))
+      return disabled(reply, kind)
     const method = request.method
     if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS')
       return notAllowed(reply, HTTP_METHODS, 'use GET or POST')
@@ -330,6 +331,12 @@ export async function parleyRoutes(
     }
     if (method === 'POST') acceptAnyContentType(request)
     return undefined
+  }
+
+  /** Whether the sid `request` names is of a session frozen here (to be handed off, or moving). */
+  function frozenHere(request: FastifyRequest): boolean {
+    const sid = (request.query as Query).sid
+    return typeof sid === 'string' && server.sessionFor(sid)?.state === 'frozen'
   }
 
   async function handleHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {

@@ -43,8 +43,32 @@ export function bodyTooLarge(headers: IncomingHttpHeaders, maxPayload: number): 
   return Number.isFinite(length) && length > maxPayload
 }
 
-/** The routed mark's values: `'1'` for any request sent on, or one of the two above. */
-export type RoutedMark = '1' | typeof SENT_ON | typeof TOO_LARGE
+/**
+ * The routed mark's value on a relayed client's late goodbye (see relayed-goodbye.ts): a POST of
+ * a session that its node has frozen for a handoff is heard there on the SSE and polling
+ * endpoints whatever that node's `transports` (`heardWhileDisabled`), so that the goodbye does not
+ * depend on which of them the nodes offer (none, with WebSocket alone).
+ *
+ * A client may set the mark itself: it names a session by its sid, a secret, so it can only end a
+ * session of its own, which its goodbye ends anyway.
+ */
+export const GOODBYE = 'goodbye'
+
+/** The routed mark's values: `'1'` for any request sent on, or one of the three above. */
+export type RoutedMark = '1' | typeof SENT_ON | typeof TOO_LARGE | typeof GOODBYE
+
+/**
+ * Whether a request of an SSE or polling endpoint that `transports` leaves out is heard all the
+ * same: a POST marked as a relayed goodbye (GOODBYE) of a session frozen here for its handoff
+ * (`frozen`, asked only for such a POST). Any other gets the endpoint's 404.
+ */
+export function heardWhileDisabled(
+  method: string | undefined,
+  headers: IncomingHttpHeaders,
+  frozen: () => boolean,
+): boolean {
+  return method === 'POST' && headers[ROUTED_HEADER] === GOODBYE && frozen()
+}
 
 /**
  * On the owner's answer to a routed POST: "close the client's connection after this answer"
