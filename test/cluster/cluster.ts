@@ -27,13 +27,19 @@ export interface Cluster {
    * Restarts `nodes[index]` as a deploy does: a new process with the same name starts, then
    * the old one gets SIGTERM (it drains, then closes) and the new one takes its port. Resolves
    * with the old process (its output stays readable) once every node sees every other one.
+   * `phase` hears how long each step took, in ms: `loaded` (the new process ready), `drained`
+   * (the old one drained and exited), `listening` (the new one on the port), `seen` (every node
+   * sees every other one).
    */
-  restart(index: number): Promise<ClusterNode>
+  restart(index: number, phase?: (step: RestartStep, ms: number) => void): Promise<ClusterNode>
   /** Starts the process that `restart(index)` will use ahead, so that it has loaded by then. */
   prepare(index: number): void
   /** Stops nginx, ends every node's sessions, stops the nodes (SIGTERM), then Redis. */
   stop(): Promise<void>
 }
+
+/** The steps of `Cluster.restart`, in order. */
+export type RestartStep = 'loaded' | 'drained' | 'listening' | 'seen'
 
 /** A node process started ahead of a restart. */
 interface Standby {
@@ -88,17 +94,27 @@ export async function startCluster(
         const node = nodes[index]
         if (node && !standbys.has(index)) standbys.set(index, standby(node))
       },
-      async restart(index) {
+      async restart(index, phase) {
         const old = nodes[index]
         if (!old) throw new Error(`no node ${index}`)
+        let since = performance.now()
+        const step = (name: RestartStep) => {
+          const now = performance.now()
+          phase?.(name, now - since)
+          since = now
+        }
         // The new process is started ahead (a standby, as a deploy's new instance starts before
         // the old one stops): it loads, then waits for the port.
         const next = standbys.get(index) ?? standby(old)
         standbys.delete(index)
         await next.ready
+        step('loaded')
         await old.stop()
+        step('drained')
         nodes[index] = await next.started
+        step('listening')
         await allSeeEachOther(nodes)
+        step('seen')
         // The other nodes' standbys load while the cluster runs on (this one's, next time).
         for (const [i, node] of nodes.entries()) {
           if (i !== index && !standbys.has(i)) standbys.set(i, standby(node))

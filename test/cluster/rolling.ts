@@ -87,6 +87,7 @@ export async function rollingRestart(cluster: Cluster, options: RollingOptions):
     for (let round = 0; round < options.rounds; round++) {
       for (let i = 0; i < cluster.nodes.length; i++) {
         // Traffic flows before each restart: every client has been answered lately.
+        const waited = performance.now()
         const marks = logs.map((l) => l.downs.length)
         await until(
           () => logs.every((l, k) => l.downs.length > marks[k]! + 5),
@@ -94,10 +95,11 @@ export async function rollingRestart(cluster: Cluster, options: RollingOptions):
           'traffic before a restart',
         )
         const started = performance.now()
-        stopped.push(await cluster.restart(i))
+        const steps: string[] = [`traffic ${(started - waited).toFixed(0)}`]
+        stopped.push(await cluster.restart(i, (step, ms) => steps.push(`${step} ${ms.toFixed(0)}`)))
         restarts++
         options.progress?.(
-          `restart ${restarts} (${cluster.nodes[i]!.name}): ${(performance.now() - started).toFixed(0)} ms`,
+          `restart ${restarts} (${cluster.nodes[i]!.name}): ${(performance.now() - started).toFixed(0)} ms (${steps.join(', ')} ms)`,
         )
       }
     }
