@@ -14,6 +14,9 @@ export const MAX_UNANSWERED_COMMANDS = 1000
  */
 export const MAX_UNANSWERED_PUBLISHES = MAX_UNANSWERED_COMMANDS
 
+/** While Redis cannot be asked, how often `sendWhenAvailable` looks again. */
+const LOOK_AGAIN_MS = 20
+
 /**
  * Every command the adapter sends on the application's client, with one bound for all of them.
  * node-redis never gives up a command by itself: while Redis is away it queues them offline,
@@ -62,6 +65,20 @@ export class Commands {
     if (why !== undefined) return Promise.reject(new RedisUnreachableError(why))
     this.#undos.flush()
     return this.#sent(args, ms)
+  }
+
+  /**
+   * As `send`, for a step that must not be refused only because Redis is slow (the read-back of
+   * a claimed session's tail: refused, the tail would be lost though Redis holds it). While
+   * `unavailable()`, waits for Redis to take commands again, looking every few milliseconds, at
+   * most `timeout`; then sends, and waits for the answer at most `timeout` too.
+   */
+  async sendWhenAvailable(args: string[]): Promise<unknown> {
+    const end = Date.now() + this.timeout
+    while (this.unavailable() !== undefined && Date.now() < end) {
+      await new Promise((resolve) => setTimeout(resolve, LOOK_AGAIN_MS).unref())
+    }
+    return this.send(args)
   }
 
   /**

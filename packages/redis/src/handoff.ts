@@ -601,12 +601,23 @@ export class HandOffStore {
 
   /**
    * Reads the tail back and deletes the handoff's keys; those of a `takeover` whose tail was not
-   * sealed are left for its `confirm` (see FINISH). Rejects with `RedisUnreachableError` when
-   * not sent or not answered within `requestTimeout`.
+   * sealed are left for its `confirm` (see FINISH). While Redis cannot be asked (this node's
+   * connection has left a command unanswered for `requestTimeout`, or `MAX_UNANSWERED_COMMANDS`
+   * of them: a burst of broadcasts while Redis is slow), waits for it at most `requestTimeout`
+   * (see `Commands.sendWhenAvailable`): refused, the claimer would go on without a tail that
+   * Redis holds whole. Rejects with `RedisUnreachableError` when not sent by then, or not
+   * answered within `requestTimeout`.
    */
   async finish(hash: string, takeover: boolean): Promise<ReadTail> {
     const keys = this.keys(hash)
-    const reply = await this.commands.send(['EVAL', FINISH, '2', keys.hash, keys.tail, takeover ? '1' : '0'])
+    const reply = await this.commands.sendWhenAvailable([
+      'EVAL',
+      FINISH,
+      '2',
+      keys.hash,
+      keys.tail,
+      takeover ? '1' : '0',
+    ])
     const [sealed, whole, tail, ended, kept] = Array.isArray(reply) ? (reply as unknown[]) : []
     const texts = Array.isArray(tail) ? tail.map(asText).filter((t): t is string => t !== undefined) : []
     return { tail: texts, sealed: sealed === 1, whole: whole === 1, ended: ended === 1, kept: kept === 1 }

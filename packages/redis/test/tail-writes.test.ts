@@ -5,11 +5,21 @@
 import type { SessionClaim } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { until, within } from '../../server/test/helpers.js'
+import { sleep, until, within } from '../../server/test/helpers.js'
 import { MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from '../src/tail-writes.js'
-import { FakeCluster, type FakeNode, holdAll, snapshotOf, tailBatch } from './handoff-support.js'
+import {
+  FakeCluster,
+  type FakeNode,
+  HeldInOrder,
+  holdAll,
+  isSeal,
+  message,
+  snapshotOf,
+  tailBatch,
+  to,
+} from './handoff-support.js'
 
 const TTL = 60_000
 
@@ -125,4 +135,45 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
       expect(tail.tail).toEqual(texts.slice(0, kept))
     },
   )
+
+  it('reads the tail back once Redis takes the claimer’s commands again, rather than go on without it', async () => {
+    const { a, b } = await handedOff('sid-busy-claimer')
+    const texts = [text(0), text(1), text(2)]
+    for (const t of texts) a.adapter.appendHandOff('sid-busy-claimer', t)
+    // a's seal waits until b cannot ask Redis.
+    const seal = new HeldInOrder(
+      a.redis,
+      (args) => isSeal(args),
+      () => false,
+    )
+    a.hold = seal.hold
+    const claim = (await b.adapter.claimSession('sid-busy-claimer')) as SessionClaim
+    const taking = claim.takeOver(() => {})
+    await until(() => seal.held.length > 0, 3000, 'a’s seal on its way')
+    // b's broadcasts are held (a Redis slow to answer b's connection): MAX_UNANSWERED_COMMANDS of
+    // them, and b sends nothing more until Redis answers.
+    const channel = `${cluster!.prefix}:broadcast`
+    const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && args[1] === channel
+    const busy = new HeldInOrder(b.redis, isBroadcast, isBroadcast)
+    b.hold = busy.hold
+    for (let i = 0; i <= MAX_UNANSWERED_COMMANDS; i++)
+      b.adapter.broadcast(message('probe', [i]), to(['nobody']))
+    expect(b.adapter.stats.lostBroadcasts).toBeGreaterThan(0)
+    // The test hears a's 'sealed' as b does; b would read the tail then.
+    const listener = b.redis.duplicate()
+    try {
+      await listener.connect()
+      let sealed = false
+      await listener.subscribe(`${cluster!.prefix}:response:${b.adapter.node}`, (packet) => {
+        if (packet.includes('"sealed"')) sealed = true
+      })
+      await seal.runAll()
+      await until(() => sealed, 3000, 'a’s seal said')
+      expect(await Promise.race([taking.then(() => 'read'), sleep(200).then(() => 'waits')])).toBe('waits')
+      await busy.runAll()
+      expect(await within(taking, 5000, 'the takeover')).toEqual({ tail: texts, complete: true, late: false })
+    } finally {
+      listener.destroy()
+    }
+  })
 })
