@@ -868,8 +868,11 @@ export class RedisAdapter implements Adapter {
       sealed: won.sealed,
       alone: won.alone,
       saidGoodbye: (node) => this.#nodes.saidGoodbye(node),
-      publish: (marker, takeover) => {
-        if (this.#closed || this.#commands.unavailable() !== undefined) return false
+      publish: async (marker, takeover) => {
+        // Refused while this node's connection is slow, the marker would never reach the old
+        // node: it would go on numbering into a tail read without it, and seal only at the end of
+        // its drain. Waited for instead, at most requestTimeout; the wait for the seal follows.
+        if (this.#closed || !(await this.#commands.whenAvailable()) || this.#closed) return false
         this.#claims.set(id, takeover)
         this.#pending.set(id, {
           answer: (node, packet) => {

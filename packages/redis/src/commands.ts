@@ -14,7 +14,7 @@ export const MAX_UNANSWERED_COMMANDS = 1000
  */
 export const MAX_UNANSWERED_PUBLISHES = MAX_UNANSWERED_COMMANDS
 
-/** While Redis cannot be asked, how often `sendWhenAvailable` looks again. */
+/** While Redis cannot be asked, how often `whenAvailable` looks again. */
 const LOOK_AGAIN_MS = 20
 
 /**
@@ -68,16 +68,26 @@ export class Commands {
   }
 
   /**
-   * As `send`, for a step that must not be refused only because Redis is slow (the read-back of
-   * a claimed session's tail: refused, the tail would be lost though Redis holds it). While
-   * `unavailable()`, waits for Redis to take commands again, looking every few milliseconds, at
-   * most `timeout`; then sends, and waits for the answer at most `timeout` too.
+   * Whether Redis takes commands now (see `unavailable`), or once it does: looks again every few
+   * milliseconds, at most `timeout`; false when it still does not then.
    */
-  async sendWhenAvailable(args: string[]): Promise<unknown> {
+  async whenAvailable(): Promise<boolean> {
     const end = Date.now() + this.timeout
-    while (this.unavailable() !== undefined && Date.now() < end) {
+    while (this.unavailable() !== undefined) {
+      if (Date.now() >= end) return false
       await new Promise((resolve) => setTimeout(resolve, LOOK_AGAIN_MS).unref())
     }
+    return true
+  }
+
+  /**
+   * As `send`, for a step that must not be refused only because Redis is slow (the read-back of
+   * a claimed session's tail: refused, the tail would be lost though Redis holds it). Waits for
+   * Redis to take commands again at most `timeout` (see `whenAvailable`); then sends, and waits
+   * for the answer at most `timeout` too.
+   */
+  async sendWhenAvailable(args: string[]): Promise<unknown> {
+    await this.whenAvailable()
     return this.send(args)
   }
 

@@ -44,9 +44,10 @@ export interface TakeoverContext {
   saidGoodbye(node: string): Promise<boolean>
   /**
    * Registers the takeover for its marker and the old node's answer (see `Takeover.marked`,
-   * `sealed`, `left`) and PUBLISHes the marker; false when it could not be sent.
+   * `sealed`, `left`) and PUBLISHes the marker; false when it could not be sent. May wait for
+   * Redis first (bounded): without its marker, the old node never hears of the claim.
    */
-  publish(marker: ClaimMarker, takeover: Takeover): boolean
+  publish(marker: ClaimMarker, takeover: Takeover): Promise<boolean>
   /** Forgets what `publish` registered. */
   unregister(): void
   /** Positions the socket for the cut (see cut.ts) right before `join`. */
@@ -173,7 +174,7 @@ export class Takeover implements SessionClaim {
       h: context.hash,
       ep: context.epoch,
     }
-    if (!context.publish(marker, this)) {
+    if (!(await context.publish(marker, this))) {
       context.unregister()
       return
     }

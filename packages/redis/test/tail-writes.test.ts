@@ -176,4 +176,32 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
       listener.destroy()
     }
   })
+
+  it('publishes the claim marker once Redis takes the claimer’s commands again, and gets the old node’s seal', async () => {
+    const { a, b } = await handedOff('sid-busy-marker')
+    a.sockets.last = () => ['its last packet']
+    a.adapter.appendHandOff('sid-busy-marker', text(0))
+    const claim = (await b.adapter.claimSession('sid-busy-marker')) as SessionClaim
+    expect(claim).toHaveProperty('takeOver')
+    // Then b's broadcasts are held (a Redis slow to answer b's connection),
+    // MAX_UNANSWERED_COMMANDS of them, before b takes the session over: it cannot send its marker.
+    const channel = `${cluster!.prefix}:broadcast`
+    const isProbe = (args: string[]) =>
+      args[0] === 'PUBLISH' && args[1] === channel && args[2]!.includes('probe')
+    const busy = new HeldInOrder(b.redis, isProbe, isProbe)
+    b.hold = busy.hold
+    for (let i = 0; i <= MAX_UNANSWERED_COMMANDS; i++)
+      b.adapter.broadcast(message('probe', [i]), to(['nobody']))
+    expect(b.adapter.stats.lostBroadcasts).toBeGreaterThan(0)
+    const taking = claim.takeOver(() => {})
+    await sleep(100)
+    await busy.runAll()
+    // The marker went once b could send it: a ended the session there and sealed its tail.
+    expect(await within(taking, 8000, 'the takeover')).toEqual({
+      tail: [text(0), 'its last packet'],
+      complete: true,
+      late: false,
+    })
+    expect(a.sockets.claims).toEqual(['sid-busy-marker'])
+  })
 })
