@@ -440,10 +440,13 @@ export class Connection {
           break
         }
         // A frozen link: see above. A node shutting down: the balancer sends the next
-        // attempt to another node, so the same transport is worth one more try.
+        // attempt to another node, so the same transport is worth one more try. So is a stream
+        // refused as not attached right after its HELLO: the session left it before the GET came
+        // (the server's heartbeat, which starts at the HELLO, gave up on a late OPEN), and lives.
         const again =
           (frozen && t.pooled && error.code === ErrorCode.HANDSHAKE_TIMEOUT) ||
-          error.code === ErrorCode.SERVER_SHUTTING_DOWN
+          error.code === ErrorCode.SERVER_SHUTTING_DOWN ||
+          error.code === ErrorCode.TRANSPORT_MISMATCH
         if (again && !retried.includes(name)) {
           retried.push(name)
           queue.unshift(name)
