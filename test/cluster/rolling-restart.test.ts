@@ -92,7 +92,12 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
       expect(c.resumes.every(Boolean), who).toBe(true)
       // A relaying node's CLOSE moves nothing: the client resumes on the same node.
       expect(c.handoffs - c.relayed, who).toBeLessThanOrEqual(count(restored, id))
-      expect(c.resumeMs.length, who).toBe(c.handoffs)
+      // Each handoff is timed to the resume after it, but where a relaying node's CLOSE came as
+      // the first event of a stream the client was opening (the node closed before the owner
+      // answered the GET): that open's resume counts for the CLOSE before it, and the next one
+      // for none.
+      expect(c.resumeMs.length, who).toBeLessThanOrEqual(c.handoffs)
+      expect(c.resumeMs.length, who).toBeGreaterThanOrEqual(c.handoffs - c.relayed)
       // 'connection' once over every process that ever ran.
       expect(count(connections, id), who).toBe(1)
 

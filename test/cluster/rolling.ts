@@ -51,7 +51,10 @@ export interface ClientLog {
   handoffs: number
   /** Of those, the CLOSEs of a node that relayed the session to its node as it closed (no move). */
   relayed: number
-  /** For each handoff: ms from the CLOSE to the OPEN (the next resume). */
+  /**
+   * For each handoff: ms from the CLOSE to the OPEN (the next resume). One fewer when a relaying
+   * node's CLOSE opened the stream of a resume under way (see the test).
+   */
   resumeMs: number[]
 }
 
