@@ -372,6 +372,8 @@ export class Forwarder {
    * once they are over. Logs what is left of a burst of failed lookups.
    */
   close(): void {
+    // Once: the server closes again at Fastify's onClose, and the agent must outlive what ends.
+    if (this.#closed) return
     this.#closed = true
     this.#lookupsFailed.close()
     const ending = [...this.#requests.values()]
