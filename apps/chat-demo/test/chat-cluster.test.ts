@@ -51,11 +51,13 @@ describe.skipIf(skipRedisSuites())('startChatNode on a port another server took'
     await client.connect()
     try {
       const id = (node.app.parley.adapter as RedisAdapter).node
+      // Its record, its note and its address record (what a node that never saw it live reads).
       expect(await client.keys('parley:node:*')).toEqual(
-        expect.arrayContaining([`parley:node:${id}`, `parley:node:${id}:note`]),
+        expect.arrayContaining([`parley:node:${id}`, `parley:node:${id}:note`, `parley:node:${id}:address`]),
       )
-      expect(await client.keys('parley:node:*')).toHaveLength(2)
+      expect(await client.keys('parley:node:*')).toHaveLength(3)
       expect(await client.get(`parley:node:${id}`)).toBe(`http://127.0.0.1:${node.port}`)
+      expect(await client.get(`parley:node:${id}:address`)).toBe(`http://127.0.0.1:${node.port}`)
     } finally {
       await client.close()
     }
