@@ -91,12 +91,12 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
     await client.connect()
     try {
       const end = Date.now() + 10_000
-      // Each node's record, not the note beside it (parley:node:<id>:note). The index keeps
-      // the ids of stopped nodes a long while: only those with a record are live.
+      // Each node's record, not those beside it (parley:node:<id>:note, :address, :left). The
+      // index keeps the ids of stopped nodes a long while: only those with a record are live.
       const records = async () =>
         (await client.keys('parley:node:*'))
-          .filter((k) => !k.endsWith(':note'))
           .map((k) => k.slice('parley:node:'.length))
+          .filter((id) => !id.includes(':'))
       let ids = await records()
       // A restarted node comes back under a new id: wait for one the last call did not find.
       while (ids.length < count || ids.every((id) => live.includes(id))) {
