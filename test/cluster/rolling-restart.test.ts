@@ -42,7 +42,10 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
   })
 
   it('hands every session on, three rounds over every transport: nothing lost, repeated or reordered', async () => {
-    cluster = await startCluster(['n1', 'n2', 'n3'], { tick: 100 })
+    // PINGs 2.5 s apart, as below: with 1 s and a 1 s pingTimeout, a node or this process held
+    // for 2 s by a loaded machine was a 'ping timeout', and the resume after it waits for its
+    // HELLO's answer only a pingTimeout; what this test checks is the handoffs.
+    cluster = await startCluster(['n1', 'n2', 'n3'], { tick: 100, ping: 2500 })
     const run = await rollingRestart(cluster, {
       transports,
       perTransport: 2,
