@@ -60,7 +60,7 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
       console.log(
         `client ${k} ${c.transport} ${c.socket.id}: connects ${c.connects}, disconnects [${c.disconnects}], ` +
           `handoffs ${c.handoffs} (${c.relayed} relayed), resumes [${c.resumes}], sent ${c.sent}, downs ${c.downs.length}/${c.asked}, ` +
-          `acks ${c.acks.ok} ok ${c.acks.moved} moved [${c.acks.other.slice(0, 3)}] ${c.errors.slice(0, 12).join(', ')}`,
+          `acks ${c.acks.ok} ok ${c.acks.moved} moved [${c.acks.other.slice(0, 3)}] ${c.errors.slice(-12).join(', ')}`,
       )
     }
     for (const p of run.processes) {

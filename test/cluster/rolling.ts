@@ -102,7 +102,7 @@ export async function rollingRestart(cluster: Cluster, options: RollingOptions):
         stopped.push(await cluster.restart(i, (step, ms) => steps.push(`${step} ${ms.toFixed(0)}`)))
         restarts++
         options.progress?.(
-          `restart ${restarts} (${cluster.nodes[i]!.name}): ${(performance.now() - started).toFixed(0)} ms (${steps.join(', ')} ms)`,
+          `restart ${restarts} (${cluster.nodes[i]!.name}) at ${(started / 1000).toFixed(1)} s: ${(performance.now() - started).toFixed(0)} ms (${steps.join(', ')} ms)`,
         )
       }
     }
@@ -168,14 +168,22 @@ async function startClient(cluster: Cluster, transport: TransportName): Promise<
       log.handoffs++
       if (relayed) log.relayed++
       closedAt = performance.now()
+      log.errors.push(`${at()} handoff`)
     }),
   })
   log.socket = socket
   socket.on('connect', () => log.connects++)
-  socket.on('disconnect', (reason: string) => log.disconnects.push(reason))
+  socket.on('disconnect', (reason: string) => {
+    log.disconnects.push(reason)
+    log.errors.push(`${at()} disconnect: ${reason}`)
+  })
   // Why attempts failed, for a failing test's message (a draining node answers 503).
-  socket.on('transport_error', (t: TransportName, e: { code: string }) => log.errors.push(`${t}: ${e.code}`))
-  socket.on('connect_error', (e: { code: string }) => log.errors.push(`connect_error: ${e.code}`))
+  // On the clock of the progress lines (see rollingRestart).
+  const at = () => `${(performance.now() / 1000).toFixed(1)} s`
+  socket.on('transport_error', (t: TransportName, e: { code: string; message: string }) =>
+    log.errors.push(`${at()} ${t}: ${e.code} (${e.message})`),
+  )
+  socket.on('connect_error', (e: { code: string }) => log.errors.push(`${at()} connect_error: ${e.code}`))
   socket.on('transport', (_now: TransportName, _before: TransportName, why: string) => {
     if (why !== 'resume') return
     log.resumes.push(socket.recovered)
