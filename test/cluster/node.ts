@@ -90,9 +90,7 @@ function portTaken(): never {
 console.log(`ready ${name}`)
 const held = port !== 0 ? ((await holdOwnPort(port, values['wait-for-port'])) ?? portTaken()) : undefined
 await redis.connect()
-// Parley's warnings (a drain that gave up waiting, a claim that failed) on stderr, which a test
-// prints when one of its checks fails.
-const app = Fastify({ logger: { level: 'warn', stream: process.stderr } })
+const app = Fastify()
 // Kept to close its subscriber connection before the Redis client, on SIGTERM.
 let adapter: RedisAdapter | undefined
 const ping = Number(values.ping)
