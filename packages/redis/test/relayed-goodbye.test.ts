@@ -5,10 +5,10 @@
 // session ends there with 'client disconnect', its snapshot is withdrawn from Redis, and the
 // drain waits for no claim of it. Two Parley servers on one real Redis: `a` drains with handoff;
 // `b`, without, relays a WebSocket resume to the session's node rather than take the session.
-import { encodeText, PacketType } from '@parley/protocol'
+import { decodeFrame, encodeText, PacketType } from '@parley/protocol'
 import { redisAdapter } from '@parley/redis'
 import type { ParleyServerOptions } from '@parley/server'
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
@@ -29,13 +29,21 @@ interface Node extends SuiteNode {
 describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its node drains, over Redis', () => {
   const suite = endToEndSuite<Node>()
 
-  async function startNode(server: ParleyServerOptions, fastify: FastifyServerOptions = {}): Promise<Node> {
+  async function startNode(
+    server: ParleyServerOptions,
+    fastify: FastifyServerOptions = {},
+    setup?: (app: FastifyInstance) => void,
+  ): Promise<Node> {
     const redis = await connectedClient(suite.redis.url)
     const reasons: string[] = []
     const started: Started = await startServer(
       { ...server, adapter: redisAdapter({ client: redis, heartbeatInterval: 300 }) },
       (app) => {
-        app.parley.on('connection', (socket) => socket.on('disconnect', (reason) => reasons.push(reason)))
+        const heard = (socket: { on(event: 'disconnect', listener: (reason: string) => void): unknown }) =>
+          socket.on('disconnect', (reason) => reasons.push(reason))
+        app.parley.on('connection', heard)
+        app.parley.on('restored', heard)
+        setup?.(app)
       },
       fastify,
     )
@@ -99,5 +107,49 @@ describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its no
     expect(sentWhileOpen()).toBe(true)
     await endedByGoodbye(a, closed)
     ws.terminate()
+  })
+
+  // The client's WebSocket resume at `b` has `a` move the session there (MOVED on the relayed
+  // WebSocket); the goodbye sent on the relayed one as the MOVED comes reaches `a`, by POST, once
+  // `b`'s claim has taken the session from it (held there until then: the race pinned). `a` sends
+  // it on, once, to `b`, which ends the session as its client said, whatever transport it is on
+  // (here a WebSocket, the goodbye on the polling endpoint), rather than keep it for its recovery
+  // window.
+  it('ends the session where it moved on a goodbye that crossed the MOVED', async () => {
+    const handoff = { timeout: HANDOFF_TIMEOUT, retrySpread: 0 }
+    let sid = ''
+    let held = 0
+    const a = await startNode({ handoff }, {}, (app) => {
+      app.addHook('onRequest', async (request) => {
+        if (request.method !== 'POST' || request.headers['x-parley-routed'] !== 'goodbye') return
+        held++
+        await until(() => app.parley.sessionFor(sid) === undefined, 3000, 'b’s claim of the session')
+      })
+    })
+    const relay = await startNode({ handoff: false })
+    const b = await startNode({ handoff })
+    const first = await rawConnect('websocket', a.started.base)
+    first.close()
+    sid = first.sid
+    const hello = JSON.stringify([PacketType.HELLO, { sid, ack: 0 }])
+    const relayed = await RawWebSocket.open(relay.started.base, hello)
+    await until(() => relayed.packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
+    let saidGoodbye = false
+    relayed.ws.on('message', (data: Buffer, binary: boolean) => {
+      const decoded = binary ? undefined : decodeFrame(data.toString(), { maxPayload: 1e8 })
+      if (saidGoodbye || !decoded?.ok || decoded.packet.type !== PacketType.MOVED) return
+      saidGoodbye = true
+      relayed.ws.send(GOODBYE)
+    })
+    const moved = await RawWebSocket.open(b.started.base, hello)
+    await until(() => moved.packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN where it moved')
+    expect(moved.packets.find((p) => p.type === PacketType.OPEN)).toMatchObject({ sid, recovered: true })
+    expect(saidGoodbye).toBe(true)
+    await until(() => b.reasons.length > 0, 3000, 'the session ended where it moved')
+    expect(b.reasons).toEqual(['client disconnect'])
+    expect(held).toBe(1)
+    expect(b.started.app.parley.sessionFor(sid)).toBeUndefined()
+    relayed.ws.terminate()
+    moved.ws.terminate()
   })
 })

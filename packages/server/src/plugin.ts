@@ -12,7 +12,7 @@ import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose } from './http/last-words.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
-import { bodyTooLarge, heardWhileDisabled } from './http/routing.js'
+import { bodyTooLarge, GOODBYE_ON, heardWhileDisabled, ROUTED_HEADER } from './http/routing.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
@@ -77,6 +77,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     maxPayload: options.maxPayload,
     tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
     heardWhileDisabled: (request, frozen) => heardWhileDisabled(request.method, request.headers, frozen),
+    goodbyeOn: (request) => request.headers[ROUTED_HEADER] === GOODBYE_ON,
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST
@@ -104,8 +105,14 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     stallMs: options.pingTimeout,
     countSizes: () => server.metrics !== noMetrics,
   })
-  const closingPost: TakePost = (sid, kind, cors, body, answered) =>
-    posts.takeFor(server.sessionFor(sid), kind, cors, body, answered)
+  const closingPost: TakePost = ({ sid, kind, headers, goodbyeOn }, body, answered) =>
+    goodbyeOn
+      ? posts.takeGoodbyeOn(
+          headers,
+          () => posts.bodies.read(body, answered),
+          (packets) => server.relayedGoodbye(sid, packets),
+        )
+      : posts.takeFor(server.sessionFor(sid), kind, headers, body, answered)
   // What sending one of those answers does besides, as the routes do with theirs.
   const sent = ({ refusedOrigin, refusedVersion, endsSession }: EndpointAnswer) => {
     if (refusedOrigin) originRefusals.record(refusedOrigin)

@@ -3,6 +3,7 @@ import {
   ErrorCode,
   type HelloPacket,
   isAckId,
+  type Packet,
   PacketType,
   ParleyError,
   type TransportName,
@@ -26,6 +27,7 @@ import { answeredIn, askedIn, Drain, safely, within } from './drain.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
+import { GoodbyesOnArrival } from './goodbyes-on-arrival.js'
 import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
@@ -166,6 +168,8 @@ export class ParleyServer<
    * still not stand (see `SessionClaim.confirm`), and the `restored` listeners are not there yet.
    */
   readonly #arriving = new Set<string>()
+  /** Relayed goodbyes for sessions still being claimed or taken over here (see `relayedGoodbye`). */
+  readonly #goodbyesOnArrival = new GoodbyesOnArrival()
   /** The drain under way (see `drain`), once `close` has begun. */
   #drain: Drain | undefined
   /** The drain and the moves under way when it began, both over. */
@@ -858,7 +862,9 @@ export class ParleyServer<
         // Tracked from the claim on, not from its win: a drain that begins while the claim is
         // under way waits for it too, and hands on the session it wins (see `drain`). None
         // starts once the node is closing (above), so what the drain waits for only shrinks.
-        const arrival = this.#claimAndTakeOver(hello.sid, transport, hello, handshake, request)
+        const arrival = this.#arrive(hello.sid, () =>
+          this.#claimAndTakeOver(hello.sid as string, transport, hello, handshake, request),
+        )
         this.#takingOver.add(arrival)
         void arrival.finally(() => this.#takingOver.delete(arrival)).catch(() => {})
         const answer = await arrival
@@ -1113,6 +1119,40 @@ export class ParleyServer<
     // behind. The client tries again, and the draining node sends it to the claimer.
     if (request.headers[ROUTED_HEADER] === SENT_ON) return claimedElsewhere()
     return undefined
+  }
+
+  /**
+   * `takeOver`, a resume's claim and takeover of `sid`, then the goodbye its client sent meanwhile
+   * through the node the session left, if one came (see `relayedGoodbye`).
+   */
+  async #arrive(
+    sid: string,
+    takeOver: () => Promise<Refusal | null | undefined>,
+  ): Promise<Refusal | null | undefined> {
+    const over = this.#goodbyesOnArrival.begin(sid)
+    try {
+      return await takeOver()
+    } finally {
+      const session = over() ? this.#bySid.get(sid)?.session : undefined
+      if (session) endByGoodbye(session, [GOODBYE])
+    }
+  }
+
+  /**
+   * @internal A client's goodbye that another node sent on here (GOODBYE_ON, see routing.ts): it
+   * reached the node its session left as the session moved here, crossing the move. When `packets`
+   * hold a CLOSE, the session ends with 'client disconnect' as on its own transport, whatever
+   * transport it is on or awaits (frozen to move on again, it ends as frozen ones do: see
+   * `Session.goodbyeWhileFrozen`); one still being claimed or taken over here ends once its
+   * takeover is done. False when this node neither holds, takes over, nor ended the session.
+   */
+  relayedGoodbye(sid: string, packets: readonly Packet[]): boolean {
+    const goodbye = packets.some((packet) => packet.type === PacketType.CLOSE)
+    if (goodbye ? this.#goodbyesOnArrival.keep(sid) : this.#arriving.has(sid)) return true
+    const session = this.#bySid.get(sid)?.session
+    if (!session) return this.#ended.get(sid) !== undefined
+    if (goodbye) endByGoodbye(session, packets)
+    return true
   }
 
   /**
@@ -1496,6 +1536,15 @@ function unrestorable(): Refusal {
 }
 
 /** A resume of a session this node is still taking over from another: the client tries again. */
+/** A client's goodbye, as `#arrive` hands it on. */
+const GOODBYE: Packet = { type: PacketType.CLOSE, reason: CloseReason.CLIENT_DISCONNECT, message: '' }
+
+/** Ends `session` on its client's goodbye in `packets` (see `ParleyServer.relayedGoodbye`). */
+function endByGoodbye(session: Session, packets: readonly Packet[]): void {
+  if (session.goodbyeWhileFrozen(packets)) return
+  session.end(CloseReason.CLIENT_DISCONNECT, { notify: false })
+}
+
 function arriving(): Refusal {
   return {
     status: 503,

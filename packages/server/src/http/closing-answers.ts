@@ -51,7 +51,7 @@ export interface ClosingVerdict {
    * handed off (which hears only its client's goodbye): read and handed to the session as the
    * route does (see `TakePost`), `answer` only if it is no longer there.
    */
-  post?: { sid: string; kind: HttpTransportName; headers: HeaderBag }
+  post?: PostVerdict
   /**
    * A POST of a session this node does not hold (taken over by another node since it was handed
    * off, or never here): sent on to the node that holds it, as the route sends it while the
@@ -88,6 +88,20 @@ export interface ClosingAnswersOptions {
    * a session frozen here.
    */
   heardWhileDisabled: (request: EndpointRequest, frozen: () => boolean) => boolean
+  /** Whether a POST is a relayed goodbye another node sent on to this one (GOODBYE_ON, routing.ts). */
+  goodbyeOn: (request: EndpointRequest) => boolean
+}
+
+/** A POST the endpoints hear at close, as the route does (see `ClosingVerdict.post`). */
+export interface PostVerdict {
+  sid: string
+  kind: HttpTransportName
+  headers: HeaderBag
+  /**
+   * A relayed goodbye another node sent on to this one (`goodbyeOn`): it ends the session here
+   * whatever transport it is on, as on the route (see `ParleyServer.relayedGoodbye`).
+   */
+  goodbyeOn?: true
 }
 
 /** See `ClosingAnswersOptions.standing`. */
@@ -126,8 +140,8 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * routed mark) passes `maxPayload` (which ends the live session it names when that session is
  * attached to the POST's transport, as on the route; 400 PARLEY_TRANSPORT_MISMATCH instead when
  * it is on another transport, as the route judges a stale POST before its size), what the route
- * makes of any other POST of a live session on the transport it is attached to (`post`: read,
- * its packets used), 204 for any other POST of a session frozen for its handoff (its body
+ * makes of a relayed goodbye another node sent on (`post`, `goodbyeOn`) and of any other POST of
+ * a live session on the transport it is attached to (`post`: read, its packets used), 204 for any other POST of a session frozen for its handoff (its body
  * unread: the route uses none of it), the owner's answer to a POST of a session another node
  * holds (`elsewhere`); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's
  * "try again" (but a GET of a session
@@ -142,6 +156,7 @@ export class ClosingAnswers {
   readonly #tooLarge: (request: EndpointRequest) => boolean
   readonly #standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
   readonly #heardWhileDisabled: (request: EndpointRequest, frozen: () => boolean) => boolean
+  readonly #goodbyeOn: (request: EndpointRequest) => boolean
 
   constructor({
     base,
@@ -151,6 +166,7 @@ export class ClosingAnswers {
     tooLarge,
     standing,
     heardWhileDisabled,
+    goodbyeOn,
   }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
@@ -163,6 +179,7 @@ export class ClosingAnswers {
     this.#tooLarge = tooLarge
     this.#standing = standing
     this.#heardWhileDisabled = heardWhileDisabled
+    this.#goodbyeOn = goodbyeOn
   }
 
   /**
@@ -221,6 +238,11 @@ export class ClosingAnswers {
     const sid = sids[0]
     if (method === 'GET' && sid === undefined) {
       return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'a GET needs a sid') }
+    }
+    if (method === 'POST' && sid !== undefined && this.#goodbyeOn(request)) {
+      // As on the route: heard whatever transport the session is on, or its state.
+      const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+      return { answer, post: { sid, kind, headers: cors, goodbyeOn: true } }
     }
     const standing = method === 'POST' && sid !== undefined ? this.#standing(sid, kind) : undefined
     if (method === 'POST' && this.#tooLarge(request)) {

@@ -18,6 +18,7 @@ import { RelayedStream } from './relayed-stream.js'
 import {
   closingClient,
   GOODBYE,
+  GOODBYE_ON,
   ROUTED_HEADER,
   type RoutedMark,
   relayResponse,
@@ -142,7 +143,9 @@ export class Forwarder {
   /**
    * The node that holds session `sid`, when it is another one this node can hand `request` to
    * (over the network, or through the adapter for HTTP); undefined when the request is to be
-   * answered here. A request forwarded once is always answered here: never a loop. A resume
+   * answered here. A request forwarded once is always answered here: never a loop. But a relayed
+   * goodbye (GOODBYE) that reached a node which no longer holds its session goes on once more,
+   * to a node with a URL, marked GOODBYE_ON (which goes no further; see routing.ts). A resume
    * (`resume`) of a session its node is handing off is answered here too: this node claims it.
    */
   async ownerOf(
@@ -152,12 +155,14 @@ export class Forwarder {
     resume = false,
   ): Promise<Owner | undefined> {
     const adapter = this.#options.adapter
-    if (this.#closed || !adapter.sessionOwner || request.headers[ROUTED_HEADER] !== undefined)
-      return undefined
+    const mark = request.headers[ROUTED_HEADER]
+    if (this.#closed || !adapter.sessionOwner || (mark !== undefined && mark !== GOODBYE)) return undefined
     try {
       const owner = await this.#lookUp(adapter.sessionOwner.bind(adapter), sid)
       if (typeof owner !== 'object' || (resume && owner.handingOff)) return undefined
       if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
+      // The adapter's routes carry no such mark: the goodbye would be taken for a plain POST.
+      if (mark === GOODBYE) return undefined
       return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
     } catch (err) {
       this.#lookupsFailed.record({ err })
@@ -503,7 +508,7 @@ export class Forwarder {
     const { request, res, kind } = hop
     if (res.destroyed || this.#closed) return Promise.resolve('gone')
     const target = new URL(base)
-    const headers = forwardedHeaders(request, false, markOf(mark))
+    const headers = forwardedHeaders(request, false, onward(request, markOf(mark)))
     if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
     return new Promise((resolve) => {
       const upstream = http.request({
@@ -644,6 +649,14 @@ const TO_CLOSE = 'to-close'
 /** The routed mark a request goes with. */
 function markOf(mark: RoutedMark | typeof TO_CLOSE): RoutedMark {
   return mark === TO_CLOSE ? '1' : mark
+}
+
+/**
+ * `mark`, but GOODBYE_ON for a relayed goodbye sent on (see `Forwarder.ownerOf`); one whose body
+ * passed maxPayload keeps TOO_LARGE, answered as any such POST.
+ */
+function onward(request: ForwardedRequest, mark: RoutedMark): RoutedMark {
+  return mark === '1' && request.headers[ROUTED_HEADER] === GOODBYE ? GOODBYE_ON : mark
 }
 
 /**

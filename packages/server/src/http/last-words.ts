@@ -189,7 +189,7 @@ export class LastWordsAtClose {
     if (last && this.#serveLast(res, last)) return true
     if (!this.#refusing) return false
     const live = verdict.post
-    const taken = live && this.#post(live.sid, live.kind, live.headers, req, res)
+    const taken = live && this.#post(live, req, res)
     if (taken) {
       // A live session's POST on its own transport (the drain has yet to freeze it, or it
       // finishes the events in its middleware): heard as on the route, its goodbye included.

@@ -13,8 +13,10 @@ import { httpSegments } from '../transports/registry.js'
  * comes: its snapshot claimable for its ttl, the owner's drain held until its timeout. So it
  * goes to the owner as an upstream POST of the session, on its SSE or polling endpoint, where a
  * session frozen for its handoff hears its client's goodbye whatever transport it was on
- * (`UpstreamPosts.takeFrozen`). Anything else the client sends then is for nobody: the session
- * goes on elsewhere, and its client sends it again there.
+ * (`UpstreamPosts.takeFrozen`). One that crossed a live move's MOVED instead may find the owner's
+ * copy claimed already: the owner sends it on to the claimer (GOODBYE_ON, see routing.ts), which
+ * ends the session there. Anything else the client sends then is for nobody: the session goes on
+ * elsewhere, and its client sends it again there.
  */
 
 /** The text of `data` when it is one CLOSE packet (what a client's goodbye is); undefined otherwise. */

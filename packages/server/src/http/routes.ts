@@ -45,7 +45,14 @@ import {
   preflightHeaders,
 } from './origin.js'
 import { goodbyePath } from './relayed-goodbye.js'
-import { bodyTooLarge, heardWhileDisabled, ROUTED_HEADER, serveRouted, TOO_LARGE } from './routing.js'
+import {
+  bodyTooLarge,
+  GOODBYE_ON,
+  heardWhileDisabled,
+  ROUTED_HEADER,
+  serveRouted,
+  TOO_LARGE,
+} from './routing.js'
 import { acksOf, takeGetAck } from './session-get.js'
 import { IdleSseUpstream } from './sse-upstream.js'
 import type { TakePost, UpstreamPosts } from './upstream-post.js'
@@ -345,6 +352,12 @@ export async function parleyRoutes(
 
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
+    if (method === 'POST' && sid !== undefined && request.headers[ROUTED_HEADER] === GOODBYE_ON) {
+      // A relayed goodbye whose session moved here (see routing.ts): it ends the session
+      // whatever transport it is on or awaits, during the close too; sent on no further.
+      const read = () => readRequestBody(request, reply)
+      return send(reply, (await posts.takeGoodbyeOn(cors, read, (p) => server.relayedGoodbye(sid, p))).answer)
+    }
     if (method === 'POST' && tooLarge(request)) {
       const session = sid === undefined ? undefined : server.sessionFor(sid)
       if (sid !== undefined && !session) {

@@ -54,20 +54,36 @@ export function bodyTooLarge(headers: IncomingHttpHeaders, maxPayload: number): 
  */
 export const GOODBYE = 'goodbye'
 
-/** The routed mark's values: `'1'` for any request sent on, or one of the three above. */
-export type RoutedMark = '1' | typeof SENT_ON | typeof TOO_LARGE | typeof GOODBYE
+/**
+ * The routed mark's value on a relayed goodbye (GOODBYE) that reached a node which no longer
+ * holds its session (moved meanwhile to the node whose resume asked for it, crossing the goodbye:
+ * see relayed-goodbye.ts), as that node sends it on to the session's node. Nobody sends it on
+ * again: one hop more, never a loop. The session's node ends the session with 'client disconnect'
+ * when its packets hold a CLOSE, whatever transport the session is on or waits for, and after its
+ * takeover when that is still under way (see `ParleyServer.relayedGoodbye`); it is heard on the
+ * SSE and polling endpoints whatever that node's `transports` (`heardWhileDisabled`).
+ *
+ * A client may set the mark itself, as GOODBYE: it can only end a session of its own.
+ */
+export const GOODBYE_ON = 'goodbye-on'
+
+/** The routed mark's values: `'1'` for any request sent on, or one of the four above. */
+export type RoutedMark = '1' | typeof SENT_ON | typeof TOO_LARGE | typeof GOODBYE | typeof GOODBYE_ON
 
 /**
  * Whether a request of an SSE or polling endpoint that `transports` leaves out is heard all the
  * same: a POST marked as a relayed goodbye (GOODBYE) of a session frozen here for its handoff
- * (`frozen`, asked only for such a POST). Any other gets the endpoint's 404.
+ * (`frozen`, asked only for such a POST), or one sent on to the session's node (GOODBYE_ON). Any
+ * other gets the endpoint's 404.
  */
 export function heardWhileDisabled(
   method: string | undefined,
   headers: IncomingHttpHeaders,
   frozen: () => boolean,
 ): boolean {
-  return method === 'POST' && headers[ROUTED_HEADER] === GOODBYE && frozen()
+  if (method !== 'POST') return false
+  const mark = headers[ROUTED_HEADER]
+  return mark === GOODBYE_ON || (mark === GOODBYE && frozen())
 }
 
 /**
@@ -177,7 +193,7 @@ export async function serveRouted(
     )
   }
   const live = verdict?.post
-  const taken = live && post(live.sid, live.kind, live.headers, Readable.from([Buffer.from(routed.body)]))
+  const taken = live && post(live, Readable.from([Buffer.from(routed.body)]))
   if (taken) {
     // A live session's POST, heard as the route hears it (see `ClosingAnswers.judge`). The node
     // that sent it on leaves its client's connection open: no `Connection: close` crosses.

@@ -9,6 +9,7 @@ import {
   coded,
   type EndpointAnswer,
   notAttachedMessage,
+  type PostVerdict,
   SHUTTING_DOWN,
   tooLargeMessage,
 } from './closing-answers.js'
@@ -22,15 +23,14 @@ export interface UpstreamOutcome {
 }
 
 /**
- * Takes a POST of `sid`'s session on endpoint `kind`, its body read from `body` (see
+ * Takes a POST of `post.sid`'s session on endpoint `post.kind`, its body read from `body` (see
  * `BodyReader.read` for `answered`), as the route takes it, when that session is still here and
- * attached to `kind`, or frozen to be handed off (see `UpstreamPosts.takeFrozen`): undefined
- * otherwise. `cors`: the page's headers.
+ * attached to that endpoint's transport, or frozen to be handed off (see
+ * `UpstreamPosts.takeFrozen`), or when it is a relayed goodbye sent on (`post.goodbyeOn`, see
+ * `UpstreamPosts.takeGoodbyeOn`): undefined otherwise. `post.headers`: the page's headers.
  */
 export type TakePost = (
-  sid: string,
-  kind: HttpTransportName,
-  cors: HeaderBag,
+  post: PostVerdict,
   body: Readable,
   answered?: Writable,
 ) => Promise<UpstreamOutcome> | undefined
@@ -125,6 +125,27 @@ export class UpstreamPosts {
     const body = await read()
     if (!body.ok) return { answer: this.notRead(body.reason, cors) }
     this.#goodbye(session, linesOfBody(body))
+    return { answer: taken(cors) }
+  }
+
+  /**
+   * A relayed goodbye another node sent on to this one (GOODBYE_ON, see routing.ts), its body read
+   * with `read`: its packets go to `end` (`ParleyServer.relayedGoodbye`), which ends the session
+   * when they hold a CLOSE. 204 when `end` knew the session; a body that does not decode is
+   * refused as any (400), and a session this node neither holds, takes over, nor ended is unknown
+   * (400 PARLEY_UNKNOWN_SESSION): nothing sends it on again.
+   */
+  async takeGoodbyeOn(
+    cors: HeaderBag,
+    read: () => Promise<BodyResult>,
+    end: (packets: readonly Packet[]) => boolean,
+  ): Promise<UpstreamOutcome> {
+    const body = await read()
+    if (!body.ok) return { answer: this.notRead(body.reason, cors) }
+    const decoded = decodeBody(linesOfBody(body), this.#maxPayload)
+    if (!decoded.ok) return { answer: coded(400, cors, decoded.error.code, decoded.error.message) }
+    if (!end(decoded.packets))
+      return { answer: coded(400, cors, ErrorCode.UNKNOWN_SESSION, 'no such session') }
     return { answer: taken(cors) }
   }
 
