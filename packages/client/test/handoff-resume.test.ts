@@ -228,10 +228,16 @@ describe('a WebSocket resume relayed by the draining node', () => {
     const { c, said, lateUpgrades, handOffThroughRelay } = await connectedBeforeHandoff(['websocket'])
     const id = c.id
     await handOffThroughRelay()
-    // The relay ended (the node closed, with a CLOSE 'server handoff' of its own to the client):
-    // the client resumes once more, at the busy node.
-    await until(() => said.length >= 2, CONNECT_TIMEOUT + 5000, 'the resume after the relay')
-    expect(said).toEqual(['websocket -> websocket (resume)', 'websocket -> websocket (resume)'])
+    // The relay ended (the node closed): the client resumes once more, at the busy node. The relay
+    // ends with a CLOSE 'server handoff' of its own, but one that begins while its node closes was
+    // seen cut once in a while on a loaded machine (a transport error first): either way the
+    // client keeps quiet.
+    const resumes = () => said.filter((line) => line === 'websocket -> websocket (resume)').length
+    await until(() => resumes() >= 2, CONNECT_TIMEOUT + 5000, 'the resume after the relay')
+    expect(said.filter((line) => line !== 'websocket PARLEY_TRANSPORT_ERROR')).toEqual([
+      'websocket -> websocket (resume)',
+      'websocket -> websocket (resume)',
+    ])
     expect(lateUpgrades()).toBe(1)
     expect(c.transport).toBe('websocket')
     expect(c.id).toBe(id)
