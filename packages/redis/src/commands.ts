@@ -14,8 +14,12 @@ export const MAX_UNANSWERED_COMMANDS = 1000
  */
 export const MAX_UNANSWERED_PUBLISHES = MAX_UNANSWERED_COMMANDS
 
-/** While Redis cannot be asked, how often `whenAvailable` looks again. */
-const LOOK_AGAIN_MS = 20
+/**
+ * While Redis cannot be asked (see `Commands.unavailable`), how often a step that waits for it
+ * looks again: `whenAvailable`, and the queue of a node's tail appends (tail-writes.ts). Nothing
+ * tells when Redis answers again but its answers.
+ */
+export const LOOK_AGAIN_MS = 20
 
 /**
  * Every command the adapter sends on the application's client, with one bound for all of them.

@@ -1,3 +1,4 @@
+import { LOOK_AGAIN_MS } from './commands.js'
 import { RedisUnreachableError } from './send.js'
 
 /**
@@ -16,9 +17,6 @@ export const MAX_QUEUED_TAIL_BYTES = 8 * 1024 * 1024
  */
 const BATCH_TEXTS = 1000
 const BATCH_BYTES = 1024 * 1024
-
-/** While Redis cannot be asked (see `Commands.unavailable`), how often the queue looks again. */
-const RETRY_MS = 20
 
 /** What a tail's writes need of its handoff (see `HandedOff`). */
 export interface TailOf {
@@ -161,7 +159,7 @@ export class TailWrites<T extends TailOf> {
       this.#retry ??= setTimeout(() => {
         this.#retry = undefined
         this.#flush()
-      }, RETRY_MS)
+      }, LOOK_AGAIN_MS)
       this.#retry.unref()
       return
     }
