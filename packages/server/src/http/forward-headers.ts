@@ -23,7 +23,8 @@ const WEBSOCKET_HANDSHAKE = /^sec-websocket-/
  * and Origin included, so that the owner's origin check sees what this node saw), without the
  * hop-by-hop ones, `content-length` (the body is sent again), or the WebSocket handshake's own;
  * `x-forwarded-for`, `-proto` and `-host` when the client's request had none; and the routed
- * mark (`mark`, see `SENT_ON` and `TOO_LARGE`), so that the owner answers it itself.
+ * mark (`mark`, one of `RoutedMark`: `SENT_ON`, `TOO_LARGE`, `GOODBYE`), so that the owner
+ * answers it itself.
  */
 export function forwardedHeaders(
   request: ForwardedRequest,
