@@ -1,3 +1,5 @@
+import { WaitThenCut } from '../wait-then-cut.js'
+
 /** A request this node forwards to another node, ending as this node closes (see `Forwarder.close`). */
 export interface EndingForward {
   /** Settles once the request is over, both to the client and to the other node. */
@@ -11,34 +13,19 @@ export interface EndingForward {
  * an event stream or a held poll is told CLOSE 'server handoff', a POST or an answer under way
  * goes on to its end. The HTTP server's close would cut them (and wait for them, with Fastify's
  * `forceCloseConnections` off): at shutdown those still going are given a moment (`closeAll`),
- * then cut, as `ClosingWebSockets` does with the WebSockets that have not answered their close.
+ * then cut (see `WaitThenCut`, which `ClosingWebSockets` uses too).
  */
 export class ClosingForwards {
-  readonly #ending = new Set<EndingForward>()
-  /** Resolves the wait of `closeAll` once the last one is over. */
-  #allClosed: (() => void) | undefined
+  readonly #ending = new WaitThenCut<EndingForward>((forward) => forward.cut())
 
   /** `forward` is ending. */
   add(forward: EndingForward): void {
     this.#ending.add(forward)
-    void forward.closed.then(() => {
-      if (this.#ending.delete(forward) && this.#ending.size === 0) this.#allClosed?.()
-    })
+    void forward.closed.then(() => this.#ending.over(forward))
   }
 
   /** Waits for every forward that is ending, `limitMs` at the most, then cuts those still going. */
-  async closeAll(limitMs: number): Promise<void> {
-    if (this.#ending.size > 0 && limitMs > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, limitMs)
-        this.#allClosed = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-      })
-      this.#allClosed = undefined
-    }
-    for (const forward of this.#ending) forward.cut()
-    this.#ending.clear()
+  closeAll(limitMs: number): Promise<void> {
+    return this.#ending.closeAll(limitMs)
   }
 }

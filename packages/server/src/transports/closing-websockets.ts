@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws'
+import { WaitThenCut } from '../wait-then-cut.js'
 
 /**
  * The WebSockets whose closing handshake Parley began (its close frame went) and whose client
@@ -12,36 +13,21 @@ import type { WebSocket } from 'ws'
  * WebSockets and the client side of its relays to other nodes are kept here.
  */
 export class ClosingWebSockets {
-  readonly #waiting = new Set<WebSocket>()
-  /** Resolves the wait of `closeAll` once the last one closed. */
-  #allClosed: (() => void) | undefined
+  readonly #waiting = new WaitThenCut<WebSocket>((ws) => ws.terminate())
 
   /** `ws` sent its close frame (or was already closed: then nothing waits). */
   closing(ws: WebSocket): void {
     if (ws.readyState === ws.CLOSED || this.#waiting.has(ws)) return
     this.#waiting.add(ws)
     // Its client answered, or the connection went.
-    ws.once('close', () => {
-      if (this.#waiting.delete(ws) && this.#waiting.size === 0) this.#allClosed?.()
-    })
+    ws.once('close', () => this.#waiting.over(ws))
   }
 
   /**
    * Waits for every closing handshake under way, `limitMs` at the most, then cuts the
    * connections whose client has still not answered.
    */
-  async closeAll(limitMs: number): Promise<void> {
-    if (this.#waiting.size > 0 && limitMs > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, limitMs)
-        this.#allClosed = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-      })
-      this.#allClosed = undefined
-    }
-    for (const ws of this.#waiting) ws.terminate()
-    this.#waiting.clear()
+  closeAll(limitMs: number): Promise<void> {
+    return this.#waiting.closeAll(limitMs)
   }
 }
