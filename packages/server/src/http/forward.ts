@@ -303,6 +303,14 @@ export class Forwarder {
     mark: RoutedMark | typeof TO_CLOSE,
   ): Promise<HandOver> {
     if (owner.url === undefined) return this.#route(owner, hop, body, mark)
+    // Closed while the request was on its way here (its owner looked up, its body read): nothing
+    // goes to the owner any more. The client is told to try again, where a cut connection would
+    // fail its transport and have it resume at once, with no quiet time.
+    if (this.#closed && !hop.res.destroyed) {
+      hop.take()
+      tryAgain(hop, 'this node is closing: try again through another node', true)
+      return 'answered'
+    }
     let outcome = await this.#send(owner.url, hop, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
     // sent twice is harmless, since the owner drops packets it already has (by `seq`).
@@ -476,22 +484,11 @@ export class Forwarder {
         res.end(body)
         return
       }
-      const text = JSON.stringify({
-        code: ErrorCode.SERVER_SHUTTING_DOWN,
-        message: `the node of this session answered the forwarded request with HTTP ${status}: try again`,
-      })
-      const headers = closingClient(
-        request,
-        {
-          ...cors(),
-          'cache-control': 'no-store',
-          'content-type': 'application/json; charset=utf-8',
-          'content-length': String(Buffer.byteLength(text)),
-        } as Record<string, string>,
+      tryAgain(
+        { request, res, cors },
+        `the node of this session answered the forwarded request with HTTP ${status}: try again`,
         closes(mark),
       )
-      res.writeHead(503, headers)
-      res.end(text)
     })
   }
 
@@ -604,6 +601,30 @@ export class Forwarder {
       upstream.end(request.method === 'POST' ? body : undefined)
     })
   }
+}
+
+/**
+ * `503 PARLEY_SERVER_SHUTTING_DOWN` with the page's CORS headers and `message`: the client tries
+ * again, through the balancer. `close`: its connection closes after the answer.
+ */
+function tryAgain(
+  { request, res, cors }: Pick<Hop, 'request' | 'res' | 'cors'>,
+  message: string,
+  close: boolean,
+): void {
+  const text = JSON.stringify({ code: ErrorCode.SERVER_SHUTTING_DOWN, message })
+  const headers = closingClient(
+    request,
+    {
+      ...cors(),
+      'cache-control': 'no-store',
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(text)),
+    } as Record<string, string>,
+    close,
+  )
+  res.writeHead(503, headers)
+  res.end(text)
 }
 
 /** True for the content type of an event stream (`text/event-stream`, any case, any parameters). */
