@@ -303,23 +303,24 @@ export class Forwarder {
     mark: RoutedMark | typeof TO_CLOSE,
   ): Promise<HandOver> {
     if (owner.url === undefined) return this.#route(owner, hop, body, mark)
-    // Closed while the request was on its way here (its owner looked up, its body read): nothing
-    // goes to the owner any more. The client is told to try again, where a cut connection would
-    // fail its transport and have it resume at once, with no quiet time.
-    if (this.#closed && !hop.res.destroyed) {
-      hop.take()
-      tryAgain(hop, 'this node is closing: try again through another node', true)
-      return 'answered'
-    }
     let outcome = await this.#send(owner.url, hop, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
     // sent twice is harmless, since the owner drops packets it already has (by `seq`).
     if (outcome === 'stale') outcome = await this.#send(owner.url, hop, body, mark)
+    // Closed while the request was on its way here (its owner looked up, its body read), or
+    // before its second try: nothing goes to the owner any more. The client is told to try
+    // again, where a cut connection would fail its transport and have it resume at once, with
+    // no quiet time.
+    if (outcome === 'closed') {
+      hop.take()
+      tryAgain(hop, 'this node is closing: try again through another node', true)
+      return 'answered'
+    }
     if (outcome === 'stale' || outcome instanceof Error) {
       this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
       return 'unreachable'
     }
-    // Nobody to answer (the client left, or this node is closing): let its connection go.
+    // Nobody to answer (the client left): let its connection go.
     if (outcome === 'gone') {
       hop.take()
       hop.res.destroy()
@@ -494,16 +495,18 @@ export class Forwarder {
 
   /**
    * One attempt. `stale`: a reused keep-alive connection failed before any answer (try again);
-   * an Error: the owner could not be reached; nothing went to the client in either case.
+   * an Error: the owner could not be reached; `closed`: this node's forwarder closed, and sends
+   * nothing more; nothing went to the client in any of these cases.
    */
   #send(
     base: string,
     hop: Hop,
     body: string,
     mark: RoutedMark | typeof TO_CLOSE,
-  ): Promise<'answered' | 'gone' | 'stale' | Error> {
+  ): Promise<'answered' | 'gone' | 'stale' | 'closed' | Error> {
     const { request, res, kind } = hop
-    if (res.destroyed || this.#closed) return Promise.resolve('gone')
+    if (res.destroyed) return Promise.resolve('gone')
+    if (this.#closed) return Promise.resolve('closed')
     const target = new URL(base)
     const headers = forwardedHeaders(request, false, onward(request, markOf(mark)))
     if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
