@@ -19,6 +19,8 @@ const MAX_PAYLOAD = 4096
 /** Short, so that a stalled body is given up within the test's bounds. */
 const PING_TIMEOUT = 300
 const SERVER: ParleyServerOptions = { handoff: false, maxPayload: MAX_PAYLOAD, pingTimeout: PING_TIMEOUT }
+/** The same, with a WebSocket resume moving its session to the node it reached. */
+const MOVING: ParleyServerOptions = { ...SERVER, handoff: { timeout: 1000, batchSize: 500, retrySpread: 0 } }
 
 type HttpKind = 'sse' | 'polling'
 const segment = (kind: HttpKind) => (kind === 'sse' ? 'sse' : 'poll')
@@ -404,10 +406,6 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
   })
 
   describe('a session that moves to the node its WebSocket resume reached', () => {
-    const MOVING: ParleyServerOptions = {
-      ...SERVER,
-      handoff: { timeout: 1000, batchSize: 500, retrySpread: 0 },
-    }
     const resume = (node: TestNode, hello: string) => RawWebSocket.open(node.base, hello)
 
     it.each([
@@ -444,9 +442,28 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
   })
 
   describe('one session resumed twice at once, on two other nodes', () => {
-    const MOVING: ParleyServerOptions = {
-      ...SERVER,
-      handoff: { timeout: 1000, batchSize: 500, retrySpread: 0 },
+    /**
+     * A WebSocket session on `a`'s node sent news 1 to 5, which its client took, then left: the
+     * client and the HELLO that resumes it having acknowledged 2.
+     */
+    async function fiveSentThenLeft(a: Watched) {
+      const first = await honest('websocket', a.node)
+      const before = a.node.app.parley.sockets.get(first.id)!
+      for (let n = 1; n <= 5; n++) before.emit('news', n)
+      await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
+      first.close()
+      return { first, hello: `[8,{"sid":"${first.sid}","ack":2}]` }
+    }
+
+    /** The resume `raw` kept session `id` whole: the OPEN, then news 3 to 5 in order. */
+    async function replayed(raw: RawWebSocket, id: string, what: string): Promise<void> {
+      await until(() => raw.packets.length === 4, 2000, what)
+      expect(raw.packets).toMatchObject([
+        { type: PacketType.OPEN, recovered: true, id },
+        { seq: 3, args: [3] },
+        { seq: 4, args: [4] },
+        { seq: 5, args: [5] },
+      ])
     }
 
     it.each([
@@ -457,12 +474,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       async (_what, server) => {
         const watched = await cluster(3, server)
         const [a, b, c] = watched
-        const first = await honest('websocket', a!.node)
-        const before = a!.node.app.parley.sockets.get(first.id)!
-        for (let n = 1; n <= 5; n++) before.emit('news', n)
-        await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
-        first.close()
-        const hello = `[8,{"sid":"${first.sid}","ack":2}]`
+        const { first, hello } = await fiveSentThenLeft(a!)
         const raws = await Promise.all([
           RawWebSocket.open(b!.node.base, hello),
           RawWebSocket.open(c!.node.base, hello),
@@ -477,13 +489,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
         )
         const other = raws[gone]!
         const kept = raws[1 - gone]!
-        await until(() => kept.packets.length === 4, 2000, 'the replay')
-        expect(kept.packets).toMatchObject([
-          { type: PacketType.OPEN, recovered: true, id: first.id },
-          { seq: 3, args: [3] },
-          { seq: 4, args: [4] },
-          { seq: 5, args: [5] },
-        ])
+        await replayed(kept, first.id, 'the replay')
         // The loser is told the session is moving, or was taken over by another node (the
         // store answered): never that the store could not be asked (second-resume.test.ts).
         const refused = {
@@ -513,12 +519,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
     it('over WebSocket, when the later one reaches the old node once the first took the session over: told so, and no new session opens', async () => {
       const watched = await cluster(3, MOVING)
       const [a, b, c] = watched
-      const first = await honest('websocket', a!.node)
-      const before = a!.node.app.parley.sockets.get(first.id)!
-      for (let n = 1; n <= 5; n++) before.emit('news', n)
-      await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
-      first.close()
-      const hello = `[8,{"sid":"${first.sid}","ack":2}]`
+      const { first, hello } = await fiveSentThenLeft(a!)
       // c looks the owner up (a, which holds the session), then stalls, as a loaded node may:
       // it goes on only once b's resume has taken the session over.
       const adapter = c!.node.adapter
@@ -537,13 +538,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       const late = await RawWebSocket.open(c!.node.base, hello)
       await until(() => looked, 2000, 'c looking the owner up')
       const kept = await RawWebSocket.open(b!.node.base, hello)
-      await until(() => kept.packets.length === 4, 2000, 'the replay on b')
-      expect(kept.packets).toMatchObject([
-        { type: PacketType.OPEN, recovered: true, id: first.id },
-        { seq: 3, args: [3] },
-        { seq: 4, args: [4] },
-        { seq: 5, args: [5] },
-      ])
+      await replayed(kept, first.id, 'the replay on b')
       await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
       // c asks a for the session, which a no longer holds, and relays the resume there: a, which
       // handed the session to b, says so rather than open a new one.
