@@ -1535,7 +1535,6 @@ function unrestorable(): Refusal {
   }
 }
 
-/** A resume of a session this node is still taking over from another: the client tries again. */
 /** A client's goodbye, as `#arrive` hands it on. */
 const GOODBYE: Packet = { type: PacketType.CLOSE, reason: CloseReason.CLIENT_DISCONNECT, message: '' }
 
@@ -1545,6 +1544,7 @@ function endByGoodbye(session: Session, packets: readonly Packet[]): void {
   session.end(CloseReason.CLIENT_DISCONNECT, { notify: false })
 }
 
+/** A resume of a session this node is still taking over from another: the client tries again. */
 function arriving(): Refusal {
   return {
     status: 503,

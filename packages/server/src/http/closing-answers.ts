@@ -131,22 +131,23 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * answer then: those Fastify refuses from the first moment of `app.close()` (its
  * `return503OnClosing`), upgrades included, and those other nodes route here (`app.inject`
  * refuses them while Fastify closes, whatever its options). Each gets what the routes answer
- * then, in their order (routes.ts): 404 for a transport left out of `transports`, 405 for a
- * method the endpoint does not serve, 400 for another protocol version, 403 for a page of an
- * origin not allowed, 400 for a request of the WebSocket endpoint that is no upgrade, or an
- * upgrade that is no WebSocket handshake or does not offer Parley's subprotocol (`upgradeRefusal`),
- * a preflight's 204, 400 for an upgrade on the SSE or polling endpoint, 400
- * for a GET there without a sid or a request with two, 413 for a POST whose Content-Length (or
- * routed mark) passes `maxPayload` (which ends the live session it names when that session is
- * attached to the POST's transport, as on the route; 400 PARLEY_TRANSPORT_MISMATCH instead when
- * it is on another transport, as the route judges a stale POST before its size), what the route
- * makes of a relayed goodbye another node sent on (`post`, `goodbyeOn`) and of any other POST of
- * a live session on the transport it is attached to (`post`: read, its packets used), 204 for any other POST of a session frozen for its handoff (its body
- * unread: the route uses none of it), the owner's answer to a POST of a session another node
- * holds (`elsewhere`); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's
- * "try again" (but a GET of a session
- * gets its last words, when they wait for it, or is served when the session is still here on
- * the GET's transport: see `ClosingVerdict`). Never anything the routes would not say.
+ * then, in their order (routes.ts): 404 for a transport left out of `transports` (but a
+ * relayed goodbye, see `heardWhileDisabled`), 405 for a method the endpoint does not serve, 400
+ * for another protocol version, 403 for a page of an origin not allowed, 400 for a request of
+ * the WebSocket endpoint that is no upgrade, or an upgrade that is no WebSocket handshake or does
+ * not offer Parley's subprotocol (`upgradeRefusal`), a preflight's 204, 400 for an upgrade on the
+ * SSE or polling endpoint, 400 for a GET there without a sid or a request with two, 413 for a
+ * POST whose Content-Length (or routed mark) passes `maxPayload` (which ends the live session it
+ * names when that session is attached to the POST's transport, as on the route; 400
+ * PARLEY_TRANSPORT_MISMATCH instead when it is on another transport, as the route judges a stale
+ * POST before its size), what the route makes of a relayed goodbye another node sent on (`post`,
+ * `goodbyeOn`) and of any other POST of a live session on the transport it is attached to
+ * (`post`: read, its packets used), 204 for any other POST of a session frozen for its handoff
+ * (its body unread: the route uses none of it), the owner's answer to a POST of a session another
+ * node holds (`elsewhere`); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again"
+ * (but a GET of a session gets its last words, when they wait for it, or is served when the
+ * session is still here on the GET's transport: see `ClosingVerdict`). Never anything the routes
+ * would not say.
  */
 export class ClosingAnswers {
   readonly #paths: ReadonlyMap<string, TransportName>

@@ -89,8 +89,8 @@ export interface LastWordsOptions {
  * 403, a malformed WebSocket upgrade 400, a POST whose body passes maxPayload 413 (ending its
  * session as the route does), a POST of a live session on its own transport what the route makes
  * of it (see `UpstreamPosts`), a POST of a session frozen for its handoff 204, a POST of a
- * session another node holds the answer of that node (sent on, see `ForwardAtClose`), a GET of a session
- * still here on the GET's transport its stream or held poll, the rest Parley's own
+ * session another node holds the answer of that node (sent on, see `ForwardAtClose`), a GET of
+ * a session still here on the GET's transport its stream or held poll, the rest Parley's own
  * `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no code and no CORS headers,
  * so that a page on another origin could not read it. From
  * `takeOver()` on when Fastify refuses every request while it closes (`fastifyRefuses`, see
