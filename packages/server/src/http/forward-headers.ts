@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
-import type { ForwardedRequest } from './forward.js'
+import type { ForwardedRequest } from './forwarded-request.js'
 import { ROUTED_HEADER, type RoutedMark } from './routing.js'
 
 /** Headers of one hop (RFC 9110 7.6.1), never copied from one connection to the next. */

@@ -1,80 +1,23 @@
-import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream'
-import { CloseReason, ErrorCode, encodeText, type HelloPacket, PacketType } from '@parley/protocol'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
-import { BurstLog } from '../burst-log.js'
+import type { Adapter } from '../adapter/adapter.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
-import type { ClosingForwards, EndingForward } from './closing-forwards.js'
-import { answerHeaders, forwardedHeaders } from './forward-headers.js'
-import { forwardWebSocket, type Relay, type UpgradeRefused } from './forward-ws.js'
+import type { ClosingForwards } from './closing-forwards.js'
+import { type DeliveryMark, type HandOver, type Hop, HttpForwards, TO_CLOSE } from './forward-http.js'
+import type { UpgradeRefused } from './forward-ws.js'
+import { rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
-import { codedError, readAnswer } from './owner-answers.js'
-import { postGoodbye } from './relayed-goodbye.js'
-import { RelayedStream } from './relayed-stream.js'
-import {
-  closingClient,
-  GOODBYE,
-  GOODBYE_ON,
-  ROUTED_HEADER,
-  type RoutedMark,
-  relayResponse,
-  routedRequest,
-  SENT_ON,
-  TOO_LARGE,
-} from './routing.js'
+import { relayHandoffClose } from './handoff-close.js'
+import { type Owner, OwnerLookup } from './owner-lookup.js'
+import { SENT_ON, TOO_LARGE } from './routing.js'
+import { WebSocketHandovers } from './websocket-handover.js'
 
-/** The node that owns a session, as far as forwarding to it goes. */
-export interface Owner {
-  node: string
-  /** Its base URL: requests go there over the network. Without one, `Adapter.routeRequest`. */
-  url?: string
-  /** A resume this draining node sends on to a live node (`anotherNode`), marked `SENT_ON`. */
-  sentOn?: true
-}
-
-/**
- * What forwarding reads of the client's request: Fastify's, or one that reached the node while
- * Fastify refuses requests at close (see `Forwarder.postAtClose`).
- */
-export interface ForwardedRequest {
-  method: string
-  /** The path and query string, as the client sent them. */
-  url: string
-  headers: IncomingHttpHeaders
-  /** The client's address; undefined once it is gone. */
-  ip: string | undefined
-  protocol: 'http' | 'https'
-  raw: IncomingMessage
-}
-
-/** A request on its way to the owner: the client's side of it, answered on `res`. */
-interface Hop {
-  request: ForwardedRequest
-  res: ServerResponse
-  /** The answer is this node's from here on (a Fastify reply is hijacked). */
-  take(): void
-  /** The CORS headers the endpoints give the request's page. */
-  cors(): HeaderBag
-  /** The endpoint's transport, for a GET this node answers itself when it closes (see `close`). */
-  kind?: HttpTransportName
-}
-
-/**
- * What became of a request handed over: `answered` (the owner's answer went, or goes, to the
- * client), `gone` (the client went away first), or `unreachable` (nothing reached the owner and
- * nothing was sent to the client: the caller answers as for an unknown session).
- */
-export type HandOver = 'answered' | 'gone' | 'unreachable'
-
-/** A request on its way to an owner, or streaming from one, as `Forwarder.close` ends it. */
-interface Forwarding extends EndingForward {
-  /** Begins its end: CLOSE 'server handoff' for a stream or a held poll; the rest goes on. */
-  end(): void
-}
+export type { HandOver } from './forward-http.js'
+export type { Owner } from './owner-lookup.js'
 
 export interface ForwarderOptions {
   adapter: Adapter
@@ -113,31 +56,40 @@ export interface ForwarderOptions {
 
 /**
  * Hands requests for sessions held by another node to that node, so that no sticky sessions
- * are needed: HTTP requests over `node:http` on one keep-alive agent, WebSockets as a relay of
- * messages both ways (see forward-ws.ts). The owner answers as if the client had come to it;
- * the routed mark keeps it from forwarding again.
+ * are needed: the owner is looked up (owner-lookup.ts), HTTP requests go over `node:http` on one
+ * keep-alive agent (forward-http.ts), WebSockets as a relay of messages both ways
+ * (websocket-handover.ts, forward-ws.ts). The owner answers as if the client had come to it;
+ * the routed mark keeps it from forwarding again. When this node closes, what it relays ends
+ * with CLOSE 'server handoff' (handoff-close.ts), and nothing more is sent on.
  */
 export class Forwarder {
   readonly #options: ForwarderOptions
-  readonly #agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
-  /**
-   * Requests on their way to, or streaming from, an owner (and the goodbyes sent on to one):
-   * ended when this node closes (see `close`).
-   */
-  readonly #requests = new Map<http.ClientRequest, Forwarding>()
-  readonly #relays = new Set<Relay>()
-  /** Owner lookups the adapter failed (its store away): one line per burst, not one per request. */
-  readonly #lookupsFailed: BurstLog
+  readonly #lookup: OwnerLookup
+  readonly #http: HttpForwards
+  readonly #websockets: WebSocketHandovers
   #closed = false
 
   constructor(options: ForwarderOptions) {
     this.#options = options
-    this.#lookupsFailed = new BurstLog(
-      options.log,
-      'warn',
-      (count) =>
-        `the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered here (a resume is told to try again when the adapter cannot claim it either)`,
-    )
+    const { adapter, log, connectTimeout, unreachable } = options
+    this.#lookup = new OwnerLookup({ adapter, log, connectTimeout, noOtherNode: options.noOtherNode })
+    this.#http = new HttpForwards({
+      adapter,
+      log,
+      connectTimeout,
+      closingForwards: options.closingForwards,
+      handoff: () => this.#handoff(),
+      unreachable,
+      goodbyePath: options.goodbyePath,
+    })
+    this.#websockets = new WebSocketHandovers({
+      connectTimeout,
+      highWaterMark: options.highWaterMark,
+      maxPayload: options.maxPayload,
+      closingWebSockets: options.closingWebSockets,
+      unreachable,
+      goodbye: (base, sid, request, text) => this.#http.goodbye(base, sid, request, text),
+    })
   }
 
   /**
@@ -154,46 +106,8 @@ export class Forwarder {
     medium: 'http' | 'websocket',
     resume = false,
   ): Promise<Owner | undefined> {
-    const adapter = this.#options.adapter
-    const mark = request.headers[ROUTED_HEADER]
-    if (this.#closed || !adapter.sessionOwner || (mark !== undefined && mark !== GOODBYE)) return undefined
-    try {
-      const owner = await this.#lookUp(adapter.sessionOwner.bind(adapter), sid)
-      if (typeof owner !== 'object' || (resume && owner.handingOff)) return undefined
-      if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
-      // The adapter's routes carry no such mark: the goodbye would be taken for a plain POST.
-      if (mark === GOODBYE) return undefined
-      return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
-    } catch (err) {
-      this.#lookupsFailed.record({ err })
-      return undefined
-    }
-  }
-
-  /**
-   * The adapter's answer to where `sid` lives, or a rejection once `connectTimeout` passed
-   * without one: a lookup that never settles (a store that hangs, an adapter without a timeout
-   * of its own) must not hold the request forever, nor keep it from Fastify's handlerTimeout
-   * in vain (see handler-timeout.ts). It counts as a failed lookup.
-   */
-  async #lookUp(
-    sessionOwner: (sid: string) => SessionOwnerAnswer | Promise<SessionOwnerAnswer>,
-    sid: string,
-  ): Promise<SessionOwnerAnswer> {
-    // Asked before the timer is set: an adapter that throws at once leaves none behind.
-    const asked = sessionOwner(sid)
-    const ms = this.#options.connectTimeout
-    let timer: NodeJS.Timeout | undefined
-    try {
-      return await Promise.race([
-        asked,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the adapter named no owner within ${ms} ms`)), ms)
-        }),
-      ])
-    } finally {
-      clearTimeout(timer)
-    }
+    if (this.#closed) return undefined
+    return this.#lookup.ownerOf(sid, request, medium, resume)
   }
 
   /**
@@ -206,17 +120,8 @@ export class Forwarder {
     request: FastifyRequest,
     medium: 'http' | 'websocket',
   ): Promise<Owner | undefined> {
-    const adapter = this.#options.adapter
-    if (this.#closed || !adapter.anotherNode || request.headers[ROUTED_HEADER] !== undefined) return undefined
-    try {
-      const other = await adapter.anotherNode(sid)
-      if (other === undefined) return undefined
-      if (typeof other.url === 'string') return { node: other.node, url: other.url, sentOn: true }
-      return medium === 'http' && adapter.routeRequest ? { node: other.node, sentOn: true } : undefined
-    } catch (err) {
-      this.#options.noOtherNode(err)
-      return undefined
-    }
+    if (this.#closed) return undefined
+    return this.#lookup.anotherNode(sid, request, medium)
   }
 
   /**
@@ -251,7 +156,7 @@ export class Forwarder {
     request: FastifyRequest,
     reply: FastifyReply,
     body: string,
-    mark: RoutedMark,
+    mark: DeliveryMark,
     kind?: HttpTransportName,
   ): Promise<HandOver> {
     // Answered already, by Fastify: the application's handlerTimeout ran out while a POST's
@@ -269,7 +174,7 @@ export class Forwarder {
     // Fastify's until the owner answers, so that an owner that cannot be reached is answered
     // as any other error (the application's onSend hooks and all), unless the handlerTimeout
     // ran out meanwhile: then it is this node's, answered on the raw response.
-    return outlastHandlerTimeout(reply, this.#deliver(owner, hop, body, mark))
+    return outlastHandlerTimeout(reply, this.#http.deliver(owner, hop, body, mark))
   }
 
   /**
@@ -285,47 +190,8 @@ export class Forwarder {
     body: string,
     cors: HeaderBag,
   ): Promise<HandOver> {
-    const request: ForwardedRequest = {
-      method: req.method ?? 'POST',
-      url: req.url ?? '',
-      headers: req.headers,
-      ip: req.socket.remoteAddress,
-      protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
-      raw: req,
-    }
-    return this.#deliver(owner, { request, res, take: () => {}, cors: () => cors }, body, TO_CLOSE)
-  }
-
-  async #deliver(
-    owner: Owner,
-    hop: Hop,
-    body: string,
-    mark: RoutedMark | typeof TO_CLOSE,
-  ): Promise<HandOver> {
-    if (owner.url === undefined) return this.#route(owner, hop, body, mark)
-    let outcome = await this.#send(owner.url, hop, body, mark)
-    // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
-    // sent twice is harmless, since the owner drops packets it already has (by `seq`).
-    if (outcome === 'stale') outcome = await this.#send(owner.url, hop, body, mark)
-    // Closed while the request was on its way here (its owner looked up, its body read), or
-    // before its second try: nothing goes to the owner any more. The client is told to try
-    // again, where a cut connection would fail its transport and have it resume at once, with
-    // no quiet time.
-    if (outcome === 'closed') {
-      hop.take()
-      tryAgain(hop, 'this node is closing: try again through another node', true)
-      return 'answered'
-    }
-    if (outcome === 'stale' || outcome instanceof Error) {
-      this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
-      return 'unreachable'
-    }
-    // Nobody to answer (the client left): let its connection go.
-    if (outcome === 'gone') {
-      hop.take()
-      hop.res.destroy()
-    }
-    return outcome
+    const hop: Hop = { request: rawForwardedRequest(req), res, take: () => {}, cors: () => cors }
+    return this.#http.deliver(owner, hop, body, TO_CLOSE)
   }
 
   /**
@@ -345,42 +211,15 @@ export class Forwarder {
     take: () => WebSocket,
     relayed?: (answered: Promise<void>) => void,
   ): Promise<HandOver | UpgradeRefused> {
-    if (this.#closed || owner.url === undefined) return 'unreachable'
-    const { connectTimeout, highWaterMark, maxPayload, closingWebSockets } = this.#options
-    // Named here: the closure below keeps them as they are now.
     const url = owner.url
-    const sid = hello.sid
-    const result = await forwardWebSocket({
-      ws,
-      take,
-      url: `${owner.url.replace(/^http/, 'ws')}${request.url}`,
-      headers: forwardedHeaders(request, true, owner.sentOn ? SENT_ON : '1'),
-      hello,
-      connectTimeout,
-      highWaterMark,
-      maxPayload,
-      closing: closingWebSockets,
-      ...(sid !== undefined && { lateGoodbye: (text: string) => this.#goodbye(url, sid, request, text) }),
-    })
-    if (result instanceof Error) {
-      this.#options.unreachable(owner.node, result)
-      return 'unreachable'
-    }
-    if (result === 'gone' || 'refused' in result) return result
-    if (this.#closed) {
-      result.close(this.#handoff())
-      return 'answered'
-    }
-    this.#relays.add(result)
-    void result.closed.then(() => this.#relays.delete(result))
-    relayed?.(result.answered)
-    return 'answered'
+    if (this.#closed || url === undefined) return 'unreachable'
+    return this.#websockets.handOver({ ...owner, url }, ws, hello, request, take, relayed)
   }
 
   /**
    * Ends every forwarded request and relay as a drain ends a session's transport, since their
    * sessions live on, on their owners: an event stream, a held poll or a relayed WebSocket gets
-   * CLOSE 'server handoff' (see `#handoff`), and its client resumes elsewhere, telling its
+   * CLOSE 'server handoff' (see handoff-close.ts), and its client resumes elsewhere, telling its
    * application nothing. What is under way otherwise (a POST, an answer) goes on to its end.
    * `closingForwards` waits for them, then cuts those still going; the agent's connections go
    * once they are over. Logs what is left of a burst of failed lookups.
@@ -389,306 +228,15 @@ export class Forwarder {
     // Once: the server closes again at Fastify's onClose, and the agent must outlive what ends.
     if (this.#closed) return
     this.#closed = true
-    this.#lookupsFailed.close()
-    const ending = [...this.#requests.values()]
-    this.#requests.clear()
-    for (const forward of ending) {
-      forward.end()
-      this.#options.closingForwards.add(forward)
-    }
-    for (const relay of this.#relays) relay.close(this.#handoff())
-    this.#relays.clear()
-    void Promise.all(ending.map((forward) => forward.closed)).then(() => this.#agent.destroy())
+    this.#lookup.close()
+    this.#http.end()
+    this.#websockets.close(() => this.#handoff())
   }
 
-  /**
-   * The CLOSE 'server handoff' for the client of a request or a WebSocket this node relays to its
-   * session's node, when this node closes: its session lives on there, and is resumed through
-   * another node after `retryAfter`, drawn for each client within `retrySpread`. As for a drained
-   * session, the client keeps quiet while its first tries fail (the balancer may still send them
-   * here), where a cut would have it tell its application the session is down.
-   */
+  /** See `relayHandoffClose`. */
   #handoff(): string {
-    return encodeText({
-      type: PacketType.CLOSE,
-      reason: CloseReason.SERVER_HANDOFF,
-      message: 'the node relaying this session is closing: resume it through another node',
-      retryAfter: Math.floor(Math.random() * (this.#options.retrySpread + 1)),
-    })
+    return relayHandoffClose(this.#options.retrySpread)
   }
-
-  /**
-   * A relayed client's goodbye that came once the owner's side of its relay was closing: sent to
-   * the owner `base` (its URL) as an upstream POST of session `sid` (see relayed-goodbye.ts).
-   */
-  #goodbye(base: string, sid: string, request: FastifyRequest, text: string): void {
-    if (this.#closed) return
-    const post = postGoodbye({
-      url: new URL(`${this.#options.goodbyePath}&sid=${encodeURIComponent(sid)}`, base),
-      headers: forwardedHeaders(request, true, GOODBYE),
-      text,
-      agent: this.#agent,
-      timeoutMs: this.#options.connectTimeout,
-      failed: (err) =>
-        this.#options.log.debug({ err }, "parley: a relayed client's goodbye did not reach its node"),
-    })
-    // Goes on to its end when this node closes: it is the client's last word.
-    this.#requests.set(post, { closed: closeOf(post), end() {}, cut: () => post.destroy() })
-    post.once('close', () => this.#requests.delete(post))
-  }
-
-  /** Through the adapter, for in-process adapters whose owners have no URL. */
-  async #route(owner: Owner, hop: Hop, body: string, mark: RoutedMark | typeof TO_CLOSE): Promise<HandOver> {
-    const node = owner.node
-    try {
-      const routed = routedRequest(hop.request, body, markOf(mark))
-      const response = await this.#options.adapter.routeRequest?.(node, routed)
-      if (!response) throw new Error('the adapter cannot route requests')
-      hop.take()
-      // The client left meanwhile: the owner sees its request closed, as in `#send`.
-      if (hop.res.destroyed) {
-        response.abort()
-        return 'gone'
-      }
-      relayResponse(hop.request, hop.res, response, closes(mark))
-      return 'answered'
-    } catch (err) {
-      this.#options.unreachable(node, err)
-      return 'unreachable'
-    }
-  }
-
-  /**
-   * The owner's error answer (`status` 400 or more) for the client: as it is when it carries a
-   * code (Parley's, or an application hook's), else `503 PARLEY_SERVER_SHUTTING_DOWN` with the
-   * page's CORS headers, a try again that names the status. An uncoded one comes from before
-   * the owner's routes (its headers past Node's 16 KiB once this node added its own: 431;
-   * Fastify's bare 503 while it closes; a proxy's), and would tell the client nothing it can
-   * act on, nor reach a page on another origin at all (it has no CORS headers). The client's
-   * next try may reach the owner directly, as a relayed WebSocket's does (see forward-ws.ts).
-   */
-  #errorAnswer(
-    { request, res, cors }: Hop,
-    upstream: http.ClientRequest,
-    answer: http.IncomingMessage,
-    status: number,
-    mark: RoutedMark | typeof TO_CLOSE,
-  ): void {
-    readAnswer(answer, (body, whole) => {
-      // Read to its end, the connection to the owner goes back to the agent; else it goes.
-      if (!whole) upstream.destroy()
-      if (res.destroyed) return
-      const coded = whole ? codedError(body) : undefined
-      if (coded) {
-        const headers = closingClient(request, answerHeaders(answer.headers), closes(mark))
-        res.writeHead(status, headers)
-        res.end(body)
-        return
-      }
-      tryAgain(
-        { request, res, cors },
-        `the node of this session answered the forwarded request with HTTP ${status}: try again`,
-        closes(mark),
-      )
-    })
-  }
-
-  /**
-   * One attempt. `stale`: a reused keep-alive connection failed before any answer (try again);
-   * an Error: the owner could not be reached; `closed`: this node's forwarder closed, and sends
-   * nothing more; nothing went to the client in any of these cases.
-   */
-  #send(
-    base: string,
-    hop: Hop,
-    body: string,
-    mark: RoutedMark | typeof TO_CLOSE,
-  ): Promise<'answered' | 'gone' | 'stale' | 'closed' | Error> {
-    const { request, res, kind } = hop
-    if (res.destroyed) return Promise.resolve('gone')
-    if (this.#closed) return Promise.resolve('closed')
-    const target = new URL(base)
-    const headers = forwardedHeaders(request, false, onward(request, markOf(mark)))
-    if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
-    return new Promise((resolve) => {
-      const upstream = http.request({
-        protocol: target.protocol,
-        hostname: target.hostname.replace(/^\[|\]$/g, ''),
-        port: target.port,
-        method: request.method,
-        path: request.url,
-        headers,
-        agent: this.#agent,
-      })
-      upstream.setNoDelay(true)
-      let answered = false
-      let stream: RelayedStream | undefined
-      this.#requests.set(upstream, {
-        closed: Promise.all([closeOf(upstream), closeOf(res)]).then(() => {}),
-        end: () => {
-          if (stream) stream.end(this.#handoff())
-          // A held poll, or a stream the owner has yet to answer: the client is told here.
-          else if (!answered && kind && request.method === 'GET' && !res.headersSent) {
-            answered = true
-            hop.take()
-            resolve('answered')
-            handoffAnswer(res, kind, hop.cors(), this.#handoff())
-            upstream.destroy()
-          }
-        },
-        cut: () => {
-          upstream.destroy()
-          res.destroy()
-        },
-      })
-      let timer: NodeJS.Timeout | undefined
-      // The client went away: the owner sees its request closed (an SSE stream detaches, a
-      // held poll is let go), as if that client had hung up on it directly. So too when the
-      // client got another answer before the owner's (see below).
-      const onClientGone = () => {
-        if (!answered || !res.writableFinished) upstream.destroy()
-      }
-      res.once('close', onClientGone)
-      upstream.once('close', () => {
-        clearTimeout(timer)
-        this.#requests.delete(upstream)
-        res.off('close', onClientGone)
-        if (!answered) resolve('gone')
-      })
-      // Bounded while connecting; once connected, an answer may take its time (a held poll).
-      upstream.once('socket', (socket) => {
-        if (!socket.connecting) return
-        timer = setTimeout(
-          () => upstream.destroy(new Error(`no connection within ${this.#options.connectTimeout} ms`)),
-          this.#options.connectTimeout,
-        )
-        socket.once('connect', () => clearTimeout(timer))
-      })
-      upstream.once('response', (answer) => {
-        answered = true
-        hop.take()
-        resolve('answered')
-        const status = answer.statusCode ?? 502
-        if (status >= 400) {
-          this.#errorAnswer(hop, upstream, answer, status, mark)
-          return
-        }
-        const headers = closingClient(request, answerHeaders(answer.headers), closes(mark))
-        res.writeHead(status, headers)
-        // An SSE stream streams: each chunk the owner writes goes on at once.
-        res.flushHeaders()
-        if (request.method === 'GET' && isEventStream(answer.headers['content-type'])) {
-          stream = new RelayedStream(answer, res, () => {
-            upstream.destroy()
-            res.destroy()
-          })
-          return
-        }
-        pipeline(answer, res, (err) => {
-          // The owner broke off (or the client did): cut the other side, as a direct
-          // connection to the owner would have been cut.
-          if (err) {
-            upstream.destroy()
-            res.destroy()
-          }
-        })
-      })
-      // Not once: a socket may report more than one error, and none may go unhandled.
-      upstream.on('error', (err: Error & { code?: string }) => {
-        if (answered) return
-        answered = true
-        if (res.destroyed) resolve('gone')
-        else if (upstream.reusedSocket && err.code === 'ECONNRESET') resolve('stale')
-        else resolve(err)
-      })
-      upstream.end(request.method === 'POST' ? body : undefined)
-    })
-  }
-}
-
-/**
- * `503 PARLEY_SERVER_SHUTTING_DOWN` with the page's CORS headers and `message`: the client tries
- * again, through the balancer. `close`: its connection closes after the answer.
- */
-function tryAgain(
-  { request, res, cors }: Pick<Hop, 'request' | 'res' | 'cors'>,
-  message: string,
-  close: boolean,
-): void {
-  const text = JSON.stringify({ code: ErrorCode.SERVER_SHUTTING_DOWN, message })
-  const headers = closingClient(
-    request,
-    {
-      ...cors(),
-      'cache-control': 'no-store',
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': String(Buffer.byteLength(text)),
-    } as Record<string, string>,
-    close,
-  )
-  res.writeHead(503, headers)
-  res.end(text)
-}
-
-/** True for the content type of an event stream (`text/event-stream`, any case, any parameters). */
-function isEventStream(type: string | undefined): boolean {
-  return type !== undefined && /^text\/event-stream\s*(;|$)/i.test(type)
-}
-
-/**
- * The answer a closing node gives a GET it forwarded that the owner has not answered yet (a
- * held poll; a stream, in the moment before its owner answers it): `close` alone, as the stream's
- * one event or the poll's one line, as the owner would have sent a CLOSE of its own.
- */
-function handoffAnswer(
-  res: http.ServerResponse,
-  kind: HttpTransportName,
-  cors: HeaderBag,
-  close: string,
-): void {
-  const body = kind === 'sse' ? `data: ${close}\n\n` : close
-  res.writeHead(200, {
-    ...cors,
-    'cache-control': 'no-store',
-    'content-type': kind === 'sse' ? 'text/event-stream; charset=utf-8' : 'text/plain; charset=utf-8',
-    'content-length': String(Buffer.byteLength(body)),
-    connection: 'close',
-  })
-  res.end(body)
-}
-
-/** Settles once `emitter` has closed (at once when it has). */
-function closeOf(emitter: http.ClientRequest | http.ServerResponse): Promise<void> {
-  if (emitter.closed) return Promise.resolve()
-  return new Promise((resolve) => emitter.once('close', () => resolve()))
-}
-
-/**
- * A POST sent on from a node that is closing (see `Forwarder.postAtClose`): routed with the
- * plain mark, and its client's connection closed after the answer, as after every answer at
- * close.
- */
-const TO_CLOSE = 'to-close'
-
-/** The routed mark a request goes with. */
-function markOf(mark: RoutedMark | typeof TO_CLOSE): RoutedMark {
-  return mark === TO_CLOSE ? '1' : mark
-}
-
-/**
- * `mark`, but GOODBYE_ON for a relayed goodbye sent on (see `Forwarder.ownerOf`); one whose body
- * passed maxPayload keeps TOO_LARGE, answered as any such POST.
- */
-function onward(request: ForwardedRequest, mark: RoutedMark): RoutedMark {
-  return mark === '1' && request.headers[ROUTED_HEADER] === GOODBYE ? GOODBYE_ON : mark
-}
-
-/**
- * Whether the client's connection closes after the owner's answer whatever the owner says: at
- * close, and after a POST whose body was left unread (TOO_LARGE, see `Forwarder.tooLarge`).
- */
-function closes(mark: RoutedMark | typeof TO_CLOSE): boolean {
-  return mark === TO_CLOSE || mark === TOO_LARGE
 }
 
 /**

@@ -1,0 +1,318 @@
+import http, { type ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Adapter } from '../adapter/adapter.js'
+import type { HttpTransportName } from '../transports/registry.js'
+import type { ClosingForwards, EndingForward } from './closing-forwards.js'
+import { type ClientSide, errorAnswer, handoffAnswer, isEventStream, tryAgain } from './forward-answers.js'
+import { answerHeaders, forwardedHeaders } from './forward-headers.js'
+import type { ForwardedRequest } from './forwarded-request.js'
+import type { Owner } from './owner-lookup.js'
+import { postGoodbye } from './relayed-goodbye.js'
+import { RelayedStream } from './relayed-stream.js'
+import {
+  closingClient,
+  GOODBYE,
+  GOODBYE_ON,
+  ROUTED_HEADER,
+  type RoutedMark,
+  relayResponse,
+  routedRequest,
+  TOO_LARGE,
+} from './routing.js'
+
+/** A request on its way to the owner: the client's side of it, answered on `res`. */
+export interface Hop extends ClientSide {
+  /** The answer is this node's from here on (a Fastify reply is hijacked). */
+  take(): void
+  /** The endpoint's transport, for a GET this node answers itself when it closes (see `end`). */
+  kind?: HttpTransportName
+}
+
+/**
+ * What became of a request handed over: `answered` (the owner's answer went, or goes, to the
+ * client), `gone` (the client went away first), or `unreachable` (nothing reached the owner and
+ * nothing was sent to the client: the caller answers as for an unknown session).
+ */
+export type HandOver = 'answered' | 'gone' | 'unreachable'
+
+/**
+ * A request sent on from a node that is closing (see `Forwarder.postAtClose`): routed with the
+ * plain mark, and its client's connection closed after the answer, as after every answer at
+ * close.
+ */
+export const TO_CLOSE = 'to-close'
+
+/** The mark a request is delivered with: a routed mark, or `TO_CLOSE`. */
+export type DeliveryMark = RoutedMark | typeof TO_CLOSE
+
+/** A request on its way to an owner, or streaming from one, as `HttpForwards.end` ends it. */
+interface Forwarding extends EndingForward {
+  /** Begins its end: CLOSE 'server handoff' for a stream or a held poll; the rest goes on. */
+  end(): void
+}
+
+export interface HttpForwardsOptions {
+  adapter: Adapter
+  log: FastifyBaseLogger
+  /** The longest wait for a connection to the owner. */
+  connectTimeout: number
+  /** Where the forwarded requests end when this node closes (cut when the server closes). */
+  closingForwards: ClosingForwards
+  /** The CLOSE 'server handoff' a relayed client is told at close (see handoff-close.ts). */
+  handoff(): string
+  /** Called when the owner could not be reached (counted and logged by the server). */
+  unreachable(node: string, err: unknown): void
+  /** See `ForwarderOptions.goodbyePath`. */
+  goodbyePath: string
+}
+
+/**
+ * Delivers SSE and polling requests to the node that owns their session, over `node:http` on one
+ * keep-alive agent (or through the adapter's `routeRequest` for an owner without a URL), and
+ * streams the owner's answer back: status, headers and body, for as long as it lasts. Ends them
+ * as this node closes (`end`).
+ */
+export class HttpForwards {
+  readonly #options: HttpForwardsOptions
+  readonly #agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
+  /**
+   * Requests on their way to, or streaming from, an owner (and the goodbyes sent on to one):
+   * ended when this node closes (see `end`).
+   */
+  readonly #requests = new Map<http.ClientRequest, Forwarding>()
+  #closed = false
+
+  constructor(options: HttpForwardsOptions) {
+    this.#options = options
+  }
+
+  /**
+   * Hands `hop` to `owner` with `body` ('' for a GET) and `mark`. A request this node could no
+   * longer send because it closed meanwhile is told to try again here.
+   */
+  async deliver(owner: Owner, hop: Hop, body: string, mark: DeliveryMark): Promise<HandOver> {
+    if (owner.url === undefined) return this.#route(owner, hop, body, mark)
+    let outcome = await this.#send(owner.url, hop, body, mark)
+    // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
+    // sent twice is harmless, since the owner drops packets it already has (by `seq`).
+    if (outcome === 'stale') outcome = await this.#send(owner.url, hop, body, mark)
+    // Closed while the request was on its way here (its owner looked up, its body read), or
+    // before its second try: nothing goes to the owner any more. The client is told to try
+    // again, where a cut connection would fail its transport and have it resume at once, with
+    // no quiet time.
+    if (outcome === 'closed') {
+      hop.take()
+      tryAgain(hop, 'this node is closing: try again through another node', true)
+      return 'answered'
+    }
+    if (outcome === 'stale' || outcome instanceof Error) {
+      this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
+      return 'unreachable'
+    }
+    // Nobody to answer (the client left): let its connection go.
+    if (outcome === 'gone') {
+      hop.take()
+      hop.res.destroy()
+    }
+    return outcome
+  }
+
+  /**
+   * A relayed client's goodbye that came once the owner's side of its relay was closing: sent to
+   * the owner `base` (its URL) as an upstream POST of session `sid` (see relayed-goodbye.ts).
+   */
+  goodbye(base: string, sid: string, request: ForwardedRequest, text: string): void {
+    if (this.#closed) return
+    const post = postGoodbye({
+      url: new URL(`${this.#options.goodbyePath}&sid=${encodeURIComponent(sid)}`, base),
+      headers: forwardedHeaders(request, true, GOODBYE),
+      text,
+      agent: this.#agent,
+      timeoutMs: this.#options.connectTimeout,
+      failed: (err) =>
+        this.#options.log.debug({ err }, "parley: a relayed client's goodbye did not reach its node"),
+    })
+    // Goes on to its end when this node closes: it is the client's last word.
+    this.#requests.set(post, { closed: closeOf(post), end() {}, cut: () => post.destroy() })
+    post.once('close', () => this.#requests.delete(post))
+  }
+
+  /**
+   * Ends every forwarded request as a drain ends a session's transport, since their sessions
+   * live on, on their owners: an event stream or a held poll gets CLOSE 'server handoff', and its
+   * client resumes elsewhere. What is under way otherwise (a POST, an answer) goes on to its end.
+   * `closingForwards` waits for them, then cuts those still going; the agent's connections go
+   * once they are over. Nothing is sent on after this.
+   */
+  end(): void {
+    this.#closed = true
+    const ending = [...this.#requests.values()]
+    this.#requests.clear()
+    for (const forward of ending) {
+      forward.end()
+      this.#options.closingForwards.add(forward)
+    }
+    void Promise.all(ending.map((forward) => forward.closed)).then(() => this.#agent.destroy())
+  }
+
+  /** Through the adapter, for in-process adapters whose owners have no URL. */
+  async #route(owner: Owner, hop: Hop, body: string, mark: DeliveryMark): Promise<HandOver> {
+    const node = owner.node
+    try {
+      const routed = routedRequest(hop.request, body, markOf(mark))
+      const response = await this.#options.adapter.routeRequest?.(node, routed)
+      if (!response) throw new Error('the adapter cannot route requests')
+      hop.take()
+      // The client left meanwhile: the owner sees its request closed, as in `#send`.
+      if (hop.res.destroyed) {
+        response.abort()
+        return 'gone'
+      }
+      relayResponse(hop.request, hop.res, response, closes(mark))
+      return 'answered'
+    } catch (err) {
+      this.#options.unreachable(node, err)
+      return 'unreachable'
+    }
+  }
+
+  /**
+   * One attempt. `stale`: a reused keep-alive connection failed before any answer (try again);
+   * an Error: the owner could not be reached; `closed`: this node's forwarder closed, and sends
+   * nothing more; nothing went to the client in any of these cases.
+   */
+  #send(
+    base: string,
+    hop: Hop,
+    body: string,
+    mark: DeliveryMark,
+  ): Promise<'answered' | 'gone' | 'stale' | 'closed' | Error> {
+    const { request, res, kind } = hop
+    if (res.destroyed) return Promise.resolve('gone')
+    if (this.#closed) return Promise.resolve('closed')
+    const target = new URL(base)
+    const headers = forwardedHeaders(request, false, onward(request, markOf(mark)))
+    if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
+    return new Promise((resolve) => {
+      const upstream = http.request({
+        protocol: target.protocol,
+        hostname: target.hostname.replace(/^\[|\]$/g, ''),
+        port: target.port,
+        method: request.method,
+        path: request.url,
+        headers,
+        agent: this.#agent,
+      })
+      upstream.setNoDelay(true)
+      let answered = false
+      let stream: RelayedStream | undefined
+      this.#requests.set(upstream, {
+        closed: Promise.all([closeOf(upstream), closeOf(res)]).then(() => {}),
+        end: () => {
+          if (stream) stream.end(this.#options.handoff())
+          // A held poll, or a stream the owner has yet to answer: the client is told here.
+          else if (!answered && kind && request.method === 'GET' && !res.headersSent) {
+            answered = true
+            hop.take()
+            resolve('answered')
+            handoffAnswer(res, kind, hop.cors(), this.#options.handoff())
+            upstream.destroy()
+          }
+        },
+        cut: () => {
+          upstream.destroy()
+          res.destroy()
+        },
+      })
+      let timer: NodeJS.Timeout | undefined
+      // The client went away: the owner sees its request closed (an SSE stream detaches, a
+      // held poll is let go), as if that client had hung up on it directly. So too when the
+      // client got another answer before the owner's (see below).
+      const onClientGone = () => {
+        if (!answered || !res.writableFinished) upstream.destroy()
+      }
+      res.once('close', onClientGone)
+      upstream.once('close', () => {
+        clearTimeout(timer)
+        this.#requests.delete(upstream)
+        res.off('close', onClientGone)
+        if (!answered) resolve('gone')
+      })
+      // Bounded while connecting; once connected, an answer may take its time (a held poll).
+      upstream.once('socket', (socket) => {
+        if (!socket.connecting) return
+        timer = setTimeout(
+          () => upstream.destroy(new Error(`no connection within ${this.#options.connectTimeout} ms`)),
+          this.#options.connectTimeout,
+        )
+        socket.once('connect', () => clearTimeout(timer))
+      })
+      upstream.once('response', (answer) => {
+        answered = true
+        hop.take()
+        resolve('answered')
+        const status = answer.statusCode ?? 502
+        if (status >= 400) {
+          errorAnswer(hop, upstream, answer, status, closes(mark))
+          return
+        }
+        const headers = closingClient(request, answerHeaders(answer.headers), closes(mark))
+        res.writeHead(status, headers)
+        // An SSE stream streams: each chunk the owner writes goes on at once.
+        res.flushHeaders()
+        if (request.method === 'GET' && isEventStream(answer.headers['content-type'])) {
+          stream = new RelayedStream(answer, res, () => {
+            upstream.destroy()
+            res.destroy()
+          })
+          return
+        }
+        pipeline(answer, res, (err) => {
+          // The owner broke off (or the client did): cut the other side, as a direct
+          // connection to the owner would have been cut.
+          if (err) {
+            upstream.destroy()
+            res.destroy()
+          }
+        })
+      })
+      // Not once: a socket may report more than one error, and none may go unhandled.
+      upstream.on('error', (err: Error & { code?: string }) => {
+        if (answered) return
+        answered = true
+        if (res.destroyed) resolve('gone')
+        else if (upstream.reusedSocket && err.code === 'ECONNRESET') resolve('stale')
+        else resolve(err)
+      })
+      upstream.end(request.method === 'POST' ? body : undefined)
+    })
+  }
+}
+
+/** Settles once `emitter` has closed (at once when it has). */
+function closeOf(emitter: http.ClientRequest | ServerResponse): Promise<void> {
+  if (emitter.closed) return Promise.resolve()
+  return new Promise((resolve) => emitter.once('close', () => resolve()))
+}
+
+/** The routed mark a request goes with. */
+function markOf(mark: DeliveryMark): RoutedMark {
+  return mark === TO_CLOSE ? '1' : mark
+}
+
+/**
+ * `mark`, but GOODBYE_ON for a relayed goodbye sent on (see `Forwarder.ownerOf`); one whose body
+ * passed maxPayload keeps TOO_LARGE, answered as any such POST.
+ */
+function onward(request: ForwardedRequest, mark: RoutedMark): RoutedMark {
+  return mark === '1' && request.headers[ROUTED_HEADER] === GOODBYE ? GOODBYE_ON : mark
+}
+
+/**
+ * Whether the client's connection closes after the owner's answer whatever the owner says: at
+ * close, and after a POST whose body was left unread (TOO_LARGE, see `Forwarder.tooLarge`).
+ */
+function closes(mark: DeliveryMark): boolean {
+  return mark === TO_CLOSE || mark === TOO_LARGE
+}

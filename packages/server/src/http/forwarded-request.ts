@@ -1,0 +1,28 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+
+/**
+ * What forwarding reads of the client's request: Fastify's, or one that reached the node while
+ * Fastify refuses requests at close (see `rawForwardedRequest`).
+ */
+export interface ForwardedRequest {
+  method: string
+  /** The path and query string, as the client sent them. */
+  url: string
+  headers: IncomingHttpHeaders
+  /** The client's address; undefined once it is gone. */
+  ip: string | undefined
+  protocol: 'http' | 'https'
+  raw: IncomingMessage
+}
+
+/** `req` as forwarding reads it, for a request no route of Fastify's took (see last-words.ts). */
+export function rawForwardedRequest(req: IncomingMessage): ForwardedRequest {
+  return {
+    method: req.method ?? 'GET',
+    url: req.url ?? '',
+    headers: req.headers,
+    ip: req.socket.remoteAddress,
+    protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+    raw: req,
+  }
+}

@@ -1,0 +1,118 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
+import { BurstLog } from '../burst-log.js'
+import { GOODBYE, ROUTED_HEADER } from './routing.js'
+
+/** The node that owns a session, as far as forwarding to it goes. */
+export interface Owner {
+  node: string
+  /** Its base URL: requests go there over the network. Without one, `Adapter.routeRequest`. */
+  url?: string
+  /** A resume this draining node sends on to a live node (`anotherNode`), marked `SENT_ON`. */
+  sentOn?: true
+}
+
+export interface OwnerLookupOptions {
+  adapter: Adapter
+  log: FastifyBaseLogger
+  /** The longest wait for the adapter to name a session's owner. */
+  connectTimeout: number
+  /** Called when the adapter's `anotherNode` rejected (logged by the server, once per burst). */
+  noOtherNode(err: unknown): void
+}
+
+/**
+ * Asks the adapter which node a request is to be handed to: the owner of its session
+ * (`ownerOf`), or, for a resume this draining node sent its session off with, a live node to
+ * claim it (`anotherNode`). Only nodes this node can reach count: with a URL, or (HTTP only)
+ * through the adapter's `routeRequest`.
+ */
+export class OwnerLookup {
+  readonly #options: OwnerLookupOptions
+  /** Owner lookups the adapter failed (its store away): one line per burst, not one per request. */
+  readonly #lookupsFailed: BurstLog
+
+  constructor(options: OwnerLookupOptions) {
+    this.#options = options
+    this.#lookupsFailed = new BurstLog(
+      options.log,
+      'warn',
+      (count) =>
+        `the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered here (a resume is told to try again when the adapter cannot claim it either)`,
+    )
+  }
+
+  /** See `Forwarder.ownerOf`. */
+  async ownerOf(
+    sid: string,
+    request: { headers: IncomingHttpHeaders },
+    medium: 'http' | 'websocket',
+    resume = false,
+  ): Promise<Owner | undefined> {
+    const adapter = this.#options.adapter
+    const mark = request.headers[ROUTED_HEADER]
+    if (!adapter.sessionOwner || (mark !== undefined && mark !== GOODBYE)) return undefined
+    try {
+      const owner = await this.#lookUp(adapter.sessionOwner.bind(adapter), sid)
+      if (typeof owner !== 'object' || (resume && owner.handingOff)) return undefined
+      if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
+      // The adapter's routes carry no such mark: the goodbye would be taken for a plain POST.
+      if (mark === GOODBYE) return undefined
+      return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
+    } catch (err) {
+      this.#lookupsFailed.record({ err })
+      return undefined
+    }
+  }
+
+  /**
+   * The adapter's answer to where `sid` lives, or a rejection once `connectTimeout` passed
+   * without one: a lookup that never settles (a store that hangs, an adapter without a timeout
+   * of its own) must not hold the request forever, nor keep it from Fastify's handlerTimeout
+   * in vain (see handler-timeout.ts). It counts as a failed lookup.
+   */
+  async #lookUp(
+    sessionOwner: (sid: string) => SessionOwnerAnswer | Promise<SessionOwnerAnswer>,
+    sid: string,
+  ): Promise<SessionOwnerAnswer> {
+    // Asked before the timer is set: an adapter that throws at once leaves none behind.
+    const asked = sessionOwner(sid)
+    const ms = this.#options.connectTimeout
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([
+        asked,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the adapter named no owner within ${ms} ms`)), ms)
+        }),
+      ])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** See `Forwarder.anotherNode`. */
+  async anotherNode(
+    sid: string,
+    request: { headers: IncomingHttpHeaders },
+    medium: 'http' | 'websocket',
+  ): Promise<Owner | undefined> {
+    const adapter = this.#options.adapter
+    if (!adapter.anotherNode || request.headers[ROUTED_HEADER] !== undefined) return undefined
+    try {
+      const other = await adapter.anotherNode(sid)
+      if (other === undefined) return undefined
+      if (typeof other.url === 'string') return { node: other.node, url: other.url, sentOn: true }
+      return medium === 'http' && adapter.routeRequest ? { node: other.node, sentOn: true } : undefined
+    } catch (err) {
+      this.#options.noOtherNode(err)
+      return undefined
+    }
+  }
+
+  /** Logs what is left of a burst of failed lookups. */
+  close(): void {
+    this.#lookupsFailed.close()
+  }
+}

@@ -1,0 +1,93 @@
+import type { HelloPacket } from '@parley/protocol'
+import type { FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { ClosingWebSockets } from '../transports/closing-websockets.js'
+import { forwardedHeaders } from './forward-headers.js'
+import type { HandOver } from './forward-http.js'
+import { forwardWebSocket, type Relay, type UpgradeRefused } from './forward-ws.js'
+import type { ForwardedRequest } from './forwarded-request.js'
+import type { Owner } from './owner-lookup.js'
+import { SENT_ON } from './routing.js'
+
+export interface WebSocketHandoversOptions {
+  /** The longest wait for a connection to the owner, and for its WebSocket upgrade. */
+  connectTimeout: number
+  /** A relayed WebSocket stops reading a side whose peer holds more unsent bytes than this. */
+  highWaterMark: number
+  /** The server's maxPayload: what the owner sends a relay is bounded by it (see forward-ws.ts). */
+  maxPayload: number
+  /** Where a relay's side whose close frame went waits for its peer's (cut when the server closes). */
+  closingWebSockets: ClosingWebSockets
+  /** Called when the owner could not be reached (counted and logged by the server). */
+  unreachable(node: string, err: unknown): void
+  /** Sends a relayed client's late goodbye to its owner `base` (see `HttpForwards.goodbye`). */
+  goodbye(base: string, sid: string, request: ForwardedRequest, text: string): void
+}
+
+/**
+ * The WebSockets this node relays to the nodes that own their sessions (see forward-ws.ts), from
+ * the HELLO that resumes one to the end of the relay; closed with a CLOSE 'server handoff' when
+ * this node closes (`close`).
+ */
+export class WebSocketHandovers {
+  readonly #options: WebSocketHandoversOptions
+  readonly #relays = new Set<Relay>()
+  /** The CLOSE a relay that begins once this node closed is ended with; set by `close`. */
+  #closing: (() => string) | undefined
+
+  constructor(options: WebSocketHandoversOptions) {
+    this.#options = options
+  }
+
+  /** See `Forwarder.handOverWebSocket`. */
+  async handOver(
+    owner: Owner & { url: string },
+    ws: WebSocket,
+    hello: HelloPacket,
+    request: FastifyRequest,
+    take: () => WebSocket,
+    relayed?: (answered: Promise<void>) => void,
+  ): Promise<HandOver | UpgradeRefused> {
+    const { connectTimeout, highWaterMark, maxPayload, closingWebSockets } = this.#options
+    // Named here: the closure below keeps them as they are now.
+    const url = owner.url
+    const sid = hello.sid
+    const result = await forwardWebSocket({
+      ws,
+      take,
+      url: `${owner.url.replace(/^http/, 'ws')}${request.url}`,
+      headers: forwardedHeaders(request, true, owner.sentOn ? SENT_ON : '1'),
+      hello,
+      connectTimeout,
+      highWaterMark,
+      maxPayload,
+      closing: closingWebSockets,
+      ...(sid !== undefined && {
+        lateGoodbye: (text: string) => this.#options.goodbye(url, sid, request, text),
+      }),
+    })
+    if (result instanceof Error) {
+      this.#options.unreachable(owner.node, result)
+      return 'unreachable'
+    }
+    if (result === 'gone' || 'refused' in result) return result
+    if (this.#closing) {
+      result.close(this.#closing())
+      return 'answered'
+    }
+    this.#relays.add(result)
+    void result.closed.then(() => this.#relays.delete(result))
+    relayed?.(result.answered)
+    return 'answered'
+  }
+
+  /**
+   * Closes every relay with 1001 after `handoff()`, the CLOSE 'server handoff' its client
+   * resumes elsewhere with, and every relay that begins from now on the same way.
+   */
+  close(handoff: () => string): void {
+    this.#closing = handoff
+    for (const relay of this.#relays) relay.close(handoff())
+    this.#relays.clear()
+  }
+}
