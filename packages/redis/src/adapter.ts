@@ -980,13 +980,9 @@ export class RedisAdapter implements Adapter {
         `${unwritten} append(s) to handed-off sessions' tails could not reach Redis before the adapter closed; the nodes that take those sessions over find their tails incomplete`,
       )
     }
-    try {
-      await this.#nodes.stop(this.#claimableUntil - performance.now())
-    } catch (err) {
-      this.#warnings.warn('close', 'could not remove this node from the live set; it expires by itself', {
-        err,
-      })
-    }
+    // Each step of the goodbye that did not go through, said as what it is.
+    const failed = await this.#nodes.stop(this.#claimableUntil - performance.now())
+    for (const [i, message] of failed.entries()) this.#warnings.warn(`goodbye:${i}`, message)
     this.#warnings.flush()
   }
 

@@ -509,30 +509,71 @@ export class Nodes {
    * (those of an earlier version at their next beat). For `markFor` ms (none when 0) it also
    * leaves a mark of its goodbye (`<prefix>:node:<id>:left`), for the nodes that start later
    * (see `saidGoodbye`): sent after everything else this node sent, on the same connection.
-   * Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all; rejects when
-   * the record could not be removed in that time (it then expires by itself).
+   * Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all. Never
+   * rejects: resolves with what did not go through, each a sentence that says what follows (none
+   * when all did). One step refused does not stop the others: a mark Redis refuses still leaves
+   * the record removed and the others told.
    */
-  async stop(markFor = 0): Promise<void> {
+  async stop(markFor = 0): Promise<string[]> {
     this.#stopped = true
     clearInterval(this.#timer)
     this.#first.resolve()
     const { commands, id, timeout } = this.#config
-    const deadline = Date.now() + Math.min(GOODBYE_MS, timeout)
+    const ms = Math.min(GOODBYE_MS, timeout)
+    const deadline = Date.now() + ms
     // A beat in flight would write the record again after it is removed.
     const beaten = await within(this.#beating ?? Promise.resolve(), deadline - Date.now(), 'late')
-    if (beaten === 'late') throw new Error('@parley/redis: Redis did not answer the last heartbeat in time')
-    if (!commands.client.isReady) return
+    if (beaten === 'late')
+      return [
+        `Redis did not answer the last heartbeat within ${ms} ms; this node's record was left, and expires by itself`,
+      ]
+    if (!commands.client.isReady) return []
     const mark = Math.ceil(markFor)
-    const removed = Promise.all([
-      mark > 0 ? commands.send(['SET', this.#leftKey(id), '1', 'PX', String(mark)]) : undefined,
-      // The address too: nothing is to be sent here any more.
+    const marking = mark > 0 ? commands.send(['SET', this.#leftKey(id), '1', 'PX', String(mark)]) : undefined
+    // The address too: nothing is to be sent here any more.
+    const removing = Promise.all([
       commands.send(['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`, this.#addressKey(id)]),
       commands.send(['ZREM', this.#indexKey, id]),
-    ]).then(() => this.#announce('left'))
-    const done = await within(removed, Math.max(0, deadline - Date.now()), 'late')
-    if (done === 'late')
-      throw new Error('@parley/redis: Redis did not remove the node record (DEL, ZREM, PUBLISH) in time')
+    ])
+    // Told once the record is gone, so that no read of the live set brings the node back.
+    const announcing = removing.then(() => this.#announce('left'))
+    const left = () => Math.max(0, deadline - Date.now())
+    const [marked, removed, announced] = await Promise.all(
+      [marking, removing, announcing].map((step) =>
+        step === undefined
+          ? undefined
+          : within(
+              step.then(() => undefined, failure),
+              left(),
+              late(ms),
+            ),
+      ),
+    )
+    const failed: string[] = []
+    if (marked !== undefined)
+      failed.push(
+        `could not leave the mark of this node's goodbye (SET ${this.#leftKey(id)}: ${marked}); a node that starts later and finds a session this node handed off or claimed takes it for one that may be alive: it waits for its seal, or tells its client to try again, until that handoff expires`,
+      )
+    if (removed !== undefined)
+      failed.push(
+        `could not remove this node from the live set (DEL, ZREM: ${removed}); it expires by itself`,
+      )
+    else if (announced !== undefined)
+      failed.push(
+        `removed this node from the live set, but could not tell the other nodes (PUBLISH: ${announced}); they drop it at their next heartbeat`,
+      )
+    return failed
   }
+}
+
+/** What a refused step of `Nodes.stop` says. */
+function failure(err: unknown): string {
+  return `refused: ${err instanceof Error ? err.message : String(err)}`
+}
+
+/** What a step of `Nodes.stop` that Redis did not answer in time says. */
+function late(ms: number): string {
+  return `no answer within ${ms} ms`
 }
 
 /** A node's note as read back; undefined when there is none or it is not one. */

@@ -699,6 +699,39 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(left).toBeLessThanOrEqual(TTL + CLAIM_KEEP_MS)
   })
 
+  it('says which step of its goodbye failed: a refused mark leaves the record removed and the others told', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-unmarked', 's1')
+    expect(await handOff(a!, socket, 'sid-unmarked')).toBe(true)
+    const node = a!.adapter.node
+    const leftKey = `${cluster.prefix}:node:${node}:left`
+    // Redis refuses the mark alone (a replica turned read-only for that key's slot, an ACL).
+    a!.hold = (args) =>
+      args[0] === 'SET' && args[1] === leftKey
+        ? Promise.reject(new Error('NOPERM test refuses the mark'))
+        : undefined
+    const heard: string[] = []
+    const listener = b!.redis.duplicate()
+    await listener.connect()
+    try {
+      await listener.subscribe(`${cluster.prefix}:membership`, (text) => heard.push(text))
+      await cluster.stop(a!)
+      await until(() => heard.some((text) => text.includes('"left"')), 3000, 'a saying it left')
+    } finally {
+      listener.destroy()
+    }
+    expect(await b!.redis.exists([`${cluster.prefix}:node:${node}`, leftKey])).toBe(0)
+    expect(a!.warnings.filter((w) => w.includes('live set'))).toEqual([])
+    expect(
+      a!.warnings.filter((w) =>
+        w.includes(
+          `could not leave the mark of this node's goodbye (SET ${leftKey}: refused: NOPERM test refuses the mark)`,
+        ),
+      ),
+    ).toHaveLength(1)
+  })
+
   it('asks an old node whose heartbeat lapsed for its seal: it may be alive, and what it sent after the snapshot is not lost', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
