@@ -88,8 +88,9 @@ describe.skipIf(skipRedisSuites())('a node that closes while it relays a session
         expect(b.started.app.parley.socketsCount).toBe(0)
 
         // Quiet, everything delivered, the client's stream, poll or WebSocket open through b. (A
-        // request that reached b while it closes would be refused 503: a balancer sends that one
-        // to another node, see docs/scaling.md; this one does not.)
+        // request that reached b once its drain is over, at once since it holds no session, would
+        // be refused 503: a balancer sends that one to another node, see docs/scaling.md; this
+        // one does not. During a drain it goes on to a: see get-across-close.test.ts.)
         clearInterval(traffic)
         await until(() => got.length === down && a.received.length === up, 5000, 'the traffic delivered')
         await until(() => socket.session.transport?.http?.nextGetWithin() === undefined, 5000, 'a poll held')

@@ -128,8 +128,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
     attached: (sid, kind) => server.attachedHttp(sid, kind),
     post: closingPost,
-    forward: async (req, res, post, unsent) =>
-      forwardAtClose ? forwardAtClose(req, res, post, unsent) : unsent,
+    forward: async (req, res, request, unsent) =>
+      forwardAtClose ? forwardAtClose(req, res, request, unsent) : unsent,
     finishing: (sid) => server.finishing(sid),
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),

@@ -40,8 +40,8 @@ export interface EndpointAnswer {
  * of a live session on its own transport (`post`), what the route answers; or, for a GET
  * that names a session (`lastWords`), that session's last words when it has some kept for this
  * endpoint, else the GET served as the route serves it when the session (live, or frozen for its
- * handoff) is attached to this endpoint's transport, else `answer`. `acks`: the GET's `ack`
- * values (see `takeGetAck`).
+ * handoff) is attached to this endpoint's transport, else sent on to the node that holds the
+ * session (`elsewhere`), else `answer`. `acks`: the GET's `ack` values (see `takeGetAck`).
  */
 export interface ClosingVerdict {
   answer: EndpointAnswer
@@ -53,11 +53,12 @@ export interface ClosingVerdict {
    */
   post?: PostVerdict
   /**
-   * A POST of a session this node does not hold (taken over by another node since it was handed
-   * off, or never here): sent on to the node that holds it, as the route sends it while the
-   * server is open (see `ForwardAtClose`); `answer` when no such node can be reached.
+   * A POST or GET of a session this node does not hold (taken over by another node since it was
+   * handed off, or never here: a relayed client's), sent on to the node that holds it, as the
+   * route sends it while the server is open (see `ForwardAtClose`); `answer` when no such node can
+   * be reached. For a GET, only once `lastWords` found nothing here to serve it with.
    */
-  elsewhere?: { sid: string; headers: HeaderBag }
+  elsewhere?: { sid: string; kind: HttpTransportName; headers: HeaderBag }
 }
 
 export interface ClosingAnswersOptions {
@@ -146,8 +147,8 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * (its body unread: the route uses none of it), the owner's answer to a POST of a session another
  * node holds (`elsewhere`); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again"
  * (but a GET of a session gets its last words, when they wait for it, or is served when the
- * session is still here on the GET's transport: see `ClosingVerdict`). Never anything the routes
- * would not say.
+ * session is still here on the GET's transport, or else gets the answer of the node that holds
+ * the session: see `ClosingVerdict`). Never anything the routes would not say.
  */
 export class ClosingAnswers {
   readonly #paths: ReadonlyMap<string, TransportName>
@@ -274,9 +275,11 @@ export class ClosingAnswers {
       return sid === undefined ? { answer } : { answer, post: { sid, kind, headers: cors } }
     }
     const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
-    if (method === 'POST' && sid) return { answer, elsewhere: { sid, headers: cors } }
-    if (method !== 'GET' || !sid) return { answer }
-    return { answer, lastWords: { sid, kind, headers: cors, acks: params.getAll('ack') } }
+    if (!sid) return { answer }
+    const elsewhere = { sid, kind, headers: cors }
+    if (method === 'POST') return { answer, elsewhere }
+    if (method !== 'GET') return { answer }
+    return { answer, lastWords: { sid, kind, headers: cors, acks: params.getAll('ack') }, elsewhere }
   }
 
   /** See `ClosingAnswersOptions.heardWhileDisabled`: a relayed goodbye of a session frozen here. */

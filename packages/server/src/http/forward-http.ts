@@ -37,7 +37,7 @@ export interface Hop extends ClientSide {
 export type HandOver = 'answered' | 'gone' | 'unreachable'
 
 /**
- * A request sent on from a node that is closing (see `Forwarder.postAtClose`): routed with the
+ * A request sent on from a node that is closing (see `Forwarder.atClose`): routed with the
  * plain mark, and its client's connection closed after the answer, as after every answer at
  * close.
  */

@@ -178,19 +178,21 @@ export class Forwarder {
   }
 
   /**
-   * Hands a POST of a session `owner` holds to it, as `handOver` does, for a request that reached
-   * this node while Fastify refuses requests at close (see last-words.ts), which no route of
-   * Parley's can take then: `req` and `res` are Node's. `cors`: the page's headers. The client's
-   * connection closes after the owner's answer, as after every answer at close.
+   * Hands a POST or a GET of a session `owner` holds to it, as `handOver` does, for a request that
+   * reached this node while Fastify refuses requests at close (see last-words.ts), which no route
+   * of Parley's can take then: `req` and `res` are Node's. `cors`: the page's headers; `kind`: the
+   * endpoint's transport. The client's connection closes after the owner's answer, as after
+   * every answer at close; a stream or a held poll relayed so ends with CLOSE 'server handoff'
+   * when the forwarder closes, as any other (see `close`).
    */
-  postAtClose(
+  atClose(
     owner: Owner,
     req: IncomingMessage,
     res: ServerResponse,
     body: string,
-    cors: HeaderBag,
+    { cors, kind }: { cors: HeaderBag; kind: HttpTransportName },
   ): Promise<HandOver> {
-    const hop: Hop = { request: rawForwardedRequest(req), res, take: () => {}, cors: () => cors }
+    const hop: Hop = { request: rawForwardedRequest(req), res, take: () => {}, cors: () => cors, kind }
     return this.#http.deliver(owner, hop, body, TO_CLOSE)
   }
 

@@ -23,15 +23,15 @@ export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide |
 export type AttachedTransport = (sid: string, kind: HttpTransportName) => HttpSide | undefined
 
 /**
- * Sends a POST of a session another node holds (`post`, see `ClosingVerdict.elsewhere`) on to
- * that node, its body read here first; resolves with what to answer here instead (`unsent` when
- * no node could take it, what the body's failure says when it could not be read), or undefined
- * once the owner's answer went (or the client left).
+ * Sends a POST or a GET of a session another node holds (`request`, see
+ * `ClosingVerdict.elsewhere`) on to that node, a POST's body read here first; resolves with what
+ * to answer here instead (`unsent` when no node could take it, what the body's failure says when
+ * it could not be read), or undefined once the owner's answer went (or the client left).
  */
 export type ForwardAtClose = (
   req: IncomingMessage,
   res: ServerResponse,
-  post: NonNullable<ClosingVerdict['elsewhere']>,
+  request: NonNullable<ClosingVerdict['elsewhere']>,
   unsent: EndpointAnswer,
 ) => Promise<EndpointAnswer | undefined>
 
@@ -44,7 +44,7 @@ export interface LastWordsOptions {
   attached: AttachedTransport
   /** Takes a POST of a live session on its own transport, as the route does. */
   post: TakePost
-  /** Sends a POST of a session another node holds on to that node, as the route does. */
+  /** Sends a POST or GET of a session another node holds on to that node, as the route does. */
   forward: ForwardAtClose
   /**
    * Resolves once `sid`'s session has ended, when it finishes the events in its middleware
@@ -90,7 +90,8 @@ export interface LastWordsOptions {
  * session as the route does), a POST of a live session on its own transport what the route makes
  * of it (see `UpstreamPosts`), a POST of a session frozen for its handoff 204, a POST of a
  * session another node holds the answer of that node (sent on, see `ForwardAtClose`), a GET of
- * a session still here on the GET's transport its stream or held poll, the rest Parley's own
+ * a session still here on the GET's transport its stream or held poll, a GET of a session another
+ * node holds the answer of that node (its stream or held poll relayed), the rest Parley's own
  * `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no code and no CORS headers,
  * so that a page on another origin could not read it. From
  * `takeOver()` on when Fastify refuses every request while it closes (`fastifyRefuses`, see
@@ -205,22 +206,6 @@ export class LastWordsAtClose {
       )
       return true
     }
-    const elsewhere = verdict.elsewhere
-    if (elsewhere) {
-      // Taken over by another node since this one handed it off (or never here): that node
-      // hears it, as when the route sends it on. Refused, it would fail its client's transport,
-      // and the client resume once more where the session already is.
-      void this.#forward(req, res, elsewhere, verdict.answer).then(
-        (answer) => {
-          if (answer) this.#send(res, answer)
-        },
-        (err: unknown) => {
-          this.#log.warn({ err }, 'parley: could not send a POST on at close')
-          res.destroy()
-        },
-      )
-      return true
-    }
     const http = last ? this.#attached(last.sid, last.kind) : undefined
     if (last && http) {
       // A session still here (the drain has yet to hand it off, or hands it off now, its CLOSE
@@ -240,6 +225,24 @@ export class LastWordsAtClose {
         if (res.destroyed || res.writableEnded) return
         if (!this.#serveLast(res, last)) this.#send(res, verdict.answer)
       })
+      return true
+    }
+    const elsewhere = verdict.elsewhere
+    if (elsewhere) {
+      // Taken over by another node since this one handed it off, or never here (a relayed
+      // client's): that node hears it, as when the route sends it on, until the forwarder closes
+      // (a stream or a held poll then ends with CLOSE 'server handoff'). Refused, it would fail
+      // its client's transport, and the client resume at once, without that CLOSE's quiet time,
+      // where the session already is.
+      void this.#forward(req, res, elsewhere, verdict.answer).then(
+        (answer) => {
+          if (answer) this.#send(res, answer)
+        },
+        (err: unknown) => {
+          this.#log.warn({ err }, 'parley: could not send a request on at close')
+          res.destroy()
+        },
+      )
       return true
     }
     this.#send(res, verdict.answer)

@@ -234,16 +234,19 @@ export async function parleyRoutes(
    */
   const ownerOf = (sid: string, reply: FastifyReply, resume = false) =>
     outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http', resume))
-  // While Fastify refuses requests at close, a POST of a session another node holds goes there
-  // all the same, as on the route below (until the forwarder closes with the server).
-  forwardingAtClose(async (req, res, { sid, headers }, unsent) => {
+  // While Fastify refuses requests at close, a POST or a GET of a session another node holds
+  // goes there all the same, as on the route below (until the forwarder closes with the server).
+  forwardingAtClose(async (req, res, { sid, kind, headers }, unsent) => {
     const owner = await forwarder.ownerOf(sid, req, 'http')
     if (!owner) return unsent
-    const body = await bodies.read(req, res)
-    if (!body.ok) return posts.notRead(body.reason, headers)
-    // Checked here, where the bytes are: the owner gets text (see NOT_UTF8_TEXT).
-    const text = body.utf8 ? body.text() : NOT_UTF8_TEXT
-    const sent = await forwarder.postAtClose(owner, req, res, text, headers)
+    let text = ''
+    if (req.method === 'POST') {
+      const body = await bodies.read(req, res)
+      if (!body.ok) return posts.notRead(body.reason, headers)
+      // Checked here, where the bytes are: the owner gets text (see NOT_UTF8_TEXT).
+      text = body.utf8 ? body.text() : NOT_UTF8_TEXT
+    }
+    const sent = await forwarder.atClose(owner, req, res, text, { cors: headers, kind })
     return sent === 'unreachable' ? unsent : undefined
   })
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001, after

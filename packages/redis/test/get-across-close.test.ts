@@ -1,0 +1,148 @@
+// GETs (an event stream, a poll) that reach a node while it closes, for a session another node
+// holds: one this node handed off and another node has taken over since, or one that has always
+// lived on the other node (a relayed client, the balancer sending its requests here). While its
+// forwarder is open the closing node sends them on, as its routes do while it is open; refused
+// (503), the GET failed the client's transport, and the client resumed at once, without the
+// quiet time a CLOSE 'server handoff' gives it (a balancer that retries on 503 hid that; this one
+// does not). When the forwarder closes at the end of the close, what it still relays ends with
+// that CLOSE, and the client resumes where its session is. The drain of the closing node is held
+// open by a session of its own that nobody claims (a bare client that does not resume), whose
+// goodbye ends it. Both ways Fastify may close: answering every request itself (its default
+// `return503OnClosing`), or leaving them to the routes until Parley has closed.
+import { connect, type Socket } from '@parley/client'
+import { PacketType, type TransportName } from '@parley/protocol'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+
+/** Numbered `down` messages `client` receives, in order. */
+function received(client: Socket): number[] {
+  const got: number[] = []
+  client.on('down', (n: number) => got.push(n))
+  return got
+}
+
+/** The codes of the transport errors `client` reports. */
+function transportErrors(client: Socket): string[] {
+  const lost: string[] = []
+  client.on('transport_error', (_transport, error) => lost.push(error.code))
+  return lost
+}
+
+describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a session held elsewhere', () => {
+  const { suite, balance } = balancedSuite()
+  const { nodes, clients } = suite
+
+  const cases: [TransportName, boolean][] = [
+    ['sse', true],
+    ['polling', true],
+    ['sse', false],
+    ['polling', false],
+  ]
+  it.each(cases)(
+    'of a session taken over since it was handed off (%s) goes on to the node that took it (return503OnClosing: %s)',
+    async (transport, return503OnClosing) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      const balancer = await balance([a, b])
+      balancer.avoid.add(1)
+      const c = connect(`${balancer.url}/parley`, { transports: [transport] })
+      clients.push(c)
+      const lost = transportErrors(c)
+      const got = received(c)
+      await until(() => c.connected, 3000, 'connected to a')
+      const id = c.id
+      // A session of a that nobody claims: a's drain waits for it.
+      const held = await rawConnect('polling', a.started.base)
+
+      // a drains: the client resumes on b, and the GET that follows its resume (its stream, or
+      // its first poll) goes to a.
+      b.started.app.parley.on('restored', () => {
+        balancer.avoid.clear()
+        balancer.avoid.add(1)
+      })
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      const toA = balancer.forwarded[0]!
+      const draining = a.started.app.close()
+      await until(() => b.restored.length === 1, 8000, 'taken over by b')
+      await until(() => balancer.forwarded[0]! > toA, 3000, 'the GET to a')
+      // b's messages reach the client through a.
+      b.restored[0]!.emit('down', 1)
+      await until(() => got.length === 1, 3000, 'a message of b through a')
+      c.emit('up', 1)
+      await until(() => b.received.length === 1, 3000, 'the event, on b')
+      expect(lost).toEqual([])
+      expect(a.started.app.parley.closed).toBe(false)
+
+      // a's drain ends: what it relays ends with CLOSE 'server handoff', and the client resumes on b.
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await within(draining, 5000, 'the drain over once the held session said goodbye')
+      b.restored[0]!.emit('down', 2)
+      c.emit('up', 2)
+      await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages, on b')
+
+      expect(got).toEqual([1, 2])
+      expect(b.received).toEqual([1, 2])
+      expect(a.received).toEqual([])
+      expect(lost).toEqual([])
+      expect(b.restored).toHaveLength(1)
+      expect(c.id).toBe(id)
+    },
+  )
+
+  it.each([true, false])(
+    "of a relayed client (polling), and its POST, go on to the client's node (return503OnClosing: %s)",
+    async (return503OnClosing) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      const balancer = await balance([a, b])
+      // The session lives on b.
+      balancer.avoid.add(0)
+      const c = connect(`${balancer.url}/parley`, { transports: ['polling'] })
+      clients.push(c)
+      const lost = transportErrors(c)
+      const got = received(c)
+      await until(() => c.connected && b.connections.length === 1, 3000, 'connected to b')
+      const socket = b.connections[0]!
+      // A session of a that nobody claims: a's drain waits for it.
+      const held = await rawConnect('polling', a.started.base)
+
+      // a begins to close; from now on the balancer sends the client's requests to a.
+      const draining = a.started.app.close()
+      await until(() => a.started.app.parley.closing, 3000, 'a closing')
+      balancer.avoid.clear()
+      balancer.avoid.add(1)
+      const toA = balancer.forwarded[0]!
+      // Answers the poll b holds; the next one goes to a.
+      socket.emit('down', 1)
+      await until(() => got.length === 1, 3000, 'the first message')
+      await until(() => balancer.forwarded[0]! > toA, 3000, 'a poll to a')
+      socket.emit('down', 2)
+      c.emit('up', 1)
+      await until(() => got.length === 2 && b.received.length === 1, 3000, 'both ways through a')
+      expect(lost).toEqual([])
+      expect(a.started.app.parley.closed).toBe(false)
+
+      // a's drain ends: the poll it relays ends with CLOSE 'server handoff'; the client resumes on b.
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await within(draining, 5000, 'the drain over once the held session said goodbye')
+      socket.emit('down', 3)
+      c.emit('up', 2)
+      await until(() => got.length === 3 && b.received.length === 2, 5000, 'the next messages, on b')
+
+      expect(got).toEqual([1, 2, 3])
+      expect(b.received).toEqual([1, 2])
+      expect(a.received).toEqual([])
+      expect(lost).toEqual([])
+      expect(b.connections).toHaveLength(1)
+      expect(c.id).toBe(socket.id)
+    },
+  )
+})
