@@ -732,6 +732,29 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     ).toHaveLength(1)
   })
 
+  it('remembers for a record lifetime that a node out of the live set left no address record', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a] = await cluster.start(1)
+    // An owner record that outlived its node (it closed while Redis could not take the removal).
+    const hash = createHash('sha256').update('sid-ghost').digest('base64url')
+    await a!.redis.set(`${cluster.prefix}:session:${hash}`, 'ghost-node')
+    const addressKey = `${cluster.prefix}:node:ghost-node:address`
+    const asked = () => a!.commands.filter((args) => args[0] === 'GET' && args[1] === addressKey).length
+    expect(await a!.adapter.sessionOwner('sid-ghost')).toBe('unknown')
+    expect(await a!.adapter.sessionOwner('sid-ghost')).toBe('unknown')
+    expect(asked()).toBe(1)
+    // Past a record lifetime (three heartbeats) it asks again, and finds a record written since.
+    await a!.redis.set(addressKey, 'http://127.0.0.1:1')
+    let answer = await a!.adapter.sessionOwner('sid-ghost')
+    const deadline = Date.now() + 5000
+    while (answer === 'unknown' && Date.now() < deadline) {
+      await sleep(50)
+      answer = await a!.adapter.sessionOwner('sid-ghost')
+    }
+    expect(answer).toEqual({ node: 'ghost-node', url: 'http://127.0.0.1:1' })
+    expect(asked()).toBe(2)
+  })
+
   it('asks an old node whose heartbeat lapsed for its seal: it may be alive, and what it sent after the snapshot is not lost', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
