@@ -159,9 +159,12 @@ export class RedisAdapter implements Adapter {
   readonly #readyWaits = new Set<() => void>()
   #closed = false
   /**
-   * Until when (`performance.now()`) a handoff this node wrote may still be claimed: its `ttl`,
-   * and `CLAIM_KEEP_MS` for a claim taken back. The mark of this node's goodbye lasts as long
-   * (see `Nodes.stop`), so that a claimer that starts later does not wait for a seal.
+   * Until when (`performance.now()`) a handoff this node wrote may still be claimed (its `ttl`,
+   * and `CLAIM_KEEP_MS` for a claim taken back), or a claim this node won may still stand in
+   * Redis (the life its handoff's keys had then). The mark of this node's goodbye lasts as long
+   * (see `Nodes.stop`), so that a claimer that starts later does not wait for a seal, and a
+   * resume that finds a claim of this node's left standing (it closed before its takeover read
+   * the tail) is not told to try again for as long as the claim lasts.
    */
   #claimableUntil = 0
 
@@ -848,6 +851,7 @@ export class RedisAdapter implements Adapter {
       if (won.claimer === this.node) return this.#closed ? null : 'retry'
       return (await this.#nodes.saidGoodbye(won.claimer)) ? null : 'elsewhere'
     }
+    this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + won.standsFor)
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)
     const parsed = parseSnapshot(won.snapshotText, sid)

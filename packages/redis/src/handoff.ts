@@ -169,7 +169,8 @@ return took
 // has not ended, by a claim its node has not given up on already (see UNCLAIM). Bumps the
 // epoch, names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the
 // session's owner, keeps the keys long enough for the takeover.
-// Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone) }, or nil;
+// Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone), how long
+// the keys live now (ms): as long as the claim may stand }, or nil;
 // or, for a handoff another claim won and whose tail nobody has read yet (the takeover is under
 // way: FINISH drops the snapshot), the name of the node that claimed it.
 const CLAIM = `
@@ -184,7 +185,7 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-return { state[1], state[2], epoch, tonumber(state[4] or '0') }
+return { state[1], state[2], epoch, tonumber(state[4] or '0'), redis.call('PTTL', KEYS[1]) }
 `
 
 // KEYS: hash, owner record, given-up marker of the claim. ARGV: claim id, node, suffix of a
@@ -311,6 +312,8 @@ export interface Won {
   alone: boolean
   /** The claim's id, as the hash holds it (see CONFIRM). */
   claim: string
+  /** How long the claim may stand in Redis (ms): the life of the handoff's keys after it. */
+  standsFor: number
 }
 
 /** A claim lost to another one whose takeover is still under way. */
@@ -585,7 +588,7 @@ export class HandOffStore {
       const claimer = asText(reply)
       return claimer === undefined ? null : { claimer }
     }
-    const [snapshot, oldNode, epoch, sealed] = reply as unknown[]
+    const [snapshot, oldNode, epoch, sealed, keysLive] = reply as unknown[]
     const snapshotText = asText(snapshot)
     const old = asText(oldNode)
     if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
@@ -596,6 +599,7 @@ export class HandOffStore {
       sealed: sealed === 1 || sealed === 2,
       alone: sealed === 2,
       claim: id,
+      standsFor: typeof keysLive === 'number' && keysLive > 0 ? keysLive : CLAIM_KEEP_MS,
     }
   }
 

@@ -699,6 +699,23 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(left).toBeLessThanOrEqual(TTL + CLAIM_KEEP_MS)
   })
 
+  it('marks the goodbye of a node that claimed a session and handed none off: a claim it left standing is not waited for', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-claimer-left', 's1')
+    expect(await handOff(a!, socket, 'sid-claimer-left')).toBe(true)
+    // b wins the claim, then closes before its takeover read the tail: the claim stands in Redis.
+    won(await b!.adapter.claimSession('sid-claimer-left'))
+    await cluster.stop(b!)
+    // c never heard b say it left; it reads b's mark, and does not tell the client to try again
+    // (for as long as the claim stands) for a session that went with b.
+    const c = await cluster.node()
+    expect(await c.adapter.claimSession('sid-claimer-left')).toBeNull()
+    const left = await c.redis.pTTL(`${cluster.prefix}:node:${b!.adapter.node}:left`)
+    expect(left).toBeGreaterThan(0)
+    expect(left).toBeLessThanOrEqual(TTL)
+  })
+
   it('says which step of its goodbye failed: a refused mark leaves the record removed and the others told', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
