@@ -554,6 +554,76 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       await goodbye(kept, b!, first.id)
       await nothingLeft(watched)
     })
+    it.each(['websocket', 'polling'] as const)(
+      'when the later one (%s) found the session handed off and claims once the first took it over: told to try again, and its next try finds the session',
+      async (medium) => {
+        const watched = await cluster(3, MOVING)
+        const [a, b, c] = watched
+        const { first, hello } = await fiveSentThenLeft(a!)
+        const bClaim = holdClaim(b!.node)
+        const cClaim = holdClaim(c!.node)
+        // b's resume asks a to hand the session off: from then on the owner record says it is
+        // handed off, until b's claim runs.
+        const kept = await RawWebSocket.open(b!.node.base, hello)
+        await until(bClaim.entered, 2000, 'b claiming the session')
+        // The later resume reaches c meanwhile: c finds the session handed off, and claims it.
+        const later = rawConnect(medium, c!.node.base, { sid: first.sid, ack: 2 }).then(
+          () => 'opened',
+          (err: unknown) => err,
+        )
+        await until(cClaim.entered, 2000, 'c claiming the session')
+        // b's claim runs first, and its takeover is over before c's claim runs: c finds
+        // nothing left to claim.
+        bClaim.open()
+        await replayed(kept, first.id, 'the replay on b')
+        await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
+        cClaim.open()
+        const refusal = await within(later, 3000, 'the answer to the later resume')
+        expect(refusal).toBeInstanceOf(Refused)
+        expect(refusal).toMatchObject({
+          code: 'PARLEY_SERVER_SHUTTING_DOWN',
+          message: 'PARLEY_SERVER_SHUTTING_DOWN: the session was taken over by another node: try again',
+        })
+        expect(c!.node.sockets).toHaveLength(0)
+        expect(watched.map((w) => w.node.app.parley.socketsCount)).toEqual([0, 1, 0])
+        // The client's next try at c is sent to b, where the session is, whole.
+        const again = await rawConnect(medium, c!.node.base, { sid: first.sid, ack: 2 })
+        suite.raws.push(again)
+        expect(again.open).toMatchObject({ recovered: true, id: first.id })
+        expect(await answers(again)).toBe(true)
+        expect(watched.reduce((sum, w) => sum + w.node.sockets.length, 0)).toBe(1)
+        await nothingLeft(watched)
+      },
+    )
+    it('when the WebSocket one had the old node hand the session off, and claims once a polling one took it over: told to try again, and no new session opens', async () => {
+      const watched = await cluster(3, MOVING)
+      const [a, b, c] = watched
+      const { first } = await fiveSentThenLeft(a!)
+      const cClaim = holdClaim(c!.node)
+      // c's WebSocket resume asks a to hand the session off, which a does, then waits at its claim.
+      const asking = rawConnect('websocket', c!.node.base, { sid: first.sid, ack: 2 }).then(
+        () => 'opened',
+        (err: unknown) => err,
+      )
+      await until(cClaim.entered, 2000, 'c claiming the session')
+      // A polling resume of the same session reaches b, which finds it handed off and claims it
+      // first: the session is b's, whole.
+      const kept = await rawConnect('polling', b!.node.base, { sid: first.sid, ack: 2 })
+      suite.raws.push(kept)
+      expect(kept.open).toMatchObject({ recovered: true, id: first.id })
+      await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
+      cClaim.open()
+      const refusal = await within(asking, 3000, 'the answer to the WebSocket resume')
+      expect(refusal).toBeInstanceOf(Refused)
+      expect(refusal).toMatchObject({
+        code: 'PARLEY_SERVER_SHUTTING_DOWN',
+        message: 'PARLEY_SERVER_SHUTTING_DOWN: the session was taken over by another node: try again',
+      })
+      expect(c!.node.sockets).toHaveLength(0)
+      expect(watched.map((w) => w.node.app.parley.socketsCount)).toEqual([0, 1, 0])
+      expect(await answers(kept)).toBe(true)
+      await nothingLeft(watched)
+    })
   })
 
   describe('a resume naming a session of another node', () => {
@@ -606,6 +676,27 @@ async function goodbye(raw: RawWebSocket, owner: Watched, id: string): Promise<v
   if (raw.isOpen) raw.ws.send('[1,"client disconnect","bye"]')
   await until(() => !owner.node.app.parley.sockets.has(id), 2000, 'the session to end')
   raw.ws.terminate()
+}
+
+/**
+ * Holds `node`'s claims of handed-off sessions at its door until `open()`: the node looked the
+ * session up and found it handed off, and its claim has not reached Redis. `entered()` says one
+ * waits there.
+ */
+function holdClaim(node: TestNode): { entered: () => boolean; open: () => void } {
+  const adapter = node.adapter
+  const claim = adapter.claimSession.bind(adapter)
+  let open: () => void = () => {}
+  const door = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  let entered = false
+  adapter.claimSession = async (sid: string) => {
+    entered = true
+    await door
+    return claim(sid)
+  }
+  return { entered: () => entered, open }
 }
 
 /** A binary frame whose header names an attachment that the frame does not hold. */

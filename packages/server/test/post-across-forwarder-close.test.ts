@@ -47,10 +47,10 @@ it('answers 503 PARLEY_SERVER_SHUTTING_DOWN to a resume whose owner was found af
   })
   // The owner lookup of the resume answers once the forwarder closed (a store slow to answer).
   let lookingUp = false
-  const ownerOf = Forwarder.prototype.ownerOf
-  vi.spyOn(Forwarder.prototype, 'ownerOf').mockImplementation(async function (this: Forwarder, ...args) {
+  const resumeOwner = Forwarder.prototype.resumeOwner
+  vi.spyOn(Forwarder.prototype, 'resumeOwner').mockImplementation(async function (this: Forwarder, ...args) {
     lookingUp = true
-    const owner = await ownerOf.apply(this, args)
+    const owner = await resumeOwner.apply(this, args)
     await forwarderClosed
     return owner
   })

@@ -12,12 +12,13 @@ import type { UpgradeRefused } from './forward-ws.js'
 import { rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { relayHandoffClose } from './handoff-close.js'
-import { type Owner, OwnerLookup } from './owner-lookup.js'
+import { HANDED_OFF, type Owner, OwnerLookup } from './owner-lookup.js'
 import { SENT_ON, TOO_LARGE } from './routing.js'
 import { WebSocketHandovers } from './websocket-handover.js'
 
 export type { HandOver } from './forward-http.js'
 export type { Owner } from './owner-lookup.js'
+export { HANDED_OFF } from './owner-lookup.js'
 
 export interface ForwarderOptions {
   adapter: Adapter
@@ -97,15 +98,36 @@ export class Forwarder {
    * (over the network, or through the adapter for HTTP); undefined when the request is to be
    * answered here. A request forwarded once is always answered here: never a loop. But a relayed
    * goodbye (GOODBYE) that reached a node which no longer holds its session goes on once more,
-   * to a node with a URL, marked GOODBYE_ON (which goes no further; see routing.ts). A resume
-   * (`resume`) of a session its node is handing off is answered here too: this node claims it.
+   * to a node with a URL, marked GOODBYE_ON (which goes no further; see routing.ts).
    */
   async ownerOf(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    resume = false,
   ): Promise<Owner | undefined> {
+    const owner = await this.#ownerOf(sid, request, medium, false)
+    return owner === HANDED_OFF ? undefined : owner
+  }
+
+  /**
+   * `ownerOf` for a resume (HELLO) of `sid`: HANDED_OFF when the session's node is handing it
+   * off, for this node to claim it (the handshake then knows that a claim which finds nothing
+   * lost to another node's: see `ParleyServer.handshake`).
+   */
+  resumeOwner(
+    sid: string,
+    request: { headers: IncomingHttpHeaders },
+    medium: 'http' | 'websocket',
+  ): Promise<Owner | typeof HANDED_OFF | undefined> {
+    return this.#ownerOf(sid, request, medium, true)
+  }
+
+  async #ownerOf(
+    sid: string,
+    request: { headers: IncomingHttpHeaders },
+    medium: 'http' | 'websocket',
+    resume: boolean,
+  ): Promise<Owner | typeof HANDED_OFF | undefined> {
     if (this.#closed) return undefined
     return this.#lookup.ownerOf(sid, request, medium, resume)
   }

@@ -4,6 +4,12 @@ import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
 import { GOODBYE, ROUTED_HEADER } from './routing.js'
 
+/**
+ * What a resume's lookup found (see `Forwarder.resumeOwner`): the session's node is handing it
+ * off, and the resume is answered here, where the session is claimed.
+ */
+export const HANDED_OFF = 'handed-off'
+
 /** The node that owns a session, as far as forwarding to it goes. */
 export interface Owner {
   node: string
@@ -48,14 +54,15 @@ export class OwnerLookup {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    resume = false,
-  ): Promise<Owner | undefined> {
+    resume: boolean,
+  ): Promise<Owner | typeof HANDED_OFF | undefined> {
     const adapter = this.#options.adapter
     const mark = request.headers[ROUTED_HEADER]
     if (!adapter.sessionOwner || (mark !== undefined && mark !== GOODBYE)) return undefined
     try {
       const owner = await this.#lookUp(adapter.sessionOwner.bind(adapter), sid)
-      if (typeof owner !== 'object' || (resume && owner.handingOff)) return undefined
+      if (typeof owner !== 'object') return undefined
+      if (resume && owner.handingOff) return HANDED_OFF
       if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
       // The adapter's routes carry no such mark: the goodbye would be taken for a plain POST.
       if (mark === GOODBYE) return undefined

@@ -32,7 +32,7 @@ import {
 } from './closing-answers.js'
 import type { ClosingForwards } from './closing-forwards.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
-import { Forwarder, type Owner } from './forward.js'
+import { Forwarder, HANDED_OFF, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
 import type { ForwardAtClose } from './last-words.js'
 import { lingerOnClose } from './lingering-close.js'
@@ -232,8 +232,8 @@ export async function parleyRoutes(
    * a lookup that takes longer than the application's handlerTimeout goes on (see
    * handler-timeout.ts), and the request is forwarded all the same.
    */
-  const ownerOf = (sid: string, reply: FastifyReply, resume = false) =>
-    outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http', resume))
+  const ownerOf = (sid: string, reply: FastifyReply) =>
+    outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http'))
   // While Fastify refuses requests at close, a POST or a GET of a session another node holds
   // goes there all the same, as on the route below (until the forwarder closes with the server).
   forwardingAtClose(async (req, res, { sid, kind, headers }, unsent) => {
@@ -464,6 +464,7 @@ export async function parleyRoutes(
     if (hello?.type !== PacketType.HELLO || rest.length > 0) {
       return fail(reply, 400, ErrorCode.INVALID_PACKET, 'the handshake body is one HELLO packet', cors)
     }
+    let handedOff = false
     if (hello.sid !== undefined && server.handedOff(hello.sid)) {
       // This node drains and handed the session off: a live node claims it now, rather than
       // the client after a refusal and a backoff (perhaps too late: see Adapter.anotherNode).
@@ -476,9 +477,14 @@ export async function parleyRoutes(
       }
     } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
       // A resume of a session that lives on another node: that node resumes it. When it cannot
-      // be reached, the resume is ours: a session this node does not know (a new one).
-      const owner = await ownerOf(hello.sid, reply, true)
-      if (owner && (await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable')
+      // be reached, the resume is ours: a session this node does not know (a new one). One
+      // whose node is handing it off is ours too: this node claims it.
+      const owner = await outlastHandlerTimeout(reply, forwarder.resumeOwner(hello.sid, request, 'http'))
+      handedOff = owner === HANDED_OFF
+      if (
+        typeof owner === 'object' &&
+        (await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable'
+      )
         return reply
     }
     const transport = httpTransports[kind](options)
@@ -491,7 +497,7 @@ export async function parleyRoutes(
     else reply.raw.once('close', left)
     let refusal: Refusal | null
     try {
-      refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request))
+      refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request), handedOff)
     } catch (err) {
       // A failure inside the server (an adapter that could not put the socket in its own room,
       // its store away): the coded answer a WebSocket gets too, never the internal error's own

@@ -9,7 +9,7 @@ import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { outgoing } from '../transports/transport.js'
 import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
 import type { ClientTracking } from './client-tracking.js'
-import type { Forwarder } from './forward.js'
+import { type Forwarder, HANDED_OFF } from './forward.js'
 import { ROUTED_HEADER } from './routing.js'
 
 export interface WebSocketHandshakeDeps {
@@ -144,9 +144,12 @@ export class WebSocketHandshakes {
           if (outcome !== 'unreachable') return null
         }
       } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
-        const owner = await forwarder.ownerOf(hello.sid, request, 'websocket', true)
+        const owner = await forwarder.resumeOwner(hello.sid, request, 'websocket')
+        // Its node is handing it off, or (below) stored it at this node's request: it is claimed
+        // here, and a claim that finds nothing lost to another node's (see `handshake`).
+        if (owner === HANDED_OFF) return server.handshake(transport, hello, handshake, true)
         if (owner && transport.open && (await server.requestHandOff(owner.node, hello.sid))) {
-          return server.handshake(transport, hello, handshake)
+          return server.handshake(transport, hello, handshake, true)
         }
         if (owner && transport.open) {
           const take = () => transport.release()
