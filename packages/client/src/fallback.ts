@@ -442,7 +442,8 @@ export class Connection {
         // A frozen link: see above. A node shutting down: the balancer sends the next
         // attempt to another node, so the same transport is worth one more try. So is a stream
         // refused as not attached right after its HELLO: the session left it before the GET came
-        // (the server's heartbeat, which starts at the HELLO, gave up on a late OPEN), and lives.
+        // (an OPEN later than the server's wait for that GET, or an older server's heartbeat,
+        // which started at the HELLO), and lives.
         const again =
           (frozen && t.pooled && error.code === ErrorCode.HANDSHAKE_TIMEOUT) ||
           error.code === ErrorCode.SERVER_SHUTTING_DOWN ||

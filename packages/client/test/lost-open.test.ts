@@ -15,13 +15,13 @@ afterEach(async () => {
   await closeAll()
 })
 
-const SERVER_OPTIONS = { pingInterval: 2000, pingTimeout: 1000 }
+const SERVER_OPTIONS = { pingInterval: 2000, pingTimeout: 1000, handshakeTimeout: 1000 }
 /**
- * The bound: the first heartbeat's, pingInterval + pingTimeout after the OPEN. The recovery window
- * is the default (two minutes): without the bound, a session no client came for would outlive
- * every test here.
+ * The bound: the server's wait for a transport's first GET, handshakeTimeout + pingInterval +
+ * pingTimeout after the OPEN. The recovery window is the default (two minutes): without the
+ * bound, a session no client came for would outlive every test here.
  */
-const BOUND = SERVER_OPTIONS.pingInterval + SERVER_OPTIONS.pingTimeout
+const BOUND = SERVER_OPTIONS.handshakeTimeout + SERVER_OPTIONS.pingInterval + SERVER_OPTIONS.pingTimeout
 
 /** A server that records every socket it opens and why each ended. */
 async function recordingServer() {
@@ -58,7 +58,7 @@ describe.each([
   ['sse', 'sse'],
   ['polling', 'poll'],
 ] as const)('a new session over %s whose client never got its OPEN', (transport, segment) => {
-  it('ends within pingInterval + pingTimeout, and the application hears one lasting connection for the client', async () => {
+  it('ends within handshakeTimeout + pingInterval + pingTimeout, and the application hears one lasting connection for the client', async () => {
     const { server, sockets, ended } = await recordingServer()
     proxy = await startFaultProxy(server.port)
     const p = proxy

@@ -256,6 +256,7 @@ export class ParleyServer<
     this.#sessionConfig = {
       pingInterval: options.pingInterval,
       pingTimeout: options.pingTimeout,
+      handshakeTimeout: options.handshakeTimeout,
       maxPayload: options.maxPayload,
       maxBufferedBytes: options.maxBufferedBytes,
       highWaterMark: options.highWaterMark,

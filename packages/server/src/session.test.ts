@@ -135,11 +135,13 @@ class FakeOwner implements SessionOwner {
 const PING_INTERVAL = 1000
 const PING_TIMEOUT = 500
 const RECOVERY_WINDOW = 5000
+const HANDSHAKE_TIMEOUT = 2000
 
 function setup(overrides: Partial<SessionConfig> = {}) {
   const config: SessionConfig = {
     pingInterval: PING_INTERVAL,
     pingTimeout: PING_TIMEOUT,
+    handshakeTimeout: HANDSHAKE_TIMEOUT,
     maxPayload: 100_000,
     maxBufferedBytes: 100_000,
     highWaterMark: 10_000,
@@ -863,7 +865,7 @@ describe('Session: heartbeat', () => {
   })
 })
 
-describe('Session: a new session over HTTP waits for its client to come', () => {
+describe('Session: an attach to SSE or polling waits for its first GET', () => {
   const pings = (transport: FakeTransport) =>
     transport.types().filter((type) => type === PacketType.PING).length
 
@@ -871,7 +873,10 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
   const http = (name: TransportName = 'sse') =>
     Object.assign(new FakeTransport(name), { downstreamFollows: true })
 
-  it('pings at pingInterval, and ends with transport close when no request came by pingTimeout after, keeping only the CLOSE', () => {
+  /** handshakeTimeout + pingInterval + pingTimeout: how long the first GET may take. */
+  const FIRST_GET = HANDSHAKE_TIMEOUT + PING_INTERVAL + PING_TIMEOUT
+
+  it('ends a new session whose client sent nothing by handshakeTimeout + pingInterval + pingTimeout, keeping only the CLOSE', () => {
     const { session, owner, config } = setup()
     const transport = http()
     session.attach(transport, 0, false)
@@ -883,8 +888,10 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
     // The first PING goes as after any attach: a client whose GET is late still gets it.
     expect(pings(transport)).toBe(1)
     expect(session.awaitingClient).toBe(true)
-    vi.advanceTimersByTime(PING_TIMEOUT - 1)
+    // Past the first heartbeat, which counted from the OPEN would have ended it.
+    vi.advanceTimersByTime(FIRST_GET - PING_INTERVAL - 1)
     expect(owner.ends).toEqual([])
+    expect(session.state).toBe('attached')
     vi.advanceTimersByTime(1)
     expect(owner.ends).toEqual(['transport close'])
     expect(session.awaitingClient).toBe(false)
@@ -892,7 +899,9 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
     // What waited for the client is dropped: it never came to read it.
     expect(transport.closedWith).toBe('overflow')
     const close = transport.last() as ClosePacket
-    expect(close.message).toMatch(/no request came for the new session within pingInterval \+ pingTimeout/)
+    expect(close.message).toMatch(
+      /no request came for the new session within handshakeTimeout \+ pingInterval \+ pingTimeout/,
+    )
     // The same CLOSE answers a resume that comes after all.
     expect(vi.mocked(config.ended).mock.calls).toEqual([
       [session.sid, expect.objectContaining({ packet: close }), 0],
@@ -900,38 +909,68 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
   })
 
   it.each(['sse', 'polling'] as const)(
-    'keeps the session once the %s GET came, however late within the bound, and pings on as after any attach',
+    'keeps a session whose %s GET came late within the bound, the PING it takes timed from that GET',
     (name) => {
       const { session, owner } = setup()
       const transport = http(name)
       session.attach(transport, 0, false)
-      vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT - 1)
+      vi.advanceTimersByTime(FIRST_GET - 1)
       transport.downstream()
       expect(session.awaitingClient).toBe(false)
       vi.advanceTimersByTime(1)
       expect(owner.ends).toEqual([])
-      expect(session.state).toBe('attached')
-      // The next PING a pingInterval after the first.
-      vi.advanceTimersByTime(PING_INTERVAL - PING_TIMEOUT - 1)
-      expect(pings(transport)).toBe(1)
+      // The PING that waited went with the GET: its answer is due pingTimeout from the GET.
+      vi.advanceTimersByTime(PING_TIMEOUT - 2)
+      transport.receive({ type: PacketType.PONG })
       vi.advanceTimersByTime(1)
+      expect(session.state).toBe('attached')
+      expect(pings(transport)).toBe(1)
+      // From here the heartbeat as after any attach: the next PING a pingInterval after the first.
+      vi.advanceTimersByTime(Math.max(0, PING_INTERVAL - PING_TIMEOUT))
       expect(pings(transport)).toBe(2)
     },
   )
 
-  it('counts a POST that came first (any packet) as its client having come', () => {
+  it('detaches a transport whose late first GET brought the PING and no answer within pingTimeout', () => {
+    const { session, owner } = setup()
+    const transport = http('polling')
+    session.attach(transport, 0, false)
+    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+    transport.downstream()
+    vi.advanceTimersByTime(PING_TIMEOUT - 1)
+    expect(session.state).toBe('attached')
+    vi.advanceTimersByTime(1)
+    expect(session.state).toBe('detached')
+    expect(owner.ends).toEqual([])
+  })
+
+  it('runs the heartbeat from the attach when the GET came before the first PING', () => {
+    const { session } = setup()
+    const transport = http()
+    session.attach(transport, 0, false)
+    transport.downstream()
+    expect(session.awaitingClient).toBe(false)
+    vi.advanceTimersByTime(PING_INTERVAL)
+    expect(pings(transport)).toBe(1)
+    vi.advanceTimersByTime(PING_TIMEOUT)
+    expect(session.state).toBe('detached')
+  })
+
+  it('lets go of the transport of a new session whose client sent a POST and no GET, and waits for a resume', () => {
     const { session, owner } = setup()
     const transport = http()
     session.attach(transport, 0, false)
     transport.receive({ type: PacketType.ACK, ack: 0 })
-    vi.advanceTimersByTime(PING_INTERVAL)
-    expect(pings(transport)).toBe(1)
     expect(session.awaitingClient).toBe(false)
-    // From here the heartbeat's own rule: its PONG is awaited.
-    transport.receive({ type: PacketType.PONG })
-    vi.advanceTimersByTime(PING_TIMEOUT)
-    expect(owner.ends).toEqual([])
+    vi.advanceTimersByTime(FIRST_GET - 1)
     expect(session.state).toBe('attached')
+    vi.advanceTimersByTime(1)
+    // Its client knows the session: the recovery window, as for a lost transport.
+    expect(session.state).toBe('detached')
+    expect(owner.ends).toEqual([])
+    expect(owner.changes).toEqual([[null, 'sse']])
+    vi.advanceTimersByTime(RECOVERY_WINDOW)
+    expect(owner.ends).toEqual(['transport close'])
   })
 
   it('counts no GET for a transport that is no longer attached', () => {
@@ -941,27 +980,39 @@ describe('Session: a new session over HTTP waits for its client to come', () => 
     const stale = http()
     stale.bind(session)
     stale.downstream()
-    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+    vi.advanceTimersByTime(FIRST_GET)
     expect(owner.ends).toEqual(['transport close'])
   })
 
-  it('leaves a resumed session and a new WebSocket one to the heartbeat and the recovery window', () => {
-    const resumed = setup()
-    resumed.session.attach(new FakeTransport(), 0, false)
-    const again = http()
-    resumed.session.attach(again, 0, true)
-    // The client proved it knew the session; nothing came since, and the heartbeat decides.
-    expect(resumed.session.awaitingClient).toBe(false)
-    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
-    expect(resumed.session.state).toBe('detached')
-    expect(resumed.owner.ends).toEqual([])
+  it.each(['sse', 'polling'] as const)(
+    'keeps a resume over %s past the first heartbeat until its GET, then detaches it, its queue kept',
+    (name) => {
+      const { session, owner } = setup()
+      session.attach(new FakeTransport(), 0, false)
+      const again = http(name)
+      session.attach(again, 0, true)
+      session.sendNumbered((seq) => event(seq, 'while away'))
+      // The client proved it knew the session: nothing counts as a new one's client never coming.
+      expect(session.awaitingClient).toBe(false)
+      vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+      expect(session.state).toBe('attached')
+      vi.advanceTimersByTime(FIRST_GET - PING_INTERVAL - PING_TIMEOUT)
+      expect(session.state).toBe('detached')
+      expect(owner.ends).toEqual([])
+      // Its queue waits for the next resume, in the recovery window.
+      const resumed = new FakeTransport()
+      session.attach(resumed, 0, true)
+      expect(resumed.eventSeqs()).toEqual([1])
+    },
+  )
 
-    const ws = setup()
-    ws.session.attach(new FakeTransport('websocket'), 0, false)
-    expect(ws.session.awaitingClient).toBe(false)
+  it('leaves a new WebSocket session to the heartbeat from its attach', () => {
+    const { session, owner } = setup()
+    session.attach(new FakeTransport('websocket'), 0, false)
+    expect(session.awaitingClient).toBe(false)
     vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
-    expect(ws.session.state).toBe('detached')
-    expect(ws.owner.ends).toEqual([])
+    expect(session.state).toBe('detached')
+    expect(owner.ends).toEqual([])
   })
 })
 

@@ -60,6 +60,11 @@ export interface SessionOwner {
 export interface SessionConfig {
   pingInterval: number
   pingTimeout: number
+  /**
+   * Part of how long an SSE or polling transport's first GET may take (see `firstGetWithin`):
+   * the OPEN's way to its client, a handshake step as a WebSocket's HELLO is.
+   */
+  handshakeTimeout: number
   maxPayload: number
   maxBufferedBytes: number
   /** Volatile packets are dropped while `bufferedAmount` is at or past this many bytes. */
@@ -164,7 +169,8 @@ function neverCameClose(): Outgoing<ClosePacket> {
     const made = outgoing<ClosePacket>({
       type: PacketType.CLOSE,
       reason: CloseReason.TRANSPORT_CLOSE,
-      message: 'no request came for the new session within pingInterval + pingTimeout of its OPEN',
+      message:
+        'no request came for the new session within handshakeTimeout + pingInterval + pingTimeout of its OPEN',
     })
     Object.freeze(made.packet)
     neverCame = Object.freeze(made)
@@ -235,6 +241,17 @@ let heartbeat: {
   lastCall(session: Session): void
 }
 
+/**
+ * How long after an attach to SSE or polling (ms) the session waits for the transport's first
+ * GET: the OPEN's way to the client (handshakeTimeout), then the client's GET, which a browser
+ * can hold in its queue of six connections per host until another tab's held poll is answered
+ * (a pingInterval at most), and a pingTimeout more, as for any answer. docs/protocol.md
+ * (Handshake) promises it to clients.
+ */
+export const firstGetWithin = (
+  config: Pick<SessionConfig, 'handshakeTimeout' | 'pingInterval' | 'pingTimeout'>,
+) => config.handshakeTimeout + config.pingInterval + config.pingTimeout
+
 /** The heartbeat's delays, one `TimerQueue` each. */
 interface HeartbeatQueues {
   /** pingInterval after an attach: PING. */
@@ -244,12 +261,15 @@ interface HeartbeatQueues {
   /** The rest of pingInterval after a check: PING again. */
   again: TimerQueue<Session>
   /**
-   * After a new session's first attach to a transport whose client must come back for the
-   * downstream (SSE, polling), in place of `first`: pingInterval, then PING, and did the client
-   * come? (see `Session.#arrived`).
+   * After an attach to a transport whose client must come back for the downstream (SSE,
+   * polling), in place of `first`: pingInterval, then PING, and did its GET come? (see
+   * `Session.#arrived`).
    */
   arrival: TimerQueue<Session>
-  /** pingTimeout after the PING of `arrival` for a client that had not come: has it now? */
+  /**
+   * The rest of `firstGetWithin` after the PING of `arrival`, for a transport whose GET had not
+   * come: has it now? (see `Session.#lastCall`).
+   */
   lastCall: TimerQueue<Session>
 }
 
@@ -267,7 +287,9 @@ function heartbeatQueuesOf(config: SessionConfig): HeartbeatQueues {
       check: new TimerQueue(config.pingTimeout, (session) => heartbeat.checkPong(session)),
       again: new TimerQueue(Math.max(0, config.pingInterval - config.pingTimeout), ping, late),
       arrival: new TimerQueue(config.pingInterval, (session) => heartbeat.arrived(session), late),
-      lastCall: new TimerQueue(config.pingTimeout, (session) => heartbeat.lastCall(session)),
+      lastCall: new TimerQueue(firstGetWithin(config) - config.pingInterval, (session) =>
+        heartbeat.lastCall(session),
+      ),
     }
     heartbeatQueues.set(config, queues)
   }
@@ -322,6 +344,10 @@ const newMoveBooks = (): MoveBooks => ({
  *                        │  ▼                                         ▼
  *                        attached ◀──────── attach (resume) ──────  closed
  * ```
+ *
+ * Over SSE and polling an attach waits for the transport's first GET, which the heartbeat does
+ * not give up on before it comes (see `#arrived`); none within `firstGetWithin` counts as the
+ * transport lost, but for a new session no request at all came for, which ends (see `#lastCall`).
  *
  * A session is its own entry in the heartbeat's timer queues (`Timed`), and the owner its
  * transports report to: no object of their own per connection.
@@ -386,6 +412,12 @@ export class Session extends Timed implements TransportOwner {
   #ackTimer: NodeJS.Timeout | undefined
   /** Something came from the client since the last PING (a flag: no clock read per packet). */
   #heard = false
+  /**
+   * Attached to SSE or polling, whose first GET has not come yet: the transport carries nothing
+   * to its client until then, so no PING can have reached it, and its ping timeout waits for
+   * that GET (see `#arrived`).
+   */
+  #awaitingGet = false
   #recoveryTimer: NodeJS.Timeout | undefined
   /** A gap in the client's numbers, open: the highest number seen past it (see `#lostBefore`). */
   #gap: { seq: number } | undefined
@@ -476,13 +508,13 @@ export class Session extends Timed implements TransportOwner {
 
   /**
    * True for a new session over SSE or polling whose client has sent no request since its OPEN
-   * (see `#arrived`): it may have opened another session meanwhile, its OPEN lost on the way.
+   * (see `#lastCall`): it may have opened another session meanwhile, its OPEN lost on the way.
    */
   get awaitingClient(): boolean {
     return (this.#state === 'attached' || this.#state === 'frozen') && !this.#heard && this.#inArrival()
   }
 
-  /** True while the session's first deadline is its client's first request (see `#arrived`). */
+  /** True while the session's first deadline is its transport's first GET (see `#arrived`). */
   #inArrival(): boolean {
     const queues = heartbeatQueuesOf(this.#config)
     return this.queue !== null && (this.queue === queues.arrival || this.queue === queues.lastCall)
@@ -535,15 +567,13 @@ export class Session extends Timed implements TransportOwner {
       this.#write(transport, keptOutgoing(this.#keptAt(i), this.#keptFrom + i), this.#keptFrom + i)
     }
     const last = this.#lastTransport
-    if (last === null && !recovered && transport.downstreamFollows) {
-      // A new session over HTTP: its OPEN is the answer to the handshake POST, which a proxy can
-      // lose after the server took the HELLO. Only the client's next request proves it came.
-      this.#heard = false
-      heartbeatQueuesOf(this.#config).arrival.add(this)
-    } else {
-      this.#heard = true
-      this.#startHeartbeat()
-    }
+    // A new session's client proves it came by its first request (its OPEN, the answer to the
+    // handshake POST, can be lost by a proxy after the server took the HELLO); a resume's client
+    // knew the session already.
+    this.#heard = last !== null || recovered
+    this.#awaitingGet = transport.downstreamFollows
+    if (this.#awaitingGet) heartbeatQueuesOf(this.#config).arrival.add(this)
+    else this.#startHeartbeat()
     if (last !== null && last !== transport.name) this.#config.metrics.transportSwitch(last, transport.name)
     this.#lastTransport = transport.name
     if (last !== null) this.#owner?.sessionTransportChanged(transport.name, before?.name ?? null)
@@ -920,11 +950,19 @@ export class Session extends Timed implements TransportOwner {
   }
 
   /**
-   * The client asked for `transport`'s downstream (a GET): it has the OPEN. Counts only for a new
-   * session's first request (see `#arrived`): the heartbeat takes packets alone as signs of life.
+   * The client asked for `transport`'s downstream (a GET): it has the OPEN. Counts only for the
+   * transport's first GET (see `#arrived`): after it, the heartbeat takes packets alone as signs
+   * of life. A first GET that comes after the first PING brings it to the client: the PING's
+   * pingTimeout runs from now.
    */
   transportDownstream(transport: Transport): void {
-    if (transport === this.#transport && this.#inArrival()) this.#heard = true
+    if (transport !== this.#transport || !this.#awaitingGet) return
+    this.#awaitingGet = false
+    const queues = heartbeatQueuesOf(this.#config)
+    if (this.queue === queues.lastCall) {
+      this.#heard = false
+      queues.check.add(this)
+    } else this.#heard = true
   }
 
   /** A packet from `transport`; ignored unless it is the attached one. */
@@ -1122,6 +1160,7 @@ export class Session extends Timed implements TransportOwner {
     const transport = this.#transport
     this.#transport = null
     this.#state = 'detached'
+    this.#awaitingGet = false
     this.leaveQueue()
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
@@ -1215,17 +1254,17 @@ export class Session extends Timed implements TransportOwner {
   }
 
   /**
-   * pingInterval after a new session's OPEN over SSE or polling: its first PING, as after any
-   * attach. A client that got the OPEN sends its GET at once; one whose OPEN was lost (a proxy
-   * that cut the answer after the server took the HELLO) says HELLO again and gets another
-   * session, and this one would hold its memory, rooms and replay buffer through the recovery
-   * window, the application seeing two connections for one client. The bound is the first
-   * heartbeat's (see `#lastCall`), not the handshake's: a browser can hold a GET in its queue of
-   * six connections per host until another tab's held poll is answered, a PING later at most, and
-   * its client still counts its session alive until pingInterval + pingTimeout.
+   * pingInterval after an attach to SSE or polling (a new session's OPEN, a resume, a step
+   * down): its first PING, as after any attach. Its GET came: the heartbeat goes on as after any
+   * attach. Not yet (an OPEN slow to reach its client, a GET a browser holds back): the PING waits
+   * in the transport, and its pingTimeout runs from the GET that takes it (see
+   * `transportDownstream`), up to `firstGetWithin` after the attach (see `#lastCall`). Until then
+   * the transport has carried nothing to its client, whose heartbeat is not late; counted from
+   * the HELLO, a GET later than pingInterval + pingTimeout would find the session detached (a
+   * resume's: 400 PARLEY_TRANSPORT_MISMATCH) or ended (a new one), its client cut.
    */
   #arrived(): void {
-    if (this.#heard || this.#state === 'frozen') {
+    if (!this.#awaitingGet || this.#state === 'frozen') {
       this.#ping()
       return
     }
@@ -1234,18 +1273,22 @@ export class Session extends Timed implements TransportOwner {
   }
 
   /**
-   * pingTimeout after the first PING of a new session whose client had not come: still nothing,
-   * and its client, had it the OPEN, would have given the transport up by now. It ends
-   * ('transport close'), what waits for the client dropped but the CLOSE, kept for a GET or a
-   * resume that comes after all. Something came: the heartbeat goes on. Frozen, it is not this
-   * check's to end: its handoff decides.
+   * `firstGetWithin` after an attach to SSE or polling, and still no GET. A new session whose
+   * client sent nothing at all ends ('transport close'), what waits for the client dropped but
+   * the CLOSE, kept for a GET or a resume that comes after all: its OPEN was lost, and its client
+   * (which says HELLO again and opens another session) would have the application see two
+   * connections for one client through the recovery window. Any other (a resume, a step down, a
+   * new session whose client sent a POST) is known to its client: the transport is let go, as a
+   * lost one is, and the session waits for a resume within its recovery window, its queue kept.
+   * Frozen, it is not this check's to end: its handoff decides.
    */
   #lastCall(): void {
-    if (this.#heard || this.#state === 'frozen') {
+    if (this.#state === 'frozen') {
       heartbeatQueuesOf(this.#config).again.add(this)
       return
     }
-    this.#endWith(neverCameClose(), { kind: 'overflow' })
+    if (this.#heard) this.#detach(CloseReason.TRANSPORT_CLOSE)
+    else this.#endWith(neverCameClose(), { kind: 'overflow' })
   }
 
   #checkPong(): void {

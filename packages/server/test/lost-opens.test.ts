@@ -1,7 +1,7 @@
 // A new session over SSE or polling whose OPEN (the answer to the handshake POST) may never have
-// reached its client: the server waits for the client's first request until its first PING's
-// pingTimeout has passed (pingInterval + pingTimeout after the OPEN), then ends it. These tests speak the wire: a HELLO whose answer the test drops, a GET that comes
-// late and carries no ack. The real client against the real server, through a proxy that cuts
+// reached its client: the server waits for the client's first request for handshakeTimeout +
+// pingInterval + pingTimeout after the OPEN, then ends it. These tests speak the wire: a HELLO
+// whose answer the test drops, a GET that comes late and carries no ack. The real client against the real server, through a proxy that cuts
 // the answer: packages/client/test/lost-open.test.ts.
 import { afterEach, describe, expect, it } from 'vitest'
 import { closeApp, type Started, startServer, until } from './helpers.js'
@@ -12,9 +12,9 @@ afterEach(async () => {
   started = undefined
 })
 
-const HEARTBEAT = { pingInterval: 1000, pingTimeout: 500 }
+const HEARTBEAT = { pingInterval: 1000, pingTimeout: 500, handshakeTimeout: 500 }
 /** How long a new session waits for its client's first request. */
-const BOUND = HEARTBEAT.pingInterval + HEARTBEAT.pingTimeout
+const BOUND = HEARTBEAT.handshakeTimeout + HEARTBEAT.pingInterval + HEARTBEAT.pingTimeout
 
 /** A server recording each socket's id and, once it ended, why. */
 async function recording(options: Parameters<typeof startServer>[0] = {}) {
@@ -36,7 +36,7 @@ async function hello(base: string, kind: 'sse' | 'poll'): Promise<string> {
 }
 
 describe.each(['sse', 'poll'] as const)('a new session over %s, before its client came', (kind) => {
-  it('ends with transport close once pingInterval + pingTimeout passed without a request', async () => {
+  it('ends with transport close once handshakeTimeout + pingInterval + pingTimeout passed without a request', async () => {
     const { base, ids, ended } = await recording(HEARTBEAT)
     const sid = await hello(base, kind)
     await until(() => ids.length === 1, 2000, 'the connection')
@@ -45,7 +45,7 @@ describe.each(['sse', 'poll'] as const)('a new session over %s, before its clien
     // A resume that comes after all is told why, as for any session that ended.
     const resumed = await fetch(`${base}/${kind}?v=1`, { method: 'POST', body: `[8,{"sid":"${sid}"}]` })
     expect(await resumed.text()).toBe(
-      '[1,"transport close","no request came for the new session within pingInterval + pingTimeout of its OPEN"]',
+      '[1,"transport close","no request came for the new session within handshakeTimeout + pingInterval + pingTimeout of its OPEN"]',
     )
   })
 

@@ -31,6 +31,11 @@ export interface RawOptions {
   headers?: Record<string, string>
   /** How long a WebSocket waits for the answer to its HELLO (default 3000 ms). */
   answerWithinMs?: number
+  /**
+   * SSE and polling: the first GET waits for this (as one whose OPEN reached its client late, or
+   * that a browser held back); by default it goes at once.
+   */
+  firstGetAfter?: Promise<unknown>
 }
 
 /** Thrown when the server refuses the handshake. */
@@ -201,6 +206,7 @@ class HttpClient extends Base {
   }
 
   start(): void {
+    if (this.closed) return
     if (this.transport === 'sse') void this.#stream()
     else void this.#poll()
   }
@@ -335,6 +341,7 @@ export async function rawConnect(
   if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error(`bad OPEN: ${text}`)
   const client = new HttpClient(transport, endpoint, headers, autoPong)
   client.open = decoded.packet
-  client.start()
+  if (options.firstGetAfter) void options.firstGetAfter.then(() => client.start())
+  else client.start()
   return client
 }

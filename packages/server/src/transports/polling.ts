@@ -152,10 +152,12 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
 
   downstream(res: ServerResponse, headers: HeaderBag, ack?: number): void {
     // A GET is a sign of life: a client polls again as soon as it has read an answer, so the
-    // GET after the answer that brought a PING is its PONG (docs/protocol.md, Heartbeat). That
-    // packet also tells a new session its client came (see `Session.transportPacket`): a poll
-    // needs no `downstreamCame` as an event stream does.
+    // GET after the answer that brought a PING is its PONG (docs/protocol.md, Heartbeat). The
+    // first GET is no answer to a PING, since none reached the client before it: told after the
+    // PONG, the session counts the PING this GET takes from then on (see
+    // `Session.transportDownstream`).
     this.emitPackets(A_POLL_IS_A_PONG, NO_SIZES)
+    this.downstreamCame()
     if (ack !== undefined && ack < this.#answeredThrough) this.#answerAgain(ack)
     this.hold(res, headers)
   }

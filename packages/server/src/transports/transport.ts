@@ -256,7 +256,7 @@ export interface TransportOwner {
   transportMissed?(transport: Transport, after: number, through: number): void
   /**
    * The client asked for the downstream (a GET, on a transport whose `downstreamFollows`): it
-   * got the OPEN. Only SSE reports it: a poll's GET comes as a packet (its PONG) already.
+   * got the OPEN. A poll's GET comes as a packet (its PONG) first.
    */
   transportDownstream?(transport: Transport): void
 }
