@@ -246,7 +246,7 @@ let heartbeat: {
  * GET: the OPEN's way to the client (handshakeTimeout), then the client's GET, which a browser
  * can hold in its queue of six connections per host until another tab's held poll is answered
  * (a pingInterval at most), and a pingTimeout more, as for any answer. docs/protocol.md
- * (Handshake) promises it to clients.
+ * (Heartbeat, "The first GET") promises it to clients.
  */
 export const firstGetWithin = (
   config: Pick<SessionConfig, 'handshakeTimeout' | 'pingInterval' | 'pingTimeout'>,
@@ -567,11 +567,11 @@ export class Session extends Timed implements TransportOwner {
       this.#write(transport, keptOutgoing(this.#keptAt(i), this.#keptFrom + i), this.#keptFrom + i)
     }
     const last = this.#lastTransport
-    // A new session's client proves it came by its first request (its OPEN, the answer to the
-    // handshake POST, can be lost by a proxy after the server took the HELLO); a resume's client
-    // knew the session already.
-    this.#heard = last !== null || recovered
     this.#awaitingGet = transport.downstreamFollows
+    // A new session's client over SSE or polling proves it came by its first request (its OPEN,
+    // the answer to the handshake POST, can be lost by a proxy after the server took the HELLO);
+    // a resume's client knew the session already.
+    this.#heard = !this.#awaitingGet || last !== null || recovered
     if (this.#awaitingGet) heartbeatQueuesOf(this.#config).arrival.add(this)
     else this.#startHeartbeat()
     if (last !== null && last !== transport.name) this.#config.metrics.transportSwitch(last, transport.name)
