@@ -1,7 +1,7 @@
 import http, { type ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream'
+import { pipeline, Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Adapter } from '../adapter/adapter.js'
+import type { Adapter, RoutedResponse } from '../adapter/adapter.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { ClosingForwards, EndingForward } from './closing-forwards.js'
 import { type ClientSide, errorAnswer, handoffAnswer, isEventStream, tryAgain } from './forward-answers.js'
@@ -77,10 +77,11 @@ export class HttpForwards {
   readonly #options: HttpForwardsOptions
   readonly #agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
   /**
-   * Requests on their way to, or streaming from, an owner (and the goodbyes sent on to one):
-   * ended when this node closes (see `end`).
+   * Requests on their way to, or streaming from, an owner (over the network, keyed by their
+   * request, or through the adapter), and the goodbyes sent on to one: ended when this node
+   * closes (see `end`).
    */
-  readonly #requests = new Map<http.ClientRequest, Forwarding>()
+  readonly #requests = new Map<object, Forwarding>()
   #closed = false
 
   constructor(options: HttpForwardsOptions) {
@@ -97,15 +98,9 @@ export class HttpForwards {
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
     // sent twice is harmless, since the owner drops packets it already has (by `seq`).
     if (outcome === 'stale') outcome = await this.#send(owner.url, hop, body, mark)
-    // Closed while the request was on its way here (its owner looked up, its body read), or
-    // before its second try: nothing goes to the owner any more. The client is told to try
-    // again, where a cut connection would fail its transport and have it resume at once, with
-    // no quiet time.
-    if (outcome === 'closed') {
-      hop.take()
-      tryAgain(hop, 'this node is closing: try again through another node', true)
-      return 'answered'
-    }
+    // Closed while the request was on its way here, or before its second try: nothing goes to
+    // the owner any more (see `tooLate`).
+    if (outcome === 'closed') return tooLate(hop)
     if (outcome === 'stale' || outcome instanceof Error) {
       this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
       return 'unreachable'
@@ -156,25 +151,70 @@ export class HttpForwards {
     void Promise.all(ending.map((forward) => forward.closed)).then(() => this.#agent.destroy())
   }
 
-  /** Through the adapter, for in-process adapters whose owners have no URL. */
+  /**
+   * Through the adapter, for in-process adapters whose owners have no URL. Ended at close as
+   * `#send` ends a request over the network: a stream with CLOSE 'server handoff' after its
+   * event under way, a held poll (the adapter's answer still to come) answered that CLOSE here.
+   */
   async #route(owner: Owner, hop: Hop, body: string, mark: DeliveryMark): Promise<HandOver> {
     const node = owner.node
+    const { request, res, kind } = hop
+    if (this.#closed) return tooLate(hop)
+    let response: RoutedResponse | undefined
+    let stream: RelayedStream | undefined
+    /** This node answered the client itself at close, before the owner did. */
+    let toldHere = false
+    const key = {}
+    this.#requests.set(key, {
+      closed: closeOf(res),
+      end: () => {
+        if (stream) stream.end(this.#options.handoff())
+        else if (!response && kind && request.method === 'GET' && !res.headersSent) {
+          toldHere = true
+          hop.take()
+          handoffAnswer(res, kind, hop.cors(), this.#options.handoff())
+        }
+      },
+      cut: () => {
+        response?.abort()
+        res.destroy()
+      },
+    })
+    res.once('close', () => this.#requests.delete(key))
     try {
-      const routed = routedRequest(hop.request, body, markOf(mark))
-      const response = await this.#options.adapter.routeRequest?.(node, routed)
+      const routed = routedRequest(request, body, markOf(mark))
+      response = await this.#options.adapter.routeRequest?.(node, routed)
       if (!response) throw new Error('the adapter cannot route requests')
-      hop.take()
-      // The client left meanwhile: the owner sees its request closed, as in `#send`.
-      if (hop.res.destroyed) {
-        response.abort()
-        return 'gone'
-      }
-      relayResponse(hop.request, hop.res, response, closes(mark))
-      return 'answered'
     } catch (err) {
+      if (toldHere) return 'answered'
+      this.#requests.delete(key)
       this.#options.unreachable(node, err)
       return 'unreachable'
     }
+    // Told here at close, or the client left meanwhile: the owner sees its request closed, as
+    // in `#send`.
+    if (toldHere || res.destroyed) {
+      response.abort()
+      return toldHere ? 'answered' : 'gone'
+    }
+    hop.take()
+    if (request.method === 'GET' && isEventStream(response.headers['content-type'])) {
+      const owned = response
+      const events = owned.body instanceof Readable ? owned.body : Readable.from(owned.body)
+      res.writeHead(owned.status, closingClient(request, { ...owned.headers }, closes(mark)))
+      res.flushHeaders()
+      // Let go at the owner once its stream ends here, whichever way, or its client left: the
+      // owner sees its request closed, as a client that hung up on it directly.
+      events.once('close', () => owned.abort())
+      res.once('close', () => owned.abort())
+      stream = new RelayedStream(events, res, () => {
+        owned.abort()
+        res.destroy()
+      })
+      return 'answered'
+    }
+    relayResponse(request, res, response, closes(mark))
+    return 'answered'
   }
 
   /**
@@ -288,6 +328,17 @@ export class HttpForwards {
       upstream.end(request.method === 'POST' ? body : undefined)
     })
   }
+}
+
+/**
+ * A request this node can no longer send on, its forwarder closed while the request was on its
+ * way here (its owner looked up, its body read): the client is told to try again, where a cut
+ * connection would fail its transport and have it resume at once, with no quiet time.
+ */
+function tooLate(hop: Hop): HandOver {
+  hop.take()
+  tryAgain(hop, 'this node is closing: try again through another node', true)
+  return 'answered'
 }
 
 /** Settles once `emitter` has closed (at once when it has). */

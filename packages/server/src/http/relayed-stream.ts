@@ -1,6 +1,13 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 
 const LF = 0x0a
+
+/**
+ * The owner's event stream: its answer over the network (an `IncomingMessage`, whose `complete`
+ * says the whole body came), or the body of an answer through the adapter's `routeRequest`.
+ */
+export type OwnerStream = Readable & { readonly complete?: boolean }
 
 /**
  * An event stream this node relays from the node that owns its session to the client, as it
@@ -16,7 +23,7 @@ const LF = 0x0a
  * is already on its way.
  */
 export class RelayedStream {
-  readonly #answer: IncomingMessage
+  readonly #answer: OwnerStream
   readonly #res: ServerResponse
   readonly #cut: () => void
   /** How many line feeds end what went to the client, up to 2: 2 ends an event. */
@@ -29,7 +36,7 @@ export class RelayedStream {
    * Relays `answer` (the owner's event stream, its head written already) to `res`. `cut` ends
    * both sides at once: the owner broke off, or the client stopped reading (see `Forwarder`).
    */
-  constructor(answer: IncomingMessage, res: ServerResponse, cut: () => void) {
+  constructor(answer: OwnerStream, res: ServerResponse, cut: () => void) {
     this.#answer = answer
     this.#res = res
     this.#cut = cut
@@ -44,7 +51,7 @@ export class RelayedStream {
     // too, as a direct connection to the owner would have.
     answer.on('error', () => {})
     answer.once('close', () => {
-      if (!this.#over && !answer.complete) this.#stop()
+      if (!this.#over && !(answer.complete ?? answer.readableEnded)) this.#stop()
     })
   }
 
