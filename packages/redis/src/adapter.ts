@@ -966,22 +966,26 @@ export class RedisAdapter implements Adapter {
     // So too the appends and seals of handed-off tails still queued for a slow Redis: a tail
     // left without them is read incomplete.
     const wait = Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout)
-    const [undone, unwritten] = await Promise.all([
-      this.#commands.settleUndos(wait),
-      this.#handoffs.settleAppends(wait),
-    ])
+    const [undone] = await Promise.all([this.#commands.settleUndos(wait), this.#handoffs.settleAppends(wait)])
     this.#commands.stop()
-    this.#handoffs.stop()
+    const tails = this.#handoffs.stop()
     if (undone > 0) {
       this.#warnings.warn(
         'close',
         `${undone} step(s) taking back a handoff could not reach Redis before the adapter closed; what they take back stays until it expires`,
       )
     }
-    if (unwritten > 0) {
+    if (tails.unsent > 0) {
       this.#warnings.warn(
-        'close',
-        `${unwritten} append(s) to handed-off sessions' tails could not reach Redis before the adapter closed; the nodes that take those sessions over find their tails incomplete`,
+        'close-unsent',
+        `${tails.unsent} append(s) or seal(s) to handed-off sessions' tails could not reach Redis before the adapter closed; the nodes that take those sessions over find their tails incomplete`,
+      )
+    }
+    // Sent, not answered: neither lost nor known to be written.
+    if (tails.sent > 0) {
+      this.#warnings.warn(
+        'close-unanswered',
+        `${tails.sent} append(s) or seal(s) to handed-off sessions' tails were sent and not answered before the adapter closed; Redis may still write them: a node that reads such a tail before they land finds it incomplete`,
       )
     }
     // Each step of the goodbye that did not go through, said as what it is.

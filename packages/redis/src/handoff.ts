@@ -513,9 +513,12 @@ export class HandOffStore {
     return this.#tails.settle(ms)
   }
 
-  /** Drops the appends and seals still queued: the adapter closes. */
-  stop(): void {
-    this.#tails.stop()
+  /**
+   * Drops the appends and seals still queued: the adapter closes. How many were sent and not
+   * answered (Redis may still write them), and how many never sent (see `TailWrites.stop`).
+   */
+  stop(): { sent: number; unsent: number } {
+    return this.#tails.stop()
   }
 
   /**

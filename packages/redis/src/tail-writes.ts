@@ -65,6 +65,11 @@ export class TailWrites<T extends TailOf> {
   #flushing = false
   #retry: NodeJS.Timeout | undefined
   #stopped = false
+  /**
+   * How many writes at the head of the queue were sent at least once and not answered yet (a
+   * batch on its way, or one given up on, to be sent again): Redis may still run them.
+   */
+  #sent = 0
   /** Called once the queue is empty (see `settle`). */
   #emptied: (() => void)[] = []
 
@@ -129,14 +134,27 @@ export class TailWrites<T extends TailOf> {
     })
   }
 
-  /** Drops what is queued (its seals rejected) and takes no more. */
-  stop(): void {
+  /**
+   * Drops what is queued (its seals rejected) and takes no more. Returns how many of the writes
+   * dropped were `sent` (Redis got them, unanswered: it may still run them) and how many were
+   * `unsent` (never sent: their tails stay without them).
+   */
+  stop(): { sent: number; unsent: number } {
     this.#stopped = true
     clearTimeout(this.#retry)
     const dropped = this.#queue.splice(0)
+    const sent = Math.min(this.#sent, dropped.length)
+    this.#sent = 0
     this.#bytes = 0
-    for (const queued of dropped) queued.settle?.(new RedisUnreachableError('the adapter closed'))
+    for (const [i, queued] of dropped.entries()) {
+      const why =
+        i < sent
+          ? 'the adapter closed before Redis answered the seal; it may still write it'
+          : 'the adapter closed'
+      queued.settle?.(new RedisUnreachableError(why))
+    }
     for (const done of [...this.#emptied]) done()
+    return { sent, unsent: dropped.length - sent }
   }
 
   #push(queued: Queued<T>): void {
@@ -166,6 +184,7 @@ export class TailWrites<T extends TailOf> {
     const batch = this.#batch()
     const groups = this.#groups(batch)
     this.#sending = true
+    this.#sent = Math.max(this.#sent, batch.length)
     this.write(groups).then(
       (took) => {
         groups.forEach((group, i) => {
@@ -229,6 +248,7 @@ export class TailWrites<T extends TailOf> {
     // Stopped meanwhile: the queue and its seals were dropped then.
     if (this.#stopped) return
     this.#queue.splice(0, batch.length)
+    this.#sent = Math.max(0, this.#sent - batch.length)
     for (const queued of batch) {
       this.#bytes -= queued.bytes
       queued.settle?.(err)

@@ -136,6 +136,30 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     },
   )
 
+  it('says at close which writes Redis got and may still run, and which never reached it', async () => {
+    cluster = new FakeCluster(redis.url, { requestTimeout: 300 })
+    const [a] = await cluster.start(1)
+    const socket = a!.sockets.add('s1', 'sid-closing')
+    a!.adapter.addAll('s1', ['s1'])
+    await a!.adapter.sessionOpened('sid-closing')
+    socket.handedOff = (text) => a!.adapter.appendHandOff('sid-closing', text)
+    expect(await a!.adapter.handOff(snapshotOf('sid-closing', 's1'), TTL)).toBe(true)
+    // The first batch reaches Redis and its answer never comes; what follows waits behind it.
+    a!.hold = (args) => (isAppend(args) ? new Promise(() => {}) : undefined)
+    a!.adapter.appendHandOff('sid-closing', text(0))
+    await until(() => a!.commands.some(isAppend), 3000, 'the first batch on its way')
+    a!.adapter.appendHandOff('sid-closing', text(1))
+    a!.adapter.appendHandOff('sid-closing', text(2))
+    await cluster.stop(a!)
+    const about = a!.warnings.filter((w) => w.includes("handed-off sessions' tails"))
+    expect(about).toEqual([
+      expect.stringContaining("2 append(s) or seal(s) to handed-off sessions' tails could not reach Redis"),
+      expect.stringContaining(
+        "1 append(s) or seal(s) to handed-off sessions' tails were sent and not answered before the adapter closed; Redis may still write them",
+      ),
+    ])
+  })
+
   it('reads the tail back once Redis takes the claimer’s commands again, rather than go on without it', async () => {
     const { a, b } = await handedOff('sid-busy-claimer')
     const texts = [text(0), text(1), text(2)]
