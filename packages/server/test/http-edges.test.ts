@@ -558,6 +558,34 @@ describe('the Fastify application', () => {
     expect(await slow).toEqual({ done: true })
   })
 
+  it('closes a connection with pipelined requests only once its last answer went out', async () => {
+    const app = Fastify()
+    await app.register(parley, { path: '/rt' })
+    let started = 0
+    app.get('/slow/:n', async (request) => {
+      started++
+      await new Promise((r) => setTimeout(r, 300))
+      return { n: (request.params as { n: string }).n }
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const raw = await RawHttp.open((app.server.address() as { port: number }).port)
+    try {
+      // Two requests on one connection, the second behind the first: Node runs both handlers
+      // and sends their answers in order. Ended after the first, the connection would lose the
+      // second; left open, it would hold the close until Node's timeouts.
+      raw.write(head('GET', '/slow/1') + head('GET', '/slow/2'))
+      await until(() => started === 2, 2000, 'both handlers running')
+      const closing = app.close()
+      await within(raw.closed, 5000, 'the connection ended after its answers')
+      await within(closing, 5000, 'the close')
+      expect(raw.received.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
+      expect(raw.received).toContain('{"n":"1"}')
+      expect(raw.received).toContain('{"n":"2"}')
+    } finally {
+      raw.destroy()
+    }
+  })
+
   it('closes promptly with a live stream and a held poll (default Fastify options)', async () => {
     const app = Fastify()
     await app.register(parley, { path: '/rt' })
