@@ -159,8 +159,9 @@ describe('an adapter that rejects', () => {
 
   it('logs the sessions it could not ask another node for once per burst', async () => {
     const { started, oneNowTwoAtClose } = await serverWith(() => ({
-      // Another node holds every session, at an address where nothing listens.
-      sessionOwner: () => ({ node: 'other', url: 'http://127.0.0.1:1' }),
+      // Other nodes hold the sessions, one each, at an address where nothing listens: each is
+      // asked (one found unreachable is not tried again for a while).
+      sessionOwner: (sid: string) => ({ node: `other-${sid}`, url: 'http://127.0.0.1:1' }),
       claimSession: async () => null,
       handOff: async () => false,
       requestHandOff: storeAway,

@@ -399,6 +399,36 @@ describe('forwarding', () => {
     }
   })
 
+  it('does not try again for a while an owner it could not reach: the requests of its other sessions are answered at once', async () => {
+    const silent = net.createServer(() => {})
+    const held: net.Socket[] = []
+    silent.on('connection', (socket) => held.push(socket))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const { port } = silent.address() as net.AddressInfo
+    try {
+      const { directory } = await startNodes(1, undefined, { handshakeTimeout: 300 })
+      const [b] = nodes as [Node]
+      const url = `http://127.0.0.1:${port}`
+      for (const sid of ['heldBySilentNode0001', 'heldBySilentNode0002', 'heldBySilentNode0003'])
+        directory.owners.set(sid, { node: 'silent', url })
+      const first = await rawConnect('websocket', b.base, { sid: 'heldBySilentNode0001', ack: 0 })
+      raws.push(first)
+      expect(held.length).toBe(1)
+      // Its other sessions: no connection tried, each answered as for an owner out of reach.
+      const second = await rawConnect('websocket', b.base, { sid: 'heldBySilentNode0002', ack: 0 })
+      raws.push(second)
+      expect(second.open.recovered).toBe(false)
+      const poll = await fetch(`${b.base}/poll?v=1&sid=heldBySilentNode0003`)
+      expect(poll.status).toBe(400)
+      expect(await poll.json()).toMatchObject({ code: 'PARLEY_UNKNOWN_SESSION' })
+      expect(held.length).toBe(1)
+      expect(b.app.parley.unreachableOwnerCount).toBe(3)
+    } finally {
+      for (const socket of held) socket.destroy()
+      await new Promise<void>((resolve) => silent.close(() => resolve()))
+    }
+  })
+
   it("forwards a held poll with the client's end-to-end headers, and lets it go when the client does", async () => {
     await startNodes(2)
     const [a, b] = nodes as [Node, Node]

@@ -61,8 +61,8 @@ export interface HttpForwardsOptions {
   closingForwards: ClosingForwards
   /** The CLOSE 'server handoff' a relayed client is told at close (see handoff-close.ts). */
   handoff(): string
-  /** Called when the owner could not be reached (counted and logged by the server). */
-  unreachable(node: string, err: unknown): void
+  /** Called when the owner could not be reached at its URL `url` when it has one (counted and logged by the server). */
+  unreachable(node: string, err: unknown, url?: string): void
   /** See `ForwarderOptions.goodbyePath`. */
   goodbyePath: string
 }
@@ -102,7 +102,11 @@ export class HttpForwards {
     // the owner any more (see `tooLate`).
     if (outcome === 'closed') return tooLate(hop)
     if (outcome === 'stale' || outcome instanceof Error) {
-      this.#options.unreachable(owner.node, outcome === 'stale' ? new Error('connection reset') : outcome)
+      this.#options.unreachable(
+        owner.node,
+        outcome === 'stale' ? new Error('connection reset') : outcome,
+        owner.url,
+      )
       return 'unreachable'
     }
     // Nobody to answer (the client left): let its connection go.

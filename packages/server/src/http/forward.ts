@@ -13,6 +13,7 @@ import { rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { relayHandoffClose } from './handoff-close.js'
 import { HANDED_OFF, type Owner, OwnerLookup } from './owner-lookup.js'
+import { RecentlyUnreachable } from './recently-unreachable.js'
 import { SENT_ON, TOO_LARGE } from './routing.js'
 import { WebSocketHandovers } from './websocket-handover.js'
 
@@ -68,11 +69,17 @@ export class Forwarder {
   readonly #lookup: OwnerLookup
   readonly #http: HttpForwards
   readonly #websockets: WebSocketHandovers
+  /** Owners not reached lately: their sessions' requests are answered here at once. */
+  readonly #recentlyUnreachable = new RecentlyUnreachable()
   #closed = false
 
   constructor(options: ForwarderOptions) {
     this.#options = options
-    const { adapter, log, connectTimeout, unreachable } = options
+    const { adapter, log, connectTimeout } = options
+    const unreachable = (node: string, err: unknown, url?: string) => {
+      if (url !== undefined) this.#recentlyUnreachable.add(node, url)
+      options.unreachable(node, err)
+    }
     this.#lookup = new OwnerLookup({ adapter, log, connectTimeout, noOtherNode: options.noOtherNode })
     this.#http = new HttpForwards({
       adapter,
@@ -98,7 +105,9 @@ export class Forwarder {
    * (over the network, or through the adapter for HTTP); undefined when the request is to be
    * answered here. A request forwarded once is always answered here: never a loop. But a relayed
    * goodbye (GOODBYE) that reached a node which no longer holds its session goes on once more,
-   * to a node with a URL, marked GOODBYE_ON (which goes no further; see routing.ts).
+   * to a node with a URL, marked GOODBYE_ON (which goes no further; see routing.ts). So is a
+   * request for a node this node could not reach at that URL less than `UNREACHABLE_KEPT_MS`
+   * ago (recently-unreachable.ts), counted as unreachable: answered at once, as after the wait.
    */
   async ownerOf(
     sid: string,
@@ -129,7 +138,17 @@ export class Forwarder {
     resume: boolean,
   ): Promise<Owner | typeof HANDED_OFF | undefined> {
     if (this.#closed) return undefined
-    return this.#lookup.ownerOf(sid, request, medium, resume)
+    const owner = await this.#lookup.ownerOf(sid, request, medium, resume)
+    // Not reached moments ago: answered here at once, as it would be after the wait.
+    if (
+      typeof owner === 'object' &&
+      owner.url !== undefined &&
+      this.#recentlyUnreachable.has(owner.node, owner.url)
+    ) {
+      this.#options.unreachable(owner.node, new Error(`${owner.url} could not be reached moments ago`))
+      return undefined
+    }
+    return owner
   }
 
   /**

@@ -18,8 +18,8 @@ export interface WebSocketHandoversOptions {
   maxPayload: number
   /** Where a relay's side whose close frame went waits for its peer's (cut when the server closes). */
   closingWebSockets: ClosingWebSockets
-  /** Called when the owner could not be reached (counted and logged by the server). */
-  unreachable(node: string, err: unknown): void
+  /** Called when the owner could not be reached at its URL `url` (counted and logged by the server). */
+  unreachable(node: string, err: unknown, url?: string): void
   /** Sends a relayed client's late goodbye to its owner `base` (see `HttpForwards.goodbye`). */
   goodbye(base: string, sid: string, request: ForwardedRequest, text: string): void
 }
@@ -67,7 +67,7 @@ export class WebSocketHandovers {
       }),
     })
     if (result instanceof Error) {
-      this.#options.unreachable(owner.node, result)
+      this.#options.unreachable(owner.node, result, url)
       return 'unreachable'
     }
     if (result === 'gone' || 'refused' in result) return result
