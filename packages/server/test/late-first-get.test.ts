@@ -4,47 +4,48 @@
 // the PING it takes runs from it. Counted from the HELLO, such a GET found the session ended (a
 // new one) or detached (a resume: 400 PARLEY_TRANSPORT_MISMATCH), and a client that does not say
 // HELLO again heard `disconnect`. A client written from docs/protocol.md alone (raw-client.ts),
-// which answers each PING at once, against the real server.
+// which answers each PING at once, against the real server. The tests wait on the server's
+// clocks, each with its own server and clients: they run side by side.
 import type { EventPacket, Packet } from '@parley/protocol'
 import { PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { describe, it, type OnTestFinishedHandler } from 'vitest'
+import { closeApp, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await closeApp(started?.app)
-  started = undefined
-})
-
-const OPTIONS = { pingInterval: 200, pingTimeout: 200, handshakeTimeout: 1600 }
+/** A pingTimeout that a loaded machine's answers to PING stay well within. */
+const OPTIONS = { pingInterval: 200, pingTimeout: 800, handshakeTimeout: 2000 }
 /** The first heartbeat after an attach: PING, then its pingTimeout. */
 const HEARTBEAT = OPTIONS.pingInterval + OPTIONS.pingTimeout
 /** How long the server waits for a transport's first GET. */
 const BOUND = OPTIONS.handshakeTimeout + HEARTBEAT
 /** A first GET this late: past the first heartbeat twice over, within the bound. */
-const LATE_MS = 2.5 * HEARTBEAT
+const LATE_MS = 2 * HEARTBEAT
 
-/** A server recording its sockets, and why each ended. */
-async function recording() {
+/**
+ * A server recording its sockets, and why each ended; `connect` opens a raw client to it. Both
+ * are closed when the test finishes.
+ */
+async function recording(finished: (fn: OnTestFinishedHandler) => void) {
   const sockets: ServerSocket[] = []
   const ended = new Map<string, string>()
-  started = await startServer(OPTIONS, (app) => {
+  const clients: RawClient[] = []
+  const started = await startServer(OPTIONS, (app) => {
     app.parley.on('connection', (socket) => {
       sockets.push(socket)
       socket.on('disconnect', (reason) => ended.set(socket.id, reason))
     })
   })
-  return { base: started.base, sockets, ended }
-}
-
-async function connect(...args: Parameters<typeof rawConnect>): Promise<RawClient> {
-  const client = await rawConnect(...args)
-  clients.push(client)
-  return client
+  finished(async () => {
+    for (const client of clients) client.close()
+    await closeApp(started.app)
+  })
+  const connect = async (...args: Parameters<typeof rawConnect>): Promise<RawClient> => {
+    const client = await rawConnect(...args)
+    clients.push(client)
+    return client
+  }
+  return { base: started.base, sockets, ended, connect }
 }
 
 const news = (p: Packet): p is EventPacket => p.type === PacketType.EVENT && p.name === 'news'
@@ -54,9 +55,12 @@ const newsOf = (client: RawClient) => client.received.filter(news).map((p) => p.
 
 const pingsOf = (client: RawClient) => client.received.filter((p) => p.type === PacketType.PING).length
 
-describe.each(['sse', 'polling'] as const)('the first GET over %s', (transport) => {
-  it('of a new session, late past the first heartbeat: the session lives and delivers', async () => {
-    const { base, sockets, ended } = await recording()
+describe.concurrent.each(['sse', 'polling'] as const)('the first GET over %s', (transport) => {
+  it('of a new session, late past the first heartbeat: the session lives and delivers', async ({
+    onTestFinished,
+    expect,
+  }) => {
+    const { base, sockets, ended, connect } = await recording(onTestFinished)
     const client = await connect(transport, base, {}, { firstGetAfter: sleep(LATE_MS) })
     await until(() => sockets.length === 1, 2000, 'the connection')
     const socket = sockets[0]!
@@ -71,8 +75,11 @@ describe.each(['sse', 'polling'] as const)('the first GET over %s', (transport) 
     expect(socket.transport).toBe(transport)
   })
 
-  it('of a resume, late past the first heartbeat: not refused, the events sent meanwhile delivered', async () => {
-    const { base, sockets, ended } = await recording()
+  it('of a resume, late past the first heartbeat: not refused, the events sent meanwhile delivered', async ({
+    onTestFinished,
+    expect,
+  }) => {
+    const { base, sockets, ended, connect } = await recording(onTestFinished)
     const first = await connect(transport, base)
     await until(() => sockets.length === 1, 2000, 'the connection')
     const socket = sockets[0]!
@@ -98,8 +105,11 @@ describe.each(['sse', 'polling'] as const)('the first GET over %s', (transport) 
     expect(ended.size).toBe(0)
   })
 
-  it('never sent, by a new session: the session ends with transport close after the bound', async () => {
-    const { base, sockets, ended } = await recording()
+  it('never sent, by a new session: the session ends with transport close after the bound', async ({
+    onTestFinished,
+    expect,
+  }) => {
+    const { base, sockets, ended, connect } = await recording(onTestFinished)
     await connect(transport, base, {}, { firstGetAfter: new Promise(() => {}) })
     await until(() => sockets.length === 1, 2000, 'the connection')
     await sleep(LATE_MS)
@@ -108,8 +118,11 @@ describe.each(['sse', 'polling'] as const)('the first GET over %s', (transport) 
     expect(ended.get(sockets[0]!.id)).toBe('transport close')
   })
 
-  it('never sent, by a resume: the transport is let go after the bound, the session and its queue kept', async () => {
-    const { base, sockets, ended } = await recording()
+  it('never sent, by a resume: the transport is let go after the bound, the session and its queue kept', async ({
+    onTestFinished,
+    expect,
+  }) => {
+    const { base, sockets, ended, connect } = await recording(onTestFinished)
     const first = await connect(transport, base)
     await until(() => sockets.length === 1, 2000, 'the connection')
     const socket = sockets[0]!
