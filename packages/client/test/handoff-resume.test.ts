@@ -179,13 +179,20 @@ async function connectedBeforeHandoff(
      * Drains the first node with the balancer still sending the resume there: the draining node
      * relays it to the second (its upgrade answered late from then on), and the relay ends
      * when the first node closes, right after the OPEN. Resolves once it has closed.
+     *
+     * The balancer turns to the second node as the client takes the OPEN through the relay, in
+     * its `transport` event: the relay's CLOSE may follow in the same read, and the client's
+     * next resume (its `retryAfter` is 0) would find the first node closed, were the turn left
+     * to a check that polls.
      */
     handOffThroughRelay: async () => {
+      c.once('transport', () => {
+        slow = true
+        balancer.avoid.clear()
+        balancer.avoid.add(0)
+      })
       const closed = a.app.close()
       await until(() => said.length > 0, CONNECT_TIMEOUT, 'the resume through the relay')
-      slow = true
-      balancer.avoid.clear()
-      balancer.avoid.add(0)
       await closed
     },
   }
@@ -228,16 +235,10 @@ describe('a WebSocket resume relayed by the draining node', () => {
     const { c, said, lateUpgrades, handOffThroughRelay } = await connectedBeforeHandoff(['websocket'])
     const id = c.id
     await handOffThroughRelay()
-    // The relay ended (the node closed): the client resumes once more, at the busy node. The relay
-    // ends with a CLOSE 'server handoff' of its own, but one that begins while its node closes was
-    // seen cut once in a while on a loaded machine (a transport error first): either way the
-    // client keeps quiet.
-    const resumes = () => said.filter((line) => line === 'websocket -> websocket (resume)').length
-    await until(() => resumes() >= 2, CONNECT_TIMEOUT + 5000, 'the resume after the relay')
-    expect(said.filter((line) => line !== 'websocket PARLEY_TRANSPORT_ERROR')).toEqual([
-      'websocket -> websocket (resume)',
-      'websocket -> websocket (resume)',
-    ])
+    // The relay ended (the node closed, with a CLOSE 'server handoff' of its own to the client):
+    // the client resumes once more, at the busy node.
+    await until(() => said.length >= 2, CONNECT_TIMEOUT + 5000, 'the resume after the relay')
+    expect(said).toEqual(['websocket -> websocket (resume)', 'websocket -> websocket (resume)'])
     expect(lateUpgrades()).toBe(1)
     expect(c.transport).toBe('websocket')
     expect(c.id).toBe(id)
