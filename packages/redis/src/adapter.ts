@@ -580,15 +580,25 @@ export class RedisAdapter implements Adapter {
    * Stores the snapshot of a session of this node for another node to claim, for `ttl` ms: one
    * script that writes it only while the owner record names this node, and marks the record as
    * handed off. From the call on, the socket takes this node's broadcasts at their place in the
-   * channel's order (see cut.ts). Resolves false, the session left as it was, when Redis is
-   * away, the write fails or takes longer than `requestTimeout` (it is then undone once the
+   * channel's order (see cut.ts). Waits for a Redis that is away or does not answer at most
+   * `requestTimeout` before it sends anything (see `Commands.whenAvailable`). Resolves false, the
+   * session left as it was, when Redis is still away then, the write fails or takes longer than
+   * `requestTimeout` (it is then undone once the
    * server has said what became of the session, see `#awaitWord`; a claim that won meanwhile is
    * revoked), or the record names another node or none; and false too, however the
    * write went, once the server gave up on it (`withdrawHandOff` meanwhile): it is taken back.
    */
   async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
-    // Not sent at all while Redis is away or does not answer: nothing to take back later.
-    if (this.#closed || this.#commands.unavailable() !== undefined) return false
+    if (this.#closed) return false
+    // Redis away or not answering a moment (a failover, a reconnect): waited for at most
+    // `requestTimeout`, as the tail appends wait, rather than end the session for a blip. Never
+    // sent if it does not come back: nothing to take back later. The server bounds the whole by
+    // its handoff timeout, and ends the session when that runs out.
+    if (this.#commands.unavailable() !== undefined) {
+      if (!(await this.#commands.whenAvailable())) return false
+      // Closed, or the session ended (the server stopped waiting), while this waited.
+      if (this.#closed || !this.#sockets.hasSession(snapshot.sid)) return false
+    }
     const { sid, id } = snapshot
     this.#sessions.handingOff(sid)
     const entry = this.#handoffs.begin(snapshot, ttl)

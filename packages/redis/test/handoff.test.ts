@@ -889,7 +889,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.adapter.claimSession('sid-live')).toBeNull()
   })
 
-  it('returns false at once while Redis is unreachable, and false within requestTimeout when it is slow (nothing claimable after)', async () => {
+  it('returns false within requestTimeout, sending nothing, while Redis stays unreachable, and false within requestTimeout when it is slow (nothing claimable after)', async () => {
     const own = await startRedis()
     // Node records that outlive the pause below by far. With the tests' 300 ms heartbeats they
     // last 900 ms, which the pause and a heartbeat late on a loaded machine used up: the next
@@ -926,10 +926,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       await own.stop()
       await until(() => !a.redis.isReady && !b.redis.isReady, 5000, 'a and b see Redis gone')
       const other = await open(a, 'sid-away', 's2')
-      // 'At once': settled before any timer or I/O could run (a wall-clock bound measured the
-      // machine's load instead), and without a command to Redis.
+      // Waited for Redis at most requestTimeout (see the next test), without a command to it.
       const sent = a.commands.length + b.commands.length
-      expect(await beforeAnyIo(handOff(a, other, 'sid-away'))).toBe(false)
+      expect(await within(handOff(a, other, 'sid-away'), 3000, 'the handoff given up')).toBe(false)
       // b cannot ask Redis either: its client is told to try again (at once), not that the
       // session is gone.
       expect(await beforeAnyIo(b.adapter.claimSession('sid-away'))).toBe('retry')
@@ -940,6 +939,26 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     } finally {
       await slow.close()
       await own.stop()
+    }
+  })
+
+  it('waits for a Redis that is away a moment, at most requestTimeout, and hands the session off once it is back', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      // a reaches Redis through a link that goes down a moment (a failover, a reconnect).
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 5000 })
+      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      const socket = await open(a, 'sid-blip', 's1')
+      proxy.offline = true
+      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+      const stored = handOff(a, socket, 'sid-blip')
+      proxy.offline = false
+      expect(await within(stored, 8000, 'the handoff')).toBe(true)
+      won(await b!.adapter.claimSession('sid-blip'))
+    } finally {
+      await proxy.close()
     }
   })
 
