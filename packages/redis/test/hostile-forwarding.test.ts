@@ -9,6 +9,7 @@ import net from 'node:net'
 import { PacketType } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { beforeEach, describe, expect, it } from 'vitest'
+import { holdPort } from '../../../test/support/ports.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { Closed, type RawClient, Refused, rawConnect } from '../../server/test/raw-client.js'
@@ -624,6 +625,61 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       expect(await answers(kept)).toBe(true)
       await nothingLeft(watched)
     })
+    it.each(['websocket', 'polling'] as const)(
+      'when the later one (%s) cannot reach the owner it found, which let the session go to the first: told to try again, and its next try finds the session',
+      async (medium) => {
+        const watched = await cluster(3, MOVING)
+        const [a, b, c] = watched
+        const { first, hello } = await fiveSentThenLeft(a!)
+        // c looks the owner up (a), then stalls until b's resume has taken the session over; by
+        // then a has gone (it exited after its drain, say): its address is one where nothing
+        // answers, a port held here.
+        const gone = await holdPort()
+        const adapter = c!.node.adapter
+        const lookUp = adapter.sessionOwner.bind(adapter)
+        let looked = false
+        let goOn: () => void = () => {}
+        const stalled = new Promise<void>((resolve) => {
+          goOn = resolve
+        })
+        adapter.sessionOwner = async (sid: string) => {
+          if (looked) return lookUp(sid)
+          const owner = await lookUp(sid)
+          looked = true
+          await stalled
+          return typeof owner === 'object' ? { ...owner, url: `http://127.0.0.1:${gone.port}/parley` } : owner
+        }
+        try {
+          const late = rawConnect(medium, c!.node.base, { sid: first.sid, ack: 2 }).then(
+            () => 'opened',
+            (err: unknown) => err,
+          )
+          await until(() => looked, 2000, 'c looking the owner up')
+          const kept = await RawWebSocket.open(b!.node.base, hello)
+          await replayed(kept, first.id, 'the replay on b')
+          await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
+          // c cannot reach a; the owner record names b by now: the session left a, and c,
+          // finding nothing to claim, says it was taken over rather than open a new one.
+          goOn()
+          const refusal = await within(late, 3000, 'the answer to the later resume')
+          expect(refusal).toBeInstanceOf(Refused)
+          expect(refusal).toMatchObject({
+            code: 'PARLEY_SERVER_SHUTTING_DOWN',
+            message: 'PARLEY_SERVER_SHUTTING_DOWN: the session was taken over by another node: try again',
+          })
+          expect(c!.node.sockets).toHaveLength(0)
+          expect(watched.map((w) => w.node.app.parley.socketsCount)).toEqual([0, 1, 0])
+          const again = await rawConnect(medium, c!.node.base, { sid: first.sid, ack: 2 })
+          suite.raws.push(again)
+          expect(again.open).toMatchObject({ recovered: true, id: first.id })
+          expect(await answers(again)).toBe(true)
+          expect(watched.reduce((sum, w) => sum + w.node.sockets.length, 0)).toBe(1)
+          await nothingLeft(watched)
+        } finally {
+          gone.release()
+        }
+      },
+    )
   })
 
   describe('a resume naming a session of another node', () => {

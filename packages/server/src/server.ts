@@ -846,16 +846,18 @@ export class ParleyServer<
   /**
    * @internal Handles a HELLO that arrived on `transport`: runs the middleware, then resumes the
    * session it names or opens a new one, and attaches the transport (which sends OPEN). A resume
-   * of a session that ended lately is answered with its CLOSE instead. `handedOff`: the resume
-   * came here to claim its session, which another node was handing off (its owner record said
-   * so, or that node stored it at this node's request). Returns the refusal, or null when the
-   * transport got its answer (or died meanwhile).
+   * of a session that ended lately is answered with its CLOSE instead. `leftItsNode`: the
+   * resume saw its session leave the node that held it (its owner record said that node was
+   * handing it off, or named another node once that one could not be reached, or that node
+   * stored it at this node's request), so that a claim of it here that finds nothing lost to
+   * another node's. Returns the refusal, or null when the transport got its answer (or died
+   * meanwhile).
    */
   async handshake(
     transport: Transport,
     hello: HelloPacket,
     request: HandshakeRequest,
-    handedOff = false,
+    leftItsNode = false,
   ): Promise<Refusal | null> {
     if (this.#closing) return shuttingDown()
     const handshake: Handshake = new SocketHandshake(request, hello.auth, transport.name)
@@ -867,7 +869,7 @@ export class ParleyServer<
         // under way waits for it too, and hands on the session it wins (see `drain`). None
         // starts once the node is closing (above), so what the drain waits for only shrinks.
         const arrival = this.#arrive(hello.sid, () =>
-          this.#claimAndTakeOver(hello.sid as string, transport, hello, handshake, request, handedOff),
+          this.#claimAndTakeOver(hello.sid as string, transport, hello, handshake, request, leftItsNode),
         )
         this.#takingOver.add(arrival)
         void arrival.finally(() => this.#takingOver.delete(arrival)).catch(() => {})
@@ -1080,7 +1082,7 @@ export class ParleyServer<
     hello: HelloPacket,
     handshake: Handshake,
     request: HandshakeRequest,
-    handedOff: boolean,
+    leftItsNode: boolean,
   ): Promise<Refusal | null | undefined> {
     let claim = await this.#claim(sid)
     // Relayed here as to its owner by a node that looked the owner up before this node handed
@@ -1089,12 +1091,12 @@ export class ParleyServer<
     // and its next try is sent there.
     if (claim === null && request.headers[ROUTED_HEADER] === '1' && this.#movedAway.get(sid))
       claim = 'elsewhere'
-    // Found handed off, yet nothing is left to claim: another node's claim came first (a resume
-    // of the same session racing this one, which reached that node), and its takeover is over.
-    // A new session here would leave that one behind; the client tries again, and its next try
-    // is sent there. Unless the session ended on its node meanwhile (its snapshot withdrawn):
+    // Seen leaving its node, yet nothing is left to claim: another node's claim came first (a
+    // resume of the same session racing this one, which reached that node), and its takeover is
+    // over. A new session here would leave that one behind; the client tries again, and its next
+    // try is sent there. Unless the session ended on its node meanwhile (its snapshot withdrawn):
     // then the client hears that, as for any ended session.
-    if (claim === null && handedOff && !(await this.#endOf(sid))) claim = 'elsewhere'
+    if (claim === null && leftItsNode && !(await this.#endOf(sid))) claim = 'elsewhere'
     // Told to try again for at most the recovery window, after which the session cannot be
     // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
     const unsettled = claim === 'retry' || claim === 'elsewhere'

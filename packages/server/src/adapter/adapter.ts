@@ -395,14 +395,16 @@ export interface Adapter {
    * atomically (a compare-and-set on the owner record's epoch: two nodes never both win, and a
    * node that lost a race learns it). Resolves null when there is nothing to claim (no handoff,
    * claimed already, expired): the resume then gets a new session. The winner then calls
-   * `SessionClaim.takeOver`. A resume that found the session handed off (`sessionOwner` answered
-   * `handingOff`, or the owner stored it at this node's request: `requestHandOff`) and then finds
-   * nothing to claim, and no end of the session (`endedSession`), lost to another node's claim,
-   * whose takeover is over: it is answered "try again" as for `'elsewhere'` below, and its next
-   * try is sent to that node. Resolves `'retry'` when the store cannot be asked now (unreachable:
-   * the session may live on another node, or be handed off), or could not say whether the claim
-   * went through (its answer was lost with the connection, or did not come in time: the adapter
-   * takes that claim back, should it have run, before its next claim of the session). The server
+   * `SessionClaim.takeOver`. A resume that saw the session leave its node (`sessionOwner`
+   * answered `handingOff`; or the owner stored it at this node's request, `requestHandOff`; or
+   * `sessionOwner` named another node once the owner it named first could not be reached) and
+   * then finds nothing to claim, and no end of the session (`endedSession`), lost to another
+   * node's claim, whose takeover is over: it is answered "try again" as for `'elsewhere'` below,
+   * and its next try is sent to that node. Resolves `'retry'` when the store cannot be asked now
+   * (unreachable: the session may live on another node, or be handed off), or could not say
+   * whether the claim went through (its answer was lost with the connection, or did not come in
+   * time: the adapter takes that claim back, should it have run, before its next claim of the
+   * session). The server
    * then answers the resume "try again" (503, `PARLEY_SERVER_SHUTTING_DOWN`), so that the client
    * keeps its session and tries again rather than start a new one; for one sid, for at most the
    * recovery window (a session cannot outlive it without its client), after which it answers as

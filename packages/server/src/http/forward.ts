@@ -131,6 +131,25 @@ export class Forwarder {
     return this.#ownerOf(sid, request, medium, true)
   }
 
+  /**
+   * After `owner`, which `resumeOwner` found for a resume of `sid`, could not be reached: true
+   * when the session has left it since (its owner record names another node now, or says it is
+   * handed off), false when the record still names `owner` (a node that died: the resume gets a
+   * new session, as it always did) or nothing.
+   */
+  async movedSince(
+    owner: Owner,
+    sid: string,
+    request: { headers: IncomingHttpHeaders },
+    medium: 'http' | 'websocket',
+  ): Promise<boolean> {
+    if (this.#closed) return false
+    // Asked of the adapter itself: `owner` is among the recently unreachable now, and this look
+    // is no second try at it.
+    const now = await this.#lookup.ownerOf(sid, request, medium, true)
+    return now === HANDED_OFF || (now !== undefined && now.node !== owner.node)
+  }
+
   async #ownerOf(
     sid: string,
     request: { headers: IncomingHttpHeaders },

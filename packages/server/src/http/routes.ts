@@ -464,7 +464,7 @@ export async function parleyRoutes(
     if (hello?.type !== PacketType.HELLO || rest.length > 0) {
       return fail(reply, 400, ErrorCode.INVALID_PACKET, 'the handshake body is one HELLO packet', cors)
     }
-    let handedOff = false
+    let leftItsNode = false
     if (hello.sid !== undefined && server.handedOff(hello.sid)) {
       // This node drains and handed the session off: a live node claims it now, rather than
       // the client after a refusal and a backoff (perhaps too late: see Adapter.anotherNode).
@@ -477,15 +477,19 @@ export async function parleyRoutes(
       }
     } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
       // A resume of a session that lives on another node: that node resumes it. When it cannot
-      // be reached, the resume is ours: a session this node does not know (a new one). One
-      // whose node is handing it off is ours too: this node claims it.
+      // be reached, the resume is ours: a session this node does not know (a new one), unless
+      // the session left that node meanwhile (see `handshake`). One whose node is handing it
+      // off is ours too: this node claims it.
       const owner = await outlastHandlerTimeout(reply, forwarder.resumeOwner(hello.sid, request, 'http'))
-      handedOff = owner === HANDED_OFF
-      if (
-        typeof owner === 'object' &&
-        (await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable'
-      )
-        return reply
+      leftItsNode = owner === HANDED_OFF
+      if (typeof owner === 'object') {
+        if ((await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable')
+          return reply
+        leftItsNode = await outlastHandlerTimeout(
+          reply,
+          forwarder.movedSince(owner, hello.sid, request, 'http'),
+        )
+      }
     }
     const transport = httpTransports[kind](options)
     // Until the session takes it, this POST is the transport's only connection: a client that
@@ -497,7 +501,12 @@ export async function parleyRoutes(
     else reply.raw.once('close', left)
     let refusal: Refusal | null
     try {
-      refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request), handedOff)
+      refusal = await server.handshake(
+        transport,
+        hello as HelloPacket,
+        handshakeRequest(request),
+        leftItsNode,
+      )
     } catch (err) {
       // A failure inside the server (an adapter that could not put the socket in its own room,
       // its store away): the coded answer a WebSocket gets too, never the internal error's own

@@ -156,8 +156,11 @@ export class WebSocketHandshakes {
           const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)
           // Refused by the owner: its answer, never a new session while the client's lives there.
           if (typeof outcome === 'object') return outcome
-          // Unreachable: a resume of a session this node does not know (a new one, as always).
           if (outcome !== 'unreachable') return null
+          // Unreachable: a resume of a session this node does not know (a new one, as always),
+          // unless the session left that node meanwhile (see `handshake`).
+          const moved = await forwarder.movedSince(owner, hello.sid, request, 'websocket')
+          return server.handshake(transport, hello, handshake, moved)
         }
       }
       return server.handshake(transport, hello, handshake)
