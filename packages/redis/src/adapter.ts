@@ -459,7 +459,10 @@ export class RedisAdapter implements Adapter {
       },
       () => {
         if (!this.#pending.has(id)) return
-        if (!replies.expected) countTimer = setTimeout(countsLate, requestTimeout)
+        // The verdict waits one turn of the event loop: a count that reached this node in time is
+        // read first, even when this node was held past the bound (a long pause, a loaded
+        // machine), where the timer would otherwise run before the socket that holds it is read.
+        if (!replies.expected) countTimer = setTimeout(() => setImmediate(countsLate), requestTimeout)
         askTimer = setInterval(askOwing, requestTimeout)
         askTimer.unref()
       },
