@@ -156,7 +156,8 @@ for (const transport of ['polling', 'sse'] as const) {
     const retainers = await retainersOf(held[0]!.socket!)
     expect(retainers.length).toBeGreaterThan(0)
     expect(retainers.flatMap((retainer) => retainer.tableOf)).toEqual([])
-  })
+    // A heap snapshot of the whole test process: seconds on a busy machine.
+  }, 60_000)
 }
 
 it('polling: a held GET its client dropped is let go of (nothing keeps its response)', async () => {
