@@ -12,7 +12,6 @@ import { afterEach, expect, it } from 'vitest'
 import { closeApp, type Started, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
-import { retainersOf } from './retainers.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
@@ -137,27 +136,6 @@ for (const transport of ['polling', 'sse'] as const) {
     await until(() => taken(), 5000, 'the GET held')
     expect(held[0]!.socket!.listenerCount('close')).toBe(expected)
   })
-}
-
-for (const transport of ['polling', 'sse'] as const) {
-  it(`${transport}: the connection of a held GET is in no Map or Set`, async () => {
-    // An entry for each would cost its share of the table for as long as the client is idle
-    // (docs/benchmarks.md, the heap per idle client): the closing server's count of responses
-    // under way keeps only connections with more than one (pipelining).
-    const held: ServerResponse[] = []
-    let taken = () => false
-    const { port } = await start(transport, (res, hijacked) => {
-      held.push(res)
-      taken = hijacked
-    })
-    const { get } = await rawDownstream(transport, port)
-    await get()
-    await until(() => taken(), 5000, 'the GET held')
-    const retainers = await retainersOf(held[0]!.socket!)
-    expect(retainers.length).toBeGreaterThan(0)
-    expect(retainers.flatMap((retainer) => retainer.tableOf)).toEqual([])
-    // A heap snapshot of the whole test process: seconds on a busy machine.
-  }, 60_000)
 }
 
 it('polling: a held GET its client dropped is let go of (nothing keeps its response)', async () => {

@@ -123,6 +123,11 @@ export class IdleConnections {
     else this.#queued.delete(socket)
   }
 
+  /** How many connections have responses waiting behind the one under way (pipelining). */
+  get pipelined(): number {
+    return this.#queued.size
+  }
+
   /** Destroys every connection without a request now; ends the others after their response. */
   startClosing(): void {
     if (!this.#server) return
