@@ -91,7 +91,10 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
       // Its owner was restarted once a round at least: the session moved that often, and each
       // time the client resumed with everything (a handoff CLOSE it saw is timed below).
       expect(count(restored, id), who).toBeGreaterThanOrEqual(rounds)
-      expect(c.resumes.length, who).toBeGreaterThanOrEqual(count(restored, id))
+      // A node can restore the session after its client stopped waiting for the OPEN (a machine
+      // slow enough for its handshake timeout): that resume counts on the node, not the client.
+      const lateOpens = c.errors.filter((e) => e.includes('PARLEY_HANDSHAKE_TIMEOUT')).length
+      expect(c.resumes.length + lateOpens, who).toBeGreaterThanOrEqual(count(restored, id))
       expect(c.resumes.every(Boolean), who).toBe(true)
       // A relaying node's CLOSE moves nothing: the client resumes on the same node.
       expect(c.handoffs - c.relayed, who).toBeLessThanOrEqual(count(restored, id))
