@@ -7,6 +7,13 @@ export interface CloseTabsOptions {
    * `page.close({ runBeforeUnload: true })`), waiting until it is gone.
    */
   runBeforeUnload?: boolean
+  /**
+   * Settles once what the closed tabs said on their way out has arrived (their goodbye, at the
+   * server): the context is closed only then. A tab's keepalive goodbye outlives the tab, not the
+   * browser: one still on its way when the tab is gone (as it is, now and then, on a loaded
+   * machine) may be dropped by a context closed under it, as by a browser quit.
+   */
+  heard?: () => Promise<unknown>
 }
 
 /** A tab, standing for every tab of its context, or a context (a user's browser window). */
@@ -35,6 +42,7 @@ export async function closeTabs(of: Tabs | readonly Tabs[], options: CloseTabsOp
         await tab.close()
       }
     }
+    await options.heard?.()
     await context.close()
   }
 }

@@ -779,6 +779,12 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     // test measures.
     const chat = await startChat(new MemoryStore())
     const direct = `http://127.0.0.1:${chat.port}`
+    let goodbyes = 0
+    chat.app.parley.on('connection', (socket) => {
+      socket.on('disconnect', (reason) => {
+        if (reason === 'client disconnect') goodbyes++
+      })
+    })
     // On each transport, the POST held by a proxy (it never reaches the server), or its answer
     // lost on the way back: one person for each, through a proxy of their own, all in one room
     // with Fay, joined at once (five browser pages, not eight), who leave in turn.
@@ -803,7 +809,12 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       await gus.type('#text', 'bye')
       await expect.poll(() => network.unanswered, { timeout: 10_000 }).toBeGreaterThan(0)
       network.posts = 'pass'
-      await closeTabs(gus, { runBeforeUnload: true })
+      const before = goodbyes
+      // Its browser stays open until the server has the goodbye, as when a person closes a tab.
+      await closeTabs(gus, {
+        runBeforeUnload: true,
+        heard: () => until(() => goodbyes > before, 10_000, `the goodbye of ${name}`),
+      })
       staying.splice(staying.indexOf(name), 1)
       // Well within the server's recovery window (30 s), which the session would otherwise
       // live out, and the POST's own bound, the heartbeat window.
