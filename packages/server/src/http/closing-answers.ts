@@ -56,9 +56,12 @@ export interface ClosingVerdict {
    * A POST or GET of a session this node does not hold (taken over by another node since it was
    * handed off, or never here: a relayed client's), sent on to the node that holds it, as the
    * route sends it while the server is open (see `ForwardAtClose`); `answer` when no such node can
-   * be reached. For a GET, only once `lastWords` found nothing here to serve it with.
+   * be reached. For a GET, only once `lastWords` found nothing here to serve it with. Without
+   * `sid`, a handshake POST: a resume (its HELLO names the session) of a session this node handed
+   * off, sent on to a live node to claim it, or of one another node holds, sent there, as the
+   * route sends them; `answer` for any other.
    */
-  elsewhere?: { sid: string; kind: HttpTransportName; headers: HeaderBag }
+  elsewhere?: { sid?: string; kind: HttpTransportName; headers: HeaderBag }
 }
 
 export interface ClosingAnswersOptions {
@@ -145,7 +148,7 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * `goodbyeOn`) and of any other POST of a live session on the transport it is attached to
  * (`post`: read, its packets used), 204 for any other POST of a session frozen for its handoff
  * (its body unread: the route uses none of it), the owner's answer to a POST of a session another
- * node holds (`elsewhere`); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again"
+ * node holds, or to a resume another node is to claim or holds (`elsewhere`); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again"
  * (but a GET of a session gets its last words, when they wait for it, or is served when the
  * session is still here on the GET's transport, or else gets the answer of the node that holds
  * the session: see `ClosingVerdict`). Never anything the routes would not say.
@@ -275,6 +278,8 @@ export class ClosingAnswers {
       return sid === undefined ? { answer } : { answer, post: { sid, kind, headers: cors } }
     }
     const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+    // A handshake: its HELLO may resume a session another node is to claim, or holds.
+    if (method === 'POST' && sid === undefined) return { answer, elsewhere: { kind, headers: cors } }
     if (!sid) return { answer }
     const elsewhere = { sid, kind, headers: cors }
     if (method === 'POST') return { answer, elsewhere }

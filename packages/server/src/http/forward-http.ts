@@ -27,6 +27,11 @@ export interface Hop extends ClientSide {
   take(): void
   /** The endpoint's transport, for a GET this node answers itself when it closes (see `end`). */
   kind?: HttpTransportName
+  /**
+   * The client's connection closes after the owner's answer, whatever the owner says: a request
+   * sent on from a node that is closing (see `Forwarder.atClose`), as after every answer at close.
+   */
+  closes?: true
 }
 
 /**
@@ -35,16 +40,6 @@ export interface Hop extends ClientSide {
  * nothing was sent to the client: the caller answers as for an unknown session).
  */
 export type HandOver = 'answered' | 'gone' | 'unreachable'
-
-/**
- * A request sent on from a node that is closing (see `Forwarder.atClose`): routed with the
- * plain mark, and its client's connection closed after the answer, as after every answer at
- * close.
- */
-export const TO_CLOSE = 'to-close'
-
-/** The mark a request is delivered with: a routed mark, or `TO_CLOSE`. */
-export type DeliveryMark = RoutedMark | typeof TO_CLOSE
 
 /** A request on its way to an owner, or streaming from one, as `HttpForwards.end` ends it. */
 interface Forwarding extends EndingForward {
@@ -92,7 +87,7 @@ export class HttpForwards {
    * Hands `hop` to `owner` with `body` ('' for a GET) and `mark`. A request this node could no
    * longer send because it closed meanwhile is told to try again here.
    */
-  async deliver(owner: Owner, hop: Hop, body: string, mark: DeliveryMark): Promise<HandOver> {
+  async deliver(owner: Owner, hop: Hop, body: string, mark: RoutedMark): Promise<HandOver> {
     if (owner.url === undefined) return this.#route(owner, hop, body, mark)
     let outcome = await this.#send(owner.url, hop, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
@@ -160,7 +155,7 @@ export class HttpForwards {
    * `#send` ends a request over the network: a stream with CLOSE 'server handoff' after its
    * event under way, a held poll (the adapter's answer still to come) answered that CLOSE here.
    */
-  async #route(owner: Owner, hop: Hop, body: string, mark: DeliveryMark): Promise<HandOver> {
+  async #route(owner: Owner, hop: Hop, body: string, mark: RoutedMark): Promise<HandOver> {
     const node = owner.node
     const { request, res, kind } = hop
     if (this.#closed) return tooLate(hop)
@@ -186,7 +181,7 @@ export class HttpForwards {
     })
     res.once('close', () => this.#requests.delete(key))
     try {
-      const routed = routedRequest(request, body, markOf(mark))
+      const routed = routedRequest(request, body, mark)
       response = await this.#options.adapter.routeRequest?.(node, routed)
       if (!response) throw new Error('the adapter cannot route requests')
     } catch (err) {
@@ -205,7 +200,7 @@ export class HttpForwards {
     if (request.method === 'GET' && isEventStream(response.headers['content-type'])) {
       const owned = response
       const events = owned.body instanceof Readable ? owned.body : Readable.from(owned.body)
-      res.writeHead(owned.status, closingClient(request, { ...owned.headers }, closes(mark)))
+      res.writeHead(owned.status, closingClient(request, { ...owned.headers }, closes(hop, mark)))
       res.flushHeaders()
       // Let go at the owner once its stream ends here, whichever way, or its client left: the
       // owner sees its request closed, as a client that hung up on it directly.
@@ -217,7 +212,7 @@ export class HttpForwards {
       })
       return 'answered'
     }
-    relayResponse(request, res, response, closes(mark))
+    relayResponse(request, res, response, closes(hop, mark))
     return 'answered'
   }
 
@@ -230,13 +225,13 @@ export class HttpForwards {
     base: string,
     hop: Hop,
     body: string,
-    mark: DeliveryMark,
+    mark: RoutedMark,
   ): Promise<'answered' | 'gone' | 'stale' | 'closed' | Error> {
     const { request, res, kind } = hop
     if (res.destroyed) return Promise.resolve('gone')
     if (this.#closed) return Promise.resolve('closed')
     const target = new URL(base)
-    const headers = forwardedHeaders(request, false, onward(request, markOf(mark)))
+    const headers = forwardedHeaders(request, false, onward(request, mark))
     if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
     return new Promise((resolve) => {
       const upstream = http.request({
@@ -298,10 +293,10 @@ export class HttpForwards {
         resolve('answered')
         const status = answer.statusCode ?? 502
         if (status >= 400) {
-          errorAnswer(hop, upstream, answer, status, closes(mark))
+          errorAnswer(hop, upstream, answer, status, closes(hop, mark))
           return
         }
-        const headers = closingClient(request, answerHeaders(answer.headers), closes(mark))
+        const headers = closingClient(request, answerHeaders(answer.headers), closes(hop, mark))
         res.writeHead(status, headers)
         // An SSE stream streams: each chunk the owner writes goes on at once.
         res.flushHeaders()
@@ -351,11 +346,6 @@ function closeOf(emitter: http.ClientRequest | ServerResponse): Promise<void> {
   return new Promise((resolve) => emitter.once('close', () => resolve()))
 }
 
-/** The routed mark a request goes with. */
-function markOf(mark: DeliveryMark): RoutedMark {
-  return mark === TO_CLOSE ? '1' : mark
-}
-
 /**
  * `mark`, but GOODBYE_ON for a relayed goodbye sent on (see `Forwarder.ownerOf`); one whose body
  * passed maxPayload keeps TOO_LARGE, answered as any such POST.
@@ -368,6 +358,6 @@ function onward(request: ForwardedRequest, mark: RoutedMark): RoutedMark {
  * Whether the client's connection closes after the owner's answer whatever the owner says: at
  * close, and after a POST whose body was left unread (TOO_LARGE, see `Forwarder.tooLarge`).
  */
-function closes(mark: DeliveryMark): boolean {
-  return mark === TO_CLOSE || mark === TOO_LARGE
+function closes(hop: Hop, mark: RoutedMark): boolean {
+  return hop.closes === true || mark === TOO_LARGE
 }

@@ -7,14 +7,14 @@ import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { ClosingForwards } from './closing-forwards.js'
-import { type DeliveryMark, type HandOver, type Hop, HttpForwards, TO_CLOSE } from './forward-http.js'
+import { type HandOver, type Hop, HttpForwards } from './forward-http.js'
 import type { UpgradeRefused } from './forward-ws.js'
 import { rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { relayHandoffClose } from './handoff-close.js'
 import { HANDED_OFF, type Owner, OwnerLookup } from './owner-lookup.js'
 import { RecentlyUnreachable } from './recently-unreachable.js'
-import { SENT_ON, TOO_LARGE } from './routing.js'
+import { type RoutedMark, SENT_ON, TOO_LARGE } from './routing.js'
 import { WebSocketHandovers } from './websocket-handover.js'
 
 export type { HandOver } from './forward-http.js'
@@ -177,7 +177,7 @@ export class Forwarder {
    */
   async anotherNode(
     sid: string,
-    request: FastifyRequest,
+    request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
   ): Promise<Owner | undefined> {
     if (this.#closed) return undefined
@@ -216,7 +216,7 @@ export class Forwarder {
     request: FastifyRequest,
     reply: FastifyReply,
     body: string,
-    mark: DeliveryMark,
+    mark: RoutedMark,
     kind?: HttpTransportName,
   ): Promise<HandOver> {
     // Answered already, by Fastify: the application's handlerTimeout ran out while a POST's
@@ -238,12 +238,13 @@ export class Forwarder {
   }
 
   /**
-   * Hands a POST or a GET of a session `owner` holds to it, as `handOver` does, for a request that
-   * reached this node while Fastify refuses requests at close (see last-words.ts), which no route
-   * of Parley's can take then: `req` and `res` are Node's. `cors`: the page's headers; `kind`: the
-   * endpoint's transport. The client's connection closes after the owner's answer, as after
-   * every answer at close; a stream or a held poll relayed so ends with CLOSE 'server handoff'
-   * when the forwarder closes, as any other (see `close`).
+   * Hands a POST or a GET of a session `owner` holds to it, or a resume to the node that is to
+   * claim it, as `handOver` does, for a request that reached this node while Fastify refuses
+   * requests at close (see last-words.ts), which no route of Parley's can take then: `req` and
+   * `res` are Node's. `cors`: the page's headers; `kind`: the endpoint's transport. The client's
+   * connection closes after the owner's answer, as after every answer at close; a stream or a
+   * held poll relayed so ends with CLOSE 'server handoff' when the forwarder closes, as any
+   * other (see `close`).
    */
   atClose(
     owner: Owner,
@@ -252,8 +253,9 @@ export class Forwarder {
     body: string,
     { cors, kind }: { cors: HeaderBag; kind: HttpTransportName },
   ): Promise<HandOver> {
-    const hop: Hop = { request: rawForwardedRequest(req), res, take: () => {}, cors: () => cors, kind }
-    return this.#http.deliver(owner, hop, body, TO_CLOSE)
+    const request = rawForwardedRequest(req)
+    const hop: Hop = { request, res, take: () => {}, cors: () => cors, kind, closes: true }
+    return this.#http.deliver(owner, hop, body, owner.sentOn ? SENT_ON : '1')
   }
 
   /**

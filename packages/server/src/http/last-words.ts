@@ -24,7 +24,8 @@ export type AttachedTransport = (sid: string, kind: HttpTransportName) => HttpSi
 
 /**
  * Sends a POST or a GET of a session another node holds (`request`, see
- * `ClosingVerdict.elsewhere`) on to that node, a POST's body read here first; resolves with what
+ * `ClosingVerdict.elsewhere`) on to that node, a POST's body read here first, or a handshake POST
+ * (no `sid`) whose HELLO resumes a session another node is to claim or holds; resolves with what
  * to answer here instead (`unsent` when no node could take it, what the body's failure says when
  * it could not be read), or undefined once the owner's answer went (or the client left).
  */
@@ -89,7 +90,8 @@ export interface LastWordsOptions {
  * 403, a malformed WebSocket upgrade 400, a POST whose body passes maxPayload 413 (ending its
  * session as the route does), a POST of a live session on its own transport what the route makes
  * of it (see `UpstreamPosts`), a POST of a session frozen for its handoff 204, a POST of a
- * session another node holds the answer of that node (sent on, see `ForwardAtClose`), a GET of
+ * session another node holds, or of a handshake that resumes one, the answer of that node (sent
+ * on, see `ForwardAtClose`), a GET of
  * a session still here on the GET's transport its stream or held poll, a GET of a session another
  * node holds the answer of that node (its stream or held poll relayed), the rest Parley's own
  * `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no code and no CORS headers,

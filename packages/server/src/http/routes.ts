@@ -1,4 +1,4 @@
-import { METHODS } from 'node:http'
+import { type IncomingMessage, METHODS, type ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import {
@@ -235,8 +235,10 @@ export async function parleyRoutes(
   const ownerOf = (sid: string, reply: FastifyReply) =>
     outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http'))
   // While Fastify refuses requests at close, a POST or a GET of a session another node holds
-  // goes there all the same, as on the route below (until the forwarder closes with the server).
+  // goes there all the same, and a resume to the node that is to claim or holds its session, as
+  // on the routes below (until the forwarder closes with the server).
   forwardingAtClose(async (req, res, { sid, kind, headers }, unsent) => {
+    if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent)
     const owner = await forwarder.ownerOf(sid, req, 'http')
     if (!owner) return unsent
     let text = ''
@@ -249,6 +251,37 @@ export async function parleyRoutes(
     const sent = await forwarder.atClose(owner, req, res, text, { cors: headers, kind })
     return sent === 'unreachable' ? unsent : undefined
   })
+  /**
+   * A handshake POST at close, sent on as `handshakePost` sends it when its HELLO resumes a session
+   * this node handed off (to a live node, which claims it) or one another node holds; `unsent`
+   * (the client tries again) for any other, this node taking no session any more.
+   */
+  async function resumeAtClose(
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: HttpKind,
+    headers: HeaderBag,
+    unsent: EndpointAnswer,
+  ): Promise<EndpointAnswer | undefined> {
+    const body = await bodies.read(req, res)
+    if (!body.ok) return posts.notRead(body.reason, headers)
+    const decoded = decodeBody(linesOfBody(body), options.maxPayload)
+    const [hello, ...rest] = decoded.ok ? decoded.packets : []
+    if (hello?.type !== PacketType.HELLO || rest.length > 0 || hello.sid === undefined) return unsent
+    const handedOff = server.handedOff(hello.sid)
+    // A session another node is handing off is claimed by a node that takes sessions: not this one.
+    const found = handedOff
+      ? await forwarder.anotherNode(hello.sid, req, 'http')
+      : server.sessionFor(hello.sid)
+        ? undefined
+        : await forwarder.resumeOwner(hello.sid, req, 'http')
+    const owner = typeof found === 'object' ? found : undefined
+    if (!owner) return unsent
+    const sent = forwarder.atClose(owner, req, res, body.text(), { cors: headers, kind })
+    // The node closes only once the answer went back, or was cut (see Drain.sendingOn).
+    if (handedOff) server.sendingOn(sent.then(() => finished(res)))
+    return (await sent) === 'unreachable' ? unsent : undefined
+  }
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001, after
   // a CLOSE 'server handoff' to their clients, as the streams and held polls forwarded end.
   server.atClose(() => forwarder.close())

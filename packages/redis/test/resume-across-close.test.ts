@@ -1,0 +1,77 @@
+// The resume of a client whose session its node just handed off, when the balancer sends it back
+// to that node while it closes (SSE and polling: a handshake POST). The closing node sends it on
+// to a live node, which claims the session, as its routes do while it is open; refused (503)
+// instead, the client tried again and again within its quiet time, for as long as the balancer
+// sent it there. Its requests after the resume go through the closing node too (see
+// get-across-close.test.ts), until the end of the drain ends them with CLOSE 'server handoff'.
+// The drain is held open by a session of its own that nobody claims (a bare client that does not
+// resume), whose goodbye ends it. Both ways Fastify may close: answering every request itself
+// (its default `return503OnClosing`), or leaving them to the routes until Parley has closed.
+import { connect } from '@parley/client'
+import { PacketType, type TransportName } from '@parley/protocol'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+
+describe.skipIf(skipRedisSuites())(
+  'a resume that reaches the closing node that handed its session off',
+  () => {
+    const { suite, balance } = balancedSuite()
+    const { nodes, clients } = suite
+
+    const cases: [TransportName, boolean][] = [
+      ['sse', true],
+      ['polling', true],
+      ['sse', false],
+      ['polling', false],
+    ]
+    it.each(cases)(
+      'is sent on to a live node, which claims the session (%s, return503OnClosing: %s)',
+      async (transport, return503OnClosing) => {
+        const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
+        const b = await startTrafficNode(suite.redis.url, nodes)
+        const balancer = await balance([a, b])
+        // Everything goes to a, the resume included.
+        balancer.avoid.add(1)
+        const c = connect(`${balancer.url}/parley`, { transports: [transport] })
+        clients.push(c)
+        const lost: string[] = []
+        c.on('transport_error', (_transport, error) => lost.push(error.code))
+        const got: number[] = []
+        c.on('down', (n: number) => got.push(n))
+        await until(() => c.connected, 3000, 'connected to a')
+        const id = c.id
+        // A session of a that nobody claims: a's drain waits for it.
+        const held = await rawConnect('polling', a.started.base)
+
+        const draining = a.started.app.close()
+        await until(() => b.restored.length === 1 && c.connected, 8000, 'claimed by b through a')
+        expect(balancer.forwarded[1]).toBe(0)
+        b.restored[0]!.emit('down', 1)
+        c.emit('up', 1)
+        await until(() => got.length === 1 && b.received.length === 1, 3000, 'both ways through a')
+        expect(lost).toEqual([])
+        expect(a.started.app.parley.closed).toBe(false)
+
+        // a's drain ends: what it relays ends with CLOSE 'server handoff', and the client resumes on b.
+        balancer.avoid.clear()
+        balancer.avoid.add(0)
+        await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+        await within(draining, 5000, 'the drain over once the held session said goodbye')
+        b.restored[0]!.emit('down', 2)
+        c.emit('up', 2)
+        await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages, on b')
+
+        expect(got).toEqual([1, 2])
+        expect(b.received).toEqual([1, 2])
+        expect(a.received).toEqual([])
+        expect(lost).toEqual([])
+        expect(b.restored).toHaveLength(1)
+        expect(c.id).toBe(id)
+        expect(c.recovered).toBe(true)
+      },
+    )
+  },
+)
