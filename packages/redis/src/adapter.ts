@@ -1080,12 +1080,16 @@ export class RedisAdapter implements Adapter {
       }
       // Until Redis took the PUBLISH, no node could answer: a timeout then is Redis's doing.
       let sent = false
+      // The verdict waits one turn of the event loop, as a broadcast's count does: an answer that
+      // reached this node in time is read first, even when this node was held past the bound.
       const timer = setTimeout(
         () =>
-          incomplete(
-            sent
-              ? `${waiting.size} did not answer within ${this.#options.requestTimeout} ms`
-              : `Redis did not answer its PUBLISH within ${this.#options.requestTimeout} ms`,
+          setImmediate(() =>
+            incomplete(
+              sent
+                ? `${waiting.size} did not answer within ${this.#options.requestTimeout} ms`
+                : `Redis did not answer its PUBLISH within ${this.#options.requestTimeout} ms`,
+            ),
           ),
         this.#options.requestTimeout,
       )

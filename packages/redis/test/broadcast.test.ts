@@ -317,6 +317,28 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(a!.adapter.stats.incompleteRequests).toBe(0)
   })
 
+  it("takes a query's answer that came within requestTimeout though its node was held past it", async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(suite.redis.url, 2, { requestTimeout: 300 })
+    for (const node of [a!, b!]) (await nodes.client(node)).socket.join('voters')
+    // As above, for fetchSockets: the process is held past requestTimeout once b's answer is on
+    // its way, and a's wait for it is overdue when the process runs again.
+    const send = b!.redis.sendCommand.bind(b!.redis)
+    vi.spyOn(b!.redis, 'sendCommand').mockImplementation((args) => {
+      const answer = send(args)
+      if (args[0] === 'PUBLISH' && JSON.parse(String(args[2])).k === 'sockets') {
+        setImmediate(() => {
+          const end = performance.now() + 1000
+          while (performance.now() < end) {}
+        })
+      }
+      return answer
+    })
+    const sockets = await within(a!.app.parley.in('voters').fetchSockets(), 8000, 'the sockets')
+    expect(sockets).toHaveLength(2)
+    expect(a!.adapter.stats.incompleteRequests).toBe(0)
+  })
+
   it('stops waiting for the count of a live node that stays silent past requestTimeout, whatever the timeout', async () => {
     nodes = new Nodes()
     // A prefix of its own: the ghost below haunts no other test. b, in this process too, counts
