@@ -150,6 +150,11 @@ export class RedisAdapter implements Adapter {
   readonly #commands: Commands
   /** This node's own broadcasts (by `q`) given up as lost while positioned sockets waited for them. */
   readonly #givenUp = new Set<number>()
+  /**
+   * Sessions whose `handOff` waits for Redis before it sends anything, by sid: true once the
+   * server gave up on it meanwhile (`withdrawHandOff`), so that nothing is written after all.
+   */
+  readonly #handOffsWaiting = new Map<string, boolean>()
   readonly #started: Promise<void>
   /** How far the start went: what `ready()` names when it gives up. */
   #starting: 'connect' | 'subscribe' | 'heartbeat' | 'done' = 'connect'
@@ -598,9 +603,13 @@ export class RedisAdapter implements Adapter {
     // sent if it does not come back: nothing to take back later. The server bounds the whole by
     // its handoff timeout, and ends the session when that runs out.
     if (this.#commands.unavailable() !== undefined) {
-      if (!(await this.#commands.whenAvailable())) return false
-      // Closed, or the session ended (the server stopped waiting), while this waited.
-      if (this.#closed || !this.#sockets.hasSession(snapshot.sid)) return false
+      this.#handOffsWaiting.set(snapshot.sid, false)
+      const available = await this.#commands.whenAvailable()
+      const givenUp = this.#handOffsWaiting.get(snapshot.sid) === true
+      this.#handOffsWaiting.delete(snapshot.sid)
+      // Closed, or the server stopped waiting while this waited: the session ended, or went on
+      // here (a move thawed it, and its withdraw found no write to take back).
+      if (!available || givenUp || this.#closed || !this.#sockets.hasSession(snapshot.sid)) return false
     }
     const { sid, id } = snapshot
     this.#sessions.handingOff(sid)
@@ -709,9 +718,12 @@ export class RedisAdapter implements Adapter {
    * stays meanwhile, so that a claim that wins before that is answered with a seal that comes
    * behind the withdraw, and reads the session ended. Its write still unanswered (the server
    * stopped waiting for it: the session ended, or went on here): taken back at once instead (see
-   * `#giveUpWrite`). Never rejects.
+   * `#giveUpWrite`). Its write not sent yet, waiting for Redis (see `handOff`): never sent. Never
+   * rejects.
    */
   async withdrawHandOff(sid: string): Promise<void> {
+    // Still waiting for Redis, nothing sent: it sends nothing now.
+    if (this.#handOffsWaiting.has(sid)) this.#handOffsWaiting.set(sid, true)
     const entry = this.#handoffs.bySid(sid)
     if (!entry || this.#closed) return
     // Its write unanswered, or given up on (taken back already, or its UNDO waits for this word).

@@ -962,6 +962,27 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('writes nothing once the server gave up on a handoff that waited for Redis: the session went on there', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 5000 })
+      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      const socket = await open(a, 'sid-given-up', 's1')
+      proxy.offline = true
+      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+      const stored = handOff(a, socket, 'sid-given-up')
+      // The server's handoff.timeout ran out first: a move thaws the session, which goes on here.
+      await a.adapter.withdrawHandOff('sid-given-up')
+      proxy.offline = false
+      expect(await within(stored, 8000, 'the handoff')).toBe(false)
+      expect(await b!.adapter.claimSession('sid-given-up')).toBeNull()
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('tells a resume to try again while Redis is refilled after it restarted empty, and not after', async () => {
     const own = await startRedis()
     const restarted = new FakeCluster(own.url)
