@@ -108,6 +108,11 @@ export class Cluster {
   readonly heldTakeOvers: (() => void)[] = []
   /** Nodes that are alive but that no other node reaches (their requests are lost). */
   readonly unreachable = new Set<string>()
+  /**
+   * Addresses published in place of a node's own (see `sessionOwner` with handoff): one that
+   * leads nowhere makes a live node unreachable over the network, the adapter still reaching it.
+   */
+  readonly addresses = new Map<string, string>()
   /** `requestHandOff` calls, for tests that check a resume asked (or did not ask) for a move. */
   handOffRequests = 0
   /** `withdrawHandOff` calls: sessions that ended on the node handing them off. */
@@ -335,7 +340,7 @@ class HandOffClusterAdapter extends ClusterAdapter {
   override async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     const answer = await super.sessionOwner(sid)
     if (typeof answer !== 'object') return answer
-    const url = this.cluster.nodes.get(answer.node)?.sockets.url()
+    const url = this.cluster.addresses.get(answer.node) ?? this.cluster.nodes.get(answer.node)?.sockets.url()
     return url === undefined ? answer : { ...answer, url }
   }
 

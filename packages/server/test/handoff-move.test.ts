@@ -8,9 +8,11 @@ import { type ClientOptions, connect, type Socket } from '@parley/client'
 import { ErrorCode } from '@parley/protocol'
 import type { Adapter, ParleyServerOptions, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import { holdPort } from '../../../test/support/ports.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
 let nodes: Started[] = []
 let proxy: RoundRobinProxy | undefined
@@ -177,6 +179,30 @@ describe('a WebSocket resume on another node', () => {
     await until(() => c.connected && claimer.restored.length === 1, 5000, 'restored on the claimer')
     expect(c.recovered).toBe(true)
     expect(cluster.handOffSids).toEqual([sid])
+  })
+
+  it('still asks for the session an owner that could not be reached lately over the network', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { list, proxy, c, owner } = await clientOnTwoNodes(cluster)
+    const ownerName = owner === 0 ? 'a' : 'b'
+    const other = list[1 - owner]!
+    // The owner's address leads nowhere from the other node; the adapter still reaches it.
+    const nowhere = await holdPort()
+    try {
+      cluster.addresses.set(ownerName, `http://127.0.0.1:${nowhere.port}`)
+      // A poll of another of its sessions found it unreachable: remembered for a while.
+      const raw = await rawConnect('websocket', list[owner]!.started.base)
+      const poll = await fetch(`${other.started.base}/poll?v=1&sid=${raw.sid}`)
+      expect(poll.status).toBe(400)
+      expect(other.started.app.parley.unreachableOwnerCount).toBe(1)
+      raw.close()
+      await resumeOnTheOther(proxy, c, owner)
+      expect(c.recovered).toBe(true)
+      expect(cluster.handOffRequests).toBe(1)
+      expect(other.restored.map((s) => s.id)).toEqual([c.id])
+    } finally {
+      nowhere.release()
+    }
   })
 
   it('is relayed to the owner, which keeps the session, when the owner does not answer', async () => {

@@ -121,7 +121,9 @@ export class Forwarder {
   /**
    * `ownerOf` for a resume (HELLO) of `sid`: HANDED_OFF when the session's node is handing it
    * off, for this node to claim it (the handshake then knows that a claim which finds nothing
-   * lost to another node's: see `ParleyServer.handshake`).
+   * lost to another node's: see `ParleyServer.handshake`). Over WebSocket an owner not reached
+   * lately is named all the same: the handshake asks it for the session through the adapter
+   * first (`requestHandOff`), and only its relay is refused at once.
    */
   resumeOwner(
     sid: string,
@@ -158,16 +160,25 @@ export class Forwarder {
   ): Promise<Owner | typeof HANDED_OFF | undefined> {
     if (this.#closed) return undefined
     const owner = await this.#lookup.ownerOf(sid, request, medium, resume)
+    // A WebSocket resume first asks the owner to hand the session over, through the adapter,
+    // which may reach a node its URL does not (see websocket-handshake.ts): only its relay is
+    // answered at once (see `handOverWebSocket`).
+    if (resume && medium === 'websocket') return owner
     // Not reached moments ago: answered here at once, as it would be after the wait.
     if (
       typeof owner === 'object' &&
       owner.url !== undefined &&
-      this.#recentlyUnreachable.has(owner.node, owner.url)
-    ) {
-      this.#options.unreachable(owner.node, new Error(`${owner.url} could not be reached moments ago`))
+      this.#unreachableLately(owner.node, owner.url)
+    )
       return undefined
-    }
     return owner
+  }
+
+  /** True, and counted as unreachable, for a node not reached at `url` moments ago. */
+  #unreachableLately(node: string, url: string): boolean {
+    if (!this.#recentlyUnreachable.has(node, url)) return false
+    this.#options.unreachable(node, new Error(`${url} could not be reached moments ago`))
+    return true
   }
 
   /**
@@ -261,10 +272,10 @@ export class Forwarder {
   /**
    * Hands a WebSocket whose HELLO resumes a session of another node to that node: connects
    * there (within the connect timeout), sends it the HELLO, then relays every message both ways
-   * until either side closes. Resolves once that is settled; on `unreachable` the WebSocket is
-   * untouched and the caller handles the HELLO itself; when the owner refused the upgrade with a
-   * status, with what the client is told instead (see `UpgradeRefused`), the WebSocket untouched
-   * too. `relayed` hears when the relay began, with a promise of the HELLO's answer passed on
+   * until either side closes. Resolves once that is settled; on `unreachable` (at once for an
+   * owner not reached at its URL moments ago, see `ownerOf`) the WebSocket is untouched and the
+   * caller handles the HELLO itself; when the owner refused the upgrade with a status, with what
+   * the client is told instead (see `UpgradeRefused`), the WebSocket untouched too. `relayed` hears when the relay began, with a promise of the HELLO's answer passed on
    * (see `Relay.answered`).
    */
   async handOverWebSocket(
@@ -276,7 +287,7 @@ export class Forwarder {
     relayed?: (answered: Promise<void>) => void,
   ): Promise<HandOver | UpgradeRefused> {
     const url = owner.url
-    if (this.#closed || url === undefined) return 'unreachable'
+    if (this.#closed || url === undefined || this.#unreachableLately(owner.node, url)) return 'unreachable'
     return this.#websockets.handOver({ ...owner, url }, ws, hello, request, take, relayed)
   }
 
