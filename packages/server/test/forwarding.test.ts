@@ -429,6 +429,33 @@ describe('forwarding', () => {
     }
   })
 
+  it('tries again at once an owner whose connections were reset: only a wait that ran out is remembered', async () => {
+    // A reset is what a live owner's stale kept-alive connection gives too, and it costs no wait:
+    // remembered, that owner's clients would get new sessions for a while.
+    const resetting = net.createServer((socket) => socket.resetAndDestroy())
+    let connections = 0
+    resetting.on('connection', () => connections++)
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve))
+    const { port } = resetting.address() as net.AddressInfo
+    try {
+      const { directory } = await startNodes(1)
+      const [b] = nodes as [Node]
+      const url = `http://127.0.0.1:${port}`
+      for (const sid of ['heldByResetNode00001', 'heldByResetNode00002'])
+        directory.owners.set(sid, { node: 'resetting', url })
+      const first = await fetch(`${b.base}/poll?v=1&sid=heldByResetNode00001`)
+      expect(first.status).toBe(400)
+      const tried = connections
+      expect(tried).toBeGreaterThan(0)
+      const second = await fetch(`${b.base}/poll?v=1&sid=heldByResetNode00002`)
+      expect(second.status).toBe(400)
+      expect(connections).toBeGreaterThan(tried)
+      expect(b.app.parley.unreachableOwnerCount).toBe(2)
+    } finally {
+      await new Promise<void>((resolve) => resetting.close(() => resolve()))
+    }
+  })
+
   it("forwards a held poll with the client's end-to-end headers, and lets it go when the client does", async () => {
     await startNodes(2)
     const [a, b] = nodes as [Node, Node]

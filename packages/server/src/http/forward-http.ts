@@ -8,6 +8,7 @@ import { type ClientSide, errorAnswer, handoffAnswer, isEventStream, tryAgain } 
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
 import type { Owner } from './owner-lookup.js'
+import { NoConnectionInTime } from './recently-unreachable.js'
 import { postGoodbye } from './relayed-goodbye.js'
 import { RelayedStream } from './relayed-stream.js'
 import {
@@ -282,7 +283,10 @@ export class HttpForwards {
       upstream.once('socket', (socket) => {
         if (!socket.connecting) return
         timer = setTimeout(
-          () => upstream.destroy(new Error(`no connection within ${this.#options.connectTimeout} ms`)),
+          () =>
+            upstream.destroy(
+              new NoConnectionInTime(`no connection within ${this.#options.connectTimeout} ms`),
+            ),
           this.#options.connectTimeout,
         )
         socket.once('connect', () => clearTimeout(timer))

@@ -13,7 +13,7 @@ import { rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { relayHandoffClose } from './handoff-close.js'
 import { HANDED_OFF, type Owner, OwnerLookup } from './owner-lookup.js'
-import { RecentlyUnreachable } from './recently-unreachable.js'
+import { RecentlyUnreachable, waitRanOut } from './recently-unreachable.js'
 import { type RoutedMark, SENT_ON, TOO_LARGE } from './routing.js'
 import { WebSocketHandovers } from './websocket-handover.js'
 
@@ -77,7 +77,7 @@ export class Forwarder {
     this.#options = options
     const { adapter, log, connectTimeout } = options
     const unreachable = (node: string, err: unknown, url?: string) => {
-      if (url !== undefined) this.#recentlyUnreachable.add(node, url)
+      if (url !== undefined && waitRanOut(err)) this.#recentlyUnreachable.add(node, url)
       options.unreachable(node, err)
     }
     this.#lookup = new OwnerLookup({ adapter, log, connectTimeout, noOtherNode: options.noOtherNode })

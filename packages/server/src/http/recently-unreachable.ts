@@ -9,6 +9,24 @@ export const UNREACHABLE_KEPT_MS = 10_000
 /** The most unreachable addresses a node remembers (see `UNREACHABLE_KEPT_MS`), the newest kept. */
 const UNREACHABLE_KEPT = 1000
 
+/** A connection to an owner that did not open within `connectTimeout` (see forward-http.ts). */
+export class NoConnectionInTime extends Error {}
+
+/**
+ * Whether `err`, a forwarding's failure, is worth remembering: only a wait that ran out (no
+ * connection within `connectTimeout`, or a WebSocket upgrade unanswered that long: ws's own
+ * error) is what a vanished or hung machine gives, and what a next try would wait for again.
+ * A refused or reset connection fails at once anyway, and may be one stale kept-alive
+ * connection of an owner that is alive: remembered, its clients would be answered as for an
+ * unknown session for `UNREACHABLE_KEPT_MS`, and start new sessions.
+ */
+export function waitRanOut(err: unknown): boolean {
+  return (
+    err instanceof NoConnectionInTime ||
+    (err instanceof Error && err.message === 'Opening handshake has timed out')
+  )
+}
+
 /**
  * Owners (node and URL) that could not be reached lately. The key is node and URL, so a node
  * restarted on the same address (a new id) is reached at once.
