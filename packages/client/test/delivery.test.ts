@@ -157,7 +157,8 @@ describe('the delivery promise', () => {
     // may land on SSE again under load, and fallback.test.ts checks that step on its own). On a
     // loaded machine a cut can also come while the client is still resuming from the one before,
     // and two steps then make one switch: down to SSE and back up to WebSocket is what must be.
-    expect(seen).toEqual(expect.arrayContaining(['websocket', 'sse']))
-    expect(seen.length).toBeGreaterThanOrEqual(3)
+    // (Seen under load: ['sse', 'websocket'], the two switches alone.)
+    expect(seen).toContain('sse')
+    expect(seen.lastIndexOf('websocket')).toBeGreaterThan(seen.indexOf('sse'))
   }, 30_000)
 })
