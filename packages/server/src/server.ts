@@ -862,7 +862,7 @@ export class ParleyServer<
     if (this.#closing) return shuttingDown()
     const handshake: Handshake = new SocketHandshake(request, hello.auth, transport.name)
 
-    const existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
+    let existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
     if (hello.sid !== undefined && !existing) {
       if (!this.#ended.get(hello.sid)) {
         // Tracked from the claim on, not from its win: a drain that begins while the claim is
@@ -874,15 +874,19 @@ export class ParleyServer<
         this.#takingOver.add(arrival)
         void arrival.finally(() => this.#takingOver.delete(arrival)).catch(() => {})
         const answer = await arrival
-        // Undefined: nothing to take over here (or the session ended on its old node after the
-        // claim); a new session follows.
         if (answer !== undefined) return answer
+        // Undefined: nothing to take over here (or the session ended on its old node after the
+        // claim), or another resume of the same session took it over here meanwhile (see
+        // `#claimAndTakeOver`): then this one is an ordinary resume of it, below.
+        existing = this.#bySid.get(hello.sid)
       }
-      this.metrics.resume(false)
-      // Ended on another node (or while this node claimed it): answered as there.
-      const ending = await this.#endOf(hello.sid)
-      if (this.#answerEnded(transport, ending, hello)) return null
-      this.#unknown.record(hello.sid, 'resume')
+      if (!existing) {
+        this.metrics.resume(false)
+        // Ended on another node (or while this node claimed it): answered as there.
+        const ending = await this.#endOf(hello.sid)
+        if (this.#answerEnded(transport, ending, hello)) return null
+        this.#unknown.record(hello.sid, 'resume')
+      }
     }
     if (existing && frozen(existing.session)) return moving()
     // Still being taken over here (a resume the client gave up on is waiting for the old
@@ -1074,7 +1078,9 @@ export class ParleyServer<
   /**
    * A resume of `sid`, a session this node does not hold: claims it from a node's handoff and
    * takes it over. Undefined when there was none to claim (or it ended on its old node after
-   * the claim: see `#takeOver`) and the client may get a new session; else the answer.
+   * the claim: see `#takeOver`) and the client may get a new session, or when the session is
+   * here now (another resume of it took it over meanwhile) and this one resumes it; else the
+   * answer.
    */
   async #claimAndTakeOver(
     sid: string,
@@ -1085,6 +1091,16 @@ export class ParleyServer<
     leftItsNode: boolean,
   ): Promise<Refusal | null | undefined> {
     let claim = await this.#claim(sid)
+    // Taken over here while this claim was on its way: another resume of the same session (a
+    // WebSocket probe beside an HTTP resume, both sent to this node) claimed it first, and its
+    // takeover has the session in the maps by now. This resume found neither it here nor (once
+    // the takeover read the handoff back) anything to claim: a new session would stand beside
+    // the restored one. It resumes the session here instead, as any resume that finds it here
+    // (see `handshake`), which tells it to try again while the takeover is not over.
+    if ((claim === null || typeof claim === 'string') && this.#bySid.has(sid)) {
+      this.#unsettledResumes.settled(sid)
+      return undefined
+    }
     // Relayed here as to its owner by a node that looked the owner up before this node handed
     // the session to another one (that node asked for it first, and its takeover is done): the
     // session lives there. A new session here would leave it behind; the client tries again,

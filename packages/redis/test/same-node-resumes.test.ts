@@ -1,0 +1,181 @@
+// Two resumes of one session that reach the same node at once (a WebSocket probe and an HTTP
+// resume after a network change, both sent there by the balancer), while the session lives on
+// another node. The first claims it and takes it over; the second, which found the session
+// neither here nor (by then) anything to claim, must not open a new session beside the restored
+// one: the session lives on this node now, and it resumes it as any resume that finds it here.
+import { PacketType } from '@parley/protocol'
+import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { RawWebSocket } from '../../server/test/raw-websocket.js'
+import { Nodes, redisSuite, type TestNode } from './nodes.js'
+
+/** A WebSocket resume moves its session to the node it reached. */
+const MOVING: ParleyServerOptions = {
+  handoff: { timeout: 1000, batchSize: 500, retrySpread: 0 },
+  pingTimeout: 300,
+}
+
+/**
+ * Holds `node`'s claims of handed-off sessions, each at its own door: the first once it has won
+ * in Redis (the owner record names `node`, the session is not restored yet), or, with `before`,
+ * before it reaches Redis; every later one before it reaches Redis.
+ */
+function holdClaims(node: TestNode, before = false) {
+  const adapter = node.adapter
+  const claim = adapter.claimSession.bind(adapter)
+  const doors: (() => void)[] = []
+  let won = false
+  let calls = 0
+  adapter.claimSession = async (sid: string) => {
+    const first = calls++ === 0
+    const door = new Promise<void>((resolve) => doors.push(resolve))
+    if (first && !before) {
+      const result = await claim(sid)
+      won = true
+      await door
+      return result
+    }
+    await door
+    return claim(sid)
+  }
+  return {
+    /** How many claims came to the door. */
+    entered: () => calls,
+    /** True once the first claim won in Redis (without `before`). */
+    won: () => won,
+    /** Lets claim `n` (from 0) go on. */
+    open: (n: number) => doors[n]?.(),
+  }
+}
+
+/** A handshake under way, its refusal kept for later rather than left unhandled meanwhile. */
+function attempt(handshake: Promise<RawClient>): Promise<{ client?: RawClient; err?: unknown }> {
+  return handshake.then(
+    (client) => ({ client }),
+    (err: unknown) => ({ err }),
+  )
+}
+
+/** The client of an `attempt`, or its refusal thrown. */
+async function opened(outcome: Promise<{ client?: RawClient; err?: unknown }>): Promise<RawClient> {
+  const { client, err } = await outcome
+  if (!client) throw err
+  return client
+}
+
+describe.skipIf(skipRedisSuites())('two resumes of one session at once on the same node', () => {
+  let nodes: Nodes | undefined
+  const suite = redisSuite(() => nodes)
+
+  beforeEach(() => {
+    nodes = new Nodes()
+  })
+
+  /** `count` nodes that see each other, each answering `probe`. */
+  async function cluster(count: number): Promise<TestNode[]> {
+    const started: TestNode[] = []
+    for (let i = 0; i < count; i++) started.push(await nodes!.start(suite.redis.url, {}, false, MOVING))
+    await until(() => started.every((n) => n.adapter.liveNodes.length === count - 1), 5000, 'live nodes')
+    for (const node of started) {
+      const probe = (socket: ServerSocket) =>
+        socket.on('probe', (n: unknown, ack?: (reply: unknown) => void) => ack?.(n))
+      node.app.parley.on('connection', probe).on('restored', probe)
+    }
+    return started
+  }
+
+  /** A WebSocket session on `node` that sent news 1 to 5, which its client took, then left having acknowledged 2. */
+  async function fiveSentThenLeft(node: TestNode) {
+    const first = await rawConnect('websocket', node.base)
+    const socket = node.app.parley.sockets.get(first.id)!
+    for (let n = 1; n <= 5; n++) socket.emit('news', n)
+    await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
+    first.close()
+    return { first, hello: `[8,{"sid":"${first.sid}","ack":2}]` }
+  }
+
+  /** The WebSocket resume `raw` took session `id` over whole: the OPEN, then news 3 to 5. */
+  async function replayed(raw: RawWebSocket, id: string): Promise<void> {
+    await until(() => raw.packets.length >= 4, 2000, 'the replay')
+    expect(raw.packets.slice(0, 4)).toMatchObject([
+      { type: PacketType.OPEN, recovered: true, id },
+      { seq: 3, args: [3] },
+      { seq: 4, args: [4] },
+      { seq: 5, args: [5] },
+    ])
+  }
+
+  let probes = 1
+  /** True when the session answers a request from `client`. */
+  async function answers(client: RawClient): Promise<boolean> {
+    const ackId = probes++
+    await client.send({ type: PacketType.EVENT, seq: 0, name: 'probe', args: [ackId], ackId }).catch(() => 0)
+    return client
+      .next((p) => p.type === PacketType.REPLY && p.ackId === ackId, 1500)
+      .then(
+        () => true,
+        () => false,
+      )
+  }
+
+  /** Each node's live sessions, and how many new ones (`connection`) each opened. */
+  const counts = (all: TestNode[]) => ({
+    live: all.map((n) => n.app.parley.socketsCount),
+    opened: all.map((n) => n.sockets.length),
+  })
+
+  it.each(['polling', 'websocket'] as const)(
+    'the later one (%s) found the owner record naming this node: it resumes the restored session, and no new one opens',
+    async (medium) => {
+      const [a, b] = await cluster(2)
+      const { first, hello } = await fiveSentThenLeft(a!)
+      const claims = holdClaims(b!)
+      // b's WebSocket resume asks a for the session and claims it: the claim wins (the owner
+      // record names b), and waits there, the session not restored yet.
+      const probe = await RawWebSocket.open(b!.base, hello)
+      await until(claims.won, 2000, 'b’s first claim winning')
+      // The later resume reaches b meanwhile: the session is not there yet, the owner record
+      // names b, so b claims it too; that claim waits before Redis.
+      const later = attempt(rawConnect(medium, b!.base, { sid: first.sid, ack: 2 }))
+      await until(() => claims.entered() === 2, 2000, 'b’s second claim')
+      // The first takeover is over before the second claim runs: it finds nothing to claim.
+      claims.open(0)
+      await replayed(probe, first.id)
+      await until(() => !a!.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
+      claims.open(1)
+      const resumed = await opened(within(later, 3000, 'the answer to the later resume'))
+      suite.raws.push(resumed)
+      expect(resumed.open).toMatchObject({ recovered: true, id: first.id })
+      expect(await answers(resumed)).toBe(true)
+      expect(counts([a!, b!])).toEqual({ live: [0, 1], opened: [1, 0] })
+      await resumed.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await until(() => b!.app.parley.socketsCount === 0, 2000, 'the session to end')
+      probe.ws.terminate()
+    },
+  )
+
+  it('the later one found the session handed off: it resumes the restored session rather than be told another node took it', async () => {
+    const [a, b] = await cluster(2)
+    const { first, hello } = await fiveSentThenLeft(a!)
+    const claims = holdClaims(b!, true)
+    // Both claims wait before Redis: the later resume's lookup found the session handed off.
+    const probe = await RawWebSocket.open(b!.base, hello)
+    await until(() => claims.entered() === 1, 2000, 'b’s first claim')
+    const later = attempt(rawConnect('polling', b!.base, { sid: first.sid, ack: 2 }))
+    await until(() => claims.entered() === 2, 2000, 'b’s second claim')
+    claims.open(0)
+    await replayed(probe, first.id)
+    claims.open(1)
+    const resumed = await opened(within(later, 3000, 'the answer to the later resume'))
+    suite.raws.push(resumed)
+    expect(resumed.open).toMatchObject({ recovered: true, id: first.id })
+    expect(await answers(resumed)).toBe(true)
+    expect(counts([a!, b!])).toEqual({ live: [0, 1], opened: [1, 0] })
+    await resumed.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    await until(() => b!.app.parley.socketsCount === 0, 2000, 'the session to end')
+    probe.ws.terminate()
+  })
+})
