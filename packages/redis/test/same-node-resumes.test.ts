@@ -3,12 +3,13 @@
 // another node. The first claims it and takes it over; the second, which found the session
 // neither here nor (by then) anything to claim, must not open a new session beside the restored
 // one: the session lives on this node now, and it resumes it as any resume that finds it here.
+// And a node that takes back a session it had handed off answers for it as its node again.
 import { PacketType } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { Closed, type RawClient, rawConnect } from '../../server/test/raw-client.js'
 import { RawWebSocket } from '../../server/test/raw-websocket.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
@@ -177,5 +178,37 @@ describe.skipIf(skipRedisSuites())('two resumes of one session at once on the sa
     await resumed.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
     await until(() => b!.app.parley.socketsCount === 0, 2000, 'the session to end')
     probe.ws.terminate()
+  })
+
+  it('back on the node it had left (a, then b, then a), the session that ends there answers a resume relayed there with its CLOSE, not with the old move', async () => {
+    const [a, b, c] = await cluster(3)
+    const { first, hello } = await fiveSentThenLeft(a!)
+    // To b: a hands the session to b's WebSocket resume, and remembers it moved away.
+    const onB = await RawWebSocket.open(b!.base, hello)
+    await replayed(onB, first.id)
+    await until(() => !a!.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
+    onB.ws.terminate()
+    // Back to a: b hands it to a's WebSocket resume, whose claim wins (the owner record names a)
+    // and waits there.
+    const claims = holdClaims(a!)
+    const back = await RawWebSocket.open(a!.base, hello)
+    await until(claims.won, 2000, 'a’s claim winning')
+    // A polling resume reaches c meanwhile, which finds the record naming a and forwards it there
+    // (as to the owner): a claims too, and that claim waits before Redis.
+    const relayed = attempt(rawConnect('polling', c!.base, { sid: first.sid, ack: 2 }))
+    await until(() => claims.entered() === 2, 2000, 'a’s second claim')
+    claims.open(0)
+    await replayed(back, first.id)
+    // The client leaves for good, on the WebSocket: the session ends on a, its CLOSE kept.
+    back.ws.send('[1,"client disconnect","bye"]')
+    await until(() => !a!.app.parley.sockets.has(first.id), 2000, 'the session to end on a')
+    // The relayed resume finds nothing to claim: it hears how the session ended, rather than
+    // that it was taken over by another node (it left a for b once, and came back).
+    claims.open(1)
+    const answer = await within(relayed, 3000, 'the answer to the relayed resume')
+    expect(answer.err).toBeInstanceOf(Closed)
+    expect((answer.err as Closed).packet).toMatchObject({ reason: 'client disconnect' })
+    expect(counts([a!, b!, c!])).toEqual({ live: [0, 0, 0], opened: [1, 0, 0] })
+    back.ws.terminate()
   })
 })

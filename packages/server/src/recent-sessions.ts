@@ -33,6 +33,11 @@ export class RecentSessions<V> {
     }
   }
 
+  /** Forgets what was kept for session `sid`. */
+  delete(sid: string): void {
+    this.#entries.delete(sid)
+  }
+
   /** The value kept for session `sid`, if it was added within the last `ttl` ms. */
   get(sid: string, now = Date.now()): V | undefined {
     const entry = this.#entries.get(sid)

@@ -108,7 +108,8 @@ export class ParleyServer<
   readonly #ended: EndedSessions
   /**
    * Sessions that left this node lately, taken over by another one, by sid (see
-   * `#claimAndTakeOver`): as long as a session ended here is kept in `#ended`.
+   * `#claimAndTakeOver`): as long as a session ended here is kept in `#ended`, or until one
+   * comes back (see `#takeOver`).
    */
   readonly #movedAway: RecentSessions<true>
   /** How sessions ended, as the adapter keeps it for every node (see `Adapter.sessionEnded`). */
@@ -1294,6 +1295,11 @@ export class ParleyServer<
     if (session.state === 'closed') return this.#refuseResume(transport, hello, snapshot.sid)
     // Asked for by another node meanwhile (a WebSocket resume reached it): on its way there.
     if (frozen(session)) return moving()
+    // Back on this node, which it left before (A→B→A): it lives here, not elsewhere. A resume of
+    // it that finds it gone from here from now on finds it ended here (`#ended`) or moved away
+    // again (added anew), never the old move; one that came during this takeover resumes it here
+    // (see `#claimAndTakeOver`).
+    this.#movedAway.delete(session.sid)
     if (!transport.open) session.awaitResume()
     else {
       this.metrics.resume(true)
