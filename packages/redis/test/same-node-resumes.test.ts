@@ -169,6 +169,7 @@ describe.skipIf(skipRedisSuites())('two resumes of one session at once on the sa
     await until(() => claims.entered() === 2, 2000, 'b’s second claim')
     claims.open(0)
     await replayed(probe, first.id)
+    await until(() => !a!.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
     claims.open(1)
     const resumed = await opened(within(later, 3000, 'the answer to the later resume'))
     suite.raws.push(resumed)
@@ -199,6 +200,7 @@ describe.skipIf(skipRedisSuites())('two resumes of one session at once on the sa
     await until(() => claims.entered() === 2, 2000, 'a’s second claim')
     claims.open(0)
     await replayed(back, first.id)
+    await until(() => !b!.app.parley.sockets.has(first.id), 2000, 'b letting the session go')
     // The client leaves for good, on the WebSocket: the session ends on a, its CLOSE kept.
     back.ws.send('[1,"client disconnect","bye"]')
     await until(() => !a!.app.parley.sockets.has(first.id), 2000, 'the session to end on a')
