@@ -275,8 +275,9 @@ export class Forwarder {
    * until either side closes. Resolves once that is settled; on `unreachable` (at once for an
    * owner not reached at its URL moments ago, see `ownerOf`) the WebSocket is untouched and the
    * caller handles the HELLO itself; when the owner refused the upgrade with a status, with what
-   * the client is told instead (see `UpgradeRefused`), the WebSocket untouched too. `relayed` hears when the relay began, with a promise of the HELLO's answer passed on
-   * (see `Relay.answered`).
+   * the client is told instead (see `UpgradeRefused`), the WebSocket untouched too. `relayed`
+   * hears when the relay began, with a promise of the HELLO's answer passed on (see
+   * `Relay.answered`).
    */
   async handOverWebSocket(
     owner: Owner,
