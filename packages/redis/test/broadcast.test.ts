@@ -297,17 +297,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     // Once b's count is on its way, this process (a's too: the nodes share it) is held for longer
     // than requestTimeout, as by a long pause: the count reaches a's socket meanwhile, and a's wait
     // for it is overdue when the process runs again.
-    const send = b!.redis.sendCommand.bind(b!.redis)
-    vi.spyOn(b!.redis, 'sendCommand').mockImplementation((args) => {
-      const answer = send(args)
-      if (args[0] === 'PUBLISH' && JSON.parse(String(args[2])).k === 'count') {
-        setImmediate(() => {
-          const end = performance.now() + 1000
-          while (performance.now() < end) {}
-        })
-      }
-      return answer
-    })
+    holdProcessOnceSent(b!, 'count')
     const replies = await within(
       a!.app.parley.timeout(10_000).to('voters').emitWithAck('vote'),
       8000,
@@ -323,17 +313,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     for (const node of [a!, b!]) (await nodes.client(node)).socket.join('voters')
     // As above, for fetchSockets: the process is held past requestTimeout once b's answer is on
     // its way, and a's wait for it is overdue when the process runs again.
-    const send = b!.redis.sendCommand.bind(b!.redis)
-    vi.spyOn(b!.redis, 'sendCommand').mockImplementation((args) => {
-      const answer = send(args)
-      if (args[0] === 'PUBLISH' && JSON.parse(String(args[2])).k === 'sockets') {
-        setImmediate(() => {
-          const end = performance.now() + 1000
-          while (performance.now() < end) {}
-        })
-      }
-      return answer
-    })
+    holdProcessOnceSent(b!, 'sockets')
     const sockets = await within(a!.app.parley.in('voters').fetchSockets(), 8000, 'the sockets')
     expect(sockets).toHaveLength(2)
     expect(a!.adapter.stats.incompleteRequests).toBe(0)
@@ -424,3 +404,23 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(await a!.app.parley.local.timeout(5000).to('voters').emitWithAck('vote')).toEqual(['v0'])
   })
 })
+
+/**
+ * Holds this whole process for 1 s (longer than the tests' requestTimeout), as a long pause
+ * would, right after `node` sent a message of kind `kind` (its PUBLISH on its way to Redis).
+ */
+function holdProcessOnceSent(node: ClusterNode, kind: string): void {
+  const send = node.redis.sendCommand.bind(node.redis)
+  vi.spyOn(node.redis, 'sendCommand').mockImplementation((args) => {
+    const answer = send(args)
+    if (args[0] === 'PUBLISH' && JSON.parse(String(args[2])).k === kind) {
+      setImmediate(() => {
+        const end = performance.now() + 1000
+        while (performance.now() < end) {}
+      })
+    }
+    return answer
+  })
+}
+
+type ClusterNode = NonNullable<Awaited<ReturnType<Nodes['cluster']>>[number]>
