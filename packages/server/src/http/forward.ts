@@ -106,7 +106,7 @@ export class Forwarder {
    * answered here. A request forwarded once is always answered here: never a loop. But a relayed
    * goodbye (GOODBYE) that reached a node which no longer holds its session goes on once more,
    * to a node with a URL, marked GOODBYE_ON (which goes no further; see routing.ts). So is a
-   * request for a node this node could not reach at that URL less than `UNREACHABLE_KEPT_MS`
+   * request for a node whose connection at that URL timed out less than `UNREACHABLE_KEPT_MS`
    * ago (recently-unreachable.ts), counted as unreachable: answered at once, as after the wait.
    */
   async ownerOf(
@@ -146,8 +146,8 @@ export class Forwarder {
     medium: 'http' | 'websocket',
   ): Promise<boolean> {
     if (this.#closed) return false
-    // Asked of the adapter itself: `owner` is among the recently unreachable now, and this look
-    // is no second try at it.
+    // Asked of the adapter itself: `owner` may be among the recently unreachable now, and this
+    // look is no second try at it (nor counted as one).
     const now = await this.#lookup.ownerOf(sid, request, medium, true)
     return now === HANDED_OFF || (now !== undefined && now.node !== owner.node)
   }
