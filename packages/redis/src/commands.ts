@@ -16,10 +16,17 @@ export const MAX_UNANSWERED_PUBLISHES = MAX_UNANSWERED_COMMANDS
 
 /**
  * While Redis cannot be asked (see `Commands.unavailable`), how often a step that waits for it
- * looks again: `whenAvailable`, and the queue of a node's tail appends (tail-writes.ts). Nothing
- * tells when Redis answers again but its answers.
+ * looks again: `whenAvailable` (one look for every step that waits), and the queue of a node's
+ * tail appends (tail-writes.ts). Nothing tells when Redis answers again but its answers.
  */
 export const LOOK_AGAIN_MS = 20
+
+/** A step that waits for Redis to take commands again (see `Commands.whenAvailable`). */
+interface AvailabilityWait {
+  /** Given up past this time (`Date.now()`). */
+  readonly until: number
+  readonly done: (available: boolean) => void
+}
 
 /**
  * Every command the adapter sends on the application's client, with one bound for all of them.
@@ -35,6 +42,9 @@ export class Commands {
   /** Commands sent and not answered yet, oldest first: when each was sent. */
   readonly #unanswered = new Set<{ at: number }>()
   readonly #undos: Undos
+  /** Steps waiting for Redis (see `whenAvailable`), and the one timer that looks for all of them. */
+  readonly #waiting = new Set<AvailabilityWait>()
+  #lookAgain: NodeJS.Timeout | undefined
 
   constructor(
     readonly client: RedisClient,
@@ -72,16 +82,34 @@ export class Commands {
   }
 
   /**
-   * Whether Redis takes commands now (see `unavailable`), or once it does: looks again every few
-   * milliseconds, at most `timeout`; false when it still does not then.
+   * Whether Redis takes commands now (see `unavailable`), or once it does: looks again every
+   * `LOOK_AGAIN_MS`, at most `timeout`; false when it still does not then. Every step that waits
+   * shares one look: at close a drain stores up to `handoff.batchSize` sessions at once, and a
+   * Redis away then would otherwise cost a timer for each of them every few milliseconds.
    */
-  async whenAvailable(): Promise<boolean> {
-    const end = Date.now() + this.timeout
-    while (this.unavailable() !== undefined) {
-      if (Date.now() >= end) return false
-      await new Promise((resolve) => setTimeout(resolve, LOOK_AGAIN_MS).unref())
+  whenAvailable(): Promise<boolean> {
+    if (this.unavailable() === undefined) return Promise.resolve(true)
+    return new Promise((done) => {
+      this.#waiting.add({ until: Date.now() + this.timeout, done })
+      if (this.#lookAgain) return
+      this.#lookAgain = setInterval(() => this.#look(), LOOK_AGAIN_MS)
+      // It must not hold the process open: each wait is bounded, and the application closes.
+      this.#lookAgain.unref()
+    })
+  }
+
+  /** One look for every step waiting for Redis: all go once it takes commands, each past its time. */
+  #look(): void {
+    const available = this.unavailable() === undefined
+    const now = Date.now()
+    for (const wait of this.#waiting) {
+      if (!available && now < wait.until) continue
+      this.#waiting.delete(wait)
+      wait.done(available)
     }
-    return true
+    if (this.#waiting.size > 0) return
+    clearInterval(this.#lookAgain)
+    this.#lookAgain = undefined
   }
 
   /**

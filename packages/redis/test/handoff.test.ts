@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
+import { LOOK_AGAIN_MS } from '../src/commands.js'
 import { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from '../src/handoff.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { sealWaits } from '../src/takeover.js'
@@ -978,6 +979,38 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       proxy.offline = false
       expect(await within(stored, 8000, 'the handoff')).toBe(false)
       expect(await b!.adapter.claimSession('sid-given-up')).toBeNull()
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('waits for Redis with one timer however many handoffs wait at once, and hands them all off once it is back', async () => {
+    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 5000 })
+      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      // A close's batch (handoff.batchSize, 500 by default) of sessions, stored while Redis is away.
+      const sids = Array.from({ length: 500 }, (_, i) => `sid-batch-${i}`)
+      const sockets = await Promise.all(sids.map((sid, i) => open(a, sid, `s${i}`)))
+      proxy.offline = true
+      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+      // The timers started to look for Redis again: each handOff waits from its call on, before
+      // any I/O, so the waits of all 500 have begun once the loop below has run.
+      const looks = (spy: { mock: { calls: unknown[][] } }) =>
+        spy.mock.calls.filter(([, ms]) => ms === LOOK_AGAIN_MS).length
+      const timeouts = vi.spyOn(globalThis, 'setTimeout')
+      const intervals = vi.spyOn(globalThis, 'setInterval')
+      const stored = sids.map((sid, i) => handOff(a, sockets[i]!, sid))
+      expect(looks(timeouts) + looks(intervals)).toBe(1)
+      timeouts.mockRestore()
+      intervals.mockRestore()
+      proxy.offline = false
+      const answers = await within(Promise.all(stored), 8000, 'the handoffs')
+      expect(answers.filter((answer) => answer !== true)).toEqual([])
+      won(await b!.adapter.claimSession(sids[0]!))
+      won(await b!.adapter.claimSession(sids[499]!))
     } finally {
       await proxy.close()
     }
