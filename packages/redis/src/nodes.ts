@@ -1,3 +1,4 @@
+import { ExpiringSet } from '@parley/server'
 import type { Commands } from './commands.js'
 import { asText, settleable, within } from './send.js'
 import { SESSION_TTL_SECONDS } from './sessions.js'
@@ -193,13 +194,17 @@ export class Nodes {
    */
   readonly #lapsed = new Map<string, string>()
   /**
-   * Nodes out of the live set whose address record was missing when looked up, with when that
-   * answer stops standing: the last `LAPSED_KEPT`, oldest first (see `lastAddress`).
+   * Nodes out of the live set whose address record was missing when looked up, for a record
+   * lifetime (`MISSED_HEARTBEATS` heartbeats): the lookups of a closed node's sessions (its owner
+   * records outlive it when they could not be removed) do not each ask Redis again. A record
+   * written meanwhile (Redis lost it, and the node's next beat writes it again) is read after
+   * that. The last `LAPSED_KEPT` (see `lastAddress`).
    */
-  readonly #missing = new Map<string, number>()
+  readonly #missing: ExpiringSet
 
   constructor(config: NodesConfig) {
     this.#config = config
+    this.#missing = new ExpiringSet(config.interval * MISSED_HEARTBEATS, LAPSED_KEPT)
   }
 
   get #indexKey(): string {
@@ -322,19 +327,19 @@ export class Nodes {
    * answers none (its sessions died with it). Undefined for a live node (see `address`), one that
    * said goodbye, and one that left no address record (a node of an earlier version writes none;
    * one that closed removed its own); that answer is remembered for a record lifetime (see
-   * `#missed`). Rejects with `RedisUnreachableError` while Redis is unreachable or does not
+   * `#missing`). Rejects with `RedisUnreachableError` while Redis is unreachable or does not
    * answer within `requestTimeout`.
    */
   async lastAddress(id: string): Promise<string | undefined> {
     if (!this.#outside(id)) return undefined
     const seen = this.#lapsed.get(id)
     if (seen) return seen
-    if (this.#missed(id)) return undefined
+    if (this.#missing.has(id)) return undefined
     const text = asText(await this.#config.commands.send(['GET', this.#addressKey(id)]))
     // It may have come back, or said it left, while the GET was out.
     if (this.#stopped || !this.#outside(id)) return undefined
     if (!text) {
-      this.#rememberMissing(id)
+      this.#missing.add(id)
       return undefined
     }
     this.#missing.delete(id)
@@ -347,32 +352,6 @@ export class Nodes {
   /** Node `id` is another node, out of the live set, and did not say that it left. */
   #outside(id: string): boolean {
     return id !== this.#config.id && !this.#live.has(id) && !this.#goodbyes.has(id)
-  }
-
-  /**
-   * True while node `id`'s address record was found missing less than a record lifetime
-   * (`MISSED_HEARTBEATS` heartbeats) ago: the lookups of a closed node's sessions (its owner
-   * records outlive it when they could not be removed) do not each ask Redis again. A record
-   * written meanwhile (Redis lost it, and the node's next beat writes it again) is read after that.
-   */
-  #missed(id: string): boolean {
-    const until = this.#missing.get(id)
-    if (until === undefined) return false
-    if (Date.now() < until) return true
-    this.#missing.delete(id)
-    return false
-  }
-
-  /** Remembers that node `id` had no address record; keeps the last `LAPSED_KEPT`. */
-  #rememberMissing(id: string): void {
-    const now = Date.now()
-    this.#missing.delete(id)
-    this.#missing.set(id, now + this.#config.interval * MISSED_HEARTBEATS)
-    // One lifetime for all: insertion order is expiry order.
-    for (const [oldest, until] of this.#missing) {
-      if (until > now && this.#missing.size <= LAPSED_KEPT) break
-      this.#missing.delete(oldest)
-    }
   }
 
   /** Keeps the last `LAPSED_KEPT` lapsed nodes. */

@@ -32,6 +32,7 @@ export type { ClaimStanding, HandOffTail, SessionClaim, SessionSnapshot } from '
 export { MemoryAdapter } from './adapter/memory.js'
 export { type BroadcastAckCallback, BroadcastOperator, MAX_ROOM_NAME_LENGTH } from './broadcast.js'
 export { MAX_ENDED_SESSIONS } from './ended-sessions.js'
+export { ExpiringSet } from './expiring-set.js'
 export type { HandshakeRequest } from './handshake.js'
 export type {
   EventMiddleware,

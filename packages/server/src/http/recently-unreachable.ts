@@ -1,3 +1,5 @@
+import { ExpiringSet } from '../expiring-set.js'
+
 /**
  * How long a node's address that could not be reached is not tried again (see
  * `Forwarder.ownerOf`): a node that died, its machine gone without a reset, would otherwise hold
@@ -32,28 +34,15 @@ export function waitRanOut(err: unknown): boolean {
  * restarted on the same address (a new id) is reached at once.
  */
 export class RecentlyUnreachable {
-  /** When each stops standing: insertion order is expiry order (one lifetime for all). */
-  readonly #until = new Map<string, number>()
+  readonly #owners = new ExpiringSet(UNREACHABLE_KEPT_MS, UNREACHABLE_KEPT)
 
   /** Node `node` at `url` could not be reached: not tried again for `UNREACHABLE_KEPT_MS`. */
   add(node: string, url: string): void {
-    const key = `${node} ${url}`
-    const now = Date.now()
-    this.#until.delete(key)
-    this.#until.set(key, now + UNREACHABLE_KEPT_MS)
-    for (const [oldest, until] of this.#until) {
-      if (until > now && this.#until.size <= UNREACHABLE_KEPT) break
-      this.#until.delete(oldest)
-    }
+    this.#owners.add(`${node} ${url}`)
   }
 
   /** True while node `node` at `url` could not be reached less than `UNREACHABLE_KEPT_MS` ago. */
   has(node: string, url: string): boolean {
-    const key = `${node} ${url}`
-    const until = this.#until.get(key)
-    if (until === undefined) return false
-    if (Date.now() < until) return true
-    this.#until.delete(key)
-    return false
+    return this.#owners.has(`${node} ${url}`)
   }
 }

@@ -1,0 +1,39 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { ExpiringSet } from './expiring-set.js'
+
+describe('ExpiringSet', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('keeps a key for its lifetime from its last add, and forgets one deleted', () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    const set = new ExpiringSet(1000, 10)
+    set.add('a')
+    set.add('b')
+    vi.advanceTimersByTime(600)
+    set.add('a')
+    set.delete('b')
+    expect(set.has('b')).toBe(false)
+    vi.advanceTimersByTime(399)
+    expect(set.has('a')).toBe(true)
+    vi.advanceTimersByTime(600)
+    expect(set.has('a')).toBe(true)
+    vi.advanceTimersByTime(1)
+    expect(set.has('a')).toBe(false)
+    expect(set.has('never')).toBe(false)
+  })
+
+  it('keeps the newest `max` keys, a key added again counted as new, and drops the expired as it adds', () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    const set = new ExpiringSet(1000, 3)
+    for (const key of ['a', 'b', 'c']) set.add(key)
+    set.add('a')
+    set.add('d')
+    expect(['a', 'b', 'c', 'd'].filter((key) => set.has(key))).toEqual(['a', 'c', 'd'])
+    vi.advanceTimersByTime(1000)
+    set.add('e')
+    expect(set.size).toBe(1)
+    expect(set.has('e')).toBe(true)
+  })
+})
