@@ -1,8 +1,9 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do: it
 // refuses or drops WebSocket upgrades, swallows them, buffers, blocks or replaces event streams
 // (or writes their content type in other letter case), swallows a session's POSTs or their
-// answers, cuts the answer to a HELLO the server took, cuts connections, or goes offline. Every mode can be changed at any time, and takes
-// effect for the next connection or response. Everything listens on 127.0.0.1 only.
+// answers, cuts the answer to a HELLO the server took, answers everything 502 or 503 as a balancer
+// with no node to offer, cuts connections, or goes offline. Every mode can be changed at any
+// time, and takes effect for the next connection or response. Everything listens on 127.0.0.1 only.
 import http from 'node:http'
 import net from 'node:net'
 
@@ -49,6 +50,14 @@ export interface FaultProxy {
   cutHellos: number
   /** While true, every new connection is reset at once (with `cut('all')`: a network outage). */
   offline: boolean
+  /**
+   * While not 0, every new request and upgrade is answered at once with this HTTP status and an
+   * empty body, none reaching the server: a balancer whose nodes are all draining or restarting
+   * (503, or 502 when it found none to connect to).
+   */
+  unavailable: 0 | 502 | 503
+  /** Number of requests and upgrades `unavailable` answered. */
+  refused: number
   /** Destroys the open connections of one kind (a network cut). */
   cut(kind: 'websocket' | 'http' | 'all'): void
   /** Number of upgrade requests seen. */
@@ -92,6 +101,12 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   }
 
   const server = http.createServer((req, res) => {
+    if (proxy.unavailable) {
+      proxy.refused++
+      req.resume()
+      res.writeHead(proxy.unavailable, { connection: 'close', 'content-length': 0 }).end()
+      return
+    }
     const posts = req.method === 'POST' && req.url?.includes('sid=') ? proxy.posts : 'pass'
     const hello = req.method === 'POST' && !req.url?.includes('sid=') ? proxy.hellos : 'pass'
     if (posts === 'hang') {
@@ -171,9 +186,14 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     wsSockets.add(socket)
     socket.on('close', () => wsSockets.delete(socket))
     socket.on('error', () => {})
+    if (proxy.unavailable) {
+      proxy.refused++
+      socket.end(`HTTP/1.1 ${proxy.unavailable} ${http.STATUS_CODES[proxy.unavailable]}\r\n${EMPTY}`)
+      return
+    }
     switch (proxy.ws) {
       case 'reject':
-        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+        socket.end(`HTTP/1.1 400 Bad Request\r\n${EMPTY}`)
         return
       case 'destroy':
         socket.destroy()
@@ -239,6 +259,8 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     hellos: 'pass',
     cutHellos: 0,
     offline: false,
+    unavailable: 0,
+    refused: 0,
     upgrades: 0,
     streams: 0,
     unanswered: 0,
@@ -262,6 +284,9 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   }
   return proxy
 }
+
+/** The rest of an answer to an upgrade that refuses it: no body, and the connection ends. */
+const EMPTY = 'Connection: close\r\nContent-Length: 0\r\n\r\n'
 
 /** What a filter answers in place of an event stream it bans. */
 const BLOCK_PAGE =

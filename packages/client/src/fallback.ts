@@ -87,7 +87,8 @@ export const STABLE_MS = 2000
  * draining, restarting, or slow) before the application hears the session is down: a rolling
  * restart stays out of sight. A time, not a count of attempts: a fast backoff would use up a
  * count in well under a second. Above a drain's default timeout (5 s). The time spent on attempts
- * that no node answered in time does not count, up to twice this after the CLOSE (see #connect).
+ * that no node answered in time does not count, nor the wait after one that busy nodes turned
+ * away, up to twice this after the CLOSE (see #connect).
  */
 const QUIET_HANDOFF_MS = 10_000
 
@@ -473,7 +474,13 @@ export class Connection {
       if (performance.now() < this.#quietUntil) {
         // Handed off: the first nodes tried may be draining too. Try again, within the
         // backoff, before the application hears the session is down.
-        this.#resumeLater(run, this.#backoff.next())
+        const wait = this.#backoff.next()
+        // Turned away at once (a draining node's 503, a balancer's 502 with no node to offer):
+        // the wait before the next try is not counted, as tries no node answered in time are
+        // not, up to the same end; else a fast backoff's waits spend the quiet time in a deploy.
+        if (busy(last!) || last!.details?.status === 502)
+          this.#quietUntil = Math.min(this.#quietUntil + wait, this.#quietEnd)
+        this.#resumeLater(run, wait)
         return
       }
       this.#last = null

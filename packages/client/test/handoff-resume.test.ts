@@ -8,12 +8,15 @@ import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from '../../server/test/cluster-adapter.js'
 import { closeApp, type Started, sleep, startServer, until } from '../../server/test/helpers.js'
 
 let nodes: Started[] = []
 let proxy: RoundRobinProxy | undefined
+/** A proxy in front of the balancer, when a test has one. */
+let front: FaultProxy | undefined
 const clients: Socket[] = []
 
 afterEach(async () => {
@@ -22,6 +25,8 @@ afterEach(async () => {
   vi.unstubAllGlobals()
   for (const c of clients.splice(0)) c.disconnect()
   await sleep(50)
+  await front?.close()
+  front = undefined
   await proxy?.close()
   proxy = undefined
   await Promise.all(nodes.map((n) => closeApp(n.app)))
@@ -111,14 +116,32 @@ async function spendTries(
 }
 
 /**
+ * With the clocks stopped (`stopClocks`): lets `ms` pass on them, 50 ms at a time, with a pause
+ * on the machine's clock between: a try that a proxy answers at once has its answer meanwhile.
+ */
+async function passing(ms: number): Promise<void> {
+  for (let spent = 0; spent < ms; spent += 50) {
+    await vi.advanceTimersByTimeAsync(50)
+    await realSleep(5)
+  }
+}
+
+/**
  * Two nodes sharing sessions behind a round-robin proxy, and a client connected to the first on
  * WebSocket; `handOff()` drains the first, sending the client to the second, which answers
  * `busy.late` requests late from then on (until `slow` is set false). `said` is what the client
- * told the application.
+ * told the application. With `faulty`, the client reaches the balancer through a fault proxy
+ * (`front`), which can stand for a balancer with no node to offer.
  */
 async function connectedBeforeHandoff(
   transports: TransportName[] = ['websocket', 'sse'],
-  { busy = upgrades, connectTimeout = CONNECT_TIMEOUT, reconnectionDelay = 500, randomization = 1 } = {},
+  {
+    busy = upgrades,
+    connectTimeout = CONNECT_TIMEOUT,
+    reconnectionDelay = 500,
+    randomization = 1,
+    faulty = false,
+  } = {},
 ) {
   const cluster = new Cluster({ handoff: true })
   const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 0 } }
@@ -144,7 +167,8 @@ async function connectedBeforeHandoff(
   nodes.push(b)
   const balancer = await startRoundRobin([a, b].map((n) => Number(new URL(n.base).port)))
   proxy = balancer
-  const c = connect(`${balancer.url}/parley`, {
+  if (faulty) front = await startFaultProxy(Number(new URL(balancer.url).port))
+  const c = connect(`${(front ?? balancer).url}/parley`, {
     transports,
     connectTimeout,
     reconnectionDelay,
@@ -307,6 +331,67 @@ describe('a resume after a handoff, at a node slow to answer handshakes', () => 
     // At the end of the first try that ends past 20 s.
     expect(downAt).toBeGreaterThanOrEqual(20_000)
     expect(downAt).toBeLessThanOrEqual(21_200)
+    await untilTicking(ended(drained), 'the drain')
+  })
+})
+
+describe.each([503, 502] as const)('a resume after a handoff, answered %i at once for a while', (status) => {
+  it('does not spend the quiet 10 s on those refusals and the waits between them: no word of a disconnect', async () => {
+    // SSE alone, as in the cluster's rolling restart under load: every try of the resume is
+    // refused at once by a balancer whose nodes are all draining or restarting, for 12 s. The
+    // tries and their backoff used up the quiet time after the CLOSE, and the application heard
+    // 'transport close' (then 'connect' again, the session recovered) in the middle of a deploy.
+    const { c, said, handOff } = await connectedBeforeHandoff(['sse'], {
+      connectTimeout: 1000,
+      reconnectionDelay: 100,
+      faulty: true,
+    })
+    const id = c.id
+    let connects = 0
+    c.on('connect', () => connects++)
+    stopClocks()
+    const drained = handOff()
+    await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+    // The resume waits for the clocks to move (its retryAfter is 0, on them).
+    front!.unavailable = status
+    await passing(12_000)
+    // A try (or two: a 503 is tried once more) every 200 ms at most.
+    expect(front!.refused).toBeGreaterThanOrEqual(60)
+    front!.unavailable = 0
+    await untilTicking(() => c.connected, 'the resume once the balancer has a node again')
+    expect(said.filter((line) => !line.startsWith('sse PARLEY_'))).toEqual(['sse -> sse (resume)'])
+    expect(connects).toBe(0)
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    await untilTicking(ended(drained), 'the drain')
+  })
+})
+
+describe('a resume after a handoff, answered 503 at once for good', () => {
+  it('stops not counting the refusals 20 s after the CLOSE: the application hears of the disconnect then', async () => {
+    const { c, said, handOff } = await connectedBeforeHandoff(['sse'], {
+      connectTimeout: 1000,
+      reconnectionDelay: 100,
+      randomization: 0,
+      faulty: true,
+    })
+    stopClocks()
+    const closedAt = performance.now()
+    let downAt: number | undefined
+    c.on('disconnect', () => {
+      downAt ??= performance.now() - closedAt
+    })
+    const drained = handOff()
+    await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+    front!.unavailable = 503
+    // Waits of 100 ms, then 200 ms, each pushing the end of the quiet time back as long.
+    // Uncapped, it would never meet the clock.
+    for (let spent = 0; spent < 25_000 && downAt === undefined; spent += 1000) await passing(1000)
+    expect(said.filter((line) => !line.startsWith('sse PARLEY_'))).toEqual(['disconnect transport close'])
+    // At the end of the first attempt that ends past 20 s.
+    expect(downAt).toBeGreaterThanOrEqual(20_000)
+    expect(downAt).toBeLessThanOrEqual(20_500)
+    front!.unavailable = 0
     await untilTicking(ended(drained), 'the drain')
   })
 })
