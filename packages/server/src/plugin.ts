@@ -9,7 +9,7 @@ import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { ClosingForwards } from './http/closing-forwards.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
-import { type ForwardAtClose, LastWordsAtClose } from './http/last-words.js'
+import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, GOODBYE_ON, heardWhileDisabled, ROUTED_HEADER } from './http/routing.js'
@@ -120,8 +120,10 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // Judged in the same turn: the session is still the one the answer was judged on.
     if (endsSession !== undefined) server.sessionFor(endsSession)?.end(CloseReason.PAYLOAD_TOO_LARGE)
   }
-  // The routes own the forwarder: they hand it over once registered (see `forwardingAtClose`).
+  // The routes own the forwarder and the WebSocket handshakes: they hand them over once
+  // registered (see `forwardingAtClose`, `upgradingAtClose`).
   let forwardAtClose: ForwardAtClose | undefined
+  let upgradeAtClose: UpgradeAtClose | undefined
   const lastWords = new LastWordsAtClose({
     server: app.server,
     answers: closingAnswers,
@@ -130,6 +132,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     post: closingPost,
     forward: async (req, res, request, unsent) =>
       forwardAtClose ? forwardAtClose(req, res, request, unsent) : unsent,
+    upgrade: (req, socket, head) => upgradeAtClose?.(req, socket, head) ?? false,
     finishing: (sid) => server.finishing(sid),
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
@@ -220,6 +223,9 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     closingPost,
     forwardingAtClose: (forward: ForwardAtClose) => {
       forwardAtClose = forward
+    },
+    upgradingAtClose: (upgrade: UpgradeAtClose) => {
+      upgradeAtClose = upgrade
     },
     logLevel: options.logLevel,
   })

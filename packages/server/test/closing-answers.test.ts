@@ -145,12 +145,16 @@ describe('the endpoints during the drain of app.close(), while Fastify refuses e
     try {
       await until(() => cluster.handOffSids.length > 0, 2000, 'the drain storing the session')
       expect(await Promise.all(sameAnswers(base, port))).toEqual(open)
-      // An upgrade Fastify would answer with its bare 503 gets Parley's, with a code.
-      expect(await upgrade(port, 'ws?v=1', { Origin: PAGE })).toMatchObject({
-        status: 503,
+      // An upgrade Fastify would answer with its bare 503 is taken, as the route takes it while
+      // the server drains: a new session's HELLO is refused with Parley's code.
+      expect((await upgrade(port, 'ws?v=1', { Origin: PAGE })).status).toBe(101)
+      const fresh = await RawWebSocket.open(base, '[8,{}]')
+      expect(await fresh.first()).toMatchObject({
+        type: PacketType.ERROR,
         code: 'PARLEY_SERVER_SHUTTING_DOWN',
         message: 'the server is shutting down',
       })
+      expect(await fresh.closed).toBe(1008)
       // Still draining: what answered was the drain's, not the closed plugin's.
       expect(app.parley.closed).toBe(false)
     } finally {

@@ -62,6 +62,13 @@ export interface ClosingVerdict {
    * route sends them; `answer` for any other.
    */
   elsewhere?: { sid?: string; kind: HttpTransportName; headers: HeaderBag }
+  /**
+   * A WebSocket upgrade the open endpoint would take: taken as the route takes it while the
+   * server drains, since only its HELLO tells whether it resumes a session another node is to
+   * claim or holds, which is relayed there as the route relays it (see `UpgradeAtClose`);
+   * `answer` once the server has closed, as the route answers then.
+   */
+  upgrade?: true
 }
 
 export interface ClosingAnswersOptions {
@@ -148,7 +155,9 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * `goodbyeOn`) and of any other POST of a live session on the transport it is attached to
  * (`post`: read, its packets used), 204 for any other POST of a session frozen for its handoff
  * (its body unread: the route uses none of it), the owner's answer to a POST of a session another
- * node holds, or to a resume another node is to claim or holds (`elsewhere`); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again"
+ * node holds, or to a resume another node is to claim or holds (`elsewhere`), a well-formed
+ * WebSocket upgrade taken as the route takes it while the server drains (`upgrade`: its HELLO
+ * decides); the rest `503 PARLEY_SERVER_SHUTTING_DOWN`, the client's "try again"
  * (but a GET of a session gets its last words, when they wait for it, or is served when the
  * session is still here on the GET's transport, or else gets the answer of the node that holds
  * the session: see `ClosingVerdict`). Never anything the routes would not say.
@@ -229,7 +238,7 @@ export class ClosingAnswers {
         if (refusal.code !== ErrorCode.UNSUPPORTED_VERSION) return { answer }
         return { answer: { ...answer, refusedVersion: versionRefusal(kind, versions, request.headers) } }
       }
-      return { answer: coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN) }
+      return { answer: coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN), upgrade: true }
     }
     const cors = origin.cors
     if (request.headers.upgrade !== undefined) {

@@ -9,7 +9,7 @@ import type { HttpTransportName } from '../transports/registry.js'
 import type { ClosingForwards } from './closing-forwards.js'
 import { type HandOver, type Hop, HttpForwards } from './forward-http.js'
 import type { UpgradeRefused } from './forward-ws.js'
-import { rawForwardedRequest } from './forwarded-request.js'
+import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { relayHandoffClose } from './handoff-close.js'
 import { HANDED_OFF, type Owner, OwnerLookup } from './owner-lookup.js'
@@ -283,7 +283,7 @@ export class Forwarder {
     owner: Owner,
     ws: WebSocket,
     hello: HelloPacket,
-    request: FastifyRequest,
+    request: ForwardedRequest,
     take: () => WebSocket,
     relayed?: (answered: Promise<void>) => void,
   ): Promise<HandOver | UpgradeRefused> {

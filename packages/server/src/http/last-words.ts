@@ -36,6 +36,14 @@ export type ForwardAtClose = (
   unsent: EndpointAnswer,
 ) => Promise<EndpointAnswer | undefined>
 
+/**
+ * Takes a WebSocket upgrade of the endpoint (`ClosingVerdict.upgrade`) as its route takes it
+ * while the server drains: the WebSocket opens, and its HELLO is handled as on the route (a
+ * resume of a session another node is to claim or holds relayed there). False when it is not
+ * taken (the server has closed): it is answered then.
+ */
+export type UpgradeAtClose = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean
+
 export interface LastWordsOptions {
   /** `app.server`: only Node's `http` and `https` servers are taken over. */
   server: unknown
@@ -47,6 +55,8 @@ export interface LastWordsOptions {
   post: TakePost
   /** Sends a POST or GET of a session another node holds on to that node, as the route does. */
   forward: ForwardAtClose
+  /** Takes an upgrade of the WebSocket endpoint as its route does while the server drains. */
+  upgrade: UpgradeAtClose
   /**
    * Resolves once `sid`'s session has ended, when it finishes the events in its middleware
    * before it ends (see `ParleyServer.finishing`); undefined otherwise.
@@ -87,7 +97,9 @@ export interface LastWordsOptions {
  *
  * The endpoints' other requests get what the routes would answer them (`ClosingAnswers`): a
  * preflight its 204, a wrong method 405, another version 400, a page of an origin not allowed
- * 403, a malformed WebSocket upgrade 400, a POST whose body passes maxPayload 413 (ending its
+ * 403, a malformed WebSocket upgrade 400 (a well-formed one, until Parley has closed, is taken
+ * as its route takes it while the server drains: see `UpgradeAtClose`), a POST whose body
+ * passes maxPayload 413 (ending its
  * session as the route does), a POST of a live session on its own transport what the route makes
  * of it (see `UpstreamPosts`), a POST of a session frozen for its handoff 204, a POST of a
  * session another node holds, or of a handshake that resumes one, the answer of that node (sent
@@ -112,6 +124,7 @@ export class LastWordsAtClose {
   readonly #attached: AttachedTransport
   readonly #post: TakePost
   readonly #forward: ForwardAtClose
+  readonly #upgrade: UpgradeAtClose
   readonly #finishing: (sid: string) => Promise<void> | undefined
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
@@ -129,6 +142,7 @@ export class LastWordsAtClose {
     attached,
     post,
     forward,
+    upgrade,
     finishing,
     log,
     fastifyRefuses,
@@ -140,6 +154,7 @@ export class LastWordsAtClose {
     this.#attached = attached
     this.#post = post
     this.#forward = forward
+    this.#upgrade = upgrade
     this.#finishing = finishing
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
@@ -172,7 +187,7 @@ export class LastWordsAtClose {
     const upgrades = server.listeners('upgrade').filter((listener) => !own.has(listener)) as UpgradeListener[]
     for (const listener of upgrades) server.off('upgrade', listener)
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (this.#upgradeAnswered(req, socket)) return
+      if (this.#upgradeAnswered(req, socket, head)) return
       for (const listener of upgrades) listener.call(server, req, socket, head)
     })
   }
@@ -266,14 +281,17 @@ export class LastWordsAtClose {
   }
 
   /**
-   * An upgrade for one of the endpoints, while Fastify refuses them: answered as the routes
-   * would, on a response of its own over the connection, which idle-connections.ts ends once
-   * the answer is out (Node hands an upgrade's connection to its listeners for good).
+   * An upgrade for one of the endpoints, while Fastify refuses them: a WebSocket upgrade the
+   * open endpoint would take is taken as its route takes it while the server drains (see
+   * `UpgradeAtClose`); any other is answered as the routes would, on a response of its own over
+   * the connection, which idle-connections.ts ends once the answer is out (Node hands an
+   * upgrade's connection to its listeners for good).
    */
-  #upgradeAnswered(req: IncomingMessage, socket: Duplex): boolean {
+  #upgradeAnswered(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (!this.#refusing) return false
     const verdict = this.#answers.judge(req, true)
     if (!verdict) return false
+    if (verdict.upgrade && this.#upgrade(req, socket, head)) return true
     const res = new ServerResponse(req)
     res.assignSocket(socket as Socket)
     this.#send(res, verdict.answer)

@@ -34,7 +34,7 @@ import type { ClosingForwards } from './closing-forwards.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, HANDED_OFF, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
-import type { ForwardAtClose } from './last-words.js'
+import type { ForwardAtClose, UpgradeAtClose } from './last-words.js'
 import { lingerOnClose } from './lingering-close.js'
 import { redactingRequestSerializer } from './log-redaction.js'
 import {
@@ -78,6 +78,8 @@ export interface RoutesOptions {
   closingPost: TakePost
   /** Hands over how a POST of a session another node holds is sent on at close. */
   forwardingAtClose: (forward: ForwardAtClose) => void
+  /** Hands over how an upgrade of the WebSocket endpoint is taken at close. */
+  upgradingAtClose: (upgrade: UpgradeAtClose) => void
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -106,6 +108,7 @@ export async function parleyRoutes(
     posts,
     closingPost,
     forwardingAtClose,
+    upgradingAtClose,
   }: RoutesOptions,
 ): Promise<void> {
   // Bodies are read by hand, under maxPayload and whatever their content type.
@@ -296,6 +299,20 @@ export async function parleyRoutes(
     // Registered right after @fastify/websocket: its listener comes before the application's.
     tracking: ownsWebSocketPlugin ? new ClientTracking(app.websocketServer) : undefined,
     closing: closingWebSockets,
+  })
+  // While Fastify refuses requests at close, an upgrade the route below would take is taken as it
+  // takes it while the node drains: only the HELLO tells a resume to relay to the node that holds
+  // (or is to claim) its session from a new session, refused then. Once the server has closed,
+  // the route's 503 (the relays end with the forwarder, with CLOSE 'server handoff').
+  upgradingAtClose((req, socket, head) => {
+    if (server.closed) return false
+    const wss = app.websocketServer
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      // As @fastify/websocket announces the WebSockets of its routes (see ClientTracking).
+      wss.emit('connection', ws, req)
+      websockets.acceptAtClose(ws, req)
+    })
+    return true
   })
 
   // --- WebSocket -----------------------------------------------------------------------------

@@ -1,5 +1,4 @@
 import type { HelloPacket } from '@parley/protocol'
-import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { forwardedHeaders } from './forward-headers.js'
@@ -44,7 +43,7 @@ export class WebSocketHandovers {
     owner: Owner & { url: string },
     ws: WebSocket,
     hello: HelloPacket,
-    request: FastifyRequest,
+    request: ForwardedRequest,
     take: () => WebSocket,
     relayed?: (answered: Promise<void>) => void,
   ): Promise<HandOver | UpgradeRefused> {

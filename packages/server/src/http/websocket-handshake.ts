@@ -10,6 +10,7 @@ import { outgoing } from '../transports/transport.js'
 import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
 import type { ClientTracking } from './client-tracking.js'
 import { type Forwarder, HANDED_OFF } from './forward.js'
+import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
 import { ROUTED_HEADER } from './routing.js'
 
 export interface WebSocketHandshakeDeps {
@@ -59,11 +60,29 @@ export class WebSocketHandshakes {
    * packet, then a close with 1008.
    */
   accept(ws: WebSocket, request: FastifyRequest): void {
+    releaseUpgrade(request.raw.socket, this.#upgrades.get(request.raw))
+    this.#accept(ws, request.raw, request, handshakeRequest(request, true))
+  }
+
+  /**
+   * `accept` for a WebSocket of an upgrade that reached the server while Fastify refuses
+   * requests at close (see last-words.ts), which no route took: `req` is Node's. The server is
+   * draining then, so its HELLO is handed as the route hands it while the node drains: a resume
+   * of a session another node holds, or that this node handed off, is relayed to that node (to a
+   * live node, which claims it), a new session refused with ERROR PARLEY_SERVER_SHUTTING_DOWN.
+   */
+  acceptAtClose(ws: WebSocket, req: IncomingMessage): void {
+    this.#accept(ws, req, rawForwardedRequest(req), rawHandshakeRequest(req))
+  }
+
+  /**
+   * See `accept`. `request`: what a relay to another node sends on of the upgrade request;
+   * `handshake`: what the handshake keeps of it.
+   */
+  #accept(ws: WebSocket, raw: IncomingMessage, request: ForwardedRequest, handshake: HandshakeRequest): void {
     const { server, options, forwarder, tracking } = this.#deps
     tracking?.release(ws)
-    const socket = request.raw.socket
-    const handshake = handshakeRequest(request, true)
-    releaseUpgrade(socket, this.#upgrades.get(request.raw))
+    const socket = raw.socket
     // With Parley's own @fastify/websocket, the transport's error listener takes the place of
     // the one @fastify/websocket added, which holds the request (see WebSocketSettings).
     const relayed = request.headers[ROUTED_HEADER] !== undefined
@@ -253,6 +272,24 @@ export function handshakeRequest(request: FastifyRequest, websocket = false): Ha
     query,
     address: request.ip,
   }
+}
+
+/**
+ * `handshakeRequest` of a WebSocket upgrade no route took (see `acceptAtClose`): its query as
+ * Fastify parses it (a name given twice is no string, and is left out), its address the
+ * connection's (Fastify's `trustProxy` is not read: the server closes, and its handshake opens no
+ * session).
+ */
+function rawHandshakeRequest(req: IncomingMessage): HandshakeRequest {
+  const url = req.url ?? ''
+  const queryAt = url.indexOf('?')
+  const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
+  const query: Record<string, string> = {}
+  for (const key of new Set(params.keys())) {
+    const values = params.getAll(key)
+    if (values.length === 1) query[key] = values[0]!
+  }
+  return { headers: withoutUpgrade(req.headers), query, address: req.socket.remoteAddress ?? '' }
 }
 
 function withoutUpgrade(received: IncomingHttpHeaders): IncomingHttpHeaders {

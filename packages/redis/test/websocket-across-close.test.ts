@@ -1,0 +1,142 @@
+// WebSocket resumes that reach a node while it closes: of a session that node just handed off, or
+// of one another node has always held (a relayed client, the balancer sending it there). The
+// closing node relays them, as its route does while the node drains: the first to a live node,
+// which claims the session, the second to the session's node. Refused (Fastify's 503 while it
+// closes, its default `return503OnClosing`), the client tried again and again for as long as the
+// balancer sent it there, and the drain waited for a claim that could not come through that node.
+// When the drain is over, the relays end with CLOSE 'server handoff', as the streams and polls the
+// node relays do (get-across-close.test.ts), and the client resumes where its session is. The
+// drain is held open by a session of its own that nobody claims (a bare client that does not
+// resume), whose goodbye ends it. Both ways Fastify may close: answering every request itself, or
+// leaving them to the routes until Parley has closed.
+import { connect, type Socket } from '@parley/client'
+import { PacketType } from '@parley/protocol'
+import { describe, expect, it } from 'vitest'
+import { handoffSniffer } from '../../../test/cluster/sniff.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+
+/** A WebSocket client of `url`, with what it receives and the handoff CLOSEs it is told. */
+function watchedClient(url: string) {
+  const handoffs = { drained: 0, relayed: 0 }
+  const client: Socket = connect(url, {
+    transports: ['websocket'],
+    ...handoffSniffer((relayed) => {
+      if (relayed) handoffs.relayed++
+      else handoffs.drained++
+    }),
+  })
+  const got: number[] = []
+  client.on('down', (n: number) => got.push(n))
+  const lost: string[] = []
+  client.on('transport_error', (_transport, error) => lost.push(error.code))
+  return { client, got, lost, handoffs }
+}
+
+describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing node', () => {
+  const { suite, balance } = balancedSuite()
+  const { nodes, clients } = suite
+
+  it.each([true, false])(
+    'of the session it handed off is relayed to a live node, which claims it (return503OnClosing: %s)',
+    async (return503OnClosing) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      const balancer = await balance([a, b])
+      // Everything goes to a, the resume included.
+      balancer.avoid.add(1)
+      const { client: c, got, lost, handoffs } = watchedClient(`${balancer.url}/parley`)
+      clients.push(c)
+      await until(() => c.connected, 3000, 'connected to a')
+      const id = c.id
+      // A session of a that nobody claims: a's drain waits for it.
+      const held = await rawConnect('polling', a.started.base)
+
+      const draining = a.started.app.close()
+      await until(() => b.restored.length === 1 && c.connected, 8000, 'claimed by b through a')
+      expect(balancer.upgrades[1]).toBe(0)
+      b.restored[0]!.emit('down', 1)
+      c.emit('up', 1)
+      await until(() => got.length === 1 && b.received.length === 1, 3000, 'both ways through a')
+      expect(lost).toEqual([])
+      expect(handoffs).toEqual({ drained: 1, relayed: 0 })
+      expect(a.started.app.parley.closed).toBe(false)
+
+      // a's drain ends: the WebSocket it relays ends with CLOSE 'server handoff', and the client
+      // resumes on b.
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await within(draining, 5000, 'the drain over once the held session said goodbye')
+      await until(() => handoffs.relayed === 1, 3000, "the relay's CLOSE 'server handoff'")
+      b.restored[0]!.emit('down', 2)
+      c.emit('up', 2)
+      await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages, on b')
+
+      expect(got).toEqual([1, 2])
+      expect(b.received).toEqual([1, 2])
+      expect(a.received).toEqual([])
+      expect(lost).toEqual([])
+      expect(handoffs).toEqual({ drained: 1, relayed: 1 })
+      expect(b.restored).toHaveLength(1)
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
+    },
+  )
+
+  it.each([true, false])(
+    'of a session another node holds is relayed to that node (return503OnClosing: %s)',
+    async (return503OnClosing) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      const balancer = await balance([a, b])
+      // The session lives on b.
+      balancer.avoid.add(0)
+      const { client: c, got, lost, handoffs } = watchedClient(`${balancer.url}/parley`)
+      clients.push(c)
+      await until(() => c.connected && b.connections.length === 1, 3000, 'connected to b')
+      const socket = b.connections[0]!
+      // A session of a that nobody claims: a's drain waits for it.
+      const held = await rawConnect('polling', a.started.base)
+
+      // a begins to close; from now on the balancer sends the client to a, and its WebSocket is cut.
+      const draining = a.started.app.close()
+      await until(() => a.started.app.parley.closing, 3000, 'a closing')
+      balancer.avoid.clear()
+      balancer.avoid.add(1)
+      const toA = balancer.upgrades[0]!
+      const cut = lost.length
+      balancer.cut()
+      await until(() => balancer.upgrades[0]! > toA && c.connected, 8000, 'resumed through a')
+      socket.emit('down', 1)
+      c.emit('up', 1)
+      await until(() => got.length === 1 && b.received.length === 1, 3000, 'both ways through a')
+      // Only the cut failed a transport: the resume through a did not.
+      expect(lost.slice(cut)).toEqual(['PARLEY_TRANSPORT_ERROR'])
+      expect(a.started.app.parley.closed).toBe(false)
+
+      // a's drain ends: the WebSocket it relays ends with CLOSE 'server handoff', and the client
+      // resumes on b.
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      const relayedAt = lost.length
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await within(draining, 5000, 'the drain over once the held session said goodbye')
+      await until(() => handoffs.relayed === 1, 3000, "the relay's CLOSE 'server handoff'")
+      socket.emit('down', 2)
+      c.emit('up', 2)
+      await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages, on b')
+
+      expect(got).toEqual([1, 2])
+      expect(b.received).toEqual([1, 2])
+      expect(a.received).toEqual([])
+      expect(lost.slice(relayedAt)).toEqual([])
+      expect(handoffs).toEqual({ drained: 0, relayed: 1 })
+      expect(b.connections).toHaveLength(1)
+      expect(b.restored).toHaveLength(0)
+      expect(c.id).toBe(socket.id)
+    },
+  )
+})
