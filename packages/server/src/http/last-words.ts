@@ -99,21 +99,20 @@ export interface LastWordsOptions {
  * preflight its 204, a wrong method 405, another version 400, a page of an origin not allowed
  * 403, a malformed WebSocket upgrade 400 (a well-formed one, until Parley has closed, is taken
  * as its route takes it while the server drains: see `UpgradeAtClose`), a POST whose body
- * passes maxPayload 413 (ending its
- * session as the route does), a POST of a live session on its own transport what the route makes
- * of it (see `UpstreamPosts`), a POST of a session frozen for its handoff 204, a POST of a
- * session another node holds, or of a handshake that resumes one, the answer of that node (sent
- * on, see `ForwardAtClose`), a GET of
- * a session still here on the GET's transport its stream or held poll, a GET of a session another
- * node holds the answer of that node (its stream or held poll relayed), the rest Parley's own
- * `503 PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no code and no CORS headers,
- * so that a page on another origin could not read it. From
- * `takeOver()` on when Fastify refuses every request while it closes (`fastifyRefuses`, see
- * `refusesWhileClosing`), since no route of Parley's could answer them then; otherwise once
- * Parley itself has closed (`shutDown()`, after the drain), what its routes answer then. Until
- * then, with `return503OnClosing: false`, they go to the routes, which keep serving the drain
- * (its sessions' requests, and those it forwards to other nodes). Refused origins and
- * versions are counted in logs of the same lines as the routes'.
+ * passes maxPayload 413 (ending its session as the route does), a POST of a live session on its
+ * own transport what the route makes of it (see `UpstreamPosts`), a POST of a session frozen for
+ * its handoff 204, a POST of a session another node holds, or of a handshake that resumes one,
+ * the answer of that node (sent on, see `ForwardAtClose`), a GET of a session still here on the
+ * GET's transport its stream or held poll, a GET of a session another node holds the answer of
+ * that node (its stream or held poll relayed), the rest Parley's own `503
+ * PARLEY_SERVER_SHUTTING_DOWN`, where Fastify's bare 503 has no code and no CORS headers, so that
+ * a page on another origin could not read it. From `takeOver()` on when Fastify refuses every
+ * request while it closes (`fastifyRefuses`, see `refusesWhileClosing`), since no route of
+ * Parley's could answer them then; otherwise once Parley itself has closed (`shutDown()`, after
+ * the drain), what its routes answer then. Until then, with `return503OnClosing: false`, they go
+ * to the routes, which keep serving the drain (its sessions' requests, and those it forwards to
+ * other nodes). Refused origins and versions are counted in logs of the same lines as the
+ * routes'.
  */
 export class LastWordsAtClose {
   readonly #server: HttpServer | undefined
