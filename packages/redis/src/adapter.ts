@@ -13,6 +13,7 @@ import {
   type BroadcastMessage,
   type BroadcastOptions,
   type BroadcastReply,
+  type ClaimAnswer,
   type ClaimStanding,
   type EndedSession,
   type LocalSocket,
@@ -20,7 +21,6 @@ import {
   MemoryAdapter,
   type NodeAddress,
   type Room,
-  type SessionClaim,
   type SessionOwnerAnswer,
   type SessionSnapshot,
   type SocketDescription,
@@ -828,8 +828,10 @@ export class RedisAdapter implements Adapter {
   /**
    * Claims a handed-off session for this node: one compare-and-set script (a stored, unclaimed
    * handoff: bump its epoch, mark it claimed by this node, make this node the owner). Exactly
-   * one of several claimers wins. Null when there is nothing to claim, or the snapshot is not
-   * one this node can read (logged). `'retry'` when Redis cannot be asked (away, or it has left a
+   * one of several claimers wins. Null when there is nothing to claim. `{ missed: 'unreadable' }`
+   * when the snapshot is not one this node can read (its keys removed: no node ever can), and
+   * `{ missed: 'lost' }` when the claim that won is that of a node that said it left before it
+   * took the session over: either way the client gets a new session at once. `'retry'` when Redis cannot be asked (away, or it has left a
    * command unanswered for `requestTimeout`): the session may live on another node, or be handed
    * off, and a client told it is gone would start over; told to try again, it keeps it, and its
    * next try (here or at another node) finds it once Redis answers; and so when there is nothing
@@ -840,7 +842,7 @@ export class RedisAdapter implements Adapter {
    * claim won and that node, live, is still taking the session over: Redis answered, and the
    * client is told so (taken over by another node) and tries again.
    */
-  async claimSession(sid: string): Promise<SessionClaim | null | 'retry' | 'elsewhere'> {
+  async claimSession(sid: string): Promise<ClaimAnswer> {
     if (this.#closed) return null
     const unavailable = this.#commands.unavailable()
     if (unavailable !== undefined) return this.#cannotAsk(new RedisUnreachableError(unavailable))
@@ -867,25 +869,26 @@ export class RedisAdapter implements Adapter {
     // answer, it takes the session over all the same, Redis or not), and the client's next try is
     // sent to its last address (see `sessionOwner`). Only a claimer that said it left (heard
     // here, or marked in Redis: see `Nodes.saidGoodbye`) never finishes: the session went with
-    // it, and the client gets a new one. One that died without a word holds its client's tries
+    // it, and the client gets a new one at once. One that died without a word holds its client's tries
     // until the handoff's keys expire (their `ttl`) or the server's bound on them (the recovery
     // window) ends.
     if ('claimer' in won) {
       // This node's own claim: a takeover under way here, or one given up on whose take-back
       // waits for Redis (see `HandOffStore.claim`): nothing another node took.
       if (won.claimer === this.node) return this.#closed ? null : 'retry'
-      return (await this.#nodes.saidGoodbye(won.claimer)) ? null : 'elsewhere'
+      return (await this.#nodes.saidGoodbye(won.claimer)) ? { missed: 'lost' } : 'elsewhere'
     }
     this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + won.standsFor)
     const hash = sidHash(sid)
     this.#sessions.claimed(sid)
     const parsed = parseSnapshot(won.snapshotText, sid)
     if (!parsed.ok) {
-      this.#warnings.warn('claim', `a handed-off session's snapshot was refused: ${parsed.why}`)
-      // Nobody can take this session over: leave no record or keys behind.
+      // Nobody can take this session over: leave no record or keys behind. The server logs why,
+      // with the other snapshots it could not restore.
       this.#sessions.closed(sid)
       void this.#handoffs.finish(hash, false).catch(() => undefined)
-      return null
+      const why = `a handed-off session's snapshot was refused: ${parsed.why}`
+      return { missed: 'unreadable', error: new ParleyError(ErrorCode.INVALID_PACKET, why) }
     }
     const id = this.#requestId()
     return new Takeover(parsed.snapshot, {

@@ -280,7 +280,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
         const claimSession = adapter.claimSession!.bind(adapter)
         adapter.claimSession = async (sid) => {
           const claim = await claimSession(sid)
-          if (claim === null || typeof claim !== 'object') return claim
+          if (claim === null || typeof claim !== 'object' || 'missed' in claim) return claim
           const takeOver = claim.takeOver.bind(claim)
           claim.takeOver = async (join) => {
             holding = true

@@ -2,7 +2,7 @@
 // (exactly one of several), takes it over at the cut point of the broadcast channel and reads
 // the tail back. The nodes are real adapters over fake sockets (see handoff-support.ts).
 import { createHash } from 'node:crypto'
-import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
+import type { ClaimAnswer, HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
@@ -138,13 +138,14 @@ function watchSealWaits(mode: 'real' | 'never' | 'at once' | 'by hand' = 'real')
 }
 
 /** The claim a node won; anything else (nothing to claim, try again) fails the test. */
-function won(claim: SessionClaim | null | 'retry' | 'elsewhere' | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null) throw new Error(`no claim won: ${claim}`)
+function won(claim: ClaimAnswer | undefined): SessionClaim {
+  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
+    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
   return claim
 }
 
 /** Takes `result` over on `node` as the server does: the socket exists, `join` puts it in its rooms. */
-function takeOver(node: FakeNode, result: SessionClaim | null | 'retry' | 'elsewhere' | undefined) {
+function takeOver(node: FakeNode, result: ClaimAnswer | undefined) {
   const claim = won(result)
   const { sid, id, rooms } = claim.snapshot
   const socket = node.sockets.add(id, sid)
@@ -402,7 +403,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.adapter.sessionOwner('sid-short')).toBe('unknown')
   })
 
-  it('refuses a snapshot of another version or shape (null, logged), and leaves nothing behind', async () => {
+  it('refuses a snapshot of another version or shape (unreadable, with a coded error), and leaves nothing behind', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
     const cases: [string, unknown][] = [
@@ -419,8 +420,10 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       a!.sockets.add(`socket-${sid}`, sid)
       await a!.adapter.sessionOpened(sid)
       expect(await a!.adapter.handOff(snapshot as SessionSnapshot, TTL)).toBe(true)
-      expect(await b!.adapter.claimSession(sid)).toBeNull()
-      await until(() => b!.warnings.some((w) => w.includes('snapshot was refused')), 3000, 'the warning')
+      expect(await b!.adapter.claimSession(sid)).toMatchObject({
+        missed: 'unreadable',
+        error: { code: 'PARLEY_INVALID_PACKET', message: expect.stringContaining('snapshot was refused') },
+      })
       await sleep(50)
       a!.sockets.sessions.delete(sid)
       expect(await a!.adapter.sessionOwner(sid)).toBe('unknown')
@@ -709,9 +712,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     won(await b!.adapter.claimSession('sid-claimer-left'))
     await cluster.stop(b!)
     // c never heard b say it left; it reads b's mark, and does not tell the client to try again
-    // (for as long as the claim stands) for a session that went with b.
+    // (for as long as the claim stands) for a session that went with b: it is lost.
     const c = await cluster.node()
-    expect(await c.adapter.claimSession('sid-claimer-left')).toBeNull()
+    expect(await c.adapter.claimSession('sid-claimer-left')).toEqual({ missed: 'lost' })
     const left = await c.redis.pTTL(`${cluster.prefix}:node:${b!.adapter.node}:left`)
     expect(left).toBeGreaterThan(0)
     expect(left).toBeLessThanOrEqual(TTL)
@@ -1211,13 +1214,13 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(await c!.adapter.claimSession('sid-lapsed')).toBe('elsewhere')
       // ...and no longer once b said that it left (as its close says it): the session went with it.
       await a!.redis.publish(`${cluster.prefix}:membership`, JSON.stringify({ n: b.adapter.node, k: 'left' }))
-      let answer: SessionClaim | null | 'retry' | 'elsewhere' = 'elsewhere'
+      let answer: ClaimAnswer = 'elsewhere'
       const deadline = Date.now() + 3000
       while (answer === 'elsewhere' && Date.now() < deadline) {
         answer = await c!.adapter.claimSession('sid-lapsed')
         if (answer === 'elsewhere') await sleep(20)
       }
-      expect(answer).toBeNull()
+      expect(answer).toEqual({ missed: 'lost' })
     } finally {
       await proxy.close()
     }
@@ -1237,7 +1240,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       // The client tries another node: it wins once b, connected again, took its claim back
       // (at its next command, a heartbeat at the latest), never while b's claim stands (b is
       // live: the client is told to try again meanwhile).
-      let claim: SessionClaim | null | 'retry' | 'elsewhere' = null
+      let claim: ClaimAnswer = null
       const deadline = Date.now() + 5000
       while ((claim === null || claim === 'retry' || claim === 'elsewhere') && Date.now() < deadline) {
         claim = await c!.adapter.claimSession('sid-elsewhere')
@@ -1385,7 +1388,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
         : undefined
     const storing = handOff(a!, socket, sid)
     // The client resumed at b meanwhile: b claims the snapshot, and its marker reaches a first.
-    let claim: SessionClaim | null | 'retry' | 'elsewhere' = null
+    let claim: ClaimAnswer = null
     while (claim === null) claim = await b!.adapter.claimSession(sid)
     const { done } = takeOver(b!, claim)
     await until(() => a!.sockets.claims.includes(sid), 3000, 'the marker at a')
@@ -1650,7 +1653,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
         5000,
         'the appends',
       )
-      let claim: SessionClaim | null | 'retry' | 'elsewhere' = null
+      let claim: ClaimAnswer = null
       const deadline = Date.now() + 3000
       while (!claim && Date.now() < deadline) {
         claim = await b!.adapter.claimSession('sid-stalled')

@@ -4,6 +4,7 @@
 import { connect, type Socket } from '@parley/client'
 import { type RedisAdapter, type RedisAdapterOptions, redisAdapter } from '@parley/redis'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
+import type { FastifyServerOptions } from 'fastify'
 import { createClient, RESP_TYPES } from 'redis'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
@@ -71,6 +72,8 @@ export class Nodes {
      * clients still on them, which a drain would wait for (test/cluster tests the handoff).
      */
     server: ParleyServerOptions = { handoff: false },
+    /** Fastify's own options (a logger to read the server's lines, say). */
+    fastify: FastifyServerOptions = {},
   ): Promise<TestNode> {
     const redis = redisClient(url)
     const clientErrors: Error[] = []
@@ -94,6 +97,7 @@ export class Nodes {
           sockets.push(socket)
         })
       },
+      fastify,
     )
     const adapter = started.app.parley.adapter as RedisAdapter
     await adapter.ready()

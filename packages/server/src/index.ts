@@ -28,7 +28,14 @@ export type {
   SessionOwnerAnswer,
   SocketDescription,
 } from './adapter/adapter.js'
-export type { ClaimStanding, HandOffTail, SessionClaim, SessionSnapshot } from './adapter/handoff.js'
+export type {
+  ClaimAnswer,
+  ClaimMissed,
+  ClaimStanding,
+  HandOffTail,
+  SessionClaim,
+  SessionSnapshot,
+} from './adapter/handoff.js'
 export { MemoryAdapter } from './adapter/memory.js'
 export { type BroadcastAckCallback, BroadcastOperator, MAX_ROOM_NAME_LENGTH } from './broadcast.js'
 export { MAX_ENDED_SESSIONS } from './ended-sessions.js'

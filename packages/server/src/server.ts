@@ -17,7 +17,7 @@ import {
   type RoutedResponse,
   type SocketDescription,
 } from './adapter/adapter.js'
-import type { HandOffTail, SessionClaim } from './adapter/handoff.js'
+import { type ClaimAnswer, claimMissed, type HandOffTail, type SessionClaim } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError, checkListener } from './argument-error.js'
@@ -1098,9 +1098,17 @@ export class ParleyServer<
     // the takeover read the handoff back) anything to claim: a new session would stand beside
     // the restored one. It resumes the session here instead, as any resume that finds it here
     // (see `handshake`), which tells it to try again while the takeover is not over.
-    if ((claim === null || typeof claim === 'string') && this.#bySid.has(sid)) {
+    if ((claim === null || typeof claim === 'string' || claimMissed(claim)) && this.#bySid.has(sid)) {
       this.#unsettledResumes.settled(sid)
       return undefined
+    }
+    // No try of the client's can take the session over (its snapshot cannot be read, or the node
+    // whose claim won left with it): a new session now, whatever the resume saw on its way here.
+    if (claimMissed(claim)) {
+      this.#unsettledResumes.settled(sid)
+      if (claim.missed === 'unreadable') this.#handoffLogs.unrestorable.record({ err: claim.error })
+      if (this.#closing) return shuttingDown()
+      return transport.open ? undefined : null
     }
     // Relayed here as to its owner by a node that looked the owner up before this node handed
     // the session to another one (that node asked for it first, and its takeover is done): the
@@ -1195,7 +1203,7 @@ export class ParleyServer<
    * when the adapter could not tell, `'elsewhere'` when another node won it (see
    * `Adapter.claimSession`).
    */
-  async #claim(sid: string): Promise<SessionClaim | null | 'retry' | 'elsewhere'> {
+  async #claim(sid: string): Promise<ClaimAnswer> {
     if (!this.adapter.claimSession || this.#bySid.has(sid)) return null
     try {
       return await this.adapter.claimSession(sid)

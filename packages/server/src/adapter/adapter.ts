@@ -1,6 +1,6 @@
 import type { ClosePacket, JsonValue, ParleyError, PreparedEvent } from '@parley/protocol'
 import type { Handshake } from '../types.js'
-import type { SessionClaim, SessionSnapshot } from './handoff.js'
+import type { ClaimAnswer, SessionSnapshot } from './handoff.js'
 
 /** A room's name. Every socket is also in the room named by its own id. */
 export type Room = string
@@ -412,9 +412,13 @@ export interface Adapter {
    * node is still taking it over (the client gave up on a first try, slow to answer, and tried
    * again here, or resumed on two nodes at once): answered "try again" too, saying so (the
    * session was taken over by another node), and bounded the same way; the client's next try
-   * finds the session on that node.
+   * finds the session on that node. Resolves a `ClaimMissed` when it knows that no try can
+   * take the session over (its snapshot cannot be read, or the node whose claim won left before
+   * it took the session over): the resume gets a new session at once, whatever it saw. Null
+   * keeps meaning nothing stored, as above: an adapter that cannot tell these apart resolves
+   * null for them, and the client may be told to try again once more.
    */
-  claimSession?(sid: string): Promise<SessionClaim | null | 'retry' | 'elsewhere'>
+  claimSession?(sid: string): Promise<ClaimAnswer>
   /**
    * A WebSocket resume of `sid` reached this node while `node`, alive, holds the session: asks
    * that node to hand it off (`LocalSockets.handOff` there), so that this node claims it and

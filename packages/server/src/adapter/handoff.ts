@@ -1,4 +1,4 @@
-import type { JsonValue } from '@parley/protocol'
+import type { JsonValue, ParleyError } from '@parley/protocol'
 
 /**
  * A live session as a draining node hands it to another node: plain JSON, written once to the
@@ -156,3 +156,27 @@ export interface SessionClaim {
 
 /** What became of a claim by the time its node answers the client (see `SessionClaim.confirm`). */
 export type ClaimStanding = 'taken' | 'ended' | 'kept'
+
+/**
+ * Why a claim took no session, when the adapter can tell more than null ("nothing stored")
+ * says (see `Adapter.claimSession`). Either way no try of the client's can ever take the session
+ * over, so the resume gets a new session at once (`recovered: false`), rather than be told to
+ * try again only to find nothing on its next try.
+ *
+ * - `unreadable`: the stored snapshot is one this node cannot read (another version, a bad
+ *   shape), and never will be: `error` (coded) says why, and the server logs it with the
+ *   snapshots it could not restore. The adapter has removed it.
+ * - `lost`: another node's claim won, and that node left (said so) before it took the session
+ *   over: the session went with it.
+ */
+export type ClaimMissed =
+  | { readonly missed: 'unreadable'; readonly error: ParleyError<string> }
+  | { readonly missed: 'lost' }
+
+/** What `Adapter.claimSession` resolves with (see there). */
+export type ClaimAnswer = SessionClaim | ClaimMissed | null | 'retry' | 'elsewhere'
+
+/** True for a claim that took no session and says why (see `ClaimMissed`). */
+export function claimMissed(answer: ClaimAnswer): answer is ClaimMissed {
+  return answer !== null && typeof answer === 'object' && 'missed' in answer
+}

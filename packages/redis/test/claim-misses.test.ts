@@ -1,0 +1,146 @@
+// A resume that saw its session leave its node, and whose claim then takes nothing: what the
+// client is told depends on why. Nothing stored (another node took the session) or a store that
+// cannot say: try again. But a snapshot no node can read, or a claim won by a node that left
+// before it took the session over, is never claimable: the client gets a new session at once,
+// rather than one more "try again" whose next try finds nothing all the same.
+import { createHash } from 'node:crypto'
+import { PacketType } from '@parley/protocol'
+import type { ParleyServerOptions } from '@parley/server'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { Nodes, redisSuite, type TestNode } from './nodes.js'
+
+/** A WebSocket resume moves its session to the node it reached. */
+const MOVING: ParleyServerOptions = {
+  handoff: { timeout: 1000, batchSize: 500, retrySpread: 0 },
+  pingTimeout: 300,
+}
+
+/** A line of a node's server log. */
+interface LogLine {
+  level: number
+  msg: string
+  err?: { message?: string; code?: string }
+}
+
+/** The Redis key of `sid`'s handoff (see handoff.ts). */
+const handoffKey = (sid: string) => `parley:handoff:${createHash('sha256').update(sid).digest('base64url')}`
+
+/**
+ * Holds `node`'s claims of handed-off sessions at its door until `open()`: the node found the
+ * session leaving its node, and its claim has not reached Redis yet.
+ */
+function holdClaim(node: TestNode): { entered: () => boolean; open: () => void } {
+  const adapter = node.adapter
+  const claim = adapter.claimSession.bind(adapter)
+  let open: () => void = () => {}
+  const door = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  let entered = false
+  adapter.claimSession = async (sid: string) => {
+    entered = true
+    await door
+    return claim(sid)
+  }
+  return { entered: () => entered, open }
+}
+
+/** A handshake under way, its refusal kept for later rather than left unhandled meanwhile. */
+function attempt(handshake: Promise<RawClient>): Promise<{ client?: RawClient; err?: unknown }> {
+  return handshake.then(
+    (client) => ({ client }),
+    (err: unknown) => ({ err }),
+  )
+}
+
+describe.skipIf(skipRedisSuites())('a resume whose claim takes nothing', () => {
+  let nodes: Nodes | undefined
+  const suite = redisSuite(() => nodes)
+
+  beforeEach(() => {
+    nodes = new Nodes()
+  })
+
+  /** `count` nodes that see each other, each logging its server's lines at warn into `logs`. */
+  async function cluster(count: number): Promise<{ node: TestNode; logs: LogLine[] }[]> {
+    const started: { node: TestNode; logs: LogLine[] }[] = []
+    for (let i = 0; i < count; i++) {
+      const logs: LogLine[] = []
+      const logger = { level: 'warn', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
+      const node = await nodes!.start(suite.redis.url, {}, false, MOVING, { logger })
+      started.push({ node, logs })
+    }
+    await until(
+      () => started.every(({ node }) => node.adapter.liveNodes.length === count - 1),
+      5000,
+      'live nodes',
+    )
+    return started
+  }
+
+  /** A WebSocket session on `node` that sent news 1 to 5, which its client took, then left. */
+  async function fiveSentThenLeft(node: TestNode): Promise<RawClient> {
+    const first = await rawConnect('websocket', node.base)
+    const socket = node.app.parley.sockets.get(first.id)!
+    for (let n = 1; n <= 5; n++) socket.emit('news', n)
+    await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
+    first.close()
+    return first
+  }
+
+  /** The resume got a new session at once: OPEN, not recovered, under another sid. */
+  async function startedAnew(outcome: Promise<{ client?: RawClient; err?: unknown }>, sid: string) {
+    const { client, err } = await within(outcome, 3000, 'the answer to the resume')
+    if (!client) throw err
+    suite.raws.push(client)
+    expect(client.open).toMatchObject({ recovered: false })
+    expect(client.sid).not.toBe(sid)
+    return client
+  }
+
+  it('a snapshot no node can read: a new session at once, and the coded error logged', async () => {
+    const [a, b] = await cluster(2)
+    const first = await fiveSentThenLeft(a!.node)
+    const claim = holdClaim(b!.node)
+    // b's WebSocket resume has a hand the session off, then claims it.
+    const resume = attempt(rawConnect('websocket', b!.node.base, { sid: first.sid, ack: 2 }))
+    await until(claim.entered, 2000, 'b claiming the session')
+    // What a node of a later version would have stored.
+    await b!.node.redis.sendCommand([
+      'HSET',
+      handoffKey(first.sid),
+      'snapshot',
+      JSON.stringify({ v: 2, sid: first.sid }),
+    ])
+    claim.open()
+    await startedAnew(resume, first.sid)
+    expect(b!.node.sockets).toHaveLength(1)
+    const line = b!.logs.find(({ msg }) => msg.includes('could not be restored'))
+    expect(line?.err).toMatchObject({
+      code: 'PARLEY_INVALID_PACKET',
+      message: "a handed-off session's snapshot was refused: version 2 is not known here",
+    })
+    // Nothing is left to claim: the keys went with the claim.
+    expect(await b!.node.redis.exists(handoffKey(first.sid))).toBe(0)
+  })
+
+  it('a claim won by a node that left before it took the session over: a new session at once', async () => {
+    const [a, b, c] = await cluster(3)
+    const first = await fiveSentThenLeft(a!.node)
+    const claim = holdClaim(c!.node)
+    // c's WebSocket resume has a hand the session off, then claims it.
+    const resume = attempt(rawConnect('websocket', c!.node.base, { sid: first.sid, ack: 2 }))
+    await until(claim.entered, 2000, 'c claiming the session')
+    // b claims it first (a resume of the same session reached b), and b stops before it takes
+    // the session over: the session went with it.
+    const won = await b!.node.adapter.claimSession(first.sid)
+    expect(won).toMatchObject({ snapshot: { sid: first.sid } })
+    await nodes!.stop(b!.node)
+    claim.open()
+    await startedAnew(resume, first.sid)
+    expect(c!.node.sockets).toHaveLength(1)
+  })
+})
