@@ -508,9 +508,10 @@ export class RedisAdapter implements Adapter {
    * 'local' when this node holds the session (no round trip) or is recorded as its owner; the
    * owner and its address when another live node is, or a node whose record lapsed without a
    * goodbye (see `Nodes.lastAddress`); 'unknown' when there is no record or its node is gone.
-   * One GET, and one more for a node out of the live set whose address this node never saw;
-   * rejects with `RedisUnreachableError` while Redis is unreachable or does not answer within
-   * `requestTimeout`.
+   * One GET, and one more for a node out of the live set whose address this node never saw
+   * (besides a heartbeat for a node it knows nothing of, which may have joined since the last
+   * one); rejects with `RedisUnreachableError` while Redis is unreachable or does not answer
+   * within `requestTimeout`.
    */
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     if (this.#sockets.hasSession(sid)) return 'local'
@@ -518,10 +519,14 @@ export class RedisAdapter implements Adapter {
     if (record === null) return 'unknown'
     const owner = record.node
     if (owner === this.node && !record.handingOff) return 'local'
-    // A node that joined since the last heartbeat: read the live set again before calling the
-    // owner gone (one more round trip, only for this case).
-    if (!this.#nodes.has(owner) || this.#nodes.address(owner) === undefined)
-      await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
+    // A node that joined since the last heartbeat (or published its address since): read the
+    // live set again before calling the owner gone, one more round trip, only for this case. Not
+    // for a node this node saw lapse, heard leave or found without an address: the read would
+    // change no answer, and every lookup of its sessions would pay for it.
+    const stale = this.#nodes.has(owner)
+      ? this.#nodes.address(owner) === undefined
+      : this.#nodes.unheardOf(owner)
+    if (stale) await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
     // Out of the live set without a goodbye, its record lapsed (a stalled process, a slow Redis):
     // that does not prove it dead, and its sessions are sent there all the same, whether or not
     // this node saw it live (its address record outlives the heartbeat). Alive, it answers and

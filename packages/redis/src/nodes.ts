@@ -349,6 +349,17 @@ export class Nodes {
     return text
   }
 
+  /**
+   * True when node `id` is out of the live set and this node knows of no way it left: it never
+   * saw it lapse, heard no goodbye, found no address record missing lately. Such a node may have
+   * joined since the last heartbeat, and only a read of the live set can say; one known to have
+   * left is told apart by what this node knows of it already, and a later heartbeat or its
+   * 'joined' brings it back should it come back.
+   */
+  unheardOf(id: string): boolean {
+    return this.#outside(id) && !this.#lapsed.has(id) && !this.#missing.has(id)
+  }
+
   /** Node `id` is another node, out of the live set, and did not say that it left. */
   #outside(id: string): boolean {
     return id !== this.#config.id && !this.#live.has(id) && !this.#goodbyes.has(id)

@@ -776,6 +776,39 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(asked()).toBe(2)
   })
 
+  it('looks up the sessions of a node that left with one GET each, as before: no heartbeat for each', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = (await cluster.start(3)) as [FakeNode, FakeNode, FakeNode]
+    const record = (sid: string) =>
+      `${cluster.prefix}:session:${createHash('sha256').update(sid).digest('base64url')}`
+    await a.redis.set(record('sid-of-lapsed'), b.adapter.node)
+    await a.redis.set(record('sid-of-left'), c.adapter.node)
+    // A node that closed long ago (no address record left), its owner record outliving it.
+    await a.redis.set(record('sid-of-ghost'), 'ghost-node')
+    const live = await a.adapter.sessionOwner('sid-of-lapsed')
+    expect(live).toMatchObject({ node: b.adapter.node })
+    // b writes no heartbeat any more (it may be alive: its sessions are still sent there); c closes.
+    const beats = lapse(b)
+    await a.redis.del(`${cluster.prefix}:node:${b.adapter.node}`)
+    await cluster.stop(c)
+    await until(() => a.adapter.liveNodes.length === 0, 3000, 'b and c out of a’s live set')
+    // The ghost's missing address record is looked up once, and remembered (see the test above).
+    expect(await a.adapter.sessionOwner('sid-of-ghost')).toBe('unknown')
+    const from = a.commands.length
+    for (let i = 0; i < 10; i++) {
+      expect(await a.adapter.sessionOwner('sid-of-lapsed')).toEqual(live)
+      expect(await a.adapter.sessionOwner('sid-of-left')).toBe('unknown')
+      expect(await a.adapter.sessionOwner('sid-of-ghost')).toBe('unknown')
+    }
+    const sent = a.commands.slice(from)
+    expect(sent.filter((args) => !isHeartbeat(args)).map(([command]) => command)).toEqual(
+      Array(30).fill('GET'),
+    )
+    // a's own heartbeat may fall within the lookups (one every 300 ms), not one for each.
+    expect(sent.filter(isHeartbeat).length).toBeLessThan(3)
+    beats.release()
+  })
+
   it('asks an old node whose heartbeat lapsed for its seal: it may be alive, and what it sent after the snapshot is not lost', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
