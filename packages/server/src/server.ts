@@ -145,15 +145,16 @@ export class ParleyServer<
   #closing = false
   /** True once `close` has run: every session has ended here. */
   #closed = false
-  /** True once sessions end for the shutdown (see `finishEvents`): their last words are awaited. */
-  #endingAll = false
   /** Sids of the sessions that finish the events in their middleware before they end. */
   readonly #finishing = new Set<string>()
   /** Resolved by `close`, once every session has ended (see `finishing`). */
   #allEnded: { promise: Promise<void>; resolve: () => void } | undefined
   /** True once the last words kept at close are dropped: nothing is kept for later requests. */
   #forgetting = false
-  /** Sids whose CLOSE 'server shutdown' waits for a GET their client is about to send. */
+  /**
+   * Sids whose CLOSE ('server shutdown', or the drain's 'server handoff') waits for a GET their
+   * client is about to send.
+   */
   readonly #awaited = new Set<string>()
   /** When the last of those GETs is due at the latest (`performance.now()`). */
   #awaitedUntil = 0
@@ -672,7 +673,6 @@ export class ParleyServer<
    * after `limitMs` are lost with their session: one warning says how many.
    */
   async finishEvents(limitMs: number): Promise<void> {
-    this.#endingAll = true
     const busy: ServerSocket<L, E, D>[] = []
     for (const socket of [...this.#bySid.values()]) {
       // Frozen ones are handed off: the drain took their events, and `close` ends them.
@@ -735,7 +735,6 @@ export class ParleyServer<
     this.#unknown.close()
     this.#unreachable.close()
     this.#limit.close()
-    this.#endingAll = true
     for (const socket of [...this.#bySid.values()]) this.#endAtShutdown(socket)
     for (const end of this.#pending.values()) end()
     this.#pending.clear()
@@ -754,10 +753,10 @@ export class ParleyServer<
 
   /**
    * @internal Resolves once every client that was about to send a GET when its session ended at
-   * close (a polling client between two answers: see `HttpSide.nextGetWithin`) has fetched its
-   * CLOSE, or once none of them can be expected any more (each is given a few times its usual
-   * turnaround), and after `limitMs` at the most. A client that dropped its GET is not waited
-   * for.
+   * close or in the drain (a polling client between two answers, a first GET on its way: see
+   * `HttpSide.nextGetWithin`) has fetched its CLOSE, or once none of them can be expected any
+   * more (each is given a few times its usual turnaround), and after `limitMs` at the most. A
+   * client that dropped its GET is not waited for.
    */
   lastWordsTaken(limitMs: number): Promise<void> {
     const wait = Math.min(limitMs, this.#awaitedUntil - performance.now())
@@ -1457,7 +1456,10 @@ export class ParleyServer<
         this.#forgetLingering(oldest)
       }
     }
-    const due = this.#endingAll ? transport.http?.nextGetWithin() : undefined
+    // From the drain on: a session handed off ends in it, its CLOSE 'server handoff' kept for
+    // that GET. Without other nodes the drain seals it at once and the node closes: a GET a
+    // moment later found no node, and its client resumed without the quiet time that CLOSE gives.
+    const due = this.#closing ? transport.http?.nextGetWithin() : undefined
     if (due !== undefined && due > 0) {
       this.#awaited.add(sid)
       this.#awaitedUntil = Math.max(this.#awaitedUntil, performance.now() + due)
