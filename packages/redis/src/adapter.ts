@@ -96,6 +96,9 @@ export interface RedisAdapterStats {
  */
 export const HANDOFF_ASKED_MS = 1000
 
+/** A claim Redis answered with an error (see `RedisAdapter.claimSession`). */
+const REFUSED = Symbol('refused')
+
 /** A request of this node that awaits the other nodes' answers. */
 interface Pending {
   answer(node: string, packet: ResponsePacket): void
@@ -843,7 +846,8 @@ export class RedisAdapter implements Adapter {
    * to claim while Redis may still lack records it lost (see `restoring`). `'retry'` too when the claim
    * got no answer (none within `requestTimeout`, or the connection dropped first): it may have
    * run, and is taken back before this node sends anything else (see `HandOffStore.claim`), so
-   * that the client's next try finds the session claimable. `'elsewhere'` when another node's
+   * that the client's next try finds the session claimable. `'retry'` too when Redis answered the
+   * claim with an error (logged): it could not say either. `'elsewhere'` when another node's
    * claim won and that node, live, is still taking the session over: Redis answered, and the
    * client is told so (taken over by another node) and tries again.
    */
@@ -854,9 +858,16 @@ export class RedisAdapter implements Adapter {
     // Bounded by requestTimeout (see Commands): the client's resume waits for it.
     const won = await this.#handoffs.claim(sid).catch((err: unknown) => {
       if (err instanceof RedisUnreachableError) return err
-      this.#warnings.warn('claim', 'could not claim a handed-off session', { err })
-      return null
+      // Redis answered with an error (loading its data after a restart, a replica after a
+      // failover, out of memory): a store failure, as when it cannot be asked, not "nothing
+      // stored". Refused at its first write, the claim changed nothing: the client's next try
+      // finds the handoff as it was.
+      this.#warnings.warn('claim', 'Redis refused a claim of a handed-off session; the client tries again', {
+        err,
+      })
+      return REFUSED
     })
+    if (won === REFUSED) return 'retry'
     if (won instanceof RedisUnreachableError) return this.#cannotAsk(won)
     if (won === 'unsure') {
       this.#warnings.warn(

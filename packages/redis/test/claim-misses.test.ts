@@ -4,12 +4,12 @@
 // before it took the session over, is never claimable: the client gets a new session at once,
 // rather than one more "try again" whose next try finds nothing all the same.
 import { createHash } from 'node:crypto'
-import { PacketType } from '@parley/protocol'
+import { type Packet, PacketType } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import { type RawClient, Refused, rawConnect } from '../../server/test/raw-client.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
 /** A WebSocket resume moves its session to the node it reached. */
@@ -125,6 +125,42 @@ describe.skipIf(skipRedisSuites())('a resume whose claim takes nothing', () => {
     })
     // Nothing is left to claim: the keys went with the claim.
     expect(await b!.node.redis.exists(handoffKey(first.sid))).toBe(0)
+  })
+
+  it('a claim Redis refuses: told to try again, as when Redis cannot be asked, and the next try takes the session over', async () => {
+    const [a, b] = await cluster(2)
+    const first = await fiveSentThenLeft(a!.node)
+    const claim = holdClaim(b!.node)
+    const resume = attempt(rawConnect('websocket', b!.node.base, { sid: first.sid, ack: 2 }))
+    await until(claim.entered, 2000, 'b claiming the session')
+    // Redis refuses every write for a moment, as a replica does after a failover.
+    const redis = b!.node.redis
+    await redis.sendCommand(['CONFIG', 'SET', 'min-replicas-to-write', '1'])
+    let answer: { client?: RawClient; err?: unknown }
+    try {
+      claim.open()
+      answer = await within(resume, 3000, 'the answer to the resume')
+    } finally {
+      await redis.sendCommand(['CONFIG', 'SET', 'min-replicas-to-write', '0'])
+    }
+    expect(answer.err).toBeInstanceOf(Refused)
+    expect(answer.err).toMatchObject({
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+      message:
+        'PARLEY_SERVER_SHUTTING_DOWN: the session could not be looked up or claimed in the store now: try again',
+    })
+    expect(b!.node.warnings).toContain(
+      '@parley/redis: Redis refused a claim of a handed-off session; the client tries again',
+    )
+    expect(b!.node.sockets).toHaveLength(0)
+    // The refused claim changed nothing: the client's next try takes the session over, whole.
+    const again = await rawConnect('websocket', b!.node.base, { sid: first.sid, ack: 2 })
+    suite.raws.push(again)
+    expect(again.open).toMatchObject({ recovered: true, id: first.id })
+    const replayed: Packet[] = []
+    for (let n = 0; n < 3; n++) replayed.push(await again.next((p) => p.type === PacketType.EVENT, 2000))
+    expect(replayed).toMatchObject([3, 4, 5].map((seq) => ({ seq, args: [seq] })))
+    expect(b!.node.sockets).toHaveLength(0)
   })
 
   it('a claim won by a node that left before it took the session over: a new session at once', async () => {

@@ -45,7 +45,7 @@ export function callGuarded(call: () => unknown, failed: (err: unknown) => void)
 export class AdapterFailures {
   /** `sessionOpened` rejected: other nodes may not find those sessions until it is recorded. */
   readonly ownerRecord: BurstLog
-  /** `claimSession` rejected: those resumes got new sessions. */
+  /** `claimSession` rejected: those resumes were told to try again, as for `'retry'`. */
   readonly claim: BurstLog
   /** A claim's `takeOver` failed as the claim was given back: their handoffs may stay in the store. */
   readonly giveBack: BurstLog
@@ -101,7 +101,7 @@ export class AdapterFailures {
     )
     this.claim = warn(
       (count) =>
-        `the adapter could not claim ${count} handed-off session(s), since the last such line; their clients got new sessions`,
+        `the adapter could not claim ${count} handed-off session(s), since the last such line; their clients were told to try again (each for at most the recovery window, then given a new session)`,
     )
     this.giveBack = warn(
       (count) =>

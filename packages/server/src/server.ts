@@ -1200,7 +1200,9 @@ export class ParleyServer<
   /**
    * Claims `sid` from a node's handoff, when the adapter can; null when there is none, `'retry'`
    * when the adapter could not tell, `'elsewhere'` when another node won it (see
-   * `Adapter.claimSession`).
+   * `Adapter.claimSession`). A claim that rejects is the adapter's store failing (away for a
+   * moment, say), as `'retry'` says: the session may be stored still, or live on another node,
+   * so the client is told to try again (logged, one line per burst), not given a new session.
    */
   async #claim(sid: string): Promise<ClaimAnswer> {
     if (!this.adapter.claimSession || this.#bySid.has(sid)) return null
@@ -1208,7 +1210,7 @@ export class ParleyServer<
       return await this.adapter.claimSession(sid)
     } catch (err) {
       this.#adapterFailures.claim.record({ err })
-      return null
+      return 'retry'
     }
   }
 

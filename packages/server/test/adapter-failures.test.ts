@@ -150,10 +150,21 @@ describe('an adapter that rejects', () => {
     await oneNowTwoAtClose(text)
   })
 
-  it('logs the claims it could not make once per burst; each client gets a new session', async () => {
+  it('logs the claims it could not make once per burst; each client is told to try again, as when the store cannot say', async () => {
     const { started, oneNowTwoAtClose } = await serverWith(() => ({ claimSession: storeAway }))
-    const clients = await connectThree(started.base, (i) => `gone-session-${i}`)
-    expect(clients.map((c) => c.open.recovered)).toEqual([false, false, false])
+    for (let i = 0; i < 3; i++) {
+      const refusal = await rawConnect('websocket', started.base, { sid: `gone-session-${i}`, ack: 0 }).then(
+        () => 'a new session',
+        (err: unknown) => err,
+      )
+      expect(refusal).toBeInstanceOf(Refused)
+      expect(refusal).toMatchObject({
+        code: 'PARLEY_SERVER_SHUTTING_DOWN',
+        message:
+          'PARLEY_SERVER_SHUTTING_DOWN: the session could not be looked up or claimed in the store now: try again',
+      })
+    }
+    expect(started.app.parley.socketsCount).toBe(0)
     await oneNowTwoAtClose('could not claim')
   })
 
