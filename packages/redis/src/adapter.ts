@@ -1034,7 +1034,7 @@ export class RedisAdapter implements Adapter {
     }
     // Each step of the goodbye that did not go through, said as what it is.
     const failed = await this.#nodes.stop(this.#claimableUntil - performance.now())
-    for (const [i, message] of failed.entries()) this.#warnings.warn(`goodbye:${i}`, message)
+    for (const message of failed) this.#warnings.warn('goodbye', message)
     this.#warnings.flush()
   }
 

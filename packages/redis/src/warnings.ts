@@ -3,43 +3,93 @@ import type { RedisAdapterLog } from './options.js'
 /** At most one line per kind of trouble in this many ms: an outage must not flood the log. */
 export const WARN_INTERVAL = 10_000
 
-/** The last line of a kind, and what was held back since. */
+/**
+ * The most distinct messages of one kind held back at once (see `Warnings`); past it, a message
+ * not held yet counts toward the last one held, which then says the latest of them.
+ */
+export const MAX_HELD_MESSAGES = 10
+
+/** Warnings of one message held back, and the latest details given with it. */
+interface Held {
+  details: Record<string, unknown>
+  times: number
+}
+
+/** When a kind last wrote, and what it holds back since. */
 interface Kind {
   at: number
-  suppressed: number
-  /** The last warning held back: what `flush` says, with the count. */
-  latest?: { message: string; details: Record<string, unknown> }
+  /** By message, in the order they first came: each is said as itself, with its own count. */
+  readonly held: Map<string, Held>
+  /** Says what is held once the kind's interval is over (see `#release`). */
+  timer?: NodeJS.Timeout
 }
 
 /**
- * Warnings at most once per `WARN_INTERVAL` for each kind; a line says how many times it
- * happened since the last one of its kind (`times`). What is still held back when the adapter
- * closes is said then (`flush`): the end of an outage is not lost with its last counts.
+ * Warnings at most once per `WARN_INTERVAL` for each kind. What comes within a kind's interval
+ * is held back, each message apart with how many times it came (`times`), and said when the
+ * interval ends, or when the adapter closes (`flush`): a kind gathers several messages (a
+ * handoff's write refused, or unanswered), and one of them must neither hide another nor keep it
+ * back until the next line of its kind, which may come much later or never.
  */
 export class Warnings {
-  readonly #last = new Map<string, Kind>()
+  readonly #kinds = new Map<string, Kind>()
 
   constructor(private readonly log: RedisAdapterLog) {}
 
   warn(kind: string, message: string, details: Record<string, unknown> = {}): void {
     const now = Date.now()
-    const last = this.#last.get(kind)
-    if (last && now - last.at < WARN_INTERVAL) {
-      last.suppressed++
-      last.latest = { message, details }
+    const last = this.#kinds.get(kind)
+    // A timer late on a loaded machine: what it holds goes first, in its order.
+    if (last && now - last.at >= WARN_INTERVAL) this.#release(kind, last)
+    const current = this.#kinds.get(kind)
+    if (!current) {
+      this.#kinds.set(kind, { at: now, held: new Map() })
+      this.#write(message, { ...details, times: 1 })
       return
     }
-    const times = (last?.suppressed ?? 0) + 1
-    this.#last.set(kind, { at: now, suppressed: 0 })
-    this.#write(message, { ...details, times })
+    this.#hold(current, message, details)
+    if (current.timer) return
+    current.timer = setTimeout(() => this.#release(kind, current), current.at + WARN_INTERVAL - now)
+    // It must not hold the process open: `flush` says the rest when the adapter closes.
+    current.timer.unref()
   }
 
-  /** Says, for each kind, the warnings held back since its last line (the latest, with `times`). */
+  /** Says, for each kind, the warnings held back since its last line (each message, with `times`). */
   flush(): void {
-    for (const { suppressed, latest } of this.#last.values()) {
-      if (suppressed > 0 && latest) this.#write(latest.message, { ...latest.details, times: suppressed })
+    for (const [kind, state] of [...this.#kinds]) this.#release(kind, state)
+    this.#kinds.clear()
+  }
+
+  #hold(kind: Kind, message: string, details: Record<string, unknown>): void {
+    const same = kind.held.get(message)
+    if (same) {
+      same.times++
+      same.details = details
+      return
     }
-    this.#last.clear()
+    if (kind.held.size < MAX_HELD_MESSAGES) {
+      kind.held.set(message, { details, times: 1 })
+      return
+    }
+    // Full: the last one held stands for the rest, and says the latest of them.
+    const [lastMessage, lastHeld] = [...kind.held].at(-1) ?? []
+    if (lastMessage === undefined || !lastHeld) return
+    kind.held.delete(lastMessage)
+    kind.held.set(message, { details, times: lastHeld.times + 1 })
+  }
+
+  /**
+   * The kind's interval is over: says what it held, each message once with its count. Something
+   * said opens a new interval (the next warning is held again); nothing held ends the kind's
+   * state, and the next warning is written at once.
+   */
+  #release(kind: string, state: Kind): void {
+    clearTimeout(state.timer)
+    state.timer = undefined
+    if (this.#kinds.get(kind) === state) this.#kinds.delete(kind)
+    if (state.held.size === 0) return
+    for (const [message, { details, times }] of state.held) this.#write(message, { ...details, times })
+    this.#kinds.set(kind, { at: Date.now(), held: new Map() })
   }
 
   #write(message: string, details: Record<string, unknown>): void {
