@@ -63,6 +63,22 @@ async function endWhileCutOff(node: FakeNode, proxy: TcpProxy, sid: string, id: 
   await node.adapter.withdrawHandOff(sid)
 }
 
+/**
+ * A new node of `cluster`, live for `b`, that reaches Redis through `proxy`: a link the test takes
+ * down (see `cutOff`). Its requestTimeout (5 s) outlasts the cut.
+ */
+async function behind(proxy: TcpProxy, cluster: FakeCluster, b: FakeNode): Promise<FakeNode> {
+  const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 5000 })
+  await until(() => b.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+  return a
+}
+
+/** Takes `node`'s link to Redis (`proxy`) down, and waits until its client sees it gone. */
+async function cutOff(node: FakeNode, proxy: TcpProxy): Promise<void> {
+  proxy.offline = true
+  await until(() => !node.redis.isReady, 3000, 'a cut off from Redis')
+}
+
 /** The UNDO of a handoff's write given up on (see `UNDO` in src/handoff.ts), as a node sends it. */
 const isUndo = (args: string[]) => args[1]?.includes("'HMGET', KEYS[2], 'write', 'claimed', 'taken'") === true
 
@@ -985,11 +1001,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const proxy = await startTcpProxy(redis.port)
     try {
       // a reaches Redis through a link that goes down a moment (a failover, a reconnect).
-      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 5000 })
-      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      const a = await behind(proxy, cluster, b!)
       const socket = await open(a, 'sid-blip', 's1')
-      proxy.offline = true
-      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+      await cutOff(a, proxy)
       const stored = handOff(a, socket, 'sid-blip')
       proxy.offline = false
       expect(await within(stored, 8000, 'the handoff')).toBe(true)
@@ -1004,11 +1018,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const [b] = await cluster.start(1)
     const proxy = await startTcpProxy(redis.port)
     try {
-      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 5000 })
-      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      const a = await behind(proxy, cluster, b!)
       const socket = await open(a, 'sid-given-up', 's1')
-      proxy.offline = true
-      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+      await cutOff(a, proxy)
       const stored = handOff(a, socket, 'sid-given-up')
       // The server's handoff.timeout ran out first: a move thaws the session, which goes on here.
       await a.adapter.withdrawHandOff('sid-given-up')
@@ -1025,13 +1037,11 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const [b] = await cluster.start(1)
     const proxy = await startTcpProxy(redis.port)
     try {
-      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 5000 })
-      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      const a = await behind(proxy, cluster, b!)
       // A close's batch (handoff.batchSize, 500 by default) of sessions, stored while Redis is away.
       const sids = Array.from({ length: 500 }, (_, i) => `sid-batch-${i}`)
       const sockets = await Promise.all(sids.map((sid, i) => open(a, sid, `s${i}`)))
-      proxy.offline = true
-      await until(() => !a.redis.isReady, 3000, 'a cut off from Redis')
+      await cutOff(a, proxy)
       // The timers started to look for Redis again: each handOff waits from its call on, before
       // any I/O, so the waits of all 500 have begun once the loop below has run.
       const looks = (spy: { mock: { calls: unknown[][] } }) =>
