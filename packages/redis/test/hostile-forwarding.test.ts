@@ -556,6 +556,61 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       await nothingLeft(watched)
     })
     it.each(['websocket', 'polling'] as const)(
+      'when the later one (%s) reaches the old node once the session ended on the node that took it over: told how it ended, not to try again',
+      async (medium) => {
+        const watched = await cluster(3, MOVING)
+        const [a, b, c] = watched
+        const { first, hello } = await fiveSentThenLeft(a!)
+        // c looks the owner up (a, which holds the session), then stalls until b's resume has
+        // taken the session over and the session has ended there.
+        const adapter = c!.node.adapter
+        const lookUp = adapter.sessionOwner.bind(adapter)
+        let looked = false
+        let goOn: () => void = () => {}
+        const stalled = new Promise<void>((resolve) => {
+          goOn = resolve
+        })
+        adapter.sessionOwner = async (sid: string) => {
+          if (looked) return lookUp(sid)
+          const owner = await lookUp(sid)
+          looked = true
+          await stalled
+          return owner
+        }
+        const late = rawConnect(medium, c!.node.base, { sid: first.sid, ack: 2 }).then(
+          () => 'opened',
+          (err: unknown) => err,
+        )
+        await until(() => looked, 2000, 'c looking the owner up')
+        const kept = await RawWebSocket.open(b!.node.base, hello)
+        await replayed(kept, first.id, 'the replay on b')
+        await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
+        // The client leaves for good, on b: the session ends there, its CLOSE kept for every node.
+        await goodbye(kept, b!, first.id)
+        let ended: unknown
+        await until(
+          () => {
+            void a!.node.adapter.endedSession(first.sid).then((found) => {
+              ended = found
+            })
+            return ended !== undefined
+          },
+          3000,
+          'the end, read on a',
+        )
+        // c relays the resume to a, which handed the session to b: the session is over there, and
+        // the client hears so, where "taken over by another node: try again" would have it try
+        // until its recovery window ran out.
+        goOn()
+        const answer = await within(late, 3000, 'the answer to the later resume')
+        expect(answer).toBeInstanceOf(Closed)
+        expect((answer as Closed).packet).toMatchObject({ reason: 'client disconnect' })
+        expect(watched.map((w) => w.node.sockets.length)).toEqual([1, 0, 0])
+        expect(watched.map((w) => w.node.app.parley.socketsCount)).toEqual([0, 0, 0])
+        await nothingLeft(watched)
+      },
+    )
+    it.each(['websocket', 'polling'] as const)(
       'when the later one (%s) found the session handed off and claims once the first took it over: told to try again, and its next try finds the session',
       async (medium) => {
         const watched = await cluster(3, MOVING)

@@ -1113,14 +1113,15 @@ export class ParleyServer<
     // the session to another one (that node asked for it first, and its takeover is done): the
     // session lives there. A new session here would leave it behind; the client tries again,
     // and its next try is sent there.
-    if (claim === null && request.headers[ROUTED_HEADER] === '1' && this.#movedAway.get(sid))
-      claim = 'elsewhere'
+    const movedAway = request.headers[ROUTED_HEADER] === '1' && this.#movedAway.get(sid) === true
     // Seen leaving its node, yet nothing is left to claim: another node's claim came first (a
     // resume of the same session racing this one, which reached that node), and its takeover is
     // over. A new session here would leave that one behind; the client tries again, and its next
-    // try is sent there. Unless the session ended on its node meanwhile (its snapshot withdrawn):
-    // then the client hears that, as for any ended session.
-    if (claim === null && leftItsNode && !(await this.#endOf(sid))) claim = 'elsewhere'
+    // try is sent there.
+    // Either way, unless the session ended on its new node meanwhile (or on its old one, its
+    // snapshot withdrawn): then the client hears that, as for any ended session (see
+    // `handshake`), where told to try again it would try until the recovery window ran out.
+    if (claim === null && (movedAway || leftItsNode) && !(await this.#endOf(sid))) claim = 'elsewhere'
     // Told to try again for at most the recovery window, after which the session cannot be
     // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
     const unsettled = claim === 'retry' || claim === 'elsewhere'
