@@ -1,9 +1,12 @@
 // A loopback HTTP proxy that sends each request to the next of several backends in turn, as a
-// load balancer without session affinity does. WebSocket upgrades take turns too: each one is
-// piped, raw bytes both ways, to the next backend. Listens on 127.0.0.1 only, and connects only
-// to 127.0.0.1.
+// load balancer without session affinity does. WebSocket upgrades take turns too: each one, once
+// the backend switched protocols, is piped, raw bytes both ways. Like nginx, it keeps the
+// hop-by-hop headers for itself both ways (see hop-by-hop.ts): its connections to its clients
+// live as long as it decides, whatever a backend's `Connection` says. Listens on 127.0.0.1 only,
+// and connects only to 127.0.0.1.
 import http from 'node:http'
-import net from 'node:net'
+import type net from 'node:net'
+import { endToEnd, endToEndLines } from './hop-by-hop.js'
 
 export interface RoundRobinProxy {
   /** `http://127.0.0.1:<port>` */
@@ -45,9 +48,16 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
     const i = nextBackend()
     forwarded[i]!++
     const upstream = http.request(
-      { host: '127.0.0.1', port: ports[i], method: req.method, path: req.url, headers: req.headers, agent },
+      {
+        host: '127.0.0.1',
+        port: ports[i],
+        method: req.method,
+        path: req.url,
+        headers: endToEnd(req.headers),
+        agent,
+      },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers))
         answer.pipe(res)
         // A backend that breaks off mid-answer (a stream it cut) breaks the client's too, as a
         // real balancer does; `pipe` alone would leave the client waiting on a dead stream.
@@ -65,22 +75,54 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
     const i = nextBackend()
     forwarded[i]!++
     upgrades[i]!++
-    const upstream = net.connect(ports[i]!, '127.0.0.1')
-    track(upstream)
+    // The upgrade asked for again, as nginx asks for it (`Connection: upgrade`), the rest of the
+    // request's own hop-by-hop headers kept here.
+    const headers = { ...endToEnd(req.headers), connection: 'Upgrade', upgrade: req.headers.upgrade }
+    const upstream = http.request({
+      host: '127.0.0.1',
+      port: ports[i],
+      method: req.method,
+      path: req.url,
+      headers,
+      agent,
+    })
+    upstream.on('socket', track)
     upstream.on('error', () => client.destroy())
     client.on('error', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
     client.on('close', () => upstream.destroy())
-    upstream.once('connect', () => {
-      // The upgrade request as it came, then whatever followed it, then both ways as they are.
-      const lines = [`${req.method} ${req.url} HTTP/1.1`]
-      for (let k = 0; k < req.rawHeaders.length; k += 2)
-        lines.push(`${req.rawHeaders[k]}: ${req.rawHeaders[k + 1]}`)
-      upstream.write(`${lines.join('\r\n')}\r\n\r\n`)
-      if (head.length > 0) upstream.write(head)
-      client.pipe(upstream)
-      upstream.pipe(client)
+    upstream.on('upgrade', (answer: http.IncomingMessage, backend: net.Socket, answerHead: Buffer) => {
+      backend.on('error', () => client.destroy())
+      client.on('error', () => backend.destroy())
+      backend.on('close', () => client.destroy())
+      client.on('close', () => backend.destroy())
+      const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`]
+      lines.push(...endToEndLines(answer.rawHeaders, answer.headers.connection))
+      lines.push('Connection: Upgrade', `Upgrade: ${answer.headers.upgrade ?? ''}`)
+      client.write(`${lines.join('\r\n')}\r\n\r\n`)
+      if (answerHead.length > 0) client.write(answerHead)
+      if (head.length > 0) backend.write(head)
+      client.pipe(backend)
+      backend.pipe(client)
     })
+    // Refused (any answer but 101): that answer, with its body and without the backend's
+    // hop-by-hop headers. The connection is the upgrade's, no longer the HTTP server's: it
+    // takes no other request, and says so.
+    upstream.on('response', (answer: http.IncomingMessage) => {
+      const body: Buffer[] = []
+      answer.on('data', (chunk: Buffer) => body.push(chunk))
+      answer.on('end', () => {
+        const text = Buffer.concat(body)
+        const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`]
+        for (const line of endToEndLines(answer.rawHeaders, answer.headers.connection))
+          if (!/^content-length:/i.test(line)) lines.push(line)
+        lines.push(`Content-Length: ${text.length}`, 'Connection: close')
+        client.end(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), text]))
+      })
+      answer.on('close', () => {
+        if (!answer.complete) client.destroy()
+      })
+    })
+    upstream.end()
   })
   server.on('connection', (socket: net.Socket) => {
     if (proxy.offline) socket.destroy()
