@@ -836,7 +836,8 @@ export class RedisAdapter implements Adapter {
   /**
    * Claims a handed-off session for this node: one compare-and-set script (a stored, unclaimed
    * handoff: bump its epoch, mark it claimed by this node, make this node the owner). Exactly
-   * one of several claimers wins. Null when there is nothing to claim. `{ missed: 'unreadable' }`
+   * one of several claimers wins. Null when there is nothing to claim; `{ missed: 'owned' }`
+   * when the owner record names the session's node then. `{ missed: 'unreadable' }`
    * when the snapshot is not one this node can read (its keys removed: no node ever can), and
    * `{ missed: 'lost' }` when the claim that won is that of a node that said it left before it
    * took the session over: either way the client gets a new session at once. `'retry'` when Redis cannot be asked (away, or it has left a
@@ -877,6 +878,9 @@ export class RedisAdapter implements Adapter {
       return 'retry'
     }
     if (!won) return (await this.#refilling()) ? 'retry' : null
+    // Nothing to claim, and the session lives on: the server words its "try again" by whether
+    // that node is the one the resume saw it leave (it kept it) or another (it took it over).
+    if ('owner' in won) return { missed: 'owned', node: won.owner }
     // Another node's claim won, and that node is still taking the session over: this resume is
     // the client's next try after it gave up on the first (a slow takeover). A new session here
     // would leave the one being restored behind, with all it holds; the client tries again, and

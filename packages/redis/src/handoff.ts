@@ -172,11 +172,18 @@ return took
 // Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone), how long
 // the keys live now (ms): as long as the claim may stand }, or nil;
 // or, for a handoff another claim won and whose tail nobody has read yet (the takeover is under
-// way: FINISH drops the snapshot), the name of the node that claimed it.
+// way: FINISH drops the snapshot), the name of the node that claimed it;
+// or, with nothing stored and an owner record, { 'owned', the record }: where the session lives
+// now (taken over, or kept by the node that handed it off).
 const CLAIM = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return nil end
 local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended')
-if not state[1] or state[5] then return nil end
+if state[5] then return nil end
+if not state[1] then
+  local owner = redis.call('GET', KEYS[3])
+  if owner then return { 'owned', owner } end
+  return nil
+end
 if state[3] then return state[3] end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'claim', ARGV[4])
@@ -320,6 +327,11 @@ export interface Won {
 export interface Taken {
   /** The node whose claim won. */
   claimer: string
+}
+
+/** Nothing to claim: the owner record names `owner` as the session's node now. */
+export interface Owned {
+  owner: string
 }
 
 /** The tail as the claimer reads it back. */
@@ -548,7 +560,7 @@ export class HandOffStore {
    * after that. Rejects with `RedisUnreachableError` when not
    * sent (see `Commands`), or with the error Redis answered (the claim did not run).
    */
-  async claim(sid: string): Promise<Won | Taken | null | 'unsure'> {
+  async claim(sid: string): Promise<Won | Taken | Owned | null | 'unsure'> {
     const hash = sidHash(sid)
     const keys = this.keys(hash)
     const why = this.commands.unavailable()
@@ -587,6 +599,11 @@ export class HandOffStore {
         return UNSURE
       })
     if (reply === UNSURE) return 'unsure'
+    if (Array.isArray(reply) && reply.length === 2 && asText(reply[0]) === 'owned') {
+      // A record still saying "handing off", its handoff gone (expired), names no live session.
+      const owner = asText(reply[1])
+      return owner === undefined || owner.endsWith(HANDING_OFF) ? null : { owner }
+    }
     if (!Array.isArray(reply)) {
       const claimer = asText(reply)
       return claimer === undefined ? null : { claimer }

@@ -5,10 +5,10 @@
 // rather than one more "try again" whose next try finds nothing all the same.
 import { createHash } from 'node:crypto'
 import { type Packet, PacketType } from '@parley/protocol'
-import type { ParleyServerOptions } from '@parley/server'
+import type { ParleyServerOptions, SessionSnapshot } from '@parley/server'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { until, within } from '../../server/test/helpers.js'
+import { sleep, until, within } from '../../server/test/helpers.js'
 import { type RawClient, Refused, rawConnect } from '../../server/test/raw-client.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
@@ -161,6 +161,58 @@ describe.skipIf(skipRedisSuites())('a resume whose claim takes nothing', () => {
     for (let n = 0; n < 3; n++) replayed.push(await again.next((p) => p.type === PacketType.EVENT, 2000))
     expect(replayed).toMatchObject([3, 4, 5].map((seq) => ({ seq, args: [seq] })))
     expect(b!.node.sockets).toHaveLength(0)
+  })
+
+  it('a move its node gave up on and kept: told the session stayed on its node, and the next try resumes it there', async () => {
+    const [a, b, c] = await cluster(3)
+    const first = await fiveSentThenLeft(a!.node)
+    const sid = first.sid
+    // a's store answers the write of its move only after a stopped waiting for it
+    // (handoff.timeout): the snapshot is stored meanwhile, and a keeps the session.
+    const adapter = a!.node.adapter
+    const handOff = adapter.handOff.bind(adapter)
+    let answer: () => void = () => {}
+    const late = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    let stored = false
+    adapter.handOff = async (snapshot: SessionSnapshot, ttl: number) => {
+      const result = await handOff(snapshot, ttl)
+      stored = true
+      await late
+      return result
+    }
+    const claim = holdClaim(c!.node)
+    // b asks a for the session (a WebSocket resume of it reached b): a freezes it and stores it.
+    const asked = b!.node.adapter.requestHandOff(a!.node.adapter.node, sid)
+    await until(() => stored, 2000, 'a storing the session')
+    // A polling resume reaches c meanwhile: c finds the session handed off by a, and claims it.
+    const resume = attempt(rawConnect('polling', c!.node.base, { sid, ack: 2 }))
+    await until(claim.entered, 2000, 'c claiming the session')
+    // a gives up on the write, keeps the session and takes the snapshot back; its store answers.
+    expect(await within(asked, 5000, 'a answering b')).toBe(false)
+    answer()
+    const owner = `parley:session:${createHash('sha256').update(sid).digest('base64url')}`
+    let named: string | null = null
+    const end = Date.now() + 3000
+    while (named !== adapter.node && Date.now() < end) {
+      named = await a!.node.redis.get(owner)
+      if (named !== adapter.node) await sleep(10)
+    }
+    expect(named, 'the owner record naming a again').toBe(adapter.node)
+    claim.open()
+    const { err } = await within(resume, 3000, 'the answer to the resume')
+    expect(err).toBeInstanceOf(Refused)
+    expect(err).toMatchObject({
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+      message: 'PARLEY_SERVER_SHUTTING_DOWN: the session stayed on its node: try again',
+    })
+    expect(c!.node.sockets).toHaveLength(0)
+    // The client's next try at c is sent to a, where the session is, whole.
+    const again = await rawConnect('polling', c!.node.base, { sid, ack: 2 })
+    suite.raws.push(again)
+    expect(again.open).toMatchObject({ recovered: true, id: first.id })
+    expect([a, b, c].map((n) => n!.node.app.parley.socketsCount)).toEqual([1, 0, 0])
   })
 
   it('a claim won by a node that left before it took the session over: a new session at once', async () => {

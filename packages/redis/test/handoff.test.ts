@@ -153,6 +153,9 @@ function watchSealWaits(mode: 'real' | 'never' | 'at once' | 'by hand' = 'real')
   return waits
 }
 
+/** A claim's answer when nothing is stored and `node` owns the session (`ClaimMissed`). */
+const owned = (node: FakeNode) => ({ missed: 'owned', node: node.adapter.node })
+
 /** The claim a node won; anything else (nothing to claim, try again) fails the test. */
 function won(claim: ClaimAnswer | undefined): SessionClaim {
   if (typeof claim !== 'object' || claim === null || 'missed' in claim)
@@ -403,7 +406,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       await takeOver(winner, winners[0]).done
       expect(await a!.adapter.sessionOwner(sid)).toMatchObject({ node: winner.adapter.node })
       // And a claim after the takeover finds nothing.
-      expect(await a!.adapter.claimSession(sid)).toBeNull()
+      expect(await a!.adapter.claimSession(sid)).toEqual(owned(winner!))
     }
   })
 
@@ -471,7 +474,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const socket = await open(a!, 'sid-moved', 's1')
     await b!.adapter.sessionOpened('sid-moved')
     expect(await handOff(a!, socket, 'sid-moved')).toBe(false)
-    expect(await c!.adapter.claimSession('sid-moved')).toBeNull()
+    expect(await c!.adapter.claimSession('sid-moved')).toEqual(owned(b!))
     expect(await c!.adapter.sessionOwner('sid-moved')).toEqual({
       node: b!.adapter.node,
       url: 'http://127.0.0.1:1',
@@ -939,7 +942,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       node: b!.adapter.node,
       url: 'http://127.0.0.1:1',
     })
-    expect(await b!.adapter.claimSession('sid-live')).toBeNull()
+    expect(await b!.adapter.claimSession('sid-live')).toEqual(owned(a!))
   })
 
   it('returns false within requestTimeout, sending nothing, while Redis stays unreachable, and false within requestTimeout when it is slow (nothing claimable after)', async () => {
@@ -972,7 +975,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       late.release()
       await a.redis.sendCommand(['PING'])
       // The write went through once Redis woke up, and was taken back.
-      expect(await b.adapter.claimSession('sid-slow')).toBeNull()
+      expect(await b.adapter.claimSession('sid-slow')).toEqual(owned(a))
       expect(await b.adapter.sessionOwner('sid-slow')).toMatchObject({ node: a.adapter.node })
       expect((await b.adapter.sessionOwner('sid-slow')) as object).not.toHaveProperty('handingOff')
 
@@ -1026,7 +1029,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       await a.adapter.withdrawHandOff('sid-given-up')
       proxy.offline = false
       expect(await within(stored, 8000, 'the handoff')).toBe(false)
-      expect(await b!.adapter.claimSession('sid-given-up')).toBeNull()
+      expect(await b!.adapter.claimSession('sid-given-up')).toEqual(owned(a))
     } finally {
       await proxy.close()
     }
@@ -1195,7 +1198,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       expect(a!.sockets.claims).toEqual(['sid-dropped'])
       expect(await c!.adapter.sessionOwner('sid-dropped')).toMatchObject({ node: b.adapter.node })
       // Claimed once: nobody else can.
-      expect(await c!.adapter.claimSession('sid-dropped')).toBeNull()
+      expect(await c!.adapter.claimSession('sid-dropped')).toEqual(owned(b))
     } finally {
       await proxy.close()
     }
@@ -1295,7 +1298,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       )
       const taken = takeOver(c!, claim)
       expect(await taken.done).toEqual({ tail: [], complete: true, late: false })
-      expect(await b.adapter.claimSession('sid-elsewhere')).toBeNull()
+      expect(await b.adapter.claimSession('sid-elsewhere')).toEqual(owned(c!))
     } finally {
       await proxy.close()
     }
@@ -1324,7 +1327,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
         owner = await b!.adapter.sessionOwner('sid-write-cut')
       }
       expect(owner).toEqual({ node: a.adapter.node, url: 'http://127.0.0.1:1' })
-      expect(await b!.adapter.claimSession('sid-write-cut')).toBeNull()
+      expect(await b!.adapter.claimSession('sid-write-cut')).toEqual(owned(a))
       expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
     } finally {
       await proxy.close()
@@ -1493,7 +1496,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     await a!.adapter.withdrawHandOff('sid-write-late')
     expect(await write.run()).toBe(0)
     // The session goes on at a: nothing to claim, and its record names a as before.
-    expect(await b!.adapter.claimSession('sid-write-late')).toBeNull()
+    expect(await b!.adapter.claimSession('sid-write-late')).toEqual(owned(a!))
     expect(await b!.adapter.sessionOwner('sid-write-late')).toEqual({
       node: a!.adapter.node,
       url: 'http://127.0.0.1:1',
@@ -1517,7 +1520,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       // Redis runs the write only now, as when a dropped connection still held it: after the undo.
       expect(await write.run()).toBe(0)
       await answer
-      expect(await b!.adapter.claimSession(sid)).toBeNull()
+      expect(await b!.adapter.claimSession(sid)).toEqual(ended ? null : owned(a!))
       expect(await b!.adapter.sessionOwner(sid)).toEqual(
         ended ? 'unknown' : { node: a!.adapter.node, url: 'http://127.0.0.1:1' },
       )

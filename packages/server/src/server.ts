@@ -846,18 +846,18 @@ export class ParleyServer<
   /**
    * @internal Handles a HELLO that arrived on `transport`: runs the middleware, then resumes the
    * session it names or opens a new one, and attaches the transport (which sends OPEN). A resume
-   * of a session that ended lately is answered with its CLOSE instead. `leftItsNode`: the
-   * resume saw its session leave the node that held it (its owner record said that node was
-   * handing it off, or named another node once that one could not be reached, or that node
-   * stored it at this node's request), so that a claim of it here that finds nothing lost to
-   * another node's. Returns the refusal, or null when the transport got its answer (or died
-   * meanwhile).
+   * of a session that ended lately is answered with its CLOSE instead. `left`: the node the
+   * resume saw its session leave (its owner record said that node was handing it off, or named
+   * another node once that one could not be reached, or that node stored it at this node's
+   * request), so that a claim of it here that finds nothing lost to another node's claim, or
+   * found the session kept there. Returns the refusal, or null when the transport got its
+   * answer (or died meanwhile).
    */
   async handshake(
     transport: Transport,
     hello: HelloPacket,
     request: HandshakeRequest,
-    leftItsNode = false,
+    left?: string,
   ): Promise<Refusal | null> {
     if (this.#closing) return shuttingDown()
     const handshake: Handshake = new SocketHandshake(request, hello.auth, transport.name)
@@ -869,7 +869,7 @@ export class ParleyServer<
         // under way waits for it too, and hands on the session it wins (see `drain`). None
         // starts once the node is closing (above), so what the drain waits for only shrinks.
         const arrival = this.#arrive(hello.sid, () =>
-          this.#claimAndTakeOver(hello.sid as string, transport, hello, handshake, request, leftItsNode),
+          this.#claimAndTakeOver(hello.sid as string, transport, hello, handshake, request, left),
         )
         this.#takingOver.add(arrival)
         void arrival.finally(() => this.#takingOver.delete(arrival)).catch(() => {})
@@ -1088,9 +1088,17 @@ export class ParleyServer<
     hello: HelloPacket,
     handshake: Handshake,
     request: HandshakeRequest,
-    leftItsNode: boolean,
+    left: string | undefined,
   ): Promise<Refusal | null | undefined> {
     let claim = await this.#claim(sid)
+    // Nothing stored, and the store names the session's node now: the node the resume saw it
+    // leave kept it (its move given up on), or another took it over. Either way the client is
+    // told to try again (below), in words that say which, and its next try is sent there.
+    let stayed = false
+    if (claimMissed(claim) && claim.missed === 'owned') {
+      stayed = claim.node === left
+      claim = null
+    }
     // Taken over here while this claim was on its way: another resume of the same session (a
     // WebSocket probe beside an HTTP resume, both sent to this node) claimed it first, and its
     // takeover has the session in the maps by now. This resume found neither it here nor (once
@@ -1121,7 +1129,7 @@ export class ParleyServer<
     // Either way, unless the session ended on its new node meanwhile (or on its old one, its
     // snapshot withdrawn): then the client hears that, as for any ended session (see
     // `handshake`), where told to try again it would try until the recovery window ran out.
-    if (claim === null && (movedAway || leftItsNode) && !(await this.#endOf(sid))) claim = 'elsewhere'
+    if (claim === null && (movedAway || left !== undefined) && !(await this.#endOf(sid))) claim = 'elsewhere'
     // Told to try again for at most the recovery window, after which the session cannot be
     // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
     const unsettled = claim === 'retry' || claim === 'elsewhere'
@@ -1131,7 +1139,8 @@ export class ParleyServer<
       // Taken over here already (a try the client made after it gave up on the first), or by
       // another node (the store answered: the claim was lost, not unsettled).
       if (this.#arriving.has(sid)) return arriving()
-      return claim === 'elsewhere' ? claimedElsewhere() : claimUnsettled()
+      if (claim === 'retry') return claimUnsettled()
+      return stayed ? keptElsewhere() : claimedElsewhere()
     }
     this.#unsettledResumes.settled(sid)
     if (claim !== null && typeof claim === 'object') {

@@ -412,11 +412,13 @@ export interface Adapter {
    * node is still taking it over (the client gave up on a first try, slow to answer, and tried
    * again here, or resumed on two nodes at once): answered "try again" too, saying so (the
    * session was taken over by another node), and bounded the same way; the client's next try
-   * finds the session on that node. Resolves a `ClaimMissed` when it knows that no try can
-   * take the session over (its snapshot cannot be read, or the node whose claim won left before
-   * it took the session over): the resume gets a new session at once, whatever it saw. Null
-   * keeps meaning nothing stored, as above: an adapter that cannot tell these apart resolves
-   * null for them, and the client may be told to try again once more.
+   * finds the session on that node. Resolves a `ClaimMissed` when it can say why it took
+   * nothing: where the session lives now (`owned`: the words of the "try again" above say
+   * whether the node it left kept it), or that no try can ever take it over (its snapshot
+   * cannot be read, or the node whose claim won left before it took the session over): the
+   * resume then gets a new session at once, whatever it saw. Null keeps meaning nothing stored,
+   * as above: an adapter that cannot tell these apart resolves null for them, and the client
+   * may be told to try again once more, or told the session was taken over where it stayed.
    */
   claimSession?(sid: string): Promise<ClaimAnswer>
   /**

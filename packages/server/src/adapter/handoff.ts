@@ -159,17 +159,25 @@ export type ClaimStanding = 'taken' | 'ended' | 'kept'
 
 /**
  * Why a claim took no session, when the adapter can tell more than null ("nothing stored")
- * says (see `Adapter.claimSession`). Either way no try of the client's can ever take the session
- * over, so the resume gets a new session at once (`recovered: false`), rather than be told to
- * try again only to find nothing on its next try.
+ * says (see `Adapter.claimSession`):
  *
+ * - `owned`: nothing is stored, and the store names `node` as the session's node now: another
+ *   node took it over, or the node that handed it off kept it (its move given up on). A resume
+ *   that saw the session leave a node is told to try again, as for null, in words that say
+ *   which (`the session stayed on its node` when `node` is the one it left), and its next try
+ *   is sent there. Any other resume is answered as for null.
  * - `unreadable`: the stored snapshot is one this node cannot read (another version, a bad
  *   shape), and never will be: `error` (coded) says why, and the server logs it with the
  *   snapshots it could not restore. The adapter has removed it.
  * - `lost`: another node's claim won, and that node left (said so) before it took the session
  *   over: the session went with it.
+ *
+ * After `unreadable` or `lost` no try of the client's can ever take the session over, so the
+ * resume gets a new session at once (`recovered: false`), whatever it saw, rather than be told
+ * to try again only to find nothing on its next try.
  */
 export type ClaimMissed =
+  | { readonly missed: 'owned'; readonly node: string }
   | { readonly missed: 'unreadable'; readonly error: ParleyError<string> }
   | { readonly missed: 'lost' }
 

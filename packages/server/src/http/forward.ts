@@ -12,14 +12,14 @@ import type { UpgradeRefused } from './forward-ws.js'
 import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { relayHandoffClose } from './handoff-close.js'
-import { HANDED_OFF, type Owner, OwnerLookup } from './owner-lookup.js'
+import { type HandedOff, isHandedOff, type Owner, OwnerLookup } from './owner-lookup.js'
 import { RecentlyUnreachable, waitRanOut } from './recently-unreachable.js'
 import { type RoutedMark, SENT_ON, TOO_LARGE } from './routing.js'
 import { WebSocketHandovers } from './websocket-handover.js'
 
 export type { HandOver } from './forward-http.js'
 export type { Owner } from './owner-lookup.js'
-export { HANDED_OFF } from './owner-lookup.js'
+export { type HandedOff, isHandedOff } from './owner-lookup.js'
 
 export interface ForwarderOptions {
   adapter: Adapter
@@ -115,11 +115,11 @@ export class Forwarder {
     medium: 'http' | 'websocket',
   ): Promise<Owner | undefined> {
     const owner = await this.#ownerOf(sid, request, medium, false)
-    return owner === HANDED_OFF ? undefined : owner
+    return isHandedOff(owner) ? undefined : owner
   }
 
   /**
-   * `ownerOf` for a resume (HELLO) of `sid`: HANDED_OFF when the session's node is handing it
+   * `ownerOf` for a resume (HELLO) of `sid`: `HandedOff` when the session's node is handing it
    * off, for this node to claim it (the handshake then knows that a claim which finds nothing
    * lost to another node's: see `ParleyServer.handshake`). Over WebSocket an owner not reached
    * lately is named all the same: the handshake asks it for the session through the adapter
@@ -129,7 +129,7 @@ export class Forwarder {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-  ): Promise<Owner | typeof HANDED_OFF | undefined> {
+  ): Promise<Owner | HandedOff | undefined> {
     return this.#ownerOf(sid, request, medium, true)
   }
 
@@ -149,7 +149,7 @@ export class Forwarder {
     // Asked of the adapter itself: `owner` may be among the recently unreachable now, and this
     // look is no second try at it (nor counted as one).
     const now = await this.#lookup.ownerOf(sid, request, medium, true)
-    return now === HANDED_OFF || (now !== undefined && now.node !== owner.node)
+    return isHandedOff(now) || (now !== undefined && now.node !== owner.node)
   }
 
   async #ownerOf(
@@ -157,7 +157,7 @@ export class Forwarder {
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
     resume: boolean,
-  ): Promise<Owner | typeof HANDED_OFF | undefined> {
+  ): Promise<Owner | HandedOff | undefined> {
     if (this.#closed) return undefined
     const owner = await this.#lookup.ownerOf(sid, request, medium, resume)
     // A WebSocket resume first asks the owner to hand the session over, through the adapter,
@@ -166,7 +166,8 @@ export class Forwarder {
     if (resume && medium === 'websocket') return owner
     // Not reached moments ago: answered here at once, as it would be after the wait.
     if (
-      typeof owner === 'object' &&
+      owner !== undefined &&
+      !isHandedOff(owner) &&
       owner.url !== undefined &&
       this.#unreachableLately(owner.node, owner.url)
     )

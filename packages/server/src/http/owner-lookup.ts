@@ -5,10 +5,17 @@ import { BurstLog } from '../burst-log.js'
 import { GOODBYE, ROUTED_HEADER } from './routing.js'
 
 /**
- * What a resume's lookup found (see `Forwarder.resumeOwner`): the session's node is handing it
- * off, and the resume is answered here, where the session is claimed.
+ * What a resume's lookup found (see `Forwarder.resumeOwner`): the session's node, `handedOffBy`,
+ * is handing it off, and the resume is answered here, where the session is claimed.
  */
-export const HANDED_OFF = 'handed-off'
+export interface HandedOff {
+  readonly handedOffBy: string
+}
+
+/** True when a resume's lookup found the session handed off (see `HandedOff`). */
+export function isHandedOff(found: Owner | HandedOff | undefined): found is HandedOff {
+  return found !== undefined && 'handedOffBy' in found
+}
 
 /** The node that owns a session, as far as forwarding to it goes. */
 export interface Owner {
@@ -55,14 +62,14 @@ export class OwnerLookup {
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
     resume: boolean,
-  ): Promise<Owner | typeof HANDED_OFF | undefined> {
+  ): Promise<Owner | HandedOff | undefined> {
     const adapter = this.#options.adapter
     const mark = request.headers[ROUTED_HEADER]
     if (!adapter.sessionOwner || (mark !== undefined && mark !== GOODBYE)) return undefined
     try {
       const owner = await this.#lookUp(adapter.sessionOwner.bind(adapter), sid)
       if (typeof owner !== 'object') return undefined
-      if (resume && owner.handingOff) return HANDED_OFF
+      if (resume && owner.handingOff) return { handedOffBy: owner.node }
       if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
       // The adapter's routes carry no such mark: the goodbye would be taken for a plain POST.
       if (mark === GOODBYE) return undefined

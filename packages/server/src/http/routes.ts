@@ -32,7 +32,7 @@ import {
 } from './closing-answers.js'
 import type { ClosingForwards } from './closing-forwards.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
-import { Forwarder, HANDED_OFF, type Owner } from './forward.js'
+import { Forwarder, isHandedOff, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
 import type { ForwardAtClose, UpgradeAtClose } from './last-words.js'
 import { lingerOnClose } from './lingering-close.js'
@@ -278,7 +278,7 @@ export async function parleyRoutes(
       : server.sessionFor(hello.sid)
         ? undefined
         : await forwarder.resumeOwner(hello.sid, req, 'http')
-    const owner = typeof found === 'object' ? found : undefined
+    const owner = typeof found === 'object' && !isHandedOff(found) ? found : undefined
     if (!owner) return unsent
     const sent = forwarder.atClose(owner, req, res, body.text(), { cors: headers, kind })
     // The node closes only once the answer went back, or was cut (see Drain.sendingOn).
@@ -514,7 +514,8 @@ export async function parleyRoutes(
     if (hello?.type !== PacketType.HELLO || rest.length > 0) {
       return fail(reply, 400, ErrorCode.INVALID_PACKET, 'the handshake body is one HELLO packet', cors)
     }
-    let leftItsNode = false
+    // The node the session was seen leaving, if it was (see `ParleyServer.handshake`).
+    let leftNode: string | undefined
     if (hello.sid !== undefined && server.handedOff(hello.sid)) {
       // This node drains and handed the session off: a live node claims it now, rather than
       // the client after a refusal and a backoff (perhaps too late: see Adapter.anotherNode).
@@ -531,14 +532,15 @@ export async function parleyRoutes(
       // the session left that node meanwhile (see `handshake`). One whose node is handing it
       // off is ours too: this node claims it.
       const owner = await outlastHandlerTimeout(reply, forwarder.resumeOwner(hello.sid, request, 'http'))
-      leftItsNode = owner === HANDED_OFF
-      if (typeof owner === 'object') {
+      if (isHandedOff(owner)) leftNode = owner.handedOffBy
+      else if (owner) {
         if ((await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable')
           return reply
-        leftItsNode = await outlastHandlerTimeout(
+        const moved = await outlastHandlerTimeout(
           reply,
           forwarder.movedSince(owner, hello.sid, request, 'http'),
         )
+        if (moved) leftNode = owner.node
       }
     }
     const transport = httpTransports[kind](options)
@@ -551,12 +553,7 @@ export async function parleyRoutes(
     else reply.raw.once('close', left)
     let refusal: Refusal | null
     try {
-      refusal = await server.handshake(
-        transport,
-        hello as HelloPacket,
-        handshakeRequest(request),
-        leftItsNode,
-      )
+      refusal = await server.handshake(transport, hello as HelloPacket, handshakeRequest(request), leftNode)
     } catch (err) {
       // A failure inside the server (an adapter that could not put the socket in its own room,
       // its store away): the coded answer a WebSocket gets too, never the internal error's own

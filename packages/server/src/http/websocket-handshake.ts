@@ -9,7 +9,7 @@ import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { outgoing } from '../transports/transport.js'
 import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
 import type { ClientTracking } from './client-tracking.js'
-import { type Forwarder, HANDED_OFF } from './forward.js'
+import { type Forwarder, isHandedOff } from './forward.js'
 import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
 import { ROUTED_HEADER } from './routing.js'
 
@@ -165,10 +165,10 @@ export class WebSocketHandshakes {
       } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
         const owner = await forwarder.resumeOwner(hello.sid, request, 'websocket')
         // Its node is handing it off, or (below) stored it at this node's request: it is claimed
-        // here, and a claim that finds nothing lost to another node's (see `handshake`).
-        if (owner === HANDED_OFF) return server.handshake(transport, hello, handshake, true)
+        // here, and a claim that finds nothing tells the client to try again (see `handshake`).
+        if (isHandedOff(owner)) return server.handshake(transport, hello, handshake, owner.handedOffBy)
         if (owner && transport.open && (await server.requestHandOff(owner.node, hello.sid))) {
-          return server.handshake(transport, hello, handshake, true)
+          return server.handshake(transport, hello, handshake, owner.node)
         }
         if (owner && transport.open) {
           const take = () => transport.release()
@@ -179,7 +179,7 @@ export class WebSocketHandshakes {
           // Unreachable: a resume of a session this node does not know (a new one, as always),
           // unless the session left that node meanwhile (see `handshake`).
           const moved = await forwarder.movedSince(owner, hello.sid, request, 'websocket')
-          return server.handshake(transport, hello, handshake, moved)
+          return server.handshake(transport, hello, handshake, moved ? owner.node : undefined)
         }
       }
       return server.handshake(transport, hello, handshake)
