@@ -1230,8 +1230,9 @@ export class ParleyServer<
    * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. What the old
    * node left undone follows: events it had not handled yet, and an error for each request it
    * left unanswered when its tail is incomplete. Undefined when the session ended on the old
-   * node after all (`HandOffTail.ended`): the caller opens a new session instead. A "try again"
-   * refusal when it went on there instead (`HandOffTail.kept`).
+   * node after all (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a
+   * new session instead. A "try again" refusal when it went on there instead
+   * (`HandOffTail.kept`).
    */
   async #takeOver(
     claim: SessionClaim,
@@ -1250,7 +1251,9 @@ export class ParleyServer<
     } catch (err) {
       this.#handoffLogs.unrestorable.record({ err, socket: snapshot.id })
       this.#giveBack(claim)
-      return this.#refuseResume(transport, hello, snapshot.sid)
+      // No node can ever restore it: a new session now (as for `ClaimMissed` 'unreadable'),
+      // rather than a "try again" whose next try finds nothing left to claim.
+      return undefined
     }
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
     socket.restore(snapshot)
@@ -1367,9 +1370,9 @@ export class ParleyServer<
 
   /**
    * A resume that cannot go on after all: the client hears the session is over (its CLOSE), or,
-   * when no end of it is known here (a snapshot this node could not restore, see `#takeOver`),
-   * to try again, the same on every transport: its next try finds nothing to claim and gets a
-   * new session. Closed bare, a WebSocket told the client nothing, and it stepped down to SSE.
+   * when no end of it is known here (a tail out of order, see `#takeOver`), to try again, the
+   * same on every transport: its next try finds nothing to claim and gets a new session. Closed
+   * bare, a WebSocket told the client nothing, and it stepped down to SSE.
    */
   #refuseResume(transport: Transport, hello: HelloPacket, sid: string): Refusal | null {
     this.metrics.resume(false)

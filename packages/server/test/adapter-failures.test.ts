@@ -293,12 +293,16 @@ describe('an adapter that rejects', () => {
         takeOver: storeAway,
       }),
     }))
+    // Each client gets a new session at once, as for any snapshot no node can restore.
     const answers = await Promise.all(
       TRANSPORTS.map((transport, i) =>
-        rawConnect(transport, started.base, { sid: `garbled-${i}`, ack: 0 }).catch((e: Refused) => e.code),
+        rawConnect(transport, started.base, { sid: `garbled-${i}`, ack: 0 }).then(
+          (client) => client.open.recovered,
+          (e: Refused) => e.code,
+        ),
       ),
     )
-    expect(answers).toEqual(TRANSPORTS.map(() => 'PARLEY_SERVER_SHUTTING_DOWN'))
+    expect(answers).toEqual(TRANSPORTS.map(() => false))
     await sleep(20)
     await oneNowTwoAtClose('could not give back')
   })
@@ -489,33 +493,31 @@ describe('an adapter that rejects', () => {
       undefined,
       { metrics: { registry } },
     )
-    // Not resumed, and told the same on every transport: "try again" for a snapshot that cannot
-    // be read (the next try gets a new session), the session's CLOSE for a tail out of order.
+    // Not resumed, and the same on every transport: a new session at once for a snapshot that
+    // cannot be read (no try ever could), the session's CLOSE for a tail out of order.
     const answers: Record<string, unknown[]> = { garbled: [], 'out-of-order': [] }
     for (const kind of ['garbled', 'out-of-order']) {
       for (const [i, transport] of TRANSPORTS.entries()) {
-        const answer = await rawConnect(transport, started.base, { sid: `${kind}-${i}`, ack: 0 }).catch(
-          (e: unknown) => e,
-        )
+        const sid = `${kind}-${i}`
+        const answer = await rawConnect(transport, started.base, { sid, ack: 0 }).catch((e: unknown) => e)
         answers[kind]!.push(
           answer instanceof Refused
             ? [answer.code, answer.message]
-            : answer instanceof Closed && answer.packet.reason,
+            : answer instanceof Closed
+              ? answer.packet.reason
+              : (answer as RawClient).sid !== sid && (answer as RawClient).open.recovered === false && 'anew',
         )
       }
     }
     expect(answers).toEqual({
-      garbled: TRANSPORTS.map(() => [
-        'PARLEY_SERVER_SHUTTING_DOWN',
-        'PARLEY_SERVER_SHUTTING_DOWN: the session could not be restored on this node: try again',
-      ]),
+      garbled: TRANSPORTS.map(() => 'anew'),
       'out-of-order': TRANSPORTS.map(() => 'session expired'),
     })
     const text = 'could not be restored'
     expect(logs.filter(({ msg }) => msg.includes(text))).toMatchObject([
       { level: 40, count: 1, err: { code: 'PARLEY_INVALID_PACKET' } },
     ])
-    expect(started.app.parley.socketsCount).toBe(0)
+    expect(started.app.parley.socketsCount).toBe(3)
     // The claims of snapshots it could not read are given back (their tails were never asked for).
     expect(await sampleOf(registry, 'parley_handoffs_total', { outcome: 'given_back' })).toBe(3)
     await started.app.close()
