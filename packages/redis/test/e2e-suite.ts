@@ -107,8 +107,8 @@ export interface TrafficNode extends SuiteNode {
  * Starts a `TrafficNode` whose adapter reaches Redis at `url` (another way to the same Redis: a
  * proxy), with drain by handoff, and adds it to `nodes` (the suite's, closed after each test).
  * `own`: the adapter's `requestTimeout`, the client as the adapter gets it (`view`: one whose
- * commands a test holds back, say), and its Fastify options (`fastify`; by default, routes that
- * keep serving while it closes).
+ * commands a test holds back, say), its Fastify options (`fastify`; by default, routes that
+ * keep serving while it closes), and how long its drain waits for claims (`handoffTimeout`).
  */
 export async function startTrafficNode(
   url: string,
@@ -117,6 +117,7 @@ export async function startTrafficNode(
     requestTimeout?: number
     view?: (client: RedisClientType) => RedisClient
     fastify?: FastifyServerOptions
+    handoffTimeout?: number
   } = {},
 ): Promise<TrafficNode> {
   const client = await connectedClient(url)
@@ -137,7 +138,7 @@ export async function startTrafficNode(
         log: { warn: (_details, message) => node.warnings.push(message) },
         ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
       }),
-      handoff: { timeout: 7000, retrySpread: 0 },
+      handoff: { timeout: own.handoffTimeout ?? 7000, retrySpread: 0 },
     },
     (app) => {
       app.parley.on('connection', (socket) => {

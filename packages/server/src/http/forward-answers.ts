@@ -4,6 +4,7 @@ import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import { answerHeaders } from './forward-headers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
+import { closeAnswer } from './handoff-close.js'
 import { codedError, readAnswer } from './owner-answers.js'
 import { closingClient } from './routing.js'
 
@@ -83,11 +84,11 @@ export function handoffAnswer(
   cors: HeaderBag,
   close: string,
 ): void {
-  const body = kind === 'sse' ? `data: ${close}\n\n` : close
+  const { type, body } = closeAnswer(kind, close)
   res.writeHead(200, {
     ...cors,
     'cache-control': 'no-store',
-    'content-type': kind === 'sse' ? 'text/event-stream; charset=utf-8' : 'text/plain; charset=utf-8',
+    'content-type': type,
     'content-length': String(Buffer.byteLength(body)),
     connection: 'close',
   })

@@ -11,7 +11,7 @@ import { type HandOver, type Hop, HttpForwards } from './forward-http.js'
 import type { UpgradeRefused } from './forward-ws.js'
 import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
-import { relayHandoffClose } from './handoff-close.js'
+import { handedOffClose, relayHandoffClose } from './handoff-close.js'
 import { type HandedOff, isHandedOff, type Owner, OwnerLookup } from './owner-lookup.js'
 import { RecentlyUnreachable, waitRanOut } from './recently-unreachable.js'
 import { type RoutedMark, SENT_ON, TOO_LARGE } from './routing.js'
@@ -108,14 +108,14 @@ export class Forwarder {
    * to a node with a URL, marked GOODBYE_ON (which goes no further; see routing.ts). So is a
    * request for a node whose connection at that URL timed out less than `UNREACHABLE_KEPT_MS`
    * ago (recently-unreachable.ts), counted as unreachable: answered at once, as after the wait.
+   * A `HandedOff` instead of undefined when that node handed the session off (see `HandedOff`).
    */
-  async ownerOf(
+  ownerOf(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-  ): Promise<Owner | undefined> {
-    const owner = await this.#ownerOf(sid, request, medium, false)
-    return isHandedOff(owner) ? undefined : owner
+  ): Promise<Owner | HandedOff | undefined> {
+    return this.#ownerOf(sid, request, medium, false)
   }
 
   /**
@@ -171,7 +171,7 @@ export class Forwarder {
       owner.url !== undefined &&
       this.#unreachableLately(owner.node, owner.url)
     )
-      return undefined
+      return owner.handingOff ? { handedOffBy: owner.node } : undefined
     return owner
   }
 
@@ -308,6 +308,11 @@ export class Forwarder {
     this.#lookup.close()
     this.#http.end()
     this.#websockets.close(() => this.#handoff())
+  }
+
+  /** See `handedOffClose`. */
+  handedOffClose(): string {
+    return handedOffClose(this.#options.retrySpread)
   }
 
   /** See `relayHandoffClose`. */

@@ -6,7 +6,9 @@ import { GOODBYE, ROUTED_HEADER } from './routing.js'
 
 /**
  * What a resume's lookup found (see `Forwarder.resumeOwner`): the session's node, `handedOffBy`,
- * is handing it off, and the resume is answered here, where the session is claimed.
+ * is handing it off, and the resume is answered here, where the session is claimed. For any
+ * other request (see `Forwarder.ownerOf`): its node handed it off, and this node has no way to
+ * reach that node (it said it left: its drain is over).
  */
 export interface HandedOff {
   readonly handedOffBy: string
@@ -24,6 +26,11 @@ export interface Owner {
   url?: string
   /** A resume this draining node sends on to a live node (`anotherNode`), marked `SENT_ON`. */
   sentOn?: true
+  /**
+   * The node is handing the session off (its drain): should it not be reached, its drain is
+   * over, and the session waits to be claimed (see `HandedOff`).
+   */
+  handingOff?: true
 }
 
 export interface OwnerLookupOptions {
@@ -70,10 +77,12 @@ export class OwnerLookup {
       const owner = await this.#lookUp(adapter.sessionOwner.bind(adapter), sid)
       if (typeof owner !== 'object') return undefined
       if (resume && owner.handingOff) return { handedOffBy: owner.node }
-      if (typeof owner.url === 'string') return { node: owner.node, url: owner.url }
+      const found: Owner = owner.handingOff ? { node: owner.node, handingOff: true } : { node: owner.node }
+      if (typeof owner.url === 'string') return { ...found, url: owner.url }
       // The adapter's routes carry no such mark: the goodbye would be taken for a plain POST.
       if (mark === GOODBYE) return undefined
-      return medium === 'http' && adapter.routeRequest ? { node: owner.node } : undefined
+      if (medium === 'http' && adapter.routeRequest) return found
+      return owner.handingOff ? { handedOffBy: owner.node } : undefined
     } catch (err) {
       this.#lookupsFailed.record({ err })
       return undefined

@@ -34,6 +34,7 @@ import type { ClosingForwards } from './closing-forwards.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, isHandedOff, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
+import { closeAnswer } from './handoff-close.js'
 import type { ForwardAtClose, UpgradeAtClose } from './last-words.js'
 import { lingerOnClose } from './lingering-close.js'
 import { redactingRequestSerializer } from './log-redaction.js'
@@ -243,7 +244,7 @@ export async function parleyRoutes(
   forwardingAtClose(async (req, res, { sid, kind, headers }, unsent) => {
     if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent)
     const owner = await forwarder.ownerOf(sid, req, 'http')
-    if (!owner) return unsent
+    if (owner === undefined || isHandedOff(owner)) return unsent
     let text = ''
     if (req.method === 'POST') {
       const body = await bodies.read(req, res)
@@ -414,7 +415,13 @@ export async function parleyRoutes(
     if (method === 'POST' && tooLarge(request)) {
       const session = sid === undefined ? undefined : server.sessionFor(sid)
       if (sid !== undefined && !session) {
-        return refuseTooLargeFor(await ownerOf(sid, reply), request, reply, cors)
+        const owner = await ownerOf(sid, reply)
+        return refuseTooLargeFor(
+          owner === undefined || isHandedOff(owner) ? undefined : owner,
+          request,
+          reply,
+          cors,
+        )
       }
       return refuseTooLarge(reply, kind, cors, session, session?.transport?.name === kind)
     }
@@ -448,7 +455,8 @@ export async function parleyRoutes(
       }
       // It may live on another node: then that node answers (no sticky sessions needed).
       const owner = await ownerOf(sid, reply)
-      if (owner === undefined) {
+      if (isHandedOff(owner) && method === 'GET') return handedOff(kind, reply, cors)
+      if (owner === undefined || isHandedOff(owner)) {
         server.unknownSession(sid)
         return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
       }
@@ -463,6 +471,7 @@ export async function parleyRoutes(
         text = body.utf8 ? body.text() : NOT_UTF8_TEXT
       }
       if ((await forwarder.handOver(owner, request, reply, text, kind)) !== 'unreachable') return reply
+      if (owner.handingOff && method === 'GET') return handedOff(kind, reply, cors)
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
     }
     if (method === 'POST' && session.state === 'frozen') {
@@ -584,6 +593,17 @@ export async function parleyRoutes(
     if (reply.request.headers[ROUTED_HEADER] === TOO_LARGE) return
     reply.header('Connection', 'close')
     lingerOnClose(reply.raw)
+  }
+
+  /**
+   * A GET of a session whose node handed it off and is gone (its drain over, the GET too late
+   * for its CLOSE): answered as that node would have, CLOSE 'server handoff' in the transport's
+   * framing, since the session waits to be claimed. The client resumes with its quiet time, and
+   * its resume claims the session; a 400 PARLEY_UNKNOWN_SESSION would fail its transport first.
+   */
+  function handedOff(kind: HttpKind, reply: FastifyReply, cors: HeaderBag): FastifyReply {
+    const { type, body } = closeAnswer(kind, forwarder.handedOffClose())
+    return answer(reply, 200, { ...cors, 'Cache-Control': 'no-store' }, type, body)
   }
 
   /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */

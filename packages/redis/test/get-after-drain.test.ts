@@ -1,0 +1,115 @@
+// A GET (the next poll, or the event stream after a HELLO) of a session its node handed off,
+// held up on its way until that node's drain is over and the node has closed: the balancer then
+// sends it to a live node, which cannot reach the closed one. The owner record says the session
+// was handed off, not lost: the live node answers as the closing node would have, CLOSE 'server
+// handoff' in the transport's framing, and the client resumes (with the quiet time that CLOSE
+// gives it, telling its application nothing), its resume claiming the session there, whole.
+// Answered 400 PARLEY_UNKNOWN_SESSION instead, the GET failed the client's transport.
+import { connect, type Socket } from '@parley/client'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+
+/** Numbered `down` messages `client` receives, in order. */
+function received(client: Socket): number[] {
+  const got: number[] = []
+  client.on('down', (n: number) => got.push(n))
+  return got
+}
+
+/** What the application heard of trouble: transport errors by code, and disconnects by reason. */
+function trouble(client: Socket): string[] {
+  const heard: string[] = []
+  client.on('transport_error', (_transport, error) => heard.push(error.code))
+  client.on('disconnect', (reason) => heard.push(`disconnect: ${reason}`))
+  return heard
+}
+
+/**
+ * A `fetch` whose GETs of a session (polls, event streams) wait while `hold()` is on, as on a
+ * slow link, until `release()`: then each goes on, to wherever the balancer sends it.
+ */
+function heldGets() {
+  let held: (() => void)[] | undefined
+  const fetch: typeof globalThis.fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input)
+    if (held && (init?.method ?? 'GET') === 'GET' && url.includes('sid=')) {
+      await new Promise<void>((resolve) => held?.push(resolve))
+    }
+    return globalThis.fetch(input, init)
+  }
+  return {
+    fetch,
+    hold() {
+      held = []
+    },
+    /** How many GETs wait. */
+    waiting: () => held?.length ?? 0,
+    release() {
+      const waiting = held ?? []
+      held = undefined
+      for (const go of waiting) go()
+    },
+  }
+}
+
+describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes after its node closed', () => {
+  const { suite, balance } = balancedSuite()
+  const { nodes, clients } = suite
+
+  it.each(['polling', 'sse'] as const)(
+    'is answered CLOSE server handoff by a live node: the client resumes there, and nothing is lost (%s)',
+    async (transport) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      const balancer = await balance([a, b])
+      balancer.avoid.add(1)
+      const gets = heldGets()
+      // An event stream is held from its first GET, right after the HELLO; a poll from the next one.
+      if (transport === 'sse') gets.hold()
+      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: gets.fetch })
+      clients.push(c)
+      const heard = trouble(c)
+      const got = received(c)
+      await until(() => a.connections.length === 1, 3000, 'a session on a')
+      const socket = a.connections[0]!
+      if (transport === 'polling') {
+        await until(() => c.connected, 3000, 'connected')
+        gets.hold()
+        // Answers the poll a holds; the next one waits on its way.
+        socket.emit('down', 0)
+        await until(() => got.length === 1, 3000, 'the first message')
+      }
+      await until(() => gets.waiting() === 1, 3000, 'a GET held up')
+      const id = c.id ?? socket.id
+      // Waits in a's buffer, then in the session's snapshot.
+      socket.emit('down', 1)
+      // Sent to a once the client is connected: a polling client is, one on SSE is not before
+      // its stream opens (it sends the event then, to b).
+      c.emit('up', 1)
+      if (transport === 'polling') await until(() => a.received.length === 1, 3000, 'the event, on a')
+
+      // a drains: nobody claims the session (its client's GET is held up), and a closes.
+      await within(a.started.app.close(), 8000, 'a closed')
+      expect(b.restored).toHaveLength(0)
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      gets.release()
+      await until(() => b.restored.length === 1, 5000, 'the session taken over by b')
+      b.restored[0]!.emit('down', 2)
+      c.emit('up', 2)
+      const sent = transport === 'polling' ? [0, 1, 2] : [1, 2]
+      const ups = () => [...a.received, ...b.received]
+      await until(() => got.length === sent.length && ups().length === 2, 5000, 'the next messages')
+
+      expect(got).toEqual(sent)
+      expect(ups()).toEqual([1, 2])
+      expect(b.received).toEqual(transport === 'polling' ? [2] : [1, 2])
+      expect(heard).toEqual([])
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
+      expect(b.connections).toHaveLength(0)
+    },
+  )
+})
