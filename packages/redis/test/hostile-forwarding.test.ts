@@ -14,6 +14,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { Closed, type RawClient, Refused, rawConnect } from '../../server/test/raw-client.js'
 import { RawWebSocket, rawUpgradeHead } from '../../server/test/raw-websocket.js'
+import { answers, fiveSentThenLeft, holdClaim, replayed } from './held-claims.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
 const MAX_PAYLOAD = 4096
@@ -64,19 +65,6 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
     const client = await rawConnect(kind, node.base)
     suite.raws.push(client)
     return client
-  }
-
-  let probes = 1
-  /** True when the session answers a request from `client` (an unnumbered EVENT with an ack id). */
-  async function answers(client: RawClient): Promise<boolean> {
-    const ackId = probes++
-    await client.send({ type: PacketType.EVENT, seq: 0, name: 'probe', args: [ackId], ackId }).catch(() => 0)
-    return client
-      .next((p) => p.type === PacketType.REPLY && p.ackId === ackId, 1500)
-      .then(
-        () => true,
-        () => false,
-      )
   }
 
   /**
@@ -443,30 +431,6 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
   })
 
   describe('one session resumed twice at once, on two other nodes', () => {
-    /**
-     * A WebSocket session on `a`'s node sent news 1 to 5, which its client took, then left: the
-     * client and the HELLO that resumes it having acknowledged 2.
-     */
-    async function fiveSentThenLeft(a: Watched) {
-      const first = await honest('websocket', a.node)
-      const before = a.node.app.parley.sockets.get(first.id)!
-      for (let n = 1; n <= 5; n++) before.emit('news', n)
-      await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
-      first.close()
-      return { first, hello: `[8,{"sid":"${first.sid}","ack":2}]` }
-    }
-
-    /** The resume `raw` kept session `id` whole: the OPEN, then news 3 to 5 in order. */
-    async function replayed(raw: RawWebSocket, id: string, what: string): Promise<void> {
-      await until(() => raw.packets.length === 4, 2000, what)
-      expect(raw.packets).toMatchObject([
-        { type: PacketType.OPEN, recovered: true, id },
-        { seq: 3, args: [3] },
-        { seq: 4, args: [4] },
-        { seq: 5, args: [5] },
-      ])
-    }
-
     it.each([
       ['moves (handoff on)', MOVING],
       ['relays (handoff off)', SERVER],
@@ -475,7 +439,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       async (_what, server) => {
         const watched = await cluster(3, server)
         const [a, b, c] = watched
-        const { first, hello } = await fiveSentThenLeft(a!)
+        const { first, hello } = await fiveSentThenLeft(a!.node, suite.raws)
         const raws = await Promise.all([
           RawWebSocket.open(b!.node.base, hello),
           RawWebSocket.open(c!.node.base, hello),
@@ -490,7 +454,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
         )
         const other = raws[gone]!
         const kept = raws[1 - gone]!
-        await replayed(kept, first.id, 'the replay')
+        await replayed(kept, first.id, 'the replay', true)
         // The loser is told the session is moving, or was taken over by another node (the
         // store answered): never that the store could not be asked (second-resume.test.ts).
         const refused = {
@@ -520,7 +484,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
     it('over WebSocket, when the later one reaches the old node once the first took the session over: told so, and no new session opens', async () => {
       const watched = await cluster(3, MOVING)
       const [a, b, c] = watched
-      const { first, hello } = await fiveSentThenLeft(a!)
+      const { first, hello } = await fiveSentThenLeft(a!.node, suite.raws)
       // c looks the owner up (a, which holds the session), then stalls, as a loaded node may:
       // it goes on only once b's resume has taken the session over.
       const adapter = c!.node.adapter
@@ -539,7 +503,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       const late = await RawWebSocket.open(c!.node.base, hello)
       await until(() => looked, 2000, 'c looking the owner up')
       const kept = await RawWebSocket.open(b!.node.base, hello)
-      await replayed(kept, first.id, 'the replay on b')
+      await replayed(kept, first.id, 'the replay on b', true)
       await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
       // c asks a for the session, which a no longer holds, and relays the resume there: a, which
       // handed the session to b, says so rather than open a new one.
@@ -615,7 +579,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       async (medium) => {
         const watched = await cluster(3, MOVING)
         const [a, b, c] = watched
-        const { first, hello } = await fiveSentThenLeft(a!)
+        const { first, hello } = await fiveSentThenLeft(a!.node, suite.raws)
         const bClaim = holdClaim(b!.node)
         const cClaim = holdClaim(c!.node)
         // b's resume asks a to hand the session off: from then on the owner record says it is
@@ -631,7 +595,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
         // b's claim runs first, and its takeover is over before c's claim runs: c finds
         // nothing left to claim.
         bClaim.open()
-        await replayed(kept, first.id, 'the replay on b')
+        await replayed(kept, first.id, 'the replay on b', true)
         await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
         cClaim.open()
         const refusal = await within(later, 3000, 'the answer to the later resume')
@@ -654,7 +618,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
     it('when the WebSocket one had the old node hand the session off, and claims once a polling one took it over: told to try again, and no new session opens', async () => {
       const watched = await cluster(3, MOVING)
       const [a, b, c] = watched
-      const { first } = await fiveSentThenLeft(a!)
+      const { first } = await fiveSentThenLeft(a!.node, suite.raws)
       const cClaim = holdClaim(c!.node)
       // c's WebSocket resume asks a to hand the session off, which a does, then waits at its claim.
       const asking = rawConnect('websocket', c!.node.base, { sid: first.sid, ack: 2 }).then(
@@ -685,7 +649,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       async (medium) => {
         const watched = await cluster(3, MOVING)
         const [a, b, c] = watched
-        const { first, hello } = await fiveSentThenLeft(a!)
+        const { first, hello } = await fiveSentThenLeft(a!.node, suite.raws)
         // c looks the owner up (a), then stalls until b's resume has taken the session over; by
         // then a has gone (it exited after its drain, say): its address is one where nothing
         // answers, a port held here.
@@ -711,7 +675,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
           )
           await until(() => looked, 2000, 'c looking the owner up')
           const kept = await RawWebSocket.open(b!.node.base, hello)
-          await replayed(kept, first.id, 'the replay on b')
+          await replayed(kept, first.id, 'the replay on b', true)
           await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
           // c cannot reach a; the owner record names b by now: the session left a, and c,
           // finding nothing to claim, says it was taken over rather than open a new one.
@@ -787,27 +751,6 @@ async function goodbye(raw: RawWebSocket, owner: Watched, id: string): Promise<v
   if (raw.isOpen) raw.ws.send('[1,"client disconnect","bye"]')
   await until(() => !owner.node.app.parley.sockets.has(id), 2000, 'the session to end')
   raw.ws.terminate()
-}
-
-/**
- * Holds `node`'s claims of handed-off sessions at its door until `open()`: the node looked the
- * session up and found it handed off, and its claim has not reached Redis. `entered()` says one
- * waits there.
- */
-function holdClaim(node: TestNode): { entered: () => boolean; open: () => void } {
-  const adapter = node.adapter
-  const claim = adapter.claimSession.bind(adapter)
-  let open: () => void = () => {}
-  const door = new Promise<void>((resolve) => {
-    open = resolve
-  })
-  let entered = false
-  adapter.claimSession = async (sid: string) => {
-    entered = true
-    await door
-    return claim(sid)
-  }
-  return { entered: () => entered, open }
 }
 
 /** A binary frame whose header names an attachment that the frame does not hold. */

@@ -11,45 +11,13 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { Closed, type RawClient, rawConnect } from '../../server/test/raw-client.js'
 import { RawWebSocket } from '../../server/test/raw-websocket.js'
+import { answers, fiveSentThenLeft, holdClaims, replayed } from './held-claims.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
 /** A WebSocket resume moves its session to the node it reached. */
 const MOVING: ParleyServerOptions = {
   handoff: { timeout: 1000, batchSize: 500, retrySpread: 0 },
   pingTimeout: 300,
-}
-
-/**
- * Holds `node`'s claims of handed-off sessions, each at its own door: the first once it has won
- * in Redis (the owner record names `node`, the session is not restored yet), or, with `before`,
- * before it reaches Redis; every later one before it reaches Redis.
- */
-function holdClaims(node: TestNode, before = false) {
-  const adapter = node.adapter
-  const claim = adapter.claimSession.bind(adapter)
-  const doors: (() => void)[] = []
-  let won = false
-  let calls = 0
-  adapter.claimSession = async (sid: string) => {
-    const first = calls++ === 0
-    const door = new Promise<void>((resolve) => doors.push(resolve))
-    if (first && !before) {
-      const result = await claim(sid)
-      won = true
-      await door
-      return result
-    }
-    await door
-    return claim(sid)
-  }
-  return {
-    /** How many claims came to the door. */
-    entered: () => calls,
-    /** True once the first claim won in Redis (without `before`). */
-    won: () => won,
-    /** Lets claim `n` (from 0) go on. */
-    open: (n: number) => doors[n]?.(),
-  }
 }
 
 /** A handshake under way, its refusal kept for later rather than left unhandled meanwhile. */
@@ -86,40 +54,6 @@ describe.skipIf(skipRedisSuites())('two resumes of one session at once on the sa
       node.app.parley.on('connection', probe).on('restored', probe)
     }
     return started
-  }
-
-  /** A WebSocket session on `node` that sent news 1 to 5, which its client took, then left having acknowledged 2. */
-  async function fiveSentThenLeft(node: TestNode) {
-    const first = await rawConnect('websocket', node.base)
-    const socket = node.app.parley.sockets.get(first.id)!
-    for (let n = 1; n <= 5; n++) socket.emit('news', n)
-    await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
-    first.close()
-    return { first, hello: `[8,{"sid":"${first.sid}","ack":2}]` }
-  }
-
-  /** The WebSocket resume `raw` took session `id` over whole: the OPEN, then news 3 to 5. */
-  async function replayed(raw: RawWebSocket, id: string): Promise<void> {
-    await until(() => raw.packets.length >= 4, 2000, 'the replay')
-    expect(raw.packets.slice(0, 4)).toMatchObject([
-      { type: PacketType.OPEN, recovered: true, id },
-      { seq: 3, args: [3] },
-      { seq: 4, args: [4] },
-      { seq: 5, args: [5] },
-    ])
-  }
-
-  let probes = 1
-  /** True when the session answers a request from `client`. */
-  async function answers(client: RawClient): Promise<boolean> {
-    const ackId = probes++
-    await client.send({ type: PacketType.EVENT, seq: 0, name: 'probe', args: [ackId], ackId }).catch(() => 0)
-    return client
-      .next((p) => p.type === PacketType.REPLY && p.ackId === ackId, 1500)
-      .then(
-        () => true,
-        () => false,
-      )
   }
 
   /** Each node's live sessions, and how many new ones (`connection`) each opened. */
