@@ -524,7 +524,7 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       async (medium) => {
         const watched = await cluster(3, MOVING)
         const [a, b, c] = watched
-        const { first, hello } = await fiveSentThenLeft(a!)
+        const { first, hello } = await fiveSentThenLeft(a!.node, suite.raws)
         // c looks the owner up (a, which holds the session), then stalls until b's resume has
         // taken the session over and the session has ended there.
         const adapter = c!.node.adapter
