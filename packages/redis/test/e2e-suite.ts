@@ -9,7 +9,7 @@ import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
-import { closeApp, type Started, sleep, startServer } from '../../server/test/helpers.js'
+import { closeApp, type Started, sleep, startServer, until } from '../../server/test/helpers.js'
 import type { RedisClientType } from './nodes.js'
 
 /** What every node of such a suite has: its server and its own Redis client. */
@@ -92,6 +92,15 @@ export async function connectedClient(url: string): Promise<RedisClientType> {
   client.on('error', () => {})
   await client.connect()
   return client
+}
+
+/**
+ * Resolves once `node` takes another node for alive (`Adapter.otherNodes`). A drain that finds
+ * none seals at once and closes: a test that sends requests through a closing node waits for this
+ * first (the other node's first heartbeat may not be read yet on a loaded machine).
+ */
+export function seesOthers(node: SuiteNode): Promise<void> {
+  return until(() => (node.started.app.parley.adapter.otherNodes?.() ?? 0) > 0, 3000, 'another node alive')
 }
 
 /** A node whose sockets join `room` and whose received `up` messages are kept, in order. */

@@ -16,7 +16,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
 import { endDrain, received, relayedGetsHeld, transportErrors } from './drain-end.js'
-import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a session held elsewhere', () => {
   const { suite, balance } = balancedSuite()
@@ -42,8 +42,9 @@ describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a sess
       const got = received(c)
       await until(() => c.connected, 3000, 'connected to a')
       const id = c.id
-      // A session of a that nobody claims: a's drain waits for it.
+      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
       const held = await rawConnect('polling', a.started.base)
+      await seesOthers(a)
 
       // a drains: the client resumes on b, and the GET that follows its resume (its stream, or
       // its first poll) goes to a.
@@ -93,8 +94,9 @@ describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a sess
       const got = received(c)
       await until(() => c.connected && b.connections.length === 1, 3000, 'connected to b')
       const socket = b.connections[0]!
-      // A session of a that nobody claims: a's drain waits for it.
+      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
       const held = await rawConnect('polling', a.started.base)
+      await seesOthers(a)
 
       // a begins to close; from now on the balancer sends the client's requests to a.
       const draining = a.started.app.close()

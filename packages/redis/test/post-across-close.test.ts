@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
-import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close', () => {
   const { suite, balance } = balancedSuite()
@@ -31,8 +31,9 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       c.on('transport_error', (_transport, error) => lost.push(error.code))
       await until(() => c.connected, 3000, 'connected to a')
       const id = c.id
-      // A session of a that nobody claims: a's drain waits for it.
+      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
       const held = await rawConnect('polling', a.started.base)
+      await seesOthers(a)
 
       // a drains: the client resumes on b.
       balancer.avoid.clear()

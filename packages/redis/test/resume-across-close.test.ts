@@ -14,7 +14,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
 import { endDrain, received, relayedGetsHeld, transportErrors } from './drain-end.js'
-import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())(
   'a resume that reaches the closing node that handed its session off',
@@ -43,8 +43,9 @@ describe.skipIf(skipRedisSuites())(
         const got = received(c)
         await until(() => c.connected, 3000, 'connected to a')
         const id = c.id
-        // A session of a that nobody claims: a's drain waits for it.
+        // A session of a that nobody claims: a's drain waits for it (see seesOthers).
         const held = await rawConnect('polling', a.started.base)
+        await seesOthers(a)
 
         const draining = a.started.app.close()
         await until(() => b.restored.length === 1 && c.connected, 8000, 'claimed by b through a')
