@@ -45,6 +45,8 @@ export class Commands {
   /** Steps waiting for Redis (see `whenAvailable`), and the one timer that looks for all of them. */
   readonly #waiting = new Set<AvailabilityWait>()
   #lookAgain: NodeJS.Timeout | undefined
+  /** True once `stop` ran: no step waits for Redis any more. */
+  #stopped = false
 
   constructor(
     readonly client: RedisClient,
@@ -89,6 +91,8 @@ export class Commands {
    */
   whenAvailable(): Promise<boolean> {
     if (this.unavailable() === undefined) return Promise.resolve(true)
+    // Stopped: nothing looks for Redis any more (see `stop`).
+    if (this.#stopped) return Promise.resolve(false)
     return new Promise((done) => {
       this.#waiting.add({ until: Date.now() + this.timeout, done })
       if (this.#lookAgain) return
@@ -134,9 +138,19 @@ export class Commands {
     return this.#undos.add(args, keepMs, answered)
   }
 
-  /** Stops listening to the client for its connection coming back (see `Undos`). */
+  /**
+   * Stops listening to the client for its connection coming back (see `Undos`), and ends the
+   * steps still waiting for Redis (see `whenAvailable`) with false: the adapter closes, and would
+   * use no answer of theirs, while each would wait, and the look for Redis go on, up to `timeout`.
+   */
   stop(): void {
+    this.#stopped = true
     this.#undos.stop()
+    clearInterval(this.#lookAgain)
+    this.#lookAgain = undefined
+    const waiting = [...this.#waiting]
+    this.#waiting.clear()
+    for (const wait of waiting) wait.done(false)
   }
 
   /** Waits at most `ms` for the undos still kept (see `Undos.settle`); resolves with how many are left. */

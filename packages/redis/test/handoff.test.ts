@@ -1065,6 +1065,27 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('stops waiting for Redis when it closes: a handoff still waiting for it resolves false then, not after requestTimeout', async () => {
+    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 60_000 })
+      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      const socket = await open(a, 'sid-closing', 's-closing')
+      await cutOff(a, proxy)
+      const stored = handOff(a, socket, 'sid-closing')
+      await within(a.adapter.close(), 8000, 'the close')
+      // The wait, and its look for Redis every LOOK_AGAIN_MS, went on after the close, up to
+      // requestTimeout: a minute here.
+      expect(await within(stored, 5000, 'the handoff that waited for Redis, once the adapter closed')).toBe(
+        false,
+      )
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('tells a resume to try again while Redis is refilled after it restarted empty, and not after', async () => {
     const own = await startRedis()
     const restarted = new FakeCluster(own.url)
