@@ -5,6 +5,7 @@
 // 404, a POST past maxPayload 413 (ending its live session, as the route does), the rest a coded
 // 503 the client reads as "try again"; refusals are logged as the routes'.
 import { Writable } from 'node:stream'
+import websocket from '@fastify/websocket'
 import { decodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -167,6 +168,44 @@ describe('the endpoints during the drain of app.close(), while Fastify refuses e
     // And each request of another version (two while open, two while closing).
     const versions = lines.filter((line) => line.msg.includes('for another protocol version'))
     expect(versions.reduce((sum, line) => sum + (line.count ?? 0), 0)).toBe(4)
+  })
+})
+
+describe("a WebSocket upgrade during the drain, with the application's own @fastify/websocket", () => {
+  it("gets Parley's coded 503, not ws's bare one: that registration's close hook, run before the drain, closed its server", async () => {
+    const cluster = new Cluster({ handoff: true })
+    let storeAnswers = () => {}
+    cluster.storeAnswersAfter = new Promise<void>((resolve) => {
+      storeAnswers = resolve
+    })
+    const app = Fastify({ forceCloseConnections: true })
+    apps.push(app)
+    // Registered before the plugin: its preClose hook (closing its WebSocketServer) runs first.
+    await app.register(websocket)
+    await app.register(parley, {
+      adapter: cluster.adapter('a'),
+      transports: ['websocket', 'polling'],
+      handoff: { timeout: 5000 },
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (app.server.address() as { port: number }).port
+    const base = `http://127.0.0.1:${port}/parley`
+    expect((await upgrade(port, 'ws?v=1')).status).toBe(101)
+
+    await handshake(base)
+    const closing = app.close()
+    try {
+      await until(() => cluster.handOffSids.length > 0, 2000, 'the drain storing the session')
+      expect(await upgrade(port, 'ws?v=1')).toMatchObject({
+        status: 503,
+        code: 'PARLEY_SERVER_SHUTTING_DOWN',
+        message: 'the server is shutting down',
+      })
+      expect(app.parley.closed).toBe(false)
+    } finally {
+      storeAnswers()
+      await closing
+    }
   })
 })
 

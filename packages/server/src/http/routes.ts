@@ -304,9 +304,11 @@ export async function parleyRoutes(
   // While Fastify refuses requests at close, an upgrade the route below would take is taken as it
   // takes it while the node drains: only the HELLO tells a resume to relay to the node that holds
   // (or is to claim) its session from a new session, refused then. Once the server has closed,
-  // the route's 503 (the relays end with the forwarder, with CLOSE 'server handoff').
+  // the route's 503 (the relays end with the forwarder, with CLOSE 'server handoff'). So too with
+  // the application's own @fastify/websocket: registered before the plugin, its close hook has
+  // closed its WebSocketServer before the drain, which would answer a bare 503 without a code.
   upgradingAtClose((req, socket, head) => {
-    if (server.closed) return false
+    if (server.closed || !ownsWebSocketPlugin) return false
     const wss = app.websocketServer
     wss.handleUpgrade(req, socket, head, (ws) => {
       // As @fastify/websocket announces the WebSockets of its routes (see ClientTracking).
