@@ -36,4 +36,24 @@ describe('ExpiringSet', () => {
     expect(set.size).toBe(1)
     expect(set.has('e')).toBe(true)
   })
+
+  it('refuses a lifetime or a bound it cannot keep, with PARLEY_INVALID_ARGUMENT, rather than remember nothing', () => {
+    for (const [lifetime, max] of [
+      [Number.NaN, 10],
+      [-1, 10],
+      ['1000', 10],
+      [1000, Number.NaN],
+      [1000, 0],
+      [1000, 2.5],
+      [1000, Number.POSITIVE_INFINITY],
+    ] as const) {
+      expect(() => new ExpiringSet(lifetime as number, max), `${String(lifetime)}, ${max}`).toThrow(
+        expect.objectContaining({ name: 'RangeError', code: 'PARLEY_INVALID_ARGUMENT' }),
+      )
+    }
+    // Forever is a lifetime: the bound alone forgets.
+    const forever = new ExpiringSet(Number.POSITIVE_INFINITY, 1)
+    forever.add('a')
+    expect(forever.has('a')).toBe(true)
+  })
 })

@@ -1,3 +1,9 @@
+import { argumentError } from './argument-error.js'
+import { shown } from './thrown.js'
+
+/** A number as itself, anything else by its type: a string '10' must not read as the number. */
+const described = (value: unknown): string => (typeof value === 'number' ? shown(value) : typeof value)
+
 /**
  * Keys remembered for a while, a bounded number of them: each stands for `lifetime` ms from its
  * last `add`, and past `max` the oldest are forgotten. For what a node learns of its peers and
@@ -11,12 +17,31 @@ export class ExpiringSet {
   /** When each key stops standing (`Date.now()`), oldest first. */
   readonly #until = new Map<string, number>()
 
+  /**
+   * Throws a `RangeError` coded `PARLEY_INVALID_ARGUMENT` for a `lifetime` that is not a number
+   * of ms (0 or more, `Infinity` for ever) or a `max` that is not a whole number from 1: kept,
+   * either would make a set that silently remembers nothing.
+   */
   constructor(
     /** How long a key stands after its last `add` (ms). */
     readonly lifetime: number,
     /** The most keys kept: past it, the oldest go. */
     readonly max: number,
-  ) {}
+  ) {
+    if (typeof lifetime !== 'number' || !(lifetime >= 0)) {
+      throw argumentError(
+        `an ExpiringSet's lifetime is a number of ms, 0 or more, not ${described(lifetime)}`,
+        {
+          range: true,
+        },
+      )
+    }
+    if (!Number.isSafeInteger(max) || max < 1) {
+      throw argumentError(`an ExpiringSet's max is a whole number from 1, not ${described(max)}`, {
+        range: true,
+      })
+    }
+  }
 
   /** Remembers `key` for `lifetime` ms from now (again, when it was there already). */
   add(key: string): void {
