@@ -1,8 +1,10 @@
 // Resumes that race each other for one session, set up alike by the suites that hold them
 // (hostile-forwarding.test.ts, same-node-resumes.test.ts): a WebSocket session that sent news and
-// left, the claims of it a node makes held at a door the test opens, the replay a resume that
-// took it over gets, and a probe of whether a session answers.
+// left, the claims of it a node makes held at a door the test opens, a node's first look-up of
+// the owner held likewise, the replay a resume that took it over gets, and a probe of whether a
+// session answers.
 import { PacketType } from '@parley/protocol'
+import type { SessionOwnerAnswer } from '@parley/server'
 import { expect } from 'vitest'
 import { until } from '../../server/test/helpers.js'
 import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
@@ -107,4 +109,30 @@ export async function answers(client: RawClient): Promise<boolean> {
       () => true,
       () => false,
     )
+}
+
+/**
+ * Holds `node`'s first look-up of a session's owner once Redis answered it, until `goOn()`: as
+ * a loaded node may, it acts on an answer the other nodes have made stale by then. `looked()`
+ * says it waits there; `answer` may change what it goes on with. Later look-ups go through.
+ */
+export function stallOwnerLookUp(
+  node: TestNode,
+  answer: (owner: SessionOwnerAnswer) => SessionOwnerAnswer = (owner) => owner,
+): { looked: () => boolean; goOn: () => void } {
+  const adapter = node.adapter
+  const lookUp = adapter.sessionOwner.bind(adapter)
+  let looked = false
+  let goOn: () => void = () => {}
+  const stalled = new Promise<void>((resolve) => {
+    goOn = resolve
+  })
+  adapter.sessionOwner = async (sid: string) => {
+    if (looked) return lookUp(sid)
+    const owner = await lookUp(sid)
+    looked = true
+    await stalled
+    return answer(owner)
+  }
+  return { looked: () => looked, goOn: () => goOn() }
 }

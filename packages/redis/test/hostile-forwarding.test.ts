@@ -14,7 +14,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { Closed, type RawClient, Refused, rawConnect } from '../../server/test/raw-client.js'
 import { RawWebSocket, rawUpgradeHead } from '../../server/test/raw-websocket.js'
-import { answers, fiveSentThenLeft, holdClaim, replayed } from './held-claims.js'
+import { answers, fiveSentThenLeft, holdClaim, replayed, stallOwnerLookUp } from './held-claims.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
 const MAX_PAYLOAD = 4096
@@ -487,21 +487,9 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
       const { first, hello } = await fiveSentThenLeft(a!.node, suite.raws)
       // c looks the owner up (a, which holds the session), then stalls, as a loaded node may:
       // it goes on only once b's resume has taken the session over.
-      const adapter = c!.node.adapter
-      const lookUp = adapter.sessionOwner.bind(adapter)
-      let looked = false
-      let goOn: () => void = () => {}
-      const stalled = new Promise<void>((resolve) => {
-        goOn = resolve
-      })
-      adapter.sessionOwner = async (sid: string) => {
-        const owner = await lookUp(sid)
-        looked = true
-        await stalled
-        return owner
-      }
+      const { looked, goOn } = stallOwnerLookUp(c!.node)
       const late = await RawWebSocket.open(c!.node.base, hello)
-      await until(() => looked, 2000, 'c looking the owner up')
+      await until(looked, 2000, 'c looking the owner up')
       const kept = await RawWebSocket.open(b!.node.base, hello)
       await replayed(kept, first.id, 'the replay on b', true)
       await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
@@ -527,25 +515,12 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
         const { first, hello } = await fiveSentThenLeft(a!.node, suite.raws)
         // c looks the owner up (a, which holds the session), then stalls until b's resume has
         // taken the session over and the session has ended there.
-        const adapter = c!.node.adapter
-        const lookUp = adapter.sessionOwner.bind(adapter)
-        let looked = false
-        let goOn: () => void = () => {}
-        const stalled = new Promise<void>((resolve) => {
-          goOn = resolve
-        })
-        adapter.sessionOwner = async (sid: string) => {
-          if (looked) return lookUp(sid)
-          const owner = await lookUp(sid)
-          looked = true
-          await stalled
-          return owner
-        }
+        const { looked, goOn } = stallOwnerLookUp(c!.node)
         const late = rawConnect(medium, c!.node.base, { sid: first.sid, ack: 2 }).then(
           () => 'opened',
           (err: unknown) => err,
         )
-        await until(() => looked, 2000, 'c looking the owner up')
+        await until(looked, 2000, 'c looking the owner up')
         const kept = await RawWebSocket.open(b!.node.base, hello)
         await replayed(kept, first.id, 'the replay on b')
         await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
@@ -654,26 +629,15 @@ describe.skipIf(skipRedisSuites())('hostile input across nodes', () => {
         // then a has gone (it exited after its drain, say): its address is one where nothing
         // answers, a port held here.
         const gone = await holdPort()
-        const adapter = c!.node.adapter
-        const lookUp = adapter.sessionOwner.bind(adapter)
-        let looked = false
-        let goOn: () => void = () => {}
-        const stalled = new Promise<void>((resolve) => {
-          goOn = resolve
-        })
-        adapter.sessionOwner = async (sid: string) => {
-          if (looked) return lookUp(sid)
-          const owner = await lookUp(sid)
-          looked = true
-          await stalled
-          return typeof owner === 'object' ? { ...owner, url: `http://127.0.0.1:${gone.port}/parley` } : owner
-        }
+        const { looked, goOn } = stallOwnerLookUp(c!.node, (owner) =>
+          typeof owner === 'object' ? { ...owner, url: `http://127.0.0.1:${gone.port}/parley` } : owner,
+        )
         try {
           const late = rawConnect(medium, c!.node.base, { sid: first.sid, ack: 2 }).then(
             () => 'opened',
             (err: unknown) => err,
           )
-          await until(() => looked, 2000, 'c looking the owner up')
+          await until(looked, 2000, 'c looking the owner up')
           const kept = await RawWebSocket.open(b!.node.base, hello)
           await replayed(kept, first.id, 'the replay on b', true)
           await until(() => !a!.node.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
