@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import { WaitThenCut } from '../wait-then-cut.js'
 
 /** A request this node forwards to another node, ending as this node closes (see `Forwarder.close`). */
@@ -13,10 +14,13 @@ export interface EndingForward {
  * an event stream or a held poll is told CLOSE 'server handoff', a POST or an answer under way
  * goes on to its end. The HTTP server's close would cut them (and wait for them, with Fastify's
  * `forceCloseConnections` off): at shutdown those still going are given a moment (`closeAll`),
- * then cut (see `WaitThenCut`, which `ClosingWebSockets` uses too).
+ * then cut (see `WaitThenCut`, which `ClosingWebSockets` uses too). So are those still looking
+ * their session's owner up as the node closes (see `lookingUp`), once their lookup is over.
  */
 export class ClosingForwards {
   readonly #ending = new WaitThenCut<EndingForward>((forward) => forward.cut())
+  /** The owner lookups of requests that were still under way when this node closed. */
+  readonly #lookups = new Set<Promise<unknown>>()
 
   /** `forward` is ending. */
   add(forward: EndingForward): void {
@@ -24,8 +28,47 @@ export class ClosingForwards {
     void forward.closed.then(() => this.#ending.over(forward))
   }
 
-  /** Waits for every forward that is ending, `limitMs` at the most, then cuts those still going. */
-  closeAll(limitMs: number): Promise<void> {
-    return this.#ending.closeAll(limitMs)
+  /**
+   * The request answered on `res` was looking its session's owner up (`lookup`) when this node
+   * closed: it can no longer be sent on, and is answered here once the lookup is over (see
+   * `HttpForwards`). `closeAll` waits for the lookup, then for that answer; cut, the request
+   * would fail its client's transport.
+   */
+  lookingUp(res: ServerResponse, lookup: Promise<unknown>): void {
+    const settled = lookup.then(
+      () => {},
+      () => {},
+    )
+    this.#lookups.add(settled)
+    void settled.then(() => this.#lookups.delete(settled))
+    this.add({
+      closed: res.closed ? Promise.resolve() : new Promise((resolve) => res.once('close', () => resolve())),
+      cut: () => res.destroy(),
+    })
   }
+
+  /**
+   * Waits for the lookups under way (`lookingUp`; each bounds itself, see `OwnerLookup`), then
+   * for every forward that is ending, `limitMs` at the most, then cuts those still going; all of
+   * it within `roomMs`, the time the close has left.
+   */
+  async closeAll(limitMs: number, roomMs = limitMs): Promise<void> {
+    const start = Date.now()
+    if (this.#lookups.size > 0) await settledWithin(Promise.all(this.#lookups), roomMs)
+    return this.#ending.closeAll(Math.min(limitMs, roomMs - (Date.now() - start)))
+  }
+}
+
+/** Resolves once `promise` has, or `ms` have passed (never, for an infinite `ms`). */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  if (!Number.isFinite(ms)) {
+    await promise
+    return
+  }
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    promise,
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms)))),
+  ])
+  clearTimeout(timer)
 }

@@ -95,8 +95,8 @@ export class HttpForwards {
     // sent twice is harmless, since the owner drops packets it already has (by `seq`).
     if (outcome === 'stale') outcome = await this.#send(owner.url, hop, body, mark)
     // Closed while the request was on its way here, or before its second try: nothing goes to
-    // the owner any more (see `tooLate`).
-    if (outcome === 'closed') return tooLate(hop)
+    // the owner any more (see `#tooLate`).
+    if (outcome === 'closed') return this.#tooLate(hop)
     if (outcome === 'stale' || outcome instanceof Error) {
       this.#options.unreachable(
         owner.node,
@@ -152,6 +152,21 @@ export class HttpForwards {
   }
 
   /**
+   * A request this node can no longer send on, its forwarder closed while the request was on its
+   * way here (its owner looked up, its body read): a GET (an event stream, a poll) gets CLOSE
+   * 'server handoff', as one relayed already does when the forwarder closes (see `end`); anything
+   * else (a POST) is told to try again. Either way its client resumes or sends again through
+   * another node with its quiet time, where a cut connection would fail its transport.
+   */
+  #tooLate(hop: Hop): HandOver {
+    hop.take()
+    if (hop.kind && hop.request.method === 'GET') {
+      handoffAnswer(hop.res, hop.kind, hop.cors(), this.#options.handoff())
+    } else tryAgain(hop, 'this node is closing: try again through another node', true)
+    return 'answered'
+  }
+
+  /**
    * Through the adapter, for in-process adapters whose owners have no URL. Ended at close as
    * `#send` ends a request over the network: a stream with CLOSE 'server handoff' after its
    * event under way, a held poll (the adapter's answer still to come) answered that CLOSE here.
@@ -159,7 +174,7 @@ export class HttpForwards {
   async #route(owner: Owner, hop: Hop, body: string, mark: RoutedMark): Promise<HandOver> {
     const node = owner.node
     const { request, res, kind } = hop
-    if (this.#closed) return tooLate(hop)
+    if (this.#closed) return this.#tooLate(hop)
     let response: RoutedResponse | undefined
     let stream: RelayedStream | undefined
     /** This node answered the client itself at close, before the owner did. */
@@ -331,17 +346,6 @@ export class HttpForwards {
       upstream.end(request.method === 'POST' ? body : undefined)
     })
   }
-}
-
-/**
- * A request this node can no longer send on, its forwarder closed while the request was on its
- * way here (its owner looked up, its body read): the client is told to try again, where a cut
- * connection would fail its transport and have it resume at once, with no quiet time.
- */
-function tooLate(hop: Hop): HandOver {
-  hop.take()
-  tryAgain(hop, 'this node is closing: try again through another node', true)
-  return 'answered'
 }
 
 /** Settles once `emitter` has closed (at once when it has). */

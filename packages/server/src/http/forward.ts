@@ -71,6 +71,12 @@ export class Forwarder {
   readonly #websockets: WebSocketHandovers
   /** Owners not reached lately: their sessions' requests are answered here at once. */
   readonly #recentlyUnreachable = new RecentlyUnreachable()
+  /**
+   * The requests whose owner was looked up (see `ownerOf`), by the response they are answered
+   * on, until it closes: those still under way when this node closes are waited for (see
+   * `ClosingForwards.lookingUp`).
+   */
+  readonly #answering = new Map<ServerResponse, Promise<unknown>>()
   #closed = false
 
   constructor(options: ForwarderOptions) {
@@ -109,13 +115,15 @@ export class Forwarder {
    * request for a node whose connection at that URL timed out less than `UNREACHABLE_KEPT_MS`
    * ago (recently-unreachable.ts), counted as unreachable: answered at once, as after the wait.
    * A `HandedOff` instead of undefined when that node handed the session off (see `HandedOff`).
+   * `res`: the response an SSE or polling request is answered on (see `#answered`).
    */
   ownerOf(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
+    res?: ServerResponse,
   ): Promise<Owner | HandedOff | undefined> {
-    return this.#ownerOf(sid, request, medium, false)
+    return this.#answered(res, this.#ownerOf(sid, request, medium, false))
   }
 
   /**
@@ -129,8 +137,21 @@ export class Forwarder {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
+    res?: ServerResponse,
   ): Promise<Owner | HandedOff | undefined> {
-    return this.#ownerOf(sid, request, medium, true)
+    return this.#answered(res, this.#ownerOf(sid, request, medium, true))
+  }
+
+  /**
+   * `lookup` is for the request answered on `res` (an SSE or polling request; none for a
+   * WebSocket): should this node close before that request is answered, its close waits for the
+   * lookup and the answer that follows (see `close`). Over once `res` closes.
+   */
+  #answered<T>(res: ServerResponse | undefined, lookup: Promise<T>): Promise<T> {
+    if (!res || res.closed) return lookup
+    if (!this.#answering.has(res)) res.once('close', () => this.#answering.delete(res))
+    this.#answering.set(res, lookup)
+    return lookup
   }
 
   /**
@@ -187,13 +208,14 @@ export class Forwarder {
    * there is one this node can reach: with a URL, or (HTTP only) through the adapter. Never for
    * a request forwarded here already.
    */
-  async anotherNode(
+  anotherNode(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
+    res?: ServerResponse,
   ): Promise<Owner | undefined> {
-    if (this.#closed) return undefined
-    return this.#lookup.anotherNode(sid, request, medium)
+    if (this.#closed) return Promise.resolve(undefined)
+    return this.#answered(res, this.#lookup.anotherNode(sid, request, medium))
   }
 
   /**
@@ -299,13 +321,18 @@ export class Forwarder {
    * CLOSE 'server handoff' (see handoff-close.ts), and its client resumes elsewhere, telling its
    * application nothing. What is under way otherwise (a POST, an answer) goes on to its end.
    * `closingForwards` waits for them, then cuts those still going; the agent's connections go
-   * once they are over. Logs what is left of a burst of failed lookups.
+   * once they are over. So too for a request whose owner is still being looked up: after its
+   * lookup (which bounds itself), it is answered here as any request this node can no longer send
+   * on (see `HttpForwards`), where the HTTP server's close would cut it and fail its client's
+   * transport. Logs what is left of a burst of failed lookups.
    */
   close(): void {
     // Once: the server closes again at Fastify's onClose, and the agent must outlive what ends.
     if (this.#closed) return
     this.#closed = true
     this.#lookup.close()
+    for (const [res, lookup] of this.#answering) this.#options.closingForwards.lookingUp(res, lookup)
+    this.#answering.clear()
     this.#http.end()
     this.#websockets.close(() => this.#handoff())
   }

@@ -237,13 +237,13 @@ export async function parleyRoutes(
    * handler-timeout.ts), and the request is forwarded all the same.
    */
   const ownerOf = (sid: string, reply: FastifyReply) =>
-    outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http'))
+    outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http', reply.raw))
   // While Fastify refuses requests at close, a POST or a GET of a session another node holds
   // goes there all the same, and a resume to the node that is to claim or holds its session, as
   // on the routes below (until the forwarder closes with the server).
   forwardingAtClose(async (req, res, { sid, kind, headers }, unsent) => {
     if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent)
-    const owner = await forwarder.ownerOf(sid, req, 'http')
+    const owner = await forwarder.ownerOf(sid, req, 'http', res)
     if (owner === undefined || isHandedOff(owner)) return unsent
     let text = ''
     if (req.method === 'POST') {
@@ -275,10 +275,10 @@ export async function parleyRoutes(
     const handedOff = server.handedOff(hello.sid)
     // A session another node is handing off is claimed by a node that takes sessions: not this one.
     const found = handedOff
-      ? await forwarder.anotherNode(hello.sid, req, 'http')
+      ? await forwarder.anotherNode(hello.sid, req, 'http', res)
       : server.sessionFor(hello.sid)
         ? undefined
-        : await forwarder.resumeOwner(hello.sid, req, 'http')
+        : await forwarder.resumeOwner(hello.sid, req, 'http', res)
     const owner = typeof found === 'object' && !isHandedOff(found) ? found : undefined
     if (!owner) return unsent
     const sent = forwarder.atClose(owner, req, res, body.text(), { cors: headers, kind })
@@ -530,7 +530,7 @@ export async function parleyRoutes(
     if (hello.sid !== undefined && server.handedOff(hello.sid)) {
       // This node drains and handed the session off: a live node claims it now, rather than
       // the client after a refusal and a backoff (perhaps too late: see Adapter.anotherNode).
-      const other = await forwarder.anotherNode(hello.sid, request, 'http')
+      const other = await forwarder.anotherNode(hello.sid, request, 'http', reply.raw)
       if (other) {
         const sent = forwarder.handOver(other, request, reply, body.text(), kind)
         // The node closes only once the answer went back, or was cut (see Drain.sendingOn).
@@ -542,7 +542,10 @@ export async function parleyRoutes(
       // be reached, the resume is ours: a session this node does not know (a new one), unless
       // the session left that node meanwhile (see `handshake`). One whose node is handing it
       // off is ours too: this node claims it.
-      const owner = await outlastHandlerTimeout(reply, forwarder.resumeOwner(hello.sid, request, 'http'))
+      const owner = await outlastHandlerTimeout(
+        reply,
+        forwarder.resumeOwner(hello.sid, request, 'http', reply.raw),
+      )
       if (isHandedOff(owner)) leftNode = owner.handedOffBy
       else if (owner) {
         if ((await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable')

@@ -1,0 +1,109 @@
+// A GET (an event stream, a poll) that reaches a closing node for a session another node holds,
+// while that node still asks Redis where the session lives when its drain ends. Its close waits
+// for that lookup (which bounds itself), and the GET, which the closing node can no longer send
+// on, gets CLOSE 'server handoff', as a GET it relayed already does: its client resumes where its
+// session is with its quiet time, having seen no transport fail. Cut by Fastify's close
+// (`forceCloseConnections`) or told 503 "try again", it would fail the client's transport. The
+// lookup is held here until the drain is over, as a slow Redis may hold it.
+import { connect } from '@parley/client'
+import { PacketType, type TransportName } from '@parley/protocol'
+import type { FastifyServerOptions } from 'fastify'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { received, transportErrors } from './drain-end.js'
+import { balancedSuite, type SuiteNode, seesOthers, startTrafficNode } from './e2e-suite.js'
+
+/**
+ * Holds every owner lookup `node` makes from now on, but those of session `but`, until
+ * `release()`, each answered then with what Redis said; `waiting()`: how many are held.
+ */
+function holdLookups(node: SuiteNode, but: string): { waiting: () => number; release: () => void } {
+  const adapter = node.started.app.parley.adapter
+  const lookUp = adapter.sessionOwner!.bind(adapter)
+  let waiting = 0
+  let release: () => void = () => {}
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  adapter.sessionOwner = async (sid: string) => {
+    if (sid === but) return lookUp(sid)
+    waiting++
+    const owner = await lookUp(sid)
+    await released
+    return owner
+  }
+  return { waiting: () => waiting, release: () => release() }
+}
+
+describe.skipIf(skipRedisSuites())('a GET looking up its owner on a closing node when its drain ends', () => {
+  const { suite, balance } = balancedSuite()
+  const { nodes, clients } = suite
+
+  const closings: [string, FastifyServerOptions][] = [
+    [
+      'Fastify answers every request while it closes, then cuts every connection',
+      { return503OnClosing: true },
+    ],
+    ['the routes serve the drain, then Fastify cuts every connection', { return503OnClosing: false }],
+    [
+      'the routes serve the drain, and Fastify waits for the connections',
+      { return503OnClosing: false, forceCloseConnections: false },
+    ],
+  ]
+  const cases = (['sse', 'polling'] as TransportName[]).flatMap((transport) =>
+    closings.map(([what, fastify]) => [transport, what, fastify] as const),
+  )
+  it.each(cases)(
+    '(%s, %s) gets CLOSE server handoff, and its client goes on quietly',
+    async (transport, _what, fastify) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { fastify })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      const balancer = await balance([a, b])
+      balancer.avoid.add(1)
+      const c = connect(`${balancer.url}/parley`, { transports: [transport] })
+      clients.push(c)
+      const lost = transportErrors(c)
+      const got = received(c)
+      await until(() => c.connected, 3000, 'connected to a')
+      const id = c.id
+      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
+      const held = await rawConnect('polling', a.started.base)
+      await seesOthers(a)
+      // Its GETs are a's own to answer, or look their owner up too while a closes: not held.
+      const lookups = holdLookups(a, held.sid)
+
+      // a drains: the client resumes on b, and the GET that follows its resume (its stream, or its
+      // first poll) goes to a, which looks the session's owner up: held.
+      b.started.app.parley.on('restored', () => {
+        balancer.avoid.clear()
+        balancer.avoid.add(1)
+      })
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      const draining = a.started.app.close()
+      await until(() => b.restored.length === 1, 8000, 'taken over by b')
+      await until(() => lookups.waiting() === 1, 3000, 'the GET to a, looking its owner up')
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      expect(lost).toEqual([])
+
+      // a's drain ends (the held session says goodbye) with the lookup under way; it ends after.
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await until(() => a.started.app.parley.closed, 5000, "a's drain over")
+      lookups.release()
+      await within(draining, 5000, 'a closed')
+
+      b.restored[0]!.emit('down', 1)
+      c.emit('up', 1)
+      await until(() => got.length === 1 && b.received.length === 1, 5000, 'the next messages, on b')
+      expect(got).toEqual([1])
+      expect(b.received).toEqual([1])
+      expect(a.received).toEqual([])
+      expect(lost).toEqual([])
+      expect(b.restored).toHaveLength(1)
+      expect(c.id).toBe(id)
+    },
+  )
+})
