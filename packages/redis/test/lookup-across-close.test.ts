@@ -4,7 +4,10 @@
 // on, gets CLOSE 'server handoff', as a GET it relayed already does: its client resumes where its
 // session is with its quiet time, having seen no transport fail. Cut by Fastify's close
 // (`forceCloseConnections`) or told 503 "try again", it would fail the client's transport. The
-// lookup is held here until the drain is over, as a slow Redis may hold it.
+// lookup is held here until the drain is over, as a slow Redis may hold it. A POST so caught is
+// told to try again (503 PARLEY_SERVER_SHUTTING_DOWN), as any POST the node can no longer send
+// on, rather than cut.
+import http from 'node:http'
 import { connect } from '@parley/client'
 import { PacketType, type TransportName } from '@parley/protocol'
 import type { FastifyServerOptions } from 'fastify'
@@ -37,73 +40,123 @@ function holdLookups(node: SuiteNode, but: string): { waiting: () => number; rel
   return { waiting: () => waiting, release: () => release() }
 }
 
-describe.skipIf(skipRedisSuites())('a GET looking up its owner on a closing node when its drain ends', () => {
-  const { suite, balance } = balancedSuite()
-  const { nodes, clients } = suite
+describe.skipIf(skipRedisSuites())(
+  'a request looking up its owner on a closing node when its drain ends',
+  () => {
+    const { suite, balance } = balancedSuite()
+    const { nodes, clients } = suite
 
-  const closings: [string, FastifyServerOptions][] = [
-    [
-      'Fastify answers every request while it closes, then cuts every connection',
-      { return503OnClosing: true },
-    ],
-    ['the routes serve the drain, then Fastify cuts every connection', { return503OnClosing: false }],
-    [
-      'the routes serve the drain, and Fastify waits for the connections',
-      { return503OnClosing: false, forceCloseConnections: false },
-    ],
-  ]
-  const cases = (['sse', 'polling'] as TransportName[]).flatMap((transport) =>
-    closings.map(([what, fastify]) => [transport, what, fastify] as const),
-  )
-  it.each(cases)(
-    '(%s, %s) gets CLOSE server handoff, and its client goes on quietly',
-    async (transport, _what, fastify) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { fastify })
-      const b = await startTrafficNode(suite.redis.url, nodes)
-      const balancer = await balance([a, b])
-      balancer.avoid.add(1)
-      const c = connect(`${balancer.url}/parley`, { transports: [transport] })
-      clients.push(c)
-      const lost = transportErrors(c)
-      const got = received(c)
-      await until(() => c.connected, 3000, 'connected to a')
-      const id = c.id
-      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
-      const held = await rawConnect('polling', a.started.base)
-      await seesOthers(a)
-      // Its GETs are a's own to answer, or look their owner up too while a closes: not held.
-      const lookups = holdLookups(a, held.sid)
-
-      // a drains: the client resumes on b, and the GET that follows its resume (its stream, or its
-      // first poll) goes to a, which looks the session's owner up: held.
-      b.started.app.parley.on('restored', () => {
-        balancer.avoid.clear()
+    const closings: [string, FastifyServerOptions][] = [
+      [
+        'Fastify answers every request while it closes, then cuts every connection',
+        { return503OnClosing: true },
+      ],
+      ['the routes serve the drain, then Fastify cuts every connection', { return503OnClosing: false }],
+      [
+        'the routes serve the drain, and Fastify waits for the connections',
+        { return503OnClosing: false, forceCloseConnections: false },
+      ],
+    ]
+    const cases = (['sse', 'polling'] as TransportName[]).flatMap((transport) =>
+      closings.map(([what, fastify]) => [transport, what, fastify] as const),
+    )
+    it.each(cases)(
+      'a GET (%s, %s) gets CLOSE server handoff, and its client goes on quietly',
+      async (transport, _what, fastify) => {
+        const a = await startTrafficNode(suite.redis.url, nodes, { fastify })
+        const b = await startTrafficNode(suite.redis.url, nodes)
+        const balancer = await balance([a, b])
         balancer.avoid.add(1)
+        const c = connect(`${balancer.url}/parley`, { transports: [transport] })
+        clients.push(c)
+        const lost = transportErrors(c)
+        const got = received(c)
+        await until(() => c.connected, 3000, 'connected to a')
+        const id = c.id
+        // A session of a that nobody claims: a's drain waits for it (see seesOthers).
+        const held = await rawConnect('polling', a.started.base)
+        await seesOthers(a)
+        // Its GETs are a's own to answer, or look their owner up too while a closes: not held.
+        const lookups = holdLookups(a, held.sid)
+
+        // a drains: the client resumes on b, and the GET that follows its resume (its stream, or its
+        // first poll) goes to a, which looks the session's owner up: held.
+        b.started.app.parley.on('restored', () => {
+          balancer.avoid.clear()
+          balancer.avoid.add(1)
+        })
+        balancer.avoid.clear()
+        balancer.avoid.add(0)
+        const draining = a.started.app.close()
+        await until(() => b.restored.length === 1, 8000, 'taken over by b')
+        await until(() => lookups.waiting() === 1, 3000, 'the GET to a, looking its owner up')
+        balancer.avoid.clear()
+        balancer.avoid.add(0)
+        expect(lost).toEqual([])
+
+        // a's drain ends (the held session says goodbye) with the lookup under way; it ends after.
+        await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+        await until(() => a.started.app.parley.closed, 5000, "a's drain over")
+        lookups.release()
+        await within(draining, 5000, 'a closed')
+
+        b.restored[0]!.emit('down', 1)
+        c.emit('up', 1)
+        await until(() => got.length === 1 && b.received.length === 1, 5000, 'the next messages, on b')
+        expect(got).toEqual([1])
+        expect(b.received).toEqual([1])
+        expect(a.received).toEqual([])
+        expect(lost).toEqual([])
+        expect(b.restored).toHaveLength(1)
+        expect(c.id).toBe(id)
+      },
+    )
+
+    it.each([true, false])(
+      'a POST is told to try again, not cut (return503OnClosing: %s)',
+      async (return503OnClosing) => {
+        const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
+        const b = await startTrafficNode(suite.redis.url, nodes)
+        // The session lives on b; a's own session, which nobody claims, holds a's drain open.
+        const onB = await rawConnect('polling', b.started.base)
+        const held = await rawConnect('polling', a.started.base)
+        await seesOthers(a)
+        const lookups = holdLookups(a, held.sid)
+        const draining = a.started.app.close()
+        await until(() => a.started.app.parley.closing, 3000, 'a closing')
+
+        const answer = post(`${a.started.base}/poll?v=1&sid=${onB.sid}`, '[5,1,"up",[1],0]')
+        await until(() => lookups.waiting() === 1, 3000, 'the POST to a, looking its owner up')
+        await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+        await until(() => a.started.app.parley.closed, 5000, "a's drain over")
+        lookups.release()
+        expect(await within(answer, 5000, 'the answer to the POST')).toEqual({
+          status: 503,
+          code: 'PARLEY_SERVER_SHUTTING_DOWN',
+        })
+        await within(draining, 5000, 'a closed')
+        // Nothing of it went on: its client sends it again, where the session is.
+        expect(b.received).toEqual([])
+        await onB.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+        onB.close()
+      },
+    )
+  },
+)
+
+/** POSTs `body` to `url`; the answer's status and code, or the error when the connection was cut. */
+function post(url: string, body: string): Promise<{ status: number; code?: unknown } | Error> {
+  return new Promise((resolve) => {
+    const headers = { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) }
+    const req = http.request(new URL(url), { method: 'POST', headers, agent: false }, (res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => {
+        text += chunk.toString()
       })
-      balancer.avoid.clear()
-      balancer.avoid.add(0)
-      const draining = a.started.app.close()
-      await until(() => b.restored.length === 1, 8000, 'taken over by b')
-      await until(() => lookups.waiting() === 1, 3000, 'the GET to a, looking its owner up')
-      balancer.avoid.clear()
-      balancer.avoid.add(0)
-      expect(lost).toEqual([])
-
-      // a's drain ends (the held session says goodbye) with the lookup under way; it ends after.
-      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
-      await until(() => a.started.app.parley.closed, 5000, "a's drain over")
-      lookups.release()
-      await within(draining, 5000, 'a closed')
-
-      b.restored[0]!.emit('down', 1)
-      c.emit('up', 1)
-      await until(() => got.length === 1 && b.received.length === 1, 5000, 'the next messages, on b')
-      expect(got).toEqual([1])
-      expect(b.received).toEqual([1])
-      expect(a.received).toEqual([])
-      expect(lost).toEqual([])
-      expect(b.restored).toHaveLength(1)
-      expect(c.id).toBe(id)
-    },
-  )
-})
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: JSON.parse(text).code }))
+      res.on('error', resolve)
+    })
+    req.on('error', resolve)
+    req.end(body)
+  })
+}
