@@ -1,14 +1,22 @@
-// The end of a closing node's drain while a client reaches the node that holds its session
-// through it (get-across-close.test.ts, resume-across-close.test.ts): the GETs it relays, held
-// there, end with CLOSE 'server handoff', and the client goes on where its session is, having
-// seen no transport fail.
-import type { Socket } from '@parley/client'
-import { PacketType } from '@parley/protocol'
+// A client that reaches the node holding its session through a closing node, as the across-close
+// suites set it up (get-, post-, resume- and websocket-across-close.test.ts): two nodes behind a
+// balancer, the client connected to one, and a session of the closing node that nobody claims,
+// which holds its drain open. Then the end of that drain: the GETs it relays, held on the other
+// node, end with CLOSE 'server handoff', and the client goes on where its session is, having seen
+// no transport fail.
+import { type ClientOptions, connect, type Socket } from '@parley/client'
+import { PacketType, type TransportName } from '@parley/protocol'
 import { expect } from 'vitest'
 import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
 import { until, within } from '../../server/test/helpers.js'
-import type { RawClient } from '../../server/test/raw-client.js'
-import type { SuiteNode } from './e2e-suite.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
+import {
+  type balancedSuite,
+  type SuiteNode,
+  seesOthers,
+  startTrafficNode,
+  type TrafficNode,
+} from './e2e-suite.js'
 
 /** The header a node marks the requests it sends on with. */
 const ROUTED = 'x-parley-routed'
@@ -72,4 +80,62 @@ export async function endDrain({ a, balancer, held, draining, heldOnB, lost }: D
   balancer.avoid.add(0)
   await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
   await within(draining, 5000, 'the drain over once the held session said goodbye')
+}
+
+/** The HTTP transports, each with Fastify closing both ways (its `return503OnClosing`). */
+export const httpCases: [TransportName, boolean][] = [
+  ['sse', true],
+  ['polling', true],
+  ['sse', false],
+  ['polling', false],
+]
+
+/** Two nodes behind a balancer and a client of them, as `acrossClose` leaves them. */
+export interface AcrossClose {
+  /** The node that will close, the balancer's first backend. */
+  a: TrafficNode
+  b: TrafficNode
+  balancer: RoundRobinProxy
+  /** The GETs a relays to b, held there (see `relayedGetsHeld`), counted from before the client came. */
+  heldOnB: () => number
+  c: Socket
+  /** The numbered `down` messages the client received (see `received`). */
+  got: number[]
+  /** The client's transport errors (see `transportErrors`). */
+  lost: string[]
+  /** The session of a's own that nobody claims: a's drain waits for it. */
+  held: RawClient
+}
+
+/**
+ * Starts nodes a (Fastify's `return503OnClosing` as given) and b of the suite, a balancer over
+ * them that sends everything to `home` for now, and a client of `transport` (with `options`)
+ * through it, connected to `home`; then opens a session of a that nobody claims and waits for a
+ * to see b alive (see `seesOthers`), so that a's close drains rather than seals at once.
+ */
+export async function acrossClose(
+  { suite, balance }: ReturnType<typeof balancedSuite>,
+  setup: {
+    transport: TransportName
+    return503OnClosing: boolean
+    home: 'a' | 'b'
+    options?: Pick<ClientOptions, 'WebSocket' | 'fetch'>
+  },
+): Promise<AcrossClose> {
+  const a = await startTrafficNode(suite.redis.url, suite.nodes, {
+    fastify: { return503OnClosing: setup.return503OnClosing },
+  })
+  const b = await startTrafficNode(suite.redis.url, suite.nodes)
+  const balancer = await balance([a, b])
+  const heldOnB = relayedGetsHeld(b)
+  balancer.avoid.add(setup.home === 'a' ? 1 : 0)
+  const c = connect(`${balancer.url}/parley`, { transports: [setup.transport], ...setup.options })
+  suite.clients.push(c)
+  const lost = transportErrors(c)
+  const got = received(c)
+  if (setup.home === 'a') await until(() => c.connected, 3000, 'connected to a')
+  else await until(() => c.connected && b.connections.length === 1, 3000, 'connected to b')
+  const held = await rawConnect('polling', a.started.base)
+  await seesOthers(a)
+  return { a, b, balancer, heldOnB, c, got, lost, held }
 }

@@ -9,42 +9,24 @@
 // open by a session of its own that nobody claims (a bare client that does not resume), whose
 // goodbye ends it. Both ways Fastify may close: answering every request itself (its default
 // `return503OnClosing`), or leaving them to the routes until Parley has closed.
-import { connect } from '@parley/client'
-import type { TransportName } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { rawConnect } from '../../server/test/raw-client.js'
-import { endDrain, received, relayedGetsHeld, transportErrors } from './drain-end.js'
-import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
+import { acrossClose, endDrain, httpCases } from './drain-end.js'
+import { balancedSuite } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a session held elsewhere', () => {
-  const { suite, balance } = balancedSuite()
-  const { nodes, clients } = suite
+  const suite = balancedSuite()
 
-  const cases: [TransportName, boolean][] = [
-    ['sse', true],
-    ['polling', true],
-    ['sse', false],
-    ['polling', false],
-  ]
-  it.each(cases)(
+  it.each(httpCases)(
     'of a session taken over since it was handed off (%s) goes on to the node that took it (return503OnClosing: %s)',
     async (transport, return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
-      const b = await startTrafficNode(suite.redis.url, nodes)
-      const balancer = await balance([a, b])
-      const heldOnB = relayedGetsHeld(b)
-      balancer.avoid.add(1)
-      const c = connect(`${balancer.url}/parley`, { transports: [transport] })
-      clients.push(c)
-      const lost = transportErrors(c)
-      const got = received(c)
-      await until(() => c.connected, 3000, 'connected to a')
+      const { a, b, balancer, heldOnB, c, got, lost, held } = await acrossClose(suite, {
+        transport,
+        return503OnClosing,
+        home: 'a',
+      })
       const id = c.id
-      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
-      const held = await rawConnect('polling', a.started.base)
-      await seesOthers(a)
 
       // a drains: the client resumes on b, and the GET that follows its resume (its stream, or
       // its first poll) goes to a.
@@ -82,21 +64,13 @@ describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a sess
   it.each([true, false])(
     "of a relayed client (polling), and its POST, go on to the client's node (return503OnClosing: %s)",
     async (return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
-      const b = await startTrafficNode(suite.redis.url, nodes)
-      const balancer = await balance([a, b])
-      const heldOnB = relayedGetsHeld(b)
       // The session lives on b.
-      balancer.avoid.add(0)
-      const c = connect(`${balancer.url}/parley`, { transports: ['polling'] })
-      clients.push(c)
-      const lost = transportErrors(c)
-      const got = received(c)
-      await until(() => c.connected && b.connections.length === 1, 3000, 'connected to b')
+      const { a, b, balancer, heldOnB, c, got, lost, held } = await acrossClose(suite, {
+        transport: 'polling',
+        return503OnClosing,
+        home: 'b',
+      })
       const socket = b.connections[0]!
-      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
-      const held = await rawConnect('polling', a.started.base)
-      await seesOthers(a)
 
       // a begins to close; from now on the balancer sends the client's requests to a.
       const draining = a.started.app.close()

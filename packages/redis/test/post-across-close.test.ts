@@ -6,34 +6,25 @@
 // still closes; its goodbye ends the drain at the end of the test. Both ways Fastify may close:
 // answering every request itself (its default `return503OnClosing`), or leaving them to the
 // routes until Parley has closed.
-import { connect } from '@parley/client'
 import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { rawConnect } from '../../server/test/raw-client.js'
-import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
+import { acrossClose } from './drain-end.js'
+import { balancedSuite } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close', () => {
-  const { suite, balance } = balancedSuite()
-  const { nodes, clients } = suite
+  const suite = balancedSuite()
 
   it.each([true, false])(
     'goes on to the node that took the session over (return503OnClosing: %s)',
     async (return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
-      const b = await startTrafficNode(suite.redis.url, nodes)
-      const balancer = await balance([a, b])
-      balancer.avoid.add(1)
-      const c = connect(`${balancer.url}/parley`, { transports: ['sse'] })
-      clients.push(c)
-      const lost: string[] = []
-      c.on('transport_error', (_transport, error) => lost.push(error.code))
-      await until(() => c.connected, 3000, 'connected to a')
+      const { a, b, balancer, c, lost, held } = await acrossClose(suite, {
+        transport: 'sse',
+        return503OnClosing,
+        home: 'a',
+      })
       const id = c.id
-      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
-      const held = await rawConnect('polling', a.started.base)
-      await seesOthers(a)
 
       // a drains: the client resumes on b.
       balancer.avoid.clear()

@@ -7,45 +7,27 @@
 // The drain is held open by a session of its own that nobody claims (a bare client that does not
 // resume), whose goodbye ends it. Both ways Fastify may close: answering every request itself
 // (its default `return503OnClosing`), or leaving them to the routes until Parley has closed.
-import { connect } from '@parley/client'
-import type { TransportName } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { rawConnect } from '../../server/test/raw-client.js'
-import { endDrain, received, relayedGetsHeld, transportErrors } from './drain-end.js'
-import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
+import { acrossClose, endDrain, httpCases } from './drain-end.js'
+import { balancedSuite } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())(
   'a resume that reaches the closing node that handed its session off',
   () => {
-    const { suite, balance } = balancedSuite()
-    const { nodes, clients } = suite
+    const suite = balancedSuite()
 
-    const cases: [TransportName, boolean][] = [
-      ['sse', true],
-      ['polling', true],
-      ['sse', false],
-      ['polling', false],
-    ]
-    it.each(cases)(
+    it.each(httpCases)(
       'is sent on to a live node, which claims the session (%s, return503OnClosing: %s)',
       async (transport, return503OnClosing) => {
-        const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
-        const b = await startTrafficNode(suite.redis.url, nodes)
-        const balancer = await balance([a, b])
-        const heldOnB = relayedGetsHeld(b)
         // Everything goes to a, the resume included.
-        balancer.avoid.add(1)
-        const c = connect(`${balancer.url}/parley`, { transports: [transport] })
-        clients.push(c)
-        const lost = transportErrors(c)
-        const got = received(c)
-        await until(() => c.connected, 3000, 'connected to a')
+        const { a, b, balancer, heldOnB, c, got, lost, held } = await acrossClose(suite, {
+          transport,
+          return503OnClosing,
+          home: 'a',
+        })
         const id = c.id
-        // A session of a that nobody claims: a's drain waits for it (see seesOthers).
-        const held = await rawConnect('polling', a.started.base)
-        await seesOthers(a)
 
         const draining = a.started.app.close()
         await until(() => b.restored.length === 1 && c.connected, 8000, 'claimed by b through a')

@@ -9,51 +9,37 @@
 // drain is held open by a session of its own that nobody claims (a bare client that does not
 // resume), whose goodbye ends it. Both ways Fastify may close: answering every request itself, or
 // leaving them to the routes until Parley has closed.
-import { connect, type Socket } from '@parley/client'
 import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { handoffSniffer } from '../../../test/cluster/sniff.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { rawConnect } from '../../server/test/raw-client.js'
-import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
-
-/** A WebSocket client of `url`, with what it receives and the handoff CLOSEs it is told. */
-function watchedClient(url: string) {
-  const handoffs = { drained: 0, relayed: 0 }
-  const client: Socket = connect(url, {
-    transports: ['websocket'],
-    ...handoffSniffer((relayed) => {
-      if (relayed) handoffs.relayed++
-      else handoffs.drained++
-    }),
-  })
-  const got: number[] = []
-  client.on('down', (n: number) => got.push(n))
-  const lost: string[] = []
-  client.on('transport_error', (_transport, error) => lost.push(error.code))
-  return { client, got, lost, handoffs }
-}
+import { type AcrossClose, acrossClose } from './drain-end.js'
+import { balancedSuite } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing node', () => {
-  const { suite, balance } = balancedSuite()
-  const { nodes, clients } = suite
+  const suite = balancedSuite()
+
+  /** `acrossClose` with a WebSocket client, and the handoff CLOSEs it is told. */
+  async function watched(
+    return503OnClosing: boolean,
+    home: 'a' | 'b',
+  ): Promise<AcrossClose & { handoffs: { drained: number; relayed: number } }> {
+    const handoffs = { drained: 0, relayed: 0 }
+    const options = handoffSniffer((relayed) => {
+      if (relayed) handoffs.relayed++
+      else handoffs.drained++
+    })
+    const setup = await acrossClose(suite, { transport: 'websocket', return503OnClosing, home, options })
+    return { ...setup, handoffs }
+  }
 
   it.each([true, false])(
     'of the session it handed off is relayed to a live node, which claims it (return503OnClosing: %s)',
     async (return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
-      const b = await startTrafficNode(suite.redis.url, nodes)
-      const balancer = await balance([a, b])
       // Everything goes to a, the resume included.
-      balancer.avoid.add(1)
-      const { client: c, got, lost, handoffs } = watchedClient(`${balancer.url}/parley`)
-      clients.push(c)
-      await until(() => c.connected, 3000, 'connected to a')
+      const { a, b, balancer, c, got, lost, held, handoffs } = await watched(return503OnClosing, 'a')
       const id = c.id
-      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
-      const held = await rawConnect('polling', a.started.base)
-      await seesOthers(a)
 
       const draining = a.started.app.close()
       await until(() => b.restored.length === 1 && c.connected, 8000, 'claimed by b through a')
@@ -90,18 +76,9 @@ describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing no
   it.each([true, false])(
     'of a session another node holds is relayed to that node (return503OnClosing: %s)',
     async (return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
-      const b = await startTrafficNode(suite.redis.url, nodes)
-      const balancer = await balance([a, b])
       // The session lives on b.
-      balancer.avoid.add(0)
-      const { client: c, got, lost, handoffs } = watchedClient(`${balancer.url}/parley`)
-      clients.push(c)
-      await until(() => c.connected && b.connections.length === 1, 3000, 'connected to b')
+      const { a, b, balancer, c, got, lost, held, handoffs } = await watched(return503OnClosing, 'b')
       const socket = b.connections[0]!
-      // A session of a that nobody claims: a's drain waits for it (see seesOthers).
-      const held = await rawConnect('polling', a.started.base)
-      await seesOthers(a)
 
       // a begins to close; from now on the balancer sends the client to a, and its WebSocket is cut.
       const draining = a.started.app.close()
