@@ -127,6 +127,25 @@ async function passing(ms: number): Promise<void> {
 }
 
 /**
+ * Stops the clocks (`stopClocks`), then hands `c`'s session off (`handOff`) and waits for the
+ * CLOSE. Returns the drain under way, and what the application heard from then on: how many
+ * `connect`s, and when a `disconnect` came (on the stopped clocks, from the handoff's start).
+ */
+async function handedOffOnStoppedClocks(c: Socket, handOff: () => Promise<unknown>) {
+  let connects = 0
+  c.on('connect', () => connects++)
+  stopClocks()
+  const closedAt = performance.now()
+  let downAt: number | undefined
+  c.on('disconnect', () => {
+    downAt ??= performance.now() - closedAt
+  })
+  const drained = handOff()
+  await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+  return { drained, connects: () => connects, downAt: () => downAt }
+}
+
+/**
  * Two nodes sharing sessions behind a round-robin proxy, and a client connected to the first on
  * WebSocket; `handOff()` drains the first, sending the client to the second, which answers
  * `busy.late` requests late from then on (until `slow` is set false). `said` is what the client
@@ -282,11 +301,7 @@ describe('a resume after a handoff, at a node slow to answer handshakes', () => 
       reconnectionDelay: 100,
     })
     const id = c.id
-    let connects = 0
-    c.on('connect', () => connects++)
-    stopClocks()
-    const drained = handOff()
-    await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+    const { drained, connects } = await handedOffOnStoppedClocks(c, handOff)
     // 12 s on the stopped clocks, each try 1 s, each wait at most 200 ms: tried and timed out
     // all along.
     await spendTries(12_000, lateUpgrades, { wait: 200, timeout: 1000 })
@@ -294,7 +309,7 @@ describe('a resume after a handoff, at a node slow to answer handshakes', () => 
     recover()
     await untilTicking(() => c.connected, 'the resume once the node answers on time')
     expect(said.filter((line) => !line.endsWith('PARLEY_HANDSHAKE_TIMEOUT'))).toEqual(['sse -> sse (resume)'])
-    expect(connects).toBe(0)
+    expect(connects()).toBe(0)
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
     await untilTicking(ended(drained), 'the drain')
@@ -314,23 +329,16 @@ describe('a resume after a handoff, at a node slow to answer handshakes', () => 
       reconnectionDelay: 100,
       randomization: 0,
     })
-    stopClocks()
-    const closedAt = performance.now()
-    let downAt: number | undefined
-    c.on('disconnect', () => {
-      downAt ??= performance.now() - closedAt
-    })
-    const drained = handOff()
-    await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+    const { drained, downAt } = await handedOffOnStoppedClocks(c, handOff)
     // Tries of 1 s each and waits of 200 ms (100 ms before the second): the quiet time's end is
     // pushed back by 1 s every 1.2 s. Uncapped, it would meet the clock 60 s after the CLOSE.
-    await spendTries(30_000, lateUpgrades, { wait: 200, timeout: 1000, done: () => downAt !== undefined })
+    await spendTries(30_000, lateUpgrades, { wait: 200, timeout: 1000, done: () => downAt() !== undefined })
     expect(said.filter((line) => !line.endsWith('PARLEY_HANDSHAKE_TIMEOUT'))).toEqual([
       'disconnect transport close',
     ])
     // At the end of the first try that ends past 20 s.
-    expect(downAt).toBeGreaterThanOrEqual(20_000)
-    expect(downAt).toBeLessThanOrEqual(21_200)
+    expect(downAt()).toBeGreaterThanOrEqual(20_000)
+    expect(downAt()).toBeLessThanOrEqual(21_200)
     await untilTicking(ended(drained), 'the drain')
   })
 })
@@ -347,11 +355,7 @@ describe.each([503, 502] as const)('a resume after a handoff, answered %i at onc
       faulty: true,
     })
     const id = c.id
-    let connects = 0
-    c.on('connect', () => connects++)
-    stopClocks()
-    const drained = handOff()
-    await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+    const { drained, connects } = await handedOffOnStoppedClocks(c, handOff)
     // The resume waits for the clocks to move (its retryAfter is 0, on them).
     front!.unavailable = status
     await passing(12_000)
@@ -360,7 +364,7 @@ describe.each([503, 502] as const)('a resume after a handoff, answered %i at onc
     front!.unavailable = 0
     await untilTicking(() => c.connected, 'the resume once the balancer has a node again')
     expect(said.filter((line) => !line.startsWith('sse PARLEY_'))).toEqual(['sse -> sse (resume)'])
-    expect(connects).toBe(0)
+    expect(connects()).toBe(0)
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
     await untilTicking(ended(drained), 'the drain')
@@ -375,22 +379,15 @@ describe('a resume after a handoff, answered 503 at once for good', () => {
       randomization: 0,
       faulty: true,
     })
-    stopClocks()
-    const closedAt = performance.now()
-    let downAt: number | undefined
-    c.on('disconnect', () => {
-      downAt ??= performance.now() - closedAt
-    })
-    const drained = handOff()
-    await untilReally(() => !c.connected, 3000, 'the handoff CLOSE')
+    const { drained, downAt } = await handedOffOnStoppedClocks(c, handOff)
     front!.unavailable = 503
     // Waits of 100 ms, then 200 ms, each pushing the end of the quiet time back as long.
     // Uncapped, it would never meet the clock.
-    for (let spent = 0; spent < 25_000 && downAt === undefined; spent += 1000) await passing(1000)
+    for (let spent = 0; spent < 25_000 && downAt() === undefined; spent += 1000) await passing(1000)
     expect(said.filter((line) => !line.startsWith('sse PARLEY_'))).toEqual(['disconnect transport close'])
     // At the end of the first attempt that ends past 20 s.
-    expect(downAt).toBeGreaterThanOrEqual(20_000)
-    expect(downAt).toBeLessThanOrEqual(20_500)
+    expect(downAt()).toBeGreaterThanOrEqual(20_000)
+    expect(downAt()).toBeLessThanOrEqual(20_500)
     front!.unavailable = 0
     await untilTicking(ended(drained), 'the drain')
   })
