@@ -10,6 +10,7 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { type RawClient, Refused, rawConnect } from '../../server/test/raw-client.js'
+import { fiveSentThenLeft, holdClaim } from './held-claims.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
 /** A WebSocket resume moves its session to the node it reached. */
@@ -27,26 +28,6 @@ interface LogLine {
 
 /** The Redis key of `sid`'s handoff (see handoff.ts). */
 const handoffKey = (sid: string) => `parley:handoff:${createHash('sha256').update(sid).digest('base64url')}`
-
-/**
- * Holds `node`'s claims of handed-off sessions at its door until `open()`: the node found the
- * session leaving its node, and its claim has not reached Redis yet.
- */
-function holdClaim(node: TestNode): { entered: () => boolean; open: () => void } {
-  const adapter = node.adapter
-  const claim = adapter.claimSession.bind(adapter)
-  let open: () => void = () => {}
-  const door = new Promise<void>((resolve) => {
-    open = resolve
-  })
-  let entered = false
-  adapter.claimSession = async (sid: string) => {
-    entered = true
-    await door
-    return claim(sid)
-  }
-  return { entered: () => entered, open }
-}
 
 /** A handshake under way, its refusal kept for later rather than left unhandled meanwhile. */
 function attempt(handshake: Promise<RawClient>): Promise<{ client?: RawClient; err?: unknown }> {
@@ -81,16 +62,6 @@ describe.skipIf(skipRedisSuites())('a resume whose claim takes nothing', () => {
     return started
   }
 
-  /** A WebSocket session on `node` that sent news 1 to 5, which its client took, then left. */
-  async function fiveSentThenLeft(node: TestNode): Promise<RawClient> {
-    const first = await rawConnect('websocket', node.base)
-    const socket = node.app.parley.sockets.get(first.id)!
-    for (let n = 1; n <= 5; n++) socket.emit('news', n)
-    await first.next((p) => p.type === PacketType.EVENT && p.seq === 5)
-    first.close()
-    return first
-  }
-
   /** The resume got a new session at once: OPEN, not recovered, under another sid. */
   async function startedAnew(outcome: Promise<{ client?: RawClient; err?: unknown }>, sid: string) {
     const { client, err } = await within(outcome, 3000, 'the answer to the resume')
@@ -103,7 +74,7 @@ describe.skipIf(skipRedisSuites())('a resume whose claim takes nothing', () => {
 
   it('a snapshot no node can read: a new session at once, and the coded error logged', async () => {
     const [a, b] = await cluster(2)
-    const first = await fiveSentThenLeft(a!.node)
+    const { first } = await fiveSentThenLeft(a!.node)
     const claim = holdClaim(b!.node)
     // b's WebSocket resume has a hand the session off, then claims it.
     const resume = attempt(rawConnect('websocket', b!.node.base, { sid: first.sid, ack: 2 }))
@@ -129,7 +100,7 @@ describe.skipIf(skipRedisSuites())('a resume whose claim takes nothing', () => {
 
   it('a claim Redis refuses: told to try again, as when Redis cannot be asked, and the next try takes the session over', async () => {
     const [a, b] = await cluster(2)
-    const first = await fiveSentThenLeft(a!.node)
+    const { first } = await fiveSentThenLeft(a!.node)
     const claim = holdClaim(b!.node)
     const resume = attempt(rawConnect('websocket', b!.node.base, { sid: first.sid, ack: 2 }))
     await until(claim.entered, 2000, 'b claiming the session')
@@ -165,7 +136,7 @@ describe.skipIf(skipRedisSuites())('a resume whose claim takes nothing', () => {
 
   it('a move its node gave up on and kept: told the session stayed on its node, and the next try resumes it there', async () => {
     const [a, b, c] = await cluster(3)
-    const first = await fiveSentThenLeft(a!.node)
+    const { first } = await fiveSentThenLeft(a!.node)
     const sid = first.sid
     // a's store answers the write of its move only after a stopped waiting for it
     // (handoff.timeout): the snapshot is stored meanwhile, and a keeps the session.
@@ -217,7 +188,7 @@ describe.skipIf(skipRedisSuites())('a resume whose claim takes nothing', () => {
 
   it('a claim won by a node that left before it took the session over: a new session at once', async () => {
     const [a, b, c] = await cluster(3)
-    const first = await fiveSentThenLeft(a!.node)
+    const { first } = await fiveSentThenLeft(a!.node)
     const claim = holdClaim(c!.node)
     // c's WebSocket resume has a hand the session off, then claims it.
     const resume = attempt(rawConnect('websocket', c!.node.base, { sid: first.sid, ack: 2 }))

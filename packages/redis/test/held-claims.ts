@@ -1,8 +1,8 @@
 // Resumes that race each other for one session, set up alike by the suites that hold them
-// (hostile-forwarding.test.ts, same-node-resumes.test.ts): a WebSocket session that sent news and
-// left, the claims of it a node makes held at a door the test opens, a node's first look-up of
-// the owner held likewise, the replay a resume that took it over gets, and a probe of whether a
-// session answers.
+// (hostile-forwarding.test.ts, same-node-resumes.test.ts, claim-misses.test.ts): a WebSocket
+// session that sent news and left, the claims of it a node makes held at a door the test opens,
+// a node's first look-up of the owner held likewise, the replay a resume that took it over gets,
+// and a probe of whether a session answers.
 import { PacketType } from '@parley/protocol'
 import type { SessionOwnerAnswer } from '@parley/server'
 import { expect } from 'vitest'
