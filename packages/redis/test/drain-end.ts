@@ -6,6 +6,7 @@
 // no transport fail.
 import { type ClientOptions, connect, type Socket } from '@parley/client'
 import { PacketType, type TransportName } from '@parley/protocol'
+import type { ServerSocket } from '@parley/server'
 import { expect } from 'vitest'
 import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -138,4 +139,21 @@ export async function acrossClose(
   const held = await rawConnect('polling', a.started.base)
   await seesOthers(a)
   return { a, b, balancer, heldOnB, c, got, lost, held }
+}
+
+/**
+ * The client's session on b (`socket`) sends `down` number `down` and the client sends `up`
+ * number `up`; resolves once the client has had `down` of them and b `up` (each counting from 1).
+ */
+export async function bothWays(
+  { b, c, got }: AcrossClose,
+  socket: ServerSocket,
+  down: number,
+  up: number,
+  ms: number,
+  what: string,
+): Promise<void> {
+  socket.emit('down', down)
+  c.emit('up', up)
+  await until(() => got.length === down && b.received.length === up, ms, what)
 }

@@ -12,7 +12,7 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { acrossClose, endDrain, httpCases } from './drain-end.js'
+import { acrossClose, bothWays, endDrain, httpCases } from './drain-end.js'
 import { balancedSuite } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a session held elsewhere', () => {
@@ -21,11 +21,12 @@ describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a sess
   it.each(httpCases)(
     'of a session taken over since it was handed off (%s) goes on to the node that took it (return503OnClosing: %s)',
     async (transport, return503OnClosing) => {
-      const { a, b, balancer, heldOnB, c, got, lost, held } = await acrossClose(suite, {
+      const setup = await acrossClose(suite, {
         transport,
         return503OnClosing,
         home: 'a',
       })
+      const { a, b, balancer, heldOnB, c, got, lost, held } = setup
       const id = c.id
 
       // a drains: the client resumes on b, and the GET that follows its resume (its stream, or
@@ -48,9 +49,7 @@ describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a sess
 
       // a's drain ends: what it relays ends with CLOSE 'server handoff', and the client resumes on b.
       await endDrain({ a, balancer, held, draining, heldOnB, lost })
-      b.restored[0]!.emit('down', 2)
-      c.emit('up', 2)
-      await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages, on b')
+      await bothWays(setup, b.restored[0]!, 2, 2, 5000, 'the next messages, on b')
 
       expect(got).toEqual([1, 2])
       expect(b.received).toEqual([1, 2])
@@ -65,11 +64,12 @@ describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a sess
     "of a relayed client (polling), and its POST, go on to the client's node (return503OnClosing: %s)",
     async (return503OnClosing) => {
       // The session lives on b.
-      const { a, b, balancer, heldOnB, c, got, lost, held } = await acrossClose(suite, {
+      const setup = await acrossClose(suite, {
         transport: 'polling',
         return503OnClosing,
         home: 'b',
       })
+      const { a, b, balancer, heldOnB, c, got, lost, held } = setup
       const socket = b.connections[0]!
 
       // a begins to close; from now on the balancer sends the client's requests to a.
@@ -82,15 +82,11 @@ describe.skipIf(skipRedisSuites())('a GET that reaches a closing node for a sess
       socket.emit('down', 1)
       await until(() => got.length === 1, 3000, 'the first message')
       await until(() => balancer.forwarded[0]! > toA, 3000, 'a poll to a')
-      socket.emit('down', 2)
-      c.emit('up', 1)
-      await until(() => got.length === 2 && b.received.length === 1, 3000, 'both ways through a')
+      await bothWays(setup, socket, 2, 1, 3000, 'both ways through a')
 
       // a's drain ends: the poll it relays ends with CLOSE 'server handoff'; the client resumes on b.
       await endDrain({ a, balancer, held, draining, heldOnB, lost })
-      socket.emit('down', 3)
-      c.emit('up', 2)
-      await until(() => got.length === 3 && b.received.length === 2, 5000, 'the next messages, on b')
+      await bothWays(setup, socket, 3, 2, 5000, 'the next messages, on b')
 
       expect(got).toEqual([1, 2, 3])
       expect(b.received).toEqual([1, 2])

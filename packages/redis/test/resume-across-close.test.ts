@@ -10,7 +10,7 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { acrossClose, endDrain, httpCases } from './drain-end.js'
+import { acrossClose, bothWays, endDrain, httpCases } from './drain-end.js'
 import { balancedSuite } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())(
@@ -22,25 +22,22 @@ describe.skipIf(skipRedisSuites())(
       'is sent on to a live node, which claims the session (%s, return503OnClosing: %s)',
       async (transport, return503OnClosing) => {
         // Everything goes to a, the resume included.
-        const { a, b, balancer, heldOnB, c, got, lost, held } = await acrossClose(suite, {
+        const setup = await acrossClose(suite, {
           transport,
           return503OnClosing,
           home: 'a',
         })
+        const { a, b, balancer, heldOnB, c, got, lost, held } = setup
         const id = c.id
 
         const draining = a.started.app.close()
         await until(() => b.restored.length === 1 && c.connected, 8000, 'claimed by b through a')
         expect(balancer.forwarded[1]).toBe(0)
-        b.restored[0]!.emit('down', 1)
-        c.emit('up', 1)
-        await until(() => got.length === 1 && b.received.length === 1, 3000, 'both ways through a')
+        await bothWays(setup, b.restored[0]!, 1, 1, 3000, 'both ways through a')
 
         // a's drain ends: what it relays ends with CLOSE 'server handoff', and the client resumes on b.
         await endDrain({ a, balancer, held, draining, heldOnB, lost })
-        b.restored[0]!.emit('down', 2)
-        c.emit('up', 2)
-        await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages, on b')
+        await bothWays(setup, b.restored[0]!, 2, 2, 5000, 'the next messages, on b')
 
         expect(got).toEqual([1, 2])
         expect(b.received).toEqual([1, 2])

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest'
 import { handoffSniffer } from '../../../test/cluster/sniff.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { type AcrossClose, acrossClose } from './drain-end.js'
+import { type AcrossClose, acrossClose, bothWays } from './drain-end.js'
 import { balancedSuite } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing node', () => {
@@ -38,15 +38,14 @@ describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing no
     'of the session it handed off is relayed to a live node, which claims it (return503OnClosing: %s)',
     async (return503OnClosing) => {
       // Everything goes to a, the resume included.
-      const { a, b, balancer, c, got, lost, held, handoffs } = await watched(return503OnClosing, 'a')
+      const setup = await watched(return503OnClosing, 'a')
+      const { a, b, balancer, c, got, lost, held, handoffs } = setup
       const id = c.id
 
       const draining = a.started.app.close()
       await until(() => b.restored.length === 1 && c.connected, 8000, 'claimed by b through a')
       expect(balancer.upgrades[1]).toBe(0)
-      b.restored[0]!.emit('down', 1)
-      c.emit('up', 1)
-      await until(() => got.length === 1 && b.received.length === 1, 3000, 'both ways through a')
+      await bothWays(setup, b.restored[0]!, 1, 1, 3000, 'both ways through a')
       expect(lost).toEqual([])
       expect(handoffs).toEqual({ drained: 1, relayed: 0 })
       expect(a.started.app.parley.closed).toBe(false)
@@ -58,9 +57,7 @@ describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing no
       await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
       await within(draining, 5000, 'the drain over once the held session said goodbye')
       await until(() => handoffs.relayed === 1, 3000, "the relay's CLOSE 'server handoff'")
-      b.restored[0]!.emit('down', 2)
-      c.emit('up', 2)
-      await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages, on b')
+      await bothWays(setup, b.restored[0]!, 2, 2, 5000, 'the next messages, on b')
 
       expect(got).toEqual([1, 2])
       expect(b.received).toEqual([1, 2])
@@ -77,7 +74,8 @@ describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing no
     'of a session another node holds is relayed to that node (return503OnClosing: %s)',
     async (return503OnClosing) => {
       // The session lives on b.
-      const { a, b, balancer, c, got, lost, held, handoffs } = await watched(return503OnClosing, 'b')
+      const setup = await watched(return503OnClosing, 'b')
+      const { a, b, balancer, c, got, lost, held, handoffs } = setup
       const socket = b.connections[0]!
 
       // a begins to close; from now on the balancer sends the client to a, and its WebSocket is cut.
@@ -89,9 +87,7 @@ describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing no
       const cut = lost.length
       balancer.cut()
       await until(() => balancer.upgrades[0]! > toA && c.connected, 8000, 'resumed through a')
-      socket.emit('down', 1)
-      c.emit('up', 1)
-      await until(() => got.length === 1 && b.received.length === 1, 3000, 'both ways through a')
+      await bothWays(setup, socket, 1, 1, 3000, 'both ways through a')
       // Only the cut failed a transport: the resume through a did not.
       expect(lost.slice(cut)).toEqual(['PARLEY_TRANSPORT_ERROR'])
       expect(a.started.app.parley.closed).toBe(false)
@@ -104,9 +100,7 @@ describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing no
       await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
       await within(draining, 5000, 'the drain over once the held session said goodbye')
       await until(() => handoffs.relayed === 1, 3000, "the relay's CLOSE 'server handoff'")
-      socket.emit('down', 2)
-      c.emit('up', 2)
-      await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages, on b')
+      await bothWays(setup, socket, 2, 2, 5000, 'the next messages, on b')
 
       expect(got).toEqual([1, 2])
       expect(b.received).toEqual([1, 2])
