@@ -31,14 +31,12 @@ export class ClosingForwards {
   /**
    * The request answered on `res` was looking its session's owner up (`lookup`) when this node
    * closed: it can no longer be sent on, and is answered here once the lookup is over (see
-   * `HttpForwards`). `closeAll` waits for the lookup, then for that answer; cut, the request
+   * `HttpForwards`). `closeAll` waits for the lookup, `limitMs` at the most (its own bound: an
+   * adapter's call that never settles holds no close), then for that answer; cut, the request
    * would fail its client's transport.
    */
-  lookingUp(res: ServerResponse, lookup: Promise<unknown>): void {
-    const settled = lookup.then(
-      () => {},
-      () => {},
-    )
+  lookingUp(res: ServerResponse, lookup: Promise<unknown>, limitMs: number): void {
+    const settled = settledWithin(lookup, limitMs)
     this.#lookups.add(settled)
     void settled.then(() => this.#lookups.delete(settled))
     this.add({
@@ -48,7 +46,7 @@ export class ClosingForwards {
   }
 
   /**
-   * Waits for the lookups under way (`lookingUp`; each bounds itself, see `OwnerLookup`), then
+   * Waits for the lookups under way (`lookingUp`, each within its own bound), then
    * for every forward that is ending, `limitMs` at the most, then cuts those still going; all of
    * it within `roomMs`, the time the close has left.
    */
@@ -59,16 +57,23 @@ export class ClosingForwards {
   }
 }
 
-/** Resolves once `promise` has, or `ms` have passed (never, for an infinite `ms`). */
+/** Node's longest timer: a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/**
+ * Resolves once `promise` has settled, either way, or `ms` have passed (never, for an infinite
+ * `ms`): what it settles with is its owner's to handle.
+ */
 async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  if (!Number.isFinite(ms)) {
-    await promise
-    return
-  }
+  const settled = promise.then(
+    () => {},
+    () => {},
+  )
+  if (!Number.isFinite(ms)) return settled
   let timer: NodeJS.Timeout | undefined
   await Promise.race([
-    promise,
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms)))),
+    settled,
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(Math.max(0, ms), MAX_TIMER_MS)))),
   ])
   clearTimeout(timer)
 }

@@ -331,7 +331,8 @@ export class Forwarder {
     if (this.#closed) return
     this.#closed = true
     this.#lookup.close()
-    for (const [res, lookup] of this.#answering) this.#options.closingForwards.lookingUp(res, lookup)
+    const { closingForwards, connectTimeout } = this.#options
+    for (const [res, lookup] of this.#answering) closingForwards.lookingUp(res, lookup, connectTimeout)
     this.#answering.clear()
     this.#http.end()
     this.#websockets.close(() => this.#handoff())
