@@ -62,6 +62,32 @@ describe.skipIf(skipRedisSuites())('two resumes of one session at once on the sa
     opened: all.map((n) => n.sockets.length),
   })
 
+  /**
+   * The end of two claims of session `id` on b, the first held before Redis or past it: the first
+   * (the WebSocket probe's) takes the session over from a; then the later resume's claim runs,
+   * finds nothing, and resumes the session restored on b, with no new session anywhere.
+   */
+  async function laterResumesRestored(
+    [a, b]: TestNode[],
+    claims: ReturnType<typeof holdClaims>,
+    probe: RawWebSocket,
+    later: Promise<{ client?: RawClient; err?: unknown }>,
+    id: string,
+  ): Promise<void> {
+    claims.open(0)
+    await replayed(probe, id)
+    await until(() => !a!.app.parley.sockets.has(id), 2000, 'a letting the session go')
+    claims.open(1)
+    const resumed = await opened(within(later, 3000, 'the answer to the later resume'))
+    suite.raws.push(resumed)
+    expect(resumed.open).toMatchObject({ recovered: true, id })
+    expect(await answers(resumed)).toBe(true)
+    expect(counts([a!, b!])).toEqual({ live: [0, 1], opened: [1, 0] })
+    await resumed.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+    await until(() => b!.app.parley.socketsCount === 0, 2000, 'the session to end')
+    probe.ws.terminate()
+  }
+
   it.each(['polling', 'websocket'] as const)(
     'the later one (%s) found the owner record naming this node: it resumes the restored session, and no new one opens',
     async (medium) => {
@@ -77,18 +103,7 @@ describe.skipIf(skipRedisSuites())('two resumes of one session at once on the sa
       const later = attempt(rawConnect(medium, b!.base, { sid: first.sid, ack: 2 }))
       await until(() => claims.entered() === 2, 2000, 'b’s second claim')
       // The first takeover is over before the second claim runs: it finds nothing to claim.
-      claims.open(0)
-      await replayed(probe, first.id)
-      await until(() => !a!.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
-      claims.open(1)
-      const resumed = await opened(within(later, 3000, 'the answer to the later resume'))
-      suite.raws.push(resumed)
-      expect(resumed.open).toMatchObject({ recovered: true, id: first.id })
-      expect(await answers(resumed)).toBe(true)
-      expect(counts([a!, b!])).toEqual({ live: [0, 1], opened: [1, 0] })
-      await resumed.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
-      await until(() => b!.app.parley.socketsCount === 0, 2000, 'the session to end')
-      probe.ws.terminate()
+      await laterResumesRestored([a!, b!], claims, probe, later, first.id)
     },
   )
 
@@ -101,18 +116,7 @@ describe.skipIf(skipRedisSuites())('two resumes of one session at once on the sa
     await until(() => claims.entered() === 1, 2000, 'b’s first claim')
     const later = attempt(rawConnect('polling', b!.base, { sid: first.sid, ack: 2 }))
     await until(() => claims.entered() === 2, 2000, 'b’s second claim')
-    claims.open(0)
-    await replayed(probe, first.id)
-    await until(() => !a!.app.parley.sockets.has(first.id), 2000, 'a letting the session go')
-    claims.open(1)
-    const resumed = await opened(within(later, 3000, 'the answer to the later resume'))
-    suite.raws.push(resumed)
-    expect(resumed.open).toMatchObject({ recovered: true, id: first.id })
-    expect(await answers(resumed)).toBe(true)
-    expect(counts([a!, b!])).toEqual({ live: [0, 1], opened: [1, 0] })
-    await resumed.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
-    await until(() => b!.app.parley.socketsCount === 0, 2000, 'the session to end')
-    probe.ws.terminate()
+    await laterResumesRestored([a!, b!], claims, probe, later, first.id)
   })
 
   it('back on the node it had left (a, then b, then a), the session that ends there answers a resume relayed there with its CLOSE, not with the old move', async () => {
