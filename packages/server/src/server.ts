@@ -865,15 +865,9 @@ export class ParleyServer<
     let existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
     if (hello.sid !== undefined && !existing) {
       if (!this.#ended.get(hello.sid)) {
-        // Tracked from the claim on, not from its win: a drain that begins while the claim is
-        // under way waits for it too, and hands on the session it wins (see `drain`). None
-        // starts once the node is closing (above), so what the drain waits for only shrinks.
-        const arrival = this.#arrive(hello.sid, () =>
+        const answer = await this.#arriveTracked(hello.sid, () =>
           this.#claimAndTakeOver(hello.sid as string, transport, hello, handshake, request, left),
         )
-        this.#takingOver.add(arrival)
-        void arrival.finally(() => this.#takingOver.delete(arrival)).catch(() => {})
-        const answer = await arrival
         if (answer !== undefined) return answer
         // Undefined: nothing to take over here (or the session ended on its old node after the
         // claim), or another resume of the same session took it over here meanwhile (see
@@ -1174,14 +1168,33 @@ export class ParleyServer<
   }
 
   /**
+   * `#arrive`, tracked from the claim on, not from its win: a drain that begins while the claim
+   * is under way waits for it too, and hands on the session it wins (see `drain`). None starts
+   * once the node is closing, so what the drain waits for only shrinks.
+   */
+  #arriveTracked(
+    sid: string,
+    takeOver: () => Promise<Refusal | null | undefined>,
+    goodbye = false,
+  ): Promise<Refusal | null | undefined> {
+    const arrival = this.#arrive(sid, takeOver, goodbye)
+    this.#takingOver.add(arrival)
+    void arrival.finally(() => this.#takingOver.delete(arrival)).catch(() => {})
+    return arrival
+  }
+
+  /**
    * `takeOver`, a resume's claim and takeover of `sid`, then the goodbye its client sent meanwhile
-   * through the node the session left, if one came (see `relayedGoodbye`).
+   * through the node the session left, if one came (see `relayedGoodbye`), or came with it
+   * (`goodbye`, see `handedOffGoodbye`).
    */
   async #arrive(
     sid: string,
     takeOver: () => Promise<Refusal | null | undefined>,
+    goodbye = false,
   ): Promise<Refusal | null | undefined> {
     const over = this.#goodbyesOnArrival.begin(sid)
+    if (goodbye) this.#goodbyesOnArrival.keep(sid)
     try {
       return await takeOver()
     } finally {
@@ -1205,6 +1218,37 @@ export class ParleyServer<
     if (!session) return this.#ended.get(sid) !== undefined
     if (goodbye) endByGoodbye(session, packets)
     return true
+  }
+
+  /**
+   * @internal A client's goodbye (`packets` hold its CLOSE) in an SSE or polling POST of `sid`
+   * (`transport`: a transport of the POST's kind, closed: no client waits on it), whose node
+   * handed the session off and is gone (its drain over, see routes.ts): no node holds the
+   * session, which waits in the store to be claimed by a resume its client, gone, never sends.
+   * The old node, frozen, would have ended it on that goodbye (see `Session.goodbyeWhileFrozen`);
+   * here it is claimed and taken over as for a resume whose client left during the takeover
+   * (the middleware runs on this POST's handshake, `restored` fires), then ends with 'client
+   * disconnect', as one a relayed goodbye crossed (see `#arrive`). One this node holds, takes
+   * over or ended meanwhile hears it as a relayed goodbye; nothing is claimed once the node
+   * closes (the goodbye is lost then, as before). Resolves once done; never rejects.
+   */
+  async handedOffGoodbye(
+    sid: string,
+    packets: readonly Packet[],
+    transport: Transport,
+    request: HandshakeRequest,
+  ): Promise<void> {
+    if (!packets.some((packet) => packet.type === PacketType.CLOSE)) return
+    if (this.#closing || this.relayedGoodbye(sid, packets)) return
+    const hello: HelloPacket = { type: PacketType.HELLO, sid }
+    const handshake = new SocketHandshake(request, undefined, transport.name)
+    await safely(() =>
+      this.#arriveTracked(
+        sid,
+        () => this.#claimAndTakeOver(sid, transport, hello, handshake, request, undefined),
+        true,
+      ),
+    )
   }
 
   /**

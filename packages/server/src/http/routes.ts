@@ -4,6 +4,7 @@ import { finished } from 'node:stream/promises'
 import {
   ErrorCode,
   type HelloPacket,
+  type Packet,
   PacketType,
   PROTOCOL_VERSION,
   type TransportName,
@@ -17,7 +18,14 @@ import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
 import { answer } from './answer.js'
-import { type BodyFailure, decodeBody, EMPTY_BODY, linesOfBody, NOT_UTF8_TEXT } from './body.js'
+import {
+  type BodyFailure,
+  type BodyResult,
+  decodeBody,
+  EMPTY_BODY,
+  linesOfBody,
+  NOT_UTF8_TEXT,
+} from './body.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import {
@@ -457,14 +465,18 @@ export async function parleyRoutes(
       }
       // It may live on another node: then that node answers (no sticky sessions needed).
       const owner = await ownerOf(sid, reply)
-      if (isHandedOff(owner) && method === 'GET') return handedOff(kind, reply, cors)
-      if (owner === undefined || isHandedOff(owner)) {
+      if (isHandedOff(owner)) {
+        if (method === 'GET') return handedOff(kind, reply, cors)
+        return handedOffPost(sid, kind, request, reply, cors, () => readRequestBody(request, reply))
+      }
+      if (owner === undefined) {
         server.unknownSession(sid)
         return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
       }
       let text = ''
+      let body: BodyResult = EMPTY_BODY
       if (method === 'POST') {
-        const body = await readRequestBody(request, reply)
+        body = await readRequestBody(request, reply)
         if (!body.ok) {
           if (body.reason === 'too large') return refuseTooLargeFor(owner, request, reply, cors)
           return bodyNotRead(reply, body.reason, cors)
@@ -474,6 +486,7 @@ export async function parleyRoutes(
       }
       if ((await forwarder.handOver(owner, request, reply, text, kind)) !== 'unreachable') return reply
       if (owner.handingOff && method === 'GET') return handedOff(kind, reply, cors)
+      if (owner.handingOff) return handedOffPost(sid, kind, request, reply, cors, async () => body)
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
     }
     if (method === 'POST' && session.state === 'frozen') {
@@ -609,6 +622,40 @@ export async function parleyRoutes(
   function handedOff(kind: HttpKind, reply: FastifyReply, cors: HeaderBag): FastifyReply {
     const { type, body } = closeAnswer(kind, forwarder.handedOffClose())
     return answer(reply, 200, { ...cors, 'Cache-Control': 'no-store' }, type, body)
+  }
+
+  /**
+   * A POST of a session whose node handed it off and is gone, as `handedOff` answers its GET: as
+   * that node would have (see `UpstreamPosts.takeHandedOff`), 204 with nothing of the body used,
+   * but a goodbye in it, which ends the session here (see `ParleyServer.handedOffGoodbye`).
+   * `read`: its body, read already when the owner was tried first.
+   */
+  async function handedOffPost(
+    sid: string,
+    kind: HttpKind,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    cors: HeaderBag,
+    read: () => Promise<BodyResult>,
+  ): Promise<FastifyReply> {
+    const goodbye = (packets: readonly Packet[]) => {
+      const transport = httpTransports[kind](options)
+      // No client waits on it: the session is taken over detached, and ends at once.
+      transport.close('normal')
+      return server.handedOffGoodbye(sid, packets, transport, handshakeRequest(request))
+    }
+    const taken = await posts.takeHandedOff(cors, read, goodbye)
+    const sent = taken.answer
+    // On the raw response when the owner was tried first and Fastify had given it up (see `answer`).
+    if (sent && !sent.body && reply.sent) {
+      const res = reply.raw
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(sent.status, { ...sent.headers, 'cache-control': 'no-store' })
+        res.end()
+      }
+      return reply
+    }
+    return send(reply, sent)
   }
 
   /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */

@@ -149,6 +149,28 @@ export class UpstreamPosts {
     return { answer: taken(cors) }
   }
 
+  /**
+   * A POST of a session whose node handed it off and is gone (its drain over: see routes.ts), its
+   * body read with `read`: answered as that node answered a POST of the session frozen there
+   * (`takeFrozen`): nothing of it is used, nor acknowledged (the client sends it again after the
+   * resume its next GET's CLOSE 'server handoff' brings, and the node that claims the session
+   * drops what it already has), 204; a refusal would fail the client's transport instead, and
+   * the client tell its application and resume without the CLOSE's quiet time. Its goodbye
+   * still ends the session: its packets, when they decode, go to `goodbye`
+   * (`ParleyServer.handedOffGoodbye`), awaited before the answer.
+   */
+  async takeHandedOff(
+    cors: HeaderBag,
+    read: () => Promise<BodyResult>,
+    goodbye: (packets: readonly Packet[]) => Promise<void>,
+  ): Promise<UpstreamOutcome> {
+    const body = await read()
+    if (!body.ok) return { answer: this.notRead(body.reason, cors) }
+    const decoded = decodeBody(linesOfBody(body), this.#maxPayload)
+    if (decoded.ok) await goodbye(decoded.packets)
+    return { answer: taken(cors) }
+  }
+
   /** A POST of `session` while the server closes: see `TakePost`. */
   takeFor(
     session: Session | undefined,

@@ -1,0 +1,159 @@
+// An upstream POST (SSE or polling) of a session its node handed off, held up on its way until
+// that node's drain is over and the node has closed: the balancer then sends it to a live node,
+// which cannot reach the closed one. As for the GET (get-after-drain.test.ts), the owner record
+// says the session was handed off, not lost: the live node answers the POST as the closing node
+// answered one of the session frozen there, 204 with nothing of it used (the client sends it again
+// after its resume, which the GET's CLOSE 'server handoff' brings), and a goodbye in it ends the
+// session. Answered 400 PARLEY_UNKNOWN_SESSION instead, the POST failed the client's transport
+// (its application heard a transport_error, and the client resumed without the CLOSE's quiet
+// time), and a goodbye was lost: the session waited in the store for a claim that never came.
+import { connect, type Socket } from '@parley/client'
+import { CloseReason } from '@parley/protocol'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+
+/** Numbered `down` messages `client` receives, in order. */
+function received(client: Socket): number[] {
+  const got: number[] = []
+  client.on('down', (n: number) => got.push(n))
+  return got
+}
+
+/** What the application heard of trouble: transport errors by code, and disconnects by reason. */
+function trouble(client: Socket): string[] {
+  const heard: string[] = []
+  client.on('transport_error', (_transport, error) => heard.push(error.code))
+  client.on('disconnect', (reason) => heard.push(`disconnect: ${reason}`))
+  return heard
+}
+
+type Method = 'GET' | 'POST'
+
+/**
+ * A `fetch` whose requests of a session (polls, event streams, POSTs) wait while `hold()` is on,
+ * as on a slow link, until `release(method)` lets those of `method` go on, to wherever the
+ * balancer sends them. `posts`: the status of each POST of a session that was answered.
+ */
+function heldRequests() {
+  const held: { method: Method; go: () => void }[] = []
+  let holding = false
+  const posts: number[] = []
+  const fetch: typeof globalThis.fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input)
+    const method: Method = init?.method === 'POST' ? 'POST' : 'GET'
+    const ofSession = url.includes('sid=')
+    if (holding && ofSession) await new Promise<void>((go) => held.push({ method, go }))
+    const res = await globalThis.fetch(input, init)
+    if (ofSession && method === 'POST') posts.push(res.status)
+    return res
+  }
+  return {
+    fetch,
+    posts,
+    hold() {
+      holding = true
+    },
+    /** How many requests of `method` wait. */
+    waiting: (method: Method) => held.filter((request) => request.method === method).length,
+    /** Lets those of `method` go, and every later one. */
+    release(method: Method) {
+      holding = false
+      for (const request of held.filter((r) => r.method === method)) {
+        held.splice(held.indexOf(request), 1)
+        request.go()
+      }
+    },
+  }
+}
+
+describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes after its node closed', () => {
+  const { suite, balance } = balancedSuite()
+  const { nodes, clients } = suite
+
+  it('is answered 204 unused by a live node: the client resumes there on its next GET, and nothing is lost (polling)', async () => {
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    const balancer = await balance([a, b])
+    balancer.avoid.add(1)
+    const requests = heldRequests()
+    const c = connect(`${balancer.url}/parley`, { transports: ['polling'], fetch: requests.fetch })
+    clients.push(c)
+    const heard = trouble(c)
+    const got = received(c)
+    await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+    const socket = a.connections[0]!
+    const id = c.id
+    requests.hold()
+    // Answers the poll a holds; the next one waits on its way, and so does the POST below.
+    socket.emit('down', 0)
+    await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
+    c.emit('up', 1)
+    await until(() => requests.waiting('POST') >= 1, 3000, 'the POST held up')
+
+    // a drains: nobody claims the session (its client's requests are held up), and a closes.
+    await within(a.started.app.close(), 8000, 'a closed')
+    expect(b.restored).toHaveLength(0)
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    requests.release('POST')
+    await until(() => requests.posts.length >= 1, 3000, 'the POST answered by b')
+    expect(b.restored).toHaveLength(0)
+    requests.release('GET')
+    await until(() => b.restored.length === 1, 5000, 'the session taken over by b')
+    b.restored[0]!.emit('down', 2)
+    c.emit('up', 2)
+    await until(() => got.length === 2 && b.received.length === 2, 5000, 'the next messages')
+
+    expect(requests.posts.every((status) => status === 204)).toBe(true)
+    expect(got).toEqual([0, 2])
+    expect(a.received).toEqual([])
+    expect(b.received).toEqual([1, 2])
+    expect(heard).toEqual([])
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+  })
+
+  it.each(['polling', 'sse'] as const)(
+    'that says goodbye ends the session on a live node, which takes it over to end it (%s)',
+    async (transport) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      const ends: string[] = []
+      b.started.app.parley.on('restored', (socket) => {
+        socket.on('disconnect', (reason) => ends.push(reason))
+      })
+      const balancer = await balance([a, b])
+      balancer.avoid.add(1)
+      const requests = heldRequests()
+      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
+      clients.push(c)
+      await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+      const socket = a.connections[0]!
+      requests.hold()
+      if (transport === 'polling') {
+        // The poll a holds is answered; the next one waits on its way.
+        const got = received(c)
+        socket.emit('down', 0)
+        await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
+      }
+      c.disconnect()
+      await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+
+      // a drains: nobody claims the session (its client left), and a closes.
+      await within(a.started.app.close(), 8000, 'a closed')
+      expect(socket.connected).toBe(false)
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      requests.release('POST')
+      await until(() => requests.posts.length === 1, 8000, 'the goodbye answered by b')
+
+      expect(requests.posts).toEqual([204])
+      expect(b.restored).toHaveLength(1)
+      expect(b.restored[0]!.connected).toBe(false)
+      expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+      expect(b.connections).toHaveLength(0)
+    },
+  )
+})
