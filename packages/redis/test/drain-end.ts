@@ -109,7 +109,7 @@ export interface AcrossClose {
 }
 
 /**
- * Starts nodes a (Fastify's `return503OnClosing` as given) and b of the suite, a balancer over
+ * Starts nodes a (Fastify's `return503OnClosing`, and `forceCloseConnections`, as given) and b of the suite, a balancer over
  * them that sends everything to `home` for now, and a client of `transport` (with `options`)
  * through it, connected to `home`; then opens a session of a that nobody claims and waits for a
  * to see b alive (see `seesOthers`), so that a's close drains rather than seals at once.
@@ -119,12 +119,18 @@ export async function acrossClose(
   setup: {
     transport: TransportName
     return503OnClosing: boolean
+    /** a's Fastify option of that name (its own default when left out). */
+    forceCloseConnections?: boolean
     home: 'a' | 'b'
     options?: Pick<ClientOptions, 'WebSocket' | 'fetch'>
   },
 ): Promise<AcrossClose> {
+  const { return503OnClosing, forceCloseConnections } = setup
   const a = await startTrafficNode(suite.redis.url, suite.nodes, {
-    fastify: { return503OnClosing: setup.return503OnClosing },
+    fastify: {
+      return503OnClosing,
+      ...(forceCloseConnections === undefined ? {} : { forceCloseConnections }),
+    },
   })
   const b = await startTrafficNode(suite.redis.url, suite.nodes)
   const balancer = await balance([a, b])

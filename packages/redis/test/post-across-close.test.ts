@@ -6,12 +6,53 @@
 // still closes; its goodbye ends the drain at the end of the test. Both ways Fastify may close:
 // answering every request itself (its default `return503OnClosing`), or leaving them to the
 // routes until Parley has closed.
+//
+// A POST whose body is still on its way (a slow link) when the closing node's drain ends, its
+// owner found before: the node can no longer send it on, and tells its client to try again at
+// once (503 PARLEY_SERVER_SHUTTING_DOWN, the body given up with every other at close), rather
+// than wait for the body and cut the connection once the forwards' time at close (2 s) is over.
+// The client sends the event again after its resume, where the session is.
 import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { acrossClose } from './drain-end.js'
 import { balancedSuite } from './e2e-suite.js'
+
+/**
+ * A `fetch` whose POSTs of a session, while `slow` is on, send their body a byte at a time, one
+ * every `gapMs`, as over a slow link; `posts`: the status of each such POST that was answered,
+ * or the error it failed with, and whether its whole body had been sent by then.
+ */
+function slowPosts(gapMs: number) {
+  const posts: { status: number | string; bodySent: boolean }[] = []
+  const state = { slow: false, posts }
+  const fetch: typeof globalThis.fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input)
+    if (!state.slow || init?.method !== 'POST' || !url.includes('sid=')) return globalThis.fetch(input, init)
+    const bytes = new TextEncoder().encode(String(init.body))
+    let at = 0
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (at === bytes.length) return controller.close()
+        await new Promise((resolve) => setTimeout(resolve, gapMs))
+        controller.enqueue(bytes.slice(at, at + 1))
+        at++
+      },
+    })
+    // Node's fetch streams a body only when told it goes one way (`duplex`, unknown to the DOM types).
+    const slow = { ...init, body, duplex: 'half' } as RequestInit
+    try {
+      const res = await globalThis.fetch(input, slow)
+      posts.push({ status: res.status, bodySent: at === bytes.length })
+      return res
+    } catch (err) {
+      posts.push({ status: String((err as Error).cause ?? err), bodySent: at === bytes.length })
+      throw err
+    }
+  }
+  return { fetch, state }
+}
 
 describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close', () => {
   const suite = balancedSuite()
@@ -54,6 +95,56 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       expect(c.id).toBe(id)
       await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
       await within(draining, 5000, 'the drain over once the held session said goodbye')
+    },
+  )
+
+  it.each([
+    [true, undefined],
+    [false, undefined],
+    [false, false],
+  ])(
+    'whose body is still coming as the drain ends is told to try again at once, and its event goes again where the session is (return503OnClosing: %s, forceCloseConnections: %s)',
+    async (return503OnClosing, forceCloseConnections) => {
+      const link = slowPosts(150)
+      const { a, b, balancer, c, lost, held } = await acrossClose(suite, {
+        transport: 'polling',
+        return503OnClosing,
+        forceCloseConnections,
+        home: 'b',
+        options: { fetch: link.fetch },
+      })
+      const id = c.id
+      let atA = 0
+      a.started.app.server.on('request', (req) => {
+        if (req.method === 'POST' && req.url?.includes('sid=')) atA++
+      })
+
+      // The next POST reaches a, which finds its owner (b) and reads its body, slowly.
+      balancer.avoid.clear()
+      balancer.avoid.add(1)
+      link.state.slow = true
+      c.emit('up', 1)
+      await until(() => atA === 1, 3000, 'the POST to a')
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      link.state.slow = false
+
+      // a drains, and its drain ends (the session nobody claims says goodbye) with the body still
+      // coming: some twenty bytes, over seconds.
+      const draining = a.started.app.close()
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await until(() => link.state.posts.length === 1, 5000, 'the answer to the POST')
+      await within(draining, 5000, 'a closed')
+      await until(() => b.received.length === 1, 5000, 'the event, on b')
+      c.emit('up', 2)
+      await until(() => b.received.length === 2, 3000, 'the next event, on b')
+
+      expect(link.state.posts).toEqual([{ status: 503, bodySent: false }])
+      expect(lost).toEqual(['PARLEY_SERVER_SHUTTING_DOWN'])
+      expect(b.received).toEqual([1, 2])
+      expect(a.received).toEqual([])
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
     },
   )
 })
