@@ -880,7 +880,9 @@ export class RedisAdapter implements Adapter {
     if (!won) return (await this.#refilling()) ? 'retry' : null
     // Nothing to claim, and the session lives on: the server words its "try again" by whether
     // that node is the one the resume saw it leave (it kept it) or another (it took it over).
-    if ('owner' in won) return { missed: 'owned', node: won.owner }
+    // Alive: in the live set (a node whose record lapsed is not, whether dead or stalled).
+    if ('owner' in won)
+      return { missed: 'owned', node: won.owner, live: won.owner !== this.node && this.#nodes.has(won.owner) }
     // Another node's claim won, and that node is still taking the session over: this resume is
     // the client's next try after it gave up on the first (a slow takeover). A new session here
     // would leave the one being restored behind, with all it holds; the client tries again, and

@@ -153,8 +153,11 @@ function watchSealWaits(mode: 'real' | 'never' | 'at once' | 'by hand' = 'real')
   return waits
 }
 
-/** A claim's answer when nothing is stored and `node` owns the session (`ClaimMissed`). */
-const owned = (node: FakeNode) => ({ missed: 'owned', node: node.adapter.node })
+/**
+ * A claim's answer when nothing is stored and `node`, another live node, owns the session
+ * (`ClaimMissed`).
+ */
+const owned = (node: FakeNode) => ({ missed: 'owned', node: node.adapter.node, live: true })
 
 /** The claim a node won; anything else (nothing to claim, try again) fails the test. */
 function won(claim: ClaimAnswer | undefined): SessionClaim {
@@ -943,6 +946,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       url: 'http://127.0.0.1:1',
     })
     expect(await b!.adapter.claimSession('sid-live')).toEqual(owned(a!))
+    // Named by its own record, the claiming node is no other live node: a record left behind.
+    expect(await b!.adapter.claimSession('sid-b')).toEqual({ ...owned(b!), live: false })
   })
 
   it('returns false within requestTimeout, sending nothing, while Redis stays unreachable, and false within requestTimeout when it is slow (nothing claimable after)', async () => {

@@ -1089,8 +1089,13 @@ export class ParleyServer<
     // leave kept it (its move given up on), or another took it over. Either way the client is
     // told to try again (below), in words that say which, and its next try is sent there.
     let stayed = false
+    // The live node the store names, for a resume that saw the session nowhere (below).
+    let holder: string | undefined
     if (claimMissed(claim) && claim.missed === 'owned') {
       stayed = claim.node === left
+      // Not one this node failed to reach a moment ago: killed, a node stays live for a few
+      // heartbeats, and its clients start anew at once, as they always did.
+      if (claim.live && !this.#unreachable.lately(claim.node)) holder = claim.node
       claim = null
     }
     // Taken over here while this claim was on its way: another resume of the same session (a
@@ -1123,7 +1128,16 @@ export class ParleyServer<
     // Either way, unless the session ended on its new node meanwhile (or on its old one, its
     // snapshot withdrawn): then the client hears that, as for any ended session (see
     // `handshake`), where told to try again it would try until the recovery window ran out.
-    if (claim === null && (movedAway || left !== undefined) && !(await this.#endOf(sid))) claim = 'elsewhere'
+    // Or seen nowhere on its way here (the look-up of its owner failed, or read no record at that
+    // moment), yet the store names a live node as the session's: a new session here would leave
+    // that one behind, with what its client has not received. The client tries again, and its
+    // next try is sent there.
+    const seenLeaving = movedAway || left !== undefined
+    let livesElsewhere = false
+    if (claim === null && (seenLeaving || holder !== undefined) && !(await this.#endOf(sid))) {
+      livesElsewhere = !seenLeaving
+      claim = 'elsewhere'
+    }
     // Told to try again for at most the recovery window, after which the session cannot be
     // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
     const unsettled = claim === 'retry' || claim === 'elsewhere'
@@ -1134,6 +1148,7 @@ export class ParleyServer<
       // another node (the store answered: the claim was lost, not unsettled).
       if (this.#arriving.has(sid)) return arriving()
       if (claim === 'retry') return claimUnsettled()
+      if (livesElsewhere) return heldElsewhere()
       return stayed ? keptElsewhere() : claimedElsewhere()
     }
     this.#unsettledResumes.settled(sid)
@@ -1629,6 +1644,18 @@ function keptElsewhere(): Refusal {
     status: 503,
     code: ErrorCode.SERVER_SHUTTING_DOWN,
     message: 'the session stayed on its node: try again',
+  }
+}
+
+/**
+ * A resume of a session that lives on a live node, though the resume's look-up of its owner
+ * found none (see `ClaimMissed`): the client tries again, and is sent there.
+ */
+function heldElsewhere(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session lives on another node: try again',
   }
 }
 

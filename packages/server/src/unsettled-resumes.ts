@@ -11,7 +11,7 @@ interface Streak {
  * Resumes the adapter could not settle (`Adapter.claimSession` resolved `'retry'`, or rejected:
  * the store was away, refused the claim, or lost its answer; or `'elsewhere'`: another node is
  * taking the session over; or nothing was left to claim for a resume that saw the session leave
- * its node),
+ * its node, or for one that saw it nowhere while the store names a live node as its owner),
  * told to try again, bounded by the recovery window. The session
  * such a client keeps lives on its owner node for at most that window without its client: once
  * its tries have been turned away that long, it cannot be there any more, and the next try gets

@@ -414,7 +414,8 @@ export interface Adapter {
    * session was taken over by another node), and bounded the same way; the client's next try
    * finds the session on that node. Resolves a `ClaimMissed` when it can say why it took
    * nothing: where the session lives now (`owned`: the words of the "try again" above say
-   * whether the node it left kept it), or that no try can ever take it over (its snapshot
+   * whether the node it left kept it; with `live`, a resume that saw the session nowhere is told
+   * to try again too, see `ClaimMissed`), or that no try can ever take it over (its snapshot
    * cannot be read, or the node whose claim won left before it took the session over): the
    * resume then gets a new session at once, whatever it saw. Null keeps meaning nothing stored,
    * as above: an adapter that cannot tell these apart resolves null for them, and the client

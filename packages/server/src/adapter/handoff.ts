@@ -165,7 +165,12 @@ export type ClaimStanding = 'taken' | 'ended' | 'kept'
  *   node took it over, or the node that handed it off kept it (its move given up on). A resume
  *   that saw the session leave a node is told to try again, as for null, in words that say
  *   which (`the session stayed on its node` when `node` is the one it left), and its next try
- *   is sent there. Any other resume is answered as for null.
+ *   is sent there. `live`: the adapter takes `node`, another node than this one, for alive
+ *   (@parley/redis: in its live set). Then a resume that saw the session nowhere on its way
+ *   here (the owner's look-up failed, or read no record at that moment, or named this node) is
+ *   told to try again too (`the session lives on another node`), and its next try is sent
+ *   there, unless this node failed to reach `node` moments ago (a node killed stays live for a
+ *   few heartbeats): a new session then, as for null. Any other resume is answered as for null.
  * - `unreadable`: the stored snapshot is one this node cannot read (another version, a bad
  *   shape), and never will be: `error` (coded) says why, and the server logs it with the
  *   snapshots it could not restore. The adapter has removed it.
@@ -177,7 +182,7 @@ export type ClaimStanding = 'taken' | 'ended' | 'kept'
  * to try again only to find nothing on its next try.
  */
 export type ClaimMissed =
-  | { readonly missed: 'owned'; readonly node: string }
+  | { readonly missed: 'owned'; readonly node: string; readonly live?: boolean }
   | { readonly missed: 'unreadable'; readonly error: ParleyError<string> }
   | { readonly missed: 'lost' }
 

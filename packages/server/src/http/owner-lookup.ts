@@ -59,7 +59,7 @@ export class OwnerLookup {
       options.log,
       'warn',
       (count) =>
-        `the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered here (a resume is told to try again when the adapter cannot claim it either)`,
+        `the adapter could not tell where a session lives, ${count} time(s) since the last such line; answered here (a resume is told to try again when the adapter cannot claim it either, or names a live node as its owner)`,
     )
   }
 

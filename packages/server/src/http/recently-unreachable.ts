@@ -9,7 +9,7 @@ import { ExpiringSet } from '../expiring-set.js'
 export const UNREACHABLE_KEPT_MS = 10_000
 
 /** The most unreachable addresses a node remembers (see `UNREACHABLE_KEPT_MS`), the newest kept. */
-const UNREACHABLE_KEPT = 1000
+export const UNREACHABLE_KEPT = 1000
 
 /** A connection to an owner that did not open within `connectTimeout` (see forward-http.ts). */
 export class NoConnectionInTime extends Error {}

@@ -1,15 +1,19 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog } from '../burst-log.js'
+import { ExpiringSet } from '../expiring-set.js'
+import { UNREACHABLE_KEPT, UNREACHABLE_KEPT_MS } from './recently-unreachable.js'
 
 /**
  * Counts requests and resumes that this node could not hand to the node owning their session
  * (refused connection, timeout, an answer other than the upgrade), and says so in the log at
  * warn, one line per burst (see `BurstLog`). The client is answered as for an unknown session
  * meanwhile: a few of them are a node that just went away; a steady stream is a node that
- * others cannot reach at the URL it published.
+ * others cannot reach at the URL it published. The nodes are remembered for
+ * `UNREACHABLE_KEPT_MS` (see `lately`).
  */
 export class UnreachableOwners {
   readonly #burst: BurstLog
+  readonly #lately = new ExpiringSet(UNREACHABLE_KEPT_MS, UNREACHABLE_KEPT)
   #total = 0
 
   constructor(log: FastifyBaseLogger) {
@@ -29,7 +33,17 @@ export class UnreachableOwners {
   /** Counts one, and logs it with the burst it belongs to. */
   record(node: string, err: unknown): void {
     this.#total++
+    this.#lately.add(node)
     this.#burst.record({ err, node })
+  }
+
+  /**
+   * True when a request or resume could not be handed to `node` less than `UNREACHABLE_KEPT_MS`
+   * ago: a node that is live to the adapter (its heartbeat not lapsed yet) may be dead all the
+   * same, killed a moment ago.
+   */
+  lately(node: string): boolean {
+    return this.#lately.has(node)
   }
 
   /** The server closes: logs what is left of a burst. */
