@@ -6,32 +6,48 @@
 // (`forceCloseConnections`) or told 503 "try again", it would fail the client's transport. The
 // lookup is held here until the drain is over, as a slow Redis may hold it. A POST so caught is
 // told to try again (503 PARLEY_SERVER_SHUTTING_DOWN), as any POST the node can no longer send
-// on, rather than cut.
+// on, rather than cut. A WebSocket resume so caught, its owner being looked up (or, that owner not
+// reached, whether its session moved since), gets CLOSE 'server handoff' too, where the server's
+// close would have closed it bare (1001, no CLOSE: a transport error).
 import http from 'node:http'
 import { connect } from '@parley/client'
 import { PacketType, type TransportName } from '@parley/protocol'
 import type { FastifyServerOptions } from 'fastify'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { handoffSniffer } from '../../../test/cluster/sniff.js'
+import { holdPort } from '../../../test/support/ports.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
-import { received, transportErrors } from './drain-end.js'
+import { acrossClose, bothWays, received, transportErrors } from './drain-end.js'
 import { balancedSuite, type SuiteNode, seesOthers, startTrafficNode } from './e2e-suite.js'
 
 /**
  * Holds every owner lookup `node` makes from now on, but those of session `but`, until
- * `release()`, each answered then with what Redis said; `waiting()`: how many are held.
+ * `release()`, each answered then with what Redis said; `waiting()`: how many are held. With
+ * `unreachable`, the first is answered at once, naming that address for the owner (one where
+ * nothing answers), and those after it are held: the look made once the owner was not reached.
  */
-function holdLookups(node: SuiteNode, but: string): { waiting: () => number; release: () => void } {
+function holdLookups(
+  node: SuiteNode,
+  but: string,
+  unreachable?: string,
+): { waiting: () => number; release: () => void } {
   const adapter = node.started.app.parley.adapter
   const lookUp = adapter.sessionOwner!.bind(adapter)
   let waiting = 0
+  let first = unreachable !== undefined
   let release: () => void = () => {}
   const released = new Promise<void>((resolve) => {
     release = resolve
   })
   adapter.sessionOwner = async (sid: string) => {
     if (sid === but) return lookUp(sid)
+    if (first) {
+      first = false
+      const owner = await lookUp(sid)
+      return typeof owner === 'object' ? { ...owner, url: unreachable } : owner
+    }
     waiting++
     const owner = await lookUp(sid)
     await released
@@ -109,6 +125,62 @@ describe.skipIf(skipRedisSuites())(
         expect(lost).toEqual([])
         expect(b.restored).toHaveLength(1)
         expect(c.id).toBe(id)
+      },
+    )
+
+    const lookingUp = [
+      ['its owner', false],
+      ['whether its session moved, its owner not reached', true],
+    ] as const
+    it.each(
+      lookingUp.flatMap(([what, unreachable]) => [true, false].map((r) => [what, r, unreachable] as const)),
+    )(
+      'a WebSocket resume looking up %s gets CLOSE server handoff, and its client goes on quietly (return503OnClosing: %s)',
+      async (_what, return503OnClosing, unreachable) => {
+        // The session lives on b.
+        const handoffs = { drained: 0, relayed: 0 }
+        const options = handoffSniffer((relayed) => {
+          if (relayed) handoffs.relayed++
+          else handoffs.drained++
+        })
+        const setup = await acrossClose(
+          { suite, balance },
+          { transport: 'websocket', return503OnClosing, home: 'b', options },
+        )
+        const { a, b, balancer, c, got, lost, held } = setup
+        const socket = b.connections[0]!
+        const gone = unreachable ? await holdPort() : undefined
+        onTestFinished(() => gone?.release())
+        const lookups = holdLookups(a, held.sid, gone && `http://127.0.0.1:${gone.port}/parley`)
+
+        // a begins to close; from now on the balancer sends the client to a, and its WebSocket is
+        // cut: its resume reaches a, which looks the session's owner up (held), or, finding it at
+        // an address where nothing answers, looks again whether the session moved (held).
+        const draining = a.started.app.close()
+        await until(() => a.started.app.parley.closing, 3000, 'a closing')
+        balancer.avoid.clear()
+        balancer.avoid.add(1)
+        const cut = lost.length
+        balancer.cut()
+        await until(() => lookups.waiting() === 1, 5000, 'the resume on a, looking its owner up')
+        balancer.avoid.clear()
+        balancer.avoid.add(0)
+
+        // a's drain ends (the held session says goodbye) with the lookup under way; it ends after.
+        await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+        await until(() => a.started.app.parley.closed, 5000, "a's drain over")
+        lookups.release()
+        await within(draining, 5000, 'a closed')
+        await until(() => handoffs.relayed === 1, 3000, "the resume's CLOSE 'server handoff'")
+        await bothWays(setup, socket, 1, 1, 5000, 'the next messages, on b')
+
+        expect(got).toEqual([1])
+        expect(b.received).toEqual([1])
+        expect(a.received).toEqual([])
+        // Only the cut failed a transport: the resume through a did not.
+        expect(lost.slice(cut)).toEqual(['PARLEY_TRANSPORT_ERROR'])
+        expect(b.connections).toHaveLength(1)
+        expect(c.id).toBe(socket.id)
       },
     )
 

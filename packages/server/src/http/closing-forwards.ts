@@ -1,5 +1,26 @@
 import type { ServerResponse } from 'node:http'
+import type { WebSocket } from 'ws'
 import { WaitThenCut } from '../wait-then-cut.js'
+
+/**
+ * What a request whose session's owner is looked up is answered on: an SSE or polling request's
+ * response, or the WebSocket whose HELLO it is.
+ */
+export type AnsweredOn = ServerResponse | WebSocket
+
+/** Settles once `on` has closed (at once when it has). */
+export function closeOf(on: AnsweredOn): Promise<void> {
+  if (isWebSocket(on) ? on.readyState === on.CLOSED : on.closed) return Promise.resolve()
+  return new Promise((resolve) => on.once('close', () => resolve()))
+}
+
+/**
+ * Told apart by what only ws's WebSocket has: the application's @fastify/websocket may bring a
+ * copy of ws of its own, whose class is not Parley's.
+ */
+function isWebSocket(on: AnsweredOn): on is WebSocket {
+  return 'terminate' in on
+}
 
 /** A request this node forwards to another node, ending as this node closes (see `Forwarder.close`). */
 export interface EndingForward {
@@ -29,19 +50,19 @@ export class ClosingForwards {
   }
 
   /**
-   * The request answered on `res` was looking its session's owner up (`lookup`) when this node
+   * The request answered on `on` was looking its session's owner up (`lookup`) when this node
    * closed: it can no longer be sent on, and is answered here once the lookup is over (see
-   * `HttpForwards`). `closeAll` waits for the lookup, `limitMs` at the most (its own bound: an
-   * adapter's call that never settles holds no close), then for that answer; cut, the request
-   * would fail its client's transport.
+   * `HttpForwards`; a WebSocket's HELLO, see `WebSocketHandshakes`). `closeAll` waits for the
+   * lookup, `limitMs` at the most (its own bound: an adapter's call that never settles holds no
+   * close), then for that answer; cut, the request would fail its client's transport.
    */
-  lookingUp(res: ServerResponse, lookup: Promise<unknown>, limitMs: number): void {
+  lookingUp(on: AnsweredOn, lookup: Promise<unknown>, limitMs: number): void {
     const settled = settledWithin(lookup, limitMs)
     this.#lookups.add(settled)
     void settled.then(() => this.#lookups.delete(settled))
     this.add({
-      closed: res.closed ? Promise.resolve() : new Promise((resolve) => res.once('close', () => resolve())),
-      cut: () => res.destroy(),
+      closed: closeOf(on),
+      cut: () => (isWebSocket(on) ? on.terminate() : on.destroy()),
     })
   }
 

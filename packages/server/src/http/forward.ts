@@ -6,7 +6,7 @@ import type { Adapter } from '../adapter/adapter.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
-import type { ClosingForwards } from './closing-forwards.js'
+import { type AnsweredOn, type ClosingForwards, closeOf } from './closing-forwards.js'
 import { type HandOver, type Hop, HttpForwards } from './forward-http.js'
 import type { UpgradeRefused } from './forward-ws.js'
 import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
@@ -72,11 +72,11 @@ export class Forwarder {
   /** Owners not reached lately: their sessions' requests are answered here at once. */
   readonly #recentlyUnreachable = new RecentlyUnreachable()
   /**
-   * The requests whose owner was looked up (see `ownerOf`), by the response they are answered
-   * on, until it closes: those still under way when this node closes are waited for (see
+   * The requests whose owner was looked up (see `ownerOf`), by the response or WebSocket they are
+   * answered on, until it closes: those still under way when this node closes are waited for (see
    * `ClosingForwards.lookingUp`).
    */
-  readonly #answering = new Map<ServerResponse, Promise<unknown>>()
+  readonly #answering = new Map<AnsweredOn, Promise<unknown>>()
   #closed = false
 
   constructor(options: ForwarderOptions) {
@@ -92,7 +92,7 @@ export class Forwarder {
       log,
       connectTimeout,
       closingForwards: options.closingForwards,
-      handoff: () => this.#handoff(),
+      handoff: () => this.relayClose(),
       unreachable,
       goodbyePath: options.goodbyePath,
     })
@@ -115,15 +115,16 @@ export class Forwarder {
    * request for a node whose connection at that URL timed out less than `UNREACHABLE_KEPT_MS`
    * ago (recently-unreachable.ts), counted as unreachable: answered at once, as after the wait.
    * A `HandedOff` instead of undefined when that node handed the session off (see `HandedOff`).
-   * `res`: the response an SSE or polling request is answered on (see `#answered`).
+   * `on`: the response an SSE or polling request is answered on, or the WebSocket whose HELLO it
+   * is (see `#answered`).
    */
   ownerOf(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    res?: ServerResponse,
+    on?: AnsweredOn,
   ): Promise<Owner | HandedOff | undefined> {
-    return this.#answered(res, this.#ownerOf(sid, request, medium, false))
+    return this.#answered(on, this.#ownerOf(sid, request, medium, false))
   }
 
   /**
@@ -137,20 +138,20 @@ export class Forwarder {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    res?: ServerResponse,
+    on?: AnsweredOn,
   ): Promise<Owner | HandedOff | undefined> {
-    return this.#answered(res, this.#ownerOf(sid, request, medium, true))
+    return this.#answered(on, this.#ownerOf(sid, request, medium, true))
   }
 
   /**
-   * `lookup` is for the request answered on `res` (an SSE or polling request; none for a
-   * WebSocket): should this node close before that request is answered, its close waits for the
-   * lookup and the answer that follows (see `close`). Over once `res` closes.
+   * `lookup` is for the request answered on `on` (an SSE or polling request's response, or a
+   * WebSocket whose HELLO it is): should this node close before that request is answered, its
+   * close waits for the lookup and the answer that follows (see `close`). Over once `on` closes.
    */
-  #answered<T>(res: ServerResponse | undefined, lookup: Promise<T>): Promise<T> {
-    if (!res || res.closed) return lookup
-    if (!this.#answering.has(res)) res.once('close', () => this.#answering.delete(res))
-    this.#answering.set(res, lookup)
+  #answered<T>(on: AnsweredOn | undefined, lookup: Promise<T>): Promise<T> {
+    if (!on) return lookup
+    if (!this.#answering.has(on)) void closeOf(on).then(() => this.#answering.delete(on))
+    this.#answering.set(on, lookup)
     return lookup
   }
 
@@ -158,18 +159,19 @@ export class Forwarder {
    * After `owner`, which `resumeOwner` found for a resume of `sid`, could not be reached: true
    * when the session has left it since (its owner record names another node now, or says it is
    * handed off), false when the record still names `owner` (a node that died: the resume gets a
-   * new session, as it always did) or nothing.
+   * new session, as it always did) or nothing. `on`: as for `ownerOf`.
    */
   async movedSince(
     owner: Owner,
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
+    on?: AnsweredOn,
   ): Promise<boolean> {
     if (this.#closed) return false
     // Asked of the adapter itself: `owner` may be among the recently unreachable now, and this
     // look is no second try at it (nor counted as one).
-    const now = await this.#lookup.ownerOf(sid, request, medium, true)
+    const now = await this.#answered(on, this.#lookup.ownerOf(sid, request, medium, true))
     return isHandedOff(now) || (now !== undefined && now.node !== owner.node)
   }
 
@@ -212,10 +214,10 @@ export class Forwarder {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    res?: ServerResponse,
+    on?: AnsweredOn,
   ): Promise<Owner | undefined> {
     if (this.#closed) return Promise.resolve(undefined)
-    return this.#answered(res, this.#lookup.anotherNode(sid, request, medium))
+    return this.#answered(on, this.#lookup.anotherNode(sid, request, medium))
   }
 
   /**
@@ -323,8 +325,9 @@ export class Forwarder {
    * `closingForwards` waits for them, then cuts those still going; the agent's connections go
    * once they are over. So too for a request whose owner is still being looked up: after its
    * lookup (which bounds itself), it is answered here as any request this node can no longer send
-   * on (see `HttpForwards`), where the HTTP server's close would cut it and fail its client's
-   * transport. Logs what is left of a burst of failed lookups.
+   * on (see `HttpForwards`; a WebSocket's HELLO, see `WebSocketHandshakes`), where the server's
+   * close would cut it and fail its client's transport. Logs what is left of a burst of failed
+   * lookups.
    */
   close(): void {
     // Once: the server closes again at Fastify's onClose, and the agent must outlive what ends.
@@ -335,7 +338,7 @@ export class Forwarder {
     for (const [res, lookup] of this.#answering) closingForwards.lookingUp(res, lookup, connectTimeout)
     this.#answering.clear()
     this.#http.end()
-    this.#websockets.close(() => this.#handoff())
+    this.#websockets.close(() => this.relayClose())
   }
 
   /** See `handedOffClose`. */
@@ -343,8 +346,11 @@ export class Forwarder {
     return handedOffClose(this.#options.retrySpread)
   }
 
-  /** See `relayHandoffClose`. */
-  #handoff(): string {
+  /**
+   * See `relayHandoffClose`: what ends a request or WebSocket relayed to its session's node when
+   * this node closes, or one it can no longer send on (its owner looked up as it closed).
+   */
+  relayClose(): string {
     return relayHandoffClose(this.#options.retrySpread)
   }
 }

@@ -97,11 +97,17 @@ export class WebSocketHandshakes {
       server.trackPending(transport, null)
       refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
     }, options.handshakeTimeout)
+    /**
+     * True while the forwarder looks the HELLO's session up (see `lookUp`): should the server
+     * close meanwhile, its close waits for the lookup (see `Forwarder.close`), then the WebSocket
+     * is told CLOSE 'server handoff' (see `closedMeanwhile`).
+     */
+    let lookingUp = false
     // At close the server ends it; the timer goes too, or it would hold the process up to
     // handshakeTimeout after the close.
     server.trackPending(transport, () => {
       clearTimeout(timer)
-      transport.close('shutdown')
+      if (!lookingUp) transport.close('shutdown')
     })
     const settle = () => {
       settled = true
@@ -144,6 +150,31 @@ export class WebSocketHandshakes {
     })
 
     /**
+     * What the forwarder's `lookup` for this HELLO found, or CLOSED when the server closed while
+     * it was under way: the HELLO can then be neither sent on nor taken here.
+     */
+    async function lookUp<T>(lookup: (on: WebSocket) => Promise<T>): Promise<T | typeof CLOSED> {
+      lookingUp = true
+      try {
+        const found = await lookup(ws)
+        return server.closed ? CLOSED : found
+      } finally {
+        lookingUp = false
+      }
+    }
+
+    /**
+     * The server closed while the HELLO's session was looked up: the client is told what a relay
+     * ending at close tells its own (see `Forwarder.close`), and resumes through another node with
+     * its quiet time, where a bare close would fail its transport.
+     */
+    function closedMeanwhile(): null {
+      if (ws.readyState === ws.OPEN) ws.send(forwarder.relayClose())
+      transport.close('shutdown')
+      return null
+    }
+
+    /**
      * A resume of a session that another node holds: that node hands the session over, and it
      * is claimed here, where the client's WebSocket ends; or, when it will not (or cannot be
      * asked), the WebSocket is relayed there. A resume of a session this draining node handed
@@ -153,7 +184,9 @@ export class WebSocketHandshakes {
       if (hello.sid !== undefined && server.handedOff(hello.sid)) {
         // This node drains and handed the session off: relayed to a live node, which claims
         // it now (the relay ends when this node closes, and the client resumes once more).
-        const other = await forwarder.anotherNode(hello.sid, request, 'websocket')
+        const sid = hello.sid
+        const other = await lookUp((on) => forwarder.anotherNode(sid, request, 'websocket', on))
+        if (other === CLOSED) return closedMeanwhile()
         if (other && transport.open) {
           const take = () => transport.release()
           // The node closes only once the answer went back (see Drain.sendingOn).
@@ -163,7 +196,9 @@ export class WebSocketHandshakes {
           if (outcome !== 'unreachable') return null
         }
       } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
-        const owner = await forwarder.resumeOwner(hello.sid, request, 'websocket')
+        const sid = hello.sid
+        const owner = await lookUp((on) => forwarder.resumeOwner(sid, request, 'websocket', on))
+        if (owner === CLOSED) return closedMeanwhile()
         // Its node is handing it off, or (below) stored it at this node's request: it is claimed
         // here, and a claim that finds nothing tells the client to try again (see `handshake`).
         if (isHandedOff(owner)) return server.handshake(transport, hello, handshake, owner.handedOffBy)
@@ -178,7 +213,8 @@ export class WebSocketHandshakes {
           if (outcome !== 'unreachable') return null
           // Unreachable: a resume of a session this node does not know (a new one, as always),
           // unless the session left that node meanwhile (see `handshake`).
-          const moved = await forwarder.movedSince(owner, hello.sid, request, 'websocket')
+          const moved = await lookUp((on) => forwarder.movedSince(owner, sid, request, 'websocket', on))
+          if (moved === CLOSED) return closedMeanwhile()
           return server.handshake(transport, hello, handshake, moved ? owner.node : undefined)
         }
       }
@@ -186,6 +222,9 @@ export class WebSocketHandshakes {
     }
   }
 }
+
+/** What `lookUp` finds when the server closed during the lookup. */
+const CLOSED = Symbol('closed')
 
 /** A refused upgrade: a 400 with this code, message and extra headers. */
 export interface UpgradeRefusal {
