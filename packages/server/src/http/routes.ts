@@ -1,4 +1,4 @@
-import { type IncomingMessage, METHODS, type ServerResponse } from 'node:http'
+import { type IncomingHttpHeaders, type IncomingMessage, METHODS, type ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import {
@@ -40,7 +40,7 @@ import {
 } from './closing-answers.js'
 import type { ClosingForwards } from './closing-forwards.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
-import { Forwarder, isHandedOff, type Owner } from './forward.js'
+import { Forwarder, type HandedOff, isHandedOff, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
 import { closeAnswer } from './handoff-close.js'
 import type { ForwardAtClose, UpgradeAtClose } from './last-words.js'
@@ -280,19 +280,35 @@ export async function parleyRoutes(
     const decoded = decodeBody(linesOfBody(body), options.maxPayload)
     const [hello, ...rest] = decoded.ok ? decoded.packets : []
     if (hello?.type !== PacketType.HELLO || rest.length > 0 || hello.sid === undefined) return unsent
-    const handedOff = server.handedOff(hello.sid)
+    const to = await resumeGoesTo(hello.sid, req, res)
     // A session another node is handing off is claimed by a node that takes sessions: not this one.
-    const found = handedOff
-      ? await forwarder.anotherNode(hello.sid, req, 'http', res)
-      : server.sessionFor(hello.sid)
-        ? undefined
-        : await forwarder.resumeOwner(hello.sid, req, 'http', res)
-    const owner = typeof found === 'object' && !isHandedOff(found) ? found : undefined
-    if (!owner) return unsent
-    const sent = forwarder.atClose(owner, req, res, body.text(), { cors: headers, kind })
+    if (to.found === undefined || isHandedOff(to.found)) return unsent
+    const sent = forwarder.atClose(to.found, req, res, body.text(), { cors: headers, kind })
     // The node closes only once the answer went back, or was cut (see Drain.sendingOn).
-    if (handedOff) server.sendingOn(sent.then(() => finished(res)))
+    if (to.handedOff) server.sendingOn(sent.then(() => finished(res)))
     return (await sent) === 'unreachable' ? unsent : undefined
+  }
+
+  /**
+   * Where a handshake POST's HELLO that resumes `sid` goes, on the route and at close alike: for
+   * a session this draining node handed off (`handedOff`), a live node, which claims it now,
+   * rather than the client after a refusal and a backoff (perhaps too late: see
+   * Adapter.anotherNode); for one that lives on another node, that node, or `HandedOff` when
+   * that node is handing it off (then a node that takes sessions claims it); none for one this
+   * node holds. `res`: the POST's response (see `Forwarder.ownerOf`); `reply`, on the route: a
+   * lookup that outlasts the application's handlerTimeout goes on (see handler-timeout.ts).
+   */
+  async function resumeGoesTo(
+    sid: string,
+    request: { headers: IncomingHttpHeaders },
+    res: ServerResponse,
+    reply?: FastifyReply,
+  ): Promise<ResumeGoesTo> {
+    if (server.handedOff(sid))
+      return { found: await forwarder.anotherNode(sid, request, 'http', res), handedOff: true }
+    if (server.sessionFor(sid)) return { found: undefined, handedOff: false }
+    const lookup = forwarder.resumeOwner(sid, request, 'http', res)
+    return { found: await (reply ? outlastHandlerTimeout(reply, lookup) : lookup), handedOff: false }
   }
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001, after
   // a CLOSE 'server handoff' to their clients, as the streams and held polls forwarded end.
@@ -540,27 +556,21 @@ export async function parleyRoutes(
     }
     // The node the session was seen leaving, if it was (see `ParleyServer.handshake`).
     let leftNode: string | undefined
-    if (hello.sid !== undefined && server.handedOff(hello.sid)) {
-      // This node drains and handed the session off: a live node claims it now, rather than
-      // the client after a refusal and a backoff (perhaps too late: see Adapter.anotherNode).
-      const other = await forwarder.anotherNode(hello.sid, request, 'http', reply.raw)
-      if (other) {
-        const sent = forwarder.handOver(other, request, reply, body.text(), kind)
-        // The node closes only once the answer went back, or was cut (see Drain.sendingOn).
-        server.sendingOn(sent.then(() => finished(reply.raw)))
-        if ((await sent) !== 'unreachable') return reply
-      }
-    } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
-      // A resume of a session that lives on another node: that node resumes it. When it cannot
-      // be reached, the resume is ours: a session this node does not know (a new one), unless
-      // the session left that node meanwhile (see `handshake`). One whose node is handing it
-      // off is ours too: this node claims it.
-      const owner = await outlastHandlerTimeout(
-        reply,
-        forwarder.resumeOwner(hello.sid, request, 'http', reply.raw),
-      )
-      if (isHandedOff(owner)) leftNode = owner.handedOffBy
-      else if (owner) {
+    if (hello.sid !== undefined) {
+      const to = await resumeGoesTo(hello.sid, request, reply.raw, reply)
+      if (to.handedOff) {
+        if (to.found) {
+          const sent = forwarder.handOver(to.found, request, reply, body.text(), kind)
+          // The node closes only once the answer went back, or was cut (see Drain.sendingOn).
+          server.sendingOn(sent.then(() => finished(reply.raw)))
+          if ((await sent) !== 'unreachable') return reply
+        }
+      } else if (isHandedOff(to.found)) leftNode = to.found.handedOffBy
+      else if (to.found) {
+        // Its node resumes it. When that node cannot be reached, the resume is ours: a session
+        // this node does not know (a new one), unless the session left that node meanwhile (see
+        // `handshake`).
+        const owner = to.found
         if ((await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable')
           return reply
         const moved = await outlastHandlerTimeout(
@@ -734,6 +744,11 @@ export async function parleyRoutes(
 }
 
 const NOT_COMPLETED = 'the handshake did not complete: try again'
+
+/** See `resumeGoesTo`. */
+type ResumeGoesTo =
+  | { handedOff: true; found: Owner | undefined }
+  | { handedOff: false; found: Owner | HandedOff | undefined }
 
 /** What Fastify takes for a media type: `type/subtype`, each a token, before any parameters. */
 const MEDIA_TYPE = /^[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+$/
