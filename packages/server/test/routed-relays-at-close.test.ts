@@ -4,7 +4,8 @@
 // told what a drained session's client is told, CLOSE 'server handoff', and resumes elsewhere,
 // where a relay cut at close would fail its transport; the owner sees its request let go. And
 // so a relayed stream's owner sees its request closed when the client leaves, as it would over
-// the network.
+// the network. A request the node sends on while Fastify refuses requests at close names its
+// client as the routes do, by Fastify's trustProxy.
 import { decodeText, type Packet, PacketType } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, expect, it } from 'vitest'
@@ -92,4 +93,57 @@ it("lets the owner's stream go when the client of a stream relayed through route
   expect(aborted).toBe(0)
   leaving.abort()
   await until(() => aborted > 0, 3000, 'the stream let go at the owner')
+})
+
+it('names the client as its routes do (trustProxy) in a request it sends on while Fastify closes', async () => {
+  const cluster = new Cluster()
+  const a = await startServer({ adapter: cluster.adapter('a') })
+  apps.push(a.app)
+  // b's close waits for an event its own session's middleware holds: meanwhile Fastify refuses
+  // requests, and b sends those of a's sessions on by itself (see last-words.ts).
+  let letGo: () => void = () => {}
+  const held = new Promise<void>((resolve) => {
+    letGo = resolve
+  })
+  let inMiddleware = false
+  const b = await startServer(
+    { adapter: cluster.adapter('b') },
+    (app) => {
+      app.parley.on('connection', (socket) =>
+        socket.use(async () => {
+          inMiddleware = true
+          await held
+        }),
+      )
+    },
+    { trustProxy: true },
+  )
+  apps.push(b.app)
+  const addresses: string[] = []
+  const onB = cluster.nodes.get('b')!
+  const routeRequest = onB.routeRequest.bind(onB)
+  onB.routeRequest = (node, request) => {
+    addresses.push(request.address)
+    return routeRequest(node, request)
+  }
+  const onA = await rawConnect('polling', a.base)
+  raws.push(onA)
+  const own = await rawConnect('polling', b.base)
+  raws.push(own)
+  await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+  await until(() => inMiddleware, 3000, "the event in b's middleware")
+
+  const closing = b.app.close()
+  await until(() => b.app.parley.closing, 3000, 'b closing')
+  const headers = { 'x-forwarded-for': '203.0.113.7' }
+  // Through b, routed to a: its own poll is answered, since none is held there.
+  const res = await within(
+    fetch(`${b.base}/poll?v=1&sid=${onA.sid}`, { headers }),
+    3000,
+    'the poll through b',
+  )
+  expect(res.status).toBe(200)
+  expect(addresses).toEqual(['203.0.113.7'])
+  letGo()
+  await within(closing, 5000, 'b closed')
 })

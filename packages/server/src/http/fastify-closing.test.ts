@@ -1,6 +1,7 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { IncomingMessage } from 'node:http'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { refusesWhileClosing } from './fastify-closing.js'
+import { clientAddress, refusesWhileClosing } from './fastify-closing.js'
 
 /** An instance encapsulated in `app`, as a plugin without fastify-plugin gets it. */
 async function encapsulated(app: FastifyInstance): Promise<FastifyInstance> {
@@ -31,5 +32,44 @@ describe("reading Fastify's return503OnClosing", () => {
 
   it('says it does not know for an object that is not a Fastify instance', () => {
     expect(refusesWhileClosing({} as FastifyInstance)).toBeUndefined()
+  })
+})
+
+// Fastify keeps trustProxy to itself too, with the getter of request.ip that reads it: the
+// address of a request no route took must be the one a route's request.ip gives.
+describe("reading a client's address as Fastify's request.ip does", () => {
+  it.each<[string, FastifyServerOptions]>([
+    ['left out', {}],
+    ['true', { trustProxy: true }],
+    ['a function', { trustProxy: (address: string) => address === '127.0.0.1' }],
+    ['a list of addresses', { trustProxy: '127.0.0.1' }],
+    ['a list without the proxy', { trustProxy: '10.0.0.1' }],
+  ])('with trustProxy %s, from an encapsulated instance too', async (_name, options) => {
+    const app = Fastify(options)
+    const seen: [string | undefined, string | undefined, string | undefined][] = []
+    const child = await encapsulated(app)
+    app.get('/', async (request) => {
+      seen.push([request.ip, clientAddress(app)(request.raw), clientAddress(child)(request.raw)])
+      return ''
+    })
+    try {
+      for (const forwarded of [undefined, '203.0.113.7', '198.51.100.1, 203.0.113.7']) {
+        const headers = forwarded === undefined ? {} : { 'x-forwarded-for': forwarded }
+        await app.inject({ url: '/', headers, remoteAddress: '127.0.0.1' })
+      }
+    } finally {
+      await app.close()
+    }
+    expect(seen).toHaveLength(3)
+    for (const [ip, raw, encapsulatedRaw] of seen) {
+      expect(raw).toBe(ip)
+      expect(encapsulatedRaw).toBe(ip)
+    }
+    if (options.trustProxy === true) expect(seen[2]![0]).toBe('198.51.100.1')
+  })
+
+  it("gives the connection's address for an object that is not a Fastify instance", () => {
+    const req = { socket: { remoteAddress: '192.0.2.1' }, headers: { 'x-forwarded-for': '203.0.113.7' } }
+    expect(clientAddress({} as FastifyInstance)(req as unknown as IncomingMessage)).toBe('192.0.2.1')
   })
 })

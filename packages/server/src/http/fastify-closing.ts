@@ -1,7 +1,11 @@
+import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 
 /** What Fastify keeps the options it was created with under (a symbol of its own, not registered). */
 const OPTIONS_SYMBOL = 'fastify.options'
+
+/** What Fastify keeps an instance's Request class under, likewise. */
+const REQUEST_SYMBOL = 'fastify.Request'
 
 /**
  * Whether Fastify answers every request itself, from the first moment of `app.close()`, with a
@@ -14,15 +18,51 @@ const OPTIONS_SYMBOL = 'fastify.options'
  * assumes nothing. A test holds this to the Fastify installed.
  */
 export function refusesWhileClosing(app: FastifyInstance): boolean | undefined {
-  // An encapsulated instance inherits them from the root's.
+  const options = fastifyOwn(app, OPTIONS_SYMBOL)
+  if (typeof options !== 'object' || options === null) return undefined
+  return Object.hasOwn(options, 'return503OnClosing')
+    ? Boolean((options as { return503OnClosing?: unknown }).return503OnClosing)
+    : true
+}
+
+/** The address of a request's client, as Fastify's `request.ip` gives it (see `clientAddress`). */
+export type AddressOf = (req: IncomingMessage) => string | undefined
+
+/**
+ * The client's address of a request that no route took (one that reached the server while
+ * Fastify refuses requests at close, see last-words.ts), as Fastify's `request.ip` would give it
+ * on a route: behind a proxy the application trusts (Fastify's `trustProxy`), the address its
+ * X-Forwarded-For names, so that what a node hands on about the client (to the node that holds
+ * its session) names the same client however the request came. Fastify keeps `trustProxy` to
+ * itself, with the getter that reads it on its Request class: that getter is used, on the raw
+ * request. The connection's address when the class cannot be found (a Fastify that keeps it
+ * elsewhere). A test holds this to the Fastify installed.
+ */
+export function clientAddress(app: FastifyInstance): AddressOf {
+  const request = fastifyOwn(app, REQUEST_SYMBOL)
+  const prototype: unknown = typeof request === 'function' ? request.prototype : undefined
+  let ip: PropertyDescriptor['get']
+  for (let object = prototype; typeof object === 'object' && object !== null && !ip; ) {
+    ip = Object.getOwnPropertyDescriptor(object, 'ip')?.get
+    object = Object.getPrototypeOf(object)
+  }
+  if (!ip) return (req) => req.socket.remoteAddress
+  const getter = ip
+  return (req) => {
+    // As Fastify's request reads it: the raw request, and its socket through it.
+    const ip: unknown = getter.call(Object.create(prototype as object, { raw: { value: req } }))
+    return typeof ip === 'string' ? ip : req.socket.remoteAddress
+  }
+}
+
+/**
+ * What Fastify keeps on `app` under the symbol described `description`; an encapsulated
+ * instance inherits it from its parent's.
+ */
+function fastifyOwn(app: FastifyInstance, description: string): unknown {
   for (let object: object | null = app; object !== null; object = Object.getPrototypeOf(object)) {
-    const key = Object.getOwnPropertySymbols(object).find((symbol) => symbol.description === OPTIONS_SYMBOL)
-    if (key === undefined) continue
-    const options: unknown = (object as Record<symbol, unknown>)[key]
-    if (typeof options !== 'object' || options === null) return undefined
-    return Object.hasOwn(options, 'return503OnClosing')
-      ? Boolean((options as { return503OnClosing?: unknown }).return503OnClosing)
-      : true
+    const key = Object.getOwnPropertySymbols(object).find((symbol) => symbol.description === description)
+    if (key !== undefined) return (object as Record<symbol, unknown>)[key]
   }
   return undefined
 }

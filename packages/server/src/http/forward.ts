@@ -7,6 +7,7 @@ import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import { type AnsweredOn, type ClosingForwards, closeOf } from './closing-forwards.js'
+import type { AddressOf } from './fastify-closing.js'
 import { type HandOver, type Hop, HttpForwards } from './forward-http.js'
 import type { UpgradeRefused } from './forward-ws.js'
 import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
@@ -42,6 +43,8 @@ export interface ForwarderOptions {
    * within this many ms when it closes (`handoff.retrySpread`): spread, as a drain spreads its own.
    */
   retrySpread: number
+  /** The address of a request's client that no route took, as Fastify's `request.ip` gives it. */
+  addressOf: AddressOf
   /** Called when the owner could not be reached (counted and logged by the server). */
   unreachable(node: string, err: unknown): void
   /** Called when the adapter's `anotherNode` rejected (logged by the server, once per burst). */
@@ -289,7 +292,7 @@ export class Forwarder {
     body: string,
     { cors, kind }: { cors: HeaderBag; kind: HttpTransportName },
   ): Promise<HandOver> {
-    const request = rawForwardedRequest(req)
+    const request = rawForwardedRequest(req, this.#options.addressOf(req))
     const hop: Hop = { request, res, take: () => {}, cors: () => cors, kind, closes: true }
     return this.#http.deliver(owner, hop, body, owner.sentOn ? SENT_ON : '1')
   }

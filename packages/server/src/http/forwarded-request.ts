@@ -15,13 +15,16 @@ export interface ForwardedRequest {
   raw: IncomingMessage
 }
 
-/** `req` as forwarding reads it, for a request no route of Fastify's took (see last-words.ts). */
-export function rawForwardedRequest(req: IncomingMessage): ForwardedRequest {
+/**
+ * `req` as forwarding reads it, for a request no route of Fastify's took (see last-words.ts);
+ * `ip`: its client's address, as Fastify's `request.ip` would give it (see `clientAddress`).
+ */
+export function rawForwardedRequest(req: IncomingMessage, ip: string | undefined): ForwardedRequest {
   return {
     method: req.method ?? 'GET',
     url: req.url ?? '',
     headers: req.headers,
-    ip: req.socket.remoteAddress,
+    ip,
     protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
     raw: req,
   }

@@ -39,6 +39,7 @@ import {
   SHUTTING_DOWN,
 } from './closing-answers.js'
 import type { ClosingForwards } from './closing-forwards.js'
+import { clientAddress } from './fastify-closing.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type HandedOff, isHandedOff, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
@@ -225,6 +226,8 @@ export async function parleyRoutes(
   )
 
   // Requests for sessions that another node holds are handed to that node (no sticky sessions).
+  // Those that reach it while Fastify refuses requests at close name their client as a route's.
+  const addressOf = clientAddress(app)
   const forwarder = new Forwarder({
     adapter: server.adapter,
     log: app.log,
@@ -234,6 +237,7 @@ export async function parleyRoutes(
     closingWebSockets,
     closingForwards,
     retrySpread: (options.handoff || defaults.handoff).retrySpread,
+    addressOf,
     unreachable: (node, err) => server.ownerUnreachable(node, err),
     noOtherNode: (err) => server.noOtherNode(err),
     corsOf: (request) => originOf(request).cors,
@@ -324,6 +328,7 @@ export async function parleyRoutes(
     // Registered right after @fastify/websocket: its listener comes before the application's.
     tracking: ownsWebSocketPlugin ? new ClientTracking(app.websocketServer) : undefined,
     closing: closingWebSockets,
+    addressOf,
   })
   // While Fastify refuses requests at close, an upgrade the route below would take is taken as it
   // takes it while the node drains: only the HELLO tells a resume to relay to the node that holds

@@ -9,6 +9,7 @@ import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { outgoing } from '../transports/transport.js'
 import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
 import type { ClientTracking } from './client-tracking.js'
+import type { AddressOf } from './fastify-closing.js'
 import { type Forwarder, isHandedOff } from './forward.js'
 import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
 import { ROUTED_HEADER } from './routing.js'
@@ -25,6 +26,8 @@ export interface WebSocketHandshakeDeps {
   tracking: ClientTracking | undefined
   /** The WebSockets waiting for their client's close frame (cut when the server closes). */
   closing: ClosingWebSockets
+  /** The address of a request's client that no route took, as Fastify's `request.ip` gives it. */
+  addressOf: AddressOf
 }
 
 /** The first moments of every WebSocket on the `/ws` endpoint, up to its HELLO's answer. */
@@ -72,7 +75,8 @@ export class WebSocketHandshakes {
    * live node, which claims it), a new session refused with ERROR PARLEY_SERVER_SHUTTING_DOWN.
    */
   acceptAtClose(ws: WebSocket, req: IncomingMessage): void {
-    this.#accept(ws, req, rawForwardedRequest(req), rawHandshakeRequest(req))
+    const address = this.#deps.addressOf(req)
+    this.#accept(ws, req, rawForwardedRequest(req, address), rawHandshakeRequest(req, address))
   }
 
   /**
@@ -315,11 +319,10 @@ export function handshakeRequest(request: FastifyRequest, websocket = false): Ha
 
 /**
  * `handshakeRequest` of a WebSocket upgrade no route took (see `acceptAtClose`): its query as
- * Fastify parses it (a name given twice is no string, and is left out), its address the
- * connection's (Fastify's `trustProxy` is not read: the server closes, and its handshake opens no
- * session).
+ * Fastify parses it (a name given twice is no string, and is left out), its client's `address`
+ * as Fastify's `request.ip` would give it (see `clientAddress`).
  */
-function rawHandshakeRequest(req: IncomingMessage): HandshakeRequest {
+function rawHandshakeRequest(req: IncomingMessage, address: string | undefined): HandshakeRequest {
   const url = req.url ?? ''
   const queryAt = url.indexOf('?')
   const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
@@ -328,7 +331,7 @@ function rawHandshakeRequest(req: IncomingMessage): HandshakeRequest {
     const values = params.getAll(key)
     if (values.length === 1) query[key] = values[0]!
   }
-  return { headers: withoutUpgrade(req.headers), query, address: req.socket.remoteAddress ?? '' }
+  return { headers: withoutUpgrade(req.headers), query, address: address ?? '' }
 }
 
 function withoutUpgrade(received: IncomingHttpHeaders): IncomingHttpHeaders {
