@@ -119,9 +119,9 @@ export abstract class HttpTransport extends BaseTransport {
 
   async open(hello: string, timeout: number): Promise<Welcome> {
     const ctl = this.ctl
-    // One bound for the whole attempt: the timeout aborts the transport's controller, which ends
-    // the handshake or the downstream's first request, whichever is under way.
-    const timer = setTimeout(() => ctl.abort(), timeout)
+    // The timeout aborts the transport's controller, which ends the handshake or the
+    // downstream's first request, whichever is under way. Each has a bound of its own: see below.
+    let timer = setTimeout(() => ctl.abort(), timeout)
     let open: Welcome | undefined
     try {
       const res = await this.setup.fetch(this.url, {
@@ -149,6 +149,11 @@ export abstract class HttpTransport extends BaseTransport {
       // The decoder took the sid only as URL-safe characters: it needs no escaping.
       this.#session = `${this.url}&sid=${open.sid}`
       this.#fresh = !open.recovered
+      // The stream's first bytes get the whole bound from its GET on, however long the OPEN took
+      // (a resume whose node waited for the old node's tail): what a slow handshake left of one
+      // bound would fail a working stream, and mark it stalled as if a proxy buffered it.
+      clearTimeout(timer)
+      timer = setTimeout(() => ctl.abort(), timeout)
       await this.downstream(this.#session)
       return open
     } catch (err) {

@@ -20,11 +20,11 @@ export interface ClientOptions {
   /** Connect automatically on creation. Default true. */
   autoConnect?: boolean
   /**
-   * Longest wait for one transport to open and answer HELLO, in ms. Default 3000. A WebSocket
-   * upgrade that gets no answer fails over after a third of it (at least 1000, at most all of it);
-   * within the quiet time after a `server handoff` (10 s, longer when tries time out or busy
-   * nodes turn them away; its resume, or connect() after disconnect()), it waits all of it, at
-   * most 10000.
+   * Longest wait for one transport to open and answer HELLO, in ms; for SSE, as long again from
+   * its GET for the stream's first bytes. Default 3000. A WebSocket upgrade that gets no answer
+   * fails over after a third of it (at least 1000, at most all of it); within the quiet time
+   * after a `server handoff` (10 s, longer when tries time out or busy nodes turn them away; its
+   * resume, or connect() after disconnect()), it waits all of it, at most 10000.
    */
   connectTimeout?: number
   /** Default reply timeout of `emitWithAck`, in ms (`Infinity`: none). Default 10000. */

@@ -385,9 +385,10 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
   // reaches the server, which streams to it at once (the newest GET takes the stream over), and
   // the proxy cuts it again. In 140 runs of this case alone the GET went out once (6 runs), twice
   // (50), three times (83) or four (1), and failed 6 to 566 ms after it started. The connect
-  // timeout bounds the handshake POST and the stream together: at 1 s, on two cores at load 10
-  // or more, it ended the fetch first in 2 runs of about 320 (PARLEY_HANDSHAKE_TIMEOUT), once
-  // when two of the tries each reached the proxy half a second after Chromium sent them. So the
+  // timeout bounded the handshake POST and the stream together then: at 1 s, on two cores at
+  // load 10 or more, it ended the fetch first in 2 runs of about 320 (PARLEY_HANDSHAKE_TIMEOUT),
+  // once when two of the tries each reached the proxy half a second after Chromium sent them
+  // (the stream has a bound of its own now, from its GET, which those tries could still pass). So the
   // cut stream gets 5 s of its own: it still fails in about a second (0.7 to 1.1 s from the page's
   // start in a few runs here), and only with PARLEY_TRANSPORT_ERROR. The bound on the connect is
   // loose (a page starting beside another on two cores).

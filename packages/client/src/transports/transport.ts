@@ -58,7 +58,8 @@ export interface Transport {
   readonly pooled?: boolean
   /**
    * Opens the medium and sends `hello`, the HELLO packet encoded; resolves with the server's OPEN (or the CLOSE of the
-   * session the HELLO asked to resume) within `timeout` ms. Rejects with a ParleyError;
+   * session the HELLO asked to resume) within `timeout` ms (SSE: then its stream's first bytes
+   * within `timeout` ms of its GET). Rejects with a ParleyError;
    * `details.refused` is true when the server refused the client itself (middleware, origin,
    * version): trying another transport would not help. `patient`: an attempt soon after a
    * handoff (a resume, or a connect() after disconnect()), when the medium worked a moment ago
