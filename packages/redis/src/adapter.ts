@@ -1041,7 +1041,7 @@ export class RedisAdapter implements Adapter {
     // Each step of the goodbye that did not go through, said as what it is.
     const failed = await this.#nodes.stop(this.#claimableUntil - performance.now())
     for (const message of failed) this.#warnings.warn('goodbye', message)
-    this.#warnings.flush()
+    this.#warnings.close()
   }
 
   /**

@@ -27,16 +27,25 @@ interface Kind {
 /**
  * Warnings at most once per `WARN_INTERVAL` for each kind. What comes within a kind's interval
  * is held back, each message apart with how many times it came (`times`), and said when the
- * interval ends, or when the adapter closes (`flush`): a kind gathers several messages (a
+ * interval ends, or when the adapter closes (`close`): a kind gathers several messages (a
  * handoff's write refused, or unanswered), and one of them must neither hide another nor keep it
- * back until the next line of its kind, which may come much later or never.
+ * back until the next line of its kind, which may come much later or never. After the close,
+ * each is said at once (see `close`).
  */
 export class Warnings {
   readonly #kinds = new Map<string, Kind>()
+  #closed = false
 
   constructor(private readonly log: RedisAdapterLog) {}
 
   warn(kind: string, message: string, details: Record<string, unknown> = {}): void {
+    // Closed: the process may exit at any moment, and a held one would wait on a timer that does
+    // not keep it alive. What comes now (a command in flight at the close that fails late) is
+    // little, and each is said as it comes.
+    if (this.#closed) {
+      this.#write(message, { ...details, times: 1 })
+      return
+    }
     const now = Date.now()
     const last = this.#kinds.get(kind)
     // A timer late on a loaded machine: what it holds goes first, in its order.
@@ -50,12 +59,16 @@ export class Warnings {
     this.#hold(current, message, details)
     if (current.timer) return
     current.timer = setTimeout(() => this.#release(kind, current), current.at + WARN_INTERVAL - now)
-    // It must not hold the process open: `flush` says the rest when the adapter closes.
+    // It must not hold the process open: `close` says the rest when the adapter closes.
     current.timer.unref()
   }
 
-  /** Says, for each kind, the warnings held back since its last line (each message, with `times`). */
-  flush(): void {
+  /**
+   * The adapter closes: says, for each kind, the warnings held back since its last line (each
+   * message, with `times`), and from now on each warning at once, with no timer left.
+   */
+  close(): void {
+    this.#closed = true
     for (const [kind, state] of [...this.#kinds]) this.#release(kind, state)
     this.#kinds.clear()
   }

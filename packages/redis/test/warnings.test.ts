@@ -1,5 +1,5 @@
 // The adapter's warnings: at most one line per kind every 10 s, and what was held back said when
-// the adapter closes, so that the last counts of an outage are not lost.
+// the adapter closes, so that the last counts of an outage are not lost; after that, each at once.
 import { redisAdapter } from '@parley/redis'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -96,7 +96,7 @@ describe('warnings held back', () => {
     warnings.warn('goodbye', 'the mark was refused')
     warnings.warn('goodbye', 'the record was not removed')
     warnings.warn('goodbye', 'the others were not told')
-    warnings.flush()
+    warnings.close()
     expect(lines).toEqual([
       ['the mark was refused', 1],
       ['the record was not removed', 1],
@@ -107,11 +107,32 @@ describe('warnings held back', () => {
     expect(lines).toHaveLength(3)
   })
 
+  it('are said at once after close, each: a timer would not keep the process alive to say them', () => {
+    const { warnings, lines } = watched()
+    warnings.warn('handoff', 'refused')
+    warnings.warn('handoff', 'refused')
+    warnings.close()
+    expect(lines).toEqual([
+      ['refused', 1],
+      ['refused', 1],
+    ])
+    // A command in flight at the close that fails late: nothing is left to batch it with.
+    warnings.warn('handoff', 'unanswered')
+    warnings.warn('handoff', 'unanswered')
+    warnings.warn('other', 'refused')
+    expect(lines.slice(2)).toEqual([
+      ['unanswered', 1],
+      ['unanswered', 1],
+      ['refused', 1],
+    ])
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   it(`hold at most ${MAX_HELD_MESSAGES} messages of a kind: the last stands for the rest, with the latest`, () => {
     const { warnings, lines } = watched()
     warnings.warn('lost-broadcast', 'first')
     for (let i = 0; i < MAX_HELD_MESSAGES + 5; i++) warnings.warn('lost-broadcast', `why ${i}`)
-    warnings.flush()
+    warnings.close()
     const held = lines.slice(1)
     expect(held).toHaveLength(MAX_HELD_MESSAGES)
     expect(held.at(-2)).toEqual([`why ${MAX_HELD_MESSAGES - 2}`, 1])
