@@ -30,20 +30,29 @@ interface Kind {
  * interval ends, or when the adapter closes (`close`): a kind gathers several messages (a
  * handoff's write refused, or unanswered), and one of them must neither hide another nor keep it
  * back until the next line of its kind, which may come much later or never. After the close,
- * each is said at once (see `close`).
+ * those of one event-loop turn are said together at its end (see `warn`).
  */
 export class Warnings {
   readonly #kinds = new Map<string, Kind>()
   #closed = false
+  /** After the close: says what this turn held, at its end (see `warn`). */
+  #turnEnd: NodeJS.Immediate | undefined
 
   constructor(private readonly log: RedisAdapterLog) {}
 
   warn(kind: string, message: string, details: Record<string, unknown> = {}): void {
-    // Closed: the process may exit at any moment, and a held one would wait on a timer that does
-    // not keep it alive. What comes now (a command in flight at the close that fails late) is
-    // little, and each is said as it comes.
     if (this.#closed) {
-      this.#write(message, { ...details, times: 1 })
+      // Commands in flight at the close that fail late, perhaps many in one turn (a queue
+      // rejected whole): held to the end of the turn, each message once with its count. Not for
+      // an interval: the process may exit at any moment, and a timer that does not keep it alive
+      // would lose them. The end of the turn does keep it alive.
+      const state = this.#kinds.get(kind) ?? { at: 0, held: new Map() }
+      this.#kinds.set(kind, state)
+      this.#hold(state, message, details)
+      this.#turnEnd ??= setImmediate(() => {
+        this.#turnEnd = undefined
+        this.close()
+      })
       return
     }
     const now = Date.now()
@@ -65,7 +74,7 @@ export class Warnings {
 
   /**
    * The adapter closes: says, for each kind, the warnings held back since its last line (each
-   * message, with `times`), and from now on each warning at once, with no timer left.
+   * message, with `times`), and from now on those of a turn at its end, with no interval.
    */
   close(): void {
     this.#closed = true
