@@ -7,12 +7,17 @@
 // session. Answered 400 PARLEY_UNKNOWN_SESSION instead, the POST failed the client's transport
 // (its application heard a transport_error, and the client resumed without the CLOSE's quiet
 // time), and a goodbye was lost: the session waited in the store for a claim that never came.
+//
+// Such a goodbye may reach a node that is closing too, which claims nothing any more: it sends
+// the POST on to a live node, which ends the session as when the goodbye reaches it directly.
+// Kept there, the goodbye was lost (204, or 503 where Fastify refuses requests at close).
 import { connect, type Socket } from '@parley/client'
-import { CloseReason } from '@parley/protocol'
+import { CloseReason, PacketType, type TransportName } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
 
 /** Numbered `down` messages `client` receives, in order. */
 function received(client: Socket): number[] {
@@ -154,6 +159,63 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       expect(b.restored[0]!.connected).toBe(false)
       expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
       expect(b.connections).toHaveLength(0)
+    },
+  )
+
+  it.each([
+    ['polling', true],
+    ['sse', false],
+  ] as [TransportName, boolean][])(
+    'that says goodbye and reaches a node that is closing too is sent on to a live node, which ends the session (%s, return503OnClosing: %s)',
+    async (transport, return503OnClosing) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
+      const d = await startTrafficNode(suite.redis.url, nodes)
+      const ends: string[] = []
+      for (const node of [b, d]) {
+        node.started.app.parley.on('restored', (socket) => {
+          socket.on('disconnect', (reason) => ends.push(reason))
+        })
+      }
+      const balancer = await balance([a, b, d])
+      balancer.avoid.add(1)
+      balancer.avoid.add(2)
+      const requests = heldRequests()
+      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
+      clients.push(c)
+      await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+      await seesOthers(a)
+      requests.hold()
+      if (transport === 'polling') {
+        // The poll a holds is answered; the next one waits on its way.
+        const got = received(c)
+        a.connections[0]!.emit('down', 0)
+        await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
+      }
+      c.disconnect()
+      await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+
+      // a drains: nobody claims the session (its client left), and a closes.
+      await within(a.started.app.close(), 8000, 'a closed')
+      // b closes too, its drain held open by a session of its own that nobody claims.
+      const held = await rawConnect('polling', b.started.base)
+      await seesOthers(b)
+      const closingB = b.started.app.close()
+      await until(() => b.started.app.parley.closing, 3000, 'b closing')
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      balancer.avoid.add(2)
+      requests.release('POST')
+      await until(() => requests.posts.length === 1, 8000, 'the goodbye answered through b')
+      await until(() => ends.length > 0, 5000, 'the session ended')
+
+      expect(requests.posts).toEqual([204])
+      expect(b.restored).toHaveLength(0)
+      expect(d.restored).toHaveLength(1)
+      expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+      expect(b.started.app.parley.closed).toBe(false)
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await within(closingB, 5000, 'b closed once its held session said goodbye')
     },
   )
 })

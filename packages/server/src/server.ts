@@ -1244,17 +1244,20 @@ export class ParleyServer<
    * here it is claimed and taken over as for a resume whose client left during the takeover
    * (the middleware runs on this POST's handshake, `restored` fires), then ends with 'client
    * disconnect', as one a relayed goodbye crossed (see `#arrive`). One this node holds, takes
-   * over or ended meanwhile hears it as a relayed goodbye; nothing is claimed once the node
-   * closes (the goodbye is lost then, as before). Resolves once done; never rejects.
+   * over or ended meanwhile hears it as a relayed goodbye. Resolves once done, true; false, with
+   * nothing done, when this node is closing and would have to claim the session: it claims
+   * nothing then, and the goodbye is for a live node (see `handedOffPost` in routes.ts). Never
+   * rejects.
    */
   async handedOffGoodbye(
     sid: string,
     packets: readonly Packet[],
     transport: Transport,
     request: HandshakeRequest,
-  ): Promise<void> {
-    if (!packets.some((packet) => packet.type === PacketType.CLOSE)) return
-    if (this.#closing || this.relayedGoodbye(sid, packets)) return
+  ): Promise<boolean> {
+    if (!packets.some((packet) => packet.type === PacketType.CLOSE)) return true
+    if (this.relayedGoodbye(sid, packets)) return true
+    if (this.#closing) return false
     const hello: HelloPacket = { type: PacketType.HELLO, sid }
     const handshake = new SocketHandshake(request, undefined, transport.name)
     await safely(() =>
@@ -1264,6 +1267,7 @@ export class ParleyServer<
         true,
       ),
     )
+    return true
   }
 
   /**

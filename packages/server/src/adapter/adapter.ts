@@ -86,6 +86,8 @@ export interface RoutedRequest {
    * A resume that a draining node sends on to a live node (see `anotherNode`). An adapter that
    * carries requests to another process carries this too: should the receiving node's claim
    * of the session fail, it tells the client to try again instead of starting a new session.
+   * On a POST of a session: its goodbye, which a closing node sends on for the receiving node to
+   * claim the session and end it (its node handed it off and is gone).
    */
   sentOn?: true
   /**

@@ -41,7 +41,7 @@ import {
 import type { ClosingForwards } from './closing-forwards.js'
 import { clientAddress } from './fastify-closing.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
-import { Forwarder, type HandedOff, isHandedOff, type Owner } from './forward.js'
+import { Forwarder, type HandedOff, type HandOver, isHandedOff, type Owner } from './forward.js'
 import { outlastHandlerTimeout } from './handler-timeout.js'
 import { closeAnswer } from './handoff-close.js'
 import type { ForwardAtClose, UpgradeAtClose } from './last-words.js'
@@ -60,12 +60,13 @@ import {
   GOODBYE_ON,
   heardWhileDisabled,
   ROUTED_HEADER,
+  SENT_ON,
   serveRouted,
   TOO_LARGE,
 } from './routing.js'
 import { acksOf, takeGetAck } from './session-get.js'
 import { IdleSseUpstream } from './sse-upstream.js'
-import type { TakePost, UpstreamPosts } from './upstream-post.js'
+import type { GoodbyeHeard, TakePost, UpstreamPosts } from './upstream-post.js'
 import { VersionRefusals, versionRefusal } from './version-refusals.js'
 import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
 
@@ -256,17 +257,51 @@ export async function parleyRoutes(
   forwardingAtClose(async (req, res, { sid, kind, headers }, unsent) => {
     if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent)
     const owner = await forwarder.ownerOf(sid, req, 'http', res)
+    const post = req.method === 'POST'
+    if (isHandedOff(owner) && post) {
+      return handedOffAtClose(sid, kind, req, res, headers, unsent, () => bodies.read(req, res))
+    }
     if (owner === undefined || isHandedOff(owner)) return unsent
     let text = ''
-    if (req.method === 'POST') {
-      const body = await bodies.read(req, res)
+    let body: BodyResult = EMPTY_BODY
+    if (post) {
+      body = await bodies.read(req, res)
       if (!body.ok) return posts.notRead(body.reason, headers)
       // Checked here, where the bytes are: the owner gets text (see NOT_UTF8_TEXT).
       text = body.utf8 ? body.text() : NOT_UTF8_TEXT
     }
     const sent = await forwarder.atClose(owner, req, res, text, { cors: headers, kind })
-    return sent === 'unreachable' ? unsent : undefined
+    if (sent !== 'unreachable') return undefined
+    if (owner.handingOff && post)
+      return handedOffAtClose(sid, kind, req, res, headers, unsent, async () => body)
+    return unsent
   })
+  /**
+   * A POST of a session whose node handed it off and is gone, at close (see `forwardingAtClose`):
+   * its goodbye goes on to a live node, which ends the session, as `handedOffPost` sends it on.
+   * Any other keeps `unsent`, the answer the GETs of the session get here at close too: its
+   * client resumes at once, through the balancer, and a live node claims the session.
+   */
+  async function handedOffAtClose(
+    sid: string,
+    kind: HttpKind,
+    req: IncomingMessage,
+    res: ServerResponse,
+    cors: HeaderBag,
+    unsent: EndpointAnswer,
+    read: () => Promise<BodyResult>,
+  ): Promise<EndpointAnswer | undefined> {
+    const goodbye = (packets: readonly Packet[], text: string) =>
+      goodbyeOfHandedOff(
+        sid,
+        packets,
+        req,
+        res,
+        async () => server.relayedGoodbye(sid, packets),
+        (other) => forwarder.atClose(other, req, res, text, { cors, kind }),
+      )
+    return (await posts.takeHandedOff(cors, read, goodbye, unsent)).answer
+  }
   /**
    * A handshake POST at close, sent on as `handshakePost` sends it when its HELLO resumes a session
    * this node handed off (to a live node, which claims it) or one another node holds; `unsent`
@@ -484,6 +519,11 @@ export async function parleyRoutes(
         // client sends it into its next session.
         return takeUnused(request, reply, cors)
       }
+      if (method === 'POST' && request.headers[ROUTED_HEADER] === SENT_ON) {
+        // Sent on by a closing node: a POST of a session whose node handed it off and is gone,
+        // whose goodbye that node no longer claims the session for (see `goodbyeOfHandedOff`).
+        return handedOffPost(sid, kind, request, reply, cors, () => readRequestBody(request, reply))
+      }
       // It may live on another node: then that node answers (no sticky sessions needed).
       const owner = await ownerOf(sid, reply)
       if (isHandedOff(owner)) {
@@ -653,12 +693,21 @@ export async function parleyRoutes(
     cors: HeaderBag,
     read: () => Promise<BodyResult>,
   ): Promise<FastifyReply> {
-    const goodbye = (packets: readonly Packet[]) => {
+    const hear = (packets: readonly Packet[]) => {
       const transport = httpTransports[kind](options)
       // No client waits on it: the session is taken over detached, and ends at once.
       transport.close('normal')
       return server.handedOffGoodbye(sid, packets, transport, handshakeRequest(request))
     }
+    const goodbye = (packets: readonly Packet[], text: string) =>
+      goodbyeOfHandedOff(
+        sid,
+        packets,
+        request,
+        reply.raw,
+        () => hear(packets),
+        (other) => forwarder.handOver(other, request, reply, text, kind),
+      )
     const taken = await posts.takeHandedOff(cors, read, goodbye)
     const sent = taken.answer
     // On the raw response when the owner was tried first and Fastify had given it up (see `answer`).
@@ -671,6 +720,27 @@ export async function parleyRoutes(
       return reply
     }
     return send(reply, sent)
+  }
+
+  /**
+   * The goodbye in `packets`, of a POST of a session whose node handed it off and is gone: heard
+   * here (`hear`, see `ParleyServer.handedOffGoodbye`), or, when this node is closing, and claims
+   * nothing any more, sent on (`sendOn`) to a live node (`Forwarder.anotherNode`, marked
+   * `sent-on`), which hears it as its own (`handedOffPost` there) and answers the client. Without
+   * such a node it is lost, as nothing else would claim the session for it.
+   */
+  async function goodbyeOfHandedOff(
+    sid: string,
+    packets: readonly Packet[],
+    request: { headers: IncomingHttpHeaders },
+    res: ServerResponse,
+    hear: () => Promise<boolean>,
+    sendOn: (other: Owner) => Promise<HandOver>,
+  ): Promise<GoodbyeHeard> {
+    if (!packets.some((packet) => packet.type === PacketType.CLOSE)) return 'none'
+    if (await hear()) return 'heard'
+    const other = await forwarder.anotherNode(sid, request, 'http', res)
+    return other && (await sendOn(other)) !== 'unreachable' ? 'sent on' : 'none'
   }
 
   /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */

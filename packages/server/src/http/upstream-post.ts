@@ -14,6 +14,13 @@ import {
   tooLargeMessage,
 } from './closing-answers.js'
 
+/**
+ * What became of the goodbye in a POST of a handed-off session (see `UpstreamPosts.takeHandedOff`):
+ * `heard` here, `sent on` to another node (which answered the client), or `none` (there was no
+ * goodbye, or no node could hear it).
+ */
+export type GoodbyeHeard = 'heard' | 'sent on' | 'none'
+
 /** What became of an upstream POST, for whoever answers it (the route, or the plugin at close). */
 export interface UpstreamOutcome {
   /** Undefined when the client went before its body was in: there is nobody to answer. */
@@ -156,19 +163,23 @@ export class UpstreamPosts {
    * resume its next GET's CLOSE 'server handoff' brings, and the node that claims the session
    * drops what it already has), 204; a refusal would fail the client's transport instead, and
    * the client tell its application and resume without the CLOSE's quiet time. Its goodbye
-   * still ends the session: its packets, when they decode, go to `goodbye`
-   * (`ParleyServer.handedOffGoodbye`), awaited before the answer.
+   * still ends the session: its packets, when they decode, go to `goodbye` with the body's text
+   * (see `handedOffPost` in routes.ts), awaited before the answer. `unused`: the answer when
+   * `goodbye` heard none (204 unless the caller says otherwise); none when it sent the POST on
+   * to another node, whose answer the client got.
    */
   async takeHandedOff(
     cors: HeaderBag,
     read: () => Promise<BodyResult>,
-    goodbye: (packets: readonly Packet[]) => Promise<void>,
+    goodbye: (packets: readonly Packet[], text: string) => Promise<GoodbyeHeard>,
+    unused: EndpointAnswer = taken(cors),
   ): Promise<UpstreamOutcome> {
     const body = await read()
     if (!body.ok) return { answer: this.notRead(body.reason, cors) }
     const decoded = decodeBody(linesOfBody(body), this.#maxPayload)
-    if (decoded.ok) await goodbye(decoded.packets)
-    return { answer: taken(cors) }
+    const heard = decoded.ok ? await goodbye(decoded.packets, body.text()) : 'none'
+    if (heard === 'sent on') return { answer: undefined }
+    return { answer: heard === 'heard' ? taken(cors) : unused }
   }
 
   /** A POST of `session` while the server closes: see `TakePost`. */
