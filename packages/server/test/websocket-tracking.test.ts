@@ -1,5 +1,9 @@
-// Where Parley registered @fastify/websocket, its WebSockets stay out of ws's tracking (Parley
-// closes them itself); the application's own WebSocket routes keep it.
+// Parley's WebSockets stay out of ws's tracking (Parley closes them itself, after its drain, with
+// its CLOSE packet); the application's own WebSocket routes keep it. So too where the application
+// registered @fastify/websocket itself, before Parley: that registration's close hook, which runs
+// before Parley's, closes only the application's own.
+import websocket from '@fastify/websocket'
+import { connect, type Socket } from '@parley/client'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -9,9 +13,11 @@ import { type RawClient, rawConnect } from './raw-client.js'
 
 let app: FastifyInstance | undefined
 const clients: RawClient[] = []
+const sockets: Socket[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
+  for (const socket of sockets.splice(0)) socket.disconnect()
   await closeApp(app)
   app = undefined
 })
@@ -65,5 +71,41 @@ describe("Parley's own @fastify/websocket", () => {
     own[0]!.close()
     await until(() => app!.websocketServer.clients.size === 1)
     for (const ws of own) ws.terminate()
+  })
+})
+
+describe("the application's own @fastify/websocket, registered before Parley", () => {
+  it("leaves Parley's WebSockets to Parley at close: their clients get CLOSE server shutdown, not that registration's bare close", async () => {
+    app = Fastify()
+    await app.register(websocket)
+    await app.register(parley)
+    app.get('/echo', { websocket: true }, (socket) => {
+      socket.on('message', (data) => socket.send(data))
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    const client = connect(`http://127.0.0.1:${port}/parley`, { transports: ['websocket'] })
+    sockets.push(client)
+    const lost: string[] = []
+    client.on('transport_error', (_transport, error) => lost.push(error.code))
+    const disconnected = new Promise<string>((resolve) => client.once('disconnect', resolve))
+    const own = new WebSocket(`ws://127.0.0.1:${port}/echo`)
+    await within(
+      new Promise((resolve) => own.once('open', resolve)),
+      5000,
+      'the WebSocket of the application to open',
+    )
+    await until(() => client.connected, 3000, 'the client connected')
+    expect(app.websocketServer.clients.size).toBe(1)
+    const ownClosed = new Promise<number>((resolve) => own.once('close', (code) => resolve(code)))
+
+    const closing = app.close()
+    expect(await within(disconnected, 5000, "the client's disconnect")).toBe('server shutdown')
+    expect(lost).toEqual([])
+    expect(await within(ownClosed, 5000, "the close of the application's WebSocket")).toBeGreaterThanOrEqual(
+      1000,
+    )
+    await closing
+    app = undefined
   })
 })

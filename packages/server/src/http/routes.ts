@@ -360,8 +360,10 @@ export async function parleyRoutes(
     options,
     forwarder,
     ownsWebSocketPlugin,
-    // Registered right after @fastify/websocket: its listener comes before the application's.
-    tracking: ownsWebSocketPlugin ? new ClientTracking(app.websocketServer) : undefined,
+    // Where Parley registered @fastify/websocket, right after it: its listener comes before the
+    // application's. Where the application did, before Parley, that registration's close hook
+    // runs before the drain: tracked, Parley's WebSockets would close under it, bare.
+    tracking: new ClientTracking(app.websocketServer),
     closing: closingWebSockets,
     addressOf,
   })

@@ -22,8 +22,8 @@ export interface WebSocketHandshakeDeps {
   forwarder: Forwarder
   /** True when Parley registered @fastify/websocket itself (its error handler is Parley's). */
   ownsWebSocketPlugin: boolean
-  /** With Parley's own @fastify/websocket: takes Parley's WebSockets out of ws's tracking. */
-  tracking: ClientTracking | undefined
+  /** Takes Parley's WebSockets out of ws's tracking (see `ClientTracking`). */
+  tracking: ClientTracking
   /** The WebSockets waiting for their client's close frame (cut when the server closes). */
   closing: ClosingWebSockets
   /** The address of a request's client that no route took, as Fastify's `request.ip` gives it. */
@@ -85,7 +85,7 @@ export class WebSocketHandshakes {
    */
   #accept(ws: WebSocket, raw: IncomingMessage, request: ForwardedRequest, handshake: HandshakeRequest): void {
     const { server, options, forwarder, tracking } = this.#deps
-    tracking?.release(ws)
+    tracking.release(ws)
     const socket = raw.socket
     // With Parley's own @fastify/websocket, the transport's error listener takes the place of
     // the one @fastify/websocket added, which holds the request (see WebSocketSettings).
