@@ -8,8 +8,10 @@
 // told to try again (503 PARLEY_SERVER_SHUTTING_DOWN), as any POST the node can no longer send
 // on, rather than cut. A WebSocket resume so caught, its owner being looked up (or, that owner not
 // reached, whether its session moved since), gets CLOSE 'server handoff' too, where the server's
-// close would have closed it bare (1001, no CLOSE: a transport error).
+// close would have closed it bare (1001, no CLOSE: a transport error); so does one whose relay to
+// its owner is still connecting, at once.
 import http from 'node:http'
+import net from 'node:net'
 import { connect } from '@parley/client'
 import { PacketType, type TransportName } from '@parley/protocol'
 import type { FastifyServerOptions } from 'fastify'
@@ -128,15 +130,19 @@ describe.skipIf(skipRedisSuites())(
       },
     )
 
-    const lookingUp = [
-      ['its owner', false],
-      ['whether its session moved, its owner not reached', true],
+    /**
+     * Where the resume is when a's drain ends: looking its owner up (held); looking again whether
+     * the session moved, the owner it found at an address that resets every connection (held);
+     * or connecting to that owner, at an address that takes connections and never answers.
+     */
+    const stages = [
+      ['looking up its owner', 'found'],
+      ['looking up whether its session moved, its owner not reached', 'reset'],
+      ['connecting to its owner', 'silent'],
     ] as const
-    it.each(
-      lookingUp.flatMap(([what, unreachable]) => [true, false].map((r) => [what, r, unreachable] as const)),
-    )(
-      'a WebSocket resume looking up %s gets CLOSE server handoff, and its client goes on quietly (return503OnClosing: %s)',
-      async (_what, return503OnClosing, unreachable) => {
+    it.each(stages.flatMap(([what, owner]) => [true, false].map((r) => [what, r, owner] as const)))(
+      'a WebSocket resume %s gets CLOSE server handoff, and its client goes on quietly (return503OnClosing: %s)',
+      async (_what, return503OnClosing, owner) => {
         // The session lives on b.
         const handoffs = { drained: 0, relayed: 0 }
         const options = handoffSniffer((relayed) => {
@@ -149,24 +155,24 @@ describe.skipIf(skipRedisSuites())(
         )
         const { a, b, balancer, c, got, lost, held } = setup
         const socket = b.connections[0]!
-        const gone = unreachable ? await holdPort() : undefined
-        onTestFinished(() => gone?.release())
-        const lookups = holdLookups(a, held.sid, gone && `http://127.0.0.1:${gone.port}/parley`)
+        const address = owner === 'found' ? undefined : await ownerAddress(owner)
+        onTestFinished(() => address?.close())
+        const lookups = holdLookups(a, held.sid, address?.url)
+        const under = () => (owner === 'silent' ? address!.connections() === 1 : lookups.waiting() === 1)
 
         // a begins to close; from now on the balancer sends the client to a, and its WebSocket is
-        // cut: its resume reaches a, which looks the session's owner up (held), or, finding it at
-        // an address where nothing answers, looks again whether the session moved (held).
+        // cut: its resume reaches a, and is held where `stages` says.
         const draining = a.started.app.close()
         await until(() => a.started.app.parley.closing, 3000, 'a closing')
         balancer.avoid.clear()
         balancer.avoid.add(1)
         const cut = lost.length
         balancer.cut()
-        await until(() => lookups.waiting() === 1, 5000, 'the resume on a, looking its owner up')
+        await until(under, 5000, 'the resume on a, looking its session up or connecting to its owner')
         balancer.avoid.clear()
         balancer.avoid.add(0)
 
-        // a's drain ends (the held session says goodbye) with the lookup under way; it ends after.
+        // a's drain ends (the held session says goodbye) with the resume held; its lookup ends after.
         await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
         await until(() => a.started.app.parley.closed, 5000, "a's drain over")
         lookups.release()
@@ -215,6 +221,37 @@ describe.skipIf(skipRedisSuites())(
     )
   },
 )
+
+/**
+ * An address for a session's owner where `kind` says what answers: every connection reset, or
+ * taken and never answered; `connections()`: how many came.
+ */
+async function ownerAddress(kind: 'reset' | 'silent'): Promise<{
+  url: string
+  connections: () => number
+  close: () => void
+}> {
+  if (kind === 'reset') {
+    const gone = await holdPort()
+    return { url: `http://127.0.0.1:${gone.port}/parley`, connections: () => 0, close: () => gone.release() }
+  }
+  const taken = new Set<net.Socket>()
+  let connections = 0
+  const server = net.createServer((connection) => {
+    connections++
+    taken.add(connection)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/parley`,
+    connections: () => connections,
+    close: () => {
+      for (const connection of taken) connection.destroy()
+      server.close()
+    },
+  }
+}
 
 /** POSTs `body` to `url`; the answer's status and code, or the error when the connection was cut. */
 function post(url: string, body: string): Promise<{ status: number; code?: unknown } | Error> {

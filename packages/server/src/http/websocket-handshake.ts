@@ -102,16 +102,19 @@ export class WebSocketHandshakes {
       refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
     }, options.handshakeTimeout)
     /**
-     * True while the forwarder looks the HELLO's session up (see `lookUp`): should the server
-     * close meanwhile, its close waits for the lookup (see `Forwarder.close`), then the WebSocket
-     * is told CLOSE 'server handoff' (see `closedMeanwhile`).
+     * What the HELLO waits for in the forwarder: 'lookup' while it looks the HELLO's session up
+     * (see `lookUp`), 'relay' while it connects to the session's node (see `relay`). Should the
+     * server close meanwhile, the WebSocket is told CLOSE 'server handoff' (see `closedMeanwhile`):
+     * after the lookup, which the close waits for (see `Forwarder.close`); at once for a
+     * connection, which would be closed so anyway once open (see `Forwarder.close`).
      */
-    let lookingUp = false
+    let forwarding: 'lookup' | 'relay' | undefined
     // At close the server ends it; the timer goes too, or it would hold the process up to
     // handshakeTimeout after the close.
     server.trackPending(transport, () => {
       clearTimeout(timer)
-      if (!lookingUp) transport.close('shutdown')
+      if (forwarding === 'relay') closedMeanwhile()
+      else if (forwarding === undefined) transport.close('shutdown')
     })
     const settle = () => {
       settled = true
@@ -158,21 +161,33 @@ export class WebSocketHandshakes {
      * it was under way: the HELLO can then be neither sent on nor taken here.
      */
     async function lookUp<T>(lookup: (on: WebSocket) => Promise<T>): Promise<T | typeof CLOSED> {
-      lookingUp = true
+      forwarding = 'lookup'
       try {
         const found = await lookup(ws)
         return server.closed ? CLOSED : found
       } finally {
-        lookingUp = false
+        forwarding = undefined
+      }
+    }
+
+    /** `handOver`, the forwarder's relay of this WebSocket to the session's node (see `forwarding`). */
+    async function relay<T>(handOver: () => Promise<T>): Promise<T> {
+      forwarding = 'relay'
+      try {
+        return await handOver()
+      } finally {
+        forwarding = undefined
       }
     }
 
     /**
-     * The server closed while the HELLO's session was looked up: the client is told what a relay
+     * The server closed while the HELLO was looked up or sent on: the client is told what a relay
      * ending at close tells its own (see `Forwarder.close`), and resumes through another node with
-     * its quiet time, where a bare close would fail its transport.
+     * its quiet time, where a bare close would fail its transport. Not once the relay took the
+     * WebSocket: the relay's own close tells it.
      */
     function closedMeanwhile(): null {
+      if (!transport.open) return null
       if (ws.readyState === ws.OPEN) ws.send(forwarder.relayClose())
       transport.close('shutdown')
       return null
@@ -195,7 +210,9 @@ export class WebSocketHandshakes {
           const take = () => transport.release()
           // The node closes only once the answer went back (see Drain.sendingOn).
           const relayed = (answered: Promise<void>) => server.sendingOn(answered)
-          const outcome = await forwarder.handOverWebSocket(other, ws, hello, request, take, relayed)
+          const outcome = await relay(() =>
+            forwarder.handOverWebSocket(other, ws, hello, request, take, relayed),
+          )
           if (typeof outcome === 'object') return outcome
           if (outcome !== 'unreachable') return null
         }
@@ -211,7 +228,7 @@ export class WebSocketHandshakes {
         }
         if (owner && transport.open) {
           const take = () => transport.release()
-          const outcome = await forwarder.handOverWebSocket(owner, ws, hello, request, take)
+          const outcome = await relay(() => forwarder.handOverWebSocket(owner, ws, hello, request, take))
           // Refused by the owner: its answer, never a new session while the client's lives there.
           if (typeof outcome === 'object') return outcome
           if (outcome !== 'unreachable') return null
