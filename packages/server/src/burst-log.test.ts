@@ -62,6 +62,28 @@ describe('BurstLog', () => {
     ])
   })
 
+  it('logs what comes after close at the end of its turn, not after everyMs, which the process would not wait for', async () => {
+    vi.useRealTimers()
+    const { lines, counts, log } = logger()
+    const burst = new BurstLog(log, 'warn', claimed)
+    burst.record({ socket: 'a' })
+    burst.close()
+    // Such as every session ended at shutdown with a disconnect listener that throws: one line.
+    burst.record({ socket: 'b' })
+    burst.record({ socket: 'c' })
+    burst.record({ socket: 'd' })
+    await new Promise((resolve) => setImmediate(resolve))
+    // A later one (a claim the store answered after the close): its own line, as soon.
+    burst.record({ socket: 'e' })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(counts()).toEqual([
+      [1, 1],
+      [3, 4],
+      [1, 5],
+    ])
+    expect(lines.map(({ obj }) => obj.socket)).toEqual(['a', 'b', 'e'])
+  })
+
   it('logs at close what it had not logged yet, and keeps no timer', () => {
     const { lines, counts, log } = logger()
     const burst = new BurstLog(log, 'info', claimed)

@@ -18,7 +18,8 @@ export const MAX_LISTED_EVENTS = 10
  * a restart or a network blip brings it to many sessions at once, and one line per session
  * would be 10 000 lines for 10 000 sessions. So the first is logged at once, then one line per
  * `everyMs` with how many came since (`count`, and `total` since the server started), while
- * they keep coming; `close` logs what is left. No count is lost, and a quiet server keeps no
+ * they keep coming; `close` logs what is left, and those that come after it at the end of the
+ * event-loop turn they came in (see `record`). No count is lost, and a quiet server keeps no
  * timer. A line carries the details of the first of those it counts, as an example (and its
  * message may name them), and the names of the events they concern, when they concern events
  * (`events`, at most `MAX_LISTED_EVENTS`; `moreEvents` when there were more).
@@ -34,7 +35,9 @@ export class BurstLog<Example extends Record<string, unknown> = Record<string, u
   /** The events named since the last line; undefined when none was. */
   #events: Set<string> | undefined
   #moreEvents = false
-  #timer: NodeJS.Timeout | undefined
+  /** Before the close, the wait of `everyMs`; after it, the end of the turn (see `record`). */
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined
+  #closed = false
 
   /** `message` says what `count` of them since the last line (the first: `example`) mean, and what to do. */
   constructor(
@@ -51,27 +54,40 @@ export class BurstLog<Example extends Record<string, unknown> = Record<string, u
 
   /**
    * Counts one, about `event` when given; logs it at once unless a line was written within
-   * `everyMs`.
+   * `everyMs`. After `close`, those of one event-loop turn are logged together at its end: held
+   * for `everyMs`, they would wait on a timer that does not keep the process alive, and be lost
+   * when it exits; and one line each would flood the log when many come at once (the
+   * `disconnect` listeners of every session the close ended, rejecting after it, say).
    */
   record(example?: Example, event?: string): void {
     this.#total++
     if (this.#sinceLine++ === 0) this.#example = example
     if (event !== undefined) this.#name(event)
-    if (this.#timer === undefined) this.#flush()
+    if (this.#timer !== undefined) return
+    // Kept alive for the rest of the turn: the process does not exit before the line.
+    if (this.#closed) this.#timer = setImmediate(() => this.#flush())
+    else this.#flush()
   }
 
   /** The server closes: logs what was not logged yet, and keeps no timer. */
   close(): void {
-    clearTimeout(this.#timer)
+    if (this.#closed) return
+    this.#closed = true
+    // Not closed yet: the timer is the wait of everyMs, never the end of a turn.
+    clearTimeout(this.#timer as NodeJS.Timeout | undefined)
     this.#timer = undefined
     if (this.#sinceLine > 0) this.#line()
   }
 
-  /** Logs what came since the last line, and waits `everyMs` for more; stops when none came. */
+  /**
+   * Logs what came since the last line, and (before the close) waits `everyMs` for more; stops
+   * when none came.
+   */
   #flush(): void {
     this.#timer = undefined
     if (this.#sinceLine === 0) return
     this.#line()
+    if (this.#closed) return
     this.#timer = setTimeout(() => this.#flush(), this.#everyMs)
     // A server that closes without `close` (a test, a crash) must not be held open by it.
     this.#timer.unref()

@@ -147,6 +147,7 @@ class BurstsPerEvent {
   readonly #make: () => BurstLog<Failure>
   readonly #bursts = new Map<string, BurstLog<Failure>>()
   #others: BurstLog<Failure> | undefined
+  #closed = false
 
   constructor(make: () => BurstLog<Failure>) {
     this.#make = make
@@ -156,15 +157,27 @@ class BurstsPerEvent {
     let burst = this.#bursts.get(event)
     if (burst === undefined) {
       if (this.#bursts.size < MAX_EVENT_BURSTS) {
-        burst = this.#make()
+        burst = this.#burst()
         this.#bursts.set(event, burst)
-      } else burst = this.#others ??= this.#make()
+      } else burst = this.#others ??= this.#burst()
     }
     burst.record({ err, event }, event)
   }
 
   close(): void {
+    this.#closed = true
     for (const burst of this.#bursts.values()) burst.close()
     this.#others?.close()
+  }
+
+  /**
+   * A new burst; closed already after the close (an event's first failure then: `disconnect`
+   * listeners that reject after it), so that what it counts is logged by the end of the turn
+   * rather than held for 10 s, past the process's exit.
+   */
+  #burst(): BurstLog<Failure> {
+    const burst = this.#make()
+    if (this.#closed) burst.close()
+    return burst
   }
 }

@@ -265,6 +265,36 @@ describe('listeners that throw', () => {
   })
 })
 
+describe('listeners that reject after the close', () => {
+  it('are counted by the end of their turn, not held 10 s, past the moment the process may exit', async () => {
+    let release = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const { base, about } = await logged((app) => {
+      app.parley.on('connection', (socket) => {
+        socket.on('disconnect', async () => {
+          await released
+          throw new Error('a bug in disconnect')
+        })
+      })
+    })
+    const clients = []
+    for (const transport of TRANSPORTS) clients.push(await connected(base, transport))
+    try {
+      await started!.app.close()
+      started = undefined
+      // The close ended the sessions; their listeners fail now, after it, all in one turn.
+      release()
+      const failed = () => about('"disconnect" listener failed').map(({ count, total }) => [count, total])
+      await until(() => failed().length > 0, 1000, 'the line, well before 10 s')
+      expect(failed()).toEqual([[3, 3]])
+    } finally {
+      for (const client of clients) client.disconnect()
+    }
+  })
+})
+
 describe('an allowedOrigins function that throws', () => {
   it('is logged once per burst, the first at once with its err and origin; each origin is refused', async () => {
     const allowedOrigins = (origin: string) => {
