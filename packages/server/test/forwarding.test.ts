@@ -17,6 +17,7 @@ import {
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
 import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -455,6 +456,33 @@ describe('forwarding', () => {
       await new Promise<void>((resolve) => resetting.close(() => resolve()))
     }
   })
+
+  it.each([
+    ['over the network', undefined],
+    ['through the adapter', (cluster: Cluster) => (index: number) => cluster.adapter('ab'[index]!)],
+  ] as const)(
+    'sends answers on %s with no warning of too many listeners on the response (one per answer, on stderr)',
+    async (_, adapter) => {
+      const warned: string[] = []
+      const onWarning = (warning: Error) => warned.push(warning.name)
+      process.on('warning', onWarning)
+      try {
+        await startNodes(2, adapter?.(new Cluster()))
+        proxy = await startRoundRobin(nodes.map((n) => n.port))
+        const c = client(proxy.url, 'polling')
+        await until(() => c.connected, 5000, 'connect')
+        for (let i = 0; i < 4; i++)
+          expect(await within(c.emitWithAck('echo', `m${i}`), 3000, `the echo of m${i}`)).toBe(`echo m${i}`)
+        // Polls and POSTs reached both nodes: the owner answered some through the other one.
+        expect(proxy.forwarded.every((n) => n > 1)).toBe(true)
+        // Node emits its warnings on a later tick.
+        await sleep(10)
+        expect(warned.filter((name) => name === 'MaxListenersExceededWarning')).toEqual([])
+      } finally {
+        process.off('warning', onWarning)
+      }
+    },
+  )
 
   it("forwards a held poll with the client's end-to-end headers, and lets it go when the client does", async () => {
     await startNodes(2)

@@ -18,6 +18,7 @@ import {
   ROUTED_HEADER,
   type RoutedMark,
   relayResponse,
+  roomForPipeline,
   routedRequest,
   TOO_LARGE,
 } from './routing.js'
@@ -326,6 +327,7 @@ export class HttpForwards {
           })
           return
         }
+        roomForPipeline(res)
         pipeline(answer, res, (err) => {
           // The owner broke off (or the client did): cut the other side, as a direct
           // connection to the owner would have been cut.

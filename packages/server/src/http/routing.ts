@@ -121,6 +121,20 @@ export function routedRequest(request: ForwardedRequest, body: string, mark: Rou
   return routed
 }
 
+/** How many `close` listeners Node's `pipeline` puts on the stream it writes to. */
+const PIPELINE_CLOSE_LISTENERS = 7
+
+/**
+ * Makes room on `res` for what `pipeline` adds to it: with the listeners the routes and the
+ * forwarder put there (idle connections, the request's bookkeeping), an owner's answer sent on
+ * to its client passed Node's default bound of ten, and each printed a
+ * MaxListenersExceededWarning. They are one response's own, and go with it: no leak to report.
+ */
+export function roomForPipeline(res: ServerResponse): void {
+  const max = res.getMaxListeners()
+  if (max > 0) res.setMaxListeners(max + PIPELINE_CLOSE_LISTENERS)
+}
+
 /**
  * Streams the owner's answer to `request`'s client on `res` (no longer Fastify's: see
  * `Forwarder.handOver`); a client that goes away aborts it on the owner. `close`: the client's
@@ -133,6 +147,7 @@ export function relayResponse(
   close = false,
 ): void {
   res.writeHead(response.status, closingClient(request, { ...response.headers }, close))
+  roomForPipeline(res)
   pipeline(response.body, res, (err) => {
     if (err) response.abort()
   })
