@@ -7,6 +7,7 @@
 import { type ClientOptions, connect, type Socket } from '@parley/client'
 import { PacketType, type TransportName } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
+import type { FastifyInstance } from 'fastify'
 import { expect } from 'vitest'
 import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -123,6 +124,8 @@ export async function acrossClose(
     forceCloseConnections?: boolean
     home: 'a' | 'b'
     options?: Pick<ClientOptions, 'WebSocket' | 'fetch'>
+    /** What else b's app is given before it listens (see `startTrafficNode`). */
+    bSetup?: (app: FastifyInstance) => void
   },
 ): Promise<AcrossClose> {
   const { return503OnClosing, forceCloseConnections } = setup
@@ -132,7 +135,7 @@ export async function acrossClose(
       ...(forceCloseConnections === undefined ? {} : { forceCloseConnections }),
     },
   })
-  const b = await startTrafficNode(suite.redis.url, suite.nodes)
+  const b = await startTrafficNode(suite.redis.url, suite.nodes, setup.bSetup ? { setup: setup.bSetup } : {})
   const balancer = await balance([a, b])
   const heldOnB = relayedGetsHeld(b)
   balancer.avoid.add(setup.home === 'a' ? 1 : 0)

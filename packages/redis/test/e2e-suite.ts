@@ -4,7 +4,7 @@
 import type { Socket } from '@parley/client'
 import { type RedisClient, redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
@@ -117,7 +117,8 @@ export interface TrafficNode extends SuiteNode {
  * proxy), with drain by handoff, and adds it to `nodes` (the suite's, closed after each test).
  * `own`: the adapter's `requestTimeout`, the client as the adapter gets it (`view`: one whose
  * commands a test holds back, say), its Fastify options (`fastify`; by default, routes that
- * keep serving while it closes), and how long its drain waits for claims (`handoffTimeout`).
+ * keep serving while it closes), how long its drain waits for claims (`handoffTimeout`), and
+ * what else its app is given before it listens (`setup`).
  */
 export async function startTrafficNode(
   url: string,
@@ -127,6 +128,8 @@ export async function startTrafficNode(
     view?: (client: RedisClientType) => RedisClient
     fastify?: FastifyServerOptions
     handoffTimeout?: number
+    /** Sets up the app further before it listens (hooks of the application's, say). */
+    setup?: (app: FastifyInstance) => void
   } = {},
 ): Promise<TrafficNode> {
   const client = await connectedClient(url)
@@ -159,6 +162,7 @@ export async function startTrafficNode(
         node.restored.push(socket)
         setup(socket)
       })
+      own.setup?.(app)
     },
     own.fastify ?? { return503OnClosing: false },
   )

@@ -12,6 +12,10 @@
 // once (503 PARLEY_SERVER_SHUTTING_DOWN, the body given up with every other at close), rather
 // than wait for the body and cut the connection once the forwards' time at close (2 s) is over.
 // The client sends the event again after its resume, where the session is.
+//
+// A POST sent on whole whose owner has not answered when the forwards' time at close (2 s) is
+// over: told to try again too (503 PARLEY_SERVER_SHUTTING_DOWN), where it was cut, and its
+// client's transport failed with no code (PARLEY_TRANSPORT_ERROR).
 import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -140,6 +144,53 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       await until(() => b.received.length === 2, 3000, 'the next event, on b')
 
       expect(link.state.posts).toEqual([{ status: 503, bodySent: false }])
+      expect(lost).toEqual(['PARLEY_SERVER_SHUTTING_DOWN'])
+      expect(b.received).toEqual([1, 2])
+      expect(a.received).toEqual([])
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
+    },
+  )
+
+  it.each([true, false])(
+    'sent on whole, whose owner has not answered when the time for forwards at close is over, is told to try again, and its event goes again where the session is (return503OnClosing: %s)',
+    async (return503OnClosing) => {
+      // b holds the POSTs a sends on while `gate` is set, before it reads them.
+      let gate: Promise<void> | undefined
+      let open = () => {}
+      let heldOnB = 0
+      const { a, b, balancer, c, lost, held } = await acrossClose(suite, {
+        transport: 'polling',
+        return503OnClosing,
+        home: 'b',
+        bSetup: (app) =>
+          app.addHook('onRequest', async (request) => {
+            if (request.method !== 'POST' || request.headers['x-parley-routed'] === undefined) return
+            if (!gate) return
+            heldOnB++
+            await gate
+          }),
+      })
+      const id = c.id
+      gate = new Promise((resolve) => (open = resolve))
+
+      // a drains; the next POST reaches it, and it sends the POST on to b, which holds it.
+      const draining = a.started.app.close()
+      balancer.avoid.clear()
+      balancer.avoid.add(1)
+      c.emit('up', 1)
+      await until(() => heldOnB === 1, 3000, 'the POST, held on b')
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+
+      // a's drain ends (the session nobody claims says goodbye); b answers only after a closed.
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await within(draining, 8000, 'a closed')
+      open()
+      await until(() => b.received.length === 1, 5000, 'the event, on b')
+      c.emit('up', 2)
+      await until(() => b.received.length === 2, 3000, 'the next event, on b')
+
       expect(lost).toEqual(['PARLEY_SERVER_SHUTTING_DOWN'])
       expect(b.received).toEqual([1, 2])
       expect(a.received).toEqual([])

@@ -35,7 +35,8 @@ export interface EndingForward {
  * an event stream or a held poll is told CLOSE 'server handoff', a POST or an answer under way
  * goes on to its end. The HTTP server's close would cut them (and wait for them, with Fastify's
  * `forceCloseConnections` off): at shutdown those still going are given a moment (`closeAll`),
- * then cut (see `WaitThenCut`, which `ClosingWebSockets` uses too). So are those still looking
+ * then cut (see `WaitThenCut`, which `ClosingWebSockets` uses too), but a POST its owner has not
+ * answered, which is told to try again (see `HttpForwards`). So are those still looking
  * their session's owner up as the node closes (see `lookingUp`), once their lookup is over.
  */
 export class ClosingForwards {

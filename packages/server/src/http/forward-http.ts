@@ -79,6 +79,8 @@ export class HttpForwards {
    * closes (see `end`).
    */
   readonly #requests = new Map<object, Forwarding>()
+  /** The responses of the requests in `#requests`, each with its key there (see `sending`). */
+  readonly #responses = new WeakMap<ServerResponse, object>()
   #closed = false
 
   constructor(options: HttpForwardsOptions) {
@@ -132,6 +134,19 @@ export class HttpForwards {
     // Goes on to its end when this node closes: it is the client's last word.
     this.#requests.set(post, { closed: closeOf(post), end() {}, cut: () => post.destroy() })
     post.once('close', () => this.#requests.delete(post))
+  }
+
+  /**
+   * Whether the request answered on `res` is on its way to its owner, or answered from there:
+   * `end` ends it, and its answer, when the owner has given none, is this node's.
+   */
+  sending(res: ServerResponse): boolean {
+    return this.#responses.has(res)
+  }
+
+  /** The request `key` answered on `res` left `#requests` (a second try may be there already). */
+  #over(res: ServerResponse, key: object): void {
+    if (this.#responses.get(res) === key) this.#responses.delete(res)
   }
 
   /**
@@ -196,6 +211,7 @@ export class HttpForwards {
         res.destroy()
       },
     })
+    this.#responses.set(res, key)
     res.once('close', () => this.#requests.delete(key))
     try {
       const routed = routedRequest(request, body, mark)
@@ -204,6 +220,7 @@ export class HttpForwards {
     } catch (err) {
       if (toldHere) return 'answered'
       this.#requests.delete(key)
+      this.#over(res, key)
       this.#options.unreachable(node, err)
       return 'unreachable'
     }
@@ -277,10 +294,24 @@ export class HttpForwards {
           }
         },
         cut: () => {
+          if (!answered && request.method === 'POST' && !res.headersSent && !res.destroyed) {
+            // Sent whole, but the owner has not answered in the time this node gives what it
+            // forwards at close: told to try again, as a POST it could no longer send on
+            // (`#tooLate`). Cut, the client's transport would fail with no code. Whatever of
+            // it the owner took and did not acknowledge, the client sends again after its
+            // resume, and the owner drops what it already has.
+            answered = true
+            hop.take()
+            resolve('answered')
+            upstream.destroy()
+            tryAgain(hop, 'the node of this session did not answer before this node closed: try again', true)
+            return
+          }
           upstream.destroy()
           res.destroy()
         },
       })
+      this.#responses.set(res, upstream)
       let timer: NodeJS.Timeout | undefined
       // The client went away: the owner sees its request closed (an SSE stream detaches, a
       // held poll is let go), as if that client had hung up on it directly. So too when the
@@ -292,6 +323,7 @@ export class HttpForwards {
       upstream.once('close', () => {
         clearTimeout(timer)
         this.#requests.delete(upstream)
+        this.#over(res, upstream)
         res.off('close', onClientGone)
         if (!answered) resolve('gone')
       })

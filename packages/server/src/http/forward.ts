@@ -338,7 +338,9 @@ export class Forwarder {
     this.#closed = true
     this.#lookup.close()
     const { closingForwards, connectTimeout } = this.#options
-    for (const [res, lookup] of this.#answering) closingForwards.lookingUp(res, lookup, connectTimeout)
+    // One on its way to its owner, or answered from there, ends as the others forwarded do.
+    for (const [res, lookup] of this.#answering)
+      if (!this.#http.sending(res)) closingForwards.lookingUp(res, lookup, connectTimeout)
     this.#answering.clear()
     this.#http.end()
     this.#websockets.close(() => this.relayClose())
