@@ -8,6 +8,10 @@
 // (its application heard a transport_error, and the client resumed without the CLOSE's quiet
 // time), and a goodbye was lost: the session waited in the store for a claim that never came.
 //
+// The takeover made only to end the session runs no middleware: the POST carries no `auth`, and
+// a middleware that refuses a resume without it made the claim be given back, the session gone
+// with neither 'restored' nor 'disconnect' on any node.
+//
 // Such a goodbye may reach a node that is closing too, which claims nothing any more: it sends
 // the POST on to a live node, which ends the session as when the goodbye reaches it directly.
 // Kept there, the goodbye was lost (204, or 503 where Fastify refuses requests at close).
@@ -218,4 +222,44 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       await within(closingB, 5000, 'b closed once its held session said goodbye')
     },
   )
+
+  it('that says goodbye ends the session on a live node whose middleware refuses a resume without auth: it runs no middleware for it', async () => {
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    let judged = 0
+    b.started.app.parley.use((socket) => {
+      judged++
+      if (socket.handshake.auth === undefined) throw new Error('no auth')
+    })
+    const ends: string[] = []
+    b.started.app.parley.on('restored', (socket) => {
+      socket.on('disconnect', (reason) => ends.push(reason))
+    })
+    const balancer = await balance([a, b])
+    balancer.avoid.add(1)
+    const requests = heldRequests()
+    const c = connect(`${balancer.url}/parley`, {
+      transports: ['sse'],
+      fetch: requests.fetch,
+      auth: { token: 't' },
+    })
+    clients.push(c)
+    await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+    requests.hold()
+    c.disconnect()
+    await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+
+    // a drains: nobody claims the session (its client left), and a closes.
+    await within(a.started.app.close(), 8000, 'a closed')
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    requests.release('POST')
+    await until(() => requests.posts.length === 1, 8000, 'the goodbye answered by b')
+    await until(() => ends.length > 0, 5000, 'the session ended on b')
+
+    expect(requests.posts).toEqual([204])
+    expect(judged).toBe(0)
+    expect(b.restored).toHaveLength(1)
+    expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+  })
 })

@@ -1071,7 +1071,7 @@ export class ParleyServer<
 
   /**
    * A resume of `sid`, a session this node does not hold: claims it from a node's handoff and
-   * takes it over. Undefined when there was none to claim (or it ended on its old node after
+   * takes it over (`toEnd`: only to end it, see `#takeOver`). Undefined when there was none to claim (or it ended on its old node after
    * the claim: see `#takeOver`) and the client may get a new session, or when the session is
    * here now (another resume of it took it over meanwhile) and this one resumes it; else the
    * answer.
@@ -1083,6 +1083,7 @@ export class ParleyServer<
     handshake: Handshake,
     request: HandshakeRequest,
     left: string | undefined,
+    toEnd = false,
   ): Promise<Refusal | null | undefined> {
     let claim = await this.#claim(sid)
     // Nothing stored, and the store names the session's node now: the node the resume saw it
@@ -1163,7 +1164,7 @@ export class ParleyServer<
       }
       this.#arriving.add(sid)
       try {
-        return await this.#takeOver(claim, transport, hello, handshake)
+        return await this.#takeOver(claim, transport, hello, handshake, toEnd)
       } finally {
         this.#arriving.delete(sid)
       }
@@ -1242,7 +1243,7 @@ export class ParleyServer<
    * session, which waits in the store to be claimed by a resume its client, gone, never sends.
    * The old node, frozen, would have ended it on that goodbye (see `Session.goodbyeWhileFrozen`);
    * here it is claimed and taken over as for a resume whose client left during the takeover
-   * (the middleware runs on this POST's handshake, `restored` fires), then ends with 'client
+   * (`restored` fires; no middleware runs, see `#takeOver`), then ends with 'client
    * disconnect', as one a relayed goodbye crossed (see `#arrive`). One this node holds, takes
    * over or ended meanwhile hears it as a relayed goodbye. Resolves once done, true; false, with
    * nothing done, when this node is closing and would have to claim the session: it claims
@@ -1263,7 +1264,7 @@ export class ParleyServer<
     await safely(() =>
       this.#arriveTracked(
         sid,
-        () => this.#claimAndTakeOver(sid, transport, hello, handshake, request, undefined),
+        () => this.#claimAndTakeOver(sid, transport, hello, handshake, request, undefined, true),
         true,
       ),
     )
@@ -1290,7 +1291,11 @@ export class ParleyServer<
   /**
    * Takes over a session that another node handed off, claimed for this node: restores it,
    * runs the middleware, joins its rooms at the adapter's cut point, waits for the old node's
-   * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. What the old
+   * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. `toEnd`: a
+   * takeover made only to end the session on its client's goodbye (see `handedOffGoodbye`),
+   * which runs no middleware: there is no client to admit, and the request it has carries no
+   * `auth`. Refused there, the claim would be given back, and the session end with neither
+   * `restored` nor `disconnect` on any node. What the old
    * node left undone follows: events it had not handled yet, and an error for each request it
    * left unanswered when its tail is incomplete. Undefined when the session ended on the old
    * node after all (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a
@@ -1302,6 +1307,7 @@ export class ParleyServer<
     transport: Transport,
     hello: HelloPacket,
     handshake: Handshake,
+    toEnd: boolean,
   ): Promise<Refusal | null | undefined> {
     const snapshot = claim.snapshot
     let session: Session
@@ -1320,7 +1326,7 @@ export class ParleyServer<
     }
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
     socket.restore(snapshot)
-    const refusal = (await this.#runMiddleware(socket)) ?? disconnectedEarly(session)
+    const refusal = (toEnd ? undefined : await this.#runMiddleware(socket)) ?? disconnectedEarly(session)
     if (refusal) {
       this.#giveBack(claim)
       session.end(CloseReason.SERVER_DISCONNECT, { notify: false })
