@@ -18,7 +18,7 @@ export function closeOf(on: AnsweredOn): Promise<void> {
  * Told apart by what only ws's WebSocket has: the application's @fastify/websocket may bring a
  * copy of ws of its own, whose class is not Parley's.
  */
-function isWebSocket(on: AnsweredOn): on is WebSocket {
+export function isWebSocket(on: AnsweredOn): on is WebSocket {
   return 'terminate' in on
 }
 

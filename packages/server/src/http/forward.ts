@@ -6,7 +6,7 @@ import type { Adapter } from '../adapter/adapter.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
-import { type AnsweredOn, type ClosingForwards, closeOf } from './closing-forwards.js'
+import { type AnsweredOn, type ClosingForwards, closeOf, isWebSocket } from './closing-forwards.js'
 import type { AddressOf } from './fastify-closing.js'
 import { type HandOver, type Hop, HttpForwards } from './forward-http.js'
 import type { UpgradeRefused } from './forward-ws.js'
@@ -338,9 +338,11 @@ export class Forwarder {
     this.#closed = true
     this.#lookup.close()
     const { closingForwards, connectTimeout } = this.#options
-    // One on its way to its owner, or answered from there, ends as the others forwarded do.
-    for (const [res, lookup] of this.#answering)
-      if (!this.#http.sending(res)) closingForwards.lookingUp(res, lookup, connectTimeout)
+    // An HTTP request on its way to its owner, or answered from there, is left to its forward's
+    // own end (which tells a POST its owner has not answered to try again, where this would cut
+    // it); a WebSocket, relayed or not, is waited for here as well as closed below.
+    for (const [on, lookup] of this.#answering)
+      if (isWebSocket(on) || !this.#http.sending(on)) closingForwards.lookingUp(on, lookup, connectTimeout)
     this.#answering.clear()
     this.#http.end()
     this.#websockets.close(() => this.relayClose())
