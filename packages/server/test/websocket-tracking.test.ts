@@ -8,16 +8,23 @@ import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { Cluster } from './cluster-adapter.js'
 import { closeApp, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 let app: FastifyInstance | undefined
 const clients: RawClient[] = []
 const sockets: Socket[] = []
+const others: FastifyInstance[] = []
+let balancer: RoundRobinProxy | undefined
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const socket of sockets.splice(0)) socket.disconnect()
+  await balancer?.close()
+  balancer = undefined
+  for (const other of others.splice(0)) await closeApp(other)
   await closeApp(app)
   app = undefined
 })
@@ -107,5 +114,46 @@ describe("the application's own @fastify/websocket, registered before Parley", (
     )
     await closing
     app = undefined
+  })
+
+  it("hands Parley's sessions off at close: their clients get CLOSE server handoff and resume on another node", async () => {
+    const cluster = new Cluster({ handoff: true })
+    const node = async (name: string) => {
+      const started = Fastify({ forceCloseConnections: true, return503OnClosing: false })
+      await started.register(websocket)
+      await started.register(parley, {
+        adapter: cluster.adapter(name),
+        handoff: { timeout: 2000, retrySpread: 0 },
+      })
+      await started.listen({ port: 0, host: '127.0.0.1' })
+      return started
+    }
+    app = await node('a')
+    const b = await node('b')
+    others.push(b)
+    const restored: string[] = []
+    b.parley.on('restored', (socket) => restored.push(socket.id))
+    const port = (node: FastifyInstance) => (node.server.address() as { port: number }).port
+    balancer = await startRoundRobin([port(app), port(b)])
+    balancer.avoid.add(1)
+    const client = connect(`${balancer.url}/parley`, { transports: ['websocket'] })
+    sockets.push(client)
+    const lost: string[] = []
+    client.on('transport_error', (_transport, error) => lost.push(error.code))
+    const disconnects: string[] = []
+    client.on('disconnect', (reason) => disconnects.push(reason))
+    await until(() => client.connected && app!.parley.socketsCount === 1, 3000, 'the client connected to a')
+    const id = client.id
+
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    await within(app.close(), 5000, 'a closed')
+    app = undefined
+    await until(() => restored.length === 1 && client.connected, 5000, 'the session taken over by b')
+    expect(restored).toEqual([id])
+    expect(client.id).toBe(id)
+    expect(client.recovered).toBe(true)
+    expect(lost).toEqual([])
+    expect(disconnects).toEqual([])
   })
 })
