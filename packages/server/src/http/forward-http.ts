@@ -207,6 +207,13 @@ export class HttpForwards {
         }
       },
       cut: () => {
+        if (!response && request.method === 'POST' && !res.headersSent && !res.destroyed) {
+          // The owner has not answered in time: told to try again, as in `#send`.
+          toldHere = true
+          hop.take()
+          tryAgain(hop, UNANSWERED, true)
+          return
+        }
         response?.abort()
         res.destroy()
       },
@@ -304,7 +311,7 @@ export class HttpForwards {
             hop.take()
             resolve('answered')
             upstream.destroy()
-            tryAgain(hop, 'the node of this session did not answer before this node closed: try again', true)
+            tryAgain(hop, UNANSWERED, true)
             return
           }
           upstream.destroy()
@@ -381,6 +388,9 @@ export class HttpForwards {
     })
   }
 }
+
+/** What a POST sent on is told when its owner has not answered by the end of this node's close. */
+const UNANSWERED = 'the node of this session did not answer before this node closed: try again'
 
 /** Settles once `emitter` has closed (at once when it has). */
 function closeOf(emitter: http.ClientRequest | ServerResponse): Promise<void> {
