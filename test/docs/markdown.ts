@@ -90,3 +90,8 @@ export function links(text: string): string[] {
   const outsideCode = prose(text).replace(/`[^`\n]*`/g, '')
   return [...outsideCode.matchAll(/\]\(([^)\s]+)(?: "[^"]*")?\)/g)].map((m) => m[1] ?? '')
 }
+
+/** The ```` ```ts ```` blocks of the text (those marked `no-check` too), each without its fences. */
+export function tsBlocks(text: string): string[] {
+  return [...text.matchAll(/^```ts(?: [^\n]*)?\n([\s\S]*?)^```/gm)].map((match) => match[1]!)
+}
