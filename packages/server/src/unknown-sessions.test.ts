@@ -30,6 +30,14 @@ describe('UnknownSessions', () => {
     expect(unknown.total).toBe(7)
   })
 
+  it("names the causes: a balancer without affinity or routing, or a routing adapter's store away", () => {
+    const { lines, log } = logger()
+    new UnknownSessions(log).record('V1StGXR8_Z5jdHi6B-myT', 'request')
+    // A node with @parley/redis meets these while Redis is away: not a balancer to fix.
+    expect(lines[0]?.msg).toMatch(/load balancer .* without affinity and without an adapter that routes them/)
+    expect(lines[0]?.msg).toMatch(/its store away \(see the adapter's own warnings\)/)
+  })
+
   it('shows a six-character prefix of one sid, never the sid, nor what a sid cannot hold', () => {
     const { lines, log } = logger()
     new UnknownSessions(log).record('V1StGXR8_Z5jdHi6B-myT', 'request')

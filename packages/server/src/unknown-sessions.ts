@@ -8,7 +8,8 @@ const SID_PREFIX = 6
  * Counts requests and resumes naming a session this node does not know, and says so in the log
  * at warn, one line per burst (see `BurstLog`). A few are normal (a client back after its
  * session expired); a steady stream usually means a load balancer that spreads one client's
- * requests over several nodes without session affinity or an adapter that routes them. The sid
+ * requests over several nodes without session affinity or an adapter that routes them, or, with
+ * such an adapter (@parley/redis), a store it cannot ask, which it warns about itself. The sid
  * is a secret: a line shows only a short prefix of one, as an example.
  */
 export class UnknownSessions {
@@ -20,7 +21,7 @@ export class UnknownSessions {
       log,
       'warn',
       (count) =>
-        `${count} request(s) or resume(s) named a session this node does not know, since the last such line. Many of them: is a load balancer spreading sessions over nodes without affinity (or without an adapter that routes them)?`,
+        `${count} request(s) or resume(s) named a session this node does not know, since the last such line. A few are sessions that ended or expired. Many: a load balancer spreading sessions over nodes without affinity and without an adapter that routes them (such as @parley/redis), or, with one, its store away (see the adapter's own warnings)`,
     )
   }
 
