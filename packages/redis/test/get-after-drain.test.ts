@@ -5,11 +5,17 @@
 // handoff' in the transport's framing, and the client resumes (with the quiet time that CLOSE
 // gives it, telling its application nothing), its resume claiming the session there, whole.
 // Answered 400 PARLEY_UNKNOWN_SESSION instead, the GET failed the client's transport.
+//
+// Such a GET may reach a node that is closing too, once Fastify refuses requests there
+// (`return503OnClosing`, its default): that node answers it the same CLOSE 'server handoff', as its
+// routes do during the drain. Answered 503, the GET failed the client's transport.
 import { connect, type Socket } from '@parley/client'
+import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
 
 /** Numbered `down` messages `client` receives, in order. */
 function received(client: Socket): number[] {
@@ -32,15 +38,23 @@ function trouble(client: Socket): string[] {
  */
 function heldGets() {
   let held: (() => void)[] | undefined
+  /** Runs once each held GET is answered, before the client reads the answer's body. */
+  let answered: ((status: number) => void) | undefined
   const fetch: typeof globalThis.fetch = async (input, init) => {
     const url = input instanceof Request ? input.url : String(input)
     if (held && (init?.method ?? 'GET') === 'GET' && url.includes('sid=')) {
       await new Promise<void>((resolve) => held?.push(resolve))
+      const res = await globalThis.fetch(input, init)
+      answered?.(res.status)
+      return res
     }
     return globalThis.fetch(input, init)
   }
   return {
     fetch,
+    onAnswer(then: (status: number) => void) {
+      answered = then
+    },
     hold() {
       held = []
     },
@@ -110,6 +124,68 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
       expect(c.id).toBe(id)
       expect(c.recovered).toBe(true)
       expect(b.connections).toHaveLength(0)
+    },
+  )
+
+  it.each(['polling', 'sse'] as const)(
+    'that reaches a node closing too, where Fastify refuses requests, is answered CLOSE server handoff there as well (%s)',
+    async (transport) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })
+      const d = await startTrafficNode(suite.redis.url, nodes)
+      const balancer = await balance([a, b, d])
+      balancer.avoid.add(1)
+      balancer.avoid.add(2)
+      const gets = heldGets()
+      if (transport === 'sse') gets.hold()
+      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: gets.fetch })
+      clients.push(c)
+      const heard = trouble(c)
+      const got = received(c)
+      await until(() => a.connections.length === 1, 3000, 'a session on a')
+      const socket = a.connections[0]!
+      if (transport === 'polling') {
+        await until(() => c.connected, 3000, 'connected')
+        gets.hold()
+        socket.emit('down', 0)
+        await until(() => got.length === 1, 3000, 'the first message')
+      }
+      await until(() => gets.waiting() === 1, 3000, 'a GET held up')
+      const id = c.id ?? socket.id
+      socket.emit('down', 1)
+
+      // a drains: nobody claims the session (its client's GET is held up), and a closes.
+      await within(a.started.app.close(), 8000, 'a closed')
+      // b closes too, its drain held open by a session of its own that nobody claims.
+      const held = await rawConnect('polling', b.started.base)
+      await seesOthers(b)
+      const closingB = b.started.app.close()
+      await until(() => b.started.app.parley.closing, 3000, 'b closing')
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      balancer.avoid.add(2)
+      // Once b has answered the GET, the client's resume goes to d.
+      const statuses: number[] = []
+      gets.onAnswer((status) => {
+        statuses.push(status)
+        balancer.avoid.clear()
+        balancer.avoid.add(0)
+        balancer.avoid.add(1)
+      })
+      gets.release()
+      await until(() => d.restored.length === 1, 5000, 'the session taken over by d')
+      d.restored[0]!.emit('down', 2)
+      const sent = transport === 'polling' ? [0, 1, 2] : [1, 2]
+      await until(() => got.length === sent.length, 5000, 'the next messages')
+
+      expect(heard).toEqual([])
+      expect(statuses).toEqual([200])
+      expect(got).toEqual(sent)
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
+      expect(b.restored).toHaveLength(0)
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await within(closingB, 5000, 'b closed once its held session said goodbye')
     },
   )
 })

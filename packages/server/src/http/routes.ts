@@ -261,7 +261,8 @@ export async function parleyRoutes(
     if (isHandedOff(owner) && post) {
       return handedOffAtClose(sid, kind, req, res, headers, unsent, () => bodies.read(req, res))
     }
-    if (owner === undefined || isHandedOff(owner)) return unsent
+    if (isHandedOff(owner)) return handedOffGetAtClose(kind, res, headers)
+    if (owner === undefined) return unsent
     let text = ''
     let body: BodyResult = EMPTY_BODY
     if (post) {
@@ -274,13 +275,32 @@ export async function parleyRoutes(
     if (sent !== 'unreachable') return undefined
     if (owner.handingOff && post)
       return handedOffAtClose(sid, kind, req, res, headers, unsent, async () => body)
+    if (owner.handingOff) return handedOffGetAtClose(kind, res, headers)
     return unsent
   })
   /**
+   * A GET of a session whose node handed it off and is gone, at close: answered as `handedOff`
+   * answers it on the route, CLOSE 'server handoff' (the client resumes with its quiet time,
+   * telling its application nothing), where `unsent` (503) would fail its transport.
+   */
+  function handedOffGetAtClose(kind: HttpKind, res: ServerResponse, cors: HeaderBag): undefined {
+    if (res.headersSent || res.destroyed) return undefined
+    const { type, body } = handedOffAnswer(kind)
+    res.writeHead(200, {
+      ...cors,
+      Connection: 'close',
+      'Cache-Control': 'no-store',
+      'Content-Type': type,
+      'Content-Length': Buffer.byteLength(body),
+    })
+    res.end(body)
+    return undefined
+  }
+  /**
    * A POST of a session whose node handed it off and is gone, at close (see `forwardingAtClose`):
    * its goodbye goes on to a live node, which ends the session, as `handedOffPost` sends it on.
-   * Any other keeps `unsent`, the answer the GETs of the session get here at close too: its
-   * client resumes at once, through the balancer, and a live node claims the session.
+   * Any other keeps `unsent`: its client resumes at once, through the balancer, and a live node
+   * claims the session (its GETs get CLOSE 'server handoff' here, see `handedOffGetAtClose`).
    */
   async function handedOffAtClose(
     sid: string,
@@ -677,8 +697,13 @@ export async function parleyRoutes(
    * its resume claims the session; a 400 PARLEY_UNKNOWN_SESSION would fail its transport first.
    */
   function handedOff(kind: HttpKind, reply: FastifyReply, cors: HeaderBag): FastifyReply {
-    const { type, body } = closeAnswer(kind, forwarder.handedOffClose())
+    const { type, body } = handedOffAnswer(kind)
     return answer(reply, 200, { ...cors, 'Cache-Control': 'no-store' }, type, body)
+  }
+
+  /** The CLOSE 'server handoff' a GET of a handed-off session gets (see `handedOff`), framed for `kind`. */
+  function handedOffAnswer(kind: HttpKind): { type: string; body: string } {
+    return closeAnswer(kind, forwarder.handedOffClose())
   }
 
   /**
