@@ -1071,10 +1071,10 @@ export class ParleyServer<
 
   /**
    * A resume of `sid`, a session this node does not hold: claims it from a node's handoff and
-   * takes it over (`toEnd`: only to end it, see `#takeOver`). Undefined when there was none to claim (or it ended on its old node after
-   * the claim: see `#takeOver`) and the client may get a new session, or when the session is
-   * here now (another resume of it took it over meanwhile) and this one resumes it; else the
-   * answer.
+   * takes it over (`toEnd`: only to end it, see `#takeOver`). Undefined when there was none to
+   * claim (or it ended on its old node after the claim: see `#takeOver`) and the client may get a
+   * new session, or when the session is here now (another resume of it took it over meanwhile)
+   * and this one resumes it; else the answer.
    */
   async #claimAndTakeOver(
     sid: string,
@@ -1247,7 +1247,7 @@ export class ParleyServer<
    * disconnect', as one a relayed goodbye crossed (see `#arrive`). One this node holds, takes
    * over or ended meanwhile hears it as a relayed goodbye. Resolves once done, true; false, with
    * nothing done, when this node is closing and would have to claim the session: it claims
-   * nothing then, and the goodbye is for a live node (see `handedOffPost` in routes.ts). Never
+   * nothing then, and the goodbye is for a live node (see `goodbyeOfHandedOff` in routes.ts). Never
    * rejects.
    */
   async handedOffGoodbye(
@@ -1295,12 +1295,11 @@ export class ParleyServer<
    * takeover made only to end the session on its client's goodbye (see `handedOffGoodbye`),
    * which runs no middleware: there is no client to admit, and the request it has carries no
    * `auth`. Refused there, the claim would be given back, and the session end with neither
-   * `restored` nor `disconnect` on any node. What the old
-   * node left undone follows: events it had not handled yet, and an error for each request it
-   * left unanswered when its tail is incomplete. Undefined when the session ended on the old
-   * node after all (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a
-   * new session instead. A "try again" refusal when it went on there instead
-   * (`HandOffTail.kept`).
+   * `restored` nor `disconnect` on any node. What the old node left undone follows: events it
+   * had not handled yet, and an error for each request it left unanswered when its tail is
+   * incomplete. Undefined when the session ended on the old node after all
+   * (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a new session
+   * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`).
    */
   async #takeOver(
     claim: SessionClaim,

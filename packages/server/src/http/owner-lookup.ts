@@ -24,7 +24,10 @@ export interface Owner {
   node: string
   /** Its base URL: requests go there over the network. Without one, `Adapter.routeRequest`. */
   url?: string
-  /** A resume this draining node sends on to a live node (`anotherNode`), marked `SENT_ON`. */
+  /**
+   * A live node that this closing node sends a request on to (`anotherNode`), marked `SENT_ON`:
+   * a resume of a session it handed off, or the goodbye of one a node that is gone handed off.
+   */
   sentOn?: true
   /**
    * The node is handing the session off (its drain): should it not be reached, its drain is

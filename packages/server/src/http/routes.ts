@@ -709,7 +709,8 @@ export async function parleyRoutes(
   /**
    * A POST of a session whose node handed it off and is gone, as `handedOff` answers its GET: as
    * that node would have (see `UpstreamPosts.takeHandedOff`), 204 with nothing of the body used,
-   * but a goodbye in it, which ends the session here (see `ParleyServer.handedOffGoodbye`).
+   * but a goodbye in it, which ends the session here (see `ParleyServer.handedOffGoodbye`), or,
+   * this node closing, on a live node it sends the POST on to (see `goodbyeOfHandedOff`).
    * `read`: its body, read already when the owner was tried first.
    */
   async function handedOffPost(

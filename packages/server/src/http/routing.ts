@@ -19,6 +19,9 @@ export const ROUTED_HEADER = 'x-parley-routed'
 /**
  * The routed mark's value on a resume a draining node sent on (see `Adapter.anotherNode`): a
  * node whose claim of it fails tells the client to try again rather than start a new session.
+ * Also on the goodbye POST of a session handed off by a node that is gone, which a closing node,
+ * claiming nothing any more, sends on to a live node: that node hears it as one that reached it
+ * directly (see `handedOffPost` in routes.ts).
  */
 export const SENT_ON = 'sent-on'
 
