@@ -178,6 +178,10 @@ export class Nodes {
   #stopped = false
   /** Paths of other nodes this node has warned about already: once each. */
   readonly #otherPaths = new Set<string>()
+  /** Other nodes read with this node's own address, and at how many beats in a row. */
+  readonly #sameAddress = new Map<string, number>()
+  /** Whether this node warned of a node with its own address already: once. */
+  #warnedSameAddress = false
   /** Settled once the first heartbeat went through and was announced, or once stopped. */
   readonly #first = settleable()
   /** How many heartbeats were sent so far. */
@@ -511,6 +515,7 @@ export class Nodes {
       this.#notes.set(node, note)
       this.#checkPath(node, note)
     }
+    this.#checkAddresses(seen, address)
     for (const node of this.#notes.keys()) if (!this.#live.has(node)) this.#notes.delete(node)
     if (gone.length > 0) this.#config.gone(gone)
     this.#config.beaten(lost)
@@ -532,6 +537,31 @@ export class Nodes {
       `other-path:${note.p}`,
       `node ${node} shares the prefix "${this.#config.prefix}" but serves Parley at ${JSON.stringify(note.p)}, this node at ${JSON.stringify(own)}: two applications on one Redis and one prefix reach each other's sockets (emit, fetchSockets, disconnectSockets); give each application its own \`prefix\``,
     )
+  }
+
+  /**
+   * Two live nodes that publish one address cannot forward to each other: each one's requests
+   * for the other's sessions reach itself, and their clients get new sessions. The default
+   * address (the one a node listens on, a wildcard read as 127.0.0.1) does that to nodes on
+   * several hosts or in containers. A node killed a moment ago keeps its record for a few beats,
+   * and the process that takes its place on the same host and port has its address: only a node
+   * read so at more beats in a row than a record outlives its last one (alive, then) is told of.
+   */
+  #checkAddresses(seen: ReadonlyMap<string, string>, own: string): void {
+    for (const node of this.#sameAddress.keys()) if (seen.get(node) !== own) this.#sameAddress.delete(node)
+    if (own === '' || this.#warnedSameAddress) return
+    for (const [node, address] of seen) {
+      if (address !== own) continue
+      const beats = (this.#sameAddress.get(node) ?? 0) + 1
+      this.#sameAddress.set(node, beats)
+      if (beats <= MISSED_HEARTBEATS) continue
+      this.#warnedSameAddress = true
+      this.#config.warnings.warn(
+        'same-address',
+        `node ${node} publishes this node's own address, ${own}: neither can forward the other's requests (each reaches itself), and their SSE and polling clients get new sessions; give each node the \`address\` the others reach it at (the default, the address it listens on, is only right when the nodes share a host)`,
+      )
+      return
+    }
   }
 
   /**

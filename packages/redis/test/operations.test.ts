@@ -323,6 +323,24 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
     }
   })
 
+  it("warns once when another live node publishes this node's own address", async () => {
+    nodes = new Nodes()
+    // Two hosts or containers on the default address: both publish what each listens on.
+    const address = 'http://127.0.0.1:9'
+    const a = await nodes.start(suite.redis.url, { address })
+    const b = await nodes.start(suite.redis.url, { address })
+    const c = await nodes.start(suite.redis.url)
+    const told = (node: TestNode) =>
+      node.warnings.filter((w) => w.includes("publishes this node's own address"))
+    await until(() => told(a).length === 1 && told(b).length === 1, 5000, 'the warnings')
+    // Several heartbeats later, still once; a node with an address of its own hears nothing.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    expect(told(a)).toHaveLength(1)
+    expect(told(a)[0]).toContain(`node ${b.adapter.node} publishes this node's own address, ${address}`)
+    expect(told(b)).toHaveLength(1)
+    expect(told(c)).toEqual([])
+  })
+
   it('warns once when a node of the same prefix serves Parley at another path', async () => {
     nodes = new Nodes()
     const a = await nodes.start(suite.redis.url)
