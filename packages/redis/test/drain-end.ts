@@ -44,6 +44,14 @@ export function received(client: Socket): number[] {
   return got
 }
 
+/** What the application heard of trouble: transport errors by code, and disconnects by reason. */
+export function trouble(client: Socket): string[] {
+  const heard: string[] = []
+  client.on('transport_error', (_transport, error) => heard.push(error.code))
+  client.on('disconnect', (reason) => heard.push(`disconnect: ${reason}`))
+  return heard
+}
+
 /** The codes of the transport errors `client` reports. */
 export function transportErrors(client: Socket): string[] {
   const lost: string[] = []

@@ -9,28 +9,14 @@
 // Such a GET may reach a node that is closing too, once Fastify refuses requests there
 // (`return503OnClosing`, its default): that node answers it the same CLOSE 'server handoff', as its
 // routes do during the drain. Answered 503, the GET failed the client's transport.
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
+import { received, trouble } from './drain-end.js'
 import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
-
-/** Numbered `down` messages `client` receives, in order. */
-function received(client: Socket): number[] {
-  const got: number[] = []
-  client.on('down', (n: number) => got.push(n))
-  return got
-}
-
-/** What the application heard of trouble: transport errors by code, and disconnects by reason. */
-function trouble(client: Socket): string[] {
-  const heard: string[] = []
-  client.on('transport_error', (_transport, error) => heard.push(error.code))
-  client.on('disconnect', (reason) => heard.push(`disconnect: ${reason}`))
-  return heard
-}
 
 /**
  * A `fetch` whose GETs of a session (polls, event streams) wait while `hold()` is on, as on a

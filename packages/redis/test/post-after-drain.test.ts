@@ -15,28 +15,14 @@
 // Such a goodbye may reach a node that is closing too, which claims nothing any more: it sends
 // the POST on to a live node, which ends the session as when the goodbye reaches it directly.
 // Kept there, the goodbye was lost (204, or 503 where Fastify refuses requests at close).
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import { CloseReason, PacketType, type TransportName } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
+import { received, trouble } from './drain-end.js'
 import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
-
-/** Numbered `down` messages `client` receives, in order. */
-function received(client: Socket): number[] {
-  const got: number[] = []
-  client.on('down', (n: number) => got.push(n))
-  return got
-}
-
-/** What the application heard of trouble: transport errors by code, and disconnects by reason. */
-function trouble(client: Socket): string[] {
-  const heard: string[] = []
-  client.on('transport_error', (_transport, error) => heard.push(error.code))
-  client.on('disconnect', (reason) => heard.push(`disconnect: ${reason}`))
-  return heard
-}
 
 type Method = 'GET' | 'POST'
 
