@@ -21,7 +21,6 @@ const clients: Socket[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
-  await sleep(50)
   await balancer?.close()
   balancer = undefined
   await Promise.all(nodes.map((n) => closeApp(n.app)))

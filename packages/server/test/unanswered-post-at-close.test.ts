@@ -44,11 +44,16 @@ it('answers 503 PARLEY_SERVER_SHUTTING_DOWN to a POST sent on through the adapte
     async (res) => ({ status: res.status, body: (await res.json()) as { code?: string } }),
     (err: unknown) => ({ status: 0, body: { code: String((err as Error).cause ?? err) } }),
   )
-  await until(() => held === 1, 3000, 'the POST, held on b')
-  const closing = a.app.close()
-  const answer = await within(post, 5000, 'the answer to the POST')
-  await within(closing, 5000, 'a closed')
-  open()
+  let answer: Awaited<typeof post>
+  try {
+    await until(() => held === 1, 3000, 'the POST, held on b')
+    const closing = a.app.close()
+    answer = await within(post, 5000, 'the answer to the POST')
+    await within(closing, 5000, 'a closed')
+  } finally {
+    // Let go even when a wait above failed: held, the POST would keep b's close waiting.
+    open()
+  }
 
   expect(answer.status).toBe(503)
   expect(answer.body.code).toBe(ErrorCode.SERVER_SHUTTING_DOWN)
