@@ -5,10 +5,13 @@
 // where a relay cut at close would fail its transport; the owner sees its request let go. And
 // so a relayed stream's owner sees its request closed when the client leaves, as it would over
 // the network. A request the node sends on while Fastify refuses requests at close names its
-// client as the routes do, by Fastify's trustProxy.
-import { decodeText, type Packet, PacketType } from '@parley/protocol'
+// client as the routes do, by Fastify's trustProxy; a trustProxy that throws on what a client's
+// X-Forwarded-For names does not end the process there.
+import { isIP } from 'node:net'
+import { decodeText, ErrorCode, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -145,5 +148,60 @@ it('names the client as its routes do (trustProxy) in a request it sends on whil
   expect(res.status).toBe(200)
   expect(addresses).toEqual(['203.0.113.7'])
   letGo()
+  await within(closing, 5000, 'b closed')
+})
+
+it("takes a WebSocket upgrade while Fastify closes whose X-Forwarded-For the application's trustProxy throws on", async () => {
+  // proxy-addr hands the function the addresses the header names, as the client wrote them, but
+  // the first (the client's own).
+  const trustProxy = (address: string) => {
+    if (!isIP(address)) throw new Error(`not an address: ${address}`)
+    return true
+  }
+  let letGo: () => void = () => {}
+  const held = new Promise<void>((resolve) => {
+    letGo = resolve
+  })
+  let inMiddleware = false
+  const b = await startServer(
+    {},
+    (app) => {
+      app.parley.on('connection', (socket) =>
+        socket.use(async () => {
+          inMiddleware = true
+          await held
+        }),
+      )
+    },
+    { trustProxy },
+  )
+  apps.push(b.app)
+  const own = await rawConnect('polling', b.base)
+  raws.push(own)
+  await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+  await until(() => inMiddleware, 3000, "the event in b's middleware")
+
+  const closing = b.app.close()
+  await until(() => b.app.parley.closing, 3000, 'b closing')
+  // Taken while Fastify refuses requests (see last-words.ts): a new session is refused, coded.
+  const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL, {
+    headers: { 'x-forwarded-for': '203.0.113.7, not-an-address' },
+  })
+  try {
+    const first = new Promise<Packet>((resolve, reject) => {
+      ws.once('message', (data) => {
+        const decoded = decodeText(String(data))
+        if (decoded.ok) resolve(decoded.packet)
+        else reject(new Error(`not a packet: ${String(data)}`))
+      })
+      ws.once('error', reject)
+    })
+    ws.once('open', () => ws.send(encodeText({ type: PacketType.HELLO })))
+    const answer = await within(first, 3000, 'the answer to the HELLO')
+    expect(answer).toMatchObject({ type: PacketType.ERROR, code: ErrorCode.SERVER_SHUTTING_DOWN })
+  } finally {
+    ws.terminate()
+    letGo()
+  }
   await within(closing, 5000, 'b closed')
 })

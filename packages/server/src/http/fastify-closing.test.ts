@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import { isIP } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { clientAddress, refusesWhileClosing } from './fastify-closing.js'
@@ -71,5 +72,29 @@ describe("reading a client's address as Fastify's request.ip does", () => {
   it("gives the connection's address for an object that is not a Fastify instance", () => {
     const req = { socket: { remoteAddress: '192.0.2.1' }, headers: { 'x-forwarded-for': '203.0.113.7' } }
     expect(clientAddress({} as FastifyInstance)(req as unknown as IncomingMessage)).toBe('192.0.2.1')
+  })
+})
+
+describe("reading a client's address with an application's trustProxy that throws", () => {
+  it("gives the connection's address, where a header of the client's made the function throw", async () => {
+    // proxy-addr hands the function the addresses X-Forwarded-For names, as the client wrote
+    // them, but the first (the client's own).
+    const trustProxy = (address: string) => {
+      if (!isIP(address)) throw new Error(`not an address: ${address}`)
+      return true
+    }
+    const app = Fastify({ trustProxy })
+    const seen: (string | undefined)[] = []
+    app.get('/', async (request) => {
+      seen.push(clientAddress(app)(request.raw))
+      return ''
+    })
+    try {
+      const headers = { 'x-forwarded-for': '203.0.113.7, not-an-address' }
+      await app.inject({ url: '/', headers, remoteAddress: '127.0.0.1' })
+    } finally {
+      await app.close()
+    }
+    expect(seen).toEqual(['127.0.0.1'])
   })
 })

@@ -36,7 +36,8 @@ export type AddressOf = (req: IncomingMessage) => string | undefined
  * its session) names the same client however the request came. Fastify keeps `trustProxy` to
  * itself, with the getter that reads it on its Request class: that getter is used, on the raw
  * request. The connection's address when the class cannot be found (a Fastify that keeps it
- * elsewhere). A test holds this to the Fastify installed.
+ * elsewhere), or when the getter throws (a trustProxy function of the application's). A test
+ * holds this to the Fastify installed.
  */
 export function clientAddress(app: FastifyInstance): AddressOf {
   const request = fastifyOwn(app, REQUEST_SYMBOL)
@@ -49,8 +50,15 @@ export function clientAddress(app: FastifyInstance): AddressOf {
   if (!ip) return (req) => req.socket.remoteAddress
   const getter = ip
   return (req) => {
-    // As Fastify's request reads it: the raw request, and its socket through it.
-    const ip: unknown = getter.call(Object.create(prototype as object, { raw: { value: req } }))
+    let ip: unknown
+    try {
+      // As Fastify's request reads it: the raw request, and its socket through it.
+      ip = getter.call(Object.create(prototype as object, { raw: { value: req } }))
+    } catch {
+      // A trustProxy function of the application's may throw on what X-Forwarded-For names (the
+      // client writes it): a route's request.ip would fail its request; here, where no route
+      // runs (an upgrade's listener among them), it would end the process.
+    }
     return typeof ip === 'string' ? ip : req.socket.remoteAddress
   }
 }
