@@ -147,6 +147,15 @@ export class Forwarder {
   }
 
   /**
+   * `question`, another step of finding where the request answered on `on` goes (a WebSocket
+   * resume asking its session's node to hand the session over, see `ParleyServer.requestHandOff`):
+   * should this node close meanwhile, its close waits for it as for a lookup (see `close`).
+   */
+  asking<T>(on: AnsweredOn, question: Promise<T>): Promise<T> {
+    return this.#answered(on, question)
+  }
+
+  /**
    * `lookup` is for the request answered on `on` (an SSE or polling request's response, or a
    * WebSocket whose HELLO it is): should this node close before that request is answered, its
    * close waits for the lookup and the answer that follows (see `close`). Over once `on` closes.

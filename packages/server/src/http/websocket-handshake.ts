@@ -102,11 +102,12 @@ export class WebSocketHandshakes {
       refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
     }, options.handshakeTimeout)
     /**
-     * What the HELLO waits for in the forwarder: 'lookup' while it looks the HELLO's session up
-     * (see `lookUp`), 'relay' while it connects to the session's node (see `relay`). Should the
-     * server close meanwhile, the WebSocket is told CLOSE 'server handoff' (see `closedMeanwhile`):
-     * after the lookup, which the close waits for (see `Forwarder.close`); at once for a
-     * connection, which would be closed so anyway once open (see `Forwarder.close`).
+     * What the HELLO waits for in the forwarder: 'lookup' while it looks the HELLO's session up,
+     * or asks the session's node for it (see `lookUp`), 'relay' while it connects to the session's
+     * node (see `relay`). Should the server close meanwhile, the WebSocket is told CLOSE 'server
+     * handoff' (see `closedMeanwhile`): after the lookup, which the close waits for (see
+     * `Forwarder.close`); at once for a connection, which would be closed so anyway once open
+     * (see `Forwarder.close`).
      */
     let forwarding: 'lookup' | 'relay' | undefined
     // At close the server ends it; the timer goes too, or it would hold the process up to
@@ -223,8 +224,12 @@ export class WebSocketHandshakes {
         // Its node is handing it off, or (below) stored it at this node's request: it is claimed
         // here, and a claim that finds nothing tells the client to try again (see `handshake`).
         if (isHandedOff(owner)) return server.handshake(transport, hello, handshake, owner.handedOffBy)
-        if (owner && transport.open && (await server.requestHandOff(owner.node, hello.sid))) {
-          return server.handshake(transport, hello, handshake, owner.node)
+        if (owner && transport.open) {
+          // Waited for at close as the lookup is: a bare close would fail the client's transport.
+          const node = owner.node
+          const stored = await lookUp((on) => forwarder.asking(on, server.requestHandOff(node, sid)))
+          if (stored === CLOSED) return closedMeanwhile()
+          if (stored) return server.handshake(transport, hello, handshake, node)
         }
         if (owner && transport.open) {
           const take = () => transport.release()
