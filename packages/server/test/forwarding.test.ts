@@ -475,8 +475,8 @@ describe('forwarding', () => {
           expect(await within(c.emitWithAck('echo', `m${i}`), 3000, `the echo of m${i}`)).toBe(`echo m${i}`)
         // Polls and POSTs reached both nodes: the owner answered some through the other one.
         expect(proxy.forwarded.every((n) => n > 1)).toBe(true)
-        // Node emits its warnings on a later tick.
-        await sleep(10)
+        // Node emits its warnings on the next tick, before the event loop's next turn.
+        await setImmediate()
         expect(warned.filter((name) => name === 'MaxListenersExceededWarning')).toEqual([])
       } finally {
         process.off('warning', onWarning)
