@@ -117,7 +117,8 @@ export interface TrafficNode extends SuiteNode {
  * proxy), with drain by handoff, and adds it to `nodes` (the suite's, closed after each test).
  * `own`: the adapter's `requestTimeout`, the client as the adapter gets it (`view`: one whose
  * commands a test holds back, say), its Fastify options (`fastify`; by default, routes that
- * keep serving while it closes), how long its drain waits for claims (`handoffTimeout`), and
+ * keep serving while it closes), how long its drain waits for claims (`handoffTimeout`), its
+ * `handshakeTimeout` (which bounds its owner lookups too), and
  * what else its app is given before it listens (`setup`).
  */
 export async function startTrafficNode(
@@ -128,6 +129,7 @@ export async function startTrafficNode(
     view?: (client: RedisClientType) => RedisClient
     fastify?: FastifyServerOptions
     handoffTimeout?: number
+    handshakeTimeout?: number
     /** Sets up the app further before it listens (hooks of the application's, say). */
     setup?: (app: FastifyInstance) => void
   } = {},
@@ -151,6 +153,7 @@ export async function startTrafficNode(
         ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
       }),
       handoff: { timeout: own.handoffTimeout ?? 7000, retrySpread: 0 },
+      ...(own.handshakeTimeout === undefined ? {} : { handshakeTimeout: own.handshakeTimeout }),
     },
     (app) => {
       app.parley.on('connection', (socket) => {

@@ -6,7 +6,9 @@
 // (`forceCloseConnections`) or told 503 "try again", it would fail the client's transport. The
 // lookup is held here until the drain is over, as a slow Redis may hold it. A POST so caught is
 // told to try again (503 PARLEY_SERVER_SHUTTING_DOWN), as any POST the node can no longer send
-// on, rather than cut. A WebSocket resume so caught, its owner being looked up (or, that owner not
+// on, rather than cut; so is a resume POST whose owner could not be reached, still asking whether
+// its session moved since (cut before, with `forceCloseConnections`, once the rest of the close
+// was over). A WebSocket resume so caught, its owner being looked up (or, that owner not
 // reached, whether its session moved since), gets CLOSE 'server handoff' too, where the server's
 // close would have closed it bare (1001, no CLOSE: a transport error); so does one whose relay to
 // its owner is still connecting, at once.
@@ -219,6 +221,46 @@ describe.skipIf(skipRedisSuites())(
         onB.close()
       },
     )
+
+    it('a resume POST looking up whether its session moved, its owner not reached, is told to try again, not cut', async () => {
+      // Fastify cuts every connection at close, those still answering a request too. The look
+      // whether the session moved is held for good: a's own bound on lookups (its
+      // handshakeTimeout) ends it, later than the rest of a's close (which waits up to a second
+      // for the held session's next GET).
+      const a = await startTrafficNode(suite.redis.url, nodes, {
+        fastify: { return503OnClosing: false, forceCloseConnections: true },
+        handshakeTimeout: 3000,
+      })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      // The session lives on b; a's own session, which nobody claims, holds a's drain open.
+      const onB = await rawConnect('polling', b.started.base)
+      const held = await rawConnect('polling', a.started.base)
+      await seesOthers(a)
+      const address = await ownerAddress('reset')
+      onTestFinished(() => address.close())
+      const lookups = holdLookups(a, held.sid, address.url)
+      const draining = a.started.app.close()
+      await until(() => a.started.app.parley.closing, 3000, 'a closing')
+
+      const hello = JSON.stringify([PacketType.HELLO, { sid: onB.sid, ack: 0 }])
+      const answer = post(`${a.started.base}/poll?v=1`, hello)
+      await until(
+        () => lookups.waiting() === 1,
+        3000,
+        'the resume on a, looking up whether its session moved',
+      )
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      expect(await within(answer, 5000, 'the answer to the resume')).toEqual({
+        status: 503,
+        code: 'PARLEY_SERVER_SHUTTING_DOWN',
+      })
+      await within(draining, 5000, 'a closed')
+      lookups.release()
+      // Its session lives on b, untouched: the client's next try resumes it there.
+      expect(b.started.app.parley.sockets.size).toBe(1)
+      await onB.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      onB.close()
+    })
   },
 )
 

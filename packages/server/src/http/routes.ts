@@ -640,9 +640,11 @@ export async function parleyRoutes(
         const owner = to.found
         if ((await forwarder.handOver(owner, request, reply, body.text(), kind)) !== 'unreachable')
           return reply
+        // On `reply.raw`: a closing node waits for this look too (see `Forwarder.close`), as
+        // for the owner's, and answers the resume, which its close would otherwise cut.
         const moved = await outlastHandlerTimeout(
           reply,
-          forwarder.movedSince(owner, hello.sid, request, 'http'),
+          forwarder.movedSince(owner, hello.sid, request, 'http', reply.raw),
         )
         if (moved) leftNode = owner.node
       }
