@@ -14,6 +14,9 @@ import { type Forwarder, isHandedOff } from './forward.js'
 import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
 import { ROUTED_HEADER } from './routing.js'
 
+/** What a WebSocket whose HELLO has not come when the server closes is told (as a drain's refusal). */
+const SHUTTING_DOWN = 'the server is shutting down'
+
 export interface WebSocketHandshakeDeps {
   server: ParleyServer
   /** The endpoints' logger: where errors of open WebSockets are logged (at debug). */
@@ -111,11 +114,19 @@ export class WebSocketHandshakes {
      */
     let forwarding: 'lookup' | 'relay' | undefined
     // At close the server ends it; the timer goes too, or it would hold the process up to
-    // handshakeTimeout after the close.
+    // handshakeTimeout after the close. One whose HELLO has not come yet is refused as a new
+    // session is while the node drains: the client reads a server that is closing, and tries
+    // WebSocket again (through the balancer, another node), where a bare close would have it
+    // take WebSocket for broken and step down to its next transport.
     server.trackPending(transport, () => {
       clearTimeout(timer)
       if (forwarding === 'relay') closedMeanwhile()
-      else if (forwarding === undefined) transport.close('shutdown')
+      else if (forwarding !== undefined) return
+      else if (settled) transport.close('shutdown')
+      else {
+        settled = true
+        refuse(ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+      }
     })
     const settle = () => {
       settled = true
