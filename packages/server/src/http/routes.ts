@@ -757,7 +757,9 @@ export async function parleyRoutes(
    * here (`hear`, see `ParleyServer.handedOffGoodbye`), or, when this node is closing, and claims
    * nothing any more, sent on (`sendOn`) to a live node (`Forwarder.anotherNode`, marked
    * `sent-on`), which hears it as its own (`handedOffPost` there) and answers the client. Without
-   * such a node it is lost, as nothing else would claim the session for it.
+   * such a node it is lost, as nothing else would claim the session for it; so too when that node
+   * is closing as well: a request marked so is sent on no further (see `OwnerLookup.anotherNode`),
+   * which bounds the hops to one, and the session waits unclaimed for its recovery window.
    */
   async function goodbyeOfHandedOff(
     sid: string,
