@@ -310,7 +310,7 @@ describe('an upstream POST whose body is still coming when its client resumes el
 })
 
 describe('app.close() while a WebSocket has not sent its HELLO', () => {
-  it('closes it with 1001 and stops its handshake timer', async () => {
+  it('tells it ERROR PARLEY_SERVER_SHUTTING_DOWN, closes it with 1001 and stops its handshake timer', async () => {
     // A delay no other timer uses: the handshake timer is the one set with it.
     const handshakeTimeout = 43_210
     const set = vi.spyOn(globalThis, 'setTimeout')
@@ -321,12 +321,17 @@ describe('app.close() while a WebSocket has not sent its HELLO', () => {
       ws.on('error', () => {})
       await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
       const closed = new Promise<number>((resolve) => ws.once('close', resolve))
+      const told: string[] = []
+      ws.on('message', (data) => told.push(String(data)))
       await until(() => set.mock.calls.some(([, ms]) => ms === handshakeTimeout))
       const index = set.mock.calls.findIndex(([, ms]) => ms === handshakeTimeout)
       const timer = set.mock.results[index]!.value as NodeJS.Timeout
       await started.app.close()
       started = undefined
       expect(await within(closed, 5000, 'the close the shutdown sends')).toBe(1001)
+      expect(told.map((text) => JSON.parse(text).slice(0, 4))).toEqual([
+        [7, 0, 0, 'PARLEY_SERVER_SHUTTING_DOWN'],
+      ])
       expect(cleared.mock.calls.some(([handle]) => handle === timer)).toBe(true)
     } finally {
       set.mockRestore()

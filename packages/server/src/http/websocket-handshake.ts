@@ -95,9 +95,9 @@ export class WebSocketHandshakes {
     const relayed = request.headers[ROUTED_HEADER] !== undefined
     const transport = new WebSocketTransport(ws, this.#settings, socket, relayed)
     let settled = false
-    const refuse = (code: string, message: string) => {
+    const refuse = (code: string, message: string, kind: 'refused' | 'shutdown' = 'refused') => {
       transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))
-      transport.close('refused')
+      transport.close(kind)
     }
     const timer = setTimeout(() => {
       settled = true
@@ -114,10 +114,10 @@ export class WebSocketHandshakes {
      */
     let forwarding: 'lookup' | 'relay' | undefined
     // At close the server ends it; the timer goes too, or it would hold the process up to
-    // handshakeTimeout after the close. One whose HELLO has not come yet is refused as a new
-    // session is while the node drains: the client reads a server that is closing, and tries
-    // WebSocket again (through the balancer, another node), where a bare close would have it
-    // take WebSocket for broken and step down to its next transport.
+    // handshakeTimeout after the close. One whose HELLO has not come yet is told what a new
+    // session is told while the node drains, then closed with 1001: the client reads a server
+    // that is closing, and tries WebSocket again (through the balancer, another node), where a
+    // bare close would have it take WebSocket for broken and step down to its next transport.
     server.trackPending(transport, () => {
       clearTimeout(timer)
       if (forwarding === 'relay') closedMeanwhile()
@@ -125,7 +125,7 @@ export class WebSocketHandshakes {
       else if (settled) transport.close('shutdown')
       else {
         settled = true
-        refuse(ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+        refuse(ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, 'shutdown')
       }
     })
     const settle = () => {
