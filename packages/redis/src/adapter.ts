@@ -224,12 +224,22 @@ export class RedisAdapter implements Adapter {
     // Without a listener, an 'error' event (Redis went away) would crash the process.
     this.#subscriber.on('error', (err) => {
       this.#subscriberError = err
-      this.#warnings.warn('subscriber', 'the subscriber connection failed; it reconnects by itself', { err })
+      this.#warnings.warn(
+        'subscriber',
+        `the subscriber connection to ${this.#commands.address} failed; it reconnects by itself`,
+        { err },
+      )
     })
     this.#started = this.#start()
     this.#started.catch((err: unknown) => {
       if (!this.#closed)
-        this.#warnings.warn('start', 'could not subscribe; other nodes are out of reach', { err })
+        this.#warnings.warn(
+          'start',
+          `could not subscribe at ${this.#commands.address}; other nodes are out of reach`,
+          {
+            err,
+          },
+        )
     })
   }
 
@@ -855,7 +865,8 @@ export class RedisAdapter implements Adapter {
   async claimSession(sid: string): Promise<ClaimAnswer> {
     if (this.#closed) return null
     const unavailable = this.#commands.unavailable()
-    if (unavailable !== undefined) return this.#cannotAsk(new RedisUnreachableError(unavailable))
+    if (unavailable !== undefined)
+      return this.#cannotAsk(new RedisUnreachableError(unavailable, { at: this.#commands.address }))
     // Bounded by requestTimeout (see Commands): the client's resume waits for it.
     const won = await this.#handoffs.claim(sid).catch((err: unknown) => {
       if (err instanceof RedisUnreachableError) return err
@@ -1372,14 +1383,16 @@ export class RedisAdapter implements Adapter {
     // way it is lost, and counted as such, now.
     const unavailable = this.#commands.unavailable()
     if (unavailable !== undefined) {
-      failed?.(`Redis is not reachable (${unavailable})`)
+      failed?.(`Redis at ${this.#commands.address} is not reachable (${unavailable})`)
       return
     }
     this.#commands.send(['PUBLISH', channel, JSON.stringify(packet)]).then(
       () => answered?.(),
       (err: unknown) => {
         if (err instanceof RedisUnreachableError) {
-          failed?.(`Redis did not answer the PUBLISH within ${this.#options.requestTimeout} ms`)
+          failed?.(
+            `Redis at ${this.#commands.address} did not answer the PUBLISH within ${this.#options.requestTimeout} ms`,
+          )
           return
         }
         this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })

@@ -1,4 +1,4 @@
-import type { RedisClient } from './options.js'
+import { type RedisClient, redisAddress } from './options.js'
 import { RedisUnreachableError, send } from './send.js'
 import { Undos } from './undos.js'
 
@@ -47,6 +47,8 @@ export class Commands {
   #lookAgain: NodeJS.Timeout | undefined
   /** True once `stop` ran: no step waits for Redis any more. */
   #stopped = false
+  /** Where the client connects (no credentials): every warning of an unreachable Redis names it. */
+  readonly address: string
 
   constructor(
     readonly client: RedisClient,
@@ -56,6 +58,7 @@ export class Commands {
     undoGivenUp: (why: string, err?: unknown) => void = () => {},
   ) {
     this.#undos = new Undos(client, (args) => this.#tracked(args), undoGivenUp)
+    this.address = redisAddress(client)
   }
 
   /** Why a command would not be answered now, or undefined when one may go. */
@@ -78,7 +81,7 @@ export class Commands {
    */
   send(args: string[], ms = this.timeout): Promise<unknown> {
     const why = this.unavailable()
-    if (why !== undefined) return Promise.reject(new RedisUnreachableError(why))
+    if (why !== undefined) return Promise.reject(new RedisUnreachableError(why, { at: this.address }))
     this.#undos.flush()
     return this.#sent(args, ms)
   }
@@ -162,7 +165,10 @@ export class Commands {
     return new Promise((resolve, reject) => {
       const wait = Math.min(ms, this.timeout)
       const timer = setTimeout(
-        () => reject(new RedisUnreachableError(`no answer to ${args[0]} within ${wait} ms`)),
+        () =>
+          reject(
+            new RedisUnreachableError(`no answer to ${args[0]} within ${wait} ms`, { at: this.address }),
+          ),
         wait,
       )
       timer.unref()
@@ -180,6 +186,7 @@ export class Commands {
               ? err
               : new RedisUnreachableError(`the connection dropped before the answer to ${args[0]}`, {
                   cause: err,
+                  at: this.address,
                 }),
           )
         },

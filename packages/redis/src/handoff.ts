@@ -564,7 +564,7 @@ export class HandOffStore {
     const hash = sidHash(sid)
     const keys = this.keys(hash)
     const why = this.commands.unavailable()
-    if (why !== undefined) throw new RedisUnreachableError(why)
+    if (why !== undefined) throw new RedisUnreachableError(why, { at: this.commands.address })
     const id = randomBytes(9).toString('base64url')
     const givenUp = this.givenUpKey(hash, id)
     const reply = await this.commands

@@ -252,9 +252,11 @@ export class Nodes {
         ? { n: id, k: 'joined', a: address, v: NOTE_VERSION }
         : { n: id, k: 'joined', a: address, v: NOTE_VERSION, p: path }
     await commands.send(['PUBLISH', channel, JSON.stringify(packet)]).catch((err: unknown) => {
-      this.#config.warnings.warn('heartbeat', 'could not tell the other nodes that this one joined', {
-        err,
-      })
+      this.#config.warnings.warn(
+        'heartbeat',
+        `could not tell the other nodes that this one joined: Redis at ${commands.address} did not take it`,
+        { err },
+      )
     })
   }
 
@@ -458,8 +460,8 @@ export class Nodes {
       // Another application's key under this prefix fails every beat, on every node, the same way:
       // say which key and what to do, not only what Redis said.
       const message = /WRONGTYPE/.test(String((err as Error | undefined)?.message))
-        ? `heartbeat failed: ${this.#indexKey} holds a value of another type, so no node sees the others; another application uses the prefix "${prefix}": give each its own \`prefix\` (or delete that key if nothing needs it)`
-        : 'heartbeat failed; the live-node set is kept as it was'
+        ? `heartbeat failed at ${this.#config.commands.address}: ${this.#indexKey} holds a value of another type, so no node sees the others; another application uses the prefix "${prefix}": give each its own \`prefix\` (or delete that key if nothing needs it)`
+        : `heartbeat failed at ${this.#config.commands.address}; the live-node set is kept as it was`
       this.#config.warnings.warn('heartbeat', message, { err })
       return
     }

@@ -31,8 +31,13 @@ export class RedisUnreachableError extends Error {
   override readonly name = 'RedisUnreachableError'
   readonly code = RedisErrorCode.UNREACHABLE
 
-  constructor(why: string, options?: { cause?: unknown }) {
-    super(`@parley/redis: Redis is not reachable (${why})`, options)
+  /** `options.at`: the Redis address (`redisAddress`, never its credentials), named in the message. */
+  constructor(why: string, options?: { cause?: unknown; at?: string }) {
+    const redis = options?.at === undefined ? 'Redis' : `Redis at ${options.at}`
+    super(
+      `@parley/redis: ${redis} is not reachable (${why})`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    )
   }
 }
 

@@ -25,7 +25,9 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
    * A node whose client points at `url` and is left connecting (as `redis.connect()` not
    * awaited): nothing waits for Redis before the adapter is made.
    */
-  async function nodeOn(url: string): Promise<Started & { adapter: RedisAdapter; warnings: string[] }> {
+  async function nodeOn(
+    url: string,
+  ): Promise<Started & { adapter: RedisAdapter; warnings: string[]; errors: string[] }> {
     process.on('unhandledRejection', onRejection)
     // Retries every 50 ms: node-redis's own pace doubles up to 2 s, and the later ready() of a
     // test, bounded by requestTimeout, would find it waiting out that pace rather than Redis.
@@ -34,17 +36,25 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
     void redis.connect().catch(() => undefined)
     cleanups.push(() => redis.destroy())
     const warnings: string[] = []
+    // The messages of the warnings' `err`, as a log line shows them.
+    const errors: string[] = []
     const started = await startServer({
       handoff: false,
       adapter: redisAdapter({
         client: redis,
         requestTimeout: BOUND,
         heartbeatInterval: 100,
-        log: { warn: (_details, message) => warnings.push(message) },
+        log: {
+          warn: (details, message) => {
+            warnings.push(message)
+            const { err } = details as { err?: unknown }
+            if (err instanceof Error) errors.push(err.message)
+          },
+        },
       }),
     })
     cleanups.push(() => started.app.close())
-    return { ...started, adapter: started.app.parley.adapter as RedisAdapter, warnings }
+    return { ...started, adapter: started.app.parley.adapter as RedisAdapter, warnings, errors }
   }
 
   it('rejects within requestTimeout with PARLEY_REDIS_UNREACHABLE, naming the address without its credentials', async () => {
@@ -56,7 +66,7 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
     // was reset (a loaded machine can take longer than the bound to get there), ready() would
     // give up with no cause yet.
     await until(
-      () => node.warnings.some((w) => w.includes('the subscriber connection failed')),
+      () => node.warnings.some((w) => w.includes('the subscriber connection to')),
       5000,
       "the subscriber's first failed connection",
     )
@@ -88,6 +98,39 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
     await expect(pending).rejects.toThrow(/closed before it was ready/)
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(rejections).toEqual([])
+  })
+
+  it('names the Redis address, never its credentials, in its warnings of an unreachable Redis', async () => {
+    const { port, release } = await holdPort()
+    cleanups.push(release)
+    const node = await nodeOn(`redis://someone:s3cret@127.0.0.1:${port}`)
+    const address = `redis://127.0.0.1:${port}`
+    await until(
+      () =>
+        node.warnings.some((w) =>
+          w.startsWith(`@parley/redis: the subscriber connection to ${address} failed`),
+        ),
+      5000,
+      'the subscriber warning',
+    )
+    // A broadcast lost for the other nodes says where it could not go.
+    node.app.parley.emit('news', 'lost')
+    await until(
+      () => node.warnings.some((w) => w.includes(`Redis at ${address} is not reachable (not connected)`)),
+      3000,
+      'the lost broadcast warning',
+    )
+    // A command not sent (the `err` of the warnings of those given up) names it too.
+    const refused = await node.adapter.sessionOwner('some-sid').then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    expect(refused).toBeInstanceOf(RedisUnreachableError)
+    expect((refused as Error).message).toBe(
+      `@parley/redis: Redis at ${address} is not reachable (not connected)`,
+    )
+    expect([...node.warnings, ...node.errors].join('\n')).not.toMatch(/someone|s3cret/)
+    await node.adapter.close()
   })
 
   it('works once Redis comes up after, and a later ready() resolves', async () => {
