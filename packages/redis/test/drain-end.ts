@@ -60,6 +60,24 @@ export function transportErrors(client: Socket): string[] {
 }
 
 /** A closing node's drain, and what the client that reaches another node through it went through. */
+/**
+ * Starts `node`'s close with its drain held open by a session of its own that nobody claims (a
+ * raw polling client), once it sees the other nodes alive, and waits until it is closing.
+ * `end()` says that session's goodbye and waits for the close to be over.
+ */
+export async function closeHeldOpen(node: TrafficNode): Promise<{ end: () => Promise<void> }> {
+  const held = await rawConnect('polling', node.started.base)
+  await seesOthers(node)
+  const closing = node.started.app.close()
+  await until(() => node.started.app.parley.closing, 3000, 'the node closing')
+  return {
+    async end() {
+      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+      await within(closing, 5000, 'the node closed once its held session said goodbye')
+    },
+  }
+}
+
 export interface Drain {
   /** The closing node, the balancer's first backend. */
   a: SuiteNode

@@ -10,13 +10,11 @@
 // (`return503OnClosing`, its default): that node answers it the same CLOSE 'server handoff', as its
 // routes do during the drain. Answered 503, the GET failed the client's transport.
 import { connect } from '@parley/client'
-import { PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { rawConnect } from '../../server/test/raw-client.js'
-import { received, trouble } from './drain-end.js'
-import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
+import { closeHeldOpen, received, trouble } from './drain-end.js'
+import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 
 /**
  * A `fetch` whose GETs of a session (polls, event streams) wait while `hold()` is on, as on a
@@ -58,6 +56,33 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
   const { suite, balance } = balancedSuite()
   const { nodes, clients } = suite
 
+  /**
+   * A client of `transport` through the balancer at `url` with its session on `a`, its next GET
+   * held up on its way (an event stream from its first GET, right after the HELLO; a poll from
+   * the next one, once `down` 0 answered the one a held), and `down` 1 sent, which waits in a's
+   * buffer, then in the session's snapshot.
+   */
+  async function sessionOnA(transport: 'polling' | 'sse', a: TrafficNode, url: string) {
+    const gets = heldGets()
+    if (transport === 'sse') gets.hold()
+    const c = connect(`${url}/parley`, { transports: [transport], fetch: gets.fetch })
+    clients.push(c)
+    const heard = trouble(c)
+    const got = received(c)
+    await until(() => a.connections.length === 1, 3000, 'a session on a')
+    const socket = a.connections[0]!
+    if (transport === 'polling') {
+      await until(() => c.connected, 3000, 'connected')
+      gets.hold()
+      socket.emit('down', 0)
+      await until(() => got.length === 1, 3000, 'the first message')
+    }
+    await until(() => gets.waiting() === 1, 3000, 'a GET held up')
+    const id = c.id ?? socket.id
+    socket.emit('down', 1)
+    return { gets, c, heard, got, id }
+  }
+
   it.each(['polling', 'sse'] as const)(
     'is answered CLOSE server handoff by a live node: the client resumes there, and nothing is lost (%s)',
     async (transport) => {
@@ -65,26 +90,7 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
       const b = await startTrafficNode(suite.redis.url, nodes)
       const balancer = await balance([a, b])
       balancer.avoid.add(1)
-      const gets = heldGets()
-      // An event stream is held from its first GET, right after the HELLO; a poll from the next one.
-      if (transport === 'sse') gets.hold()
-      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: gets.fetch })
-      clients.push(c)
-      const heard = trouble(c)
-      const got = received(c)
-      await until(() => a.connections.length === 1, 3000, 'a session on a')
-      const socket = a.connections[0]!
-      if (transport === 'polling') {
-        await until(() => c.connected, 3000, 'connected')
-        gets.hold()
-        // Answers the poll a holds; the next one waits on its way.
-        socket.emit('down', 0)
-        await until(() => got.length === 1, 3000, 'the first message')
-      }
-      await until(() => gets.waiting() === 1, 3000, 'a GET held up')
-      const id = c.id ?? socket.id
-      // Waits in a's buffer, then in the session's snapshot.
-      socket.emit('down', 1)
+      const { gets, c, heard, got, id } = await sessionOnA(transport, a, balancer.url)
       // Sent to a once the client is connected: a polling client is, one on SSE is not before
       // its stream opens (it sends the event then, to b).
       c.emit('up', 1)
@@ -122,31 +128,12 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
       const balancer = await balance([a, b, d])
       balancer.avoid.add(1)
       balancer.avoid.add(2)
-      const gets = heldGets()
-      if (transport === 'sse') gets.hold()
-      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: gets.fetch })
-      clients.push(c)
-      const heard = trouble(c)
-      const got = received(c)
-      await until(() => a.connections.length === 1, 3000, 'a session on a')
-      const socket = a.connections[0]!
-      if (transport === 'polling') {
-        await until(() => c.connected, 3000, 'connected')
-        gets.hold()
-        socket.emit('down', 0)
-        await until(() => got.length === 1, 3000, 'the first message')
-      }
-      await until(() => gets.waiting() === 1, 3000, 'a GET held up')
-      const id = c.id ?? socket.id
-      socket.emit('down', 1)
+      const { gets, c, heard, got, id } = await sessionOnA(transport, a, balancer.url)
 
       // a drains: nobody claims the session (its client's GET is held up), and a closes.
       await within(a.started.app.close(), 8000, 'a closed')
       // b closes too, its drain held open by a session of its own that nobody claims.
-      const held = await rawConnect('polling', b.started.base)
-      await seesOthers(b)
-      const closingB = b.started.app.close()
-      await until(() => b.started.app.parley.closing, 3000, 'b closing')
+      const closingB = await closeHeldOpen(b)
       balancer.avoid.clear()
       balancer.avoid.add(0)
       balancer.avoid.add(2)
@@ -170,8 +157,7 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
       expect(c.id).toBe(id)
       expect(c.recovered).toBe(true)
       expect(b.restored).toHaveLength(0)
-      await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
-      await within(closingB, 5000, 'b closed once its held session said goodbye')
+      await closingB.end()
     },
   )
 })
