@@ -1464,7 +1464,12 @@ function remoteMessage(name: string, args: WireValue[]): BroadcastMessage {
 }
 
 function fromReply(reply: BroadcastReply): DistributiveOmit<ResponsePacket, 'n' | 'id'> {
-  if (!reply.ok) return { k: 'reply', ok: false, code: reply.error.code, message: reply.error.message }
+  if (!reply.ok) {
+    const { code, message, details } = reply.error
+    return details?.dropped === true
+      ? { k: 'reply', ok: false, code, message, d: true }
+      : { k: 'reply', ok: false, code, message }
+  }
   try {
     return { k: 'reply', ok: true, v: packValue(reply.value) }
   } catch {
@@ -1473,7 +1478,10 @@ function fromReply(reply: BroadcastReply): DistributiveOmit<ResponsePacket, 'n' 
 }
 
 function toReply(packet: Extract<ResponsePacket, { k: 'reply' }>): BroadcastReply {
-  if (!packet.ok) return { ok: false, error: new ParleyError<string>(packet.code, packet.message) }
+  if (!packet.ok) {
+    const details = packet.d === true ? { details: { dropped: true } } : undefined
+    return { ok: false, error: new ParleyError<string>(packet.code, packet.message, details) }
+  }
   const value = unpackValue(packet.v)
   return value.ok
     ? { ok: true, value: value.value }

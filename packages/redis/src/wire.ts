@@ -122,7 +122,9 @@ export type ResponsePacket =
   | { n: string; id: string; k: 'done' }
   | { n: string; id: string; k: 'count'; c: number }
   | { n: string; id: string; k: 'reply'; ok: true; v: string }
-  | { n: string; id: string; k: 'reply'; ok: false; code: string; message: string }
+  // `d`: a volatile emit dropped on its way (the error's `details.dropped`), which the emitting
+  // node names apart from a timeout; a node of an earlier version neither sends nor reads it.
+  | { n: string; id: string; k: 'reply'; ok: false; code: string; message: string; d?: true }
   /** The old node sealed the tail of the session claimed as `id` (a `ClaimMarker`'s id). */
   | { n: string; id: string; k: 'sealed' }
   /** A `HandOffRequest` with `a` reached its node, which is handing the session off now. */

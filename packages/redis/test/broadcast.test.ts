@@ -118,7 +118,7 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     const ended = within(outcome, 5000, "the broadcast to end at x's reply (y failed at once)")
     expect(await ended).toMatchObject({
       code: 'PARLEY_ACK_TIMEOUT',
-      message: '1 socket(s) did not reply',
+      message: '1 socket(s) did not reply: 1 dropped',
       details: { replies: ['from x'] },
     })
     b.sockets[1]!.emit('end', 1)
@@ -284,7 +284,10 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     const { b, outcome } = await voteWhereBNeverAnswers(60_000)
     // b's adapter closes, answering nothing more, and a notices at its next heartbeat that b left.
     await b.adapter.close()
-    expectOneMissing(await within(outcome, 5000, 'the broadcast to end with b leaving'))
+    const ended = await within(outcome, 5000, 'the broadcast to end with b leaving')
+    expectOneMissing(ended)
+    // Its message says why, as the reply's own error does.
+    expect(ended[0]?.message).toBe('1 socket(s) did not reply: 1 left')
   })
 
   it('takes a count that came within requestTimeout though its node was held past it', async () => {

@@ -1,5 +1,6 @@
+import { ErrorCode, ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import type { Adapter } from './adapter/adapter.js'
+import type { Adapter, BroadcastReply } from './adapter/adapter.js'
 import { BroadcastOperator } from './broadcast.js'
 
 /** An adapter that reaches one socket, which never replies; it notes the timeout it is given. */
@@ -18,6 +19,27 @@ function silentSocket(): { adapter: Adapter; timeouts: number[] } {
   } as unknown as Adapter
   return { adapter, timeouts }
 }
+
+/** An adapter that reaches `count` sockets, whose replies are `replies` (the rest never reply). */
+function socketsReplying(count: number, replies: BroadcastReply[]): Adapter {
+  return {
+    broadcastWithAck: (
+      _message: unknown,
+      _options: unknown,
+      _timeout: number,
+      expect: (n: number) => void,
+      reply: (r: BroadcastReply) => void,
+    ) => {
+      expect(count)
+      for (const r of replies) reply(r)
+    },
+  } as unknown as Adapter
+}
+
+const failed = (code: string, message = 'x', details?: Record<string, unknown>): BroadcastReply => ({
+  ok: false,
+  error: new ParleyError(code, message, details ? { details } : undefined),
+})
 
 describe('a broadcast that wants replies', () => {
   afterEach(() => {
@@ -49,5 +71,45 @@ describe('a broadcast that wants replies', () => {
     new BroadcastOperator(adapter, 1_000_000).emit('vote?', (...args: unknown[]) => calls.push(args))
     await vi.advanceTimersByTimeAsync(10_000)
     expect(calls).toEqual([[expect.objectContaining({ code: 'PARLEY_ACK_TIMEOUT' }), []]])
+  })
+
+  it("says in its error's message why sockets did not reply, the commonest reasons first", async () => {
+    const adapter = socketsReplying(5, [
+      { ok: true, value: 'yes' },
+      failed(ErrorCode.DISCONNECTED),
+      failed(ErrorCode.SESSION_MOVED),
+      failed(ErrorCode.SESSION_MOVED),
+      failed('PARLEY_REDIS_REPLY_LOST'),
+    ])
+    const error = await new BroadcastOperator(adapter, 1_000_000)
+      .emitWithAck('vote?')
+      .catch((e: unknown) => e)
+    // The code and the details are as they were: only the message says more.
+    expect(error).toMatchObject({
+      code: 'PARLEY_ACK_TIMEOUT',
+      message: '4 socket(s) did not reply: 2 moved, 1 left, 1 PARLEY_REDIS_REPLY_LOST',
+      details: { replies: ['yes'] },
+    })
+  })
+
+  it('counts the sockets the timeout cut off as timed out, and names at most three reasons', async () => {
+    vi.useFakeTimers()
+    const adapter = socketsReplying(8, [
+      failed(ErrorCode.DISCONNECTED),
+      failed(ErrorCode.DISCONNECTED),
+      failed(ErrorCode.SESSION_MOVED),
+      failed(ErrorCode.ACK_TIMEOUT, 'dropped', { dropped: true }),
+      failed('PARLEY_REDIS_REPLY_LOST'),
+    ])
+    const outcome = new BroadcastOperator(adapter, 1_000_000)
+      .timeout(500)
+      .emitWithAck('vote?')
+      .catch((e: unknown) => e)
+    await vi.advanceTimersByTimeAsync(500)
+    expect(await outcome).toMatchObject({
+      code: 'PARLEY_ACK_TIMEOUT',
+      message: '8 socket(s) did not reply within 500 ms: 3 timed out, 2 left, 1 moved, 2 other',
+      details: { replies: [] },
+    })
   })
 })

@@ -17,6 +17,7 @@ import type {
 } from './adapter/adapter.js'
 import { argumentError } from './argument-error.js'
 import { changeRooms, type UnsettledSockets } from './membership.js'
+import { MissingReplies } from './missing-replies.js'
 import type { EventNames, EventsMap } from './types.js'
 
 type Rooms = Room | readonly Room[]
@@ -221,6 +222,7 @@ export class BroadcastOperator<E extends EventsMap> {
     const replies: unknown[] = []
     let expected: number | undefined
     let failed = 0
+    const missed = new MissingReplies()
     let received = 0
     let finished = false
     const finish = (error: ParleyError | null) => {
@@ -240,11 +242,14 @@ export class BroadcastOperator<E extends EventsMap> {
       })
     }
     const timedOut = () => {
-      const missing = (expected ?? 0) - received + failed
+      const unanswered = (expected ?? 0) - received
+      missed.timedOut(unanswered)
       finish(
-        new ParleyError(ErrorCode.ACK_TIMEOUT, `${missing} socket(s) did not reply within ${timeout} ms`, {
-          details: { replies },
-        }),
+        new ParleyError(
+          ErrorCode.ACK_TIMEOUT,
+          `${unanswered + failed} socket(s) did not reply within ${timeout} ms${missed}`,
+          { details: { replies } },
+        ),
       )
     }
     // A timer past MAX_TIMER_MS would fire at once: past it, the wait ends with the last answer.
@@ -254,7 +259,7 @@ export class BroadcastOperator<E extends EventsMap> {
       finish(
         failed === 0
           ? null
-          : new ParleyError(ErrorCode.ACK_TIMEOUT, `${failed} socket(s) did not reply`, {
+          : new ParleyError(ErrorCode.ACK_TIMEOUT, `${failed} socket(s) did not reply${missed}`, {
               details: { replies },
             }),
       )
@@ -271,7 +276,10 @@ export class BroadcastOperator<E extends EventsMap> {
         if (finished) return
         received++
         if (reply.ok) replies.push(reply.value)
-        else failed++
+        else {
+          failed++
+          missed.add(reply.error)
+        }
         check()
       })
   }

@@ -144,7 +144,10 @@ describe.each(transports)('rooms over %s', (transport) => {
       .to('voters')
       .emitWithAck('vote')
       .catch((e: protocol.ParleyError) => e)
-    expect(error).toMatchObject({ code: 'PARLEY_ACK_TIMEOUT' })
+    expect(error).toMatchObject({
+      code: 'PARLEY_ACK_TIMEOUT',
+      message: '1 socket(s) did not reply within 300 ms: 1 timed out',
+    })
     const partial = (error as protocol.ParleyError).details?.replies as string[] | undefined
     expect(partial?.slice().sort()).toEqual(['no', 'yes'])
   })
@@ -232,7 +235,7 @@ describe.each(transports)('rooms over %s', (transport) => {
     // b counts as failed from the start: the wait ends with a's reply, not at the timeout.
     expect(await outcome).toMatchObject({
       code: 'PARLEY_ACK_TIMEOUT',
-      message: '1 socket(s) did not reply',
+      message: '1 socket(s) did not reply: 1 dropped',
       details: { replies: ['from a'] },
     })
     expect(Date.now() - began).toBeLessThan(5000)
