@@ -73,10 +73,10 @@ function tables(text: string): string[][][] {
 }
 
 describe('docs/errors.md', () => {
-  it('says what to do about every code and reason its tables list', () => {
+  it('says what to do about every code, reason and log line its tables list', () => {
     const silent: string[] = []
     for (const [header = [], ...rows] of tables(read('docs/errors.md'))) {
-      if (header[0] !== 'code' && header[0] !== 'reason') continue
+      if (header[0] !== 'code' && header[0] !== 'reason' && header[0] !== 'log line') continue
       const column = header.findIndex((cell) => cell.startsWith('what to do'))
       for (const row of rows) if (column < 0 || !row[column]) silent.push(`${row[0]}: ${header.join(' | ')}`)
     }
