@@ -5,17 +5,16 @@
 // resumes it there, with what it had not received. A node the record names that is out of the
 // live set (killed, its heartbeat lapsed) gives the client a new session at once, as before.
 // Two Parley servers on one Redis behind a round-robin proxy, and the real client.
-import { createHash } from 'node:crypto'
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import type { ParleyServerOptions, SessionOwnerAnswer } from '@parley/server'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { holdPort } from '../../../test/support/ports.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { until } from '../../server/test/helpers.js'
 import { Refused, rawConnect } from '../../server/test/raw-client.js'
+import { killedNode, ownerKey } from './killed-node.js'
 import { inbox, Nodes, redisSuite, type TestNode } from './nodes.js'
 
 const TRANSPORTS: TransportName[] = ['polling', 'sse', 'websocket']
@@ -28,9 +27,6 @@ const MISSES: [string, () => Promise<SessionOwnerAnswer>][] = [
   ['fails (Redis does not answer it in time)', () => Promise.reject(new Error('no answer in time (test)'))],
   ['reads no owner record', () => Promise.resolve('unknown')],
 ]
-
-/** The Redis key of `sid`'s owner record (see sessions.ts). */
-const ownerKey = (sid: string) => `parley:session:${createHash('sha256').update(sid).digest('base64url')}`
 
 describe.skipIf(skipRedisSuites())(
   'a resume whose look-up named no node, while the owner record names one',
@@ -149,24 +145,10 @@ describe.skipIf(skipRedisSuites())(
 
     it('when the owner record names a killed node still in the live set: told to try again once, then a new session once its address does not answer', async () => {
       const { b } = await pair()
-      // The killed node as Redis still tells it (see dead-node.test.ts): its record, note and
-      // index entry, the owner record of its session, and nothing at its address.
-      const dead = 'killed-node'
-      const record = `parley:node:${dead}`
+      // The killed node as Redis still tells it (see dead-node.test.ts).
       const sid = 'a-session-of-the-killed-node'
-      const address = await holdPort()
+      const dead = await killedNode(b, sid)
       try {
-        await b.redis.sendCommand(['SET', record, `http://127.0.0.1:${address.port}`, 'PX', '60000'])
-        await b.redis.sendCommand([
-          'SET',
-          `${record}:note`,
-          JSON.stringify({ v: 1, p: '/parley' }),
-          'PX',
-          '60000',
-        ])
-        await b.redis.sendCommand(['ZADD', 'parley:nodes', String(Date.now()), dead])
-        await b.redis.sendCommand(['SET', ownerKey(sid), dead, 'EX', '60'])
-        await until(() => b.adapter.liveNodes.includes(dead), 3000, 'the killed node read as live')
         // b cannot tell whether it is alive: the client keeps its session and tries again.
         missOnce(b, sid, () => Promise.reject(new Error('no answer in time (test)')))
         const refused = await rawConnect('polling', b.base, { sid, ack: 0 }).catch((err: unknown) => err)
@@ -176,11 +158,9 @@ describe.skipIf(skipRedisSuites())(
         suite.raws.push(raw)
         expect(raw.open).toMatchObject({ recovered: false })
         expect(raw.sid).not.toBe(sid)
-        expect(b.adapter.liveNodes).toContain(dead)
+        expect(b.adapter.liveNodes).toContain(dead.id)
       } finally {
-        await b.redis.sendCommand(['DEL', record, `${record}:note`, ownerKey(sid)])
-        await b.redis.sendCommand(['ZREM', 'parley:nodes', dead])
-        address.release()
+        await dead.remove()
       }
     })
 
