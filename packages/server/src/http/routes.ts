@@ -738,18 +738,7 @@ export async function parleyRoutes(
         () => hear(packets),
         (other) => forwarder.handOver(other, request, reply, text, kind),
       )
-    const taken = await posts.takeHandedOff(cors, read, goodbye)
-    const sent = taken.answer
-    // On the raw response when the owner was tried first and Fastify had given it up (see `answer`).
-    if (sent && !sent.body && reply.sent) {
-      const res = reply.raw
-      if (!res.headersSent && !res.destroyed) {
-        res.writeHead(sent.status, { ...sent.headers, 'cache-control': 'no-store' })
-        res.end()
-      }
-      return reply
-    }
-    return send(reply, sent)
+    return send(reply, (await posts.takeHandedOff(cors, read, goodbye)).answer)
   }
 
   /**
@@ -834,6 +823,16 @@ export async function parleyRoutes(
     if (!answer) return reply
     if (answer.bodyUnread) closeUnread(reply)
     if (answer.body) return fail(reply, answer.status, answer.body.code, answer.body.message, answer.headers)
+    // On the raw response when the owner was tried first and Fastify had given the reply up
+    // (see `answer`, which `fail` goes through).
+    if (reply.sent) {
+      const res = reply.raw
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(answer.status, { ...answer.headers, 'cache-control': 'no-store' })
+        res.end()
+      }
+      return reply
+    }
     return reply
       .code(answer.status)
       .headers({ ...answer.headers, 'Cache-Control': 'no-store' })
