@@ -558,13 +558,14 @@ export class RedisAdapter implements Adapter {
    * `sid`, so that a draining node's resumes spread over the others and every resume of one
    * session goes to the same node while the live set stays; undefined when there is none. No
    * round trip: the live set of the last heartbeat. A node that drains too may be picked; it
-   * turns the resume away, and the client tries again.
+   * turns the resume away, and the client tries again. None of `except`: closing nodes a goodbye
+   * was sent on to already (see `Adapter.anotherNode`).
    */
-  anotherNode(sid: string): NodeAddress | undefined {
+  anotherNode(sid: string, except?: ReadonlySet<string>): NodeAddress | undefined {
     if (this.#closed) return undefined
     const reachable = this.#nodes
       .others()
-      .filter((id) => this.#nodes.address(id) !== undefined)
+      .filter((id) => this.#nodes.address(id) !== undefined && !except?.has(id))
       .sort()
     if (reachable.length === 0) return undefined
     let hash = 0

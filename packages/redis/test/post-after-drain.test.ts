@@ -14,9 +14,12 @@
 //
 // Such a goodbye may reach a node that is closing too, which claims nothing any more: it sends
 // the POST on to a live node, which ends the session as when the goodbye reaches it directly.
-// Kept there, the goodbye was lost (204, or 503 where Fastify refuses requests at close).
+// Kept there, the goodbye was lost (204, or 503 where Fastify refuses requests at close). A node
+// it is sent on to that is closing too sends it on again, to a node it was not sent to yet: sent
+// no further, it was lost there.
 import { connect } from '@parley/client'
 import { CloseReason, type TransportName } from '@parley/protocol'
+import type { NodeAddress } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -28,16 +31,19 @@ type Method = 'GET' | 'POST'
 /**
  * A `fetch` whose requests of a session (polls, event streams, POSTs) wait while `hold()` is on,
  * as on a slow link, until `release(method)` lets those of `method` go on, to wherever the
- * balancer sends them. `posts`: the status of each POST of a session that was answered.
+ * balancer sends them. `posts`: the status of each POST of a session that was answered; `sid()`:
+ * the session's id, as the last of its requests named it.
  */
 function heldRequests() {
   const held: { method: Method; go: () => void }[] = []
   let holding = false
   const posts: number[] = []
+  let sid: string | undefined
   const fetch: typeof globalThis.fetch = async (input, init) => {
     const url = input instanceof Request ? input.url : String(input)
     const method: Method = init?.method === 'POST' ? 'POST' : 'GET'
     const ofSession = url.includes('sid=')
+    if (ofSession) sid = new URL(url).searchParams.get('sid') ?? undefined
     if (holding && ofSession) await new Promise<void>((go) => held.push({ method, go }))
     const res = await globalThis.fetch(input, init)
     if (ofSession && method === 'POST') posts.push(res.status)
@@ -46,6 +52,7 @@ function heldRequests() {
   return {
     fetch,
     posts,
+    sid: () => sid,
     hold() {
       holding = true
     },
@@ -201,6 +208,75 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
       expect(b.started.app.parley.closed).toBe(false)
       await closingB.end()
+    },
+  )
+
+  it.each([
+    ['polling', true],
+    ['sse', false],
+  ] as [TransportName, boolean][])(
+    'that says goodbye and is sent on by a closing node to another that is closing too goes on from there to a live node, which ends the session (%s, return503OnClosing: %s)',
+    async (transport, return503OnClosing) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const closing = { fastify: { return503OnClosing } }
+      const b = await startTrafficNode(suite.redis.url, nodes, closing)
+      const others = [
+        await startTrafficNode(suite.redis.url, nodes, closing),
+        await startTrafficNode(suite.redis.url, nodes, closing),
+      ]
+      const ends: string[] = []
+      for (const node of [b, ...others]) {
+        node.started.app.parley.on('restored', (socket) => {
+          socket.on('disconnect', (reason) => ends.push(reason))
+        })
+      }
+      const balancer = await balance([a, b, ...others])
+      for (const i of [1, 2, 3]) balancer.avoid.add(i)
+      const requests = heldRequests()
+      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
+      clients.push(c)
+      await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+      await seesOthers(a)
+      requests.hold()
+      if (transport === 'polling') {
+        // The poll a holds is answered; the next one waits on its way.
+        const got = received(c)
+        a.connections[0]!.emit('down', 0)
+        await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
+      }
+      c.disconnect()
+      await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+      const sid = requests.sid()!
+
+      // a drains: nobody claims the session (its client left), and a closes.
+      await within(a.started.app.close(), 8000, 'a closed')
+      // b closes, and so does the node b sends the goodbye on to (the same for every sid while
+      // the live set stays), each drain held open by a session of its own that nobody claims.
+      // Once b can name either (it knows both addresses), its pick for this sid stays.
+      const adapter = b.started.app.parley.adapter
+      const named = () => Array.from({ length: 16 }, (_, i) => adapter.anotherNode!(`${sid}${i}`))
+      await until(
+        () => new Set(named().map((node) => (node as NodeAddress | undefined)?.node)).size === 2,
+        3000,
+        'b naming either of the two other nodes, not a',
+      )
+      const picked = (await adapter.anotherNode!(sid))!
+      const d = others.find((node) => node.started.base.startsWith(`${picked.url}/`))!
+      const e = others.find((node) => node !== d)!
+      const closingD = await closeHeldOpen(d)
+      const closingB = await closeHeldOpen(b)
+      balancer.avoid.clear()
+      for (const i of [0, 2, 3]) balancer.avoid.add(i)
+      requests.release('POST')
+      await until(() => requests.posts.length === 1, 8000, 'the goodbye answered through b')
+      await until(() => ends.length > 0, 5000, 'the session ended')
+
+      expect(requests.posts).toEqual([204])
+      expect(b.restored).toHaveLength(0)
+      expect(d.restored).toHaveLength(0)
+      expect(e.restored).toHaveLength(1)
+      expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+      await Promise.all([closingB.end(), closingD.end()])
     },
   )
 

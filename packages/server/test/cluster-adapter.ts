@@ -381,12 +381,15 @@ class HandOffClusterAdapter extends ClusterAdapter {
     return true
   }
 
-  /** The first other node that is open and listens, in the order the nodes started (whatever the sid). */
-  anotherNode(): NodeAddress | undefined {
+  /**
+   * The first other node that is open and listens, in the order the nodes started (whatever the
+   * sid), but those of `except`.
+   */
+  anotherNode(_sid: string, except?: ReadonlySet<string>): NodeAddress | undefined {
     if (this.cluster.options.anotherNode === false) return undefined
     for (const other of this.cluster.nodes.values()) {
       const url = other.sockets.url()
-      if (other === this || other.closed || url === undefined) continue
+      if (other === this || other.closed || url === undefined || except?.has(other.node)) continue
       return this.cluster.options.anotherNode === 'routed' ? { node: other.node } : { node: other.node, url }
     }
     return undefined

@@ -87,7 +87,9 @@ export interface RoutedRequest {
    * carries requests to another process carries this too: should the receiving node's claim
    * of the session fail, it tells the client to try again instead of starting a new session.
    * On a POST of a session: its goodbye, which a closing node sends on for the receiving node to
-   * claim the session and end it (its node handed it off and is gone).
+   * claim the session and end it (its node handed it off and is gone); `headers` then name the
+   * nodes it was sent on to (`x-parley-sent-to`), for a receiving node that is closing too to
+   * send it on to another.
    */
   sentOn?: true
   /**
@@ -443,8 +445,16 @@ export interface Adapter {
    * while the live nodes stay the same: a client that tried again (its first answer was slow)
    * must reach the node that claimed the session, where its resume goes on; on another node the
    * claim would find the session taken, and the client would get a new one.
+   *
+   * Asked too by a closing node for the goodbye of a session handed off by a node that is gone
+   * (it claims nothing itself, and sends the goodbye on for that node to end the session), with
+   * `except`: the nodes that goodbye was sent on to already, closing too; never name one of
+   * them (the goodbye would go no further).
    */
-  anotherNode?(sid: string): NodeAddress | undefined | Promise<NodeAddress | undefined>
+  anotherNode?(
+    sid: string,
+    except?: ReadonlySet<string>,
+  ): NodeAddress | undefined | Promise<NodeAddress | undefined>
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import type { ForwardedRequest } from './forwarded-request.js'
-import { ROUTED_HEADER, type RoutedMark } from './routing.js'
+import { ROUTED_HEADER, type RoutedMark, SENT_TO_HEADER } from './routing.js'
 
 /** Headers of one hop (RFC 9110 7.6.1), never copied from one connection to the next. */
 const HOP_BY_HOP = new Set([
@@ -36,7 +36,8 @@ export function forwardedHeaders(
   const headers: OutgoingHttpHeaders = {}
   for (const [name, value] of Object.entries(received)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue
-    if (name === 'content-length' || name === ROUTED_HEADER) continue
+    // The marks are this node's to set (see `HttpForwards`), never the client's to pass on.
+    if (name === 'content-length' || name === ROUTED_HEADER || name === SENT_TO_HEADER) continue
     if (websocket && WEBSOCKET_HANDSHAKE.test(name)) continue
     headers[name] = value
   }

@@ -20,6 +20,7 @@ import {
   relayResponse,
   roomForPipeline,
   routedRequest,
+  SENT_TO_HEADER,
   TOO_LARGE,
 } from './routing.js'
 
@@ -92,11 +93,12 @@ export class HttpForwards {
    * longer send because it closed meanwhile is told to try again here.
    */
   async deliver(owner: Owner, hop: Hop, body: string, mark: RoutedMark): Promise<HandOver> {
-    if (owner.url === undefined) return this.#route(owner, hop, body, mark)
-    let outcome = await this.#send(owner.url, hop, body, mark)
+    const url = owner.url
+    if (url === undefined) return this.#route(owner, hop, body, mark)
+    let outcome = await this.#send({ ...owner, url }, hop, body, mark)
     // A kept-alive connection the owner had closed meanwhile: once more on a new one. A POST
     // sent twice is harmless, since the owner drops packets it already has (by `seq`).
-    if (outcome === 'stale') outcome = await this.#send(owner.url, hop, body, mark)
+    if (outcome === 'stale') outcome = await this.#send({ ...owner, url }, hop, body, mark)
     // Closed while the request was on its way here, or before its second try: nothing goes to
     // the owner any more (see `#tooLate`).
     if (outcome === 'closed') return this.#tooLate(hop)
@@ -221,7 +223,7 @@ export class HttpForwards {
     this.#responses.set(res, key)
     res.once('close', () => this.#requests.delete(key))
     try {
-      const routed = routedRequest(request, body, mark)
+      const routed = routedRequest(request, body, mark, owner.sentTo)
       response = await this.#options.adapter.routeRequest?.(node, routed)
       if (!response) throw new Error('the adapter cannot route requests')
     } catch (err) {
@@ -258,12 +260,12 @@ export class HttpForwards {
   }
 
   /**
-   * One attempt. `stale`: a reused keep-alive connection failed before any answer (try again);
-   * an Error: the owner could not be reached; `closed`: this node's forwarder closed, and sends
-   * nothing more; nothing went to the client in any of these cases.
+   * One attempt, to `owner`'s URL. `stale`: a reused keep-alive connection failed before any
+   * answer (try again); an Error: the owner could not be reached; `closed`: this node's forwarder
+   * closed, and sends nothing more; nothing went to the client in any of these cases.
    */
   #send(
-    base: string,
+    owner: Owner & { url: string },
     hop: Hop,
     body: string,
     mark: RoutedMark,
@@ -271,8 +273,9 @@ export class HttpForwards {
     const { request, res, kind } = hop
     if (res.destroyed) return Promise.resolve('gone')
     if (this.#closed) return Promise.resolve('closed')
-    const target = new URL(base)
+    const target = new URL(owner.url)
     const headers = forwardedHeaders(request, false, onward(request, mark))
+    if (owner.sentTo) headers[SENT_TO_HEADER] = owner.sentTo.join(',')
     if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
     return new Promise((resolve) => {
       const upstream = http.request({

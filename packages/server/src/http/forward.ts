@@ -233,6 +233,22 @@ export class Forwarder {
   }
 
   /**
+   * A live node to send on the goodbye of a session handed off by a node that is gone, which this
+   * closing node cannot claim the session for (see `goodbyeOfHandedOff` in routes.ts): the
+   * request came from its client, or was sent on here by another closing node (marked SENT_ON),
+   * and goes to a node it was not sent on to yet (see `SENT_TO_HEADER`), within
+   * `MAX_GOODBYE_HOPS`. `on`: as for `ownerOf`.
+   */
+  goodbyeNode(
+    sid: string,
+    request: { headers: IncomingHttpHeaders },
+    on?: AnsweredOn,
+  ): Promise<Owner | undefined> {
+    if (this.#closed) return Promise.resolve(undefined)
+    return this.#answered(on, this.#lookup.goodbyeNode(sid, request))
+  }
+
+  /**
    * Hands an SSE or polling request (GET, POST, or a handshake POST that resumes) to the node
    * that owns its session, and streams that node's answer back: status, headers and body, for
    * as long as it lasts. `body`: the POST body, already read under maxPayload ('' for a GET);

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
-import { GOODBYE, ROUTED_HEADER } from './routing.js'
+import { GOODBYE, goodbyeSentTo, ROUTED_HEADER, SENT_ON } from './routing.js'
 
 /**
  * What a resume's lookup found (see `Forwarder.resumeOwner`): the session's node, `handedOffBy`,
@@ -29,6 +29,11 @@ export interface Owner {
    * a resume of a session it handed off, or the goodbye of one a node that is gone handed off.
    */
   sentOn?: true
+  /**
+   * On a goodbye sent on (see `OwnerLookup.goodbyeNode`): the nodes it was sent on to, this one
+   * the last, carried in `SENT_TO_HEADER`.
+   */
+  sentTo?: readonly string[]
   /**
    * The node is handing the session off (its drain): should it not be reached, its drain is
    * over, and the session waits to be claimed (see `HandedOff`).
@@ -119,15 +124,37 @@ export class OwnerLookup {
   }
 
   /** See `Forwarder.anotherNode`. */
-  async anotherNode(
+  anotherNode(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
   ): Promise<Owner | undefined> {
+    if (request.headers[ROUTED_HEADER] !== undefined) return Promise.resolve(undefined)
+    return this.#another(sid, medium, [])
+  }
+
+  /** See `Forwarder.goodbyeNode`. */
+  async goodbyeNode(sid: string, request: { headers: IncomingHttpHeaders }): Promise<Owner | undefined> {
+    const mark = request.headers[ROUTED_HEADER]
+    const sentTo = mark === undefined ? [] : mark === SENT_ON ? goodbyeSentTo(request.headers) : undefined
+    if (sentTo === undefined) return undefined
+    const other = await this.#another(sid, 'http', sentTo)
+    // An adapter that does not leave out the nodes named (one of an earlier version) could name
+    // one of them again: the goodbye goes no further then.
+    if (other === undefined || sentTo.includes(other.node)) return undefined
+    return { ...other, sentTo: [...sentTo, other.node] }
+  }
+
+  /** A live node but those of `except` (see `Adapter.anotherNode`), that this node can reach. */
+  async #another(
+    sid: string,
+    medium: 'http' | 'websocket',
+    except: readonly string[],
+  ): Promise<Owner | undefined> {
     const adapter = this.#options.adapter
-    if (!adapter.anotherNode || request.headers[ROUTED_HEADER] !== undefined) return undefined
+    if (!adapter.anotherNode) return undefined
     try {
-      const other = await adapter.anotherNode(sid)
+      const other = await adapter.anotherNode(sid, except.length > 0 ? new Set(except) : undefined)
       if (other === undefined) return undefined
       if (typeof other.url === 'string') return { node: other.node, url: other.url, sentOn: true }
       return medium === 'http' && adapter.routeRequest ? { node: other.node, sentOn: true } : undefined

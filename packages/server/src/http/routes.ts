@@ -256,8 +256,12 @@ export async function parleyRoutes(
   // on the routes below (until the forwarder closes with the server).
   forwardingAtClose(async (req, res, { sid, kind, headers }, unsent) => {
     if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent)
-    const owner = await forwarder.ownerOf(sid, req, 'http', res)
     const post = req.method === 'POST'
+    if (post && req.headers[ROUTED_HEADER] === SENT_ON) {
+      // Sent on by another closing node, as the route takes it (see `handedOffPost`).
+      return handedOffAtClose(sid, kind, req, res, headers, unsent, () => bodies.read(req, res))
+    }
+    const owner = await forwarder.ownerOf(sid, req, 'http', res)
     if (isHandedOff(owner) && post) {
       return handedOffAtClose(sid, kind, req, res, headers, unsent, () => bodies.read(req, res))
     }
@@ -744,11 +748,11 @@ export async function parleyRoutes(
   /**
    * The goodbye in `packets`, of a POST of a session whose node handed it off and is gone: heard
    * here (`hear`, see `ParleyServer.handedOffGoodbye`), or, when this node is closing, and claims
-   * nothing any more, sent on (`sendOn`) to a live node (`Forwarder.anotherNode`, marked
-   * `sent-on`), which hears it as its own (`handedOffPost` there) and answers the client. Without
-   * such a node it is lost, as nothing else would claim the session for it; so too when that node
-   * is closing as well: a request marked so is sent on no further (see `OwnerLookup.anotherNode`),
-   * which bounds the hops to one, and the session waits unclaimed for its recovery window.
+   * nothing any more, sent on (`sendOn`) to a live node (`Forwarder.goodbyeNode`, marked
+   * `sent-on`), which hears it as its own (`handedOffPost` there) and answers the client. A node
+   * it reaches that is closing too sends it on again, to a node it was not sent to yet, a few hops
+   * at the most (see `SENT_TO_HEADER`). Without such a node it is lost, as nothing else would
+   * claim the session for it: the session waits unclaimed for its recovery window.
    */
   async function goodbyeOfHandedOff(
     sid: string,
@@ -760,7 +764,7 @@ export async function parleyRoutes(
   ): Promise<GoodbyeHeard> {
     if (!packets.some((packet) => packet.type === PacketType.CLOSE)) return 'none'
     if (await hear()) return 'heard'
-    const other = await forwarder.anotherNode(sid, request, 'http', res)
+    const other = await forwarder.goodbyeNode(sid, request, res)
     return other && (await sendOn(other)) !== 'unreachable' ? 'sent on' : 'none'
   }
 

@@ -26,6 +26,39 @@ export const ROUTED_HEADER = 'x-parley-routed'
 export const SENT_ON = 'sent-on'
 
 /**
+ * On a goodbye sent on (SENT_ON): the nodes it was sent on to so far, their ids joined by commas,
+ * the receiving node's last. A node it reaches that is closing too, and claims nothing, sends it on
+ * again to a live node not named there (see `goodbyeOfHandedOff` in routes.ts), while fewer than
+ * `MAX_GOODBYE_HOPS` are: a ring of closing nodes cannot loop. Ignored on any other request; a
+ * client that sets it itself can only steer the goodbye of a session of its own.
+ */
+export const SENT_TO_HEADER = 'x-parley-sent-to'
+
+/**
+ * How many nodes a goodbye may be sent on to, one after the other (see `SENT_TO_HEADER`): more
+ * than two nodes closing at once is rare (a rolling restart closes one at a time), and each hop
+ * costs the goodbye a request.
+ */
+export const MAX_GOODBYE_HOPS = 4
+
+/** Longer than any list of `MAX_GOODBYE_HOPS` node ids: such a header is nobody's. */
+const MAX_SENT_TO_LENGTH = 1024
+
+/**
+ * The nodes a goodbye marked SENT_ON was sent on to (see `SENT_TO_HEADER`): none for one that
+ * carries no such list (a node of an earlier version sent it), undefined for a list that is not
+ * one, or that may go no further (`MAX_GOODBYE_HOPS`): it is sent on no further then.
+ */
+export function goodbyeSentTo(headers: IncomingHttpHeaders): string[] | undefined {
+  const value = headers[SENT_TO_HEADER]
+  if (value === undefined) return []
+  if (typeof value !== 'string' || value.length > MAX_SENT_TO_LENGTH) return undefined
+  const nodes = value.split(',').map((node) => node.trim())
+  if (nodes.some((node) => node === '') || nodes.length >= MAX_GOODBYE_HOPS) return undefined
+  return nodes
+}
+
+/**
  * The routed mark's value on a POST whose body passed `maxPayload` on the node that received it
  * (see `Forwarder.tooLarge`): sent on without its body, it tells the owner to answer as for such
  * a POST of its own, so that the outcome is the same whichever node the balancer picked.
@@ -110,12 +143,22 @@ const HOP_BY_HOP = new Set([
   'date',
 ])
 
-/** The plain form of a request, for `Adapter.routeRequest`; `mark`: the routed mark it goes with. */
-export function routedRequest(request: ForwardedRequest, body: string, mark: RoutedMark): RoutedRequest {
+/**
+ * The plain form of a request, for `Adapter.routeRequest`; `mark`: the routed mark it goes with;
+ * `sentTo`: the nodes a goodbye was sent on to, this one's included (see `SENT_TO_HEADER`).
+ */
+export function routedRequest(
+  request: ForwardedRequest,
+  body: string,
+  mark: RoutedMark,
+  sentTo?: readonly string[],
+): RoutedRequest {
+  const headers = plainHeaders(request.headers)
+  if (sentTo) headers[SENT_TO_HEADER] = sentTo.join(',')
   const routed: RoutedRequest = {
     method: request.method === 'POST' ? 'POST' : 'GET',
     url: request.url,
-    headers: plainHeaders(request.headers),
+    headers,
     body,
     address: request.ip ?? '',
   }
@@ -281,7 +324,8 @@ function plainHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Recor
   const plain: Record<string, string> = {}
   for (const [name, value] of Object.entries(headers)) {
     const key = name.toLowerCase()
-    if (value === undefined || HOP_BY_HOP.has(key) || key === ROUTED_HEADER) continue
+    if (value === undefined || HOP_BY_HOP.has(key) || key === ROUTED_HEADER || key === SENT_TO_HEADER)
+      continue
     plain[key] = Array.isArray(value) ? value.join(', ') : String(value)
   }
   return plain
