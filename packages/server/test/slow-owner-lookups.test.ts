@@ -3,17 +3,21 @@
 // than the application's Fastify handlerTimeout on that node: the request must still reach the
 // owner, and the client go on as if nothing happened. A lookup that never settles is bounded.
 import { connect, type Socket } from '@parley/client'
+import { type OpenPacket, PacketType } from '@parley/protocol'
 import type { AdapterFactory, ServerSocket } from '@parley/server'
+import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Directory } from './directory-adapter.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
-import { rawConnect } from './raw-client.js'
-import { splitFetch } from './split-fetch.js'
+import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+import { heldBody, splitFetch } from './split-fetch.js'
 
 const nodes: Started[] = []
 const clients: Socket[] = []
+const raws: RawClient[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect()
+  for (const raw of raws.splice(0)) raw.close()
   for (const node of nodes.splice(0)) await closeApp(node.app)
 })
 
@@ -188,4 +192,106 @@ describe('a request taken from Fastify when its handlerTimeout ran out during th
     expect(answer.headers.get('x-frame-options')).toBe('DENY')
     expect(answer.headers.get('x-content-type-options')).toBeNull()
   })
+})
+
+/**
+ * The requests of `app` whose Fastify handlerTimeout ran out (method and path), as Fastify tells
+ * its request's signal before it answers.
+ */
+function handlerTimeouts(app: FastifyInstance): string[] {
+  const ran: string[] = []
+  app.addHook('onRequest', async (request) => {
+    const signal = request.signal
+    signal.addEventListener('abort', () => {
+      const code = (signal.reason as { code?: unknown } | undefined)?.code
+      if (code === 'FST_ERR_HANDLER_TIMEOUT') ran.push(`${request.method} ${request.url.split('?')[0]}`)
+    })
+  })
+  return ran
+}
+
+// Fastify counts a request's handlerTimeout until its handler answers, hijacks the reply (an
+// upgrade, taken by @fastify/websocket) or the request's body has been read (Node's request
+// closes then, and Fastify clears its timer). A forwarding node looks an owner up before it reads
+// a GET's (empty) body or an upstream POST's, but after a handshake POST's (its HELLO names the
+// session): only the first can be cut, and only there is the reply taken from Fastify.
+describe('which owner lookups a handlerTimeout can cut: a lookup held past it on node b', () => {
+  /** The owner, `a`, with a session; node `b` with `handlerTimeout: 100` and a closed gate. */
+  async function setUp() {
+    const directory = new Directory()
+    const gate = new LookupGate()
+    const up: number[] = []
+    const sockets: ServerSocket[] = []
+    const owner = await startServer({ adapter: directory.adapter('a') }, (app) => {
+      app.parley.on('connection', (socket) => {
+        sockets.push(socket)
+        socket.on('up', (n: number) => void up.push(n))
+      })
+    })
+    nodes.push(owner)
+    let ran: string[] = []
+    const other = await startServer(
+      { adapter: gate.adapter(directory, 'b') },
+      (app) => {
+        ran = handlerTimeouts(app)
+      },
+      { handlerTimeout: 100 },
+    )
+    nodes.push(other)
+    // Its GETs are the test's to send.
+    const first = await rawConnect('polling', owner.base, {}, { firstGetAfter: new Promise(() => {}) })
+    raws.push(first)
+    gate.close()
+    return { owner, other, gate, first, up, sockets, ran }
+  }
+
+  it("a poll: the timeout runs out during the lookup, and the poll is the owner's all the same", async () => {
+    const { other, gate, first, sockets, ran } = await setUp()
+    const answer = fetch(`${other.base}/poll?v=1&sid=${first.sid}`, { signal: AbortSignal.timeout(5000) })
+    await until(() => ran.length === 1, 3000, "b's handlerTimeout running out during the lookup")
+    await until(() => gate.held === 1, 3000, 'the lookup')
+    gate.open()
+    // The owner holds the poll until it has something to send.
+    sockets[0]!.emit('news', 'one')
+    const poll = await within(answer, 5000, "the owner's answer to the poll")
+    expect({ status: poll.status, ran }).toEqual({ status: 200, ran: ['GET /parley/poll'] })
+    expect(await poll.text()).toContain('"news",["one"]')
+  })
+
+  it('an upstream POST whose body is still coming: the same, and its packet reaches the owner', async () => {
+    const { other, gate, first, up, ran } = await setUp()
+    // The rest of the body comes once the gate opens: the lookup goes first, the body after it.
+    let opened: () => void = () => {}
+    const open = new Promise<void>((resolve) => {
+      opened = resolve
+    })
+    const body = JSON.stringify([PacketType.EVENT, 1, 'up', [1], 0])
+    const answer = fetch(`${other.base}/poll?v=1&sid=${first.sid}`, {
+      ...heldBody({ method: 'POST', body }, () => open),
+      signal: AbortSignal.timeout(5000),
+    })
+    await until(() => ran.length === 1, 3000, "b's handlerTimeout running out during the lookup")
+    await until(() => gate.held === 1, 3000, 'the lookup')
+    gate.open()
+    opened()
+    const post = await within(answer, 5000, "the owner's answer to the POST")
+    expect({ status: post.status, up, ran }).toEqual({ status: 204, up: [1], ran: ['POST /parley/poll'] })
+  })
+
+  it.each(['polling', 'websocket'] as const)(
+    'a resume (%s): its lookup comes after the handshake is read or upgraded, where the timeout no longer counts',
+    async (transport) => {
+      const { other, gate, first, ran } = await setUp()
+      first.close()
+      const resume = rawConnect(transport, other.base, { sid: first.sid, ack: 0 }, { answerWithinMs: 5000 })
+      await until(() => gate.held === 1, 3000, 'the lookup')
+      // Well past b's handlerTimeout: had it still counted, the resume would be answered by now.
+      await sleep(300)
+      gate.open()
+      const resumed = await within(resume, 5000, 'the resume, on its owner')
+      raws.push(resumed)
+      expect((resumed.open as OpenPacket).sid).toBe(first.sid)
+      expect(ran).toEqual([])
+    },
+  )
 })

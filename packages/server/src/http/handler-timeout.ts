@@ -12,6 +12,16 @@ const taken = new WeakSet<FastifyReply>()
  * The waits are bounded all the same: the lookup by the forwarder, a held request by its owner.
  * Without a handlerTimeout (Fastify's default), nothing to do.
  *
+ * Fastify counts until the handler answers or hijacks the reply, or until the request's body has
+ * been read (Node's request closes then, and Fastify clears its timer, aborting the signal with
+ * no timeout). So this matters where the body is not read yet: the owner lookup of a GET (an SSE
+ * stream, a poll) and of an upstream POST (looked up before its body, which may still be on its
+ * way, or never be read: one past maxPayload), and the owner's answer to a GET (a stream or a
+ * held poll, for as long as the owner holds it) or to a POST past maxPayload. Not for a
+ * handshake POST, whose HELLO (in its body) names the session it resumes, and not for a
+ * WebSocket's HELLO, whose upgrade @fastify/websocket took from Fastify: their lookups need no
+ * wrapping (slow-owner-lookups.test.ts holds each case to this).
+ *
  * Taking the reply is what costs the application's `onSend` hooks on its answer (answer.ts).
  * The other ways do not work: a route cannot opt out of the server's handlerTimeout (Fastify
  * takes only another positive value per route), and letting the timeout reach the route's error

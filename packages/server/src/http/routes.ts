@@ -246,8 +246,8 @@ export async function parleyRoutes(
   })
   /**
    * The node that holds session `sid`, for an SSE or polling request (see `Forwarder.ownerOf`):
-   * a lookup that takes longer than the application's handlerTimeout goes on (see
-   * handler-timeout.ts), and the request is forwarded all the same.
+   * a GET, or a POST whose body is not read yet, whose handlerTimeout still counts. A lookup that
+   * takes longer goes on (see handler-timeout.ts), and the request is forwarded all the same.
    */
   const ownerOf = (sid: string, reply: FastifyReply) =>
     outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http', reply.raw))
@@ -358,20 +358,19 @@ export async function parleyRoutes(
    * rather than the client after a refusal and a backoff (perhaps too late: see
    * Adapter.anotherNode); for one that lives on another node, that node, or `HandedOff` when
    * that node is handing it off (then a node that takes sessions claims it); none for one this
-   * node holds. `res`: the POST's response (see `Forwarder.ownerOf`); `reply`, on the route: a
-   * lookup that outlasts the application's handlerTimeout goes on (see handler-timeout.ts).
+   * node holds. `res`: the POST's response (see `Forwarder.ownerOf`). On the route, the
+   * application's handlerTimeout no longer counts by then: the HELLO came in the body, which is
+   * read (see handler-timeout.ts).
    */
   async function resumeGoesTo(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     res: ServerResponse,
-    reply?: FastifyReply,
   ): Promise<ResumeGoesTo> {
     if (server.handedOff(sid))
       return { found: await forwarder.anotherNode(sid, request, 'http', res), handedOff: true }
     if (server.sessionFor(sid)) return { found: undefined, handedOff: false }
-    const lookup = forwarder.resumeOwner(sid, request, 'http', res)
-    return { found: await (reply ? outlastHandlerTimeout(reply, lookup) : lookup), handedOff: false }
+    return { found: await forwarder.resumeOwner(sid, request, 'http', res), handedOff: false }
   }
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001, after
   // a CLOSE 'server handoff' to their clients, as the streams and held polls forwarded end.
@@ -628,7 +627,7 @@ export async function parleyRoutes(
     // The node the session was seen leaving, if it was (see `ParleyServer.handshake`).
     let leftNode: string | undefined
     if (hello.sid !== undefined) {
-      const to = await resumeGoesTo(hello.sid, request, reply.raw, reply)
+      const to = await resumeGoesTo(hello.sid, request, reply.raw)
       if (to.handedOff) {
         if (to.found) {
           const sent = forwarder.handOver(to.found, request, reply, body.text(), kind)
@@ -646,10 +645,7 @@ export async function parleyRoutes(
           return reply
         // On `reply.raw`: a closing node waits for this look too (see `Forwarder.close`), as
         // for the owner's, and answers the resume, which its close would otherwise cut.
-        const moved = await outlastHandlerTimeout(
-          reply,
-          forwarder.movedSince(owner, hello.sid, request, 'http', reply.raw),
-        )
+        const moved = await forwarder.movedSince(owner, hello.sid, request, 'http', reply.raw)
         if (moved) leftNode = owner.node
       }
     }
