@@ -161,12 +161,13 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     lastWords.shutDown()
     // WebSocket clients answer the close frames meanwhile, and the requests forwarded to other
     // nodes end; one that has not by then is cut: the HTTP server's close would wait for it
-    // (see ClosingWebSockets, ClosingForwards). A request still looking its owner up is waited
-    // for as long as its lookup lasts (it bounds itself), within Fastify's bound, then answered.
+    // (see ClosingWebSockets, ClosingForwards). A request or a WebSocket's HELLO still looking
+    // its owner up is waited for as long as its lookup lasts (it bounds itself), within
+    // Fastify's bound, then answered.
     const limit = Math.min(LAST_WORDS_MS, deadline - Date.now())
     await Promise.all([
       server.lastWordsTaken(limit),
-      closingWebSockets.closeAll(limit),
+      closingWebSockets.closeAll(limit, deadline - Date.now()),
       closingForwards.closeAll(limit, deadline - Date.now()),
     ])
     server.forgetLastWords()

@@ -1,10 +1,9 @@
 // The wait of a closing node for the requests still looking their session's owner up: for each
-// lookup as long as its own bound, then for the request's answer, then the request is cut; so too
-// for a WebSocket whose HELLO's session is looked up.
+// lookup as long as its own bound, then for the request's answer, then the request is cut. (A
+// WebSocket whose HELLO's session is looked up: closing-websockets.test.ts.)
 import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import { afterEach, expect, it, vi } from 'vitest'
-import type { WebSocket } from 'ws'
 import { ClosingForwards } from '../src/http/closing-forwards.js'
 
 afterEach(() => {
@@ -76,43 +75,4 @@ it('waits no longer than the room the close has left', async () => {
   await vi.advanceTimersByTimeAsync(1500)
   await closing
   expect(res.cut).toBe(true)
-})
-
-it("waits for a WebSocket's lookup, then its close; one that never settles is cut at its bound", async () => {
-  vi.useFakeTimers()
-  const forwards = new ClosingForwards()
-  /** A WebSocket the HELLO came on: `close()` as its client answers the close frame. */
-  const webSocket = () => {
-    const events = new EventEmitter()
-    const ws = Object.assign(events, {
-      CLOSED: 3,
-      readyState: 1,
-      cut: false,
-      terminate() {
-        ws.cut = true
-        ws.close()
-      },
-      close() {
-        ws.readyState = 3
-        events.emit('close', 1006, Buffer.alloc(0))
-      },
-    })
-    return ws
-  }
-  const answered = webSocket()
-  let found: () => void = () => {}
-  const lookup = new Promise<void>((resolve) => {
-    found = resolve
-  })
-  void lookup.then(() => answered.close())
-  forwards.lookingUp(answered as unknown as WebSocket, lookup, 5000)
-  const never = webSocket()
-  forwards.lookingUp(never as unknown as WebSocket, new Promise(() => {}), 5000)
-  const closing = forwards.closeAll(2000, Number.POSITIVE_INFINITY)
-  await vi.advanceTimersByTimeAsync(4000)
-  found()
-  await vi.advanceTimersByTimeAsync(1000 + 2000)
-  await closing
-  expect(answered.cut).toBe(false)
-  expect(never.cut).toBe(true)
 })

@@ -138,4 +138,48 @@ describe('a WebSocket client that never answers a close frame', () => {
       await a.app.close()
     }
   }, 15_000)
+
+  it('does not hold app.close() of a node that was still looking its session up when it closed', async () => {
+    // A resume on b of a session of a; b's lookup of its owner is held until b has closed its
+    // sessions. The close waits for that lookup, then the client is told CLOSE 'server handoff'
+    // with 1001, and cut when it does not answer.
+    const directory = new Directory()
+    const a = await startServer({ adapter: directory.adapter('a') })
+    const b = await startServer({ adapter: directory.adapter('b') }, undefined, {
+      forceCloseConnections: 'idle',
+      pluginTimeout: PLUGIN_TIMEOUT,
+    })
+    let release: () => void = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    try {
+      const onB = b.app.parley.adapter
+      const ask = onB.sessionOwner!.bind(onB)
+      let asked = false
+      onB.sessionOwner = async (sid: string) => {
+        asked = true
+        await released
+        return ask(sid)
+      }
+      const first = await rawConnect('websocket', a.base)
+      first.close()
+      const deaf = await deafWebSocket(
+        Number(new URL(b.base).port),
+        clientFrame(`[8,{"sid":"${first.sid}","ack":0}]`),
+      )
+      raws.push(deaf)
+      await until(() => asked, 3000, "b looking the session's owner up")
+      const closing = closed(b.app)
+      await until(() => b.app.parley.closed, 3000, "b's sessions closed")
+      release()
+      expect(await closing).toBe('closed')
+      expect(deaf.received).toContain('"server handoff"')
+      expect(closeFrameIn(deaf, 1001)).toBe(true)
+      await until(() => deaf.isClosed, 3000, 'the deaf connection cut')
+    } finally {
+      release()
+      await a.app.close()
+    }
+  }, 15_000)
 })

@@ -1,25 +1,10 @@
 import type { ServerResponse } from 'node:http'
-import type { WebSocket } from 'ws'
 import { WaitThenCut } from '../wait-then-cut.js'
 
-/**
- * What a request whose session's owner is looked up is answered on: an SSE or polling request's
- * response, or the WebSocket whose HELLO it is.
- */
-export type AnsweredOn = ServerResponse | WebSocket
-
-/** Settles once `on` has closed (at once when it has). */
-export function closeOf(on: AnsweredOn): Promise<void> {
-  if (isWebSocket(on) ? on.readyState === on.CLOSED : on.closed) return Promise.resolve()
-  return new Promise((resolve) => on.once('close', () => resolve()))
-}
-
-/**
- * Told apart by what only ws's WebSocket has: the application's @fastify/websocket may bring a
- * copy of ws of its own, whose class is not Parley's.
- */
-export function isWebSocket(on: AnsweredOn): on is WebSocket {
-  return 'terminate' in on
+/** Settles once `res` has closed (at once when it has). */
+export function closeOf(res: ServerResponse): Promise<void> {
+  if (res.closed) return Promise.resolve()
+  return new Promise((resolve) => res.once('close', () => resolve()))
 }
 
 /** A request this node forwards to another node, ending as this node closes (see `Forwarder.close`). */
@@ -41,8 +26,6 @@ export interface EndingForward {
  */
 export class ClosingForwards {
   readonly #ending = new WaitThenCut<EndingForward>((forward) => forward.cut())
-  /** The owner lookups of requests that were still under way when this node closed. */
-  readonly #lookups = new Set<Promise<unknown>>()
 
   /** `forward` is ending. */
   add(forward: EndingForward): void {
@@ -51,20 +34,16 @@ export class ClosingForwards {
   }
 
   /**
-   * The request answered on `on` was looking its session's owner up (`lookup`) when this node
+   * The request answered on `res` was looking its session's owner up (`lookup`) when this node
    * closed: it can no longer be sent on, and is answered here once the lookup is over (see
-   * `HttpForwards`; a WebSocket's HELLO, see `WebSocketHandshakes`). `closeAll` waits for the
-   * lookup, `limitMs` at the most (its own bound: an adapter's call that never settles holds no
-   * close), then for that answer; cut, the request would fail its client's transport.
+   * `HttpForwards`). `closeAll` waits for the lookup, `limitMs` at the most (its own bound: an
+   * adapter's call that never settles holds no close), then for that answer; cut, the request
+   * would fail its client's transport. (A WebSocket's HELLO so caught is its handshake's: see
+   * `ClosingWebSockets.lookingUp`.)
    */
-  lookingUp(on: AnsweredOn, lookup: Promise<unknown>, limitMs: number): void {
-    const settled = settledWithin(lookup, limitMs)
-    this.#lookups.add(settled)
-    void settled.then(() => this.#lookups.delete(settled))
-    this.add({
-      closed: closeOf(on),
-      cut: () => (isWebSocket(on) ? on.terminate() : on.destroy()),
-    })
+  lookingUp(res: ServerResponse, lookup: Promise<unknown>, limitMs: number): void {
+    this.#ending.after(lookup, limitMs)
+    this.add({ closed: closeOf(res), cut: () => res.destroy() })
   }
 
   /**
@@ -72,30 +51,7 @@ export class ClosingForwards {
    * for every forward that is ending, `limitMs` at the most, then cuts those still going; all of
    * it within `roomMs`, the time the close has left.
    */
-  async closeAll(limitMs: number, roomMs = limitMs): Promise<void> {
-    const start = Date.now()
-    if (this.#lookups.size > 0) await settledWithin(Promise.all(this.#lookups), roomMs)
-    return this.#ending.closeAll(Math.min(limitMs, roomMs - (Date.now() - start)))
+  closeAll(limitMs: number, roomMs = limitMs): Promise<void> {
+    return this.#ending.closeAll(limitMs, roomMs)
   }
-}
-
-/** Node's longest timer: a longer one would fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1
-
-/**
- * Resolves once `promise` has settled, either way, or `ms` have passed (never, for an infinite
- * `ms`): what it settles with is its owner's to handle.
- */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  const settled = promise.then(
-    () => {},
-    () => {},
-  )
-  if (!Number.isFinite(ms)) return settled
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([
-    settled,
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(Math.max(0, ms), MAX_TIMER_MS)))),
-  ])
-  clearTimeout(timer)
 }

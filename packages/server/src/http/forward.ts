@@ -6,7 +6,7 @@ import type { Adapter } from '../adapter/adapter.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
-import { type AnsweredOn, type ClosingForwards, closeOf, isWebSocket } from './closing-forwards.js'
+import { type ClosingForwards, closeOf } from './closing-forwards.js'
 import type { AddressOf } from './fastify-closing.js'
 import { type HandOver, type Hop, HttpForwards } from './forward-http.js'
 import type { UpgradeRefused } from './forward-ws.js'
@@ -75,11 +75,12 @@ export class Forwarder {
   /** Owners not reached lately: their sessions' requests are answered here at once. */
   readonly #recentlyUnreachable = new RecentlyUnreachable()
   /**
-   * The requests whose owner was looked up (see `ownerOf`), by the response or WebSocket they are
-   * answered on, until it closes: those still under way when this node closes are waited for (see
-   * `ClosingForwards.lookingUp`).
+   * The SSE and polling requests whose owner was looked up (see `ownerOf`), by the response they
+   * are answered on, until it closes: those still under way when this node closes are waited for
+   * (see `ClosingForwards.lookingUp`). A WebSocket's HELLO is its handshake's to answer at close,
+   * its lookup too (see `WebSocketHandshakes`).
    */
-  readonly #answering = new Map<AnsweredOn, Promise<unknown>>()
+  readonly #answering = new Map<ServerResponse, Promise<unknown>>()
   #closed = false
 
   constructor(options: ForwarderOptions) {
@@ -118,14 +119,13 @@ export class Forwarder {
    * request for a node whose connection at that URL timed out less than `UNREACHABLE_KEPT_MS`
    * ago (recently-unreachable.ts), counted as unreachable: answered at once, as after the wait.
    * A `HandedOff` instead of undefined when that node handed the session off (see `HandedOff`).
-   * `on`: the response an SSE or polling request is answered on, or the WebSocket whose HELLO it
-   * is (see `#answered`).
+   * `on`: the response an SSE or polling request is answered on (see `#answered`).
    */
   ownerOf(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    on?: AnsweredOn,
+    on?: ServerResponse,
   ): Promise<Owner | HandedOff | undefined> {
     return this.#answered(on, this.#ownerOf(sid, request, medium, false))
   }
@@ -141,26 +141,17 @@ export class Forwarder {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    on?: AnsweredOn,
+    on?: ServerResponse,
   ): Promise<Owner | HandedOff | undefined> {
     return this.#answered(on, this.#ownerOf(sid, request, medium, true))
   }
 
   /**
-   * `question`, another step of finding where the request answered on `on` goes (a WebSocket
-   * resume asking its session's node to hand the session over, see `ParleyServer.requestHandOff`):
-   * should this node close meanwhile, its close waits for it as for a lookup (see `close`).
+   * `lookup` is for the SSE or polling request answered on `on`: should this node close before
+   * that request is answered, its close waits for the lookup and the answer that follows (see
+   * `close`). Over once `on` closes.
    */
-  asking<T>(on: AnsweredOn, question: Promise<T>): Promise<T> {
-    return this.#answered(on, question)
-  }
-
-  /**
-   * `lookup` is for the request answered on `on` (an SSE or polling request's response, or a
-   * WebSocket whose HELLO it is): should this node close before that request is answered, its
-   * close waits for the lookup and the answer that follows (see `close`). Over once `on` closes.
-   */
-  #answered<T>(on: AnsweredOn | undefined, lookup: Promise<T>): Promise<T> {
+  #answered<T>(on: ServerResponse | undefined, lookup: Promise<T>): Promise<T> {
     if (!on) return lookup
     if (!this.#answering.has(on)) void closeOf(on).then(() => this.#answering.delete(on))
     this.#answering.set(on, lookup)
@@ -178,7 +169,7 @@ export class Forwarder {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    on?: AnsweredOn,
+    on?: ServerResponse,
   ): Promise<boolean> {
     if (this.#closed) return false
     // Asked of the adapter itself: `owner` may be among the recently unreachable now, and this
@@ -226,7 +217,7 @@ export class Forwarder {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
-    on?: AnsweredOn,
+    on?: ServerResponse,
   ): Promise<Owner | undefined> {
     if (this.#closed) return Promise.resolve(undefined)
     return this.#answered(on, this.#lookup.anotherNode(sid, request, medium))
@@ -351,11 +342,12 @@ export class Forwarder {
    * CLOSE 'server handoff' (see handoff-close.ts), and its client resumes elsewhere, telling its
    * application nothing. What is under way otherwise (a POST, an answer) goes on to its end.
    * `closingForwards` waits for them, then cuts those still going; the agent's connections go
-   * once they are over. So too for a request whose owner is still being looked up: after its
-   * lookup (which bounds itself), it is answered here as any request this node can no longer send
-   * on (see `HttpForwards`; a WebSocket's HELLO, see `WebSocketHandshakes`), where the server's
-   * close would cut it and fail its client's transport. Logs what is left of a burst of failed
-   * lookups.
+   * once they are over. So too for an SSE or polling request whose owner is still being looked
+   * up: after its lookup (which bounds itself), it is answered here as any request this node can
+   * no longer send on (see `HttpForwards`), where the server's close would cut it and fail its
+   * client's transport. (A WebSocket's HELLO so caught is its handshake's, see
+   * `WebSocketHandshakes`; a relay's end, below, the relay's.) Logs what is left of a burst of
+   * failed lookups.
    */
   close(): void {
     // Once: the server closes again at Fastify's onClose, and the agent must outlive what ends.
@@ -363,11 +355,10 @@ export class Forwarder {
     this.#closed = true
     this.#lookup.close()
     const { closingForwards, connectTimeout } = this.#options
-    // An HTTP request on its way to its owner, or answered from there, is left to its forward's
-    // own end (which tells a POST its owner has not answered to try again, where this would cut
-    // it); a WebSocket, relayed or not, is waited for here as well as closed below.
-    for (const [on, lookup] of this.#answering)
-      if (isWebSocket(on) || !this.#http.sending(on)) closingForwards.lookingUp(on, lookup, connectTimeout)
+    // A request on its way to its owner, or answered from there, is left to its forward's own
+    // end (which tells a POST its owner has not answered to try again, where this would cut it).
+    for (const [res, lookup] of this.#answering)
+      if (!this.#http.sending(res)) closingForwards.lookingUp(res, lookup, connectTimeout)
     this.#answering.clear()
     this.#http.end()
     this.#websockets.close(() => this.relayClose())

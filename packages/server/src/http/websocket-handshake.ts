@@ -27,7 +27,10 @@ export interface WebSocketHandshakeDeps {
   ownsWebSocketPlugin: boolean
   /** Takes Parley's WebSockets out of ws's tracking (see `ClientTracking`). */
   tracking: ClientTracking
-  /** The WebSockets waiting for their client's close frame (cut when the server closes). */
+  /**
+   * The WebSockets waiting for their client's close frame, or for their HELLO's lookup when the
+   * server closed (cut when the server closes).
+   */
   closing: ClosingWebSockets
   /** The address of a request's client that no route took, as Fastify's `request.ip` gives it. */
   addressOf: AddressOf
@@ -87,7 +90,7 @@ export class WebSocketHandshakes {
    * `handshake`: what the handshake keeps of it.
    */
   #accept(ws: WebSocket, raw: IncomingMessage, request: ForwardedRequest, handshake: HandshakeRequest): void {
-    const { server, options, forwarder, tracking } = this.#deps
+    const { server, options, forwarder, tracking, closing } = this.#deps
     tracking.release(ws)
     const socket = raw.socket
     // With Parley's own @fastify/websocket, the transport's error listener takes the place of
@@ -105,14 +108,15 @@ export class WebSocketHandshakes {
       refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
     }, options.handshakeTimeout)
     /**
-     * What the HELLO waits for in the forwarder: 'lookup' while it looks the HELLO's session up,
-     * or asks the session's node for it (see `lookUp`), 'relay' while it connects to the session's
+     * What the HELLO waits for in the forwarder: the lookup of the HELLO's session, or the question
+     * to the session's node for it (see `lookUp`), or 'relay' while it connects to the session's
      * node (see `relay`). Should the server close meanwhile, the WebSocket is told CLOSE 'server
      * handoff' (see `closedMeanwhile`): after the lookup, which the close waits for (see
-     * `Forwarder.close`); at once for a connection, which would be closed so anyway once open
-     * (see `Forwarder.close`).
+     * `ClosingWebSockets.lookingUp`); at once for a connection, which would be closed so anyway
+     * once open (see `Forwarder.close`). Either way this handshake alone ends the WebSocket, and
+     * `closing` alone cuts it, should its client not answer.
      */
-    let forwarding: 'lookup' | 'relay' | undefined
+    let forwarding: Promise<unknown> | 'relay' | undefined
     // At close the server ends it; the timer goes too, or it would hold the process up to
     // handshakeTimeout after the close. One whose HELLO has not come yet is told what a new
     // session is told while the node drains, then closed with 1001: the client reads a server
@@ -121,7 +125,7 @@ export class WebSocketHandshakes {
     server.trackPending(transport, () => {
       clearTimeout(timer)
       if (forwarding === 'relay') closedMeanwhile()
-      else if (forwarding !== undefined) return
+      else if (forwarding !== undefined) closing.lookingUp(ws, forwarding, options.handshakeTimeout)
       else if (settled) transport.close('shutdown')
       else {
         settled = true
@@ -169,13 +173,13 @@ export class WebSocketHandshakes {
     })
 
     /**
-     * What the forwarder's `lookup` for this HELLO found, or CLOSED when the server closed while
-     * it was under way: the HELLO can then be neither sent on nor taken here.
+     * What `lookup`, a step of finding where this HELLO goes, found, or CLOSED when the server
+     * closed while it was under way: the HELLO can then be neither sent on nor taken here.
      */
-    async function lookUp<T>(lookup: (on: WebSocket) => Promise<T>): Promise<T | typeof CLOSED> {
-      forwarding = 'lookup'
+    async function lookUp<T>(lookup: Promise<T>): Promise<T | typeof CLOSED> {
+      forwarding = lookup
       try {
-        const found = await lookup(ws)
+        const found = await lookup
         return server.closed ? CLOSED : found
       } finally {
         forwarding = undefined
@@ -216,7 +220,7 @@ export class WebSocketHandshakes {
         // This node drains and handed the session off: relayed to a live node, which claims
         // it now (the relay ends when this node closes, and the client resumes once more).
         const sid = hello.sid
-        const other = await lookUp((on) => forwarder.anotherNode(sid, request, 'websocket', on))
+        const other = await lookUp(forwarder.anotherNode(sid, request, 'websocket'))
         if (other === CLOSED) return closedMeanwhile()
         if (other && transport.open) {
           const take = () => transport.release()
@@ -230,7 +234,7 @@ export class WebSocketHandshakes {
         }
       } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
         const sid = hello.sid
-        const owner = await lookUp((on) => forwarder.resumeOwner(sid, request, 'websocket', on))
+        const owner = await lookUp(forwarder.resumeOwner(sid, request, 'websocket'))
         if (owner === CLOSED) return closedMeanwhile()
         // Its node is handing it off, or (below) stored it at this node's request: it is claimed
         // here, and a claim that finds nothing tells the client to try again (see `handshake`).
@@ -238,7 +242,7 @@ export class WebSocketHandshakes {
         if (owner && transport.open) {
           // Waited for at close as the lookup is: a bare close would fail the client's transport.
           const node = owner.node
-          const stored = await lookUp((on) => forwarder.asking(on, server.requestHandOff(node, sid)))
+          const stored = await lookUp(server.requestHandOff(node, sid))
           if (stored === CLOSED) return closedMeanwhile()
           if (stored) return server.handshake(transport, hello, handshake, node)
         }
@@ -250,7 +254,7 @@ export class WebSocketHandshakes {
           if (outcome !== 'unreachable') return null
           // Unreachable: a resume of a session this node does not know (a new one, as always),
           // unless the session left that node meanwhile (see `handshake`).
-          const moved = await lookUp((on) => forwarder.movedSince(owner, sid, request, 'websocket', on))
+          const moved = await lookUp(forwarder.movedSince(owner, sid, request, 'websocket'))
           if (moved === CLOSED) return closedMeanwhile()
           return server.handshake(transport, hello, handshake, moved ? owner.node : undefined)
         }

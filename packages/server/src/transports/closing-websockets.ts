@@ -3,7 +3,8 @@ import { WaitThenCut } from '../wait-then-cut.js'
 
 /**
  * The WebSockets whose closing handshake Parley began (its close frame went) and whose client
- * has not answered yet.
+ * has not answered yet, and those whose HELLO still waits on a lookup (`lookingUp`): each of
+ * Parley's WebSockets is here alone at close, whoever tells it why it ends.
  *
  * ws waits 30 s for the client's close frame before it cuts the connection, and the HTTP
  * server's close waits for every connection, upgraded ones included: a client that never
@@ -24,10 +25,22 @@ export class ClosingWebSockets {
   }
 
   /**
-   * Waits for every closing handshake under way, `limitMs` at the most, then cuts the
-   * connections whose client has still not answered.
+   * The server closed while `ws`'s HELLO waited on `lookup` (where its session lives, see
+   * `WebSocketHandshakes`): once that is over, its handshake tells it why it ends and closes it.
+   * `closeAll` waits for the lookup, `limitMs` at the most (its own bound: an adapter's call that
+   * never settles holds no close), then for its closing handshake, as for any other.
    */
-  closeAll(limitMs: number): Promise<void> {
-    return this.#waiting.closeAll(limitMs)
+  lookingUp(ws: WebSocket, lookup: Promise<unknown>, limitMs: number): void {
+    this.#waiting.after(lookup, limitMs)
+    this.closing(ws)
+  }
+
+  /**
+   * Waits for the lookups under way (`lookingUp`), then for every closing handshake under way,
+   * `limitMs` at the most, then cuts the connections whose client has still not answered; all of
+   * it within `roomMs`, the time the close has left.
+   */
+  closeAll(limitMs: number, roomMs = limitMs): Promise<void> {
+    return this.#waiting.closeAll(limitMs, roomMs)
   }
 }
