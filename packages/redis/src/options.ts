@@ -97,8 +97,8 @@ export class RedisAdapterOptionError extends TypeError {
   /** The option at fault. */
   readonly option: string
 
-  constructor(option: string, message: string) {
-    super(`@parley/redis: option "${option}" ${message}`)
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super(`@parley/redis: option "${option}" ${message}`, options)
     this.option = option
   }
 }
@@ -112,8 +112,32 @@ const consoleLog: RedisAdapterLog = {
   warn: (details, message) => console.warn(message, details),
 }
 
-/** Checks every option and fills in the defaults. Throws RedisAdapterOptionError naming the bad one. */
+/**
+ * Checks every option and fills in the defaults. Throws RedisAdapterOptionError naming the bad
+ * one; options that throw when read (a Proxy whose traps throw, a getter that throws) are refused
+ * so too, as `'options'`, with what they threw as `cause`.
+ */
 export function resolveRedisOptions(input: unknown): ResolvedRedisOptions {
+  try {
+    return resolve(input)
+  } catch (error) {
+    if (isOptionError(error)) throw error
+    throw new RedisAdapterOptionError('options', 'cannot be read: reading them, or one of them, threw', {
+      cause: error,
+    })
+  }
+}
+
+/** `error instanceof RedisAdapterOptionError`, false where that throws (a revoked Proxy thrown). */
+function isOptionError(error: unknown): boolean {
+  try {
+    return error instanceof RedisAdapterOptionError
+  } catch {
+    return false
+  }
+}
+
+function resolve(input: unknown): ResolvedRedisOptions {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new RedisAdapterOptionError('options', 'must be an object with at least `client`')
   }
@@ -202,9 +226,13 @@ function integer(options: Record<string, unknown>, key: string, fallback: number
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'function') return 'a function'
-  if (Array.isArray(value)) return 'an array'
-  if (value !== null && typeof value === 'object') return 'an object'
-  return String(value)
+  if (value === null || typeof value !== 'object') return String(value)
+  try {
+    if (Array.isArray(value)) return 'an array'
+  } catch {
+    // A revoked Proxy: an object all the same.
+  }
+  return 'an object'
 }
 
 /**

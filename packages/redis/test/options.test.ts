@@ -3,6 +3,7 @@ import { RedisAdapterOptionError, type RedisClient, redisAdapter } from '@parley
 import Fastify from 'fastify'
 import { createClient } from 'redis'
 import { describe, expect, it, vi } from 'vitest'
+import { revoked, trapsThrow, UNSHOWABLE } from '../../../test/support/odd-values.js'
 
 /** Enough of a connected client for option checks: nothing is sent before the server registers. */
 function fakeClient(): RedisClient {
@@ -72,5 +73,36 @@ describe('redisAdapter() options', () => {
     expect(error.code).toBe('PARLEY_INVALID_OPTION')
     expect(error.message).toContain(`option "${option}"`)
     expect(error.message).toMatch(message)
+  })
+
+  it.each(UNSHOWABLE)('refuses an option given %s, which no message can show, naming it', (_, make) => {
+    for (const name of ['prefix', 'address', 'requestTimeout', 'heartbeatInterval']) {
+      const error = refusal({ client: fakeClient(), [name]: make() })
+      expect(error.option).toBe(name)
+      expect(error.code).toBe('PARLEY_INVALID_OPTION')
+    }
+    expect(refusal({ client: make() }).code).toBe('PARLEY_INVALID_OPTION')
+  })
+
+  it('refuses options that throw when read, with what they threw as cause', () => {
+    const getter = Object.defineProperty({ client: fakeClient() }, 'prefix', {
+      enumerable: true,
+      get() {
+        throw new Error('getter')
+      },
+    })
+    for (const options of [
+      trapsThrow(),
+      revoked(),
+      getter,
+      { client: trapsThrow() },
+      { client: revoked() },
+      { client: fakeClient(), log: trapsThrow() },
+    ]) {
+      const error = refusal(options)
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'options' })
+      expect(error.message).toContain('cannot be read')
+      expect(error.cause).toBeDefined()
+    }
   })
 })
