@@ -228,10 +228,12 @@ return 1
 // WITHDRAW, or the UNDO of a write it gave up on, which its seal would have followed): the hash
 // stays, its snapshot dropped and marked read, for that step to mark, until the claimer
 // confirms its claim right before answering its client (CONFIRM), or the handoff's ttl ends.
+// A hash that expired before the read (the claimer took longer than the keys live: a slow
+// middleware, a stalled Redis) is not made again: HSET would write it without an expiry.
 const FINISH = `
 local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete', 'ended', 'kept')
 local tail = redis.call('LRANGE', KEYS[2], 0, -1)
-if state[1] or state[3] or ARGV[1] ~= '1' then
+if state[1] or state[3] or ARGV[1] ~= '1' or redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[1], KEYS[2])
 else
   redis.call('DEL', KEYS[2])

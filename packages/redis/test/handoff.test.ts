@@ -425,6 +425,22 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.adapter.sessionOwner('sid-short')).toBe('unknown')
   })
 
+  it('leaves no key without an expiry when the handoff expires between the claim and the read-back', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-lapsed', 's1')
+    expect(await handOff(a!, socket, 'sid-lapsed')).toBe(true)
+    const claim = await b!.adapter.claimSession('sid-lapsed')
+    // The keys run out before the claimer reads the tail back (an application's middleware
+    // slower than CLAIM_KEEP_MS, a Redis stalled that long).
+    const hash = `${cluster.prefix}:handoff:${createHash('sha256').update('sid-lapsed').digest('base64url')}`
+    await b!.redis.del(hash)
+    const taken = takeOver(b!, claim)
+    expect(await within(taken.done, 5000, 'the takeover')).toMatchObject({ tail: [], complete: false })
+    expect(await (claim as SessionClaim).confirm!()).toBe('taken')
+    expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+  })
+
   it('refuses a snapshot of another version or shape (unreadable, with a coded error), and leaves nothing behind', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
