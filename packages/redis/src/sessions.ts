@@ -154,7 +154,11 @@ export class SessionOwners {
           return this.commands.send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS), 'NX'])
         }
         if (!this.#ended.delete(key)) return Promise.resolve()
-        return this.commands.send(['EVAL', DELETE_IF_OWNER, '1', key, this.node])
+        // Not taken: kept for the next restore, as when the session ended.
+        return this.commands.send(['EVAL', DELETE_IF_OWNER, '1', key, this.node]).catch((err: unknown) => {
+          this.#missed(key)
+          throw err
+        })
       })
       const results = await Promise.allSettled(writes)
       if (results.some((result) => result.status === 'rejected')) this.#stale = true

@@ -1,0 +1,60 @@
+// The owner records of a node's sessions over a real Redis that refuses some of their writes: a
+// record that could not be written or removed is written or removed once Redis takes it.
+import { createHash } from 'node:crypto'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { sleep, until } from '../../server/test/helpers.js'
+import { FakeCluster, type FakeNode } from './handoff-support.js'
+
+/** The script that removes an owner record only while it names its node (see sessions.ts). */
+const isRemoval = (args: string[]) =>
+  args[0] === 'EVAL' && args[1]?.includes("redis.call('DEL', KEYS[1])") === true
+
+/** Waits, at most `ms`, until `node` reads no owner record at `key`. */
+async function recordGone(node: FakeNode, key: string, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  while ((await node.redis.get(key)) !== null) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${key} to be removed`)
+    await sleep(20)
+  }
+}
+
+describe.skipIf(skipRedisSuites())('session owner records', () => {
+  let redis: RedisServer
+  let cluster: FakeCluster | undefined
+
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    await cluster?.close()
+  })
+
+  it('removes the record of a session that ended once Redis takes the removal, however often it refused it', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a] = await cluster.start(1)
+    a!.sockets.add('s1', 'sid-1')
+    await a!.adapter.sessionOpened('sid-1')
+    const key = `${cluster.prefix}:session:${createHash('sha256').update('sid-1').digest('base64url')}`
+    expect(await a!.redis.get(key)).toBe(a!.adapter.node)
+
+    // Refused at the session's end, and again when the next heartbeat sends it once more.
+    let refused = 0
+    a!.hold = (args) => {
+      if (!isRemoval(args) || refused >= 2) return undefined
+      refused++
+      return Promise.reject(new Error('ERR refused by the test'))
+    }
+    a!.sockets.sessions.delete('sid-1')
+    a!.adapter.sessionClosed('sid-1')
+    await until(() => refused === 2, 5000, 'the removal refused twice')
+    expect(await a!.redis.get(key)).toBe(a!.adapter.node)
+
+    // A later heartbeat sends it again, and Redis takes it.
+    await recordGone(a!, key, 5000)
+    expect(a!.commands.filter(isRemoval).length).toBeGreaterThanOrEqual(3)
+  })
+})
