@@ -233,7 +233,7 @@ export class Forwarder {
   goodbyeNode(
     sid: string,
     request: { headers: IncomingHttpHeaders },
-    on?: AnsweredOn,
+    on?: ServerResponse,
   ): Promise<Owner | undefined> {
     if (this.#closed) return Promise.resolve(undefined)
     return this.#answered(on, this.#lookup.goodbyeNode(sid, request))
