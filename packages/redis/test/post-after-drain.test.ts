@@ -16,7 +16,9 @@
 // the POST on to a live node, which ends the session as when the goodbye reaches it directly.
 // Kept there, the goodbye was lost (204, or 503 where Fastify refuses requests at close). A node
 // it is sent on to that is closing too sends it on again, to a node it was not sent to yet: sent
-// no further, it was lost there.
+// no further, it was lost there. A POST without a goodbye that reaches a node closing too is
+// answered 204 there as well, also once Fastify refuses requests, where its 503 failed the
+// client's transport (its application heard a transport_error).
 import { connect } from '@parley/client'
 import { CloseReason, type TransportName } from '@parley/protocol'
 import type { NodeAddress } from '@parley/server'
@@ -114,6 +116,57 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     expect(heard).toEqual([])
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
+  })
+
+  it('that reaches a node closing too, where Fastify refuses requests, is answered 204 unused there as well: the client resumes on its next GET, and nothing is lost (polling)', async () => {
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })
+    const d = await startTrafficNode(suite.redis.url, nodes)
+    const balancer = await balance([a, b, d])
+    balancer.avoid.add(1)
+    balancer.avoid.add(2)
+    const requests = heldRequests()
+    const c = connect(`${balancer.url}/parley`, { transports: ['polling'], fetch: requests.fetch })
+    clients.push(c)
+    const heard = trouble(c)
+    const got = received(c)
+    await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+    await seesOthers(a)
+    const socket = a.connections[0]!
+    const id = c.id
+    requests.hold()
+    // Answers the poll a holds; the next one waits on its way, and so does the POST below.
+    socket.emit('down', 0)
+    await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
+    c.emit('up', 1)
+    await until(() => requests.waiting('POST') >= 1, 3000, 'the POST held up')
+
+    // a drains: nobody claims the session (its client's requests are held up), and a closes.
+    await within(a.started.app.close(), 8000, 'a closed')
+    // b closes too, its drain held open by a session of its own that nobody claims.
+    const closingB = await closeHeldOpen(b)
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    balancer.avoid.add(2)
+    requests.release('POST')
+    await until(() => requests.posts.length >= 1, 3000, 'the POST answered by b')
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    balancer.avoid.add(1)
+    requests.release('GET')
+    await until(() => d.restored.length === 1, 5000, 'the session taken over by d')
+    d.restored[0]!.emit('down', 2)
+    c.emit('up', 2)
+    await until(() => got.length === 2 && d.received.length === 2, 5000, 'the next messages')
+
+    expect(requests.posts.every((status) => status === 204)).toBe(true)
+    expect(got).toEqual([0, 2])
+    expect(d.received).toEqual([1, 2])
+    expect(b.restored).toHaveLength(0)
+    expect(heard).toEqual([])
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    await closingB.end()
   })
 
   it.each(['polling', 'sse'] as const)(

@@ -259,11 +259,11 @@ export async function parleyRoutes(
     const post = req.method === 'POST'
     if (post && req.headers[ROUTED_HEADER] === SENT_ON) {
       // Sent on by another closing node, as the route takes it (see `handedOffPost`).
-      return handedOffAtClose(sid, kind, req, res, headers, unsent, () => bodies.read(req, res))
+      return handedOffAtClose(sid, kind, req, res, headers, () => bodies.read(req, res))
     }
     const owner = await forwarder.ownerOf(sid, req, 'http', res)
     if (isHandedOff(owner) && post) {
-      return handedOffAtClose(sid, kind, req, res, headers, unsent, () => bodies.read(req, res))
+      return handedOffAtClose(sid, kind, req, res, headers, () => bodies.read(req, res))
     }
     if (isHandedOff(owner)) return handedOffGetAtClose(kind, res, headers)
     if (owner === undefined) return unsent
@@ -277,8 +277,7 @@ export async function parleyRoutes(
     }
     const sent = await forwarder.atClose(owner, req, res, text, { cors: headers, kind })
     if (sent !== 'unreachable') return undefined
-    if (owner.handingOff && post)
-      return handedOffAtClose(sid, kind, req, res, headers, unsent, async () => body)
+    if (owner.handingOff && post) return handedOffAtClose(sid, kind, req, res, headers, async () => body)
     if (owner.handingOff) return handedOffGetAtClose(kind, res, headers)
     return unsent
   })
@@ -301,10 +300,12 @@ export async function parleyRoutes(
     return undefined
   }
   /**
-   * A POST of a session whose node handed it off and is gone, at close (see `forwardingAtClose`):
-   * its goodbye goes on to a live node, which ends the session, as `handedOffPost` sends it on.
-   * Any other keeps `unsent`: its client resumes at once, through the balancer, and a live node
-   * claims the session (its GETs get CLOSE 'server handoff' here, see `handedOffGetAtClose`).
+   * A POST of a session whose node handed it off and is gone, at close (see `forwardingAtClose`),
+   * answered as `handedOffPost` answers it during the drain: its goodbye goes on to a live node,
+   * which ends the session; any other gets 204, none of it used, as its GETs get CLOSE 'server
+   * handoff' here (see `handedOffGetAtClose`), and the client resumes with that CLOSE's quiet
+   * time, then sends it again. A 503 (`unsent`) would fail its transport: its application would
+   * hear a transport_error, for a session that loses nothing.
    */
   async function handedOffAtClose(
     sid: string,
@@ -312,7 +313,6 @@ export async function parleyRoutes(
     req: IncomingMessage,
     res: ServerResponse,
     cors: HeaderBag,
-    unsent: EndpointAnswer,
     read: () => Promise<BodyResult>,
   ): Promise<EndpointAnswer | undefined> {
     const goodbye = (packets: readonly Packet[], text: string) =>
@@ -324,7 +324,7 @@ export async function parleyRoutes(
         async () => server.relayedGoodbye(sid, packets),
         (other) => forwarder.atClose(other, req, res, text, { cors, kind }),
       )
-    return (await posts.takeHandedOff(cors, read, goodbye, unsent)).answer
+    return (await posts.takeHandedOff(cors, read, goodbye)).answer
   }
   /**
    * A handshake POST at close, sent on as `handshakePost` sends it when its HELLO resumes a session

@@ -164,22 +164,20 @@ export class UpstreamPosts {
    * drops what it already has), 204; a refusal would fail the client's transport instead, and
    * the client tell its application and resume without the CLOSE's quiet time. Its goodbye
    * still ends the session: its packets, when they decode, go to `goodbye` with the body's text
-   * (see `handedOffPost` in routes.ts), awaited before the answer. `unused`: the answer when
-   * `goodbye` heard none (204 unless the caller says otherwise); none when it sent the POST on
-   * to another node, whose answer the client got.
+   * (see `handedOffPost` in routes.ts), awaited before the answer. No answer when it sent the
+   * POST on to another node, whose answer the client got. So too at close, where Fastify refuses
+   * requests: the same 204 the drain gives (see `handedOffAtClose` in routes.ts).
    */
   async takeHandedOff(
     cors: HeaderBag,
     read: () => Promise<BodyResult>,
     goodbye: (packets: readonly Packet[], text: string) => Promise<GoodbyeHeard>,
-    unused: EndpointAnswer = taken(cors),
   ): Promise<UpstreamOutcome> {
     const body = await read()
     if (!body.ok) return { answer: this.notRead(body.reason, cors) }
     const decoded = decodeBody(linesOfBody(body), this.#maxPayload)
     const heard = decoded.ok ? await goodbye(decoded.packets, body.text()) : 'none'
-    if (heard === 'sent on') return { answer: undefined }
-    return { answer: heard === 'heard' ? taken(cors) : unused }
+    return { answer: heard === 'sent on' ? undefined : taken(cors) }
   }
 
   /** A POST of `session` while the server closes: see `TakePost`. */
