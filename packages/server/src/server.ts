@@ -40,6 +40,7 @@ import { RecentSessions } from './recent-sessions.js'
 import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
+import { SHUTTING_DOWN } from './shutting-down.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import { splitTail } from './tail-rooms.js'
 import { shown } from './thrown.js'
@@ -1592,7 +1593,7 @@ function disconnectedEarly(session: Session): Refusal | null {
 }
 
 function shuttingDown(): Refusal {
-  return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message: 'the server is shutting down' }
+  return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message: SHUTTING_DOWN }
 }
 
 /** A promise and the function that resolves it. */

@@ -18,6 +18,7 @@ import { nanoid } from 'nanoid'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import { FrozenGoodbye } from './frozen-goodbye.js'
 import type { Metrics } from './metrics.js'
+import { SHUTTING_DOWN } from './shutting-down.js'
 import { Timed, TimerQueue } from './timer-queue.js'
 import {
   type CloseKind,
@@ -130,7 +131,7 @@ export const GAP_GRACE_MS = 1000
 const defaultMessages: Record<CloseReason, string> = {
   'client disconnect': 'the client disconnected',
   'server disconnect': 'the server disconnected the socket',
-  'server shutdown': 'the server is shutting down',
+  'server shutdown': SHUTTING_DOWN,
   'server handoff': 'the server is draining: resume the session on another node',
   'ping timeout': 'no transport came back within the recovery window',
   'transport close': 'no transport came back within the recovery window',

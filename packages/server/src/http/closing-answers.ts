@@ -1,10 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { ErrorCode, PROTOCOL_VERSION, type TransportName } from '@parley/protocol'
+import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
+import { upgradeRefusal } from './upgrade-refusal.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
-import { upgradeRefusal } from './websocket-handshake.js'
 
 /** What a request to the endpoints is judged by: its line and headers, nothing of its body. */
 export interface EndpointRequest {
@@ -122,7 +123,6 @@ export type SessionStanding = 'attached' | 'left' | 'frozen'
 // the route's stay the same.
 /** The methods the SSE and polling endpoints serve. */
 export const HTTP_METHODS = 'GET, POST, OPTIONS'
-export const SHUTTING_DOWN = 'the server is shutting down'
 export const OTHER_VERSION = `this server speaks v=${PROTOCOL_VERSION}`
 /** What a 400 says to a request of the WebSocket endpoint that is no upgrade. */
 export const EXPECTED_UPGRADE = 'expected a WebSocket upgrade'

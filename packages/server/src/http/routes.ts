@@ -14,6 +14,7 @@ import type { WebSocket } from 'ws'
 import { defaults, type ResolvedOptions } from '../options.js'
 import type { ParleyServer, Refusal } from '../server.js'
 import type { Session } from '../session.js'
+import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
@@ -36,7 +37,6 @@ import {
   HTTP_METHODS,
   notAttachedMessage,
   OTHER_VERSION,
-  SHUTTING_DOWN,
 } from './closing-answers.js'
 import type { ClosingForwards } from './closing-forwards.js'
 import { clientAddress } from './fastify-closing.js'
@@ -66,9 +66,10 @@ import {
 } from './routing.js'
 import { acksOf, takeGetAck } from './session-get.js'
 import { IdleSseUpstream } from './sse-upstream.js'
+import { upgradeRefusal } from './upgrade-refusal.js'
 import type { GoodbyeHeard, TakePost, UpstreamPosts } from './upstream-post.js'
 import { VersionRefusals, versionRefusal } from './version-refusals.js'
-import { handshakeRequest, upgradeRefusal, WebSocketHandshakes } from './websocket-handshake.js'
+import { handshakeRequest, WebSocketHandshakes } from './websocket-handshake.js'
 
 export interface RoutesOptions {
   server: ParleyServer

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream'
 import { CloseReason, ErrorCode, type Packet } from '@parley/protocol'
 import type { Session } from '../session.js'
+import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide, Transport } from '../transports/transport.js'
@@ -10,7 +11,6 @@ import {
   type EndpointAnswer,
   notAttachedMessage,
   type PostVerdict,
-  SHUTTING_DOWN,
   tooLargeMessage,
 } from './closing-answers.js'
 

@@ -2,7 +2,7 @@
 // would refuse: a request they let through and ws refuses gets ws's text/html answer.
 import { describe, expect, it } from 'vitest'
 import * as ws from 'ws'
-import { offeredSubprotocols } from './websocket-handshake.js'
+import { offeredSubprotocols } from './upgrade-refusal.js'
 
 /** ws's own parser of Sec-WebSocket-Protocol (a named export of ws, not in its types). */
 const wsParse = (ws as unknown as { subprotocol: { parse(header: string): Set<string> } }).subprotocol.parse
