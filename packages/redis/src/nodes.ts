@@ -252,9 +252,11 @@ export class Nodes {
         ? { n: id, k: 'joined', a: address, v: NOTE_VERSION }
         : { n: id, k: 'joined', a: address, v: NOTE_VERSION, p: path }
     await commands.send(['PUBLISH', channel, JSON.stringify(packet)]).catch((err: unknown) => {
+      // Not fatal (the others read the live set at their next heartbeat), but a Redis that
+      // refuses it at every start (an ACL without PUBLISH) refuses broadcasts as well.
       this.#config.warnings.warn(
         'heartbeat',
-        `could not tell the other nodes that this one joined: Redis at ${commands.address} did not take it`,
+        `could not tell the other nodes that this one joined: Redis at ${commands.address} did not take it; they find this node at their next heartbeat instead. If it comes again, check that Redis there answers and lets this client PUBLISH (an ACL): broadcasts need it too`,
         { err },
       )
     })
@@ -461,7 +463,7 @@ export class Nodes {
       // say which key and what to do, not only what Redis said.
       const message = /WRONGTYPE/.test(String((err as Error | undefined)?.message))
         ? `heartbeat failed at ${this.#config.commands.address}: ${this.#indexKey} holds a value of another type, so no node sees the others; another application uses the prefix "${prefix}": give each its own \`prefix\` (or delete that key if nothing needs it)`
-        : `heartbeat failed at ${this.#config.commands.address}; the live-node set is kept as it was`
+        : `heartbeat failed at ${this.#config.commands.address}; the live-node set is kept as it was, and the next heartbeat tries again once Redis answers. After ${MISSED_HEARTBEATS} heartbeat intervals without one, the other nodes take this node for gone: check that Redis there is up and answers within requestTimeout`
       this.#config.warnings.warn('heartbeat', message, { err })
       return
     }
