@@ -474,7 +474,9 @@ export class HandOffStore {
   /**
    * Takes back a handoff whose write was given up on (see UNDO), which may have run: right
    * behind the write on the connection, or first once the connection is back (see
-   * `Commands.undo`), until the snapshot's `ttl` has passed. `session`: what became of the
+   * `Commands.undo`), until the snapshot's `ttl` has passed, and `UNCLAIM_KEEP_MS` at least: a
+   * write that has not run yet may still come from the connection that dropped that long, and
+   * only its UNDO's marker makes it refuse itself. `session`: what became of the
    * session here, which decides the owner record, and what a claim that won meanwhile is told.
    * `tooLate` is called when a claim of that write was confirmed before the UNDO ran (see
    * CONFIRM): its claimer took the session over. Resolves after that, once Redis answered the
@@ -498,7 +500,7 @@ export class HandOffStore {
       String(UNCLAIM_KEEP_MS),
       session,
     ]
-    entry.undone = this.commands.undo(undo, entry.ttl, (reply) => {
+    entry.undone = this.commands.undo(undo, Math.max(entry.ttl, UNCLAIM_KEEP_MS), (reply) => {
       if (reply === 3) tooLate()
     })
     entry.undoWaits?.send()

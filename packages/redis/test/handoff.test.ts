@@ -1547,6 +1547,34 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     })
   })
 
+  it('keeps the take-back of a write given up on past the snapshot’s ttl while Redis is away: run later still, the write refuses itself', async () => {
+    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 300 })
+      await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
+      const sid = 'sid-write-outlived'
+      const socket = await open(a, sid, 's1')
+      // The write stays where a dropped connection would keep it, for the kernel to deliver later.
+      const write = holdBack(a, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
+      const ttl = 200
+      expect(await handOff(a, socket, sid, [], ttl)).toBe(false)
+      await cutOff(a, proxy)
+      // The session goes on at a: its take-back waits for Redis, longer than the snapshot's ttl.
+      const undone = a.adapter.withdrawHandOff(sid)
+      await sleep(3 * ttl)
+      proxy.offline = false
+      await within(undone, 5000, 'the take-back answered')
+      // Delivered only now, the write finds its take-back and stores nothing.
+      expect(await write.run()).toBe(0)
+      expect(await b!.adapter.claimSession(sid)).toEqual(owned(a))
+      expect(a.warnings.filter((line) => line.includes('gave up taking back'))).toEqual([])
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('takes back at once a write its server stopped waiting for: run late, it refuses itself, the session kept or ended', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
