@@ -575,7 +575,7 @@ export class Nodes {
    * (see `saidGoodbye`): sent after everything else this node sent, on the same connection.
    * Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all. Never
    * rejects: resolves with what did not go through, each a sentence that says what follows (none
-   * when all did). One step refused does not stop the others: a mark Redis refuses still leaves
+   * when all did; one for all when the client is not connected, and nothing was sent). One step refused does not stop the others: a mark Redis refuses still leaves
    * the record removed and the others told.
    */
   async stop(markFor = 0): Promise<string[]> {
@@ -591,8 +591,17 @@ export class Nodes {
       return [
         `Redis did not answer the last heartbeat within ${ms} ms; this node's record was left, and expires by itself`,
       ]
-    if (!commands.client.isReady) return []
     const mark = Math.ceil(markFor)
+    // Nothing can go: said once, as the steps that did not go through are.
+    if (!commands.client.isReady) {
+      const unmarked =
+        mark > 0
+          ? `, and no mark of its goodbye is left: a node that starts later and finds a session this node handed off or claimed takes it for one that may be alive, until that handoff expires`
+          : ''
+      return [
+        `Redis at ${commands.address} is not connected: this node's record was not removed (it expires by itself) and the other nodes were not told (they drop it at their next heartbeat)${unmarked}`,
+      ]
+    }
     const marking = mark > 0 ? commands.send(['SET', this.#leftKey(id), '1', 'PX', String(mark)]) : undefined
     // The address too: nothing is to be sent here any more.
     const removing = Promise.all([

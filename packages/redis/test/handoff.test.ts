@@ -793,6 +793,25 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     ).toHaveLength(1)
   })
 
+  it('says that its goodbye could not go when it closes cut off from Redis', async () => {
+    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    const [b] = await cluster.start(1)
+    const proxy = await startTcpProxy(redis.port)
+    try {
+      const a = await behind(proxy, cluster, b!)
+      const socket = await open(a, 'sid-cut-goodbye', 's1')
+      expect(await handOff(a, socket, 'sid-cut-goodbye')).toBe(true)
+      await cutOff(a, proxy)
+      await cluster.stop(a)
+      const said = a.warnings.filter((w) => w.includes('is not connected'))
+      expect(said).toHaveLength(1)
+      expect(said[0]).toContain("this node's record was not removed")
+      expect(said[0]).toContain('no mark of its goodbye is left')
+    } finally {
+      await proxy.close()
+    }
+  })
+
   it('remembers for a record lifetime that a node out of the live set left no address record', async () => {
     cluster = new FakeCluster(redis.url)
     const [a] = await cluster.start(1)
