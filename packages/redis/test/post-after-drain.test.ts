@@ -18,7 +18,9 @@
 // it is sent on to that is closing too sends it on again, to a node it was not sent to yet: sent
 // no further, it was lost there. A POST without a goodbye that reaches a node closing too is
 // answered 204 there as well, also once Fastify refuses requests, where its 503 failed the
-// client's transport (its application heard a transport_error).
+// client's transport (its application heard a transport_error). A closing node whose drain ends
+// while it looks the session's owner up for such a goodbye (its close waits for that lookup)
+// still reads it and sends it on: it sent nothing on any more, and the goodbye was lost.
 import { connect } from '@parley/client'
 import { CloseReason, type TransportName } from '@parley/protocol'
 import type { NodeAddress } from '@parley/server'
@@ -26,7 +28,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { closeHeldOpen, received, trouble } from './drain-end.js'
-import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
+import { balancedSuite, type SuiteNode, seesOthers, startTrafficNode } from './e2e-suite.js'
 
 type Method = 'GET' | 'POST'
 
@@ -69,6 +71,28 @@ function heldRequests() {
       }
     },
   }
+}
+
+/**
+ * Holds every owner lookup of session `sid` that `node` makes from now on until `release()`, each
+ * answered then with what Redis said when it was asked; `waiting()`: how many are held.
+ */
+function holdLookups(node: SuiteNode, sid: string): { waiting: () => number; release: () => void } {
+  const adapter = node.started.app.parley.adapter
+  const lookUp = adapter.sessionOwner!.bind(adapter)
+  let waiting = 0
+  let release: () => void = () => {}
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  adapter.sessionOwner = async (asked: string) => {
+    if (asked !== sid) return lookUp(asked)
+    waiting++
+    const owner = await lookUp(sid)
+    await released
+    return owner
+  }
+  return { waiting: () => waiting, release: () => release() }
 }
 
 describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes after its node closed', () => {
@@ -332,6 +356,112 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       await Promise.all([closingB.end(), closingD.end()])
     },
   )
+
+  it.each([
+    ['polling', true],
+    ['sse', false],
+  ] as [TransportName, boolean][])(
+    'that says goodbye and reaches a node whose drain ends while it looks the owner up is sent on to a live node all the same, which ends the session (%s, return503OnClosing: %s)',
+    async (transport, return503OnClosing) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
+      const d = await startTrafficNode(suite.redis.url, nodes)
+      const ends: string[] = []
+      for (const node of [b, d]) {
+        node.started.app.parley.on('restored', (socket) => {
+          socket.on('disconnect', (reason) => ends.push(reason))
+        })
+      }
+      const balancer = await balance([a, b, d])
+      balancer.avoid.add(1)
+      balancer.avoid.add(2)
+      const requests = heldRequests()
+      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
+      clients.push(c)
+      await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+      await seesOthers(a)
+      requests.hold()
+      if (transport === 'polling') {
+        // The poll a holds is answered; the next one waits on its way.
+        const got = received(c)
+        a.connections[0]!.emit('down', 0)
+        await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
+      }
+      c.disconnect()
+      await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+
+      // a drains: nobody claims the session (its client left), and a closes.
+      await within(a.started.app.close(), 8000, 'a closed')
+      // b closes too, its drain held open by a session of its own that nobody claims; the goodbye
+      // reaches it then, and its owner lookup is held until b's drain is over.
+      const closingB = await closeHeldOpen(b)
+      const lookups = holdLookups(b, requests.sid()!)
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      balancer.avoid.add(2)
+      requests.release('POST')
+      await until(() => lookups.waiting() === 1, 3000, "the goodbye on b, looking its session's owner up")
+      const closed = closingB.end()
+      await until(() => b.started.app.parley.closed, 5000, "b's drain over")
+      lookups.release()
+      await closed
+      await until(() => requests.posts.length === 1, 5000, 'the goodbye answered through b')
+      await until(() => ends.length > 0, 5000, 'the session ended')
+
+      expect(requests.posts).toEqual([204])
+      expect(b.restored).toHaveLength(0)
+      expect(d.restored).toHaveLength(1)
+      expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+    },
+  )
+
+  it("that says goodbye and reaches a node whose drain ends while it looks the owner up, its session's node still draining, ends the session all the same (sse)", async () => {
+    // a's drain waits for the session's claim: the owner record still names a, handing it off.
+    const a = await startTrafficNode(suite.redis.url, nodes)
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    const d = await startTrafficNode(suite.redis.url, nodes)
+    const ends: string[] = []
+    d.started.app.parley.on('restored', (socket) => {
+      socket.on('disconnect', (reason) => ends.push(reason))
+    })
+    const balancer = await balance([a, b, d])
+    balancer.avoid.add(1)
+    balancer.avoid.add(2)
+    const requests = heldRequests()
+    const c = connect(`${balancer.url}/parley`, { transports: ['sse'], fetch: requests.fetch })
+    clients.push(c)
+    await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+    await seesOthers(a)
+    requests.hold()
+    c.disconnect()
+    await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+
+    // a drains: the session is handed off, and a waits for its claim.
+    const closingA = a.started.app.close()
+    await until(() => a.started.app.parley.closing, 3000, 'a draining')
+    await seesOthers(b)
+    const lookups = holdLookups(b, requests.sid()!)
+    // Where b sends the goodbye on: a, still live, ends the session frozen there; d claims it.
+    const sentTo = await b.started.app.parley.adapter.anotherNode!(requests.sid()!)
+    const toA = a.started.base.startsWith(`${sentTo?.url}/`)
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    balancer.avoid.add(2)
+    requests.release('POST')
+    await until(() => lookups.waiting() === 1, 3000, "the goodbye on b, looking its session's owner up")
+    // b closes (it holds no session: its drain is over at once) with the lookup under way.
+    const closingB = b.started.app.close()
+    await until(() => b.started.app.parley.closed, 5000, "b's drain over")
+    lookups.release()
+    await within(closingB, 5000, 'b closed')
+    await until(() => requests.posts.length === 1, 5000, 'the goodbye answered through b')
+    // a's drain is over once the session is claimed (its handoff timeout would be 7 s).
+    await within(closingA, 5000, "a closed, its drain over at the session's claim")
+
+    expect(requests.posts).toEqual([204])
+    expect(d.restored).toHaveLength(toA ? 0 : 1)
+    expect(ends).toEqual(toA ? [] : [CloseReason.CLIENT_DISCONNECT])
+  })
 
   it('that says goodbye ends the session on a live node whose middleware refuses a resume without auth: it runs no middleware for it', async () => {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })

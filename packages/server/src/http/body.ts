@@ -184,10 +184,12 @@ export class BodyReader implements BodyWatch {
 
   /**
    * Reads `stream` to its end, or until it passes the limit, stalls, goes, is `answered` (see
-   * `readBody`) or the server closes.
+   * `readBody`) or the server closes. `late`: read all the same once the server closed, for a
+   * request whose client's last word may be in it, which the close waits for already (the POST
+   * of a handed-off session, its owner looked up as the server closed: see routes.ts).
    */
-  read(stream: Readable, answered?: Writable): Promise<BodyResult> {
-    if (this.#closed) return Promise.resolve(CLOSING)
+  read(stream: Readable, answered?: Writable, late = false): Promise<BodyResult> {
+    if (this.#closed && !late) return Promise.resolve(CLOSING)
     return readBody(stream, this.limit, this, answered)
   }
 

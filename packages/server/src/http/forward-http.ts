@@ -90,9 +90,13 @@ export class HttpForwards {
 
   /**
    * Hands `hop` to `owner` with `body` ('' for a GET) and `mark`. A request this node could no
-   * longer send because it closed meanwhile is told to try again here.
+   * longer send because it closed meanwhile is told to try again here; but a POST for a node that
+   * was handing its session off is `unreachable` then, with nothing sent: the caller answers it
+   * as for a node gone (see `handedOffPost` in routes.ts), and sends its goodbye on to a live
+   * node, which a goodbye sent on (`Owner.sentTo`) still reaches after the close.
    */
   async deliver(owner: Owner, hop: Hop, body: string, mark: RoutedMark): Promise<HandOver> {
+    if (this.#closed && owner.handingOff && hop.request.method === 'POST') return 'unreachable'
     const url = owner.url
     if (url === undefined) return this.#route(owner, hop, body, mark)
     let outcome = await this.#send({ ...owner, url }, hop, body, mark)
@@ -156,7 +160,8 @@ export class HttpForwards {
    * live on, on their owners: an event stream or a held poll gets CLOSE 'server handoff', and its
    * client resumes elsewhere. What is under way otherwise (a POST, an answer) goes on to its end.
    * `closingForwards` waits for them, then cuts those still going; the agent's connections go
-   * once they are over. Nothing is sent on after this.
+   * once they are over. Nothing is sent on after this but a goodbye (see `deliver`), whose
+   * client's request the close waits for already (`ClosingForwards.lookingUp`).
    */
   end(): void {
     this.#closed = true
@@ -192,7 +197,7 @@ export class HttpForwards {
   async #route(owner: Owner, hop: Hop, body: string, mark: RoutedMark): Promise<HandOver> {
     const node = owner.node
     const { request, res, kind } = hop
-    if (this.#closed) return this.#tooLate(hop)
+    if (this.#closed && !owner.sentTo) return this.#tooLate(hop)
     let response: RoutedResponse | undefined
     let stream: RelayedStream | undefined
     /** This node answered the client itself at close, before the owner did. */
@@ -272,10 +277,13 @@ export class HttpForwards {
   ): Promise<'answered' | 'gone' | 'stale' | 'closed' | Error> {
     const { request, res, kind } = hop
     if (res.destroyed) return Promise.resolve('gone')
-    if (this.#closed) return Promise.resolve('closed')
+    if (this.#closed && !owner.sentTo) return Promise.resolve('closed')
     const target = new URL(owner.url)
     const headers = forwardedHeaders(request, false, onward(request, mark))
     if (owner.sentTo) headers[SENT_TO_HEADER] = owner.sentTo.join(',')
+    // A goodbye sent on after the close (see `deliver`): the agent is going, and its connection
+    // with it, rather than left open to the other node.
+    if (this.#closed) headers.connection = 'close'
     if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
     return new Promise((resolve) => {
       const upstream = http.request({

@@ -228,14 +228,15 @@ export class Forwarder {
    * closing node cannot claim the session for (see `goodbyeOfHandedOff` in routes.ts): the
    * request came from its client, or was sent on here by another closing node (marked SENT_ON),
    * and goes to a node it was not sent on to yet (see `SENT_TO_HEADER`), within
-   * `MAX_GOODBYE_HOPS`. `on`: as for `ownerOf`.
+   * `MAX_GOODBYE_HOPS`. `on`: as for `ownerOf`. Also once this node closed, for a request that
+   * was still looking its owner up then, which the close waits for (see `close`): its goodbye is
+   * the client's last word, and no other node would hear it.
    */
   goodbyeNode(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     on?: ServerResponse,
   ): Promise<Owner | undefined> {
-    if (this.#closed) return Promise.resolve(undefined)
     return this.#answered(on, this.#lookup.goodbyeNode(sid, request))
   }
 

@@ -264,14 +264,14 @@ export async function parleyRoutes(
     }
     const owner = await forwarder.ownerOf(sid, req, 'http', res)
     if (isHandedOff(owner) && post) {
-      return handedOffAtClose(sid, kind, req, res, headers, () => bodies.read(req, res))
+      return handedOffAtClose(sid, kind, req, res, headers, () => bodies.read(req, res, true))
     }
     if (isHandedOff(owner)) return handedOffGetAtClose(kind, res, headers)
     if (owner === undefined) return unsent
     let text = ''
     let body: BodyResult = EMPTY_BODY
     if (post) {
-      body = await bodies.read(req, res)
+      body = await bodies.read(req, res, owner.handingOff)
       if (!body.ok) return posts.notRead(body.reason, headers)
       // Checked here, where the bytes are: the owner gets text (see NOT_UTF8_TEXT).
       text = body.utf8 ? body.text() : NOT_UTF8_TEXT
@@ -554,7 +554,7 @@ export async function parleyRoutes(
       const owner = await ownerOf(sid, reply)
       if (isHandedOff(owner)) {
         if (method === 'GET') return handedOff(kind, reply, cors)
-        return handedOffPost(sid, kind, request, reply, cors, () => readRequestBody(request, reply))
+        return handedOffPost(sid, kind, request, reply, cors, () => readRequestBody(request, reply, true))
       }
       if (owner === undefined) {
         server.unknownSession(sid)
@@ -563,7 +563,7 @@ export async function parleyRoutes(
       let text = ''
       let body: BodyResult = EMPTY_BODY
       if (method === 'POST') {
-        body = await readRequestBody(request, reply)
+        body = await readRequestBody(request, reply, owner.handingOff)
         if (!body.ok) {
           if (body.reason === 'too large') return refuseTooLargeFor(owner, request, reply, cors)
           return bodyNotRead(reply, body.reason, cors)
@@ -840,9 +840,13 @@ export async function parleyRoutes(
       .send()
   }
 
-  function readRequestBody(request: FastifyRequest, reply: FastifyReply) {
+  /**
+   * `late`: for a POST of a session handed off (see `handedOffPost`), read once the server closed
+   * too (its owner was looked up as it closed): its goodbye still goes on to a live node.
+   */
+  function readRequestBody(request: FastifyRequest, reply: FastifyReply, late = false) {
     const stream = bodyStream(request)
-    return stream ? bodies.read(stream, reply.raw) : Promise.resolve(EMPTY_BODY)
+    return stream ? bodies.read(stream, reply.raw, late) : Promise.resolve(EMPTY_BODY)
   }
 
   function tooLarge(request: FastifyRequest): boolean {
