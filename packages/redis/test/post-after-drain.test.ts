@@ -28,7 +28,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { closeHeldOpen, received, trouble } from './drain-end.js'
-import { balancedSuite, type SuiteNode, seesOthers, startTrafficNode } from './e2e-suite.js'
+import { balancedSuite, type SuiteNode, seesOthers, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 
 type Method = 'GET' | 'POST'
 
@@ -98,6 +98,23 @@ function holdLookups(node: SuiteNode, sid: string): { waiting: () => number; rel
 describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes after its node closed', () => {
   const { suite, balance } = balancedSuite()
   const { nodes, clients } = suite
+
+  /**
+   * What a goodbye's test sets up: the reasons the sessions that `taking` take over end with
+   * (`ends`), a balancer in front of `over` that sends every request to the first of them, and a
+   * client `fetch` whose requests can be held up (`requests`).
+   */
+  async function goodbyeSetUp(over: TrafficNode[], taking: TrafficNode[]) {
+    const ends: string[] = []
+    for (const node of taking) {
+      node.started.app.parley.on('restored', (socket) => {
+        socket.on('disconnect', (reason) => ends.push(reason))
+      })
+    }
+    const balancer = await balance(over)
+    for (let i = 1; i < over.length; i++) balancer.avoid.add(i)
+    return { ends, balancer, requests: heldRequests() }
+  }
 
   it('is answered 204 unused by a live node: the client resumes there on its next GET, and nothing is lost (polling)', async () => {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
@@ -198,13 +215,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     async (transport) => {
       const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
       const b = await startTrafficNode(suite.redis.url, nodes)
-      const ends: string[] = []
-      b.started.app.parley.on('restored', (socket) => {
-        socket.on('disconnect', (reason) => ends.push(reason))
-      })
-      const balancer = await balance([a, b])
-      balancer.avoid.add(1)
-      const requests = heldRequests()
+      const { ends, balancer, requests } = await goodbyeSetUp([a, b], [b])
       const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
       clients.push(c)
       await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
@@ -244,16 +255,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
       const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
       const d = await startTrafficNode(suite.redis.url, nodes)
-      const ends: string[] = []
-      for (const node of [b, d]) {
-        node.started.app.parley.on('restored', (socket) => {
-          socket.on('disconnect', (reason) => ends.push(reason))
-        })
-      }
-      const balancer = await balance([a, b, d])
-      balancer.avoid.add(1)
-      balancer.avoid.add(2)
-      const requests = heldRequests()
+      const { ends, balancer, requests } = await goodbyeSetUp([a, b, d], [b, d])
       const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
       clients.push(c)
       await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
@@ -471,13 +473,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       judged++
       if (socket.handshake.auth === undefined) throw new Error('no auth')
     })
-    const ends: string[] = []
-    b.started.app.parley.on('restored', (socket) => {
-      socket.on('disconnect', (reason) => ends.push(reason))
-    })
-    const balancer = await balance([a, b])
-    balancer.avoid.add(1)
-    const requests = heldRequests()
+    const { ends, balancer, requests } = await goodbyeSetUp([a, b], [b])
     const c = connect(`${balancer.url}/parley`, {
       transports: ['sse'],
       fetch: requests.fetch,

@@ -9,7 +9,8 @@
 // X-Forwarded-For names does not end the process there.
 import { isIP } from 'node:net'
 import { decodeText, ErrorCode, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
-import type { FastifyInstance } from 'fastify'
+import type { ParleyServerOptions } from '@parley/server'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { afterEach, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { Cluster } from './cluster-adapter.js'
@@ -22,6 +23,43 @@ afterEach(async () => {
   for (const raw of raws.splice(0)) raw.close()
   for (const app of apps.splice(0)) await closeApp(app)
 })
+
+/**
+ * Node `b` (`options`, Fastify's `trustProxy`), whose close waits for an event its own session's
+ * middleware holds until `letGo()`: meanwhile Fastify refuses requests, and b answers those of
+ * the endpoints by itself (see last-words.ts). `closeHeld()` opens that session, sends the event,
+ * and begins b's close (`closing`).
+ */
+async function heldOpenAtClose(options: ParleyServerOptions, trustProxy: FastifyServerOptions['trustProxy']) {
+  let letGo: () => void = () => {}
+  const held = new Promise<void>((resolve) => {
+    letGo = resolve
+  })
+  let inMiddleware = false
+  const b = await startServer(
+    options,
+    (app) => {
+      app.parley.on('connection', (socket) =>
+        socket.use(async () => {
+          inMiddleware = true
+          await held
+        }),
+      )
+    },
+    { trustProxy },
+  )
+  apps.push(b.app)
+  async function closeHeld(): Promise<{ closing: Promise<undefined> }> {
+    const own = await rawConnect('polling', b.base)
+    raws.push(own)
+    await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+    await until(() => inMiddleware, 3000, "the event in b's middleware")
+    const closing = b.app.close()
+    await until(() => b.app.parley.closing, 3000, 'b closing')
+    return { closing }
+  }
+  return { b, letGo, closeHeld }
+}
 
 /** The packets of an SSE stream's events, or of a poll's lines. */
 function packets(text: string, sse: boolean): Packet[] {
@@ -104,24 +142,7 @@ it('names the client as its routes do (trustProxy) in a request it sends on whil
   apps.push(a.app)
   // b's close waits for an event its own session's middleware holds: meanwhile Fastify refuses
   // requests, and b sends those of a's sessions on by itself (see last-words.ts).
-  let letGo: () => void = () => {}
-  const held = new Promise<void>((resolve) => {
-    letGo = resolve
-  })
-  let inMiddleware = false
-  const b = await startServer(
-    { adapter: cluster.adapter('b') },
-    (app) => {
-      app.parley.on('connection', (socket) =>
-        socket.use(async () => {
-          inMiddleware = true
-          await held
-        }),
-      )
-    },
-    { trustProxy: true },
-  )
-  apps.push(b.app)
+  const { b, letGo, closeHeld } = await heldOpenAtClose({ adapter: cluster.adapter('b') }, true)
   const addresses: string[] = []
   const onB = cluster.nodes.get('b')!
   const routeRequest = onB.routeRequest.bind(onB)
@@ -131,13 +152,7 @@ it('names the client as its routes do (trustProxy) in a request it sends on whil
   }
   const onA = await rawConnect('polling', a.base)
   raws.push(onA)
-  const own = await rawConnect('polling', b.base)
-  raws.push(own)
-  await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
-  await until(() => inMiddleware, 3000, "the event in b's middleware")
-
-  const closing = b.app.close()
-  await until(() => b.app.parley.closing, 3000, 'b closing')
+  const { closing } = await closeHeld()
   const headers = { 'x-forwarded-for': '203.0.113.7' }
   // Through b, routed to a: its own poll is answered, since none is held there.
   const res = await within(
@@ -158,31 +173,8 @@ it("takes a WebSocket upgrade while Fastify closes whose X-Forwarded-For the app
     if (!isIP(address)) throw new Error(`not an address: ${address}`)
     return true
   }
-  let letGo: () => void = () => {}
-  const held = new Promise<void>((resolve) => {
-    letGo = resolve
-  })
-  let inMiddleware = false
-  const b = await startServer(
-    {},
-    (app) => {
-      app.parley.on('connection', (socket) =>
-        socket.use(async () => {
-          inMiddleware = true
-          await held
-        }),
-      )
-    },
-    { trustProxy },
-  )
-  apps.push(b.app)
-  const own = await rawConnect('polling', b.base)
-  raws.push(own)
-  await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
-  await until(() => inMiddleware, 3000, "the event in b's middleware")
-
-  const closing = b.app.close()
-  await until(() => b.app.parley.closing, 3000, 'b closing')
+  const { b, letGo, closeHeld } = await heldOpenAtClose({}, trustProxy)
+  const { closing } = await closeHeld()
   // Taken while Fastify refuses requests (see last-words.ts): a new session is refused, coded.
   const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL, {
     headers: { 'x-forwarded-for': '203.0.113.7, not-an-address' },
