@@ -331,9 +331,12 @@ export function scenarios(quick: boolean, reps: number): ScenarioDef[] {
       // unacknowledged packets) is raised too: a client acknowledging after 200 ms or 32
       // packets holds more than 8 MiB of 1 MB echoes.
       serverArgs: q(['--max-payload=2097152', '--max-buffered-bytes=67108864'], QUICK_GROWTH_ARGS),
+      // minEchoes: a step's window lasts durationMs and until that many echoes came back, so
+      // that its readings are of some megabytes of 1 MB echoes however busy the machine (a
+      // quick window of 200 ms holds one or two on a busy machine, or none).
       params: q(
-        { clients: 10, warmupMs: 300, durationMs: 1500 },
-        { clients: 2, warmupMs: 50, durationMs: 200 },
+        { clients: 10, warmupMs: 300, durationMs: 1500, minEchoes: 10 },
+        { clients: 2, warmupMs: 50, durationMs: 200, minEchoes: 4 },
       ),
     },
     {

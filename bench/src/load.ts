@@ -497,14 +497,22 @@ async function fanout(a: ScenarioArgs): Promise<Measurement> {
   }
 }
 
+/** How long a size step's window may run on past `durationMs` to count its `minEchoes`. */
+const SIZE_WINDOW_LIMIT_MS = 30_000
+
 /**
  * Echo of messages whose text is 64 B, 64 KB, 1 MB (the steps), on the same clients: closed
  * loop, 10, 2 and 1 in flight per client (128 KB each at most, 10 at most). Server CPU per byte
- * is per byte of text echoed (received once and sent back once).
+ * is per byte of text echoed (received once and sent back once). A step's window lasts
+ * `durationMs` and until `minEchoes` echoes came back: a few 1 MB echoes take longer than a
+ * quick window on a busy machine, and a window with none (or with too little work for a CPU
+ * clock that counts in ticks) would read no CPU per byte at all.
  */
 async function sizeEcho(a: ScenarioArgs): Promise<Measurement> {
   const steps = stepsOf(a)
-  const [n, warmupMs, durationMs] = [num(a, 'clients'), num(a, 'warmupMs'), num(a, 'durationMs')]
+  const [n, warmupMs, durationMs, minEchoes] = ['clients', 'warmupMs', 'durationMs', 'minEchoes'].map((k) =>
+    num(a, k),
+  ) as [number, number, number, number]
   const clients = await openClients(a, n, 25)
   const values: Record<string, number> = {}
   let text = ''
@@ -542,11 +550,16 @@ async function sizeEcho(a: ScenarioArgs): Promise<Measurement> {
       rtts = []
       measuring = true
       await sleep(durationMs)
+      await until(() => count >= minEchoes, SIZE_WINDOW_LIMIT_MS)
       measuring = false
       const t1 = now()
       const load1 = ownCpuUs()
       const cpu1 = await server<number>('cpu')
       running = false
+      if (count < minEchoes)
+        throw new Error(
+          `${count} echoes of ${size} bytes in ${Math.round(t1 - t0)} ms, fewer than ${minEchoes}`,
+        )
       await until(() => outstanding <= 0, 10_000)
       if (outstanding > 0) throw new Error(`${outstanding} echoes of ${size} bytes still missing after 10 s`)
       values[`msgsPerSec@${size}`] = (count / (t1 - t0)) * 1000

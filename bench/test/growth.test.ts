@@ -43,6 +43,12 @@ describe('pnpm bench --quick --only idle,fanout,size', () => {
     expect(value('fanout', 'parley-thin-sse', 'recipients@10')).toBe(10)
     expect(value('fanout', 'parley-thin-polling', 'allReceivedMs@10')).toBeGreaterThan(0)
     expect(value('size', 'parley-thin-websocket', 'msgsPerSec@1048576')).toBeGreaterThan(0)
+    // Every size step is measured over some echoes, however busy the machine: the server's CPU
+    // per byte is a reading, never 0 (a window without an echo would leave it out).
+    const sizeScenario = report.scenarios.find((s) => s.name === 'size')
+    for (const row of sizeScenario?.rows ?? [])
+      for (const step of sizeScenario?.steps ?? [])
+        expect(row.values[`cpuNsPerByte@${step}`]?.[0], `${row.kind} ${step}`).toBeGreaterThan(0)
     // The idle targets are read even from a handful of connections (their numbers mean nothing then).
     expect(report.goals.filter((g) => g.goal.startsWith('Idle')).length).toBe(4)
   })
