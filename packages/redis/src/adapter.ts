@@ -166,6 +166,8 @@ export class RedisAdapter implements Adapter {
   /** The `ready()` calls still waiting: `close()` settles them. */
   readonly #readyWaits = new Set<() => void>()
   #closed = false
+  /** The close under way, or done: what every call of `close()` resolves with. */
+  #closing: Promise<void> | undefined
   /**
    * Until when (`performance.now()`) a handoff this node wrote may still be claimed (its `ttl`,
    * and `CLAIM_KEEP_MS` for a claim taken back), or a claim this node won may still stand in
@@ -1009,10 +1011,15 @@ export class RedisAdapter implements Adapter {
    * connection it made and logs the warnings it held back. Before that it waits, at most
    * `UNDO_AT_CLOSE_MS` (or `requestTimeout` when shorter), for what takes back a handoff step and could not reach Redis yet (a
    * withdraw, the undo of a write given up on) to go through. The client passed in `client`
-   * stays open.
+   * stays open. A second call resolves with the first, once all that is done: a hook that closes
+   * the client after it cuts no goodbye short.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true
     for (const closed of [...this.#readyWaits]) closed()
     for (const pending of [...this.#pending.values()]) pending.cancel()

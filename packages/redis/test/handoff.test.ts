@@ -793,6 +793,19 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     ).toHaveLength(1)
   })
 
+  it('resolves a second close() only once the first is over: the client can be closed right after it', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const node = a!.adapter.node
+    // The application's own hook, while Parley's close of the adapter is under way.
+    const first = a!.adapter.close()
+    await a!.adapter.close()
+    a!.redis.destroy()
+    await first
+    expect(await b!.redis.exists(`${cluster.prefix}:node:${node}`)).toBe(0)
+    expect(a!.warnings.filter((w) => w.includes('goodbye') || w.includes('live set'))).toEqual([])
+  })
+
   it('says that its goodbye could not go when it closes cut off from Redis', async () => {
     cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
     const [b] = await cluster.start(1)
