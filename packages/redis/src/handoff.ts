@@ -340,7 +340,10 @@ export interface Owned {
 export interface ReadTail {
   tail: string[]
   sealed: boolean
-  /** False when the old node skipped an append (Redis away): the tail has a hole. */
+  /**
+   * False when an append of the old node's never reached the tail (dropped past its queue's
+   * bounds, or in a batch Redis refused; see tail-writes.ts): the tail has a hole.
+   */
   whole: boolean
   /** The session ended on the old node after the claim won (see WITHDRAW). */
   ended: boolean
