@@ -31,7 +31,7 @@ import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
 import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
-import { type RedisSubscriber, type ResolvedRedisOptions, redisAddress } from './options.js'
+import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
@@ -298,7 +298,7 @@ export class RedisAdapter implements Adapter {
             this.#closed
               ? this.#notReady('the adapter was closed before it was ready', err)
               : new RedisUnreachableError(
-                  `could not subscribe at ${redisAddress(this.#options.client)}; other nodes are out of reach until the adapter is made again`,
+                  `could not subscribe at ${this.#commands.address}; other nodes are out of reach until the adapter is made again`,
                   { cause: err },
                 ),
           ),
@@ -307,7 +307,7 @@ export class RedisAdapter implements Adapter {
   }
 
   #notReady(what: string, cause: unknown = this.#subscriberError): RedisUnreachableError {
-    const address = redisAddress(this.#options.client)
+    const address = this.#commands.address
     const step =
       this.#starting === 'connect'
         ? `no connection to ${address} yet`

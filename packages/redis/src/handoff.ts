@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto'
 import type { SessionSnapshot } from '@parley/server'
 import type { Commands } from './commands.js'
-import { asText, RedisUnreachableError } from './send.js'
+import { asText, RedisUnreachableError, settleable } from './send.js'
 import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
 import { type TailGroup, TailWrites } from './tail-writes.js'
 
@@ -462,10 +462,7 @@ export class HandOffStore {
    */
   holdUndo(entry: HandedOff): void {
     entry.givenUp = true
-    let send = () => {}
-    const sent = new Promise<void>((resolve) => {
-      send = resolve
-    })
+    const { promise: sent, resolve: send } = settleable()
     entry.undoWaits = { sent, send }
   }
 

@@ -1,5 +1,6 @@
 import { MAX_TIMER_MS } from '@parley/protocol'
 import type { RedisClient } from './options.js'
+import { settleable } from './send.js'
 
 /** The most undos kept at once while they cannot be sent: past it, the oldest is given up. */
 export const MAX_KEPT_UNDOS = 1000
@@ -84,10 +85,7 @@ export class Undos {
       if (oldest) this.#drop(oldest)
       this.givenUp(`more than ${MAX_KEPT_UNDOS} waited for Redis`)
     }
-    let done = () => {}
-    const settled = new Promise<void>((resolve) => {
-      done = resolve
-    })
+    const { promise: settled, resolve: done } = settleable()
     const undo: Undo = { args, until: Date.now() + keepMs, sending: false, answered, done }
     this.#kept.add(undo)
     if (this.client.isReady) this.#send(undo)
