@@ -4,7 +4,7 @@
 // owner, and the client go on as if nothing happened. A lookup that never settles is bounded.
 import { connect, type Socket } from '@parley/client'
 import { type OpenPacket, PacketType } from '@parley/protocol'
-import type { AdapterFactory, ServerSocket } from '@parley/server'
+import type { AdapterFactory, ParleyServerOptions, ServerSocket } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Directory } from './directory-adapter.js'
@@ -216,13 +216,16 @@ function handlerTimeouts(app: FastifyInstance): string[] {
 // a GET's (empty) body or an upstream POST's, but after a handshake POST's (its HELLO names the
 // session): only the first can be cut, and only there is the reply taken from Fastify.
 describe('which owner lookups a handlerTimeout can cut: a lookup held past it on node b', () => {
-  /** The owner, `a`, with a session; node `b` with `handlerTimeout: 100` and a closed gate. */
-  async function setUp() {
+  /**
+   * The owner, `a`, with a session; node `b` with `handlerTimeout: 100` and a closed gate. `both`:
+   * options of both nodes.
+   */
+  async function setUp(both: ParleyServerOptions = {}) {
     const directory = new Directory()
     const gate = new LookupGate()
     const up: number[] = []
     const sockets: ServerSocket[] = []
-    const owner = await startServer({ adapter: directory.adapter('a') }, (app) => {
+    const owner = await startServer({ ...both, adapter: directory.adapter('a') }, (app) => {
       app.parley.on('connection', (socket) => {
         sockets.push(socket)
         socket.on('up', (n: number) => void up.push(n))
@@ -231,7 +234,7 @@ describe('which owner lookups a handlerTimeout can cut: a lookup held past it on
     nodes.push(owner)
     let ran: string[] = []
     const other = await startServer(
-      { adapter: gate.adapter(directory, 'b') },
+      { ...both, adapter: gate.adapter(directory, 'b') },
       (app) => {
         ran = handlerTimeouts(app)
       },
@@ -276,6 +279,25 @@ describe('which owner lookups a handlerTimeout can cut: a lookup held past it on
     opened()
     const post = await within(answer, 5000, "the owner's answer to the POST")
     expect({ status: post.status, up, ran }).toEqual({ status: 204, up: [1], ran: ['POST /parley/poll'] })
+  })
+
+  it("an upstream POST past maxPayload, never read: the same, and the owner's 413 ends the session", async () => {
+    const { other, gate, first, sockets, ran } = await setUp({ maxPayload: 256 })
+    const answer = fetch(`${other.base}/poll?v=1&sid=${first.sid}`, {
+      method: 'POST',
+      body: 'x'.repeat(257),
+      signal: AbortSignal.timeout(5000),
+    })
+    await until(() => ran.length === 1, 3000, "b's handlerTimeout running out during the lookup")
+    await until(() => gate.held === 1, 3000, 'the lookup')
+    gate.open()
+    const post = await within(answer, 5000, "the owner's answer to the POST")
+    expect({ status: post.status, body: await post.json(), ran }).toEqual({
+      status: 413,
+      body: { code: 'PARLEY_PAYLOAD_TOO_LARGE', message: 'the body is larger than maxPayload (256 bytes)' },
+      ran: ['POST /parley/poll'],
+    })
+    await until(() => !sockets[0]!.connected, 3000, 'the session ended on its owner')
   })
 
   it.each(['polling', 'websocket'] as const)(
