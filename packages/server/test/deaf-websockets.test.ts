@@ -63,6 +63,31 @@ async function start(handshakeTimeout = 5000): Promise<number> {
   return (app.server.address() as { port: number }).port
 }
 
+/**
+ * Two nodes that find each other's sessions in a shared directory, `b` with nothing of Fastify's
+ * own that force closes an upgraded connection; `resumeOnB()` opens a session on `a`, leaves it,
+ * and resumes it on `b` from a deaf WebSocket (relayed to `a`, where the session is).
+ */
+async function twoNodes() {
+  const directory = new Directory()
+  const a = await startServer({ adapter: directory.adapter('a') })
+  const b = await startServer({ adapter: directory.adapter('b') }, undefined, {
+    forceCloseConnections: 'idle',
+    pluginTimeout: PLUGIN_TIMEOUT,
+  })
+  async function resumeOnB(): Promise<RawHttp> {
+    const first = await rawConnect('websocket', a.base)
+    first.close()
+    const deaf = await deafWebSocket(
+      Number(new URL(b.base).port),
+      clientFrame(`[8,{"sid":"${first.sid}","ack":0}]`),
+    )
+    raws.push(deaf)
+    return deaf
+  }
+  return { a, b, resumeOnB }
+}
+
 /** `app.close()`, or what was still open after 10 s (ws alone would wait 30 s). */
 async function closed(closing: FastifyInstance): Promise<string> {
   const outcome = await Promise.race([
@@ -116,20 +141,9 @@ describe('a WebSocket client that never answers a close frame', () => {
   it('does not hold app.close() of a node that relays it to the owner of its session', async () => {
     // Two nodes that find each other's sessions in a shared directory: a resume on b is relayed
     // to a, which holds the session. Closing b closes the relay, the deaf client's side with 1001.
-    const directory = new Directory()
-    const a = await startServer({ adapter: directory.adapter('a') })
-    const b = await startServer({ adapter: directory.adapter('b') }, undefined, {
-      forceCloseConnections: 'idle',
-      pluginTimeout: PLUGIN_TIMEOUT,
-    })
+    const { a, b, resumeOnB } = await twoNodes()
     try {
-      const first = await rawConnect('websocket', a.base)
-      first.close()
-      const deaf = await deafWebSocket(
-        Number(new URL(b.base).port),
-        clientFrame(`[8,{"sid":"${first.sid}","ack":0}]`),
-      )
-      raws.push(deaf)
+      const deaf = await resumeOnB()
       await until(() => deaf.received.includes('"recovered":true'), 3000, 'the OPEN from a, through b')
       expect(await closed(b.app)).toBe('closed')
       expect(closeFrameIn(deaf, 1001)).toBe(true)
@@ -143,12 +157,7 @@ describe('a WebSocket client that never answers a close frame', () => {
     // A resume on b of a session of a; b's lookup of its owner is held until b has closed its
     // sessions. The close waits for that lookup, then the client is told CLOSE 'server handoff'
     // with 1001, and cut when it does not answer.
-    const directory = new Directory()
-    const a = await startServer({ adapter: directory.adapter('a') })
-    const b = await startServer({ adapter: directory.adapter('b') }, undefined, {
-      forceCloseConnections: 'idle',
-      pluginTimeout: PLUGIN_TIMEOUT,
-    })
+    const { a, b, resumeOnB } = await twoNodes()
     let release: () => void = () => {}
     const released = new Promise<void>((resolve) => {
       release = resolve
@@ -162,13 +171,7 @@ describe('a WebSocket client that never answers a close frame', () => {
         await released
         return ask(sid)
       }
-      const first = await rawConnect('websocket', a.base)
-      first.close()
-      const deaf = await deafWebSocket(
-        Number(new URL(b.base).port),
-        clientFrame(`[8,{"sid":"${first.sid}","ack":0}]`),
-      )
-      raws.push(deaf)
+      const deaf = await resumeOnB()
       await until(() => asked, 3000, "b looking the session's owner up")
       const closing = closed(b.app)
       await until(() => b.app.parley.closed, 3000, "b's sessions closed")
