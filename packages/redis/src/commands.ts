@@ -74,16 +74,16 @@ export class Commands {
 
   /**
    * Sends `args` and resolves with Redis' answer, or rejects with the error Redis gave. Rejects
-   * with `RedisUnreachableError` at once when `unavailable()`, when no answer came within `ms`
-   * (at most `timeout`, its default), and when the connection dropped before the answer. A
+   * with `RedisUnreachableError` at once when `unavailable()`, when no answer came within
+   * `timeout`, and when the connection dropped before the answer. A
    * command given up may have run, or still run later, once Redis answers again: callers send
    * this way only what is harmless late, or undo it. Undos that wait go first.
    */
-  send(args: string[], ms = this.timeout): Promise<unknown> {
+  send(args: string[]): Promise<unknown> {
     const why = this.unavailable()
     if (why !== undefined) return Promise.reject(new RedisUnreachableError(why, { at: this.address }))
     this.#undos.flush()
-    return this.#sent(args, ms)
+    return this.#sent(args)
   }
 
   /**
@@ -161,9 +161,9 @@ export class Commands {
     return this.#undos.settle(ms)
   }
 
-  #sent(args: string[], ms: number): Promise<unknown> {
+  #sent(args: string[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const wait = Math.min(ms, this.timeout)
+      const wait = this.timeout
       const timer = setTimeout(
         () =>
           reject(
