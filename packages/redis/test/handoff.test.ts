@@ -1591,8 +1591,10 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       // The write stays where a dropped connection would keep it, for the kernel to deliver later.
       const write = holdBack(a, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
       const ttl = 200
-      expect(await handOff(a, socket, sid, [], ttl)).toBe(false)
+      const answer = handOff(a, socket, sid, [], ttl)
+      // Cut off before the write is given up on: its take-back has to wait for Redis.
       await cutOff(a, proxy)
+      expect(await answer).toBe(false)
       // The session goes on at a: its take-back waits for Redis, longer than the snapshot's ttl.
       const undone = a.adapter.withdrawHandOff(sid)
       await sleep(3 * ttl)
