@@ -20,11 +20,14 @@
 // answered 204 there as well, also once Fastify refuses requests, where its 503 failed the
 // client's transport (its application heard a transport_error). A closing node whose drain ends
 // while it looks the session's owner up for such a goodbye (its close waits for that lookup)
-// still reads it and sends it on: it sent nothing on any more, and the goodbye was lost.
+// still reads it and sends it on: it sent nothing on any more, and the goodbye was lost. A node
+// that cannot reach the node it picks for a goodbye (its server closed, the rest of its close not
+// over) picks another, where the goodbye was lost.
 import { connect } from '@parley/client'
 import { CloseReason, type TransportName } from '@parley/protocol'
 import type { NodeAddress } from '@parley/server'
-import { describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { closeHeldOpen, received, trouble } from './drain-end.js'
@@ -157,6 +160,73 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     expect(heard).toEqual([])
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
+  })
+
+  it('that says goodbye, at a closing node that cannot reach the node it picks for it (its server closed already), goes to another, live, which ends the session (polling)', async () => {
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })
+    // The rest of each one's close (an application's own preClose hook, after Parley's) waits.
+    let finish = () => {}
+    const finished = new Promise<void>((resolve) => {
+      finish = resolve
+    })
+    onTestFinished(() => finish())
+    const held = { setup: (app: FastifyInstance) => app.addHook('preClose', () => finished) }
+    const others = [
+      await startTrafficNode(suite.redis.url, nodes, held),
+      await startTrafficNode(suite.redis.url, nodes, held),
+    ]
+    const ends: string[] = []
+    for (const node of [b, ...others]) {
+      node.started.app.parley.on('restored', (socket) => {
+        socket.on('disconnect', (reason) => ends.push(reason))
+      })
+    }
+    const balancer = await balance([a, b, ...others])
+    for (const i of [1, 2, 3]) balancer.avoid.add(i)
+    const requests = heldRequests()
+    const c = connect(`${balancer.url}/parley`, { transports: ['polling'], fetch: requests.fetch })
+    clients.push(c)
+    const got = received(c)
+    await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+    await seesOthers(a)
+    requests.hold()
+    // The poll a holds is answered; the next one waits on its way.
+    a.connections[0]!.emit('down', 0)
+    await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
+    c.disconnect()
+    await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+    const sid = requests.sid()!
+
+    // a drains: nobody claims the session (its client left), and a closes.
+    await within(a.started.app.close(), 8000, 'a closed')
+    // The node b picks for the goodbye closes: its server (Parley) closes at once, it holds no
+    // session, and takes no new connection; the rest of its close waits, and it stands in the
+    // live set meanwhile. b closes too, its drain held open.
+    const adapter = b.started.app.parley.adapter
+    const named = () => Array.from({ length: 16 }, (_, i) => adapter.anotherNode!(`${sid}${i}`))
+    await until(
+      () => new Set(named().map((node) => (node as NodeAddress | undefined)?.node)).size === 2,
+      3000,
+      'b naming either of the two other nodes, not a',
+    )
+    const picked = (await adapter.anotherNode!(sid))!
+    const d = others.find((node) => node.started.base.startsWith(`${picked.url}/`))!
+    const e = others.find((node) => node !== d)!
+    const closingD = d.started.app.close()
+    await until(() => d.started.app.parley.closed, 3000, "d's server closed")
+    const closingB = await closeHeldOpen(b)
+    balancer.avoid.clear()
+    for (const i of [0, 2, 3]) balancer.avoid.add(i)
+    requests.release('POST')
+    await until(() => requests.posts.length === 1, 8000, 'the goodbye answered through b')
+    await until(() => ends.length > 0, 5000, 'the session ended')
+
+    expect(requests.posts).toEqual([204])
+    expect(e.restored).toHaveLength(1)
+    expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+    finish()
+    await Promise.all([closingB.end(), within(closingD, 5000, 'd closed')])
   })
 
   it('that reaches a node closing too, where Fastify refuses requests, is answered 204 unused there as well: the client resumes on its next GET, and nothing is lost (polling)', async () => {

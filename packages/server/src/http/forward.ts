@@ -228,7 +228,8 @@ export class Forwarder {
    * closing node cannot claim the session for (see `goodbyeOfHandedOff` in routes.ts): the
    * request came from its client, or was sent on here by another closing node (marked SENT_ON),
    * and goes to a node it was not sent on to yet (see `SENT_TO_HEADER`), within
-   * `MAX_GOODBYE_HOPS`. `on`: as for `ownerOf`. Also once this node closed, for a request that
+   * `MAX_GOODBYE_HOPS`, and none of `unreached` (nodes this one could not reach with it, which
+   * count as hops too). `on`: as for `ownerOf`. Also once this node closed, for a request that
    * was still looking its owner up then, which the close waits for (see `close`): its goodbye is
    * the client's last word, and no other node would hear it.
    */
@@ -236,8 +237,9 @@ export class Forwarder {
     sid: string,
     request: { headers: IncomingHttpHeaders },
     on?: ServerResponse,
+    unreached: readonly string[] = [],
   ): Promise<Owner | undefined> {
-    return this.#answered(on, this.#lookup.goodbyeNode(sid, request))
+    return this.#answered(on, this.#lookup.goodbyeNode(sid, request, unreached))
   }
 
   /**

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
-import { GOODBYE, goodbyeSentTo, ROUTED_HEADER, SENT_ON } from './routing.js'
+import { GOODBYE, goodbyeSentTo, MAX_GOODBYE_HOPS, ROUTED_HEADER, SENT_ON } from './routing.js'
 
 /**
  * What a resume's lookup found (see `Forwarder.resumeOwner`): the session's node, `handedOffBy`,
@@ -134,15 +134,21 @@ export class OwnerLookup {
   }
 
   /** See `Forwarder.goodbyeNode`. */
-  async goodbyeNode(sid: string, request: { headers: IncomingHttpHeaders }): Promise<Owner | undefined> {
+  async goodbyeNode(
+    sid: string,
+    request: { headers: IncomingHttpHeaders },
+    unreached: readonly string[],
+  ): Promise<Owner | undefined> {
     const mark = request.headers[ROUTED_HEADER]
     const sentTo = mark === undefined ? [] : mark === SENT_ON ? goodbyeSentTo(request.headers) : undefined
     if (sentTo === undefined) return undefined
-    const other = await this.#another(sid, 'http', sentTo)
+    const except = [...sentTo, ...unreached]
+    if (except.length >= MAX_GOODBYE_HOPS) return undefined
+    const other = await this.#another(sid, 'http', except)
     // An adapter that does not leave out the nodes named (one of an earlier version) could name
     // one of them again: the goodbye goes no further then.
-    if (other === undefined || sentTo.includes(other.node)) return undefined
-    return { ...other, sentTo: [...sentTo, other.node] }
+    if (other === undefined || except.includes(other.node)) return undefined
+    return { ...other, sentTo: [...except, other.node] }
   }
 
   /** A live node but those of `except` (see `Adapter.anotherNode`), that this node can reach. */

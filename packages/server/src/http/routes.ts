@@ -761,8 +761,15 @@ export async function parleyRoutes(
   ): Promise<GoodbyeHeard> {
     if (!packets.some((packet) => packet.type === PacketType.CLOSE)) return 'none'
     if (await hear()) return 'heard'
-    const other = await forwarder.goodbyeNode(sid, request, res)
-    return other && (await sendOn(other)) !== 'unreachable' ? 'sent on' : 'none'
+    // A node that cannot be reached (one whose server closed takes no new connection, though it
+    // stands in the live set until its close is over) is left out of the next pick.
+    const unreached: string[] = []
+    for (;;) {
+      const other = await forwarder.goodbyeNode(sid, request, res, unreached)
+      if (!other) return 'none'
+      if ((await sendOn(other)) !== 'unreachable') return 'sent on'
+      unreached.push(other.node)
+    }
   }
 
   /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */
