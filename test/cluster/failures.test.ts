@@ -33,9 +33,10 @@ const TRIES = 30
 describe.skipIf(skipClusterSuites())('a cluster when a part fails', () => {
   let cluster: Cluster
 
+  // Starting the nodes loads their bundle: seconds each on a loaded machine (as rooms.test.ts).
   beforeAll(async () => {
     cluster = await startCluster()
-  })
+  }, 60_000)
   afterEach(() => closeClients())
   afterAll(async () => {
     await cluster?.stop()

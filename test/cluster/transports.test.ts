@@ -14,9 +14,10 @@ const options = { connectTimeout: 5000, ackTimeout: 8000 }
 describe.skipIf(skipClusterSuites())('three nodes behind nginx round-robin', () => {
   let cluster: Cluster
 
+  // Starting the nodes loads their bundle: seconds each on a loaded machine (as rooms.test.ts).
   beforeAll(async () => {
     cluster = await startCluster()
-  })
+  }, 60_000)
   afterEach(() => closeClients())
   afterAll(async () => {
     await cluster?.stop()
