@@ -536,9 +536,15 @@ export class Connection {
       // the server may have sent before that CLOSE is taken first, as on a live transport: what
       // it covers is not sent again into the next session, and one the session refuses (past
       // what this client sent, or not a packet) is heard as an `error`, whose listener may call
-      // disconnect() (a new run): then the CLOSE is nobody's business any more.
+      // disconnect() (a new run): then the CLOSE is nobody's business any more. Nothing else
+      // before it is taken (no server sends anything else there): a numbered packet of the ended
+      // session, taken with no transport to pace its ACK, threw out of the attempt (an unhandled
+      // rejection) and left the client "connecting" for good.
       const run = this.#run
-      t.attach({ decoded: take, close() {} })
+      t.attach({
+        decoded: (d) => ((d.ok ? d.packet.type === PacketType.ACK : !d.seq) ? take(d) : undefined),
+        close() {},
+      })
       t.close(true)
       if (run === this.#run) this.#host.packet(open)?.()
       return
