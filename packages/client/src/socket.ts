@@ -288,8 +288,14 @@ export class Socket<
           this.#session.sendNumbered(make)
           answered = true
         }
-        const refuse = (code: ErrorCode, message: string) =>
-          answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
+        // Kept and numbered as any answer: with the queue full (a failing listener may have
+        // filled it) it cannot be, and is dropped (the server's wait times out), rather than
+        // PARLEY_QUEUE_FULL thrown into the transport's code, which reads the next packets.
+        const refuse = (code: ErrorCode, message: string) => {
+          try {
+            answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
+          } catch {}
+        }
         args.push((...reply: unknown[]) =>
           answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),
         )

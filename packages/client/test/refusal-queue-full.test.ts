@@ -1,0 +1,47 @@
+// A request the client must refuse (its listener threw, or none listens) is answered with an
+// ERROR, which is numbered and kept like any emit. With the queue full (the failing listener
+// filled it), that answer cannot be kept: it is dropped (the server's wait times out), rather
+// than PARLEY_QUEUE_FULL being thrown into the transport's code (in Node over WebSocket, an
+// uncaught exception; over SSE, the stream lost; over polling, the end of the GET loop).
+import { afterEach, describe, expect, it } from 'vitest'
+import { unheard } from '../../../test/support/unheard.js'
+import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
+
+afterEach(closeAll)
+
+describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
+  it('a refusal that finds the queue full is dropped: nothing thrown but the listener’s own error, the session goes on', async () => {
+    const server = await startServer((app) => {
+      parleyOf(app).on('connection', (socket) => {
+        socket.on('ready', () => {
+          // Answered by nobody: the server's wait ends with its own timeout.
+          socket.emitWithAck('ask').catch(() => {})
+          socket.emit('later')
+        })
+      })
+    })
+    const c = client(server.url, { transports: [transport], maxQueuedMessages: 1 })
+    const boom = new Error('boom')
+    let later = 0
+    c.on('ask', () => {
+      // The queue's one place is taken until the server's ACK (by `ready`, else by this emit):
+      // the refusal finds it full.
+      try {
+        c.emit('filler')
+      } catch {}
+      throw boom
+    })
+    c.on('later', () => later++)
+    // Over SSE the throw broke off the stream's reading: the transport was lost, and resumed.
+    const lost: unknown[] = []
+    c.on('transport_error', (_, error) => lost.push(error.code))
+    await next(c, 'connect')
+    const left = await unheard(async () => {
+      c.emit('ready')
+      await until(() => later === 1, 5000, 'the event after the request')
+    })
+    expect(left).toEqual([boom])
+    expect(lost).toEqual([])
+    expect(c.connected).toBe(true)
+  })
+})
