@@ -526,7 +526,8 @@ export class RedisAdapter implements Adapter {
    * One GET, and one more for a node out of the live set whose address this node never saw
    * (besides a heartbeat for a node it knows nothing of, which may have joined since the last
    * one); rejects with `RedisUnreachableError` while Redis is unreachable or does not answer
-   * within `requestTimeout`.
+   * within `requestTimeout`, and with `RedisRefusedError` when it answers with an error (a key
+   * of another type under the prefix: the message names it).
    */
   async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
     if (this.#sockets.hasSession(sid)) return 'local'

@@ -1,5 +1,5 @@
 import { type RedisClient, redisAddress } from './options.js'
-import { RedisUnreachableError, send } from './send.js'
+import { RedisRefusedError, RedisUnreachableError, send } from './send.js'
 import { Undos } from './undos.js'
 
 /**
@@ -73,7 +73,8 @@ export class Commands {
   }
 
   /**
-   * Sends `args` and resolves with Redis' answer, or rejects with the error Redis gave. Rejects
+   * Sends `args` and resolves with Redis' answer, or rejects with a `RedisRefusedError` when Redis
+   * answered with an error (its `cause` what node-redis gave). Rejects
    * with `RedisUnreachableError` at once when `unavailable()`, when no answer came within
    * `timeout`, and when the connection dropped before the answer. A
    * command given up may have run, or still run later, once Redis answers again: callers send
@@ -181,9 +182,10 @@ export class Commands {
           clearTimeout(timer)
           // Not connected any more: the connection dropped before the answer (node-redis
           // rejects what it wrote and had no answer to), and the command may or may not have run.
+          // Connected: Redis answered with an error, coded and said with the command's key.
           reject(
             this.client.isReady
-              ? err
+              ? new RedisRefusedError(args, err, this.address)
               : new RedisUnreachableError(`the connection dropped before the answer to ${args[0]}`, {
                   cause: err,
                   at: this.address,

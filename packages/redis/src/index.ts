@@ -15,7 +15,7 @@ export {
   type RedisClient,
   type RedisSubscriber,
 } from './options.js'
-export { RedisErrorCode, RedisUnreachableError } from './send.js'
+export { RedisErrorCode, RedisRefusedError, RedisUnreachableError } from './send.js'
 export { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 export { SEAL_WAIT_MS } from './takeover.js'
 export { MAX_KEPT_UNDOS } from './undos.js'

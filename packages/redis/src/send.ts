@@ -18,6 +18,8 @@ export const RedisErrorCode = {
    * it on its way here (pub/sub delivers at most once): the `error` of that socket's reply.
    */
   REPLY_LOST: 'PARLEY_REDIS_REPLY_LOST',
+  /** Redis answered a command of the adapter with an error (a key of another type, a replica, out of memory). */
+  REFUSED: 'PARLEY_REDIS_REFUSED',
 } as const
 
 /**
@@ -39,6 +41,41 @@ export class RedisUnreachableError extends Error {
       options?.cause === undefined ? undefined : { cause: options.cause },
     )
   }
+}
+
+/**
+ * Redis answered a command of the adapter with an error instead of a result: what `sessionOwner`
+ * rejects with then, and the `err` of the warning when another command is refused. The message
+ * names the Redis address, the command and the key it was about, what Redis said, and what to
+ * check; `cause` is node-redis' own error. `code` is `'PARLEY_REDIS_REFUSED'`.
+ */
+export class RedisRefusedError extends Error {
+  override readonly name = 'RedisRefusedError'
+  readonly code = RedisErrorCode.REFUSED
+
+  constructor(args: readonly string[], cause: unknown, at: string) {
+    const said = cause instanceof Error ? cause.message : String(cause)
+    super(`@parley/redis: Redis at ${at} refused ${described(args)}: ${said}; ${remedy(said)}`, { cause })
+  }
+}
+
+/** A command as a warning names it: its name, and the key it is about (a script's first key). */
+function described(args: readonly string[]): string {
+  const [name = '', first, numKeys, key] = args
+  const command = name.toUpperCase()
+  if (command === 'EVAL' || command === 'EVALSHA')
+    return numKeys !== undefined && Number(numKeys) > 0 && key !== undefined
+      ? `a script (${command}) on ${key}`
+      : `a script (${command})`
+  if (command === 'PUBLISH') return `PUBLISH to ${first}`
+  return first === undefined ? command : `${command} on ${first}`
+}
+
+/** What an operator checks for Redis' error `said`. */
+function remedy(said: string): string {
+  if (said.startsWith('WRONGTYPE'))
+    return "a key under the adapter's prefix holds a value of another type: another application uses the prefix, give each its own `prefix` (or delete that key if nothing needs it)"
+  return 'check that the client reaches a primary that accepts writes and scripts (not a replica, not loading its data, not out of memory, no ACL that forbids the command)'
 }
 
 /**

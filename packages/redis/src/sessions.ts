@@ -118,7 +118,9 @@ export class SessionOwners {
   /**
    * The owner record of `sid`, or null when there is none: one GET. Rejects with
    * `RedisUnreachableError` while Redis is away or does not answer (see `Commands`), or when it
-   * does not answer this one within `requestTimeout`: the request that asks is waiting.
+   * does not answer this one within `requestTimeout`: the request that asks is waiting. Rejects
+   * with `RedisRefusedError` when Redis answers the GET with an error (the key holds another
+   * type: another application's, under this prefix).
    */
   async owner(sid: string): Promise<OwnerRecord | null> {
     const value = asText(await this.commands.send(['GET', this.key(sid)]))
