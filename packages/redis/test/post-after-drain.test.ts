@@ -119,6 +119,24 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     return { ends, balancer, requests: heldRequests() }
   }
 
+  /**
+   * The node of `others` that `from` sends the goodbye of session `sid` on to, and the other one:
+   * once `from` can name either (it knows both addresses), its pick for `sid` stays while the
+   * live set does.
+   */
+  async function goodbyeGoesTo(from: TrafficNode, others: TrafficNode[], sid: string) {
+    const adapter = from.started.app.parley.adapter
+    const named = () => Array.from({ length: 16 }, (_, i) => adapter.anotherNode!(`${sid}${i}`))
+    await until(
+      () => new Set(named().map((node) => (node as NodeAddress | undefined)?.node)).size === others.length,
+      3000,
+      'the closing node naming either of the other nodes',
+    )
+    const picked = (await adapter.anotherNode!(sid))!
+    const to = others.find((node) => node.started.base.startsWith(`${picked.url}/`))!
+    return { to, other: others.find((node) => node !== to)! }
+  }
+
   it('is answered 204 unused by a live node: the client resumes there on its next GET, and nothing is lost (polling)', async () => {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
     const b = await startTrafficNode(suite.redis.url, nodes)
@@ -176,15 +194,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       await startTrafficNode(suite.redis.url, nodes, held),
       await startTrafficNode(suite.redis.url, nodes, held),
     ]
-    const ends: string[] = []
-    for (const node of [b, ...others]) {
-      node.started.app.parley.on('restored', (socket) => {
-        socket.on('disconnect', (reason) => ends.push(reason))
-      })
-    }
-    const balancer = await balance([a, b, ...others])
-    for (const i of [1, 2, 3]) balancer.avoid.add(i)
-    const requests = heldRequests()
+    const { ends, balancer, requests } = await goodbyeSetUp([a, b, ...others], [b, ...others])
     const c = connect(`${balancer.url}/parley`, { transports: ['polling'], fetch: requests.fetch })
     clients.push(c)
     const got = received(c)
@@ -203,16 +213,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     // The node b picks for the goodbye closes: its server (Parley) closes at once, it holds no
     // session, and takes no new connection; the rest of its close waits, and it stands in the
     // live set meanwhile. b closes too, its drain held open.
-    const adapter = b.started.app.parley.adapter
-    const named = () => Array.from({ length: 16 }, (_, i) => adapter.anotherNode!(`${sid}${i}`))
-    await until(
-      () => new Set(named().map((node) => (node as NodeAddress | undefined)?.node)).size === 2,
-      3000,
-      'b naming either of the two other nodes, not a',
-    )
-    const picked = (await adapter.anotherNode!(sid))!
-    const d = others.find((node) => node.started.base.startsWith(`${picked.url}/`))!
-    const e = others.find((node) => node !== d)!
+    const { to: d, other: e } = await goodbyeGoesTo(b, others, sid)
     const closingD = d.started.app.close()
     await until(() => d.started.app.parley.closed, 3000, "d's server closed")
     const closingB = await closeHeldOpen(b)
@@ -373,15 +374,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
         await startTrafficNode(suite.redis.url, nodes, closing),
         await startTrafficNode(suite.redis.url, nodes, closing),
       ]
-      const ends: string[] = []
-      for (const node of [b, ...others]) {
-        node.started.app.parley.on('restored', (socket) => {
-          socket.on('disconnect', (reason) => ends.push(reason))
-        })
-      }
-      const balancer = await balance([a, b, ...others])
-      for (const i of [1, 2, 3]) balancer.avoid.add(i)
-      const requests = heldRequests()
+      const { ends, balancer, requests } = await goodbyeSetUp([a, b, ...others], [b, ...others])
       const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
       clients.push(c)
       await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
@@ -401,17 +394,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       await within(a.started.app.close(), 8000, 'a closed')
       // b closes, and so does the node b sends the goodbye on to (the same for every sid while
       // the live set stays), each drain held open by a session of its own that nobody claims.
-      // Once b can name either (it knows both addresses), its pick for this sid stays.
-      const adapter = b.started.app.parley.adapter
-      const named = () => Array.from({ length: 16 }, (_, i) => adapter.anotherNode!(`${sid}${i}`))
-      await until(
-        () => new Set(named().map((node) => (node as NodeAddress | undefined)?.node)).size === 2,
-        3000,
-        'b naming either of the two other nodes, not a',
-      )
-      const picked = (await adapter.anotherNode!(sid))!
-      const d = others.find((node) => node.started.base.startsWith(`${picked.url}/`))!
-      const e = others.find((node) => node !== d)!
+      const { to: d, other: e } = await goodbyeGoesTo(b, others, sid)
       const closingD = await closeHeldOpen(d)
       const closingB = await closeHeldOpen(b)
       balancer.avoid.clear()
