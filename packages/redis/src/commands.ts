@@ -182,10 +182,13 @@ export class Commands {
           clearTimeout(timer)
           // Not connected any more: the connection dropped before the answer (node-redis
           // rejects what it wrote and had no answer to), and the command may or may not have run.
-          // Connected: Redis answered with an error, coded and said with the command's key.
+          // Connected: Redis answered with an error, coded and said with the command's key (one
+          // coded already, from a client that gives up by itself, stays as it is).
           reject(
             this.client.isReady
-              ? new RedisRefusedError(args, err, this.address)
+              ? err instanceof RedisUnreachableError || err instanceof RedisRefusedError
+                ? err
+                : new RedisRefusedError(args, err, this.address)
               : new RedisUnreachableError(`the connection dropped before the answer to ${args[0]}`, {
                   cause: err,
                   at: this.address,

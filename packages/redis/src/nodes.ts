@@ -1,6 +1,6 @@
 import { ExpiringSet } from '@parley/server'
 import type { Commands } from './commands.js'
-import { asText, settleable, within } from './send.js'
+import { asText, RedisRefusedError, settleable, within } from './send.js'
 import { SESSION_TTL_SECONDS } from './sessions.js'
 import type { Warnings } from './warnings.js'
 import type { MembershipPacket } from './wire.js'
@@ -641,7 +641,9 @@ export class Nodes {
 
 /** What a refused step of `Nodes.stop` says. */
 function failure(err: unknown): string {
-  return `refused: ${err instanceof Error ? err.message : String(err)}`
+  // The step names its command and key already: what Redis said is enough.
+  const said = err instanceof RedisRefusedError ? err.cause : err
+  return `refused: ${said instanceof Error ? said.message : String(said)}`
 }
 
 /** What a step of `Nodes.stop` that Redis did not answer in time says. */
