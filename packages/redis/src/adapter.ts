@@ -255,6 +255,15 @@ export class RedisAdapter implements Adapter {
     return this.#nodes.others()
   }
 
+  /**
+   * How many of this node's sockets take its own broadcasts when they come back over Redis
+   * rather than when emitted: sessions being handed over (see cut.ts). 0 when no handover is
+   * under way; each one ends when its session is claimed, sealed, taken back or ends here.
+   */
+  get handingOver(): number {
+    return this.#cut.size
+  }
+
   /** How many other nodes are live (see `Adapter.otherNodes`): a drain alone seals at once. */
   otherNodes(): number {
     return this.#nodes.others().length
@@ -764,10 +773,14 @@ export class RedisAdapter implements Adapter {
         'could not withdraw the snapshot of a session that ended yet; it is withdrawn once Redis answers, another node may resume it until then',
       )
     }
-    if (outcome === 'withdrawn' || outcome === 'none') {
-      this.#cut.unposition(entry.id)
-      this.#handoffs.forget(entry)
-    }
+    // Whatever the outcome, the socket's place on the channel is over: a session that ended has
+    // no socket to serve, and one that went on here takes broadcasts when emitted again (those
+    // on their way still reach it as they come back). Kept until a claim's marker instead, it
+    // would stay for good should that marker never come (its claimer died), or the withdraw
+    // wait for Redis: every own broadcast would then be read back for it.
+    if (this.#sockets.hasSession(sid)) this.#cut.release(entry.id)
+    else this.#cut.unposition(entry.id)
+    if (outcome === 'withdrawn' || outcome === 'none') this.#handoffs.forget(entry)
   }
 
   /**

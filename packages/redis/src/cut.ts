@@ -37,6 +37,11 @@ export class Cut {
     return this.#positioned.size === 0
   }
 
+  /** How many sockets are positioned (see `RedisAdapter.handingOver`). */
+  get size(): number {
+    return this.#positioned.size
+  }
+
   has(id: string): boolean {
     return this.#positioned.has(id)
   }

@@ -1453,6 +1453,34 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     })
   })
 
+  it('forgets the place of handed-off sockets whose sessions end after a claim whose marker never comes', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const sids = Array.from({ length: 20 }, (_, i) => `sid-claimer-died-${i}`)
+    for (const [i, sid] of sids.entries()) {
+      expect(await handOff(a!, await open(a!, sid, `s${i}`), sid)).toBe(true)
+      // b wins the claim and dies before it publishes its marker: a never hears of it.
+      won(await b!.adapter.claimSession(sid))
+    }
+    expect(a!.adapter.handingOver).toBe(sids.length)
+    for (const sid of sids) {
+      a!.sockets.sessions.delete(sid)
+      await a!.adapter.withdrawHandOff(sid)
+    }
+    // Each withdraw marked its claimed handoff ended; none of the sockets is positioned any more.
+    expect(a!.adapter.handingOver).toBe(0)
+  })
+
+  it('forgets the place of a handed-off socket whose session ends while its withdraw waits for Redis', async () => {
+    await endedWhileCutOff({}, 'sid-withdraw-later', async ({ a, proxy }) => {
+      expect(a.warnings).toContain(
+        '@parley/redis: could not withdraw the snapshot of a session that ended yet; it is withdrawn once Redis answers, another node may resume it until then',
+      )
+      expect(a.adapter.handingOver).toBe(0)
+      proxy.offline = false
+    })
+  })
+
   /**
    * Node b, and node a reaching Redis through a proxy, on a cluster with `options`; `sid`'s
    * session ends at a while a is cut off (see `endWhileCutOff`). The proxy is closed after `run`.
