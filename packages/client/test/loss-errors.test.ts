@@ -68,7 +68,7 @@ describe.concurrent.each(TRANSPORTS)('a transport lost after it was up, over %s'
       peer.emit('n', n)
       socket.emit('n', n)
     }
-    await until(() => log.includes(`transport:resume:${transport}`), 8000, 'the resume')
+    await until(() => log.includes(`transport:resume:${transport}`), 15_000, 'the resume')
     await until(() => atClient.length === 4 && atServer.length === 4, 3000, 'what was sent meanwhile')
     // Nothing more comes for the same loss.
     await sleep(300)
@@ -88,11 +88,12 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
   it('says the same right after it opened, then waits for the backoff (connect_error)', async (context) => {
     const test = own(context)
     const { proxy } = await serve(test)
-    const socket = test.client(proxy.url, { transports: ['websocket'] })
+    // The first handshake must not be given up under load (see the test above).
+    const socket = test.client(proxy.url, { transports: ['websocket'], connectTimeout: 10_000 })
     const { log } = record(socket)
-    await next(socket, 'connect')
+    await next(socket, 'connect', 10_000)
     proxy.cut('websocket')
-    await until(() => log.includes('transport:resume:websocket'), 8000, 'the resume')
+    await until(() => log.includes('transport:resume:websocket'), 15_000, 'the resume')
     expect(log).toEqual([
       'transport_error:websocket:PARLEY_TRANSPORT_ERROR',
       'connect_error:PARLEY_TRANSPORT_ERROR',

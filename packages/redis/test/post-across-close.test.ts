@@ -90,7 +90,7 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       balancer.avoid.add(0)
       await until(() => b.received.length === 1, 3000, 'the event, on b')
       c.emit('up', 2)
-      await until(() => b.received.length === 2, 3000, 'the next event, on b')
+      await until(() => b.received.length === 2, 8000, 'the next event, on b')
 
       expect(b.received).toEqual([1, 2])
       expect(a.received).toEqual([])
@@ -141,7 +141,7 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       await within(draining, 5000, 'a closed')
       await until(() => b.received.length === 1, 5000, 'the event, on b')
       c.emit('up', 2)
-      await until(() => b.received.length === 2, 3000, 'the next event, on b')
+      await until(() => b.received.length === 2, 8000, 'the next event, on b')
 
       expect(link.state.posts).toEqual([{ status: 503, bodySent: false }])
       expect(lost).toEqual(['PARLEY_SERVER_SHUTTING_DOWN'])
@@ -189,7 +189,7 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       open()
       await until(() => b.received.length === 1, 5000, 'the event, on b')
       c.emit('up', 2)
-      await until(() => b.received.length === 2, 3000, 'the next event, on b')
+      await until(() => b.received.length === 2, 8000, 'the next event, on b')
 
       expect(lost).toEqual(['PARLEY_SERVER_SHUTTING_DOWN'])
       expect(b.received).toEqual([1, 2])
