@@ -182,6 +182,8 @@ export class Nodes {
   readonly #sameAddress = new Map<string, number>()
   /** Whether this node warned of a node with its own address already: once. */
   #warnedSameAddress = false
+  /** A beat was skipped for a Redis that cannot be asked, and said so: once per outage. */
+  #skipping = false
   /** Settled once the first heartbeat went through and was announced, or once stopped. */
   readonly #first = settleable()
   /** How many heartbeats were sent so far. */
@@ -427,11 +429,31 @@ export class Nodes {
     else void this.beat()
   }
 
+  /**
+   * A beat skipped because Redis cannot be asked (`why`): said once per outage, not at every
+   * interval, for what the operator must learn is what follows (the Redis-unreachable warnings
+   * say only that Redis is away).
+   */
+  #skipped(why: string): void {
+    if (this.#skipping) return
+    this.#skipping = true
+    const { commands, interval } = this.#config
+    this.#config.warnings.warn(
+      'heartbeat-unavailable',
+      `heartbeats skipped at ${commands.address} while Redis is not reachable (${why}); the next one goes once it answers. After ${MISSED_HEARTBEATS} heartbeat intervals (${MISSED_HEARTBEATS * interval} ms) without one, the other nodes take this node for gone: check that Redis there is up and answers within requestTimeout`,
+    )
+  }
+
   async #beat(): Promise<void> {
     const { commands, id, interval, prefix } = this.#config
     // While Redis is away or does not answer, commands would pile up in the client's queues:
     // skip the beat (the one in flight, if any, is given up after requestTimeout).
-    if (this.#stopped || commands.unavailable() !== undefined) return
+    if (this.#stopped) return
+    const why = commands.unavailable()
+    if (why !== undefined) {
+      this.#skipped(why)
+      return
+    }
     const address = this.#config.address()
     const ttl = interval * MISSED_HEARTBEATS
     const now = Date.now()
@@ -467,6 +489,7 @@ export class Nodes {
       this.#config.warnings.warn('heartbeat', message, { err })
       return
     }
+    this.#skipping = false
     if (this.#stopped) return
     const [previous, flat, skipped] = Array.isArray(reply) ? reply : []
     if (!Array.isArray(flat)) return

@@ -4,7 +4,7 @@
 import { createClient } from 'redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { until } from '../../server/test/helpers.js'
+import { sleep, until } from '../../server/test/helpers.js'
 import { Nodes, redisSuite } from './nodes.js'
 
 let nodes: Nodes | undefined
@@ -27,6 +27,29 @@ describe.skipIf(skipRedisSuites())("a node's heartbeat warnings", () => {
     expect(warning).toContain(`heartbeat failed at ${url}; the live-node set is kept as it was`)
     expect(warning).toContain('the other nodes take this node for gone')
     // What to do.
+    expect(warning).toContain('check that Redis there is up and answers within requestTimeout')
+  })
+
+  it('a Redis that stops answering: the skipped heartbeats are said once per outage, with what follows', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url, { requestTimeout: 500 })
+    const skipped = () => a.warnings.filter((w) => w.includes('heartbeats skipped'))
+    suite.redis.freeze()
+    try {
+      await until(() => skipped().length > 0, 5000, 'a skipped heartbeat')
+      // Several more intervals skipped (HEARTBEAT is 300 ms): still one line for this outage.
+      await sleep(1500)
+    } finally {
+      suite.redis.thaw()
+    }
+    // Closed, the adapter says what it held back: a line at every interval would show now.
+    await nodes.stop(a)
+    expect(skipped()).toHaveLength(1)
+    const warning = skipped()[0]
+    expect(warning).toContain(`heartbeats skipped at ${suite.redis.url} while Redis is not reachable`)
+    expect(warning).toContain(
+      'After 3 heartbeat intervals (900 ms) without one, the other nodes take this node for gone',
+    )
     expect(warning).toContain('check that Redis there is up and answers within requestTimeout')
   })
 
