@@ -96,6 +96,14 @@ export interface RedisAdapterStats {
  */
 export const HANDOFF_ASKED_MS = 1000
 
+/** A `ready()` call that waits (see `RedisAdapter.ready`). */
+interface ReadyWait {
+  /** The adapter closed first. */
+  closed(): void
+  /** The start ended: subscribed and beaten (ok), or failed. */
+  started(outcome: { ok: true } | { ok: false; err: unknown }): void
+}
+
 /** A claim Redis answered with an error (see `RedisAdapter.claimSession`). */
 const REFUSED = Symbol('refused')
 
@@ -163,8 +171,14 @@ export class RedisAdapter implements Adapter {
   #starting: 'connect' | 'subscribe' | 'heartbeat' | 'done' = 'connect'
   /** The subscriber's last connection error: the `cause` of a `ready()` given up. */
   #subscriberError: Error | undefined
-  /** The `ready()` calls still waiting: `close()` settles them. */
-  readonly #readyWaits = new Set<() => void>()
+  /**
+   * The `ready()` calls still waiting: the end of the start (`#startEnded`) or `close()` settles
+   * them. Each waits here, not on `#started`: a start that never ends would keep every call
+   * that ever waited on it.
+   */
+  readonly #readyWaits = new Set<ReadyWait>()
+  /** How the start ended, once it did (see `#startEnded`). */
+  #startOutcome: { ok: true } | { ok: false; err: unknown } | undefined
   #closed = false
   /** The close under way, or done: what every call of `close()` resolves with. */
   #closing: Promise<void> | undefined
@@ -233,6 +247,10 @@ export class RedisAdapter implements Adapter {
       )
     })
     this.#started = this.#start()
+    this.#started.then(
+      () => this.#startEnded({ ok: true }),
+      (err: unknown) => this.#startEnded({ ok: false, err }),
+    )
     this.#started.catch((err: unknown) => {
       if (!this.#closed)
         this.#warnings.warn(
@@ -288,31 +306,43 @@ export class RedisAdapter implements Adapter {
     return new Promise((resolve, reject) => {
       const settle = (err?: RedisUnreachableError) => {
         clearTimeout(timer)
-        this.#readyWaits.delete(closed)
+        this.#readyWaits.delete(wait)
         if (err) reject(err)
         else resolve()
       }
-      const closed = () => settle(this.#notReady('the adapter was closed before it was ready'))
-      const timer = setTimeout(() => settle(this.#notReady(`not ready within ${bound} ms`)), bound)
-      this.#readyWaits.add(closed)
-      this.#started.then(
-        () =>
-          settle(
-            this.#starting === 'done'
-              ? undefined
-              : this.#notReady('the adapter was closed before it was ready'),
-          ),
-        (err: unknown) =>
+      const wait: ReadyWait = {
+        closed: () => settle(this.#notReady('the adapter was closed before it was ready')),
+        started: (outcome) => {
+          if (outcome.ok) {
+            settle(
+              this.#starting === 'done'
+                ? undefined
+                : this.#notReady('the adapter was closed before it was ready'),
+            )
+            return
+          }
           settle(
             this.#closed
-              ? this.#notReady('the adapter was closed before it was ready', err)
+              ? this.#notReady('the adapter was closed before it was ready', outcome.err)
               : new RedisUnreachableError(
                   `could not subscribe at ${this.#commands.address}; other nodes are out of reach until the adapter is made again`,
-                  { cause: err },
+                  { cause: outcome.err },
                 ),
-          ),
-      )
+          )
+        },
+      }
+      const timer = setTimeout(() => settle(this.#notReady(`not ready within ${bound} ms`)), bound)
+      this.#readyWaits.add(wait)
+      // Started already: told on the next turn, as a reaction on `#started` would be.
+      const outcome = this.#startOutcome
+      if (outcome) queueMicrotask(() => wait.started(outcome))
     })
+  }
+
+  /** The start ended (see `#start`): every `ready()` still waiting is told how. */
+  #startEnded(outcome: { ok: true } | { ok: false; err: unknown }): void {
+    this.#startOutcome = outcome
+    for (const wait of [...this.#readyWaits]) wait.started(outcome)
   }
 
   #notReady(what: string, cause: unknown = this.#subscriberError): RedisUnreachableError {
@@ -1035,7 +1065,7 @@ export class RedisAdapter implements Adapter {
 
   async #close(): Promise<void> {
     this.#closed = true
-    for (const closed of [...this.#readyWaits]) closed()
+    for (const wait of [...this.#readyWaits]) wait.closed()
     for (const pending of [...this.#pending.values()]) pending.cancel()
     try {
       this.#subscriber.destroy()

@@ -1,5 +1,7 @@
 // ready() at startup while Redis cannot be reached: it settles within requestTimeout with a
 // coded error that names the Redis address, and the adapter keeps trying meanwhile.
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { connect } from '@parley/client'
 import { type RedisAdapter, RedisErrorCode, RedisUnreachableError, redisAdapter } from '@parley/redis'
 import { createClient } from 'redis'
@@ -10,6 +12,16 @@ import { type Started, startServer, until } from '../../server/test/helpers.js'
 import { inbox, Nodes } from './nodes.js'
 
 const BOUND = 400
+
+/** A full garbage collection, between turns of the event loop (a WeakRef holds until its turn ends). */
+async function collectGarbage(): Promise<void> {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  for (let i = 0; i < 3; i++) {
+    await new Promise((resolve) => setImmediate(resolve))
+    gc()
+  }
+}
 
 describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () => {
   const cleanups: (() => Promise<void> | void)[] = []
@@ -98,6 +110,28 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
     await expect(pending).rejects.toThrow(/closed before it was ready/)
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(rejections).toEqual([])
+  })
+
+  it('keeps no call that gave up waiting, however long the start goes on', async () => {
+    const { port, release } = await holdPort()
+    cleanups.push(release)
+    const node = await nodeOn(`redis://127.0.0.1:${port}`)
+    // Calls that gave up (past their bound), while the subscriber never connects: none of them,
+    // nor what waited on it, stays reachable from the start still under way.
+    const refs: WeakRef<Promise<void>>[] = []
+    // Asked and awaited in a function of its own: nothing of this test's frame holds a call.
+    const gaveUp = async () => {
+      const given: Promise<unknown>[] = []
+      for (let i = 0; i < 20; i++) {
+        const ready = node.adapter.ready()
+        refs.push(new WeakRef(ready))
+        given.push(ready.catch((err: unknown) => err))
+      }
+      return (await Promise.all(given)).every((err) => err instanceof RedisUnreachableError)
+    }
+    expect(await gaveUp()).toBe(true)
+    await collectGarbage()
+    expect(refs.filter((ref) => ref.deref() !== undefined)).toHaveLength(0)
   })
 
   it('names the Redis address, never its credentials, in its warnings of an unreachable Redis', async () => {
