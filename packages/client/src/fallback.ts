@@ -154,6 +154,8 @@ export class Connection {
   #current: Transport | undefined
   #last: TransportName | null = null
   #probe: Transport | undefined
+  /** The transport the last attempt (#connect) tried: close() lets it go (see Transport.leave). */
+  #attempt: Transport | undefined
   /**
    * A MOVED arrived while a probe was in flight: the probe is now the only way on. This field and
    * the two below are first set by #adopt, before anything reads them.
@@ -246,6 +248,9 @@ export class Connection {
     // network, and its first probe waits upgradeDelay, not the doubled wait of this one's.
     this.#probeFailures = 0
     // Not closed here: its HELLO may be on its way, and the server may move the session onto it.
+    // Only one that cannot have sent it yet ends now (see Transport.leave), as does such an attempt.
+    this.#probe?.leave?.()
+    this.#attempt?.leave?.()
     this.#probe = undefined
     this.#drop()
     this.#unlisten?.abort()
@@ -392,6 +397,7 @@ export class Connection {
     const retried: TransportName[] = []
     for (let name = queue.shift(); name; name = queue.shift()) {
       const t = this.#factory(name)
+      this.#attempt = t
       let answer: Awaited<ReturnType<Transport['open']>>
       let hello: string | undefined
       let began = 0

@@ -74,6 +74,13 @@ export interface Transport {
   /** Queues packets for the server. Packets sent before `attach` are fine. */
   send(items: readonly Outgoing[]): void
   /**
+   * The owner gave this attempt up (disconnect() during a handshake or a probe). Where no HELLO
+   * can have reached the server yet (a WebSocket not yet upgraded), the medium ends now; else it
+   * is left to its answer, which may be an OPEN that needs the goodbye (see Connection.close).
+   * Left out where a HELLO goes at once (HTTP): a field fewer in the bundle.
+   */
+  leave?(): void
+  /**
    * Closes the medium at once, without a `close` callback. `done`: the session is over (after
    * a CLOSE), rather than this transport dropped.
    */

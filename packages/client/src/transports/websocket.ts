@@ -67,12 +67,25 @@ export class WebSocketTransport extends BaseTransport {
   readonly ackDelay = 1000
   readonly ackAfter = 32
   #ws: WebSocketLike | undefined
+  /**
+   * The wait for the upgrade, then for OPEN. Cleared by teardown too: a transport closed while it
+   * waits (a probe given up, an attempt left by disconnect()) settles nothing any more, and the
+   * timer would only hold a Node process open until it ran out.
+   */
+  #timer: ReturnType<typeof setTimeout> | undefined
+  /** The upgrade went through: HELLO went, and the server may hold a session on this WebSocket. */
+  #up = false
+
+  /** No HELLO went yet: no session can be on this WebSocket, so it ends now (see Transport.leave). */
+  leave(): void {
+    if (!this.#up) this.close()
+  }
 
   open(hello: string, timeout: number, patient?: boolean): Promise<Welcome> {
     return new Promise<Welcome>((resolve, reject) => {
       let opened = false
       const settle = (error: ParleyError<string> | undefined, open?: Welcome) => {
-        clearTimeout(timer)
+        clearTimeout(this.#timer)
         if (opened) return
         opened = true
         if (error) {
@@ -89,7 +102,7 @@ export class WebSocketTransport extends BaseTransport {
       // early, the resume would step down to a worse transport and come back later. A third in
       // whole ms (`| 0`: the bound is at most MAX_TIMER_MS), as the error says it.
       const wait = Math.min(timeout, patient ? PATIENT_UPGRADE_MS : Math.max(1000, (timeout / 3) | 0))
-      let timer = setTimeout(() => settle(timeoutError('no upgrade', wait)), wait)
+      this.#timer = setTimeout(() => settle(timeoutError('no upgrade', wait)), wait)
       resolveWebSocket(this.setup.WebSocket)
         .then((Ctor) => {
           if (this.closed) throw transportError('closed before it opened')
@@ -105,9 +118,10 @@ export class WebSocketTransport extends BaseTransport {
             hearRefusal(ws, this.url, this.maxPayload, settle)
           }
           ws.onopen = () => {
-            clearTimeout(timer)
-            timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
+            clearTimeout(this.#timer)
+            this.#timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
             if (this.closed) return
+            this.#up = true
             // An application's WebSocket may give any `protocol`, or throw for it, and its `send`
             // may throw: thrown here, in its event, it would be no one's (in Node, a crash).
             try {
@@ -190,6 +204,7 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   protected teardown(code: WsCloseCode): void {
+    clearTimeout(this.#timer)
     const ws = this.#ws
     if (!ws) return
     ws.onopen = ws.onmessage = ws.onclose = null

@@ -1,0 +1,61 @@
+// A process of its own for left-handshake.test.ts: a WebSocket handshake that never answers,
+// which the client leaves (`connecting`: disconnect() during it; `probe`: an upgrade probe given
+// up when the server ends the session). It prints "left" once the client let go and everything
+// of its own is closed; then nothing should keep the process.
+import net from 'node:net'
+import parley from '@parley/server'
+import Fastify from 'fastify'
+import { WebSocket } from 'ws'
+import { connect } from '../src/index.js'
+
+const mode = process.argv[2]
+// A third of it is the wait for an upgrade: 20 s, far longer than the test waits for the exit.
+const connectTimeout = 60_000
+
+if (mode === 'connecting') {
+  // Accepts TCP and says nothing.
+  const silent = net.createServer((s) => {
+    socket.disconnect()
+    // Its own part let go, not closed: the client's end of this connection is what is tested.
+    silent.unref()
+    s.unref()
+    console.log('left')
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const { port } = silent.address() as net.AddressInfo
+  const socket = connect(`http://127.0.0.1:${port}/parley`, {
+    transports: ['websocket'],
+    // Given: the client's own lookup of `ws` would start from where this file was compiled to.
+    WebSocket,
+    connectTimeout,
+    reconnection: false,
+  })
+} else {
+  const held: net.Socket[] = []
+  const app = Fastify()
+  await app.register(parley, { pingInterval: 1000, pingTimeout: 1000 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  // Every upgrade is held, unanswered: the WebSocket probe waits.
+  app.server.removeAllListeners('upgrade')
+  app.server.on('upgrade', (_req, s: net.Socket) => {
+    held.push(s)
+    // The server ends the session while the probe waits: the client gives the probe up.
+    for (const server of (
+      app as unknown as { parley: { sockets: Map<string, { disconnect(): void }> } }
+    ).parley.sockets.values())
+      server.disconnect()
+  })
+  const { port } = app.server.address() as net.AddressInfo
+  const socket = connect(`http://127.0.0.1:${port}/parley`, {
+    transports: ['sse', 'websocket'],
+    WebSocket,
+    connectTimeout,
+    upgradeDelay: 50,
+    reconnection: false,
+  })
+  socket.on('disconnect', async () => {
+    await app.close()
+    for (const s of held) s.destroy()
+    console.log('left')
+  })
+}

@@ -1,0 +1,51 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { compiledScript } from '../../../test/support/compiled-script.js'
+import { within } from '../../server/test/helpers.js'
+
+const child = fileURLToPath(new URL('./left-handshake-child.ts', import.meta.url))
+
+/**
+ * Runs the child in `mode`; resolves with how long (ms) the process lived on after the client
+ * let go of a WebSocket handshake that never answers. Without the transport clearing its timer
+ * (and disconnect() ending an upgrade that has not gone through), that timer held the process
+ * for its whole wait, 20 s there.
+ */
+async function lingers(mode: 'connecting' | 'probe'): Promise<number> {
+  const proc = spawn(process.execPath, [await compiledScript(child), mode], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let left = 0
+  proc.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+    if (!left && out.includes('left')) left = performance.now()
+  })
+  let err = ''
+  proc.stderr.on('data', (d: Buffer) => {
+    err += d.toString()
+  })
+  try {
+    const code = await within(
+      new Promise((resolve) => proc.on('exit', resolve)),
+      15_000,
+      `the process to exit (stderr: ${err})`,
+    )
+    expect(code).toBe(0)
+    expect(out).toContain('left')
+    return performance.now() - left
+  } finally {
+    proc.kill()
+  }
+}
+
+describe.concurrent('a WebSocket handshake the client left', () => {
+  it('holds no Node process open after disconnect() during it', async () => {
+    expect(await lingers('connecting')).toBeLessThan(10_000)
+  })
+
+  it('holds no Node process open once the client gave its probe up', async () => {
+    expect(await lingers('probe')).toBeLessThan(10_000)
+  })
+}, 30_000)
