@@ -120,6 +120,32 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   }
 
   /**
+   * A client over `transport` with its session on `a`, whose goodbye (its `disconnect()`) is held
+   * up on its way through `balancer`; over polling, its next GET is held up too, a's held poll
+   * answered first.
+   */
+  async function goodbyeHeldUp(
+    a: TrafficNode,
+    transport: TransportName,
+    balancer: { url: string },
+    requests: ReturnType<typeof heldRequests>,
+  ) {
+    const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
+    clients.push(c)
+    await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
+    await seesOthers(a)
+    requests.hold()
+    if (transport === 'polling') {
+      // The poll a holds is answered; the next one waits on its way.
+      const got = received(c)
+      a.connections[0]!.emit('down', 0)
+      await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
+    }
+    c.disconnect()
+    await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+  }
+
+  /**
    * The node of `others` that `from` sends the goodbye of session `sid` on to, and the other one:
    * once `from` can name either (it knows both addresses), its pick for `sid` stays while the
    * live set does.
@@ -327,19 +353,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
       const d = await startTrafficNode(suite.redis.url, nodes)
       const { ends, balancer, requests } = await goodbyeSetUp([a, b, d], [b, d])
-      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
-      clients.push(c)
-      await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
-      await seesOthers(a)
-      requests.hold()
-      if (transport === 'polling') {
-        // The poll a holds is answered; the next one waits on its way.
-        const got = received(c)
-        a.connections[0]!.emit('down', 0)
-        await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
-      }
-      c.disconnect()
-      await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+      await goodbyeHeldUp(a, transport, balancer, requests)
 
       // a drains: nobody claims the session (its client left), and a closes.
       await within(a.started.app.close(), 8000, 'a closed')
@@ -375,19 +389,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
         await startTrafficNode(suite.redis.url, nodes, closing),
       ]
       const { ends, balancer, requests } = await goodbyeSetUp([a, b, ...others], [b, ...others])
-      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
-      clients.push(c)
-      await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
-      await seesOthers(a)
-      requests.hold()
-      if (transport === 'polling') {
-        // The poll a holds is answered; the next one waits on its way.
-        const got = received(c)
-        a.connections[0]!.emit('down', 0)
-        await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
-      }
-      c.disconnect()
-      await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+      await goodbyeHeldUp(a, transport, balancer, requests)
       const sid = requests.sid()!
 
       // a drains: nobody claims the session (its client left), and a closes.
@@ -421,29 +423,8 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
       const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
       const d = await startTrafficNode(suite.redis.url, nodes)
-      const ends: string[] = []
-      for (const node of [b, d]) {
-        node.started.app.parley.on('restored', (socket) => {
-          socket.on('disconnect', (reason) => ends.push(reason))
-        })
-      }
-      const balancer = await balance([a, b, d])
-      balancer.avoid.add(1)
-      balancer.avoid.add(2)
-      const requests = heldRequests()
-      const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
-      clients.push(c)
-      await until(() => a.connections.length === 1 && c.connected, 3000, 'a session on a')
-      await seesOthers(a)
-      requests.hold()
-      if (transport === 'polling') {
-        // The poll a holds is answered; the next one waits on its way.
-        const got = received(c)
-        a.connections[0]!.emit('down', 0)
-        await until(() => got.length === 1 && requests.waiting('GET') === 1, 3000, 'the next GET held up')
-      }
-      c.disconnect()
-      await until(() => requests.waiting('POST') === 1, 3000, 'the goodbye held up')
+      const { ends, balancer, requests } = await goodbyeSetUp([a, b, d], [b, d])
+      await goodbyeHeldUp(a, transport, balancer, requests)
 
       // a drains: nobody claims the session (its client left), and a closes.
       await within(a.started.app.close(), 8000, 'a closed')
