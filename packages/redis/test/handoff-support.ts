@@ -14,6 +14,8 @@ import type {
   SocketDescription,
 } from '@parley/server'
 import { createClient } from 'redis'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 
 export const HEARTBEAT = 300
@@ -153,6 +155,31 @@ function recording(redis: Client, commands: string[][], node: Interceptors): Red
     duplicate: () => redis.duplicate(),
     on: (event, listener) => redis.on(event, listener),
     off: (event, listener) => redis.off(event, listener),
+  }
+}
+
+/**
+ * A suite's Redis, started before its tests and stopped after them, and the `FakeCluster` each
+ * test starts on it (`cluster(options)`), closed after that test.
+ */
+export function fakeClusterSuite() {
+  let redis: RedisServer | undefined
+  let cluster: FakeCluster | undefined
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    await cluster?.close()
+    cluster = undefined
+  })
+  return {
+    cluster(options?: ConstructorParameters<typeof FakeCluster>[1]): FakeCluster {
+      cluster = new FakeCluster(redis!.url, options)
+      return cluster
+    },
   }
 }
 

@@ -4,9 +4,9 @@
 import type { PreparedEvent } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until } from '../../server/test/helpers.js'
-import { FakeCluster, type FakeNode, FakeSocket, message, to } from './handoff-support.js'
+import { type FakeNode, FakeSocket, fakeClusterSuite, message, to } from './handoff-support.js'
 
 /** A socket that replies when the test says so. */
 class LaterSocket extends FakeSocket {
@@ -29,21 +29,10 @@ function later(node: FakeNode, id: string, rooms: string[]): LaterSocket {
 }
 
 describe.skipIf(skipRedisSuites())('a reply Redis loses', () => {
-  let redis: RedisServer
-  let cluster: FakeCluster | undefined
-
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    await cluster?.close()
-  })
+  const suite = fakeClusterSuite()
 
   it('fails once its node says it made it, though the broadcast has no timeout', async () => {
-    cluster = new FakeCluster(redis.url, { requestTimeout: 300 })
+    const cluster = suite.cluster({ requestTimeout: 300 })
     const [a, b] = await cluster.start(2)
     const before = later(b!, 's1', ['room'])
     const after = later(b!, 's2', ['room'])

@@ -2,9 +2,9 @@
 // record that could not be written or removed is written or removed once Redis takes it.
 import { createHash } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until } from '../../server/test/helpers.js'
-import { FakeCluster, type FakeNode } from './handoff-support.js'
+import { type FakeNode, fakeClusterSuite } from './handoff-support.js'
 
 /** The script that removes an owner record only while it names its node (see sessions.ts). */
 const isRemoval = (args: string[]) =>
@@ -20,21 +20,10 @@ async function recordGone(node: FakeNode, key: string, ms: number): Promise<void
 }
 
 describe.skipIf(skipRedisSuites())('session owner records', () => {
-  let redis: RedisServer
-  let cluster: FakeCluster | undefined
-
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    await cluster?.close()
-  })
+  const suite = fakeClusterSuite()
 
   it('removes the record of a session that ended once Redis takes the removal, however often it refused it', async () => {
-    cluster = new FakeCluster(redis.url)
+    const cluster = suite.cluster()
     const [a] = await cluster.start(1)
     a!.sockets.add('s1', 'sid-1')
     await a!.adapter.sessionOpened('sid-1')

@@ -4,14 +4,14 @@
 // real Redis (see handoff-support.ts).
 import type { SessionClaim } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from '../src/tail-writes.js'
 import {
-  FakeCluster,
   type FakeNode,
+  fakeClusterSuite,
   HeldInOrder,
   holdAll,
   isSeal,
@@ -30,30 +30,18 @@ const isAppend = (args: string[]) => args[0] === 'EVAL' && args[1]?.includes("'R
 const text = (i: number) => `[5,${13 + i},"news",[${i}],0]`
 
 describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis is slow', () => {
-  let redis: RedisServer
-  let cluster: FakeCluster | undefined
+  const suite = fakeClusterSuite()
 
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
-    await cluster?.close()
-    cluster = undefined
-  })
-
-  /** Two nodes; `a` has handed off session `sid` (its snapshot stored). */
-  async function handedOff(sid: string): Promise<{ a: FakeNode; b: FakeNode }> {
-    cluster = new FakeCluster(redis.url)
+  /** Two nodes; `a` has handed off session `sid` (its snapshot stored); their cluster's prefix. */
+  async function handedOff(sid: string): Promise<{ a: FakeNode; b: FakeNode; prefix: string }> {
+    const cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = a!.sockets.add('s1', sid)
     a!.adapter.addAll('s1', ['s1'])
     await a!.adapter.sessionOpened(sid)
     socket.handedOff = (text) => a!.adapter.appendHandOff(sid, text)
     expect(await a!.adapter.handOff(snapshotOf(sid, 's1'), TTL)).toBe(true)
-    return { a: a!, b: b! }
+    return { a: a!, b: b!, prefix: cluster.prefix }
   }
 
   /** `b` claims `sid` and takes it over: the tail, once `a` sealed it. */
@@ -137,7 +125,7 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
   )
 
   it('says at close which writes Redis got and may still run, and which never reached it', async () => {
-    cluster = new FakeCluster(redis.url, { requestTimeout: 300 })
+    const cluster = suite.cluster({ requestTimeout: 300 })
     const [a] = await cluster.start(1)
     const socket = a!.sockets.add('s1', 'sid-closing')
     a!.adapter.addAll('s1', ['s1'])
@@ -161,7 +149,7 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
   })
 
   it('reads the tail back once Redis takes the claimer’s commands again, rather than go on without it', async () => {
-    const { a, b } = await handedOff('sid-busy-claimer')
+    const { a, b, prefix } = await handedOff('sid-busy-claimer')
     const texts = [text(0), text(1), text(2)]
     for (const t of texts) a.adapter.appendHandOff('sid-busy-claimer', t)
     // a's seal waits until b cannot ask Redis.
@@ -176,7 +164,7 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     await until(() => seal.held.length > 0, 3000, 'a’s seal on its way')
     // b's broadcasts are held (a Redis slow to answer b's connection): MAX_UNANSWERED_COMMANDS of
     // them, and b sends nothing more until Redis answers.
-    const channel = `${cluster!.prefix}:broadcast`
+    const channel = `${prefix}:broadcast`
     const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && args[1] === channel
     const busy = new HeldInOrder(b.redis, isBroadcast, isBroadcast)
     b.hold = busy.hold
@@ -188,7 +176,7 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     try {
       await listener.connect()
       let sealed = false
-      await listener.subscribe(`${cluster!.prefix}:response:${b.adapter.node}`, (packet) => {
+      await listener.subscribe(`${prefix}:response:${b.adapter.node}`, (packet) => {
         if (packet.includes('"sealed"')) sealed = true
       })
       await seal.runAll()
@@ -202,14 +190,14 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
   })
 
   it('publishes the claim marker once Redis takes the claimer’s commands again, and gets the old node’s seal', async () => {
-    const { a, b } = await handedOff('sid-busy-marker')
+    const { a, b, prefix } = await handedOff('sid-busy-marker')
     a.sockets.last = () => ['its last packet']
     a.adapter.appendHandOff('sid-busy-marker', text(0))
     const claim = (await b.adapter.claimSession('sid-busy-marker')) as SessionClaim
     expect(claim).toHaveProperty('takeOver')
     // Then b's broadcasts are held (a Redis slow to answer b's connection),
     // MAX_UNANSWERED_COMMANDS of them, before b takes the session over: it cannot send its marker.
-    const channel = `${cluster!.prefix}:broadcast`
+    const channel = `${prefix}:broadcast`
     const isProbe = (args: string[]) =>
       args[0] === 'PUBLISH' && args[1] === channel && args[2]!.includes('probe')
     const busy = new HeldInOrder(b.redis, isProbe, isProbe)
