@@ -167,7 +167,9 @@ export abstract class HttpTransport extends BaseTransport {
       // application's fetch rejected with included (a Proxy, on which even `instanceof` throws),
       // is read there with care.
       let error = transportError(`${down ? 'GET' : 'POST'} ${shown(this.url)} failed`, err)
-      if (error !== err && ctl.signal.aborted)
+      // Aborted by our timer alone: one the client closed (a probe given up while the stream's
+      // first bytes were on their way) timed nothing out, and marked no stall.
+      if (error !== err && ctl.signal.aborted && !this.closed)
         error = down
           ? // Opened, and nothing came: a proxy that buffers the stream, or a slow moment
             // (TransportMemory tells them apart by a second stall).
