@@ -91,6 +91,8 @@ export const STABLE_MS = 2000
  * away, up to twice this after the CLOSE (see #connect).
  */
 const QUIET_HANDOFF_MS = 10_000
+/** What the wait between failed upgrade probes doubles from when `upgradeDelay` is 0, in ms. */
+const UPGRADE_FLOOR_MS = 500
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting'
 
@@ -647,10 +649,14 @@ export class Connection {
       (name) => allowed.includes(name) && this.#serverTransports?.includes(name) && !stalled.includes(name),
     )
     if (!better[0]) return
+    // After a failure the wait doubles from upgradeDelay, or from UPGRADE_FLOOR_MS when that is 0:
+    // 0 · 2ⁿ stays 0, and where WebSocket is always refused the client probed again the moment
+    // each probe failed, for good. The first probe keeps upgradeDelay's 0 (`#probeFailures && ...`).
     const delay = Math.min(
       this.#opts.upgradeDelayMax,
       MAX_TIMER_MS,
-      this.#opts.upgradeDelay * 2 ** Math.min(this.#probeFailures, 20),
+      (this.#opts.upgradeDelay || (this.#probeFailures && UPGRADE_FLOOR_MS)) *
+        2 ** Math.min(this.#probeFailures, 20),
     )
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined
