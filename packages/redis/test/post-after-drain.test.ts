@@ -256,6 +256,45 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     await Promise.all([closingB.end(), within(closingD, 5000, 'd closed')])
   })
 
+  it('that says goodbye, at a closing node whose pick for it answers 503, goes to another, live, which ends the session (polling)', async () => {
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })
+    // The node b picks refuses every request with a 503 of the application's, as a closing
+    // Fastify does before Parley's own close hook runs: it stands in the live set meanwhile.
+    const refusing = new Set<FastifyInstance>()
+    const refuses = {
+      setup: (app: FastifyInstance) =>
+        app.addHook('onRequest', async (_request, reply) => {
+          if (refusing.has(app)) return reply.code(503).send()
+        }),
+    }
+    const others = [
+      await startTrafficNode(suite.redis.url, nodes, refuses),
+      await startTrafficNode(suite.redis.url, nodes, refuses),
+    ]
+    const { ends, balancer, requests } = await goodbyeSetUp([a, b, ...others], [b, ...others])
+    await goodbyeHeldUp(a, 'polling', balancer, requests)
+    const sid = requests.sid()!
+
+    // a drains: nobody claims the session (its client left), and a closes.
+    await within(a.started.app.close(), 8000, 'a closed')
+    const { to: d, other: e } = await goodbyeGoesTo(b, others, sid)
+    refusing.add(d.started.app)
+    // b closes, its drain held open by a session of its own that nobody claims.
+    const closingB = await closeHeldOpen(b)
+    balancer.avoid.clear()
+    for (const i of [0, 2, 3]) balancer.avoid.add(i)
+    requests.release('POST')
+    await until(() => requests.posts.length === 1, 8000, 'the goodbye answered through b')
+    await until(() => ends.length > 0, 5000, 'the session ended')
+
+    expect(requests.posts).toEqual([204])
+    expect(d.restored).toHaveLength(0)
+    expect(e.restored).toHaveLength(1)
+    expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+    await closingB.end()
+  })
+
   it('that reaches a node closing too, where Fastify refuses requests, is answered 204 unused there as well: the client resumes on its next GET, and nothing is lost (polling)', async () => {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
     const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })

@@ -244,6 +244,13 @@ export class HttpForwards {
       response.abort()
       return toldHere ? 'answered' : 'gone'
     }
+    if (refusedGoodbye(owner, response.status)) {
+      response.abort()
+      this.#requests.delete(key)
+      this.#over(res, key)
+      this.#options.unreachable(node, refusal(response.status))
+      return 'unreachable'
+    }
     hop.take()
     if (request.method === 'GET' && isEventStream(response.headers['content-type'])) {
       const owned = response
@@ -359,9 +366,18 @@ export class HttpForwards {
       })
       upstream.once('response', (answer) => {
         answered = true
+        const status = answer.statusCode ?? 502
+        if (refusedGoodbye(owner, status)) {
+          // Nothing goes to the client: the caller tries the next node (see `refusedGoodbye`).
+          this.#requests.delete(upstream)
+          this.#over(res, upstream)
+          res.off('close', onClientGone)
+          answer.resume()
+          resolve(refusal(status))
+          return
+        }
         hop.take()
         resolve('answered')
-        const status = answer.statusCode ?? 502
         if (status >= 400) {
           errorAnswer(hop, upstream, answer, status, closes(hop, mark))
           return
@@ -398,6 +414,22 @@ export class HttpForwards {
       upstream.end(request.method === 'POST' ? body : undefined)
     })
   }
+}
+
+/**
+ * Whether `status`, the answer to a goodbye sent on to a live node (`Owner.sentTo`), says that
+ * node took no request: a 503 (its Fastify refuses requests as it closes, its server closed with
+ * a connection to it still open, or the application refuses them). Such a node is passed over as
+ * one that cannot be reached (see `goodbyeOfHandedOff` in routes.ts), rather than its 503 going to
+ * the client with the goodbye lost.
+ */
+function refusedGoodbye(owner: Owner, status: number): boolean {
+  return owner.sentTo !== undefined && status === 503
+}
+
+/** What a refused goodbye (see `refusedGoodbye`) is logged with. */
+function refusal(status: number): Error {
+  return new Error(`answered ${status} to a goodbye sent on`)
 }
 
 /** What a POST sent on is told when its owner has not answered by the end of this node's close. */
