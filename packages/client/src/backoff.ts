@@ -1,5 +1,12 @@
 import { MAX_TIMER_MS } from '@parley/protocol'
 
+/**
+ * The lowest cap on the wait between upgrade probes, in ms, whatever `upgradeDelayMax` says: a
+ * cap of 0 (or of a millisecond) probed again the moment each probe failed, for good, where
+ * WebSocket is always refused (hundreds of upgrades a second).
+ */
+export const WAIT_FLOOR_MS = 100
+
 /** The options that pace a backoff (the client's own options fit). */
 export interface BackoffOptions {
   reconnectionDelay: number

@@ -7,7 +7,7 @@ import {
   type ParleyError,
   type TransportName,
 } from '@parley/protocol'
-import { Backoff } from './backoff.js'
+import { Backoff, WAIT_FLOOR_MS } from './backoff.js'
 import type { DecodeResult } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
@@ -652,8 +652,10 @@ export class Connection {
     // After a failure the wait doubles from upgradeDelay, or from UPGRADE_FLOOR_MS when that is 0:
     // 0 · 2ⁿ stays 0, and where WebSocket is always refused the client probed again the moment
     // each probe failed, for good. The first probe keeps upgradeDelay's 0 (`#probeFailures && ...`).
+    // upgradeDelayMax caps it, but no lower than WAIT_FLOOR_MS: a cap of 0 (or 1) made every wait
+    // 0 again. A small upgradeDelay still doubles up to that floor within a few failures.
     const delay = Math.min(
-      this.#opts.upgradeDelayMax,
+      Math.max(this.#opts.upgradeDelayMax, WAIT_FLOOR_MS),
       MAX_TIMER_MS,
       (this.#opts.upgradeDelay || (this.#probeFailures && UPGRADE_FLOOR_MS)) *
         2 ** Math.min(this.#probeFailures, 20),

@@ -41,7 +41,7 @@ export interface ClientOptions {
   randomization?: number
   /** Wait before trying to climb from SSE or polling to a better transport, in ms. Default 10000. */
   upgradeDelay?: number
-  /** Largest wait between upgrade probes (the wait doubles after each failure). Default 300000. */
+  /** Largest wait between upgrade probes (the wait doubles after each failure), at least 100. Default 300000. */
   upgradeDelayMax?: number
   /** Most numbered messages kept until the server acknowledges them (whole, >= 1). Default 10000. */
   maxQueuedMessages?: number

@@ -31,3 +31,20 @@ it('backs off between failed upgrade probes with upgradeDelay 0', async () => {
   expect(proxy.upgrades).toBeLessThanOrEqual(3)
   expect(socket.transport).toBe('sse')
 })
+
+it('backs off between failed upgrade probes with upgradeDelayMax 0', async () => {
+  server = await startServer()
+  proxy = await startFaultProxy(server.port)
+  proxy.ws = 'reject'
+  const socket = client(proxy.url, { upgradeDelay: 0, upgradeDelayMax: 0 })
+  await next(socket, 'connect')
+  expect(socket.transport).toBe('sse')
+  await until(() => proxy!.upgrades >= 2, 2000, 'the first probe')
+  const before = proxy.upgrades
+  // The cap is raised to its floor (WAIT_FLOOR_MS, 100 ms): some fifteen probes in this second
+  // and a half at most. With a cap of 0, each probe followed the one before the moment it
+  // failed: hundreds here.
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  expect(proxy.upgrades - before).toBeLessThanOrEqual(20)
+  expect(socket.transport).toBe('sse')
+})
