@@ -22,9 +22,13 @@
 // while it looks the session's owner up for such a goodbye (its close waits for that lookup)
 // still reads it and sends it on: it sent nothing on any more, and the goodbye was lost. A node
 // that cannot reach the node it picks for a goodbye (its server closed, the rest of its close not
-// over) picks another, where the goodbye was lost.
+// over) picks another, where the goodbye was lost, and logs it as a node the goodbye could not be
+// sent on to, where it was counted and logged as an unreachable owner of the session. A node that
+// answers the goodbye 503 (its Fastify refusing requests as it closes) is passed over the same
+// way, where its 503 went to the client and the goodbye was lost.
 import { connect } from '@parley/client'
 import { CloseReason, type TransportName } from '@parley/protocol'
+import type { RedisAdapter } from '@parley/redis'
 import type { NodeAddress } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -208,7 +212,13 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
 
   it('that says goodbye, at a closing node that cannot reach the node it picks for it (its server closed already), goes to another, live, which ends the session (polling)', async () => {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
-    const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })
+    const logs: { msg: string; node?: string }[] = []
+    const b = await startTrafficNode(suite.redis.url, nodes, {
+      fastify: {
+        return503OnClosing: true,
+        logger: { level: 'warn', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } },
+      },
+    })
     // The rest of each one's close (an application's own preClose hook, after Parley's) waits.
     let finish = () => {}
     const finished = new Promise<void>((resolve) => {
@@ -252,6 +262,14 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     expect(requests.posts).toEqual([204])
     expect(e.restored).toHaveLength(1)
     expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+    // Said as what it is, once: d is no owner of the session, only the node picked for its goodbye.
+    const unsent = logs.filter(
+      (line) => line.msg.includes('goodbye(s)') && line.msg.includes('could not be sent on'),
+    )
+    expect(unsent).toHaveLength(1)
+    expect(unsent[0]!.node).toBe((d.started.app.parley.adapter as RedisAdapter).node)
+    expect(logs.filter((line) => line.msg.includes('the node that owns their session'))).toEqual([])
+    expect(b.started.app.parley.unreachableOwnerCount).toBe(0)
     finish()
     await Promise.all([closingB.end(), within(closingD, 5000, 'd closed')])
   })

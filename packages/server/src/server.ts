@@ -125,6 +125,8 @@ export class ParleyServer<
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
   readonly #unreachable: UnreachableOwners
+  /** Goodbyes sent on that the live node picked for them did not take: logged once per burst. */
+  readonly #goodbyesUnsent: BurstLog<{ err: unknown; node: string }>
   /** Sessions handed off with something lost (a restart, a late claim, no seal, socket.data): logged once per burst. */
   readonly #handoffLogs: HandoffLogs
   /** The adapter's promises that rejected (an application's adapter whose store went away): logged once per burst. */
@@ -200,6 +202,12 @@ export class ParleyServer<
     this.#handoffLogs = new HandoffLogs(log)
     this.#adapterFailures = new AdapterFailures(log)
     this.#eventFailures = new EventFailures(log)
+    this.#goodbyesUnsent = new BurstLog(
+      log,
+      'warn',
+      (count) =>
+        `${count} goodbye(s) of sessions handed off by a node that is gone could not be sent on to the live node picked for them since the last such line (not reached, or it answered 503); each was sent on to the next live node, if there was one`,
+    )
     this.#invalidSessions = new BurstLog(
       log,
       'warn',
@@ -553,6 +561,16 @@ export class ParleyServer<
     this.#drain?.sendingOn(answered)
   }
 
+  /**
+   * @internal The goodbye of a session handed off by a node that is gone, sent on by this closing
+   * node, did not reach `node`, the live node picked for it, or was refused there (see
+   * `goodbyeOfHandedOff` in routes.ts): no owner of the session, so neither counted nor
+   * remembered as one (`unreachableOwnerCount`).
+   */
+  goodbyeUnsent(node: string, err: unknown): void {
+    this.#goodbyesUnsent.record({ err, node })
+  }
+
   /** @internal The adapter's `anotherNode` rejected, asked for a resume of a session handed off here. */
   noOtherNode(err: unknown): void {
     this.#adapterFailures.anotherNode.record({ err })
@@ -735,6 +753,7 @@ export class ParleyServer<
     this.#handshakeBugs.close()
     this.#unknown.close()
     this.#unreachable.close()
+    this.#goodbyesUnsent.close()
     this.#limit.close()
     for (const socket of [...this.#bySid.values()]) this.#endAtShutdown(socket)
     for (const end of this.#pending.values()) end()

@@ -61,6 +61,12 @@ export interface HttpForwardsOptions {
   handoff(): string
   /** Called when the owner could not be reached at its URL `url` when it has one (counted and logged by the server). */
   unreachable(node: string, err: unknown, url?: string): void
+  /**
+   * Called instead of `unreachable` for a goodbye sent on (`Owner.sentTo`): `node` is no owner of
+   * its session, only the live node picked for it, which could not be reached or refused it (logged
+   * by the server as such).
+   */
+  goodbyeUnsent(node: string, err: unknown, url?: string): void
   /** See `ForwarderOptions.goodbyePath`. */
   goodbyePath: string
 }
@@ -107,11 +113,7 @@ export class HttpForwards {
     // the owner any more (see `#tooLate`).
     if (outcome === 'closed') return this.#tooLate(hop)
     if (outcome === 'stale' || outcome instanceof Error) {
-      this.#options.unreachable(
-        owner.node,
-        outcome === 'stale' ? new Error('connection reset') : outcome,
-        owner.url,
-      )
+      this.#unreached(owner, outcome === 'stale' ? new Error('connection reset') : outcome)
       return 'unreachable'
     }
     // Nobody to answer (the client left): let its connection go.
@@ -120,6 +122,12 @@ export class HttpForwards {
       hop.res.destroy()
     }
     return outcome
+  }
+
+  /** `owner` could not be reached (or refused a goodbye sent on): told as what it is to the request. */
+  #unreached(owner: Owner, err: unknown): void {
+    if (owner.sentTo) this.#options.goodbyeUnsent(owner.node, err, owner.url)
+    else this.#options.unreachable(owner.node, err, owner.url)
   }
 
   /**
@@ -235,7 +243,7 @@ export class HttpForwards {
       if (toldHere) return 'answered'
       this.#requests.delete(key)
       this.#over(res, key)
-      this.#options.unreachable(node, err)
+      this.#unreached(owner, err)
       return 'unreachable'
     }
     // Told here at close, or the client left meanwhile: the owner sees its request closed, as
@@ -248,7 +256,7 @@ export class HttpForwards {
       response.abort()
       this.#requests.delete(key)
       this.#over(res, key)
-      this.#options.unreachable(node, refusal(response.status))
+      this.#unreached(owner, refusal(response.status))
       return 'unreachable'
     }
     hop.take()

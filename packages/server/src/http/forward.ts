@@ -47,6 +47,11 @@ export interface ForwarderOptions {
   addressOf: AddressOf
   /** Called when the owner could not be reached (counted and logged by the server). */
   unreachable(node: string, err: unknown): void
+  /**
+   * Called when the live node picked for a goodbye sent on (see `goodbyeNode`) could not be
+   * reached, or refused it (logged by the server): no owner of its session.
+   */
+  goodbyeUnsent(node: string, err: unknown): void
   /** Called when the adapter's `anotherNode` rejected (logged by the server, once per burst). */
   noOtherNode(err: unknown): void
   /** The CORS headers the endpoints give `request`'s page (see `checkOrigin`). */
@@ -86,9 +91,16 @@ export class Forwarder {
   constructor(options: ForwarderOptions) {
     this.#options = options
     const { adapter, log, connectTimeout } = options
-    const unreachable = (node: string, err: unknown, url?: string) => {
+    const remember = (node: string, err: unknown, url?: string) => {
       if (url !== undefined && waitRanOut(err)) this.#recentlyUnreachable.add(node, url)
+    }
+    const unreachable = (node: string, err: unknown, url?: string) => {
+      remember(node, err, url)
       options.unreachable(node, err)
+    }
+    const goodbyeUnsent = (node: string, err: unknown, url?: string) => {
+      remember(node, err, url)
+      options.goodbyeUnsent(node, err)
     }
     this.#lookup = new OwnerLookup({ adapter, log, connectTimeout, noOtherNode: options.noOtherNode })
     this.#http = new HttpForwards({
@@ -98,6 +110,7 @@ export class Forwarder {
       closingForwards: options.closingForwards,
       handoff: () => this.relayClose(),
       unreachable,
+      goodbyeUnsent,
       goodbyePath: options.goodbyePath,
     })
     this.#websockets = new WebSocketHandovers({

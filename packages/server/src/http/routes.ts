@@ -241,6 +241,7 @@ export async function parleyRoutes(
     retrySpread: (options.handoff || defaults.handoff).retrySpread,
     addressOf,
     unreachable: (node, err) => server.ownerUnreachable(node, err),
+    goodbyeUnsent: (node, err) => server.goodbyeUnsent(node, err),
     noOtherNode: (err) => server.noOtherNode(err),
     corsOf: (request) => originOf(request).cors,
     goodbyePath: goodbyePath(base, options.transports),
