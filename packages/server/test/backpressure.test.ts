@@ -293,10 +293,10 @@ describe('an answer its client does not read, once it has ended', () => {
   })
 
   it('a client that reads slowly gets every byte of an ended stream', async () => {
-    // pingTimeout four times the pauses below, which a loaded machine stretches (with 500 ms, a
-    // 200 ms pause that ran late left the stream still for pingTimeout, and it was cut); the
-    // slow reading still lasts about as long as pingTimeout.
-    const { socket, raw } = await unreadGet('sse', 70, 1000)
+    // pingTimeout eight times the pauses below, which a loaded machine stretches (with 500 ms, a
+    // 200 ms pause that ran late left the stream still for pingTimeout, and it was cut; with
+    // 1000 ms, once at load 9); the slow reading still lasts about as long as pingTimeout.
+    const { socket, raw } = await unreadGet('sse', 70, 2000)
     socket.disconnect()
     // A byte now and then keeps it moving: never silent for pingTimeout.
     let received = 0
