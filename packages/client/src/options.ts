@@ -33,9 +33,9 @@ export interface ClientOptions {
   reconnection?: boolean
   /** Give up after this many failed reconnection attempts. Default Infinity. */
   reconnectionAttempts?: number
-  /** First reconnection delay, in ms; doubles each attempt. Default 500. */
+  /** First reconnection delay, in ms; doubles each attempt (the delay never below 100). Default 500. */
   reconnectionDelay?: number
-  /** Largest reconnection delay, in ms. Default 10000. */
+  /** Largest reconnection delay, in ms; below 100 counts as 100. Default 10000. */
   reconnectionDelayMax?: number
   /** Jitter, 0 (none) to 1 (full jitter: uniform in [0, delay]). Default 1. */
   randomization?: number

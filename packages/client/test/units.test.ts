@@ -8,7 +8,7 @@ import {
   WsCloseCode,
 } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { Backoff } from '../src/backoff.js'
+import { Backoff, WAIT_FLOOR_MS } from '../src/backoff.js'
 import * as clientCloseCode from '../src/close-code.js'
 import { Emitter } from '../src/emitter.js'
 import { connect } from '../src/index.js'
@@ -215,6 +215,17 @@ describe('Backoff', () => {
     expect(full.next()).toBe(250)
     const top = new Backoff(pace(1), () => 0.999)
     for (let i = 0; i < 40; i++) expect(top.next()).toBeLessThanOrEqual(4000)
+  })
+
+  it('caps no lower than WAIT_FLOOR_MS, whatever a delay of 0 or a small max says', () => {
+    for (const pace of [
+      { reconnectionDelay: 0, reconnectionDelayMax: 10_000 },
+      { reconnectionDelay: 500, reconnectionDelayMax: 0 },
+      { reconnectionDelay: 1, reconnectionDelayMax: 1 },
+    ]) {
+      const b = new Backoff({ ...pace, randomization: 0 })
+      expect([b.next(), b.next(), b.next()]).toEqual([WAIT_FLOOR_MS, WAIT_FLOOR_MS, WAIT_FLOOR_MS])
+    }
   })
 
   it('waits at most what a timer can wait, with no max (a longer timer fires at once)', () => {
