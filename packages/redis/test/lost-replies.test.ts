@@ -3,7 +3,7 @@
 // timeout. The replying node is asked how many replies it made, and those that never came fail.
 import type { PreparedEvent } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until } from '../../server/test/helpers.js'
 import { type FakeNode, FakeSocket, fakeClusterSuite, message, to } from './handoff-support.js'

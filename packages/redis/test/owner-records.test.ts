@@ -1,7 +1,7 @@
 // The owner records of a node's sessions over a real Redis that refuses some of their writes: a
 // record that could not be written or removed is written or removed once Redis takes it.
 import { createHash } from 'node:crypto'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until } from '../../server/test/helpers.js'
 import { type FakeNode, fakeClusterSuite } from './handoff-support.js'

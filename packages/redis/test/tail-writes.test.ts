@@ -3,7 +3,7 @@
 // node's bound the tail is incomplete, and the node says so. Real adapters over fake sockets on a
 // real Redis (see handoff-support.ts).
 import type { SessionClaim } from '@parley/server'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
