@@ -598,8 +598,9 @@ export class Nodes {
    * (see `saidGoodbye`): sent after everything else this node sent, on the same connection.
    * Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all. Never
    * rejects: resolves with what did not go through, each a sentence that says what follows (none
-   * when all did; one for all when the client is not connected, and nothing was sent). One step refused does not stop the others: a mark Redis refuses still leaves
-   * the record removed and the others told.
+   * when all did; one for all when the client is not connected, and nothing was sent). One step
+   * refused does not stop the others: a mark Redis refuses still leaves the record removed and
+   * the others told.
    */
   async stop(markFor = 0): Promise<string[]> {
     this.#stopped = true

@@ -28,10 +28,11 @@ export const SENT_ON = 'sent-on'
 
 /**
  * On a goodbye sent on (SENT_ON): the nodes it was sent on to so far (or tried, and not reached),
- * their ids joined by commas, the receiving node's last. A node it reaches that is closing too, and claims nothing, sends it on
- * again to a live node not named there (see `goodbyeOfHandedOff` in routes.ts), while fewer than
- * `MAX_GOODBYE_HOPS` are: a ring of closing nodes cannot loop. Ignored on any other request; a
- * client that sets it itself can only steer the goodbye of a session of its own.
+ * their ids joined by commas, the receiving node's last. A node it reaches that is closing too,
+ * and claims nothing, sends it on again to a live node not named there (see `goodbyeOfHandedOff`
+ * in routes.ts), while fewer than `MAX_GOODBYE_HOPS` are: a ring of closing nodes cannot loop.
+ * Ignored on any other request; a client that sets it itself can only steer the goodbye of a
+ * session of its own.
  */
 export const SENT_TO_HEADER = 'x-parley-sent-to'
 
