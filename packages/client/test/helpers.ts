@@ -1,6 +1,7 @@
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { TestContext } from 'vitest'
+import { afterEach, type TestContext } from 'vitest'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { connect } from '../src/index.js'
 import type { ClientOptions } from '../src/options.js'
 import type { Socket } from '../src/socket.js'
@@ -115,6 +116,28 @@ export function own({ onTestFinished }: Pick<TestContext, 'onTestFinished'>) {
       closers.push(() => thing.close())
       return thing
     },
+  }
+}
+
+/**
+ * For a file whose tests each start one server behind a fault proxy: `proxied()` starts them
+ * (`startServer`'s arguments), and after each test its clients are disconnected, then the proxy
+ * and the server closed. Call it at the file's top level.
+ */
+export function proxiedServers() {
+  let server: TestServer | undefined
+  let proxy: FaultProxy | undefined
+  afterEach(async () => {
+    closeClients()
+    await proxy?.close()
+    if (server) await closeServer(server)
+    server = undefined
+    proxy = undefined
+  })
+  return async (...args: Parameters<typeof startServer>) => {
+    server = await startServer(...args)
+    proxy = await startFaultProxy(server.port)
+    return { server, proxy }
   }
 }
 

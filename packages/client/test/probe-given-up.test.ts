@@ -1,34 +1,14 @@
 // An event-stream probe that the client gives up while the stream's first bytes are on their
 // way timed nothing out: it must not mark the stream stalled, which would keep the client from
 // climbing back to it for a minute (see TransportMemory).
-import { afterEach, expect, it } from 'vitest'
-import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
-import {
-  client,
-  closeClients,
-  closeServer,
-  memoryStorage,
-  next,
-  startServer,
-  type TestServer,
-  until,
-} from './helpers.js'
+import { expect, it } from 'vitest'
+import { client, memoryStorage, next, proxiedServers, until } from './helpers.js'
 
-let server: TestServer | undefined
-let proxy: FaultProxy | undefined
-
-afterEach(async () => {
-  closeClients()
-  await proxy?.close()
-  if (server) await closeServer(server)
-  server = undefined
-  proxy = undefined
-})
+const proxied = proxiedServers()
 
 it('climbs to an event stream whose probe it gave up while the first bytes were held', async () => {
   // Heartbeat window 2 s (startServer): the silence that loses polling below.
-  server = await startServer()
-  proxy = await startFaultProxy(server.port)
+  const { proxy } = await proxied()
   const socket = client(proxy.url, {
     storage: memoryStorage(),
     transports: ['polling', 'sse'],
@@ -42,7 +22,7 @@ it('climbs to an event stream whose probe it gave up while the first bytes were 
   // polling, silent, is lost; the client then gives the probe up.
   const release = proxy.hold()
   const lost = next(socket, 'transport_error', 6000)
-  await until(() => proxy!.streams >= 1, 5000, 'the probe to open its stream')
+  await until(() => proxy.streams >= 1, 5000, 'the probe to open its stream')
   expect((await lost)[0]).toBe('polling')
   // The resume tries the stream first, which now fails at once (no event stream: no stall),
   // and lands on polling again.

@@ -1,30 +1,19 @@
 // upgradeDelay 0 probes at once, but a probe that keeps failing must not be tried again the
 // moment it fails: the wait doubles from a floor (UPGRADE_FLOOR_MS) after the first failure.
-import { afterEach, expect, it } from 'vitest'
-import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
-import { client, closeClients, closeServer, next, startServer, type TestServer, until } from './helpers.js'
+import { expect, it } from 'vitest'
+import { client, next, proxiedServers, until } from './helpers.js'
 
-let server: TestServer | undefined
-let proxy: FaultProxy | undefined
-
-afterEach(async () => {
-  closeClients()
-  await proxy?.close()
-  if (server) await closeServer(server)
-  server = undefined
-  proxy = undefined
-})
+const proxied = proxiedServers()
 
 it('backs off between failed upgrade probes with upgradeDelay 0', async () => {
-  server = await startServer()
-  proxy = await startFaultProxy(server.port)
+  const { proxy } = await proxied()
   // Every upgrade refused with 400: each probe fails at once.
   proxy.ws = 'reject'
   const socket = client(proxy.url, { upgradeDelay: 0 })
   await next(socket, 'connect')
   expect(socket.transport).toBe('sse')
   // The connect attempt's upgrade, then the first probe, at once (upgradeDelay 0).
-  await until(() => proxy!.upgrades >= 2, 2000, 'the first probe')
+  await until(() => proxy.upgrades >= 2, 2000, 'the first probe')
   // Then 1 s, 2 s, 4 s... between probes: within this second and a half, one more at most.
   // Without the floor, every probe followed the one before the moment it failed: hundreds here.
   await new Promise((resolve) => setTimeout(resolve, 1500))
@@ -33,13 +22,12 @@ it('backs off between failed upgrade probes with upgradeDelay 0', async () => {
 })
 
 it('backs off between failed upgrade probes with upgradeDelayMax 0', async () => {
-  server = await startServer()
-  proxy = await startFaultProxy(server.port)
+  const { proxy } = await proxied()
   proxy.ws = 'reject'
   const socket = client(proxy.url, { upgradeDelay: 0, upgradeDelayMax: 0 })
   await next(socket, 'connect')
   expect(socket.transport).toBe('sse')
-  await until(() => proxy!.upgrades >= 2, 2000, 'the first probe')
+  await until(() => proxy.upgrades >= 2, 2000, 'the first probe')
   const before = proxy.upgrades
   // The cap is raised to its floor (WAIT_FLOOR_MS, 100 ms): some fifteen probes in this second
   // and a half at most. With a cap of 0, each probe followed the one before the moment it

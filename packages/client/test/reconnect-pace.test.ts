@@ -1,27 +1,16 @@
 // A reconnectionDelay or reconnectionDelayMax of 0 must not make a client try again the moment
 // each attempt fails: the backoff's cap has a floor (WAIT_FLOOR_MS), under the jitter.
-import { afterEach, expect, it } from 'vitest'
-import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
-import { client, closeClients, closeServer, startServer, type TestServer, until } from './helpers.js'
+import { expect, it } from 'vitest'
+import { client, proxiedServers, until } from './helpers.js'
 
-let server: TestServer | undefined
-let proxy: FaultProxy | undefined
-
-afterEach(async () => {
-  closeClients()
-  await proxy?.close()
-  if (server) await closeServer(server)
-  server = undefined
-  proxy = undefined
-})
+const proxied = proxiedServers()
 
 // No jitter: every wait is then the cap itself, and the count below has a bound it cannot pass.
 it.each([
   { reconnectionDelayMax: 0, randomization: 0 },
   { reconnectionDelay: 0, randomization: 0 },
 ])('backs off between failed attempts with %j', async (options) => {
-  server = await startServer()
-  proxy = await startFaultProxy(server.port)
+  const { proxy } = await proxied()
   // A balancer with no node to offer: every attempt is turned away, and worth trying again.
   proxy.unavailable = 503
   const socket = client(proxy.url, options)
