@@ -156,7 +156,12 @@ export class Connection {
   #current: Transport | undefined
   #last: TransportName | null = null
   #probe: Transport | undefined
-  /** The transport the last attempt (#connect) tried: close() lets it go (see Transport.leave). */
+  /**
+   * The transport an attempt (#connect) is opening: close() lets it go (see Transport.leave).
+   * Only while its open() is under way: kept after it (opened, the current transport), it held a
+   * closed transport, its WebSocket and what that held, for as long as the application kept the
+   * socket after disconnect(), and close() left a transport that had already settled.
+   */
   #attempt: Transport | undefined
   /**
    * A MOVED arrived while a probe was in flight: the probe is now the only way on. This field and
@@ -399,7 +404,6 @@ export class Connection {
     const retried: TransportName[] = []
     for (let name = queue.shift(); name; name = queue.shift()) {
       const t = this.#factory(name)
-      this.#attempt = t
       let answer: Awaited<ReturnType<Transport['open']>>
       let hello: string | undefined
       let began = 0
@@ -407,6 +411,7 @@ export class Connection {
         hello = await this.#hello(timeout)
         if (run !== this.#run) return t.close()
         began = performance.now()
+        this.#attempt = t
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
         // busy, not broken. A resume, or a connect() of the application's after disconnect()
         // meanwhile (close() keeps the quiet time), meets the same busy nodes.
@@ -462,6 +467,10 @@ export class Connection {
           queue.unshift(name)
         }
         continue
+      } finally {
+        // Settled: nothing left for close() to let go. (Another attempt's, after a close() and a
+        // connect() meanwhile, stays.)
+        if (this.#attempt === t) this.#attempt = undefined
       }
       if (run !== this.#run) {
         // disconnect() came while the server opened a session for this attempt: without a
