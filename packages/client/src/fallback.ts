@@ -67,7 +67,7 @@ import {
  * transport is still the current one, so a replaced transport can never touch the session.
  * close() during a handshake or a probe leaves that transport to its answer: an OPEN there gets
  * the goodbye (CLOSE 'client disconnect'), since the server may hold the session on that
- * transport by then.
+ * transport by then (unless no HELLO went yet; and not for long in Node: see Transport.leave).
  *
  * The application hears of every T lost with an error (all but MOVED) as it hears of a
  * transport that could not be opened, by `transport_error`, however long T had been up: before
@@ -256,8 +256,8 @@ export class Connection {
     this.#probeFailures = 0
     // Not closed here: its HELLO may be on its way, and the server may move the session onto it.
     // Only one that cannot have sent it yet ends now (see Transport.leave), as does such an attempt.
-    this.#probe?.leave?.()
-    this.#attempt?.leave?.()
+    this.#probe?.leave()
+    this.#attempt?.leave()
     this.#probe = undefined
     this.#drop()
     this.#unlisten?.abort()

@@ -1,7 +1,8 @@
-// A process of its own for left-handshake.test.ts: a WebSocket handshake that never answers,
-// which the client leaves (`connecting`: disconnect() during it; `probe`: an upgrade probe given
-// up when the server ends the session). It prints "left" once the client let go and everything
-// of its own is closed; then nothing should keep the process.
+// A process of its own for left-handshake.test.ts: a handshake that never answers, which the
+// client leaves (`connecting`: disconnect() during a WebSocket upgrade; `sse`, `polling`:
+// disconnect() once the HELLO's POST is in; `probe`: an upgrade probe given up when the server
+// ends the session). It prints "left" once the client let go and everything of its own is
+// closed; then nothing should keep the process (beyond the short grace a HELLO that went gets).
 import net from 'node:net'
 import parley from '@parley/server'
 import Fastify from 'fastify'
@@ -12,19 +13,23 @@ const mode = process.argv[2]
 // A third of it is the wait for an upgrade: 20 s, far longer than the test waits for the exit.
 const connectTimeout = 60_000
 
-if (mode === 'connecting') {
-  // Accepts TCP and says nothing.
+if (mode === 'connecting' || mode === 'sse' || mode === 'polling') {
+  // Accepts TCP, reads what comes (the upgrade request, or the POST with the HELLO) and says
+  // nothing.
   const silent = net.createServer((s) => {
-    socket.disconnect()
-    // Its own part let go, not closed: the client's end of this connection is what is tested.
-    silent.unref()
+    // Its own part let go, not closed: the client's end of each connection is what is tested
+    // (fetch may open another one once a request on the first was aborted).
     s.unref()
-    console.log('left')
+    s.once('data', () => {
+      socket.disconnect()
+      silent.unref()
+      console.log('left')
+    })
   })
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
   const { port } = silent.address() as net.AddressInfo
   const socket = connect(`http://127.0.0.1:${port}/parley`, {
-    transports: ['websocket'],
+    transports: [mode === 'connecting' ? 'websocket' : mode],
     // Given: the client's own lookup of `ws` would start from where this file was compiled to.
     WebSocket,
     connectTimeout,

@@ -8,11 +8,12 @@ const child = fileURLToPath(new URL('./left-handshake-child.ts', import.meta.url
 
 /**
  * Runs the child in `mode`; resolves with how long (ms) the process lived on after the client
- * let go of a WebSocket handshake that never answers. Without the transport clearing its timer
- * (and disconnect() ending an upgrade that has not gone through), that timer held the process
- * for its whole wait, 20 s there.
+ * let go of a handshake that never answers. Without the transport clearing its timer (and
+ * disconnect() ending an upgrade that has not gone through), that timer held the process for its
+ * whole wait, 20 s there; an SSE or polling handshake (whose HELLO went) held it, by its request
+ * and its timer, for the whole connectTimeout, 60 s there, where it now gets a grace of 2 s.
  */
-async function lingers(mode: 'connecting' | 'probe'): Promise<number> {
+async function lingers(mode: 'connecting' | 'sse' | 'polling' | 'probe'): Promise<number> {
   const proc = spawn(process.execPath, [await compiledScript(child), mode], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -40,10 +41,17 @@ async function lingers(mode: 'connecting' | 'probe'): Promise<number> {
   }
 }
 
-describe.concurrent('a WebSocket handshake the client left', () => {
-  it('holds no Node process open after disconnect() during it', async () => {
+describe.concurrent('a handshake the client left', () => {
+  it('holds no Node process open after disconnect() during a WebSocket upgrade', async () => {
     expect(await lingers('connecting')).toBeLessThan(10_000)
   })
+
+  it.each(['sse', 'polling'] as const)(
+    'holds no Node process open for long after disconnect() once the %s HELLO went',
+    async (mode) => {
+      expect(await lingers(mode)).toBeLessThan(10_000)
+    },
+  )
 
   it('holds no Node process open once the client gave its probe up', async () => {
     expect(await lingers('probe')).toBeLessThan(10_000)

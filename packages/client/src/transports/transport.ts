@@ -76,10 +76,10 @@ export interface Transport {
   /**
    * The owner gave this attempt up (disconnect() during a handshake or a probe). Where no HELLO
    * can have reached the server yet (a WebSocket not yet upgraded), the medium ends now; else it
-   * is left to its answer, which may be an OPEN that needs the goodbye (see Connection.close).
-   * Left out where a HELLO goes at once (HTTP): a field fewer in the bundle.
+   * is left to its answer, which may be an OPEN that needs the goodbye (see Connection.close):
+   * over HTTP, in Node, for LEAVE_GRACE_MS at most (see HttpTransport.leave).
    */
-  leave?(): void
+  leave(): void
   /**
    * Closes the medium at once, without a `close` callback. `done`: the session is over (after
    * a CLOSE), rather than this transport dropped.
@@ -120,6 +120,7 @@ export abstract class BaseTransport implements Transport {
 
   abstract open(hello: string, timeout: number, patient?: boolean): Promise<Welcome>
   abstract send(items: readonly Outgoing[]): void
+  abstract leave(): void
   /** Releases the medium's resources; `code` says why, where the medium can say it. */
   protected abstract teardown(code: WsCloseCode): void
 
