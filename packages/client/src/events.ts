@@ -45,7 +45,10 @@ export interface ReservedEvents {
    * Or a message emitted before the first OPEN turned out larger than the server's maxPayload
    * and was not sent (PARLEY_PAYLOAD_TOO_LARGE; its reply, if it wanted one, rejects with it).
    * Or the `auth` function failed an upgrade probe (PARLEY_REFUSED, or PARLEY_HANDSHAKE_TIMEOUT
-   * when it never settled): the session goes on, on its transport.
+   * when it never settled): the session goes on, on its transport. Or the client's answer to a
+   * server's request (PARLEY_NO_HANDLER, PARLEY_HANDLER_ERROR) could not be sent: its code says
+   * why (PARLEY_PAYLOAD_TOO_LARGE); it is dropped, and the server's wait ends with its timeout.
+   * (One that finds the queue full is dropped unheard: a failing listener may have filled it.)
    */
   error: (error: ParleyError<string>) => void
 }

@@ -291,10 +291,14 @@ export class Socket<
         // Kept and numbered as any answer: with the queue full (a failing listener may have
         // filled it) it cannot be, and is dropped (the server's wait times out), rather than
         // PARLEY_QUEUE_FULL thrown into the transport's code, which reads the next packets.
+        // Whatever else keeps it from going (past maxPayload: the message quotes the event's
+        // name) is dropped too, but the application hears it, by `error`.
         const refuse = (code: ErrorCode, message: string) => {
           try {
             answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
-          } catch {}
+          } catch (err) {
+            if ((err as ParleyError).code !== ErrorCode.QUEUE_FULL) this.fire('error', [err])
+          }
         }
         args.push((...reply: unknown[]) =>
           answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),

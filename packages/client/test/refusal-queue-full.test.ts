@@ -3,6 +3,7 @@
 // filled it), that answer cannot be kept: it is dropped (the server's wait times out), rather
 // than PARLEY_QUEUE_FULL being thrown into the transport's code (in Node over WebSocket, an
 // uncaught exception; over SSE, the stream lost; over polling, the end of the GET loop).
+import { ErrorCode } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
 import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
@@ -42,6 +43,38 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     })
     expect(left).toEqual([boom])
     expect(lost).toEqual([])
+    expect(c.connected).toBe(true)
+  })
+})
+
+// Only a full queue is expected there. Anything else the refusal cannot be sent for is the
+// application's to hear, as an `error` with its code: here the answer to a request nobody listens
+// to, `no handler for "<name>"`, which quotes the name, outgrows the server's maxPayload that the
+// request itself fit in.
+describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
+  it('a refusal that cannot be sent for another reason is heard as `error`, the session goes on', async () => {
+    const name = 'x'.repeat(230)
+    const server = await startServer(
+      (app) => {
+        parleyOf(app).on('connection', (socket) => {
+          socket.on('ready', () => {
+            // Answered by nobody: the server's wait ends with its own timeout.
+            socket.emitWithAck(name).catch(() => {})
+            socket.emit('later')
+          })
+        })
+      },
+      { maxPayload: 256 },
+    )
+    const c = client(server.url, { transports: [transport] })
+    const errors: unknown[] = []
+    let later = 0
+    c.on('error', (error) => errors.push(error.code))
+    c.on('later', () => later++)
+    await next(c, 'connect')
+    c.emit('ready')
+    await until(() => later === 1, 5000, 'the event after the request')
+    expect(errors).toEqual([ErrorCode.PAYLOAD_TOO_LARGE])
     expect(c.connected).toBe(true)
   })
 })
