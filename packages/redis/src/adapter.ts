@@ -413,11 +413,12 @@ export class RedisAdapter implements Adapter {
     this.#publish(this.#channels.broadcast, packet, (why) => {
       this.#lostBroadcast(why)
       // It is not to come back (should a stalled Redis still send it, it is skipped then): the
-      // positioned sockets of this node take it now.
+      // positioned sockets of this node take it now, and none waits for it any more.
       if (!cut.empty) {
         this.#givenUp.add(packet.q ?? 0)
         this.#memory.broadcast(message, options, cut.atReturn(packet.q ?? 0))
       }
+      cut.lost(packet.q ?? 0)
     })
   }
 

@@ -29,8 +29,13 @@ export class Cut {
   readonly #releases = new Set<string>()
   /** The count of this node's own PUBLISHed broadcasts. */
   #sent = 0
-  /** The highest count of its own broadcasts seen back on the channel. */
+  /**
+   * The count up to which none of its own broadcasts is on its way any more: each came back on
+   * the channel, or was given up as lost (see `lost`).
+   */
   #back = 0
+  /** Own broadcasts given up as lost above `#back`, which still waits for an earlier one. */
+  readonly #lost = new Set<number>()
 
   /** True when no socket is positioned (the usual case: nothing to filter). */
   get empty(): boolean {
@@ -104,6 +109,28 @@ export class Cut {
   back(q: number | undefined): void {
     if (q === undefined || q <= this.#back) return
     this.#back = q
+    this.#settle()
+  }
+
+  /**
+   * An own broadcast was given up as lost (its PUBLISH failed, or Redis was away): it is not to
+   * come back, so nothing waits for it. Without this, a socket to release would stay positioned
+   * until the next own broadcast came back, and take that one a Redis round trip late.
+   */
+  lost(q: number): void {
+    if (q <= this.#back) return
+    this.#lost.add(q)
+    this.#settle()
+  }
+
+  /**
+   * Counts the lost broadcasts right after `#back` as settled (an earlier one still on its way
+   * keeps later ones waiting: own broadcasts come back in order), then releases the sockets
+   * waiting for none to be on its way.
+   */
+  #settle(): void {
+    for (const q of this.#lost) if (q <= this.#back) this.#lost.delete(q)
+    while (this.#lost.delete(this.#back + 1)) this.#back++
     if (this.#back < this.#sent) return
     for (const id of this.#releases) this.#positioned.delete(id)
     this.#releases.clear()

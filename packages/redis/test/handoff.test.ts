@@ -2,6 +2,7 @@
 // (exactly one of several), takes it over at the cut point of the broadcast channel and reads
 // the tail back. The nodes are real adapters over fake sockets (see handoff-support.ts).
 import { createHash } from 'node:crypto'
+import { prepareEvent } from '@parley/protocol'
 import type { ClaimAnswer, HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
@@ -1950,6 +1951,30 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
     // Nothing was appended to the tail after the seal was written.
     expect(tailAppends.length).toBe(fromTail.length)
+  })
+
+  it('releases a socket it takes over at once when its own last broadcast was lost: the next one reaches it when emitted', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const sid = 'sid-after-loss'
+    const socket = await open(a!, sid, 's1', ['r'])
+    expect(await handOff(a!, socket, sid, ['r'])).toBe(true)
+    // b's broadcast is refused by Redis: it never comes back over the channel.
+    b!.hold = (args) =>
+      args[0] === 'PUBLISH' && args[2]?.includes('b0') === true
+        ? Promise.reject(new Error('refused'))
+        : undefined
+    b!.adapter.broadcast(message('news', ['b0']), to(['r']))
+    await until(() => b!.adapter.stats.lostBroadcasts === 1, 3000, 'b0 lost')
+    b!.hold = undefined
+    const taken = takeOver(b!, await b!.adapter.claimSession(sid))
+    await taken.done
+    // None of b's own broadcasts is on its way: the socket takes them when emitted, as any
+    // other, and so gets b1 before what b sends it directly after.
+    expect(b!.adapter.handingOver).toBe(0)
+    b!.adapter.broadcast(message('news', ['b1']), to(['r']))
+    taken.socket.deliver(prepareEvent('direct', ['d']))
+    expect(taken.socket.got).toEqual(['b1', 'd'])
   })
 
   it('hands a session on again with the broadcasts its node sent it at the first takeover still on their way', async () => {
