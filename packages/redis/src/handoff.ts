@@ -174,12 +174,14 @@ return took
 // or, for a handoff another claim won and whose tail nobody has read yet (the takeover is under
 // way: FINISH drops the snapshot), the name of the node that claimed it;
 // or, with nothing stored and an owner record, { 'owned', the record }: where the session lives
-// now (taken over, or kept by the node that handed it off).
+// now (taken over, or kept by the node that handed it off). So too for a handoff whose claim
+// was revoked because its session went on at the old node (ended and kept, see UNDO): the hash
+// stays until its claimer reads that, and the owner record names the old node again.
 const CLAIM = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return nil end
-local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended')
-if state[5] then return nil end
-if not state[1] then
+local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended', 'kept')
+if state[5] and not state[6] then return nil end
+if not state[1] or state[6] then
   local owner = redis.call('GET', KEYS[3])
   if owner then return { 'owned', owner } end
   return nil

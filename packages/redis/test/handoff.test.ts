@@ -1702,6 +1702,32 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
   })
 
+  it('answers a claim of a session kept by its node, whose claim it revoked, with that node while the claimer has yet to read it', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b, c] = await cluster.start(3)
+    const sid = 'sid-kept-revoked'
+    const socket = await open(a!, sid, 's1')
+    const step = (args: string[]) =>
+      args[0] === 'EVAL' && args.some((arg) => arg.startsWith(`${cluster.prefix}:handoff:`))
+    const slow = new HeldInOrder(a!.redis, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
+    a!.hold = slow.hold
+    const answer = handOff(a!, socket, sid)
+    // The server stops waiting for the write: the session goes on at a.
+    const withdrawn = a!.adapter.withdrawHandOff(sid)
+    await slow.runFirst()
+    // b's claim runs between the write and its take-back; b has not read the tail back yet (a
+    // slow takeover, or b died).
+    won(await b!.adapter.claimSession(sid))
+    await slow.runAll()
+    await withdrawn
+    expect(await answer).toBe(false)
+    // The handoff stays, marked, for b to read that its claim was revoked: no claim wins it.
+    const hash = `${cluster.prefix}:handoff:${createHash('sha256').update(sid).digest('base64url')}`
+    expect(await c!.redis.hmGet(hash, ['ended', 'kept'])).toEqual(['1', '1'])
+    // A resume elsewhere is sent to a, where the session lives, rather than given a new session.
+    expect(await c!.adapter.claimSession(sid)).toEqual(owned(a!))
+  })
+
   /**
    * As above, but a's seal, behind its take-back, comes too late for b, which reads the tail
    * without it: the claim's `confirm`, right before b would answer its client, tells.
