@@ -1157,7 +1157,7 @@ export class RedisAdapter implements Adapter {
   }
 
   /** Runs a query on every other live node; resolves with the answers that came in time. */
-  #query(request: Omit<RequestPacket, 'n' | 'id'>): Promise<ResponsePacket[]> {
+  #query(request: DistributiveOmit<RequestPacket, 'n' | 'id'>): Promise<ResponsePacket[]> {
     const others = this.#closed ? [] : this.#nodes.others()
     if (others.length === 0) return Promise.resolve([])
     const id = this.#requestId()
@@ -1350,11 +1350,11 @@ export class RedisAdapter implements Adapter {
           .catch((err: unknown) => this.#warnings.warn('incoming', 'could not describe the sockets', { err }))
         return
       case 'join':
-        this.#memory.addSockets(options, request.rooms ?? [])
+        this.#memory.addSockets(options, request.rooms)
         respond({ k: 'done' })
         return
       case 'leave':
-        this.#memory.delSockets(options, request.rooms ?? [])
+        this.#memory.delSockets(options, request.rooms)
         respond({ k: 'done' })
         return
       case 'disconnect':
@@ -1362,7 +1362,7 @@ export class RedisAdapter implements Adapter {
         respond({ k: 'done' })
         return
       case 'ack': {
-        const event = decodeEvent(request.e ?? '')
+        const event = decodeEvent(request.e)
         if (!event) {
           this.#malformed()
           return
@@ -1378,7 +1378,7 @@ export class RedisAdapter implements Adapter {
         this.#memory.broadcastWithAck(
           message,
           options,
-          request.t ?? 0,
+          request.t,
           (count) => {
             answering.counted(count)
             respond({ k: 'count', c: count })

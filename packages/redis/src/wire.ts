@@ -53,21 +53,35 @@ export interface ClaimMarker {
   ep: number
 }
 
-export type RequestKind = 'fetch' | 'join' | 'leave' | 'disconnect' | 'ack'
+export type RequestKind = RequestPacket['k']
 
-/** On `<prefix>:request`: a cluster query; every other node answers on the sender's response channel. */
-export interface RequestPacket {
-  n: string
-  id: string
-  k: RequestKind
-  o: WireOptions
-  /** Rooms to join or leave ('join', 'leave'). */
-  rooms?: Room[]
-  /** The event ('ack'). */
-  e?: string
-  /** Milliseconds each socket has to reply ('ack'). */
-  t?: number
-}
+/**
+ * On `<prefix>:request`: a cluster query; every other node answers on the sender's response
+ * channel. Each kind carries what it needs, and `parseRequest` refuses one without it.
+ */
+export type RequestPacket =
+  | { n: string; id: string; k: 'fetch' | 'disconnect'; o: WireOptions }
+  | {
+      n: string
+      id: string
+      k: 'join' | 'leave'
+      o: WireOptions
+      /** Rooms to join or leave. */
+      rooms: Room[]
+    }
+  | {
+      n: string
+      id: string
+      k: 'ack'
+      o: WireOptions
+      /** The event. */
+      e: string
+      /**
+       * Milliseconds each socket has to reply; past `MAX_TIMER_MS`, no timer. Always sent: a
+       * default would be a guess at the caller's timeout, so a request without it is malformed.
+       */
+      t: number
+    }
 
 /**
  * On `<prefix>:request`: node `n` asks node `to` to hand off session `sid`, whose client

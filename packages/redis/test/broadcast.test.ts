@@ -184,6 +184,40 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     expect(b!.warnings.some((w) => w.includes('malformed'))).toBe(true)
   })
 
+  it('drops a broadcast with acks that names no timeout: its sockets get nothing, and no count is sent', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
+    const b0 = await nodes.client(b!)
+    const got = inbox(b0.client)
+    const listener = a!.redis.duplicate()
+    await listener.connect()
+    try {
+      const answers: string[] = []
+      await listener.subscribe('parley:response:x', (message) => answers.push(message))
+      const request = {
+        n: 'x',
+        id: '1',
+        k: 'ack',
+        o: { r: [], x: [], v: false },
+        e: '[5,0,"news",["without t"],0]',
+      }
+      await a!.redis.sendCommand(['PUBLISH', 'parley:request', JSON.stringify(request)])
+      // The same request with its timeout, on the same connection: read after the first.
+      await a!.redis.sendCommand([
+        'PUBLISH',
+        'parley:request',
+        JSON.stringify({ ...request, id: '2', e: '[5,0,"news",["with t"],0]', t: 1000 }),
+      ])
+      await until(() => got.length === 1, 5000, 'the request with a timeout')
+      await until(() => answers.length === 2, 5000, 'its count and its reply')
+      expect(got).toEqual(['with t'])
+      expect(answers.map((text) => JSON.parse(text).id)).toEqual(['2', '2'])
+      expect(b!.warnings.some((w) => w.includes('malformed'))).toBe(true)
+    } finally {
+      await listener.quit()
+    }
+  })
+
   it('delivers a broadcast that carries a field it does not know, even one named k', async () => {
     nodes = new Nodes()
     const [a, b] = await nodes.cluster(suite.redis.url, 2)

@@ -1,6 +1,6 @@
 // What crosses Redis is read back as untrusted input: anything malformed is refused, never thrown on.
 import { prepareEvent } from '@parley/protocol'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, expectTypeOf, it } from 'vitest'
 import {
   decodeEvent,
   MAX_NODE_SOCKETS,
@@ -10,6 +10,7 @@ import {
   parseMembership,
   parseRequest,
   parseResponse,
+  type RequestPacket,
   unpackSocket,
   unpackValue,
 } from '../src/wire.js'
@@ -58,6 +59,12 @@ describe('the messages between nodes', () => {
     expect(parseMembership(JSON.stringify({ ...joined, v: '2' }))).toEqual({ n: 'a', k: 'joined' })
     expect(parseMembership(JSON.stringify({ ...joined, k: 'left' }))).toEqual({ n: 'a', k: 'left' })
     expect(parseRequest(JSON.stringify({ ...ack, e: undefined }))).toBeUndefined()
+    // Every node sends an ack request's timeout: without it the request is malformed, and its
+    // handler, which reads what the parser let through, has no default to fall back on.
+    expect(parseRequest(JSON.stringify({ ...ack, t: undefined }))).toBeUndefined()
+    expectTypeOf<Extract<RequestPacket, { k: 'ack' }>['t']>().toEqualTypeOf<number>()
+    expectTypeOf<Extract<RequestPacket, { k: 'ack' }>['e']>().toEqualTypeOf<string>()
+    expectTypeOf<Extract<RequestPacket, { k: 'join' | 'leave' }>['rooms']>().toEqualTypeOf<string[]>()
     // How many replies a node made (see lost-replies.test.ts), and its answer.
     const ask = { n: 'a', id: '1', k: 'replied', to: 'b' }
     expect(parseRequest(JSON.stringify(ask))).toEqual(ask)
