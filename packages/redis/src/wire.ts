@@ -2,10 +2,18 @@
 // a channel; events and values inside it are in the protocol's own text encoding (binary leaves
 // as base64), so that what a client sent arrives on another node as it left, bytes included.
 // Input is read as untrusted: a malformed message is dropped, never thrown on.
-import { decodeText, encodeText, isAckId, PacketType, type WireValue } from '@parley/protocol'
+import {
+  decodeText,
+  encodeText,
+  isAckId,
+  isTransportName,
+  PacketType,
+  type WireValue,
+} from '@parley/protocol'
 import type {
   BroadcastOptions,
   EndedSession,
+  Handshake,
   JsonValue,
   Room,
   SessionSnapshot,
@@ -192,17 +200,31 @@ export function packSocket(socket: SocketDescription): string {
   }
 }
 
+/**
+ * A socket another node described, or undefined when the text is not one: the application reads
+ * its handshake as the type says (`fetchSockets`), so a handshake of another shape is refused
+ * here rather than handed on to fail there.
+ */
 export function unpackSocket(text: string): SocketDescription | undefined {
   const unpacked = unpackValue(text)
   if (!unpacked.ok || !isRecord(unpacked.value)) return undefined
   const { id, handshake, rooms, data } = unpacked.value
-  if (typeof id !== 'string' || !isRecord(handshake) || !isStrings(rooms)) return undefined
-  return {
-    id,
-    handshake: handshake as unknown as SocketDescription['handshake'],
-    rooms: new Set(rooms),
-    data,
-  }
+  if (typeof id !== 'string' || !isHandshake(handshake) || !isStrings(rooms)) return undefined
+  return { id, handshake, rooms: new Set(rooms), data }
+}
+
+function isHandshake(value: unknown): value is Handshake {
+  return (
+    isRecord(value) &&
+    isRecord(value.headers) &&
+    Object.values(value.headers).every((header) => typeof header === 'string' || isStrings(header)) &&
+    isRecord(value.query) &&
+    Object.values(value.query).every((item) => typeof item === 'string') &&
+    typeof value.address === 'string' &&
+    typeof value.time === 'string' &&
+    typeof value.issued === 'number' &&
+    isTransportName(value.transport)
+  )
 }
 
 /**

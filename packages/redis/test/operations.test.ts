@@ -143,13 +143,21 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
             JSON.stringify({ ...packet, n: 'late', id: request.id }),
           )
         if (request.k === 'fetch') {
-          const socket = {
+          const socket: SocketDescription = {
             id: 'late0',
-            handshake: { transport: 'websocket' },
+            handshake: {
+              headers: {},
+              query: {},
+              auth: undefined,
+              address: '127.0.0.1',
+              time: new Date(0).toISOString(),
+              issued: 0,
+              transport: 'websocket',
+            },
             rooms: new Set(['late0']),
             data: null,
           }
-          respond({ k: 'sockets', s: [packSocket(socket as unknown as SocketDescription)] })
+          respond({ k: 'sockets', s: [packSocket(socket)] })
         } else if (request.k === 'ack') {
           respond({ k: 'count', c: 1 })
           respond({ k: 'reply', ok: true, v: packValue('from late') })

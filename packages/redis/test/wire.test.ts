@@ -98,4 +98,29 @@ describe('the messages between nodes', () => {
     })
     expect(unpackSocket(text)).toMatchObject({ id: 's1', rooms: new Set(['s1', 'r']), data: undefined })
   })
+
+  it('refuses a socket whose handshake is not one: the application would read it as one', () => {
+    const handshake = {
+      headers: { host: 'example.com', 'x-many': ['a', 'b'] },
+      query: { v: '1' },
+      address: '127.0.0.1',
+      time: new Date(0).toISOString(),
+      issued: 0,
+      transport: 'websocket',
+    }
+    const socket = (shake: unknown) => packValue({ id: 's1', handshake: shake, rooms: ['s1'], data: null })
+    expect(unpackSocket(socket(handshake))?.handshake).toEqual(handshake)
+    for (const odd of [
+      { transport: 'websocket' },
+      { ...handshake, headers: null },
+      { ...handshake, headers: { host: 1 } },
+      { ...handshake, query: { v: ['1'] } },
+      { ...handshake, address: undefined },
+      { ...handshake, time: 0 },
+      { ...handshake, issued: '0' },
+      { ...handshake, transport: 'carrier pigeon' },
+    ]) {
+      expect(unpackSocket(socket(odd))).toBeUndefined()
+    }
+  })
 })
