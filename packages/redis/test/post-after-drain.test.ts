@@ -24,8 +24,9 @@
 // that cannot reach the node it picks for a goodbye (its server closed, the rest of its close not
 // over) picks another, where the goodbye was lost, and logs it as a node the goodbye could not be
 // sent on to, where it was counted and logged as an unreachable owner of the session. A node that
-// answers the goodbye 503 (its Fastify refusing requests as it closes) is passed over the same
-// way, where its 503 went to the client and the goodbye was lost.
+// answers the goodbye with a 5xx status (503: its Fastify refusing requests as it closes; 502 or
+// 504: a proxy between the nodes; 500) is passed over the same way, where that answer went to the
+// client and the goodbye was lost; a 4xx, about the request itself, is the client's answer.
 import { connect } from '@parley/client'
 import { CloseReason, type TransportName } from '@parley/protocol'
 import type { RedisAdapter } from '@parley/redis'
@@ -274,16 +275,28 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     await Promise.all([closingB.end(), within(closingD, 5000, 'd closed')])
   })
 
-  it('that says goodbye, at a closing node whose pick for it answers 503, goes to another, live, which ends the session (polling)', async () => {
+  /**
+   * A goodbye of a session whose node (a) is gone, sent to a closing node (b), whose pick for it
+   * (`d`, of `d` and `e`, both live) answers every request with `status`; resolves once the client
+   * has its answer. `logs`: b's warnings; `closingB.end()` ends b's drain.
+   */
+  async function goodbyeToRefusingPick(status: number) {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
-    const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })
-    // The node b picks refuses every request with a 503 of the application's, as a closing
-    // Fastify does before Parley's own close hook runs: it stands in the live set meanwhile.
+    const logs: { msg: string; node?: string }[] = []
+    const b = await startTrafficNode(suite.redis.url, nodes, {
+      fastify: {
+        return503OnClosing: true,
+        logger: { level: 'warn', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } },
+      },
+    })
+    // The node b picks answers every request with that status: it stands in the live set
+    // meanwhile.
     const refusing = new Set<FastifyInstance>()
     const refuses = {
       setup: (app: FastifyInstance) =>
         app.addHook('onRequest', async (_request, reply) => {
-          if (refusing.has(app)) return reply.code(503).send()
+          // Coded, as an application's hook answers: passed on to the client when it is the answer.
+          if (refusing.has(app)) return reply.code(status).send({ code: 'APP_REFUSED', message: 'refused' })
         }),
     }
     const others = [
@@ -304,12 +317,42 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     for (const i of [0, 2, 3]) balancer.avoid.add(i)
     requests.release('POST')
     await until(() => requests.posts.length === 1, 8000, 'the goodbye answered through b')
-    await until(() => ends.length > 0, 5000, 'the session ended')
+    return { posts: requests.posts, ends, d, e, logs, closingB }
+  }
 
-    expect(requests.posts).toEqual([204])
+  // 503: a closing Fastify (before Parley's own close hook runs) or the application refusing
+  // requests; 502 and 504: a proxy between the nodes that finds the node gone or too slow; 500:
+  // the node failing on it. None is an answer about the goodbye itself.
+  it.each([503, 502, 504, 500])(
+    'that says goodbye, at a closing node whose pick for it answers %i, goes to another, live, which ends the session (polling)',
+    async (status) => {
+      const { posts, ends, d, e, logs, closingB } = await goodbyeToRefusingPick(status)
+      await until(() => ends.length > 0, 5000, 'the session ended')
+
+      expect(posts).toEqual([204])
+      expect(d.restored).toHaveLength(0)
+      expect(e.restored).toHaveLength(1)
+      expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+      // Said as for a node that cannot be reached: d is the node picked for the goodbye.
+      const unsent = logs.filter(
+        (line) => line.msg.includes('goodbye(s)') && line.msg.includes('could not be sent on'),
+      )
+      expect(unsent).toHaveLength(1)
+      expect(unsent[0]!.node).toBe((d.started.app.parley.adapter as RedisAdapter).node)
+      await closingB.end()
+    },
+  )
+
+  // A 4xx is about the request (its origin, its version, its body): the next node would answer it
+  // the same.
+  it('that says goodbye, at a closing node whose pick for it answers 400, gets that answer: no other node is tried (polling)', async () => {
+    const { posts, ends, d, e, logs, closingB } = await goodbyeToRefusingPick(400)
+
+    expect(posts).toEqual([400])
     expect(d.restored).toHaveLength(0)
-    expect(e.restored).toHaveLength(1)
-    expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+    expect(e.restored).toHaveLength(0)
+    expect(ends).toEqual([])
+    expect(logs.filter((line) => line.msg.includes('could not be sent on'))).toEqual([])
     await closingB.end()
   })
 

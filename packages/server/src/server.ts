@@ -206,7 +206,7 @@ export class ParleyServer<
       log,
       'warn',
       (count) =>
-        `${count} goodbye(s) of sessions handed off by a node that is gone could not be sent on to the live node picked for them since the last such line (not reached, or it answered 503); each was sent on to the next live node, if there was one`,
+        `${count} goodbye(s) of sessions handed off by a node that is gone could not be sent on to the live node picked for them since the last such line (not reached, or it answered with a 5xx status); each was sent on to the next live node, if there was one`,
     )
     this.#invalidSessions = new BurstLog(
       log,

@@ -426,13 +426,16 @@ export class HttpForwards {
 
 /**
  * Whether `status`, the answer to a goodbye sent on to a live node (`Owner.sentTo`), says that
- * node took no request: a 503 (its Fastify refuses requests as it closes, its server closed with
- * a connection to it still open, or the application refuses them). Such a node is passed over as
- * one that cannot be reached (see `goodbyeOfHandedOff` in routes.ts), rather than its 503 going to
- * the client with the goodbye lost.
+ * node did not take it: any 5xx, a failure of the node or of the way to it, not of the request. A
+ * 503: its Fastify refuses requests as it closes, its server closed with a connection to it still
+ * open, or the application refuses them; a 502 or 504: a proxy between the nodes found it gone or
+ * too slow; a 500: it failed on it. Such a node is passed over as one that cannot be reached (see
+ * `goodbyeOfHandedOff` in routes.ts), rather than its answer going to the client with the goodbye
+ * lost. A 4xx is about the request itself (its origin, its version, its body), which the next node
+ * would refuse the same: it goes to the client.
  */
 function refusedGoodbye(owner: Owner, status: number): boolean {
-  return owner.sentTo !== undefined && status === 503
+  return owner.sentTo !== undefined && status >= 500
 }
 
 /** What a refused goodbye (see `refusedGoodbye`) is logged with. */
