@@ -305,7 +305,7 @@ export class LastWordsAtClose {
 }
 
 /** An answer of the endpoints', as the routes give it; the connection ends with it. */
-function writeAnswer(res: ServerResponse, { status, headers, body }: EndpointAnswer): void {
+export function writeAnswer(res: ServerResponse, { status, headers, body }: EndpointAnswer): void {
   const text = body === undefined ? '' : JSON.stringify(body)
   res.writeHead(status, {
     ...headers,

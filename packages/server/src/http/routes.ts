@@ -224,6 +224,7 @@ export async function parleyRoutes(
       (sid, kind) => server.takeLingering(sid, kind)?.http,
       (sid, kind) => server.attachedHttp(sid, kind),
       closingPost,
+      forwardAtClose,
     ),
   )
 
@@ -255,8 +256,9 @@ export async function parleyRoutes(
     outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http', reply.raw))
   // While Fastify refuses requests at close, a POST or a GET of a session another node holds
   // goes there all the same, and a resume to the node that is to claim or holds its session, as
-  // on the routes below (until the forwarder closes with the server).
-  forwardingAtClose(async (req, res, { sid, kind, headers }, unsent) => {
+  // on the routes below (until the forwarder closes with the server). So too for one another node
+  // routes here through the adapter (see `serveRouted`): a goodbye sent on goes on from here.
+  const forwardAtClose: ForwardAtClose = async (req, res, { sid, kind, headers }, unsent) => {
     if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent)
     const post = req.method === 'POST'
     if (post && req.headers[ROUTED_HEADER] === SENT_ON) {
@@ -282,7 +284,8 @@ export async function parleyRoutes(
     if (owner.handingOff && post) return handedOffAtClose(sid, kind, req, res, headers, async () => body)
     if (owner.handingOff) return handedOffGetAtClose(kind, res, headers)
     return unsent
-  })
+  }
+  forwardingAtClose(forwardAtClose)
   /**
    * A GET of a session whose node handed it off and is gone, at close: answered as `handedOff`
    * answers it on the route, CLOSE 'server handoff' (the client resumes with its quiet time,

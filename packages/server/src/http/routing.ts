@@ -7,7 +7,7 @@ import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
 import { type ClosingAnswers, coded, type EndpointAnswer } from './closing-answers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
-import type { AttachedTransport, TakeLastWords } from './last-words.js'
+import { type AttachedTransport, type ForwardAtClose, type TakeLastWords, writeAnswer } from './last-words.js'
 import { takeGetAck } from './session-get.js'
 import type { TakePost } from './upstream-post.js'
 
@@ -209,9 +209,12 @@ export function relayResponse(
  * what the endpoints answer a request that came here directly (`answers`, a
  * `503 PARLEY_SERVER_SHUTTING_DOWN` with the page's CORS headers; for a GET whose session keeps
  * its last words here, those, taken with `take`, as `LastWordsAtClose` hands them over; for a
- * POST of a live session on its own transport, what `post` makes of it), rather
- * than a failure that the node which sent it on would take for an owner it cannot reach, and
- * answer with a new session while the client's own is still being handed on.
+ * POST of a live session on its own transport, what `post` makes of it; for a request of a
+ * session another node holds, or a goodbye sent on here by another closing node, what `forward`
+ * makes of it, as for such a request that came here directly: a goodbye goes on to a live node
+ * from here, as it does over HTTP), rather than a failure that the node which sent it on would
+ * take for an owner it cannot reach, and answer with a new session while the client's own is still
+ * being handed on.
  */
 export async function serveRouted(
   app: FastifyInstance,
@@ -221,6 +224,7 @@ export async function serveRouted(
   take: TakeLastWords,
   attached: AttachedTransport,
   post: TakePost,
+  forward: ForwardAtClose,
 ): Promise<RoutedResponse> {
   const headers = { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) }
   try {
@@ -281,6 +285,36 @@ export async function serveRouted(
       )
     }
     answer = coded(400, last.headers, taken.error.code, taken.error.message)
+  }
+  const elsewhere = verdict?.elsewhere
+  if (verdict && elsewhere && !(last && http)) {
+    // Sent on as the endpoints send it on at close (see `ForwardAtClose`), on a response of
+    // inject's kind: a goodbye another closing node sent here goes on to a live node from here,
+    // where a 503 would have that node pass this one over, and its own pick of live nodes be the
+    // goodbye's last chance.
+    const unsent = verdict.answer
+    return streamed(
+      await inject(
+        (req, res) => {
+          void forward(req, res, elsewhere, unsent).then(
+            (answer) => {
+              if (!answer) return
+              sent(answer)
+              writeAnswer(res, answer)
+            },
+            () => res.destroy(),
+          )
+        },
+        {
+          method: routed.method,
+          url: routed.url,
+          headers,
+          payload: routed.method === 'POST' ? routed.body : undefined,
+          remoteAddress: routed.address,
+          payloadAsStream: true,
+        },
+      ),
+    )
   }
   // Routed requests are the endpoints' own: any other is only told to try again.
   answer ??= coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
