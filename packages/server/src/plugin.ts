@@ -12,7 +12,7 @@ import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { parleyRoutes } from './http/routes.js'
-import { bodyTooLarge, GOODBYE_ON, heardWhileDisabled, ROUTED_HEADER } from './http/routing.js'
+import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
@@ -76,8 +76,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     originOf: (request) => checkRawOrigin(request, options.allowedOrigins, originRefusals),
     maxPayload: options.maxPayload,
     tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
-    heardWhileDisabled: (request, frozen) => heardWhileDisabled(request.method, request.headers, frozen),
-    goodbyeOn: (request) => request.headers[ROUTED_HEADER] === GOODBYE_ON,
+    heardWhileDisabled: (request, held) => heardWhileDisabled(request.method, request.headers, held),
+    goodbyeOn: (request, standing) => endsWherever(request.headers, () => standing === 'left'),
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST

@@ -186,6 +186,20 @@ const CASES: Case[] = [
       send: (sid) => ({ path: `${endpoint}?v=1&sid=${sid}&ack=x`, headers: page }),
     },
   ]),
+  // A relayed client's late goodbye (see relayed-goodbye.ts) of a session here on another
+  // transport: the node that relayed its WebSocket closed the relay, crossing the goodbye. It ends
+  // the session with 'client disconnect' whatever transport that is on. (Through another node it
+  // would lose its mark: no such case.)
+  {
+    name: "a relayed client's goodbye of a session on another transport",
+    session: 'sse',
+    send: (sid) => ({
+      path: `poll?v=1&sid=${sid}`,
+      method: 'POST',
+      headers: { ...page, 'x-parley-routed': 'goodbye' },
+      body: '[1,"client disconnect",""]',
+    }),
+  },
   // What a closing server no longer serves: a coded 503, "try again" (another server, or the
   // same later), and the session stays as it was for the drain to hand it off.
   {

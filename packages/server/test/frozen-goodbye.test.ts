@@ -231,32 +231,32 @@ describe('a goodbye while the drain has frozen the session (websocket)', () => {
 // A WebSocket relayed by another node to the session's node (the owner did not hand the session
 // over to the node the resume reached): the goodbye goes through the relay, and one that crossed
 // the CLOSE 'server handoff' meets a relay whose side to the owner is closing already.
-describe('a goodbye while the drain has frozen a relayed session (websocket)', () => {
-  /** A session of node `a`, its WebSocket resumed on node `b`, which relays it to `a`. */
-  async function relayedSession(cluster: Cluster, a: Started, b: Started) {
-    const first = await rawConnect('websocket', a.base)
-    first.close()
-    // `a` does not answer `b`'s request to hand the session over: `b` relays the WebSocket.
-    cluster.unreachable.add('node0')
-    const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
-    sockets.push(ws)
-    const packets: Packet[] = []
-    ws.on('message', (data) => {
-      const decoded = decodeText(String(data), { maxPayload: 1e6 })
-      if (decoded.ok) packets.push(decoded.packet)
-    })
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
-    ws.send(JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }]))
-    await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
-    expect(packets.find((p) => p.type === PacketType.OPEN)).toMatchObject({ sid: first.sid, recovered: true })
-    expect(cluster.handOffRequests).toBe(1)
-    cluster.unreachable.clear()
-    // Relayed, not moved: the session is still `a`'s.
-    expect(a.app.parley.sessionFor(first.sid)).toBeDefined()
-    expect(b.app.parley.sessionFor(first.sid)).toBeUndefined()
-    return { sid: first.sid, ws, packets }
-  }
+/** A session of node `a`, its WebSocket resumed on node `b`, which relays it to `a`. */
+async function relayedSession(cluster: Cluster, a: Started, b: Started) {
+  const first = await rawConnect('websocket', a.base)
+  first.close()
+  // `a` does not answer `b`'s request to hand the session over: `b` relays the WebSocket.
+  cluster.unreachable.add('node0')
+  const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+  sockets.push(ws)
+  const packets: Packet[] = []
+  ws.on('message', (data) => {
+    const decoded = decodeText(String(data), { maxPayload: 1e6 })
+    if (decoded.ok) packets.push(decoded.packet)
+  })
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+  ws.send(JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }]))
+  await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
+  expect(packets.find((p) => p.type === PacketType.OPEN)).toMatchObject({ sid: first.sid, recovered: true })
+  expect(cluster.handOffRequests).toBe(1)
+  cluster.unreachable.clear()
+  // Relayed, not moved: the session is still `a`'s.
+  expect(a.app.parley.sessionFor(first.sid)).toBeDefined()
+  expect(b.app.parley.sessionFor(first.sid)).toBeUndefined()
+  return { sid: first.sid, ws, packets }
+}
 
+describe('a goodbye while the drain has frozen a relayed session (websocket)', () => {
   it('ends the session on a goodbye frame while the snapshot is being stored, leaving the event before it', async () => {
     const { cluster, a, b, reasonsOnA, heardOnA } = await twoNodes()
     const { sid, ws, packets } = await relayedSession(cluster, a, b)
@@ -326,5 +326,26 @@ describe('a goodbye while the drain has frozen a relayed session (websocket)', (
     const [sid] = cluster.handoffs.keys()
     socket.disconnect()
     await endedByGoodbye(cluster, reasonsOnA, sid!, closed)
+  })
+})
+
+// The node that relays the WebSocket closes, its session's node staying up: it ends the relay with
+// CLOSE 'server handoff', and closes its side to the owner, where the session waits for its
+// client's resume. A goodbye that crossed that CLOSE reaches the relay once its forwarding has
+// closed; dropped there, the session waited on its node for its whole recovery window.
+describe('a goodbye that crosses the close of the node relaying its WebSocket', () => {
+  it('ends the session on its node, which stays up', async () => {
+    const { cluster, a, b, reasonsOnA } = await twoNodes()
+    const { sid, ws, packets } = await relayedSession(cluster, a, b)
+    const sentWhileOpen = goodbyeAtClose(ws, GOODBYE)
+    const closing = b.app.close()
+    await until(() => packets.some((p) => p.type === PacketType.CLOSE), 3000, 'the CLOSE server handoff')
+    expect(packets.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server handoff' })
+    expect(sentWhileOpen()).toBe(true)
+    await until(() => reasonsOnA.length > 0, 3000, 'the session ended on its node')
+    await within(closing, 5000, 'the relaying node closed')
+
+    expect(reasonsOnA).toEqual(['client disconnect'])
+    expect(a.app.parley.sessionFor(sid)).toBeUndefined()
   })
 })

@@ -96,12 +96,16 @@ export interface ClosingAnswersOptions {
   standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
   /**
    * Whether a request of an SSE or polling endpoint left out of `transports` is heard all the
-   * same, as the routes judge it (`heardWhileDisabled`); `frozen`: whether the sid it names is of
-   * a session frozen here.
+   * same, as the routes judge it (`heardWhileDisabled`); `held`: whether the sid it names is of
+   * a session here (frozen, or live).
    */
-  heardWhileDisabled: (request: EndpointRequest, frozen: () => boolean) => boolean
-  /** Whether a POST is a relayed goodbye another node sent on to this one (GOODBYE_ON, routing.ts). */
-  goodbyeOn: (request: EndpointRequest) => boolean
+  heardWhileDisabled: (request: EndpointRequest, held: () => boolean) => boolean
+  /**
+   * Whether a POST is a relayed goodbye that ends its session whatever transport it is on, as the
+   * route judges it (`endsWherever`, routing.ts): one another node sent on to this one
+   * (GOODBYE_ON), or a relayed client's late goodbye (GOODBYE) of a session `left` here.
+   */
+  goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
 }
 
 /** A POST the endpoints hear at close, as the route does (see `ClosingVerdict.post`). */
@@ -169,8 +173,8 @@ export class ClosingAnswers {
   readonly #maxPayload: number
   readonly #tooLarge: (request: EndpointRequest) => boolean
   readonly #standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
-  readonly #heardWhileDisabled: (request: EndpointRequest, frozen: () => boolean) => boolean
-  readonly #goodbyeOn: (request: EndpointRequest) => boolean
+  readonly #heardWhileDisabled: (request: EndpointRequest, held: () => boolean) => boolean
+  readonly #goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
 
   constructor({
     base,
@@ -253,12 +257,12 @@ export class ClosingAnswers {
     if (method === 'GET' && sid === undefined) {
       return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'a GET needs a sid') }
     }
-    if (method === 'POST' && sid !== undefined && this.#goodbyeOn(request)) {
+    const standing = method === 'POST' && sid !== undefined ? this.#standing(sid, kind) : undefined
+    if (method === 'POST' && sid !== undefined && this.#goodbyeOn(request, standing)) {
       // As on the route: heard whatever transport the session is on, or its state.
       const answer = coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
       return { answer, post: { sid, kind, headers: cors, goodbyeOn: true } }
     }
-    const standing = method === 'POST' && sid !== undefined ? this.#standing(sid, kind) : undefined
     if (method === 'POST' && this.#tooLarge(request)) {
       // As on the route: a POST of a transport its session has left is stale whatever its
       // size; one of the transport it is attached to ends it.
@@ -296,14 +300,14 @@ export class ClosingAnswers {
     return { answer, lastWords: { sid, kind, headers: cors, acks: params.getAll('ack') }, elsewhere }
   }
 
-  /** See `ClosingAnswersOptions.heardWhileDisabled`: a relayed goodbye of a session frozen here. */
+  /** See `ClosingAnswersOptions.heardWhileDisabled`: a relayed goodbye of a session held here. */
   #heardDisabled(request: EndpointRequest, kind: TransportName, params: URLSearchParams): boolean {
     if (kind === 'websocket') return false
     const sids = params.getAll('sid')
     const sid = sids.length === 1 ? sids[0] : undefined
     return this.#heardWhileDisabled(
       request,
-      () => sid !== undefined && this.#standing(sid, kind) === 'frozen',
+      () => sid !== undefined && this.#standing(sid, kind) !== undefined,
     )
   }
 }

@@ -47,6 +47,15 @@ export class ClosingForwards {
   }
 
   /**
+   * `closeAll` waits for `first` (`limitMs` at the most) before its moment, so that what comes of
+   * it meanwhile is waited for too: the goodbyes that cross the CLOSE 'server handoff' of the
+   * relays this node ends, which come before the relays' ends (see `Forwarder.close`).
+   */
+  waitFor(first: Promise<unknown>, limitMs: number): void {
+    this.#ending.after(first, limitMs)
+  }
+
+  /**
    * Waits for the lookups under way (`lookingUp`, each within its own bound), then
    * for every forward that is ending, `limitMs` at the most, then cuts those still going; all of
    * it within `roomMs`, the time the close has left.

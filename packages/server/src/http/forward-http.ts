@@ -132,21 +132,29 @@ export class HttpForwards {
 
   /**
    * A relayed client's goodbye that came once the owner's side of its relay was closing: sent to
-   * the owner `base` (its URL) as an upstream POST of session `sid` (see relayed-goodbye.ts).
+   * the owner `base` (its URL) as an upstream POST of session `sid` (see relayed-goodbye.ts). Also
+   * once this node has closed: its close ended the relay, crossing the goodbye, which is the
+   * client's last word; the close waits for it (`closingForwards`, see `Forwarder.close`).
    */
   goodbye(base: string, sid: string, request: ForwardedRequest, text: string): void {
-    if (this.#closed) return
+    const closed = this.#closed
     const post = postGoodbye({
       url: new URL(`${this.#options.goodbyePath}&sid=${encodeURIComponent(sid)}`, base),
       headers: forwardedHeaders(request, true, GOODBYE),
       text,
-      agent: this.#agent,
+      // After the close, a connection of its own: the agent's go once what ended with it is over.
+      agent: closed ? false : this.#agent,
       timeoutMs: this.#options.connectTimeout,
       failed: (err) =>
         this.#options.log.debug({ err }, "parley: a relayed client's goodbye did not reach its node"),
     })
+    const forward = { closed: closeOf(post), end() {}, cut: () => post.destroy() }
+    if (closed) {
+      this.#options.closingForwards.add(forward)
+      return
+    }
     // Goes on to its end when this node closes: it is the client's last word.
-    this.#requests.set(post, { closed: closeOf(post), end() {}, cut: () => post.destroy() })
+    this.#requests.set(post, forward)
     post.once('close', () => this.#requests.delete(post))
   }
 

@@ -377,7 +377,12 @@ export class Forwarder {
       if (!this.#http.sending(res)) closingForwards.lookingUp(res, lookup, connectTimeout)
     this.#answering.clear()
     this.#http.end()
-    this.#websockets.close(() => this.relayClose())
+    // A goodbye that crossed a relay's CLOSE 'server handoff' comes before its client's close
+    // frame: sent to the owner then (see `HttpForwards.goodbye`), and waited for as any forward.
+    closingForwards.waitFor(
+      this.#websockets.close(() => this.relayClose()),
+      connectTimeout,
+    )
   }
 
   /** See `handedOffClose`. */

@@ -13,7 +13,11 @@ import { httpSegments } from '../transports/registry.js'
  * comes: its snapshot claimable for its ttl, the owner's drain held until its timeout. So it
  * goes to the owner as an upstream POST of the session, on its SSE or polling endpoint, where a
  * session frozen for its handoff hears its client's goodbye whatever transport it was on
- * (`UpstreamPosts.takeFrozen`). One that crossed a live move's MOVED instead may find the owner's
+ * (`UpstreamPosts.takeFrozen`). So too when this node's own close ended the relay (CLOSE 'server
+ * handoff' to the client, 1001 to the owner), the goodbye crossing that CLOSE: it comes once this
+ * node's forwarding has closed, and still goes, its close waiting for it (see `Forwarder.close`);
+ * the session, live on the owner, waits there for its client's resume, and ends on the goodbye
+ * whatever transport it is on (`endsWherever` in routing.ts). One that crossed a live move's MOVED instead may find the owner's
  * copy claimed already: the owner sends it on to the claimer (GOODBYE_ON, see routing.ts), which
  * ends the session there. Anything else the client sends then is for nobody: the session goes on
  * elsewhere, and its client sends it again there.
@@ -35,7 +39,8 @@ export interface GoodbyePost {
   /** The upgrade's headers as forwarded (Origin included: the owner checks it as for the client). */
   headers: OutgoingHttpHeaders
   text: string
-  agent: http.Agent
+  /** False: a connection of its own, closed after the answer (see `HttpForwards.goodbye`). */
+  agent: http.Agent | false
   /** The longest the owner may take to answer; then the POST is given up. */
   timeoutMs: number
   /** The POST could not be made or was not answered: the goodbye is lost, as before. */

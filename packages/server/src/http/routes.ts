@@ -57,7 +57,7 @@ import {
 import { goodbyePath } from './relayed-goodbye.js'
 import {
   bodyTooLarge,
-  GOODBYE_ON,
+  endsWherever,
   heardWhileDisabled,
   ROUTED_HEADER,
   SENT_ON,
@@ -469,7 +469,7 @@ export async function parleyRoutes(
 
   /** Checks every SSE/polling request must pass; answers preflights. */
   async function screenHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    if (!enabled(kind) && !heardWhileDisabled(request.method, request.headers, () => frozenHere(request)))
+    if (!enabled(kind) && !heardWhileDisabled(request.method, request.headers, () => heldHere(request)))
       return disabled(reply, kind)
     const method = request.method
     if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS')
@@ -490,10 +490,16 @@ export async function parleyRoutes(
     return undefined
   }
 
-  /** Whether the sid `request` names is of a session frozen here (to be handed off, or moving). */
-  function frozenHere(request: FastifyRequest): boolean {
+  /** Whether the sid `request` names is of a session here (live, or frozen to be handed off or to move). */
+  function heldHere(request: FastifyRequest): boolean {
     const sid = (request.query as Query).sid
-    return typeof sid === 'string' && server.sessionFor(sid)?.state === 'frozen'
+    return typeof sid === 'string' && server.sessionFor(sid) !== undefined
+  }
+
+  /** Whether `sid`'s session is live here (not frozen) on no transport, or on another than `kind`. */
+  function leftHere(sid: string, kind: HttpKind): boolean {
+    const session = server.sessionFor(sid)
+    return session !== undefined && session.state !== 'frozen' && session.transport?.name !== kind
   }
 
   async function handleHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
@@ -502,9 +508,10 @@ export async function parleyRoutes(
 
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
-    if (method === 'POST' && sid !== undefined && request.headers[ROUTED_HEADER] === GOODBYE_ON) {
-      // A relayed goodbye whose session moved here (see routing.ts): it ends the session
-      // whatever transport it is on or awaits, during the close too; sent on no further.
+    if (method === 'POST' && sid !== undefined && endsWherever(request.headers, () => leftHere(sid, kind))) {
+      // A relayed goodbye whose session moved here, or whose relay closed (see `endsWherever`): it
+      // ends the session whatever transport it is on or awaits, during the close too; sent on no
+      // further.
       const read = () => readRequestBody(request, reply)
       return send(reply, (await posts.takeGoodbyeOn(cors, read, (p) => server.relayedGoodbye(sid, p))).answer)
     }

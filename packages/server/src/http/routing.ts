@@ -83,7 +83,9 @@ export function bodyTooLarge(headers: IncomingHttpHeaders, maxPayload: number): 
 
 /**
  * The routed mark's value on a relayed client's late goodbye (see relayed-goodbye.ts): a POST of
- * a session that its node has frozen for a handoff is heard there on the SSE and polling
+ * a session that its node holds, frozen for a handoff or live (its relay closed by the relaying
+ * node as that node closed: the session is on no transport, or another one than the POST's, and
+ * ends there whatever it is on, see `endsWherever`), is heard there on the SSE and polling
  * endpoints whatever that node's `transports` (`heardWhileDisabled`), so that the goodbye does not
  * depend on which of them the nodes offer (none, with WebSocket alone).
  *
@@ -110,18 +112,32 @@ export type RoutedMark = '1' | typeof SENT_ON | typeof TOO_LARGE | typeof GOODBY
 
 /**
  * Whether a request of an SSE or polling endpoint that `transports` leaves out is heard all the
- * same: a POST marked as a relayed goodbye (GOODBYE) of a session frozen here for its handoff
- * (`frozen`, asked only for such a POST), or one sent on to the session's node (GOODBYE_ON). Any
- * other gets the endpoint's 404.
+ * same: a POST marked as a relayed goodbye (GOODBYE) of a session held here, frozen for its
+ * handoff or live (`held`, asked only for such a POST), or one sent on to the session's node
+ * (GOODBYE_ON). Any other gets the endpoint's 404.
  */
 export function heardWhileDisabled(
   method: string | undefined,
   headers: IncomingHttpHeaders,
-  frozen: () => boolean,
+  held: () => boolean,
 ): boolean {
   if (method !== 'POST') return false
   const mark = headers[ROUTED_HEADER]
-  return mark === GOODBYE_ON || (mark === GOODBYE && frozen())
+  return mark === GOODBYE_ON || (mark === GOODBYE && held())
+}
+
+/**
+ * Whether a POST of a session held here is heard as a goodbye that ends the session whatever
+ * transport it is on or awaits (`ParleyServer.relayedGoodbye`): one another node sent on to the
+ * session's node (GOODBYE_ON), or a relayed client's late goodbye (GOODBYE) of a session live here
+ * on no transport, or another one than the POST's (`left`): the node that relayed its WebSocket
+ * closed the relay as it closed, crossing the goodbye, and the session waits for its client's
+ * resume (see relayed-goodbye.ts). Read as a POST of that session, it would be refused as one of a
+ * transport the session is not on (400 PARLEY_TRANSPORT_MISMATCH), the goodbye lost.
+ */
+export function endsWherever(headers: IncomingHttpHeaders, left: () => boolean): boolean {
+  const mark = headers[ROUTED_HEADER]
+  return mark === GOODBYE_ON || (mark === GOODBYE && left())
 }
 
 /**

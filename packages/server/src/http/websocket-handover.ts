@@ -82,11 +82,14 @@ export class WebSocketHandovers {
 
   /**
    * Closes every relay with 1001 after `handoff()`, the CLOSE 'server handoff' its client
-   * resumes elsewhere with, and every relay that begins from now on the same way.
+   * resumes elsewhere with, and every relay that begins from now on the same way. Resolves once
+   * those closed now are over (both sides closed, or cut).
    */
-  close(handoff: () => string): void {
+  close(handoff: () => string): Promise<void> {
     this.#closing = handoff
-    for (const relay of this.#relays) relay.close(handoff())
+    const closing = [...this.#relays]
+    for (const relay of closing) relay.close(handoff())
     this.#relays.clear()
+    return Promise.all(closing.map((relay) => relay.closed)).then(() => {})
   }
 }
