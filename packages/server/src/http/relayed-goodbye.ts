@@ -17,10 +17,10 @@ import { httpSegments } from '../transports/registry.js'
  * handoff' to the client, 1001 to the owner), the goodbye crossing that CLOSE: it comes once this
  * node's forwarding has closed, and still goes, its close waiting for it (see `Forwarder.close`);
  * the session, live on the owner, waits there for its client's resume, and ends on the goodbye
- * whatever transport it is on (`endsWherever` in routing.ts). One that crossed a live move's MOVED instead may find the owner's
- * copy claimed already: the owner sends it on to the claimer (GOODBYE_ON, see routing.ts), which
- * ends the session there. Anything else the client sends then is for nobody: the session goes on
- * elsewhere, and its client sends it again there.
+ * whatever transport it is on (`endsWherever` in routing.ts). One that crossed a live move's MOVED
+ * instead may find the owner's copy claimed already: the owner sends it on to the claimer
+ * (GOODBYE_ON, see routing.ts), which ends the session there. Anything else the client sends
+ * then is for nobody: the session goes on elsewhere, and its client sends it again there.
  */
 
 /** The text of `data` when it is one CLOSE packet (what a client's goodbye is); undefined otherwise. */

@@ -490,7 +490,7 @@ export async function parleyRoutes(
     return undefined
   }
 
-  /** Whether the sid `request` names is of a session here (live, or frozen to be handed off or to move). */
+  /** Whether the sid `request` names is of a session here (live, or frozen to hand off or move). */
   function heldHere(request: FastifyRequest): boolean {
     const sid = (request.query as Query).sid
     return typeof sid === 'string' && server.sessionFor(sid) !== undefined
