@@ -206,7 +206,12 @@ export class Connection {
    */
   #resuming?: number
   #resumeAfter?: TransportName
-  /** The transport in use when a probe whose HELLO may have reached the server failed. */
+  /**
+   * The transport in use when a probe whose HELLO may have reached the server failed (see
+   * moved()). Only while it is still the one in use: a probe that works, and every drop of the
+   * transport (a loss, a CLOSE, close()), clear it; kept, it held that transport, closed, with its
+   * streams, for as long as the application kept the socket.
+   */
   #taken?: Transport
   readonly #backoff: Backoff
   #probeFailures = 0
@@ -700,7 +705,7 @@ export class Connection {
         if (answer.type === PacketType.OPEN) t.send([BYE])
         return t.close(true)
       }
-      this.#probe = undefined
+      this.#probe = this.#taken = undefined
       this.#probeFailures = 0
       this.#adopt(t, answer, 'upgrade')
     } catch (err) {
@@ -751,7 +756,7 @@ export class Connection {
     clearTimeout(this.#stableTimer)
     this.#cancelProbe()
     this.#current?.close(done)
-    this.#current = undefined
+    this.#current = this.#taken = undefined
   }
 
   #schedule(): void {
