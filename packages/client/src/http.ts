@@ -3,6 +3,7 @@ import { decodeText } from './codec.js'
 import { BYE, type Outgoing, utf8Length } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
+  afterGrace,
   BaseTransport,
   notFound,
   shown,
@@ -116,17 +117,12 @@ export abstract class HttpTransport extends BaseTransport {
 
   /**
    * Left by disconnect() (see Transport.leave): the HELLO went at once, and the answer may be an
-   * OPEN that needs the goodbye, so the handshake goes on, but in Node for LEAVE_GRACE_MS at most,
-   * then the transport closes. A server that took the request and never answers would otherwise
-   * hold the process (the request's connection, the handshake's timer) until connectTimeout
-   * after the application let go of the client. A grace rather than at once: a live server
-   * answers within it, and its session gets the goodbye; one that answers later keeps that
-   * session for its recovery window, as for a goodbye lost. The grace's timer is unref'd, so that
-   * it holds nothing open itself. A page lives on: the browser build leaves it to its answer.
+   * OPEN that needs the goodbye, so the handshake goes on, in Node for a grace at most (see
+   * afterGrace), then the transport closes.
    */
   leave(): void {
     if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
-      (setTimeout(() => this.close(), LEAVE_GRACE_MS) as { unref?(): void }).unref?.()
+      afterGrace(() => this.close())
   }
 
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
@@ -339,9 +335,6 @@ function leaving(lines: readonly Outgoing[]): boolean {
 
 /** Headers of a "simple" request: browsers send no CORS preflight for it. */
 const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }
-
-/** How long (ms) a handshake left by disconnect() may still wait for its answer, in Node. */
-const LEAVE_GRACE_MS = 2000
 
 /** How long to wait before sending again a body the server answered 409 (a POST overlapped). */
 const RETRY_409_MS = 25

@@ -1,9 +1,12 @@
 // A process of its own for left-handshake.test.ts: a handshake that never answers, which the
-// client leaves (`connecting`: disconnect() during a WebSocket upgrade; `sse`, `polling`:
-// disconnect() once the HELLO's POST is in; `probe`: an upgrade probe given up when the server
-// ends the session). It prints "left" once the client let go and everything of its own is
+// client leaves (`connecting`: disconnect() during a WebSocket upgrade; `upgraded`: disconnect()
+// once a WebSocket's HELLO is in, on an upgrade accepted by a server that then says nothing;
+// `sse`, `polling`: disconnect() once the HELLO's POST is in; `probe`: an upgrade probe given up
+// when the server ends the session). It prints "left" once the client let go and everything of its own is
 // closed; then nothing should keep the process (beyond the short grace a HELLO that went gets).
+import { createHash } from 'node:crypto'
 import net from 'node:net'
+import { WS_SUBPROTOCOL } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify from 'fastify'
 import { WebSocket } from 'ws'
@@ -31,6 +34,33 @@ if (mode === 'connecting' || mode === 'sse' || mode === 'polling') {
   const socket = connect(`http://127.0.0.1:${port}/parley`, {
     transports: [mode === 'connecting' ? 'websocket' : mode],
     // Given: the client's own lookup of `ws` would start from where this file was compiled to.
+    WebSocket,
+    connectTimeout,
+    reconnection: false,
+  })
+} else if (mode === 'upgraded') {
+  // Accepts the upgrade (101, the Parley subprotocol), reads the HELLO and says nothing: no OPEN,
+  // and no answer to the client's closing handshake either.
+  const silent = net.createServer((s) => {
+    s.unref()
+    s.once('data', (request) => {
+      const key = /^sec-websocket-key: *(\S+)/im.exec(request.toString())?.[1]
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+      s.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: ${WS_SUBPROTOCOL}\r\n\r\n`,
+      )
+      s.once('data', () => {
+        socket.disconnect()
+        silent.unref()
+        console.log('left')
+      })
+    })
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const { port } = silent.address() as net.AddressInfo
+  const socket = connect(`http://127.0.0.1:${port}/parley`, {
+    transports: ['websocket'],
     WebSocket,
     connectTimeout,
     reconnection: false,

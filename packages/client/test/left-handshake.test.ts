@@ -11,9 +11,11 @@ const child = fileURLToPath(new URL('./left-handshake-child.ts', import.meta.url
  * let go of a handshake that never answers. Without the transport clearing its timer (and
  * disconnect() ending an upgrade that has not gone through), that timer held the process for its
  * whole wait, 20 s there; an SSE or polling handshake (whose HELLO went) held it, by its request
- * and its timer, for the whole connectTimeout, 60 s there, where it now gets a grace of 2 s.
+ * and its timer, for the whole connectTimeout, 60 s there, and an upgraded WebSocket by its wait
+ * for OPEN, as long, then by `ws`'s wait for the server's closing handshake (30 s): each now gets
+ * a grace of 2 s.
  */
-async function lingers(mode: 'connecting' | 'sse' | 'polling' | 'probe'): Promise<number> {
+async function lingers(mode: 'connecting' | 'upgraded' | 'sse' | 'polling' | 'probe'): Promise<number> {
   const proc = spawn(process.execPath, [await compiledScript(child), mode], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -44,6 +46,10 @@ async function lingers(mode: 'connecting' | 'sse' | 'polling' | 'probe'): Promis
 describe.concurrent('a handshake the client left', () => {
   it('holds no Node process open after disconnect() during a WebSocket upgrade', async () => {
     expect(await lingers('connecting')).toBeLessThan(10_000)
+  })
+
+  it('holds no Node process open for long after disconnect() once the WebSocket HELLO went', async () => {
+    expect(await lingers('upgraded')).toBeLessThan(10_000)
   })
 
   it.each(['sse', 'polling'] as const)(

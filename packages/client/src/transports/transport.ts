@@ -77,7 +77,7 @@ export interface Transport {
    * The owner gave this attempt up (disconnect() during a handshake or a probe). Where no HELLO
    * can have reached the server yet (a WebSocket not yet upgraded), the medium ends now; else it
    * is left to its answer, which may be an OPEN that needs the goodbye (see Connection.close):
-   * over HTTP, in Node, for LEAVE_GRACE_MS at most (see HttpTransport.leave).
+   * in Node, for LEAVE_GRACE_MS at most (see afterGrace).
    */
   leave(): void
   /**
@@ -85,6 +85,22 @@ export interface Transport {
    * a CLOSE), rather than this transport dropped.
    */
   close(done?: boolean): void
+}
+
+/** How long (ms) a handshake left by disconnect() may still wait for its answer, in Node. */
+const LEAVE_GRACE_MS = 2000
+
+/**
+ * Node only (callers leave it out of the browser build): runs `end` once a handshake left by
+ * disconnect() has had LEAVE_GRACE_MS for its answer. A server that took the HELLO and never
+ * answers would otherwise hold the process (the medium's connection, the handshake's timer) until
+ * connectTimeout after the application let go of the client. A grace rather than at once: a live
+ * server answers within it, and its session gets the goodbye; one that answers later keeps that
+ * session for its recovery window, as for a goodbye lost. The timer is unref'd, so that it holds
+ * nothing open itself. A page lives on: there the handshake is left to its answer.
+ */
+export function afterGrace(end: () => void): void {
+  ;(setTimeout(end, LEAVE_GRACE_MS) as { unref?(): void }).unref?.()
 }
 
 /** Creates a transport for one attempt; transports are never reused. */

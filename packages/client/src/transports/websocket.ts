@@ -3,7 +3,7 @@ import { decodeFrame, frameOf } from '../codec.js'
 import { named } from '../options.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
-import { BaseTransport, shown, timeoutError, transportError, type Welcome } from './transport.js'
+import { afterGrace, BaseTransport, shown, timeoutError, transportError, type Welcome } from './transport.js'
 import { hearRefusal } from './upgrade-refusal.js'
 
 /**
@@ -22,6 +22,8 @@ interface WebSocketLike {
   onerror: ((ev: unknown) => void) | null
   send(data: string | Uint8Array): void
   close(code?: number, reason?: string): void
+  /** `ws`'s (Node): ends the connection at once, with no closing handshake. */
+  terminate?(): void
 }
 
 let nodeWebSocket: Promise<WebSocketConstructor> | undefined
@@ -76,9 +78,25 @@ export class WebSocketTransport extends BaseTransport {
   /** The upgrade went through: HELLO went, and the server may hold a session on this WebSocket. */
   #up = false
 
-  /** No HELLO went yet: no session can be on this WebSocket, so it ends now (see Transport.leave). */
+  /**
+   * Left by disconnect() (see Transport.leave). No HELLO went yet: no session can be on this
+   * WebSocket, so it ends now. Upgraded: left to its answer, an OPEN that needs the goodbye; in
+   * Node for a grace at most (see afterGrace), then ended at once, by `ws`'s terminate() where
+   * the WebSocket has it: closed the usual way, `ws` waits up to 30 s more for the server's
+   * closing handshake, which a server that says nothing never sends. A goodbye's close (an OPEN
+   * came within the grace) that still waits for it then is ended so too. The browser build leaves
+   * the upgraded WebSocket to its answer.
+   */
   leave(): void {
     if (!this.#up) this.close()
+    else if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
+      afterGrace(() => {
+        this.close()
+        // An application's WebSocket may throw here too: in a timer, that would be a crash.
+        try {
+          this.#ws!.terminate?.()
+        } catch {}
+      })
   }
 
   open(hello: string, timeout: number, patient?: boolean): Promise<Welcome> {
