@@ -169,6 +169,8 @@ export class RedisAdapter implements Adapter {
   readonly #started: Promise<void>
   /** How far the start went: what `ready()` names when it gives up. */
   #starting: 'connect' | 'subscribe' | 'heartbeat' | 'done' = 'connect'
+  /** The first SUBSCRIBE was answered: a later `'ready'` of the subscriber is a resubscribe. */
+  #subscribed = false
   /** The subscriber's last connection error: the `cause` of a `ready()` given up. */
   #subscriberError: Error | undefined
   /**
@@ -246,6 +248,7 @@ export class RedisAdapter implements Adapter {
         { err },
       )
     })
+    this.#subscriber.on('ready', () => this.#resubscribed())
     this.#started = this.#start()
     this.#started.then(
       () => this.#startEnded({ ok: true }),
@@ -371,6 +374,7 @@ export class RedisAdapter implements Adapter {
         this.#warnings.warn('incoming', 'a message from another node could not be handled', { err })
       }
     })
+    this.#subscribed = true
     if (this.#closed) return
     this.#starting = 'heartbeat'
     await this.#nodes.start()
@@ -1419,7 +1423,32 @@ export class RedisAdapter implements Adapter {
       this.#malformed()
       return
     }
+    if (packet.k === 'resubscribed') {
+      if (packet.n === this.node) this.#settleGap(packet.q)
+      return
+    }
     this.#pending.get(packet.id)?.answer(packet.n, packet)
+  }
+
+  /**
+   * The subscriber is subscribed again after its connection dropped: this node's own broadcasts
+   * PUBLISHed meanwhile never come back. A note to itself, PUBLISHed after them on the same
+   * connection, tells which: those up to the count it carries that are not back when it comes.
+   */
+  #resubscribed(): void {
+    if (!this.#subscribed || this.#closed) return
+    const note: ResponsePacket = { n: this.node, id: '', k: 'resubscribed', q: this.#cut.count }
+    this.#publish(this.#channels.response, note)
+  }
+
+  /**
+   * The note of `#resubscribed` came back: own broadcasts up to `q` not back by now were lost
+   * to this node (the other nodes may well have had them). Positioned sockets waiting for them
+   * are released; like the other nodes' broadcasts of that gap, they miss them.
+   */
+  #settleGap(q: number): void {
+    this.#wasGivenUp(q)
+    this.#cut.back(q)
   }
 
   /**

@@ -21,6 +21,12 @@
  * come back in the order they were sent, each with its count `q`): from then on, delivery when
  * emitted keeps their order. Under a steady stream of its own broadcasts that may take a while;
  * the socket meanwhile gets them one Redis round trip later, in order.
+ *
+ * Redis delivers at most once: an own broadcast PUBLISHed while this node's subscriber was
+ * reconnecting is taken by Redis and never comes back. After it resubscribed, the node
+ * PUBLISHes a note to itself on the same connection as its broadcasts; when that comes back,
+ * those sent before it that did not are settled as lost (`back` with the count the note
+ * carries), as this node's sockets lost the other nodes' broadcasts of that gap.
  */
 export class Cut {
   /** Positioned sockets, each with the count of own broadcasts sent before it was positioned. */
@@ -49,6 +55,11 @@ export class Cut {
 
   has(id: string): boolean {
     return this.#positioned.has(id)
+  }
+
+  /** The count of this node's own broadcasts PUBLISHed so far (the last one's `q`). */
+  get count(): number {
+    return this.#sent
   }
 
   /** Is not positioned: delivered when a broadcast is emitted here. */
@@ -105,7 +116,10 @@ export class Cut {
     return ++this.#sent
   }
 
-  /** An own broadcast came back (after it was delivered to the positioned sockets). */
+  /**
+   * An own broadcast came back (after it was delivered to the positioned sockets), or a note
+   * sent after `q` did (every earlier one is back or lost).
+   */
   back(q: number | undefined): void {
     if (q === undefined || q <= this.#back) return
     this.#back = q

@@ -31,6 +31,11 @@ export interface RedisSubscriber {
   connect(): Promise<unknown>
   subscribe(channels: string[], listener: (message: string, channel: string) => unknown): Promise<void>
   on(event: 'error', listener: (error: Error) => void): unknown
+  /**
+   * node-redis says `'ready'` once its connection is up again and its channels subscribed
+   * again: what was published on them meanwhile never reaches it (see cut.ts).
+   */
+  on(event: 'ready', listener: () => void): unknown
   /** Closes the connection at once, pending commands rejected. */
   destroy(): void
   readonly isOpen: boolean

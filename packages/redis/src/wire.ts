@@ -158,6 +158,12 @@ export type ResponsePacket =
    * any more (every socket it counted replied, or it never counted this broadcast).
    */
   | { n: string; id: string; k: 'replied'; c: number; all: boolean }
+  /**
+   * A node to itself, after its subscriber resubscribed (its connection dropped): its own
+   * broadcasts up to `q` were PUBLISHed before this, on the same connection, so each of them
+   * that did not come back before it never will (see cut.ts). `id` is empty.
+   */
+  | { n: string; id: string; k: 'resubscribed'; q: number }
 
 // Decoding limits are for hostile clients; these texts come from nodes of the same cluster, whose
 // senders already checked them against their own maxPayload.
@@ -360,6 +366,7 @@ export function parseResponse(text: string): ResponsePacket | undefined {
     value.k === 'asked' ||
     (value.k === 'handoff' && typeof value.ok === 'boolean') ||
     (value.k === 'replied' && isCount(value.c) && typeof value.all === 'boolean') ||
+    (value.k === 'resubscribed' && isCount(value.q)) ||
     (value.k === 'reply' && value.ok === true && typeof value.v === 'string') ||
     (value.k === 'reply' &&
       value.ok === false &&

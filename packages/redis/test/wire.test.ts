@@ -30,6 +30,8 @@ const junk = [
   `{"n":"a","id":"1","k":"count","c":${MAX_NODE_SOCKETS + 1}}`,
   '{"n":"a","id":"1","k":"reply","ok":true}',
   '{"n":"a","id":"1","k":"nope"}',
+  '{"n":"a","id":"","k":"resubscribed","q":-1}',
+  '{"n":"a","id":"","k":"resubscribed"}',
 ]
 
 describe('the messages between nodes', () => {
@@ -48,6 +50,8 @@ describe('the messages between nodes', () => {
     expect(parseRequest(JSON.stringify(ack))).toEqual(ack)
     const count = { n: 'a', id: '1', k: 'count', c: MAX_NODE_SOCKETS }
     expect(parseResponse(JSON.stringify(count))).toEqual(count)
+    const note = { n: 'a', id: '', k: 'resubscribed', q: 3 }
+    expect(parseResponse(JSON.stringify(note))).toEqual(note)
     expect(parseRequest(JSON.stringify({ ...ack, t: -1 }))).toBeUndefined()
     expect(parseMembership('{"n":"a","k":"joined"}')).toEqual({ n: 'a', k: 'joined' })
     expect(parseMembership('{"n":"a","k":"left"}')).toEqual({ n: 'a', k: 'left' })

@@ -1,0 +1,72 @@
+// Redis delivers pub/sub messages at most once: a node's own broadcast PUBLISHed while only its
+// subscriber connection is down is taken by Redis and never comes back to it. A socket that
+// waits for its node's own broadcasts to come back (a session taken over, see cut.ts) must not
+// wait for that one.
+import { prepareEvent } from '@parley/protocol'
+import type { ClaimAnswer, SessionClaim } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until } from '../../server/test/helpers.js'
+import { type FakeNode, fakeClusterSuite, message, snapshotOf, to } from './handoff-support.js'
+
+/** The ids of the clients of Redis in subscriber mode, through `node`'s connection. */
+async function subscriberIds(node: FakeNode): Promise<string[]> {
+  const list = String(await node.redis.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']))
+  return [...list.matchAll(/^id=(\d+) /gm)].map((match) => match[1]!)
+}
+
+function won(claim: ClaimAnswer | undefined): SessionClaim {
+  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
+    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
+  return claim
+}
+
+describe.skipIf(skipRedisSuites())('a subscriber that reconnects alone', () => {
+  const suite = fakeClusterSuite()
+
+  it('settles its own broadcasts sent meanwhile: a socket it takes over is released without another', async () => {
+    const cluster = suite.cluster()
+    const a = await cluster.node()
+    const before = await subscriberIds(a)
+    const b = await cluster.node()
+    const [bSubscriber] = (await subscriberIds(a)).filter((id) => !before.includes(id))
+    expect(bSubscriber).toBeDefined()
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const watch = b.sockets.add('watch')
+    b.adapter.addAll('watch', ['watch', 'p'])
+
+    // A session on a, handed off.
+    const sid = 'sid-gap'
+    const handed = a.sockets.add('s1', sid)
+    a.adapter.addAll('s1', ['s1', 'r'])
+    await a.adapter.sessionOpened(sid)
+    handed.handedOff = (text) => a.adapter.appendHandOff(sid, text)
+    expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+
+    // b's subscriber is cut, and b broadcasts behind the cut on its own connection: Redis runs
+    // both in a row, before the subscriber can even connect again. Redis takes b0; b never
+    // hears it back.
+    const killed = b.redis.sendCommand(['CLIENT', 'KILL', 'ID', bSubscriber!])
+    b.adapter.broadcast(message('news', ['b0']), to(['r']))
+    expect(await killed).toBe(1)
+    // b hears the channel again (a's broadcasts reach it; b sends none).
+    await until(
+      () => {
+        a.adapter.broadcast(message('probe', [1]), to(['p']))
+        return watch.got.length > 0
+      },
+      5000,
+      "b's subscriber back",
+    )
+
+    const claim = won(await b.adapter.claimSession(sid))
+    const taken = b.sockets.add('s1', sid)
+    await claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+    // b0 is not on its way any more: the socket is released, and takes b's broadcasts when
+    // emitted, so b1 comes before what b sends it directly after.
+    await until(() => b.adapter.handingOver === 0, 3000, 'the taken-over socket released')
+    b.adapter.broadcast(message('news', ['b1']), to(['r']))
+    taken.deliver(prepareEvent('direct', ['d']))
+    expect(taken.got).toEqual(['b1', 'd'])
+  })
+})
