@@ -29,6 +29,7 @@ import { Answering } from './answering.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
+import { GivenUp } from './given-up.js'
 import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
@@ -159,8 +160,8 @@ export class RedisAdapter implements Adapter {
   readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0, lostReplies: 0 }
   /** Every command this adapter sends on the application's client, with one bound. */
   readonly #commands: Commands
-  /** This node's own broadcasts (by `q`) given up as lost while positioned sockets waited for them. */
-  readonly #givenUp = new Set<number>()
+  /** This node's own broadcasts given up as lost while positioned sockets waited for them. */
+  readonly #givenUp = new GivenUp()
   /**
    * Sessions whose `handOff` waits for Redis before it sends anything, by sid: true once the
    * server gave up on it meanwhile (`withdrawHandOff`), so that nothing is written after all.
@@ -414,12 +415,13 @@ export class RedisAdapter implements Adapter {
       o: toWireOptions(options),
       q: cut.sent(),
     }
-    this.#publish(this.#channels.broadcast, packet, (why) => {
+    this.#publish(this.#channels.broadcast, packet, (why, sent) => {
       this.#lostBroadcast(why)
       // It is not to come back (should a stalled Redis still send it, it is skipped then): the
-      // positioned sockets of this node take it now, and none waits for it any more.
+      // positioned sockets of this node take it now, and none waits for it any more. One that
+      // was never sent cannot come back: nothing to remember.
       if (!cut.empty) {
-        this.#givenUp.add(packet.q ?? 0)
+        if (sent) this.#givenUp.add(packet.q ?? 0)
         this.#memory.broadcast(message, options, cut.atReturn(packet.q ?? 0))
       }
       cut.lost(packet.q ?? 0)
@@ -1240,7 +1242,7 @@ export class RedisAdapter implements Adapter {
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
     const own = packet.n === this.node
-    if (own && (this.#wasGivenUp(packet.q ?? 0) || this.#cut.empty)) {
+    if (own && (this.#givenUp.back(packet.q ?? 0) || this.#cut.empty)) {
       this.#cut.back(packet.q)
       return
     }
@@ -1257,18 +1259,6 @@ export class RedisAdapter implements Adapter {
     } else {
       this.#memory.broadcast(message, fromWireOptions(packet.o))
     }
-  }
-
-  /**
-   * Whether this node's own broadcast `q`, back now, was given up as lost (its positioned
-   * sockets had it then). Own broadcasts come back in the order they were sent: a smaller one
-   * given up and not back by now never comes, and is forgotten too.
-   */
-  #wasGivenUp(q: number): boolean {
-    if (this.#givenUp.size === 0) return false
-    const was = this.#givenUp.has(q)
-    for (const given of this.#givenUp) if (given <= q) this.#givenUp.delete(given)
-    return was
   }
 
   /**
@@ -1447,7 +1437,7 @@ export class RedisAdapter implements Adapter {
    * are released; like the other nodes' broadcasts of that gap, they miss them.
    */
   #settleGap(q: number): void {
-    this.#wasGivenUp(q)
+    this.#givenUp.back(q)
     this.#cut.back(q)
   }
 
@@ -1455,17 +1445,22 @@ export class RedisAdapter implements Adapter {
    * PUBLISHes `packet`. `failed` runs at most once, with why, when it cannot go or is given up
    * (see `Commands`): Redis is away, refuses it, has left commands unanswered for
    * `requestTimeout` (or `MAX_UNANSWERED_COMMANDS` of them), or does not answer this one within
-   * `requestTimeout`; at once, before this returns, when it is not sent at all. `answered` runs
-   * when Redis took it.
+   * `requestTimeout`; at once, before this returns, when it is not sent at all. `sent` tells
+   * whether Redis may still run it (sent, and no answer came). `answered` runs when Redis took it.
    */
-  #publish(channel: string, packet: object, failed?: (why: string) => void, answered?: () => void): void {
+  #publish(
+    channel: string,
+    packet: object,
+    failed?: (why: string, sent: boolean) => void,
+    answered?: () => void,
+  ): void {
     // While Redis is away, a PUBLISH would wait in the client's offline queue and arrive late
     // (and subscribers may have missed it anyway); while it does not answer, the connection
     // would hold every PUBLISH and deliver them all in a burst once it answers again. Either
     // way it is lost, and counted as such, now.
     const unavailable = this.#commands.unavailable()
     if (unavailable !== undefined) {
-      failed?.(`Redis at ${this.#commands.address} is not reachable (${unavailable})`)
+      failed?.(`Redis at ${this.#commands.address} is not reachable (${unavailable})`, false)
       return
     }
     this.#commands.send(['PUBLISH', channel, JSON.stringify(packet)]).then(
@@ -1474,11 +1469,12 @@ export class RedisAdapter implements Adapter {
         if (err instanceof RedisUnreachableError) {
           failed?.(
             `Redis at ${this.#commands.address} did not answer the PUBLISH within ${this.#options.requestTimeout} ms`,
+            true,
           )
           return
         }
         this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
-        failed?.('Redis refused the PUBLISH')
+        failed?.('Redis refused the PUBLISH', false)
       },
     )
   }
