@@ -6,11 +6,23 @@ import type { Warnings } from './warnings.js'
 import { packEnded, parseEnded } from './wire.js'
 
 /**
- * The longest CLOSE message kept for an ended session, in characters: a longer one (an
+ * The longest CLOSE message kept for an ended session, in UTF-16 units: a longer one (an
  * application's own words) is cut, so that each record stays small whatever the application
  * says. The reason, `retryAfter` and the ACK, what the client acts on, are kept whole.
  */
 export const MAX_ENDED_MESSAGE = 512
+
+/**
+ * `message` cut to at most `MAX_ENDED_MESSAGE` UTF-16 units, at a code point's edge: a
+ * character outside the BMP (an emoji) across the limit is left out whole, never kept as its
+ * first half alone, which the client would show as a replacement character.
+ */
+export function cutMessage(message: string): string {
+  if (message.length <= MAX_ENDED_MESSAGE) return message
+  const last = message.charCodeAt(MAX_ENDED_MESSAGE - 1)
+  const splitsPair = last >= 0xd800 && last <= 0xdbff
+  return message.slice(0, splitsPair ? MAX_ENDED_MESSAGE - 1 : MAX_ENDED_MESSAGE)
+}
 
 /**
  * The most records of ended sessions one node keeps in Redis at a time: those it wrote whose TTL
@@ -68,9 +80,7 @@ export class EndedRecords {
     }
     const { close } = ending
     const cut =
-      close.message.length > MAX_ENDED_MESSAGE
-        ? { ...close, message: close.message.slice(0, MAX_ENDED_MESSAGE) }
-        : close
+      close.message.length > MAX_ENDED_MESSAGE ? { ...close, message: cutMessage(close.message) } : close
     let text: string
     try {
       text = packEnded({ close: cut, ack: ending.ack })
