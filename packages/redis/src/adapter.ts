@@ -795,7 +795,13 @@ export class RedisAdapter implements Adapter {
     const entry = this.#handoffs.bySid(sid)
     if (!entry || this.#closed) return
     // Its write unanswered, or given up on (taken back already, or its UNDO waits for this word).
-    if (entry.epoch === 0 || entry.givenUp) return this.#giveUpWrite(entry)
+    // Or stored, and the session goes on here all the same (a move taken back once its store
+    // answered, see the server's `withdrawOnceStored`; a drain that stopped waiting for the
+    // answer just as it came): the take-back, not WITHDRAW, tells a claim that won meanwhile
+    // that the session stayed here ('kept'), names this node in the owner record again, and
+    // answers that claim's marker with a seal rather than `claimed`, which would end the
+    // session here.
+    if (entry.epoch === 0 || entry.givenUp || this.#sockets.hasSession(sid)) return this.#giveUpWrite(entry)
     const outcome = await this.#handoffs.withdraw(entry).catch((err: unknown) => {
       this.#warnings.warn(
         'handoff-withdraw',
@@ -811,12 +817,10 @@ export class RedisAdapter implements Adapter {
       )
     }
     // Whatever the outcome, the socket's place on the channel is over: a session that ended has
-    // no socket to serve, and one that went on here takes broadcasts when emitted again (those
-    // on their way still reach it as they come back). Kept until a claim's marker instead, it
-    // would stay for good should that marker never come (its claimer died), or the withdraw
-    // wait for Redis: every own broadcast would then be read back for it.
-    if (this.#sockets.hasSession(sid)) this.#cut.release(entry.id)
-    else this.#cut.unposition(entry.id)
+    // no socket to serve. Kept until a claim's marker instead, it would stay for good should that
+    // marker never come (its claimer died), or the withdraw wait for Redis: every own broadcast
+    // would then be read back for it.
+    this.#cut.unposition(entry.id)
     if (outcome === 'withdrawn' || outcome === 'none') this.#handoffs.forget(entry)
   }
 

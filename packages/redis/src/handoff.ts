@@ -105,7 +105,8 @@ return standing and 1 or 0
 `
 
 // KEYS: hash, tail, owner record. ARGV: node, suffix of a handed-off owner record, write id.
-// The session ended on this node, which handed it off (see RedisAdapter.withdrawHandOff): unless
+// The session ended on this node, which handed it off (see RedisAdapter.withdrawHandOff; one
+// that goes on here is taken back by UNDO, 'kept', instead, whose claim is told so): unless
 // claimed, the snapshot and the tail go, and the owner record with them while it still names
 // this node as handing off. Claimed already: the hash is marked ended, for the claimer's FINISH
 // (and CLAIM refuses it, should that claim be taken back). Only the handoff that write stored:
