@@ -1431,8 +1431,13 @@ export class RedisAdapter implements Adapter {
    */
   #resubscribed(): void {
     if (!this.#subscribed || this.#closed) return
-    const note: ResponsePacket = { n: this.node, id: '', k: 'resubscribed', q: this.#cut.count }
-    this.#publish(this.#channels.response, note)
+    // The subscriber may be back before the connection the note goes on (Redis restarted): it
+    // waits for that one, at most requestTimeout, as other steps do.
+    void this.#commands.whenAvailable().then((available) => {
+      if (!available || this.#closed) return
+      const note: ResponsePacket = { n: this.node, id: '', k: 'resubscribed', q: this.#cut.count }
+      this.#publish(this.#channels.response, note)
+    })
   }
 
   /**

@@ -130,12 +130,18 @@ export interface FakeNode {
    * for a command that a dropped connection still holds, for Redis to run late or never.
    */
   hold: ((args: string[]) => Promise<unknown> | undefined) | undefined
+  /**
+   * True: the client says it is not ready, as while its connection is made again, though it is
+   * connected (the adapter sends nothing then).
+   */
+  down: boolean
 }
 
 /** What the node's client does instead of sending some commands (see `FakeNode`). */
 interface Interceptors {
   lose?: (args: string[]) => boolean
   hold?: (args: string[]) => Promise<unknown> | undefined
+  down?: boolean
 }
 
 /** The node's client as the adapter gets it: the same connection, each command recorded. */
@@ -145,7 +151,7 @@ function recording(redis: Client, commands: string[][], node: Interceptors): Red
       return redis.isOpen
     },
     get isReady() {
-      return redis.isReady
+      return redis.isReady && node.down !== true
     },
     sendCommand: (args) => {
       commands.push(args)
@@ -231,6 +237,12 @@ export class FakeCluster {
       },
       set hold(hold) {
         losing.hold = hold
+      },
+      get down() {
+        return losing.down === true
+      },
+      set down(down) {
+        losing.down = down
       },
     }
     this.nodes.push(node)

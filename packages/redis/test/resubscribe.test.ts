@@ -69,4 +69,42 @@ describe.skipIf(skipRedisSuites())('a subscriber that reconnects alone', () => {
     taken.deliver(prepareEvent('direct', ['d']))
     expect(taken.got).toEqual(['b1', 'd'])
   })
+
+  it('settles them also when its subscriber is back before the connection it broadcasts on', async () => {
+    const cluster = suite.cluster()
+    const a = await cluster.node()
+    const before = await subscriberIds(a)
+    const b = await cluster.node()
+    const [bSubscriber] = (await subscriberIds(a)).filter((id) => !before.includes(id))
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const watch = b.sockets.add('watch')
+    b.adapter.addAll('watch', ['watch', 'p'])
+    const sid = 'sid-both'
+    const handed = a.sockets.add('s1', sid)
+    a.adapter.addAll('s1', ['s1', 'r'])
+    await a.adapter.sessionOpened(sid)
+    handed.handedOff = (text) => a.adapter.appendHandOff(sid, text)
+    expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+
+    // As above; then b's own connection is down too, from right after b0 until b hears the
+    // channel again (Redis restarting: either connection may come back first).
+    const killed = b.redis.sendCommand(['CLIENT', 'KILL', 'ID', bSubscriber!])
+    b.adapter.broadcast(message('news', ['b0']), to(['r']))
+    b.down = true
+    expect(await killed).toBe(1)
+    await until(
+      () => {
+        a.adapter.broadcast(message('probe', [1]), to(['p']))
+        return watch.got.length > 0
+      },
+      5000,
+      "b's subscriber back",
+    )
+    b.down = false
+
+    const claim = won(await b.adapter.claimSession(sid))
+    b.sockets.add('s1', sid)
+    await claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+    await until(() => b.adapter.handingOver === 0, 3000, 'the taken-over socket released')
+  })
 })
