@@ -12,6 +12,13 @@ export interface TcpProxy {
   /** Stops every open connection without closing it; later connections work. */
   freeze(): void
   /**
+   * Stops passing on what the clients of the open connections send, without closing anything,
+   * as a server that stops reading would: their bytes pile up in the clients' buffers once the
+   * system's are full. What the server sends still passes. The function returned lets the
+   * clients' bytes go on.
+   */
+  holdUpstream(): () => void
+  /**
    * Cuts the next connection whose server sends bytes that contain `answer`: those bytes are
    * not passed on, and both sides are closed. Resolves once it did; later connections work.
    */
@@ -113,6 +120,16 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         upstream.pause()
       }
       // Frozen for good: the test ends them at close().
+    },
+    holdUpstream() {
+      const held = [...pairs]
+      for (const [client, upstream] of held) {
+        client.unpipe(upstream)
+        client.pause()
+      }
+      return () => {
+        for (const [client, upstream] of held) client.pipe(upstream)
+      }
     },
     async close() {
       for (const [client, upstream] of pairs) {
