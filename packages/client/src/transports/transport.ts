@@ -87,7 +87,10 @@ export interface Transport {
   close(done?: boolean): void
 }
 
-/** How long (ms) a handshake left by disconnect() may still wait for its answer, in Node. */
+/**
+ * How long (ms) a handshake left by disconnect(), or a WebSocket's closing handshake, may still
+ * wait for the server's answer, in Node.
+ */
 const LEAVE_GRACE_MS = 2000
 
 /**
@@ -97,7 +100,8 @@ const LEAVE_GRACE_MS = 2000
  * connectTimeout after the application let go of the client. A grace rather than at once: a live
  * server answers within it, and its session gets the goodbye; one that answers later keeps that
  * session for its recovery window, as for a goodbye lost. The timer is unref'd, so that it holds
- * nothing open itself. A page lives on: there the handshake is left to its answer.
+ * nothing open itself. A page lives on: there the handshake is left to its answer. The closing
+ * handshake of a WebSocket gets the same grace (see endOnceSent in websocket.ts).
  */
 export function afterGrace(end: () => void): void {
   ;(setTimeout(end, LEAVE_GRACE_MS) as { unref?(): void }).unref?.()

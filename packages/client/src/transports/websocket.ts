@@ -20,6 +20,10 @@ interface WebSocketLike {
   onmessage: ((ev: { data: unknown }) => void) | null
   onclose: ((ev: { code: number; reason: string }) => void) | null
   onerror: ((ev: unknown) => void) | null
+  /** 3 once closed. */
+  readonly readyState: number
+  /** Bytes given to `send` (and `close`) that have not left yet. */
+  readonly bufferedAmount: number
   send(data: string | Uint8Array): void
   close(code?: number, reason?: string): void
   /** `ws`'s (Node): ends the connection at once, with no closing handshake. */
@@ -81,21 +85,18 @@ export class WebSocketTransport extends BaseTransport {
   /**
    * Left by disconnect() (see Transport.leave). No HELLO went yet: no session can be on this
    * WebSocket, so it ends now. Upgraded: left to its answer, an OPEN that needs the goodbye; in
-   * Node for a grace at most (see afterGrace), then ended at once, by `ws`'s terminate() where
-   * the WebSocket has it: closed the usual way, `ws` waits up to 30 s more for the server's
-   * closing handshake, which a server that says nothing never sends. A goodbye's close (an OPEN
-   * came within the grace) that still waits for it then is ended so too. The browser build leaves
-   * the upgraded WebSocket to its answer.
+   * Node for a grace at most (see afterGrace), then ended at once (see terminate): the server said
+   * nothing all that time. One closed within the grace (an OPEN came, and the goodbye went) is
+   * ended as every WebSocket closed in Node is (see teardown). The browser build leaves the
+   * upgraded WebSocket to its answer.
    */
   leave(): void {
     if (!this.#up) this.close()
     else if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
       afterGrace(() => {
+        if (this.closed) return
         this.close()
-        // An application's WebSocket may throw here too: in a timer, that would be a crash.
-        try {
-          this.#ws!.terminate?.()
-        } catch {}
+        terminate(this.#ws!)
       })
   }
 
@@ -229,5 +230,49 @@ export class WebSocketTransport extends BaseTransport {
     try {
       ws.close(code)
     } catch {}
+    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) endOnceSent(ws)
   }
+}
+
+/** How often (ms) a closing WebSocket is looked at until what it was given has left, in Node. */
+const SENT_CHECK_MS = 100
+/** The looks at most: 30 s, `ws`'s own bound on a closing handshake, after which it ended it. */
+const SENT_CHECKS = 300
+
+/**
+ * Node only: ends a WebSocket the client closed (after a goodbye, a heartbeat timeout, a switch)
+ * once the server had a grace (see afterGrace) for its side of the closing handshake, counted
+ * from when everything given to the WebSocket, the close frame last, had left. `ws` waits 30 s
+ * for that side, holding the process open all along, and a server gone silent (stopped, or
+ * behind a link that stopped passing anything) never sends it. Nothing that has yet to leave is
+ * cut: a server slow to read still gets its goodbye. A WebSocket that never empties is ended by
+ * `ws`'s own bound.
+ */
+function endOnceSent(ws: WebSocketLike, checks = SENT_CHECKS): void {
+  ;(
+    setTimeout(() => {
+      let closed: boolean
+      let sending: boolean
+      // An application's WebSocket may throw for these: in a timer, that would be a crash.
+      try {
+        closed = ws.readyState === 3
+        sending = ws.bufferedAmount > 0
+      } catch {
+        return
+      }
+      if (closed) return
+      if (!sending) afterGrace(() => terminate(ws))
+      else if (checks > 1) endOnceSent(ws, checks - 1)
+    }, SENT_CHECK_MS) as { unref?(): void }
+  ).unref?.()
+}
+
+/**
+ * Ends `ws` at once, with no closing handshake, by `ws`'s terminate(): an application's
+ * WebSocket may have none, or throw there (in a timer, that would be a crash).
+ */
+function terminate(ws: WebSocketLike): void {
+  try {
+    ws.terminate?.()
+  } catch {}
 }
