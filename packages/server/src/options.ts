@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto'
 import { MAX_TIMER_MS, TRANSPORTS, type TransportName, WireLimits } from '@parley/protocol'
 import type { AdapterFactory } from './adapter/adapter.js'
 import { isInstance, shown } from './thrown.js'
@@ -14,6 +15,9 @@ export interface MetricsRegistry {
   getSingleMetric(name: string): unknown
   metrics(): Promise<string>
 }
+
+/** One certificate (PEM text or bytes), or several, as Node's `tls` `ca` takes them. */
+export type CertificateAuthority = string | Buffer | (string | Buffer)[]
 
 /** Fastify's (pino's) log levels. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -143,6 +147,13 @@ export interface ParleyServerOptions {
    * this option it is not loaded and nothing is counted.
    */
   metrics?: { registry: MetricsRegistry }
+  /**
+   * How this node reaches the others (the requests it forwards to the node that owns their
+   * session, see "Several nodes" in the package README). `ca`: the certificates trusted for
+   * nodes whose address is `https://`, in place of Node's default ones (as Node's `tls` `ca`):
+   * for nodes behind TLS with a private CA. Default: Node's default trusted CAs.
+   */
+  forwarding?: { ca?: CertificateAuthority }
 }
 
 /** Options after validation, every default filled in. */
@@ -175,6 +186,8 @@ export interface ResolvedOptions {
   adapter: AdapterFactory | undefined
   /** The registry of the `metrics` option, or undefined: no metrics. */
   metricsRegistry: MetricsRegistry | undefined
+  /** The `forwarding` option: `ca` undefined for Node's default trusted CAs. */
+  forwarding: { ca: CertificateAuthority | undefined }
 }
 
 /**
@@ -224,6 +237,7 @@ const known = new Set([
   'sseUpstream',
   'adapter',
   'metrics',
+  'forwarding',
 ])
 
 /** Thrown by registration when an option is wrong; the message names the option. */
@@ -431,6 +445,7 @@ function resolve(input: unknown): ResolvedOptions {
   }
 
   const metricsRegistry = metricsOption(options.metrics)
+  const forwarding = forwardingOption(options.forwarding)
 
   const logLevel = options.logLevel ?? defaults.logLevel
   if (typeof logLevel !== 'string' || !LOG_LEVELS.includes(logLevel as LogLevel)) {
@@ -468,6 +483,7 @@ function resolve(input: unknown): ResolvedOptions {
     closeIdleSseUpstream: sseUpstream === 'close-when-idle',
     adapter: adapter as AdapterFactory | undefined,
     metricsRegistry,
+    forwarding,
   }
 }
 
@@ -490,6 +506,39 @@ function metricsOption(value: unknown): MetricsRegistry | undefined {
     throw new ParleyOptionError('metrics.registry', `${expected}, got ${describe(registry)}`)
   }
   return registry as MetricsRegistry
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
+
+/** Whether `pem` is one certificate Node can read. */
+function readable(pem: string): boolean {
+  try {
+    new X509Certificate(pem)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function forwardingOption(value: unknown): ResolvedOptions['forwarding'] {
+  if (value === undefined) return { ca: undefined }
+  const given = optionObject('forwarding', value, { ca: undefined }, '{ ca }')
+  const ca = given.ca
+  if (ca === undefined) return { ca: undefined }
+  const list = Array.isArray(ca) ? ca : [ca]
+  const expected = 'must be a certificate (PEM text or bytes) or a non-empty list of them'
+  if (list.length === 0 || !list.every((c) => (typeof c === 'string' && c !== '') || Buffer.isBuffer(c))) {
+    throw new ParleyOptionError('forwarding.ca', `${expected}, got ${describe(ca)}`)
+  }
+  // Read now, so that a certificate that cannot be read fails the registration, not every
+  // forward (Node's `tls` passes over text that is not PEM without a word).
+  for (const item of list as (string | Buffer)[]) {
+    const blocks = String(item).match(PEM_CERTIFICATE) ?? []
+    if (blocks.length === 0 || !blocks.every(readable)) {
+      throw new ParleyOptionError('forwarding.ca', 'must hold certificates in PEM, and one cannot be read')
+    }
+  }
+  return { ca: [...(list as (string | Buffer)[])] }
 }
 
 /** 'HTTPS://Example.com:443' -> 'https://example.com'; throws for anything that is not an origin. */

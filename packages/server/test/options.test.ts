@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import parley, { defaults, type ParleyServerOptions } from '@parley/server'
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
@@ -85,6 +86,33 @@ describe('options', () => {
     [{ shutdown: { spread: 100 } }, 'shutdown', /unknown key "spread"/],
     [{ shutdown: { constructor: 100 } }, 'shutdown', /unknown key "constructor"/],
     [{ shutdown: { retryAfter: 2 ** 31 - 1, retrySpread: 1 } }, 'shutdown', /at most 2147483647 ms/],
+  ])('refuse %j naming %s, and say why', async (options, name, why) => {
+    const error = await register(options).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: name })
+    expect((error as Error).message).toMatch(why)
+  })
+
+  it('take the CAs trusted for https:// nodes, as Node reads them', async () => {
+    const cert = readFileSync(new URL('./fixtures/node-tls.crt', import.meta.url), 'utf8')
+    expect((await register({})).forwarding).toEqual({ ca: undefined })
+    expect((await register({ forwarding: {} })).forwarding).toEqual({ ca: undefined })
+    expect((await register({ forwarding: { ca: cert } })).forwarding).toEqual({ ca: [cert] })
+    const bytes = Buffer.from(cert)
+    expect((await register({ forwarding: { ca: [cert, bytes] } })).forwarding).toEqual({ ca: [cert, bytes] })
+  })
+
+  it.each([
+    [{ forwarding: true }, 'forwarding', /must be \{ ca \}/],
+    [{ forwarding: { tls: {} } }, 'forwarding', /unknown key "tls"/],
+    [{ forwarding: { ca: 42 } }, 'forwarding.ca', /must be a certificate/],
+    [{ forwarding: { ca: [] } }, 'forwarding.ca', /must be a certificate/],
+    [{ forwarding: { ca: '' } }, 'forwarding.ca', /must be a certificate/],
+    [{ forwarding: { ca: 'not a certificate' } }, 'forwarding.ca', /one cannot be read/],
+    [
+      { forwarding: { ca: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' } },
+      'forwarding.ca',
+      /one cannot be read/,
+    ],
   ])('refuse %j naming %s, and say why', async (options, name, why) => {
     const error = await register(options).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: name })

@@ -29,6 +29,8 @@ export interface RawOptions {
   autoPong?: boolean
   /** Extra request headers (Origin, ...). */
   headers?: Record<string, string>
+  /** WebSocket: the certificate trusted for a `https://` base (a node behind TLS). */
+  ca?: string
   /** How long a WebSocket waits for the answer to its HELLO (default 3000 ms). */
   answerWithinMs?: number
   /**
@@ -306,7 +308,10 @@ export async function rawConnect(
   const headers = options.headers ?? {}
   const helloPacket = JSON.stringify([8, hello])
   if (transport === 'websocket') {
-    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL, { headers })
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL, {
+      headers,
+      ...(options.ca !== undefined && { ca: options.ca }),
+    })
     const client = new WsClient(ws, autoPong)
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())

@@ -1,4 +1,5 @@
-import http, { type ServerResponse } from 'node:http'
+import type http from 'node:http'
+import type { ServerResponse } from 'node:http'
 import { pipeline, Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, RoutedResponse } from '../adapter/adapter.js'
@@ -7,6 +8,7 @@ import type { ClosingForwards, EndingForward } from './closing-forwards.js'
 import { type ClientSide, errorAnswer, handoffAnswer, isEventStream, tryAgain } from './forward-answers.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
+import type { NodeAgents } from './node-agents.js'
 import type { Owner } from './owner-lookup.js'
 import { NoConnectionInTime } from './recently-unreachable.js'
 import { postGoodbye } from './relayed-goodbye.js'
@@ -69,17 +71,18 @@ export interface HttpForwardsOptions {
   goodbyeUnsent(node: string, err: unknown, url?: string): void
   /** See `ForwarderOptions.goodbyePath`. */
   goodbyePath: string
+  /** The connections to the other nodes, by the scheme of their address (ended by `end`). */
+  agents: NodeAgents
 }
 
 /**
- * Delivers SSE and polling requests to the node that owns their session, over `node:http` on one
- * keep-alive agent (or through the adapter's `routeRequest` for an owner without a URL), and
+ * Delivers SSE and polling requests to the node that owns their session, over `node:http` or
+ * `node:https` on a keep-alive agent (or through the adapter's `routeRequest` for an owner without a URL), and
  * streams the owner's answer back: status, headers and body, for as long as it lasts. Ends them
  * as this node closes (`end`).
  */
 export class HttpForwards {
   readonly #options: HttpForwardsOptions
-  readonly #agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
   /**
    * Requests on their way to, or streaming from, an owner (over the network, keyed by their
    * request, or through the adapter), and the goodbyes sent on to one: ended when this node
@@ -139,11 +142,12 @@ export class HttpForwards {
   goodbye(base: string, sid: string, request: ForwardedRequest, text: string): void {
     const closed = this.#closed
     const post = postGoodbye({
+      agents: this.#options.agents,
       url: new URL(`${this.#options.goodbyePath}&sid=${encodeURIComponent(sid)}`, base),
       headers: forwardedHeaders(request, true, GOODBYE),
       text,
       // After the close, a connection of its own: the agent's go once what ended with it is over.
-      agent: closed ? false : this.#agent,
+      ownConnection: closed,
       timeoutMs: this.#options.connectTimeout,
       failed: (err) =>
         this.#options.log.debug({ err }, "parley: a relayed client's goodbye did not reach its node"),
@@ -187,7 +191,7 @@ export class HttpForwards {
       forward.end()
       this.#options.closingForwards.add(forward)
     }
-    void Promise.all(ending.map((forward) => forward.closed)).then(() => this.#agent.destroy())
+    void Promise.all(ending.map((forward) => forward.closed)).then(() => this.#options.agents.destroy())
   }
 
   /**
@@ -309,14 +313,10 @@ export class HttpForwards {
     if (this.#closed) headers.connection = 'close'
     if (request.method === 'POST') headers['content-length'] = String(Buffer.byteLength(body))
     return new Promise((resolve) => {
-      const upstream = http.request({
-        protocol: target.protocol,
-        hostname: target.hostname.replace(/^\[|\]$/g, ''),
-        port: target.port,
+      const upstream = this.#options.agents.request(target, {
         method: request.method,
         path: request.url,
         headers,
-        agent: this.#agent,
       })
       upstream.setNoDelay(true)
       let answered = false

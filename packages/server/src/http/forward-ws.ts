@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import { ErrorCode, encodeText, type HelloPacket, WS_SUBPROTOCOL } from '@parley/protocol'
 import { type RawData, WebSocket } from 'ws'
+import type { CertificateAuthority } from '../options.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { isProtocolError } from '../transports/websocket.js'
 import { codedError, readAnswer } from './owner-answers.js'
@@ -11,8 +12,10 @@ export interface WebSocketForward {
   ws: WebSocket
   /** Takes the WebSocket from its transport, once the owner's side is open. */
   take: () => WebSocket
-  /** The owner's endpoint: `ws://host:port/parley/ws?v=1`. */
+  /** The owner's endpoint: `ws://host:port/parley/ws?v=1` (`wss://` for an `https://` node). */
   url: string
+  /** The TLS settings of a `wss://` owner (see node-agents.ts). */
+  tls: { ca?: CertificateAuthority }
   headers: OutgoingHttpHeaders
   hello: HelloPacket
   connectTimeout: number
@@ -62,6 +65,7 @@ export function forwardWebSocket(
   const { ws } = forward
   return new Promise((resolve) => {
     const upstream = new WebSocket(forward.url, WS_SUBPROTOCOL, {
+      ...forward.tls,
       headers: forward.headers as Record<string, string>,
       handshakeTimeout: forward.connectTimeout,
       // The owner bounds what it sends by maxPayload in UTF-16 code units (docs/protocol.md,

@@ -3,6 +3,7 @@ import type { HelloPacket } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Adapter } from '../adapter/adapter.js'
+import type { CertificateAuthority } from '../options.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
@@ -13,6 +14,7 @@ import type { UpgradeRefused } from './forward-ws.js'
 import { type ForwardedRequest, rawForwardedRequest } from './forwarded-request.js'
 import { answeredByFastify, outlastHandlerTimeout } from './handler-timeout.js'
 import { handedOffClose, relayHandoffClose } from './handoff-close.js'
+import { NodeAgents } from './node-agents.js'
 import { type HandedOff, isHandedOff, type Owner, OwnerLookup } from './owner-lookup.js'
 import { RecentlyUnreachable, waitRanOut } from './recently-unreachable.js'
 import { type RoutedMark, SENT_ON, TOO_LARGE } from './routing.js'
@@ -62,12 +64,14 @@ export interface ForwarderOptions {
    * a cluster share `path`, as every request sent on keeps its own).
    */
   goodbyePath: string
+  /** The `forwarding` option's `ca`: trusted for `https://` node addresses (see node-agents.ts). */
+  ca: CertificateAuthority | undefined
 }
 
 /**
  * Hands requests for sessions held by another node to that node, so that no sticky sessions
- * are needed: the owner is looked up (owner-lookup.ts), HTTP requests go over `node:http` on one
- * keep-alive agent (forward-http.ts), WebSockets as a relay of messages both ways
+ * are needed: the owner is looked up (owner-lookup.ts), HTTP requests go over `node:http` or
+ * `node:https` on keep-alive agents (forward-http.ts, node-agents.ts), WebSockets as a relay of messages both ways
  * (websocket-handover.ts, forward-ws.ts). The owner answers as if the client had come to it;
  * the routed mark keeps it from forwarding again. When this node closes, what it relays ends
  * with CLOSE 'server handoff' (handoff-close.ts), and nothing more is sent on.
@@ -103,6 +107,7 @@ export class Forwarder {
       options.goodbyeUnsent(node, err)
     }
     this.#lookup = new OwnerLookup({ adapter, log, connectTimeout, noOtherNode: options.noOtherNode })
+    const agents = new NodeAgents(options.ca)
     this.#http = new HttpForwards({
       adapter,
       log,
@@ -112,9 +117,11 @@ export class Forwarder {
       unreachable,
       goodbyeUnsent,
       goodbyePath: options.goodbyePath,
+      agents,
     })
     this.#websockets = new WebSocketHandovers({
       connectTimeout,
+      tls: agents.tls,
       highWaterMark: options.highWaterMark,
       maxPayload: options.maxPayload,
       closingWebSockets: options.closingWebSockets,

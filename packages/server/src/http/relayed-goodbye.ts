@@ -1,7 +1,9 @@
-import http, { type OutgoingHttpHeaders } from 'node:http'
+import type http from 'node:http'
+import type { OutgoingHttpHeaders } from 'node:http'
 import { decodeText, PacketType, PROTOCOL_VERSION, type TransportName } from '@parley/protocol'
 import type { RawData } from 'ws'
 import { httpSegments } from '../transports/registry.js'
+import type { NodeAgents } from './node-agents.js'
 
 /**
  * A client's goodbye (its CLOSE) that reaches a relayed WebSocket (see forward-ws.ts) once the
@@ -34,13 +36,15 @@ export function goodbyeIn(data: RawData, isBinary: boolean, maxPayload: number):
 }
 
 export interface GoodbyePost {
+  /** The connections to the other nodes (see node-agents.ts). */
+  agents: NodeAgents
   /** The owner's endpoint for the session: `http://host:port/parley/poll?v=1&sid=...`. */
   url: URL
   /** The upgrade's headers as forwarded (Origin included: the owner checks it as for the client). */
   headers: OutgoingHttpHeaders
   text: string
-  /** False: a connection of its own, closed after the answer (see `HttpForwards.goodbye`). */
-  agent: http.Agent | false
+  /** True: a connection of its own, closed after the answer (see `HttpForwards.goodbye`). */
+  ownConnection: boolean
   /** The longest the owner may take to answer; then the POST is given up. */
   timeoutMs: number
   /** The POST could not be made or was not answered: the goodbye is lost, as before. */
@@ -49,17 +53,15 @@ export interface GoodbyePost {
 
 /** Sends the goodbye to the owner (see above); the request, for the caller to cut at its close. */
 export function postGoodbye({
+  agents,
   url,
   headers,
   text,
-  agent,
+  ownConnection,
   timeoutMs,
   failed,
 }: GoodbyePost): http.ClientRequest {
-  const post = http.request({
-    protocol: url.protocol,
-    hostname: url.hostname.replace(/^\[|\]$/g, ''),
-    port: url.port,
+  const post = agents.request(url, {
     method: 'POST',
     path: `${url.pathname}${url.search}`,
     headers: {
@@ -67,7 +69,7 @@ export function postGoodbye({
       'content-type': 'text/plain; charset=utf-8',
       'content-length': String(Buffer.byteLength(text)),
     },
-    agent,
+    ...(ownConnection && { agent: false as const }),
   })
   post.setTimeout(timeoutMs, () => post.destroy(new Error(`no answer within ${timeoutMs} ms`)))
   post.once('response', (answer) => {

@@ -246,6 +246,7 @@ export async function parleyRoutes(
     noOtherNode: (err) => server.noOtherNode(err),
     corsOf: (request) => originOf(request).cors,
     goodbyePath: goodbyePath(base, options.transports),
+    ca: options.forwarding.ca,
   })
   /**
    * The node that holds session `sid`, for an SSE or polling request (see `Forwarder.ownerOf`):

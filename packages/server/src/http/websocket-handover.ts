@@ -1,5 +1,6 @@
 import type { HelloPacket } from '@parley/protocol'
 import type { WebSocket } from 'ws'
+import type { CertificateAuthority } from '../options.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { forwardedHeaders } from './forward-headers.js'
 import type { HandOver } from './forward-http.js'
@@ -11,6 +12,8 @@ import { SENT_ON } from './routing.js'
 export interface WebSocketHandoversOptions {
   /** The longest wait for a connection to the owner, and for its WebSocket upgrade. */
   connectTimeout: number
+  /** The TLS settings of an owner whose address is `https://` (see node-agents.ts). */
+  tls: { ca?: CertificateAuthority }
   /** A relayed WebSocket stops reading a side whose peer holds more unsent bytes than this. */
   highWaterMark: number
   /** The server's maxPayload: what the owner sends a relay is bounded by it (see forward-ws.ts). */
@@ -55,6 +58,7 @@ export class WebSocketHandovers {
       ws,
       take,
       url: `${owner.url.replace(/^http/, 'ws')}${request.url}`,
+      tls: this.#options.tls,
       headers: forwardedHeaders(request, true, owner.sentOn ? SENT_ON : '1'),
       hello,
       connectTimeout,

@@ -1,0 +1,51 @@
+import http from 'node:http'
+import https from 'node:https'
+import type { CertificateAuthority } from '../options.js'
+
+/**
+ * The connections this node opens to the others, by the scheme of their address: `http://` on
+ * `node:http`, `https://` on `node:https`, trusting the `forwarding` option's `ca` when given
+ * (Node's default CAs otherwise). `node:http` alone refuses an `https:` URL
+ * (ERR_INVALID_PROTOCOL), and a node behind TLS could not be forwarded to at all.
+ */
+export class NodeAgents {
+  readonly #tls: { ca?: CertificateAuthority }
+  // One keep-alive agent per scheme; the newest idle connection is reused first.
+  readonly #http = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
+  readonly #https: https.Agent
+
+  constructor(ca: CertificateAuthority | undefined) {
+    this.#tls = ca === undefined ? {} : { ca }
+    this.#https = new https.Agent({ keepAlive: true, scheduling: 'lifo', ...this.#tls })
+  }
+
+  /** The TLS settings of an `https://` or `wss://` connection to another node. */
+  get tls(): { ca?: CertificateAuthority } {
+    return this.#tls
+  }
+
+  /**
+   * A request to the node at `url` (its scheme, host and port; `options.path` is the path
+   * sent), on the keep-alive agent of its scheme, or with `agent: false` on a connection of its
+   * own, closed after the answer.
+   */
+  request(url: URL, options: http.RequestOptions & { agent?: false }): http.ClientRequest {
+    const secure = url.protocol === 'https:'
+    const agent = options.agent === false ? false : secure ? this.#https : this.#http
+    const target = {
+      ...options,
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port,
+      agent,
+    }
+    // Without an agent, the TLS settings go with the request (a one-off agent is made of them).
+    return secure ? https.request({ ...target, ...this.#tls }) : http.request(target)
+  }
+
+  /** Closes the agents' connections: called once the requests on them are over. */
+  destroy(): void {
+    this.#http.destroy()
+    this.#https.destroy()
+  }
+}
