@@ -2,8 +2,10 @@
 // load balancer without session affinity does. WebSocket upgrades take turns too: each one, once
 // the backend switched protocols, is piped, raw bytes both ways. Like nginx, it keeps the
 // hop-by-hop headers for itself both ways (see hop-by-hop.ts): its connections to its clients
-// live as long as it decides, whatever a backend's `Connection` says. Listens on 127.0.0.1 only,
-// and connects only to 127.0.0.1.
+// live as long as it decides, whatever a backend's `Connection` says. With a `prefix`, it serves
+// its backends under that path alone, which it strips from what it sends them, as a proxy that
+// puts a node behind a path does (`location /node-a/ { proxy_pass http://node-a/; }`): anything
+// else gets its 404. Listens on 127.0.0.1 only, and connects only to 127.0.0.1.
 import http from 'node:http'
 import type net from 'node:net'
 import { endToEnd, endToEndLines } from './hop-by-hop.js'
@@ -26,7 +28,15 @@ export interface RoundRobinProxy {
   close(): Promise<void>
 }
 
-export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy> {
+export async function startRoundRobin(
+  ports: number[],
+  { prefix }: { prefix?: string } = {},
+): Promise<RoundRobinProxy> {
+  /** The path sent to a backend: `url` without the prefix; undefined when it is not under it. */
+  const backendPath = (url = '/') => {
+    if (prefix === undefined) return url
+    return url.startsWith(`${prefix}/`) ? url.slice(prefix.length) : undefined
+  }
   const forwarded = ports.map(() => 0)
   const upgrades = ports.map(() => 0)
   const avoid = new Set<number>()
@@ -45,6 +55,11 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
     return turn++ % ports.length
   }
   const server = http.createServer((req, res) => {
+    const path = backendPath(req.url)
+    if (path === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not under the prefix')
+      return
+    }
     const i = nextBackend()
     forwarded[i]!++
     const upstream = http.request(
@@ -52,7 +67,7 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
         host: '127.0.0.1',
         port: ports[i],
         method: req.method,
-        path: req.url,
+        path,
         headers: endToEnd(req.headers),
         agent,
       },
@@ -72,6 +87,11 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
     req.pipe(upstream)
   })
   server.on('upgrade', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    const path = backendPath(req.url)
+    if (path === undefined) {
+      client.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+      return
+    }
     const i = nextBackend()
     forwarded[i]!++
     upgrades[i]!++
@@ -82,7 +102,7 @@ export async function startRoundRobin(ports: number[]): Promise<RoundRobinProxy>
       host: '127.0.0.1',
       port: ports[i],
       method: req.method,
-      path: req.url,
+      path,
       headers,
       agent,
     })

@@ -58,9 +58,11 @@ export interface RedisAdapterOptions {
   /** Every key and channel starts with this. Default 'parley'. */
   prefix?: string
   /**
-   * This node's base URL for the requests other nodes forward to it (`http://10.0.0.7:3000`).
-   * Default: the address the server listens on (`LocalSockets.url()`), which other nodes may
-   * not reach behind NAT or in containers.
+   * This node's base URL for the requests other nodes forward to it (`http://10.0.0.7:3000`;
+   * `https://` behind TLS). A path in it goes in front of every request sent there: a node a
+   * proxy serves under `/node-a` is `http://proxy/node-a`. Default: the address the server
+   * listens on (`LocalSockets.url()`), which other nodes may not reach behind NAT or in
+   * containers.
    */
   address?: string
   /**

@@ -8,7 +8,7 @@ import type { ClosingForwards, EndingForward } from './closing-forwards.js'
 import { type ClientSide, errorAnswer, handoffAnswer, isEventStream, tryAgain } from './forward-answers.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
-import type { NodeAgents } from './node-agents.js'
+import { type NodeAgents, pathOnNode } from './node-agents.js'
 import type { Owner } from './owner-lookup.js'
 import { NoConnectionInTime } from './recently-unreachable.js'
 import { postGoodbye } from './relayed-goodbye.js'
@@ -143,7 +143,7 @@ export class HttpForwards {
     const closed = this.#closed
     const post = postGoodbye({
       agents: this.#options.agents,
-      url: new URL(`${this.#options.goodbyePath}&sid=${encodeURIComponent(sid)}`, base),
+      url: goodbyeUrl(base, `${this.#options.goodbyePath}&sid=${encodeURIComponent(sid)}`),
       headers: forwardedHeaders(request, true, GOODBYE),
       text,
       // After the close, a connection of its own: the agent's go once what ended with it is over.
@@ -315,7 +315,7 @@ export class HttpForwards {
     return new Promise((resolve) => {
       const upstream = this.#options.agents.request(target, {
         method: request.method,
-        path: request.url,
+        path: pathOnNode(target, request.url),
         headers,
       })
       upstream.setNoDelay(true)
@@ -453,6 +453,12 @@ function refusal(status: number): Error {
 
 /** What a POST sent on is told when its owner has not answered by the end of this node's close. */
 const UNANSWERED = 'the node of this session did not answer before this node closed: try again'
+
+/** Where a relayed client's late goodbye goes on the node at `base` (see `pathOnNode`). */
+function goodbyeUrl(base: string, path: string): URL {
+  const node = new URL(base)
+  return new URL(pathOnNode(node, path), node)
+}
 
 /** Settles once `emitter` has closed (at once when it has). */
 function closeOf(emitter: http.ClientRequest | ServerResponse): Promise<void> {

@@ -26,7 +26,7 @@ export class NodeAgents {
 
   /**
    * A request to the node at `url` (its scheme, host and port; `options.path` is the path
-   * sent), on the keep-alive agent of its scheme, or with `agent: false` on a connection of its
+   * sent, see `pathOnNode`), on the keep-alive agent of its scheme, or with `agent: false` on a connection of its
    * own, closed after the answer.
    */
   request(url: URL, options: http.RequestOptions & { agent?: false }): http.ClientRequest {
@@ -48,4 +48,15 @@ export class NodeAgents {
     this.#http.destroy()
     this.#https.destroy()
   }
+}
+
+/**
+ * The path to send for `path` (a path and query, as this node's clients send them: its own
+ * `path` first) to the node at `address`: that address's own path, if it has one, goes in front,
+ * since the address is the node's base URL (a node a proxy serves under `/node-a` is
+ * `http://proxy/node-a`, and its endpoints are under `/node-a/parley`). So for every request sent
+ * there: SSE and polling, a goodbye, a relayed WebSocket.
+ */
+export function pathOnNode(address: URL, path: string): string {
+  return `${address.pathname.replace(/\/+$/, '')}${path}`
 }

@@ -6,6 +6,7 @@ import { forwardedHeaders } from './forward-headers.js'
 import type { HandOver } from './forward-http.js'
 import { forwardWebSocket, type Relay, type UpgradeRefused } from './forward-ws.js'
 import type { ForwardedRequest } from './forwarded-request.js'
+import { pathOnNode } from './node-agents.js'
 import type { Owner } from './owner-lookup.js'
 import { SENT_ON } from './routing.js'
 
@@ -57,7 +58,7 @@ export class WebSocketHandovers {
     const result = await forwardWebSocket({
       ws,
       take,
-      url: `${owner.url.replace(/^http/, 'ws')}${request.url}`,
+      url: webSocketUrl(owner.url, request.url),
       tls: this.#options.tls,
       headers: forwardedHeaders(request, true, owner.sentOn ? SENT_ON : '1'),
       hello,
@@ -96,4 +97,10 @@ export class WebSocketHandovers {
     this.#relays.clear()
     return Promise.all(closing.map((relay) => relay.closed)).then(() => {})
   }
+}
+
+/** `path` on the node at `address`, over `ws:` (`wss:` for an `https:` address; see `pathOnNode`). */
+function webSocketUrl(address: string, path: string): string {
+  const node = new URL(address)
+  return `${node.protocol === 'https:' ? 'wss:' : 'ws:'}//${node.host}${pathOnNode(node, path)}`
 }
