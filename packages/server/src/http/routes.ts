@@ -225,6 +225,7 @@ export async function parleyRoutes(
       (sid, kind) => server.attachedHttp(sid, kind),
       closingPost,
       forwardAtClose,
+      (sid) => server.finishing(sid),
     ),
   )
 

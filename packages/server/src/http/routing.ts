@@ -225,6 +225,8 @@ export function relayResponse(
  * what the endpoints answer a request that came here directly (`answers`, a
  * `503 PARLEY_SERVER_SHUTTING_DOWN` with the page's CORS headers; for a GET whose session keeps
  * its last words here, those, taken with `take`, as `LastWordsAtClose` hands them over; for a
+ * GET of a session still finishing the events in its middleware (`finishing`), not on this GET's
+ * transport, those or that 503 once the session has ended, as `LastWordsAtClose` waits; for a
  * POST of a live session on its own transport, what `post` makes of it; for a request of a
  * session another node holds, or a goodbye sent on here by another closing node, what `forward`
  * makes of it, as for such a request that came here directly: a goodbye goes on to a live node
@@ -241,6 +243,7 @@ export async function serveRouted(
   attached: AttachedTransport,
   post: TakePost,
   forward: ForwardAtClose,
+  finishing: (sid: string) => Promise<void> | undefined,
 ): Promise<RoutedResponse> {
   const headers = { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) }
   try {
@@ -261,12 +264,12 @@ export async function serveRouted(
   // that sent it on has no Content-Length here).
   const verdict = answers.judge({ ...routed, headers })
   const last = verdict?.lastWords
-  const kept = last ? take(last.sid, last.kind) : undefined
-  if (last && kept) {
-    // Served as the route serves them to a routed GET (see routes.ts), on a response of the
-    // same kind as `inject`'s, which Fastify no longer makes: Fastify's own library for it.
-    return streamed(
-      await inject((_req, res) => kept.serveLast(res, last.headers), {
+  /** The last words `kept` for `last`, served as the route serves them to a routed GET. */
+  const serveLast = async (kept: NonNullable<ReturnType<TakeLastWords>>, words: NonNullable<typeof last>) =>
+    // On a response of the same kind as `inject`'s, which Fastify no longer makes: Fastify's own
+    // library for it.
+    streamed(
+      await inject((_req, res) => kept.serveLast(res, words.headers), {
         method: 'GET',
         url: routed.url,
         headers,
@@ -274,7 +277,8 @@ export async function serveRouted(
         payloadAsStream: true,
       }),
     )
-  }
+  const kept = last ? take(last.sid, last.kind) : undefined
+  if (last && kept) return serveLast(kept, last)
   const live = verdict?.post
   const taken = live && post(live, Readable.from([Buffer.from(routed.body)]))
   if (taken) {
@@ -301,6 +305,18 @@ export async function serveRouted(
       )
     }
     answer = coded(400, last.headers, taken.error.code, taken.error.message)
+  }
+  // A session finishing the events in its middleware on another transport than this GET's, or
+  // on none: the GET waits for the CLOSE the session ends with, as over HTTP (see
+  // `LastWordsAtClose`), rather than be sent on to find the session unknown while it is still
+  // here.
+  const ended = last && !http ? finishing(last.sid) : undefined
+  if (verdict && last && ended) {
+    await ended
+    const words = take(last.sid, last.kind)
+    if (words) return serveLast(words, last)
+    sent(verdict.answer)
+    return routedAnswer(verdict.answer)
   }
   const elsewhere = verdict?.elsewhere
   if (verdict && elsewhere && !(last && http)) {

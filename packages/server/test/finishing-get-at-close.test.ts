@@ -1,0 +1,87 @@
+// At close, a session whose events are still in its socket middleware finishes them before it
+// ends (`ParleyServer.finishEvents`). A GET for it that comes meanwhile on another transport than
+// the session's waits for that end over HTTP (`LastWordsAtClose`); routed in-process by another
+// node (an adapter's `routeRequest`, `serveRouted`), it now waits the same.
+
+import { type Packet, PacketType } from '@parley/protocol'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+const HELD: Packet = { type: PacketType.EVENT, seq: 1, name: 'held', args: [], ackId: 0 }
+
+let nodes: Started[] = []
+const clients: RawClient[] = []
+let release = () => {}
+
+afterEach(async () => {
+  vi.restoreAllMocks()
+  release()
+  for (const c of clients.splice(0)) c.close()
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
+  nodes = []
+})
+
+/**
+ * Node `a`, whose socket middleware holds every event `held` until `release()`, and node `b`,
+ * which routes the requests of `a`'s sessions to it through the test adapter (no URL: in-process).
+ */
+async function twoNodes() {
+  const cluster = new Cluster()
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  let entered = 0
+  const a = await startServer({ adapter: cluster.adapter('node0') }, (app) => {
+    app.parley.on('connection', (socket) => {
+      socket.use(async ([event]) => {
+        if (event !== 'held') return
+        entered++
+        await released
+      })
+    })
+  })
+  const b = await startServer({ adapter: cluster.adapter('node1') })
+  nodes.push(a, b)
+  return { a, b, entered: () => entered }
+}
+
+describe('a GET at close for a session finishing the events in its middleware, on another transport', () => {
+  // Over HTTP, `LastWordsAtClose` holds such a GET until the session has ended, then answers it as
+  // at close (its last words, when it keeps some for the GET's transport; else the coded 503).
+  // Routed in-process, it was sent on at once (`forward`), and answered that 503 while the
+  // session was still finishing.
+  it('routed in-process by another node, waits for the session to end, as over HTTP', async () => {
+    const { a, b, entered } = await twoNodes()
+    const client = await rawConnect('websocket', a.base)
+    clients.push(client)
+    const sid = client.sid
+    await client.send(HELD)
+    await until(() => entered() === 1, 3000, 'the event in the middleware')
+    // Its WebSocket gone, the session waits for its client's resume.
+    client.close()
+    await until(() => a.app.parley.sessionFor(sid)?.state === 'detached', 3000, 'the WebSocket detached')
+    const closing = a.app.close()
+    await until(() => a.app.parley.finishing(sid) !== undefined, 3000, 'the session finishing its events')
+
+    // The GET, routed by `b` to `a`, which asks whether the session is finishing; or, sent on at
+    // once, answered while the session is still there.
+    const asked = vi.spyOn(a.app.parley, 'finishing')
+    let aliveAtAnswer: boolean | undefined
+    const answer = fetch(`${b.base}/poll?v=1&sid=${sid}`).then(async (res) => {
+      aliveAtAnswer = a.app.parley.sessionFor(sid) !== undefined
+      return { status: res.status, body: (await res.json()) as { code?: string } }
+    })
+    await until(() => asked.mock.calls.length > 0 || aliveAtAnswer !== undefined, 3000, 'the GET at a')
+    release()
+    const got = await within(answer, 5000, 'the answer to the GET')
+    // Answered once the session had ended, as over HTTP: what a GET is told at close, the same.
+    expect(aliveAtAnswer).toBe(false)
+    expect(got).toEqual({
+      status: 503,
+      body: expect.objectContaining({ code: 'PARLEY_SERVER_SHUTTING_DOWN' }),
+    })
+    await within(closing, 5000, 'a closed')
+  })
+})
