@@ -280,7 +280,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
    * (`d`, of `d` and `e`, both live) answers every request with `status`; resolves once the client
    * has its answer. `logs`: b's warnings; `closingB.end()` ends b's drain.
    */
-  async function goodbyeToRefusingPick(status: number) {
+  async function goodbyeToRefusingPick(status: number, coded = true) {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
     const logs: { msg: string; node?: string }[] = []
     const b = await startTrafficNode(suite.redis.url, nodes, {
@@ -296,7 +296,10 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       setup: (app: FastifyInstance) =>
         app.addHook('onRequest', async (_request, reply) => {
           // Coded, as an application's hook answers: passed on to the client when it is the answer.
-          if (refusing.has(app)) return reply.code(status).send({ code: 'APP_REFUSED', message: 'refused' })
+          // Bare otherwise, as an answer from before the routes (Node's 431) or a proxy's.
+          if (!refusing.has(app)) return
+          if (!coded) return reply.code(status).type('text/plain').send('refused')
+          return reply.code(status).send({ code: 'APP_REFUSED', message: 'refused' })
         }),
     }
     const others = [
@@ -343,8 +346,26 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     },
   )
 
-  // A 4xx is about the request (its origin, its version, its body): the next node would answer it
-  // the same.
+  // A bare 4xx (no code) is about the hop (431: the headers this node added took them past the
+  // pick's limit; a proxy between the nodes), not the goodbye: the next node may take it.
+  it('that says goodbye, at a closing node whose pick for it answers a bare 431, goes to another, live, which ends the session (polling)', async () => {
+    const { posts, ends, d, e, logs, closingB } = await goodbyeToRefusingPick(431, false)
+    await until(() => ends.length > 0, 5000, 'the session ended')
+
+    expect(posts).toEqual([204])
+    expect(d.restored).toHaveLength(0)
+    expect(e.restored).toHaveLength(1)
+    expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
+    const unsent = logs.filter(
+      (line) => line.msg.includes('goodbye(s)') && line.msg.includes('could not be sent on'),
+    )
+    expect(unsent).toHaveLength(1)
+    expect(unsent[0]!.node).toBe((d.started.app.parley.adapter as RedisAdapter).node)
+    await closingB.end()
+  })
+
+  // A coded 4xx is about the request (its origin, its version, its body): the next node would
+  // answer it the same.
   it('that says goodbye, at a closing node whose pick for it answers 400, gets that answer: no other node is tried (polling)', async () => {
     const { posts, ends, d, e, logs, closingB } = await goodbyeToRefusingPick(400)
 

@@ -79,3 +79,47 @@ it('a goodbye through two closing nodes reaches the live node, which ends the se
   await Promise.all([goodbye(b.base, heldOnB), goodbye(d.base, heldOnD)])
   await within(Promise.all([closingB, closingD]), 5000, 'b and d closed')
 })
+
+// A bare 4xx (no code) from the node picked for a goodbye is about the hop (431: the headers the
+// sender added took them past that node's limit; an application's hook), not the goodbye, which
+// the next node may take: so it goes there, as over HTTP (post-after-drain.test.ts). It went to
+// the client instead (as a 503 to try again), the goodbye lost.
+it('a goodbye whose pick answers a bare 4xx goes to the next live node, which ends the session (through routeRequest)', async () => {
+  const cluster = new Cluster({ handoff: true, anotherNode: 'routed' })
+  let refusing = false
+  const a = await startServer({ adapter: cluster.adapter('a'), handoff: { timeout: 300, retrySpread: 100 } })
+  started.push(a)
+  // b's first pick: it answers every request with a bare 431 while `refusing`.
+  const d = await startServer({ adapter: cluster.adapter('d') }, (app) => {
+    app.addHook('onRequest', async (_request, reply) => {
+      if (refusing) return reply.code(431).type('text/plain').send('headers too large')
+    })
+  })
+  started.push(d)
+  const e = await startServer({ adapter: cluster.adapter('e') })
+  started.push(e)
+  const b = await startServer({ adapter: cluster.adapter('b'), handoff: { timeout: 5000, retrySpread: 100 } })
+  started.push(b)
+  const ends: string[] = []
+  e.app.parley.on('restored', (socket: ServerSocket) => {
+    socket.on('disconnect', (reason: string) => ends.push(reason))
+  })
+
+  const sid = await handshake(a.base)
+  // a drains: nobody claims the session (its client is gone), and a closes.
+  await within(a.app.close(), 5000, 'a closed')
+  // b closes, its drain held open by a session of its own that nobody claims.
+  const heldOnB = await handshake(b.base)
+  const closingB = b.app.close()
+  await until(() => b.app.parley.closing, 3000, 'b closing')
+  refusing = true
+
+  const status = await within(goodbye(b.base, sid), 5000, 'the goodbye answered by b')
+  await until(() => ends.length > 0, 3000, 'the session ended on e')
+
+  expect(status).toBe(204)
+  expect(ends).toEqual(['client disconnect'])
+  refusing = false
+  await goodbye(b.base, heldOnB)
+  await within(closingB, 5000, 'b closed')
+})

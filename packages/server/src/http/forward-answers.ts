@@ -53,16 +53,14 @@ export function errorAnswer(
   status: number,
   close: boolean,
 ): void {
-  const { request, res } = client
+  const { res } = client
   readAnswer(answer, (body, whole) => {
     // Read to its end, the connection to the owner goes back to the agent; else it goes.
     if (!whole) upstream.destroy()
     if (res.destroyed) return
     const coded = whole ? codedError(body) : undefined
     if (coded) {
-      const headers = closingClient(request, answerHeaders(answer.headers), close)
-      res.writeHead(status, headers)
-      res.end(body)
+      codedAnswer(client, answer, status, body, close)
       return
     }
     tryAgain(
@@ -71,6 +69,18 @@ export function errorAnswer(
       close,
     )
   })
+}
+
+/** The owner's coded error answer (see `errorAnswer`), read whole as `body`, for the client. */
+export function codedAnswer(
+  { request, res }: ClientSide,
+  answer: http.IncomingMessage,
+  status: number,
+  body: string,
+  close: boolean,
+): void {
+  res.writeHead(status, closingClient(request, answerHeaders(answer.headers), close))
+  res.end(body)
 }
 
 /**

@@ -5,10 +5,18 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, RoutedResponse } from '../adapter/adapter.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { ClosingForwards, EndingForward } from './closing-forwards.js'
-import { type ClientSide, errorAnswer, handoffAnswer, isEventStream, tryAgain } from './forward-answers.js'
+import {
+  type ClientSide,
+  codedAnswer,
+  errorAnswer,
+  handoffAnswer,
+  isEventStream,
+  tryAgain,
+} from './forward-answers.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
 import { type NodeAgents, pathOnNode } from './node-agents.js'
+import { codedError, MOST_READ, readAnswer } from './owner-answers.js'
 import type { Owner } from './owner-lookup.js'
 import { NoConnectionInTime } from './recently-unreachable.js'
 import { postGoodbye } from './relayed-goodbye.js'
@@ -264,12 +272,26 @@ export class HttpForwards {
       response.abort()
       return toldHere ? 'answered' : 'gone'
     }
-    if (refusedGoodbye(owner, response.status)) {
-      response.abort()
+    const answer = response
+    /** Nothing goes to the client: the caller tries the next node (see `refusedGoodbye`). */
+    const refuse = (): HandOver => {
+      answer.abort()
       this.#requests.delete(key)
       this.#over(res, key)
-      this.#unreached(owner, refusal(response.status))
+      this.#unreached(owner, refusal(answer.status))
       return 'unreachable'
+    }
+    if (refusedGoodbye(owner, answer.status)) return refuse()
+    let relayed = answer
+    if (owner.sentTo && answer.status >= 400) {
+      // A 4xx to a goodbye sent on: the client's answer when coded, else about the hop.
+      const read = await readRouted(answer.body)
+      if (toldHere || res.destroyed) {
+        answer.abort()
+        return toldHere ? 'answered' : 'gone'
+      }
+      if (!read.whole || !codedError(read.body)) return refuse()
+      relayed = { ...answer, body: Readable.from([read.body]) }
     }
     hop.take()
     if (request.method === 'GET' && isEventStream(response.headers['content-type'])) {
@@ -287,7 +309,7 @@ export class HttpForwards {
       })
       return 'answered'
     }
-    relayResponse(request, res, response, closes(hop, mark))
+    relayResponse(request, res, relayed, closes(hop, mark))
     return 'answered'
   }
 
@@ -383,13 +405,31 @@ export class HttpForwards {
       upstream.once('response', (answer) => {
         answered = true
         const status = answer.statusCode ?? 502
-        if (refusedGoodbye(owner, status)) {
-          // Nothing goes to the client: the caller tries the next node (see `refusedGoodbye`).
+        /** Nothing goes to the client: the caller tries the next node (see `refusedGoodbye`). */
+        const refuse = () => {
           this.#requests.delete(upstream)
           this.#over(res, upstream)
           res.off('close', onClientGone)
-          answer.resume()
           resolve(refusal(status))
+        }
+        if (refusedGoodbye(owner, status)) {
+          answer.resume()
+          refuse()
+          return
+        }
+        if (owner.sentTo && status >= 400) {
+          // A 4xx to a goodbye sent on: the client's answer when coded, else about the hop.
+          readAnswer(answer, (body, whole) => {
+            // Read to its end, the connection goes back to the agent; else it goes.
+            if (!whole) upstream.destroy()
+            if (!whole || !codedError(body)) {
+              refuse()
+              return
+            }
+            hop.take()
+            resolve('answered')
+            if (!res.destroyed) codedAnswer(hop, answer, status, body, closes(hop, mark))
+          })
           return
         }
         hop.take()
@@ -439,11 +479,30 @@ export class HttpForwards {
  * open, or the application refuses them; a 502 or 504: a proxy between the nodes found it gone or
  * too slow; a 500: it failed on it. Such a node is passed over as one that cannot be reached (see
  * `goodbyeOfHandedOff` in routes.ts), rather than its answer going to the client with the goodbye
- * lost. A 4xx is about the request itself (its origin, its version, its body), which the next node
- * would refuse the same: it goes to the client.
+ * lost. A 4xx with a code (Parley's, or an application hook's) is about the request itself (its
+ * origin, its version, its body), which the next node would refuse the same: it goes to the
+ * client. A bare 4xx (no code: from before the node's routes, 431 for headers past its limit once
+ * this node added its own, or a proxy's) is about the hop, not the request: the goodbye goes to
+ * the next node, as for a 5xx (its body read first, by the caller).
  */
 function refusedGoodbye(owner: Owner, status: number): boolean {
   return owner.sentTo !== undefined && status >= 500
+}
+
+/** The start of a routed answer's body (up to `MOST_READ`); `whole` when that is all of it. */
+async function readRouted(
+  body: AsyncIterable<Uint8Array | string>,
+): Promise<{ body: string; whole: boolean }> {
+  let text = ''
+  try {
+    for await (const chunk of body) {
+      text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
+      if (text.length > MOST_READ) return { body: text, whole: false }
+    }
+  } catch {
+    return { body: text, whole: false }
+  }
+  return { body: text, whole: true }
 }
 
 /** What a refused goodbye (see `refusedGoodbye`) is logged with. */
