@@ -15,7 +15,7 @@ import {
 } from './forward-answers.js'
 import { answerHeaders, forwardedHeaders } from './forward-headers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
-import { type NodeAgents, pathOnNode } from './node-agents.js'
+import { type NodeAgents, nodeAddress, pathOnNode } from './node-agents.js'
 import { codedError, MOST_READ, readAnswer } from './owner-answers.js'
 import type { Owner } from './owner-lookup.js'
 import { NoConnectionInTime } from './recently-unreachable.js'
@@ -327,7 +327,12 @@ export class HttpForwards {
     const { request, res, kind } = hop
     if (res.destroyed) return Promise.resolve('gone')
     if (this.#closed && !owner.sentTo) return Promise.resolve('closed')
-    const target = new URL(owner.url)
+    let target: URL
+    try {
+      target = nodeAddress(owner.url)
+    } catch (err) {
+      return Promise.resolve(err instanceof Error ? err : new Error(String(err)))
+    }
     const headers = forwardedHeaders(request, false, onward(request, mark))
     if (owner.sentTo) headers[SENT_TO_HEADER] = owner.sentTo.join(',')
     // A goodbye sent on after the close (see `deliver`): the agent is going, and its connection

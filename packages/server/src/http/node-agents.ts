@@ -51,6 +51,21 @@ export class NodeAgents {
 }
 
 /**
+ * The node address `address` as a URL, when it is one this node can forward to: `http://` or
+ * `https://`. An adapter of the application's own may name anything; what is not such a URL
+ * throws, and the node counts as one that cannot be reached (its clients' requests are answered
+ * as for an unknown session), where Node's own error (ERR_INVALID_PROTOCOL, ERR_INVALID_URL)
+ * would reach the client.
+ */
+export function nodeAddress(address: string): URL {
+  const url = new URL(address)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`the node address is not an http:// or https:// URL (${url.protocol})`)
+  }
+  return url
+}
+
+/**
  * The path to send for `path` (a path and query, as this node's clients send them: its own
  * `path` first) to the node at `address`: that address's own path, if it has one, goes in front,
  * since the address is the node's base URL (a node a proxy serves under `/node-a` is

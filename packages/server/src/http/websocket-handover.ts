@@ -6,7 +6,7 @@ import { forwardedHeaders } from './forward-headers.js'
 import type { HandOver } from './forward-http.js'
 import { forwardWebSocket, type Relay, type UpgradeRefused } from './forward-ws.js'
 import type { ForwardedRequest } from './forwarded-request.js'
-import { pathOnNode } from './node-agents.js'
+import { nodeAddress, pathOnNode } from './node-agents.js'
 import type { Owner } from './owner-lookup.js'
 import { SENT_ON } from './routing.js'
 
@@ -55,10 +55,17 @@ export class WebSocketHandovers {
     // Named here: the closure below keeps them as they are now.
     const url = owner.url
     const sid = hello.sid
+    let target: string
+    try {
+      target = webSocketUrl(url, request.url)
+    } catch (err) {
+      this.#options.unreachable(owner.node, err, url)
+      return 'unreachable'
+    }
     const result = await forwardWebSocket({
       ws,
       take,
-      url: webSocketUrl(owner.url, request.url),
+      url: target,
       tls: this.#options.tls,
       headers: forwardedHeaders(request, true, owner.sentOn ? SENT_ON : '1'),
       hello,
@@ -101,6 +108,6 @@ export class WebSocketHandovers {
 
 /** `path` on the node at `address`, over `ws:` (`wss:` for an `https:` address; see `pathOnNode`). */
 function webSocketUrl(address: string, path: string): string {
-  const node = new URL(address)
+  const node = nodeAddress(address)
   return `${node.protocol === 'https:' ? 'wss:' : 'ws:'}//${node.host}${pathOnNode(node, path)}`
 }
