@@ -32,7 +32,7 @@ import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
-import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
+import { hasAppCode, isThenable, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
@@ -1468,7 +1468,10 @@ export class ParleyServer<
     return unrestorable()
   }
 
-  /** Runs `connection` or `restored` listeners; stops if the session ends inside one. */
+  /**
+   * Runs `connection` or `restored` listeners; stops if the session ends inside one. An async
+   * listener's rejection is logged as a throw is: left unhandled, it would end the process.
+   */
   #fire(
     listeners: Set<(socket: ServerSocket<L, E, D>) => void>,
     socket: ServerSocket<L, E, D>,
@@ -1477,7 +1480,10 @@ export class ParleyServer<
     for (const listener of [...listeners]) {
       if (!socket.connected) break
       try {
-        listener(socket)
+        // Typed as returning nothing, an `async` function is one all the same.
+        const result: unknown = listener(socket)
+        if (isThenable(result))
+          result.then(undefined, (err: unknown) => this.#eventFailures.listener(event, err))
       } catch (err) {
         this.#eventFailures.listener(event, err)
       }

@@ -3,6 +3,7 @@
 // is logged once per burst, the first at once with its err and event, never once per event.
 import { connect, type ParleyError, type TransportName } from '@parley/client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { unheard } from '../../../test/support/unheard.js'
 import { closeApp, type Started, startServer, until } from './helpers.js'
 
 let started: Started | undefined
@@ -262,6 +263,39 @@ describe('listeners that throw', () => {
       [2, 3],
       [2, 3],
     ])
+  })
+})
+
+describe('connection listeners that reject', () => {
+  it('are logged as listeners that throw, never left unhandled; the session goes on', async () => {
+    const thrown = await unheard(async () => {
+      const { base, about, countsAtClose } = await logged((app) => {
+        app.parley.on('connection', async (socket) => {
+          socket.on('echo', (text: string, ack: (reply: string) => void) => ack(text))
+          await Promise.resolve()
+          throw new Error('a bug in an async connection listener')
+        })
+      })
+      for (const transport of TRANSPORTS) {
+        const client = await connected(base, transport)
+        expect(await client.timeout(3000).emitWithAck('echo', 'still here')).toBe('still here')
+        client.disconnect()
+      }
+      await until(() => about('"connection" listener failed').length > 0, 3000, 'the line')
+      expect(about('"connection" listener failed')).toMatchObject([
+        {
+          level: 50,
+          event: 'connection',
+          err: { message: 'a bug in an async connection listener' },
+          count: 1,
+        },
+      ])
+      expect(await countsAtClose('"connection" listener failed')).toEqual([
+        [1, 1],
+        [2, 3],
+      ])
+    })
+    expect(thrown).toEqual([])
   })
 })
 
