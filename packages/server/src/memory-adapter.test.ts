@@ -107,6 +107,22 @@ describe('MemoryAdapter: rooms', () => {
     expect(adapter.socketRooms('nobody')).toBeUndefined()
   })
 
+  it('answers the rooms of a socket in many as a copy, which later joins and leaves do not change', () => {
+    const { adapter, reached } = setup()
+    const many = Array.from({ length: 20 }, (_, i) => `room ${i}`)
+    adapter.addAll('a', many)
+    // `socket.rooms` is a snapshot: what it gave before a join or a leave stays as it was.
+    const before = adapter.socketRooms('a')!
+    adapter.addAll('a', ['late'])
+    adapter.del('a', 'room 0')
+    expect(sorted(before)).toEqual(sorted(['a', ...many]))
+    // Nor does writing to what it gave reach the adapter's books (a ReadonlySet, cast away).
+    ;(before as Set<Room>).delete('room 1')
+    expect(adapter.socketRooms('a')!.has('room 1')).toBe(true)
+    adapter.broadcast(message().msg, target({ rooms: ['room 1'] }))
+    expect(reached()).toEqual(['a'])
+  })
+
   it('takes a socket out of one room with del and leaves its other rooms', () => {
     const { adapter, reached } = setup()
     adapter.addAll('a', ['red', 'blue'])

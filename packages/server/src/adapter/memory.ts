@@ -57,7 +57,10 @@ export class MemoryAdapter implements Adapter {
 
   socketRooms(id: string): ReadonlySet<Room> | undefined {
     const mine = this.#socketRooms.get(id)
-    return mine === undefined || mine instanceof Set ? mine : new Set(roomsOf(id, mine))
+    // A copy of a long list too, as of a short one: `socket.rooms` is a snapshot, and the Set
+    // itself would change under the application's feet with the next join or leave (and a
+    // write through a cast would reach the index's books).
+    return mine === undefined ? mine : new Set(roomsOf(id, mine))
   }
 
   /**
