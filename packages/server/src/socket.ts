@@ -104,6 +104,12 @@ const newSocketMoveBooks = (): SocketMoveBooks => ({
   thawedWork: undefined,
 })
 
+/**
+ * The message of a refusal (schema, middleware, queue) whose own message would take its ERROR
+ * past `maxPayload`: the client gets the refusal's code with this instead.
+ */
+const REFUSAL_TOO_LONG = 'refused: the message of the refusal does not fit in maxPayload'
+
 /** Why a volatile emit that awaited a reply ended its wait at once: it was dropped. */
 function droppedError(event: string): ParleyError<string> {
   return new ParleyError(
@@ -1031,13 +1037,22 @@ export class ServerSocket<
         { ...(cause !== undefined && { err: cause }), code: refusal.code, event },
         `parley: event refused: ${refusal.message}`,
       )
-    this.#session.sendNumbered((seq) => ({
-      type: PacketType.ERROR,
-      seq,
-      ackId,
-      code: refusal.code,
-      message: refusal.message,
-    }))
+    const refuse = (message: string) =>
+      this.#session.sendNumbered((seq) => ({
+        type: PacketType.ERROR,
+        seq,
+        ackId,
+        code: refusal.code,
+        message,
+      }))
+    try {
+      refuse(refusal.message)
+    } catch {
+      // Past `maxPayload` (a message of up to 1024 characters, the event's name besides, under
+      // a small limit): thrown from here, it would escape to the transport's reader and leave
+      // the pipeline stuck on this event. The client still gets the code.
+      refuse(REFUSAL_TOO_LONG)
+    }
   }
 
   #dispatch(name: string, args: WireValue[], ackId: number): void {

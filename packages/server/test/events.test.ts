@@ -456,6 +456,45 @@ describe('socket middleware', () => {
   )
 })
 
+describe('a refusal whose message does not fit in maxPayload', () => {
+  it('still answers the event with its code, and nothing escapes', async () => {
+    const long = 'x'.repeat(900)
+    const got: unknown[] = []
+    const thrown = await unheard(async () => {
+      started = await startServer({ maxPayload: 512 }, (app) => {
+        app.parley.on('connection', (s) => {
+          s.use((packet, next) => {
+            if (packet[0] === 'next') next(new ParleyError('TOO_WORDY', long))
+            else next()
+          })
+          s.use(async ([event]) => {
+            if (event === 'reject') throw new ParleyError('TOO_WORDY', long)
+          })
+          s.on('ok', (ack: (r: string) => void) => ack('ok'))
+        })
+      })
+      const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+      try {
+        await new Promise<void>((resolve) => client.once('connect', () => resolve()))
+        for (const name of ['next', 'reject']) {
+          got.push(
+            await client
+              .timeout(3000)
+              .emitWithAck(name)
+              .catch((error: ParleyError<string>) => [error.code, error.message]),
+          )
+        }
+        got.push(await client.timeout(3000).emitWithAck('ok'))
+      } finally {
+        client.disconnect()
+      }
+    })
+    const refused = ['TOO_WORDY', 'refused: the message of the refusal does not fit in maxPayload']
+    expect(got).toEqual([refused, refused, 'ok'])
+    expect(thrown).toEqual([])
+  })
+})
+
 describe('handler refusals', () => {
   it('send the code and message of an error with an application code, and hide the rest', async () => {
     const { client } = await one((s) => {
