@@ -408,7 +408,7 @@ export class ParleyServer<
    * socket checks incoming events against them before its middleware and handlers: an event
    * that fails never reaches them, and the client gets ERROR PARLEY_VALIDATION_FAILED with
    * what is wrong (as the reply to its request, or as an `error` event). Calling it again adds
-   * schemas; a new schema for an event replaces the old one.
+   * schemas; a new schema for an event replaces the old one (under the same `$id` too).
    */
   schemas(schemas: EventSchemas<EventNames<L>>): this {
     this.#validators.add(schemas)

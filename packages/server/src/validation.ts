@@ -32,6 +32,8 @@ const MAX_MESSAGE = 1024
 export class EventValidators {
   #ajv: InstanceType<typeof Ajv> | undefined
   readonly #byEvent = new Map<string, ValidateFunction>()
+  /** The schema in force for each event (see `#compile`). */
+  readonly #schemaOf = new Map<string, EventSchema>()
 
   /** How many events have a schema. */
   get size(): number {
@@ -57,7 +59,7 @@ export class EventValidators {
     if (schemas === null || typeof schemas !== 'object' || Array.isArray(schemas)) {
       throw argumentError('schemas must be an object: event name -> JSON Schema of its arguments')
     }
-    const compiled: [string, ValidateFunction][] = []
+    const compiled: [string, ValidateFunction, EventSchema][] = []
     for (const [event, schema] of Object.entries(schemas)) {
       if (schema === undefined) continue
       if (checkEventName(event)) {
@@ -75,7 +77,7 @@ export class EventValidators {
       }
       let validate: ValidateFunction
       try {
-        validate = this.#compiler().compile(schema)
+        validate = this.#compile(event, schema, compiled)
       } catch (error) {
         throw argumentError(
           `schemas: the schema of "${event}" does not compile: ${shown(readKey(error, 'message') ?? error)}`,
@@ -91,9 +93,36 @@ export class EventValidators {
           `schemas: the schema of "${event}" is asynchronous ($async); events are checked synchronously`,
         )
       }
-      compiled.push([event, validate])
+      compiled.push([event, validate, schema])
     }
-    for (const [event, validate] of compiled) this.#byEvent.set(event, validate)
+    for (const [event, validate, schema] of compiled) {
+      this.#byEvent.set(event, validate)
+      this.#schemaOf.set(event, schema)
+    }
+  }
+
+  /**
+   * Compiles `event`'s new schema. Ajv keeps every schema with an `$id` it compiled under that
+   * id, and refuses another one under it: so a new version of an event's schema with the same
+   * `$id` (a reload, a second declaration) would not compile, nor a schema of a batch refused
+   * before (see `add`) given again. The id is freed first when no schema in force for another
+   * event, nor one compiled earlier in this batch (`batch`), holds it: the compiled functions
+   * in force keep working without it. Two events' schemas under one id still clash, as a
+   * `$ref` to it would be ambiguous.
+   */
+  #compile(
+    event: string,
+    schema: EventSchema,
+    batch: readonly [string, unknown, EventSchema][],
+  ): ValidateFunction {
+    const ajv = this.#compiler()
+    const id = idOf(schema)
+    if (typeof id === 'string' && ajv.getSchema(id)?.schema !== schema) {
+      const held = (other: EventSchema) => other !== schema && idOf(other) === id
+      const inForce = [...this.#schemaOf].some(([name, other]) => name !== event && held(other))
+      if (!inForce && !batch.some(([, , other]) => held(other))) ajv.removeSchema(id)
+    }
+    return ajv.compile(schema)
   }
 
   /** Null when the arguments pass (or the event has no schema), else what is wrong with them. */
@@ -128,6 +157,11 @@ function topLevelMistake(schema: EventSchema): string | undefined {
     return 'its top level describes an object (properties, required)'
   }
   return undefined
+}
+
+/** The `$id` a schema names itself by, if any. */
+function idOf(schema: EventSchema): unknown {
+  return typeof schema === 'object' ? schema.$id : undefined
 }
 
 /** Ajv's errors as one line, paths rooted at `args`: `args/0/text must be string`. */

@@ -109,6 +109,28 @@ describe('event schemas', () => {
     expect(got).toEqual([[1, 'two', { three: 3 }]])
   })
 
+  it('replace an event’s schema with a new one, the same $id included', async () => {
+    const { client } = await one((s) => s.on('note', (text: unknown, ack: (r: unknown) => void) => ack(text)))
+    const parley = started!.app.parley
+    parley.schemas({ note: { $id: 'note', type: 'array', items: [{ type: 'string' }], minItems: 1 } })
+    // A new version of the same schema, as a reload or a second declaration would give.
+    parley.schemas({ note: { $id: 'note', type: 'array', items: [{ type: 'integer' }], minItems: 1 } })
+    // Two events may still not share an $id with schemas that differ: a $ref would be ambiguous.
+    expect(() =>
+      parley.schemas({ other: { $id: 'note', type: 'array', items: [{ type: 'boolean' }] } }),
+    ).toThrow(/schema of "other" does not compile: schema with key or id "note" already exists/)
+    // A batch refused for another schema adds none of its own: given again, its schemas compile.
+    const ps = { $id: 'ps', type: 'array' }
+    expect(() => parley.schemas({ ps, bad: { type: 'array', itemz: [] } })).toThrow(/"bad" does not compile/)
+    parley.schemas({ ps: { ...ps, maxItems: 1 } })
+    await client.send(event(1, 'note', [7], 1), event(2, 'note', ['seven'], 2))
+    expect(await client.next(answerTo(1))).toMatchObject({ args: [7] })
+    expect(await client.next(answerTo(2))).toMatchObject({
+      code: 'PARLEY_VALIDATION_FAILED',
+      message: '"note": args/0 must be integer',
+    })
+  })
+
   it('are compiled when declared: a bad schema or a reserved name throws at once', async () => {
     const app = Fastify()
     await app.register(parley)
