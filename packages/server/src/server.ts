@@ -3,6 +3,7 @@ import {
   ErrorCode,
   type HelloPacket,
   isAckId,
+  MAX_TIMER_MS,
   type Packet,
   PacketType,
   ParleyError,
@@ -1548,9 +1549,10 @@ export class ParleyServer<
     if (this.#forgetting) return
     this.#forgetLingering(sid)
     // A client polls again at once, and reads a stream within its ping timeout at the latest.
+    // Each may be up to MAX_TIMER_MS: past it, a Node timer would run after 1 ms.
     const timer = setTimeout(
       () => this.#forgetLingering(sid),
-      this.options.pingInterval + this.options.pingTimeout,
+      Math.min(this.options.pingInterval + this.options.pingTimeout, MAX_TIMER_MS),
     )
     timer.unref()
     const bytes = Math.max(transport.bufferedAmount, LINGER_MIN_BYTES)

@@ -109,3 +109,44 @@ describe('TimerQueue', () => {
     expect(late[1]).toBeGreaterThanOrEqual(145)
   })
 })
+
+describe('TimerQueue with a delay past what a Node timer holds', () => {
+  it('waits without running its timer every millisecond', async () => {
+    // Real timers: Node fires a timer set past 2^31-1 ms after 1 ms, with a warning.
+    vi.useRealTimers()
+    const warnings: Error[] = []
+    const warned = (warning: Error) => void warnings.push(warning)
+    process.on('warning', warned)
+    const runs: number[] = []
+    const fired: string[] = []
+    // handshakeTimeout + pingTimeout, both at their largest: the delay of the `lastCall` queue.
+    const queue = new TimerQueue<Named>(
+      2 * (2 ** 31 - 1),
+      (entry) => fired.push(entry.name),
+      (ms) => runs.push(ms),
+    )
+    const entry = new Named('far')
+    try {
+      queue.add(entry)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(fired).toEqual([])
+      expect(runs).toEqual([])
+      expect(warnings.filter((w) => w.name === 'TimeoutOverflowWarning')).toEqual([])
+    } finally {
+      queue.remove(entry)
+      process.off('warning', warned)
+    }
+  })
+
+  it('fires such an entry at its deadline, its timer set again on the way', () => {
+    const fired: string[] = []
+    const delay = 2 * (2 ** 31 - 1)
+    const queue = new TimerQueue<Named>(delay, (entry) => fired.push(entry.name))
+    queue.add(new Named('far'))
+    vi.advanceTimersByTime(delay - 1)
+    expect(fired).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(fired).toEqual(['far'])
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})

@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from '@parley/protocol'
+
 /**
  * A place in a `TimerQueue`, as a base class: the owner of the deadline (a session, for its
  * heartbeat) is its own entry, reused from one deadline to the next, so that a deadline costs
@@ -27,6 +29,10 @@ export class Timed {
  * linked list, adding and removing cost O(1), and the timer is set for the first one only.
  * A server with 20 000 idle sessions holds five of these for their heartbeats instead of
  * 20 000 `Timeout` objects (and their closures), renewed at every PING.
+ *
+ * A delay may be longer than a Node timer holds (`handshakeTimeout + pingTimeout` of the
+ * first GET's last call, each up to 2^31-1 ms): Node would run such a timer after 1 ms, again
+ * and again until the deadline, so the timer waits at most MAX_TIMER_MS and is set again.
  */
 export class TimerQueue<T extends Timed> {
   readonly delay: number
@@ -57,7 +63,7 @@ export class TimerQueue<T extends Timed> {
     if (this.#tail) this.#tail.next = entry
     else this.#head = entry
     this.#tail = entry
-    this.#timer ??= setTimeout(this.#run, this.delay)
+    this.#timer ??= setTimeout(this.#run, Math.min(this.delay, MAX_TIMER_MS))
   }
 
   /** Takes `entry` out; the timer goes when nothing is left. */
@@ -96,7 +102,8 @@ export class TimerQueue<T extends Timed> {
       }
     } finally {
       const head = this.#head
-      if (head && !this.#timer) this.#timer = setTimeout(this.#run, Math.max(0, Math.ceil(head.due - now)))
+      if (head && !this.#timer)
+        this.#timer = setTimeout(this.#run, Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(head.due - now))))
     }
   }
 }

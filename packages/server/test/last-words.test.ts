@@ -8,7 +8,7 @@ import { decodeText, type Packet, PacketType, type ParleyError } from '@parley/p
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, startServer, until } from './helpers.js'
+import { closeApp, sleep, startServer, until } from './helpers.js'
 import { exchange } from './http-exchange.js'
 
 const apps: FastifyInstance[] = []
@@ -259,6 +259,31 @@ describe('last words while the server runs', () => {
       expect(((await after.json()) as { code?: string }).code).toBe('PARLEY_UNKNOWN_SESSION')
     },
   )
+
+  it('wait for the next GET under the longest pingInterval too, past what a Node timer holds', async () => {
+    let ended = false
+    // The last words are kept for pingInterval + pingTimeout: here past 2^31-1 ms, which a Node
+    // timer would take for 1 ms.
+    const { app, base } = await startServer({ pingInterval: 2 ** 31 - 1 }, (app) => {
+      app.parley.on('connection', (socket) => {
+        socket.on('n', () => {
+          ended = true
+          socket.disconnect()
+        })
+      })
+    })
+    apps.push(app)
+    const endpoint = `${base}/poll`
+    const sid = await handshake(endpoint)
+    const url = `${endpoint}?v=1&sid=${sid}`
+    expect((await fetch(url, { method: 'POST', body: '[5,1,"n",[],0]' })).status).toBe(204)
+    await until(() => ended)
+    await sleep(50)
+    expect(packetsOf(await (await fetch(url)).text())).toEqual([
+      { type: PacketType.ACK, ack: 1 },
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server disconnect' }),
+    ])
+  })
 
   it('keeps at most eight maxBufferedBytes of them: the oldest go, and their resume still learns why', async () => {
     // 64 KiB per socket: 512 KiB of last words at most, about twenty sessions' worth below.
