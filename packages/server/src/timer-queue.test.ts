@@ -85,6 +85,24 @@ describe('TimerQueue', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
+  it('keeps the deadlines of the others when an entry that fires is added again', () => {
+    // A frozen session's PING puts it back in the queue that fired it (see `Session.#ping`).
+    const fired: string[] = []
+    const queue = new TimerQueue<Named>(100, (entry) => {
+      fired.push(entry.name)
+      if (entry.name === 'again') queue.add(entry)
+    })
+    queue.add(new Named('again'))
+    vi.advanceTimersByTime(50)
+    queue.add(new Named('b'))
+    vi.advanceTimersByTime(50)
+    expect(fired).toEqual(['again'])
+    vi.advanceTimersByTime(50)
+    expect(fired).toEqual(['again', 'b'])
+    vi.advanceTimersByTime(50)
+    expect(fired).toEqual(['again', 'b', 'again'])
+  })
+
   it('tells how late each run of its timer came after the first deadline', async () => {
     const late: number[] = []
     const fired: string[] = []

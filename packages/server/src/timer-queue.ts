@@ -102,8 +102,12 @@ export class TimerQueue<T extends Timed> {
       }
     } finally {
       const head = this.#head
-      if (head && !this.#timer)
+      if (head) {
+        // An entry added while these fired (a frozen session's next PING) set the timer for its
+        // own deadline, a whole delay away: the head's comes first.
+        clearTimeout(this.#timer)
         this.#timer = setTimeout(this.#run, Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(head.due - now))))
+      }
     }
   }
 }
