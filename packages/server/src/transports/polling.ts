@@ -3,6 +3,7 @@ import { gzip } from 'node:zlib'
 import { type Packet, PacketType, type PreparedEvent } from '@parley/protocol'
 import { type ResponseHolder, watchHeld } from './held-responses.js'
 import { type HeaderBag, HttpTransport, nextGetWithin, nowMs } from './http.js'
+import { flattenSentHeader } from './sent-header.js'
 import { type CloseKind, isPreparedEvent, type Outgoing, outgoing } from './transport.js'
 import type { UnreadAnswers } from './unread.js'
 
@@ -382,28 +383,35 @@ function answer(
   const bytes = Buffer.byteLength(body)
   if (gzipAbove === false || bytes < gzipAbove || !acceptsGzip(res.req?.headers['accept-encoding'])) {
     // The common answer: one header object, built once.
-    res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
-    res.end(body)
-    unread?.watch(res)
+    writeAnswer(res, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) }, body, unread)
     return
   }
   gzip(body, (error, zipped) => {
     if (res.writableEnded || res.destroyed) return
     if (error) {
-      res.writeHead(200, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) })
-      res.end(body)
-      unread?.watch(res)
+      writeAnswer(res, { ...headers, ...ANSWER_HEADERS, 'Content-Length': String(bytes) }, body, unread)
       return
     }
-    res.writeHead(200, {
-      ...headers,
-      ...ANSWER_HEADERS,
-      'Content-Encoding': 'gzip',
-      'Content-Length': String(zipped.length),
-    })
-    res.end(zipped)
-    unread?.watch(res)
+    writeAnswer(
+      res,
+      { ...headers, ...ANSWER_HEADERS, 'Content-Encoding': 'gzip', 'Content-Length': String(zipped.length) },
+      zipped,
+      unread,
+    )
   })
+}
+
+/** Writes an answer; its header block flattened: the held response may be old (`flattenSentHeader`). */
+function writeAnswer(
+  res: ServerResponse,
+  headers: Record<string, string>,
+  body: string | Buffer,
+  unread: UnreadAnswers | undefined,
+): void {
+  res.writeHead(200, headers)
+  flattenSentHeader(res)
+  res.end(body)
+  unread?.watch(res)
 }
 
 const ANSWER_HEADERS = {

@@ -3,6 +3,7 @@ import { Socket } from 'node:net'
 import type { SplitText } from '@parley/protocol'
 import { type ResponseHolder, watchHeld } from './held-responses.js'
 import { type HeaderBag, HttpTransport, nextGetWithin, nowMs } from './http.js'
+import { flattenSentHeader } from './sent-header.js'
 import { corkForTick } from './tick-cork.js'
 import { type CloseKind, isClose, type Outgoing } from './transport.js'
 import type { UnreadAnswers } from './unread.js'
@@ -59,17 +60,6 @@ function connectionOf(res: ServerResponse): Socket | null {
  */
 function responseGone(res: ServerResponse): boolean {
   return res.destroyed || res.writableEnded || res.socket === null
-}
-
-/**
- * Node keeps the header block it wrote (`_header`) for as long as the response lasts, as it
- * built it: a string of about twenty joined parts, some 640 bytes of heap per open stream where
- * the text itself is about 200. Reading a character of it has V8 make it one flat string, in
- * place, and the parts go. Only the representation changes: the text is the same.
- */
-function flattenSentHeader(res: ServerResponse): void {
-  const header = (res as { _header?: unknown })._header
-  if (typeof header === 'string') header.charCodeAt(0)
 }
 
 /** `pieces` (UTF-8 text and bytes) one after the other in one buffer of `bytes` bytes. */
