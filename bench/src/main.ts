@@ -21,7 +21,8 @@
 // flags to every single-node server (`--trace-gc-nvp`, say); `PARLEY_BENCH_SURVIVORS=<dir>`
 // has each server sample the allocations that outlive a young collection (survivors.ts);
 // `PARLEY_BENCH_PARLEY_OPTIONS='{"sseUpstream":"close-when-idle"}'` adds options to every
-// Parley server (server.ts).
+// Parley server (server.ts); `PARLEY_BENCH_HEAP_SNAPSHOTS=<dir>` has each server write a heap
+// snapshot after each memory reading, for heap-diff.ts.
 import { type ChildProcess, fork } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'

@@ -10,6 +10,7 @@
 // scenario needs changed, for every server alike.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import v8 from 'node:v8'
 import type { AdapterFactory } from '@parley/server'
@@ -318,7 +319,7 @@ async function fanout(server: BenchServer, n: number): Promise<FanoutResult> {
   return { t, recipients, emitUs: (emitted - t) * 1000, flushUs: (flushed - t) * 1000 }
 }
 
-async function memory(): Promise<MemoryReading> {
+async function memory(kind: ServerKind): Promise<MemoryReading> {
   const gc = (globalThis as { gc?: () => void }).gc
   for (let i = 0; i < 3 && gc; i++) {
     gc()
@@ -326,7 +327,23 @@ async function memory(): Promise<MemoryReading> {
   }
   const { rss, heapUsed } = process.memoryUsage()
   const young = v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')
+  snapshotHeap(kind)
   return { rss, heapUsed, youngBytes: young?.space_size ?? 0, gc: gc !== undefined }
+}
+
+let snapshots = 0
+
+/**
+ * With `PARLEY_BENCH_HEAP_SNAPSHOTS=<dir>`, a heap snapshot after each memory reading, for
+ * `heap-diff` (heap-diff.ts): `<kind>-<pid>-<n>.heapsnapshot`, n counting the readings. Taken
+ * after the reading, which it does not touch; writing one takes seconds and grows the process,
+ * so the readings after it are not comparable to a run without it.
+ */
+function snapshotHeap(kind: ServerKind): void {
+  const dir = process.env.PARLEY_BENCH_HEAP_SNAPSHOTS
+  if (!dir) return
+  const file = path.join(dir, `${kind}-${process.pid}-${++snapshots}.heapsnapshot`)
+  console.error(`heap snapshot: ${v8.writeHeapSnapshot(file)}`)
 }
 
 async function main() {
@@ -362,7 +379,7 @@ async function main() {
       case 'requests':
         return server.requests()
       case 'memory':
-        return memory()
+        return memory(kind)
       case 'fanout':
         return fanout(server, (args as { n: number }).n)
       case 'broadcast': {
