@@ -125,7 +125,7 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
   )
 
   it('says at close which writes Redis got and may still run, and which never reached it', async () => {
-    const cluster = suite.cluster({ requestTimeout: 300 })
+    const cluster = suite.cluster({ requestTimeout: 5000 })
     const [a] = await cluster.start(1)
     const socket = a!.sockets.add('s1', 'sid-closing')
     a!.adapter.addAll('s1', ['s1'])
