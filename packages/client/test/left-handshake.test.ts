@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { compiledScript } from '../../../test/support/compiled-script.js'
-import { within } from '../../server/test/helpers.js'
+import { startChild } from './child-process.js'
 
 const child = fileURLToPath(new URL('./left-handshake-child.ts', import.meta.url))
 
@@ -16,28 +14,11 @@ const child = fileURLToPath(new URL('./left-handshake-child.ts', import.meta.url
  * a grace of 2 s.
  */
 async function lingers(mode: 'connecting' | 'upgraded' | 'sse' | 'polling' | 'probe'): Promise<number> {
-  const proc = spawn(process.execPath, [await compiledScript(child), mode], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  let left = 0
-  proc.stdout.on('data', (d: Buffer) => {
-    out += d.toString()
-    if (!left && out.includes('left')) left = performance.now()
-  })
-  let err = ''
-  proc.stderr.on('data', (d: Buffer) => {
-    err += d.toString()
-  })
+  const proc = await startChild(child, [mode], { mark: 'left' })
   try {
-    const code = await within(
-      new Promise((resolve) => proc.on('exit', resolve)),
-      15_000,
-      `the process to exit (stderr: ${err})`,
-    )
-    expect(code).toBe(0)
-    expect(out).toContain('left')
-    return performance.now() - left
+    expect(await proc.exit()).toBe(0)
+    expect(proc.out).toContain('left')
+    return proc.sinceMark()
   } finally {
     proc.kill()
   }

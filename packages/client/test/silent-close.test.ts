@@ -3,12 +3,10 @@
 // go. The client now waits a grace of 2 s for it once what it sent has left, then ends the
 // connection: a process must exit well before `ws` would have. A server that is only slow to
 // read still gets the goodbye, however long it takes to leave.
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { compiledScript } from '../../../test/support/compiled-script.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
-import { within } from '../../server/test/helpers.js'
+import { startChild } from './child-process.js'
 import { next, own, parleyOf, type ServerOptions, until } from './helpers.js'
 
 const CHILD = fileURLToPath(new URL('./silent-close-child.ts', import.meta.url))
@@ -28,31 +26,16 @@ async function serve(test: ReturnType<typeof own>, options: ServerOptions = {}) 
 
 /** silent-close-child.ts on `url`, killed once the test finished. */
 async function start(test: ReturnType<typeof own>, url: string) {
-  const proc = spawn(process.execPath, [await compiledScript(CHILD), url], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  test.later({ close: async () => void proc.kill() })
-  let out = ''
-  let err = ''
-  let leftAt = 0
-  proc.stdout.on('data', (d: Buffer) => {
-    out += d.toString()
-    if (!leftAt && out.includes('left')) leftAt = performance.now()
-  })
-  proc.stderr.on('data', (d: Buffer) => {
-    err += d.toString()
-  })
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', resolve))
+  const proc = await startChild(CHILD, [url], { stdin: true, mark: 'left' })
+  test.later({ close: async () => proc.kill() })
   return {
     /** Waits until the child printed `text`. */
-    said: (text: string, ms: number) =>
-      until(() => out.includes(text), ms, `"${text}" from the child (${err})`),
-    disconnect: () => proc.stdin.write('go\n'),
+    said: (text: string, ms: number) => until(() => proc.out.includes(text), ms, `"${text}" from the child`),
+    disconnect: () => proc.write('go\n'),
     /** What it printed at its `disconnect`, and how long (ms) the process lived on after it. */
     async lingers(): Promise<{ out: string; ms: number }> {
-      const code = await within(exited, 15_000, `the process to exit (stdout: ${out}, stderr: ${err})`)
-      expect(code).toBe(0)
-      return { out, ms: performance.now() - leftAt }
+      expect(await proc.exit()).toBe(0)
+      return { out: proc.out, ms: proc.sinceMark() }
     },
   }
 }
