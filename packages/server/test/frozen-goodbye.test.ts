@@ -21,7 +21,7 @@ import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/rou
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
-import { goodbyeAtClose } from './raw-websocket.js'
+import { goodbyeAtClose, relayedResume } from './raw-websocket.js'
 
 /** Long enough that a drain waiting for a claim would outlast every bound below. */
 const HANDOFF_TIMEOUT = 7500
@@ -235,21 +235,10 @@ describe('a goodbye while the drain has frozen the session (websocket)', () => {
 async function relayedSession(cluster: Cluster, a: Started, b: Started) {
   const first = await rawConnect('websocket', a.base)
   first.close()
-  // `a` does not answer `b`'s request to hand the session over: `b` relays the WebSocket.
-  cluster.unreachable.add('node0')
-  const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+  const { ws, packets } = await relayedResume(cluster, b.base, first.sid)
   sockets.push(ws)
-  const packets: Packet[] = []
-  ws.on('message', (data) => {
-    const decoded = decodeText(String(data), { maxPayload: 1e6 })
-    if (decoded.ok) packets.push(decoded.packet)
-  })
-  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
-  ws.send(JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }]))
-  await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
   expect(packets.find((p) => p.type === PacketType.OPEN)).toMatchObject({ sid: first.sid, recovered: true })
   expect(cluster.handOffRequests).toBe(1)
-  cluster.unreachable.clear()
   // Relayed, not moved: the session is still `a`'s.
   expect(a.app.parley.sessionFor(first.sid)).toBeDefined()
   expect(b.app.parley.sessionFor(first.sid)).toBeUndefined()

@@ -4,15 +4,15 @@
 // client's late goodbye, trusting the `forwarding.ca` they are given. Over `node:http`, as
 // before, every one of them failed (ERR_INVALID_PROTOCOL): the client got a new session.
 import { readFileSync } from 'node:fs'
-import { decodeText, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import { encodeText, PacketType } from '@parley/protocol'
 import parley, { type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
+import type WebSocket from 'ws'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
-import { goodbyeAtClose } from './raw-websocket.js'
+import { goodbyeAtClose, relayedResume } from './raw-websocket.js'
 
 const key = readFileSync(new URL('./fixtures/node-tls.key', import.meta.url), 'utf8')
 /** Self-signed, for 127.0.0.1: its own CA. */
@@ -110,19 +110,8 @@ describe('a WebSocket of a session of an https node, resumed on another node', (
   /** The WebSocket resumed on `b`, relayed to `a` over `wss://`, and what it received. */
   async function relayed(cluster: Cluster, a: HttpsNode, b: Started) {
     const sid = await sessionOn(a)
-    // `a` does not answer `b`'s request to hand the session over: `b` relays the WebSocket.
-    cluster.unreachable.add('node0')
-    const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    const { ws, packets } = await relayedResume(cluster, b.base, sid)
     sockets.push(ws)
-    const packets: Packet[] = []
-    ws.on('message', (data) => {
-      const decoded = decodeText(String(data), { maxPayload: 1e6 })
-      if (decoded.ok) packets.push(decoded.packet)
-    })
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
-    ws.send(JSON.stringify([PacketType.HELLO, { sid, ack: 0 }]))
-    await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
-    cluster.unreachable.clear()
     return { sid, ws, packets }
   }
 

@@ -4,15 +4,15 @@
 // under that path, whatever it is (SSE, polling, a goodbye, a relayed WebSocket, a relayed
 // client's late goodbye). A WebSocket relay kept the path; HTTP forwarding and the late goodbye
 // dropped it, and reached the proxy's 404.
-import { decodeText, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import { encodeText, PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
+import type WebSocket from 'ws'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
-import { goodbyeAtClose } from './raw-websocket.js'
+import { goodbyeAtClose, relayedResume } from './raw-websocket.js'
 
 const GOODBYE = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
 
@@ -89,19 +89,8 @@ describe('a WebSocket of a session of a node behind a path, resumed on another n
   /** The WebSocket resumed on `b`, relayed to `a` through the proxy, and what it received. */
   async function relayed(cluster: Cluster, a: Started, b: Started, onA: { sockets: ServerSocket[] }) {
     const sid = await sessionOn(a, onA)
-    // `a` does not answer `b`'s request to hand the session over: `b` relays the WebSocket.
-    cluster.unreachable.add('node0')
-    const ws = new WebSocket(`${b.base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+    const { ws, packets } = await relayedResume(cluster, b.base, sid)
     sockets.push(ws)
-    const packets: Packet[] = []
-    ws.on('message', (data) => {
-      const decoded = decodeText(String(data), { maxPayload: 1e6 })
-      if (decoded.ok) packets.push(decoded.packet)
-    })
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
-    ws.send(JSON.stringify([PacketType.HELLO, { sid, ack: 0 }]))
-    await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
-    cluster.unreachable.clear()
     expect(packets.find((p) => p.type === PacketType.OPEN)).toMatchObject({ sid, recovered: true })
     return { ws, packets }
   }

@@ -2,9 +2,9 @@
 // message on (a HELLO of any shape, frames of any kind), and keeps every packet it gets back
 // and its close code. For clients that misbehave before or after the handshake; a client that
 // handshakes by the rules is `rawConnect` (raw-client.ts).
-import { decodeFrame, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import { decodeFrame, decodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import WebSocket from 'ws'
-import { within } from './helpers.js'
+import { until, within } from './helpers.js'
 
 /**
  * The head of a WebSocket upgrade to `target` (Parley's `/ws` endpoint and its query) offering
@@ -108,4 +108,36 @@ export function goodbyeAtClose(ws: WebSocket, goodbye: string): () => boolean | 
     ws.send(goodbye)
   })
   return () => open
+}
+
+/**
+ * A WebSocket resume of `sid` at node `base`, which relays it to the session's node `owner`:
+ * the owner does not answer the request to hand the session over while the resume comes in
+ * (`cluster.unreachable`, cleared once the OPEN came), so it is relayed rather than moved. The
+ * WebSocket is the caller's to close; `packets` fills as frames come through the relay.
+ */
+export async function relayedResume(
+  cluster: { unreachable: Set<string> },
+  base: string,
+  sid: string,
+  owner = 'node0',
+): Promise<{ ws: WebSocket; packets: Packet[] }> {
+  cluster.unreachable.add(owner)
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, WS_SUBPROTOCOL)
+  const packets: Packet[] = []
+  ws.on('message', (data) => {
+    const decoded = decodeText(String(data), { maxPayload: 1e6 })
+    if (decoded.ok) packets.push(decoded.packet)
+  })
+  try {
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+    ws.send(JSON.stringify([PacketType.HELLO, { sid, ack: 0 }]))
+    await until(() => packets.some((p) => p.type === PacketType.OPEN), 3000, 'OPEN through the relay')
+  } catch (error) {
+    ws.terminate()
+    throw error
+  } finally {
+    cluster.unreachable.delete(owner)
+  }
+  return { ws, packets }
 }
