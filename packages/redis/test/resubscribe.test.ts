@@ -7,7 +7,14 @@ import type { ClaimAnswer, SessionClaim } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { type FakeNode, fakeClusterSuite, message, snapshotOf, to } from './handoff-support.js'
+import {
+  type FakeCluster,
+  type FakeNode,
+  fakeClusterSuite,
+  message,
+  snapshotOf,
+  to,
+} from './handoff-support.js'
 
 /** The ids of the clients of Redis in subscriber mode, through `node`'s connection. */
 async function subscriberIds(node: FakeNode): Promise<string[]> {
@@ -21,43 +28,54 @@ function won(claim: ClaimAnswer | undefined): SessionClaim {
   return claim
 }
 
+/**
+ * Nodes `a` and `b`, live to each other, with session `sid` handed off by `a` (its socket in room
+ * `r`); `bSubscriber` is the id of b's subscriber connection in Redis, and `watch` a socket of b
+ * in room `p`, through which a test hears when b's subscriber takes the channel again.
+ */
+async function handedOffBeside(cluster: FakeCluster, sid: string) {
+  const a = await cluster.node()
+  const before = await subscriberIds(a)
+  const b = await cluster.node()
+  const [bSubscriber] = (await subscriberIds(a)).filter((id) => !before.includes(id))
+  expect(bSubscriber).toBeDefined()
+  await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+  const watch = b.sockets.add('watch')
+  b.adapter.addAll('watch', ['watch', 'p'])
+  const handed = a.sockets.add('s1', sid)
+  a.adapter.addAll('s1', ['s1', 'r'])
+  await a.adapter.sessionOpened(sid)
+  handed.handedOff = (text) => a.adapter.appendHandOff(sid, text)
+  expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+  return { a, b, bSubscriber: bSubscriber!, watch }
+}
+
+/** Until b's subscriber hears the channel again: a's broadcasts reach it (b sends none). */
+async function subscriberBack(a: FakeNode, watch: { got: unknown[] }): Promise<void> {
+  await until(
+    () => {
+      a.adapter.broadcast(message('probe', [1]), to(['p']))
+      return watch.got.length > 0
+    },
+    5000,
+    "b's subscriber back",
+  )
+}
+
 describe.skipIf(skipRedisSuites())('a subscriber that reconnects alone', () => {
   const suite = fakeClusterSuite()
 
   it('settles its own broadcasts sent meanwhile: a socket it takes over is released without another', async () => {
-    const cluster = suite.cluster()
-    const a = await cluster.node()
-    const before = await subscriberIds(a)
-    const b = await cluster.node()
-    const [bSubscriber] = (await subscriberIds(a)).filter((id) => !before.includes(id))
-    expect(bSubscriber).toBeDefined()
-    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
-    const watch = b.sockets.add('watch')
-    b.adapter.addAll('watch', ['watch', 'p'])
-
-    // A session on a, handed off.
     const sid = 'sid-gap'
-    const handed = a.sockets.add('s1', sid)
-    a.adapter.addAll('s1', ['s1', 'r'])
-    await a.adapter.sessionOpened(sid)
-    handed.handedOff = (text) => a.adapter.appendHandOff(sid, text)
-    expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+    const { a, b, bSubscriber, watch } = await handedOffBeside(suite.cluster(), sid)
 
     // b's subscriber is cut, and b broadcasts behind the cut on its own connection: Redis runs
     // both in a row, before the subscriber can even connect again. Redis takes b0; b never
     // hears it back.
-    const killed = b.redis.sendCommand(['CLIENT', 'KILL', 'ID', bSubscriber!])
+    const killed = b.redis.sendCommand(['CLIENT', 'KILL', 'ID', bSubscriber])
     b.adapter.broadcast(message('news', ['b0']), to(['r']))
     expect(await killed).toBe(1)
-    // b hears the channel again (a's broadcasts reach it; b sends none).
-    await until(
-      () => {
-        a.adapter.broadcast(message('probe', [1]), to(['p']))
-        return watch.got.length > 0
-      },
-      5000,
-      "b's subscriber back",
-    )
+    await subscriberBack(a, watch)
 
     const claim = won(await b.adapter.claimSession(sid))
     const taken = b.sockets.add('s1', sid)
@@ -71,35 +89,16 @@ describe.skipIf(skipRedisSuites())('a subscriber that reconnects alone', () => {
   })
 
   it('settles them also when its subscriber is back before the connection it broadcasts on', async () => {
-    const cluster = suite.cluster()
-    const a = await cluster.node()
-    const before = await subscriberIds(a)
-    const b = await cluster.node()
-    const [bSubscriber] = (await subscriberIds(a)).filter((id) => !before.includes(id))
-    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
-    const watch = b.sockets.add('watch')
-    b.adapter.addAll('watch', ['watch', 'p'])
     const sid = 'sid-both'
-    const handed = a.sockets.add('s1', sid)
-    a.adapter.addAll('s1', ['s1', 'r'])
-    await a.adapter.sessionOpened(sid)
-    handed.handedOff = (text) => a.adapter.appendHandOff(sid, text)
-    expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+    const { a, b, bSubscriber, watch } = await handedOffBeside(suite.cluster(), sid)
 
     // As above; then b's own connection is down too, from right after b0 until b hears the
     // channel again (Redis restarting: either connection may come back first).
-    const killed = b.redis.sendCommand(['CLIENT', 'KILL', 'ID', bSubscriber!])
+    const killed = b.redis.sendCommand(['CLIENT', 'KILL', 'ID', bSubscriber])
     b.adapter.broadcast(message('news', ['b0']), to(['r']))
     b.down = true
     expect(await killed).toBe(1)
-    await until(
-      () => {
-        a.adapter.broadcast(message('probe', [1]), to(['p']))
-        return watch.got.length > 0
-      },
-      5000,
-      "b's subscriber back",
-    )
+    await subscriberBack(a, watch)
     b.down = false
 
     const claim = won(await b.adapter.claimSession(sid))
