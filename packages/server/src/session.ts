@@ -587,13 +587,34 @@ export class Session extends Timed implements TransportOwner {
    * encoded (PARLEY_UNSERIALIZABLE) or is one the client must refuse (PARLEY_PAYLOAD_TOO_LARGE,
    * PARLEY_TOO_DEEP, PARLEY_FORBIDDEN_KEY): kept, it would be replayed, and refused, on every
    * resume. Returns false once the session has ended.
+   *
+   * Restored, the packet waits for its number (see `release`), checked here under the number it
+   * would take now: within a few bytes of `maxPayload`, the larger one it gets may not fit, and
+   * it is dropped then. `dropped` hears it, with the error (PARLEY_PAYLOAD_TOO_LARGE): a question
+   * asked with it would otherwise await a reply that cannot come.
    */
-  sendNumbered(make: (seq: number) => NumberedPacket): boolean {
+  sendNumbered(
+    make: (seq: number) => NumberedPacket,
+    dropped?: (error: ParleyError<string>) => void,
+  ): boolean {
     if (this.#state === 'closed') return false
     const seq = this.#outSeq + 1
     const out = this.#checked(outgoing(make(seq)))
     const held = this.#move?.held
-    if (held) held.push((later) => this.#checked(outgoing(make(later))))
+    if (held)
+      held.push((later) => {
+        try {
+          return this.#checked(outgoing(make(later)))
+        } catch (error) {
+          // The encoder throws only coded errors; anything else is reported as what it would be.
+          dropped?.(
+            error instanceof ParleyError
+              ? error
+              : new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload cannot be encoded', { cause: error }),
+          )
+          throw error
+        }
+      })
     else this.#keep(seq, out)
     return true
   }
@@ -849,7 +870,10 @@ export class Session extends Timed implements TransportOwner {
       try {
         this.#keep(this.#outSeq + 1, make(this.#outSeq + 1))
       } catch (err) {
-        this.#config.warn('a send held for a restored session could not be encoded', err)
+        this.#config.warn(
+          'an event sent while the session was taken over no longer fits maxPayload under its number: dropped',
+          err,
+        )
       }
     }
     return unrecorded

@@ -977,13 +977,18 @@ export class ServerSocket<
         return sent
       }
       // The id is read as the packet is numbered: a restored socket's may change until then.
-      return this.#session.sendNumbered((seq) => ({
-        type: PacketType.EVENT,
-        seq,
-        name: event,
-        args,
-        ackId: question?.id ?? 0,
-      }))
+      return this.#session.sendNumbered(
+        (seq) => ({
+          type: PacketType.EVENT,
+          seq,
+          name: event,
+          args,
+          ackId: question?.id ?? 0,
+        }),
+        // Dropped unsent (see `Session.sendNumbered`): no reply can come, and nothing would end
+        // the wait before its timeout or the session.
+        question && ((error) => queueMicrotask(() => this.#ackTable?.settle(question.id, error, []))),
+      )
     } catch (error) {
       if (question) this.#forget(question)
       throw error

@@ -992,3 +992,56 @@ describe('handoff: a snapshot of a node of an earlier version, without nextAckId
     expect(await threeQuestions(false)).toEqual(['new: reply to new', 'old: PARLEY_SESSION_MOVED'])
   })
 })
+
+describe('handoff: an event sent while the session is taken over, within a few bytes of maxPayload', () => {
+  const MAX_PAYLOAD = 2000
+
+  it('is dropped when its number no longer lets it fit, and its reply callback hears PARLEY_PAYLOAD_TOO_LARGE at once', async () => {
+    const { store, list, base } = await cluster(() => {}, {
+      count: 2,
+      options: { ...HANDOFF, maxPayload: MAX_PAYLOAD },
+    })
+    const [a, b] = list as [Node, Node]
+    const { c, events } = client(base, 'websocket')
+    const got: string[] = []
+    c.on('n', (n: number) => got.push(`n ${n}`))
+    c.on('q', (text: string) => got.push(`q (${text.length})`))
+    await connectTo(c, 0, 2)
+    const id = c.id!
+    store.holdTakeOvers = true
+    proxy!.avoid.add(0)
+    const closed = close(a)
+    // b has the session registered and waits for a's tail: what it sends now waits for numbers.
+    await until(() => store.heldTakeOvers.length === 1, 5000, 'b’s takeover at its cut')
+    const onB = b.started.app.parley.sockets.get(id)!
+    // Nine events first: each is checked under the number the session would give it now, the
+    // first after the snapshot's, but takes its number in turn, after the others held.
+    for (let n = 1; n <= 9; n++) onB.emit('n', n)
+    // The largest question that fits now; its number will take one more digit.
+    const answer = new Promise<string>((resolve) => {
+      for (let length = MAX_PAYLOAD; length > MAX_PAYLOAD - 64; length--) {
+        try {
+          onB
+            .timeout(10_000)
+            .emit('q', 'a'.repeat(length), (error: { code?: string } | null) =>
+              resolve(error?.code ?? 'replied'),
+            )
+          return
+        } catch {
+          // Too large even now: one character less.
+        }
+      }
+      resolve('nothing fitted')
+    })
+    onB.emit('n', 10)
+    store.heldTakeOvers[0]!()
+    expect(await within(answer, 3000, 'the question dropped at the takeover to settle')).toBe(
+      'PARLEY_PAYLOAD_TOO_LARGE',
+    )
+    await until(() => got.length === 10, 5000, 'the events around it')
+    expect(got).toEqual(Array.from({ length: 10 }, (_, i) => `n ${i + 1}`))
+    expect(b.warnings.filter((w) => w.includes('no longer fits maxPayload'))).toHaveLength(1)
+    expect(events).toEqual(['connect'])
+    await closed
+  })
+})
