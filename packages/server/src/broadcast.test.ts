@@ -113,3 +113,56 @@ describe('a broadcast that wants replies', () => {
     })
   })
 })
+
+/**
+ * An application's adapter that reaches `count` sockets, gets `replies` from them, then throws
+ * (its store failed half-way).
+ */
+function throwingAfter(count: number | undefined, replies: BroadcastReply[]): Adapter {
+  return {
+    broadcastWithAck: (
+      _message: unknown,
+      _options: unknown,
+      _timeout: number,
+      expect: (n: number) => void,
+      reply: (r: BroadcastReply) => void,
+    ) => {
+      if (count !== undefined) expect(count)
+      for (const r of replies) reply(r)
+      throw new Error('the store went away')
+    },
+  } as unknown as Adapter
+}
+
+describe('a broadcast with replies whose adapter throws', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it.each([
+    ['at once', undefined, []],
+    ['after one of two sockets replied', 2, [{ ok: true, value: 'yes' }]],
+    ['after every socket replied', 1, [{ ok: true, value: 'yes' }]],
+  ] as [string, number | undefined, BroadcastReply[]][])(
+    'throws from emit and never calls the callback (%s)',
+    async (_, count, replies) => {
+      vi.useFakeTimers()
+      const calls: unknown[][] = []
+      const operator = new BroadcastOperator(throwingAfter(count, replies), 1_000_000).timeout(1000)
+      expect(() => operator.emit('vote?', (...args: unknown[]) => calls.push(args))).toThrow(
+        'the store went away',
+      )
+      // No timer is left to call it: the wait ended with the throw.
+      expect(vi.getTimerCount()).toBe(0)
+      await vi.advanceTimersByTimeAsync(2000)
+      expect(calls).toEqual([])
+    },
+  )
+
+  it('rejects emitWithAck with the adapter’s error, and leaves no timer', async () => {
+    vi.useFakeTimers()
+    const operator = new BroadcastOperator(throwingAfter(2, []), 1_000_000).timeout(1000)
+    await expect(operator.emitWithAck('vote?')).rejects.toThrow('the store went away')
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})

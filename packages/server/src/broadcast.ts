@@ -225,6 +225,8 @@ export class BroadcastOperator<E extends EventsMap> {
     const missed = new MissingReplies()
     let received = 0
     let finished = false
+    /** The adapter threw: `emit` throws its error, and the callback hears nothing more. */
+    let thrown = false
     const finish = (error: ParleyError | null) => {
       if (finished) return
       finished = true
@@ -233,6 +235,7 @@ export class BroadcastOperator<E extends EventsMap> {
       // runs after the call that asked for it, as it does when replies come. One that throws
       // is logged as a socket's ack callback is: uncaught, it would end the process.
       queueMicrotask(() => {
+        if (thrown) return
         try {
           done(error, replies)
         } catch (err) {
@@ -269,8 +272,11 @@ export class BroadcastOperator<E extends EventsMap> {
       check()
     }
     // An empty audience: no socket to ask, as when no socket is in the rooms named.
-    if (this.#flags.nobody) expect(0)
-    else
+    if (this.#flags.nobody) {
+      expect(0)
+      return
+    }
+    try {
       this.#adapter.broadcastWithAck(message, this.#options(), timeout, expect, (reply) => {
         // The callback has the list already: a reply past the timeout does not change it.
         if (finished) return
@@ -282,6 +288,15 @@ export class BroadcastOperator<E extends EventsMap> {
         }
         check()
       })
+    } catch (err) {
+      // An adapter of the application's failed: the caller hears it from `emit`, and only from
+      // there. The timer would call the callback later (a failure told twice), and whatever the
+      // adapter did before it threw (a count, replies) must not reach the callback either.
+      thrown = true
+      finished = true
+      clearTimeout(timer)
+      throw err
+    }
   }
 }
 
