@@ -1,3 +1,4 @@
+import { cutText } from '@parley/protocol'
 import { type EndedSession, MAX_ENDED_SESSIONS } from '@parley/server'
 import type { Commands } from './commands.js'
 import { asText } from './send.js'
@@ -18,10 +19,7 @@ export const MAX_ENDED_MESSAGE = 512
  * first half alone, which the client would show as a replacement character.
  */
 export function cutMessage(message: string): string {
-  if (message.length <= MAX_ENDED_MESSAGE) return message
-  const last = message.charCodeAt(MAX_ENDED_MESSAGE - 1)
-  const splitsPair = last >= 0xd800 && last <= 0xdbff
-  return message.slice(0, splitsPair ? MAX_ENDED_MESSAGE - 1 : MAX_ENDED_MESSAGE)
+  return cutText(message, MAX_ENDED_MESSAGE)
 }
 
 /**

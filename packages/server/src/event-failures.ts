@@ -1,4 +1,4 @@
-import { ErrorCode } from '@parley/protocol'
+import { cutText, ErrorCode } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog } from './burst-log.js'
 import { MIDDLEWARE_REFUSED } from './incoming.js'
@@ -31,10 +31,8 @@ const CUT = '…+'
  */
 export function loggedName(name: string): string {
   if (name.length <= LOGGED_NAME_LENGTH) return name
-  let end = LOGGED_NAME_LENGTH
-  const last = name.charCodeAt(end - 1)
-  if (last >= 0xd800 && last <= 0xdbff) end--
-  return `${name.slice(0, end)}${CUT}${name.length - end}`
+  const kept = cutText(name, LOGGED_NAME_LENGTH)
+  return `${kept}${CUT}${name.length - kept.length}`
 }
 
 /** The first failure a line counts: its error, whose stack says where to fix it, and its event. */

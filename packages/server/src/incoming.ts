@@ -1,4 +1,4 @@
-import { ErrorCode } from '@parley/protocol'
+import { cutText, ErrorCode } from '@parley/protocol'
 import { argumentError } from './argument-error.js'
 import { readKey } from './thrown.js'
 import type { ArgsWithoutAck, EventNames, EventsMap } from './types.js'
@@ -80,7 +80,8 @@ export function refusalOf(error: unknown, fallbackCode: string, fallbackMessage:
   } catch {}
   return {
     code: isAppCode(code) ? code : fallbackCode,
-    message: ((typeof message === 'string' && message) || fallbackMessage).slice(0, MAX_MESSAGE),
+    // Never half an emoji: the client would show a replacement character.
+    message: cutText((typeof message === 'string' && message) || fallbackMessage, MAX_MESSAGE),
   }
 }
 

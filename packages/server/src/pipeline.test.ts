@@ -414,6 +414,13 @@ describe('refusalOf', () => {
     expect(refusalOf(new Error('m'.repeat(5000)), 'FALLBACK', 'f').message).toHaveLength(1024)
   })
 
+  it('cuts it at a code point’s edge: an emoji across 1024 is left out whole', () => {
+    expect(refusalOf(new Error(`${'m'.repeat(1023)}😀 and more`), 'FALLBACK', 'f').message).toBe(
+      'm'.repeat(1023),
+    )
+    expect(refusalOf(`${'m'.repeat(1022)}😀 and more`, 'FALLBACK', 'f').message).toBe(`${'m'.repeat(1022)}😀`)
+  })
+
   it('agrees with hasAppCode on which codes the application chose', () => {
     expect(hasAppCode(new CodedError('APP', 'm'))).toBe(true)
     expect(hasAppCode(new CodedError('app', 'm'))).toBe(false)
