@@ -500,11 +500,12 @@ export class ServerSocket<
    * Leaves a room (a string of 1 to 256 characters, as for `join`), in turn with the joins; its
    * own room (`socket.id`) is never left, so `leave(socket.id)` does nothing. As
    * for `join`, it goes with a session handed off, and rejects with PARLEY_SESSION_MOVED once
-   * another node took the session over.
+   * another node took the session over. Once disconnected otherwise, it does nothing: the
+   * socket left every room when its session ended, and the adapter has forgotten it.
    */
   leave(room: Room): void | Promise<void> {
     checkRoom(room)
-    if (this.#move?.handoff?.moved) return movedAway()
+    if (!this.connected) return this.#move?.handoff?.moved ? movedAway() : undefined
     // A socket is always in its own room: out of it, `socket.to(...)` and `socket.broadcast`
     // (which leave out that room) reached the sender itself, and `to(socket.id)` reached nobody.
     if (room === this.id) return

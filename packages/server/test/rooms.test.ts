@@ -1,6 +1,12 @@
 // Rooms and broadcasting, driven by the Parley client over each transport.
 import { connect, type Socket } from '@parley/client'
-import { MAX_ROOM_NAME_LENGTH, type ParleyServerOptions, type ServerSocket } from '@parley/server'
+import {
+  type AdapterFactory,
+  MAX_ROOM_NAME_LENGTH,
+  MemoryAdapter,
+  type ParleyServerOptions,
+  type ServerSocket,
+} from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type * as protocol from '../../protocol/src/index.js'
 import { closeApp, type Started, startServer, until } from './helpers.js'
@@ -525,6 +531,38 @@ describe('room membership', () => {
     socket.join(['late', 'later'])
     expect(socket.rooms.size).toBe(0)
     expect(parley.adapter.socketRooms(socket.id)).toBeUndefined()
+  })
+
+  it('ends with its socket: a join or a leave after the end asks nothing of the adapter', async () => {
+    // An adapter of the application's, whose calls are noted: a call for an ended socket would
+    // reach its store for a socket it has forgotten.
+    const calls: string[] = []
+    const adapter: AdapterFactory = (sockets) =>
+      new (class extends MemoryAdapter {
+        override addAll(id: string, rooms: Iterable<string>): void {
+          calls.push(`addAll ${[...rooms].join(',')}`)
+          super.addAll(id, rooms)
+        }
+        override del(id: string, room: string): void {
+          calls.push(`del ${room}`)
+          super.del(id, room)
+        }
+        override delAll(id: string): void {
+          calls.push('delAll')
+          super.delAll(id)
+        }
+      })(sockets)
+    const { sockets } = await setup(1, 'websocket', { adapter })
+    const socket = sockets[0]!
+    socket.join('before')
+    socket.disconnect()
+    expect(calls.slice(-2)).toEqual(['addAll before', 'delAll'])
+    calls.length = 0
+    expect(socket.join('late')).toBeUndefined()
+    expect(socket.leave('before')).toBeUndefined()
+    expect(calls).toEqual([])
+    // The room's name is still checked, as on a live socket.
+    expect(() => socket.leave('')).toThrow(TypeError)
   })
 
   it.each(transports)(
