@@ -1,4 +1,4 @@
-import { checkEventName } from '@parley/protocol'
+import { checkEventName, cutText } from '@parley/protocol'
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv'
 import formatsModule from 'ajv-formats'
 import { argumentError, INVALID_ARGUMENT } from './argument-error.js'
@@ -129,7 +129,8 @@ export class EventValidators {
   check(event: string, args: readonly unknown[]): string | null {
     const validate = this.#byEvent.get(event)
     if (!validate || validate(args)) return null
-    return describe(validate.errors).slice(0, MAX_MESSAGE)
+    // Never half an emoji: the path holds the client's keys, and the client reads the message.
+    return cutText(describe(validate.errors), MAX_MESSAGE)
   }
 
   #compiler(): InstanceType<typeof Ajv> {

@@ -109,6 +109,20 @@ describe('event schemas', () => {
     expect(got).toEqual([[1, 'two', { three: 3 }]])
   })
 
+  it('cut what is wrong at 1024 characters, never inside one: the path may hold the client’s keys', async () => {
+    const { client } = await one((s) => s.on('tags', () => {}))
+    started!.app.parley.schemas({
+      tags: { type: 'array', items: [{ type: 'object', additionalProperties: { type: 'string' } }] },
+    })
+    // `args/0/` and the key: its emoji straddles the 1024th character.
+    const key = `${'k'.repeat(1024 - 'args/0/'.length - 1)}😀`
+    await client.send(event(1, 'tags', [{ [key]: 5 }], 1))
+    expect(await client.next(answerTo(1))).toMatchObject({
+      code: 'PARLEY_VALIDATION_FAILED',
+      message: `"tags": args/0/${'k'.repeat(1016)}`,
+    })
+  })
+
   it('replace an event’s schema with a new one, the same $id included', async () => {
     const { client } = await one((s) => s.on('note', (text: unknown, ack: (r: unknown) => void) => ack(text)))
     const parley = started!.app.parley
