@@ -78,6 +78,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     tooLarge: (request) => bodyTooLarge(request.headers, options.maxPayload),
     heardWhileDisabled: (request, held) => heardWhileDisabled(request.method, request.headers, held),
     goodbyeOn: (request, standing) => endsWherever(request.headers, () => standing === 'left'),
+    // Parley's own registration of @fastify/websocket, or the application's: read at close.
+    upgradeSettings: () => app.websocketServer.options,
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST

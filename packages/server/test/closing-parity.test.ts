@@ -118,6 +118,14 @@ const CASES: Case[] = [
     name: 'an upgrade that does not offer the subprotocol',
     send: () => ({ path: 'ws?v=1', headers: page, upgrade: true, without: ['Sec-WebSocket-Protocol'] }),
   },
+  {
+    name: 'an upgrade whose extensions ws refuses',
+    send: () => ({
+      path: 'ws?v=1',
+      headers: { ...page, 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=99' },
+      upgrade: true,
+    }),
+  },
   { name: 'a GET on /ws without an upgrade', send: () => ({ path: 'ws?v=1', headers: page }) },
   // Taken while the server drains, as by the route: only its HELLO tells a resume the server
   // relays to another node from a new session it refuses (websocket-across-close.test.ts).
@@ -322,7 +330,8 @@ interface Pair {
 async function pair(mode: Mode): Promise<Pair> {
   const cluster = new Cluster({ handoff: mode === 'drain' })
   const ended = new Map<string, string>()
-  const options = { allowedOrigins: [PAGE], maxPayload: MAX_PAYLOAD }
+  // With permessage-deflate, ws reads an upgrade's extensions too.
+  const options = { allowedOrigins: [PAGE], maxPayload: MAX_PAYLOAD, perMessageDeflate: true }
   const app = Fastify({ forceCloseConnections: true })
   apps.push(app)
   let release = () => {}

@@ -484,6 +484,45 @@ describe('WebSocket handshake', () => {
     expect(await upgradeStatus(`${base.replace('http', 'ws')}/ws?v=1`, ['x', WS_SUBPROTOCOL, 'y'])).toBe(101)
   })
 
+  it('refuses, with perMessageDeflate, an extensions header ws would refuse with a coded 400', async () => {
+    const { base } = await serve({ perMessageDeflate: true })
+    const upgrade = {
+      Connection: 'Upgrade',
+      Upgrade: 'websocket',
+      'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version': '13',
+      'Sec-WebSocket-Protocol': WS_SUBPROTOCOL,
+    }
+    for (const extensions of [
+      ';;',
+      'permessage-deflate; server_max_window_bits=99',
+      'permessage-deflate; client_max_window_bits; client_max_window_bits',
+      'permessage-deflate; unknown_parameter',
+      'permessage-deflate; server_no_context_takeover=1',
+      'x-other, permessage-deflate; client_max_window_bits="1',
+    ]) {
+      const answer = await rawExchange('GET', `${base}/ws?v=1`, {
+        ...upgrade,
+        'Sec-WebSocket-Extensions': extensions,
+      })
+      expect(answer.status, extensions).toBe(400)
+      expect(answer.headers['content-type'], extensions).toBe('application/json; charset=utf-8')
+      expect(JSON.parse(answer.body), extensions).toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
+    }
+    // What ws takes, Parley takes too: other extensions beside it, its parameters, quoted values.
+    for (const extensions of [
+      'permessage-deflate; client_max_window_bits',
+      'x-other; a=1, permessage-deflate; server_max_window_bits="10"; client_no_context_takeover',
+      'x-other; unknown_parameter=2',
+    ]) {
+      const ok = await rawExchange('GET', `${base}/ws?v=1`, {
+        ...upgrade,
+        'Sec-WebSocket-Extensions': extensions,
+      })
+      expect(ok.status, extensions).toBe(101)
+    }
+  })
+
   it('refuses a first packet that is not HELLO, and a silent client, with ERROR then 1008', async () => {
     const { base } = await serve({ handshakeTimeout: 50 })
     const url = `${base.replace('http', 'ws')}/ws?v=1`

@@ -4,7 +4,7 @@ import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
-import { upgradeRefusal } from './upgrade-refusal.js'
+import { type UpgradeSettings, upgradeRefusal } from './upgrade-refusal.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
 
 /** What a request to the endpoints is judged by: its line and headers, nothing of its body. */
@@ -106,6 +106,8 @@ export interface ClosingAnswersOptions {
    * (GOODBYE_ON), or a relayed client's late goodbye (GOODBYE) of a session `left` here.
    */
   goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
+  /** The options of the WebSocketServer that takes the upgrades, which ws checks them by (see `upgradeRefusal`). */
+  upgradeSettings: () => UpgradeSettings
 }
 
 /** A POST the endpoints hear at close, as the route does (see `ClosingVerdict.post`). */
@@ -175,6 +177,7 @@ export class ClosingAnswers {
   readonly #standing: (sid: string, kind: HttpTransportName) => SessionStanding | undefined
   readonly #heardWhileDisabled: (request: EndpointRequest, held: () => boolean) => boolean
   readonly #goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
+  readonly #upgradeSettings: () => UpgradeSettings
 
   constructor({
     base,
@@ -185,6 +188,7 @@ export class ClosingAnswers {
     standing,
     heardWhileDisabled,
     goodbyeOn,
+    upgradeSettings,
   }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
@@ -198,6 +202,7 @@ export class ClosingAnswers {
     this.#standing = standing
     this.#heardWhileDisabled = heardWhileDisabled
     this.#goodbyeOn = goodbyeOn
+    this.#upgradeSettings = upgradeSettings
   }
 
   /**
@@ -236,7 +241,7 @@ export class ClosingAnswers {
       // What is wrong with the request itself is said as at any time: trying another server
       // would not mend it. No CORS headers, as on the route (a browser reads no refused upgrade).
       if (!upgrade) return { answer: coded(400, {}, ErrorCode.BAD_REQUEST, EXPECTED_UPGRADE) }
-      const refusal = upgradeRefusal(request.headers)
+      const refusal = upgradeRefusal(request.headers, this.#upgradeSettings())
       if (refusal) {
         const answer = coded(400, refusal.headers ?? {}, refusal.code, refusal.message)
         if (refusal.code !== ErrorCode.UNSUPPORTED_VERSION) return { answer }

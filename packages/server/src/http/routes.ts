@@ -430,7 +430,7 @@ export async function parleyRoutes(
       // What is wrong with the request itself is said before the close is: another server
       // would refuse it all the same.
       if (!request.ws) return fail(reply, 400, ErrorCode.BAD_REQUEST, EXPECTED_UPGRADE)
-      const refusal = upgradeRefusal(request.headers)
+      const refusal = upgradeRefusal(request.headers, app.websocketServer.options)
       if (refusal?.code === ErrorCode.UNSUPPORTED_VERSION)
         return refuseVersion(reply, 'websocket', refusal.message, refusal.headers)
       if (refusal) return fail(reply.headers(refusal.headers ?? {}), 400, refusal.code, refusal.message)

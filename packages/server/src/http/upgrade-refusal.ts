@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { ErrorCode, WS_SUBPROTOCOL } from '@parley/protocol'
+import { type DeflateSettings, extensionsRefused } from './websocket-extensions.js'
 
 /** A refused upgrade: a 400 with this code, message and extra headers. */
 export interface UpgradeRefusal {
@@ -17,19 +18,31 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 /** Spaces and tabs around a list element (RFC 9110's OWS). */
 const OWS_AROUND = /^[ \t]+|[ \t]+$/g
 
+const NONE_OFFERED: ReadonlySet<string> = new Set()
+
 const SUBPROTOCOL_WANTED: UpgradeRefusal = {
   code: ErrorCode.UNSUPPORTED_VERSION,
   message: `offer the subprotocol ${WS_SUBPROTOCOL}`,
 }
 
+/** What of the WebSocketServer's options its upgrade checks depend on (ws keeps them as `options`). */
+export interface UpgradeSettings {
+  perMessageDeflate?: DeflateSettings
+  maxPayload?: number | undefined
+}
+
 /**
  * Why an upgrade request on `/ws` cannot be taken, if it cannot: what ws checks in
- * `handleUpgrade` (the Upgrade header, Sec-WebSocket-Key, -Version and the syntax of
- * -Protocol), checked here by the same rules, and Parley's subprotocol. ws would refuse such a
- * request after the route's hooks, with a text/html answer a client cannot read a code from;
- * the route refuses it first, with a coded JSON one.
+ * `handleUpgrade` (the Upgrade header, Sec-WebSocket-Key, -Version, the syntax of -Protocol and,
+ * with permessage-deflate on in `ws`, the WebSocketServer's options, -Extensions), checked here
+ * by the same rules, and Parley's subprotocol. ws would refuse such a request after the route's
+ * hooks, with a text/html answer a client cannot read a code from; the route refuses it first,
+ * with a coded JSON one.
  */
-export function upgradeRefusal(headers: IncomingHttpHeaders): UpgradeRefusal | undefined {
+export function upgradeRefusal(
+  headers: IncomingHttpHeaders,
+  ws: UpgradeSettings = {},
+): UpgradeRefusal | undefined {
   const upgrade = headers.upgrade
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
     return { code: ErrorCode.BAD_REQUEST, message: 'expected Upgrade: websocket' }
@@ -49,10 +62,12 @@ export function upgradeRefusal(headers: IncomingHttpHeaders): UpgradeRefusal | u
     }
   }
   const protocols = headers['sec-websocket-protocol']
-  if (protocols === undefined) return SUBPROTOCOL_WANTED
-  const offered = offeredSubprotocols(protocols)
+  const offered = protocols === undefined ? NONE_OFFERED : offeredSubprotocols(protocols)
   if (offered === undefined) {
     return { code: ErrorCode.BAD_REQUEST, message: 'a malformed Sec-WebSocket-Protocol' }
+  }
+  if (extensionsRefused(headers['sec-websocket-extensions'], ws.perMessageDeflate, ws.maxPayload)) {
+    return { code: ErrorCode.BAD_REQUEST, message: 'a malformed or unacceptable Sec-WebSocket-Extensions' }
   }
   return offered.has(WS_SUBPROTOCOL) ? undefined : SUBPROTOCOL_WANTED
 }
