@@ -416,6 +416,24 @@ describe('origins', () => {
     expect(other.status).toBe(403)
   })
 
+  it('let an allowed page read a refusal of its protocol version, as the client stops on it', async () => {
+    const { base } = await serve({ allowedOrigins: ['https://app.example'] })
+    const headers = { origin: 'https://app.example' }
+    // Without the CORS headers a page reads a failed request, which its client tries again for
+    // ever, where it stops on PARLEY_UNSUPPORTED_VERSION.
+    for (const [url, init] of [
+      [`${base}/poll?v=2`, { method: 'POST', body: '[8,{}]', headers }],
+      [`${base}/sse?v=2`, { method: 'POST', body: '[8,{}]', headers }],
+      [`${base}/sse?sid=x`, { headers }],
+    ] as const) {
+      const res = await fetch(url, init)
+      expect(res.status, url).toBe(400)
+      expect(res.headers.get('access-control-allow-origin'), url).toBe('https://app.example')
+      expect(res.headers.get('access-control-allow-credentials'), url).toBe('true')
+      expect(((await res.json()) as { code: string }).code, url).toBe('PARLEY_UNSUPPORTED_VERSION')
+    }
+  })
+
   it("answer '*' without credentials, and ask a function", async () => {
     const { base } = await serve({ allowedOrigins: '*' })
     const res = await fetch(`${base}/sse?v=1`, {

@@ -228,11 +228,13 @@ export class ClosingAnswers {
     }
     // As Fastify parses the query: a `v` given twice is no version.
     const versions = params.getAll('v')
+    const origin = this.#originOf(request)
     if (versions.length !== 1 || versions[0] !== String(PROTOCOL_VERSION)) {
-      const answer = coded(400, {}, ErrorCode.UNSUPPORTED_VERSION, OTHER_VERSION)
+      // With the page's CORS headers on SSE and polling, as on the route; none on an upgrade.
+      const cors = kind === 'websocket' ? {} : origin.cors
+      const answer = coded(400, cors, ErrorCode.UNSUPPORTED_VERSION, OTHER_VERSION)
       return { answer: { ...answer, refusedVersion: versionRefusal(kind, versions, request.headers) } }
     }
-    const origin = this.#originOf(request)
     if (!origin.allowed) {
       const answer = coded(403, origin.cors, ErrorCode.ORIGIN_FORBIDDEN, forbiddenMessage(origin))
       return { answer: { ...answer, refusedOrigin: origin } }

@@ -476,8 +476,10 @@ export async function parleyRoutes(
     const method = request.method
     if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS')
       return notAllowed(reply, HTTP_METHODS, 'use GET or POST')
-    if (!versionOk(request)) return refuseVersion(reply, kind, OTHER_VERSION)
     const origin = originOf(request)
+    // With the CORS headers the page's other answers get: a page on another origin reads the
+    // refusal (its client stops on it) rather than a failed request, which it tries again.
+    if (!versionOk(request)) return refuseVersion(reply, kind, OTHER_VERSION, origin.cors)
     if (!origin.allowed) return refuseOrigin(reply, origin)
     if (request.headers.upgrade !== undefined) {
       return fail(reply, 400, ErrorCode.UNEXPECTED_UPGRADE, `no upgrade on the ${kind} endpoint`, origin.cors)
