@@ -1,5 +1,7 @@
 import { request as httpRequest, METHODS } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { connect as connectTcp } from 'node:net'
+import websocket from '@fastify/websocket'
 import { encodeText, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify from 'fastify'
@@ -538,6 +540,22 @@ describe('WebSocket handshake', () => {
         'Sec-WebSocket-Extensions': extensions,
       })
       expect(ok.status, extensions).toBe(101)
+    }
+    // By the options of the registration that takes the upgrade: the application's own too.
+    const app = Fastify({ forceCloseConnections: true })
+    try {
+      await app.register(websocket, { options: { perMessageDeflate: true } })
+      await app.register(parley)
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      const { port } = app.server.address() as AddressInfo
+      const answer = await rawExchange('GET', `http://127.0.0.1:${port}/parley/ws?v=1`, {
+        ...upgrade,
+        'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=99',
+      })
+      expect(answer.status).toBe(400)
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
+    } finally {
+      await closeApp(app)
     }
   })
 
