@@ -29,7 +29,6 @@ import { Answering } from './answering.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
-import { GivenUp } from './given-up.js'
 import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
@@ -161,7 +160,6 @@ export class RedisAdapter implements Adapter {
   /** Every command this adapter sends on the application's client, with one bound. */
   readonly #commands: Commands
   /** This node's own broadcasts given up as lost while positioned sockets waited for them. */
-  readonly #givenUp = new GivenUp()
   /**
    * Sessions whose `handOff` waits for Redis before it sends anything, by sid: true once the
    * server gave up on it meanwhile (`withdrawHandOff`), so that nothing is written after all.
@@ -417,14 +415,13 @@ export class RedisAdapter implements Adapter {
     }
     this.#publish(this.#channels.broadcast, packet, (why, sent) => {
       this.#lostBroadcast(why)
-      // It is not to come back (should a stalled Redis still send it, it is skipped then): the
-      // positioned sockets of this node take it now, and none waits for it any more. One that
-      // was never sent cannot come back: nothing to remember.
-      if (!cut.empty) {
-        if (sent) this.#givenUp.add(packet.q ?? 0)
-        this.#memory.broadcast(message, options, cut.atReturn(packet.q ?? 0))
-      }
-      cut.lost(packet.q ?? 0)
+      // The positioned sockets of this node take it now. Sent, a stalled Redis may still run
+      // it: it then reaches only the sockets positioned since (see cut.ts). Never sent or
+      // refused, it cannot come back.
+      const q = packet.q ?? 0
+      if (!cut.empty) this.#memory.broadcast(message, options, cut.atReturn(q))
+      if (sent) cut.givenUp(q)
+      else cut.lost(q)
     })
   }
 
@@ -1246,7 +1243,7 @@ export class RedisAdapter implements Adapter {
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
     const own = packet.n === this.node
-    if (own && (this.#givenUp.back(packet.q ?? 0) || this.#cut.empty)) {
+    if (own && this.#cut.empty) {
       this.#cut.back(packet.q)
       return
     }
@@ -1446,7 +1443,6 @@ export class RedisAdapter implements Adapter {
    * are released; like the other nodes' broadcasts of that gap, they miss them.
    */
   #settleGap(q: number): void {
-    this.#givenUp.back(q)
     this.#cut.back(q)
   }
 

@@ -1,3 +1,13 @@
+import { GivenUp } from './given-up.js'
+
+/** A positioned socket. */
+interface Position {
+  /** The count of own broadcasts sent before it was positioned. */
+  from: number
+  /** Its place among positionings (`Cut.#positionings`): whether it took a given-up one then. */
+  at: number
+}
+
 /**
  * The sockets of this node that take broadcasts by their position on `<prefix>:broadcast`
  * rather than when they are emitted: a session being handed over.
@@ -27,10 +37,17 @@
  * PUBLISHes a note to itself on the same connection as its broadcasts; when that comes back,
  * those sent before it that did not are settled as lost (`back` with the count the note
  * carries), as this node's sockets lost the other nodes' broadcasts of that gap.
+ *
+ * An own broadcast whose PUBLISH was sent and given up unanswered (`givenUp`) may still be run
+ * by Redis, and come back late. The sockets positioned then take it at once; the ones
+ * positioned later (a session taken over since, which was in no room here when it was emitted)
+ * take it when it comes back, as they take every own broadcast still on its way: they stay
+ * positioned until it did, or one sent after it did (see `GivenUp`).
  */
 export class Cut {
-  /** Positioned sockets, each with the count of own broadcasts sent before it was positioned. */
-  readonly #positioned = new Map<string, number>()
+  readonly #positioned = new Map<string, Position>()
+  /** How many times a socket was positioned anew so far. */
+  #positionings = 0
   /** Sockets to release once none of this node's own broadcasts is on its way. */
   readonly #releases = new Set<string>()
   /** The count of this node's own PUBLISHed broadcasts. */
@@ -42,6 +59,8 @@ export class Cut {
   #back = 0
   /** Own broadcasts given up as lost above `#back`, which still waits for an earlier one. */
   readonly #lost = new Set<number>()
+  /** Own broadcasts given up unanswered that may still come back. */
+  readonly #givenUp = new GivenUp()
 
   /** True when no socket is positioned (the usual case: nothing to filter). */
   get empty(): boolean {
@@ -67,9 +86,11 @@ export class Cut {
 
   /** The sockets that take this node's own broadcast `q` now that it came back. */
   atReturn(q: number): (id: string) => boolean {
+    // Given up, it went to the sockets positioned then: not to them again.
+    const takenBy = this.#givenUp.takenBy(q) ?? 0
     return (id) => {
-      const from = this.#positioned.get(id)
-      return from !== undefined && q > from
+      const position = this.#positioned.get(id)
+      return position !== undefined && q > position.from && position.at > takenBy
     }
   }
 
@@ -81,8 +102,9 @@ export class Cut {
    */
   position(id: string): void {
     this.#releases.delete(id)
-    const from = this.#positioned.get(id)
-    this.#positioned.set(id, from === undefined ? this.#sent : Math.min(from, this.#sent))
+    const position = this.#positioned.get(id)
+    if (position) position.from = Math.min(position.from, this.#sent)
+    else this.#positioned.set(id, { from: this.#sent, at: ++this.#positionings })
   }
 
   unposition(id: string): void {
@@ -97,7 +119,7 @@ export class Cut {
    * would lose the broadcasts emitted while it was positioned that are still on their way.
    */
   positionUntilBack(id: string): void {
-    this.#positioned.set(id, 0)
+    this.#positioned.set(id, { from: 0, at: ++this.#positionings })
     this.release(id)
   }
 
@@ -107,7 +129,7 @@ export class Cut {
    */
   release(id: string): void {
     if (!this.#positioned.has(id)) return
-    if (this.#back >= this.#sent) this.unposition(id)
+    if (this.#settled) this.unposition(id)
     else this.#releases.add(id)
   }
 
@@ -121,20 +143,40 @@ export class Cut {
    * sent after `q` did (every earlier one is back or lost).
    */
   back(q: number | undefined): void {
-    if (q === undefined || q <= this.#back) return
+    if (q === undefined) return
+    const forgot = this.#givenUp.back(q)
+    if (q <= this.#back) {
+      if (forgot) this.#settle()
+      return
+    }
     this.#back = q
     this.#settle()
   }
 
   /**
-   * An own broadcast was given up as lost (its PUBLISH failed, or Redis was away): it is not to
-   * come back, so nothing waits for it. Without this, a socket to release would stay positioned
+   * An own broadcast was lost (its PUBLISH was refused, or never sent: Redis was away): it is
+   * not to come back, so nothing waits for it. Without this, a socket to release would stay positioned
    * until the next own broadcast came back, and take that one a Redis round trip late.
    */
   lost(q: number): void {
     if (q <= this.#back) return
     this.#lost.add(q)
     this.#settle()
+  }
+
+  /**
+   * An own broadcast's PUBLISH was sent and given up unanswered (after `atReturn(q)` served the
+   * sockets positioned now): nothing waits for it in order, but Redis may still run it, and the
+   * sockets positioned from now on take it if it comes back (see `GivenUp`).
+   */
+  givenUp(q: number): void {
+    this.#givenUp.add(q, this.#positionings)
+    this.lost(q)
+  }
+
+  /** Whether none of this node's own broadcasts is on its way (given up ones included). */
+  get #settled(): boolean {
+    return this.#back >= this.#sent && this.#givenUp.size === 0
   }
 
   /**
@@ -145,7 +187,7 @@ export class Cut {
   #settle(): void {
     for (const q of this.#lost) if (q <= this.#back) this.#lost.delete(q)
     while (this.#lost.delete(this.#back + 1)) this.#back++
-    if (this.#back < this.#sent) return
+    if (!this.#settled) return
     for (const id of this.#releases) this.#positioned.delete(id)
     this.#releases.clear()
   }

@@ -1,30 +1,37 @@
-// The own broadcasts a node gave up on while sockets were positioned for a handover: nothing
-// comes back while Redis is away or stalled, so what is remembered must stay bounded.
+// The own broadcasts a node gave up on that may still come back: nothing comes back while Redis
+// is away or stalled, so what is remembered must stay bounded.
 import { describe, expect, it } from 'vitest'
 import { GivenUp, MAX_GIVEN_UP } from '../src/given-up.js'
 
 describe('own broadcasts given up', () => {
-  it('are remembered until one sent later comes back', () => {
+  it('are remembered, with the positionings that took them, until one sent later comes back', () => {
     const given = new GivenUp()
-    given.add(2)
-    given.add(4)
+    given.add(2, 1)
+    given.add(4, 3)
+    expect(given.takenBy(1)).toBeUndefined()
+    expect(given.takenBy(2)).toBe(1)
+    expect(given.takenBy(4)).toBe(3)
     expect(given.back(1)).toBe(false)
     expect(given.back(2)).toBe(true)
     expect(given.size).toBe(1)
     // 3 never came back, 5 does: 4 never will.
-    expect(given.back(5)).toBe(false)
+    expect(given.back(5)).toBe(true)
     expect(given.size).toBe(0)
+    expect(given.takenBy(4)).toBeUndefined()
   })
 
-  it('stay bounded through an outage that brings none back, and still count as given up', () => {
+  it('stay bounded through an outage that brings none back, and still count as taken', () => {
     const given = new GivenUp()
     const total = MAX_GIVEN_UP * 3
-    for (let q = 1; q <= total; q++) given.add(q)
+    for (let q = 1; q <= total; q++) given.add(q, q)
     expect(given.size).toBeLessThanOrEqual(MAX_GIVEN_UP)
-    // The oldest, folded away, would still not reach a positioned socket twice.
-    expect(given.back(1)).toBe(true)
+    // The oldest, folded away, would still not reach a socket positioned then twice, and reach
+    // one positioned after every one folded away.
+    const floor = total - given.size
+    expect(given.takenBy(1)).toBe(floor)
+    expect(given.takenBy(total)).toBe(total)
     expect(given.back(total)).toBe(true)
-    expect(given.back(total + 1)).toBe(false)
+    expect(given.takenBy(total + 1)).toBeUndefined()
     expect(given.size).toBe(0)
   })
 })
