@@ -112,6 +112,32 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
     expect(rejections).toEqual([])
   })
 
+  it('rejects at once, every later call too, once the subscriber failed for good', async () => {
+    const redis = await startRedis()
+    cleanups.push(() => redis.stop())
+    const admin = createClient({ url: redis.url })
+    await admin.connect()
+    // A user allowed everything but SUBSCRIBE: the subscriber's SUBSCRIBE is refused.
+    await admin.sendCommand(['ACL', 'SETUSER', 'nosub', 'on', '>pw', '~*', '&*', '+@all', '-subscribe'])
+    admin.destroy()
+    const node = await nodeOn(redis.url.replace('redis://', 'redis://nosub:pw@'))
+    await until(
+      () => node.warnings.some((w) => w.includes('could not subscribe at')),
+      5000,
+      'the failed start said',
+    )
+    // Said by the start that failed, not by a bound that ran out ('not ready within'): the
+    // adapter tries no more.
+    for (let i = 0; i < 2; i++) {
+      const err = await node.adapter.ready().then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(err).toBeInstanceOf(RedisUnreachableError)
+      expect((err as Error).message).toContain('other nodes are out of reach until the adapter is made again')
+    }
+  })
+
   it('keeps no call that gave up waiting, however long the start goes on', async () => {
     const { port, release } = await holdPort()
     cleanups.push(release)
