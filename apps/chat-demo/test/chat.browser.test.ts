@@ -462,6 +462,20 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await closeTabs(fay)
   })
 
+  it('says on the transport badge, after a reload, that it went straight to the one that worked last time', async () => {
+    const [noWs] = await blockingProxies(port)
+    const lee = await join(noWs.url, 'lee', { query: '?room=badge-memory' })
+    expect(await badge(lee)).toMatch(/^sse: websocket /)
+    // The client remembers SSE for this server and starts there: no WebSocket fails this time,
+    // and a bare "connected" would not say why the page is not on WebSocket.
+    await lee.reload()
+    await lee.fill('#nickname', 'lee')
+    await lee.click('#join button')
+    await waitForPeople(lee, 1)
+    expect(await badge(lee)).toBe('sse: worked here last time')
+    await closeTabs(lee)
+  })
+
   /**
    * Plays `scene` once per transport, each time on a server of its own with two people in a room
    * there (named after the first), the first on that transport alone; closes them all afterwards.

@@ -117,7 +117,7 @@ function start(): void {
     const transport = s.transport as TransportName
     const failure = view.lastFailure()
     if (failure) reasons.set(transport, failure)
-    view.transport(transport, reasons.get(transport) ?? 'connected')
+    view.transport(transport, reasons.get(transport) ?? firstReason(transport))
     for (const tick of waiting) tick.sent()
     waiting.clear()
     if (!everConnected) view.banner(undefined)
@@ -191,6 +191,16 @@ function start(): void {
     if (state.room === room && !isMe(state.who)) view.typing(state.who, state.typing)
   })
   s.on('rooms', drawRooms)
+}
+
+/**
+ * Why a page that has not failed on anything is on `transport`: the first one it tries, or one
+ * further down that the client went to straight away, as the one that worked here last time (it
+ * remembers it, per server, for an hour: a reload on SSE because WebSocket was refused starts there).
+ */
+function firstReason(transport: TransportName): string {
+  const order = forced.length > 0 ? forced : TRANSPORTS
+  return transport === order[0] ? 'connected' : 'worked here last time'
 }
 
 /** The banner while offline: what happened, which attempt this is, and what waits to be sent. */
