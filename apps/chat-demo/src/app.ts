@@ -30,7 +30,8 @@ const assets: Record<string, { file: URL | string; type: string }> = {
 }
 
 export interface ChatAppOptions {
-  logger?: boolean
+  /** Fastify's log: off by default, `true` for everything from `info` up, or `{ level }`. */
+  logger?: boolean | { level: 'info' | 'warn' | 'error' }
   /** How long a session that lost its connection stays (and shows in presence), in ms. */
   recoveryWindow?: number
   /**

@@ -67,7 +67,10 @@ if (redisUrl) {
 }
 
 const app = await buildChatApp({
-  logger: process.env.LOG === '1',
+  // Warnings and errors always (a store that went away, a session that could not be handed
+  // off): without them the terminal says nothing while the pages say something is wrong. LOG=1
+  // adds the request log.
+  logger: { level: process.env.LOG === '1' ? 'info' : 'warn' },
   ...(adapter ? { adapter } : {}),
   ...(store ? { store } : {}),
   ...(ratePeriod !== undefined ? { ratePeriod } : {}),

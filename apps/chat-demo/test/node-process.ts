@@ -17,6 +17,8 @@ export interface ChatNode {
   child: ChildProcess
   /** What it wrote to stderr, for a failing test's message. */
   errors: () => string
+  /** What it wrote to stdout: its first line, then its log. */
+  output: () => string
 }
 
 /** What a node may be started with besides its name, port and Redis. */
@@ -47,6 +49,7 @@ export async function startNode(
   })
   return new Promise((resolve, reject) => {
     let stdout = ''
+    let listening = false
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`${name} did not listen within 30 s: ${stderr.trim()}`))
@@ -58,14 +61,15 @@ export async function startNode(
     }
     child.once('exit', onExit)
     child.stdout?.on('data', (d: Buffer) => {
-      // DEBUG_NODES=1 LOG=1: the nodes' warnings (Fastify's JSON log) go with a failure's message.
+      // DEBUG_NODES=1: the nodes' warnings (Fastify's JSON log) go with a failure's message.
       if (process.env.DEBUG_NODES)
         for (const line of d.toString().split('\n')) if (/"level":[4-6]/.test(line)) stderr += `${line}\n`
       stdout += d.toString()
-      if (!/listening on \S+:\d+/.test(stdout)) return
+      if (!/listening on \S+:\d+/.test(stdout) || listening) return
+      listening = true
       clearTimeout(timer)
       child.off('exit', onExit)
-      resolve({ name, port, child, errors: () => stderr })
+      resolve({ name, port, child, errors: () => stderr, output: () => stdout })
     })
   })
 }
