@@ -738,6 +738,39 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await stopChat(chat.app)
   }, 30_000)
 
+  it('sends again, rather than marking failed, a message the rate limit refused for what waited offline before it', async () => {
+    // The server's own window, five seconds: the five written offline go together on reconnecting
+    // and fill it, whatever the machine's pace, and the one written next is refused.
+    const chat = await startChat(new MemoryStore())
+    const network = await startFaultProxy(chat.port)
+    proxies.push(network)
+    const page = await join(network.url, 'lou', { query: '?room=backlog&transports=sse', clock: true })
+    await page.context().setOffline(true)
+    network.cut('all')
+    await waitForBanner(page, /The browser is offline/)
+    // Written at a person's pace, over the outage: one every 1.1 s on the page's clock.
+    const offline = Array.from({ length: Limits.rate }, (_, i) => `lou offline ${i}`)
+    for (const text of offline) {
+      await send(page, text)
+      await page.clock.fastForward(1100)
+    }
+    await page.context().setOffline(false)
+    await waitForDelivered(page, Limits.rate)
+    // Online, right after: refused for the backlog's sake, not for typing too fast.
+    await send(page, 'lou online')
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('#messages .tick:is([data-state="delivered"], [data-state="failed"])')
+          .length === 6,
+      null,
+      { timeout: 15_000 },
+    )
+    expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(0)
+    expect(await texts(page)).toEqual([...offline, 'lou online'])
+    await closeTabs(page)
+    await stopChat(chat.app)
+  }, 30_000)
+
   it('stores messages written offline in order when the store refuses the first and takes the next as they arrive', async () => {
     const written = ['kim offline 0', 'kim offline 1', 'kim offline 2']
     // Redis away for the first as they arrive together, back for the rest.

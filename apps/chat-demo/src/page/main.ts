@@ -10,6 +10,7 @@ import {
   type ClientEvents,
   type HeardMessage,
   type JoinReply,
+  Limits,
   nicknameKey,
   type ServerEvents,
 } from '../shared.js'
@@ -393,8 +394,23 @@ addEventListener('pageshow', (event) => {
 
 view.onRoom(enter)
 
+/** When the person wrote their last messages (`Limits.rate` of them, and one), newest last. */
+const writes: number[] = []
+
+/**
+ * Whether the person wrote more than the rate limit takes within its window, up to `at`: then a
+ * refusal for it is theirs. Otherwise the window was filled by what waited before (written
+ * offline, or held up while the session moved, then sent together), not by their typing.
+ */
+function typedTooFast(at: number): boolean {
+  return writes.filter((time) => time > at - Limits.ratePeriod && time <= at).length > Limits.rate
+}
+
 view.onSend((text) => {
   if (!socket) return
+  const writtenAt = Date.now()
+  writes.push(writtenAt)
+  if (writes.length > Limits.rate + 1) writes.shift()
   // Written after a click on another room: for that room, once the page is there.
   const target = heading ?? room
   const offline = !socket.connected
@@ -437,8 +453,10 @@ view.onSend((text) => {
       }
       // Written offline (or held back by the store), it came in with everything else that
       // waited: the rate limit is not this person typing too fast, so it goes again when the
-      // server takes it.
-      if (!reply.ok && (offline || again) && 'retryIn' in reply && reply.retryIn !== undefined) {
+      // server takes it. So does one written online at a person's pace, refused because such a
+      // backlog, gone just before it, filled the window.
+      const backlog = offline || again || !typedTooFast(writtenAt)
+      if (!reply.ok && backlog && 'retryIn' in reply && reply.retryIn !== undefined) {
         return later(() => deliver(again), reply.retryIn)
       }
       if (again) stalled.next()
