@@ -771,6 +771,18 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await stopChat(chat.app)
   }, 30_000)
 
+  it('marks failed, saying why, a message written faster than the rate limit takes', async () => {
+    const chat = await startChat(new MemoryStore())
+    const page = await join(`http://127.0.0.1:${chat.port}`, 'max', { query: '?room=too-fast' })
+    for (let i = 0; i <= Limits.rate; i++) await send(page, `max ${i}`)
+    await page.waitForSelector('#messages .tick[data-state="failed"]', { timeout: 10_000 })
+    await waitForDelivered(page, Limits.rate)
+    expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(1)
+    expect(await page.textContent('#error')).toMatch(/^slow down: at most 5 messages in 5 s/)
+    await closeTabs(page)
+    await stopChat(chat.app)
+  })
+
   it('stores messages written offline in order when the store refuses the first and takes the next as they arrive', async () => {
     const written = ['kim offline 0', 'kim offline 1', 'kim offline 2']
     // Redis away for the first as they arrive together, back for the rest.
