@@ -70,7 +70,8 @@ export async function childResult(
   const child = await startChild(entry, args, options)
   try {
     const code = await child.exit()
-    if (code !== 0) throw new Error(`the child exited with ${code} (stdout: ${child.out}, stderr: ${child.err})`)
+    if (code !== 0)
+      throw new Error(`the child exited with ${code} (stdout: ${child.out}, stderr: ${child.err})`)
     return JSON.parse(child.out)
   } finally {
     child.kill()
