@@ -19,6 +19,12 @@ export interface TcpProxy {
    */
   holdUpstream(): () => void
   /**
+   * Stops passing on what the server sends on the open connections, without closing anything,
+   * as a client too busy to read would see it: the bytes wait in the proxy. The function
+   * returned passes them on, in order, and lets later ones through.
+   */
+  holdDownstream(): () => void
+  /**
    * Cuts the next connection whose server sends bytes that contain `answer`: those bytes are
    * not passed on, and both sides are closed. Resolves once it did; later connections work.
    */
@@ -47,6 +53,8 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let offline = false
   /** Pairs cut after a request: the server's side stays open, unheard. */
   const severed = new Set<[net.Socket, net.Socket]>()
+  /** What the server sent on pairs held downstream, waiting to be passed on. */
+  const heldDown = new Map<[net.Socket, net.Socket], Buffer[]>()
   const server = net.createServer((client) => {
     accepted++
     if (offline) {
@@ -71,7 +79,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         cut.done()
         cut = undefined
         end()
-      } else client.write(data)
+      } else {
+        const waiting = heldDown.get(pair)
+        if (waiting) waiting.push(data)
+        else client.write(data)
+      }
     })
     const end = () => {
       client.destroy()
@@ -129,6 +141,17 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       }
       return () => {
         for (const [client, upstream] of held) client.pipe(upstream)
+      }
+    },
+    holdDownstream() {
+      const held = [...pairs]
+      for (const pair of held) heldDown.set(pair, [])
+      return () => {
+        for (const pair of held) {
+          const waiting = heldDown.get(pair) ?? []
+          heldDown.delete(pair)
+          for (const data of waiting) pair[0].write(data)
+        }
       }
     },
     async close() {

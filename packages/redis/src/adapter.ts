@@ -979,6 +979,12 @@ export class RedisAdapter implements Adapter {
       return { missed: 'unreadable', error: new ParleyError(ErrorCode.INVALID_PACKET, why) }
     }
     const id = this.#requestId()
+    // While the marker may be on the channel and has not come back: the count of this node's
+    // own broadcasts PUBLISHed before it. Those are the old node's to deliver (into the tail),
+    // so a socket joined before the marker is back (the wait for the seal ran out, the marker
+    // was given up) must not take them when they come back. Without a marker that may run, there
+    // is no cut to go by: the socket takes every own broadcast that comes back.
+    let markedAt: number | undefined
     return new Takeover(parsed.snapshot, {
       node: this.node,
       id,
@@ -1003,14 +1009,24 @@ export class RedisAdapter implements Adapter {
           saidGoodbye: (node) => takeover.left(node),
           cancel: () => takeover.cancel(),
         })
-        this.#publish(this.#channels.broadcast, marker, () => takeover.cancel())
+        markedAt = this.#cut.count
+        this.#publish(this.#channels.broadcast, marker, (_why, sent) => {
+          // Never sent, or refused: Redis never runs it.
+          if (!sent) markedAt = undefined
+          takeover.cancel()
+        })
         return true
       },
       unregister: () => {
         this.#claims.delete(id)
         this.#pending.delete(id)
       },
-      position: (socket) => this.#cut.positionUntilBack(socket),
+      position: (socket) => this.#cut.positionUntilBack(socket, markedAt ?? 0),
+      markerBack: (socket) => {
+        if (markedAt === undefined) return
+        markedAt = undefined
+        this.#cut.markerBack(socket)
+      },
       // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
       finish: () =>
         this.#handoffs.finish(hash, true).catch((err: unknown) => {

@@ -32,6 +32,11 @@ interface Position {
  * emitted keeps their order. Under a steady stream of its own broadcasts that may take a while;
  * the socket meanwhile gets them one Redis round trip later, in order.
  *
+ * A claimer that joins before its marker came back (its wait for the seal ran out, or the marker's
+ * PUBLISH was given up) positions the socket past its own broadcasts PUBLISHed before the marker
+ * (`positionUntilBack` with `after`): they are before the cut, the old node's. Once the marker is
+ * back, every own broadcast that comes back is after it (`markerBack`).
+ *
  * Redis delivers at most once: an own broadcast PUBLISHed while this node's subscriber was
  * reconnecting is taken by Redis and never comes back. After it resubscribed, the node
  * PUBLISHes a note to itself on the same connection as its broadcasts; when that comes back,
@@ -117,10 +122,22 @@ export class Cut {
    * reach it when they come back (it was in no room when they were emitted), and so do those
    * sent until then; later ones when emitted (the claimer, from `join`). Releasing it earlier
    * would lose the broadcasts emitted while it was positioned that are still on their way.
+   * With `after`, those up to that count do not reach it: the claimer joined before its marker
+   * came back, and they are before the marker on the channel, the old node's to deliver.
    */
-  positionUntilBack(id: string): void {
-    this.#positioned.set(id, { from: 0, at: ++this.#positionings })
+  positionUntilBack(id: string, after = 0): void {
+    this.#positioned.set(id, { from: after, at: ++this.#positionings })
     this.release(id)
+  }
+
+  /**
+   * The claim marker of `id`'s takeover came back after `id` was positioned past the start
+   * (`positionUntilBack` with `after`): every own broadcast that comes back from now on is on
+   * the claimer's side of the cut, one given up and run late included.
+   */
+  markerBack(id: string): void {
+    const position = this.#positioned.get(id)
+    if (position) position.from = 0
   }
 
   /**

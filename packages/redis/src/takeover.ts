@@ -50,8 +50,13 @@ export interface TakeoverContext {
   publish(marker: ClaimMarker, takeover: Takeover): Promise<boolean>
   /** Forgets what `publish` registered. */
   unregister(): void
-  /** Positions the socket for the cut (see cut.ts) right before `join`. */
+  /**
+   * Positions the socket for the cut (see cut.ts) right before `join`: when the marker was sent
+   * and has not come back, past the own broadcasts PUBLISHed before it (the old node's).
+   */
   position(id: string): void
+  /** The marker came back: the socket, when positioned already, takes every own broadcast back from now on. */
+  markerBack(id: string): void
   /** Reads the tail back and deletes the handoff's keys; never rejects (bounded). */
   finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean; ended: boolean; kept: boolean }>
   /**
@@ -115,6 +120,7 @@ export class Takeover implements SessionClaim {
 
   /** This node's own marker came back: the cut point. Called by the subscriber, in order. */
   marked(): void {
+    this.context.markerBack(this.snapshot.id)
     this.#joinNow()
   }
 

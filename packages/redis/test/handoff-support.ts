@@ -145,7 +145,12 @@ interface Interceptors {
 }
 
 /** The node's client as the adapter gets it: the same connection, each command recorded. */
-function recording(redis: Client, commands: string[][], node: Interceptors): RedisClient {
+function recording(
+  redis: Client,
+  commands: string[][],
+  node: Interceptors,
+  subscriber?: string,
+): RedisClient {
   return {
     get isOpen() {
       return redis.isOpen
@@ -158,7 +163,7 @@ function recording(redis: Client, commands: string[][], node: Interceptors): Red
       if (node.lose?.(args)) return Promise.resolve(0)
       return node.hold?.(args) ?? redis.sendCommand(args)
     },
-    duplicate: () => redis.duplicate(),
+    duplicate: () => (subscriber === undefined ? redis.duplicate() : redis.duplicate({ url: subscriber })),
     on: (event, listener) => redis.on(event, listener),
     off: (event, listener) => redis.off(event, listener),
   }
@@ -202,9 +207,11 @@ export class FakeCluster {
 
   /**
    * A node whose client connects to `url` (another way to the same Redis: a proxy), with `own`
-   * options over the cluster's.
+   * options over the cluster's; its subscriber connects to `subscriber` when given (a proxy of
+   * its own, to slow that connection alone).
    */
-  async node(url = this.url, own: { requestTimeout?: number } = {}): Promise<FakeNode> {
+  async node(url = this.url, own: { requestTimeout?: number; subscriber?: string } = {}): Promise<FakeNode> {
+    const { subscriber, ...options } = own
     const redis = redisClient(url)
     redis.on('error', () => {})
     await redis.connect()
@@ -213,12 +220,12 @@ export class FakeCluster {
     const commands: string[][] = []
     const losing: Interceptors = {}
     const adapter = redisAdapter({
-      client: recording(redis, commands, losing),
+      client: recording(redis, commands, losing, subscriber),
       prefix: this.prefix,
       heartbeatInterval: HEARTBEAT,
       log: { warn: (_details, message) => warnings.push(message) },
       ...this.options,
-      ...own,
+      ...options,
     })(sockets)
     const node: FakeNode = {
       adapter,
