@@ -83,8 +83,11 @@ export class FakeSockets implements LocalSockets {
     return Promise.reject(new Error('no routing in these tests'))
   }
 
-  url(): string {
-    return 'http://127.0.0.1:1'
+  /** What `url()` answers: undefined as for a server that does not listen (yet). */
+  address: string | undefined = 'http://127.0.0.1:1'
+
+  url(): string | undefined {
+    return this.address
   }
 
   claimed(sid: string): string[] {

@@ -46,4 +46,25 @@ describe.skipIf(skipRedisSuites())('session owner records', () => {
     await recordGone(a!, key, 5000)
     expect(a!.commands.filter(isRemoval).length).toBeGreaterThanOrEqual(3)
   })
+
+  it('names a live owner without a url when it published no address', async () => {
+    const cluster = suite.cluster()
+    const [a, b] = await cluster.start(2)
+    b!.sockets.add('s1', 'sid-1')
+    await b!.adapter.sessionOpened('sid-1')
+    expect(await a!.adapter.sessionOwner('sid-1')).toEqual({
+      node: b!.adapter.node,
+      url: 'http://127.0.0.1:1',
+    })
+
+    // b's server has no address any more (as one that does not listen): its heartbeats say so.
+    b!.sockets.address = undefined
+    const end = Date.now() + 5000
+    let owner = await a!.adapter.sessionOwner('sid-1')
+    while (typeof owner === 'object' && owner.url !== undefined && Date.now() < end) {
+      await sleep(20)
+      owner = await a!.adapter.sessionOwner('sid-1')
+    }
+    expect(owner).toEqual({ node: b!.adapter.node })
+  })
 })
