@@ -187,7 +187,7 @@ function prefix(value: unknown): string {
   if (typeof value !== 'string' || !/^[^\s*?[\]]{1,100}$/.test(value)) {
     throw new RedisAdapterOptionError(
       'prefix',
-      `must be 1 to 100 characters without spaces or * ? [ ], got ${describe(value)}`,
+      `must be 1 to 100 characters without whitespace (spaces, tabs, line breaks, no-break spaces) or * ? [ ], got ${describe(value)}`,
     )
   }
   return value
