@@ -109,5 +109,21 @@ export class WebSocketHandovers {
 /** `path` on the node at `address`, over `ws:` (`wss:` for an `https:` address; see `pathOnNode`). */
 function webSocketUrl(address: string, path: string): string {
   const node = nodeAddress(address)
-  return `${node.protocol === 'https:' ? 'wss:' : 'ws:'}//${node.host}${pathOnNode(node, path)}`
+  return `${node.protocol === 'https:' ? 'wss:' : 'ws:'}//${node.host}${pathOnNode(node, withoutFragment(path))}`
+}
+
+/**
+ * The upgrade's `url` as the owner reads it the way this node did, with no `#` left in it. Node
+ * takes a `#` in a request's target, and the router reads it as the start of the query when no
+ * `?` came before it (`/ws#&v=1` has the query `&v=1`), else as a character of the query; the ws
+ * client refuses a URL with a fragment (it throws). So the first `#` before any `?` becomes that
+ * `?`, and every other `#` is `%23`, which the owner's query parser decodes back to `#`: the
+ * owner gets the query this node read, key for key.
+ */
+function withoutFragment(url: string): string {
+  const hash = url.indexOf('#')
+  if (hash < 0) return url
+  const query = url.indexOf('?')
+  const separated = query >= 0 && query < hash ? url : `${url.slice(0, hash)}?${url.slice(hash + 1)}`
+  return separated.replaceAll('#', '%23')
 }
