@@ -1,5 +1,6 @@
 // What Parley writes to the application's log: its routes are quiet by default (SSE and polling
 // clients make thousands of requests a minute), at the level the application chooses.
+import http from 'node:http'
 import { Writable } from 'node:stream'
 import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley, { type ParleyServerOptions } from '@parley/server'
@@ -78,6 +79,33 @@ describe("Parley's routes", () => {
       await until(() => requestLines(lines, path).length >= 3, 3000, `${transport} request lines`)
       expect(JSON.stringify(lines)).not.toContain(client.sid)
     }
+  })
+
+  it('mask a session id whose key is written in another way the router reads as sid', async () => {
+    const { base, lines, port } = await logged({ logLevel: 'info' })
+    const client = await rawConnect('polling', base)
+    clients.push(client)
+    // Percent-encoded, and after a '#' (where the router's query begins when no '?' came first):
+    // each is a GET of the session, served as such.
+    const targets = [
+      `/parley/poll?v=1&%73id=${client.sid}`,
+      `/parley/poll?v=1&s%69d=${client.sid}&ack=0`,
+      `/parley/poll#sid=${client.sid}&v=1`,
+    ]
+    for (const path of targets) {
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const request = http.request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
+          res.resume()
+          resolve(res.statusCode)
+        })
+        request.on('error', reject)
+        request.end()
+      })
+      expect(status).toBe(200)
+    }
+    await until(() => targets.every((path) => requestLines(lines, path.split('=')[0]!).length > 0))
+    expect(JSON.stringify(lines)).not.toContain(client.sid)
+    expect(JSON.stringify(lines)).toContain(`${client.sid.slice(0, 6)}...`)
   })
 
   it('keep the application’s own request serializer, with session ids masked in what it gives', async () => {

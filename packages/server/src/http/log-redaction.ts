@@ -13,9 +13,41 @@ const PINO_SERIALIZERS = Symbol.for('pino.serializers')
 
 type RequestSerializer = (request: FastifyRequest) => unknown
 
-/** Every `sid=` of a query string, past its first six characters, replaced by `...`. */
+/**
+ * A query key and its `=`: after a `?`, a `#` (the router's query begins at the first of the two,
+ * and Node takes a `#` in a request's target) or an `&`.
+ */
+const QUERY_KEY = /[?#&]([^=?#&]*)=/g
+
+/**
+ * Every value of a `sid` key in `text`, past its first six characters, replaced by `...`. The key
+ * is matched as the query parser reads it (`%73id` and `s%69d` are `sid` too), and the value runs
+ * to the next `&`, a `#` in it included, as the parser reads it.
+ */
 export function maskSessionIds(text: string): string {
-  return text.includes('sid=') ? text.replace(/([?&]sid=[^&#]{0,6})[^&#]*/g, '$1...') : text
+  if (!text.includes('=')) return text
+  let masked = ''
+  let done = 0
+  for (const match of text.matchAll(QUERY_KEY)) {
+    if (match.index < done || decodedKey(match[1]!) !== 'sid') continue
+    const start = match.index + match[0].length
+    const next = text.indexOf('&', start)
+    const end = next < 0 ? text.length : next
+    masked += `${text.slice(done, start)}${text.slice(start, Math.min(start + 6, end))}...`
+    done = end
+  }
+  return masked + text.slice(done)
+}
+
+/** `key` as Fastify's query parser decodes it: `+` is a space, then percent-decoding when valid. */
+function decodedKey(key: string): string {
+  const spaced = key.replaceAll('+', ' ')
+  if (!spaced.includes('%')) return spaced
+  try {
+    return decodeURIComponent(spaced)
+  } catch {
+    return spaced
+  }
 }
 
 /** What Fastify's own serializer logs of a request. */
