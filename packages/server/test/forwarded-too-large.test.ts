@@ -5,7 +5,8 @@
 // with `Connection: close`, the session ended with 'payload too large' when the POST is of its
 // transport, left alone (400 PARLEY_TRANSPORT_MISMATCH) when the client has moved on. Both ways
 // of reaching the owner: over the network (owners with a URL), and through the adapter
-// (`Adapter.routeRequest`), also one that does not carry `RoutedRequest.tooLarge`.
+// (`Adapter.routeRequest`), also one that does not carry `RoutedRequest.tooLarge`. A client's own
+// empty POST, which the owner must not take for such a POST, is answered as on its own node.
 import { type ClientRequest, request } from 'node:http'
 import type { Socket } from 'node:net'
 import { type ClosePacket, PacketType } from '@parley/protocol'
@@ -178,6 +179,35 @@ describe.each(ROUTES)('forwarded %s', (route) => {
       expect(a.marks).toEqual(['too-large'])
       expect(a.reasons).toEqual([])
       expect(a.started.app.parley.socketsCount).toBe(1)
+    })
+  })
+})
+
+// A client's own empty POST, sent on without a body, would be taken for one past maxPayload by
+// an owner reached through the adapter (which takes a POST without a body for such a one, see
+// `RoutedRequest.tooLarge`): 413 and its session ended with 'payload too large', where its own
+// node refuses it as a body that holds no packet.
+describe.each(ROUTES)('forwarded %s', (route) => {
+  describe.each(['sse', 'polling'] as const)('an empty POST on another node (%s)', (transport) => {
+    /** An empty POST of `client`'s session, to `base`: its status and code, and the session's end. */
+    async function emptyPost(owner: Node, base: string, client: RawClient) {
+      const ended = owner.reasons.length
+      const res = await fetch(`${base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${client.sid}`, {
+        method: 'POST',
+        body: '',
+      })
+      const { code } = (await res.json()) as { code?: unknown }
+      await until(() => owner.reasons.length > ended, 5000, 'the disconnect on the owner')
+      return { status: res.status, code, reason: owner.reasons[ended] }
+    }
+
+    it('is answered as on the node of its session', async () => {
+      const { a, b } = await twoNodes(route)
+      const direct = await emptyPost(a, a.started.base, await connect(transport, a.started.base))
+      const forwarded = await emptyPost(a, b.started.base, await connect(transport, a.started.base))
+      expect(direct).toEqual({ status: 400, code: 'PARLEY_INVALID_PACKET', reason: 'invalid packet' })
+      expect(forwarded).toEqual(direct)
+      expect(b.reasons).toEqual([])
     })
   })
 })

@@ -78,7 +78,10 @@ export interface RoutedRequest {
   url: string
   /** The client's request headers, without hop-by-hop ones (`connection`, `content-length`, ...). */
   headers: Record<string, string>
-  /** The POST body, already read under `maxPayload` ('' for a GET, and with `tooLarge`). */
+  /**
+   * The POST body, already read under `maxPayload` ('' for a GET, and with `tooLarge`; a client's
+   * empty body goes as `'\n'`, which the owner reads as an empty one).
+   */
   body: string
   /** The client's address. */
   address: string

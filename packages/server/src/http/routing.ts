@@ -173,17 +173,25 @@ export function routedRequest(
 ): RoutedRequest {
   const headers = plainHeaders(request.headers)
   if (sentTo) headers[SENT_TO_HEADER] = sentTo.join(',')
+  const method = request.method === 'POST' ? 'POST' : 'GET'
   const routed: RoutedRequest = {
-    method: request.method === 'POST' ? 'POST' : 'GET',
+    method,
     url: request.url,
     headers,
-    body,
+    body: method === 'POST' && body === '' && mark !== TOO_LARGE ? EMPTY_BODY_ROUTED : body,
     address: request.ip ?? '',
   }
   if (mark === SENT_ON) routed.sentOn = true
   else if (mark === TOO_LARGE) routed.tooLarge = true
   return routed
 }
+
+/**
+ * What goes through the adapter in place of a client's empty POST body: a line break, which the
+ * owner reads as it reads an empty body (empty lines are skipped: a body that holds no packet),
+ * where '' would be taken for a POST sent on without its body, past maxPayload (see `routedMark`).
+ */
+export const EMPTY_BODY_ROUTED = '\n'
 
 /** How many `close` listeners Node's `pipeline` puts on the stream it writes to. */
 const PIPELINE_CLOSE_LISTENERS = 7
@@ -379,8 +387,8 @@ function routedAnswer({ status, headers, body }: EndpointAnswer): RoutedResponse
  * taken as TOO_LARGE even when `tooLarge` did not come with it: the node that sent it on sends
  * no body only for one whose body passed maxPayload (see `Forwarder.tooLarge`), and a custom
  * adapter may not carry that field. Read as an empty body, it would be answered as if the client
- * had sent nothing wrong; and a client's own empty POST is refused anyway (a body holds at least
- * one packet), so it loses nothing by the 413.
+ * had sent nothing wrong. A client's own empty body goes as EMPTY_BODY_ROUTED, and is answered
+ * as on the node of its session (400 PARLEY_INVALID_PACKET), not with the 413 that ends it.
  */
 function routedMark(routed: RoutedRequest): RoutedMark {
   if (routed.sentOn === true) return SENT_ON
