@@ -27,6 +27,23 @@ describe('serveClient', () => {
     expect(again.status).toBe(304)
   })
 
+  it('answers 304 to an If-None-Match that names its ETag weakly, in a list, or as *', async () => {
+    started = await startServer({})
+    const url = `${started.base}/parley.min.js`
+    const etag = (await fetch(url)).headers.get('etag')!
+    const statusFor = async (ifNoneMatch: string) => {
+      const res = await fetch(url, { headers: { 'if-none-match': ifNoneMatch } })
+      await res.arrayBuffer()
+      return res.status
+    }
+    for (const field of [`W/${etag}`, `"an-older-one", ${etag}`, `W/"an-older-one", W/${etag}`, '*']) {
+      expect(await statusFor(field), field).toBe(304)
+    }
+    for (const field of ['"an-older-one"', `W/"an-older-one", ${etag.slice(0, -2)}"`]) {
+      expect(await statusFor(field), field).toBe(200)
+    }
+  })
+
   it('can be turned off', async () => {
     started = await startServer({ serveClient: false })
     expect((await fetch(`${started.base}/parley.min.js`)).status).toBe(404)

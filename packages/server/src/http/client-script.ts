@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ifNoneMatchNames } from './if-none-match.js'
 
 /**
  * Serves the browser client (`@parley/client`'s `parley.min.js`) at `<base>/parley.min.js`, as
  * socket.io serves its own: a page includes it with a script tag and needs no build step. The
- * file is read once, on the first request; an ETag lets browsers revalidate it cheaply after
- * an upgrade. Without `@parley/client` installed the route is not there (logged at debug).
+ * file is read once, on the first request; an ETag lets browsers and caches revalidate it
+ * cheaply after an upgrade (`If-None-Match` compared as RFC 9110 says: see if-none-match.ts). Without `@parley/client` installed the route is not there (logged at debug).
  * Returns the script's URL, or undefined when it is not served.
  */
 export function serveClientScript(
@@ -41,7 +42,7 @@ export function serveClientScript(
       'Cache-Control': 'public, max-age=0, must-revalidate',
       ETag: etag,
     })
-    if (request.headers['if-none-match'] === etag) return reply.code(304).send()
+    if (ifNoneMatchNames(request.headers['if-none-match'], etag)) return reply.code(304).send()
     return reply.send(body)
   })
   return url
