@@ -436,6 +436,29 @@ describe('origins', () => {
     }
   })
 
+  it('let an allowed page read a disabled transport’s 404 and a method’s 405', async () => {
+    const { base } = await serve({
+      allowedOrigins: ['https://app.example'],
+      transports: ['websocket', 'polling'],
+    })
+    const headers = { origin: 'https://app.example' }
+    // Without the CORS headers a page reads a failed request, where its client steps down from a
+    // disabled transport on PARLEY_TRANSPORT_DISABLED. HEAD needs no preflight.
+    for (const [url, init, status, code] of [
+      [`${base}/sse?v=1`, { method: 'POST', body: '[8,{}]', headers }, 404, 'PARLEY_TRANSPORT_DISABLED'],
+      [`${base}/sse?sid=x`, { headers }, 404, 'PARLEY_TRANSPORT_DISABLED'],
+      [`${base}/poll?v=1`, { method: 'HEAD', headers }, 405, undefined],
+      [`${base}/poll?v=1`, { method: 'PUT', body: '[8,{}]', headers }, 405, 'PARLEY_METHOD_NOT_ALLOWED'],
+    ] as const) {
+      const res = await fetch(url, init)
+      const what = `${init.method ?? 'GET'} ${url}`
+      expect(res.status, what).toBe(status)
+      expect(res.headers.get('access-control-allow-origin'), what).toBe('https://app.example')
+      expect(res.headers.get('access-control-allow-credentials'), what).toBe('true')
+      if (code) expect(((await res.json()) as { code: string }).code, what).toBe(code)
+    }
+  })
+
   it("answer '*' without credentials, and ask a function", async () => {
     const { base } = await serve({ allowedOrigins: '*' })
     const res = await fetch(`${base}/sse?v=1`, {

@@ -220,19 +220,23 @@ export class ClosingAnswers {
     if (kind === 'websocket' && method !== 'GET') {
       return { answer: notAllowed('GET', 'use GET with an upgrade') }
     }
+    // The refusals below with the page's CORS headers on SSE and polling, as on the route, where
+    // the origin is judged first; none on the WebSocket endpoint (a browser reads no refused
+    // upgrade), where it is judged after them.
+    const httpOrigin = kind === 'websocket' ? undefined : this.#originOf(request)
+    const refusalCors = httpOrigin?.cors ?? {}
     if (!this.#transports.includes(kind) && !this.#heardDisabled(request, kind, params)) {
-      return { answer: coded(404, {}, ErrorCode.TRANSPORT_DISABLED, disabledMessage(kind, this.#transports)) }
+      const message = disabledMessage(kind, this.#transports)
+      return { answer: coded(404, refusalCors, ErrorCode.TRANSPORT_DISABLED, message) }
     }
     if (kind !== 'websocket' && method !== 'GET' && method !== 'POST' && method !== 'OPTIONS') {
-      return { answer: notAllowed(HTTP_METHODS, 'use GET or POST') }
+      return { answer: notAllowed(HTTP_METHODS, 'use GET or POST', refusalCors) }
     }
     // As Fastify parses the query: a `v` given twice is no version.
     const versions = params.getAll('v')
-    const origin = this.#originOf(request)
+    const origin = httpOrigin ?? this.#originOf(request)
     if (versions.length !== 1 || versions[0] !== String(PROTOCOL_VERSION)) {
-      // With the page's CORS headers on SSE and polling, as on the route; none on an upgrade.
-      const cors = kind === 'websocket' ? {} : origin.cors
-      const answer = coded(400, cors, ErrorCode.UNSUPPORTED_VERSION, OTHER_VERSION)
+      const answer = coded(400, refusalCors, ErrorCode.UNSUPPORTED_VERSION, OTHER_VERSION)
       return { answer: { ...answer, refusedVersion: versionRefusal(kind, versions, request.headers) } }
     }
     if (!origin.allowed) {
@@ -329,6 +333,6 @@ export function tooLargeMessage(maxPayload: number): string {
   return `the body is larger than maxPayload (${maxPayload} bytes)`
 }
 
-function notAllowed(allowed: string, message: string): EndpointAnswer {
-  return coded(405, { Allow: allowed }, ErrorCode.METHOD_NOT_ALLOWED, message)
+function notAllowed(allowed: string, message: string, cors: HeaderBag = {}): EndpointAnswer {
+  return coded(405, { ...cors, Allow: allowed }, ErrorCode.METHOD_NOT_ALLOWED, message)
 }

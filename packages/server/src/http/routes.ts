@@ -136,8 +136,8 @@ export async function parleyRoutes(
   const base = mountBase(options.path)
   const enabled = (name: TransportName) => options.transports.includes(name)
   /** 404 for a transport left out of `transports`; names those offered (OPEN lists them anyway). */
-  const disabled = (reply: FastifyReply, name: TransportName) =>
-    fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, disabledMessage(name, options.transports))
+  const disabled = (reply: FastifyReply, name: TransportName, cors: HeaderBag = {}) =>
+    fail(reply, 404, ErrorCode.TRANSPORT_DISABLED, disabledMessage(name, options.transports), cors)
   const bodies = posts.bodies
   const idleSseUpstream = options.closeIdleSseUpstream ? new IdleSseUpstream() : undefined
 
@@ -172,8 +172,8 @@ export async function parleyRoutes(
   }
 
   /** 405, with the methods the endpoint serves. */
-  const notAllowed = (reply: FastifyReply, allowed: string, message: string) =>
-    fail(reply.header('Allow', allowed), 405, ErrorCode.METHOD_NOT_ALLOWED, message)
+  const notAllowed = (reply: FastifyReply, allowed: string, message: string, cors: HeaderBag = {}) =>
+    fail(reply.header('Allow', allowed), 405, ErrorCode.METHOD_NOT_ALLOWED, message, cors)
 
   const failedRequests = failedRequestsLog(app.log)
   server.atClose(() => failedRequests.close())
@@ -471,14 +471,15 @@ export async function parleyRoutes(
 
   /** Checks every SSE/polling request must pass; answers preflights. */
   async function screenHttp(kind: HttpKind, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const origin = originOf(request)
+    // Each refusal with the CORS headers the page's other answers get: a page on another origin
+    // reads it (its client acts on the code: steps down from a disabled transport, stops on
+    // another version) rather than a failed request, which it tries again.
     if (!enabled(kind) && !heardWhileDisabled(request.method, request.headers, () => heldHere(request)))
-      return disabled(reply, kind)
+      return disabled(reply, kind, origin.cors)
     const method = request.method
     if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS')
-      return notAllowed(reply, HTTP_METHODS, 'use GET or POST')
-    const origin = originOf(request)
-    // With the CORS headers the page's other answers get: a page on another origin reads the
-    // refusal (its client stops on it) rather than a failed request, which it tries again.
+      return notAllowed(reply, HTTP_METHODS, 'use GET or POST', origin.cors)
     if (!versionOk(request)) return refuseVersion(reply, kind, OTHER_VERSION, origin.cors)
     if (!origin.allowed) return refuseOrigin(reply, origin)
     if (request.headers.upgrade !== undefined) {
