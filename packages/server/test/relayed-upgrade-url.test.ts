@@ -1,7 +1,8 @@
 // The URL of a WebSocket upgrade, as its client wrote it, goes on to the session's node when
 // this node relays the resume there. Node's parser takes a `#` in it (a fragment, which no
-// browser sends but any client may write), where the ws client refuses a URL with a fragment:
-// the relay must still reach the owner, which reads the query this node read.
+// browser sends but any client may write), where the ws client refuses a URL with a fragment,
+// and a target in absolute form, which put after the owner's host is no URL: the relay must
+// still reach the owner, which reads the query this node read.
 import { Writable } from 'node:stream'
 import type { ServerSocket } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
@@ -35,7 +36,7 @@ type Line = { level: number; msg: string }
 function keepQueries(app: FastifyInstance): unknown[] {
   const queries: unknown[] = []
   app.addHook('onRequest', async (request) => {
-    if (request.url.startsWith('/parley/ws')) queries.push({ ...(request.query as object) })
+    if (request.routeOptions.url === '/parley/ws') queries.push({ ...(request.query as object) })
   })
   return queries
 }
@@ -77,6 +78,7 @@ describe('a WebSocket resume relayed to its session’s node', () => {
     ['a fragment after the query', '/parley/ws?v=1&#frag'],
     ['a fragment in the query', '/parley/ws?x#y&v=1'],
     ['a fragment before the query', '/parley/ws#&v=1'],
+    ['its absolute form (RFC 9112 3.2.2)', 'http://127.0.0.1/parley/ws?v=1'],
   ])('reaches the owner from an upgrade URL with %s', async (_, target) => {
     const { a, b, onA, lines, queriesOfA, queriesOfB } = await twoNodes()
     const first = await rawConnect('websocket', a.base)
