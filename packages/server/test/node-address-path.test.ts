@@ -12,6 +12,7 @@ import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/rou
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
+import { head, RawHttp } from './raw-http.js'
 import { goodbyeAtClose, relayedResume } from './raw-websocket.js'
 
 const GOODBYE = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
@@ -20,9 +21,11 @@ let nodes: Started[] = []
 let proxy: RoundRobinProxy | undefined
 const clients: RawClient[] = []
 const sockets: WebSocket[] = []
+const raws: RawHttp[] = []
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
+  for (const raw of raws.splice(0)) raw.destroy()
   for (const ws of sockets.splice(0)) ws.terminate()
   await proxy?.close()
   proxy = undefined
@@ -84,6 +87,24 @@ describe.each(['sse', 'polling'] as const)(
     })
   },
 )
+
+// Node and the router take a request target in absolute form (RFC 9112 3.2.2): sent on as it
+// came, it followed the address's path (`/node-ahttp://...`), and met the proxy's 404.
+describe('a POST in absolute form of a session of a node behind a path, through another node', () => {
+  it('goes through the path of its address', async () => {
+    const { a, b, onA } = await twoNodes()
+    const client = await rawConnect('polling', a.base)
+    clients.push(client)
+    await until(() => onA.sockets.length === 1, 3000, 'the session on a')
+    const raw = await RawHttp.open(Number(new URL(b.base).port))
+    raws.push(raw)
+    const target = `http://127.0.0.1/parley/poll?v=1&sid=${client.sid}`
+    raw.write(head('POST', target, { 'Content-Length': String(Buffer.byteLength(GOODBYE)) }) + GOODBYE)
+    expect((await raw.answer()).status).toBe(204)
+    await until(() => onA.reasons.length > 0, 3000, 'the session ended on its node')
+    expect(onA.reasons).toEqual(['client disconnect'])
+  })
+})
 
 describe('a WebSocket of a session of a node behind a path, resumed on another node', () => {
   /** The WebSocket resumed on `b`, relayed to `a` through the proxy, and what it received. */

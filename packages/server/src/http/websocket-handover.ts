@@ -109,25 +109,7 @@ export class WebSocketHandovers {
 /** `path` on the node at `address`, over `ws:` (`wss:` for an `https:` address; see `pathOnNode`). */
 function webSocketUrl(address: string, path: string): string {
   const node = nodeAddress(address)
-  const target = withoutFragment(originForm(path))
-  return `${node.protocol === 'https:' ? 'wss:' : 'ws:'}//${node.host}${pathOnNode(node, target)}`
-}
-
-/** The scheme and authority of an `http:` or `https:` request target in absolute form. */
-const ABSOLUTE_FORM = /^https?:\/\/[^/?]*/i
-
-/**
- * The upgrade's `url` in origin form (its path and query). Node and the router take a request
- * target in absolute form as well (`GET http://host/parley/ws?v=1`, RFC 9112 3.2.2), which put
- * after the owner's host would make no URL (the ws client throws): the router's own reading, the
- * path from the first `/` or `?` after the authority, goes instead.
- */
-function originForm(url: string): string {
-  if (url.startsWith('/')) return url
-  const authority = ABSOLUTE_FORM.exec(url)
-  if (!authority) return url
-  const rest = url.slice(authority[0].length)
-  return rest.startsWith('/') ? rest : `/${rest}`
+  return `${node.protocol === 'https:' ? 'wss:' : 'ws:'}//${node.host}${pathOnNode(node, withoutFragment(path))}`
 }
 
 /**
