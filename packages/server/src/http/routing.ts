@@ -254,17 +254,17 @@ export async function serveRouted(
   finishing: (sid: string) => Promise<void> | undefined,
 ): Promise<RoutedResponse> {
   const headers = { ...routed.headers, [ROUTED_HEADER]: routedMark(routed) }
+  /** The routed request as Fastify's or light-my-request's `inject` takes it: as `method`. */
+  const request = (method = routed.method) => ({
+    method,
+    url: routed.url,
+    headers,
+    payload: method === 'POST' ? routed.body : undefined,
+    remoteAddress: routed.address,
+    payloadAsStream: true as const,
+  })
   try {
-    return streamed(
-      await app.inject({
-        method: routed.method,
-        url: routed.url,
-        headers,
-        payload: routed.method === 'POST' ? routed.body : undefined,
-        remoteAddress: routed.address,
-        payloadAsStream: true,
-      }),
-    )
+    return streamed(await app.inject(request()))
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'FST_ERR_REOPENED_CLOSE_SERVER') throw err
   }
@@ -276,15 +276,7 @@ export async function serveRouted(
   const serveLast = async (kept: NonNullable<ReturnType<TakeLastWords>>, words: NonNullable<typeof last>) =>
     // On a response of the same kind as `inject`'s, which Fastify no longer makes: Fastify's own
     // library for it.
-    streamed(
-      await inject((_req, res) => kept.serveLast(res, words.headers), {
-        method: 'GET',
-        url: routed.url,
-        headers,
-        remoteAddress: routed.address,
-        payloadAsStream: true,
-      }),
-    )
+    streamed(await inject((_req, res) => kept.serveLast(res, words.headers), request('GET')))
   const kept = last ? take(last.sid, last.kind) : undefined
   if (last && kept) return serveLast(kept, last)
   const live = verdict?.post
@@ -303,13 +295,7 @@ export async function serveRouted(
     const taken = takeGetAck(http, last.acks)
     if (taken.ok) {
       return streamed(
-        await inject((_req, res) => http.downstream(res, last.headers, taken.ack), {
-          method: 'GET',
-          url: routed.url,
-          headers,
-          remoteAddress: routed.address,
-          payloadAsStream: true,
-        }),
+        await inject((_req, res) => http.downstream(res, last.headers, taken.ack), request('GET')),
       )
     }
     answer = coded(400, last.headers, taken.error.code, taken.error.message)
@@ -334,26 +320,16 @@ export async function serveRouted(
     // goodbye's last chance.
     const unsent = verdict.answer
     return streamed(
-      await inject(
-        (req, res) => {
-          void forward(req, res, elsewhere, unsent).then(
-            (answer) => {
-              if (!answer) return
-              sent(answer)
-              writeAnswer(res, answer)
-            },
-            () => res.destroy(),
-          )
-        },
-        {
-          method: routed.method,
-          url: routed.url,
-          headers,
-          payload: routed.method === 'POST' ? routed.body : undefined,
-          remoteAddress: routed.address,
-          payloadAsStream: true,
-        },
-      ),
+      await inject((req, res) => {
+        void forward(req, res, elsewhere, unsent).then(
+          (answer) => {
+            if (!answer) return
+            sent(answer)
+            writeAnswer(res, answer)
+          },
+          () => res.destroy(),
+        )
+      }, request()),
     )
   }
   // Routed requests are the endpoints' own: any other is only told to try again.
