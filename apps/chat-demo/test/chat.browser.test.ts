@@ -199,9 +199,13 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     const ada = await join(direct, 'ada')
     const bob = await join(noWs.url, 'bob')
     const cy = await join(noWsNoSse.url, 'cy')
-    expect(await badge(ada)).toMatch(/^websocket/)
-    expect(await badge(bob)).toMatch(/^sse: websocket/)
-    expect(await badge(cy)).toMatch(/^polling: sse/)
+    expect(await badge(ada)).toBe('websocket: connected')
+    expect(await badge(bob)).toBe('sse: WebSocket is blocked on this network: using SSE instead')
+    expect(await badge(cy)).toMatch(/^polling: SSE .+: using long-polling instead$/)
+    // What the client said, for the developer: in the badge's tooltip.
+    expect(await bob.getAttribute('#transport', 'title')).toMatch(
+      /^sse: websocket WebSocket ws:.+ closed \(1006\)$/,
+    )
 
     // Presence: everyone sees all three.
     for (const page of [ada, bob, cy]) await waitForPeople(page, 3)
@@ -294,8 +298,8 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     ])
     const people = [
       { name: 'ada', page: ada, transport: /^websocket/ },
-      { name: 'bob', page: bob, transport: /^sse: websocket/ },
-      { name: 'cy', page: cy, transport: /^polling: sse/ },
+      { name: 'bob', page: bob, transport: /^sse: WebSocket is blocked on this network: using SSE instead$/ },
+      { name: 'cy', page: cy, transport: /^polling: SSE .+: using long-polling instead$/ },
     ].map((person) => ({ ...person, underWay: underWay(person.page) }))
     const each = (fn: (p: (typeof people)[number]) => Promise<unknown>) => Promise.all(people.map(fn))
 
@@ -306,10 +310,8 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
 
     await stopChat(chat.app)
     // While the server is away, each page says so and counts its attempts.
-    await each(({ page }) =>
-      waitForBanner(page, /^Connection lost \(server shutdown\)\. Reconnecting… \(attempt \d+/),
-    )
-    await each(async ({ page }) => expect(await badge(page)).toMatch(/^offline/))
+    await each(({ page }) => waitForBanner(page, /^The server is restarting: reconnecting \(attempt \d+\)…/))
+    await each(async ({ page }) => expect(await badge(page)).toBe('offline: the server is restarting'))
     // Written during the gap: kept by the client, shown as waiting.
     for (const { name, page } of people) await send(page, `${name} during`)
     await each(async ({ page }) => {
@@ -380,7 +382,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     for (const page of [dee, eve]) await waitForPeople(page, 2)
     await eve.context().setOffline(true)
     network.cut('all')
-    await waitForBanner(eve, /^Connection lost \(.+\)\. The browser is offline: waiting for the network…$/)
+    await waitForBanner(eve, /^You’re offline: the chat reconnects when you’re back\.$/)
     await send(eve, 'eve offline')
     expect(await eve.getAttribute('#messages .tick', 'data-state')).toBe('queued')
     await eve.context().setOffline(false)
@@ -424,7 +426,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
       async () => {
         await page.context().setOffline(true)
         network.cut('all')
-        await waitForBanner(page, /^Connection lost/)
+        await waitForBanner(page, /^You’re offline/)
         await page.context().setOffline(false)
         await waitForBanner(page, /^Reconnected: nothing was lost\.$/)
         throw new StoreUnavailableError('the answer was lost')
@@ -450,14 +452,18 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await fay.clock.fastForward(STABLE_MS)
     network.cut('websocket')
     // The session goes on (over SSE at first, stepping down from the transport it lost), and
-    // the badge says what was lost: "sse: downgrade from websocket (websocket ... closed (1006))".
+    // the badge says what was lost: "sse: the WebSocket connection dropped: carried on over SSE,
+    // nothing was lost", the client's words in its tooltip.
     await fay.waitForFunction(
       () =>
-        /^\w+: \w+ from websocket \(websocket .+ closed \(1006\)\)$/.test(
+        /^\w+: the WebSocket connection dropped: .+, nothing was lost$/.test(
           document.querySelector('#transport')?.textContent ?? '',
         ),
       null,
       { timeout: 10_000 },
+    )
+    expect(await fay.getAttribute('#transport', 'title')).toMatch(
+      /^\w+: \w+ from websocket \(websocket .+ closed \(1006\)\)$/,
     )
     await closeTabs(fay)
   })
@@ -465,7 +471,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   it('says on the transport badge, after a reload, that it went straight to the one that worked last time', async () => {
     const [noWs] = await blockingProxies(port)
     const lee = await join(noWs.url, 'lee', { query: '?room=badge-memory' })
-    expect(await badge(lee)).toMatch(/^sse: websocket /)
+    expect(await badge(lee)).toMatch(/^sse: WebSocket is blocked/)
     // The client remembers SSE for this server and starts there: no WebSocket fails this time,
     // and a bare "connected" would not say why the page is not on WebSocket.
     await lee.reload()
@@ -507,10 +513,10 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     // gives up on it.
     await onEachTransport(['kit', 'lee'], async ({ transport, room, store, pages: [kit, lee] }) => {
       await kit.context().setOffline(true)
-      await waitForBanner(kit, /^Connection lost \(.+\)\. The browser is offline: waiting for the network…$/)
+      await waitForBanner(kit, /^You’re offline: the chat reconnects when you’re back\.$/)
       const written = [1, 2, 3].map((i) => `kit offline ${i}`)
       for (const text of written) await send(kit, text)
-      await waitForBanner(kit, /3 messages will be sent once connected\.$/)
+      await waitForBanner(kit, /3 messages will be sent when you’re back\.$/)
       // Someone else writes meanwhile: it waits on the server for Kit's session.
       await send(lee, 'lee meanwhile')
       await waitForDelivered(lee, 1)
@@ -536,14 +542,14 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     const chat = await startChat(new MemoryStore())
     const page = await join(`http://127.0.0.1:${chat.port}`, 'uma', { query: '?room=click-offline' })
     await page.context().setOffline(true)
-    await waitForBanner(page, /^Connection lost \(.+\)\. The browser is offline: waiting for the network…$/)
+    await waitForBanner(page, /^You’re offline: the chat reconnects when you’re back\.$/)
     await send(page, 'for this room')
     // A new room, clicked offline: its join waits for the connection, and so does what is written for it.
     await page.fill('#room-name', 'click-offline-2')
     await page.click('#new-room button')
     await send(page, 'for the next room 1')
     await send(page, 'for the next room 2')
-    await waitForBanner(page, / 3 messages will be sent once connected\.$/)
+    await waitForBanner(page, / 3 messages will be sent when you’re back\.$/)
     await page.context().setOffline(false)
     await page.waitForFunction(
       () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# click-offline-2',
@@ -561,7 +567,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     let chat = await startChat(store, 0, backSoon)
     const page = await join(`http://127.0.0.1:${chat.port}`, 'vic', { query: '?room=before-restart' })
     await stopChat(chat.app)
-    await waitForBanner(page, /^Connection lost/)
+    await waitForBanner(page, /^The server is restarting: reconnecting/)
     // Offline until the server is back, so that no attempt straddles the restart.
     await page.context().setOffline(true)
     await page.fill('#room-name', 'after-restart')
@@ -596,10 +602,10 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     pauseNextAdd(store, async () => {
       await acked('chat', 'caught in the stop')
       stopping = stopChat(chat.app)
-      await waitForBanner(page, /^Connection lost/)
+      await waitForBanner(page, /^The server is restarting: reconnecting/)
     })
     await send(page, 'caught in the stop')
-    await waitForBanner(page, /^Connection lost/)
+    await waitForBanner(page, /^The server is restarting: reconnecting/)
     await stopping
     chat = await startChat(store, chat.port, backSoon)
     await waitForBanner(page, /^Reconnected with a new session/)
@@ -626,12 +632,12 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     pauseNextJoin(store, 'unanswered-room', async () => {
       await acked('join', 'unanswered-room')
       stopping = stopChat(chat.app)
-      await waitForBanner(page, /^Connection lost/)
+      await waitForBanner(page, /^The server is restarting: reconnecting/)
     })
     await page.fill('#room-name', 'unanswered-room')
     await page.click('#new-room button')
     await send(page, 'for the room clicked')
-    await waitForBanner(page, /^Connection lost/)
+    await waitForBanner(page, /^The server is restarting: reconnecting/)
     await stopping
     chat = await startChat(store, chat.port, backSoon)
     await waitForBanner(page, /^Reconnected with a new session/)
@@ -651,10 +657,10 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     pauseNextAdd(store, async () => {
       await acked('chat', 'before the name was lost')
       stopping = stopChat(chat.app)
-      await waitForBanner(page, /^Connection lost/)
+      await waitForBanner(page, /^The server is restarting: reconnecting/)
     })
     await send(page, 'before the name was lost')
-    await waitForBanner(page, /^Connection lost/)
+    await waitForBanner(page, /^The server is restarting: reconnecting/)
     await stopping
     // Someone else takes the name while this page is away; coming back, it must pick another.
     await page.context().setOffline(true)
@@ -719,7 +725,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     const page = await join(network.url, 'jo', { query: '?room=offline-burst&transports=sse' })
     await page.context().setOffline(true)
     network.cut('all')
-    await waitForBanner(page, /The browser is offline/)
+    await waitForBanner(page, /^You’re offline/)
     const written = Array.from({ length: 7 }, (_, i) => `jo offline ${i}`)
     for (const text of written) await send(page, text)
     await page.context().setOffline(false)
@@ -747,7 +753,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     const page = await join(network.url, 'lou', { query: '?room=backlog&transports=sse', clock: true })
     await page.context().setOffline(true)
     network.cut('all')
-    await waitForBanner(page, /The browser is offline/)
+    await waitForBanner(page, /^You’re offline/)
     // Written at a person's pace, over the outage: one every 1.1 s on the page's clock.
     const offline = Array.from({ length: Limits.rate }, (_, i) => `lou offline ${i}`)
     for (const text of offline) {
@@ -792,7 +798,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     const page = await join(network.url, 'kim', { query: '?transports=sse' })
     await page.context().setOffline(true)
     network.cut('all')
-    await waitForBanner(page, /The browser is offline/)
+    await waitForBanner(page, /^You’re offline/)
     for (const text of written) await send(page, text)
     await page.context().setOffline(false)
     // The first is sent again 2 s after it was refused, then the rest, each in turn.

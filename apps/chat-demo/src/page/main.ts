@@ -14,15 +14,21 @@ import {
   nicknameKey,
   type ServerEvents,
 } from '../shared.js'
+import {
+  closeWords,
+  refusalWords,
+  sentence,
+  type TransportName,
+  transportFailure,
+  transportName,
+} from './describe-failure.js'
 import { EarlyMessages } from './early-messages.js'
 import { HeldMessages } from './held-messages.js'
 import { PeopleLists } from './people-lists.js'
 import { StalledMessages } from './stalled-messages.js'
-import { createView, type Tick } from './view.js'
+import { createView, type Said, type Tick } from './view.js'
 
 declare const Parley: typeof import('@parley/client')
-
-type TransportName = 'websocket' | 'sse' | 'polling'
 
 const view = createView()
 const params = new URLSearchParams(location.search)
@@ -79,7 +85,9 @@ let roomList = { rooms: [] as string[], version: Number.NEGATIVE_INFINITY }
 /** Ticks of messages written while offline: the client keeps them and sends them on connect. */
 const waiting = new Set<Tick>()
 /** Why each transport is the one in use, kept for a reconnect that goes straight back to it. */
-const reasons = new Map<TransportName, string>()
+const reasons = new Map<TransportName, Said>()
+/** The transport carrying the chat: one that fails then was lost, not refused. */
+let attached: TransportName | null = null
 let everConnected = false
 /**
  * True from `disconnect` to the next `connect`: the application was told the connection is
@@ -90,6 +98,8 @@ let everConnected = false
 let down = false
 /** What the banner says while there is no connection. */
 const outage = { reason: '', attempt: 0, error: '' }
+/** The last failure, kept until the transport it led to says why it is the one in use. */
+let failure: { transport: TransportName; words: string; detail: string } | undefined
 /**
  * How long the page waits before it asks again for what the server could not do for want of
  * its store (STORE_UNAVAILABLE: a cluster's Redis is away): joining a room, taking a message.
@@ -116,8 +126,13 @@ function start(): void {
   socket = s
   s.on('connect', () => {
     const transport = s.transport as TransportName
-    const failure = view.lastFailure()
-    if (failure) reasons.set(transport, failure)
+    attached = transport
+    const failed = lastFailure()
+    if (failed) {
+      const next =
+        failed.transport === transport ? 'connected again' : `using ${transportName(transport)} instead`
+      reasons.set(transport, { words: `${failed.words}: ${next}`, detail: failed.detail })
+    }
     view.transport(transport, reasons.get(transport) ?? firstReason(transport))
     for (const tick of waiting) tick.sent()
     waiting.clear()
@@ -135,12 +150,17 @@ function start(): void {
     moves++
     if (joining > 0) moved = true
   })
-  s.on('transport_error', (transport, error) => view.failure(`${transport} ${describe(error)}`))
+  s.on('transport_error', (transport, error) => {
+    const words = transportFailure(transport, error, transport === attached)
+    failure = { transport, words, detail: `${transport} ${describe(error)}` }
+  })
   s.on('transport', (now, before, why) => {
+    attached = now
     // What was lost on the way (or could not be opened) says why it moved; taken here, or the
     // next `connect` would show it as its own.
-    const failure = view.lastFailure()
-    const reason = failure ? `${why} from ${before} (${failure})` : `${why} from ${before}`
+    const failed = lastFailure()
+    const detail = failed ? `${why} from ${before} (${failed.detail})` : `${why} from ${before}`
+    const reason = { words: movedWords(now, why, failed), detail }
     reasons.set(now, reason)
     view.transport(now, reason)
     moves++
@@ -151,13 +171,14 @@ function start(): void {
   })
   s.on('disconnect', (reason) => {
     down = true
-    view.transport(null, reason)
+    attached = null
+    view.transport(null, { words: closeWords(reason), detail: reason })
     Object.assign(outage, { reason, attempt: 0, error: '' })
     showOutage()
   })
   s.on('reconnect_attempt', (n) => {
     // Failures of earlier attempts say nothing about the transport the next one lands on.
-    view.lastFailure()
+    lastFailure()
     Object.assign(outage, { attempt: n, error: '' })
     // Also heard while a session moves between nodes: nothing to say then.
     if (down) showOutage()
@@ -173,7 +194,14 @@ function start(): void {
     }
     outage.error = describe(error)
     // The client gives up when the server refused us (not the network) or attempts ran out.
-    if (!willRetry) view.banner(`Cannot connect: ${error.message}. Reload the page to try again.`)
+    if (!willRetry) {
+      const words = refusalWords(error) ?? error.message
+      view.banner(
+        `Cannot connect: ${words}. Reload the page to try again.`,
+        undefined,
+        `${error.code}: ${error.message}`,
+      )
+    }
     // Also heard while a session moves between nodes: nothing to say then.
     else if (down || !everConnected) showOutage()
   })
@@ -199,26 +227,47 @@ function start(): void {
  * further down that the client went to straight away, as the one that worked here last time (it
  * remembers it, per server, for an hour: a reload on SSE because WebSocket was refused starts there).
  */
-function firstReason(transport: TransportName): string {
+function firstReason(transport: TransportName): Said {
   const order = forced.length > 0 ? forced : TRANSPORTS
-  return transport === order[0] ? 'connected' : 'worked here last time'
+  const words = transport === order[0] ? 'connected' : 'worked here last time'
+  return { words, detail: words }
 }
 
-/** The banner while offline: what happened, which attempt this is, and what waits to be sent. */
+/** The failure since the last attempt began, taken: it explains one transport's arrival only. */
+function lastFailure(): typeof failure {
+  const failed = failure
+  failure = undefined
+  return failed
+}
+
+/** Why the session went on over `now` without the chat losing anything (`transport` event). */
+function movedWords(
+  now: TransportName,
+  why: 'upgrade' | 'downgrade' | 'resume',
+  failed: typeof failure,
+): string {
+  if (why === 'upgrade') return `switched to ${transportName(now)}, which works here`
+  // A resume nothing failed before: the server moved the session (a node drained in a deploy).
+  if (!failed) return 'moved to another server: nothing was lost'
+  const next = failed.transport === now ? 'picked up again' : `carried on over ${transportName(now)}`
+  return `${failed.words}: ${next}, nothing was lost`
+}
+
+/** The banner while offline: what happened, what the page does about it, and what waits to be sent. */
 function showOutage(): void {
-  const lost = everConnected
-    ? `Connection lost (${outage.reason || 'transport close'}).`
-    : 'Cannot reach the server.'
-  const attempt =
-    outage.attempt > 0 ? ` (attempt ${outage.attempt}${outage.error ? ` failed: ${outage.error}` : ''})` : ''
   // Those held for a room clicked meanwhile go too, once the page is there.
   const count = waiting.size + held.size
-  const queued = count === 0 ? '' : ` ${count} message${count === 1 ? '' : 's'} will be sent once connected.`
+  const messages = `${count} message${count === 1 ? '' : 's'}`
+  const what = everConnected ? sentence(closeWords(outage.reason)) : 'Cannot reach the server'
   // The client makes no attempt while the browser knows it is offline; `online` wakes it.
-  const trying = navigator.onLine
-    ? `Reconnecting…${attempt}`
-    : 'The browser is offline: waiting for the network…'
-  view.banner(`${lost} ${trying}${queued && !trying.endsWith('…') ? '.' : ''}${queued}`)
+  const words = navigator.onLine
+    ? `${what}: reconnecting${outage.attempt > 0 ? ` (attempt ${outage.attempt})` : ''}…${count > 0 ? ` ${messages} will be sent once connected.` : ''}`
+    : `You’re offline: ${count > 0 ? `${messages} will be sent` : 'the chat reconnects'} when you’re back.`
+  // The client's own words, for whoever wants to know what failed.
+  const lost = everConnected ? `disconnect: ${outage.reason || 'transport close'}` : 'not connected yet'
+  const attempt =
+    outage.attempt > 0 ? `; attempt ${outage.attempt}${outage.error ? ` failed: ${outage.error}` : ''}` : ''
+  view.banner(words, undefined, `${lost}${attempt}`)
 }
 
 /** The requests the page makes, and their replies. */

@@ -21,6 +21,12 @@ export interface Tick {
   failed(reason: string): void
 }
 
+/** What the page says of the connection, and the client's own words behind it (a tooltip). */
+export interface Said {
+  words: string
+  detail: string
+}
+
 /** Each tick's symbol, and the words a screen reader says for it (also its tooltip). */
 const TICKS = {
   queued: { text: '◷', title: 'waiting for the connection' },
@@ -50,7 +56,6 @@ export function createView() {
   const messages = $<HTMLOListElement>('messages')
   const announcer = $('announcer')
   const typers = new Map<string, ReturnType<typeof setTimeout>>()
-  let failure: string | undefined
   let bannerTimer: ReturnType<typeof setTimeout> | undefined
   let errorTimer: ReturnType<typeof setTimeout> | undefined
   let lastTyping = 0
@@ -307,28 +312,22 @@ export function createView() {
       drawTyping()
     },
 
-    /** Remembers why a transport failed, for the badge of the one that worked. */
-    failure(text: string): void {
-      failure = text
-    },
-
-    lastFailure(): string | undefined {
-      const text = failure
-      failure = undefined
-      return text
-    },
-
-    transport(now: string | null, why: string): void {
+    /** The transport in use (none: offline) and why, in words; the client's own in the tooltip. */
+    transport(now: string | null, why: Said): void {
       const badge = $('transport')
       badge.dataset.transport = now ?? ''
-      badge.textContent = now ? `${now}: ${why}` : `offline: ${why}`
+      badge.textContent = `${now ?? 'offline'}: ${why.words}`
+      badge.title = `${now ?? 'offline'}: ${why.detail}`
     },
 
-    banner(text: string | undefined, hideAfterMs?: number): void {
+    /** `detail`: what the client said, in the tooltip, for the developer. */
+    banner(text: string | undefined, hideAfterMs?: number, detail?: string): void {
       clearTimeout(bannerTimer)
       const banner = $('banner')
       banner.hidden = text === undefined
       banner.textContent = text ?? ''
+      if (detail === undefined) banner.removeAttribute('title')
+      else banner.title = detail
       if (text !== undefined && hideAfterMs)
         bannerTimer = setTimeout(() => this.banner(undefined), hideAfterMs)
     },
