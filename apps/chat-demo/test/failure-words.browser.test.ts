@@ -1,0 +1,130 @@
+// What the page says when the connection fails, in words a person can act on, with the client's
+// own words in a tooltip: a WebSocket refused on the way (the page goes on over SSE), a server
+// that stops, and a session a draining node hands to another one.
+import { execFile } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { FastifyInstance } from 'fastify'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { skipNginxSuites } from '../../../test/support/nginx.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { closeTabs } from '../../../test/support/tabs.js'
+import { buildChatApp } from '../src/app.js'
+import type { ChatData } from '../src/chat.js'
+import { MemoryStore } from '../src/store.js'
+import { type ChatClusterRun, startChatCluster } from './chat-cluster.js'
+
+/** Opens the chat as `name` at `base` (with `query`), in a context of its own, and waits until it is in. */
+async function join(browser: Browser, base: string, name: string, query = ''): Promise<Page> {
+  const page = await (await browser.newContext()).newPage()
+  await page.goto(`${base}/${query}`)
+  await page.fill('#nickname', name)
+  await page.click('#join button')
+  await page.waitForFunction(() => document.querySelectorAll('#people li').length > 0, null, {
+    timeout: 10_000,
+  })
+  return page
+}
+
+/** Waits until `selector`'s text is `text`; on timeout, says what it showed instead. */
+async function waitForText(page: Page, selector: string, text: string): Promise<void> {
+  try {
+    await page.waitForFunction(
+      ([selector, text]) => {
+        const element = document.querySelector<HTMLElement>(selector)
+        return element !== null && !element.hidden && element.textContent === text
+      },
+      [selector, text] as const,
+      { timeout: 10_000 },
+    )
+  } catch (error) {
+    const shown = await page.textContent(selector)
+    throw new Error(`${selector} never said "${text}" (it said "${shown}")`, { cause: error })
+  }
+}
+
+describe.skipIf(skipBrowserSuites())('the words of a failure, on one server', () => {
+  let browser: Browser
+  let proxy: FaultProxy | undefined
+  const servers = new Set<FastifyInstance>()
+
+  beforeAll(async () => {
+    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    browser = await launchChromium()
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await proxy?.close()
+    for (const server of servers) await server.close()
+  })
+
+  async function startChat(): Promise<{ app: FastifyInstance; url: string }> {
+    const app = await buildChatApp({ store: new MemoryStore() })
+    servers.add(app)
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+  }
+
+  it('says WebSocket is blocked on this network when it is refused, and that SSE is used instead', async () => {
+    const { app } = await startChat()
+    proxy = await startFaultProxy((app.server.address() as AddressInfo).port)
+    proxy.ws = 'reject'
+    const page = await join(browser, proxy.url, 'ada')
+    await waitForText(page, '#transport', 'sse: WebSocket is blocked on this network: using SSE instead')
+    expect(await page.getAttribute('#transport', 'title')).toMatch(
+      /^sse: websocket WebSocket ws:.+ closed \(1006\)$/,
+    )
+    await closeTabs(page)
+  })
+
+  it('says the server is restarting, and that the page reconnects, when the server stops', async () => {
+    const { app, url } = await startChat()
+    const page = await join(browser, url, 'bob')
+    servers.delete(app)
+    await app.close()
+    await page.waitForFunction(
+      () =>
+        /^The server is restarting: reconnecting( \(attempt \d+\))?…$/.test(
+          document.querySelector('#banner')?.textContent ?? '',
+        ),
+      null,
+      { timeout: 10_000 },
+    )
+    await waitForText(page, '#transport', 'offline: the server is restarting')
+    expect(await page.getAttribute('#transport', 'title')).toBe('offline: server shutdown')
+    expect(await page.getAttribute('#banner', 'title')).toMatch(/^disconnect: server shutdown/)
+    await closeTabs(page)
+  })
+})
+
+// Every check runs, so that a required one fails even when another is missing too.
+const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
+
+describe.skipIf(skips.some(Boolean))('the words of a failure, on several nodes', () => {
+  let run: ChatClusterRun | undefined
+
+  beforeAll(async () => {
+    run = await startChatCluster(2)
+  }, 60_000)
+
+  afterAll(() => run?.stop())
+
+  it('says the chat moved to another server, and that nothing was lost, when its node drains', async () => {
+    const { browser, nginx, nodes } = run as ChatClusterRun
+    const page = await join(browser, nginx.url, 'cy', '?transports=websocket')
+    const owner = nodes.find((node) =>
+      [...node.app.parley.sockets.values()].some((s) => (s.data as Partial<ChatData>).nickname === 'cy'),
+    )
+    if (!owner) throw new Error('no node holds the session')
+    await owner.app.parley.drain()
+    await waitForText(page, '#transport', 'websocket: moved to another server: nothing was lost')
+    expect(await page.getAttribute('#transport', 'title')).toBe('websocket: resume from websocket')
+    expect(await page.isHidden('#banner')).toBe(true)
+    await closeTabs(page)
+  })
+})
