@@ -86,7 +86,11 @@ let roomList = { rooms: [] as string[], version: Number.NEGATIVE_INFINITY }
 const waiting = new Set<Tick>()
 /** Why each transport is the one in use, kept for a reconnect that goes straight back to it. */
 const reasons = new Map<TransportName, Said>()
-/** The transport carrying the chat: one that fails then was lost, not refused. */
+/**
+ * The transport carrying the chat, if any: a failure of that one is a connection that dropped;
+ * of another, a transport that could not open (on a WebSocket, most often a network that lets
+ * none through).
+ */
 let attached: TransportName | null = null
 let everConnected = false
 /**
