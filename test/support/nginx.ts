@@ -71,9 +71,12 @@ events {
 
 http {
   # SSE and polling URLs carry the session id, a secret (whoever holds it can resume the
-  # session): logged cut to its first six characters, as the Parley server logs it.
+  # session): logged cut to its first six characters, as the Parley server logs it. Its key is
+  # matched as the server reads it: after a ?, # or &, each letter plain or percent-escaped
+  # (%73id= is sid too). All that follows the first sid's six characters is dropped, a second
+  # sid with it.
   map $request_uri $parley_logged_uri {
-    "~^(?<kept>.*[?&]sid=[^&]{0,6})[^&]*(?<rest>.*)$" "$kept...$rest";
+    "~^(?<kept>.*?[?#&](?:s|%73)(?:i|%69)(?:d|%64)=[^&]{0,6})" "$kept...";
     default $request_uri;
   }
   # Which node served each request ($upstream_addr: more than one when nginx had to try another).
@@ -147,7 +150,7 @@ export interface Nginx {
 /** A line of the access log. */
 export interface NginxRequest {
   method: string
-  /** The path and query string, the session id cut to its first six characters. */
+  /** The path and query string, cut after the first six characters of its first session id. */
   url: string
   status: number
   /** The node that answered last (`127.0.0.1:3001`); nginx tried the others first, if any. */
