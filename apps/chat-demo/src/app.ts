@@ -96,6 +96,23 @@ export function checkRatePeriod(ratePeriod: number): void {
   }
 }
 
+/**
+ * The longest `--handoff-timeout` a node takes: Fastify gives its close hooks 10 s
+ * (`pluginTimeout`), and after the drain's wait come Parley's 2 s for the sessions' seals, and
+ * what else the node does as it closes.
+ */
+export const MAX_HANDOFF_TIMEOUT = 7000
+
+/** Throws a `ChatOptionError` unless `timeout` is a whole number of ms from 1 to `MAX_HANDOFF_TIMEOUT`. */
+export function checkHandoffTimeout(timeout: number): void {
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_HANDOFF_TIMEOUT) {
+    throw new ChatOptionError(
+      'handoff.timeout',
+      `must be a whole number of ms from 1 to ${MAX_HANDOFF_TIMEOUT}`,
+    )
+  }
+}
+
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */
 export async function buildChatApp(options: ChatAppOptions = {}): Promise<FastifyInstance> {
   const { ratePeriod = Limits.ratePeriod } = options

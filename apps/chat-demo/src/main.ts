@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import type { AdapterFactory } from '@parley/server'
-import { buildChatApp, checkRatePeriod } from './app.js'
+import { buildChatApp, checkHandoffTimeout, checkRatePeriod } from './app.js'
 import { connectRedis } from './cluster.js'
 import { holdPort } from './hold-port.js'
 import type { ChatStore } from './store.js'
@@ -8,6 +8,8 @@ import type { ChatStore } from './store.js'
 // `pnpm demo --port 3001` or `PORT=3001 pnpm demo`; HOST=127.0.0.1 keeps it off the network.
 // `--redis redis://127.0.0.1:6379` (or REDIS_URL) makes this server one node of several.
 // `--rate-period <ms>`: the window of the message rate limit (5000 by default): a test shortens it.
+// `--handoff-timeout <ms>`: how long a drain waits for other nodes to claim its sessions (Parley's
+// 5000 by default): a test shortens it.
 const { values } = parseArgs({
   options: {
     port: { type: 'string' },
@@ -16,6 +18,7 @@ const { values } = parseArgs({
     address: { type: 'string' },
     name: { type: 'string' },
     'rate-period': { type: 'string' },
+    'handoff-timeout': { type: 'string' },
   },
 })
 const portText = values.port ?? process.env.PORT ?? '3000'
@@ -34,6 +37,14 @@ try {
   if (ratePeriod !== undefined) checkRatePeriod(ratePeriod)
 } catch (error) {
   console.error(`${label}: --rate-period "${ratePeriodText}": ${(error as Error).message}`)
+  process.exit(1)
+}
+const handoffTimeoutText = values['handoff-timeout']
+const handoffTimeout = handoffTimeoutText === undefined ? undefined : Number(handoffTimeoutText)
+try {
+  if (handoffTimeout !== undefined) checkHandoffTimeout(handoffTimeout)
+} catch (error) {
+  console.error(`${label}: --handoff-timeout "${handoffTimeoutText}": ${(error as Error).message}`)
   process.exit(1)
 }
 
@@ -74,6 +85,7 @@ const app = await buildChatApp({
   ...(adapter ? { adapter } : {}),
   ...(store ? { store } : {}),
   ...(ratePeriod !== undefined ? { ratePeriod } : {}),
+  ...(handoffTimeout !== undefined ? { handoff: { timeout: handoffTimeout } } : {}),
 })
 try {
   // Everything loaded first: a held port is let go only for the moment Fastify takes to bind it.

@@ -2,7 +2,7 @@
 // the other nodes never see it. Its first heartbeat names the port before it listens, so a node
 // that joined Redis first could be listed for three heartbeats at another process's address
 // (whether its heartbeat beat the failed listen is a race): it must not reach Redis at all. Nor
-// must a node given a --rate-period it cannot take.
+// must a node given a --rate-period or a --handoff-timeout it cannot take.
 import http from 'node:http'
 import { createClient } from 'redis'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -10,23 +10,30 @@ import { PortTaken } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startNode } from './node-process.js'
 
-describe.skipIf(skipRedisSuites())('a chat node given a --rate-period out of range', () => {
+describe.skipIf(skipRedisSuites())('a chat node given an option out of range', () => {
   let redis: RedisServer | undefined
 
   afterEach(async () => {
     await redis?.stop()
   })
 
-  it('exits saying what it takes, and never joins the cluster', async () => {
+  it.each([
+    [
+      { ratePeriod: 0.5 },
+      '--rate-period "0.5": chat demo: option "ratePeriod" must be a whole number of ms from 1 to 3600000',
+    ],
+    [
+      { handoffTimeout: 8000 },
+      '--handoff-timeout "8000": chat demo: option "handoff.timeout" must be a whole number of ms from 1 to 7000',
+    ],
+  ] as const)('%o: exits saying what it takes, and never joins the cluster', async (options, said) => {
     redis = await startRedis()
     const client = createClient({ url: redis.url })
     await client.connect()
     try {
       const connections = async () => /total_connections_received:(\d+)/.exec(await client.info('stats'))?.[1]
       const before = await connections()
-      await expect(startNode('odd', 0, redis.url, { ratePeriod: 0.5 })).rejects.toThrow(
-        '--rate-period "0.5": chat demo: option "ratePeriod" must be a whole number of ms from 1 to 3600000',
-      )
+      await expect(startNode('odd', 0, redis.url, options)).rejects.toThrow(said)
       expect(await connections()).toBe(before)
       expect(await client.keys('parley:node*')).toEqual([])
     } finally {

@@ -25,6 +25,8 @@ export interface ChatNode {
 export interface NodeOptions {
   /** `--rate-period`: the window of the message rate limit, in ms (5000 when left out). */
   ratePeriod?: number
+  /** `--handoff-timeout`: how long its drain waits for claims, in ms (Parley's 5000 when left out). */
+  handoffTimeout?: number
 }
 
 /**
@@ -39,6 +41,7 @@ export async function startNode(
 ): Promise<ChatNode> {
   const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
   if (options.ratePeriod !== undefined) args.push('--rate-period', String(options.ratePeriod))
+  if (options.handoffTimeout !== undefined) args.push('--handoff-timeout', String(options.handoffTimeout))
   const child = spawn(process.execPath, [await compiledScript(main), ...args], {
     cwd: appDir,
     stdio: ['ignore', 'pipe', 'pipe'],
