@@ -98,8 +98,8 @@ export function checkRatePeriod(ratePeriod: number): void {
 
 /**
  * The longest `--handoff-timeout` a node takes: Fastify gives its close hooks 10 s
- * (`pluginTimeout`), and after the drain's wait come Parley's 2 s for the sessions' seals, and
- * what else the node does as it closes.
+ * (`pluginTimeout`), and after the drain's wait come Parley's 2 s for the sessions' seals and the
+ * people lists sent once the drain is over (see `HandedOffRooms`).
  */
 export const MAX_HANDOFF_TIMEOUT = 7000
 
@@ -137,13 +137,17 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     ...(options.shutdown ? { shutdown: options.shutdown } : {}),
   })
   // The app.parley decoration is untyped; the chat narrows it to its own event maps.
-  setUpChat(
+  const chat = setUpChat(
     app.parley.typed<ClientEvents, ServerEvents, ChatData>(),
     options.store ?? new MemoryStore(),
     app.log,
     options.clock,
     ratePeriod,
   )
+  // After Parley's own preClose (hooks run in the order they are added), which drains the node
+  // if `app.parley.drain()` has not already: the rooms of the sessions nobody claimed are told
+  // who is left, while the adapter still reaches the other nodes (it closes in onClose).
+  app.addHook('preClose', () => chat.afterDrain())
 
   return app
 }

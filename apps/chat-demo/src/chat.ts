@@ -4,6 +4,7 @@ import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
+import { HandedOffRooms } from './handed-off-rooms.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
@@ -66,7 +67,8 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * what it means is checked here. When the store cannot be reached, joins and messages are
  * refused with STORE_UNAVAILABLE (nothing is sent that the history misses), and the rest
  * (typing, presence) goes on. `clock`: the time this node writes on messages (`at`, ms).
- * `ratePeriod`: the window of the message rate limit, in ms (`Limits.ratePeriod`).
+ * `ratePeriod`: the window of the message rate limit, in ms (`Limits.ratePeriod`). Returns what
+ * the app runs when it closes, after Parley's drain: `afterDrain` (see `HandedOffRooms`).
  */
 export function setUpChat(
   chat: Chat,
@@ -74,7 +76,7 @@ export function setUpChat(
   log?: FastifyBaseLogger,
   clock: () => number = Date.now,
   ratePeriod: number = Limits.ratePeriod,
-): void {
+): { afterDrain(): Promise<void> } {
   chat.schemas(eventSchemas)
   const nicknames = new Nicknames(async (room) =>
     (await chat.in(room).fetchSockets()).map((s) => (s.data as Partial<ChatData>).visitor),
@@ -134,6 +136,9 @@ export function setUpChat(
     const update = { room, people: await people(room) }
     chat.to(room).emit('presence', version === undefined ? update : { ...update, version })
   }
+
+  /** Sent their lists again once this node's drain is over. */
+  const handedOff = new HandedOffRooms(announce)
 
   /** Each socket's typing signals passed on lately (see `typingLimit`). */
   const typingPassed = new WeakMap<ChatSocket, Burst>()
@@ -517,8 +522,12 @@ export function setUpChat(
 
     socket.on('disconnect', (reason) => {
       // Handed off: the person is still here, on another node; announcing now could list the
-      // room without them (fetchSockets may catch the moment between the two nodes).
-      if (reason === CloseReason.SERVER_HANDOFF) return
+      // room without them (fetchSockets may catch the moment between the two nodes). Unless
+      // nobody claims the session: the room's list is sent again after the drain for that.
+      if (reason === CloseReason.SERVER_HANDOFF) {
+        if (socket.data.room) handedOff.add(socket.data.room)
+        return
+      }
       if (socket.data.room) void announce(socket.data.room)
     })
   }
@@ -540,6 +549,8 @@ export function setUpChat(
       if (socket.data.room) takenOver.ask(socket.data.room)
     })
   })
+
+  return { afterDrain: () => handedOff.announceAll() }
 }
 
 /**

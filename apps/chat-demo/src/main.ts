@@ -9,7 +9,8 @@ import type { ChatStore } from './store.js'
 // `--redis redis://127.0.0.1:6379` (or REDIS_URL) makes this server one node of several.
 // `--rate-period <ms>`: the window of the message rate limit (5000 by default): a test shortens it.
 // `--handoff-timeout <ms>`: how long a drain waits for other nodes to claim its sessions (Parley's
-// 5000 by default): a test shortens it.
+// 5000 by default), after which the rooms of those nobody claimed get their lists again: a test
+// shortens it.
 const { values } = parseArgs({
   options: {
     port: { type: 'string' },
