@@ -4,7 +4,7 @@ import http from 'node:http'
 import { Writable } from 'node:stream'
 import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley, { type ParleyServerOptions } from '@parley/server'
-import Fastify, { type FastifyLoggerOptions } from 'fastify'
+import Fastify, { type FastifyLoggerOptions, type FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -20,7 +20,12 @@ afterEach(async () => {
 })
 
 /** A server whose log lines are kept, with one route of the application's own. */
-async function logged(options: ParleyServerOptions, level = 'info', logger: FastifyLoggerOptions = {}) {
+async function logged(
+  options: ParleyServerOptions,
+  level = 'info',
+  logger: FastifyLoggerOptions = {},
+  server: FastifyServerOptions = {},
+) {
   const lines: { msg: string; url?: string; req?: { url?: string; own?: boolean } }[] = []
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -28,7 +33,7 @@ async function logged(options: ParleyServerOptions, level = 'info', logger: Fast
       done()
     },
   })
-  const app = Fastify({ logger: { ...logger, level, stream } })
+  const app = Fastify({ ...server, logger: { ...logger, level, stream } })
   await app.register(parley, options)
   app.get('/mine', async () => 'ok')
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -106,6 +111,34 @@ describe("Parley's routes", () => {
     await until(() => targets.every((path) => requestLines(lines, path.split('=')[0]!).length > 0))
     expect(JSON.stringify(lines)).not.toContain(client.sid)
     expect(JSON.stringify(lines)).toContain(`${client.sid.slice(0, 6)}...`)
+  })
+
+  it('mask a session id after a ; where the application has the router read a query there', async () => {
+    // Fastify hands the option on to its router, whose types do not list it.
+    const routerOptions: NonNullable<FastifyServerOptions['routerOptions']> & {
+      useSemicolonDelimiter: boolean
+    } = {
+      useSemicolonDelimiter: true,
+    }
+    const { base, lines, port } = await logged({ logLevel: 'info' }, 'info', {}, { routerOptions })
+    const client = await rawConnect('polling', base)
+    clients.push(client)
+    const path = `/parley/poll;sid=${client.sid}&v=1`
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const request = http.request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
+        res.resume()
+        resolve(res.statusCode)
+      })
+      request.on('error', reject)
+      request.end()
+    })
+    // Served as a GET of the session: the router read its sid after the ';'.
+    expect(status).toBe(200)
+    await until(() => requestLines(lines, '/parley/poll;sid=').length > 0, 3000, 'the request line')
+    expect(requestLines(lines, '/parley/poll;sid=')[0]!.req!.url).toBe(
+      `/parley/poll;sid=${client.sid.slice(0, 6)}...&v=1`,
+    )
+    expect(JSON.stringify(lines)).not.toContain(client.sid)
   })
 
   it('keep the application’s own request serializer, with session ids masked in what it gives', async () => {

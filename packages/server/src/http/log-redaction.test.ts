@@ -19,6 +19,12 @@ describe('maskSessionIds', () => {
     expect(maskSessionIds(`/p?sid=abc#${SID}`)).toBe('/p?sid=abc#ab...')
   })
 
+  it('masks a sid after a ;, where a router told to begins the query, its value to the next &', () => {
+    expect(maskSessionIds(`/p;sid=${SID}&v=1`)).toBe('/p;sid=abcdef...&v=1')
+    expect(maskSessionIds(`/p;sid=${SID};v=1?x=1&v=1`)).toBe('/p;sid=abcdef...&v=1')
+    expect(maskSessionIds(`/p?x=1;sid=${SID}`)).toBe('/p?x=1;sid=abcdef...')
+  })
+
   it('masks every sid of a text, a query inside another included, each value to the next &', () => {
     expect(maskSessionIds(`GET /a?x=1 /p?sid=${SID} and &sid=${SID}`)).toBe(
       'GET /a?x=1 /p?sid=abcdef...&sid=abcdef...',

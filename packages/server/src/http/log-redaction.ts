@@ -15,9 +15,14 @@ type RequestSerializer = (request: FastifyRequest) => unknown
 
 /**
  * A query key and its `=`: after a `?`, a `#` (the router's query begins at the first of the two,
- * and Node takes a `#` in a request's target) or an `&`.
+ * and Node takes a `#` in a request's target), a `;` or an `&`. A `;` begins the query too where
+ * the application turned Fastify's `useSemicolonDelimiter` on; it is taken as a key's start
+ * whether or not it did, as the option lives in two places of Fastify's config (one of them
+ * deprecated): a `;sid=` the router does not read is only masked for nothing, in a log line,
+ * while one it reads would be a live secret logged whole. No key the parser reads as `sid` holds
+ * a `;` of its own, so none is missed by ending keys there.
  */
-const QUERY_KEY = /[?#&]([^=?#&]*)=/g
+const QUERY_KEY = /[?#&;]([^=?#&;]*)=/g
 
 /**
  * Every value of a `sid` key in `text`, past its first six characters, replaced by `...`. The key
