@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, startServer, until } from './helpers.js'
 import { exchange } from './http-exchange.js'
-import { type RawAnswer, RawHttp } from './raw-http.js'
+import { head, type RawAnswer, RawHttp } from './raw-http.js'
 import { RawWebSocket, rawUpgradeHead } from './raw-websocket.js'
 
 const PAGE = 'http://page.test'
@@ -62,10 +62,15 @@ function seen(answer: {
 }
 
 /** An upgrade to `path` (`ws?v=1`) over a connection of its own, with `headers` added. */
-async function upgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<Seen> {
+function upgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<Seen> {
+  return rawExchange(port, rawUpgradeHead(`/parley/${path}`, headers))
+}
+
+/** A request's `head` written as it is over a connection of its own: what its answer says. */
+async function rawExchange(port: number, head: string): Promise<Seen> {
   const connection = await RawHttp.open(port)
   connections.push(connection)
-  connection.write(rawUpgradeHead(`/parley/${path}`, headers))
+  connection.write(head)
   const answer: RawAnswer = await connection.answer()
   connection.destroy()
   const json = answer.headers['content-type']?.startsWith('application/json')
@@ -168,6 +173,51 @@ describe('the endpoints during the drain of app.close(), while Fastify refuses e
     // And each request of another version (two while open, two while closing).
     const versions = lines.filter((line) => line.msg.includes('for another protocol version'))
     expect(versions.reduce((sum, line) => sum + (line.count ?? 0), 0)).toBe(4)
+  })
+})
+
+describe('a request whose target is in absolute form, during the drain of app.close()', () => {
+  it('gets the answer its origin form gets, not Fastify’s bare 503', async () => {
+    const cluster = new Cluster({ handoff: true })
+    let storeAnswers = () => {}
+    cluster.storeAnswersAfter = new Promise<void>((resolve) => {
+      storeAnswers = resolve
+    })
+    const { app, base } = await startServer({
+      adapter: cluster.adapter('a'),
+      allowedOrigins: [PAGE],
+      handoff: { timeout: 5000 },
+    })
+    apps.push(app)
+    const port = Number(new URL(base).port)
+    // Each in origin form and in absolute form (RFC 9112 3.2.2), which Node and the router take.
+    const forms = (path: string) => [`/parley/${path}`, `http://127.0.0.1:${port}/parley/${path}`]
+    const requests = () =>
+      [
+        ...forms(`poll?v=1&sid=${'x'.repeat(21)}`).map((target) => head('GET', target, { Origin: PAGE })),
+        ...forms('poll?v=1').map((target) => head('PUT', target, { Origin: PAGE })),
+        ...forms('ws?v=2').map((target) => rawUpgradeHead(target)),
+      ].map((text) => rawExchange(port, text))
+
+    // Open, the routes answer each form alike.
+    const open = await Promise.all(requests())
+    expect([open[1], open[3], open[5]]).toEqual([open[0], open[2], open[4]])
+
+    await handshake(base)
+    const closing = app.close()
+    try {
+      await until(() => cluster.handOffSids.length > 0, 2000, 'the drain storing the session')
+      const [getOrigin, getAbsolute, putOrigin, putAbsolute, upgradeOrigin, upgradeAbsolute] =
+        await Promise.all(requests())
+      expect(getOrigin).toMatchObject({ status: 503, code: 'PARLEY_SERVER_SHUTTING_DOWN', allowOrigin: PAGE })
+      expect(putOrigin).toMatchObject({ status: 405, code: 'PARLEY_METHOD_NOT_ALLOWED' })
+      expect(upgradeOrigin).toMatchObject({ status: 400, code: 'PARLEY_UNSUPPORTED_VERSION' })
+      expect([getAbsolute, putAbsolute, upgradeAbsolute]).toEqual([getOrigin, putOrigin, upgradeOrigin])
+      expect(app.parley.closed).toBe(false)
+    } finally {
+      storeAnswers()
+      await closing
+    }
   })
 })
 

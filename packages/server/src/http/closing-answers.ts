@@ -4,6 +4,7 @@ import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
+import { originForm } from './request-target.js'
 import { type UpgradeSettings, upgradeRefusal } from './upgrade-refusal.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
 
@@ -210,8 +211,9 @@ export class ClosingAnswers {
    * came as an upgrade (Node's `upgrade` event), not as a plain request.
    */
   judge(request: EndpointRequest, upgrade = false): ClosingVerdict | undefined {
-    const url = request.url
-    if (url === undefined) return undefined
+    if (request.url === undefined) return undefined
+    // In absolute form too, as the routes serve it (and the router reads it) while open.
+    const url = originForm(request.url)
     const queryAt = url.indexOf('?')
     const kind = this.#paths.get(queryAt < 0 ? url : url.slice(0, queryAt))
     if (kind === undefined) return undefined

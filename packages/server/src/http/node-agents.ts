@@ -1,6 +1,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { CertificateAuthority } from '../options.js'
+import { originForm } from './request-target.js'
 
 /**
  * The connections this node opens to the others, by the scheme of their address: `http://` on
@@ -71,26 +72,9 @@ export function nodeAddress(address: string): URL {
  * since the address is the node's base URL (a node a proxy serves under `/node-a` is
  * `http://proxy/node-a`, and its endpoints are under `/node-a/parley`). So for every request sent
  * there: SSE and polling, a goodbye, a relayed WebSocket. A target in absolute form goes in
- * origin form (see `originForm`).
+ * origin form (see `originForm`): after the address's path it would make no path (nor, for a
+ * relayed WebSocket, after the owner's host a URL: the ws client throws).
  */
 export function pathOnNode(address: URL, path: string): string {
   return `${address.pathname.replace(/\/+$/, '')}${originForm(path)}`
-}
-
-/** The scheme and authority of an `http:` or `https:` request target in absolute form. */
-const ABSOLUTE_FORM = /^https?:\/\/[^/?]*/i
-
-/**
- * A request's `url` in origin form (its path and query). Node and the router take a target in
- * absolute form as well (`GET http://host/parley/poll?v=1`, RFC 9112 3.2.2), which would not
- * follow an address's path (nor, for a relayed WebSocket, the owner's host: no URL, and the ws
- * client throws): the router's own reading, the path from the first `/` or `?` after the
- * authority, goes instead.
- */
-function originForm(url: string): string {
-  if (url.startsWith('/')) return url
-  const authority = ABSOLUTE_FORM.exec(url)
-  if (!authority) return url
-  const rest = url.slice(authority[0].length)
-  return rest.startsWith('/') ? rest : `/${rest}`
 }
