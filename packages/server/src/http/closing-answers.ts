@@ -214,7 +214,7 @@ export class ClosingAnswers {
     if (request.url === undefined) return undefined
     // In absolute form too, as the routes serve it (and the router reads it) while open.
     const url = originForm(request.url)
-    const queryAt = url.indexOf('?')
+    const queryAt = queryStart(url)
     const kind = this.#paths.get(queryAt < 0 ? url : url.slice(0, queryAt))
     if (kind === undefined) return undefined
     const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
@@ -323,6 +323,17 @@ export class ClosingAnswers {
       () => sid !== undefined && this.#standing(sid, kind) !== undefined,
     )
   }
+}
+
+/**
+ * Where the router begins the query of a target in origin form: at its first `?` or `#` (Node
+ * takes a `#` in a target, and the routes serve `/parley/poll#v=1&sid=...` as a GET of the
+ * session); -1 when it has none.
+ */
+function queryStart(url: string): number {
+  const question = url.indexOf('?')
+  const hash = url.indexOf('#')
+  return question < 0 || (hash >= 0 && hash < question) ? hash : question
 }
 
 /** A coded answer with `headers`; the body is `{code, message}`. */
