@@ -11,6 +11,7 @@ import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
+import { semicolonQueries } from './http/request-target.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
@@ -80,6 +81,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     goodbyeOn: (request, standing) => endsWherever(request.headers, () => standing === 'left'),
     // Parley's own registration of @fastify/websocket, or the application's: read at close.
     upgradeSettings: () => app.websocketServer.options,
+    semicolonQueries: semicolonQueries(app),
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST

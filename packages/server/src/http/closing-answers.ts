@@ -4,7 +4,7 @@ import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
-import { originForm } from './request-target.js'
+import { originForm, queryStart } from './request-target.js'
 import { type UpgradeSettings, upgradeRefusal } from './upgrade-refusal.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
 
@@ -109,6 +109,8 @@ export interface ClosingAnswersOptions {
   goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
   /** The options of the WebSocketServer that takes the upgrades, which ws checks them by (see `upgradeRefusal`). */
   upgradeSettings: () => UpgradeSettings
+  /** Whether the router begins a query at a `;` too, as the application chose (see `semicolonQueries`). */
+  semicolonQueries?: boolean
 }
 
 /** A POST the endpoints hear at close, as the route does (see `ClosingVerdict.post`). */
@@ -179,6 +181,7 @@ export class ClosingAnswers {
   readonly #heardWhileDisabled: (request: EndpointRequest, held: () => boolean) => boolean
   readonly #goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
   readonly #upgradeSettings: () => UpgradeSettings
+  readonly #semicolonQueries: boolean
 
   constructor({
     base,
@@ -190,6 +193,7 @@ export class ClosingAnswers {
     heardWhileDisabled,
     goodbyeOn,
     upgradeSettings,
+    semicolonQueries = false,
   }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
@@ -204,6 +208,7 @@ export class ClosingAnswers {
     this.#heardWhileDisabled = heardWhileDisabled
     this.#goodbyeOn = goodbyeOn
     this.#upgradeSettings = upgradeSettings
+    this.#semicolonQueries = semicolonQueries
   }
 
   /**
@@ -214,7 +219,7 @@ export class ClosingAnswers {
     if (request.url === undefined) return undefined
     // In absolute form too, as the routes serve it (and the router reads it) while open.
     const url = originForm(request.url)
-    const queryAt = queryStart(url)
+    const queryAt = queryStart(url, this.#semicolonQueries)
     const kind = this.#paths.get(queryAt < 0 ? url : url.slice(0, queryAt))
     if (kind === undefined) return undefined
     const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
@@ -323,17 +328,6 @@ export class ClosingAnswers {
       () => sid !== undefined && this.#standing(sid, kind) !== undefined,
     )
   }
-}
-
-/**
- * Where the router begins the query of a target in origin form: at its first `?` or `#` (Node
- * takes a `#` in a target, and the routes serve `/parley/poll#v=1&sid=...` as a GET of the
- * session); -1 when it has none.
- */
-function queryStart(url: string): number {
-  const question = url.indexOf('?')
-  const hash = url.indexOf('#')
-  return question < 0 || (hash >= 0 && hash < question) ? hash : question
 }
 
 /** A coded answer with `headers`; the body is `{code, message}`. */

@@ -1,5 +1,6 @@
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { originForm } from './request-target.js'
+import { originForm, queryStart, semicolonQueries } from './request-target.js'
 
 describe('originForm', () => {
   it('keeps a target in origin form', () => {
@@ -24,5 +25,30 @@ describe('originForm', () => {
     ]) {
       expect(originForm(url)).toBe(url)
     }
+  })
+})
+
+describe('queryStart', () => {
+  it('is the first ? or #, and ; only where the router reads a query there', () => {
+    expect(queryStart('/p?v=1#x;y', false)).toBe(2)
+    expect(queryStart('/p#v=1?x', false)).toBe(2)
+    expect(queryStart('/p;v=1?x', false)).toBe(6)
+    expect(queryStart('/p;v=1?x', true)).toBe(2)
+    expect(queryStart('/p', true)).toBe(-1)
+  })
+})
+
+describe('semicolonQueries', () => {
+  it('reads useSemicolonDelimiter where the application gave it', async () => {
+    // Fastify hands the option on to its router, whose types do not list it.
+    const routerOptions: NonNullable<FastifyServerOptions['routerOptions']> & {
+      useSemicolonDelimiter: boolean
+    } = {
+      useSemicolonDelimiter: true,
+    }
+    expect(semicolonQueries(Fastify())).toBe(false)
+    expect(semicolonQueries(Fastify({ routerOptions }))).toBe(true)
+    // At the top of the options, deprecated (Fastify warns so), as applications still give it.
+    expect(semicolonQueries(Fastify({ useSemicolonDelimiter: true }))).toBe(true)
   })
 })

@@ -5,6 +5,8 @@
  * closing server answers) reads it the same way.
  */
 
+import type { FastifyInstance } from 'fastify'
+
 /** The scheme and authority of an `http:` or `https:` target in absolute form. */
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]+/i
 
@@ -20,4 +22,30 @@ export function originForm(url: string): string {
   if (!authority || url.includes('#') || !URL.canParse(url)) return url
   const rest = url.slice(authority[0].length)
   return rest.startsWith('/') ? rest : `/${rest}`
+}
+
+/**
+ * Where the router begins the query of `url`, a target in origin form: at its first `?` or `#`
+ * (Node takes a `#` in a target, and the routes serve `/parley/poll#v=1&sid=...` as a GET of the
+ * session), or `;` with `semicolon` (see `semicolonQueries`); -1 when it has none.
+ */
+export function queryStart(url: string, semicolon: boolean): number {
+  let start = -1
+  for (const delimiter of semicolon ? ['?', '#', ';'] : ['?', '#']) {
+    const at = url.indexOf(delimiter)
+    if (at >= 0 && (start < 0 || at < start)) start = at
+  }
+  return start
+}
+
+/**
+ * Whether the application's router begins a query at a `;` too: Fastify's `useSemicolonDelimiter`
+ * (off by default), given at the top of its options (deprecated) or in `routerOptions`, whose
+ * types leave it out.
+ */
+export function semicolonQueries(app: FastifyInstance): boolean {
+  const config = app.initialConfig
+  if (config.useSemicolonDelimiter === true) return true
+  const router: object | undefined = config.routerOptions
+  return router !== undefined && 'useSemicolonDelimiter' in router && router.useSemicolonDelimiter === true
 }
