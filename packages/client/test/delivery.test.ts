@@ -4,32 +4,13 @@
 // a packet the client must refuse, dropped in the middle of it, costs nothing but an 'error'.
 import { ErrorCode, prepareEvent } from '@parley/protocol'
 import type { ParleyServer } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { describe, expect, it } from 'vitest'
 import type { Socket } from '../src/socket.js'
-import {
-  client,
-  closeClients,
-  closeServer,
-  next,
-  parleyOf,
-  type ServerSocket,
-  startServer,
-  type TestServer,
-  until,
-} from './helpers.js'
+import { client, next, parleyOf, proxiedServers, type ServerSocket, until } from './helpers.js'
 
 const N = 3000
 
-let server: TestServer | undefined
-let proxy: FaultProxy | undefined
-afterEach(async () => {
-  closeClients()
-  await proxy?.close()
-  if (server) await closeServer(server)
-  server = undefined
-  proxy = undefined
-})
+const proxied = proxiedServers()
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
@@ -38,7 +19,7 @@ describe('the delivery promise', () => {
   it(`carries ${N} numbered messages each way exactly once and in order, across cuts and transport switches`, async () => {
     const sockets: ServerSocket[] = []
     const atServer: number[] = []
-    server = await startServer(
+    const { server, proxy } = await proxied(
       (app) => {
         parleyOf(app).on('connection', (socket) => {
           sockets.push(socket)
@@ -47,7 +28,6 @@ describe('the delivery promise', () => {
       },
       { pingInterval: 500, pingTimeout: 500 },
     )
-    proxy = await startFaultProxy(server.port)
     // Every failure here is a refusal or a reset, never a hang: a connect timeout a loaded machine
     // cannot miss costs nothing.
     const socket: Socket = client(proxy.url, {
