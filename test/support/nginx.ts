@@ -72,11 +72,11 @@ events {
 http {
   # SSE and polling URLs carry the session id, a secret (whoever holds it can resume the
   # session): logged cut to its first six characters, as the Parley server logs it. Its key is
-  # matched as the server reads it: after a ?, # or &, each letter plain or percent-escaped
+  # matched as the server reads it: after a ?, #, ; or &, each letter plain or percent-escaped
   # (%73id= is sid too). All that follows the first sid's six characters is dropped, a second
   # sid with it.
   map $request_uri $parley_logged_uri {
-    "~^(?<kept>.*?[?#&](?:s|%73)(?:i|%69)(?:d|%64)=[^&]{0,6})" "$kept...";
+    "~^(?<kept>.*?[?#;&](?:s|%73)(?:i|%69)(?:d|%64)=[^&]{0,6})" "$kept...";
     default $request_uri;
   }
   # Which node served each request ($upstream_addr: more than one when nginx had to try another).
