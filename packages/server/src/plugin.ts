@@ -10,6 +10,7 @@ import { ClosingForwards } from './http/closing-forwards.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
+import { notFoundUnder } from './http/not-found.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { semicolonQueries } from './http/request-target.js'
 import { parleyRoutes } from './http/routes.js'
@@ -235,6 +236,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     },
     logLevel: options.logLevel,
   })
+  // In the application's context, not the routes': its 404s keep the application's log level.
+  await notFoundUnder(app, mountBase(options.path))
 }
 
 /** `http://host:port` for a listening address; a wildcard host reads as 127.0.0.1. */

@@ -153,6 +153,57 @@ describe("Parley's routes", () => {
     expect(JSON.stringify(lines)).not.toContain(client.sid)
   })
 
+  it('mask a session id in the lines of a URL under their path that no route serves', async () => {
+    const { base, lines, port } = await logged({})
+    const client = await rawConnect('polling', base)
+    clients.push(client)
+    // A mistyped endpoint, and one past the end of a real one: Fastify's 404, its lines masked.
+    const paths = [`/parley/pol?v=1&sid=${client.sid}&ack=0`, `/parley/poll/x;sid=${client.sid}`]
+    for (const path of paths) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`)
+      expect(res.status).toBe(404)
+      expect(await res.json()).toEqual({
+        message: `Route GET:${path} not found`,
+        error: 'Not Found',
+        statusCode: 404,
+      })
+    }
+    const masked = [
+      `/parley/pol?v=1&sid=${client.sid.slice(0, 6)}...&ack=0`,
+      `/parley/poll/x;sid=${client.sid.slice(0, 6)}...`,
+    ]
+    await until(() => lines.filter((l) => l.msg.endsWith('not found')).length === 2, 3000, 'the 404 lines')
+    expect(requestLines(lines, '/parley/pol').map((l) => l.req?.url)).toEqual(masked)
+    expect(lines.filter((l) => l.msg.endsWith('not found')).map((l) => l.msg)).toEqual(
+      masked.map((url) => `Route GET:${url} not found`),
+    )
+    expect(JSON.stringify(lines)).not.toContain(client.sid)
+  })
+
+  it('answer the 404s under their path, and leave the application’s own to its handler', async () => {
+    /** What the application's not-found handler and Parley's answer, with Parley at `path`. */
+    async function answers(path: string) {
+      const app = Fastify()
+      app.setNotFoundHandler((_request, reply) => reply.code(404).send('not here'))
+      await app.register(parley, { path })
+      try {
+        const outside = await app.inject({ url: '/elsewhere?sid=abcdefghij' })
+        const inside = await app.inject({ url: `${path === '/' ? '' : path}/pol?sid=abcdefghij` })
+        return [outside.body, inside.body]
+      } finally {
+        await app.close()
+      }
+    }
+    const fastify404 = {
+      message: 'Route GET:/parley/pol?sid=abcdefghij not found',
+      error: 'Not Found',
+      statusCode: 404,
+    }
+    expect(await answers('/parley')).toEqual(['not here', JSON.stringify(fastify404)])
+    // With `path: '/'` every URL is the application's.
+    expect(await answers('/')).toEqual(['not here', 'not here'])
+  })
+
   it('refuse a level that is not one', async () => {
     const app = Fastify()
     await expect(app.register(parley, { logLevel: 'loud' as never })).rejects.toThrow(
