@@ -6,6 +6,7 @@ import { RedisAdapterOptionError, RedisErrorCode } from '@parley/redis'
 import { ParleyOptionError } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { INVALID_ARGUMENT } from '../../packages/server/src/argument-error.js'
+import { linesNamedIn, logged, namedIn, nameOf, serverLogLines } from './log-lines.js'
 import { prose, read, tableRows, tableUnder, userDocs } from './markdown.js'
 import { allCode } from './sources.js'
 
@@ -81,6 +82,20 @@ describe('docs/errors.md', () => {
       for (const row of rows) if (column < 0 || !row[column]) silent.push(`${row[0]}: ${header.join(' | ')}`)
     }
     expect(silent).toEqual([])
+  })
+
+  it('names every line the server logs at info, warn or error', () => {
+    const doc = read('docs/errors.md')
+    const lines = serverLogLines().filter((line) => !line.debug)
+    // The sources are read as text: finding none would mean the reading broke, not the docs.
+    expect(lines.length).toBeGreaterThan(40)
+    const missing = lines.filter((line) => !namedIn(doc, line))
+    expect(missing.map((line) => `${line.file}: ${nameOf(line.message)}`)).toEqual([])
+  })
+
+  it('names no line as the server’s that it no longer logs', () => {
+    const lines = serverLogLines()
+    expect(linesNamedIn(read('docs/errors.md')).filter((name) => !logged(name, lines))).toEqual([])
   })
 
   it('tells what to do about the codes of @parley/redis and the local ones', () => {
