@@ -180,6 +180,14 @@ describe("Parley's routes", () => {
     expect(JSON.stringify(lines)).not.toContain(client.sid)
   })
 
+  it('write no 404 line where the application turned Fastify’s request lines off', async () => {
+    // Deprecated in Fastify 5 for its `logController`, which a plugin cannot reach.
+    const { lines, port } = await logged({}, 'info', {}, { disableRequestLogging: true })
+    expect((await fetch(`http://127.0.0.1:${port}/parley/pol?v=1&sid=abcdefghij`)).status).toBe(404)
+    expect((await fetch(`http://127.0.0.1:${port}/mine`)).status).toBe(200)
+    expect(lines.filter((l) => l.msg.endsWith('not found') || l.msg === 'incoming request')).toEqual([])
+  })
+
   it('answer the 404s under their path, and leave the application’s own to its handler', async () => {
     /** What the application's not-found handler and Parley's answer, with Parley at `path`. */
     async function answers(path: string) {
