@@ -97,9 +97,9 @@ export function checkRatePeriod(ratePeriod: number): void {
 }
 
 /**
- * The longest `--handoff-timeout` a node takes: Fastify gives its close hooks 10 s
- * (`pluginTimeout`), and after the drain's wait come Parley's 2 s for the sessions' seals and the
- * people lists sent once the drain is over (see `HandedOffRooms`).
+ * The longest `--handoff-timeout` a node takes: Fastify gives each close hook 10 s
+ * (`pluginTimeout`), and Parley's drain, in its hook, waits 2 s for the sessions' seals after
+ * the wait for claims (Parley refuses a timeout that leaves none of the 10 s); the rest is a margin.
  */
 export const MAX_HANDOFF_TIMEOUT = 7000
 
@@ -144,10 +144,13 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     options.clock,
     ratePeriod,
   )
-  // After Parley's own preClose (hooks run in the order they are added), which drains the node
-  // if `app.parley.drain()` has not already: the rooms of the sessions nobody claimed are told
-  // who is left, while the adapter still reaches the other nodes (it closes in onClose).
-  app.addHook('preClose', () => chat.afterDrain())
+  // Nothing of the chat's waits at close. The rooms of the sessions nobody claimed are told who is
+  // left by the nodes that stay, once this one has left the cluster (see `LiveNodesWatch`), and
+  // not by this node after its drain: a people list is a cluster-wide lookup, which waits up to
+  // the adapter's `requestTimeout` (5 s) for a node that died and is still in the live set, and
+  // would hold the close (and the deploy) that long; nor could it tell anyone if this node died
+  // in the middle of its drain.
+  app.addHook('onClose', async () => chat.close())
 
   return app
 }

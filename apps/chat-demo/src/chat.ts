@@ -1,10 +1,11 @@
+import { RedisAdapter } from '@parley/redis'
 import { CloseReason, ParleyError, type ParleyServer, type ServerSocket } from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
 import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
-import { HandedOffRooms } from './handed-off-rooms.js'
+import { LiveNodesWatch } from './live-nodes-watch.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
@@ -68,7 +69,7 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * refused with STORE_UNAVAILABLE (nothing is sent that the history misses), and the rest
  * (typing, presence) goes on. `clock`: the time this node writes on messages (`at`, ms).
  * `ratePeriod`: the window of the message rate limit, in ms (`Limits.ratePeriod`). Returns what
- * the app runs when it closes, after Parley's drain: `afterDrain` (see `HandedOffRooms`).
+ * the app runs when it closes: `close` stops the watch of the cluster's nodes (see `LiveNodesWatch`).
  */
 export function setUpChat(
   chat: Chat,
@@ -76,7 +77,7 @@ export function setUpChat(
   log?: FastifyBaseLogger,
   clock: () => number = Date.now,
   ratePeriod: number = Limits.ratePeriod,
-): { afterDrain(): Promise<void> } {
+): { close(): void } {
   chat.schemas(eventSchemas)
   const nicknames = new Nicknames(async (room) =>
     (await chat.in(room).fetchSockets()).map((s) => (s.data as Partial<ChatData>).visitor),
@@ -136,9 +137,6 @@ export function setUpChat(
     const update = { room, people: await people(room) }
     chat.to(room).emit('presence', version === undefined ? update : { ...update, version })
   }
-
-  /** Sent their lists again once this node's drain is over. */
-  const handedOff = new HandedOffRooms(announce)
 
   /** Each socket's typing signals passed on lately (see `typingLimit`). */
   const typingPassed = new WeakMap<ChatSocket, Burst>()
@@ -522,12 +520,11 @@ export function setUpChat(
 
     socket.on('disconnect', (reason) => {
       // Handed off: the person is still here, on another node; announcing now could list the
-      // room without them (fetchSockets may catch the moment between the two nodes). Unless
-      // nobody claims the session: the room's list is sent again after the drain for that.
-      if (reason === CloseReason.SERVER_HANDOFF) {
-        if (socket.data.room) handedOff.add(socket.data.room)
-        return
-      }
+      // room without them (fetchSockets may catch the moment between the two nodes). The node
+      // that takes the session over announces instead; should nobody claim it (its page vanished
+      // just before the drain), the nodes that stay announce once this one has left the cluster
+      // (see `LiveNodesWatch`), whether it closed after its drain or died in the middle of it.
+      if (reason === CloseReason.SERVER_HANDOFF) return
       if (socket.data.room) void announce(socket.data.room)
     })
   }
@@ -538,19 +535,37 @@ export function setUpChat(
    * that drained and went, its client not back yet) has it on neither node, as `fetchSockets`
    * finds them; nothing else would send the room a list with it again. A drain brings many
    * sessions of a room at once: their takeovers share a list or two (see `CoalescedRuns`), not
-   * one each.
+   * one each. The lists sent again when the cluster's nodes change (below) share them too.
    */
-  const takenOver = new CoalescedRuns(announce)
+  const relist = new CoalescedRuns(announce)
 
   chat.on('connection', setUp).on('restored', (socket) => {
     setUp(socket)
     // After what the takeover finishes (see `setUp`): a join it finishes may change the room.
     void inTurn(socket, async () => {
-      if (socket.data.room) takenOver.ask(socket.data.room)
+      if (socket.data.room) relist.ask(socket.data.room)
     })
   })
 
-  return { afterDrain: () => handedOff.announceAll() }
+  /**
+   * Tells the rooms of this node's people who is there again when a node left the cluster or came
+   * (see `LiveNodesWatch`): each node that stays does so for its own people's rooms, so every
+   * room with someone left in it gets a list. Not while this node drains or closes: its sessions
+   * are on their way to other nodes, and a list made then could miss them.
+   */
+  const adapter = chat.adapter
+  const watch =
+    adapter instanceof RedisAdapter
+      ? new LiveNodesWatch(
+          () => adapter.liveNodes,
+          () => {
+            if (chat.closing) return
+            for (const socket of chat.sockets.values()) if (socket.data.room) relist.ask(socket.data.room)
+          },
+        )
+      : undefined
+
+  return { close: () => watch?.stop() }
 }
 
 /**

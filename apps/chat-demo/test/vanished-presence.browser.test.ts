@@ -1,12 +1,14 @@
 // Someone whose page vanished without a goodbye (the network gone, the tab killed) just before
 // their node drains: the drain hands the session off, nobody claims it, and the node goes. The
 // handoff's `disconnect` announces nothing (the person is usually moving to another node), so
-// the people who stay must get the room's list once the drain is over, or they would see the
-// vanished person listed until the room next changed.
+// the people who stay must get the room's list once the node has left the cluster, or they would
+// see the vanished person listed until the room next changed: after a drain that ran its course,
+// and after one cut short by a SIGKILL, where the draining node itself can tell nobody.
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { Browser, Page } from 'playwright-core'
+import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
@@ -20,11 +22,14 @@ const skips = [skipBrowserSuites(), skipRedisSuites()]
 
 // The drain's wait for claims: short, so that the test does not wait Parley's 5 s.
 const HANDOFF_TIMEOUT = 1000
+// The drain that is killed half-way waits for claims as long as the demo lets it: it is still
+// waiting when the kill comes, whatever the load.
+const LONG_HANDOFF_TIMEOUT = 7000
 
 describe.skipIf(skips.some(Boolean))('the people list after a drain that nobody claimed, in Chromium', () => {
   let browser: Browser
   let redis: RedisServer
-  let proxy: FaultProxy | undefined
+  const proxies: FaultProxy[] = []
   const nodes: ChatNode[] = []
 
   beforeAll(async () => {
@@ -49,7 +54,7 @@ describe.skipIf(skips.some(Boolean))('the people list after a drain that nobody 
 
   afterAll(async () => {
     await browser?.close()
-    await proxy?.close()
+    for (const proxy of proxies) await proxy.close()
     await Promise.all(nodes.map((n) => stopNode(n, 'SIGKILL')))
     await redis?.stop()
   })
@@ -93,7 +98,8 @@ describe.skipIf(skips.some(Boolean))('the people list after a drain that nobody 
     // that moves gets its room's list from the node that takes it over, which would hide the
     // bug), and bob's is on the node that drains, behind a proxy that can take his network away.
     const ada = await join(`http://127.0.0.1:${staying.port}`, 'ada')
-    proxy = await startFaultProxy(drained.port)
+    const proxy = await startFaultProxy(drained.port)
+    proxies.push(proxy)
     const bob = await join(proxy.url, 'bob')
     await waitForPeople(ada, ['ada', 'bob'], 10_000)
 
@@ -109,8 +115,52 @@ describe.skipIf(skips.some(Boolean))('the people list after a drain that nobody 
     expect(code, drained.errors()).toBe(0)
     expect(drained.output()).toContain('sessions were not claimed before the timeout')
 
-    // Well within the recovery window: nothing but the list sent after the drain removes bob.
+    // Well within the recovery window: nothing but the list sent once the node left removes bob.
     await waitForPeople(ada, ['ada'], 5000)
     await closeTabs(ada)
+  }, 60_000)
+
+  it('tells them too when the draining node is killed before its drain is over', async () => {
+    const staying = nodes[1] as ChatNode
+    const killed = await onFreePort((port) =>
+      startNode('node-3', port, redis.url, { handoffTimeout: LONG_HANDOFF_TIMEOUT }),
+    )
+    nodes.push(killed)
+    const cy = await join(`http://127.0.0.1:${staying.port}`, 'cy')
+    const proxy = await startFaultProxy(killed.port)
+    proxies.push(proxy)
+    const dee = await join(proxy.url, 'dee')
+    await waitForPeople(cy, ['cy', 'dee'], 10_000)
+
+    proxy.offline = true
+    proxy.cut('all')
+    await dee.context().close()
+
+    // The deploy begins, and the node dies once it has handed dee's session off (a new handoff
+    // record in Redis: bob's, above, is still there), while it waits for a claim that never
+    // comes: no list after its drain, no goodbye.
+    const redisClient = createClient({ url: redis.url })
+    await redisClient.connect()
+    const handoffs = () => redisClient.keys('parley:handoff:*')
+    const before = new Set(await handoffs())
+    const exited = stopNode(killed, 'SIGTERM')
+    try {
+      const end = Date.now() + 10_000
+      while ((await handoffs()).every((key) => before.has(key))) {
+        if (Date.now() > end) throw new Error(`node-3 stored no handoff within 10 s: ${killed.errors()}`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    } finally {
+      await redisClient.close()
+    }
+    killed.child.kill('SIGKILL')
+    await exited
+    expect(killed.child.signalCode, killed.errors()).toBe('SIGKILL')
+    expect(killed.output()).not.toContain('sessions were not claimed before the timeout')
+
+    // The node leaves the live set once three heartbeats lapsed (6 s, noticed within 8 s): the node
+    // that stays then tells cy's room who is there. Dee's recovery window (30 s) is far off.
+    await waitForPeople(cy, ['cy'], 20_000)
+    await closeTabs(cy)
   }, 60_000)
 })
