@@ -560,7 +560,9 @@ export function setUpChat(
           () => adapter.liveNodes,
           () => {
             if (chat.closing) return
-            for (const socket of chat.sockets.values()) if (socket.data.room) relist.ask(socket.data.room)
+            // Once a room: asked again while its run is under way, it would run twice.
+            const rooms = new Set([...chat.sockets.values()].map((socket) => socket.data.room))
+            for (const room of rooms) if (room) relist.ask(room)
           },
         )
       : undefined
