@@ -213,12 +213,18 @@ export function misuse(message: string): TypeError {
  * where it has one, rather than the whole error. Never throws, whatever the value: a symbol
  * (`Symbol(x)`, which a template would throw on), an object without prototype, one whose
  * `toString` throws, a Proxy whose traps throw or a revoked one (`[object]`, `[function]`).
- * At most its first 1024 characters (as the server cuts an application's message): a message
- * stays a message, whatever length the value has.
+ * At most its first 1024 UTF-16 units (as the server cuts an application's message): a message
+ * stays a message, whatever length the value has. Never half an emoji: a lone surrogate left at
+ * the end (the cut's first half of a pair, or the value's own) is dropped, as the server's cut
+ * (`cutText`) drops the first half; shown alone it is a replacement character, and a logger
+ * writing UTF-8 turns it into one for good. (`\p{Cs}` with the `u` flag matches a surrogate only
+ * where it is not half of a pair: a whole emoji at the end stays.)
  */
 export function named(value: unknown, message?: 1): string {
   try {
-    return String((message && (value as Error | undefined)?.message) ?? value).slice(0, 1024)
+    return String((message && (value as Error | undefined)?.message) ?? value)
+      .slice(0, 1024)
+      .replace(/\p{Cs}$/u, '')
   } catch {
     return `[${typeof value}]`
   }

@@ -207,6 +207,28 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     await until(() => !socket.active, 2000, 'the client to stop')
   })
 
+  it.each([
+    // 1023 units, then an emoji across the 1024th: the cut would keep its first half alone.
+    ['an emoji across the cut, left out whole', `${'x'.repeat(1023)}😀 and more`, 'x'.repeat(1023)],
+    ['an emoji that ends at the cut, kept', `${'x'.repeat(1022)}😀 and more`, `${'x'.repeat(1022)}😀`],
+  ])(
+    'names what its auth function threw in at most 1024 units, never half an emoji: %s',
+    async (_, thrown, shown) => {
+      server = await startServer()
+      const socket = client(server.url, {
+        transports: [transport],
+        auth: () => {
+          throw new Error(thrown)
+        },
+      })
+      const [error] = await next<[ParleyError<string>]>(socket, 'connect_error')
+      expect([error.code, error.message]).toEqual([ErrorCode.REFUSED, `auth: ${shown}`])
+      // No surrogate outside a pair.
+      expect(error.message).not.toMatch(/\p{Cs}/u)
+      await until(() => !socket.active, 2000, 'the client to stop')
+    },
+  )
+
   it.each(UNSHOWABLE)(
     'refuses the client when its auth function throws or rejects with %s, which no message can show',
     async (_, make) => {
@@ -467,6 +489,8 @@ const ODD_STRINGS: readonly (readonly [name: string, make: () => unknown, shown:
   ['a revoked Proxy', revoked, '[object]'],
   ['an object whose toString throws', () => UNSHOWABLE[3]![1](), '[object]'],
   ['a string of a million characters', () => 'x'.repeat(1_000_000), 'x'.repeat(1024)],
+  // Cut at 1024 units, the emoji across the cut is left out whole, never its first half alone.
+  ['a string with an emoji across the cut', () => `${'x'.repeat(1023)}😀`, 'x'.repeat(1023)],
 ]
 
 describe("odd values of the application's WebSocket", () => {
