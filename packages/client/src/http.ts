@@ -118,11 +118,19 @@ export abstract class HttpTransport extends BaseTransport {
   /**
    * Left by disconnect() (see Transport.leave): the HELLO went at once, and the answer may be an
    * OPEN that needs the goodbye, so the handshake goes on, in Node for a grace at most (see
-   * afterGrace), then the transport closes.
+   * afterGrace), then the transport closes. Still open then with the session's URL, the OPEN came
+   * and only the stream did not (a proxy that buffers it, or one stalled): the server holds the
+   * session on this transport, which takes POSTs before its stream's first bytes, so the goodbye
+   * goes in a POST of its own, as it would once the stream came. Without it the session lived out
+   * the server's recovery window. (Closed by then, the handshake settled, and its owner said the
+   * goodbye if one was due: `send` does nothing.)
    */
   leave(): void {
     if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
-      afterGrace(() => this.close())
+      afterGrace(() => {
+        if (this.#session) this.send([BYE])
+        this.close()
+      })
   }
 
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
