@@ -101,6 +101,11 @@ export abstract class HttpTransport extends BaseTransport {
    * session's books: they still count the packets of the session before (see `ack`).
    */
   #fresh = false
+  /**
+   * disconnect() left this handshake (see leave): a session the server opened or resumed for it
+   * is no one's any more, and needs the goodbye, however the handshake ends.
+   */
+  #left = false
 
   /**
    * The ACK a GET carries (see `TransportSetup.takeAck`). None in the first GET of a new session:
@@ -126,6 +131,7 @@ export abstract class HttpTransport extends BaseTransport {
    * goodbye if one was due: `send` does nothing.)
    */
   leave(): void {
+    this.#left = true
     if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
       afterGrace(() => {
         if (this.#session) this.send([BYE])
@@ -180,8 +186,10 @@ export abstract class HttpTransport extends BaseTransport {
       const down = this.#session
       // A session the server opened for this try, which the client now leaves for another
       // transport: without a goodbye it would live out its recovery window, a `connection` the
-      // application sees with no one behind it. (A resumed one is the client's own: it goes on.)
-      if (down && !(open as OpenPacket).recovered) this.send([BYE])
+      // application sees with no one behind it. A resumed one is the client's own, and goes on,
+      // unless disconnect() left this handshake: then it ends too (in a browser, where nothing
+      // cuts the handshake short, a stream that stalled fails here, its connect timeout passed).
+      if (down && (this.#left || !(open as OpenPacket).recovered)) this.send([BYE])
       // A coded failure of ours as it is (transportError gives it back); anything else, what an
       // application's fetch rejected with included (a Proxy, on which even `instanceof` throws),
       // is read there with care.

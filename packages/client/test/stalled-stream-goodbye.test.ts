@@ -48,7 +48,13 @@ describe('disconnect() while a stream stalls', () => {
     expect(ends).toEqual(['client disconnect'])
   })
 
-  it('ends the session moved onto an SSE probe whose stream stalls', async () => {
+  it.each([
+    // In Node, the grace ends first: the transport is let go, and the goodbye goes then.
+    ['past the grace', 30_000],
+    // The stream's connect timeout ends first, as in a browser, where there is no grace: the
+    // handshake fails, and the goodbye goes then, for a resumed session too.
+    ['past its connect timeout, within the grace', 1000],
+  ])('ends the session moved onto an SSE probe whose stream stalls %s', async (_, connectTimeout) => {
     let socket: ReturnType<typeof client> | undefined
     const { ends, peers, proxy } = await recording((peer) => {
       // The server has just moved the session onto the probe (and sent MOVED on polling).
@@ -59,7 +65,7 @@ describe('disconnect() while a stream stalls', () => {
     socket = client(proxy.url, {
       transports: ['polling', 'sse'],
       upgradeDelay: 100,
-      connectTimeout: 30_000,
+      connectTimeout,
     })
     await next(socket, 'connect')
     proxy.sse = 'buffer'
