@@ -57,6 +57,12 @@ export interface Transport {
    */
   readonly pooled?: boolean
   /**
+   * True while no HELLO can have reached the server: a WebSocket whose upgrade has not gone
+   * through. Left out where the HELLO goes with the first request (SSE, polling): there it may
+   * have reached the server as soon as open() began.
+   */
+  readonly unsent?: boolean
+  /**
    * Opens the medium and sends `hello`, the HELLO packet encoded; resolves with the server's OPEN (or the CLOSE of the
    * session the HELLO asked to resume) within `timeout` ms (SSE: then its stream's first bytes
    * within `timeout` ms of its GET). Rejects with a ParleyError;

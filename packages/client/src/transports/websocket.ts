@@ -79,8 +79,8 @@ export class WebSocketTransport extends BaseTransport {
    * timer would only hold a Node process open until it ran out.
    */
   #timer: ReturnType<typeof setTimeout> | undefined
-  /** The upgrade went through: HELLO went, and the server may hold a session on this WebSocket. */
-  #up = false
+  /** Until the upgrade goes through: no HELLO went, and no session can be on this WebSocket. */
+  unsent = true
 
   /**
    * Left by disconnect() (see Transport.leave). No HELLO went yet: no session can be on this
@@ -91,7 +91,7 @@ export class WebSocketTransport extends BaseTransport {
    * upgraded WebSocket to its answer.
    */
   leave(): void {
-    if (!this.#up) this.close()
+    if (this.unsent) this.close()
     else if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
       afterGrace(() => {
         if (this.closed) return
@@ -140,7 +140,7 @@ export class WebSocketTransport extends BaseTransport {
             clearTimeout(this.#timer)
             this.#timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
             if (this.closed) return
-            this.#up = true
+            this.unsent = false
             // An application's WebSocket may give any `protocol`, or throw for it, and its `send`
             // may throw: thrown here, in its event, it would be no one's (in Node, a crash).
             try {

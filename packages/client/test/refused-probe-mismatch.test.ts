@@ -1,0 +1,92 @@
+// A WebSocket probe refused at its upgrade never sent its HELLO: the server cannot have moved the
+// session onto it. A request of the transport in use refused PARLEY_TRANSPORT_MISMATCH afterwards
+// is then no move of the client's making, but the server having let that transport go (here its
+// heartbeat gave up on a stream a proxy held back): the transport is lost, and the application
+// hears so by `transport_error`, as for any transport lost with an error. Real client, real
+// server, the fault proxy refusing WebSockets and holding the stream.
+import { ErrorCode, type ParleyError } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
+
+let proxy: FaultProxy | undefined
+afterEach(async () => {
+  await proxy?.close()
+  proxy = undefined
+  await closeAll()
+})
+
+/** The part of the server's socket this test reads besides ServerSocket's. */
+interface Peer {
+  readonly transport: string | null
+  volatile: { emit(event: string): void }
+  on(event: string, fn: (...args: never[]) => void): void
+}
+
+describe('a request refused PARLEY_TRANSPORT_MISMATCH after a WebSocket probe refused at its upgrade', () => {
+  it('is a lost transport: transport_error, then the resume, nothing lost or doubled', async () => {
+    const peers: Peer[] = []
+    const received: number[] = []
+    const server = await startServer(
+      (app) => {
+        parleyOf(app).on('connection', (socket) => {
+          const peer = socket as unknown as Peer
+          peers.push(peer)
+          peer.on('n', (n: number) => received.push(n))
+        })
+      },
+      // The server's first PING goes 4 s after the attach; unanswered, it lets the transport go
+      // 1 s later. The client gives the server 5 s from the last thing it received.
+      { pingInterval: 4000, pingTimeout: 1000 },
+    )
+    proxy = await startFaultProxy(server.port)
+    const p = proxy
+    p.ws = 'reject'
+    const socket = client(p.url, {
+      // Probes 100 ms after the attach, then 200, 400, 800, 1600, 3200 ms after each failure.
+      upgradeDelay: 100,
+      upgradeDelayMax: 60_000,
+      reconnectionDelay: 60_000,
+      reconnectionDelayMax: 60_000,
+      randomization: 0,
+    })
+    const said: string[] = []
+    socket.on('transport', (now, before, why) => said.push(`${before} -> ${now} (${why})`))
+    socket.on('transport_error', (name, error: ParleyError<string>) =>
+      said.push(`transport_error ${name} ${error.code}`),
+    )
+    socket.on('disconnect', (reason) => said.push(`disconnect ${reason}`))
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    const peer = peers[0]!
+    // The connect's upgrade and five probes, each refused (the next goes about 3 s later, after
+    // what follows).
+    await until(() => p.upgrades >= 6, 8000, 'probes refused')
+    // Something for the client, unnumbered (no ACK owed: nothing goes up that the server would
+    // take for a sign of life), about 3 s after the attach: its silence bound now ends about 3 s
+    // after the server's heartbeat gives up. From it on, the proxy holds the stream.
+    let release = () => {}
+    socket.on('mark', () => {
+      release = p.hold()
+    })
+    peer.volatile.emit('mark')
+    await until(() => peer.transport === null, 8000, 'the server to let the stream go')
+    said.length = 0
+    // Its POST is refused: the session is on no transport.
+    socket.emit('n', 0)
+    const [name, error] = await next<[string, ParleyError<string>]>(socket, 'transport_error', 8000)
+    release()
+    expect([name, error.code]).toEqual(['sse', ErrorCode.TRANSPORT_MISMATCH])
+    // The resume: the others first, then SSE again.
+    await until(() => said.length >= 2, 8000, 'the resume')
+    expect(said).toEqual([
+      `transport_error sse ${ErrorCode.TRANSPORT_MISMATCH}`,
+      'sse -> polling (downgrade)',
+    ])
+    socket.emit('n', 1)
+    await until(() => received.length >= 2, 5000, 'both messages')
+    expect(received).toEqual([0, 1])
+    expect(peers).toHaveLength(1)
+    expect(socket.recovered).toBe(true)
+  })
+})
