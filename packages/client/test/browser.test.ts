@@ -462,6 +462,35 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
     expect(peers.sockets.get('a')!.transport).toBe('sse')
   })
 
+  it('says goodbye for a session moved onto an SSE probe whose stream stalls, once disconnect() left it', async () => {
+    // A heartbeat longer than the test: the PING the proxy holds back with the stream would
+    // otherwise let the server give up on the transport first (and the proxy let the stream go).
+    const peers = await setup({ pingInterval: 20_000, pingTimeout: 20_000 })
+    const { proxy } = peers
+    const page = await open(proxy.url, 'a', {
+      transports: ['polling', 'sse'],
+      upgradeDelay: 300,
+      connectTimeout: 2000,
+    })
+    expect((await nth(page, 'connect')).transport).toBe('polling')
+    const peer = peers.sockets.get('a')!
+    const ends: string[] = []
+    peer.on('disconnect', (reason: string) => ends.push(reason))
+    const moved = new Promise<void>((resolve) =>
+      peer.on('transport', (now: string) => {
+        if (now === 'sse') resolve()
+      }),
+    )
+    // The probe's HELLO moves the session onto SSE; its stream is held until it ends.
+    proxy.sse = 'buffer'
+    await moved
+    await page.evaluate('parley.socket.disconnect()')
+    // The page has no grace: the stream fails at its connect timeout, and the goodbye goes then,
+    // rather than the session living out the server's recovery window.
+    await until(() => ends.length === 1, 6000, 'the session to end')
+    expect(ends).toEqual(['client disconnect'])
+  })
+
   it('reconnects after a network outage and recovers the session, losing and repeating nothing', async () => {
     const peers = await setup()
     const { proxy } = peers
