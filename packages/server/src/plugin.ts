@@ -30,7 +30,13 @@ import { mountBase } from './transports/registry.js'
  * frames (one round trip).
  */
 const LAST_WORDS_MS = 2000
-/** What the wait for last words leaves of Fastify's `pluginTimeout` for the later close hooks. */
+/**
+ * What Parley's preClose hook leaves unused of its own `pluginTimeout`: room for the work after
+ * its last wait and for timers that fire late on a loaded machine, so that it ends before Fastify
+ * gives up on it and closes the HTTP server under its last answers. The limit is this hook's
+ * alone: avvio times each preClose hook apart, each with the whole `pluginTimeout`, and onClose
+ * hooks not at all, so nothing here is kept for the hooks that run after it.
+ */
 const HOOK_MARGIN_MS = 1000
 
 declare module 'fastify' {
@@ -52,9 +58,9 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     })
   }
   const server: ParleyServer = new ParleyServer(options, app.log, metrics)
-  // Fastify gives a close hook at most `pluginTimeout` ms; a drain cut short by it would end
-  // sessions half-way through their handoff. Only an adapter that stores sessions drains: the
-  // default one, on a single node, closes at once whatever pluginTimeout is.
+  // Fastify gives each preClose hook at most `pluginTimeout` ms; a drain cut short by it would
+  // end sessions half-way through their handoff. Only an adapter that stores sessions drains:
+  // the default one, on a single node, closes at once whatever pluginTimeout is.
   const hookLimit = app.initialConfig.pluginTimeout ?? 0
   const drains = !!options.handoff && !!server.adapter.handOff && !!server.adapter.claimSession
   if (options.handoff && drains && hookLimit > 0 && options.handoff.timeout + SEAL_WAIT_MS >= hookLimit) {
@@ -151,7 +157,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // lets the HTTP server close. The drain (handoff to other nodes) comes first: until it is
   // over, the transports must stay open to carry each session's CLOSE 'server handoff'.
   app.addHook('preClose', async () => {
-    // Within Fastify's bound on close hooks, with room to spare for the hooks after this one.
+    // Within Fastify's bound on this hook (its own `pluginTimeout`), with a margin to end in.
     const deadline = hookLimit > 0 ? Date.now() + hookLimit - HOOK_MARGIN_MS : Number.POSITIVE_INFINITY
     lastWords.takeOver()
     await server.drain()
