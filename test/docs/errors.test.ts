@@ -6,8 +6,9 @@ import { RedisAdapterOptionError, RedisErrorCode } from '@parley/redis'
 import { ParleyOptionError } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { INVALID_ARGUMENT } from '../../packages/server/src/argument-error.js'
-import { linesNamedIn, logged, namedIn, nameOf, serverLogLines } from './log-lines.js'
+import { linesNamedIn, logged, loggedAs, namedIn, nameOf, REDIS, serverLogLines } from './log-lines.js'
 import { prose, read, tableRows, tableUnder, userDocs } from './markdown.js'
+import { redisLogLines } from './redis-log-lines.js'
 import { allCode } from './sources.js'
 
 /** The code the client's own misuse errors carry (it exports no constant for it). */
@@ -96,6 +97,22 @@ describe('docs/errors.md', () => {
   it('names no line as the server’s that it no longer logs', () => {
     const lines = serverLogLines()
     expect(linesNamedIn(read('docs/errors.md')).filter((name) => !logged(name, lines))).toEqual([])
+  })
+
+  it('names every warning @parley/redis logs', () => {
+    const doc = read('docs/errors.md')
+    const lines = redisLogLines()
+    // As for the server's: finding none would mean the reading broke, not the docs.
+    expect(lines.length).toBeGreaterThan(30)
+    const missing = lines.filter((line) => !namedIn(doc, line, REDIS))
+    expect(missing.map((line) => `${line.file}: ${nameOf(line.message, REDIS)}`)).toEqual([])
+  })
+
+  it('names no warning as @parley/redis’s that it no longer logs', () => {
+    const lines = redisLogLines()
+    expect(
+      linesNamedIn(read('docs/errors.md'), REDIS).filter((name) => !loggedAs(name, lines, REDIS)),
+    ).toEqual([])
   })
 
   it('tells what to do about the codes of @parley/redis and the local ones', () => {

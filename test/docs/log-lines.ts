@@ -1,17 +1,33 @@
 // The lines the server writes to the application's log, read from its sources, for the docs
 // test that holds docs/errors.md to them: every line at info, warn or error named there, and no
-// line named there that the server no longer writes.
+// line named there that the server no longer writes. The same for the warnings of
+// @parley/redis (read by redis-log-lines.ts), which begin with a prefix of their own.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { root } from './markdown.js'
 
-/** One line the server logs: its message, placeholders as written (`${count}` for how many). */
+/** One line a package logs: its message, placeholders as written (`${count}` for how many). */
 export interface LogLine {
   file: string
   /** Debug lines are for whoever looks into the server, not for the operator. */
   debug: boolean
   message: string
 }
+
+/** Whose lines: what each begins with in the log, and where its details begin (see `nameOf`). */
+export interface Logger {
+  prefix: string
+  ends: readonly string[]
+}
+
+/** The server's lines: `parley: `, then a name, then details after `; ` or ` (`. */
+export const SERVER: Logger = { prefix: 'parley: ', ends: [' since the last such line', '; ', ' ('] }
+
+/**
+ * The warnings of @parley/redis: `@parley/redis: `, then a name; their details also come after
+ * a `: ` (`a broadcast could not reach the other nodes: <why>`).
+ */
+export const REDIS: Logger = { prefix: '@parley/redis: ', ends: ['; ', ': ', ' ('] }
 
 const SOURCES = join(root, 'packages', 'server', 'src')
 
@@ -50,14 +66,12 @@ export function serverLogLines(): LogLine[] {
 }
 
 /**
- * The part of `message` that names it, up to where its details begin (`since the last such
- * line`, a `;`, a ` (`), without the `parley: ` the logger's lines begin with.
+ * The part of `message` that names it, up to where its details begin (for the server's,
+ * `since the last such line`, a `;`, a ` (`), without the prefix the logger's lines begin with.
  */
-export function nameOf(message: string): string {
-  const text = message.replace(/^parley: /, '')
-  const ends = [' since the last such line', '; ', ' (']
-    .map((end) => text.indexOf(end))
-    .filter((at) => at >= 0)
+export function nameOf(message: string, logger: Logger = SERVER): string {
+  const text = message.startsWith(logger.prefix) ? message.slice(logger.prefix.length) : message
+  const ends = logger.ends.map((end) => text.indexOf(end)).filter((at) => at >= 0)
   return text.slice(0, Math.min(text.length, ...ends)).replace(/[,:.\s]+$/, '')
 }
 
@@ -66,30 +80,36 @@ const oneLine = (doc: string) => doc.replace(/\s*\n\s*/g, ' ')
 
 const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
+/** A name as a pattern: its count written `N`, any other placeholder as the doc likes. */
+const pattern = (name: string) =>
+  name
+    .split(/(\$\{[^}]*\})/)
+    .map((part) => (part === COUNT ? 'N' : part.startsWith('${') ? '.*?' : literal(part)))
+    .join('')
+
 /**
- * Whether `doc` names the line: `parley: ` then its name, its count written `N`, any other
- * placeholder as the doc likes (`"<event>"`); or, in a cell that lists several lines of the
- * adapter, `... ` then its name without `the adapter `.
+ * Whether `doc` names the line: its logger's prefix (`parley: `) then its name, its count
+ * written `N`, any other placeholder as the doc likes (`"<event>"`, `redis://10.0.0.5:6379`);
+ * or, in a cell that lists several lines of the adapter, `... ` then its name without
+ * `the adapter `.
  */
-export function namedIn(doc: string, line: LogLine): boolean {
-  const pattern = (name: string) =>
-    name
-      .split(/(\$\{[^}]*\})/)
-      .map((part) => (part === COUNT ? 'N' : part.startsWith('${') ? '.*?' : literal(part)))
-      .join('')
-  const name = nameOf(line.message)
+export function namedIn(doc: string, line: LogLine, logger: Logger = SERVER): boolean {
+  const name = nameOf(line.message, logger)
   const short = name.replace(/^the adapter /, '')
-  return new RegExp(`\`(?:parley: ${pattern(name)}|\\.\\.\\. ${pattern(short)})`).test(oneLine(doc))
+  return new RegExp(`\`(?:${literal(logger.prefix)}${pattern(name)}|\\.\\.\\. ${pattern(short)})`).test(
+    oneLine(doc),
+  )
 }
 
 /**
- * The lines `doc` names as the server's (`` `parley: ...` ``): each up to its first ` ...`, its
- * count written `N`; `"<event>"` for a part the line fills in. A cell's `... ` shorthand for the
- * next line of a list is not read: those lines are held to the docs by `namedIn`.
+ * The lines `doc` names as the logger's (`` `parley: ...` `` for the server's): each up to its
+ * first ` ...`, its count written `N`; `"<event>"` for a part the line fills in. A cell's `... `
+ * shorthand for the next line of a list is not read: those lines are held to the docs by
+ * `namedIn`.
  */
-export function linesNamedIn(doc: string): string[] {
-  const named = [...oneLine(doc).matchAll(/`parley: ([^`]*)`/g)].map(([, text]) =>
-    text!.split(' ...')[0]!.trim(),
+export function linesNamedIn(doc: string, logger: Logger = SERVER): string[] {
+  const named = [...oneLine(doc).matchAll(new RegExp(`\`${literal(logger.prefix)}([^\`]*)\``, 'g'))].map(
+    ([, text]) => text!.split(' ...')[0]!.trim(),
   )
   return [...new Set(named)].filter((name) => name !== '' && name !== '...')
 }
@@ -103,4 +123,15 @@ export function logged(name: string, lines: readonly LogLine[]): boolean {
       .join('')}`,
   )
   return lines.some(({ message }) => pattern.test(message.replace(/^parley: /, '')))
+}
+
+/**
+ * Whether `named` (see `linesNamedIn`), as a doc writes a line of the logger's whose placeholders
+ * it fills in with examples (`redis://10.0.0.5:6379`, `N`), is the name of some line of `lines`:
+ * that name, then nothing or where its details begin (a `;` or `:` may end the text before
+ * its ` ...`).
+ */
+export function loggedAs(named: string, lines: readonly LogLine[], logger: Logger): boolean {
+  const after = ['$', ...logger.ends.map((end) => literal(end.trimEnd()))].join('|')
+  return lines.some((line) => new RegExp(`^${pattern(nameOf(line.message, logger))}(?:${after})`).test(named))
 }
