@@ -62,8 +62,9 @@ import {
 
 /**
  * The longest `close()` waits for the steps that take back a handoff and could not reach Redis
- * yet (see `Undos.settle`): with the goodbye's `GOODBYE_MS`, well within Fastify's default
- * `pluginTimeout` (10 s), which bounds an `onClose` hook.
+ * yet (see `Undos.settle`): with the goodbye's `GOODBYE_MS`, a few seconds at most. Nothing else
+ * bounds it: the server closes the adapter in an `onClose` hook, which Fastify does not time
+ * (its `pluginTimeout` bounds each preClose hook, not those).
  */
 export const UNDO_AT_CLOSE_MS = 3000
 /** What went wrong across nodes since the adapter started. Read-only: `adapter.stats`. */

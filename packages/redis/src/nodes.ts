@@ -10,8 +10,9 @@ export const MISSED_HEARTBEATS = 3
 
 /**
  * The longest `stop()` waits for Redis (capped by `requestTimeout`): a Redis that is connected
- * but does not answer must not hold the app's close, which Fastify bounds by its
- * `pluginTimeout`. A record left behind expires within `MISSED_HEARTBEATS` heartbeats.
+ * but does not answer must not hold the app's close, and Fastify does not time the `onClose`
+ * hook that closes the adapter. A record left behind expires within `MISSED_HEARTBEATS`
+ * heartbeats.
  */
 export const GOODBYE_MS = 1000
 
