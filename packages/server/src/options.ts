@@ -81,7 +81,7 @@ export interface ParleyServerOptions {
    * live session is written to the store and its client told to resume on another node, which
    * takes it over with nothing lost (see docs/scaling.md). `timeout`: the longest the drain
    * waits, in ms (default 5000; with 2 s more for the store, it must fit in Fastify's
-   * `pluginTimeout`, which bounds close hooks); sessions not handed off by then end as
+   * `pluginTimeout`, which bounds each preClose hook); sessions not handed off by then end as
    * without it.
    * `batchSize`: sessions written at once (default 500). `retrySpread`: clients are told to
    * come back after a random delay up to this many ms (default 1000), so that the other nodes
