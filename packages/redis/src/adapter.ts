@@ -31,6 +31,7 @@ import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
 import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
+import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
@@ -146,6 +147,8 @@ export class RedisAdapter implements Adapter {
   readonly #subscriber: RedisSubscriber
   readonly #warnings: Warnings
   readonly #nodes: Nodes
+  /** The application's listeners of `onNodesChange`. */
+  readonly #nodesListeners: NodesListeners
   readonly #sessions: SessionOwners
   readonly #handoffs: HandOffStore
   /** How sessions ended, for a resume on any node. */
@@ -220,6 +223,7 @@ export class RedisAdapter implements Adapter {
       this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
     )
     this.#ended = new EndedRecords(this.#commands, prefix, this.#warnings)
+    this.#nodesListeners = new NodesListeners(this.#warnings)
     this.#nodes = new Nodes({
       commands: this.#commands,
       prefix,
@@ -237,6 +241,7 @@ export class RedisAdapter implements Adapter {
         for (const pending of [...this.#pending.values()]) pending.saidGoodbye?.(node)
       },
       beaten: (recordLost) => void this.#sessions.restore(recordLost),
+      changed: (change) => this.#nodesListeners.tell(change),
     })
     this.#subscriber = client.duplicate()
     // Without a listener, an 'error' event (Redis went away) would crash the process.
@@ -274,6 +279,19 @@ export class RedisAdapter implements Adapter {
   /** The ids of the other live nodes, as of the last heartbeat or the last node that said it joined or left. */
   get liveNodes(): string[] {
     return this.#nodes.others()
+  }
+
+  /**
+   * Calls `listener` each time the set of the other live nodes changes, once per change, with
+   * that set and what changed (see `NodesChange`): a node joined, left with a goodbye, lapsed, or
+   * came back after its record lapsed. Never for this node itself, nor before its first heartbeat
+   * read the set (`ready()`; `liveNodes` has it then), nor once `close()` began. A listener that
+   * throws or rejects is logged (`PARLEY_REDIS_LISTENER_FAILED`), and the others are called all
+   * the same. Returns what removes the listener. Throws a TypeError (`PARLEY_INVALID_ARGUMENT`)
+   * when `listener` is not a function.
+   */
+  onNodesChange(listener: NodesChangeListener): () => void {
+    return this.#nodesListeners.add(listener)
   }
 
   /**
@@ -1090,6 +1108,7 @@ export class RedisAdapter implements Adapter {
 
   async #close(): Promise<void> {
     this.#closed = true
+    this.#nodesListeners.close()
     for (const wait of [...this.#readyWaits]) wait.closed()
     for (const pending of [...this.#pending.values()]) pending.cancel()
     try {

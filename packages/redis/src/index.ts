@@ -7,6 +7,7 @@ export { MAX_UNANSWERED_COMMANDS, MAX_UNANSWERED_PUBLISHES } from './commands.js
 export { MAX_ENDED_MESSAGE, MAX_ENDED_RECORDS } from './ended.js'
 export { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from './handoff.js'
 export { GOODBYE_MS } from './nodes.js'
+export type { NodesChange, NodesChangeListener } from './nodes-change.js'
 export {
   defaults,
   type RedisAdapterLog,

@@ -1,5 +1,6 @@
 import { ExpiringSet } from '@parley/server'
 import type { Commands } from './commands.js'
+import type { NodesChange } from './nodes-change.js'
 import { asText, RedisRefusedError, settleable, within } from './send.js'
 import { SESSION_TTL_SECONDS } from './sessions.js'
 import type { Warnings } from './warnings.js'
@@ -153,6 +154,8 @@ export interface NodesConfig {
    * been written: Redis lost its data (a restart).
    */
   beaten: (recordLost: boolean) => void
+  /** The set of other live nodes changed (see `Nodes.#report`); called after every step above. */
+  changed: (change: NodesChange) => void
 }
 
 /**
@@ -185,6 +188,11 @@ export class Nodes {
   #warnedSameAddress = false
   /** A beat was skipped for a Redis that cannot be asked, and said so: once per outage. */
   #skipping = false
+  /**
+   * The other live nodes as last reported (see `#report`); undefined until the first heartbeat
+   * read the set, which is no change but where this node starts from.
+   */
+  #reported: Set<string> | undefined
   /** Settled once the first heartbeat went through and was announced, or once stopped. */
   readonly #first = settleable()
   /** How many heartbeats were sent so far. */
@@ -283,6 +291,7 @@ export class Nodes {
     this.#notes.set(id, note)
     this.#announced.set(id, this.#rounds)
     this.#checkPath(id, note)
+    this.#report()
   }
 
   /**
@@ -300,6 +309,28 @@ export class Nodes {
     this.#rememberGoodbye(id)
     if (this.#live.delete(id)) this.#config.gone([id])
     this.#config.saidGoodbye(id)
+    this.#report()
+  }
+
+  /**
+   * Tells `changed` how the live set differs from the last report, when it does: once per
+   * change, whichever step made it (a read of the set, a node that said it joined or left), and
+   * never once stopped. A node out of the set that said goodbye (heard here) left; any other
+   * lapsed, a node whose goodbye this node missed (its subscriber was away) included.
+   */
+  #report(): void {
+    const before = this.#reported
+    if (before === undefined || this.#stopped) return
+    const joined = [...this.#live.keys()].filter((node) => !before.has(node))
+    const out = [...before].filter((node) => !this.#live.has(node))
+    if (joined.length === 0 && out.length === 0) return
+    this.#reported = new Set(this.#live.keys())
+    this.#config.changed({
+      nodes: this.others(),
+      joined,
+      left: out.filter((node) => this.#goodbyes.has(node)),
+      lapsed: out.filter((node) => !this.#goodbyes.has(node)),
+    })
   }
 
   #rememberGoodbye(id: string): void {
@@ -547,6 +578,8 @@ export class Nodes {
     for (const node of this.#notes.keys()) if (!this.#live.has(node)) this.#notes.delete(node)
     if (gone.length > 0) this.#config.gone(gone)
     this.#config.beaten(lost)
+    if (this.#reported === undefined) this.#reported = new Set(this.#live.keys())
+    else this.#report()
     if (changed) await this.#joined(address)
     this.#first.resolve()
   }

@@ -20,6 +20,8 @@ export const RedisErrorCode = {
   REPLY_LOST: 'PARLEY_REDIS_REPLY_LOST',
   /** Redis answered a command of the adapter with an error (a key of another type, a replica, out of memory). */
   REFUSED: 'PARLEY_REDIS_REFUSED',
+  /** A listener of `onNodesChange` threw or rejected: the `code` of the warning that logs it. */
+  LISTENER_FAILED: 'PARLEY_REDIS_LISTENER_FAILED',
 } as const
 
 /**

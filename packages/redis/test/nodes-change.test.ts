@@ -1,0 +1,166 @@
+// `onNodesChange`: an application hears that the set of the other live nodes changed, once per
+// change: a node joined, left with a goodbye, lapsed, or came back. Three nodes on a real Redis;
+// a node lapses as in lapsed-owner.test.ts: its record removed and its heartbeats failing.
+import { defaults, type NodesChange, RedisErrorCode } from '@parley/redis'
+import { createClient } from 'redis'
+import { afterEach, describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until } from '../../server/test/helpers.js'
+import { holding } from './handoff-support.js'
+import { Nodes, redisSuite, type TestNode } from './nodes.js'
+
+/** Each change a node's listener was told, in order. */
+function heard(node: TestNode): NodesChange[] {
+  const changes: NodesChange[] = []
+  node.adapter.onNodesChange((change) => void changes.push(change))
+  return changes
+}
+
+/** A change with `nodes` live, of which `what` (the rest empty). */
+function change(nodes: string[], what: Partial<Omit<NodesChange, 'nodes'>>): NodesChange {
+  return { nodes, joined: [], left: [], lapsed: [], ...what }
+}
+
+/** A change as compared: every list sorted (the live set has no order). */
+function sorted(change: NodesChange | undefined): NodesChange | undefined {
+  if (!change) return undefined
+  const s = (ids: readonly string[]) => [...ids].sort()
+  return { nodes: s(change.nodes), joined: s(change.joined), left: s(change.left), lapsed: s(change.lapsed) }
+}
+
+describe.skipIf(skipRedisSuites())('onNodesChange', () => {
+  let nodes: Nodes | undefined
+  const suite = redisSuite(() => nodes)
+  const extraClients: { destroy(): void; isOpen: boolean }[] = []
+
+  // Runs before the suite's own (hooks run last added, first run): the nodes close first, so that
+  // a node on one of these clients still says goodbye on it.
+  afterEach(async () => {
+    await nodes?.closeAll()
+    for (const client of extraClients.splice(0)) if (client.isOpen) client.destroy()
+  })
+
+  /** A node whose heartbeats fail while `lapse.on` (its own record removed by `lapse.start`). */
+  async function lapsingNode(): Promise<{ node: TestNode; start(): Promise<void>; stop(): void }> {
+    const client = createClient({ url: suite.redis.url })
+    client.on('error', () => {})
+    await client.connect()
+    extraClients.push(client)
+    let failing = false
+    const beat = (args: string[]) => args[0] === 'EVAL' && !!args[1]?.includes("'ZREMRANGEBYSCORE'")
+    const node = await nodes!.start(suite.redis.url, {
+      client: holding(client, (args) =>
+        failing && beat(args) ? Promise.reject(new Error('the heartbeat lapses (test)')) : undefined,
+      ),
+    })
+    return {
+      node,
+      async start() {
+        failing = true
+        // On the adapter's own connection, after any heartbeat sent before: none writes it again.
+        await client.sendCommand(['DEL', `${defaults.prefix}:node:${node.adapter.node}`])
+      },
+      stop() {
+        failing = false
+      },
+    }
+  }
+
+  it('tells a join, a goodbye, a lapse and a return once each, never the node itself', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url)
+    const onA = heard(a)
+    const lapsing = await lapsingNode()
+    const b = lapsing.node
+    const [idA, idB] = [a.adapter.node, b.adapter.node]
+    await until(() => onA.length === 1, 5000, 'A told that B joined')
+    expect(onA).toEqual([change([idB], { joined: [idB] })])
+    // B starts from the set its first heartbeat read: A there already is no change.
+    const onB = heard(b)
+
+    const c = await nodes.start(suite.redis.url)
+    const idC = c.adapter.node
+    await until(() => onA.length === 2 && onB.length === 1, 5000, 'A and B told that C joined')
+    // The next change is the next call: the heartbeats between told nothing again.
+    expect(sorted(onA[1])).toEqual(sorted(change([idB, idC], { joined: [idC] })))
+    expect(onB).toEqual([change([idA, idC], { joined: [idC] })])
+
+    await nodes.stop(c)
+    await until(() => onA.length === 3 && onB.length === 2, 5000, 'A and B told that C left')
+    expect(onA[2]).toEqual(change([idB], { left: [idC] }))
+    expect(onB[1]).toEqual(change([idA], { left: [idC] }))
+
+    await lapsing.start()
+    await until(() => onA.length === 4, 5000, 'A told that B lapsed')
+    expect(onA[3]).toEqual(change([], { lapsed: [idB] }))
+    expect(a.adapter.liveNodes).toEqual([])
+
+    lapsing.stop()
+    await until(() => onA.length === 5, 5000, 'A told that B is back')
+    expect(onA[4]).toEqual(change([idB], { joined: [idB] }))
+    expect(a.adapter.liveNodes).toEqual([idB])
+
+    // B, cut off and back, heard nothing of itself; nor did A, ever.
+    expect(onB).toHaveLength(2)
+    for (const told of onA)
+      expect([...told.nodes, ...told.joined, ...told.left, ...told.lapsed]).not.toContain(idA)
+    for (const told of onB)
+      expect([...told.nodes, ...told.joined, ...told.left, ...told.lapsed]).not.toContain(idB)
+  })
+
+  it('logs a listener that throws or rejects, and tells the others all the same', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url)
+    a.adapter.onNodesChange(() => {
+      throw new Error('a listener that throws (test)')
+    })
+    a.adapter.onNodesChange(async () => {
+      throw new Error('a listener that rejects (test)')
+    })
+    const told = heard(a)
+    const b = await nodes.start(suite.redis.url)
+    await until(() => told.length === 1, 5000, 'the listener after the failing ones told')
+    expect(told).toEqual([change([b.adapter.node], { joined: [b.adapter.node] })])
+    // Both failures: the first line at once, the second held back for the kind's interval.
+    await until(() => a.warnings.some((w) => w.includes('onNodesChange listener')), 3000, 'the warning')
+    const line = a.warnings.find((w) => w.includes('onNodesChange listener'))
+    expect(line).toContain(RedisErrorCode.LISTENER_FAILED)
+    // The heartbeat that ran the listeners goes on: C's join is heard too.
+    const c = await nodes.start(suite.redis.url)
+    await until(() => told.length === 2, 5000, 'the next change told')
+    expect(told[1]?.joined).toEqual([c.adapter.node])
+  })
+
+  it('stops calling a listener removed, and every listener once the adapter closes', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url)
+    const removed: NodesChange[] = []
+    const remove = a.adapter.onNodesChange((change) => void removed.push(change))
+    remove()
+    remove()
+    const kept = heard(a)
+    const [b, c] = [await nodes.start(suite.redis.url), await nodes.start(suite.redis.url)]
+    await until(() => kept.length === 2, 5000, 'B and C joined')
+    expect(removed).toEqual([])
+
+    const closing = a.adapter.close()
+    const late: NodesChange[] = []
+    a.adapter.onNodesChange((change) => void late.push(change))
+    await closing
+    await nodes.stop(b)
+    // C hears A and B go: A, closed, hears nothing of B.
+    await until(() => c.adapter.liveNodes.length === 0, 5000, 'A and B gone for C')
+    expect(kept).toHaveLength(2)
+    expect(late).toEqual([])
+  })
+
+  it('refuses a listener that is not a function, with a code', async () => {
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url)
+    for (const value of [42, null, undefined, 'listener', {}]) {
+      expect(() => a.adapter.onNodesChange(value as never)).toThrow(
+        expect.objectContaining({ name: 'TypeError', code: 'PARLEY_INVALID_ARGUMENT' }),
+      )
+    }
+  })
+})
