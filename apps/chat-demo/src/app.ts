@@ -145,11 +145,11 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
     ratePeriod,
   )
   // Nothing of the chat's waits at close. The rooms of the sessions nobody claimed are told who is
-  // left by the nodes that stay, once this one has left the cluster (see `LiveNodesWatch`), and
-  // not by this node after its drain: a people list is a cluster-wide lookup, which waits up to
-  // the adapter's `requestTimeout` (5 s) for a node that died and is still in the live set, and
-  // would hold the close (and the deploy) that long; nor could it tell anyone if this node died
-  // in the middle of its drain.
+  // left by the nodes that stay, once this one has left the cluster (see `onNodesChange` in
+  // chat.ts), and not by this node after its drain: a people list is a cluster-wide lookup, which
+  // waits up to the adapter's `requestTimeout` (5 s) for a node that died and is still in the
+  // live set, and would hold the close (and the deploy) that long; nor could it tell anyone if
+  // this node died in the middle of its drain.
   app.addHook('onClose', async () => chat.close())
 
   return app

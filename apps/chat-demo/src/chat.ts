@@ -5,7 +5,6 @@ import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
-import { LiveNodesWatch } from './live-nodes-watch.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
@@ -69,7 +68,8 @@ type ChatSocket = ServerSocket<ClientEvents, ServerEvents, ChatData>
  * refused with STORE_UNAVAILABLE (nothing is sent that the history misses), and the rest
  * (typing, presence) goes on. `clock`: the time this node writes on messages (`at`, ms).
  * `ratePeriod`: the window of the message rate limit, in ms (`Limits.ratePeriod`). Returns what
- * the app runs when it closes: `close` stops the watch of the cluster's nodes (see `LiveNodesWatch`).
+ * the app runs when it closes: `close` stops listening to changes of the cluster's nodes (see
+ * `onNodesChange` below).
  */
 export function setUpChat(
   chat: Chat,
@@ -523,7 +523,7 @@ export function setUpChat(
       // room without them (fetchSockets may catch the moment between the two nodes). The node
       // that takes the session over announces instead; should nobody claim it (its page vanished
       // just before the drain), the nodes that stay announce once this one has left the cluster
-      // (see `LiveNodesWatch`), whether it closed after its drain or died in the middle of it.
+      // (see `onNodesChange` below), whether it closed after its drain or died in the middle of it.
       if (reason === CloseReason.SERVER_HANDOFF) return
       if (socket.data.room) void announce(socket.data.room)
     })
@@ -549,25 +549,24 @@ export function setUpChat(
 
   /**
    * Tells the rooms of this node's people who is there again when a node left the cluster or came
-   * (see `LiveNodesWatch`): each node that stays does so for its own people's rooms, so every
-   * room with someone left in it gets a list. Not while this node drains or closes: its sessions
-   * are on their way to other nodes, and a list made then could miss them.
+   * (a node that died, drained or not, announces nothing: see the README, "Presence across
+   * nodes"): each node that stays does so for its own people's rooms, so every room with someone
+   * left in it gets a list. The adapter says so once per change, as its heartbeat or a node's word
+   * shows it. Not while this node drains or closes: its sessions are on their way to other nodes,
+   * and a list made then could miss them.
    */
   const adapter = chat.adapter
-  const watch =
+  const stop =
     adapter instanceof RedisAdapter
-      ? new LiveNodesWatch(
-          () => adapter.liveNodes,
-          () => {
-            if (chat.closing) return
-            // Once a room: asked again while its run is under way, it would run twice.
-            const rooms = new Set([...chat.sockets.values()].map((socket) => socket.data.room))
-            for (const room of rooms) if (room) relist.ask(room)
-          },
-        )
+      ? adapter.onNodesChange(() => {
+          if (chat.closing) return
+          // Once a room: asked again while its run is under way, it would run twice.
+          const rooms = new Set([...chat.sockets.values()].map((socket) => socket.data.room))
+          for (const room of rooms) if (room) relist.ask(room)
+        })
       : undefined
 
-  return { close: () => watch?.stop() }
+  return { close: () => stop?.() }
 }
 
 /**
