@@ -79,16 +79,20 @@ export interface TakeoverContext {
  *  read the tail, delete the keys: { tail, complete: true }
  * ```
  *
- * Without the old node (it said that it left, before the claim, even before this node started,
- * or while the claimer waits), with
- * a tail sealed already, or after `SEAL_WAIT_MS`, `join` is called then and there and the tail is
- * read as it is. An old node merely out of the live set is asked and waited for all the same: its
- * record lapses when it writes no heartbeat for three intervals (a stalled process, a Redis slow
- * to answer its connection), and such a node is alive, numbering into the tail; read without its
- * seal, the tail would lack what it sends from then on, and its drain, never told of the claim,
- * would hold the session until its timeout. A tail read without the old node's seal may be
- * followed by a step of that node's that Redis runs late (it ended the session, or kept it, its
- * write given up on): `confirm` looks once more.
+ * The marker goes out whatever the old node's state: it is the cut for the claimer as well. A
+ * tail sealed before the claim holds what the old node read on the channel until its seal, and
+ * this node's subscriber may read some of that only after the claim was answered (the claim goes
+ * on another connection): joined then, the socket would get it twice. Joined when the marker comes
+ * back, it gets only what follows the marker. Without the old node (it said that it left, before
+ * the claim, even before this node started, or while the claimer waits), or with a tail sealed
+ * already, only the marker is waited for; otherwise the old node's seal too. After
+ * `SEAL_WAIT_MS` `join` is called and the tail read as it is. An old node merely out of the live
+ * set is asked and waited for all the same: its record lapses when it writes no heartbeat for
+ * three intervals (a stalled process, a Redis slow to answer its connection), and such a node is
+ * alive, numbering into the tail; read without its seal, the tail would lack what it sends from
+ * then on, and its drain, never told of the claim, would hold the session until its timeout. A
+ * tail read without the old node's seal may be followed by a step of that node's that Redis runs
+ * late (it ended the session, or kept it, its write given up on): `confirm` looks once more.
  */
 export class Takeover implements SessionClaim {
   #running: Promise<HandOffTail> | undefined
@@ -97,6 +101,10 @@ export class Takeover implements SessionClaim {
   #wake: (() => void) | undefined
   /** The tail was read without the old node's seal: `confirm` asks Redis. */
   #unsealed = false
+  /** This node's marker came back: the cut reached its subscriber. */
+  #markerBack = false
+  /** Nothing more is waited for from the old node: sealed before the claim, or it said that it left. */
+  #oldNodeDone = false
 
   constructor(
     readonly snapshot: SessionSnapshot,
@@ -122,22 +130,30 @@ export class Takeover implements SessionClaim {
   marked(): void {
     this.context.markerBack(this.snapshot.id)
     this.#joinNow()
+    this.#markerBack = true
+    if (this.#oldNodeDone) this.#wake?.()
   }
 
-  /** The old node sealed the tail. */
+  /**
+   * The old node sealed the tail. Its answer comes after the marker on this node's subscriber
+   * (the old node read the marker before it sealed), unless that connection dropped meanwhile.
+   */
   sealed(): void {
     this.#joinNow()
     this.#wake?.()
   }
 
-  /** `node` said that it left: if it is the old node, nothing more comes from it. */
+  /**
+   * `node` said that it left: if it is the old node, nothing more comes from it, and only the
+   * marker is waited for (what that node read before it left is in the tail).
+   */
   left(node: string): void {
     if (node !== this.context.oldNode) return
-    this.#joinNow()
-    this.#wake?.()
+    this.#oldNodeDone = true
+    if (this.#markerBack) this.#wake?.()
   }
 
-  /** The adapter closes: stop waiting. */
+  /** The adapter closes, or the marker's PUBLISH failed: stop waiting. */
   cancel(): void {
     this.#joinNow()
     this.#wake?.()
@@ -150,7 +166,8 @@ export class Takeover implements SessionClaim {
       // Out of the live set, the old node may be alive all the same (its heartbeat late: a
       // stalled process, a Redis slow to answer its connection), and still sending into the
       // tail: it is asked to seal, and waited for, unless it said that it left.
-      if (!context.sealed && !(await context.saidGoodbye(context.oldNode))) await this.#awaitSeal()
+      this.#oldNodeDone = context.sealed || (await context.saidGoodbye(context.oldNode))
+      await this.#awaitCut()
     } catch (err) {
       context.failed(err)
     }
@@ -168,11 +185,12 @@ export class Takeover implements SessionClaim {
     return tail
   }
 
-  async #awaitSeal(): Promise<void> {
+  /**
+   * Sends the marker and waits for the cut: the marker back, and the old node's seal unless
+   * nothing more comes from it; at most `SEAL_WAIT_MS` from the marker sent.
+   */
+  async #awaitCut(): Promise<void> {
     const context = this.context
-    const woken = new Promise<void>((resolve) => {
-      this.#wake = resolve
-    })
     const marker: ClaimMarker = {
       k: 'claim',
       n: context.node,
@@ -180,6 +198,9 @@ export class Takeover implements SessionClaim {
       h: context.hash,
       ep: context.epoch,
     }
+    const woken = new Promise<void>((resolve) => {
+      this.#wake = resolve
+    })
     if (!(await context.publish(marker, this))) {
       context.unregister()
       return
