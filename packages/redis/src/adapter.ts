@@ -1030,9 +1030,14 @@ export class RedisAdapter implements Adapter {
         })
         markedAt = this.#cut.count
         this.#publish(this.#channels.broadcast, marker, (_why, sent) => {
-          // Never sent, or refused: Redis never runs it.
-          if (!sent) markedAt = undefined
-          takeover.cancel()
+          // Sent and given up: Redis may run it late, and the claimer stops waiting for it.
+          if (sent) {
+            takeover.cancel()
+            return
+          }
+          // Never sent, or refused: Redis never runs it; the takeover sends it again.
+          markedAt = undefined
+          takeover.markerLost()
         })
         return true
       },

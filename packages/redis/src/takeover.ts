@@ -69,6 +69,15 @@ export interface TakeoverContext {
 }
 
 /**
+ * How many times a takeover sends its claim marker when Redis surely did not run it (refused, or
+ * never sent), within its wait (`SEAL_WAIT_MS`): without it on the channel there is no cut.
+ */
+const MARKER_TRIES = 5
+
+/** The pause before a marker Redis did not run is sent again: a Redis that refused it (loading) may take it a moment later. */
+const MARKER_AGAIN_MS = 100
+
+/**
  * A session this node won (see `RedisAdapter.claimSession`), until it took it over:
  *
  * ```
@@ -105,6 +114,10 @@ export class Takeover implements SessionClaim {
   #markerBack = false
   /** Nothing more is waited for from the old node: sealed before the claim, or it said that it left. */
   #oldNodeDone = false
+  /** Redis surely did not run the marker last sent (see `markerLost`). */
+  #markerLost = false
+  /** The adapter closes, or the marker was given up: the wait is over. */
+  #over = false
 
   constructor(
     readonly snapshot: SessionSnapshot,
@@ -153,9 +166,19 @@ export class Takeover implements SessionClaim {
     if (this.#markerBack) this.#wake?.()
   }
 
-  /** The adapter closes, or the marker's PUBLISH failed: stop waiting. */
+  /** The adapter closes, or the marker was given up unanswered (Redis may run it late): stop waiting. */
   cancel(): void {
+    this.#over = true
     this.#joinNow()
+    this.#wake?.()
+  }
+
+  /**
+   * Redis surely did not run the marker (it refused it, or it was never sent): it is sent again,
+   * while the wait lasts (at most `MARKER_TRIES` in all).
+   */
+  markerLost(): void {
+    this.#markerLost = true
     this.#wake?.()
   }
 
@@ -187,7 +210,8 @@ export class Takeover implements SessionClaim {
 
   /**
    * Sends the marker and waits for the cut: the marker back, and the old node's seal unless
-   * nothing more comes from it; at most `SEAL_WAIT_MS` from the marker sent.
+   * nothing more comes from it; at most `SEAL_WAIT_MS` from the first marker sent. A marker
+   * Redis did not run is sent again after a pause, within that wait.
    */
   async #awaitCut(): Promise<void> {
     const context = this.context
@@ -198,18 +222,27 @@ export class Takeover implements SessionClaim {
       h: context.hash,
       ep: context.epoch,
     }
-    const woken = new Promise<void>((resolve) => {
-      this.#wake = resolve
-    })
-    if (!(await context.publish(marker, this))) {
-      context.unregister()
-      return
-    }
-    const stop = sealWaits.start(() => this.#wake?.())
+    let stop: (() => void) | undefined
+    let ranOut = false
     try {
-      await woken
+      for (let tries = 1; ; tries++) {
+        const woken = new Promise<void>((resolve) => {
+          this.#wake = resolve
+        })
+        this.#markerLost = false
+        if (!(await context.publish(marker, this))) return
+        stop ??= sealWaits.start(() => {
+          ranOut = true
+          this.#wake?.()
+        })
+        await woken
+        if (!this.#markerLost || this.#over || ranOut || tries === MARKER_TRIES) return
+        await new Promise((resolve) => setTimeout(resolve, MARKER_AGAIN_MS))
+        if (this.#over || ranOut) return
+      }
     } finally {
-      stop()
+      this.#wake = undefined
+      stop?.()
       context.unregister()
     }
   }
