@@ -183,11 +183,14 @@ function client(value: unknown): RedisClient {
 
 function prefix(value: unknown): string {
   if (value === undefined) return defaults.prefix
-  // Keys and channels are `<prefix>:...`: whitespace or a wildcard in it would surprise.
-  if (typeof value !== 'string' || !/^[^\s*?[\]]{1,100}$/.test(value)) {
+  // Keys and channels are `<prefix>:...`: whitespace or a wildcard in it would surprise. Counted
+  // in characters (code points, the `u` flag), as a user counts them, not in UTF-16 units. A lone
+  // surrogate (half of a pair) is no character: sent as UTF-8 it becomes U+FFFD, and prefixes
+  // that differ would name the same keys.
+  if (typeof value !== 'string' || !/^[^\s*?[\]]{1,100}$/u.test(value) || /\p{Cs}/u.test(value)) {
     throw new RedisAdapterOptionError(
       'prefix',
-      `must be 1 to 100 characters without whitespace (spaces, tabs, line breaks, no-break spaces) or * ? [ ], got ${describe(value)}`,
+      `must be 1 to 100 characters (code points: an emoji is one) without whitespace (spaces, tabs, line breaks, no-break spaces) or * ? [ ], and no lone surrogate (half of a UTF-16 pair), got ${describe(value)}`,
     )
   }
   return value

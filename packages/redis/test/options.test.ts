@@ -47,6 +47,22 @@ describe('redisAdapter() options', () => {
     expect(client.duplicate).not.toHaveBeenCalled()
   })
 
+  it('counts the prefix in characters, as the README does: an emoji is one, half of one is none', () => {
+    const client = fakeClient()
+    // 100 characters, 200 UTF-16 units: within the bound.
+    expect(typeof redisAdapter({ client, prefix: '🦜'.repeat(100) })).toBe('function')
+    expect(typeof redisAdapter({ client, prefix: `${'a'.repeat(99)}🦜` })).toBe('function')
+    expect(refusal({ client, prefix: '🦜'.repeat(101) }).message).toMatch(/1 to 100 characters \(code points/)
+    // Half of a UTF-16 pair is no character: Redis would get U+FFFD in its place, one key for
+    // prefixes that differ.
+    for (const lone of ['chat\ud83e', '\udd9cchat']) {
+      const error = refusal({ client, prefix: lone })
+      expect(error.option).toBe('prefix')
+      expect(error.code).toBe('PARLEY_INVALID_OPTION')
+      expect(error.message).toMatch(/lone surrogate/)
+    }
+  })
+
   it.each([
     [undefined, 'options', /must be an object/],
     [{}, 'client', /node-redis client/],
