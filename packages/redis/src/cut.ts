@@ -47,7 +47,10 @@ interface Position {
  * by Redis, and come back late. The sockets positioned then take it at once; the ones
  * positioned later (a session taken over since, which was in no room here when it was emitted)
  * take it when it comes back, as they take every own broadcast still on its way: they stay
- * positioned until it did, or one sent after it did (see `GivenUp`).
+ * positioned until it did, or one sent after it did (see `GivenUp`). The sockets that took it
+ * owe it nothing more: released, they take no own broadcast when it comes back, so they are
+ * released as soon as nothing else is on its way, rather than one round trip late at the next
+ * own broadcast back (of a PUBLISH that never runs, Redis says nothing).
  */
 export class Cut {
   readonly #positioned = new Map<string, Position>()
@@ -141,13 +144,13 @@ export class Cut {
   }
 
   /**
-   * Ends the positioning of `id` once none of this node's own broadcasts is on its way (at once
-   * when none is): those it was left out of when emitted still reach it when they come back.
+   * Ends the positioning of `id` once none of this node's own broadcasts is on its way to it (at
+   * once when none is): those it was left out of when emitted still reach it when they come back.
    */
   release(id: string): void {
     if (!this.#positioned.has(id)) return
-    if (this.#settled) this.unposition(id)
-    else this.#releases.add(id)
+    this.#releases.add(id)
+    this.#settle()
   }
 
   /** Counts an own broadcast about to be PUBLISHed; its `q`. */
@@ -191,21 +194,22 @@ export class Cut {
     this.lost(q)
   }
 
-  /** Whether none of this node's own broadcasts is on its way (given up ones included). */
-  get #settled(): boolean {
-    return this.#back >= this.#sent && this.#givenUp.size === 0
-  }
-
   /**
    * Counts the lost broadcasts right after `#back` as settled (an earlier one still on its way
    * keeps later ones waiting: own broadcasts come back in order), then releases the sockets
-   * waiting for none to be on its way.
+   * waiting for none to be on its way to them. One given up that Redis may still run is not on
+   * its way to the sockets positioned when it was given up: they took it then, and released,
+   * they take no own broadcast when it comes back. Only a socket positioned since waits for it.
    */
   #settle(): void {
     for (const q of this.#lost) if (q <= this.#back) this.#lost.delete(q)
     while (this.#lost.delete(this.#back + 1)) this.#back++
-    if (!this.#settled) return
-    for (const id of this.#releases) this.#positioned.delete(id)
-    this.#releases.clear()
+    if (this.#back < this.#sent) return
+    for (const id of this.#releases) {
+      const position = this.#positioned.get(id)
+      if (position && this.#givenUp.owes(position.at)) continue
+      this.#positioned.delete(id)
+      this.#releases.delete(id)
+    }
   }
 }

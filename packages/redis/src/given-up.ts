@@ -59,6 +59,17 @@ export class GivenUp {
   }
 
   /**
+   * Whether one remembered may still reach the socket of positioning `at` should it come back:
+   * one it did not take when it was given up (it was positioned since). Whatever the count the
+   * socket is positioned past: one sent before a claim marker may run after it, late, on
+   * another connection, and be on the claimer's side of the cut.
+   */
+  owes(at: number): boolean {
+    for (const takenBy of this.#given.values()) if (at > takenBy) return true
+    return false
+  }
+
+  /**
    * Own broadcast `q` is back now (or settled by a note sent after it): every one up to `q` is
    * forgotten, as it came back before, or never will. Whether any was.
    */

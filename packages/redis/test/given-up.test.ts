@@ -20,6 +20,18 @@ describe('own broadcasts given up', () => {
     expect(given.takenBy(4)).toBeUndefined()
   })
 
+  it('are owed only to sockets positioned after they were given up', () => {
+    const given = new GivenUp()
+    given.add(2, 1)
+    given.add(4, 3)
+    // Positionings 1 to 3 took 4 when it was given up, and 1 took 2 as well.
+    expect(given.owes(1)).toBe(false)
+    expect(given.owes(3)).toBe(true)
+    given.back(2)
+    expect(given.owes(3)).toBe(false)
+    expect(given.owes(4)).toBe(true)
+  })
+
   it('stay bounded through an outage that brings none back, and still count as taken', () => {
     const given = new GivenUp()
     const total = MAX_GIVEN_UP * 3

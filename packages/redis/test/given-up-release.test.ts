@@ -1,0 +1,98 @@
+// A socket taken over waits, positioned, for its node's own broadcasts still on their way (see
+// cut.ts). One whose PUBLISH is given up unanswered reaches it at once: from then on the socket
+// owes nothing to that broadcast, whether Redis runs it late or never. It is released as soon as
+// nothing else of its node's is on its way, rather than kept waiting for a later broadcast of
+// its node (or a note) to come back, and takes the next one when it is emitted.
+import type { ClaimAnswer, SessionClaim } from '@parley/server'
+import { describe, expect, it, vi } from 'vitest'
+import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { until, within } from '../../server/test/helpers.js'
+import { sealWaits } from '../src/takeover.js'
+import { FakeCluster, message, snapshotOf, to } from './handoff-support.js'
+
+function won(claim: ClaimAnswer | undefined): SessionClaim {
+  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
+    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
+  return claim
+}
+
+const isNews = (args: string[], arg: string) =>
+  args[0] === 'PUBLISH' && (args[2] ?? '').includes(`\\"news\\",[\\"${arg}\\"]`)
+
+describe.skipIf(skipRedisSuites())('an own broadcast given up while a socket taken over waits', () => {
+  it('releases the socket that took it as soon as nothing else is on its way', async () => {
+    const redis = await startRedis()
+    // b's subscriber reaches Redis through a proxy that can hold what Redis sends it.
+    const proxy = await startTcpProxy(redis.port)
+    const cluster = new FakeCluster(redis.url)
+    // b's wait for its marker runs out by hand, once its own broadcast is on its way.
+    const wakes: (() => void)[] = []
+    const spy = vi.spyOn(sealWaits, 'start').mockImplementation((wake) => {
+      wakes.push(wake)
+      return () => {}
+    })
+    let release: (() => void) | undefined
+    let neverRuns: ((err: Error) => void) | undefined
+    try {
+      const a = await cluster.node()
+      const b = await cluster.node(redis.url, {
+        requestTimeout: 300,
+        subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}`,
+      })
+      await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+
+      // a's drain ended with session `sid` unclaimed: its tail is sealed.
+      const sid = 'sid-given-up'
+      a.sockets.add('s1', sid)
+      a.adapter.addAll('s1', ['s1', 'r'])
+      await a.adapter.sessionOpened(sid)
+      expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+      await a.adapter.sealHandOff(sid, [])
+
+      // b's subscriber stops reading: y1, b's own, is on its way back when b joins the socket.
+      release = proxy.holdDownstream()
+      b.adapter.broadcast(message('news', ['y1']), to(['r']))
+      const claim = won(await b.adapter.claimSession(sid))
+      const taken = b.sockets.add('s1', sid)
+      const done = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+      await until(() => wakes.length === 1, 5000, 'the wait for the marker')
+      wakes[0]!()
+      await within(done, 5000, 'the takeover')
+      expect(b.adapter.handingOver).toBe(1)
+
+      // x1, emitted after the join, is held on its way to Redis and given up: the socket takes it.
+      b.hold = (args) =>
+        isNews(args, 'x1')
+          ? new Promise((_, reject) => {
+              neverRuns = reject
+            })
+          : undefined
+      b.adapter.broadcast(message('news', ['x1']), to(['r']))
+      await until(() => b.adapter.stats.lostBroadcasts === 1, 5000, 'x1 given up')
+      expect(taken.got).toEqual(['x1'])
+
+      // y1 comes back (before the cut: not the socket's), and nothing else is on its way.
+      release()
+      release = undefined
+      await until(() => b.adapter.handingOver === 0, 3000, 'the socket released')
+
+      // x1 never runs (its connection would have dropped it). The next reaches the socket as
+      // it is emitted, once.
+      neverRuns?.(new Error('the connection dropped'))
+      b.hold = undefined
+      b.adapter.broadcast(message('news', ['x2']), to(['r']))
+      expect(taken.got).toEqual(['x1', 'x2'])
+      a.adapter.broadcast(message('news', ['x3']), to(['r']))
+      await until(() => taken.got.includes('x3'), 5000, 'x3 at the socket')
+      expect(taken.got).toEqual(['x1', 'x2', 'x3'])
+    } finally {
+      release?.()
+      neverRuns?.(new Error('the test ended'))
+      spy.mockRestore()
+      await cluster.close()
+      await proxy.close()
+      await redis.stop()
+    }
+  })
+})
