@@ -39,8 +39,8 @@ describe.skipIf(skipRedisSuites())('an own broadcast given up and run late', () 
       await until(() => b!.adapter.stats.lostBroadcasts === 1, 5000, 'the broadcast given up')
       // The socket positioned then took it at once.
       expect(handedTail).toHaveLength(1)
-      // Taken over now (sealed: no marker to wait for), the session's socket joins its rooms,
-      // positioned: it was in none when the broadcast was emitted.
+      // Taken over now (sealed, and Redis, stalled, takes no marker: no cut to wait for), the
+      // session's socket joins its rooms, positioned: it was in none when the broadcast was emitted.
       const taken = b!.sockets.add('y', 'sid-y')
       const done = claim.takeOver(() => b!.adapter.addAll('y', ['y', 'r']))
       await until(() => b!.adapter.handingOver === 2, 5000, 'the socket positioned')
