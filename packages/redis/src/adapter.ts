@@ -1030,9 +1030,9 @@ export class RedisAdapter implements Adapter {
         })
         markedAt = this.#cut.count
         this.#publish(this.#channels.broadcast, marker, (_why, sent) => {
-          // Sent and given up: Redis may run it late, and the claimer stops waiting for it.
+          // Sent and given up: Redis was slow, and may still run it, as the cut.
           if (sent) {
-            takeover.cancel()
+            takeover.markerGivenUp()
             return
           }
           // Never sent, or refused: Redis never runs it; the takeover sends it again.

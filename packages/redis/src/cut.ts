@@ -32,10 +32,11 @@ interface Position {
  * emitted keeps their order. Under a steady stream of its own broadcasts that may take a while;
  * the socket meanwhile gets them one Redis round trip later, in order.
  *
- * A claimer that joins before its marker came back (its wait for the seal ran out, or the marker's
- * PUBLISH was given up) positions the socket past its own broadcasts PUBLISHed before the marker
- * (`positionUntilBack` with `after`): they are before the cut, the old node's. Once the marker is
- * back, every own broadcast that comes back is after it (`markerBack`).
+ * A claimer that joins before its marker came back (its wait ran out while its subscriber was slow
+ * to read, or while Redis had not run a marker it gave up on) positions the socket past its own
+ * broadcasts PUBLISHed before the marker (`positionUntilBack` with `after`): they are before the
+ * cut, the old node's. Once the marker is back, every own broadcast that comes back is after it
+ * (`markerBack`).
  *
  * Redis delivers at most once: an own broadcast PUBLISHed while this node's subscriber was
  * reconnecting is taken by Redis and never comes back. After it resubscribed, the node

@@ -116,7 +116,7 @@ export class Takeover implements SessionClaim {
   #oldNodeDone = false
   /** Redis surely did not run the marker last sent (see `markerLost`). */
   #markerLost = false
-  /** The adapter closes, or the marker was given up: the wait is over. */
+  /** The adapter closes, or the marker was given up with nothing else to wait for: the wait is over. */
   #over = false
 
   constructor(
@@ -166,11 +166,22 @@ export class Takeover implements SessionClaim {
     if (this.#markerBack) this.#wake?.()
   }
 
-  /** The adapter closes, or the marker was given up unanswered (Redis may run it late): stop waiting. */
+  /** The adapter closes (or the marker was given up with nothing else to wait for): stop waiting. */
   cancel(): void {
     this.#over = true
     this.#joinNow()
     this.#wake?.()
+  }
+
+  /**
+   * The marker's PUBLISH got no answer within `requestTimeout`: Redis may still run it. While the
+   * old node's seal is awaited, the wait goes on (within `SEAL_WAIT_MS`): that node seals behind
+   * what it read before the marker, and a socket joined now would take that live as well. With
+   * nothing to wait for from the old node, it ends now rather than wait on a stalled Redis: the
+   * socket joins past this node's own broadcasts sent before the marker.
+   */
+  markerGivenUp(): void {
+    if (this.#oldNodeDone) this.cancel()
   }
 
   /**
