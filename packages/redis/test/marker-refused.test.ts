@@ -100,4 +100,34 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
       await redis.stop()
     }
   })
+
+  it('stops after five markers all refused: the takeover goes on without a cut, within its bound', async () => {
+    const redis = await startRedis()
+    const cluster = new FakeCluster(redis.url)
+    try {
+      const [a, b] = await cluster.start(2)
+      const sid = 'sid-refused-always'
+      a!.sockets.add('s1', sid)
+      a!.adapter.addAll('s1', ['s1', 'r'])
+      await a!.adapter.sessionOpened(sid)
+      expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+      const claim = won(await b!.adapter.claimSession(sid))
+      b!.hold = (args) =>
+        isMarker(args) ? Promise.reject(new Error('ERR every marker is refused')) : undefined
+      let joins = 0
+      const result = await within(
+        claim.takeOver(() => joins++),
+        5000,
+        'the takeover',
+      )
+      expect(b!.commands.filter(isMarker)).toHaveLength(5)
+      expect(joins).toBe(1)
+      // Read without the old node's seal: it never heard of the claim.
+      expect(result).toMatchObject({ tail: [], complete: false, late: false })
+      expect(a!.sockets.claims).toEqual([])
+    } finally {
+      await cluster.close()
+      await redis.stop()
+    }
+  })
 })
