@@ -1030,9 +1030,13 @@ export class RedisAdapter implements Adapter {
         })
         markedAt = this.#cut.count
         this.#publish(this.#channels.broadcast, marker, (_why, sent) => {
-          // Sent and given up: Redis was slow, and may still run it, as the cut.
+          // Sent and given up: Redis was slow, and may still run it, as the cut. Or the
+          // connection dropped first (it is not ready now): it most likely never ran, and goes
+          // again once the connection is back; should both run, the first is the cut for both
+          // nodes, which read the channel in one order.
           if (sent) {
-            takeover.markerGivenUp()
+            if (this.#commands.client.isReady) takeover.markerGivenUp()
+            else takeover.markerDropped()
             return
           }
           // Never sent, or refused: Redis never runs it; the takeover sends it again.

@@ -114,7 +114,9 @@ export class Takeover implements SessionClaim {
   #markerBack = false
   /** Nothing more is waited for from the old node: sealed before the claim, or it said that it left. */
   #oldNodeDone = false
-  /** Redis surely did not run the marker last sent (see `markerLost`). */
+  /** The old node's seal came. */
+  #sealHeard = false
+  /** The marker last sent is to be sent again: Redis did not run it (see `markerLost`). */
   #markerLost = false
   /** The adapter closes, or the marker was given up with nothing else to wait for: the wait is over. */
   #over = false
@@ -144,7 +146,7 @@ export class Takeover implements SessionClaim {
     this.context.markerBack(this.snapshot.id)
     this.#joinNow()
     this.#markerBack = true
-    if (this.#oldNodeDone) this.#wake?.()
+    this.#wake?.()
   }
 
   /**
@@ -153,6 +155,7 @@ export class Takeover implements SessionClaim {
    */
   sealed(): void {
     this.#joinNow()
+    this.#sealHeard = true
     this.#wake?.()
   }
 
@@ -163,7 +166,7 @@ export class Takeover implements SessionClaim {
   left(node: string): void {
     if (node !== this.context.oldNode) return
     this.#oldNodeDone = true
-    if (this.#markerBack) this.#wake?.()
+    this.#wake?.()
   }
 
   /** The adapter closes (or the marker was given up with nothing else to wait for): stop waiting. */
@@ -182,6 +185,17 @@ export class Takeover implements SessionClaim {
    */
   markerGivenUp(): void {
     if (this.#oldNodeDone) this.cancel()
+  }
+
+  /**
+   * The marker's connection dropped before Redis answered it: it most likely never ran, though
+   * Redis may still run it late. While the old node's seal is awaited, it is sent again once the
+   * connection is back (see `markerLost`); whichever runs first is the cut, for the old node and
+   * this one alike. With nothing to wait for from the old node, as `markerGivenUp`.
+   */
+  markerDropped(): void {
+    if (this.#oldNodeDone) this.cancel()
+    else this.markerLost()
   }
 
   /**
@@ -219,10 +233,15 @@ export class Takeover implements SessionClaim {
     return tail
   }
 
+  /** The cut is reached: the seal came, or the marker came back with no seal to wait for. */
+  get #cutReached(): boolean {
+    return this.#sealHeard || (this.#markerBack && this.#oldNodeDone)
+  }
+
   /**
    * Sends the marker and waits for the cut: the marker back, and the old node's seal unless
    * nothing more comes from it; at most `SEAL_WAIT_MS` from the first marker sent. A marker
-   * Redis did not run is sent again after a pause, within that wait.
+   * Redis did not run is sent again after a pause, within that wait, unless one came back since.
    */
   async #awaitCut(): Promise<void> {
     const context = this.context
@@ -235,21 +254,35 @@ export class Takeover implements SessionClaim {
     }
     let stop: (() => void) | undefined
     let ranOut = false
+    // What ends the wait is read from the state after each wake: a wake during the pause below
+    // finds nobody listening, and is read after it.
+    const ended = () => this.#over || ranOut || this.#cutReached
     try {
       for (let tries = 1; ; tries++) {
-        const woken = new Promise<void>((resolve) => {
+        let woken = new Promise<void>((resolve) => {
           this.#wake = resolve
         })
-        this.#markerLost = false
-        if (!(await context.publish(marker, this))) return
-        stop ??= sealWaits.start(() => {
-          ranOut = true
-          this.#wake?.()
-        })
-        await woken
-        if (!this.#markerLost || this.#over || ranOut || tries === MARKER_TRIES) return
+        // One that ran late came back during the pause: only the seal is waited for.
+        if (!this.#markerBack) {
+          this.#markerLost = false
+          if (!(await context.publish(marker, this))) return
+          stop ??= sealWaits.start(() => {
+            ranOut = true
+            this.#wake?.()
+          })
+        }
+        for (;;) {
+          await woken
+          if (ended()) return
+          // Not run, and none back: sent again. Back (an earlier one ran late): only the seal waits.
+          if (this.#markerLost && !this.#markerBack) break
+          woken = new Promise<void>((resolve) => {
+            this.#wake = resolve
+          })
+        }
+        if (tries === MARKER_TRIES) return
         await new Promise((resolve) => setTimeout(resolve, MARKER_AGAIN_MS))
-        if (this.#over || ranOut) return
+        if (ended()) return
       }
     } finally {
       this.#wake = undefined

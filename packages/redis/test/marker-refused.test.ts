@@ -101,6 +101,73 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
     }
   })
 
+  it('sends the marker again once a dropped connection is back: the old node seals at the cut', async () => {
+    const redis = await startRedis()
+    // b's subscriber reaches Redis through a proxy that can hold what Redis sends it.
+    const proxy = await startTcpProxy(redis.port)
+    const cluster = new FakeCluster(redis.url)
+    let release: (() => void) | undefined
+    try {
+      const a = await cluster.node()
+      const b = await cluster.node(redis.url, { subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}` })
+      const c = await cluster.node()
+      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+
+      const sid = 'sid-dropped'
+      const handed = a.sockets.add('s1', sid)
+      a.adapter.addAll('s1', ['s1', 'r'])
+      await a.adapter.sessionOpened(sid)
+      handed.handedOff = (text) => a.adapter.appendHandOff(sid, text)
+      expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+      const claim = won(await b.adapter.claimSession(sid))
+
+      release = proxy.holdDownstream()
+      c.adapter.broadcast(message('news', ['x1']), to(['r']))
+      await eventually(
+        async () => {
+          const keys = (await a.redis.sendCommand(['KEYS', `${cluster.prefix}:handoff:*:tail`])) as string[]
+          return keys[0] !== undefined && Number(await a.redis.sendCommand(['LLEN', keys[0]])) === 1
+        },
+        5000,
+        'x1 in the tail',
+      )
+
+      // b's first marker is lost with its connection: never run, no answer.
+      let drop: ((err: Error) => void) | undefined
+      b.hold = (args) =>
+        isMarker(args) && drop === undefined
+          ? new Promise((_, reject) => {
+              drop = reject
+            })
+          : undefined
+      const taken = b.sockets.add('s1', sid)
+      const done = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+      await until(() => drop !== undefined, 5000, 'the marker on its way')
+      b.down = true
+      drop!(new Error('the connection dropped'))
+      // The failure is handled within this turn (no I/O): the connection comes back after it.
+      await new Promise((resolve) => setImmediate(resolve))
+      b.down = false
+      await until(() => a.sockets.claims.includes(sid), 5000, 'the marker sent again, at a')
+      release()
+      release = undefined
+      const result = await within(done, 5000, 'the takeover')
+      expect(b.commands.filter(isMarker)).toHaveLength(2)
+      expect(result).toMatchObject({ complete: true, late: false })
+
+      c.adapter.broadcast(message('news', ['x2']), to(['r']))
+      await until(() => taken.got.includes('x2'), 5000, 'x2 at the socket')
+      b.adapter.broadcast(message('news', ['x3']), to(['r']))
+      await until(() => taken.got.includes('x3'), 5000, 'x3 at the socket')
+      expect([...result.tail.map(argOf), ...taken.got]).toEqual(['x1', 'x2', 'x3'])
+    } finally {
+      release?.()
+      await cluster.close()
+      await proxy.close()
+      await redis.stop()
+    }
+  })
+
   it('stops after five markers all refused: the takeover goes on without a cut, within its bound', async () => {
     const redis = await startRedis()
     const cluster = new FakeCluster(redis.url)
