@@ -69,8 +69,9 @@ export interface TakeoverContext {
 }
 
 /**
- * How many times a takeover sends its claim marker when Redis surely did not run it (refused, or
- * never sent), within its wait (`SEAL_WAIT_MS`): without it on the channel there is no cut.
+ * How many times a takeover sends its claim marker when Redis did not run it (refused, or lost
+ * with a dropped connection), within its wait (`SEAL_WAIT_MS`): without it on the channel there
+ * is no cut.
  */
 const MARKER_TRIES = 5
 
