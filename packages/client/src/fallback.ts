@@ -56,6 +56,9 @@ import {
  * transport itself (400 on the upgrade, a reset) fails over at once, a refusal of the client
  * (middleware, origin, version) ends the attempt, and so does an auth function that does not
  * settle (no transport's fault: the next attempt, after the backoff, tries the same transport).
+ * Nor, within the quiet time after a handoff, does a resume's try that busy nodes failed (a HELLO
+ * unanswered in time, a 503, a balancer's 502): untold, it ends the attempt, and the next one,
+ * after the backoff, begins again at the transport in use before the handoff (see #connect).
  * A probe whose auth fails blames no transport either (see #tryProbe). A probe that failed once
  * its HELLO went may still have been taken (its answer lost): MOVED, or PARLEY_TRANSPORT_MISMATCH,
  * on T after it is that move, and the session resumes at once on T, blaming nothing (see moved()).
@@ -440,9 +443,23 @@ export class Connection {
         // over (a loaded machine), not one that refused. Its wait is not counted, else three
         // such tries of 3 s spend the quiet time, and the application hears a disconnect in the
         // middle of a deploy; up to a second quiet time, for a network that answers nothing.
-        if (began < this.#quietUntil && error.code === ErrorCode.HANDSHAKE_TIMEOUT)
+        const patient = began < this.#quietUntil
+        if (patient && error.code === ErrorCode.HANDSHAKE_TIMEOUT)
           this.#quietUntil = Math.min(this.#quietUntil + performance.now() - began, this.#quietEnd)
-        this.#host.notify('transport_error', name, error)
+        // A resume's try that busy nodes failed within that quiet time blames no transport: a
+        // HELLO sent and not answered in time (a node taking the session over, as while it waits
+        // for the old node's seal; not an upgrade left unanswered, nor a stream that stalled), or
+        // one turned away (a draining node, or a node where the session is still arriving: 503;
+        // a balancer's 502). The application hears nothing of it, and the client does not step
+        // down, which would bring the session back on a worse transport: the same one is tried
+        // again (at once, once, after a 503), then after the backoff.
+        const held =
+          why === 'resume' &&
+          patient &&
+          (busy(error) ||
+            error.details?.status === 502 ||
+            (error.code === ErrorCode.HANDSHAKE_TIMEOUT && !t.unsent && !error.details?.stalled))
+        if (!held) this.#host.notify('transport_error', name, error)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
         // A refusal of this client (`details.refused`, see Transport.open) ends the attempt: no
@@ -470,7 +487,7 @@ export class Connection {
         if (again && !retried.includes(name)) {
           retried.push(name)
           queue.unshift(name)
-        }
+        } else if (held) break
         continue
       } finally {
         // Settled: nothing left for close() to let go. (Another attempt's, after a close() and a
