@@ -268,6 +268,33 @@ describe('a WebSocket resume after a handoff', () => {
     expect(lateUpgrades()).toBe(2)
     await drained
   })
+
+  it('steps down all the same when no upgrade is answered, and says so: the transport failed, not a node', async () => {
+    // A busy node answers a HELLO late; an upgrade that nothing answers is a WebSocket that no
+    // longer gets through (a proxy that swallows it), however patient the client is after a
+    // handoff: SSE takes the session, and the application hears why.
+    let answer = () => {}
+    const never = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    const { c, said, lateUpgrades, handOff } = await connectedBeforeHandoff(['websocket', 'sse'], {
+      busy: { late: upgrades.late, wait: () => never },
+      connectTimeout: 1000,
+    })
+    const id = c.id
+    const drained = handOff()
+    try {
+      await until(() => said.some((line) => line.includes('->')), 5000, 'the resume')
+    } finally {
+      // The held upgrade goes on (its client gone), so that the node can close.
+      answer()
+    }
+    expect(said).toEqual(['websocket PARLEY_HANDSHAKE_TIMEOUT', 'websocket -> sse (resume)'])
+    expect(lateUpgrades()).toBe(1)
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
+    await drained
+  })
 })
 
 describe('a WebSocket resume relayed by the draining node', () => {
