@@ -89,23 +89,16 @@ const pattern = (name: string) =>
 
 /**
  * Whether `doc` names the line: its logger's prefix (`parley: `) then its name, its count
- * written `N`, any other placeholder as the doc likes (`"<event>"`, `redis://10.0.0.5:6379`);
- * or, in a cell that lists several lines of the adapter, `... ` then its name without
- * `the adapter `.
+ * written `N`, any other placeholder as the doc likes (`"<event>"`, `redis://10.0.0.5:6379`).
  */
 export function namedIn(doc: string, line: LogLine, logger: Logger = SERVER): boolean {
   const name = nameOf(line.message, logger)
-  const short = name.replace(/^the adapter /, '')
-  return new RegExp(`\`(?:${literal(logger.prefix)}${pattern(name)}|\\.\\.\\. ${pattern(short)})`).test(
-    oneLine(doc),
-  )
+  return new RegExp(`\`${literal(logger.prefix)}${pattern(name)}`).test(oneLine(doc))
 }
 
 /**
  * The lines `doc` names as the logger's (`` `parley: ...` `` for the server's): each up to its
- * first ` ...`, its count written `N`; `"<event>"` for a part the line fills in. A cell's `... `
- * shorthand for the next line of a list is not read: those lines are held to the docs by
- * `namedIn`.
+ * first ` ...`, its count written `N`; `"<event>"` for a part the line fills in.
  */
 export function linesNamedIn(doc: string, logger: Logger = SERVER): string[] {
   const named = [...oneLine(doc).matchAll(new RegExp(`\`${literal(logger.prefix)}([^\`]*)\``, 'g'))].map(
