@@ -13,11 +13,14 @@ export interface NodesChange {
    * and that beats again (it was cut off from Redis, or stalled, and is back).
    */
   readonly joined: readonly string[]
-  /** Nodes that closed and said so: their sessions went with their drain, or ended. */
+  /**
+   * Nodes that closed and said so: their sessions went with their drain, or ended. Heard as they
+   * say it, or read at the next heartbeat from the mark their goodbye left in Redis.
+   */
   readonly left: readonly string[]
   /**
-   * Nodes whose record lapsed (no heartbeat for three intervals) without a goodbye this node
-   * heard: killed, crashed, or cut off from Redis, and then perhaps alive (see "Session owners").
+   * Nodes whose record lapsed (no heartbeat for three intervals) without a goodbye: killed,
+   * crashed, or cut off from Redis, and then perhaps alive (see "Session owners").
    */
   readonly lapsed: readonly string[]
 }

@@ -22,7 +22,9 @@ export const GOODBYE_MS = 1000
 // entries long dead, and read back every node whose record is still there, with its note ('' for
 // a node of an earlier version, which writes none). Liveness is the record's TTL, kept by
 // Redis' clock: nodes' clocks only serve to tidy the index. Returns { 1 if this node's record
-// was still there, { id, address, note, ... }, { keys of index entries removed: not a record } }.
+// was still there, { id, address, note, ... }, { keys of index entries removed: not a record },
+// { ids of ARGV[10...] (the nodes this node held live) whose record is gone and whose goodbye
+// mark is there: they closed and said so, whether or not this node heard it } }.
 // A member whose record is not a string is skipped and its index entry removed. The records are read by names built here: a
 // single Redis (or a primary with replicas), not Redis Cluster. Every beat marks Redis filled
 // (KEYS[4]); a beat that finds the record of a node that had written it (ARGV[8]) gone, Redis
@@ -39,6 +41,7 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
 local live = {}
 local skipped = {}
+local seen = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local address = redis.pcall('GET', ARGV[6] .. id)
   if type(address) == 'table' then
@@ -47,6 +50,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('ZREM', KEYS[1], id)
     skipped[#skipped + 1] = ARGV[6] .. id
   elseif address then
+    seen[id] = true
     local note = redis.pcall('GET', ARGV[6] .. id .. ':note')
     if type(note) ~= 'string' then note = '' end
     live[#live + 1] = id
@@ -54,7 +58,12 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     live[#live + 1] = note
   end
 end
-return { previous and 1 or 0, live, skipped }
+local said = {}
+for i = 10, #ARGV do
+  local id = ARGV[i]
+  if not seen[id] and redis.call('EXISTS', ARGV[6] .. id .. ':left') == 1 then said[#said + 1] = id end
+end
+return { previous and 1 or 0, live, skipped, said }
 `
 
 /**
@@ -315,8 +324,9 @@ export class Nodes {
   /**
    * Tells `changed` how the live set differs from the last report, when it does: once per
    * change, whichever step made it (a read of the set, a node that said it joined or left), and
-   * never once stopped. A node out of the set that said goodbye (heard here) left; any other
-   * lapsed, a node whose goodbye this node missed (its subscriber was away) included.
+   * never once stopped. A node out of the set that said goodbye left: heard here, or read from
+   * its mark by the heartbeat that found it gone (see `stop`). Any other lapsed, a node whose
+   * goodbye this node missed and whose mark had expired by then (or was never written) included.
    */
   #report(): void {
     const before = this.#reported
@@ -511,6 +521,7 @@ export class Nodes {
         JSON.stringify({ v: NOTE_VERSION, p: this.#config.path } satisfies NodeNote),
         this.#published === undefined ? '0' : '1',
         String(ADDRESS_KEEP_MS),
+        ...this.#live.keys(),
       ])
     } catch (err) {
       // Another application's key under this prefix fails every beat, on every node, the same way:
@@ -523,8 +534,10 @@ export class Nodes {
     }
     this.#skipping = false
     if (this.#stopped) return
-    const [previous, flat, skipped] = Array.isArray(reply) ? reply : []
+    const [previous, flat, skipped, said] = Array.isArray(reply) ? reply : []
     if (!Array.isArray(flat)) return
+    // Gone with a goodbye this node did not hear (its subscriber away, or slower than this beat).
+    const marked = new Set(Array.isArray(said) ? said.map(asText) : [])
     if (Array.isArray(skipped) && skipped.length > 0) {
       this.#config.warnings.warn(
         'heartbeat-skipped',
@@ -558,10 +571,15 @@ export class Nodes {
     )
     for (const [node, at] of this.#announced) if (round > at) this.#announced.delete(node)
     for (const [node, at] of this.#departed) if (round > at) this.#departed.delete(node)
+    const goodbyes = gone.filter((node) => marked.has(node))
     for (const node of gone) {
-      // Not a goodbye (that one is removed from the live set in `left`): the node may be alive.
-      this.#lapsed.delete(node)
-      this.#lapsed.set(node, this.#live.get(node) ?? '')
+      if (marked.has(node)) {
+        this.#rememberGoodbye(node)
+      } else {
+        // No goodbye, heard (see `left`) or marked: the node may be alive.
+        this.#lapsed.delete(node)
+        this.#lapsed.set(node, this.#live.get(node) ?? '')
+      }
       this.#live.delete(node)
     }
     this.#forgetLapsed()
@@ -577,6 +595,7 @@ export class Nodes {
     this.#checkAddresses(seen, address)
     for (const node of this.#notes.keys()) if (!this.#live.has(node)) this.#notes.delete(node)
     if (gone.length > 0) this.#config.gone(gone)
+    for (const node of goodbyes) this.#config.saidGoodbye(node)
     this.#config.beaten(lost)
     if (this.#reported === undefined) this.#reported = new Set(this.#live.keys())
     else this.#report()
@@ -627,9 +646,12 @@ export class Nodes {
 
   /**
    * Stops beating, removes this node's records and says so, so that the others drop it at once
-   * (those of an earlier version at their next beat). For `markFor` ms (none when 0) it also
-   * leaves a mark of its goodbye (`<prefix>:node:<id>:left`), for the nodes that start later
-   * (see `saidGoodbye`): sent after everything else this node sent, on the same connection.
+   * (those of an earlier version at their next beat). It also leaves a mark of its goodbye
+   * (`<prefix>:node:<id>:left`), sent after everything else this node sent, on the same
+   * connection, before the removal: for a record lifetime, so that a node that misses the
+   * goodbye (its subscriber away, or slower than its next beat) reads it at that beat, and
+   * reports this node left rather than lapsed (see `#beat`); for `markFor` ms when longer, for
+   * the nodes that start later and find a handoff or a claim of this node's (see `saidGoodbye`).
    * Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all. Never
    * rejects: resolves with what did not go through, each a sentence that says what follows (none
    * when all did; one for all when the client is not connected, and nothing was sent). One step
@@ -640,7 +662,7 @@ export class Nodes {
     this.#stopped = true
     clearInterval(this.#timer)
     this.#first.resolve()
-    const { commands, id, timeout } = this.#config
+    const { commands, id, interval, timeout } = this.#config
     const ms = Math.min(GOODBYE_MS, timeout)
     const deadline = Date.now() + ms
     // A beat in flight would write the record again after it is removed.
@@ -649,18 +671,19 @@ export class Nodes {
       return [
         `Redis did not answer the last heartbeat within ${ms} ms; this node's record was left, and expires by itself`,
       ]
-    const mark = Math.ceil(markFor)
+    // Whether the mark must outlive the record: a handoff or a claim of this node's may be found.
+    const lasting = markFor > 0
+    const mark = Math.max(Math.ceil(markFor), interval * MISSED_HEARTBEATS)
     // Nothing can go: said once, as the steps that did not go through are.
     if (!commands.client.isReady) {
-      const unmarked =
-        mark > 0
-          ? `, and no mark of its goodbye is left: a node that starts later and finds a session this node handed off or claimed takes it for one that may be alive, until that handoff expires`
-          : ''
+      const unmarked = lasting
+        ? `, and no mark of its goodbye is left: a node that starts later and finds a session this node handed off or claimed takes it for one that may be alive, until that handoff expires`
+        : ''
       return [
         `Redis at ${commands.address} is not connected: this node's record was not removed (it expires by itself) and the other nodes were not told (they drop it at their next heartbeat)${unmarked}`,
       ]
     }
-    const marking = mark > 0 ? commands.send(['SET', this.#leftKey(id), '1', 'PX', String(mark)]) : undefined
+    const marking = commands.send(['SET', this.#leftKey(id), '1', 'PX', String(mark)])
     // The address too: nothing is to be sent here any more.
     const removing = Promise.all([
       commands.send(['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`, this.#addressKey(id)]),
@@ -671,19 +694,19 @@ export class Nodes {
     const left = () => Math.max(0, deadline - Date.now())
     const [marked, removed, announced] = await Promise.all(
       [marking, removing, announcing].map((step) =>
-        step === undefined
-          ? undefined
-          : within(
-              step.then(() => undefined, failure),
-              left(),
-              late(ms),
-            ),
+        within(
+          step.then(() => undefined, failure),
+          left(),
+          late(ms),
+        ),
       ),
     )
     const failed: string[] = []
     if (marked !== undefined)
       failed.push(
-        `could not leave the mark of this node's goodbye (SET ${this.#leftKey(id)}: ${marked}); a node that starts later and finds a session this node handed off or claimed takes it for one that may be alive: it waits for its seal, or tells its client to try again, until that handoff expires`,
+        lasting
+          ? `could not leave the mark of this node's goodbye (SET ${this.#leftKey(id)}: ${marked}); a node that starts later and finds a session this node handed off or claimed takes it for one that may be alive: it waits for its seal, or tells its client to try again, until that handoff expires`
+          : `could not leave the mark of this node's goodbye (SET ${this.#leftKey(id)}: ${marked}); a node that did not hear the goodbye itself tells its onNodesChange listeners that this node lapsed, not that it left`,
       )
     if (removed !== undefined)
       failed.push(

@@ -1,10 +1,13 @@
 // `onNodesChange`: an application hears that the set of the other live nodes changed, once per
 // change: a node joined, left with a goodbye, lapsed, or came back. Three nodes on a real Redis;
-// a node lapses as in lapsed-owner.test.ts: its record removed and its heartbeats failing.
+// a node lapses as in lapsed-owner.test.ts: its record removed and its heartbeats failing. A
+// goodbye a node does not hear (its subscriber held behind a proxy) is read from the mark the
+// leaving node left in Redis.
 import { defaults, type NodesChange, RedisErrorCode } from '@parley/redis'
 import { createClient } from 'redis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until } from '../../server/test/helpers.js'
 import { holding } from './handoff-support.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
@@ -32,13 +35,43 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
   let nodes: Nodes | undefined
   const suite = redisSuite(() => nodes)
   const extraClients: { destroy(): void; isOpen: boolean }[] = []
+  let proxy: TcpProxy | undefined
 
   // Runs before the suite's own (hooks run last added, first run): the nodes close first, so that
   // a node on one of these clients still says goodbye on it.
   afterEach(async () => {
     await nodes?.closeAll()
     for (const client of extraClients.splice(0)) if (client.isOpen) client.destroy()
+    await proxy?.close()
+    proxy = undefined
   })
+
+  /**
+   * A node whose subscriber reaches Redis through `proxy` (its commands go straight): holding
+   * what Redis sends there, it hears nothing published, as while its subscriber reconnects.
+   */
+  async function deafNode(): Promise<{ node: TestNode; deaf(): () => void }> {
+    proxy = await startTcpProxy(suite.redis.port)
+    const client = createClient({ url: suite.redis.url })
+    client.on('error', () => {})
+    await client.connect()
+    extraClients.push(client)
+    const url = `redis://127.0.0.1:${new URL(proxy.url).port}`
+    const node = await nodes!.start(suite.redis.url, {
+      client: {
+        get isOpen() {
+          return client.isOpen
+        },
+        get isReady() {
+          return client.isReady
+        },
+        sendCommand: (args) => client.sendCommand(args),
+        duplicate: () => client.duplicate({ url }),
+      },
+    })
+    const held = proxy
+    return { node, deaf: () => held.holdDownstream() }
+  }
 
   /** A node whose heartbeats fail while `lapse.on` (its own record removed by `lapse.start`). */
   async function lapsingNode(): Promise<{ node: TestNode; start(): Promise<void>; stop(): void }> {
@@ -106,6 +139,51 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
       expect([...told.nodes, ...told.joined, ...told.left, ...told.lapsed]).not.toContain(idA)
     for (const told of onB)
       expect([...told.nodes, ...told.joined, ...told.left, ...told.lapsed]).not.toContain(idB)
+  })
+
+  it('tells a goodbye it did not hear as one, read from the mark the node left', async () => {
+    nodes = new Nodes()
+    const { node: a, deaf } = await deafNode()
+    const onA = heard(a)
+    const c = await nodes.start(suite.redis.url)
+    const idC = c.adapter.node
+    await until(() => onA.length === 1, 5000, 'A told that C joined')
+    // C handed nothing off and claimed nothing: its mark is the record lifetime's alone.
+    const hear = deaf()
+    await nodes.stop(c)
+    await until(() => onA.length === 2, 5000, 'A told that C is gone, at its next heartbeat')
+    expect(onA[1]).toEqual(change([], { left: [idC] }))
+    expect(a.adapter.liveNodes).toEqual([])
+    // The goodbye, heard at last, is no change.
+    hear()
+    const d = await nodes.start(suite.redis.url)
+    await until(() => onA.length === 3, 5000, 'A told that D joined')
+    expect(onA[2]).toEqual(change([d.adapter.node], { joined: [d.adapter.node] }))
+  })
+
+  it('tells a goodbye it did not hear, and whose mark Redis refused, as a lapse; the node says why', async () => {
+    nodes = new Nodes()
+    const { node: a, deaf } = await deafNode()
+    const onA = heard(a)
+    const client = createClient({ url: suite.redis.url })
+    client.on('error', () => {})
+    await client.connect()
+    extraClients.push(client)
+    const refused = (args: string[]) => args[0] === 'SET' && args[1]?.endsWith(':left') === true
+    const c = await nodes.start(suite.redis.url, {
+      client: holding(client, (args) =>
+        refused(args) ? Promise.reject(new Error('NOPERM the mark is refused (test)')) : undefined,
+      ),
+    })
+    const idC = c.adapter.node
+    await until(() => onA.length === 1, 5000, 'A told that C joined')
+    deaf()
+    await nodes.stop(c)
+    await until(() => onA.length === 2, 5000, 'A told that C is gone, at its next heartbeat')
+    expect(onA[1]).toEqual(change([], { lapsed: [idC] }))
+    expect(c.warnings.filter((w) => w.includes('could not leave the mark'))).toEqual([
+      expect.stringContaining('tells its onNodesChange listeners that this node lapsed, not that it left'),
+    ])
   })
 
   it('logs a listener that throws or rejects, and tells the others all the same', async () => {
