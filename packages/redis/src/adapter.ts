@@ -1049,6 +1049,10 @@ export class RedisAdapter implements Adapter {
         this.#claims.delete(id)
         this.#pending.delete(id)
       },
+      giveBack: () => {
+        this.#sessions.givenBack(sid)
+        this.#handoffs.unclaim(hash, won.claim)
+      },
       position: (socket) => this.#cut.positionUntilBack(socket, markedAt ?? 0),
       markerBack: (socket) => {
         if (markedAt === undefined) return

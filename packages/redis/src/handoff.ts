@@ -590,19 +590,7 @@ export class HandOffStore {
       ])
       .catch((err: unknown) => {
         if (!(err instanceof RedisUnreachableError)) throw err
-        const unclaim = [
-          'EVAL',
-          UNCLAIM,
-          '3',
-          keys.hash,
-          keys.owner,
-          givenUp,
-          id,
-          this.node,
-          HANDING_OFF,
-          String(UNCLAIM_KEEP_MS),
-        ]
-        this.commands.undo(unclaim, UNCLAIM_KEEP_MS)
+        this.unclaim(hash, id)
         return UNSURE
       })
     if (reply === UNSURE) return 'unsure'
@@ -628,6 +616,30 @@ export class HandOffStore {
       claim: id,
       standsFor: typeof keysLive === 'number' && keysLive > 0 ? keysLive : CLAIM_KEEP_MS,
     }
+  }
+
+  /**
+   * Takes back claim `id` of session `hash` (UNCLAIM, see `Commands.undo`): kept until Redis
+   * answers it and sent before any later command of this node, so that a later claim (this
+   * node's or another's) finds the handoff claimable again, and the claim refuses itself should
+   * it run after that. For a claim that got no answer, or one that won but that this node does
+   * not take over (its marker could not be sent: no cut).
+   */
+  unclaim(hash: string, id: string): void {
+    const keys = this.keys(hash)
+    const unclaim = [
+      'EVAL',
+      UNCLAIM,
+      '3',
+      keys.hash,
+      keys.owner,
+      this.givenUpKey(hash, id),
+      id,
+      this.node,
+      HANDING_OFF,
+      String(UNCLAIM_KEEP_MS),
+    ]
+    this.commands.undo(unclaim, UNCLAIM_KEEP_MS)
   }
 
   /**

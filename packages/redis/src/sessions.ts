@@ -116,6 +116,14 @@ export class SessionOwners {
   }
 
   /**
+   * This node gave back its claim of `sid` (see `HandOffStore.unclaim`): the take-back writes the
+   * record back to the handoff's, so this node neither writes it again nor removes it.
+   */
+  givenBack(sid: string): void {
+    this.#owned.delete(this.key(sid))
+  }
+
+  /**
    * The owner record of `sid`, or null when there is none: one GET. Rejects with
    * `RedisUnreachableError` while Redis is away or does not answer (see `Commands`), or when it
    * does not answer this one within `requestTimeout`: the request that asks is waiting. Rejects

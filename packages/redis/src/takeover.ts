@@ -51,6 +51,12 @@ export interface TakeoverContext {
   /** Forgets what `publish` registered. */
   unregister(): void
   /**
+   * Takes the claim back (once Redis answers, before any other command of this node): no marker
+   * of it ran or will, so it has no cut, and the handoff stays the old node's, claimable by the
+   * client's next try.
+   */
+  giveBack(): void
+  /**
    * Positions the socket for the cut (see cut.ts) right before `join`: when the marker was sent
    * and has not come back, past the own broadcasts PUBLISHed before it (the old node's).
    */
@@ -103,6 +109,8 @@ const MARKER_AGAIN_MS = 100
  * then on, and its drain, never told of the claim, would hold the session until its timeout. A
  * tail read without the old node's seal may be followed by a step of that node's that Redis runs
  * late (it ended the session, or kept it, its write given up on): `confirm` looks once more.
+ * A marker that could not be sent, with none before it that Redis may run, sets no cut: the
+ * claim is given back instead (`retry`), and the client's next try claims the session anew.
  */
 export class Takeover implements SessionClaim {
   #running: Promise<HandOffTail> | undefined
@@ -121,6 +129,10 @@ export class Takeover implements SessionClaim {
   #markerLost = false
   /** The adapter closes, or the marker was given up with nothing else to wait for: the wait is over. */
   #over = false
+  /** A marker was sent and Redis may have run it, or may still: given up unanswered, or dropped. */
+  #markerMayRun = false
+  /** The last marker could not be sent (see `TakeoverContext.publish`). */
+  #notSent = false
 
   constructor(
     readonly snapshot: SessionSnapshot,
@@ -185,6 +197,7 @@ export class Takeover implements SessionClaim {
    * socket joins past this node's own broadcasts sent before the marker.
    */
   markerGivenUp(): void {
+    this.#markerMayRun = true
     if (this.#oldNodeDone) this.cancel()
   }
 
@@ -195,6 +208,7 @@ export class Takeover implements SessionClaim {
    * this one alike. With nothing to wait for from the old node, as `markerGivenUp`.
    */
   markerDropped(): void {
+    this.#markerMayRun = true
     if (this.#oldNodeDone) this.cancel()
     else this.markerLost()
   }
@@ -219,6 +233,15 @@ export class Takeover implements SessionClaim {
       await this.#awaitCut()
     } catch (err) {
       context.failed(err)
+    }
+    // No marker ran, nor can run late: there is no cut. Joined now, the socket would take live
+    // what the old node, never told of the claim, goes on putting into the tail, or miss what
+    // this node's subscriber read before; the old node holds the session's handoff still. The
+    // claim is given back, and the client tries again, which claims it once Redis answers, with
+    // its cut.
+    if (this.#notSent && !this.#markerMayRun && !this.#markerBack && !this.#joined) {
+      context.giveBack()
+      return { tail: [], complete: false, late: context.sealed, retry: true }
     }
     this.#joinNow()
     const read = await context.finish()
@@ -266,7 +289,8 @@ export class Takeover implements SessionClaim {
         // One that ran late came back during the pause: only the seal is waited for.
         if (!this.#markerBack) {
           this.#markerLost = false
-          if (!(await context.publish(marker, this))) return
+          this.#notSent = !(await context.publish(marker, this))
+          if (this.#notSent) return
           stop ??= sealWaits.start(() => {
             ranOut = true
             this.#wake?.()

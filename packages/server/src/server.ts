@@ -1366,8 +1366,9 @@ export class ParleyServer<
       this.#unregisterNew(socket)
       throw new AdapterCallFailed(err)
     }
-    const { tail, complete, late = false, alone = false, ended = false, kept = false } = taken
+    const { tail, complete, late = false, alone = false, ended = false, kept = false, retry = false } = taken
     if (ended) return this.#dropClaimed(socket, transport, kept ? 'kept' : 'ended')
+    if (retry) return this.#dropClaimed(socket, transport, 'retry')
     const { packets, rooms: roomsAtCut } = splitTail(tail)
     // Before the release numbers what this node asked meanwhile: a question of its own under an
     // id the tail uses too takes another (see `ServerSocket.movedInTail`).
@@ -1445,16 +1446,18 @@ export class ParleyServer<
    * saw it end: no second life here; never connected here, it goes quietly, and the client gets
    * a new session, as for one unknown: undefined), or it lives on there, ahead of the snapshot
    * (the client keeps its session and tries again, and is sent there, or the session moves here
-   * from its current state).
+   * from its current state), or the adapter gave the claim back, unable to take it over now
+   * (`HandOffTail.retry`: the client keeps its session and tries again).
    */
   #dropClaimed(
     socket: ServerSocket<L, E, D>,
     transport: Transport,
-    why: 'ended' | 'kept',
+    why: 'ended' | 'kept' | 'retry',
   ): Refusal | null | undefined {
     this.#unregisterNew(socket)
     if (why === 'ended') return undefined
-    return transport.open ? keptElsewhere() : null
+    if (!transport.open) return null
+    return why === 'kept' ? keptElsewhere() : claimUnsettled()
   }
 
   /**

@@ -128,6 +128,14 @@ export interface HandOffTail {
    * next try finds the session on its old node (`recovered: true`). Absent means false.
    */
   kept?: boolean
+  /**
+   * True when the adapter could not take the session over now and gave the claim back (with
+   * @parley/redis: its store took no command for its whole wait, so the claim's cut could not be
+   * set, and the old node, never told of the claim, still holds the session's handoff). `join`
+   * was not called and the tail is empty: the server drops the claimed copy and tells the client
+   * to try again, and a later try claims the session once the store answers. Absent means false.
+   */
+  retry?: boolean
 }
 
 /** A session this node won from another node's handoff (see `Adapter.claimSession`). */
