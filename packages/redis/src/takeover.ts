@@ -110,7 +110,8 @@ const MARKER_AGAIN_MS = 100
  * tail read without the old node's seal may be followed by a step of that node's that Redis runs
  * late (it ended the session, or kept it, its write given up on): `confirm` looks once more.
  * A marker that could not be sent, with none before it that Redis may run, sets no cut: the
- * claim is given back instead (`retry`), and the client's next try claims the session anew.
+ * claim is given back instead (`retry`), and the client's next try claims the session anew. So
+ * is one given up unanswered while nothing more comes from the old node (see `#abandon`).
  */
 export class Takeover implements SessionClaim {
   #running: Promise<HandOffTail> | undefined
@@ -127,12 +128,14 @@ export class Takeover implements SessionClaim {
   #sealHeard = false
   /** The marker last sent is to be sent again: Redis did not run it (see `markerLost`). */
   #markerLost = false
-  /** The adapter closes, or the marker was given up with nothing else to wait for: the wait is over. */
+  /** The adapter closes, or the marker was given up with nothing else to wait for (`#abandon`): the wait is over. */
   #over = false
   /** A marker was sent and Redis may have run it, or may still: given up unanswered, or dropped. */
   #markerMayRun = false
   /** The last marker could not be sent (see `TakeoverContext.publish`). */
   #notSent = false
+  /** A marker that may still run was given up with nothing more to come from the old node (see `#abandon`). */
+  #abandoned = false
 
   constructor(
     readonly snapshot: SessionSnapshot,
@@ -182,7 +185,7 @@ export class Takeover implements SessionClaim {
     this.#wake?.()
   }
 
-  /** The adapter closes (or the marker was given up with nothing else to wait for): stop waiting. */
+  /** The adapter closes: stop waiting. */
   cancel(): void {
     this.#over = true
     this.#joinNow()
@@ -193,12 +196,12 @@ export class Takeover implements SessionClaim {
    * The marker's PUBLISH got no answer within `requestTimeout`: Redis may still run it. While the
    * old node's seal is awaited, the wait goes on (within `SEAL_WAIT_MS`): that node seals behind
    * what it read before the marker, and a socket joined now would take that live as well. With
-   * nothing to wait for from the old node, it ends now rather than wait on a stalled Redis: the
-   * socket joins past this node's own broadcasts sent before the marker.
+   * nothing to wait for from the old node, it ends now rather than wait on a stalled Redis, and
+   * the claim is given back (see `#abandon`).
    */
   markerGivenUp(): void {
     this.#markerMayRun = true
-    if (this.#oldNodeDone) this.cancel()
+    if (this.#oldNodeDone) this.#abandon()
   }
 
   /**
@@ -209,7 +212,7 @@ export class Takeover implements SessionClaim {
    */
   markerDropped(): void {
     this.#markerMayRun = true
-    if (this.#oldNodeDone) this.cancel()
+    if (this.#oldNodeDone) this.#abandon()
     else this.markerLost()
   }
 
@@ -219,6 +222,19 @@ export class Takeover implements SessionClaim {
    */
   markerLost(): void {
     this.#markerLost = true
+    this.#wake?.()
+  }
+
+  /**
+   * A marker that may still run was given up, and nothing more comes from the old node (its tail
+   * sealed before the claim, or it left): the wait ends, with no cut. Joined now, the socket would
+   * take live what this node's subscriber reads before the marker, which the sealed tail may hold
+   * too. The claim can be given back instead: the old node adds nothing to the tail, whether the
+   * marker runs late or not, and a marker that does is one this node no longer listens for.
+   */
+  #abandon(): void {
+    this.#abandoned = true
+    this.#over = true
     this.#wake?.()
   }
 
@@ -236,10 +252,12 @@ export class Takeover implements SessionClaim {
     }
     // No marker ran, nor can run late: there is no cut. Joined now, the socket would take live
     // what the old node, never told of the claim, goes on putting into the tail, or miss what
-    // this node's subscriber read before; the old node holds the session's handoff still. The
+    // this node's subscriber read before; the old node holds the session's handoff still. Or a
+    // marker was given up with nothing more to come from the old node (see `#abandon`). The
     // claim is given back, and the client tries again, which claims it once Redis answers, with
     // its cut.
-    if (this.#notSent && !this.#markerMayRun && !this.#markerBack && !this.#joined) {
+    const noCut = this.#abandoned || (this.#notSent && !this.#markerMayRun)
+    if (noCut && !this.#markerBack && !this.#sealHeard && !this.#joined) {
       context.giveBack()
       return { tail: [], complete: false, late: context.sealed, retry: true }
     }

@@ -955,7 +955,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     await sealHeld.runAll()
   })
 
-  it('takes over within its bounds when Redis stops answering after the claim, the old node gone from the live set', async () => {
+  it('gives the claim back within its bounds when Redis stops answering after the claim, the old node gone from the live set', async () => {
     const own = await startRedis()
     const frozen = new FakeCluster(own.url, { requestTimeout: 200 })
     try {
@@ -969,8 +969,10 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       own.freeze()
       const taken = takeOver(b!, claim!)
       const outcome = await Promise.race([taken.done, sleep(2000).then(() => 'late' as const)])
-      expect(outcome).toEqual({ tail: [], complete: false, late: false })
-      expect(taken.joins()).toBe(1)
+      // No marker ran in time, so there is no cut to join at: the claim is given back, and the
+      // client tries again.
+      expect(outcome).toEqual({ tail: [], complete: false, late: false, retry: true })
+      expect(taken.joins()).toBe(0)
     } finally {
       own.thaw()
       await frozen.close()
