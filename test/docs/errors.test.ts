@@ -6,9 +6,10 @@ import { RedisAdapterOptionError, RedisErrorCode } from '@parley/redis'
 import { ParleyOptionError } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { INVALID_ARGUMENT } from '../../packages/server/src/argument-error.js'
-import { linesNamedIn, logged, loggedAs, namedIn, nameOf, REDIS, serverLogLines } from './log-lines.js'
+import { linesNamedIn, logged, loggedAs, namedIn, nameOf, REDIS } from './log-lines.js'
 import { prose, read, tableRows, tableUnder, userDocs } from './markdown.js'
 import { redisLogLines } from './redis-log-lines.js'
+import { serverLogLines } from './server-log-lines.js'
 import { allCode } from './sources.js'
 
 /** The code the client's own misuse errors carry (it exports no constant for it). */

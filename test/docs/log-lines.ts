@@ -1,10 +1,8 @@
-// The lines the server writes to the application's log, read from its sources, for the docs
-// test that holds docs/errors.md to them: every line at info, warn or error named there, and no
-// line named there that the server no longer writes. The same for the warnings of
-// @parley/redis (read by redis-log-lines.ts), which begin with a prefix of their own.
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { root } from './markdown.js'
+// The log lines of the code, as the docs tests hold the docs to them: docs/errors.md names every
+// line the server writes at info, warn or error, and no line the server no longer writes
+// (server-log-lines.ts reads them); the same for the warnings of @parley/redis
+// (redis-log-lines.ts), which begin with a prefix of their own. The chat demo's lines
+// (server-log-lines.ts too) begin with one more.
 
 /** One line a package logs: its message, placeholders as written (`${count}` for how many). */
 export interface LogLine {
@@ -29,41 +27,11 @@ export const SERVER: Logger = { prefix: 'parley: ', ends: [' since the last such
  */
 export const REDIS: Logger = { prefix: '@parley/redis: ', ends: ['; ', ': ', ' ('] }
 
-const SOURCES = join(root, 'packages', 'server', 'src')
+/** The chat demo's lines: `chat: `, then what went wrong; details after a `: ` too. */
+export const DEMO: Logger = { prefix: 'chat: ', ends: ['; ', ': ', ' ('] }
 
 /** How a message says how many it counts. */
-const COUNT = '$' + '{count}'
-
-/** A burst's message: it counts (see `BurstLog`), so it says `${count}`. */
-const BURST = /`([^`]*\$\{count\}[^`]*)`/g
-/**
- * A line logged as it comes, its level first: `log.warn({ ... }, 'parley: ...')`,
- * `logLine(log, 'warn', { ... }, '...')`.
- */
-const DIRECT = [
-  /\.(debug|info|warn|error)\(\s*(?:\{[^{}]*\},\s*)?'([^']+)'/g,
-  /logLine\(\s*[^,]+,\s*'(debug|info|warn|error)',\s*\{[^{}]*\},\s*'([^']+)'/g,
-]
-
-/** Every line the server's sources log (a burst is never at debug: see `BurstLevel`). */
-export function serverLogLines(): LogLine[] {
-  const lines: LogLine[] = []
-  for (const file of readdirSync(SOURCES, { recursive: true, encoding: 'utf8' })) {
-    if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue
-    // Without comments, whose examples log lines of an application's.
-    const text = readFileSync(join(SOURCES, file), 'utf8')
-      .split('\n')
-      .filter((line) => !/^\s*(\*|\/\/)/.test(line))
-      .join('\n')
-    for (const [, message] of text.matchAll(BURST)) lines.push({ file, debug: false, message: message! })
-    for (const pattern of DIRECT) {
-      for (const [, level, message] of text.matchAll(pattern)) {
-        lines.push({ file, debug: level === 'debug', message: message! })
-      }
-    }
-  }
-  return lines
-}
+export const COUNT = '$' + '{count}'
 
 /**
  * The part of `message` that names it, up to where its details begin (for the server's,

@@ -3,10 +3,11 @@
 // words change in the code changes in every doc that quotes it. docs/errors.md names every line
 // (errors.test.ts); the READMEs and the other docs quote them where they tell what happens.
 import { describe, expect, it } from 'vitest'
-import { type Logger, type LogLine, REDIS, SERVER, serverLogLines } from './log-lines.js'
+import { type Logger, type LogLine, REDIS, SERVER } from './log-lines.js'
 import { codeSpans, quotes, quotesIn, quotesSome, withinSome } from './log-quotes.js'
 import { read, userDocs } from './markdown.js'
 import { redisLogLines } from './redis-log-lines.js'
+import { serverLogLines } from './server-log-lines.js'
 
 const loggers: readonly [string, Logger, () => LogLine[]][] = [
   ['the server', SERVER, serverLogLines],
