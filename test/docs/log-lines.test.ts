@@ -2,9 +2,9 @@
 // line whole, however its message is put together, or an error that says where it could not.
 import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
-import { SERVER } from './log-lines.js'
+import { DEMO, SERVER } from './log-lines.js'
 import { quotesSome } from './log-quotes.js'
-import { logLines, type Relay, serverLogLines } from './server-log-lines.js'
+import { demoLogLines, logLines, type Relay, serverLogLines } from './server-log-lines.js'
 
 /** A placeholder, as a template in the sources writes it and a line read from them keeps it. */
 const $ = (name: string) => `$\{${name}}`
@@ -109,5 +109,16 @@ describe("the server's lines", () => {
 
   it("include the warnings a session hands the server's log", () => {
     expect(quotesSome('an event sent while the session was taken over ...', lines, SERVER)).toBe(true)
+  })
+})
+
+describe("the chat demo's lines", () => {
+  const lines = demoLogLines()
+
+  it('are read with each word a parameter typed as a choice of words can be', () => {
+    const failed = (what: string) => `a ${what} taken over from another node failed`
+    expect(quotesSome(failed('join'), lines, DEMO)).toBe(true)
+    expect(quotesSome(failed('message'), lines, DEMO)).toBe(true)
+    expect(quotesSome(failed('joins'), lines, DEMO)).toBe(false)
   })
 })

@@ -1,7 +1,7 @@
 // The log lines the docs quote in running text, held to the lines the code logs (read by
-// log-lines.ts and redis-log-lines.ts). A quote is an inline code span that begins with its
-// logger's prefix, as the line does in the log: `parley: ...` for the server's,
-// `@parley/redis: ...` for the adapter's warnings. What follows is the line's own words, where
+// server-log-lines.ts and redis-log-lines.ts). A quote is an inline code span that begins with
+// its logger's prefix, as the line does in the log: `parley: ...` for the server's,
+// `@parley/redis: ...` for the adapter's warnings, `chat: ...` for the chat demo's. What follows is the line's own words, where
 //   - `...` stands for words left out (the line's details, or a part of its middle),
 //   - an example stands for a part the line fills in, written without spaces (`N` for a count,
 //     `<id>`, `"<event>"`, `redis://10.0.0.5:6379`), but for the details that end a line

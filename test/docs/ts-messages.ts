@@ -33,17 +33,37 @@ export interface Message {
   text: string
 }
 
-/** A template's text with its escapes read, each placeholder as written: `${count}`. */
-function templateText(template: ts.TemplateExpression): string {
+/**
+ * A template's texts with their escapes read, each placeholder as written (`${count}`), but for a
+ * parameter typed as a choice of strings (`what: 'join' | 'message'`): a text for each.
+ */
+function templateTexts(template: ts.TemplateExpression): string[] {
   return template.templateSpans.reduce(
-    (text, span) => `${text}$\{${span.expression.getText()}}${span.literal.text}`,
-    template.head.text,
+    (texts, span) =>
+      texts.flatMap((text) =>
+        (choices(span.expression) ?? [`$\{${span.expression.getText()}}`]).map(
+          (choice) => `${text}${choice}${span.literal.text}`,
+        ),
+      ),
+    [template.head.text],
   )
+}
+
+/** The strings a parameter typed as a union of string literals can be; undefined for any other. */
+function choices(expression: ts.Expression): string[] | undefined {
+  if (!ts.isIdentifier(expression)) return undefined
+  const declaration = declarationOf(expression)
+  const type = declaration && ts.isParameter(declaration) ? declaration.type : undefined
+  if (!type || !ts.isUnionTypeNode(type)) return undefined
+  const strings = type.types.map((member) =>
+    ts.isLiteralTypeNode(member) && ts.isStringLiteral(member.literal) ? member.literal.text : undefined,
+  )
+  return strings.every((text) => text !== undefined) ? (strings as string[]) : undefined
 }
 
 /**
  * The messages `expression` can be: a string as written (a template's placeholders as
- * `${...}`), each way of joining the parts of a `+`, either side of a `?:`, what a local constant
+ * `${...}`, but for a choice of strings: see `templateTexts`), each way of joining the parts of a `+`, either side of a `?:`, what a local constant
  * holds, what the callers of a local function give its parameter, or, for one a `for ... of`
  * walks, the strings the method it came from returns or pushes (`Nodes.stop` of @parley/redis:
  * each step of the goodbye that did not go through). Throws on anything else, saying where, so
@@ -54,7 +74,7 @@ export function messages(expression: ts.Expression, files: readonly ts.SourceFil
   if (ts.isStringLiteral(expression) || ts.isNoSubstitutionTemplateLiteral(expression)) {
     return [{ file, text: expression.text }]
   }
-  if (ts.isTemplateExpression(expression)) return [{ file, text: templateText(expression) }]
+  if (ts.isTemplateExpression(expression)) return templateTexts(expression).map((text) => ({ file, text }))
   if (ts.isParenthesizedExpression(expression) || ts.isAwaitExpression(expression)) {
     return messages(expression.expression, files)
   }
