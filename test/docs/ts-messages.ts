@@ -55,19 +55,19 @@ function choices(expression: ts.Expression): string[] | undefined {
   const declaration = declarationOf(expression)
   const type = declaration && ts.isParameter(declaration) ? declaration.type : undefined
   if (!type || !ts.isUnionTypeNode(type)) return undefined
-  const strings = type.types.map((member) =>
-    ts.isLiteralTypeNode(member) && ts.isStringLiteral(member.literal) ? member.literal.text : undefined,
+  const strings = type.types.flatMap((member) =>
+    ts.isLiteralTypeNode(member) && ts.isStringLiteral(member.literal) ? [member.literal.text] : [],
   )
-  return strings.every((text) => text !== undefined) ? (strings as string[]) : undefined
+  return strings.length === type.types.length ? strings : undefined
 }
 
 /**
- * The messages `expression` can be: a string as written (a template's placeholders as
- * `${...}`, but for a choice of strings: see `templateTexts`), each way of joining the parts of a `+`, either side of a `?:`, what a local constant
- * holds, what the callers of a local function give its parameter, or, for one a `for ... of`
- * walks, the strings the method it came from returns or pushes (`Nodes.stop` of @parley/redis:
- * each step of the goodbye that did not go through). Throws on anything else, saying where, so
- * that a message never goes unread.
+ * The messages `expression` can be: a string as written (a template's placeholders as `${...}`,
+ * but for a choice of strings: see `templateTexts`), each way of joining the parts of a `+`,
+ * either side of a `?:`, what a local constant holds, what the callers of a local function give
+ * its parameter, or, for one a `for ... of` walks, the strings the method it came from returns
+ * or pushes (`Nodes.stop` of @parley/redis: each step of the goodbye that did not go through).
+ * Throws on anything else, saying where, so that a message never goes unread.
  */
 export function messages(expression: ts.Expression, files: readonly ts.SourceFile[]): Message[] {
   const file = expression.getSourceFile().fileName
