@@ -28,8 +28,10 @@ export interface ReservedEvents {
    */
   transport_error: (transport: TransportName, error: ParleyError<string>) => void
   /**
-   * The session moved to another transport without the application losing anything. (An attach
-   * for `connect` fires `connect`: the session was down then.)
+   * The session moved to another transport without the application losing anything: `downgrade`
+   * whenever a resume lands after `before` in `transports` (a loss, a handoff, a probe lost), and
+   * `resume` when it lands on `before` or a better one. (An attach for `connect` fires `connect`:
+   * the session was down then.)
    */
   transport: (now: TransportName, before: TransportName, why: Exclude<SwitchReason, 'connect'>) => void
   /** A reconnection attempt (1, 2, ...) starts. */

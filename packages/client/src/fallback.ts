@@ -500,9 +500,11 @@ export class Connection {
         if (answer.type === PacketType.OPEN) t.send([BYE])
         return t.close(true)
       }
-      // A step down: the client prefers the transport lost to this one.
+      // A step down: the client prefers the transport the session was on to this one, however the
+      // resume came (a loss, a handoff's CLOSE, a probe taken then lost): told by the transport
+      // before (#last), not by where the attempt started, which a handoff's resume leaves unset.
       const order = this.#opts.transports
-      const moved = why === 'resume' && after && order.indexOf(name) > order.indexOf(after)
+      const moved = why === 'resume' && order.indexOf(name) > order.indexOf(this.#last!)
       this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return
     }

@@ -289,7 +289,7 @@ describe('a WebSocket resume after a handoff', () => {
       // The held upgrade goes on (its client gone), so that the node can close.
       answer()
     }
-    expect(said).toEqual(['websocket PARLEY_HANDSHAKE_TIMEOUT', 'websocket -> sse (resume)'])
+    expect(said).toEqual(['websocket PARLEY_HANDSHAKE_TIMEOUT', 'websocket -> sse (downgrade)'])
     expect(lateUpgrades()).toBe(1)
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
