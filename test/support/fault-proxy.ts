@@ -31,9 +31,11 @@ export type PostMode = 'pass' | 'hang' | 'mute'
 /**
  * What happens to handshake POSTs (those without a `sid`: a HELLO, new or resuming). pass: proxy
  * them; cut: forward them, and reset the client's connection once the server answers (the server
- * took the HELLO, the client never hears its answer).
+ * took the HELLO, the client never hears its answer); late: forward them, and hold the server's
+ * answer for `lateBy` ms before passing it on (a slow server or network: the server took the
+ * HELLO, the client may give up on it first).
  */
-export type HelloMode = 'pass' | 'cut'
+export type HelloMode = 'pass' | 'cut' | 'late'
 
 export interface FaultProxy {
   /** The proxy's base URL, `http://127.0.0.1:<port>`. */
@@ -48,6 +50,10 @@ export interface FaultProxy {
   hellos: HelloMode
   /** Number of handshake POSTs `hellos` cut. */
   cutHellos: number
+  /** How long (ms) `hellos: 'late'` holds the answer to a handshake POST. */
+  lateBy: number
+  /** Number of handshake POSTs `hellos` held back. */
+  lateHellos: number
   /** While true, every new connection is reset at once (with `cut('all')`: a network outage). */
   offline: boolean
   /**
@@ -117,6 +123,20 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     const upstream = http.request(
       { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent },
       (answer) => {
+        if (hello === 'late') {
+          proxy.lateHellos++
+          // Read, so that the server is done with it; passed on whole once the delay is over.
+          const chunks: Buffer[] = []
+          answer.on('data', (c: Buffer) => chunks.push(c))
+          answer.on('end', () =>
+            setTimeout(() => {
+              if (res.destroyed) return
+              res.writeHead(answer.statusCode ?? 502, answer.headers)
+              res.end(Buffer.concat(chunks))
+            }, proxy.lateBy),
+          )
+          return
+        }
         if (posts === 'mute') {
           proxy.unanswered++
           answer.resume()
@@ -258,6 +278,8 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     posts: 'pass',
     hellos: 'pass',
     cutHellos: 0,
+    lateBy: 0,
+    lateHellos: 0,
     offline: false,
     unavailable: 0,
     refused: 0,
