@@ -78,6 +78,8 @@ export async function httpError(res: ErrorAnswer, url: string): Promise<ParleyEr
  */
 export abstract class HttpTransport extends BaseTransport {
   readonly pooled = true
+  /** Node only: the HELLO's POST failed before its connection opened (see open()). */
+  declare unsent?: boolean
   /** Aborts the request in flight: the handshake, then the downstream's. */
   protected ctl = new AbortController()
   /**
@@ -190,6 +192,11 @@ export abstract class HttpTransport extends BaseTransport {
       // unless disconnect() left this handshake: then it ends too (in a browser, where nothing
       // cuts the handshake short, a stream that stalled fails here, its connect timeout passed).
       if (down && (this.#left || !(open as OpenPacket).recovered)) this.send([BYE])
+      // A HELLO whose POST could not even connect never reached the server, which cannot have
+      // taken this probe (see Connection.moved). Node alone can tell: a browser says "Failed to
+      // fetch" for a connection refused and one lost once the POST went alike.
+      if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE && !down)
+        this.unsent = neverConnected(err)
       // A coded failure of ours as it is (transportError gives it back); anything else, what an
       // application's fetch rejected with included (a Proxy, on which even `instanceof` throws),
       // is read there with care.
@@ -348,6 +355,32 @@ function leaving(lines: readonly Outgoing[]): boolean {
       page['event']?.type === 'pagehide')
   )
 }
+
+/**
+ * Node only: true when a request failed before its connection opened (refused, no such host, no
+ * route to it, no connection in time), by the codes Node and undici give in the cause chain:
+ * nothing of it reached the server. Anything else (a reset once connected, an abort, an answer
+ * cut) may have come after the server read it. Read with care, as `transportError` reads it: an
+ * application's fetch may reject with anything.
+ */
+function neverConnected(err: unknown): boolean {
+  try {
+    for (let e = err as { code?: unknown; cause?: unknown } | undefined, n = 0; e && n < 4; n++) {
+      if (NOT_CONNECTED.includes(e.code as string)) return true
+      e = e.cause as typeof e
+    }
+  } catch {}
+  return false
+}
+
+const NOT_CONNECTED = [
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]
 
 /** Headers of a "simple" request: browsers send no CORS preflight for it. */
 const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }

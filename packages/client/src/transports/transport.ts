@@ -58,8 +58,9 @@ export interface Transport {
   readonly pooled?: boolean
   /**
    * True while no HELLO can have reached the server: a WebSocket whose upgrade has not gone
-   * through. Left out where the HELLO goes with the first request (SSE, polling): there it may
-   * have reached the server as soon as open() began.
+   * through. Where the HELLO goes with the first request (SSE, polling) it may have reached the
+   * server as soon as open() began: true only once that request failed before connecting, which
+   * Node alone can tell (left out elsewhere).
    */
   readonly unsent?: boolean
   /**
