@@ -111,7 +111,8 @@ const MARKER_AGAIN_MS = 100
  * late (it ended the session, or kept it, its write given up on): `confirm` looks once more.
  * A marker that could not be sent, with none before it that Redis may run, sets no cut: the
  * claim is given back instead (`retry`), and the client's next try claims the session anew. So
- * is one given up unanswered while nothing more comes from the old node (see `#abandon`).
+ * is one given up unanswered while nothing more comes from the old node (see `#abandon`), or
+ * not back by the end of the wait when the old node left after it was given up (see `left`).
  */
 export class Takeover implements SessionClaim {
   #running: Promise<HandOffTail> | undefined
@@ -177,7 +178,10 @@ export class Takeover implements SessionClaim {
 
   /**
    * `node` said that it left: if it is the old node, nothing more comes from it, and only the
-   * marker is waited for (what that node read before it left is in the tail).
+   * marker is waited for (what that node read before it left is in the tail). One given up
+   * already, which Redis may run late, is still waited for, within `SEAL_WAIT_MS`: the old node
+   * may have read it before it left, sealed the tail at it and forgotten the session, and its
+   * seal may be on its way. Should neither come, the claim is given back (see `#run`).
    */
   left(node: string): void {
     if (node !== this.context.oldNode) return
@@ -197,7 +201,8 @@ export class Takeover implements SessionClaim {
    * old node's seal is awaited, the wait goes on (within `SEAL_WAIT_MS`): that node seals behind
    * what it read before the marker, and a socket joined now would take that live as well. With
    * nothing to wait for from the old node, it ends now rather than wait on a stalled Redis, and
-   * the claim is given back (see `#abandon`).
+   * the claim is given back (see `#abandon`); so it does at the end of the wait should the old
+   * node leave meanwhile (see `left`).
    */
   markerGivenUp(): void {
     this.#markerMayRun = true
@@ -253,10 +258,12 @@ export class Takeover implements SessionClaim {
     // No marker ran, nor can run late: there is no cut. Joined now, the socket would take live
     // what the old node, never told of the claim, goes on putting into the tail, or miss what
     // this node's subscriber read before; the old node holds the session's handoff still. Or a
-    // marker was given up with nothing more to come from the old node (see `#abandon`). The
-    // claim is given back, and the client tries again, which claims it once Redis answers, with
-    // its cut.
-    const noCut = this.#abandoned || (this.#notSent && !this.#markerMayRun)
+    // marker was given up with nothing more to come from the old node (see `#abandon`), or the
+    // old node left after it was given up and it did not come back in time: a socket joined now
+    // would take live what this node's subscriber reads late, which the tail the old node sealed
+    // before it left may hold too. The claim is given back, and the client tries again, which
+    // claims it once Redis answers, with its cut.
+    const noCut = this.#abandoned || (this.#markerMayRun ? this.#oldNodeDone : this.#notSent)
     if (noCut && !this.#markerBack && !this.#sealHeard && !this.#joined) {
       context.giveBack()
       return { tail: [], complete: false, late: context.sealed, retry: true }
