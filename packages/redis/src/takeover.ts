@@ -330,6 +330,11 @@ export class Takeover implements SessionClaim {
             this.#wake = resolve
           })
         }
+        // Not run at any try (refused, as a rule): joined without a cut rather than given back.
+        // A Redis that refuses the marker may refuse the take-back too, which is then dropped
+        // (see `Undos`), the claim left standing until the handoff expires; and one that refuses
+        // the channel for good refuses the next try's marker as well, each try giving the
+        // session back until the client's recovery window ends.
         if (tries === MARKER_TRIES) return
         await new Promise((resolve) => setTimeout(resolve, MARKER_AGAIN_MS))
         if (ended()) return
