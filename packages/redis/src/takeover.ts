@@ -81,7 +81,7 @@ export interface TakeoverContext {
  */
 const MARKER_TRIES = 5
 
-/** The pause before a marker Redis did not run is sent again: a Redis that refused it (loading) may take it a moment later. */
+/** The pause before a marker Redis did not run is sent again: a Redis that refused it (BUSY with a script) may take it a moment later. */
 const MARKER_AGAIN_MS = 100
 
 /**
