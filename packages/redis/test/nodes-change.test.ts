@@ -186,20 +186,39 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     ])
   })
 
-  it('logs a listener that throws or rejects, and tells the others all the same', async () => {
+  it.each([
+    [
+      'throws',
+      () => {
+        throw new Error('a listener that throws (test)')
+      },
+    ],
+    [
+      'rejects',
+      async () => {
+        throw new Error('a listener that rejects (test)')
+      },
+    ],
+    // A thenable whose `then` throws is read as a promise that rejects.
+    [
+      'returns a thenable that throws',
+      () =>
+        ({
+          // biome-ignore lint/suspicious/noThenProperty: the odd value under test
+          then() {
+            throw new Error('a thenable that throws (test)')
+          },
+        }) as never,
+    ],
+  ])('logs a listener that %s, and tells the others all the same', async (_, failing: () => void) => {
     nodes = new Nodes()
     const a = await nodes.start(suite.redis.url)
-    a.adapter.onNodesChange(() => {
-      throw new Error('a listener that throws (test)')
-    })
-    a.adapter.onNodesChange(async () => {
-      throw new Error('a listener that rejects (test)')
-    })
+    // Alone of its kind on the node: the warning, at most one per interval, is its own.
+    a.adapter.onNodesChange(failing)
     const told = heard(a)
     const b = await nodes.start(suite.redis.url)
-    await until(() => told.length === 1, 5000, 'the listener after the failing ones told')
+    await until(() => told.length === 1, 5000, 'the listener after the failing one told')
     expect(told).toEqual([change([b.adapter.node], { joined: [b.adapter.node] })])
-    // Both failures: the first line at once, the second held back for the kind's interval.
     await until(() => a.warnings.some((w) => w.includes('onNodesChange listener')), 3000, 'the warning')
     const line = a.warnings.find((w) => w.includes('onNodesChange listener'))
     expect(line).toContain(RedisErrorCode.LISTENER_FAILED)
