@@ -3,19 +3,12 @@
 // owes nothing to that broadcast, whether Redis runs it late or never. It is released as soon as
 // nothing else of its node's is on its way, rather than kept waiting for a later broadcast of
 // its node (or a note) to come back, and takes the next one when it is emitted.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
 import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
-import { FakeCluster, message, snapshotOf, to } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
+import { FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
 
 const isNews = (args: string[], arg: string) =>
   args[0] === 'PUBLISH' && (args[2] ?? '').includes(`\\"news\\",[\\"${arg}\\"]`)

@@ -7,9 +7,11 @@ import type {
   BroadcastMessage,
   BroadcastOptions,
   BroadcastReply,
+  ClaimAnswer,
   LocalSocket,
   LocalSockets,
   RoutedResponse,
+  SessionClaim,
   SessionSnapshot,
   SocketDescription,
 } from '@parley/server'
@@ -474,4 +476,20 @@ export function isSeal(args: readonly string[], flag?: string): boolean {
   return (
     tailBatch(args)?.some((part) => (flag === undefined ? part.seal !== '0' : part.seal === flag)) === true
   )
+}
+
+/** The claim a node won; anything else (nothing to claim, try again) fails the test. */
+export function won(claim: ClaimAnswer | undefined): SessionClaim {
+  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
+    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
+  return claim
+}
+
+/** Until `check` resolves true (a look into Redis): every 10 ms, at most `ms`. */
+export async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
 }

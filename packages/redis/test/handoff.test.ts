@@ -26,6 +26,7 @@ import {
   snapshotOf,
   tailBatch,
   to,
+  won,
 } from './handoff-support.js'
 
 const TTL = 60_000
@@ -159,13 +160,6 @@ function watchSealWaits(mode: 'real' | 'never' | 'at once' | 'by hand' = 'real')
  * (`ClaimMissed`).
  */
 const owned = (node: FakeNode) => ({ missed: 'owned', node: node.adapter.node, live: true })
-
-/** The claim a node won; anything else (nothing to claim, try again) fails the test. */
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
 
 /** Takes `result` over on `node` as the server does: the socket exists, `join` puts it in its rooms. */
 function takeOver(node: FakeNode, result: ClaimAnswer | undefined) {

@@ -3,12 +3,20 @@
 // after (a session taken over since, in no room here when it was emitted) never had it, and takes
 // it when it comes back. A takeover while Redis is stalled sends no marker: it gives its claim
 // back, and the session, claimed again once Redis answers, is taken over at its cut.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
+import type { ClaimAnswer } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { Cut } from '../src/cut.js'
-import { FakeCluster, type FakeNode, type FakeSocket, message, snapshotOf, to } from './handoff-support.js'
+import {
+  FakeCluster,
+  type FakeNode,
+  type FakeSocket,
+  message,
+  snapshotOf,
+  to,
+  won,
+} from './handoff-support.js'
 
 const TTL = 60_000
 
@@ -20,12 +28,6 @@ async function handedOff(node: FakeNode, sid: string, id: string, tail: string[]
   socket.handedOff = (text) => tail.push(text)
   expect(await node.adapter.handOff(snapshotOf(sid, id, ['r']), TTL)).toBe(true)
   return socket
-}
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
 }
 
 describe('an own broadcast given up, at the cut', () => {

@@ -3,18 +3,12 @@
 // then, the socket would take live a broadcast that the claimer's subscriber reads late and the
 // sealed tail holds too. The claimer gives the claim back instead; the next claim, once Redis
 // answers, takes the session at its marker, and the session gets each broadcast once, in order.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
+import type { ClaimAnswer } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, FakeCluster, message, snapshotOf, to } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
+import { argOf, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
 
 describe.skipIf(skipRedisSuites())('a takeover of a sealed tail whose marker got no answer in time', () => {
   it('gives the claim back, and the next claim gives the session a broadcast from before the seal once', async () => {

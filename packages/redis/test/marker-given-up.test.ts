@@ -3,28 +3,12 @@
 // read before it. A claimer that joined the socket when it gave the marker up would take live
 // what the tail holds too; it waits for the marker instead (within its bound, SEAL_WAIT_MS), and
 // the session gets each broadcast once, in order.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
 import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
-import { argOf, FakeCluster, message, snapshotOf, to } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
-
-/** Until `check` resolves true: every 10 ms, at most `ms`. */
-async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+import { argOf, eventually, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
 
 describe.skipIf(skipRedisSuites())('a takeover whose claim marker got no answer in time', () => {
   it('waits for the marker Redis runs late: the old node seals at the cut, and each broadcast reaches the session once', async () => {

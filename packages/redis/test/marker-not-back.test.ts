@@ -2,28 +2,12 @@
 // while its subscriber was slow to read) joins the socket before the cut point has reached it.
 // Its own broadcasts sent before the marker are the old node's to deliver (into the tail), and
 // they come back to the claimer after that join: the session must not get them a second time.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
 import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
-import { argOf, FakeCluster, message, snapshotOf, to } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
-
-/** Until `check` resolves true: every 10 ms, at most `ms`. */
-async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+import { argOf, eventually, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
 
 /** The waits for a seal, run out by hand (`runOut`) rather than after `SEAL_WAIT_MS`. */
 function sealWaitsByHand() {

@@ -3,26 +3,11 @@
 // tail, and a socket joined then would take some of it live as well. The claimer gives the claim
 // back instead, and the client tries again: that try claims the session once Redis answers, with
 // its marker, and the session gets each broadcast once, in order.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
+import type { ClaimAnswer } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, FakeCluster, message, snapshotOf, to } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
-
-/** Until `check` resolves true: every 10 ms, at most `ms`. */
-async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+import { argOf, eventually, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
 
 describe.skipIf(skipRedisSuites())('a takeover whose claim marker could not be sent', () => {
   it('gives the claim back, and the next claim takes the session with its cut: each broadcast once', async () => {

@@ -2,27 +2,11 @@
 // node never hears of the claim and goes on numbering into the tail what reaches its socket,
 // while the claimer, joined, gets the same broadcasts live. The claimer sends the marker again,
 // and the session gets each broadcast once, in order: through the tail, or live after the join.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, FakeCluster, message, snapshotOf, to } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
-
-/** Until `check` resolves true: every 10 ms, at most `ms`. */
-async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+import { argOf, eventually, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
 
 const isMarker = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"claim"')
 

@@ -3,7 +3,6 @@
 // waits for its node's own broadcasts to come back (a session taken over, see cut.ts) must not
 // wait for that one.
 import { prepareEvent } from '@parley/protocol'
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
@@ -14,18 +13,13 @@ import {
   message,
   snapshotOf,
   to,
+  won,
 } from './handoff-support.js'
 
 /** The ids of the clients of Redis in subscriber mode, through `node`'s connection. */
 async function subscriberIds(node: FakeNode): Promise<string[]> {
   const list = String(await node.redis.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub']))
   return [...list.matchAll(/^id=(\d+) /gm)].map((match) => match[1]!)
-}
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
 }
 
 /**

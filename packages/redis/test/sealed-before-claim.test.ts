@@ -3,18 +3,11 @@
 // those only after the claim was answered (its connection is not the one the claim went on):
 // joined at once, the socket would get them a second time. Each must reach the session once,
 // in order: through the tail, or live after the join.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, FakeCluster, message, snapshotOf, to } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
+import { argOf, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
 
 describe.skipIf(skipRedisSuites())('a takeover of a tail sealed before the claim', () => {
   it.each([

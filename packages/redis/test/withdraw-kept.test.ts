@@ -1,16 +1,9 @@
 // A stored handoff taken back while its session goes on at its node (a move given up on once its
 // store answered): a claim that won meanwhile is told that the session stayed there, and its
 // client's next try is sent there, rather than given a new session beside the one that lives on.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { fakeClusterSuite, snapshotOf } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
+import { fakeClusterSuite, snapshotOf, won } from './handoff-support.js'
 
 describe.skipIf(skipRedisSuites())('a stored handoff withdrawn while its session goes on', () => {
   const suite = fakeClusterSuite()
