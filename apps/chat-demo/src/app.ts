@@ -97,9 +97,10 @@ export function checkRatePeriod(ratePeriod: number): void {
 }
 
 /**
- * The longest `--handoff-timeout` a node takes: Fastify gives each close hook 10 s
- * (`pluginTimeout`), and Parley's drain, in its hook, waits 2 s for the sessions' seals after
- * the wait for claims (Parley refuses a timeout that leaves none of the 10 s); the rest is a margin.
+ * The longest `--handoff-timeout` a node takes: Fastify gives each preClose hook 10 s
+ * (`pluginTimeout`; onClose hooks it does not time), and Parley's drain, in its preClose hook,
+ * waits 2 s for the sessions' seals after the wait for claims (Parley refuses a timeout that
+ * leaves none of the 10 s); the rest is a margin.
  */
 export const MAX_HANDOFF_TIMEOUT = 7000
 
