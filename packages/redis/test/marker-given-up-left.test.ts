@@ -4,19 +4,13 @@
 // then would take live what the claimer's subscriber reads late and the old node's sealed tail
 // holds too. The claimer gives the claim back instead; the next claim takes the session at its
 // marker, and the session gets each broadcast once, in order.
-import type { ClaimAnswer, SessionClaim } from '@parley/server'
+import type { ClaimAnswer } from '@parley/server'
 import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
-import { argOf, FakeCluster, holdAll, message, snapshotOf, to } from './handoff-support.js'
-
-function won(claim: ClaimAnswer | undefined): SessionClaim {
-  if (typeof claim !== 'object' || claim === null || 'missed' in claim)
-    throw new Error(`no claim won: ${JSON.stringify(claim)}`)
-  return claim
-}
+import { argOf, FakeCluster, holdAll, message, snapshotOf, to, won } from './handoff-support.js'
 
 describe.skipIf(skipRedisSuites())('a takeover whose old node left after its marker was given up', () => {
   it('gives the claim back when the wait runs out, and the next claim gives the session a broadcast from before the seal once', async () => {
