@@ -4,7 +4,12 @@ import http from 'node:http'
 import { Writable } from 'node:stream'
 import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley, { type ParleyServerOptions } from '@parley/server'
-import Fastify, { type FastifyLoggerOptions, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  type FastifyLoggerOptions,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -153,39 +158,82 @@ describe("Parley's routes", () => {
     expect(JSON.stringify(lines)).not.toContain(client.sid)
   })
 
-  it('mask a session id in the lines of a URL under their path that no route serves', async () => {
-    const { base, lines, port } = await logged({})
-    const client = await rawConnect('polling', base)
-    clients.push(client)
-    // A mistyped endpoint, and one past the end of a real one: Fastify's 404, its lines masked.
-    const paths = [`/parley/pol?v=1&sid=${client.sid}&ack=0`, `/parley/poll/x;sid=${client.sid}`]
-    for (const path of paths) {
-      const res = await fetch(`http://127.0.0.1:${port}${path}`)
-      expect(res.status).toBe(404)
-      expect(await res.json()).toEqual({
-        message: `Route GET:${path} not found`,
-        error: 'Not Found',
-        statusCode: 404,
-      })
-    }
-    const masked = [
-      `/parley/pol?v=1&sid=${client.sid.slice(0, 6)}...&ack=0`,
-      `/parley/poll/x;sid=${client.sid.slice(0, 6)}...`,
-    ]
-    await until(() => lines.filter((l) => l.msg.endsWith('not found')).length === 2, 3000, 'the 404 lines')
-    expect(requestLines(lines, '/parley/pol').map((l) => l.req?.url)).toEqual(masked)
-    expect(lines.filter((l) => l.msg.endsWith('not found')).map((l) => l.msg)).toEqual(
-      masked.map((url) => `Route GET:${url} not found`),
-    )
-    expect(JSON.stringify(lines)).not.toContain(client.sid)
-  })
+  const loud: [string, FastifyServerOptions][] = [
+    ['by default', {}],
+    ['disableRequestLogging: false', { disableRequestLogging: false }],
+    ['a logController that keeps them', { logController: new LogController() }],
+  ]
+  it.each(loud)(
+    'mask a session id in the lines of a URL under their path that no route serves: %s',
+    async (_, server) => {
+      const { base, lines, port } = await logged({}, 'info', {}, server)
+      const client = await rawConnect('polling', base)
+      clients.push(client)
+      // A mistyped endpoint, and one past the end of a real one: Fastify's 404, its lines masked.
+      const paths = [`/parley/pol?v=1&sid=${client.sid}&ack=0`, `/parley/poll/x;sid=${client.sid}`]
+      for (const path of paths) {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`)
+        expect(res.status).toBe(404)
+        expect(await res.json()).toEqual({
+          message: `Route GET:${path} not found`,
+          error: 'Not Found',
+          statusCode: 404,
+        })
+      }
+      const masked = [
+        `/parley/pol?v=1&sid=${client.sid.slice(0, 6)}...&ack=0`,
+        `/parley/poll/x;sid=${client.sid.slice(0, 6)}...`,
+      ]
+      await until(() => lines.filter((l) => l.msg.endsWith('not found')).length === 2, 3000, 'the 404 lines')
+      expect(requestLines(lines, '/parley/pol').map((l) => l.req?.url)).toEqual(masked)
+      expect(lines.filter((l) => l.msg.endsWith('not found')).map((l) => l.msg)).toEqual(
+        masked.map((url) => `Route GET:${url} not found`),
+      )
+      expect(JSON.stringify(lines)).not.toContain(client.sid)
+    },
+  )
 
-  it('write no 404 line where the application turned Fastify’s request lines off', async () => {
-    // Deprecated in Fastify 5 for its `logController`, which a plugin cannot reach.
-    const { lines, port } = await logged({}, 'info', {}, { disableRequestLogging: true })
-    expect((await fetch(`http://127.0.0.1:${port}/parley/pol?v=1&sid=abcdefghij`)).status).toBe(404)
-    expect((await fetch(`http://127.0.0.1:${port}/mine`)).status).toBe(200)
-    expect(lines.filter((l) => l.msg.endsWith('not found') || l.msg === 'incoming request')).toEqual([])
+  /** A controller that turns every request line off, as an application may write its own. */
+  class Quiet extends LogController {
+    override isLogDisabled(): boolean {
+      return true
+    }
+  }
+  const quiet: [string, FastifyServerOptions][] = [
+    ['disableRequestLogging: true', { disableRequestLogging: true }],
+    ['disableRequestLogging as a function', { disableRequestLogging: () => true }],
+    [
+      'a logController that disables them',
+      { logController: new LogController({ disableRequestLogging: true }) },
+    ],
+    ['a logController of its own', { logController: new Quiet() }],
+  ]
+  it.each(quiet)(
+    'write no 404 line where the application turned request lines off: %s',
+    async (_, server) => {
+      const { lines, port } = await logged({}, 'info', {}, server)
+      expect((await fetch(`http://127.0.0.1:${port}/parley/pol?v=1&sid=abcdefghij`)).status).toBe(404)
+      expect((await fetch(`http://127.0.0.1:${port}/elsewhere`)).status).toBe(404)
+      expect((await fetch(`http://127.0.0.1:${port}/mine`)).status).toBe(200)
+      expect(lines.filter((l) => l.msg.endsWith('not found') || l.msg === 'incoming request')).toEqual([])
+    },
+  )
+
+  it('write the 404 line of the application’s own logController, its session id masked', async () => {
+    class Own extends LogController {
+      override routeNotFound(request: FastifyRequest): void {
+        request.log.warn(`no such page: ${request.url}`)
+      }
+    }
+    const sid = 'abcdefghijklmnop'
+    const { lines, port } = await logged({}, 'info', {}, { logController: new Own() })
+    expect((await fetch(`http://127.0.0.1:${port}/parley/pol?v=1&sid=${sid}`)).status).toBe(404)
+    await until(() => lines.some((l) => l.msg.startsWith('no such page')), 3000, 'the 404 line')
+    expect(lines.filter((l) => l.msg.startsWith('no such page')).map((l) => l.msg)).toEqual([
+      'no such page: /parley/pol?v=1&sid=abcdef...',
+    ])
+    expect(lines.filter((l) => l.msg.endsWith('not found'))).toEqual([])
+    expect(JSON.stringify(lines)).not.toContain(sid)
   })
 
   it('answer the 404s under their path, and leave the application’s own to its handler', async () => {

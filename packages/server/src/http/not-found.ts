@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { maskSessionIds, redactingRequestSerializer } from './log-redaction.js'
 
 /*
@@ -6,10 +6,21 @@ import { maskSessionIds, redactingRequestSerializer } from './log-redaction.js'
  * still carries whatever session id the client put in it. Fastify answers it with its default
  * 404 and logs it with the application's serializer, the URL whole: its `incoming request` line
  * and its `Route GET:... not found` line would write a live secret into the application's logs.
- * So Parley answers the 404s under its own path as Fastify does, with the session id masked in
- * both lines (see log-redaction.ts). Elsewhere the URLs are the application's, and so are their
+ * So Parley gives its own path a 404 context of its own: Fastify's default handler, which
+ * answers and logs as Fastify does (the application's `logController` or
+ * `disableRequestLogging` deciding), with request loggers that mask the session id in both
+ * lines (see log-redaction.ts). Elsewhere the URLs are the application's, and so are their
  * 404s; with `path: '/'` every URL would be, so Parley then leaves them all alone.
  */
+
+/** The log methods whose string arguments are masked. */
+const LEVELS = new Set<PropertyKey>(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+/**
+ * Fastify's `setNotFoundHandler` called without a handler: its default 404 (what Fastify sets
+ * for its root the same way), which the types leave out.
+ */
+type DefaultNotFound = (this: FastifyInstance) => FastifyInstance
 
 /** Registers the 404 answer of the URLs under `base` (`mountBase`), when there is a base. */
 export async function notFoundUnder(app: FastifyInstance, base: string): Promise<void> {
@@ -21,29 +32,42 @@ export async function notFoundUnder(app: FastifyInstance, base: string): Promise
       // The 404 context takes no `logSerializers`: its request loggers are made masking here.
       scope.setChildLoggerFactory(function (this: FastifyInstance, logger, bindings, options, request) {
         const serializers = { ...options.serializers, req: masked }
-        return inherited.call(this, logger, bindings, { ...options, serializers }, request)
+        return masking(inherited.call(this, logger, bindings, { ...options, serializers }, request))
       })
-      scope.setNotFoundHandler(notFound)
+      ;(scope.setNotFoundHandler as unknown as DefaultNotFound).call(scope)
     },
     { prefix: base },
   )
 }
 
-/** Fastify's default 404, its log line with the session id masked. */
-function notFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const { method, url = '' } = request.raw
-  if (!requestLoggingDisabled(request)) request.log.info(`Route ${method}:${maskSessionIds(url)} not found`)
-  return reply
-    .code(404)
-    .send({ message: `Route ${method}:${url} not found`, error: 'Not Found', statusCode: 404 })
+/**
+ * `logger` with the session ids masked in the strings it is given: the `Route ... not found`
+ * message holds the URL itself, which no serializer sees. Its children mask too.
+ */
+function masking(logger: FastifyBaseLogger): FastifyBaseLogger {
+  return new Proxy(logger, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key, target)
+      if (typeof value !== 'function') return value
+      if (key === 'child') {
+        return (...args: Parameters<FastifyBaseLogger['child']>) => masking(target.child(...args))
+      }
+      if (!LEVELS.has(key)) return value
+      return (...args: unknown[]) =>
+        Reflect.apply(
+          value,
+          target,
+          args.map((arg) => (typeof arg === 'string' ? maskWords(arg) : arg)),
+        )
+    },
+    set: (target, key, value) => Reflect.set(target, key, value, target),
+  })
 }
 
 /**
- * Whether the application turned Fastify's request lines off (for this request) with its
- * `disableRequestLogging`. A `logController` of its own is out of a plugin's reach: this line
- * goes to the request's logger as Fastify's default controller writes it.
+ * `text` with the session ids masked in each of its words: a message puts words after the URL
+ * (`... not found`), and a request's target holds no whitespace, so a value ends at the first.
  */
-function requestLoggingDisabled(request: FastifyRequest): boolean {
-  const disabled: unknown = request.server.initialConfig.disableRequestLogging
-  return typeof disabled === 'function' ? Boolean(disabled(request)) : disabled === true
+function maskWords(text: string): string {
+  return text.includes('=') ? text.replace(/\S+/g, (word) => maskSessionIds(word)) : text
 }
