@@ -260,6 +260,67 @@ describe("Parley's routes", () => {
     expect(await answers('/')).toEqual(['not here', 'not here'])
   })
 
+  it('refuse at start a not-found handler of the application’s for their path', async () => {
+    for (const prefix of ['/parley', '/parley/']) {
+      const app = Fastify()
+      try {
+        await app.register(parley, {})
+        app.register(
+          async (scope) => {
+            scope.setNotFoundHandler((_request, reply) => reply.code(404).send('mine'))
+          },
+          { prefix },
+        )
+        const refused = await app.ready().then(
+          () => undefined,
+          (error: unknown) => error,
+        )
+        expect(refused).toMatchObject({
+          name: 'ParleyOptionError',
+          code: 'PARLEY_INVALID_OPTION',
+          option: 'path',
+          message: expect.stringContaining('set your not-found handler for another prefix'),
+        })
+      } finally {
+        await app.close().catch(() => undefined)
+      }
+    }
+  })
+
+  it('leave a not-found handler deeper in their path to the application', async () => {
+    const app = Fastify()
+    try {
+      await app.register(parley, {})
+      await app.register(
+        async (scope) => {
+          scope.setNotFoundHandler((_request, reply) => reply.code(404).send('admin’s'))
+        },
+        { prefix: '/parley/admin' },
+      )
+      expect((await app.inject({ url: '/parley/admin/x?sid=abcdefghij' })).body).toBe('admin’s')
+      expect(await app.inject({ url: '/parley/pol' }).then((r) => r.json())).toMatchObject({
+        error: 'Not Found',
+      })
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('let a catch-all route of the application take the URLs of their path no endpoint serves', async () => {
+    const app = Fastify()
+    try {
+      await app.register(parley, {})
+      app.all('/parley/*', async () => 'yours')
+      expect((await app.inject({ url: '/parley/pol?sid=abcdefghij' })).body).toBe('yours')
+      // Parley's own endpoints still answer: Fastify's router takes a static route first.
+      expect(await app.inject({ url: '/parley/poll?v=1' }).then((r) => r.json())).toMatchObject({
+        code: 'PARLEY_BAD_REQUEST',
+      })
+    } finally {
+      await app.close()
+    }
+  })
+
   it('refuse a level that is not one', async () => {
     const app = Fastify()
     await expect(app.register(parley, { logLevel: 'loud' as never })).rejects.toThrow(

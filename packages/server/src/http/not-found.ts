@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { ParleyOptionError } from '../options.js'
 import { maskSessionIds, redactingRequestSerializer } from './log-redaction.js'
 
 /*
@@ -25,6 +26,8 @@ type DefaultNotFound = (this: FastifyInstance) => FastifyInstance
 /** Registers the 404 answer of the URLs under `base` (`mountBase`), when there is a base. */
 export async function notFoundUnder(app: FastifyInstance, base: string): Promise<void> {
   if (base === '') return
+  const setDefault = app.setNotFoundHandler as unknown as DefaultNotFound
+  refuseHandlersAt(app, base)
   await app.register(
     async (scope) => {
       const masked = redactingRequestSerializer(scope.log)
@@ -34,10 +37,30 @@ export async function notFoundUnder(app: FastifyInstance, base: string): Promise
         const serializers = { ...options.serializers, req: masked }
         return masking(inherited.call(this, logger, bindings, { ...options, serializers }, request))
       })
-      ;(scope.setNotFoundHandler as unknown as DefaultNotFound).call(scope)
+      setDefault.call(scope)
     },
     { prefix: base },
   )
+}
+
+/**
+ * Fastify takes one not-found handler per prefix, and a second one for `base` would fail the
+ * application's start with no word of why (its plugin timeout, or no start at all with none):
+ * the application's `setNotFoundHandler` in a context prefixed with Parley's path is refused at
+ * once, saying what to do. A context registered before Parley is out of this reach.
+ */
+function refuseHandlersAt(app: FastifyInstance, base: string): void {
+  const set = app.setNotFoundHandler
+  const guarded = function (this: FastifyInstance, ...args: unknown[]): unknown {
+    if (this.prefix === base || this.prefix === `${base}/`) {
+      throw new ParleyOptionError(
+        'path',
+        `is "${base}", where Parley answers the URLs no endpoint serves: set your not-found handler for another prefix, or give Parley another path`,
+      )
+    }
+    return Reflect.apply(set, this, args)
+  }
+  app.setNotFoundHandler = guarded as typeof set
 }
 
 /**
