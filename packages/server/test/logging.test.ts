@@ -261,15 +261,27 @@ describe("Parley's routes", () => {
   })
 
   it('refuse at start a not-found handler of the application’s for their path', async () => {
-    for (const prefix of ['/parley', '/parley/']) {
+    // Parley in a context of the application's without a prefix, or prefixed `/api`, where the
+    // application's not-found handler is set in a context of its own.
+    const cases = [
+      { outer: '', prefix: '/parley', message: 'is "/parley", where Parley answers' },
+      { outer: '', prefix: '/parley/', message: 'is "/parley", where Parley answers' },
+      { outer: '/api', prefix: '/parley', message: 'is "/parley" (under "/api"), where' },
+    ]
+    for (const { outer, prefix, message } of cases) {
       const app = Fastify()
       try {
-        await app.register(parley, {})
         app.register(
           async (scope) => {
-            scope.setNotFoundHandler((_request, reply) => reply.code(404).send('mine'))
+            await scope.register(parley, {})
+            scope.register(
+              async (own) => {
+                own.setNotFoundHandler((_request, reply) => reply.code(404).send('mine'))
+              },
+              { prefix },
+            )
           },
-          { prefix },
+          { prefix: outer },
         )
         const refused = await app.ready().then(
           () => undefined,
@@ -279,11 +291,28 @@ describe("Parley's routes", () => {
           name: 'ParleyOptionError',
           code: 'PARLEY_INVALID_OPTION',
           option: 'path',
+          message: expect.stringContaining(message),
+        })
+        expect(refused).toMatchObject({
           message: expect.stringContaining('set your not-found handler for another prefix'),
         })
       } finally {
         await app.close().catch(() => undefined)
       }
+    }
+  })
+
+  it('leave the application’s not-found handler for its root, set after theirs, the rest', async () => {
+    const app = Fastify()
+    try {
+      await app.register(parley, {})
+      app.setNotFoundHandler((_request, reply) => reply.code(404).send('not here'))
+      expect((await app.inject({ url: '/elsewhere' })).body).toBe('not here')
+      expect(await app.inject({ url: '/parley/pol' }).then((r) => r.json())).toMatchObject({
+        error: 'Not Found',
+      })
+    } finally {
+      await app.close()
     }
   })
 

@@ -47,15 +47,18 @@ export async function notFoundUnder(app: FastifyInstance, base: string): Promise
  * Fastify takes one not-found handler per prefix, and a second one for `base` would fail the
  * application's start with no word of why (its plugin timeout, or no start at all with none):
  * the application's `setNotFoundHandler` in a context prefixed with Parley's path is refused at
- * once, saying what to do. A context registered before Parley is out of this reach.
+ * once, saying what to do. Only the context Parley is registered in and those registered in it
+ * afterwards inherit this guard: one registered before, or a sibling, is out of its reach.
  */
 function refuseHandlersAt(app: FastifyInstance, base: string): void {
   const set = app.setNotFoundHandler
+  // Parley registered in a prefixed context serves its path under that prefix.
+  const at = `${app.prefix}${base}`
   const guarded = function (this: FastifyInstance, ...args: unknown[]): unknown {
-    if (this.prefix === base || this.prefix === `${base}/`) {
+    if (this.prefix === at || this.prefix === `${at}/`) {
       throw new ParleyOptionError(
         'path',
-        `is "${base}", where Parley answers the URLs no endpoint serves: set your not-found handler for another prefix, or give Parley another path`,
+        `is "${base}"${at === base ? '' : ` (under "${app.prefix}")`}, where Parley answers the URLs no endpoint serves: set your not-found handler for another prefix, or give Parley another path`,
       )
     }
     return Reflect.apply(set, this, args)
