@@ -4,21 +4,20 @@
 // nothing else of its node's is on its way, rather than kept waiting for a later broadcast of
 // its node (or a note) to come back, and takes the next one when it is emitted.
 import { describe, expect, it, vi } from 'vitest'
-import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
-import { FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
+import { handedOffSession, handoffScenes, message, takeOverOn, to, won } from './handoff-support.js'
 
 const isNews = (args: string[], arg: string) =>
   args[0] === 'PUBLISH' && (args[2] ?? '').includes(`\\"news\\",[\\"${arg}\\"]`)
 
+const scene = handoffScenes()
+
 describe.skipIf(skipRedisSuites())('an own broadcast given up while a socket taken over waits', () => {
   it('releases the socket that took it as soon as nothing else is on its way', async () => {
-    const redis = await startRedis()
     // b's subscriber reaches Redis through a proxy that can hold what Redis sends it.
-    const proxy = await startTcpProxy(redis.port)
-    const cluster = new FakeCluster(redis.url)
+    const { redis, proxy, cluster } = await scene()
     // b's wait for its marker runs out by hand, once its own broadcast is on its way.
     const wakes: (() => void)[] = []
     const spy = vi.spyOn(sealWaits, 'start').mockImplementation((wake) => {
@@ -37,18 +36,13 @@ describe.skipIf(skipRedisSuites())('an own broadcast given up while a socket tak
 
       // a's drain ended with session `sid` unclaimed: its tail is sealed.
       const sid = 'sid-given-up'
-      a.sockets.add('s1', sid)
-      a.adapter.addAll('s1', ['s1', 'r'])
-      await a.adapter.sessionOpened(sid)
-      expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
-      await a.adapter.sealHandOff(sid, [])
+      await handedOffSession(a, sid, { sealed: true })
 
       // b's subscriber stops reading: y1, b's own, is on its way back when b joins the socket.
       release = proxy.holdDownstream()
       b.adapter.broadcast(message('news', ['y1']), to(['r']))
       const claim = won(await b.adapter.claimSession(sid))
-      const taken = b.sockets.add('s1', sid)
-      const done = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+      const { taken, done } = takeOverOn(b, claim, sid)
       await until(() => wakes.length === 1, 5000, 'the wait for the marker')
       wakes[0]!()
       await within(done, 5000, 'the takeover')
@@ -83,9 +77,6 @@ describe.skipIf(skipRedisSuites())('an own broadcast given up while a socket tak
       release?.()
       neverRuns?.(new Error('the test ended'))
       spy.mockRestore()
-      await cluster.close()
-      await proxy.close()
-      await redis.stop()
     }
   })
 })

@@ -16,9 +16,10 @@ import type {
   SocketDescription,
 } from '@parley/server'
 import { createClient } from 'redis'
-import { afterAll, afterEach, beforeAll } from 'vitest'
+import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
-import { until } from '../../server/test/helpers.js'
+import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
+import { until, within } from '../../server/test/helpers.js'
 
 export const HEARTBEAT = 300
 
@@ -196,6 +197,34 @@ export function fakeClusterSuite() {
       cluster = new FakeCluster(redis!.url, options)
       return cluster
     },
+  }
+}
+
+/**
+ * For a file whose tests each want a Redis of their own (to freeze, say), a `FakeCluster` on it
+ * and a proxy in front of it (for a subscriber that can be held): `scene()` starts them, and
+ * after the test the cluster, the proxy and Redis are closed, in that order. Call it at the
+ * file's top level; what a test holds back it lets go in its own `finally`, which runs first.
+ */
+export function handoffScenes(): () => Promise<{
+  redis: RedisServer
+  proxy: TcpProxy
+  cluster: FakeCluster
+}> {
+  let started: { redis: RedisServer; proxy: TcpProxy; cluster: FakeCluster } | undefined
+  afterEach(async () => {
+    const scene = started
+    started = undefined
+    if (!scene) return
+    await scene.cluster.close()
+    await scene.proxy.close()
+    await scene.redis.stop()
+  })
+  return async () => {
+    const redis = await startRedis()
+    const proxy = await startTcpProxy(redis.port)
+    started = { redis, proxy, cluster: new FakeCluster(redis.url) }
+    return started
   }
 }
 
@@ -492,4 +521,114 @@ export async function eventually(check: () => Promise<boolean>, ms: number, what
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
+}
+
+/**
+ * Session `sid` (socket 's1', in room 'r') opened on `node` and handed off there: what its socket
+ * gets from then on goes to the tail, and to the array returned, for a test that reads it whole.
+ * With `sealed`, the drain ended with the session unclaimed instead: its tail sealed, empty, and
+ * nothing more routed to it.
+ */
+export async function handedOffSession(
+  node: FakeNode,
+  sid: string,
+  { sealed = false }: { sealed?: boolean } = {},
+): Promise<string[]> {
+  const tail: string[] = []
+  const handed = node.sockets.add('s1', sid)
+  node.adapter.addAll('s1', ['s1', 'r'])
+  await node.adapter.sessionOpened(sid)
+  if (!sealed)
+    handed.handedOff = (text) => {
+      tail.push(text)
+      node.adapter.appendHandOff(sid, text)
+    }
+  expect(await node.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+  if (sealed) await node.adapter.sealHandOff(sid, [])
+  return tail
+}
+
+/**
+ * The claimed session's socket on `node`, as the server adds it to take the session over, and
+ * the takeover itself, whose join puts it in its rooms (`join` instead, to watch the join).
+ */
+export function takeOverOn(
+  node: FakeNode,
+  claim: SessionClaim,
+  sid: string,
+  join: () => void = () => node.adapter.addAll('s1', ['s1', 'r']),
+): { taken: FakeSocket; done: ReturnType<SessionClaim['takeOver']> } {
+  const taken = node.sockets.add('s1', sid)
+  return { taken, done: claim.takeOver(join) }
+}
+
+/** The keys of the handoffs stored under `cluster`'s prefix matching `pattern`, read on `node`. */
+async function handoffKeys(cluster: FakeCluster, node: FakeNode, pattern: string): Promise<string[]> {
+  return (await node.redis.sendCommand(['KEYS', `${cluster.prefix}:handoff:${pattern}`])) as string[]
+}
+
+/** Until the one tail stored (read on `node`'s client) holds `count` texts: at most 5 s. */
+export function untilTailHolds(
+  cluster: FakeCluster,
+  node: FakeNode,
+  count: number,
+  what: string,
+): Promise<void> {
+  return eventually(
+    async () => {
+      const keys = await handoffKeys(cluster, node, '*:tail')
+      return keys.length === 1 && Number(await node.redis.sendCommand(['LLEN', keys[0] ?? ''])) === count
+    },
+    5000,
+    what,
+  )
+}
+
+/** Until the one handoff stored (read on `node`'s client) has its tail sealed: at most 5 s. */
+export function untilTailSealed(cluster: FakeCluster, node: FakeNode): Promise<void> {
+  return eventually(
+    async () => {
+      const hash = (await handoffKeys(cluster, node, '*')).find((key) => !key.endsWith(':tail'))
+      return hash !== undefined && String(await node.redis.sendCommand(['HGET', hash, 'sealed'])) === '1'
+    },
+    5000,
+    'the tail sealed',
+  )
+}
+
+/**
+ * Three nodes that all see each other live: a, the one that hands off; b, the claimer, with its
+ * own `requestTimeout`, and its subscriber through `subscriberVia` (a proxy in front of the
+ * cluster's Redis, to hold what Redis sends it); c, a third.
+ */
+export async function handoffNodes(
+  cluster: FakeCluster,
+  claimer: { requestTimeout?: number; subscriberVia?: { url: string } } = {},
+): Promise<[FakeNode, FakeNode, FakeNode]> {
+  const { subscriberVia, ...options } = claimer
+  const subscriber = subscriberVia && `redis://127.0.0.1:${new URL(subscriberVia.url).port}`
+  const a = await cluster.node()
+  const b = await cluster.node(undefined, subscriber === undefined ? options : { ...options, subscriber })
+  const c = await cluster.node()
+  await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+  return [a, b, c]
+}
+
+/**
+ * The claim of `sid` that `node` wins once the one given back is taken back: tried again while
+ * the answer is 'retry', every 50 ms, 100 tries at most; any other answer fails the test.
+ */
+export async function claimAgain(node: FakeNode, sid: string): Promise<SessionClaim> {
+  let answer: ClaimAnswer = 'retry'
+  for (let tries = 0; answer === 'retry' && tries < 100; tries++) {
+    answer = await within(node.adapter.claimSession(sid), 5000, 'a claim')
+    if (answer === 'retry') await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return won(answer)
+}
+
+/** `from` broadcasts `arg` to room 'r' (as 'news'), and `socket` gets it live: at most 5 s. */
+export async function reachesLive(from: FakeNode, arg: string, socket: FakeSocket): Promise<void> {
+  from.adapter.broadcast(message('news', [arg]), to(['r']))
+  await until(() => socket.got.includes(arg), 5000, `${arg} at the socket`)
 }

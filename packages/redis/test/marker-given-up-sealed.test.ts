@@ -3,40 +3,38 @@
 // then, the socket would take live a broadcast that the claimer's subscriber reads late and the
 // sealed tail holds too. The claimer gives the claim back instead; the next claim, once Redis
 // answers, takes the session at its marker, and the session gets each broadcast once, in order.
-import type { ClaimAnswer } from '@parley/server'
 import { describe, expect, it } from 'vitest'
-import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
+import {
+  argOf,
+  claimAgain,
+  handedOffSession,
+  handoffNodes,
+  handoffScenes,
+  message,
+  reachesLive,
+  takeOverOn,
+  to,
+  won,
+} from './handoff-support.js'
+
+const scene = handoffScenes()
 
 describe.skipIf(skipRedisSuites())('a takeover of a sealed tail whose marker got no answer in time', () => {
   it('gives the claim back, and the next claim gives the session a broadcast from before the seal once', async () => {
-    const redis = await startRedis()
     // b's subscriber reaches Redis through a proxy that can hold what Redis sends it.
-    const proxy = await startTcpProxy(redis.port)
-    const cluster = new FakeCluster(redis.url)
+    const { redis, proxy, cluster } = await scene()
     let release: (() => void) | undefined
     try {
-      const a = await cluster.node()
-      const b = await cluster.node(redis.url, {
+      const [a, b, c] = await handoffNodes(cluster, {
         requestTimeout: 300,
-        subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}`,
+        subscriberVia: proxy,
       })
-      const c = await cluster.node()
-      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
 
       // a hands session `sid` off; what its socket gets from then on goes to the tail.
       const sid = 'sid-sealed-given-up'
-      const handed = a.sockets.add('s1', sid)
-      a.adapter.addAll('s1', ['s1', 'r'])
-      await a.adapter.sessionOpened(sid)
-      const tail: string[] = []
-      handed.handedOff = (text) => {
-        tail.push(text)
-        a.adapter.appendHandOff(sid, text)
-      }
-      expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+      const tail = await handedOffSession(a, sid)
 
       // b's subscriber stops reading; c's x1 reaches a's socket (into the tail), not b yet.
       release = proxy.holdDownstream()
@@ -53,9 +51,9 @@ describe.skipIf(skipRedisSuites())('a takeover of a sealed tail whose marker got
         joins++
         b.adapter.addAll('s1', ['s1', 'r'])
       }
-      const taken = b.sockets.add('s1', sid)
+      const { taken, done: taking } = takeOverOn(b, first, sid, join)
       let resolved = false
-      const done = first.takeOver(join).finally(() => {
+      const done = taking.finally(() => {
         resolved = true
       })
       await until(() => joins > 0 || resolved, 5000, 'the marker given up')
@@ -69,17 +67,10 @@ describe.skipIf(skipRedisSuites())('a takeover of a sealed tail whose marker got
       // its marker.
       let result = firstTry
       if (firstTry.retry) {
-        let answer: ClaimAnswer = 'retry'
-        for (let tries = 0; answer === 'retry' && tries < 100; tries++) {
-          answer = await within(b.adapter.claimSession(sid), 5000, 'a claim')
-          if (answer === 'retry') await new Promise((resolve) => setTimeout(resolve, 50))
-        }
-        result = await within(won(answer).takeOver(join), 5000, 'the takeover at its cut')
+        result = await within((await claimAgain(b, sid)).takeOver(join), 5000, 'the takeover at its cut')
       }
-      c.adapter.broadcast(message('news', ['x2']), to(['r']))
-      await until(() => taken.got.includes('x2'), 5000, 'x2 at the socket')
-      b.adapter.broadcast(message('news', ['x3']), to(['r']))
-      await until(() => taken.got.includes('x3'), 5000, 'x3 at the socket')
+      await reachesLive(c, 'x2', taken)
+      await reachesLive(b, 'x3', taken)
 
       // What the session got: the tail, then what reached the socket, each once and in order.
       expect([...result.tail.map(argOf), ...taken.got]).toEqual(['x1', 'x2', 'x3'])
@@ -89,9 +80,6 @@ describe.skipIf(skipRedisSuites())('a takeover of a sealed tail whose marker got
     } finally {
       redis.thaw()
       release?.()
-      await cluster.close()
-      await proxy.close()
-      await redis.stop()
     }
   })
 })

@@ -4,57 +4,51 @@
 // what the tail holds too; it waits for the marker instead (within its bound, SEAL_WAIT_MS), and
 // the session gets each broadcast once, in order.
 import { describe, expect, it, vi } from 'vitest'
-import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
-import { argOf, eventually, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
+import {
+  argOf,
+  handedOffSession,
+  handoffNodes,
+  handoffScenes,
+  message,
+  reachesLive,
+  takeOverOn,
+  to,
+  untilTailHolds,
+  untilTailSealed,
+  won,
+} from './handoff-support.js'
+
+const scene = handoffScenes()
 
 describe.skipIf(skipRedisSuites())('a takeover whose claim marker got no answer in time', () => {
   it('waits for the marker Redis runs late: the old node seals at the cut, and each broadcast reaches the session once', async () => {
-    const redis = await startRedis()
     // b's subscriber reaches Redis through a proxy that can hold what Redis sends it.
-    const proxy = await startTcpProxy(redis.port)
-    const cluster = new FakeCluster(redis.url)
+    const { redis, proxy, cluster } = await scene()
     // The claimer's wait never runs out by itself here: what ends it is the marker and the seal.
     const spy = vi.spyOn(sealWaits, 'start').mockImplementation(() => () => {})
     let release: (() => void) | undefined
     try {
-      const a = await cluster.node()
-      const b = await cluster.node(redis.url, {
+      const [a, b, c] = await handoffNodes(cluster, {
         requestTimeout: 300,
-        subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}`,
+        subscriberVia: proxy,
       })
-      const c = await cluster.node()
-      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
 
       // a hands session `sid` off; what its socket gets from then on goes to the tail.
       const sid = 'sid-marker-late'
-      const handed = a.sockets.add('s1', sid)
-      a.adapter.addAll('s1', ['s1', 'r'])
-      await a.adapter.sessionOpened(sid)
-      handed.handedOff = (text) => a.adapter.appendHandOff(sid, text)
-      expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+      await handedOffSession(a, sid)
       const claim = won(await b.adapter.claimSession(sid))
-      const keys = async () =>
-        (await a.redis.sendCommand(['KEYS', `${cluster.prefix}:handoff:*`])) as string[]
 
       // b's subscriber stops reading; c's x1 reaches a's socket (into the tail), not b yet.
       release = proxy.holdDownstream()
       c.adapter.broadcast(message('news', ['x1']), to(['r']))
-      await eventually(
-        async () => {
-          const tail = (await keys()).find((key) => key.endsWith(':tail'))
-          return tail !== undefined && Number(await a.redis.sendCommand(['LLEN', tail])) === 1
-        },
-        5000,
-        'x1 in the tail',
-      )
+      await untilTailHolds(cluster, a, 1, 'x1 in the tail')
 
       // Redis stalls with b's marker unanswered: b gives it up, and Redis runs it once it thaws.
       redis.freeze()
-      const taken = b.sockets.add('s1', sid)
-      const done = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+      const { taken, done } = takeOverOn(b, claim, sid)
       await until(
         () => b.commands.some((args) => (args[2] ?? '').includes('"k":"claim"')),
         5000,
@@ -65,23 +59,14 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker got no answer 
       await until(() => b.adapter.stats.lostBroadcasts === 1, 5000, 'b gives up on Redis')
       redis.thaw()
       await until(() => a.sockets.claims.includes(sid), 5000, 'the marker at a')
-      await eventually(
-        async () => {
-          const hash = (await keys()).find((key) => !key.endsWith(':tail'))
-          return hash !== undefined && String(await a.redis.sendCommand(['HGET', hash, 'sealed'])) === '1'
-        },
-        5000,
-        'the tail sealed',
-      )
+      await untilTailSealed(cluster, a)
       release()
       release = undefined
       const result = await within(done, 5000, 'the takeover')
 
       // Later ones reach the socket live.
-      c.adapter.broadcast(message('news', ['x2']), to(['r']))
-      await until(() => taken.got.includes('x2'), 5000, 'x2 at the socket')
-      b.adapter.broadcast(message('news', ['x3']), to(['r']))
-      await until(() => taken.got.includes('x3'), 5000, 'x3 at the socket')
+      await reachesLive(c, 'x2', taken)
+      await reachesLive(b, 'x3', taken)
 
       // What the session got: the tail, then what reached the socket, each once and in order.
       expect([...result.tail.map(argOf), ...taken.got]).toEqual(['x1', 'x2', 'x3'])
@@ -90,9 +75,6 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker got no answer 
       redis.thaw()
       release?.()
       spy.mockRestore()
-      await cluster.close()
-      await proxy.close()
-      await redis.stop()
     }
   })
 })

@@ -3,11 +3,20 @@
 // Its own broadcasts sent before the marker are the old node's to deliver (into the tail), and
 // they come back to the claimer after that join: the session must not get them a second time.
 import { describe, expect, it, vi } from 'vitest'
-import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
-import { argOf, eventually, FakeCluster, message, snapshotOf, to, won } from './handoff-support.js'
+import {
+  argOf,
+  handedOffSession,
+  handoffScenes,
+  message,
+  takeOverOn,
+  to,
+  untilTailHolds,
+  untilTailSealed,
+  won,
+} from './handoff-support.js'
 
 /** The waits for a seal, run out by hand (`runOut`) rather than after `SEAL_WAIT_MS`. */
 function sealWaitsByHand() {
@@ -27,12 +36,12 @@ function sealWaitsByHand() {
   }
 }
 
+const scene = handoffScenes()
+
 describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is back', () => {
   it("gives the session the claimer's own broadcasts once: those before the marker in the tail, later ones live", async () => {
-    const redis = await startRedis()
     // b's subscriber reaches Redis through a proxy that can hold what Redis sends it.
-    const proxy = await startTcpProxy(redis.port)
-    const cluster = new FakeCluster(redis.url)
+    const { redis, proxy, cluster } = await scene()
     const waits = sealWaitsByHand()
     let release: (() => void) | undefined
     try {
@@ -42,43 +51,19 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
 
       // a hands session `sid` off; what its socket gets from then on goes to the tail.
       const sid = 'sid-early'
-      const handed = a.sockets.add('s1', sid)
-      a.adapter.addAll('s1', ['s1', 'r'])
-      await a.adapter.sessionOpened(sid)
-      handed.handedOff = (text) => a.adapter.appendHandOff(sid, text)
-      expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+      await handedOffSession(a, sid)
       const claim = won(await b.adapter.claimSession(sid))
 
       // b's subscriber stops reading: b's own broadcasts reach a (into the tail), not b.
       release = proxy.holdDownstream()
       b.adapter.broadcast(message('news', ['b1']), to(['r']))
       b.adapter.broadcast(message('news', ['b2']), to(['r']))
-      const tailKey = async () => {
-        const keys = (await a.redis.sendCommand(['KEYS', `${cluster.prefix}:handoff:*:tail`])) as string[]
-        return keys[0]
-      }
-      await eventually(
-        async () => {
-          const key = await tailKey()
-          return key !== undefined && Number(await a.redis.sendCommand(['LLEN', key])) === 2
-        },
-        5000,
-        "b's broadcasts in a's tail",
-      )
+      await untilTailHolds(cluster, a, 2, "b's broadcasts in a's tail")
 
       // The marker reaches a, which seals the tail behind them; b hears neither it nor the seal.
-      const taken = b.sockets.add('s1', sid)
-      const done = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+      const { taken, done } = takeOverOn(b, claim, sid)
       await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-      await eventually(
-        async () => {
-          const keys = (await a.redis.sendCommand(['KEYS', `${cluster.prefix}:handoff:*`])) as string[]
-          const hash = keys.find((key) => !key.endsWith(':tail'))
-          return hash !== undefined && String(await a.redis.sendCommand(['HGET', hash, 'sealed'])) === '1'
-        },
-        5000,
-        'the tail sealed',
-      )
+      await untilTailSealed(cluster, a)
 
       // The wait for the seal runs out: b joins the socket and reads the tail.
       waits.runOut()
@@ -99,9 +84,6 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     } finally {
       release?.()
       waits.stop()
-      await cluster.close()
-      await proxy.close()
-      await redis.stop()
     }
   })
 })
