@@ -3,60 +3,18 @@
 // finishes them. A join: that node lists the person where the page is, at once. A message: it is
 // stored before what the page sent after it. And presence: someone whose session is between the
 // nodes when the people list changes is listed again once a node takes the session over.
-import type { AddressInfo } from 'node:net'
-import { type ClientOptions, connect, ErrorCode, type Socket } from '@parley/client'
-import type { RedisAdapter } from '@parley/redis'
-import type { FastifyInstance } from 'fastify'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
-import { buildChatApp, type ChatAppOptions } from '../src/app.js'
+import { ErrorCode } from '@parley/client'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import type { ChatAppOptions } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
-import { type ChatCluster, connectRedis } from '../src/cluster.js'
-import type { ChatReply, ClientEvents, HeardMessage, JoinReply, ServerEvents } from '../src/shared.js'
+import type { ChatReply, HeardMessage, JoinReply } from '../src/shared.js'
 import { StoreUnavailableError } from '../src/store.js'
-import { connected } from './connected.js'
+import { type ChatNode, type Client, chatNodesSuite, liveNodes, peopleHeard } from './chat-nodes.js'
 import { pauseNextAdd, pauseNextJoin } from './pausing-store.js'
 
-type Client = Socket<ServerEvents, ClientEvents>
-type ChatNode = { app: FastifyInstance; cluster: ChatCluster; url: string }
-
 describe.skipIf(skipRedisSuites())('a request under way while its session moves to another node', () => {
-  let redis: RedisServer
-  const nodes: ChatNode[] = []
-  const clients: Client[] = []
-  const proxies: TcpProxy[] = []
-
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-
-  afterAll(() => redis?.stop())
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.disconnect()
-    for (const proxy of proxies.splice(0)) await proxy.close()
-    // Their sessions end here first: a node that closes with sessions alive drains them, waiting
-    // for each client to resume on another node (seconds) for a client that is gone.
-    for (const { app } of nodes) for (const socket of [...app.parley.sockets.values()]) socket.disconnect()
-    for (const { app, cluster } of nodes.splice(0)) {
-      await app.close()
-      await cluster.close()
-    }
-  })
-
-  /**
-   * A chat node on the test's Redis, listening on `port` (a free one by default), with Parley's
-   * drain options `handoff` (its defaults by default).
-   */
-  async function startNode(label: string, port = 0, handoff?: ChatAppOptions['handoff']): Promise<ChatNode> {
-    const cluster = await connectRedis(redis.url, { label })
-    const app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store, handoff })
-    await app.listen({ port, host: '127.0.0.1' })
-    const node = { app, cluster, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
-    nodes.push(node)
-    return node
-  }
+  const suite = chatNodesSuite()
 
   /**
    * Two chat nodes on the test's Redis, each seeing the other; `handoff`: node A's drain options.
@@ -66,29 +24,12 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
   async function twoNodes(
     handoff: ChatAppOptions['handoff'] = { retrySpread: 300 },
   ): Promise<[ChatNode, ChatNode]> {
-    const pair: [ChatNode, ChatNode] = [await startNode('a', 0, handoff), await startNode('b')]
-    await expect
-      .poll(() => pair.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === 1), {
-        timeout: 10_000,
-      })
-      .toBe(true)
+    const pair: [ChatNode, ChatNode] = [await suite.startNode('a', { handoff }), await suite.startNode('b')]
+    await expect.poll(() => pair.every((n) => liveNodes(n) === 1), { timeout: 10_000 }).toBe(true)
     return pair
   }
 
-  /** A connected client of `node`, on WebSocket (a draining node sends its resume on to the other). */
-  async function person(
-    nickname: string,
-    node: ChatNode | TcpProxy,
-    options: ClientOptions = {},
-  ): Promise<Client> {
-    const socket = connect<ServerEvents, ClientEvents>(node.url, {
-      auth: { nickname },
-      transports: ['websocket'],
-      ...options,
-    })
-    clients.push(socket)
-    return connected(socket)
-  }
+  const person = suite.person
 
   /** Two nodes, Ona on node A and Pim on node B, both in #lobby; `at`: Ona's socket on a node. */
   async function onaAndPimInLobby() {
@@ -134,10 +75,7 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
       await join(ona, 'lobby')
       await join(pim, 'help')
       await join(cy, 'lobby')
-      const heard: string[][] = []
-      pim.on('presence', (update) => {
-        if (update.room === 'help') heard.push(update.people)
-      })
+      const heard = peopleHeard(pim, 'help')
       const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
       // Node A drains once the join has read the history, and the join goes on once the session is
       // frozen and stored for the move (its transport closed) or, in the second case, taken over by
@@ -264,10 +202,7 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     const [a, b] = await twoNodes()
     const [ona, pim] = [await person('ona', a), await person('pim', b)]
     await join(pim, 'help')
-    const heard: string[][] = []
-    pim.on('presence', (update) => {
-      if (update.room === 'help') heard.push(update.people)
-    })
+    const heard = peopleHeard(pim, 'help')
     const at = (node: ChatNode) => node.app.parley.sockets.get(String(ona.id))
     // Ona's message is for a room her session is not in (written offline, sent before the page
     // joins again): stored on node A, which is to take her into the room then, but the session
@@ -297,21 +232,17 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     // Pim reaches node A through a link that goes down: the drain hands the session off, and it
     // stays between the nodes until the link is up again.
     const port = Number(new URL(a.url).port)
-    const link = await startTcpProxy(port)
-    proxies.push(link)
+    const link = await suite.proxy(port)
     // Pim's client tries again often, so as to be back soon once the link is up.
     const quick = { reconnectionDelay: 50, reconnectionDelayMax: 200 }
     const [ona, pim, cy] = [await person('ona', a), await person('pim', link, quick), await person('cy', b)]
     for (const socket of [ona, pim, cy]) await join(socket, 'lobby')
-    const heard: string[][] = []
-    cy.on('presence', (update) => {
-      if (update.room === 'lobby') heard.push(update.people)
-    })
+    const heard = peopleHeard(cy, 'lobby')
     // Pim's link is down through the drain (a laptop asleep): node A hands the session off, and
     // it waits, between the nodes, until Pim comes back; node A is replaced meanwhile (a deploy).
     link.offline = true
     await a.app.parley.drain()
-    nodes.splice(nodes.indexOf(a), 1)
+    suite.nodes.splice(suite.nodes.indexOf(a), 1)
     await a.app.close()
     await a.cluster.close()
     await expect.poll(() => b.app.parley.sockets.get(String(ona.id)), { timeout: 10_000 }).toBeDefined()
@@ -319,7 +250,7 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     const dee = await person('dee', b)
     expect(await people(dee, 'lobby')).toEqual(['cy', 'dee', 'ona'])
     await expect.poll(() => heard.at(-1), { timeout: 10_000 }).toEqual(['cy', 'dee', 'ona'])
-    const c = await startNode('c', port)
+    const c = await suite.startNode('c', { port })
     link.offline = false
     await expect.poll(() => c.app.parley.sockets.get(String(pim.id)), { timeout: 20_000 }).toBeDefined()
     await expect.poll(() => heard.at(-1), { timeout: 10_000 }).toEqual(['cy', 'dee', 'ona', 'pim'])
