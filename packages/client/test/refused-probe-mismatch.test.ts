@@ -5,43 +5,17 @@
 // hears so by `transport_error`, as for any transport lost with an error. Real client, real
 // server, the fault proxy refusing WebSockets and holding the stream.
 import { ErrorCode, type ParleyError } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
-import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { client, next, until } from './helpers.js'
+import { mismatchScenes, transportStory } from './probe-mismatch-scene.js'
 
-let proxy: FaultProxy | undefined
-afterEach(async () => {
-  await proxy?.close()
-  proxy = undefined
-  await closeAll()
-})
-
-/** The part of the server's socket this test reads besides ServerSocket's. */
-interface Peer {
-  readonly transport: string | null
-  volatile: { emit(event: string): void }
-  on(event: string, fn: (...args: never[]) => void): void
-}
+const scene = mismatchScenes()
 
 describe('a request refused PARLEY_TRANSPORT_MISMATCH after a WebSocket probe refused at its upgrade', () => {
   it('is a lost transport: transport_error, then the resume, nothing lost or doubled', async () => {
-    const peers: Peer[] = []
-    const received: number[] = []
-    const server = await startServer(
-      (app) => {
-        parleyOf(app).on('connection', (socket) => {
-          const peer = socket as unknown as Peer
-          peers.push(peer)
-          peer.on('n', (n: number) => received.push(n))
-        })
-      },
-      // The server's first PING goes 4 s after the attach; unanswered, it lets the transport go
-      // 1 s later. The client gives the server 5 s from the last thing it received.
-      { pingInterval: 4000, pingTimeout: 1000 },
-    )
-    proxy = await startFaultProxy(server.port)
-    const p = proxy
-    p.ws = 'reject'
+    // WebSockets refused. The server's first PING goes 4 s after the attach; unanswered, it lets
+    // the transport go 1 s later. The client gives the server 5 s from the last thing it received.
+    const { proxy: p, peers, received } = await scene()
     const socket = client(p.url, {
       // Probes 500 ms after the attach, then 1, 2, 4 s after each failure: at about 0.5, 1.5, 3.5
       // and 7.5 s, every one refused.
@@ -51,12 +25,7 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after a WebSocket probe re
       reconnectionDelayMax: 60_000,
       randomization: 0,
     })
-    const said: string[] = []
-    socket.on('transport', (now, before, why) => said.push(`${before} -> ${now} (${why})`))
-    socket.on('transport_error', (name, error: ParleyError<string>) =>
-      said.push(`transport_error ${name} ${error.code}`),
-    )
-    socket.on('disconnect', (reason) => said.push(`disconnect ${reason}`))
+    const said = transportStory(socket)
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
     const peer = peers[0]!

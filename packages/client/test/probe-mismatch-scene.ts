@@ -1,0 +1,58 @@
+// The scene of the tests of a request refused PARLEY_TRANSPORT_MISMATCH after a probe that never
+// reached the server (refused-probe-mismatch.test.ts, refused-http-probe-mismatch.test.ts): one
+// server whose heartbeat lets a silent transport go, behind a fault proxy refusing WebSockets.
+import type { ParleyError } from '@parley/protocol'
+import type { FaultProxy } from '../../../test/support/fault-proxy.js'
+import type { Socket } from '../src/socket.js'
+import { parleyOf, proxiedServers } from './helpers.js'
+
+/** The part of the server's socket these tests read besides ServerSocket's. */
+export interface Peer {
+  readonly transport: string | null
+  volatile: { emit(event: string): void }
+  on(event: string, fn: (...args: never[]) => void): void
+}
+
+export interface MismatchScene {
+  /** In front of the server; every WebSocket upgrade refused. */
+  proxy: FaultProxy
+  /** The server's sockets, one a session, in the order they came. */
+  peers: Peer[]
+  /** The numbers the server's sockets got on `n`, in order. */
+  received: number[]
+}
+
+/**
+ * Starts a test's scene (see `MismatchScene`), closed after the test: call at the file's top
+ * level. The server's heartbeat: a PING every 4 s, the transport let go 1 s after one unanswered.
+ */
+export function mismatchScenes(): () => Promise<MismatchScene> {
+  const proxied = proxiedServers()
+  return async () => {
+    const peers: Peer[] = []
+    const received: number[] = []
+    const { proxy } = await proxied(
+      (app) => {
+        parleyOf(app).on('connection', (socket) => {
+          const peer = socket as unknown as Peer
+          peers.push(peer)
+          peer.on('n', (n: number) => received.push(n))
+        })
+      },
+      { pingInterval: 4000, pingTimeout: 1000 },
+    )
+    proxy.ws = 'reject'
+    return { proxy, peers, received }
+  }
+}
+
+/** What `socket` tells the application of its transports from now on, a line an event. */
+export function transportStory(socket: Socket): string[] {
+  const said: string[] = []
+  socket.on('transport', (now, before, why) => said.push(`${before} -> ${now} (${why})`))
+  socket.on('transport_error', (name, error: ParleyError<string>) =>
+    said.push(`transport_error ${name} ${error.code}`),
+  )
+  socket.on('disconnect', (reason) => said.push(`disconnect ${reason}`))
+  return said
+}
