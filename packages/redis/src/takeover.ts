@@ -20,6 +20,18 @@ export const sealWaits = {
   },
 }
 
+/**
+ * Starts the pause before a marker is sent again: `wake` runs after `MARKER_AGAIN_MS`; the
+ * function returned clears it. A named object, as `sealWaits`, so that a test can make the
+ * pause last, and see what ends it.
+ */
+export const markerPauses = {
+  start(wake: () => void): () => void {
+    const timer = setTimeout(wake, MARKER_AGAIN_MS)
+    return () => clearTimeout(timer)
+  },
+}
+
 /** What a takeover needs of its adapter. */
 export interface TakeoverContext {
   /** This node's id. */
@@ -304,7 +316,8 @@ export class Takeover implements SessionClaim {
     let stop: (() => void) | undefined
     let ranOut = false
     // What ends the wait is read from the state after each wake: a wake during the pause below
-    // finds nobody listening, and is read after it.
+    // ends the pause only when the wait is over (the adapter closing, the seal come), else it is
+    // read after it.
     const ended = () => this.#over || ranOut || this.#cutReached
     try {
       for (let tries = 1; ; tries++) {
@@ -336,7 +349,15 @@ export class Takeover implements SessionClaim {
         // the channel for good refuses the next try's marker as well, each try giving the
         // session back until the client's recovery window ends.
         if (tries === MARKER_TRIES) return
-        await new Promise((resolve) => setTimeout(resolve, MARKER_AGAIN_MS))
+        // Cut short by the end of the wait: an adapter closing meanwhile would wait it out.
+        await new Promise<void>((resolve) => {
+          const stop = markerPauses.start(resolve)
+          this.#wake = () => {
+            if (!ended()) return
+            stop()
+            resolve()
+          }
+        })
         if (ended()) return
       }
     } finally {

@@ -2,9 +2,10 @@
 // node never hears of the claim and goes on numbering into the tail what reaches its socket,
 // while the claimer, joined, gets the same broadcasts live. The claimer sends the marker again,
 // and the session gets each broadcast once, in order: through the tail, or live after the join.
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
+import { markerPauses } from '../src/takeover.js'
 import {
   argOf,
   handedOffSession,
@@ -138,5 +139,34 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
     // Read without the old node's seal: it never heard of the claim.
     expect(result).toMatchObject({ tail: [], complete: false, late: false })
     expect(a!.sockets.claims).toEqual([])
+  })
+
+  it('ends the pause before the next marker when the adapter closes: the takeover settles then', async () => {
+    const { cluster } = await scene()
+    const [a, b] = await cluster.start(2)
+    const sid = 'sid-refused-closing'
+    await handedOffSession(a!, sid)
+    const claim = won(await b!.adapter.claimSession(sid))
+    b!.hold = (args) => (isMarker(args) ? Promise.reject(new Error('ERR the marker is refused')) : undefined)
+    // The pause made endless: nothing but the close can end it.
+    let pauses = 0
+    const pause = vi.spyOn(markerPauses, 'start').mockImplementation(() => {
+      pauses++
+      return () => {}
+    })
+    try {
+      let joins = 0
+      const done = claim.takeOver(() => joins++)
+      await until(() => pauses === 1, 5000, 'the pause after the refused marker')
+      const closed = b!.adapter.close()
+      const result = await within(done, 5000, 'the takeover, once the adapter closed')
+      expect(b!.commands.filter(isMarker)).toHaveLength(1)
+      expect(pauses).toBe(1)
+      expect(joins).toBe(1)
+      expect(result).toMatchObject({ complete: false })
+      await within(closed, 5000, 'the close')
+    } finally {
+      pause.mockRestore()
+    }
   })
 })
