@@ -30,8 +30,8 @@ export interface ReservedEvents {
   /**
    * The session moved to another transport without the application losing anything: `downgrade`
    * whenever a resume lands after `before` in `transports` (a loss, a handoff, a probe lost), and
-   * `resume` when it lands on `before` or a better one. (An attach for `connect` fires `connect`:
-   * the session was down then.)
+   * `resume` when it lands on `before` or a better one: `upgrade` is only the client's own probe,
+   * which nothing forced. (An attach for `connect` fires `connect`: the session was down then.)
    */
   transport: (now: TransportName, before: TransportName, why: Exclude<SwitchReason, 'connect'>) => void
   /** A reconnection attempt (1, 2, ...) starts. */
