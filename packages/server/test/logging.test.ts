@@ -261,12 +261,14 @@ describe("Parley's routes", () => {
   })
 
   it('refuse at start a not-found handler of the application’s for their path', async () => {
-    // Parley in a context of the application's without a prefix, or prefixed `/api`, where the
+    // Parley in a context of the application's without a prefix, or prefixed `/api` or `/api/`, where the
     // application's not-found handler is set in a context of its own.
     const cases = [
       { outer: '', prefix: '/parley', message: 'is "/parley", where Parley answers' },
       { outer: '', prefix: '/parley/', message: 'is "/parley", where Parley answers' },
       { outer: '/api', prefix: '/parley', message: 'is "/parley" (under "/api"), where' },
+      // Fastify joins `/api/` and `/parley` into `/api/parley`, without a double slash.
+      { outer: '/api/', prefix: '/parley', message: 'is "/parley" (under "/api/"), where' },
     ]
     for (const { outer, prefix, message } of cases) {
       const app = Fastify()

@@ -27,9 +27,11 @@ type DefaultNotFound = (this: FastifyInstance) => FastifyInstance
 export async function notFoundUnder(app: FastifyInstance, base: string): Promise<void> {
   if (base === '') return
   const setDefault = app.setNotFoundHandler as unknown as DefaultNotFound
-  refuseHandlersAt(app, base)
   await app.register(
     async (scope) => {
+      // Parley registered in a prefixed context serves its path under that prefix, joined as
+      // Fastify joins them (`/api/` and `/parley` make `/api/parley`): the scope's own prefix.
+      refuseHandlersAt(app, base, scope.prefix)
       const masked = redactingRequestSerializer(scope.log)
       const inherited = scope.childLoggerFactory
       // The 404 context takes no `logSerializers`: its request loggers are made masking here.
@@ -50,15 +52,13 @@ export async function notFoundUnder(app: FastifyInstance, base: string): Promise
  * once, saying what to do. Only the context Parley is registered in and those registered in it
  * afterwards inherit this guard: one registered before, or a sibling, is out of its reach.
  */
-function refuseHandlersAt(app: FastifyInstance, base: string): void {
+function refuseHandlersAt(app: FastifyInstance, base: string, at: string): void {
   const set = app.setNotFoundHandler
-  // Parley registered in a prefixed context serves its path under that prefix.
-  const at = `${app.prefix}${base}`
   const guarded = function (this: FastifyInstance, ...args: unknown[]): unknown {
     if (this.prefix === at || this.prefix === `${at}/`) {
       throw new ParleyOptionError(
         'path',
-        `is "${base}"${at === base ? '' : ` (under "${app.prefix}")`}, where Parley answers the URLs no endpoint serves: set your not-found handler for another prefix, or give Parley another path`,
+        `is "${base}"${app.prefix === '' ? '' : ` (under "${app.prefix}")`}, where Parley answers the URLs no endpoint serves: set your not-found handler for another prefix, or give Parley another path`,
       )
     }
     return Reflect.apply(set, this, args)
