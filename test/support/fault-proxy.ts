@@ -128,12 +128,13 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
           // Read, so that the server is done with it; passed on whole once the delay is over.
           const chunks: Buffer[] = []
           answer.on('data', (c: Buffer) => chunks.push(c))
+          // Unref'd: a proxy closed meanwhile must not keep the test's process up for `lateBy`.
           answer.on('end', () =>
             setTimeout(() => {
               if (res.destroyed) return
               res.writeHead(answer.statusCode ?? 502, answer.headers)
               res.end(Buffer.concat(chunks))
-            }, proxy.lateBy),
+            }, proxy.lateBy).unref(),
           )
           return
         }
