@@ -2,7 +2,8 @@
 // `@parley/server` and `@parley/client` are installed with npm (scripts/fastify-range.sh does
 // that for any version). Connects the real client over each transport, asks for a URL under
 // Parley's path that no route serves, with a session id in it (404, its log lines masked), and
-// closes. Prints one line naming the version, or throws.
+// closes; then the same URL with request logging off (404, nothing logged). Prints a line for
+// each, naming the version, or throws.
 import { Writable } from 'node:stream'
 import { connect } from '@parley/client'
 import parley from '@parley/server'
@@ -31,15 +32,39 @@ for (const transport of ['websocket', 'sse', 'polling']) {
   socket.disconnect()
 }
 
-const answer = await fetch(`${url}/parley/pol?sid=${SECRET}&t=1`)
-await answer.text()
-if (answer.status !== 404) throw new Error(`a mistyped URL answered ${answer.status}`)
-const logged = lines.join('')
-if (logged.includes(SECRET)) throw new Error(`the session id reached the log:\n${logged}`)
-if (!/Route GET:\/parley\/pol\?sid=abcdef\.\.\.&t=1 not found/.test(logged)) {
-  throw new Error(`no masked not-found line:\n${logged}`)
-}
-
+await mistypedUrl(url, lines, true)
 const version = app.version
 await app.close()
 console.log(`ok: fastify ${version}`)
+
+// With request logging off, the same URL is answered 404 and logs nothing: through the
+// `logController` of the releases that have one (where `disableRequestLogging` is deprecated),
+// through `disableRequestLogging` before them.
+const { LogController } = Fastify
+const off = LogController
+  ? { logController: new LogController({ disableRequestLogging: true }) }
+  : { disableRequestLogging: true }
+const quiet = []
+const quietStream = new Writable({
+  write(chunk, _encoding, done) {
+    quiet.push(chunk.toString())
+    done()
+  },
+})
+const quietApp = Fastify({ logger: { level: 'info', stream: quietStream }, ...off })
+await quietApp.register(parley, { path: '/parley' })
+await quietApp.listen({ port: 0, host: '127.0.0.1' })
+await mistypedUrl(`http://127.0.0.1:${quietApp.server.address().port}`, quiet, false)
+await quietApp.close()
+console.log(`ok: fastify ${version}, request logging off (${Object.keys(off)[0]})`)
+
+/** Asks for a URL under Parley's path that no route serves, with a session id in its query. */
+async function mistypedUrl(base, logs, logged) {
+  const answer = await fetch(`${base}/parley/pol?sid=${SECRET}&t=1`)
+  await answer.text()
+  if (answer.status !== 404) throw new Error(`a mistyped URL answered ${answer.status}`)
+  const text = logs.join('')
+  if (text.includes(SECRET)) throw new Error(`the session id reached the log:\n${text}`)
+  const line = /Route GET:\/parley\/pol\?sid=abcdef\.\.\.&t=1 not found/.test(text)
+  if (line !== logged) throw new Error(`the not-found line ${logged ? 'missing' : 'logged'}:\n${text}`)
+}
