@@ -11,13 +11,13 @@ function* codeFiles(dir: string): Generator<string> {
     if (entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')) continue
     const path = join(dir, entry.name)
     if (entry.isDirectory()) yield* codeFiles(path)
-    else if (/\.(ts|mjs)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) yield path
+    else if (/\.(ts|mjs|sh)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) yield path
   }
 }
 
 let cached: string | undefined
 
-/** Every source, script and test file of the repository, joined in one text. */
+/** Every source, script (TypeScript, ESM, shell) and test file of the repository, joined in one text. */
 export function allCode(): string {
   cached ??= FOLDERS.flatMap((folder) => [...codeFiles(join(root, folder))])
     .filter((path) => !path.startsWith(join(root, 'test', 'docs')))
