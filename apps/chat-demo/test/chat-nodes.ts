@@ -7,6 +7,7 @@ import type { RedisAdapter } from '@parley/redis'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
+import { releaseAll } from '../../../test/support/release.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { buildChatApp, type ChatAppOptions } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
@@ -60,11 +61,11 @@ export function chatNodesSuite() {
     for (const c of clients.splice(0)) c.disconnect()
     for (const proxy of proxies) proxy.offline = false
     for (const { app } of nodes) for (const socket of [...app.parley.sockets.values()]) socket.disconnect()
-    for (const { app, cluster } of nodes.splice(0)) {
-      await app.close()
-      await cluster.close()
-    }
-    for (const proxy of proxies.splice(0)) await proxy.close()
+    // Every node and proxy is closed even when a close before it fails (then the first failure).
+    await releaseAll([
+      ...nodes.splice(0).flatMap(({ app, cluster }) => [() => app.close(), () => cluster.close()]),
+      ...proxies.splice(0).map((proxy) => () => proxy.close()),
+    ])
   })
 
   return {
@@ -84,12 +85,20 @@ export function chatNodesSuite() {
       options: { redisUrl?: string; port?: number; handoff?: ChatAppOptions['handoff'] } = {},
     ): Promise<ChatNode> {
       const cluster = await connectRedis(options.redisUrl ?? suiteRedis().url, { label })
-      const app = await buildChatApp({
-        adapter: cluster.adapter,
-        store: cluster.store,
-        handoff: options.handoff,
-      })
-      await app.listen({ port: options.port ?? 0, host: '127.0.0.1' })
+      let app: FastifyInstance | undefined
+      try {
+        app = await buildChatApp({
+          adapter: cluster.adapter,
+          store: cluster.store,
+          handoff: options.handoff,
+        })
+        await app.listen({ port: options.port ?? 0, host: '127.0.0.1' })
+      } catch (err) {
+        // Not in `nodes` yet, so the teardown would not see it: let go of what it holds here. The
+        // start's own failure is the one the test reports, not a close's after it.
+        await releaseAll([() => app?.close(), () => cluster.close()]).catch(() => {})
+        throw err
+      }
       const node = { app, cluster, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
       nodes.push(node)
       return node
