@@ -18,6 +18,7 @@ import type {
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, expect } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
+import { releaseAll } from '../../../test/support/release.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 
@@ -181,20 +182,19 @@ function recording(
  */
 export function fakeClusterSuite() {
   let redis: RedisServer | undefined
-  let cluster: FakeCluster | undefined
+  /** Every cluster this test started: a second call does not drop the first. */
+  const clusters: FakeCluster[] = []
   beforeAll(async () => {
     redis = await startRedis()
   })
   afterAll(async () => {
     await redis?.stop()
   })
-  afterEach(async () => {
-    await cluster?.close()
-    cluster = undefined
-  })
+  afterEach(() => releaseAll(clusters.splice(0).map((cluster) => () => cluster.close())))
   return {
     cluster(options?: ConstructorParameters<typeof FakeCluster>[1]): FakeCluster {
-      cluster = new FakeCluster(redis!.url, options)
+      const cluster = new FakeCluster(redis!.url, options)
+      clusters.push(cluster)
       return cluster
     },
   }
@@ -211,20 +211,33 @@ export function handoffScenes(): () => Promise<{
   proxy: TcpProxy
   cluster: FakeCluster
 }> {
-  let started: { redis: RedisServer; proxy: TcpProxy; cluster: FakeCluster } | undefined
-  afterEach(async () => {
-    const scene = started
-    started = undefined
-    if (!scene) return
-    await scene.cluster.close()
-    await scene.proxy.close()
-    await scene.redis.stop()
-  })
+  /** Every scene this test started: a second call does not drop the first. */
+  const scenes: { redis: RedisServer; proxy: TcpProxy; cluster: FakeCluster }[] = []
+  // Each part is let go even when one before it fails to close (then the first failure is thrown).
+  afterEach(() =>
+    releaseAll(
+      scenes
+        .splice(0)
+        .flatMap((scene) => [
+          () => scene.cluster.close(),
+          () => scene.proxy.close(),
+          () => scene.redis.stop(),
+        ]),
+    ),
+  )
   return async () => {
     const redis = await startRedis()
-    const proxy = await startTcpProxy(redis.port)
-    started = { redis, proxy, cluster: new FakeCluster(redis.url) }
-    return started
+    let proxy: TcpProxy
+    try {
+      proxy = await startTcpProxy(redis.port)
+    } catch (err) {
+      // Not a scene yet, so the teardown would not see it. The proxy's failure is the one told.
+      await redis.stop().catch(() => {})
+      throw err
+    }
+    const scene = { redis, proxy, cluster: new FakeCluster(redis.url) }
+    scenes.push(scene)
+    return scene
   }
 }
 
@@ -311,12 +324,19 @@ export class FakeCluster {
   async stop(node: FakeNode): Promise<void> {
     const index = this.nodes.indexOf(node)
     if (index >= 0) this.nodes.splice(index, 1)
-    await node.adapter.close()
-    if (node.redis.isOpen) node.redis.destroy()
+    try {
+      await node.adapter.close()
+    } finally {
+      // An adapter that fails to close must not leave its connection open.
+      if (node.redis.isOpen) node.redis.destroy()
+    }
   }
 
+  /** Stops every node, each one even when another fails to; then throws the first failure. */
   async close(): Promise<void> {
-    await Promise.all([...this.nodes].map((node) => this.stop(node)))
+    const stopped = await Promise.allSettled([...this.nodes].map((node) => this.stop(node)))
+    const failed = stopped.find((result) => result.status === 'rejected')
+    if (failed) throw failed.reason
   }
 }
 

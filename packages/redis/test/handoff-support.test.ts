@@ -1,0 +1,43 @@
+// The hand-off set-up itself: what a test started is let go after it, all of it.
+import net from 'node:net'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { handoffScenes } from './handoff-support.js'
+
+/** Whether something on 127.0.0.1 still accepts connections at `port`. */
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+describe.skipIf(skipRedisSuites())('handoffScenes', () => {
+  const scene = handoffScenes()
+
+  it('closes both scenes of a test that started two', async () => {
+    const scenes = [await scene(), await scene()]
+    const ports = scenes.flatMap(({ redis, proxy }) => [redis.port, Number(new URL(proxy.url).port)])
+    expect(await Promise.all(ports.map(answers))).toEqual([true, true, true, true])
+    // Runs after the file's afterEach, which closes the scenes.
+    onTestFinished(async () => {
+      expect(await Promise.all(ports.map(answers))).toEqual([false, false, false, false])
+    })
+  })
+
+  it("closes every node of a cluster, and their connections, when a node's adapter fails to close", async () => {
+    const { cluster } = await scene()
+    const [a, b] = [await cluster.node(), await cluster.node()]
+    const failure = new Error('an adapter that fails to close (test)')
+    const close = a.adapter.close.bind(a.adapter)
+    // A real adapter cannot be made to fail its close: this one does.
+    a.adapter.close = () => Promise.reject(failure)
+    onTestFinished(() => close())
+    await expect(cluster.close()).rejects.toBe(failure)
+    expect([a.redis.isOpen, b.redis.isOpen]).toEqual([false, false])
+  })
+})
