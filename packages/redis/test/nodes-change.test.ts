@@ -186,31 +186,38 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     ])
   })
 
+  // What each failing listener throws: the warning must log that very error, not another's.
+  const thrown = new Error('a listener that throws (test)')
+  const rejected = new Error('a listener that rejects (test)')
+  const thenThrown = new Error('a thenable that throws (test)')
   it.each([
     [
       'throws',
+      thrown,
       () => {
-        throw new Error('a listener that throws (test)')
+        throw thrown
       },
     ],
     [
       'rejects',
+      rejected,
       async () => {
-        throw new Error('a listener that rejects (test)')
+        throw rejected
       },
     ],
     // A thenable whose `then` throws is read as a promise that rejects.
     [
       'returns a thenable that throws',
+      thenThrown,
       () =>
         ({
           // biome-ignore lint/suspicious/noThenProperty: the odd value under test
           then() {
-            throw new Error('a thenable that throws (test)')
+            throw thenThrown
           },
         }) as never,
     ],
-  ])('logs a listener that %s, and tells the others all the same', async (_, failing: () => void) => {
+  ])('logs a listener that %s, and tells the others all the same', async (_, error, failing: () => void) => {
     nodes = new Nodes()
     const a = await nodes.start(suite.redis.url)
     // Alone of its kind on the node: the warning, at most one per interval, is its own.
@@ -220,8 +227,9 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     await until(() => told.length === 1, 5000, 'the listener after the failing one told')
     expect(told).toEqual([change([b.adapter.node], { joined: [b.adapter.node] })])
     await until(() => a.warnings.some((w) => w.includes('onNodesChange listener')), 3000, 'the warning')
-    const line = a.warnings.find((w) => w.includes('onNodesChange listener'))
-    expect(line).toContain(RedisErrorCode.LISTENER_FAILED)
+    const line = a.warned.find((w) => w.message.includes('onNodesChange listener'))
+    expect(line?.message).toContain(RedisErrorCode.LISTENER_FAILED)
+    expect(line?.details.err).toBe(error)
     // The heartbeat that ran the listeners goes on: C's join is heard too.
     const c = await nodes.start(suite.redis.url)
     await until(() => told.length === 2, 5000, 'the next change told')

@@ -21,6 +21,8 @@ export interface TestNode extends Started {
   sockets: ServerSocket[]
   /** What the adapter logged at warn. */
   warnings: string[]
+  /** The same warnings with the details logged beside each (its `err`, `code`, ...). */
+  warned: { message: string; details: Record<string, unknown> }[]
   /** Errors the node's own Redis client reported (Redis went away). */
   clientErrors: Error[]
 }
@@ -81,6 +83,7 @@ export class Nodes {
     await redis.connect()
     const client = buffers ? redis.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) : redis
     const warnings: string[] = []
+    const warned: TestNode['warned'] = []
     const sockets: ServerSocket[] = []
     const started = await startServer(
       {
@@ -88,7 +91,12 @@ export class Nodes {
         adapter: redisAdapter({
           client,
           heartbeatInterval: HEARTBEAT,
-          log: { warn: (_details, message) => warnings.push(message) },
+          log: {
+            warn: (details, message) => {
+              warnings.push(message)
+              warned.push({ message, details })
+            },
+          },
           ...options,
         }),
       },
@@ -101,7 +109,7 @@ export class Nodes {
     )
     const adapter = started.app.parley.adapter as RedisAdapter
     await adapter.ready()
-    const node = { ...started, adapter, redis, sockets, warnings, clientErrors }
+    const node = { ...started, adapter, redis, sockets, warnings, warned, clientErrors }
     this.list.push(node)
     return node
   }
