@@ -380,6 +380,12 @@ export class RedisAdapter implements Adapter {
 
   async #start(): Promise<void> {
     await this.#subscriber.connect()
+    // Closed while it connected: node-redis makes the socket only once connected, so the close's
+    // destroy() had none to end and the connect went on. Nothing is subscribed on it; it ends now.
+    if (this.#closed) {
+      this.#destroySubscriber()
+      return
+    }
     this.#starting = 'subscribe'
     const { broadcast, request, response, membership } = this.#channels
     await this.#subscriber.subscribe([broadcast, request, response, membership], (message, channel) => {
@@ -1108,7 +1114,8 @@ export class RedisAdapter implements Adapter {
    * Stops the heartbeat, removes this node from the live set (leaving a mark of its goodbye
    * for as long as a handoff of its may be claimed: see `#claimableUntil`), settles its pending queries (a
    * broadcast with acks fails the replies still owed by other nodes), closes the subscriber
-   * connection it made and logs the warnings it held back. Before that it waits, at most
+   * connection it made (one still connecting as soon as it is up: see `#start`) and logs the
+   * warnings it held back. Before that it waits, at most
    * `UNDO_AT_CLOSE_MS` (or `requestTimeout` when shorter), for what takes back a handoff step and could not reach Redis yet (a
    * withdraw, the undo of a write given up on) to go through. The client passed in `client`
    * stays open. A second call resolves with the first, once all that is done: a hook that closes
@@ -1124,11 +1131,7 @@ export class RedisAdapter implements Adapter {
     this.#nodesListeners.close()
     for (const wait of [...this.#readyWaits]) wait.closed()
     for (const pending of [...this.#pending.values()]) pending.cancel()
-    try {
-      this.#subscriber.destroy()
-    } catch {
-      // Already closed.
-    }
+    this.#destroySubscriber()
     // An UNDO that still waits for the server's word on its session (see `#awaitWord`) goes now.
     for (const entry of this.#handoffs.undosWaiting()) void this.#giveUpWrite(entry)
     // What takes back a handoff step (a withdraw, a write given up on) and could not reach Redis
@@ -1162,6 +1165,15 @@ export class RedisAdapter implements Adapter {
     const failed = await this.#nodes.stop(this.#claimableUntil - performance.now())
     for (const message of failed) this.#warnings.warn('goodbye', message)
     this.#warnings.close()
+  }
+
+  /** Ends the subscriber connection at once, its pending commands rejected. */
+  #destroySubscriber(): void {
+    try {
+      this.#subscriber.destroy()
+    } catch {
+      // Already closed.
+    }
   }
 
   /**
