@@ -321,9 +321,7 @@ export class Takeover implements SessionClaim {
     const ended = () => this.#over || ranOut || this.#cutReached
     try {
       for (let tries = 1; ; tries++) {
-        let woken = new Promise<void>((resolve) => {
-          this.#wake = resolve
-        })
+        let woken = this.#nextWake()
         // One that ran late came back during the pause: only the seal is waited for.
         if (!this.#markerBack) {
           this.#markerLost = false
@@ -339,9 +337,7 @@ export class Takeover implements SessionClaim {
           if (ended()) return
           // Not run, and none back: sent again. Back (an earlier one ran late): only the seal waits.
           if (this.#markerLost && !this.#markerBack) break
-          woken = new Promise<void>((resolve) => {
-            this.#wake = resolve
-          })
+          woken = this.#nextWake()
         }
         // Not run at any try (refused, as a rule): joined without a cut rather than given back.
         // A Redis that refuses the marker may refuse the take-back too, which is then dropped
@@ -351,10 +347,10 @@ export class Takeover implements SessionClaim {
         if (tries === MARKER_TRIES) return
         // Cut short by the end of the wait: an adapter closing meanwhile would wait it out.
         await new Promise<void>((resolve) => {
-          const stop = markerPauses.start(resolve)
+          const endPause = markerPauses.start(resolve)
           this.#wake = () => {
             if (!ended()) return
-            stop()
+            endPause()
             resolve()
           }
         })
@@ -365,6 +361,13 @@ export class Takeover implements SessionClaim {
       stop?.()
       context.unregister()
     }
+  }
+
+  /** Settles at the next wake (`#wake`: a marker back, a seal, the old node gone, the end of the wait). */
+  #nextWake(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve
+    })
   }
 
   #joinNow(): void {
