@@ -1,4 +1,3 @@
-import { RedisAdapter } from '@parley/redis'
 import { CloseReason, ParleyError, type ParleyServer, type ServerSocket } from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
 import { authorOf } from './authors.js'
@@ -7,6 +6,7 @@ import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
+import { tellsNodesChanges } from './nodes-changes.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
 import { RoomOpener } from './room-opener.js'
 import {
@@ -553,18 +553,18 @@ export function setUpChat(
    * nodes"): each node that stays does so for its own people's rooms, so every room with someone
    * left in it gets a list. The adapter says so once per change, as its heartbeat or a node's word
    * shows it. Not while this node drains or closes: its sessions are on their way to other nodes,
-   * and a list made then could miss them.
+   * and a list made then could miss them. Any adapter that can tell of such changes will do (see
+   * `tellsNodesChanges`); the in-memory one of a lone node has none to tell.
    */
   const adapter = chat.adapter
-  const stop =
-    adapter instanceof RedisAdapter
-      ? adapter.onNodesChange(() => {
-          if (chat.closing) return
-          // Once a room: asked again while its run is under way, it would run twice.
-          const rooms = new Set([...chat.sockets.values()].map((socket) => socket.data.room))
-          for (const room of rooms) if (room) relist.ask(room)
-        })
-      : undefined
+  const stop = tellsNodesChanges(adapter)
+    ? adapter.onNodesChange(() => {
+        if (chat.closing) return
+        // Once a room: asked again while its run is under way, it would run twice.
+        const rooms = new Set([...chat.sockets.values()].map((socket) => socket.data.room))
+        for (const room of rooms) if (room) relist.ask(room)
+      })
+    : undefined
 
   return { close: () => stop?.() }
 }
