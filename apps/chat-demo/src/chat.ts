@@ -138,6 +138,18 @@ export function setUpChat(
     chat.to(room).emit('presence', version === undefined ? update : { ...update, version })
   }
 
+  /**
+   * `announce`, for the callers that await nothing (a socket that left, a list sent again): a
+   * list that could not be made (the adapter's cluster query rejected, or the store failed other
+   * than by being away) is logged, once, and the chat goes on. Left unhandled, the rejection
+   * would end the process.
+   */
+  function announceOrWarn(room: string): Promise<void> {
+    return announce(room).catch((err: unknown) =>
+      log?.warn({ err, room }, `chat: the people list of a room could not be sent: ${messageOf(err)}`),
+    )
+  }
+
   /** Each socket's typing signals passed on lately (see `typingLimit`). */
   const typingPassed = new WeakMap<ChatSocket, Burst>()
   const typingLimit = new BurstLimit(Limits.typingBurst, Limits.typingGap)
@@ -525,7 +537,7 @@ export function setUpChat(
       // just before the drain), the nodes that stay announce once this one has left the cluster
       // (see `onNodesChange` below), whether it closed after its drain or died in the middle of it.
       if (reason === CloseReason.SERVER_HANDOFF) return
-      if (socket.data.room) void announce(socket.data.room)
+      if (socket.data.room) void announceOrWarn(socket.data.room)
     })
   }
 
@@ -537,7 +549,7 @@ export function setUpChat(
    * sessions of a room at once: their takeovers share a list or two (see `CoalescedRuns`), not
    * one each. The lists sent again when the cluster's nodes change (below) share them too.
    */
-  const relist = new CoalescedRuns(announce)
+  const relist = new CoalescedRuns(announceOrWarn)
 
   chat.on('connection', setUp).on('restored', (socket) => {
     setUp(socket)
@@ -575,6 +587,15 @@ export function setUpChat(
  */
 function replyWith<T>(callback: ((reply: T) => void) | undefined): (reply: T) => void {
   return typeof callback === 'function' ? callback : () => {}
+}
+
+/** What a failure says, for a log line; never throws, whatever was thrown. */
+function messageOf(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error)
+  } catch {
+    return 'a value that cannot be shown'
+  }
 }
 
 function nicknameOf(auth: unknown): string | undefined {

@@ -1,0 +1,103 @@
+// A people list nobody awaits (someone left; the live nodes changed) whose cluster query rejects:
+// an adapter of the application's may fail where @parley/redis never does. The failure is the
+// chat's to log, once, at warn; left unhandled it would end the process.
+import type { AddressInfo } from 'node:net'
+import { connect, type Socket } from '@parley/client'
+import type { NodesChangeListener } from '@parley/redis'
+import { type BroadcastOptions, MemoryAdapter, type SocketDescription } from '@parley/server'
+import type { FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { unheard } from '../../../test/support/unheard.js'
+import { buildChatApp } from '../src/app.js'
+import type { ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import { connected } from './connected.js'
+
+type Client = Socket<ServerEvents, ClientEvents>
+
+/** In memory, its cluster queries rejecting once `broken`; it tells of node changes too. */
+class BreakingAdapter extends MemoryAdapter {
+  broken = false
+  readonly listeners = new Set<NodesChangeListener>()
+
+  override fetchSockets(options: BroadcastOptions): Promise<SocketDescription[]> {
+    return this.broken ? Promise.reject(new Error('the cluster did not answer')) : super.fetchSockets(options)
+  }
+
+  onNodesChange(listener: NodesChangeListener): () => void {
+    this.listeners.add(listener)
+    return () => void this.listeners.delete(listener)
+  }
+}
+
+const LINE = 'chat: the people list of a room could not be sent: the cluster did not answer'
+
+describe('a people list whose cluster query rejects', () => {
+  const apps: FastifyInstance[] = []
+  const clients: Client[] = []
+
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.disconnect()
+    for (const app of apps.splice(0)) await app.close()
+  })
+
+  /** A chat server on 127.0.0.1 on a `BreakingAdapter`, Ona and Pim in the lobby; its warnings. */
+  async function lobbyOfTwo() {
+    let adapter: BreakingAdapter | undefined
+    const app = await buildChatApp({
+      adapter: (sockets) => {
+        adapter = new BreakingAdapter(sockets)
+        return adapter
+      },
+    })
+    apps.push(app)
+    const warned: string[] = []
+    app.log.warn = ((_: unknown, message?: string) =>
+      void warned.push(String(message))) as typeof app.log.warn
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    const person = async (nickname: string) => {
+      const client: Client = connect(url, { auth: { nickname }, transports: ['websocket'] })
+      clients.push(client)
+      await connected(client)
+      const joined = await new Promise<JoinReply>((resolve) =>
+        client.emit('join', { room: 'lobby' }, resolve),
+      )
+      expect(joined).toMatchObject({ ok: true })
+      return client
+    }
+    const [ona, pim] = [await person('ona'), await person('pim')]
+    if (!adapter) throw new Error('the server made no adapter')
+    return { adapter, warned, ona, pim }
+  }
+
+  it('when someone leaves is logged once at warn, and nothing is left unhandled', async () => {
+    const { adapter, warned, pim } = await lobbyOfTwo()
+    const left = await unheard(async () => {
+      adapter.broken = true
+      pim.disconnect()
+      await expect.poll(() => warned, { timeout: 5000 }).toEqual([LINE])
+    }, 300)
+    expect(left).toEqual([])
+    expect(warned).toEqual([LINE])
+  })
+
+  it('when a node left is logged once at warn, and the next change lists the room again', async () => {
+    const { adapter, warned, ona } = await lobbyOfTwo()
+    const heard: string[][] = []
+    ona.on('presence', ({ people }) => heard.push(people))
+    const tell = () => {
+      for (const listener of adapter.listeners)
+        listener({ nodes: [], joined: [], left: ['gone'], lapsed: [] })
+    }
+    const left = await unheard(async () => {
+      adapter.broken = true
+      tell()
+      await expect.poll(() => warned, { timeout: 5000 }).toEqual([LINE])
+    }, 300)
+    expect(left).toEqual([])
+    expect(warned).toEqual([LINE])
+    adapter.broken = false
+    tell()
+    await expect.poll(() => heard, { timeout: 5000 }).toEqual([['ona', 'pim']])
+  })
+})
