@@ -244,7 +244,9 @@ export function setUpChat(
   /** A store call's failure, logged: the chat goes on without what it would have given. */
   function logged(error: unknown): undefined {
     if (!(error instanceof StoreUnavailableError)) throw error
-    log?.warn(`chat: ${error.message}`)
+    // The line's words written out, as the README's table of log lines quotes them: the same as
+    // the error's message.
+    log?.warn(`chat: the chat's store cannot be reached (${error.why})`)
     return undefined
   }
 

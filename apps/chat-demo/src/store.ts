@@ -119,8 +119,12 @@ export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError'
   readonly code = ChatErrorCode.STORE_UNAVAILABLE
 
+  /** What went wrong, in a few words (`not connected`); the message says it after its own. */
+  readonly why: string
+
   constructor(why: string, options?: { cause?: unknown }) {
     super(`the chat's store cannot be reached (${why})`, options)
+    this.why = why
   }
 }
 

@@ -38,12 +38,16 @@ describe.skipIf(skipRedisSuites())('a chat node whose store went away', () => {
         ),
     )
     expect(reply).toMatchObject({ ok: false, code: 'STORE_UNAVAILABLE' })
-    // Fastify's log, one JSON object a line: the chat's own warning among them.
+    // Fastify's log, one JSON object a line: the chat's own warning among them, in the words of
+    // the README's table of log lines.
     const warned = () =>
       node
         ?.output()
         .split('\n')
-        .some((line) => /"level":40/.test(line) && line.includes('"msg":"chat: ')) ?? false
+        .some(
+          (line) =>
+            /"level":40/.test(line) && line.includes(`"msg":"chat: the chat's store cannot be reached (`),
+        ) ?? false
     await until(warned, 5000, 'the warning on stdout')
   })
 })
