@@ -8,7 +8,7 @@ import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
 import { tellsNodesChanges } from './nodes-changes.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
-import { RoomOpener } from './room-opener.js'
+import { badRoomName, RoomOpener } from './room-opener.js'
 import {
   type ChatAuth,
   ChatErrorCode,
@@ -422,6 +422,11 @@ export function setUpChat(
       found: (id: string) => void = () => {},
     ): Promise<void> {
       const { room, key } = message
+      // Before anything else: a name that is no room's (the page never sends one) is refused as
+      // such, also past the rate limit or while the store is away, and never reaches the store,
+      // nor holds the socket's later messages back as one the store refused would.
+      const bad = badRoomName(room)
+      if (bad) return ack(bad)
       const text = message.text.trim()
       // Counted as people count (an emoji is one), as the page counts before sending.
       if (text === '' || !fitsIn(text, Limits.message)) {

@@ -1,6 +1,13 @@
 import { ChatErrorCode, Limits, type Refusal, ROOM_PATTERN, refusal } from './shared.js'
 import type { ChatStore } from './store.js'
 
+/** The refusal of a name that is not a room name (see `ROOM_PATTERN`), or undefined for a room name. */
+export function badRoomName(room: string): Refusal | undefined {
+  return ROOM_PATTERN.test(room)
+    ? undefined
+    : refusal(ChatErrorCode.BAD_ROOM_NAME, 'room names are 1 to 32 lower-case letters, digits or dashes')
+}
+
 /** What a session keeps of the rooms it opened (in `socket.data`: plain JSON, it makes a handoff). */
 export interface Opener {
   roomsOpened: number
@@ -30,12 +37,8 @@ export class RoomOpener {
    * when the store does (it cannot be reached).
    */
   async open(room: string, opener: Opener): Promise<Refusal | undefined> {
-    if (!ROOM_PATTERN.test(room)) {
-      return refusal(
-        ChatErrorCode.BAD_ROOM_NAME,
-        'room names are 1 to 32 lower-case letters, digits or dashes',
-      )
-    }
+    const bad = badRoomName(room)
+    if (bad) return bad
     if (await this.store.hasRoom(room)) return undefined
     if (opener.roomsOpened >= Limits.roomsPerSession) {
       return refusal(

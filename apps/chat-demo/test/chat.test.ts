@@ -361,6 +361,41 @@ describe('chat server', () => {
     expect(await join(kit, 'lobby')).toMatchObject({ ok: true, room: 'lobby' })
   })
 
+  it('refuses a message to a name that is not a room name as such, before the store or the rate limit', async () => {
+    // The store is away for this message: had it reached the store, it would be refused for that,
+    // and hold back the messages after it.
+    const away = new RefusingStore(['to nowhere'])
+    const server = await buildChatApp({ store: away })
+    others.push(server)
+    const kit = await person('kit', await start(server))
+    await join(kit, 'lobby')
+    const send = (room: string, text: string) =>
+      new Promise<ChatReply>((resolve) => kit.emit('chat', { room, text, key: text }, resolve))
+    const badName = {
+      ok: false,
+      code: ChatErrorCode.BAD_ROOM_NAME,
+      error: expect.stringMatching(/^room names are/),
+    }
+    for (const room of ['Not a room!', 'lobby:history', 'x'.repeat(10_000)]) {
+      expect(await send(room, 'to nowhere')).toEqual(badName)
+    }
+    expect(await send('lobby', 'next')).toMatchObject({ ok: true })
+    // Past the rate limit too, the name is what is wrong.
+    for (let i = 1; i < Limits.rate; i++) expect(await send('lobby', `more ${i}`)).toMatchObject({ ok: true })
+    expect(await send('lobby', 'one too many')).toMatchObject({
+      ok: false,
+      code: ChatErrorCode.TOO_MANY_MESSAGES,
+    })
+    expect(await send('Lobby', 'one too many')).toEqual(badName)
+    expect((await away.history('lobby')).map((m) => m.text)).toEqual([
+      'next',
+      'more 1',
+      'more 2',
+      'more 3',
+      'more 4',
+    ])
+  })
+
   it('lets one session open only a few rooms, so that one client cannot use up the rooms of everyone', async () => {
     const mal = await person('mal')
     for (let i = 0; i < Limits.roomsPerSession; i++) {
