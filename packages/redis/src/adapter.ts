@@ -33,6 +33,7 @@ import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
+import { ReadPlaces, UncutSockets } from './places.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
@@ -50,6 +51,7 @@ import {
   packValue,
   parseBroadcast,
   parseMembership,
+  parsePlaces,
   parseRequest,
   parseResponse,
   parseSnapshot,
@@ -154,6 +156,12 @@ export class RedisAdapter implements Adapter {
   /** How sessions ended, for a resume on any node. */
   readonly #ended: EndedRecords
   readonly #cut = new Cut()
+  /** Where this node is on the broadcast channel (see places.ts). */
+  readonly #readPlaces = new ReadPlaces()
+  /** Sockets a takeover joined before its marker came back (see places.ts). */
+  readonly #uncut = new UncutSockets((message, options, id) =>
+    this.#memory.broadcast(message, options, (socket) => socket === id),
+  )
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #claims = new Map<string, Takeover>()
   readonly #pending = new Map<string, Pending>()
@@ -414,6 +422,7 @@ export class RedisAdapter implements Adapter {
   }
 
   delAll(id: string): void {
+    this.#uncut.forget(id)
     this.#memory.delAll(id)
   }
 
@@ -757,7 +766,7 @@ export class RedisAdapter implements Adapter {
    */
   appendHandOff(sid: string, text: string): void {
     try {
-      if (this.#closed || this.#handoffs.append(sid, text)) return
+      if (this.#closed || this.#handoffs.append(sid, text, this.#readPlaces.text)) return
       this.#warnings.warn(
         'handoff-append-dropped',
         `dropped an append to a handed-off session's tail: ${MAX_QUEUED_TAIL_APPENDS} appends or ${MAX_QUEUED_TAIL_BYTES} bytes wait for Redis already; the node that takes the session over finds its tail incomplete`,
@@ -782,7 +791,7 @@ export class RedisAdapter implements Adapter {
     const late = Symbol('late')
     // The end of the drain waits for it: bounded, as every other step.
     const sealed = await within(
-      this.#handoffs.seal(entry, last, alone).then(
+      this.#handoffs.seal(entry, last, alone, this.#readPlaces.text).then(
         () => undefined,
         (err: unknown) => err,
       ),
@@ -1065,12 +1074,16 @@ export class RedisAdapter implements Adapter {
         markedAt = undefined
         this.#cut.markerBack(socket)
       },
+      uncut: (socket) => this.#uncut.joined(socket),
       // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
-      finish: () =>
-        this.#handoffs.finish(hash, true).catch((err: unknown) => {
+      finish: async () => {
+        const read = await this.#handoffs.finish(hash, true).catch((err: unknown) => {
           this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
-          return { tail: [], sealed: false, whole: false, ended: false, kept: false }
-        }),
+          return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
+        })
+        this.#uncut.read(parsed.snapshot.id, this.#places(read.places))
+        return read
+      },
       confirm: () =>
         this.#handoffs.confirm(hash, won.claim).catch((err: unknown): ClaimStanding => {
           this.#warnings.warn('claim', 'could not confirm the claim of a session whose tail was not sealed', {
@@ -1301,9 +1314,13 @@ export class RedisAdapter implements Adapter {
       this.#onClaimMarker(packet)
       return
     }
+    // Where this node is on the channel, written with what it appends to the tails of the
+    // sessions it hands off (see places.ts): this broadcast, delivered below, is in them.
+    const own = packet.n === this.node
+    if (packet.q !== undefined) this.#readPlaces.read(packet.n, packet.q)
+    if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
-    const own = packet.n === this.node
     if (own && this.#cut.empty) {
       this.#cut.back(packet.q)
       return
@@ -1315,12 +1332,28 @@ export class RedisAdapter implements Adapter {
     }
     const message = remoteMessage(event.name, event.args)
     if (!own && !this.#fits(message, packet.n)) return
+    const options = fromWireOptions(packet.o)
+    // A socket joined before its claim marker came back takes it in order, unless the tail it
+    // was restored from holds it (see places.ts).
+    const uncut = (only?: (id: string) => boolean) =>
+      this.#uncut.empty ? only : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only)
     if (own) {
-      this.#memory.broadcast(message, fromWireOptions(packet.o), this.#cut.atReturn(packet.q ?? 0))
+      this.#memory.broadcast(message, options, uncut(this.#cut.atReturn(packet.q ?? 0)))
       this.#cut.back(packet.q)
     } else {
-      this.#memory.broadcast(message, fromWireOptions(packet.o))
+      this.#memory.broadcast(message, options, uncut())
     }
+  }
+
+  /**
+   * The places the old node wrote with a tail (see `ReadPlaces`). Undefined when it wrote none
+   * (a node of an earlier version); one it wrote that cannot be read is logged as malformed,
+   * and filters nothing.
+   */
+  #places(text: string): Map<string, number> | undefined {
+    const places = parsePlaces(text)
+    if (!places && text !== '') this.#malformed()
+    return places
   }
 
   /**
@@ -1349,7 +1382,8 @@ export class RedisAdapter implements Adapter {
         this.#cut.unposition(entry.id)
         // Whatever the server still holds of the socket, no broadcast reaches it here now.
         this.#memory.delAll(entry.id)
-        this.#handoffs.seal(entry, last).catch(() => undefined)
+        // With where this node is on the channel: at the marker, every broadcast before it.
+        this.#handoffs.seal(entry, last, false, this.#readPlaces.text).catch(() => undefined)
       }
       const sealed = () => {
         this.#handoffs.forget(entry)

@@ -125,12 +125,14 @@ if redis.call('GET', KEYS[3]) == ARGV[1] .. ARGV[2] then redis.call('DEL', KEYS[
 return 1
 `
 
-// KEYS: for each session, its hash and its tail. ARGV: for each session five fields, then its
+// KEYS: for each session, its hash and its tail. ARGV: for each session six fields, then its
 // texts: gap ('1' when an append of this node's never reached the tail), seal ('0', or the seal
 // to keep as 'sealed': '1', or '2' for the seal of a drain alone), the write id of the handoff
 // the texts belong to, from (how many of this node's texts the tail held before these, as far as
-// the node knows; -1 when it does not: nothing is appended, the tail is marked incomplete), and
-// how many texts follow. One batch of the node's appends (see tail-writes.ts), each session's part
+// the node knows; -1 when it does not: nothing is appended, the tail is marked incomplete), the
+// node's places on the broadcast channel as of the last of them (see places.ts; '' for none:
+// kept as 'places', with the texts, so that the claimer reads them with the tail they go with),
+// and how many texts follow. One batch of the node's appends (see tail-writes.ts), each session's part
 // as one append was before: refused (0) once sealed, when the handoff is gone (expired, read back:
 // no snapshot), a late packet must not make a list nobody reads; and when the handoff is another
 // write's: an append held up on its way (a stalled connection, a loaded Redis) may run after the
@@ -144,8 +146,8 @@ local at = 1
 for k = 1, #KEYS, 2 do
   local hash, tail = KEYS[k], KEYS[k + 1]
   local gap, seal, write = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-  local from, count = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])
-  local first = at + 5
+  local from, places, count = tonumber(ARGV[at + 3]), ARGV[at + 4], tonumber(ARGV[at + 5])
+  local first = at + 6
   at = first + count
   local open = redis.call('HEXISTS', hash, 'snapshot') == 1 and redis.call('HEXISTS', hash, 'sealed') == 0
   if open and redis.call('HGET', hash, 'write') == write then
@@ -153,6 +155,7 @@ for k = 1, #KEYS, 2 do
     if gap == '1' or from < 0 or have < from then redis.call('HSET', hash, 'complete', '0') end
     if from >= 0 then
       for i = first + math.max(have - from, 0), first + count - 1 do redis.call('RPUSH', tail, ARGV[i]) end
+      if places ~= '' then redis.call('HSET', hash, 'places', places) end
     end
     if seal ~= '0' then redis.call('HSET', hash, 'sealed', seal) end
     local ttl = redis.call('PTTL', hash)
@@ -232,9 +235,10 @@ return 1
 // stays, its snapshot dropped and marked read, for that step to mark, until the claimer
 // confirms its claim right before answering its client (CONFIRM), or the handoff's ttl ends.
 // A hash that expired before the read (the claimer took longer than the keys live: a slow
-// middleware, a stalled Redis) is not made again: HSET would write it without an expiry.
+// middleware, a stalled Redis) is not made again: HSET would write it without an expiry. The
+// old node's places (see APPEND) come last, '' when it wrote none.
 const FINISH = `
-local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete', 'ended', 'kept')
+local state = redis.call('HMGET', KEYS[1], 'sealed', 'complete', 'ended', 'kept', 'places')
 local tail = redis.call('LRANGE', KEYS[2], 0, -1)
 if state[1] or state[3] or ARGV[1] ~= '1' or redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[1], KEYS[2])
@@ -243,7 +247,7 @@ else
   redis.call('HDEL', KEYS[1], 'snapshot')
   redis.call('HSET', KEYS[1], 'read', '1')
 end
-return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 or 0, state[4] and 1 or 0 }
+return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 or 0, state[4] and 1 or 0, state[5] or '' }
 `
 
 // KEYS: hash (left by FINISH), owner record. ARGV: claim id, owner record TTL (s). The claimer
@@ -352,6 +356,11 @@ export interface ReadTail {
   ended: boolean
   /** With `ended`: the old node kept the session, its write given up on (see UNDO). */
   kept: boolean
+  /**
+   * Where the old node was on the broadcast channel as of the last text the tail holds (see
+   * `ReadPlaces`); '' when it wrote none (a node of an earlier version).
+   */
+  places: string
 }
 
 /**
@@ -516,10 +525,10 @@ export class HandOffStore {
    * False when the append was dropped: the queue of this node's appends is full (see
    * `TailWrites`), and the claimer learns of the hole from the session's next write.
    */
-  append(sid: string, text: string): boolean {
+  append(sid: string, text: string, places = ''): boolean {
     const entry = this.#bySid.get(sid)
     if (entry?.state !== 'open' || entry.givenUp) return true
-    return this.#tails.append(entry, text)
+    return this.#tails.append(entry, text, places)
   }
 
   /** Appends queued for Redis and not written yet (see `TailWrites`). */
@@ -547,10 +556,10 @@ export class HandOffStore {
    * the error Redis answered, or when the adapter closes first (the claimer then finds the tail
    * unsealed, complete: false).
    */
-  seal(entry: HandedOff, last: string[], alone = false): Promise<void> {
+  seal(entry: HandedOff, last: string[], alone = false, places = ''): Promise<void> {
     if (entry.sealing) return entry.sealing
     entry.state = 'sealed'
-    const write = () => this.#tails.seal(entry, last, alone ? '2' : '1')
+    const write = () => this.#tails.seal(entry, last, alone ? '2' : '1', places)
     // Behind an UNDO that waits (see `holdUndo`): the claimer it answers reads the revocation.
     const written = entry.undoWaits ? entry.undoWaits.sent.then(write) : write()
     entry.sealing = written.then(() => undefined)
@@ -661,9 +670,16 @@ export class HandOffStore {
       keys.tail,
       takeover ? '1' : '0',
     ])
-    const [sealed, whole, tail, ended, kept] = Array.isArray(reply) ? (reply as unknown[]) : []
+    const [sealed, whole, tail, ended, kept, places] = Array.isArray(reply) ? (reply as unknown[]) : []
     const texts = Array.isArray(tail) ? tail.map(asText).filter((t): t is string => t !== undefined) : []
-    return { tail: texts, sealed: sealed === 1, whole: whole === 1, ended: ended === 1, kept: kept === 1 }
+    return {
+      tail: texts,
+      sealed: sealed === 1,
+      whole: whole === 1,
+      ended: ended === 1,
+      kept: kept === 1,
+      places: asText(places) ?? '',
+    }
   }
 
   /**
@@ -723,11 +739,11 @@ export class HandOffStore {
   async #appendBatch(groups: TailGroup<HandedOff>[]): Promise<boolean[]> {
     const keys: string[] = []
     const args: string[] = []
-    for (const { tail: entry, texts, seal } of groups) {
+    for (const { tail: entry, texts, seal, places } of groups) {
       const { hash, tail } = this.keys(entry.hash)
       keys.push(hash, tail)
       const known = entry.landed >= 0
-      args.push(entry.gap ? '1' : '0', seal, entry.write, String(entry.landed))
+      args.push(entry.gap ? '1' : '0', seal, entry.write, String(entry.landed), places)
       args.push(String(known ? texts.length : 0), ...(known ? texts : []))
     }
     const reply = await this.commands.send(['EVAL', APPEND, String(keys.length), ...keys, ...args])

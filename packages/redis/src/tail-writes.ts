@@ -35,6 +35,11 @@ export interface TailGroup<T extends TailOf> {
   texts: string[]
   /** '0' an append; '1' the seal; '2' the seal of a drain with no other node live. */
   seal: '0' | '1' | '2'
+  /**
+   * Where the node was on the broadcast channel when it queued the last of `texts` (see
+   * `ReadPlaces`), written with them; '' for none.
+   */
+  places: string
 }
 
 interface Queued<T extends TailOf> extends TailGroup<T> {
@@ -95,14 +100,14 @@ export class TailWrites<T extends TailOf> {
    * Queues `text` for `tail`, behind what is queued for it already. False, and the tail marked
    * as having a hole, when the queue is full (`MAX_QUEUED_TAIL_APPENDS`, `MAX_QUEUED_TAIL_BYTES`).
    */
-  append(tail: T, text: string): boolean {
+  append(tail: T, text: string, places = ''): boolean {
     if (this.#stopped) return false
     const bytes = Buffer.byteLength(text)
     if (this.#queue.length >= MAX_QUEUED_TAIL_APPENDS || this.#bytes + bytes > MAX_QUEUED_TAIL_BYTES) {
       tail.gap = true
       return false
     }
-    this.#push({ tail, texts: [text], seal: '0', bytes })
+    this.#push({ tail, texts: [text], seal: '0', places, bytes })
     return true
   }
 
@@ -111,11 +116,18 @@ export class TailWrites<T extends TailOf> {
    * per session: the claimer waits for it). Resolves once written or refused; rejects with the
    * error Redis answered, or when the queue stops first.
    */
-  seal(tail: T, texts: string[], seal: '1' | '2'): Promise<void> {
+  seal(tail: T, texts: string[], seal: '1' | '2', places = ''): Promise<void> {
     if (this.#stopped) return Promise.reject(new RedisUnreachableError('the adapter closed'))
     const bytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0)
     return new Promise((resolve, reject) => {
-      this.#push({ tail, texts, seal, bytes, settle: (err) => (err === undefined ? resolve() : reject(err)) })
+      this.#push({
+        tail,
+        texts,
+        seal,
+        places,
+        bytes,
+        settle: (err) => (err === undefined ? resolve() : reject(err)),
+      })
     })
   }
 
@@ -214,12 +226,14 @@ export class TailWrites<T extends TailOf> {
   /** A batch as one group per tail, each tail's texts in order, its seal last. */
   #groups(batch: Queued<T>[]): TailGroup<T>[] {
     const byTail = new Map<T, TailGroup<T>>()
-    for (const { tail, texts, seal } of batch) {
+    for (const { tail, texts, seal, places } of batch) {
       const group = byTail.get(tail)
-      if (!group) byTail.set(tail, { tail, texts: [...texts], seal })
+      if (!group) byTail.set(tail, { tail, texts: [...texts], seal, places })
       else {
         group.texts.push(...texts)
         if (seal !== '0') group.seal = seal
+        // The places of its last write: every broadcast read before it is in the texts above.
+        if (places !== '') group.places = places
       }
     }
     return [...byTail.values()]

@@ -75,6 +75,11 @@ export interface TakeoverContext {
   position(id: string): void
   /** The marker came back: the socket, when positioned already, takes every own broadcast back from now on. */
   markerBack(id: string): void
+  /**
+   * The socket is joined before the marker came back: the broadcasts this node's subscriber
+   * reads from now on may be in the tail (see `UncutSockets`), and `finish` tells.
+   */
+  uncut(id: string): void
   /** Reads the tail back and deletes the handoff's keys; never rejects (bounded). */
   finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean; ended: boolean; kept: boolean }>
   /**
@@ -114,13 +119,15 @@ const MARKER_AGAIN_MS = 100
  * back, it gets only what follows the marker. Without the old node (it said that it left, before
  * the claim, even before this node started, or while the claimer waits), or with a tail sealed
  * already, only the marker is waited for; otherwise the old node's seal too. After
- * `SEAL_WAIT_MS` `join` is called and the tail read as it is. An old node merely out of the live
- * set is asked and waited for all the same: its record lapses when it writes no heartbeat for
- * three intervals (a stalled process, a Redis slow to answer its connection), and such a node is
- * alive, numbering into the tail; read without its seal, the tail would lack what it sends from
- * then on, and its drain, never told of the claim, would hold the session until its timeout. A
- * tail read without the old node's seal may be followed by a step of that node's that Redis runs
- * late (it ended the session, or kept it, its write given up on): `confirm` looks once more.
+ * `SEAL_WAIT_MS` `join` is called and the tail read as it is; joined before the marker came
+ * back, the socket does not take again what the tail holds (see `UncutSockets`). An old node
+ * merely out of the live set is asked and waited for all the same: its record lapses when it
+ * writes no heartbeat for three intervals (a stalled process, a Redis slow to answer its
+ * connection), and such a node is alive, numbering into the tail; read without its seal, the
+ * tail would lack what it sends from then on, and its drain, never told of the claim, would
+ * hold the session until its timeout. A tail read without the old node's seal may be followed
+ * by a step of that node's that Redis runs late (it ended the session, or kept it, its write
+ * given up on): `confirm` looks once more.
  * A marker that could not be sent, with none before it that Redis may run, sets no cut: the
  * claim is given back instead (`retry`), and the client's next try claims the session anew. So
  * is one given up unanswered while nothing more comes from the old node (see `#abandon`), or
@@ -173,8 +180,8 @@ export class Takeover implements SessionClaim {
   /** This node's own marker came back: the cut point. Called by the subscriber, in order. */
   marked(): void {
     this.context.markerBack(this.snapshot.id)
-    this.#joinNow()
     this.#markerBack = true
+    this.#joinNow()
     this.#wake?.()
   }
 
@@ -374,6 +381,7 @@ export class Takeover implements SessionClaim {
     if (this.#joined || !this.#join) return
     this.#joined = true
     this.context.position(this.snapshot.id)
+    if (!this.#markerBack) this.context.uncut(this.snapshot.id)
     try {
       this.#join()
     } catch (err) {

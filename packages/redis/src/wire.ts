@@ -39,7 +39,8 @@ export interface BroadcastPacket {
   o: WireOptions
   /**
    * The sender's own count of its broadcasts: when one comes back, the sender knows which of
-   * its own are still on their way (see cut.ts). Other nodes ignore it.
+   * its own are still on their way (see cut.ts). Other nodes keep the last they read of each
+   * node, for the tails of the sessions they hand off (see places.ts).
    */
   q?: number
 }
@@ -422,4 +423,21 @@ function isWaiting(value: unknown): value is [string, JsonValue[], number] {
 
 function isTimeout(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0
+}
+
+/**
+ * The places a node that handed a session off wrote with its tail (see `ReadPlaces`): for each
+ * node, a count. Undefined for anything else, and for '' (a node of an earlier version wrote
+ * none): the claimer then filters nothing.
+ */
+export function parsePlaces(text: string): Map<string, number> | undefined {
+  if (text === '') return undefined
+  const value = parseJson(text)
+  if (!isRecord(value)) return undefined
+  const places = new Map<string, number>()
+  for (const [node, q] of Object.entries(value)) {
+    if (!isCount(q)) return undefined
+    places.set(node, q)
+  }
+  return places
 }

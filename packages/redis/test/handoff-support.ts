@@ -495,6 +495,8 @@ export interface TailPart {
   seal: string
   /** How many of its node's texts the tail held before these, as the node knew; -1 unknown. */
   from: number
+  /** Where its node was on the broadcast channel, as JSON (see src/places.ts); '' for none. */
+  places: string
   texts: string[]
 }
 
@@ -507,15 +509,16 @@ export function tailBatch(args: readonly string[]): TailPart[] | undefined {
   const parts: TailPart[] = []
   let at = 0
   for (let k = 0; k < keys; k += 2) {
-    const count = Number(argv[at + 4])
+    const count = Number(argv[at + 5])
     parts.push({
       hash: args[3 + k]!,
       gap: argv[at] === '1',
       seal: argv[at + 1]!,
       from: Number(argv[at + 3]),
-      texts: argv.slice(at + 5, at + 5 + count),
+      places: argv[at + 4]!,
+      texts: argv.slice(at + 6, at + 6 + count),
     })
-    at += 5 + count
+    at += 6 + count
   }
   return parts
 }

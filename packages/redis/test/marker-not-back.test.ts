@@ -2,13 +2,18 @@
 // while its subscriber was slow to read) joins the socket before the cut point has reached it.
 // Its own broadcasts sent before the marker are the old node's to deliver (into the tail), and
 // they come back to the claimer after that join: the session must not get them a second time.
+// Nor another node's that the old node put in the tail: the old node writes with the tail the
+// count of each node's last broadcast it read, and the claimer goes by it.
 import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { releaseAll } from '../../../test/support/release.js'
+import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
   handedOffSession,
+  handoffNodes,
   handoffScenes,
   message,
   takeOverOn,
@@ -84,6 +89,131 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     } finally {
       release?.()
       waits.stop()
+    }
+  })
+
+  it("gives the session a third node's broadcasts that the old node put in a sealed tail once", async () => {
+    const { proxy, cluster } = await scene()
+    const waits = sealWaitsByHand()
+    let release: (() => void) | undefined
+    try {
+      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
+      const sid = 'sid-third'
+      await handedOffSession(a, sid)
+      const claim = won(await b.adapter.claimSession(sid))
+
+      // b's subscriber stops reading: c's broadcasts reach a (into the tail), and wait for b.
+      release = proxy.holdDownstream()
+      c.adapter.broadcast(message('news', ['c1']), to(['r']))
+      c.adapter.broadcast(message('news', ['c2']), to(['r']))
+      await untilTailHolds(cluster, a, 2, "c's broadcasts in a's tail")
+
+      // The marker reaches a, which seals the tail behind them; b hears neither it nor the seal.
+      const { taken, done } = takeOverOn(b, claim, sid)
+      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
+      await untilTailSealed(cluster, a)
+
+      // The wait runs out: b joins the socket before it read c1, c2 and its marker.
+      waits.runOut()
+      const tail = await within(done, 5000, 'the takeover')
+      expect(tail.tail.map(argOf)).toEqual(['c1', 'c2'])
+      expect(tail.complete).toBe(true)
+
+      // c3, after the marker, is b's to deliver; c1 and c2, read by b after its join, are not.
+      c.adapter.broadcast(message('news', ['c3']), to(['r']))
+      release()
+      release = undefined
+      await until(() => taken.got.includes('c3'), 5000, 'c3 at the socket')
+      c.adapter.broadcast(message('news', ['c4']), to(['r']))
+      await until(() => taken.got.includes('c4'), 5000, 'c4 at the socket')
+      expect([...tail.tail.map(argOf), ...taken.got]).toEqual(['c1', 'c2', 'c3', 'c4'])
+    } finally {
+      release?.()
+      waits.stop()
+    }
+  })
+
+  it('filters nothing when the tail holds no places (an old node of an earlier version): as before, nothing lost', async () => {
+    const { proxy, cluster } = await scene()
+    const waits = sealWaitsByHand()
+    let release: (() => void) | undefined
+    try {
+      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
+      const sid = 'sid-no-places'
+      await handedOffSession(a, sid)
+      const claim = won(await b.adapter.claimSession(sid))
+      release = proxy.holdDownstream()
+      c.adapter.broadcast(message('news', ['c1']), to(['r']))
+      await untilTailHolds(cluster, a, 1, "c's broadcast in a's tail")
+      const { taken, done } = takeOverOn(b, claim, sid)
+      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
+      await untilTailSealed(cluster, a)
+
+      // A node of an earlier version writes no places with its tail.
+      const keys = (await a.redis.sendCommand(['KEYS', `${cluster.prefix}:handoff:*`])) as string[]
+      const hash = keys.find((key) => !key.endsWith(':tail')) ?? ''
+      expect(Number(await a.redis.sendCommand(['HDEL', hash, 'places']))).toBe(1)
+
+      waits.runOut()
+      const tail = await within(done, 5000, 'the takeover')
+      expect(tail.tail.map(argOf)).toEqual(['c1'])
+      c.adapter.broadcast(message('news', ['c2']), to(['r']))
+      release()
+      release = undefined
+      await until(() => taken.got.includes('c2'), 5000, 'c2 at the socket')
+      // c1 reaches the socket as well: without places, b cannot tell it is in the tail.
+      expect(taken.got).toEqual(['c1', 'c2'])
+    } finally {
+      release?.()
+      waits.stop()
+    }
+  })
+
+  it("gives the session a third node's broadcasts once when the tail is read before the old node sealed it", async () => {
+    // Both a's and b's subscribers reach Redis through proxies that can hold what Redis sends.
+    const { redis, proxy, cluster } = await scene()
+    const aProxy = await startTcpProxy(redis.port)
+    const waits = sealWaitsByHand()
+    const releases: (() => void)[] = []
+    try {
+      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
+      const a = await cluster.node(undefined, { subscriber: at(aProxy) })
+      const b = await cluster.node(undefined, { subscriber: at(proxy) })
+      const c = await cluster.node()
+      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const sid = 'sid-unsealed'
+      await handedOffSession(a, sid)
+      const claim = won(await b.adapter.claimSession(sid))
+
+      // b reads nothing more: c1 and c2 reach a's tail. Then a reads nothing more either.
+      releases.push(proxy.holdDownstream())
+      c.adapter.broadcast(message('news', ['c1']), to(['r']))
+      c.adapter.broadcast(message('news', ['c2']), to(['r']))
+      await untilTailHolds(cluster, a, 2, "c's broadcasts in a's tail")
+      releases.push(aProxy.holdDownstream())
+
+      // The marker is published; neither a nor b reads it. c3 comes after it on the channel.
+      const { taken, done } = takeOverOn(b, claim, sid)
+      await until(() => waits.began === 1, 5000, 'the marker published')
+      c.adapter.broadcast(message('news', ['c3']), to(['r']))
+
+      // The wait runs out: b joins the socket and reads the tail a has not sealed.
+      waits.runOut()
+      const tail = await within(done, 5000, 'the takeover')
+      expect(tail.tail.map(argOf)).toEqual(['c1', 'c2'])
+      expect(tail.complete).toBe(false)
+
+      // b now reads c1, c2 (in the tail), its marker, then c3 (not in it).
+      for (const release of releases.splice(0)) release()
+      await until(() => taken.got.includes('c3'), 5000, 'c3 at the socket')
+      c.adapter.broadcast(message('news', ['c4']), to(['r']))
+      await until(() => taken.got.includes('c4'), 5000, 'c4 at the socket')
+      expect([...tail.tail.map(argOf), ...taken.got]).toEqual(['c1', 'c2', 'c3', 'c4'])
+    } finally {
+      for (const release of releases) release()
+      waits.stop()
+      // a's subscriber goes through aProxy: the nodes close first, then the proxy.
+      await releaseAll([() => cluster.close(), () => aProxy.close()])
     }
   })
 })

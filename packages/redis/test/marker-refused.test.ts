@@ -141,6 +141,39 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
     expect(a!.sockets.claims).toEqual([])
   })
 
+  it('joined without a cut after five refused markers: what the old node put in the tail reaches the session once', async () => {
+    const { proxy, cluster } = await scene()
+    let release: (() => void) | undefined
+    try {
+      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
+      const sid = 'sid-refused-tail'
+      await handedOffSession(a, sid)
+      const claim = won(await b.adapter.claimSession(sid))
+
+      // b's subscriber stops reading: b's and c's broadcasts reach a's tail, and wait for b.
+      release = proxy.holdDownstream()
+      b.adapter.broadcast(message('news', ['x1']), to(['r']))
+      c.adapter.broadcast(message('news', ['x2']), to(['r']))
+      await untilTailHolds(cluster, a, 2, 'x1 and x2 in the tail')
+
+      // Every marker is refused: b joins the socket without a cut, and reads the tail unsealed.
+      b.hold = (args) =>
+        isMarker(args) ? Promise.reject(new Error('ERR every marker is refused')) : undefined
+      const { taken, done } = takeOverOn(b, claim, sid)
+      const result = await within(done, 5000, 'the takeover')
+      expect(result.tail.map(argOf)).toEqual(['x1', 'x2'])
+      expect(result.complete).toBe(false)
+
+      // b then reads x1 (its own) and x2 back: the tail has them, the socket does not take them.
+      release()
+      release = undefined
+      await reachesLive(c, 'x3', taken)
+      expect([...result.tail.map(argOf), ...taken.got]).toEqual(['x1', 'x2', 'x3'])
+    } finally {
+      release?.()
+    }
+  })
+
   it('ends the pause before the next marker when the adapter closes: the takeover settles then', async () => {
     const { cluster } = await scene()
     const [a, b] = await cluster.start(2)

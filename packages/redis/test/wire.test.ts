@@ -8,6 +8,7 @@ import {
   packValue,
   parseBroadcast,
   parseMembership,
+  parsePlaces,
   parseRequest,
   parseResponse,
   type RequestPacket,
@@ -80,6 +81,35 @@ describe('the messages between nodes', () => {
     // A packet of another kind is not an event, nor a value.
     expect(decodeEvent(packValue(1))).toBeUndefined()
     expect(unpackValue(prepareEvent('x', []).text(0, 0))).toEqual({ ok: false })
+  })
+
+  it("reads an old node's places on the channel, and refuses any other shape: the claimer then filters nothing", () => {
+    expect(parsePlaces('{"a":3,"b":0}')).toEqual(
+      new Map([
+        ['a', 3],
+        ['b', 0],
+      ]),
+    )
+    expect(parsePlaces('{}')).toEqual(new Map())
+    // A node of an earlier version wrote none.
+    expect(parsePlaces('')).toBeUndefined()
+    const refused = [
+      'not json',
+      'null',
+      '[]',
+      '[1]',
+      '42',
+      '"a"',
+      '{"a":-1}',
+      '{"a":1.5}',
+      '{"a":"3"}',
+      '{"a":null}',
+      '{"a":1e300}',
+      '{"__proto__":{"polluted":true}}',
+    ]
+    for (const text of refused) {
+      expect(parsePlaces(text), text).toBeUndefined()
+    }
   })
 
   it('reads back events and values as they left, binary included', () => {
