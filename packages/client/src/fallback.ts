@@ -503,8 +503,12 @@ export class Connection {
       // A step down: the client prefers the transport the session was on to this one, however the
       // resume came (a loss, a handoff's CLOSE, a probe taken then lost): told by the transport
       // before (#last), not by where the attempt started, which a handoff's resume leaves unset.
-      const order = this.#opts.transports
-      const moved = why === 'resume' && order.indexOf(name) > order.indexOf(this.#last!)
+      // Every resume follows an attach, which set #last, and only ends that clear it (close(),
+      // ended(), a loss while offline, a resume that gave up) lead to a connect instead; none
+      // before would read as -1, every transport a step down from it. Typed as a list that may
+      // be searched for none, rather than #last asserted set.
+      const order: readonly (TransportName | null)[] = this.#opts.transports
+      const moved = why === 'resume' && order.indexOf(name) > order.indexOf(this.#last)
       this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return
     }
