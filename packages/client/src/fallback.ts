@@ -752,9 +752,10 @@ export class Connection {
       // The HELLO may have reached the server, which then moved the session onto the probe:
       // MOVED, or a request refused PARLEY_TRANSPORT_MISMATCH, may follow on the transport in use.
       // Not after a WebSocket refused at its upgrade (the usual failed probe where WebSocket is
-      // blocked), nor, in Node, an SSE or polling probe whose POST could not connect: no HELLO
-      // went, and a refusal that comes then is the server having let the transport in use go (its
-      // heartbeat gave up on a stream held back), a loss to be told.
+      // blocked), an SSE or polling probe whose POST was refused with a coded 4xx, nor, in Node,
+      // one whose POST could not connect: the server cannot have taken the HELLO, and a refusal
+      // that comes then is the server having let the transport in use go (its heartbeat gave up
+      // on a stream held back), a loss to be told.
       if (!t.unsent) this.#taken = this.#current
       if (!this.#moved && worse[0]) return void this.#tryProbe(worse)
       this.#probeFailures++

@@ -32,9 +32,14 @@ export interface ErrorAnswer {
 /**
  * Builds the ParleyError an HTTP error answer to `url` stands for, from its `{code, message}`
  * body. A 404 without a code of Parley's means nothing is there: a wrong URL or path, which no
- * retry will fix (PARLEY_NOT_FOUND, a refusal).
+ * retry will fix (PARLEY_NOT_FOUND, a refusal). `hello`: the transport whose HELLO this answers,
+ * told whether the server cannot have taken it (`unsent`).
  */
-export async function httpError(res: ErrorAnswer, url: string): Promise<ParleyError<string>> {
+export async function httpError(
+  res: ErrorAnswer,
+  url: string,
+  hello?: { unsent?: boolean },
+): Promise<ParleyError<string>> {
   const status = res.status
   let b: { code?: unknown; message?: unknown } = {}
   try {
@@ -54,6 +59,16 @@ export async function httpError(res: ErrorAnswer, url: string): Promise<ParleyEr
   // it to another node), then the others, the session kept.
   const code =
     typeof b.code === 'string' ? b.code : status === 503 ? ErrorCode.SERVER_SHUTTING_DOWN : undefined
+  // For the answer to a HELLO (`hello`, its transport): whether the server may have taken it (see
+  // Connection.moved). An error under 500 (a 4xx: Parley answers a HELLO it took with 200 alone)
+  // with a code in its body is Parley's refusal (version, origin, method, size, a body that is no
+  // HELLO, a middleware's refusal), or an application hook's before Parley's handler; a node that
+  // sends the request on to another gives back that node's coded 4xx as it is. A 4xx without a
+  // code is from something in front, which may have judged the server's answer (a firewall's
+  // rules on answers): taken, maybe. A 5xx, too: a balancer's 502 or 504 after the node read the
+  // HELLO, a 503 of a node whose relay broke once the other node had it. (The client README's
+  // table, "Fallback and upgrade".)
+  if (hello) hello.unsent = status < 500 && !!code
   if (!code && status === 404) return notFound(url)
   // 403 is the middleware or the origin check, 401 the application's own auth hook: the server
   // refuses the client, not the transport. A version refusal would be the same anywhere.
@@ -157,7 +172,7 @@ export abstract class HttpTransport extends BaseTransport {
         headers: TEXT,
         signal: ctl.signal,
       })
-      if (res.status !== 200) throw await httpError(res, this.url)
+      if (res.status !== 200) throw await httpError(res, this.url, this)
       // One line, OPEN or CLOSE; an ACK line may come before a CLOSE (HELLO `closeAck`): held,
       // as packets after OPEN are, and taken before that CLOSE.
       const lines = (
@@ -196,7 +211,7 @@ export abstract class HttpTransport extends BaseTransport {
       // taken this probe (see Connection.moved). Node alone can tell: a browser says "Failed to
       // fetch" for a connection refused and one lost once the POST went alike.
       if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE && !down)
-        this.unsent = neverConnected(err)
+        this.unsent ||= neverConnected(err)
       // A coded failure of ours as it is (transportError gives it back); anything else, what an
       // application's fetch rejected with included (a Proxy, on which even `instanceof` throws),
       // is read there with care.

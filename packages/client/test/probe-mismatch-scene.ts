@@ -1,7 +1,9 @@
-// The scene of the tests of a request refused PARLEY_TRANSPORT_MISMATCH after a probe that never
-// reached the server (refused-probe-mismatch.test.ts, refused-http-probe-mismatch.test.ts): one
-// server whose heartbeat lets a silent transport go, behind a fault proxy refusing WebSockets.
+// The scene of the tests of a request refused PARLEY_TRANSPORT_MISMATCH after a probe the server
+// cannot have taken (refused-probe-mismatch.test.ts, refused-http-probe-mismatch.test.ts,
+// coded-probe-refusal.test.ts): one server whose heartbeat lets a silent transport go, behind a
+// fault proxy refusing WebSockets.
 import type { ParleyError } from '@parley/protocol'
+import type { FastifyInstance } from 'fastify'
 import type { FaultProxy } from '../../../test/support/fault-proxy.js'
 import type { Socket } from '../src/socket.js'
 import { parleyOf, proxiedServers } from './helpers.js'
@@ -25,10 +27,11 @@ export interface MismatchScene {
 /**
  * Starts a test's scene (see `MismatchScene`), closed after the test: call at the file's top
  * level. The server's heartbeat: a PING every 4 s, the transport let go 1 s after one unanswered.
+ * `setup`: more of the server's app (a middleware, say), before it listens.
  */
-export function mismatchScenes(): () => Promise<MismatchScene> {
+export function mismatchScenes(): (setup?: (app: FastifyInstance) => void) => Promise<MismatchScene> {
   const proxied = proxiedServers()
-  return async () => {
+  return async (setup = () => {}) => {
     const peers: Peer[] = []
     const received: number[] = []
     const { proxy } = await proxied(
@@ -38,6 +41,7 @@ export function mismatchScenes(): () => Promise<MismatchScene> {
           peers.push(peer)
           peer.on('n', (n: number) => received.push(n))
         })
+        setup(app)
       },
       { pingInterval: 4000, pingTimeout: 1000 },
     )

@@ -57,10 +57,11 @@ export interface Transport {
    */
   readonly pooled?: boolean
   /**
-   * True while no HELLO can have reached the server: a WebSocket whose upgrade has not gone
-   * through. Where the HELLO goes with the first request (SSE, polling) it may have reached the
-   * server as soon as open() began: true only once that request failed before connecting, which
-   * Node alone can tell (left out elsewhere).
+   * True while no HELLO can have reached the server, or the server cannot have taken it: a
+   * WebSocket whose upgrade has not gone through. Where the HELLO goes with the first request
+   * (SSE, polling) it may have reached the server as soon as open() began: true only once that
+   * request was answered with a coded 4xx (a refusal before the server takes a HELLO), or failed
+   * before connecting, which Node alone can tell (left out elsewhere).
    */
   readonly unsent?: boolean
   /**
