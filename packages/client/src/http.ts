@@ -208,9 +208,18 @@ export abstract class HttpTransport extends BaseTransport {
       // cuts the handshake short, a stream that stalled fails here, its connect timeout passed).
       if (down && (this.#left || !(open as OpenPacket).recovered)) this.send([BYE])
       // A HELLO whose POST could not even connect never reached the server, which cannot have
-      // taken this probe (see Connection.moved). Node alone can tell: a browser says "Failed to
-      // fetch" for a connection refused and one lost once the POST went alike.
-      if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE && !down)
+      // taken this probe (see Connection.moved). Node alone can tell, with its own fetch alone:
+      // - a browser says "Failed to fetch" for a connection refused and one lost once the POST
+      //   went alike;
+      // - an application's fetch may try again on its own (after a reset, a 502), and its error
+      //   is its last try's: "connection refused" there says nothing of a try before it that
+      //   delivered the HELLO. The client sees only that no answer came back to it.
+      // Wherever the client cannot know, the probe may have been taken (`unsent` stays false).
+      if (
+        !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
+        !down &&
+        this.setup.ownFetch
+      )
         this.unsent ||= neverConnected(err)
       // A coded failure of ours as it is (transportError gives it back); anything else, what an
       // application's fetch rejected with included (a Proxy, on which even `instanceof` throws),
@@ -372,11 +381,11 @@ function leaving(lines: readonly Outgoing[]): boolean {
 }
 
 /**
- * Node only: true when a request failed before its connection opened (refused, no such host, no
- * route to it, no connection in time), by the codes Node and undici give in the cause chain:
- * nothing of it reached the server. Anything else (a reset once connected, an abort, an answer
- * cut) may have come after the server read it. Read with care, as `transportError` reads it: an
- * application's fetch may reject with anything.
+ * Node only: true when a request of the platform's fetch (undici, which sends a POST once) failed
+ * before its connection opened (refused, no such host, no route to it, no connection in time), by
+ * the codes Node and undici give in the cause chain: nothing of it reached the server. Anything
+ * else (a reset once connected, an abort, an answer cut) may have come after the server read it.
+ * Not asked of an application's fetch (see open()). Read with care, as `transportError` reads it.
  */
 function neverConnected(err: unknown): boolean {
   try {

@@ -20,7 +20,7 @@ import { pickStorage, TransportMemory } from './memory.js'
 import { named, type ResolvedOptions } from './options.js'
 import { BYE, outgoing, PONG } from './outgoing.js'
 import * as PacketType from './packet-type.js'
-import { TRANSPORTS } from './transports/registry.js'
+import { TRANSPORTS, type TransportSetup } from './transports/registry.js'
 import { type Later, silence, transportError } from './transports/transport.js'
 
 /** What the session tells the socket above it. */
@@ -81,7 +81,7 @@ export class Session implements ConnectionHost {
       () => this.connection.current!,
     )
     const fetch = opts.fetch ?? globalThis.fetch?.bind(globalThis)
-    const setup = {
+    const setup: TransportSetup = {
       // The options as they are (the WebSocket constructor among them): a copy of the one the
       // transports read is fewer bytes than a property of its own.
       ...opts,
@@ -95,6 +95,9 @@ export class Session implements ConnectionHost {
       // An OPEN's ack is held to the ACK's rule: the transport refuses the OPEN (see welcome).
       badAck: (ack: number, fresh: boolean) => this.#ledger.badAck(ack, fresh),
     }
+    // Node only (the browser build, which never reads it, leaves it out): see `ownFetch`.
+    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
+      setup.ownFetch = !opts.fetch
     this.connection = new Connection(
       opts,
       // The largest packet taken from the server: the last OPEN's, until the next OPEN says.

@@ -1,33 +1,41 @@
-// An SSE probe whose HELLO never reached the server (its POST could not connect: refused, here by
-// the application's `fetch`, as a network refuses a new connection while the old ones still work)
-// cannot have been taken: the server cannot have moved the session onto it. A request of the
-// transport in use refused PARLEY_TRANSPORT_MISMATCH afterwards is then the server having let
-// that transport go (its heartbeat gave up on a poll a proxy held back): the transport is lost,
-// and the application hears so by `transport_error`, as after a WebSocket probe refused at its
-// upgrade (refused-probe-mismatch.test.ts). Real client, real server, the fault proxy refusing
-// WebSockets and holding the polls.
+// An SSE probe whose HELLO never reached the server (its POST could not connect: refused, as a
+// network refuses a new connection while the old ones still work) cannot have been taken: the
+// server cannot have moved the session onto it. A request of the transport in use refused
+// PARLEY_TRANSPORT_MISMATCH afterwards is then the server having let that transport go (its
+// heartbeat gave up on a poll a proxy held back): the transport is lost, and the application
+// hears so by `transport_error`, as after a WebSocket probe refused at its upgrade
+// (refused-probe-mismatch.test.ts). The client's own fetch tells (no `fetch` option: the
+// platform's, whose SSE handshakes this file sends to a port where nothing listens, a refusal of
+// the system's); an application's may have tried more than once (retrying-fetch-probe.test.ts).
+// Real client, real server, the fault proxy refusing WebSockets and holding the polls.
 import { ErrorCode, type ParleyError } from '@parley/protocol'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { freePort } from '../../../test/support/ports.js'
 import { client, next, until } from './helpers.js'
 import { mismatchScenes, transportStory } from './probe-mismatch-scene.js'
 
 const scene = mismatchScenes()
+afterEach(() => {
+  vi.unstubAllGlobals()
+})
 
-/** A fetch whose SSE handshakes (a POST without `sid`) fail before connecting, as refused. */
-function refusingSseHellos(): { fetch: typeof fetch; refused: () => number } {
+/**
+ * The platform's fetch from now on sends SSE handshakes (a POST without `sid`) to a port where
+ * nothing listens: refused by the system, before anything is sent.
+ */
+async function refusingSseHellos(): Promise<{ refused: () => number }> {
+  const platform = globalThis.fetch
+  const nowhere = `http://127.0.0.1:${await freePort()}`
   let refused = 0
-  return {
-    refused: () => refused,
-    fetch: (input, init) => {
-      const url = String(input)
-      if (init?.method === 'POST' && url.includes('/sse?') && !url.includes('sid=')) {
-        refused++
-        const cause = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
-        return Promise.reject(new TypeError('fetch failed', { cause }))
-      }
-      return fetch(input, init)
-    },
-  }
+  vi.stubGlobal('fetch', (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = String(input)
+    if (init?.method === 'POST' && url.includes('/sse?') && !url.includes('sid=')) {
+      refused++
+      return platform(url.replace(/^http:\/\/[^/]+/, nowhere), init)
+    }
+    return platform(input, init)
+  })
+  return { refused: () => refused }
 }
 
 describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe that could not connect', () => {
@@ -35,13 +43,12 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe that co
     // WebSockets refused. The server's first PING goes 4 s after the attach; unanswered, it lets
     // the transport go 1 s later. The client gives the server 5 s from the last thing it received.
     const { proxy: p, peers, received } = await scene()
-    const sse = refusingSseHellos()
+    const sse = await refusingSseHellos()
     const socket = client(p.url, {
       // Polling first: the climb probes WebSocket (refused at its upgrade), then SSE (refused
       // before connecting), 500 ms after the attach, then 1, 2, 4 s after each failure: at about
       // 0.5, 1.5, 3.5 and 7.5 s.
       transports: ['polling', 'websocket', 'sse'],
-      fetch: sse.fetch,
       upgradeDelay: 500,
       upgradeDelayMax: 60_000,
       reconnectionDelay: 60_000,

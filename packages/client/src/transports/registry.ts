@@ -12,6 +12,12 @@ import { type WebSocketConstructor, WebSocketTransport } from './websocket.js'
 export interface TransportSetup {
   WebSocket?: WebSocketConstructor | undefined
   fetch: Fetch
+  /**
+   * Node only: `fetch` is the platform's (no `fetch` option given), whose errors say first-hand
+   * whether a request ever connected (see `neverConnected` in http.ts). An application's may
+   * have tried more than once, and its error speaks of its last try alone.
+   */
+  ownFetch?: boolean
   /** The URL's own query parameters, `&key=value...`, for every request. */
   query: string
   /**

@@ -61,7 +61,7 @@ export interface Transport {
    * WebSocket whose upgrade has not gone through. Where the HELLO goes with the first request
    * (SSE, polling) it may have reached the server as soon as open() began: true only once that
    * request was answered with a coded 4xx (a refusal before the server takes a HELLO), or failed
-   * before connecting, which Node alone can tell (left out elsewhere).
+   * before connecting, which Node alone can tell, and only of its own fetch (see HttpTransport).
    */
   readonly unsent?: boolean
   /**
