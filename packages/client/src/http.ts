@@ -209,8 +209,12 @@ export abstract class HttpTransport extends BaseTransport {
       if (down && (this.#left || !(open as OpenPacket).recovered)) this.send([BYE])
       // A HELLO whose POST could not even connect never reached the server, which cannot have
       // taken this probe (see Connection.moved). Node alone can tell, with its own fetch alone:
-      // - a browser says "Failed to fetch" for a connection refused and one lost once the POST
-      //   went alike;
+      // - the HELLO goes in the POST's body, for SSE as for polling (the stream's GET comes once
+      //   the OPEN did), so a failed POST may have delivered it;
+      // - a browser says "Failed to fetch" alike for a connection refused, one lost once the POST
+      //   went, and an answer it keeps from the page (no CORS headers) after the server took the
+      //   HELLO; even a request it never began (the page's rules forbid it) fails so, later, as
+      //   fetch never throws at the call;
       // - an application's fetch may try again on its own (after a reset, a 502), and its error
       //   is its last try's: "connection refused" there says nothing of a try before it that
       //   delivered the HELLO. The client sees only that no answer came back to it.
