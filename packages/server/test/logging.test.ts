@@ -1,10 +1,12 @@
 // What Parley writes to the application's log: its routes are quiet by default (SSE and polling
 // clients make thousands of requests a minute), at the level the application chooses.
 import http from 'node:http'
+import http2 from 'node:http2'
 import { Writable } from 'node:stream'
 import { PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley, { type ParleyServerOptions } from '@parley/server'
 import Fastify, {
+  type FastifyInstance,
   type FastifyLoggerOptions,
   type FastifyRequest,
   type FastifyServerOptions,
@@ -192,6 +194,46 @@ describe("Parley's routes", () => {
       expect(JSON.stringify(lines)).not.toContain(client.sid)
     },
   )
+
+  it('mask the whole session id of a 404 line whose URL holds whitespace', async () => {
+    // Node's HTTP/1.1 parser refuses whitespace in a request's target, even with
+    // `insecureHTTPParser`; an HTTP/2 `:path` takes a 0xA0 byte, which reaches `request.url` as
+    // U+00A0: whitespace to a pattern, in the middle of the sid.
+    const sid = 'abcdefgh\u00a0ijklmnop'
+    const lines: { msg: string; req?: { url?: string } }[] = []
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
+        done()
+      },
+    })
+    const app = Fastify({ http2: true, logger: { level: 'info', stream } })
+    // The plugin's types name an HTTP/1.1 server; its 404 context is the same on HTTP/2.
+    await (app as unknown as FastifyInstance).register(parley, {})
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    close = () => app.close()
+    const { port } = app.server.address() as { port: number }
+    const session = http2.connect(`http://127.0.0.1:${port}`)
+    try {
+      const status = await new Promise<unknown>((resolve, reject) => {
+        const request = session.request({ ':path': `/parley/pol?v=1&sid=${sid}&ack=0` })
+        request.on('response', (headers) => resolve(headers[':status']))
+        request.on('error', reject)
+        request.resume()
+        request.end()
+      })
+      expect(status).toBe(404)
+    } finally {
+      session.close()
+    }
+    await until(() => lines.some((l) => l.msg.endsWith('not found')), 3000, 'the 404 line')
+    const masked = '/parley/pol?v=1&sid=abcdef...&ack=0'
+    expect(requestLines(lines, '/parley/pol').map((l) => l.req?.url)).toEqual([masked])
+    expect(lines.filter((l) => l.msg.endsWith('not found')).map((l) => l.msg)).toEqual([
+      `Route GET:${masked} not found`,
+    ])
+    expect(JSON.stringify(lines)).not.toContain('ijklmnop')
+  })
 
   /** A controller that turns every request line off, as an application may write its own. */
   class Quiet extends LogController {

@@ -37,7 +37,8 @@ export async function notFoundUnder(app: FastifyInstance, base: string): Promise
       // The 404 context takes no `logSerializers`: its request loggers are made masking here.
       scope.setChildLoggerFactory(function (this: FastifyInstance, logger, bindings, options, request) {
         const serializers = { ...options.serializers, req: masked }
-        return masking(inherited.call(this, logger, bindings, { ...options, serializers }, request))
+        const child = inherited.call(this, logger, bindings, { ...options, serializers }, request)
+        return masking(child, request.url ?? '')
       })
       setDefault.call(scope)
     },
@@ -68,22 +69,23 @@ function refuseHandlersAt(app: FastifyInstance, base: string, at: string): void 
 
 /**
  * `logger` with the session ids masked in the strings it is given: the `Route ... not found`
- * message holds the URL itself, which no serializer sees. Its children mask too.
+ * message holds the URL itself (`url`, the request's), which no serializer sees. Its children
+ * mask too.
  */
-function masking(logger: FastifyBaseLogger): FastifyBaseLogger {
+function masking(logger: FastifyBaseLogger, url: string): FastifyBaseLogger {
   return new Proxy(logger, {
     get(target, key) {
       const value: unknown = Reflect.get(target, key, target)
       if (typeof value !== 'function') return value
       if (key === 'child') {
-        return (...args: Parameters<FastifyBaseLogger['child']>) => masking(target.child(...args))
+        return (...args: Parameters<FastifyBaseLogger['child']>) => masking(target.child(...args), url)
       }
       if (!LEVELS.has(key)) return value
       return (...args: unknown[]) =>
         Reflect.apply(
           value,
           target,
-          args.map((arg) => (typeof arg === 'string' ? maskWords(arg) : arg)),
+          args.map((arg) => (typeof arg === 'string' ? maskText(arg, url) : arg)),
         )
     },
     set: (target, key, value) => Reflect.set(target, key, value, target),
@@ -91,8 +93,21 @@ function masking(logger: FastifyBaseLogger): FastifyBaseLogger {
 }
 
 /**
- * `text` with the session ids masked in each of its words: a message puts words after the URL
- * (`... not found`), and a request's target holds no whitespace, so a value ends at the first.
+ * `text` with the session ids masked: wherever it holds the request's URL, that URL masked whole
+ * (its sid value running to the next `&`, whatever it holds); in the rest, each word. A URL is
+ * found by its text, not cut at whitespace: an HTTP/2 `:path` may carry a byte Node reads as
+ * U+00A0, which is whitespace to a pattern, and the sid after it would be logged as a word of its
+ * own.
+ */
+function maskText(text: string, url: string): string {
+  if (!text.includes('=')) return text
+  if (url === '' || !text.includes(url)) return maskWords(text)
+  return text.split(url).map(maskWords).join(maskSessionIds(url))
+}
+
+/**
+ * `text` with the session ids masked in each of its words: a message puts words after a URL
+ * (`... not found`), so a value is taken to end at the first whitespace.
  */
 function maskWords(text: string): string {
   return text.includes('=') ? text.replace(/\S+/g, (word) => maskSessionIds(word)) : text
