@@ -2,6 +2,7 @@
 import net from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
 import { handoffScenes } from './handoff-support.js'
 
 /** Whether something on 127.0.0.1 still accepts connections at `port`. */
@@ -27,6 +28,31 @@ describe.skipIf(skipRedisSuites())('handoffScenes', () => {
     onTestFinished(async () => {
       expect(await Promise.all(ports.map(answers))).toEqual([false, false, false, false])
     })
+  })
+
+  it('destroys the client of a node whose Redis never answers, and refuses the node', async () => {
+    const { cluster } = await scene()
+    // A server that takes connections and never answers: node-redis waits on its HELLO for ever.
+    const open = new Set<net.Socket>()
+    const silent = net.createServer((socket) => {
+      open.add(socket)
+      socket.on('close', () => open.delete(socket))
+      // Read (and drop) what comes: a socket whose data is left unread never hears its end.
+      socket.resume()
+    })
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    onTestFinished(() => {
+      // Failing, the test leaves a connection open: cut here, or close() would wait on it.
+      for (const socket of open) socket.destroy()
+      return new Promise<void>((resolve) => silent.close(() => resolve()))
+    })
+    const { port } = silent.address() as net.AddressInfo
+    const node = cluster.node(`redis://127.0.0.1:${port}`, { connectWithin: 500 })
+    await expect(within(node, 5000, 'the node to be refused')).rejects.toThrow(
+      `still waiting after 500 ms for a node's connection to redis://127.0.0.1:${port}`,
+    )
+    await until(() => open.size === 0, 3000, 'the connection to be closed')
+    expect(cluster.nodes).toEqual([])
   })
 
   it("closes every node of a cluster, and their connections, when a node's adapter fails to close", async () => {

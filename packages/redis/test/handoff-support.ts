@@ -255,25 +255,38 @@ export class FakeCluster {
   /**
    * A node whose client connects to `url` (another way to the same Redis: a proxy), with `own`
    * options over the cluster's; its subscriber connects to `subscriber` when given (a proxy of
-   * its own, to slow that connection alone).
+   * its own, to slow that connection alone). Its client is connected within `connectWithin` ms
+   * (5000 by default), or destroyed and the node refused.
    */
-  async node(url = this.url, own: { requestTimeout?: number; subscriber?: string } = {}): Promise<FakeNode> {
-    const { subscriber, ...options } = own
+  async node(
+    url = this.url,
+    own: { requestTimeout?: number; subscriber?: string; connectWithin?: number } = {},
+  ): Promise<FakeNode> {
+    const { subscriber, connectWithin = 5000, ...options } = own
     const redis = redisClient(url)
     redis.on('error', () => {})
-    await redis.connect()
     const sockets = new FakeSockets()
     const warnings: string[] = []
     const commands: string[][] = []
     const losing: Interceptors = {}
-    const adapter = redisAdapter({
-      client: recording(redis, commands, losing, subscriber),
-      prefix: this.prefix,
-      heartbeatInterval: HEARTBEAT,
-      log: { warn: (_details, message) => warnings.push(message) },
-      ...this.options,
-      ...options,
-    })(sockets)
+    let adapter: RedisAdapter
+    try {
+      // node-redis retries a connection that fails, for ever by default: bounded here, so that
+      // a Redis out of reach fails the node, not the whole test by its timeout.
+      await within(redis.connect(), connectWithin, `a node's connection to ${url}`)
+      adapter = redisAdapter({
+        client: recording(redis, commands, losing, subscriber),
+        prefix: this.prefix,
+        heartbeatInterval: HEARTBEAT,
+        log: { warn: (_details, message) => warnings.push(message) },
+        ...this.options,
+        ...options,
+      })(sockets)
+    } catch (err) {
+      // Not a node yet, so close() would not see it: a client left trying would outlive the test.
+      if (redis.isOpen) redis.destroy()
+      throw err
+    }
     const node: FakeNode = {
       adapter,
       sockets,
