@@ -1,3 +1,4 @@
+import { argumentError } from '@parley/server'
 import { RedisErrorCode } from './send.js'
 import type { Warnings } from './warnings.js'
 
@@ -28,9 +29,6 @@ export interface NodesChange {
 /** A listener of `RedisAdapter.onNodesChange`; what it returns (a promise) is awaited for its failure only. */
 export type NodesChangeListener = (change: NodesChange) => void
 
-/** The code of the TypeError `onNodesChange` throws for a listener that is not a function. */
-const INVALID_ARGUMENT = 'PARLEY_INVALID_ARGUMENT' as const
-
 /**
  * The application's listeners of changes to the live set. Each is told in the order added; one
  * that throws or rejects is logged (`PARLEY_REDIS_LISTENER_FAILED`) and the others are told all
@@ -49,11 +47,8 @@ export class NodesListeners {
   /** Adds `listener`; returns what removes it (once; a second call does nothing). */
   add(listener: unknown): () => void {
     if (typeof listener !== 'function') {
-      throw Object.assign(
-        new TypeError(
-          `@parley/redis: the listener of onNodesChange must be a function, not ${listener === null ? 'null' : typeof listener}`,
-        ),
-        { code: INVALID_ARGUMENT },
+      throw argumentError(
+        `@parley/redis: the listener of onNodesChange must be a function, not ${listener === null ? 'null' : typeof listener}`,
       )
     }
     // Closed: nothing is told any more, and nothing is kept.

@@ -9,7 +9,7 @@ export const INVALID_ARGUMENT = 'PARLEY_INVALID_ARGUMENT' as const
  * compile, a middleware that is not a function): a `TypeError`, or a `RangeError` for a number
  * out of range, as JavaScript's own are, with a stable `code` to branch on (as
  * `ParleyOptionError` has for options). Never sent on the wire: the protocol's `ErrorCode` table
- * does not hold it.
+ * does not hold it. Exported for adapters, whose own calls refuse their arguments the same way.
  */
 export function argumentError(
   message: string,

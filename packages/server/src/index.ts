@@ -37,6 +37,7 @@ export type {
   SessionSnapshot,
 } from './adapter/handoff.js'
 export { MemoryAdapter } from './adapter/memory.js'
+export { argumentError } from './argument-error.js'
 export { type BroadcastAckCallback, BroadcastOperator, MAX_ROOM_NAME_LENGTH } from './broadcast.js'
 export { MAX_ENDED_SESSIONS } from './ended-sessions.js'
 export { ExpiringSet } from './expiring-set.js'
