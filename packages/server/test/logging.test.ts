@@ -346,6 +346,66 @@ describe("Parley's routes", () => {
     }
   })
 
+  it('refuse at start a not-found handler of the application’s for their path, set before them', async () => {
+    /** Sets the application's handler for `/parley` in a context of its own. */
+    const own = (scope: FastifyInstance) =>
+      scope.register(
+        async (mine) => {
+          mine.setNotFoundHandler((_request, reply) => reply.code(404).send('mine'))
+        },
+        { prefix: '/parley' },
+      )
+    // Before Parley in its own context; before the context Parley is in (a sibling of it).
+    const cases = [
+      {
+        build: (app: FastifyInstance) => {
+          own(app)
+          app.register(parley, {})
+        },
+        message: 'is "/parley", where Parley answers',
+      },
+      {
+        build: (app: FastifyInstance) => {
+          app.register(async (scope) => own(scope))
+          app.register(async (scope) => scope.register(parley, {}))
+        },
+        message: 'is "/parley", where Parley answers',
+      },
+      {
+        build: (app: FastifyInstance) => {
+          app.register(async (scope) => own(scope), { prefix: '/api' })
+          app.register(async (scope) => scope.register(parley, {}), { prefix: '/api' })
+        },
+        message: 'is "/parley" (under "/api"), where',
+      },
+    ]
+    for (const { build, message } of cases) {
+      // Without the refusal, Fastify's router throws where nothing catches it: the test fails
+      // by the plugin's timeout, not by the whole test's.
+      const app = Fastify({ pluginTimeout: 3000 })
+      try {
+        build(app)
+        const refused = await app.ready().then(
+          () => undefined,
+          (error: unknown) => error,
+        )
+        expect(refused).toMatchObject({
+          name: 'ParleyOptionError',
+          code: 'PARLEY_INVALID_OPTION',
+          option: 'path',
+          message: expect.stringContaining(message),
+        })
+        expect(refused).toMatchObject({
+          message: expect.stringContaining(
+            'the application set a not-found handler for that prefix before Parley: set your not-found handler for another prefix',
+          ),
+        })
+      } finally {
+        await app.close().catch(() => undefined)
+      }
+    }
+  })
+
   it('leave the application’s not-found handler for its root, set after theirs, the rest', async () => {
     const app = Fastify()
     try {

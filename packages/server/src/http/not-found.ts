@@ -40,9 +40,63 @@ export async function notFoundUnder(app: FastifyInstance, base: string): Promise
         const child = inherited.call(this, logger, bindings, { ...options, serializers }, request)
         return masking(child, request.url ?? '')
       })
-      setDefault.call(scope)
+      failingClearly(
+        scope,
+        () => setDefault.call(scope),
+        (cause) => takenBefore(app, base, cause),
+      )
     },
     { prefix: base },
+  )
+}
+
+/** Fastify's `after` callback in the form it gives its own: done with once its work is over. */
+type Deferred = (err: Error | null, done: (err?: Error | null) => void) => void
+
+/**
+ * Runs `register` (Parley's `setNotFoundHandler`) with the part Fastify defers caught. Fastify
+ * adds a not-found handler to its 404 router in an `after` callback, and a handler the
+ * application already set for the same prefix (before Parley, or in a context loaded before
+ * Parley's) makes the router throw there, where nothing catches it: the process dies of a
+ * router message (`Method 'ACL' already declared for route '/parley/*'`), or, under a handler
+ * of uncaught exceptions, the start waits for the plugin timeout. Caught, it fails the start
+ * with `refusal`, which says what to do. A Fastify that defers otherwise is left as it is.
+ */
+function failingClearly(
+  scope: FastifyInstance,
+  register: () => void,
+  refusal: (cause: unknown) => Error,
+): void {
+  const after = scope.after
+  const own = Object.getOwnPropertyDescriptor(scope, 'after')
+  const guarded = function (this: FastifyInstance, callback?: Deferred): unknown {
+    if (typeof callback !== 'function' || callback.length !== 2) return Reflect.apply(after, this, [callback])
+    // Two parameters: avvio hands it `done` (it reads the callback's length).
+    const caught: Deferred = (err, done) => {
+      try {
+        callback(err, done)
+      } catch (cause) {
+        done(refusal(cause))
+      }
+    }
+    return Reflect.apply(after, this, [caught])
+  }
+  scope.after = guarded as typeof after
+  try {
+    register()
+  } finally {
+    // The scope's `after` as it was: inherited (Fastify's way), or its own.
+    if (own) Object.defineProperty(scope, 'after', own)
+    else Reflect.deleteProperty(scope, 'after')
+  }
+}
+
+/** The error of a start where the application set a not-found handler for `base` before Parley. */
+function takenBefore(app: FastifyInstance, base: string, cause: unknown): ParleyOptionError {
+  return new ParleyOptionError(
+    'path',
+    `is "${base}"${app.prefix === '' ? '' : ` (under "${app.prefix}")`}, where Parley answers the URLs no endpoint serves, and the application set a not-found handler for that prefix before Parley: set your not-found handler for another prefix, or give Parley another path`,
+    { cause },
   )
 }
 
@@ -51,7 +105,10 @@ export async function notFoundUnder(app: FastifyInstance, base: string): Promise
  * application's start with no word of why (its plugin timeout, or no start at all with none):
  * the application's `setNotFoundHandler` in a context prefixed with Parley's path is refused at
  * once, saying what to do. Only the context Parley is registered in and those registered in it
- * afterwards inherit this guard: one registered before, or a sibling, is out of its reach.
+ * afterwards inherit this guard. A handler set before Parley makes Parley's own fail (see
+ * `failingClearly`); one set after it in a sibling context (of Parley's context, loaded after
+ * it) is out of reach: Fastify tells a plugin nothing of its siblings, and its router's error
+ * there is thrown where nothing catches it.
  */
 function refuseHandlersAt(app: FastifyInstance, base: string, at: string): void {
   const set = app.setNotFoundHandler
