@@ -1,5 +1,6 @@
 // POST bodies that stop arriving: a connection left half-open by a network change, a stalled
 // proxy. A session must not stay locked behind one, nor a closing server wait for it.
+import type { IncomingMessage } from 'node:http'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { decodeText, PacketType } from '@parley/protocol'
@@ -51,6 +52,47 @@ describe('a POST body that stops arriving', () => {
       expect(await c.send({ type: PacketType.PONG })).toBe(204)
     },
   )
+
+  it('whose connection went while an application’s hook held it, leaves the session free to POST at once', async () => {
+    // An async onRequest hook of the application's (an auth lookup, say) holds a POST whose
+    // client goes meanwhile, its body sent whole: Node has closed the request before Parley reads
+    // it, and no event of it comes again. pingTimeout (20 s) is far beyond the test's waits.
+    let gate: Promise<void> | undefined
+    let open = () => {}
+    const held: IncomingMessage[] = []
+    let handled = 0
+    started = await startServer({ pingTimeout: 20_000 }, (app) => {
+      app.addHook('onRequest', async (request) => {
+        if (request.method !== 'POST' || !gate) return
+        held.push(request.raw)
+        await gate
+      })
+      app.addHook('preHandler', async (request) => {
+        if (held.includes(request.raw)) handled++
+      })
+    })
+    const c = await rawConnect('polling', started.base)
+    clients.push(c)
+    gate = new Promise((resolve) => (open = resolve))
+    const body = '[3]\n'
+    const raw = await RawHttp.open(portOf(started.app))
+    raws.push(raw)
+    raw.write(
+      head('POST', `/parley/poll?v=1&sid=${c.sid}`, {
+        'Content-Type': 'text/plain',
+        'Content-Length': String(body.length),
+      }),
+    )
+    raw.write(body)
+    await until(() => held.length === 1, 3000, 'the POST, held')
+    raw.destroy()
+    await until(() => held[0]!.destroyed, 3000, 'the held POST closed')
+    gate = undefined
+    open()
+    await until(() => handled === 1, 3000, 'the held POST handed to its route')
+    // Its route took it (synchronously after the hook) before this POST can come.
+    expect(await c.send({ type: PacketType.PONG })).toBe(204)
+  })
 
   it('is answered 408 on a handshake POST too, its connection closed', async () => {
     started = await startServer({ pingTimeout: 300 })

@@ -107,6 +107,9 @@ export function readBody(
         text: () => Buffer.concat(chunks, size).toString('utf8'),
       })
     const onAbort = () => finish({ ok: false, reason: 'aborted' })
+    // Closed already (its client went while an async hook of the application's held it): no
+    // event of it comes again, and the read would hold the session's POSTs until it stalled.
+    if (stream.destroyed) return resolve({ ok: false, reason: 'aborted' })
     const read = watch?.begin((reason) => finish({ ok: false, reason }))
     stream.on('data', onData)
     stream.on('end', onEnd)
