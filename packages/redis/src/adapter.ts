@@ -438,22 +438,30 @@ export class RedisAdapter implements Adapter {
    */
   broadcast(message: BroadcastMessage, options: BroadcastOptions): void {
     const cut = this.#cut
-    if (options.local || cut.empty) this.#memory.broadcast(message, options)
-    else this.#memory.broadcast(message, options, cut.atEmit)
-    if (options.local || this.#closed) return
+    const publish = !options.local && !this.#closed
+    // A socket joined without a cut whose tail is not read yet takes it when it comes back
+    // instead, held and filtered by the tail's places (see places.ts).
+    const leftOut: string[] = []
+    const uncut = publish && !this.#uncut.empty ? this.#uncut.leftOut(leftOut) : undefined
+    if (options.local || (cut.empty && !uncut)) this.#memory.broadcast(message, options)
+    else if (!uncut) this.#memory.broadcast(message, options, cut.atEmit)
+    else this.#memory.broadcast(message, options, (id) => cut.atEmit(id) && uncut(id))
+    if (!publish) return
     const packet: BroadcastPacket = {
       n: this.node,
       e: message.prepared().text(0, 0),
       o: toWireOptions(options),
       q: cut.sent(),
     }
+    const q = packet.q ?? 0
+    if (leftOut.length > 0) this.#uncut.owe(leftOut, q)
     this.#publish(this.#channels.broadcast, packet, (why, sent) => {
       this.#lostBroadcast(why)
       // The positioned sockets of this node take it now. Sent, a stalled Redis may still run
       // it: it then reaches only the sockets positioned since (see cut.ts). Never sent or
-      // refused, it cannot come back.
-      const q = packet.q ?? 0
+      // refused, it cannot come back. So do the sockets left out of it for their tail.
       if (!cut.empty) this.#memory.broadcast(message, options, cut.atReturn(q))
+      if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
       if (sent) cut.givenUp(q)
       else cut.lost(q)
     })
@@ -1321,7 +1329,7 @@ export class RedisAdapter implements Adapter {
     if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
-    if (own && this.#cut.empty) {
+    if (own && this.#cut.empty && this.#uncut.empty) {
       this.#cut.back(packet.q)
       return
     }
@@ -1338,8 +1346,13 @@ export class RedisAdapter implements Adapter {
     const uncut = (only?: (id: string) => boolean) =>
       this.#uncut.empty ? only : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only)
     if (own) {
-      this.#memory.broadcast(message, options, uncut(this.#cut.atReturn(packet.q ?? 0)))
+      const q = packet.q ?? 0
+      const atReturn = this.#cut.atReturn(q)
+      // A socket left out of it when it was emitted, for its tail, takes it now (see places.ts).
+      const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
+      this.#memory.broadcast(message, options, uncut(takes))
       this.#cut.back(packet.q)
+      if (!this.#uncut.empty) this.#uncut.back(packet.q)
     } else {
       this.#memory.broadcast(message, options, uncut())
     }
@@ -1539,6 +1552,7 @@ export class RedisAdapter implements Adapter {
    */
   #settleGap(q: number): void {
     this.#cut.back(q)
+    this.#uncut.back(q)
   }
 
   /**

@@ -57,6 +57,8 @@ interface Uncut {
   held: Held[] | undefined
   /** The old node's places, once read: by node, the count at or below which the tail has it. */
   places: Map<string, number> | undefined
+  /** This node's own broadcasts it was left out of when they were emitted, by count. */
+  owed: Set<number>
 }
 
 /**
@@ -74,8 +76,19 @@ interface Uncut {
  * tail without places (written by a node of an earlier version, or not read: Redis did not
  * answer) lets all of it through.
  *
+ * This node's own broadcasts are no exception: the old node may read one emitted here after the
+ * join, before the tail is read, and put it into the tail. So while the tail is not read, the
+ * socket is left out of them when they are emitted (as a positioned one is, see cut.ts) and
+ * takes them when they come back, held and filtered as the others' (`leftOut`, `owes`); so it is
+ * as long as one it was left out of is still on its way, so that they keep their order. One
+ * whose PUBLISH is given up reaches it then, past the filter (`givenUp`): never run, the old
+ * node cannot have it; sent and unanswered, Redis may still run it, and the old node put it
+ * into the tail should it read it before the tail is read (the one case left that reaches the
+ * session twice: the filter cannot tell, and dropping it could lose it).
+ *
  * A node's places are passed once one of its broadcasts above them is read: every later one is
- * above them too. The socket is let go once every node's is, or when it leaves this node.
+ * above them too. The socket is let go once every node's is and none of its own it was left out
+ * of is on its way, or when it leaves this node.
  */
 export class UncutSockets {
   readonly #sockets = new Map<string, Uncut>()
@@ -91,7 +104,60 @@ export class UncutSockets {
 
   /** Socket `id` joins without a cut: what reaches it is held until `read`. */
   joined(id: string): void {
-    this.#sockets.set(id, { held: [], places: undefined })
+    this.#sockets.set(id, { held: [], places: undefined, owed: new Set() })
+  }
+
+  /**
+   * At the emit of one of this node's own broadcasts: false for the sockets that take it when it
+   * comes back instead (their tail not read yet, or an earlier one they were left out of still
+   * on its way), each added to `ids`, for `owe` once the broadcast has its count.
+   */
+  leftOut(ids: string[]): (id: string) => boolean {
+    return (id) => {
+      const socket = this.#sockets.get(id)
+      if (!socket || (!socket.held && socket.owed.size === 0)) return true
+      ids.push(id)
+      return false
+    }
+  }
+
+  /** Sockets `ids` were left out of this node's own broadcast `q` when it was emitted. */
+  owe(ids: readonly string[], q: number): void {
+    for (const id of ids) this.#sockets.get(id)?.owed.add(q)
+  }
+
+  /** Whether socket `id` was left out of own broadcast `q`, which came back: it takes it now. */
+  owes(id: string, q: number | undefined): boolean {
+    const socket = q === undefined ? undefined : this.#sockets.get(id)
+    return socket?.owed.delete(q as number) === true
+  }
+
+  /**
+   * This node's own broadcasts up to `q` came back, or are lost to this node (see
+   * `RedisAdapter.#settleGap`): none of them is on its way any more to a socket left out of it.
+   */
+  back(q: number | undefined): void {
+    if (q === undefined) return
+    for (const [id, socket] of this.#sockets) {
+      for (const owed of socket.owed) if (owed <= q) socket.owed.delete(owed)
+      this.#letGo(id, socket)
+    }
+  }
+
+  /**
+   * The PUBLISH of this node's own broadcast `q` was given up (refused, never sent, or sent and
+   * not answered): the sockets left out of it take it now, in order with what they hold. Never
+   * run, the old node cannot have had it; run late, it does not reach them again (`owes`).
+   */
+  givenUp(q: number, message: BroadcastMessage, options: BroadcastOptions): void {
+    for (const [id, socket] of this.#sockets) {
+      if (!socket.owed.delete(q)) continue
+      // No count: the places do not filter it (the old node may read a later one of this
+      // node's, and its place for this node say nothing of this one).
+      if (socket.held) socket.held.push({ node: '', q: undefined, message, options })
+      else this.deliver(message, options, id)
+      this.#letGo(id, socket)
+    }
   }
 
   /**
@@ -107,10 +173,10 @@ export class UncutSockets {
     for (const broadcast of held) {
       if (!this.#passes(socket, broadcast.node, broadcast.q)) continue
       // Passed: its node's later broadcasts are above its place too.
-      socket.places?.delete(broadcast.node)
+      if (broadcast.q !== undefined) socket.places?.delete(broadcast.node)
       this.deliver(broadcast.message, broadcast.options, id)
     }
-    if (!socket.places?.size) this.#sockets.delete(id)
+    this.#letGo(id, socket)
   }
 
   /** Socket `id` left this node (or its rooms): nothing more to filter for it. */
@@ -128,7 +194,7 @@ export class UncutSockets {
       const place = socket.places?.get(node)
       if (place === undefined || q <= place) continue
       socket.places?.delete(node)
-      if (socket.places?.size === 0) this.#sockets.delete(id)
+      this.#letGo(id, socket)
     }
   }
 
@@ -147,6 +213,11 @@ export class UncutSockets {
       }
       return this.#passes(socket, broadcast.node, broadcast.q)
     }
+  }
+
+  /** Lets socket `id` go once there is nothing left to hold, filter or take back for it. */
+  #letGo(id: string, socket: Uncut): void {
+    if (!socket.held && !socket.places?.size && socket.owed.size === 0) this.#sockets.delete(id)
   }
 
   #passes(socket: Uncut, node: string, q: number | undefined): boolean {

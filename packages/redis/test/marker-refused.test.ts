@@ -8,6 +8,7 @@ import { until, within } from '../../server/test/helpers.js'
 import { markerPauses } from '../src/takeover.js'
 import {
   argOf,
+  type FakeNode,
   handedOffSession,
   handoffNodes,
   handoffScenes,
@@ -22,6 +23,33 @@ import {
 const isMarker = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"claim"')
 
 const scene = handoffScenes()
+
+const isFinish = (args: string[]) =>
+  args[0] === 'EVAL' && (args[1] ?? '').includes("redis.call('HSET', KEYS[1], 'read', '1')")
+
+/**
+ * On `node`: every claim marker refused, and the read of the tail (after the join) held until
+ * `run()`; commands that `refuse` matches are refused too.
+ */
+function heldFinish(node: FakeNode, refuse: (args: string[]) => boolean = () => false) {
+  let send: (() => void) | undefined
+  node.hold = (args) => {
+    if (isMarker(args) || refuse(args)) return Promise.reject(new Error('ERR refused'))
+    if (!isFinish(args) || send) return undefined
+    return new Promise((answer) => {
+      send = () => answer(node.redis.sendCommand(args))
+    })
+  }
+  return {
+    get held() {
+      return send !== undefined
+    },
+    run() {
+      node.hold = undefined
+      send?.()
+    },
+  }
+}
 
 describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused', () => {
   it('sends the marker again: the old node seals at the cut, and each broadcast reaches the session once', async () => {
@@ -172,6 +200,50 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
     } finally {
       release?.()
     }
+  })
+
+  it('joined without a cut after five refused markers: its own broadcast emitted before the tail is read reaches the session once', async () => {
+    const { cluster } = await scene()
+    const [a, b] = await cluster.start(2)
+    const sid = 'sid-refused-own'
+    await handedOffSession(a!, sid)
+    const claim = won(await b!.adapter.claimSession(sid))
+
+    // Every marker is refused, and the read of the tail waits: b joins the socket without a cut.
+    const finish = heldFinish(b!)
+    const { taken, done } = takeOverOn(b!, claim, sid)
+    await until(() => finish.held, 5000, 'the read of the tail, after the join')
+
+    // x1, emitted by b now, reaches a's socket, which puts it into the tail b is about to read.
+    b!.adapter.broadcast(message('news', ['x1']), to(['r']))
+    await untilTailHolds(cluster, a!, 1, 'x1 in the tail')
+    finish.run()
+    const result = await within(done, 5000, 'the takeover')
+    expect(result.tail.map(argOf)).toEqual(['x1'])
+
+    await reachesLive(b!, 'x2', taken)
+    expect([...result.tail.map(argOf), ...taken.got]).toEqual(['x1', 'x2'])
+  })
+
+  it('joined without a cut: its own broadcast whose PUBLISH is refused before the tail is read still reaches the session', async () => {
+    const { cluster } = await scene()
+    const [a, b] = await cluster.start(2)
+    const sid = 'sid-refused-own-lost'
+    await handedOffSession(a!, sid)
+    const claim = won(await b!.adapter.claimSession(sid))
+    const finish = heldFinish(b!, (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('x1'))
+    const { taken, done } = takeOverOn(b!, claim, sid)
+    await until(() => finish.held, 5000, 'the read of the tail, after the join')
+
+    // x1 never crosses Redis: a never has it, and the socket, left out when it was emitted, takes it.
+    b!.adapter.broadcast(message('news', ['x1']), to(['r']))
+    await until(() => b!.adapter.stats.lostBroadcasts === 1, 5000, 'x1 refused')
+    finish.run()
+    const result = await within(done, 5000, 'the takeover')
+    expect(result.tail).toEqual([])
+
+    await reachesLive(b!, 'x2', taken)
+    expect(taken.got).toEqual(['x1', 'x2'])
   })
 
   it('ends the pause before the next marker when the adapter closes: the takeover settles then', async () => {
