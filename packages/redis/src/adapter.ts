@@ -47,6 +47,7 @@ import {
   fromWireOptions,
   type HandOffRequest,
   isClaimMarker,
+  type Place,
   packSocket,
   packValue,
   parseBroadcast,
@@ -460,6 +461,9 @@ export class RedisAdapter implements Adapter {
       // The positioned sockets of this node take it now. Sent, a stalled Redis may still run
       // it: it then reaches only the sockets positioned since (see cut.ts). Never sent or
       // refused, it cannot come back. So do the sockets left out of it for their tail.
+      // Written with the tails this node appends to before it reaches them: a claimer that
+      // joined early must not deliver it again should Redis run it late (see places.ts).
+      this.#readPlaces.skipped(this.node, q)
       if (!cut.empty) this.#memory.broadcast(message, options, cut.atReturn(q))
       if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
       if (sent) cut.givenUp(q)
@@ -774,7 +778,7 @@ export class RedisAdapter implements Adapter {
    */
   appendHandOff(sid: string, text: string): void {
     try {
-      if (this.#closed || this.#handoffs.append(sid, text, this.#readPlaces.text)) return
+      if (this.#closed || this.#handoffs.append(sid, text, (entry) => this.#placesOf(entry.id))) return
       this.#warnings.warn(
         'handoff-append-dropped',
         `dropped an append to a handed-off session's tail: ${MAX_QUEUED_TAIL_APPENDS} appends or ${MAX_QUEUED_TAIL_BYTES} bytes wait for Redis already; the node that takes the session over finds its tail incomplete`,
@@ -799,7 +803,7 @@ export class RedisAdapter implements Adapter {
     const late = Symbol('late')
     // The end of the drain waits for it: bounded, as every other step.
     const sealed = await within(
-      this.#handoffs.seal(entry, last, alone, this.#readPlaces.text).then(
+      this.#handoffs.seal(entry, last, alone, this.#placesOf(entry.id)).then(
         () => undefined,
         (err: unknown) => err,
       ),
@@ -1359,11 +1363,22 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
+   * Where this node is on the channel, for the tail of socket `id`'s session (see `ReadPlaces`).
+   * Its own broadcasts given up are left out while the socket still owes one (positioned since
+   * it was given up, see cut.ts): it has not had it, and should Redis run it after the tail is
+   * read, the claimer must deliver it. Left out, the others may reach the session twice, never
+   * be lost.
+   */
+  #placesOf(id: string): string {
+    return this.#cut.owesGivenUp(id) ? this.#readPlaces.readText : this.#readPlaces.text
+  }
+
+  /**
    * The places the old node wrote with a tail (see `ReadPlaces`). Undefined when it wrote none
    * (a node of an earlier version); one it wrote that cannot be read is logged as malformed,
    * and filters nothing.
    */
-  #places(text: string): Map<string, number> | undefined {
+  #places(text: string): Map<string, Place> | undefined {
     const places = parsePlaces(text)
     if (!places && text !== '') this.#malformed()
     return places
@@ -1396,7 +1411,7 @@ export class RedisAdapter implements Adapter {
         // Whatever the server still holds of the socket, no broadcast reaches it here now.
         this.#memory.delAll(entry.id)
         // With where this node is on the channel: at the marker, every broadcast before it.
-        this.#handoffs.seal(entry, last, false, this.#readPlaces.text).catch(() => undefined)
+        this.#handoffs.seal(entry, last, false, this.#placesOf(entry.id)).catch(() => undefined)
       }
       const sealed = () => {
         this.#handoffs.forget(entry)

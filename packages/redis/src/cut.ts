@@ -90,6 +90,15 @@ export class Cut {
     return this.#sent
   }
 
+  /**
+   * Whether `id` is positioned since an own broadcast was given up that may still come back: it
+   * did not take that one then, and takes it only if it comes back.
+   */
+  owesGivenUp(id: string): boolean {
+    const position = this.#positioned.get(id)
+    return position !== undefined && this.#givenUp.owes(position.at)
+  }
+
   /** Is not positioned: delivered when a broadcast is emitted here. */
   readonly atEmit = (id: string): boolean => !this.#positioned.has(id)
 

@@ -525,10 +525,10 @@ export class HandOffStore {
    * False when the append was dropped: the queue of this node's appends is full (see
    * `TailWrites`), and the claimer learns of the hole from the session's next write.
    */
-  append(sid: string, text: string, places = ''): boolean {
+  append(sid: string, text: string, places: (entry: HandedOff) => string = () => ''): boolean {
     const entry = this.#bySid.get(sid)
     if (entry?.state !== 'open' || entry.givenUp) return true
-    return this.#tails.append(entry, text, places)
+    return this.#tails.append(entry, text, places(entry))
   }
 
   /** Appends queued for Redis and not written yet (see `TailWrites`). */

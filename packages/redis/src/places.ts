@@ -1,4 +1,5 @@
 import type { BroadcastMessage, BroadcastOptions } from '@parley/server'
+import type { Place } from './wire.js'
 
 /**
  * The most nodes whose place a node keeps (see `ReadPlaces`): far above the nodes of a cluster,
@@ -7,9 +8,23 @@ import type { BroadcastMessage, BroadcastOptions } from '@parley/server'
 export const MAX_READ_PLACES = 256
 
 /**
+ * The most ranges of its own given-up broadcasts a node keeps above its place (see
+ * `ReadPlaces.skipped`): an outage gives one range; past this, the oldest is let go, and should
+ * Redis run one of those late, a claimer joined early may deliver it a second time (never lose it).
+ */
+export const MAX_SKIPPED_RANGES = 64
+
+/**
  * Where this node is on `<prefix>:broadcast`: for each node, the count `q` of the last of its
  * broadcasts read here. A node PUBLISHes its broadcasts on one connection, in the order of
  * their counts, so every node reads each node's counts rising.
+ *
+ * This node's own broadcasts whose PUBLISH was given up (no answer within `requestTimeout`,
+ * refused, or never sent) reached its sockets then, those being handed off included (see
+ * cut.ts), without being read here: Redis may still run one late. They are kept as ranges of
+ * counts above the place (`skipped`), not by raising the place: an earlier one, PUBLISHed and
+ * answered but not read back here yet, is still on its way, and raising the place would have
+ * the claimer drop it though no tail holds it. Counts are exact, so nothing else is dropped.
  *
  * The node that hands a session off writes this with each append to the session's tail and
  * with its seal (see APPEND in handoff.ts): every broadcast at or below it was read here before
@@ -20,8 +35,12 @@ export const MAX_READ_PLACES = 256
 export class ReadPlaces {
   /** By node, oldest read first: the first ones are let go past `MAX_READ_PLACES`. */
   readonly #places = new Map<string, number>()
+  /** By node, the ranges `[from, to]` above its place taken without being read, in order. */
+  readonly #skipped = new Map<string, [number, number][]>()
   /** `text`, made once per change: a drain writes it with every append. */
   #text: string | undefined = ''
+  /** `readText`, the same way. */
+  #readText: string | undefined = ''
 
   /** Broadcast `q` of `node` is read (before it reaches this node's sockets). */
   read(node: string, q: number): void {
@@ -31,16 +50,89 @@ export class ReadPlaces {
     this.#places.set(node, q)
     if (this.#places.size > MAX_READ_PLACES) {
       const oldest = this.#places.keys().next().value
-      if (oldest !== undefined) this.#places.delete(oldest)
+      if (oldest !== undefined) {
+        this.#places.delete(oldest)
+        this.#skipped.delete(oldest)
+      }
     }
+    const skipped = this.#skipped.get(node)
+    if (skipped) {
+      // At or below the place now: the place holds them.
+      const above = skipped
+        .filter(([, to]) => to > q)
+        .map(([from, to]): [number, number] => [Math.max(from, q + 1), to])
+      if (above.length > 0) this.#skipped.set(node, above)
+      else this.#skipped.delete(node)
+    }
+    this.#text = undefined
+    this.#readText = undefined
+  }
+
+  /**
+   * Broadcast `q` of `node` (this node's own) reached this node's sockets without being read: its
+   * PUBLISH was given up. Written with the place, so that a claimer does not deliver it again
+   * should Redis run it late.
+   */
+  skipped(node: string, q: number): void {
+    if (q <= (this.#places.get(node) ?? 0)) return
+    const ranges = this.#skipped.get(node) ?? []
+    const last = ranges.at(-1)
+    if (last && last[0] <= q && q <= last[1]) return
+    if (last && q === last[1] + 1) last[1] = q
+    else {
+      ranges.push([q, q])
+      // Given up out of order (rare: they are given up in the order they were sent): merged.
+      if (last && q < last[0]) mergeRanges(ranges)
+    }
+    if (ranges.length > MAX_SKIPPED_RANGES) ranges.shift()
+    this.#skipped.set(node, ranges)
     this.#text = undefined
   }
 
-  /** As JSON, `{ node: q }`; '' while nothing was read. */
+  /**
+   * As JSON, `{ node: q }`, or `{ node: [q, [from, to], ...] }` for a node with counts skipped;
+   * '' while nothing was read or skipped.
+   */
   get text(): string {
-    this.#text ??= JSON.stringify(Object.fromEntries(this.#places))
+    if (this.#text !== undefined) return this.#text
+    const nodes = new Set([...this.#places.keys(), ...this.#skipped.keys()])
+    const places: Record<string, number | (number | [number, number])[]> = {}
+    for (const node of nodes) {
+      const q = this.#places.get(node) ?? 0
+      const skipped = this.#skipped.get(node)
+      places[node] = skipped ? [q, ...skipped] : q
+    }
+    this.#text = nodes.size === 0 ? '' : JSON.stringify(places)
     return this.#text
   }
+
+  /** As `text`, without the counts skipped: what was read alone, `{ node: q }`. */
+  get readText(): string {
+    this.#readText ??= this.#places.size === 0 ? '' : JSON.stringify(Object.fromEntries(this.#places))
+    return this.#readText
+  }
+}
+
+/** Sorts `ranges` and joins those that touch or overlap, in place. */
+function mergeRanges(ranges: [number, number][]): void {
+  ranges.sort((x, y) => x[0] - y[0])
+  let at = 0
+  for (const range of ranges.slice(1)) {
+    const kept = ranges[at] as [number, number]
+    if (range[0] <= kept[1] + 1) kept[1] = Math.max(kept[1], range[1])
+    else ranges[++at] = range
+  }
+  ranges.length = at + 1
+}
+
+/** The tail holds broadcast `q` of the node `place` is for, if it reached the session. */
+function holds(place: Place, q: number): boolean {
+  return q <= place.q || place.skipped.some(([from, to]) => from <= q && q <= to)
+}
+
+/** Broadcast `q` is above all that `place` holds: so is every later one of its node. */
+function passes(place: Place, q: number): boolean {
+  return q > place.q && place.skipped.every(([, to]) => q > to)
 }
 
 /** A broadcast read while a socket waits for the tail's places. */
@@ -55,8 +147,8 @@ interface Held {
 interface Uncut {
   /** Until the tail is read (bounded: see `HandOffStore.finish`), what reached it, in order. */
   held: Held[] | undefined
-  /** The old node's places, once read: by node, the count at or below which the tail has it. */
-  places: Map<string, number> | undefined
+  /** The old node's places, once read: by node, which of its broadcasts the tail has. */
+  places: Map<string, Place> | undefined
   /** This node's own broadcasts it was left out of when they were emitted, by count. */
   owed: Set<number>
 }
@@ -164,7 +256,7 @@ export class UncutSockets {
    * The tail of socket `id`'s session was read, with the old node's `places` (undefined when it
    * wrote none): what was held is delivered, less the broadcasts at or below them.
    */
-  read(id: string, places: ReadonlyMap<string, number> | undefined): void {
+  read(id: string, places: ReadonlyMap<string, Place> | undefined): void {
     const socket = this.#sockets.get(id)
     if (!socket?.held) return
     const held = socket.held
@@ -173,7 +265,9 @@ export class UncutSockets {
     for (const broadcast of held) {
       if (!this.#passes(socket, broadcast.node, broadcast.q)) continue
       // Passed: its node's later broadcasts are above its place too.
-      if (broadcast.q !== undefined) socket.places?.delete(broadcast.node)
+      const place = socket.places?.get(broadcast.node)
+      if (place && broadcast.q !== undefined && passes(place, broadcast.q))
+        socket.places?.delete(broadcast.node)
       this.deliver(broadcast.message, broadcast.options, id)
     }
     this.#letGo(id, socket)
@@ -192,7 +286,7 @@ export class UncutSockets {
     if (q === undefined) return
     for (const [id, socket] of this.#sockets) {
       const place = socket.places?.get(node)
-      if (place === undefined || q <= place) continue
+      if (place === undefined || !passes(place, q)) continue
       socket.places?.delete(node)
       this.#letGo(id, socket)
     }
@@ -222,6 +316,6 @@ export class UncutSockets {
 
   #passes(socket: Uncut, node: string, q: number | undefined): boolean {
     const place = q === undefined ? undefined : socket.places?.get(node)
-    return place === undefined || q === undefined || q > place
+    return place === undefined || q === undefined || !holds(place, q)
   }
 }

@@ -426,18 +426,40 @@ function isTimeout(value: unknown): value is number {
 }
 
 /**
- * The places a node that handed a session off wrote with its tail (see `ReadPlaces`): for each
- * node, a count. Undefined for anything else, and for '' (a node of an earlier version wrote
- * none): the claimer then filters nothing.
+ * Where a node that handed a session off was for one node's broadcasts (see `ReadPlaces`): the
+ * count `q` at or below which it had read them all, and the ranges above it, `[from, to]`, of
+ * its own that it took without reading them (given up, see `ReadPlaces.skipped`).
  */
-export function parsePlaces(text: string): Map<string, number> | undefined {
+export interface Place {
+  q: number
+  skipped: [number, number][]
+}
+
+function isRange(value: unknown): value is [number, number] {
+  return (
+    Array.isArray(value) &&
+    value.length === 2 &&
+    isCount(value[0]) &&
+    isCount(value[1]) &&
+    value[0] <= value[1]
+  )
+}
+
+/**
+ * The places a node that handed a session off wrote with its tail (see `ReadPlaces`): for each
+ * node, a count, or `[count, [from, to], ...]`. Undefined for anything else, and for '' (a node
+ * of an earlier version wrote none): the claimer then filters nothing.
+ */
+export function parsePlaces(text: string): Map<string, Place> | undefined {
   if (text === '') return undefined
   const value = parseJson(text)
   if (!isRecord(value)) return undefined
-  const places = new Map<string, number>()
-  for (const [node, q] of Object.entries(value)) {
-    if (!isCount(q)) return undefined
-    places.set(node, q)
+  const places = new Map<string, Place>()
+  for (const [node, place] of Object.entries(value)) {
+    if (isCount(place)) places.set(node, { q: place, skipped: [] })
+    else if (Array.isArray(place) && isCount(place[0]) && place.slice(1).every(isRange))
+      places.set(node, { q: place[0], skipped: place.slice(1) as [number, number][] })
+    else return undefined
   }
   return places
 }

@@ -15,7 +15,9 @@ import {
   handedOffSession,
   handoffNodes,
   handoffScenes,
+  holdBack,
   message,
+  reachesLive,
   takeOverOn,
   to,
   untilTailHolds,
@@ -166,6 +168,53 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     } finally {
       release?.()
       waits.stop()
+    }
+  })
+
+  it("gives the session the old node's own broadcast once when its PUBLISH, given up and put into the tail, runs late, and an earlier one still on its way too", async () => {
+    const { redis, proxy, cluster } = await scene()
+    const aProxy = await startTcpProxy(redis.port)
+    const waits = sealWaitsByHand()
+    const releases: (() => void)[] = []
+    try {
+      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
+      // a gives up a PUBLISH Redis does not answer within 300 ms.
+      const a = await cluster.node(undefined, { subscriber: at(aProxy), requestTimeout: 300 })
+      const b = await cluster.node(undefined, { subscriber: at(proxy) })
+      const c = await cluster.node()
+      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const sid = 'sid-given-up'
+      await handedOffSession(a, sid)
+      const claim = won(await b.adapter.claimSession(sid))
+
+      // Neither a nor b reads the channel from now on. a0 goes through: on its way back to a.
+      releases.push(proxy.holdDownstream(), aProxy.holdDownstream())
+      a.adapter.broadcast(message('news', ['a0']), to(['r']))
+      await until(() => a.commands.some((args) => (args[2] ?? '').includes('a0')), 5000, 'a0 sent')
+      // a1's PUBLISH is held back unanswered: a gives it up and puts it into the tail at once.
+      const held = holdBack(a, (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('a1'))
+      a.adapter.broadcast(message('news', ['a1']), to(['r']))
+      await until(() => a.adapter.stats.lostBroadcasts === 1, 5000, 'a1 given up')
+      // Redis runs it late: on the channel, for b to read after its join.
+      await held.run()
+      await untilTailHolds(cluster, a, 1, 'a1 in the tail')
+
+      // The marker is published; neither a nor b reads it. The wait runs out: b joins and reads.
+      const { taken, done } = takeOverOn(b, claim, sid)
+      await until(() => waits.began === 1, 5000, 'the marker published')
+      waits.runOut()
+      const tail = await within(done, 5000, 'the takeover')
+      expect(tail.tail.map(argOf)).toEqual(['a1'])
+
+      // b now reads a0 (a read it only after the tail was read: not in it), a1 (in the tail),
+      // its marker, then c1.
+      for (const release of releases.splice(0)) release()
+      await reachesLive(c, 'c1', taken)
+      expect([...tail.tail.map(argOf), ...taken.got]).toEqual(['a1', 'a0', 'c1'])
+    } finally {
+      for (const release of releases) release()
+      waits.stop()
+      await releaseAll([() => cluster.close(), () => aProxy.close()])
     }
   })
 

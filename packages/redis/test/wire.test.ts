@@ -86,8 +86,23 @@ describe('the messages between nodes', () => {
   it("reads an old node's places on the channel, and refuses any other shape: the claimer then filters nothing", () => {
     expect(parsePlaces('{"a":3,"b":0}')).toEqual(
       new Map([
-        ['a', 3],
-        ['b', 0],
+        ['a', { q: 3, skipped: [] }],
+        ['b', { q: 0, skipped: [] }],
+      ]),
+    )
+    // With ranges of its own broadcasts given up above the place.
+    expect(parsePlaces('{"a":[3,[5,5],[7,9]]}')).toEqual(
+      new Map([
+        [
+          'a',
+          {
+            q: 3,
+            skipped: [
+              [5, 5],
+              [7, 9],
+            ],
+          },
+        ],
       ]),
     )
     expect(parsePlaces('{}')).toEqual(new Map())
@@ -105,6 +120,11 @@ describe('the messages between nodes', () => {
       '{"a":"3"}',
       '{"a":null}',
       '{"a":1e300}',
+      '{"a":[]}',
+      '{"a":[3,[5]]}',
+      '{"a":[3,[6,5]]}',
+      '{"a":[3,[5,"6"]]}',
+      '{"a":[3,5]}',
       '{"__proto__":{"polluted":true}}',
     ]
     for (const text of refused) {

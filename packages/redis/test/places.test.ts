@@ -1,0 +1,41 @@
+// Where a node is on the broadcast channel, as it writes it with a tail: what it read, and its
+// own broadcasts given up, which reached its sockets without being read.
+import { describe, expect, it } from 'vitest'
+import { MAX_SKIPPED_RANGES, ReadPlaces } from '../src/places.js'
+import { parsePlaces } from '../src/wire.js'
+
+describe('ReadPlaces', () => {
+  it('keeps given-up counts above the place as ranges, and lets them go once the place passes them', () => {
+    const places = new ReadPlaces()
+    expect(places.text).toBe('')
+    places.read('b', 4)
+    places.skipped('a', 2)
+    places.skipped('a', 3)
+    places.skipped('a', 6)
+    expect(JSON.parse(places.text)).toEqual({ b: 4, a: [0, [2, 3], [6, 6]] })
+    // Given up out of order: merged where it touches.
+    places.skipped('a', 5)
+    places.skipped('a', 1)
+    expect(JSON.parse(places.text)).toEqual({ b: 4, a: [0, [1, 3], [5, 6]] })
+    // For a tail whose socket still owes one given up: what was read alone.
+    expect(JSON.parse(places.readText)).toEqual({ b: 4 })
+    // An earlier one read (it was on its way): the place rises to it, the ranges above stay.
+    places.read('a', 4)
+    expect(JSON.parse(places.text)).toEqual({ b: 4, a: [4, [5, 6]] })
+    // Read at or past them: the place alone holds them.
+    places.read('a', 6)
+    expect(JSON.parse(places.text)).toEqual({ b: 4, a: 6 })
+    places.skipped('a', 6)
+    expect(JSON.parse(places.text)).toEqual({ b: 4, a: 6 })
+    expect(parsePlaces(places.text)?.get('a')).toEqual({ q: 6, skipped: [] })
+  })
+
+  it(`keeps at most ${MAX_SKIPPED_RANGES} ranges: past them the oldest is let go`, () => {
+    const places = new ReadPlaces()
+    for (let q = 2; q <= 2 * (MAX_SKIPPED_RANGES + 1); q += 2) places.skipped('a', q)
+    const [q, ...ranges] = JSON.parse(places.text).a as [number, ...[number, number][]]
+    expect(q).toBe(0)
+    expect(ranges).toHaveLength(MAX_SKIPPED_RANGES)
+    expect(ranges[0]).toEqual([4, 4])
+  })
+})
