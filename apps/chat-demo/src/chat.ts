@@ -4,6 +4,7 @@ import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
+import { JoinLimits } from './join-limits.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
 import { tellsNodesChanges } from './nodes-changes.js'
@@ -36,8 +37,10 @@ export interface ChatData {
   visitor?: string
   /** The socket's rate-limit window for messages (see `RateLimit`). */
   rate: RateWindow
-  /** Its window for changes of room. */
+  /** Its window for changes of room (see `JoinLimits`). */
   moves: RateWindow
+  /** Its window for joins of the room it is in already (see `JoinLimits`). */
+  rejoins: RateWindow
   /** The chat room the socket is in, for presence when it leaves. */
   room?: string
   /**
@@ -101,11 +104,12 @@ export function setUpChat(
     // A session taken over from a draining node comes with its window (middleware runs again).
     socket.data.rate ??= RateLimit.empty()
     socket.data.moves ??= RateLimit.empty()
+    socket.data.rejoins ??= RateLimit.empty()
     socket.data.roomsOpened ??= 0
   })
 
   const limit = new RateLimit(Limits.rate, ratePeriod)
-  const roomLimit = new RateLimit(Limits.roomChanges, Limits.roomPeriod)
+  const joinLimits = new JoinLimits()
   const order = new MessageOrder(Limits.stallHold)
 
   /**
@@ -324,23 +328,14 @@ export function setUpChat(
 
     async function join(asked: string, ack: (reply: JoinReply) => void): Promise<void> {
       const room = asked.trim().toLowerCase()
-      // A change tells everyone in two rooms who is there now: a client switching in a loop
-      // would have the server announce to them without end (and open rooms as fast).
+      // A change of room and a join of the room the socket is in have limits of their own.
       const change = room !== (heading.get(socket) ?? socket.data.room)
-      if (change && !roomLimit.take(socket.data.moves)) {
-        const wait = Math.ceil(roomLimit.retryIn(socket.data.moves) / 1000)
-        return ack(
-          refusal(
-            ChatErrorCode.TOO_MANY_ROOM_CHANGES,
-            `slow down: at most ${Limits.roomChanges} changes of room in ${Limits.roomPeriod / 1000} s (wait ${wait} s)`,
-          ),
-        )
-      }
+      const tooMany = joinLimits.take(socket.data, change)
+      if (tooMany) return ack(tooMany)
       const joined = await go(room)
       if ('ok' in joined) {
-        // Nobody was told anything, and the page asks again every 2 s until the store is back:
-        // a wait for the store must not use up the person's changes of room.
-        if (joined.code === ChatErrorCode.STORE_UNAVAILABLE && change) roomLimit.giveBack(socket.data.moves)
+        // Nobody was told anything, and the page asks again every 2 s until the store is back.
+        if (joined.code === ChatErrorCode.STORE_UNAVAILABLE) joinLimits.giveBack(socket.data, change)
         return ack(joined)
       }
       const { history, list, peopleVersion } = joined

@@ -55,7 +55,10 @@ export const ChatErrorCode = {
   BAD_MESSAGE: 'BAD_MESSAGE',
   /** More than `Limits.rate` messages in `Limits.ratePeriod`; the refusal says when to retry. */
   TOO_MANY_MESSAGES: 'TOO_MANY_MESSAGES',
-  /** More than `Limits.roomChanges` changes of room in `Limits.roomPeriod`. */
+  /**
+   * More than `Limits.roomChanges` changes of room in `Limits.roomPeriod`, or more than
+   * `Limits.rejoins` joins of the room the socket is in already.
+   */
   TOO_MANY_ROOM_CHANGES: 'TOO_MANY_ROOM_CHANGES',
   /** There are `Limits.rooms` rooms already, and someone is in each one that could be closed. */
   ROOMS_FULL: 'ROOMS_FULL',
@@ -207,6 +210,12 @@ export const Limits = {
   /** Changes of room a socket may make per `roomPeriod` ms (each tells two rooms who is there). */
   roomChanges: 10,
   roomPeriod: 10_000,
+  /**
+   * Joins of the room a socket is in already that it may make per `roomPeriod` ms, apart from its
+   * changes: each costs the server as much as a change (see `JoinLimits`), and the page makes one
+   * only when its session moved during a join, or when the person clicks the room they are in.
+   */
+  rejoins: 5,
   /**
    * Typing signals of one socket that the server passes on: up to `typingBurst` at once (a
    * start, the stop of sending, the next start), then one per `typingGap` ms (the page sends

@@ -610,7 +610,29 @@ describe('chat server', () => {
     expect(updates).toBeLessThanOrEqual(Limits.roomChanges)
   })
 
-  it('does not count a join the store could not answer as a change of room', async () => {
+  it('refuses a flood of joins of the room a socket is in, and still takes a few and its changes of room', async () => {
+    const mal = await person('mal')
+    expect(await join(mal, 'lobby')).toMatchObject({ ok: true, room: 'lobby' })
+    // Each join answered costs the store a step, and a history in the answer.
+    const reads = vi.spyOn(store, 'join')
+    const replies = await Promise.all(Array.from({ length: 40 }, () => join(mal, 'lobby')))
+    // A few, as the page asks again after its session moved: answered as any join.
+    expect(replies.slice(0, Limits.rejoins)).toMatchObject(
+      Array.from({ length: Limits.rejoins }, () => ({ ok: true, room: 'lobby' })),
+    )
+    // Past them, refused before the store is asked.
+    const refused = replies.slice(Limits.rejoins)
+    expect(new Set(refused.map((r) => !r.ok && r.code))).toEqual(
+      new Set([ChatErrorCode.TOO_MANY_ROOM_CHANGES]),
+    )
+    expect(refused[0]).toMatchObject({ error: expect.stringMatching(/^slow down: you are in this room/) })
+    expect(reads).toHaveBeenCalledTimes(Limits.rejoins)
+    // The changes of room are counted apart: the person still goes where they click.
+    expect(await join(mal, 'random')).toMatchObject({ ok: true, room: 'random' })
+    expect(await join(mal, 'lobby')).toMatchObject({ ok: true, room: 'lobby' })
+  })
+
+  it('does not count a join the store could not answer against the limits of joins', async () => {
     // A store that fails every call while `away` (as the Redis store does while Redis is down).
     let away = false
     const inner = new MemoryStore()
@@ -633,7 +655,12 @@ describe('chat server', () => {
     for (let i = 0; i < Limits.roomChanges + 2; i++) {
       expect(await join(ann, 'random')).toMatchObject({ ok: false, code: ChatErrorCode.STORE_UNAVAILABLE })
     }
+    // Nor as a join of the room it is in (asked again after its session moved, say).
+    for (let i = 0; i < Limits.rejoins + 2; i++) {
+      expect(await join(ann, 'lobby')).toMatchObject({ ok: false, code: ChatErrorCode.STORE_UNAVAILABLE })
+    }
     away = false
+    expect(await join(ann, 'lobby')).toMatchObject({ ok: true, room: 'lobby' })
     expect(await join(ann, 'random')).toMatchObject({ ok: true, room: 'random' })
   })
 
