@@ -213,7 +213,10 @@ export function setUpChat(
   function sendRooms(): void {
     store.rooms().then(
       (list) => chat.emit('rooms', list.rooms, list.version),
-      (error: Error) => log?.warn(`chat: the rooms list changed, and could not be sent: ${error.message}`),
+      // A store may reject with anything (null, a string): read as an Error, this handler would
+      // throw in turn, and the rejection, unhandled, end the process.
+      (error: unknown) =>
+        log?.warn(`chat: the rooms list changed, and could not be sent: ${messageOf(error)}`),
     )
   }
 
