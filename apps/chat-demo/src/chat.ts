@@ -96,6 +96,14 @@ export function setUpChat(
           `pick a nickname of 1 to ${Limits.nickname} characters`,
         )
       }
+      // A name of nothing visible would show as a blank in the people list and on each message:
+      // a person nobody can tell apart or name.
+      if (!VISIBLE.test(nickname)) {
+        throw new ParleyError(
+          ChatErrorCode.BAD_NICKNAME,
+          'pick a nickname that shows: zero-width and bidi control characters alone show nothing',
+        )
+      }
       const visitor = visitorOf(socket.handshake.auth)
       await nicknames.claim(nickname, visitor)
       socket.data.nickname = nickname
@@ -602,6 +610,12 @@ function messageOf(error: unknown): string {
     return 'a value that cannot be shown'
   }
 }
+
+/**
+ * A character that shows something: neither a space nor one that is drawn as nothing (zero-width
+ * spaces and joiners, bidi controls, variation selectors, fillers: Unicode's default ignorables).
+ */
+const VISIBLE = /[^\p{White_Space}\p{Default_Ignorable_Code_Point}]/u
 
 function nicknameOf(auth: unknown): string | undefined {
   const name = fieldOf(auth, 'nickname')

@@ -45,7 +45,10 @@ export type HeardMessage = Omit<ChatMessage, 'seq'> & { seq?: number }
  * apart (the `error` beside it is for people, and may be reworded).
  */
 export const ChatErrorCode = {
-  /** The handshake's nickname is missing, spaces only, or too long (the connection is refused). */
+  /**
+   * The handshake's nickname is missing, too long, or shows nothing: spaces, zero-width or bidi
+   * control characters alone (the connection is refused).
+   */
   BAD_NICKNAME: 'BAD_NICKNAME',
   /** Someone else (another browser) uses this nickname, in some letter case (the connection is refused). */
   NICKNAME_TAKEN: 'NICKNAME_TAKEN',

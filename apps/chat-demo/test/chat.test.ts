@@ -505,6 +505,24 @@ describe('chat server', () => {
     expect((await attempt({ nickname: family + name }))[1]).toBe(ChatErrorCode.BAD_NICKNAME)
   })
 
+  it('refuses a nickname of characters that show nothing, and takes one that has them beside others', async () => {
+    const blanks = [
+      '\u200B\u200B', // zero-width spaces
+      '\u200E\u202E\u202C', // bidi marks and controls
+      '\u2066\u2069', // a bidi isolate, empty
+      ' \u200C\u200D\u2060 ', // joiners, between spaces
+      '\uFE0F\u3164', // a variation selector and a Hangul filler
+    ]
+    for (const nickname of blanks) {
+      const [socket, refused] = await attempt({ nickname })
+      expect(refused, JSON.stringify(nickname)).toBe(ChatErrorCode.BAD_NICKNAME)
+      expect(socket.connected).toBe(false)
+    }
+    const [zoe, refused] = await attempt({ nickname: 'zo\u200Be' })
+    expect(refused).toBeUndefined()
+    expect(await join(zoe, 'lobby')).toMatchObject({ ok: true, people: ['zo\u200Be'] })
+  })
+
   it('takes a join and a message from a client that wants no reply, and logs no error for them', async () => {
     const failures = vi.spyOn(app.log, 'error')
     const ned = await person('ned')
