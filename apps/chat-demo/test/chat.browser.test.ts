@@ -1084,6 +1084,30 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await closeTabs(page)
   })
 
+  it('stays in its room, and says to slow down, when the room it is in is clicked again and again', async () => {
+    const store = new MemoryStore()
+    const chat = await startChat(store)
+    const page = await join(`http://127.0.0.1:${chat.port}`, 'ike', { query: '?room=help' })
+    expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
+    // Each click asks the server for the room again: past a few, it refuses them for their pace.
+    // The last click is the one refused: nothing after it takes the page back to this room.
+    for (let i = 0; i <= Limits.rejoins; i++) await page.click('#rooms [data-room="help"]')
+    await page.waitForFunction(
+      () => document.querySelector('#error')?.textContent?.startsWith('slow down: you are in this room'),
+      null,
+      { timeout: 10_000 },
+    )
+    // Written once the refusal showed: it goes to the room the page is still in.
+    await send(page, 'still in help')
+    await waitForDelivered(page, 1)
+    expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
+    expect((await store.history('help')).map((m) => m.text)).toEqual(['still in help'])
+    const sockets = await chat.app.parley.fetchSockets()
+    expect(sockets.map((s) => (s.data as Partial<ChatData>).room)).toEqual(['help'])
+    await closeTabs(page)
+    await stopChat(chat.app)
+  })
+
   it('names every control for a screen reader, and sends with the keyboard alone', async () => {
     const page = await join(`http://127.0.0.1:${port}`, 'ivy')
     const names = await page.evaluate(() =>

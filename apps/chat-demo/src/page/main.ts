@@ -353,8 +353,11 @@ function enter(next: string): void {
       refused = reply.error
       view.error(reply.error)
       // The room the page is meant to be in (`?room=`, or the one to join again on a new
-      // session) cannot be: the lobby, rather than no room at all. A click that fails stays put.
-      if (next === room && next !== 'lobby') enter('lobby')
+      // session) cannot be: the lobby, rather than no room at all. A click that fails stays put,
+      // and so does a join of the room the page is in refused for its pace (clicked again and
+      // again, say): it says nothing of the room, which the server still has the socket in.
+      const pace = reply.code === ChatErrorCode.TOO_MANY_ROOM_CHANGES
+      if (next === room && next !== 'lobby' && !pace) enter('lobby')
     }
     if (joining > 0) return
     if (moved) {
