@@ -16,12 +16,16 @@ export interface NodesChange {
   readonly joined: readonly string[]
   /**
    * Nodes that closed and said so: their sessions went with their drain, or ended. Heard as they
-   * say it, or read at the next heartbeat from the mark their goodbye left in Redis.
+   * say it, or read at the next heartbeat that goes through from the mark their goodbye left in
+   * Redis (kept a day: see `GOODBYE_MARK_MS` in nodes.ts).
    */
   readonly left: readonly string[]
   /**
    * Nodes whose record lapsed (no heartbeat for three intervals) without a goodbye: killed,
-   * crashed, or cut off from Redis, and then perhaps alive (see "Session owners").
+   * crashed, or cut off from Redis, and then perhaps alive (see "Session owners"). A goodbye
+   * this node missed counts here only when its mark is not in Redis when read: written by a node
+   * of an earlier version (or none), refused, lost with Redis' data, or expired (this node's own
+   * heartbeats failing for more than a day).
    */
   readonly lapsed: readonly string[]
 }

@@ -129,6 +129,17 @@ export const LAPSED_KEPT = 1000
  */
 export const ADDRESS_KEEP_MS = SESSION_TTL_SECONDS * 1000
 
+/**
+ * How long the mark of a node's goodbye (`<prefix>:node:<id>:left`) lasts at least. A node reads
+ * it for the nodes it held live and finds gone, at its next heartbeat that goes through: one whose
+ * heartbeats failed for a while (Redis away from it, a stalled process) reads it that much later,
+ * and a mark that lasted only a record lifetime would have it tell a goodbye as a lapse. A day,
+ * as the address record the closing node removes: the same count of keys per node started, and
+ * the same limit, past which a node that was out that long knows neither where a lapsed node
+ * was nor that a gone one left.
+ */
+export const GOODBYE_MARK_MS = ADDRESS_KEEP_MS
+
 /** The `v` this version publishes in its note. */
 export const NOTE_VERSION = 2
 
@@ -326,7 +337,7 @@ export class Nodes {
    * change, whichever step made it (a read of the set, a node that said it joined or left), and
    * never once stopped. A node out of the set that said goodbye left: heard here, or read from
    * its mark by the heartbeat that found it gone (see `stop`). Any other lapsed, a node whose
-   * goodbye this node missed and whose mark had expired by then (or was never written) included.
+   * goodbye this node missed and whose mark was not there to read (see `GOODBYE_MARK_MS`) included.
    */
   #report(): void {
     const before = this.#reported
@@ -648,10 +659,11 @@ export class Nodes {
    * Stops beating, removes this node's records and says so, so that the others drop it at once
    * (those of an earlier version at their next beat). It also leaves a mark of its goodbye
    * (`<prefix>:node:<id>:left`), sent after everything else this node sent, on the same
-   * connection, before the removal: for a record lifetime, so that a node that misses the
-   * goodbye (its subscriber away, or slower than its next beat) reads it at that beat, and
-   * reports this node left rather than lapsed (see `#beat`); for `markFor` ms when longer, for
-   * the nodes that start later and find a handoff or a claim of this node's (see `saidGoodbye`).
+   * connection, before the removal: for `GOODBYE_MARK_MS`, so that a node that misses the
+   * goodbye (its subscriber away, or slower than its next beat, or its heartbeats failing
+   * meanwhile) reads it at its next beat that goes through, and reports this node left rather
+   * than lapsed (see `#beat`); for `markFor` ms when longer, for the nodes that start later and
+   * find a handoff or a claim of this node's (see `saidGoodbye`).
    * Waits for Redis at most `GOODBYE_MS` (or `requestTimeout`, when shorter) in all. Never
    * rejects: resolves with what did not go through, each a sentence that says what follows (none
    * when all did; one for all when the client is not connected, and nothing was sent). One step
@@ -662,7 +674,7 @@ export class Nodes {
     this.#stopped = true
     clearInterval(this.#timer)
     this.#first.resolve()
-    const { commands, id, interval, timeout } = this.#config
+    const { commands, id, timeout } = this.#config
     const ms = Math.min(GOODBYE_MS, timeout)
     const deadline = Date.now() + ms
     // A beat in flight would write the record again after it is removed.
@@ -673,7 +685,7 @@ export class Nodes {
       ]
     // Whether the mark must outlive the record: a handoff or a claim of this node's may be found.
     const lasting = markFor > 0
-    const mark = Math.max(Math.ceil(markFor), interval * MISSED_HEARTBEATS)
+    const mark = Math.max(Math.ceil(markFor), GOODBYE_MARK_MS)
     // Nothing can go: said once, as the steps that did not go through are.
     if (!commands.client.isReady) {
       const unmarked = lasting

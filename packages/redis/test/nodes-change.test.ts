@@ -10,7 +10,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until } from '../../server/test/helpers.js'
 import { holding } from './handoff-support.js'
-import { Nodes, redisSuite, type TestNode } from './nodes.js'
+import { HEARTBEAT, Nodes, redisSuite, type TestNode } from './nodes.js'
 
 /** Each change a node's listener was told, in order. */
 function heard(node: TestNode): NodesChange[] {
@@ -46,11 +46,15 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     proxy = undefined
   })
 
+  /** A heartbeat of a node's, as sent. */
+  const isBeat = (args: string[]) => args[0] === 'EVAL' && !!args[1]?.includes("'ZREMRANGEBYSCORE'")
+
   /**
    * A node whose subscriber reaches Redis through `proxy` (its commands go straight): holding
    * what Redis sends there, it hears nothing published, as while its subscriber reconnects.
+   * Its heartbeats fail while `failing()` says so.
    */
-  async function deafNode(): Promise<{ node: TestNode; deaf(): () => void }> {
+  async function deafNode(failing = () => false): Promise<{ node: TestNode; deaf(): () => void }> {
     proxy = await startTcpProxy(suite.redis.port)
     const client = createClient({ url: suite.redis.url })
     client.on('error', () => {})
@@ -65,7 +69,10 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
         get isReady() {
           return client.isReady
         },
-        sendCommand: (args) => client.sendCommand(args),
+        sendCommand: (args) =>
+          failing() && isBeat(args)
+            ? Promise.reject(new Error('the heartbeat fails (test)'))
+            : client.sendCommand(args),
         duplicate: () => client.duplicate({ url }),
       },
     })
@@ -80,10 +87,9 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     await client.connect()
     extraClients.push(client)
     let failing = false
-    const beat = (args: string[]) => args[0] === 'EVAL' && !!args[1]?.includes("'ZREMRANGEBYSCORE'")
     const node = await nodes!.start(suite.redis.url, {
       client: holding(client, (args) =>
-        failing && beat(args) ? Promise.reject(new Error('the heartbeat lapses (test)')) : undefined,
+        failing && isBeat(args) ? Promise.reject(new Error('the heartbeat lapses (test)')) : undefined,
       ),
     })
     return {
@@ -159,6 +165,39 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     const d = await nodes.start(suite.redis.url)
     await until(() => onA.length === 3, 5000, 'A told that D joined')
     expect(onA[2]).toEqual(change([d.adapter.node], { joined: [d.adapter.node] }))
+  })
+
+  it('tells a goodbye as one when its own heartbeats failed for longer than a record lasts', async () => {
+    nodes = new Nodes()
+    let failing = false
+    const { node: a, deaf } = await deafNode(() => failing)
+    const onA = heard(a)
+    const c = await nodes.start(suite.redis.url)
+    const idC = c.adapter.node
+    await until(() => onA.length === 1, 5000, 'A told that C joined')
+    const hear = deaf()
+    failing = true
+    await nodes.stop(c)
+    // A key set after C's goodbye to last as long as C's record would have: gone, so would be a
+    // mark that lasted only that long. A reads the live set only after that.
+    const probe = createClient({ url: suite.redis.url })
+    probe.on('error', () => {})
+    await probe.connect()
+    extraClients.push(probe)
+    const key = `${defaults.prefix}:test:record-lifetime`
+    await probe.sendCommand(['SET', key, '1', 'PX', String(3 * HEARTBEAT)])
+    let gone = false
+    const past = setInterval(() => {
+      void probe.sendCommand(['EXISTS', key]).then((n) => {
+        gone ||= Number(n) === 0
+      })
+    }, 50)
+    await until(() => gone, 5000, 'a record lifetime past').finally(() => clearInterval(past))
+    expect(onA).toHaveLength(1)
+    failing = false
+    await until(() => onA.length === 2, 5000, 'A told that C is gone, once its heartbeats go through')
+    expect(onA[1]).toEqual(change([], { left: [idC] }))
+    hear()
   })
 
   it('tells a goodbye it did not hear, and whose mark Redis refused, as a lapse; the node says why', async () => {
