@@ -74,7 +74,8 @@ export interface NodeNote {
   /**
    * 1: it answers a handoff request that asks so (`a: true`) at once with `asked`, before it
    * hands the session off; a node that does not is not there. 2: it also answers a
-   * `RepliedRequest` (how many replies to a broadcast with acks it made so far).
+   * `RepliedRequest` (how many replies to a broadcast with acks it made so far). 3: its goodbye
+   * mark lasts `GOODBYE_MARK_MS` (see `MARKS_A_DAY`).
    */
   v: number
   /**
@@ -141,7 +142,22 @@ export const ADDRESS_KEEP_MS = SESSION_TTL_SECONDS * 1000
 export const GOODBYE_MARK_MS = ADDRESS_KEEP_MS
 
 /** The `v` this version publishes in its note. */
-export const NOTE_VERSION = 2
+export const NOTE_VERSION = 3
+
+/**
+ * The first `v` whose nodes leave a goodbye mark of `GOODBYE_MARK_MS` themselves. A node of an
+ * earlier one leaves a shorter one (a record lifetime), or none: the nodes that hear it leave
+ * make its mark last that long (see `Nodes.left`).
+ */
+export const MARKS_A_DAY = 3
+
+// KEYS: a node's goodbye mark. ARGV: GOODBYE_MARK_MS. Makes the mark last that long, unless it
+// lasts longer already (a handoff or a claim of the node's may still stand): written by a node
+// that heard the goodbye, for one of an earlier version, whose own mark is shorter, or none.
+const KEEP_MARK = `
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+return 1
+`
 
 /** The first `v` whose nodes answer a `RepliedRequest`: those of an earlier one are not asked. */
 export const ANSWERS_REPLIED = 2
@@ -322,6 +338,9 @@ export class Nodes {
    */
   left(id: string): void {
     if (this.#stopped || id === this.#config.id) return
+    // A node of an earlier version marks its goodbye for a record lifetime, or not at all: a
+    // node that did not hear it and reads the live set later would tell it as a lapse.
+    if ((this.#notes.get(id)?.v ?? 0) < MARKS_A_DAY) this.#keepMark(id)
     this.#departed.set(id, this.#rounds)
     this.#announced.delete(id)
     this.#notes.delete(id)
@@ -352,6 +371,17 @@ export class Nodes {
       left: out.filter((node) => this.#goodbyes.has(node)),
       lapsed: out.filter((node) => !this.#goodbyes.has(node)),
     })
+  }
+
+  /**
+   * Makes the goodbye mark of node `id`, which said that it left, last `GOODBYE_MARK_MS` (see
+   * KEEP_MARK). Best effort, and silent: every node that heard the goodbye sends it, and a Redis
+   * that cannot take it now is warned of by the heartbeat; without it, a node that missed the
+   * goodbye and reads the live set only once the node's own mark expired reports it lapsed.
+   */
+  #keepMark(id: string): void {
+    const keep = ['EVAL', KEEP_MARK, '1', this.#leftKey(id), String(GOODBYE_MARK_MS)]
+    void this.#config.commands.send(keep).catch(() => undefined)
   }
 
   #rememberGoodbye(id: string): void {
@@ -586,6 +616,8 @@ export class Nodes {
     for (const node of gone) {
       if (marked.has(node)) {
         this.#rememberGoodbye(node)
+        // Read from a mark of an earlier version's, which lasts a record lifetime: kept a day.
+        if ((this.#notes.get(node)?.v ?? 0) < MARKS_A_DAY) this.#keepMark(node)
       } else {
         // No goodbye, heard (see `left`) or marked: the node may be alive.
         this.#lapsed.delete(node)

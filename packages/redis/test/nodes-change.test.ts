@@ -105,6 +105,26 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     }
   }
 
+  /**
+   * Resolves once a key set now to last as long as a node's record (three heartbeats) is gone in
+   * Redis: so would be a goodbye mark set before, had it lasted only that long.
+   */
+  async function pastRecordLifetime(): Promise<void> {
+    const probe = createClient({ url: suite.redis.url })
+    probe.on('error', () => {})
+    await probe.connect()
+    extraClients.push(probe)
+    const key = `${defaults.prefix}:test:record-lifetime`
+    await probe.sendCommand(['SET', key, '1', 'PX', String(3 * HEARTBEAT)])
+    let gone = false
+    const past = setInterval(() => {
+      void probe.sendCommand(['EXISTS', key]).then((n) => {
+        gone ||= Number(n) === 0
+      })
+    }, 50)
+    await until(() => gone, 5000, 'a record lifetime past').finally(() => clearInterval(past))
+  }
+
   it('tells a join, a goodbye, a lapse and a return once each, never the node itself', async () => {
     nodes = new Nodes()
     const a = await nodes.start(suite.redis.url)
@@ -178,25 +198,53 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     const hear = deaf()
     failing = true
     await nodes.stop(c)
-    // A key set after C's goodbye to last as long as C's record would have: gone, so would be a
-    // mark that lasted only that long. A reads the live set only after that.
-    const probe = createClient({ url: suite.redis.url })
-    probe.on('error', () => {})
-    await probe.connect()
-    extraClients.push(probe)
-    const key = `${defaults.prefix}:test:record-lifetime`
-    await probe.sendCommand(['SET', key, '1', 'PX', String(3 * HEARTBEAT)])
-    let gone = false
-    const past = setInterval(() => {
-      void probe.sendCommand(['EXISTS', key]).then((n) => {
-        gone ||= Number(n) === 0
-      })
-    }, 50)
-    await until(() => gone, 5000, 'a record lifetime past').finally(() => clearInterval(past))
+    // A reads the live set only once a mark that lasted a record lifetime would be gone.
+    await pastRecordLifetime()
     expect(onA).toHaveLength(1)
     failing = false
     await until(() => onA.length === 2, 5000, 'A told that C is gone, once its heartbeats go through')
     expect(onA[1]).toEqual(change([], { left: [idC] }))
+    hear()
+  })
+
+  it('tells as one the goodbye of a node of an earlier version, whose own mark is short, once a node heard it', async () => {
+    nodes = new Nodes()
+    let failing = false
+    const { node: a, deaf } = await deafNode(() => failing)
+    const onA = heard(a)
+    const b = await nodes.start(suite.redis.url)
+    const onB = heard(b)
+    // C as a node of the version before: its note says v 2, its mark lasts a record lifetime.
+    const client = createClient({ url: suite.redis.url })
+    client.on('error', () => {})
+    await client.connect()
+    extraClients.push(client)
+    // Its note (in the heartbeat) and its word that it joined say v 2.
+    const v2 = (arg: string) =>
+      arg.replace(/^(\{"(?:n":"[^"]*","k":"joined","a":"[^"]*",")?v":)3\b/, (_, head: string) => `${head}2`)
+    const older = (args: string[]) => args.map(v2)
+    const c = await nodes.start(suite.redis.url, {
+      client: holding(client, (args) => {
+        if (args[0] === 'SET' && args[1]?.endsWith(':left') === true)
+          return client.sendCommand([...args.slice(0, 4), String(3 * HEARTBEAT)])
+        return isBeat(args) || args[0] === 'PUBLISH' ? client.sendCommand(older(args)) : undefined
+      }),
+    })
+    const idB = b.adapter.node
+    const idC = c.adapter.node
+    await until(() => onA.length === 2 && onB.length === 1, 5000, 'A and B told that C joined')
+    const told = onA.length
+    const hear = deaf()
+    failing = true
+    await nodes.stop(c)
+    // B heard it, and makes C's mark last.
+    await until(() => onB.length === 2, 5000, 'B told that C left')
+    expect(onB[1]).toEqual(change([a.adapter.node], { left: [idC] }))
+    await pastRecordLifetime()
+    expect(onA).toHaveLength(told)
+    failing = false
+    await until(() => onA.length === told + 1, 5000, 'A told that C is gone, once its heartbeats go through')
+    expect(onA[told]).toEqual(change([idB], { left: [idC] }))
     hear()
   })
 
