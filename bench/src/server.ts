@@ -7,7 +7,8 @@
 // counts into a prom-client registry (the `metrics` option). `--ping-interval=ms` (Parley and
 // socket.io: the heartbeat's period), `--max-payload=bytes` (every server's message and body
 // limit) and `--max-buffered-bytes=bytes` (Parley's slow-consumer limit) change what a
-// scenario needs changed, for every server alike.
+// scenario needs changed, for every server alike. With `--count-wire`, it counts the requests,
+// packets and bytes of its HTTP port (wire-count.ts), read by the `wire` command.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
@@ -17,6 +18,7 @@ import type { AdapterFactory } from '@parley/server'
 import { peer } from './rpc.ts'
 import { now, sleep } from './stats.ts'
 import { sampleSurvivors } from './survivors.ts'
+import { countWire } from './wire-count.ts'
 
 export type ServerKind = 'parley' | 'socketio' | 'ws'
 
@@ -29,6 +31,8 @@ interface BenchServer {
   connections(): Promise<number>
   /** HTTP requests the server has had so far (WebSocket upgrades not counted). */
   requests(): number
+  /** The HTTP server Parley or socket.io answers on (none for raw ws): `--count-wire` counts it. */
+  http?: http.Server
   /** Sends `payload` as event `tick` to every client; says how it did so. */
   broadcast(payload: Tick): void
   broadcastMode: string
@@ -165,6 +169,7 @@ async function startParley(options: ServerOptions, redisUrl?: string, metrics = 
   const rooms = typeof io.to === 'function'
   return {
     port: (app.server.address() as AddressInfo).port,
+    http: app.server,
     count: () => io.socketsCount,
     connections: () => connectionsOf(app.server),
     requests: countRequests(app.server),
@@ -204,6 +209,7 @@ async function startSocketIo(options: ServerOptions, redisUrl?: string): Promise
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     port: (server.address() as AddressInfo).port,
+    http: server,
     count: () => io.engine.clientsCount,
     connections: () => connectionsOf(server),
     // Counted after socket.io attached: engine.io takes the 'request' listeners it finds.
@@ -364,6 +370,8 @@ async function main() {
       : kind === 'socketio'
         ? await startSocketIo(options, redisUrl)
         : await startWs(options)
+  // `--count-wire`: the requests, packets and bytes of the HTTP port (wire-count.ts).
+  const wire = rest.includes('--count-wire') && server.http ? countWire(server.http) : undefined
   // See survivors.ts: from the first CPU reading (where a measurement starts) to the exit.
   const survivorsDir = process.env.PARLEY_BENCH_SURVIVORS
   let stopSampling: (() => void) | undefined
@@ -380,6 +388,10 @@ async function main() {
         return server.requests()
       case 'memory':
         return memory(kind)
+      case 'wire':
+        return wire?.read()
+      case 'wire-reset':
+        return wire?.reset()
       case 'fanout':
         return fanout(server, (args as { n: number }).n)
       case 'broadcast': {
