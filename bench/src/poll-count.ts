@@ -9,6 +9,9 @@
 //
 //   pnpm -F @parley/bench poll-count [--clients 20] [--messages 200] [--in-flight 10]
 //     [--client parley-polling] [--client parley-thin-polling] [--json]
+//
+// `PARLEY_BENCH_SERVER_FLAGS` adds V8 flags to the server, as for `pnpm bench` (`--cpu-prof
+// --cpu-prof-dir=<dir>`: a profile of the server for the very exchange the counts describe).
 import type { ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -58,7 +61,7 @@ async function count(kind: ClientKind): Promise<Run> {
     scripts.get('server.ts')!,
     'server.ts',
     ['parley', '--count-wire'],
-    [],
+    (process.env.PARLEY_BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean),
     benchDir,
     children,
   )
@@ -96,7 +99,12 @@ async function count(kind: ClientKind): Promise<Run> {
   } finally {
     await Promise.all(open.map((c) => c.close()))
     server.detach()
-    child.kill('SIGTERM')
+    // Its exit, not a kill: a server given `--cpu-prof` writes its profile as it exits.
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await exited
+    }
   }
 }
 
