@@ -43,7 +43,7 @@ for (const kind of kinds)
     throw new TypeError(`--client ${kind}: a Parley polling client (parley-polling, parley-thin-polling)`)
 
 /** What the server counted, and the echo's size and (for reading only) its time and CPU. */
-type Run = WireCounts & { echoed: number; ms: number; cpuUs: number }
+type Run = WireCounts & { echoed: number; ms: number; cpuUs: number; clientCpuUs: number }
 
 /** The longest a run may take: past it, the echo is broken, not slow. */
 const LIMIT_MS = 60_000
@@ -73,6 +73,7 @@ async function count(kind: ClientKind): Promise<Run> {
     await Promise.all(open.map((c) => c.ready))
     await server.call('wire-reset')
     const cpu0 = await server.call<number>('cpu')
+    const clientCpu0 = process.cpuUsage()
     let echoed = 0
     let nextId = 1
     const start = now()
@@ -94,8 +95,10 @@ async function count(kind: ClientKind): Promise<Run> {
     if (echoed < clients * messages)
       throw new Error(`${kind}: ${echoed} of ${clients * messages} echoes came back in ${LIMIT_MS} ms`)
     const ms = now() - start
+    const clientCpu = process.cpuUsage(clientCpu0)
     const cpuUs = (await server.call<number>('cpu')) - cpu0
-    return { ...(await server.call<WireCounts>('wire')), echoed, ms, cpuUs }
+    const clientCpuUs = clientCpu.user + clientCpu.system
+    return { ...(await server.call<WireCounts>('wire')), echoed, ms, cpuUs, clientCpuUs }
   } finally {
     await Promise.all(open.map((c) => c.close()))
     server.detach()
@@ -122,6 +125,7 @@ function rows(c: Run): [string, string][] {
     // Not counts: the machine sets them, and they move from run to run.
     ['wall time, ms (timed)', c.ms.toFixed(0)],
     ['server CPU µs / msg (timed)', per(c.cpuUs, m)],
+    ["clients' process CPU µs / msg (timed)", per(c.clientCpuUs, m)],
     ['HTTP requests / msg', per(c.gets + c.posts, m)],
     ['GET / msg', per(c.gets, m)],
     ['POST / msg', per(c.posts, m)],
