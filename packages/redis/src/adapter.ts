@@ -724,11 +724,21 @@ export class RedisAdapter implements Adapter {
     }
     const { sid, id } = snapshot
     this.#sessions.handingOff(sid)
-    const entry = this.#handoffs.begin(snapshot, ttl)
     this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + ttl + CLAIM_KEEP_MS)
-    this.#cut.position(id)
+    // The socket took this node's own broadcasts up to `from` when they were emitted (but for
+    // those it was left out of for a tail, still on their way: see places.ts), so the snapshot
+    // holds them, whether they came back here yet or not: written as this node's place at least,
+    // with the snapshot and each append (see `#placesOf`). Else a claimer joined before its
+    // marker came back, whose slow subscriber reads one after the join, would deliver it again
+    // when the tail it reads unsealed holds no text written after it came back here.
+    const from = this.#cut.position(id)
+    const owed = this.#uncut.firstOwed(id)
+    const entry = this.#handoffs.begin(snapshot, ttl, owed === undefined ? from : Math.min(from, owed - 1))
+    // With the snapshot, where this node is on the channel (see places.ts): a tail read before
+    // any append holds them.
+    const places = this.#placesOf(entry)
     // -1: sent, and not answered within requestTimeout (see Commands).
-    const epoch = await this.#handoffs.write(entry, snapshot, ttl).catch((err: unknown) => {
+    const epoch = await this.#handoffs.write(entry, snapshot, ttl, places).catch((err: unknown) => {
       if (err instanceof RedisUnreachableError) return -1
       this.#warnings.warn('handoff', 'could not store a session snapshot', { err })
       return 0
@@ -778,7 +788,7 @@ export class RedisAdapter implements Adapter {
    */
   appendHandOff(sid: string, text: string): void {
     try {
-      if (this.#closed || this.#handoffs.append(sid, text, (entry) => this.#placesOf(entry.id))) return
+      if (this.#closed || this.#handoffs.append(sid, text, (entry) => this.#placesOf(entry))) return
       this.#warnings.warn(
         'handoff-append-dropped',
         `dropped an append to a handed-off session's tail: ${MAX_QUEUED_TAIL_APPENDS} appends or ${MAX_QUEUED_TAIL_BYTES} bytes wait for Redis already; the node that takes the session over finds its tail incomplete`,
@@ -803,7 +813,7 @@ export class RedisAdapter implements Adapter {
     const late = Symbol('late')
     // The end of the drain waits for it: bounded, as every other step.
     const sealed = await within(
-      this.#handoffs.seal(entry, last, alone, this.#placesOf(entry.id)).then(
+      this.#handoffs.seal(entry, last, alone, this.#placesOf(entry)).then(
         () => undefined,
         (err: unknown) => err,
       ),
@@ -1363,14 +1373,14 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * Where this node is on the channel, for the tail of socket `id`'s session (see `ReadPlaces`).
-   * Its own broadcasts given up are left out while the socket still owes one (positioned since
-   * it was given up, see cut.ts): it has not had it, and should Redis run it after the tail is
-   * read, the claimer must deliver it. Left out, the others may reach the session twice, never
-   * be lost.
+   * Where this node is on the channel, for the tail of `entry`'s session (see `ReadPlaces`), its
+   * place for itself at least `entry.took` (the snapshot holds those). Its own broadcasts given
+   * up are left out while the socket still owes one (positioned since it was given up, see
+   * cut.ts): it has not had it, and should Redis run it after the tail is read, the claimer must
+   * deliver it. Left out, the others may reach the session twice, never be lost.
    */
-  #placesOf(id: string): string {
-    return this.#cut.owesGivenUp(id) ? this.#readPlaces.readText : this.#readPlaces.text
+  #placesOf(entry: HandedOff): string {
+    return this.#readPlaces.textWith(this.node, entry.took, !this.#cut.owesGivenUp(entry.id))
   }
 
   /**
@@ -1411,7 +1421,7 @@ export class RedisAdapter implements Adapter {
         // Whatever the server still holds of the socket, no broadcast reaches it here now.
         this.#memory.delAll(entry.id)
         // With where this node is on the channel: at the marker, every broadcast before it.
-        this.#handoffs.seal(entry, last, false, this.#placesOf(entry.id)).catch(() => undefined)
+        this.#handoffs.seal(entry, last, false, this.#placesOf(entry)).catch(() => undefined)
       }
       const sealed = () => {
         this.#handoffs.forget(entry)

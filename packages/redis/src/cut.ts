@@ -117,12 +117,15 @@ export class Cut {
    * still positioned since this node took it over (`positionUntilBack`) keeps its earlier
    * count: it was left out of the own broadcasts emitted since, and those still on their way
    * reach it only when they come back, before the marker of the next claim (into its tail).
+   * Returns the count up to which it takes none of them when they come back: those it took
+   * when they were emitted (or, taken over here, those before its cut).
    */
-  position(id: string): void {
+  position(id: string): number {
     this.#releases.delete(id)
     const position = this.#positioned.get(id)
     if (position) position.from = Math.min(position.from, this.#sent)
     else this.#positioned.set(id, { from: this.#sent, at: ++this.#positionings })
+    return position?.from ?? this.#sent
   }
 
   unposition(id: string): void {

@@ -48,9 +48,11 @@ const UNSURE = Symbol('unsure')
 const LATER = Symbol('later')
 
 // KEYS: owner record, hash, tail, given-up marker of this write. ARGV: node, snapshot JSON, ttl
-// (ms), suffix of a handed-off owner record, write id. Only while the record names this node (as
-// owner, or as handing off already), by a write its node has not given up on already (see UNDO).
-// Returns the epoch written, or 0 when the record names another node or none.
+// (ms), suffix of a handed-off owner record, write id, the node's places on the broadcast channel
+// as the snapshot was taken ('' for none; see places.ts: a tail read before any append holds
+// them, and the claimer does not deliver again what the snapshot holds). Only while the record
+// names this node (as owner, or as handing off already), by a write its node has not given up on
+// already (see UNDO). Returns the epoch written, or 0 when the record names another node or none.
 const WRITE = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local owner = redis.call('GET', KEYS[1])
@@ -58,6 +60,7 @@ if owner ~= ARGV[1] and owner ~= ARGV[1] .. ARGV[4] then return 0 end
 local epoch = tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0') + 1
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[2], 'snapshot', ARGV[2], 'node', ARGV[1], 'epoch', epoch, 'write', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'places', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1] .. ARGV[4], 'PX', ARGV[3])
 return epoch
@@ -280,6 +283,12 @@ export interface HandedOff {
   /** The socket's public id. */
   readonly id: string
   readonly hash: string
+  /**
+   * The count of this node's own broadcasts up to which the socket took them when they were
+   * emitted, before the snapshot: the snapshot holds them. Written as this node's place at
+   * least (see `RedisAdapter.handOff`), whether they came back here yet or not.
+   */
+  readonly took: number
   /** The epoch the handoff wrote (0 until written); a claim bumps it by one. */
   epoch: number
   /** How long the snapshot is stored (ms). */
@@ -357,8 +366,9 @@ export interface ReadTail {
   /** With `ended`: the old node kept the session, its write given up on (see UNDO). */
   kept: boolean
   /**
-   * Where the old node was on the broadcast channel as of the last text the tail holds (see
-   * `ReadPlaces`); '' when it wrote none (a node of an earlier version).
+   * Where the old node was on the broadcast channel as of the last text the tail holds, or as of
+   * its snapshot when the tail holds none (see `ReadPlaces`); '' when it wrote none (a node of an
+   * earlier version).
    */
   places: string
 }
@@ -412,14 +422,18 @@ export class HandOffStore {
     return this.#byHash.get(hash)
   }
 
-  /** Starts the entry of a handoff (before its write, so that appends made meanwhile count). */
-  begin(snapshot: SessionSnapshot, ttl: number): HandedOff {
+  /**
+   * Starts the entry of a handoff (before its write, so that appends made meanwhile count);
+   * `took` as `HandedOff.took`.
+   */
+  begin(snapshot: SessionSnapshot, ttl: number, took: number): HandedOff {
     const previous = this.#bySid.get(snapshot.sid)
     if (previous) this.forget(previous)
     const entry: HandedOff = {
       sid: snapshot.sid,
       id: snapshot.id,
       hash: sidHash(snapshot.sid),
+      took,
       epoch: 0,
       ttl,
       write: randomBytes(9).toString('base64url'),
@@ -449,7 +463,7 @@ export class HandOffStore {
    * Rejects with `RedisUnreachableError` when it was not sent (see `Commands`) or not answered
    * within `requestTimeout` (it may still run then, and `undo` takes it back).
    */
-  async write(entry: HandedOff, snapshot: SessionSnapshot, ttl: number): Promise<number> {
+  async write(entry: HandedOff, snapshot: SessionSnapshot, ttl: number, places = ''): Promise<number> {
     const keys = this.keys(entry.hash)
     const reply = await this.commands.send([
       'EVAL',
@@ -464,6 +478,7 @@ export class HandOffStore {
       String(ttl),
       HANDING_OFF,
       entry.write,
+      places,
     ])
     return typeof reply === 'number' ? reply : 0
   }

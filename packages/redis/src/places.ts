@@ -26,11 +26,15 @@ export const MAX_SKIPPED_RANGES = 64
  * answered but not read back here yet, is still on its way, and raising the place would have
  * the claimer drop it though no tail holds it. Counts are exact, so nothing else is dropped.
  *
- * The node that hands a session off writes this with each append to the session's tail and
- * with its seal (see APPEND in handoff.ts): every broadcast at or below it was read here before
- * that write, and went into the tail if it reached the session. A claimer that joins the socket
- * before its marker came back (see `UncutSockets`) reads it with the tail, and knows which of
- * the broadcasts its slow subscriber reads after the join the tail holds already.
+ * The node that hands a session off writes this with the snapshot, with each append to the
+ * session's tail and with its seal (see WRITE and APPEND in handoff.ts): every broadcast at or
+ * below it was read here before that write, and went into the snapshot or the tail if it reached
+ * the session. Its place for itself is raised, for that session, to the last of its own that the
+ * socket took when it was emitted (see `textWith`): the snapshot holds those, though one emitted
+ * right before the handoff may not be read back here by the last write (this raise drops none
+ * still on its way to the socket: they are above it). A claimer that joins the socket before its
+ * marker came back (see `UncutSockets`) reads it with the tail, and knows which of the
+ * broadcasts its slow subscriber reads after the join the snapshot or the tail holds already.
  */
 export class ReadPlaces {
   /** By node, oldest read first: the first ones are let go past `MAX_READ_PLACES`. */
@@ -94,22 +98,47 @@ export class ReadPlaces {
    * '' while nothing was read or skipped.
    */
   get text(): string {
-    if (this.#text !== undefined) return this.#text
-    const nodes = new Set([...this.#places.keys(), ...this.#skipped.keys()])
-    const places: Record<string, number | (number | [number, number])[]> = {}
-    for (const node of nodes) {
-      const q = this.#places.get(node) ?? 0
-      const skipped = this.#skipped.get(node)
-      places[node] = skipped ? [q, ...skipped] : q
-    }
-    this.#text = nodes.size === 0 ? '' : JSON.stringify(places)
+    this.#text ??= this.#write(true)
     return this.#text
   }
 
   /** As `text`, without the counts skipped: what was read alone, `{ node: q }`. */
   get readText(): string {
-    this.#readText ??= this.#places.size === 0 ? '' : JSON.stringify(Object.fromEntries(this.#places))
+    this.#readText ??= this.#write(false)
     return this.#readText
+  }
+
+  /**
+   * As `text` (`readText` without `skipped`), with `node`'s place raised to `floor` when it is
+   * below: every broadcast of `node` up to `floor` reached the session some other way (a drain's
+   * own broadcasts that its socket took when they were emitted, before the snapshot: see
+   * `RedisAdapter.handOff`), whether read back here yet or not.
+   */
+  textWith(node: string, floor: number, skipped: boolean): string {
+    if (floor <= (this.#places.get(node) ?? 0)) return skipped ? this.text : this.readText
+    return this.#write(skipped, node, floor)
+  }
+
+  /** The JSON of `text` (of `readText` without `skipped`), `raised`'s place at least `floor`. */
+  #write(skipped: boolean, raised?: string, floor = 0): string {
+    const nodes = new Set(this.#places.keys())
+    if (skipped) for (const node of this.#skipped.keys()) nodes.add(node)
+    if (raised !== undefined) nodes.add(raised)
+    if (nodes.size === 0) return ''
+    const places: Record<string, number | (number | [number, number])[]> = {}
+    for (const node of nodes) {
+      let q = this.#places.get(node) ?? 0
+      let ranges = skipped ? this.#skipped.get(node) : undefined
+      if (node === raised && floor > q) {
+        q = floor
+        // At or below the place now: the place holds them.
+        ranges = ranges
+          ?.filter(([, to]) => to > q)
+          .map(([from, to]): [number, number] => [Math.max(from, q + 1), to])
+      }
+      places[node] = ranges?.length ? [q, ...ranges] : q
+    }
+    return JSON.stringify(places)
   }
 }
 
@@ -216,6 +245,13 @@ export class UncutSockets {
   /** Sockets `ids` were left out of this node's own broadcast `q` when it was emitted. */
   owe(ids: readonly string[], q: number): void {
     for (const id of ids) this.#sockets.get(id)?.owed.add(q)
+  }
+
+  /** The first of this node's own broadcasts that socket `id` was left out of and still waits for. */
+  firstOwed(id: string): number | undefined {
+    let first: number | undefined
+    for (const q of this.#sockets.get(id)?.owed ?? []) if (first === undefined || q < first) first = q
+    return first
   }
 
   /** Whether socket `id` was left out of own broadcast `q`, which came back: it takes it now. */

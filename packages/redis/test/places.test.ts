@@ -30,6 +30,25 @@ describe('ReadPlaces', () => {
     expect(parsePlaces(places.text)?.get('a')).toEqual({ q: 6, skipped: [] })
   })
 
+  it("raises a node's own place to what its socket took when emitted, the ranges at or below it let go", () => {
+    const places = new ReadPlaces()
+    // Nothing read yet: the floor alone.
+    expect(JSON.parse(places.textWith('a', 3, true))).toEqual({ a: 3 })
+    expect(places.textWith('a', 0, true)).toBe('')
+    places.read('b', 4)
+    places.read('a', 2)
+    places.skipped('a', 4)
+    places.skipped('a', 7)
+    expect(JSON.parse(places.textWith('a', 5, true))).toEqual({ b: 4, a: [5, [7, 7]] })
+    expect(JSON.parse(places.textWith('a', 5, false))).toEqual({ b: 4, a: 5 })
+    // At or below the place read: as `text` and `readText`.
+    expect(places.textWith('a', 2, true)).toBe(places.text)
+    expect(places.textWith('a', 1, false)).toBe(places.readText)
+    // The place read is left as it was.
+    expect(JSON.parse(places.text)).toEqual({ b: 4, a: [2, [4, 4], [7, 7]] })
+    expect(parsePlaces(places.textWith('a', 5, true))?.get('a')).toEqual({ q: 5, skipped: [[7, 7]] })
+  })
+
   it(`keeps at most ${MAX_SKIPPED_RANGES} ranges: past them the oldest is let go`, () => {
     const places = new ReadPlaces()
     for (let q = 2; q <= 2 * (MAX_SKIPPED_RANGES + 1); q += 2) places.skipped('a', q)
