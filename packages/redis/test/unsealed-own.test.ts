@@ -4,6 +4,8 @@
 // the join, must not deliver them again. Its places at the last append do not say so when the
 // old node emitted one of its own just before the handoff and had not read it back by then, nor
 // when it appended nothing at all: the handoff's write carries them, taken with the snapshot.
+// Nor must the old node's place for itself pass one of its own still on its way to the socket,
+// which no snapshot or tail holds: the claimer would drop it.
 import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { releaseAll } from '../../../test/support/release.js'
@@ -15,12 +17,14 @@ import {
   type FakeCluster,
   type FakeNode,
   type FakeSocket,
+  handedOffSession,
   handoffScenes,
   message,
   reachesLive,
   snapshotOf,
   takeOverOn,
   to,
+  untilTailSealed,
   won,
 } from './handoff-support.js'
 
@@ -144,6 +148,117 @@ describe.skipIf(skipRedisSuites())('a tail read before the old node sealed it', 
       for (const release of releases.splice(0)) release()
       await reachesLive(c, 'c2', taken)
       expect([...socket.got, ...taken.got]).toEqual(['c1', 'a1', 'c2'])
+    } finally {
+      for (const release of releases) release()
+      waits.stop()
+      await releaseAll([() => cluster.close(), () => aProxy.close()])
+    }
+  })
+
+  it("still delivers the old node's own broadcasts that its socket was left out of and had not taken back by the handoff", async () => {
+    // c hands the session off to a, whose socket, joined before a's marker came back, stays
+    // positioned past a0 (before that marker); a1, emitted then, is on its way to it when a hands
+    // the session on to b. a's place for itself must stay below a1: counted from a's own count at
+    // the handoff rather than from where its socket is positioned (`Cut.position`), it would hold
+    // a1, and b would drop it though neither a snapshot nor a tail has it.
+    const { redis, proxy: bProxy, cluster } = await scene()
+    const aProxy = await startTcpProxy(redis.port)
+    const waits = sealWaitsByHand()
+    const releases: (() => void)[] = []
+    try {
+      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
+      const a = await cluster.node(undefined, { subscriber: at(aProxy) })
+      const b = await cluster.node(undefined, { subscriber: at(bProxy) })
+      const c = await cluster.node()
+      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const sid = 'sid-owed'
+      await handedOffSession(c, sid)
+      const claimA = won(await a.adapter.claimSession(sid))
+
+      // Neither a nor b reads the channel from now on. a0 goes before a's marker: c's tail.
+      releases.push(aProxy.holdDownstream(), bProxy.holdDownstream())
+      a.adapter.broadcast(message('news', ['a0']), to(['r']))
+      const { taken: onA, done: doneA } = takeOverOn(a, claimA, sid)
+      await until(() => waits.began === 1, 5000, "a's marker published")
+      await untilTailSealed(cluster, c)
+      waits.runOut()
+      const tailA = await within(doneA, 5000, "a's takeover")
+      expect(tailA.tail.map(argOf)).toEqual(['a0'])
+
+      // a1 is after a's marker: the socket takes it when it comes back, not now.
+      a.adapter.broadcast(message('news', ['a1']), to(['r']))
+      expect(onA.got).toEqual([])
+      handedOff(a, onA, sid)
+      expect(await within(a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000), 5000, 'the handoff')).toBe(
+        true,
+      )
+      const claimB = won(await b.adapter.claimSession(sid))
+      const { taken: onB, done: doneB } = takeOverOn(b, claimB, sid)
+      await until(() => waits.began === 1, 5000, "b's marker published")
+      waits.runOut()
+      const tailB = await within(doneB, 5000, "b's takeover")
+      expect(tailB.tail).toEqual([])
+
+      // b now reads a0 (c's tail has it), a's marker, a1 (no tail has it), its marker, then c1.
+      for (const release of releases.splice(0)) release()
+      await reachesLive(c, 'c1', onB)
+      expect([...tailA.tail.map(argOf), ...onA.got, ...onB.got]).toEqual(['a0', 'a1', 'c1'])
+    } finally {
+      for (const release of releases) release()
+      waits.stop()
+      await releaseAll([() => cluster.close(), () => aProxy.close()])
+    }
+  })
+
+  it("still delivers the old node's own broadcast that its socket was left out of for a tail it had not read, and had not taken back by the handoff", async () => {
+    // c hands the session off to b, which joins the socket before its marker came back, with
+    // none of its own broadcasts on their way: the cut does not position it. b1, emitted right
+    // after the join, before b read the tail, is left out all the same, for that tail
+    // (`UncutSockets.leftOut`), and is on its way to the socket when b hands the session on to a.
+    // b's place for itself must stay below b1: without `firstOwed` in `RedisAdapter.handOff` it
+    // would hold b1, and a would drop it though neither a snapshot nor a tail has it.
+    const { redis, proxy: bProxy, cluster } = await scene()
+    const aProxy = await startTcpProxy(redis.port)
+    const waits = sealWaitsByHand()
+    const releases: (() => void)[] = []
+    try {
+      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
+      const a = await cluster.node(undefined, { subscriber: at(aProxy) })
+      const b = await cluster.node(undefined, { subscriber: at(bProxy) })
+      const c = await cluster.node()
+      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const sid = 'sid-left-out'
+      await handedOffSession(c, sid)
+      const claimB = won(await b.adapter.claimSession(sid))
+
+      // Neither a nor b reads the channel from now on.
+      releases.push(aProxy.holdDownstream(), bProxy.holdDownstream())
+      const { taken: onB, done: doneB } = takeOverOn(b, claimB, sid, () => {
+        b.adapter.addAll('s1', ['s1', 'r'])
+        b.adapter.broadcast(message('news', ['b1']), to(['r']))
+      })
+      await until(() => waits.began === 1, 5000, "b's marker published")
+      await untilTailSealed(cluster, c)
+      waits.runOut()
+      const tailB = await within(doneB, 5000, "b's takeover")
+      expect(tailB.tail).toEqual([])
+      expect(onB.got).toEqual([])
+
+      handedOff(b, onB, sid)
+      expect(await within(b.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000), 5000, 'the handoff')).toBe(
+        true,
+      )
+      const claimA = won(await a.adapter.claimSession(sid))
+      const { taken: onA, done: doneA } = takeOverOn(a, claimA, sid)
+      await until(() => waits.began === 1, 5000, "a's marker published")
+      waits.runOut()
+      const tailA = await within(doneA, 5000, "a's takeover")
+      expect(tailA.tail).toEqual([])
+
+      // a now reads b's marker, b1 (no tail has it), its own marker, then c1.
+      for (const release of releases.splice(0)) release()
+      await reachesLive(c, 'c1', onA)
+      expect([...onB.got, ...onA.got]).toEqual(['b1', 'c1'])
     } finally {
       for (const release of releases) release()
       waits.stop()
