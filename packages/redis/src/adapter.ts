@@ -809,11 +809,13 @@ export class RedisAdapter implements Adapter {
   async sealHandOff(sid: string, last: string[], alone = false): Promise<void> {
     const entry = this.#handoffs.bySid(sid)
     if (!entry) return
+    // Taken while the socket is still positioned: one it owes is not counted (`#placesOf`).
+    const places = this.#placesOf(entry)
     this.#cut.unposition(entry.id)
     const late = Symbol('late')
     // The end of the drain waits for it: bounded, as every other step.
     const sealed = await within(
-      this.#handoffs.seal(entry, last, alone, this.#placesOf(entry)).then(
+      this.#handoffs.seal(entry, last, alone, places).then(
         () => undefined,
         (err: unknown) => err,
       ),
@@ -1417,11 +1419,13 @@ export class RedisAdapter implements Adapter {
             err,
           })
         }
+        // With where this node is on the channel: at the marker, every broadcast before it.
+        // Taken while the socket is still positioned: one it owes is not counted (`#placesOf`).
+        const places = this.#placesOf(entry)
         this.#cut.unposition(entry.id)
         // Whatever the server still holds of the socket, no broadcast reaches it here now.
         this.#memory.delAll(entry.id)
-        // With where this node is on the channel: at the marker, every broadcast before it.
-        this.#handoffs.seal(entry, last, false, this.#placesOf(entry)).catch(() => undefined)
+        this.#handoffs.seal(entry, last, false, places).catch(() => undefined)
       }
       const sealed = () => {
         this.#handoffs.forget(entry)
