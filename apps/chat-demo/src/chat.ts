@@ -438,6 +438,16 @@ export function setUpChat(
       if (text === '' || !fitsIn(text, Limits.message)) {
         return ack(refusal(ChatErrorCode.BAD_MESSAGE, `messages are 1 to ${Limits.message} characters`))
       }
+      // Trimmed, zero-width and bidi control characters are left: alone, they would show as a
+      // blank line nobody can read, refused as an empty message is (the nickname rule's check).
+      if (!VISIBLE.test(text)) {
+        return ack(
+          refusal(
+            ChatErrorCode.BAD_MESSAGE,
+            'write a message that shows: zero-width and bidi control characters alone show nothing',
+          ),
+        )
+      }
       // Sent before the answer to one the store could not take: it goes after that one.
       if (order.waits(socket.data, key)) {
         return ack(

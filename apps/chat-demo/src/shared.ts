@@ -54,7 +54,10 @@ export const ChatErrorCode = {
   NICKNAME_TAKEN: 'NICKNAME_TAKEN',
   /** Not a room name (see `ROOM_PATTERN`). */
   BAD_ROOM_NAME: 'BAD_ROOM_NAME',
-  /** A message that is empty or longer than `Limits.message`. */
+  /**
+   * A message that is empty, longer than `Limits.message`, or shows nothing: zero-width or bidi
+   * control characters alone.
+   */
   BAD_MESSAGE: 'BAD_MESSAGE',
   /** More than `Limits.rate` messages in `Limits.ratePeriod`; the refusal says when to retry. */
   TOO_MANY_MESSAGES: 'TOO_MANY_MESSAGES',

@@ -198,6 +198,33 @@ describe('chat server', () => {
     expect((await store.rooms()).rooms.filter((room) => room.startsWith('ghost'))).toEqual([])
   })
 
+  it('refuses a message of characters that show nothing as an empty one, and takes one that has them beside others', async () => {
+    const [ann, bob] = [await person('ann'), await person('bob')]
+    await join(ann, 'lobby')
+    await join(bob, 'lobby')
+    const heard: string[] = []
+    bob.on('chat', (m) => heard.push(m.text))
+    const blanks = [
+      '\u200B\u200B', // zero-width spaces
+      '\u200E\u202E\u202C', // bidi marks and controls
+      '\u2066\u2069', // a bidi isolate, empty
+      ' \u200C\u200D\u2060 ', // joiners, between spaces
+      '\uFE0F\u3164', // a variation selector and a Hangul filler
+    ]
+    for (const text of blanks) {
+      expect(await say(ann, 'lobby', text), JSON.stringify(text)).toMatchObject({
+        ok: false,
+        code: ChatErrorCode.BAD_MESSAGE,
+        error: expect.stringContaining('shows'),
+      })
+    }
+    // An emoji sequence is joined with ZWJ: beside what shows, such characters are taken.
+    const family = '\u{1F469}\u200D\u{1F467}'
+    expect(await say(ann, 'lobby', family)).toMatchObject({ ok: true })
+    await expect.poll(() => heard).toEqual([family])
+    expect((await store.history('lobby')).map((m) => m.text)).toEqual([family])
+  })
+
   it('counts the lengths of nicknames and messages in characters as people see them', async () => {
     // Each emoji is 2 UTF-16 units: by units, these would be twice the limits.
     const [emoji, refused] = await attempt({ nickname: '😀'.repeat(Limits.nickname) })
