@@ -104,6 +104,14 @@ export function setUpChat(
           'pick a nickname that shows: zero-width and bidi control characters alone show nothing',
         )
       }
+      // One that shows may still pass for another: '\u202Enimda' is drawn "admin". Right-to-left
+      // letters need no control to be drawn as they should (the page isolates every name).
+      if (BIDI_CONTROL.test(nickname)) {
+        throw new ParleyError(
+          ChatErrorCode.BAD_NICKNAME,
+          'pick a nickname without bidi embedding, override or isolate controls (U+202A to U+202E, U+2066 to U+2069): they make a name read as another',
+        )
+      }
       const visitor = visitorOf(socket.handshake.auth)
       await nicknames.claim(nickname, visitor)
       socket.data.nickname = nickname
@@ -626,6 +634,13 @@ function messageOf(error: unknown): string {
  * spaces and joiners, bidi controls, variation selectors, fillers: Unicode's default ignorables).
  */
 const VISIBLE = /[^\p{White_Space}\p{Default_Ignorable_Code_Point}]/u
+
+/**
+ * The bidi embeddings, overrides and isolates (LRE, RLE, PDF, LRO, RLO; LRI, RLI, FSI, PDI): they
+ * reorder the letters around them, so that a name can be drawn as another one. The marks (LRM, RLM,
+ * ALM) only nudge where neutral characters go, and stay allowed.
+ */
+const BIDI_CONTROL = /[\u202A-\u202E\u2066-\u2069]/u
 
 function nicknameOf(auth: unknown): string | undefined {
   const name = fieldOf(auth, 'nickname')

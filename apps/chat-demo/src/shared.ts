@@ -47,7 +47,8 @@ export type HeardMessage = Omit<ChatMessage, 'seq'> & { seq?: number }
 export const ChatErrorCode = {
   /**
    * The handshake's nickname is missing, too long, or shows nothing: spaces, zero-width or bidi
-   * control characters alone (the connection is refused).
+   * control characters alone; or it holds a bidi embedding, override or isolate, which can make
+   * it show as another name (the connection is refused).
    */
   BAD_NICKNAME: 'BAD_NICKNAME',
   /** Someone else (another browser) uses this nickname, in some letter case (the connection is refused). */

@@ -550,6 +550,44 @@ describe('chat server', () => {
     expect(await join(zoe, 'lobby')).toMatchObject({ ok: true, people: ['zo\u200Be'] })
   })
 
+  it('refuses a nickname with a bidi embedding, override or isolate in it, and takes names in right-to-left scripts', async () => {
+    const disguised = [
+      '\u202Enimda', // right-to-left override: drawn "admin"
+      'ad\u202Dmin', // left-to-right override
+      '\u202Aann\u202C', // embedding and its pop
+      '\u202Bbob', // right-to-left embedding
+      'eve\u2067\u2069', // right-to-left isolate and its pop
+      '\u2066kim', // left-to-right isolate
+      'zo\u2068e', // first-strong isolate
+    ]
+    for (const nickname of disguised) {
+      const [socket, refused] = await attempt({ nickname })
+      expect(refused, JSON.stringify(nickname)).toBe(ChatErrorCode.BAD_NICKNAME)
+      expect(socket.connected).toBe(false)
+    }
+    const words = await new Promise<string>((resolve) => {
+      const socket = connect<ServerEvents, ClientEvents>(url, {
+        auth: { nickname: '\u202Enimda' },
+        transports: ['polling'],
+      })
+      clients.push(socket)
+      socket.on('connect_error', (error, willRetry) => {
+        if (!willRetry) resolve(error.message)
+      })
+    })
+    expect(words).toContain('bidi')
+    // Arabic and Hebrew letters, and a right-to-left mark beside them, are drawn as they are.
+    const names = ['\u0633\u0627\u0631\u0629', '\u05D3\u05E0\u05D4', '\u200F\u05E0\u05D5\u05E2\u05DD 2']
+    for (const nickname of names) {
+      const [socket, refused] = await attempt({ nickname })
+      expect(refused, JSON.stringify(nickname)).toBeUndefined()
+      expect(await join(socket, 'lobby')).toMatchObject({
+        ok: true,
+        people: expect.arrayContaining([nickname]),
+      })
+    }
+  })
+
   it('takes a join and a message from a client that wants no reply, and logs no error for them', async () => {
     const failures = vi.spyOn(app.log, 'error')
     const ned = await person('ned')

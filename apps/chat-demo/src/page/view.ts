@@ -41,9 +41,9 @@ const ANNOUNCED = 5
 
 /**
  * An element for text someone typed, with its own direction (`dir="auto"`, which also isolates
- * it): a right-to-left name must not swap places with the message beside it, and a name or a
- * message with bidi controls in it (U+202E turns the rest of the line around) must not turn the
- * text after it.
+ * it): a right-to-left name must not swap places with the message beside it, and a message with
+ * bidi controls in it (U+202E turns the rest of the line around) must not turn the text after it
+ * (the server refuses such controls in names).
  */
 function isolated(text: string): HTMLSpanElement {
   const element = document.createElement('span')
