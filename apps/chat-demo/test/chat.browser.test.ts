@@ -1085,14 +1085,54 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await closeTabs(page)
   })
 
+  it('sends no join for a click on the room it shows, while no join is under way', async () => {
+    const chat = await startChat(new MemoryStore())
+    let joins = 0
+    chat.app.parley.on('connection', (socket) =>
+      socket.use(([event], next) => {
+        if (event === 'join') joins++
+        next()
+      }),
+    )
+    const page = await join(`http://127.0.0.1:${chat.port}`, 'ona', { query: '?room=help' })
+    expect(joins).toBe(1)
+    for (let i = 0; i <= Limits.rejoins; i++) await page.click('#rooms [data-room="help"]')
+    // A click on another room is sent: once the page shows it, the clicks before it were handled.
+    await page.click('#rooms [data-room="lobby"]')
+    await page.waitForFunction(
+      () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# lobby',
+      null,
+      { timeout: 10_000 },
+    )
+    expect(joins).toBe(2)
+    expect(await page.isVisible('#error')).toBe(false)
+    await closeTabs(page)
+    await stopChat(chat.app)
+  })
+
   it('stays in its room, and says to slow down, when the room it is in is clicked again and again', async () => {
     const store = new MemoryStore()
     const chat = await startChat(store)
+    // Joins wait at the server's door while `gate` is set: the page's clicks stay unanswered.
+    let gate: Promise<void> | undefined
+    let open = () => {}
+    chat.app.parley.on('connection', (socket) => {
+      socket.use(async ([event]) => {
+        if (event === 'join') await gate
+      })
+    })
     const page = await join(`http://127.0.0.1:${chat.port}`, 'ike', { query: '?room=help' })
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
-    // Each click asks the server for the room again: past a few, it refuses them for their pace.
+    gate = new Promise((resolve) => {
+      open = resolve
+    })
+    // Clicked back from another room before the server answered: each click asks for the room
+    // again (the first a change of room), and past a few the server refuses them for their pace.
     // The last click is the one refused: nothing after it takes the page back to this room.
-    for (let i = 0; i <= Limits.rejoins; i++) await page.click('#rooms [data-room="help"]')
+    await page.click('#rooms [data-room="lobby"]')
+    for (let i = 0; i <= Limits.rejoins + 1; i++) await page.click('#rooms [data-room="help"]')
+    gate = undefined
+    open()
     await page.waitForFunction(
       () => document.querySelector('#error')?.textContent?.startsWith('slow down: you are in this room'),
       null,

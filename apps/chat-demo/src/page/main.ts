@@ -448,7 +448,13 @@ addEventListener('pageshow', (event) => {
   if (event.persisted) socket?.connect()
 })
 
-view.onRoom(enter)
+view.onRoom((next) => {
+  // The room shown, with no join on its way nor waiting to be asked again (`heading` is set until
+  // every join is answered): the server has the socket in it already. A join would only fetch
+  // its history again, and count against the few joins of one's own room the server takes.
+  if (next === room && drawn === room && heading === undefined) return
+  enter(next)
+})
 
 /** When the person wrote their last messages (`Limits.rate` of them, and one), newest last. */
 const writes: number[] = []
