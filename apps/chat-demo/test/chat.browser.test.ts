@@ -101,6 +101,15 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     return page
   }
 
+  /** A promise the test settles by hand: `passed` resolves once `open` is called. */
+  function gate(): { passed: Promise<void>; open: () => void } {
+    let open = () => {}
+    const passed = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    return { passed, open }
+  }
+
   async function send(page: Page, text: string): Promise<void> {
     await page.fill('#text', text)
     await page.click('#composer button')
@@ -1113,36 +1122,47 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   it('stays in its room, and says to slow down, when the room it is in is clicked again and again', async () => {
     const store = new MemoryStore()
     const chat = await startChat(store)
-    // Joins wait at the server's door while `gate` is set: the page's clicks stay unanswered.
-    let gate: Promise<void> | undefined
-    let open = () => {}
+    // While `holding`, joins wait at the server's door: the first until `first` opens, the others
+    // until `rest` does. The page's clicks stay unanswered meanwhile.
+    let holding = false
+    let held = 0
+    const [first, rest] = [gate(), gate()]
     chat.app.parley.on('connection', (socket) => {
       socket.use(async ([event]) => {
-        if (event === 'join') await gate
+        if (event === 'join' && holding) await (held++ === 0 ? first.passed : rest.passed)
       })
     })
     const page = await join(`http://127.0.0.1:${chat.port}`, 'ike', { query: '?room=help' })
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
-    gate = new Promise((resolve) => {
-      open = resolve
-    })
+    holding = true
     // Clicked back from another room before the server answered: each click asks for the room
     // again (the first a change of room), and past a few the server refuses them for their pace.
     // The last click is the one refused: nothing after it takes the page back to this room.
     await page.click('#rooms [data-room="lobby"]')
     for (let i = 0; i <= Limits.rejoins + 1; i++) await page.click('#rooms [data-room="help"]')
-    gate = undefined
-    open()
+    // The other room's answer first: the page shows it, and holds what is written for this one.
+    first.open()
+    await page.waitForFunction(
+      () => document.querySelector('#rooms [aria-current="true"]')?.textContent === '# lobby',
+      null,
+      { timeout: 10_000 },
+    )
+    await send(page, 'held for help')
+    expect(await page.getAttribute('#messages .tick', 'data-state')).toBe('held')
+    rest.open()
     await page.waitForFunction(
       () => document.querySelector('#error')?.textContent?.startsWith('slow down: you are in this room'),
       null,
       { timeout: 10_000 },
     )
+    // Back in this room before the refusal came: what was held for it is sent, not failed.
+    await waitForDelivered(page, 1)
     // Written once the refusal showed: it goes to the room the page is still in.
     await send(page, 'still in help')
-    await waitForDelivered(page, 1)
+    await waitForDelivered(page, 2)
+    expect(await page.$$('#messages .tick[data-state="failed"]')).toHaveLength(0)
     expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
-    expect((await store.history('help')).map((m) => m.text)).toEqual(['still in help'])
+    expect((await store.history('help')).map((m) => m.text)).toEqual(['held for help', 'still in help'])
     const sockets = await chat.app.parley.fetchSockets()
     expect(sockets.map((s) => (s.data as Partial<ChatData>).room)).toEqual(['help'])
     await closeTabs(page)
