@@ -1119,6 +1119,35 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await stopChat(chat.app)
   })
 
+  it('shows a message written after a click away and back, before the server answered, once the page is back', async () => {
+    const store = new MemoryStore()
+    const chat = await startChat(store)
+    // While `holding`, joins wait at the server's door: the page's clicks stay unanswered.
+    let holding = false
+    const door = gate()
+    chat.app.parley.on('connection', (socket) => {
+      socket.use(async ([event]) => {
+        if (event === 'join' && holding) await door.passed
+      })
+    })
+    const page = await join(`http://127.0.0.1:${chat.port}`, 'una', { query: '?room=help' })
+    holding = true
+    await page.click('#rooms [data-room="lobby"]')
+    await page.click('#rooms [data-room="help"]')
+    // For the room clicked last, which the page shows: sent at once. The server takes a socket's
+    // events in order: it stores it after both joins, and the history of the second lacks it.
+    await send(page, 'written meanwhile')
+    expect(await page.getAttribute('#messages .tick', 'data-state')).toBe('sent')
+    door.open()
+    // The page draws the lobby, then this room anew: the message is drawn again, and delivered.
+    await waitForDelivered(page, 1)
+    expect(await page.textContent('#rooms [aria-current="true"]')).toBe('# help')
+    expect(await texts(page)).toEqual(['written meanwhile'])
+    expect((await store.history('help')).map((m) => m.text)).toEqual(['written meanwhile'])
+    await closeTabs(page)
+    await stopChat(chat.app)
+  })
+
   it('stays in its room, and says to slow down, when the room it is in is clicked again and again', async () => {
     const store = new MemoryStore()
     const chat = await startChat(store)

@@ -74,6 +74,12 @@ let moves = 0
 let refused = ''
 /** Messages written for the room the page is on its way to. */
 const held = new HeldMessages()
+/**
+ * Our messages on their way to a room (sent, queued, waiting for the store), until answered for
+ * good, and their rooms: a list drawn anew for a room (the page went to another one and back
+ * before they were stored, so its history lacks them) draws them again.
+ */
+const onTheirWay = new Map<Tick, string>()
 /** The room the message list shows: joining it again adds what is missing, keeping the rest. */
 let drawn: string | undefined
 /** Ids of the messages in the list, so that none shows twice. */
@@ -388,7 +394,8 @@ function draw(reply: Extract<JoinReply, { ok: true }>, messages: readonly ChatMe
     you = reply.you
     keepTag(you)
   }
-  if (drawn !== room) {
+  const cleared = drawn !== room
+  if (cleared) {
     drawn = room
     shown.clear()
     view.clearMessages()
@@ -396,6 +403,7 @@ function draw(reply: Extract<JoinReply, { ok: true }>, messages: readonly ChatMe
   drawRooms(reply.rooms, reply.roomsVersion)
   view.people(peopleLists.heard(reply.room, reply.people, reply.peopleVersion))
   for (const message of messages) show(message)
+  if (cleared) for (const [tick, to] of onTheirWay) if (to === room) tick.redraw()
   held.arrived(room)
 }
 
@@ -522,6 +530,7 @@ view.onSend((text) => {
         return later(() => deliver(again), reply.retryIn)
       }
       if (again) stalled.next()
+      onTheirWay.delete(tick)
       if (!reply.ok) return tick.failed(reply.error)
       storeNotice(false)
       shown.add(reply.id)
@@ -534,13 +543,16 @@ view.onSend((text) => {
     tick.stalled()
     stalled.wait(() => deliver(true))
   }
-  if (target === room) send()
-  else
+  if (target === room) {
+    onTheirWay.set(tick, target)
+    send()
+  } else
     held.hold({
       room: target,
       send: () => {
         tick.redraw()
         tick.sent()
+        onTheirWay.set(tick, target)
         send()
       },
       fail: (reason) => tick.failed(reason),
