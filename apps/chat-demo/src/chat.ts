@@ -25,6 +25,7 @@ import {
 } from './shared.js'
 import { type Added, type ChatStore, type Draft, type Joined, StoreUnavailableError } from './store.js'
 import { fitsIn } from './text-length.js'
+import { showsSomething } from './visible.js'
 
 /**
  * What the chat keeps on each socket. Plain JSON only: a draining node hands the session, with
@@ -98,7 +99,7 @@ export function setUpChat(
       }
       // A name of nothing visible would show as a blank in the people list and on each message:
       // a person nobody can tell apart or name.
-      if (!VISIBLE.test(nickname)) {
+      if (!showsSomething(nickname)) {
         throw new ParleyError(
           ChatErrorCode.BAD_NICKNAME,
           'pick a nickname that shows: zero-width and bidi control characters alone show nothing',
@@ -448,7 +449,7 @@ export function setUpChat(
       }
       // Trimmed, zero-width and bidi control characters are left: alone, they would show as a
       // blank line nobody can read, refused as an empty message is (the nickname rule's check).
-      if (!VISIBLE.test(text)) {
+      if (!showsSomething(text)) {
         return ack(
           refusal(
             ChatErrorCode.BAD_MESSAGE,
@@ -628,12 +629,6 @@ function messageOf(error: unknown): string {
     return 'a value that cannot be shown'
   }
 }
-
-/**
- * A character that shows something: neither a space nor one that is drawn as nothing (zero-width
- * spaces and joiners, bidi controls, variation selectors, fillers: Unicode's default ignorables).
- */
-const VISIBLE = /[^\p{White_Space}\p{Default_Ignorable_Code_Point}]/u
 
 /**
  * The bidi embeddings, overrides and isolates (LRE, RLE, PDF, LRO, RLO; LRI, RLI, FSI, PDI): they

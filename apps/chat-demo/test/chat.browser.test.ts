@@ -1298,6 +1298,21 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     await closeTabs(page)
   })
 
+  it('says a message of characters that show nothing shows nothing, instead of sending it', async () => {
+    const page = await join(`http://127.0.0.1:${port}`, 'vi', { query: '?room=blank-test' })
+    // Zero-width spaces and a bidi override: the server would refuse it, as an empty message.
+    const blank = '\u200B\u202E\u200B'
+    await send(page, blank)
+    expect(await page.textContent('#error')).toBe(
+      'write a message that shows: zero-width and bidi control characters alone show nothing',
+    )
+    expect(await page.inputValue('#text')).toBe(blank)
+    expect(await page.$$('#messages li')).toHaveLength(0)
+    await send(page, `${blank}shown`)
+    await waitForDelivered(page, 1)
+    await closeTabs(page)
+  })
+
   it('says when a nickname, a message or a room name is too long, instead of cutting it short', async () => {
     const direct = `http://127.0.0.1:${port}`
     const page = await (await browser.newContext()).newPage()

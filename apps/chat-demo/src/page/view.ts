@@ -1,6 +1,7 @@
 // Everything the page draws. Text goes in with textContent only.
 import { type HeardMessage, Limits } from '../shared.js'
 import { characterCount, fitsIn } from '../text-length.js'
+import { showsSomething } from '../visible.js'
 import { latestPlace, placeOf } from './places.js'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -162,6 +163,12 @@ export function createView() {
         const input = $<HTMLInputElement>('text')
         const text = input.value.trim()
         if (text === '') return
+        // Zero-width and bidi control characters alone would show as a blank line: the server
+        // refuses such a message, and the page says so before sending it, keeping it in the input.
+        if (!showsSomething(text)) {
+          this.error('write a message that shows: zero-width and bidi control characters alone show nothing')
+          return
+        }
         // The input has no maxlength: the browser would cut a longer paste without a word, and
         // the rest would be lost. Kept in the input instead, to be shortened.
         // Counted as the server counts, in characters as people see them (an emoji is one).
