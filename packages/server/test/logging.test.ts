@@ -208,8 +208,7 @@ describe("Parley's routes", () => {
       },
     })
     const app = Fastify({ http2: true, logger: { level: 'info', stream } })
-    // The plugin's types name an HTTP/1.1 server; its 404 context is the same on HTTP/2.
-    await (app as unknown as FastifyInstance).register(parley, {})
+    await app.register(parley, {})
     await app.listen({ port: 0, host: '127.0.0.1' })
     close = () => app.close()
     const { port } = app.server.address() as { port: number }

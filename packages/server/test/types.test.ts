@@ -1,7 +1,12 @@
 // The typed event maps of the server, checked by the compiler (`pnpm typecheck` runs
 // tsconfig.test.json): a regression here fails the build, not just a test.
 import type { CloseReason, ParleyError, TransportName } from '@parley/protocol'
-import parley, { type ServerSocket, type SocketEmitter, type TimeoutEmitter } from '@parley/server'
+import parley, {
+  type ParleyServer,
+  type ServerSocket,
+  type SocketEmitter,
+  type TimeoutEmitter,
+} from '@parley/server'
 import Fastify from 'fastify'
 import { describe, expectTypeOf, it } from 'vitest'
 
@@ -133,6 +138,31 @@ describe('typed event maps (server)', () => {
       expectTypeOf(socket.emitWithAck('x')).toEqualTypeOf<Promise<unknown>>()
     })
     app.parley.schemas({ anything: true })
+    await app.close()
+  })
+})
+
+describe('the plugin on an HTTP/2 Fastify', () => {
+  it('registers over TLS, HTTP/1.1 allowed beside it, with no cast; app.parley is typed', async () => {
+    const app = Fastify({ http2: true, https: { allowHTTP1: true } })
+    await app.register(parley, { path: '/live' })
+    expectTypeOf(app.parley).toEqualTypeOf<ParleyServer>()
+    app.parley.on('connection', (socket) =>
+      expectTypeOf(socket.transport).toEqualTypeOf<TransportName | null>(),
+    )
+    // Never called: its options are checked as on HTTP/1.1.
+    // @ts-expect-error: `path` is a string
+    const wrongOptions = () => app.register(parley, { path: 1 })
+    expectTypeOf(wrongOptions).toBeFunction()
+    await app.ready()
+    await app.close()
+  })
+
+  it('registers over h2c (HTTP/2 without TLS) with no cast; app.parley is typed', async () => {
+    const app = Fastify({ http2: true })
+    await app.register(parley, { path: '/live' })
+    expectTypeOf(app.parley).toEqualTypeOf<ParleyServer>()
+    await app.ready()
     await app.close()
   })
 })
