@@ -26,7 +26,10 @@ const alone = [
  * Browser suites that time nothing and wait on no heartbeat: each page connects and the test
  * reads the outcome. They run in `together`, beside the other files, rather than alone.
  */
-const beside = ['packages/client/test/credentials.browser.test.ts']
+const beside = [
+  'packages/client/test/credentials.browser.test.ts',
+  'packages/server/test/http2.browser.test.ts',
+]
 
 /** An `alone` glob as `together` excludes it: matching no file of `beside`. */
 function besideExcepted(glob: string): string {

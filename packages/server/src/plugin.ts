@@ -8,6 +8,7 @@ import { SEAL_WAIT_MS } from './drain.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { ClosingForwards } from './http/closing-forwards.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
+import { Http2Sessions } from './http/http2-sessions.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
 import { notFoundUnder } from './http/not-found.js'
@@ -73,6 +74,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   app.decorate('parley', server)
 
   const idle = new IdleConnections(app.server)
+  const http2Sessions = new Http2Sessions(app.server)
   // Made before any request listener of Parley's own but idle's: it finds Fastify's.
   // Its own logs of refused origins and versions: the routes' close with the server, before the
   // last answers.
@@ -183,6 +185,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     ])
     server.forgetLastWords()
     idle.startClosing()
+    http2Sessions.startClosing()
   })
   app.addHook('onClose', async () => {
     server.close()

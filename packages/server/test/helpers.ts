@@ -1,4 +1,4 @@
-import parley, { type ParleyServerOptions } from '@parley/server'
+import parley, { type ParleyServer, type ParleyServerOptions } from '@parley/server'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 
 export interface Started {
@@ -25,6 +25,12 @@ export async function startServer(
   return { app, base: `http://127.0.0.1:${address.port}${options.path ?? '/parley'}` }
 }
 
+/** What `closeApp` needs of a Fastify instance, over HTTP/1.1 or HTTP/2. */
+export interface ClosableApp {
+  parley?: ParleyServer
+  close(): Promise<unknown>
+}
+
 /**
  * Closes `app` once its test is over, ending its sessions first. At close, a session still alive
  * ends with a CLOSE that the server keeps, for a polling or SSE client, for the GET it expects
@@ -32,9 +38,9 @@ export async function startServer(
  * a test's client, closed a moment before, never sends. A test of what a closing server does
  * calls `app.close()` itself. Nothing for an app that is closed already or has no Parley.
  */
-export async function closeApp(app: FastifyInstance | undefined): Promise<void> {
+export async function closeApp(app: ClosableApp | undefined): Promise<void> {
   if (!app) return
-  const sockets = (app as Partial<FastifyInstance>).parley?.sockets
+  const sockets = app.parley?.sockets
   for (const socket of [...(sockets?.values() ?? [])]) socket.disconnect()
   await app.close()
 }
