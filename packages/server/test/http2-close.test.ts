@@ -1,0 +1,80 @@
+// app.close() on an HTTP/2 Fastify (h2c here: the same sessions as over TLS) with clients still
+// connected: Node's close() of an HTTP/2 server (before Node 24) leaves their sessions open, and
+// the plugin closes them once its last words are out, without cutting an answer under way.
+import http2 from 'node:http2'
+import parley from '@parley/server'
+import Fastify from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { sleep, within } from './helpers.js'
+
+const opened: { close(): Promise<unknown> }[] = []
+const clients: http2.ClientHttp2Session[] = []
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.destroy()
+  for (const app of opened.splice(0)) await app.close()
+})
+
+/**
+ * An h2c Fastify with Parley and a route whose answer is `size` bytes, sent after `delay` ms. It
+ * takes extended CONNECTs (RFC 8441): Chromium's WebSocket over HTTP/2, which Parley refuses.
+ */
+async function h2cServer() {
+  const app = Fastify({ http2: true })
+  app.server.updateSettings({ enableConnectProtocol: true })
+  opened.push(app)
+  await app.register(parley, {})
+  app.get<{ Querystring: { size: string; delay: string } }>('/data', async (request, reply) => {
+    await sleep(Number(request.query.delay))
+    return reply.type('application/octet-stream').send(Buffer.alloc(Number(request.query.size), 7))
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const client = http2.connect(`http://127.0.0.1:${port}`)
+  clients.push(client)
+  await new Promise((resolve, reject) => client.once('remoteSettings', resolve).once('error', reject))
+  return { app, client }
+}
+
+/** Sends a request, a GET by default; an extended CONNECT keeps its side open after it. */
+function get(client: http2.ClientHttp2Session, path: string, headers: http2.OutgoingHttpHeaders = {}) {
+  const stream = client.request({ ':path': path, ...headers })
+  const answer = new Promise<{ status: unknown; bytes: number }>((resolve, reject) => {
+    let status: unknown
+    let bytes = 0
+    stream.on('response', (headers) => {
+      status = headers[':status']
+    })
+    stream.on('data', (chunk: Buffer) => {
+      bytes += chunk.length
+    })
+    stream.on('end', () => resolve({ status, bytes }))
+    stream.on('error', reject)
+  })
+  return { stream, answer }
+}
+
+describe('app.close() on HTTP/2 with clients connected', () => {
+  it('ends with an idle session open', async () => {
+    const { app, client } = await h2cServer()
+    expect((await get(client, '/data?size=10&delay=0').answer).bytes).toBe(10)
+    await within(app.close(), 5000, 'the close')
+  })
+
+  it('ends with a refused WebSocket over HTTP/2 whose client never ended its side', async () => {
+    const { app, client } = await h2cServer()
+    const connect = { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http' }
+    const { stream, answer } = get(client, '/parley/ws?v=1', { ...connect, 'sec-websocket-version': '13' })
+    await within(answer, 5000, 'the refusal')
+    expect(stream.closed).toBe(false)
+    await within(app.close(), 5000, 'the close')
+  })
+
+  it('lets an answer under way finish whole before the session closes', async () => {
+    const { app, client } = await h2cServer()
+    const { answer } = get(client, '/data?size=200000&delay=300')
+    await sleep(50)
+    await within(app.close(), 5000, 'the close')
+    expect(await within(answer, 5000, 'the answer')).toEqual({ status: 200, bytes: 200000 })
+  })
+})
