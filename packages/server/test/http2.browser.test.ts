@@ -113,8 +113,12 @@ async function h2Server(https: Omit<SecureServerOptions, 'key' | 'cert'>, refuse
   const server = Fastify({ http2: true, https: { ...tls, ...https } })
   app = server
   const seen: string[] = []
+  // The HTTP/2 connections (sessions) that carried Parley's requests.
+  const connections = new Set<unknown>()
   const note = (req: RawRequest, what: string) => {
-    if (req.url?.startsWith('/parley/')) seen.push(`${req.httpVersion} ${what}`)
+    if (!req.url?.startsWith('/parley/')) return
+    seen.push(`${req.httpVersion} ${what}`)
+    if ('stream' in req) connections.add(req.stream.session)
   }
   server.server.on('request', (req: RawRequest) => note(req, `${req.method} ${req.url?.split('?')[0]}`))
   server.server.on('upgrade', (req: IncomingMessage) => note(req, `upgrade ${req.url?.split('?')[0]}`))
@@ -137,7 +141,7 @@ async function h2Server(https: Omit<SecureServerOptions, 'key' | 'cert'>, refuse
   })
   await server.listen({ port: 0, host: '127.0.0.1' })
   const { port } = server.server.address() as { port: number }
-  return { server, url: `https://127.0.0.1:${port}`, seen, sockets, notes }
+  return { server, url: `https://127.0.0.1:${port}`, seen, connections, sockets, notes }
 }
 
 type Backend = Awaited<ReturnType<typeof h2Server>>
@@ -222,6 +226,8 @@ describe.skipIf(skip)('Parley on HTTP/2 with TLS, in Chromium', () => {
     expect(await page.evaluate('window.parley.news')).toEqual([1, 2])
     expect(backend.seen).toContain('2.0 GET /parley/sse')
     expect(backend.seen).toContain('2.0 POST /parley/sse')
+    // The event stream and its POSTs: streams of the page's one connection.
+    expect(backend.connections.size).toBe(1)
     expect(backend.seen.filter((line) => line.includes('upgrade'))).toEqual([
       '1.1 upgrade /parley/ws',
       '1.1 upgrade /parley/ws',
@@ -239,6 +245,9 @@ describe.skipIf(skip)('Parley on HTTP/2 with TLS, in Chromium', () => {
     await exchange(page, backend, 1)
     expect(backend.seen.length).toBeGreaterThan(0)
     expect(backend.seen.every((line) => line.startsWith('2.0 ') && line.includes('/parley/poll'))).toBe(true)
+    // The held GET and the POSTs beside it: streams of one connection.
+    expect(backend.seen).toContain('2.0 POST /parley/poll')
+    expect(backend.connections.size).toBe(1)
   })
 
   it('without allowHTTP1: WebSocket cannot open, the client steps down to SSE over h2', async () => {
