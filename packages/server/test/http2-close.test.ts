@@ -2,10 +2,12 @@
 // connected: Node's close() of an HTTP/2 server (before Node 24) leaves their sessions open, and
 // the plugin closes them once its last words are out, without cutting an answer under way.
 import http2 from 'node:http2'
+import tls from 'node:tls'
 import parley from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { sleep, within } from './helpers.js'
+import { sleep, until, within } from './helpers.js'
+import { selfSigned } from './self-signed.js'
 
 const opened: { close(): Promise<unknown> }[] = []
 const clients: http2.ClientHttp2Session[] = []
@@ -76,5 +78,35 @@ describe('app.close() on HTTP/2 with clients connected', () => {
     await sleep(50)
     await within(app.close(), 5000, 'the close')
     expect(await within(answer, 5000, 'the answer')).toEqual({ status: 200, bytes: 200000 })
+  })
+
+  it('ends with an HTTP/1.1 connection beside (allowHTTP1) that never carried a request', async () => {
+    const app = Fastify({ http2: true, https: { ...selfSigned(), allowHTTP1: true } })
+    opened.push(app)
+    await app.register(parley, {})
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    let accepted = false
+    app.server.once('secureConnection', () => {
+      accepted = true
+    })
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    })
+    try {
+      await within(
+        new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)),
+        5000,
+        'the TLS handshake',
+      )
+      expect(socket.alpnProtocol).toBe('http/1.1')
+      await until(() => accepted, 5000, 'the server to have the connection')
+      await within(app.close(), 5000, 'the close')
+    } finally {
+      socket.destroy()
+    }
   })
 })

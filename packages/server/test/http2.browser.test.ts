@@ -2,12 +2,8 @@
 // SSE and polling go over h2 (one connection, past the six per host of HTTP/1.1), WebSocket over
 // an HTTP/1.1 upgrade beside it (`allowHTTP1: true`), or nowhere without it, where the client
 // steps down to SSE. The README's "HTTP/2" section says the same.
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import type { Http2ServerRequest, SecureServerOptions } from 'node:http2'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import parley, { type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -16,6 +12,7 @@ import { launchChromium, skipBrowserSuites } from '../../../test/support/chromiu
 import { closeTabs } from '../../../test/support/tabs.js'
 import { ensureBundle } from '../../client/test/bundle.js'
 import { type ClosableApp, closeApp, until, within } from './helpers.js'
+import { selfSigned } from './self-signed.js'
 
 // The page connects to its own origin; it answers the server's 'ask' with twice the number.
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"></head><body>
@@ -55,37 +52,7 @@ let context: BrowserContext | undefined
 
 beforeAll(async () => {
   if (skip) return
-  // A self-signed certificate for 127.0.0.1, made for this run and kept nowhere.
-  const dir = mkdtempSync(join(tmpdir(), 'parley-h2-'))
-  try {
-    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')]
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore', timeout: 10_000 },
-    )
-    tls = { key: readFileSync(key), cert: readFileSync(cert) }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  tls = selfSigned()
   browser = await launchChromium(['--ignore-certificate-errors'])
 })
 

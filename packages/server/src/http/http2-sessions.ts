@@ -1,5 +1,8 @@
 import type { EventEmitter } from 'node:events'
+import { Server as HttpServer, type IncomingMessage } from 'node:http'
 import type { Http2Session, ServerHttp2Stream } from 'node:http2'
+import { Server as HttpsServer } from 'node:https'
+import type { TLSSocket } from 'node:tls'
 
 /**
  * Lets a closing HTTP/2 server let go of its clients' connections, as `IdleConnections` does for
@@ -16,15 +19,28 @@ import type { Http2Session, ServerHttp2Stream } from 'node:http2'
  * (RST_STREAM, no error, as RFC 9113 allows once the answer is complete): the graceful close
  * would wait for it for ever. A client then needs a new connection, which the closed server no
  * longer accepts.
+ *
+ * With `allowHTTP1`, the HTTP/1.1 connections beside (a browser's WebSocket) are Node's: its
+ * `close()` ends those idle at that moment, but not one that never carried a request, which would
+ * hold the close until the client gives up on it. Those are destroyed at `startClosing()`, as
+ * `IdleConnections` does on HTTP/1.1 servers, and so is each one that comes after.
  */
 export class Http2Sessions {
   readonly #sessions = new Set<Http2Session>()
   /** Streams not closed yet: one shared `close` listener each, no closure. */
   readonly #streams = new Set<ServerHttp2Stream>()
+  /**
+   * HTTP/1.1 connections of an HTTP/2 server that have not had a request yet. Kept without a
+   * `close` listener of their own: the closed ones go at each sweep (see `IdleConnections`).
+   */
+  readonly #unused = new Set<TLSSocket>()
+  /** How many `#unused` may hold before the next sweep. */
+  #sweepAt = SWEEP_FROM
   #closing = false
 
-  /** Listens on any server: only HTTP/2 ones emit `session` and `stream`. */
+  /** Does nothing for HTTP/1.1 servers (`IdleConnections` is theirs); only HTTP/2 ones emit `session`. */
   constructor(server: EventEmitter) {
+    if (server instanceof HttpServer || server instanceof HttpsServer) return
     const sessions = this.#sessions
     const streams = this.#streams
     const sessionClosed = function (this: Http2Session) {
@@ -45,6 +61,28 @@ export class Http2Sessions {
       streams.add(stream)
       stream.once('close', streamClosed)
     })
+    // Over TLS only: h2c takes no HTTP/1.1. An h2 connection is a session (above).
+    const unused = this.#unused
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol === 'h2') return
+      if (this.#closing) {
+        socket.destroy()
+        return
+      }
+      unused.add(socket)
+      if (unused.size >= this.#sweepAt) this.#sweep()
+    })
+    const used = (req: IncomingMessage) => {
+      if (req.httpVersionMajor === 1) unused.delete(req.socket as TLSSocket)
+    }
+    server.on('request', used)
+    server.on('upgrade', used)
+  }
+
+  /** Forgets the closed connections that never had a request (see `IdleConnections`). */
+  #sweep(): void {
+    for (const socket of this.#unused) if (socket.destroyed) this.#unused.delete(socket)
+    this.#sweepAt = Math.max(SWEEP_FROM, 2 * this.#unused.size)
   }
 
   /** Closes every session once its streams are answered, and each one that comes after. */
@@ -53,8 +91,13 @@ export class Http2Sessions {
     for (const stream of this.#streams) if (answered(stream)) stream.close()
     for (const session of this.#sessions) session.close()
     this.#sessions.clear()
+    for (const socket of this.#unused) socket.destroy()
+    this.#unused.clear()
   }
 }
+
+/** The fewest unused HTTP/1.1 connections `Http2Sessions` holds before it sweeps. */
+const SWEEP_FROM = 64
 
 /**
  * Whether the stream's answer is all sent: its END_STREAM went out (nghttp2 marks the stream shut
