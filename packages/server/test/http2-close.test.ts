@@ -109,4 +109,46 @@ describe('app.close() on HTTP/2 with clients connected', () => {
       socket.destroy()
     }
   })
+
+  it('ends with a WebSocket upgrade beside (allowHTTP1) that Fastify refused as it closed', async () => {
+    const app = Fastify({ http2: true, https: { ...selfSigned(), allowHTTP1: true } })
+    opened.push(app)
+    // A close hook of the application's, added before the plugin: Fastify answers 503 meanwhile.
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    app.addHook('preClose', () => held)
+    await app.register(parley, {})
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    const closing = app.close()
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    })
+    try {
+      await within(
+        new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)),
+        5000,
+        'the TLS handshake',
+      )
+      let answer = ''
+      socket.on('data', (chunk: Buffer) => {
+        answer += String(chunk)
+      })
+      socket.write(
+        'GET /parley/ws?v=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+          'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      )
+      await until(() => answer.startsWith('HTTP/1.1 503'), 5000, "Fastify's 503")
+      release()
+      await within(closing, 5000, 'the close')
+    } finally {
+      release()
+      socket.destroy()
+    }
+  })
 })

@@ -3,6 +3,7 @@ import { Server as HttpServer, type IncomingMessage } from 'node:http'
 import type { Http2Session, ServerHttp2Stream } from 'node:http2'
 import { Server as HttpsServer } from 'node:https'
 import type { TLSSocket } from 'node:tls'
+import { endIfRefused } from './idle-connections.js'
 
 /**
  * Lets a closing HTTP/2 server let go of its clients' connections, as `IdleConnections` does for
@@ -23,7 +24,8 @@ import type { TLSSocket } from 'node:tls'
  * With `allowHTTP1`, the HTTP/1.1 connections beside (a browser's WebSocket) are Node's: its
  * `close()` ends those idle at that moment, but not one that never carried a request, which would
  * hold the close until the client gives up on it. Those are destroyed at `startClosing()`, as
- * `IdleConnections` does on HTTP/1.1 servers, and so is each one that comes after.
+ * `IdleConnections` does on HTTP/1.1 servers, and so is each one that comes after; so is an
+ * upgrade's connection that Fastify refused while it closes, once its answer is out.
  */
 export class Http2Sessions {
   readonly #sessions = new Set<Http2Session>()
@@ -72,11 +74,16 @@ export class Http2Sessions {
       unused.add(socket)
       if (unused.size >= this.#sweepAt) this.#sweep()
     })
-    const used = (req: IncomingMessage) => {
+    server.on('request', (req: IncomingMessage) => {
       if (req.httpVersionMajor === 1) unused.delete(req.socket as TLSSocket)
-    }
-    server.on('request', used)
-    server.on('upgrade', used)
+    })
+    server.on('upgrade', (req: IncomingMessage) => {
+      const socket = req.socket
+      unused.delete(socket as TLSSocket)
+      // An upgrade refused within the event (Fastify's 503 at close) leaves its connection to
+      // nobody: see `endIfRefused`. Every 'upgrade' listener has run by then.
+      queueMicrotask(() => endIfRefused(socket))
+    })
   }
 
   /** Forgets the closed connections that never had a request (see `IdleConnections`). */

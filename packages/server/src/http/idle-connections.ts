@@ -150,7 +150,7 @@ const SWEEP_FROM = 64
  * touched. The connection is destroyed once the answer has left, as Node does after an answer
  * with `Connection: close`: a client that keeps it open must not hold the server.
  */
-function endIfRefused(socket: Socket): void {
+export function endIfRefused(socket: Socket): void {
   if (socket.destroyed || socket.bytesWritten === 0 || socket.readableFlowing !== null) return
   // Node took its own error listener off at the upgrade: a client that resets the connection
   // meanwhile must not take the process down.
