@@ -1,27 +1,10 @@
-// A self-signed certificate for 127.0.0.1, made with the machine's openssl for one test file and
-// kept nowhere: for servers over TLS (HTTP/2 in browsers needs it).
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+// The test certificate for 127.0.0.1 (self-signed, in fixtures/, valid to 2126), for servers
+// over TLS: HTTP/2 in browsers needs it. Read from the repository rather than made at test time,
+// so the suites need no openssl on the machine.
+import { readFileSync } from 'node:fs'
 
-/** A fresh key and certificate (PEM) for `127.0.0.1`, valid for a day. */
+/** The fixture's key and certificate (PEM) for `127.0.0.1` and `localhost`. */
 export function selfSigned(): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'parley-tls-'))
-  try {
-    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')]
-    const subject = ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1']
-    execFileSync(
-      'openssl',
-      ['req', '-x509', ...ec, '-nodes', '-keyout', key, '-out', cert, '-days', '1', ...subject],
-      {
-        stdio: 'ignore',
-        timeout: 10_000,
-      },
-    )
-    return { key: readFileSync(key), cert: readFileSync(cert) }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const at = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url))
+  return { key: at('node-tls.key'), cert: at('node-tls.crt') }
 }
