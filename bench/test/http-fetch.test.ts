@@ -64,6 +64,40 @@ describe('httpFetch', () => {
     expect(seen[0]!.headers['content-length']).toBe(String(Buffer.byteLength('héllo')))
   })
 
+  it('sends the path and query the URL parser gives, escapes and dot segments included', async () => {
+    // The plain URL the client sends, then what only the parser can read right.
+    const urls = [
+      `${base}/parley?v=1&transport=polling&sid=a-b_c.d~e&ack=7`,
+      `${base}/a b/"q"?x=<y>&z='w'#frag`,
+      `${base}/a/./b/../c?d=1`,
+      `${base}/a/%2e%2E/c`,
+      new URL(`${base}/from/object?k=v`),
+    ]
+    for (const url of urls) await (await client.fetch(url)).text()
+    expect(seen.map((r) => r.url)).toEqual([
+      '/parley?v=1&transport=polling&sid=a-b_c.d~e&ack=7',
+      '/a%20b/%22q%22?x=%3Cy%3E&z=%27w%27',
+      '/a/c?d=1',
+      '/c',
+      '/from/object?k=v',
+    ])
+  })
+
+  it('sends headers in every form fetch takes, names in lower case', async () => {
+    const forms: HeadersInit[] = [
+      { 'X-Plain': 'one' },
+      new Headers({ 'X-Plain': 'two' }),
+      [['X-Plain', 'three']],
+    ]
+    for (const headers of forms) await (await client.fetch(base, { headers })).text()
+    expect(seen.map((r) => r.headers['x-plain'])).toEqual(['one', 'two', 'three'])
+  })
+
+  it('refuses a URL with credentials, as fetch does, sending nothing', async () => {
+    await expect(client.fetch(base.replace('//', '//user:secret@'))).rejects.toThrow(TypeError)
+    expect(connections).toBe(0)
+  })
+
   it('sends a byte body as it is', async () => {
     const res = await client.fetch(base, { method: 'PUT', body: new Uint8Array([104, 105]) })
     expect(await res.json()).toEqual({ method: 'PUT', body: 'hi' })
