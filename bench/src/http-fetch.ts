@@ -3,7 +3,7 @@
 // made the load generator, not the server, the limit of the SSE and polling scenarios. It does
 // what the Parley client asks of fetch and no more: a URL string, method, headers, a string or
 // byte body, `signal`, and an answer that reads as a WHATWG Response does (status, headers,
-// text, JSON, a body that streams: SSE reads it as it arrives).
+// text, JSON, a body read through a stream's reader as it arrives: SSE reads it so).
 import http from 'node:http'
 
 export interface OwnFetch {
@@ -33,77 +33,126 @@ function responseHeaders(raw: readonly string[]): Headers {
   return headers
 }
 
+/** One chunk of a body, or its end, as a stream's reader gives them. */
+type Read = ReadableStreamReadResult<Uint8Array>
+
 /**
- * The response body as a WHATWG stream, read as it arrives (`Readable.toWeb` would do, but its
- * `cancel()` destroys the connection even when the whole body has come: the Parley client
- * cancels the body of every POST's answer, and each POST would then open a new connection).
+ * The response body as the Parley client reads a stream: `getReader()`, then `read()` until done
+ * (a polling answer, an event stream), or `cancel()`. A WHATWG ReadableStream per answer (its
+ * controller, queue, reader and a promise through each) is CPU of this glue, not of the client
+ * the bench measures: this hands each chunk from the connection straight to the read waiting
+ * for it. (`Readable.toWeb` would not do either: its
+ * `cancel()` destroys the connection even when the whole body has come, and the Parley client
+ * cancels the body of every POST's answer: each POST would open a new connection.)
  * Cancelled, a body is drained, which keeps its connection for the next request, as browsers
  * and undici do; an event stream, which has no end, ends its connection.
  */
-function webBody(incoming: http.IncomingMessage): ReadableStream<Uint8Array> {
-  let settled = false
-  const stop = () => {
-    settled = true
-    incoming.removeAllListeners('data')
-  }
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      incoming.on('data', (chunk: Buffer) => {
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-        if ((controller.desiredSize ?? 0) <= 0) incoming.pause()
-      })
-      incoming.once('end', () => {
-        if (settled) return
-        stop()
-        controller.close()
-      })
-      incoming.on('error', (err) => {
-        if (settled) return
-        stop()
-        controller.error(err)
-      })
-      // Closed before its end without an error (the connection went away): not a whole body.
-      incoming.once('close', () => {
-        if (settled) return
-        stop()
-        controller.error(networkError(new Error('connection closed before the end of the body')))
-      })
-    },
-    pull() {
-      incoming.resume()
-    },
-    cancel() {
-      stop()
-      // An event stream never ends on its own: its connection goes. Any other body is drained,
-      // and the cancel is done once it was (the connection is then free for the next request).
-      if (incoming.readableEnded) return
-      if (!incoming.complete && incoming.headers['content-type']?.startsWith('text/event-stream')) {
-        incoming.destroy()
-        return
+class LeanBody {
+  readonly #incoming: http.IncomingMessage
+  /** Chunks come but not read yet; the connection is paused while there are any. */
+  readonly #chunks: Uint8Array[] = []
+  /** The read waiting for the next chunk. */
+  #waiting: { resolve(read: Read): void; reject(reason: unknown): void } | undefined
+  #ended = false
+  /** Why the body broke (the abort's reason, a cut connection), once it did. */
+  #error: { reason: unknown } | undefined
+
+  constructor(incoming: http.IncomingMessage) {
+    this.#incoming = incoming
+    incoming.on('data', (chunk: Buffer) => {
+      const value = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+      const waiting = this.#waiting
+      this.#waiting = undefined
+      if (waiting) waiting.resolve({ done: false, value })
+      else {
+        this.#chunks.push(value)
+        incoming.pause()
       }
-      const drained = new Promise<void>((resolve) => {
-        incoming.once('end', resolve)
-        incoming.once('close', resolve)
-      })
-      incoming.resume()
-      return drained
-    },
-  })
+    })
+    incoming.once('end', () => this.#settle())
+    incoming.on('error', (err) => this.#settle({ reason: err }))
+    // Closed before its end without an error (the connection went away): not a whole body.
+    // Every answer closes once read: the errors are made only when it was not.
+    incoming.once('close', () => {
+      if (!this.#ended)
+        this.#settle({ reason: networkError(new Error('connection closed before the end of the body')) })
+    })
+  }
+
+  /** The body ended (`error` undefined) or broke; the first of these counts. */
+  #settle(error?: { reason: unknown }): void {
+    if (this.#ended) return
+    this.#ended = true
+    this.#error = error
+    this.#incoming.removeAllListeners('data')
+    const waiting = this.#waiting
+    this.#waiting = undefined
+    if (!waiting) return
+    if (error) waiting.reject(error.reason)
+    else waiting.resolve({ done: true, value: undefined })
+  }
+
+  /** The next chunk, or done; rejects once the body broke, as a stream's reader does. */
+  read(): Promise<Read> {
+    const value = this.#chunks.shift()
+    if (value) return Promise.resolve({ done: false, value })
+    if (this.#error) return Promise.reject(this.#error.reason)
+    if (this.#ended) return Promise.resolve({ done: true, value: undefined })
+    if (this.#waiting) return Promise.reject(new TypeError('one read at a time'))
+    this.#incoming.resume()
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject }
+    })
+  }
+
+  getReader(): Pick<ReadableStreamDefaultReader<Uint8Array>, 'read' | 'cancel' | 'releaseLock'> {
+    return { read: () => this.read(), cancel: () => this.cancel(), releaseLock: () => {} }
+  }
+
+  /** Stops reading; resolves once a body with an end was drained (its connection kept). */
+  cancel(): Promise<void> {
+    const incoming = this.#incoming
+    const ended = this.#ended
+    this.#chunks.length = 0
+    this.#settle()
+    if (ended || incoming.readableEnded) return Promise.resolve()
+    // An event stream never ends on its own: its connection goes. Any other body is drained,
+    // and the cancel is done once it was (the connection is then free for the next request).
+    if (!incoming.complete && incoming.headers['content-type']?.startsWith('text/event-stream')) {
+      incoming.destroy()
+      return Promise.resolve()
+    }
+    const drained = new Promise<void>((resolve) => {
+      incoming.once('end', resolve)
+      incoming.once('close', resolve)
+    })
+    incoming.resume()
+    return drained
+  }
+
+  /** The rest of the body as UTF-8. */
+  async text(): Promise<string> {
+    const decoder = new TextDecoder()
+    let text = ''
+    for (let read = await this.read(); !read.done; read = await this.read())
+      text += decoder.decode(read.value, { stream: true })
+    return text + decoder.decode()
+  }
 }
 
 /**
  * What the Parley client reads of a Response: status, headers, the body as text or JSON, or as a
  * stream (SSE). A WHATWG Response costs a stream, a Headers and undici's body reading per
  * request, a seventh of the load generator's CPU in the polling broadcast, where the generator
- * is the limit: here the stream is made only when `body` is read, the headers when `headers`
- * is, and `text()` reads the connection directly.
+ * is the limit: here the body (a LeanBody) is made only when `body` is read, the headers when
+ * `headers` is, and `text()` reads the connection directly.
  */
 class LeanResponse {
   readonly status: number
   readonly statusText: string
   readonly #incoming: http.IncomingMessage
   readonly #nullBody: boolean
-  #body: ReadableStream<Uint8Array> | undefined
+  #body: LeanBody | undefined
   #headers: Headers | undefined
 
   constructor(incoming: http.IncomingMessage, status: number, nullBody: boolean) {
@@ -124,14 +173,15 @@ class LeanResponse {
 
   get body(): ReadableStream<Uint8Array> | null {
     if (this.#nullBody) return null
-    this.#body ??= webBody(this.#incoming)
-    return this.#body
+    this.#body ??= new LeanBody(this.#incoming)
+    // What the Parley client calls of a stream's, and no more (see LeanBody).
+    return this.#body as unknown as ReadableStream<Uint8Array>
   }
 
   /** The whole body as UTF-8; rejects as the stream would (an abort's reason, a cut connection). */
   text(): Promise<string> {
     if (this.#nullBody) return Promise.resolve('')
-    if (this.#body) return new Response(this.#body).text()
+    if (this.#body) return this.#body.text()
     const incoming = this.#incoming
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = []
