@@ -436,12 +436,17 @@ export async function boundedBody(res: Pick<ErrorAnswer, 'body'>, maxPayload: nu
   const reader = res.body!.getReader()
   const decoder = new TextDecoder()
   let text = ''
-  for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    text += decoder.decode(read.value, { stream: true })
+  // The last chunk read, decoded once the next comes, or whole at the end: most answers are one
+  // chunk, and Node decodes one whole several times faster than as part of a stream.
+  let held: Uint8Array | undefined
+  for (;;) {
+    const read = await reader.read()
+    if (held) text += decoder.decode(held, read.done ? undefined : { stream: true })
     if (text.length > maxPayload) {
       reader.cancel().catch(() => {})
       throw tooLarge('answer', maxPayload)
     }
+    if (read.done) return text
+    held = read.value
   }
-  return text + decoder.decode()
 }

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Backoff, WAIT_FLOOR_MS } from '../src/backoff.js'
 import * as clientCloseCode from '../src/close-code.js'
 import { Emitter } from '../src/emitter.js'
+import { boundedBody } from '../src/http.js'
 import { connect } from '../src/index.js'
 import { Ledger } from '../src/ledger.js'
 import { FIRST_STALL_TTL, MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
@@ -199,6 +200,37 @@ describe('Ledger', () => {
 
   it('counts UTF-8 bytes', () => {
     expect(utf8Length('aé€😀')).toBe(1 + 2 + 3 + 4)
+  })
+})
+
+describe('boundedBody', () => {
+  /** An answer whose body comes in `chunks`, as a fetch Response's does. */
+  const answer = (...chunks: Uint8Array[]) => ({
+    body: new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(chunk)
+        controller.close()
+      },
+    }),
+  })
+  const bytes = new TextEncoder().encode('[5,1,"é",["€ 😀"]]\n[5,2,"a",[]]')
+
+  it('reads a body in one chunk or cut anywhere, characters split across chunks included', async () => {
+    expect(await boundedBody(answer(), 100)).toBe('')
+    expect(await boundedBody(answer(bytes), 100)).toBe('[5,1,"é",["€ 😀"]]\n[5,2,"a",[]]')
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const parts = [bytes.subarray(0, cut), bytes.subarray(cut, cut + 3), bytes.subarray(cut + 3)]
+      expect(await boundedBody(answer(...parts), 100)).toBe('[5,1,"é",["€ 😀"]]\n[5,2,"a",[]]')
+    }
+  })
+
+  it('refuses a body past maxPayload characters, in its last chunk too', async () => {
+    const length = '[5,1,"é",["€ 😀"]]\n[5,2,"a",[]]'.length
+    expect(await boundedBody(answer(bytes), length)).toHaveLength(length)
+    for (const parts of [[bytes], [bytes.subarray(0, 5), bytes.subarray(5)]])
+      await expect(boundedBody(answer(...parts), length - 1)).rejects.toMatchObject({
+        code: ErrorCode.PAYLOAD_TOO_LARGE,
+      })
   })
 })
 
