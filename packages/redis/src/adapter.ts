@@ -715,12 +715,19 @@ export class RedisAdapter implements Adapter {
     // its handoff timeout, and ends the session when that runs out.
     if (this.#commands.unavailable() !== undefined) {
       this.#handOffsWaiting.set(snapshot.sid, false)
+      // The server feeds the tail from the freeze on: what it sends meanwhile is held for the
+      // entry, which begins only once Redis is back.
+      this.#handoffs.holdAppends(snapshot.sid)
       const available = await this.#commands.whenAvailable()
       const givenUp = this.#handOffsWaiting.get(snapshot.sid) === true
       this.#handOffsWaiting.delete(snapshot.sid)
       // Closed, or the server stopped waiting while this waited: the session ended, or went on
-      // here (a move thawed it, and its withdraw found no write to take back).
-      if (!available || givenUp || this.#closed || !this.#sockets.hasSession(snapshot.sid)) return false
+      // here (a move thawed it, and its withdraw found no write to take back). What was held
+      // is dropped: the server kept it for the session, which a thaw replays to its client.
+      if (!available || givenUp || this.#closed || !this.#sockets.hasSession(snapshot.sid)) {
+        this.#handoffs.dropHeld(snapshot.sid)
+        return false
+      }
     }
     const { sid, id } = snapshot
     this.#sessions.handingOff(sid)
@@ -737,6 +744,9 @@ export class RedisAdapter implements Adapter {
     // With the snapshot, where this node is on the channel (see places.ts): a tail read before
     // any append holds them.
     const places = this.#placesOf(entry)
+    // What the session was sent while this waited for Redis, first in its tail: queued now,
+    // written behind the snapshot (one connection, in order).
+    if (!this.#handoffs.appendHeld(entry, places)) this.#appendDropped()
     // -1: sent, and not answered within requestTimeout (see Commands).
     const epoch = await this.#handoffs.write(entry, snapshot, ttl, places).catch((err: unknown) => {
       if (err instanceof RedisUnreachableError) return -1
@@ -789,14 +799,19 @@ export class RedisAdapter implements Adapter {
   appendHandOff(sid: string, text: string): void {
     try {
       if (this.#closed || this.#handoffs.append(sid, text, (entry) => this.#placesOf(entry))) return
-      this.#warnings.warn(
-        'handoff-append-dropped',
-        `dropped an append to a handed-off session's tail: ${MAX_QUEUED_TAIL_APPENDS} appends or ${MAX_QUEUED_TAIL_BYTES} bytes wait for Redis already; the node that takes the session over finds its tail incomplete`,
-        { queued: this.#handoffs.queuedAppends, unavailable: this.#commands.unavailable() },
-      )
+      this.#appendDropped()
     } catch (err) {
       this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err })
     }
+  }
+
+  /** An append to a handed-off tail did not fit the bounds of the queue (see `appendHandOff`). */
+  #appendDropped(): void {
+    this.#warnings.warn(
+      'handoff-append-dropped',
+      `dropped an append to a handed-off session's tail: ${MAX_QUEUED_TAIL_APPENDS} appends or ${MAX_QUEUED_TAIL_BYTES} bytes wait for Redis already; the node that takes the session over finds its tail incomplete`,
+      { queued: this.#handoffs.queuedAppends, unavailable: this.#commands.unavailable() },
+    )
   }
 
   /**

@@ -21,9 +21,10 @@
 import { randomBytes } from 'node:crypto'
 import type { SessionSnapshot } from '@parley/server'
 import type { Commands } from './commands.js'
+import { HeldAppends } from './held-appends.js'
 import { asText, RedisUnreachableError, settleable } from './send.js'
 import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
-import { type TailGroup, TailWrites } from './tail-writes.js'
+import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES, type TailGroup, TailWrites } from './tail-writes.js'
 
 /**
  * How long the handoff keys live after a claim, at least: the old node may still seal, and the
@@ -387,6 +388,12 @@ export class HandOffStore {
   readonly #byHash = new Map<string, HandedOff>()
 
   readonly #tails: TailWrites<HandedOff>
+  /** Appends to sessions whose handoff waits for Redis before its entry begins (see `holdAppends`). */
+  readonly #held = new HeldAppends(
+    (count, bytes) =>
+      this.#tails.size + count <= MAX_QUEUED_TAIL_APPENDS &&
+      this.#tails.bytes + bytes <= MAX_QUEUED_TAIL_BYTES,
+  )
 
   constructor(
     private readonly commands: Commands,
@@ -445,6 +452,38 @@ export class HandOffStore {
     this.#bySid.set(entry.sid, entry)
     this.#byHash.set(entry.hash, entry)
     return entry
+  }
+
+  /**
+   * `sid`'s handoff waits for Redis before its entry begins (see `RedisAdapter.handOff`): what
+   * the session is sent meanwhile is held, within the bounds of the tails' queue, for the entry
+   * (`appendHeld`), or dropped (`dropHeld`) when the handoff gives up while waiting.
+   */
+  holdAppends(sid: string): void {
+    this.#held.hold(sid)
+  }
+
+  /**
+   * The handoff of `sid` gave up while waiting for Redis: nothing of it is written, and the
+   * session goes on at this node, which kept what it sent.
+   */
+  dropHeld(sid: string): void {
+    this.#held.release(sid)
+  }
+
+  /**
+   * Queues what was held for `entry`'s session while its handoff waited (see `holdAppends`) as
+   * the first appends of its tail, with the node's `places` as the entry began. One dropped
+   * while held (and logged then) leaves the tail with a hole, which the claimer reads. False
+   * when one is dropped now (the queue filled meanwhile).
+   */
+  appendHeld(entry: HandedOff, places: string): boolean {
+    const held = this.#held.release(entry.sid)
+    if (!held) return true
+    if (held.gap) entry.gap = true
+    let all = true
+    for (const text of held.texts) all = this.#tails.append(entry, text, places) && all
+    return all
   }
 
   /**
@@ -541,14 +580,19 @@ export class HandOffStore {
    * `TailWrites`), and the claimer learns of the hole from the session's next write.
    */
   append(sid: string, text: string, places: (entry: HandedOff) => string = () => ''): boolean {
+    // Its handoff waits for Redis, and its entry has not begun (see `holdAppends`).
+    if (this.#held.holds(sid)) return this.#held.append(sid, text)
     const entry = this.#bySid.get(sid)
     if (entry?.state !== 'open' || entry.givenUp) return true
     return this.#tails.append(entry, text, places(entry))
   }
 
-  /** Appends queued for Redis and not written yet (see `TailWrites`). */
+  /**
+   * Appends queued for Redis and not written yet (see `TailWrites`), and those held for
+   * handoffs that wait for Redis (see `holdAppends`).
+   */
   get queuedAppends(): number {
-    return this.#tails.size
+    return this.#tails.size + this.#held.size
   }
 
   /** Waits at most `ms` for the queued appends and seals to be written; resolves with how many are left. */

@@ -96,6 +96,11 @@ export class TailWrites<T extends TailOf> {
     return this.#queue.length
   }
 
+  /** Bytes of packet text (UTF-8) queued and not written yet. */
+  get bytes(): number {
+    return this.#bytes
+  }
+
   /**
    * Queues `text` for `tail`, behind what is queued for it already. False, and the tail marked
    * as having a hole, when the queue is full (`MAX_QUEUED_TAIL_APPENDS`, `MAX_QUEUED_TAIL_BYTES`).

@@ -124,6 +124,44 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     },
   )
 
+  it.each([
+    { bound: 'none', texts: [text(0), text(1), text(2)], kept: 3, complete: true },
+    {
+      bound: 'MAX_QUEUED_TAIL_APPENDS',
+      texts: Array.from({ length: MAX_QUEUED_TAIL_APPENDS + 5 }, (_, i) => text(i)),
+      kept: MAX_QUEUED_TAIL_APPENDS,
+      complete: false,
+    },
+  ])(
+    'holds what a session is sent while its handoff waits for Redis, first in its tail once stored (bound: $bound)',
+    async ({ texts, kept, complete }) => {
+      const cluster = suite.cluster()
+      const [a, b] = await cluster.start(2)
+      const sid = 'sid-waiting'
+      a!.sockets.add('s1', sid)
+      a!.adapter.addAll('s1', ['s1'])
+      await a!.adapter.sessionOpened(sid)
+      // a's broadcasts are held (a Redis slow to answer a's connection), MAX_UNANSWERED_COMMANDS
+      // of them: a sends nothing more, its handoff included, until Redis answers.
+      const channel = `${cluster.prefix}:broadcast`
+      const isProbe = (args: string[]) =>
+        args[0] === 'PUBLISH' && args[1] === channel && args[2]!.includes('probe')
+      const busy = new HeldInOrder(a!.redis, isProbe, isProbe)
+      a!.hold = busy.hold
+      for (let i = 0; i <= MAX_UNANSWERED_COMMANDS; i++)
+        a!.adapter.broadcast(message('probe', [i]), to(['nobody']))
+      const storing = a!.adapter.handOff(snapshotOf(sid, 's1'), TTL)
+      // What the server numbers for the session from its freeze on, before the entry begins.
+      for (const t of texts) a!.adapter.appendHandOff(sid, t)
+      expect(a!.warnings.filter((w) => w.includes('dropped an append'))).toHaveLength(complete ? 0 : 1)
+      await busy.runAll()
+      expect(await within(storing, 8000, 'the handoff')).toBe(true)
+      const tail = await takenOver(b!, sid)
+      expect(tail).toMatchObject({ complete, late: false })
+      expect(tail.tail).toEqual(texts.slice(0, kept))
+    },
+  )
+
   it('says at close which writes Redis got and may still run, and which never reached it', async () => {
     const cluster = suite.cluster({ requestTimeout: 5000 })
     const [a] = await cluster.start(1)
