@@ -16,11 +16,12 @@ import type {
   SocketDescription,
 } from '@parley/server'
 import { createClient } from 'redis'
-import { afterAll, afterEach, beforeAll, expect } from 'vitest'
+import { afterAll, afterEach, beforeAll, expect, vi } from 'vitest'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { releaseAll } from '../../../test/support/release.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
+import { sealWaits } from '../src/takeover.js'
 
 export const HEARTBEAT = 300
 
@@ -667,4 +668,22 @@ export async function claimAgain(node: FakeNode, sid: string): Promise<SessionCl
 export async function reachesLive(from: FakeNode, arg: string, socket: FakeSocket): Promise<void> {
   from.adapter.broadcast(message('news', [arg]), to(['r']))
   await until(() => socket.got.includes(arg), 5000, `${arg} at the socket`)
+}
+
+/** The waits for a seal, run out by hand (`runOut`) rather than after `SEAL_WAIT_MS`. */
+export function sealWaitsByHand() {
+  const pending: (() => void)[] = []
+  const spy = vi.spyOn(sealWaits, 'start').mockImplementation((wake) => {
+    pending.push(wake)
+    return () => {}
+  })
+  return {
+    get began() {
+      return pending.length
+    },
+    runOut: () => {
+      for (const wake of pending.splice(0)) wake()
+    },
+    stop: () => spy.mockRestore(),
+  }
 }

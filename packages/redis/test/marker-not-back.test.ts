@@ -4,12 +4,11 @@
 // they come back to the claimer after that join: the session must not get them a second time.
 // Nor another node's that the old node put in the tail: the old node writes with the tail the
 // count of each node's last broadcast it read, and the claimer goes by it.
-import { describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { releaseAll } from '../../../test/support/release.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
-import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
   handedOffSession,
@@ -18,30 +17,13 @@ import {
   holdBack,
   message,
   reachesLive,
+  sealWaitsByHand,
   takeOverOn,
   to,
   untilTailHolds,
   untilTailSealed,
   won,
 } from './handoff-support.js'
-
-/** The waits for a seal, run out by hand (`runOut`) rather than after `SEAL_WAIT_MS`. */
-function sealWaitsByHand() {
-  const pending: (() => void)[] = []
-  const spy = vi.spyOn(sealWaits, 'start').mockImplementation((wake) => {
-    pending.push(wake)
-    return () => {}
-  })
-  return {
-    get began() {
-      return pending.length
-    },
-    runOut: () => {
-      for (const wake of pending.splice(0)) wake()
-    },
-    stop: () => spy.mockRestore(),
-  }
-}
 
 const scene = handoffScenes()
 

@@ -6,12 +6,11 @@
 // when it appended nothing at all: the handoff's write carries them, taken with the snapshot.
 // Nor must the old node's place for itself pass one of its own still on its way to the socket,
 // which no snapshot or tail holds: the claimer would drop it.
-import { describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { releaseAll } from '../../../test/support/release.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
-import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
   type FakeCluster,
@@ -21,30 +20,13 @@ import {
   handoffScenes,
   message,
   reachesLive,
+  sealWaitsByHand,
   snapshotOf,
   takeOverOn,
   to,
   untilTailSealed,
   won,
 } from './handoff-support.js'
-
-/** The waits for a seal, run out by hand (`runOut`) rather than after `SEAL_WAIT_MS`. */
-function sealWaitsByHand() {
-  const pending: (() => void)[] = []
-  const spy = vi.spyOn(sealWaits, 'start').mockImplementation((wake) => {
-    pending.push(wake)
-    return () => {}
-  })
-  return {
-    get began() {
-      return pending.length
-    },
-    runOut: () => {
-      for (const wake of pending.splice(0)) wake()
-    },
-    stop: () => spy.mockRestore(),
-  }
-}
 
 const scene = handoffScenes()
 
