@@ -33,12 +33,13 @@ import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
-import { ReadPlaces, UncutSockets } from './places.js'
+import { ReadPlaces } from './places.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 import { Takeover } from './takeover.js'
+import { UncutSockets } from './uncut-sockets.js'
 import { Warnings } from './warnings.js'
 import {
   type BroadcastPacket,
@@ -159,7 +160,7 @@ export class RedisAdapter implements Adapter {
   readonly #cut = new Cut()
   /** Where this node is on the broadcast channel (see places.ts). */
   readonly #readPlaces = new ReadPlaces()
-  /** Sockets a takeover joined before its marker came back (see places.ts). */
+  /** Sockets a takeover joined before its marker came back (see uncut-sockets.ts). */
   readonly #uncut = new UncutSockets((message, options, id) =>
     this.#memory.broadcast(message, options, (socket) => socket === id),
   )
@@ -441,7 +442,7 @@ export class RedisAdapter implements Adapter {
     const cut = this.#cut
     const publish = !options.local && !this.#closed
     // A socket joined without a cut whose tail is not read yet takes it when it comes back
-    // instead, held and filtered by the tail's places (see places.ts).
+    // instead, held and filtered by the tail's places (see uncut-sockets.ts).
     const leftOut: string[] = []
     const uncut = publish && !this.#uncut.empty ? this.#uncut.leftOut(leftOut) : undefined
     if (options.local || (cut.empty && !uncut)) this.#memory.broadcast(message, options)
@@ -733,7 +734,7 @@ export class RedisAdapter implements Adapter {
     this.#sessions.handingOff(sid)
     this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + ttl + CLAIM_KEEP_MS)
     // The socket took this node's own broadcasts up to `from` when they were emitted (but for
-    // those it was left out of for a tail, still on their way: see places.ts), so the snapshot
+    // those it was left out of for a tail, still on their way: see uncut-sockets.ts), so the snapshot
     // holds them, whether they came back here yet or not: written as this node's place at least,
     // with the snapshot and each append (see `#placesOf`). Else a claimer joined before its
     // marker came back, whose slow subscriber reads one after the join, would deliver it again
@@ -1373,13 +1374,13 @@ export class RedisAdapter implements Adapter {
     if (!own && !this.#fits(message, packet.n)) return
     const options = fromWireOptions(packet.o)
     // A socket joined before its claim marker came back takes it in order, unless the tail it
-    // was restored from holds it (see places.ts).
+    // was restored from holds it (see uncut-sockets.ts).
     const uncut = (only?: (id: string) => boolean) =>
       this.#uncut.empty ? only : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only)
     if (own) {
       const q = packet.q ?? 0
       const atReturn = this.#cut.atReturn(q)
-      // A socket left out of it when it was emitted, for its tail, takes it now (see places.ts).
+      // A socket left out of it when it was emitted, for its tail, takes it now (see uncut-sockets.ts).
       const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
       this.#memory.broadcast(message, options, uncut(takes))
       this.#cut.back(packet.q)

@@ -1,0 +1,197 @@
+// The sockets a takeover joined before its claim marker came back, and which broadcasts the
+// tail they were restored from holds already (by the old node's places, see places.ts).
+import type { BroadcastMessage, BroadcastOptions } from '@parley/server'
+import { holds, passes } from './places.js'
+import type { Place } from './wire.js'
+
+/** A broadcast read while a socket waits for the tail's places. */
+interface Held {
+  node: string
+  q: number | undefined
+  message: BroadcastMessage
+  options: BroadcastOptions
+}
+
+/** A socket joined without a cut (see `UncutSockets`). */
+interface Uncut {
+  /** Until the tail is read (bounded: see `HandOffStore.finish`), what reached it, in order. */
+  held: Held[] | undefined
+  /** The old node's places, once read: by node, which of its broadcasts the tail has. */
+  places: Map<string, Place> | undefined
+  /** This node's own broadcasts it was left out of when they were emitted, by count. */
+  owed: Set<number>
+}
+
+/**
+ * The sockets of this node that a takeover joined before its claim marker came back (its
+ * subscriber slow to read, or every marker refused: see takeover.ts). The broadcasts that
+ * subscriber reads after the join may be before the marker on the channel (or, with no marker,
+ * read by the old node before the tail was read), and in the tail already. Their count tells:
+ * the old node wrote with the tail where it was on the channel (`ReadPlaces`), and a broadcast
+ * at or below that place is not delivered again here, this node's own included (on top of the
+ * cut's own rule for them, see cut.ts, which lets through those PUBLISHed after a marker that
+ * may run). One without a count (a node of an earlier version) is delivered, as before.
+ *
+ * Until the tail is read, the places are not known: what reaches the socket meanwhile (one
+ * round trip) is held, in order, and delivered once they are, less what the tail holds. A
+ * tail without places (written by a node of an earlier version, or not read: Redis did not
+ * answer) lets all of it through.
+ *
+ * This node's own broadcasts are no exception: the old node may read one emitted here after the
+ * join, before the tail is read, and put it into the tail. So while the tail is not read, the
+ * socket is left out of them when they are emitted (as a positioned one is, see cut.ts) and
+ * takes them when they come back, held and filtered as the others' (`leftOut`, `owes`); so it is
+ * as long as one it was left out of is still on its way, so that they keep their order. One
+ * whose PUBLISH is given up reaches it then, past the filter (`givenUp`): never run, the old
+ * node cannot have it; sent and unanswered, Redis may still run it, and the old node put it
+ * into the tail should it read it before the tail is read (the one case left that reaches the
+ * session twice: the filter cannot tell, and dropping it could lose it).
+ *
+ * A node's places are passed once one of its broadcasts above them is read: every later one is
+ * above them too. The socket is let go once every node's is and none of its own it was left out
+ * of is on its way, or when it leaves this node.
+ */
+export class UncutSockets {
+  readonly #sockets = new Map<string, Uncut>()
+
+  constructor(
+    /** Delivers `message` to socket `id` alone, if it still matches `options`. */
+    private readonly deliver: (message: BroadcastMessage, options: BroadcastOptions, id: string) => void,
+  ) {}
+
+  get empty(): boolean {
+    return this.#sockets.size === 0
+  }
+
+  /** Socket `id` joins without a cut: what reaches it is held until `read`. */
+  joined(id: string): void {
+    this.#sockets.set(id, { held: [], places: undefined, owed: new Set() })
+  }
+
+  /**
+   * At the emit of one of this node's own broadcasts: false for the sockets that take it when it
+   * comes back instead (their tail not read yet, or an earlier one they were left out of still
+   * on its way), each added to `ids`, for `owe` once the broadcast has its count.
+   */
+  leftOut(ids: string[]): (id: string) => boolean {
+    return (id) => {
+      const socket = this.#sockets.get(id)
+      if (!socket || (!socket.held && socket.owed.size === 0)) return true
+      ids.push(id)
+      return false
+    }
+  }
+
+  /** Sockets `ids` were left out of this node's own broadcast `q` when it was emitted. */
+  owe(ids: readonly string[], q: number): void {
+    for (const id of ids) this.#sockets.get(id)?.owed.add(q)
+  }
+
+  /** The first of this node's own broadcasts that socket `id` was left out of and still waits for. */
+  firstOwed(id: string): number | undefined {
+    let first: number | undefined
+    for (const q of this.#sockets.get(id)?.owed ?? []) if (first === undefined || q < first) first = q
+    return first
+  }
+
+  /** Whether socket `id` was left out of own broadcast `q`, which came back: it takes it now. */
+  owes(id: string, q: number | undefined): boolean {
+    const socket = q === undefined ? undefined : this.#sockets.get(id)
+    return socket?.owed.delete(q as number) === true
+  }
+
+  /**
+   * This node's own broadcasts up to `q` came back, or are lost to this node (see
+   * `RedisAdapter.#settleGap`): none of them is on its way any more to a socket left out of it.
+   */
+  back(q: number | undefined): void {
+    if (q === undefined) return
+    for (const [id, socket] of this.#sockets) {
+      for (const owed of socket.owed) if (owed <= q) socket.owed.delete(owed)
+      this.#letGo(id, socket)
+    }
+  }
+
+  /**
+   * The PUBLISH of this node's own broadcast `q` was given up (refused, never sent, or sent and
+   * not answered): the sockets left out of it take it now, in order with what they hold. Never
+   * run, the old node cannot have had it; run late, it does not reach them again (`owes`).
+   */
+  givenUp(q: number, message: BroadcastMessage, options: BroadcastOptions): void {
+    for (const [id, socket] of this.#sockets) {
+      if (!socket.owed.delete(q)) continue
+      // No count: the places do not filter it (the old node may read a later one of this
+      // node's, and its place for this node say nothing of this one).
+      if (socket.held) socket.held.push({ node: '', q: undefined, message, options })
+      else this.deliver(message, options, id)
+      this.#letGo(id, socket)
+    }
+  }
+
+  /**
+   * The tail of socket `id`'s session was read, with the old node's `places` (undefined when it
+   * wrote none): what was held is delivered, less the broadcasts at or below them.
+   */
+  read(id: string, places: ReadonlyMap<string, Place> | undefined): void {
+    const socket = this.#sockets.get(id)
+    if (!socket?.held) return
+    const held = socket.held
+    socket.held = undefined
+    socket.places = places && places.size > 0 ? new Map(places) : undefined
+    for (const broadcast of held) {
+      if (!this.#passes(socket, broadcast.node, broadcast.q)) continue
+      // Passed: its node's later broadcasts are above its place too.
+      const place = socket.places?.get(broadcast.node)
+      if (place && broadcast.q !== undefined && passes(place, broadcast.q))
+        socket.places?.delete(broadcast.node)
+      this.deliver(broadcast.message, broadcast.options, id)
+    }
+    this.#letGo(id, socket)
+  }
+
+  /** Socket `id` left this node (or its rooms): nothing more to filter for it. */
+  forget(id: string): void {
+    this.#sockets.delete(id)
+  }
+
+  /**
+   * Broadcast `q` of `node` is read, before it is delivered: the nodes whose places it passes are
+   * let go (a later one of theirs is above them as well).
+   */
+  readFrom(node: string, q: number | undefined): void {
+    if (q === undefined) return
+    for (const [id, socket] of this.#sockets) {
+      const place = socket.places?.get(node)
+      if (place === undefined || !passes(place, q)) continue
+      socket.places?.delete(node)
+      this.#letGo(id, socket)
+    }
+  }
+
+  /**
+   * Narrows `only` (the sockets a broadcast reaches now): a socket joined without a cut takes it
+   * now unless it is held, or is at or below the old node's place for its node.
+   */
+  only(broadcast: Held, only: ((id: string) => boolean) | undefined): (id: string) => boolean {
+    return (id) => {
+      if (only && !only(id)) return false
+      const socket = this.#sockets.get(id)
+      if (!socket) return true
+      if (socket.held) {
+        socket.held.push(broadcast)
+        return false
+      }
+      return this.#passes(socket, broadcast.node, broadcast.q)
+    }
+  }
+
+  /** Lets socket `id` go once there is nothing left to hold, filter or take back for it. */
+  #letGo(id: string, socket: Uncut): void {
+    if (!socket.held && !socket.places?.size && socket.owed.size === 0) this.#sockets.delete(id)
+  }
+
+  #passes(socket: Uncut, node: string, q: number | undefined): boolean {
+    const place = q === undefined ? undefined : socket.places?.get(node)
+    return place === undefined || q === undefined || !holds(place, q)
+  }
+}
