@@ -166,9 +166,12 @@ export function setUpChat(
    * would end the process.
    */
   function announceOrWarn(room: string): Promise<void> {
-    return announce(room).catch((err: unknown) =>
-      log?.warn({ err, room }, `chat: the people list of a room could not be sent: ${messageOf(err)}`),
-    )
+    return announce(room).catch((err: unknown) => unlisted(err, room))
+  }
+
+  /** A people list that could not be made: logged, and the chat goes on (see `announceOrWarn`). */
+  function unlisted(err: unknown, room: string): void {
+    log?.warn({ err, room }, `chat: the people list of a room could not be sent: ${messageOf(err)}`)
   }
 
   /** Each socket's typing signals passed on lately (see `typingLimit`). */
@@ -182,22 +185,34 @@ export function setUpChat(
    * Puts the socket in `room` (and out of any other chat room). Called only from a socket's
    * joins and messages, which run in turn (see `inTurn`): two changes that overlapped (a person
    * clicking through rooms) would each see the socket still in the room they start from, and
-   * leave it in two rooms.
+   * leave it in two rooms. Whether every people list the move asked for went out: one that could
+   * not be made (the adapter's cluster query rejected) is logged, and the move stands all the same.
    */
-  function enter(socket: ChatSocket, room: string): Promise<void> {
+  function enter(socket: ChatSocket, room: string): Promise<boolean> {
     heading.set(socket, room)
     return moveTo(socket, room)
   }
 
-  async function moveTo(socket: ChatSocket, room: string): Promise<void> {
+  async function moveTo(socket: ChatSocket, room: string): Promise<boolean> {
     // Chat rooms only: not the socket's own room (its id), nor a nickname's (with a colon).
     const left = [...socket.rooms].filter((r) => r !== room && r !== socket.id && ROOM_PATTERN.test(r))
     const arrived = socket.data.room !== room || !socket.rooms.has(room)
-    if (!arrived && left.length === 0) return
+    if (!arrived && left.length === 0) return true
     for (const r of left) await socket.leave(r)
     await socket.join(room)
     socket.data.room = room
-    await Promise.all([...left, ...(arrived ? [room] : [])].map(announce))
+    const told = await Promise.all(
+      [...left, ...(arrived ? [room] : [])].map((r) =>
+        announce(r).then(
+          () => true,
+          (err: unknown) => {
+            unlisted(err, r)
+            return false
+          },
+        ),
+      ),
+    )
+    return told.every(Boolean)
   }
 
   /**
@@ -358,13 +373,23 @@ export function setUpChat(
         if (joined.code === ChatErrorCode.STORE_UNAVAILABLE) joinLimits.giveBack(socket.data, change)
         return ack(joined)
       }
-      const { history, list, peopleVersion } = joined
+      const { history, list, peopleVersion } = joined.joined
+      // Made after the store's join gave its version, like any list (see `announce`). The socket
+      // is in the room by now: a list that cannot be made (the adapter's cluster query rejected)
+      // does not undo the join, which answers with the history and the person's own name, flagged
+      // so that the page says the list is unavailable. Logged once: not again when the room's own
+      // list failed a moment before.
+      const listed = await people(room).catch((err: unknown) => {
+        if (joined.told) unlisted(err, room)
+        return undefined
+      })
       ack({
         ok: true,
         room,
         history,
-        // Made after the store's join gave its version, like any list (see `announce`).
-        people: await people(room),
+        ...(listed === undefined
+          ? { people: [socket.data.nickname], peopleUnavailable: true }
+          : { people: listed }),
         peopleVersion,
         rooms: list.rooms,
         roomsVersion: list.version,
@@ -377,15 +402,16 @@ export function setUpChat(
     }
 
     /**
-     * Takes the socket into `room` (see `join`); its history and the rooms list, or why it cannot.
+     * Takes the socket into `room` (see `join`); its history and the rooms list, and whether the
+     * people lists the move asked for went out (see `enter`); or why it cannot.
      * `socket.data.joining` says where to until it is done, for a node that takes the session over.
      */
-    async function go(room: string): Promise<Joined | Refusal> {
+    async function go(room: string): Promise<{ joined: Joined; told: boolean } | Refusal> {
       socket.data.joining = room
       try {
         const joined = await admit(room)
-        if (!('ok' in joined)) await enter(socket, room)
-        return joined
+        if ('ok' in joined) return joined
+        return { joined, told: await enter(socket, room) }
       } finally {
         // Done, either way: a move from here on carries the socket's room as it is.
         delete socket.data.joining

@@ -118,6 +118,12 @@ export type JoinReply =
       roomsVersion: number
       /** The version of `people` (see the `presence` event). */
       peopleVersion: number
+      /**
+       * The server could not make the room's people list (its adapter's cluster query failed):
+       * `people` holds this person alone, and the page says the list is unavailable until the
+       * room's next `presence`.
+       */
+      peopleUnavailable?: true
       /** The `by` of this browser's messages: those are its own. None for a session without a visitor id. */
       you?: string
     }

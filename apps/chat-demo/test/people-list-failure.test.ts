@@ -7,6 +7,7 @@ import type { NodesChangeListener } from '@parley/redis'
 import { type BroadcastOptions, MemoryAdapter, type SocketDescription } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { within } from '../../../packages/server/test/helpers.js'
 import { unheard } from '../../../test/support/unheard.js'
 import { buildChatApp } from '../src/app.js'
 import type { ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
@@ -69,6 +70,42 @@ describe('a people list whose cluster query rejects', () => {
     if (!adapter) throw new Error('the server made no adapter')
     return { adapter, warned, ona, pim }
   }
+
+  it('on a join answers with the history and a list flagged unavailable, logged once at warn', async () => {
+    const { adapter, warned, ona } = await lobbyOfTwo()
+    const join = (room: string) =>
+      within(
+        new Promise<JoinReply>((resolve) => ona.emit('join', { room }, resolve)),
+        5000,
+        `the answer to a join of ${room}`,
+      )
+    const said = await new Promise<unknown>((resolve) =>
+      ona.emit('chat', { room: 'lobby', text: 'before the break' }, resolve),
+    )
+    expect(said).toMatchObject({ ok: true })
+    adapter.broken = true
+    const flagged = { ok: true, people: ['ona'], peopleUnavailable: true }
+    const left = await unheard(async () => {
+      // Changes of room: the socket is in the new room before the lists are asked for, the one
+      // it left and the one it came to: each logged, the answer's own not again.
+      expect(await join('help')).toMatchObject({ ...flagged, room: 'help', history: [] })
+      expect(warned).toEqual([LINE, LINE])
+      const back = await join('lobby')
+      expect(back).toMatchObject({ ...flagged, room: 'lobby' })
+      if (!('history' in back)) throw new Error('the join was refused')
+      expect(back.history.map((m) => m.text)).toEqual(['before the break'])
+      expect(warned).toHaveLength(4)
+      // A join of the room it is in already asks for no list but the answer's: logged once.
+      expect(await join('lobby')).toMatchObject({ ...flagged, room: 'lobby' })
+      expect(warned).toHaveLength(5)
+    }, 300)
+    expect(left).toEqual([])
+    expect(new Set(warned)).toEqual(new Set([LINE]))
+    adapter.broken = false
+    const mended = await join('lobby')
+    expect(mended).toMatchObject({ ok: true, people: ['ona', 'pim'] })
+    expect(mended).not.toHaveProperty('peopleUnavailable')
+  })
 
   it('when someone leaves is logged once at warn, and nothing is left unhandled', async () => {
     const { adapter, warned, pim } = await lobbyOfTwo()

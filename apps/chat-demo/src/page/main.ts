@@ -401,7 +401,11 @@ function draw(reply: Extract<JoinReply, { ok: true }>, messages: readonly ChatMe
     view.clearMessages()
   }
   drawRooms(reply.rooms, reply.roomsVersion)
-  view.people(peopleLists.heard(reply.room, reply.people, reply.peopleVersion))
+  // A list the server could not make (this person alone) is kept without its version: the room's
+  // next list replaces it, whatever its version.
+  const unavailable = reply.peopleUnavailable === true
+  const version = unavailable ? undefined : reply.peopleVersion
+  view.people(peopleLists.heard(reply.room, reply.people, version), unavailable)
   for (const message of messages) show(message)
   if (cleared) for (const [tick, to] of onTheirWay) if (to === room) tick.redraw()
   held.arrived(room)

@@ -293,7 +293,12 @@ export function createView() {
       }
     },
 
-    people(names: string[]): void {
+    /**
+     * `unavailable`: the server could not make the list (a join's answer says so), and `names`
+     * holds this person alone; the next list heard is whole again.
+     */
+    people(names: string[], unavailable = false): void {
+      $('people-unavailable').hidden = !unavailable
       const list = $('people')
       // The same people again: a node that took a session over tells its room who is there once
       // more (see the README), most often the list the page shows. Drawn again, it would flash.
