@@ -4,6 +4,7 @@ import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
+import { unneededFormatCharacter } from './format-characters.js'
 import { JoinLimits } from './join-limits.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
@@ -111,6 +112,14 @@ export function setUpChat(
         throw new ParleyError(
           ChatErrorCode.BAD_NICKNAME,
           'pick a nickname without bidi embedding, override or isolate controls (U+202A to U+202E, U+2066 to U+2069): they make a name read as another',
+        )
+      }
+      // Nor may one hide a character that is drawn as nothing: 'ad\u200Bmin' shows as "admin".
+      const hidden = unneededFormatCharacter(nickname)
+      if (hidden !== undefined) {
+        throw new ParleyError(
+          ChatErrorCode.BAD_NICKNAME,
+          `pick a nickname without invisible format characters (${hidden} here): drawn as nothing, they make a name pass for another`,
         )
       }
       const visitor = visitorOf(socket.handshake.auth)
@@ -659,7 +668,8 @@ function messageOf(error: unknown): string {
 /**
  * The bidi embeddings, overrides and isolates (LRE, RLE, PDF, LRO, RLO; LRI, RLI, FSI, PDI): they
  * reorder the letters around them, so that a name can be drawn as another one. The marks (LRM, RLM,
- * ALM) only nudge where neutral characters go, and stay allowed.
+ * ALM) only nudge where neutral characters go; invisible, they are refused with the other format
+ * characters (see `unneededFormatCharacter`), with a message of their own.
  */
 const BIDI_CONTROL = /[\u202A-\u202E\u2066-\u2069]/u
 

@@ -532,7 +532,7 @@ describe('chat server', () => {
     expect((await attempt({ nickname: family + name }))[1]).toBe(ChatErrorCode.BAD_NICKNAME)
   })
 
-  it('refuses a nickname of characters that show nothing, and takes one that has them beside others', async () => {
+  it('refuses a nickname of characters that show nothing', async () => {
     const blanks = [
       '\u200B\u200B', // zero-width spaces
       '\u200E\u202E\u202C', // bidi marks and controls
@@ -545,9 +545,54 @@ describe('chat server', () => {
       expect(refused, JSON.stringify(nickname)).toBe(ChatErrorCode.BAD_NICKNAME)
       expect(socket.connected).toBe(false)
     }
-    const [zoe, refused] = await attempt({ nickname: 'zo\u200Be' })
-    expect(refused).toBeUndefined()
-    expect(await join(zoe, 'lobby')).toMatchObject({ ok: true, people: ['zo\u200Be'] })
+  })
+
+  it('refuses a nickname with a format character drawn as nothing between its letters, and says which', async () => {
+    const hidden = [
+      'ad\u200Bmin', // zero-width space: drawn "admin"
+      'ad\u200Dmin', // a joiner between Latin letters, which it joins to nothing
+      'ad\u200Cmin', // a non-joiner, the same
+      'ad\u2060min', // word joiner
+      'ad\uFEFFmin', // zero-width no-break space
+      'ad\u00ADmin', // soft hyphen
+      'admin\u200E', // left-to-right mark
+      '\u200F\u05E0\u05D5\u05E2\u05DD 2', // right-to-left mark: the page isolates names, none is needed
+      '\u{1F468}\u200Dann', // a joiner between an emoji and a letter
+    ]
+    for (const nickname of hidden) {
+      const [socket, refused] = await attempt({ nickname })
+      expect(refused, JSON.stringify(nickname)).toBe(ChatErrorCode.BAD_NICKNAME)
+      expect(socket.connected).toBe(false)
+    }
+    const words = await new Promise<string>((resolve) => {
+      const socket = connect<ServerEvents, ClientEvents>(url, {
+        auth: { nickname: 'ad\u200Bmin' },
+        transports: ['polling'],
+      })
+      clients.push(socket)
+      socket.on('connect_error', (error, willRetry) => {
+        if (!willRetry) resolve(error.message)
+      })
+    })
+    expect(words).toContain('invisible format characters (U+200B here)')
+  })
+
+  it('takes the joiners emoji sequences and joining scripts need, and flags of regions', async () => {
+    const names = [
+      '\u{1F469}\u{1F3FD}\u200D\u{1F680}', // an astronaut with a skin tone
+      '\u{1F3F3}\u{FE0F}\u200D\u{1F308}', // the rainbow flag
+      '\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}', // England's flag (tags)
+      '\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645', // Persian, with a non-joiner
+      '\u0915\u094D\u200D\u0937', // Devanagari, a half form with a joiner
+    ]
+    for (const nickname of names) {
+      const [socket, refused] = await attempt({ nickname })
+      expect(refused, JSON.stringify(nickname)).toBeUndefined()
+      expect(await join(socket, 'lobby')).toMatchObject({
+        ok: true,
+        people: expect.arrayContaining([nickname]),
+      })
+    }
   })
 
   it('refuses a nickname with a bidi embedding, override or isolate in it, and takes names in right-to-left scripts', async () => {
@@ -576,8 +621,9 @@ describe('chat server', () => {
       })
     })
     expect(words).toContain('bidi')
-    // Arabic and Hebrew letters, and a right-to-left mark beside them, are drawn as they are.
-    const names = ['\u0633\u0627\u0631\u0629', '\u05D3\u05E0\u05D4', '\u200F\u05E0\u05D5\u05E2\u05DD 2']
+    // Arabic and Hebrew letters are drawn as they are (a name with a bidi mark is refused: see
+    // the test of format characters).
+    const names = ['\u0633\u0627\u0631\u0629', '\u05D3\u05E0\u05D4', '\u05E0\u05D5\u05E2\u05DD 2']
     for (const nickname of names) {
       const [socket, refused] = await attempt({ nickname })
       expect(refused, JSON.stringify(nickname)).toBeUndefined()
