@@ -1,6 +1,7 @@
 // What the page says when the connection fails, in words a person can act on, with the client's
-// own words in a tooltip: a WebSocket refused on the way (the page goes on over SSE), a server
-// that stops, and a session a draining node hands to another one.
+// own words in a tooltip: a WebSocket refused on the way (the page goes on over SSE), a people
+// list the server could not make, a server that stops, and a session a draining node hands to
+// another one.
 import { execFile } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +17,7 @@ import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
 import { MemoryStore } from '../src/store.js'
+import { BreakingAdapter } from './breaking-adapter.js'
 import { type ChatClusterRun, startChatCluster } from './chat-cluster.js'
 
 /** Opens the chat as `name` at `base` (with `query`), in a context of its own, and waits until it is in. */
@@ -42,7 +44,7 @@ async function waitForText(page: Page, selector: string, text: string): Promise<
       { timeout: 10_000 },
     )
   } catch (error) {
-    const shown = await page.textContent(selector)
+    const shown = await page.textContent(selector, { timeout: 1000 }).catch(() => null)
     throw new Error(`${selector} never said "${text}" (it said "${shown}")`, { cause: error })
   }
 }
@@ -79,6 +81,36 @@ describe.skipIf(skipBrowserSuites())('the words of a failure, on one server', ()
     expect(await page.getAttribute('#transport', 'title')).toMatch(
       /^sse: websocket WebSocket ws:.+ closed \(1006\)$/,
     )
+    await closeTabs(page)
+  })
+
+  it('says the people list is unavailable when a join cannot make it, until the next list', async () => {
+    let adapter: BreakingAdapter | undefined
+    const app = await buildChatApp({
+      store: new MemoryStore(),
+      adapter: (sockets) => {
+        adapter = new BreakingAdapter(sockets)
+        return adapter
+      },
+    })
+    servers.add(app)
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    const page = await join(browser, url, 'dee')
+    expect(await page.isHidden('#people-unavailable')).toBe(true)
+    if (!adapter) throw new Error('the server made no adapter')
+    adapter.broken = true
+    await page.click('#rooms [data-room="help"]', { timeout: 10_000 })
+    await waitForText(page, '#people-unavailable', 'People list unavailable just now.')
+    expect(await page.locator('#people li').allTextContents()).toEqual(['dee'])
+    adapter.broken = false
+    // Someone else comes: the room's next list is whole, and the note goes.
+    const other = await join(browser, url, 'eli', '?room=help')
+    await page.waitForFunction(() => document.querySelectorAll('#people li').length === 2, null, {
+      timeout: 10_000,
+    })
+    expect(await page.isHidden('#people-unavailable')).toBe(true)
+    await closeTabs(other)
     await closeTabs(page)
   })
 

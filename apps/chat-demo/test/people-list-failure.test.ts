@@ -1,34 +1,18 @@
-// A people list nobody awaits (someone left; the live nodes changed) whose cluster query rejects:
-// an adapter of the application's may fail where @parley/redis never does. The failure is the
-// chat's to log, once, at warn; left unhandled it would end the process.
+// A people list whose cluster query rejects: an adapter of the application's may fail where
+// @parley/redis never does. One nobody awaits (someone left; the live nodes changed) is the chat's
+// to log, once, at warn; left unhandled it would end the process. A join's stands all the same.
 import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from '@parley/client'
-import type { NodesChangeListener } from '@parley/redis'
-import { type BroadcastOptions, MemoryAdapter, type SocketDescription } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { within } from '../../../packages/server/test/helpers.js'
 import { unheard } from '../../../test/support/unheard.js'
 import { buildChatApp } from '../src/app.js'
 import type { ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
+import { BreakingAdapter } from './breaking-adapter.js'
 import { connected } from './connected.js'
 
 type Client = Socket<ServerEvents, ClientEvents>
-
-/** In memory, its cluster queries rejecting once `broken`; it tells of node changes too. */
-class BreakingAdapter extends MemoryAdapter {
-  broken = false
-  readonly listeners = new Set<NodesChangeListener>()
-
-  override fetchSockets(options: BroadcastOptions): Promise<SocketDescription[]> {
-    return this.broken ? Promise.reject(new Error('the cluster did not answer')) : super.fetchSockets(options)
-  }
-
-  onNodesChange(listener: NodesChangeListener): () => void {
-    this.listeners.add(listener)
-    return () => void this.listeners.delete(listener)
-  }
-}
 
 const LINE = 'chat: the people list of a room could not be sent: the cluster did not answer'
 
