@@ -75,7 +75,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
 
   const idle = new IdleConnections(app.server)
   const http2Sessions = new Http2Sessions(app.server)
-  // Made before any request listener of Parley's own but idle's: it finds Fastify's.
+  // Made before any request listener of Parley's own but idle's and http2Sessions': it finds
+  // Fastify's.
   // Its own logs of refused origins and versions: the routes' close with the server, before the
   // last answers.
   const originRefusals = new OriginRefusals(app.log)
@@ -150,7 +151,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
     sent,
-    own: idle.listeners,
+    own: new Set([...idle.listeners, ...http2Sessions.listeners]),
   })
   const closingWebSockets = new ClosingWebSockets()
   const closingForwards = new ClosingForwards()

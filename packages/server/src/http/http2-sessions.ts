@@ -39,6 +39,8 @@ export class Http2Sessions {
   /** How many `#unused` may hold before the next sweep. */
   #sweepAt = SWEEP_FROM
   #closing = false
+  /** Its own listeners on the server, which must see every request and upgrade (see last-words.ts). */
+  readonly listeners = new Set<unknown>()
 
   /** Does nothing for HTTP/1.1 servers (`IdleConnections` is theirs); only HTTP/2 ones emit `session`. */
   constructor(server: EventEmitter) {
@@ -74,16 +76,19 @@ export class Http2Sessions {
       unused.add(socket)
       if (unused.size >= this.#sweepAt) this.#sweep()
     })
-    server.on('request', (req: IncomingMessage) => {
+    const onRequest = (req: IncomingMessage) => {
       if (req.httpVersionMajor === 1) unused.delete(req.socket as TLSSocket)
-    })
-    server.on('upgrade', (req: IncomingMessage) => {
+    }
+    const onUpgrade = (req: IncomingMessage) => {
       const socket = req.socket
       unused.delete(socket as TLSSocket)
       // An upgrade refused within the event (Fastify's 503 at close) leaves its connection to
       // nobody: see `endIfRefused`. Every 'upgrade' listener has run by then.
       queueMicrotask(() => endIfRefused(socket))
-    })
+    }
+    server.on('request', onRequest)
+    server.on('upgrade', onUpgrade)
+    this.listeners.add(onRequest).add(onUpgrade)
   }
 
   /** Forgets the closed connections that never had a request (see `IdleConnections`). */

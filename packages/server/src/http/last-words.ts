@@ -1,6 +1,6 @@
-import { Server as HttpServer, type IncomingMessage, ServerResponse } from 'node:http'
-import { Server as HttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
+import { type IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HttpTransportName } from '../transports/registry.js'
@@ -10,7 +10,10 @@ import { lingerOnClose } from './lingering-close.js'
 import { takeGetAck } from './session-get.js'
 import type { TakePost } from './upstream-post.js'
 
-type RequestListener = (this: unknown, req: IncomingMessage, res: ServerResponse) => void
+/** A request as the server hands it over: HTTP/1.1's, or HTTP/2's (Node's compatibility API). */
+type RawRequest = IncomingMessage | Http2ServerRequest
+type RawResponse = ServerResponse | Http2ServerResponse
+type RequestListener = (this: unknown, req: RawRequest, res: RawResponse) => void
 type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void
 
 /** The transport whose last words wait for `sid`'s next GET on endpoint `kind`, taken out. */
@@ -45,7 +48,7 @@ export type ForwardAtClose = (
 export type UpgradeAtClose = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean
 
 export interface LastWordsOptions {
-  /** `app.server`: only Node's `http` and `https` servers are taken over. */
+  /** `app.server`: Node's `http`, `https` and `http2` servers are taken over, no other. */
   server: unknown
   /** What the endpoints answer while no route of Parley's can (see closing-answers.ts). */
   answers: ClosingAnswers
@@ -91,9 +94,13 @@ export interface LastWordsOptions {
  * `takeOver()`, when the server begins to close, puts one listener in the place of Fastify's
  * for requests, and one in the place of the upgrade listeners (@fastify/websocket's): they
  * answer the GETs that name a session with last words kept here and hand the other requests to
- * those listeners as they were, but for the endpoints' answers below. Only plain HTTP/1.1
- * servers (Node's `http` and `https`) are taken over; with others, such a client meets the 503
- * and resumes as after any lost transport.
+ * those listeners as they were, but for the endpoints' answers below. Node's `http`, `https` and
+ * `http2` servers are taken over (on HTTP/2, Fastify's listener is a 'request' one too, of Node's
+ * compatibility API, and the HTTP/1.1 requests and upgrades beside, `allowHTTP1`, come as on an
+ * HTTP/1.1 server); with another server (Fastify's `serverFactory`), such a client meets the 503
+ * and resumes as after any lost transport. An answer over HTTP/1.1 ends its connection; one over
+ * HTTP/2 ends its stream alone (see `endsConnection`): the session's GOAWAY comes once the last
+ * words are out (http2-sessions.ts).
  *
  * The endpoints' other requests get what the routes would answer them (`ClosingAnswers`): a
  * preflight its 204, a wrong method 405, another version 400, a page of an origin not allowed
@@ -115,7 +122,7 @@ export interface LastWordsOptions {
  * routes'.
  */
 export class LastWordsAtClose {
-  readonly #server: HttpServer | undefined
+  readonly #server: NetServer | undefined
   /** The request listeners of the server when Parley was registered, but its own: Fastify's. */
   readonly #fastify: RequestListener[] = []
   readonly #answers: ClosingAnswers
@@ -159,7 +166,9 @@ export class LastWordsAtClose {
     this.#fastifyRefuses = fastifyRefuses
     this.#sent = sent
     this.#own = own
-    if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
+    // `http`, `https` and `http2` servers are all `net.Server`s; an object of a serverFactory's
+    // that is not has no such listeners to take the place of.
+    if (!(server instanceof NetServer)) return
     this.#server = server
     this.#fastify = (server.listeners('request') as RequestListener[]).filter((l) => !own.has(l))
   }
@@ -176,8 +185,10 @@ export class LastWordsAtClose {
     if (this.#fastifyRefuses === true) this.#refusing = true
     const fastify = this.#fastify.filter((listener) => server.listeners('request').includes(listener))
     for (const listener of fastify) server.off('request', listener)
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (this.#answered(req, res)) return
+    server.on('request', (req: RawRequest, res: RawResponse) => {
+      // HTTP/2's request and response stand in for HTTP/1.1's, as they do on the routes (Fastify's
+      // `reply.raw`): what is answered here reads and writes only what both have.
+      if (this.#answered(req as IncomingMessage, res as ServerResponse)) return
       for (const listener of fastify) listener.call(server, req, res)
     })
     // @fastify/websocket's (registered after the plugin began, when Parley registers it), and
@@ -203,7 +214,7 @@ export class LastWordsAtClose {
     const verdict = this.#answers.judge(req)
     if (!verdict) return false
     const last = verdict.lastWords
-    if (last && this.#serveLast(res, last)) return true
+    if (last && this.#serveLast(req, res, last)) return true
     if (!this.#refusing) return false
     const live = verdict.post
     const taken = live && this.#post(live, req, res)
@@ -229,7 +240,7 @@ export class LastWordsAtClose {
       // CLOSE 'server shutdown'): its GET is served as on the route, not refused, which would
       // fail the client's transport before that CLOSE reaches it.
       const taken = takeGetAck(http, last.acks)
-      if (taken.ok) http.downstream(res, { ...last.headers, Connection: 'close' }, taken.ack)
+      if (taken.ok) http.downstream(res, { ...last.headers, ...connectionClose(req) }, taken.ack)
       else this.#send(res, coded(400, last.headers, taken.error.code, taken.error.message))
       return true
     }
@@ -239,7 +250,7 @@ export class LastWordsAtClose {
     if (ended) {
       void ended.then(() => {
         if (res.destroyed || res.writableEnded) return
-        if (!this.#serveLast(res, last)) this.#send(res, verdict.answer)
+        if (!this.#serveLast(req, res, last)) this.#send(res, verdict.answer)
       })
       return true
     }
@@ -266,12 +277,16 @@ export class LastWordsAtClose {
   }
 
   /** Serves `last`'s kept words on `res`: false when none are kept for it. */
-  #serveLast(res: ServerResponse, last: NonNullable<ClosingVerdict['lastWords']>): boolean {
+  #serveLast(
+    req: IncomingMessage,
+    res: ServerResponse,
+    last: NonNullable<ClosingVerdict['lastWords']>,
+  ): boolean {
     const kept = this.#take(last.sid, last.kind)
     if (!kept) return false
     try {
-      // The CORS headers the routes give this page; the connection ends with the answer.
-      kept.serveLast(res, { ...last.headers, Connection: 'close' })
+      // The CORS headers the routes give this page; an HTTP/1.1 connection ends with the answer.
+      kept.serveLast(res, { ...last.headers, ...connectionClose(req) })
     } catch (err) {
       this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
       res.destroy()
@@ -299,20 +314,40 @@ export class LastWordsAtClose {
 
   #send(res: ServerResponse, answer: EndpointAnswer): void {
     this.#sent(answer)
-    if (answer.bodyUnread) lingerOnClose(res)
+    // Over HTTP/2 the rest of the body comes on the request's stream alone, which the answer's
+    // end leaves to the session (flow control holds the client back; the GOAWAY at close resets
+    // a stream already answered): the connection, every other stream's, must not linger or end.
+    if (answer.bodyUnread && endsConnection(res.req)) lingerOnClose(res)
     writeAnswer(res, answer)
   }
 }
 
-/** An answer of the endpoints', as the routes give it; the connection ends with it. */
+/** An answer of the endpoints', as the routes give it; an HTTP/1.1 connection ends with it. */
 export function writeAnswer(res: ServerResponse, { status, headers, body }: EndpointAnswer): void {
   const text = body === undefined ? '' : JSON.stringify(body)
   res.writeHead(status, {
     ...headers,
-    Connection: 'close',
+    ...connectionClose(res.req),
     'Cache-Control': 'no-store',
     ...(body !== undefined && { 'Content-Type': 'application/json; charset=utf-8' }),
     'Content-Length': Buffer.byteLength(text),
   })
   res.end(text)
+}
+
+/**
+ * Whether an answer to `req` ends its connection: over HTTP/1.1 (or a request of `inject`'s),
+ * where the client then finds the closing server refusing new ones; not over HTTP/2, whose
+ * connection carries the client's other streams, and closes with the session's GOAWAY.
+ */
+function endsConnection(req: IncomingMessage | undefined): boolean {
+  return req?.httpVersionMajor !== 2
+}
+
+/**
+ * `Connection: close` for an answer that ends its connection (see `endsConnection`); none over
+ * HTTP/2, which has no connection-specific headers (RFC 9113, 8.2.2: Node warns and drops one).
+ */
+function connectionClose(req: IncomingMessage | undefined): { Connection?: 'close' } {
+  return endsConnection(req) ? { Connection: 'close' } : {}
 }
