@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Http2ServerRequest, SecureServerOptions } from 'node:http2'
 import parley, { type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page, Route } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { closeTabs } from '../../../test/support/tabs.js'
@@ -262,4 +262,37 @@ describe.skipIf(skip)('Parley on HTTP/2 with TLS, in Chromium', () => {
       ])
     },
   )
+
+  // A polling client between two polls at close: its CLOSE waits for its next GET, which the
+  // closing server (Fastify refusing every request with its bare 503) must answer with it.
+  it('a server closing with a page between two polls over h2 hands the CLOSE to its next poll', async () => {
+    const backend = await h2Server({ allowHTTP1: true })
+    const page = await open(backend, { transports: ['polling'] })
+    await pageUntil(page, 'window.parley.socket.connected', 8000, 'connect')
+    await exchange(page, backend, 1)
+    // The page's next poll, held in the browser until the server has closed.
+    let hold = false
+    const held: Route[] = []
+    await page.route(
+      (url) => url.pathname === '/parley/poll',
+      (route) => {
+        if (hold && route.request().method() === 'GET') held.push(route)
+        else void route.continue()
+      },
+    )
+    hold = true
+    // Answers the held poll: the page asks again at once.
+    backend.sockets.at(-1)!.emit('news', 2)
+    await pageUntil(page, 'window.parley.news.includes(2)', 5000, 'news 2')
+    await until(() => held.length === 1, 5000, "the page's next poll")
+    const closing = app!.close()
+    app = undefined
+    await until(() => backend.server.parley.closed, 5000, 'the server closing')
+    await held[0]!.continue()
+    await within(closing, 8000, 'the close')
+    await pageUntil(page, `window.parley.log.some((e) => e.event === 'disconnect')`, 5000, 'the disconnect')
+    expect((await log(page)).filter((e) => e.event === 'disconnect')).toEqual([
+      { event: 'disconnect', reason: 'server shutdown' },
+    ])
+  })
 })
