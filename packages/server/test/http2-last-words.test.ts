@@ -95,7 +95,7 @@ async function h2Server(secure: boolean) {
       // A GET's stream ends with its headers (Node's default for it).
       if (method !== 'GET') stream.end(body)
     })
-  return { app, port, send }
+  return { app, port, send, client }
 }
 
 /** A polling session opened by its handshake POST alone: the client has not polled yet. */
@@ -167,6 +167,54 @@ describe.each([
     }
     // The session's client polls at last: its words, then the close goes on without waiting.
     await send('GET', `poll?v=1&sid=${sid}`)
+    await within(closing, 5000, 'the close')
+    expect(warnings.map(String)).toEqual([])
+  })
+})
+
+describe.each([
+  ['h2c', false],
+  ['TLS', true],
+])('at close, on HTTP/2 (%s), a POST past maxPayload', (_name, secure) => {
+  it('gets its 413 on its stream, the connection left to the other streams', async () => {
+    const { app, send, client } = await h2Server(secure)
+    const sid = await handshake(send)
+    process.on('warning', noteWarning)
+    const closing = app.close()
+    await until(() => app.parley.closed, 2000, 'the server closing')
+    // A body said to pass maxPayload (1 MB by default), of which a little comes, never its end.
+    const stream = client.request({
+      ':method': 'POST',
+      ':path': `/parley/poll?v=1&sid=${sid}`,
+      origin: PAGE,
+      'content-type': 'text/plain',
+      'content-length': String(4 * 1024 * 1024),
+    })
+    stream.write('[3]')
+    const refused = await within(
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        let status = 0
+        let text = ''
+        stream.setEncoding('utf8')
+        stream.on('response', (headers) => {
+          status = Number(headers[':status'])
+        })
+        stream.on('data', (chunk: string) => {
+          text += chunk
+        })
+        stream.on('end', () => resolve({ status, text }))
+        stream.on('error', reject)
+      }),
+      5000,
+      'the 413',
+    )
+    expect({ status: refused.status, code: JSON.parse(refused.text).code }).toEqual({
+      status: 413,
+      code: 'PARLEY_PAYLOAD_TOO_LARGE',
+    })
+    // The same connection carries the session's next poll, which gets its last words.
+    const answer = await within(send('GET', `poll?v=1&sid=${sid}`), 5000, 'the poll')
+    expect(packetsOf(answer.text)).toEqual([expect.objectContaining({ type: PacketType.CLOSE })])
     await within(closing, 5000, 'the close')
     expect(warnings.map(String)).toEqual([])
   })
