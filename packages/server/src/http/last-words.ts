@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
 import { type ClosingAnswers, type ClosingVerdict, coded, type EndpointAnswer } from './closing-answers.js'
+import { connectionClose, endsConnection } from './connection-close.js'
 import { lingerOnClose } from './lingering-close.js'
 import { takeGetAck } from './session-get.js'
 import type { TakePost } from './upstream-post.js'
@@ -314,9 +315,8 @@ export class LastWordsAtClose {
 
   #send(res: ServerResponse, answer: EndpointAnswer): void {
     this.#sent(answer)
-    // Over HTTP/2 the rest of the body comes on the request's stream alone, which the answer's
-    // end leaves to the session (flow control holds the client back; the GOAWAY at close resets
-    // a stream already answered): the connection, every other stream's, must not linger or end.
+    // Not over HTTP/2: the lingering acts on a socket, there the whole connection's, which
+    // carries the client's other streams (see `endsConnection`).
     if (answer.bodyUnread && endsConnection(res.req)) lingerOnClose(res)
     writeAnswer(res, answer)
   }
@@ -333,21 +333,4 @@ export function writeAnswer(res: ServerResponse, { status, headers, body }: Endp
     'Content-Length': Buffer.byteLength(text),
   })
   res.end(text)
-}
-
-/**
- * Whether an answer to `req` ends its connection: over HTTP/1.1 (or a request of `inject`'s),
- * where the client then finds the closing server refusing new ones; not over HTTP/2, whose
- * connection carries the client's other streams, and closes with the session's GOAWAY.
- */
-function endsConnection(req: IncomingMessage | undefined): boolean {
-  return req?.httpVersionMajor !== 2
-}
-
-/**
- * `Connection: close` for an answer that ends its connection (see `endsConnection`); none over
- * HTTP/2, which has no connection-specific headers (RFC 9113, 8.2.2: Node warns and drops one).
- */
-function connectionClose(req: IncomingMessage | undefined): { Connection?: 'close' } {
-  return endsConnection(req) ? { Connection: 'close' } : {}
 }

@@ -39,6 +39,7 @@ import {
   OTHER_VERSION,
 } from './closing-answers.js'
 import type { ClosingForwards } from './closing-forwards.js'
+import { endsConnection } from './connection-close.js'
 import { clientAddress } from './fastify-closing.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type HandedOff, type HandOver, isHandedOff, type Owner } from './forward.js'
@@ -701,10 +702,12 @@ export async function parleyRoutes(
    * connection between the nodes, which stays open for other requests; that node closes its
    * client's (see `Forwarder.tooLarge`). A client that sets the mark itself and sends a body
    * anyway has the rest read as its next request on its own connection: nothing it could not
-   * send.
+   * send. Nor over HTTP/2, where the rest comes on the request's stream alone and the connection
+   * carries the client's other streams (see `endsConnection`).
    */
   function closeUnread(reply: FastifyReply): void {
     if (reply.request.headers[ROUTED_HEADER] === TOO_LARGE) return
+    if (!endsConnection(reply.request.raw)) return
     reply.header('Connection', 'close')
     lingerOnClose(reply.raw)
   }
