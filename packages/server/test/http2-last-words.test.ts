@@ -98,18 +98,24 @@ async function h2Server(secure: boolean) {
   return { app, port, send, client }
 }
 
-/** A polling session opened by its handshake POST alone: the client has not polled yet. */
-async function handshake(send: Awaited<ReturnType<typeof h2Server>>['send']): Promise<string> {
-  const answer = await send('POST', 'poll?v=1', JSON.stringify([8, {}]), { 'content-type': 'text/plain' })
+/** A polling (or SSE) session opened by its handshake POST alone: the client has not polled yet. */
+async function handshake(
+  send: Awaited<ReturnType<typeof h2Server>>['send'],
+  endpoint = 'poll',
+): Promise<string> {
+  const answer = await send('POST', `${endpoint}?v=1`, JSON.stringify([8, {}]), {
+    'content-type': 'text/plain',
+  })
   const decoded = decodeText(answer.text)
   if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error(`no OPEN: ${answer.text}`)
   return decoded.packet.sid
 }
 
-/** The packets of a poll's answer, one a line. */
+/** The packets of a poll's answer (lines) or of an event stream (`data:` lines). */
 function packetsOf(text: string): Packet[] {
   return text
     .split('\n')
+    .map((line) => (line.startsWith('data: ') ? line.slice(6) : line))
     .filter((line) => line.startsWith('['))
     .map((line) => {
       const decoded = decodeText(line)
@@ -122,27 +128,30 @@ describe.each([
   ['h2c', false],
   ['TLS', true],
 ])('at close, on HTTP/2 (%s)', (_name, secure) => {
-  it('hands the CLOSE to the next poll of a client that had none waiting', async () => {
-    const { app, send } = await h2Server(secure)
-    const sid = await handshake(send)
-    process.on('warning', noteWarning)
-    const closing = app.close()
-    await until(() => app.parley.closed, 2000, 'the server closing')
+  it.each(['poll', 'sse'])(
+    'hands the CLOSE to the next GET of a %s client that had none waiting',
+    async (endpoint) => {
+      const { app, send } = await h2Server(secure)
+      const sid = await handshake(send, endpoint)
+      process.on('warning', noteWarning)
+      const closing = app.close()
+      await until(() => app.parley.closed, 2000, 'the server closing')
 
-    const answer = await within(send('GET', `poll?v=1&sid=${sid}`), 5000, 'the poll')
-    expect(answer.status).toBe(200)
-    expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
-    expect(packetsOf(answer.text)).toEqual([
-      expect.objectContaining({
-        type: PacketType.CLOSE,
-        reason: 'server shutdown',
-        retryAfter: expect.any(Number),
-      }),
-    ])
-    await within(closing, 5000, 'the close')
-    // No connection-specific header tried on an HTTP/2 answer (Node warns, and drops it).
-    expect(warnings.map(String)).toEqual([])
-  })
+      const answer = await within(send('GET', `${endpoint}?v=1&sid=${sid}`), 5000, 'the GET')
+      expect(answer.status).toBe(200)
+      expect(answer.headers['access-control-allow-origin']).toBe(PAGE)
+      expect(packetsOf(answer.text)).toEqual([
+        expect.objectContaining({
+          type: PacketType.CLOSE,
+          reason: 'server shutdown',
+          retryAfter: expect.any(Number),
+        }),
+      ])
+      await within(closing, 5000, 'the close')
+      // No connection-specific header tried on an HTTP/2 answer (Node warns, and drops it).
+      expect(warnings.map(String)).toEqual([])
+    },
+  )
 
   it("answers the endpoints' other requests with Parley's coded 503, readable by the page", async () => {
     const { app, send } = await h2Server(secure)
