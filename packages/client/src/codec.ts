@@ -194,7 +194,14 @@ function toBase64(bytes: Uint8Array): string {
  */
 export type DecodeResult = { ok: true; packet: Packet } | Fail
 
-type Fail = { ok: false; error: ParleyError; seq?: number }
+/** What a transport passes up: a packet, or a refused one whose number was read. */
+export type Delivered = { ok: true; packet: Packet } | Refused
+
+/** A refused packet whose number was read: the session acknowledges and drops it. */
+type Refused = { ok: false; error: ParleyError; seq: number }
+
+/** A refused packet; without `seq` (no such key, see `fail`), a broken stream. Two shapes, told apart by `seq`. */
+type Fail = Refused | { ok: false; error: ParleyError; seq?: undefined }
 
 /** An application packet's start as every encoder writes it: `[5,N,`, `[6,N,` or `[7,N,`. */
 const NUMBERED_START = /^\[[567],(\d{1,16}),/

@@ -8,7 +8,7 @@ import {
   type TransportName,
 } from '@parley/protocol'
 import { Backoff, WAIT_FLOOR_MS } from './backoff.js'
-import type { DecodeResult } from './codec.js'
+import type { Delivered } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
 import { BYE, type Outgoing } from './outgoing.js'
@@ -574,8 +574,7 @@ export class Connection {
   /** Attaches `t`, which said OPEN; or ends it, when it said CLOSE. */
   #adopt(t: Transport, open: Welcome, why: SwitchReason): void {
     // What `t` brings, as the session takes it: a packet, or one to refuse (an `error`).
-    const take = (d: DecodeResult) =>
-      d.ok ? this.#host.packet(d.packet) : this.#host.refused(d.seq!, d.error)
+    const take = (d: Delivered) => (d.ok ? this.#host.packet(d.packet) : this.#host.refused(d.seq, d.error))
     if (open.type === PacketType.CLOSE) {
       // The session we asked to resume has ended; the session hears why and decides. The ACK
       // the server may have sent before that CLOSE is taken first, as on a live transport: what

@@ -7,7 +7,7 @@ import {
   type WsCloseCode,
 } from '@parley/protocol'
 import * as CloseCode from '../close-code.js'
-import type { DecodeResult } from '../codec.js'
+import type { DecodeResult, Delivered } from '../codec.js'
 import { named } from '../options.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
@@ -27,7 +27,7 @@ export interface TransportHandlers {
    * whose sequence number could still be read (`seq`, 0 for an unnumbered one): the medium is
    * fine, the packet is not. The session decides.
    */
-  decoded(decoded: DecodeResult): Later
+  decoded(decoded: Delivered): Later
   /** The transport is gone (called once, never after `close()`). */
   close(error: ParleyError<string>): void
 }
@@ -135,7 +135,7 @@ export abstract class BaseTransport implements Transport {
   declare readonly setup: TransportSetup
   #handlers: TransportHandlers | undefined
   /** What came before `attach`, each a packet or a refusal with a number (never a broken stream). */
-  #held: DecodeResult[] = []
+  #held: Delivered[] = []
   #closeError: ParleyError<string> | undefined
   /** True once closed, by either side: every callback of the medium checks it. */
   protected closed = false
