@@ -127,12 +127,12 @@ export interface ConnectionHost {
     attempt: number,
   ): void
   /**
-   * A packet from the current transport (or a CLOSE answering a resume's HELLO), taken in; what
-   * it returns runs the application's part (see `Later`).
+   * A packet from the current transport `from` (or a CLOSE answering a resume's HELLO on it),
+   * taken in; what it returns runs the application's part (see `Later`).
    */
-  packet(packet: Packet): Later
-  /** A packet from the current transport that this client must refuse (see TransportHandlers). */
-  refused(seq: number, error: ParleyError<string>): Later
+  packet(packet: Packet, from: Transport): Later
+  /** A packet from the current transport `from` that this client must refuse (see TransportHandlers). */
+  refused(seq: number, error: ParleyError<string>, from: Transport): Later
   /** The transport was lost and no other took over at once. */
   down(reason: CloseReason): void
   /**
@@ -574,7 +574,8 @@ export class Connection {
   /** Attaches `t`, which said OPEN; or ends it, when it said CLOSE. */
   #adopt(t: Transport, open: Welcome, why: SwitchReason): void {
     // What `t` brings, as the session takes it: a packet, or one to refuse (an `error`).
-    const take = (d: Delivered) => (d.ok ? this.#host.packet(d.packet) : this.#host.refused(d.seq, d.error))
+    const take = (d: Delivered) =>
+      d.ok ? this.#host.packet(d.packet, t) : this.#host.refused(d.seq, d.error, t)
     if (open.type === PacketType.CLOSE) {
       // The session we asked to resume has ended; the session hears why and decides. The ACK
       // the server may have sent before that CLOSE is taken first, as on a live transport: what
@@ -582,15 +583,14 @@ export class Connection {
       // what this client sent, or not a packet) is heard as an `error`, whose listener may call
       // disconnect() (a new run): then the CLOSE is nobody's business any more. Nothing else
       // before it is taken (no server sends anything else there): a numbered packet of the ended
-      // session, taken with no transport to pace its ACK, threw out of the attempt (an unhandled
-      // rejection) and left the client "connecting" for good.
+      // session would reach the application, and be acknowledged, as if that session lived on.
       const run = this.#run
       t.attach({
         decoded: (d) => ((d.ok ? d.packet.type === PacketType.ACK : !d.seq) ? take(d) : undefined),
         close() {},
       })
       t.close(true)
-      if (run === this.#run) this.#host.packet(open)?.()
+      if (run === this.#run) this.#host.packet(open, t)?.()
       return
     }
     const old = this.#current

@@ -40,16 +40,11 @@ export class Ledger {
 
   readonly #limits: SessionLimits
   readonly #sendAck: (ack: number) => void
-  readonly #pace: () => AckPace
 
-  /**
-   * `sendAck` sends ACK [4, inSeq] if a transport is there; `pace` says how long and for how many
-   * packets an ACK may wait: the transport's own (packets come only from a transport).
-   */
-  constructor(limits: SessionLimits, sendAck: (ack: number) => void, pace: () => AckPace) {
+  /** `sendAck` sends ACK [4, inSeq] if a transport is there. */
+  constructor(limits: SessionLimits, sendAck: (ack: number) => void) {
     this.#limits = limits
     this.#sendAck = sendAck
-    this.#pace = pace
   }
 
   /**
@@ -187,13 +182,15 @@ export class Ledger {
     if (item) this.acked((item.packet as NumberedPacket).seq)
   }
 
-  /** Orders an incoming numbered packet, and schedules the ACK for it. */
-  receive(seq: number): Receipt {
+  /**
+   * Orders an incoming numbered packet, and schedules the ACK for it. `pace` says how long and for
+   * how many packets that ACK may wait: the own of the transport the packet came on.
+   */
+  receive(seq: number, pace: AckPace): Receipt {
     if (seq > this.inSeq + 1) return 'gap'
     const fresh = seq === this.inSeq + 1
     if (fresh) this.inSeq = seq
     // Acknowledge duplicates too: a replay means the server missed our last ACK.
-    const pace = this.#pace()
     if (++this.#owed >= pace.ackAfter) this.flushAck()
     // Not spread at random: the clients of a broadcast then send their ACKs together, which a
     // server reads in fewer turns of its event loop (spread, a cluster's CPU per delivery rose by

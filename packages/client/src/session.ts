@@ -15,7 +15,7 @@ import {
 import { encodeText } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
-import { Ledger } from './ledger.js'
+import { type AckPace, Ledger } from './ledger.js'
 import { pickStorage, TransportMemory } from './memory.js'
 import { named, type ResolvedOptions } from './options.js'
 import { BYE, outgoing, PONG } from './outgoing.js'
@@ -74,12 +74,7 @@ export class Session implements ConnectionHost {
     this.notify = host.fire
     this.opts = opts
     this.acks = new AckTable(opts.maxPendingAcks)
-    this.#ledger = new Ledger(
-      opts,
-      (ack) => this.connection.send([ackPacket(ack)]),
-      // Packets come only from the current transport: there is one whenever the ledger asks.
-      () => this.connection.current!,
-    )
+    this.#ledger = new Ledger(opts, (ack) => this.connection.send([ackPacket(ack)]))
     const fetch = opts.fetch ?? globalThis.fetch?.bind(globalThis)
     const setup: TransportSetup = {
       // The options as they are (the WebSocket constructor among them): a copy of the one the
@@ -220,10 +215,10 @@ export class Session implements ConnectionHost {
     else if (before) this.#host.fire('transport', now, before, why as Exclude<SwitchReason, 'connect'>)
   }
 
-  refused(seq: number, error: ParleyError<string>): Later {
+  refused(seq: number, error: ParleyError<string>, from: AckPace): Later {
     this.#heardAt = performance.now()
     // Numbered: it takes its place in the order (a duplicate or a gap is no news).
-    if (this.#accept(seq)) return () => this.#host.fire('error', error)
+    if (this.#accept(seq, from)) return () => this.#host.fire('error', error)
   }
 
   down(reason: CloseReason): void {
@@ -236,12 +231,12 @@ export class Session implements ConnectionHost {
    * run no code of the application's) at once. Returns the rest, in order: listeners, replies,
    * errors, and CLOSE (whose `disconnect` comes after the events before it).
    */
-  packet(p: Packet): Later {
+  packet(p: Packet, from: AckPace): Later {
     this.#heardAt = performance.now()
     switch (p.type) {
       case PacketType.PING: {
         // A PING asks for the ACK owed too, in the same write; polling's next GET carries it.
-        const ack = this.connection.current?.ackAfter !== Infinity && this.#ledger.takeOwed()
+        const ack = from.ackAfter !== Infinity && this.#ledger.takeOwed()
         this.connection.send(ack ? [ackPacket(ack), PONG] : [PONG])
         return
       }
@@ -253,21 +248,21 @@ export class Session implements ConnectionHost {
         // Past what this client numbered (see Ledger.badAck): refused as an ACK whose number does
         // not decode is, and what waits for an ACK is kept.
         const bad = this.#ledger.badAck(p.ack)
-        if (bad) return this.refused(0, bad)
+        if (bad) return this.refused(0, bad, from)
         this.#ledger.acked(p.ack)
         return
       }
       case PacketType.EVENT:
-        if (this.#accept(p.seq)) return () => this.#host.event(p)
+        if (this.#accept(p.seq, from)) return () => this.#host.event(p)
         return
       case PacketType.REPLY:
         this.#ledger.answered(p.ackId)
-        if (this.#accept(p.seq)) return () => this.acks.settle(p.ackId, null, p.args)
+        if (this.#accept(p.seq, from)) return () => this.acks.settle(p.ackId, null, p.args)
         return
       case PacketType.ERROR: {
         const error = new ParleyError<string>(p.code, p.message)
         this.#ledger.answered(p.ackId)
-        if (this.#accept(p.seq))
+        if (this.#accept(p.seq, from))
           return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.#host.fire('error', error))
         return
       }
@@ -282,9 +277,9 @@ export class Session implements ConnectionHost {
    * The ordering rule: true to deliver; duplicates are dropped, a gap means resume. An unnumbered
    * packet (seq 0: the decoder takes sequence numbers only as whole numbers from 0) is delivered.
    */
-  #accept(seq: number): boolean {
+  #accept(seq: number, from: AckPace): boolean {
     if (seq < 1) return true
-    const receipt = this.#ledger.receive(seq)
+    const receipt = this.#ledger.receive(seq, from)
     if (receipt === 'gap') this.connection.lost(transportError(`packets missing before ${seq}`))
     return receipt === 'deliver'
   }

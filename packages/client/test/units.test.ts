@@ -50,10 +50,10 @@ const open = (sid: string, recovered: boolean, ack: number, maxPayload = 1000) =
 describe('Ledger', () => {
   const limits = { maxQueuedMessages: 3, maxQueuedBytes: 200 }
   // What a WebSocket transport gives.
-  const pace = () => ({ ackDelay: 1000, ackAfter: 32 })
+  const pace = { ackDelay: 1000, ackAfter: 32 }
 
   it('numbers packets from 1 and keeps them until acknowledged', () => {
-    const s = new Ledger(limits, () => {}, pace)
+    const s = new Ledger(limits, () => {})
     s.keep((seq) => event(seq))
     s.keep((seq) => event(seq))
     expect(s.kept.map((k) => k.text)).toEqual(['[5,1,"e",[],0]', '[5,2,"e",[],0]'])
@@ -62,7 +62,7 @@ describe('Ledger', () => {
   })
 
   it('forgets a request once it is answered, with everything before it; a notice names none', () => {
-    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {}, pace)
+    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {})
     s.keep((seq) => event(seq))
     s.keep((seq) => ({ ...event(seq), ackId: 7 }))
     s.keep((seq) => ({ ...event(seq), ackId: 8 }))
@@ -78,7 +78,7 @@ describe('Ledger', () => {
   })
 
   it('forgets up to the request an answer names by its seq, not its ack id, across the wrap of ids', () => {
-    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {}, pace)
+    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {})
     const request = (ackId: number) => s.keep((seq) => ({ ...event(seq), ackId }))
     // The ids went round: the last request before the wrap, the first ones after it.
     request(MAX_ACK_ID - 1)
@@ -94,7 +94,7 @@ describe('Ledger', () => {
   })
 
   it('forgets up to the older of two kept requests that share an ack id after the wrap', () => {
-    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {}, pace)
+    const s = new Ledger({ maxQueuedMessages: 5, maxQueuedBytes: 500 }, () => {})
     const request = (ackId: number) => s.keep((seq) => ({ ...event(seq), ackId }))
     // Id 5's first wait ended (a timeout) while the server had not acknowledged its request; the
     // ids went round and gave 5 again. Either answer proves the older one taken, not the later.
@@ -106,7 +106,7 @@ describe('Ledger', () => {
   })
 
   it('keeps only what a resumed session lacks after OPEN', () => {
-    const s = new Ledger(limits, () => {}, pace)
+    const s = new Ledger(limits, () => {})
     s.opened(open('A', false, 0), noRefusal)
     for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
     expect(s.opened(open('A', true, 2), noRefusal)).toBe(false)
@@ -114,12 +114,12 @@ describe('Ledger', () => {
   })
 
   it('renumbers kept packets into a new session when the old one is gone', () => {
-    const s = new Ledger(limits, () => {}, pace)
+    const s = new Ledger(limits, () => {})
     s.opened(open('A', false, 0), noRefusal)
     s.keep((seq) => event(seq, 'a'))
     s.keep((seq) => event(seq, 'b'))
     s.acked(1)
-    s.receive(1)
+    s.receive(1, pace)
     expect(s.opened(open('B', false, 0), noRefusal)).toBe(true)
     expect(s.inSeq).toBe(0)
     expect(s.kept.map((k) => k.text)).toEqual(['[5,1,"b",[],0]'])
@@ -127,7 +127,7 @@ describe('Ledger', () => {
   })
 
   it("does not send what the OPEN's maxPayload shows too large, and says which it dropped", () => {
-    const s = new Ledger(limits, () => {}, pace)
+    const s = new Ledger(limits, () => {})
     s.keep((seq) => event(seq, 'a'))
     s.keep((seq) => event(seq, 'b', ['x'.repeat(100)]))
     s.keep((seq) => event(seq, 'c'))
@@ -139,11 +139,11 @@ describe('Ledger', () => {
   })
 
   it('refuses past maxQueuedMessages with PARLEY_QUEUE_FULL, and past maxPayload', () => {
-    const s = new Ledger(limits, () => {}, pace)
+    const s = new Ledger(limits, () => {})
     for (let i = 0; i < 3; i++) s.keep((seq) => event(seq))
     expect(() => s.keep((seq) => event(seq))).toThrow(expect.objectContaining({ code: ErrorCode.QUEUE_FULL }))
     expect(s.outSeq).toBe(3)
-    const t = new Ledger({ maxQueuedMessages: 100, maxQueuedBytes: 100 }, () => {}, pace)
+    const t = new Ledger({ maxQueuedMessages: 100, maxQueuedBytes: 100 }, () => {})
     expect(() => t.keep((seq) => event(seq, 'e', ['x'.repeat(100)]))).toThrow(
       expect.objectContaining({ code: ErrorCode.QUEUE_FULL }),
     )
@@ -154,44 +154,40 @@ describe('Ledger', () => {
   })
 
   it('delivers in order, drops duplicates, reports gaps', () => {
-    const s = new Ledger(limits, () => {}, pace)
-    expect(s.receive(1)).toBe('deliver')
-    expect(s.receive(1)).toBe('duplicate')
-    expect(s.receive(3)).toBe('gap')
-    expect(s.receive(2)).toBe('deliver')
+    const s = new Ledger(limits, () => {})
+    expect(s.receive(1, pace)).toBe('deliver')
+    expect(s.receive(1, pace)).toBe('duplicate')
+    expect(s.receive(3, pace)).toBe('gap')
+    expect(s.receive(2, pace)).toBe('deliver')
     expect(s.inSeq).toBe(2)
   })
 
   it("acknowledges within its transport's delay, or at once after its transport's count", () => {
     vi.useFakeTimers()
     const acks: number[] = []
-    const s = new Ledger(limits, (n) => acks.push(n), pace)
-    s.receive(1)
-    s.receive(2)
+    const s = new Ledger(limits, (n) => acks.push(n))
+    s.receive(1, pace)
+    s.receive(2, pace)
     vi.advanceTimersByTime(999)
     expect(acks).toEqual([])
     vi.advanceTimersByTime(1)
     expect(acks).toEqual([2])
-    for (let i = 3; i < 35; i++) s.receive(i)
+    for (let i = 3; i < 35; i++) s.receive(i, pace)
     expect(acks).toEqual([2, 34])
   })
 
-  it('reads the pace of the transport at hand: SSE waits longer, polling never sends for a count', () => {
+  it('takes the pace of the transport a packet came on: SSE waits longer, polling never sends for a count', () => {
     vi.useFakeTimers()
     const acks: number[] = []
     let now = { ackDelay: 5000, ackAfter: 256 }
-    const s = new Ledger(
-      limits,
-      (n) => acks.push(n),
-      () => now,
-    )
-    for (let i = 1; i <= 255; i++) s.receive(i)
+    const s = new Ledger(limits, (n) => acks.push(n))
+    for (let i = 1; i <= 255; i++) s.receive(i, now)
     vi.advanceTimersByTime(4999)
     expect(acks).toEqual([])
-    s.receive(256)
+    s.receive(256, now)
     expect(acks).toEqual([256])
     now = { ackDelay: 1000, ackAfter: Number.POSITIVE_INFINITY }
-    for (let i = 257; i <= 1256; i++) s.receive(i)
+    for (let i = 257; i <= 1256; i++) s.receive(i, now)
     expect(acks).toEqual([256])
     expect(s.takeOwed()).toBe(1256)
     vi.advanceTimersByTime(1000)
