@@ -333,7 +333,7 @@ export class Connection {
    * what the session is down for if it cannot resume ('transport close' when not given).
    */
   lost(error: ParleyError<string>, reason?: CloseReason): void {
-    if (this.#current) this.#lose(error, reason)
+    if (this.#current) this.#lose(this.#current, error, reason)
   }
 
   /**
@@ -345,8 +345,15 @@ export class Connection {
   moved(error?: ParleyError<string>): void {
     const t = this.#current
     if (!t) return
-    if (error && error.code !== ErrorCode.TRANSPORT_MISMATCH) this.#lose(error)
-    else if (!this.#probe) {
+    if (!error || error.code === ErrorCode.TRANSPORT_MISMATCH) {
+      if (this.#probe) {
+        // The server attached our probe, whose OPEN is still on its way: wait for it. Whatever the
+        // refused request carried is kept until acknowledged, and goes again on the probe.
+        this.#moved = true
+        this.#current = undefined
+        this.state = 'connecting'
+        return t.close(true)
+      }
       // No probe in flight, after one whose HELLO may have reached the server failed (see
       // #tryProbe): the server took it, and moved the session once, on our request. The resume
       // follows at once, as from a stable transport, blaming nothing, on T first (see #lose).
@@ -356,15 +363,8 @@ export class Connection {
         this.#stable = true
         error = undefined
       }
-      this.#lose(error)
-    } else {
-      // The server attached our probe, whose OPEN is still on its way: wait for it. Whatever the
-      // refused request carried is kept until acknowledged, and goes again on the probe.
-      this.#moved = true
-      this.#current = undefined
-      this.state = 'connecting'
-      t.close(true)
     }
+    this.#lose(t, error)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -636,13 +636,13 @@ export class Connection {
   }
 
   /**
-   * The attached transport was lost (`error` says how; none for MOVED: the server took
+   * The attached transport `t` was lost (`error` says how; none for MOVED: the server took
    * another transport of ours): the application hears it as `transport_error`, as it does a
    * transport that could not be opened, whenever the loss comes, before the `transport` event
    * of the resume or the `disconnect` of a session that cannot resume.
    */
-  #lose(error?: ParleyError<string>, reason: CloseReason = 'transport close'): void {
-    const after = this.#current!.name
+  #lose(t: Transport, error?: ParleyError<string>, reason: CloseReason = 'transport close'): void {
+    const after = t.name
     this.#drop(false)
     this.#lostReason = reason
     // Not "open" while its listeners run: the transport is gone.
