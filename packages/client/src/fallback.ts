@@ -681,10 +681,10 @@ export class Connection {
     if (!t || this.#probeTimer !== undefined) return
     const allowed = this.#allowed()
     const stalled = this.#memory.stalled()
-    const better = BEST_FIRST.slice(0, BEST_FIRST.indexOf(t.name)).filter(
+    const [best, ...worse] = BEST_FIRST.slice(0, BEST_FIRST.indexOf(t.name)).filter(
       (name) => allowed.includes(name) && this.#serverTransports?.includes(name) && !stalled.includes(name),
     )
-    if (!better[0]) return
+    if (!best) return
     // After a failure the wait doubles from upgradeDelay, or from UPGRADE_FLOOR_MS when that is 0:
     // 0 · 2ⁿ stays 0, and where WebSocket is always refused the client probed again the moment
     // each probe failed, for good. The first probe keeps upgradeDelay's 0 (`#probeFailures && ...`).
@@ -698,18 +698,15 @@ export class Connection {
     )
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined
-      void this.#tryProbe(better)
+      void this.#tryProbe(best, worse)
     }, delay)
   }
 
-  /**
-   * Probes `name`; when it fails, the transports after it (worse ones) at once, in order. Never
-   * given an empty list (hence `name!`).
-   */
-  async #tryProbe([name, ...worse]: TransportName[]): Promise<void> {
+  /** Probes `name`; when it fails, the worse transports after it at once, in order. */
+  async #tryProbe(name: TransportName, [next, ...worse]: TransportName[]): Promise<void> {
     if (this.state !== 'open') return
     const run = this.#run
-    const t = this.#factory(name!)
+    const t = this.#factory(name)
     this.#probe = t
     const timeout = Math.min(this.#opts.connectTimeout, MAX_TIMER_MS)
     let hello: string | undefined
@@ -734,7 +731,7 @@ export class Connection {
       t.close()
       const error = err as ParleyError<string>
       // As in #connect.
-      if (error.details?.stalled) this.#memory.set(name!, true)
+      if (error.details?.stalled) this.#memory.set(name, true)
       if (this.#probe !== t) return
       this.#probe = undefined
       // No HELLO went: the auth failed, not the transport (so the server cannot have taken the
@@ -756,7 +753,7 @@ export class Connection {
       // that comes then is the server having let the transport in use go (its heartbeat gave up
       // on a stream held back), a loss to be told.
       if (!t.unsent) this.#taken = this.#current
-      if (!this.#moved && worse[0]) return void this.#tryProbe(worse)
+      if (!this.#moved && next) return void this.#tryProbe(next, worse)
       this.#probeFailures++
       if (this.#moved) {
         this.#moved = false
