@@ -290,10 +290,11 @@ export abstract class HttpTransport extends BaseTransport {
     if (this.#busy || this.closed || lines.length === 0) return
     // Take lines while the body (lines joined by "\n") stays under maxPayload; at least one,
     // which the session already checked against the limit.
-    let size = lines[0]!.bytes
-    let n = 1
-    while (n < lines.length && size + 1 + lines[n]!.bytes <= this.maxPayload) {
-      size += 1 + lines[n]!.bytes
+    let size = -1
+    let n = 0
+    for (const line of lines) {
+      if (n && size + 1 + line.bytes > this.maxPayload) break
+      size += 1 + line.bytes
       n++
     }
     this.#busy = true
