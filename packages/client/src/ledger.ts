@@ -159,8 +159,9 @@ export class Ledger {
   /** The server has everything up to `ack`: forget it. */
   acked(ack: number): void {
     let n = 0
-    while (n < this.kept.length && (this.kept[n]!.packet as NumberedPacket).seq <= ack) {
-      this.#keptBytes -= this.kept[n]!.bytes
+    for (const item of this.kept) {
+      if ((item.packet as NumberedPacket).seq > ack) break
+      this.#keptBytes -= item.bytes
       n++
     }
     this.kept.splice(0, n)
