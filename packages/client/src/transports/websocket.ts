@@ -96,7 +96,7 @@ export class WebSocketTransport extends BaseTransport {
       afterGrace(() => {
         if (this.closed) return
         this.close()
-        terminate(this.#ws!)
+        terminate(this.#ws)
       })
   }
 
@@ -269,10 +269,11 @@ function endOnceSent(ws: WebSocketLike, checks = SENT_CHECKS): void {
 
 /**
  * Ends `ws` at once, with no closing handshake, by `ws`'s terminate(): an application's
- * WebSocket may have none, or throw there (in a timer, that would be a crash).
+ * WebSocket may have none, or throw there (in a timer, that would be a crash). No WebSocket
+ * (none was made yet): nothing to end.
  */
-function terminate(ws: WebSocketLike): void {
+function terminate(ws: WebSocketLike | undefined): void {
   try {
-    ws.terminate?.()
+    ws?.terminate?.()
   } catch {}
 }
