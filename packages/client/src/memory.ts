@@ -65,9 +65,9 @@ export class TransportMemory {
 
   /** The transports whose stall mark holds. */
   stalled(): TransportName[] {
-    const [, , list, at, first] = this.#read()
-    // A stall time is stored after the list: where it is fresh, the list is there.
-    return this.#fresh(at, first) ? list!.split(',').filter(isTransportName) : []
+    // A stall time is stored after the list: where it is fresh, the list is there (no list: none).
+    const [, , list = '', at, first] = this.#read()
+    return this.#fresh(at, first) ? list.split(',').filter(isTransportName) : []
   }
 
   /**
@@ -76,9 +76,9 @@ export class TransportMemory {
    * with its time): for FIRST_STALL_TTL, or MEMORY_TTL when it stalled within the hour before.
    */
   set(name: TransportName, stall?: boolean): void {
-    const [remembered, time, list, at, first] = this.#read()
+    const [remembered, time, list = '', at, first] = this.#read()
     // Marked within the hour, first marks that lapsed included: they still count for the next.
-    const marked = this.#fresh(at) ? list!.split(',').filter(isTransportName) : []
+    const marked = this.#fresh(at) ? list.split(',').filter(isTransportName) : []
     const others = marked.filter((s) => s !== name)
     if (stall) this.#write(remembered, time, [...others, name], this.#now(), marked.includes(name) ? '' : 1)
     else this.#write(name, this.#now(), others, at, first)
