@@ -36,14 +36,15 @@ export class PollingTransport extends HttpTransport {
     while (next) {
       const body = await next
       // Closed meanwhile (the GET failed it, or the session dropped it): nothing more goes up,
-      // from the first line on. Open, the GET brought a body.
-      if (this.closed) return
+      // from the first line on. Open, the GET brought a body: no body means the GET failed,
+      // which closed the transport, so `body === undefined` adds no case, only the type.
+      if (this.closed || body === undefined) return
       // One packet a line; an empty answer: the server released the GET (a newer one replaced
       // it, or a timeout). A line this client refuses goes up alone: the others still count.
       // Each packet is taken in (numbered, acknowledged) before any listener runs.
       const later: Later[] = []
       let ends = false
-      for (const line of body!.split('\n')) {
+      for (const line of body.split('\n')) {
         if (line.trim()) {
           const decoded = decodeText(line, this.maxPayload)
           ends ||= decoded.ok && decoded.packet.type === PacketType.CLOSE
