@@ -181,8 +181,9 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
   const here = (globalThis as { location?: { href: string } }).location?.href
   let u: URL
   try {
-    // Outside browsers, no URL at all fails here too (`bad server URL: undefined`).
-    u = new URL(url ?? here!, here)
+    // Outside browsers, no URL at all fails here too (`bad server URL: undefined`): with no base,
+    // '' is no URL.
+    u = new URL(url ?? here ?? '', here)
     // Only these reach a Parley server: any other (`ftp:`, a page opened from `file:`) would
     // fail every try of every transport, and retry them forever.
     if (!/^(http|ws)s?:$/.test(u.protocol)) throw 0
