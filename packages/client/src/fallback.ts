@@ -352,7 +352,8 @@ export class Connection {
         this.#moved = true
         this.#current = undefined
         this.state = 'connecting'
-        return t.close(true)
+        t.close(true)
+        return
       }
       // No probe in flight, after one whose HELLO may have reached the server failed (see
       // #tryProbe): the server took it, and moved the session once, on our request. The resume
