@@ -9,7 +9,7 @@ import { ErrorCode, type ParleyError } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { client, next, parleyOf, type ServerSocket, until } from './helpers.js'
-import { mismatchScenes, transportStory } from './probe-mismatch-scene.js'
+import { bothOnce, mismatchScenes, refusedOnceLetGo, transportStory } from './probe-mismatch-scene.js'
 
 const scene = mismatchScenes()
 
@@ -28,7 +28,8 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe refused
         refused++
         throw Object.assign(new Error('no event streams now'), { code: 'APP_NO_STREAMS' })
       })
-    const { proxy: p, peers, received } = await scene(refuseStreams)
+    const stage = await scene(refuseStreams)
+    const { proxy: p } = stage
     const socket = client(p.url, {
       // Polling first: the climb probes WebSocket (refused at its upgrade), then SSE (refused by
       // the middleware), 500 ms after the attach, then 1, 2, 4 s after each failure: at about
@@ -45,7 +46,6 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe refused
     socket.on('transport_error', (name, error: ParleyError<string>) => errors.push(`${name} ${error.code}`))
     await next(socket, 'connect')
     expect(socket.transport).toBe('polling')
-    const peer = peers[0]!
     await until(() => refused >= 3, 8000, 'probes refused')
     // The probes' failures are heard by no one (a failed probe is no transport lost); the
     // resume below may take SSE.
@@ -53,17 +53,7 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe refused
     expect(errors).toEqual([])
     // As in refused-http-probe-mismatch.test.ts: from the mark on, the proxy holds the polls, and
     // the server's heartbeat lets the transport go about 1.5 s later.
-    let release = () => {}
-    socket.on('mark', () => {
-      release = p.hold()
-    })
-    peer.volatile.emit('mark')
-    await until(() => peer.transport === null, 8000, 'the server to let the poll go')
-    said.length = 0
-    // Its POST is refused: the session is on no transport.
-    socket.emit('n', 0)
-    const [name, error] = await next<[string, ParleyError<string>]>(socket, 'transport_error', 8000)
-    release()
+    const [name, error] = await refusedOnceLetGo(socket, stage, said)
     // Taken for the probe's move, the refusal went unheard: what came instead says so.
     const story = `${error.message}; ${said.join(', ')}`
     expect([name, error.code], story).toEqual(['polling', ErrorCode.TRANSPORT_MISMATCH])
@@ -74,10 +64,6 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe refused
       `transport_error websocket ${ErrorCode.TRANSPORT_ERROR}`,
       'polling -> sse (downgrade)',
     ])
-    socket.emit('n', 1)
-    await until(() => received.length >= 2, 5000, 'both messages')
-    expect(received).toEqual([0, 1])
-    expect(peers).toHaveLength(1)
-    expect(socket.recovered).toBe(true)
+    await bothOnce(socket, stage)
   })
 })

@@ -4,9 +4,10 @@
 // fault proxy refusing WebSockets.
 import type { ParleyError } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
+import { expect } from 'vitest'
 import type { FaultProxy } from '../../../test/support/fault-proxy.js'
 import type { Socket } from '../src/socket.js'
-import { parleyOf, proxiedServers } from './helpers.js'
+import { next, parleyOf, proxiedServers, until } from './helpers.js'
 
 /** The part of the server's socket these tests read besides ServerSocket's. */
 export interface Peer {
@@ -59,4 +60,39 @@ export function transportStory(socket: Socket): string[] {
   )
   socket.on('disconnect', (reason) => said.push(`disconnect ${reason}`))
   return said
+}
+
+/**
+ * Lets the server's heartbeat give up on the session's transport, then sends `n` 0 on it: from
+ * an unnumbered `mark` on (no ACK owed: nothing goes up that the server would take for a sign of
+ * life), the proxy holds what comes down. Resolves with the `transport_error` the refused request
+ * brings, the proxy released; `said` holds what the application heard from the send on.
+ */
+export async function refusedOnceLetGo(
+  socket: Socket,
+  { proxy, peers }: MismatchScene,
+  said: string[],
+): Promise<[string, ParleyError<string>]> {
+  const peer = peers[0] as Peer
+  let release = () => {}
+  socket.on('mark', () => {
+    release = proxy.hold()
+  })
+  peer.volatile.emit('mark')
+  await until(() => peer.transport === null, 8000, 'the server to let the transport go')
+  said.length = 0
+  // Its POST is refused: the session is on no transport.
+  socket.emit('n', 0)
+  const refused = await next<[string, ParleyError<string>]>(socket, 'transport_error', 8000)
+  release()
+  return refused
+}
+
+/** After the resume: `n` 1 goes up, and the one session got both, once each, recovered. */
+export async function bothOnce(socket: Socket, { peers, received }: MismatchScene): Promise<void> {
+  socket.emit('n', 1)
+  await until(() => received.length >= 2, 5000, 'both messages')
+  expect(received).toEqual([0, 1])
+  expect(peers).toHaveLength(1)
+  expect(socket.recovered).toBe(true)
 }

@@ -8,11 +8,11 @@
 // platform's, whose SSE handshakes this file sends to a port where nothing listens, a refusal of
 // the system's); an application's may have tried more than once (retrying-fetch-probe.test.ts).
 // Real client, real server, the fault proxy refusing WebSockets and holding the polls.
-import { ErrorCode, type ParleyError } from '@parley/protocol'
+import { ErrorCode } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { freePort } from '../../../test/support/ports.js'
 import { client, next, until } from './helpers.js'
-import { mismatchScenes, transportStory } from './probe-mismatch-scene.js'
+import { bothOnce, mismatchScenes, refusedOnceLetGo, transportStory } from './probe-mismatch-scene.js'
 
 const scene = mismatchScenes()
 afterEach(() => {
@@ -42,7 +42,8 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe that co
   it('is a lost transport: transport_error, then the resume, nothing lost or doubled', async () => {
     // WebSockets refused. The server's first PING goes 4 s after the attach; unanswered, it lets
     // the transport go 1 s later. The client gives the server 5 s from the last thing it received.
-    const { proxy: p, peers, received } = await scene()
+    const stage = await scene()
+    const { proxy: p } = stage
     const sse = await refusingSseHellos()
     const socket = client(p.url, {
       // Polling first: the climb probes WebSocket (refused at its upgrade), then SSE (refused
@@ -58,7 +59,6 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe that co
     const said = transportStory(socket)
     await next(socket, 'connect')
     expect(socket.transport).toBe('polling')
-    const peer = peers[0]!
     // Three probes, each refused twice over: the next comes about 2.5 s after the server's
     // heartbeat gives up below, well after the refusal this test waits for.
     await until(() => sse.refused() >= 3, 8000, 'probes refused')
@@ -66,17 +66,7 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe that co
     // Something for the client, unnumbered (no ACK owed: nothing goes up that the server would
     // take for a sign of life), about 3.5 s after the attach: its silence bound now ends about
     // 3.5 s after the server's heartbeat gives up. From it on, the proxy holds the polls.
-    let release = () => {}
-    socket.on('mark', () => {
-      release = p.hold()
-    })
-    peer.volatile.emit('mark')
-    await until(() => peer.transport === null, 8000, 'the server to let the poll go')
-    said.length = 0
-    // Its POST is refused: the session is on no transport.
-    socket.emit('n', 0)
-    const [name, error] = await next<[string, ParleyError<string>]>(socket, 'transport_error', 8000)
-    release()
+    const [name, error] = await refusedOnceLetGo(socket, stage, said)
     // Taken for the probe's move, the refusal went unheard: what came instead says so.
     const story = `${error.message}; ${said.join(', ')}`
     expect([name, error.code], story).toEqual(['polling', ErrorCode.TRANSPORT_MISMATCH])
@@ -88,10 +78,6 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe that co
       `transport_error sse ${ErrorCode.TRANSPORT_ERROR}`,
       'polling -> polling (resume)',
     ])
-    socket.emit('n', 1)
-    await until(() => received.length >= 2, 5000, 'both messages')
-    expect(received).toEqual([0, 1])
-    expect(peers).toHaveLength(1)
-    expect(socket.recovered).toBe(true)
+    await bothOnce(socket, stage)
   })
 })

@@ -4,10 +4,10 @@
 // heartbeat gave up on a stream a proxy held back): the transport is lost, and the application
 // hears so by `transport_error`, as for any transport lost with an error. Real client, real
 // server, the fault proxy refusing WebSockets and holding the stream.
-import { ErrorCode, type ParleyError } from '@parley/protocol'
+import { ErrorCode } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { client, next, until } from './helpers.js'
-import { mismatchScenes, transportStory } from './probe-mismatch-scene.js'
+import { bothOnce, mismatchScenes, refusedOnceLetGo, transportStory } from './probe-mismatch-scene.js'
 
 const scene = mismatchScenes()
 
@@ -15,7 +15,8 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after a WebSocket probe re
   it('is a lost transport: transport_error, then the resume, nothing lost or doubled', async () => {
     // WebSockets refused. The server's first PING goes 4 s after the attach; unanswered, it lets
     // the transport go 1 s later. The client gives the server 5 s from the last thing it received.
-    const { proxy: p, peers, received } = await scene()
+    const stage = await scene()
+    const { proxy: p } = stage
     const socket = client(p.url, {
       // Probes 500 ms after the attach, then 1, 2, 4 s after each failure: at about 0.5, 1.5, 3.5
       // and 7.5 s, every one refused.
@@ -28,24 +29,13 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after a WebSocket probe re
     const said = transportStory(socket)
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
-    const peer = peers[0]!
     // The connect's upgrade and three probes, each refused: the next comes about 2.5 s after the
     // server's heartbeat gives up below, well after the refusal this test waits for.
     await until(() => p.upgrades >= 4, 8000, 'probes refused')
     // Something for the client, unnumbered (no ACK owed: nothing goes up that the server would
     // take for a sign of life), about 3.5 s after the attach: its silence bound now ends about
     // 3.5 s after the server's heartbeat gives up. From it on, the proxy holds the stream.
-    let release = () => {}
-    socket.on('mark', () => {
-      release = p.hold()
-    })
-    peer.volatile.emit('mark')
-    await until(() => peer.transport === null, 8000, 'the server to let the stream go')
-    said.length = 0
-    // Its POST is refused: the session is on no transport.
-    socket.emit('n', 0)
-    const [name, error] = await next<[string, ParleyError<string>]>(socket, 'transport_error', 8000)
-    release()
+    const [name, error] = await refusedOnceLetGo(socket, stage, said)
     expect([name, error.code]).toEqual(['sse', ErrorCode.TRANSPORT_MISMATCH])
     // The resume: the others first, then SSE again.
     await until(() => said.length >= 2, 8000, 'the resume')
@@ -53,10 +43,6 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after a WebSocket probe re
       `transport_error sse ${ErrorCode.TRANSPORT_MISMATCH}`,
       'sse -> polling (downgrade)',
     ])
-    socket.emit('n', 1)
-    await until(() => received.length >= 2, 5000, 'both messages')
-    expect(received).toEqual([0, 1])
-    expect(peers).toHaveLength(1)
-    expect(socket.recovered).toBe(true)
+    await bothOnce(socket, stage)
   })
 })
