@@ -38,10 +38,21 @@ import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
 import { RecentSessions } from './recent-sessions.js'
+import {
+  arriving,
+  claimedElsewhere,
+  claimUnsettled,
+  disconnectedEarly,
+  heldElsewhere,
+  keptElsewhere,
+  moving,
+  type Refusal,
+  shuttingDown,
+  unrestorable,
+} from './refusals.js'
 import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
-import { SHUTTING_DOWN } from './shutting-down.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import { splitTail } from './tail-rooms.js'
 import { shown } from './thrown.js'
@@ -53,13 +64,6 @@ import { type EventSchemas, EventValidators } from './validation.js'
 
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
 export type Middleware<S> = (socket: S) => void | Promise<void>
-
-/** Why a handshake was refused: the HTTP status and the `{code, message}` the client gets. */
-export interface Refusal {
-  status: number
-  code: string
-  message: string
-}
 
 /**
  * What the last words of ended HTTP sessions may hold at once while the server runs, in
@@ -1613,19 +1617,6 @@ export class ParleyServer<
   }
 }
 
-/**
- * A new session whose middleware called `socket.disconnect()`: the client is refused as if the
- * middleware had thrown, since a session that ended before it opened has nothing to attach.
- */
-function disconnectedEarly(session: Session): Refusal | null {
-  if (session.state !== 'closed') return null
-  return { status: 403, code: ErrorCode.REFUSED, message: 'the server disconnected the socket' }
-}
-
-function shuttingDown(): Refusal {
-  return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message: SHUTTING_DOWN }
-}
-
 /** A promise and the function that resolves it. */
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve = () => {}
@@ -1638,79 +1629,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 /** Read through a call: TypeScript would keep a state narrowed before an await. */
 const frozen = (session: Session): boolean => session.state === 'frozen'
 
-/**
- * A resume of a session this node is handing to another node (whose claim is on its way): the
- * client tries again, as after a node's shutdown, and finds it there.
- */
-function moving(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session is moving to another node: try again',
-  }
-}
-
-/**
- * A resume of a session another node claimed first (one a draining node sent on, or one whose
- * session moved while its middleware ran): the client tries again, and is sent to that node.
- */
-function claimedElsewhere(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session was taken over by another node: try again',
-  }
-}
-
-/**
- * A resume the adapter could not settle (see `Adapter.claimSession`): the store could not be
- * asked where the session lives, or its claim got no answer. The session may be there still, on
- * another node or claimable once the store answers. The client tries again.
- */
-function claimUnsettled(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session could not be looked up or claimed in the store now: try again',
-  }
-}
-
-/**
- * A resume of a session whose claim was revoked: its old node kept it, having given up on the
- * write this node claimed (see `HandOffTail.kept`). The client tries again and finds it there.
- */
-function keptElsewhere(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session stayed on its node: try again',
-  }
-}
-
-/**
- * A resume of a session that lives on a live node, though the resume's look-up of its owner
- * found none (see `ClaimMissed`): the client tries again, and is sent there.
- */
-function heldElsewhere(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session lives on another node: try again',
-  }
-}
-
-/**
- * A resume of a session whose snapshot this node could not restore, and whose end it does not
- * know: the claim is spent, so the client's next try gets a new session (`recovered: false`).
- */
-function unrestorable(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session could not be restored on this node: try again',
-  }
-}
-
 /** A client's goodbye, as `#arrive` hands it on. */
 const GOODBYE: Packet = { type: PacketType.CLOSE, reason: CloseReason.CLIENT_DISCONNECT, message: '' }
 
@@ -1718,13 +1636,4 @@ const GOODBYE: Packet = { type: PacketType.CLOSE, reason: CloseReason.CLIENT_DIS
 function endByGoodbye(session: Session, packets: readonly Packet[]): void {
   if (session.goodbyeWhileFrozen(packets)) return
   session.end(CloseReason.CLIENT_DISCONNECT, { notify: false })
-}
-
-/** A resume of a session this node is still taking over from another: the client tries again. */
-function arriving(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session is still arriving from another node: try again',
-  }
 }

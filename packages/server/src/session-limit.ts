@@ -2,7 +2,7 @@ import { ErrorCode } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog } from './burst-log.js'
 import type { Metrics } from './metrics.js'
-import type { Refusal } from './server.js'
+import type { Refusal } from './refusals.js'
 
 /**
  * The `maxSessions` bound: says when a new session would take the node past it, counts the

@@ -1,0 +1,107 @@
+// Why a handshake or a resume is refused: the status and `{code, message}` its client gets.
+import { ErrorCode } from '@parley/protocol'
+import type { Session } from './session.js'
+import { SHUTTING_DOWN } from './shutting-down.js'
+
+/** Why a handshake was refused: the HTTP status and the `{code, message}` the client gets. */
+export interface Refusal {
+  status: number
+  code: string
+  message: string
+}
+
+/**
+ * A new session whose middleware called `socket.disconnect()`: the client is refused as if the
+ * middleware had thrown, since a session that ended before it opened has nothing to attach.
+ */
+export function disconnectedEarly(session: Session): Refusal | null {
+  if (session.state !== 'closed') return null
+  return { status: 403, code: ErrorCode.REFUSED, message: 'the server disconnected the socket' }
+}
+
+/** A handshake or resume on a server that is closing: the client tries another node. */
+export function shuttingDown(): Refusal {
+  return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message: SHUTTING_DOWN }
+}
+
+/**
+ * A resume of a session this node is handing to another node (whose claim is on its way): the
+ * client tries again, as after a node's shutdown, and finds it there.
+ */
+export function moving(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session is moving to another node: try again',
+  }
+}
+
+/**
+ * A resume of a session another node claimed first (one a draining node sent on, or one whose
+ * session moved while its middleware ran): the client tries again, and is sent to that node.
+ */
+export function claimedElsewhere(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session was taken over by another node: try again',
+  }
+}
+
+/**
+ * A resume the adapter could not settle (see `Adapter.claimSession`): the store could not be
+ * asked where the session lives, or its claim got no answer. The session may be there still, on
+ * another node or claimable once the store answers. The client tries again.
+ */
+export function claimUnsettled(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session could not be looked up or claimed in the store now: try again',
+  }
+}
+
+/**
+ * A resume of a session whose claim was revoked: its old node kept it, having given up on the
+ * write this node claimed (see `HandOffTail.kept`). The client tries again and finds it there.
+ */
+export function keptElsewhere(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session stayed on its node: try again',
+  }
+}
+
+/**
+ * A resume of a session that lives on a live node, though the resume's look-up of its owner
+ * found none (see `ClaimMissed`): the client tries again, and is sent there.
+ */
+export function heldElsewhere(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session lives on another node: try again',
+  }
+}
+
+/**
+ * A resume of a session whose snapshot this node could not restore, and whose end it does not
+ * know: the claim is spent, so the client's next try gets a new session (`recovered: false`).
+ */
+export function unrestorable(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session could not be restored on this node: try again',
+  }
+}
+
+/** A resume of a session this node is still taking over from another: the client tries again. */
+export function arriving(): Refusal {
+  return {
+    status: 503,
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the session is still arriving from another node: try again',
+  }
+}
