@@ -102,6 +102,13 @@ export interface EndOptions {
 const ACK_BATCH = 32
 const ACK_DELAY = 200
 /**
+ * An ACK its timer sends waits for the transport's next packet where one alone costs the client
+ * a request (polling, see `Transport.ackWithNext`), while the packets it covers hold fewer bytes
+ * than this: the client keeps them until then (up to a pingInterval), and one that sent large
+ * packets should not keep megabytes for an ACK saved.
+ */
+const ACK_WITH_NEXT_BYTES = 64 * 1024
+/**
  * A transport that holds this many bytes its client has not read is taken for one whose client
  * does not read (one that reads has a few packets in flight at most):
  * - an ACK waits, and goes (one, for everything) once fewer wait. It would only queue behind
@@ -410,6 +417,8 @@ export class Session extends Timed implements TransportOwner {
   #ackAsked = false
 
   #unacked = 0
+  /** The bytes of the packets `#unacked` counts (as their lines came). */
+  #unackedBytes = 0
   #ackTimer: NodeJS.Timeout | undefined
   /** Something came from the client since the last PING (a flag: no clock read per packet). */
   #heard = false
@@ -562,6 +571,7 @@ export class Session extends Timed implements TransportOwner {
     transport.handshake(open)
     // OPEN carried our ack.
     this.#unacked = 0
+    this.#unackedBytes = 0
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     for (let i = 0; i < this.#keptCount; i++) {
@@ -1024,7 +1034,7 @@ export class Session extends Timed implements TransportOwner {
             return
           }
           this.#inSeq = packet.seq
-          this.#scheduleAck()
+          this.#scheduleAck(size)
         }
         this.#config.metrics.message('in', transport.name, size)
         this.#owner?.sessionMessage(packet)
@@ -1120,13 +1130,15 @@ export class Session extends Timed implements TransportOwner {
     const move = this.#move
     const held = move?.inbound
     if (!move || !held) return
+    // Their sizes count together, once: what the ACK that covers them may wait for.
+    this.#unackedBytes += move.inboundBytes
     move.inbound = undefined
     move.inboundBytes = 0
     for (const packet of held) {
       if (this.#state === 'closed') return
       if (packet.seq > 0) {
         this.#inSeq = packet.seq
-        this.#scheduleAck()
+        this.#scheduleAck(0)
       }
       this.#owner?.sessionMessage(packet)
     }
@@ -1233,20 +1245,22 @@ export class Session extends Timed implements TransportOwner {
     this.#keptCount = 0
   }
 
-  #scheduleAck(): void {
+  #scheduleAck(size: number): void {
     this.#unacked++
-    if (this.#unacked >= ACK_BATCH) this.#sendAck()
+    this.#unackedBytes += size
+    if (this.#unacked >= ACK_BATCH) this.#sendAck(false)
     else this.#ackLater()
   }
 
   #ackLater(): void {
     this.#ackTimer ??= setTimeout(() => {
       this.#ackTimer = undefined
-      this.#sendAck()
+      this.#sendAck(true)
     }, ACK_DELAY)
   }
 
-  #sendAck(): void {
+  /** Sends the ACK owed; `timed` when its timer ran out, so it may wait for company. */
+  #sendAck(timed: boolean): void {
     const transport = this.#transport
     if (transport && transport.bufferedAmount >= UNREAD_BYTES) {
       this.#ackLater()
@@ -1254,8 +1268,11 @@ export class Session extends Timed implements TransportOwner {
     }
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
+    const few = this.#unackedBytes < ACK_WITH_NEXT_BYTES
     this.#unacked = 0
-    transport?.send(outgoing({ type: PacketType.ACK, ack: this.#inSeq }))
+    this.#unackedBytes = 0
+    if (timed && few && transport?.ackWithNext) transport.ackWithNext(this.#inSeq)
+    else transport?.send(outgoing({ type: PacketType.ACK, ack: this.#inSeq }))
   }
 
   // PING after pingInterval, then a check after pingTimeout, then PING again once the rest of

@@ -109,8 +109,10 @@ export class UpstreamPosts {
         http.reject(decoded.error)
         return { answer: coded(400, cors, decoded.error.code, decoded.error.message) }
       }
-      // Line lengths are worked out only when they are counted (the `metrics` option).
-      http.receive(decoded.packets, this.#countSizes() && lines ? lineLengths(lines) : NO_SIZES)
+      // Line lengths are worked out only when they are counted (the `metrics` option), and over
+      // polling, where the ACK of large packets does not wait for company (`Session.#sendAck`).
+      const sized = kind === 'polling' || this.#countSizes()
+      http.receive(decoded.packets, sized && lines ? lineLengths(lines) : NO_SIZES)
       return { answer: { status: 204, headers: cors }, packets: decoded.packets }
     } finally {
       this.#posting.delete(http)
@@ -270,7 +272,9 @@ function taken(cors: HeaderBag): EndpointAnswer {
 
 /** The length of each non-empty line of a POST body: one per packet, as decodeLines reads it. */
 function lineLengths(lines: readonly string[]): number[] {
-  return lines.flatMap((line) => (line === '' ? [] : [line.length]))
+  const lengths: number[] = []
+  for (const line of lines) if (line !== '') lengths.push(line.length)
+  return lengths
 }
 
 /** Whether a POST past this node's limit is within the larger one the session had before its takeover. */

@@ -157,3 +157,42 @@ describe('a polling transport with broadcast copies waiting', () => {
     expect(missed).toEqual([[0, 2]])
   })
 })
+
+describe('a polling transport with an ACK kept for the next answer', () => {
+  const ack = (n: number) => outgoing({ type: PacketType.ACK, ack: n }).text
+  const ping = outgoing({ type: PacketType.PING })
+
+  it('answers no GET for it alone, and puts it first in the next answer', () => {
+    const transport = new PollingTransport(1e6)
+    const get = response()
+    transport.http.downstream(get, {})
+    transport.ackWithNext(3)
+    transport.ackWithNext(4)
+    expect(get.writableEnded).toBe(false)
+    transport.send(ping)
+    transport.flushScheduled()
+    expect(get.body).toBe([ack(4), ping.text].join('\n'))
+    expect(transport.bufferedAmount).toBe(0)
+  })
+
+  it('gives way to an ACK sent as any packet, which is newer', () => {
+    const transport = new PollingTransport(1e6)
+    transport.ackWithNext(4)
+    transport.send(outgoing({ type: PacketType.ACK, ack: 6 }))
+    const get = response()
+    transport.http.downstream(get, {})
+    expect(get.body).toBe(ack(6))
+  })
+
+  it('is the last ACK a client that stopped polling gets before the CLOSE', () => {
+    const transport = new PollingTransport(1e6)
+    transport.ackWithNext(5)
+    transport.send(ping)
+    const close = outgoing({ type: PacketType.CLOSE, reason: CloseReason.SERVER_SHUTDOWN, message: '' })
+    transport.send(close)
+    transport.close('overflow')
+    const get = response()
+    transport.http.serveLast(get, {})
+    expect(get.body).toBe([ack(5), close.text].join('\n'))
+  })
+})

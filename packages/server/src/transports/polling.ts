@@ -90,6 +90,8 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
    * handled. A number, not the line: nothing of each ACK waits with the transport.
    */
   #lastAck = 0
+  /** The ACK that waits for the next answer (see `ackWithNext`), 0 when none. */
+  #ackWithNext = 0
   #flushScheduled = false
 
   /**
@@ -206,7 +208,10 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
       if (out.numbered !== true) {
         const packet = out.packet
         if (packet.type === PacketType.CLOSE) this.#lastWords = line
-        else if (packet.type === PacketType.ACK) this.#lastAck = packet.ack
+        else if (packet.type === PacketType.ACK) {
+          this.#lastAck = packet.ack
+          this.#ackWithNext = 0
+        }
       }
       waiting.push(line)
       if (seq > 0) waiting.push(seq)
@@ -220,6 +225,26 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
     }
   }
 
+  /**
+   * Keeps ACK `ack` for the next answer: alone, it would end the held GET, and the client would
+   * poll again for nothing but that.
+   */
+  ackWithNext(ack: number): void {
+    if (!this.open) return
+    this.#ackWithNext = ack
+    this.#lastAck = ack
+  }
+
+  /** Puts the ACK kept for the next answer first among what waits (see `ackWithNext`). */
+  #takeAckWithNext(waiting: Entry[]): void {
+    const ack = this.#ackWithNext
+    if (ack === 0) return
+    this.#ackWithNext = 0
+    const line = outgoing({ type: PacketType.ACK, ack }).text
+    waiting.unshift(line)
+    this.#queuedBytes += line.length + 1
+  }
+
   override get lingering(): boolean {
     return !this.open && this.#waiting.length > 0
   }
@@ -231,6 +256,7 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
   }
 
   serveLast(res: ServerResponse, headers: HeaderBag): void {
+    if (this.#waiting.length > 0) this.#takeAckWithNext(this.#waiting)
     this.#answer(res, headers, joinLines(this.#waiting, this.#waiting.length))
     this.#waiting = NOTHING_WAITING
     this.#queuedBytes = 0
@@ -241,6 +267,8 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
       // The client does not poll: drop what waits for it, except its last words (the last ACK,
       // then the CLOSE).
       const words: string[] = []
+      // The ACK kept for the next answer is the last ACK (`#lastAck`): it goes here, or not at all.
+      this.#ackWithNext = 0
       if (this.#lastWords !== undefined) {
         if (this.#lastAck > 0) words.push(outgoing({ type: PacketType.ACK, ack: this.#lastAck }).text)
         words.push(this.#lastWords)
@@ -263,6 +291,7 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
       this.#forgetHeld(held)
       return
     }
+    this.#takeAckWithNext(waiting)
     // Usually everything goes; past maxBody, as many packets as fit (one always goes).
     let end = waiting.length
     let bytes = this.#queuedBytes

@@ -302,6 +302,14 @@ export interface Transport {
    * packets its client missed (SSE, polling) reads it.
    */
   send(out: Outgoing, seq?: number): void
+  /**
+   * Sends ACK `ack` with whatever the transport sends next, rather than on its own. Present
+   * where an ACK alone costs the client a whole request (polling: it ends the held GET, and the
+   * client polls again); the session uses it for an ACK its timer sends, never for one that
+   * covers many packets or bytes (see `Session.#sendAck`). What goes next: any packet, the next
+   * PING at the latest; a newer ACK replaces it.
+   */
+  ackWithNext?(ack: number): void
   /** Ends the medium after what was already sent. No `close` handler call follows. */
   close(kind: CloseKind): void
   /** Sets the one owner of this transport's events; `null` detaches it (stale callbacks are ignored). */
