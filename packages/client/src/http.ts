@@ -431,11 +431,19 @@ const RETRY_409_MS = 25
  * broken proxy, a hostile server) would take the memory of the whole process. A page gets its
  * Parley server from its own origin, which could harm it anyway: the browser build
  * (PARLEY_BROWSER_BUNDLE) reads the body whole (`res.text()`) and leaves this out.
+ *
+ * `decoder` may serve answers read one after another, never two at once (a polling transport's
+ * GETs): a whole answer leaves it as new, its last chunk decoded without `stream`, which ends a
+ * character cut at the end as U+FFFD rather than keeping its bytes for the next answer. One that
+ * fails midway may leave bytes in it: its transport fails with it, and reads no more answers.
  */
-export async function boundedBody(res: Pick<ErrorAnswer, 'body'>, maxPayload: number): Promise<string> {
+export async function boundedBody(
+  res: Pick<ErrorAnswer, 'body'>,
+  maxPayload: number,
+  decoder = new TextDecoder(),
+): Promise<string> {
   // A 200 always has a body (a null one would throw here, a failed GET all the same).
   const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
   let text = ''
   // The last chunk read, decoded once the next comes, or whole at the end: most answers are one
   // chunk, and Node decodes one whole several times faster than as part of a stream.

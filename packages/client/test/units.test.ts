@@ -228,6 +228,32 @@ describe('boundedBody', () => {
         code: ErrorCode.PAYLOAD_TOO_LARGE,
       })
   })
+
+  // A polling transport's answers share one decoder (one read at a time). The real server's answers
+  // come whole; where a chunk ends, and an answer cut mid-character, only a stream made here can
+  // choose.
+  it('leaves a decoder shared with the next answer as new, after one cut mid-character too', async () => {
+    const decoder = new TextDecoder()
+    const text = '[5,1,"é",["€ 😀"]]'
+    const whole = new TextEncoder().encode(text)
+    // Split inside "€" (3 bytes from its start), then inside "😀": in two answers one after another.
+    const euro = text.indexOf('€')
+    const at = new TextEncoder().encode(text.slice(0, euro)).length + 1
+    for (const cut of [at, whole.length - 3])
+      expect(await boundedBody(answer(whole.subarray(0, cut), whole.subarray(cut)), 100, decoder)).toBe(text)
+    // An answer whose last character lacks its last byte ("€" is E2 82 AC): that character is
+    // U+FFFD, and its two bytes are not kept for the next answer, whose first byte would end it.
+    const cutEuro = new TextEncoder().encode('a€').subarray(0, 3)
+    expect(await boundedBody(answer(cutEuro.subarray(0, 2), cutEuro.subarray(2)), 100, decoder)).toBe(
+      'a\uFFFD',
+    )
+    expect(await boundedBody(answer(Uint8Array.of(0xac, 0x62)), 100, decoder)).toBe('\uFFFDb')
+    // The same in one chunk each, and an empty answer between.
+    expect(await boundedBody(answer(cutEuro), 100, decoder)).toBe('a\uFFFD')
+    expect(await boundedBody(answer(), 100, decoder)).toBe('')
+    expect(await boundedBody(answer(Uint8Array.of(0xac, 0x62)), 100, decoder)).toBe('\uFFFDb')
+    expect(await boundedBody(answer(whole), 100, decoder)).toBe(text)
+  })
 })
 
 describe('Backoff', () => {

@@ -15,6 +15,11 @@ export class PollingTransport extends HttpTransport {
   readonly name = 'polling'
   readonly ackDelay = 1000
   readonly ackAfter = Infinity
+  /**
+   * Node only: the decoder of every answer, one at a time (see `boundedBody`), rather than one
+   * made per answer. Declared: the browser build, which reads answers with `res.text()`, has none.
+   */
+  declare decoder?: TextDecoder
 
   // The GET that follows the answer bringing a PING answers it (docs/protocol.md, Heartbeat).
   override send(items: readonly Outgoing[]): void {
@@ -73,10 +78,11 @@ export class PollingTransport extends HttpTransport {
     this.ctl = new AbortController()
     try {
       const res = await this.setup.fetch(`${url}&ack=${this.ack()}`, { signal: this.ctl.signal })
-      if (res.status === 200)
-        return await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
-          ? res.text()
-          : boundedBody(res, this.maxPayload))
+      if (res.status === 200) {
+        if ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) return await res.text()
+        this.decoder ??= new TextDecoder()
+        return await boundedBody(res, this.maxPayload, this.decoder)
+      }
       this.fail(await httpError(res, url))
     } catch (err) {
       this.fail(transportError(`GET ${shown(url)} failed`, err))
