@@ -248,12 +248,13 @@ export abstract class HttpTransport extends BaseTransport {
   // overlapping ones), each body under `maxPayload` bytes.
 
   /**
-   * Queues lines; the first of a turn waits for the turn's end (a microtask, no time): what the
-   * application sends meanwhile (a loop of emits, the listeners of one answer) goes in the same
-   * POST. Sent at once, the first line went alone and the rest in a second POST: an echo over
-   * polling took twice the requests, its answers split as its POSTs were. Queued lines are never
-   * left without a flush to come: this microtask's, the answer of the POST in flight's, or the
-   * teardown's.
+   * Queues lines; the first of a run waits for a microtask (no time): what the application sends
+   * synchronously meanwhile (a loop of emits, the listeners of one answer) goes in the same POST.
+   * Not what comes after an `await`, whose continuation is a microtask queued after this one: the
+   * POST went, and it waits for that POST's answer. Sent at once, the first line went alone and
+   * the rest in a second POST: an echo over polling took twice the requests, its answers split as
+   * its POSTs were. Queued lines are never left without a flush to come: this microtask's, the
+   * answer of the POST in flight's, or the teardown's.
    */
   send(items: readonly Outgoing[]): void {
     if (this.closed) return

@@ -51,6 +51,30 @@ describe.each(['polling', 'sse'] as const)('over %s', (transport) => {
     expect(posts.heard()).toBe(1)
   })
 
+  it('sends an emit made after an await in the next POST, as the README says', async () => {
+    const received: number[] = []
+    const posts = countingPosts()
+    const server = await startServer(
+      (app) => {
+        posts.hook(app)
+        parleyOf(app).on('connection', (socket: ServerSocket) => {
+          socket.on('n', (n: number) => received.push(n))
+        })
+      },
+      { pingInterval: 60_000, pingTimeout: 60_000 },
+    )
+    const socket = client(server.url, { transports: [transport], fetch: posts.fetch })
+    await next(socket, 'connect')
+    socket.emit('n', 0)
+    // Its continuation is a microtask queued after the flush's: the first POST went alone.
+    await Promise.resolve()
+    socket.emit('n', 1)
+    socket.emit('n', 2)
+    await until(() => received.length === 3, 3000, 'all 3 emits')
+    expect(received).toEqual([0, 1, 2])
+    expect(posts.bodies).toEqual([1, 2])
+  })
+
   it("sends the emits of one answer's listeners in one POST (an echo keeps its batches)", async () => {
     const posts = countingPosts()
     const server = await startServer(
