@@ -93,7 +93,10 @@ export async function httpError(
  */
 export abstract class HttpTransport extends BaseTransport {
   readonly pooled = true
-  /** Node only: the HELLO's POST failed before its connection opened (see open()). */
+  /**
+   * The server cannot have taken the HELLO: its POST was answered with a coded 4xx (`httpError`,
+   * browsers too), or, in Node, failed before its connection opened (see open()).
+   */
   declare unsent?: boolean
   /** Aborts the request in flight: the handshake, then the downstream's. */
   protected ctl = new AbortController()
