@@ -1121,7 +1121,7 @@ export class RedisAdapter implements Adapter {
           this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
           return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
         })
-        this.#uncut.read(parsed.snapshot.id, this.#places(read.places))
+        this.#uncut.read(parsed.snapshot.id, this.#places(read.places), (node) => this.#readPlaces.at(node))
         return read
       },
       confirm: () =>
@@ -1356,15 +1356,22 @@ export class RedisAdapter implements Adapter {
     }
     // Where this node is on the channel, written with what it appends to the tails of the
     // sessions it hands off (see places.ts): this broadcast, delivered below, is in them.
-    const own = packet.n === this.node
     if (packet.q !== undefined) this.#readPlaces.read(packet.n, packet.q)
-    if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
-    if (own && this.#cut.empty && this.#uncut.empty) {
+    if (packet.n === this.node && this.#cut.empty && this.#uncut.empty) {
       this.#cut.back(packet.q)
       return
     }
+    this.#deliverRead(packet)
+    // Once it went by the places of the sockets joined without a cut (see `UncutSockets.only`):
+    // those it reaches filter nothing more.
+    if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
+  }
+
+  /** Delivers a broadcast read on the channel to this node's sockets that take it now. */
+  #deliverRead(packet: BroadcastPacket): void {
+    const own = packet.n === this.node
     const event = decodeEvent(packet.e)
     if (!event) {
       this.#malformed()

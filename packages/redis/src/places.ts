@@ -45,6 +45,11 @@ export class ReadPlaces {
   /** `readText`, the same way. */
   #readText: string | undefined = ''
 
+  /** The count of the last of `node`'s broadcasts read here; undefined when none is (or was let go). */
+  at(node: string): number | undefined {
+    return this.#places.get(node)
+  }
+
   /** Broadcast `q` of `node` is read (before it reaches this node's sockets). */
   read(node: string, q: number): void {
     const place = this.#places.get(node)
@@ -158,7 +163,10 @@ export function holds(place: Place, q: number): boolean {
   return q <= place.q || place.skipped.some(([from, to]) => from <= q && q <= to)
 }
 
-/** Broadcast `q` is above all that `place` holds: so is every later one of its node. */
-export function passes(place: Place, q: number): boolean {
-  return q > place.q && place.skipped.every(([, to]) => q > to)
+/**
+ * Broadcast `q` of the node `place` is for, read (and delivered or not), reaches the top of all
+ * that `place` holds: every later one of that node is above it, and the place filters nothing more.
+ */
+export function reached(place: Place, q: number): boolean {
+  return q >= place.q && place.skipped.every(([, to]) => q >= to)
 }

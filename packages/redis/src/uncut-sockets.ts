@@ -1,7 +1,7 @@
 // The sockets a takeover joined before its claim marker came back, and which broadcasts the
 // tail they were restored from holds already (by the old node's places, see places.ts).
 import type { BroadcastMessage, BroadcastOptions } from '@parley/server'
-import { holds, passes } from './places.js'
+import { holds, reached } from './places.js'
 import type { Place } from './wire.js'
 
 /** A broadcast read while a socket waits for the tail's places. */
@@ -47,9 +47,12 @@ interface Uncut {
  * into the tail should it read it before the tail is read (the one case left that reaches the
  * session twice: the filter cannot tell, and dropping it could lose it).
  *
- * A node's places are passed once one of its broadcasts above them is read: every later one is
- * above them too. The socket is let go once every node's is and none of its own it was left out
- * of is on its way, or when it leaves this node.
+ * A node's place is let go once this node has read its broadcasts up to it (to the place, or
+ * past it): every later one is above it. So is, when the tail is read, the place of a node whose
+ * broadcasts this node read that far already (one gone, or quiet, sends no more to read, and its
+ * place would be kept for as long as the socket lives, every broadcast read looked up in it).
+ * The socket is let go once every node's is and none of its own it was left out of is on its
+ * way, or when it leaves this node.
  */
 export class UncutSockets {
   readonly #sockets = new Map<string, Uncut>()
@@ -130,21 +133,28 @@ export class UncutSockets {
 
   /**
    * The tail of socket `id`'s session was read, with the old node's `places` (undefined when it
-   * wrote none): what was held is delivered, less the broadcasts at or below them.
+   * wrote none): what was held is delivered, less the broadcasts at or below them. `readUpTo`
+   * gives, for a node, the count of the last of its broadcasts this node read (see
+   * `ReadPlaces.at`): a place it reaches has nothing left to filter.
    */
-  read(id: string, places: ReadonlyMap<string, Place> | undefined): void {
+  read(
+    id: string,
+    places: ReadonlyMap<string, Place> | undefined,
+    readUpTo: (node: string) => number | undefined,
+  ): void {
     const socket = this.#sockets.get(id)
     if (!socket?.held) return
     const held = socket.held
     socket.held = undefined
     socket.places = places && places.size > 0 ? new Map(places) : undefined
     for (const broadcast of held) {
-      if (!this.#passes(socket, broadcast.node, broadcast.q)) continue
-      // Passed: its node's later broadcasts are above its place too.
-      const place = socket.places?.get(broadcast.node)
-      if (place && broadcast.q !== undefined && passes(place, broadcast.q))
-        socket.places?.delete(broadcast.node)
-      this.deliver(broadcast.message, broadcast.options, id)
+      if (this.#passes(socket, broadcast.node, broadcast.q))
+        this.deliver(broadcast.message, broadcast.options, id)
+    }
+    // Every one held was read here: what is read from now on is above those places.
+    for (const [node, place] of socket.places ?? []) {
+      const q = readUpTo(node)
+      if (q !== undefined && reached(place, q)) socket.places?.delete(node)
     }
     this.#letGo(id, socket)
   }
@@ -155,14 +165,14 @@ export class UncutSockets {
   }
 
   /**
-   * Broadcast `q` of `node` is read, before it is delivered: the nodes whose places it passes are
-   * let go (a later one of theirs is above them as well).
+   * Broadcast `q` of `node` was read, and delivered (or dropped by the places, see `only`): the
+   * places of `node` it reaches are let go (a later one of its broadcasts is above them).
    */
   readFrom(node: string, q: number | undefined): void {
     if (q === undefined) return
     for (const [id, socket] of this.#sockets) {
       const place = socket.places?.get(node)
-      if (place === undefined || !passes(place, q)) continue
+      if (place === undefined || !reached(place, q)) continue
       socket.places?.delete(node)
       this.#letGo(id, socket)
     }
