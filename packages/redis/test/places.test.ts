@@ -1,7 +1,7 @@
 // Where a node is on the broadcast channel, as it writes it with a tail: what it read, and its
 // own broadcasts given up, which reached its sockets without being read.
 import { describe, expect, it } from 'vitest'
-import { MAX_SKIPPED_RANGES, ReadPlaces } from '../src/places.js'
+import { MAX_READ_PLACES, MAX_SKIPPED_RANGES, ReadPlaces } from '../src/places.js'
 import { parsePlaces } from '../src/wire.js'
 
 describe('ReadPlaces', () => {
@@ -47,6 +47,20 @@ describe('ReadPlaces', () => {
     // The place read is left as it was.
     expect(JSON.parse(places.text)).toEqual({ b: 4, a: [2, [4, 4], [7, 7]] })
     expect(parsePlaces(places.textWith('a', 5, true))?.get('a')).toEqual({ q: 5, skipped: [[7, 7]] })
+  })
+
+  it(`keeps the places of ${MAX_READ_PLACES} nodes at most: past them, the one read longest ago is let go`, () => {
+    const places = new ReadPlaces()
+    places.read('oldest', 1)
+    places.read('again', 1)
+    for (let i = 2; i < MAX_READ_PLACES; i++) places.read(`n${i}`, 1)
+    // Read again: now the one read last.
+    places.read('again', 2)
+    places.read('one-more', 1)
+    const read = JSON.parse(places.text) as Record<string, number>
+    expect(Object.keys(read)).toHaveLength(MAX_READ_PLACES)
+    expect(read).not.toHaveProperty('oldest')
+    expect(read).toMatchObject({ again: 2, n2: 1, 'one-more': 1 })
   })
 
   it(`keeps at most ${MAX_SKIPPED_RANGES} ranges: past them the oldest is let go`, () => {
