@@ -406,6 +406,8 @@ export class HandOffStore {
       () => commands.unavailable() === undefined,
       (groups) => this.#appendBatch(groups),
       appendFailed,
+      // Held for handoffs that wait for Redis: within the same bounds (see `holdAppends`).
+      () => ({ count: this.#held.size, bytes: this.#held.bytes }),
     )
   }
 

@@ -30,6 +30,11 @@ export class HeldAppends {
     return this.#count
   }
 
+  /** Bytes of packet text (UTF-8) held, every session's. */
+  get bytes(): number {
+    return this.#bytes
+  }
+
   /** `sid`'s handoff waits for Redis: its appends are held from now on. */
   hold(sid: string): void {
     this.release(sid)

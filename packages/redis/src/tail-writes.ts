@@ -18,6 +18,8 @@ export const MAX_QUEUED_TAIL_BYTES = 8 * 1024 * 1024
 const BATCH_TEXTS = 1000
 const BATCH_BYTES = 1024 * 1024
 
+const NOTHING_BESIDE = { count: 0, bytes: 0 }
+
 /** What a tail's writes need of its handoff (see `HandedOff`). */
 export interface TailOf {
   /** An append of this node's never reached the tail: the next write marks it incomplete. */
@@ -89,6 +91,11 @@ export class TailWrites<T extends TailOf> {
     private readonly write: (groups: TailGroup<T>[]) => Promise<boolean[]>,
     /** A batch Redis answered with an error: its tails are incomplete. */
     private readonly failed: (err: unknown) => void,
+    /**
+     * What the node keeps elsewhere for its tails, to be queued here later (see `HeldAppends`):
+     * counted against the same bounds, which are the node's, not this queue's alone.
+     */
+    private readonly beside: () => { count: number; bytes: number } = () => NOTHING_BESIDE,
   ) {}
 
   /** Appends queued and not written yet. */
@@ -103,12 +110,17 @@ export class TailWrites<T extends TailOf> {
 
   /**
    * Queues `text` for `tail`, behind what is queued for it already. False, and the tail marked
-   * as having a hole, when the queue is full (`MAX_QUEUED_TAIL_APPENDS`, `MAX_QUEUED_TAIL_BYTES`).
+   * as having a hole, when the queue, with what is kept `beside` it, is full
+   * (`MAX_QUEUED_TAIL_APPENDS`, `MAX_QUEUED_TAIL_BYTES`).
    */
   append(tail: T, text: string, places = ''): boolean {
     if (this.#stopped) return false
     const bytes = Buffer.byteLength(text)
-    if (this.#queue.length >= MAX_QUEUED_TAIL_APPENDS || this.#bytes + bytes > MAX_QUEUED_TAIL_BYTES) {
+    const beside = this.beside()
+    if (
+      this.#queue.length + beside.count >= MAX_QUEUED_TAIL_APPENDS ||
+      this.#bytes + beside.bytes + bytes > MAX_QUEUED_TAIL_BYTES
+    ) {
       tail.gap = true
       return false
     }

@@ -162,6 +162,25 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     },
   )
 
+  it('counts what it holds for a handoff waiting for Redis within the bounds of every tail', async () => {
+    const { a, b } = await handedOff('sid-stored')
+    // Another session of a's, whose handoff waits for Redis: a's client says it is not ready.
+    a.sockets.add('s2', 'sid-waiting')
+    a.adapter.addAll('s2', ['s2'])
+    await a.adapter.sessionOpened('sid-waiting')
+    a.down = true
+    const waiting = a.adapter.handOff(snapshotOf('sid-waiting', 's2'), TTL)
+    const dropped = () => a.warnings.filter((w) => w.includes('dropped an append'))
+    for (let i = 0; i < MAX_QUEUED_TAIL_APPENDS; i++) a.adapter.appendHandOff('sid-waiting', text(i))
+    expect(dropped()).toHaveLength(0)
+    // The stored session's next packet does not fit beside them: dropped, its tail incomplete.
+    a.adapter.appendHandOff('sid-stored', text(0))
+    expect(dropped()).toHaveLength(1)
+    a.down = false
+    expect(await within(waiting, 8000, 'the waiting handoff')).toBe(true)
+    expect(await takenOver(b, 'sid-stored')).toMatchObject({ tail: [], complete: false })
+  })
+
   it('says at close which writes Redis got and may still run, and which never reached it', async () => {
     const cluster = suite.cluster({ requestTimeout: 5000 })
     const [a] = await cluster.start(1)
