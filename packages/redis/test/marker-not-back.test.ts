@@ -117,7 +117,14 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     }
   })
 
-  it('filters nothing when the tail holds no places (an old node of an earlier version): as before, nothing lost', async () => {
+  it.each([
+    {
+      what: 'holds no places (an old node of an earlier version): as before, nothing lost',
+      places: undefined,
+    },
+    { what: 'holds places that cannot be read (logged), none thrown', places: '{"x":[1,[3,2]]}' },
+    { what: 'holds places that are not JSON (logged), none thrown', places: '{"x":' },
+  ])('filters nothing when the tail $what', async ({ places }) => {
     const { proxy, cluster } = await scene()
     const waits = sealWaitsByHand()
     let release: (() => void) | undefined
@@ -133,10 +140,11 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
       await untilTailSealed(cluster, a)
 
-      // A node of an earlier version writes no places with its tail.
+      // A node of an earlier version writes no places with its tail; a corrupt value is not read.
       const keys = (await a.redis.sendCommand(['KEYS', `${cluster.prefix}:handoff:*`])) as string[]
       const hash = keys.find((key) => !key.endsWith(':tail')) ?? ''
-      expect(Number(await a.redis.sendCommand(['HDEL', hash, 'places']))).toBe(1)
+      const change = places === undefined ? ['HDEL', hash, 'places'] : ['HSET', hash, 'places', places]
+      expect(Number(await a.redis.sendCommand(change))).toBe(places === undefined ? 1 : 0)
 
       waits.runOut()
       const tail = await within(done, 5000, 'the takeover')
@@ -147,6 +155,8 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       await until(() => taken.got.includes('c2'), 5000, 'c2 at the socket')
       // c1 reaches the socket as well: without places, b cannot tell it is in the tail.
       expect(taken.got).toEqual(['c1', 'c2'])
+      const malformed = b.warnings.filter((w) => w.includes('was malformed'))
+      expect(malformed).toHaveLength(places === undefined ? 0 : 1)
     } finally {
       release?.()
       waits.stop()
