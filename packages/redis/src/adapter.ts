@@ -465,7 +465,17 @@ export class RedisAdapter implements Adapter {
       // Written with the tails this node appends to before it reaches them: a claimer that
       // joined early must not deliver it again should Redis run it late (see places.ts).
       this.#readPlaces.skipped(this.node, q)
-      if (!cut.empty) this.#memory.broadcast(message, options, cut.atReturn(q))
+      if (!cut.empty) {
+        // A positioned socket joined without a cut whose tail is not read yet holds it behind
+        // what it holds already, unfiltered (no count: see `UncutSockets.givenUp`).
+        const atReturn = cut.atReturn(q)
+        const held = { node: '', q: undefined, message, options }
+        this.#memory.broadcast(
+          message,
+          options,
+          this.#uncut.empty ? atReturn : this.#uncut.only(held, atReturn),
+        )
+      }
       if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
       if (sent) cut.givenUp(q)
       else cut.lost(q)

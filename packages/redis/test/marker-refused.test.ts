@@ -246,6 +246,55 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
     expect(taken.got).toEqual(['x1', 'x2'])
   })
 
+  it('joined without a cut while an own broadcast may still run: one refused before the tail is read reaches the session after what it holds', async () => {
+    const { cluster } = await scene()
+    const [a, b, c] = await handoffNodes(cluster)
+    const sid = 'sid-refused-own-positioned'
+    await handedOffSession(a, sid)
+    const claim = won(await b.adapter.claimSession(sid))
+    // A socket of b's that takes b's broadcasts when emitted, and c's as b reads them.
+    const watch = b.sockets.add('w', 'sid-watch')
+    b.adapter.addAll('w', ['w', 'b-only'])
+    // Every marker is refused, and so is x2; the read of the tail waits.
+    const finish = heldFinish(b, (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('x2'))
+    // y0 is held in a connection that dropped, for Redis to run late or never: on its way, it
+    // keeps the socket positioned from the join on (see cut.ts).
+    const refusing = b.hold
+    let answerY0: ((reply: unknown) => void) | undefined
+    b.hold = (args) =>
+      args[0] === 'PUBLISH' && (args[2] ?? '').includes('y0')
+        ? new Promise((answer) => {
+            answerY0 = answer
+          })
+        : refusing?.(args)
+    try {
+      b.adapter.broadcast(message('news', ['y0']), to(['nobody']))
+      const { taken, done } = takeOverOn(b, claim, sid, () => b.adapter.addAll('s1', ['s1', 'r', 'b-only']))
+      await until(() => finish.held, 5000, 'the read of the tail, after the join')
+
+      // c1 (to a room a's socket is not in: no tail has it) is read by b before the tail: the
+      // socket holds it meanwhile.
+      c.adapter.broadcast(message('news', ['c1']), to(['b-only']))
+      await until(() => watch.got.includes('c1'), 5000, 'c1 read by b')
+      expect(taken.got).toEqual([])
+
+      // x2 never crosses Redis: the socket takes it, after c1.
+      b.adapter.broadcast(message('news', ['x2']), to(['b-only']))
+      await until(
+        () => b.warnings.some((w) => w.includes('could not reach the other nodes: Redis refused')),
+        5000,
+        'x2 refused',
+      )
+      finish.run()
+      const result = await within(done, 5000, 'the takeover')
+      expect(result.tail).toEqual([])
+      expect(taken.got).toEqual(['c1', 'x2'])
+    } finally {
+      b.hold = undefined
+      answerY0?.(0)
+    }
+  })
+
   it('ends the pause before the next marker when the adapter closes: the takeover settles then', async () => {
     const { cluster } = await scene()
     const [a, b] = await cluster.start(2)
