@@ -8,6 +8,7 @@ import { SHUTTING_DOWN } from '../shutting-down.js'
 import { type ClosingAnswers, coded, type EndpointAnswer } from './closing-answers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
 import { type AttachedTransport, type ForwardAtClose, type TakeLastWords, writeAnswer } from './last-words.js'
+import { isPseudoHeader, requestHost } from './request-host.js'
 import { takeGetAck } from './session-get.js'
 import type { TakePost } from './upstream-post.js'
 
@@ -172,6 +173,9 @@ export function routedRequest(
   sentTo?: readonly string[],
 ): RoutedRequest {
   const headers = plainHeaders(request.headers)
+  // From an HTTP/2 client: its Host is its `:authority` (see `plainHeaders`).
+  const host = requestHost(request.headers)
+  if (host !== undefined) headers.host ??= host
   if (sentTo) headers[SENT_TO_HEADER] = sentTo.join(',')
   const method = request.method === 'POST' ? 'POST' : 'GET'
   const routed: RoutedRequest = {
@@ -376,7 +380,14 @@ function plainHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Recor
   const plain: Record<string, string> = {}
   for (const [name, value] of Object.entries(headers)) {
     const key = name.toLowerCase()
-    if (value === undefined || HOP_BY_HOP.has(key) || key === ROUTED_HEADER || key === SENT_TO_HEADER)
+    // HTTP/2's pseudo-headers (`:path`, ...) are no headers of the request the owner serves.
+    if (
+      value === undefined ||
+      HOP_BY_HOP.has(key) ||
+      isPseudoHeader(key) ||
+      key === ROUTED_HEADER ||
+      key === SENT_TO_HEADER
+    )
       continue
     plain[key] = Array.isArray(value) ? value.join(', ') : String(value)
   }

@@ -1,0 +1,105 @@
+// A node on HTTP/2 (TLS, `allowHTTP1`) sends the requests of another node's sessions on to their
+// node as an HTTP/1.1 node does (forwarding.test.ts), over the network or through the adapter's
+// `routeRequest`, while open and while Fastify refuses requests at close (see last-words.ts). An
+// h2 request's headers are not an HTTP/1.1 one's: its pseudo-headers (`:method`, `:path`, ...)
+// are no header of the request sent on (Node's HTTP/1.1 client throws on such a name), and its
+// `:authority` stands for the Host the owner's origin check reads.
+import { encodeText, PacketType } from '@parley/protocol'
+import type { AdapterFactory } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
+import { Directory } from './directory-adapter.js'
+import { type H2Node, startH2Node, startH2NodeHeldAtClose } from './h2-node.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+const started: Started[] = []
+const h2Nodes: H2Node[] = []
+const raws: RawClient[] = []
+const releases: (() => void)[] = []
+
+afterEach(async () => {
+  for (const raw of raws.splice(0)) raw.close()
+  for (const release of releases.splice(0)) release()
+  for (const node of h2Nodes.splice(0)) await node.stop()
+  for (const node of started.splice(0)) await closeApp(node.app)
+})
+
+/** Two nodes' adapters: the owner's URL published (network), or none (`routeRequest`). */
+const ways: [string, () => { adapter: (name: string) => AdapterFactory }][] = [
+  ['over the network', () => new Directory()],
+  ['through routeRequest', () => new Cluster()],
+]
+
+/** The page the nodes allow. */
+const PAGE = 'https://page.test'
+
+/**
+ * Node a (HTTP/1.1) with an SSE session, whose events it records, and the Host of each POST it
+ * takes; `post(through)`: through an h2 node in the same cluster, a POST of an event for that
+ * session.
+ */
+async function eventThrough(cluster: { adapter: (name: string) => AdapterFactory }) {
+  const heard: unknown[] = []
+  const hosts: unknown[] = []
+  const a = await startServer({ adapter: cluster.adapter('a'), allowedOrigins: [PAGE] }, (app) => {
+    app.addHook('onRequest', async (request) => {
+      if (request.method === 'POST') hosts.push(request.headers.host)
+    })
+    app.parley.on('connection', (socket) => socket.on('hi', (text: unknown) => heard.push(text)))
+  })
+  started.push(a)
+  const onA = await rawConnect('sse', a.base)
+  raws.push(onA)
+  const post = (through: H2Node) =>
+    within(
+      through.send(
+        'POST',
+        `sse?v=1&sid=${onA.sid}`,
+        encodeText({ type: PacketType.EVENT, seq: 1, name: 'hi', args: ['from h2'], ackId: 0 }),
+        { 'content-type': 'text/plain', origin: PAGE },
+      ),
+      5000,
+      'the POST through the h2 node',
+    )
+  return { heard, hosts, post }
+}
+
+describe.each(ways)('an h2 node sends a POST of a session of another node on %s', (_way, cluster) => {
+  it('while it is open', async () => {
+    const nodes = cluster()
+    const { heard, hosts, post } = await eventThrough(nodes)
+    const b = await startH2Node({ adapter: nodes.adapter('b'), allowedOrigins: [PAGE] })
+    h2Nodes.push(b)
+    const answer = await post(b)
+    expect(answer.status).toBe(204)
+    await until(() => heard.length === 1, 3000, 'the event at its node')
+    expect(heard).toEqual(['from h2'])
+    // The Host the client named, its `:authority`, as a proxy from h2 to HTTP/1.1 sends it.
+    expect(hosts.at(-1)).toBe(`127.0.0.1:${b.port}`)
+  })
+
+  it('while Fastify refuses requests at close', async () => {
+    const nodes = cluster()
+    const { heard, hosts, post } = await eventThrough(nodes)
+    const {
+      node: b,
+      letGo,
+      closeHeld,
+    } = await startH2NodeHeldAtClose({
+      adapter: nodes.adapter('b'),
+      allowedOrigins: [PAGE],
+    })
+    h2Nodes.push(b)
+    releases.push(letGo)
+    const { closing } = await closeHeld()
+    const answer = await post(b)
+    expect(answer.status).toBe(204)
+    await until(() => heard.length === 1, 3000, 'the event at its node')
+    expect(heard).toEqual(['from h2'])
+    // The Host the client named, its `:authority`, as a proxy from h2 to HTTP/1.1 sends it.
+    expect(hosts.at(-1)).toBe(`127.0.0.1:${b.port}`)
+    letGo()
+    await within(closing, 5000, 'the h2 node closed')
+  })
+})
