@@ -40,7 +40,7 @@ import {
   OTHER_VERSION,
 } from './closing-answers.js'
 import type { ClosingForwards } from './closing-forwards.js'
-import { endsConnection } from './connection-close.js'
+import { connectionClose, endsConnection } from './connection-close.js'
 import { clientAddress } from './fastify-closing.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type HandedOff, type HandOver, isHandedOff, type Owner } from './forward.js'
@@ -300,7 +300,7 @@ export async function parleyRoutes(
     const { type, body } = handedOffAnswer(kind)
     res.writeHead(200, {
       ...cors,
-      Connection: 'close',
+      ...connectionClose(res.req),
       'Cache-Control': 'no-store',
       'Content-Type': type,
       'Content-Length': Buffer.byteLength(body),
