@@ -28,8 +28,17 @@ export interface H2Node {
   port: number
   /** The h2 connection the suite's requests go on. */
   client: http2.ClientHttp2Session
-  /** One request on `client`, a stream of its own; `path` is under Parley's (no leading slash). */
-  send(method: string, path: string, body?: string, headers?: http2.OutgoingHttpHeaders): Promise<H2Answer>
+  /**
+   * One request on `client`, a stream of its own; `path` is under Parley's (no leading slash).
+   * `responded` hears its status as soon as it comes, before the body (an event stream's).
+   */
+  send(
+    method: string,
+    path: string,
+    body?: string,
+    headers?: http2.OutgoingHttpHeaders,
+    responded?: (status: number) => void,
+  ): Promise<H2Answer>
   /** Closes the client, then the app (ending its sessions first, as `closeApp` does). */
   stop(): Promise<void>
 }
@@ -65,7 +74,13 @@ export async function startH2Node(
     throw error
   }
   const path = options.path ?? '/parley'
-  const send = (method: string, to: string, body = '', headers: http2.OutgoingHttpHeaders = {}) =>
+  const send = (
+    method: string,
+    to: string,
+    body = '',
+    headers: http2.OutgoingHttpHeaders = {},
+    responded?: (status: number) => void,
+  ) =>
     new Promise<H2Answer>((resolve, reject) => {
       const stream = client.request({ ':method': method, ':path': `${path}/${to}`, ...headers })
       let status = 0
@@ -75,6 +90,7 @@ export async function startH2Node(
       stream.on('response', (received) => {
         status = Number(received[':status'])
         answerHeaders = received
+        responded?.(status)
       })
       stream.on('data', (chunk: string) => {
         text += chunk
