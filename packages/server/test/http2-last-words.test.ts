@@ -1,7 +1,8 @@
 // The last words at close on an HTTP/2 Fastify, as on an HTTP/1.1 one (last-words.test.ts): a
 // polling client between two polls gets its CLOSE 'server shutdown' from its next GET, and the
 // endpoints' other requests get Parley's coded 503, not Fastify's bare one. Over h2c and over TLS
-// (where an HTTP/1.1 client beside, `allowHTTP1`, keeps what HTTP/1.1 gets).
+// (where an HTTP/1.1 client beside, `allowHTTP1`, keeps what HTTP/1.1 gets). The server's own
+// page, with no allowedOrigins, is known by the request's `:authority`: h2 has no Host.
 
 import http2 from 'node:http2'
 import { request as httpsRequest } from 'node:https'
@@ -9,11 +10,13 @@ import { decodeText, type Packet, PacketType } from '@parley/protocol'
 import parley, { type ParleyServer } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { type H2Node, startH2Node } from './h2-node.js'
 import { type ClosableApp, closeApp, until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
 
 const apps: ClosableApp[] = []
 const clients: http2.ClientHttp2Session[] = []
+const nodes: H2Node[] = []
 const warnings: Error[] = []
 const noteWarning = (warning: Error) => warnings.push(warning)
 
@@ -21,6 +24,7 @@ afterEach(async () => {
   process.off('warning', noteWarning)
   warnings.length = 0
   for (const client of clients.splice(0)) client.destroy()
+  for (const node of nodes.splice(0)) await node.stop()
   for (const app of apps.splice(0)) await closeApp(app)
 })
 
@@ -257,6 +261,30 @@ describe('at close, on HTTP/2 with TLS and allowHTTP1', () => {
     )
     expect(answer.status).toBe(200)
     expect(answer.headers.connection).toBe('close')
+    expect(packetsOf(answer.text)).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    await within(closing, 5000, 'the close')
+  })
+})
+
+describe('at close, on HTTP/2 with no allowedOrigins', () => {
+  it("hands the server's own page its CLOSE: the page's host is the request's :authority", async () => {
+    const node = await startH2Node()
+    nodes.push(node)
+    const own = { origin: `https://127.0.0.1:${node.port}` }
+    const opened = await node.send('POST', 'poll?v=1', '[8,{}]', { ...own, 'content-type': 'text/plain' })
+    const open = packetsOf(opened.text)[0]
+    if (open?.type !== PacketType.OPEN) throw new Error(`no OPEN: ${opened.text}`)
+    const closing = node.app.close()
+    await until(() => node.app.parley.closed, 2000, 'the server closing')
+
+    const answer = await within(node.send('GET', `poll?v=1&sid=${open.sid}`, '', own), 5000, 'the GET')
+    // The same origin: no CORS header needed, none given.
+    expect({ status: answer.status, origin: answer.headers['access-control-allow-origin'] }).toEqual({
+      status: 200,
+      origin: undefined,
+    })
     expect(packetsOf(answer.text)).toEqual([
       expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
     ])

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { BurstLog } from '../burst-log.js'
 import type { AllowedOrigins } from '../options.js'
 import type { HeaderBag } from '../transports/http.js'
+import { requestHost } from './request-host.js'
 
 /** The verdict on a request's `Origin`, with the CORS headers its answers need. */
 export interface OriginVerdict {
@@ -51,7 +52,8 @@ export function checkOrigin(
  * `checkOrigin` for a request the plugin answers itself, before Fastify (while Fastify closes:
  * see last-words.ts). Fastify's view of the server's own origin (`request.host`,
  * `request.protocol`) follows its `trustProxy`, which a plugin cannot read, so here a page is
- * the server's own when its host is the request's Host or one of its X-Forwarded-Host, whatever
+ * the server's own when its host is the request's Host (over HTTP/2 its `:authority`, see
+ * `requestHost`) or one of its X-Forwarded-Host, whatever
  * the scheme: looser than `checkOrigin`, never stricter. A page the routes let through is never
  * refused here; one that forges X-Forwarded-Host to look like the server's own gains an answer
  * that says nothing but what this one answers any page (that the server is shutting down).
@@ -61,7 +63,7 @@ export function checkRawOrigin(
   allowed: AllowedOrigins | undefined,
   refusals: OriginRefusals,
 ): OriginVerdict {
-  const hosts = [request.headers.host, ...listed(request.headers['x-forwarded-host'])]
+  const hosts = [requestHost(request.headers), ...listed(request.headers['x-forwarded-host'])]
   const own = hosts[0] === undefined ? undefined : toOrigin(`http://${hosts[0]}`)
   const isOwn = (normalised: string) => {
     const page = new URL(normalised)
