@@ -12,6 +12,8 @@ export interface ChildOptions {
   stdin?: boolean
   /** Text whose first appearance in the output is timed, for `sinceMark`. */
   mark?: string
+  /** Variables added to the child's environment (the rest is this process's). */
+  env?: Readonly<Record<string, string>>
 }
 
 export interface Child {
@@ -35,6 +37,7 @@ export async function startChild(
 ): Promise<Child> {
   const proc = spawn(process.execPath, [...(options.nodeFlags ?? []), await compiledScript(entry), ...args], {
     stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
   })
   let out = ''
   let err = ''
