@@ -17,8 +17,13 @@ const started: Started[] = []
 const h2Nodes: H2Node[] = []
 const raws: RawClient[] = []
 const releases: (() => void)[] = []
+/** Node warns of a connection-specific header on an h2 answer, once a process. */
+const warnings: string[] = []
+const noteWarning = (warning: Error) => warnings.push(String(warning))
 
 afterEach(async () => {
+  process.off('warning', noteWarning)
+  warnings.length = 0
   for (const raw of raws.splice(0)) raw.close()
   for (const release of releases.splice(0)) release()
   for (const node of h2Nodes.splice(0)) await node.stop()
@@ -71,12 +76,14 @@ describe.each(ways)('an h2 node sends a POST of a session of another node on %s'
     const { heard, hosts, post } = await eventThrough(nodes)
     const b = await startH2Node({ adapter: nodes.adapter('b'), allowedOrigins: [PAGE] })
     h2Nodes.push(b)
+    process.on('warning', noteWarning)
     const answer = await post(b)
     expect(answer.status).toBe(204)
     await until(() => heard.length === 1, 3000, 'the event at its node')
     expect(heard).toEqual(['from h2'])
     // The Host the client named, its `:authority`, as a proxy from h2 to HTTP/1.1 sends it.
     expect(hosts.at(-1)).toBe(`127.0.0.1:${b.port}`)
+    expect(warnings).toEqual([])
   })
 
   it('while Fastify refuses requests at close', async () => {
@@ -93,12 +100,14 @@ describe.each(ways)('an h2 node sends a POST of a session of another node on %s'
     h2Nodes.push(b)
     releases.push(letGo)
     const { closing } = await closeHeld()
+    process.on('warning', noteWarning)
     const answer = await post(b)
     expect(answer.status).toBe(204)
     await until(() => heard.length === 1, 3000, 'the event at its node')
     expect(heard).toEqual(['from h2'])
     // The Host the client named, its `:authority`, as a proxy from h2 to HTTP/1.1 sends it.
     expect(hosts.at(-1)).toBe(`127.0.0.1:${b.port}`)
+    expect(warnings).toEqual([])
     letGo()
     await within(closing, 5000, 'the h2 node closed')
   })
