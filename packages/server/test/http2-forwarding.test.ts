@@ -3,13 +3,16 @@
 // `routeRequest`, while open and while Fastify refuses requests at close (see last-words.ts). An
 // h2 request's headers are not an HTTP/1.1 one's: its pseudo-headers (`:method`, `:path`, ...)
 // are no header of the request sent on (Node's HTTP/1.1 client throws on such a name), and its
-// `:authority` stands for the Host the owner's origin check reads.
+// `:authority` stands for the Host the owner's origin check reads. An h2c node (no TLS) is out of
+// the others' reach over the network: it takes no HTTP/1.1.
+import http2 from 'node:http2'
 import { encodeText, PacketType } from '@parley/protocol'
-import type { AdapterFactory } from '@parley/server'
+import parley, { type AdapterFactory } from '@parley/server'
+import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { type H2Node, startH2Node, startH2NodeHeldAtClose } from './h2-node.js'
+import { type H2Node, packetsOf, startH2Node, startH2NodeHeldAtClose } from './h2-node.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -17,6 +20,7 @@ const started: Started[] = []
 const h2Nodes: H2Node[] = []
 const raws: RawClient[] = []
 const releases: (() => void)[] = []
+const closes: (() => Promise<void>)[] = []
 /** Node warns of a connection-specific header on an h2 answer, once a process. */
 const warnings: string[] = []
 const noteWarning = (warning: Error) => warnings.push(String(warning))
@@ -28,6 +32,8 @@ afterEach(async () => {
   for (const release of releases.splice(0)) release()
   for (const node of h2Nodes.splice(0)) await node.stop()
   for (const node of started.splice(0)) await closeApp(node.app)
+  // The last opened first: the h2c client before its server.
+  for (const close of closes.splice(0).reverse()) await close()
 })
 
 /** Two nodes' adapters: the owner's URL published (network), or none (`routeRequest`). */
@@ -111,4 +117,44 @@ describe.each(ways)('an h2 node sends a POST of a session of another node on %s'
     letGo()
     await within(closing, 5000, 'the h2 node closed')
   })
+})
+
+it('cannot send anything on to an h2c node, which takes no HTTP/1.1: its owner is unreachable', async () => {
+  const directory = new Directory()
+  const app = Fastify({ http2: true })
+  closes.push(() => closeApp(app))
+  await app.register(parley, { adapter: directory.adapter('a') })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const client = http2.connect(`http://127.0.0.1:${port}`)
+  closes.push(async () => void client.destroy())
+  const handshake = await within(
+    new Promise<string>((resolve, reject) => {
+      const stream = client.request({
+        ':method': 'POST',
+        ':path': '/parley/poll?v=1',
+        'content-type': 'text/plain',
+      })
+      let text = ''
+      stream.setEncoding('utf8')
+      stream.on('data', (chunk: string) => {
+        text += chunk
+      })
+      stream.on('end', () => resolve(text))
+      stream.on('error', reject)
+      stream.end('[8,{}]')
+    }),
+    5000,
+    'the handshake on the h2c node',
+  )
+  const open = packetsOf(handshake)[0]
+  if (open?.type !== PacketType.OPEN) throw new Error(`no OPEN: ${handshake}`)
+  const b = await startServer({ adapter: directory.adapter('b') })
+  started.push(b)
+  const res = await fetch(`${b.base}/poll?v=1&sid=${open.sid}`)
+  expect({ status: res.status, body: await res.json() }).toEqual({
+    status: 400,
+    body: { code: 'PARLEY_UNKNOWN_SESSION', message: 'the node of this session cannot be reached' },
+  })
+  expect(b.app.parley.unreachableOwnerCount).toBe(1)
 })
