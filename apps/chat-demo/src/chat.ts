@@ -1,10 +1,10 @@
-import { CloseReason, ParleyError, type ParleyServer, type ServerSocket } from '@parley/server'
+import { CloseReason, type ParleyServer, type ServerSocket } from '@parley/server'
 import type { FastifyBaseLogger } from 'fastify'
 import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
-import { unneededFormatCharacter } from './format-characters.js'
+import { checkedNickname, visitorOf } from './handshake-auth.js'
 import { JoinLimits } from './join-limits.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
@@ -12,7 +12,6 @@ import { tellsNodesChanges } from './nodes-changes.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
 import { badRoomName, RoomOpener } from './room-opener.js'
 import {
-  type ChatAuth,
   ChatErrorCode,
   type ChatReply,
   type ClientEvents,
@@ -91,37 +90,7 @@ export function setUpChat(
   chat.use(async (socket) => {
     // A resume (or a session another node handed over) keeps the name it was given.
     if (socket.data.nickname === undefined) {
-      const nickname = nicknameOf(socket.handshake.auth)
-      if (nickname === undefined) {
-        throw new ParleyError(
-          ChatErrorCode.BAD_NICKNAME,
-          `pick a nickname of 1 to ${Limits.nickname} characters`,
-        )
-      }
-      // A name of nothing visible would show as a blank in the people list and on each message:
-      // a person nobody can tell apart or name.
-      if (!showsSomething(nickname)) {
-        throw new ParleyError(
-          ChatErrorCode.BAD_NICKNAME,
-          'pick a nickname that shows: zero-width and bidi control characters alone show nothing',
-        )
-      }
-      // One that shows may still pass for another: '\u202Enimda' is drawn "admin". Right-to-left
-      // letters need no control to be drawn as they should (the page isolates every name).
-      if (BIDI_CONTROL.test(nickname)) {
-        throw new ParleyError(
-          ChatErrorCode.BAD_NICKNAME,
-          'pick a nickname without bidi embedding, override or isolate controls (U+202A to U+202E, U+2066 to U+2069): they make a name read as another',
-        )
-      }
-      // Nor may one hide a character that is drawn as nothing: 'ad\u200Bmin' shows as "admin".
-      const hidden = unneededFormatCharacter(nickname)
-      if (hidden !== undefined) {
-        throw new ParleyError(
-          ChatErrorCode.BAD_NICKNAME,
-          `pick a nickname without invisible format characters (${hidden} here): drawn as nothing, they make a name pass for another`,
-        )
-      }
+      const nickname = checkedNickname(socket.handshake.auth)
       const visitor = visitorOf(socket.handshake.auth)
       await nicknames.claim(nickname, visitor)
       socket.data.nickname = nickname
@@ -663,30 +632,4 @@ function messageOf(error: unknown): string {
   } catch {
     return 'a value that cannot be shown'
   }
-}
-
-/**
- * The bidi embeddings, overrides and isolates (LRE, RLE, PDF, LRO, RLO; LRI, RLI, FSI, PDI): they
- * reorder the letters around them, so that a name can be drawn as another one. The marks (LRM, RLM,
- * ALM) only nudge where neutral characters go; invisible, they are refused with the other format
- * characters (see `unneededFormatCharacter`), with a message of their own.
- */
-const BIDI_CONTROL = /[\u202A-\u202E\u2066-\u2069]/u
-
-function nicknameOf(auth: unknown): string | undefined {
-  const name = fieldOf(auth, 'nickname')
-  if (typeof name !== 'string') return undefined
-  const trimmed = name.trim()
-  // Its room is one Parley takes, however long the name's key (see Nicknames.roomOf).
-  return trimmed.length === 0 || !fitsIn(trimmed, Limits.nickname) ? undefined : trimmed
-}
-
-function visitorOf(auth: unknown): string | undefined {
-  const visitor = fieldOf(auth, 'visitor')
-  return typeof visitor === 'string' && /^[\w-]{16,64}$/.test(visitor) ? visitor : undefined
-}
-
-function fieldOf(auth: unknown, field: keyof ChatAuth): unknown {
-  if (typeof auth !== 'object' || auth === null || Array.isArray(auth)) return undefined
-  return (auth as Partial<Record<keyof ChatAuth, unknown>>)[field]
 }
