@@ -4,7 +4,7 @@ import { authorOf } from './authors.js'
 import { type Burst, BurstLimit } from './burst-limit.js'
 import { CoalescedRuns } from './coalesced-runs.js'
 import { eventSchemas } from './event-schemas.js'
-import { checkedNickname, visitorOf } from './handshake-auth.js'
+import { askedNickname, checkedNickname, visitorOf } from './handshake-auth.js'
 import { JoinLimits } from './join-limits.js'
 import { MessageOrder, type Stall } from './message-order.js'
 import { Nicknames } from './nicknames.js'
@@ -32,7 +32,7 @@ import { showsSomething } from './visible.js'
  * this, to another node (`restored` there); anything else would not make the trip.
  */
 export interface ChatData {
-  /** Chosen at the handshake; the session keeps it (a resume cannot change it). */
+  /** Chosen at the handshake; a resume may change it (see `rename`), by the same rules. */
   nickname: string
   /** The browser's id (`ChatAuth.visitor`): its other sessions may share the nickname. */
   visitor?: string
@@ -88,20 +88,45 @@ export function setUpChat(
   )
 
   chat.use(async (socket) => {
-    // A resume (or a session another node handed over) keeps the name it was given.
+    const { auth } = socket.handshake
     if (socket.data.nickname === undefined) {
-      const nickname = checkedNickname(socket.handshake.auth)
-      const visitor = visitorOf(socket.handshake.auth)
+      const nickname = checkedNickname(auth)
+      const visitor = visitorOf(auth)
       await nicknames.claim(nickname, visitor)
       socket.data.nickname = nickname
       if (visitor !== undefined) socket.data.visitor = visitor
     }
+    // A resume (or a session another node handed over) asking for the name it has keeps it
+    // unchecked: it was taken by the rules of its time (a rolling upgrade may have changed them).
+    else if (askedNickname(auth) !== socket.data.nickname) await rename(socket, checkedNickname(auth))
     // A session taken over from a draining node comes with its window (middleware runs again).
     socket.data.rate ??= RateLimit.empty()
     socket.data.moves ??= RateLimit.empty()
     socket.data.rejoins ??= RateLimit.empty()
     socket.data.roomsOpened ??= 0
   })
+
+  /**
+   * A resume whose auth names another nickname than its session has (a client that changed it
+   * while the session lived): taken as a first connect takes a name, or refused (NICKNAME_TAKEN)
+   * as one would be, the session keeping its name then (Parley leaves a refused resume's session
+   * as it was). Claimed for the session's own visitor: a resume does not change whose it is. Once
+   * the session has the name, its room is told who is there, so that the others see it.
+   */
+  async function rename(socket: ChatSocket, nickname: string): Promise<void> {
+    const before = Nicknames.roomOf(socket.data.nickname)
+    const after = Nicknames.roomOf(nickname)
+    // The same name in another letter case or form: the session holds it already.
+    if (after !== before) {
+      await nicknames.claim(nickname, socket.data.visitor)
+      // As at the first connect (see `setUp`): should the adapter fail, the name is only unguarded.
+      await Promise.resolve(socket.join(after)).catch(() => {})
+      nicknames.opened(nickname)
+      await Promise.resolve(socket.leave(before)).catch(() => {})
+    }
+    socket.data.nickname = nickname
+    if (socket.data.room) relist.ask(socket.data.room)
+  }
 
   const limit = new RateLimit(Limits.rate, ratePeriod)
   const joinLimits = new JoinLimits()

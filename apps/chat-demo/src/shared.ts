@@ -48,10 +48,14 @@ export const ChatErrorCode = {
   /**
    * The handshake's nickname is missing, too long, or shows nothing: spaces, zero-width or bidi
    * control characters alone; or it holds a bidi embedding, override or isolate, which can make
-   * it show as another name (the connection is refused).
+   * it show as another name (the connection is refused, or a resume whose auth asks for it: the
+   * session keeps its name).
    */
   BAD_NICKNAME: 'BAD_NICKNAME',
-  /** Someone else (another browser) uses this nickname, in some letter case (the connection is refused). */
+  /**
+   * Someone else (another browser) uses this nickname, in some letter case (the connection is
+   * refused, or a resume whose auth asks for it: the session keeps its name).
+   */
   NICKNAME_TAKEN: 'NICKNAME_TAKEN',
   /** Not a room name (see `ROOM_PATTERN`). */
   BAD_ROOM_NAME: 'BAD_ROOM_NAME',

@@ -4,7 +4,9 @@ import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from '@parley/client'
 import { MAX_ROOM_NAME_LENGTH } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { until, within } from '../../../packages/server/test/helpers.js'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp, MAX_RATE_PERIOD } from '../src/app.js'
 import { Nicknames } from '../src/nicknames.js'
 import {
@@ -498,6 +500,60 @@ describe('chat server', () => {
     // Once Sam has left, the name is free.
     for (const tab of [sam, again]) tab.disconnect()
     await expect.poll(() => attempt({ nickname: 'sam' }).then(([, code]) => code)).toBeUndefined()
+  })
+
+  it('gives a session that resumes under another nickname that name, or refuses it as a first connect would', async () => {
+    const proxy = await startFaultProxy((app.server.address() as AddressInfo).port)
+    onTestFinished(() => proxy.close())
+    const [ann] = await attempt({ nickname: 'ann', visitor: 'anns-browser-0123456789' })
+    await join(ann, 'lobby')
+    const heard: string[][] = []
+    ann.on('presence', (update) => heard.push(update.people))
+    // Clients whose auth is asked again at each resume, as the page's is: what it says then wins.
+    const names = { ben: 'ben', dan: 'dan' }
+    const through = (who: keyof typeof names) => {
+      const socket = connect<ServerEvents, ClientEvents>(proxy.url, {
+        auth: () => ({ nickname: names[who], visitor: `${who}s-browser-0123456789` }),
+        transports: ['websocket'],
+      })
+      clients.push(socket)
+      return socket
+    }
+    const ben = through('ben')
+    await within(new Promise<void>((resolve) => ben.once('connect', () => resolve())), 5000, "ben's connect")
+    await join(ben, 'lobby')
+
+    names.ben = 'Benedict'
+    proxy.cut('websocket')
+    await until(() => heard.at(-1)?.join() === 'Benedict,ann', 5000, 'the list with the new name')
+    expect(ben.connected).toBe(true)
+    expect(await say(ben, 'lobby', 'renamed')).toMatchObject({ ok: true })
+    expect((await store.history('lobby')).at(-1)).toMatchObject({ from: 'Benedict', text: 'renamed' })
+    // The old name is free again, the new one held for this browser.
+    expect((await attempt({ nickname: 'ben', visitor: 'another-browser-0123' }))[1]).toBeUndefined()
+    expect((await attempt({ nickname: 'benedict', visitor: 'another-browser-0123' }))[1]).toBe(
+      ChatErrorCode.NICKNAME_TAKEN,
+    )
+
+    // Names a first connect would refuse: the resume is refused with the same code.
+    const dan = through('dan')
+    await within(new Promise<void>((resolve) => dan.once('connect', () => resolve())), 5000, "dan's connect")
+    const refusals = (socket: Socket<ServerEvents, ClientEvents>) =>
+      new Promise<string>((resolve) =>
+        socket.on('connect_error', (error, willRetry) => {
+          if (!willRetry) resolve(error.code)
+        }),
+      )
+    const refused = [refusals(ben), refusals(dan)]
+    names.ben = 'ANN'
+    names.dan = 'da\u200Bn'
+    proxy.cut('websocket')
+    expect(await within(Promise.all(refused), 5000, 'the refusals')).toEqual([
+      ChatErrorCode.NICKNAME_TAKEN,
+      ChatErrorCode.BAD_NICKNAME,
+    ])
+    // Their sessions keep the names they had.
+    expect((await join(ann, 'lobby')) as { people?: string[] }).toMatchObject({ people: ['Benedict', 'ann'] })
   })
 
   it("keeps every room it makes within Parley's limit on room names", async () => {
