@@ -8,9 +8,17 @@ const JOINING =
   '\\p{Script=Telugu}\\p{Script=Kannada}\\p{Script=Malayalam}\\p{Script=Sinhala}'
 
 /**
+ * The viramas of the Indic scripts of `JOINING` (canonical combining class 9): the sign that
+ * takes a consonant's vowel away, after which ZWJ and ZWNJ choose how the consonant is drawn.
+ */
+const VIRAMA = '\\u094D\\u09CD\\u0A4D\\u0ACD\\u0B4D\\u0BCD\\u0C4D\\u0CCD\\u0D3B\\u0D3C\\u0D4D\\u0DCA'
+
+/**
  * The format characters a name may hold, where they change how it is drawn:
  * - ZWJ between two emoji (a family, a profession: 👩‍🚀), after a skin tone or VS16 if any;
- * - ZWJ or ZWNJ between two letters (with their marks) of a script that uses them.
+ * - ZWJ or ZWNJ between two letters (with their marks) of a script that uses them;
+ * - ZWJ or ZWNJ right after a virama, also at the end of a word or of the name: a Malayalam chillu
+ *   typed the old way is a consonant, a virama and ZWJ (ന്‍, drawn ൻ);
  * - a subdivision flag's tag characters after the black flag (🏴 and its tags: England's flag).
  * Between Latin letters, or anywhere else, they are drawn as nothing.
  */
@@ -18,6 +26,7 @@ const NEEDED = new RegExp(
   [
     '(?<=\\p{Extended_Pictographic}[\\u{FE0F}\\u{1F3FB}-\\u{1F3FF}]?)\\u200D(?=\\p{Extended_Pictographic})',
     `(?<=[${JOINING}]\\p{M}*)[\\u200C\\u200D](?=\\p{M}*[${JOINING}])`,
+    `(?<=[${VIRAMA}])[\\u200C\\u200D]`,
     '(?<=\\u{1F3F4})[\\u{E0020}-\\u{E007E}]+\\u{E007F}',
   ].join('|'),
   'gu',

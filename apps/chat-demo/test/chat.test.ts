@@ -614,6 +614,9 @@ describe('chat server', () => {
       'admin\u200E', // left-to-right mark
       '\u200F\u05E0\u05D5\u05E2\u05DD 2', // right-to-left mark: the page isolates names, none is needed
       '\u{1F468}\u200Dann', // a joiner between an emoji and a letter
+      'ann\u200D', // a joiner at the end, after nothing it could join
+      '\u0D05\u0D35\u0D28\u200D', // the same after a Malayalam letter without a virama
+      '\u0D05\u0D35\u0D28\u0D4D\u200D\u200D', // a second joiner after the virama's
     ]
     for (const nickname of hidden) {
       const [socket, refused] = await attempt({ nickname })
@@ -640,6 +643,9 @@ describe('chat server', () => {
       '\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}', // England's flag (tags)
       '\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645', // Persian, with a non-joiner
       '\u0915\u094D\u200D\u0937', // Devanagari, a half form with a joiner
+      '\u0D05\u0D35\u0D28\u0D4D\u200D', // Malayalam, a chillu typed the old way: virama and ZWJ at the end
+      '\u0D05\u0D35\u0D7B \u0D05\u0D35\u0D28\u0D4D\u200D', // the same at the end of a word
+      '\u0915\u094D\u200C', // Devanagari, a virama shown with a non-joiner after it
     ]
     for (const nickname of names) {
       const [socket, refused] = await attempt({ nickname })
