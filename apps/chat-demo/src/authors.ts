@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto'
-import { nicknameKey } from './shared.js'
 
 /**
  * The tag a browser's messages under one nickname carry (`ChatMessage.by`): a SHA-256 of its
- * `visitor` id and the nickname (as `nicknameKey` reads it, so that two letter cases are one).
+ * `visitor` id and the nickname (in NFKC and lower case, so that two letter cases are one).
  * The visitor id is what holds a nickname (see `Nicknames`), so it never goes to anyone else:
  * someone who knew it could take the name, and pass for its owner. The tag says only "the same
  * browser, under this name", and cannot be turned back into the id (a random one of the page's,
@@ -16,8 +15,13 @@ import { nicknameKey } from './shared.js'
 export function authorOf(visitor: string, nickname: string): string {
   // A name of its own in the hash: the tag is not the hash of the id anywhere else. The visitor id
   // has no ':' (see `visitorOf`), so no other pair of id and name gives the same text.
-  return createHash('sha256')
-    .update(`parley-chat-author:${visitor}:${nicknameKey(nickname)}`)
-    .digest('base64url')
-    .slice(0, 22)
+  return (
+    createHash('sha256')
+      // Not `nicknameKey`, which folds more since: the tags of stored messages would change, and
+      // their pages would no longer know them for theirs. One browser's two spellings of a name
+      // that the key makes one have two tags, both its own to its pages (they keep every tag).
+      .update(`parley-chat-author:${visitor}:${nickname.normalize('NFKC').toLowerCase()}`)
+      .digest('base64url')
+      .slice(0, 22)
+  )
 }

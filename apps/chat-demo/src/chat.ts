@@ -7,6 +7,7 @@ import { eventSchemas } from './event-schemas.js'
 import { askedNickname, checkedNickname, visitorOf } from './handshake-auth.js'
 import { JoinLimits } from './join-limits.js'
 import { MessageOrder, type Stall } from './message-order.js'
+import { nicknameKey } from './nickname-key.js'
 import { Nicknames } from './nicknames.js'
 import { tellsNodesChanges } from './nodes-changes.js'
 import { RateLimit, type RateWindow } from './rate-limit.js'
@@ -17,7 +18,6 @@ import {
   type ClientEvents,
   type JoinReply,
   Limits,
-  nicknameKey,
   type Refusal,
   ROOM_PATTERN,
   refusal,

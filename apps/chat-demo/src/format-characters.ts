@@ -1,17 +1,23 @@
+/** The scripts whose letters join one another as they are written: ZWNJ parts them, ZWJ joins them. */
+export const CURSIVE = '\\p{Script=Arabic}\\p{Script=Syriac}\\p{Script=Nko}\\p{Script=Mongolian}'
+
+/** The Indic scripts, whose conjuncts ZWJ and ZWNJ shape after a virama. */
+export const INDIC =
+  '\\p{Script=Devanagari}\\p{Script=Bengali}\\p{Script=Gurmukhi}\\p{Script=Gujarati}' +
+  '\\p{Script=Oriya}\\p{Script=Tamil}\\p{Script=Telugu}\\p{Script=Kannada}' +
+  '\\p{Script=Malayalam}\\p{Script=Sinhala}'
+
 /**
  * The scripts whose letters join or part by ZWJ and ZWNJ: Persian and Arabic words ("می‌خواهم"),
  * Syriac, N'Ko, Mongolian, and the Indic scripts' conjuncts (a virama, then ZWJ or ZWNJ).
  */
-const JOINING =
-  '\\p{Script=Arabic}\\p{Script=Syriac}\\p{Script=Nko}\\p{Script=Mongolian}\\p{Script=Devanagari}' +
-  '\\p{Script=Bengali}\\p{Script=Gurmukhi}\\p{Script=Gujarati}\\p{Script=Oriya}\\p{Script=Tamil}' +
-  '\\p{Script=Telugu}\\p{Script=Kannada}\\p{Script=Malayalam}\\p{Script=Sinhala}'
+const JOINING = CURSIVE + INDIC
 
 /**
- * The viramas of the Indic scripts of `JOINING` (canonical combining class 9): the sign that
+ * The viramas of the scripts of `INDIC` (canonical combining class 9): the sign that
  * takes a consonant's vowel away, after which ZWJ and ZWNJ choose how the consonant is drawn.
  */
-const VIRAMA = '\\u094D\\u09CD\\u0A4D\\u0ACD\\u0B4D\\u0BCD\\u0C4D\\u0CCD\\u0D3B\\u0D3C\\u0D4D\\u0DCA'
+export const VIRAMA = '\\u094D\\u09CD\\u0A4D\\u0ACD\\u0B4D\\u0BCD\\u0C4D\\u0CCD\\u0D3B\\u0D3C\\u0D4D\\u0DCA'
 
 /**
  * The format characters a name may hold, where they change how it is drawn:

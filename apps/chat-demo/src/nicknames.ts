@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { MAX_ROOM_NAME_LENGTH, ParleyError } from '@parley/server'
-import { ChatErrorCode, nicknameKey } from './shared.js'
+import { nicknameKey } from './nickname-key.js'
+import { ChatErrorCode } from './shared.js'
 
 /** A claim whose session has not opened yet, kept to stop a second one racing it. */
 interface Claim {
@@ -34,7 +35,9 @@ export class Nicknames {
    * into many, U+FDFA into 18; an emoji sequence joined with ZWJ is up to 20 units) gives
    * `nickname#<the key's SHA-256>` instead. Only those: nodes of older versions, which name
    * every room by its key, refused such names, so during a rolling restart every node that can
-   * hold a name looks for it in the same room.
+   * hold a name looks for it in the same room. (Not so for a name with what the key has folded
+   * since (a variation selector, a joiner drawn as nothing): older nodes look for it in another
+   * room until the restart is over.)
    */
   static roomOf(nickname: string): string {
     const key = nicknameKey(nickname)

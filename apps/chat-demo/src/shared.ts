@@ -53,7 +53,8 @@ export const ChatErrorCode = {
    */
   BAD_NICKNAME: 'BAD_NICKNAME',
   /**
-   * Someone else (another browser) uses this nickname, in some letter case (the connection is
+   * Someone else (another browser) uses this nickname, in some letter case or drawn the same
+   * (see `nicknameKey`) (the connection is
    * refused, or a resume whose auth asks for it: the session keeps its name).
    */
   NICKNAME_TAKEN: 'NICKNAME_TAKEN',
@@ -132,14 +133,6 @@ export type JoinReply =
       you?: string
     }
   | Refusal
-
-/**
- * The person a nickname names: names that differ only in letter case or Unicode form ("Sam" and
- * "sam", "é" composed or not) are one name, held by one browser at a time.
- */
-export function nicknameKey(nickname: string): string {
-  return nickname.normalize('NFKC').toLowerCase()
-}
 
 /** What the page sends in its handshake. */
 export interface ChatAuth {

@@ -502,6 +502,49 @@ describe('chat server', () => {
     await expect.poll(() => attempt({ nickname: 'sam' }).then(([, code]) => code)).toBeUndefined()
   })
 
+  it('refuses a nickname drawn as one in use, and takes one drawn otherwise', async () => {
+    const flag = (region: string) =>
+      `\u{1F3F4}${[...region].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('')}\u{E007F}`
+    // Someone holds the first (and keeps it: one browser, many names); another browser asks for the
+    // second, drawn the same.
+    const alike: Array<[string, string]> = [
+      ['Ann', 'Ann\uFE0F'], // a variation selector after a letter
+      ['Ann', 'An\u034Fn'], // a combining grapheme joiner
+      ['ann lee', 'Ann  Lee'], // two spaces, drawn as one
+      ['\u{1F44D}\u{1F44D}', '\u{1F44D}\u200D\u{1F44D}'], // a ZWJ between emoji no font draws as one
+      ['\u2764 bo', '\u2764\uFE0F bo'], // a heart in its emoji style
+      ['\u{1F3F3}\uFE0F\u200D\u{1F308}', '\u{1F3F3}\u200D\u{1F308}'], // the rainbow flag without its VS16
+      ['\u0915\u094D', '\u0915\u094D\u200C'], // a ZWNJ after a virama that ends the name
+      ['\u0915\u0937', '\u0915\u200D\u0937'], // a ZWJ between Devanagari letters, no virama
+      ['\u{1F3F4}', flag('usca')], // the tags of a flag that is no region's: a black flag
+    ]
+    for (const [held, asked] of alike) {
+      const [, refused] = await attempt({ nickname: held, visitor: 'holders-browser-0123' })
+      expect(refused, JSON.stringify(held)).toBeUndefined()
+      expect(
+        (await attempt({ nickname: asked, visitor: 'askers-browser-01234' }))[1],
+        JSON.stringify(asked),
+      ).toBe(ChatErrorCode.NICKNAME_TAKEN)
+    }
+    // Names that differ by what is drawn stay two names.
+    const unlike: Array<[string, string]> = [
+      ['\u{1F469}\u{1F680}', '\u{1F469}\u200D\u{1F680}'], // a woman and a rocket, an astronaut
+      ['\u0645\u06CC\u062E\u0648\u0627\u0647\u0645', '\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645'], // Persian, parted by ZWNJ
+      ['\u0915\u094D\u0937', '\u0915\u094D\u200D\u0937'], // a conjunct, a half form
+      ['\u0D05\u0D35\u0D28\u0D4D', '\u0D05\u0D35\u0D28\u0D4D\u200D'], // a virama shown, a chillu
+      ['\u{1F3F4}', flag('gbeng')], // a black flag, England's
+      ['bolee', 'bo lee'],
+    ]
+    for (const [held, asked] of unlike) {
+      const [, refused] = await attempt({ nickname: held, visitor: 'holders-browser-0123' })
+      expect(refused, JSON.stringify(held)).toBeUndefined()
+      expect(
+        (await attempt({ nickname: asked, visitor: 'askers-browser-01234' }))[1],
+        JSON.stringify(asked),
+      ).toBeUndefined()
+    }
+  })
+
   it('gives a session that resumes under another nickname that name, or refuses it as a first connect would', async () => {
     const proxy = await startFaultProxy((app.server.address() as AddressInfo).port)
     onTestFinished(() => proxy.close())

@@ -2,6 +2,7 @@
 // <script src="/parley.min.js"> (the package's own browser build), and renders every piece of
 // text with textContent: nothing a user types is ever parsed as HTML.
 import type { Socket } from '@parley/client'
+import { nicknameKey } from '../nickname-key.js'
 import {
   type ChatAuth,
   ChatErrorCode,
@@ -11,7 +12,6 @@ import {
   type HeardMessage,
   type JoinReply,
   Limits,
-  nicknameKey,
   type ServerEvents,
 } from '../shared.js'
 import {
