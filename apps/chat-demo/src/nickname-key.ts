@@ -49,7 +49,8 @@ const PRESENTATION = /[\uFE0E\uFE0F]/gu
  * `foldedCharacters`): "Ann" with a variation selector or a combining grapheme joiner after it is
  * "Ann", while 👩‍🚀 is not 👩🚀 nor می‌خواهم میخواهم. A variation selector picks a glyph or a
  * style of the character before it (❤️ and ❤ are one heart): it goes too. And a run of spaces is
- * one, as the page draws it.
+ * one, as the page draws it. Letters of two scripts that look alike (Latin "a", Cyrillic "а") stay
+ * two: Unicode's confusables are another, much larger table.
  */
 export function nicknameKey(nickname: string): string {
   const cased = nickname.normalize('NFKC').toLowerCase().normalize('NFKC')
