@@ -106,6 +106,9 @@ export function setUpChat(
     socket.data.roomsOpened ??= 0
   })
 
+  /** The room of the name a socket had before `rename`, for a session taken over (see `setUp`). */
+  const renamedFrom = new WeakMap<ChatSocket, string>()
+
   /**
    * A resume whose auth names another nickname than its session has (a client that changed it
    * while the session lived): taken as a first connect takes a name, or refused (NICKNAME_TAKEN)
@@ -123,6 +126,9 @@ export function setUpChat(
       await Promise.resolve(socket.join(after)).catch(() => {})
       nicknames.opened(nickname)
       await Promise.resolve(socket.leave(before)).catch(() => {})
+      // Taken over from another node, the session is not in its rooms yet: they come back after
+      // the middleware, the old name's with them, which `setUp` leaves then.
+      renamedFrom.set(socket, before)
     }
     socket.data.nickname = nickname
     if (socket.data.room) relist.ask(socket.data.room)
@@ -312,6 +318,11 @@ export function setUpChat(
     void Promise.resolve(socket.join(Nicknames.roomOf(name)))
       .catch(() => {})
       .then(() => nicknames.opened(name))
+    // A session taken over under another name (see `rename`) was put back in its old name's room
+    // after its middleware had left it: it holds that name no longer. (In turn after that join.)
+    const former = renamedFrom.get(socket)
+    if (former !== undefined && former !== Nicknames.roomOf(name))
+      void Promise.resolve(socket.leave(former)).catch(() => {})
 
     socket.on('join', (request, callback) => inTurn(socket, () => join(request.room, replyWith(callback))))
 

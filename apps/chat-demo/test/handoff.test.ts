@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import type { ChatAppOptions } from '../src/app.js'
 import type { ChatData } from '../src/chat.js'
+import { Nicknames } from '../src/nicknames.js'
 import type { ChatReply, HeardMessage, JoinReply } from '../src/shared.js'
 import { StoreUnavailableError } from '../src/store.js'
 import { type ChatNode, type Client, chatNodesSuite, liveNodes, peopleHeard } from './chat-nodes.js'
@@ -122,6 +123,27 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     await expect
       .poll(() => logged, { timeout: 5000 })
       .toEqual(['chat: a join taken over from another node failed'])
+  }, 30_000)
+
+  it('gives a session taken over by another node the nickname its resume asks for, and frees the old one', async () => {
+    const [a, b] = await twoNodes()
+    const names = { ona: 'ona' }
+    const ona = await person('ona', a, {
+      auth: () => ({ nickname: names.ona, visitor: 'onas-browser-0123456789' }),
+    })
+    const pim = await person('pim', b)
+    await join(ona, 'lobby')
+    await join(pim, 'lobby')
+    const heard = peopleHeard(pim, 'lobby')
+    names.ona = 'Ona B'
+    void a.app.parley.drain()
+    await expect.poll(() => heard.at(-1), { timeout: 10_000 }).toEqual(['Ona B', 'pim'])
+    // On node B the session holds its new name alone: the old one is anyone's again.
+    const taken = b.app.parley.sockets.get(String(ona.id))
+    await expect
+      .poll(() => [...(taken?.rooms ?? [])].filter((room) => room.startsWith('nickname')), { timeout: 5000 })
+      .toEqual([Nicknames.roomOf('Ona B')])
+    await person('ona', b, { auth: { nickname: 'ona', visitor: 'another-browser-0123' } })
   }, 30_000)
 
   it('stores a message under way at the move before the one sent after it, once each', async () => {
