@@ -11,11 +11,11 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import parley from '@parley/server'
 import Fastify from 'fastify'
+// undici is a dev dependency of the client's tests only (the client needs none). Its `Agent`
+// is what Node's own fetch takes as `dispatcher`, with the CA to trust.
+import { Agent } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-// The workspace installs undici for the benchmarks; the client does not depend on it. Its `Agent`
-// is what Node's own fetch takes as `dispatcher`, with the CA to trust.
-import { Agent } from '../../../bench/node_modules/undici/index.js'
 import { closeApp, within } from '../../server/test/helpers.js'
 import { selfSigned } from '../../server/test/self-signed.js'
 import { connect, type Socket } from '../src/index.js'
