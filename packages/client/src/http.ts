@@ -430,6 +430,14 @@ const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }
 const RETRY_409_MS = 25
 
 /**
+ * What `boundedBody` asks of its decoder: `TextDecoder`'s `decode`, named here so that the
+ * published types need no DOM library (a Node application's tsconfig may have none).
+ */
+export interface Utf8Decoder {
+  decode(input?: Uint8Array, options?: { stream?: boolean }): string
+}
+
+/**
  * Node only: the body of an answer, read up to `maxPayload` UTF-16 units (what one answer may
  * hold); past it PARLEY_PAYLOAD_TOO_LARGE, and the rest is not read, since a body with no end (a
  * broken proxy, a hostile server) would take the memory of the whole process. A page gets its
@@ -444,7 +452,7 @@ const RETRY_409_MS = 25
 export async function boundedBody(
   res: Pick<ErrorAnswer, 'body'>,
   maxPayload: number,
-  decoder = new TextDecoder(),
+  decoder: Utf8Decoder = new TextDecoder(),
 ): Promise<string> {
   // A 200 always has a body (a null one would throw here, a failed GET all the same).
   const reader = res.body!.getReader()

@@ -1,5 +1,5 @@
 import { decodeText } from '../codec.js'
-import { boundedBody, HttpTransport, httpError } from '../http.js'
+import { boundedBody, HttpTransport, httpError, type Utf8Decoder } from '../http.js'
 import { type Outgoing, PONG } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
 import { type Later, shown, transportError } from './transport.js'
@@ -19,7 +19,7 @@ export class PollingTransport extends HttpTransport {
    * Node only: the decoder of every answer, one at a time (see `boundedBody`), rather than one
    * made per answer. Declared: the browser build, which reads answers with `res.text()`, has none.
    */
-  declare decoder?: TextDecoder
+  declare decoder?: Utf8Decoder
 
   // The GET that follows the answer bringing a PING answers it (docs/protocol.md, Heartbeat).
   override send(items: readonly Outgoing[]): void {
