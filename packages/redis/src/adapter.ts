@@ -161,9 +161,19 @@ export class RedisAdapter implements Adapter {
   /** Where this node is on the broadcast channel (see places.ts). */
   readonly #readPlaces = new ReadPlaces()
   /** Sockets a takeover joined before its marker came back (see uncut-sockets.ts). */
-  readonly #uncut = new UncutSockets((message, options, id) =>
-    this.#memory.broadcast(message, options, (socket) => socket === id),
-  )
+  readonly #uncut = new UncutSockets((message, options, id) => {
+    // Called inside a takeover's read of its tail (what was held meanwhile), which never
+    // rejects, and at a PUBLISH given up: a socket that throws loses this one broadcast alone.
+    try {
+      this.#memory.broadcast(message, options, (socket) => socket === id)
+    } catch (err) {
+      this.#warnings.warn(
+        'uncut-delivery',
+        'a broadcast for a socket taken over before its claim marker came back failed at its delivery, and is lost to its session',
+        { err, event: message.name, socket: id },
+      )
+    }
+  })
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #claims = new Map<string, Takeover>()
   readonly #pending = new Map<string, Pending>()
