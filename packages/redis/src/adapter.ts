@@ -766,10 +766,16 @@ export class RedisAdapter implements Adapter {
     // any append holds them.
     const places = this.#placesOf(entry)
     // What the session was sent while this waited for Redis, first in its tail: queued now,
-    // written behind the snapshot (one connection, in order).
-    if (!this.#handoffs.appendHeld(entry, places)) this.#appendDropped()
+    // written behind the snapshot (one connection, in order), the places with it.
+    const held = this.#handoffs.appendHeld(entry, places)
+    if (held.dropped) this.#appendDropped()
+    // Those places (and `took`, in them) cover the texts held, which the snapshot does not hold:
+    // a tail read between the write and their append would have the claimer drop them when its
+    // subscriber reads them late. So the snapshot goes without places then, and filters
+    // nothing (a broadcast may reach the session twice, never be lost) until that append lands.
+    const snapshotPlaces = held.queued ? '' : places
     // -1: sent, and not answered within requestTimeout (see Commands).
-    const epoch = await this.#handoffs.write(entry, snapshot, ttl, places).catch((err: unknown) => {
+    const epoch = await this.#handoffs.write(entry, snapshot, ttl, snapshotPlaces).catch((err: unknown) => {
       if (err instanceof RedisUnreachableError) return -1
       this.#warnings.warn('handoff', 'could not store a session snapshot', { err })
       return 0

@@ -475,17 +475,23 @@ export class HandOffStore {
 
   /**
    * Queues what was held for `entry`'s session while its handoff waited (see `holdAppends`) as
-   * the first appends of its tail, with the node's `places` as the entry began. One dropped
-   * while held (and logged then) leaves the tail with a hole, which the claimer reads. False
-   * when one is dropped now (the queue filled meanwhile).
+   * the first appends of its tail, with the node's `places` as the entry began: with the last of
+   * them alone, so that a batch that carries only the first ones vouches for nothing of the
+   * rest. One dropped while held (and logged then) leaves the tail with a hole, which the
+   * claimer reads. `queued`: some were queued (the snapshot's write must then carry no places,
+   * see `RedisAdapter.handOff`); `dropped`: one was dropped now (the queue filled meanwhile).
    */
-  appendHeld(entry: HandedOff, places: string): boolean {
+  appendHeld(entry: HandedOff, places: string): { queued: boolean; dropped: boolean } {
     const held = this.#held.release(entry.sid)
-    if (!held) return true
+    if (!held) return { queued: false, dropped: false }
     if (held.gap) entry.gap = true
-    let all = true
-    for (const text of held.texts) all = this.#tails.append(entry, text, places) && all
-    return all
+    let queued = false
+    let dropped = false
+    held.texts.forEach((text, i) => {
+      if (this.#tails.append(entry, text, i === held.texts.length - 1 ? places : '')) queued = true
+      else dropped = true
+    })
+    return { queued, dropped }
   }
 
   /**
