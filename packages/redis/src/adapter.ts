@@ -1428,10 +1428,16 @@ export class RedisAdapter implements Adapter {
    * place for itself at least `entry.took` (the snapshot holds those). Its own broadcasts given
    * up are left out while the socket still owes one (positioned since it was given up, see
    * cut.ts): it has not had it, and should Redis run it after the tail is read, the claimer must
-   * deliver it. Left out, the others may reach the session twice, never be lost.
+   * deliver it. Left out, the others may reach the session twice, never be lost. So the floor
+   * `took` stays below the first it owes: a socket taken over here before its marker came back
+   * counts as taken every own broadcast up to the marker, one given up before it was positioned
+   * included, which it never had (it was elsewhere when that was emitted, and takes none up to
+   * the marker when they come back: see `Cut.atReturn`).
    */
   #placesOf(entry: HandedOff): string {
-    return this.#readPlaces.textWith(this.node, entry.took, !this.#cut.owesGivenUp(entry.id))
+    const owed = this.#cut.firstOwedGivenUp(entry.id)
+    const floor = owed === undefined ? entry.took : Math.min(entry.took, owed - 1)
+    return this.#readPlaces.textWith(this.node, floor, owed === undefined)
   }
 
   /**

@@ -99,6 +99,16 @@ export class Cut {
     return position !== undefined && this.#givenUp.owes(position.at)
   }
 
+  /**
+   * The first own broadcast given up that `id` owes (see `owesGivenUp`), whatever the count it
+   * is positioned past (it takes none of those when they come back, and never had them either);
+   * undefined when it owes none.
+   */
+  firstOwedGivenUp(id: string): number | undefined {
+    const position = this.#positioned.get(id)
+    return position === undefined ? undefined : this.#givenUp.firstOwed(position.at)
+  }
+
   /** Is not positioned: delivered when a broadcast is emitted here. */
   readonly atEmit = (id: string): boolean => !this.#positioned.has(id)
 

@@ -70,6 +70,16 @@ export class GivenUp {
   }
 
   /**
+   * The first one remembered that the socket of positioning `at` owes (see `owes`); undefined
+   * when it owes none.
+   */
+  firstOwed(at: number): number | undefined {
+    let first: number | undefined
+    for (const [q, takenBy] of this.#given) if (at > takenBy && (first === undefined || q < first)) first = q
+    return first
+  }
+
+  /**
    * Own broadcast `q` is back now (or settled by a note sent after it): every one up to `q` is
    * forgotten, as it came back before, or never will. Whether any was.
    */

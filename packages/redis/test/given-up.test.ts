@@ -27,7 +27,10 @@ describe('own broadcasts given up', () => {
     // Positionings 1 to 3 took 4 when it was given up, and 1 took 2 as well.
     expect(given.owes(1)).toBe(false)
     expect(given.owes(3)).toBe(true)
+    // The first each owes: 2 to positionings past 1, 4 to those past 3 alone.
+    expect([given.firstOwed(1), given.firstOwed(2), given.firstOwed(4)]).toEqual([undefined, 2, 2])
     given.back(2)
+    expect(given.firstOwed(4)).toBe(4)
     expect(given.owes(3)).toBe(false)
     expect(given.owes(4)).toBe(true)
   })
