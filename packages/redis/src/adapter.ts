@@ -159,7 +159,7 @@ export class RedisAdapter implements Adapter {
   readonly #ended: EndedRecords
   readonly #cut = new Cut()
   /** Where this node is on the broadcast channel (see places.ts). */
-  readonly #readPlaces = new ReadPlaces()
+  readonly #readPlaces = new ReadPlaces((node) => node === this.node || this.#nodes.has(node))
   /** Sockets a takeover joined before its marker came back (see uncut-sockets.ts). */
   readonly #uncut = new UncutSockets((message, options, id) => {
     // Called inside a takeover's read of its tail (what was held meanwhile), which never
@@ -261,7 +261,10 @@ export class RedisAdapter implements Adapter {
         for (const pending of [...this.#pending.values()]) pending.saidGoodbye?.(node)
       },
       beaten: (recordLost) => void this.#sessions.restore(recordLost),
-      changed: (change) => this.#nodesListeners.tell(change),
+      changed: (change) => {
+        this.#readPlaces.liveChanged()
+        this.#nodesListeners.tell(change)
+      },
     })
     this.#subscriber = client.duplicate()
     // Without a listener, an 'error' event (Redis went away) would crash the process.

@@ -14,6 +14,24 @@ export const MAX_READ_PLACES = 256
 export const MAX_SKIPPED_RANGES = 64
 
 /**
+ * How long after the last of its broadcasts read here a node out of the live set (it said
+ * goodbye, or its record lapsed) still has its place written (see `ReadPlaces`). A place only
+ * filters what a claimer's subscriber reads after its join, which comes after the write: to
+ * read there a broadcast that this node read more than this long before, that subscriber would
+ * have to be as far behind this node's. Ten minutes is far past every lag the handoff waits
+ * for (`SEAL_WAIT_MS`, a handoff's `ttl`), and past what Redis lets a subscriber fall behind
+ * under any traffic (its default `client-output-buffer-limit pubsub` cuts one that holds 8 MB
+ * for 60 s). Past it, at worst a broadcast of that node reaches the session twice, never is lost.
+ */
+export const GONE_PLACE_MS = 10 * 60_000
+
+/**
+ * The clock of `ReadPlaces` (ms). A named object, as `sealWaits` in takeover.ts, so that a test
+ * can move it past `GONE_PLACE_MS` for these places alone.
+ */
+export const placesClock = { now: (): number => performance.now() }
+
+/**
  * Where this node is on `<prefix>:broadcast`: for each node, the count `q` of the last of its
  * broadcasts read here. A node PUBLISHes its broadcasts on one connection, in the order of
  * their counts, so every node reads each node's counts rising.
@@ -44,6 +62,18 @@ export class ReadPlaces {
   #text: string | undefined = ''
   /** `readText`, the same way. */
   #readText: string | undefined = ''
+  /** By node, when the last of its broadcasts was read here (`placesClock`). */
+  readonly #readAt = new Map<string, number>()
+  /** Until then (`placesClock`), `#text` and `#readText` leave out no more nodes than they do. */
+  #keptUntil = Number.POSITIVE_INFINITY
+
+  constructor(
+    /**
+     * Whether `node` is in the live set (this node included): a node out of it has its place
+     * written for `GONE_PLACE_MS` past the last of its broadcasts read here, no longer.
+     */
+    private readonly live: (node: string) => boolean = () => true,
+  ) {}
 
   /** The count of the last of `node`'s broadcasts read here; undefined when none is (or was let go). */
   at(node: string): number | undefined {
@@ -56,11 +86,13 @@ export class ReadPlaces {
     if (place !== undefined && q <= place) return
     this.#places.delete(node)
     this.#places.set(node, q)
+    this.#readAt.set(node, placesClock.now())
     if (this.#places.size > MAX_READ_PLACES) {
       const oldest = this.#places.keys().next().value
       if (oldest !== undefined) {
         this.#places.delete(oldest)
         this.#skipped.delete(oldest)
+        this.#readAt.delete(oldest)
       }
     }
     const skipped = this.#skipped.get(node)
@@ -102,14 +134,29 @@ export class ReadPlaces {
    * '' while nothing was read or skipped.
    */
   get text(): string {
+    this.#expire()
     this.#text ??= this.#write(true)
     return this.#text
   }
 
   /** As `text`, without the counts skipped: what was read alone, `{ node: q }`. */
   get readText(): string {
+    this.#expire()
     this.#readText ??= this.#write(false)
     return this.#readText
+  }
+
+  /** The live set changed: a node out of it may have a place no longer written. */
+  liveChanged(): void {
+    this.#text = undefined
+    this.#readText = undefined
+  }
+
+  /** Made anew once a node written in them may be left out now (see `GONE_PLACE_MS`). */
+  #expire(): void {
+    if (placesClock.now() < this.#keptUntil) return
+    this.#keptUntil = Number.POSITIVE_INFINITY
+    this.liveChanged()
   }
 
   /**
@@ -128,9 +175,15 @@ export class ReadPlaces {
     const nodes = new Set(this.#places.keys())
     if (skipped) for (const node of this.#skipped.keys()) nodes.add(node)
     if (raised !== undefined) nodes.add(raised)
-    if (nodes.size === 0) return ''
+    const now = placesClock.now()
     const places: Record<string, number | (number | [number, number])[]> = {}
     for (const node of nodes) {
+      const readAt = this.#readAt.get(node)
+      if (node !== raised && readAt !== undefined) {
+        // Gone long enough: no claimer's subscriber is that far behind (see `GONE_PLACE_MS`).
+        if (now - readAt > GONE_PLACE_MS && !this.live(node)) continue
+        this.#keptUntil = Math.min(this.#keptUntil, readAt + GONE_PLACE_MS)
+      }
       let q = this.#places.get(node) ?? 0
       let ranges = skipped ? this.#skipped.get(node) : undefined
       if (node === raised && floor > q) {
@@ -142,7 +195,7 @@ export class ReadPlaces {
       }
       places[node] = ranges?.length ? [q, ...ranges] : q
     }
-    return JSON.stringify(places)
+    return Object.keys(places).length === 0 ? '' : JSON.stringify(places)
   }
 }
 

@@ -1,10 +1,41 @@
 // Where a node is on the broadcast channel, as it writes it with a tail: what it read, and its
 // own broadcasts given up, which reached its sockets without being read.
-import { describe, expect, it } from 'vitest'
-import { MAX_READ_PLACES, MAX_SKIPPED_RANGES, ReadPlaces } from '../src/places.js'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { GONE_PLACE_MS, MAX_READ_PLACES, MAX_SKIPPED_RANGES, placesClock, ReadPlaces } from '../src/places.js'
 import { parsePlaces } from '../src/wire.js'
 
 describe('ReadPlaces', () => {
+  afterEach(() => vi.restoreAllMocks())
+
+  it(`leaves out a node out of the live set once its last broadcast read is ${GONE_PLACE_MS} ms old`, () => {
+    let now = 0
+    vi.spyOn(placesClock, 'now').mockImplementation(() => now)
+    const live = new Set(['a', 'b'])
+    const places = new ReadPlaces((node) => live.has(node))
+    places.read('a', 1)
+    places.read('b', 2)
+    places.read('gone', 3)
+    live.delete('gone')
+    places.liveChanged()
+    now = GONE_PLACE_MS
+    expect(JSON.parse(places.text)).toEqual({ a: 1, b: 2, gone: 3 })
+    // Past the bound: made anew without it, though nothing was read since; a live one stays.
+    now = GONE_PLACE_MS + 1
+    expect(JSON.parse(places.text)).toEqual({ a: 1, b: 2 })
+    expect(JSON.parse(places.readText)).toEqual({ a: 1, b: 2 })
+    // The node raised is written whatever its age.
+    expect(JSON.parse(places.textWith('gone', 4, true))).toEqual({ a: 1, b: 2, gone: 4 })
+    // Back in the live set: written again.
+    live.add('gone')
+    places.liveChanged()
+    expect(JSON.parse(places.text)).toEqual({ a: 1, b: 2, gone: 3 })
+    // Nothing left to write: ''.
+    const alone = new ReadPlaces(() => false)
+    alone.read('x', 1)
+    now += GONE_PLACE_MS + 1
+    expect(alone.text).toBe('')
+  })
+
   it('keeps given-up counts above the place as ranges, and lets them go once the place passes them', () => {
     const places = new ReadPlaces()
     expect(places.text).toBe('')
