@@ -181,8 +181,10 @@ export class ReadPlaces {
       const readAt = this.#readAt.get(node)
       if (node !== raised && readAt !== undefined) {
         // Gone long enough: no claimer's subscriber is that far behind (see `GONE_PLACE_MS`).
-        if (now - readAt > GONE_PLACE_MS && !this.live(node)) continue
-        this.#keptUntil = Math.min(this.#keptUntil, readAt + GONE_PLACE_MS)
+        if (now - readAt > GONE_PLACE_MS) {
+          if (!this.live(node)) continue
+          // Live and past it: left out only once it leaves the live set (see `liveChanged`).
+        } else this.#keptUntil = Math.min(this.#keptUntil, readAt + GONE_PLACE_MS)
       }
       let q = this.#places.get(node) ?? 0
       let ranges = skipped ? this.#skipped.get(node) : undefined

@@ -29,6 +29,11 @@ describe('ReadPlaces', () => {
     live.add('gone')
     places.liveChanged()
     expect(JSON.parse(places.text)).toEqual({ a: 1, b: 2, gone: 3 })
+    // A live node past the bound is kept, and the text made once, not at every call.
+    const write = vi.spyOn(JSON, 'stringify')
+    expect([places.text, places.text]).toEqual([places.text, places.text])
+    expect(write).not.toHaveBeenCalled()
+    write.mockRestore()
     // Nothing left to write: ''.
     const alone = new ReadPlaces(() => false)
     alone.read('x', 1)
