@@ -44,8 +44,12 @@ export function checkOrigin(
   allowed: AllowedOrigins | undefined,
   refusals: OriginRefusals,
 ): OriginVerdict {
+  const origin = request.headers.origin
+  // Most requests have no Origin (a same-origin GET from a page, any request from outside a
+  // browser): they pass without the server's own origin, which is a URL to parse per request.
+  if (origin === undefined) return SAME_ORIGIN
   const own = ownOrigin(request)
-  return judge(request.headers.origin, (normalised) => normalised === own, own, allowed, refusals)
+  return judge(origin, (normalised) => normalised === own, own, allowed, refusals)
 }
 
 /**
