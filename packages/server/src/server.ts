@@ -3,7 +3,6 @@ import {
   ErrorCode,
   type HelloPacket,
   isAckId,
-  MAX_TIMER_MS,
   type Packet,
   PacketType,
   ParleyError,
@@ -34,6 +33,7 @@ import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
 import { hasAppCode, isThenable, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
+import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
@@ -66,17 +66,6 @@ import { type EventSchemas, EventValidators } from './validation.js'
 export type Middleware<S> = (socket: S) => void | Promise<void>
 
 /**
- * What the last words of ended HTTP sessions may hold at once while the server runs, in
- * `maxBufferedBytes` (64 MiB by default), each counted as at least LINGER_MIN_BYTES (its
- * objects and its timer). Past it the oldest are forgotten: their client's next GET gets
- * PARLEY_UNKNOWN_SESSION and its resume the session's CLOSE, without what was queued before it.
- * A client that opens sessions and has them end (an invalid packet ends one) could otherwise
- * have the server keep a queue for each, for pingInterval + pingTimeout.
- */
-const LINGERING_BUFFERS = 8
-const LINGER_MIN_BYTES = 4096
-
-/**
  * The server side of Parley, reached as `app.parley`: middleware, the `connection` event, and
  * every connected socket.
  *
@@ -107,9 +96,7 @@ export class ParleyServer<
   /** By public socket id. */
   readonly #byId = new Map<string, ServerSocket<L, E, D>>()
   /** Closed HTTP transports whose last words wait for one more GET, by sid. */
-  readonly #lingering = new Map<string, { transport: Transport; timer: NodeJS.Timeout; bytes: number }>()
-  /** What the entries of `#lingering` count, together (see LINGERING_BUFFERS). */
-  #lingeringBytes = 0
+  readonly #lingering: Lingering
   /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
   readonly #ended: EndedSessions
   /**
@@ -157,17 +144,6 @@ export class ParleyServer<
   readonly #finishing = new Set<string>()
   /** Resolved by `close`, once every session has ended (see `finishing`). */
   #allEnded: { promise: Promise<void>; resolve: () => void } | undefined
-  /** True once the last words kept at close are dropped: nothing is kept for later requests. */
-  #forgetting = false
-  /**
-   * Sids whose CLOSE ('server shutdown', or the drain's 'server handoff') waits for a GET their
-   * client is about to send.
-   */
-  readonly #awaited = new Set<string>()
-  /** When the last of those GETs is due at the latest (`performance.now()`). */
-  #awaitedUntil = 0
-  /** Who waits for those last words to be taken (see `lastWordsTaken`). */
-  readonly #lastWordsWaiters = new Set<() => void>()
   /**
    * Resumes of sessions another node handed off, from their claim to the end of their takeover
    * (see `drain`): a claim still under way may yet win.
@@ -232,6 +208,12 @@ export class ParleyServer<
         `handshake failed for ${count} client(s) since the last such line, with an error inside the server that is not the adapter's (a bug: see the err of the first); each got ${ErrorCode.SERVER_SHUTTING_DOWN} '${HANDSHAKE_FAILED}' and tries again`,
     )
     this.#unsettledResumes = new UnsettledResumes(options.recoveryWindow)
+    this.#lingering = new Lingering({
+      pingInterval: options.pingInterval,
+      pingTimeout: options.pingTimeout,
+      maxBufferedBytes: options.maxBufferedBytes,
+      closing: () => this.#closing,
+    })
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
     this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
       // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
@@ -281,7 +263,7 @@ export class ParleyServer<
       metrics,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
       invalid: (error) => this.#invalidInput(error),
-      linger: (sid, transport) => this.#linger(sid, transport),
+      linger: (sid, transport) => this.#lingering.add(sid, transport),
       ended: (sid, close, ack) => {
         this.#ended.add(sid, close, ack)
         this.#endedElsewhere.record(sid, close.packet, ack)
@@ -784,31 +766,12 @@ export class ParleyServer<
    * client that dropped its GET is not waited for.
    */
   lastWordsTaken(limitMs: number): Promise<void> {
-    const wait = Math.min(limitMs, this.#awaitedUntil - performance.now())
-    if (this.#awaited.size === 0 || wait <= 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer)
-        this.#lastWordsWaiters.delete(done)
-        resolve()
-      }
-      const timer = setTimeout(done, wait)
-      this.#lastWordsWaiters.add(done)
-    })
+    return this.#lingering.taken(limitMs)
   }
 
   /** @internal Drops the last words still kept: the server no longer answers requests. */
   forgetLastWords(): void {
-    this.#forgetting = true
-    for (const { timer } of this.#lingering.values()) clearTimeout(timer)
-    this.#lingering.clear()
-    this.#lingeringBytes = 0
-    this.#awaited.clear()
-    this.#lastWordsGone()
-  }
-
-  #lastWordsGone(): void {
-    for (const done of [...this.#lastWordsWaiters]) done()
+    this.#lingering.forgetAll()
   }
 
   /**
@@ -816,15 +779,12 @@ export class ParleyServer<
    * out of the store. A client between two GETs learns this way that it was closed or moved.
    */
   takeLingering(sid: string, name: string): Transport | undefined {
-    const entry = this.#lingering.get(sid)
-    if (!entry || entry.transport.name !== name) return undefined
-    this.#forgetLingering(sid)
-    return entry.transport
+    return this.#lingering.take(sid, name)
   }
 
   /** @internal Whether a closed transport of kind `name` still holds last words for `sid`. */
   hasLingering(sid: string, name: string): boolean {
-    return this.#lingering.get(sid)?.transport.name === name
+    return this.#lingering.has(sid, name)
   }
 
   /**
@@ -833,15 +793,6 @@ export class ParleyServer<
    */
   endedLingering(sid: string, name: string): boolean {
     return this.hasLingering(sid, name) && this.#ended.get(sid) !== undefined
-  }
-
-  #forgetLingering(sid: string): void {
-    const entry = this.#lingering.get(sid)
-    if (!entry) return
-    clearTimeout(entry.timer)
-    this.#lingering.delete(sid)
-    this.#lingeringBytes -= entry.bytes
-    if (this.#awaited.delete(sid) && this.#awaited.size === 0) this.#lastWordsGone()
   }
 
   /**
@@ -1548,40 +1499,6 @@ export class ParleyServer<
    */
   #invalidInput(error: ParleyError): void {
     this.#invalidSessions.record({ code: error.code, reason: error.message })
-  }
-
-  #linger(sid: string, transport: Transport): void {
-    // A drain leaves CLOSE 'server handoff' for the next GET, a close CLOSE 'server shutdown';
-    // once the server stops answering, nothing is kept.
-    if (this.#forgetting) return
-    this.#forgetLingering(sid)
-    // A client polls again at once, and reads a stream within its ping timeout at the latest.
-    // Each may be up to MAX_TIMER_MS: past it, a Node timer would run after 1 ms.
-    const timer = setTimeout(
-      () => this.#forgetLingering(sid),
-      Math.min(this.options.pingInterval + this.options.pingTimeout, MAX_TIMER_MS),
-    )
-    timer.unref()
-    const bytes = Math.max(transport.bufferedAmount, LINGER_MIN_BYTES)
-    this.#lingering.set(sid, { transport, timer, bytes })
-    this.#lingeringBytes += bytes
-    // At close every session ends at once and lingers: as many as there were sessions (at most
-    // maxSessions), none of them a client's doing, and each awaited (see `lastWordsTaken`).
-    if (!this.#closing) {
-      const limit = LINGERING_BUFFERS * this.options.maxBufferedBytes
-      for (const oldest of this.#lingering.keys()) {
-        if (this.#lingeringBytes <= limit || oldest === sid) break
-        this.#forgetLingering(oldest)
-      }
-    }
-    // From the drain on: a session handed off ends in it, its CLOSE 'server handoff' kept for
-    // that GET. Without other nodes the drain seals it at once and the node closes: a GET a
-    // moment later found no node, and its client resumed without the quiet time that CLOSE gives.
-    const due = this.#closing ? transport.http?.nextGetWithin() : undefined
-    if (due !== undefined && due > 0) {
-      this.#awaited.add(sid)
-      this.#awaitedUntil = Math.max(this.#awaitedUntil, performance.now() + due)
-    }
   }
 
   /**
