@@ -2,10 +2,9 @@ import {
   CloseReason,
   ErrorCode,
   type HelloPacket,
-  isAckId,
   type Packet,
   PacketType,
-  ParleyError,
+  type ParleyError,
   type TransportName,
 } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
@@ -17,13 +16,13 @@ import {
   type RoutedResponse,
   type SocketDescription,
 } from './adapter/adapter.js'
-import { type ClaimAnswer, claimMissed, type HandOffTail, type SessionClaim } from './adapter/handoff.js'
+import { type ClaimAnswer, claimMissed } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError, checkListener } from './argument-error.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog, logLine } from './burst-log.js'
-import { answeredIn, askedIn, Drain, safely, within } from './drain.js'
+import { Drain, safely, within } from './drain.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
@@ -48,13 +47,12 @@ import {
   moving,
   type Refusal,
   shuttingDown,
-  unrestorable,
 } from './refusals.js'
 import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { ServerSocket, type SocketContext } from './socket.js'
-import { splitTail } from './tail-rooms.js'
+import { Takeover } from './takeover.js'
 import { shown } from './thrown.js'
 import { type HttpSide, outgoing, type Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
@@ -102,7 +100,7 @@ export class ParleyServer<
   /**
    * Sessions that left this node lately, taken over by another one, by sid (see
    * `#claimAndTakeOver`): as long as a session ended here is kept in `#ended`, or until one
-   * comes back (see `#takeOver`).
+   * comes back (see `Takeover.run`).
    */
   readonly #movedAway: RecentSessions<true>
   /** How sessions ended, as the adapter keeps it for every node (see `Adapter.sessionEnded`). */
@@ -160,6 +158,8 @@ export class ParleyServer<
   #drain: Drain | undefined
   /** The drain and the moves under way when it began, both over. */
   #drained: Promise<void> | undefined
+  /** The takeover of a session claimed from another node's handoff (see `#claimAndTakeOver`). */
+  readonly #takeover: Takeover<L, E, D>
   /** Sessions handed off one at a time, on another node's request; none with `handoff: false`. */
   readonly #moves: Moves | undefined
   /** This node's origin for forwarded requests, once it listens. */
@@ -295,6 +295,24 @@ export class ParleyServer<
         if (handingOff) this.#withdraw(sid)
       },
     }
+    this.#takeover = new Takeover<L, E, D>({
+      log,
+      metrics,
+      handoffLogs: this.#handoffLogs,
+      adapterFailures: this.#adapterFailures,
+      sessionConfig: this.#sessionConfig,
+      socketFor: (session, handshake) => new ServerSocket<L, E, D>(session, handshake, this.#socketContext),
+      runMiddleware: (socket) => this.#runMiddleware(socket),
+      register: (socket) => {
+        this.#bySid.set(socket.session.sid, socket)
+        this.#byId.set(socket.id, socket)
+      },
+      unregisterNew: (socket) => this.#unregisterNew(socket),
+      recordOwner: (sid) => this.#recordOwner(sid),
+      answerEnded: (transport, sid, hello) => this.#answerEnded(transport, this.#ended.get(sid), hello),
+      backHere: (sid) => this.#movedAway.delete(sid),
+      restored: (socket) => this.#fire(this.#onRestored, socket, 'restored'),
+    })
   }
 
   /**
@@ -1004,51 +1022,9 @@ export class ParleyServer<
   }
 
   /**
-   * Puts a taken-over socket back into its rooms. Not awaited at the cut point (see
-   * `#takeOver`); should the session end before the adapter is done, the socket leaves its rooms
-   * after the join (see `ServerSocket.enter`).
-   */
-  #joinRestored(socket: ServerSocket<L, E, D>, rooms: Room[]): Promise<void> {
-    return this.#changeRestored(socket, () => socket.enter(rooms), this.#adapterFailures.rejoin)
-  }
-
-  /**
-   * The old node's socket ended in rooms other than the snapshot's (see `roomsEntry`): joins
-   * and leaves made there after the freeze. The difference is made here, after the cut's join
-   * (in turn with it), so that the session is in the rooms the application asked for last.
-   */
-  #moveRooms(socket: ServerSocket<L, E, D>, handed: readonly Room[], atCut: readonly Room[]): void {
-    const before = new Set(handed)
-    const after = new Set(atCut)
-    const joined = atCut.filter((room) => !before.has(room))
-    if (joined.length > 0) void this.#joinRestored(socket, joined)
-    for (const room of handed) {
-      if (after.has(room)) continue
-      void this.#changeRestored(socket, () => socket.leave(room), this.#adapterFailures.leaveAfterFreeze)
-    }
-  }
-
-  /**
-   * A taken-over socket's join or leave. Never rejects: an adapter that fails (a promise that
-   * rejects, or a throw) is logged in `failures`, never left unhandled, which would end the
-   * process; the session goes on.
-   */
-  async #changeRestored(
-    socket: ServerSocket<L, E, D>,
-    change: () => void | Promise<void>,
-    failures: BurstLog,
-  ): Promise<void> {
-    try {
-      await change()
-    } catch (err) {
-      failures.record({ err, socket: socket.id })
-    }
-  }
-
-  /**
    * A resume of `sid`, a session this node does not hold: claims it from a node's handoff and
-   * takes it over (`toEnd`: only to end it, see `#takeOver`). Undefined when there was none to
-   * claim (or it ended on its old node after the claim: see `#takeOver`) and the client may get a
+   * takes it over (`toEnd`: only to end it, see `Takeover.run`). Undefined when there was none to
+   * claim (or it ended on its old node after the claim: see `Takeover.run`) and the client may get a
    * new session, or when the session is here now (another resume of it took it over meanwhile)
    * and this one resumes it; else the answer.
    */
@@ -1134,13 +1110,13 @@ export class ParleyServer<
       // taken over, the session would stay on a closed node, detached until the recovery
       // window ends, while its client starts anew elsewhere. Given back, nothing is left here.
       if (this.#closed) {
-        this.#giveBack(claim)
+        this.#takeover.giveBack(claim)
         this.#handoffLogs.afterClose.record({ socket: claim.snapshot.id })
         return transport.open ? shuttingDown() : null
       }
       this.#arriving.add(sid)
       try {
-        return await this.#takeOver(claim, transport, hello, handshake, toEnd)
+        return await this.#takeover.run(claim, transport, hello, handshake, toEnd)
       } finally {
         this.#arriving.delete(sid)
       }
@@ -1219,7 +1195,7 @@ export class ParleyServer<
    * session, which waits in the store to be claimed by a resume its client, gone, never sends.
    * The old node, frozen, would have ended it on that goodbye (see `Session.goodbyeWhileFrozen`);
    * here it is claimed and taken over as for a resume whose client left during the takeover
-   * (`restored` fires; no middleware runs, see `#takeOver`), then ends with 'client
+   * (`restored` fires; no middleware runs, see `Takeover.run`), then ends with 'client
    * disconnect', as one a relayed goodbye crossed (see `#arrive`). One this node holds, takes
    * over or ended meanwhile hears it as a relayed goodbye. Resolves once done, true; false, with
    * nothing done, when this node is closing and would have to claim the session: it claims
@@ -1262,169 +1238,6 @@ export class ParleyServer<
       this.#adapterFailures.claim.record({ err })
       return 'retry'
     }
-  }
-
-  /**
-   * Takes over a session that another node handed off, claimed for this node: restores it,
-   * runs the middleware, joins its rooms at the adapter's cut point, waits for the old node's
-   * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. `toEnd`: a
-   * takeover made only to end the session on its client's goodbye (see `handedOffGoodbye`),
-   * which runs no middleware: there is no client to admit, and the request it has carries no
-   * `auth`. Refused there, the claim would be given back, and the session end with neither
-   * `restored` nor `disconnect` on any node. What the old node left undone follows: events it
-   * had not handled yet, and an error for each request it left unanswered when its tail is
-   * incomplete. Undefined when the session ended on the old node after all
-   * (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a new session
-   * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`).
-   */
-  async #takeOver(
-    claim: SessionClaim,
-    transport: Transport,
-    hello: HelloPacket,
-    handshake: Handshake,
-    toEnd: boolean,
-  ): Promise<Refusal | null | undefined> {
-    const snapshot = claim.snapshot
-    let session: Session
-    try {
-      // An adapter of the application's may carry any number: one that is no ack id would make
-      // this node's questions collide with the old node's, or number past the id space.
-      if (snapshot.nextAckId !== undefined && !isAckId(snapshot.nextAckId))
-        throw new ParleyError(ErrorCode.INVALID_PACKET, 'the snapshot’s nextAckId is not an ack id')
-      session = new Session(this.#sessionConfig, snapshot)
-    } catch (err) {
-      this.#handoffLogs.unrestorable.record({ err, socket: snapshot.id })
-      this.#giveBack(claim)
-      // No node can ever restore it: a new session now (as for `ClaimMissed` 'unreadable'),
-      // rather than a "try again" whose next try finds nothing left to claim.
-      return undefined
-    }
-    const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
-    socket.restore(snapshot)
-    const refusal = (toEnd ? undefined : await this.#runMiddleware(socket)) ?? disconnectedEarly(session)
-    if (refusal) {
-      this.#giveBack(claim)
-      session.end(CloseReason.SERVER_DISCONNECT, { notify: false })
-      return refusal
-    }
-    this.#bySid.set(session.sid, socket)
-    this.#byId.set(socket.id, socket)
-    const rooms = [socket.id, ...snapshot.rooms]
-    // A socket dropped or ended from here on leaves its rooms after this join, should the
-    // adapter's `addAll` still be under way (see `ServerSocket.enter`).
-    let taken: HandOffTail
-    try {
-      taken = await claim.takeOver(() => void this.#joinRestored(socket, rooms))
-    } catch (err) {
-      // It never fails by its contract: one that does is the adapter's failure all the same.
-      // The socket, registered already, would stay for good (never attached, no timer).
-      this.#unregisterNew(socket)
-      throw new AdapterCallFailed(err)
-    }
-    const { tail, complete, late = false, alone = false, ended = false, kept = false, retry = false } = taken
-    if (ended) return this.#dropClaimed(socket, transport, kept ? 'kept' : 'ended')
-    if (retry) return this.#dropClaimed(socket, transport, 'retry')
-    const { packets, rooms: roomsAtCut } = splitTail(tail)
-    // Before the release numbers what this node asked meanwhile: a question of its own under an
-    // id the tail uses too takes another (see `ServerSocket.movedInTail`).
-    socket.movedInTail(askedIn(packets))
-    // Numbered after the client's position, should it be past the snapshot and its tail.
-    const unrecorded = session.release(packets, hello.ack ?? 0)
-    if (unrecorded === undefined) {
-      const err = new ParleyError(ErrorCode.INVALID_PACKET, 'the tail does not follow the snapshot in order')
-      // Taken over (the old node's part is done), not given back: an outcome of its own.
-      this.metrics.handoff('broken_tail')
-      this.#handoffLogs.unrestorable.record({ err, socket: socket.id })
-      session.end(CloseReason.SESSION_EXPIRED, { notify: false })
-      return this.#refuseResume(transport, hello, snapshot.sid)
-    }
-    // The old node went on with the session past its snapshot (a move it gave up on, taken back
-    // too late), and the client has packets no tail recorded: this node numbered its own after
-    // them. Or the client lies (any ack up to 2^32 past the snapshot is taken at its word): a
-    // line any client can cause, so at debug, once for this takeover, never a warning.
-    if (unrecorded > 0)
-      this.#log.debug(
-        { socket: socket.id, unrecorded },
-        'parley: session taken over from a snapshot older than what its client had (the node that handed it off sent it more after its snapshot, unrecorded: how many); this node numbers what it sends after them',
-      )
-    if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
-    // Ended here meanwhile (its application disconnected it while the tail was awaited): its end
-    // took its owner record away, which a write now would put back for a session no node has.
-    if (session.state !== 'closed') await this.#recordOwner(session.sid)
-    // The old node's last word may come after the tail was read (see `SessionClaim.confirm`).
-    const standing = (await safely(() => claim.confirm?.())) ?? 'taken'
-    if (standing !== 'taken' && session.state !== 'closed')
-      return this.#dropClaimed(socket, transport, standing)
-    this.metrics.handoff(!complete ? 'incomplete' : !late ? 'taken' : alone ? 'restarted' : 'late')
-    // A drain or a restart brings many of these at once: one line per burst of each kind.
-    if (!complete) this.#handoffLogs.incomplete.record({ socket: socket.id })
-    if (late) (alone ? this.#handoffLogs.restarted : this.#handoffLogs.late).record({ socket: socket.id })
-    if (session.state === 'closed') return this.#refuseResume(transport, hello, snapshot.sid)
-    // Asked for by another node meanwhile (a WebSocket resume reached it): on its way there.
-    if (frozen(session)) return moving()
-    // Back on this node, which it left before (A→B→A): it lives here, not elsewhere. A resume of
-    // it that finds it gone from here from now on finds it ended here (`#ended`) or moved away
-    // again (added anew), never the old move; one that came during this takeover resumes it here
-    // (see `#claimAndTakeOver`).
-    this.#movedAway.delete(session.sid)
-    if (!transport.open) session.awaitResume()
-    else {
-      this.metrics.resume(true)
-      session.attach(transport, hello.ack ?? 0, true)
-    }
-    this.#fire(this.#onRestored, socket, 'restored')
-    if (socket.connected) {
-      // The tail is decoded once, not once per open request.
-      const answered = complete ? undefined : answeredIn(packets)
-      const open = answered ? snapshot.openRequests.filter((ackId) => !answered.has(ackId)) : []
-      socket.resumeWork(snapshot.waiting, open)
-    }
-    return null
-  }
-
-  /**
-   * Gives back a claim this node does not go on with (its snapshot cannot be restored, or the
-   * middleware refused the client): the takeover runs with no join, which ends the handoff. By
-   * its contract it never fails; one that throws or rejects is logged, never left unhandled,
-   * which would end the process.
-   */
-  #giveBack(claim: SessionClaim): void {
-    this.metrics.handoff('given_back')
-    callGuarded(
-      () => claim.takeOver(() => {}),
-      (err) => this.#adapterFailures.giveBack.record({ err }),
-    )
-  }
-
-  /**
-   * A claimed session is not this node's after all: it ended on its old node (its application
-   * saw it end: no second life here; never connected here, it goes quietly, and the client gets
-   * a new session, as for one unknown: undefined), or it lives on there, ahead of the snapshot
-   * (the client keeps its session and tries again, and is sent there, or the session moves here
-   * from its current state), or the adapter gave the claim back, unable to take it over now
-   * (`HandOffTail.retry`: the client keeps its session and tries again).
-   */
-  #dropClaimed(
-    socket: ServerSocket<L, E, D>,
-    transport: Transport,
-    why: 'ended' | 'kept' | 'retry',
-  ): Refusal | null | undefined {
-    this.#unregisterNew(socket)
-    if (why === 'ended') return undefined
-    if (!transport.open) return null
-    return why === 'kept' ? keptElsewhere() : claimUnsettled()
-  }
-
-  /**
-   * A resume that cannot go on after all: the client hears the session is over (its CLOSE), or,
-   * when no end of it is known here (a tail out of order, see `#takeOver`), to try again, the
-   * same on every transport: its next try finds nothing to claim and gets a new session. Closed
-   * bare, a WebSocket told the client nothing, and it stepped down to SSE.
-   */
-  #refuseResume(transport: Transport, hello: HelloPacket, sid: string): Refusal | null {
-    this.metrics.resume(false)
-    if (this.#answerEnded(transport, this.#ended.get(sid), hello) || !transport.open) return null
-    return unrestorable()
   }
 
   /**

@@ -1,0 +1,282 @@
+import { CloseReason, ErrorCode, type HelloPacket, isAckId, ParleyError } from '@parley/protocol'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Room } from './adapter/adapter.js'
+import type { HandOffTail, SessionClaim } from './adapter/handoff.js'
+import { AdapterCallFailed, type AdapterFailures, callGuarded } from './adapter-failures.js'
+import type { BurstLog } from './burst-log.js'
+import { answeredIn, askedIn, safely } from './drain.js'
+import type { HandoffLogs } from './handoff-logs.js'
+import type { Metrics } from './metrics.js'
+import {
+  claimUnsettled,
+  disconnectedEarly,
+  keptElsewhere,
+  moving,
+  type Refusal,
+  unrestorable,
+} from './refusals.js'
+import { Session, type SessionConfig } from './session.js'
+import type { ServerSocket } from './socket.js'
+import { splitTail } from './tail-rooms.js'
+import type { Transport } from './transports/transport.js'
+import type { EventsMap, Handshake } from './types.js'
+
+/**
+ * What a takeover needs from the server: the sessions' shared config, its logs and counters, and
+ * the steps it shares with a handshake (the middleware, the maps, the owner record), never the
+ * server itself.
+ */
+export interface TakeoverContext<L extends EventsMap, E extends EventsMap, D> {
+  log: FastifyBaseLogger
+  metrics: Metrics
+  handoffLogs: HandoffLogs
+  adapterFailures: AdapterFailures
+  /** What every session runs on: a restored one too. */
+  sessionConfig: SessionConfig
+  /** A socket for `session`, not registered yet. */
+  socketFor: (session: Session, handshake: Handshake) => ServerSocket<L, E, D>
+  /** Runs the middleware; the refusal, or null (see `ParleyServer.use`). */
+  runMiddleware: (socket: ServerSocket<L, E, D>) => Promise<Refusal | null>
+  /** Puts `socket` in the server's maps: the session is this node's from here on. */
+  register: (socket: ServerSocket<L, E, D>) => void
+  /** Takes a registered socket that never attached out of the maps and the adapter, quietly. */
+  unregisterNew: (socket: ServerSocket<L, E, D>) => void
+  /** Tells the adapter this node owns `sid`, waiting (bounded) for its record; never rejects. */
+  recordOwner: (sid: string) => Promise<void>
+  /**
+   * Answers a resume of `sid` with the session's CLOSE when its end is remembered here, and
+   * closes `transport`: false when it is not.
+   */
+  answerEnded: (transport: Transport, sid: string, hello: HelloPacket) => boolean
+  /** `sid` lives on this node again (it left before: A→B→A), not elsewhere. */
+  backHere: (sid: string) => void
+  /** Fires the `restored` listeners. */
+  restored: (socket: ServerSocket<L, E, D>) => void
+}
+
+/**
+ * The takeover of a session another node handed off and this node claimed: its snapshot
+ * restored, the middleware run, its rooms joined at the adapter's cut point, the old node's
+ * tail awaited and released, then the client's transport attached and `restored` fired. Apart
+ * from the claim (see `Arrivals`), which decides whether there is a session to take over at all.
+ */
+export class Takeover<L extends EventsMap, E extends EventsMap, D> {
+  readonly #context: TakeoverContext<L, E, D>
+
+  constructor(context: TakeoverContext<L, E, D>) {
+    this.#context = context
+  }
+
+  /**
+   * Takes over a session that another node handed off, claimed for this node: restores it,
+   * runs the middleware, joins its rooms at the adapter's cut point, waits for the old node's
+   * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. `toEnd`: a
+   * takeover made only to end the session on its client's goodbye (see `handedOffGoodbye`),
+   * which runs no middleware: there is no client to admit, and the request it has carries no
+   * `auth`. Refused there, the claim would be given back, and the session end with neither
+   * `restored` nor `disconnect` on any node. What the old node left undone follows: events it
+   * had not handled yet, and an error for each request it left unanswered when its tail is
+   * incomplete. Undefined when the session ended on the old node after all
+   * (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a new session
+   * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`).
+   */
+  async run(
+    claim: SessionClaim,
+    transport: Transport,
+    hello: HelloPacket,
+    handshake: Handshake,
+    toEnd: boolean,
+  ): Promise<Refusal | null | undefined> {
+    const context = this.#context
+    const { metrics, handoffLogs } = context
+    const snapshot = claim.snapshot
+    let session: Session
+    try {
+      // An adapter of the application's may carry any number: one that is no ack id would make
+      // this node's questions collide with the old node's, or number past the id space.
+      if (snapshot.nextAckId !== undefined && !isAckId(snapshot.nextAckId))
+        throw new ParleyError(ErrorCode.INVALID_PACKET, 'the snapshot’s nextAckId is not an ack id')
+      session = new Session(context.sessionConfig, snapshot)
+    } catch (err) {
+      handoffLogs.unrestorable.record({ err, socket: snapshot.id })
+      this.giveBack(claim)
+      // No node can ever restore it: a new session now (as for `ClaimMissed` 'unreadable'),
+      // rather than a "try again" whose next try finds nothing left to claim.
+      return undefined
+    }
+    const socket = context.socketFor(session, handshake)
+    socket.restore(snapshot)
+    const refusal = (toEnd ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
+    if (refusal) {
+      this.giveBack(claim)
+      session.end(CloseReason.SERVER_DISCONNECT, { notify: false })
+      return refusal
+    }
+    context.register(socket)
+    const rooms = [socket.id, ...snapshot.rooms]
+    // A socket dropped or ended from here on leaves its rooms after this join, should the
+    // adapter's `addAll` still be under way (see `ServerSocket.enter`).
+    let taken: HandOffTail
+    try {
+      taken = await claim.takeOver(() => void this.#joinRestored(socket, rooms))
+    } catch (err) {
+      // It never fails by its contract: one that does is the adapter's failure all the same.
+      // The socket, registered already, would stay for good (never attached, no timer).
+      context.unregisterNew(socket)
+      throw new AdapterCallFailed(err)
+    }
+    const { tail, complete, late = false, alone = false, ended = false, kept = false, retry = false } = taken
+    if (ended) return this.#dropClaimed(socket, transport, kept ? 'kept' : 'ended')
+    if (retry) return this.#dropClaimed(socket, transport, 'retry')
+    const { packets, rooms: roomsAtCut } = splitTail(tail)
+    // Before the release numbers what this node asked meanwhile: a question of its own under an
+    // id the tail uses too takes another (see `ServerSocket.movedInTail`).
+    socket.movedInTail(askedIn(packets))
+    // Numbered after the client's position, should it be past the snapshot and its tail.
+    const unrecorded = session.release(packets, hello.ack ?? 0)
+    if (unrecorded === undefined) {
+      const err = new ParleyError(ErrorCode.INVALID_PACKET, 'the tail does not follow the snapshot in order')
+      // Taken over (the old node's part is done), not given back: an outcome of its own.
+      metrics.handoff('broken_tail')
+      handoffLogs.unrestorable.record({ err, socket: socket.id })
+      session.end(CloseReason.SESSION_EXPIRED, { notify: false })
+      return this.#refuseResume(transport, hello, snapshot.sid)
+    }
+    // The old node went on with the session past its snapshot (a move it gave up on, taken back
+    // too late), and the client has packets no tail recorded: this node numbered its own after
+    // them. Or the client lies (any ack up to 2^32 past the snapshot is taken at its word): a
+    // line any client can cause, so at debug, once for this takeover, never a warning.
+    if (unrecorded > 0)
+      context.log.debug(
+        { socket: socket.id, unrecorded },
+        'parley: session taken over from a snapshot older than what its client had (the node that handed it off sent it more after its snapshot, unrecorded: how many); this node numbers what it sends after them',
+      )
+    if (roomsAtCut) this.#moveRooms(socket, snapshot.rooms, roomsAtCut)
+    // Ended here meanwhile (its application disconnected it while the tail was awaited): its end
+    // took its owner record away, which a write now would put back for a session no node has.
+    if (session.state !== 'closed') await context.recordOwner(session.sid)
+    // The old node's last word may come after the tail was read (see `SessionClaim.confirm`).
+    const standing = (await safely(() => claim.confirm?.())) ?? 'taken'
+    if (standing !== 'taken' && session.state !== 'closed')
+      return this.#dropClaimed(socket, transport, standing)
+    metrics.handoff(!complete ? 'incomplete' : !late ? 'taken' : alone ? 'restarted' : 'late')
+    // A drain or a restart brings many of these at once: one line per burst of each kind.
+    if (!complete) handoffLogs.incomplete.record({ socket: socket.id })
+    if (late) (alone ? handoffLogs.restarted : handoffLogs.late).record({ socket: socket.id })
+    if (session.state === 'closed') return this.#refuseResume(transport, hello, snapshot.sid)
+    // Asked for by another node meanwhile (a WebSocket resume reached it): on its way there.
+    if (frozen(session)) return moving()
+    // Back on this node, which it left before (A→B→A): it lives here, not elsewhere. A resume of
+    // it that finds it gone from here from now on finds it ended here or moved away again (added
+    // anew), never the old move; one that came during this takeover resumes it here (see
+    // `Arrivals`).
+    context.backHere(session.sid)
+    if (!transport.open) session.awaitResume()
+    else {
+      metrics.resume(true)
+      session.attach(transport, hello.ack ?? 0, true)
+    }
+    context.restored(socket)
+    if (socket.connected) {
+      // The tail is decoded once, not once per open request.
+      const answered = complete ? undefined : answeredIn(packets)
+      const open = answered ? snapshot.openRequests.filter((ackId) => !answered.has(ackId)) : []
+      socket.resumeWork(snapshot.waiting, open)
+    }
+    return null
+  }
+
+  /**
+   * Gives back a claim this node does not go on with (its snapshot cannot be restored, or the
+   * middleware refused the client, or the server closed before it could): the takeover runs
+   * with no join, which ends the handoff. By its contract it never fails; one that throws or
+   * rejects is logged, never left unhandled, which would end the process.
+   */
+  giveBack(claim: SessionClaim): void {
+    this.#context.metrics.handoff('given_back')
+    callGuarded(
+      () => claim.takeOver(() => {}),
+      (err) => this.#context.adapterFailures.giveBack.record({ err }),
+    )
+  }
+
+  /**
+   * A claimed session is not this node's after all: it ended on its old node (its application
+   * saw it end: no second life here; never connected here, it goes quietly, and the client gets
+   * a new session, as for one unknown: undefined), or it lives on there, ahead of the snapshot
+   * (the client keeps its session and tries again, and is sent there, or the session moves here
+   * from its current state), or the adapter gave the claim back, unable to take it over now
+   * (`HandOffTail.retry`: the client keeps its session and tries again).
+   */
+  #dropClaimed(
+    socket: ServerSocket<L, E, D>,
+    transport: Transport,
+    why: 'ended' | 'kept' | 'retry',
+  ): Refusal | null | undefined {
+    this.#context.unregisterNew(socket)
+    if (why === 'ended') return undefined
+    if (!transport.open) return null
+    return why === 'kept' ? keptElsewhere() : claimUnsettled()
+  }
+
+  /**
+   * A resume that cannot go on after all: the client hears the session is over (its CLOSE), or,
+   * when no end of it is known here (a tail out of order, see `run`), to try again, the same on
+   * every transport: its next try finds nothing to claim and gets a new session. Closed bare, a
+   * WebSocket told the client nothing, and it stepped down to SSE.
+   */
+  #refuseResume(transport: Transport, hello: HelloPacket, sid: string): Refusal | null {
+    this.#context.metrics.resume(false)
+    if (this.#context.answerEnded(transport, sid, hello) || !transport.open) return null
+    return unrestorable()
+  }
+
+  /**
+   * Puts a taken-over socket back into its rooms. Not awaited at the cut point (see `run`);
+   * should the session end before the adapter is done, the socket leaves its rooms after the
+   * join (see `ServerSocket.enter`).
+   */
+  #joinRestored(socket: ServerSocket<L, E, D>, rooms: Room[]): Promise<void> {
+    return this.#changeRestored(socket, () => socket.enter(rooms), this.#context.adapterFailures.rejoin)
+  }
+
+  /**
+   * The old node's socket ended in rooms other than the snapshot's (see `roomsEntry`): joins
+   * and leaves made there after the freeze. The difference is made here, after the cut's join
+   * (in turn with it), so that the session is in the rooms the application asked for last.
+   */
+  #moveRooms(socket: ServerSocket<L, E, D>, handed: readonly Room[], atCut: readonly Room[]): void {
+    const before = new Set(handed)
+    const after = new Set(atCut)
+    const joined = atCut.filter((room) => !before.has(room))
+    if (joined.length > 0) void this.#joinRestored(socket, joined)
+    for (const room of handed) {
+      if (after.has(room)) continue
+      void this.#changeRestored(
+        socket,
+        () => socket.leave(room),
+        this.#context.adapterFailures.leaveAfterFreeze,
+      )
+    }
+  }
+
+  /**
+   * A taken-over socket's join or leave. Never rejects: an adapter that fails (a promise that
+   * rejects, or a throw) is logged in `failures`, never left unhandled, which would end the
+   * process; the session goes on.
+   */
+  async #changeRestored(
+    socket: ServerSocket<L, E, D>,
+    change: () => void | Promise<void>,
+    failures: BurstLog,
+  ): Promise<void> {
+    try {
+      await change()
+    } catch (err) {
+      failures.record({ err, socket: socket.id })
+    }
+  }
+}
+
+/** Read through a call: TypeScript would keep a state narrowed before an await. */
+const frozen = (session: Session): boolean => session.state === 'frozen'
