@@ -16,34 +16,28 @@ import {
   type RoutedResponse,
   type SocketDescription,
 } from './adapter/adapter.js'
-import { type ClaimAnswer, claimMissed } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError, checkListener } from './argument-error.js'
+import { Arrivals } from './arrivals.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog, logLine } from './burst-log.js'
-import { Drain, safely, within } from './drain.js'
+import { Drain, within } from './drain.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
-import { GoodbyesOnArrival } from './goodbyes-on-arrival.js'
 import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
-import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
 import { hasAppCode, isThenable, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
-import { RecentSessions } from './recent-sessions.js'
 import {
   arriving,
   claimedElsewhere,
-  claimUnsettled,
   disconnectedEarly,
-  heldElsewhere,
-  keptElsewhere,
   moving,
   type Refusal,
   shuttingDown,
@@ -57,7 +51,6 @@ import { shown } from './thrown.js'
 import { type HttpSide, outgoing, type Transport } from './transports/transport.js'
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
-import { UnsettledResumes } from './unsettled-resumes.js'
 import { type EventSchemas, EventValidators } from './validation.js'
 
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
@@ -97,12 +90,6 @@ export class ParleyServer<
   readonly #lingering: Lingering
   /** How recently ended sessions ended, by sid: what a resume of one is answered with. */
   readonly #ended: EndedSessions
-  /**
-   * Sessions that left this node lately, taken over by another one, by sid (see
-   * `#claimAndTakeOver`): as long as a session ended here is kept in `#ended`, or until one
-   * comes back (see `Takeover.run`).
-   */
-  readonly #movedAway: RecentSessions<true>
   /** How sessions ended, as the adapter keeps it for every node (see `Adapter.sessionEnded`). */
   readonly #endedElsewhere: EndedElsewhere
   /** Sessions ended for invalid packets: logged once per burst, with the first's reason. */
@@ -125,8 +112,6 @@ export class ParleyServer<
   readonly #eventFailures: EventFailures
   /** Resumes of one session take turns (see `ResumeTurns`). */
   readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
-  /** Resumes the adapter could not settle, told to try again for at most the recovery window. */
-  readonly #unsettledResumes: UnsettledResumes
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
   readonly #pending = new Map<Transport, () => void>()
   readonly #validators = new EventValidators()
@@ -142,24 +127,14 @@ export class ParleyServer<
   readonly #finishing = new Set<string>()
   /** Resolved by `close`, once every session has ended (see `finishing`). */
   #allEnded: { promise: Promise<void>; resolve: () => void } | undefined
-  /**
-   * Resumes of sessions another node handed off, from their claim to the end of their takeover
-   * (see `drain`): a claim still under way may yet win.
-   */
-  readonly #takingOver = new Set<Promise<Refusal | null | undefined>>()
-  /**
-   * Sids of those whose claim won, until the takeover is over: past the old node's tail too, the claim may
-   * still not stand (see `SessionClaim.confirm`), and the `restored` listeners are not there yet.
-   */
-  readonly #arriving = new Set<string>()
-  /** Relayed goodbyes for sessions still being claimed or taken over here (see `relayedGoodbye`). */
-  readonly #goodbyesOnArrival = new GoodbyesOnArrival()
   /** The drain under way (see `drain`), once `close` has begun. */
   #drain: Drain | undefined
   /** The drain and the moves under way when it began, both over. */
   #drained: Promise<void> | undefined
-  /** The takeover of a session claimed from another node's handoff (see `#claimAndTakeOver`). */
+  /** The takeover of a session claimed from another node's handoff (see `Arrivals`). */
   readonly #takeover: Takeover<L, E, D>
+  /** Sessions this node claims from another node's handoff and takes over (see `handshake`). */
+  readonly #arrivals: Arrivals<L, E, D>
   /** Sessions handed off one at a time, on another node's request; none with `handoff: false`. */
   readonly #moves: Moves | undefined
   /** This node's origin for forwarded requests, once it listens. */
@@ -207,7 +182,6 @@ export class ParleyServer<
       (count) =>
         `handshake failed for ${count} client(s) since the last such line, with an error inside the server that is not the adapter's (a bug: see the err of the first); each got ${ErrorCode.SERVER_SHUTTING_DOWN} '${HANDSHAKE_FAILED}' and tries again`,
     )
-    this.#unsettledResumes = new UnsettledResumes(options.recoveryWindow)
     this.#lingering = new Lingering({
       pingInterval: options.pingInterval,
       pingTimeout: options.pingTimeout,
@@ -240,13 +214,12 @@ export class ParleyServer<
             ttl: options.recoveryWindow,
             metrics,
             withdraw: (sid) => this.#withdrawSnapshot(sid),
-            arriving: (sid) => this.#arriving.has(sid),
+            arriving: (sid) => this.#arrivals.arriving(sid),
           })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
     const endedTtl = options.recoveryWindow || options.pingInterval + options.pingTimeout
     this.#ended = new EndedSessions(endedTtl, MAX_ENDED_SESSIONS)
-    this.#movedAway = new RecentSessions(endedTtl, MAX_ENDED_SESSIONS)
     this.#endedElsewhere = new EndedElsewhere(this.adapter, endedTtl, options.handshakeTimeout, {
       record: (err) => this.#adapterFailures.endedRecord.record({ err }),
       lookup: (err) => this.#adapterFailures.endedLookup.record({ err }),
@@ -289,7 +262,7 @@ export class ParleyServer<
         const socket = this.#bySid.get(sid)
         if (socket && reason === CloseReason.SERVER_HANDOFF) {
           this.#resumes.movedAway(socket)
-          this.#movedAway.add(sid, true)
+          this.#arrivals.movedAway(sid)
         }
         this.#forget(sid, id)
         if (handingOff) this.#withdraw(sid)
@@ -310,8 +283,23 @@ export class ParleyServer<
       unregisterNew: (socket) => this.#unregisterNew(socket),
       recordOwner: (sid) => this.#recordOwner(sid),
       answerEnded: (transport, sid, hello) => this.#answerEnded(transport, this.#ended.get(sid), hello),
-      backHere: (sid) => this.#movedAway.delete(sid),
+      backHere: (sid) => this.#arrivals.backHere(sid),
       restored: (socket) => this.#fire(this.#onRestored, socket, 'restored'),
+    })
+    this.#arrivals = new Arrivals<L, E, D>({
+      adapter: this.adapter,
+      handoffLogs: this.#handoffLogs,
+      adapterFailures: this.#adapterFailures,
+      recoveryWindow: options.recoveryWindow,
+      movedAwayTtl: endedTtl,
+      maxMovedAway: MAX_ENDED_SESSIONS,
+      takeover: this.#takeover,
+      sessionFor: (sid) => this.#bySid.get(sid)?.session,
+      endedHere: (sid) => this.#ended.get(sid) !== undefined,
+      endOf: (sid) => this.#endOf(sid),
+      unreachableLately: (node) => this.#unreachable.lately(node),
+      closing: () => this.#closing,
+      closed: () => this.#closed,
     })
   }
 
@@ -643,7 +631,7 @@ export class ParleyServer<
       shutdownRetryAfter: () => this.#shutdownRetryAfter(),
       metrics: this.metrics,
       withdraw: (sid) => this.#withdrawSnapshot(sid),
-      arriving: (sid) => this.#arriving.has(sid),
+      arriving: (sid) => this.#arrivals.arriving(sid),
     })
     // A session this node is still claiming or taking over joins the drain once it is live here
     // (a claim that loses, or a takeover that drops the session, leaves nothing). One whose
@@ -654,7 +642,7 @@ export class ParleyServer<
         canHandOff
           ? [...this.#bySid.values()].filter(({ session }) => !this.#moves?.withdrawing(session.sid))
           : [],
-      canHandOff ? Promise.allSettled([...this.#takingOver]) : undefined,
+      canHandOff ? Promise.allSettled(this.#arrivals.underWay()) : undefined,
     )
     // Sessions another node asked for just before are claimed there, or sealed, before close.
     this.#drained = Promise.all([drained, this.#moves?.settled()]).then(() => {})
@@ -859,13 +847,11 @@ export class ParleyServer<
     let existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
     if (hello.sid !== undefined && !existing) {
       if (!this.#ended.get(hello.sid)) {
-        const answer = await this.#arriveTracked(hello.sid, () =>
-          this.#claimAndTakeOver(hello.sid as string, transport, hello, handshake, request, left),
-        )
+        const answer = await this.#arrivals.resume(hello.sid, transport, hello, handshake, request, left)
         if (answer !== undefined) return answer
         // Undefined: nothing to take over here (or the session ended on its old node after the
         // claim), or another resume of the same session took it over here meanwhile (see
-        // `#claimAndTakeOver`): then this one is an ordinary resume of it, below.
+        // `Arrivals`): then this one is an ordinary resume of it, below.
         existing = this.#bySid.get(hello.sid)
       }
       if (!existing) {
@@ -882,7 +868,7 @@ export class ParleyServer<
     // events to the socket before its `restored` listeners are there, or stay with a copy the
     // takeover drops a moment later ('kept', 'ended'), its client never told. The client tries
     // again in a moment.
-    if (existing && this.#arriving.has(existing.session.sid)) return arriving()
+    if (existing && this.#arrivals.arriving(existing.session.sid)) return arriving()
     if (existing) {
       const answer = await this.#resume(existing, transport, hello, handshake)
       if (answer !== undefined) return answer
@@ -1021,154 +1007,9 @@ export class ParleyServer<
     return this.#limit.refuse(this.#bySid.size) ?? undefined
   }
 
-  /**
-   * A resume of `sid`, a session this node does not hold: claims it from a node's handoff and
-   * takes it over (`toEnd`: only to end it, see `Takeover.run`). Undefined when there was none to
-   * claim (or it ended on its old node after the claim: see `Takeover.run`) and the client may get a
-   * new session, or when the session is here now (another resume of it took it over meanwhile)
-   * and this one resumes it; else the answer.
-   */
-  async #claimAndTakeOver(
-    sid: string,
-    transport: Transport,
-    hello: HelloPacket,
-    handshake: Handshake,
-    request: HandshakeRequest,
-    left: string | undefined,
-    toEnd = false,
-  ): Promise<Refusal | null | undefined> {
-    let claim = await this.#claim(sid)
-    // Nothing stored, and the store names the session's node now: the node the resume saw it
-    // leave kept it (its move given up on), or another took it over. Either way the client is
-    // told to try again (below), in words that say which, and its next try is sent there.
-    let stayed = false
-    // The live node the store names, for a resume that saw the session nowhere (below).
-    let holder: string | undefined
-    if (claimMissed(claim) && claim.missed === 'owned') {
-      stayed = claim.node === left
-      // Not one this node failed to reach a moment ago: killed, a node stays live for a few
-      // heartbeats, and its clients start anew at once, as they always did.
-      if (claim.live && !this.#unreachable.lately(claim.node)) holder = claim.node
-      claim = null
-    }
-    // Taken over here while this claim was on its way: another resume of the same session (a
-    // WebSocket probe beside an HTTP resume, both sent to this node) claimed it first, and its
-    // takeover has the session in the maps by now. This resume found neither it here nor (once
-    // the takeover read the handoff back) anything to claim: a new session would stand beside
-    // the restored one. It resumes the session here instead, as any resume that finds it here
-    // (see `handshake`), which tells it to try again while the takeover is not over.
-    if ((claim === null || typeof claim === 'string' || claimMissed(claim)) && this.#bySid.has(sid)) {
-      this.#unsettledResumes.settled(sid)
-      return undefined
-    }
-    // No try of the client's can take the session over (its snapshot cannot be read, or the node
-    // whose claim won left with it): a new session now, whatever the resume saw on its way here.
-    if (claimMissed(claim)) {
-      this.#unsettledResumes.settled(sid)
-      if (claim.missed === 'unreadable') this.#handoffLogs.unrestorable.record({ err: claim.error })
-      if (this.#closing) return shuttingDown()
-      return transport.open ? undefined : null
-    }
-    // Relayed here as to its owner by a node that looked the owner up before this node handed
-    // the session to another one (that node asked for it first, and its takeover is done): the
-    // session lives there. A new session here would leave it behind; the client tries again,
-    // and its next try is sent there.
-    const movedAway = request.headers[ROUTED_HEADER] === '1' && this.#movedAway.get(sid) === true
-    // Seen leaving its node, yet nothing is left to claim: another node's claim came first (a
-    // resume of the same session racing this one, which reached that node), and its takeover is
-    // over. A new session here would leave that one behind; the client tries again, and its next
-    // try is sent there.
-    // Either way, unless the session ended on its new node meanwhile (or on its old one, its
-    // snapshot withdrawn): then the client hears that, as for any ended session (see
-    // `handshake`), where told to try again it would try until the recovery window ran out.
-    // Or seen nowhere on its way here (the look-up of its owner failed, or read no record at that
-    // moment), yet the store names a live node as the session's: a new session here would leave
-    // that one behind, with what its client has not received. The client tries again, and its
-    // next try is sent there.
-    const seenLeaving = movedAway || left !== undefined
-    let livesElsewhere = false
-    if (claim === null && (seenLeaving || holder !== undefined) && !(await this.#endOf(sid))) {
-      livesElsewhere = !seenLeaving
-      claim = 'elsewhere'
-    }
-    // Told to try again for at most the recovery window, after which the session cannot be
-    // alive anywhere: then a new one, as for an unknown session (see `UnsettledResumes`).
-    const unsettled = claim === 'retry' || claim === 'elsewhere'
-    if (unsettled && this.#unsettledResumes.tryAgain(sid)) {
-      if (this.#closing) return shuttingDown()
-      if (!transport.open) return null
-      // Taken over here already (a try the client made after it gave up on the first), or by
-      // another node (the store answered: the claim was lost, not unsettled).
-      if (this.#arriving.has(sid)) return arriving()
-      if (claim === 'retry') return claimUnsettled()
-      if (livesElsewhere) return heldElsewhere()
-      return stayed ? keptElsewhere() : claimedElsewhere()
-    }
-    this.#unsettledResumes.settled(sid)
-    if (claim !== null && typeof claim === 'object') {
-      // Won after `close` ended every session here (the claim outlasted the drain's wait):
-      // taken over, the session would stay on a closed node, detached until the recovery
-      // window ends, while its client starts anew elsewhere. Given back, nothing is left here.
-      if (this.#closed) {
-        this.#takeover.giveBack(claim)
-        this.#handoffLogs.afterClose.record({ socket: claim.snapshot.id })
-        return transport.open ? shuttingDown() : null
-      }
-      this.#arriving.add(sid)
-      try {
-        return await this.#takeover.run(claim, transport, hello, handshake, toEnd)
-      } finally {
-        this.#arriving.delete(sid)
-      }
-    }
-    if (this.#closing) return shuttingDown()
-    if (!transport.open) return null
-    // Sent on by a draining node, but another node claimed the session first (a retry that
-    // reached this node after the live nodes changed): a new session here would leave that one
-    // behind. The client tries again, and the draining node sends it to the claimer.
-    if (request.headers[ROUTED_HEADER] === SENT_ON) return claimedElsewhere()
-    return undefined
-  }
-
   /** How `sid` ended, here or (as the adapter keeps it) on another node, if it did lately. */
   async #endOf(sid: string): Promise<Ending | undefined> {
     return this.#ended.get(sid) ?? (await this.#endedElsewhere.lookUp(sid))
-  }
-
-  /**
-   * `#arrive`, tracked from the claim on, not from its win: a drain that begins while the claim
-   * is under way waits for it too, and hands on the session it wins (see `drain`). None starts
-   * once the node is closing, so what the drain waits for only shrinks.
-   */
-  #arriveTracked(
-    sid: string,
-    takeOver: () => Promise<Refusal | null | undefined>,
-    goodbye = false,
-  ): Promise<Refusal | null | undefined> {
-    const arrival = this.#arrive(sid, takeOver, goodbye)
-    this.#takingOver.add(arrival)
-    void arrival.finally(() => this.#takingOver.delete(arrival)).catch(() => {})
-    return arrival
-  }
-
-  /**
-   * `takeOver`, a resume's claim and takeover of `sid`, then the goodbye its client sent meanwhile
-   * through the node the session left, if one came (see `relayedGoodbye`), or came with it
-   * (`goodbye`, see `handedOffGoodbye`).
-   */
-  async #arrive(
-    sid: string,
-    takeOver: () => Promise<Refusal | null | undefined>,
-    goodbye = false,
-  ): Promise<Refusal | null | undefined> {
-    const over = this.#goodbyesOnArrival.begin(sid)
-    if (goodbye) this.#goodbyesOnArrival.keep(sid)
-    try {
-      return await takeOver()
-    } finally {
-      const session = over() ? this.#bySid.get(sid)?.session : undefined
-      if (session) endByGoodbye(session, [GOODBYE])
-    }
   }
 
   /**
@@ -1180,12 +1021,7 @@ export class ParleyServer<
    * takeover is done. False when this node neither holds, takes over, nor ended the session.
    */
   relayedGoodbye(sid: string, packets: readonly Packet[]): boolean {
-    const goodbye = packets.some((packet) => packet.type === PacketType.CLOSE)
-    if (goodbye ? this.#goodbyesOnArrival.keep(sid) : this.#arriving.has(sid)) return true
-    const session = this.#bySid.get(sid)?.session
-    if (!session) return this.#ended.get(sid) !== undefined
-    if (goodbye) endByGoodbye(session, packets)
-    return true
+    return this.#arrivals.relayedGoodbye(sid, packets)
   }
 
   /**
@@ -1196,48 +1032,19 @@ export class ParleyServer<
    * The old node, frozen, would have ended it on that goodbye (see `Session.goodbyeWhileFrozen`);
    * here it is claimed and taken over as for a resume whose client left during the takeover
    * (`restored` fires; no middleware runs, see `Takeover.run`), then ends with 'client
-   * disconnect', as one a relayed goodbye crossed (see `#arrive`). One this node holds, takes
+   * disconnect', as one a relayed goodbye crossed (see `Arrivals`). One this node holds, takes
    * over or ended meanwhile hears it as a relayed goodbye. Resolves once done, true; false, with
    * nothing done, when this node is closing and would have to claim the session: it claims
    * nothing then, and the goodbye is for a live node (see `goodbyeOfHandedOff` in routes.ts). Never
    * rejects.
    */
-  async handedOffGoodbye(
+  handedOffGoodbye(
     sid: string,
     packets: readonly Packet[],
     transport: Transport,
     request: HandshakeRequest,
   ): Promise<boolean> {
-    if (!packets.some((packet) => packet.type === PacketType.CLOSE)) return true
-    if (this.relayedGoodbye(sid, packets)) return true
-    if (this.#closing) return false
-    const hello: HelloPacket = { type: PacketType.HELLO, sid }
-    const handshake = new SocketHandshake(request, undefined, transport.name)
-    await safely(() =>
-      this.#arriveTracked(
-        sid,
-        () => this.#claimAndTakeOver(sid, transport, hello, handshake, request, undefined, true),
-        true,
-      ),
-    )
-    return true
-  }
-
-  /**
-   * Claims `sid` from a node's handoff, when the adapter can; null when there is none, `'retry'`
-   * when the adapter could not tell, `'elsewhere'` when another node won it (see
-   * `Adapter.claimSession`). A claim that rejects is the adapter's store failing (away for a
-   * moment, say), as `'retry'` says: the session may be stored still, or live on another node,
-   * so the client is told to try again (logged, one line per burst), not given a new session.
-   */
-  async #claim(sid: string): Promise<ClaimAnswer> {
-    if (!this.adapter.claimSession || this.#bySid.has(sid)) return null
-    try {
-      return await this.adapter.claimSession(sid)
-    } catch (err) {
-      this.#adapterFailures.claim.record({ err })
-      return 'retry'
-    }
+    return this.#arrivals.handedOffGoodbye(sid, packets, transport, request)
   }
 
   /**
@@ -1358,12 +1165,3 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 
 /** Read through a call: TypeScript would keep a state narrowed before an await. */
 const frozen = (session: Session): boolean => session.state === 'frozen'
-
-/** A client's goodbye, as `#arrive` hands it on. */
-const GOODBYE: Packet = { type: PacketType.CLOSE, reason: CloseReason.CLIENT_DISCONNECT, message: '' }
-
-/** Ends `session` on its client's goodbye in `packets` (see `ParleyServer.relayedGoodbye`). */
-function endByGoodbye(session: Session, packets: readonly Packet[]): void {
-  if (session.goodbyeWhileFrozen(packets)) return
-  session.end(CloseReason.CLIENT_DISCONNECT, { notify: false })
-}
