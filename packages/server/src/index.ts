@@ -42,6 +42,7 @@ export { type BroadcastAckCallback, BroadcastOperator, MAX_ROOM_NAME_LENGTH } fr
 export { MAX_ENDED_SESSIONS } from './ended-sessions.js'
 export { ExpiringSet } from './expiring-set.js'
 export type { HandshakeRequest } from './handshake.js'
+export type { Middleware } from './handshake-middleware.js'
 export type {
   EventMiddleware,
   EventRefusal,
@@ -51,7 +52,6 @@ export type {
 export type { AllowedOrigins, ParleyServerOptions, ResolvedOptions } from './options.js'
 export { defaults, ParleyOptionError } from './options.js'
 export type { Refusal } from './refusals.js'
-export type { Middleware } from './server.js'
 export { ParleyServer } from './server.js'
 export type { SocketEmitter, TimeoutEmitter } from './socket.js'
 export { ServerSocket } from './socket.js'

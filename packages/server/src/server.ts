@@ -21,15 +21,16 @@ import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } fro
 import { argumentError, checkListener } from './argument-error.js'
 import { Arrivals } from './arrivals.js'
 import { BroadcastOperator } from './broadcast.js'
-import { BurstLog, logLine } from './burst-log.js'
+import { BurstLog } from './burst-log.js'
 import { Drain, within } from './drain.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
+import { HandshakeMiddleware, type Middleware } from './handshake-middleware.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
-import { hasAppCode, isThenable, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
+import { isThenable } from './incoming.js'
 import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import { Moves } from './move.js'
@@ -52,9 +53,6 @@ import { type HttpSide, outgoing, type Transport } from './transports/transport.
 import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
 import { type EventSchemas, EventValidators } from './validation.js'
-
-/** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
-export type Middleware<S> = (socket: S) => void | Promise<void>
 
 /**
  * The server side of Parley, reached as `app.parley`: middleware, the `connection` event, and
@@ -79,7 +77,8 @@ export class ParleyServer<
   /** The options in force, defaults filled in. */
   readonly options: Readonly<ResolvedOptions>
   readonly #log: FastifyBaseLogger
-  readonly #middleware: Middleware<ServerSocket<L, E, D>>[] = []
+  /** The application's handshake middleware (see `use`). */
+  readonly #middleware: HandshakeMiddleware<ServerSocket<L, E, D>>
   readonly #onConnection = new Set<(socket: ServerSocket<L, E, D>) => void>()
   readonly #onRestored = new Set<(socket: ServerSocket<L, E, D>) => void>()
   /** By session id: what a HELLO resumes. Private: the sid is a secret. */
@@ -94,8 +93,6 @@ export class ParleyServer<
   readonly #endedElsewhere: EndedElsewhere
   /** Sessions ended for invalid packets: logged once per burst, with the first's reason. */
   readonly #invalidSessions: BurstLog<{ code: string; reason: string }>
-  /** Handshakes a middleware refused with an error without a code of the application's: logged once per burst. */
-  readonly #middlewareFailures: BurstLog<{ err: unknown }>
   /** Handshakes that failed inside the server, not in the adapter (a bug): logged once per burst. */
   readonly #handshakeBugs: BurstLog<{ err: unknown; transport: TransportName }>
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
@@ -153,6 +150,7 @@ export class ParleyServer<
     this.options = options
     this.metrics = metrics
     this.#log = log
+    this.#middleware = new HandshakeMiddleware(log)
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
     this.#handoffLogs = new HandoffLogs(log)
@@ -169,12 +167,6 @@ export class ParleyServer<
       'warn',
       (count, first) =>
         `closed ${count} session(s) for invalid packets since the last such line; the first: ${first?.code}: ${first?.reason}`,
-    )
-    this.#middlewareFailures = new BurstLog(
-      log,
-      'error',
-      (count) =>
-        `handshake middleware failed for ${count} client(s) since the last such line, with an error without a code of the application's (the first: its err); each was refused with ${ErrorCode.REFUSED} '${MIDDLEWARE_REFUSED}'`,
     )
     this.#handshakeBugs = new BurstLog(
       log,
@@ -275,7 +267,7 @@ export class ParleyServer<
       adapterFailures: this.#adapterFailures,
       sessionConfig: this.#sessionConfig,
       socketFor: (session, handshake) => new ServerSocket<L, E, D>(session, handshake, this.#socketContext),
-      runMiddleware: (socket) => this.#runMiddleware(socket),
+      runMiddleware: (socket) => this.#middleware.run(socket),
       register: (socket) => {
         this.#bySid.set(socket.session.sid, socket)
         this.#byId.set(socket.id, socket)
@@ -389,7 +381,7 @@ export class ParleyServer<
   /** Adds a middleware. They run in order at every handshake and resume; a throw refuses. */
   use(middleware: Middleware<ServerSocket<L, E, D>>): this {
     if (typeof middleware !== 'function') throw argumentError('middleware must be a function')
-    this.#middleware.push(middleware)
+    this.#middleware.add(middleware)
     return this
   }
 
@@ -742,7 +734,7 @@ export class ParleyServer<
     this.#adapterFailures.close()
     this.#eventFailures.close()
     this.#invalidSessions.close()
-    this.#middlewareFailures.close()
+    this.#middleware.close()
     this.#handshakeBugs.close()
     this.#unknown.close()
     this.#unreachable.close()
@@ -880,7 +872,7 @@ export class ParleyServer<
     if (full) return full
     const session = new Session(this.#sessionConfig)
     const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
-    const refusal = await this.#runMiddleware(socket)
+    const refusal = await this.#middleware.run(socket)
     // From here to the registration, no await: the node's count stays as #turnedAway read it.
     const turnedAway = refusal ?? this.#turnedAway(socket, transport)
     if (turnedAway !== undefined) {
@@ -960,7 +952,7 @@ export class ParleyServer<
       let verdict = cannot()
       if (verdict !== undefined) return verdict
       if (alive()) {
-        const refusal = await this.#runMiddleware(socket)
+        const refusal = await this.#middleware.run(socket)
         if (refusal) return refusal
         verdict = cannot()
         if (verdict !== undefined) return verdict
@@ -1119,38 +1111,6 @@ export class ParleyServer<
    */
   #invalidInput(error: ParleyError): void {
     this.#invalidSessions.record({ code: error.code, reason: error.message })
-  }
-
-  /**
-   * Runs the middleware in order; the first that throws refuses the client. One that
-   * disconnects the socket ends the run too: the caller reads the session's state.
-   */
-  async #runMiddleware(socket: ServerSocket<L, E, D>): Promise<Refusal | null> {
-    for (const middleware of this.#middleware) {
-      if (!socket.connected) break
-      try {
-        await middleware(socket)
-      } catch (error) {
-        return this.#refusedBy(error)
-      }
-    }
-    return null
-  }
-
-  /**
-   * A middleware refused a handshake with `error`. As for an event's middleware (see
-   * `EventPipeline`), only an error with a code of the application's is a refusal meant for the
-   * client: any other may come from a library (a database driver's, with its hosts or SQL), so
-   * the client reads only MIDDLEWARE_REFUSED and the server logs the error, once per burst, since
-   * a failure such as a database away meets every client that connects meanwhile.
-   */
-  #refusedBy(error: unknown): Refusal {
-    if (hasAppCode(error)) {
-      logLine(this.#log, 'debug', { err: error }, 'parley: middleware refused a handshake')
-      return { status: 403, ...refusalOf(error, ErrorCode.REFUSED, MIDDLEWARE_REFUSED) }
-    }
-    this.#middlewareFailures.record({ err: error })
-    return { status: 403, code: ErrorCode.REFUSED, message: MIDDLEWARE_REFUSED }
   }
 }
 
