@@ -22,7 +22,7 @@ import { argumentError, checkListener } from './argument-error.js'
 import { Arrivals } from './arrivals.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
-import { Drain, within } from './drain.js'
+import { Drain } from './drain.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
@@ -46,6 +46,7 @@ import {
 import { ResumeTurns } from './resume-turns.js'
 import { Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
+import { Shutdown } from './shutdown.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import { Takeover } from './takeover.js'
 import { shown } from './thrown.js'
@@ -120,10 +121,8 @@ export class ParleyServer<
   #closing = false
   /** True once `close` has run: every session has ended here. */
   #closed = false
-  /** Sids of the sessions that finish the events in their middleware before they end. */
-  readonly #finishing = new Set<string>()
-  /** Resolved by `close`, once every session has ended (see `finishing`). */
-  #allEnded: { promise: Promise<void>; resolve: () => void } | undefined
+  /** How the sessions still here end at shutdown (see `finishEvents` and `close`). */
+  readonly #shutdown: Shutdown<L, E, D>
   /** The drain under way (see `drain`), once `close` has begun. */
   #drain: Drain | undefined
   /** The drain and the moves under way when it began, both over. */
@@ -151,6 +150,13 @@ export class ParleyServer<
     this.metrics = metrics
     this.#log = log
     this.#middleware = new HandshakeMiddleware(log)
+    this.#shutdown = new Shutdown<L, E, D>({
+      log,
+      retryAfter: options.shutdown.retryAfter,
+      retrySpread: options.shutdown.retrySpread,
+      sockets: () => [...this.#bySid.values()],
+      holds: (sid) => this.#bySid.has(sid),
+    })
     this.#unknown = new UnknownSessions(log)
     this.#unreachable = new UnreachableOwners(log)
     this.#handoffLogs = new HandoffLogs(log)
@@ -620,7 +626,7 @@ export class ParleyServer<
       options: handoff || { timeout: 0, batchSize: 1, retrySpread: 0 },
       ttl: this.options.recoveryWindow,
       log: this.#log,
-      shutdownRetryAfter: () => this.#shutdownRetryAfter(),
+      shutdownRetryAfter: () => this.#shutdown.retryAfter(),
       metrics: this.metrics,
       withdraw: (sid) => this.#withdrawSnapshot(sid),
       arriving: (sid) => this.#arrivals.arriving(sid),
@@ -676,30 +682,8 @@ export class ParleyServer<
    * `finishing`). The handlers' own async work is not waited for. Events still in the middleware
    * after `limitMs` are lost with their session: one warning says how many.
    */
-  async finishEvents(limitMs: number): Promise<void> {
-    const busy: ServerSocket<L, E, D>[] = []
-    for (const socket of [...this.#bySid.values()]) {
-      // Frozen ones are handed off: the drain took their events, and `close` ends them.
-      if (socket.session.state === 'frozen') continue
-      if (socket.eventsInMiddleware > 0) busy.push(socket)
-      else this.#endAtShutdown(socket)
-    }
-    if (busy.length === 0) return
-    for (const socket of busy) this.#finishing.add(socket.session.sid)
-    this.#allEnded ??= deferred()
-    await within(Promise.all(busy.map((socket) => socket.finishEvents())), limitMs, undefined)
-    let events = 0
-    let sessions = 0
-    for (const socket of busy) {
-      const left = socket.connected ? socket.eventsInMiddleware : 0
-      events += left
-      if (left > 0) sessions++
-    }
-    if (events > 0)
-      this.#log.warn(
-        { events, sessions, waitedMs: Math.max(0, limitMs) },
-        'parley: shutdown: events acknowledged to their clients were still in the socket middleware when the wait for them ran out; they end with their sessions, unhandled',
-      )
+  finishEvents(limitMs: number): Promise<void> {
+    return this.#shutdown.finishEvents(limitMs)
   }
 
   /**
@@ -708,16 +692,7 @@ export class ParleyServer<
    * of its client that comes meanwhile waits for it, and gets the CLOSE.
    */
   finishing(sid: string): Promise<void> | undefined {
-    if (!this.#finishing.has(sid) || !this.#bySid.has(sid)) return undefined
-    return this.#allEnded?.promise
-  }
-
-  /** Ends a session at close: CLOSE 'server shutdown', with a `retryAfter` hint of its own. */
-  #endAtShutdown(socket: ServerSocket<L, E, D>): void {
-    socket.session.end(CloseReason.SERVER_SHUTDOWN, {
-      retryAfter: this.#shutdownRetryAfter(),
-      kind: 'shutdown',
-    })
+    return this.#shutdown.finishing(sid)
   }
 
   /**
@@ -740,20 +715,10 @@ export class ParleyServer<
     this.#unreachable.close()
     this.#goodbyesUnsent.close()
     this.#limit.close()
-    for (const socket of [...this.#bySid.values()]) this.#endAtShutdown(socket)
+    this.#shutdown.endAll()
     for (const end of this.#pending.values()) end()
     this.#pending.clear()
-    this.#finishing.clear()
-    this.#allEnded?.resolve()
-  }
-
-  /**
-   * The `retryAfter` of one session's CLOSE 'server shutdown' (the `shutdown` option): drawn for
-   * each, so that a spread spreads the clients' first attempts.
-   */
-  #shutdownRetryAfter(): number {
-    const { retryAfter, retrySpread } = this.options.shutdown
-    return retryAfter + Math.floor(Math.random() * (retrySpread + 1))
+    this.#shutdown.ended()
   }
 
   /**
@@ -1112,15 +1077,6 @@ export class ParleyServer<
   #invalidInput(error: ParleyError): void {
     this.#invalidSessions.record({ code: error.code, reason: error.message })
   }
-}
-
-/** A promise and the function that resolves it. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = () => {}
-  const promise = new Promise<void>((done) => {
-    resolve = done
-  })
-  return { promise, resolve }
 }
 
 /** Read through a call: TypeScript would keep a state narrowed before an await. */
