@@ -22,7 +22,7 @@ import { argumentError, checkListener } from './argument-error.js'
 import { Arrivals } from './arrivals.js'
 import { BroadcastOperator } from './broadcast.js'
 import { BurstLog } from './burst-log.js'
-import { Drain } from './drain.js'
+import { Departures } from './departures.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
@@ -33,7 +33,6 @@ import { UnreachableOwners } from './http/unreachable-owners.js'
 import { isThenable } from './incoming.js'
 import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
-import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
 import {
   arriving,
@@ -123,16 +122,12 @@ export class ParleyServer<
   #closed = false
   /** How the sessions still here end at shutdown (see `finishEvents` and `close`). */
   readonly #shutdown: Shutdown<L, E, D>
-  /** The drain under way (see `drain`), once `close` has begun. */
-  #drain: Drain | undefined
-  /** The drain and the moves under way when it began, both over. */
-  #drained: Promise<void> | undefined
   /** The takeover of a session claimed from another node's handoff (see `Arrivals`). */
   readonly #takeover: Takeover<L, E, D>
   /** Sessions this node claims from another node's handoff and takes over (see `handshake`). */
   readonly #arrivals: Arrivals<L, E, D>
-  /** Sessions handed off one at a time, on another node's request; none with `handoff: false`. */
-  readonly #moves: Moves | undefined
+  /** Sessions leaving this node: moved on another node's request, or handed off by the drain. */
+  readonly #departures: Departures<L, E, D>
   /** This node's origin for forwarded requests, once it listens. */
   #url: string | undefined
   /** What else ends with the server (requests and relays forwarded to other nodes). */
@@ -198,22 +193,24 @@ export class ParleyServer<
         return this.#serve(request)
       },
       url: () => this.#url,
-      claimed: (sid) => this.#moves?.claimed(sid) ?? this.#drain?.claimed(sid) ?? [],
-      handOff: (sid) => this.#moveOut(sid),
-      takenOver: (sid) => this.#takenOver(sid),
+      claimed: (sid) => this.#departures.claimed(sid),
+      handOff: (sid) => this.#departures.moveOut(sid),
+      takenOver: (sid) => this.#departures.takenOver(sid),
     })
-    const handoff = options.handoff
-    this.#moves =
-      handoff === false
-        ? undefined
-        : new Moves({
-            adapter: this.adapter,
-            timeout: handoff.timeout,
-            ttl: options.recoveryWindow,
-            metrics,
-            withdraw: (sid) => this.#withdrawSnapshot(sid),
-            arriving: (sid) => this.#arrivals.arriving(sid),
-          })
+    this.#departures = new Departures<L, E, D>({
+      adapter: this.adapter,
+      handoff: options.handoff,
+      recoveryWindow: options.recoveryWindow,
+      log,
+      metrics,
+      adapterFailures: this.#adapterFailures,
+      shutdownRetryAfter: () => this.#shutdown.retryAfter(),
+      socketOf: (sid) => this.#bySid.get(sid),
+      sockets: () => [...this.#bySid.values()],
+      arriving: (sid) => this.#arrivals.arriving(sid),
+      arrivalsUnderWay: () => this.#arrivals.underWay(),
+      closing: () => this.#closing,
+    })
     // A client learns that its transport is dead within pingInterval + pingTimeout and resumes
     // at once: with recovery off, that is how long the CLOSE is worth keeping.
     const endedTtl = options.recoveryWindow || options.pingInterval + options.pingTimeout
@@ -263,7 +260,7 @@ export class ParleyServer<
           this.#arrivals.movedAway(sid)
         }
         this.#forget(sid, id)
-        if (handingOff) this.#withdraw(sid)
+        if (handingOff) this.#departures.withdraw(sid)
       },
     }
     this.#takeover = new Takeover<L, E, D>({
@@ -299,44 +296,6 @@ export class ParleyServer<
       closing: () => this.#closing,
       closed: () => this.#closed,
     })
-  }
-
-  /**
-   * A session frozen for a handoff ended here instead (see `Adapter.withdrawHandOff`): the
-   * application saw it end, so no node may claim it now. The drain or move stops waiting for
-   * its claim. A store that cannot be reached keeps the snapshot until its ttl. Counted
-   * `withdrawn`, unless the drain ends it for a snapshot it could not store in time: one session,
-   * one outcome, and that one is `failed`.
-   */
-  #withdraw(sid: string): void {
-    if (!this.#drain?.givingUp(sid)) this.metrics.handoff('withdrawn')
-    this.#drain?.ended(sid)
-    this.#moves?.ended(sid)
-    void this.#withdrawSnapshot(sid)
-  }
-
-  /**
-   * Takes `sid`'s snapshot back (`Adapter.withdrawHandOff`): its session ended here while handed
-   * off, or a store the server gave up waiting for wrote it late. A store that cannot be reached
-   * keeps the snapshot until its ttl. Never rejects.
-   */
-  async #withdrawSnapshot(sid: string): Promise<void> {
-    try {
-      await this.adapter.withdrawHandOff?.(sid)
-    } catch (err) {
-      this.#adapterFailures.withdraw.record({ err })
-    }
-  }
-
-  /**
-   * Another node took `sid` over from a snapshot this node gave up on (see
-   * `LocalSockets.takenOver`): the copy here ends as a claimed one does, without a CLOSE kept
-   * for a resume, which another node answers now.
-   */
-  #takenOver(sid: string): void {
-    const socket = this.#bySid.get(sid)
-    if (!socket || socket.session.state === 'frozen' || socket.session.state === 'closed') return
-    socket.claimed()
   }
 
   /** A session of this node is over (or never opened): out of the maps and the adapter's records. */
@@ -541,7 +500,7 @@ export class ParleyServer<
    * a resume of it that comes here goes on to a live node, which claims it (see routes).
    */
   handedOff(sid: string): boolean {
-    return this.#drain?.holds(sid) ?? false
+    return this.#departures.handedOff(sid)
   }
 
   /**
@@ -549,7 +508,7 @@ export class ParleyServer<
    * until `answered` settles (see `Drain.sendingOn`).
    */
   sendingOn(answered: Promise<unknown>): void {
-    this.#drain?.sendingOn(answered)
+    this.#departures.sendingOn(answered)
   }
 
   /**
@@ -616,45 +575,8 @@ export class ParleyServer<
    * promise.
    */
   drain(): Promise<void> {
-    if (this.#drained) return this.#drained
     this.#closing = true
-    const handoff = this.options.handoff
-    const adapter = this.adapter
-    const canHandOff = handoff !== false && !!adapter.handOff && !!adapter.claimSession
-    this.#drain = new Drain({
-      adapter,
-      options: handoff || { timeout: 0, batchSize: 1, retrySpread: 0 },
-      ttl: this.options.recoveryWindow,
-      log: this.#log,
-      shutdownRetryAfter: () => this.#shutdown.retryAfter(),
-      metrics: this.metrics,
-      withdraw: (sid) => this.#withdrawSnapshot(sid),
-      arriving: (sid) => this.#arrivals.arriving(sid),
-    })
-    // A session this node is still claiming or taking over joins the drain once it is live here
-    // (a claim that loses, or a takeover that drops the session, leaves nothing). One whose
-    // given-up move may still be withdrawn is not handed off: that withdraw would take back the
-    // drain's snapshot (it ends at close, as without handoff).
-    const drained = this.#drain.run(
-      () =>
-        canHandOff
-          ? [...this.#bySid.values()].filter(({ session }) => !this.#moves?.withdrawing(session.sid))
-          : [],
-      canHandOff ? Promise.allSettled(this.#arrivals.underWay()) : undefined,
-    )
-    // Sessions another node asked for just before are claimed there, or sealed, before close.
-    this.#drained = Promise.all([drained, this.#moves?.settled()]).then(() => {})
-    return this.#drained
-  }
-
-  /**
-   * Another node asks for `sid` (see `LocalSockets.handOff`): false unless this node holds the
-   * session, is not closing, and can hand off.
-   */
-  async #moveOut(sid: string): Promise<boolean> {
-    const socket = this.#bySid.get(sid)
-    if (!socket || !this.#moves || this.#closing || !this.adapter.claimSession) return false
-    return this.#moves.start(socket)
+    return this.#departures.drain()
   }
 
   /**
@@ -662,15 +584,8 @@ export class ParleyServer<
    * node to hand it off (`Adapter.requestHandOff`). True when it did: the handshake then claims
    * the session here. False when this node cannot claim, or `node` would not or did not answer.
    */
-  async requestHandOff(node: string, sid: string): Promise<boolean> {
-    const adapter = this.adapter
-    if (!this.#moves || this.#closing || !adapter.requestHandOff || !adapter.claimSession) return false
-    try {
-      return await adapter.requestHandOff(node, sid)
-    } catch (err) {
-      this.#adapterFailures.ask.record({ err })
-      return false
-    }
+  requestHandOff(node: string, sid: string): Promise<boolean> {
+    return this.#departures.requestHandOff(node, sid)
   }
 
   /**

@@ -1,0 +1,176 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Adapter } from './adapter/adapter.js'
+import type { AdapterFailures } from './adapter-failures.js'
+import { Drain } from './drain.js'
+import type { Metrics } from './metrics.js'
+import { Moves } from './move.js'
+import type { ResolvedOptions } from './options.js'
+import type { ServerSocket } from './socket.js'
+import type { EventsMap } from './types.js'
+
+/** What sessions leaving this node need from the server. */
+export interface DeparturesContext<L extends EventsMap, E extends EventsMap, D> {
+  adapter: Adapter
+  /** The `handoff` option: false, none leaves. */
+  handoff: ResolvedOptions['handoff']
+  /** The recovery window, in ms: how long a stored session waits to be claimed. */
+  recoveryWindow: number
+  log: FastifyBaseLogger
+  metrics: Metrics
+  adapterFailures: AdapterFailures
+  /** The `retryAfter` of one session's CLOSE 'server shutdown' (see `Shutdown.retryAfter`). */
+  shutdownRetryAfter: () => number
+  /** The socket of `sid`'s session, if it is alive here. */
+  socketOf: (sid: string) => ServerSocket<L, E, D> | undefined
+  /** Every socket whose session is alive here, at the moment of the call. */
+  sockets: () => ServerSocket<L, E, D>[]
+  /** True while this node is still taking `sid` over (see `Arrivals.arriving`). */
+  arriving: (sid: string) => boolean
+  /** The claims and takeovers under way (see `Arrivals.underWay`). */
+  arrivalsUnderWay: () => Promise<unknown>[]
+  /** True once `drain()` or `close()` has begun. */
+  closing: () => boolean
+}
+
+/**
+ * Sessions leaving this node for another one: one at a time when another node asks for one
+ * (see `Moves`), every one when the node drains (see `Drain`), and the snapshots taken back when
+ * a session ends here while handed off. Apart from the server, which only says when the node
+ * drains and when a session ends, so that both kinds of handoff, and what the adapter asks of
+ * them (`LocalSockets.claimed`, `handOff`, `takenOver`), live together.
+ */
+export class Departures<L extends EventsMap, E extends EventsMap, D> {
+  readonly #context: DeparturesContext<L, E, D>
+  /** Sessions handed off one at a time, on another node's request; none with `handoff: false`. */
+  readonly #moves: Moves | undefined
+  /** The drain under way (see `drain`), once `close` has begun. */
+  #drain: Drain | undefined
+  /** The drain and the moves under way when it began, both over. */
+  #drained: Promise<void> | undefined
+
+  constructor(context: DeparturesContext<L, E, D>) {
+    this.#context = context
+    const { handoff } = context
+    this.#moves =
+      handoff === false
+        ? undefined
+        : new Moves({
+            adapter: context.adapter,
+            timeout: handoff.timeout,
+            ttl: context.recoveryWindow,
+            metrics: context.metrics,
+            withdraw: (sid) => this.withdrawSnapshot(sid),
+            arriving: (sid) => context.arriving(sid),
+          })
+  }
+
+  /** What another node's claim of `sid` takes from this node (see `LocalSockets.claimed`). */
+  claimed(sid: string): string[] {
+    return this.#moves?.claimed(sid) ?? this.#drain?.claimed(sid) ?? []
+  }
+
+  /**
+   * Drains the node (see `ParleyServer.drain`); the caller has begun closing. Calling it again
+   * returns the same promise.
+   */
+  drain(): Promise<void> {
+    if (this.#drained) return this.#drained
+    const context = this.#context
+    const { adapter, handoff } = context
+    const canHandOff = handoff !== false && !!adapter.handOff && !!adapter.claimSession
+    this.#drain = new Drain({
+      adapter,
+      options: handoff || { timeout: 0, batchSize: 1, retrySpread: 0 },
+      ttl: context.recoveryWindow,
+      log: context.log,
+      shutdownRetryAfter: context.shutdownRetryAfter,
+      metrics: context.metrics,
+      withdraw: (sid) => this.withdrawSnapshot(sid),
+      arriving: (sid) => context.arriving(sid),
+    })
+    // A session this node is still claiming or taking over joins the drain once it is live here
+    // (a claim that loses, or a takeover that drops the session, leaves nothing). One whose
+    // given-up move may still be withdrawn is not handed off: that withdraw would take back the
+    // drain's snapshot (it ends at close, as without handoff).
+    const drained = this.#drain.run(
+      () =>
+        canHandOff ? context.sockets().filter(({ session }) => !this.#moves?.withdrawing(session.sid)) : [],
+      canHandOff ? Promise.allSettled(context.arrivalsUnderWay()) : undefined,
+    )
+    // Sessions another node asked for just before are claimed there, or sealed, before close.
+    this.#drained = Promise.all([drained, this.#moves?.settled()]).then(() => {})
+    return this.#drained
+  }
+
+  /** See `ParleyServer.handedOff`. */
+  handedOff(sid: string): boolean {
+    return this.#drain?.holds(sid) ?? false
+  }
+
+  /** See `ParleyServer.sendingOn`. */
+  sendingOn(answered: Promise<unknown>): void {
+    this.#drain?.sendingOn(answered)
+  }
+
+  /**
+   * Another node asks for `sid` (see `LocalSockets.handOff`): false unless this node holds the
+   * session, is not closing, and can hand off.
+   */
+  async moveOut(sid: string): Promise<boolean> {
+    const socket = this.#context.socketOf(sid)
+    if (!socket || !this.#moves || this.#context.closing() || !this.#context.adapter.claimSession)
+      return false
+    return this.#moves.start(socket)
+  }
+
+  /** See `ParleyServer.requestHandOff`. */
+  async requestHandOff(node: string, sid: string): Promise<boolean> {
+    const { adapter } = this.#context
+    if (!this.#moves || this.#context.closing() || !adapter.requestHandOff || !adapter.claimSession)
+      return false
+    try {
+      return await adapter.requestHandOff(node, sid)
+    } catch (err) {
+      this.#context.adapterFailures.ask.record({ err })
+      return false
+    }
+  }
+
+  /**
+   * A session frozen for a handoff ended here instead (see `Adapter.withdrawHandOff`): the
+   * application saw it end, so no node may claim it now. The drain or move stops waiting for
+   * its claim. A store that cannot be reached keeps the snapshot until its ttl. Counted
+   * `withdrawn`, unless the drain ends it for a snapshot it could not store in time: one session,
+   * one outcome, and that one is `failed`.
+   */
+  withdraw(sid: string): void {
+    if (!this.#drain?.givingUp(sid)) this.#context.metrics.handoff('withdrawn')
+    this.#drain?.ended(sid)
+    this.#moves?.ended(sid)
+    void this.withdrawSnapshot(sid)
+  }
+
+  /**
+   * Takes `sid`'s snapshot back (`Adapter.withdrawHandOff`): its session ended here while handed
+   * off, or a store the server gave up waiting for wrote it late. A store that cannot be reached
+   * keeps the snapshot until its ttl. Never rejects.
+   */
+  async withdrawSnapshot(sid: string): Promise<void> {
+    try {
+      await this.#context.adapter.withdrawHandOff?.(sid)
+    } catch (err) {
+      this.#context.adapterFailures.withdraw.record({ err })
+    }
+  }
+
+  /**
+   * Another node took `sid` over from a snapshot this node gave up on (see
+   * `LocalSockets.takenOver`): the copy here ends as a claimed one does, without a CLOSE kept
+   * for a resume, which another node answers now.
+   */
+  takenOver(sid: string): void {
+    const socket = this.#context.socketOf(sid)
+    if (!socket || socket.session.state === 'frozen' || socket.session.state === 'closed') return
+    socket.claimed()
+  }
+}
