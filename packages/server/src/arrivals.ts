@@ -31,8 +31,9 @@ export interface ArrivalsContext<L extends EventsMap, E extends EventsMap, D> {
   adapterFailures: AdapterFailures
   /** The recovery window, in ms: how long a client is told to try again (see `UnsettledResumes`). */
   recoveryWindow: number
-  /** How long a session that left this node is remembered as gone elsewhere, in ms, and how many at most. */
+  /** How long a session that left this node is remembered as gone elsewhere, in ms. */
   movedAwayTtl: number
+  /** How many such sessions are remembered at most (the oldest forgotten first). */
   maxMovedAway: number
   /** The takeover of a session once claimed. */
   takeover: Takeover<L, E, D>
