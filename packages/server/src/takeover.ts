@@ -71,7 +71,7 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
    * Takes over a session that another node handed off, claimed for this node: restores it,
    * runs the middleware, joins its rooms at the adapter's cut point, waits for the old node's
    * tail, then attaches `transport` (OPEN `recovered: true`) and fires `restored`. `toEnd`: a
-   * takeover made only to end the session on its client's goodbye (see `handedOffGoodbye`),
+   * takeover made only to end the session on its client's goodbye (see `ParleyServer.handedOffGoodbye`),
    * which runs no middleware: there is no client to admit, and the request it has carries no
    * `auth`. Refused there, the claim would be given back, and the session end with neither
    * `restored` nor `disconnect` on any node. What the old node left undone follows: events it
