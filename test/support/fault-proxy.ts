@@ -1,7 +1,7 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do: it
 // refuses or drops WebSocket upgrades, swallows them, buffers, blocks or replaces event streams
 // (or writes their content type in other letter case), swallows a session's POSTs or their
-// answers, cuts the answer to a HELLO the server took, answers everything 502 or 503 as a balancer
+// answers or passes them on late, cuts the answer to a HELLO the server took, answers everything 502 or 503 as a balancer
 // with no node to offer, cuts connections, or goes offline. Every mode can be changed at any
 // time, and takes effect for the next connection or response. Everything listens on 127.0.0.1 only.
 import http from 'node:http'
@@ -25,9 +25,11 @@ export type SseMode = 'pass' | 'buffer' | 'block' | 'page' | 'recase'
  * What happens to a session's POSTs (those with a `sid`: the upstream, not the handshake). pass:
  * proxy them; hang: read them and never answer nor forward them (a proxy that swallows them);
  * mute: forward them, and drop the server's answer (the server has the packets, the client never
- * hears so).
+ * hears so); slow: read them whole and forward them `slowBy` ms later, unless their client went
+ * meanwhile (a slow way up: a request the browser cancels before its bytes crossed, as it cancels
+ * a page's requests but those with `keepalive` when the page goes, never reaches the server).
  */
-export type PostMode = 'pass' | 'hang' | 'mute'
+export type PostMode = 'pass' | 'hang' | 'mute' | 'slow'
 /**
  * What happens to handshake POSTs (those without a `sid`: a HELLO, new or resuming). pass: proxy
  * them; cut: forward them, and reset the client's connection once the server answers (the server
@@ -54,6 +56,10 @@ export interface FaultProxy {
   lateBy: number
   /** Number of handshake POSTs `hellos` held back. */
   lateHellos: number
+  /** How long (ms) `posts: 'slow'` holds a session's POST before passing it on. */
+  slowBy: number
+  /** Number of a session's POSTs `posts: 'slow'` dropped, their client gone before they crossed. */
+  lost: number
   /** While true, every new connection is reset at once (with `cut('all')`: a network outage). */
   offline: boolean
   /**
@@ -190,7 +196,19 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     )
     upstream.on('error', () => res.destroy())
     res.on('close', () => upstream.destroy())
-    req.pipe(upstream)
+    if (posts !== 'slow') {
+      req.pipe(upstream)
+      return
+    }
+    // Nothing reaches the server before the body is written: the request's head waits for it.
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () =>
+      setTimeout(() => {
+        if (upstream.destroyed) proxy.lost++
+        else upstream.end(Buffer.concat(chunks))
+      }, proxy.slowBy).unref(),
+    )
   })
   server.on('connection', (socket) => {
     if (proxy.offline) {
@@ -281,6 +299,8 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     cutHellos: 0,
     lateBy: 0,
     lateHellos: 0,
+    slowBy: 0,
+    lost: 0,
     offline: false,
     unavailable: 0,
     refused: 0,
