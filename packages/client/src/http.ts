@@ -332,12 +332,17 @@ export abstract class HttpTransport extends BaseTransport {
     try {
       const res = await this.setup.fetch(url, {
         method: 'POST',
-        body,
+        // A page's goodbye goes with keepalive, so that it outlives the page, and browsers refuse
+        // keepalive bodies past 64 KiB (those of a page in flight, together): from 64 KiB on, the
+        // CLOSE goes alone and the lines before it are dropped, as disconnect() drops whatever the
+        // server has not acknowledged. In a POST of their own they would die with the page (its
+        // other requests are cancelled as it goes), or race the goodbye: overtaken by it, dropped
+        // by the ended session; still being read when it comes, the goodbye answered 409 and the
+        // session kept for its recovery window.
+        body: leaving(batch) && utf8Length(body) > 65_535 ? BYE.text : body,
         headers: TEXT,
         signal: ctl.signal,
-        // So that a page's goodbye outlives the page. Browsers refuse a keepalive request whose
-        // body is 64 KiB or more: such a one goes without, and may be lost with the page.
-        keepalive: leaving(batch) && utf8Length(body) < 65_536,
+        keepalive: leaving(batch),
       })
       if (this.closed) {
         this.#idle()

@@ -84,17 +84,28 @@ describe.each(['sse', 'polling'] as const)('%s: the goodbye of disconnect()', (t
     s.release()
   })
 
-  it('goes at once without keepalive, which browsers would refuse, when its body is 64 KiB or more', async () => {
+  it('goes alone, at once, with keepalive, when what is queued with it makes 64 KiB or more', async () => {
     const s = await session(transport)
     await s.holdNote()
-    // Queued behind the held POST: it goes with the CLOSE.
+    // Queued behind the held POST, with the CLOSE: together past what browsers keep alive.
     s.socket.emit('note', 'x'.repeat(65_536))
     vi.stubGlobal('document', { visibilityState: 'hidden' })
-    const sent = s.disconnect()
-    expect(sent).toHaveLength(1)
-    expect(sent[0]!.keepalive).toBe(false)
-    expect(sent[0]!.body.split('\n').at(-1)).toEqual(GOODBYE)
+    // The note is dropped: sent without keepalive it would die with the page, or race the CLOSE.
+    expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
+    await until(() => s.seen.length > 0, 3000, 'the end of the session')
+    expect(s.seen).toEqual(['end: client disconnect'])
     s.release()
+  })
+
+  it('carries what is queued with it when that stays under 64 KiB', async () => {
+    const s = await session(transport)
+    s.socket.emit('note', 'x'.repeat(60_000))
+    vi.stubGlobal('document', { visibilityState: 'hidden' })
+    const sent = s.disconnect()
+    expect(sent).toEqual([{ body: expect.stringMatching(/^\[5,1,"note"/), keepalive: true }])
+    expect(sent[0]!.body.split('\n').at(-1)).toEqual(GOODBYE)
+    await until(() => s.seen.length === 2, 3000, 'the note and the end of the session')
+    expect(s.seen).toEqual(['x'.repeat(60_000), 'end: client disconnect'])
   })
 
   it('waits for the POST in flight when the page is visible, so that it overtakes nothing', async () => {

@@ -1,0 +1,88 @@
+// A page that emits a lot in its `pagehide` listener and then says goodbye, in Chromium, over
+// SSE and polling, behind a slow way up: the server must hear the goodbye at once, however much
+// went before it in that turn. Browsers refuse `keepalive` for bodies past 64 KiB, and cancel a
+// page's other requests as it goes: a goodbye in such a POST never arrived, and the session lived
+// out its recovery window, the user still present for everyone else.
+import type { Browser, BrowserContext } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { closeTabs } from '../../../test/support/tabs.js'
+import { ensureBundle } from './bundle.js'
+import { closeAll, parleyOf, startServer, until } from './helpers.js'
+
+/** Connects over the transport `t`; on its way out, emits `n` notes of 10 000 characters, then leaves. */
+const PAGE = `<!doctype html><html><head><meta charset="utf-8"></head><body>
+<script src="/parley.min.js"></script>
+<script>
+  const query = new URLSearchParams(location.search)
+  const socket = Parley.connect(undefined, { transports: [query.get('t')] })
+  window.connected = new Promise((resolve) => socket.on('connect', resolve))
+  addEventListener('pagehide', () => {
+    for (let i = 0; i < Number(query.get('n')); i++) socket.emit('note', i, 'x'.repeat(10_000))
+    socket.disconnect()
+  })
+</script></body></html>`
+
+const skip = skipBrowserSuites()
+let bundle = ''
+let browser: Browser | undefined
+const contexts: BrowserContext[] = []
+const proxies: FaultProxy[] = []
+
+beforeAll(async () => {
+  if (skip) return
+  bundle = ensureBundle()
+  browser = await launchChromium()
+})
+
+afterAll(async () => {
+  await browser?.close()
+})
+
+afterEach(async () => {
+  // Closed already, unless the test failed before closing its page.
+  await Promise.all(contexts.splice(0).map((c) => c.close()))
+  await Promise.all(proxies.splice(0).map((p) => p.close()))
+  await closeAll()
+})
+
+describe.skipIf(skip).each(['sse', 'polling'])('a page closed over %s', (transport) => {
+  it.each([
+    // About 70 KB with the goodbye: past the browsers' keepalive bound, the goodbye goes alone.
+    ['ends its session at once, the emits of its last turn dropped, when they pass 64 KiB', 7, []],
+    [
+      'ends its session at once, the emits of its last turn delivered, when they fit in 64 KiB',
+      3,
+      ['0', '1', '2'],
+    ],
+  ])('%s', async (_, notes, delivered) => {
+    const seen: string[] = []
+    const server = await startServer(
+      (app) => {
+        app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
+        app.get('/parley.min.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').send(bundle))
+        parleyOf(app).on('connection', (socket) => {
+          socket.on('note', (i: number) => seen.push(String(i)))
+          socket.on('disconnect', (reason: string) => seen.push(`end: ${reason}`))
+        })
+      },
+      // No heartbeat while the test runs: the session can only end on the page's goodbye.
+      { pingInterval: 20_000, pingTimeout: 20_000 },
+    )
+    const proxy = await startFaultProxy(server.port)
+    proxies.push(proxy)
+    const context = await browser!.newContext()
+    contexts.push(context)
+    const page = await context.newPage()
+    await page.goto(`${proxy.url}/?t=${transport}&n=${notes}`)
+    await page.evaluate('window.connected')
+    // From now on a POST takes a second to cross: the page is gone long before, and only what
+    // the browser keeps alive for it (keepalive) gets there.
+    proxy.slowBy = 1000
+    proxy.posts = 'slow'
+    const ended = () => until(() => seen.some((s) => s.startsWith('end: ')), 5000, 'the end of the session')
+    await closeTabs(page, { heard: ended })
+    expect(seen).toEqual([...delivered, 'end: client disconnect'])
+  })
+})
