@@ -2,9 +2,10 @@
 // README's "HTTP/2"), and an h2 client connected to it, for the suites that put such a node
 // among others. Its certificate is the fixture's (self-signed.ts), which the client trusts.
 import http2, { type Http2SecureServer } from 'node:http2'
-import { decodeText, encodeText, type Packet, PacketType } from '@parley/protocol'
+import { encodeText, PacketType } from '@parley/protocol'
 import parley, { type ParleyServer, type ParleyServerOptions } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { packetsOf } from './answer-packets.js'
 import { until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
 
@@ -101,19 +102,6 @@ export async function startH2Node(
       if (method !== 'GET') stream.end(body)
     })
   return { app, base: `https://127.0.0.1:${port}${path}`, port, client, send, stop }
-}
-
-/** The packets of a poll's answer (lines) or of an event stream (`data:` lines). */
-export function packetsOf(text: string): Packet[] {
-  return text
-    .split('\n')
-    .map((line) => (line.startsWith('data: ') ? line.slice(6) : line))
-    .filter((line) => line.startsWith('['))
-    .map((line) => {
-      const decoded = decodeText(line)
-      if (!decoded.ok) throw decoded.error
-      return decoded.packet
-    })
 }
 
 /** What `startH2NodeHeldAtClose` gives: the node, and its close held open. */

@@ -6,8 +6,9 @@
 import { encodeText, PacketType } from '@parley/protocol'
 import { afterEach, expect, it, vi } from 'vitest'
 import { Forwarder } from '../src/http/forward.js'
+import { packetsOf } from './answer-packets.js'
 import { Directory } from './directory-adapter.js'
-import { type H2Answer, type H2Node, packetsOf, startH2Node } from './h2-node.js'
+import { type H2Answer, type H2Node, startH2Node } from './h2-node.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 

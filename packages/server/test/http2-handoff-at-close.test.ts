@@ -5,8 +5,9 @@
 import { PacketType } from '@parley/protocol'
 import { afterEach, expect, it } from 'vitest'
 import { holdPort } from '../../../test/support/ports.js'
+import { packetsOf } from './answer-packets.js'
 import { Cluster } from './cluster-adapter.js'
-import { type H2Node, packetsOf, startH2NodeHeldAtClose } from './h2-node.js'
+import { type H2Node, startH2NodeHeldAtClose } from './h2-node.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 

@@ -6,10 +6,11 @@
 
 import http2 from 'node:http2'
 import { request as httpsRequest } from 'node:https'
-import { decodeText, type Packet, PacketType } from '@parley/protocol'
+import { decodeText, PacketType } from '@parley/protocol'
 import parley, { type ParleyServer } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { packetsOf } from './answer-packets.js'
 import { type H2Node, startH2Node } from './h2-node.js'
 import { type ClosableApp, closeApp, until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
@@ -113,19 +114,6 @@ async function handshake(
   const decoded = decodeText(answer.text)
   if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error(`no OPEN: ${answer.text}`)
   return decoded.packet.sid
-}
-
-/** The packets of a poll's answer (lines) or of an event stream (`data:` lines). */
-function packetsOf(text: string): Packet[] {
-  return text
-    .split('\n')
-    .map((line) => (line.startsWith('data: ') ? line.slice(6) : line))
-    .filter((line) => line.startsWith('['))
-    .map((line) => {
-      const decoded = decodeText(line)
-      if (!decoded.ok) throw decoded.error
-      return decoded.packet
-    })
 }
 
 describe.each([

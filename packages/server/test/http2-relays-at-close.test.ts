@@ -7,9 +7,10 @@
 import { PacketType } from '@parley/protocol'
 import type { AdapterFactory } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import { packetsOf } from './answer-packets.js'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { type H2Node, packetsOf, startH2Node } from './h2-node.js'
+import { type H2Node, startH2Node } from './h2-node.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 

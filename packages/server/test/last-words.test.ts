@@ -4,9 +4,10 @@
 // endpoints' other requests get its coded 503 rather than Fastify's. Whatever the plugin answers
 // in Fastify's place, a page of an origin the endpoints do not allow gets their 403 first.
 import { connect } from '@parley/client'
-import { decodeText, type Packet, PacketType, type ParleyError } from '@parley/protocol'
+import { decodeText, PacketType, type ParleyError } from '@parley/protocol'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { packetsOf } from './answer-packets.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, sleep, startServer, until } from './helpers.js'
 import { exchange } from './http-exchange.js'
@@ -26,19 +27,6 @@ async function handshake(endpoint: string): Promise<string> {
   const decoded = decodeText(await res.text())
   if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
   return decoded.packet.sid
-}
-
-/** The packets of a poll answer (lines) or of an event stream (`data:` lines). */
-function packetsOf(body: string): Packet[] {
-  return body
-    .split('\n')
-    .map((line) => (line.startsWith('data: ') ? line.slice(6) : line))
-    .filter((line) => line.startsWith('['))
-    .map((line) => {
-      const decoded = decodeText(line)
-      if (!decoded.ok) throw decoded.error
-      return decoded.packet
-    })
 }
 
 const closed = (app: FastifyInstance) => app.parley.closed

@@ -2,9 +2,10 @@
 // a request per quiet message. The server's timed ACK waits for the next answer instead (an
 // event, the next PING), unless the packets it covers are large. docs/protocol.md, Delivery.
 import { connect } from '@parley/client'
-import { decodeText, type Packet, PacketType } from '@parley/protocol'
+import { decodeText, PacketType } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { packetsOf } from './answer-packets.js'
 import { closeApp, sleep, startServer, until, within } from './helpers.js'
 
 const apps: FastifyInstance[] = []
@@ -14,18 +15,6 @@ afterEach(async () => {
 
 /** The server's ACK timer (200 ms) and then some: past it, a lone ACK would have gone. */
 const PAST_THE_ACK_TIMER_MS = 600
-
-/** The packets of a poll answer, one a line. */
-function packetsOf(body: string): Packet[] {
-  return body
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => {
-      const decoded = decodeText(line)
-      if (!decoded.ok) throw decoded.error
-      return decoded.packet
-    })
-}
 
 /** A polling session opened by hand (docs/protocol.md): its handshake, and a way to POST. */
 async function pollingSession(
