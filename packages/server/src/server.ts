@@ -193,9 +193,11 @@ export class ParleyServer<
         return this.#serve(request)
       },
       url: () => this.#url,
-      claimed: (sid) => this.#departures.claimed(sid),
-      handOff: (sid) => this.#departures.moveOut(sid),
-      takenOver: (sid) => this.#departures.takenOver(sid),
+      // Made with the adapter, `#departures` is not there yet while its factory runs: one that
+      // asks at once (what its store queued for this node, say) hears this node has none.
+      claimed: (sid) => this.#departures?.claimed(sid) ?? [],
+      handOff: (sid) => this.#departures?.moveOut(sid) ?? Promise.resolve(false),
+      takenOver: (sid) => this.#departures?.takenOver(sid),
     })
     this.#departures = new Departures<L, E, D>({
       adapter: this.adapter,

@@ -96,6 +96,28 @@ describe('the handshake', () => {
   })
 })
 
+describe("the adapter's factory", () => {
+  // A multi-node adapter may read what is queued for this node as it is made (messages of its
+  // store's channel, say), before the server has anything of its own: the server is still being
+  // constructed, and every session asked about is none of this node's.
+  it('may ask about sessions before the server is made, and hears that none is here', async () => {
+    const answers: unknown[] = []
+    let handOff: Promise<boolean> | undefined
+    const factory: AdapterFactory = (sockets) => {
+      answers.push(sockets.get('x'), sockets.hasSession('s'), sockets.url(), sockets.claimed('s'))
+      sockets.takenOver?.('s')
+      handOff = sockets.handOff('s')
+      return new MemoryAdapter(sockets)
+    }
+    started = await startServer({ adapter: factory })
+    expect(answers).toEqual([undefined, false, undefined, []])
+    expect(await handOff).toBe(false)
+    const client = await rawConnect('websocket', started.base)
+    clients.push(client)
+    expect(client.open.recovered).toBe(false)
+  })
+})
+
 /**
  * A server whose adapter fails to put a socket into a room while `joins.fail` is set (the store
  * is away); `connections`: the sockets its application saw connect.
