@@ -62,7 +62,7 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
   readonly #context: ArrivalsContext<L, E, D>
   /**
    * Resumes of sessions another node handed off, from their claim to the end of their takeover
-   * (see `ParleyServer.drain`): a claim still under way may yet win.
+   * (see `Departures.drain`): a claim still under way may yet win.
    */
   readonly #takingOver = new Set<Promise<Refusal | null | undefined>>()
   /**
@@ -91,12 +91,15 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
     return this.#arriving.has(sid)
   }
 
-  /** The claims and takeovers under way, each settled once it is over (see `ParleyServer.drain`). */
+  /** The claims and takeovers under way, each settled once it is over (see `Departures.drain`). */
   underWay(): Promise<Refusal | null | undefined>[] {
     return [...this.#takingOver]
   }
 
-  /** `sid` was taken over by another node: a resume of it relayed here later is sent on there. */
+  /**
+   * `sid` was taken over by another node: a resume of it relayed here later, finding nothing to
+   * claim, tells its client to try again, and that try is sent there (see `#claimAndTakeOver`).
+   */
   movedAway(sid: string): void {
     this.#movedAway.add(sid, true)
   }
@@ -239,7 +242,7 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
 
   /**
    * `#arrive`, tracked from the claim on, not from its win: a drain that begins while the claim
-   * is under way waits for it too, and hands on the session it wins (see `ParleyServer.drain`).
+   * is under way waits for it too, and hands on the session it wins (see `Departures.drain`).
    * None starts once the node is closing, so what the drain waits for only shrinks.
    */
   #arriveTracked(

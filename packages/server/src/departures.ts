@@ -43,7 +43,7 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
   readonly #context: DeparturesContext<L, E, D>
   /** Sessions handed off one at a time, on another node's request; none with `handoff: false`. */
   readonly #moves: Moves | undefined
-  /** The drain under way (see `drain`), once `close` has begun. */
+  /** The drain under way (see `drain`), once the node has begun to close. */
   #drain: Drain | undefined
   /** The drain and the moves under way when it began, both over. */
   #drained: Promise<void> | undefined
