@@ -59,7 +59,7 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
             timeout: handoff.timeout,
             ttl: context.recoveryWindow,
             metrics: context.metrics,
-            withdraw: (sid) => this.withdrawSnapshot(sid),
+            withdraw: (sid) => this.#withdrawSnapshot(sid),
             arriving: (sid) => context.arriving(sid),
           })
   }
@@ -85,7 +85,7 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
       log: context.log,
       shutdownRetryAfter: context.shutdownRetryAfter,
       metrics: context.metrics,
-      withdraw: (sid) => this.withdrawSnapshot(sid),
+      withdraw: (sid) => this.#withdrawSnapshot(sid),
       arriving: (sid) => context.arriving(sid),
     })
     // A session this node is still claiming or taking over joins the drain once it is live here
@@ -147,7 +147,7 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
     if (!this.#drain?.givingUp(sid)) this.#context.metrics.handoff('withdrawn')
     this.#drain?.ended(sid)
     this.#moves?.ended(sid)
-    void this.withdrawSnapshot(sid)
+    void this.#withdrawSnapshot(sid)
   }
 
   /**
@@ -155,7 +155,7 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
    * off, or a store the server gave up waiting for wrote it late. A store that cannot be reached
    * keeps the snapshot until its ttl. Never rejects.
    */
-  async withdrawSnapshot(sid: string): Promise<void> {
+  async #withdrawSnapshot(sid: string): Promise<void> {
     try {
       await this.#context.adapter.withdrawHandOff?.(sid)
     } catch (err) {
