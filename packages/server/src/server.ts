@@ -43,7 +43,7 @@ import {
   shuttingDown,
 } from './refusals.js'
 import { ResumeTurns } from './resume-turns.js'
-import { Session, type SessionConfig } from './session.js'
+import { frozen, Session, type SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { Shutdown } from './shutdown.js'
 import { ServerSocket, type SocketContext } from './socket.js'
@@ -995,6 +995,3 @@ export class ParleyServer<
     this.#invalidSessions.record({ code: error.code, reason: error.message })
   }
 }
-
-/** Read through a call: TypeScript would keep a state narrowed before an await. */
-const frozen = (session: Session): boolean => session.state === 'frozen'

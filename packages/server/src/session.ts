@@ -1347,3 +1347,9 @@ export class Session extends Timed implements TransportOwner {
     }
   }
 }
+
+/**
+ * Whether `session` is frozen for a handoff. Read through a call: after an await, TypeScript
+ * would keep `session.state` narrowed as it was read before it.
+ */
+export const frozen = (session: Session): boolean => session.state === 'frozen'

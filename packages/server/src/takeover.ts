@@ -15,7 +15,7 @@ import {
   type Refusal,
   unrestorable,
 } from './refusals.js'
-import { Session, type SessionConfig } from './session.js'
+import { frozen, Session, type SessionConfig } from './session.js'
 import type { ServerSocket } from './socket.js'
 import { splitTail } from './tail-rooms.js'
 import type { Transport } from './transports/transport.js'
@@ -277,6 +277,3 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     }
   }
 }
-
-/** Read through a call: TypeScript would keep a state narrowed before an await. */
-const frozen = (session: Session): boolean => session.state === 'frozen'
