@@ -109,8 +109,6 @@ export abstract class HttpTransport extends BaseTransport {
   #lines: Outgoing[] = []
   /** A POST is in flight: the server refuses overlapping ones. */
   #busy = false
-  /** After teardown: the last POST, once the one in flight is done. */
-  #afterBusy: (() => void) | undefined
   /**
    * How long a POST may go unanswered, in ms: the heartbeat window of the OPEN (see #post). Set
    * with `#session`, before any POST.
@@ -266,32 +264,35 @@ export abstract class HttpTransport extends BaseTransport {
   }
 
   /**
-   * Sends the lines already queued (at most one more POST, failures ignored): a CLOSE queued
-   * just before should still reach the server. In-flight POSTs are never aborted, since the
-   * server decides, by the session's state, what to do with them.
+   * Sends the lines already queued, failures ignored: a CLOSE queued just before should still
+   * reach the server. In-flight POSTs are never aborted, since the server decides, by the
+   * session's state, what to do with them.
    *
-   * The last POST waits for the one in flight: it must not overtake packets the server has not
-   * read yet (it would drop them as a gap and end the session). But not a hidden page's goodbye
-   * (see `leaving`): a POST that waited for an answer that comes late, or never (a proxy that
-   * holds it), would die with the page, and the session outlive the tab for its whole recovery
-   * window. It goes at once; what the POST in flight carried may then come after the CLOSE, too
-   * late. Should the server still be reading that POST's body, it answers this one 409 and keeps
-   * the session for its window, as before: closed, the client ignores the answer.
+   * The last lines go as any others (#flush): in bodies under maxPayload, one after another, each
+   * once the POST before it is answered, whatever the answer (see #next), the CLOSE in the last.
+   * In one body, what was queued behind a POST in flight (large emits) could pass maxPayload: the
+   * server would refuse it (413) and end the session with 'payload too large', the emits lost.
+   * They wait for the POST in flight: they must not overtake packets the server has not read yet
+   * (it would drop them as a gap and end the session).
+   *
+   * But not a hidden page's goodbye (see `leaving`): a POST that waited for an answer that comes
+   * late, or never (a proxy that holds it), would die with the page, and the session outlive the
+   * tab for its whole recovery window. It goes at once, in one body, with the lines before it or
+   * alone (see #post): POSTs of their own would die with the page. What the POST in flight
+   * carried may then come after the CLOSE, too late. Should the server still be reading that
+   * POST's body, it answers this one 409 and keeps the session for its window, as before: closed,
+   * the client ignores the answer.
    */
   protected teardown(): void {
     this.ctl.abort()
-    const rest = this.#lines
-    this.#lines = []
-    if (rest.length === 0) return
-    // Once closed, #post only sends: whatever the answer, nothing more follows.
-    const send = () => void this.#post(rest)
-    if (!this.#busy || leaving(rest)) send()
-    else this.#afterBusy = send
+    if (leaving(this.#lines)) void this.#post(this.#lines.splice(0))
+    else this.#flush()
   }
 
+  /** Sends the next body, unless a POST is in flight: its answer calls this again. */
   #flush(): void {
     const lines = this.#lines
-    if (this.#busy || this.closed || lines.length === 0) return
+    if (this.#busy || lines.length === 0) return
     // Take lines while the body (lines joined by "\n") stays under maxPayload; at least one,
     // which the session already checked against the limit.
     let size = -1
@@ -306,14 +307,13 @@ export abstract class HttpTransport extends BaseTransport {
   }
 
   /**
-   * No POST in flight any more. After teardown, the last lines go now, whatever became of the
-   * POST before them (answered, refused with 409, or failed): the CLOSE among them must not be
-   * lost, or the server would keep the session for its whole recovery window.
+   * No POST in flight any more: the next body goes. After teardown, whatever became of the POST
+   * before it (answered, refused, or failed): the CLOSE in the last must not be lost, or the
+   * server would keep the session for its whole recovery window.
    */
-  #idle(): void {
+  #next(): void {
     this.#busy = false
-    this.#afterBusy?.()
-    this.#afterBusy = undefined
+    this.#flush()
   }
 
   /**
@@ -344,34 +344,27 @@ export abstract class HttpTransport extends BaseTransport {
         signal: ctl.signal,
         keepalive: leaving(batch),
       })
-      if (this.closed) {
-        this.#idle()
-        await res.body?.cancel()
-        return
-      }
-      if (res.status === 409) {
-        // Another POST of ours is still being read: send the same lines again shortly.
-        this.#lines.unshift(...batch)
-        await res.body?.cancel()
-        setTimeout(() => {
-          this.#idle()
-          this.#flush()
-        }, RETRY_409_MS)
-        return
-      }
-      if (res.status >= 300) {
-        const error = await httpError(res, url)
-        // The transport is done: nothing queued goes after this.
-        this.#lines = []
-        this.fail(error)
-        return
+      // Once closed, whatever the answer, the next body goes (see #next).
+      if (!this.closed) {
+        if (res.status === 409) {
+          // Another POST of ours is still being read: send the same lines again shortly.
+          this.#lines.unshift(...batch)
+          await res.body?.cancel()
+          setTimeout(() => this.#next(), RETRY_409_MS)
+          return
+        }
+        if (res.status >= 300) {
+          const error = await httpError(res, url)
+          // The transport is done: nothing queued goes after this.
+          this.#lines = []
+          this.fail(error)
+          return
+        }
       }
       await res.body?.cancel()
-      // #idle, not only busy = false: a teardown meanwhile left its last POST for now.
-      this.#idle()
-      this.#flush()
+      this.#next()
     } catch (err) {
-      if (this.closed) return this.#idle()
+      if (this.closed) return this.#next()
       // The transport is done: nothing queued goes after this.
       this.#lines = []
       this.fail(
