@@ -338,8 +338,9 @@ export abstract class HttpTransport extends BaseTransport {
         // server has not acknowledged. In a POST of their own they would die with the page (its
         // other requests are cancelled as it goes), or race the goodbye: overtaken by it, dropped
         // by the ended session; still being read when it comes, the goodbye answered 409 and the
-        // session kept for its recovery window.
-        body: leaving(batch) && utf8Length(body) > 65_535 ? BYE.text : body,
+        // session kept for its recovery window. Alone too past a maxPayload under 64 KiB: the
+        // server would refuse the whole (413) and end the session with 'payload too large'.
+        body: leaving(batch) && utf8Length(body) > Math.min(65_535, this.maxPayload) ? BYE.text : body,
         headers: TEXT,
         signal: ctl.signal,
         keepalive: leaving(batch),

@@ -17,15 +17,17 @@ const GOODBYE = expect.stringMatching(/^\[1,"client disconnect"/)
  * A connected client whose fetch, once `hold()` was called, keeps the next POST of the session
  * to itself (the server never sees it) until `release()`; every POST's body, and whether it went
  * with `keepalive`, is noted. The server notes, in order, each `note` it gets and the session's
- * end.
+ * end. `options`: the server's.
  */
-async function session(transport: 'sse' | 'polling') {
+async function session(transport: 'sse' | 'polling', options?: Record<string, unknown>) {
   const seen: string[] = []
-  const server = await startServer((app) =>
-    parleyOf(app).on('connection', (socket) => {
-      socket.on('note', (text: string) => seen.push(text))
-      socket.on('disconnect', (reason: string) => seen.push(`end: ${reason}`))
-    }),
+  const server = await startServer(
+    (app) =>
+      parleyOf(app).on('connection', (socket) => {
+        socket.on('note', (text: string) => seen.push(text))
+        socket.on('disconnect', (reason: string) => seen.push(`end: ${reason}`))
+      }),
+    options,
   )
   const posts: { body: string; keepalive: boolean }[] = []
   let holding = false
@@ -95,6 +97,18 @@ describe.each(['sse', 'polling'] as const)('%s: the goodbye of disconnect()', (t
     await until(() => s.seen.length > 0, 3000, 'the end of the session')
     expect(s.seen).toEqual(['end: client disconnect'])
     s.release()
+  })
+
+  it("goes alone when what is queued with it passes the server's maxPayload, under 64 KiB", async () => {
+    const s = await session(transport, { maxPayload: 20_000 })
+    // Each under maxPayload, together past it: in one body with the CLOSE, the server would
+    // refuse the whole (413) and end the session with 'payload too large'.
+    s.socket.emit('note', 'x'.repeat(12_000))
+    s.socket.emit('note', 'y'.repeat(12_000))
+    vi.stubGlobal('document', { visibilityState: 'hidden' })
+    expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
+    await until(() => s.seen.length > 0, 3000, 'the end of the session')
+    expect(s.seen).toEqual(['end: client disconnect'])
   })
 
   it('carries what is queued with it when that stays under 64 KiB', async () => {
