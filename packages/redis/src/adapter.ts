@@ -1,13 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import {
-  ErrorCode,
-  MAX_ACK_ID,
-  MAX_TIMER_MS,
-  ParleyError,
-  type PreparedEvent,
-  prepareEvent,
-  type WireValue,
-} from '@parley/protocol'
+import { ErrorCode, MAX_TIMER_MS, ParleyError } from '@parley/protocol'
 import {
   type Adapter,
   type BroadcastMessage,
@@ -34,6 +26,7 @@ import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { ReadPlaces } from './places.js'
+import { type DistributiveOmit, fits, fromReply, remoteMessage, toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
@@ -50,7 +43,6 @@ import {
   isClaimMarker,
   type Place,
   packSocket,
-  packValue,
   parseBroadcast,
   parseMembership,
   parsePlaces,
@@ -62,7 +54,6 @@ import {
   type ResponsePacket,
   toWireOptions,
   unpackSocket,
-  unpackValue,
 } from './wire.js'
 
 /**
@@ -1407,7 +1398,7 @@ export class RedisAdapter implements Adapter {
       return
     }
     const message = remoteMessage(event.name, event.args)
-    if (!own && !this.#fits(message, packet.n)) return
+    if (!own && !fits(message, packet.n, this.#sockets.maxPayload, this.#warnings)) return
     const options = fromWireOptions(packet.o)
     // A socket joined before its claim marker came back takes it in order, unless the tail it
     // was restored from holds it (see uncut-sockets.ts).
@@ -1564,7 +1555,7 @@ export class RedisAdapter implements Adapter {
           return
         }
         const message = remoteMessage(event.name, event.args)
-        if (!this.#fits(message, request.n)) {
+        if (!fits(message, request.n, this.#sockets.maxPayload, this.#warnings)) {
           respond({ k: 'count', c: 0 })
           return
         }
@@ -1704,26 +1695,6 @@ export class RedisAdapter implements Adapter {
     })
   }
 
-  /**
-   * Whether an event from node `from` may go to this node's sockets: no longer than this node's
-   * maxPayload, as a local emit is checked. The sender checked depth and keys, which are the
-   * same rule on every node, against its own maxPayload, which may be larger: only the length
-   * is measured here (without making the text), once per broadcast. One that does not fit is
-   * dropped here, with a warning.
-   */
-  #fits(message: BroadcastMessage, from: string): boolean {
-    const limit = this.#sockets.maxPayload
-    if (limit === undefined) return true
-    const size = message.prepared().textLength(Number.MAX_SAFE_INTEGER, MAX_ACK_ID)
-    if (size <= limit) return true
-    this.#warnings.warn(
-      'payload',
-      `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} long, past maxPayload (${limit}); the nodes' maxPayload differ, give every node the same`,
-      { node: from, code: ErrorCode.PAYLOAD_TOO_LARGE, limit },
-    )
-    return false
-  }
-
   #malformed(): void {
     this.#warnings.warn('malformed', 'a message from another node was malformed and was dropped')
   }
@@ -1731,47 +1702,4 @@ export class RedisAdapter implements Adapter {
   #requestId(): string {
     return randomBytes(12).toString('base64url')
   }
-}
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
-
-/** A broadcast received from another node, encoded here once, on first use. */
-function remoteMessage(name: string, args: WireValue[]): BroadcastMessage {
-  let prepared: PreparedEvent | undefined
-  return {
-    name,
-    args,
-    prepared: () => {
-      prepared ??= prepareEvent(name, args)
-      return prepared
-    },
-  }
-}
-
-function fromReply(reply: BroadcastReply): DistributiveOmit<ResponsePacket, 'n' | 'id'> {
-  if (!reply.ok) {
-    const { code, message, details } = reply.error
-    return details?.dropped === true
-      ? { k: 'reply', ok: false, code, message, d: true }
-      : { k: 'reply', ok: false, code, message }
-  }
-  try {
-    return { k: 'reply', ok: true, v: packValue(reply.value) }
-  } catch {
-    return { k: 'reply', ok: false, code: ErrorCode.UNSERIALIZABLE, message: 'the reply cannot cross nodes' }
-  }
-}
-
-function toReply(packet: Extract<ResponsePacket, { k: 'reply' }>): BroadcastReply {
-  if (!packet.ok) {
-    const details = packet.d === true ? { details: { dropped: true } } : undefined
-    return { ok: false, error: new ParleyError<string>(packet.code, packet.message, details) }
-  }
-  const value = unpackValue(packet.v)
-  return value.ok
-    ? { ok: true, value: value.value }
-    : {
-        ok: false,
-        error: new ParleyError(ErrorCode.INVALID_PACKET, 'a reply from another node was malformed'),
-      }
 }

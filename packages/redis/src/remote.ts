@@ -1,0 +1,84 @@
+// What another node's broadcast or reply becomes on this node, and back: the conversions the
+// adapter makes at the edge of Redis, apart from the packets' shapes (wire.ts), which only say
+// what is well-formed.
+import {
+  ErrorCode,
+  MAX_ACK_ID,
+  ParleyError,
+  type PreparedEvent,
+  prepareEvent,
+  type WireValue,
+} from '@parley/protocol'
+import type { BroadcastMessage, BroadcastReply } from '@parley/server'
+import type { Warnings } from './warnings.js'
+import { packValue, type ResponsePacket, unpackValue } from './wire.js'
+
+/** `Omit` over each member of a union: a packet kind keeps its own fields. */
+export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+
+/** A broadcast received from another node, encoded here once, on first use. */
+export function remoteMessage(name: string, args: WireValue[]): BroadcastMessage {
+  let prepared: PreparedEvent | undefined
+  return {
+    name,
+    args,
+    prepared: () => {
+      prepared ??= prepareEvent(name, args)
+      return prepared
+    },
+  }
+}
+
+/** A reply of this node's socket, as it crosses to the node that broadcast with acks. */
+export function fromReply(reply: BroadcastReply): DistributiveOmit<ResponsePacket, 'n' | 'id'> {
+  if (!reply.ok) {
+    const { code, message, details } = reply.error
+    return details?.dropped === true
+      ? { k: 'reply', ok: false, code, message, d: true }
+      : { k: 'reply', ok: false, code, message }
+  }
+  try {
+    return { k: 'reply', ok: true, v: packValue(reply.value) }
+  } catch {
+    return { k: 'reply', ok: false, code: ErrorCode.UNSERIALIZABLE, message: 'the reply cannot cross nodes' }
+  }
+}
+
+/** A reply of another node's socket, as the caller of this node's broadcast with acks gets it. */
+export function toReply(packet: Extract<ResponsePacket, { k: 'reply' }>): BroadcastReply {
+  if (!packet.ok) {
+    const details = packet.d === true ? { details: { dropped: true } } : undefined
+    return { ok: false, error: new ParleyError<string>(packet.code, packet.message, details) }
+  }
+  const value = unpackValue(packet.v)
+  return value.ok
+    ? { ok: true, value: value.value }
+    : {
+        ok: false,
+        error: new ParleyError(ErrorCode.INVALID_PACKET, 'a reply from another node was malformed'),
+      }
+}
+
+/**
+ * Whether an event from node `from` may go to this node's sockets: no longer than this node's
+ * maxPayload (`limit`), as a local emit is checked. The sender checked depth and keys, which are
+ * the same rule on every node, against its own maxPayload, which may be larger: only the length
+ * is measured here (without making the text), once per broadcast. One that does not fit is
+ * dropped here, with a warning.
+ */
+export function fits(
+  message: BroadcastMessage,
+  from: string,
+  limit: number | undefined,
+  warnings: Warnings,
+): boolean {
+  if (limit === undefined) return true
+  const size = message.prepared().textLength(Number.MAX_SAFE_INTEGER, MAX_ACK_ID)
+  if (size <= limit) return true
+  warnings.warn(
+    'payload',
+    `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} long, past maxPayload (${limit}); the nodes' maxPayload differ, give every node the same`,
+    { node: from, code: ErrorCode.PAYLOAD_TOO_LARGE, limit },
+  )
+  return false
+}
