@@ -26,6 +26,7 @@ import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { ReadPlaces } from './places.js'
+import { Publisher } from './publish.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage, toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
@@ -174,6 +175,8 @@ export class RedisAdapter implements Adapter {
   readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0, lostReplies: 0 }
   /** Every command this adapter sends on the application's client, with one bound. */
   readonly #commands: Commands
+  /** Every PUBLISH of this adapter (see publish.ts). */
+  readonly #publisher: Publisher
   /** This node's own broadcasts given up as lost while positioned sockets waited for them. */
   /**
    * Sessions whose `handOff` waits for Redis before it sends anything, by sid: true once the
@@ -229,6 +232,7 @@ export class RedisAdapter implements Adapter {
         { err },
       ),
     )
+    this.#publisher = new Publisher(this.#commands, options.requestTimeout, this.#warnings)
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
       this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
@@ -461,7 +465,7 @@ export class RedisAdapter implements Adapter {
     }
     const q = packet.q ?? 0
     if (leftOut.length > 0) this.#uncut.owe(leftOut, q)
-    this.#publish(this.#channels.broadcast, packet, (why, sent) => {
+    this.#publisher.publish(this.#channels.broadcast, packet, (why, sent) => {
       this.#lostBroadcast(why)
       // The positioned sockets of this node take it now. Sent, a stalled Redis may still run
       // it: it then reaches only the sockets positioned since (see cut.ts). Never sent or
@@ -556,7 +560,7 @@ export class RedisAdapter implements Adapter {
       for (const node of replies.owing()) {
         if ((this.#nodes.note(node)?.v ?? 0) < ANSWERS_REPLIED) continue
         const ask: RepliedRequest = { n: this.node, id, k: 'replied', to: node }
-        this.#publish(this.#channels.request, ask)
+        this.#publisher.publish(this.#channels.request, ask)
       }
     }
     // A node counts its sockets as soon as the request reaches it. A live node whose count has not
@@ -574,7 +578,7 @@ export class RedisAdapter implements Adapter {
       )
       replies.stopWaiting()
     }
-    this.#publish(
+    this.#publisher.publish(
       this.#channels.request,
       request,
       (why) => {
@@ -1104,7 +1108,7 @@ export class RedisAdapter implements Adapter {
           cancel: () => takeover.cancel(),
         })
         markedAt = this.#cut.count
-        this.#publish(this.#channels.broadcast, marker, (_why, sent) => {
+        this.#publisher.publish(this.#channels.broadcast, marker, (_why, sent) => {
           // Sent and given up: Redis was slow, and may still run it, as the cut. Or the
           // connection dropped first (it is not ready now): it most likely never ran, and goes
           // again once the connection is back; should both run, the first is the cut for both
@@ -1293,7 +1297,7 @@ export class RedisAdapter implements Adapter {
       const request: HandOffRequest = says
         ? { n: this.node, id, k: 'handoff', to: node, sid, a: true }
         : { n: this.node, id, k: 'handoff', to: node, sid }
-      this.#publish(this.#channels.request, request, () => finish(false))
+      this.#publisher.publish(this.#channels.request, request, () => finish(false))
     })
   }
 
@@ -1352,7 +1356,7 @@ export class RedisAdapter implements Adapter {
         },
         cancel: finish,
       })
-      this.#publish(
+      this.#publisher.publish(
         this.#channels.request,
         { ...request, n: this.node, id },
         (why) => incomplete(why),
@@ -1484,7 +1488,7 @@ export class RedisAdapter implements Adapter {
       }
       const sealed = () => {
         this.#handoffs.forget(entry)
-        this.#publish(`${this.#options.prefix}:response:${marker.n}`, {
+        this.#publisher.publish(`${this.#options.prefix}:response:${marker.n}`, {
           n: this.node,
           id: marker.id,
           k: 'sealed',
@@ -1507,7 +1511,7 @@ export class RedisAdapter implements Adapter {
     if (request.n === this.node || this.#closed) return
     const channel = `${this.#options.prefix}:response:${request.n}`
     const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) =>
-      this.#publish(channel, { ...answer, n: this.node, id: request.id } as ResponsePacket)
+      this.#publisher.publish(channel, { ...answer, n: this.node, id: request.id } as ResponsePacket)
     if (request.k === 'replied') {
       const made = request.to === this.node ? this.#answering.made(request.n, request.id) : undefined
       if (made !== undefined) respond({ k: 'replied', c: made === 'all' ? 0 : made, all: made === 'all' })
@@ -1625,7 +1629,7 @@ export class RedisAdapter implements Adapter {
     void this.#commands.whenAvailable().then((available) => {
       if (!available || this.#closed) return
       const note: ResponsePacket = { n: this.node, id: '', k: 'resubscribed', q: this.#cut.count }
-      this.#publish(this.#channels.response, note)
+      this.#publisher.publish(this.#channels.response, note)
     })
   }
 
@@ -1637,44 +1641,6 @@ export class RedisAdapter implements Adapter {
   #settleGap(q: number): void {
     this.#cut.back(q)
     this.#uncut.back(q)
-  }
-
-  /**
-   * PUBLISHes `packet`. `failed` runs at most once, with why, when it cannot go or is given up
-   * (see `Commands`): Redis is away, refuses it, has left commands unanswered for
-   * `requestTimeout` (or `MAX_UNANSWERED_COMMANDS` of them), or does not answer this one within
-   * `requestTimeout`; at once, before this returns, when it is not sent at all. `sent` tells
-   * whether Redis may still run it (sent, and no answer came). `answered` runs when Redis took it.
-   */
-  #publish(
-    channel: string,
-    packet: object,
-    failed?: (why: string, sent: boolean) => void,
-    answered?: () => void,
-  ): void {
-    // While Redis is away, a PUBLISH would wait in the client's offline queue and arrive late
-    // (and subscribers may have missed it anyway); while it does not answer, the connection
-    // would hold every PUBLISH and deliver them all in a burst once it answers again. Either
-    // way it is lost, and counted as such, now.
-    const unavailable = this.#commands.unavailable()
-    if (unavailable !== undefined) {
-      failed?.(`Redis at ${this.#commands.address} is not reachable (${unavailable})`, false)
-      return
-    }
-    this.#commands.send(['PUBLISH', channel, JSON.stringify(packet)]).then(
-      () => answered?.(),
-      (err: unknown) => {
-        if (err instanceof RedisUnreachableError) {
-          failed?.(
-            `Redis at ${this.#commands.address} did not answer the PUBLISH within ${this.#options.requestTimeout} ms`,
-            true,
-          )
-          return
-        }
-        this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
-        failed?.('Redis refused the PUBLISH', false)
-      },
-    )
   }
 
   /** `lost` replies of node `node`'s sockets that Redis lost: counted and logged. */

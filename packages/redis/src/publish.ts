@@ -1,0 +1,55 @@
+// Every PUBLISH of the adapter (broadcasts, requests, answers, claim markers) goes through here,
+// so that each says in one way why it did not reach the other nodes, and none waits in the
+// client's offline queue to arrive late.
+import type { Commands } from './commands.js'
+import { RedisUnreachableError } from './send.js'
+import type { Warnings } from './warnings.js'
+
+/** Why a PUBLISH did not go, and whether Redis may still run it (sent, no answer came). */
+export type PublishFailed = (why: string, sent: boolean) => void
+
+/** PUBLISHes on the application's client, within the bounds of `Commands`. */
+export class Publisher {
+  readonly #commands: Commands
+  readonly #requestTimeout: number
+  readonly #warnings: Warnings
+
+  constructor(commands: Commands, requestTimeout: number, warnings: Warnings) {
+    this.#commands = commands
+    this.#requestTimeout = requestTimeout
+    this.#warnings = warnings
+  }
+
+  /**
+   * PUBLISHes `packet`. `failed` runs at most once, with why, when it cannot go or is given up
+   * (see `Commands`): Redis is away, refuses it, has left commands unanswered for
+   * `requestTimeout` (or `MAX_UNANSWERED_COMMANDS` of them), or does not answer this one within
+   * `requestTimeout`; at once, before this returns, when it is not sent at all. `sent` tells
+   * whether Redis may still run it (sent, and no answer came). `answered` runs when Redis took it.
+   */
+  publish(channel: string, packet: object, failed?: PublishFailed, answered?: () => void): void {
+    // While Redis is away, a PUBLISH would wait in the client's offline queue and arrive late
+    // (and subscribers may have missed it anyway); while it does not answer, the connection
+    // would hold every PUBLISH and deliver them all in a burst once it answers again. Either
+    // way it is lost, and counted as such, now.
+    const unavailable = this.#commands.unavailable()
+    if (unavailable !== undefined) {
+      failed?.(`Redis at ${this.#commands.address} is not reachable (${unavailable})`, false)
+      return
+    }
+    this.#commands.send(['PUBLISH', channel, JSON.stringify(packet)]).then(
+      () => answered?.(),
+      (err: unknown) => {
+        if (err instanceof RedisUnreachableError) {
+          failed?.(
+            `Redis at ${this.#commands.address} did not answer the PUBLISH within ${this.#requestTimeout} ms`,
+            true,
+          )
+          return
+        }
+        this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
+        failed?.('Redis refused the PUBLISH', false)
+      },
+    )
+  }
+}
