@@ -27,6 +27,7 @@ import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { ReadPlaces } from './places.js'
 import { Publisher } from './publish.js'
+import { Readiness } from './ready.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage, toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
@@ -93,14 +94,6 @@ export interface RedisAdapterStats {
  * node, should not wait for that.
  */
 export const HANDOFF_ASKED_MS = 1000
-
-/** A `ready()` call that waits (see `RedisAdapter.ready`). */
-interface ReadyWait {
-  /** The adapter closed first. */
-  closed(): void
-  /** The start ended: subscribed and beaten (ok), or failed. */
-  started(outcome: { ok: true } | { ok: false; err: unknown }): void
-}
 
 /** A claim Redis answered with an error (see `RedisAdapter.claimSession`). */
 const REFUSED = Symbol('refused')
@@ -184,20 +177,10 @@ export class RedisAdapter implements Adapter {
    */
   readonly #handOffsWaiting = new Map<string, boolean>()
   readonly #started: Promise<void>
-  /** How far the start went: what `ready()` names when it gives up. */
-  #starting: 'connect' | 'subscribe' | 'heartbeat' | 'done' = 'connect'
   /** The first SUBSCRIBE was answered: a later `'ready'` of the subscriber is a resubscribe. */
   #subscribed = false
-  /** The subscriber's last connection error: the `cause` of a `ready()` given up. */
-  #subscriberError: Error | undefined
-  /**
-   * The `ready()` calls still waiting: the end of the start (`#startEnded`) or `close()` settles
-   * them. Each waits here, not on `#started`: a start that never ends would keep every call
-   * that ever waited on it.
-   */
-  readonly #readyWaits = new Set<ReadyWait>()
-  /** How the start ended, once it did (see `#startEnded`). */
-  #startOutcome: { ok: true } | { ok: false; err: unknown } | undefined
+  /** How far the start went, and the `ready()` calls that wait for its end (see ready.ts). */
+  readonly #readiness: Readiness
   #closed = false
   /** The close under way, or done: what every call of `close()` resolves with. */
   #closing: Promise<void> | undefined
@@ -232,6 +215,7 @@ export class RedisAdapter implements Adapter {
         { err },
       ),
     )
+    this.#readiness = new Readiness(this.#commands.address, options.requestTimeout, () => this.#closed)
     this.#publisher = new Publisher(this.#commands, options.requestTimeout, this.#warnings)
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
@@ -264,7 +248,7 @@ export class RedisAdapter implements Adapter {
     this.#subscriber = client.duplicate()
     // Without a listener, an 'error' event (Redis went away) would crash the process.
     this.#subscriber.on('error', (err) => {
-      this.#subscriberError = err
+      this.#readiness.subscriberError = err
       this.#warnings.warn(
         'subscriber',
         `the subscriber connection to ${this.#commands.address} failed; it reconnects by itself`,
@@ -274,8 +258,8 @@ export class RedisAdapter implements Adapter {
     this.#subscriber.on('ready', () => this.#resubscribed())
     this.#started = this.#start()
     this.#started.then(
-      () => this.#startEnded({ ok: true }),
-      (err: unknown) => this.#startEnded({ ok: false, err }),
+      () => this.#readiness.started({ ok: true }),
+      (err: unknown) => this.#readiness.started({ ok: false, err }),
     )
     this.#started.catch((err: unknown) => {
       if (!this.#closed)
@@ -336,64 +320,7 @@ export class RedisAdapter implements Adapter {
    * before it was ready.
    */
   ready(): Promise<void> {
-    const bound = this.#options.requestTimeout
-    if (this.#closed) {
-      return this.#starting === 'done'
-        ? Promise.resolve()
-        : Promise.reject(this.#notReady('the adapter was closed before it was ready'))
-    }
-    return new Promise((resolve, reject) => {
-      const settle = (err?: RedisUnreachableError) => {
-        clearTimeout(timer)
-        this.#readyWaits.delete(wait)
-        if (err) reject(err)
-        else resolve()
-      }
-      const wait: ReadyWait = {
-        closed: () => settle(this.#notReady('the adapter was closed before it was ready')),
-        started: (outcome) => {
-          if (outcome.ok) {
-            settle(
-              this.#starting === 'done'
-                ? undefined
-                : this.#notReady('the adapter was closed before it was ready'),
-            )
-            return
-          }
-          settle(
-            this.#closed
-              ? this.#notReady('the adapter was closed before it was ready', outcome.err)
-              : new RedisUnreachableError(
-                  `could not subscribe at ${this.#commands.address}; other nodes are out of reach until the adapter is made again`,
-                  { cause: outcome.err },
-                ),
-          )
-        },
-      }
-      const timer = setTimeout(() => settle(this.#notReady(`not ready within ${bound} ms`)), bound)
-      this.#readyWaits.add(wait)
-      // Started already: told on the next turn, as a reaction on `#started` would be.
-      const outcome = this.#startOutcome
-      if (outcome) queueMicrotask(() => wait.started(outcome))
-    })
-  }
-
-  /** The start ended (see `#start`): every `ready()` still waiting is told how. */
-  #startEnded(outcome: { ok: true } | { ok: false; err: unknown }): void {
-    this.#startOutcome = outcome
-    for (const wait of [...this.#readyWaits]) wait.started(outcome)
-  }
-
-  #notReady(what: string, cause: unknown = this.#subscriberError): RedisUnreachableError {
-    const address = this.#commands.address
-    const step =
-      this.#starting === 'connect'
-        ? `no connection to ${address} yet`
-        : this.#starting === 'subscribe'
-          ? `connected to ${address}, not subscribed yet`
-          : `subscribed at ${address}, and no heartbeat went through yet`
-    const keeps = this.#closed ? '' : '; it keeps trying, and works once Redis answers'
-    return new RedisUnreachableError(`${what}: ${step}${keeps}`, cause === undefined ? undefined : { cause })
+    return this.#readiness.wait()
   }
 
   async #start(): Promise<void> {
@@ -404,7 +331,7 @@ export class RedisAdapter implements Adapter {
       this.#destroySubscriber()
       return
     }
-    this.#starting = 'subscribe'
+    this.#readiness.step = 'subscribe'
     const { broadcast, request, response, membership } = this.#channels
     await this.#subscriber.subscribe([broadcast, request, response, membership], (message, channel) => {
       try {
@@ -418,9 +345,9 @@ export class RedisAdapter implements Adapter {
     })
     this.#subscribed = true
     if (this.#closed) return
-    this.#starting = 'heartbeat'
+    this.#readiness.step = 'heartbeat'
     await this.#nodes.start()
-    if (!this.#closed) this.#starting = 'done'
+    if (!this.#closed) this.#readiness.step = 'done'
   }
 
   addAll(id: string, rooms: Iterable<Room>): void {
@@ -1206,7 +1133,7 @@ export class RedisAdapter implements Adapter {
   async #close(): Promise<void> {
     this.#closed = true
     this.#nodesListeners.close()
-    for (const wait of [...this.#readyWaits]) wait.closed()
+    this.#readiness.closed()
     for (const pending of [...this.#pending.values()]) pending.cancel()
     this.#destroySubscriber()
     // An UNDO that still waits for the server's word on its session (see `#awaitWord`) goes now.
