@@ -8,7 +8,6 @@ import {
   type ClaimAnswer,
   type ClaimStanding,
   type EndedSession,
-  type LocalSocket,
   type LocalSockets,
   MemoryAdapter,
   type NodeAddress,
@@ -33,6 +32,7 @@ import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
+import { WriteTakeBack } from './take-back.js'
 import { Takeover } from './takeover.js'
 import { UncutSockets } from './uncut-sockets.js'
 import { Warnings } from './warnings.js'
@@ -159,6 +159,8 @@ export class RedisAdapter implements Adapter {
       )
     }
   })
+  /** Takes back the handoff writes this node gave up on (see take-back.ts). */
+  readonly #takeBack: WriteTakeBack
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #claims = new Map<string, Takeover>()
   readonly #pending = new Map<string, Pending>()
@@ -221,6 +223,15 @@ export class RedisAdapter implements Adapter {
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
       this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
     )
+    this.#takeBack = new WriteTakeBack({
+      handoffs: this.#handoffs,
+      sockets,
+      cut: this.#cut,
+      sessions: this.#sessions,
+      warnings: this.#warnings,
+      requestTimeout: options.requestTimeout,
+      closed: () => this.#closed,
+    })
     this.#ended = new EndedRecords(this.#commands, prefix, this.#warnings)
     this.#nodesListeners = new NodesListeners(this.#warnings)
     this.#nodes = new Nodes({
@@ -648,10 +659,10 @@ export class RedisAdapter implements Adapter {
    * channel's order (see cut.ts). Waits for a Redis that is away or does not answer at most
    * `requestTimeout` before it sends anything (see `Commands.whenAvailable`). Resolves false, the
    * session left as it was, when Redis is still away then, the write fails or takes longer than
-   * `requestTimeout` (it is then undone once the
-   * server has said what became of the session, see `#awaitWord`; a claim that won meanwhile is
-   * revoked), or the record names another node or none; and false too, however the
-   * write went, once the server gave up on it (`withdrawHandOff` meanwhile): it is taken back.
+   * `requestTimeout` (it is then undone once the server has said what became of the session,
+   * see `WriteTakeBack.awaitWord`; a claim that won meanwhile is revoked), or the record names
+   * another node or none; and false too, however the write went, once the server gave up on it
+   * (`withdrawHandOff` meanwhile): it is taken back.
    */
   async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
     if (this.#closed) return false
@@ -729,7 +740,7 @@ export class RedisAdapter implements Adapter {
     }
     if (epoch === -1) {
       this.#warnings.warn('handoff', `a snapshot was not stored within ${this.#options.requestTimeout} ms`)
-      this.#awaitWord(entry)
+      this.#takeBack.awaitWord(entry)
       return false
     }
     this.#handoffs.forget(entry)
@@ -808,8 +819,8 @@ export class RedisAdapter implements Adapter {
    * stays meanwhile, so that a claim that wins before that is answered with a seal that comes
    * behind the withdraw, and reads the session ended. Its write still unanswered (the server
    * stopped waiting for it: the session ended, or went on here): taken back at once instead (see
-   * `#giveUpWrite`). Its write not sent yet, waiting for Redis (see `handOff`): never sent. Never
-   * rejects.
+   * `WriteTakeBack.giveUp`). Its write not sent yet, waiting for Redis (see `handOff`): never
+   * sent. Never rejects.
    */
   async withdrawHandOff(sid: string): Promise<void> {
     // Still waiting for Redis, nothing sent: it sends nothing now.
@@ -823,7 +834,8 @@ export class RedisAdapter implements Adapter {
     // that the session stayed here ('kept'), names this node in the owner record again, and
     // answers that claim's marker with a seal rather than `claimed`, which would end the
     // session here.
-    if (entry.epoch === 0 || entry.givenUp || this.#sockets.hasSession(sid)) return this.#giveUpWrite(entry)
+    if (entry.epoch === 0 || entry.givenUp || this.#sockets.hasSession(sid))
+      return this.#takeBack.giveUp(entry)
     const outcome = await this.#handoffs.withdraw(entry).catch((err: unknown) => {
       this.#warnings.warn(
         'handoff-withdraw',
@@ -844,83 +856,6 @@ export class RedisAdapter implements Adapter {
     // would then be read back for it.
     this.#cut.unposition(entry.id)
     if (outcome === 'withdrawn' || outcome === 'none') this.#handoffs.forget(entry)
-  }
-
-  /**
-   * The server gave up on a write still unanswered: its session went on here (a move that took
-   * too long: the server still holds it) or ended. Not after its answer, as a withdraw of a
-   * stored snapshot: from the moment the write runs until then, another node could claim a
-   * snapshot older than the session. The UNDO goes now, right behind the write on its connection
-   * (and again on the next one should that drop, see `Commands.undo`): a write that has not run
-   * by then never will, and a claim that Redis ran in between is revoked, its claimer told that
-   * the session stayed here (see UNDO). The entry answers that claim's marker with a seal, which
-   * comes behind the UNDO, until the snapshot's ttl.
-   */
-  #giveUpWrite(entry: HandedOff): Promise<void> {
-    if (entry.givenUp && !entry.undoWaits) return entry.undone ?? Promise.resolve()
-    clearTimeout(entry.timer)
-    const kept = this.#sockets.hasSession(entry.sid)
-    // The copy that goes on here, should a claim of the write be confirmed before the UNDO runs.
-    const copy = kept ? this.#sockets.get(entry.id) : undefined
-    const undone = this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () =>
-      this.#takenOverMeanwhile(entry, copy),
-    )
-    if (kept) {
-      // As for a write that failed (see `handOff`): the socket and its record are this node's.
-      this.#cut.release(entry.id)
-      this.#sessions.keptBack(entry.sid)
-    } else {
-      this.#cut.unposition(entry.id)
-    }
-    entry.timer = setTimeout(() => this.#handoffs.forget(entry), entry.ttl)
-    entry.timer.unref()
-    return undone
-  }
-
-  /**
-   * The write got no answer within requestTimeout: it may have run, and a claim may win it before
-   * its UNDO, which tells that claim what became of the session here (see UNDO). The server
-   * decides that once `handOff` resolves false, and says so: a drain ends the session, a move
-   * thaws it, and either calls `withdrawHandOff`, which sends the UNDO (`#giveUpWrite`). Told
-   * `kept` before that, a claim of a session the drain then ends would send its client to try
-   * again, only to find it ended one try later. Should that word not come within
-   * requestTimeout, the UNDO goes all the same. Meanwhile appends are refused, and a claim's
-   * marker is answered with a seal that goes behind the UNDO.
-   */
-  #awaitWord(entry: HandedOff): void {
-    this.#handoffs.holdUndo(entry)
-    entry.timer = setTimeout(() => {
-      if (!this.#closed) void this.#giveUpWrite(entry)
-    }, this.#options.requestTimeout)
-    entry.timer.unref()
-  }
-
-  /**
-   * The take-back of a write given up on came after a claim of that write was confirmed (its
-   * claimer read the tail without this node's seal, and answered its client before the take-back
-   * ran): the claimer holds the session, and its client is there. The copy this node kept, the
-   * very one (not a later one of the same session), ends as a moved session does
-   * (`LocalSockets.takenOver`); a server without that hook keeps it until its recovery window ends.
-   */
-  #takenOverMeanwhile(entry: HandedOff, copy: LocalSocket | undefined): void {
-    const ends =
-      copy !== undefined && this.#sockets.takenOver !== undefined && this.#sockets.get(entry.id) === copy
-    this.#warnings.warn(
-      'handoff-taken',
-      ends
-        ? 'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; the copy this node kept ends here (its client is with the other node)'
-        : 'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; should this node have kept the session, both nodes hold it until this copy ends (its client is with the other node)',
-    )
-    if (!ends) return
-    try {
-      this.#sockets.takenOver?.(entry.sid)
-    } catch (err) {
-      this.#warnings.warn(
-        'handoff-taken',
-        'the server failed to end the copy of a session taken over elsewhere',
-        { err },
-      )
-    }
   }
 
   /**
@@ -1136,8 +1071,9 @@ export class RedisAdapter implements Adapter {
     this.#readiness.closed()
     for (const pending of [...this.#pending.values()]) pending.cancel()
     this.#destroySubscriber()
-    // An UNDO that still waits for the server's word on its session (see `#awaitWord`) goes now.
-    for (const entry of this.#handoffs.undosWaiting()) void this.#giveUpWrite(entry)
+    // An UNDO that still waits for the server's word on its session (see
+    // `WriteTakeBack.awaitWord`) goes now.
+    for (const entry of this.#handoffs.undosWaiting()) void this.#takeBack.giveUp(entry)
     // What takes back a handoff step (a withdraw, a write given up on) and could not reach Redis
     // yet: a node that goes without it leaves a snapshot claimable until it expires.
     // So too the appends and seals of handed-off tails still queued for a slow Redis: a tail

@@ -1,0 +1,120 @@
+// The take-back of a handoff write that got no answer (see `RedisAdapter.handOff`): it may
+// have run, and a claim may have won it, so its UNDO goes once the server says what became of
+// the session, or after requestTimeout all the same. Apart from the adapter, which only decides
+// when a write is given up on, so that what the UNDO tells a claimer, and what this node keeps,
+// read in one place.
+import type { LocalSocket, LocalSockets } from '@parley/server'
+import type { Cut } from './cut.js'
+import type { HandedOff, HandOffStore } from './handoff.js'
+import type { SessionOwners } from './sessions.js'
+import type { Warnings } from './warnings.js'
+
+/** What a `WriteTakeBack` acts on: the adapter's parts, not the adapter. */
+export interface WriteTakeBackParts {
+  readonly handoffs: HandOffStore
+  readonly sockets: LocalSockets
+  readonly cut: Cut
+  readonly sessions: SessionOwners
+  readonly warnings: Warnings
+  readonly requestTimeout: number
+  /** The adapter closed: a word awaited no longer sends the UNDO by its timer (`close` does). */
+  readonly closed: () => boolean
+}
+
+/** Takes back the handoff writes this node gave up on. */
+export class WriteTakeBack {
+  readonly #handoffs: HandOffStore
+  readonly #sockets: LocalSockets
+  readonly #cut: Cut
+  readonly #sessions: SessionOwners
+  readonly #warnings: Warnings
+  readonly #requestTimeout: number
+  readonly #closed: () => boolean
+
+  constructor(parts: WriteTakeBackParts) {
+    this.#handoffs = parts.handoffs
+    this.#sockets = parts.sockets
+    this.#cut = parts.cut
+    this.#sessions = parts.sessions
+    this.#warnings = parts.warnings
+    this.#requestTimeout = parts.requestTimeout
+    this.#closed = parts.closed
+  }
+
+  /**
+   * The server gave up on a write still unanswered: its session went on here (a move that took
+   * too long: the server still holds it) or ended. Not after its answer, as a withdraw of a
+   * stored snapshot: from the moment the write runs until then, another node could claim a
+   * snapshot older than the session. The UNDO goes now, right behind the write on its connection
+   * (and again on the next one should that drop, see `Commands.undo`): a write that has not run
+   * by then never will, and a claim that Redis ran in between is revoked, its claimer told that
+   * the session stayed here (see UNDO). The entry answers that claim's marker with a seal, which
+   * comes behind the UNDO, until the snapshot's ttl.
+   */
+  giveUp(entry: HandedOff): Promise<void> {
+    if (entry.givenUp && !entry.undoWaits) return entry.undone ?? Promise.resolve()
+    clearTimeout(entry.timer)
+    const kept = this.#sockets.hasSession(entry.sid)
+    // The copy that goes on here, should a claim of the write be confirmed before the UNDO runs.
+    const copy = kept ? this.#sockets.get(entry.id) : undefined
+    const undone = this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () =>
+      this.#takenOverMeanwhile(entry, copy),
+    )
+    if (kept) {
+      // As for a write that failed (see `RedisAdapter.handOff`): the socket and its record are this node's.
+      this.#cut.release(entry.id)
+      this.#sessions.keptBack(entry.sid)
+    } else {
+      this.#cut.unposition(entry.id)
+    }
+    entry.timer = setTimeout(() => this.#handoffs.forget(entry), entry.ttl)
+    entry.timer.unref()
+    return undone
+  }
+
+  /**
+   * The write got no answer within requestTimeout: it may have run, and a claim may win it before
+   * its UNDO, which tells that claim what became of the session here (see UNDO). The server
+   * decides that once `RedisAdapter.handOff` resolves false, and says so: a drain ends the session, a move
+   * thaws it, and either calls `withdrawHandOff`, which sends the UNDO (`giveUp`). Told
+   * `kept` before that, a claim of a session the drain then ends would send its client to try
+   * again, only to find it ended one try later. Should that word not come within
+   * requestTimeout, the UNDO goes all the same. Meanwhile appends are refused, and a claim's
+   * marker is answered with a seal that goes behind the UNDO.
+   */
+  awaitWord(entry: HandedOff): void {
+    this.#handoffs.holdUndo(entry)
+    entry.timer = setTimeout(() => {
+      if (!this.#closed()) void this.giveUp(entry)
+    }, this.#requestTimeout)
+    entry.timer.unref()
+  }
+
+  /**
+   * The take-back of a write given up on came after a claim of that write was confirmed (its
+   * claimer read the tail without this node's seal, and answered its client before the take-back
+   * ran): the claimer holds the session, and its client is there. The copy this node kept, the
+   * very one (not a later one of the same session), ends as a moved session does
+   * (`LocalSockets.takenOver`); a server without that hook keeps it until its recovery window ends.
+   */
+  #takenOverMeanwhile(entry: HandedOff, copy: LocalSocket | undefined): void {
+    const ends =
+      copy !== undefined && this.#sockets.takenOver !== undefined && this.#sockets.get(entry.id) === copy
+    this.#warnings.warn(
+      'handoff-taken',
+      ends
+        ? 'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; the copy this node kept ends here (its client is with the other node)'
+        : 'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; should this node have kept the session, both nodes hold it until this copy ends (its client is with the other node)',
+    )
+    if (!ends) return
+    try {
+      this.#sockets.takenOver?.(entry.sid)
+    } catch (err) {
+      this.#warnings.warn(
+        'handoff-taken',
+        'the server failed to end the copy of a session taken over elsewhere',
+        { err },
+      )
+    }
+  }
+}
