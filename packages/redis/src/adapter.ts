@@ -24,8 +24,10 @@ import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
+import { PendingRequests, requestId } from './pending.js'
 import { ReadPlaces } from './places.js'
 import { Publisher } from './publish.js'
+import { type QueryParts, query } from './query.js'
 import { Readiness } from './ready.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage, toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
@@ -98,17 +100,6 @@ export const HANDOFF_ASKED_MS = 1000
 /** A claim Redis answered with an error (see `RedisAdapter.claimSession`). */
 const REFUSED = Symbol('refused')
 
-/** A request of this node that awaits the other nodes' answers. */
-interface Pending {
-  answer(node: string, packet: ResponsePacket): void
-  /** `node` left the live set: it will not answer. */
-  gone(node: string): void
-  /** `node` said that it left (see `Nodes.saidGoodbye`): nothing more comes from it. */
-  saidGoodbye?(node: string): void
-  /** The adapter closes: settle with what came, and fail what is still owed. */
-  cancel(): void
-}
-
 /**
  * Rooms, broadcasts and socket operations across several Parley nodes joined by Redis, and the
  * owner of each session (so that no sticky sessions are needed). Made by `redisAdapter()`; the
@@ -163,7 +154,9 @@ export class RedisAdapter implements Adapter {
   readonly #takeBack: WriteTakeBack
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #claims = new Map<string, Takeover>()
-  readonly #pending = new Map<string, Pending>()
+  readonly #pending = new PendingRequests()
+  /** What a cluster query needs of this adapter (see query.ts). */
+  readonly #queryParts: QueryParts
   /** The replies this node still makes to other nodes' broadcasts with acks. */
   readonly #answering = new Answering()
   readonly #channels: { broadcast: string; request: string; response: string; membership: string }
@@ -219,6 +212,15 @@ export class RedisAdapter implements Adapter {
     )
     this.#readiness = new Readiness(this.#commands.address, options.requestTimeout, () => this.#closed)
     this.#publisher = new Publisher(this.#commands, options.requestTimeout, this.#warnings)
+    this.#queryParts = {
+      node: this.node,
+      pending: this.#pending,
+      publisher: this.#publisher,
+      channel: this.#channels.request,
+      requestTimeout: options.requestTimeout,
+      warnings: this.#warnings,
+      incomplete: () => ++this.#stats.incompleteRequests,
+    }
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
       this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
@@ -245,10 +247,10 @@ export class RedisAdapter implements Adapter {
       channel: this.#channels.membership,
       warnings: this.#warnings,
       gone: (nodes) => {
-        for (const pending of [...this.#pending.values()]) for (const node of nodes) pending.gone(node)
+        this.#pending.gone(nodes)
       },
       saidGoodbye: (node) => {
-        for (const pending of [...this.#pending.values()]) pending.saidGoodbye?.(node)
+        this.#pending.saidGoodbye(node)
       },
       beaten: (recordLost) => void this.#sessions.restore(recordLost),
       changed: (change) => {
@@ -440,7 +442,7 @@ export class RedisAdapter implements Adapter {
       this.#memory.broadcastWithAck(message, options, timeout, expect, reply)
       return
     }
-    const id = this.#requestId()
+    const id = requestId()
     let countTimer: NodeJS.Timeout | undefined
     let askTimer: NodeJS.Timeout | undefined
     const end = () => {
@@ -938,7 +940,7 @@ export class RedisAdapter implements Adapter {
       const why = `a handed-off session's snapshot was refused: ${parsed.why}`
       return { missed: 'unreadable', error: new ParleyError(ErrorCode.INVALID_PACKET, why) }
     }
-    const id = this.#requestId()
+    const id = requestId()
     // While the marker may be on the channel and has not come back: the count of this node's
     // own broadcasts PUBLISHed before it. Those are the old node's to deliver (into the tail),
     // so a socket joined before the marker is back (the wait for the seal ran out, the marker
@@ -1069,7 +1071,7 @@ export class RedisAdapter implements Adapter {
     this.#closed = true
     this.#nodesListeners.close()
     this.#readiness.closed()
-    for (const pending of [...this.#pending.values()]) pending.cancel()
+    this.#pending.cancel()
     this.#destroySubscriber()
     // An UNDO that still waits for the server's word on its session (see
     // `WriteTakeBack.awaitWord`) goes now.
@@ -1126,7 +1128,7 @@ export class RedisAdapter implements Adapter {
    */
   requestHandOff(node: string, sid: string): Promise<boolean> {
     if (this.#closed || !this.#nodes.others().includes(node)) return Promise.resolve(false)
-    const id = this.#requestId()
+    const id = requestId()
     const { requestTimeout } = this.#options
     const says = (this.#nodes.note(node)?.v ?? 0) >= 1
     // Twice a requestTimeout past 2^30 ms is past what a timer holds (it would fire at once).
@@ -1164,70 +1166,9 @@ export class RedisAdapter implements Adapter {
     })
   }
 
-  /** Runs a query on every other live node; resolves with the answers that came in time. */
+  /** Runs a query on every other live node (see query.ts). */
   #query(request: DistributiveOmit<RequestPacket, 'n' | 'id'>): Promise<ResponsePacket[]> {
-    const others = this.#closed ? [] : this.#nodes.others()
-    if (others.length === 0) return Promise.resolve([])
-    const id = this.#requestId()
-    return new Promise((resolve) => {
-      const answers: ResponsePacket[] = []
-      const waiting = new Set(others)
-      const finish = () => {
-        clearTimeout(timer)
-        this.#pending.delete(id)
-        resolve(answers)
-      }
-      const incomplete = (why: string) => {
-        // The PUBLISH may be given up after the query's own timer ended it: counted once.
-        if (!this.#pending.has(id)) return
-        this.#stats.incompleteRequests++
-        this.#warnings.warn('request', `a cluster query went unanswered by some nodes: ${why}`, {
-          query: request.k,
-          incompleteRequests: this.#stats.incompleteRequests,
-        })
-        finish()
-      }
-      // Until Redis took the PUBLISH, no node could answer: a timeout then is Redis's doing.
-      let sent = false
-      // The verdict waits one turn of the event loop, as a broadcast's count does: an answer that
-      // reached this node in time is read first, even when this node was held past the bound.
-      const timer = setTimeout(
-        () =>
-          setImmediate(() =>
-            incomplete(
-              sent
-                ? `${waiting.size} did not answer within ${this.#options.requestTimeout} ms`
-                : `Redis did not answer its PUBLISH within ${this.#options.requestTimeout} ms`,
-            ),
-          ),
-        this.#options.requestTimeout,
-      )
-      // A node that joined after this node's last view of the live set got the query too: its
-      // answer counts if it comes before the others' (asked, it answers once).
-      const asked = new Set(others)
-      this.#pending.set(id, {
-        answer: (node, packet) => {
-          if (!waiting.delete(node)) {
-            if (asked.has(node)) return
-            asked.add(node)
-          }
-          answers.push(packet)
-          if (waiting.size === 0) finish()
-        },
-        gone: (node) => {
-          if (waiting.delete(node) && waiting.size === 0) finish()
-        },
-        cancel: finish,
-      })
-      this.#publisher.publish(
-        this.#channels.request,
-        { ...request, n: this.node, id },
-        (why) => incomplete(why),
-        () => {
-          sent = true
-        },
-      )
-    })
+    return query(this.#queryParts, this.#closed ? [] : this.#nodes.others(), request)
   }
 
   #onBroadcast(text: string): void {
@@ -1477,7 +1418,7 @@ export class RedisAdapter implements Adapter {
       if (packet.n === this.node) this.#settleGap(packet.q)
       return
     }
-    this.#pending.get(packet.id)?.answer(packet.n, packet)
+    this.#pending.answer(packet)
   }
 
   /**
@@ -1526,9 +1467,5 @@ export class RedisAdapter implements Adapter {
 
   #malformed(): void {
     this.#warnings.warn('malformed', 'a message from another node was malformed and was dropped')
-  }
-
-  #requestId(): string {
-    return randomBytes(12).toString('base64url')
   }
 }
