@@ -16,11 +16,11 @@ import {
   type SessionSnapshot,
   type SocketDescription,
 } from '@parley/server'
-import { Answering } from './answering.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
 import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
+import { IncomingRequests } from './incoming-requests.js'
 import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
@@ -29,7 +29,7 @@ import { ReadPlaces } from './places.js'
 import { Publisher } from './publish.js'
 import { type QueryParts, query } from './query.js'
 import { Readiness } from './ready.js'
-import { type DistributiveOmit, fits, fromReply, remoteMessage, toReply } from './remote.js'
+import { type DistributiveOmit, fits, remoteMessage, toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
@@ -46,7 +46,6 @@ import {
   type HandOffRequest,
   isClaimMarker,
   type Place,
-  packSocket,
   parseBroadcast,
   parseMembership,
   parsePlaces,
@@ -157,8 +156,8 @@ export class RedisAdapter implements Adapter {
   readonly #pending = new PendingRequests()
   /** What a cluster query needs of this adapter (see query.ts). */
   readonly #queryParts: QueryParts
-  /** The replies this node still makes to other nodes' broadcasts with acks. */
-  readonly #answering = new Answering()
+  /** Answers other nodes' requests (see incoming-requests.ts). */
+  readonly #incoming: IncomingRequests
   readonly #channels: { broadcast: string; request: string; response: string; membership: string }
   readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0, lostReplies: 0 }
   /** Every command this adapter sends on the application's client, with one bound. */
@@ -221,6 +220,15 @@ export class RedisAdapter implements Adapter {
       warnings: this.#warnings,
       incomplete: () => ++this.#stats.incompleteRequests,
     }
+    this.#incoming = new IncomingRequests({
+      node: this.node,
+      prefix,
+      memory: this.#memory,
+      sockets,
+      publisher: this.#publisher,
+      warnings: this.#warnings,
+      malformed: () => this.#malformed(),
+    })
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
       this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
@@ -1313,78 +1321,7 @@ export class RedisAdapter implements Adapter {
       return
     }
     if (request.n === this.node || this.#closed) return
-    const channel = `${this.#options.prefix}:response:${request.n}`
-    const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) =>
-      this.#publisher.publish(channel, { ...answer, n: this.node, id: request.id } as ResponsePacket)
-    if (request.k === 'replied') {
-      const made = request.to === this.node ? this.#answering.made(request.n, request.id) : undefined
-      if (made !== undefined) respond({ k: 'replied', c: made === 'all' ? 0 : made, all: made === 'all' })
-      return
-    }
-    if (request.k === 'handoff') {
-      if (request.to !== this.node) return
-      // Before any work: the asker learns that this node is there (see HANDOFF_ASKED_MS).
-      if (request.a === true) respond({ k: 'asked' })
-      this.#sockets.handOff(request.sid).then(
-        (ok) => respond({ k: 'handoff', ok }),
-        (err: unknown) => {
-          this.#warnings.warn('handoff', 'the server failed to hand off a session another node asked for', {
-            err,
-          })
-          respond({ k: 'handoff', ok: false })
-        },
-      )
-      return
-    }
-    const options = fromWireOptions(request.o)
-    switch (request.k) {
-      case 'fetch':
-        this.#memory
-          .fetchSockets(options)
-          .then((sockets) => respond({ k: 'sockets', s: sockets.map(packSocket) }))
-          .catch((err: unknown) => this.#warnings.warn('incoming', 'could not describe the sockets', { err }))
-        return
-      case 'join':
-        this.#memory.addSockets(options, request.rooms)
-        respond({ k: 'done' })
-        return
-      case 'leave':
-        this.#memory.delSockets(options, request.rooms)
-        respond({ k: 'done' })
-        return
-      case 'disconnect':
-        this.#memory.disconnectSockets(options)
-        respond({ k: 'done' })
-        return
-      case 'ack': {
-        const event = decodeEvent(request.e)
-        if (!event) {
-          this.#malformed()
-          return
-        }
-        const message = remoteMessage(event.name, event.args)
-        if (!fits(message, request.n, this.#sockets.maxPayload, this.#warnings)) {
-          respond({ k: 'count', c: 0 })
-          return
-        }
-        // Each reply is counted before it is published, so that an answer to `replied`, published
-        // later, counts every reply published before it.
-        const answering = this.#answering.start(request.n, request.id)
-        this.#memory.broadcastWithAck(
-          message,
-          options,
-          request.t,
-          (count) => {
-            answering.counted(count)
-            respond({ k: 'count', c: count })
-          },
-          (reply) => {
-            answering.made()
-            respond(fromReply(reply))
-          },
-        )
-      }
-    }
+    this.#incoming.answer(request)
   }
 
   #onMembership(text: string): void {

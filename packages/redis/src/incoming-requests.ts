@@ -1,0 +1,132 @@
+// The answers this node makes to other nodes' requests (cluster queries, broadcasts with acks,
+// the count of replies made, a handoff asked for), each PUBLISHed to the asking node's response
+// channel. The adapter reads and checks the request; this runs it on this node's sockets.
+import type { LocalSockets, MemoryAdapter } from '@parley/server'
+import { Answering } from './answering.js'
+import type { Publisher } from './publish.js'
+import { type DistributiveOmit, fits, fromReply, remoteMessage } from './remote.js'
+import type { Warnings } from './warnings.js'
+import {
+  decodeEvent,
+  fromWireOptions,
+  type HandOffRequest,
+  packSocket,
+  type RepliedRequest,
+  type RequestPacket,
+  type ResponsePacket,
+} from './wire.js'
+
+/** What answering needs of the adapter. */
+export interface IncomingParts {
+  /** This node's id. */
+  readonly node: string
+  /** The key prefix: each node reads its answers on `<prefix>:response:<its id>`. */
+  readonly prefix: string
+  /** This node's rooms and sockets. */
+  readonly memory: MemoryAdapter
+  readonly sockets: LocalSockets
+  readonly publisher: Publisher
+  readonly warnings: Warnings
+  /** A request whose event cannot be read: counted as any malformed message. */
+  readonly malformed: () => void
+}
+
+/** Runs other nodes' requests on this node and answers them. */
+export class IncomingRequests {
+  readonly #node: string
+  readonly #prefix: string
+  readonly #memory: MemoryAdapter
+  readonly #sockets: LocalSockets
+  readonly #publisher: Publisher
+  readonly #warnings: Warnings
+  readonly #malformed: () => void
+  /** The replies this node still makes to other nodes' broadcasts with acks. */
+  readonly #answering = new Answering()
+
+  constructor(parts: IncomingParts) {
+    this.#node = parts.node
+    this.#prefix = parts.prefix
+    this.#memory = parts.memory
+    this.#sockets = parts.sockets
+    this.#publisher = parts.publisher
+    this.#warnings = parts.warnings
+    this.#malformed = parts.malformed
+  }
+
+  /** Runs `request` of another node, well-formed and not this node's own, and answers it. */
+  answer(request: RequestPacket | HandOffRequest | RepliedRequest): void {
+    const channel = `${this.#prefix}:response:${request.n}`
+    const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) =>
+      this.#publisher.publish(channel, { ...answer, n: this.#node, id: request.id } as ResponsePacket)
+    if (request.k === 'replied') {
+      const made = request.to === this.#node ? this.#answering.made(request.n, request.id) : undefined
+      if (made !== undefined) respond({ k: 'replied', c: made === 'all' ? 0 : made, all: made === 'all' })
+      return
+    }
+    if (request.k === 'handoff') {
+      if (request.to !== this.#node) return
+      // Before any work: the asker learns that this node is there (see `HANDOFF_ASKED_MS`,
+      // adapter.ts).
+      if (request.a === true) respond({ k: 'asked' })
+      this.#sockets.handOff(request.sid).then(
+        (ok) => respond({ k: 'handoff', ok }),
+        (err: unknown) => {
+          this.#warnings.warn('handoff', 'the server failed to hand off a session another node asked for', {
+            err,
+          })
+          respond({ k: 'handoff', ok: false })
+        },
+      )
+      return
+    }
+    const options = fromWireOptions(request.o)
+    switch (request.k) {
+      case 'fetch':
+        this.#memory
+          .fetchSockets(options)
+          .then((sockets) => respond({ k: 'sockets', s: sockets.map(packSocket) }))
+          .catch((err: unknown) => this.#warnings.warn('incoming', 'could not describe the sockets', { err }))
+        return
+      case 'join':
+        this.#memory.addSockets(options, request.rooms)
+        respond({ k: 'done' })
+        return
+      case 'leave':
+        this.#memory.delSockets(options, request.rooms)
+        respond({ k: 'done' })
+        return
+      case 'disconnect':
+        this.#memory.disconnectSockets(options)
+        respond({ k: 'done' })
+        return
+      case 'ack': {
+        const event = decodeEvent(request.e)
+        if (!event) {
+          this.#malformed()
+          return
+        }
+        const message = remoteMessage(event.name, event.args)
+        if (!fits(message, request.n, this.#sockets.maxPayload, this.#warnings)) {
+          respond({ k: 'count', c: 0 })
+          return
+        }
+        // Each reply is counted before it is published, so that an answer to `replied`, published
+        // later, counts every reply published before it.
+        const answering = this.#answering.start(request.n, request.id)
+        this.#memory.broadcastWithAck(
+          message,
+          options,
+          request.t,
+          (count) => {
+            answering.counted(count)
+            respond({ k: 'count', c: count })
+          },
+          (reply) => {
+            answering.made()
+            respond(fromReply(reply))
+          },
+        )
+      }
+    }
+  }
+}
