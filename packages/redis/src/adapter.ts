@@ -16,6 +16,7 @@ import {
   type SessionSnapshot,
   type SocketDescription,
 } from '@parley/server'
+import { askHandOff } from './ask-handoff.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
@@ -43,7 +44,6 @@ import {
   type ClaimMarker,
   decodeEvent,
   fromWireOptions,
-  type HandOffRequest,
   isClaimMarker,
   type Place,
   parseBroadcast,
@@ -87,14 +87,6 @@ export interface RedisAdapterStats {
    */
   readonly lostReplies: number
 }
-
-/**
- * The longest wait (capped by `requestTimeout`) for a node asked to hand a session off to say
- * that it got the request. It answers from its subscriber at once, before any work: a node
- * that does not was killed and has not left the live set yet, and its client, waiting on this
- * node, should not wait for that.
- */
-export const HANDOFF_ASKED_MS = 1000
 
 /** A claim Redis answered with an error (see `RedisAdapter.claimSession`). */
 const REFUSED = Symbol('refused')
@@ -1136,42 +1128,8 @@ export class RedisAdapter implements Adapter {
    */
   requestHandOff(node: string, sid: string): Promise<boolean> {
     if (this.#closed || !this.#nodes.others().includes(node)) return Promise.resolve(false)
-    const id = requestId()
-    const { requestTimeout } = this.#options
     const says = (this.#nodes.note(node)?.v ?? 0) >= 1
-    // Twice a requestTimeout past 2^30 ms is past what a timer holds (it would fire at once).
-    const answerWithin = Math.min(2 * requestTimeout, MAX_TIMER_MS)
-    return new Promise((resolve) => {
-      const finish = (ok: boolean) => {
-        clearTimeout(timer)
-        this.#pending.delete(id)
-        resolve(ok)
-      }
-      const unanswered = () => finish(false)
-      let timer = setTimeout(unanswered, says ? Math.min(HANDOFF_ASKED_MS, requestTimeout) : answerWithin)
-      // Only the first `asked` starts the wait for the answer: a node that said it again and again
-      // would otherwise hold the resume for as long as it went on.
-      let heard = false
-      this.#pending.set(id, {
-        answer: (from, packet) => {
-          if (from !== node) return
-          if (packet.k === 'handoff') finish(packet.ok)
-          else if (packet.k === 'asked' && !heard) {
-            heard = true
-            clearTimeout(timer)
-            timer = setTimeout(unanswered, answerWithin)
-          }
-        },
-        gone: (from) => {
-          if (from === node) finish(false)
-        },
-        cancel: () => finish(false),
-      })
-      const request: HandOffRequest = says
-        ? { n: this.node, id, k: 'handoff', to: node, sid, a: true }
-        : { n: this.node, id, k: 'handoff', to: node, sid }
-      this.#publisher.publish(this.#channels.request, request, () => finish(false))
-    })
+    return askHandOff(this.#queryParts, node, sid, says)
   }
 
   /** Runs a query on every other live node (see query.ts). */
