@@ -34,6 +34,7 @@ import { type DistributiveOmit, fits, remoteMessage, toReply } from './remote.js
 import { BroadcastReplies } from './replies.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
+import { Losses, type RedisAdapterStats } from './stats.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 import { WriteTakeBack } from './take-back.js'
 import { Takeover } from './takeover.js'
@@ -66,27 +67,6 @@ import {
  * (its `pluginTimeout` bounds each preClose hook, not those).
  */
 export const UNDO_AT_CLOSE_MS = 3000
-/** What went wrong across nodes since the adapter started. Read-only: `adapter.stats`. */
-export interface RedisAdapterStats {
-  /**
-   * Broadcasts (with or without acks) that reached this node's sockets but could not be
-   * published to the other nodes: Redis was unreachable.
-   */
-  readonly lostBroadcasts: number
-  /**
-   * Cluster queries (`fetchSockets`, `socketsJoin`, `socketsLeave`, `disconnectSockets`) that
-   * could not be sent, or that a live node did not answer within `requestTimeout`: their result
-   * holds only the nodes that answered. Also broadcasts with acks that a live node did not count
-   * its sockets for within `requestTimeout`: that node counts as none.
-   */
-  readonly incompleteRequests: number
-  /**
-   * Replies of other nodes' sockets to this node's broadcasts with acks that were made there
-   * and lost by Redis on their way here: each counts as a failed reply
-   * (`PARLEY_REDIS_REPLY_LOST`) once that node says it made it.
-   */
-  readonly lostReplies: number
-}
 
 /** A claim Redis answered with an error (see `RedisAdapter.claimSession`). */
 const REFUSED = Symbol('refused')
@@ -151,7 +131,8 @@ export class RedisAdapter implements Adapter {
   /** Answers other nodes' requests (see incoming-requests.ts). */
   readonly #incoming: IncomingRequests
   readonly #channels: { broadcast: string; request: string; response: string; membership: string }
-  readonly #stats = { lostBroadcasts: 0, incompleteRequests: 0, lostReplies: 0 }
+  /** What could not cross nodes: `stats`, and its warnings (see stats.ts). */
+  readonly #losses: Losses
   /** Every command this adapter sends on the application's client, with one bound. */
   readonly #commands: Commands
   /** Every PUBLISH of this adapter (see publish.ts). */
@@ -201,6 +182,7 @@ export class RedisAdapter implements Adapter {
         { err },
       ),
     )
+    this.#losses = new Losses(this.#warnings)
     this.#readiness = new Readiness(this.#commands.address, options.requestTimeout, () => this.#closed)
     this.#publisher = new Publisher(this.#commands, options.requestTimeout, this.#warnings)
     this.#queryParts = {
@@ -210,7 +192,7 @@ export class RedisAdapter implements Adapter {
       channel: this.#channels.request,
       requestTimeout: options.requestTimeout,
       warnings: this.#warnings,
-      incomplete: () => ++this.#stats.incompleteRequests,
+      incomplete: () => this.#losses.incomplete(),
     }
     this.#incoming = new IncomingRequests({
       node: this.node,
@@ -288,7 +270,7 @@ export class RedisAdapter implements Adapter {
 
   /** Counters of what could not cross nodes (a copy, read-only). */
   get stats(): RedisAdapterStats {
-    return { ...this.#stats }
+    return this.#losses.stats()
   }
 
   /** The ids of the other live nodes, as of the last heartbeat or the last node that said it joined or left. */
@@ -406,7 +388,7 @@ export class RedisAdapter implements Adapter {
     const q = packet.q ?? 0
     if (leftOut.length > 0) this.#uncut.owe(leftOut, q)
     this.#publisher.publish(this.#channels.broadcast, packet, (why, sent) => {
-      this.#lostBroadcast(why)
+      this.#losses.lostBroadcast(why)
       // The positioned sockets of this node take it now. Sent, a stalled Redis may still run
       // it: it then reaches only the sockets positioned since (see cut.ts). Never sent or
       // refused, it cannot come back. So do the sockets left out of it for their tail.
@@ -474,7 +456,7 @@ export class RedisAdapter implements Adapter {
         if (packet.k === 'count') replies.counted(node, packet.c)
         else if (packet.k === 'reply') replies.relayed(node, () => toReply(packet))
         else if (packet.k === 'replied')
-          this.#lostReplies(node, replies.replied(node, packet.all ? 'all' : packet.c))
+          this.#losses.lostReplies(node, replies.replied(node, packet.all ? 'all' : packet.c))
       },
       gone: (node) => replies.gone(node),
       cancel: () => replies.cancel(),
@@ -510,11 +492,11 @@ export class RedisAdapter implements Adapter {
     // long as it stays live).
     const countsLate = () => {
       if (replies.uncounted === 0 || !this.#pending.has(id)) return
-      this.#stats.incompleteRequests++
+      const incompleteRequests = this.#losses.incomplete()
       this.#warnings.warn(
         'request',
         `a broadcast with acks went uncounted by some nodes: ${replies.uncounted} did not count its sockets within ${requestTimeout} ms`,
-        { incompleteRequests: this.#stats.incompleteRequests },
+        { incompleteRequests },
       )
       replies.stopWaiting()
     }
@@ -522,7 +504,7 @@ export class RedisAdapter implements Adapter {
       this.#channels.request,
       request,
       (why) => {
-        this.#lostBroadcast(why)
+        this.#losses.lostBroadcast(why)
         replies.stopWaiting()
       },
       () => {
@@ -1340,24 +1322,6 @@ export class RedisAdapter implements Adapter {
   #settleGap(q: number): void {
     this.#cut.back(q)
     this.#uncut.back(q)
-  }
-
-  /** `lost` replies of node `node`'s sockets that Redis lost: counted and logged. */
-  #lostReplies(node: string, lost: number): void {
-    if (lost === 0) return
-    this.#stats.lostReplies += lost
-    this.#warnings.warn(
-      'lost-reply',
-      `Redis lost ${lost} reply(ies) of the sockets of node ${node} to a broadcast with acks; they count as failed`,
-      { lostReplies: this.#stats.lostReplies },
-    )
-  }
-
-  #lostBroadcast(why: string): void {
-    this.#stats.lostBroadcasts++
-    this.#warnings.warn('lost-broadcast', `a broadcast could not reach the other nodes: ${why}`, {
-      lostBroadcasts: this.#stats.lostBroadcasts,
-    })
   }
 
   #malformed(): void {

@@ -2,7 +2,7 @@ import type { LocalSockets } from '@parley/server'
 import { RedisAdapter } from './adapter.js'
 import { type RedisAdapterOptions, resolveRedisOptions } from './options.js'
 
-export { RedisAdapter, type RedisAdapterStats, UNDO_AT_CLOSE_MS } from './adapter.js'
+export { RedisAdapter, UNDO_AT_CLOSE_MS } from './adapter.js'
 export { HANDOFF_ASKED_MS } from './ask-handoff.js'
 export { MAX_UNANSWERED_COMMANDS, MAX_UNANSWERED_PUBLISHES } from './commands.js'
 export { MAX_ENDED_MESSAGE, MAX_ENDED_RECORDS } from './ended.js'
@@ -18,6 +18,7 @@ export {
   type RedisSubscriber,
 } from './options.js'
 export { RedisErrorCode, RedisRefusedError, RedisUnreachableError } from './send.js'
+export type { RedisAdapterStats } from './stats.js'
 export { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 export { SEAL_WAIT_MS } from './takeover.js'
 export { MAX_KEPT_UNDOS } from './undos.js'
