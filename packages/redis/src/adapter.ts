@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { ErrorCode, MAX_TIMER_MS, ParleyError } from '@parley/protocol'
+import { ErrorCode, ParleyError } from '@parley/protocol'
 import {
   type Adapter,
   type BroadcastMessage,
@@ -16,13 +16,14 @@ import {
   type SessionSnapshot,
   type SocketDescription,
 } from '@parley/server'
+import { type AckParts, broadcastAcross } from './ack-broadcast.js'
 import { askHandOff } from './ask-handoff.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
 import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { IncomingRequests } from './incoming-requests.js'
-import { ANSWERS_REPLIED, Nodes, restoring } from './nodes.js'
+import { Nodes, restoring } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { PendingRequests, requestId } from './pending.js'
@@ -30,8 +31,7 @@ import { ReadPlaces } from './places.js'
 import { Publisher } from './publish.js'
 import { type QueryParts, query } from './query.js'
 import { Readiness } from './ready.js'
-import { type DistributiveOmit, fits, remoteMessage, toReply } from './remote.js'
-import { BroadcastReplies } from './replies.js'
+import { type DistributiveOmit, fits, remoteMessage } from './remote.js'
 import { RedisUnreachableError, within } from './send.js'
 import { SessionOwners, sidHash } from './sessions.js'
 import { Losses, type RedisAdapterStats } from './stats.js'
@@ -53,7 +53,6 @@ import {
   parseRequest,
   parseResponse,
   parseSnapshot,
-  type RepliedRequest,
   type RequestPacket,
   type ResponsePacket,
   toWireOptions,
@@ -126,6 +125,8 @@ export class RedisAdapter implements Adapter {
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #claims = new Map<string, Takeover>()
   readonly #pending = new PendingRequests()
+  /** What a broadcast with acks across nodes needs of this adapter (see ack-broadcast.ts). */
+  readonly #ackParts: AckParts
   /** What a cluster query needs of this adapter (see query.ts). */
   readonly #queryParts: QueryParts
   /** Answers other nodes' requests (see incoming-requests.ts). */
@@ -193,6 +194,17 @@ export class RedisAdapter implements Adapter {
       requestTimeout: options.requestTimeout,
       warnings: this.#warnings,
       incomplete: () => this.#losses.incomplete(),
+    }
+    this.#ackParts = {
+      node: this.node,
+      pending: this.#pending,
+      publisher: this.#publisher,
+      channel: this.#channels.request,
+      requestTimeout: options.requestTimeout,
+      warnings: this.#warnings,
+      memory: this.#memory,
+      losses: this.#losses,
+      version: (node) => this.#nodes.note(node)?.v ?? 0,
     }
     this.#incoming = new IncomingRequests({
       node: this.node,
@@ -424,99 +436,7 @@ export class RedisAdapter implements Adapter {
       this.#memory.broadcastWithAck(message, options, timeout, expect, reply)
       return
     }
-    const id = requestId()
-    let countTimer: NodeJS.Timeout | undefined
-    let askTimer: NodeJS.Timeout | undefined
-    const end = () => {
-      clearTimeout(timer)
-      clearTimeout(countTimer)
-      clearInterval(askTimer)
-      this.#pending.delete(id)
-    }
-    const replies = new BroadcastReplies(
-      others,
-      (total) => {
-        clearTimeout(countTimer)
-        expect(total)
-      },
-      reply,
-      end,
-    )
-    // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
-    // fire at once. The wait then ends when every counted socket replied, or its node left.
-    const timer =
-      timeout > MAX_TIMER_MS
-        ? undefined
-        : setTimeout(() => {
-            replies.stopWaiting()
-            end()
-          }, timeout)
-    this.#pending.set(id, {
-      answer: (node, packet) => {
-        if (packet.k === 'count') replies.counted(node, packet.c)
-        else if (packet.k === 'reply') replies.relayed(node, () => toReply(packet))
-        else if (packet.k === 'replied')
-          this.#losses.lostReplies(node, replies.replied(node, packet.all ? 'all' : packet.c))
-      },
-      gone: (node) => replies.gone(node),
-      cancel: () => replies.cancel(),
-    })
-    this.#memory.broadcastWithAck(message, options, timeout, (count) => replies.local(count), reply)
-    const request: RequestPacket = {
-      n: this.node,
-      id,
-      k: 'ack',
-      o: toWireOptions(options),
-      e: message.prepared().text(0, 0),
-      // JSON has no Infinity (it would be null, refused): any number past MAX_TIMER_MS means
-      // "no timer" on the other side too.
-      t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
-    }
-    const { requestTimeout } = this.#options
-    // Redis delivers at most once: a reply it lost (this node's subscriber was reconnecting, the
-    // other node's PUBLISH failed) would be waited for until its node leaves, whatever the
-    // caller's timeout. Every requestTimeout while a counted node owes replies, it is asked how
-    // many it made; its answer comes after those replies, so any missing then was lost, and
-    // fails at once. Nodes of an earlier version are not asked (their note says less than 2).
-    const askOwing = () => {
-      for (const node of replies.owing()) {
-        if ((this.#nodes.note(node)?.v ?? 0) < ANSWERS_REPLIED) continue
-        const ask: RepliedRequest = { n: this.node, id, k: 'replied', to: node }
-        this.#publisher.publish(this.#channels.request, ask)
-      }
-    }
-    // A node counts its sockets as soon as the request reaches it. A live node whose count has not
-    // come within requestTimeout of Redis taking the request never got it (its subscriber was
-    // reconnecting) or its answer was lost: it counts as none, as a silent node does for a
-    // cluster query, whatever the caller's timeout (without a timer it would be waited for as
-    // long as it stays live).
-    const countsLate = () => {
-      if (replies.uncounted === 0 || !this.#pending.has(id)) return
-      const incompleteRequests = this.#losses.incomplete()
-      this.#warnings.warn(
-        'request',
-        `a broadcast with acks went uncounted by some nodes: ${replies.uncounted} did not count its sockets within ${requestTimeout} ms`,
-        { incompleteRequests },
-      )
-      replies.stopWaiting()
-    }
-    this.#publisher.publish(
-      this.#channels.request,
-      request,
-      (why) => {
-        this.#losses.lostBroadcast(why)
-        replies.stopWaiting()
-      },
-      () => {
-        if (!this.#pending.has(id)) return
-        // The verdict waits one turn of the event loop: a count that reached this node in time is
-        // read first, even when this node was held past the bound (a long pause, a loaded
-        // machine), where the timer would otherwise run before the socket that holds it is read.
-        if (!replies.expected) countTimer = setTimeout(() => setImmediate(countsLate), requestTimeout)
-        askTimer = setInterval(askOwing, requestTimeout)
-        askTimer.unref()
-      },
-    )
+    broadcastAcross(this.#ackParts, others, message, options, timeout, expect, reply)
   }
 
   async fetchSockets(options: BroadcastOptions): Promise<SocketDescription[]> {

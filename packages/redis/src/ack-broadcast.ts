@@ -1,0 +1,133 @@
+// A broadcast with acks across nodes: this node's sockets and the other live nodes' at once,
+// their counts and replies gathered node by node (see replies.ts), bounded by requestTimeout
+// where Redis may have lost what a node sent, whatever the caller's timeout.
+import { MAX_TIMER_MS } from '@parley/protocol'
+import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import { ANSWERS_REPLIED } from './nodes.js'
+import { requestId } from './pending.js'
+import type { QueryParts } from './query.js'
+import { toReply } from './remote.js'
+import { BroadcastReplies } from './replies.js'
+import type { Losses } from './stats.js'
+import { type RepliedRequest, type RequestPacket, toWireOptions } from './wire.js'
+
+/** What a broadcast with acks needs of the adapter. */
+export type AckParts = Pick<
+  QueryParts,
+  'node' | 'pending' | 'publisher' | 'channel' | 'requestTimeout' | 'warnings'
+> & {
+  /** This node's rooms and sockets. */
+  readonly memory: MemoryAdapter
+  readonly losses: Losses
+  /** The version a live node's note gives (0 when it gives none): what it can be asked. */
+  readonly version: (node: string) => number
+}
+
+/**
+ * Broadcasts `message` with acks to this node's matching sockets and to those of the live nodes
+ * `others` (at least one): see `Adapter.broadcastWithAck`.
+ */
+export function broadcastAcross(
+  parts: AckParts,
+  others: string[],
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  timeout: number,
+  expect: (count: number) => void,
+  reply: (reply: BroadcastReply) => void,
+): void {
+  const { pending } = parts
+  const id = requestId()
+  let countTimer: NodeJS.Timeout | undefined
+  let askTimer: NodeJS.Timeout | undefined
+  const end = () => {
+    clearTimeout(timer)
+    clearTimeout(countTimer)
+    clearInterval(askTimer)
+    pending.delete(id)
+  }
+  const replies = new BroadcastReplies(
+    others,
+    (total) => {
+      clearTimeout(countTimer)
+      expect(total)
+    },
+    reply,
+    end,
+  )
+  // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
+  // fire at once. The wait then ends when every counted socket replied, or its node left.
+  const timer =
+    timeout > MAX_TIMER_MS
+      ? undefined
+      : setTimeout(() => {
+          replies.stopWaiting()
+          end()
+        }, timeout)
+  pending.set(id, {
+    answer: (node, packet) => {
+      if (packet.k === 'count') replies.counted(node, packet.c)
+      else if (packet.k === 'reply') replies.relayed(node, () => toReply(packet))
+      else if (packet.k === 'replied')
+        parts.losses.lostReplies(node, replies.replied(node, packet.all ? 'all' : packet.c))
+    },
+    gone: (node) => replies.gone(node),
+    cancel: () => replies.cancel(),
+  })
+  parts.memory.broadcastWithAck(message, options, timeout, (count) => replies.local(count), reply)
+  const request: RequestPacket = {
+    n: parts.node,
+    id,
+    k: 'ack',
+    o: toWireOptions(options),
+    e: message.prepared().text(0, 0),
+    // JSON has no Infinity (it would be null, refused): any number past MAX_TIMER_MS means
+    // "no timer" on the other side too.
+    t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
+  }
+  const { requestTimeout } = parts
+  // Redis delivers at most once: a reply it lost (this node's subscriber was reconnecting, the
+  // other node's PUBLISH failed) would be waited for until its node leaves, whatever the
+  // caller's timeout. Every requestTimeout while a counted node owes replies, it is asked how
+  // many it made; its answer comes after those replies, so any missing then was lost, and
+  // fails at once. Nodes of an earlier version are not asked (their note says less than 2).
+  const askOwing = () => {
+    for (const node of replies.owing()) {
+      if (parts.version(node) < ANSWERS_REPLIED) continue
+      const ask: RepliedRequest = { n: parts.node, id, k: 'replied', to: node }
+      parts.publisher.publish(parts.channel, ask)
+    }
+  }
+  // A node counts its sockets as soon as the request reaches it. A live node whose count has not
+  // come within requestTimeout of Redis taking the request never got it (its subscriber was
+  // reconnecting) or its answer was lost: it counts as none, as a silent node does for a
+  // cluster query, whatever the caller's timeout (without a timer it would be waited for as
+  // long as it stays live).
+  const countsLate = () => {
+    if (replies.uncounted === 0 || !pending.has(id)) return
+    const incompleteRequests = parts.losses.incomplete()
+    parts.warnings.warn(
+      'request',
+      `a broadcast with acks went uncounted by some nodes: ${replies.uncounted} did not count its sockets within ${requestTimeout} ms`,
+      { incompleteRequests },
+    )
+    replies.stopWaiting()
+  }
+  parts.publisher.publish(
+    parts.channel,
+    request,
+    (why) => {
+      parts.losses.lostBroadcast(why)
+      replies.stopWaiting()
+    },
+    () => {
+      if (!pending.has(id)) return
+      // The verdict waits one turn of the event loop: a count that reached this node in time is
+      // read first, even when this node was held past the bound (a long pause, a loaded
+      // machine), where the timer would otherwise run before the socket that holds it is read.
+      if (!replies.expected) countTimer = setTimeout(() => setImmediate(countsLate), requestTimeout)
+      askTimer = setInterval(askOwing, requestTimeout)
+      askTimer.unref()
+    },
+  )
+}
