@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { ErrorCode, ParleyError } from '@parley/protocol'
 import {
   type Adapter,
   type BroadcastMessage,
   type BroadcastOptions,
   type BroadcastReply,
   type ClaimAnswer,
-  type ClaimStanding,
   type EndedSession,
   type LocalSockets,
   MemoryAdapter,
@@ -18,26 +16,26 @@ import {
 } from '@parley/server'
 import { type AckParts, broadcastAcross } from './ack-broadcast.js'
 import { askHandOff } from './ask-handoff.js'
+import { Claims } from './claim.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
 import { CLAIM_KEEP_MS, type HandedOff, HandOffStore } from './handoff.js'
 import { IncomingRequests } from './incoming-requests.js'
-import { Nodes, restoring } from './nodes.js'
+import { Nodes } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
-import { PendingRequests, requestId } from './pending.js'
+import { PendingRequests } from './pending.js'
 import { ReadPlaces } from './places.js'
 import { Publisher } from './publish.js'
 import { type QueryParts, query } from './query.js'
 import { Readiness } from './ready.js'
 import { type DistributiveOmit, fits, remoteMessage } from './remote.js'
 import { RedisUnreachableError, within } from './send.js'
-import { SessionOwners, sidHash } from './sessions.js'
+import { SessionOwners } from './sessions.js'
 import { Losses, type RedisAdapterStats } from './stats.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 import { WriteTakeBack } from './take-back.js'
-import { Takeover } from './takeover.js'
 import { UncutSockets } from './uncut-sockets.js'
 import { Warnings } from './warnings.js'
 import {
@@ -46,13 +44,10 @@ import {
   decodeEvent,
   fromWireOptions,
   isClaimMarker,
-  type Place,
   parseBroadcast,
   parseMembership,
-  parsePlaces,
   parseRequest,
   parseResponse,
-  parseSnapshot,
   type RequestPacket,
   type ResponsePacket,
   toWireOptions,
@@ -66,9 +61,6 @@ import {
  * (its `pluginTimeout` bounds each preClose hook, not those).
  */
 export const UNDO_AT_CLOSE_MS = 3000
-
-/** A claim Redis answered with an error (see `RedisAdapter.claimSession`). */
-const REFUSED = Symbol('refused')
 
 /**
  * Rooms, broadcasts and socket operations across several Parley nodes joined by Redis, and the
@@ -122,8 +114,8 @@ export class RedisAdapter implements Adapter {
   })
   /** Takes back the handoff writes this node gave up on (see take-back.ts). */
   readonly #takeBack: WriteTakeBack
-  /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
-  readonly #claims = new Map<string, Takeover>()
+  /** This node's claims of handed-off sessions, and their takeovers (see claim.ts). */
+  readonly #claims: Claims
   readonly #pending = new PendingRequests()
   /** What a broadcast with acks across nodes needs of this adapter (see ack-broadcast.ts). */
   readonly #ackParts: AckParts
@@ -250,6 +242,25 @@ export class RedisAdapter implements Adapter {
       changed: (change) => {
         this.#readPlaces.liveChanged()
         this.#nodesListeners.tell(change)
+      },
+    })
+    this.#claims = new Claims({
+      node: this.node,
+      prefix,
+      commands: this.#commands,
+      handoffs: this.#handoffs,
+      sessions: this.#sessions,
+      nodes: this.#nodes,
+      cut: this.#cut,
+      uncut: this.#uncut,
+      readPlaces: this.#readPlaces,
+      pending: this.#pending,
+      publisher: this.#publisher,
+      channel: this.#channels.broadcast,
+      warnings: this.#warnings,
+      closed: () => this.#closed,
+      stands: (ms) => {
+        this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + ms)
       },
     })
     this.#subscriber = client.duplicate()
@@ -781,176 +792,8 @@ export class RedisAdapter implements Adapter {
    * claim won and that node, live, is still taking the session over: Redis answered, and the
    * client is told so (taken over by another node) and tries again.
    */
-  async claimSession(sid: string): Promise<ClaimAnswer> {
-    if (this.#closed) return null
-    const unavailable = this.#commands.unavailable()
-    if (unavailable !== undefined)
-      return this.#cannotAsk(new RedisUnreachableError(unavailable, { at: this.#commands.address }))
-    // Bounded by requestTimeout (see Commands): the client's resume waits for it.
-    const won = await this.#handoffs.claim(sid).catch((err: unknown) => {
-      if (err instanceof RedisUnreachableError) return err
-      // Redis answered with an error (loading its data after a restart, a replica after a
-      // failover, out of memory): a store failure, as when it cannot be asked, not "nothing
-      // stored". Refused at its first write, the claim changed nothing: the client's next try
-      // finds the handoff as it was.
-      this.#warnings.warn('claim', 'Redis refused a claim of a handed-off session; the client tries again', {
-        err,
-      })
-      return REFUSED
-    })
-    if (won === REFUSED) return 'retry'
-    if (won instanceof RedisUnreachableError) return this.#cannotAsk(won)
-    if (won === 'unsure') {
-      this.#warnings.warn(
-        'claim',
-        'a claim got no answer from Redis; it is taken back once Redis answers, and the client tries again',
-      )
-      return 'retry'
-    }
-    if (!won) return (await this.#refilling()) ? 'retry' : null
-    // Nothing to claim, and the session lives on: the server words its "try again" by whether
-    // that node is the one the resume saw it leave (it kept it) or another (it took it over).
-    // Alive: in the live set (a node whose record lapsed is not, whether dead or stalled).
-    if ('owner' in won)
-      return { missed: 'owned', node: won.owner, live: won.owner !== this.node && this.#nodes.has(won.owner) }
-    // Another node's claim won, and that node is still taking the session over: this resume is
-    // the client's next try after it gave up on the first (a slow takeover). A new session here
-    // would leave the one being restored behind, with all it holds; the client tries again, and
-    // finds it on the claimer once the takeover is done. So too when the claimer is out of the
-    // live set: its record lapsed, which does not prove it dead (stalled, or its Redis slow to
-    // answer, it takes the session over all the same, Redis or not), and the client's next try is
-    // sent to its last address (see `sessionOwner`). Only a claimer that said it left (heard
-    // here, or marked in Redis: see `Nodes.saidGoodbye`) never finishes: the session went with
-    // it, and the client gets a new one at once. One that died without a word holds its client's tries
-    // until the handoff's keys expire (their `ttl`) or the server's bound on them (the recovery
-    // window) ends.
-    if ('claimer' in won) {
-      // This node's own claim: a takeover under way here, or one given up on whose take-back
-      // waits for Redis (see `HandOffStore.claim`): nothing another node took.
-      if (won.claimer === this.node) return this.#closed ? null : 'retry'
-      return (await this.#nodes.saidGoodbye(won.claimer)) ? { missed: 'lost' } : 'elsewhere'
-    }
-    this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + won.standsFor)
-    const hash = sidHash(sid)
-    this.#sessions.claimed(sid)
-    const parsed = parseSnapshot(won.snapshotText, sid)
-    if (!parsed.ok) {
-      // Nobody can take this session over: leave no record or keys behind. The server logs why,
-      // with the other snapshots it could not restore.
-      this.#sessions.closed(sid)
-      void this.#handoffs.finish(hash, false).catch(() => undefined)
-      const why = `a handed-off session's snapshot was refused: ${parsed.why}`
-      return { missed: 'unreadable', error: new ParleyError(ErrorCode.INVALID_PACKET, why) }
-    }
-    const id = requestId()
-    // While the marker may be on the channel and has not come back: the count of this node's
-    // own broadcasts PUBLISHed before it. Those are the old node's to deliver (into the tail),
-    // so a socket joined before the marker is back (the wait for the seal ran out, the marker
-    // was given up) must not take them when they come back. Without a marker that may run, there
-    // is no cut to go by: the socket takes every own broadcast that comes back.
-    let markedAt: number | undefined
-    return new Takeover(parsed.snapshot, {
-      node: this.node,
-      id,
-      hash,
-      oldNode: won.oldNode,
-      epoch: won.epoch,
-      sealed: won.sealed,
-      alone: won.alone,
-      saidGoodbye: (node) => this.#nodes.saidGoodbye(node),
-      publish: async (marker, takeover) => {
-        // Refused while this node's connection is slow, the marker would never reach the old
-        // node: it would go on numbering into a tail read without it, and seal only at the end of
-        // its drain. Waited for instead, at most requestTimeout; the wait for the seal follows.
-        if (this.#closed || !(await this.#commands.whenAvailable()) || this.#closed) return false
-        this.#claims.set(id, takeover)
-        this.#pending.set(id, {
-          answer: (node, packet) => {
-            if (packet.k === 'sealed' && node === won.oldNode) takeover.sealed()
-          },
-          // A node whose record lapsed may be alive, and seal: only its goodbye ends the wait.
-          gone: () => {},
-          saidGoodbye: (node) => takeover.left(node),
-          cancel: () => takeover.cancel(),
-        })
-        markedAt = this.#cut.count
-        this.#publisher.publish(this.#channels.broadcast, marker, (_why, sent) => {
-          // Sent and given up: Redis was slow, and may still run it, as the cut. Or the
-          // connection dropped first (it is not ready now): it most likely never ran, and goes
-          // again once the connection is back; should both run, the first is the cut for both
-          // nodes, which read the channel in one order.
-          if (sent) {
-            if (this.#commands.client.isReady) takeover.markerGivenUp()
-            else takeover.markerDropped()
-            return
-          }
-          // Never sent, or refused: Redis never runs it; the takeover sends it again.
-          markedAt = undefined
-          takeover.markerLost()
-        })
-        return true
-      },
-      unregister: () => {
-        this.#claims.delete(id)
-        this.#pending.delete(id)
-      },
-      giveBack: () => {
-        this.#sessions.givenBack(sid)
-        this.#handoffs.unclaim(hash, won.claim)
-      },
-      position: (socket) => this.#cut.positionUntilBack(socket, markedAt ?? 0),
-      markerBack: (socket) => {
-        if (markedAt === undefined) return
-        markedAt = undefined
-        this.#cut.markerBack(socket)
-      },
-      uncut: (socket) => this.#uncut.joined(socket),
-      // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
-      finish: async () => {
-        const read = await this.#handoffs.finish(hash, true).catch((err: unknown) => {
-          this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
-          return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
-        })
-        this.#uncut.read(parsed.snapshot.id, this.#places(read.places), (node) => this.#readPlaces.at(node))
-        return read
-      },
-      confirm: () =>
-        this.#handoffs.confirm(hash, won.claim).catch((err: unknown): ClaimStanding => {
-          this.#warnings.warn('claim', 'could not confirm the claim of a session whose tail was not sealed', {
-            err,
-          })
-          return 'taken'
-        }),
-      failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
-    })
-  }
-
-  /**
-   * Nothing to claim, but Redis restarted without its data a moment ago (see `restoring`): the
-   * session's owner may not have written its record again yet, so the client tries again rather
-   * than start over. Logged at most once every 10 s.
-   */
-  async #refilling(): Promise<boolean> {
-    const refilling = await restoring(this.#commands, this.#options.prefix).catch(
-      (err: unknown) => err instanceof RedisUnreachableError,
-    )
-    if (refilling) {
-      this.#warnings.warn(
-        'claim-refilling',
-        'a resume found no session while Redis is refilled after it lost its data; the client tries again',
-      )
-    }
-    return refilling
-  }
-
-  /** A resume Redis cannot be asked about: logged (at most once every 10 s), and tried again. */
-  #cannotAsk(err: RedisUnreachableError): 'retry' {
-    this.#warnings.warn(
-      'claim-unreachable',
-      'a resume of a session this node does not hold could not be looked up in Redis; the client tries again',
-      { err },
-    )
-    return 'retry'
+  claimSession(sid: string): Promise<ClaimAnswer> {
+    return this.#claims.claim(sid)
   }
 
   /**
@@ -1111,23 +954,6 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
-   * The places the old node wrote with a tail (see `ReadPlaces`). Undefined when it wrote none
-   * (a node of an earlier version); one it wrote that cannot be read is logged, and filters
-   * nothing: what the claimer's slow subscriber reads after the join goes to the socket, some of
-   * which the tail may hold already.
-   */
-  #places(text: string): Map<string, Place> | undefined {
-    const places = parsePlaces(text)
-    if (!places && text !== '') {
-      this.#warnings.warn(
-        'places-unreadable',
-        "the places of a claimed session's tail could not be read: they filter nothing, and a broadcast may reach the session twice",
-      )
-    }
-    return places
-  }
-
-  /**
    * A claim marker, at its place among the broadcasts. On the claimer, it is the moment to join
    * the socket to its rooms; on the node that handed the session off, the moment to stop: the
    * server gives its last packets (`LocalSockets.claimed`), the tail is sealed after them and
@@ -1171,7 +997,7 @@ export class RedisAdapter implements Adapter {
         this.#warnings.warn('handoff-seal', 'could not seal the tail of a claimed session', { err })
       })
     }
-    if (marker.n === this.node) this.#claims.get(marker.id)?.marked()
+    if (marker.n === this.node) this.#claims.marked(marker.id)
   }
 
   #onRequest(text: string): void {

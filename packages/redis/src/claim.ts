@@ -1,0 +1,287 @@
+// The claimer's side of a handoff: the claim of a handed-off session a client resumed here, what
+// the resume is told when there is none to take (or Redis cannot say), and the wiring of the
+// takeover that follows (takeover.ts) to this node's claim markers, cut, uncut sockets and the
+// places the old node wrote. Apart from the adapter, which hands it the parts it acts on.
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import type { ClaimAnswer, ClaimStanding } from '@parley/server'
+import type { Commands } from './commands.js'
+import type { Cut } from './cut.js'
+import type { HandOffStore } from './handoff.js'
+import { type Nodes, restoring } from './nodes.js'
+import { type PendingRequests, requestId } from './pending.js'
+import type { ReadPlaces } from './places.js'
+import type { Publisher } from './publish.js'
+import { RedisUnreachableError } from './send.js'
+import { type SessionOwners, sidHash } from './sessions.js'
+import { Takeover } from './takeover.js'
+import type { UncutSockets } from './uncut-sockets.js'
+import type { Warnings } from './warnings.js'
+import { type Place, parsePlaces, parseSnapshot } from './wire.js'
+
+/** A claim Redis answered with an error (see `Claims.claim`). */
+const REFUSED = Symbol('refused')
+
+/** What a claim needs of the adapter. */
+export interface ClaimParts {
+  /** This node's id. */
+  readonly node: string
+  /** The key prefix (see `restoring`). */
+  readonly prefix: string
+  readonly commands: Commands
+  readonly handoffs: HandOffStore
+  readonly sessions: SessionOwners
+  /** The live set: whether a node is in it, and whether one said it left. */
+  readonly nodes: Pick<Nodes, 'has' | 'saidGoodbye'>
+  readonly cut: Cut
+  readonly uncut: UncutSockets
+  readonly readPlaces: ReadPlaces
+  readonly pending: PendingRequests
+  readonly publisher: Publisher
+  /** The broadcast channel, where a claim marker goes. */
+  readonly channel: string
+  readonly warnings: Warnings
+  readonly closed: () => boolean
+  /** A claim this node won may still stand in Redis for `ms` from now (see `Nodes.stop`). */
+  readonly stands: (ms: number) => void
+}
+
+/** This node's claims, and its takeovers waiting for their claim marker to come back. */
+export class Claims {
+  readonly #node: string
+  readonly #prefix: string
+  readonly #commands: Commands
+  readonly #handoffs: HandOffStore
+  readonly #sessions: SessionOwners
+  readonly #nodes: Pick<Nodes, 'has' | 'saidGoodbye'>
+  readonly #cut: Cut
+  readonly #uncut: UncutSockets
+  readonly #readPlaces: ReadPlaces
+  readonly #pending: PendingRequests
+  readonly #publisher: Publisher
+  readonly #channel: string
+  readonly #warnings: Warnings
+  readonly #closed: () => boolean
+  readonly #stands: (ms: number) => void
+  /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
+  readonly #waiting = new Map<string, Takeover>()
+
+  constructor(parts: ClaimParts) {
+    this.#node = parts.node
+    this.#prefix = parts.prefix
+    this.#commands = parts.commands
+    this.#handoffs = parts.handoffs
+    this.#sessions = parts.sessions
+    this.#nodes = parts.nodes
+    this.#cut = parts.cut
+    this.#uncut = parts.uncut
+    this.#readPlaces = parts.readPlaces
+    this.#pending = parts.pending
+    this.#publisher = parts.publisher
+    this.#channel = parts.channel
+    this.#warnings = parts.warnings
+    this.#closed = parts.closed
+    this.#stands = parts.stands
+  }
+
+  /** This node's claim marker `id` came back on the channel. */
+  marked(id: string): void {
+    this.#waiting.get(id)?.marked()
+  }
+
+  /**
+   * Claims `sid`, a handed-off session, for this node, and takes it over when the claim wins:
+   * see `RedisAdapter.claimSession` for what each answer means.
+   */
+  async claim(sid: string): Promise<ClaimAnswer> {
+    if (this.#closed()) return null
+    const unavailable = this.#commands.unavailable()
+    if (unavailable !== undefined)
+      return this.#cannotAsk(new RedisUnreachableError(unavailable, { at: this.#commands.address }))
+    // Bounded by requestTimeout (see Commands): the client's resume waits for it.
+    const won = await this.#handoffs.claim(sid).catch((err: unknown) => {
+      if (err instanceof RedisUnreachableError) return err
+      // Redis answered with an error (loading its data after a restart, a replica after a
+      // failover, out of memory): a store failure, as when it cannot be asked, not "nothing
+      // stored". Refused at its first write, the claim changed nothing: the client's next try
+      // finds the handoff as it was.
+      this.#warnings.warn('claim', 'Redis refused a claim of a handed-off session; the client tries again', {
+        err,
+      })
+      return REFUSED
+    })
+    if (won === REFUSED) return 'retry'
+    if (won instanceof RedisUnreachableError) return this.#cannotAsk(won)
+    if (won === 'unsure') {
+      this.#warnings.warn(
+        'claim',
+        'a claim got no answer from Redis; it is taken back once Redis answers, and the client tries again',
+      )
+      return 'retry'
+    }
+    if (!won) return (await this.#refilling()) ? 'retry' : null
+    // Nothing to claim, and the session lives on: the server words its "try again" by whether
+    // that node is the one the resume saw it leave (it kept it) or another (it took it over).
+    // Alive: in the live set (a node whose record lapsed is not, whether dead or stalled).
+    if ('owner' in won)
+      return {
+        missed: 'owned',
+        node: won.owner,
+        live: won.owner !== this.#node && this.#nodes.has(won.owner),
+      }
+    // Another node's claim won, and that node is still taking the session over: this resume is
+    // the client's next try after it gave up on the first (a slow takeover). A new session here
+    // would leave the one being restored behind, with all it holds; the client tries again, and
+    // finds it on the claimer once the takeover is done. So too when the claimer is out of the
+    // live set: its record lapsed, which does not prove it dead (stalled, or its Redis slow to
+    // answer, it takes the session over all the same, Redis or not), and the client's next try is
+    // sent to its last address (see `RedisAdapter.sessionOwner`). Only a claimer that said it left (heard
+    // here, or marked in Redis: see `Nodes.saidGoodbye`) never finishes: the session went with
+    // it, and the client gets a new one at once. One that died without a word holds its client's tries
+    // until the handoff's keys expire (their `ttl`) or the server's bound on them (the recovery
+    // window) ends.
+    if ('claimer' in won) {
+      // This node's own claim: a takeover under way here, or one given up on whose take-back
+      // waits for Redis (see `HandOffStore.claim`): nothing another node took.
+      if (won.claimer === this.#node) return this.#closed() ? null : 'retry'
+      return (await this.#nodes.saidGoodbye(won.claimer)) ? { missed: 'lost' } : 'elsewhere'
+    }
+    this.#stands(won.standsFor)
+    const hash = sidHash(sid)
+    this.#sessions.claimed(sid)
+    const parsed = parseSnapshot(won.snapshotText, sid)
+    if (!parsed.ok) {
+      // Nobody can take this session over: leave no record or keys behind. The server logs why,
+      // with the other snapshots it could not restore.
+      this.#sessions.closed(sid)
+      void this.#handoffs.finish(hash, false).catch(() => undefined)
+      const why = `a handed-off session's snapshot was refused: ${parsed.why}`
+      return { missed: 'unreadable', error: new ParleyError(ErrorCode.INVALID_PACKET, why) }
+    }
+    const id = requestId()
+    // While the marker may be on the channel and has not come back: the count of this node's
+    // own broadcasts PUBLISHed before it. Those are the old node's to deliver (into the tail),
+    // so a socket joined before the marker is back (the wait for the seal ran out, the marker
+    // was given up) must not take them when they come back. Without a marker that may run, there
+    // is no cut to go by: the socket takes every own broadcast that comes back.
+    let markedAt: number | undefined
+    return new Takeover(parsed.snapshot, {
+      node: this.#node,
+      id,
+      hash,
+      oldNode: won.oldNode,
+      epoch: won.epoch,
+      sealed: won.sealed,
+      alone: won.alone,
+      saidGoodbye: (node) => this.#nodes.saidGoodbye(node),
+      publish: async (marker, takeover) => {
+        // Refused while this node's connection is slow, the marker would never reach the old
+        // node: it would go on numbering into a tail read without it, and seal only at the end of
+        // its drain. Waited for instead, at most requestTimeout; the wait for the seal follows.
+        if (this.#closed() || !(await this.#commands.whenAvailable()) || this.#closed()) return false
+        this.#waiting.set(id, takeover)
+        this.#pending.set(id, {
+          answer: (node, packet) => {
+            if (packet.k === 'sealed' && node === won.oldNode) takeover.sealed()
+          },
+          // A node whose record lapsed may be alive, and seal: only its goodbye ends the wait.
+          gone: () => {},
+          saidGoodbye: (node) => takeover.left(node),
+          cancel: () => takeover.cancel(),
+        })
+        markedAt = this.#cut.count
+        this.#publisher.publish(this.#channel, marker, (_why, sent) => {
+          // Sent and given up: Redis was slow, and may still run it, as the cut. Or the
+          // connection dropped first (it is not ready now): it most likely never ran, and goes
+          // again once the connection is back; should both run, the first is the cut for both
+          // nodes, which read the channel in one order.
+          if (sent) {
+            if (this.#commands.client.isReady) takeover.markerGivenUp()
+            else takeover.markerDropped()
+            return
+          }
+          // Never sent, or refused: Redis never runs it; the takeover sends it again.
+          markedAt = undefined
+          takeover.markerLost()
+        })
+        return true
+      },
+      unregister: () => {
+        this.#waiting.delete(id)
+        this.#pending.delete(id)
+      },
+      giveBack: () => {
+        this.#sessions.givenBack(sid)
+        this.#handoffs.unclaim(hash, won.claim)
+      },
+      position: (socket) => this.#cut.positionUntilBack(socket, markedAt ?? 0),
+      markerBack: (socket) => {
+        if (markedAt === undefined) return
+        markedAt = undefined
+        this.#cut.markerBack(socket)
+      },
+      uncut: (socket) => this.#uncut.joined(socket),
+      // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
+      finish: async () => {
+        const read = await this.#handoffs.finish(hash, true).catch((err: unknown) => {
+          this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
+          return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
+        })
+        this.#uncut.read(parsed.snapshot.id, this.#places(read.places), (node) => this.#readPlaces.at(node))
+        return read
+      },
+      confirm: () =>
+        this.#handoffs.confirm(hash, won.claim).catch((err: unknown): ClaimStanding => {
+          this.#warnings.warn('claim', 'could not confirm the claim of a session whose tail was not sealed', {
+            err,
+          })
+          return 'taken'
+        }),
+      failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
+    })
+  }
+
+  /**
+   * Nothing to claim, but Redis restarted without its data a moment ago (see `restoring`): the
+   * session's owner may not have written its record again yet, so the client tries again rather
+   * than start over. Logged at most once every 10 s.
+   */
+  async #refilling(): Promise<boolean> {
+    const refilling = await restoring(this.#commands, this.#prefix).catch(
+      (err: unknown) => err instanceof RedisUnreachableError,
+    )
+    if (refilling) {
+      this.#warnings.warn(
+        'claim-refilling',
+        'a resume found no session while Redis is refilled after it lost its data; the client tries again',
+      )
+    }
+    return refilling
+  }
+
+  /** A resume Redis cannot be asked about: logged (at most once every 10 s), and tried again. */
+  #cannotAsk(err: RedisUnreachableError): 'retry' {
+    this.#warnings.warn(
+      'claim-unreachable',
+      'a resume of a session this node does not hold could not be looked up in Redis; the client tries again',
+      { err },
+    )
+    return 'retry'
+  }
+
+  /**
+   * The places the old node wrote with a tail (see `ReadPlaces`). Undefined when it wrote none
+   * (a node of an earlier version); one it wrote that cannot be read is logged, and filters
+   * nothing: what the claimer's slow subscriber reads after the join goes to the socket, some of
+   * which the tail may hold already.
+   */
+  #places(text: string): Map<string, Place> | undefined {
+    const places = parsePlaces(text)
+    if (!places && text !== '') {
+      this.#warnings.warn(
+        'places-unreadable',
+        "the places of a claimed session's tail could not be read: they filter nothing, and a broadcast may reach the session twice",
+      )
+    }
+    return places
+  }
+}
