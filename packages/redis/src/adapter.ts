@@ -16,6 +16,7 @@ import {
 } from '@parley/server'
 import { type AckParts, broadcastAcross } from './ack-broadcast.js'
 import { askHandOff } from './ask-handoff.js'
+import { Broadcasts } from './broadcasts.js'
 import { Claims } from './claim.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
@@ -31,7 +32,7 @@ import { ReadPlaces } from './places.js'
 import { Publisher } from './publish.js'
 import { type QueryParts, query } from './query.js'
 import { Readiness } from './ready.js'
-import { type DistributiveOmit, fits, remoteMessage } from './remote.js'
+import type { DistributiveOmit } from './remote.js'
 import { within } from './send.js'
 import { SessionOwners } from './sessions.js'
 import { Losses, type RedisAdapterStats } from './stats.js'
@@ -39,10 +40,7 @@ import { WriteTakeBack } from './take-back.js'
 import { UncutSockets } from './uncut-sockets.js'
 import { Warnings } from './warnings.js'
 import {
-  type BroadcastPacket,
   type ClaimMarker,
-  decodeEvent,
-  fromWireOptions,
   isClaimMarker,
   parseBroadcast,
   parseMembership,
@@ -130,6 +128,8 @@ export class RedisAdapter implements Adapter {
   readonly #commands: Commands
   /** Every PUBLISH of this adapter (see publish.ts). */
   readonly #publisher: Publisher
+  /** The broadcast channel, both ways (see broadcasts.ts). */
+  readonly #broadcasts: Broadcasts
   /** This node's sessions being handed off (see handing-off.ts). */
   readonly #handingOff: HandingOff
   readonly #started: Promise<void>
@@ -239,6 +239,20 @@ export class RedisAdapter implements Adapter {
         this.#readPlaces.liveChanged()
         this.#nodesListeners.tell(change)
       },
+    })
+    this.#broadcasts = new Broadcasts({
+      node: this.node,
+      memory: this.#memory,
+      sockets,
+      cut: this.#cut,
+      uncut: this.#uncut,
+      readPlaces: this.#readPlaces,
+      publisher: this.#publisher,
+      channel: this.#channels.broadcast,
+      losses: this.#losses,
+      warnings: this.#warnings,
+      malformed: () => this.#malformed(),
+      closed: () => this.#closed,
     })
     this.#handingOff = new HandingOff({
       node: this.node,
@@ -408,47 +422,7 @@ export class RedisAdapter implements Adapter {
    * crosses nodes and reaches it now, like any other (it has no place in that order).
    */
   broadcast(message: BroadcastMessage, options: BroadcastOptions): void {
-    const cut = this.#cut
-    const publish = !options.local && !this.#closed
-    // A socket joined without a cut whose tail is not read yet takes it when it comes back
-    // instead, held and filtered by the tail's places (see uncut-sockets.ts).
-    const leftOut: string[] = []
-    const uncut = publish && !this.#uncut.empty ? this.#uncut.leftOut(leftOut) : undefined
-    if (options.local || (cut.empty && !uncut)) this.#memory.broadcast(message, options)
-    else if (!uncut) this.#memory.broadcast(message, options, cut.atEmit)
-    else this.#memory.broadcast(message, options, (id) => cut.atEmit(id) && uncut(id))
-    if (!publish) return
-    const packet: BroadcastPacket = {
-      n: this.node,
-      e: message.prepared().text(0, 0),
-      o: toWireOptions(options),
-      q: cut.sent(),
-    }
-    const q = packet.q ?? 0
-    if (leftOut.length > 0) this.#uncut.owe(leftOut, q)
-    this.#publisher.publish(this.#channels.broadcast, packet, (why, sent) => {
-      this.#losses.lostBroadcast(why)
-      // The positioned sockets of this node take it now. Sent, a stalled Redis may still run
-      // it: it then reaches only the sockets positioned since (see cut.ts). Never sent or
-      // refused, it cannot come back. So do the sockets left out of it for their tail.
-      // Written with the tails this node appends to before it reaches them: a claimer that
-      // joined early must not deliver it again should Redis run it late (see places.ts).
-      this.#readPlaces.skipped(this.node, q)
-      if (!cut.empty) {
-        // A positioned socket joined without a cut whose tail is not read yet holds it behind
-        // what it holds already, unfiltered (no count: see `UncutSockets.givenUp`).
-        const atReturn = cut.atReturn(q)
-        const held = { node: '', q: undefined, message, options }
-        this.#memory.broadcast(
-          message,
-          options,
-          this.#uncut.empty ? atReturn : this.#uncut.only(held, atReturn),
-        )
-      }
-      if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
-      if (sent) cut.givenUp(q)
-      else cut.lost(q)
-    })
+    this.#broadcasts.send(message, options)
   }
 
   broadcastWithAck(
@@ -758,47 +732,7 @@ export class RedisAdapter implements Adapter {
       this.#onClaimMarker(packet)
       return
     }
-    // Where this node is on the channel, written with what it appends to the tails of the
-    // sessions it hands off (see places.ts): this broadcast, delivered below, is in them.
-    if (packet.q !== undefined) this.#readPlaces.read(packet.n, packet.q)
-    // This node's own broadcasts come back too: its sockets already have them, all but those
-    // positioned for a handover, which take them now, in the channel's order.
-    if (packet.n === this.node && this.#cut.empty && this.#uncut.empty) {
-      this.#cut.back(packet.q)
-      return
-    }
-    this.#deliverRead(packet)
-    // Once it went by the places of the sockets joined without a cut (see `UncutSockets.only`):
-    // those it reaches filter nothing more.
-    if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
-  }
-
-  /** Delivers a broadcast read on the channel to this node's sockets that take it now. */
-  #deliverRead(packet: BroadcastPacket): void {
-    const own = packet.n === this.node
-    const event = decodeEvent(packet.e)
-    if (!event) {
-      this.#malformed()
-      return
-    }
-    const message = remoteMessage(event.name, event.args)
-    if (!own && !fits(message, packet.n, this.#sockets.maxPayload, this.#warnings)) return
-    const options = fromWireOptions(packet.o)
-    // A socket joined before its claim marker came back takes it in order, unless the tail it
-    // was restored from holds it (see uncut-sockets.ts).
-    const uncut = (only?: (id: string) => boolean) =>
-      this.#uncut.empty ? only : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only)
-    if (own) {
-      const q = packet.q ?? 0
-      const atReturn = this.#cut.atReturn(q)
-      // A socket left out of it when it was emitted, for its tail, takes it now (see uncut-sockets.ts).
-      const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
-      this.#memory.broadcast(message, options, uncut(takes))
-      this.#cut.back(packet.q)
-      if (!this.#uncut.empty) this.#uncut.back(packet.q)
-    } else {
-      this.#memory.broadcast(message, options, uncut())
-    }
+    this.#broadcasts.read(packet)
   }
 
   /**
@@ -878,8 +812,7 @@ export class RedisAdapter implements Adapter {
    * are released; like the other nodes' broadcasts of that gap, they miss them.
    */
   #settleGap(q: number): void {
-    this.#cut.back(q)
-    this.#uncut.back(q)
+    this.#broadcasts.settleGap(q)
   }
 
   #malformed(): void {

@@ -1,0 +1,168 @@
+// The broadcast channel, both ways: a broadcast of this node goes to its sockets at once and is
+// PUBLISHed once for the others; one read back from the channel goes to the sockets that take
+// it then (another node's, or this node's own for the sockets being handed over, see cut.ts, or
+// joined by a takeover before its marker came back, see uncut-sockets.ts), in the order every
+// node reads the channel. Claim markers, which share the channel, are the adapter's to route.
+import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
+import type { Cut } from './cut.js'
+import type { ReadPlaces } from './places.js'
+import type { Publisher } from './publish.js'
+import { fits, remoteMessage } from './remote.js'
+import type { Losses } from './stats.js'
+import type { UncutSockets } from './uncut-sockets.js'
+import type { Warnings } from './warnings.js'
+import { type BroadcastPacket, decodeEvent, fromWireOptions, toWireOptions } from './wire.js'
+
+/** What the broadcast channel needs of the adapter. */
+export interface BroadcastParts {
+  /** This node's id. */
+  readonly node: string
+  /** This node's rooms and sockets. */
+  readonly memory: MemoryAdapter
+  /** The server's sockets: their `maxPayload`, which a broadcast from another node must fit. */
+  readonly sockets: LocalSockets
+  readonly cut: Cut
+  readonly uncut: UncutSockets
+  readonly readPlaces: ReadPlaces
+  readonly publisher: Publisher
+  /** The broadcast channel. */
+  readonly channel: string
+  readonly losses: Losses
+  readonly warnings: Warnings
+  /** A packet read that cannot be used: counted as any malformed message. */
+  readonly malformed: () => void
+  readonly closed: () => boolean
+}
+
+/** This node's broadcasts out, and every node's broadcasts read back. */
+export class Broadcasts {
+  readonly #node: string
+  readonly #memory: MemoryAdapter
+  readonly #sockets: LocalSockets
+  readonly #cut: Cut
+  readonly #uncut: UncutSockets
+  readonly #readPlaces: ReadPlaces
+  readonly #publisher: Publisher
+  readonly #channel: string
+  readonly #losses: Losses
+  readonly #warnings: Warnings
+  readonly #malformed: () => void
+  readonly #closed: () => boolean
+
+  constructor(parts: BroadcastParts) {
+    this.#node = parts.node
+    this.#memory = parts.memory
+    this.#sockets = parts.sockets
+    this.#cut = parts.cut
+    this.#uncut = parts.uncut
+    this.#readPlaces = parts.readPlaces
+    this.#publisher = parts.publisher
+    this.#channel = parts.channel
+    this.#losses = parts.losses
+    this.#warnings = parts.warnings
+    this.#malformed = parts.malformed
+    this.#closed = parts.closed
+  }
+
+  /**
+   * Delivers `message` to this node's matching sockets now, then PUBLISHes it once for the other
+   * nodes (see `RedisAdapter.broadcast`).
+   */
+  send(message: BroadcastMessage, options: BroadcastOptions): void {
+    const cut = this.#cut
+    const publish = !options.local && !this.#closed()
+    // A socket joined without a cut whose tail is not read yet takes it when it comes back
+    // instead, held and filtered by the tail's places (see uncut-sockets.ts).
+    const leftOut: string[] = []
+    const uncut = publish && !this.#uncut.empty ? this.#uncut.leftOut(leftOut) : undefined
+    if (options.local || (cut.empty && !uncut)) this.#memory.broadcast(message, options)
+    else if (!uncut) this.#memory.broadcast(message, options, cut.atEmit)
+    else this.#memory.broadcast(message, options, (id) => cut.atEmit(id) && uncut(id))
+    if (!publish) return
+    const packet: BroadcastPacket = {
+      n: this.#node,
+      e: message.prepared().text(0, 0),
+      o: toWireOptions(options),
+      q: cut.sent(),
+    }
+    const q = packet.q ?? 0
+    if (leftOut.length > 0) this.#uncut.owe(leftOut, q)
+    this.#publisher.publish(this.#channel, packet, (why, sent) => {
+      this.#losses.lostBroadcast(why)
+      // The positioned sockets of this node take it now. Sent, a stalled Redis may still run
+      // it: it then reaches only the sockets positioned since (see cut.ts). Never sent or
+      // refused, it cannot come back. So do the sockets left out of it for their tail.
+      // Written with the tails this node appends to before it reaches them: a claimer that
+      // joined early must not deliver it again should Redis run it late (see places.ts).
+      this.#readPlaces.skipped(this.#node, q)
+      if (!cut.empty) {
+        // A positioned socket joined without a cut whose tail is not read yet holds it behind
+        // what it holds already, unfiltered (no count: see `UncutSockets.givenUp`).
+        const atReturn = cut.atReturn(q)
+        const held = { node: '', q: undefined, message, options }
+        this.#memory.broadcast(
+          message,
+          options,
+          this.#uncut.empty ? atReturn : this.#uncut.only(held, atReturn),
+        )
+      }
+      if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
+      if (sent) cut.givenUp(q)
+      else cut.lost(q)
+    })
+  }
+
+  /** A broadcast read on the channel (not a claim marker), in the order every node reads them. */
+  read(packet: BroadcastPacket): void {
+    // Where this node is on the channel, written with what it appends to the tails of the
+    // sessions it hands off (see places.ts): this broadcast, delivered below, is in them.
+    if (packet.q !== undefined) this.#readPlaces.read(packet.n, packet.q)
+    // This node's own broadcasts come back too: its sockets already have them, all but those
+    // positioned for a handover, which take them now, in the channel's order.
+    if (packet.n === this.#node && this.#cut.empty && this.#uncut.empty) {
+      this.#cut.back(packet.q)
+      return
+    }
+    this.#deliverRead(packet)
+    // Once it went by the places of the sockets joined without a cut (see `UncutSockets.only`):
+    // those it reaches filter nothing more.
+    if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
+  }
+
+  /** Delivers a broadcast read on the channel to this node's sockets that take it now. */
+  #deliverRead(packet: BroadcastPacket): void {
+    const own = packet.n === this.#node
+    const event = decodeEvent(packet.e)
+    if (!event) {
+      this.#malformed()
+      return
+    }
+    const message = remoteMessage(event.name, event.args)
+    if (!own && !fits(message, packet.n, this.#sockets.maxPayload, this.#warnings)) return
+    const options = fromWireOptions(packet.o)
+    // A socket joined before its claim marker came back takes it in order, unless the tail it
+    // was restored from holds it (see uncut-sockets.ts).
+    const uncut = (only?: (id: string) => boolean) =>
+      this.#uncut.empty ? only : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only)
+    if (own) {
+      const q = packet.q ?? 0
+      const atReturn = this.#cut.atReturn(q)
+      // A socket left out of it when it was emitted, for its tail, takes it now (see uncut-sockets.ts).
+      const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
+      this.#memory.broadcast(message, options, uncut(takes))
+      this.#cut.back(packet.q)
+      if (!this.#uncut.empty) this.#uncut.back(packet.q)
+    } else {
+      this.#memory.broadcast(message, options, uncut())
+    }
+  }
+
+  /**
+   * Own broadcasts up to `q` not back by now were lost to this node (see the adapter's
+   * resubscribe note): positioned sockets waiting for them are released.
+   */
+  settleGap(q: number): void {
+    this.#cut.back(q)
+    this.#uncut.back(q)
+  }
+}
