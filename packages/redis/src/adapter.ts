@@ -75,8 +75,11 @@ export const UNDO_AT_CLOSE_MS = 3000
  *  handOff / claimSession ── <p>:handoff:<sha256(sid)> (+ :tail), claim marker on <p>:broadcast
  * ```
  *
- * Drain with handoff is described in handoff.ts (the store), cut.ts (the cut point) and
- * takeover.ts (the claimer's side).
+ * Drain with handoff is described in handoff.ts (the store), cut.ts (the cut point),
+ * handing-off.ts (the old node's side), claim.ts and takeover.ts (the claimer's side). The
+ * adapter wires the parts together and keeps the `Adapter` calls: each part is given what it
+ * acts on, not the adapter (broadcasts.ts, ack-broadcast.ts, query.ts, incoming-requests.ts,
+ * ask-handoff.ts, take-back.ts, ready.ts, ...).
  */
 export class RedisAdapter implements Adapter {
   /** This node's id: random, new each time the adapter is made. */
