@@ -24,6 +24,7 @@ import { EndedRecords } from './ended.js'
 import { HandingOff } from './handing-off.js'
 import { HandOffStore } from './handoff.js'
 import { IncomingRequests } from './incoming-requests.js'
+import { anotherNode, type LookupParts, sessionOwner } from './lookups.js'
 import { Nodes } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
@@ -33,7 +34,6 @@ import { Publisher } from './publish.js'
 import { type QueryParts, query } from './query.js'
 import { Readiness } from './ready.js'
 import type { DistributiveOmit } from './remote.js'
-import { within } from './send.js'
 import { SessionOwners } from './sessions.js'
 import { Losses, type RedisAdapterStats } from './stats.js'
 import { WriteTakeBack } from './take-back.js'
@@ -85,7 +85,6 @@ export class RedisAdapter implements Adapter {
   /** This node's id: random, new each time the adapter is made. */
   readonly node: string
   readonly #memory: MemoryAdapter
-  readonly #sockets: LocalSockets
   readonly #options: ResolvedRedisOptions
   readonly #subscriber: RedisSubscriber
   readonly #warnings: Warnings
@@ -133,6 +132,8 @@ export class RedisAdapter implements Adapter {
   readonly #publisher: Publisher
   /** The broadcast channel, both ways (see broadcasts.ts). */
   readonly #broadcasts: Broadcasts
+  /** What finding where a session lives needs of this adapter (see lookups.ts). */
+  readonly #lookupParts: LookupParts
   /** This node's sessions being handed off (see handing-off.ts). */
   readonly #handingOff: HandingOff
   readonly #started: Promise<void>
@@ -156,7 +157,6 @@ export class RedisAdapter implements Adapter {
   /** Use `redisAdapter(options)`: it checks the options. */
   constructor(sockets: LocalSockets, options: ResolvedRedisOptions) {
     this.node = randomBytes(9).toString('base64url')
-    this.#sockets = sockets
     this.#options = options
     this.#memory = new MemoryAdapter(sockets)
     this.#warnings = new Warnings(options.log)
@@ -243,6 +243,13 @@ export class RedisAdapter implements Adapter {
         this.#nodesListeners.tell(change)
       },
     })
+    this.#lookupParts = {
+      node: this.node,
+      sockets,
+      sessions: this.#sessions,
+      nodes: this.#nodes,
+      requestTimeout: options.requestTimeout,
+    }
     this.#broadcasts = new Broadcasts({
       node: this.node,
       memory: this.#memory,
@@ -483,31 +490,8 @@ export class RedisAdapter implements Adapter {
    * within `requestTimeout`, and with `RedisRefusedError` when it answers with an error (a key
    * of another type under the prefix: the message names it).
    */
-  async sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
-    if (this.#sockets.hasSession(sid)) return 'local'
-    const record = await this.#sessions.owner(sid)
-    if (record === null) return 'unknown'
-    const owner = record.node
-    if (owner === this.node && !record.handingOff) return 'local'
-    // A node that joined since the last heartbeat (or published its address since): read the
-    // live set again before calling the owner gone, one more round trip, only for this case. Not
-    // for a node this node saw lapse, heard leave or found without an address: the read would
-    // change no answer, and every lookup of its sessions would pay for it.
-    const stale = this.#nodes.has(owner)
-      ? this.#nodes.address(owner) === undefined
-      : this.#nodes.unheardOf(owner)
-    if (stale) await within(this.#nodes.beat(), this.#options.requestTimeout, undefined)
-    // Out of the live set without a goodbye, its record lapsed (a stalled process, a slow Redis):
-    // that does not prove it dead, and its sessions are sent there all the same, whether or not
-    // this node saw it live (its address record outlives the heartbeat). Alive, it answers and
-    // the client keeps its session; dead, it cannot be reached, and the request is answered as
-    // for an unknown session, as it would have been.
-    const url = this.#nodes.address(owner) ?? (await this.#nodes.lastAddress(owner))
-    // A handed-off session can be claimed whether or not its old node is still there.
-    if (record.handingOff)
-      return url === undefined ? { node: owner, handingOff: true } : { node: owner, url, handingOff: true }
-    if (!this.#nodes.has(owner) && url === undefined) return 'unknown'
-    return url === undefined ? { node: owner } : { node: owner, url }
+  sessionOwner(sid: string): Promise<SessionOwnerAnswer> {
+    return sessionOwner(this.#lookupParts, sid)
   }
 
   /**
@@ -520,15 +504,7 @@ export class RedisAdapter implements Adapter {
    */
   anotherNode(sid: string, except?: ReadonlySet<string>): NodeAddress | undefined {
     if (this.#closed) return undefined
-    const reachable = this.#nodes
-      .others()
-      .filter((id) => this.#nodes.address(id) !== undefined && !except?.has(id))
-      .sort()
-    if (reachable.length === 0) return undefined
-    let hash = 0
-    for (let i = 0; i < sid.length; i++) hash = (hash * 31 + sid.charCodeAt(i)) >>> 0
-    const node = reachable[hash % reachable.length]!
-    return { node, url: this.#nodes.address(node)! }
+    return anotherNode(this.#nodes, sid, except)
   }
 
   sessionOpened(sid: string): Promise<void> {
