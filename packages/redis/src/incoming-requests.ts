@@ -66,7 +66,7 @@ export class IncomingRequests {
     if (request.k === 'handoff') {
       if (request.to !== this.#node) return
       // Before any work: the asker learns that this node is there (see `HANDOFF_ASKED_MS`,
-      // adapter.ts).
+      // ask-handoff.ts).
       if (request.a === true) respond({ k: 'asked' })
       this.#sockets.handOff(request.sid).then(
         (ok) => respond({ k: 'handoff', ok }),
