@@ -280,9 +280,7 @@ export class RedisAdapter implements Adapter {
       warnings: this.#warnings,
       requestTimeout: options.requestTimeout,
       closed: () => this.#closed,
-      stands: (ms) => {
-        this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + ms)
-      },
+      stands: (ms) => this.#stands(ms),
     })
     this.#claims = new Claims({
       node: this.node,
@@ -299,9 +297,7 @@ export class RedisAdapter implements Adapter {
       channel: this.#channels.broadcast,
       warnings: this.#warnings,
       closed: () => this.#closed,
-      stands: (ms) => {
-        this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + ms)
-      },
+      stands: (ms) => this.#stands(ms),
     })
     this.#subscriber = client.duplicate()
     // Without a listener, an 'error' event (Redis went away) would crash the process.
@@ -670,6 +666,11 @@ export class RedisAdapter implements Adapter {
     const failed = await this.#nodes.stop(this.#claimableUntil - performance.now())
     for (const message of failed) this.#warnings.warn('goodbye', message)
     this.#warnings.close()
+  }
+
+  /** A handoff this node wrote, or a claim it won, may stand in Redis for `ms` from now. */
+  #stands(ms: number): void {
+    this.#claimableUntil = Math.max(this.#claimableUntil, performance.now() + ms)
   }
 
   /** Ends the subscriber connection at once, its pending commands rejected. */
