@@ -3,7 +3,6 @@ import {
   ErrorCode,
   type HelloPacket,
   type Packet,
-  PacketType,
   type ParleyError,
   type TransportName,
 } from '@parley/protocol'
@@ -27,30 +26,23 @@ import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
 import { HandoffLogs } from './handoff-logs.js'
-import { type HandshakeRequest, SocketHandshake } from './handshake.js'
+import type { HandshakeRequest } from './handshake.js'
 import { HandshakeMiddleware, type Middleware } from './handshake-middleware.js'
+import { answerEnded, Hellos } from './hellos.js'
 import { UnreachableOwners } from './http/unreachable-owners.js'
 import { isThenable } from './incoming.js'
 import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
-import {
-  arriving,
-  claimedElsewhere,
-  disconnectedEarly,
-  moving,
-  type Refusal,
-  shuttingDown,
-} from './refusals.js'
-import { ResumeTurns } from './resume-turns.js'
-import { frozen, Session, type SessionConfig } from './session.js'
+import type { Refusal } from './refusals.js'
+import type { Session, SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { Shutdown } from './shutdown.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import { Takeover } from './takeover.js'
 import { shown } from './thrown.js'
-import { type HttpSide, outgoing, type Transport } from './transports/transport.js'
-import type { DefaultEventsMap, EventNames, EventsMap, Handshake } from './types.js'
+import type { HttpSide, Transport } from './transports/transport.js'
+import type { DefaultEventsMap, EventNames, EventsMap } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
 import { type EventSchemas, EventValidators } from './validation.js'
 
@@ -107,8 +99,6 @@ export class ParleyServer<
   readonly #adapterFailures: AdapterFailures
   /** Handlers, middleware and listeners of the application's that failed: logged once per burst. */
   readonly #eventFailures: EventFailures
-  /** Resumes of one session take turns (see `ResumeTurns`). */
-  readonly #resumes = new ResumeTurns<ServerSocket<L, E, D>>()
   /** WebSockets whose HELLO has not been answered yet, and how `close()` ends each. */
   readonly #pending = new Map<Transport, () => void>()
   readonly #validators = new EventValidators()
@@ -126,6 +116,8 @@ export class ParleyServer<
   readonly #takeover: Takeover<L, E, D>
   /** Sessions this node claims from another node's handoff and takes over (see `handshake`). */
   readonly #arrivals: Arrivals<L, E, D>
+  /** The answer to each HELLO: a session resumed or opened, or a refusal (see `handshake`). */
+  readonly #hellos: Hellos<L, E, D>
   /** Sessions leaving this node: moved on another node's request, or handed off by the drain. */
   readonly #departures: Departures<L, E, D>
   /** This node's origin for forwarded requests, once it listens. */
@@ -255,10 +247,10 @@ export class ParleyServer<
       validate: (event, args) => this.#validators.check(event, args),
       ended: (sid, id, reason, handingOff) => {
         // Taken over by another node: a resume still running here must not start a new
-        // session when it finds the session gone (see `#resume`).
+        // session when it finds the session gone (see `Hellos.movedAway`).
         const socket = this.#bySid.get(sid)
         if (socket && reason === CloseReason.SERVER_HANDOFF) {
-          this.#resumes.movedAway(socket)
+          this.#hellos.movedAway(socket)
           this.#arrivals.movedAway(sid)
         }
         this.#forget(sid, id)
@@ -273,13 +265,10 @@ export class ParleyServer<
       sessionConfig: this.#sessionConfig,
       socketFor: (session, handshake) => new ServerSocket<L, E, D>(session, handshake, this.#socketContext),
       runMiddleware: (socket) => this.#middleware.run(socket),
-      register: (socket) => {
-        this.#bySid.set(socket.session.sid, socket)
-        this.#byId.set(socket.id, socket)
-      },
+      register: (socket) => this.#register(socket),
       unregisterNew: (socket) => this.#unregisterNew(socket),
       recordOwner: (sid) => this.#recordOwner(sid),
-      answerEnded: (transport, sid, hello) => this.#answerEnded(transport, this.#ended.get(sid), hello),
+      answerEnded: (transport, sid, hello) => answerEnded(transport, this.#ended.get(sid), hello),
       backHere: (sid) => this.#arrivals.backHere(sid),
       restored: (socket) => this.#fire(this.#onRestored, socket, 'restored'),
     })
@@ -298,6 +287,30 @@ export class ParleyServer<
       closing: () => this.#closing,
       closed: () => this.#closed,
     })
+    this.#hellos = new Hellos<L, E, D>({
+      metrics,
+      sessionConfig: this.#sessionConfig,
+      limit: this.#limit,
+      arrivals: this.#arrivals,
+      socketFor: (session, handshake) => new ServerSocket<L, E, D>(session, handshake, this.#socketContext),
+      runMiddleware: (socket) => this.#middleware.run(socket),
+      socketOf: (sid) => this.#bySid.get(sid),
+      held: () => this.#bySid.size,
+      register: (socket) => this.#register(socket),
+      unregisterNew: (socket) => this.#unregisterNew(socket),
+      recordOwner: (sid) => this.#recordOwner(sid),
+      endedHere: (sid) => this.#ended.get(sid),
+      endOf: (sid) => this.#endOf(sid),
+      unknownResume: (sid) => this.#unknown.record(sid, 'resume'),
+      connected: (socket) => this.#fire(this.#onConnection, socket, 'connection'),
+      closing: () => this.#closing,
+    })
+  }
+
+  /** Puts `socket` in the maps: its session is this node's from here on. */
+  #register(socket: ServerSocket<L, E, D>): void {
+    this.#bySid.set(socket.session.sid, socket)
+    this.#byId.set(socket.id, socket)
   }
 
   /** A session of this node is over (or never opened): out of the maps and the adapter's records. */
@@ -715,149 +728,7 @@ export class ParleyServer<
     request: HandshakeRequest,
     left?: string,
   ): Promise<Refusal | null> {
-    if (this.#closing) return shuttingDown()
-    const handshake: Handshake = new SocketHandshake(request, hello.auth, transport.name)
-
-    let existing = hello.sid === undefined ? undefined : this.#bySid.get(hello.sid)
-    if (hello.sid !== undefined && !existing) {
-      if (!this.#ended.get(hello.sid)) {
-        const answer = await this.#arrivals.resume(hello.sid, transport, hello, handshake, request, left)
-        if (answer !== undefined) return answer
-        // Undefined: nothing to take over here (or the session ended on its old node after the
-        // claim), or another resume of the same session took it over here meanwhile (see
-        // `Arrivals`): then this one is an ordinary resume of it, below.
-        existing = this.#bySid.get(hello.sid)
-      }
-      if (!existing) {
-        this.metrics.resume(false)
-        // Ended on another node (or while this node claimed it): answered as there.
-        const ending = await this.#endOf(hello.sid)
-        if (this.#answerEnded(transport, ending, hello)) return null
-        this.#unknown.record(hello.sid, 'resume')
-      }
-    }
-    if (existing && frozen(existing.session)) return moving()
-    // Still being taken over here (a resume the client gave up on is waiting for the old
-    // node's tail, or for its claim to be confirmed): attached now, the transport would carry
-    // events to the socket before its `restored` listeners are there, or stay with a copy the
-    // takeover drops a moment later ('kept', 'ended'), its client never told. The client tries
-    // again in a moment.
-    if (existing && this.#arrivals.arriving(existing.session.sid)) return arriving()
-    if (existing) {
-      const answer = await this.#resume(existing, transport, hello, handshake)
-      if (answer !== undefined) return answer
-    }
-
-    // Before the middleware, so that a flood does not run it; again after, since other
-    // handshakes may have filled the node while it ran.
-    const full = this.#limit.refuse(this.#bySid.size)
-    if (full) return full
-    const session = new Session(this.#sessionConfig)
-    const socket = new ServerSocket<L, E, D>(session, handshake, this.#socketContext)
-    const refusal = await this.#middleware.run(socket)
-    // From here to the registration, no await: the node's count stays as #turnedAway read it.
-    const turnedAway = refusal ?? this.#turnedAway(socket, transport)
-    if (turnedAway !== undefined) {
-      // Not registered: it leaves the rooms its middleware joined, or is joining.
-      socket.turnedAway()
-      return turnedAway
-    }
-    this.#bySid.set(session.sid, socket)
-    this.#byId.set(socket.id, socket)
-    await this.#recordOwner(session.sid)
-    try {
-      await socket.enter([socket.id])
-    } catch (err) {
-      // An adapter of the application's that failed: the socket, registered already, would stay
-      // for good (never attached, no timer). The handshake fails, as the adapter's failure.
-      this.#unregisterNew(socket)
-      throw new AdapterCallFailed(err)
-    }
-    // Read again after the awaits: the application may have ended the session meanwhile
-    // (`disconnectSockets()`), or a drain begun to hand it off; `attach` would throw.
-    if (session.state === 'closed') {
-      // Its end took it out of its rooms, and again after this join if it came during it (an
-      // ended socket joins nothing more: see `ServerSocket.enter`). The client gets the
-      // session's CLOSE instead of OPEN, as for a resume of one that ended: its own, which the
-      // table of ended sessions may have forgotten already (the adapter took longer than the
-      // recovery window, or many sessions ended meanwhile).
-      // It never took anything of its client's: no ACK goes with its CLOSE.
-      const close = session.endedWith
-      const ending = close ? { close, ack: 0 } : this.#ended.get(session.sid)
-      if (!this.#answerEnded(transport, ending) && transport.open) transport.close('normal')
-      return null
-    }
-    if (frozen(session)) return moving()
-    if (!transport.open) {
-      // The client left during the awaits (its WebSocket closed): attached, the session would
-      // wait for a heartbeat on a dead transport and then for a resume nobody can make (its
-      // client never got the sid). It never connected: turned away, as after the middleware.
-      this.#unregisterNew(socket)
-      return null
-    }
-    session.attach(transport, 0, false)
-    this.metrics.handshake()
-    // The session may end inside a listener (disconnect(), slow consumer): #fire stops there.
-    this.#fire(this.#onConnection, socket, 'connection')
-    return null
-  }
-
-  /**
-   * Resumes `socket`'s session on `transport` once the resumes of it that came before are over
-   * (see `ResumeTurns`): runs the middleware, which reads this resume's handshake on the socket
-   * throughout, then attaches (OPEN `recovered: true`). Returns the refusal, or null when the
-   * transport got its answer (or died meanwhile); undefined when the session ended meanwhile
-   * and its end is forgotten already, so that the client gets a new session after all.
-   */
-  async #resume(
-    socket: ServerSocket<L, E, D>,
-    transport: Transport,
-    hello: HelloPacket,
-    handshake: Handshake,
-  ): Promise<Refusal | null | undefined> {
-    const turn = await this.#resumes.take(socket, transport, handshake)
-    const session = socket.session
-    // Read again after every await (the wait for the turn too): the server may begin to close,
-    // the client leave, the session end or begin to move, or another node take it over.
-    const cannot = (): Refusal | null | undefined => {
-      if (this.#closing) return shuttingDown()
-      if (!transport.open) return null
-      // Another node took it over meanwhile (the client's WebSocket resume reached that node):
-      // the client tries again and is sent there. A new session here would leave that one
-      // behind, with whatever it holds for the client.
-      if (turn.movedAway) return claimedElsewhere()
-      if (frozen(session)) return moving()
-      return undefined
-    }
-    const alive = () => session.state !== 'closed'
-    try {
-      let verdict = cannot()
-      if (verdict !== undefined) return verdict
-      if (alive()) {
-        const refusal = await this.#middleware.run(socket)
-        if (refusal) return refusal
-        verdict = cannot()
-        if (verdict !== undefined) return verdict
-      }
-      if (alive()) {
-        await this.#recordOwner(session.sid)
-        verdict = cannot()
-        if (verdict !== undefined) return verdict
-      }
-      if (alive()) {
-        this.metrics.resume(true)
-        socket.recovered = true
-        turn.attached()
-        session.attach(transport, hello.ack ?? 0, true)
-        return null
-      }
-      // It ended meanwhile: the client hears why (or, should the end be forgotten already, gets
-      // a new session after all).
-      this.metrics.resume(false)
-      return this.#answerEnded(transport, this.#ended.get(session.sid), hello) ? null : undefined
-    } finally {
-      turn.end()
-    }
+    return this.#hellos.handshake(transport, hello, request, left)
   }
 
   /** A new socket registered but never attached: out of the adapter and the maps, quietly. */
@@ -866,19 +737,6 @@ export class ParleyServer<
     // ended meanwhile (while a takeover waited for its tail), its end did that already.
     if (socket.connected) socket.turnedAway()
     this.#forget(socket.session.sid, socket.id)
-  }
-
-  /**
-   * After a new socket's middleware passed, what may have changed while it ran. Undefined: open
-   * the session; else the refusal, or null when the transport went away.
-   */
-  #turnedAway(socket: ServerSocket<L, E, D>, transport: Transport): Refusal | null | undefined {
-    const disconnected = disconnectedEarly(socket.session)
-    if (disconnected) return disconnected
-    if (this.#closing) return shuttingDown()
-    if (!transport.open) return null
-    // Other handshakes may have filled the node while the middleware ran.
-    return this.#limit.refuse(this.#bySid.size) ?? undefined
   }
 
   /** How `sid` ended, here or (as the adapter keeps it) on another node, if it did lately. */
@@ -941,27 +799,6 @@ export class ParleyServer<
         this.#eventFailures.listener(event, err)
       }
     }
-  }
-
-  /**
-   * Answers a resume of a session that ended with that session's CLOSE, instead of OPEN, and
-   * closes the transport: no new session is made (the client starts one with a HELLO without
-   * sid). False when there is no `ending` (no ended session of that sid is remembered). For a
-   * client that reads one (`hello.closeAck`), the session's last ACK goes first: the CLOSE may
-   * never have reached it, nor the ACK before it (a 'slow consumer' cut drops both), and what
-   * the session took would otherwise go again into the client's next session.
-   */
-  #answerEnded(transport: Transport, ending: Ending | undefined, hello?: HelloPacket): boolean {
-    if (!ending) return false
-    if (transport.open) {
-      const { close, ack } = ending
-      transport.handshake(
-        close,
-        hello?.closeAck && ack > 0 ? outgoing({ type: PacketType.ACK, ack }) : undefined,
-      )
-      transport.close('normal')
-    }
-    return true
   }
 
   /**
