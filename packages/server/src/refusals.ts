@@ -11,6 +11,14 @@ export interface Refusal {
 }
 
 /**
+ * A refusal the client meets by trying again, as after a node's shutdown (503
+ * PARLEY_SERVER_SHUTTING_DOWN): `message` says why, for the client's error and the logs.
+ */
+export function tryAgain(message: string): Refusal {
+  return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message }
+}
+
+/**
  * A new session whose middleware called `socket.disconnect()`: the client is refused as if the
  * middleware had thrown, since a session that ended before it opened has nothing to attach.
  */
@@ -21,7 +29,7 @@ export function disconnectedEarly(session: Session): Refusal | null {
 
 /** A handshake or resume on a server that is closing: the client tries another node. */
 export function shuttingDown(): Refusal {
-  return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message: SHUTTING_DOWN }
+  return tryAgain(SHUTTING_DOWN)
 }
 
 /**
@@ -29,11 +37,7 @@ export function shuttingDown(): Refusal {
  * client tries again, as after a node's shutdown, and finds it there.
  */
 export function moving(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session is moving to another node: try again',
-  }
+  return tryAgain('the session is moving to another node: try again')
 }
 
 /**
@@ -41,11 +45,7 @@ export function moving(): Refusal {
  * session moved while its middleware ran): the client tries again, and is sent to that node.
  */
 export function claimedElsewhere(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session was taken over by another node: try again',
-  }
+  return tryAgain('the session was taken over by another node: try again')
 }
 
 /**
@@ -54,11 +54,7 @@ export function claimedElsewhere(): Refusal {
  * another node or claimable once the store answers. The client tries again.
  */
 export function claimUnsettled(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session could not be looked up or claimed in the store now: try again',
-  }
+  return tryAgain('the session could not be looked up or claimed in the store now: try again')
 }
 
 /**
@@ -66,11 +62,7 @@ export function claimUnsettled(): Refusal {
  * write this node claimed (see `HandOffTail.kept`). The client tries again and finds it there.
  */
 export function keptElsewhere(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session stayed on its node: try again',
-  }
+  return tryAgain('the session stayed on its node: try again')
 }
 
 /**
@@ -78,11 +70,7 @@ export function keptElsewhere(): Refusal {
  * found none (see `ClaimMissed`): the client tries again, and is sent there.
  */
 export function heldElsewhere(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session lives on another node: try again',
-  }
+  return tryAgain('the session lives on another node: try again')
 }
 
 /**
@@ -90,18 +78,10 @@ export function heldElsewhere(): Refusal {
  * know: the claim is spent, so the client's next try gets a new session (`recovered: false`).
  */
 export function unrestorable(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session could not be restored on this node: try again',
-  }
+  return tryAgain('the session could not be restored on this node: try again')
 }
 
 /** A resume of a session this node is still taking over from another: the client tries again. */
 export function arriving(): Refusal {
-  return {
-    status: 503,
-    code: ErrorCode.SERVER_SHUTTING_DOWN,
-    message: 'the session is still arriving from another node: try again',
-  }
+  return tryAgain('the session is still arriving from another node: try again')
 }

@@ -34,7 +34,7 @@ import { isThenable } from './incoming.js'
 import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
-import type { Refusal } from './refusals.js'
+import { type Refusal, tryAgain } from './refusals.js'
 import type { Session, SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { Shutdown } from './shutdown.js'
@@ -552,11 +552,7 @@ export class ParleyServer<
     if (err instanceof AdapterCallFailed)
       this.#adapterFailures.handshake.record({ err: err.cause, transport })
     else this.#handshakeBugs.record({ err, transport })
-    return {
-      status: 503,
-      code: ErrorCode.SERVER_SHUTTING_DOWN,
-      message: HANDSHAKE_FAILED,
-    }
+    return tryAgain(HANDSHAKE_FAILED)
   }
 
   /** @internal A request or resume for a session of `node` could not be forwarded there. */
