@@ -1,11 +1,4 @@
-import {
-  CloseReason,
-  ErrorCode,
-  type HelloPacket,
-  type Packet,
-  type ParleyError,
-  type TransportName,
-} from '@parley/protocol'
+import { CloseReason, type HelloPacket, type Packet, type TransportName } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import {
   type Adapter,
@@ -20,7 +13,6 @@ import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } fro
 import { argumentError, checkListener } from './argument-error.js'
 import { Arrivals } from './arrivals.js'
 import { BroadcastOperator } from './broadcast.js'
-import { BurstLog } from './burst-log.js'
 import { Departures } from './departures.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
@@ -35,6 +27,7 @@ import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { type Refusal, tryAgain } from './refusals.js'
+import { ServerLogs } from './server-logs.js'
 import type { Session, SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
 import { Shutdown } from './shutdown.js'
@@ -83,16 +76,12 @@ export class ParleyServer<
   readonly #ended: EndedSessions
   /** How sessions ended, as the adapter keeps it for every node (see `Adapter.sessionEnded`). */
   readonly #endedElsewhere: EndedElsewhere
-  /** Sessions ended for invalid packets: logged once per burst, with the first's reason. */
-  readonly #invalidSessions: BurstLog<{ code: string; reason: string }>
-  /** Handshakes that failed inside the server, not in the adapter (a bug): logged once per burst. */
-  readonly #handshakeBugs: BurstLog<{ err: unknown; transport: TransportName }>
+  /** Invalid packets, handshakes failed by a bug, goodbyes not sent on: logged once per burst. */
+  readonly #logs: ServerLogs
   /** Requests and resumes naming sessions this node does not know: counted, and logged. */
   readonly #unknown: UnknownSessions
   /** Requests and resumes that could not be handed to the node owning their session. */
   readonly #unreachable: UnreachableOwners
-  /** Goodbyes sent on that the live node picked for them did not take: logged once per burst. */
-  readonly #goodbyesUnsent: BurstLog<{ err: unknown; node: string }>
   /** Sessions handed off with something lost (a restart, a late claim, no seal, socket.data): logged once per burst. */
   readonly #handoffLogs: HandoffLogs
   /** The adapter's promises that rejected (an application's adapter whose store went away): logged once per burst. */
@@ -149,24 +138,7 @@ export class ParleyServer<
     this.#handoffLogs = new HandoffLogs(log)
     this.#adapterFailures = new AdapterFailures(log)
     this.#eventFailures = new EventFailures(log)
-    this.#goodbyesUnsent = new BurstLog(
-      log,
-      'warn',
-      (count) =>
-        `${count} goodbye(s) of sessions handed off by a node that is gone could not be sent on to the live node picked for them since the last such line (not reached, or it answered with a 5xx status); each was sent on to the next live node, if there was one`,
-    )
-    this.#invalidSessions = new BurstLog(
-      log,
-      'warn',
-      (count, first) =>
-        `closed ${count} session(s) for invalid packets since the last such line; the first: ${first?.code}: ${first?.reason}`,
-    )
-    this.#handshakeBugs = new BurstLog(
-      log,
-      'error',
-      (count) =>
-        `handshake failed for ${count} client(s) since the last such line, with an error inside the server that is not the adapter's (a bug: see the err of the first); each got ${ErrorCode.SERVER_SHUTTING_DOWN} '${HANDSHAKE_FAILED}' and tries again`,
-    )
+    this.#logs = new ServerLogs(log)
     this.#lingering = new Lingering({
       pingInterval: options.pingInterval,
       pingTimeout: options.pingTimeout,
@@ -224,7 +196,7 @@ export class ParleyServer<
       transports: options.transports,
       metrics,
       warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
-      invalid: (error) => this.#invalidInput(error),
+      invalid: (error) => this.#logs.invalidSessions.record({ code: error.code, reason: error.message }),
       linger: (sid, transport) => this.#lingering.add(sid, transport),
       ended: (sid, close, ack) => {
         this.#ended.add(sid, close, ack)
@@ -533,7 +505,7 @@ export class ParleyServer<
    * remembered as one (`unreachableOwnerCount`).
    */
   goodbyeUnsent(node: string, err: unknown): void {
-    this.#goodbyesUnsent.record({ err, node })
+    this.#logs.goodbyesUnsent.record({ err, node })
   }
 
   /** @internal The adapter's `anotherNode` rejected, asked for a resume of a session handed off here. */
@@ -551,7 +523,7 @@ export class ParleyServer<
   handshakeFailed(err: unknown, transport: TransportName): Refusal {
     if (err instanceof AdapterCallFailed)
       this.#adapterFailures.handshake.record({ err: err.cause, transport })
-    else this.#handshakeBugs.record({ err, transport })
+    else this.#logs.handshakeBugs.record({ err, transport })
     return tryAgain(HANDSHAKE_FAILED)
   }
 
@@ -634,12 +606,10 @@ export class ParleyServer<
     this.#handoffLogs.close()
     this.#adapterFailures.close()
     this.#eventFailures.close()
-    this.#invalidSessions.close()
+    this.#logs.close()
     this.#middleware.close()
-    this.#handshakeBugs.close()
     this.#unknown.close()
     this.#unreachable.close()
-    this.#goodbyesUnsent.close()
     this.#limit.close()
     this.#shutdown.endAll()
     for (const end of this.#pending.values()) end()
@@ -817,14 +787,5 @@ export class ParleyServer<
     } finally {
       clearTimeout(timer)
     }
-  }
-
-  /**
-   * A session ended because its client sent what does not decode. A client can have that happen
-   * as often as it opens sessions: one line per burst (see `BurstLog`) with how many and the
-   * first one's reason, not one per session; `parley_disconnects_total` counts each.
-   */
-  #invalidInput(error: ParleyError): void {
-    this.#invalidSessions.record({ code: error.code, reason: error.message })
   }
 }
