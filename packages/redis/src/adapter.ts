@@ -186,13 +186,9 @@ export class RedisAdapter implements Adapter {
       warnings: this.#warnings,
       incomplete: () => this.#losses.incomplete(),
     }
+    // A broadcast with acks asks the other nodes on the request channel, as a query does.
     this.#ackParts = {
-      node: this.node,
-      pending: this.#pending,
-      publisher: this.#publisher,
-      channel: this.#channels.request,
-      requestTimeout: options.requestTimeout,
-      warnings: this.#warnings,
+      ...this.#queryParts,
       memory: this.#memory,
       losses: this.#losses,
       version: (node) => this.#nodes.note(node)?.v ?? 0,
