@@ -15,6 +15,7 @@ import {
   handedOffSession,
   handoffScenes,
   message,
+  proxiedTrio,
   reachesLive,
   sealWaitsByHand,
   snapshotOf,
@@ -33,12 +34,8 @@ describe.skipIf(skipRedisSuites())('a session taken over early after an own broa
     const waits = sealWaitsByHand()
     const releases: (() => void)[] = []
     try {
-      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
       // a gives up a PUBLISH Redis does not answer within 300 ms; a and b read through proxies.
-      const a = await cluster.node(undefined, { requestTimeout: 300, subscriber: at(aProxy) })
-      const b = await cluster.node(undefined, { subscriber: at(proxy) })
-      const c = await cluster.node()
-      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy, { requestTimeout: 300 })
 
       // g1's PUBLISH is held, unanswered: a gives it up. Then it is answered as not run (Redis
       // has it still, as a dropped connection may hold it), so that a takes commands again.

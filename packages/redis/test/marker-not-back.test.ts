@@ -16,6 +16,7 @@ import {
   handoffScenes,
   holdBack,
   message,
+  proxiedTrio,
   reachesLive,
   sealWaitsByHand,
   takeOverOn,
@@ -170,12 +171,8 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     const waits = sealWaitsByHand()
     const releases: (() => void)[] = []
     try {
-      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
       // a gives up a PUBLISH Redis does not answer within 300 ms.
-      const a = await cluster.node(undefined, { subscriber: at(aProxy), requestTimeout: 300 })
-      const b = await cluster.node(undefined, { subscriber: at(proxy) })
-      const c = await cluster.node()
-      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy, { requestTimeout: 300 })
       const sid = 'sid-given-up'
       await handedOffSession(a, sid)
       const claim = won(await b.adapter.claimSession(sid))
@@ -218,11 +215,7 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     const waits = sealWaitsByHand()
     const releases: (() => void)[] = []
     try {
-      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
-      const a = await cluster.node(undefined, { subscriber: at(aProxy) })
-      const b = await cluster.node(undefined, { subscriber: at(proxy) })
-      const c = await cluster.node()
-      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy)
       const sid = 'sid-unsealed'
       await handedOffSession(a, sid)
       const claim = won(await b.adapter.claimSession(sid))

@@ -19,6 +19,7 @@ import {
   handedOffSession,
   handoffScenes,
   message,
+  proxiedTrio,
   reachesLive,
   sealWaitsByHand,
   snapshotOf,
@@ -45,11 +46,7 @@ async function nodes(): Promise<{
 }> {
   const { redis, proxy, cluster } = await scene()
   const aProxy = await startTcpProxy(redis.port)
-  const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
-  const a = await cluster.node(undefined, { subscriber: at(aProxy) })
-  const b = await cluster.node(undefined, { subscriber: at(proxy) })
-  const c = await cluster.node()
-  await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+  const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy)
   const socket = a.sockets.add('s1', 'sid-own')
   a.adapter.addAll('s1', ['s1', 'r'])
   await a.adapter.sessionOpened('sid-own')
@@ -148,11 +145,7 @@ describe.skipIf(skipRedisSuites())('a tail read before the old node sealed it', 
     const waits = sealWaitsByHand()
     const releases: (() => void)[] = []
     try {
-      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
-      const a = await cluster.node(undefined, { subscriber: at(aProxy) })
-      const b = await cluster.node(undefined, { subscriber: at(bProxy) })
-      const c = await cluster.node()
-      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const { a, b, c } = await proxiedTrio(cluster, aProxy, bProxy)
       const sid = 'sid-owed'
       await handedOffSession(c, sid)
       const claimA = won(await a.adapter.claimSession(sid))
@@ -204,11 +197,7 @@ describe.skipIf(skipRedisSuites())('a tail read before the old node sealed it', 
     const waits = sealWaitsByHand()
     const releases: (() => void)[] = []
     try {
-      const at = (via: { url: string }) => `redis://127.0.0.1:${new URL(via.url).port}`
-      const a = await cluster.node(undefined, { subscriber: at(aProxy) })
-      const b = await cluster.node(undefined, { subscriber: at(bProxy) })
-      const c = await cluster.node()
-      await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+      const { a, b, c } = await proxiedTrio(cluster, aProxy, bProxy)
       const sid = 'sid-left-out'
       await handedOffSession(c, sid)
       const claimB = won(await b.adapter.claimSession(sid))
