@@ -23,6 +23,7 @@ import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
 import { HandingOff } from './handing-off.js'
 import { HandOffStore } from './handoff.js'
+import type { HandoffParts } from './handoff-parts.js'
 import { IncomingRequests } from './incoming-requests.js'
 import { anotherNode, type LookupParts, sessionOwner } from './lookups.js'
 import { Nodes } from './nodes.js'
@@ -260,7 +261,8 @@ export class RedisAdapter implements Adapter {
       malformed: () => this.#malformed(),
       closed: () => this.#closed,
     })
-    this.#handingOff = new HandingOff({
+    // One set of parts for both sides of a handoff (see handoff-parts.ts).
+    const handoffParts: HandoffParts = {
       node: this.node,
       prefix,
       commands: this.#commands,
@@ -269,21 +271,6 @@ export class RedisAdapter implements Adapter {
       sessions: this.#sessions,
       sockets,
       memory: this.#memory,
-      cut: this.#cut,
-      uncut: this.#uncut,
-      readPlaces: this.#readPlaces,
-      publisher: this.#publisher,
-      warnings: this.#warnings,
-      requestTimeout: options.requestTimeout,
-      closed: () => this.#closed,
-      stands: (ms) => this.#stands(ms),
-    })
-    this.#claims = new Claims({
-      node: this.node,
-      prefix,
-      commands: this.#commands,
-      handoffs: this.#handoffs,
-      sessions: this.#sessions,
       nodes: this.#nodes,
       cut: this.#cut,
       uncut: this.#uncut,
@@ -292,9 +279,12 @@ export class RedisAdapter implements Adapter {
       publisher: this.#publisher,
       channel: this.#channels.broadcast,
       warnings: this.#warnings,
+      requestTimeout: options.requestTimeout,
       closed: () => this.#closed,
       stands: (ms) => this.#stands(ms),
-    })
+    }
+    this.#handingOff = new HandingOff(handoffParts)
+    this.#claims = new Claims(handoffParts)
     this.#subscriber = client.duplicate()
     // Without a listener, an 'error' event (Redis went away) would crash the process.
     this.#subscriber.on('error', (err) => {

@@ -4,83 +4,25 @@
 // places the old node wrote. Apart from the adapter, which hands it the parts it acts on.
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { ClaimAnswer, ClaimStanding } from '@parley/server'
-import type { Commands } from './commands.js'
-import type { Cut } from './cut.js'
-import type { HandOffStore } from './handoff.js'
-import { type Nodes, restoring } from './nodes.js'
-import { type PendingRequests, requestId } from './pending.js'
-import type { ReadPlaces } from './places.js'
-import type { Publisher } from './publish.js'
+import type { HandoffParts } from './handoff-parts.js'
+import { restoring } from './nodes.js'
+import { requestId } from './pending.js'
 import { RedisUnreachableError } from './send.js'
-import { type SessionOwners, sidHash } from './sessions.js'
+import { sidHash } from './sessions.js'
 import { Takeover } from './takeover.js'
-import type { UncutSockets } from './uncut-sockets.js'
-import type { Warnings } from './warnings.js'
 import { type Place, parsePlaces, parseSnapshot } from './wire.js'
 
 /** A claim Redis answered with an error (see `Claims.claim`). */
 const REFUSED = Symbol('refused')
 
-/** What a claim needs of the adapter. */
-export interface ClaimParts {
-  /** This node's id. */
-  readonly node: string
-  /** The key prefix (see `restoring`). */
-  readonly prefix: string
-  readonly commands: Commands
-  readonly handoffs: HandOffStore
-  readonly sessions: SessionOwners
-  /** The live set: whether a node is in it, and whether one said it left. */
-  readonly nodes: Pick<Nodes, 'has' | 'saidGoodbye'>
-  readonly cut: Cut
-  readonly uncut: UncutSockets
-  readonly readPlaces: ReadPlaces
-  readonly pending: PendingRequests
-  readonly publisher: Publisher
-  /** The broadcast channel, where a claim marker goes. */
-  readonly channel: string
-  readonly warnings: Warnings
-  readonly closed: () => boolean
-  /** A claim this node won may still stand in Redis for `ms` from now (see `Nodes.stop`). */
-  readonly stands: (ms: number) => void
-}
-
 /** This node's claims, and its takeovers waiting for their claim marker to come back. */
 export class Claims {
-  readonly #node: string
-  readonly #prefix: string
-  readonly #commands: Commands
-  readonly #handoffs: HandOffStore
-  readonly #sessions: SessionOwners
-  readonly #nodes: Pick<Nodes, 'has' | 'saidGoodbye'>
-  readonly #cut: Cut
-  readonly #uncut: UncutSockets
-  readonly #readPlaces: ReadPlaces
-  readonly #pending: PendingRequests
-  readonly #publisher: Publisher
-  readonly #channel: string
-  readonly #warnings: Warnings
-  readonly #closed: () => boolean
-  readonly #stands: (ms: number) => void
+  readonly #parts: HandoffParts
   /** Takeovers of this node waiting for their claim marker to come back, by claim id. */
   readonly #waiting = new Map<string, Takeover>()
 
-  constructor(parts: ClaimParts) {
-    this.#node = parts.node
-    this.#prefix = parts.prefix
-    this.#commands = parts.commands
-    this.#handoffs = parts.handoffs
-    this.#sessions = parts.sessions
-    this.#nodes = parts.nodes
-    this.#cut = parts.cut
-    this.#uncut = parts.uncut
-    this.#readPlaces = parts.readPlaces
-    this.#pending = parts.pending
-    this.#publisher = parts.publisher
-    this.#channel = parts.channel
-    this.#warnings = parts.warnings
-    this.#closed = parts.closed
-    this.#stands = parts.stands
+  constructor(parts: HandoffParts) {
+    this.#parts = parts
   }
 
   /** This node's claim marker `id` came back on the channel. */
@@ -93,26 +35,30 @@ export class Claims {
    * see `RedisAdapter.claimSession` for what each answer means.
    */
   async claim(sid: string): Promise<ClaimAnswer> {
-    if (this.#closed()) return null
-    const unavailable = this.#commands.unavailable()
+    if (this.#parts.closed()) return null
+    const unavailable = this.#parts.commands.unavailable()
     if (unavailable !== undefined)
-      return this.#cannotAsk(new RedisUnreachableError(unavailable, { at: this.#commands.address }))
+      return this.#cannotAsk(new RedisUnreachableError(unavailable, { at: this.#parts.commands.address }))
     // Bounded by requestTimeout (see Commands): the client's resume waits for it.
-    const won = await this.#handoffs.claim(sid).catch((err: unknown) => {
+    const won = await this.#parts.handoffs.claim(sid).catch((err: unknown) => {
       if (err instanceof RedisUnreachableError) return err
       // Redis answered with an error (loading its data after a restart, a replica after a
       // failover, out of memory): a store failure, as when it cannot be asked, not "nothing
       // stored". Refused at its first write, the claim changed nothing: the client's next try
       // finds the handoff as it was.
-      this.#warnings.warn('claim', 'Redis refused a claim of a handed-off session; the client tries again', {
-        err,
-      })
+      this.#parts.warnings.warn(
+        'claim',
+        'Redis refused a claim of a handed-off session; the client tries again',
+        {
+          err,
+        },
+      )
       return REFUSED
     })
     if (won === REFUSED) return 'retry'
     if (won instanceof RedisUnreachableError) return this.#cannotAsk(won)
     if (won === 'unsure') {
-      this.#warnings.warn(
+      this.#parts.warnings.warn(
         'claim',
         'a claim got no answer from Redis; it is taken back once Redis answers, and the client tries again',
       )
@@ -126,7 +72,7 @@ export class Claims {
       return {
         missed: 'owned',
         node: won.owner,
-        live: won.owner !== this.#node && this.#nodes.has(won.owner),
+        live: won.owner !== this.#parts.node && this.#parts.nodes.has(won.owner),
       }
     // Another node's claim won, and that node is still taking the session over: this resume is
     // the client's next try after it gave up on the first (a slow takeover). A new session here
@@ -142,18 +88,18 @@ export class Claims {
     if ('claimer' in won) {
       // This node's own claim: a takeover under way here, or one given up on whose take-back
       // waits for Redis (see `HandOffStore.claim`): nothing another node took.
-      if (won.claimer === this.#node) return this.#closed() ? null : 'retry'
-      return (await this.#nodes.saidGoodbye(won.claimer)) ? { missed: 'lost' } : 'elsewhere'
+      if (won.claimer === this.#parts.node) return this.#parts.closed() ? null : 'retry'
+      return (await this.#parts.nodes.saidGoodbye(won.claimer)) ? { missed: 'lost' } : 'elsewhere'
     }
-    this.#stands(won.standsFor)
+    this.#parts.stands(won.standsFor)
     const hash = sidHash(sid)
-    this.#sessions.claimed(sid)
+    this.#parts.sessions.claimed(sid)
     const parsed = parseSnapshot(won.snapshotText, sid)
     if (!parsed.ok) {
       // Nobody can take this session over: leave no record or keys behind. The server logs why,
       // with the other snapshots it could not restore.
-      this.#sessions.closed(sid)
-      void this.#handoffs.finish(hash, false).catch(() => undefined)
+      this.#parts.sessions.closed(sid)
+      void this.#parts.handoffs.finish(hash, false).catch(() => undefined)
       const why = `a handed-off session's snapshot was refused: ${parsed.why}`
       return { missed: 'unreadable', error: new ParleyError(ErrorCode.INVALID_PACKET, why) }
     }
@@ -165,21 +111,22 @@ export class Claims {
     // is no cut to go by: the socket takes every own broadcast that comes back.
     let markedAt: number | undefined
     return new Takeover(parsed.snapshot, {
-      node: this.#node,
+      node: this.#parts.node,
       id,
       hash,
       oldNode: won.oldNode,
       epoch: won.epoch,
       sealed: won.sealed,
       alone: won.alone,
-      saidGoodbye: (node) => this.#nodes.saidGoodbye(node),
+      saidGoodbye: (node) => this.#parts.nodes.saidGoodbye(node),
       publish: async (marker, takeover) => {
         // Refused while this node's connection is slow, the marker would never reach the old
         // node: it would go on numbering into a tail read without it, and seal only at the end of
         // its drain. Waited for instead, at most requestTimeout; the wait for the seal follows.
-        if (this.#closed() || !(await this.#commands.whenAvailable()) || this.#closed()) return false
+        if (this.#parts.closed() || !(await this.#parts.commands.whenAvailable()) || this.#parts.closed())
+          return false
         this.#waiting.set(id, takeover)
-        this.#pending.set(id, {
+        this.#parts.pending.set(id, {
           answer: (node, packet) => {
             if (packet.k === 'sealed' && node === won.oldNode) takeover.sealed()
           },
@@ -188,14 +135,14 @@ export class Claims {
           saidGoodbye: (node) => takeover.left(node),
           cancel: () => takeover.cancel(),
         })
-        markedAt = this.#cut.count
-        this.#publisher.publish(this.#channel, marker, (_why, sent) => {
+        markedAt = this.#parts.cut.count
+        this.#parts.publisher.publish(this.#parts.channel, marker, (_why, sent) => {
           // Sent and given up: Redis was slow, and may still run it, as the cut. Or the
           // connection dropped first (it is not ready now): it most likely never ran, and goes
           // again once the connection is back; should both run, the first is the cut for both
           // nodes, which read the channel in one order.
           if (sent) {
-            if (this.#commands.client.isReady) takeover.markerGivenUp()
+            if (this.#parts.commands.client.isReady) takeover.markerGivenUp()
             else takeover.markerDropped()
             return
           }
@@ -207,36 +154,42 @@ export class Claims {
       },
       unregister: () => {
         this.#waiting.delete(id)
-        this.#pending.delete(id)
+        this.#parts.pending.delete(id)
       },
       giveBack: () => {
-        this.#sessions.givenBack(sid)
-        this.#handoffs.unclaim(hash, won.claim)
+        this.#parts.sessions.givenBack(sid)
+        this.#parts.handoffs.unclaim(hash, won.claim)
       },
-      position: (socket) => this.#cut.positionUntilBack(socket, markedAt ?? 0),
+      position: (socket) => this.#parts.cut.positionUntilBack(socket, markedAt ?? 0),
       markerBack: (socket) => {
         if (markedAt === undefined) return
         markedAt = undefined
-        this.#cut.markerBack(socket)
+        this.#parts.cut.markerBack(socket)
       },
-      uncut: (socket) => this.#uncut.joined(socket),
+      uncut: (socket) => this.#parts.uncut.joined(socket),
       // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
       finish: async () => {
-        const read = await this.#handoffs.finish(hash, true).catch((err: unknown) => {
-          this.#warnings.warn('claim', 'could not read the tail of a claimed session', { err })
+        const read = await this.#parts.handoffs.finish(hash, true).catch((err: unknown) => {
+          this.#parts.warnings.warn('claim', 'could not read the tail of a claimed session', { err })
           return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
         })
-        this.#uncut.read(parsed.snapshot.id, this.#places(read.places), (node) => this.#readPlaces.at(node))
+        this.#parts.uncut.read(parsed.snapshot.id, this.#places(read.places), (node) =>
+          this.#parts.readPlaces.at(node),
+        )
         return read
       },
       confirm: () =>
-        this.#handoffs.confirm(hash, won.claim).catch((err: unknown): ClaimStanding => {
-          this.#warnings.warn('claim', 'could not confirm the claim of a session whose tail was not sealed', {
-            err,
-          })
+        this.#parts.handoffs.confirm(hash, won.claim).catch((err: unknown): ClaimStanding => {
+          this.#parts.warnings.warn(
+            'claim',
+            'could not confirm the claim of a session whose tail was not sealed',
+            {
+              err,
+            },
+          )
           return 'taken'
         }),
-      failed: (err) => this.#warnings.warn('claim', 'taking over a claimed session failed', { err }),
+      failed: (err) => this.#parts.warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })
   }
 
@@ -246,11 +199,11 @@ export class Claims {
    * than start over. Logged at most once every 10 s.
    */
   async #refilling(): Promise<boolean> {
-    const refilling = await restoring(this.#commands, this.#prefix).catch(
+    const refilling = await restoring(this.#parts.commands, this.#parts.prefix).catch(
       (err: unknown) => err instanceof RedisUnreachableError,
     )
     if (refilling) {
-      this.#warnings.warn(
+      this.#parts.warnings.warn(
         'claim-refilling',
         'a resume found no session while Redis is refilled after it lost its data; the client tries again',
       )
@@ -260,7 +213,7 @@ export class Claims {
 
   /** A resume Redis cannot be asked about: logged (at most once every 10 s), and tried again. */
   #cannotAsk(err: RedisUnreachableError): 'retry' {
-    this.#warnings.warn(
+    this.#parts.warnings.warn(
       'claim-unreachable',
       'a resume of a session this node does not hold could not be looked up in Redis; the client tries again',
       { err },
@@ -277,7 +230,7 @@ export class Claims {
   #places(text: string): Map<string, Place> | undefined {
     const places = parsePlaces(text)
     if (!places && text !== '') {
-      this.#warnings.warn(
+      this.#parts.warnings.warn(
         'places-unreadable',
         "the places of a claimed session's tail could not be read: they filter nothing, and a broadcast may reach the session twice",
       )

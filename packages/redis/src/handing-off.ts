@@ -3,128 +3,71 @@
 // and the stop at a claim marker, where the server gives its last packets and the tail is
 // sealed for the claimer. The store (handoff.ts) says what goes to Redis; this says when, and
 // what becomes of the socket's place on the channel (cut.ts, places.ts) meanwhile.
-import type { LocalSockets, MemoryAdapter, SessionSnapshot } from '@parley/server'
-import type { Commands } from './commands.js'
-import type { Cut } from './cut.js'
-import { CLAIM_KEEP_MS, type HandedOff, type HandOffStore } from './handoff.js'
-import type { ReadPlaces } from './places.js'
-import type { Publisher } from './publish.js'
+import type { SessionSnapshot } from '@parley/server'
+import { CLAIM_KEEP_MS, type HandedOff } from './handoff.js'
+import type { HandoffParts } from './handoff-parts.js'
 import { RedisUnreachableError, within } from './send.js'
-import type { SessionOwners } from './sessions.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
-import type { WriteTakeBack } from './take-back.js'
-import type { UncutSockets } from './uncut-sockets.js'
-import type { Warnings } from './warnings.js'
 import type { ClaimMarker } from './wire.js'
-
-/** What handing off needs of the adapter. */
-export interface HandingOffParts {
-  /** This node's id. */
-  readonly node: string
-  /** The key prefix: a claimer reads its answers on `<prefix>:response:<its id>`. */
-  readonly prefix: string
-  readonly commands: Commands
-  readonly handoffs: HandOffStore
-  readonly takeBack: WriteTakeBack
-  readonly sessions: SessionOwners
-  readonly sockets: LocalSockets
-  /** This node's rooms and sockets. */
-  readonly memory: MemoryAdapter
-  readonly cut: Cut
-  readonly uncut: UncutSockets
-  readonly readPlaces: ReadPlaces
-  readonly publisher: Publisher
-  readonly warnings: Warnings
-  readonly requestTimeout: number
-  readonly closed: () => boolean
-  /** A handoff this node wrote may be claimed for `ms` from now (see `Nodes.stop`). */
-  readonly stands: (ms: number) => void
-}
 
 /** This node's sessions being handed off, from the write of their snapshot to their claim. */
 export class HandingOff {
-  readonly #node: string
-  readonly #prefix: string
-  readonly #commands: Commands
-  readonly #handoffs: HandOffStore
-  readonly #takeBack: WriteTakeBack
-  readonly #sessions: SessionOwners
-  readonly #sockets: LocalSockets
-  readonly #memory: MemoryAdapter
-  readonly #cut: Cut
-  readonly #uncut: UncutSockets
-  readonly #readPlaces: ReadPlaces
-  readonly #publisher: Publisher
-  readonly #warnings: Warnings
-  readonly #requestTimeout: number
-  readonly #closed: () => boolean
-  readonly #stands: (ms: number) => void
+  readonly #parts: HandoffParts
   /**
    * Sessions whose `handOff` waits for Redis before it sends anything, by sid: true once the
    * server gave up on it meanwhile (`withdrawHandOff`), so that nothing is written after all.
    */
   readonly #handOffsWaiting = new Map<string, boolean>()
 
-  constructor(parts: HandingOffParts) {
-    this.#node = parts.node
-    this.#prefix = parts.prefix
-    this.#commands = parts.commands
-    this.#handoffs = parts.handoffs
-    this.#takeBack = parts.takeBack
-    this.#sessions = parts.sessions
-    this.#sockets = parts.sockets
-    this.#memory = parts.memory
-    this.#cut = parts.cut
-    this.#uncut = parts.uncut
-    this.#readPlaces = parts.readPlaces
-    this.#publisher = parts.publisher
-    this.#warnings = parts.warnings
-    this.#requestTimeout = parts.requestTimeout
-    this.#closed = parts.closed
-    this.#stands = parts.stands
+  constructor(parts: HandoffParts) {
+    this.#parts = parts
   }
 
   /** See `RedisAdapter.handOff`. */
   async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
-    if (this.#closed()) return false
+    if (this.#parts.closed()) return false
     // Redis away or not answering a moment (a failover, a reconnect): waited for at most
     // `requestTimeout`, as the tail appends wait, rather than end the session for a blip. Never
     // sent if it does not come back: nothing to take back later. The server bounds the whole by
     // its handoff timeout, and ends the session when that runs out.
-    if (this.#commands.unavailable() !== undefined) {
+    if (this.#parts.commands.unavailable() !== undefined) {
       this.#handOffsWaiting.set(snapshot.sid, false)
       // The server feeds the tail from the freeze on: what it sends meanwhile is held for the
       // entry, which begins only once Redis is back.
-      this.#handoffs.holdAppends(snapshot.sid)
-      const available = await this.#commands.whenAvailable()
+      this.#parts.handoffs.holdAppends(snapshot.sid)
+      const available = await this.#parts.commands.whenAvailable()
       const givenUp = this.#handOffsWaiting.get(snapshot.sid) === true
       this.#handOffsWaiting.delete(snapshot.sid)
       // Closed, or the server stopped waiting while this waited: the session ended, or went on
       // here (a move thawed it, and its withdraw found no write to take back). What was held
       // is dropped: the server kept it for the session, which a thaw replays to its client.
-      if (!available || givenUp || this.#closed() || !this.#sockets.hasSession(snapshot.sid)) {
-        this.#handoffs.dropHeld(snapshot.sid)
+      if (!available || givenUp || this.#parts.closed() || !this.#parts.sockets.hasSession(snapshot.sid)) {
+        this.#parts.handoffs.dropHeld(snapshot.sid)
         return false
       }
     }
     const { sid, id } = snapshot
-    this.#sessions.handingOff(sid)
-    this.#stands(ttl + CLAIM_KEEP_MS)
+    this.#parts.sessions.handingOff(sid)
+    this.#parts.stands(ttl + CLAIM_KEEP_MS)
     // The socket took this node's own broadcasts up to `from` when they were emitted (but for
     // those it was left out of for a tail, still on their way: see uncut-sockets.ts), so the snapshot
     // holds them, whether they came back here yet or not: written as this node's place at least,
     // with the snapshot and each append (see `#placesOf`). Else a claimer joined before its
     // marker came back, whose slow subscriber reads one after the join, would deliver it again
     // when the tail it reads unsealed holds no text written after it came back here.
-    const from = this.#cut.position(id)
-    const owed = this.#uncut.firstOwed(id)
-    const entry = this.#handoffs.begin(snapshot, ttl, owed === undefined ? from : Math.min(from, owed - 1))
+    const from = this.#parts.cut.position(id)
+    const owed = this.#parts.uncut.firstOwed(id)
+    const entry = this.#parts.handoffs.begin(
+      snapshot,
+      ttl,
+      owed === undefined ? from : Math.min(from, owed - 1),
+    )
     // With the snapshot, where this node is on the channel (see places.ts): a tail read before
     // any append holds them.
     const places = this.#placesOf(entry)
     // What the session was sent while this waited for Redis, first in its tail: queued now,
     // written behind the snapshot (one connection, in order), the places with it.
-    const held = this.#handoffs.appendHeld(entry, places)
+    const held = this.#parts.handoffs.appendHeld(entry, places)
     if (held.dropped) this.#appendDropped()
     // Those places (and `took`, in them) cover the texts held, which the snapshot does not hold:
     // a tail read between the write and their append would have the claimer drop them when its
@@ -132,11 +75,13 @@ export class HandingOff {
     // nothing (a broadcast may reach the session twice, never be lost) until that append lands.
     const snapshotPlaces = held.queued ? '' : places
     // -1: sent, and not answered within requestTimeout (see Commands).
-    const epoch = await this.#handoffs.write(entry, snapshot, ttl, snapshotPlaces).catch((err: unknown) => {
-      if (err instanceof RedisUnreachableError) return -1
-      this.#warnings.warn('handoff', 'could not store a session snapshot', { err })
-      return 0
-    })
+    const epoch = await this.#parts.handoffs
+      .write(entry, snapshot, ttl, snapshotPlaces)
+      .catch((err: unknown) => {
+        if (err instanceof RedisUnreachableError) return -1
+        this.#parts.warnings.warn('handoff', 'could not store a session snapshot', { err })
+        return 0
+      })
     // The server stopped waiting and withdrew it meanwhile (see `withdrawHandOff`): its UNDO,
     // behind the write, takes it back; the entry stays for a claim marker until then. Not
     // stored, whatever the write answered: nothing of it stays claimable, and a session that
@@ -153,68 +98,74 @@ export class HandingOff {
       if (epoch > 0) entry.epoch = epoch
       return true
     }
-    if (epoch > 0 && this.#handoffs.byHash(entry.hash) === entry) {
+    if (epoch > 0 && this.#parts.handoffs.byHash(entry.hash) === entry) {
       entry.epoch = epoch
-      entry.timer = setTimeout(() => this.#handoffs.forget(entry), ttl)
+      entry.timer = setTimeout(() => this.#parts.handoffs.forget(entry), ttl)
       entry.timer.unref()
       return true
     }
     if (epoch === -1) {
-      this.#warnings.warn('handoff', `a snapshot was not stored within ${this.#requestTimeout} ms`)
-      this.#takeBack.awaitWord(entry)
+      this.#parts.warnings.warn(
+        'handoff',
+        `a snapshot was not stored within ${this.#parts.requestTimeout} ms`,
+      )
+      this.#parts.takeBack.awaitWord(entry)
       return false
     }
-    this.#handoffs.forget(entry)
+    this.#parts.handoffs.forget(entry)
     // The socket stays this node's: broadcasts it was left out of meanwhile reach it as they
     // come back, later ones when emitted again.
-    this.#cut.release(id)
-    this.#sessions.keptBack(sid)
+    this.#parts.cut.release(id)
+    this.#parts.sessions.keptBack(sid)
     return false
   }
 
   /** See `RedisAdapter.appendHandOff`. */
   appendHandOff(sid: string, text: string): void {
     try {
-      if (this.#closed() || this.#handoffs.append(sid, text, (entry) => this.#placesOf(entry))) return
+      if (this.#parts.closed() || this.#parts.handoffs.append(sid, text, (entry) => this.#placesOf(entry)))
+        return
       this.#appendDropped()
     } catch (err) {
-      this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err })
+      this.#parts.warnings.warn('handoff-append', 'could not append to a handed-off session', { err })
     }
   }
 
   /** An append to a handed-off tail did not fit the bounds of the queue (see `appendHandOff`). */
   #appendDropped(): void {
-    this.#warnings.warn(
+    this.#parts.warnings.warn(
       'handoff-append-dropped',
       `dropped an append to a handed-off session's tail: ${MAX_QUEUED_TAIL_APPENDS} appends or ${MAX_QUEUED_TAIL_BYTES} bytes wait for Redis already; the node that takes the session over finds its tail incomplete`,
-      { queued: this.#handoffs.queuedAppends, unavailable: this.#commands.unavailable() },
+      { queued: this.#parts.handoffs.queuedAppends, unavailable: this.#parts.commands.unavailable() },
     )
   }
 
   /** See `RedisAdapter.sealHandOff`. */
   async sealHandOff(sid: string, last: string[], alone = false): Promise<void> {
-    const entry = this.#handoffs.bySid(sid)
+    const entry = this.#parts.handoffs.bySid(sid)
     if (!entry) return
     // Taken while the socket is still positioned: one it owes is not counted (`#placesOf`).
     const places = this.#placesOf(entry)
-    this.#cut.unposition(entry.id)
+    this.#parts.cut.unposition(entry.id)
     const late = Symbol('late')
     // The end of the drain waits for it: bounded, as every other step.
     const sealed = await within(
-      this.#handoffs.seal(entry, last, alone, places).then(
+      this.#parts.handoffs.seal(entry, last, alone, places).then(
         () => undefined,
         (err: unknown) => err,
       ),
-      this.#requestTimeout,
+      this.#parts.requestTimeout,
       late,
     )
     if (sealed === late) {
-      this.#warnings.warn(
+      this.#parts.warnings.warn(
         'handoff-seal',
-        `the seal of a handed-off session's tail was not written within ${this.#requestTimeout} ms; it goes once Redis answers`,
+        `the seal of a handed-off session's tail was not written within ${this.#parts.requestTimeout} ms; it goes once Redis answers`,
       )
     } else if (sealed !== undefined) {
-      this.#warnings.warn('handoff-seal', 'could not seal the tail of a handed-off session', { err: sealed })
+      this.#parts.warnings.warn('handoff-seal', 'could not seal the tail of a handed-off session', {
+        err: sealed,
+      })
     }
   }
 
@@ -222,8 +173,8 @@ export class HandingOff {
   async withdrawHandOff(sid: string): Promise<void> {
     // Still waiting for Redis, nothing sent: it sends nothing now.
     if (this.#handOffsWaiting.has(sid)) this.#handOffsWaiting.set(sid, true)
-    const entry = this.#handoffs.bySid(sid)
-    if (!entry || this.#closed()) return
+    const entry = this.#parts.handoffs.bySid(sid)
+    if (!entry || this.#parts.closed()) return
     // Its write unanswered, or given up on (taken back already, or its UNDO waits for this word).
     // Or stored, and the session goes on here all the same (a move taken back once its store
     // answered, see the server's `withdrawOnceStored`; a drain that stopped waiting for the
@@ -231,10 +182,10 @@ export class HandingOff {
     // that the session stayed here ('kept'), names this node in the owner record again, and
     // answers that claim's marker with a seal rather than `claimed`, which would end the
     // session here.
-    if (entry.epoch === 0 || entry.givenUp || this.#sockets.hasSession(sid))
-      return this.#takeBack.giveUp(entry)
-    const outcome = await this.#handoffs.withdraw(entry).catch((err: unknown) => {
-      this.#warnings.warn(
+    if (entry.epoch === 0 || entry.givenUp || this.#parts.sockets.hasSession(sid))
+      return this.#parts.takeBack.giveUp(entry)
+    const outcome = await this.#parts.handoffs.withdraw(entry).catch((err: unknown) => {
+      this.#parts.warnings.warn(
         'handoff-withdraw',
         'could not withdraw the snapshot of a session that ended; another node may resume it until it expires',
         { err },
@@ -242,7 +193,7 @@ export class HandingOff {
       return undefined
     })
     if (outcome === 'later') {
-      this.#warnings.warn(
+      this.#parts.warnings.warn(
         'handoff-withdraw',
         'could not withdraw the snapshot of a session that ended yet; it is withdrawn once Redis answers, another node may resume it until then',
       )
@@ -251,8 +202,8 @@ export class HandingOff {
     // no socket to serve. Kept until a claim's marker instead, it would stay for good should that
     // marker never come (its claimer died), or the withdraw wait for Redis: every own broadcast
     // would then be read back for it.
-    this.#cut.unposition(entry.id)
-    if (outcome === 'withdrawn' || outcome === 'none') this.#handoffs.forget(entry)
+    this.#parts.cut.unposition(entry.id)
+    if (outcome === 'withdrawn' || outcome === 'none') this.#parts.handoffs.forget(entry)
   }
 
   /**
@@ -267,9 +218,9 @@ export class HandingOff {
    * the marker when they come back: see `Cut.atReturn`).
    */
   #placesOf(entry: HandedOff): string {
-    const owed = this.#cut.firstOwedGivenUp(entry.id)
+    const owed = this.#parts.cut.firstOwedGivenUp(entry.id)
     const floor = owed === undefined ? entry.took : Math.min(entry.took, owed - 1)
-    return this.#readPlaces.textWith(this.#node, floor, owed === undefined)
+    return this.#parts.readPlaces.textWith(this.#parts.node, floor, owed === undefined)
   }
 
   /**
@@ -279,41 +230,45 @@ export class HandingOff {
    * next broadcast is read.
    */
   claimMarker(marker: ClaimMarker): void {
-    const entry = this.#handoffs.byHash(marker.h)
+    const entry = this.#parts.handoffs.byHash(marker.h)
     if (entry && (entry.epoch === 0 || marker.ep === entry.epoch + 1)) {
       if (entry.givenUp) {
         // A claim of a write given up on, revoked by its UNDO (which goes before this seal):
         // the session is not this claim's, and stays as it is here.
-        this.#handoffs.seal(entry, []).catch(() => undefined)
+        this.#parts.handoffs.seal(entry, []).catch(() => undefined)
       } else if (entry.state === 'open') {
         if (entry.epoch === 0) entry.claimedEarly = true
         let last: string[] = []
         try {
-          last = this.#sockets.claimed(entry.sid)
+          last = this.#parts.sockets.claimed(entry.sid)
         } catch (err) {
-          this.#warnings.warn('handoff-seal', 'the server failed to give the last packets of a session', {
-            err,
-          })
+          this.#parts.warnings.warn(
+            'handoff-seal',
+            'the server failed to give the last packets of a session',
+            {
+              err,
+            },
+          )
         }
         // With where this node is on the channel: at the marker, every broadcast before it.
         // Taken while the socket is still positioned: one it owes is not counted (`#placesOf`).
         const places = this.#placesOf(entry)
-        this.#cut.unposition(entry.id)
+        this.#parts.cut.unposition(entry.id)
         // Whatever the server still holds of the socket, no broadcast reaches it here now.
-        this.#memory.delAll(entry.id)
-        this.#handoffs.seal(entry, last, false, places).catch(() => undefined)
+        this.#parts.memory.delAll(entry.id)
+        this.#parts.handoffs.seal(entry, last, false, places).catch(() => undefined)
       }
       const sealed = () => {
-        this.#handoffs.forget(entry)
-        this.#publisher.publish(`${this.#prefix}:response:${marker.n}`, {
-          n: this.#node,
+        this.#parts.handoffs.forget(entry)
+        this.#parts.publisher.publish(`${this.#parts.prefix}:response:${marker.n}`, {
+          n: this.#parts.node,
           id: marker.id,
           k: 'sealed',
         })
       }
       entry.sealing?.then(sealed, (err: unknown) => {
-        this.#handoffs.forget(entry)
-        this.#warnings.warn('handoff-seal', 'could not seal the tail of a claimed session', { err })
+        this.#parts.handoffs.forget(entry)
+        this.#parts.warnings.warn('handoff-seal', 'could not seal the tail of a claimed session', { err })
       })
     }
   }

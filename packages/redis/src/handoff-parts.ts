@@ -1,0 +1,50 @@
+// What both sides of a handoff act on: the old node's (handing-off.ts) and the claimer's
+// (claim.ts). The adapter makes one and hands it to both, so a part either side needs is added
+// here once, not copied field by field into each.
+import type { LocalSockets, MemoryAdapter } from '@parley/server'
+import type { Commands } from './commands.js'
+import type { Cut } from './cut.js'
+import type { HandOffStore } from './handoff.js'
+import type { Nodes } from './nodes.js'
+import type { PendingRequests } from './pending.js'
+import type { ReadPlaces } from './places.js'
+import type { Publisher } from './publish.js'
+import type { SessionOwners } from './sessions.js'
+import type { WriteTakeBack } from './take-back.js'
+import type { UncutSockets } from './uncut-sockets.js'
+import type { Warnings } from './warnings.js'
+
+/** What handing a session off and claiming one need of the adapter. */
+export interface HandoffParts {
+  /** This node's id. */
+  readonly node: string
+  /**
+   * The key prefix: a claimer reads its answers on `<prefix>:response:<its id>`, and a claim
+   * that finds nothing asks whether Redis is being refilled (see `restoring`).
+   */
+  readonly prefix: string
+  readonly commands: Commands
+  readonly handoffs: HandOffStore
+  readonly takeBack: WriteTakeBack
+  readonly sessions: SessionOwners
+  readonly sockets: LocalSockets
+  /** This node's rooms and sockets. */
+  readonly memory: MemoryAdapter
+  /** The live set: whether a node is in it, and whether one said it left. */
+  readonly nodes: Pick<Nodes, 'has' | 'saidGoodbye'>
+  readonly cut: Cut
+  readonly uncut: UncutSockets
+  readonly readPlaces: ReadPlaces
+  readonly pending: PendingRequests
+  readonly publisher: Publisher
+  /** The broadcast channel, where a claim marker goes. */
+  readonly channel: string
+  readonly warnings: Warnings
+  readonly requestTimeout: number
+  readonly closed: () => boolean
+  /**
+   * A handoff this node wrote may be claimed, or a claim it won may still stand in Redis, for
+   * `ms` from now (see `Nodes.stop`).
+   */
+  readonly stands: (ms: number) => void
+}
