@@ -80,7 +80,7 @@ export class Claims {
     // finds it on the claimer once the takeover is done. So too when the claimer is out of the
     // live set: its record lapsed, which does not prove it dead (stalled, or its Redis slow to
     // answer, it takes the session over all the same, Redis or not), and the client's next try is
-    // sent to its last address (see `RedisAdapter.sessionOwner`). Only a claimer that said it left (heard
+    // sent to its last address (see `sessionOwner` in lookups.ts). Only a claimer that said it left (heard
     // here, or marked in Redis: see `Nodes.saidGoodbye`) never finishes: the session went with
     // it, and the client gets a new one at once. One that died without a word holds its client's tries
     // until the handoff's keys expire (their `ttl`) or the server's bound on them (the recovery

@@ -123,10 +123,11 @@ export class Cut {
   }
 
   /**
-   * Positions `id` for the own broadcasts sent from now on (the old node, from `handOff`). One
-   * still positioned since this node took it over (`positionUntilBack`) keeps its earlier
-   * count: it was left out of the own broadcasts emitted since, and those still on their way
-   * reach it only when they come back, before the marker of the next claim (into its tail).
+   * Positions `id` for the own broadcasts sent from now on (the old node, from
+   * `HandingOff.handOff`). One still positioned since this node took it over
+   * (`positionUntilBack`) keeps its earlier count: it was left out of the own broadcasts emitted
+   * since, and those still on their way reach it only when they come back, before the marker of
+   * the next claim (into its tail).
    * Returns the count up to which it takes none of them when they come back: those it took
    * when they were emitted (or, taken over here, those before its cut).
    */

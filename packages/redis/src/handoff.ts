@@ -109,7 +109,7 @@ return standing and 1 or 0
 `
 
 // KEYS: hash, tail, owner record. ARGV: node, suffix of a handed-off owner record, write id.
-// The session ended on this node, which handed it off (see RedisAdapter.withdrawHandOff; one
+// The session ended on this node, which handed it off (see `HandingOff.withdrawHandOff`; one
 // that goes on here is taken back by UNDO, 'kept', instead, whose claim is told so): unless
 // claimed, the snapshot and the tail go, and the owner record with them while it still names
 // this node as handing off. Claimed already: the hash is marked ended, for the claimer's FINISH
@@ -287,7 +287,7 @@ export interface HandedOff {
   /**
    * The count of this node's own broadcasts up to which the socket took them when they were
    * emitted, before the snapshot: the snapshot holds them. Written as this node's place at
-   * least (see `RedisAdapter.handOff`), whether they came back here yet or not.
+   * least (see `HandingOff.handOff`), whether they came back here yet or not.
    */
   readonly took: number
   /** The epoch the handoff wrote (0 until written); a claim bumps it by one. */
@@ -297,13 +297,13 @@ export interface HandedOff {
   /** Names the handoff's write, for UNDO: random. */
   readonly write: string
   /**
-   * The write was given up on before its answer came (see `RedisAdapter.withdrawHandOff`): it is
+   * The write was given up on before its answer came (see `HandingOff.withdrawHandOff`): it is
    * taken back (UNDO), and a claim that won meanwhile is answered as revoked, not taken over.
    */
   givenUp: boolean
   /**
    * Set while the UNDO of a write given up on waits to hear what becomes of the session (see
-   * `RedisAdapter.handOff`); `send` resolves `sent` once it is on the connection, and a seal
+   * `WriteTakeBack.awaitWord`); `send` resolves `sent` once it is on the connection, and a seal
    * waits for that, so that the claimer it answers reads the revocation.
    */
   undoWaits?: { sent: Promise<void>; send: () => void }
@@ -457,7 +457,7 @@ export class HandOffStore {
   }
 
   /**
-   * `sid`'s handoff waits for Redis before its entry begins (see `RedisAdapter.handOff`): what
+   * `sid`'s handoff waits for Redis before its entry begins (see `HandingOff.handOff`): what
    * the session is sent meanwhile is held, within the bounds of the tails' queue, for the entry
    * (`appendHeld`), or dropped (`dropHeld`) when the handoff gives up while waiting.
    */
@@ -479,7 +479,7 @@ export class HandOffStore {
    * them alone, so that a batch that carries only the first ones vouches for nothing of the
    * rest. One dropped while held (and logged then) leaves the tail with a hole, which the
    * claimer reads. `queued`: some were queued (the snapshot's write must then carry no places,
-   * see `RedisAdapter.handOff`); `dropped`: one was dropped now (the queue filled meanwhile).
+   * see `HandingOff.handOff`); `dropped`: one was dropped now (the queue filled meanwhile).
    */
   appendHeld(entry: HandedOff, places: string): { queued: boolean; dropped: boolean } {
     const held = this.#held.release(entry.sid)
@@ -583,7 +583,7 @@ export class HandOffStore {
   }
 
   /**
-   * Appends to the tail of a session this node handed off; see `RedisAdapter.appendHandOff`.
+   * Appends to the tail of a session this node handed off; see `HandingOff.appendHandOff`.
    * False when the append was dropped: the queue of this node's appends is full (see
    * `TailWrites`), and the claimer learns of the hole from the session's next write.
    */

@@ -1,5 +1,5 @@
 // What a session is sent while its handoff waits for Redis to take commands again (see
-// `RedisAdapter.handOff`): the server feeds the tail from the freeze on, but the handoff's entry
+// `HandingOff.handOff`): the server feeds the tail from the freeze on, but the handoff's entry
 // begins only once Redis is back, and an append with no entry would be lost. Held here, by sid,
 // then queued as the first appends of the entry once it begins; dropped when the handoff gives up
 // while still waiting (the session goes on at this node, which kept every packet it numbered).

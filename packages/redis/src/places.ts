@@ -163,7 +163,7 @@ export class ReadPlaces {
    * As `text` (`readText` without `skipped`), with `node`'s place raised to `floor` when it is
    * below: every broadcast of `node` up to `floor` reached the session some other way (a drain's
    * own broadcasts that its socket took when they were emitted, before the snapshot: see
-   * `RedisAdapter.handOff`), whether read back here yet or not.
+   * `HandingOff.handOff`), whether read back here yet or not.
    */
   textWith(node: string, floor: number, skipped: boolean): string {
     if (floor <= (this.#places.get(node) ?? 0)) return skipped ? this.text : this.readText

@@ -1,8 +1,8 @@
-// The take-back of a handoff write that got no answer (see `RedisAdapter.handOff`): it may
+// The take-back of a handoff write that got no answer (see `HandingOff.handOff`): it may
 // have run, and a claim may have won it, so its UNDO goes once the server says what became of
-// the session, or after requestTimeout all the same. Apart from the adapter, which only decides
-// when a write is given up on, so that what the UNDO tells a claimer, and what this node keeps,
-// read in one place.
+// the session, or after requestTimeout all the same. Apart from the old node's side of the
+// handoff (handing-off.ts), which only decides when a write is given up on, so that what the
+// UNDO tells a claimer, and what this node keeps, read in one place.
 import type { LocalSocket, LocalSockets } from '@parley/server'
 import type { Cut } from './cut.js'
 import type { HandedOff, HandOffStore } from './handoff.js'
@@ -61,7 +61,7 @@ export class WriteTakeBack {
       this.#takenOverMeanwhile(entry, copy),
     )
     if (kept) {
-      // As for a write that failed (see `RedisAdapter.handOff`): the socket and its record are this node's.
+      // As for a write that failed (see `HandingOff.handOff`): the socket and its record are this node's.
       this.#cut.release(entry.id)
       this.#sessions.keptBack(entry.sid)
     } else {
@@ -75,12 +75,13 @@ export class WriteTakeBack {
   /**
    * The write got no answer within requestTimeout: it may have run, and a claim may win it before
    * its UNDO, which tells that claim what became of the session here (see UNDO). The server
-   * decides that once `RedisAdapter.handOff` resolves false, and says so: a drain ends the session, a move
-   * thaws it, and either calls `withdrawHandOff`, which sends the UNDO (`giveUp`). Told
-   * `kept` before that, a claim of a session the drain then ends would send its client to try
-   * again, only to find it ended one try later. Should that word not come within
-   * requestTimeout, the UNDO goes all the same. Meanwhile appends are refused, and a claim's
-   * marker is answered with a seal that goes behind the UNDO.
+   * decides that once `handOff` resolves false (`HandingOff.handOff`), and says so: a drain ends
+   * the session, a move thaws it, and either calls `withdrawHandOff`
+   * (`HandingOff.withdrawHandOff`), which sends the UNDO (`giveUp`). Told `kept` before that, a
+   * claim of a session the drain then ends would send its client to try again, only to find it
+   * ended one try later. Should that word not come within requestTimeout, the UNDO goes all the
+   * same. Meanwhile appends are refused, and a claim's marker is answered with a seal that goes
+   * behind the UNDO.
    */
   awaitWord(entry: HandedOff): void {
     this.#handoffs.holdUndo(entry)

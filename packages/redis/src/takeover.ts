@@ -102,7 +102,7 @@ const MARKER_TRIES = 5
 const MARKER_AGAIN_MS = 100
 
 /**
- * A session this node won (see `RedisAdapter.claimSession`), until it took it over:
+ * A session this node won (see `Claims.claim`), until it took it over:
  *
  * ```
  *  claimer                              Redis <p>:broadcast             old node
@@ -294,7 +294,7 @@ export class Takeover implements SessionClaim {
     // (alone: at once, no other node being live).
     const tail: HandOffTail = { tail: read.tail, complete: read.sealed && read.whole, late: context.sealed }
     if (context.sealed && context.alone) tail.alone = true
-    // The session ended on the old node after the claim won (see `RedisAdapter.withdrawHandOff`).
+    // The session ended on the old node after the claim won (see `HandingOff.withdrawHandOff`).
     if (read.ended) tail.ended = true
     // It went on there instead: its old node gave up on the write this claim found (see UNDO).
     if (read.kept) tail.kept = true

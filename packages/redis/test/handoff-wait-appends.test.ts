@@ -1,5 +1,5 @@
 // What a session is sent while its handoff waits for Redis (away a moment, see
-// `RedisAdapter.handOff`): the server numbers it into the tail from the freeze on, before the
+// `HandingOff.handOff`): the server numbers it into the tail from the freeze on, before the
 // handoff's entry exists. Stored once Redis is back, the claimer finds it first in the tail, and
 // the client gets it once on the other node; given up on while still waiting (the server thaws
 // the session), nothing of it goes to Redis, and the client gets it once from the old node,

@@ -1,6 +1,6 @@
 // The undos an adapter keeps until Redis answers them: what `add` returns says when the undo is
 // over (answered, or given up), which the server waits for before it runs what a client sent
-// a session whose move was given up on (see `RedisAdapter.withdrawHandOff`).
+// a session whose move was given up on (see `HandingOff.withdrawHandOff`).
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'

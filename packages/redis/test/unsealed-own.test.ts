@@ -190,7 +190,7 @@ describe.skipIf(skipRedisSuites())('a tail read before the old node sealed it', 
     // none of its own broadcasts on their way: the cut does not position it. b1, emitted right
     // after the join, before b read the tail, is left out all the same, for that tail
     // (`UncutSockets.leftOut`), and is on its way to the socket when b hands the session on to a.
-    // b's place for itself must stay below b1: without `firstOwed` in `RedisAdapter.handOff` it
+    // b's place for itself must stay below b1: without `firstOwed` in `HandingOff.handOff` it
     // would hold b1, and a would drop it though neither a snapshot nor a tail has it.
     const { redis, proxy: bProxy, cluster } = await scene()
     const aProxy = await startTcpProxy(redis.port)
