@@ -92,7 +92,8 @@ export class Cut {
 
   /**
    * Whether `id` is positioned since an own broadcast was given up that may still come back: it
-   * did not take that one then, and takes it only if it comes back.
+   * did not take that one then, and takes it only if it comes back, so it stays positioned
+   * until then (see `#settle`).
    */
   owesGivenUp(id: string): boolean {
     const position = this.#positioned.get(id)
@@ -230,8 +231,7 @@ export class Cut {
     while (this.#lost.delete(this.#back + 1)) this.#back++
     if (this.#back < this.#sent) return
     for (const id of this.#releases) {
-      const position = this.#positioned.get(id)
-      if (position && this.#givenUp.owes(position.at)) continue
+      if (this.owesGivenUp(id)) continue
       this.#positioned.delete(id)
       this.#releases.delete(id)
     }
