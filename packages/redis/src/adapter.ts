@@ -35,6 +35,7 @@ import { Publisher } from './publish.js'
 import { type QueryParts, query } from './query.js'
 import { Readiness } from './ready.js'
 import type { DistributiveOmit } from './remote.js'
+import { RedisErrorCode } from './send.js'
 import { SessionOwners } from './sessions.js'
 import { Losses, type RedisAdapterStats } from './stats.js'
 import { WriteTakeBack } from './take-back.js'
@@ -201,7 +202,7 @@ export class RedisAdapter implements Adapter {
       sockets,
       publisher: this.#publisher,
       warnings: this.#warnings,
-      malformed: () => this.#malformed(),
+      malformed: () => this.#malformed(this.#channels.request),
     })
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
@@ -258,7 +259,7 @@ export class RedisAdapter implements Adapter {
       channel: this.#channels.broadcast,
       losses: this.#losses,
       warnings: this.#warnings,
-      malformed: () => this.#malformed(),
+      malformed: () => this.#malformed(this.#channels.broadcast),
       closed: () => this.#closed,
     })
     // One set of parts for both sides of a handoff (see handoff-parts.ts).
@@ -690,7 +691,7 @@ export class RedisAdapter implements Adapter {
   #onBroadcast(text: string): void {
     const packet = parseBroadcast(text)
     if (!packet) {
-      this.#malformed()
+      this.#malformed(this.#channels.broadcast)
       return
     }
     if (this.#closed) return
@@ -715,7 +716,7 @@ export class RedisAdapter implements Adapter {
   #onRequest(text: string): void {
     const request = parseRequest(text)
     if (!request) {
-      this.#malformed()
+      this.#malformed(this.#channels.request)
       return
     }
     if (request.n === this.node || this.#closed) return
@@ -725,7 +726,7 @@ export class RedisAdapter implements Adapter {
   #onMembership(text: string): void {
     const packet = parseMembership(text)
     if (!packet) {
-      this.#malformed()
+      this.#malformed(this.#channels.membership)
       return
     }
     if (packet.n === this.node || this.#closed) return
@@ -746,7 +747,7 @@ export class RedisAdapter implements Adapter {
   #onResponse(text: string): void {
     const packet = parseResponse(text)
     if (!packet) {
-      this.#malformed()
+      this.#malformed(this.#channels.response)
       return
     }
     if (packet.k === 'resubscribed') {
@@ -781,7 +782,14 @@ export class RedisAdapter implements Adapter {
     this.#broadcasts.settleGap(q)
   }
 
-  #malformed(): void {
-    this.#warnings.warn('malformed', 'a message from another node was malformed and was dropped')
+  /**
+   * A message on `channel` that no node of this version sends: dropped, nothing run or answered
+   * for it, and logged with a code an operator can search for, and the channel it came on.
+   */
+  #malformed(channel: string): void {
+    this.#warnings.warn('malformed', 'a message from another node was malformed and was dropped', {
+      code: RedisErrorCode.MALFORMED,
+      channel,
+    })
   }
 }

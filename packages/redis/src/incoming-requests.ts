@@ -56,8 +56,10 @@ export class IncomingRequests {
   /** Runs `request` of another node, well-formed and not this node's own, and answers it. */
   answer(request: RequestPacket | HandOffRequest | RepliedRequest): void {
     const channel = `${this.#prefix}:response:${request.n}`
-    const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) =>
-      this.#publisher.publish(channel, { ...answer, n: this.#node, id: request.id } as ResponsePacket)
+    const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) => {
+      const packet: ResponsePacket = { ...answer, n: this.#node, id: request.id }
+      this.#publisher.publish(channel, packet)
+    }
     if (request.k === 'replied') {
       const made = request.to === this.#node ? this.#answering.made(request.n, request.id) : undefined
       if (made !== undefined) respond({ k: 'replied', c: made === 'all' ? 0 : made, all: made === 'all' })

@@ -22,6 +22,12 @@ export const RedisErrorCode = {
   REFUSED: 'PARLEY_REDIS_REFUSED',
   /** A listener of `onNodesChange` threw or rejected: the `code` of the warning that logs it. */
   LISTENER_FAILED: 'PARLEY_REDIS_LISTENER_FAILED',
+  /**
+   * A message on the adapter's channels that no node of this version sends (not JSON, a kind it
+   * does not know, a field missing or of another type): dropped, and the `code` of the warning
+   * that logs it, with its `channel`.
+   */
+  MALFORMED: 'PARLEY_REDIS_MALFORMED',
 } as const
 
 /**
