@@ -59,9 +59,11 @@ import {
  * Nor, within the quiet time after a handoff, does a resume's try that busy nodes failed (a HELLO
  * unanswered in time, a 503, a balancer's 502): untold, it ends the attempt, and the next one,
  * after the backoff, begins again at the transport in use before the handoff (see #connect).
- * A probe whose auth fails blames no transport either (see #tryProbe). A probe that failed once
- * its HELLO went may still have been taken (its answer lost): MOVED, or PARLEY_TRANSPORT_MISMATCH,
- * on T after it is that move, and the session resumes at once on T, blaming nothing (see moved()).
+ * A probe whose auth fails blames no transport either, nor one whose HELLO the server refuses with
+ * a code of its own (its middleware), which stops the climb until another transport is attached
+ * (see #tryProbe). A probe that failed once its HELLO went may still have been taken (its answer
+ * lost): MOVED, or PARLEY_TRANSPORT_MISMATCH, on T after it is that move, and the session resumes
+ * at once on T, blaming nothing (see moved()).
  * A HELLO that asked to resume an ended session may be answered with that session's CLOSE: the
  * session handles it as any CLOSE. An event stream that stalled (opened, then brought nothing within
  * connectTimeout: a proxy that buffers it, or a slow moment) is tried last and never probed until
@@ -139,7 +141,7 @@ export interface ConnectionHost {
    * Tells the application: an attempt failed (`connect_error`), one transport could not be
    * opened or was lost and the client goes on with the next (`transport_error`), a reconnection
    * attempt starts (`reconnect_attempt`), reconnectionAttempts ran out (`reconnect_failed`),
-   * an upgrade probe's auth failed (`error`).
+   * an upgrade probe's auth failed, or the server refused its HELLO with a code (`error`).
    */
   notify<K extends ConnectionEvent>(event: K, ...args: Parameters<ReservedEvents[K]>): void
 }
@@ -741,7 +743,18 @@ export class Connection {
       // the same climb after the same wait, as a connect attempt tries the same transport again.
       // One that threw or rejected: no more probes from this transport, since asking again
       // would not mend the application's error; the next transport attached asks anew.
-      if (!hello && !this.#moved) {
+      // The same for the server's refusal of the HELLO, with a code of its own (its middleware: a
+      // token that expired, a policy; the origin; the version): it refuses the client, not the
+      // transport, and a lesser transport, or the next probe, would get the same answer until the
+      // application mends what the code names (a resume runs the middleware again). Not a
+      // refusal: what the server says of a state that passes (a node full or shutting down, a
+      // session moving: `details.refused` false), of a HELLO that came late
+      // (PARLEY_HANDSHAKE_TIMEOUT), nor an answer without a code of Parley's
+      // (PARLEY_TRANSPORT_ERROR, PARLEY_NOT_FOUND): something in front of the server, which
+      // another transport may pass. `details.transport` names the probe, in the details the
+      // transport made of the server's answer (see refusal).
+      if (!this.#moved && (!hello || refusal(error))) {
+        if (hello) (error.details as Record<string, unknown>).transport = name
         this.#host.notify('error', error)
         if (error.code === ErrorCode.HANDSHAKE_TIMEOUT) this.#scheduleProbe()
         return
@@ -858,6 +871,18 @@ const BEST_FIRST = Object.keys(TRANSPORTS) as TransportName[]
 /** An error that says nothing of the server: the transport could not reach it, or is not offered. */
 const quiet = ({ code }: ParleyError<string>) =>
   code === ErrorCode.TRANSPORT_ERROR || code === ErrorCode.TRANSPORT_DISABLED
+
+/**
+ * The server's coded refusal of the client (see #tryProbe): `details.refused` (which implies
+ * details, those the transport made of the answer) with a code of the server's, not one the
+ * client gives an answer without a code (PARLEY_TRANSPORT_ERROR, PARLEY_NOT_FOUND), nor the
+ * server's word for a HELLO that came late.
+ */
+const refusal = (error: ParleyError<string>) =>
+  error.details?.refused &&
+  !quiet(error) &&
+  error.code !== ErrorCode.NOT_FOUND &&
+  error.code !== ErrorCode.HANDSHAKE_TIMEOUT
 
 /** True when a browser says it has no network. */
 function offline(): boolean {

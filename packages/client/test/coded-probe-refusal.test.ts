@@ -3,8 +3,9 @@
 // with 200 alone. A request of the transport in use refused PARLEY_TRANSPORT_MISMATCH afterwards is
 // then the server having let that transport go (its heartbeat gave up on a poll a proxy held
 // back): the transport is lost, and the application hears so by `transport_error`, as after a
-// WebSocket probe refused at its upgrade (refused-probe-mismatch.test.ts). Real client, real
-// server, the fault proxy refusing WebSockets and holding the polls.
+// WebSocket probe refused at its upgrade (refused-probe-mismatch.test.ts). The middleware's
+// refusal itself is heard by `error`, and no probe follows it (probe-refused-by-middleware.test.ts).
+// Real client, real server, the fault proxy refusing WebSockets and holding the polls.
 import { ErrorCode, type ParleyError } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
@@ -18,22 +19,21 @@ type Handshaking = ServerSocket & { handshake: { transport: string } }
 
 describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe refused with a coded 403', () => {
   it('is a lost transport: transport_error, then the resume, nothing lost or doubled', async () => {
-    // While `refusing`, the middleware refuses every SSE handshake, the probes' resumes included,
-    // before the server moves anything.
+    // While `refusing`, the middleware refuses every SSE handshake, before the server moves
+    // anything. `streams`: the SSE handshakes it saw, refused or not.
     let refusing = true
-    let refused = 0
+    let streams = 0
     const refuseStreams = (app: FastifyInstance) =>
       parleyOf(app).use(async (socket) => {
-        if (!refusing || (socket as Handshaking).handshake.transport !== 'sse') return
-        refused++
-        throw Object.assign(new Error('no event streams now'), { code: 'APP_NO_STREAMS' })
+        if ((socket as Handshaking).handshake.transport !== 'sse') return
+        streams++
+        if (refusing) throw Object.assign(new Error('no event streams now'), { code: 'APP_NO_STREAMS' })
       })
     const stage = await scene(refuseStreams)
     const { proxy: p } = stage
     const socket = client(p.url, {
       // Polling first: the climb probes WebSocket (refused at its upgrade), then SSE (refused by
-      // the middleware), 500 ms after the attach, then 1, 2, 4 s after each failure: at about
-      // 0.5, 1.5, 3.5 and 7.5 s.
+      // the middleware), 500 ms after the attach; and no more from polling.
       transports: ['polling', 'websocket', 'sse'],
       upgradeDelay: 500,
       upgradeDelayMax: 60_000,
@@ -46,9 +46,9 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe refused
     socket.on('transport_error', (name, error: ParleyError<string>) => errors.push(`${name} ${error.code}`))
     await next(socket, 'connect')
     expect(socket.transport).toBe('polling')
-    await until(() => refused >= 3, 8000, 'probes refused')
-    // The probes' failures are heard by no one (a failed probe is no transport lost); the
-    // resume below may take SSE.
+    const [refusal] = await next<[ParleyError<string>]>(socket, 'error', 8000)
+    expect([refusal.code, refusal.details?.transport]).toEqual(['APP_NO_STREAMS', 'sse'])
+    // The probes' failures are no transport lost; the resume below may take SSE.
     refusing = false
     expect(errors).toEqual([])
     // As in refused-http-probe-mismatch.test.ts: from the mark on, the proxy holds the polls, and
@@ -64,6 +64,8 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe refused
       `transport_error websocket ${ErrorCode.TRANSPORT_ERROR}`,
       'polling -> sse (downgrade)',
     ])
+    // The refused probe's handshake and the resume's: none from polling in between.
+    expect(streams).toBe(2)
     await bothOnce(socket, stage)
   })
 })
