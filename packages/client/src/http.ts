@@ -115,6 +115,12 @@ export abstract class HttpTransport extends BaseTransport {
    */
   #postWithin!: number
   /**
+   * Node only: when (performance.now()) the POSTs that go once the transport closed (at
+   * disconnect(), the teardown's) must be answered, set by the teardown (see there). `declare`:
+   * no field in the browser build, which never sets it.
+   */
+  declare protected endBy: number
+  /**
    * The handshake opened a new session, whose first GET goes out before OPEN reaches the
    * session's books: they still count the packets of the session before (see `ack`).
    */
@@ -285,6 +291,14 @@ export abstract class HttpTransport extends BaseTransport {
    */
   protected teardown(): void {
     this.ctl.abort()
+    // Node only: one deadline for every POST that goes from now on, a heartbeat window away,
+    // where each had a window of its own: a server that holds its answers (stalled, or behind a
+    // proxy that swallows them) kept the process alive a window per body. Past it, what is left
+    // is dropped: the server gave no sign of life for a whole window, and keeps the session for
+    // its recovery window, as for a goodbye lost. (The POST in flight now, if any, ends within
+    // its own bound, before this one.) A page lives on: there each POST keeps its own window.
+    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
+      this.endBy = performance.now() + this.#postWithin
     if (leaving(this.#lines)) void this.#post(this.#lines.splice(0))
     else this.#flush()
   }
@@ -309,7 +323,8 @@ export abstract class HttpTransport extends BaseTransport {
   /**
    * No POST in flight any more: the next body goes. After teardown, whatever became of the POST
    * before it (answered, refused, or failed): the CLOSE in the last must not be lost, or the
-   * server would keep the session for its whole recovery window.
+   * server would keep the session for its whole recovery window. (In Node, until the teardown's
+   * deadline: see teardown.)
    */
   #next(): void {
     this.#busy = false
@@ -327,6 +342,15 @@ export abstract class HttpTransport extends BaseTransport {
   async #post(batch: Outgoing[]): Promise<void> {
     const url = this.#session!
     const body = batch.map((l) => l.text).join('\n')
+    // Closed, in Node: what is left to the teardown's deadline (see there) bounds this POST, the
+    // transport's heartbeat window no longer of use; and once it passed, nothing more goes.
+    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE && this.closed) {
+      this.#postWithin = this.endBy - performance.now()
+      if (this.#postWithin <= 0) {
+        this.#lines = []
+        return
+      }
+    }
     const ctl = new AbortController()
     const timer = setTimeout(() => ctl.abort(), this.#postWithin)
     try {
