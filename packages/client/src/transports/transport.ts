@@ -207,10 +207,14 @@ export abstract class BaseTransport implements Transport {
       ? // A node shutting down, or full, refuses the handshake, not this client: another node,
         // or the same one after a backoff, will take it. So does a handshake that failed inside
         // the server (an adapter whose store was away): SERVER_SHUTTING_DOWN now, BAD_REQUEST
-        // from servers before it (kept so for a client newer than its server).
+        // from servers before it (kept so for a client newer than its server). Nor does a HELLO
+        // that reached the server after its handshakeTimeout (a slow link): the transport failed.
         new ParleyError<string>(packet.code, packet.message, {
           details: {
-            refused: !busy(packet) && packet.code !== ErrorCode.BAD_REQUEST,
+            refused:
+              !busy(packet) &&
+              packet.code !== ErrorCode.BAD_REQUEST &&
+              packet.code !== ErrorCode.HANDSHAKE_TIMEOUT,
           },
         })
       : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)
