@@ -555,6 +555,14 @@ function normaliseOrigin(origin: string): string {
       `holds ${JSON.stringify(origin)}: write scheme://host[:port] without a path`,
     )
   }
+  // `https://*.example.com` parses (a `*` may stand in a host), but no browser sends that
+  // origin: taken as written, it would refuse every page it was meant to let in.
+  if (url.hostname.includes('*')) {
+    throw new ParleyOptionError(
+      'allowedOrigins',
+      `holds ${JSON.stringify(origin)}: origins are matched exactly, with no wildcard; to match a pattern, pass a function (origin) => boolean`,
+    )
+  }
   return url.origin
 }
 

@@ -142,6 +142,7 @@ describe('options', () => {
     [{ allowedOrigins: 5 }, 'allowedOrigins'],
     [{ allowedOrigins: ['app.example'] }, 'allowedOrigins'],
     [{ allowedOrigins: ['https://app.example/path'] }, 'allowedOrigins'],
+    [{ allowedOrigins: ['https://*.app.example'] }, 'allowedOrigins'],
     [{ recovery: true }, 'recovery'],
     [{ recovery: { window: 0 } }, 'recovery.window'],
     [{ recovery: { windw: 10 } }, 'recovery'],
