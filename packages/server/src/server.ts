@@ -8,6 +8,7 @@ import {
   type RoutedResponse,
   type SocketDescription,
 } from './adapter/adapter.js'
+import { checkAdapter } from './adapter/check.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError, checkListener } from './argument-error.js'
@@ -146,23 +147,26 @@ export class ParleyServer<
       closing: () => this.#closing,
     })
     this.#limit = new SessionLimit(options.maxSessions, log, metrics)
-    this.adapter = (options.adapter ?? ((sockets) => new MemoryAdapter(sockets)))({
-      // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
-      get: (id) => this.#byId.get(id),
-      hasSession: (sid) => this.#bySid.has(sid),
-      maxPayload: options.maxPayload,
-      path: options.path,
-      serve: (request) => {
-        if (!this.#serve) return Promise.reject(new Error('parley: the endpoints are not registered yet'))
-        return this.#serve(request)
-      },
-      url: () => this.#url,
-      // Made with the adapter, `#departures` is not there yet while its factory runs: one that
-      // asks at once (what its store queued for this node, say) hears this node has none.
-      claimed: (sid) => this.#departures?.claimed(sid) ?? [],
-      handOff: (sid) => this.#departures?.moveOut(sid) ?? Promise.resolve(false),
-      takenOver: (sid) => this.#departures?.takenOver(sid),
-    })
+    const makeAdapter = options.adapter ?? ((sockets) => new MemoryAdapter(sockets))
+    this.adapter = checkAdapter(
+      makeAdapter({
+        // A ServerSocket is a LocalSocket (checked here, not declared: those members are internal).
+        get: (id) => this.#byId.get(id),
+        hasSession: (sid) => this.#bySid.has(sid),
+        maxPayload: options.maxPayload,
+        path: options.path,
+        serve: (request) => {
+          if (!this.#serve) return Promise.reject(new Error('parley: the endpoints are not registered yet'))
+          return this.#serve(request)
+        },
+        url: () => this.#url,
+        // Made with the adapter, `#departures` is not there yet while its factory runs: one that
+        // asks at once (what its store queued for this node, say) hears this node has none.
+        claimed: (sid) => this.#departures?.claimed(sid) ?? [],
+        handOff: (sid) => this.#departures?.moveOut(sid) ?? Promise.resolve(false),
+        takenOver: (sid) => this.#departures?.takenOver(sid),
+      }),
+    )
     this.#departures = new Departures<L, E, D>({
       adapter: this.adapter,
       handoff: options.handoff,

@@ -173,6 +173,21 @@ describe('options', () => {
     }
   })
 
+  it.each<[string, () => unknown, string]>([
+    ['nothing', () => undefined, 'returned undefined'],
+    ['a promise', async () => ({}), 'returned a promise'],
+    [
+      'an object short of members',
+      () => ({ addAll() {}, broadcast() {} }),
+      'has no del, delAll, socketRooms,',
+    ],
+  ])('refuse an adapter factory that makes %s, saying so', async (_, adapter, says) => {
+    const error = await register({ adapter }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(TypeError)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+    expect((error as Error).message).toContain(says)
+  })
+
   it('refuse options that throw when read, with what they threw as cause', async () => {
     for (const options of [trapsThrow(), revoked(), { recovery: trapsThrow() }, { shutdown: revoked() }]) {
       const error = await register(options).catch((e: unknown) => e)
