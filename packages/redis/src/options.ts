@@ -149,6 +149,18 @@ function resolve(input: unknown): ResolvedRedisOptions {
     throw new RedisAdapterOptionError('options', 'must be an object with at least `client`')
   }
   const options = input as Record<string, unknown>
+  // `adapter: redisAdapter`, not called: the server calls it with its own sockets, whose first
+  // key would be refused as an unknown option, which says nothing of the mistake.
+  if (
+    !('client' in options) &&
+    typeof options.hasSession === 'function' &&
+    typeof options.serve === 'function'
+  ) {
+    throw new RedisAdapterOptionError(
+      'options',
+      "got the server's sockets: give the server's `adapter` option what redisAdapter() returns (`adapter: redisAdapter({ client })`), not redisAdapter itself",
+    )
+  }
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new RedisAdapterOptionError(key, 'is not an option of redisAdapter()')
   }

@@ -1,5 +1,6 @@
 // redisAdapter() checks its options when it is called, before anything touches Redis.
 import { RedisAdapterOptionError, type RedisClient, redisAdapter } from '@parley/redis'
+import parley from '@parley/server'
 import Fastify from 'fastify'
 import { createClient } from 'redis'
 import { describe, expect, it, vi } from 'vitest'
@@ -101,6 +102,21 @@ describe('redisAdapter() options', () => {
       expect(error.code).toBe('PARLEY_INVALID_OPTION')
     }
     expect(refusal({ client: make() }).code).toBe('PARLEY_INVALID_OPTION')
+  })
+
+  it('says so when given to the server uncalled, as `adapter: redisAdapter`', async () => {
+    const app = Fastify()
+    try {
+      const error = await app.register(parley, { adapter: redisAdapter as never }).then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      expect(error).toBeInstanceOf(RedisAdapterOptionError)
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'options' })
+      expect((error as Error).message).toContain('adapter: redisAdapter({ client })')
+    } finally {
+      await app.close()
+    }
   })
 
   it('refuses options that throw when read, with what they threw as cause', () => {
