@@ -399,7 +399,9 @@ function resolve(input: unknown): ResolvedOptions {
     typeof origins !== 'function' &&
     !(Array.isArray(origins) && origins.every((o) => typeof o === 'string'))
   ) {
-    throw new ParleyOptionError('allowedOrigins', "must be '*', a list of origins or a function")
+    // One origin as a string is what other CORS options take (`@fastify/cors`'s `origin`).
+    const hint = typeof origins === 'string' ? `, got ${describe(origins)}: put one origin in a list` : ''
+    throw new ParleyOptionError('allowedOrigins', `must be '*', a list of origins or a function${hint}`)
   }
   const allowedOrigins = Array.isArray(origins)
     ? origins.map((o: string) => normaliseOrigin(o))

@@ -173,6 +173,12 @@ describe('options', () => {
     }
   })
 
+  it('point a single origin given as a string to the list form', async () => {
+    const error = await register({ allowedOrigins: 'https://app.example' }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'allowedOrigins' })
+    expect((error as Error).message).toContain('got "https://app.example": put one origin in a list')
+  })
+
   it.each<[string, () => unknown, string]>([
     ['nothing', () => undefined, 'returned undefined'],
     ['a promise', async () => ({}), 'returned a promise'],
