@@ -47,6 +47,7 @@ async function guardedServer() {
         if (token === 'good') return
         if (token === 'expired') throw Object.assign(new Error('log in again'), { code: 'AUTH_EXPIRED' })
         if (token === 'store-away') throw INTERNAL_ERROR
+        if (token === 'lowercase') throw Object.assign(new Error('log in again'), { code: 'auth-expired' })
         throw new Error(DRIVER_ERROR)
       })
     },
@@ -100,6 +101,17 @@ describe('handshakes refused with an error without a code of the application', (
     expect(logs.find(({ msg }) => msg.includes('middleware refused a handshake'))).toMatchObject({
       level: 20,
     })
+  })
+})
+
+describe('a handshake refused with a code that is not one of the application', () => {
+  it('is logged with what such a code is, beside the code it had', async () => {
+    const { base, logs } = await guardedServer()
+    const [failed] = await refusal(base, 'websocket', 'lowercase')
+    expect(failed).toMatchObject({ code: 'PARLEY_REFUSED', message: 'refused by middleware' })
+    const line = logs.find(({ msg }) => msg.includes('handshake middleware failed'))
+    expect(line?.msg).toContain("without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _;")
+    expect(line?.err).toMatchObject({ code: 'auth-expired' })
   })
 })
 
