@@ -496,10 +496,14 @@ function metricsOption(value: unknown): MetricsRegistry | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ParleyOptionError('metrics', `${expected}, got ${describe(value)}`)
   }
+  const methods = ['registerMetric', 'getSingleMetric', 'metrics'] as const
+  // The Registry itself, a likely slip, would be refused for its first private key (`_metrics`).
+  if (methods.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')) {
+    throw new ParleyOptionError('metrics', `${expected}, got the Registry itself: write { registry }`)
+  }
   const extra = Object.keys(value).filter((k) => k !== 'registry')
   if (extra.length > 0) throw new ParleyOptionError('metrics', `has an unknown key "${extra[0]}"`)
   const registry = (value as { registry?: unknown }).registry
-  const methods = ['registerMetric', 'getSingleMetric', 'metrics'] as const
   if (
     registry === null ||
     typeof registry !== 'object' ||

@@ -216,6 +216,20 @@ describe('metrics', () => {
     expect((error as ParleyOptionError).option).toBe(option)
     await app.close().catch(() => {})
   })
+
+  it('say what to write for a Registry given in place of { registry }', async () => {
+    const app = Fastify()
+    try {
+      const error = await app.register(parley, { metrics: new Registry() as never }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'metrics' })
+      expect((error as Error).message).toContain('got the Registry itself: write { registry }')
+    } finally {
+      await app.close().catch(() => {})
+    }
+  })
 })
 
 describe('handoff metrics', () => {
