@@ -161,6 +161,14 @@ function resolve(input: unknown): ResolvedRedisOptions {
       "got the server's sockets: give the server's `adapter` option what redisAdapter() returns (`adapter: redisAdapter({ client })`), not redisAdapter itself",
     )
   }
+  // `redisAdapter(redis)`: a node-redis client keeps no own keys, so nothing below would name it.
+  if (
+    !('client' in options) &&
+    typeof options.sendCommand === 'function' &&
+    typeof options.duplicate === 'function'
+  ) {
+    throw new RedisAdapterOptionError('options', 'got a Redis client itself: write redisAdapter({ client })')
+  }
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new RedisAdapterOptionError(key, 'is not an option of redisAdapter()')
   }

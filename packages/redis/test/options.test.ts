@@ -104,6 +104,12 @@ describe('redisAdapter() options', () => {
     expect(refusal({ client: make() }).code).toBe('PARLEY_INVALID_OPTION')
   })
 
+  it('says what to write when given the client itself, as redisAdapter(redis)', () => {
+    const error = refusal(fakeClient())
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'options' })
+    expect(error.message).toContain('got a Redis client itself: write redisAdapter({ client })')
+  })
+
   it('says so when given to the server uncalled, as `adapter: redisAdapter`', async () => {
     const app = Fastify()
     try {
