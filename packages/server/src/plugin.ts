@@ -50,6 +50,14 @@ declare module 'fastify' {
 async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Promise<void> {
   // Validate before touching the instance: a bad option leaves nothing half-registered.
   const options = resolveOptions(rawOptions)
+  // With the application's own @fastify/websocket, compression is that registration's to set
+  // (ws takes it once, for every route): Parley's option would be dropped without a word.
+  if (options.perMessageDeflate && app.hasDecorator('websocketServer')) {
+    throw new ParleyOptionError(
+      'perMessageDeflate',
+      "has no effect here: the application registered @fastify/websocket before Parley, and Parley uses that registration as it is; set perMessageDeflate in that registration's options",
+    )
+  }
   let metrics: Metrics = noMetrics
   if (options.metricsRegistry) {
     // Read at scrape time, by which point `server` is set.

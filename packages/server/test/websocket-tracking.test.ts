@@ -82,6 +82,17 @@ describe("Parley's own @fastify/websocket", () => {
 })
 
 describe("the application's own @fastify/websocket, registered before Parley", () => {
+  it('refuses perMessageDeflate, which that registration decides, rather than drop it', async () => {
+    app = Fastify()
+    await app.register(websocket)
+    const error = await app.register(parley, { perMessageDeflate: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'perMessageDeflate' })
+    expect((error as Error).message).toContain("set perMessageDeflate in that registration's options")
+  })
+
   it("leaves Parley's WebSockets to Parley at close: their clients get CLOSE server shutdown, not that registration's bare close", async () => {
     app = Fastify()
     await app.register(websocket)
