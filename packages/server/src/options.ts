@@ -549,6 +549,11 @@ function forwardingOption(value: unknown): ResolvedOptions['forwarding'] {
 
 /** 'HTTPS://Example.com:443' -> 'https://example.com'; throws for anything that is not an origin. */
 function normaliseOrigin(origin: string): string {
+  if (origin === '*')
+    throw new ParleyOptionError(
+      'allowedOrigins',
+      `holds "*": to allow every origin, write '*' alone, not in a list`,
+    )
   let url: URL
   try {
     url = new URL(origin)

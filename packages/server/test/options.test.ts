@@ -173,6 +173,12 @@ describe('options', () => {
     }
   })
 
+  it("point '*' given in a list to the option's own '*'", async () => {
+    const error = await register({ allowedOrigins: ['*'] }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'allowedOrigins' })
+    expect((error as Error).message).toContain("write '*' alone, not in a list")
+  })
+
   it('point a single origin given as a string to the list form', async () => {
     const error = await register({ allowedOrigins: 'https://app.example' }).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'allowedOrigins' })
