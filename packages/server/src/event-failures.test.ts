@@ -40,7 +40,7 @@ describe('EventFailures', () => {
     const shown = `${long.slice(0, LOGGED_NAME_LENGTH)}…+${256 - LOGGED_NAME_LENGTH}`
     expect(lines[0]!.obj).toMatchObject({ event: shown, events: [shown], count: 1 })
     // In the message, as a JSON string: its quote cannot close the line's own.
-    expect(lines[0]!.msg).toContain(`(the first: its err, for ${JSON.stringify(shown)});`)
+    expect(lines[0]!.msg).toContain(`; the first: its err, for ${JSON.stringify(shown)});`)
     // Names that differ past the cut are one name in the list; `moreEvents` is not set for them.
     const zs = `${'z'.repeat(LOGGED_NAME_LENGTH)}…+37`
     expect(lines[1]!.obj).toMatchObject({ event: zs, events: [zs], count: 10 })
