@@ -20,16 +20,18 @@ const HANDSHAKE_TIMEOUT = 200
 function lateFirstHello(by: number) {
   let made = 0
   return class LateHello extends WebSocket {
-    readonly #late = made++ === 0
-    #sent = 0
-    override send(...args: Parameters<WebSocket['send']>): void {
-      if (this.#late && this.#sent++ === 0) {
+    constructor(url: string, protocols: string) {
+      super(url, protocols)
+      if (made++ !== 0) return
+      const send = this.send.bind(this) as (data: string | Uint8Array) => void
+      let first = true
+      this.send = ((data: string | Uint8Array) => {
+        if (!first) return send(data)
+        first = false
         setTimeout(() => {
-          if (this.readyState === WebSocket.OPEN) super.send(...args)
+          if (this.readyState === WebSocket.OPEN) send(data)
         }, by)
-        return
-      }
-      super.send(...args)
+      }) as WebSocket['send']
     }
   }
 }
