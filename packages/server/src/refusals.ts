@@ -18,6 +18,17 @@ export function tryAgain(message: string): Refusal {
   return { status: 503, code: ErrorCode.SERVER_SHUTTING_DOWN, message }
 }
 
+/** What a client reads of a request that failed inside the server (a bug, most likely). */
+export const FAILED_INSIDE = 'the request failed inside the server: try again'
+
+/**
+ * A request that failed inside the server: not the client's to mend, so it tries again, as after
+ * a node's shutdown.
+ */
+export function failedInside(): Refusal {
+  return tryAgain(FAILED_INSIDE)
+}
+
 /**
  * A new session whose middleware called `socket.disconnect()`: the client is refused as if the
  * middleware had thrown, since a session that ended before it opened has nothing to attach.

@@ -1,6 +1,7 @@
 import { ErrorCode } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyError, FastifyRequest } from 'fastify'
 import { BurstLog } from '../burst-log.js'
+import { FAILED_INSIDE } from '../refusals.js'
 
 /** What Parley's routes answer in place of one of Fastify's own errors. */
 export interface FastifyErrorAnswer {
@@ -40,12 +41,7 @@ export function answerToFastifyError(
   const status = typeof error.statusCode === 'number' ? error.statusCode : 500
   if (status >= 500) {
     // Inside the server (logged by the caller): not the client's to mend, so it tries again.
-    return answer(
-      503,
-      ErrorCode.SERVER_SHUTTING_DOWN,
-      'the request failed inside the server: try again',
-      post,
-    )
+    return answer(503, ErrorCode.SERVER_SHUTTING_DOWN, FAILED_INSIDE, post)
   }
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return answer(413, ErrorCode.PAYLOAD_TOO_LARGE, 'the body is too large', true)

@@ -3,6 +3,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
+import { failedInside } from '../refusals.js'
+import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
 import { type ClosingAnswers, type ClosingVerdict, coded, type EndpointAnswer } from './closing-answers.js'
@@ -268,7 +270,7 @@ export class LastWordsAtClose {
         },
         (err: unknown) => {
           this.#log.warn({ err }, 'parley: could not send a request on at close')
-          res.destroy()
+          this.#failed(req, res, elsewhere.headers)
         },
       )
       return true
@@ -311,6 +313,24 @@ export class LastWordsAtClose {
     res.assignSocket(socket as Socket)
     this.#send(res, verdict.answer)
     return true
+  }
+
+  /**
+   * A request that failed inside the server here: answered as the route answers such a failure
+   * (see `answerToFastifyError`), the client's "try again", while nothing of another answer has
+   * gone; destroyed once its headers have (the client then sees a cut transport, the only end
+   * left). A destroy before that would leave the client no code to act on: a reset connection
+   * over HTTP/1.1, a stream reset over HTTP/2.
+   */
+  #failed(req: IncomingMessage, res: ServerResponse, cors: HeaderBag): void {
+    if (res.destroyed || res.writableEnded) return
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    const { status, code, message } = failedInside()
+    // A POST whose body was not read to its end: its connection lingers after the answer.
+    this.#send(res, { ...coded(status, cors, code, message), ...(!req.complete && { bodyUnread: true }) })
   }
 
   #send(res: ServerResponse, answer: EndpointAnswer): void {
