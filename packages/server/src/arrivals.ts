@@ -8,6 +8,7 @@ import { GoodbyesOnArrival } from './goodbyes-on-arrival.js'
 import type { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
+import type { ResolvedOptions } from './options.js'
 import { RecentSessions } from './recent-sessions.js'
 import {
   arriving,
@@ -27,6 +28,8 @@ import { UnsettledResumes } from './unsettled-resumes.js'
 /** What a resume's claim of a session from another node needs from the server. */
 export interface ArrivalsContext<L extends EventsMap, E extends EventsMap, D> {
   adapter: Adapter
+  /** The `handoff` option: false, no session is asked of another node (see `requestHandOff`). */
+  handoff: ResolvedOptions['handoff']
   handoffLogs: HandoffLogs
   adapterFailures: AdapterFailures
   /** The recovery window, in ms: how long a client is told to try again (see `UnsettledResumes`). */
@@ -54,9 +57,10 @@ export interface ArrivalsContext<L extends EventsMap, E extends EventsMap, D> {
 /**
  * Sessions arriving on this node from another one: a resume (or a goodbye, see
  * `handedOffGoodbye`) of a session this node does not hold claims it from the node that handed
- * it off, then takes it over (see `Takeover`). What is kept here is what a handshake, a drain
- * and a move need to know of them: which are under way (a drain waits for them, a move does not
- * start one), which sessions left this node for another, and the goodbyes that crossed them.
+ * it off (a WebSocket resume asks a live node for it first, see `requestHandOff`), then takes it
+ * over (see `Takeover`). What is kept here is what a handshake, a drain and a move need to know
+ * of them: which are under way (a drain waits for them, a move does not start one), which
+ * sessions left this node for another, and the goodbyes that crossed them.
  */
 export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
   readonly #context: ArrivalsContext<L, E, D>
@@ -94,6 +98,21 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
   /** The claims and takeovers under way, each settled once it is over (see `Departures.drain`). */
   underWay(): Promise<Refusal | null | undefined>[] {
     return [...this.#takingOver]
+  }
+
+  /**
+   * See `ParleyServer.requestHandOff`: a WebSocket resume's first step, before its claim. Not
+   * with `handoff: false`, nor once this node is closing (it claims nothing then).
+   */
+  async requestHandOff(node: string, sid: string): Promise<boolean> {
+    const { adapter, handoff, closing, adapterFailures } = this.#context
+    if (!handoff || closing() || !adapter.requestHandOff || !adapter.claimSession) return false
+    try {
+      return await adapter.requestHandOff(node, sid)
+    } catch (err) {
+      adapterFailures.ask.record({ err })
+      return false
+    }
   }
 
   /**

@@ -123,19 +123,6 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
     return this.#moves.start(socket)
   }
 
-  /** See `ParleyServer.requestHandOff`. */
-  async requestHandOff(node: string, sid: string): Promise<boolean> {
-    const { adapter } = this.#context
-    if (!this.#moves || this.#context.closing() || !adapter.requestHandOff || !adapter.claimSession)
-      return false
-    try {
-      return await adapter.requestHandOff(node, sid)
-    } catch (err) {
-      this.#context.adapterFailures.ask.record({ err })
-      return false
-    }
-  }
-
   /**
    * A session frozen for a handoff ended here instead (see `Adapter.withdrawHandOff`): the
    * application saw it end, so no node may claim it now. The drain or move stops waiting for

@@ -250,6 +250,7 @@ export class ParleyServer<
     })
     this.#arrivals = new Arrivals<L, E, D>({
       adapter: this.adapter,
+      handoff: options.handoff,
       handoffLogs: this.#handoffLogs,
       adapterFailures: this.#adapterFailures,
       recoveryWindow: options.recoveryWindow,
@@ -572,7 +573,7 @@ export class ParleyServer<
    * the session here. False when this node cannot claim, or `node` would not or did not answer.
    */
   requestHandOff(node: string, sid: string): Promise<boolean> {
-    return this.#departures.requestHandOff(node, sid)
+    return this.#arrivals.requestHandOff(node, sid)
   }
 
   /**
