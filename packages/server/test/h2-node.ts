@@ -109,8 +109,11 @@ export interface HeldH2Node {
   node: H2Node
   /** Lets the held event go: b's close then goes on. Again, does nothing. */
   letGo(): void
-  /** Opens b's own session (over h2), sends it the held event, and begins b's close. */
-  closeHeld(): Promise<{ closing: Promise<unknown> }>
+  /**
+   * Opens b's own session (over h2, polling: `sid`), sends it the held event, and begins b's
+   * close.
+   */
+  closeHeld(): Promise<{ closing: Promise<unknown>; sid: string }>
 }
 
 /**
@@ -133,7 +136,7 @@ export async function startH2NodeHeldAtClose(options: ParleyServerOptions): Prom
       }),
     )
   })
-  async function closeHeld(): Promise<{ closing: Promise<unknown> }> {
+  async function closeHeld(): Promise<{ closing: Promise<unknown>; sid: string }> {
     const text = { 'content-type': 'text/plain' }
     const handshake = await node.send('POST', 'poll?v=1', '[8,{}]', text)
     const open = packetsOf(handshake.text)[0]
@@ -143,7 +146,7 @@ export async function startH2NodeHeldAtClose(options: ParleyServerOptions): Prom
     await until(() => inMiddleware, 3000, "the event in the h2 node's middleware")
     const closing = node.app.close()
     await until(() => node.app.parley.closing, 3000, 'the h2 node closing')
-    return { closing }
+    return { closing, sid: open.sid }
   }
   return { node, letGo: () => letGo(), closeHeld }
 }

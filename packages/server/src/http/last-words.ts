@@ -231,7 +231,7 @@ export class LastWordsAtClose {
         },
         (err: unknown) => {
           this.#log.warn({ err }, 'parley: could not take a POST at close')
-          res.destroy()
+          this.#failed(req, res, live.headers)
         },
       )
       return true

@@ -1,13 +1,14 @@
-// A request of another node's session that a closing node sends on itself (Fastify refuses
-// requests there, see last-words.ts), whose sending on fails inside the server (a bug): the
-// client gets what the route answers such a failure, the coded 503 it reads as "try again",
-// with the page's CORS headers, over HTTP/2 on its stream and over HTTP/1.1 beside it
-// (`allowHTTP1`). A connection reset (HTTP/1.1) or a stream reset with no code (HTTP/2) would
-// fail its transport with nothing to act on.
+// Requests a closing node answers itself (Fastify refuses requests there, see last-words.ts)
+// whose handling fails inside the server (a bug): a request of another node's session it sends
+// on, a POST of a session of its own. The client gets what the route answers such a failure,
+// the coded 503 it reads as "try again", with the page's CORS headers, over HTTP/2 on its stream
+// and over HTTP/1.1 beside it (`allowHTTP1`). A connection reset (HTTP/1.1) or a stream reset
+// with no code (HTTP/2) would fail its transport with nothing to act on.
 import { request as httpsRequest } from 'node:https'
 import { encodeText, PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Forwarder } from '../src/http/forward.js'
+import { UpstreamPosts } from '../src/http/upstream-post.js'
 import { Directory } from './directory-adapter.js'
 import { type H2Answer, type H2Node, startH2NodeHeldAtClose } from './h2-node.js'
 import { closeApp, type Started, startServer, within } from './helpers.js'
@@ -60,6 +61,21 @@ function http1(port: number, method: string, path: string, body: string): Promis
 
 type Send = (b: H2Node, method: string, path: string, body: string) => Promise<H2Answer>
 
+/** What the client reads of the answer: the route's to a failure inside the server is below. */
+const read = (answer: H2Answer) => ({
+  status: answer.status,
+  body: JSON.parse(answer.text),
+  allowOrigin: answer.headers['access-control-allow-origin'],
+})
+const FAILED_INSIDE = {
+  status: 503,
+  body: { code: 'PARLEY_SERVER_SHUTTING_DOWN', message: 'the request failed inside the server: try again' },
+  allowOrigin: PAGE,
+}
+
+/** An event, as a POST of its session's client carries it. */
+const EVENT = encodeText({ type: PacketType.EVENT, seq: 1, name: 'hi', args: [], ackId: 0 })
+
 const ways: [string, Send][] = [
   [
     'HTTP/2',
@@ -89,23 +105,28 @@ describe.each(ways)('a closing node whose sending on of a request fails, over %s
     // The look-up of the session's owner fails as a bug would: nothing else can make it throw.
     vi.spyOn(Forwarder.prototype, 'ownerOf').mockRejectedValue(new Error('a bug in the look-up'))
 
-    const body =
-      method === 'POST' ? encodeText({ type: PacketType.EVENT, seq: 1, name: 'hi', args: [], ackId: 0 }) : ''
+    const body = method === 'POST' ? EVENT : ''
     const answer = await within(send(b, method, `poll?v=1&sid=${onA.sid}`, body), 5000, "b's answer")
-    expect({
-      status: answer.status,
-      body: JSON.parse(answer.text),
-      allowOrigin: answer.headers['access-control-allow-origin'],
-    }).toEqual({
-      status: 503,
-      body: {
-        code: 'PARLEY_SERVER_SHUTTING_DOWN',
-        message: 'the request failed inside the server: try again',
-      },
-      allowOrigin: PAGE,
-    })
+    expect(read(answer)).toEqual(FAILED_INSIDE)
     // The session stays its owner's, where the client's next try finds it.
     expect(a.app.parley.sessionFor(onA.sid)).toBeDefined()
+    letGo()
+    await within(closing, 5000, 'b closed')
+  })
+})
+
+describe.each(ways)('a closing node whose taking of its own session’s POST fails, over %s', (_way, send) => {
+  it('answers it 503 PARLEY_SERVER_SHUTTING_DOWN', async () => {
+    // b's own session holds an event in its middleware: it is live at close, its POSTs taken.
+    const { node: b, letGo, closeHeld } = await startH2NodeHeldAtClose({ allowedOrigins: [PAGE] })
+    h2Nodes.push(b)
+    releases.push(letGo)
+    const { closing, sid } = await closeHeld()
+    // Taking the POST fails as a bug would: nothing else can make it reject.
+    vi.spyOn(UpstreamPosts.prototype, 'take').mockRejectedValue(new Error('a bug in the POST'))
+
+    const answer = await within(send(b, 'POST', `poll?v=1&sid=${sid}`, EVENT), 5000, "b's answer")
+    expect(read(answer)).toEqual(FAILED_INSIDE)
     letGo()
     await within(closing, 5000, 'b closed')
   })
