@@ -1,14 +1,17 @@
 import { toBase64 } from './base64.js'
 import { type BinaryLeaf, extractBinary, hasBinary } from './binary.js'
 import { ErrorCode, ParleyError } from './errors.js'
-import { type Packet, PacketType, type WireValue } from './packets.js'
+import { type EventPacket, type Packet, PacketType, type ReplyPacket, type WireValue } from './packets.js'
+
+/** One function for every text encoding, not a closure per packet (this runs per message). */
+const base64Leaf = (leaf: BinaryLeaf): string => toBase64(leaf.bytes)
 
 /**
  * Encodes a packet for a text transport (SSE, long-polling): one line of JSON, binary leaves
  * as base64. Throws UNSERIALIZABLE for values JSON cannot carry (BigInt, cycles, too deep).
  */
 export function encodeText(packet: Packet): string {
-  return stringify(toWire(packet, (leaf) => toBase64(leaf.bytes)))
+  return stringify(toWire(packet, base64Leaf))
 }
 
 /**
@@ -16,14 +19,12 @@ export function encodeText(packet: Packet): string {
  * a binary frame), from one walk of its arguments instead of two.
  */
 export function encodeTextTelling(packet: Packet): { text: string; binary: boolean } {
-  let binary = false
-  const text = stringify(
-    toWire(packet, (leaf) => {
-      binary = true
-      return toBase64(leaf.bytes)
-    }),
-  )
-  return { text, binary }
+  const wire = toWire(packet, base64Leaf)
+  // Only EVENT and REPLY carry binary, and then their wire form ends with the list of leaves.
+  const binary =
+    (packet.type === PacketType.EVENT && wire.length === 6) ||
+    (packet.type === PacketType.REPLY && wire.length === 5)
+  return { text: stringify(wire), binary }
 }
 
 /**
@@ -61,22 +62,22 @@ function toWire(packet: Packet, ref: LeafRef): unknown[] {
     case PacketType.ACK:
       return [packet.type, packet.ack]
     case PacketType.EVENT:
-      return withArgs([packet.type, packet.seq, packet.name], packet.args, [packet.ackId], ref)
     case PacketType.REPLY:
-      return withArgs([packet.type, packet.seq, packet.ackId], packet.args, [], ref)
+      return withArgs(packet, ref)
     case PacketType.ERROR:
       return [packet.type, packet.seq, packet.ackId, packet.code, packet.message]
   }
 }
 
 /**
- * `[...head, args, ...tail]`, plus a trailing list of binary leaves when there are any. Throws
- * only UNSERIALIZABLE: the walk for binary leaves reads every value the caller gave, and a getter
- * or a Proxy's trap may throw there (or a revoked Proxy, on which even `instanceof` throws).
+ * `[5, seq, name, args, ackId]` or `[6, seq, ackId, args]`, plus a trailing list of binary leaves
+ * when there are any. Throws only UNSERIALIZABLE: the walk for binary leaves reads every value the
+ * caller gave, and a getter or a Proxy's trap may throw there (or a revoked Proxy, on which even
+ * `instanceof` throws).
  */
-function withArgs(head: unknown[], args: unknown[], tail: unknown[], ref: LeafRef): unknown[] {
+function withArgs(packet: EventPacket | ReplyPacket, ref: LeafRef): unknown[] {
   try {
-    return walkArgs(head, args, tail, ref)
+    return walkArgs(packet, ref)
   } catch (cause) {
     let coded = false
     try {
@@ -87,17 +88,22 @@ function withArgs(head: unknown[], args: unknown[], tail: unknown[], ref: LeafRe
   }
 }
 
-function walkArgs(head: unknown[], args: unknown[], tail: unknown[], ref: LeafRef): unknown[] {
+function walkArgs(packet: EventPacket | ReplyPacket, ref: LeafRef): unknown[] {
+  const args = packet.args
   if (!hasBinary(args)) {
-    // `head` is always a fresh literal: extend it rather than copy it (this runs per message).
-    head.push(args, ...tail)
-    return head
+    // The common packet, built as one literal of its final length: no array grown, and no
+    // head or tail array made to be copied (this runs per message).
+    return packet.type === PacketType.EVENT
+      ? [packet.type, packet.seq, packet.name, args, packet.ackId]
+      : [packet.type, packet.seq, packet.ackId, args]
   }
   const leaves: BinaryLeaf[] = []
   const copy = extractBinary(args, leaves)
   const bins = leaves.map((leaf) => [leaf.path, leaf.kind, ref(leaf)])
   // REPLY has no tail, so its bins follow args directly: [6, seq, ackId, args, bins].
-  return [...head, copy, ...tail, bins]
+  return packet.type === PacketType.EVENT
+    ? [packet.type, packet.seq, packet.name, copy, packet.ackId, bins]
+    : [packet.type, packet.seq, packet.ackId, copy, bins]
 }
 
 function stringify(wire: unknown[]): string {
@@ -165,9 +171,7 @@ export interface SplitText {
 
 /** Encodes an event's name and arguments once. Throws UNSERIALIZABLE like `encodeText`. */
 export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
-  const wire = toWire({ type: PacketType.EVENT, seq: 0, name, args, ackId: 0 }, (leaf) =>
-    toBase64(leaf.bytes),
-  )
+  const wire = toWire({ type: PacketType.EVENT, seq: 0, name, args, ackId: 0 }, base64Leaf)
   // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
   const middle = stringify([wire[2], wire[3]]).slice(1, -1)
   const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''
