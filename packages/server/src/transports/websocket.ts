@@ -21,6 +21,26 @@ const FIN_TEXT = 0x81
 /** A broadcast's shared tail up to this long is copied into each copy's frame (see `#sendSplit`). */
 const COPY_TAIL_BYTES = 1024
 
+/** Texts up to this long (UTF-16 units) are framed here (see `#sendText`); longer ones by ws. */
+const DIRECT_TEXT_CHARS = 16 * 1024
+
+/** The length of an unmasked frame's header for a payload of `length` bytes (RFC 6455 5.2). */
+const headerBytes = (length: number): number => (length < 126 ? 2 : length < 65_536 ? 4 : 10)
+
+/** Writes the header of an unfragmented, unmasked text frame of `length` bytes at the start of `frame`. */
+function writeHeader(frame: Buffer, length: number): void {
+  frame[0] = FIN_TEXT
+  if (length < 126) frame[1] = length
+  else if (length < 65_536) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+}
+
 const closeCodes: Record<Exclude<CloseKind, 'overflow'>, WsCloseCode> = {
   normal: WsCloseCode.NORMAL,
   shutdown: WsCloseCode.GOING_AWAY,
@@ -205,11 +225,31 @@ export class WebSocketTransport extends BaseTransport {
     if (!this.open || this.#ws.readyState !== this.#ws.OPEN) return
     this.#cork()
     if (out.binary) this.#ws.send(out.frame?.() ?? encodeFrame(out.packet))
+    else if (!this.#framesDirect) this.#ws.send(out.text)
     else {
-      const split = this.#framesDirect ? out.split?.() : undefined
+      const split = out.split?.()
       if (split) this.#sendSplit(split)
-      else this.#ws.send(out.text)
+      else this.#sendText(out.text)
     }
+  }
+
+  /**
+   * A text of the session's own, as a frame of our own: header and UTF-8 in one buffer, one
+   * chunk for the socket. ws would make an options object and a header buffer per message and
+   * hand the socket the header and the string apart. A long text comes split (see
+   * `KEEP_AS_UTF8_FROM`); one that does not, ws sends.
+   */
+  #sendText(text: string): void {
+    if (text.length > DIRECT_TEXT_CHARS) {
+      this.#ws.send(text)
+      return
+    }
+    const length = Buffer.byteLength(text)
+    const at = headerBytes(length)
+    const frame = Buffer.allocUnsafe(at + length)
+    writeHeader(frame, length)
+    frame.write(text, at, 'utf8')
+    this.#socket!.write!(frame)
   }
 
   /**
@@ -223,24 +263,15 @@ export class WebSocketTransport extends BaseTransport {
   #sendSplit(split: SplitText): void {
     const { head, tail } = split
     const length = head.length + tail.length
-    const lengthBytes = length < 126 ? 0 : length < 65_536 ? 2 : 8
+    const at = headerBytes(length)
     // A short tail is copied in: one write of a few hundred bytes costs less than two.
     const copyTail = tail.length <= COPY_TAIL_BYTES
-    const start = Buffer.allocUnsafe(2 + lengthBytes + head.length + (copyTail ? tail.length : 0))
-    start[0] = FIN_TEXT
-    if (lengthBytes === 0) start[1] = length
-    else if (lengthBytes === 2) {
-      start[1] = 126
-      start.writeUInt16BE(length, 2)
-    } else {
-      start[1] = 127
-      start.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
-      start.writeUInt32BE(length >>> 0, 6)
-    }
-    start.write(head, 2 + lengthBytes, 'latin1')
+    const start = Buffer.allocUnsafe(at + head.length + (copyTail ? tail.length : 0))
+    writeHeader(start, length)
+    start.write(head, at, 'latin1')
     const socket = this.#socket!
     if (copyTail) {
-      start.set(tail, 2 + lengthBytes + head.length)
+      start.set(tail, at + head.length)
       socket.write!(start)
       return
     }
