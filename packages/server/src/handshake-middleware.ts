@@ -4,6 +4,13 @@ import { BurstLog, logLine } from './burst-log.js'
 import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import type { Refusal } from './refusals.js'
 
+/** What a client whose handshake middleware did not settle in time is told. */
+export const middlewareTimedOut = (ms: number): Refusal => ({
+  status: 503,
+  code: ErrorCode.HANDSHAKE_TIMEOUT,
+  message: `the handshake middleware did not settle within ${ms} ms`,
+})
+
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
 export type Middleware<S> = (socket: S) => void | Promise<void>
 
@@ -17,9 +24,20 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
   readonly #middleware: Middleware<S>[] = []
   /** Handshakes a middleware refused with an error without a code of the application's: logged once per burst. */
   readonly #failures: BurstLog<{ err: unknown }>
+  /** `handshakeTimeout`: the longest a run of the middleware holds a handshake. */
+  readonly #timeoutMs: number
+  /** Handshakes whose middleware did not settle within `#timeoutMs`: logged once per burst. */
+  readonly #timeouts: BurstLog<{ code: string; handshakeTimeout: number }>
 
-  constructor(log: FastifyBaseLogger) {
+  constructor(log: FastifyBaseLogger, timeoutMs: number) {
     this.#log = log
+    this.#timeoutMs = timeoutMs
+    this.#timeouts = new BurstLog(
+      log,
+      'warn',
+      (count) =>
+        `handshake middleware did not settle within handshakeTimeout for ${count} client(s) since the last such line; each was answered ${ErrorCode.HANDSHAKE_TIMEOUT} and tries again, and what the middleware does after that is ignored`,
+    )
     this.#failures = new BurstLog(
       log,
       'error',
@@ -36,22 +54,53 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
   /**
    * Runs the middleware in order; the first that throws refuses the client. One that
    * disconnects the socket ends the run too: the caller reads the session's state.
+   *
+   * The run is bounded by `handshakeTimeout`: a middleware that never settles (a database call
+   * without a timeout of its own) would otherwise hold the handshake for good, the client seeing
+   * only its own `connectTimeout` run out and the server saying nothing. Past the bound the
+   * client is answered PARLEY_HANDSHAKE_TIMEOUT, which it tries again, and the caller turns the
+   * socket away as after a refusal: the middleware that settles later runs none after it, and
+   * what it does to the socket then (a join) finds a socket that never opened.
    */
   async run(socket: S): Promise<Refusal | null> {
-    for (const middleware of this.#middleware) {
-      if (!socket.connected) break
-      try {
-        await middleware(socket)
-      } catch (error) {
-        return this.#refusedBy(error)
-      }
+    if (this.#middleware.length === 0) return null
+    let expired = false
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<Refusal>((resolve) => {
+      timer = setTimeout(() => {
+        expired = true
+        this.#timeouts.record({ code: ErrorCode.HANDSHAKE_TIMEOUT, handshakeTimeout: this.#timeoutMs })
+        resolve(middlewareTimedOut(this.#timeoutMs))
+      }, this.#timeoutMs)
+      // The request it answers holds the process, not this timer.
+      timer.unref()
+    })
+    try {
+      return await Promise.race([this.#runAll(socket, () => expired), late])
+    } finally {
+      clearTimeout(timer)
     }
-    return null
   }
 
   /** The server closes: logs the failures not logged yet, and keeps no timer (see `BurstLog.close`). */
   close(): void {
     this.#failures.close()
+    this.#timeouts.close()
+  }
+
+  /** See `run`; stops once `expired` (the client was answered), and then refuses nothing more. */
+  async #runAll(socket: S, expired: () => boolean): Promise<Refusal | null> {
+    for (const middleware of this.#middleware) {
+      if (expired() || !socket.connected) break
+      try {
+        await middleware(socket)
+      } catch (error) {
+        // Too late: the client got its answer, and the log its line, at the bound.
+        if (expired()) return null
+        return this.#refusedBy(error)
+      }
+    }
+    return null
   }
 
   /**

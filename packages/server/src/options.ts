@@ -100,9 +100,10 @@ export interface ParleyServerOptions {
    */
   shutdown?: { retryAfter?: number; retrySpread?: number }
   /**
-   * Milliseconds a fresh WebSocket has to send its HELLO. With several nodes, also the longest
-   * wait for the adapter to name the owner of a session this node does not hold, then for a
-   * connection to that owner. Default 10000.
+   * Milliseconds a fresh WebSocket has to send its HELLO, and the longest a handshake or resume
+   * waits for the `use` middleware (past it, the client is answered PARLEY_HANDSHAKE_TIMEOUT).
+   * With several nodes, also the longest wait for the adapter to name the owner of a session
+   * this node does not hold, then for a connection to that owner. Default 10000.
    */
   handshakeTimeout?: number
   /**

@@ -126,7 +126,7 @@ export class ParleyServer<
     this.options = options
     this.metrics = metrics
     this.#log = log
-    this.#middleware = new HandshakeMiddleware(log)
+    this.#middleware = new HandshakeMiddleware(log, options.handshakeTimeout)
     this.#shutdown = new Shutdown<L, E, D>({
       log,
       retryAfter: options.shutdown.retryAfter,

@@ -1,0 +1,167 @@
+// A handshake middleware (`app.parley.use`) that does not settle, a database call without a
+// timeout of its own, say: the server's handshakeTimeout bounds it, the client is told so and
+// tries again, the server says so in its log, and a middleware that settles after the bound
+// opens nothing.
+import { connect, type Socket } from '@parley/client'
+import type { ParleyError, TransportName } from '@parley/protocol'
+import type { ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
+import { type RawClient, Refused, rawConnect } from './raw-client.js'
+
+const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
+/** The server's handshakeTimeout here: well under the client's connectTimeout below. */
+const BOUND = 300
+/** The client's own bound: it must not be what ends the attempt. */
+const CONNECT_TIMEOUT = 10_000
+const TIMED_OUT = `the handshake middleware did not settle within ${BOUND} ms`
+
+let started: Started | undefined
+const clients: Socket[] = []
+const raws: RawClient[] = []
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.disconnect()
+  for (const raw of raws.splice(0)) raw.close()
+  await closeApp(started?.app)
+  started = undefined
+})
+
+interface LogLine {
+  level: number
+  msg: string
+  code?: string
+  handshakeTimeout?: number
+  count?: number
+  total?: number
+}
+
+/** A server whose handshake middleware is `middleware`, its log lines in `logs`. */
+async function serverWith(...middleware: ((socket: ServerSocket) => Promise<void>)[]) {
+  const logs: LogLine[] = []
+  const logger = { level: 'warn', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
+  started = await startServer(
+    { handshakeTimeout: BOUND },
+    (app) => {
+      for (const each of middleware) app.parley.use(each)
+    },
+    { logger },
+  )
+  return { started, logs }
+}
+
+/** A real client on `transport` alone; its first `connect_error`, and whether it will retry. */
+function firstError(base: string, transport: TransportName, reconnection = true) {
+  const client = connect(base, { transports: [transport], connectTimeout: CONNECT_TIMEOUT, reconnection })
+  clients.push(client)
+  const error = new Promise<[ParleyError<string>, boolean]>((resolve) =>
+    client.once('connect_error', (err, willRetry) => resolve([err, willRetry])),
+  )
+  return within(error, CONNECT_TIMEOUT / 2, 'the server to answer the handshake')
+}
+
+const about = (logs: LogLine[]) => logs.filter(({ msg }) => msg.includes('did not settle'))
+
+describe.each(TRANSPORTS)('a handshake middleware that never settles, over %s', (transport) => {
+  it('is answered PARLEY_HANDSHAKE_TIMEOUT at handshakeTimeout, which the client tries again, logged once per burst', async () => {
+    let runs = 0
+    const { started, logs } = await serverWith(async () => {
+      runs++
+      await new Promise(() => {})
+    })
+    const [error, willRetry] = await firstError(started.base, transport)
+    expect(error).toMatchObject({ code: 'PARLEY_HANDSHAKE_TIMEOUT', message: TIMED_OUT })
+    expect(willRetry).toBe(true)
+    // Its next attempt met the same middleware: counted on the burst's line, not a line of its own.
+    await until(() => runs >= 2, 5000, 'the client to try again')
+    await until(() => about(logs).length > 0, 1000, 'the warning')
+    expect(about(logs)).toEqual([
+      {
+        level: 40,
+        msg: `parley: handshake middleware did not settle within handshakeTimeout for 1 client(s) since the last such line; each was answered PARLEY_HANDSHAKE_TIMEOUT and tries again, and what the middleware does after that is ignored`,
+        code: 'PARLEY_HANDSHAKE_TIMEOUT',
+        handshakeTimeout: BOUND,
+        count: 1,
+        total: 1,
+        time: expect.any(Number),
+        pid: expect.any(Number),
+        hostname: expect.any(String),
+      },
+    ])
+    expect(started.app.parley.sockets.size).toBe(0)
+  })
+
+  it('opens no session, runs no middleware after it and keeps no room when it settles after the bound', async () => {
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let joined: ServerSocket | undefined
+    let after = 0
+    let connections = 0
+    const { started } = await serverWith(
+      async (socket) => {
+        await gate
+        await socket.join('late')
+        joined = socket
+      },
+      async () => {
+        after++
+      },
+    )
+    started.app.parley.on('connection', () => connections++)
+    const [error] = await firstError(started.base, transport, false)
+    expect(error.code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
+    release()
+    await until(() => joined !== undefined, 1000, 'the middleware to go on')
+    // A turn for what would follow it: the next middleware, the session's registration.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect({ after, connections, sockets: started.app.parley.sockets.size }).toEqual({
+      after: 0,
+      connections: 0,
+      sockets: 0,
+    })
+    expect(joined!.connected).toBe(false)
+    expect(started.app.parley.adapter.socketRooms(joined!.id)).toBeUndefined()
+  })
+
+  it('refuses a resume at the bound and leaves its session as it was, running no middleware after it later', async () => {
+    let hang = false
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let settled = false
+    let after = 0
+    const { started } = await serverWith(
+      async () => {
+        if (!hang) return
+        await gate
+        settled = true
+      },
+      async () => {
+        after++
+      },
+    )
+    const first = await rawConnect(transport, started.base)
+    const [socket] = [...started.app.parley.sockets.values()]
+    first.close()
+    // Over SSE and polling the session keeps the transport until its heartbeat gives up on it:
+    // the resume takes the session from it.
+    if (transport === 'websocket') await until(() => socket!.transport === null, 2000, 'the transport to go')
+    hang = true
+    const refused = await rawConnect(transport, started.base, { sid: first.sid, ack: 0 }).catch((e) => e)
+    expect(refused).toBeInstanceOf(Refused)
+    expect(refused).toMatchObject({ code: 'PARLEY_HANDSHAKE_TIMEOUT' })
+    release()
+    await until(() => settled, 1000, 'the middleware to go on')
+    await new Promise((resolve) => setImmediate(resolve))
+    // The second middleware ran for the handshake alone, not for the resume answered already.
+    expect(after).toBe(1)
+    expect(socket!.connected).toBe(true)
+    hang = false
+    const again = await rawConnect(transport, started.base, { sid: first.sid, ack: 0 })
+    raws.push(again)
+    expect(again.open).toMatchObject({ sid: first.sid, recovered: true })
+  })
+})
