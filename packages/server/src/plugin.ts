@@ -239,6 +239,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   await app.register(parleyRoutes, {
     server,
     options,
+    serveClientAsked: rawOptions.serveClient === true,
     ownsWebSocketPlugin,
     closingWebSockets,
     closingForwards,

@@ -1,7 +1,9 @@
 // The browser client served by the server itself, so that a page needs no build step.
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { serveClientScript } from '../src/http/client-script.js'
 import { closeApp, type Started, startServer } from './helpers.js'
 
 const bundle = fileURLToPath(new URL('../../client/dist/parley.min.js', import.meta.url))
@@ -47,5 +49,48 @@ describe('serveClient', () => {
   it('can be turned off', async () => {
     started = await startServer({ serveClient: false })
     expect((await fetch(`${started.base}/parley.min.js`)).status).toBe(404)
+  })
+
+  it('warns at startup only when set to true, when the client is installed nowhere', async () => {
+    const notInstalled = () => {
+      throw Object.assign(new Error("Cannot find module '@parley/client/parley.min.js'"), {
+        code: 'MODULE_NOT_FOUND',
+      })
+    }
+    const linesFor = async (asked: boolean) => {
+      const lines: { level: number; msg: string; err?: { code?: string } }[] = []
+      const logger = {
+        level: 'debug',
+        stream: { write: (line: string) => void lines.push(JSON.parse(line)) },
+      }
+      const app = Fastify({ logger })
+      try {
+        expect(serveClientScript(app, '/parley', () => {}, asked, notInstalled)).toBeUndefined()
+        // Nothing there: a page that loads it gets 404.
+        expect((await app.inject('/parley/parley.min.js')).statusCode).toBe(404)
+      } finally {
+        await app.close()
+      }
+      return lines.filter(({ msg }) => msg.includes('@parley/client'))
+    }
+    // Left to its default: a server of Node clients, or of a bundler's build, never needs it.
+    expect(await linesFor(false)).toMatchObject([
+      { level: 20, msg: 'parley: @parley/client is not installed; not serving parley.min.js' },
+    ])
+    expect(await linesFor(true)).toMatchObject([
+      {
+        level: 40,
+        msg: 'parley: serveClient is true but @parley/client is not installed; parley.min.js is not served (a page that loads it gets 404): install @parley/client beside @parley/server, or leave serveClient out',
+        err: { code: 'MODULE_NOT_FOUND' },
+      },
+    ])
+  })
+
+  it('says nothing when set to true and the client is installed', async () => {
+    const lines: { level: number; msg: string }[] = []
+    const logger = { level: 'debug', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } }
+    started = await startServer({ serveClient: true }, undefined, { logger })
+    expect((await fetch(`${started.base}/parley.min.js`)).status).toBe(200)
+    expect(lines.filter(({ msg }) => msg.includes('@parley/client'))).toEqual([])
   })
 })

@@ -76,6 +76,8 @@ import { handshakeRequest, WebSocketHandshakes } from './websocket-handshake.js'
 export interface RoutesOptions {
   server: ParleyServer
   options: ResolvedOptions
+  /** The application set `serveClient: true` itself (not left to its default): see client-script.ts. */
+  serveClientAsked: boolean
   /** True when Parley registered @fastify/websocket itself (its error handler is Parley's). */
   ownsWebSocketPlugin: boolean
   /** The WebSockets waiting for their client's close frame (cut when the server closes). */
@@ -114,6 +116,7 @@ export async function parleyRoutes(
   {
     server,
     options,
+    serveClientAsked,
     ownsWebSocketPlugin,
     closingWebSockets,
     closingForwards,
@@ -193,7 +196,9 @@ export async function parleyRoutes(
     return fail(reply, answer.status, answer.code, answer.message, cors)
   }
 
-  const script = options.serveClient ? serveClientScript(app, base, errorHandler) : undefined
+  const script = options.serveClient
+    ? serveClientScript(app, base, errorHandler, serveClientAsked)
+    : undefined
   if (script) {
     // Any other method gets the endpoints' coded 405 rather than Fastify's 404, which answers a
     // body it cannot parse with a code of Fastify's own (FST_ERR_CTP_INVALID_MEDIA_TYPE). In a
