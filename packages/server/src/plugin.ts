@@ -20,6 +20,7 @@ import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { createMetrics, type Metrics, noMetrics } from './metrics.js'
 import { defaults, ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
+import { checkRegisteredOnce } from './registered-once.js'
 import { ParleyServer } from './server.js'
 import { ClosingWebSockets } from './transports/closing-websockets.js'
 import { mountBase } from './transports/registry.js'
@@ -50,6 +51,7 @@ declare module 'fastify' {
 async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Promise<void> {
   // Validate before touching the instance: a bad option leaves nothing half-registered.
   const options = resolveOptions(rawOptions)
+  checkRegisteredOnce(app, options.path)
   // With the application's own @fastify/websocket, compression is that registration's to set
   // (ws takes it once, for every route): Parley's option would be dropped without a word.
   if (options.perMessageDeflate && app.hasDecorator('websocketServer')) {
@@ -269,7 +271,9 @@ function listenUrl(address: AddressInfo | string | null): string | undefined {
 
 /**
  * The Parley plugin (the package's default export): register it, then use `app.parley`. Every
- * option is checked here (a wrong one fails `register` with a `ParleyOptionError`).
+ * option is checked here (a wrong one fails `register` with a `ParleyOptionError`). One
+ * registration per Fastify context (a second one fails the same way): two mount points take a
+ * context each, siblings, each with its own `path` and `app.parley`.
  *
  * ```ts
  * import Fastify from 'fastify'

@@ -1,0 +1,94 @@
+// Parley is one server per Fastify context: a second registration where one is seen already
+// fails with a coded error that says what to do, and two mount points, each in a context of its
+// own, serve their clients apart over every transport.
+import { connect, type Socket } from '@parley/client'
+import type { TransportName } from '@parley/protocol'
+import parley, { ParleyOptionError } from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Registry } from 'prom-client'
+import { afterEach, describe, expect, it } from 'vitest'
+import { closeApp, within } from './helpers.js'
+
+const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
+
+let app: FastifyInstance | undefined
+const clients: Socket[] = []
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.disconnect()
+  await closeApp(app)
+  app = undefined
+})
+
+describe('a second registration of Parley', () => {
+  it('in the same context fails with PARLEY_INVALID_OPTION, before it makes anything', async () => {
+    app = Fastify()
+    await app.register(parley, { path: '/a' })
+    const registry = new Registry()
+    const error = await app.register(parley, { path: '/b', metrics: { registry } }).then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    expect(error).toBeInstanceOf(ParleyOptionError)
+    expect(error).toMatchObject({
+      code: 'PARLEY_INVALID_OPTION',
+      option: 'path',
+      message: `@parley/server: option "path" is "/b", but Parley is registered already in this context or a parent of it (at "/a"), and a context holds one: register each mount point in a context of its own, siblings of each other (app.register(async (child) => { await child.register(parley, { path: '/b' }) })), each with its own child.parley`,
+    })
+    expect(await registry.getMetricsAsJSON()).toEqual([])
+  })
+
+  it('in a child of a context that has one fails the same way', async () => {
+    app = Fastify()
+    await app.register(parley, { path: '/a' })
+    const error = await app
+      .register(async (child) => {
+        await child.register(parley, { path: '/b' })
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'path' })
+  })
+})
+
+describe.each(TRANSPORTS)('two mount points in sibling contexts, over %s', (transport) => {
+  it('each serves its own clients, with its own app.parley', async () => {
+    app = Fastify({ forceCloseConnections: true })
+    const servers = new Map<string, FastifyInstance['parley']>()
+    for (const path of ['/a', '/b']) {
+      await app.register(async (child) => {
+        await child.register(parley, { path })
+        servers.set(path, child.parley)
+        child.parley.on('connection', (socket) => {
+          socket.on('where', (ack: (path: string) => void) => ack(path))
+        })
+      })
+    }
+    // The application's own context sees neither.
+    expect(app.hasDecorator('parley')).toBe(false)
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    for (const path of ['/a', '/b']) {
+      const client = connect(`http://127.0.0.1:${port}${path}`, {
+        transports: [transport],
+        reconnection: false,
+      })
+      clients.push(client)
+      await within(
+        new Promise<void>((resolve) => client.once('connect', () => resolve())),
+        5000,
+        `the client of ${path} to connect`,
+      )
+      expect(client.transport).toBe(transport)
+      expect(await within(client.emitWithAck('where' as never), 5000, `the answer of ${path}`)).toBe(path)
+    }
+    expect(servers.get('/a')!.sockets.size).toBe(1)
+    expect(servers.get('/b')!.sockets.size).toBe(1)
+    for (const client of clients.splice(0)) client.disconnect()
+    // `closeApp` ends the sessions of the app's own context, which has none: each context's here.
+    for (const server of servers.values())
+      for (const socket of [...server.sockets.values()]) socket.disconnect()
+  })
+})
