@@ -2,7 +2,7 @@ import { ErrorCode } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog, logLine } from './burst-log.js'
 import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
-import type { Refusal } from './refusals.js'
+import { type Refusal, shuttingDown } from './refusals.js'
 
 /** What a client whose handshake middleware did not settle in time is told. */
 export const middlewareTimedOut = (ms: number): Refusal => ({
@@ -28,6 +28,8 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
   readonly #timeoutMs: number
   /** Handshakes whose middleware did not settle within `#timeoutMs`: logged once per burst. */
   readonly #timeouts: BurstLog<{ code: string; handshakeTimeout: number }>
+  /** How each run still waiting for its middleware is answered at once when the server closes. */
+  readonly #waiting = new Set<() => void>()
 
   constructor(log: FastifyBaseLogger, timeoutMs: number) {
     this.#log = log
@@ -66,6 +68,7 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
     if (this.#middleware.length === 0) return null
     let expired = false
     let timer: NodeJS.Timeout | undefined
+    let cut: (() => void) | undefined
     const late = new Promise<Refusal>((resolve) => {
       timer = setTimeout(() => {
         expired = true
@@ -74,16 +77,29 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
       }, this.#timeoutMs)
       // The request it answers holds the process, not this timer.
       timer.unref()
+      // The server closes: its client tries another node now, rather than after the bound, and
+      // the HTTP server's close does not wait for this request meanwhile.
+      cut = () => {
+        expired = true
+        resolve(shuttingDown())
+      }
+      this.#waiting.add(cut)
     })
     try {
       return await Promise.race([this.#runAll(socket, () => expired), late])
     } finally {
       clearTimeout(timer)
+      if (cut) this.#waiting.delete(cut)
     }
   }
 
-  /** The server closes: logs the failures not logged yet, and keeps no timer (see `BurstLog.close`). */
+  /**
+   * The server closes: answers the runs still waiting for their middleware (see `run`), logs the
+   * failures not logged yet, and keeps no timer (see `BurstLog.close`).
+   */
   close(): void {
+    for (const cut of this.#waiting) cut()
+    this.#waiting.clear()
     this.#failures.close()
     this.#timeouts.close()
   }

@@ -165,3 +165,34 @@ describe.each(TRANSPORTS)('a handshake middleware that never settles, over %s', 
     expect(again.open).toMatchObject({ sid: first.sid, recovered: true })
   })
 })
+
+// Over WebSocket the closing server ends the connection itself (close 1001), whatever its
+// handshake waits for; a handshake POST it would wait for, up to the bound.
+describe.each(['sse', 'polling'] as const)(
+  'a handshake middleware that never settles, over %s',
+  (transport) => {
+    it('is answered PARLEY_SERVER_SHUTTING_DOWN at once when the server closes meanwhile', async () => {
+      let runs = 0
+      // A bound past the test's waits, and Fastify's close waiting for the request under way.
+      started = await startServer(
+        { handshakeTimeout: 10_000 },
+        (app) => {
+          app.parley.use(async () => {
+            runs++
+            await new Promise(() => {})
+          })
+        },
+        { forceCloseConnections: false },
+      )
+      const own = started
+      const answer = rawConnect(transport, own.base).then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      await until(() => runs === 1, 2000, 'the middleware to run')
+      await within(own.app.close(), 5000, 'the close')
+      started = undefined
+      expect(await within(answer, 5000, 'the answer')).toMatchObject({ code: 'PARLEY_SERVER_SHUTTING_DOWN' })
+    })
+  },
+)
