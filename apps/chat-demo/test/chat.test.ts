@@ -569,7 +569,9 @@ describe('chat server', () => {
     names.ben = 'Benedict'
     proxy.cut('websocket')
     await until(() => heard.at(-1)?.join() === 'Benedict,ann', 5000, 'the list with the new name')
-    expect(ben.connected).toBe(true)
+    // The list goes out from the resume's middleware, before ben has its OPEN: the resume is
+    // taken, not refused, once ben is connected again.
+    await until(() => ben.connected, 5000, "ben's resume")
     expect(await say(ben, 'lobby', 'renamed')).toMatchObject({ ok: true })
     expect((await store.history('lobby')).at(-1)).toMatchObject({ from: 'Benedict', text: 'renamed' })
     // The old name is free again, the new one held for this browser.
