@@ -6,13 +6,17 @@
 // so a relayed stream's owner sees its request closed when the client leaves, as it would over
 // the network. A request the node sends on while Fastify refuses requests at close names its
 // client as the routes do, by Fastify's trustProxy; a trustProxy that throws on what a client's
-// X-Forwarded-For names does not end the process there.
+// X-Forwarded-For names does not end the process there. A request routed in at close whose
+// sending on fails inside the node (a bug) is answered as a route answers such a failure, a
+// coded 503 that the node which routed it passes back to its client, not a destroyed response.
 import { isIP } from 'node:net'
 import { decodeText, ErrorCode, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import { afterEach, expect, it } from 'vitest'
+import { afterEach, expect, it, vi } from 'vitest'
 import { WebSocket } from 'ws'
+import { Forwarder } from '../src/http/forward.js'
+import { ROUTED_HEADER } from '../src/http/routing.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -20,6 +24,7 @@ import { type RawClient, rawConnect } from './raw-client.js'
 const apps: FastifyInstance[] = []
 const raws: RawClient[] = []
 afterEach(async () => {
+  vi.restoreAllMocks()
   for (const raw of raws.splice(0)) raw.close()
   for (const app of apps.splice(0)) await closeApp(app)
 })
@@ -197,3 +202,59 @@ it("takes a WebSocket upgrade while Fastify closes whose X-Forwarded-For the app
   }
   await within(closing, 5000, 'b closed')
 })
+
+it.each(['GET', 'POST'])(
+  'answers a %s routed in at close whose sending on fails inside 503 PARLEY_SERVER_SHUTTING_DOWN',
+  async (method) => {
+    const cluster = new Cluster()
+    const page = 'https://page.test'
+    const a = await startServer({ adapter: cluster.adapter('a') })
+    apps.push(a.app)
+    const { letGo, closeHeld } = await heldOpenAtClose(
+      { adapter: cluster.adapter('b'), allowedOrigins: [page] },
+      false,
+    )
+    const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
+    apps.push(c.app)
+    const onA = await rawConnect('polling', a.base)
+    raws.push(onA)
+    // c's view of the session lags: it routes the request to b, which sends it on from there.
+    const onC = cluster.nodes.get('c')!
+    onC.sessionOwner = async () => ({ node: 'b' })
+    const { closing } = await closeHeld()
+    // b's look-up of the owner fails as a bug would: nothing else can make it throw. c's own
+    // look-up (the client's request, not routed) goes on as always.
+    const ownerOf = Forwarder.prototype.ownerOf
+    vi.spyOn(Forwarder.prototype, 'ownerOf').mockImplementation(function (
+      this: Forwarder,
+      sid,
+      request,
+      ...rest
+    ) {
+      if (request.headers[ROUTED_HEADER] !== undefined)
+        return Promise.reject(new Error('a bug in the look-up'))
+      return ownerOf.call(this, sid, request, ...rest)
+    })
+
+    const body =
+      method === 'POST'
+        ? encodeText({ type: PacketType.EVENT, seq: 1, name: 'hi', args: [], ackId: 0 })
+        : undefined
+    const res = await within(
+      fetch(`${c.base}/poll?v=1&sid=${onA.sid}`, { method, body, headers: { origin: page } }),
+      5000,
+      'the answer through c',
+    )
+    expect(res.status).toBe(503)
+    // b's answer, with the CORS headers the page reads it by.
+    expect(res.headers.get('access-control-allow-origin')).toBe(page)
+    expect(await res.json()).toEqual({
+      code: ErrorCode.SERVER_SHUTTING_DOWN,
+      message: 'the request failed inside the server: try again',
+    })
+    // The session stays its owner's, where the client's next try finds it.
+    expect(a.app.parley.sessionFor(onA.sid)).toBeDefined()
+    letGo()
+    await within(closing, 5000, 'b closed')
+  },
+)

@@ -4,7 +4,9 @@ import { ErrorCode } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import inject from 'light-my-request'
 import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
+import { failedInside } from '../refusals.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
+import type { HeaderBag } from '../transports/http.js'
 import { type ClosingAnswers, coded, type EndpointAnswer } from './closing-answers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
 import { type AttachedTransport, type ForwardAtClose, type TakeLastWords, writeAnswer } from './last-words.js'
@@ -242,9 +244,9 @@ export function relayResponse(
  * POST of a live session on its own transport, what `post` makes of it; for a request of a
  * session another node holds, or a goodbye sent on here by another closing node, what `forward`
  * makes of it, as for such a request that came here directly: a goodbye goes on to a live node
- * from here, as it does over HTTP), rather than a failure that the node which sent it on would
- * take for an owner it cannot reach, and answer with a new session while the client's own is still
- * being handed on.
+ * from here, as it does over HTTP; the route's answer to a failure inside the server when that
+ * fails), rather than a failure that the node which sent it on would take for an owner it cannot
+ * reach, and answer with a new session while the client's own is still being handed on.
  */
 export async function serveRouted(
   app: FastifyInstance,
@@ -276,6 +278,23 @@ export async function serveRouted(
   // that sent it on has no Content-Length here).
   const verdict = answers.judge({ ...routed, headers })
   const last = verdict?.lastWords
+  /**
+   * A failure inside the server here, answered as `LastWordsAtClose` answers it: the route's
+   * "try again", while no headers have gone, which the node that routed the request in passes
+   * back to its client. A destroyed response would fail the routing itself, and that node take
+   * this one for an owner it cannot reach: a new session for a client whose own lives on.
+   */
+  const failed = (res: ServerResponse, cors: HeaderBag) => {
+    if (res.destroyed || res.writableEnded) return
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    const { status, code, message } = failedInside()
+    const answer = coded(status, cors, code, message)
+    sent(answer)
+    writeAnswer(res, answer)
+  }
   /** The last words `kept` for `last`, served as the route serves them to a routed GET. */
   const serveLast = async (kept: NonNullable<ReturnType<TakeLastWords>>, words: NonNullable<typeof last>) =>
     // On a response of the same kind as `inject`'s, which Fastify no longer makes: Fastify's own
@@ -331,7 +350,10 @@ export async function serveRouted(
             sent(answer)
             writeAnswer(res, answer)
           },
-          () => res.destroy(),
+          (err: unknown) => {
+            app.log.warn({ err }, 'parley: could not send a request on at close')
+            failed(res, elsewhere.headers)
+          },
         )
       }, request()),
     )
