@@ -752,9 +752,13 @@ export class Connection {
       // (PARLEY_HANDSHAKE_TIMEOUT), nor an answer without a code of Parley's
       // (PARLEY_TRANSPORT_ERROR, PARLEY_NOT_FOUND): something in front of the server, which
       // another transport may pass. `details.transport` names the probe, in the details the
-      // transport made of the server's answer (see refusal).
+      // transport made of the server's answer (see refusal); not in an error of the
+      // application's fetch or WebSocket whose details it froze, where the write would throw
+      // and the refusal go untold.
       if (!this.#moved && (!hello || refusal(error))) {
-        if (hello) (error.details as Record<string, unknown>).transport = name
+        try {
+          if (hello) (error.details as Record<string, unknown>).transport = name
+        } catch {}
         this.#host.notify('error', error)
         if (error.code === ErrorCode.HANDSHAKE_TIMEOUT) this.#scheduleProbe()
         return
