@@ -381,7 +381,11 @@ export class RedisAdapter implements Adapter {
         else if (channel === response) this.#onResponse(message)
         else if (channel === membership) this.#onMembership(message)
       } catch (err) {
-        this.#warnings.warn('incoming', 'a message from another node could not be handled', { err })
+        // Coded as a malformed message is, for an operator to search for: this one was read.
+        this.#warnings.warn('incoming', 'a message from another node could not be handled', {
+          code: RedisErrorCode.HANDLING_FAILED,
+          err,
+        })
       }
     })
     this.#subscribed = true

@@ -28,6 +28,12 @@ export const RedisErrorCode = {
    * that logs it, with its `channel`.
    */
   MALFORMED: 'PARLEY_REDIS_MALFORMED',
+  /**
+   * A message of another node, well formed, that failed in this node as it was handled (a throw
+   * in what it called, the server's code or the adapter's own: a bug, most likely): dropped, and
+   * the `code` of the warning that logs it, with its `err`.
+   */
+  HANDLING_FAILED: 'PARLEY_REDIS_HANDLING_FAILED',
 } as const
 
 /**
