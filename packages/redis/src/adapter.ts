@@ -208,15 +208,6 @@ export class RedisAdapter implements Adapter {
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
       this.#warnings.warn('handoff-append', 'could not append to a handed-off session', { err }),
     )
-    this.#takeBack = new WriteTakeBack({
-      handoffs: this.#handoffs,
-      sockets,
-      cut: this.#cut,
-      sessions: this.#sessions,
-      warnings: this.#warnings,
-      requestTimeout: options.requestTimeout,
-      closed: () => this.#closed,
-    })
     this.#ended = new EndedRecords(this.#commands, prefix, this.#warnings)
     this.#nodesListeners = new NodesListeners(this.#warnings)
     this.#nodes = new Nodes({
@@ -262,13 +253,13 @@ export class RedisAdapter implements Adapter {
       malformed: () => this.#malformed(this.#channels.broadcast),
       closed: () => this.#closed,
     })
-    // One set of parts for both sides of a handoff (see handoff-parts.ts).
-    const handoffParts: HandoffParts = {
+    // One set of parts for both sides of a handoff (see handoff-parts.ts), the take-back of a
+    // write given up on among them, made of the same parts.
+    const parts: Omit<HandoffParts, 'takeBack'> = {
       node: this.node,
       prefix,
       commands: this.#commands,
       handoffs: this.#handoffs,
-      takeBack: this.#takeBack,
       sessions: this.#sessions,
       sockets,
       memory: this.#memory,
@@ -284,6 +275,8 @@ export class RedisAdapter implements Adapter {
       closed: () => this.#closed,
       stands: (ms) => this.#stands(ms),
     }
+    this.#takeBack = new WriteTakeBack(parts)
+    const handoffParts: HandoffParts = { ...parts, takeBack: this.#takeBack }
     this.#handingOff = new HandingOff(handoffParts)
     this.#claims = new Claims(handoffParts)
     this.#subscriber = client.duplicate()

@@ -1,6 +1,7 @@
 // What both sides of a handoff act on: the old node's (handing-off.ts) and the claimer's
-// (claim.ts). The adapter makes one and hands it to both, so a part either side needs is added
-// here once, not copied field by field into each.
+// (claim.ts); the take-back of a write given up on (take-back.ts) reads its parts from here too.
+// The adapter makes one and hands it to each, so a part either side needs is added here once,
+// not copied field by field into each.
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
 import type { Commands } from './commands.js'
 import type { Cut } from './cut.js'

@@ -3,42 +3,26 @@
 // the session, or after requestTimeout all the same. Apart from the old node's side of the
 // handoff (handing-off.ts), which only decides when a write is given up on, so that what the
 // UNDO tells a claimer, and what this node keeps, read in one place.
-import type { LocalSocket, LocalSockets } from '@parley/server'
-import type { Cut } from './cut.js'
-import type { HandedOff, HandOffStore } from './handoff.js'
-import type { SessionOwners } from './sessions.js'
-import type { Warnings } from './warnings.js'
+import type { LocalSocket } from '@parley/server'
+import type { HandedOff } from './handoff.js'
+import type { HandoffParts } from './handoff-parts.js'
 
-/** What a `WriteTakeBack` acts on: the adapter's parts, not the adapter. */
-export interface WriteTakeBackParts {
-  readonly handoffs: HandOffStore
-  readonly sockets: LocalSockets
-  readonly cut: Cut
-  readonly sessions: SessionOwners
-  readonly warnings: Warnings
-  readonly requestTimeout: number
-  /** The adapter closed: a word awaited no longer sends the UNDO by its timer (`close` does). */
-  readonly closed: () => boolean
-}
+/**
+ * What a `WriteTakeBack` acts on: the adapter's parts for both sides of a handoff (see
+ * handoff-parts.ts), of which it is one. `closed`: the adapter closed, and a word awaited no
+ * longer sends the UNDO by its timer (`close` does).
+ */
+export type WriteTakeBackParts = Pick<
+  HandoffParts,
+  'handoffs' | 'sockets' | 'cut' | 'sessions' | 'warnings' | 'requestTimeout' | 'closed'
+>
 
 /** Takes back the handoff writes this node gave up on. */
 export class WriteTakeBack {
-  readonly #handoffs: HandOffStore
-  readonly #sockets: LocalSockets
-  readonly #cut: Cut
-  readonly #sessions: SessionOwners
-  readonly #warnings: Warnings
-  readonly #requestTimeout: number
-  readonly #closed: () => boolean
+  readonly #parts: WriteTakeBackParts
 
   constructor(parts: WriteTakeBackParts) {
-    this.#handoffs = parts.handoffs
-    this.#sockets = parts.sockets
-    this.#cut = parts.cut
-    this.#sessions = parts.sessions
-    this.#warnings = parts.warnings
-    this.#requestTimeout = parts.requestTimeout
-    this.#closed = parts.closed
+    this.#parts = parts
   }
 
   /**
@@ -54,20 +38,20 @@ export class WriteTakeBack {
   giveUp(entry: HandedOff): Promise<void> {
     if (entry.givenUp && !entry.undoWaits) return entry.undone ?? Promise.resolve()
     clearTimeout(entry.timer)
-    const kept = this.#sockets.hasSession(entry.sid)
+    const kept = this.#parts.sockets.hasSession(entry.sid)
     // The copy that goes on here, should a claim of the write be confirmed before the UNDO runs.
-    const copy = kept ? this.#sockets.get(entry.id) : undefined
-    const undone = this.#handoffs.undo(entry, kept ? 'kept' : 'ended', () =>
+    const copy = kept ? this.#parts.sockets.get(entry.id) : undefined
+    const undone = this.#parts.handoffs.undo(entry, kept ? 'kept' : 'ended', () =>
       this.#takenOverMeanwhile(entry, copy),
     )
     if (kept) {
       // As for a write that failed (see `HandingOff.handOff`): the socket and its record are this node's.
-      this.#cut.release(entry.id)
-      this.#sessions.keptBack(entry.sid)
+      this.#parts.cut.release(entry.id)
+      this.#parts.sessions.keptBack(entry.sid)
     } else {
-      this.#cut.unposition(entry.id)
+      this.#parts.cut.unposition(entry.id)
     }
-    entry.timer = setTimeout(() => this.#handoffs.forget(entry), entry.ttl)
+    entry.timer = setTimeout(() => this.#parts.handoffs.forget(entry), entry.ttl)
     entry.timer.unref()
     return undone
   }
@@ -84,10 +68,10 @@ export class WriteTakeBack {
    * behind the UNDO.
    */
   awaitWord(entry: HandedOff): void {
-    this.#handoffs.holdUndo(entry)
+    this.#parts.handoffs.holdUndo(entry)
     entry.timer = setTimeout(() => {
-      if (!this.#closed()) void this.giveUp(entry)
-    }, this.#requestTimeout)
+      if (!this.#parts.closed()) void this.giveUp(entry)
+    }, this.#parts.requestTimeout)
     entry.timer.unref()
   }
 
@@ -100,8 +84,10 @@ export class WriteTakeBack {
    */
   #takenOverMeanwhile(entry: HandedOff, copy: LocalSocket | undefined): void {
     const ends =
-      copy !== undefined && this.#sockets.takenOver !== undefined && this.#sockets.get(entry.id) === copy
-    this.#warnings.warn(
+      copy !== undefined &&
+      this.#parts.sockets.takenOver !== undefined &&
+      this.#parts.sockets.get(entry.id) === copy
+    this.#parts.warnings.warn(
       'handoff-taken',
       ends
         ? 'a handoff write this node gave up on was claimed, and its session taken over by another node, before its take-back reached Redis; the copy this node kept ends here (its client is with the other node)'
@@ -109,9 +95,9 @@ export class WriteTakeBack {
     )
     if (!ends) return
     try {
-      this.#sockets.takenOver?.(entry.sid)
+      this.#parts.sockets.takenOver?.(entry.sid)
     } catch (err) {
-      this.#warnings.warn(
+      this.#parts.warnings.warn(
         'handoff-taken',
         'the server failed to end the copy of a session taken over elsewhere',
         { err },
