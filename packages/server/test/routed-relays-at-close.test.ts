@@ -8,7 +8,8 @@
 // client as the routes do, by Fastify's trustProxy; a trustProxy that throws on what a client's
 // X-Forwarded-For names does not end the process there. A request routed in at close whose
 // sending on fails inside the node (a bug) is answered as a route answers such a failure, a
-// coded 503 that the node which routed it passes back to its client, not a destroyed response.
+// coded 503 that the node which routed it passes back to its client, not a destroyed response;
+// so is a POST of a session of its own routed in whose taking fails inside it.
 import { isIP } from 'node:net'
 import { decodeText, ErrorCode, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
@@ -17,6 +18,7 @@ import { afterEach, expect, it, vi } from 'vitest'
 import { WebSocket } from 'ws'
 import { Forwarder } from '../src/http/forward.js'
 import { ROUTED_HEADER } from '../src/http/routing.js'
+import { UpstreamPosts } from '../src/http/upstream-post.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -54,14 +56,14 @@ async function heldOpenAtClose(options: ParleyServerOptions, trustProxy: Fastify
     { trustProxy },
   )
   apps.push(b.app)
-  async function closeHeld(): Promise<{ closing: Promise<undefined> }> {
+  async function closeHeld(): Promise<{ closing: Promise<undefined>; sid: string }> {
     const own = await rawConnect('polling', b.base)
     raws.push(own)
     await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
     await until(() => inMiddleware, 3000, "the event in b's middleware")
     const closing = b.app.close()
     await until(() => b.app.parley.closing, 3000, 'b closing')
-    return { closing }
+    return { closing, sid: own.sid }
   }
   return { b, letGo, closeHeld }
 }
@@ -258,3 +260,33 @@ it.each(['GET', 'POST'])(
     await within(closing, 5000, 'b closed')
   },
 )
+
+it('answers a POST of its own session routed in at close whose taking fails inside 503 PARLEY_SERVER_SHUTTING_DOWN', async () => {
+  const cluster = new Cluster()
+  const page = 'https://page.test'
+  const { letGo, closeHeld } = await heldOpenAtClose(
+    { adapter: cluster.adapter('b'), allowedOrigins: [page] },
+    false,
+  )
+  const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
+  apps.push(c.app)
+  // b's own session holds an event in its middleware: it is live at close, its POSTs taken.
+  const { closing, sid } = await closeHeld()
+  // Taking the POST fails as a bug would: nothing else can make it reject.
+  vi.spyOn(UpstreamPosts.prototype, 'take').mockRejectedValue(new Error('a bug in the POST'))
+
+  const body = encodeText({ type: PacketType.EVENT, seq: 2, name: 'hi', args: [], ackId: 0 })
+  const res = await within(
+    fetch(`${c.base}/poll?v=1&sid=${sid}`, { method: 'POST', body, headers: { origin: page } }),
+    5000,
+    'the answer through c',
+  )
+  expect(res.status).toBe(503)
+  expect(res.headers.get('access-control-allow-origin')).toBe(page)
+  expect(await res.json()).toEqual({
+    code: ErrorCode.SERVER_SHUTTING_DOWN,
+    message: 'the request failed inside the server: try again',
+  })
+  letGo()
+  await within(closing, 5000, 'b closed')
+})

@@ -244,8 +244,8 @@ export function relayResponse(
  * POST of a live session on its own transport, what `post` makes of it; for a request of a
  * session another node holds, or a goodbye sent on here by another closing node, what `forward`
  * makes of it, as for such a request that came here directly: a goodbye goes on to a live node
- * from here, as it does over HTTP; the route's answer to a failure inside the server when that
- * fails), rather than a failure that the node which sent it on would take for an owner it cannot
+ * from here, as it does over HTTP; the route's answer to a failure inside the server when
+ * `post` or `forward` fails), rather than a failure that the node which sent it on would take for an owner it cannot
  * reach, and answer with a new session while the client's own is still being handed on.
  */
 export async function serveRouted(
@@ -290,8 +290,7 @@ export async function serveRouted(
       res.destroy()
       return
     }
-    const { status, code, message } = failedInside()
-    const answer = coded(status, cors, code, message)
+    const answer = failure(cors)
     sent(answer)
     writeAnswer(res, answer)
   }
@@ -307,7 +306,14 @@ export async function serveRouted(
   if (taken) {
     // A live session's POST, heard as the route hears it (see `ClosingAnswers.judge`). The node
     // that sent it on leaves its client's connection open: no `Connection: close` crosses.
-    const answer = (await taken).answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+    let answer: EndpointAnswer
+    try {
+      answer = (await taken).answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
+    } catch (err) {
+      // As in `failed`: a rejection here would fail the routing itself.
+      app.log.warn({ err }, 'parley: could not take a POST at close')
+      answer = failure(live.headers)
+    }
     sent(answer)
     return routedAnswer(answer)
   }
@@ -362,6 +368,12 @@ export async function serveRouted(
   answer ??= coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
   sent(answer)
   return routedAnswer(answer)
+}
+
+/** The route's answer to a request that failed inside the server (see `failedInside`). */
+function failure(cors: HeaderBag): EndpointAnswer {
+  const { status, code, message } = failedInside()
+  return coded(status, cors, code, message)
 }
 
 /** An injected answer as the owner's answer to a routed request, streamed. */
