@@ -9,7 +9,9 @@
 // X-Forwarded-For names does not end the process there. A request routed in at close whose
 // sending on fails inside the node (a bug) is answered as a route answers such a failure, a
 // coded 503 that the node which routed it passes back to its client, not a destroyed response;
-// so is a POST of a session of its own routed in whose taking fails inside it.
+// so is a POST of a session of its own routed in whose taking fails inside it, and a GET of one
+// whose last words or poll fail inside it as they are served.
+import type { ServerResponse } from 'node:http'
 import { isIP } from 'node:net'
 import { decodeText, ErrorCode, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
@@ -19,6 +21,8 @@ import { WebSocket } from 'ws'
 import { Forwarder } from '../src/http/forward.js'
 import { ROUTED_HEADER } from '../src/http/routing.js'
 import { UpstreamPosts } from '../src/http/upstream-post.js'
+import type { HeaderBag } from '../src/transports/http.js'
+import { PollingTransport } from '../src/transports/polling.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -290,3 +294,51 @@ it('answers a POST of its own session routed in at close whose taking fails insi
   letGo()
   await within(closing, 5000, 'b closed')
 })
+
+it.each(['its last words', 'its poll'] as const)(
+  'answers a GET of its own session routed in at close whose serving of %s fails inside 503 PARLEY_SERVER_SHUTTING_DOWN',
+  async (what) => {
+    const cluster = new Cluster()
+    const page = 'https://page.test'
+    const { b, letGo, closeHeld } = await heldOpenAtClose(
+      { adapter: cluster.adapter('b'), allowedOrigins: [page] },
+      false,
+    )
+    const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
+    apps.push(c.app)
+    // A second session of b's, its client between two GETs: at close it keeps its last words.
+    const between = await rawConnect('polling', b.base)
+    raws.push(between)
+    between.close()
+    const onC = cluster.nodes.get('c')!
+    onC.sessionOwner = async () => ({ node: 'b' })
+    const { closing, sid: held } = await closeHeld()
+    await until(() => b.app.parley.sessionFor(between.sid) === undefined, 3000, "the second session's end")
+    // Serving it fails as a bug would, on the routed GET alone: nothing else can make it throw.
+    const method = what === 'its last words' ? 'serveLast' : 'downstream'
+    const serve = PollingTransport.prototype[method]
+    vi.spyOn(PollingTransport.prototype, method).mockImplementation(function (
+      this: PollingTransport,
+      res: ServerResponse,
+      ...rest: [HeaderBag, number?]
+    ) {
+      if (res.req.headers[ROUTED_HEADER] !== undefined) throw new Error('a bug in the GET')
+      return serve.call(this, res, ...rest)
+    })
+
+    const sid = what === 'its last words' ? between.sid : held
+    const res = await within(
+      fetch(`${c.base}/poll?v=1&sid=${sid}`, { headers: { origin: page } }),
+      5000,
+      'the answer through c',
+    )
+    expect(res.status).toBe(503)
+    expect(res.headers.get('access-control-allow-origin')).toBe(page)
+    expect(await res.json()).toEqual({
+      code: ErrorCode.SERVER_SHUTTING_DOWN,
+      message: 'the request failed inside the server: try again',
+    })
+    letGo()
+    await within(closing, 5000, 'b closed')
+  },
+)

@@ -245,7 +245,7 @@ export function relayResponse(
  * session another node holds, or a goodbye sent on here by another closing node, what `forward`
  * makes of it, as for such a request that came here directly: a goodbye goes on to a live node
  * from here, as it does over HTTP; the route's answer to a failure inside the server when
- * `post` or `forward` fails), rather than a failure that the node which sent it on would take for an owner it cannot
+ * `post` or `forward` fails, or serving a GET does), rather than a failure that the node which sent it on would take for an owner it cannot
  * reach, and answer with a new session while the client's own is still being handed on.
  */
 export async function serveRouted(
@@ -294,11 +294,25 @@ export async function serveRouted(
     sent(answer)
     writeAnswer(res, answer)
   }
+  /**
+   * A GET served by `serve` on a response of the same kind as `inject`'s, which Fastify no longer
+   * makes (Fastify's own library for it): a throw there is answered as in `failed`, with the warn
+   * line `LastWordsAtClose` logs for it, where it would fail the routing itself.
+   */
+  const serveGet = async (serve: (res: ServerResponse) => void, cors: HeaderBag) =>
+    streamed(
+      await inject((_req, res) => {
+        try {
+          serve(res)
+        } catch (err) {
+          app.log.warn({ err }, 'parley: could not hand a client its last words at close')
+          failed(res, cors)
+        }
+      }, request('GET')),
+    )
   /** The last words `kept` for `last`, served as the route serves them to a routed GET. */
-  const serveLast = async (kept: NonNullable<ReturnType<TakeLastWords>>, words: NonNullable<typeof last>) =>
-    // On a response of the same kind as `inject`'s, which Fastify no longer makes: Fastify's own
-    // library for it.
-    streamed(await inject((_req, res) => kept.serveLast(res, words.headers), request('GET')))
+  const serveLast = (kept: NonNullable<ReturnType<TakeLastWords>>, words: NonNullable<typeof last>) =>
+    serveGet((res) => kept.serveLast(res, words.headers), words.headers)
   const kept = last ? take(last.sid, last.kind) : undefined
   if (last && kept) return serveLast(kept, last)
   const live = verdict?.post
@@ -323,9 +337,7 @@ export async function serveRouted(
     // Served as the route serves it (see `LastWordsAtClose`), on a response of inject's kind.
     const taken = takeGetAck(http, last.acks)
     if (taken.ok) {
-      return streamed(
-        await inject((_req, res) => http.downstream(res, last.headers, taken.ack), request('GET')),
-      )
+      return serveGet((res) => http.downstream(res, last.headers, taken.ack), last.headers)
     }
     answer = coded(400, last.headers, taken.error.code, taken.error.message)
   }
