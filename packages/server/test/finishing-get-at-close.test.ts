@@ -1,7 +1,9 @@
 // At close, a session whose events are still in its socket middleware finishes them before it
 // ends (`ParleyServer.finishEvents`). A GET for it that comes meanwhile on another transport than
 // the session's waits for that end over HTTP (`LastWordsAtClose`); routed in-process by another
-// node (an adapter's `routeRequest`, `serveRouted`), it now waits the same.
+// node (an adapter's `routeRequest`, `serveRouted`), it now waits the same. Over HTTP, a failure
+// inside the server once the session has ended is answered the route's coded 503, not left
+// unhandled with the GET unanswered.
 
 import { type Packet, PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -84,4 +86,33 @@ describe('a GET at close for a session finishing the events in its middleware, o
     })
     await within(closing, 5000, 'a closed')
   })
+})
+
+it('answers such a GET over HTTP 503 PARLEY_SERVER_SHUTTING_DOWN when taking its last words fails inside', async () => {
+  const { a, entered } = await twoNodes()
+  const client = await rawConnect('websocket', a.base)
+  clients.push(client)
+  const sid = client.sid
+  await client.send(HELD)
+  await until(() => entered() === 1, 3000, 'the event in the middleware')
+  client.close()
+  await until(() => a.app.parley.sessionFor(sid)?.state === 'detached', 3000, 'the WebSocket detached')
+  const closing = a.app.close()
+  await until(() => a.app.parley.finishing(sid) !== undefined, 3000, 'the session finishing its events')
+
+  const asked = vi.spyOn(a.app.parley, 'finishing')
+  const answer = fetch(`${a.base}/poll?v=1&sid=${sid}`)
+  await until(() => asked.mock.calls.length > 0, 3000, 'the GET at a')
+  // Once the session has ended, taking its last words fails as a bug would: nothing else can.
+  vi.spyOn(a.app.parley, 'takeLingering').mockImplementation(() => {
+    throw new Error('a bug in the last words')
+  })
+  release()
+  const res = await within(answer, 5000, 'the answer to the GET')
+  expect(res.status).toBe(503)
+  expect(await res.json()).toEqual({
+    code: 'PARLEY_SERVER_SHUTTING_DOWN',
+    message: 'the request failed inside the server: try again',
+  })
+  await within(closing, 5000, 'a closed')
 })

@@ -251,10 +251,16 @@ export class LastWordsAtClose {
     // another transport than this GET's: the GET waits for the CLOSE the session ends with.
     const ended = last && this.#finishing(last.sid)
     if (ended) {
-      void ended.then(() => {
-        if (res.destroyed || res.writableEnded) return
-        if (!this.#serveLast(req, res, last)) this.#send(res, verdict.answer)
-      })
+      void ended
+        .then(() => {
+          if (res.destroyed || res.writableEnded) return
+          if (!this.#serveLast(req, res, last)) this.#send(res, verdict.answer)
+        })
+        .catch((err: unknown) => {
+          // A failure in taking or answering them, as its siblings' here: the route's "try again".
+          this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
+          this.#failed(req, res, last.headers)
+        })
       return true
     }
     const elsewhere = verdict.elsewhere
