@@ -5,6 +5,7 @@ import type { LocalSockets, MemoryAdapter } from '@parley/server'
 import { Answering } from './answering.js'
 import type { Publisher } from './publish.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage } from './remote.js'
+import { RedisErrorCode } from './send.js'
 import type { Warnings } from './warnings.js'
 import {
   decodeEvent,
@@ -87,7 +88,13 @@ export class IncomingRequests {
         this.#memory
           .fetchSockets(options)
           .then((sockets) => respond({ k: 'sockets', s: sockets.map(packSocket) }))
-          .catch((err: unknown) => this.#warnings.warn('incoming', 'could not describe the sockets', { err }))
+          // Coded as the adapter's other failure of a message read from another node.
+          .catch((err: unknown) =>
+            this.#warnings.warn('incoming', 'could not describe the sockets', {
+              code: RedisErrorCode.HANDLING_FAILED,
+              err,
+            }),
+          )
         return
       case 'join':
         this.#memory.addSockets(options, request.rooms)

@@ -31,7 +31,8 @@ export const RedisErrorCode = {
   /**
    * A message of another node, well formed, that failed in this node as it was handled (a throw
    * in what it called, the server's code or the adapter's own: a bug, most likely): dropped, and
-   * the `code` of the warning that logs it, with its `err`.
+   * the `code` of the warning that logs it, with its `err`; and of the warning of a
+   * `fetchSockets` of another node's whose description of this node's sockets failed.
    */
   HANDLING_FAILED: 'PARLEY_REDIS_HANDLING_FAILED',
 } as const
