@@ -166,8 +166,8 @@ describe.each(TRANSPORTS)('a handshake middleware that never settles, over %s', 
   })
 })
 
-// Over WebSocket the closing server ends the connection itself (close 1001), whatever its
-// handshake waits for; a handshake POST it would wait for, up to the bound.
+// A handshake POST the closing server would wait for, up to the bound; over WebSocket it ends
+// the connection itself (close 1001), after the same coded answer.
 describe.each(['sse', 'polling'] as const)(
   'a handshake middleware that never settles, over %s',
   (transport) => {
@@ -196,3 +196,28 @@ describe.each(['sse', 'polling'] as const)(
     })
   },
 )
+
+describe('a handshake middleware that never settles, over websocket', () => {
+  it('is answered PARLEY_SERVER_SHUTTING_DOWN before the close when the server closes meanwhile', async () => {
+    let runs = 0
+    started = await startServer({ handshakeTimeout: 10_000 }, (app) => {
+      app.parley.use(async () => {
+        runs++
+        await new Promise(() => {})
+      })
+    })
+    const own = started
+    const client = connect(own.base, { transports: ['websocket'], connectTimeout: CONNECT_TIMEOUT })
+    clients.push(client)
+    // The client's reading of its transport's end: a coded shutdown, not a WebSocket broken.
+    const lost = new Promise<ParleyError<string>>((resolve) =>
+      client.once('transport_error', (_transport, err) => resolve(err)),
+    )
+    await until(() => runs === 1, 2000, 'the middleware to run')
+    await within(own.app.close(), 5000, 'the close')
+    started = undefined
+    expect(await within(lost, 5000, 'the end of the WebSocket')).toMatchObject({
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+    })
+  })
+})

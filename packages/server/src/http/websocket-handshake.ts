@@ -116,15 +116,16 @@ export class WebSocketHandshakes {
      */
     let forwarding: Promise<unknown> | 'relay' | undefined
     // At close the server ends it; the timer goes too, or it would hold the process up to
-    // handshakeTimeout after the close. One whose HELLO has not come yet is told what a new
+    // handshakeTimeout after the close. One whose HELLO has not come yet, or is still answered
+    // here (the application's handshake middleware has not settled, say), is told what a new
     // session is told while the node drains, then closed with 1001: the client reads a server
     // that is closing, and tries WebSocket again (through the balancer, another node), where a
     // bare close would have it take WebSocket for broken and step down to its next transport.
+    // The answer the handshake makes later finds the transport closed.
     server.trackPending(transport, () => {
       clearTimeout(timer)
       if (forwarding === 'relay') closedMeanwhile()
       else if (forwarding !== undefined) closing.lookingUp(ws, forwarding, options.handshakeTimeout)
-      else if (settled) transport.close('shutdown')
       else {
         settled = true
         refuse(ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, 'shutdown')
