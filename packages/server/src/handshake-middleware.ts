@@ -62,7 +62,8 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * only its own `connectTimeout` run out and the server saying nothing. Past the bound the
    * client is answered PARLEY_HANDSHAKE_TIMEOUT, which it tries again, and the caller turns the
    * socket away as after a refusal: the middleware that settles later runs none after it, and
-   * what it does to the socket then (a join) finds a socket that never opened.
+   * what it does to the socket then (a join) finds a socket that never opened; a resume's socket
+   * is the session's own, live, and a join there stands.
    */
   async run(socket: S): Promise<Refusal | null> {
     if (this.#middleware.length === 0) return null
