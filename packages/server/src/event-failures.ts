@@ -69,12 +69,12 @@ export class EventFailures {
       new BurstLog(log, 'error', message)
     this.#middleware = error(
       (count, first) =>
-        `event middleware failed for ${count} event(s) since the last such line, with an error without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _; the first: its err, for ${JSON.stringify(first?.event)}); each was refused with ${ErrorCode.HANDLER_ERROR} '${MIDDLEWARE_REFUSED}'`,
+        `event middleware failed for ${count} event(s) since the last such line, with an error without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _, and begins PARLEY_ only when it is one of Parley's wire codes; the first: its err, for ${JSON.stringify(first?.event)}); each was refused with ${ErrorCode.HANDLER_ERROR} '${MIDDLEWARE_REFUSED}'`,
     )
     this.#handlers = new BurstsPerEvent(() =>
       error(
         (count, first) =>
-          `event handler failed for ${count} event(s) since the last such line, with an error without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _; the first: its err, for "${first?.event}"); a client that asked for a reply got ${ErrorCode.HANDLER_ERROR} '${HANDLER_FAILED}'`,
+          `event handler failed for ${count} event(s) since the last such line, with an error without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _, and begins PARLEY_ only when it is one of Parley's wire codes; the first: its err, for "${first?.event}"); a client that asked for a reply got ${ErrorCode.HANDLER_ERROR} '${HANDLER_FAILED}'`,
       ),
     )
     this.#listeners = new BurstsPerEvent(() =>

@@ -44,7 +44,7 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
       log,
       'error',
       (count) =>
-        `handshake middleware failed for ${count} client(s) since the last such line, with an error without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _; the first: its err); each was refused with ${ErrorCode.REFUSED} '${MIDDLEWARE_REFUSED}'`,
+        `handshake middleware failed for ${count} client(s) since the last such line, with an error without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _, and begins PARLEY_ only when it is one of Parley's wire codes; the first: its err); each was refused with ${ErrorCode.REFUSED} '${MIDDLEWARE_REFUSED}'`,
     )
   }
 

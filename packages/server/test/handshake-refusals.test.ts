@@ -48,6 +48,9 @@ async function guardedServer() {
         if (token === 'expired') throw Object.assign(new Error('log in again'), { code: 'AUTH_EXPIRED' })
         if (token === 'store-away') throw INTERNAL_ERROR
         if (token === 'lowercase') throw Object.assign(new Error('log in again'), { code: 'auth-expired' })
+        // Of the form, but a PARLEY_ code that is none of Parley's wire codes.
+        if (token === 'parley-prefixed')
+          throw Object.assign(new Error('log in again'), { code: 'PARLEY_AUTH_EXPIRED' })
         throw new Error(DRIVER_ERROR)
       })
     },
@@ -105,13 +108,18 @@ describe('handshakes refused with an error without a code of the application', (
 })
 
 describe('a handshake refused with a code that is not one of the application', () => {
-  it('is logged with what such a code is, beside the code it had', async () => {
+  it.each([
+    ['lowercase', 'auth-expired'],
+    ['parley-prefixed', 'PARLEY_AUTH_EXPIRED'],
+  ])('is logged with what such a code is, beside the code it had (%s)', async (token, code) => {
     const { base, logs } = await guardedServer()
-    const [failed] = await refusal(base, 'websocket', 'lowercase')
+    const [failed] = await refusal(base, 'websocket', token)
     expect(failed).toMatchObject({ code: 'PARLEY_REFUSED', message: 'refused by middleware' })
     const line = logs.find(({ msg }) => msg.includes('handshake middleware failed'))
-    expect(line?.msg).toContain("without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _;")
-    expect(line?.err).toMatchObject({ code: 'auth-expired' })
+    expect(line?.msg).toContain(
+      "without a code of the application's (a code is 1 to 64 of A-Z, 0-9 and _, and begins PARLEY_ only when it is one of Parley's wire codes;",
+    )
+    expect(line?.err).toMatchObject({ code })
   })
 })
 
