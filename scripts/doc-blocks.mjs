@@ -96,6 +96,7 @@ writeFileSync(
         // Dependencies of one package only, which examples of its README import.
         'prom-client': ['packages/server/node_modules/prom-client/index.d.ts'],
         '@sinclair/typebox': ['packages/server/node_modules/@sinclair/typebox/build/esm/index.d.mts'],
+        '@fastify/websocket': ['packages/server/node_modules/@fastify/websocket/types/index.d.ts'],
         // The client README's example for a private CA (a dev dependency of the client's tests).
         undici: ['packages/client/node_modules/undici/index.d.ts'],
       },

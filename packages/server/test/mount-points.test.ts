@@ -1,6 +1,8 @@
 // Parley is one server per Fastify context: a second registration where one is seen already
 // fails with a coded error that says what to do, and two mount points, each in a context of its
 // own, serve their clients apart over every transport.
+
+import websocket from '@fastify/websocket'
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import parley, { ParleyOptionError } from '@parley/server'
@@ -54,8 +56,18 @@ describe('a second registration of Parley', () => {
 })
 
 describe.each(TRANSPORTS)('two mount points in sibling contexts, over %s', (transport) => {
-  it('each serves its own clients, with its own app.parley', async () => {
-    app = Fastify({ forceCloseConnections: true })
+  it('each serves its own clients, with its own app.parley, and logs nothing at warn', async () => {
+    // As the README sets them up: @fastify/websocket once, in the application's context. One
+    // registration per mount point would listen for every upgrade twice, and warn at each.
+    const warned: string[] = []
+    const stream = {
+      write: (line: string) => {
+        const { level, msg } = JSON.parse(line) as { level: number; msg: string }
+        if (level >= 40) warned.push(msg)
+      },
+    }
+    app = Fastify({ forceCloseConnections: true, logger: { level: 'warn', stream } })
+    await app.register(websocket)
     const servers = new Map<string, FastifyInstance['parley']>()
     for (const path of ['/a', '/b']) {
       await app.register(async (child) => {
@@ -86,6 +98,7 @@ describe.each(TRANSPORTS)('two mount points in sibling contexts, over %s', (tran
     }
     expect(servers.get('/a')!.sockets.size).toBe(1)
     expect(servers.get('/b')!.sockets.size).toBe(1)
+    expect(warned).toEqual([])
     for (const client of clients.splice(0)) client.disconnect()
     // `closeApp` ends the sessions of the app's own context, which has none: each context's here.
     for (const server of servers.values())
