@@ -296,7 +296,8 @@ export abstract class HttpTransport extends BaseTransport {
     // proxy that swallows them) kept the process alive a window per body. Past it, what is left
     // is dropped: the server gave no sign of life for a whole window, and keeps the session for
     // its recovery window, as for a goodbye lost. (The POST in flight now, if any, ends within
-    // its own bound, before this one.) A page lives on: there each POST keeps its own window.
+    // its own bound, before this one; unanswered through it, it ends the sending: see #post.) A
+    // page lives on: there each POST keeps its own window.
     if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
       this.endBy = performance.now() + this.#postWithin
     if (leaving(this.#lines)) void this.#post(this.#lines.splice(0))
@@ -389,7 +390,21 @@ export abstract class HttpTransport extends BaseTransport {
       await res.body?.cancel()
       this.#next()
     } catch (err) {
-      if (this.closed) return this.#next()
+      if (this.closed) {
+        // Node: a POST left unanswered through its whole bound ends what the teardown sends, the
+        // server silent for a window. Not left to the deadline's clock alone: the bound of a POST
+        // in flight at the teardown ends before the deadline, by as little as the time between
+        // them (or less: Node's timers run on the loop's clock, behind performance.now()), and
+        // what is left would go with that sliver of a bound, and still reach the server.
+        if (
+          !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
+          ctl.signal.aborted
+        ) {
+          this.#lines = []
+          return
+        }
+        return this.#next()
+      }
       // The transport is done: nothing queued goes after this.
       this.#lines = []
       this.fail(
