@@ -94,17 +94,29 @@ export interface MetricSources {
   unknownSessions(): number
 }
 
+/** Parley's metrics, made in the application's registry, and their way out of it. */
+export interface MadeMetrics {
+  metrics: Metrics
+  /**
+   * Takes these metrics out of the registry: a registration that fails after making them would
+   * leave them there, and the next registration with the same registry (the application's
+   * corrected one) would fail on their names.
+   */
+  remove(): void
+}
+
 /**
  * Creates Parley's metrics in `registry` (never in prom-client's global one). prom-client is
  * imported here, so that it loads only for applications that ask for metrics.
  */
-export async function createMetrics(registry: MetricsRegistry, sources: MetricSources): Promise<Metrics> {
+export async function createMetrics(registry: MetricsRegistry, sources: MetricSources): Promise<MadeMetrics> {
   const { Counter, Gauge, Histogram } = await import('prom-client')
   // Checked at registration to be one (by its methods): the option is typed loosely on purpose.
-  const registers = [registry as Registry]
+  const promRegistry = registry as Registry
+  const registers = [promRegistry]
 
   // Read when scraped: nothing to keep in step as sessions come, move and go.
-  new Gauge({
+  const sessions = new Gauge({
     name: 'parley_sessions',
     help: 'Live sessions, by transport (detached: waiting for a resume).',
     labelNames: ['transport'] as const,
@@ -115,7 +127,7 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     },
   })
   let unknownSeen = 0
-  new Counter({
+  const unknown = new Counter({
     name: 'parley_unknown_session_requests_total',
     help: 'Requests and resumes naming a session this node does not know.',
     registers,
@@ -188,7 +200,20 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     registers,
   })
 
-  return {
+  const made = [
+    handshakes,
+    refusedFull,
+    resumes,
+    switches,
+    disconnects,
+    messages,
+    bytes,
+    ackTimeouts,
+    handoffs,
+    slowConsumers,
+    pingDelays,
+  ]
+  const metrics: Metrics = {
     handshake: () => handshakes.inc(),
     full: () => refusedFull.inc(),
     resume: (recovered) => resumes.inc({ recovered: String(recovered) }),
@@ -204,5 +229,14 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     ackTimeout: () => ackTimeouts.inc(),
     handoff: (outcome) => handoffs.inc({ outcome }),
     pingDelay: (seconds) => pingDelays.observe(seconds),
+  }
+  return {
+    metrics,
+    remove() {
+      // Only the metrics this call made: another of the same name is not Parley's to take out.
+      const mine = new Set<unknown>([sessions, unknown, ...made])
+      for (const metric of promRegistry.getMetricsAsArray())
+        if (mine.has(metric)) promRegistry.removeSingleMetric(metric.name)
+    },
   }
 }

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import websocket from '@fastify/websocket'
 import { CloseReason, WS_SUBPROTOCOL } from '@parley/protocol'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { logLine } from './burst-log.js'
 import { SEAL_WAIT_MS } from './drain.js'
@@ -18,8 +18,14 @@ import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
-import { createMetrics, type Metrics, noMetrics } from './metrics.js'
-import { defaults, ParleyOptionError, type ParleyServerOptions, resolveOptions } from './options.js'
+import { createMetrics, type MadeMetrics, type Metrics, noMetrics } from './metrics.js'
+import {
+  defaults,
+  ParleyOptionError,
+  type ParleyServerOptions,
+  type ResolvedOptions,
+  resolveOptions,
+} from './options.js'
 import { checkRegisteredOnce } from './registered-once.js'
 import { ParleyServer } from './server.js'
 import { ClosingWebSockets } from './transports/closing-websockets.js'
@@ -60,26 +66,24 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
       "has no effect here: the application registered @fastify/websocket before Parley, and Parley uses that registration as it is; set perMessageDeflate in that registration's options",
     )
   }
-  let metrics: Metrics = noMetrics
+  let made: MadeMetrics | undefined
   if (options.metricsRegistry) {
     // Read at scrape time, by which point `server` is set.
-    metrics = await createMetrics(options.metricsRegistry, {
+    made = await createMetrics(options.metricsRegistry, {
       transports: () => [...server.sockets.values()].map((socket) => socket.session.transport?.name ?? null),
       unknownSessions: () => server.unknownSessionCount,
     })
   }
-  const server: ParleyServer = new ParleyServer(options, app.log, metrics)
-  // Fastify gives each preClose hook at most `pluginTimeout` ms; a drain cut short by it would
-  // end sessions half-way through their handoff. Only an adapter that stores sessions drains:
-  // the default one, on a single node, closes at once whatever pluginTimeout is.
+  // Fastify gives each preClose hook at most `pluginTimeout` ms (0: no bound).
   const hookLimit = app.initialConfig.pluginTimeout ?? 0
-  const drains = !!options.handoff && !!server.adapter.handOff && !!server.adapter.claimSession
-  if (options.handoff && drains && hookLimit > 0 && options.handoff.timeout + SEAL_WAIT_MS >= hookLimit) {
-    await server.adapter.close?.()
-    throw new ParleyOptionError(
-      'handoff',
-      `timeout ${options.handoff.timeout} ms plus ${SEAL_WAIT_MS} ms must stay below Fastify's pluginTimeout (${hookLimit} ms): raise pluginTimeout or lower handoff.timeout`,
-    )
+  let server: ParleyServer
+  try {
+    server = await startServer(app.log, options, made?.metrics ?? noMetrics, hookLimit)
+  } catch (err) {
+    // Refused (the adapter, the handoff's timeout): the registry is left as it was given, for a
+    // registration that corrects the options.
+    made?.remove()
+    throw err
   }
   app.decorate('parley', server)
 
@@ -262,6 +266,28 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
 }
 
 /** `http://host:port` for a listening address; a wildcard host reads as 127.0.0.1. */
+/** The server, its adapter made and checked; refused, nothing of it is left open. */
+async function startServer(
+  log: FastifyBaseLogger,
+  options: ResolvedOptions,
+  metrics: Metrics,
+  hookLimit: number,
+): Promise<ParleyServer> {
+  const server = new ParleyServer(options, log, metrics)
+  // A drain cut short by Fastify's bound on the preClose hook (`hookLimit`) would end sessions
+  // half-way through their handoff. Only an adapter that stores sessions drains: the default
+  // one, on a single node, closes at once whatever pluginTimeout is.
+  const drains = !!options.handoff && !!server.adapter.handOff && !!server.adapter.claimSession
+  if (options.handoff && drains && hookLimit > 0 && options.handoff.timeout + SEAL_WAIT_MS >= hookLimit) {
+    await server.adapter.close?.()
+    throw new ParleyOptionError(
+      'handoff',
+      `timeout ${options.handoff.timeout} ms plus ${SEAL_WAIT_MS} ms must stay below Fastify's pluginTimeout (${hookLimit} ms): raise pluginTimeout or lower handoff.timeout`,
+    )
+  }
+  return server
+}
+
 function listenUrl(address: AddressInfo | string | null): string | undefined {
   if (!address || typeof address === 'string') return undefined
   const wildcard = address.address === '::' || address.address === '0.0.0.0'

@@ -166,6 +166,7 @@ export class ParleyServer<
         handOff: (sid) => this.#departures?.moveOut(sid) ?? Promise.resolve(false),
         takenOver: (sid) => this.#departures?.takenOver(sid),
       }),
+      log,
     )
     this.#departures = new Departures<L, E, D>({
       adapter: this.adapter,

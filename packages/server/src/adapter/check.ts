@@ -1,3 +1,5 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { logLine } from '../burst-log.js'
 import { ParleyOptionError } from '../options.js'
 import { readKey } from '../thrown.js'
 import type { Adapter } from './adapter.js'
@@ -21,7 +23,19 @@ const REQUIRED = [
  * async factory (a promise), or an object short of a member, registers fine and then fails every
  * handshake with a TypeError logged from deep inside the server.
  */
-export function checkAdapter(made: unknown): Adapter {
+export function checkAdapter(made: unknown, log: FastifyBaseLogger): Adapter {
+  try {
+    return checked(made)
+  } catch (err) {
+    // Refused, it is never used, nor closed with the server: what it opened (a connection to
+    // its store, a timer) would be left open, and could keep the process alive after the
+    // registration failed.
+    closeRefused(made, log)
+    throw err
+  }
+}
+
+function checked(made: unknown): Adapter {
   if (made === null || (typeof made !== 'object' && typeof made !== 'function')) {
     throw new ParleyOptionError('adapter', `must return an Adapter, and returned ${describeMade(made)}`)
   }
@@ -39,6 +53,25 @@ export function checkAdapter(made: unknown): Adapter {
     )
   }
   return made as Adapter
+}
+
+/**
+ * Closes what the factory made, a promise's value once it comes, when it has a `close`. Its
+ * failure is only logged: the registration's error says what is wrong, and stays the one thrown.
+ */
+function closeRefused(made: unknown, log: FastifyBaseLogger): void {
+  const failed = (err: unknown) => logLine(log, 'warn', { err }, 'parley: the adapter did not close cleanly')
+  const close = (value: unknown) => {
+    try {
+      const close = readKey(value, 'close')
+      if (typeof close === 'function') Promise.resolve(close.call(value)).catch(failed)
+    } catch (err) {
+      failed(err)
+    }
+  }
+  // A promise's rejection is the factory's to tell: refused already, nothing of it is closed.
+  if (typeof readKey(made, 'then') === 'function') Promise.resolve(made).then(close, () => {})
+  else close(made)
 }
 
 function describeMade(value: unknown): string {

@@ -1,0 +1,97 @@
+// What an `adapter` factory made that the registration refuses (a promise, an object short of
+// members) is never used, nor closed with the server: the registration closes it, or what it
+// opened (a connection to its store, a timer) could keep the process alive after the failure.
+// A registry given with it is left as it was, for the registration that corrects the options.
+import parley, { type ParleyServerOptions } from '@parley/server'
+import Fastify from 'fastify'
+import { Registry } from 'prom-client'
+import { describe, expect, it } from 'vitest'
+import { until } from './helpers.js'
+
+interface Line {
+  level: number
+  msg: string
+  err?: { message?: string }
+}
+
+/** Registers Parley with `options`; the error the registration failed with. */
+async function refused(options: unknown, lines: Line[] = []): Promise<unknown> {
+  const app = Fastify({
+    logger: { level: 'warn', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } },
+  })
+  try {
+    await app.register(parley, options as ParleyServerOptions)
+    await app.ready()
+    return undefined
+  } catch (err) {
+    return err
+  } finally {
+    await app.close()
+  }
+}
+
+/** An object short of every member but `close`, which counts its calls. */
+function shortOne(close: () => unknown = () => undefined) {
+  const made = {
+    closes: 0,
+    close() {
+      made.closes++
+      return close()
+    },
+  }
+  return made
+}
+
+describe('an adapter the registration refuses', () => {
+  it('is closed when it is short of members', async () => {
+    const made = shortOne()
+    const error = await refused({ adapter: () => made })
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+    expect(made.closes).toBe(1)
+  })
+
+  it('is closed once the promise a factory returned gives it', async () => {
+    const made = shortOne()
+    const error = await refused({ adapter: async () => made })
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+    expect((error as Error).message).toContain('returned a promise')
+    await until(() => made.closes === 1, 2000, 'the resolved adapter to be closed')
+  })
+
+  it.for([
+    [
+      'throws',
+      () => {
+        throw new Error('store gone')
+      },
+    ],
+    ['rejects', () => Promise.reject(new Error('store gone'))],
+  ] as const)('keeps the registration error when its close %s, and logs it', async ([, close]) => {
+    const lines: Line[] = []
+    const made = shortOne(close)
+    const error = await refused({ adapter: () => made }, lines)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+    await until(
+      () => lines.some((l) => l.msg === 'parley: the adapter did not close cleanly'),
+      2000,
+      'the failed close to be logged',
+    )
+    const line = lines.find((l) => l.msg === 'parley: the adapter did not close cleanly')
+    expect(line).toMatchObject({ level: 40, err: { message: 'store gone' } })
+  })
+
+  it('leaves the metrics registry as it was: a corrected registration takes it', async () => {
+    const registry = new Registry()
+    const error = await refused({ adapter: () => shortOne(), metrics: { registry } })
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+    expect(registry.getMetricsAsArray()).toEqual([])
+    const app = Fastify()
+    try {
+      await app.register(parley, { metrics: { registry } })
+      await app.ready()
+      expect(registry.getSingleMetric('parley_sessions')).toBeDefined()
+    } finally {
+      await app.close()
+    }
+  })
+})
