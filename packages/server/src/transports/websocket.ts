@@ -13,16 +13,13 @@ import type { RawData, WebSocket } from 'ws'
 import { notUtf8 } from '../not-utf8.js'
 import type { ClosingWebSockets } from './closing-websockets.js'
 import { type Corkable, corkable, corkForTick } from './tick-cork.js'
-import { BaseTransport, type CloseKind, type Outgoing } from './transport.js'
+import { BaseTransport, type CloseKind, KEEP_AS_UTF8_FROM, type Outgoing } from './transport.js'
 
 /** The first byte of an unfragmented text frame (RFC 6455 5.2: FIN, opcode 1). */
 const FIN_TEXT = 0x81
 
 /** A broadcast's shared tail up to this long is copied into each copy's frame (see `#sendSplit`). */
 const COPY_TAIL_BYTES = 1024
-
-/** Texts up to this long (UTF-16 units) are framed here (see `#sendText`); longer ones by ws. */
-const DIRECT_TEXT_CHARS = 16 * 1024
 
 /** The length of an unmasked frame's header for a payload of `length` bytes (RFC 6455 5.2). */
 const headerBytes = (length: number): number => (length < 126 ? 2 : length < 65_536 ? 4 : 10)
@@ -236,11 +233,12 @@ export class WebSocketTransport extends BaseTransport {
   /**
    * A text of the session's own, as a frame of our own: header and UTF-8 in one buffer, one
    * chunk for the socket. ws would make an options object and a header buffer per message and
-   * hand the socket the header and the string apart. A long text comes split (see
-   * `KEEP_AS_UTF8_FROM`); one that does not, ws sends.
+   * hand the socket the header and the string apart. A text as long as the session keeps as
+   * UTF-8 (`KEEP_AS_UTF8_FROM`) most often comes split; one that does not, ws sends: one limit
+   * for both, so that they cannot drift apart.
    */
   #sendText(text: string): void {
-    if (text.length > DIRECT_TEXT_CHARS) {
+    if (text.length >= KEEP_AS_UTF8_FROM) {
       this.#ws.send(text)
       return
     }
