@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Forwarder } from '../src/http/forward.js'
 import { UpstreamPosts } from '../src/http/upstream-post.js'
 import { Directory } from './directory-adapter.js'
+import { FAILED_INSIDE_BODY } from './failed-inside.js'
 import { type H2Answer, type H2Node, startH2NodeHeldAtClose } from './h2-node.js'
 import { closeApp, type Started, startServer, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -69,7 +70,7 @@ const read = (answer: H2Answer) => ({
 })
 const FAILED_INSIDE = {
   status: 503,
-  body: { code: 'PARLEY_SERVER_SHUTTING_DOWN', message: 'the request failed inside the server: try again' },
+  body: FAILED_INSIDE_BODY,
   allowOrigin: PAGE,
 }
 

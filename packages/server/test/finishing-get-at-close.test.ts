@@ -8,6 +8,7 @@
 import { type Packet, PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
+import { expectFailedInside } from './failed-inside.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -109,10 +110,6 @@ it('answers such a GET over HTTP 503 PARLEY_SERVER_SHUTTING_DOWN when taking its
   })
   release()
   const res = await within(answer, 5000, 'the answer to the GET')
-  expect(res.status).toBe(503)
-  expect(await res.json()).toEqual({
-    code: 'PARLEY_SERVER_SHUTTING_DOWN',
-    message: 'the request failed inside the server: try again',
-  })
+  await expectFailedInside(res)
   await within(closing, 5000, 'a closed')
 })
