@@ -80,6 +80,20 @@ describe('an adapter the registration refuses', () => {
     expect(line).toMatchObject({ level: 40, err: { message: 'store gone' } })
   })
 
+  it('keeps the registration error when the promise a factory returned rejects, and logs it', async () => {
+    const lines: Line[] = []
+    const error = await refused({ adapter: () => Promise.reject(new Error('store gone')) }, lines)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+    expect((error as Error).message).toContain('returned a promise')
+    await until(
+      () => lines.some((l) => l.msg === 'parley: the adapter did not close cleanly'),
+      2000,
+      'the rejection to be logged',
+    )
+    const line = lines.find((l) => l.msg === 'parley: the adapter did not close cleanly')
+    expect(line).toMatchObject({ level: 40, err: { message: 'store gone' } })
+  })
+
   it('leaves the metrics registry as it was: a corrected registration takes it', async () => {
     const registry = new Registry()
     const error = await refused({ adapter: () => shortOne(), metrics: { registry } })

@@ -57,7 +57,7 @@ function checked(made: unknown): Adapter {
 
 /**
  * Closes what the factory made, a promise's value once it comes, when it has a `close`. Its
- * failure is only logged: the registration's error says what is wrong, and stays the one thrown.
+ * failure, and a promise's rejection, are only logged: the registration's error says what is wrong, and stays the one thrown.
  */
 function closeRefused(made: unknown, log: FastifyBaseLogger): void {
   const failed = (err: unknown) => logLine(log, 'warn', { err }, 'parley: the adapter did not close cleanly')
@@ -69,8 +69,9 @@ function closeRefused(made: unknown, log: FastifyBaseLogger): void {
       failed(err)
     }
   }
-  // A promise's rejection is the factory's to tell: refused already, nothing of it is closed.
-  if (typeof readKey(made, 'then') === 'function') Promise.resolve(made).then(close, () => {})
+  // A promise that rejects gives nothing to close, but what it opened before it failed may still
+  // be open: its error is logged, where it would otherwise go unheard.
+  if (typeof readKey(made, 'then') === 'function') Promise.resolve(made).then(close, failed)
   else close(made)
 }
 
