@@ -3,6 +3,8 @@ import websocket from '@fastify/websocket'
 import { CloseReason, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Adapter } from './adapter/adapter.js'
+import { closeAdapter } from './adapter/check.js'
 import { logLine } from './burst-log.js'
 import { SEAL_WAIT_MS } from './drain.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
@@ -265,29 +267,47 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   await notFoundUnder(app, mountBase(options.path))
 }
 
-/** `http://host:port` for a listening address; a wildcard host reads as 127.0.0.1. */
-/** The server, its adapter made and checked; refused, nothing of it is left open. */
+/**
+ * The server, its adapter made and checked; refused, nothing of it is left open. An adapter
+ * the check took is closed when a later step throws (the handoff's bound, the rest of the
+ * server's making): what it opened (a connection to its store) would otherwise keep the process
+ * alive after the registration failed. Its close's failure is only logged (see `closeAdapter`).
+ */
 async function startServer(
   log: FastifyBaseLogger,
   options: ResolvedOptions,
   metrics: Metrics,
   hookLimit: number,
 ): Promise<ParleyServer> {
-  const server = new ParleyServer(options, log, metrics)
-  // A drain cut short by Fastify's bound on the preClose hook (`hookLimit`) would end sessions
-  // half-way through their handoff. Only an adapter that stores sessions drains: the default
-  // one, on a single node, closes at once whatever pluginTimeout is.
-  const drains = !!options.handoff && !!server.adapter.handOff && !!server.adapter.claimSession
+  let adapter: Adapter | undefined
+  try {
+    const server = new ParleyServer(options, log, metrics, (accepted) => {
+      adapter = accepted
+    })
+    checkHandoffBound(server.adapter, options, hookLimit)
+    return server
+  } catch (err) {
+    if (adapter) await closeAdapter(adapter, log)
+    throw err
+  }
+}
+
+/**
+ * A drain cut short by Fastify's bound on the preClose hook (`hookLimit`) would end sessions
+ * half-way through their handoff. Only an adapter that stores sessions drains: the default one,
+ * on a single node, closes at once whatever pluginTimeout is.
+ */
+function checkHandoffBound(adapter: Adapter, options: ResolvedOptions, hookLimit: number): void {
+  const drains = !!options.handoff && !!adapter.handOff && !!adapter.claimSession
   if (options.handoff && drains && hookLimit > 0 && options.handoff.timeout + SEAL_WAIT_MS >= hookLimit) {
-    await server.adapter.close?.()
     throw new ParleyOptionError(
       'handoff',
       `timeout ${options.handoff.timeout} ms plus ${SEAL_WAIT_MS} ms must stay below Fastify's pluginTimeout (${hookLimit} ms): raise pluginTimeout or lower handoff.timeout`,
     )
   }
-  return server
 }
 
+/** `http://host:port` for a listening address; a wildcard host reads as 127.0.0.1. */
 function listenUrl(address: AddressInfo | string | null): string | undefined {
   if (!address || typeof address === 'string') return undefined
   const wildcard = address.address === '::' || address.address === '0.0.0.0'

@@ -121,8 +121,16 @@ export class ParleyServer<
   /** @internal What is counted for Prometheus; `noMetrics` without the `metrics` option. */
   readonly metrics: Metrics
 
-  /** Made by the plugin (`app.parley`); applications do not construct it. */
-  constructor(options: ResolvedOptions, log: FastifyBaseLogger, metrics: Metrics = noMetrics) {
+  /**
+   * Made by the plugin (`app.parley`); applications do not construct it. `accepted` hears of the
+   * adapter once checked: the plugin closes it when the registration fails after that.
+   */
+  constructor(
+    options: ResolvedOptions,
+    log: FastifyBaseLogger,
+    metrics: Metrics = noMetrics,
+    accepted?: (adapter: Adapter) => void,
+  ) {
     this.options = options
     this.metrics = metrics
     this.#log = log
@@ -168,6 +176,7 @@ export class ParleyServer<
       }),
       log,
     )
+    accepted?.(this.adapter)
     this.#departures = new Departures<L, E, D>({
       adapter: this.adapter,
       handoff: options.handoff,

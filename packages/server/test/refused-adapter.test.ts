@@ -2,7 +2,7 @@
 // members) is never used, nor closed with the server: the registration closes it, or what it
 // opened (a connection to its store, a timer) could keep the process alive after the failure.
 // A registry given with it is left as it was, for the registration that corrects the options.
-import parley, { type ParleyServerOptions } from '@parley/server'
+import parley, { type LocalSockets, MemoryAdapter, type ParleyServerOptions } from '@parley/server'
 import Fastify from 'fastify'
 import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
@@ -15,9 +15,10 @@ interface Line {
 }
 
 /** Registers Parley with `options`; the error the registration failed with. */
-async function refused(options: unknown, lines: Line[] = []): Promise<unknown> {
+async function refused(options: unknown, lines: Line[] = [], pluginTimeout?: number): Promise<unknown> {
   const app = Fastify({
     logger: { level: 'warn', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } },
+    ...(pluginTimeout === undefined ? {} : { pluginTimeout }),
   })
   try {
     await app.register(parley, options as ParleyServerOptions)
@@ -107,5 +108,39 @@ describe('an adapter the registration refuses', () => {
     } finally {
       await app.close()
     }
+  })
+})
+
+/** A whole adapter that drains (it stores sessions), whose close counts its calls and throws. */
+class ClosedBadly extends MemoryAdapter {
+  closes = 0
+  async handOff(): Promise<boolean> {
+    return false
+  }
+  async claimSession(): Promise<undefined> {
+    return undefined
+  }
+  close(): void {
+    this.closes++
+    throw new Error('store gone')
+  }
+}
+
+describe('an adapter the check took, when the registration fails after it', () => {
+  it('is closed, its failure logged, the error and the registry kept', async () => {
+    const lines: Line[] = []
+    const registry = new Registry()
+    let made: ClosedBadly | undefined
+    const adapter = (sockets: LocalSockets) => {
+      made = new ClosedBadly(sockets)
+      return made
+    }
+    // The handoff's bound, read once the server is made: the default 5000 ms do not fit in 3000.
+    const error = await refused({ adapter, metrics: { registry } }, lines, 3000)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'handoff' })
+    expect(made?.closes).toBe(1)
+    const line = lines.find((l) => l.msg === 'parley: the adapter did not close cleanly')
+    expect(line).toMatchObject({ level: 40, err: { message: 'store gone' } })
+    expect(registry.getMetricsAsArray()).toEqual([])
   })
 })

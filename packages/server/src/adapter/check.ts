@@ -57,22 +57,36 @@ function checked(made: unknown): Adapter {
 
 /**
  * Closes what the factory made, a promise's value once it comes, when it has a `close`. Its
- * failure, and a promise's rejection, are only logged: the registration's error says what is wrong, and stays the one thrown.
+ * failure, and a promise's rejection, are only logged: the registration's error says what is
+ * wrong, and stays the one thrown.
  */
 function closeRefused(made: unknown, log: FastifyBaseLogger): void {
-  const failed = (err: unknown) => logLine(log, 'warn', { err }, 'parley: the adapter did not close cleanly')
-  const close = (value: unknown) => {
-    try {
-      const close = readKey(value, 'close')
-      if (typeof close === 'function') Promise.resolve(close.call(value)).catch(failed)
-    } catch (err) {
-      failed(err)
-    }
-  }
+  const failed = closeFailed(log)
+  const close = (value: unknown) => void closeAdapter(value, log)
   // A promise that rejects gives nothing to close, but what it opened before it failed may still
   // be open: its error is logged, where it would otherwise go unheard.
   if (typeof readKey(made, 'then') === 'function') Promise.resolve(made).then(close, failed)
   else close(made)
+}
+
+/**
+ * Closes an adapter a registration that failed leaves behind (refused, or accepted before a later
+ * step threw), when it has a `close`: settled once that close has, and never rejected. Its
+ * failure is only logged, so that the registration's error stays the one thrown.
+ */
+export function closeAdapter(adapter: unknown, log: FastifyBaseLogger): Promise<void> {
+  const failed = closeFailed(log)
+  try {
+    const close = readKey(adapter, 'close')
+    if (typeof close === 'function') return Promise.resolve(close.call(adapter)).then(() => {}, failed)
+  } catch (err) {
+    failed(err)
+  }
+  return Promise.resolve()
+}
+
+function closeFailed(log: FastifyBaseLogger): (err: unknown) => void {
+  return (err) => logLine(log, 'warn', { err }, 'parley: the adapter did not close cleanly')
 }
 
 function describeMade(value: unknown): string {
