@@ -1,14 +1,17 @@
 // Requests a closing node answers itself (Fastify refuses requests there, see last-words.ts)
 // whose handling fails inside the server (a bug): a request of another node's session it sends
-// on, a POST of a session of its own. The client gets what the route answers such a failure,
+// on, a POST of a session of its own, a GET of one (its poll, served in Node's 'request'
+// listener, where a throw would be uncaught: the process's end). The client gets what the route answers such a failure,
 // the coded 503 it reads as "try again", with the page's CORS headers, over HTTP/2 on its stream
 // and over HTTP/1.1 beside it (`allowHTTP1`). A connection reset (HTTP/1.1) or a stream reset
 // with no code (HTTP/2) would fail its transport with nothing to act on.
 import { request as httpsRequest } from 'node:https'
 import { encodeText, PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { unheard } from '../../../test/support/unheard.js'
 import { Forwarder } from '../src/http/forward.js'
 import { UpstreamPosts } from '../src/http/upstream-post.js'
+import { PollingTransport } from '../src/transports/polling.js'
 import { Directory } from './directory-adapter.js'
 import { FAILED_INSIDE_BODY } from './failed-inside.js'
 import { type H2Answer, type H2Node, startH2NodeHeldAtClose } from './h2-node.js'
@@ -128,6 +131,29 @@ describe.each(ways)('a closing node whose taking of its own session’s POST fai
 
     const answer = await within(send(b, 'POST', `poll?v=1&sid=${sid}`, EVENT), 5000, "b's answer")
     expect(read(answer)).toEqual(FAILED_INSIDE)
+    letGo()
+    await within(closing, 5000, 'b closed')
+  })
+})
+
+describe.each(ways)('a closing node whose serving of its own session’s GET fails, over %s', (_way, send) => {
+  it('answers it 503 PARLEY_SERVER_SHUTTING_DOWN, with nothing left uncaught', async () => {
+    // b's own session holds an event in its middleware: it is live at close, its GETs served.
+    const { node: b, letGo, closeHeld } = await startH2NodeHeldAtClose({ allowedOrigins: [PAGE] })
+    h2Nodes.push(b)
+    releases.push(letGo)
+    const { closing, sid } = await closeHeld()
+    // Serving the poll fails as a bug would: nothing else can make it throw.
+    vi.spyOn(PollingTransport.prototype, 'downstream').mockImplementation(() => {
+      throw new Error('a bug in the GET')
+    })
+
+    let answer: H2Answer | undefined
+    const left = await unheard(async () => {
+      answer = await within(send(b, 'GET', `poll?v=1&sid=${sid}`, ''), 5000, "b's answer")
+    })
+    expect(left).toEqual([])
+    expect(answer && read(answer)).toEqual(FAILED_INSIDE)
     letGo()
     await within(closing, 5000, 'b closed')
   })

@@ -243,8 +243,18 @@ export class LastWordsAtClose {
       // CLOSE 'server shutdown'): its GET is served as on the route, not refused, which would
       // fail the client's transport before that CLOSE reaches it.
       const taken = takeGetAck(http, last.acks)
-      if (taken.ok) http.downstream(res, { ...last.headers, ...connectionClose(req) }, taken.ack)
-      else this.#send(res, coded(400, last.headers, taken.error.code, taken.error.message))
+      if (!taken.ok) {
+        this.#send(res, coded(400, last.headers, taken.error.code, taken.error.message))
+        return true
+      }
+      try {
+        http.downstream(res, { ...last.headers, ...connectionClose(req) }, taken.ack)
+      } catch (err) {
+        // Inside Node's 'request' listener, a throw would be uncaught (the process's end): the
+        // route's "try again" instead, as a routed GET gets it (see `serveRouted`).
+        this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
+        this.#failed(req, res, last.headers)
+      }
       return true
     }
     // A session finishing the events in its middleware (see `ParleyServer.finishEvents`) on
