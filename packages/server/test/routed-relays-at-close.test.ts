@@ -10,7 +10,9 @@
 // sending on fails inside the node (a bug) is answered as a route answers such a failure, a
 // coded 503 that the node which routed it passes back to its client, not a destroyed response;
 // so is a POST of a session of its own routed in whose taking fails inside it, and a GET of one
-// whose last words or poll fail inside it as they are served.
+// whose last words or poll fail inside it as they are served. Once the head of that GET's answer
+// has gone, the failure can only cut it: the node that routed it in cuts its client's stream
+// too, which the client resumes from, rather than leave it open and silent.
 import type { ServerResponse } from 'node:http'
 import { isIP } from 'node:net'
 import { decodeText, ErrorCode, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
@@ -23,6 +25,7 @@ import { ROUTED_HEADER } from '../src/http/routing.js'
 import { UpstreamPosts } from '../src/http/upstream-post.js'
 import type { HeaderBag } from '../src/transports/http.js'
 import { PollingTransport } from '../src/transports/polling.js'
+import { SseTransport } from '../src/transports/sse.js'
 import { Cluster } from './cluster-adapter.js'
 import { expectFailedInside } from './failed-inside.js'
 import { closeApp, startServer, until, within } from './helpers.js'
@@ -39,8 +42,8 @@ afterEach(async () => {
 /**
  * Node `b` (`options`, Fastify's `trustProxy`), whose close waits for an event its own session's
  * middleware holds until `letGo()`: meanwhile Fastify refuses requests, and b answers those of
- * the endpoints by itself (see last-words.ts). `closeHeld()` opens that session, sends the event,
- * and begins b's close (`closing`).
+ * the endpoints by itself (see last-words.ts). `closeHeld()` opens that session (on `transport`;
+ * over SSE, its client opens no stream), sends the event, and begins b's close (`closing`).
  */
 async function heldOpenAtClose(options: ParleyServerOptions, trustProxy: FastifyServerOptions['trustProxy']) {
   let letGo: () => void = () => {}
@@ -61,8 +64,16 @@ async function heldOpenAtClose(options: ParleyServerOptions, trustProxy: Fastify
     { trustProxy },
   )
   apps.push(b.app)
-  async function closeHeld(): Promise<{ closing: Promise<undefined>; sid: string }> {
-    const own = await rawConnect('polling', b.base)
+  async function closeHeld(
+    transport: 'sse' | 'polling' = 'polling',
+  ): Promise<{ closing: Promise<undefined>; sid: string }> {
+    // Its stream, if any, is the test's to open.
+    const own = await rawConnect(
+      transport,
+      b.base,
+      {},
+      transport === 'sse' ? { firstGetAfter: new Promise(() => {}) } : {},
+    )
     raws.push(own)
     await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
     await until(() => inMiddleware, 3000, "the event in b's middleware")
@@ -328,3 +339,26 @@ it.each(['its last words', 'its poll'] as const)(
     await within(closing, 5000, 'b closed')
   },
 )
+
+it('cuts the stream of a GET routed in at close whose serving fails inside once its head has gone', async () => {
+  const cluster = new Cluster()
+  const { b, letGo, closeHeld } = await heldOpenAtClose({ adapter: cluster.adapter('b') }, false)
+  const c = await startServer({ adapter: cluster.adapter('c') })
+  apps.push(c.app)
+  cluster.nodes.get('c')!.sessionOwner = async () => ({ node: 'b' })
+  const { closing, sid } = await closeHeld('sse')
+  // Serving the stream fails as a bug would once its head went: nothing else can make it throw.
+  vi.spyOn(SseTransport.prototype, 'downstream').mockImplementation((res: ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    throw new Error('a bug in the stream')
+  })
+
+  const res = await within(fetch(`${c.base}/sse?v=1&sid=${sid}`), 5000, 'the head through c')
+  // The head went before the failure: a cut stream is all that is left, which the client resumes
+  // from; no coded refusal, which would start a new session beside its own.
+  expect(res.status).toBe(200)
+  await expect(within(res.text(), 5000, 'the stream through c cut')).rejects.toThrow(TypeError)
+  expect(b.app.parley.sessionFor(sid)).toBeDefined()
+  letGo()
+  await within(closing, 5000, 'b closed')
+})

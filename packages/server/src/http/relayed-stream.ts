@@ -51,8 +51,17 @@ export class RelayedStream {
     // too, as a direct connection to the owner would have.
     answer.on('error', () => {})
     answer.once('close', () => {
-      if (!this.#over && !(answer.complete ?? answer.readableEnded)) this.#stop()
+      if (!this.#over && this.#brokenOff()) this.#stop()
     })
+    // Broken off before it came here (an owner in the same process whose serving failed inside
+    // it once its head had gone, see `serveRouted`): its 'close' went by unheard, and the
+    // client's stream would stay open, silent, until its heartbeat gave up on it.
+    if (answer.destroyed && this.#brokenOff()) this.#stop()
+  }
+
+  /** The owner's stream closed before its end: its client's stream is cut, not ended. */
+  #brokenOff(): boolean {
+    return !(this.#answer.complete ?? this.#answer.readableEnded)
   }
 
   /**
