@@ -22,7 +22,7 @@ const BUDGET = 11_751
  * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
  * aim is 8192; docs/client-size.md says what stands in the way.
  */
-const BUNDLED_BUDGET = 11_827
+const BUNDLED_BUDGET = 11_825
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [
