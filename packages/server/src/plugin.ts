@@ -81,12 +81,25 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   let server: ParleyServer
   try {
     server = await startServer(app.log, options, made?.metrics ?? noMetrics, hookLimit)
+    await mount(app, server, options, rawOptions, hookLimit)
   } catch (err) {
-    // Refused (the adapter, the handoff's timeout): the registry is left as it was given, for a
-    // registration that corrects the options.
+    // Refused (the adapter, the handoff's timeout) or failed after (a route of the application's
+    // where Parley's go): the registry is left as it was given, for a registration that corrects
+    // the options. An adapter accepted already is closed by the onClose hook below, which the
+    // application's close runs once the hook is added.
     made?.remove()
     throw err
   }
+}
+
+/** `server` at work in `app`: its decorator, its hooks at close, its routes and its 404s. */
+async function mount(
+  app: FastifyInstance,
+  server: ParleyServer,
+  options: ResolvedOptions,
+  rawOptions: ParleyServerOptions,
+  hookLimit: number,
+): Promise<void> {
   app.decorate('parley', server)
 
   const idle = new IdleConnections(app.server)
