@@ -4,7 +4,7 @@ import { CloseReason, WS_SUBPROTOCOL } from '@parley/protocol'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Adapter } from './adapter/adapter.js'
-import { closeAdapter } from './adapter/check.js'
+import { adapterMember, closeAdapter } from './adapter/check.js'
 import { logLine } from './burst-log.js'
 import { SEAL_WAIT_MS } from './drain.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
@@ -311,7 +311,10 @@ async function startServer(
  * on a single node, closes at once whatever pluginTimeout is.
  */
 function checkHandoffBound(adapter: Adapter, options: ResolvedOptions, hookLimit: number): void {
-  const drains = !!options.handoff && !!adapter.handOff && !!adapter.claimSession
+  // Both read, whatever the first gives: either may be a getter that throws (see adapterMember).
+  const handOff = adapterMember(adapter, 'handOff')
+  const claimSession = adapterMember(adapter, 'claimSession')
+  const drains = !!options.handoff && !!handOff && !!claimSession
   if (options.handoff && drains && hookLimit > 0 && options.handoff.timeout + SEAL_WAIT_MS >= hookLimit) {
     throw new ParleyOptionError(
       'handoff',

@@ -144,3 +144,24 @@ describe('an adapter the check took, when the registration fails after it', () =
     expect(registry.getMetricsAsArray()).toEqual([])
   })
 })
+
+describe('an adapter whose handoff members cannot be read', () => {
+  it.for(['handOff', 'claimSession'])(
+    'is refused, coded, when reading %s throws, and closed',
+    async (name) => {
+      let closes = 0
+      const adapter = (sockets: LocalSockets) =>
+        new Proxy(new MemoryAdapter(sockets), {
+          get(target, key, receiver) {
+            if (key === name) throw new Error('trap')
+            if (key === 'close') return () => void closes++
+            return Reflect.get(target, key, receiver)
+          },
+        })
+      const error = await refused({ adapter })
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+      expect((error as Error).message).toContain(`its ${name} could not be read: trap`)
+      expect(closes).toBe(1)
+    },
+  )
+})

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { logLine } from '../burst-log.js'
 import { ParleyOptionError } from '../options.js'
-import { readKey } from '../thrown.js'
+import { readKey, shown } from '../thrown.js'
 import type { Adapter } from './adapter.js'
 
 /** The members every adapter has (README, "Writing an adapter"); the others are optional. */
@@ -53,6 +53,23 @@ function checked(made: unknown): Adapter {
     )
   }
   return made as Adapter
+}
+
+/**
+ * `adapter[name]`, an optional member the server reads after the check. A getter or a Proxy's
+ * trap that throws there refuses the adapter with the option's coded error, rather than failing
+ * the registration with the adapter's own.
+ */
+export function adapterMember(adapter: Adapter, name: keyof Adapter): unknown {
+  try {
+    return adapter[name]
+  } catch (err) {
+    throw new ParleyOptionError(
+      'adapter',
+      `must return an Adapter whose members can be read: its ${name} could not be read: ${shown(readKey(err, 'message') ?? err)}`,
+      { cause: err },
+    )
+  }
 }
 
 /**
