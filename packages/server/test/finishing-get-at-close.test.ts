@@ -50,23 +50,31 @@ async function twoNodes() {
   return { a, b, entered: () => entered }
 }
 
+/**
+ * `twoNodes`, with a session of `a`'s whose event is held in the middleware and whose WebSocket
+ * is gone, and `a` closing: the session is finishing its events, waiting for its client's resume.
+ */
+async function sessionFinishingAtClose() {
+  const { a, b, entered } = await twoNodes()
+  const client = await rawConnect('websocket', a.base)
+  clients.push(client)
+  const sid = client.sid
+  await client.send(HELD)
+  await until(() => entered() === 1, 3000, 'the event in the middleware')
+  client.close()
+  await until(() => a.app.parley.sessionFor(sid)?.state === 'detached', 3000, 'the WebSocket detached')
+  const closing = a.app.close()
+  await until(() => a.app.parley.finishing(sid) !== undefined, 3000, 'the session finishing its events')
+  return { a, b, sid, closing }
+}
+
 describe('a GET at close for a session finishing the events in its middleware, on another transport', () => {
   // Over HTTP, `LastWordsAtClose` holds such a GET until the session has ended, then answers it as
   // at close (its last words, when it keeps some for the GET's transport; else the coded 503).
   // Routed in-process, it was sent on at once (`forward`), and answered that 503 while the
   // session was still finishing.
   it('routed in-process by another node, waits for the session to end, as over HTTP', async () => {
-    const { a, b, entered } = await twoNodes()
-    const client = await rawConnect('websocket', a.base)
-    clients.push(client)
-    const sid = client.sid
-    await client.send(HELD)
-    await until(() => entered() === 1, 3000, 'the event in the middleware')
-    // Its WebSocket gone, the session waits for its client's resume.
-    client.close()
-    await until(() => a.app.parley.sessionFor(sid)?.state === 'detached', 3000, 'the WebSocket detached')
-    const closing = a.app.close()
-    await until(() => a.app.parley.finishing(sid) !== undefined, 3000, 'the session finishing its events')
+    const { a, b, sid, closing } = await sessionFinishingAtClose()
 
     // The GET, routed by `b` to `a`, which asks whether the session is finishing; or, sent on at
     // once, answered while the session is still there.
@@ -90,16 +98,7 @@ describe('a GET at close for a session finishing the events in its middleware, o
 })
 
 it('answers such a GET over HTTP 503 PARLEY_SERVER_SHUTTING_DOWN when taking its last words fails inside', async () => {
-  const { a, entered } = await twoNodes()
-  const client = await rawConnect('websocket', a.base)
-  clients.push(client)
-  const sid = client.sid
-  await client.send(HELD)
-  await until(() => entered() === 1, 3000, 'the event in the middleware')
-  client.close()
-  await until(() => a.app.parley.sessionFor(sid)?.state === 'detached', 3000, 'the WebSocket detached')
-  const closing = a.app.close()
-  await until(() => a.app.parley.finishing(sid) !== undefined, 3000, 'the session finishing its events')
+  const { a, sid, closing } = await sessionFinishingAtClose()
 
   const asked = vi.spyOn(a.app.parley, 'finishing')
   const answer = fetch(`${a.base}/poll?v=1&sid=${sid}`)
