@@ -35,6 +35,14 @@ afterEach(async () => {
 /** The page the nodes allow. */
 const PAGE = 'https://page.test'
 
+/** A node held open at close (`startH2NodeHeldAtClose`), stopped and let go after the test. */
+async function heldNode(options: Parameters<typeof startH2NodeHeldAtClose>[0]) {
+  const held = await startH2NodeHeldAtClose(options)
+  h2Nodes.push(held.node)
+  releases.push(held.letGo)
+  return held
+}
+
 /** One request over HTTP/1.1 to the h2 node (`allowHTTP1`), on a connection of its own. */
 function http1(port: number, method: string, path: string, body: string): Promise<H2Answer> {
   return new Promise((resolve, reject) => {
@@ -99,12 +107,7 @@ describe.each(ways)('a closing node whose sending on of a request fails, over %s
       node: b,
       letGo,
       closeHeld,
-    } = await startH2NodeHeldAtClose({
-      adapter: directory.adapter('b'),
-      allowedOrigins: [PAGE],
-    })
-    h2Nodes.push(b)
-    releases.push(letGo)
+    } = await heldNode({ adapter: directory.adapter('b'), allowedOrigins: [PAGE] })
     const { closing } = await closeHeld()
     // The look-up of the session's owner fails as a bug would: nothing else can make it throw.
     vi.spyOn(Forwarder.prototype, 'ownerOf').mockRejectedValue(new Error('a bug in the look-up'))
@@ -122,9 +125,7 @@ describe.each(ways)('a closing node whose sending on of a request fails, over %s
 describe.each(ways)('a closing node whose taking of its own session’s POST fails, over %s', (_way, send) => {
   it('answers it 503 PARLEY_SERVER_SHUTTING_DOWN', async () => {
     // b's own session holds an event in its middleware: it is live at close, its POSTs taken.
-    const { node: b, letGo, closeHeld } = await startH2NodeHeldAtClose({ allowedOrigins: [PAGE] })
-    h2Nodes.push(b)
-    releases.push(letGo)
+    const { node: b, letGo, closeHeld } = await heldNode({ allowedOrigins: [PAGE] })
     const { closing, sid } = await closeHeld()
     // Taking the POST fails as a bug would: nothing else can make it reject.
     vi.spyOn(UpstreamPosts.prototype, 'take').mockRejectedValue(new Error('a bug in the POST'))
@@ -139,9 +140,7 @@ describe.each(ways)('a closing node whose taking of its own session’s POST fai
 describe.each(ways)('a closing node whose serving of its own session’s GET fails, over %s', (_way, send) => {
   it('answers it 503 PARLEY_SERVER_SHUTTING_DOWN, with nothing left uncaught', async () => {
     // b's own session holds an event in its middleware: it is live at close, its GETs served.
-    const { node: b, letGo, closeHeld } = await startH2NodeHeldAtClose({ allowedOrigins: [PAGE] })
-    h2Nodes.push(b)
-    releases.push(letGo)
+    const { node: b, letGo, closeHeld } = await heldNode({ allowedOrigins: [PAGE] })
     const { closing, sid } = await closeHeld()
     // Serving the poll fails as a bug would: nothing else can make it throw.
     vi.spyOn(PollingTransport.prototype, 'downstream').mockImplementation(() => {

@@ -31,6 +31,13 @@ async function refused(options: unknown, lines: Line[] = [], pluginTimeout?: num
   }
 }
 
+/** The line that says the refused adapter's close failed, once it is logged. */
+async function closeFailure(lines: Line[], what: string): Promise<Line | undefined> {
+  const failed = (l: Line) => l.msg === 'parley: the adapter did not close cleanly'
+  await until(() => lines.some(failed), 2000, what)
+  return lines.find(failed)
+}
+
 /** An object short of every member but `close`, which counts its calls. */
 function shortOne(close: () => unknown = () => undefined) {
   const made = {
@@ -72,12 +79,7 @@ describe('an adapter the registration refuses', () => {
     const made = shortOne(close)
     const error = await refused({ adapter: () => made }, lines)
     expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
-    await until(
-      () => lines.some((l) => l.msg === 'parley: the adapter did not close cleanly'),
-      2000,
-      'the failed close to be logged',
-    )
-    const line = lines.find((l) => l.msg === 'parley: the adapter did not close cleanly')
+    const line = await closeFailure(lines, 'the failed close to be logged')
     expect(line).toMatchObject({ level: 40, err: { message: 'store gone' } })
   })
 
@@ -86,12 +88,7 @@ describe('an adapter the registration refuses', () => {
     const error = await refused({ adapter: () => Promise.reject(new Error('store gone')) }, lines)
     expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
     expect((error as Error).message).toContain('returned a promise')
-    await until(
-      () => lines.some((l) => l.msg === 'parley: the adapter did not close cleanly'),
-      2000,
-      'the rejection to be logged',
-    )
-    const line = lines.find((l) => l.msg === 'parley: the adapter did not close cleanly')
+    const line = await closeFailure(lines, 'the rejection to be logged')
     expect(line).toMatchObject({ level: 40, err: { message: 'store gone' } })
   })
 
