@@ -94,6 +94,28 @@ describe('binary payloads', () => {
     encodeText({ type: PacketType.EVENT, seq: 1, name: 'x', args, ackId: 0 })
     expect(args[0]!.body).toBeInstanceOf(Uint8Array)
   })
+
+  it('tells no binary when a getter gives bytes to the first look and none to the copy', () => {
+    /** An argument whose `body` is bytes once, then text: what a getter that changes may do. */
+    const shifting = () => {
+      let reads = 0
+      return [
+        {
+          get body(): unknown {
+            reads++
+            return reads === 1 ? new Uint8Array([1]) : 'text'
+          },
+        },
+      ]
+    }
+    const plain = '[5,1,"x",[{"body":"text"}],0]'
+    const event = (args: unknown[]): Packet =>
+      ({ type: PacketType.EVENT, seq: 1, name: 'x', args, ackId: 0 }) as Packet
+    expect(encodeTextTelling(event(shifting()))).toEqual({ text: plain, binary: false })
+    // The WebSocket form is the same text frame, with no empty list of leaves.
+    expect(encodeFrame(event(shifting()))).toBe(plain)
+    expect(decoded(plain)).toEqual(event([{ body: 'text' }]))
+  })
 })
 
 describe('batches (HTTP bodies)', () => {

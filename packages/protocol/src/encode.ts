@@ -99,6 +99,14 @@ function walkArgs(packet: EventPacket | ReplyPacket, ref: LeafRef): unknown[] {
   }
   const leaves: BinaryLeaf[] = []
   const copy = extractBinary(args, leaves)
+  // What the copy holds decides, not the first look: a getter (or a Proxy's trap) may give bytes
+  // to `hasBinary` and none to the copy. The packet is then plain, in every form: no empty list
+  // of leaves, and no binary frame or flag for it.
+  if (leaves.length === 0) {
+    return packet.type === PacketType.EVENT
+      ? [packet.type, packet.seq, packet.name, copy, packet.ackId]
+      : [packet.type, packet.seq, packet.ackId, copy]
+  }
   const bins = leaves.map((leaf) => [leaf.path, leaf.kind, ref(leaf)])
   // REPLY has no tail, so its bins follow args directly: [6, seq, ackId, args, bins].
   return packet.type === PacketType.EVENT
