@@ -106,9 +106,14 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
    */
   async requestHandOff(node: string, sid: string): Promise<boolean> {
     const { adapter, handoff, closing, adapterFailures } = this.#context
-    if (!handoff || closing() || !adapter.requestHandOff || !adapter.claimSession) return false
+    if (!handoff || closing()) return false
     try {
-      return await adapter.requestHandOff(node, sid)
+      // Read inside the guard: a getter that throws (its store's client gone) is a failed ask,
+      // as a rejection is, not a failed handshake. The registration read both already (see
+      // `checkHandoffBound`): this is a member that could be read then and no longer can.
+      const ask = adapter.requestHandOff
+      if (!ask || !adapter.claimSession) return false
+      return await ask.call(adapter, node, sid)
     } catch (err) {
       adapterFailures.ask.record({ err })
       return false

@@ -181,6 +181,33 @@ describe('an adapter that rejects', () => {
     await oneNowTwoAtClose('could not ask for')
   })
 
+  it('logs the sessions it could not ask for when its requestHandOff cannot be read, and relays them', async () => {
+    let failing = false
+    const { started, logs, oneNowTwoAtClose } = await serverWith((memory) => {
+      // A member that could be read at the registration, and no longer can: the store's client
+      // behind a getter, gone.
+      Object.defineProperty(memory, 'requestHandOff', {
+        get() {
+          if (failing) throw new Error('the store went away')
+          return storeAway
+        },
+      })
+      return {
+        sessionOwner: (sid: string) => ({ node: `other-${sid}`, url: 'http://127.0.0.1:1' }),
+        claimSession: async () => null,
+        handOff: async () => false,
+      }
+    })
+    failing = true
+    // Each resume, its owner unreachable, gets a new session, as when the ask itself fails.
+    const clients = await connectThree(started.base, (i) => `elsewhere-${i}`)
+    expect(clients.every((c) => typeof c.sid === 'string')).toBe(true)
+    expect(logs.find(({ msg }) => msg.includes('could not ask for'))?.err?.message).toBe(
+      'the store went away',
+    )
+    await oneNowTwoAtClose('could not ask for')
+  })
+
   /**
    * Calls a drain with handoff makes of an adapter whose store takes every session (`stored`
    * counts them) and that another node is alive to claim them, though none does.

@@ -143,7 +143,7 @@ describe('an adapter the check took, when the registration fails after it', () =
 })
 
 describe('an adapter whose handoff members cannot be read', () => {
-  it.for(['handOff', 'claimSession'])(
+  it.for(['handOff', 'claimSession', 'requestHandOff'])(
     'is refused, coded, when reading %s throws, and closed',
     async (name) => {
       let closes = 0
