@@ -85,8 +85,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   } catch (err) {
     // Refused (the adapter, the handoff's timeout) or failed after (a route of the application's
     // where Parley's go): the registry is left as it was given, for a registration that corrects
-    // the options. An adapter accepted already is closed by the onClose hook below, which the
-    // application's close runs once the hook is added.
+    // the options. An adapter accepted already is closed by the onClose hook that `mount` adds
+    // before anything else, which the application's close runs.
     made?.remove()
     throw err
   }
@@ -100,16 +100,31 @@ async function mount(
   rawOptions: ParleyServerOptions,
   hookLimit: number,
 ): Promise<void> {
+  // Its own logs of refused origins and versions: the routes' close with the server, before the
+  // last answers.
+  const originRefusals = new OriginRefusals(app.log)
+  const versionRefusals = new VersionRefusals(app.log)
+  // First of all: whatever throws after it (a piece made below, a route of the application's
+  // where Parley's go), the application's close closes the server and the adapter it opened.
+  app.addHook('onClose', async () => {
+    server.close()
+    server.forgetLastWords()
+    originRefusals.close()
+    versionRefusals.close()
+    // Its timers and connections (a multi-node adapter's subscriber) go with the server; an
+    // adapter closed already by the application ignores the second call.
+    try {
+      await server.adapter.close?.()
+    } catch (err) {
+      logLine(app.log, 'warn', { err }, 'parley: the adapter did not close cleanly')
+    }
+  })
   app.decorate('parley', server)
 
   const idle = new IdleConnections(app.server)
   const http2Sessions = new Http2Sessions(app.server)
   // Made before any request listener of Parley's own but idle's and http2Sessions': it finds
   // Fastify's.
-  // Its own logs of refused origins and versions: the routes' close with the server, before the
-  // last answers.
-  const originRefusals = new OriginRefusals(app.log)
-  const versionRefusals = new VersionRefusals(app.log)
   const closingAnswers = new ClosingAnswers({
     base: mountBase(options.path),
     transports: options.transports,
@@ -216,19 +231,6 @@ async function mount(
     server.forgetLastWords()
     idle.startClosing()
     http2Sessions.startClosing()
-  })
-  app.addHook('onClose', async () => {
-    server.close()
-    server.forgetLastWords()
-    originRefusals.close()
-    versionRefusals.close()
-    // Its timers and connections (a multi-node adapter's subscriber) go with the server; an
-    // adapter closed already by the application ignores the second call.
-    try {
-      await server.adapter.close?.()
-    } catch (err) {
-      logLine(app.log, 'warn', { err }, 'parley: the adapter did not close cleanly')
-    }
   })
   // Other nodes forward requests for this node's sessions to the address it listens on.
   app.addHook('onListen', (done) => {
