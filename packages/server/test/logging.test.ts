@@ -195,6 +195,39 @@ describe("Parley's routes", () => {
     },
   )
 
+  it.each([
+    ['by default', {}],
+    ['where the router takes // for /', { routerOptions: { ignoreDuplicateSlashes: true } }],
+  ] as [string, FastifyServerOptions][])(
+    'mask a session id in the 404 lines of a URL under their path with its slash doubled: %s',
+    async (_, server) => {
+      const { base, lines, port } = await logged({}, 'info', {}, server)
+      const client = await rawConnect('polling', base)
+      clients.push(client)
+      // What a client whose URL ends in `/` asks for once `/parley` is joined to it: no endpoint
+      // (unless the router takes `//` for `/`), and a mistyped one.
+      const paths = [`//parley/poll?v=1&sid=${client.sid}&ack=0`, `//parley/pol?v=1&sid=${client.sid}`]
+      const reached: string[] = []
+      for (const path of paths) {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`)
+        await res.arrayBuffer()
+        if (res.status === 404) reached.push(path)
+      }
+      expect(reached.length).toBeGreaterThan(0)
+      await until(
+        () => lines.filter((l) => l.msg.endsWith('not found')).length === reached.length,
+        3000,
+        'the 404 lines',
+      )
+      // Logged as the other 404s under their path: the first six characters of the sid.
+      const masked = reached.map((path) => path.replace(client.sid, `${client.sid.slice(0, 6)}...`))
+      expect(lines.filter((l) => l.msg.endsWith('not found')).map((l) => l.msg)).toEqual(
+        masked.map((url) => `Route GET:${url} not found`),
+      )
+      expect(JSON.stringify(lines)).not.toContain(client.sid)
+    },
+  )
+
   it('mask the whole session id of a 404 line whose URL holds whitespace', async () => {
     // Node's HTTP/1.1 parser refuses whitespace in a request's target, even with
     // `insecureHTTPParser`; an HTTP/2 `:path` takes a 0xA0 byte, which reaches `request.url` as

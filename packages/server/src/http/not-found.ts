@@ -23,15 +23,35 @@ const LEVELS = new Set<PropertyKey>(['fatal', 'error', 'warn', 'info', 'debug', 
  */
 type DefaultNotFound = (this: FastifyInstance) => FastifyInstance
 
-/** Registers the 404 answer of the URLs under `base` (`mountBase`), when there is a base. */
+/**
+ * Registers the 404 answer of the URLs under `base` (`mountBase`), when there is a base; and of
+ * those under `base` with its slash doubled (`//parley/...`, what a client whose URL ends in `/`
+ * asks for once `/parley` is joined to it). Those reach no endpoint (Fastify's router does not
+ * take `//` for `/` unless the application says so), and without a context of their own would
+ * fall to the application's 404, logged with the sid whole, though they are Parley's.
+ */
 export async function notFoundUnder(app: FastifyInstance, base: string): Promise<void> {
   if (base === '') return
+  await maskedNotFound(app, base, base, true)
+  await maskedNotFound(app, base, `/${base}`, false)
+}
+
+/**
+ * Fastify's default 404 for the URLs under `prefix`, logged with the session ids masked; `own`:
+ * `prefix` is `base` itself, where the application's not-found handlers are refused.
+ */
+async function maskedNotFound(
+  app: FastifyInstance,
+  base: string,
+  prefix: string,
+  own: boolean,
+): Promise<void> {
   const setDefault = app.setNotFoundHandler as unknown as DefaultNotFound
   await app.register(
     async (scope) => {
       // Parley registered in a prefixed context serves its path under that prefix, joined as
       // Fastify joins them (`/api/` and `/parley` make `/api/parley`): the scope's own prefix.
-      refuseHandlersAt(app, base, scope.prefix)
+      if (own) refuseHandlersAt(app, base, scope.prefix)
       const masked = redactingRequestSerializer(scope.log)
       const inherited = scope.childLoggerFactory
       // The 404 context takes no `logSerializers`: its request loggers are made masking here.
@@ -46,7 +66,7 @@ export async function notFoundUnder(app: FastifyInstance, base: string): Promise
         (cause) => takenBefore(app, base, cause),
       )
     },
-    { prefix: base },
+    { prefix },
   )
 }
 
