@@ -12,7 +12,8 @@
 // so is a POST of a session of its own routed in whose taking fails inside it, and a GET of one
 // whose last words or poll fail inside it as they are served. Once the head of that GET's answer
 // has gone, the failure can only cut it: the node that routed it in cuts its client's stream
-// too, which the client resumes from, rather than leave it open and silent.
+// too, which the client resumes from, rather than leave it open and silent. Cut inside the node
+// before its head went, at close or while open, it gets that coded 503 too.
 import type { ServerResponse } from 'node:http'
 import { isIP } from 'node:net'
 import { decodeText, ErrorCode, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
@@ -361,4 +362,75 @@ it('cuts the stream of a GET routed in at close whose serving fails inside once 
   expect(b.app.parley.sessionFor(sid)).toBeDefined()
   letGo()
   await within(closing, 5000, 'b closed')
+})
+
+it.each(['destroys it', 'destroys it and throws'] as const)(
+  'answers a GET of its own session routed in at close whose serving %s before its head 503 PARLEY_SERVER_SHUTTING_DOWN',
+  async (what) => {
+    const cluster = new Cluster()
+    const page = 'https://page.test'
+    const { b, letGo, closeHeld } = await heldOpenAtClose(
+      { adapter: cluster.adapter('b'), allowedOrigins: [page] },
+      false,
+    )
+    const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
+    apps.push(c.app)
+    cluster.nodes.get('c')!.sessionOwner = async () => ({ node: 'b' })
+    const { closing, sid } = await closeHeld()
+    // The poll is cut inside b before anything of its answer went, as a bug would cut it: nothing
+    // else can.
+    const serve = PollingTransport.prototype.downstream
+    vi.spyOn(PollingTransport.prototype, 'downstream').mockImplementation(function (
+      this: PollingTransport,
+      res: ServerResponse,
+      ...rest: [HeaderBag, number?]
+    ) {
+      if (res.req.headers[ROUTED_HEADER] === undefined) return serve.call(this, res, ...rest)
+      res.destroy()
+      if (what === 'destroys it and throws') throw new Error('a bug in the poll')
+    })
+
+    const res = await within(
+      fetch(`${c.base}/poll?v=1&sid=${sid}`, { headers: { origin: page } }),
+      5000,
+      'the answer through c',
+    )
+    // The client tries again, its session still at b: no 400 PARLEY_UNKNOWN_SESSION, which would
+    // start a new session beside its own, and b is not taken for a node c cannot reach.
+    await expectFailedInside(res, page)
+    expect(c.app.parley.unreachableOwnerCount).toBe(0)
+    expect(b.app.parley.sessionFor(sid)).toBeDefined()
+    letGo()
+    await within(closing, 5000, 'b closed')
+  },
+)
+
+it('answers a GET routed in while open whose serving destroys its response before its head 503 PARLEY_SERVER_SHUTTING_DOWN', async () => {
+  const cluster = new Cluster()
+  const page = 'https://page.test'
+  const b = await startServer({ adapter: cluster.adapter('b'), allowedOrigins: [page] })
+  apps.push(b.app)
+  const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
+  apps.push(c.app)
+  const raw = await rawConnect('polling', b.base)
+  raws.push(raw)
+  raw.close()
+  cluster.nodes.get('c')!.sessionOwner = async () => ({ node: 'b' })
+  const serve = PollingTransport.prototype.downstream
+  vi.spyOn(PollingTransport.prototype, 'downstream').mockImplementation(function (
+    this: PollingTransport,
+    res: ServerResponse,
+    ...rest: [HeaderBag, number?]
+  ) {
+    if (res.req.headers[ROUTED_HEADER] === undefined) return serve.call(this, res, ...rest)
+    res.destroy()
+  })
+
+  const res = await within(
+    fetch(`${c.base}/poll?v=1&sid=${raw.sid}`, { headers: { origin: page } }),
+    5000,
+    'the answer through c',
+  )
+  await expectFailedInside(res, page)
+  expect(c.app.parley.unreachableOwnerCount).toBe(0)
 })

@@ -245,8 +245,10 @@ export function relayResponse(
  * session another node holds, or a goodbye sent on here by another closing node, what `forward`
  * makes of it, as for such a request that came here directly: a goodbye goes on to a live node
  * from here, as it does over HTTP; the route's answer to a failure inside the server when
- * `post` or `forward` fails, or serving a GET does), rather than a failure that the node which sent it on would take for an owner it cannot
- * reach, and answer with a new session while the client's own is still being handed on.
+ * `post` or `forward` fails, or serving a GET does; at any time, that answer too when the
+ * response is destroyed inside this node before its head went), rather than a failure that the
+ * node which sent it on would take for an owner it cannot reach, and answer with a new session
+ * while the client's own is still being handed on.
  */
 export async function serveRouted(
   app: FastifyInstance,
@@ -269,14 +271,28 @@ export async function serveRouted(
     remoteAddress: routed.address,
     payloadAsStream: true as const,
   })
+  // Judged with the mark the routes would have seen (a body that passed maxPayload on the node
+  // that sent it on has no Content-Length here).
+  const judge = () => answers.judge({ ...routed, headers })
+  /**
+   * The route's "try again" (see `failed` below) for a response destroyed inside this node before
+   * its head went, where `inject` rejects: the node that routed the request in would take that
+   * for an owner it cannot reach, and answer 400 PARLEY_UNKNOWN_SESSION, a new session for a
+   * client whose own lives on here. Only a cut inside this node can destroy it then: that node
+   * can let the answer go (`RoutedResponse.abort`) only once it has it.
+   */
+  const cutBeforeHead = (cors: HeaderBag): RoutedResponse => {
+    const answer = failure(cors)
+    sent(answer)
+    return routedAnswer(answer)
+  }
   try {
     return streamed(await app.inject(request()))
   } catch (err) {
+    if (destroyedBeforeHead(err)) return cutBeforeHead(corsOf(judge()))
     if ((err as { code?: unknown }).code !== 'FST_ERR_REOPENED_CLOSE_SERVER') throw err
   }
-  // Judged with the mark the routes would have seen (a body that passed maxPayload on the node
-  // that sent it on has no Content-Length here).
-  const verdict = answers.judge({ ...routed, headers })
+  const verdict = judge()
   const last = verdict?.lastWords
   /**
    * A failure inside the server here, answered as `LastWordsAtClose` answers it: the route's
@@ -299,9 +315,9 @@ export async function serveRouted(
    * makes (Fastify's own library for it): a throw there is answered as in `failed`, with the warn
    * line `LastWordsAtClose` logs for it, where it would fail the routing itself.
    */
-  const serveGet = async (serve: (res: ServerResponse) => void, cors: HeaderBag) =>
-    streamed(
-      await inject((_req, res) => {
+  const serveGet = (serve: (res: ServerResponse) => void, cors: HeaderBag) =>
+    injected(
+      inject((_req, res) => {
         try {
           serve(res)
         } catch (err) {
@@ -309,7 +325,17 @@ export async function serveRouted(
           failed(res, cors)
         }
       }, request('GET')),
+      cors,
     )
+  /** `inject`'s answer, streamed; `cutBeforeHead`'s for a response destroyed before its head. */
+  const injected = async (answer: PromiseLike<Injected>, cors: HeaderBag): Promise<RoutedResponse> => {
+    try {
+      return streamed(await answer)
+    } catch (err) {
+      if (destroyedBeforeHead(err)) return cutBeforeHead(cors)
+      throw err
+    }
+  }
   /** The last words `kept` for `last`, served as the route serves them to a routed GET. */
   const serveLast = (kept: NonNullable<ReturnType<TakeLastWords>>, words: NonNullable<typeof last>) =>
     serveGet((res) => kept.serveLast(res, words.headers), words.headers)
@@ -360,8 +386,8 @@ export async function serveRouted(
     // where a 503 would have that node pass this one over, and its own pick of live nodes be the
     // goodbye's last chance.
     const unsent = verdict.answer
-    return streamed(
-      await inject((req, res) => {
+    return injected(
+      inject((req, res) => {
         void forward(req, res, elsewhere, unsent).then(
           (answer) => {
             if (!answer) return
@@ -374,6 +400,7 @@ export async function serveRouted(
           },
         )
       }, request()),
+      elsewhere.headers,
     )
   }
   // Routed requests are the endpoints' own: any other is only told to try again.
@@ -382,14 +409,32 @@ export async function serveRouted(
   return routedAnswer(answer)
 }
 
+/**
+ * Whether `inject` rejected because the response was destroyed before its head went
+ * (light-my-request's 'response destroyed before completion'): once its head has gone, `inject`
+ * has resolved, and a destroy only cuts the body that follows.
+ */
+function destroyedBeforeHead(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'LIGHT_ECONNRESET'
+}
+
+/** The page's CORS headers, as the endpoints' verdict on the request gives them (none without one). */
+function corsOf(verdict: ReturnType<ClosingAnswers['judge']>): HeaderBag {
+  if (!verdict) return {}
+  return verdict.lastWords?.headers ?? verdict.post?.headers ?? verdict.elsewhere?.headers ?? {}
+}
+
 /** The route's answer to a request that failed inside the server (see `failedInside`). */
 function failure(cors: HeaderBag): EndpointAnswer {
   const { status, code, message } = failedInside()
   return coded(status, cors, code, message)
 }
 
+/** What `inject` answers a request with (Fastify's, or light-my-request's own). */
+type Injected = Awaited<ReturnType<FastifyInstance['inject']>>
+
 /** An injected answer as the owner's answer to a routed request, streamed. */
-function streamed(response: Awaited<ReturnType<FastifyInstance['inject']>>): RoutedResponse {
+function streamed(response: Injected): RoutedResponse {
   const raw = response.raw.res
   return {
     status: response.statusCode,
