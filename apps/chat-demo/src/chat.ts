@@ -130,8 +130,14 @@ export function setUpChat(
       // the middleware, the old name's with them, which `setUp` leaves then.
       renamedFrom.set(socket, before)
     }
+    const former = socket.data.nickname
     socket.data.nickname = nickname
-    if (socket.data.room) relist.ask(socket.data.room)
+    const room = socket.data.room
+    if (!room) return
+    relist.ask(room)
+    // Pages clear "is typing" by name after 3 s: one that saw the old name typing would show it
+    // typing on beside the new one till then, as if two people were there.
+    if (former !== nickname) socket.to(room).volatile.emit('typing', { room, who: former, typing: false })
   }
 
   const limit = new RateLimit(Limits.rate, ratePeriod)

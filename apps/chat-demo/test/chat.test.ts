@@ -565,10 +565,17 @@ describe('chat server', () => {
     const ben = through('ben')
     await within(new Promise<void>((resolve) => ben.once('connect', () => resolve())), 5000, "ben's connect")
     await join(ben, 'lobby')
+    const typing: string[] = []
+    ann.on('typing', (state) => typing.push(`${state.who} ${state.typing}`))
+    ben.emit('typing', { room: 'lobby', typing: true })
+    await until(() => typing.length === 1, 5000, "ben's typing")
 
     names.ben = 'Benedict'
     proxy.cut('websocket')
     await until(() => heard.at(-1)?.join() === 'Benedict,ann', 5000, 'the list with the new name')
+    // The old name stops typing with the rename, rather than on the page's 3 s timer.
+    await until(() => typing.length === 2, 5000, "the old name's typing ended")
+    expect(typing).toEqual(['ben true', 'ben false'])
     // The list goes out from the resume's middleware, before ben has its OPEN: the resume is
     // taken, not refused, once ben is connected again.
     await until(() => ben.connected, 5000, "ben's resume")
