@@ -813,7 +813,8 @@ export class ServerSocket<
 
   /**
    * @internal Another node took the session over: answers each client request still open
-   * here with ERROR PARLEY_SESSION_MOVED, and returns those last packets (their wire text) for
+   * here with ERROR PARLEY_SESSION_MOVED, rejects the replies still awaited here with
+   * PARLEY_SESSION_MOVED, and returns those last packets (their wire text) for
    * the tail instead of sending them. The socket then ends here ('server handoff').
    *
    * The cut is where the session's rooms move too. Joins and leaves made since the freeze (a
@@ -834,6 +835,12 @@ export class ServerSocket<
     const handed = move.handoff?.rooms
     if (handed && !sameRooms(rooms, handed)) last.push(roomsEntry(rooms))
     move.handoff = { rooms, carried: this.#steps && new Set(this.#steps), moved: true }
+    // The questions asked since `handOff` went into the tail: the client replies to the other
+    // node, which drops those replies (see `movedInTail`). They moved, as those of the snapshot
+    // did; the session's end that follows would say it ended.
+    this.#ackTable?.rejectAll(
+      new ParleyError(ErrorCode.SESSION_MOVED, 'the session moved to another node before the client replied'),
+    )
     this.#session.moved()
     return last
   }
