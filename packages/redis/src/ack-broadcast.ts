@@ -3,7 +3,9 @@
 // where Redis may have lost what a node sent, whatever the caller's timeout.
 import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import type { Cut } from './cut.js'
 import { ANSWERS_REPLIED } from './nodes.js'
+import type { OwnAcks } from './own-acks.js'
 import { requestId } from './pending.js'
 import type { QueryParts } from './query.js'
 import { toReply } from './remote.js'
@@ -21,6 +23,9 @@ export type AckParts = Pick<
   readonly losses: Losses
   /** The version a live node's note gives (0 when it gives none): what it can be asked. */
   readonly version: (node: string) => number
+  /** The sockets being handed over, and the count of this node's broadcasts. */
+  readonly cut: Cut
+  readonly ownAcks: OwnAcks
 }
 
 /**
@@ -61,6 +66,8 @@ export function broadcastAcross(
     timeout > MAX_TIMER_MS
       ? undefined
       : setTimeout(() => {
+          // Not back by now (a Redis that slow), the sockets being handed over are not asked.
+          countLocal(false)
           replies.stopWaiting()
           end()
         }, timeout)
@@ -72,9 +79,50 @@ export function broadcastAcross(
         parts.losses.lostReplies(node, replies.replied(node, packet.all ? 'all' : packet.c))
     },
     gone: (node) => replies.gone(node),
-    cancel: () => replies.cancel(),
+    cancel: () => {
+      countLocal(false)
+      replies.cancel()
+    },
   })
-  parts.memory.broadcastWithAck(message, options, timeout, (count) => replies.local(count), reply)
+  const { cut, memory } = parts
+  // A socket being handed over is asked when the request comes back, at its place among the
+  // broadcasts, on the side of the claim marker it comes back on (see own-acks.ts), not now:
+  // asked here into the old node's tail, it would be asked again by the claimer should Redis
+  // run the request after the marker; or, not joined yet on the claimer, by neither node.
+  // This node's count waits for that moment.
+  let atEmit = 0
+  memory.broadcastWithAck(
+    message,
+    options,
+    timeout,
+    (count) => {
+      atEmit = count
+    },
+    reply,
+    cut.empty ? undefined : cut.atEmit,
+  )
+  const q = cut.sent()
+  let counted = false
+  /** This node's count: the sockets asked at emit, and those being handed over asked `now`. */
+  const countLocal = (now: boolean) => {
+    if (counted || !pending.has(id)) return
+    counted = true
+    let atReturn = 0
+    if (now && !cut.empty) {
+      memory.broadcastWithAck(
+        message,
+        options,
+        timeout,
+        (count) => {
+          atReturn = count
+        },
+        reply,
+        cut.atReturn(q),
+      )
+    }
+    replies.local(atEmit + atReturn)
+  }
+  parts.ownAcks.sent(id, q, countLocal)
   const request: RequestPacket = {
     n: parts.node,
     id,
@@ -118,6 +166,12 @@ export function broadcastAcross(
     request,
     (why) => {
       parts.losses.lostBroadcast(why)
+      // It will not come back here, or too late to be waited for: the sockets being handed over
+      // are asked now, as for a broadcast given up (see broadcasts.ts). Run late by Redis, it
+      // is not asked of them again here.
+      parts.ownAcks.forget(id)
+      countLocal(true)
+      cut.lost(q)
       replies.stopWaiting()
     },
     () => {

@@ -29,6 +29,7 @@ import { anotherNode, type LookupParts, sessionOwner } from './lookups.js'
 import { Nodes } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
+import { OwnAcks } from './own-acks.js'
 import { PendingRequests } from './pending.js'
 import { ReadPlaces } from './places.js'
 import { Publisher } from './publish.js'
@@ -98,6 +99,8 @@ export class RedisAdapter implements Adapter {
   /** How sessions ended, for a resume on any node. */
   readonly #ended: EndedRecords
   readonly #cut = new Cut()
+  /** This node's broadcasts with acks on their way back (see own-acks.ts). */
+  readonly #ownAcks = new OwnAcks()
   /** Where this node is on the broadcast channel (see places.ts). */
   readonly #readPlaces = new ReadPlaces((node) => node === this.node || this.#nodes.has(node))
   /** Sockets a takeover joined before its marker came back (see uncut-sockets.ts). */
@@ -194,6 +197,8 @@ export class RedisAdapter implements Adapter {
       memory: this.#memory,
       losses: this.#losses,
       version: (node) => this.#nodes.note(node)?.v ?? 0,
+      cut: this.#cut,
+      ownAcks: this.#ownAcks,
     }
     this.#incoming = new IncomingRequests({
       node: this.node,
@@ -697,6 +702,9 @@ export class RedisAdapter implements Adapter {
       return
     }
     this.#broadcasts.read(packet)
+    // Own messages come back in order: a broadcast with acks sent before this one that has not
+    // is lost.
+    if (packet.n === this.node && packet.q !== undefined) this.#ownAcks.passed(packet.q)
   }
 
   /**
@@ -716,7 +724,14 @@ export class RedisAdapter implements Adapter {
       this.#malformed(this.#channels.request)
       return
     }
-    if (request.n === this.node || this.#closed) return
+    if (this.#closed) return
+    if (request.n === this.node) {
+      // A broadcast with acks of this node's came back: the sockets being handed over take it
+      // now, at its place among the broadcasts (see own-acks.ts).
+      const q = request.k === 'ack' ? this.#ownAcks.read(request.id) : undefined
+      if (q !== undefined) this.#broadcasts.passed(q)
+      return
+    }
     this.#incoming.answer(request)
   }
 
@@ -776,7 +791,8 @@ export class RedisAdapter implements Adapter {
    * are released; like the other nodes' broadcasts of that gap, they miss them.
    */
   #settleGap(q: number): void {
-    this.#broadcasts.settleGap(q)
+    this.#broadcasts.passed(q)
+    this.#ownAcks.passed(q)
   }
 
   /**

@@ -158,10 +158,10 @@ export class Broadcasts {
   }
 
   /**
-   * Own broadcasts up to `q` not back by now were lost to this node (see the adapter's
-   * resubscribe note): positioned sockets waiting for them are released.
+   * Own messages up to `q` are back, or were lost to this node when not back by now (see the
+   * adapter's resubscribe note): positioned sockets waiting for them are released.
    */
-  settleGap(q: number): void {
+  passed(q: number): void {
     this.#cut.back(q)
     this.#uncut.back(q)
   }

@@ -1,5 +1,6 @@
 // A broadcast with acks that races a claim: the session handed from node a to node b while the
-// request is on its way. Its socket must be asked once, and the sender must count it once. Three Parley servers on one real Redis behind a
+// request is on its way. Its socket must be asked once, and the sender must count that one
+// answer once, whichever node sent it. Three Parley servers on one real Redis behind a
 // round-robin proxy, and the real client; Redis commands are held back to set the order of the
 // claim marker and the request.
 import { connect } from '@parley/client'
@@ -18,6 +19,7 @@ interface Node extends SuiteNode {
 }
 
 const isMarker = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"claim"')
+const isAckRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"ack"')
 
 /** What a broadcast with acks came to: its replies, or its error's code and message. */
 type Outcome = { replies: unknown[] } | { code: string; message: string }
@@ -106,6 +108,34 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
 
   const joinedOn = (node: Node, id: string) => () =>
     node.started.app.parley.sockets.get(id)?.rooms.has(id) === true
+
+  it('asks the socket once when the old node sends it after the snapshot and Redis runs it after the marker', async () => {
+    // a's request waits; b's marker waits until a asked.
+    const aHold = heldBack(isAckRequest, () => false)
+    const bHold = heldBack(isMarker, () => false)
+    const { a, b, asked, id } = await scene('ack-cut-old', { a: aHold, b: bHold })
+    await until(() => bHold.held.length === 1, 5000, "b's marker held")
+    const outcome = ask(a, 'from a')
+    await until(() => aHold.held.length === 1, 3000, "a's request held")
+    await bHold.runAll()
+    await until(joinedOn(b, id), 5000, 'the session joined on b')
+    await aHold.runAll()
+    expect(await within(outcome, 8000, 'the outcome')).toEqual({ replies: ['yes from a'] })
+    expect(asked).toEqual(['from a'])
+  })
+
+  it('asks the socket once when the claimer sends it before its marker came back', async () => {
+    // b's marker waits, and b's request behind it: Redis runs the marker first.
+    const bHold = heldBack(isMarker, isAckRequest)
+    const { b, asked, id } = await scene('ack-cut-claimer', { b: bHold })
+    await until(() => bHold.held.length === 1, 5000, "b's marker held")
+    const outcome = ask(b, 'from b')
+    await until(() => bHold.held.length === 2, 3000, "b's request held behind its marker")
+    await bHold.runAll()
+    await until(joinedOn(b, id), 5000, 'the session joined on b')
+    expect(await within(outcome, 8000, 'the outcome')).toEqual({ replies: ['yes from b'] })
+    expect(asked).toEqual(['from b'])
+  })
 
   it('asks the socket once when a third node’s request reaches the old node before the marker', async () => {
     const bHold = heldBack(isMarker, () => false)

@@ -75,14 +75,16 @@ export class MemoryAdapter implements Adapter {
     for (const socket of targets) socket.deliver(event, options.volatile)
   }
 
+  /** `only` narrows the matching sockets further, as for `broadcast`. */
   broadcastWithAck(
     message: BroadcastMessage,
     options: BroadcastOptions,
     timeout: number,
     expect: (count: number) => void,
     reply: (reply: BroadcastReply) => void,
+    only?: (id: string) => boolean,
   ): void {
-    const targets = this.#match(options)
+    const targets = this.#match(options, only)
     expect(targets.length)
     if (targets.length === 0) return
     const event = message.prepared()
