@@ -133,9 +133,10 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
       }`
       const v: unknown = options[key as keyof ClientOptions]
       if (!(key in DEFAULTS)) {
-        // Options without a default: those four; anything else is a mistake.
+        // Options without a default: those four; anything else is a mistake. The hint only
+        // where it is the mistake (`query`, `queries`, `Query`, as socket.io's client takes).
         if (!/^(auth|WebSocket|fetch|storage)$/.test(key)) {
-          bad = `unknown option ${key} (query parameters go in the URL)`
+          bad = `unknown option ${key}${/^quer/i.test(key) ? ' (query parameters go in the URL)' : ''}`
           throw 0
         }
         // What the client calls must be callable (undefined: the platform's). `auth` is checked

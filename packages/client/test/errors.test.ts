@@ -578,11 +578,25 @@ describe.each(['sse', 'polling'] as const)('fetch failures over %s', (transport)
 })
 
 describe('options', () => {
-  it('refuses an option it does not know, and says where query parameters go', () => {
-    expect(() => connect('http://127.0.0.1:1', { query: { a: 1 }, autoConnect: false } as never)).toThrow(
-      /unknown option query.*URL/,
-    )
-  })
+  it.each(['query', 'queries', 'Query'])(
+    'refuses an option it does not know, and says where query parameters go: %s',
+    (key) => {
+      expect(() => connect('http://127.0.0.1:1', { [key]: { a: 1 }, autoConnect: false } as never)).toThrow(
+        `unknown option ${key} (query parameters go in the URL)`,
+      )
+    },
+  )
+
+  it.each(['timeout', 'reconnectDelay', 'headers'])(
+    'refuses an unknown option %s plainly, with no word of query parameters',
+    (key) => {
+      const refusal = expect.objectContaining({
+        code: 'PARLEY_INVALID_ARGUMENT',
+        message: `unknown option ${key}`,
+      })
+      expect(() => connect('http://127.0.0.1:1', { [key]: 1, autoConnect: false } as never)).toThrow(refusal)
+    },
+  )
 
   it.each(UNSHOWABLE)(
     'refuses %s for a URL or for an option, with its own coded TypeError naming it',
