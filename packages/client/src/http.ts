@@ -243,7 +243,7 @@ export abstract class HttpTransport extends BaseTransport {
           ? // Opened, and nothing came: a proxy that buffers the stream, or a slow moment
             // (TransportMemory tells them apart by a second stall).
             timeoutError('no stream data', timeout, { stalled: true })
-          : timeoutError('no OPEN', timeout)
+          : timeoutError(`no OPEN from ${shown(this.url)}`, timeout)
       this.close()
       throw error
     } finally {

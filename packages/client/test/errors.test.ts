@@ -121,6 +121,31 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(error.message).toContain(`127.0.0.1:${port}/parley/`)
   })
 
+  it('names the URL, without its query, when no OPEN comes in time', async () => {
+    // The middleware holds the handshake past the client's bound, then lets it go.
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    server = await startServer((app) => parleyOf(app).use(() => held))
+    try {
+      const socket = client(`${server.url}/parley?token=secret`, {
+        transports: [transport],
+        connectTimeout: 500,
+        reconnection: false,
+      })
+      const [error] = await next<[ParleyError<string>]>(socket, 'connect_error')
+      const endpoint = transport === 'websocket' ? 'ws' : transport === 'sse' ? 'sse' : 'poll'
+      const origin = transport === 'websocket' ? server.url.replace(/^http/, 'ws') : server.url
+      expect([error.code, error.message]).toEqual([
+        ErrorCode.HANDSHAKE_TIMEOUT,
+        `no OPEN from ${origin}/parley/${endpoint} within 500 ms`,
+      ])
+    } finally {
+      release()
+    }
+  })
+
   it.each([
     ['a BigInt', { n: 1n }, ErrorCode.UNSERIALIZABLE],
     [

@@ -138,7 +138,10 @@ export class WebSocketTransport extends BaseTransport {
           }
           ws.onopen = () => {
             clearTimeout(this.#timer)
-            this.#timer = setTimeout(() => settle(timeoutError('no OPEN', timeout)), timeout)
+            this.#timer = setTimeout(
+              () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout)),
+              timeout,
+            )
             if (this.closed) return
             this.unsent = false
             // An application's WebSocket may give any `protocol`, or throw for it, and its `send`
