@@ -71,7 +71,8 @@ export async function httpError(
   if (hello) hello.unsent = status < 500 && !!code
   if (!code && status === 404) return notFound(url)
   // 403 is the middleware or the origin check, 401 the application's own auth hook: the server
-  // refuses the client, not the transport. A version refusal would be the same anywhere.
+  // refuses the client, not the transport. A version refusal would be the same anywhere, and so
+  // would a HELLO past the server's maxPayload (413), as the WebSocket's close 1009 says.
   return new ParleyError<string>(
     code ?? ErrorCode.TRANSPORT_ERROR,
     // The body's message goes with the body's code, or with none: a bare 503's ("Service
@@ -80,7 +81,11 @@ export async function httpError(
     {
       details: {
         status,
-        refused: status === 401 || status === 403 || code === ErrorCode.UNSUPPORTED_VERSION,
+        refused:
+          status === 401 ||
+          status === 403 ||
+          code === ErrorCode.UNSUPPORTED_VERSION ||
+          (!!hello && code === ErrorCode.PAYLOAD_TOO_LARGE),
       },
     },
   )

@@ -189,7 +189,17 @@ export class WebSocketTransport extends BaseTransport {
               said,
             )
             if (opened) this.fail(error)
-            else settle(error)
+            // 1009 before OPEN: the HELLO, the one message sent, passed the server's maxPayload.
+            // A refusal, as the 413 that answers the same HELLO over HTTP: no transport, and no
+            // retry, would send a smaller one.
+            else
+              settle(
+                code === 1009
+                  ? new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, error.message, {
+                      details: { refused: true },
+                    })
+                  : error,
+              )
           }
           // Errors are followed by close; a listener must stay, since `ws` throws on unheard errors.
           ws.onerror = (ev) => {
