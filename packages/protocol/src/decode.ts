@@ -14,6 +14,7 @@ import {
   PACKET_BUILDERS,
   PACKET_SHAPES,
 } from './shapes.js'
+import { pastBytes, utf8Length } from './utf8.js'
 
 export { isSid } from './shapes.js'
 
@@ -24,7 +25,10 @@ export type DecodeBatchResult = { ok: true; packets: Packet[] } | { ok: false; e
 
 /** What a decoder accepts. */
 export interface DecodeOptions {
-  /** Largest accepted input; longer input is refused before it is parsed. */
+  /**
+   * Largest accepted input, in UTF-8 bytes (a text's bytes on the wire, not its UTF-16 length);
+   * larger input is refused before it is parsed.
+   */
   maxPayload?: number
 }
 
@@ -36,7 +40,8 @@ export function decodeText(text: string, options?: DecodeOptions): DecodeResult 
   try {
     if (typeof text !== 'string') return fail(ErrorCode.INVALID_PACKET, 'packet is not text')
     const limit = options?.maxPayload ?? WireLimits.defaultMaxPayload
-    if (text.length > limit) return fail(ErrorCode.PAYLOAD_TOO_LARGE, `packet is longer than ${limit}`)
+    if (pastBytes(text, limit))
+      return fail(ErrorCode.PAYLOAD_TOO_LARGE, `packet is larger than ${limit} bytes`)
     const parsed = parseJson(text)
     if (!parsed.ok) return parsed
     return toPacket(parsed.value, (data) => (typeof data === 'string' ? fromBase64(data) : undefined))
@@ -53,7 +58,7 @@ export function decodeFrame(data: string | Uint8Array | ArrayBuffer, options?: D
     if (!(bytes instanceof Uint8Array))
       return fail(ErrorCode.INVALID_PACKET, 'frame is neither text nor bytes')
     const limit = options?.maxPayload ?? WireLimits.defaultMaxPayload
-    if (bytes.length > limit) return fail(ErrorCode.PAYLOAD_TOO_LARGE, `frame is longer than ${limit}`)
+    if (bytes.length > limit) return fail(ErrorCode.PAYLOAD_TOO_LARGE, `frame is larger than ${limit} bytes`)
     const split = splitFrame(bytes)
     if (!split.ok) return split
     const parsed = parseJson(split.header)
@@ -100,20 +105,19 @@ export function decodeLines(lines: readonly string[], options?: DecodeOptions): 
 }
 
 /**
- * What a conforming peer would refuse in a packet this side encoded, or undefined: longer than
- * `maxPayload`, nested deeper than the wire allows, or holding a `__proto__` / `constructor`
- * key. A sender checks before it sends, so that a packet the receiver must refuse is refused at
+ * What a conforming peer would refuse in a packet this side encoded, or undefined: larger than
+ * `maxPayload` in UTF-8 bytes, nested deeper than the wire allows, or holding a `__proto__` /
+ * `constructor` key. A sender checks before it sends, so that a packet the receiver must refuse is refused at
  * the call site, with a coded error, instead of on the wire. Cheap for the common packet: a
  * length test and three searches for text; the walks run only when those cannot rule it out.
  */
 export function checkEncoded(text: string, maxPayload: number): ParleyError | undefined {
-  if (text.length > maxPayload) {
+  if (pastBytes(text, maxPayload)) {
+    const size = utf8Length(text)
     return new ParleyError(
       ErrorCode.PAYLOAD_TOO_LARGE,
-      `the packet is ${text.length} long, past maxPayload (${maxPayload})`,
-      {
-        details: { limit: maxPayload, size: text.length },
-      },
+      `the packet is ${size} bytes, past maxPayload (${maxPayload} bytes)`,
+      { details: { limit: maxPayload, size } },
     )
   }
   const maxNesting = WireLimits.maxDepth + 2

@@ -155,8 +155,11 @@ export interface PreparedEvent {
   text(seq: number, ackId: number): string
   /** `text(seq, ackId).length`, without making the text. */
   textLength(seq: number, ackId: number): number
-  /** The UTF-8 bytes of `text(seq, 0)`, without making the text (the shared part is encoded once). */
-  byteLength(seq: number): number
+  /**
+   * The UTF-8 bytes of `text(seq, ackId)` (`ackId` 0 when left out), without making the text (the
+   * shared part is encoded once).
+   */
+  byteLength(seq: number, ackId?: number): number
   /**
    * The WebSocket form: the text when there is no binary, else a binary frame whose header and
    * attachments were encoded once; each copy costs one allocation and a few byte copies.
@@ -203,8 +206,8 @@ export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
     binary: bins !== '',
     text,
     textLength: (seq, ackId) => fixedLength + digits(seq) + digits(ackId),
-    // The head and the digits are ASCII: one byte each.
-    byteLength: (seq) => head.length + digits(seq) + sharedTail().length,
+    // The head and the digits are ASCII: one byte each. The shared tail holds an ackId of 0.
+    byteLength: (seq, ackId = 0) => head.length + digits(seq) + sharedTail().length - 1 + digits(ackId),
     split: (seq) => (bins === '' ? { head: head + seq, tail: sharedTail() } : undefined),
     frame: (seq, ackId) => {
       if (bins === '') return text(seq, ackId)

@@ -146,6 +146,7 @@ describe('prepared events (broadcast encode-once)', () => {
           expect(prepared.text(seq, ackId)).toBe(encodeText(packet))
           expect(prepared.textLength(seq, ackId)).toBe(encodeText(packet).length)
           expect(prepared.byteLength(seq)).toBe(new TextEncoder().encode(prepared.text(seq, 0)).length)
+          expect(prepared.byteLength(seq, ackId)).toBe(new TextEncoder().encode(encodeText(packet)).length)
           expect(prepared.frame(seq, ackId)).toEqual(encodeFrame(packet))
           expect(prepared.binary).toBe(typeof encodeFrame(packet) !== 'string')
           // The two-part form of a copy with no reply is the same text, or absent with binary.
@@ -163,6 +164,7 @@ describe('prepared events (broadcast encode-once)', () => {
     for (const seq of [0, 9, 10, 99, 100, 123456789, Number.MAX_SAFE_INTEGER]) {
       expect(prepared.textLength(seq, seq)).toBe(prepared.text(seq, seq).length)
       expect(prepared.byteLength(seq)).toBe(new TextEncoder().encode(prepared.text(seq, 0)).length)
+      expect(prepared.byteLength(seq, seq)).toBe(new TextEncoder().encode(prepared.text(seq, seq)).length)
     }
   })
 

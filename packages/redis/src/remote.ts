@@ -60,10 +60,11 @@ export function toReply(packet: Extract<ResponsePacket, { k: 'reply' }>): Broadc
 }
 
 /**
- * Whether an event from node `from` may go to this node's sockets: no longer than this node's
- * maxPayload (`limit`), as a local emit is checked. The sender checked depth and keys, which are
- * the same rule on every node, against its own maxPayload, which may be larger: only the length
- * is measured here (without making the text), once per broadcast. One that does not fit is
+ * Whether an event from node `from` may go to this node's sockets: no larger than this node's
+ * maxPayload (`limit`, UTF-8 bytes), as a local emit is checked. The sender checked depth and
+ * keys, which are the same rule on every node, against its own maxPayload, which may be larger:
+ * only the size is measured here (without making the text), once per broadcast, its bytes only
+ * when its length cannot settle it (see pastBytes in @parley/protocol). One that does not fit is
  * dropped here, with a warning.
  */
 export function fits(
@@ -73,11 +74,15 @@ export function fits(
   warnings: Warnings,
 ): boolean {
   if (limit === undefined) return true
-  const size = message.prepared().textLength(Number.MAX_SAFE_INTEGER, MAX_ACK_ID)
+  const prepared = message.prepared()
+  const units = prepared.textLength(Number.MAX_SAFE_INTEGER, MAX_ACK_ID)
+  // A UTF-16 unit is at most 3 bytes: a third of the limit or fewer surely fits.
+  if (units * 3 <= limit) return true
+  const size = prepared.byteLength(Number.MAX_SAFE_INTEGER, MAX_ACK_ID)
   if (size <= limit) return true
   warnings.warn(
     'payload',
-    `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} long, past maxPayload (${limit}); the nodes' maxPayload differ, give every node the same`,
+    `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} bytes, past maxPayload (${limit} bytes); the nodes' maxPayload differ, give every node the same`,
     { node: from, code: ErrorCode.PAYLOAD_TOO_LARGE, limit },
   )
   return false

@@ -242,13 +242,17 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
     const b0 = await nodes.client(b)
     const got = inbox(b0.client)
+    // 1200 bytes of CJK in 400 characters first: measured in bytes, as the client measures it.
+    a.app.parley.emit('news', '界'.repeat(400))
     a.app.parley.emit('news', 'x'.repeat(2000))
     a.app.parley.emit('news', 'end')
     await until(() => got.length > 0, 5000, 'the small broadcast')
     expect(got).toEqual(['end'])
     expect(b0.client.connected).toBe(true)
-    // The line names this node's limit, the value to align.
-    expect(b.warnings.some((w) => w.includes('past maxPayload (1000)') && w.includes('differ'))).toBe(true)
+    // The line names this node's limit, the value to align, and the first broadcast's size.
+    const line = b.warnings.find((w) => w.includes('past maxPayload (1000 bytes)') && w.includes('differ'))
+    const size = Number(/the packet is (\d+) bytes/.exec(line ?? '')?.[1])
+    expect(size > 1200 && size < 2000, line).toBe(true)
   })
 
   it('waits without a timer under timeout(Infinity), for the replies of every node', async () => {

@@ -59,7 +59,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     // A refusal for size names the size and the limit.
     expect(() => socket.emit('bad', 'x'.repeat(MAX_PAYLOAD))).toThrow(
       expect.objectContaining({
-        message: expect.stringMatching(/^the packet is \d+ long, past maxPayload \(2000\)$/),
+        message: expect.stringMatching(/^the packet is \d+ bytes, past maxPayload \(2000 bytes\)$/),
       }),
     )
     expect(() => socket.emit('x'.repeat(WireLimits.maxEventNameLength + 1))).toThrow(

@@ -68,10 +68,10 @@ export function forwardWebSocket(
       ...forward.tls,
       headers: forward.headers as Record<string, string>,
       handshakeTimeout: forward.connectTimeout,
-      // The owner bounds what it sends by maxPayload in UTF-16 code units (docs/protocol.md,
-      // limits), which take up to 3 bytes each in UTF-8: ws counts bytes. Bounded by maxPayload
-      // itself, the relay would refuse (1009) a packet the owner may send, which the owner sends
-      // again on every resume.
+      // The owner bounds what it sends by maxPayload in UTF-8 bytes (docs/protocol.md, limits),
+      // but an owner of a version before that rule bounded it in UTF-16 code units, up to 3
+      // bytes each: ws counts bytes. Bounded by maxPayload itself, the relay would refuse (1009)
+      // a packet such an owner may send, which it sends again on every resume.
       maxPayload: forward.maxPayload * UTF8_BYTES_PER_UNIT,
       // Compressing between two nodes costs CPU on both for little gain.
       perMessageDeflate: false,
