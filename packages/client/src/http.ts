@@ -1,6 +1,6 @@
 import { ErrorCode, MAX_TIMER_MS, type OpenPacket, ParleyError } from '@parley/protocol'
-import { decodeText } from './codec.js'
-import { BYE, type Outgoing, utf8Length } from './outgoing.js'
+import { decodeText, utf8Length } from './codec.js'
+import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
   afterGrace,
@@ -481,8 +481,8 @@ export interface Utf8Decoder {
 }
 
 /**
- * Node only: the body of an answer, read up to `maxPayload` UTF-16 units (what one answer may
- * hold); past it PARLEY_PAYLOAD_TOO_LARGE, and the rest is not read, since a body with no end (a
+ * Node only: the body of an answer, read up to `maxPayload` bytes (what one answer may hold);
+ * past it PARLEY_PAYLOAD_TOO_LARGE, and the rest is not read, since a body with no end (a
  * broken proxy, a hostile server) would take the memory of the whole process. A page gets its
  * Parley server from its own origin, which could harm it anyway: the browser build
  * (PARLEY_BROWSER_BUNDLE) reads the body whole (`res.text()`) and leaves this out.
@@ -500,13 +500,17 @@ export async function boundedBody(
   // A 200 always has a body (a null one would throw here, a failed GET all the same).
   const reader = res.body!.getReader()
   let text = ''
+  let bytes = 0
   // The last chunk read, decoded once the next comes, or whole at the end: most answers are one
   // chunk, and Node decodes one whole several times faster than as part of a stream.
   let held: Uint8Array | undefined
   for (;;) {
     const read = await reader.read()
-    if (held) text += decoder.decode(held, read.done ? undefined : { stream: true })
-    if (text.length > maxPayload) {
+    if (held) {
+      bytes += held.length
+      text += decoder.decode(held, read.done ? undefined : { stream: true })
+    }
+    if (bytes > maxPayload) {
       reader.cancel().catch(() => {})
       throw tooLarge('answer', maxPayload)
     }

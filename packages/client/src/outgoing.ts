@@ -1,5 +1,5 @@
 import type { Packet } from '@parley/protocol'
-import { type Encoded, encode } from './codec.js'
+import { type Encoded, encode, utf8Length } from './codec.js'
 import * as PacketType from './packet-type.js'
 
 /**
@@ -29,14 +29,3 @@ export const BYE = outgoing({
   reason: 'client disconnect',
   message: 'the client disconnected',
 })
-
-/** Bytes of a string in UTF-8. */
-export function utf8Length(text: string): number {
-  // Node counts without a copy (encoding one only to count it was a twentieth of a Node client's
-  // CPU in an echo). The browser bundle leaves this branch out.
-  if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
-    const buffer = (globalThis as { Buffer?: { byteLength(text: string): number } }).Buffer
-    if (buffer) return buffer.byteLength(text)
-  }
-  return new TextEncoder().encode(text).length
-}

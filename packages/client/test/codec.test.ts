@@ -103,6 +103,32 @@ describe('client codec, against the protocol fixtures', () => {
     })
   })
 
+  // maxPayload counts UTF-8 bytes: a packet of multi-byte text is taken up to the limit's bytes
+  // and refused one byte past it, as the protocol's decoder does, wherever its length falls
+  // against the limit (more than a third of it in units: the bytes are counted).
+  it.each([
+    ['emoji', '😀'],
+    ['CJK', '界'],
+    ['accented', 'é'],
+    ['a lone surrogate', '\ud800'],
+  ])('takes %s text up to maxPayload bytes, and refuses one byte more', (_, unit) => {
+    for (const limit of [256, 1000, 4096]) {
+      // `[5,1,"e",["` + text + `"],0]`: 16 bytes of ASCII around it.
+      const fill = unit.repeat(Math.floor((limit - 16) / new TextEncoder().encode(unit).length))
+      for (const pad of [0, 1, 2, 3, 4]) {
+        const text = `[5,1,"e",["${fill}${'a'.repeat(pad)}"],0]`
+        const bytes = new TextEncoder().encode(text).length
+        const mine = decodeText(text, limit)
+        const theirs = protocol.decodeText(text, { maxPayload: limit })
+        expect([mine.ok, theirs.ok], `${bytes} bytes, limit ${limit}`).toEqual([
+          bytes <= limit,
+          bytes <= limit,
+        ])
+        if (!mine.ok) expect(mine.error).toMatchObject({ code: 'PARLEY_PAYLOAD_TOO_LARGE' })
+      }
+    }
+  })
+
   it('refuses a message that is neither text nor bytes (a Blob) as a broken stream', () => {
     for (const data of [new Blob([new Uint8Array([0, 0, 0, 3])]), 5, null, {}]) {
       const result = decodeFrame(data)

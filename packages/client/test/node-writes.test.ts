@@ -1,7 +1,7 @@
 // In Node, what the application sends in one tick leaves in one write of the TCP socket.
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { utf8Length } from '../src/outgoing.js'
+import { utf8Length } from '../src/codec.js'
 import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
 
 afterEach(closeAll)

@@ -10,13 +10,13 @@ import {
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Backoff, WAIT_FLOOR_MS } from '../src/backoff.js'
 import * as clientCloseCode from '../src/close-code.js'
+import { utf8Length } from '../src/codec.js'
 import { Emitter } from '../src/emitter.js'
 import { boundedBody } from '../src/http.js'
 import { connect } from '../src/index.js'
 import { Ledger } from '../src/ledger.js'
 import { FIRST_STALL_TTL, MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
 import { baseUrl, type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
-import { utf8Length } from '../src/outgoing.js'
 import * as clientPacketType from '../src/packet-type.js'
 import * as clientWireLimits from '../src/wire-limits.js'
 
@@ -220,12 +220,14 @@ describe('boundedBody', () => {
     }
   })
 
-  it('refuses a body past maxPayload characters, in its last chunk too', async () => {
-    const length = '[5,1,"é",["€ 😀"]]\n[5,2,"a",[]]'.length
-    expect(await boundedBody(answer(bytes), length)).toHaveLength(length)
+  it('refuses a body past maxPayload bytes, in its last chunk too', async () => {
+    // Multi-byte text: fewer characters than bytes, and the bytes are what counts.
+    const text = '[5,1,"é",["€ 😀"]]\n[5,2,"a",[]]'
+    expect(await boundedBody(answer(bytes), bytes.length)).toBe(text)
     for (const parts of [[bytes], [bytes.subarray(0, 5), bytes.subarray(5)]])
-      await expect(boundedBody(answer(...parts), length - 1)).rejects.toMatchObject({
+      await expect(boundedBody(answer(...parts), bytes.length - 1)).rejects.toMatchObject({
         code: ErrorCode.PAYLOAD_TOO_LARGE,
+        message: `answer over ${bytes.length - 1} bytes`,
       })
   })
 
