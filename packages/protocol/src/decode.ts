@@ -107,9 +107,10 @@ export function decodeLines(lines: readonly string[], options?: DecodeOptions): 
 /**
  * What a conforming peer would refuse in a packet this side encoded, or undefined: larger than
  * `maxPayload` in UTF-8 bytes, nested deeper than the wire allows, or holding a `__proto__` /
- * `constructor` key. A sender checks before it sends, so that a packet the receiver must refuse is refused at
- * the call site, with a coded error, instead of on the wire. Cheap for the common packet: a
- * length test and three searches for text; the walks run only when those cannot rule it out.
+ * `constructor` key. A sender checks before it sends, so that a packet the receiver must refuse
+ * is refused at the call site, with a coded error, instead of on the wire. Cheap for the common
+ * packet: a length test and three searches for text; the bytes are counted, and the walks run,
+ * only when those cannot rule it out.
  */
 export function checkEncoded(text: string, maxPayload: number): ParleyError | undefined {
   if (pastBytes(text, maxPayload)) {
