@@ -286,7 +286,8 @@ async function mount(
  * The server, its adapter made and checked; refused, nothing of it is left open. An adapter
  * the check took is closed when a later step throws (the handoff's bound, the rest of the
  * server's making): what it opened (a connection to its store) would otherwise keep the process
- * alive after the registration failed. Its close's failure is only logged (see `closeAdapter`).
+ * alive after the registration failed. Its close is not waited for, and its failure is only
+ * logged (see `closeAdapter`).
  */
 async function startServer(
   log: FastifyBaseLogger,
@@ -305,7 +306,10 @@ async function startServer(
     adapterMember(server.adapter, 'requestHandOff')
     return server
   } catch (err) {
-    if (adapter) await closeAdapter(adapter, log)
+    // Not awaited, as a refused adapter's close is not (see `checkAdapter`): a close that never
+    // settles (a store's client waiting for a connection) would hold the registration until
+    // Fastify gave up on it, its "did not start in time" in place of this error.
+    if (adapter) void closeAdapter(adapter, log)
     throw err
   }
 }

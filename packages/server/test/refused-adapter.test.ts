@@ -142,6 +142,29 @@ describe('an adapter the check took, when the registration fails after it', () =
   })
 })
 
+/** The same, but its close never settles (a store's client waiting for a connection that never comes). */
+class NeverClosed extends ClosedBadly {
+  override close(): Promise<void> {
+    this.closes++
+    return new Promise(() => {})
+  }
+}
+
+describe('an adapter the check took whose close never settles', () => {
+  it('does not hold the registration: its error comes, not the plugin timeout', async () => {
+    let made: NeverClosed | undefined
+    const adapter = (sockets: LocalSockets) => {
+      made = new NeverClosed(sockets)
+      return made
+    }
+    // Awaited, the close held the registration until Fastify gave up on it (its pluginTimeout),
+    // and its "did not start in time" took the place of the option's error.
+    const error = await refused({ adapter }, [], 3000)
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'handoff' })
+    expect(made?.closes).toBe(1)
+  })
+})
+
 describe('an adapter whose handoff members cannot be read', () => {
   it.for(['handOff', 'claimSession', 'requestHandOff'])(
     'is refused, coded, when reading %s throws, and closed',
