@@ -1,6 +1,6 @@
 import type { CloseReason, TransportName } from '@parley/protocol'
 import type { Registry } from 'prom-client'
-import type { MetricsRegistry } from './options.js'
+import { type MetricsRegistry, ParleyOptionError } from './options.js'
 
 /** Which way an application packet went. */
 export type Direction = 'in' | 'out'
@@ -105,6 +105,23 @@ export interface MadeMetrics {
   remove(): void
 }
 
+/** The name of every metric `createMetrics` makes. */
+export const METRIC_NAMES = [
+  'parley_sessions',
+  'parley_unknown_session_requests_total',
+  'parley_handshakes_total',
+  'parley_sessions_refused_total',
+  'parley_resumes_total',
+  'parley_transport_switches_total',
+  'parley_disconnects_total',
+  'parley_messages_total',
+  'parley_bytes_total',
+  'parley_ack_timeouts_total',
+  'parley_handoffs_total',
+  'parley_slow_consumer_total',
+  'parley_ping_delay_seconds',
+] as const
+
 /**
  * Creates Parley's metrics in `registry` (never in prom-client's global one). prom-client is
  * imported here, so that it loads only for applications that ask for metrics.
@@ -113,6 +130,17 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
   const { Counter, Gauge, Histogram } = await import('prom-client')
   // Checked at registration to be one (by its methods): the option is typed loosely on purpose.
   const promRegistry = registry as Registry
+  // Checked before any is made: prom-client refuses a name the registry holds with an uncoded
+  // error, and only at that metric, the ones made before it left in the registry, where they
+  // would fail the registration that mends the clash. Two mount points sharing one registry
+  // meet it at once, on the first name.
+  const taken = METRIC_NAMES.find((name) => promRegistry.getSingleMetric(name) !== undefined)
+  if (taken !== undefined) {
+    throw new ParleyOptionError(
+      'metrics.registry',
+      `already holds a metric named "${taken}" (another Parley server's, or the application's own): give each Parley server a registry of its own`,
+    )
+  }
   const registers = [promRegistry]
 
   // Read when scraped: nothing to keep in step as sessions come, move and go.

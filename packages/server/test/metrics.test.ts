@@ -4,12 +4,12 @@ import { connect as connectClient, type Socket } from '@parley/client'
 import { type EventPacket, encodeText, type Packet, PacketType } from '@parley/protocol'
 import { ParleyOptionError, type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyServerOptions } from 'fastify'
-import { register as globalRegistry, Registry } from 'prom-client'
+import { Counter, register as globalRegistry, Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { tableUnder } from '../../../test/docs/markdown.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import parley from '../src/index.js'
-import { HAND_OFF_OUTCOMES } from '../src/metrics.js'
+import { HAND_OFF_OUTCOMES, METRIC_NAMES } from '../src/metrics.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
@@ -189,6 +189,8 @@ describe('metrics', () => {
       [name, type, labels].map((c) => c.replaceAll('`', '')),
     )
     expect(listed.sort()).toEqual(made.sort())
+    // The names checked free before any is made.
+    expect([...METRIC_NAMES].sort()).toEqual(registered.map((m) => m.name).sort())
   })
 
   it("of handoffs are counted under the outcomes the README's Metrics table lists, and no other", () => {
@@ -226,6 +228,47 @@ describe('metrics', () => {
       )
       expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'metrics' })
       expect((error as Error).message).toContain('got the Registry itself: write { registry }')
+    } finally {
+      await app.close().catch(() => {})
+    }
+  })
+
+  it('refuse, coded, a registry that holds a metric of one of their names, and add none to it', async () => {
+    const registry = new Registry()
+    // The application's own, named as one of Parley's happens to be (not the first Parley makes).
+    new Counter({ name: 'parley_handshakes_total', help: 'mine', registers: [registry] })
+    const app = Fastify()
+    try {
+      const error = await app.register(parley, { metrics: { registry } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'metrics.registry' })
+      expect((error as Error).message).toContain('"parley_handshakes_total"')
+      // Nothing of Parley's left behind: a registration with the clash mended takes the registry.
+      expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(['parley_handshakes_total'])
+    } finally {
+      await app.close().catch(() => {})
+    }
+  })
+
+  it("refuse, coded, a registry another Parley server's metrics are in: two mount points take one each", async () => {
+    const registry = new Registry()
+    const app = Fastify()
+    try {
+      await app.register(async (child) => {
+        await child.register(parley, { path: '/a', metrics: { registry } })
+      })
+      const error = await app
+        .register(async (child) => {
+          await child.register(parley, { path: '/b', metrics: { registry } })
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'metrics.registry' })
+      expect((error as Error).message).toContain('"parley_sessions"')
     } finally {
       await app.close().catch(() => {})
     }
