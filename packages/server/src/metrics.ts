@@ -103,7 +103,15 @@ export interface MadeMetrics {
    * corrected one) would fail on their names.
    */
   remove(): void
+  /**
+   * Their server closed: they stay in the registry (a last scrape, or a push at shutdown, reads
+   * them), until the next Parley server made with that registry takes their place.
+   */
+  retire(): void
 }
+
+/** Metrics whose server closed: the next `createMetrics` in their registry takes them out. */
+const retired = new WeakSet<object>()
 
 /** The name of every metric `createMetrics` makes. */
 export const METRIC_NAMES = [
@@ -130,6 +138,10 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
   const { Counter, Gauge, Histogram } = await import('prom-client')
   // Checked at registration to be one (by its methods): the option is typed loosely on purpose.
   const promRegistry = registry as Registry
+  // A closed server's, in an application made again in the same process with the same registry
+  // (a restart in place, a test's): theirs to take over.
+  for (const metric of promRegistry.getMetricsAsArray())
+    if (retired.has(metric)) promRegistry.removeSingleMetric(metric.name)
   // Checked before any is made: prom-client refuses a name the registry holds with an uncoded
   // error, and only at that metric, the ones made before it left in the registry, where they
   // would fail the registration that mends the clash. Two mount points sharing one registry
@@ -138,7 +150,7 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
   if (taken !== undefined) {
     throw new ParleyOptionError(
       'metrics.registry',
-      `already holds a metric named "${taken}" (another Parley server's, or the application's own): give each Parley server a registry of its own`,
+      `already holds a metric named "${taken}" (another Parley server's, one not closed, or the application's own): give each Parley server a registry of its own`,
     )
   }
   const registers = [promRegistry]
@@ -258,13 +270,17 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     handoff: (outcome) => handoffs.inc({ outcome }),
     pingDelay: (seconds) => pingDelays.observe(seconds),
   }
+  const mine = [sessions, unknown, ...made]
   return {
     metrics,
     remove() {
       // Only the metrics this call made: another of the same name is not Parley's to take out.
-      const mine = new Set<unknown>([sessions, unknown, ...made])
+      const own = new Set<unknown>(mine)
       for (const metric of promRegistry.getMetricsAsArray())
-        if (mine.has(metric)) promRegistry.removeSingleMetric(metric.name)
+        if (own.has(metric)) promRegistry.removeSingleMetric(metric.name)
+    },
+    retire() {
+      for (const metric of mine) retired.add(metric)
     },
   }
 }

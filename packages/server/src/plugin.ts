@@ -90,6 +90,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     made?.remove()
     throw err
   }
+  // Left in the registry for a last scrape, and taken over by the next server made with it.
+  if (made) app.addHook('onClose', async () => made.retire())
 }
 
 /** `server` at work in `app`: its decorator, its hooks at close, its routes and its 404s. */

@@ -252,6 +252,28 @@ describe('metrics', () => {
     }
   })
 
+  it('stay in the registry once their server closed, and give way to the next one registered with it', async () => {
+    const registry = new Registry()
+    const first = Fastify()
+    await first.register(parley, { metrics: { registry } })
+    await first.ready()
+    const handshakes = registry.getSingleMetric('parley_handshakes_total')
+    await first.close()
+    // A last scrape after the close (a push at shutdown) still has them.
+    expect(registry.getSingleMetric('parley_handshakes_total')).toBe(handshakes)
+    // The application made again in the same process (a restart, a test's), with the same registry.
+    const second = Fastify()
+    try {
+      await second.register(parley, { metrics: { registry } })
+      await second.ready()
+      const again = registry.getSingleMetric('parley_handshakes_total')
+      expect(again).toBeDefined()
+      expect(again).not.toBe(handshakes)
+    } finally {
+      await second.close()
+    }
+  })
+
   it("refuse, coded, a registry another Parley server's metrics are in: two mount points take one each", async () => {
     const registry = new Registry()
     const app = Fastify()
