@@ -28,7 +28,10 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
   readonly #timeoutMs: number
   /** Handshakes whose middleware did not settle within `#timeoutMs`: logged once per burst. */
   readonly #timeouts: BurstLog<{ code: string; handshakeTimeout: number }>
-  /** How each run still waiting for its middleware is answered at once when the server closes. */
+  /**
+   * How each run still waiting for its middleware (or a resume for its turn) is answered at once
+   * when the server closes.
+   */
   readonly #waiting = new Set<() => void>()
 
   constructor(log: FastifyBaseLogger, timeoutMs: number) {
@@ -63,16 +66,55 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * client is answered PARLEY_HANDSHAKE_TIMEOUT, which it tries again, and the caller turns the
    * socket away as after a refusal: the middleware that settles later runs none after it, and
    * what it does to the socket then (a join) finds a socket that never opened; a resume's socket
-   * is the session's own, live, and a join there stands.
+   * is the session's own, live, and a join there stands. `settled` is called once the
+   * middleware is done, past the bound too.
    */
-  async run(socket: S): Promise<Refusal | null> {
-    if (this.#middleware.length === 0) return null
+  async run(socket: S, settled?: () => void): Promise<Refusal | null> {
+    if (this.#middleware.length === 0) {
+      settled?.()
+      return null
+    }
     let expired = false
+    return this.#bounded(
+      () => {
+        const all = this.#runAll(socket, () => expired)
+        // Past the bound too: a resume's turn lasts until then (see `ResumeTurns`).
+        if (settled) void all.then(settled, settled)
+        return all
+      },
+      () => {
+        expired = true
+      },
+    )
+  }
+
+  /**
+   * Waits for `turn`: a resume's turn, which begins once the runs of the middleware on its session
+   * that came before it have settled (see `ResumeTurns`). Bounded as a run is, and answered as one
+   * past the bound: the middleware, the one run before, did not settle within this client's
+   * `handshakeTimeout`. Without middleware, turns wait for no run, and no timer is set.
+   */
+  async wait(turn: Promise<void>): Promise<Refusal | null> {
+    if (this.#middleware.length === 0) {
+      await turn
+      return null
+    }
+    return this.#bounded(
+      () => turn.then(() => null),
+      () => {},
+    )
+  }
+
+  /**
+   * Races what `start` begins against `handshakeTimeout` and the server's close: the first to
+   * settle answers the handshake. `expire` is told when the bound or the close answered it.
+   */
+  async #bounded(start: () => Promise<Refusal | null>, expire: () => void): Promise<Refusal | null> {
     let timer: NodeJS.Timeout | undefined
     let cut: (() => void) | undefined
     const late = new Promise<Refusal>((resolve) => {
       timer = setTimeout(() => {
-        expired = true
+        expire()
         this.#timeouts.record({ code: ErrorCode.HANDSHAKE_TIMEOUT, handshakeTimeout: this.#timeoutMs })
         resolve(middlewareTimedOut(this.#timeoutMs))
       }, this.#timeoutMs)
@@ -81,13 +123,13 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
       // The server closes: its client tries another node now, rather than after the bound, and
       // the HTTP server's close does not wait for this request meanwhile.
       cut = () => {
-        expired = true
+        expire()
         resolve(shuttingDown())
       }
       this.#waiting.add(cut)
     })
     try {
-      return await Promise.race([this.#runAll(socket, () => expired), late])
+      return await Promise.race([start(), late])
     } finally {
       clearTimeout(timer)
       if (cut) this.#waiting.delete(cut)

@@ -34,8 +34,13 @@ export interface HellosContext<L extends EventsMap, E extends EventsMap, D> {
   arrivals: Arrivals<L, E, D>
   /** A socket for `session`, not registered yet. */
   socketFor: (session: Session, handshake: Handshake) => ServerSocket<L, E, D>
-  /** Runs the middleware; the refusal, or null (see `ParleyServer.use`). */
-  runMiddleware: (socket: ServerSocket<L, E, D>) => Promise<Refusal | null>
+  /**
+   * Runs the middleware; the refusal, or null (see `ParleyServer.use`). `settled`: called once
+   * the middleware is done, even past the answer (see `HandshakeMiddleware.run`).
+   */
+  runMiddleware: (socket: ServerSocket<L, E, D>, settled?: () => void) => Promise<Refusal | null>
+  /** Waits for a resume's turn, within `handshakeTimeout`: null, or the refusal (see `HandshakeMiddleware.wait`). */
+  waitForTurn: (turn: Promise<void>) => Promise<Refusal | null>
   /** The socket whose session `sid` names, if it is alive here. */
   socketOf: (sid: string) => ServerSocket<L, E, D> | undefined
   /** How many sessions are alive here. */
@@ -177,8 +182,9 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
 
   /**
    * Resumes `socket`'s session on `transport` once the resumes of it that came before are over
-   * (see `ResumeTurns`): runs the middleware, which reads this resume's handshake on the socket
-   * throughout, then attaches (OPEN `recovered: true`). Returns the refusal, or null when the
+   * and their middleware has settled (see `ResumeTurns`; past `handshakeTimeout`, answered
+   * PARLEY_HANDSHAKE_TIMEOUT): runs the middleware, which reads this resume's handshake on the
+   * socket throughout, then attaches (OPEN `recovered: true`). Returns the refusal, or null when the
    * transport got its answer (or died meanwhile); undefined when the session ended meanwhile
    * and its end is forgotten already, so that the client gets a new session after all.
    */
@@ -189,7 +195,7 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
     handshake: Handshake,
   ): Promise<Refusal | null | undefined> {
     const context = this.#context
-    const turn = await this.#resumes.take(socket, transport, handshake)
+    const turn = this.#resumes.take(socket, handshake)
     const session = socket.session
     // Read again after every await (the wait for the turn too): the server may begin to close,
     // the client leave, the session end or begin to move, or another node take it over.
@@ -205,10 +211,15 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
     }
     const alive = () => session.state !== 'closed'
     try {
+      // Behind a run of the middleware on this session not settled yet (its own client answered
+      // at its bound, or gone): its middleware still reads its own handshake, so this one waits
+      // for it, within its own bound (see `ResumeTurns`).
+      const late = turn.waiting && (await context.waitForTurn(turn.waiting))
+      if (late) return late
       let verdict = cannot()
       if (verdict !== undefined) return verdict
       if (alive()) {
-        const refusal = await context.runMiddleware(socket)
+        const refusal = await context.runMiddleware(socket, turn.running())
         if (refusal) return refusal
         verdict = cannot()
         if (verdict !== undefined) return verdict

@@ -9,9 +9,9 @@ const handshakeOf = (name: string) => ({ auth: name }) as Handshake
 const socketWith = (attached: string) => ({ handshake: handshakeOf(attached) })
 
 /** Whether `promise` has settled, once the microtasks queued so far have run. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
+async function settled(promise: Promise<unknown> | undefined): Promise<boolean> {
   let done = false
-  void promise.then(() => {
+  void promise?.then(() => {
     done = true
   })
   await new Promise((resolve) => setImmediate(resolve))
@@ -22,57 +22,81 @@ describe('ResumeTurns', () => {
   it('runs resumes of one socket one at a time, each with its own handshake on the socket', async () => {
     const turns = new ResumeTurns<{ handshake: Handshake }>()
     const socket = socketWith('attached')
-    const a = await turns.take(socket, { open: true }, handshakeOf('a'))
+    const a = turns.take(socket, handshakeOf('a'))
+    expect(a.waiting).toBeUndefined()
     expect(socket.handshake.auth).toBe('a')
-    const b = turns.take(socket, { open: true }, handshakeOf('b'))
-    expect(await settled(b)).toBe(false)
+    const b = turns.take(socket, handshakeOf('b'))
+    expect(await settled(b.waiting)).toBe(false)
     expect(socket.handshake.auth).toBe('a')
     a.end()
-    const second = await b
+    await b.waiting
     expect(socket.handshake.auth).toBe('b')
-    second.attached()
-    second.end()
+    b.attached()
+    b.end()
     expect(socket.handshake.auth).toBe('b')
   })
 
   it('puts back the handshake of the last attach when a resume does not attach', async () => {
     const turns = new ResumeTurns<{ handshake: Handshake }>()
     const socket = socketWith('attached')
-    const a = await turns.take(socket, { open: true }, handshakeOf('a'))
+    const a = turns.take(socket, handshakeOf('a'))
     a.attached()
-    const b = turns.take(socket, { open: true }, handshakeOf('b'))
+    const b = turns.take(socket, handshakeOf('b'))
     a.end()
-    ;(await b).end()
+    await b.waiting
+    b.end()
     expect(socket.handshake.auth).toBe('a')
   })
 
-  it('holds no one up behind a resume whose client has left', async () => {
+  it('holds the next resume up until the middleware of one answered before has settled', async () => {
     const turns = new ResumeTurns<{ handshake: Handshake }>()
     const socket = socketWith('attached')
-    const left = { open: true }
-    const a = await turns.take(socket, left, handshakeOf('a'))
-    left.open = false
-    // `a`'s middleware may still run: `b` goes on beside it, and keeps its handshake there.
-    const b = await turns.take(socket, { open: true }, handshakeOf('b'))
-    expect(socket.handshake.auth).toBe('b')
+    const a = turns.take(socket, handshakeOf('a'))
+    const done = a.running()
+    // Answered at its bound (or its client gone): its middleware still runs, and reads `a`.
     a.end()
+    expect(socket.handshake.auth).toBe('a')
+    const b = turns.take(socket, handshakeOf('b'))
+    expect(await settled(b.waiting)).toBe(false)
+    expect(socket.handshake.auth).toBe('a')
+    done()
+    await b.waiting
     expect(socket.handshake.auth).toBe('b')
     b.end()
     expect(socket.handshake.auth).toBe('attached')
   })
 
+  it('lets a resume that gave up waiting leave the queue without ever beginning', async () => {
+    const turns = new ResumeTurns<{ handshake: Handshake }>()
+    const socket = socketWith('attached')
+    const a = turns.take(socket, handshakeOf('a'))
+    const done = a.running()
+    a.end()
+    const b = turns.take(socket, handshakeOf('b'))
+    // Its bound ran out: it ends without its turn, and the one after it takes its place.
+    b.end()
+    const c = turns.take(socket, handshakeOf('c'))
+    done()
+    await c.waiting
+    expect(await settled(b.waiting)).toBe(false)
+    expect(socket.handshake.auth).toBe('c')
+    c.attached()
+    c.end()
+    expect(socket.handshake.auth).toBe('c')
+  })
+
   it('tells the resumes under way and waiting that the session moved away, and no later ones', async () => {
     const turns = new ResumeTurns<{ handshake: Handshake }>()
     const socket = socketWith('attached')
-    const a = await turns.take(socket, { open: true }, handshakeOf('a'))
-    const b = turns.take(socket, { open: true }, handshakeOf('b'))
+    const a = turns.take(socket, handshakeOf('a'))
+    const b = turns.take(socket, handshakeOf('b'))
     turns.movedAway(socket)
     expect(a.movedAway).toBe(true)
     a.end()
-    const second = await b
-    expect(second.movedAway).toBe(true)
-    second.end()
-    const later = await turns.take(socket, { open: true }, handshakeOf('c'))
+    await b.waiting
+    expect(b.movedAway).toBe(true)
+    b.end()
+    const later = turns.take(socket, handshakeOf('c'))
     expect(later.movedAway).toBe(false)
     later.end()
   })

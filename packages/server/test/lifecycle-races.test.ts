@@ -4,12 +4,13 @@
 
 import { request } from 'node:http'
 import type { Socket } from 'node:net'
-import { decodeText, type Packet, PacketType } from '@parley/protocol'
+import { PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
+import { resumeOverWebSocket } from './ws-resume.js'
 
 let started: Started | undefined
 const clients: RawClient[] = []
@@ -70,7 +71,7 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
     expect(started.app.parley.socketsCount).toBe(0)
   })
 
-  it('does not take the session from the transport its client resumed on meanwhile', async () => {
+  it('resumes on the transport its client went to meanwhile, once the middleware of the left one is done', async () => {
     const held = gate()
     started = await startServer({}, (app) => {
       app.parley.use(async (socket) => {
@@ -89,14 +90,19 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
     await held.waiting
     abort.abort()
     await post
-    const again = await connect('websocket', started.base, { sid: first.sid, ack: 0 })
-    expect(again.open.recovered).toBe(true)
-    held.open()
-    await sleep(100)
+    // Its HELLO in while the left one's middleware runs: it waits for that one (no two runs of
+    // the middleware on one session at once), which then attaches nothing.
+    const again = await resumeOverWebSocket(started.base, first.sid, 'again')
     const socket = [...started.app.parley.sockets.values()][0]!
+    expect(socket.handshake.auth).toEqual({ slow: true })
+    held.open()
+    const answer = await within(again.answer(), 5000, 'the answer to the resume')
+    expect(answer).toMatchObject({ type: PacketType.OPEN, recovered: true })
+    await sleep(100)
     expect(socket.transport).toBe('websocket')
     expect(socket.handshake.transport).toBe('websocket')
-    expect(again.received.map((p: Packet) => p.type)).not.toContain(PacketType.MOVED)
+    expect(socket.handshake.auth).toEqual({ name: 'again' })
+    await again.close()
   })
 })
 
@@ -164,35 +170,6 @@ describe('a session the application ends while the adapter records it', () => {
 })
 
 describe('two resumes of one session at once', () => {
-  /**
-   * A resume of `sid` over a bare WebSocket, its HELLO taken by the server when this resolves:
-   * ws answers a ping after the frames before it, and the server handles a HELLO as it reads it
-   * (up to the first await), so the pong says the HELLO is in.
-   */
-  async function resumeOverWebSocket(base: string, sid: string, name: string) {
-    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
-    ws.on('error', () => {})
-    const answers: Packet[] = []
-    ws.on('message', (data: Buffer) => {
-      const decoded = decodeText(data.toString())
-      if (decoded.ok) answers.push(decoded.packet)
-    })
-    await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
-    ws.send(JSON.stringify([8, { auth: { name }, sid, ack: 0 }]))
-    const ponged = new Promise((resolve) => ws.once('pong', resolve))
-    ws.ping()
-    await within(ponged, 5000, 'the pong: the server read the HELLO before it')
-    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()))
-    return {
-      /** The first packet the server answers the HELLO with: OPEN, ERROR or CLOSE (its type). */
-      answer: () => until(() => answers.length > 0).then(() => answers[0]!),
-      close: () => {
-        ws.terminate()
-        return within(closed, 5000, 'the terminated WebSocket to close')
-      },
-    }
-  }
-
   /**
    * A server whose middleware holds resumes named `a` and `b` until the test lets them go, and
    * notes what `socket.handshake` says before and after the wait; a session attached to polling;

@@ -1,0 +1,98 @@
+// A resume whose handshake middleware ran past handshakeTimeout (its client answered
+// PARLEY_HANDSHAKE_TIMEOUT) while that middleware still runs: the next resume of the session
+// waits for it, within its own bound, so that the late middleware reads its own
+// `socket.handshake` to the end and the session keeps the handshake of the resume that attached.
+import { PacketType } from '@parley/protocol'
+import type { ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
+import { type RawClient, Refused, rawConnect } from './raw-client.js'
+import { resumeOverWebSocket } from './ws-resume.js'
+
+/** The server's handshakeTimeout: the late run outlives it, the test's steps fit well inside it. */
+const BOUND = 1000
+
+let started: Started | undefined
+const clients: RawClient[] = []
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close()
+  await closeApp(started?.app)
+  started = undefined
+})
+
+/**
+ * A session attached to polling, with no `auth`; a resume `a` over SSE whose middleware waits for
+ * the test past the bound (answered PARLEY_HANDSHAKE_TIMEOUT); then a resume `b` over WebSocket,
+ * its HELLO in. The middleware notes what `socket.handshake` says before and after its wait.
+ */
+async function lateRunThenResume() {
+  let release = () => {}
+  const held = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const seen: string[] = []
+  const says = (socket: ServerSocket) =>
+    `${(socket.handshake.auth as { name?: string } | undefined)?.name} on ${socket.handshake.transport}`
+  started = await startServer({ handshakeTimeout: BOUND }, (app) => {
+    app.parley.use(async (socket) => {
+      const name = (socket.handshake.auth as { name?: string } | undefined)?.name
+      if (name === undefined) return
+      seen.push(`${name} before: ${says(socket)}`)
+      if (name === 'a') await held
+      else await new Promise((resolve) => setImmediate(resolve))
+      seen.push(`${name} after: ${says(socket)}`)
+    })
+  })
+  const first = await rawConnect('polling', started.base)
+  clients.push(first)
+  const socket = [...started.app.parley.sockets.values()][0]!
+  const a = await rawConnect('sse', started.base, { auth: { name: 'a' }, sid: first.sid, ack: 0 }).catch(
+    (e: unknown) => e,
+  )
+  expect(a).toBeInstanceOf(Refused)
+  expect(a).toMatchObject({ code: 'PARLEY_HANDSHAKE_TIMEOUT' })
+  const b = await resumeOverWebSocket(started.base, first.sid, 'b')
+  return { release, seen, socket, first, b }
+}
+
+describe('a resume behind a handshake middleware that ran past handshakeTimeout', () => {
+  it('waits for that middleware to settle, which reads its own handshake to the end, then attaches', async () => {
+    const { release, seen, socket, b } = await lateRunThenResume()
+    // `b` waits: its middleware has not begun, and the late one still reads `a`.
+    expect(seen).toEqual(['a before: a on sse'])
+    expect(socket.handshake.auth).toEqual({ name: 'a' })
+    release()
+    expect((await within(b.answer(), 5000, 'the answer to b')).type).toBe(PacketType.OPEN)
+    expect(seen).toEqual([
+      'a before: a on sse',
+      'a after: a on sse',
+      'b before: b on websocket',
+      'b after: b on websocket',
+    ])
+    await until(() => socket.transport === 'websocket', 2000, 'the session on the WebSocket')
+    expect(socket.handshake.auth).toEqual({ name: 'b' })
+    expect(socket.handshake.transport).toBe('websocket')
+    await b.close()
+  })
+
+  it('is answered PARLEY_HANDSHAKE_TIMEOUT when that middleware outlives its own bound too, the session as it was', async () => {
+    const { release, seen, socket, first, b } = await lateRunThenResume()
+    const answer = await within(b.answer(), 5000, 'the answer to b')
+    expect(answer).toMatchObject({ type: PacketType.ERROR, code: 'PARLEY_HANDSHAKE_TIMEOUT' })
+    // `b`'s middleware never ran: the late one read `a` throughout.
+    release()
+    await until(() => seen.length === 2, 2000, 'the late middleware to settle')
+    expect(seen).toEqual(['a before: a on sse', 'a after: a on sse'])
+    // Neither attached: the session keeps the transport and handshake of its last attach.
+    expect(socket.transport).toBe('polling')
+    expect(socket.handshake.auth).toBeUndefined()
+    expect(socket.handshake.transport).toBe('polling')
+    // With nothing left running, the next resume goes through at once.
+    const c = await rawConnect('websocket', started!.base, { auth: { name: 'c' }, sid: first.sid, ack: 0 })
+    clients.push(c)
+    expect(c.open).toMatchObject({ sid: first.sid, recovered: true })
+    expect(socket.handshake.auth).toEqual({ name: 'c' })
+    await b.close()
+  })
+})
