@@ -439,9 +439,12 @@ export class Connection {
         // or that the server does not offer, which says nothing of why the server turned away the
         // transports before it (full, or shutting down): that stays the reason.
         if (!last || !busy(last) || !quiet(error)) last = error
-        // The auth never settled: the application's fault, not the transport's. The attempt
-        // fails as a whole, and the next one (after the backoff) tries the same transport.
-        if (!hello && error.code === ErrorCode.HANDSHAKE_TIMEOUT) break
+        // The auth never settled, or the server's handshake middleware did not within its
+        // handshakeTimeout (`details.middleware`: the server read the HELLO and says so): the
+        // application's fault, not the transport's. The attempt fails as a whole, with no
+        // transport_error, and the next one (after the backoff) tries the same transport: a
+        // step down would only run the same middleware again, on a worse transport.
+        if (error.code === ErrorCode.HANDSHAKE_TIMEOUT && (!hello || error.details?.middleware)) break
         // No answer in time, within the quiet time after a handoff: a node busy taking sessions
         // over (a loaded machine), not one that refused. Its wait is not counted, else three
         // such tries of 3 s spend the quiet time, and the application hears a disconnect in the

@@ -41,7 +41,7 @@ export async function httpError(
   hello?: { unsent?: boolean },
 ): Promise<ParleyError<string>> {
   const status = res.status
-  let b: { code?: unknown; message?: unknown } = {}
+  let b: { code?: unknown; message?: unknown; middleware?: unknown } = {}
   try {
     // In Node a fetch's body is read through `boundedBody`: one with no end (a broken proxy, a
     // hostile server) must not take the process's memory, an error's no more than a 200's. Its
@@ -86,6 +86,8 @@ export async function httpError(
           status === 403 ||
           code === ErrorCode.UNSUPPORTED_VERSION ||
           (!!hello && code === ErrorCode.PAYLOAD_TOO_LARGE),
+        // The server's handshake middleware was slow, not this transport (see Connection).
+        middleware: b.middleware === true || undefined,
       },
     },
   )

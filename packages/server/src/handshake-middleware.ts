@@ -9,6 +9,7 @@ export const middlewareTimedOut = (ms: number): Refusal => ({
   status: 503,
   code: ErrorCode.HANDSHAKE_TIMEOUT,
   message: `the handshake middleware did not settle within ${ms} ms`,
+  middleware: true,
 })
 
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */

@@ -8,6 +8,13 @@ export interface Refusal {
   status: number
   code: string
   message: string
+  /**
+   * The HELLO was read, and what was slow is the application's handshake middleware, not the
+   * transport (PARLEY_HANDSHAKE_TIMEOUT): a client that reads it tries the same transport again
+   * rather than its next one. On the wire, `"middleware": true` in an HTTP error body, `ackId`
+   * 1 in a WebSocket's unnumbered ERROR (docs/protocol.md): older clients read neither.
+   */
+  middleware?: true
 }
 
 /**

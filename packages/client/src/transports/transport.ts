@@ -208,13 +208,16 @@ export abstract class BaseTransport implements Transport {
         // or the same one after a backoff, will take it. So does a handshake that failed inside
         // the server (an adapter whose store was away): SERVER_SHUTTING_DOWN now, BAD_REQUEST
         // from servers before it (kept so for a client newer than its server). Nor does a HELLO
-        // that reached the server after its handshakeTimeout (a slow link): the transport failed.
+        // that reached the server after its handshakeTimeout (a slow link): the transport failed;
+        // nor one whose handshake middleware did not settle in time (`ackId` 1): the transport
+        // is fine, the application was slow (`middleware`, see Connection).
         new ParleyError<string>(packet.code, packet.message, {
           details: {
             refused:
               !busy(packet) &&
               packet.code !== ErrorCode.BAD_REQUEST &&
               packet.code !== ErrorCode.HANDSHAKE_TIMEOUT,
+            middleware: packet.ackId > 0 || undefined,
           },
         })
       : new ParleyError(ErrorCode.INVALID_PACKET, `expected OPEN, got ${packet.type}`)

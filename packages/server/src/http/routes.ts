@@ -152,14 +152,24 @@ export async function parleyRoutes(
   const versionRefusals = new VersionRefusals(app.log)
   server.atClose(() => versionRefusals.close())
 
-  /** A coded error answer; see `answer` for one whose request was to be forwarded. */
-  const fail = (reply: FastifyReply, status: number, code: string, message: string, cors: HeaderBag = {}) =>
+  /**
+   * A coded error answer; see `answer` for one whose request was to be forwarded. `middleware`:
+   * see `Refusal.middleware`.
+   */
+  const fail = (
+    reply: FastifyReply,
+    status: number,
+    code: string,
+    message: string,
+    cors: HeaderBag = {},
+    middleware?: true,
+  ) =>
     answer(
       reply,
       status,
       { ...cors, 'Cache-Control': 'no-store' },
       'application/json; charset=utf-8',
-      JSON.stringify({ code, message }),
+      JSON.stringify(middleware ? { code, message, middleware } : { code, message }),
     )
 
   const versionOk = (request: FastifyRequest) => (request.query as Query).v === String(PROTOCOL_VERSION)
@@ -693,7 +703,7 @@ export async function parleyRoutes(
     } finally {
       reply.raw.off('close', left)
     }
-    if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors)
+    if (refusal) return fail(reply, refusal.status, refusal.code, refusal.message, cors, refusal.middleware)
     const line = transport.takeAnswerLine()
     // No answer: the client left while the server worked on it (see `left`) and reads none;
     // should one still be read, it says to try again.

@@ -96,8 +96,9 @@ export class WebSocketHandshakes {
     const relayed = request.headers[ROUTED_HEADER] !== undefined
     const transport = new WebSocketTransport(ws, this.#settings, socket, relayed)
     let settled = false
-    const refuse = (code: string, message: string, kind: 'refused' | 'shutdown' = 'refused') => {
-      transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId: 0, code, message }))
+    // `ackId` 1: the application's middleware was slow, not this WebSocket (see `Refusal.middleware`).
+    const refuse = (code: string, message: string, kind: 'refused' | 'shutdown' = 'refused', ackId = 0) => {
+      transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId, code, message }))
       transport.close(kind)
     }
     const timer = setTimeout(() => {
@@ -150,7 +151,13 @@ export class WebSocketHandshakes {
         handOverOrHandshake(packet).then(
           (refusal) => {
             server.trackPending(transport, null)
-            if (refusal) refuse(refusal.code, refusal.message)
+            if (refusal)
+              refuse(
+                refusal.code,
+                refusal.message,
+                'refused',
+                'middleware' in refusal && refusal.middleware ? 1 : 0,
+              )
           },
           (err: unknown) => {
             server.trackPending(transport, null)
