@@ -6,7 +6,8 @@
 // server late is a transport failure still (late-hello.test.ts).
 import { ErrorCode, type ParleyError, type TransportName } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { client, closeAll, closeClients, next, parleyOf, startServer } from './helpers.js'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { client, closeAll, closeClients, next, parleyOf, startServer, until } from './helpers.js'
 
 afterEach(async () => {
   closeClients()
@@ -50,3 +51,47 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
     })
   },
 )
+
+describe('a handshake middleware slow once on a resume', () => {
+  it('resumes the session after the backoff, blaming no transport, back on the WebSocket', async () => {
+    const runs: string[] = []
+    let slow = false
+    const server = await startServer(
+      (app) => {
+        parleyOf(app).use(async (socket) => {
+          runs.push((socket.handshake as { transport?: string }).transport ?? '?')
+          if (!slow) return
+          slow = false
+          // Just past the bound: the next resume waits for it to settle, within its own bound.
+          await new Promise((resolve) => setTimeout(resolve, BOUND + 100))
+        })
+      },
+      { handshakeTimeout: BOUND },
+    )
+    const proxy = await startFaultProxy(server.port)
+    try {
+      const socket = client(proxy.url, { connectTimeout: 5000, reconnectionDelay: 50 })
+      await next(socket, 'connect', 10_000)
+      expect(socket.transport).toBe('websocket')
+      const timeouts: string[] = []
+      const slowMiddleware: ParleyError<string>[] = []
+      socket.on('transport_error', (transport, error) => {
+        if (error.code === ErrorCode.HANDSHAKE_TIMEOUT) timeouts.push(transport)
+      })
+      socket.on('connect_error', (error: ParleyError<string>) => {
+        if (error.details?.middleware) slowMiddleware.push(error)
+      })
+      slow = true
+      proxy.cut('websocket')
+      // The cut, a resume the slow middleware failed (whichever transport it reached), then one
+      // that went through.
+      await until(() => !slow && socket.connected, 10_000, 'the resume after the slow one')
+      expect(slowMiddleware).toHaveLength(1)
+      expect(timeouts).toEqual([])
+      expect(socket.recovered).toBe(true)
+      expect(socket.transport).toBe('websocket')
+    } finally {
+      await proxy.close()
+    }
+  })
+})
