@@ -96,3 +96,51 @@ describe('a resume behind a handshake middleware that ran past handshakeTimeout'
     await b.close()
   })
 })
+
+describe('a resume waiting behind the middleware of one whose client left', () => {
+  it('is answered PARLEY_SERVER_SHUTTING_DOWN at once when the server closes', async () => {
+    let reached = () => {}
+    const held = new Promise<void>((resolve) => {
+      reached = resolve
+    })
+    let handled = 0
+    // A bound past the test's waits: only the close can answer the waiting resume in time.
+    started = await startServer({ handshakeTimeout: 10_000 }, (app) => {
+      // Past the body's parsing: the handshake itself comes next, without a wait.
+      app.addHook('preHandler', async () => {
+        handled++
+      })
+      app.parley.use(async (socket) => {
+        if ((socket.handshake.auth as { name?: string } | undefined)?.name !== 'a') return
+        reached()
+        await new Promise(() => {})
+      })
+    })
+    const first = await rawConnect('polling', started.base)
+    clients.push(first)
+    const base = started.base
+    const hello = (name: string) => JSON.stringify([8, { auth: { name }, sid: first.sid, ack: 0 }])
+    const abort = new AbortController()
+    const a = fetch(`${base}/sse?v=1`, { method: 'POST', body: hello('a'), signal: abort.signal }).catch(
+      () => {},
+    )
+    await within(held, 5000, 'the middleware of a')
+    abort.abort()
+    await a
+    const counted = handled
+    // Over HTTP: a WebSocket is told at close whatever its handshake waits for.
+    const b = fetch(`${base}/poll?v=1`, { method: 'POST', body: hello('b') }).then(async (res) => ({
+      status: res.status,
+      body: (await res.json()) as unknown,
+    }))
+    await until(() => handled > counted, 5000, 'the resume of b')
+    await new Promise((resolve) => setImmediate(resolve))
+    const own = started
+    started = undefined
+    await within(closeApp(own.app), 5000, 'the close')
+    expect(await within(b, 1000, 'the answer to b')).toMatchObject({
+      status: 503,
+      body: { code: 'PARLEY_SERVER_SHUTTING_DOWN' },
+    })
+  })
+})
