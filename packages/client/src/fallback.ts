@@ -55,7 +55,9 @@ import {
  * the quiet time after a handoff, resuming or connecting anew, waits all of it); a refusal of the
  * transport itself (400 on the upgrade, a reset) fails over at once, a refusal of the client
  * (middleware, origin, version) ends the attempt, and so does an auth function that does not
- * settle (no transport's fault: the next attempt, after the backoff, tries the same transport).
+ * settle, or a server's middleware that did not (PARLEY_HANDSHAKE_TIMEOUT with
+ * `details.middleware`): no transport's fault, the next attempt, after the backoff, tries the
+ * same transport.
  * Nor, within the quiet time after a handoff, does a resume's try that busy nodes failed (a HELLO
  * unanswered in time, a 503, a balancer's 502): untold, it ends the attempt, and the next one,
  * after the backoff, begins again at the transport in use before the handoff (see #connect).
