@@ -1,5 +1,5 @@
 import { ErrorCode, MAX_TIMER_MS, type OpenPacket, ParleyError } from '@parley/protocol'
-import { decodeText, utf8Length } from './codec.js'
+import { decodeText } from './codec.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
@@ -290,11 +290,11 @@ export abstract class HttpTransport extends BaseTransport {
    *
    * But not a hidden page's goodbye (see `leaving`): a POST that waited for an answer that comes
    * late, or never (a proxy that holds it), would die with the page, and the session outlive the
-   * tab for its whole recovery window. It goes at once, in one body, with the lines before it or
-   * alone (see #post): POSTs of their own would die with the page. What the POST in flight
-   * carried may then come after the CLOSE, too late. Should the server still be reading that
-   * POST's body, it answers this one 409 and keeps the session for its window, as before: closed,
-   * the client ignores the answer.
+   * tab for its whole recovery window. It goes at once, in one body, with those of the lines
+   * before it that fit (see #post): POSTs of their own would die with the page. What the POST in
+   * flight carried may then come after the CLOSE, too late. Should the server still be reading
+   * that POST's body, it answers this one 409 and keeps the session for its window, as before:
+   * closed, the client ignores the answer.
    */
   protected teardown(): void {
     this.ctl.abort()
@@ -315,17 +315,9 @@ export abstract class HttpTransport extends BaseTransport {
   #flush(): void {
     const lines = this.#lines
     if (this.#busy || lines.length === 0) return
-    // Take lines while the body (lines joined by "\n") stays under maxPayload; at least one,
-    // which the session already checked against the limit.
-    let size = -1
-    let n = 0
-    for (const line of lines) {
-      if (n && size + 1 + line.bytes > this.maxPayload) break
-      size += 1 + line.bytes
-      n++
-    }
     this.#busy = true
-    void this.#post(lines.splice(0, n))
+    // At least one line, which the session already checked against the limit.
+    void this.#post(lines.splice(0, fitting(lines, this.maxPayload, -1) || 1))
   }
 
   /**
@@ -349,6 +341,20 @@ export abstract class HttpTransport extends BaseTransport {
    */
   async #post(batch: Outgoing[]): Promise<void> {
     const url = this.#session!
+    // A page's goodbye goes with keepalive, so that it outlives the page, and browsers refuse
+    // keepalive bodies past 64 KiB (those of a page in flight, together); the server refuses one
+    // past maxPayload (413), ending the session with 'payload too large'. So it carries, in order,
+    // the lines before it that fit with it under both, and the rest is dropped, as disconnect()
+    // drops whatever the server has not acknowledged. In a POST of their own they would die with
+    // the page (its other requests are cancelled as it goes), or race the goodbye: overtaken by
+    // it, dropped by the ended session; still being read when it comes, the goodbye answered 409
+    // and the session kept for its recovery window. (Counted once more, the CLOSE itself may be
+    // among those that fit: the splice takes only lines before it.)
+    const keepalive = leaving(batch)
+    if (keepalive) {
+      const n = fitting(batch, Math.min(65_535, this.maxPayload), BYE.bytes)
+      batch.splice(n, batch.length - 1 - n)
+    }
     const body = batch.map((l) => l.text).join('\n')
     // Closed, in Node: what is left to the teardown's deadline (see there) bounds this POST, the
     // transport's heartbeat window no longer of use; and once it passed, nothing more goes.
@@ -364,18 +370,10 @@ export abstract class HttpTransport extends BaseTransport {
     try {
       const res = await this.setup.fetch(url, {
         method: 'POST',
-        // A page's goodbye goes with keepalive, so that it outlives the page, and browsers refuse
-        // keepalive bodies past 64 KiB (those of a page in flight, together): from 64 KiB on, the
-        // CLOSE goes alone and the lines before it are dropped, as disconnect() drops whatever the
-        // server has not acknowledged. In a POST of their own they would die with the page (its
-        // other requests are cancelled as it goes), or race the goodbye: overtaken by it, dropped
-        // by the ended session; still being read when it comes, the goodbye answered 409 and the
-        // session kept for its recovery window. Alone too past a maxPayload under 64 KiB: the
-        // server would refuse the whole (413) and end the session with 'payload too large'.
-        body: leaving(batch) && utf8Length(body) > Math.min(65_535, this.maxPayload) ? BYE.text : body,
+        body,
         headers: TEXT,
         signal: ctl.signal,
-        keepalive: leaving(batch),
+        keepalive,
       })
       // Once closed, whatever the answer, the next body goes (see #next).
       if (!this.closed) {
@@ -423,6 +421,20 @@ export abstract class HttpTransport extends BaseTransport {
       clearTimeout(timer)
     }
   }
+}
+
+/**
+ * How many of `lines`, from the first, go in a body (lines joined by "\n") of at most `max`
+ * bytes beside `size` bytes already in it (-1 for none: no "\n" before the first line).
+ */
+function fitting(lines: readonly Outgoing[], max: number, size: number): number {
+  let n = 0
+  for (const line of lines) {
+    size += 1 + line.bytes
+    if (size > max) break
+    n++
+  }
+  return n
 }
 
 /**

@@ -13,6 +13,14 @@ afterEach(async () => {
 /** The body of a POST that carries the CLOSE alone. */
 const GOODBYE = expect.stringMatching(/^\[1,"client disconnect"/)
 
+/** Each POST's lines, the padding of the emits' long strings shown as "…". */
+function starts(posts: readonly { body: string; keepalive: boolean }[]) {
+  return posts.map((p) => ({
+    lines: p.body.split('\n').map((l) => l.replace(/"(x+|é+)"/, '"…"')),
+    keepalive: p.keepalive,
+  }))
+}
+
 /**
  * A connected client whose fetch, once `hold()` was called, keeps the next POST of the session
  * to itself (the server never sees it) until `release()`; every POST's body, and whether it went
@@ -25,6 +33,7 @@ async function session(transport: 'sse' | 'polling', options?: Record<string, un
     (app) =>
       parleyOf(app).on('connection', (socket) => {
         socket.on('note', (text: string) => seen.push(text))
+        socket.on('numbered', (i: number) => seen.push(`#${i}`))
         socket.on('disconnect', (reason: string) => seen.push(`end: ${reason}`))
       }),
     options,
@@ -86,7 +95,7 @@ describe.each(['sse', 'polling'] as const)('%s: the goodbye of disconnect()', (t
     s.release()
   })
 
-  it('goes alone, at once, with keepalive, when what is queued with it makes 64 KiB or more', async () => {
+  it('goes alone, at once, with keepalive, when the first emit queued with it makes 64 KiB or more', async () => {
     const s = await session(transport)
     await s.holdNote()
     // Queued behind the held POST, with the CLOSE: together past what browsers keep alive.
@@ -99,16 +108,34 @@ describe.each(['sse', 'polling'] as const)('%s: the goodbye of disconnect()', (t
     s.release()
   })
 
-  it("goes alone when what is queued with it passes the server's maxPayload, under 64 KiB", async () => {
-    const s = await session(transport, { maxPayload: 20_000 })
-    // Each under maxPayload, together past it: in one body with the CLOSE, the server would
-    // refuse the whole (413) and end the session with 'payload too large'.
-    s.socket.emit('note', 'x'.repeat(12_000))
-    s.socket.emit('note', 'y'.repeat(12_000))
+  it('carries, in order, the emits queued with it that fit in 64 KiB, and drops the rest', async () => {
+    const s = await session(transport)
+    // About 10 KB each, 100 KB in all: six fit with the CLOSE under 64 KiB, the seventh would not.
+    for (let i = 0; i < 10; i++) s.socket.emit('numbered', i, 'x'.repeat(10_000))
     vi.stubGlobal('document', { visibilityState: 'hidden' })
-    expect(s.disconnect()).toEqual([{ body: GOODBYE, keepalive: true }])
-    await until(() => s.seen.length > 0, 3000, 'the end of the session')
-    expect(s.seen).toEqual(['end: client disconnect'])
+    expect(starts(s.disconnect())).toEqual([
+      {
+        lines: [0, 1, 2, 3, 4, 5].map((i) => `[5,${i + 1},"numbered",[${i},"…"],0]`).concat(GOODBYE),
+        keepalive: true,
+      },
+    ])
+    await until(() => s.seen.length === 7, 3000, 'six emits and the end of the session')
+    expect(s.seen).toEqual(['#0', '#1', '#2', '#3', '#4', '#5', 'end: client disconnect'])
+  })
+
+  it("carries the emits queued with it that fit under the server's maxPayload, in UTF-8 bytes", async () => {
+    const s = await session(transport, { maxPayload: 20_000 })
+    // 12 000 bytes each (6 000 characters): each under maxPayload, the two together past it. In
+    // one body with the CLOSE, the server would refuse the whole (413) and end the session with
+    // 'payload too large'.
+    s.socket.emit('numbered', 0, 'é'.repeat(6_000))
+    s.socket.emit('numbered', 1, 'é'.repeat(6_000))
+    vi.stubGlobal('document', { visibilityState: 'hidden' })
+    expect(starts(s.disconnect())).toEqual([
+      { lines: ['[5,1,"numbered",[0,"…"],0]', GOODBYE], keepalive: true },
+    ])
+    await until(() => s.seen.length === 2, 3000, 'the first emit and the end of the session')
+    expect(s.seen).toEqual(['#0', 'end: client disconnect'])
   })
 
   it('carries what is queued with it when that stays under 64 KiB', async () => {
