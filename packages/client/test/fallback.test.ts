@@ -144,14 +144,14 @@ describe('fallback within one connect attempt', () => {
 
   // A proxy that swallows the upgrade costs a third of connectTimeout (at least a second), not
   // all of it; one that lets the upgrade through and then relays nothing, the whole bound.
-  // Side by side too, each on its own server.
+  // Side by side too, each on its own server. Both name the endpoint (URL below), without the
+  // query, which may hold credentials.
   it.concurrent.for([
-    ['hang', 3000, 'no upgrade within 1000 ms'],
-    ['hang', 6000, 'no upgrade within 2000 ms'],
+    ['hang', 3000, 'no upgrade from URL within 1000 ms'],
+    ['hang', 6000, 'no upgrade from URL within 2000 ms'],
     // A third of it in whole milliseconds (down), where it said 1666.6666666666667.
-    ['hang', 5000, 'no upgrade within 1666 ms'],
-    ['hang', 800, 'no upgrade within 800 ms'],
-    // The endpoint named: the URL the test gives the client stands for it.
+    ['hang', 5000, 'no upgrade from URL within 1666 ms'],
+    ['hang', 800, 'no upgrade from URL within 800 ms'],
     ['mute', 800, 'no OPEN from URL within 800 ms'],
   ] as const)(
     'gives up on a WebSocket that is %s with connectTimeout %i: %s',
@@ -159,7 +159,7 @@ describe('fallback within one connect attempt', () => {
       const test = own(context)
       const proxy = await ownProxy(test)
       proxy.ws = mode
-      const socket = test.client(proxy.url, { connectTimeout, upgradeDelay: 60_000 })
+      const socket = test.client(`${proxy.url}/parley?token=secret`, { connectTimeout, upgradeDelay: 60_000 })
       const failures: string[] = []
       socket.on('transport_error', (transport, error) =>
         failures.push(`${transport} ${error.code} ${error.message}`),

@@ -121,7 +121,7 @@ export class WebSocketTransport extends BaseTransport {
       // early, the resume would step down to a worse transport and come back later. A third in
       // whole ms (`| 0`: the bound is at most MAX_TIMER_MS), as the error says it.
       const wait = Math.min(timeout, patient ? PATIENT_UPGRADE_MS : Math.max(1000, (timeout / 3) | 0))
-      this.#timer = setTimeout(() => settle(timeoutError('no upgrade', wait)), wait)
+      this.#timer = setTimeout(() => settle(timeoutError(`no upgrade from ${shown(this.url)}`, wait)), wait)
       resolveWebSocket(this.setup.WebSocket)
         .then((Ctor) => {
           if (this.closed) throw transportError('closed before it opened')
