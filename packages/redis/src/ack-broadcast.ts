@@ -91,6 +91,8 @@ export function broadcastAcross(
   // run the request after the marker; or, not joined yet on the claimer, by neither node.
   // This node's count waits for that moment.
   let atEmit = 0
+  // Whether a socket being handed over was left out here, to be asked when the request comes back.
+  const leftOut = !cut.empty
   memory.broadcastWithAck(
     message,
     options,
@@ -122,7 +124,14 @@ export function broadcastAcross(
     }
     replies.local(atEmit + atReturn)
   }
-  parts.ownAcks.sent(id, q, countLocal)
+  /** Given up unanswered, and waited for all the same (see the PUBLISH below). */
+  let givenUp = false
+  parts.ownAcks.sent(id, q, (came) => {
+    countLocal(came)
+    if (!givenUp) return
+    if (came) waitForCounts()
+    else replies.stopWaiting()
+  })
   const request: RequestPacket = {
     n: parts.node,
     id,
@@ -161,27 +170,41 @@ export function broadcastAcross(
     )
     replies.stopWaiting()
   }
+  /** Redis took the request (it answered the PUBLISH, or ran it late): the counts are due. */
+  const waitForCounts = () => {
+    if (!pending.has(id)) return
+    // The verdict waits one turn of the event loop: a count that reached this node in time is
+    // read first, even when this node was held past the bound (a long pause, a loaded
+    // machine), where the timer would otherwise run before the socket that holds it is read.
+    if (!replies.expected) countTimer = setTimeout(() => setImmediate(countsLate), requestTimeout)
+    askTimer = setInterval(askOwing, requestTimeout)
+    askTimer.unref()
+  }
   parts.publisher.publish(
     parts.channel,
     request,
-    (why) => {
+    (why, sent) => {
       parts.losses.lostBroadcast(why)
-      // It will not come back here, or too late to be waited for: the sockets being handed over
-      // are asked now, as for a broadcast given up (see broadcasts.ts). Run late by Redis, it
-      // is not asked of them again here.
+      if (sent && leftOut) {
+        // Redis may still run it, after a claim marker too: the claimer then asks the session,
+        // which the old node cannot take back, nor can the claimer tell that it was asked (the
+        // tail's places filter plain broadcasts alone). So the sockets left out are not asked
+        // now: it stays on its way (own-acks.ts), asked of them when it comes back, on the side
+        // of the marker it comes back on, and the other nodes' counts awaited then; settled as
+        // lost when a later own message comes back first, or at the caller's timeout.
+        givenUp = true
+        // Back already (the answer alone was slow): Redis ran it, and the counts are due.
+        if (!parts.ownAcks.has(id)) waitForCounts()
+        return
+      }
+      // It will not come back here (never sent, or refused), or no socket waits for it: the
+      // sockets being handed over are asked now, as for a broadcast given up (see
+      // broadcasts.ts). Run late by Redis, it is not asked of them again here.
       parts.ownAcks.forget(id)
       countLocal(true)
       cut.lost(q)
       replies.stopWaiting()
     },
-    () => {
-      if (!pending.has(id)) return
-      // The verdict waits one turn of the event loop: a count that reached this node in time is
-      // read first, even when this node was held past the bound (a long pause, a loaded
-      // machine), where the timer would otherwise run before the socket that holds it is read.
-      if (!replies.expected) countTimer = setTimeout(() => setImmediate(countsLate), requestTimeout)
-      askTimer = setInterval(askOwing, requestTimeout)
-      askTimer.unref()
-    },
+    waitForCounts,
   )
 }

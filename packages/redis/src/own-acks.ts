@@ -30,9 +30,15 @@ export class OwnAcks {
     return own.q
   }
 
+  /** Whether request `id` is still on its way: neither back nor settled as lost. */
+  has(id: string): boolean {
+    return this.#onTheirWay.has(id)
+  }
+
   /**
-   * Request `id` will not come back here (its PUBLISH failed or was given up): settled by the
-   * caller now, not waited for.
+   * Request `id` is not waited for any more (its PUBLISH was refused or never sent, or given up
+   * with no socket left out of it): settled by the caller now. One given up unanswered with
+   * sockets left out stays on its way instead: Redis may still run it (see ack-broadcast.ts).
    */
   forget(id: string): void {
     this.#onTheirWay.delete(id)

@@ -29,7 +29,11 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
   const { nodes, clients } = suite
 
   /** A node on the suite's Redis; `hold` may keep a command of its Redis client back. */
-  async function startNode(prefix: string, hold?: (args: string[]) => Promise<unknown> | undefined) {
+  async function startNode(
+    prefix: string,
+    hold?: (args: string[]) => Promise<unknown> | undefined,
+    requestTimeout?: number,
+  ) {
     const client = await connectedClient(suite.redis.url)
     const node: Node = {
       started: undefined as unknown as Started,
@@ -43,7 +47,12 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
     }
     node.started = await startServer(
       {
-        adapter: redisAdapter({ client: holding(client, seen), prefix, heartbeatInterval: 300 }),
+        adapter: redisAdapter({
+          client: holding(client, seen),
+          prefix,
+          heartbeatInterval: 300,
+          ...(requestTimeout === undefined ? {} : { requestTimeout }),
+        }),
         handoff: { timeout: 5000, retrySpread: 0 },
       },
       (app) => {
@@ -66,8 +75,9 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
   async function scene(
     prefix: string,
     holds: { a?: ReturnType<typeof heldBack>; b?: ReturnType<typeof heldBack> } = {},
+    aRequestTimeout?: number,
   ): Promise<{ a: Node; b: Node; c: Node; asked: string[]; id: string }> {
-    const a = await startNode(prefix, holds.a?.hold)
+    const a = await startNode(prefix, holds.a?.hold, aRequestTimeout)
     holds.a?.on(a)
     const b = await startNode(prefix, holds.b?.hold)
     holds.b?.on(b)
@@ -119,6 +129,24 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
     await until(() => aHold.held.length === 1, 3000, "a's request held")
     await bHold.runAll()
     await until(joinedOn(b, id), 5000, 'the session joined on b')
+    await aHold.runAll()
+    expect(await within(outcome, 8000, 'the outcome')).toEqual({ replies: ['yes from a'] })
+    expect(asked).toEqual(['from a'])
+  })
+
+  it('asks the socket once when the old node gave its request up and Redis runs it after the marker', async () => {
+    // a's request waits past a's requestTimeout (given up); b's marker waits until then.
+    const aHold = heldBack(isAckRequest, () => false)
+    const bHold = heldBack(isMarker, () => false)
+    const { a, b, asked, id } = await scene('ack-cut-given-up', { a: aHold, b: bHold }, 500)
+    await until(() => bHold.held.length === 1, 5000, "b's marker held")
+    const adapterA = a.started.app.parley.adapter as RedisAdapter
+    const outcome = ask(a, 'from a')
+    await until(() => aHold.held.length === 1, 3000, "a's request held")
+    await until(() => adapterA.stats.lostBroadcasts === 1, 3000, "a's request given up")
+    await bHold.runAll()
+    await until(joinedOn(b, id), 5000, 'the session joined on b')
+    // Redis runs it now, after the marker: b's to ask.
     await aHold.runAll()
     expect(await within(outcome, 8000, 'the outcome')).toEqual({ replies: ['yes from a'] })
     expect(asked).toEqual(['from a'])

@@ -1,7 +1,8 @@
 // A node's own broadcast with acks asks a socket being handed over when the request comes back
 // (see src/own-acks.ts), and counts its own sockets then. One that never comes back must not
 // leave that count, and so the broadcast's total, waiting: refused, the socket is asked at once,
-// as for a broadcast; lost by Redis, it is settled when a later own message comes back.
+// as for a broadcast; lost by Redis, it is settled when a later own message comes back. One
+// given up unanswered may still run, after a claim marker too: it asks the socket only then.
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -10,6 +11,7 @@ import {
   type FakeCluster,
   type FakeNode,
   fakeClusterSuite,
+  holdBack,
   message,
   snapshotOf,
   to,
@@ -52,6 +54,22 @@ describe.skipIf(skipRedisSuites())('an own broadcast with acks that does not com
     const outcome = askRoom(a, Number.POSITIVE_INFINITY)
     a.down = false
     // Asked (into its tail, as the session is handed off) and counted, with no wait.
+    expect(outcome.total).toBe(1)
+    expect(outcome.replies).toEqual([{ ok: true, value: null }])
+    expect(tail).toHaveLength(1)
+  })
+
+  it('asks the socket being handed over only when Redis runs it, its PUBLISH given up', async () => {
+    const { a, tail } = await handedOff(suite.cluster({ requestTimeout: 300 }), 'sid-given-up')
+    const held = holdBack(a, (args) => args[0] === 'PUBLISH' && args[2]?.includes('"k":"ack"') === true)
+    const outcome = askRoom(a, 10_000)
+    await until(() => a.adapter.stats.lostBroadcasts === 1, 3000, 'the request given up')
+    // Not asked yet: run after a claim marker, it would be the claimer's to ask.
+    expect(tail).toHaveLength(0)
+    expect(outcome.total).toBeUndefined()
+    await held.run()
+    // Run late, before any marker: asked here, into its tail, once; and counted then.
+    await until(() => outcome.total !== undefined, 3000, "the broadcast's total")
     expect(outcome.total).toBe(1)
     expect(outcome.replies).toEqual([{ ok: true, value: null }])
     expect(tail).toHaveLength(1)
