@@ -4,6 +4,7 @@
 import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
 import type { Cut } from './cut.js'
+import { askHolding } from './held-questions.js'
 import { ANSWERS_REPLIED } from './nodes.js'
 import type { OwnAcks } from './own-acks.js'
 import { requestId } from './pending.js'
@@ -11,6 +12,7 @@ import type { QueryParts } from './query.js'
 import { toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
 import type { Losses } from './stats.js'
+import type { UncutSockets } from './uncut-sockets.js'
 import { type RepliedRequest, type RequestPacket, toWireOptions } from './wire.js'
 
 /** What a broadcast with acks needs of the adapter. */
@@ -25,6 +27,8 @@ export type AckParts = Pick<
   readonly version: (node: string) => number
   /** The sockets being handed over, and the count of this node's broadcasts. */
   readonly cut: Cut
+  /** The sockets joined without a cut, which take this node's own when they come back too. */
+  readonly uncut: UncutSockets
   readonly ownAcks: OwnAcks
 }
 
@@ -90,9 +94,15 @@ export function broadcastAcross(
   // asked here into the old node's tail, it would be asked again by the claimer should Redis
   // run the request after the marker; or, not joined yet on the claimer, by neither node.
   // This node's count waits for that moment.
+  // So is a socket joined without a cut whose tail is not read yet (see uncut-sockets.ts): asked
+  // now, the question would reach it ahead of the broadcasts it holds, and of this node's own
+  // emitted before that it was left out of; when it comes back, it is held behind them.
+  const { uncut } = parts
+  const uncutOut: string[] = []
+  const uncutAtEmit = uncut.empty ? undefined : uncut.leftOut(uncutOut)
+  let askNow: ((socket: string) => boolean) | undefined = cut.empty ? undefined : cut.atEmit
+  if (uncutAtEmit) askNow = (socket) => cut.atEmit(socket) && uncutAtEmit(socket)
   let atEmit = 0
-  // Whether a socket being handed over was left out here, to be asked when the request comes back.
-  const leftOut = !cut.empty
   memory.broadcastWithAck(
     message,
     options,
@@ -101,17 +111,22 @@ export function broadcastAcross(
       atEmit = count
     },
     reply,
-    cut.empty ? undefined : cut.atEmit,
+    askNow,
   )
   const q = cut.sent()
+  if (uncutOut.length > 0) uncut.owe(uncutOut, q)
+  // Whether a socket was left out here, to be asked when the request comes back.
+  const leftOut = !cut.empty || uncutOut.length > 0
   let counted = false
-  /** This node's count: the sockets asked at emit, and those being handed over asked `now`. */
+  /** This node's count: the sockets asked at emit, and those left out asked `now`. */
   const countLocal = (now: boolean) => {
     if (counted || !pending.has(id)) return
     counted = true
     let atReturn = 0
-    if (now && !cut.empty) {
-      memory.broadcastWithAck(
+    if (now && (!cut.empty || !uncut.empty)) {
+      const positioned = cut.empty ? undefined : cut.atReturn(q)
+      askHolding(
+        parts,
         message,
         options,
         timeout,
@@ -119,7 +134,7 @@ export function broadcastAcross(
           atReturn = count
         },
         reply,
-        cut.atReturn(q),
+        (socket) => uncut.owes(socket, q) || positioned?.(socket) === true,
       )
     }
     replies.local(atEmit + atReturn)

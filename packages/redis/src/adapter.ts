@@ -198,6 +198,7 @@ export class RedisAdapter implements Adapter {
       losses: this.#losses,
       version: (node) => this.#nodes.note(node)?.v ?? 0,
       cut: this.#cut,
+      uncut: this.#uncut,
       ownAcks: this.#ownAcks,
     }
     this.#incoming = new IncomingRequests({
@@ -205,6 +206,7 @@ export class RedisAdapter implements Adapter {
       prefix,
       memory: this.#memory,
       sockets,
+      uncut: this.#uncut,
       publisher: this.#publisher,
       warnings: this.#warnings,
       malformed: () => this.#malformed(this.#channels.request),

@@ -3,9 +3,11 @@
 // channel. The adapter reads and checks the request; this runs it on this node's sockets.
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
 import { Answering } from './answering.js'
+import { askHolding } from './held-questions.js'
 import type { Publisher } from './publish.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage } from './remote.js'
 import { RedisErrorCode } from './send.js'
+import type { UncutSockets } from './uncut-sockets.js'
 import type { Warnings } from './warnings.js'
 import {
   decodeEvent,
@@ -26,6 +28,8 @@ export interface IncomingParts {
   /** This node's rooms and sockets. */
   readonly memory: MemoryAdapter
   readonly sockets: LocalSockets
+  /** Sockets joined without a cut: a question reaches them in order with what they hold. */
+  readonly uncut: UncutSockets
   readonly publisher: Publisher
   readonly warnings: Warnings
   /** A request whose event cannot be read: counted as any malformed message. */
@@ -38,6 +42,7 @@ export class IncomingRequests {
   readonly #prefix: string
   readonly #memory: MemoryAdapter
   readonly #sockets: LocalSockets
+  readonly #uncut: UncutSockets
   readonly #publisher: Publisher
   readonly #warnings: Warnings
   readonly #malformed: () => void
@@ -49,6 +54,7 @@ export class IncomingRequests {
     this.#prefix = parts.prefix
     this.#memory = parts.memory
     this.#sockets = parts.sockets
+    this.#uncut = parts.uncut
     this.#publisher = parts.publisher
     this.#warnings = parts.warnings
     this.#malformed = parts.malformed
@@ -122,7 +128,8 @@ export class IncomingRequests {
         // Each reply is counted before it is published, so that an answer to `replied`, published
         // later, counts every reply published before it.
         const answering = this.#answering.start(request.n, request.id)
-        this.#memory.broadcastWithAck(
+        askHolding(
+          { memory: this.#memory, uncut: this.#uncut, warnings: this.#warnings },
           message,
           options,
           request.t,

@@ -12,10 +12,21 @@ interface Held {
   options: BroadcastOptions
 }
 
+/**
+ * A broadcast with acks that reached a socket while it waits for the tail's places: counted
+ * already by the node that read it, and asked in order with what is held (see `holdQuestion`).
+ */
+export interface HeldQuestion {
+  /** Asks the socket now. */
+  ask(): void
+  /** The socket left before it was asked: its reply, owed, fails. */
+  drop(): void
+}
+
 /** A socket joined without a cut (see `UncutSockets`). */
 interface Uncut {
   /** Until the tail is read (bounded: see `HandOffStore.finish`), what reached it, in order. */
-  held: Held[] | undefined
+  held: (Held | HeldQuestion)[] | undefined
   /** The old node's places, once read: by node, which of its broadcasts the tail has. */
   places: Map<string, Place> | undefined
   /** This node's own broadcasts it was left out of when they were emitted, by count. */
@@ -64,6 +75,23 @@ export class UncutSockets {
 
   get empty(): boolean {
     return this.#sockets.size === 0
+  }
+
+  /** Whether socket `id` holds what reaches it: joined without a cut, its tail not read yet. */
+  holds(id: string): boolean {
+    return this.#sockets.get(id)?.held !== undefined
+  }
+
+  /**
+   * A broadcast with acks reaches socket `id` while it holds what reaches it (see `holds`): it
+   * is asked once the tail is read, after the broadcasts held before it, rather than now, ahead
+   * of them. False when the socket holds nothing (it is asked now, by the caller).
+   */
+  holdQuestion(id: string, question: HeldQuestion): boolean {
+    const held = this.#sockets.get(id)?.held
+    if (!held) return false
+    held.push(question)
+    return true
   }
 
   /** Socket `id` joins without a cut: what reaches it is held until `read`. */
@@ -148,7 +176,8 @@ export class UncutSockets {
     socket.held = undefined
     socket.places = places && places.size > 0 ? new Map(places) : undefined
     for (const broadcast of held) {
-      if (this.#passes(socket, broadcast.node, broadcast.q))
+      if ('ask' in broadcast) broadcast.ask()
+      else if (this.#passes(socket, broadcast.node, broadcast.q))
         this.deliver(broadcast.message, broadcast.options, id)
     }
     // Every one held was read here: what is read from now on is above those places.
@@ -159,9 +188,14 @@ export class UncutSockets {
     this.#letGo(id, socket)
   }
 
-  /** Socket `id` left this node (or its rooms): nothing more to filter for it. */
+  /**
+   * Socket `id` left this node (or its rooms): nothing more to filter for it. The questions it
+   * held fail, since they were counted.
+   */
   forget(id: string): void {
+    const held = this.#sockets.get(id)?.held
     this.#sockets.delete(id)
+    for (const question of held ?? []) if ('ask' in question) question.drop()
   }
 
   /**
