@@ -8,6 +8,7 @@ import { askHolding } from './held-questions.js'
 import { ANSWERS_REPLIED } from './nodes.js'
 import type { OwnAcks } from './own-acks.js'
 import { requestId } from './pending.js'
+import type { ReadPlaces } from './places.js'
 import type { QueryParts } from './query.js'
 import { toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
@@ -29,6 +30,8 @@ export type AckParts = Pick<
   readonly cut: Cut
   /** The sockets joined without a cut, which take this node's own when they come back too. */
   readonly uncut: UncutSockets
+  /** Where this node is on the channel: a request given up is kept there as a broadcast is. */
+  readonly readPlaces: ReadPlaces
   readonly ownAcks: OwnAcks
 }
 
@@ -71,7 +74,7 @@ export function broadcastAcross(
       ? undefined
       : setTimeout(() => {
           // Not back by now (a Redis that slow), the sockets being handed over are not asked.
-          countLocal(false)
+          settleLocal()
           replies.stopWaiting()
           end()
         }, timeout)
@@ -84,7 +87,7 @@ export function broadcastAcross(
     },
     gone: (node) => replies.gone(node),
     cancel: () => {
-      countLocal(false)
+      settleLocal()
       replies.cancel()
     },
   })
@@ -117,27 +120,50 @@ export function broadcastAcross(
   if (uncutOut.length > 0) uncut.owe(uncutOut, q)
   // Whether a socket was left out here, to be asked when the request comes back.
   const leftOut = !cut.empty || uncutOut.length > 0
+  /** Whether the sockets left out were asked (or found to take none). */
   let counted = false
-  /** This node's count: the sockets asked at emit, and those left out asked `now`. */
+  /** Whether this node's count is given. */
+  let localGiven = false
+  const local = (count: number) => {
+    if (localGiven) return
+    localGiven = true
+    replies.local(count)
+  }
+  /** Whether the count of the sockets left out came in time, so that their replies count. */
+  let returnCounted = false
+  /**
+   * This node's count: the sockets asked at emit, and those left out asked `now`. Among these, a
+   * socket joined without a cut is counted once its tail is read (see held-questions.ts).
+   */
   const countLocal = (now: boolean) => {
     if (counted || !pending.has(id)) return
     counted = true
-    let atReturn = 0
-    if (now && (!cut.empty || !uncut.empty)) {
-      const positioned = cut.empty ? undefined : cut.atReturn(q)
-      askHolding(
-        parts,
-        message,
-        options,
-        timeout,
-        (count) => {
-          atReturn = count
-        },
-        reply,
-        (socket) => uncut.owes(socket, q) || positioned?.(socket) === true,
-      )
+    if (!now || (cut.empty && uncut.empty)) {
+      local(atEmit)
+      return
     }
-    replies.local(atEmit + atReturn)
+    const positioned = cut.empty ? undefined : cut.atReturn(q)
+    askHolding(
+      parts,
+      { node: parts.node, q },
+      message,
+      options,
+      timeout,
+      (count) => {
+        if (localGiven || !pending.has(id)) return
+        returnCounted = true
+        local(atEmit + count)
+      },
+      (made) => {
+        if (returnCounted) reply(made)
+      },
+      (socket) => uncut.owes(socket, q) || positioned?.(socket) === true,
+    )
+  }
+  /** The wait ends: this node counts what it asked so far, the sockets left out none if not asked by now. */
+  const settleLocal = () => {
+    countLocal(false)
+    local(atEmit)
   }
   /** Given up unanswered, and waited for all the same (see the PUBLISH below). */
   let givenUp = false
@@ -156,6 +182,7 @@ export function broadcastAcross(
     // JSON has no Infinity (it would be null, refused): any number past MAX_TIMER_MS means
     // "no timer" on the other side too.
     t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
+    q,
   }
   const { requestTimeout } = parts
   // Redis delivers at most once: a reply it lost (this node's subscriber was reconnecting, the
@@ -214,7 +241,9 @@ export function broadcastAcross(
       }
       // It will not come back here (never sent, or refused), or no socket waits for it: the
       // sockets being handed over are asked now, as for a broadcast given up (see
-      // broadcasts.ts). Run late by Redis, it is not asked of them again here.
+      // broadcasts.ts). Run late by Redis, it is not asked of them again here, nor by a
+      // claimer joined early, by the places of the tails this node appends to.
+      parts.readPlaces.skipped(parts.node, q)
       parts.ownAcks.forget(id)
       countLocal(true)
       cut.lost(q)

@@ -199,6 +199,7 @@ export class RedisAdapter implements Adapter {
       version: (node) => this.#nodes.note(node)?.v ?? 0,
       cut: this.#cut,
       uncut: this.#uncut,
+      readPlaces: this.#readPlaces,
       ownAcks: this.#ownAcks,
     }
     this.#incoming = new IncomingRequests({
@@ -727,14 +728,19 @@ export class RedisAdapter implements Adapter {
       return
     }
     if (this.#closed) return
+    // A broadcast with acks is kept in this node's places as a broadcast is (see places.ts): the
+    // tails this node appends to say it asked their sessions what it reads from here on.
+    const place = request.k === 'ack' ? request.q : undefined
+    if (place !== undefined) this.#readPlaces.read(request.n, place)
     if (request.n === this.node) {
       // A broadcast with acks of this node's came back: the sockets being handed over take it
       // now, at its place among the broadcasts (see own-acks.ts).
       const q = request.k === 'ack' ? this.#ownAcks.read(request.id) : undefined
       if (q !== undefined) this.#broadcasts.passed(q)
-      return
-    }
-    this.#incoming.answer(request)
+    } else this.#incoming.answer(request)
+    // Once it went by the places of the sockets joined without a cut: those it reaches filter
+    // nothing more.
+    if (place !== undefined && !this.#uncut.empty) this.#uncut.readFrom(request.n, place)
   }
 
   #onMembership(text: string): void {

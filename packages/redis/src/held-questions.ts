@@ -1,6 +1,7 @@
-// A broadcast with acks asked of this node's sockets, in order with the plain broadcasts for a
-// socket joined without a cut whose tail is not read yet: those are held until the read (see
-// uncut-sockets.ts), and a question asked at once would reach the session ahead of them.
+// A broadcast with acks asked of this node's sockets, as a broadcast reaches them, for a socket
+// joined without a cut (see uncut-sockets.ts): while its tail is not read, what reaches it is
+// held, and a question asked at once would reach the session ahead of that; once read, the
+// tail's places say which questions it asked already.
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
 import type { UncutSockets } from './uncut-sockets.js'
@@ -13,14 +14,23 @@ export interface AskParts {
   readonly warnings: Warnings
 }
 
+/** Where a question is on the channel: its sending node, and its count there (if it carries one). */
+export interface QuestionPlace {
+  readonly node: string
+  readonly q: number | undefined
+}
+
 /**
- * As `MemoryAdapter.broadcastWithAck`: `expect` hears every matching socket, those that hold
- * what reaches them included, before any reply. Those are asked once their tail is read, after
- * what they hold (`UncutSockets.holdQuestion`); one that leaves first, or no longer matches
- * `options` then, fails its reply (`PARLEY_DISCONNECTED`), as a socket that disconnects does.
+ * As `MemoryAdapter.broadcastWithAck`, for the question at `place`: a socket joined without a
+ * cut is not asked when its tail asked it already, and, while it holds what reaches it, is asked
+ * after that once its tail is read (`UncutSockets.holdQuestion`). `expect` then waits for that
+ * read (one round trip, bounded), and the replies of the sockets asked meanwhile wait for
+ * `expect`: the count comes first. A held socket that leaves first, or no longer matches
+ * `options` then, is not counted.
  */
 export function askHolding(
   parts: AskParts,
+  place: QuestionPlace,
   message: BroadcastMessage,
   options: BroadcastOptions,
   timeout: number,
@@ -34,62 +44,87 @@ export function askHolding(
     return
   }
   const later: string[] = []
-  let now = 0
-  // Replies before the count (a volatile emit dropped at once) wait for it: a count must come first.
+  let count = 0
+  // Replies before the count (a volatile emit dropped at once, a socket asked while others wait
+  // for their tail) wait for it.
   let early: BroadcastReply[] | undefined = []
+  const replyInOrder = (made: BroadcastReply) => {
+    if (early) early.push(made)
+    else reply(made)
+  }
   memory.broadcastWithAck(
     message,
     options,
     timeout,
-    (count) => {
-      now = count
+    (now) => {
+      count = now
     },
-    (made) => {
-      if (early) early.push(made)
-      else reply(made)
-    },
+    replyInOrder,
     (id) => {
       if (only && !only(id)) return false
-      if (!uncut.holds(id)) return true
-      later.push(id)
-      return false
+      if (uncut.holds(id)) {
+        later.push(id)
+        return false
+      }
+      return uncut.takes(id, place.node, place.q)
     },
   )
-  expect(now + later.length)
-  const replies = early
-  early = undefined
-  for (const made of replies) reply(made)
-  const gone = () =>
-    reply({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected') })
-  for (const id of later) {
-    const question = {
-      ask: () => {
-        // Inside the takeover's read of the tail, which never rejects: a socket that throws
-        // fails this one question alone.
-        try {
-          let asked = 0
-          memory.broadcastWithAck(
-            message,
-            options,
-            timeout,
-            (count) => {
-              asked = count
-            },
-            reply,
-            (socket) => socket === id,
-          )
-          if (asked === 0) gone()
-        } catch (err) {
-          parts.warnings.warn(
-            'uncut-delivery',
-            'a broadcast for a socket taken over before its claim marker came back failed at its delivery, and is lost to its session',
-            { err, event: message.name, socket: id },
-          )
-          gone()
-        }
-      },
-      drop: gone,
-    }
-    if (!uncut.holdQuestion(id, question)) question.ask()
+  let open = later.length
+  let expected = false
+  const settled = () => {
+    if (open > 0 || expected) return
+    expected = true
+    expect(count)
+    const replies = early ?? []
+    early = undefined
+    for (const made of replies) reply(made)
   }
+  for (const id of later) {
+    const ask = () => {
+      // Inside the takeover's read of the tail, which never rejects: a socket that throws
+      // loses this one question alone.
+      let asked = 0
+      try {
+        memory.broadcastWithAck(
+          message,
+          options,
+          timeout,
+          (matched) => {
+            asked = matched
+          },
+          replyInOrder,
+          (socket) => socket === id,
+        )
+      } catch (err) {
+        parts.warnings.warn(
+          'uncut-delivery',
+          'a broadcast for a socket taken over before its claim marker came back failed at its delivery, and is lost to its session',
+          { err, event: message.name, socket: id },
+        )
+        // Counted once it matched: its reply, never to come, fails.
+        if (asked > 0)
+          replyInOrder({
+            ok: false,
+            error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected'),
+          })
+      } finally {
+        count += asked
+      }
+    }
+    const question = {
+      node: place.node,
+      q: place.q,
+      settle: (take: boolean) => {
+        if (take) ask()
+        open--
+        settled()
+      },
+      drop: () => {
+        open--
+        settled()
+      },
+    }
+    if (!uncut.holdQuestion(id, question)) question.settle(uncut.takes(id, place.node, place.q))
+  }
+  settled()
 }

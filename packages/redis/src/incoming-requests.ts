@@ -130,6 +130,7 @@ export class IncomingRequests {
         const answering = this.#answering.start(request.n, request.id)
         askHolding(
           { memory: this.#memory, uncut: this.#uncut, warnings: this.#warnings },
+          { node: request.n, q: request.q },
           message,
           options,
           request.t,

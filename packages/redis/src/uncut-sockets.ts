@@ -13,13 +13,16 @@ interface Held {
 }
 
 /**
- * A broadcast with acks that reached a socket while it waits for the tail's places: counted
- * already by the node that read it, and asked in order with what is held (see `holdQuestion`).
+ * A broadcast with acks that reached a socket while it waits for the tail's places: asked in
+ * order with what is held, unless the tail holds it (see `holdQuestion`).
  */
 export interface HeldQuestion {
-  /** Asks the socket now. */
-  ask(): void
-  /** The socket left before it was asked: its reply, owed, fails. */
+  /** The node that sent it, and its count there (undefined from a node of an earlier version). */
+  node: string
+  q: number | undefined
+  /** The tail is read: the socket is asked now (`ask`), or not, the tail having asked it. */
+  settle(ask: boolean): void
+  /** The socket left before the tail was read: not asked. */
   drop(): void
 }
 
@@ -42,6 +45,8 @@ interface Uncut {
  * at or below that place is not delivered again here, this node's own included (on top of the
  * cut's own rule for them, see cut.ts, which lets through those PUBLISHed after a marker that
  * may run). One without a count (a node of an earlier version) is delivered, as before.
+ * Broadcasts with acks go the same way, by the count their request carries (see
+ * held-questions.ts): a question the tail asked already is not asked again.
  *
  * Until the tail is read, the places are not known: what reaches the socket meanwhile (one
  * round trip) is held, in order, and delivered once they are, less what the tail holds. A
@@ -83,9 +88,19 @@ export class UncutSockets {
   }
 
   /**
+   * Whether socket `id`, not holding, takes broadcast `q` of `node` now: false when it was
+   * joined without a cut and its tail holds that one (see `only`).
+   */
+  takes(id: string, node: string, q: number | undefined): boolean {
+    const socket = this.#sockets.get(id)
+    return !socket || this.#passes(socket, node, q)
+  }
+
+  /**
    * A broadcast with acks reaches socket `id` while it holds what reaches it (see `holds`): it
-   * is asked once the tail is read, after the broadcasts held before it, rather than now, ahead
-   * of them. False when the socket holds nothing (it is asked now, by the caller).
+   * is settled once the tail is read, after the broadcasts held before it, rather than asked
+   * now, ahead of them; and not asked then when the tail holds it, as a broadcast held is not
+   * delivered. False when the socket holds nothing (the caller settles it now).
    */
   holdQuestion(id: string, question: HeldQuestion): boolean {
     const held = this.#sockets.get(id)?.held
@@ -176,7 +191,7 @@ export class UncutSockets {
     socket.held = undefined
     socket.places = places && places.size > 0 ? new Map(places) : undefined
     for (const broadcast of held) {
-      if ('ask' in broadcast) broadcast.ask()
+      if ('settle' in broadcast) broadcast.settle(this.#passes(socket, broadcast.node, broadcast.q))
       else if (this.#passes(socket, broadcast.node, broadcast.q))
         this.deliver(broadcast.message, broadcast.options, id)
     }
@@ -190,12 +205,12 @@ export class UncutSockets {
 
   /**
    * Socket `id` left this node (or its rooms): nothing more to filter for it. The questions it
-   * held fail, since they were counted.
+   * held are not asked of it.
    */
   forget(id: string): void {
     const held = this.#sockets.get(id)?.held
     this.#sockets.delete(id)
-    for (const question of held ?? []) if ('ask' in question) question.drop()
+    for (const question of held ?? []) if ('settle' in question) question.drop()
   }
 
   /**

@@ -90,6 +90,13 @@ export type RequestPacket =
        * default would be a guess at the caller's timeout, so a request without it is malformed.
        */
       t: number
+      /**
+       * The sender's count, from the counter of its broadcasts (see `BroadcastPacket.q`): the
+       * nodes keep it in their places as they keep a broadcast's, so that a claimer joined
+       * before its marker came back does not ask again what the tail asked (see
+       * uncut-sockets.ts). Nodes of an earlier version neither send nor read it.
+       */
+      q?: number
     }
 
 /**
@@ -329,6 +336,7 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | Rep
       break
     case 'ack':
       if (typeof value.e !== 'string' || !isTimeout(value.t)) return undefined
+      if (value.q !== undefined && !isCount(value.q)) return undefined
       break
     default:
       return undefined

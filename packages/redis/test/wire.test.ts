@@ -54,6 +54,10 @@ describe('the messages between nodes', () => {
     const note = { n: 'a', id: '', k: 'resubscribed', q: 3 }
     expect(parseResponse(JSON.stringify(note))).toEqual(note)
     expect(parseRequest(JSON.stringify({ ...ack, t: -1 }))).toBeUndefined()
+    // Its count is optional (a sender of an earlier version sends none), and a count when given.
+    expect(parseRequest(JSON.stringify({ ...ack, q: 4 }))).toEqual({ ...ack, q: 4 })
+    expect(parseRequest(JSON.stringify({ ...ack, q: -1 }))).toBeUndefined()
+    expect(parseRequest(JSON.stringify({ ...ack, q: '4' }))).toBeUndefined()
     expect(parseMembership('{"n":"a","k":"joined"}')).toEqual({ n: 'a', k: 'joined' })
     expect(parseMembership('{"n":"a","k":"left"}')).toEqual({ n: 'a', k: 'left' })
     expect(parseMembership('{"n":"a","k":"stayed"}')).toBeUndefined()
