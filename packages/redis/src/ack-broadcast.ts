@@ -229,8 +229,9 @@ export function broadcastAcross(
       parts.losses.lostBroadcast(why)
       if (sent && leftOut) {
         // Redis may still run it, after a claim marker too: the claimer then asks the session,
-        // which the old node cannot take back, nor can the claimer tell that it was asked (the
-        // tail's places filter plain broadcasts alone). So the sockets left out are not asked
+        // which the old node cannot take back, nor can a claimer joined at its marker tell that
+        // it was asked (only one joined before filters by the tail's places). So the sockets
+        // left out are not asked
         // now: it stays on its way (own-acks.ts), asked of them when it comes back, on the side
         // of the marker it comes back on, and the other nodes' counts awaited then; settled as
         // lost when a later own message comes back first, or at the caller's timeout.
@@ -247,6 +248,7 @@ export function broadcastAcross(
       parts.ownAcks.forget(id)
       countLocal(true)
       cut.lost(q)
+      if (!uncut.empty) uncut.settled(q)
       replies.stopWaiting()
     },
     waitForCounts,

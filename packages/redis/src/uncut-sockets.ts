@@ -159,6 +159,15 @@ export class UncutSockets {
   }
 
   /**
+   * This node's own broadcast with acks `q` will not come back (its PUBLISH refused, never sent,
+   * or given up with nothing left out of it to wait for): the sockets left out of it were asked
+   * already, or no longer match it, and wait for it no more.
+   */
+  settled(q: number): void {
+    for (const [id, socket] of this.#sockets) if (socket.owed.delete(q)) this.#letGo(id, socket)
+  }
+
+  /**
    * The PUBLISH of this node's own broadcast `q` was given up (refused, never sent, or sent and
    * not answered): the sockets left out of it take it now, in order with what they hold. Never
    * run, the old node cannot have had it; run late, it does not reach them again (`owes`).
