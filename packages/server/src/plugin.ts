@@ -303,9 +303,6 @@ async function startServer(
       adapter = accepted
     })
     checkHandoffBound(server.adapter, options, hookLimit)
-    // Read as handOff and claimSession are there: one that cannot be read is refused, coded,
-    // rather than found at each WebSocket resume that asks for its session.
-    adapterMember(server.adapter, 'requestHandOff')
     return server
   } catch (err) {
     // Not awaited, as a refused adapter's close is not (see `checkAdapter`): a close that never

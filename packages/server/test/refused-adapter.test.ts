@@ -165,8 +165,8 @@ describe('an adapter the check took whose close never settles', () => {
   })
 })
 
-describe('an adapter whose handoff members cannot be read', () => {
-  it.for(['handOff', 'claimSession', 'requestHandOff'])(
+describe('an adapter whose optional members cannot be read', () => {
+  it.for(['handOff', 'claimSession', 'requestHandOff', 'sessionOwner', 'otherNodes'])(
     'is refused, coded, when reading %s throws, and closed',
     async (name) => {
       let closes = 0
@@ -184,4 +184,34 @@ describe('an adapter whose handoff members cannot be read', () => {
       expect(closes).toBe(1)
     },
   )
+})
+
+describe('an adapter with an optional member that is not a method', () => {
+  it.for([
+    ['otherNodes', 2, 'otherNodes (2)'],
+    ['requestHandOff', 'x', 'requestHandOff ("x")'],
+    ['sessionOwner', null, 'sessionOwner (null)'],
+    ['routeRequest', Object.create(null), 'routeRequest ([object])'],
+  ] as const)('is refused, coded, naming %s, and closed', async ([name, value, named]) => {
+    let closes = 0
+    const adapter = (sockets: LocalSockets) =>
+      Object.assign(new MemoryAdapter(sockets), { [name]: value, close: () => void closes++ })
+    const error = await refused({ adapter })
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+    expect((error as Error).message).toContain(`has ${named} where a method goes`)
+    expect(closes).toBe(1)
+  })
+
+  it('is taken when the member is there but undefined, as when it is left out', async () => {
+    const app = Fastify()
+    try {
+      await app.register(parley, {
+        adapter: (sockets) => Object.assign(new MemoryAdapter(sockets), { otherNodes: undefined }),
+      })
+      await app.ready()
+      expect(app.parley).toBeDefined()
+    } finally {
+      await app.close()
+    }
+  })
 })

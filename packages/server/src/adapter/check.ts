@@ -19,6 +19,29 @@ const REQUIRED = [
 ] as const
 
 /**
+ * The members an adapter may leave out (absent, or undefined); present, each is a method. The
+ * server reads them where it needs them: one that is no function would fail there each time,
+ * as a logged adapter failure per call, rather than once here.
+ */
+const OPTIONAL = [
+  'sessionOwner',
+  'routeRequest',
+  'sessionOpened',
+  'sessionClosed',
+  'sessionEnded',
+  'endedSession',
+  'handOff',
+  'otherNodes',
+  'appendHandOff',
+  'sealHandOff',
+  'withdrawHandOff',
+  'claimSession',
+  'requestHandOff',
+  'anotherNode',
+  'close',
+] as const satisfies readonly (keyof Adapter)[]
+
+/**
  * What the `adapter` factory made, checked before the server relies on it. Without the check an
  * async factory (a promise), or an object short of a member, registers fine and then fails every
  * handshake with a TypeError logged from deep inside the server.
@@ -52,7 +75,18 @@ function checked(made: unknown): Adapter {
       `must return an Adapter, and what it returned has no ${missing.join(', ')} (${missing.length === 1 ? 'a method' : 'methods'} every adapter has)`,
     )
   }
-  return made as Adapter
+  const adapter = made as Adapter
+  const notMethods = OPTIONAL.flatMap((name) => {
+    const member = adapterMember(adapter, name)
+    return member === undefined || typeof member === 'function' ? [] : [`${name} (${describeMade(member)})`]
+  })
+  if (notMethods.length > 0) {
+    throw new ParleyOptionError(
+      'adapter',
+      `must return an Adapter, and what it returned has ${notMethods.join(', ')} where a method goes: an optional member is a method, or left out`,
+    )
+  }
+  return adapter
 }
 
 /**
@@ -107,5 +141,5 @@ function closeFailed(log: FastifyBaseLogger): (err: unknown) => void {
 }
 
 function describeMade(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : value === null ? 'null' : String(value)
+  return typeof value === 'string' ? JSON.stringify(value) : value === null ? 'null' : shown(value)
 }
