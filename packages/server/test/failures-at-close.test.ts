@@ -13,9 +13,9 @@ import { Forwarder } from '../src/http/forward.js'
 import { UpstreamPosts } from '../src/http/upstream-post.js'
 import { PollingTransport } from '../src/transports/polling.js'
 import { Directory } from './directory-adapter.js'
-import { FAILED_INSIDE_BODY } from './failed-inside.js'
+import { expectWarned, FAILED_INSIDE_BODY, frozenBug, type LoggedLine, warnLogger } from './failed-inside.js'
 import { type H2Answer, type H2Node, startH2NodeHeldAtClose } from './h2-node.js'
-import { closeApp, type Started, startServer, within } from './helpers.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 import { selfSigned } from './self-signed.js'
 
@@ -35,12 +35,16 @@ afterEach(async () => {
 /** The page the nodes allow. */
 const PAGE = 'https://page.test'
 
-/** A node held open at close (`startH2NodeHeldAtClose`), stopped and let go after the test. */
+/**
+ * A node held open at close (`startH2NodeHeldAtClose`), its warnings in `lines`, stopped and let
+ * go after the test.
+ */
 async function heldNode(options: Parameters<typeof startH2NodeHeldAtClose>[0]) {
-  const held = await startH2NodeHeldAtClose(options)
+  const lines: LoggedLine[] = []
+  const held = await startH2NodeHeldAtClose(options, warnLogger(lines))
   h2Nodes.push(held.node)
   releases.push(held.letGo)
-  return held
+  return { ...held, lines }
 }
 
 /** One request over HTTP/1.1 to the h2 node (`allowHTTP1`), on a connection of its own. */
@@ -107,14 +111,17 @@ describe.each(ways)('a closing node whose sending on of a request fails, over %s
       node: b,
       letGo,
       closeHeld,
+      lines,
     } = await heldNode({ adapter: directory.adapter('b'), allowedOrigins: [PAGE] })
     const { closing } = await closeHeld()
-    // The look-up of the session's owner fails as a bug would: nothing else can make it throw.
-    vi.spyOn(Forwarder.prototype, 'ownerOf').mockRejectedValue(new Error('a bug in the look-up'))
+    // The look-up of the session's owner fails as a bug would (an error the logger cannot
+    // serialize): nothing else can make it throw.
+    vi.spyOn(Forwarder.prototype, 'ownerOf').mockRejectedValue(frozenBug('a bug in the look-up'))
 
     const body = method === 'POST' ? EVENT : ''
     const answer = await within(send(b, method, `poll?v=1&sid=${onA.sid}`, body), 5000, "b's answer")
     expect(read(answer)).toEqual(FAILED_INSIDE)
+    expectWarned(lines, 'parley: could not send a request on at close', 'a bug in the look-up')
     // The session stays its owner's, where the client's next try finds it.
     expect(a.app.parley.sessionFor(onA.sid)).toBeDefined()
     letGo()
@@ -125,13 +132,15 @@ describe.each(ways)('a closing node whose sending on of a request fails, over %s
 describe.each(ways)('a closing node whose taking of its own session’s POST fails, over %s', (_way, send) => {
   it('answers it 503 PARLEY_SERVER_SHUTTING_DOWN', async () => {
     // b's own session holds an event in its middleware: it is live at close, its POSTs taken.
-    const { node: b, letGo, closeHeld } = await heldNode({ allowedOrigins: [PAGE] })
+    const { node: b, letGo, closeHeld, lines } = await heldNode({ allowedOrigins: [PAGE] })
     const { closing, sid } = await closeHeld()
-    // Taking the POST fails as a bug would: nothing else can make it reject.
-    vi.spyOn(UpstreamPosts.prototype, 'take').mockRejectedValue(new Error('a bug in the POST'))
+    // Taking the POST fails as a bug would (an error the logger cannot serialize): nothing else
+    // can make it reject.
+    vi.spyOn(UpstreamPosts.prototype, 'take').mockRejectedValue(frozenBug('a bug in the POST'))
 
     const answer = await within(send(b, 'POST', `poll?v=1&sid=${sid}`, EVENT), 5000, "b's answer")
     expect(read(answer)).toEqual(FAILED_INSIDE)
+    expectWarned(lines, 'parley: could not take a POST at close', 'a bug in the POST')
     letGo()
     await within(closing, 5000, 'b closed')
   })
@@ -140,11 +149,12 @@ describe.each(ways)('a closing node whose taking of its own session’s POST fai
 describe.each(ways)('a closing node whose serving of its own session’s GET fails, over %s', (_way, send) => {
   it('answers it 503 PARLEY_SERVER_SHUTTING_DOWN, with nothing left uncaught', async () => {
     // b's own session holds an event in its middleware: it is live at close, its GETs served.
-    const { node: b, letGo, closeHeld } = await heldNode({ allowedOrigins: [PAGE] })
+    const { node: b, letGo, closeHeld, lines } = await heldNode({ allowedOrigins: [PAGE] })
     const { closing, sid } = await closeHeld()
-    // Serving the poll fails as a bug would: nothing else can make it throw.
+    // Serving the poll fails as a bug would (an error the logger cannot serialize): nothing else
+    // can make it throw.
     vi.spyOn(PollingTransport.prototype, 'downstream').mockImplementation(() => {
-      throw new Error('a bug in the GET')
+      throw frozenBug('a bug in the GET')
     })
 
     let answer: H2Answer | undefined
@@ -153,7 +163,36 @@ describe.each(ways)('a closing node whose serving of its own session’s GET fai
     })
     expect(left).toEqual([])
     expect(answer && read(answer)).toEqual(FAILED_INSIDE)
+    expectWarned(lines, 'parley: could not hand a client its last words at close', 'a bug in the GET')
     letGo()
     await within(closing, 5000, 'b closed')
+  })
+})
+
+describe('a closing node whose handing of a session’s last words to its next GET fails', () => {
+  it('cuts that GET, logs the failure, and leaves nothing uncaught', async () => {
+    const lines: LoggedLine[] = []
+    const node = await startServer({}, undefined, { logger: warnLogger(lines) })
+    started.push(node)
+    // Its client between two GETs: at close, the session keeps its CLOSE for the next one.
+    const between = await rawConnect('polling', node.base)
+    raws.push(between)
+    between.close()
+    const closing = node.app.close()
+    await until(() => node.app.parley.sessionFor(between.sid) === undefined, 3000, 'the session’s end')
+    // Serving them fails as a bug would (an error the logger cannot serialize): nothing else can
+    // make it throw. Their answer may have begun: the GET is cut.
+    vi.spyOn(PollingTransport.prototype, 'serveLast').mockImplementation(() => {
+      throw frozenBug('a bug in the last words')
+    })
+
+    const left = await unheard(async () => {
+      await expect(
+        within(fetch(`${node.base}/poll?v=1&sid=${between.sid}`), 5000, 'the GET cut'),
+      ).rejects.toThrow(TypeError)
+    })
+    expect(left).toEqual([])
+    expectWarned(lines, 'parley: could not hand a client its last words at close', 'a bug in the last words')
+    await within(closing, 5000, 'the node closed')
   })
 })

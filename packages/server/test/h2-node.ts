@@ -44,16 +44,20 @@ export interface H2Node {
   stop(): Promise<void>
 }
 
+/** Fastify's `logger` option, for a node whose lines a test reads (none by default). */
+export type H2Logger = { level: string; stream: { write(line: string): void } }
+
 /**
- * Starts the node on 127.0.0.1, port 0, with `options`; `setup` runs before it listens. The
- * caller stops it (`stop()`), in its teardown.
+ * Starts the node on 127.0.0.1, port 0, with `options` (and `logger`); `setup` runs before it
+ * listens. The caller stops it (`stop()`), in its teardown.
  */
 export async function startH2Node(
   options: ParleyServerOptions = {},
   setup?: (app: FastifyInstance<Http2SecureServer>) => void,
+  logger?: H2Logger,
 ): Promise<H2Node> {
   const tls = selfSigned()
-  const app = Fastify({ http2: true, https: { ...tls, allowHTTP1: true } })
+  const app = Fastify({ http2: true, https: { ...tls, allowHTTP1: true }, ...(logger && { logger }) })
   await app.register(parley, options)
   setup?.(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -117,25 +121,32 @@ export interface HeldH2Node {
 }
 
 /**
- * An h2 node (`options`, with no handoff of its own) whose close waits for an event its own
+ * An h2 node (`options`, with no handoff of its own; `logger`) whose close waits for an event its own
  * session's middleware holds until `letGo()`: meanwhile Fastify refuses requests, and the node
  * answers those of the endpoints itself (see last-words.ts), sending on those of other nodes'
  * sessions. The caller stops the node, and lets go first.
  */
-export async function startH2NodeHeldAtClose(options: ParleyServerOptions): Promise<HeldH2Node> {
+export async function startH2NodeHeldAtClose(
+  options: ParleyServerOptions,
+  logger?: H2Logger,
+): Promise<HeldH2Node> {
   let letGo: () => void = () => {}
   const held = new Promise<void>((resolve) => {
     letGo = resolve
   })
   let inMiddleware = false
-  const node = await startH2Node({ ...options, handoff: false }, (app) => {
-    app.parley.on('connection', (socket) =>
-      socket.use(async () => {
-        inMiddleware = true
-        await held
-      }),
-    )
-  })
+  const node = await startH2Node(
+    { ...options, handoff: false },
+    (app) => {
+      app.parley.on('connection', (socket) =>
+        socket.use(async () => {
+          inMiddleware = true
+          await held
+        }),
+      )
+    },
+    logger,
+  )
   async function closeHeld(): Promise<{ closing: Promise<unknown>; sid: string }> {
     const text = { 'content-type': 'text/plain' }
     const handshake = await node.send('POST', 'poll?v=1', '[8,{}]', text)

@@ -28,7 +28,7 @@ import type { HeaderBag } from '../src/transports/http.js'
 import { PollingTransport } from '../src/transports/polling.js'
 import { SseTransport } from '../src/transports/sse.js'
 import { Cluster } from './cluster-adapter.js'
-import { expectFailedInside } from './failed-inside.js'
+import { expectFailedInside, expectWarned, frozenBug, type LoggedLine, warnLogger } from './failed-inside.js'
 import { closeApp, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -41,7 +41,7 @@ afterEach(async () => {
 })
 
 /**
- * Node `b` (`options`, Fastify's `trustProxy`), whose close waits for an event its own session's
+ * Node `b` (`options`, Fastify's `trustProxy`; its warnings in `lines`), whose close waits for an event its own session's
  * middleware holds until `letGo()`: meanwhile Fastify refuses requests, and b answers those of
  * the endpoints by itself (see last-words.ts). `closeHeld()` opens that session (on `transport`;
  * over SSE, its client opens no stream), sends the event, and begins b's close (`closing`).
@@ -52,6 +52,7 @@ async function heldOpenAtClose(options: ParleyServerOptions, trustProxy: Fastify
     letGo = resolve
   })
   let inMiddleware = false
+  const lines: LoggedLine[] = []
   const b = await startServer(
     options,
     (app) => {
@@ -62,7 +63,7 @@ async function heldOpenAtClose(options: ParleyServerOptions, trustProxy: Fastify
         }),
       )
     },
-    { trustProxy },
+    { trustProxy, logger: warnLogger(lines) },
   )
   apps.push(b.app)
   async function closeHeld(
@@ -82,7 +83,7 @@ async function heldOpenAtClose(options: ParleyServerOptions, trustProxy: Fastify
     await until(() => b.app.parley.closing, 3000, 'b closing')
     return { closing, sid: own.sid }
   }
-  return { b, letGo, closeHeld }
+  return { b, letGo, closeHeld, lines }
 }
 
 /** The packets of an SSE stream's events, or of a poll's lines. */
@@ -229,7 +230,7 @@ it.each(['GET', 'POST'])(
     const page = 'https://page.test'
     const a = await startServer({ adapter: cluster.adapter('a') })
     apps.push(a.app)
-    const { letGo, closeHeld } = await heldOpenAtClose(
+    const { letGo, closeHeld, lines } = await heldOpenAtClose(
       { adapter: cluster.adapter('b'), allowedOrigins: [page] },
       false,
     )
@@ -241,8 +242,9 @@ it.each(['GET', 'POST'])(
     const onC = cluster.nodes.get('c')!
     onC.sessionOwner = async () => ({ node: 'b' })
     const { closing } = await closeHeld()
-    // b's look-up of the owner fails as a bug would: nothing else can make it throw. c's own
-    // look-up (the client's request, not routed) goes on as always.
+    // b's look-up of the owner fails as a bug would (an error its logger cannot serialize):
+    // nothing else can make it throw. c's own look-up (the client's request, not routed) goes on
+    // as always.
     const ownerOf = Forwarder.prototype.ownerOf
     vi.spyOn(Forwarder.prototype, 'ownerOf').mockImplementation(function (
       this: Forwarder,
@@ -251,7 +253,7 @@ it.each(['GET', 'POST'])(
       ...rest
     ) {
       if (request.headers[ROUTED_HEADER] !== undefined)
-        return Promise.reject(new Error('a bug in the look-up'))
+        return Promise.reject(frozenBug('a bug in the look-up'))
       return ownerOf.call(this, sid, request, ...rest)
     })
 
@@ -266,6 +268,7 @@ it.each(['GET', 'POST'])(
     )
     // b's answer, with the CORS headers the page reads it by.
     await expectFailedInside(res, page)
+    expectWarned(lines, 'parley: could not send a request on at close', 'a bug in the look-up')
     // The session stays its owner's, where the client's next try finds it.
     expect(a.app.parley.sessionFor(onA.sid)).toBeDefined()
     letGo()
@@ -276,7 +279,7 @@ it.each(['GET', 'POST'])(
 it('answers a POST of its own session routed in at close whose taking fails inside 503 PARLEY_SERVER_SHUTTING_DOWN', async () => {
   const cluster = new Cluster()
   const page = 'https://page.test'
-  const { letGo, closeHeld } = await heldOpenAtClose(
+  const { letGo, closeHeld, lines } = await heldOpenAtClose(
     { adapter: cluster.adapter('b'), allowedOrigins: [page] },
     false,
   )
@@ -284,8 +287,9 @@ it('answers a POST of its own session routed in at close whose taking fails insi
   apps.push(c.app)
   // b's own session holds an event in its middleware: it is live at close, its POSTs taken.
   const { closing, sid } = await closeHeld()
-  // Taking the POST fails as a bug would: nothing else can make it reject.
-  vi.spyOn(UpstreamPosts.prototype, 'take').mockRejectedValue(new Error('a bug in the POST'))
+  // Taking the POST fails as a bug would (an error its logger cannot serialize): nothing else
+  // can make it reject.
+  vi.spyOn(UpstreamPosts.prototype, 'take').mockRejectedValue(frozenBug('a bug in the POST'))
 
   const body = encodeText({ type: PacketType.EVENT, seq: 2, name: 'hi', args: [], ackId: 0 })
   const res = await within(
@@ -294,6 +298,7 @@ it('answers a POST of its own session routed in at close whose taking fails insi
     'the answer through c',
   )
   await expectFailedInside(res, page)
+  expectWarned(lines, 'parley: could not take a POST at close', 'a bug in the POST')
   letGo()
   await within(closing, 5000, 'b closed')
 })
@@ -303,7 +308,7 @@ it.each(['its last words', 'its poll'] as const)(
   async (what) => {
     const cluster = new Cluster()
     const page = 'https://page.test'
-    const { b, letGo, closeHeld } = await heldOpenAtClose(
+    const { b, letGo, closeHeld, lines } = await heldOpenAtClose(
       { adapter: cluster.adapter('b'), allowedOrigins: [page] },
       false,
     )
@@ -317,7 +322,8 @@ it.each(['its last words', 'its poll'] as const)(
     onC.sessionOwner = async () => ({ node: 'b' })
     const { closing, sid: held } = await closeHeld()
     await until(() => b.app.parley.sessionFor(between.sid) === undefined, 3000, "the second session's end")
-    // Serving it fails as a bug would, on the routed GET alone: nothing else can make it throw.
+    // Serving it fails as a bug would (an error its logger cannot serialize), on the routed GET
+    // alone: nothing else can make it throw.
     const method = what === 'its last words' ? 'serveLast' : 'downstream'
     const serve = PollingTransport.prototype[method]
     vi.spyOn(PollingTransport.prototype, method).mockImplementation(function (
@@ -325,7 +331,7 @@ it.each(['its last words', 'its poll'] as const)(
       res: ServerResponse,
       ...rest: [HeaderBag, number?]
     ) {
-      if (res.req.headers[ROUTED_HEADER] !== undefined) throw new Error('a bug in the GET')
+      if (res.req.headers[ROUTED_HEADER] !== undefined) throw frozenBug('a bug in the GET')
       return serve.call(this, res, ...rest)
     })
 
@@ -336,6 +342,7 @@ it.each(['its last words', 'its poll'] as const)(
       'the answer through c',
     )
     await expectFailedInside(res, page)
+    expectWarned(lines, 'parley: could not hand a client its last words at close', 'a bug in the GET')
     letGo()
     await within(closing, 5000, 'b closed')
   },

@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
+import { logLine } from '../burst-log.js'
 import { failedInside } from '../refusals.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
@@ -230,7 +231,7 @@ export class LastWordsAtClose {
           else res.destroy()
         },
         (err: unknown) => {
-          this.#log.warn({ err }, 'parley: could not take a POST at close')
+          logLine(this.#log, 'warn', { err }, 'parley: could not take a POST at close')
           this.#failed(req, res, live.headers)
         },
       )
@@ -252,7 +253,7 @@ export class LastWordsAtClose {
       } catch (err) {
         // Inside Node's 'request' listener, a throw would be uncaught (the process's end): the
         // route's "try again" instead, as a routed GET gets it (see `serveRouted`).
-        this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
+        logLine(this.#log, 'warn', { err }, 'parley: could not hand a client its last words at close')
         this.#failed(req, res, last.headers)
       }
       return true
@@ -268,7 +269,7 @@ export class LastWordsAtClose {
         })
         .catch((err: unknown) => {
           // A failure in taking or answering them, as its siblings' here: the route's "try again".
-          this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
+          logLine(this.#log, 'warn', { err }, 'parley: could not hand a client its last words at close')
           this.#failed(req, res, last.headers)
         })
       return true
@@ -285,7 +286,7 @@ export class LastWordsAtClose {
           if (answer) this.#send(res, answer)
         },
         (err: unknown) => {
-          this.#log.warn({ err }, 'parley: could not send a request on at close')
+          logLine(this.#log, 'warn', { err }, 'parley: could not send a request on at close')
           this.#failed(req, res, elsewhere.headers)
         },
       )
@@ -307,7 +308,7 @@ export class LastWordsAtClose {
       // The CORS headers the routes give this page; an HTTP/1.1 connection ends with the answer.
       kept.serveLast(res, { ...last.headers, ...connectionClose(req) })
     } catch (err) {
-      this.#log.warn({ err }, 'parley: could not hand a client its last words at close')
+      logLine(this.#log, 'warn', { err }, 'parley: could not hand a client its last words at close')
       res.destroy()
     }
     return true

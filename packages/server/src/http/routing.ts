@@ -4,6 +4,7 @@ import { ErrorCode } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import inject from 'light-my-request'
 import type { RoutedRequest, RoutedResponse } from '../adapter/adapter.js'
+import { logLine } from '../burst-log.js'
 import { failedInside } from '../refusals.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
@@ -321,7 +322,7 @@ export async function serveRouted(
         try {
           serve(res)
         } catch (err) {
-          app.log.warn({ err }, 'parley: could not hand a client its last words at close')
+          logLine(app.log, 'warn', { err }, 'parley: could not hand a client its last words at close')
           failed(res, cors)
         }
       }, request('GET')),
@@ -351,7 +352,7 @@ export async function serveRouted(
       answer = (await taken).answer ?? coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
     } catch (err) {
       // As in `failed`: a rejection here would fail the routing itself.
-      app.log.warn({ err }, 'parley: could not take a POST at close')
+      logLine(app.log, 'warn', { err }, 'parley: could not take a POST at close')
       answer = failure(live.headers)
     }
     sent(answer)
@@ -395,7 +396,7 @@ export async function serveRouted(
             writeAnswer(res, answer)
           },
           (err: unknown) => {
-            app.log.warn({ err }, 'parley: could not send a request on at close')
+            logLine(app.log, 'warn', { err }, 'parley: could not send a request on at close')
             failed(res, elsewhere.headers)
           },
         )
