@@ -20,6 +20,7 @@ import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
+import { upgradeSource } from './http/websocket-registrations.js'
 import { createMetrics, type MadeMetrics, type Metrics, noMetrics } from './metrics.js'
 import {
   defaults,
@@ -243,8 +244,16 @@ async function mount(
 
   const ownsWebSocketPlugin = !app.hasDecorator('websocketServer')
   if (ownsWebSocketPlugin) {
+    // Another mount point on this server registered it already: its listener takes this one's
+    // upgrades too (see upgradeSource). Said once here, rather than at every WebSocket.
+    const source = upgradeSource(app.server)
+    if (source)
+      app.log.warn(
+        "parley: another mount point on this server registered @fastify/websocket too; its listener routes this one's WebSocket upgrades: register @fastify/websocket once, in the application's context, before the mount points",
+      )
     await app.register(websocket, {
       options: {
+        ...(source && { server: source }),
         maxPayload: options.maxPayload,
         perMessageDeflate: options.perMessageDeflate,
         // Select Parley's subprotocol when offered; otherwise do what ws does by default, so

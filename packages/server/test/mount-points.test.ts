@@ -105,3 +105,53 @@ describe.each(TRANSPORTS)('two mount points in sibling contexts, over %s', (tran
       for (const socket of [...server.sockets.values()]) socket.disconnect()
   })
 })
+
+describe('two mount points that each register their own @fastify/websocket', () => {
+  it('serve their WebSockets, with one warning at registration rather than one per WebSocket', async () => {
+    const warned: string[] = []
+    const stream = {
+      write: (line: string) => {
+        const { level, msg } = JSON.parse(line) as { level: number; msg: string }
+        if (level >= 40) warned.push(msg)
+      },
+    }
+    app = Fastify({ forceCloseConnections: true, logger: { level: 'warn', stream } })
+    const servers = new Map<string, FastifyInstance['parley']>()
+    for (const path of ['/a', '/b']) {
+      await app.register(async (child) => {
+        await child.register(parley, { path })
+        servers.set(path, child.parley)
+        child.parley.on('connection', (socket) => {
+          socket.on('where', (ack: (path: string) => void) => ack(path))
+        })
+      })
+    }
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    // A few WebSockets each: a warning per WebSocket would show as many lines.
+    for (let round = 0; round < 3; round++) {
+      for (const path of ['/a', '/b']) {
+        const client = connect(`http://127.0.0.1:${port}${path}`, {
+          transports: ['websocket'],
+          reconnection: false,
+        })
+        clients.push(client)
+        await within(
+          new Promise<void>((resolve) => client.once('connect', () => resolve())),
+          5000,
+          `the client of ${path} to connect`,
+        )
+        expect(client.transport).toBe('websocket')
+        expect(await within(client.emitWithAck('where' as never), 5000, `the answer of ${path}`)).toBe(path)
+      }
+    }
+    expect(servers.get('/a')!.sockets.size).toBe(3)
+    expect(servers.get('/b')!.sockets.size).toBe(3)
+    expect(warned).toEqual([
+      expect.stringMatching(/^parley: another mount point on this server registered @fastify\/websocket/),
+    ])
+    for (const client of clients.splice(0)) client.disconnect()
+    for (const server of servers.values())
+      for (const socket of [...server.sockets.values()]) socket.disconnect()
+  })
+})
