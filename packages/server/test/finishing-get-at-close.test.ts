@@ -8,7 +8,7 @@
 import { type Packet, PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { expectFailedInside } from './failed-inside.js'
+import { expectFailedInside, expectWarned, frozenBug, type LoggedLine, warnLogger } from './failed-inside.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -27,8 +27,9 @@ afterEach(async () => {
 })
 
 /**
- * Node `a`, whose socket middleware holds every event `held` until `release()`, and node `b`,
- * which routes the requests of `a`'s sessions to it through the test adapter (no URL: in-process).
+ * Node `a` (its warnings in `lines`), whose socket middleware holds every event `held` until
+ * `release()`, and node `b`, which routes the requests of `a`'s sessions to it through the test
+ * adapter (no URL: in-process).
  */
 async function twoNodes() {
   const cluster = new Cluster()
@@ -36,18 +37,23 @@ async function twoNodes() {
     release = resolve
   })
   let entered = 0
-  const a = await startServer({ adapter: cluster.adapter('node0') }, (app) => {
-    app.parley.on('connection', (socket) => {
-      socket.use(async ([event]) => {
-        if (event !== 'held') return
-        entered++
-        await released
+  const lines: LoggedLine[] = []
+  const a = await startServer(
+    { adapter: cluster.adapter('node0') },
+    (app) => {
+      app.parley.on('connection', (socket) => {
+        socket.use(async ([event]) => {
+          if (event !== 'held') return
+          entered++
+          await released
+        })
       })
-    })
-  })
+    },
+    { logger: warnLogger(lines) },
+  )
   const b = await startServer({ adapter: cluster.adapter('node1') })
   nodes.push(a, b)
-  return { a, b, entered: () => entered }
+  return { a, b, entered: () => entered, lines }
 }
 
 /**
@@ -55,7 +61,7 @@ async function twoNodes() {
  * is gone, and `a` closing: the session is finishing its events, waiting for its client's resume.
  */
 async function sessionFinishingAtClose() {
-  const { a, b, entered } = await twoNodes()
+  const { a, b, entered, lines } = await twoNodes()
   const client = await rawConnect('websocket', a.base)
   clients.push(client)
   const sid = client.sid
@@ -65,7 +71,7 @@ async function sessionFinishingAtClose() {
   await until(() => a.app.parley.sessionFor(sid)?.state === 'detached', 3000, 'the WebSocket detached')
   const closing = a.app.close()
   await until(() => a.app.parley.finishing(sid) !== undefined, 3000, 'the session finishing its events')
-  return { a, b, sid, closing }
+  return { a, b, sid, closing, lines }
 }
 
 describe('a GET at close for a session finishing the events in its middleware, on another transport', () => {
@@ -98,17 +104,19 @@ describe('a GET at close for a session finishing the events in its middleware, o
 })
 
 it('answers such a GET over HTTP 503 PARLEY_SERVER_SHUTTING_DOWN when taking its last words fails inside', async () => {
-  const { a, sid, closing } = await sessionFinishingAtClose()
+  const { a, sid, closing, lines } = await sessionFinishingAtClose()
 
   const asked = vi.spyOn(a.app.parley, 'finishing')
   const answer = fetch(`${a.base}/poll?v=1&sid=${sid}`)
   await until(() => asked.mock.calls.length > 0, 3000, 'the GET at a')
-  // Once the session has ended, taking its last words fails as a bug would: nothing else can.
+  // Once the session has ended, taking its last words fails as a bug would (an error the logger
+  // cannot serialize): nothing else can.
   vi.spyOn(a.app.parley, 'takeLingering').mockImplementation(() => {
-    throw new Error('a bug in the last words')
+    throw frozenBug('a bug in the last words')
   })
   release()
   const res = await within(answer, 5000, 'the answer to the GET')
   await expectFailedInside(res)
+  expectWarned(lines, 'parley: could not hand a client its last words at close', 'a bug in the last words')
   await within(closing, 5000, 'a closed')
 })
