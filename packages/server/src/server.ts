@@ -14,6 +14,7 @@ import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } fro
 import { argumentError, checkListener } from './argument-error.js'
 import { Arrivals } from './arrivals.js'
 import { BroadcastOperator } from './broadcast.js'
+import { logLine } from './burst-log.js'
 import { Departures } from './departures.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
@@ -209,7 +210,7 @@ export class ParleyServer<
       recoveryWindow: options.recoveryWindow,
       transports: options.transports,
       metrics,
-      warn: (message, err) => this.#log.warn({ err }, `parley: ${message}`),
+      warn: (message, err) => logLine(this.#log, 'warn', { err }, `parley: ${message}`),
       invalid: (error) => this.#logs.invalidSessions.record({ code: error.code, reason: error.message }),
       linger: (sid, transport) => this.#lingering.add(sid, transport),
       ended: (sid, close, ack) => {
