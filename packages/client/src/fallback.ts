@@ -63,7 +63,8 @@ import {
  * after the backoff, begins again at the transport in use before the handoff (see #connect).
  * A probe whose auth fails blames no transport either, nor one whose HELLO the server refuses with
  * a code of its own (its middleware), which stops the climb until another transport is attached
- * (see #tryProbe). A probe that failed once its HELLO went may still have been taken (its answer
+ * (see #tryProbe), nor one the server's middleware was slow for, probed again after the same
+ * wait. A probe that failed once its HELLO went may still have been taken (its answer
  * lost): MOVED, or PARLEY_TRANSPORT_MISMATCH, on T after it is that move, and the session resumes
  * at once on T, blaming nothing (see moved()).
  * A HELLO that asked to resume an ended session may be answered with that session's CLOSE: the
@@ -759,8 +760,11 @@ export class Connection {
       // another transport may pass. `details.transport` names the probe, in the details the
       // transport made of the server's answer (see refusal); not in an error of the
       // application's fetch or WebSocket whose details it froze, where the write would throw
-      // and the refusal go untold.
-      if (!this.#moved && (!hello || refusal(error))) {
+      // and the refusal go untold. The server's middleware that did not settle in time
+      // (`details.middleware`: the server read the HELLO, and kept the session where it was) is
+      // told as an auth that never settled is: the same climb after the same wait, where a
+      // lesser probe would only run the same middleware again.
+      if (!this.#moved && (!hello || refusal(error) || error.details?.middleware)) {
         try {
           if (hello) (error.details as Record<string, unknown>).transport = name
         } catch {}

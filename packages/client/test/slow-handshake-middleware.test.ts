@@ -95,3 +95,54 @@ describe('a handshake middleware slow once on a resume', () => {
     }
   })
 })
+
+describe('a handshake middleware slow once on an upgrade probe', () => {
+  it('probes the same transport again after the wait, rather than a worse one, and climbs to it', async () => {
+    const runs: string[] = []
+    let slow = false
+    const server = await startServer(
+      (app) => {
+        parleyOf(app).use(async (socket) => {
+          runs.push((socket.handshake as { transport?: string }).transport ?? '?')
+          if (!slow) return
+          slow = false
+          // Just past the bound: the probe is answered PARLEY_HANDSHAKE_TIMEOUT, middleware slow.
+          await new Promise((resolve) => setTimeout(resolve, BOUND + 100))
+        })
+      },
+      { handshakeTimeout: BOUND },
+    )
+    const proxy = await startFaultProxy(server.port)
+    try {
+      // Neither WebSocket nor SSE at first: the client settles on polling.
+      proxy.ws = 'reject'
+      proxy.sse = 'page'
+      const socket = client(proxy.url, {
+        connectTimeout: 5000,
+        reconnectionDelay: 50,
+        upgradeDelay: 300,
+        upgradeDelayMax: 600,
+      })
+      await next(socket, 'connect', 10_000)
+      expect(socket.transport).toBe('polling')
+      const errors: ParleyError<string>[] = []
+      socket.on('error', (error: ParleyError<string>) => errors.push(error))
+      runs.length = 0
+      slow = true
+      proxy.ws = 'pass'
+      proxy.sse = 'pass'
+      await until(() => socket.transport === 'websocket', 10_000, 'the climb to WebSocket')
+      // The slow run, then the WebSocket again: SSE, a step down from the probe, was never tried.
+      expect(runs).toEqual(['websocket', 'websocket'])
+      // Told once, as an auth that never settled is, naming the probe.
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toMatchObject({
+        code: ErrorCode.HANDSHAKE_TIMEOUT,
+        details: { middleware: true, transport: 'websocket' },
+      })
+      expect(socket.recovered).toBe(true)
+    } finally {
+      await proxy.close()
+    }
+  })
+})
